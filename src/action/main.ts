@@ -1,0 +1,37 @@
+import * as core from '@actions/core';
+import { INPUTS, readConfig } from '../config';
+import { Logger } from '../stage';
+import { runStage } from '../run';
+import { isModelshipError } from '../util/errors';
+
+const actionLogger: Logger = {
+  info: (m) => core.info(m),
+  warning: (m, where) => core.warning(m, where?.file ? { file: where.file, startLine: where.line, startColumn: where.column } : undefined),
+  group: (name, fn) => core.group(name, fn),
+};
+
+/** The GitHub Action: inputs from the runner (INPUT_*), outputs to GITHUB_OUTPUT, a job summary, annotations. */
+export async function action(): Promise<void> {
+  try {
+    for (const i of INPUTS) {
+      if (i.secret) {
+        const v = core.getInput(i.name);
+        if (v) core.setSecret(v);
+      }
+    }
+    const cfg = readConfig((name) => core.getInput(name));
+    const result = await runStage(cfg, actionLogger);
+    for (const [k, v] of Object.entries(result.outputs)) core.setOutput(k, v);
+    if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(result.summary, true).write();
+    if (!result.ok) core.setFailed(result.failure ?? 'stage failed');
+  } catch (e) {
+    if (isModelshipError(e)) {
+      const loc = e.location;
+      // one annotation that points at the file and line (setFailed would add a second, location-less one)
+      core.error(e.message, loc.file ? { file: loc.file, startLine: loc.line, startColumn: loc.column, title: `modelship: ${e.code} error` } : { title: `modelship: ${e.code} error` });
+      process.exitCode = 1;
+    } else {
+      core.setFailed(`internal error (a bug in modelship): ${(e as Error).stack ?? e}`);
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { INPUTS, OUTPUTS, STAGES, readConfig } from '../config';
+import { consoleLogger } from '../stage';
+import { runStage } from '../run';
+import { isModelshipError, ModelshipError } from '../util/errors';
+import { VERSION } from '../version';
+
+const BOOLEAN_FLAGS = new Set(INPUTS.filter((i) => i.kind === 'boolean').map((i) => i.name));
+
+export function usage(stage?: string): string {
+  const inputs = INPUTS.filter((i) => i.name !== 'stage' && (stage === undefined || i.stages === 'all' || (i.stages as string[]).includes(stage)));
+  const lines = [
+    `modelship ${VERSION} — ship a Caffe model to production`,
+    '',
+    `usage: modelship <stage> [--input value ...] [--json]`,
+    `stages: ${STAGES.join(', ')}`,
+    '',
+    'inputs (the same names as the action inputs):',
+    ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
+    '',
+    'outputs are printed as name=value lines, or as one JSON object with --json:',
+    ...OUTPUTS.filter((o) => stage === undefined || (o.stages as string[]).includes(stage)).map((o) => `  ${o.name}`.padEnd(30) + o.description),
+    '',
+    'example: modelship convert --prototxt deploy.prototxt --caffemodel weights.caffemodel --out model.onnx --reference ref/',
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/** Parse `<stage> --flag value --bool --flag=value` into input values. */
+export function parseArgs(argv: string[]): { values: Map<string, string>; json: boolean; help: boolean } {
+  const values = new Map<string, string>();
+  const known = new Set(INPUTS.map((i) => i.name));
+  let json = false;
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') json = true;
+    else if (a === '--help' || a === '-h') help = true;
+    else if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+      if (!known.has(name)) throw new ModelshipError('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
+      if (values.has(name)) throw new ModelshipError('input', `flag --${name} is given twice`, { field: name });
+      if (eq >= 0) values.set(name, a.slice(eq + 1));
+      else if (BOOLEAN_FLAGS.has(name) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--') || !/^(true|false|yes|no|0|1|on|off)$/i.test(argv[i + 1]))) values.set(name, 'true');
+      else {
+        const v = argv[++i];
+        if (v === undefined) throw new ModelshipError('input', `flag --${name} needs a value`, { field: name });
+        values.set(name, v);
+      }
+    } else if (!values.has('stage')) values.set('stage', a);
+    else throw new ModelshipError('input', `unexpected argument "${a}"`);
+  }
+  return { values, json, help };
+}
+
+/** The CLI: same stages and inputs as the action; outputs on stdout, logs on stderr. Returns the exit code. */
+export async function cli(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  try {
+    if (argv[0] === '--version') {
+      out.write(VERSION + '\n');
+      return 0;
+    }
+    const { values, json, help } = parseArgs(argv);
+    if (help || values.size === 0) {
+      out.write(usage(values.get('stage')));
+      return help ? 0 : 2;
+    }
+    const cfg = readConfig((name) => values.get(name));
+    const result = await runStage(cfg, consoleLogger(err));
+    if (json) out.write(JSON.stringify(result.outputs, null, 2) + '\n');
+    else for (const [k, v] of Object.entries(result.outputs)) out.write(`${k}=${v}\n`);
+    if (!result.ok) {
+      err.write(`error: ${result.failure}\n`);
+      return 1;
+    }
+    return 0;
+  } catch (e) {
+    if (isModelshipError(e)) {
+      err.write(`error: ${e.message}\n`);
+      return e.code === 'input' ? 2 : 1;
+    }
+    err.write(`internal error (a bug in modelship): ${(e as Error).stack ?? e}\n`);
+    return 70;
+  }
+}

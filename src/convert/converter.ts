@@ -1,0 +1,150 @@
+import { GraphBuilder, Shape, Value, BATCH } from './graph';
+import { CaffeNet, parsePrototxt } from './net';
+import { CaffeModelWeights, decodeCaffeModel } from './caffemodel';
+import { LayerContext } from './layers/types';
+import { REGISTRY, SKIPPED_TYPES, supportedTypes } from './layers';
+import { ModelshipError } from '../util/errors';
+import { sha256 } from '../util/fsx';
+import { VERSION } from '../version';
+
+/** One version of a Caffe blob in the ONNX graph (in-place layers make several versions of one blob). */
+export interface BlobVersion {
+  blob: string;
+  onnx: string;
+  shape: Shape;
+  /** the layer that produced this version */
+  layer: string;
+  layerType: string;
+  /** true for the blob's last version: the value Caffe keeps in net.blobs after a forward */
+  final: boolean;
+}
+
+export interface ConversionResult {
+  onnx: Uint8Array;
+  net: CaffeNet;
+  weightsFormat: 'V1' | 'V2';
+  inputs: Value[];
+  outputs: Value[];
+  /** every layer output in execution order, for per-layer parity */
+  versions: BlobVersion[];
+  /** re-encode with every layer output as a graph output */
+  encodeWithAllOutputs(): Uint8Array;
+  metadata: Record<string, string>;
+  warnings: string[];
+  nodeCount: number;
+}
+
+export interface ConvertInput {
+  prototxt: Uint8Array;
+  prototxtFile: string;
+  caffemodel: Uint8Array;
+  caffemodelFile: string;
+}
+
+/** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
+export function convertCaffe(input: ConvertInput): ConversionResult {
+  const net = parsePrototxt(input.prototxt, input.prototxtFile);
+  const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
+  return buildGraph(net, weights, input);
+}
+
+function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInput): ConversionResult {
+  const file = net.file;
+  const g = new GraphBuilder();
+  const warnings: string[] = [];
+
+  // Check every layer type first, so an unsupported layer is reported before any other problem.
+  for (const l of net.layers) {
+    if (!REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type)) {
+      const extra = l.unknownFields.length ? ` (it also uses fields modelship does not know: ${l.unknownFields.join(', ')})` : '';
+      throw new ModelshipError(
+        'unsupported',
+        `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`,
+        { file, line: l.loc.line, layer: l.name },
+      );
+    }
+  }
+
+  // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
+  const inputNames = new Set(net.inputs.map((i) => i.name));
+  const lastWriter = new Map<string, number>();
+  net.layers.forEach((l, i) => l.tops.forEach((t) => lastWriter.set(t, i)));
+  for (const inp of net.inputs) g.addInput(inp.name, [BATCH, ...inp.shape.slice(1)]);
+  for (const [blob] of lastWriter) if (!inputNames.has(blob)) g.reserve(blob);
+
+  const current = new Map<string, Value>(g.inputs.map((v) => [v.name, v]));
+  const versions: BlobVersion[] = [];
+  const layerNames = new Set<string>();
+  let available = new Set<string>(net.inputs.map((i) => i.name));
+
+  net.layers.forEach((layer, index) => {
+    if (layerNames.has(layer.name)) {
+      throw new ModelshipError('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
+    }
+    layerNames.add(layer.name);
+    if (SKIPPED_TYPES.has(layer.type)) {
+      layer.bottoms.forEach((b) => available.delete(b));
+      return;
+    }
+    const inputs = layer.bottoms.map((b) => {
+      const v = current.get(b);
+      if (!v) {
+        throw new ModelshipError('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
+      }
+      return v;
+    });
+    const topNames = layer.tops.map((t) => {
+      if (lastWriter.get(t) === index && !inputNames.has(t)) return t;
+      return g.unique(`${t}__${layer.name}`);
+    });
+    const wl = weights.layers.get(layer.name);
+    const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
+    const handler = REGISTRY.get(layer.type)!;
+    const shapes = handler.convert(ctx);
+    if (shapes.length !== layer.tops.length) throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
+    if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
+      throw new ModelshipError('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
+    }
+    layer.bottoms.forEach((b) => available.delete(b));
+    layer.tops.forEach((t, i) => {
+      const v = { name: topNames[i], shape: shapes[i] };
+      current.set(t, v);
+      available.add(t);
+      versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
+    });
+  });
+
+  // Net outputs: blobs produced and never consumed afterwards (Caffe's available-blobs rule).
+  available = new Set([...available].filter((b) => !inputNames.has(b)));
+  const outputs = [...available].map((b) => current.get(b)!);
+  if (outputs.length === 0) throw new ModelshipError('graph', 'the net has no outputs', { file });
+  outputs.forEach((o) => g.addOutput(o));
+
+  const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
+  if (unused.length) warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
+
+  const metadata: Record<string, string> = {
+    'modelship.converter_version': VERSION,
+    'modelship.prototxt_sha256': sha256(input.prototxt),
+    'modelship.caffemodel_sha256': sha256(input.caffemodel),
+    'modelship.source_format': `caffe-${net.format}`,
+    'modelship.net_name': net.name,
+    'modelship.inputs': JSON.stringify(net.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
+  };
+  const meta = { producerVersion: VERSION, graphName: net.name, docString: `Converted from Caffe by modelship ${VERSION}`, metadata };
+  return {
+    onnx: g.encode(meta),
+    net,
+    weightsFormat: weights.format,
+    inputs: g.inputs,
+    outputs,
+    versions,
+    encodeWithAllOutputs: () => {
+      const outNames = new Set(outputs.map((o) => o.name));
+      return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
+    },
+    metadata,
+    warnings,
+    nodeCount: g.nodes.length,
+  };
+}

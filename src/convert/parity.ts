@@ -1,0 +1,256 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { ConversionResult, BlobVersion } from './converter';
+import { NpyArray, readNpy } from '../util/npy';
+import { ModelshipError } from '../util/errors';
+import { runOnnx } from '../util/ort';
+
+/** Tolerances of the parity gate. */
+export interface ParityTolerance {
+  /** max |Δ| allowed on the net outputs (probabilities) */
+  maxAbsDiff: number;
+  /** how many top classes must agree, in order */
+  topK: number;
+  /** per-layer: |Δ| ≤ layerRelative · max(1, max|reference|) */
+  layerRelative: number;
+}
+
+export const DEFAULT_TOLERANCE: ParityTolerance = { maxAbsDiff: 1e-5, topK: 5, layerRelative: 1e-4 };
+
+export interface OutputCheck {
+  batch: number;
+  output: string;
+  shape: number[];
+  maxAbsDiff: number;
+  topKMatch: boolean;
+  topK: { onnx: number[]; reference: number[] }[];
+  pass: boolean;
+}
+
+export interface LayerCheck {
+  layer: string;
+  type: string;
+  blob: string;
+  onnx: string;
+  /** compared against the full blob (final version) or against Caffe's per-layer statistics (in-place versions) */
+  against: 'blob' | 'stats';
+  maxAbsDiff: number;
+  limit: number;
+  pass: boolean;
+}
+
+export interface ParityReport {
+  status: 'pass' | 'fail';
+  reference: string;
+  tolerance: ParityTolerance;
+  maxAbsDiff: number;
+  batches: number[];
+  outputs: OutputCheck[];
+  perLayer?: { checked: number; firstDivergence: LayerCheck | null; layers: LayerCheck[] };
+  runtime: string;
+}
+
+const sanitize = (blob: string) => blob.replace(/\//g, '_');
+
+/** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
+export function referenceBatches(dir: string): number[] {
+  const found = new Set<number>();
+  for (const f of fs.readdirSync(dir)) {
+    const m = /^input_b(\d+)(?:__.+)?\.npy$/.exec(f);
+    if (m) found.add(Number(m[1]));
+  }
+  return [...found].sort((a, b) => a - b);
+}
+
+function inputFile(dir: string, batch: number, name: string, single: boolean): string {
+  const named = path.join(dir, `input_b${batch}__${sanitize(name)}.npy`);
+  if (fs.existsSync(named)) return named;
+  const plain = path.join(dir, `input_b${batch}.npy`);
+  if (single && fs.existsSync(plain)) return plain;
+  throw new ModelshipError('input', `reference input for "${name}" at batch ${batch} not found (expected ${path.basename(named)}${single ? ` or ${path.basename(plain)}` : ''})`, { file: dir });
+}
+
+function topK(data: Float32Array, start: number, len: number, k: number): number[] {
+  const idx = Array.from({ length: len }, (_, i) => i);
+  idx.sort((a, b) => data[start + b] - data[start + a] || a - b);
+  return idx.slice(0, Math.min(k, len));
+}
+
+function maxAbs(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+/**
+ * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
+ * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
+ */
+export async function checkParity(conv: ConversionResult, dir: string, opts: { perLayer: boolean; tolerance?: ParityTolerance }): Promise<ParityReport> {
+  const tol = opts.tolerance ?? DEFAULT_TOLERANCE;
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new ModelshipError('input', 'reference directory not found', { file: dir, field: 'reference' });
+  }
+  const batches = referenceBatches(dir);
+  if (batches.length === 0) throw new ModelshipError('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
+  const single = conv.inputs.length === 1;
+  const checks: OutputCheck[] = [];
+  let runtime = '';
+  for (const batch of batches) {
+    const feeds: Record<string, NpyArray> = {};
+    for (const inp of conv.inputs) {
+      const arr = readNpy(inputFile(dir, batch, inp.name, single));
+      const want = [batch, ...inp.shape.slice(1)];
+      if (arr.shape.join() !== want.join()) {
+        throw new ModelshipError('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
+      }
+      feeds[inp.name] = arr;
+    }
+    const result = await runOnnx(conv.onnx, feeds, conv.outputs.map((o) => o.name));
+    runtime = result.runtime;
+    for (const out of conv.outputs) {
+      const refFile = path.join(dir, `output_b${batch}__${sanitize(out.name)}.npy`);
+      if (!fs.existsSync(refFile)) throw new ModelshipError('input', `reference output ${path.basename(refFile)} not found`, { file: dir });
+      const ref = readNpy(refFile);
+      const got = result.outputs[out.name];
+      if (got.shape.join() !== ref.shape.join()) {
+        checks.push({ batch, output: out.name, shape: got.shape, maxAbsDiff: Infinity, topKMatch: false, topK: [], pass: false });
+        continue;
+      }
+      const diff = maxAbs(got.data, ref.data);
+      const per = ref.data.length / batch;
+      const tk: { onnx: number[]; reference: number[] }[] = [];
+      let match = true;
+      for (let n = 0; n < batch; n++) {
+        const a = topK(got.data, n * per, per, tol.topK);
+        const b = topK(ref.data, n * per, per, tol.topK);
+        tk.push({ onnx: a, reference: b });
+        if (a.join() !== b.join()) match = false;
+      }
+      checks.push({ batch, output: out.name, shape: ref.shape, maxAbsDiff: diff, topKMatch: match, topK: tk, pass: diff <= tol.maxAbsDiff && match });
+    }
+  }
+  const report: ParityReport = {
+    status: checks.every((c) => c.pass) ? 'pass' : 'fail',
+    reference: dir,
+    tolerance: tol,
+    maxAbsDiff: checks.reduce((m, c) => Math.max(m, c.maxAbsDiff), 0),
+    batches,
+    outputs: checks,
+    runtime,
+  };
+  if (opts.perLayer) {
+    report.perLayer = await checkLayers(conv, dir, tol, single);
+    if (report.perLayer.firstDivergence) report.status = 'fail';
+  }
+  return report;
+}
+
+interface LayerStats {
+  min: number;
+  max: number;
+  mean: number;
+  std: number;
+}
+
+async function checkLayers(conv: ConversionResult, dir: string, tol: ParityTolerance, single: boolean): Promise<NonNullable<ParityReport['perLayer']>> {
+  const batch = 1;
+  const blobDir = path.join(dir, `blobs_b${batch}`);
+  if (!fs.existsSync(blobDir)) throw new ModelshipError('input', `--per-layer needs the intermediate blobs in ${path.basename(blobDir)}/`, { file: dir });
+  // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
+  const blobFiles = new Map<string, string>();
+  const statsAfterLayer = new Map<string, LayerStats>(); // key: layer + '\0' + blob
+  const summaryPath = path.join(dir, 'summary.json');
+  if (fs.existsSync(summaryPath)) {
+    try {
+      const summary = JSON.parse(fs.readFileSync(summaryPath, 'utf8')) as {
+        blobs_b1?: { blob: string; file: string }[];
+        layers_b1?: { name: string; top_stats?: Record<string, LayerStats> }[];
+      };
+      for (const b of summary.blobs_b1 ?? []) blobFiles.set(b.blob, path.join(dir, b.file));
+      for (const l of summary.layers_b1 ?? []) for (const [blob, s] of Object.entries(l.top_stats ?? {})) statsAfterLayer.set(`${l.name}\0${blob}`, s);
+    } catch (e) {
+      throw new ModelshipError('input', `cannot read summary.json: ${(e as Error).message}`, { file: summaryPath });
+    }
+  }
+  const feeds: Record<string, NpyArray> = {};
+  for (const inp of conv.inputs) feeds[inp.name] = readNpy(inputFile(dir, batch, inp.name, single));
+  const wanted = conv.versions.map((v) => v.onnx);
+  const result = await runOnnx(conv.encodeWithAllOutputs(), feeds, wanted);
+  const layers: LayerCheck[] = [];
+  for (const v of conv.versions) {
+    const got = result.outputs[v.onnx];
+    const check = compareVersion(v, got, blobFiles, statsAfterLayer, blobDir, tol);
+    if (check) layers.push(check);
+  }
+  return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
+}
+
+function compareVersion(
+  v: BlobVersion,
+  got: NpyArray,
+  blobFiles: Map<string, string>,
+  stats: Map<string, LayerStats>,
+  blobDir: string,
+  tol: ParityTolerance,
+): LayerCheck | undefined {
+  const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
+  if (v.final) {
+    const file = blobFiles.get(v.blob) ?? path.join(blobDir, `${sanitize(v.blob)}.npy`);
+    if (!fs.existsSync(file)) return undefined;
+    const ref = readNpy(file);
+    let refMax = 0;
+    for (const x of ref.data) refMax = Math.max(refMax, Math.abs(x));
+    const limit = tol.layerRelative * Math.max(1, refMax);
+    if (ref.shape.join() !== got.shape.join()) return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
+    const d = maxAbs(got.data, ref.data);
+    return { ...base, against: 'blob', maxAbsDiff: d, limit, pass: d <= limit };
+  }
+  const s = stats.get(`${v.layer}\0${v.blob}`);
+  if (!s) return undefined;
+  // in-place intermediate: Caffe only kept statistics of it
+  let min = Infinity;
+  let max = -Infinity;
+  let sum = 0;
+  for (const x of got.data) {
+    min = Math.min(min, x);
+    max = Math.max(max, x);
+    sum += x;
+  }
+  const mean = sum / got.data.length;
+  let sq = 0;
+  for (const x of got.data) sq += (x - mean) * (x - mean);
+  const std = Math.sqrt(sq / got.data.length);
+  const scale = Math.max(1, Math.abs(s.min), Math.abs(s.max));
+  const limit = tol.layerRelative * scale;
+  const d = Math.max(Math.abs(min - s.min), Math.abs(max - s.max), Math.abs(mean - s.mean), Math.abs(std - s.std));
+  return { ...base, against: 'stats', maxAbsDiff: d, limit, pass: d <= limit };
+}
+
+/** The markdown table written next to the model and into the job summary. */
+export function parityMarkdown(r: ParityReport): string {
+  const fmt = (x: number) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
+  const lines = [
+    `### Parity against Caffe: ${r.status === 'pass' ? '✅ pass' : '❌ fail'}`,
+    '',
+    `Tolerance: max \\|Δ\\| ≤ ${r.tolerance.maxAbsDiff} and identical top-${r.tolerance.topK}; runtime: ${r.runtime}`,
+    '',
+    `| batch | output | shape | max \\|Δ\\| | top-${r.tolerance.topK} match | result |`,
+    '|---:|---|---|---:|:---:|:---:|',
+    ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
+  ];
+  if (r.perLayer) {
+    lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1.`);
+    const f = r.perLayer.firstDivergence;
+    if (f) {
+      lines.push(`First divergence: layer \`${f.layer}\` (${f.type}), blob \`${f.blob}\`: max |Δ| ${fmt(f.maxAbsDiff)} > ${fmt(f.limit)}.`);
+    } else {
+      const worst = r.perLayer.layers.reduce((m, l) => (l.maxAbsDiff / l.limit > m.maxAbsDiff / m.limit ? l : m), r.perLayer.layers[0]);
+      if (worst) lines.push(`No layer diverges; closest to its limit: \`${worst.layer}\` (${fmt(worst.maxAbsDiff)} of ${fmt(worst.limit)}).`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}

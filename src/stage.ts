@@ -1,0 +1,26 @@
+import { ErrorLocation } from './util/errors';
+
+/** How stages talk to the outside: the CLI prints, the action uses @actions/core (groups, annotations). */
+export interface Logger {
+  info(message: string): void;
+  warning(message: string, where?: ErrorLocation): void;
+  group<T>(name: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** What every stage returns: its outputs (named as in action.yml), a markdown summary, and whether it passed. */
+export interface StageResult {
+  outputs: Record<string, string>;
+  summary: string;
+  ok: boolean;
+  /** why the stage failed when ok is false (a gate, not an exception) */
+  failure?: string;
+}
+
+export const consoleLogger = (stream: NodeJS.WritableStream = process.stderr): Logger => ({
+  info: (m) => stream.write(m + '\n'),
+  warning: (m) => stream.write(`warning: ${m}\n`),
+  group: async (name, fn) => {
+    stream.write(`== ${name}\n`);
+    return fn();
+  },
+});

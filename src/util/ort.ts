@@ -1,0 +1,41 @@
+import * as ort from 'onnxruntime-node';
+import { NpyArray } from './npy';
+import { ModelshipError } from './errors';
+
+export interface OrtRun {
+  outputs: Record<string, NpyArray>;
+  runtime: string;
+}
+
+/**
+ * Run an ONNX model (bytes) once on the CPU execution provider. `optimization` 'disabled' runs the graph as
+ * written (what the converter emitted, no fusions); 'all' is what a deployment would run.
+ */
+export async function runOnnx(
+  model: Uint8Array,
+  feeds: Record<string, NpyArray>,
+  outputNames: string[],
+  optimization: 'disabled' | 'basic' | 'extended' | 'all' = 'disabled',
+): Promise<OrtRun> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: optimization });
+  } catch (e) {
+    throw new ModelshipError('graph', `onnxruntime rejected the converted model: ${(e as Error).message}`);
+  }
+  try {
+    const inputs: Record<string, ort.Tensor> = {};
+    for (const [name, arr] of Object.entries(feeds)) inputs[name] = new ort.Tensor('float32', arr.data, arr.shape);
+    const res = await session.run(inputs, outputNames);
+    const outputs: Record<string, NpyArray> = {};
+    for (const name of outputNames) {
+      const t = res[name];
+      outputs[name] = { shape: t.dims.map(Number), data: t.data as Float32Array };
+    }
+    return { outputs, runtime: `onnxruntime-node ${ort.env.versions.node} (cpu, graph optimization ${optimization})` };
+  } catch (e) {
+    throw new ModelshipError('graph', `onnxruntime failed to run the converted model: ${(e as Error).message}`);
+  } finally {
+    await session.release();
+  }
+}
