@@ -34,6 +34,8 @@ function schema(): protobuf.Root {
 
 interface RawBlob {
   dims?: number[];
+  /** any of num/channels/height/width present (Caffe then ignores `shape`) */
+  hasLegacy: boolean;
   num: number;
   channels: number;
   height: number;
@@ -47,7 +49,7 @@ interface RawBlob {
 function decodeBlob(input: protobuf.Reader | Uint8Array, length?: number): RawBlob {
   const r = input instanceof protobuf.Reader ? input : protobuf.Reader.create(input);
   const end = length === undefined ? r.len : r.pos + length;
-  const b: RawBlob = { num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
+  const b: RawBlob = { hasLegacy: false, num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
   while (r.pos < end) {
     const tag = r.uint32();
     const field = tag >>> 3;
@@ -97,6 +99,7 @@ function decodeBlob(input: protobuf.Reader | Uint8Array, length?: number): RawBl
           break;
         }
         const v = r.int32();
+        b.hasLegacy = true;
         if (field === 1) b.num = v;
         else if (field === 2) b.channels = v;
         else if (field === 3) b.height = v;
@@ -129,8 +132,9 @@ function concatBytes(chunks: Uint8Array[]): Uint8Array {
 }
 
 function toWeightBlob(raw: RawBlob, where: { file: string; layer: string; index: number }): WeightBlob {
-  const legacy = raw.dims === undefined;
-  const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : raw.dims!;
+  // Caffe's Blob::FromProto: legacy 4-D fields win when present; otherwise `shape` (absent shape = 0-D blob)
+  const legacy = raw.hasLegacy;
+  const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 0) {
       throw new ModelshipError('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });

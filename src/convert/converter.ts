@@ -65,6 +65,8 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     }
   }
 
+  checkCaffeBlobRules(net);
+
   // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
   const inputNames = new Set(net.inputs.map((i) => i.name));
   const lastWriter = new Map<string, number>();
@@ -147,4 +149,41 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     warnings,
     nodeCount: g.nodes.length,
   };
+}
+
+/**
+ * Caffe's own rules for blob names (Net::AppendTop and InsertSplits), so a net Caffe refuses is refused here:
+ * a top may reuse an existing blob name only in place (top i == bottom i), and a blob version read by several
+ * layers cannot also be modified in place by one of them (Caffe renames that bottom to a split and then reports
+ * "produced by multiple sources").
+ */
+function checkCaffeBlobRules(net: CaffeNet): void {
+  const file = net.file;
+  const existing = new Set(net.inputs.map((i) => i.name));
+  const version = new Map<string, number>();
+  const consumers = new Map<string, { layer: CaffeNet['layers'][number]; inPlace: boolean }[]>();
+  const key = (b: string) => `${b}\0${version.get(b) ?? 0}`;
+  for (const layer of net.layers) {
+    layer.bottoms.forEach((b, i) => {
+      const k = key(b);
+      const list = consumers.get(k) ?? [];
+      list.push({ layer, inPlace: layer.tops[i] === b });
+      consumers.set(k, list);
+    });
+    layer.tops.forEach((t, i) => {
+      if (existing.has(t) && layer.bottoms[i] !== t) {
+        throw new ModelshipError('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
+      }
+      existing.add(t);
+      version.set(t, (version.get(t) ?? 0) + 1);
+    });
+  }
+  for (const [k, list] of consumers) {
+    const inPlace = list.find((c) => c.inPlace);
+    if (list.length > 1 && inPlace) {
+      const blob = k.split('\0')[0];
+      const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
+      throw new ModelshipError('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
+    }
+  }
 }

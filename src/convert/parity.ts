@@ -7,7 +7,7 @@ import { runOnnx } from '../util/ort';
 
 /** Tolerances of the parity gate. */
 export interface ParityTolerance {
-  /** max |Δ| allowed on the net outputs (probabilities) */
+  /** max |Δ| allowed on the net outputs, scaled by max(1, max|reference|): absolute for probabilities */
   maxAbsDiff: number;
   /** how many top classes must agree, in order */
   topK: number;
@@ -22,6 +22,8 @@ export interface OutputCheck {
   output: string;
   shape: number[];
   maxAbsDiff: number;
+  /** the allowed max |Δ| for this output: tolerance · max(1, max|reference|) */
+  limit: number;
   topKMatch: boolean;
   topK: { onnx: number[]; reference: number[] }[];
   pass: boolean;
@@ -76,6 +78,12 @@ function topK(data: Float32Array, start: number, len: number, k: number): number
   return idx.slice(0, Math.min(k, len));
 }
 
+function absMax(a: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
 function maxAbs(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
@@ -117,10 +125,11 @@ export async function checkParity(conv: ConversionResult, dir: string, opts: { p
       const ref = readNpy(refFile);
       const got = result.outputs[out.name];
       if (got.shape.join() !== ref.shape.join()) {
-        checks.push({ batch, output: out.name, shape: got.shape, maxAbsDiff: Infinity, topKMatch: false, topK: [], pass: false });
+        checks.push({ batch, output: out.name, shape: got.shape, maxAbsDiff: Infinity, limit: tol.maxAbsDiff, topKMatch: false, topK: [], pass: false });
         continue;
       }
       const diff = maxAbs(got.data, ref.data);
+      const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
       const per = ref.data.length / batch;
       const tk: { onnx: number[]; reference: number[] }[] = [];
       let match = true;
@@ -130,7 +139,7 @@ export async function checkParity(conv: ConversionResult, dir: string, opts: { p
         tk.push({ onnx: a, reference: b });
         if (a.join() !== b.join()) match = false;
       }
-      checks.push({ batch, output: out.name, shape: ref.shape, maxAbsDiff: diff, topKMatch: match, topK: tk, pass: diff <= tol.maxAbsDiff && match });
+      checks.push({ batch, output: out.name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match });
     }
   }
   const report: ParityReport = {
@@ -202,9 +211,7 @@ function compareVersion(
     const file = blobFiles.get(v.blob) ?? path.join(blobDir, `${sanitize(v.blob)}.npy`);
     if (!fs.existsSync(file)) return undefined;
     const ref = readNpy(file);
-    let refMax = 0;
-    for (const x of ref.data) refMax = Math.max(refMax, Math.abs(x));
-    const limit = tol.layerRelative * Math.max(1, refMax);
+    const limit = tol.layerRelative * Math.max(1, absMax(ref.data));
     if (ref.shape.join() !== got.shape.join()) return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
     const d = maxAbs(got.data, ref.data);
     return { ...base, against: 'blob', maxAbsDiff: d, limit, pass: d <= limit };
@@ -236,11 +243,11 @@ export function parityMarkdown(r: ParityReport): string {
   const lines = [
     `### Parity against Caffe: ${r.status === 'pass' ? '✅ pass' : '❌ fail'}`,
     '',
-    `Tolerance: max \\|Δ\\| ≤ ${r.tolerance.maxAbsDiff} and identical top-${r.tolerance.topK}; runtime: ${r.runtime}`,
+    `Tolerance: max \\|Δ\\| ≤ ${r.tolerance.maxAbsDiff} · max(1, max \\|reference\\|) and identical top-${r.tolerance.topK}; runtime: ${r.runtime}`,
     '',
-    `| batch | output | shape | max \\|Δ\\| | top-${r.tolerance.topK} match | result |`,
-    '|---:|---|---|---:|:---:|:---:|',
-    ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
+    `| batch | output | shape | max \\|Δ\\| | limit | top-${r.tolerance.topK} match | result |`,
+    '|---:|---|---|---:|---:|:---:|:---:|',
+    ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
   ];
   if (r.perLayer) {
     lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1.`);

@@ -60,13 +60,13 @@ def fill(net, name, x):
             b[0].data[...] = (mu + rng.randn(c) * 0.1 * np.sqrt(var)) * BN_SCALE_FACTOR
             b[1].data[...] = (var * rng.uniform(0.7, 1.3, c) + 0.01 * var.mean() + 1e-6) * BN_SCALE_FACTOR
             b[2].data[...] = BN_SCALE_FACTOR
-        elif t == "Scale":
+        elif t == "Scale" and len(b):
             b[0].data[...] = rng.uniform(0.8, 1.2, b[0].data.shape)
             if len(b) > 1:
                 b[1].data[...] = rng.randn(*b[1].data.shape) * 0.1
-        elif t == "Bias":
+        elif t == "Bias" and len(b):
             b[0].data[...] = rng.randn(*b[0].data.shape) * 0.1
-        elif t == "PReLU":
+        elif t == "PReLU" and len(b):
             b[0].data[...] = rng.uniform(0.1, 0.4, b[0].data.shape)
         elif len(b):
             for blob in b:
