@@ -4,7 +4,7 @@ import { INPUTS, OUTPUTS } from './config';
 export function renderActionYml(): string {
   const q = (s: string) => JSON.stringify(s);
   const lines = [
-    '# Generated from src/config.ts by `npm run gen:action`; edit the spec there, not this file.',
+    '# Generated from src/config.ts by `npm run gen:docs`; edit the spec there, not this file.',
     "name: 'modelship'",
     "description: 'Ship a trained Caffe model to production on GPUs: convert to ONNX with parity against Caffe, compile, image, smoke, rollout.'",
     "author: 'modelship'",
@@ -37,4 +37,14 @@ export function renderInputsTable(): string {
 /** The README's outputs table (between the `<!-- outputs -->` markers). */
 export function renderOutputsTable(): string {
   return ['| output | description |', '|---|---|', ...OUTPUTS.map((o) => `| \`${o.name}\` | ${cell(o.description)} |`)].join('\n');
+}
+
+/** Replace the text between `<!-- name:start -->` and `<!-- name:end -->`. */
+export function replaceBetween(doc: string, name: string, body: string): string {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const i = doc.indexOf(start);
+  const j = doc.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`README has no ${start} ... ${end} block`);
+  return doc.slice(0, i + start.length) + '\n' + body + '\n' + doc.slice(j);
 }

@@ -6,7 +6,7 @@ import { FIXTURES, caffeRoot, tmpDir } from './helpers/caffe';
 
 class Capture extends Writable {
   text = '';
-  _write(chunk: Buffer, _enc: string, cb: () => void) {
+  override _write(chunk: Buffer, _enc: string, cb: () => void) {
     this.text += chunk.toString();
     cb();
   }

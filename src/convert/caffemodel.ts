@@ -1,6 +1,7 @@
 import * as protobuf from 'protobufjs';
 import { CAFFEMODEL_PROTO } from './schema/caffe';
 import { ModelshipError } from '../util/errors';
+import { FloatData } from './floatdata';
 
 /** One learned parameter blob of a layer, as stored in the caffemodel. */
 export interface WeightBlob {
@@ -8,8 +9,8 @@ export interface WeightBlob {
   shape: number[];
   /** true when the shape came from the legacy 4-D fields */
   legacy: boolean;
-  /** float32 values, little-endian, exactly `count(shape)` of them */
-  data: Float32Array;
+  /** exactly `count(shape)` float32 values (a view of the caffemodel bytes when stored as packed floats) */
+  data: FloatData;
 }
 
 export interface CaffeModelWeights {
@@ -141,7 +142,7 @@ function toWeightBlob(raw: RawBlob, where: { file: string; layer: string; index:
     }
   }
   const count = shape.reduce((a, d) => a * d, 1);
-  let data: Float32Array;
+  let data: FloatData;
   const floatBytes = raw.floatChunks.reduce((n, c) => n + c.length, 0);
   const nFloat = floatBytes / 4 + raw.floatValues.length;
   const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
@@ -158,13 +159,9 @@ function toWeightBlob(raw: RawBlob, where: { file: string; layer: string; index:
       );
     }
     if (raw.floatValues.length === 0) {
-      // copy into an aligned buffer (protobufjs hands out views of the file buffer at any offset)
-      const bytes = concatBytes(raw.floatChunks);
-      data = new Float32Array(count);
-      new Uint8Array(data.buffer).set(bytes);
-      if (!littleEndianHost) byteSwap32(data);
+      data = FloatData.fromBytes(concatBytes(raw.floatChunks));
     } else {
-      data = Float32Array.from([...floatsOf(raw.floatChunks), ...raw.floatValues]);
+      data = FloatData.fromArray([...floatsOf(raw.floatChunks), ...raw.floatValues]);
     }
   } else {
     if (nDouble !== count) {
@@ -174,24 +171,18 @@ function toWeightBlob(raw: RawBlob, where: { file: string; layer: string; index:
         { file: where.file, layer: where.layer },
       );
     }
-    data = new Float32Array(count);
+    const values = new Float32Array(count);
     let i = 0;
     for (const c of raw.doubleChunks) {
       const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-      for (let o = 0; o < c.byteLength; o += 8) data[i++] = dv.getFloat64(o, true);
+      for (let o = 0; o < c.byteLength; o += 8) values[i++] = dv.getFloat64(o, true);
     }
-    for (const v of raw.doubleValues) data[i++] = v;
+    for (const v of raw.doubleValues) values[i++] = v;
+    data = FloatData.fromArray(values);
   }
   return { shape, legacy, data };
 }
 
-const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-function byteSwap32(a: Float32Array): void {
-  const u = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  for (let i = 0; i < u.length; i += 4) {
-    [u[i], u[i + 1], u[i + 2], u[i + 3]] = [u[i + 3], u[i + 2], u[i + 1], u[i]];
-  }
-}
 function floatsOf(chunks: Uint8Array[]): number[] {
   const out: number[] = [];
   for (const c of chunks) {

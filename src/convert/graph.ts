@@ -1,4 +1,5 @@
 import { onnxSchema, TensorDataType, AttrType } from './schema/onnx';
+import { FloatData } from './floatdata';
 
 /** A dimension: a number, or a symbolic name (the batch dimension is `N`). */
 export type Dim = number | string;
@@ -80,13 +81,13 @@ export class GraphBuilder {
     this.outputs.push(v);
   }
 
-  /** A float32 initializer. The data is copied as raw little-endian bytes. */
-  floatInit(base: string, dims: number[], data: Float32Array | number[]): string {
+  /** A float32 initializer, stored as raw little-endian bytes (weights from the caffemodel are not copied). */
+  floatInit(base: string, dims: number[], data: FloatData | Float32Array | number[]): string {
     const name = this.unique(base);
-    const arr = data instanceof Float32Array ? data : Float32Array.from(data);
+    const fd = data instanceof FloatData ? data : FloatData.fromArray(data);
     const count = dims.reduce((a, d) => a * d, 1);
-    if (arr.length !== count) throw new Error(`internal: initializer ${name} has ${arr.length} values for dims [${dims}]`);
-    this.initializers.push({ name, dims, dataType: TensorDataType.FLOAT, raw: toLE(new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength), 4) });
+    if (fd.length !== count) throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
+    this.initializers.push({ name, dims, dataType: TensorDataType.FLOAT, raw: fd.bytes });
     return name;
   }
 

@@ -1,6 +1,14 @@
-import * as ort from 'onnxruntime-node';
+import type * as OrtModule from 'onnxruntime-node';
 import { NpyArray } from './npy';
 import { ModelshipError } from './errors';
+
+/** onnxruntime is loaded on first use: converting without a parity check never maps its 45 MB library. */
+let ortModule: typeof OrtModule | undefined;
+function loadOrt(): typeof OrtModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ortModule ??= require('onnxruntime-node') as typeof OrtModule;
+  return ortModule;
+}
 
 export interface OrtRun {
   outputs: Record<string, NpyArray>;
@@ -17,14 +25,15 @@ export async function runOnnx(
   outputNames: string[],
   optimization: 'disabled' | 'basic' | 'extended' | 'all' = 'disabled',
 ): Promise<OrtRun> {
-  let session: ort.InferenceSession;
+  const ort = loadOrt();
+  let session: OrtModule.InferenceSession;
   try {
     session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: optimization });
   } catch (e) {
     throw new ModelshipError('graph', `onnxruntime rejected the converted model: ${(e as Error).message}`);
   }
   try {
-    const inputs: Record<string, ort.Tensor> = {};
+    const inputs: Record<string, OrtModule.Tensor> = {};
     for (const [name, arr] of Object.entries(feeds)) inputs[name] = new ort.Tensor('float32', arr.data, arr.shape);
     const res = await session.run(inputs, outputNames);
     const outputs: Record<string, NpyArray> = {};

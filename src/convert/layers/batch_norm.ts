@@ -18,11 +18,12 @@ export const batchNorm: LayerHandler = {
     const x = ctx.x;
     if (x.shape.length < 2) ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
     const C = ctx.staticDim(x.shape, 1, 'BatchNorm');
-    const [mean, variance, sf] = ctx.weights([
+    const [meanData, varData, sfData] = ctx.weights([
       { name: 'mean', shape: [C] },
       { name: 'variance', shape: [C] },
       { name: 'scale factor', shape: [1] },
     ]);
+    const [mean, variance, sf] = [meanData.values, varData.values, sfData.values];
     const factor = sf[0] === 0 ? 0 : Math.fround(1 / sf[0]);
     const m = new Float32Array(C);
     const v = new Float32Array(C);

@@ -1,6 +1,7 @@
 import { attr, Shape } from '../graph';
 import { LayerContext, LayerHandler } from './types';
 import { reshape } from './common';
+import { FloatData } from '../floatdata';
 
 /** InnerProduct (axis, transpose, bias_term) → Flatten + Gemm (axis 1) or Reshape + MatMul + Add. */
 export const innerProduct: LayerHandler = {
@@ -30,10 +31,12 @@ export const innerProduct: LayerHandler = {
     // General axis: [d0..d(axis-1), K] x W^T
     const flat = ctx.tmp('reshape');
     reshape(ctx, x, [...x.shape.slice(0, axis), K], flat);
-    let wt = w;
+    let wt: FloatData | Float32Array = w;
     if (!transpose) {
-      wt = new Float32Array(K * numOutput);
-      for (let o = 0; o < numOutput; o++) for (let i = 0; i < K; i++) wt[i * numOutput + o] = w[o * K + i];
+      const src = w.values;
+      const t = new Float32Array(K * numOutput);
+      for (let o = 0; o < numOutput; o++) for (let i = 0; i < K; i++) t[i * numOutput + o] = src[o * K + i];
+      wt = t;
     }
     const wName = ctx.g.floatInit(`${ctx.layer.name}/W`, [K, numOutput], wt);
     if (biasTerm) {

@@ -1,6 +1,7 @@
 import { Shape, Value } from '../graph';
 import { LayerContext, LayerHandler } from './types';
 import { reshape } from './common';
+import { FloatData } from '../floatdata';
 
 /**
  * The axes of bottom[0] that a Scale/Bias operand covers: [axis, axis + num_axes) for a learned operand,
@@ -36,7 +37,7 @@ function scaleOrBias(kind: 'Scale' | 'Bias') {
     const withBias = kind === 'Scale' && (p.bias_term as boolean);
     const n = ctx.layer.name;
     let operand: string;
-    let biasData: Float32Array | undefined;
+    let biasData: FloatData | undefined;
     if (second) {
       operand = second.name;
       if (bcast.length !== shape.length) {

