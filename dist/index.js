@@ -44276,6 +44276,7 @@ function shapeEquals(b, expected) {
 }
 
 ;// CONCATENATED MODULE: ./src/convert/layers/common.ts
+
 /**
  * Kernel / pad / stride / dilation of Convolution and Pooling, as Caffe reads them: `*_h`/`*_w` for 2-D,
  * else one value for every spatial axis or one per axis. `fallback` undefined means the value is required.
@@ -44354,61 +44355,75 @@ function scalar(ctx, suffix, v) {
 function sameShape(a, b) {
     return a.length === b.length && a.every((d, i) => d === b[i]);
 }
+function convGeometry(ctx) {
+    ctx.arity(1, 1);
+    const p = ctx.params('convolution_param');
+    const x = ctx.x;
+    if (p.axis !== 1)
+        ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
+    const nsp = x.shape.length - 2;
+    if (nsp < 1)
+        ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
+    const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
+    const numOutput = p.num_output;
+    const group = p.group;
+    if (!numOutput)
+        ctx.fail('convolution_param.num_output is required');
+    if (group < 1 || C % group !== 0)
+        ctx.fail(`input channels ${C} are not divisible by group ${group}`);
+    if (numOutput % group !== 0)
+        ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
+    const g = {
+        C,
+        numOutput,
+        group,
+        kernel: spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined),
+        pad: spatialParam(ctx, 'convolution_param', 'pad', nsp, 0),
+        stride: spatialParam(ctx, 'convolution_param', 'stride', nsp, 1),
+        dilation: spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1),
+        biasTerm: p.bias_term,
+    };
+    if ([...g.kernel, ...g.stride, ...g.dilation].some((v) => v < 1))
+        ctx.fail('kernel, stride and dilation must be positive');
+    return g;
+}
+/** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
+function emitConv(ctx, op, g, weightShape, extra = {}) {
+    const expected = [{ name: 'weights', shape: weightShape }];
+    if (g.biasTerm)
+        expected.push({ name: 'bias', shape: [g.numOutput] });
+    const [w, b] = ctx.weights(expected);
+    const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
+    if (g.biasTerm)
+        inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
+    ctx.g.node(op, inputs, [ctx.out()], {
+        kernel_shape: attr.ints(g.kernel),
+        pads: attr.ints([...g.pad, ...g.pad]),
+        strides: attr.ints(g.stride),
+        dilations: attr.ints(g.dilation),
+        group: attr.i(g.group),
+        ...extra,
+    }, ctx.layer.name);
+}
 
 ;// CONCATENATED MODULE: ./src/convert/layers/convolution.ts
-
 
 /** Convolution (group incl. depthwise, dilation, kernel/pad/stride incl. *_h/*_w, bias_term) → Conv. */
 const convolution = {
     types: ['Convolution'],
     convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('convolution_param');
+        const g = convGeometry(ctx);
         const x = ctx.x;
-        if (p.axis !== 1)
-            ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
-        const nsp = x.shape.length - 2;
-        if (nsp < 1)
-            ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
-        const C = ctx.staticDim(x.shape, 1, 'convolution');
-        const numOutput = p.num_output;
-        const group = p.group;
-        if (!numOutput)
-            ctx.fail('convolution_param.num_output is required');
-        if (group < 1 || C % group !== 0)
-            ctx.fail(`input channels ${C} are not divisible by group ${group}`);
-        if (numOutput % group !== 0)
-            ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
-        const k = spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined);
-        const pad = spatialParam(ctx, 'convolution_param', 'pad', nsp, 0);
-        const stride = spatialParam(ctx, 'convolution_param', 'stride', nsp, 1);
-        const dil = spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1);
-        if (k.some((v) => v < 1) || stride.some((v) => v < 1) || dil.some((v) => v < 1))
-            ctx.fail('kernel, stride and dilation must be positive');
         const spatial = x.shape.slice(2).map((_, i) => {
             const H = ctx.staticDim(x.shape, 2 + i, 'convolution');
-            const ext = dil[i] * (k[i] - 1) + 1;
-            const o = Math.floor((H + 2 * pad[i] - ext) / stride[i]) + 1;
+            const ext = g.dilation[i] * (g.kernel[i] - 1) + 1;
+            const o = Math.floor((H + 2 * g.pad[i] - ext) / g.stride[i]) + 1;
             if (o < 1)
-                ctx.fail(`kernel extent ${ext} does not fit input size ${H} with pad ${pad[i]}`);
+                ctx.fail(`kernel extent ${ext} does not fit input size ${H} with pad ${g.pad[i]}`);
             return o;
         });
-        const biasTerm = p.bias_term;
-        const expected = [{ name: 'weights', shape: [numOutput, C / group, ...k] }];
-        if (biasTerm)
-            expected.push({ name: 'bias', shape: [numOutput] });
-        const [w, b] = ctx.weights(expected);
-        const inputs = [x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, expected[0].shape, w)];
-        if (biasTerm)
-            inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b));
-        ctx.g.node('Conv', inputs, [ctx.out()], {
-            kernel_shape: attr.ints(k),
-            pads: attr.ints([...pad, ...pad]),
-            strides: attr.ints(stride),
-            dilations: attr.ints(dil),
-            group: attr.i(group),
-        }, ctx.layer.name);
-        return [[x.shape[0], numOutput, ...spatial]];
+        emitConv(ctx, 'Conv', g, [g.numOutput, g.C / g.group, ...g.kernel]);
+        return [[x.shape[0], g.numOutput, ...spatial]];
     },
 };
 
@@ -44419,49 +44434,17 @@ const convolution = {
 const deconvolution = {
     types: ['Deconvolution'],
     convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('convolution_param');
+        const g = convGeometry(ctx);
         const x = ctx.x;
-        if (p.axis !== 1)
-            ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
-        const nsp = x.shape.length - 2;
-        if (nsp < 1)
-            ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
-        const C = ctx.staticDim(x.shape, 1, 'deconvolution');
-        const numOutput = p.num_output;
-        const group = p.group;
-        if (!numOutput)
-            ctx.fail('convolution_param.num_output is required');
-        if (group < 1 || C % group !== 0 || numOutput % group !== 0)
-            ctx.fail(`channels ${C} → ${numOutput} are not divisible by group ${group}`);
-        const k = spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined);
-        const pad = spatialParam(ctx, 'convolution_param', 'pad', nsp, 0);
-        const stride = spatialParam(ctx, 'convolution_param', 'stride', nsp, 1);
-        const dil = spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1);
         const spatial = x.shape.slice(2).map((_, i) => {
             const H = ctx.staticDim(x.shape, 2 + i, 'deconvolution');
-            const o = stride[i] * (H - 1) + dil[i] * (k[i] - 1) + 1 - 2 * pad[i];
+            const o = g.stride[i] * (H - 1) + g.dilation[i] * (g.kernel[i] - 1) + 1 - 2 * g.pad[i];
             if (o < 1)
                 ctx.fail(`output size ${o} is not positive`);
             return o;
         });
-        const biasTerm = p.bias_term;
-        const expected = [{ name: 'weights', shape: [C, numOutput / group, ...k] }];
-        if (biasTerm)
-            expected.push({ name: 'bias', shape: [numOutput] });
-        const [w, b] = ctx.weights(expected);
-        const inputs = [x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, expected[0].shape, w)];
-        if (biasTerm)
-            inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b));
-        ctx.g.node('ConvTranspose', inputs, [ctx.out()], {
-            kernel_shape: attr.ints(k),
-            pads: attr.ints([...pad, ...pad]),
-            strides: attr.ints(stride),
-            dilations: attr.ints(dil),
-            group: attr.i(group),
-            output_shape: attr.ints(spatial),
-        }, ctx.layer.name);
-        return [[x.shape[0], numOutput, ...spatial]];
+        emitConv(ctx, 'ConvTranspose', g, [g.C, g.numOutput / g.group, ...g.kernel], { output_shape: attr.ints(spatial) });
+        return [[x.shape[0], g.numOutput, ...spatial]];
     },
 };
 

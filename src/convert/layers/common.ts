@@ -79,3 +79,59 @@ export function scalar(ctx: LayerContext, suffix: string, v: number): string {
 export function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
+
+/** What Convolution and Deconvolution read from `convolution_param` (Caffe's BaseConvolutionLayer). */
+export interface ConvGeometry {
+  C: number;
+  numOutput: number;
+  group: number;
+  kernel: number[];
+  pad: number[];
+  stride: number[];
+  dilation: number[];
+  biasTerm: boolean;
+}
+
+export function convGeometry(ctx: LayerContext): ConvGeometry {
+  ctx.arity(1, 1);
+  const p = ctx.params('convolution_param');
+  const x = ctx.x;
+  if ((p.axis as number) !== 1) ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
+  const nsp = x.shape.length - 2;
+  if (nsp < 1) ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
+  const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
+  const numOutput = p.num_output as number;
+  const group = p.group as number;
+  if (!numOutput) ctx.fail('convolution_param.num_output is required');
+  if (group < 1 || C % group !== 0) ctx.fail(`input channels ${C} are not divisible by group ${group}`);
+  if (numOutput % group !== 0) ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
+  const g: ConvGeometry = {
+    C,
+    numOutput,
+    group,
+    kernel: spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined),
+    pad: spatialParam(ctx, 'convolution_param', 'pad', nsp, 0),
+    stride: spatialParam(ctx, 'convolution_param', 'stride', nsp, 1),
+    dilation: spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1),
+    biasTerm: p.bias_term as boolean,
+  };
+  if ([...g.kernel, ...g.stride, ...g.dilation].some((v) => v < 1)) ctx.fail('kernel, stride and dilation must be positive');
+  return g;
+}
+
+/** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
+export function emitConv(ctx: LayerContext, op: 'Conv' | 'ConvTranspose', g: ConvGeometry, weightShape: number[], extra: Record<string, ReturnType<typeof attr.f>> = {}): void {
+  const expected = [{ name: 'weights', shape: weightShape }];
+  if (g.biasTerm) expected.push({ name: 'bias', shape: [g.numOutput] });
+  const [w, b] = ctx.weights(expected);
+  const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
+  if (g.biasTerm) inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
+  ctx.g.node(op, inputs, [ctx.out()], {
+    kernel_shape: attr.ints(g.kernel),
+    pads: attr.ints([...g.pad, ...g.pad]),
+    strides: attr.ints(g.stride),
+    dilations: attr.ints(g.dilation),
+    group: attr.i(g.group),
+    ...extra,
+  }, ctx.layer.name);
+}
