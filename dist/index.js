@@ -44552,19 +44552,47 @@ const pooling = {
             return o;
         });
         const common = { kernel_shape: attr.ints(k), strides: attr.ints(stride) };
+        const n = ctx.layer.name;
+        // end padding that makes the floor-mode ONNX op produce Caffe's (ceil) output size
+        const endMax = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - H - pad[i]));
+        const endAve = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - (H + 2 * pad[i])));
+        const padTo = (value, ends) => {
+            const padded = ctx.tmp('pad');
+            const pads = ctx.g.int64Init(`${n}/pads`, [0, 0, pad[0], pad[1], 0, 0, pad[0] + ends[0], pad[1] + ends[1]]);
+            const inputs = [x.name, pads];
+            if (value !== 0)
+                inputs.push(ctx.g.floatInit(`${n}/pad_value`, [], [value]));
+            ctx.g.node('Pad', inputs, [padded], { mode: attr.s('constant') });
+            return padded;
+        };
         if (isMax) {
-            const end = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - H - pad[i]));
-            ctx.g.node('MaxPool', [x.name], [ctx.out()], { ...common, pads: attr.ints([...pad, ...end]) }, ctx.layer.name);
+            if (endMax.every((e, i) => e < k[i])) {
+                ctx.g.node('MaxPool', [x.name], [ctx.out()], { ...common, pads: attr.ints([...pad, ...endMax]) }, n);
+            }
+            else {
+                // ONNX runtimes refuse pads ≥ kernel (stride > kernel with ceil overhang): pad explicitly with -FLT_MAX,
+                // Caffe's initial max value; no window lies wholly in the padding
+                ctx.g.node('MaxPool', [padTo(-3.4028234663852886e38, endMax)], [ctx.out()], common, n);
+            }
+        }
+        else if (endAve.every((e, i) => e < k[i])) {
+            const src = pad.some((v) => v > 0) ? padTo(0, [0, 0]) : x.name;
+            ctx.g.node('AveragePool', [src], [ctx.out()], { ...common, pads: attr.ints([0, 0, ...endAve]), count_include_pad: attr.i(0) }, n);
         }
         else {
-            let src = x.name;
-            if (pad.some((v) => v > 0)) {
-                src = ctx.tmp('pad');
-                const pads = ctx.g.int64Init(`${ctx.layer.name}/pads`, [0, 0, pad[0], pad[1], 0, 0, pad[0], pad[1]]);
-                ctx.g.node('Pad', [x.name, pads], [src], { mode: attr.s('constant') });
+            // Same limit for AVE: sum over a zero-padded input, then divide by Caffe's own window sizes, computed here
+            // (window clipped to [-pad, H + pad), so padding counts and the ceil overhang does not)
+            const pooled = ctx.tmp('window_mean');
+            ctx.g.node('AveragePool', [padTo(0, endAve)], [pooled], common);
+            const scale = new Float32Array(out[0] * out[1]);
+            for (let i = 0; i < out[0]; i++) {
+                const h = Math.min(i * stride[0] - pad[0] + k[0], dims[0] + pad[0]) - (i * stride[0] - pad[0]);
+                for (let j = 0; j < out[1]; j++) {
+                    const w = Math.min(j * stride[1] - pad[1] + k[1], dims[1] + pad[1]) - (j * stride[1] - pad[1]);
+                    scale[i * out[1] + j] = (k[0] * k[1]) / (h * w);
+                }
             }
-            const end = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - (H + 2 * pad[i])));
-            ctx.g.node('AveragePool', [src], [ctx.out()], { ...common, pads: attr.ints([0, 0, ...end]), count_include_pad: attr.i(0) }, ctx.layer.name);
+            ctx.g.node('Mul', [pooled, ctx.g.floatInit(`${n}/window_scale`, [out[0], out[1]], scale)], [ctx.out()], {}, n);
         }
         return [[x.shape[0], x.shape[1], ...out]];
     },

@@ -22,6 +22,7 @@ const fixtureCases: [string, string, string][] = [
   ['zoo_conv', 'zoo_conv', 'zoo_conv'],
   ['zoo_branch', 'zoo_branch', 'zoo_branch'],
   ['zoo_legacy', 'zoo_legacy', 'zoo_legacy'],
+  ['zoo_pool (ceil overhang of a kernel or more, stride > kernel)', 'zoo_pool', 'zoo_pool'],
 ];
 
 describe('parity against real Caffe: committed fixtures', () => {
