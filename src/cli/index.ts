@@ -3,6 +3,7 @@ import { consoleLogger } from '../stage';
 import { runStage } from '../run';
 import { isModelshipError, ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
+import { serveMain } from '../serve/main';
 
 const BOOLEAN_FLAGS = new Set(INPUTS.filter((i) => i.kind === 'boolean').map((i) => i.name));
 
@@ -13,6 +14,7 @@ export function usage(stage?: string): string {
     '',
     `usage: modelship <stage> [--input value ...] [--json]`,
     `stages: ${STAGES.join(', ')}`,
+    'runtime: modelship serve --model model.onnx [--name N] [--port 8000] ...  (the KServe v2 server inside the image)',
     '',
     'inputs (the same names as the action inputs):',
     ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
@@ -60,6 +62,7 @@ export async function cli(argv: string[], out: NodeJS.WritableStream = process.s
       out.write(VERSION + '\n');
       return 0;
     }
+    if (argv[0] === 'serve') return await serveMain(argv.slice(1));
     const { values, json, help } = parseArgs(argv);
     if (help || values.size === 0) {
       out.write(usage(values.get('stage')));

@@ -1,0 +1,106 @@
+/**
+ * Dynamic batching: concurrent requests are concatenated along the batch axis up to `maxBatchSize` items or
+ * until `maxQueueDelayMs` after the first queued request, run once, and the results split back per request.
+ * One batch runs at a time; requests that arrive meanwhile form the next batch.
+ */
+export interface BatchOutput {
+  /** per-item size of each output (values per batch item) and the item shape */
+  [name: string]: { data: Float32Array; itemShape: number[] };
+}
+
+export type BatchRunner = (input: Float32Array, items: number) => Promise<BatchOutput>;
+
+interface Pending {
+  data: Float32Array;
+  items: number;
+  resolve: (out: BatchOutput) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface BatcherStats {
+  batches: number;
+  items: number;
+}
+
+export class DynamicBatcher {
+  private queue: Pending[] = [];
+  private queued = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  readonly stats: BatcherStats = { batches: 0, items: 0 };
+
+  constructor(
+    private readonly run: BatchRunner,
+    private readonly maxBatchSize: number,
+    private readonly maxQueueDelayMs: number,
+    private readonly onBatch: (size: number) => void = () => undefined,
+  ) {}
+
+  /** Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. */
+  submit(data: Float32Array, items: number): Promise<BatchOutput> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ data, items, resolve, reject });
+      this.queued += items;
+      if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0) this.flushSoon(0);
+      else if (!this.timer) this.flushSoon(this.maxQueueDelayMs);
+    });
+  }
+
+  private flushSoon(delay: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, delay);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.running || this.queue.length === 0) return;
+    // take requests up to maxBatchSize items (a single larger request runs alone)
+    const batch: Pending[] = [];
+    let items = 0;
+    while (this.queue.length && (batch.length === 0 || items + this.queue[0].items <= this.maxBatchSize)) {
+      const p = this.queue.shift()!;
+      batch.push(p);
+      items += p.items;
+    }
+    this.queued -= items;
+    this.running = true;
+    try {
+      const per = batch[0].data.length / batch[0].items;
+      const input = batch.length === 1 ? batch[0].data : new Float32Array(items * per);
+      if (batch.length > 1) {
+        let o = 0;
+        for (const p of batch) {
+          input.set(p.data, o);
+          o += p.data.length;
+        }
+      }
+      this.stats.batches++;
+      this.stats.items += items;
+      this.onBatch(items);
+      const out = await this.run(input, items);
+      let start = 0;
+      for (const p of batch) {
+        const mine: BatchOutput = {};
+        for (const [name, o] of Object.entries(out)) {
+          const size = o.data.length / items;
+          mine[name] = { data: o.data.slice(start * size, (start + p.items) * size), itemShape: o.itemShape };
+        }
+        start += p.items;
+        p.resolve(mine);
+      }
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+    } finally {
+      this.running = false;
+      // whatever queued during the run has waited long enough
+      if (this.queue.length) this.flushSoon(0);
+    }
+  }
+
+  /** Requests waiting or running. */
+  get busy(): boolean {
+    return this.running || this.queue.length > 0;
+  }
+}

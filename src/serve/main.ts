@@ -1,0 +1,89 @@
+import * as fs from 'fs';
+import { startServer, DEFAULT_SERVE, ServeOptions } from './server';
+import { loadKey } from './crypto';
+import { Preprocess } from './image';
+import { ModelshipError } from '../util/errors';
+
+/**
+ * `modelship serve`: the serving runtime inside the image. Configured by flags or, in a container, by the
+ * environment (flags win):
+ *   --model / MODELSHIP_MODEL            ONNX file (plain or AES-256-GCM encrypted by the image stage)
+ *   --name / MODELSHIP_MODEL_NAME        model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
+ *   --port / PORT (8000), --host / HOST (0.0.0.0)
+ *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
+ *   --provider / MODELSHIP_PROVIDER      cpu | cuda (falls back to cpu, and says so)
+ *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
+ *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
+ *   MODELSHIP_LABELS (a file, one label per line), MODELSHIP_PREPROCESS (JSON: resize, channelOrder, mean, scale)
+ */
+export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: string) => void): ServeOptions {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new ModelshipError('input', `unexpected argument "${a}"`);
+    const eq = a.indexOf('=');
+    if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
+    else {
+      const v = argv[++i];
+      if (v === undefined) throw new ModelshipError('input', `flag ${a} needs a value`);
+      flags.set(a.slice(2), v);
+    }
+  }
+  const known = new Set(['model', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'provider', 'labels']);
+  for (const k of flags.keys()) if (!known.has(k)) throw new ModelshipError('input', `unknown serve flag --${k}`, { field: k });
+  const get = (flag: string, envName: string): string | undefined => flags.get(flag) ?? (env[envName] || undefined);
+  const int = (flag: string, envName: string, dflt: number, min: number): number => {
+    const v = get(flag, envName);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new ModelshipError('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
+    return n;
+  };
+  const modelPath = get('model', 'MODELSHIP_MODEL');
+  if (!modelPath) throw new ModelshipError('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
+  const provider = (get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu') as 'cpu' | 'cuda';
+  if (provider !== 'cpu' && provider !== 'cuda') throw new ModelshipError('input', `--provider must be cpu or cuda, got "${provider}"`, { field: 'provider' });
+  let apiKey = env.MODELSHIP_API_KEY || undefined;
+  if (!apiKey && env.MODELSHIP_API_KEY_FILE) apiKey = fs.readFileSync(env.MODELSHIP_API_KEY_FILE, 'utf8').trim();
+  let preprocess: Preprocess = DEFAULT_SERVE.preprocess;
+  if (env.MODELSHIP_PREPROCESS) {
+    try {
+      preprocess = { ...preprocess, ...(JSON.parse(env.MODELSHIP_PREPROCESS) as Partial<Preprocess>) };
+    } catch (e) {
+      throw new ModelshipError('input', `MODELSHIP_PREPROCESS is not JSON: ${(e as Error).message}`);
+    }
+  }
+  const labelsFile = get('labels', 'MODELSHIP_LABELS');
+  return {
+    ...DEFAULT_SERVE,
+    modelPath,
+    modelName: get('name', 'MODELSHIP_MODEL_NAME') ?? DEFAULT_SERVE.modelName,
+    modelVersion: get('version', 'MODELSHIP_MODEL_VERSION') ?? DEFAULT_SERVE.modelVersion,
+    host: get('host', 'HOST') ?? DEFAULT_SERVE.host,
+    port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
+    maxBatchSize: int('max-batch-size', 'MODELSHIP_MAX_BATCH_SIZE', DEFAULT_SERVE.maxBatchSize, 1),
+    maxQueueDelayMs: int('max-queue-delay-ms', 'MODELSHIP_MAX_QUEUE_DELAY_MS', DEFAULT_SERVE.maxQueueDelayMs, 0),
+    provider,
+    apiKey,
+    modelKey: loadKey(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
+    preprocess,
+    labels: labelsFile ? fs.readFileSync(labelsFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined,
+    log,
+  };
+}
+
+/** Run the server until SIGTERM/SIGINT, then drain and exit 0. */
+export async function serveMain(argv: string[]): Promise<number> {
+  const log = (l: string) => process.stderr.write(`[modelship serve] ${l}\n`);
+  const opts = serveOptions(argv, process.env, log);
+  const srv = await startServer(opts);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log(`${sig} received`);
+      void srv.drain().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}

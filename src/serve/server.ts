@@ -1,0 +1,310 @@
+import * as http from 'http';
+import * as fs from 'fs';
+import { AddressInfo } from 'net';
+import * as crypto from 'crypto';
+import type * as Ort from 'onnxruntime-node';
+import * as prom from 'prom-client';
+import { DynamicBatcher, BatchOutput } from './batcher';
+import { ProtocolError, parseInferRequest, encodeInferResponse, HEADER_LENGTH, ResponseTensor } from './kserve';
+import { decryptModel, isEncrypted } from './crypto';
+import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
+import { onnxSchema } from '../convert/schema/onnx';
+import { ModelshipError } from '../util/errors';
+import { VERSION } from '../version';
+
+export interface ServeOptions {
+  modelPath: string;
+  modelName: string;
+  modelVersion: string;
+  host: string;
+  port: number;
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  provider: 'cpu' | 'cuda';
+  apiKey?: string;
+  modelKey?: Buffer;
+  maxBodyBytes: number;
+  preprocess: Preprocess;
+  labels?: string[];
+  topK: number;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_SERVE: Omit<ServeOptions, 'modelPath' | 'log'> = {
+  modelName: 'model',
+  modelVersion: '1',
+  host: '0.0.0.0',
+  port: 8000,
+  maxBatchSize: 8,
+  maxQueueDelayMs: 2,
+  provider: 'cpu',
+  maxBodyBytes: 64 * 2 ** 20,
+  preprocess: GOOGLENET_PREPROCESS,
+  topK: 5,
+};
+
+interface TensorInfo {
+  name: string;
+  shape: (number | string)[];
+}
+
+/** Input/output names and shapes from the ONNX graph (symbolic dims as their names). */
+function graphSignature(model: Uint8Array): { inputs: TensorInfo[]; outputs: TensorInfo[] } {
+  const Model = onnxSchema().lookupType('onnx.ModelProto');
+  const m = Model.toObject(Model.decode(model), { longs: Number, bytes: String }) as {
+    graph: { input?: { name: string; type?: { tensor_type?: { shape?: { dim?: { dim_value?: number; dim_param?: string }[] } } } }[]; output?: { name: string; type?: { tensor_type?: { shape?: { dim?: { dim_value?: number; dim_param?: string }[] } } } }[]; initializer?: { name: string }[] };
+  };
+  const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
+  const info = (v: { name: string; type?: { tensor_type?: { shape?: { dim?: { dim_value?: number; dim_param?: string }[] } } } }) => ({
+    name: v.name,
+    shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))),
+  });
+  return { inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(info), outputs: (m.graph.output ?? []).map(info) };
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** stop taking work: readiness false, finish in-flight requests, close */
+  drain(): Promise<void>;
+  provider: string;
+  metrics: prom.Registry;
+  batcher: DynamicBatcher;
+}
+
+/** Load the model and serve it over the KServe v2 protocol. */
+export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  let bytes: Uint8Array = fs.readFileSync(opts.modelPath);
+  if (isEncrypted(bytes)) bytes = decryptModel(bytes, opts.modelKey, opts.modelPath);
+  const sig = graphSignature(bytes);
+  if (sig.inputs.length === 0) throw new ModelshipError('input', 'the model has no inputs', { file: opts.modelPath });
+
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ort = require('onnxruntime-node') as typeof Ort;
+  let session: Ort.InferenceSession;
+  let provider = 'cpu';
+  if (opts.provider === 'cuda') {
+    try {
+      session = await ort.InferenceSession.create(bytes, { executionProviders: ['cuda', 'cpu'], graphOptimizationLevel: 'all' });
+      provider = 'cuda';
+    } catch (e) {
+      opts.log(`CUDA execution provider unavailable (${(e as Error).message.split('\n')[0]}); serving on CPU`);
+      session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+    }
+  } else {
+    session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+  }
+  opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider}; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
+
+  const registry = new prom.Registry();
+  prom.collectDefaultMetrics({ register: registry, prefix: 'modelship_process_' });
+  const requests = new prom.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers: [registry] });
+  const errors = new prom.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers: [registry] });
+  const latency = new prom.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
+  const batchSizes = new prom.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
+  const inflightGauge = new prom.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers: [registry] });
+
+  const input0 = sig.inputs[0];
+  const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
+  const run = async (feeds: Record<string, { data: Float32Array; shape: number[] }>): Promise<Record<string, { data: Float32Array; shape: number[] }>> => {
+    const t: Record<string, Ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) t[k] = new ort.Tensor('float32', v.data, v.shape);
+    const res = await session.run(t);
+    const out: Record<string, { data: Float32Array; shape: number[] }> = {};
+    for (const o of sig.outputs) out[o.name] = { data: res[o.name].data as Float32Array, shape: res[o.name].dims.map(Number) };
+    return out;
+  };
+  const batcher = new DynamicBatcher(
+    async (input, items): Promise<BatchOutput> => {
+      const res = await run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
+      const out: BatchOutput = {};
+      for (const [k, v] of Object.entries(res)) out[k] = { data: v.data, itemShape: v.shape.slice(1) };
+      return out;
+    },
+    opts.maxBatchSize,
+    opts.maxQueueDelayMs,
+    (n) => batchSizes.observe(n),
+  );
+
+  let ready = true;
+  let inflight = 0;
+  let idle: (() => void) | undefined;
+  const name = opts.modelName;
+  const version = opts.modelVersion;
+
+  const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string | number> = {}) => {
+    const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+    res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[HEADER_LENGTH] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
+    res.end(buf);
+  };
+
+  const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      const tooBig = () => {
+        // answer 413 and discard the rest of the body (destroying the socket would lose the answer)
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
+      };
+      if (Number(req.headers['content-length'] ?? 0) > opts.maxBodyBytes) return tooBig();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > opts.maxBodyBytes) tooBig();
+        else chunks.push(c);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks)));
+      req.on('error', reject);
+    });
+
+  const authorized = (req: http.IncomingMessage): boolean => {
+    if (!opts.apiKey) return true;
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(h);
+    if (!m) return false;
+    const a = Buffer.from(m[1]);
+    const b = Buffer.from(opts.apiKey);
+    return a.length === b.length && crypto.timingSafeEqual(a, b);
+  };
+
+  const modelMetadata = () => ({
+    name,
+    versions: [version],
+    platform: 'onnxruntime_onnx',
+    inputs: sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: i.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
+    outputs: sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: o.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
+    parameters: { execution_provider: provider, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, server: `modelship ${VERSION}` },
+  });
+
+  async function infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
+    const body = await readBody(req);
+    const hl = req.headers[HEADER_LENGTH];
+    const parsed = parseInferRequest(body, hl === undefined ? undefined : Number(hl));
+    const known = new Map(sig.inputs.map((i) => [i.name, i]));
+    for (const t of parsed.inputs) {
+      const info = known.get(t.name);
+      if (!info) throw new ProtocolError(400, `unknown input "${t.name}"; the model's inputs are ${[...known.keys()].join(', ')}`);
+      const want = info.shape;
+      const ok = t.shape.length === want.length && t.shape.every((d, i) => typeof want[i] !== 'number' || want[i] === d) && t.shape[0] > 0;
+      if (!ok) throw new ProtocolError(400, `input "${t.name}": shape [${t.shape.join(', ')}] does not match the model's [${want.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`);
+    }
+    for (const i of sig.inputs) if (!parsed.inputs.find((t) => t.name === i.name)) throw new ProtocolError(400, `missing input "${i.name}"`);
+    const outNames = sig.outputs.map((o) => o.name);
+    for (const o of parsed.outputs) if (!outNames.includes(o.name)) throw new ProtocolError(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
+    let results: Record<string, { data: Float32Array; shape: number[] }>;
+    if (sig.inputs.length === 1) {
+      const t = parsed.inputs[0];
+      const out = await batcher.submit(t.data, t.shape[0]);
+      results = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data, shape: [t.shape[0], ...v.itemShape] }]));
+    } else {
+      results = await run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
+    }
+    const wanted = parsed.outputs.length ? parsed.outputs : outNames.map((n) => ({ name: n, binary: false }));
+    const tensors: ResponseTensor[] = wanted.map((o) => ({ name: o.name, shape: results[o.name].shape, data: results[o.name].data, binary: o.binary || parsed.binaryOutputs }));
+    const enc = encodeInferResponse(name, version, parsed.id, tensors);
+    send(res, 200, enc.body, enc.headerLength !== undefined ? { [HEADER_LENGTH]: enc.headerLength } : {});
+    return 200;
+  }
+
+  async function classify(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<number> {
+    const body = await readBody(req);
+    const [, , H, W] = input0.shape;
+    if (sig.inputs.length !== 1 || input0.shape.length !== 4 || input0.shape[1] !== 3 || typeof H !== 'number' || typeof W !== 'number') {
+      throw new ProtocolError(400, 'image classification needs a model with one [N, 3, H, W] input');
+    }
+    const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
+    const x = imageToTensor(body, H, W, opts.preprocess);
+    const out = await batcher.submit(x, 1);
+    const first = out[sig.outputs[0].name].data;
+    const idx = Array.from(first.keys()).sort((a, b) => first[b] - first[a]).slice(0, k);
+    send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
+    return 200;
+  }
+
+  async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<[string, number]> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const p = url.pathname.replace(/\/+$/, '');
+    const method = req.method ?? 'GET';
+    if (p === '/v2/health/live') return ['health', (send(res, 200, { live: true }), 200)];
+    if (p === '/v2/health/ready') return ['health', ready ? (send(res, 200, { ready: true }), 200) : (send(res, 503, { ready: false, error: 'draining' }), 503)];
+    if (!authorized(req)) {
+      send(res, 401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
+      return ['auth', 401];
+    }
+    if (p === '/metrics') {
+      const text = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(text);
+      return ['metrics', 200];
+    }
+    if (p === '/v2') return ['metadata', (send(res, 200, { name: 'modelship', version: VERSION, extensions: ['binary_tensor_data', 'classification'] }), 200)];
+    const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify)?$/.exec(p);
+    if (!m) return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
+    const [, model, ver, action] = m;
+    if (decodeURIComponent(model) !== name || (ver !== undefined && ver !== version)) {
+      return ['unknown', (send(res, 404, { error: `model "${decodeURIComponent(model)}"${ver ? ` version ${ver}` : ''} is not served here (serving "${name}" version ${version})` }), 404)];
+    }
+    if (!action) return ['metadata', (send(res, 200, modelMetadata()), 200)];
+    if (action === '/ready') return ['ready', ready ? (send(res, 200, { name, ready: true }), 200) : (send(res, 503, { name, ready: false }), 503)];
+    if (method !== 'POST') return [action.slice(1), (send(res, 405, { error: `${action.slice(1)} needs POST` }, { allow: 'POST' }), 405)];
+    if (!ready) return [action.slice(1), (send(res, 503, { error: 'the server is shutting down' }), 503)];
+    return [action.slice(1), action === '/infer' ? await infer(req, res) : await classify(req, res, url)];
+  }
+
+  const server = http.createServer((req, res) => {
+    inflight++;
+    inflightGauge.inc();
+    const end = latency.startTimer();
+    // the metrics label, known before the handler runs (so failures are counted on their route)
+    const m = /\/(infer|classify|ready)\/?$/.exec(req.url?.split('?')[0] ?? '');
+    let routeName = m ? m[1] : /health/.test(req.url ?? '') ? 'health' : 'other';
+    route(req, res)
+      .then(([r, code]) => {
+        routeName = r;
+        requests.inc({ route: r, code: String(code) });
+        if (code >= 400) errors.inc({ route: r, code: String(code) });
+      })
+      .catch((e: unknown) => {
+        const status = e instanceof ProtocolError ? e.status : 500;
+        const message = e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`;
+        if (status >= 500) opts.log(`error: ${(e as Error).stack ?? e}`);
+        if (!res.headersSent) send(res, status, { error: message }, status === 413 ? { connection: 'close' } : {});
+        requests.inc({ route: routeName, code: String(status) });
+        errors.inc({ route: routeName, code: String(status) });
+      })
+      .finally(() => {
+        end({ route: routeName });
+        inflight--;
+        inflightGauge.dec();
+        if (inflight === 0 && idle) idle();
+      });
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})`);
+
+  return {
+    url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
+    port,
+    provider,
+    metrics: registry,
+    batcher,
+    async drain() {
+      ready = false;
+      opts.log('draining: readiness is false; finishing in-flight requests');
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        if (inflight === 0) server.closeIdleConnections();
+        else idle = () => server.closeIdleConnections();
+      });
+      await session.release();
+      opts.log('drained; bye');
+    },
+  };
+}

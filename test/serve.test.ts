@@ -1,0 +1,226 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import * as http from 'http';
+import { PNG } from 'pngjs';
+import { convertCaffe } from '../src/convert/converter';
+import { startServer, DEFAULT_SERVE, RunningServer, ServeOptions } from '../src/serve/server';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
+import { encryptModel } from '../src/serve/crypto';
+import { imageToTensor } from '../src/serve/image';
+import { readNpy } from '../src/util/npy';
+import { ModelshipError } from '../src/util/errors';
+import { FIXTURES, tmpDir } from './helpers/caffe';
+
+const LENET = path.join(FIXTURES, 'lenet');
+
+function convertTo(dir: string, net: string): string {
+  const d = path.join(FIXTURES, net);
+  const conv = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' });
+  const f = path.join(dir, `${net}.onnx`);
+  fs.writeFileSync(f, conv.onnx);
+  return f;
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  json: () => any;
+}
+
+function request(url: string, opts: { method?: string; body?: Buffer | string; headers?: Record<string, string | number> } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body.toString()) });
+      });
+    });
+    req.on('error', reject);
+    if (opts.body) req.write(opts.body);
+    req.end();
+  });
+}
+
+const log: string[] = [];
+function options(model: string, extra: Partial<ServeOptions> = {}): ServeOptions {
+  return { ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', log: (l) => log.push(l), ...extra };
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe('serving runtime: KServe v2 over HTTP', () => {
+  const dir = tmpDir('modelship-serve-');
+  const model = convertTo(dir, 'lenet');
+  const in1 = readNpy(path.join(LENET, 'input_b1.npy'));
+  const in2 = readNpy(path.join(LENET, 'input_b2.npy'));
+  const out1 = readNpy(path.join(LENET, 'output_b1__prob.npy'));
+  const out2 = readNpy(path.join(LENET, 'output_b2__prob.npy'));
+  let srv: RunningServer;
+  beforeAll(async () => {
+    srv = await startServer(options(model, { maxBatchSize: 8, maxQueueDelayMs: 20 }));
+  });
+  afterAll(async () => srv.drain());
+
+  test('health, server and model metadata (execution provider stated)', async () => {
+    expect((await request(`${srv.url}/v2/health/live`)).json()).toEqual({ live: true });
+    expect((await request(`${srv.url}/v2/health/ready`)).status).toBe(200);
+    expect((await request(`${srv.url}/v2/models/lenet/ready`)).json()).toEqual({ name: 'lenet', ready: true });
+    const meta = (await request(`${srv.url}/v2/models/lenet`)).json();
+    expect(meta).toMatchObject({ name: 'lenet', versions: ['1'], platform: 'onnxruntime_onnx', inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }], outputs: [{ name: 'prob', shape: [-1, 10] }] });
+    expect(meta.parameters.execution_provider).toBe('cpu');
+    expect((await request(`${srv.url}/v2`)).json().extensions).toContain('binary_tensor_data');
+  });
+
+  test('JSON tensors: the reference input reproduces Caffe\'s output', async () => {
+    const body = JSON.stringify({ id: 'r1', inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] });
+    const r = await request(`${srv.url}/v2/models/lenet/infer`, { body, headers: { 'content-type': 'application/json' } });
+    expect(r.status).toBe(200);
+    const j = r.json();
+    expect(j).toMatchObject({ model_name: 'lenet', model_version: '1', id: 'r1', outputs: [{ name: 'prob', datatype: 'FP32', shape: [1, 10] }] });
+    expect(maxDiff(Float32Array.from(j.outputs[0].data), out1.data)).toBeLessThanOrEqual(1e-5);
+  });
+
+  test('binary tensor data extension in and out, batch 2', async () => {
+    const req = encodeInferRequest([{ name: 'data', shape: in2.shape, data: in2.data }], { binaryOutputs: true });
+    const r = await request(`${srv.url}/v2/models/lenet/versions/1/infer`, { body: req.body, headers: { [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    expect(r.status).toBe(200);
+    const hl = Number(r.headers[HEADER_LENGTH]);
+    expect(hl).toBeGreaterThan(0);
+    const dec = decodeInferResponse(r.body, hl);
+    expect(dec.outputs[0].shape).toEqual([2, 10]);
+    expect(maxDiff(dec.outputs[0].data, out2.data)).toBeLessThanOrEqual(1e-5);
+  });
+
+  test('dynamic batching: 16 concurrent requests run as a few batches, each gets its own result', async () => {
+    const before = { ...srv.batcher.stats };
+    const items = [0, 1];
+    const reqs = Array.from({ length: 16 }, (_, i) => {
+      const item = items[i % 2];
+      const data = in2.data.slice(item * 784, (item + 1) * 784);
+      const enc = encodeInferRequest([{ name: 'data', shape: [1, 1, 28, 28], data }], { binaryOutputs: true });
+      return request(`${srv.url}/v2/models/lenet/infer`, { body: enc.body, headers: { [HEADER_LENGTH]: enc.headerLength } }).then((r) => ({ item, r }));
+    });
+    const done = await Promise.all(reqs);
+    for (const { item, r } of done) {
+      expect(r.status).toBe(200);
+      const got = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH])).outputs[0].data;
+      expect(maxDiff(got, out2.data.slice(item * 10, item * 10 + 10))).toBeLessThanOrEqual(1e-5);
+    }
+    const batches = srv.batcher.stats.batches - before.batches;
+    expect(srv.batcher.stats.items - before.items).toBe(16);
+    expect(batches).toBeLessThanOrEqual(8);
+    const metrics = (await request(`${srv.url}/metrics`)).body.toString();
+    expect(metrics).toMatch(/modelship_requests_total\{route="infer",code="200"\} \d+/);
+    expect(metrics).toMatch(/modelship_batch_size_count \d+/);
+    expect(metrics).toMatch(/modelship_request_duration_seconds_bucket/);
+  });
+
+  test('bad requests get 4xx with a clear message and the server keeps serving', async () => {
+    const post = (body: string | Buffer, headers: Record<string, string | number> = {}) => request(`${srv.url}/v2/models/lenet/infer`, { body, headers });
+    const cases: [Promise<Reply>, number, RegExp][] = [
+      [post('{"inputs": [ {'), 400, /malformed JSON/],
+      [post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 27], datatype: 'FP32', data: new Array(756).fill(0) }] })), 400, /shape \[1, 1, 28, 27\] does not match the model's \[-1, 1, 28, 28\]/],
+      [post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'BYTES', data: ['a'] }] })), 400, /datatype BYTES is not supported/],
+      [post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: [1, 2] }] })), 400, /needs 784 values, "data" has 2/],
+      [post(JSON.stringify({ inputs: [{ name: 'image', shape: [1], datatype: 'FP32', data: [1] }] })), 400, /unknown input "image"/],
+      [post(Buffer.alloc(10), { [HEADER_LENGTH]: 99 }), 400, /does not fit/],
+      [request(`${srv.url}/v2/models/resnet/infer`, { body: '{}' }), 404, /model "resnet" is not served here/],
+      [request(`${srv.url}/v2/models/lenet/infer`), 405, /needs POST/],
+      [request(`${srv.url}/v2/models/lenet/classify`, { body: Buffer.from('not an image at all') }), 400, /image classification needs a model with one \[N, 3, H, W\] input/],
+    ];
+    for (const [p, status, msg] of cases) {
+      const r = await p;
+      expect({ status: r.status, error: r.json().error }).toEqual({ status, error: expect.stringMatching(msg) });
+    }
+    const big = await startServer(options(model, { maxBodyBytes: 1000 }));
+    try {
+      // chunked (no content-length) and declared
+      const r = await request(`${big.url}/v2/models/lenet/infer`, { body: Buffer.alloc(5000) });
+      expect(r.status).toBe(413);
+      expect(r.json().error).toMatch(/exceeds the limit of 1000/);
+      const r2 = await request(`${big.url}/v2/models/lenet/infer`, { body: Buffer.alloc(5000), headers: { 'content-length': 5000 } });
+      expect(r2.status).toBe(413);
+    } finally {
+      await big.drain();
+    }
+    // still serving
+    const ok = await request(`${srv.url}/v2/models/lenet/infer`, { body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] }) });
+    expect(ok.status).toBe(200);
+    const metrics = (await request(`${srv.url}/metrics`)).body.toString();
+    expect(metrics).toMatch(/modelship_request_errors_total\{route="infer",code="400"\} [1-9]/);
+  });
+});
+
+describe('serving runtime: auth, encryption, images, shutdown', () => {
+  const dir = tmpDir('modelship-serve2-');
+  const model = convertTo(dir, 'lenet');
+
+  test('with an API key every route but health needs the bearer token', async () => {
+    const srv = await startServer(options(model, { apiKey: 's3cret-key' }));
+    expect((await request(`${srv.url}/v2/health/ready`)).status).toBe(200);
+    const no = await request(`${srv.url}/v2/models/lenet`);
+    expect(no.status).toBe(401);
+    expect(no.json().error).toMatch(/Authorization: Bearer/);
+    expect((await request(`${srv.url}/v2/models/lenet`, { headers: { authorization: 'Bearer wrong-key!' } })).status).toBe(401);
+    expect((await request(`${srv.url}/metrics`)).status).toBe(401);
+    expect((await request(`${srv.url}/v2/models/lenet`, { headers: { authorization: 'Bearer s3cret-key' } })).status).toBe(200);
+    await srv.drain();
+  });
+
+  test('an encrypted model serves with the right key and refuses to start with a wrong or missing one', async () => {
+    const key = Buffer.alloc(32, 7);
+    const enc = path.join(dir, 'lenet.onnx.enc');
+    fs.writeFileSync(enc, encryptModel(fs.readFileSync(model), key));
+    const srv = await startServer(options(enc, { modelKey: key }));
+    expect((await request(`${srv.url}/v2/models/lenet`)).status).toBe(200);
+    await srv.drain();
+    await expect(startServer(options(enc, { modelKey: Buffer.alloc(32, 8) }))).rejects.toThrow(/cannot decrypt the model: wrong key/);
+    await expect(startServer(options(enc))).rejects.toThrow(ModelshipError);
+    await expect(startServer(options(enc))).rejects.toThrow(/encrypted but no key was given/);
+  });
+
+  test('image classification: a PNG gives top-k labels, the same as infer on the preprocessed tensor', async () => {
+    const zoo = convertTo(dir, 'zoo_conv');
+    const labels = Array.from({ length: 10 }, (_, i) => `class-${i}`);
+    const srv = await startServer(options(zoo, { modelName: 'zoo', labels, topK: 3 }));
+    const png = new PNG({ width: 20, height: 16 });
+    for (let i = 0; i < png.data.length; i++) png.data[i] = (i * 37) % 256;
+    const bytes = PNG.sync.write(png);
+    const r = await request(`${srv.url}/v2/models/zoo/classify`, { body: bytes, headers: { 'content-type': 'image/png' } });
+    expect(r.status).toBe(200);
+    const preds = r.json().predictions;
+    expect(preds).toHaveLength(3);
+    const x = imageToTensor(bytes, 13, 11, DEFAULT_SERVE.preprocess);
+    const inf = await request(`${srv.url}/v2/models/zoo/infer`, { body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 3, 13, 11], datatype: 'FP32', data: Array.from(x) }] }) });
+    const probs: number[] = inf.json().outputs[0].data;
+    const top = probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, i]) => i);
+    expect(preds.map((p: { index: number }) => p.index)).toEqual(top);
+    expect(preds[0].label).toBe(`class-${top[0]}`);
+    const bad = await request(`${srv.url}/v2/models/zoo/classify`, { body: Buffer.from('not an image at all') });
+    expect({ status: bad.status, error: bad.json().error }).toEqual({ status: 415, error: expect.stringMatching(/not a JPEG or PNG/) });
+    const cut = await request(`${srv.url}/v2/models/zoo/classify`, { body: bytes.subarray(0, 40) });
+    expect({ status: cut.status, error: cut.json().error }).toEqual({ status: 400, error: expect.stringMatching(/cannot decode the PNG image/) });
+    expect((await request(`${srv.url}/v2/health/live`)).status).toBe(200);
+    await srv.drain();
+  });
+
+  test('SIGTERM semantics: drain finishes the in-flight request, readiness goes false, then the port closes', async () => {
+    const srv = await startServer(options(model, { maxQueueDelayMs: 300, maxBatchSize: 8 }));
+    const in1 = readNpy(path.join(LENET, 'input_b1.npy'));
+    const pending = request(`${srv.url}/v2/models/lenet/infer`, { body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] }) });
+    await new Promise((r) => setTimeout(r, 50)); // the request is queued in the batcher
+    const drained = srv.drain();
+    const r = await pending;
+    expect(r.status).toBe(200);
+    await drained;
+    await expect(request(`${srv.url}/v2/health/live`)).rejects.toThrow(/ECONNREFUSED/);
+    expect(log.join('\n')).toMatch(/draining: readiness is false/);
+  });
+});
