@@ -54017,6 +54017,8 @@ class GraphBuilder {
     initializers = [];
     inputs = [];
     outputs = [];
+    /** nodes emitted from now on belong to this Caffe layer (for per-layer subgraphs) */
+    currentLayer = '';
     /** Reserve `base` if free, else `base_1`, `base_2`, ... */
     unique(base) {
         let name = base;
@@ -54058,10 +54060,30 @@ class GraphBuilder {
         return name;
     }
     node(op, inputs, outputs, attrs = {}, name) {
-        this.nodes.push({ op, name: name ?? outputs[0], inputs, outputs, attrs });
+        this.nodes.push({ op, name: name ?? outputs[0], layer: this.currentLayer, inputs, outputs, attrs });
     }
     /** Serialise as an ONNX ModelProto. `extraOutputs` adds graph outputs (used by per-layer parity). */
     encode(meta, extraOutputs = []) {
+        return this.encodeGraph(meta, this.nodes, this.initializers, this.inputs, [...this.outputs, ...extraOutputs]);
+    }
+    /**
+     * A model of just the nodes of `layers`, fed by `inputs` (values they read from outside) and producing
+     * `outputs`: per-layer parity runs each layer on Caffe's own bottoms, so float drift from earlier layers
+     * does not count against it.
+     */
+    encodeLayers(meta, layers, inputs, outputs) {
+        const nodes = this.nodes.filter((n) => layers.has(n.layer));
+        const used = new Set(nodes.flatMap((n) => n.inputs));
+        return this.encodeGraph(meta, nodes, this.initializers.filter((t) => used.has(t.name)), inputs, outputs);
+    }
+    /** The values the nodes of `layers` read that neither they nor initializers produce. */
+    externalInputs(layers) {
+        const nodes = this.nodes.filter((n) => layers.has(n.layer));
+        const produced = new Set(nodes.flatMap((n) => n.outputs));
+        const inits = new Set(this.initializers.map((t) => t.name));
+        return [...new Set(nodes.flatMap((n) => n.inputs))].filter((i) => i !== '' && !produced.has(i) && !inits.has(i));
+    }
+    encodeGraph(meta, nodes, initializers, inputs, outputs) {
         const root = onnxSchema();
         const Model = root.lookupType('onnx.ModelProto');
         const valueInfo = (v) => ({
@@ -54081,16 +54103,16 @@ class GraphBuilder {
             doc_string: meta.docString ?? '',
             graph: {
                 name: meta.graphName,
-                node: this.nodes.map((n) => ({
+                node: nodes.map((n) => ({
                     name: n.name,
                     op_type: n.op,
                     input: n.inputs,
                     output: n.outputs,
                     attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
                 })),
-                initializer: this.initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
-                input: this.inputs.map(valueInfo),
-                output: [...this.outputs, ...extraOutputs].map(valueInfo),
+                initializer: initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
+                input: inputs.map(valueInfo),
+                output: outputs.map(valueInfo),
             },
             metadata_props: Object.entries(meta.metadata).map(([key, value]) => ({ key, value })),
         };
@@ -56650,6 +56672,7 @@ function buildGraph(net, weights, input) {
         const wl = weights.layers.get(layer.name);
         const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
         const handler = REGISTRY.get(layer.type);
+        g.currentLayer = layer.name;
         const shapes = handler.convert(ctx);
         if (shapes.length !== layer.tops.length)
             throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
@@ -56693,6 +56716,8 @@ function buildGraph(net, weights, input) {
             const outNames = new Set(outputs.map((o) => o.name));
             return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
         },
+        encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
+        externalInputs: (layers) => g.externalInputs(layers),
         metadata,
         warnings,
         nodeCount: g.nodes.length,
@@ -57001,18 +57026,70 @@ async function checkLayers(conv, dir, tol, single) {
             throw new ModelshipError('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
         }
     }
-    const feeds = {};
+    const inputs = {};
     for (const inp of conv.inputs)
-        feeds[inp.name] = readNpy(inputFile(dir, batch, inp.name, single));
-    const wanted = conv.versions.map((v) => v.onnx);
-    const result = await runOnnx(conv.encodeWithAllOutputs(), feeds, wanted);
-    const layers = [];
-    for (const v of conv.versions) {
-        const got = result.outputs[v.onnx];
-        const check = compareVersion(v, got, blobFiles, statsAfterLayer, blobDir, tol);
-        if (check)
-            layers.push(check);
+        inputs[inp.name] = readNpy(inputFile(dir, batch, inp.name, single));
+    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward).
+    const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
+    const cache = new Map();
+    const exact = (onnx) => {
+        if (inputs[onnx])
+            return inputs[onnx];
+        if (cache.has(onnx))
+            return cache.get(onnx);
+        const v = byOnnx.get(onnx);
+        let value = null;
+        if (v?.final) {
+            const file = blobFiles.get(v.blob) ?? external_path_namespaceObject.join(blobDir, `${sanitize(v.blob)}.npy`);
+            if (external_fs_.existsSync(file))
+                value = readNpy(file);
+        }
+        cache.set(onnx, value);
+        return value;
+    };
+    // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
+    const all = await runOnnx(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
+    // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
+    // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
+    const chains = new Map();
+    for (const v of conv.versions)
+        chains.set(v.blob, [...(chains.get(v.blob) ?? []), v]);
+    const order = new Map(conv.versions.map((v, i) => [v, i]));
+    const found = [];
+    for (const chain of chains.values()) {
+        const layers = new Set(chain.map((v) => v.layer));
+        const external = conv.externalInputs(layers);
+        const feeds = {};
+        let local = true;
+        for (const name of external) {
+            const value = exact(name);
+            if (!value) {
+                local = false;
+                break;
+            }
+            feeds[name] = value;
+        }
+        let outputs;
+        if (local) {
+            const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name).shape }));
+            const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
+            outputs = (await runOnnx(model, feeds, chain.map((v) => v.onnx))).outputs;
+        }
+        else {
+            outputs = all.outputs; // bottoms Caffe did not keep: fall back to the end-to-end values
+        }
+        for (const v of chain) {
+            const check = compareVersion(v, outputs[v.onnx], blobFiles, statsAfterLayer, blobDir, tol);
+            if (!check)
+                continue;
+            check.scope = local ? 'layer' : 'end-to-end';
+            const drift = compareVersion(v, all.outputs[v.onnx], blobFiles, statsAfterLayer, blobDir, tol);
+            if (drift)
+                check.endToEnd = drift.maxAbsDiff;
+            found.push({ check, at: order.get(v) });
+        }
     }
+    const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
     return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
 }
 function compareVersion(v, got, blobFiles, stats, blobDir, tol) {
@@ -57063,7 +57140,7 @@ function parityMarkdown(r) {
         ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
     ];
     if (r.perLayer) {
-        lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1.`);
+        lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1, each layer run on Caffe's own bottoms.`);
         const f = r.perLayer.firstDivergence;
         if (f) {
             lines.push(`First divergence: layer \`${f.layer}\` (${f.type}), blob \`${f.blob}\`: max |Δ| ${fmt(f.maxAbsDiff)} > ${fmt(f.limit)}.`);

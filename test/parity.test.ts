@@ -54,6 +54,8 @@ describe('parity against real Caffe: ../shared/caffe-oracle', () => {
     ]);
     expect(report.maxAbsDiff).toBeLessThanOrEqual(1e-5);
     expect(report.perLayer!.firstDivergence).toBeNull();
+    // Caffe keeps every bottom a layer reads, so every layer is checked on its own
+    expect(report.perLayer!.layers.every((l) => l.scope === 'layer')).toBe(true);
     expect(report.status).toBe('pass');
   });
 
@@ -113,6 +115,9 @@ describe('per-layer parity names the first layer that diverges', () => {
     const conv = convertDir(dir, weights);
     const report = await checkParity(conv, dir, { perLayer: true });
     expect(report.status).toBe('fail');
-    expect(report.perLayer!.firstDivergence).toMatchObject({ layer: 'conv2', type: 'Convolution', blob: 'conv2' });
+    expect(report.perLayer!.firstDivergence).toMatchObject({ layer: 'conv2', type: 'Convolution', blob: 'conv2', scope: 'layer' });
+    // each layer runs on Caffe's own bottoms: the layers after conv2 are not blamed for its error
+    expect(report.perLayer!.layers.filter((l) => !l.pass).map((l) => l.layer)).toEqual(['conv2']);
+    expect(report.perLayer!.layers.find((l) => l.layer === 'ip1')!.endToEnd).toBeGreaterThan(1e-4);
   });
 });

@@ -29,6 +29,10 @@ export interface ConversionResult {
   versions: BlobVersion[];
   /** re-encode with every layer output as a graph output */
   encodeWithAllOutputs(): Uint8Array;
+  /** a model of only these layers' nodes (see GraphBuilder.encodeLayers) */
+  encodeLayers(layers: ReadonlySet<string>, inputs: Value[], outputs: Value[]): Uint8Array;
+  /** ONNX names the nodes of these layers read from outside them */
+  externalInputs(layers: ReadonlySet<string>): string[];
   metadata: Record<string, string>;
   warnings: string[];
   nodeCount: number;
@@ -102,6 +106,7 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     const wl = weights.layers.get(layer.name);
     const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
     const handler = REGISTRY.get(layer.type)!;
+    g.currentLayer = layer.name;
     const shapes = handler.convert(ctx);
     if (shapes.length !== layer.tops.length) throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
     if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
@@ -145,6 +150,8 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
       const outNames = new Set(outputs.map((o) => o.name));
       return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
     },
+    encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
+    externalInputs: (layers) => g.externalInputs(layers),
     metadata,
     warnings,
     nodeCount: g.nodes.length,

@@ -31,6 +31,8 @@ export const attr = {
 interface NodeSpec {
   op: string;
   name: string;
+  /** the Caffe layer this node was emitted for */
+  layer: string;
   inputs: string[];
   outputs: string[];
   attrs: Record<string, Attr>;
@@ -53,6 +55,8 @@ export class GraphBuilder {
   readonly initializers: Initializer[] = [];
   readonly inputs: Value[] = [];
   readonly outputs: Value[] = [];
+  /** nodes emitted from now on belong to this Caffe layer (for per-layer subgraphs) */
+  currentLayer = '';
 
   /** Reserve `base` if free, else `base_1`, `base_2`, ... */
   unique(base: string): string {
@@ -100,11 +104,34 @@ export class GraphBuilder {
   }
 
   node(op: string, inputs: string[], outputs: string[], attrs: Record<string, Attr> = {}, name?: string): void {
-    this.nodes.push({ op, name: name ?? outputs[0], inputs, outputs, attrs });
+    this.nodes.push({ op, name: name ?? outputs[0], layer: this.currentLayer, inputs, outputs, attrs });
   }
 
   /** Serialise as an ONNX ModelProto. `extraOutputs` adds graph outputs (used by per-layer parity). */
-  encode(meta: { producerVersion: string; graphName: string; docString?: string; metadata: Record<string, string> }, extraOutputs: Value[] = []): Uint8Array {
+  encode(meta: ModelMeta, extraOutputs: Value[] = []): Uint8Array {
+    return this.encodeGraph(meta, this.nodes, this.initializers, this.inputs, [...this.outputs, ...extraOutputs]);
+  }
+
+  /**
+   * A model of just the nodes of `layers`, fed by `inputs` (values they read from outside) and producing
+   * `outputs`: per-layer parity runs each layer on Caffe's own bottoms, so float drift from earlier layers
+   * does not count against it.
+   */
+  encodeLayers(meta: ModelMeta, layers: ReadonlySet<string>, inputs: Value[], outputs: Value[]): Uint8Array {
+    const nodes = this.nodes.filter((n) => layers.has(n.layer));
+    const used = new Set(nodes.flatMap((n) => n.inputs));
+    return this.encodeGraph(meta, nodes, this.initializers.filter((t) => used.has(t.name)), inputs, outputs);
+  }
+
+  /** The values the nodes of `layers` read that neither they nor initializers produce. */
+  externalInputs(layers: ReadonlySet<string>): string[] {
+    const nodes = this.nodes.filter((n) => layers.has(n.layer));
+    const produced = new Set(nodes.flatMap((n) => n.outputs));
+    const inits = new Set(this.initializers.map((t) => t.name));
+    return [...new Set(nodes.flatMap((n) => n.inputs))].filter((i) => i !== '' && !produced.has(i) && !inits.has(i));
+  }
+
+  private encodeGraph(meta: ModelMeta, nodes: NodeSpec[], initializers: Initializer[], inputs: Value[], outputs: Value[]): Uint8Array {
     const root = onnxSchema();
     const Model = root.lookupType('onnx.ModelProto');
     const valueInfo = (v: Value) => ({
@@ -124,21 +151,28 @@ export class GraphBuilder {
       doc_string: meta.docString ?? '',
       graph: {
         name: meta.graphName,
-        node: this.nodes.map((n) => ({
+        node: nodes.map((n) => ({
           name: n.name,
           op_type: n.op,
           input: n.inputs,
           output: n.outputs,
           attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
         })),
-        initializer: this.initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
-        input: this.inputs.map(valueInfo),
-        output: [...this.outputs, ...extraOutputs].map(valueInfo),
+        initializer: initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
+        input: inputs.map(valueInfo),
+        output: outputs.map(valueInfo),
       },
       metadata_props: Object.entries(meta.metadata).map(([key, value]) => ({ key, value })),
     };
     return Model.encode(Model.fromObject(model)).finish();
   }
+}
+
+export interface ModelMeta {
+  producerVersion: string;
+  graphName: string;
+  docString?: string;
+  metadata: Record<string, string>;
 }
 
 function encodeAttr(name: string, a: Attr): Record<string, unknown> {

@@ -36,7 +36,11 @@ export interface LayerCheck {
   onnx: string;
   /** compared against the full blob (final version) or against Caffe's per-layer statistics (in-place versions) */
   against: 'blob' | 'stats';
+  /** 'layer': run on Caffe's own bottoms (the gate); 'end-to-end': bottoms unavailable, whole-net value used */
+  scope?: 'layer' | 'end-to-end';
   maxAbsDiff: number;
+  /** the same output's difference when the whole net runs from the input (float drift accumulates; not gated) */
+  endToEnd?: number;
   limit: number;
   pass: boolean;
 }
@@ -185,16 +189,65 @@ async function checkLayers(conv: ConversionResult, dir: string, tol: ParityToler
       throw new ModelshipError('input', `cannot read summary.json: ${(e as Error).message}`, { file: summaryPath });
     }
   }
-  const feeds: Record<string, NpyArray> = {};
-  for (const inp of conv.inputs) feeds[inp.name] = readNpy(inputFile(dir, batch, inp.name, single));
-  const wanted = conv.versions.map((v) => v.onnx);
-  const result = await runOnnx(conv.encodeWithAllOutputs(), feeds, wanted);
-  const layers: LayerCheck[] = [];
-  for (const v of conv.versions) {
-    const got = result.outputs[v.onnx];
-    const check = compareVersion(v, got, blobFiles, statsAfterLayer, blobDir, tol);
-    if (check) layers.push(check);
+  const inputs: Record<string, NpyArray> = {};
+  for (const inp of conv.inputs) inputs[inp.name] = readNpy(inputFile(dir, batch, inp.name, single));
+
+  // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward).
+  const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
+  const cache = new Map<string, NpyArray | null>();
+  const exact = (onnx: string): NpyArray | null => {
+    if (inputs[onnx]) return inputs[onnx];
+    if (cache.has(onnx)) return cache.get(onnx)!;
+    const v = byOnnx.get(onnx);
+    let value: NpyArray | null = null;
+    if (v?.final) {
+      const file = blobFiles.get(v.blob) ?? path.join(blobDir, `${sanitize(v.blob)}.npy`);
+      if (fs.existsSync(file)) value = readNpy(file);
+    }
+    cache.set(onnx, value);
+    return value;
+  };
+
+  // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
+  const all = await runOnnx(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
+
+  // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
+  // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
+  const chains = new Map<string, BlobVersion[]>();
+  for (const v of conv.versions) chains.set(v.blob, [...(chains.get(v.blob) ?? []), v]);
+  const order = new Map(conv.versions.map((v, i) => [v, i]));
+  const found: { check: LayerCheck; at: number }[] = [];
+  for (const chain of chains.values()) {
+    const layers = new Set(chain.map((v) => v.layer));
+    const external = conv.externalInputs(layers);
+    const feeds: Record<string, NpyArray> = {};
+    let local = true;
+    for (const name of external) {
+      const value = exact(name);
+      if (!value) {
+        local = false;
+        break;
+      }
+      feeds[name] = value;
+    }
+    let outputs: Record<string, NpyArray>;
+    if (local) {
+      const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name)!.shape }));
+      const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
+      outputs = (await runOnnx(model, feeds, chain.map((v) => v.onnx))).outputs;
+    } else {
+      outputs = all.outputs; // bottoms Caffe did not keep: fall back to the end-to-end values
+    }
+    for (const v of chain) {
+      const check = compareVersion(v, outputs[v.onnx], blobFiles, statsAfterLayer, blobDir, tol);
+      if (!check) continue;
+      check.scope = local ? 'layer' : 'end-to-end';
+      const drift = compareVersion(v, all.outputs[v.onnx], blobFiles, statsAfterLayer, blobDir, tol);
+      if (drift) check.endToEnd = drift.maxAbsDiff;
+      found.push({ check, at: order.get(v)! });
+    }
   }
+  const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
   return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
 }
 
@@ -250,7 +303,7 @@ export function parityMarkdown(r: ParityReport): string {
     ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
   ];
   if (r.perLayer) {
-    lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1.`);
+    lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1, each layer run on Caffe's own bottoms.`);
     const f = r.perLayer.firstDivergence;
     if (f) {
       lines.push(`First divergence: layer \`${f.layer}\` (${f.type}), blob \`${f.blob}\`: max |Δ| ${fmt(f.maxAbsDiff)} > ${fmt(f.limit)}.`);
