@@ -53655,11 +53655,11 @@ var __webpack_exports__ = {};
 "use strict";
 
 ;// CONCATENATED MODULE: ./src/util/errors.ts
-class ModelshipError extends Error {
+class errors_ModelshipError extends Error {
     code;
     location;
     constructor(code, message, location = {}) {
-        super(ModelshipError.format(message, location));
+        super(errors_ModelshipError.format(message, location));
         this.name = 'ModelshipError';
         this.code = code;
         this.location = location;
@@ -53680,17 +53680,94 @@ class ModelshipError extends Error {
     }
 }
 function isModelshipError(e) {
-    return e instanceof ModelshipError;
+    return e instanceof errors_ModelshipError;
+}
+
+;// CONCATENATED MODULE: ./src/compile/tensorrt.ts
+
+function parseBatches(text) {
+    const parts = text.split(',').map((s) => Number(s.trim()));
+    if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
+        throw new errors_ModelshipError('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
+    }
+    return parts;
+}
+/** The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. */
+function planTensorRT(inputs, onnxName, planName, workDir, o) {
+    const shapeAt = (b) => inputs
+        .map((i) => {
+        const rest = i.shape.slice(1);
+        if (rest.some((d) => typeof d !== 'number'))
+            throw new errors_ModelshipError('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
+        return `${i.name}:${[b, ...rest].join('x')}`;
+    })
+        .join(',');
+    const trtexec = [
+        'trtexec',
+        `--onnx=/work/${onnxName}`,
+        `--saveEngine=/work/${planName}`,
+        `--minShapes=${shapeAt(o.batches[0])}`,
+        `--optShapes=${shapeAt(o.batches[1])}`,
+        `--maxShapes=${shapeAt(o.batches[2])}`,
+        `--timingCacheFile=/work/${o.timingCache}`,
+        `--memPoolSize=workspace:${o.workspaceMiB}M`,
+        ...(o.fp16 ? ['--fp16'] : []),
+        ...(o.int8 ? ['--int8'] : []),
+    ];
+    const run = ['run', '--rm', '--gpus', 'all', '-v', `${workDir}:/work`, '-w', '/work', o.baseImage];
+    return {
+        trtexec,
+        dockerArgs: [...run, ...trtexec],
+        gpuQueryArgs: [...run, 'nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
+    };
+}
+/** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
+function parseTensorRTVersion(log) {
+    const m = /TensorRT version:\s*([0-9]+(?:\.[0-9]+){1,3})/.exec(log);
+    if (m)
+        return m[1];
+    const v = /TensorRT\.trtexec \[TensorRT v(\d+)\]/.exec(log) ?? /TensorRT v(\d{5,6})\b/.exec(log);
+    if (v) {
+        const n = Number(v[1]);
+        return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
+    }
+    throw new errors_ModelshipError('graph', 'could not find the TensorRT version in the trtexec log');
+}
+/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU). */
+function parseNvidiaSmi(out) {
+    const line = out.split('\n').map((l) => l.trim()).find((l) => l.length > 0);
+    const parts = line?.split(',').map((s) => s.trim());
+    if (!parts || parts.length < 3 || !/^\d+\.\d+$/.test(parts[0]))
+        throw new errors_ModelshipError('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
+    return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
+}
+/**
+ * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
+ * Checked before deploy: throws naming both sides when they differ.
+ */
+function checkPlanCompatibility(plan, target) {
+    const problems = [];
+    const majorMinor = (v) => v.split('.').slice(0, 2).join('.');
+    if (majorMinor(plan.tensorrtVersion) !== majorMinor(target.tensorrtVersion) || plan.tensorrtVersion.split('.')[2] !== target.tensorrtVersion.split('.')[2]) {
+        problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
+    }
+    if (plan.computeCapability !== target.computeCapability) {
+        problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
+    }
+    if (problems.length) {
+        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile in ${target.image ?? 'the serving image'} on the target GPU.`);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/config.ts
+
 
 /**
  * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
  * (`--per-layer`), read once into a typed Config. action.yml and the README tables are checked against
  * INPUTS and OUTPUTS by a test, so the three cannot drift.
  */
-const STAGES = ['convert'];
+const STAGES = ['convert', 'compile'];
 const INPUTS = [
     {
         name: 'stage',
@@ -53725,10 +53802,10 @@ const INPUTS = [
     },
     {
         name: 'reference',
-        description: 'convert: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
+        description: 'convert, compile: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
         default: '',
         kind: 'path',
-        stages: ['convert'],
+        stages: ['convert', 'compile'],
     },
     {
         name: 'per-layer',
@@ -53739,10 +53816,73 @@ const INPUTS = [
     },
     {
         name: 'tolerance',
-        description: 'convert: largest allowed max |Δ| between the ONNX and the Caffe outputs; top-5 must also be identical.',
+        description: 'convert, compile: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
         default: '1e-5',
         kind: 'number',
-        stages: ['convert'],
+        stages: ['convert', 'compile'],
+    },
+    {
+        name: 'model',
+        description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path).',
+        default: 'model.onnx',
+        kind: 'path',
+        stages: ['compile'],
+    },
+    {
+        name: 'target',
+        description: 'compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in base-image; needs a GPU runner).',
+        default: 'onnxruntime',
+        kind: 'string',
+        stages: ['compile'],
+    },
+    {
+        name: 'artifact',
+        description: 'compile: where to write the artifact; empty means next to the model (<model>.ort.onnx or <model>.plan). Its metadata goes to <artifact>.json.',
+        default: '',
+        kind: 'path',
+        stages: ['compile'],
+    },
+    {
+        name: 'execution-provider',
+        description: 'compile: the ONNX Runtime execution provider the artifact is optimized for: cpu or cuda.',
+        default: 'cpu',
+        kind: 'string',
+        stages: ['compile'],
+    },
+    {
+        name: 'base-image',
+        description: 'compile (tensorrt): the serving base image that runs trtexec, so the plan matches the TensorRT that serves it.',
+        default: 'nvcr.io/nvidia/tensorrt:24.08-py3',
+        kind: 'string',
+        stages: ['compile'],
+    },
+    {
+        name: 'batch-sizes',
+        description: 'compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile.',
+        default: '1,8,32',
+        kind: 'string',
+        stages: ['compile'],
+    },
+    {
+        name: 'fp16',
+        description: 'compile: build with float16 (tensorrt: --fp16).',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['compile'],
+    },
+    {
+        name: 'int8',
+        description: 'compile (tensorrt): also allow int8 kernels (--int8).',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['compile'],
+    },
+    {
+        name: 'workspace-mib',
+        description: 'compile (tensorrt): builder workspace memory pool in MiB (--memPoolSize=workspace:<n>M).',
+        default: '4096',
+        kind: 'number',
+        stages: ['compile'],
     },
 ];
 const OUTPUTS = [
@@ -53751,9 +53891,13 @@ const OUTPUTS = [
     { name: 'parity', description: 'convert: pass, fail or skipped (no reference given).', stages: ['convert'] },
     { name: 'max-abs-diff', description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).', stages: ['convert'] },
     { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
+    { name: 'artifact-path', description: 'compile: path of the deployment artifact (optimized ONNX or TensorRT plan).', stages: ['compile'] },
+    { name: 'artifact-sha256', description: 'compile: sha256 of the artifact.', stages: ['compile'] },
+    { name: 'artifact-metadata', description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).', stages: ['compile'] },
+    { name: 'compile-parity', description: 'compile: pass, fail or skipped: the parity check of the optimized model.', stages: ['compile'] },
 ];
 function fail(input, message) {
-    throw new ModelshipError('input', `input "${input}": ${message}`, { field: input });
+    throw new errors_ModelshipError('input', `input "${input}": ${message}`, { field: input });
 }
 function parseBoolean(name, raw) {
     const v = raw.trim().toLowerCase();
@@ -53797,7 +53941,28 @@ function readConfig(source) {
     };
     if (stage === 'convert' && convert.perLayer && !convert.reference)
         fail('per-layer', 'needs a reference directory (input "reference")');
-    return { stage, convert };
+    const oneOf = (name, values) => {
+        const v = raw(name);
+        if (!values.includes(v))
+            fail(name, `expected one of ${values.join(', ')}, got "${v}"`);
+        return v;
+    };
+    const compile = {
+        model: raw('model'),
+        target: oneOf('target', ['onnxruntime', 'tensorrt']),
+        artifact: raw('artifact'),
+        executionProvider: oneOf('execution-provider', ['cpu', 'cuda']),
+        baseImage: raw('base-image'),
+        batchSizes: parseBatches(raw('batch-sizes')),
+        fp16: parseBoolean('fp16', raw('fp16')),
+        int8: parseBoolean('int8', raw('int8')),
+        workspaceMiB: num('workspace-mib'),
+        reference: convert.reference,
+        tolerance: convert.tolerance,
+    };
+    if (compile.int8 && compile.target !== 'tensorrt')
+        fail('int8', 'is only for target tensorrt');
+    return { stage, convert, compile };
 }
 
 ;// CONCATENATED MODULE: ./src/stage.ts
@@ -54555,7 +54720,7 @@ class Lexer {
         this.file = file;
     }
     fail(message, at) {
-        throw new ModelshipError('syntax', message, { file: this.file, line: at.line, column: at.column });
+        throw new errors_ModelshipError('syntax', message, { file: this.file, line: at.line, column: at.column });
     }
     peek() {
         if (!this.peeked)
@@ -54716,7 +54881,7 @@ class Parser {
                     this.optionalSeparator();
                     continue;
                 }
-                throw new ModelshipError('schema', `unknown field "${t.text}" in ${type.name}`, {
+                throw new errors_ModelshipError('schema', `unknown field "${t.text}" in ${type.name}`, {
                     file: this.opts.file,
                     line: t.line,
                     column: t.column,
@@ -54743,7 +54908,7 @@ class Parser {
         }
         else {
             if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
-                throw new ModelshipError('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
+                throw new errors_ModelshipError('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
                     file: this.opts.file,
                     line: at.line,
                     column: at.column,
@@ -54985,19 +55150,19 @@ function checkLooksLikeText(bytes, file) {
     for (let i = 0; i < n; i++) {
         const c = bytes[i];
         if (c === 0) {
-            throw new ModelshipError('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
+            throw new errors_ModelshipError('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
         }
         if (c < 9 || (c > 13 && c < 32))
             control++;
     }
     if (n > 0 && control / n > 0.05) {
-        throw new ModelshipError('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
+        throw new errors_ModelshipError('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
     }
     const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
     const bad = text.indexOf('\uFFFD');
     if (bad >= 0) {
         const line = text.slice(0, bad).split('\n').length;
-        throw new ModelshipError('syntax', 'invalid UTF-8 in prototxt', { file, line });
+        throw new errors_ModelshipError('syntax', 'invalid UTF-8 in prototxt', { file, line });
     }
     return text;
 }
@@ -55032,7 +55197,7 @@ function normalizeNet(msg, file) {
     const v2 = msg.layer ?? [];
     const v1 = msg.layers ?? [];
     if (v2.length > 0 && v1.length > 0) {
-        throw new ModelshipError('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: fieldLocOf(msg, 'layers')?.line });
+        throw new errors_ModelshipError('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: fieldLocOf(msg, 'layers')?.line });
     }
     const format = v1.length > 0 ? 'V1' : 'V2';
     const inputs = [];
@@ -55043,22 +55208,22 @@ function normalizeNet(msg, file) {
         const inputShape = msg.input_shape ?? [];
         const loc = fieldLocOf(msg, 'input');
         if (inputShape.length > 0 && inputDim.length > 0) {
-            throw new ModelshipError('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
+            throw new errors_ModelshipError('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
         }
         if (inputShape.length > 0) {
             if (inputShape.length !== inputNames.length) {
-                throw new ModelshipError('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
+                throw new errors_ModelshipError('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
             }
             inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
         }
         else if (inputDim.length > 0) {
             if (inputDim.length !== 4 * inputNames.length) {
-                throw new ModelshipError('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
+                throw new errors_ModelshipError('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
             }
             inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
         }
         else {
-            throw new ModelshipError('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
+            throw new errors_ModelshipError('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
         }
     }
     const layers = [];
@@ -55069,7 +55234,7 @@ function normalizeNet(msg, file) {
         const loc = locOf(l);
         const rawType = l.type;
         if (rawType === undefined || rawType === '') {
-            throw new ModelshipError('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
+            throw new errors_ModelshipError('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
         }
         const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
         const name = l.name ?? `${type.toLowerCase()}_${i}`;
@@ -55089,20 +55254,20 @@ function normalizeNet(msg, file) {
             continue;
         const shapes = (paramsOf(l, 'input_param').shape ?? []).map((s) => s.dim ?? []);
         if (shapes.length === 0) {
-            throw new ModelshipError('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
+            throw new errors_ModelshipError('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
         }
         if (shapes.length !== 1 && shapes.length !== l.tops.length) {
-            throw new ModelshipError('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
+            throw new errors_ModelshipError('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
         }
         l.tops.forEach((top, i) => inputs.push({ name: top, shape: shapes[shapes.length === 1 ? 0 : i], loc: l.loc }));
     }
     for (const inp of inputs) {
         if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-            throw new ModelshipError('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
+            throw new errors_ModelshipError('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
         }
     }
     if (inputs.length === 0) {
-        throw new ModelshipError('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
+        throw new errors_ModelshipError('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
     }
     return { name: msg.name ?? 'net', file, format, inputs, layers: layers.filter((l) => l.type !== 'Input') };
 }
@@ -55274,7 +55439,7 @@ function toWeightBlob(raw, where) {
     const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
     for (const d of shape) {
         if (!Number.isSafeInteger(d) || d < 0) {
-            throw new ModelshipError('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
+            throw new errors_ModelshipError('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
         }
     }
     const count = shape.reduce((a, d) => a * d, 1);
@@ -55284,11 +55449,11 @@ function toWeightBlob(raw, where) {
     const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
     const nDouble = doubleBytes / 8 + raw.doubleValues.length;
     if (floatBytes % 4 !== 0 || doubleBytes % 8 !== 0) {
-        throw new ModelshipError('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
+        throw new errors_ModelshipError('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
     }
     if (nFloat > 0 || nDouble === 0) {
         if (nFloat !== count) {
-            throw new ModelshipError('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
+            throw new errors_ModelshipError('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
         }
         if (raw.floatValues.length === 0) {
             data = FloatData.fromBytes(concatBytes(raw.floatChunks));
@@ -55299,7 +55464,7 @@ function toWeightBlob(raw, where) {
     }
     else {
         if (nDouble !== count) {
-            throw new ModelshipError('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
+            throw new errors_ModelshipError('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
         }
         const values = new Float32Array(count);
         let i = 0;
@@ -55337,7 +55502,7 @@ const V1_TYPE_NAMES = {
  */
 function decodeCaffeModel(bytes, file) {
     if (bytes.length === 0)
-        throw new ModelshipError('binary', 'the caffemodel is empty', { file });
+        throw new errors_ModelshipError('binary', 'the caffemodel is empty', { file });
     const NetParameter = schema().lookupType('caffemodel.NetParameter');
     let msg;
     try {
@@ -55345,13 +55510,13 @@ function decodeCaffeModel(bytes, file) {
     }
     catch (e) {
         const why = e.message;
-        throw new ModelshipError('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
+        throw new errors_ModelshipError('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
     }
     const layers = new Map();
     const v2 = msg.layer ?? [];
     const v1 = msg.layers ?? [];
     if (v2.length === 0 && v1.length === 0) {
-        throw new ModelshipError('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
+        throw new errors_ModelshipError('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
     }
     const add = (name, type, blobs) => {
         if (!name)
@@ -55408,7 +55573,7 @@ class LayerContext {
         return paramsOf(this.layer, field);
     }
     fail(message, code = 'graph') {
-        throw new ModelshipError(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+        throw new errors_ModelshipError(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
     }
     unsupported(message) {
         return this.fail(message, 'unsupported');
@@ -55449,15 +55614,15 @@ class LayerContext {
         this.consumedWeights = true;
         const blobs = this.blobs;
         if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {
-            throw new ModelshipError('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+            throw new errors_ModelshipError('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
         }
         if (blobs.length !== expected.length) {
-            throw new ModelshipError('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+            throw new errors_ModelshipError('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
         }
         return expected.map((e, i) => {
             const b = blobs[i];
             if (!shapeEquals(b, e.shape)) {
-                throw new ModelshipError('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+                throw new errors_ModelshipError('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
             }
             return b.data;
         });
@@ -56578,7 +56743,7 @@ function writeFileAtomic(file, data) {
         if (fd !== undefined)
             external_fs_.closeSync(fd);
         external_fs_.rmSync(tmp, { force: true });
-        throw new ModelshipError('io', `cannot write ${file}: ${e.message}`, { file });
+        throw new errors_ModelshipError('io', `cannot write ${file}: ${e.message}`, { file });
     }
 }
 /** Read a whole file, turning ENOENT and friends into a ModelshipError naming the input. */
@@ -56586,15 +56751,15 @@ function readFileChecked(file, what) {
     try {
         const st = external_fs_.statSync(file);
         if (st.isDirectory())
-            throw new ModelshipError('input', `${what} is a directory, expected a file`, { file });
+            throw new errors_ModelshipError('input', `${what} is a directory, expected a file`, { file });
         return external_fs_.readFileSync(file);
     }
     catch (e) {
-        if (e instanceof ModelshipError)
+        if (e instanceof errors_ModelshipError)
             throw e;
         const err = e;
         const why = err.code === 'ENOENT' ? 'no such file' : err.message;
-        throw new ModelshipError('input', `cannot read ${what}: ${why}`, { file });
+        throw new errors_ModelshipError('input', `cannot read ${what}: ${why}`, { file });
     }
 }
 function sha256(data) {
@@ -56631,7 +56796,7 @@ function buildGraph(net, weights, input) {
     for (const l of net.layers) {
         if (!REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type)) {
             const extra = l.unknownFields.length ? ` (it also uses fields modelship does not know: ${l.unknownFields.join(', ')})` : '';
-            throw new ModelshipError('unsupported', `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`, { file, line: l.loc.line, layer: l.name });
+            throw new errors_ModelshipError('unsupported', `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`, { file, line: l.loc.line, layer: l.name });
         }
     }
     checkCaffeBlobRules(net);
@@ -56650,7 +56815,7 @@ function buildGraph(net, weights, input) {
     let available = new Set(net.inputs.map((i) => i.name));
     net.layers.forEach((layer, index) => {
         if (layerNames.has(layer.name)) {
-            throw new ModelshipError('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
+            throw new errors_ModelshipError('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
         }
         layerNames.add(layer.name);
         if (SKIPPED_TYPES.has(layer.type)) {
@@ -56660,7 +56825,7 @@ function buildGraph(net, weights, input) {
         const inputs = layer.bottoms.map((b) => {
             const v = current.get(b);
             if (!v) {
-                throw new ModelshipError('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
+                throw new errors_ModelshipError('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
             }
             return v;
         });
@@ -56677,7 +56842,7 @@ function buildGraph(net, weights, input) {
         if (shapes.length !== layer.tops.length)
             throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
         if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
-            throw new ModelshipError('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
+            throw new errors_ModelshipError('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
         }
         layer.bottoms.forEach((b) => available.delete(b));
         layer.tops.forEach((t, i) => {
@@ -56691,7 +56856,7 @@ function buildGraph(net, weights, input) {
     available = new Set([...available].filter((b) => !inputNames.has(b)));
     const outputs = [...available].map((b) => current.get(b));
     if (outputs.length === 0)
-        throw new ModelshipError('graph', 'the net has no outputs', { file });
+        throw new errors_ModelshipError('graph', 'the net has no outputs', { file });
     outputs.forEach((o) => g.addOutput(o));
     const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
     if (unused.length)
@@ -56744,7 +56909,7 @@ function checkCaffeBlobRules(net) {
         });
         layer.tops.forEach((t, i) => {
             if (existing.has(t) && layer.bottoms[i] !== t) {
-                throw new ModelshipError('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
+                throw new errors_ModelshipError('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
             }
             existing.add(t);
             version.set(t, (version.get(t) ?? 0) + 1);
@@ -56755,7 +56920,7 @@ function checkCaffeBlobRules(net) {
         if (list.length > 1 && inPlace) {
             const blob = k.split('\0')[0];
             const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
-            throw new ModelshipError('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
+            throw new errors_ModelshipError('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
         }
     }
 }
@@ -56772,7 +56937,7 @@ function readNpy(file) {
 }
 function parseNpy(buf, file) {
     const fail = (why) => {
-        throw new ModelshipError('binary', `not a readable .npy file: ${why}`, { file });
+        throw new errors_ModelshipError('binary', `not a readable .npy file: ${why}`, { file });
     };
     if (buf.length < 10 || buf[0] !== 0x93 || String.fromCharCode(...buf.subarray(1, 6)) !== 'NUMPY')
         fail('bad magic');
@@ -56867,7 +57032,7 @@ async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
         session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: optimization });
     }
     catch (e) {
-        throw new ModelshipError('graph', `onnxruntime rejected the converted model: ${e.message}`);
+        throw new errors_ModelshipError('graph', `onnxruntime rejected the converted model: ${e.message}`);
     }
     try {
         const inputs = {};
@@ -56882,7 +57047,7 @@ async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
         return { outputs, runtime: `onnxruntime-node ${ort.env.versions.node} (cpu, graph optimization ${optimization})` };
     }
     catch (e) {
-        throw new ModelshipError('graph', `onnxruntime failed to run the converted model: ${e.message}`);
+        throw new errors_ModelshipError('graph', `onnxruntime failed to run the converted model: ${e.message}`);
     }
     finally {
         await session.release();
@@ -56914,7 +57079,7 @@ function inputFile(dir, batch, name, single) {
     const plain = external_path_namespaceObject.join(dir, `input_b${batch}.npy`);
     if (single && external_fs_.existsSync(plain))
         return plain;
-    throw new ModelshipError('input', `reference input for "${name}" at batch ${batch} not found (expected ${external_path_namespaceObject.basename(named)}${single ? ` or ${external_path_namespaceObject.basename(plain)}` : ''})`, { file: dir });
+    throw new errors_ModelshipError('input', `reference input for "${name}" at batch ${batch} not found (expected ${external_path_namespaceObject.basename(named)}${single ? ` or ${external_path_namespaceObject.basename(plain)}` : ''})`, { file: dir });
 }
 function topK(data, start, len, k) {
     const idx = Array.from({ length: len }, (_, i) => i);
@@ -56943,11 +57108,11 @@ function maxAbs(a, b) {
 async function checkParity(conv, dir, opts) {
     const tol = opts.tolerance ?? DEFAULT_TOLERANCE;
     if (!external_fs_.existsSync(dir) || !external_fs_.statSync(dir).isDirectory()) {
-        throw new ModelshipError('input', 'reference directory not found', { file: dir, field: 'reference' });
+        throw new errors_ModelshipError('input', 'reference directory not found', { file: dir, field: 'reference' });
     }
     const batches = referenceBatches(dir);
     if (batches.length === 0)
-        throw new ModelshipError('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
+        throw new errors_ModelshipError('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
     const single = conv.inputs.length === 1;
     const checks = [];
     let runtime = '';
@@ -56957,7 +57122,7 @@ async function checkParity(conv, dir, opts) {
             const arr = readNpy(inputFile(dir, batch, inp.name, single));
             const want = [batch, ...inp.shape.slice(1)];
             if (arr.shape.join() !== want.join()) {
-                throw new ModelshipError('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
+                throw new errors_ModelshipError('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
             }
             feeds[inp.name] = arr;
         }
@@ -56966,7 +57131,7 @@ async function checkParity(conv, dir, opts) {
         for (const out of conv.outputs) {
             const refFile = external_path_namespaceObject.join(dir, `output_b${batch}__${sanitize(out.name)}.npy`);
             if (!external_fs_.existsSync(refFile))
-                throw new ModelshipError('input', `reference output ${external_path_namespaceObject.basename(refFile)} not found`, { file: dir });
+                throw new errors_ModelshipError('input', `reference output ${external_path_namespaceObject.basename(refFile)} not found`, { file: dir });
             const ref = readNpy(refFile);
             const got = result.outputs[out.name];
             if (got.shape.join() !== ref.shape.join()) {
@@ -56998,6 +57163,8 @@ async function checkParity(conv, dir, opts) {
         runtime,
     };
     if (opts.perLayer) {
+        if (!('versions' in conv))
+            throw new errors_ModelshipError('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
         report.perLayer = await checkLayers(conv, dir, tol, single);
         if (report.perLayer.firstDivergence)
             report.status = 'fail';
@@ -57008,7 +57175,7 @@ async function checkLayers(conv, dir, tol, single) {
     const batch = 1;
     const blobDir = external_path_namespaceObject.join(dir, `blobs_b${batch}`);
     if (!external_fs_.existsSync(blobDir))
-        throw new ModelshipError('input', `--per-layer needs the intermediate blobs in ${external_path_namespaceObject.basename(blobDir)}/`, { file: dir });
+        throw new errors_ModelshipError('input', `--per-layer needs the intermediate blobs in ${external_path_namespaceObject.basename(blobDir)}/`, { file: dir });
     // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
     const blobFiles = new Map();
     const statsAfterLayer = new Map(); // key: layer + '\0' + blob
@@ -57023,7 +57190,7 @@ async function checkLayers(conv, dir, tol, single) {
                     statsAfterLayer.set(`${l.name}\0${blob}`, s);
         }
         catch (e) {
-            throw new ModelshipError('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
+            throw new errors_ModelshipError('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
         }
     }
     const inputs = {};
@@ -57220,13 +57387,192 @@ async function runConvert(cfg, log) {
     };
 }
 
+;// CONCATENATED MODULE: external "os"
+const external_os_namespaceObject = require("os");
+;// CONCATENATED MODULE: ./src/util/onnxinfo.ts
+
+
+/** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
+function onnxInfo(model, file = 'model.onnx') {
+    const Model = onnxSchema().lookupType('onnx.ModelProto');
+    let m;
+    try {
+        m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
+    }
+    catch (e) {
+        throw new errors_ModelshipError('binary', `not an ONNX model: ${e.message}`, { file });
+    }
+    if (!m.graph)
+        throw new errors_ModelshipError('binary', 'not an ONNX model (no graph)', { file });
+    const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
+    const sig = (v) => ({ name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) });
+    return {
+        inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
+        outputs: (m.graph.output ?? []).map(sig),
+        opset: (m.opset_import ?? []).find((o) => !o.domain)?.version ?? 0,
+        metadata: Object.fromEntries((m.metadata_props ?? []).map((p) => [p.key, p.value])),
+    };
+}
+
+;// CONCATENATED MODULE: external "child_process"
+const external_child_process_namespaceObject = require("child_process");
+;// CONCATENATED MODULE: ./src/util/proc.ts
+
+
+/** Run a command (no shell), capture its output; a missing binary is a clear error. */
+function runProcess(cmd, args, opts = {}) {
+    return new Promise((resolve, reject) => {
+        const child = (0,external_child_process_namespaceObject.spawn)(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        let partial = '';
+        const lines = (chunk) => {
+            if (!opts.onLine)
+                return;
+            partial += chunk;
+            const parts = partial.split('\n');
+            partial = parts.pop();
+            parts.forEach(opts.onLine);
+        };
+        child.stdout.on('data', (c) => {
+            stdout += c.toString();
+            lines(c.toString());
+        });
+        child.stderr.on('data', (c) => {
+            stderr += c.toString();
+            lines(c.toString());
+        });
+        child.on('error', (e) => reject(new errors_ModelshipError('io', e.code === 'ENOENT' ? `${cmd} is not installed or not on PATH` : `cannot run ${cmd}: ${e.message}`)));
+        child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+        if (opts.input !== undefined)
+            child.stdin.end(opts.input);
+        else
+            child.stdin.end();
+    });
+}
+
+;// CONCATENATED MODULE: ./src/compile/index.ts
+
+
+
+
+
+
+
+
+
+
+/** Where the artifact goes when `artifact` is not given: next to the model. */
+function defaultArtifactPath(model, target) {
+    const base = model.replace(/\.onnx$/i, '');
+    return target === 'tensorrt' ? `${base}.plan` : `${base}.ort.onnx`;
+}
+/**
+ * The compile stage: the deployment artifact for the target.
+ * - onnxruntime: ONNX Runtime's offline graph optimization, saved as ONNX ("extended" for the CPU EP, "basic",
+ *   provider-independent, for CUDA), then the parity check again on the optimized model.
+ * - tensorrt: trtexec inside the serving base image on a GPU runner; TensorRT version and compute capability
+ *   are recorded so a plan is never deployed onto a mismatched image (see checkPlanCompatibility).
+ * Writes the artifact and `<artifact>.json` (its metadata) atomically.
+ */
+async function runCompile(cfg, log) {
+    const source = readFileChecked(cfg.model, 'model');
+    const info = onnxInfo(source, cfg.model);
+    const artifact = cfg.artifact || defaultArtifactPath(cfg.model, cfg.target);
+    const meta = {
+        format: cfg.target,
+        modelship: VERSION,
+        source: { path: cfg.model, sha256: sha256(source), opset: info.opset },
+        inputs: info.inputs,
+        outputs: info.outputs,
+        created: new Date().toISOString(),
+    };
+    let bytes;
+    let report;
+    if (cfg.target === 'onnxruntime') {
+        if (cfg.fp16)
+            throw new errors_ModelshipError('unsupported', 'fp16 for target onnxruntime is not implemented yet (ONNX Runtime\'s CPU kernels have no fp16 Conv on x86); use target tensorrt with fp16', { field: 'fp16' });
+        const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
+        bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const ort = __nccwpck_require__(701);
+            const tmp = external_fs_.mkdtempSync(external_path_namespaceObject.join(external_os_namespaceObject.tmpdir(), 'modelship-compile-'));
+            try {
+                const out = external_path_namespaceObject.join(tmp, 'optimized.onnx');
+                const t0 = Date.now();
+                const s = await ort.InferenceSession.create(source, { executionProviders: ['cpu'], graphOptimizationLevel: level, optimizedModelFilePath: out });
+                await s.release();
+                const b = external_fs_.readFileSync(out);
+                log.info(`optimized in ${Date.now() - t0} ms: ${source.length} → ${b.length} bytes`);
+                return b;
+            }
+            finally {
+                external_fs_.rmSync(tmp, { recursive: true, force: true });
+            }
+        });
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        meta.onnxruntime = { version: (__nccwpck_require__(701).env).versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level };
+        if (cfg.reference) {
+            report = await log.group('Parity of the optimized model', async () => {
+                const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: cfg.tolerance } });
+                log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
+                return r;
+            });
+        }
+    }
+    else {
+        const dir = external_path_namespaceObject.dirname(external_path_namespaceObject.resolve(artifact));
+        const onnxName = external_path_namespaceObject.basename(cfg.model);
+        if (external_path_namespaceObject.dirname(external_path_namespaceObject.resolve(cfg.model)) !== dir)
+            throw new errors_ModelshipError('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
+        const plan = planTensorRT(info.inputs, onnxName, external_path_namespaceObject.basename(artifact), dir, {
+            baseImage: cfg.baseImage,
+            batches: cfg.batchSizes,
+            fp16: cfg.fp16,
+            int8: cfg.int8,
+            workspaceMiB: cfg.workspaceMiB,
+            timingCache: 'trt-timing.cache',
+        });
+        const gpu = await runProcess('docker', plan.gpuQueryArgs);
+        if (gpu.code !== 0)
+            throw new errors_ModelshipError('io', `the GPU query in ${cfg.baseImage} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
+        const g = parseNvidiaSmi(gpu.stdout);
+        const build = await log.group(`trtexec in ${cfg.baseImage} on ${g.name} (compute ${g.computeCapability})`, () => runProcess('docker', plan.dockerArgs, { onLine: log.info }));
+        if (build.code !== 0)
+            throw new errors_ModelshipError('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
+        bytes = readFileChecked(artifact, 'TensorRT plan');
+        meta.tensorrt = { tensorrtVersion: parseTensorRTVersion(build.stdout + build.stderr), computeCapability: g.computeCapability, gpu: g.name, driver: g.driver, baseImage: cfg.baseImage, trtexec: plan.trtexec.join(' ') };
+    }
+    const digest = sha256(bytes);
+    meta.sha256 = digest;
+    if (report)
+        meta.parity = { status: report.status, maxAbsDiff: report.maxAbsDiff, batches: report.batches };
+    const metaPath = `${artifact}.json`;
+    if (cfg.target === 'onnxruntime')
+        writeFileAtomic(artifact, bytes);
+    writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
+    const ok = !report || report.status === 'pass';
+    let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
+    if (report)
+        summary += parityMarkdown(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
+    return {
+        outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
+        summary,
+        ok,
+        failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})`,
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/run.ts
+
 
 /** Dispatch a validated config to its stage. The action and the CLI both come through here. */
 async function runStage(cfg, log) {
     switch (cfg.stage) {
         case 'convert':
             return runConvert(cfg.convert, log);
+        case 'compile':
+            return runCompile(cfg.compile, log);
     }
 }
 
@@ -57516,7 +57862,7 @@ function parseKey(text, source) {
             key = b;
     }
     if (!key)
-        throw new ModelshipError('input', `the model key from ${source} is not 32 bytes (64 hex digits or base64)`);
+        throw new errors_ModelshipError('input', `the model key from ${source} is not 32 bytes (64 hex digits or base64)`);
     return key;
 }
 /** The key from `envName` or, when that is unset, from the file `keyFile`. */
@@ -57535,7 +57881,7 @@ function encryptModel(plain, key) {
 }
 function decryptModel(bytes, key, file) {
     if (!key)
-        throw new ModelshipError('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
+        throw new errors_ModelshipError('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
     const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
     const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);
@@ -57545,7 +57891,7 @@ function decryptModel(bytes, key, file) {
         return Buffer.concat([d.update(b.subarray(MAGIC.length + 28)), d.final()]);
     }
     catch {
-        throw new ModelshipError('input', 'cannot decrypt the model: wrong key or corrupted file (AES-256-GCM authentication failed)', { file });
+        throw new errors_ModelshipError('input', 'cannot decrypt the model: wrong key or corrupted file (AES-256-GCM authentication failed)', { file });
     }
 }
 
@@ -57636,25 +57982,14 @@ const DEFAULT_SERVE = {
     preprocess: GOOGLENET_PREPROCESS,
     topK: 5,
 };
-/** Input/output names and shapes from the ONNX graph (symbolic dims as their names). */
-function graphSignature(model) {
-    const Model = onnxSchema().lookupType('onnx.ModelProto');
-    const m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
-    const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
-    const info = (v) => ({
-        name: v.name,
-        shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))),
-    });
-    return { inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(info), outputs: (m.graph.output ?? []).map(info) };
-}
 /** Load the model and serve it over the KServe v2 protocol. */
 async function startServer(opts) {
     let bytes = external_fs_.readFileSync(opts.modelPath);
     if (isEncrypted(bytes))
         bytes = decryptModel(bytes, opts.modelKey, opts.modelPath);
-    const sig = graphSignature(bytes);
+    const sig = onnxInfo(bytes, opts.modelPath);
     if (sig.inputs.length === 0)
-        throw new ModelshipError('input', 'the model has no inputs', { file: opts.modelPath });
+        throw new errors_ModelshipError('input', 'the model has no inputs', { file: opts.modelPath });
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const ort = __nccwpck_require__(701);
     let session;
@@ -57920,21 +58255,21 @@ function serveOptions(argv, env, log) {
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (!a.startsWith('--'))
-            throw new ModelshipError('input', `unexpected argument "${a}"`);
+            throw new errors_ModelshipError('input', `unexpected argument "${a}"`);
         const eq = a.indexOf('=');
         if (eq > 0)
             flags.set(a.slice(2, eq), a.slice(eq + 1));
         else {
             const v = argv[++i];
             if (v === undefined)
-                throw new ModelshipError('input', `flag ${a} needs a value`);
+                throw new errors_ModelshipError('input', `flag ${a} needs a value`);
             flags.set(a.slice(2), v);
         }
     }
     const known = new Set(['model', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'provider', 'labels']);
     for (const k of flags.keys())
         if (!known.has(k))
-            throw new ModelshipError('input', `unknown serve flag --${k}`, { field: k });
+            throw new errors_ModelshipError('input', `unknown serve flag --${k}`, { field: k });
     const get = (flag, envName) => flags.get(flag) ?? (env[envName] || undefined);
     const int = (flag, envName, dflt, min) => {
         const v = get(flag, envName);
@@ -57942,15 +58277,15 @@ function serveOptions(argv, env, log) {
             return dflt;
         const n = Number(v);
         if (!Number.isInteger(n) || n < min)
-            throw new ModelshipError('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
+            throw new errors_ModelshipError('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
         return n;
     };
     const modelPath = get('model', 'MODELSHIP_MODEL');
     if (!modelPath)
-        throw new ModelshipError('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
+        throw new errors_ModelshipError('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
     const provider = (get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
     if (provider !== 'cpu' && provider !== 'cuda')
-        throw new ModelshipError('input', `--provider must be cpu or cuda, got "${provider}"`, { field: 'provider' });
+        throw new errors_ModelshipError('input', `--provider must be cpu or cuda, got "${provider}"`, { field: 'provider' });
     let apiKey = env.MODELSHIP_API_KEY || undefined;
     if (!apiKey && env.MODELSHIP_API_KEY_FILE)
         apiKey = external_fs_.readFileSync(env.MODELSHIP_API_KEY_FILE, 'utf8').trim();
@@ -57960,7 +58295,7 @@ function serveOptions(argv, env, log) {
             preprocess = { ...preprocess, ...JSON.parse(env.MODELSHIP_PREPROCESS) };
         }
         catch (e) {
-            throw new ModelshipError('input', `MODELSHIP_PREPROCESS is not JSON: ${e.message}`);
+            throw new errors_ModelshipError('input', `MODELSHIP_PREPROCESS is not JSON: ${e.message}`);
         }
     }
     const labelsFile = get('labels', 'MODELSHIP_LABELS');
@@ -58040,9 +58375,9 @@ function parseArgs(argv) {
             const eq = a.indexOf('=');
             const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
             if (!known.has(name))
-                throw new ModelshipError('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
+                throw new errors_ModelshipError('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
             if (values.has(name))
-                throw new ModelshipError('input', `flag --${name} is given twice`, { field: name });
+                throw new errors_ModelshipError('input', `flag --${name} is given twice`, { field: name });
             if (eq >= 0)
                 values.set(name, a.slice(eq + 1));
             else if (BOOLEAN_FLAGS.has(name) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--') || !/^(true|false|yes|no|0|1|on|off)$/i.test(argv[i + 1])))
@@ -58050,14 +58385,14 @@ function parseArgs(argv) {
             else {
                 const v = argv[++i];
                 if (v === undefined)
-                    throw new ModelshipError('input', `flag --${name} needs a value`, { field: name });
+                    throw new errors_ModelshipError('input', `flag --${name} needs a value`, { field: name });
                 values.set(name, v);
             }
         }
         else if (!values.has('stage'))
             values.set('stage', a);
         else
-            throw new ModelshipError('input', `unexpected argument "${a}"`);
+            throw new errors_ModelshipError('input', `unexpected argument "${a}"`);
     }
     return { values, json, help };
 }
@@ -58098,8 +58433,6 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
     }
 }
 
-;// CONCATENATED MODULE: external "os"
-const external_os_namespaceObject = require("os");
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -59526,8 +59859,6 @@ function toPlatformPath(pth) {
 var external_string_decoder_ = __nccwpck_require__(3193);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
-;// CONCATENATED MODULE: external "child_process"
-const external_child_process_namespaceObject = require("child_process");
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
 ;// CONCATENATED MODULE: ./node_modules/@actions/io/lib/io-util.js

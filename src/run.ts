@@ -1,11 +1,14 @@
 import { Config } from './config';
 import { Logger, StageResult } from './stage';
 import { runConvert } from './convert';
+import { runCompile } from './compile';
 
 /** Dispatch a validated config to its stage. The action and the CLI both come through here. */
 export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
   switch (cfg.stage) {
     case 'convert':
       return runConvert(cfg.convert, log);
+    case 'compile':
+      return runCompile(cfg.compile, log);
   }
 }

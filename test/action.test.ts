@@ -4,9 +4,12 @@ import * as yaml from 'js-yaml';
 import { runAction, NODE24 } from './helpers/runner';
 import { execFileSync } from 'child_process';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
+import { OUTPUTS } from '../src/config';
 
 const LENET = path.join(FIXTURES, 'lenet');
 const declaredOutputs = Object.keys((yaml.load(fs.readFileSync(path.join(REPO, 'action.yml'), 'utf8')) as { outputs: object }).outputs);
+/** the outputs action.yml declares for a stage (their descriptions start with the stage names) */
+const outputsOf = (stage: string) => declaredOutputs.filter((o) => OUTPUTS.find((x) => x.name === o)!.stages.includes(stage as never));
 
 describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY)', () => {
   test('stage convert with a reference: every declared output is set, the summary has the parity table', () => {
@@ -14,7 +17,7 @@ describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, 
     const r = runAction({ stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), out: 'build/lenet.onnx', reference: LENET, 'per-layer': 'true' }, { cwd: work });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(Object.keys(r.outputs).sort()).toEqual(declaredOutputs.slice().sort());
+    expect(Object.keys(r.outputs).sort()).toEqual(outputsOf('convert').sort());
     expect(r.outputs).toMatchObject({ 'onnx-path': 'build/lenet.onnx', parity: 'pass', 'parity-report': 'build/parity.json' });
     expect(fs.statSync(path.join(work, 'build/lenet.onnx')).size).toBeGreaterThan(1_000_000);
     expect(Number(r.outputs['max-abs-diff'])).toBeLessThanOrEqual(1e-5);
@@ -23,6 +26,17 @@ describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, 
     expect(r.summary).toMatch(/\| 1 \| prob \| \[1, 10\] \|/);
     expect(r.summary).toMatch(/Per-layer: \d+ layer outputs compared/);
     expect(r.stdout).toMatch(/::group::Convert Caffe → ONNX/);
+  });
+
+  test('stage compile: every compile output is set and the summary shows the optimized model\'s parity', () => {
+    const work = tmpDir();
+    const conv = runAction({ stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), out: 'm.onnx' }, { cwd: work });
+    expect(conv.code).toBe(0);
+    const r = runAction({ stage: 'compile', model: 'm.onnx', reference: LENET }, { cwd: work });
+    expect(r.code).toBe(0);
+    expect(Object.keys(r.outputs).sort()).toEqual(outputsOf('compile').sort());
+    expect(r.outputs).toMatchObject({ 'artifact-path': 'm.ort.onnx', 'compile-parity': 'pass' });
+    expect(r.summary).toMatch(/### Parity of the optimized model against Caffe: ✅ pass/);
   });
 
   test('a prototxt error becomes one annotation on the file and line, and the step fails', () => {

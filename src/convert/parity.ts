@@ -56,6 +56,13 @@ export interface ParityReport {
   runtime: string;
 }
 
+/** What the output parity check needs: the model and its input/output names and shapes (dim 0 is the batch). */
+export interface ParityModel {
+  onnx: Uint8Array;
+  inputs: { name: string; shape: (number | string)[] }[];
+  outputs: { name: string }[];
+}
+
 const sanitize = (blob: string) => blob.replace(/\//g, '_');
 
 /** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
@@ -101,7 +108,7 @@ function maxAbs(a: Float32Array, b: Float32Array): number {
  * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
  * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
  */
-export async function checkParity(conv: ConversionResult, dir: string, opts: { perLayer: boolean; tolerance?: ParityTolerance }): Promise<ParityReport> {
+export async function checkParity(conv: ParityModel | ConversionResult, dir: string, opts: { perLayer: boolean; tolerance?: ParityTolerance }): Promise<ParityReport> {
   const tol = opts.tolerance ?? DEFAULT_TOLERANCE;
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new ModelshipError('input', 'reference directory not found', { file: dir, field: 'reference' });
@@ -156,6 +163,7 @@ export async function checkParity(conv: ConversionResult, dir: string, opts: { p
     runtime,
   };
   if (opts.perLayer) {
+    if (!('versions' in conv)) throw new ModelshipError('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
     report.perLayer = await checkLayers(conv, dir, tol, single);
     if (report.perLayer.firstDivergence) report.status = 'fail';
   }

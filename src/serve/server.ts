@@ -8,7 +8,7 @@ import { DynamicBatcher, BatchOutput } from './batcher';
 import { ProtocolError, parseInferRequest, encodeInferResponse, HEADER_LENGTH, ResponseTensor } from './kserve';
 import { decryptModel, isEncrypted } from './crypto';
 import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
-import { onnxSchema } from '../convert/schema/onnx';
+import { onnxInfo } from '../util/onnxinfo';
 import { ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
 
@@ -43,25 +43,6 @@ export const DEFAULT_SERVE: Omit<ServeOptions, 'modelPath' | 'log'> = {
   topK: 5,
 };
 
-interface TensorInfo {
-  name: string;
-  shape: (number | string)[];
-}
-
-/** Input/output names and shapes from the ONNX graph (symbolic dims as their names). */
-function graphSignature(model: Uint8Array): { inputs: TensorInfo[]; outputs: TensorInfo[] } {
-  const Model = onnxSchema().lookupType('onnx.ModelProto');
-  const m = Model.toObject(Model.decode(model), { longs: Number, bytes: String }) as {
-    graph: { input?: { name: string; type?: { tensor_type?: { shape?: { dim?: { dim_value?: number; dim_param?: string }[] } } } }[]; output?: { name: string; type?: { tensor_type?: { shape?: { dim?: { dim_value?: number; dim_param?: string }[] } } } }[]; initializer?: { name: string }[] };
-  };
-  const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
-  const info = (v: { name: string; type?: { tensor_type?: { shape?: { dim?: { dim_value?: number; dim_param?: string }[] } } } }) => ({
-    name: v.name,
-    shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))),
-  });
-  return { inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(info), outputs: (m.graph.output ?? []).map(info) };
-}
-
 export interface RunningServer {
   url: string;
   port: number;
@@ -76,7 +57,7 @@ export interface RunningServer {
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let bytes: Uint8Array = fs.readFileSync(opts.modelPath);
   if (isEncrypted(bytes)) bytes = decryptModel(bytes, opts.modelKey, opts.modelPath);
-  const sig = graphSignature(bytes);
+  const sig = onnxInfo(bytes, opts.modelPath);
   if (sig.inputs.length === 0) throw new ModelshipError('input', 'the model has no inputs', { file: opts.modelPath });
 
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -1,0 +1,125 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Writable } from 'stream';
+import { cli } from '../src/cli';
+import { onnxSchema } from '../src/convert/schema/onnx';
+import { planTensorRT, parseTensorRTVersion, parseNvidiaSmi, checkPlanCompatibility, parseBatches } from '../src/compile/tensorrt';
+import { readNpy, encodeNpy } from '../src/util/npy';
+import { FIXTURES, tmpDir } from './helpers/caffe';
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _e: string, cb: () => void) {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+async function run(args: string[]) {
+  const out = new Capture();
+  const err = new Capture();
+  const code = await cli(args, out, err);
+  return { code, stdout: out.text, stderr: err.text };
+}
+
+function ops(file: string): string[] {
+  const M = onnxSchema().lookupType('onnx.ModelProto');
+  const m = M.toObject(M.decode(fs.readFileSync(file))) as { graph: { node: { op_type: string }[] } };
+  return m.graph.node.map((n) => n.op_type);
+}
+
+async function convert(net: string, dir: string): Promise<string> {
+  const d = path.join(FIXTURES, net);
+  const out = path.join(dir, `${net}.onnx`);
+  const r = await run(['convert', '--prototxt', path.join(d, 'deploy.prototxt'), '--caffemodel', path.join(d, 'weights.caffemodel'), '--out', out]);
+  expect(r.code).toBe(0);
+  return out;
+}
+
+describe('compile: onnxruntime target', () => {
+  test('writes an ORT-optimized ONNX (BatchNorm folded), its metadata, and re-checks parity', async () => {
+    const dir = tmpDir();
+    const model = await convert('zoo_conv', dir);
+    expect(ops(model)).toContain('BatchNormalization');
+    const r = await run(['compile', '--model', model, '--reference', path.join(FIXTURES, 'zoo_conv'), '--json']);
+    expect(r.stderr).toMatch(/Optimize with ONNX Runtime \(extended, for the cpu execution provider\)/);
+    expect(r.code).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o).toMatchObject({ 'artifact-path': path.join(dir, 'zoo_conv.ort.onnx'), 'artifact-metadata': path.join(dir, 'zoo_conv.ort.onnx.json'), 'compile-parity': 'pass' });
+    expect(ops(o['artifact-path'])).not.toContain('BatchNormalization');
+    const meta = JSON.parse(fs.readFileSync(o['artifact-metadata'], 'utf8'));
+    expect(meta).toMatchObject({ format: 'onnxruntime', sha256: o['artifact-sha256'], onnxruntime: { executionProvider: 'cpu', graphOptimizationLevel: 'extended' }, parity: { status: 'pass' } });
+    expect(meta.onnxruntime.version).toMatch(/^\d+\.\d+/);
+    expect(meta.inputs).toEqual([{ name: 'data', shape: ['N', 3, 13, 11] }]);
+  });
+
+  test('cuda: provider-independent optimizations only, recorded', async () => {
+    const dir = tmpDir();
+    const model = await convert('lenet', dir);
+    const r = await run(['compile', '--model', model, '--execution-provider', 'cuda', '--artifact', path.join(dir, 'gpu.onnx'), '--json']);
+    expect(r.code).toBe(0);
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, 'gpu.onnx.json'), 'utf8'));
+    expect(meta.onnxruntime).toMatchObject({ executionProvider: 'cuda', graphOptimizationLevel: 'basic' });
+    expect(JSON.parse(r.stdout)['compile-parity']).toBe('skipped');
+  });
+
+  test('the gate fails when the optimized model no longer matches the reference', async () => {
+    const dir = tmpDir();
+    const model = await convert('lenet', dir);
+    const ref = path.join(dir, 'ref');
+    fs.cpSync(path.join(FIXTURES, 'lenet'), ref, { recursive: true });
+    const y = readNpy(path.join(ref, 'output_b1__prob.npy'));
+    y.data[3] += 1e-3;
+    fs.writeFileSync(path.join(ref, 'output_b1__prob.npy'), encodeNpy(y.shape, y.data));
+    const r = await run(['compile', '--model', model, '--reference', ref]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^compile-parity=fail$/m);
+    expect(r.stderr).toMatch(/the optimized model fails the parity check/);
+  });
+
+  test('bad input is refused before any work', async () => {
+    const dir = tmpDir();
+    const model = await convert('lenet', dir);
+    expect((await run(['compile', '--model', model, '--target', 'tflite'])).stderr).toMatch(/input "target": expected one of onnxruntime, tensorrt, got "tflite"/);
+    expect((await run(['compile', '--model', model, '--int8'])).stderr).toMatch(/input "int8": is only for target tensorrt/);
+    expect((await run(['compile', '--model', model, '--fp16'])).stderr).toMatch(/fp16 for target onnxruntime is not implemented yet/);
+    expect((await run(['compile', '--model', model, '--batch-sizes', '8,4,32'])).stderr).toMatch(/input "batch-sizes": expected min,opt,max/);
+    const notOnnx = path.join(dir, 'x.onnx');
+    fs.writeFileSync(notOnnx, 'hello');
+    const r = await run(['compile', '--model', notOnnx]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/x\.onnx: not an ONNX model/);
+    expect(fs.existsSync(path.join(dir, 'x.ort.onnx'))).toBe(false);
+  });
+});
+
+describe('compile: tensorrt target (runs on GPU runners; the plan and the checks are tested here)', () => {
+  const inputs = [{ name: 'data', shape: ['N', 3, 224, 224] as (number | string)[] }];
+
+  test('trtexec runs in the serving base image with the dynamic batch profile', () => {
+    const p = planTensorRT(inputs, 'model.onnx', 'model.plan', '/ws/build', { baseImage: 'nvcr.io/nvidia/tensorrt:24.08-py3', batches: [1, 8, 32], fp16: true, int8: false, workspaceMiB: 2048, timingCache: 'trt-timing.cache' });
+    expect(p.dockerArgs).toEqual([
+      'run', '--rm', '--gpus', 'all', '-v', '/ws/build:/work', '-w', '/work', 'nvcr.io/nvidia/tensorrt:24.08-py3',
+      'trtexec', '--onnx=/work/model.onnx', '--saveEngine=/work/model.plan',
+      '--minShapes=data:1x3x224x224', '--optShapes=data:8x3x224x224', '--maxShapes=data:32x3x224x224',
+      '--timingCacheFile=/work/trt-timing.cache', '--memPoolSize=workspace:2048M', '--fp16',
+    ]);
+    expect(p.gpuQueryArgs.slice(-3)).toEqual(['nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader']);
+    expect(() => planTensorRT([{ name: 'x', shape: ['N', 3, 'H', 'W'] }], 'm.onnx', 'm.plan', '/w', { baseImage: 'i', batches: [1, 1, 1], fp16: false, int8: true, workspaceMiB: 1, timingCache: 't' })).toThrow(/dynamic dimensions other than the batch/);
+  });
+
+  test('versions and GPU are read from trtexec and nvidia-smi output', () => {
+    expect(parseTensorRTVersion('[11/25/2026-10:00:00] [I] TensorRT version: 10.3.0\n[I] Loading ...')).toBe('10.3.0');
+    expect(parseTensorRTVersion('&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec --onnx=m.onnx')).toBe('10.3.0');
+    expect(() => parseTensorRTVersion('nothing here')).toThrow(/TensorRT version/);
+    expect(parseNvidiaSmi('9.0, NVIDIA H100 80GB HBM3, 550.54.15\n')).toEqual({ computeCapability: '9.0', name: 'NVIDIA H100 80GB HBM3', driver: '550.54.15' });
+    expect(() => parseNvidiaSmi('NVIDIA-SMI has failed')).toThrow(/unexpected nvidia-smi output/);
+    expect(parseBatches('1, 4,16')).toEqual([1, 4, 16]);
+  });
+
+  test('a plan is refused on a mismatched TensorRT or GPU, naming both sides', () => {
+    const plan = { tensorrtVersion: '10.3.0', computeCapability: '9.0', gpu: 'NVIDIA H100', baseImage: 'nvcr.io/nvidia/tensorrt:24.08-py3' };
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0', computeCapability: '9.0' })).not.toThrow();
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.5.0', computeCapability: '9.0', image: 'serving:2' })).toThrow(/TensorRT 10\.3\.0 built the plan, the serving image has TensorRT 10\.5\.0.*Rebuild it with stage compile in serving:2/);
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0', computeCapability: '8.6' })).toThrow(/compute capability 9\.0 \(NVIDIA H100\), the target GPU is 8\.6/);
+  });
+});
