@@ -7,7 +7,7 @@ import { parseBatches } from './compile/tensorrt';
  * INPUTS and OUTPUTS by a test, so the three cannot drift.
  */
 
-export const STAGES = ['convert', 'compile'] as const;
+export const STAGES = ['convert', 'compile', 'image', 'smoke'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface InputSpec {
@@ -63,10 +63,10 @@ export const INPUTS: InputSpec[] = [
   {
     name: 'reference',
     description:
-      'convert, compile: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
+      'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
     default: '',
     kind: 'path',
-    stages: ['convert', 'compile'],
+    stages: ['convert', 'compile', 'smoke'],
   },
   {
     name: 'per-layer',
@@ -77,17 +77,17 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'tolerance',
-    description: 'convert, compile: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
+    description: 'convert, compile, smoke: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
     default: '1e-5',
     kind: 'number',
-    stages: ['convert', 'compile'],
+    stages: ['convert', 'compile', 'smoke'],
   },
   {
     name: 'model',
-    description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path).',
+    description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path); image: the model file to serve (an ONNX, e.g. compile\'s artifact-path).',
     default: 'model.onnx',
     kind: 'path',
-    stages: ['compile'],
+    stages: ['compile', 'image'],
   },
   {
     name: 'target',
@@ -112,10 +112,10 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'base-image',
-    description: 'compile (tensorrt): the serving base image that runs trtexec, so the plan matches the TensorRT that serves it.',
-    default: 'nvcr.io/nvidia/tensorrt:24.08-py3',
+    description: 'image: the serving base image (pinned by digest; glibc-based); compile (tensorrt): the image that runs trtexec, which must then contain TensorRT, so the plan matches the TensorRT that serves it.',
+    default: 'nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04@sha256:2fcc4280646484290cc50dce5e65f388dd04352b07cbe89a635703bd1f9aedb6',
     kind: 'string',
-    stages: ['compile'],
+    stages: ['compile', 'image'],
   },
   {
     name: 'batch-sizes',
@@ -145,6 +145,157 @@ export const INPUTS: InputSpec[] = [
     kind: 'number',
     stages: ['compile'],
   },
+  {
+    name: 'image',
+    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke: the image to run, by digest (the image stage\'s image output).',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke'],
+    required: ['image', 'smoke'],
+  },
+  {
+    name: 'model-name',
+    description: 'image, smoke: the name the model is served under (/v2/models/<model-name>).',
+    default: 'model',
+    kind: 'string',
+    stages: ['image', 'smoke'],
+  },
+  {
+    name: 'push',
+    description: 'image: push to the registry (false: load into the local engine only).',
+    default: 'true',
+    kind: 'boolean',
+    stages: ['image'],
+  },
+  {
+    name: 'gpu',
+    description: 'image: reserve a GPU in the generated docker-compose.yml and serve with the CUDA execution provider; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider.',
+    default: 'false',
+    kind: 'boolean',
+    stages: ['image', 'smoke'],
+  },
+  {
+    name: 'cache',
+    description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off.',
+    default: 'auto',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'registry-username',
+    description: 'image: registry user for docker login (empty: no login).',
+    default: '',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'registry-password',
+    description: 'image: registry password or token (masked; sent on stdin).',
+    default: '',
+    kind: 'string',
+    stages: ['image'],
+    secret: true,
+  },
+  {
+    name: 'encrypt-model',
+    description: 'image: store the model AES-256-GCM encrypted in the image; the server decrypts it in memory with MODELSHIP_MODEL_KEY at run time.',
+    default: 'false',
+    kind: 'boolean',
+    stages: ['image'],
+  },
+  {
+    name: 'model-key',
+    description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke'],
+    secret: true,
+  },
+  {
+    name: 'api-key',
+    description: 'image: the serving API key; when set, the compose file passes MODELSHIP_API_KEY from the host environment; smoke: given to the container and sent as a bearer token (masked).',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke'],
+    secret: true,
+  },
+  {
+    name: 'parity',
+    description: 'image: the convert stage\'s parity result, recorded as the image label dev.modelship.parity.',
+    default: 'unknown',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'revision',
+    description: 'image: the source commit (default: the event\'s commit, else git rev-parse HEAD); gives the sha-<7> tag and the revision label.',
+    default: '',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'ref',
+    description: 'image: the git ref (refs/heads/..., refs/tags/v1.2.3, refs/pull/N/merge) for the branch, semver or pr-N tags (default: GITHUB_REF, else the checked-out branch).',
+    default: '',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'source',
+    description: 'image: the source repository URL for the org.opencontainers.image.source label (default: the workflow\'s repository).',
+    default: '',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'compose-file',
+    description: 'image: where to write the docker-compose.yml that serves the image by digest.',
+    default: 'docker-compose.yml',
+    kind: 'path',
+    stages: ['image'],
+  },
+  {
+    name: 'node-binary',
+    description: 'image: the Node.js binary put in the image (default: the one running modelship; glibc Linux x64).',
+    default: '',
+    kind: 'path',
+    stages: ['image'],
+  },
+  {
+    name: 'sample-image',
+    description: 'smoke: a JPEG or PNG sent to /classify as a golden request (empty: skipped).',
+    default: '',
+    kind: 'path',
+    stages: ['smoke'],
+  },
+  {
+    name: 'expected-top1',
+    description: 'smoke: the class index or label the sample image must give as top-1.',
+    default: '',
+    kind: 'string',
+    stages: ['smoke'],
+  },
+  {
+    name: 'requests',
+    description: 'smoke: number of requests for the latency and throughput measurement (0: skip).',
+    default: '200',
+    kind: 'number',
+    stages: ['smoke'],
+  },
+  {
+    name: 'concurrency',
+    description: 'smoke: concurrent clients for the latency measurement.',
+    default: '4',
+    kind: 'number',
+    stages: ['smoke'],
+  },
+  {
+    name: 'ready-timeout',
+    description: 'smoke: seconds to wait for the server to become ready.',
+    default: '120',
+    kind: 'number',
+    stages: ['smoke'],
+  },
 ];
 
 export const OUTPUTS: OutputSpec[] = [
@@ -157,6 +308,17 @@ export const OUTPUTS: OutputSpec[] = [
   { name: 'artifact-sha256', description: 'compile: sha256 of the artifact.', stages: ['compile'] },
   { name: 'artifact-metadata', description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).', stages: ['compile'] },
   { name: 'compile-parity', description: 'compile: pass, fail or skipped: the parity check of the optimized model.', stages: ['compile'] },
+  { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
+  { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
+  { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
+  { name: 'metadata', description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.', stages: ['image'] },
+  { name: 'compose-file', description: 'image: path of the generated docker-compose.yml.', stages: ['image'] },
+  { name: 'smoke', description: 'smoke: pass or fail.', stages: ['smoke'] },
+  { name: 'latency-p50-ms', description: 'smoke: median request latency in ms (batch 1).', stages: ['smoke'] },
+  { name: 'latency-p95-ms', description: 'smoke: 95th percentile latency in ms.', stages: ['smoke'] },
+  { name: 'latency-p99-ms', description: 'smoke: 99th percentile latency in ms.', stages: ['smoke'] },
+  { name: 'throughput-rps', description: 'smoke: requests per second at the given concurrency.', stages: ['smoke'] },
+  { name: 'gpu-info', description: 'smoke: nvidia-smi in the container (name, driver, compute capability) when gpu is true.', stages: ['smoke'] },
 ];
 
 export interface ConvertConfig {
@@ -182,10 +344,51 @@ export interface CompileConfig {
   tolerance: number;
 }
 
+export interface ImageConfig {
+  image: string;
+  model: string;
+  modelName: string;
+  baseImage: string;
+  push: boolean;
+  gpu: boolean;
+  cache: 'auto' | 'gha' | 'registry' | 'off';
+  registryUsername: string;
+  registryPassword: string;
+  encryptModel: boolean;
+  modelKey: string;
+  apiKeyRequired: boolean;
+  parity: string;
+  revision: string;
+  ref: string;
+  source: string;
+  defaultBranch?: string;
+  composeFile: string;
+  nodeBinary: string;
+}
+
+export interface SmokeConfig {
+  image: string;
+  /** accept a tag instead of a digest (local use only; the action always passes the digest) */
+  allowTag?: boolean;
+  modelName: string;
+  reference?: string;
+  tolerance: number;
+  gpu: boolean;
+  apiKey: string;
+  modelKey: string;
+  sampleImage: string;
+  expectedTop1: string;
+  requests: number;
+  concurrency: number;
+  readyTimeoutS: number;
+}
+
 export interface Config {
   stage: Stage;
   convert: ConvertConfig;
   compile: CompileConfig;
+  image: ImageConfig;
+  smoke: SmokeConfig;
 }
 
 /** Where raw input values come from: the action's INPUT_* environment or the CLI's flags. */
@@ -250,5 +453,45 @@ export function readConfig(source: InputSource): Config {
     tolerance: convert.tolerance,
   };
   if (compile.int8 && compile.target !== 'tensorrt') fail('int8', 'is only for target tensorrt');
-  return { stage, convert, compile };
+  const image: ImageConfig = {
+    image: raw('image'),
+    model: raw('model'),
+    modelName: raw('model-name'),
+    baseImage: raw('base-image'),
+    push: parseBoolean('push', raw('push')),
+    gpu: parseBoolean('gpu', raw('gpu')),
+    cache: oneOf('cache', ['auto', 'gha', 'registry', 'off'] as const),
+    registryUsername: raw('registry-username'),
+    registryPassword: raw('registry-password'),
+    encryptModel: parseBoolean('encrypt-model', raw('encrypt-model')),
+    modelKey: raw('model-key'),
+    apiKeyRequired: raw('api-key') !== '',
+    parity: raw('parity'),
+    revision: raw('revision'),
+    ref: raw('ref'),
+    source: raw('source'),
+    composeFile: raw('compose-file'),
+    nodeBinary: raw('node-binary'),
+  };
+  if ((stage === 'image' || stage === 'smoke') && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName)) fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${image.modelName}"`);
+  const int = (name: string, min: number): number => {
+    const n = num(name);
+    if (!Number.isInteger(n) || n < min) fail(name, `expected an integer ≥ ${min}, got "${raw(name)}"`);
+    return n;
+  };
+  const smoke: SmokeConfig = {
+    image: image.image,
+    modelName: image.modelName,
+    reference: convert.reference,
+    tolerance: convert.tolerance,
+    gpu: image.gpu,
+    apiKey: raw('api-key'),
+    modelKey: image.modelKey,
+    sampleImage: raw('sample-image'),
+    expectedTop1: raw('expected-top1'),
+    requests: int('requests', 0),
+    concurrency: int('concurrency', 1),
+    readyTimeoutS: int('ready-timeout', 1),
+  };
+  return { stage, convert, compile, image, smoke };
 }

@@ -2,6 +2,8 @@ import { Config } from './config';
 import { Logger, StageResult } from './stage';
 import { runConvert } from './convert';
 import { runCompile } from './compile';
+import { runImage } from './image';
+import { runSmoke } from './smoke';
 
 /** Dispatch a validated config to its stage. The action and the CLI both come through here. */
 export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
@@ -10,5 +12,9 @@ export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
       return runConvert(cfg.convert, log);
     case 'compile':
       return runCompile(cfg.compile, log);
+    case 'image':
+      return runImage(cfg.image, log);
+    case 'smoke':
+      return runSmoke(cfg.smoke, log);
   }
 }

@@ -75,7 +75,7 @@ export function referenceBatches(dir: string): number[] {
   return [...found].sort((a, b) => a - b);
 }
 
-function inputFile(dir: string, batch: number, name: string, single: boolean): string {
+export function inputFile(dir: string, batch: number, name: string, single: boolean): string {
   const named = path.join(dir, `input_b${batch}__${sanitize(name)}.npy`);
   if (fs.existsSync(named)) return named;
   const plain = path.join(dir, `input_b${batch}.npy`);
@@ -83,19 +83,19 @@ function inputFile(dir: string, batch: number, name: string, single: boolean): s
   throw new ModelshipError('input', `reference input for "${name}" at batch ${batch} not found (expected ${path.basename(named)}${single ? ` or ${path.basename(plain)}` : ''})`, { file: dir });
 }
 
-function topK(data: Float32Array, start: number, len: number, k: number): number[] {
+export function topK(data: Float32Array, start: number, len: number, k: number): number[] {
   const idx = Array.from({ length: len }, (_, i) => i);
   idx.sort((a, b) => data[start + b] - data[start + a] || a - b);
   return idx.slice(0, Math.min(k, len));
 }
 
-function absMax(a: Float32Array): number {
+export function absMax(a: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
   return m;
 }
 
-function maxAbs(a: Float32Array, b: Float32Array): number {
+export function maxAbs(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]);

@@ -1,0 +1,181 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ImageConfig } from '../config';
+import { Logger, StageResult } from '../stage';
+import { ModelshipError } from '../util/errors';
+import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
+import { runProcess } from '../util/proc';
+import { encryptModel, parseKey } from '../serve/crypto';
+import { renderDockerfile, renderCompose } from './dockerfile';
+import { computeTags, GitContext } from './tags';
+import { fetchManifest, parseImageRef } from './registry';
+import { VERSION } from '../version';
+
+export const SERVING_PORT = 8000;
+export const SERVING_UID = 10001;
+
+/** The directory of the server bundle to ship: the running bundle, or the repository's dist/ when run from source. */
+export function distDir(): string {
+  // (computed step by step: a literal path next to __dirname would make ncc copy that directory into the bundle)
+  let repo = __dirname;
+  for (let i = 0; i < 2; i++) repo = path.dirname(repo);
+  for (const d of [process.env.MODELSHIP_DIST, __dirname, path.join(repo, 'dist')]) {
+    if (d && fs.existsSync(path.join(d, 'index.js')) && fs.existsSync(path.join(d, 'bin'))) return d;
+  }
+  throw new ModelshipError('io', 'cannot find the modelship bundle (dist/index.js) to put in the image; run `npm run build` or set MODELSHIP_DIST');
+}
+
+/** Git context for tags and labels: inputs first, then the GitHub runner's environment, then the local checkout. */
+export async function gitContext(cfg: ImageConfig, env: NodeJS.ProcessEnv): Promise<GitContext & { source: string }> {
+  let event: { pull_request?: { number?: number; head?: { sha?: string } }; repository?: { default_branch?: string; html_url?: string } } = {};
+  if (env.GITHUB_EVENT_PATH && fs.existsSync(env.GITHUB_EVENT_PATH)) {
+    try {
+      event = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8'));
+    } catch {
+      event = {};
+    }
+  }
+  const git = async (args: string[]) => {
+    try {
+      const r = await runProcess('git', args);
+      return r.code === 0 ? r.stdout.trim() : '';
+    } catch {
+      return '';
+    }
+  };
+  const sha = cfg.revision || event.pull_request?.head?.sha || env.GITHUB_SHA || (await git(['rev-parse', 'HEAD']));
+  const ref = cfg.ref || env.GITHUB_REF || ((await git(['symbolic-ref', '-q', 'HEAD'])) || '');
+  const source = cfg.source || event.repository?.html_url || (env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}` : '');
+  return { sha, ref, eventName: env.GITHUB_EVENT_NAME ?? 'push', defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch, prNumber: event.pull_request?.number, source };
+}
+
+/** buildx cache flags: registry cache where the driver can export it, gha on GitHub, inline on the docker driver. */
+export function cacheFlags(driver: string, image: string, env: NodeJS.ProcessEnv, mode: string): string[] {
+  if (mode === 'off') return [];
+  const ref = `${image}:buildcache`;
+  if (driver === 'docker') return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', 'type=inline'];
+  if (mode === 'gha' || (mode === 'auto' && env.ACTIONS_CACHE_URL && env.ACTIONS_RUNTIME_TOKEN)) return ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'];
+  return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', `type=registry,ref=${ref},mode=max`];
+}
+
+function copyTree(src: string, dst: string): void {
+  fs.cpSync(src, dst, { recursive: true });
+}
+
+/** Fixed mtimes in the build context, so identical content gives identical layers on any runner. */
+function normalizeTimes(dir: string): void {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) normalizeTimes(p);
+    fs.utimesSync(p, 0, 0);
+  }
+}
+
+/**
+ * The image stage: generate the serving Dockerfile, build and push it with the real `docker buildx build`,
+ * and report the digest, tags and metadata; also write a docker-compose.yml that serves the image by digest.
+ */
+export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
+  const ref = parseImageRef(cfg.image);
+  if (ref.tag || ref.digest) throw new ModelshipError('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
+  const model = readFileChecked(cfg.model, 'model');
+  const modelDigest = sha256(model);
+  let modelBytes: Uint8Array = model;
+  let modelFile = path.basename(cfg.model);
+  if (cfg.encryptModel) {
+    if (!cfg.modelKey) throw new ModelshipError('input', 'input "encrypt-model" needs input "model-key" (32 bytes, hex or base64)', { field: 'model-key' });
+    modelBytes = encryptModel(model, parseKey(cfg.modelKey, 'input "model-key"'));
+    modelFile += '.enc';
+  }
+  const git = await gitContext(cfg, env);
+  const tags = computeTags(cfg.image, git);
+  if (tags.length === 0) throw new ModelshipError('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
+  const labels: Record<string, string> = {
+    'org.opencontainers.image.title': cfg.modelName,
+    'org.opencontainers.image.description': `modelship serving image for ${cfg.modelName} (KServe v2)`,
+    'org.opencontainers.image.source': git.source,
+    'org.opencontainers.image.revision': git.sha,
+    'org.opencontainers.image.created': new Date().toISOString(),
+    'org.opencontainers.image.version': tags[0].slice(cfg.image.length + 1),
+    'org.opencontainers.image.base.name': cfg.baseImage,
+    'dev.modelship.model.sha256': modelDigest,
+    'dev.modelship.model.name': cfg.modelName,
+    'dev.modelship.model.encrypted': String(cfg.encryptModel),
+    'dev.modelship.parity': cfg.parity,
+    'dev.modelship.version': VERSION,
+  };
+
+  const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
+  try {
+    fs.mkdirSync(path.join(ctx, 'runtime'));
+    fs.mkdirSync(path.join(ctx, 'model'));
+    fs.copyFileSync(cfg.nodeBinary || process.execPath, path.join(ctx, 'runtime/node'));
+    fs.chmodSync(path.join(ctx, 'runtime/node'), 0o755);
+    copyTree(distDir(), path.join(ctx, 'runtime/dist'));
+    fs.writeFileSync(path.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
+    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: {} });
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile);
+    normalizeTimes(ctx);
+
+    if (cfg.registryUsername) {
+      if (!cfg.registryPassword) throw new ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
+      const login = await runProcess('docker', ['login', ref.registry, '--username', cfg.registryUsername, '--password-stdin'], { input: cfg.registryPassword });
+      if (login.code !== 0) throw new ModelshipError('io', `docker login ${ref.registry} failed: ${login.stderr.replace(cfg.registryPassword, '***').trim()}`);
+    }
+    const inspect = await runProcess('docker', ['buildx', 'inspect']);
+    if (inspect.code !== 0) throw new ModelshipError('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
+    const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
+    const metaFile = path.join(ctx, 'buildx-metadata.json');
+    const args = [
+      'buildx', 'build',
+      '--file', path.join(ctx, 'Dockerfile'),
+      ...tags.flatMap((t) => ['--tag', t]),
+      ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:buildcache`] : []),
+      '--provenance=false',
+      '--metadata-file', metaFile,
+      ...cacheFlags(driver, cfg.image, env, cfg.cache),
+      cfg.push ? '--push' : '--load',
+      ctx,
+    ];
+    const t0 = Date.now();
+    const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => runProcess('docker', args, { onLine: log.info }));
+    if (build.code !== 0) throw new ModelshipError('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
+    const seconds = (Date.now() - t0) / 1000;
+    const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as Record<string, unknown>;
+    const digest = String(meta['containerimage.digest'] ?? '');
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ModelshipError('io', `buildx reported no image digest (metadata: ${JSON.stringify(meta).slice(0, 300)})`);
+    const cached = (build.stdout + build.stderr).split('\n').filter((l) => /\bCACHED\b/.test(l)).length;
+    const pinned = `${cfg.image}@${digest}`;
+    let layers: { digest: string; size: number }[] = [];
+    if (cfg.push) layers = (await fetchManifest(pinned, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined)).layers;
+    const size = layers.reduce((a, l) => a + l.size, 0);
+
+    const composePath = cfg.composeFile;
+    const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
+    const secretsEnv = [...(cfg.encryptModel ? ['MODELSHIP_MODEL_KEY'] : []), ...(cfg.apiKeyRequired ? ['MODELSHIP_API_KEY'] : [])];
+    writeFileAtomic(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
+
+    const metadata = { image: pinned, digest, tags, labels, layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
+    const summary = [
+      '## modelship image',
+      '',
+      `| | |`,
+      `|---|---|`,
+      `| image | \`${pinned}\` |`,
+      `| tags | ${tags.map((t) => `\`${t}\``).join(', ')} |`,
+      `| size (compressed layers) | ${(size / 2 ** 20).toFixed(1)} MiB in ${layers.length} layers |`,
+      `| build steps reused from cache | ${cached} |`,
+      `| build time | ${seconds.toFixed(1)} s (${driver} driver) |`,
+      `| model | \`${cfg.model}\` sha256 \`${modelDigest.slice(0, 16)}…\`${cfg.encryptModel ? ' (AES-256-GCM encrypted)' : ''}, parity ${cfg.parity} |`,
+      '',
+    ].join('\n');
+    return {
+      outputs: { image: pinned, digest, tags: tags.join('\n'), metadata: JSON.stringify(metadata), 'compose-file': composePath },
+      summary,
+      ok: true,
+    };
+  } finally {
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
+}

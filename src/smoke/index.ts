@@ -1,0 +1,233 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import * as http from 'http';
+import * as crypto from 'crypto';
+import { SmokeConfig } from '../config';
+import { Logger, StageResult } from '../stage';
+import { ModelshipError } from '../util/errors';
+import { runProcess } from '../util/proc';
+import { readNpy } from '../util/npy';
+import { referenceBatches, inputFile, topK, maxAbs, absMax } from '../convert/parity';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
+import { SERVING_PORT } from '../image';
+
+/** The docker commands of a smoke run, as data. */
+export function planSmoke(cfg: SmokeConfig, name: string): { pull: string[]; run: string[]; gpuQuery: string[]; logs: string[]; remove: string[] } {
+  const env: string[] = [];
+  // secrets travel by name only: docker reads their values from its own environment, never from argv
+  if (cfg.apiKey) env.push('-e', 'MODELSHIP_API_KEY');
+  if (cfg.modelKey) env.push('-e', 'MODELSHIP_MODEL_KEY');
+  if (cfg.gpu) env.push('-e', 'MODELSHIP_PROVIDER=cuda');
+  return {
+    pull: ['pull', cfg.image],
+    run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+    gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
+    logs: ['logs', '--tail', '60', name],
+    remove: ['rm', '-f', '-v', name],
+  };
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function call(url: string, opts: { method?: string; body?: Buffer; headers?: Record<string, string | number>; timeoutMs?: number; agent?: http.Agent } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent: opts.agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    if (opts.body) req.write(opts.body);
+    req.end();
+  });
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+/** A mermaid xychart of the latency percentiles for the job summary. */
+function latencyChart(p: Record<string, number>): string {
+  const keys = Object.keys(p);
+  return ['```mermaid', 'xychart-beta', '  title "Smoke latency (ms)"', `  x-axis [${keys.map((k) => `"${k}"`).join(', ')}]`, `  y-axis "ms" 0 --> ${Math.ceil(Math.max(...Object.values(p)) * 1.2 + 1)}`, `  bar [${keys.map((k) => p[k].toFixed(2)).join(', ')}]`, '```'].join('\n');
+}
+
+/**
+ * The smoke stage, the GPU runner's gate: run the pushed image by digest, wait for readiness, send golden
+ * requests (the parity reference must reproduce Caffe's outputs; a sample image must give the expected top-1),
+ * measure latency and throughput, and always remove the container — on success, failure and cancellation.
+ */
+export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
+  if (!/@sha256:[0-9a-f]{64}$/.test(cfg.image) && !cfg.allowTag) {
+    throw new ModelshipError('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
+  }
+  if (cfg.reference) referenceBatches(cfg.reference); // fails early on a missing directory
+  const name = `modelship-smoke-${crypto.randomBytes(4).toString('hex')}`;
+  const plan = planSmoke(cfg, name);
+  const dockerEnv = { ...env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
+  const docker = (args: string[], onLine?: (l: string) => void) => runProcess('docker', args, { env: dockerEnv, onLine });
+  let started = false;
+  const cleanup = async () => {
+    if (started) {
+      started = false;
+      await docker(plan.remove);
+    }
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    void cleanup().finally(() => process.kill(process.pid, sig));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const auth: Record<string, string> = cfg.apiKey ? { authorization: `Bearer ${cfg.apiKey}` } : {};
+  const failures: string[] = [];
+  const outputs: Record<string, string> = { smoke: 'fail', 'latency-p50-ms': '', 'latency-p95-ms': '', 'latency-p99-ms': '', 'throughput-rps': '', 'gpu-info': '' };
+  let summary = '## modelship smoke\n\n';
+  try {
+    const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
+    if (pull.code !== 0) throw new ModelshipError('io', `docker pull ${cfg.image} failed: ${pull.stderr.trim().slice(-400)}`);
+    const run = await docker(plan.run);
+    if (run.code !== 0) throw new ModelshipError('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
+    started = true;
+    const port = (await docker(['port', name, `${SERVING_PORT}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+    if (!port) throw new ModelshipError('io', 'the container published no port');
+    const base = `http://127.0.0.1:${port}`;
+    log.info(`container ${name} serving on ${base}`);
+
+    // readiness
+    const t0 = Date.now();
+    let ready = false;
+    while (Date.now() - t0 < cfg.readyTimeoutS * 1000) {
+      const state = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
+      if (state !== 'true') throw new ModelshipError('io', 'the container exited before it became ready');
+      try {
+        if ((await call(`${base}/v2/health/ready`, { timeoutMs: 2000 })).status === 200) {
+          ready = true;
+          break;
+        }
+      } catch {
+        /* not listening yet */
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    if (!ready) throw new ModelshipError('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
+    const readyMs = Date.now() - t0;
+    log.info(`ready after ${readyMs} ms`);
+    const meta = JSON.parse((await call(`${base}/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}') as { inputs?: { name: string }[]; outputs?: { name: string }[]; parameters?: { execution_provider?: string }; error?: string };
+    if (!meta.inputs) throw new ModelshipError('io', `model metadata unavailable: ${meta.error ?? 'no inputs'}`);
+    if (cfg.gpu) {
+      const g = await docker(plan.gpuQuery);
+      outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
+      if (g.code !== 0) failures.push(`nvidia-smi in the container failed: ${g.stderr.trim()}`);
+      if (meta.parameters?.execution_provider !== 'cuda') failures.push(`the server runs on ${meta.parameters?.execution_provider}, not the CUDA execution provider`);
+    }
+    summary += `Image \`${cfg.image}\` ready in ${readyMs} ms, execution provider ${meta.parameters?.execution_provider}${outputs['gpu-info'] ? `, GPU ${outputs['gpu-info']}` : ''}.\n\n`;
+
+    // golden requests: the parity reference
+    let goldenBody: { body: Buffer; headerLength: number } | undefined;
+    if (cfg.reference) {
+      const rows: string[] = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
+      const inputName = meta.inputs[0].name;
+      for (const b of referenceBatches(cfg.reference)) {
+        const x = readNpy(inputFile(cfg.reference, b, inputName, meta.inputs.length === 1));
+        const req = encodeInferRequest([{ name: inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
+        if (b === 1) goldenBody = req;
+        const r = await call(`${base}/v2/models/${cfg.modelName}/infer`, { body: req.body, headers: { ...auth, [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+        if (r.status !== 200) {
+          failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
+          continue;
+        }
+        const dec = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH]));
+        for (const o of dec.outputs) {
+          const refFile = path.join(cfg.reference, `output_b${b}__${o.name.replace(/\//g, '_')}.npy`);
+          if (!fs.existsSync(refFile)) continue;
+          const ref = readNpy(refFile);
+          const diff = ref.data.length === o.data.length ? maxAbs(o.data, ref.data) : Infinity;
+          const limit = cfg.tolerance * Math.max(1, absMax(ref.data));
+          const per = ref.data.length / b;
+          let same = true;
+          const mismatches: string[] = [];
+          for (let n = 0; n < b; n++) {
+            const a = topK(o.data, n * per, per, 5);
+            const e = topK(ref.data, n * per, per, 5);
+            if (a.join() !== e.join()) {
+              same = false;
+              mismatches.push(`item ${n}: top-5 ${JSON.stringify(a)}, expected ${JSON.stringify(e)}`);
+            }
+          }
+          const pass = diff <= limit && same;
+          rows.push(`| ${b} | ${o.name} | ${diff.toExponential(2)} | ${limit.toExponential(2)} | ${same ? 'same' : 'differs'} | ${pass ? 'pass' : '**fail**'} |`);
+          if (!pass) failures.push(`output "${o.name}" at batch ${b} differs from the reference: max |Δ| ${diff.toExponential(3)} > ${limit.toExponential(3)}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
+        }
+      }
+      summary += `### Golden requests (the parity reference)\n\n${rows.join('\n')}\n\n`;
+    }
+    // golden request: a sample image
+    if (cfg.sampleImage) {
+      const r = await call(`${base}/v2/models/${cfg.modelName}/classify?top_k=5`, { body: fs.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
+      const preds = r.status === 200 ? (JSON.parse(r.body.toString()).predictions as { index: number; label: string; score: number }[]) : [];
+      const top = preds[0];
+      const ok = top !== undefined && (String(top.index) === cfg.expectedTop1 || top.label === cfg.expectedTop1 || cfg.expectedTop1 === '');
+      summary += `### Sample image\n\n\`${cfg.sampleImage}\` → top-1 ${top ? `${top.label} (${top.index}, ${top.score.toFixed(4)})` : `HTTP ${r.status}`}${cfg.expectedTop1 ? `, expected ${cfg.expectedTop1}` : ''}: ${ok ? 'pass' : '**fail**'}\n\n`;
+      if (!ok) failures.push(`the sample image gave top-1 ${top ? `${top.label} (${top.index})` : `HTTP ${r.status} ${r.body.toString().slice(0, 200)}`}, expected ${cfg.expectedTop1}`);
+    }
+
+    // latency and throughput
+    if (cfg.requests > 0 && goldenBody) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: cfg.concurrency });
+      const lat: number[] = [];
+      let next = 0;
+      let errors = 0;
+      const body = goldenBody;
+      const worker = async () => {
+        while (next < cfg.requests) {
+          next++;
+          const s = process.hrtime.bigint();
+          const r = await call(`${base}/v2/models/${cfg.modelName}/infer`, { body: body.body, headers: { ...auth, [HEADER_LENGTH]: body.headerLength }, agent });
+          lat.push(Number(process.hrtime.bigint() - s) / 1e6);
+          if (r.status !== 200) errors++;
+        }
+      };
+      const w0 = process.hrtime.bigint();
+      await Promise.all(Array.from({ length: cfg.concurrency }, worker));
+      const wall = Number(process.hrtime.bigint() - w0) / 1e9;
+      agent.destroy();
+      lat.sort((a, b) => a - b);
+      const p = { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99) };
+      outputs['latency-p50-ms'] = p.p50.toFixed(2);
+      outputs['latency-p95-ms'] = p.p95.toFixed(2);
+      outputs['latency-p99-ms'] = p.p99.toFixed(2);
+      outputs['throughput-rps'] = (cfg.requests / wall).toFixed(1);
+      if (errors) failures.push(`${errors} of ${cfg.requests} latency requests failed`);
+      summary += `### Latency (${cfg.requests} requests, concurrency ${cfg.concurrency}, batch 1)\n\np50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} requests/s\n\n${latencyChart(p)}\n\n`;
+      log.info(`latency p50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} req/s`);
+    }
+  } catch (e) {
+    failures.push(e instanceof ModelshipError ? e.message : `unexpected error: ${(e as Error).message}`);
+  } finally {
+    let logTail = '';
+    if (started && failures.length) {
+      // docker logs replays the container's stdout and stderr on its own stdout and stderr
+      const l = await docker(plan.logs);
+      logTail = (l.stdout + l.stderr).trim();
+    }
+    await cleanup();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    if (failures.length) {
+      const tail = logTail ? `\n\ncontainer log (last lines):\n${logTail.split('\n').slice(-30).join('\n')}` : '';
+      summary += `### Failed\n\n${failures.map((f) => `- ${f}`).join('\n')}\n${logTail ? `\n<details><summary>container log</summary>\n\n\`\`\`\n${logTail}\n\`\`\`\n</details>\n` : ''}`;
+      outputs.smoke = 'fail';
+      // eslint-disable-next-line no-unsafe-finally
+      return { outputs, summary, ok: false, failure: `smoke failed:\n- ${failures.join('\n- ')}${tail}` };
+    }
+  }
+  outputs.smoke = 'pass';
+  return { outputs, summary, ok: true };
+}

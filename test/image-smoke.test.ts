@@ -1,0 +1,178 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import * as http from 'http';
+import { execFileSync, spawnSync } from 'child_process';
+import { Writable } from 'stream';
+import { cli } from '../src/cli';
+import { fetchManifest } from '../src/image/registry';
+import { ORACLE, REPO, caffeRoot, tmpDir } from './helpers/caffe';
+import { LAB, requireLab, docker } from './helpers/lab';
+
+// Real engine, real buildx, real registry (lab/up.sh docker). Slow by nature: one image build is ~10 s.
+jest.setTimeout(300_000);
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _e: string, cb: () => void) {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+async function run(args: string[]) {
+  const out = new Capture();
+  const err = new Capture();
+  const code = await cli(args, out, err);
+  return { code, stdout: out.text, stderr: err.text, json: () => JSON.parse(out.text) };
+}
+
+function get(url: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+}
+
+async function waitReady(url: string, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    try {
+      if ((await get(`${url}/v2/health/ready`)) === 200) return;
+    } catch {
+      /* starting */
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url} not ready`);
+}
+
+const GOOGLENET = path.join(ORACLE, 'models/bvlc_googlenet');
+const repo = `${LAB.registry}/modelship-test/googlenet-${process.pid}`;
+const work = tmpDir('modelship-image-');
+const modelA = path.join(work, 'a/googlenet.onnx');
+const modelB = path.join(work, 'b/googlenet.onnx');
+let imageA = '';
+let imageB = '';
+
+beforeAll(async () => {
+  requireLab();
+  expect((await run(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', path.join(GOOGLENET, 'weights.caffemodel'), '--out', modelA])).code).toBe(0);
+  // the "wrong model": the same net with one classifier bias moved, which changes the answer for class 7
+  const T = caffeRoot().lookupType('caffe.NetParameter');
+  const net = T.decode(fs.readFileSync(path.join(GOOGLENET, 'weights.caffemodel'))) as any;
+  net.layer.find((l: any) => l.name === 'loss3/classifier').blobs[1].data[7] += 20;
+  const wrong = path.join(work, 'wrong.caffemodel');
+  fs.writeFileSync(wrong, T.encode(net).finish());
+  expect((await run(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', wrong, '--out', modelB])).code).toBe(0);
+});
+
+describe('image and smoke against the real engine, buildx and registry', () => {
+  test('convert → build → push → pull back by digest → smoke passes (golden outputs, latency)', async () => {
+    const r = await run(['image', '--image', repo, '--model', modelA, '--model-name', 'googlenet', '--base-image', LAB.baseImage, '--revision', 'a'.repeat(40), '--ref', 'refs/heads/feature/new-model', '--parity', 'pass', '--compose-file', path.join(work, 'docker-compose.yml'), '--json']);
+    expect(r.stderr).not.toMatch(/error:/);
+    expect(r.code).toBe(0);
+    const o = r.json();
+    expect(o.image).toMatch(new RegExp(`^${repo.replace(/[./]/g, '\\$&')}@sha256:[0-9a-f]{64}$`));
+    expect(o.tags.split('\n')).toEqual([`${repo}:feature-new-model`, `${repo}:sha-aaaaaaa`]);
+    const meta = JSON.parse(o.metadata);
+    expect(meta.labels).toMatchObject({ 'org.opencontainers.image.revision': 'a'.repeat(40), 'dev.modelship.parity': 'pass', 'dev.modelship.model.name': 'googlenet' });
+    imageA = o.image;
+    // the image as pushed: OCI labels, non-root user, the model layer last
+    docker(['pull', imageA]);
+    const cfg = JSON.parse(docker(['image', 'inspect', imageA]))[0].Config;
+    expect(cfg.User).toBe('10001:10001');
+    expect(cfg.Labels['org.opencontainers.image.created']).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(cfg.ExposedPorts).toEqual({ '8000/tcp': {} });
+    expect(cfg.Env.join('\n')).not.toMatch(/KEY/);
+
+    const s = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--reference', GOOGLENET, '--requests', '40', '--concurrency', '4', '--json']);
+    expect(s.stderr).not.toMatch(/error:/);
+    expect(s.code).toBe(0);
+    const so = s.json();
+    expect(so.smoke).toBe('pass');
+    for (const k of ['latency-p50-ms', 'latency-p95-ms', 'latency-p99-ms', 'throughput-rps']) expect(Number(so[k])).toBeGreaterThan(0);
+    expect(Number(so['latency-p50-ms'])).toBeLessThanOrEqual(Number(so['latency-p99-ms']));
+    expect(docker(['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--format', '{{.Names}}']).trim()).toBe('');
+  });
+
+  test('a wrong model fails smoke with the diff and the container log; the container is removed', async () => {
+    const r = await run(['image', '--image', repo, '--model', modelB, '--model-name', 'googlenet', '--base-image', LAB.baseImage, '--revision', 'b'.repeat(40), '--ref', 'refs/heads/feature/new-model', '--compose-file', path.join(work, 'b.yml'), '--json']);
+    expect(r.code).toBe(0);
+    imageB = r.json().image;
+    const s = await run(['smoke', '--image', imageB, '--model-name', 'googlenet', '--reference', GOOGLENET, '--requests', '5']);
+    expect(s.code).toBe(1);
+    expect(s.stdout).toMatch(/^smoke=fail$/m);
+    expect(s.stderr).toMatch(/output "prob" at batch 1 differs from the reference: max \|Δ\| [0-9.e+-]+ > 1\.000e-5; item 0: top-5 \[7,/);
+    expect(s.stderr).toMatch(/container log \(last lines\):\n[\s\S]*\[modelship serve\] listening on/);
+    expect(docker(['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--format', '{{.Names}}']).trim()).toBe('');
+  });
+
+  test('a model-only rebuild changes exactly one layer digest in the pushed manifest (the last)', async () => {
+    const a = await fetchManifest(imageA);
+    const b = await fetchManifest(imageB);
+    expect(a.layers.length).toBe(b.layers.length);
+    const differing = a.layers.map((l, i) => (l.digest !== b.layers[i].digest ? i : -1)).filter((i) => i >= 0);
+    expect(differing).toEqual([a.layers.length - 1]);
+  });
+
+  test('API key: 401 without it, 200 with it; health stays open', async () => {
+    const name = `modelship-auth-${process.pid}`;
+    docker(['run', '-d', '--name', name, '-p', '127.0.0.1::8000', '-e', 'MODELSHIP_API_KEY', imageA], { ...process.env, MODELSHIP_API_KEY: 'k3y-for-tests' });
+    try {
+      const port = docker(['port', name, '8000/tcp']).trim().split('\n')[0].split(':').pop();
+      const url = `http://127.0.0.1:${port}`;
+      await waitReady(url);
+      expect(await get(`${url}/v2/models/googlenet`)).toBe(401);
+      expect(await get(`${url}/v2/models/googlenet`, { authorization: 'Bearer k3y-for-tests' })).toBe(200);
+      expect(docker(['inspect', '-f', '{{json .Config.Cmd}} {{json .Args}}', name])).not.toContain('k3y-for-tests');
+    } finally {
+      docker(['rm', '-f', name]);
+    }
+    const s = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--api-key', 'k3y-for-tests', '--reference', GOOGLENET, '--requests', '0']);
+    expect(s.code).toBe(0);
+  });
+
+  test('encrypted model: the right key serves, a wrong key refuses to start (and smoke says why)', async () => {
+    const key = 'ab'.repeat(32);
+    const r = await run(['image', '--image', repo, '--model', modelA, '--model-name', 'googlenet', '--base-image', LAB.baseImage, '--revision', 'c'.repeat(40), '--ref', 'refs/pull/7/merge', '--encrypt-model', '--model-key', key, '--compose-file', path.join(work, 'c.yml'), '--json']);
+    expect(r.code).toBe(0);
+    const img = r.json().image;
+    expect(r.json().tags.split('\n')).toEqual([`${repo}:pr-7`, `${repo}:sha-ccccccc`]);
+    // the key is in no layer and no config
+    const saved = path.join(work, 'img.tar');
+    docker(['save', '-o', saved, img]);
+    expect(spawnSync('grep', ['-c', key, saved]).stdout.toString().trim()).toBe('0');
+    const ok = await run(['smoke', '--image', img, '--model-name', 'googlenet', '--model-key', key, '--reference', GOOGLENET, '--requests', '0']);
+    expect(ok.code).toBe(0);
+    const bad = await run(['smoke', '--image', img, '--model-name', 'googlenet', '--model-key', 'cd'.repeat(32), '--reference', GOOGLENET, '--requests', '0', '--ready-timeout', '30']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/the container exited before it became ready/);
+    expect(bad.stderr).toMatch(/cannot decrypt the model: wrong key/);
+  });
+
+  test('docker-compose.yml from the image stage serves the image by digest (Debian docker-compose)', async () => {
+    const compose = path.join(work, 'docker-compose.yml');
+    expect(fs.readFileSync(compose, 'utf8')).toContain(imageA);
+    const env = { ...process.env, MODELSHIP_PORT: '18723' };
+    const project = `mscompose${process.pid}`;
+    execFileSync('docker-compose', ['-p', project, '-f', compose, 'up', '-d'], { env, stdio: 'pipe' });
+    try {
+      await waitReady('http://127.0.0.1:18723');
+      expect(await get('http://127.0.0.1:18723/v2/models/googlenet')).toBe(200);
+    } finally {
+      execFileSync('docker-compose', ['-p', project, '-f', compose, 'down', '-v'], { env, stdio: 'pipe' });
+    }
+  });
+
+  test('smoke refuses an image that is not pinned by digest, before running anything', async () => {
+    const s = await run(['smoke', '--image', `${repo}:latest`]);
+    expect(s.code).toBe(2);
+    expect(s.stderr).toMatch(/smoke runs the pushed image by digest/);
+  });
+});
+
+afterAll(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+  void REPO;
+});
