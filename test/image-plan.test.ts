@@ -1,0 +1,92 @@
+import * as yaml from 'js-yaml';
+import { computeTags, sanitizeTag } from '../src/image/tags';
+import { renderDockerfile, renderCompose } from '../src/image/dockerfile';
+import { cacheFlags } from '../src/image';
+import { parseImageRef } from '../src/image/registry';
+import { planSmoke, percentile } from '../src/smoke';
+import { runAction } from './helpers/runner';
+
+const IMG = 'ghcr.io/acme/googlenet';
+const SHA = '0123456789abcdef0123456789abcdef01234567';
+
+describe('image tags follow docker/metadata-action', () => {
+  test.each([
+    ['branch push', { ref: 'refs/heads/feature/fast-conv', eventName: 'push' }, ['feature-fast-conv', 'sha-0123456']],
+    ['default branch gets latest', { ref: 'refs/heads/main', eventName: 'push', defaultBranch: 'main' }, ['main', 'latest', 'sha-0123456']],
+    ['semver tag', { ref: 'refs/tags/v1.2.3', eventName: 'push' }, ['1.2.3', '1.2', '1', 'latest', 'sha-0123456']],
+    ['pre-release semver: no floating tags', { ref: 'refs/tags/v2.0.0-rc.1', eventName: 'push' }, ['2.0.0-rc.1', 'sha-0123456']],
+    ['major 0 gets no major tag', { ref: 'refs/tags/v0.4.1', eventName: 'push' }, ['0.4.1', '0.4', 'latest', 'sha-0123456']],
+    ['non-semver tag', { ref: 'refs/tags/release-7', eventName: 'push' }, ['release-7', 'sha-0123456']],
+    ['pull request', { ref: 'refs/pull/42/merge', eventName: 'pull_request', prNumber: 42 }, ['pr-42', 'sha-0123456']],
+    ['schedule', { ref: 'refs/heads/main', eventName: 'schedule' }, ['nightly', 'main', 'sha-0123456']],
+  ])('%s', (_n, ctx, tags) => {
+    expect(computeTags(IMG, { sha: SHA, ...ctx })).toEqual(tags.map((t) => `${IMG}:${t}`));
+  });
+
+  test('tag charset', () => {
+    expect(sanitizeTag('-feat/Ünicode branch')).toBe('feat--nicode-branch');
+  });
+});
+
+describe('the generated Dockerfile and compose file', () => {
+  const df = renderDockerfile({ baseImage: 'local/debian:bookworm', modelFile: 'model.onnx', modelName: 'googlenet', port: 8000, uid: 10001, labels: { 'org.opencontainers.image.revision': SHA }, env: {} });
+  const lines = df.split('\n');
+
+  test('no syntax line or heredoc; the model COPY is the last layer instruction; non-root', () => {
+    expect(df).not.toMatch(/^# ?syntax=/m);
+    expect(df).not.toMatch(/<</);
+    const layerLines = lines.map((l, i) => [l, i] as const).filter(([l]) => /^(COPY|ADD|RUN) /.test(l));
+    expect(layerLines[layerLines.length - 1][0]).toBe('COPY model/ /models/');
+    expect(lines).toContain('USER 10001:10001');
+    expect(lines).toContain(`LABEL org.opencontainers.image.revision="${SHA}"`);
+    expect(df).toMatch(/ENTRYPOINT \["\/opt\/modelship\/bin\/node", "\/opt\/modelship\/dist\/index.js", "serve"\]/);
+  });
+
+  test('compose: the image by digest, a GPU reservation when asked, secrets only by reference', () => {
+    const c = yaml.load(renderCompose({ service: 'googlenet', image: `${IMG}@sha256:${'a'.repeat(64)}`, port: 8000, hostPort: 8000, gpu: true, env: { MODELSHIP_PROVIDER: 'cuda' }, secretsEnv: ['MODELSHIP_API_KEY'] })) as any;
+    const svc = c.services.googlenet;
+    expect(svc.image).toBe(`${IMG}@sha256:${'a'.repeat(64)}`);
+    expect(svc.deploy.resources.reservations.devices).toEqual([{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }]);
+    expect(svc.environment).toEqual({ MODELSHIP_PROVIDER: 'cuda', MODELSHIP_API_KEY: '${MODELSHIP_API_KEY}' });
+    expect(svc.ports).toEqual(['127.0.0.1:${MODELSHIP_PORT:-8000}:8000']);
+  });
+
+  test('cache: inline on the docker driver, gha on GitHub, registry elsewhere', () => {
+    expect(cacheFlags('docker', IMG, {}, 'auto')).toEqual(['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', 'type=inline']);
+    expect(cacheFlags('docker-container', IMG, { ACTIONS_CACHE_URL: 'u', ACTIONS_RUNTIME_TOKEN: 't' }, 'auto')).toEqual(['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max']);
+    expect(cacheFlags('docker-container', IMG, {}, 'auto')).toEqual(['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', `type=registry,ref=${IMG}:buildcache,mode=max`]);
+    expect(cacheFlags('docker', IMG, {}, 'off')).toEqual([]);
+  });
+
+  test('image references', () => {
+    expect(parseImageRef('127.0.0.1:5000/modelship/googlenet@sha256:' + 'b'.repeat(64))).toEqual({ registry: '127.0.0.1:5000', repository: 'modelship/googlenet', tag: undefined, digest: 'sha256:' + 'b'.repeat(64) });
+    expect(parseImageRef('acme/googlenet:v1')).toMatchObject({ registry: 'docker.io', repository: 'acme/googlenet', tag: 'v1' });
+    expect(() => parseImageRef('Not/Valid')).toThrow(/not a valid image reference/);
+  });
+});
+
+describe('smoke plan', () => {
+  test('secrets reach the container by name only; GPU runs add --gpus all and nvidia-smi', () => {
+    const p = planSmoke({ image: `${IMG}@sha256:${'c'.repeat(64)}`, modelName: 'm', tolerance: 1e-5, gpu: true, apiKey: 'topsecret', modelKey: 'k'.repeat(64), sampleImage: '', expectedTop1: '', requests: 1, concurrency: 1, readyTimeoutS: 5 }, 'modelship-smoke-x');
+    expect(p.run).toEqual(['run', '-d', '--name', 'modelship-smoke-x', '--label', 'dev.modelship.smoke=true', '-p', '127.0.0.1::8000', '--gpus', 'all', '-e', 'MODELSHIP_API_KEY', '-e', 'MODELSHIP_MODEL_KEY', '-e', 'MODELSHIP_PROVIDER=cuda', `${IMG}@sha256:${'c'.repeat(64)}`]);
+    expect(p.run.join(' ')).not.toContain('topsecret');
+    expect(p.gpuQuery).toEqual(['exec', 'modelship-smoke-x', 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader']);
+    expect(p.remove).toEqual(['rm', '-f', '-v', 'modelship-smoke-x']);
+  });
+
+  test('percentiles (nearest rank)', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect([percentile(xs, 50), percentile(xs, 95), percentile(xs, 99)]).toEqual([50, 95, 99]);
+  });
+});
+
+describe('secrets are masked by the action', () => {
+  test('registry-password, model-key and api-key are registered as secrets before any work', () => {
+    const r = runAction({ stage: 'image', image: 'Bad Image', 'registry-password': 'pa55w0rd-xyz', 'model-key': 'ab'.repeat(32), 'api-key': 'api-k3y' });
+    expect(r.code).toBe(1);
+    for (const secret of ['pa55w0rd-xyz', 'ab'.repeat(32), 'api-k3y']) {
+      expect(r.stdout).toContain(`::add-mask::${secret}`);
+      expect(r.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')).not.toContain(secret);
+    }
+  });
+});
