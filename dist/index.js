@@ -61099,17 +61099,42 @@ function cacheFlags(driver, image, env, mode) {
         return ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'];
     return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', `type=registry,ref=${ref},mode=max`];
 }
-function copyTree(src, dst) {
-    external_fs_.cpSync(src, dst, { recursive: true });
-}
-/** Fixed mtimes in the build context, so identical content gives identical layers on any runner. */
-function normalizeTimes(dir) {
+/** Set every mtime under `dir` to `t`: identical content gives identical layers on any runner. */
+function setTimes(dir, t) {
     for (const e of external_fs_.readdirSync(dir, { withFileTypes: true })) {
         const p = external_path_namespaceObject.join(dir, e.name);
         if (e.isDirectory())
-            normalizeTimes(p);
-        external_fs_.utimesSync(p, 0, 0);
+            setTimes(p, t);
+        external_fs_.utimesSync(p, t, t);
     }
+    external_fs_.utimesSync(dir, t, t);
+}
+/**
+ * The build context lives in a stable directory per image repository, so BuildKit's incremental context transfer
+ * (which trusts size + mtime) only sends what changed: a model-only rebuild transfers the model alone. Runtime
+ * files get mtime 0; the model gets an mtime derived from its sha256, so a new model of the same size is never
+ * mistaken for the old one.
+ */
+function prepareContext(image, nodeBinary, modelFile, modelBytes) {
+    const ctx = external_path_namespaceObject.join(external_os_namespaceObject.tmpdir(), 'modelship-build', sha256(image).slice(0, 16));
+    const dist = distDir();
+    const node = external_fs_.statSync(nodeBinary);
+    const runtimeKey = JSON.stringify({ node: [nodeBinary, node.size, node.mtimeMs], dist: sha256(external_fs_.readFileSync(external_path_namespaceObject.join(dist, 'index.js'))) });
+    const keyFile = external_path_namespaceObject.join(ctx, '.runtime-key');
+    if (!external_fs_.existsSync(keyFile) || external_fs_.readFileSync(keyFile, 'utf8') !== runtimeKey) {
+        external_fs_.rmSync(ctx, { recursive: true, force: true });
+        external_fs_.mkdirSync(external_path_namespaceObject.join(ctx, 'runtime'), { recursive: true });
+        external_fs_.copyFileSync(nodeBinary, external_path_namespaceObject.join(ctx, 'runtime/node'));
+        external_fs_.chmodSync(external_path_namespaceObject.join(ctx, 'runtime/node'), 0o755);
+        external_fs_.cpSync(dist, external_path_namespaceObject.join(ctx, 'runtime/dist'), { recursive: true });
+        setTimes(external_path_namespaceObject.join(ctx, 'runtime'), 0);
+        external_fs_.writeFileSync(keyFile, runtimeKey);
+    }
+    external_fs_.rmSync(external_path_namespaceObject.join(ctx, 'model'), { recursive: true, force: true });
+    external_fs_.mkdirSync(external_path_namespaceObject.join(ctx, 'model'));
+    external_fs_.writeFileSync(external_path_namespaceObject.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
+    setTimes(external_path_namespaceObject.join(ctx, 'model'), parseInt(sha256(modelBytes).slice(0, 7), 16));
+    return ctx;
 }
 /**
  * The image stage: generate the serving Dockerfile, build and push it with the real `docker buildx build`,
@@ -61147,17 +61172,12 @@ async function runImage(cfg, log, env = process.env) {
         'dev.modelship.parity': cfg.parity,
         'dev.modelship.version': VERSION,
     };
-    const ctx = external_fs_.mkdtempSync(external_path_namespaceObject.join(external_os_namespaceObject.tmpdir(), 'modelship-image-'));
+    const ctx = prepareContext(cfg.image, cfg.nodeBinary || process.execPath, modelFile, modelBytes);
+    const work = external_fs_.mkdtempSync(external_path_namespaceObject.join(external_os_namespaceObject.tmpdir(), 'modelship-image-'));
     try {
-        external_fs_.mkdirSync(external_path_namespaceObject.join(ctx, 'runtime'));
-        external_fs_.mkdirSync(external_path_namespaceObject.join(ctx, 'model'));
-        external_fs_.copyFileSync(cfg.nodeBinary || process.execPath, external_path_namespaceObject.join(ctx, 'runtime/node'));
-        external_fs_.chmodSync(external_path_namespaceObject.join(ctx, 'runtime/node'), 0o755);
-        copyTree(distDir(), external_path_namespaceObject.join(ctx, 'runtime/dist'));
-        external_fs_.writeFileSync(external_path_namespaceObject.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
         const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: {} });
-        external_fs_.writeFileSync(external_path_namespaceObject.join(ctx, 'Dockerfile'), dockerfile);
-        normalizeTimes(ctx);
+        // the Dockerfile stays outside the context (its labels change every build)
+        external_fs_.writeFileSync(external_path_namespaceObject.join(work, 'Dockerfile'), dockerfile);
         if (cfg.registryUsername) {
             if (!cfg.registryPassword)
                 throw new errors_ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
@@ -61169,10 +61189,10 @@ async function runImage(cfg, log, env = process.env) {
         if (inspect.code !== 0)
             throw new errors_ModelshipError('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
         const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
-        const metaFile = external_path_namespaceObject.join(ctx, 'buildx-metadata.json');
+        const metaFile = external_path_namespaceObject.join(work, 'buildx-metadata.json');
         const args = [
             'buildx', 'build',
-            '--file', external_path_namespaceObject.join(ctx, 'Dockerfile'),
+            '--file', external_path_namespaceObject.join(work, 'Dockerfile'),
             ...tags.flatMap((t) => ['--tag', t]),
             ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:buildcache`] : []),
             '--provenance=false',
@@ -61221,7 +61241,7 @@ async function runImage(cfg, log, env = process.env) {
         };
     }
     finally {
-        external_fs_.rmSync(ctx, { recursive: true, force: true });
+        external_fs_.rmSync(work, { recursive: true, force: true });
     }
 }
 
@@ -61239,6 +61259,7 @@ class ProtocolError extends Error {
     }
 }
 const BYTES_PER = { FP32: 4, FP64: 8, INT64: 8, INT32: 4, UINT8: 1 };
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Header that tells how much of the body is the JSON part (the rest is binary tensor data). */
 const HEADER_LENGTH = 'inference-header-content-length';
 function toFloat32(datatype, bytes, count, name) {
@@ -61247,8 +61268,13 @@ function toFloat32(datatype, bytes, count, name) {
         throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported (FP32, FP64, INT64, INT32, UINT8)`);
     if (bytes.byteLength !== need)
         throw new ProtocolError(400, `input "${name}": binary data has ${bytes.byteLength} bytes, shape and ${datatype} need ${need}`);
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const out = new Float32Array(count);
+    if (datatype === 'FP32' && LITTLE_ENDIAN) {
+        // the common case: one memcpy into an aligned array instead of a DataView read per value
+        new Uint8Array(out.buffer).set(bytes);
+        return out;
+    }
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let i = 0; i < count; i++) {
         switch (datatype) {
             case 'FP32':

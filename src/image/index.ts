@@ -59,17 +59,42 @@ export function cacheFlags(driver: string, image: string, env: NodeJS.ProcessEnv
   return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', `type=registry,ref=${ref},mode=max`];
 }
 
-function copyTree(src: string, dst: string): void {
-  fs.cpSync(src, dst, { recursive: true });
-}
-
-/** Fixed mtimes in the build context, so identical content gives identical layers on any runner. */
-function normalizeTimes(dir: string): void {
+/** Set every mtime under `dir` to `t`: identical content gives identical layers on any runner. */
+function setTimes(dir: string, t: number): void {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) normalizeTimes(p);
-    fs.utimesSync(p, 0, 0);
+    if (e.isDirectory()) setTimes(p, t);
+    fs.utimesSync(p, t, t);
   }
+  fs.utimesSync(dir, t, t);
+}
+
+/**
+ * The build context lives in a stable directory per image repository, so BuildKit's incremental context transfer
+ * (which trusts size + mtime) only sends what changed: a model-only rebuild transfers the model alone. Runtime
+ * files get mtime 0; the model gets an mtime derived from its sha256, so a new model of the same size is never
+ * mistaken for the old one.
+ */
+function prepareContext(image: string, nodeBinary: string, modelFile: string, modelBytes: Uint8Array): string {
+  const ctx = path.join(os.tmpdir(), 'modelship-build', sha256(image).slice(0, 16));
+  const dist = distDir();
+  const node = fs.statSync(nodeBinary);
+  const runtimeKey = JSON.stringify({ node: [nodeBinary, node.size, node.mtimeMs], dist: sha256(fs.readFileSync(path.join(dist, 'index.js'))) });
+  const keyFile = path.join(ctx, '.runtime-key');
+  if (!fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== runtimeKey) {
+    fs.rmSync(ctx, { recursive: true, force: true });
+    fs.mkdirSync(path.join(ctx, 'runtime'), { recursive: true });
+    fs.copyFileSync(nodeBinary, path.join(ctx, 'runtime/node'));
+    fs.chmodSync(path.join(ctx, 'runtime/node'), 0o755);
+    fs.cpSync(dist, path.join(ctx, 'runtime/dist'), { recursive: true });
+    setTimes(path.join(ctx, 'runtime'), 0);
+    fs.writeFileSync(keyFile, runtimeKey);
+  }
+  fs.rmSync(path.join(ctx, 'model'), { recursive: true, force: true });
+  fs.mkdirSync(path.join(ctx, 'model'));
+  fs.writeFileSync(path.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
+  setTimes(path.join(ctx, 'model'), parseInt(sha256(modelBytes).slice(0, 7), 16));
+  return ctx;
 }
 
 /**
@@ -106,17 +131,12 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     'dev.modelship.version': VERSION,
   };
 
-  const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
+  const ctx = prepareContext(cfg.image, cfg.nodeBinary || process.execPath, modelFile, modelBytes);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
   try {
-    fs.mkdirSync(path.join(ctx, 'runtime'));
-    fs.mkdirSync(path.join(ctx, 'model'));
-    fs.copyFileSync(cfg.nodeBinary || process.execPath, path.join(ctx, 'runtime/node'));
-    fs.chmodSync(path.join(ctx, 'runtime/node'), 0o755);
-    copyTree(distDir(), path.join(ctx, 'runtime/dist'));
-    fs.writeFileSync(path.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
     const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: {} });
-    fs.writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile);
-    normalizeTimes(ctx);
+    // the Dockerfile stays outside the context (its labels change every build)
+    fs.writeFileSync(path.join(work, 'Dockerfile'), dockerfile);
 
     if (cfg.registryUsername) {
       if (!cfg.registryPassword) throw new ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
@@ -126,10 +146,10 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     const inspect = await runProcess('docker', ['buildx', 'inspect']);
     if (inspect.code !== 0) throw new ModelshipError('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
     const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
-    const metaFile = path.join(ctx, 'buildx-metadata.json');
+    const metaFile = path.join(work, 'buildx-metadata.json');
     const args = [
       'buildx', 'build',
-      '--file', path.join(ctx, 'Dockerfile'),
+      '--file', path.join(work, 'Dockerfile'),
       ...tags.flatMap((t) => ['--tag', t]),
       ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:buildcache`] : []),
       '--provenance=false',
@@ -176,6 +196,6 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       ok: true,
     };
   } finally {
-    fs.rmSync(ctx, { recursive: true, force: true });
+    fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -40,6 +40,8 @@ export interface ResponseTensor {
 
 const BYTES_PER: Record<string, number> = { FP32: 4, FP64: 8, INT64: 8, INT32: 4, UINT8: 1 };
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Header that tells how much of the body is the JSON part (the rest is binary tensor data). */
 export const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -47,8 +49,13 @@ function toFloat32(datatype: string, bytes: Uint8Array, count: number, name: str
   const need = count * (BYTES_PER[datatype] ?? 0);
   if (!BYTES_PER[datatype]) throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported (FP32, FP64, INT64, INT32, UINT8)`);
   if (bytes.byteLength !== need) throw new ProtocolError(400, `input "${name}": binary data has ${bytes.byteLength} bytes, shape and ${datatype} need ${need}`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);
+  if (datatype === 'FP32' && LITTLE_ENDIAN) {
+    // the common case: one memcpy into an aligned array instead of a DataView read per value
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < count; i++) {
     switch (datatype) {
       case 'FP32':

@@ -1,0 +1,105 @@
+// Benchmark: the serving runtime vs in-process onnxruntime-node on GoogLeNet, in the same run.
+//   npx tsx bench/serve.ts [model-dir] [--seconds S]
+// 1. throughput at batch 8: server (binary protocol, one client) vs session.run in-process (goal ≥ 0.9×)
+// 2. p99 latency at concurrency 1, batch 1: server vs in-process (goal: overhead ≤ 2 ms)
+// 3. dynamic batching gain at concurrency 16 (batch-1 requests): max batch 8 vs batching off
+// The server runs in its own process (`node dist/index.js serve`), as in the image.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as http from 'http';
+import { spawn, ChildProcess } from 'child_process';
+import * as ort from 'onnxruntime-node';
+import { convertCaffe } from '../src/convert/converter';
+import { encodeInferRequest, HEADER_LENGTH } from '../src/serve/kserve';
+import { readNpy } from '../src/util/npy';
+
+const args = process.argv.slice(2);
+const dir = path.resolve(args.find((a) => !a.startsWith('--') && !/^\d+$/.test(a)) ?? path.join(__dirname, '../../shared/caffe-oracle/models/bvlc_googlenet'));
+const secondsAt = args.indexOf('--seconds');
+const SECONDS = secondsAt >= 0 ? Number(args[secondsAt + 1]) : 6;
+const ROOT = path.join(__dirname, '..');
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+function post(port: number, body: Buffer, hl: number, agent: http.Agent): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/v2/models/googlenet/infer', method: 'POST', agent, headers: { [HEADER_LENGTH]: hl, 'content-length': body.length } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function startServer(model: string, maxBatch: number): Promise<{ port: number; child: ChildProcess }> {
+  const port = 18600 + Math.floor(Math.random() * 300);
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/index.js'), 'serve', '--model', model, '--name', 'googlenet', '--port', String(port), '--host', '127.0.0.1', '--max-batch-size', String(maxBatch), '--max-queue-delay-ms', maxBatch > 1 ? '2' : '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  for (let i = 0; i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const ok = await new Promise<boolean>((res) => http.get({ host: '127.0.0.1', port, path: '/v2/health/ready' }, (r) => { r.resume(); res(r.statusCode === 200); }).on('error', () => res(false)));
+    if (ok) return { port, child };
+  }
+  throw new Error('server did not start');
+}
+
+/** Run `fn` in `conc` loops for SECONDS; returns latencies (ms) and completed calls. */
+async function load(conc: number, fn: () => Promise<void>): Promise<{ lat: number[]; calls: number; wall: number }> {
+  const lat: number[] = [];
+  const end = Date.now() + SECONDS * 1000;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: conc }, async () => {
+    while (Date.now() < end) {
+      const s = process.hrtime.bigint();
+      await fn();
+      lat.push(Number(process.hrtime.bigint() - s) / 1e6);
+    }
+  }));
+  return { lat, calls: lat.length, wall: Number(process.hrtime.bigint() - t0) / 1e9 };
+}
+
+async function main(): Promise<void> {
+  const conv = convertCaffe({ prototxt: fs.readFileSync(path.join(dir, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(dir, 'weights.caffemodel')), caffemodelFile: 'w' });
+  const model = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-serve-')), 'googlenet.onnx');
+  fs.writeFileSync(model, conv.onnx);
+  const x1 = readNpy(path.join(dir, 'input_b1.npy'));
+  const per = x1.data.length;
+  const x8 = new Float32Array(per * 8);
+  for (let i = 0; i < 8; i++) x8.set(x1.data, i * per);
+  const shape1 = x1.shape;
+  const shape8 = [8, ...shape1.slice(1)];
+
+  // in-process baseline, same optimization level as the server
+  const session = await ort.InferenceSession.create(conv.onnx, { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+  const inproc8 = await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x8, shape8) }); });
+  const inproc1 = await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x1.data, shape1) }); });
+  await session.release();
+
+  const req8 = encodeInferRequest([{ name: 'data', shape: shape8, data: x8 }], { binaryOutputs: true });
+  const req1 = encodeInferRequest([{ name: 'data', shape: shape1, data: x1.data }], { binaryOutputs: true });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  const batched = await startServer(model, 8);
+  const srv8 = await load(1, () => post(batched.port, req8.body, req8.headerLength, agent));
+  const srv1 = await load(1, () => post(batched.port, req1.body, req1.headerLength, agent));
+  const c16on = await load(16, () => post(batched.port, req1.body, req1.headerLength, agent));
+  batched.child.kill('SIGTERM');
+  const unbatched = await startServer(model, 1);
+  const c16off = await load(16, () => post(unbatched.port, req1.body, req1.headerLength, agent));
+  unbatched.child.kill('SIGTERM');
+  agent.destroy();
+
+  const ips = (r: { calls: number; wall: number }, items: number) => (r.calls * items) / r.wall;
+  console.log(`model ${dir}, node ${process.version}, ${os.cpus().length} CPUs, ${SECONDS} s per measurement`);
+  console.log(`batch 8 throughput: server ${ips(srv8, 8).toFixed(1)} img/s, in-process ${ips(inproc8, 8).toFixed(1)} img/s, ratio ${(ips(srv8, 8) / ips(inproc8, 8)).toFixed(3)} (goal ≥ 0.9)`);
+  console.log(`batch 1, concurrency 1: p50 server ${pct(srv1.lat, 50).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 50).toFixed(2)} ms; p99 server ${pct(srv1.lat, 99).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 99).toFixed(2)} ms; p99 overhead ${(pct(srv1.lat, 99) - pct(inproc1.lat, 99)).toFixed(2)} ms (goal ≤ 2 ms)`);
+  console.log(`concurrency 16, batch-1 requests: batching on ${ips(c16on, 1).toFixed(1)} img/s (p99 ${pct(c16on.lat, 99).toFixed(0)} ms), off ${ips(c16off, 1).toFixed(1)} img/s (p99 ${pct(c16off.lat, 99).toFixed(0)} ms), gain ${(ips(c16on, 1) / ips(c16off, 1)).toFixed(2)}x`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
