@@ -62210,7 +62210,175 @@ async function serveMain(argv) {
     return 0;
 }
 
+;// CONCATENATED MODULE: ./src/store/index.ts
+
+
+
+
+
+
+
+/**
+ * Model storage, content-addressed: an artifact is an OCI artifact (an OCI image manifest whose one layer is the
+ * model file and whose config is its metadata), kept in an OCI image layout directory or pushed to a registry,
+ * and restored by digest with its sha256 verified.
+ *   modelship store push --artifact model.ort.onnx --to dir:/backups/models   (or --to oci:127.0.0.1:5000/models/googlenet)
+ *   modelship store pull --from oci:127.0.0.1:5000/models/googlenet@sha256:... --out model.onnx
+ */
+const ARTIFACT_TYPE = 'application/vnd.modelship.model.v1';
+const LAYER_TYPE = 'application/vnd.modelship.model.layer.v1';
+const CONFIG_TYPE = 'application/vnd.modelship.model.config.v1+json';
+const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+const digestOf = (b) => `sha256:${sha256(b)}`;
+function buildManifest(artifact, name, metadata) {
+    const config = Buffer.from(JSON.stringify({ name, ...metadata }));
+    const m = {
+        schemaVersion: 2,
+        mediaType: MANIFEST_TYPE,
+        artifactType: ARTIFACT_TYPE,
+        config: { mediaType: CONFIG_TYPE, digest: digestOf(config), size: config.length },
+        layers: [{ mediaType: LAYER_TYPE, digest: digestOf(artifact), size: artifact.length, annotations: { 'org.opencontainers.image.title': name } }],
+        annotations: { 'org.opencontainers.image.created': new Date().toISOString() },
+    };
+    return { manifest: Buffer.from(JSON.stringify(m)), config };
+}
+function parseTarget(t) {
+    if (t.startsWith('dir:'))
+        return { kind: 'dir', path: t.slice(4) };
+    if (t.startsWith('oci:'))
+        return { kind: 'oci', ref: t.slice(4) };
+    throw new errors_ModelshipError('input', `a store location is dir:<path> or oci:<registry>/<repository>[:tag|@digest], got "${t}"`);
+}
+// --- OCI image layout directory ---------------------------------------------------------------------------
+function blobPath(dir, digest) {
+    return external_path_namespaceObject.join(dir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
+}
+function putBlob(dir, data) {
+    const d = digestOf(data);
+    const p = blobPath(dir, d);
+    if (!external_fs_.existsSync(p))
+        writeFileAtomic(p, data);
+    return d;
+}
+function getBlob(dir, digest) {
+    const p = blobPath(dir, digest);
+    if (!external_fs_.existsSync(p))
+        throw new errors_ModelshipError('input', `blob ${digest} is not in the store`, { file: dir });
+    const data = external_fs_.readFileSync(p);
+    if (digestOf(data) !== digest)
+        throw new errors_ModelshipError('binary', `blob ${digest} is corrupted: its content hashes to ${digestOf(data)}`, { file: p });
+    return data;
+}
+// --- registry (distribution HTTP API) --------------------------------------------------------------------------
+function request(method, url, body, headers = {}) {
+    const u = new URL(url);
+    const mod = u.protocol === 'http:' ? external_http_ : external_https_;
+    return new Promise((resolve, reject) => {
+        const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on('error', (e) => reject(new errors_ModelshipError('io', `${method} ${url}: ${e.message}`)));
+        if (body)
+            req.write(body);
+        req.end();
+    });
+}
+function registryBase(ref) {
+    const r = parseImageRef(ref);
+    const plain = /^(127\.|localhost)/.test(r.registry);
+    return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
+}
+async function uploadBlob(base, data, mediaType) {
+    const d = digestOf(data);
+    if ((await request('HEAD', `${base}/blobs/${d}`)).status === 200)
+        return; // already there: content addressing
+    const start = await request('POST', `${base}/blobs/uploads/`);
+    if (start.status !== 202 || !start.headers.location)
+        throw new errors_ModelshipError('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
+    const loc = new URL(start.headers.location, base);
+    loc.searchParams.set('digest', d);
+    const put = await request('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
+    if (put.status !== 201)
+        throw new errors_ModelshipError('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
+}
+async function downloadBlob(base, digest) {
+    const r = await request('GET', `${base}/blobs/${digest}`);
+    if (r.status !== 200)
+        throw new errors_ModelshipError('io', `registry has no blob ${digest}: HTTP ${r.status}`);
+    if (digestOf(r.body) !== digest)
+        throw new errors_ModelshipError('binary', `blob ${digest} from the registry hashes to ${digestOf(r.body)}`);
+    return r.body;
+}
+// --- push / pull -------------------------------------------------------------------------------------------
+async function storePush(artifactFile, to, opts = {}) {
+    const artifact = readFileChecked(artifactFile, 'artifact');
+    const metadata = opts.metadataFile ? JSON.parse(readFileChecked(opts.metadataFile, 'artifact metadata').toString('utf8')) : {};
+    const { manifest, config } = buildManifest(artifact, external_path_namespaceObject.basename(artifactFile), metadata);
+    const manifestDigest = digestOf(manifest);
+    const tag = opts.tag ?? `sha256-${sha256(artifact).slice(0, 12)}`;
+    const t = parseTarget(to);
+    if (t.kind === 'dir') {
+        external_fs_.mkdirSync(t.path, { recursive: true });
+        writeFileAtomic(external_path_namespaceObject.join(t.path, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+        putBlob(t.path, artifact);
+        putBlob(t.path, config);
+        putBlob(t.path, manifest);
+        const indexFile = external_path_namespaceObject.join(t.path, 'index.json');
+        const index = external_fs_.existsSync(indexFile) ? JSON.parse(external_fs_.readFileSync(indexFile, 'utf8')) : { schemaVersion: 2, manifests: [] };
+        index.manifests = index.manifests.filter((m) => m.annotations?.['org.opencontainers.image.ref.name'] !== tag && m.digest !== manifestDigest);
+        index.manifests.push({ mediaType: MANIFEST_TYPE, digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } });
+        writeFileAtomic(indexFile, JSON.stringify(index, null, 2));
+        return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `dir:${t.path}@${manifestDigest}` };
+    }
+    const reg = registryBase(t.ref);
+    await uploadBlob(reg.base, artifact, LAYER_TYPE);
+    await uploadBlob(reg.base, config, CONFIG_TYPE);
+    const put = await request('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
+    if (put.status !== 201)
+        throw new errors_ModelshipError('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
+    const ref = parseImageRef(t.ref);
+    return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `oci:${ref.registry}/${ref.repository}@${manifestDigest}` };
+}
+/** Restore an artifact by manifest digest (`dir:<path>@sha256:..` or `oci:<repo>@sha256:..`), verifying every hash. */
+async function storePull(from, out) {
+    const t = parseTarget(from);
+    let manifest;
+    let blob;
+    let manifestDigest;
+    if (t.kind === 'dir') {
+        const at = t.path.lastIndexOf('@sha256:');
+        if (at < 0)
+            throw new errors_ModelshipError('input', `pull needs a digest: dir:<path>@sha256:<manifest digest>, got "${from}"`);
+        const dir = t.path.slice(0, at);
+        manifestDigest = t.path.slice(at + 1);
+        manifest = getBlob(dir, manifestDigest);
+        blob = async (d) => getBlob(dir, d);
+    }
+    else {
+        const reg = registryBase(t.ref);
+        if (!reg.digest)
+            throw new errors_ModelshipError('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
+        manifestDigest = reg.digest;
+        const r = await request('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
+        if (r.status !== 200)
+            throw new errors_ModelshipError('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
+        if (digestOf(r.body) !== reg.digest)
+            throw new errors_ModelshipError('binary', `the manifest from the registry hashes to ${digestOf(r.body)}, not ${reg.digest}`);
+        manifest = r.body;
+        blob = (d) => downloadBlob(reg.base, d);
+    }
+    const m = JSON.parse(manifest.toString('utf8'));
+    if (m.artifactType !== ARTIFACT_TYPE || m.layers?.length !== 1)
+        throw new errors_ModelshipError('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
+    const data = await blob(m.layers[0].digest);
+    writeFileAtomic(out, data);
+    return { manifestDigest, artifactDigest: m.layers[0].digest, size: data.length, location: from };
+}
+
 ;// CONCATENATED MODULE: ./src/cli/index.ts
+
 
 
 
@@ -62226,6 +62394,7 @@ function usage(stage) {
         `usage: modelship <stage> [--input value ...] [--json]`,
         `stages: ${STAGES.join(', ')}`,
         'runtime: modelship serve --model model.onnx [--name N] [--port 8000] ...  (the KServe v2 server inside the image)',
+        'storage: modelship store push --artifact F --to dir:D|oci:REGISTRY/REPO  /  store pull --from LOCATION@sha256:... --out F',
         '',
         'inputs (the same names as the action inputs):',
         ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
@@ -62274,6 +62443,26 @@ function parseArgs(argv) {
     }
     return { values, json, help };
 }
+/** `modelship store push --artifact F --to dir:D|oci:R [--tag T] [--metadata F.json]` / `store pull --from L@sha256:.. --out F` */
+async function storeMain(argv, out) {
+    const [verb, ...rest] = argv;
+    const flags = new Map();
+    for (let i = 0; i < rest.length; i += 2) {
+        if (!rest[i].startsWith('--') || rest[i + 1] === undefined)
+            throw new errors_ModelshipError('input', `store: expected --flag value pairs, got "${rest[i]}"`);
+        flags.set(rest[i].slice(2), rest[i + 1]);
+    }
+    const need = (k) => flags.get(k) ?? (() => { throw new errors_ModelshipError('input', `store ${verb} needs --${k}`, { field: k }); })();
+    let r;
+    if (verb === 'push')
+        r = await storePush(need('artifact'), need('to'), { tag: flags.get('tag'), metadataFile: flags.get('metadata') });
+    else if (verb === 'pull')
+        r = await storePull(need('from'), need('out'));
+    else
+        throw new errors_ModelshipError('input', `store: expected push or pull, got "${verb ?? ''}"`);
+    out.write(JSON.stringify(r, null, 2) + '\n');
+    return 0;
+}
 /** The CLI: same stages and inputs as the action; outputs on stdout, logs on stderr. Returns the exit code. */
 async function cli(argv, out = process.stdout, err = process.stderr) {
     try {
@@ -62283,6 +62472,8 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
         }
         if (argv[0] === 'serve')
             return await serveMain(argv.slice(1));
+        if (argv[0] === 'store')
+            return await storeMain(argv.slice(1), out);
         const { values, json, help } = parseArgs(argv);
         if (help || values.size === 0) {
             out.write(usage(values.get('stage')));

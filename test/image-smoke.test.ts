@@ -1,7 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as http from 'http';
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync, spawnSync, spawn } from 'child_process';
+import { PNG } from 'pngjs';
+import * as ort from 'onnxruntime-node';
+import { imageToTensor, GOOGLENET_PREPROCESS } from '../src/serve/image';
 import { Writable } from 'stream';
 import { cli } from '../src/cli';
 import { fetchManifest } from '../src/image/registry';
@@ -163,6 +166,35 @@ describe('image and smoke against the real engine, buildx and registry', () => {
     } finally {
       execFileSync('docker-compose', ['-p', project, '-f', compose, 'down', '-v'], { env, stdio: 'pipe' });
     }
+  });
+
+  test('a sample image must give the expected top-1', async () => {
+    const png = new PNG({ width: 300, height: 260 });
+    for (let i = 0; i < png.data.length; i++) png.data[i] = (i * 7919) % 251;
+    const file = path.join(work, 'sample.png');
+    fs.writeFileSync(file, PNG.sync.write(png));
+    // the expected class, computed in-process from the same preprocessing and model
+    const session = await ort.InferenceSession.create(fs.readFileSync(modelA));
+    const x = imageToTensor(fs.readFileSync(file), 224, 224, GOOGLENET_PREPROCESS);
+    const prob = (await session.run({ data: new ort.Tensor('float32', x, [1, 3, 224, 224]) })).prob.data as Float32Array;
+    const top1 = prob.indexOf(Math.max(...prob));
+    const ok = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--sample-image', file, '--expected-top1', String(top1), '--requests', '0']);
+    expect(ok.code).toBe(0);
+    const bad = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--sample-image', file, '--expected-top1', String((top1 + 1) % 1000), '--requests', '0']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(new RegExp(`the sample image gave top-1 ${top1} \\(${top1}\\), expected ${(top1 + 1) % 1000}`));
+  });
+
+  test('a cancelled smoke run (SIGTERM) still removes its container', async () => {
+    const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), 'smoke', '--image', imageA, '--model-name', 'googlenet', '--reference', GOOGLENET, '--requests', '100000'], { stdio: 'ignore' });
+    const running = () => docker(['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--format', '{{.Names}}']).trim();
+    for (let i = 0; i < 120 && running() === ''; i++) await new Promise((r) => setTimeout(r, 250));
+    expect(running()).not.toBe('');
+    await new Promise((r) => setTimeout(r, 2000)); // inside the run
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? 143 : null))));
+    child.kill('SIGTERM');
+    await exited;
+    expect(running()).toBe('');
   });
 
   test('smoke refuses an image that is not pinned by digest, before running anything', async () => {

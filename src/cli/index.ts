@@ -4,6 +4,7 @@ import { runStage } from '../run';
 import { isModelshipError, ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
 import { serveMain } from '../serve/main';
+import { storePush, storePull } from '../store';
 
 const BOOLEAN_FLAGS = new Set(INPUTS.filter((i) => i.kind === 'boolean').map((i) => i.name));
 
@@ -15,6 +16,7 @@ export function usage(stage?: string): string {
     `usage: modelship <stage> [--input value ...] [--json]`,
     `stages: ${STAGES.join(', ')}`,
     'runtime: modelship serve --model model.onnx [--name N] [--port 8000] ...  (the KServe v2 server inside the image)',
+    'storage: modelship store push --artifact F --to dir:D|oci:REGISTRY/REPO  /  store pull --from LOCATION@sha256:... --out F',
     '',
     'inputs (the same names as the action inputs):',
     ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
@@ -55,6 +57,23 @@ export function parseArgs(argv: string[]): { values: Map<string, string>; json: 
   return { values, json, help };
 }
 
+/** `modelship store push --artifact F --to dir:D|oci:R [--tag T] [--metadata F.json]` / `store pull --from L@sha256:.. --out F` */
+async function storeMain(argv: string[], out: NodeJS.WritableStream): Promise<number> {
+  const [verb, ...rest] = argv;
+  const flags = new Map<string, string>();
+  for (let i = 0; i < rest.length; i += 2) {
+    if (!rest[i].startsWith('--') || rest[i + 1] === undefined) throw new ModelshipError('input', `store: expected --flag value pairs, got "${rest[i]}"`);
+    flags.set(rest[i].slice(2), rest[i + 1]);
+  }
+  const need = (k: string) => flags.get(k) ?? (() => { throw new ModelshipError('input', `store ${verb} needs --${k}`, { field: k }); })();
+  let r;
+  if (verb === 'push') r = await storePush(need('artifact'), need('to'), { tag: flags.get('tag'), metadataFile: flags.get('metadata') });
+  else if (verb === 'pull') r = await storePull(need('from'), need('out'));
+  else throw new ModelshipError('input', `store: expected push or pull, got "${verb ?? ''}"`);
+  out.write(JSON.stringify(r, null, 2) + '\n');
+  return 0;
+}
+
 /** The CLI: same stages and inputs as the action; outputs on stdout, logs on stderr. Returns the exit code. */
 export async function cli(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   try {
@@ -63,6 +82,7 @@ export async function cli(argv: string[], out: NodeJS.WritableStream = process.s
       return 0;
     }
     if (argv[0] === 'serve') return await serveMain(argv.slice(1));
+    if (argv[0] === 'store') return await storeMain(argv.slice(1), out);
     const { values, json, help } = parseArgs(argv);
     if (help || values.size === 0) {
       out.write(usage(values.get('stage')));
