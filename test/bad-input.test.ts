@@ -1,27 +1,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Writable } from 'stream';
-import { cli } from '../src/cli';
+import { runCli } from './helpers/cli';
 import { FIXTURES, caffeRoot, tmpDir } from './helpers/caffe';
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: string, cb: () => void) {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 const LENET = path.join(FIXTURES, 'lenet');
 const lenetProto = fs.readFileSync(path.join(LENET, 'deploy.prototxt'), 'utf8');
 const lenetWeights = path.join(LENET, 'weights.caffemodel');
 
-async function run(args: string[]) {
-  const out = new Capture();
-  const err = new Capture();
-  const code = await cli(args, out, err);
-  return { code, stdout: out.text, stderr: err.text };
-}
+const run = runCli;
 
 /** Convert with the given files and expect a clean failure: the message, a non-zero exit, no output files. */
 async function expectFailure(files: { prototxt: string; caffemodel: string }, message: RegExp, extra: string[] = []) {

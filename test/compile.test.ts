@@ -1,25 +1,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Writable } from 'stream';
-import { cli } from '../src/cli';
+import { runCli } from './helpers/cli';
 import { onnxSchema } from '../src/convert/schema/onnx';
 import { planTensorRT, parseTensorRTVersion, parseNvidiaSmi, checkPlanCompatibility, parseBatches } from '../src/compile/tensorrt';
 import { readNpy, encodeNpy } from '../src/util/npy';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _e: string, cb: () => void) {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-async function run(args: string[]) {
-  const out = new Capture();
-  const err = new Capture();
-  const code = await cli(args, out, err);
-  return { code, stdout: out.text, stderr: err.text };
-}
+const run = runCli;
 
 function ops(file: string): string[] {
   const M = onnxSchema().lookupType('onnx.ModelProto');

@@ -5,8 +5,7 @@ import { execFileSync, spawnSync, spawn } from 'child_process';
 import { PNG } from 'pngjs';
 import * as ort from 'onnxruntime-node';
 import { imageToTensor, GOOGLENET_PREPROCESS } from '../src/serve/image';
-import { Writable } from 'stream';
-import { cli } from '../src/cli';
+import { runCli } from './helpers/cli';
 import { fetchManifest } from '../src/image/registry';
 import { ORACLE, REPO, caffeRoot, tmpDir } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
@@ -14,19 +13,7 @@ import { LAB, requireLab, docker } from './helpers/lab';
 // Real engine, real buildx, real registry (lab/up.sh docker). Slow by nature: one image build is ~10 s.
 jest.setTimeout(300_000);
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _e: string, cb: () => void) {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-async function run(args: string[]) {
-  const out = new Capture();
-  const err = new Capture();
-  const code = await cli(args, out, err);
-  return { code, stdout: out.text, stderr: err.text, json: () => JSON.parse(out.text) };
-}
+const run = runCli;
 
 function get(url: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
