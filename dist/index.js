@@ -57246,7 +57246,8 @@ async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
         const outputs = {};
         for (const name of outputNames) {
             const t = res[name];
-            outputs[name] = { shape: t.dims.map(Number), data: t.data };
+            // copy out of onnxruntime's buffers: they may belong to the session's allocator, which release() frees
+            outputs[name] = { shape: t.dims.map(Number), data: new Float32Array(t.data) };
         }
         return { outputs, runtime: `onnxruntime-node ${ort.env.versions.node} (cpu, graph optimization ${optimization})` };
     }

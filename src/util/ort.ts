@@ -39,7 +39,8 @@ export async function runOnnx(
     const outputs: Record<string, NpyArray> = {};
     for (const name of outputNames) {
       const t = res[name];
-      outputs[name] = { shape: t.dims.map(Number), data: t.data as Float32Array };
+      // copy out of onnxruntime's buffers: they may belong to the session's allocator, which release() frees
+      outputs[name] = { shape: t.dims.map(Number), data: new Float32Array(t.data as Float32Array) };
     }
     return { outputs, runtime: `onnxruntime-node ${ort.env.versions.node} (cpu, graph optimization ${optimization})` };
   } catch (e) {
