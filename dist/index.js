@@ -53865,7 +53865,7 @@ const INPUTS = [
     },
     {
         name: 'fp16',
-        description: 'compile: build with float16 (tensorrt: --fp16).',
+        description: 'compile: float16 artifact. onnxruntime (execution-provider cuda): float16 weights and activations, float32 inputs/outputs, parity checked with max(tolerance, 2e-3); tensorrt: --fp16.',
         default: 'false',
         kind: 'boolean',
         stages: ['compile'],
@@ -57656,6 +57656,105 @@ function runProcess(cmd, args, opts = {}) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/compile/fp16.ts
+
+
+const FLOAT = 1;
+const FLOAT16 = 10;
+const FP16_MAX = 65504;
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** float32 → IEEE half bits, round to nearest even; out-of-range values saturate to ±65504 (not ±inf). */
+function toHalf(v) {
+    if (Number.isNaN(v))
+        return 0x7e00;
+    const c = Math.max(-FP16_MAX, Math.min(FP16_MAX, v));
+    f32[0] = c;
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp < 103)
+        return sign; // too small even for a subnormal half: ±0
+    if (exp < 113) {
+        // subnormal half
+        mant |= 0x800000;
+        const shift = 126 - exp;
+        let h = mant >>> shift;
+        const rem = mant & ((1 << shift) - 1);
+        const half = 1 << (shift - 1);
+        if (rem > half || (rem === half && (h & 1)))
+            h++;
+        return sign | h;
+    }
+    let h = ((exp - 112) << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && (h & 1)))
+        h++;
+    return sign | h;
+}
+/**
+ * Convert a float32 ONNX model to float16 with float32 inputs and outputs kept (Cast nodes at the edges), as
+ * onnxconverter-common's keep_io_types does: every float initializer becomes FLOAT16 (saturating at ±65504),
+ * Cast-to-float nodes inside the graph cast to float16. For GPU execution providers (CUDA, TensorRT); ONNX
+ * Runtime's x86 CPU kernels mostly lack fp16.
+ */
+function convertToFloat16(model) {
+    const Model = onnxSchema().lookupType('onnx.ModelProto');
+    const m = Model.toObject(Model.decode(model), { longs: Number, bytes: Array });
+    const g = m.graph;
+    for (const t of g.initializer ?? []) {
+        if (t.data_type !== FLOAT)
+            continue;
+        const count = (t.dims ?? []).reduce((a, d) => a * d, 1);
+        let src;
+        if (t.raw_data && t.raw_data.length) {
+            const b = Uint8Array.from(t.raw_data);
+            src = new Float32Array(b.buffer, 0, count);
+        }
+        else
+            src = Float32Array.from(t.float_data ?? []);
+        const out = new Uint16Array(count);
+        for (let i = 0; i < count; i++)
+            out[i] = toHalf(src[i]);
+        t.raw_data = new Uint8Array(out.buffer);
+        t.float_data = [];
+        t.data_type = FLOAT16;
+    }
+    for (const n of g.node) {
+        if (n.op_type === 'Cast')
+            for (const a of n.attribute ?? [])
+                if (a.name === 'to' && Number(a.i) === FLOAT)
+                    a.i = FLOAT16;
+    }
+    const rename = new Map();
+    const pre = [];
+    for (const inp of g.input) {
+        if (inp.type.tensor_type.elem_type !== FLOAT)
+            continue;
+        const half = `${inp.name}__fp16`;
+        rename.set(inp.name, half);
+        pre.push({ name: `${inp.name}/to_fp16`, op_type: 'Cast', input: [inp.name], output: [half], attribute: [{ name: 'to', type: 2, i: FLOAT16 }] });
+    }
+    for (const n of g.node)
+        n.input = (n.input ?? []).map((i) => rename.get(i) ?? i);
+    const post = [];
+    for (const out of g.output) {
+        if (out.type.tensor_type.elem_type !== FLOAT)
+            continue;
+        const half = `${out.name}__fp16`;
+        const producer = g.node.find((n) => (n.output ?? []).includes(out.name));
+        if (!producer)
+            throw new errors_ModelshipError('graph', `output "${out.name}" has no producing node`);
+        producer.output = producer.output.map((o) => (o === out.name ? half : o));
+        for (const n of g.node)
+            n.input = (n.input ?? []).map((i) => (i === out.name ? half : i));
+        post.push({ name: `${out.name}/to_fp32`, op_type: 'Cast', input: [half], output: [out.name], attribute: [{ name: 'to', type: 2, i: FLOAT }] });
+    }
+    g.node = [...pre, ...g.node, ...post];
+    return Model.encode(Model.fromObject(m)).finish();
+}
+
 ;// CONCATENATED MODULE: ./src/compile/index.ts
 
 
@@ -57667,6 +57766,9 @@ function runProcess(cmd, args, opts = {}) {
 
 
 
+
+/** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
+const FP16_TOLERANCE = 2e-3;
 /** Where the artifact goes when `artifact` is not given: next to the model. */
 function defaultArtifactPath(model, target) {
     const base = model.replace(/\.onnx$/i, '');
@@ -57694,9 +57796,10 @@ async function runCompile(cfg, log) {
     };
     let bytes;
     let report;
+    let tolerance = cfg.tolerance;
     if (cfg.target === 'onnxruntime') {
-        if (cfg.fp16)
-            throw new errors_ModelshipError('unsupported', 'fp16 for target onnxruntime is not implemented yet (ONNX Runtime\'s CPU kernels have no fp16 Conv on x86); use target tensorrt with fp16', { field: 'fp16' });
+        if (cfg.fp16 && cfg.executionProvider !== 'cuda')
+            throw new errors_ModelshipError('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
         const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
         bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
             // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -57715,11 +57818,19 @@ async function runCompile(cfg, log) {
                 external_fs_.rmSync(tmp, { recursive: true, force: true });
             }
         });
+        if (cfg.fp16) {
+            // float16 weights and activations, float32 inputs and outputs; run by the GPU execution provider
+            bytes = Buffer.from(convertToFloat16(bytes));
+            log.info(`converted to float16: ${bytes.length} bytes`);
+        }
+        // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
+        if (cfg.fp16)
+            tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
         // eslint-disable-next-line @typescript-eslint/no-require-imports
-        meta.onnxruntime = { version: (__nccwpck_require__(701).env).versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level };
+        meta.onnxruntime = { version: (__nccwpck_require__(701).env).versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
         if (cfg.reference) {
-            report = await log.group('Parity of the optimized model', async () => {
-                const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: cfg.tolerance } });
+            report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
+                const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
                 log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
                 return r;
             });
@@ -57764,7 +57875,7 @@ async function runCompile(cfg, log) {
         outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
         summary,
         ok,
-        failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})`,
+        failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
     };
 }
 

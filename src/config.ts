@@ -126,7 +126,7 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'fp16',
-    description: 'compile: build with float16 (tensorrt: --fp16).',
+    description: 'compile: float16 artifact. onnxruntime (execution-provider cuda): float16 weights and activations, float32 inputs/outputs, parity checked with max(tolerance, 2e-3); tensorrt: --fp16.',
     default: 'false',
     kind: 'boolean',
     stages: ['compile'],

@@ -4,6 +4,7 @@ import { runCli } from './helpers/cli';
 import { onnxSchema } from '../src/convert/schema/onnx';
 import { planTensorRT, parseTensorRTVersion, parseNvidiaSmi, checkPlanCompatibility, parseBatches } from '../src/compile/tensorrt';
 import { readNpy, encodeNpy } from '../src/util/npy';
+import { toHalf } from '../src/compile/fp16';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 
 const run = runCli;
@@ -49,6 +50,27 @@ describe('compile: onnxruntime target', () => {
     expect(JSON.parse(r.stdout)['compile-parity']).toBe('skipped');
   });
 
+  test('fp16 for the CUDA EP: float16 weights, float32 inputs and outputs, parity within the float16 tolerance', async () => {
+    const dir = tmpDir();
+    const model = await convert('lenet', dir);
+    const r = await run(['compile', '--model', model, '--execution-provider', 'cuda', '--fp16', '--artifact', path.join(dir, 'half.onnx'), '--reference', path.join(FIXTURES, 'lenet'), '--json']);
+    expect(r.stderr).toMatch(/Parity of the optimized model \(tolerance 0\.002\)/);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)['compile-parity']).toBe('pass');
+    const M = onnxSchema().lookupType('onnx.ModelProto');
+    const m = M.toObject(M.decode(fs.readFileSync(path.join(dir, 'half.onnx'))), { longs: Number }) as any;
+    expect(new Set(m.graph.initializer.filter((t: any) => t.data_type === 1 || t.data_type === 10).map((t: any) => t.data_type))).toEqual(new Set([10]));
+    expect(m.graph.input.map((i: any) => i.type.tensor_type.elem_type)).toEqual([1]);
+    expect(m.graph.node[0]).toMatchObject({ op_type: 'Cast', input: ['data'] });
+    expect(m.graph.node[m.graph.node.length - 1]).toMatchObject({ op_type: 'Cast', output: ['prob'] });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'half.onnx.json'), 'utf8')).onnxruntime.precision).toBe('float16');
+    expect(fs.statSync(path.join(dir, 'half.onnx')).size).toBeLessThan(fs.statSync(model).size * 0.55);
+  });
+
+  test('float16 rounding: nearest even, saturating at 65504, subnormals', () => {
+    expect([1, -2, 0.1, 65504, 1e9, -1e9, 6e-8, 0].map(toHalf).map((h) => h.toString(16))).toEqual(['3c00', 'c000', '2e66', '7bff', '7bff', 'fbff', '1', '0']);
+  });
+
   test('the gate fails when the optimized model no longer matches the reference', async () => {
     const dir = tmpDir();
     const model = await convert('lenet', dir);
@@ -68,7 +90,7 @@ describe('compile: onnxruntime target', () => {
     const model = await convert('lenet', dir);
     expect((await run(['compile', '--model', model, '--target', 'tflite'])).stderr).toMatch(/input "target": expected one of onnxruntime, tensorrt, got "tflite"/);
     expect((await run(['compile', '--model', model, '--int8'])).stderr).toMatch(/input "int8": is only for target tensorrt/);
-    expect((await run(['compile', '--model', model, '--fp16'])).stderr).toMatch(/fp16 for target onnxruntime is not implemented yet/);
+    expect((await run(['compile', '--model', model, '--fp16'])).stderr).toMatch(/input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda/);
     expect((await run(['compile', '--model', model, '--batch-sizes', '8,4,32'])).stderr).toMatch(/input "batch-sizes": expected min,opt,max/);
     const notOnnx = path.join(dir, 'x.onnx');
     fs.writeFileSync(notOnnx, 'hello');

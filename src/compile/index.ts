@@ -11,6 +11,10 @@ import { ModelshipError } from '../util/errors';
 import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../convert/parity';
 import { planTensorRT, parseNvidiaSmi, parseTensorRTVersion } from './tensorrt';
 import { VERSION } from '../version';
+import { convertToFloat16 } from './fp16';
+
+/** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
+export const FP16_TOLERANCE = 2e-3;
 
 /** Where the artifact goes when `artifact` is not given: next to the model. */
 export function defaultArtifactPath(model: string, target: 'onnxruntime' | 'tensorrt'): string {
@@ -40,8 +44,9 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
   };
   let bytes: Buffer;
   let report: ParityReport | undefined;
+  let tolerance = cfg.tolerance;
   if (cfg.target === 'onnxruntime') {
-    if (cfg.fp16) throw new ModelshipError('unsupported', 'fp16 for target onnxruntime is not implemented yet (ONNX Runtime\'s CPU kernels have no fp16 Conv on x86); use target tensorrt with fp16', { field: 'fp16' });
+    if (cfg.fp16 && cfg.executionProvider !== 'cuda') throw new ModelshipError('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
     const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
     bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -59,11 +64,18 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
         fs.rmSync(tmp, { recursive: true, force: true });
       }
     });
+    if (cfg.fp16) {
+      // float16 weights and activations, float32 inputs and outputs; run by the GPU execution provider
+      bytes = Buffer.from(convertToFloat16(bytes));
+      log.info(`converted to float16: ${bytes.length} bytes`);
+    }
+    // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
+    if (cfg.fp16) tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    meta.onnxruntime = { version: (require('onnxruntime-node') as typeof Ort).env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level };
+    meta.onnxruntime = { version: (require('onnxruntime-node') as typeof Ort).env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
     if (cfg.reference) {
-      report = await log.group('Parity of the optimized model', async () => {
-        const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference!, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: cfg.tolerance } });
+      report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
+        const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference!, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
         log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
         return r;
       });
@@ -101,6 +113,6 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
     outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
     summary,
     ok,
-    failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report!.maxAbsDiff} (tolerance ${cfg.tolerance})`,
+    failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report!.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
   };
 }
