@@ -29,15 +29,19 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(b));
   fs.writeFileSync(b, convertCaffe({ prototxt: proto, prototxtFile: 'p', caffemodel: T.encode(net as never).finish(), caffemodelFile: 'w' }).onnx);
 
-  const repo = `${process.env.LAB_REGISTRY ?? '127.0.0.1:5000'}/modelship-bench/image-${Date.now()}`;
+  const registry = process.env.LAB_REGISTRY ?? '127.0.0.1:5000';
+  const repo = `${registry}/modelship-bench/image-${Date.now()}`;
+  const base = `${registry}/local/debian:bookworm`;
   const quiet = { info: () => undefined, warning: () => undefined, group: <R>(_n: string, fn: () => Promise<R>) => fn() };
   const build = async (model: string, rev: string) => {
-    const cfg = readConfig((n) => ({ stage: 'image', image: repo, model, 'model-name': 'googlenet', 'base-image': process.env.LAB_BASE_IMAGE ?? 'local/debian:bookworm', revision: rev, ref: 'refs/heads/bench', 'compose-file': path.join(work, 'compose.yml') } as Record<string, string>)[n]);
+    const cfg = readConfig((n) => ({ stage: 'image', image: repo, model, 'model-name': 'googlenet', 'base-image': base, revision: rev, ref: 'refs/heads/bench', 'compose-file': path.join(work, 'compose.yml') } as Record<string, string>)[n]);
     const t0 = Date.now();
     const r = await runImage(cfg.image, quiet);
     return { s: (Date.now() - t0) / 1000, image: r.outputs.image };
   };
-  execFileSync('docker', ['builder', 'prune', '-af'], { stdio: 'ignore' }); // cold: no build cache at all
+  // cold: no build cache and no local base image, which is pulled from the registry as on a fresh runner
+  execFileSync('docker', ['builder', 'prune', '-af'], { stdio: 'ignore' });
+  execFileSync('docker', ['image', 'rm', '-f', base], { stdio: 'ignore' });
   const cold = await build(a, '1'.repeat(40));
   const warm = await build(b, '2'.repeat(40));
   const ma = await fetchManifest(cold.image);

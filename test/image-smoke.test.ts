@@ -47,7 +47,12 @@ let imageB = '';
 
 beforeAll(async () => {
   requireLab();
-  expect((await run(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', path.join(GOOGLENET, 'weights.caffemodel'), '--out', modelA])).code).toBe(0);
+  // the pipeline as it runs: convert, then compile (ORT-optimized, parity re-checked); the image serves the artifact
+  const converted = path.join(work, 'googlenet.onnx');
+  expect((await run(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', path.join(GOOGLENET, 'weights.caffemodel'), '--out', converted, '--reference', GOOGLENET])).code).toBe(0);
+  const compiled = await run(['compile', '--model', converted, '--artifact', modelA, '--reference', GOOGLENET, '--json']);
+  expect(compiled.code).toBe(0);
+  expect(compiled.json()['compile-parity']).toBe('pass');
   // the "wrong model": the same net with one classifier bias moved, which changes the answer for class 7
   const T = caffeRoot().lookupType('caffe.NetParameter');
   const net = T.decode(fs.readFileSync(path.join(GOOGLENET, 'weights.caffemodel'))) as any;
@@ -58,7 +63,7 @@ beforeAll(async () => {
 });
 
 describe('image and smoke against the real engine, buildx and registry', () => {
-  test('convert → build → push → pull back by digest → smoke passes (golden outputs, latency)', async () => {
+  test('convert → compile → build → push → pull back by digest → smoke passes (golden outputs, latency)', async () => {
     const r = await run(['image', '--image', repo, '--model', modelA, '--model-name', 'googlenet', '--base-image', LAB.baseImage, '--revision', 'a'.repeat(40), '--ref', 'refs/heads/feature/new-model', '--parity', 'pass', '--compose-file', path.join(work, 'docker-compose.yml'), '--json']);
     expect(r.stderr).not.toMatch(/error:/);
     expect(r.code).toBe(0);
