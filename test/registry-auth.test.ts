@@ -1,0 +1,71 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawn, execFileSync, ChildProcess } from 'child_process';
+import { runCli } from './helpers/cli';
+import { FIXTURES, tmpDir } from './helpers/caffe';
+import { LAB, requireLab } from './helpers/lab';
+
+// A second, real registry (Debian's docker-registry, as in the lab) with htpasswd auth, to prove the image stage's
+// login: the password goes to `docker login --password-stdin` and is never printed.
+jest.setTimeout(180_000);
+
+const PORT = 5000 + 100 + (process.pid % 800);
+const REGISTRY = `127.0.0.1:${PORT}`;
+const dir = tmpDir('modelship-authreg-');
+let registry: ChildProcess | undefined;
+
+beforeAll(async () => {
+  requireLab();
+  const hash = execFileSync('/usr/bin/python3', ['-c', "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", 's3cret-Pa55'], { encoding: 'utf8' }).trim();
+  fs.writeFileSync(path.join(dir, 'htpasswd'), `ci-bot:${hash}\n`);
+  fs.writeFileSync(path.join(dir, 'config.yml'), [
+    'version: 0.1',
+    'storage:',
+    `  filesystem: { rootdirectory: ${path.join(dir, 'data')} }`,
+    'http:',
+    `  addr: ${REGISTRY}`,
+    'auth:',
+    `  htpasswd: { realm: modelship-test, path: ${path.join(dir, 'htpasswd')} }`,
+    '',
+  ].join('\n'));
+  registry = spawn('/usr/bin/docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      execFileSync('curl', ['-s', '-o', '/dev/null', `http://${REGISTRY}/v2/`]);
+      return;
+    } catch {
+      /* starting */
+    }
+  }
+  throw new Error('the auth registry did not start');
+});
+
+afterAll(() => {
+  registry?.kill();
+  try {
+    execFileSync('docker', ['logout', REGISTRY], { stdio: 'ignore' });
+  } catch {
+    /* not logged in */
+  }
+});
+
+describe('image stage: registry login', () => {
+  test('pushes with registry-username/password to a registry that requires them; the password is never printed', async () => {
+    const model = path.join(dir, 'lenet.onnx');
+    const lenet = path.join(FIXTURES, 'lenet');
+    expect((await runCli(['convert', '--prototxt', path.join(lenet, 'deploy.prototxt'), '--caffemodel', path.join(lenet, 'weights.caffemodel'), '--out', model])).code).toBe(0);
+    const common = ['image', '--image', `${REGISTRY}/modelship/lenet`, '--model', model, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--revision', 'd'.repeat(40), '--ref', 'refs/heads/main', '--compose-file', path.join(dir, 'c.yml'), '--registry-username', 'ci-bot'];
+    const bad = await runCli([...common, '--registry-password', 'wrong-Pa55']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(new RegExp(`docker login ${REGISTRY.replace(/\./g, '\\.')} failed`));
+    expect(bad.stderr + bad.stdout).not.toContain('wrong-Pa55');
+    const ok = await runCli([...common, '--registry-password', 's3cret-Pa55', '--json']);
+    expect(ok.stderr).not.toMatch(/error:/);
+    expect(ok.code).toBe(0);
+    expect(ok.json().image).toMatch(new RegExp(`^${REGISTRY.replace(/\./g, '\\.')}/modelship/lenet@sha256:`));
+    expect(ok.stderr + ok.stdout).not.toContain('s3cret-Pa55');
+    // anonymous access is refused: the push really went through the login
+    expect(execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REGISTRY}/v2/modelship/lenet/tags/list`], { encoding: 'utf8' })).toBe('401');
+  });
+});
