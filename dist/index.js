@@ -61542,8 +61542,12 @@ function decodeInferResponse(body, headerLength) {
 
 
 
+/** Who started a smoke container: the workflow run and job on GitHub, else this process (for the post-step cleanup). */
+function smokeOwner(env = process.env) {
+    return env.GITHUB_RUN_ID ? `${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `pid-${process.pid}`;
+}
 /** The docker commands of a smoke run, as data. */
-function planSmoke(cfg, name) {
+function planSmoke(cfg, name, owner = smokeOwner()) {
     const env = [];
     // secrets travel by name only: docker reads their values from its own environment, never from argv
     if (cfg.apiKey)
@@ -61554,7 +61558,7 @@ function planSmoke(cfg, name) {
         env.push('-e', 'MODELSHIP_PROVIDER=cuda');
     return {
         pull: ['pull', cfg.image],
-        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
         gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
         logs: ['logs', '--tail', '60', name],
         remove: ['rm', '-f', '-v', name],
@@ -61771,6 +61775,22 @@ async function runSmoke(cfg, log, env = process.env) {
     }
     outputs.smoke = 'pass';
     return { outputs, summary, ok: true };
+}
+/**
+ * The action's post step: remove smoke containers this job left behind (a cancelled or killed run cannot clean
+ * up after itself). Only containers labelled with this job's owner id are touched.
+ */
+async function cleanupSmokeContainers(log, env = process.env) {
+    const owner = smokeOwner(env);
+    const ps = await runProcess('docker', ['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `label=dev.modelship.owner=${owner}`, '--format', '{{.Names}}']);
+    if (ps.code !== 0)
+        return []; // no docker on this runner: nothing to clean
+    const names = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    for (const n of names) {
+        await runProcess('docker', ['rm', '-f', '-v', n]);
+        log.info(`removed smoke container ${n} left by this job`);
+    }
+    return names;
 }
 
 ;// CONCATENATED MODULE: ./src/run.ts
@@ -65510,9 +65530,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
     }
-    issueCommand('save-state', { name }, toCommandValue(value));
+    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.
@@ -65550,13 +65570,29 @@ function getIDToken(aud) {
 
 
 
+
 const actionLogger = {
     info: (m) => info(m),
     warning: (m, where) => warning(m, where?.file ? { file: where.file, startLine: where.line, startColumn: where.column } : undefined),
     group: (name, fn) => group(name, fn),
 };
+/**
+ * The post step (action.yml `post:`, always run): clean up what a cancelled or failed main step left behind.
+ * The runner marks it by the state the main step saved.
+ */
+async function post() {
+    try {
+        const removed = await cleanupSmokeContainers(actionLogger);
+        if (removed.length === 0)
+            info('modelship post: nothing to clean up');
+    }
+    catch (e) {
+        warning(`modelship post: cleanup failed: ${e.message}`);
+    }
+}
 /** The GitHub Action: inputs from the runner (INPUT_*), outputs to GITHUB_OUTPUT, a job summary, annotations. */
 async function action() {
+    saveState('isPost', 'true');
     try {
         for (const i of INPUTS) {
             if (i.secret) {
@@ -65596,7 +65632,8 @@ async function action() {
  */
 const argv = process.argv.slice(2);
 if (argv.length === 0 && process.env.GITHUB_ACTIONS === 'true') {
-    void action();
+    // the runner gives the post step the state the main step saved (@actions/core saveState → STATE_isPost)
+    void (process.env.STATE_isPost === 'true' ? post() : action());
 }
 else {
     void cli(argv).then((code) => {

@@ -19,7 +19,7 @@ export function renderActionYml(): string {
   }
   lines.push('outputs:');
   for (const o of OUTPUTS) lines.push(`  ${o.name}:`, `    description: ${q(o.description)}`);
-  lines.push('runs:', "  using: 'node24'", "  main: 'dist/index.js'", '');
+  lines.push('runs:', "  using: 'node24'", "  main: 'dist/index.js'", "  post: 'dist/index.js'", "  post-if: 'always()'", '');
   return lines.join('\n');
 }
 

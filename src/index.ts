@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { cli } from './cli';
-import { action } from './action/main';
+import { action, post } from './action/main';
 
 /**
  * One bundle, two front doors. The runner starts `node dist/index.js` with no arguments and GITHUB_ACTIONS=true:
@@ -8,7 +8,8 @@ import { action } from './action/main';
  */
 const argv = process.argv.slice(2);
 if (argv.length === 0 && process.env.GITHUB_ACTIONS === 'true') {
-  void action();
+  // the runner gives the post step the state the main step saved (@actions/core saveState → STATE_isPost)
+  void (process.env.STATE_isPost === 'true' ? post() : action());
 } else {
   void cli(argv).then((code) => {
     process.exitCode = code;

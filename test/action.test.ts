@@ -5,6 +5,7 @@ import { runAction, NODE24 } from './helpers/runner';
 import { execFileSync } from 'child_process';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { OUTPUTS } from '../src/config';
+import { LAB, requireLab, docker } from './helpers/lab';
 
 const LENET = path.join(FIXTURES, 'lenet');
 const declaredOutputs = Object.keys((yaml.load(fs.readFileSync(path.join(REPO, 'action.yml'), 'utf8')) as { outputs: object }).outputs);
@@ -70,5 +71,30 @@ describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, 
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.outputs.parity).toBe('pass');
+  });
+
+  test('the post step removes the smoke containers this job left, and only those', () => {
+    requireLab();
+    const env = { GITHUB_RUN_ID: `${process.pid}`, GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'smoke' };
+    const mine = `modelship-left-${process.pid}`;
+    const other = `modelship-other-${process.pid}`;
+    docker(['run', '-d', '--name', mine, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${process.pid}-1-smoke`, LAB.busybox, 'sleep', '300']);
+    docker(['run', '-d', '--name', other, '--label', 'dev.modelship.smoke=true', '--label', 'dev.modelship.owner=someone-else', LAB.busybox, 'sleep', '300']);
+    try {
+      const r = runAction({}, { env: { ...env, STATE_isPost: 'true' } });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`removed smoke container ${mine} left by this job`);
+      const left = docker(['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--format', '{{.Names}}']).split('\n');
+      expect(left).not.toContain(mine);
+      expect(left).toContain(other);
+    } finally {
+      docker(['rm', '-f', mine, other]);
+    }
+  });
+
+  test('the main step saves the state that marks its post step', () => {
+    const r = runAction({ stage: 'deploy' });
+    const state = require('fs').readFileSync(r.stateFile, 'utf8');
+    expect(state).toMatch(/^isPost<<ghadelimiter_[0-9a-f-]+\ntrue\n/);
   });
 });

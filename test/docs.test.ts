@@ -9,7 +9,7 @@ import { usage } from '../src/cli';
 const action = yaml.load(fs.readFileSync(path.join(REPO, 'action.yml'), 'utf8')) as {
   inputs: Record<string, { description: string; default?: string; required?: boolean }>;
   outputs: Record<string, { description: string }>;
-  runs: { using: string; main: string };
+  runs: { using: string; main: string; post?: string; 'post-if'?: string };
 };
 const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
 
@@ -28,7 +28,7 @@ const unquote = (c: string) => c.replace(/^`|`$/g, '');
 describe('documentation that cannot drift', () => {
   test('action.yml is generated from the input/output spec and runs on node24', () => {
     expect(fs.readFileSync(path.join(REPO, 'action.yml'), 'utf8')).toBe(renderActionYml());
-    expect(action.runs).toEqual({ using: 'node24', main: 'dist/index.js' });
+    expect(action.runs).toEqual({ using: 'node24', main: 'dist/index.js', post: 'dist/index.js', 'post-if': 'always()' });
     expect(Object.keys(action.inputs)).toEqual(INPUTS.map((i) => i.name));
     expect(Object.keys(action.outputs)).toEqual(OUTPUTS.map((o) => o.name));
     for (const [name, spec] of Object.entries(action.inputs)) expect(spec.description.length).toBeGreaterThan(10);

@@ -3,6 +3,7 @@ import { INPUTS, readConfig } from '../config';
 import { Logger } from '../stage';
 import { runStage } from '../run';
 import { isModelshipError } from '../util/errors';
+import { cleanupSmokeContainers } from '../smoke';
 
 const actionLogger: Logger = {
   info: (m) => core.info(m),
@@ -10,8 +11,22 @@ const actionLogger: Logger = {
   group: (name, fn) => core.group(name, fn),
 };
 
+/**
+ * The post step (action.yml `post:`, always run): clean up what a cancelled or failed main step left behind.
+ * The runner marks it by the state the main step saved.
+ */
+export async function post(): Promise<void> {
+  try {
+    const removed = await cleanupSmokeContainers(actionLogger);
+    if (removed.length === 0) core.info('modelship post: nothing to clean up');
+  } catch (e) {
+    core.warning(`modelship post: cleanup failed: ${(e as Error).message}`);
+  }
+}
+
 /** The GitHub Action: inputs from the runner (INPUT_*), outputs to GITHUB_OUTPUT, a job summary, annotations. */
 export async function action(): Promise<void> {
+  core.saveState('isPost', 'true');
   try {
     for (const i of INPUTS) {
       if (i.secret) {

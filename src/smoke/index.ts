@@ -11,8 +11,13 @@ import { referenceBatches, inputFile, topK, maxAbs, absMax } from '../convert/pa
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { SERVING_PORT } from '../image';
 
+/** Who started a smoke container: the workflow run and job on GitHub, else this process (for the post-step cleanup). */
+export function smokeOwner(env: NodeJS.ProcessEnv = process.env): string {
+  return env.GITHUB_RUN_ID ? `${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `pid-${process.pid}`;
+}
+
 /** The docker commands of a smoke run, as data. */
-export function planSmoke(cfg: SmokeConfig, name: string): { pull: string[]; run: string[]; gpuQuery: string[]; logs: string[]; remove: string[] } {
+export function planSmoke(cfg: SmokeConfig, name: string, owner = smokeOwner()): { pull: string[]; run: string[]; gpuQuery: string[]; logs: string[]; remove: string[] } {
   const env: string[] = [];
   // secrets travel by name only: docker reads their values from its own environment, never from argv
   if (cfg.apiKey) env.push('-e', 'MODELSHIP_API_KEY');
@@ -20,7 +25,7 @@ export function planSmoke(cfg: SmokeConfig, name: string): { pull: string[]; run
   if (cfg.gpu) env.push('-e', 'MODELSHIP_PROVIDER=cuda');
   return {
     pull: ['pull', cfg.image],
-    run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+    run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
     gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
     logs: ['logs', '--tail', '60', name],
     remove: ['rm', '-f', '-v', name],
@@ -230,4 +235,20 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   }
   outputs.smoke = 'pass';
   return { outputs, summary, ok: true };
+}
+
+/**
+ * The action's post step: remove smoke containers this job left behind (a cancelled or killed run cannot clean
+ * up after itself). Only containers labelled with this job's owner id are touched.
+ */
+export async function cleanupSmokeContainers(log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const owner = smokeOwner(env);
+  const ps = await runProcess('docker', ['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `label=dev.modelship.owner=${owner}`, '--format', '{{.Names}}']);
+  if (ps.code !== 0) return []; // no docker on this runner: nothing to clean
+  const names = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    await runProcess('docker', ['rm', '-f', '-v', n]);
+    log.info(`removed smoke container ${n} left by this job`);
+  }
+  return names;
 }

@@ -5,6 +5,7 @@ import * as fs from 'fs';
 export const LAB = {
   registry: process.env.LAB_REGISTRY ?? '127.0.0.1:5000',
   baseImage: process.env.LAB_BASE_IMAGE ?? 'local/debian:bookworm',
+  busybox: process.env.LAB_BUSYBOX_IMAGE ?? 'local/busybox:static',
 };
 
 export function requireLab(): void {

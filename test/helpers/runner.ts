@@ -13,6 +13,8 @@ export interface RunnerResult {
   stderr: string;
   outputs: Record<string, string>;
   summary: string;
+  /** GITHUB_STATE: what the step saved for its post step */
+  stateFile: string;
 }
 
 /** Parse GITHUB_OUTPUT (`name<<delim ... delim` blocks, or name=value lines) as the runner does. */
@@ -43,6 +45,8 @@ export function runAction(inputs: Record<string, string>, opts: { main?: string;
   const dir = tmpDir('modelship-runner-');
   const outFile = path.join(dir, 'github_output');
   const summaryFile = path.join(dir, 'step_summary');
+  const stateFile = path.join(dir, 'github_state');
+  fs.writeFileSync(stateFile, '');
   fs.writeFileSync(outFile, '');
   fs.writeFileSync(summaryFile, '');
   const env: Record<string, string> = {
@@ -52,6 +56,7 @@ export function runAction(inputs: Record<string, string>, opts: { main?: string;
     CI: 'true',
     GITHUB_OUTPUT: outFile,
     GITHUB_STEP_SUMMARY: summaryFile,
+    GITHUB_STATE: stateFile,
     RUNNER_TEMP: dir,
     ...opts.env,
   };
@@ -68,5 +73,6 @@ export function runAction(inputs: Record<string, string>, opts: { main?: string;
     stderr: r.stderr,
     outputs: parseOutputFile(fs.readFileSync(outFile, 'utf8')),
     summary: fs.readFileSync(summaryFile, 'utf8'),
+    stateFile,
   };
 }
