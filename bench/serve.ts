@@ -38,7 +38,7 @@ function post(port: number, body: Buffer, hl: number, agent: http.Agent): Promis
 
 async function startServer(model: string, maxBatch: number): Promise<{ port: number; child: ChildProcess }> {
   const port = 18600 + Math.floor(Math.random() * 300);
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/index.js'), 'serve', '--model', model, '--name', 'googlenet', '--port', String(port), '--host', '127.0.0.1', '--max-batch-size', String(maxBatch), '--max-queue-delay-ms', maxBatch > 1 ? '2' : '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/index.js'), 'serve', '--model', model, '--name', 'googlenet', '--port', String(port), '--host', '127.0.0.1', '--max-batch-size', String(maxBatch), '--max-queue-delay-ms', maxBatch > 1 ? (process.env.BENCH_QUEUE_DELAY_MS ?? '2') : '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
   for (let i = 0; i < 200; i++) {
     await new Promise((r) => setTimeout(r, 100));
     const ok = await new Promise<boolean>((res) => http.get({ host: '127.0.0.1', port, path: '/v2/health/ready' }, (r) => { r.resume(); res(r.statusCode === 200); }).on('error', () => res(false)));
