@@ -61843,12 +61843,20 @@ class DynamicBatcher {
         });
     }
     flushSoon(delay) {
-        if (this.timer)
-            clearTimeout(this.timer);
-        this.timer = setTimeout(() => {
+        this.cancelTimer();
+        const go = () => {
             this.timer = undefined;
             void this.flush();
-        }, delay);
+        };
+        // setTimeout(0) waits at least 1 ms in Node; an immediate flush should not
+        this.timer = delay <= 0 ? { immediate: setImmediate(go) } : { timeout: setTimeout(go, delay) };
+    }
+    cancelTimer() {
+        if (this.timer && 'timeout' in this.timer)
+            clearTimeout(this.timer.timeout);
+        else if (this.timer)
+            clearImmediate(this.timer.immediate);
+        this.timer = undefined;
     }
     async flush() {
         if (this.running || this.queue.length === 0)

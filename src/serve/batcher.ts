@@ -25,7 +25,7 @@ export interface BatcherStats {
 export class DynamicBatcher {
   private queue: Pending[] = [];
   private queued = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { timeout: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | undefined;
   private running = false;
   readonly stats: BatcherStats = { batches: 0, items: 0 };
 
@@ -47,11 +47,19 @@ export class DynamicBatcher {
   }
 
   private flushSoon(delay: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
+    this.cancelTimer();
+    const go = () => {
       this.timer = undefined;
       void this.flush();
-    }, delay);
+    };
+    // setTimeout(0) waits at least 1 ms in Node; an immediate flush should not
+    this.timer = delay <= 0 ? { immediate: setImmediate(go) } : { timeout: setTimeout(go, delay) };
+  }
+
+  private cancelTimer(): void {
+    if (this.timer && 'timeout' in this.timer) clearTimeout(this.timer.timeout);
+    else if (this.timer) clearImmediate(this.timer.immediate);
+    this.timer = undefined;
   }
 
   private async flush(): Promise<void> {
