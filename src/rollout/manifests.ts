@@ -1,0 +1,119 @@
+import { ModelshipError } from '../util/errors';
+
+/**
+ * Kubernetes objects for a model deployment, as declared data (issue 4 builds the rollout on these).
+ * Pure: no cluster access. Every object carries `app.kubernetes.io/managed-by: modelship`.
+ */
+export interface DeploySpec {
+  app: string;
+  namespace: string;
+  /** the serving image by digest */
+  image: string;
+  modelName: string;
+  replicas: number;
+  gpu: boolean;
+  /** resources.requests/limits for the serving container (cpu, memory) */
+  resources: { cpu: string; memory: string };
+  nodeSelector: Record<string, string>;
+  tolerations: { key: string; operator?: string; value?: string; effect?: string }[];
+  imagePullSecrets: string[];
+  /** Secret (name, key) holding the API key, exposed as MODELSHIP_API_KEY */
+  apiKeySecret?: { name: string; key: string };
+  /** Secret (name, key) holding the model decryption key, exposed as MODELSHIP_MODEL_KEY */
+  modelKeySecret?: { name: string; key: string };
+  /** progressDeadlineSeconds of the Deployment */
+  progressDeadlineSeconds: number;
+  port: number;
+}
+
+export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: unknown };
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function validateSpec(s: DeploySpec): void {
+  const bad = (field: string, why: string): never => {
+    throw new ModelshipError('input', `input "${field}": ${why}`, { field });
+  };
+  if (!NAME.test(s.app) || s.app.length > 50) bad('app', `must be a DNS label of at most 50 characters (it names the Deployment and its -canary twin), got "${s.app}"`);
+  if (!NAME.test(s.namespace) || s.namespace.length > 63) bad('namespace', `must be a DNS label, got "${s.namespace}"`);
+  if (!/@sha256:[0-9a-f]{64}$/.test(s.image)) bad('image', `deploy the image by digest (repository@sha256:...), got "${s.image}"`);
+  if (!Number.isInteger(s.replicas) || s.replicas < 1) bad('replicas', `must be a positive integer, got ${s.replicas}`);
+}
+
+/** The labels that select the serving pods; the canary adds `track: canary`, the stable `track: stable`. */
+export function selectorLabels(app: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': app, 'app.kubernetes.io/component': 'model-server' };
+}
+
+function container(s: DeploySpec): Record<string, unknown> {
+  const env: Record<string, unknown>[] = [
+    { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
+    { name: 'PORT', value: String(s.port) },
+  ];
+  if (s.gpu) env.push({ name: 'MODELSHIP_PROVIDER', value: 'cuda' });
+  if (s.apiKeySecret) env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
+  if (s.modelKeySecret) env.push({ name: 'MODELSHIP_MODEL_KEY', valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
+  const limits: Record<string, string> = { cpu: s.resources.cpu, memory: s.resources.memory };
+  if (s.gpu) limits['nvidia.com/gpu'] = '1';
+  const probe = (path: string, period: number, failures: number) => ({ httpGet: { path, port: 'http' }, periodSeconds: period, failureThreshold: failures, timeoutSeconds: 2 });
+  return {
+    name: 'model-server',
+    image: s.image,
+    imagePullPolicy: 'IfNotPresent',
+    ports: [{ name: 'http', containerPort: s.port, protocol: 'TCP' }],
+    env,
+    resources: { requests: { cpu: s.resources.cpu, memory: s.resources.memory }, limits },
+    readinessProbe: probe('/v2/health/ready', 2, 2),
+    livenessProbe: { ...probe('/v2/health/live', 5, 3), initialDelaySeconds: 5 },
+    startupProbe: probe('/v2/health/ready', 2, 60),
+    securityContext: { runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+  };
+}
+
+/** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
+export function deployment(s: DeploySpec, track: 'stable' | 'canary', replicas: number): K8sObject {
+  const name = track === 'stable' ? s.app : `${s.app}-canary`;
+  const labels = { ...selectorLabels(s.app), track, 'app.kubernetes.io/managed-by': 'modelship' };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: s.namespace, labels, annotations: { 'modelship.dev/image': s.image } },
+    spec: {
+      replicas,
+      progressDeadlineSeconds: s.progressDeadlineSeconds,
+      revisionHistoryLimit: 5,
+      selector: { matchLabels: { ...selectorLabels(s.app), track } },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels: { ...selectorLabels(s.app), track } },
+        spec: {
+          containers: [container(s)],
+          terminationGracePeriodSeconds: 30,
+          ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
+          ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),
+          ...(s.imagePullSecrets.length ? { imagePullSecrets: s.imagePullSecrets.map((n) => ({ name: n })) } : {}),
+        },
+      },
+    },
+  };
+}
+
+/** The Service users call (stable and canary pods) or the canary-only Service used for verification. */
+export function service(s: DeploySpec, which: 'main' | 'canary'): K8sObject {
+  const selector = which === 'main' ? selectorLabels(s.app) : { ...selectorLabels(s.app), track: 'canary' };
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: which === 'main' ? s.app : `${s.app}-canary`, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+    // protocol is explicit on every port: server-side apply of a Service needs it on Kubernetes 1.20
+    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+  };
+}
+
+/** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */
+export function canaryReplicas(replicas: number, percent: number): number {
+  if (!Number.isFinite(percent) || percent < 1 || percent > 100) {
+    throw new ModelshipError('input', `input "canary-percent": must be between 1 and 100, got ${percent}`, { field: 'canary-percent' });
+  }
+  return Math.max(1, Math.ceil((replicas * percent) / 100));
+}
