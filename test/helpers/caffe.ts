@@ -1,17 +1,9 @@
 import * as path from 'path';
 import * as fs from 'fs';
-import * as protobuf from 'protobufjs';
-import { CAFFE_PROTO } from '../../src/convert/schema/caffe';
+import { caffeSchema } from '../../src/convert/schema/caffe';
 
-/** Caffe's full NetParameter encoder (protobufjs), to write caffemodels in the layouts real files use. */
-let root: protobuf.Root | undefined;
-export function caffeRoot(): protobuf.Root {
-  if (!root) {
-    root = protobuf.parse(CAFFE_PROTO, { keepCase: true }).root;
-    root.resolveAll();
-  }
-  return root;
-}
+/** Caffe's full schema (the project's), whose NetParameter writes caffemodels in the layouts real files use. */
+export const caffeRoot = caffeSchema;
 
 export function encodeNet(obj: Record<string, unknown>): Uint8Array {
   const T = caffeRoot().lookupType('caffe.NetParameter');
