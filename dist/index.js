@@ -57307,6 +57307,28 @@ function maxAbs(a, b) {
     return m;
 }
 /**
+ * One output of one batch against Caffe's: max |Δ| within tolerance · max(1, max|reference|) and the same top-k
+ * for every item. The convert and compile stages and the smoke test all judge outputs with this.
+ */
+function compareOutput(name, batch, got, ref, tol) {
+    const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
+    if (got.shape.join() !== ref.shape.join()) {
+        return { batch, output: name, shape: got.shape, maxAbsDiff: Infinity, limit, topKMatch: false, topK: [], pass: false };
+    }
+    const diff = maxAbs(got.data, ref.data);
+    const per = ref.data.length / batch;
+    const tk = [];
+    let match = true;
+    for (let n = 0; n < batch; n++) {
+        const a = topK(got.data, n * per, per, tol.topK);
+        const b = topK(ref.data, n * per, per, tol.topK);
+        tk.push({ onnx: a, reference: b });
+        if (a.join() !== b.join())
+            match = false;
+    }
+    return { batch, output: name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match };
+}
+/**
  * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
  * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
  */
@@ -57337,25 +57359,7 @@ async function checkParity(conv, dir, opts) {
             const refFile = external_path_namespaceObject.join(dir, `output_b${batch}__${sanitize(out.name)}.npy`);
             if (!external_fs_.existsSync(refFile))
                 throw new errors_ModelshipError('input', `reference output ${external_path_namespaceObject.basename(refFile)} not found`, { file: dir });
-            const ref = readNpy(refFile);
-            const got = result.outputs[out.name];
-            if (got.shape.join() !== ref.shape.join()) {
-                checks.push({ batch, output: out.name, shape: got.shape, maxAbsDiff: Infinity, limit: tol.maxAbsDiff, topKMatch: false, topK: [], pass: false });
-                continue;
-            }
-            const diff = maxAbs(got.data, ref.data);
-            const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
-            const per = ref.data.length / batch;
-            const tk = [];
-            let match = true;
-            for (let n = 0; n < batch; n++) {
-                const a = topK(got.data, n * per, per, tol.topK);
-                const b = topK(ref.data, n * per, per, tol.topK);
-                tk.push({ onnx: a, reference: b });
-                if (a.join() !== b.join())
-                    match = false;
-            }
-            checks.push({ batch, output: out.name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match });
+            checks.push(compareOutput(out.name, batch, result.outputs[out.name], readNpy(refFile), tol));
         }
     }
     const report = {
@@ -57401,23 +57405,24 @@ async function checkLayers(conv, dir, tol, single) {
     const inputs = {};
     for (const inp of conv.inputs)
         inputs[inp.name] = readNpy(inputFile(dir, batch, inp.name, single));
-    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward).
+    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward),
+    // each file read once: it serves as the reference of its layer and as the bottom of the layers after it.
     const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
     const cache = new Map();
+    const finalBlob = (v) => {
+        if (!v.final)
+            return null;
+        if (!cache.has(v.blob)) {
+            const file = blobFiles.get(v.blob) ?? external_path_namespaceObject.join(blobDir, `${sanitize(v.blob)}.npy`);
+            cache.set(v.blob, external_fs_.existsSync(file) ? readNpy(file) : null);
+        }
+        return cache.get(v.blob);
+    };
     const exact = (onnx) => {
         if (inputs[onnx])
             return inputs[onnx];
-        if (cache.has(onnx))
-            return cache.get(onnx);
         const v = byOnnx.get(onnx);
-        let value = null;
-        if (v?.final) {
-            const file = blobFiles.get(v.blob) ?? external_path_namespaceObject.join(blobDir, `${sanitize(v.blob)}.npy`);
-            if (external_fs_.existsSync(file))
-                value = readNpy(file);
-        }
-        cache.set(onnx, value);
-        return value;
+        return v ? finalBlob(v) : null;
     };
     // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
     const all = await runOnnx(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
@@ -57451,11 +57456,11 @@ async function checkLayers(conv, dir, tol, single) {
             outputs = all.outputs; // bottoms Caffe did not keep: fall back to the end-to-end values
         }
         for (const v of chain) {
-            const check = compareVersion(v, outputs[v.onnx], blobFiles, statsAfterLayer, blobDir, tol);
+            const check = compareVersion(v, outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
             if (!check)
                 continue;
             check.scope = local ? 'layer' : 'end-to-end';
-            const drift = compareVersion(v, all.outputs[v.onnx], blobFiles, statsAfterLayer, blobDir, tol);
+            const drift = compareVersion(v, all.outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
             if (drift)
                 check.endToEnd = drift.maxAbsDiff;
             found.push({ check, at: order.get(v) });
@@ -57464,13 +57469,12 @@ async function checkLayers(conv, dir, tol, single) {
     const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
     return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
 }
-function compareVersion(v, got, blobFiles, stats, blobDir, tol) {
+/** One layer output against Caffe: the whole blob (`ref`, for final versions) or Caffe's statistics of it. */
+function compareVersion(v, got, ref, stats, tol) {
     const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
     if (v.final) {
-        const file = blobFiles.get(v.blob) ?? external_path_namespaceObject.join(blobDir, `${sanitize(v.blob)}.npy`);
-        if (!external_fs_.existsSync(file))
+        if (!ref)
             return undefined;
-        const ref = readNpy(file);
         const limit = tol.layerRelative * Math.max(1, absMax(ref.data));
         if (ref.shape.join() !== got.shape.join())
             return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
@@ -61687,24 +61691,11 @@ async function runSmoke(cfg, log, env = process.env) {
                     const refFile = external_path_namespaceObject.join(cfg.reference, `output_b${b}__${o.name.replace(/\//g, '_')}.npy`);
                     if (!external_fs_.existsSync(refFile))
                         continue;
-                    const ref = readNpy(refFile);
-                    const diff = ref.data.length === o.data.length ? maxAbs(o.data, ref.data) : Infinity;
-                    const limit = cfg.tolerance * Math.max(1, absMax(ref.data));
-                    const per = ref.data.length / b;
-                    let same = true;
-                    const mismatches = [];
-                    for (let n = 0; n < b; n++) {
-                        const a = topK(o.data, n * per, per, 5);
-                        const e = topK(ref.data, n * per, per, 5);
-                        if (a.join() !== e.join()) {
-                            same = false;
-                            mismatches.push(`item ${n}: top-5 ${JSON.stringify(a)}, expected ${JSON.stringify(e)}`);
-                        }
-                    }
-                    const pass = diff <= limit && same;
-                    rows.push(`| ${b} | ${o.name} | ${diff.toExponential(2)} | ${limit.toExponential(2)} | ${same ? 'same' : 'differs'} | ${pass ? 'pass' : '**fail**'} |`);
-                    if (!pass)
-                        failures.push(`output "${o.name}" at batch ${b} differs from the reference: max |Δ| ${diff.toExponential(3)} > ${limit.toExponential(3)}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
+                    const c = compareOutput(o.name, b, o, readNpy(refFile), { ...DEFAULT_TOLERANCE, maxAbsDiff: cfg.tolerance });
+                    const mismatches = c.topK.flatMap((t, n) => (t.onnx.join() === t.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(t.onnx)}, expected ${JSON.stringify(t.reference)}`]));
+                    rows.push(`| ${b} | ${o.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
+                    if (!c.pass)
+                        failures.push(`output "${o.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${o.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
                 }
             }
             summary += `### Golden requests (the parity reference)\n\n${rows.join('\n')}\n\n`;

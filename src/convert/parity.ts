@@ -83,25 +83,47 @@ export function inputFile(dir: string, batch: number, name: string, single: bool
   throw new ModelshipError('input', `reference input for "${name}" at batch ${batch} not found (expected ${path.basename(named)}${single ? ` or ${path.basename(plain)}` : ''})`, { file: dir });
 }
 
-export function topK(data: Float32Array, start: number, len: number, k: number): number[] {
+function topK(data: Float32Array, start: number, len: number, k: number): number[] {
   const idx = Array.from({ length: len }, (_, i) => i);
   idx.sort((a, b) => data[start + b] - data[start + a] || a - b);
   return idx.slice(0, Math.min(k, len));
 }
 
-export function absMax(a: Float32Array): number {
+function absMax(a: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
   return m;
 }
 
-export function maxAbs(a: Float32Array, b: Float32Array): number {
+function maxAbs(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]);
     if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
   }
   return m;
+}
+
+/**
+ * One output of one batch against Caffe's: max |Δ| within tolerance · max(1, max|reference|) and the same top-k
+ * for every item. The convert and compile stages and the smoke test all judge outputs with this.
+ */
+export function compareOutput(name: string, batch: number, got: NpyArray, ref: NpyArray, tol: ParityTolerance): OutputCheck {
+  const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
+  if (got.shape.join() !== ref.shape.join()) {
+    return { batch, output: name, shape: got.shape, maxAbsDiff: Infinity, limit, topKMatch: false, topK: [], pass: false };
+  }
+  const diff = maxAbs(got.data, ref.data);
+  const per = ref.data.length / batch;
+  const tk: { onnx: number[]; reference: number[] }[] = [];
+  let match = true;
+  for (let n = 0; n < batch; n++) {
+    const a = topK(got.data, n * per, per, tol.topK);
+    const b = topK(ref.data, n * per, per, tol.topK);
+    tk.push({ onnx: a, reference: b });
+    if (a.join() !== b.join()) match = false;
+  }
+  return { batch, output: name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match };
 }
 
 /**
@@ -133,24 +155,7 @@ export async function checkParity(conv: ParityModel | ConversionResult, dir: str
     for (const out of conv.outputs) {
       const refFile = path.join(dir, `output_b${batch}__${sanitize(out.name)}.npy`);
       if (!fs.existsSync(refFile)) throw new ModelshipError('input', `reference output ${path.basename(refFile)} not found`, { file: dir });
-      const ref = readNpy(refFile);
-      const got = result.outputs[out.name];
-      if (got.shape.join() !== ref.shape.join()) {
-        checks.push({ batch, output: out.name, shape: got.shape, maxAbsDiff: Infinity, limit: tol.maxAbsDiff, topKMatch: false, topK: [], pass: false });
-        continue;
-      }
-      const diff = maxAbs(got.data, ref.data);
-      const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
-      const per = ref.data.length / batch;
-      const tk: { onnx: number[]; reference: number[] }[] = [];
-      let match = true;
-      for (let n = 0; n < batch; n++) {
-        const a = topK(got.data, n * per, per, tol.topK);
-        const b = topK(ref.data, n * per, per, tol.topK);
-        tk.push({ onnx: a, reference: b });
-        if (a.join() !== b.join()) match = false;
-      }
-      checks.push({ batch, output: out.name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match });
+      checks.push(compareOutput(out.name, batch, result.outputs[out.name], readNpy(refFile), tol));
     }
   }
   const report: ParityReport = {
@@ -200,20 +205,22 @@ async function checkLayers(conv: ConversionResult, dir: string, tol: ParityToler
   const inputs: Record<string, NpyArray> = {};
   for (const inp of conv.inputs) inputs[inp.name] = readNpy(inputFile(dir, batch, inp.name, single));
 
-  // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward).
+  // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward),
+  // each file read once: it serves as the reference of its layer and as the bottom of the layers after it.
   const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
   const cache = new Map<string, NpyArray | null>();
+  const finalBlob = (v: BlobVersion): NpyArray | null => {
+    if (!v.final) return null;
+    if (!cache.has(v.blob)) {
+      const file = blobFiles.get(v.blob) ?? path.join(blobDir, `${sanitize(v.blob)}.npy`);
+      cache.set(v.blob, fs.existsSync(file) ? readNpy(file) : null);
+    }
+    return cache.get(v.blob)!;
+  };
   const exact = (onnx: string): NpyArray | null => {
     if (inputs[onnx]) return inputs[onnx];
-    if (cache.has(onnx)) return cache.get(onnx)!;
     const v = byOnnx.get(onnx);
-    let value: NpyArray | null = null;
-    if (v?.final) {
-      const file = blobFiles.get(v.blob) ?? path.join(blobDir, `${sanitize(v.blob)}.npy`);
-      if (fs.existsSync(file)) value = readNpy(file);
-    }
-    cache.set(onnx, value);
-    return value;
+    return v ? finalBlob(v) : null;
   };
 
   // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
@@ -247,10 +254,10 @@ async function checkLayers(conv: ConversionResult, dir: string, tol: ParityToler
       outputs = all.outputs; // bottoms Caffe did not keep: fall back to the end-to-end values
     }
     for (const v of chain) {
-      const check = compareVersion(v, outputs[v.onnx], blobFiles, statsAfterLayer, blobDir, tol);
+      const check = compareVersion(v, outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
       if (!check) continue;
       check.scope = local ? 'layer' : 'end-to-end';
-      const drift = compareVersion(v, all.outputs[v.onnx], blobFiles, statsAfterLayer, blobDir, tol);
+      const drift = compareVersion(v, all.outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
       if (drift) check.endToEnd = drift.maxAbsDiff;
       found.push({ check, at: order.get(v)! });
     }
@@ -259,19 +266,11 @@ async function checkLayers(conv: ConversionResult, dir: string, tol: ParityToler
   return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
 }
 
-function compareVersion(
-  v: BlobVersion,
-  got: NpyArray,
-  blobFiles: Map<string, string>,
-  stats: Map<string, LayerStats>,
-  blobDir: string,
-  tol: ParityTolerance,
-): LayerCheck | undefined {
+/** One layer output against Caffe: the whole blob (`ref`, for final versions) or Caffe's statistics of it. */
+function compareVersion(v: BlobVersion, got: NpyArray, ref: NpyArray | null, stats: Map<string, LayerStats>, tol: ParityTolerance): LayerCheck | undefined {
   const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
   if (v.final) {
-    const file = blobFiles.get(v.blob) ?? path.join(blobDir, `${sanitize(v.blob)}.npy`);
-    if (!fs.existsSync(file)) return undefined;
-    const ref = readNpy(file);
+    if (!ref) return undefined;
     const limit = tol.layerRelative * Math.max(1, absMax(ref.data));
     if (ref.shape.join() !== got.shape.join()) return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
     const d = maxAbs(got.data, ref.data);

@@ -7,7 +7,7 @@ import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
 import { runProcess } from '../util/proc';
 import { readNpy } from '../util/npy';
-import { referenceBatches, inputFile, topK, maxAbs, absMax } from '../convert/parity';
+import { referenceBatches, inputFile, compareOutput, DEFAULT_TOLERANCE } from '../convert/parity';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { SERVING_PORT } from '../image';
 
@@ -152,23 +152,10 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
         for (const o of dec.outputs) {
           const refFile = path.join(cfg.reference, `output_b${b}__${o.name.replace(/\//g, '_')}.npy`);
           if (!fs.existsSync(refFile)) continue;
-          const ref = readNpy(refFile);
-          const diff = ref.data.length === o.data.length ? maxAbs(o.data, ref.data) : Infinity;
-          const limit = cfg.tolerance * Math.max(1, absMax(ref.data));
-          const per = ref.data.length / b;
-          let same = true;
-          const mismatches: string[] = [];
-          for (let n = 0; n < b; n++) {
-            const a = topK(o.data, n * per, per, 5);
-            const e = topK(ref.data, n * per, per, 5);
-            if (a.join() !== e.join()) {
-              same = false;
-              mismatches.push(`item ${n}: top-5 ${JSON.stringify(a)}, expected ${JSON.stringify(e)}`);
-            }
-          }
-          const pass = diff <= limit && same;
-          rows.push(`| ${b} | ${o.name} | ${diff.toExponential(2)} | ${limit.toExponential(2)} | ${same ? 'same' : 'differs'} | ${pass ? 'pass' : '**fail**'} |`);
-          if (!pass) failures.push(`output "${o.name}" at batch ${b} differs from the reference: max |Δ| ${diff.toExponential(3)} > ${limit.toExponential(3)}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
+          const c = compareOutput(o.name, b, o, readNpy(refFile), { ...DEFAULT_TOLERANCE, maxAbsDiff: cfg.tolerance });
+          const mismatches = c.topK.flatMap((t, n) => (t.onnx.join() === t.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(t.onnx)}, expected ${JSON.stringify(t.reference)}`]));
+          rows.push(`| ${b} | ${o.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
+          if (!c.pass) failures.push(`output "${o.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${o.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
         }
       }
       summary += `### Golden requests (the parity reference)\n\n${rows.join('\n')}\n\n`;
