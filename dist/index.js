@@ -61124,33 +61124,45 @@ const ACCEPT = [
     'application/vnd.oci.image.index.v1+json',
     'application/vnd.docker.distribution.manifest.list.v2+json',
 ].join(', ');
-/** Fetch a manifest from a registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
-function fetchManifest(ref, auth) {
+/** The base URL of a repository in the registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
+function registryBase(ref) {
     const r = parseImageRef(ref);
-    const reference = r.digest ?? r.tag ?? 'latest';
     const plain = /^(127\.|localhost)/.test(r.registry);
-    const url = `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}/manifests/${reference}`;
+    return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
+}
+/** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
+function registryRequest(method, url, body, headers = {}) {
+    const u = new URL(url);
+    const mod = u.protocol === 'http:' ? external_http_ : external_https_;
+    return new Promise((resolve, reject) => {
+        const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on('error', (e) => reject(new errors_ModelshipError('io', `cannot reach the registry: ${method} ${url}: ${e.message}`)));
+        if (body)
+            req.write(body);
+        req.end();
+    });
+}
+/** Fetch a manifest from a registry's HTTP API. */
+async function fetchManifest(ref, auth) {
+    const r = registryBase(ref);
+    const url = `${r.base}/manifests/${r.digest ?? r.tag ?? 'latest'}`;
     const headers = { accept: ACCEPT };
     if (auth)
         headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-    return new Promise((resolve, reject) => {
-        const req = (plain ? external_http_ : external_https_).get(url, { headers }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => {
-                const text = Buffer.concat(chunks).toString('utf8');
-                if (res.statusCode !== 200)
-                    return reject(new errors_ModelshipError('io', `registry answered ${res.statusCode} for ${url}: ${text.slice(0, 300)}`));
-                try {
-                    resolve(JSON.parse(text));
-                }
-                catch (e) {
-                    reject(new errors_ModelshipError('io', `registry sent a manifest that is not JSON: ${e.message}`));
-                }
-            });
-        });
-        req.on('error', (e) => reject(new errors_ModelshipError('io', `cannot reach the registry at ${url}: ${e.message}`)));
-    });
+    const res = await registryRequest('GET', url, undefined, headers);
+    const text = res.body.toString('utf8');
+    if (res.status !== 200)
+        throw new errors_ModelshipError('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+    try {
+        return JSON.parse(text);
+    }
+    catch (e) {
+        throw new errors_ModelshipError('io', `registry sent a manifest that is not JSON: ${e.message}`);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/image/index.ts
@@ -62347,8 +62359,6 @@ async function serveMain(argv) {
 
 
 
-
-
 /**
  * Model storage, content-addressed: an artifact is an OCI artifact (an OCI image manifest whose one layer is the
  * model file and whose config is its metadata), kept in an OCI image layout directory or pushed to a registry,
@@ -62401,41 +62411,21 @@ function getBlob(dir, digest) {
     return data;
 }
 // --- registry (distribution HTTP API) --------------------------------------------------------------------------
-function request(method, url, body, headers = {}) {
-    const u = new URL(url);
-    const mod = u.protocol === 'http:' ? external_http_ : external_https_;
-    return new Promise((resolve, reject) => {
-        const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        });
-        req.on('error', (e) => reject(new errors_ModelshipError('io', `${method} ${url}: ${e.message}`)));
-        if (body)
-            req.write(body);
-        req.end();
-    });
-}
-function registryBase(ref) {
-    const r = parseImageRef(ref);
-    const plain = /^(127\.|localhost)/.test(r.registry);
-    return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
-}
 async function uploadBlob(base, data, mediaType) {
     const d = digestOf(data);
-    if ((await request('HEAD', `${base}/blobs/${d}`)).status === 200)
+    if ((await registryRequest('HEAD', `${base}/blobs/${d}`)).status === 200)
         return; // already there: content addressing
-    const start = await request('POST', `${base}/blobs/uploads/`);
+    const start = await registryRequest('POST', `${base}/blobs/uploads/`);
     if (start.status !== 202 || !start.headers.location)
         throw new errors_ModelshipError('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
     const loc = new URL(start.headers.location, base);
     loc.searchParams.set('digest', d);
-    const put = await request('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
+    const put = await registryRequest('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
     if (put.status !== 201)
         throw new errors_ModelshipError('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
 }
 async function downloadBlob(base, digest) {
-    const r = await request('GET', `${base}/blobs/${digest}`);
+    const r = await registryRequest('GET', `${base}/blobs/${digest}`);
     if (r.status !== 200)
         throw new errors_ModelshipError('io', `registry has no blob ${digest}: HTTP ${r.status}`);
     if (digestOf(r.body) !== digest)
@@ -62466,7 +62456,7 @@ async function storePush(artifactFile, to, opts = {}) {
     const reg = registryBase(t.ref);
     await uploadBlob(reg.base, artifact, LAYER_TYPE);
     await uploadBlob(reg.base, config, CONFIG_TYPE);
-    const put = await request('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
+    const put = await registryRequest('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
     if (put.status !== 201)
         throw new errors_ModelshipError('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
     const ref = parseImageRef(t.ref);
@@ -62492,7 +62482,7 @@ async function storePull(from, out) {
         if (!reg.digest)
             throw new errors_ModelshipError('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
         manifestDigest = reg.digest;
-        const r = await request('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
+        const r = await registryRequest('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
         if (r.status !== 200)
             throw new errors_ModelshipError('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
         if (digestOf(r.body) !== reg.digest)

@@ -27,28 +27,47 @@ export interface Manifest {
   layers: { digest: string; size: number; mediaType: string }[];
 }
 
-/** Fetch a manifest from a registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
-export function fetchManifest(ref: string, auth?: { username: string; password: string }): Promise<Manifest> {
+/** The base URL of a repository in the registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
+export function registryBase(ref: string): { base: string; repository: string; tag?: string; digest?: string } {
   const r = parseImageRef(ref);
-  const reference = r.digest ?? r.tag ?? 'latest';
   const plain = /^(127\.|localhost)/.test(r.registry);
-  const url = `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}/manifests/${reference}`;
-  const headers: Record<string, string> = { accept: ACCEPT };
-  if (auth) headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+  return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
+}
+
+export interface RegistryReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
+export function registryRequest(method: string, url: string, body?: Uint8Array, headers: Record<string, string> = {}): Promise<RegistryReply> {
+  const u = new URL(url);
+  const mod = u.protocol === 'http:' ? http : https;
   return new Promise((resolve, reject) => {
-    const req = (plain ? http : https).get(url, { headers }, (res) => {
+    const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode !== 200) return reject(new ModelshipError('io', `registry answered ${res.statusCode} for ${url}: ${text.slice(0, 300)}`));
-        try {
-          resolve(JSON.parse(text) as Manifest);
-        } catch (e) {
-          reject(new ModelshipError('io', `registry sent a manifest that is not JSON: ${(e as Error).message}`));
-        }
-      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
     });
-    req.on('error', (e) => reject(new ModelshipError('io', `cannot reach the registry at ${url}: ${e.message}`)));
+    req.on('error', (e) => reject(new ModelshipError('io', `cannot reach the registry: ${method} ${url}: ${e.message}`)));
+    if (body) req.write(body);
+    req.end();
   });
+}
+
+/** Fetch a manifest from a registry's HTTP API. */
+export async function fetchManifest(ref: string, auth?: { username: string; password: string }): Promise<Manifest> {
+  const r = registryBase(ref);
+  const url = `${r.base}/manifests/${r.digest ?? r.tag ?? 'latest'}`;
+  const headers: Record<string, string> = { accept: ACCEPT };
+  if (auth) headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+  const res = await registryRequest('GET', url, undefined, headers);
+  const text = res.body.toString('utf8');
+  if (res.status !== 200) throw new ModelshipError('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+  try {
+    return JSON.parse(text) as Manifest;
+  } catch (e) {
+    throw new ModelshipError('io', `registry sent a manifest that is not JSON: ${(e as Error).message}`);
+  }
 }

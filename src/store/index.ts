@@ -1,10 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import * as http from 'http';
-import * as https from 'https';
 import { ModelshipError } from '../util/errors';
 import { sha256, writeFileAtomic, readFileChecked } from '../util/fsx';
-import { parseImageRef } from '../image/registry';
+import { parseImageRef, registryBase, registryRequest } from '../image/registry';
 
 /**
  * Model storage, content-addressed: an artifact is an OCI artifact (an OCI image manifest whose one layer is the
@@ -85,40 +83,19 @@ function getBlob(dir: string, digest: string): Buffer {
 
 // --- registry (distribution HTTP API) --------------------------------------------------------------------------
 
-function request(method: string, url: string, body?: Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
-  const u = new URL(url);
-  const mod = u.protocol === 'http:' ? http : https;
-  return new Promise((resolve, reject) => {
-    const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.on('error', (e) => reject(new ModelshipError('io', `${method} ${url}: ${e.message}`)));
-    if (body) req.write(body);
-    req.end();
-  });
-}
-
-function registryBase(ref: string): { base: string; repository: string; tag?: string; digest?: string } {
-  const r = parseImageRef(ref);
-  const plain = /^(127\.|localhost)/.test(r.registry);
-  return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
-}
-
 async function uploadBlob(base: string, data: Uint8Array, mediaType: string): Promise<void> {
   const d = digestOf(data);
-  if ((await request('HEAD', `${base}/blobs/${d}`)).status === 200) return; // already there: content addressing
-  const start = await request('POST', `${base}/blobs/uploads/`);
+  if ((await registryRequest('HEAD', `${base}/blobs/${d}`)).status === 200) return; // already there: content addressing
+  const start = await registryRequest('POST', `${base}/blobs/uploads/`);
   if (start.status !== 202 || !start.headers.location) throw new ModelshipError('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
   const loc = new URL(start.headers.location, base);
   loc.searchParams.set('digest', d);
-  const put = await request('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
+  const put = await registryRequest('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
   if (put.status !== 201) throw new ModelshipError('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
 }
 
 async function downloadBlob(base: string, digest: string): Promise<Buffer> {
-  const r = await request('GET', `${base}/blobs/${digest}`);
+  const r = await registryRequest('GET', `${base}/blobs/${digest}`);
   if (r.status !== 200) throw new ModelshipError('io', `registry has no blob ${digest}: HTTP ${r.status}`);
   if (digestOf(r.body) !== digest) throw new ModelshipError('binary', `blob ${digest} from the registry hashes to ${digestOf(r.body)}`);
   return r.body;
@@ -149,7 +126,7 @@ export async function storePush(artifactFile: string, to: string, opts: { tag?: 
   const reg = registryBase(t.ref);
   await uploadBlob(reg.base, artifact, LAYER_TYPE);
   await uploadBlob(reg.base, config, CONFIG_TYPE);
-  const put = await request('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
+  const put = await registryRequest('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
   if (put.status !== 201) throw new ModelshipError('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
   const ref = parseImageRef(t.ref);
   return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `oci:${ref.registry}/${ref.repository}@${manifestDigest}` };
@@ -172,7 +149,7 @@ export async function storePull(from: string, out: string): Promise<StoredArtifa
     const reg = registryBase(t.ref);
     if (!reg.digest) throw new ModelshipError('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
     manifestDigest = reg.digest;
-    const r = await request('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
+    const r = await registryRequest('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
     if (r.status !== 200) throw new ModelshipError('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
     if (digestOf(r.body) !== reg.digest) throw new ModelshipError('binary', `the manifest from the registry hashes to ${digestOf(r.body)}, not ${reg.digest}`);
     manifest = r.body;
