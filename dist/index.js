@@ -57771,6 +57771,7 @@ function convertToFloat16(model) {
 
 
 
+
 /** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
 const FP16_TOLERANCE = 2e-3;
 /** Where the artifact goes when `artifact` is not given: next to the model. */
@@ -57806,8 +57807,7 @@ async function runCompile(cfg, log) {
             throw new errors_ModelshipError('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
         const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
         bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
-            // eslint-disable-next-line @typescript-eslint/no-require-imports
-            const ort = __nccwpck_require__(701);
+            const ort = loadOrt();
             const tmp = external_fs_.mkdtempSync(external_path_namespaceObject.join(external_os_namespaceObject.tmpdir(), 'modelship-compile-'));
             try {
                 const out = external_path_namespaceObject.join(tmp, 'optimized.onnx');
@@ -57830,8 +57830,7 @@ async function runCompile(cfg, log) {
         // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
         if (cfg.fp16)
             tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        meta.onnxruntime = { version: (__nccwpck_require__(701).env).versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
+        meta.onnxruntime = { version: loadOrt().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
         if (cfg.reference) {
             report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
                 const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
@@ -61991,6 +61990,7 @@ function imageToTensor(bytes, height, width, p) {
 
 
 
+
 const DEFAULT_SERVE = {
     modelName: 'model',
     modelVersion: '1',
@@ -62011,8 +62011,7 @@ async function startServer(opts) {
     const sig = onnxInfo(bytes, opts.modelPath);
     if (sig.inputs.length === 0)
         throw new errors_ModelshipError('input', 'the model has no inputs', { file: opts.modelPath });
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const ort = __nccwpck_require__(701);
+    const ort = loadOrt();
     let session;
     let provider = 'cpu';
     if (opts.provider === 'cuda') {

@@ -1,12 +1,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type * as Ort from 'onnxruntime-node';
 import { CompileConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
 import { onnxInfo } from '../util/onnxinfo';
 import { runProcess } from '../util/proc';
+import { loadOrt } from '../util/ort';
 import { ModelshipError } from '../util/errors';
 import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../convert/parity';
 import { planTensorRT, parseNvidiaSmi, parseTensorRTVersion } from './tensorrt';
@@ -49,8 +49,7 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
     if (cfg.fp16 && cfg.executionProvider !== 'cuda') throw new ModelshipError('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
     const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
     bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const ort = require('onnxruntime-node') as typeof Ort;
+      const ort = loadOrt();
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-compile-'));
       try {
         const out = path.join(tmp, 'optimized.onnx');
@@ -71,8 +70,7 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
     }
     // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
     if (cfg.fp16) tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    meta.onnxruntime = { version: (require('onnxruntime-node') as typeof Ort).env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
+    meta.onnxruntime = { version: loadOrt().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
     if (cfg.reference) {
       report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
         const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference!, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });

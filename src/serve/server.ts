@@ -9,6 +9,7 @@ import { ProtocolError, parseInferRequest, encodeInferResponse, HEADER_LENGTH, R
 import { decryptModel, isEncrypted } from './crypto';
 import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
 import { onnxInfo } from '../util/onnxinfo';
+import { loadOrt } from '../util/ort';
 import { ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
 
@@ -60,8 +61,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const sig = onnxInfo(bytes, opts.modelPath);
   if (sig.inputs.length === 0) throw new ModelshipError('input', 'the model has no inputs', { file: opts.modelPath });
 
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ort = require('onnxruntime-node') as typeof Ort;
+  const ort = loadOrt();
   let session: Ort.InferenceSession;
   let provider = 'cpu';
   if (opts.provider === 'cuda') {

@@ -4,7 +4,7 @@ import { ModelshipError } from './errors';
 
 /** onnxruntime is loaded on first use: converting without a parity check never maps its 45 MB library. */
 let ortModule: typeof OrtModule | undefined;
-function loadOrt(): typeof OrtModule {
+export function loadOrt(): typeof OrtModule {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   ortModule ??= require('onnxruntime-node') as typeof OrtModule;
   return ortModule;
