@@ -6,9 +6,8 @@ import { SmokeConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
 import { runProcess } from '../util/proc';
-import { readNpy } from '../util/npy';
-import { referenceBatches, inputFile, compareOutput, DEFAULT_TOLERANCE } from '../convert/parity';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
+import { referenceBatches } from '../convert/parity';
+import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../verify/golden';
 import { SERVING_PORT } from '../image';
 
 /** Who started a smoke container: the workflow run and job on GitHub, else this process (for the post-step cleanup). */
@@ -32,31 +31,7 @@ export function planSmoke(cfg: SmokeConfig, name: string, owner = smokeOwner()):
   };
 }
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-function call(url: string, opts: { method?: string; body?: Buffer; headers?: Record<string, string | number>; timeoutMs?: number; agent?: http.Agent } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent: opts.agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    if (opts.body) req.write(opts.body);
-    req.end();
-  });
-}
-
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
+export { percentile };
 
 /** A mermaid xychart of the latency percentiles for the job summary. */
 function latencyChart(p: Record<string, number>): string {
@@ -104,6 +79,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     if (!port) throw new ModelshipError('io', 'the container published no port');
     const base = `http://127.0.0.1:${port}`;
     log.info(`container ${name} serving on ${base}`);
+    const t: Transport = httpTransport(base);
 
     // readiness
     const t0 = Date.now();
@@ -112,7 +88,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       const state = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
       if (state !== 'true') throw new ModelshipError('io', 'the container exited before it became ready');
       try {
-        if ((await call(`${base}/v2/health/ready`, { timeoutMs: 2000 })).status === 200) {
+        if ((await t(`/v2/health/ready`, { timeoutMs: 2000 })).status === 200) {
           ready = true;
           break;
         }
@@ -124,7 +100,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     if (!ready) throw new ModelshipError('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
     const readyMs = Date.now() - t0;
     log.info(`ready after ${readyMs} ms`);
-    const meta = JSON.parse((await call(`${base}/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}') as { inputs?: { name: string }[]; outputs?: { name: string }[]; parameters?: { execution_provider?: string }; error?: string };
+    const meta = JSON.parse((await t(`/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}') as { inputs?: { name: string }[]; outputs?: { name: string }[]; parameters?: { execution_provider?: string }; error?: string };
     if (!meta.inputs) throw new ModelshipError('io', `model metadata unavailable: ${meta.error ?? 'no inputs'}`);
     if (cfg.gpu) {
       const g = await docker(plan.gpuQuery);
@@ -137,32 +113,14 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     // golden requests: the parity reference
     let goldenBody: { body: Buffer; headerLength: number } | undefined;
     if (cfg.reference) {
-      const rows: string[] = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
-      const inputName = meta.inputs[0].name;
-      for (const b of referenceBatches(cfg.reference)) {
-        const x = readNpy(inputFile(cfg.reference, b, inputName, meta.inputs.length === 1));
-        const req = encodeInferRequest([{ name: inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
-        if (b === 1) goldenBody = req;
-        const r = await call(`${base}/v2/models/${cfg.modelName}/infer`, { body: req.body, headers: { ...auth, [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
-        if (r.status !== 200) {
-          failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
-          continue;
-        }
-        const dec = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH]));
-        for (const o of dec.outputs) {
-          const refFile = path.join(cfg.reference, `output_b${b}__${o.name.replace(/\//g, '_')}.npy`);
-          if (!fs.existsSync(refFile)) continue;
-          const c = compareOutput(o.name, b, o, readNpy(refFile), { ...DEFAULT_TOLERANCE, maxAbsDiff: cfg.tolerance });
-          const mismatches = c.topK.flatMap((t, n) => (t.onnx.join() === t.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(t.onnx)}, expected ${JSON.stringify(t.reference)}`]));
-          rows.push(`| ${b} | ${o.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
-          if (!c.pass) failures.push(`output "${o.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${o.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
-        }
-      }
-      summary += `### Golden requests (the parity reference)\n\n${rows.join('\n')}\n\n`;
+      const g = await goldenRequests(t, { reference: cfg.reference, modelName: cfg.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: cfg.tolerance, headers: auth });
+      goldenBody = g.batch1;
+      failures.push(...g.failures);
+      summary += `### Golden requests (the parity reference)\n\n${[...GOLDEN_TABLE_HEAD, ...g.rows].join('\n')}\n\n`;
     }
     // golden request: a sample image
     if (cfg.sampleImage) {
-      const r = await call(`${base}/v2/models/${cfg.modelName}/classify?top_k=5`, { body: fs.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
+      const r = await t(`/v2/models/${cfg.modelName}/classify?top_k=5`, { body: fs.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
       const preds = r.status === 200 ? (JSON.parse(r.body.toString()).predictions as { index: number; label: string; score: number }[]) : [];
       const top = preds[0];
       const ok = top !== undefined && (String(top.index) === cfg.expectedTop1 || top.label === cfg.expectedTop1 || cfg.expectedTop1 === '');
@@ -173,24 +131,11 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     // latency and throughput
     if (cfg.requests > 0 && goldenBody) {
       const agent = new http.Agent({ keepAlive: true, maxSockets: cfg.concurrency });
-      const lat: number[] = [];
-      let next = 0;
-      let errors = 0;
-      const body = goldenBody;
-      const worker = async () => {
-        while (next < cfg.requests) {
-          next++;
-          const s = process.hrtime.bigint();
-          const r = await call(`${base}/v2/models/${cfg.modelName}/infer`, { body: body.body, headers: { ...auth, [HEADER_LENGTH]: body.headerLength }, agent });
-          lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-          if (r.status !== 200) errors++;
-        }
-      };
-      const w0 = process.hrtime.bigint();
-      await Promise.all(Array.from({ length: cfg.concurrency }, worker));
-      const wall = Number(process.hrtime.bigint() - w0) / 1e9;
+      const m = await measureLatency(httpTransport(base, agent), `/v2/models/${cfg.modelName}/infer`, goldenBody, cfg.requests, cfg.concurrency, auth);
       agent.destroy();
-      lat.sort((a, b) => a - b);
+      const lat = m.sorted;
+      const errors = m.errors;
+      const wall = m.wallS;
       const p = { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99) };
       outputs['latency-p50-ms'] = p.p50.toFixed(2);
       outputs['latency-p95-ms'] = p.p95.toFixed(2);

@@ -1,0 +1,104 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import * as http from 'http';
+import { readNpy } from '../util/npy';
+import { referenceBatches, inputFile, compareOutput, DEFAULT_TOLERANCE } from '../convert/parity';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
+
+/**
+ * Golden requests over the KServe v2 protocol, shared by smoke (a container on 127.0.0.1) and rollout (a canary
+ * behind the Kubernetes API server's service proxy, or a verify URL): the parity reference input must reproduce
+ * Caffe's reference output within tolerance. How bytes travel is a Transport; what is checked is the same.
+ */
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export type Transport = (path: string, opts?: { method?: string; body?: Buffer; headers?: Record<string, string | number>; timeoutMs?: number }) => Promise<Reply>;
+
+/** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
+export function httpTransport(base: string, agent?: http.Agent): Transport {
+  return (p, opts = {}) =>
+    new Promise((resolve, reject) => {
+      const req = http.request(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', reject);
+      if (opts.body) req.write(opts.body);
+      req.end();
+    });
+}
+
+export interface GoldenResult {
+  /** one markdown table row per compared output */
+  rows: string[];
+  failures: string[];
+  /** the batch-1 request body, reused for latency measurements */
+  batch1?: { body: Buffer; headerLength: number };
+  compared: number;
+}
+
+export const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
+
+/** Send every reference batch once and compare each output with Caffe's. */
+export async function goldenRequests(t: Transport, o: { reference: string; modelName: string; inputName: string; singleInput: boolean; tolerance: number; headers?: Record<string, string> }): Promise<GoldenResult> {
+  const res: GoldenResult = { rows: [], failures: [], compared: 0 };
+  for (const b of referenceBatches(o.reference)) {
+    const x = readNpy(inputFile(o.reference, b, o.inputName, o.singleInput));
+    const req = encodeInferRequest([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
+    if (b === 1) res.batch1 = req;
+    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    if (r.status !== 200) {
+      res.failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
+      continue;
+    }
+    const dec = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH]));
+    for (const out of dec.outputs) {
+      const refFile = path.join(o.reference, `output_b${b}__${out.name.replace(/\//g, '_')}.npy`);
+      if (!fs.existsSync(refFile)) continue;
+      const c = compareOutput(out.name, b, out, readNpy(refFile), { ...DEFAULT_TOLERANCE, maxAbsDiff: o.tolerance });
+      res.compared++;
+      const mismatches = c.topK.flatMap((tk, n) => (tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]));
+      res.rows.push(`| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
+      if (!c.pass) res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${out.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
+    }
+  }
+  if (res.compared === 0 && res.failures.length === 0) res.failures.push(`no output of the model matched a reference file output_b<N>__<blob>.npy in ${o.reference}`);
+  return res;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+/** Send `requests` copies of one request from `concurrency` workers; latencies in ms, sorted. */
+export async function measureLatency(t: Transport, p: string, req: { body: Buffer; headerLength: number }, requests: number, concurrency: number, headers: Record<string, string> = {}): Promise<{ sorted: number[]; errors: number; wallS: number; firstError?: string }> {
+  const lat: number[] = [];
+  let next = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const worker = async () => {
+    while (next < requests) {
+      next++;
+      const s = process.hrtime.bigint();
+      const r = await t(p, { body: req.body, headers: { ...headers, [HEADER_LENGTH]: req.headerLength } });
+      lat.push(Number(process.hrtime.bigint() - s) / 1e6);
+      if (r.status !== 200) {
+        errors++;
+        firstError ??= `HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`;
+      }
+    }
+  };
+  const w0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
+  lat.sort((a, b) => a - b);
+  return { sorted: lat, errors, wallS, firstError };
+}
