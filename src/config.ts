@@ -1,5 +1,7 @@
+import * as yaml from 'js-yaml';
 import { ModelshipError } from './util/errors';
 import { parseBatches } from './compile/tensorrt';
+import { DEFAULT_QUERIES } from './rollout/prometheus';
 
 /**
  * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
@@ -7,7 +9,7 @@ import { parseBatches } from './compile/tensorrt';
  * INPUTS and OUTPUTS by a test, so the three cannot drift.
  */
 
-export const STAGES = ['convert', 'compile', 'image', 'smoke'] as const;
+export const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface InputSpec {
@@ -66,7 +68,7 @@ export const INPUTS: InputSpec[] = [
       'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
     default: '',
     kind: 'path',
-    stages: ['convert', 'compile', 'smoke'],
+    stages: ['convert', 'compile', 'smoke', 'rollout'],
   },
   {
     name: 'per-layer',
@@ -77,10 +79,10 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'tolerance',
-    description: 'convert, compile, smoke: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
+    description: 'convert, compile, smoke, rollout: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
     default: '1e-5',
     kind: 'number',
-    stages: ['convert', 'compile', 'smoke'],
+    stages: ['convert', 'compile', 'smoke', 'rollout'],
   },
   {
     name: 'model',
@@ -147,18 +149,18 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'image',
-    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke: the image to run, by digest (the image stage\'s image output).',
+    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout: the image to run, by digest (the image stage\'s image output).',
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke'],
-    required: ['image', 'smoke'],
+    stages: ['image', 'smoke', 'rollout'],
+    required: ['image', 'smoke', 'rollout'],
   },
   {
     name: 'model-name',
-    description: 'image, smoke: the name the model is served under (/v2/models/<model-name>).',
+    description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>).',
     default: 'model',
     kind: 'string',
-    stages: ['image', 'smoke'],
+    stages: ['image', 'smoke', 'rollout'],
   },
   {
     name: 'push',
@@ -169,10 +171,10 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'gpu',
-    description: 'image: reserve a GPU in the generated docker-compose.yml and serve with the CUDA execution provider; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider.',
+    description: 'image: reserve a GPU in the generated docker-compose.yml and serve with the CUDA execution provider; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod and serve with CUDA.',
     default: 'false',
     kind: 'boolean',
-    stages: ['image', 'smoke'],
+    stages: ['image', 'smoke', 'rollout'],
   },
   {
     name: 'cache',
@@ -296,6 +298,224 @@ export const INPUTS: InputSpec[] = [
     kind: 'number',
     stages: ['smoke'],
   },
+  {
+    name: 'app',
+    description: 'rollout: the name of the Deployment and Service (the canary is <app>-canary; default: model-name).',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'namespace',
+    description: 'rollout: the Kubernetes namespace.',
+    default: 'default',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'kubeconfig',
+    description: 'rollout: a kubeconfig file path or the kubeconfig YAML itself (masked); empty: $KUBECONFIG, ~/.kube/config or in-cluster.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+    secret: true,
+  },
+  {
+    name: 'strategy',
+    description: 'rollout: canary (a verified <app>-canary Deployment, then promote or roll back) or basic (update in place, roll back to the previous ReplicaSet on failure).',
+    default: 'canary',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'replicas',
+    description: 'rollout: replicas of the stable Deployment.',
+    default: '2',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'canary-percent',
+    description: 'rollout: canary replicas as a percentage of replicas (rounded up, at least 1); 1 to 100.',
+    default: '20',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'bake-time',
+    description: 'rollout: seconds the canary must stay Ready without a restart after its golden requests pass.',
+    default: '60',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'rollout-timeout',
+    description: 'rollout: seconds from the first apply to the decision (readiness, verification, bake); also each Deployment\'s progress deadline. Past it: rolled back.',
+    default: '600',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'verify-url',
+    description: 'rollout: base URL of the canary for golden requests (empty: the canary-only Service through the API server\'s service proxy, which drops Authorization headers, so an API key needs a verify-url).',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'verify-requests',
+    description: 'rollout: golden requests sent to the canary for its latency p95 (after the reference batches).',
+    default: '20',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'max-latency-ms',
+    description: 'rollout: largest allowed p95 latency of the canary\'s golden requests in ms (0: no limit).',
+    default: '0',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'prometheus-url',
+    description: 'rollout: Prometheus base URL for the metrics gate (empty: no metrics gate).',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'prometheus-samples-query',
+    description: 'rollout: PromQL for the number of requests a track served ({{namespace}}, {{app}}, {{track}}, {{model}} are filled in).',
+    default: DEFAULT_QUERIES.samples,
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'prometheus-error-rate-query',
+    description: 'rollout: PromQL for a track\'s error rate (0 to 1).',
+    default: DEFAULT_QUERIES.errorRate,
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'prometheus-latency-query',
+    description: 'rollout: PromQL for a track\'s p99 latency in ms.',
+    default: DEFAULT_QUERIES.latency,
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'min-samples',
+    description: 'rollout: the metrics gate fails unless the canary served at least this many requests (no data is a failure).',
+    default: '20',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'max-error-rate',
+    description: 'rollout: largest allowed canary error rate from Prometheus.',
+    default: '0.01',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'max-p99-ms',
+    description: 'rollout: largest allowed canary p99 latency from Prometheus in ms (0: reported, not gated).',
+    default: '0',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'dry-run',
+    description: 'rollout: print the plan (the objects and their diff against the live state, from a server-side dry run) and change nothing.',
+    default: 'false',
+    kind: 'boolean',
+    stages: ['rollout'],
+  },
+  {
+    name: 'create-namespace',
+    description: 'rollout: create the namespace when it is missing (checked against RBAC before anything is applied).',
+    default: 'true',
+    kind: 'boolean',
+    stages: ['rollout'],
+  },
+  {
+    name: 'lock-timeout',
+    description: 'rollout: seconds to wait for another deploy of the same app and namespace (a Lease) before failing.',
+    default: '300',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'lease-duration',
+    description: 'rollout: seconds a deploy Lease stays valid without renewal; a lease left by a dead run is taken over after it.',
+    default: '30',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'manifest',
+    description: 'rollout: your own Deployment/Service YAML, laid over the generated objects (modelship keeps the name, selector, routing labels and image).',
+    default: '',
+    kind: 'path',
+    stages: ['rollout'],
+  },
+  {
+    name: 'patch',
+    description: 'rollout: a YAML file of strategic-merge patches (kustomize patchesStrategicMerge style, one document per object, `kind` required) applied on top, to the canary and the stable alike.',
+    default: '',
+    kind: 'path',
+    stages: ['rollout'],
+  },
+  {
+    name: 'node-selector',
+    description: 'rollout: nodeSelector of the pods, as key=value,key=value.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'tolerations',
+    description: 'rollout: tolerations of the pods, as a YAML/JSON list (e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]).',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'image-pull-secrets',
+    description: 'rollout: names of Secrets for pulling the image, comma-separated.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'api-key-secret',
+    description: 'rollout: Secret holding the serving API key, as name/key; given to the server as MODELSHIP_API_KEY.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'model-key-secret',
+    description: 'rollout: Secret holding the model decryption key (encrypt-model), as name/key; given to the server as MODELSHIP_MODEL_KEY.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'cpu',
+    description: 'rollout: CPU request and limit per pod.',
+    default: '1',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'memory',
+    description: 'rollout: memory request and limit per pod.',
+    default: '1Gi',
+    kind: 'string',
+    stages: ['rollout'],
+  },
 ];
 
 export const OUTPUTS: OutputSpec[] = [
@@ -319,6 +539,15 @@ export const OUTPUTS: OutputSpec[] = [
   { name: 'latency-p99-ms', description: 'smoke: 99th percentile latency in ms.', stages: ['smoke'] },
   { name: 'throughput-rps', description: 'smoke: requests per second at the given concurrency.', stages: ['smoke'] },
   { name: 'gpu-info', description: 'smoke: nvidia-smi in the container (name, driver, compute capability) when gpu is true.', stages: ['smoke'] },
+  { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
+  { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
+  { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
+  { name: 'gate-pods', description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.', stages: ['rollout'] },
+  { name: 'gate-golden', description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.', stages: ['rollout'] },
+  { name: 'gate-prometheus', description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).', stages: ['rollout'] },
+  { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
+  { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
+  { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
 ];
 
 export interface ConvertConfig {
@@ -383,12 +612,47 @@ export interface SmokeConfig {
   readyTimeoutS: number;
 }
 
+export interface RolloutConfig {
+  app: string;
+  namespace: string;
+  kubeconfig: string;
+  image: string;
+  modelName: string;
+  strategy: 'canary' | 'basic';
+  replicas: number;
+  canaryPercent: number;
+  bakeTimeS: number;
+  timeoutS: number;
+  verifyUrl: string;
+  verifyRequests: number;
+  maxLatencyMs: number;
+  reference?: string;
+  tolerance: number;
+  apiKey: string;
+  gpu: boolean;
+  prometheus?: { url: string; samplesQuery: string; errorRateQuery: string; latencyQuery: string; minSamples: number; maxErrorRate: number; maxP99Ms: number };
+  dryRun: boolean;
+  createNamespace: boolean;
+  lockTimeoutS: number;
+  leaseDurationS: number;
+  manifest: string;
+  patch: string;
+  nodeSelector: Record<string, string>;
+  tolerations: { key: string; operator?: string; value?: string; effect?: string }[];
+  imagePullSecrets: string[];
+  apiKeySecret?: { name: string; key: string };
+  modelKeySecret?: { name: string; key: string };
+  cpu: string;
+  memory: string;
+}
+
 export interface Config {
   stage: Stage;
   convert: ConvertConfig;
   compile: CompileConfig;
   image: ImageConfig;
   smoke: SmokeConfig;
+  rollout: RolloutConfig;
 }
 
 /** Where raw input values come from: the action's INPUT_* environment or the CLI's flags. */
@@ -493,5 +757,75 @@ export function readConfig(source: InputSource): Config {
     concurrency: int('concurrency', 1),
     readyTimeoutS: int('ready-timeout', 1),
   };
-  return { stage, convert, compile, image, smoke };
+  const secretRef = (name: string): { name: string; key: string } | undefined => {
+    const v = raw(name);
+    if (v === '') return undefined;
+    const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([-._a-zA-Z0-9]+)$/.exec(v);
+    if (!m) fail(name, `expected <secret name>/<key>, got "${v}"`);
+    return { name: m![1], key: m![3] };
+  };
+  const strategy = oneOf('strategy', ['canary', 'basic'] as const);
+  const canaryPercent = num('canary-percent');
+  if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100)) fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
+  const nodeSelector: Record<string, string> = {};
+  for (const pair of raw('node-selector').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) fail('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
+    nodeSelector[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  let tolerations: RolloutConfig['tolerations'] = [];
+  if (raw('tolerations')) {
+    let t: unknown;
+    try {
+      t = yaml.load(raw('tolerations'));
+    } catch (e) {
+      fail('tolerations', `is not YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (!Array.isArray(t) || !t.every((x) => typeof x === 'object' && x !== null)) fail('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
+    tolerations = t as RolloutConfig['tolerations'];
+  }
+  const rollout: RolloutConfig = {
+    app: raw('app') || image.modelName,
+    namespace: raw('namespace'),
+    kubeconfig: source('kubeconfig')?.trim() ?? '',
+    image: image.image,
+    modelName: image.modelName,
+    strategy,
+    replicas: int('replicas', 1),
+    canaryPercent,
+    bakeTimeS: num('bake-time'),
+    timeoutS: int('rollout-timeout', 1),
+    verifyUrl: raw('verify-url'),
+    verifyRequests: int('verify-requests', 0),
+    maxLatencyMs: num('max-latency-ms'),
+    reference: convert.reference,
+    tolerance: convert.tolerance,
+    apiKey: raw('api-key'),
+    gpu: image.gpu,
+    prometheus: raw('prometheus-url')
+      ? { url: raw('prometheus-url'), samplesQuery: raw('prometheus-samples-query'), errorRateQuery: raw('prometheus-error-rate-query'), latencyQuery: raw('prometheus-latency-query'), minSamples: int('min-samples', 1), maxErrorRate: num('max-error-rate'), maxP99Ms: num('max-p99-ms') }
+      : undefined,
+    dryRun: parseBoolean('dry-run', raw('dry-run')),
+    createNamespace: parseBoolean('create-namespace', raw('create-namespace')),
+    lockTimeoutS: num('lock-timeout'),
+    leaseDurationS: int('lease-duration', 1),
+    manifest: raw('manifest'),
+    patch: raw('patch'),
+    nodeSelector,
+    tolerations,
+    imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
+    apiKeySecret: secretRef('api-key-secret'),
+    modelKeySecret: secretRef('model-key-secret'),
+    cpu: raw('cpu'),
+    memory: raw('memory'),
+  };
+  if (stage === 'rollout') {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50) fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63) fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
+    if (!/@sha256:[0-9a-f]{64}$/.test(rollout.image)) fail('image', `rollout deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+    if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference) fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
+    if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url)) fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
+    if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl)) fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
+  }
+  return { stage, convert, compile, image, smoke, rollout };
 }

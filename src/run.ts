@@ -16,5 +16,8 @@ export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
       return runImage(cfg.image, log);
     case 'smoke':
       return runSmoke(cfg.smoke, log);
+    case 'rollout':
+      // loaded on use: @kubernetes/client-node is large and ESM-only
+      return (await import('./rollout')).runRollout(cfg.rollout, log);
   }
 }

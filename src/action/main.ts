@@ -1,9 +1,11 @@
+import * as fs from 'fs';
 import * as core from '@actions/core';
 import { INPUTS, readConfig } from '../config';
 import { Logger } from '../stage';
 import { runStage } from '../run';
 import { isModelshipError } from '../util/errors';
 import { cleanupSmokeContainers } from '../smoke';
+import { kubeconfigFile, rolloutOwner } from '../rollout/owner';
 
 const actionLogger: Logger = {
   info: (m) => core.info(m),
@@ -18,6 +20,16 @@ const actionLogger: Logger = {
 export async function post(): Promise<void> {
   try {
     const removed = await cleanupSmokeContainers(actionLogger);
+    const state = core.getState('rollout');
+    if (state) {
+      const r = JSON.parse(state) as { kubeconfig: string; namespace: string; app: string; owner: string; temporary: boolean };
+      try {
+        const { cleanupRollout } = await import('../rollout');
+        removed.push(...(await cleanupRollout(r.kubeconfig, r.namespace, r.app, r.owner, actionLogger)));
+      } finally {
+        if (r.temporary) fs.rmSync(r.kubeconfig, { force: true });
+      }
+    }
     if (removed.length === 0) core.info('modelship post: nothing to clean up');
   } catch (e) {
     core.warning(`modelship post: cleanup failed: ${(e as Error).message}`);
@@ -35,6 +47,12 @@ export async function action(): Promise<void> {
       }
     }
     const cfg = readConfig((name) => core.getInput(name));
+    if (cfg.stage === 'rollout' && !cfg.rollout.dryRun) {
+      // what the post step needs to remove a canary and a lease a cancelled run leaves behind
+      const kubeconfig = kubeconfigFile(cfg.rollout.kubeconfig);
+      core.saveState('rollout', JSON.stringify({ kubeconfig, namespace: cfg.rollout.namespace, app: cfg.rollout.app, owner: rolloutOwner(), temporary: kubeconfig !== cfg.rollout.kubeconfig }));
+      cfg.rollout.kubeconfig = kubeconfig;
+    }
     const result = await runStage(cfg, actionLogger);
     for (const [k, v] of Object.entries(result.outputs)) core.setOutput(k, v);
     if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(result.summary, true).write();

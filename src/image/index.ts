@@ -86,7 +86,8 @@ function prepareContext(image: string, nodeBinary: string, modelFile: string, mo
     fs.mkdirSync(path.join(ctx, 'runtime'), { recursive: true });
     fs.copyFileSync(nodeBinary, path.join(ctx, 'runtime/node'));
     fs.chmodSync(path.join(ctx, 'runtime/node'), 0o755);
-    fs.cpSync(dist, path.join(ctx, 'runtime/dist'), { recursive: true });
+    // the server needs index.js and the onnxruntime binaries, not the chunks other stages load lazily (the Kubernetes client)
+    fs.cpSync(dist, path.join(ctx, 'runtime/dist'), { recursive: true, filter: (src) => !/[\\/]\d+\.index\.js$/.test(src) });
     setTimes(path.join(ctx, 'runtime'), 0);
     fs.writeFileSync(keyFile, runtimeKey);
   }

@@ -65,7 +65,8 @@ function container(s: DeploySpec): Record<string, unknown> {
     resources: { requests: { cpu: s.resources.cpu, memory: s.resources.memory }, limits },
     readinessProbe: probe('/v2/health/ready', 2, 2),
     livenessProbe: { ...probe('/v2/health/live', 5, 3), initialDelaySeconds: 5 },
-    startupProbe: probe('/v2/health/ready', 2, 60),
+    // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
+    startupProbe: probe('/v2/health/ready', 1, 120),
     securityContext: { runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
   };
 }
@@ -85,7 +86,11 @@ export function deployment(s: DeploySpec, track: 'stable' | 'canary', replicas: 
       selector: { matchLabels: { ...selectorLabels(s.app), track } },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: { ...selectorLabels(s.app), track } },
+        metadata: {
+          labels: { ...selectorLabels(s.app), track },
+          // the common scrape convention (and the lab's pod discovery): the server's own /metrics
+          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(s.port), 'prometheus.io/path': '/metrics' },
+        },
         spec: {
           containers: [container(s)],
           terminationGracePeriodSeconds: 30,

@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'graph' // structural problem (missing bottom, shape mismatch)
   | 'weights' // missing or mismatched weights
   | 'parity' // numeric parity failure
-  | 'io'; // file system
+  | 'io' // file system
+  | 'cluster'; // the Kubernetes API refused or could not be reached
 
 export class ModelshipError extends Error {
   readonly code: ErrorCode;

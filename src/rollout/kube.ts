@@ -1,0 +1,162 @@
+import * as fs from 'fs';
+import * as https from 'https';
+import * as k8s from '@kubernetes/client-node';
+import { ModelshipError } from '../util/errors';
+import { Reply, Transport } from '../verify/golden';
+import type { K8sObject } from './manifests';
+import { apiError } from './kube-errors';
+
+export { apiError, MicroTime } from './kube-errors';
+
+/**
+ * The one place that talks to Kubernetes, through @kubernetes/client-node. Objects travel as plain JSON
+ * (K8sObject); server-side apply uses field manager `modelship`. Everything else in rollout takes a Kube.
+ */
+export const FIELD_MANAGER = 'modelship';
+
+const plain = <T>(o: unknown): T => JSON.parse(JSON.stringify(o)) as T;
+
+export class Kube {
+  readonly kc: k8s.KubeConfig;
+  private readonly objects: k8s.KubernetesObjectApi;
+  readonly coordination: k8s.CoordinationV1Api;
+  private readonly authz: k8s.AuthorizationV1Api;
+  readonly server: string;
+
+  private constructor(kc: k8s.KubeConfig) {
+    this.kc = kc;
+    this.objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    this.coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+    this.authz = kc.makeApiClient(k8s.AuthorizationV1Api);
+    this.server = kc.getCurrentCluster()?.server ?? '';
+  }
+
+  /**
+   * Load a kubeconfig: `source` is a file path or the kubeconfig's YAML itself (a secret in the action); empty
+   * means the default ($KUBECONFIG, ~/.kube/config, in-cluster). An unreadable one fails naming the input.
+   */
+  static load(source: string): Kube {
+    const kc = new k8s.KubeConfig();
+    const bad = (why: string): never => {
+      throw new ModelshipError('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
+    };
+    try {
+      if (source === '') kc.loadFromDefault();
+      else if (/\bapiVersion\s*:/.test(source) || /\bclusters\s*:/.test(source)) kc.loadFromString(source);
+      else {
+        let text: string;
+        try {
+          text = fs.readFileSync(source, 'utf8');
+        } catch (e) {
+          return bad(`cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+        kc.loadFromString(text);
+      }
+    } catch (e) {
+      if (e instanceof ModelshipError) throw e;
+      return bad(`${source ? `${source.includes('\n') ? 'the given kubeconfig' : source}` : 'the default kubeconfig'} is not a usable kubeconfig: ${(e as Error).message}`);
+    }
+    if (!kc.getCurrentCluster()) bad(`${source || 'the default kubeconfig'} has no current cluster (current-context "${kc.getCurrentContext()}")`);
+    return new Kube(kc);
+  }
+
+  async get<T extends K8sObject = K8sObject>(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<T | undefined> {
+    try {
+      return plain<T>(await this.objects.read({ apiVersion, kind, metadata: { name, namespace } }));
+    } catch (e) {
+      if (apiError(e)?.code === 404) return undefined;
+      throw this.wrap(e, `read ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
+    }
+  }
+
+  async list<T extends K8sObject = K8sObject>(apiVersion: string, kind: string, namespace: string, labelSelector?: string, fieldSelector?: string): Promise<T[]> {
+    try {
+      const l = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector);
+      return plain<T[]>(l.items);
+    } catch (e) {
+      throw this.wrap(e, `list ${kind} in ${namespace}`);
+    }
+  }
+
+  /** Server-side apply under field manager `modelship`, taking over conflicting fields (force). */
+  async apply<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false): Promise<T> {
+    try {
+      return plain<T>(await this.objects.patch(obj as k8s.KubernetesObject, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply));
+    } catch (e) {
+      throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
+    }
+  }
+
+  async replace<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false): Promise<T> {
+    try {
+      return plain<T>(await this.objects.replace(obj as k8s.KubernetesObject, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER));
+    } catch (e) {
+      throw this.wrap(e, `replace ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
+    }
+  }
+
+  async create<T extends K8sObject = K8sObject>(obj: K8sObject): Promise<T> {
+    try {
+      return plain<T>(await this.objects.create(obj as k8s.KubernetesObject, undefined, undefined, FIELD_MANAGER));
+    } catch (e) {
+      throw this.wrap(e, `create ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`);
+    }
+  }
+
+  /** Delete (foreground, so the pods go with a Deployment); false when it was not there. */
+  async remove(apiVersion: string, kind: string, namespace: string, name: string, preconditionResourceVersion?: string): Promise<boolean> {
+    try {
+      await this.objects.delete({ apiVersion, kind, metadata: { name, namespace } }, undefined, undefined, undefined, undefined, 'Background', preconditionResourceVersion ? { preconditions: { resourceVersion: preconditionResourceVersion } } : undefined);
+      return true;
+    } catch (e) {
+      if (apiError(e)?.code === 404) return false;
+      throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
+    }
+  }
+
+  /** Events about one object, oldest first. */
+  async events(namespace: string, name: string): Promise<{ type: string; reason: string; message: string; count: number }[]> {
+    const items = await this.list<K8sObject & { type?: string; reason?: string; message?: string; count?: number; lastTimestamp?: string }>('v1', 'Event', namespace, undefined, `involvedObject.name=${name}`);
+    return items.map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }));
+  }
+
+  /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
+  async canI(verb: string, resource: string, group = '', namespace?: string): Promise<boolean> {
+    try {
+      const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group, namespace } } } });
+      return r.status?.allowed === true;
+    } catch (e) {
+      throw this.wrap(e, `check permission to ${verb} ${resource}`);
+    }
+  }
+
+  /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */
+  serviceProxy(namespace: string, service: string, port: string): Transport {
+    const prefix = `/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`;
+    return async (p, opts = {}) => {
+      const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
+      const ro: https.RequestOptions = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
+      await this.kc.applyToHTTPSOptions(ro);
+      return new Promise<Reply>((resolve, reject) => {
+        const req = https.request(url, ro, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+        if (opts.body) req.write(opts.body);
+        req.end();
+      });
+    };
+  }
+
+  private wrap(e: unknown, what: string): Error {
+    const a = apiError(e);
+    if (a) return new ModelshipError('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
+    const err = e as NodeJS.ErrnoException;
+    if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
+      return new ModelshipError('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
+    return e as Error;
+  }
+}
