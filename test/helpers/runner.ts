@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { spawnSync } from 'child_process';
+import { spawnSync, spawn, ChildProcess } from 'child_process';
 import * as yaml from 'js-yaml';
 import { REPO, tmpDir } from './caffe';
 
@@ -36,11 +36,9 @@ export function parseOutputFile(text: string): Record<string, string> {
   return out;
 }
 
-/**
- * Run the bundled action exactly as the GitHub runner does: `node <main>` with INPUT_<NAME> for every input
- * (action.yml defaults filled in, as the runner fills them), GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files.
- */
-export function runAction(inputs: Record<string, string>, opts: { main?: string; cwd?: string; env?: Record<string, string>; node?: string } = {}): RunnerResult {
+type RunOptions = { main?: string; cwd?: string; env?: Record<string, string>; node?: string };
+
+function prepare(inputs: Record<string, string>, opts: RunOptions) {
   const action = yaml.load(fs.readFileSync(path.join(REPO, 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> };
   const dir = tmpDir('modelship-runner-');
   const outFile = path.join(dir, 'github_output');
@@ -66,6 +64,15 @@ export function runAction(inputs: Record<string, string>, opts: { main?: string;
   }
   for (const k of Object.keys(inputs)) if (!(k in action.inputs)) env[`INPUT_${k.toUpperCase()}`] = inputs[k];
   const main = opts.main ?? path.join(REPO, 'dist/index.js');
+  return { env, dir, outFile, summaryFile, stateFile, main };
+}
+
+/**
+ * Run the bundled action exactly as the GitHub runner does: `node <main>` with INPUT_<NAME> for every input
+ * (action.yml defaults filled in, as the runner fills them), GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files.
+ */
+export function runAction(inputs: Record<string, string>, opts: RunOptions = {}): RunnerResult {
+  const { env, dir, outFile, summaryFile, stateFile, main } = prepare(inputs, opts);
   const r = spawnSync(opts.node ?? process.execPath, [main], { cwd: opts.cwd ?? dir, env, encoding: 'utf8', timeout: 120_000 });
   return {
     code: r.status,
@@ -75,4 +82,18 @@ export function runAction(inputs: Record<string, string>, opts: { main?: string;
     summary: fs.readFileSync(summaryFile, 'utf8'),
     stateFile,
   };
+}
+
+/** The same runner contract, started in the background (to cancel or kill it like the runner does). */
+export function startAction(inputs: Record<string, string>, opts: RunOptions = {}): { child: ChildProcess; log: () => string; done: Promise<RunnerResult> } {
+  const { env, dir, outFile, summaryFile, stateFile, main } = prepare(inputs, opts);
+  const child = spawn(opts.node ?? process.execPath, [main], { cwd: opts.cwd ?? dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<RunnerResult>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr, outputs: parseOutputFile(fs.readFileSync(outFile, 'utf8')), summary: fs.readFileSync(summaryFile, 'utf8'), stateFile })),
+  );
+  return { child, log: () => stdout + stderr, done };
 }

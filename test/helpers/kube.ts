@@ -1,0 +1,152 @@
+import * as fs from 'fs';
+import * as https from 'https';
+import * as path from 'path';
+import * as yaml from 'js-yaml';
+import { execFileSync, spawn, ChildProcess } from 'child_process';
+import { REPO } from './caffe';
+
+/**
+ * The lab's Kubernetes cluster (lab/up.sh k8s), reached the ways its README allows: kubectl, and the API
+ * server's proxy with the kubeconfig's client certificate. The rollout stage itself runs as a subprocess of the
+ * bundle (dist/index.js), the way users run it (jest's module loader cannot load @kubernetes/client-node, ESM-only).
+ */
+export const KUBECONFIG = process.env.KUBECONFIG ?? '/var/lib/modelship-lab/pki/admin.kubeconfig';
+export const KUBECTL = process.env.LAB_KUBECTL ?? '/var/lib/modelship-lab/bin/kubectl';
+export const PROMETHEUS = process.env.LAB_PROMETHEUS ?? '';
+
+export function requireCluster(): void {
+  try {
+    kubectl(['get', '--raw', '/readyz']);
+  } catch (e) {
+    throw new Error(`the lab's Kubernetes cluster is not running: start it with \`lab/up.sh\` as root (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+export function kubectl(args: string[], input?: string): string {
+  return execFileSync(KUBECTL, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG } });
+}
+
+export function kubectlJson<T = any>(args: string[]): T {
+  return JSON.parse(kubectl([...args, '-o', 'json'])) as T;
+}
+
+export function exists(kind: string, ns: string, name: string): boolean {
+  try {
+    kubectl(['-n', ns, 'get', kind, name, '-o', 'name']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pods of a Deployment track, with what the tests compare: uid, restarts, image, ready. */
+export function pods(ns: string, app: string, track: string): { name: string; uid: string; restarts: number; image: string; ready: boolean }[] {
+  const l = kubectlJson<{ items: any[] }>(['-n', ns, 'get', 'pods', '-l', `app.kubernetes.io/name=${app},track=${track}`]);
+  return l.items
+    .filter((p) => !p.metadata.deletionTimestamp)
+    .map((p) => ({
+      name: p.metadata.name,
+      uid: p.metadata.uid,
+      restarts: (p.status.containerStatuses ?? []).reduce((n: number, c: any) => n + c.restartCount, 0),
+      image: p.spec.containers[0].image,
+      ready: (p.status.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'),
+    }));
+}
+
+const kc = () => yaml.load(fs.readFileSync(KUBECONFIG, 'utf8')) as any;
+
+/** An HTTP request through the API server (service or pod proxy), authenticated with the kubeconfig's client certificate. */
+export function apiRequest(p: string, opts: { method?: string; body?: Buffer; headers?: Record<string, string | number> } = {}): Promise<{ status: number; headers: Record<string, any>; body: Buffer }> {
+  const c = kc();
+  const cluster = c.clusters[0].cluster;
+  const user = c.users[0].user;
+  const b64 = (s: string) => Buffer.from(s, 'base64');
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      cluster.server + p,
+      {
+        method: opts.method ?? (opts.body ? 'POST' : 'GET'),
+        headers: opts.headers,
+        ca: b64(cluster['certificate-authority-data']),
+        cert: b64(user['client-certificate-data']),
+        key: b64(user['client-key-data']),
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      },
+    );
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    if (opts.body) req.write(opts.body);
+    req.end();
+  });
+}
+
+/** A kubeconfig for a ServiceAccount (token auth) with only the given ClusterRole rules. */
+export function serviceAccountKubeconfig(ns: string, name: string, rules: object[], file: string): void {
+  kubectl(['create', 'namespace', ns]);
+  kubectl(['-n', ns, 'create', 'serviceaccount', name]);
+  kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: `${ns}-${name}` }, rules }));
+  kubectl(['create', 'clusterrolebinding', `${ns}-${name}`, `--clusterrole=${ns}-${name}`, `--serviceaccount=${ns}:${name}`]);
+  let secret = '';
+  for (let i = 0; i < 50 && !secret; i++) {
+    secret = kubectlJson<any>(['-n', ns, 'get', 'serviceaccount', name]).secrets?.[0]?.name ?? '';
+    if (!secret) execFileSync('sleep', ['0.2']);
+  }
+  const token = Buffer.from(kubectlJson<any>(['-n', ns, 'get', 'secret', secret]).data.token, 'base64').toString();
+  const c = kc();
+  fs.writeFileSync(
+    file,
+    yaml.dump({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'lab', cluster: c.clusters[0].cluster }],
+      users: [{ name, user: { token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'lab', user: name } }],
+      'current-context': 'sa',
+    }),
+  );
+}
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  outputs: Record<string, string>;
+}
+
+/** Start `node dist/index.js <args> --json`; `done` resolves when it exits. */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
+  const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), ...args, '--json'], { env: { ...process.env, KUBECONFIG, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<CliRun>((resolve) =>
+    child.on('close', (code, signal) => {
+      let outputs: Record<string, string> = {};
+      try {
+        outputs = JSON.parse(stdout);
+      } catch {
+        /* no outputs: an input error */
+      }
+      resolve({ code, signal, stdout, stderr, outputs });
+    }),
+  );
+  return { child, done, stderr: () => stderr };
+}
+
+export const runCliProcess = (args: string[], env: NodeJS.ProcessEnv = {}) => startCli(args, env).done;
+
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

@@ -1,0 +1,107 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { strategicMerge, readPatches, applyPatches } from '../src/rollout/patch';
+import { podView, fatalReason } from '../src/rollout/health';
+import { heldByOther } from '../src/rollout/lease';
+import { renderQuery, DEFAULT_QUERIES } from '../src/rollout/prometheus';
+import { deployment, DeploySpec } from '../src/rollout/manifests';
+import { readConfig } from '../src/config';
+import { tmpDir } from './helpers/caffe';
+
+// The pure parts of the rollout stage: overlays, pod health classification, lease validity, PromQL templates and
+// the rollout inputs. The cluster behaviour itself is tested on the lab cluster in rollout.test.ts.
+
+const spec: DeploySpec = {
+  app: 'googlenet', namespace: 'prod', image: `r/googlenet@sha256:${'a'.repeat(64)}`, modelName: 'googlenet', replicas: 4, gpu: true,
+  resources: { cpu: '2', memory: '4Gi' }, nodeSelector: {}, tolerations: [], imagePullSecrets: [], progressDeadlineSeconds: 600, port: 8000,
+};
+
+describe('strategic merge overlays', () => {
+  test('maps merge, null deletes, containers and env merge by name, other lists are replaced', () => {
+    const base = { spec: { replicas: 2, template: { spec: { containers: [{ name: 'a', image: 'x', env: [{ name: 'K', value: '1' }, { name: 'L', value: '2' }], args: ['--x'] }], dnsPolicy: 'ClusterFirst' } } } };
+    const patch = { spec: { template: { spec: { dnsPolicy: null, containers: [{ name: 'a', env: [{ name: 'L', value: '3' }, { name: 'M', value: '4' }], args: ['--y'] }, { name: 'sidecar', image: 'y' }] } } } };
+    expect(strategicMerge(base as any, patch as any)).toEqual({
+      spec: { replicas: 2, template: { spec: { containers: [{ name: 'a', image: 'x', env: [{ name: 'K', value: '1' }, { name: 'L', value: '3' }, { name: 'M', value: '4' }], args: ['--y'] }, { name: 'sidecar', image: 'y' }] } } },
+    });
+  });
+
+  test('$patch: delete removes a list item, $patch: replace replaces a map', () => {
+    const base = { containers: [{ name: 'a' }, { name: 'b' }], resources: { limits: { cpu: '1', memory: '1Gi' } } };
+    expect(strategicMerge(base as any, { containers: [{ name: 'b', $patch: 'delete' }], resources: { $patch: 'replace', limits: { cpu: '2' } } } as any)).toEqual({ containers: [{ name: 'a' }], resources: { limits: { cpu: '2' } } });
+  });
+
+  test('a patch applies to the stable and its canary, and cannot move the selector or routing labels', () => {
+    const dir = tmpDir('modelship-patch-');
+    const f = path.join(dir, 'p.yaml');
+    fs.writeFileSync(f, 'kind: Deployment\nmetadata: {name: googlenet, labels: {team: vision}}\nspec:\n  selector: {matchLabels: {app: other}}\n  template:\n    metadata: {labels: {track: hijack, extra: "1"}}\n    spec:\n      nodeSelector: {gpu: a100}\n---\nkind: Service\nspec: {type: NodePort}\n');
+    const patches = readPatches(f);
+    for (const track of ['stable', 'canary'] as const) {
+      const d = applyPatches(deployment(spec, track, 1), patches, 'googlenet') as any;
+      expect(d.metadata.name).toBe(track === 'stable' ? 'googlenet' : 'googlenet-canary');
+      expect(d.metadata.labels.team).toBe('vision');
+      expect(d.spec.template.spec.nodeSelector).toEqual({ gpu: 'a100' });
+      expect(d.spec.selector.matchLabels.track).toBe(track);
+      expect(d.spec.template.metadata.labels.track).toBe(track);
+      expect(d.spec.template.metadata.labels.extra).toBe('1');
+      expect(d.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu']).toBe('1');
+    }
+  });
+
+  test('a patch file that is not YAML, or a document without kind, names the file and line', () => {
+    const dir = tmpDir('modelship-patch-');
+    const bad = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(bad, 'kind: Deployment\nspec:\n  replicas: [1,\n');
+    expect(() => readPatches(bad)).toThrow(/input "patch": .*bad.yaml is not YAML.*\n?|bad\.yaml:\d+/);
+    const nokind = path.join(dir, 'nokind.yaml');
+    fs.writeFileSync(nokind, 'spec: {replicas: 1}\n');
+    expect(() => readPatches(nokind)).toThrow(/document 1 of .*nokind.yaml needs a "kind"/);
+    expect(() => readPatches(path.join(dir, 'missing.yaml'))).toThrow(/input "patch": cannot read .*missing.yaml: ENOENT/);
+  });
+});
+
+describe('pod health', () => {
+  const pod = (status: object, name = 'p') => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, uid: 'u' }, status });
+  test('crash loops, pull errors, restarts and terminations are fatal, with the exit reason', () => {
+    expect(fatalReason(podView(pod({ phase: 'Running', containerStatuses: [{ name: 'c', ready: false, restartCount: 2, state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 10s' } }, lastState: { terminated: { reason: 'Error', exitCode: 1 } } }] })))).toBe('pod p: CrashLoopBackOff: back-off 10s; last exit Error (exit code 1)');
+    expect(fatalReason(podView(pod({ phase: 'Pending', containerStatuses: [{ name: 'c', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'not found' } } }] })))).toMatch(/ImagePullBackOff: not found/);
+    expect(fatalReason(podView(pod({ phase: 'Running', containerStatuses: [{ name: 'c', ready: true, restartCount: 1, state: { running: {} }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } } }] })))).toMatch(/restarted 1 time\(s\); last exit OOMKilled \(exit code 137\)/);
+    expect(fatalReason(podView(pod({ phase: 'Running', containerStatuses: [{ name: 'c', ready: false, started: false, restartCount: 0, state: { running: {} } }] })))).toBeUndefined();
+    expect(fatalReason(podView(pod({ phase: 'Pending' })))).toBeUndefined();
+  });
+});
+
+describe('lease validity', () => {
+  test('held by another only while renewed within its duration', () => {
+    const now = Date.parse('2026-11-25T10:00:00Z');
+    expect(heldByOther({ holder: 'run-1', renewTime: '2026-11-25T09:59:50.000000Z', durationS: 30 }, 'run-2', now)).toBe(true);
+    expect(heldByOther({ holder: 'run-1', renewTime: '2026-11-25T09:59:00.000000Z', durationS: 30 }, 'run-2', now)).toBe(false);
+    expect(heldByOther({ holder: 'run-2', renewTime: '2026-11-25T09:59:50.000000Z', durationS: 30 }, 'run-2', now)).toBe(false);
+    expect(heldByOther(undefined, 'run-2', now)).toBe(false);
+  });
+});
+
+describe('PromQL templates', () => {
+  test('placeholders are filled; an unknown one is an error', () => {
+    expect(renderQuery(DEFAULT_QUERIES.samples, { namespace: 'prod', app: 'g', track: 'canary', model: 'g' })).toBe('sum(modelship_requests_total{namespace="prod",track="canary",route="infer"})');
+    expect(() => renderQuery('up{job="{{jobname}}"}', { namespace: 'prod' })).toThrow(/\{\{jobname\}\}/);
+  });
+});
+
+describe('rollout inputs', () => {
+  const inputs = (o: Record<string, string>) => (n: string) => ({ stage: 'rollout', image: spec.image, ...o })[n];
+  test('validated before any cluster access, naming the input', () => {
+    expect(() => readConfig(inputs({ strategy: 'blue-green' }))).toThrow(/input "strategy": expected one of canary, basic, got "blue-green"/);
+    expect(() => readConfig(inputs({ 'canary-percent': '0' }))).toThrow(/input "canary-percent": must be between 1 and 100, got 0/);
+    expect(() => readConfig(inputs({ 'canary-percent': '101' }))).toThrow(/input "canary-percent"/);
+    expect(() => readConfig(inputs({ image: 'r/googlenet:latest' }))).toThrow(/input "image": rollout deploys the image by digest/);
+    expect(() => readConfig(inputs({ app: 'GoogLeNet' }))).toThrow(/input "app": the app name must be a DNS label/);
+    expect(() => readConfig(inputs({ 'node-selector': 'gpu' }))).toThrow(/input "node-selector": expected key=value/);
+    expect(() => readConfig(inputs({ tolerations: 'key: x' }))).toThrow(/input "tolerations": expected a list/);
+    expect(() => readConfig(inputs({ 'api-key-secret': 'keys/api', reference: '/r' }))).toThrow(/input "verify-url": is required with api-key-secret/);
+  });
+  test('parsed into one typed config', () => {
+    const c = readConfig(inputs({ 'model-name': 'googlenet', 'node-selector': 'gpu=a100, zone=b', tolerations: '[{key: gpu, operator: Exists}]', 'model-key-secret': 'model-keys/key', 'prometheus-url': 'http://prom:9090' })).rollout;
+    expect(c).toMatchObject({ app: 'googlenet', namespace: 'default', strategy: 'canary', replicas: 2, canaryPercent: 20, nodeSelector: { gpu: 'a100', zone: 'b' }, tolerations: [{ key: 'gpu', operator: 'Exists' }], modelKeySecret: { name: 'model-keys', key: 'key' } });
+    expect(c.prometheus).toMatchObject({ url: 'http://prom:9090', minSamples: 20, maxErrorRate: 0.01 });
+  });
+});

@@ -1,0 +1,390 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { runCli } from './helpers/cli';
+import { FIXTURES, caffeRoot, tmpDir } from './helpers/caffe';
+import { LAB, requireLab } from './helpers/lab';
+import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG } from './helpers/kube';
+import { readNpy } from '../src/util/npy';
+import { startAction, runAction, parseOutputFile } from './helpers/runner';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
+import { compareOutput, DEFAULT_TOLERANCE } from '../src/convert/parity';
+
+// The rollout stage on the lab's real Kubernetes v1.20 cluster: pods of the real serving image run on the real
+// kubelet node (realnode), verified through the API server's service proxy. Each test gets its own namespace.
+jest.setTimeout(600_000);
+
+const LENET = path.join(FIXTURES, 'lenet');
+const work = tmpDir('modelship-rollout-');
+const repo = `${LAB.registry}/modelship-test/lenet-rollout-${process.pid}`;
+const images: Record<'a' | 'b' | 'wrong', string> = { a: '', b: '', wrong: '' };
+const nsPrefix = `ro${process.pid}`;
+const onRealNode = path.join(work, 'realnode.yaml');
+
+fs.writeFileSync(
+  onRealNode,
+  `# land the pods on the lab's real kubelet node
+kind: Deployment
+spec:
+  template:
+    spec:
+      nodeSelector: {realnode: "true"}
+      tolerations: [{key: realnode, operator: Exists, effect: NoSchedule}]
+      dnsPolicy: Default
+`,
+);
+
+function patchFile(name: string, extra: string): string {
+  const f = path.join(work, name);
+  fs.writeFileSync(f, `${fs.readFileSync(onRealNode, 'utf8')}${extra}`);
+  return f;
+}
+
+/** The rollout flags of these tests; `more` overrides any of them (the CLI refuses a flag given twice). */
+const base = (ns: string, image: string, more: string[] = []) => {
+  const flags = new Map<string, string | undefined>([
+    ['image', image], ['model-name', 'lenet'], ['app', 'lenet'], ['namespace', ns], ['replicas', '2'], ['bake-time', '3'],
+    ['rollout-timeout', '90'], ['reference', LENET], ['cpu', '50m'], ['memory', '256Mi'], ['patch', onRealNode],
+  ]);
+  for (let i = 0; i < more.length; i++) {
+    const name = more[i].slice(2);
+    const value = more[i + 1] !== undefined && !more[i + 1].startsWith('--') ? more[++i] : undefined;
+    flags.set(name, value);
+  }
+  return ['rollout', ...[...flags].flatMap(([k, v]) => (v === undefined ? [`--${k}`] : [`--${k}`, v]))];
+};
+
+/** The exit code, with the run's log in the failure message when it is not the expected one. */
+function expectExit(r: { code: number | null; stderr: string }, code: number): void {
+  if (r.code !== code) throw new Error(`exit code ${r.code}, expected ${code}; log:\n${r.stderr.slice(-3000)}`);
+}
+
+beforeAll(async () => {
+  requireLab();
+  requireCluster();
+  const onnx = path.join(work, 'lenet.onnx');
+  expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx, '--reference', LENET])).code).toBe(0);
+  // the wrong model: one ip2 bias moved, so class 3 wins more often than Caffe says
+  const T = caffeRoot().lookupType('caffe.NetParameter');
+  const net = T.decode(fs.readFileSync(path.join(LENET, 'weights.caffemodel'))) as any;
+  net.layer.find((l: any) => l.name === 'ip2').blobs[1].data[3] += 5;
+  const wrongModel = path.join(work, 'wrong.caffemodel');
+  fs.writeFileSync(wrongModel, T.encode(net).finish());
+  const wrongOnnx = path.join(work, 'wrong', 'lenet.onnx');
+  expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', wrongModel, '--out', wrongOnnx])).code).toBe(0);
+  for (const [k, model, rev] of [['a', onnx, 'a'], ['b', onnx, 'b'], ['wrong', wrongOnnx, 'c']] as const) {
+    const r = await runCli(['image', '--image', repo, '--model', model, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--revision', rev.repeat(40), '--ref', `refs/heads/${k}`, '--compose-file', path.join(work, `${k}.yml`), '--json']);
+    expectExit(r, 0);
+    images[k] = r.json().image;
+  }
+});
+
+/** Delete this run's namespaces (all, or one), so finished tests leave the real node's CPU to the next ones. */
+function dropNamespaces(only?: string): void {
+  for (const l of kubectl(['get', 'namespaces', '-o', 'name']).split('\n')) {
+    if (only ? l === `namespace/${only}` : l.startsWith(`namespace/${nsPrefix}`)) {
+      try {
+        kubectl(['delete', l, '--wait=false']);
+      } catch {
+        /* already going */
+      }
+    }
+  }
+}
+
+afterAll(() => dropNamespaces());
+
+/** Sends the golden batch-1 request to every stable pod (pod proxy) every 300 ms; counts right and wrong answers. */
+function stablePoller(ns: string, app: string) {
+  const x = readNpy(path.join(LENET, 'input_b1.npy'));
+  const ref = readNpy(path.join(LENET, 'output_b1__prob.npy'));
+  const req = encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true });
+  const stats = { ok: 0, failed: [] as string[] };
+  let stop = false;
+  const names = pods(ns, app, 'stable').map((p) => p.name);
+  const loop = (async () => {
+    while (!stop) {
+      for (const n of names) {
+        try {
+          const r = await apiRequest(`/api/v1/namespaces/${ns}/pods/${n}:8000/proxy/v2/models/lenet/infer`, { body: req.body, headers: { [HEADER_LENGTH]: req.headerLength } });
+          if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body.toString().slice(0, 100)}`);
+          const out = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH])).outputs[0];
+          const c = compareOutput('prob', 1, out, ref, DEFAULT_TOLERANCE);
+          if (!c.pass) throw new Error(`wrong output from ${n}`);
+          stats.ok++;
+        } catch (e) {
+          stats.failed.push(`${n}: ${(e as Error).message}`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  })();
+  return {
+    stats,
+    stop: async () => {
+      stop = true;
+      await loop;
+      return stats;
+    },
+  };
+}
+
+const leaseHolder = (ns: string) => {
+  try {
+    return kubectlJson<any>(['-n', ns, 'get', 'lease', 'modelship-lenet']).spec.holderIdentity as string;
+  } catch {
+    return undefined;
+  }
+};
+
+describe('canary rollout on the real cluster', () => {
+  const ns = `${nsPrefix}-canary`;
+  afterAll(() => dropNamespaces(ns));
+
+  test('first deploy: the canary is verified, then goes straight to stable', async () => {
+    const r = await runCliProcess(base(ns, images.a));
+    expect(r.stderr).toContain('create namespace');
+    expectExit(r, 0);
+    expect(r.outputs).toMatchObject({ decision: 'promoted', 'gate-pods': 'pass', 'gate-golden': 'pass', 'gate-prometheus': 'skipped', 'canary-replicas': '1' });
+    const stable = pods(ns, 'lenet', 'stable');
+    expect(stable).toHaveLength(2);
+    expect(stable.every((p) => p.image === images.a && p.ready)).toBe(true);
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+    expect(exists('service', ns, 'lenet-canary')).toBe(false);
+    expect(exists('service', ns, 'lenet')).toBe(true);
+    expect(leaseHolder(ns)).toBeUndefined();
+    const report = JSON.parse(r.outputs['rollout-report']);
+    expect(report.timeline.map((t: any) => t.step)).toEqual(expect.arrayContaining([expect.stringMatching(/^apply lenet-canary/), 'canary pods Ready', expect.stringMatching(/^golden requests/), 'bake 3 s', expect.stringMatching(/^promote/), expect.stringMatching(/^delete lenet-canary/)]));
+    // the main Service serves the golden request through the API server's service proxy
+    const x = readNpy(path.join(LENET, 'input_b1.npy'));
+    const req = encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true });
+    const res = await apiRequest(`/api/v1/namespaces/${ns}/services/lenet:http/proxy/v2/models/lenet/infer`, { body: req.body, headers: { [HEADER_LENGTH]: req.headerLength } });
+    expect(res.status).toBe(200);
+  });
+
+  test('good canary: promoted, the stable runs the new digest, the canary is gone', async () => {
+    const r = await runCliProcess(base(ns, images.b));
+    expectExit(r, 0);
+    expect(r.outputs.decision).toBe('promoted');
+    expect(Number(r.outputs['verify-latency-p95-ms'])).toBeGreaterThan(0);
+    const d = kubectlJson<any>(['-n', ns, 'get', 'deployment', 'lenet']);
+    expect(d.spec.template.spec.containers[0].image).toBe(images.b);
+    expect(d.metadata.managedFields.some((m: any) => m.manager === 'modelship' && m.operation === 'Apply')).toBe(true);
+    await waitFor('old stable pods gone', () => pods(ns, 'lenet', 'stable').every((p) => p.image === images.b));
+    expect(pods(ns, 'lenet', 'stable')).toHaveLength(2);
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+  });
+
+  const bad: [string, string[], RegExp, string][] = [
+    ['readiness fails', ['--patch', patchFile('not-ready.yaml', `      containers:\n      - name: model-server\n        readinessProbe:\n          httpGet: {path: /v2/models/nothing-here/ready, port: http}\n          periodSeconds: 1\n`)], /fails its readiness probe[\s\S]*Readiness probe failed/, 'pods'],
+    ['crash-loops', ['--patch', patchFile('crash.yaml', `      containers:\n      - name: model-server\n        env:\n        - {name: MODELSHIP_MODEL, value: /models/missing.onnx}\n`)], /restarted|CrashLoopBackOff|terminated/, 'pods'],
+    ['returns wrong outputs', [], /golden requests to lenet-canary: output "prob" at batch 1 differs from the reference/, 'golden'],
+    ['is too slow', ['--max-latency-ms', '0.2'], /latency p95 [\d.]+ ms > max-latency-ms 0.2/, 'golden'],
+  ];
+  test.each(bad)('canary that %s: rolled back; the stable pods are the same pods and kept serving', async (what, extra, why, gate) => {
+    const before = pods(ns, 'lenet', 'stable');
+    const beforeDeploy = kubectlJson<any>(['-n', ns, 'get', 'deployment', 'lenet']);
+    const poller = stablePoller(ns, 'lenet');
+    const r = await runCliProcess(base(ns, what === 'returns wrong outputs' ? images.wrong : images.a, extra));
+    const stats = await poller.stop();
+    expectExit(r, 1);
+    expect(r.outputs.decision).toBe('rolled-back');
+    expect(r.outputs[`gate-${gate}`]).toBe('fail');
+    expect(r.outputs.reason).toMatch(why);
+    expect(r.stderr).toMatch(/error: rolled back: gate "(pods|golden)" failed/);
+    // the stable: same pods (UIDs), no restarts, same template, and every golden request to it was answered right
+    const after = pods(ns, 'lenet', 'stable');
+    expect(after.map((p) => p.uid).sort()).toEqual(before.map((p) => p.uid).sort());
+    expect(after.every((p) => p.restarts === 0 && p.ready)).toBe(true);
+    expect(kubectlJson<any>(['-n', ns, 'get', 'deployment', 'lenet']).metadata.generation).toBe(beforeDeploy.metadata.generation);
+    expect(stats.failed).toEqual([]);
+    expect(stats.ok).toBeGreaterThan(0);
+    await waitFor('canary deleted', () => !exists('deployment', ns, 'lenet-canary') && !exists('service', ns, 'lenet-canary'), 10_000);
+    expect(leaseHolder(ns)).toBeUndefined();
+  });
+
+  test('timeout: a canary that cannot be scheduled is rolled back at rollout-timeout', async () => {
+    const pending = patchFile('pending.yaml', `---\nkind: Deployment\nspec:\n  template:\n    spec:\n      nodeSelector: {gpu-model: no-such-gpu}\n`);
+    const r = await runCliProcess(base(ns, images.a, ['--patch', pending, '--rollout-timeout', '8']));
+    expectExit(r, 1);
+    expect(r.outputs.decision).toBe('rolled-back');
+    expect(r.outputs.reason).toMatch(/timeout|not ready within/);
+    expect(Number(r.outputs['decision-seconds'])).toBeLessThan(20);
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+    expect(pods(ns, 'lenet', 'stable').every((p) => p.image === images.b)).toBe(true);
+  });
+
+  test('dry run prints the plan and the diff, and changes nothing', async () => {
+    const rv = (k: string, n: string) => kubectlJson<any>(['-n', ns, 'get', k, n]).metadata.resourceVersion;
+    const before = [rv('deployment', 'lenet'), rv('service', 'lenet')];
+    const r = await runCliProcess(base(ns, images.a, ['--dry-run']));
+    expectExit(r, 0);
+    expect(r.outputs.decision).toBe('dry-run');
+    expect(r.stderr).toContain('Deployment lenet-canary: would create');
+    expect(r.stderr).toContain('Deployment lenet: would change');
+    const lines = r.stderr.split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^-\\s+image: ${images.b.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^\\+\\s+image: ${images.a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)));
+    expect([rv('deployment', 'lenet'), rv('service', 'lenet')]).toEqual(before);
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+    expect(leaseHolder(ns)).toBeUndefined();
+  });
+
+  test('cancellation (SIGTERM during the bake) rolls the canary back and gives the lease back', async () => {
+    const run = startCli(base(ns, images.a, ['--bake-time', '60']));
+    await waitFor('the bake to start', () => /bake 60 s/.test(run.stderr()), 60_000);
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(true);
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    expectExit(r, 1);
+    expect(r.outputs.decision).toBe('rolled-back');
+    expect(r.outputs.reason).toMatch(/cancelled \(SIGTERM\)/);
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+    expect(leaseHolder(ns)).toBeUndefined();
+    expect(pods(ns, 'lenet', 'stable').every((p) => p.image === images.b)).toBe(true);
+  });
+});
+
+describe('the deploy lease', () => {
+  const ns = `${nsPrefix}-lease`;
+  afterAll(() => dropNamespaces(ns));
+
+  test('concurrent deploys are serialized; one that cannot wait fails naming the holder', async () => {
+    const first = startCli(base(ns, images.a, ['--bake-time', '6']));
+    await waitFor('the first deploy to hold the lease', () => leaseHolder(ns) !== undefined, 60_000);
+    const second = startCli(base(ns, images.b, ['--lock-timeout', '120']));
+    const third = await runCliProcess(base(ns, images.b, ['--lock-timeout', '1']));
+    expectExit(third, 1);
+    expect(third.stderr).toMatch(/another deploy of "lenet" in namespace \S+ holds the lease modelship-lenet \(holder "[^"]+"/);
+    const [a, b] = await Promise.all([first.done, second.done]);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    expect(b.stderr).toContain('another deploy holds the lease');
+    // serialized: the second applied nothing before the first had decided and let go
+    const endA = JSON.parse(a.outputs['rollout-report']);
+    const repB = JSON.parse(b.outputs['rollout-report']);
+    expect(repB.timeline.find((t: any) => t.step === 'take the deploy lease').seconds).toBeGreaterThan(endA.gates.find((g: any) => g.gate === 'pods').seconds - 1);
+    expect(kubectlJson<any>(['-n', ns, 'get', 'deployment', 'lenet']).spec.template.spec.containers[0].image).toBe(images.b);
+  });
+
+  test('a lease left by a dead run is taken over after its duration', async () => {
+    const old = new Date(Date.now() - 120_000).toISOString().replace('Z', '000Z').replace(/\.(\d{3})000000Z$/, '.$1000Z');
+    kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'modelship-lenet' }, spec: { holderIdentity: 'dead-run-42', leaseDurationSeconds: 15, renewTime: old, acquireTime: old } }));
+    const r = await runCliProcess(base(ns, images.a, ['--lock-timeout', '5']));
+    expectExit(r, 0);
+    expect(r.stderr).toContain('took over the lease from "dead-run-42"');
+    expect(leaseHolder(ns)).toBeUndefined();
+  });
+});
+
+describe('the action on the cluster', () => {
+  test('a killed job leaves a canary and its lease; the post step removes both', async () => {
+    const ns = `${nsPrefix}-post`;
+    const kubeconfig = fs.readFileSync(KUBECONFIG, 'utf8');
+    const inputs = { stage: 'rollout', image: images.a, 'model-name': 'lenet', app: 'lenet', namespace: ns, 'bake-time': '60', reference: LENET, cpu: '50m', memory: '256Mi', patch: onRealNode, kubeconfig };
+    const env = { GITHUB_RUN_ID: '777', GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'deploy' };
+    const run = startAction(inputs, { env });
+    await waitFor('the bake to start', () => /bake 60 s/.test(run.log()), 90_000);
+    run.child.kill('SIGKILL'); // what a runner does when cancellation's grace period is over
+    const r = await run.done;
+    // the kubeconfig (a secret input) is masked, never printed
+    const key = /client-key-data: (\S+)/.exec(kubeconfig)![1];
+    expect(r.stdout).toContain(`::add-mask::`);
+    expect(r.stdout.replace(/::add-mask::.*\n/g, '')).not.toContain(key.slice(0, 40));
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(true);
+    expect(leaseHolder(ns)).toBe('gh-777-1-deploy');
+    // the runner's post step gets the state the main step saved as STATE_<name>
+    const state = parseOutputFile(fs.readFileSync(r.stateFile, 'utf8'));
+    expect(state.isPost).toBe('true');
+    const saved = JSON.parse(state.rollout);
+    expect(saved).toMatchObject({ namespace: ns, app: 'lenet', owner: 'gh-777-1-deploy', temporary: true });
+    expect(fs.statSync(saved.kubeconfig).mode & 0o777).toBe(0o600);
+    const post = runAction({}, { env: { ...env, ...Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v])) } });
+    expectExit(post, 0);
+    expect(post.stdout).toContain(`modelship post: deleted ${ns}/lenet-canary`);
+    expect(post.stdout).toContain(`modelship post: released the deploy lease of ${ns}/lenet`);
+    await waitFor('canary deleted', () => !exists('deployment', ns, 'lenet-canary'), 10_000);
+    expect(leaseHolder(ns)).toBeUndefined();
+    expect(fs.existsSync(saved.kubeconfig)).toBe(false);
+    dropNamespaces(ns);
+  });
+});
+
+describe('taking over, basic strategy, bad inputs', () => {
+  test('takeover of a hand-made Deployment: its selector is kept, it ends up managed by modelship', async () => {
+    const ns = `${nsPrefix}-takeover`;
+    kubectl(['create', 'namespace', ns]);
+    kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'lenet', labels: { app: 'handmade' } },
+      spec: { replicas: 1, selector: { matchLabels: { app: 'handmade' } }, template: { metadata: { labels: { app: 'handmade' } }, spec: {
+        nodeSelector: { realnode: 'true' }, tolerations: [{ key: 'realnode', operator: 'Exists', effect: 'NoSchedule' }],
+        containers: [{ name: 'server', image: images.a, ports: [{ containerPort: 8000 }] }] } } },
+    }));
+    const r = await runCliProcess(base(ns, images.b));
+    expect(r.stderr).not.toMatch(/field is immutable|selector/i);
+    expectExit(r, 0);
+    expect(r.outputs.decision).toBe('promoted');
+    const d = kubectlJson<any>(['-n', ns, 'get', 'deployment', 'lenet']);
+    expect(d.spec.selector.matchLabels).toEqual({ app: 'handmade' });
+    expect(d.metadata.labels['app.kubernetes.io/managed-by']).toBe('modelship');
+    expect(d.spec.template.spec.containers.map((c: any) => [c.name, c.image])).toEqual([['model-server', images.b]]);
+    expect(JSON.parse(r.outputs['rollout-report']).takeover).toBe(true);
+    dropNamespaces(ns);
+  });
+
+  test('basic: update in place; a failing update returns to the previous ReplicaSet template', async () => {
+    const ns = `${nsPrefix}-basic`;
+    const ok = await runCliProcess(base(ns, images.a, ['--strategy', 'basic']));
+    expectExit(ok, 0);
+    expect(ok.outputs).toMatchObject({ decision: 'promoted', 'canary-replicas': '0' });
+    const crash = patchFile('crash-basic.yaml', `      containers:\n      - name: model-server\n        env:\n        - {name: MODELSHIP_MODEL, value: /models/missing.onnx}\n`);
+    const r = await runCliProcess(base(ns, images.b, ['--strategy', 'basic', '--patch', crash]));
+    expectExit(r, 1);
+    expect(r.outputs.decision).toBe('rolled-back');
+    expect(r.outputs.reason).toMatch(/restarted|CrashLoopBackOff|terminated/);
+    expect(r.outputs.reason).toMatch(/exit code/);
+    const d = kubectlJson<any>(['-n', ns, 'get', 'deployment', 'lenet']);
+    expect(d.spec.template.spec.containers[0].image).toBe(images.a);
+    expect(d.spec.template.spec.containers[0].env.some((e: any) => e.value === '/models/missing.onnx')).toBe(false);
+    await waitFor('the previous template serving again', () => {
+      const p = pods(ns, 'lenet', 'stable');
+      return p.length === 2 && p.every((x) => x.image === images.a && x.ready);
+    }, 90_000);
+    dropNamespaces(ns);
+  });
+
+  test('bad inputs fail before anything is applied, naming the input', async () => {
+    const ns = `${nsPrefix}-inputs`;
+    const cases: [string[], RegExp][] = [
+      [['--strategy', 'blue-green'], /input "strategy": expected one of canary, basic, got "blue-green"/],
+      [['--canary-percent', '0'], /input "canary-percent": must be between 1 and 100, got 0/],
+      [['--canary-percent', '150'], /input "canary-percent": must be between 1 and 100/],
+      [['--kubeconfig', path.join(work, 'no-such-kubeconfig')], /input "kubeconfig": cannot read .*no-such-kubeconfig: ENOENT/],
+      [['--kubeconfig', path.join(LENET, 'deploy.prototxt')], /input "kubeconfig": .* (is not a usable kubeconfig|has no current cluster)/],
+    ];
+    for (const [extra, msg] of cases) {
+      const r = await runCliProcess(base(ns, images.a, extra));
+      expectExit(r, 2);
+      expect(r.stderr).toMatch(msg);
+    }
+    // a user that may read namespaces but not create them, deploying into one that does not exist
+    const saNs = `${nsPrefix}-sa`;
+    const limited = path.join(work, 'limited.kubeconfig');
+    serviceAccountKubeconfig(saNs, 'deployer', [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list'] }], limited);
+    const r = await runCliProcess(base(ns, images.a, ['--kubeconfig', limited]));
+    expectExit(r, 2);
+    expect(r.stderr).toMatch(/input "namespace": namespace "\S+-inputs" does not exist and this kubeconfig's user may not create namespaces/);
+    expect(exists('namespace', '', ns)).toBe(false);
+  });
+});
+
+describe('the Prometheus gate (lab/up.sh prometheus)', () => {
+  test('no samples is a failure, never a pass', async () => {
+    if (!PROMETHEUS) throw new Error('LAB_PROMETHEUS is not set: start Prometheus with `lab/up.sh prometheus` as root');
+    const ns = `${nsPrefix}-prom`;
+    const r = await runCliProcess(base(ns, images.a, ['--prometheus-url', PROMETHEUS, '--prometheus-samples-query', 'sum(modelship_no_such_metric{namespace="{{namespace}}",track="{{track}}"})', '--bake-time', '1', '--rollout-timeout', '30']));
+    expectExit(r, 1);
+    expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'gate-pods': 'pass', 'gate-golden': 'pass', 'gate-prometheus': 'fail' });
+    expect(r.outputs.reason).toMatch(/Prometheus has no samples for the canary .*no data is a failure/);
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+  });
+});
+
