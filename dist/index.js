@@ -47675,6 +47675,1690 @@ module.exports = {
 
 /***/ }),
 
+/***/ 6154:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   NM: () => (/* binding */ compareOutput),
+/* harmony export */   PL: () => (/* binding */ parityMarkdown),
+/* harmony export */   Qg: () => (/* binding */ checkParity),
+/* harmony export */   WN: () => (/* binding */ referenceBatches),
+/* harmony export */   s6: () => (/* binding */ DEFAULT_TOLERANCE),
+/* harmony export */   xm: () => (/* binding */ inputFile)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7821);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(17);
+/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7171);
+
+
+
+
+
+const DEFAULT_TOLERANCE = { maxAbsDiff: 1e-5, topK: 5, layerRelative: 1e-4 };
+const sanitize = (blob) => blob.replace(/\//g, '_');
+/** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
+function referenceBatches(dir) {
+    const found = new Set();
+    for (const f of fs__WEBPACK_IMPORTED_MODULE_0__.readdirSync(dir)) {
+        const m = /^input_b(\d+)(?:__.+)?\.npy$/.exec(f);
+        if (m)
+            found.add(Number(m[1]));
+    }
+    return [...found].sort((a, b) => a - b);
+}
+function inputFile(dir, batch, name, single) {
+    const named = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `input_b${batch}__${sanitize(name)}.npy`);
+    if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(named))
+        return named;
+    const plain = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `input_b${batch}.npy`);
+    if (single && fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(plain))
+        return plain;
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `reference input for "${name}" at batch ${batch} not found (expected ${path__WEBPACK_IMPORTED_MODULE_1__.basename(named)}${single ? ` or ${path__WEBPACK_IMPORTED_MODULE_1__.basename(plain)}` : ''})`, { file: dir });
+}
+function topK(data, start, len, k) {
+    const idx = Array.from({ length: len }, (_, i) => i);
+    idx.sort((a, b) => data[start + b] - data[start + a] || a - b);
+    return idx.slice(0, Math.min(k, len));
+}
+function absMax(a) {
+    let m = 0;
+    for (let i = 0; i < a.length; i++)
+        m = Math.max(m, Math.abs(a[i]));
+    return m;
+}
+function maxAbs(a, b) {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) {
+        const d = Math.abs(a[i] - b[i]);
+        if (!(d <= m))
+            m = Number.isNaN(d) ? Infinity : d;
+    }
+    return m;
+}
+/**
+ * One output of one batch against Caffe's: max |Δ| within tolerance · max(1, max|reference|) and the same top-k
+ * for every item. The convert and compile stages and the smoke test all judge outputs with this.
+ */
+function compareOutput(name, batch, got, ref, tol) {
+    const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
+    if (got.shape.join() !== ref.shape.join()) {
+        return { batch, output: name, shape: got.shape, maxAbsDiff: Infinity, limit, topKMatch: false, topK: [], pass: false };
+    }
+    const diff = maxAbs(got.data, ref.data);
+    const per = ref.data.length / batch;
+    const tk = [];
+    let match = true;
+    for (let n = 0; n < batch; n++) {
+        const a = topK(got.data, n * per, per, tol.topK);
+        const b = topK(ref.data, n * per, per, tol.topK);
+        tk.push({ onnx: a, reference: b });
+        if (a.join() !== b.join())
+            match = false;
+    }
+    return { batch, output: name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match };
+}
+/**
+ * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
+ * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
+ */
+async function checkParity(conv, dir, opts) {
+    const tol = opts.tolerance ?? DEFAULT_TOLERANCE;
+    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(dir) || !fs__WEBPACK_IMPORTED_MODULE_0__.statSync(dir).isDirectory()) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', 'reference directory not found', { file: dir, field: 'reference' });
+    }
+    const batches = referenceBatches(dir);
+    if (batches.length === 0)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
+    const single = conv.inputs.length === 1;
+    const checks = [];
+    let runtime = '';
+    for (const batch of batches) {
+        const feeds = {};
+        for (const inp of conv.inputs) {
+            const arr = (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(inputFile(dir, batch, inp.name, single));
+            const want = [batch, ...inp.shape.slice(1)];
+            if (arr.shape.join() !== want.join()) {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
+            }
+            feeds[inp.name] = arr;
+        }
+        const result = await (0,_util_ort__WEBPACK_IMPORTED_MODULE_4__/* .runOnnx */ .x)(conv.onnx, feeds, conv.outputs.map((o) => o.name));
+        runtime = result.runtime;
+        for (const out of conv.outputs) {
+            const refFile = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `output_b${batch}__${sanitize(out.name)}.npy`);
+            if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `reference output ${path__WEBPACK_IMPORTED_MODULE_1__.basename(refFile)} not found`, { file: dir });
+            checks.push(compareOutput(out.name, batch, result.outputs[out.name], (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(refFile), tol));
+        }
+    }
+    const report = {
+        status: checks.every((c) => c.pass) ? 'pass' : 'fail',
+        reference: dir,
+        tolerance: tol,
+        maxAbsDiff: checks.reduce((m, c) => Math.max(m, c.maxAbsDiff), 0),
+        batches,
+        outputs: checks,
+        runtime,
+    };
+    if (opts.perLayer) {
+        if (!('versions' in conv))
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
+        report.perLayer = await checkLayers(conv, dir, tol, single);
+        if (report.perLayer.firstDivergence)
+            report.status = 'fail';
+    }
+    return report;
+}
+async function checkLayers(conv, dir, tol, single) {
+    const batch = 1;
+    const blobDir = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `blobs_b${batch}`);
+    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(blobDir))
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `--per-layer needs the intermediate blobs in ${path__WEBPACK_IMPORTED_MODULE_1__.basename(blobDir)}/`, { file: dir });
+    // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
+    const blobFiles = new Map();
+    const statsAfterLayer = new Map(); // key: layer + '\0' + blob
+    const summaryPath = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, 'summary.json');
+    if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(summaryPath)) {
+        try {
+            const summary = JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(summaryPath, 'utf8'));
+            for (const b of summary.blobs_b1 ?? [])
+                blobFiles.set(b.blob, path__WEBPACK_IMPORTED_MODULE_1__.join(dir, b.file));
+            for (const l of summary.layers_b1 ?? [])
+                for (const [blob, s] of Object.entries(l.top_stats ?? {}))
+                    statsAfterLayer.set(`${l.name}\0${blob}`, s);
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
+        }
+    }
+    const inputs = {};
+    for (const inp of conv.inputs)
+        inputs[inp.name] = (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(inputFile(dir, batch, inp.name, single));
+    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward),
+    // each file read once: it serves as the reference of its layer and as the bottom of the layers after it.
+    const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
+    const cache = new Map();
+    const finalBlob = (v) => {
+        if (!v.final)
+            return null;
+        if (!cache.has(v.blob)) {
+            const file = blobFiles.get(v.blob) ?? path__WEBPACK_IMPORTED_MODULE_1__.join(blobDir, `${sanitize(v.blob)}.npy`);
+            cache.set(v.blob, fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(file) ? (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(file) : null);
+        }
+        return cache.get(v.blob);
+    };
+    const exact = (onnx) => {
+        if (inputs[onnx])
+            return inputs[onnx];
+        const v = byOnnx.get(onnx);
+        return v ? finalBlob(v) : null;
+    };
+    // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
+    const all = await (0,_util_ort__WEBPACK_IMPORTED_MODULE_4__/* .runOnnx */ .x)(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
+    // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
+    // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
+    const chains = new Map();
+    for (const v of conv.versions)
+        chains.set(v.blob, [...(chains.get(v.blob) ?? []), v]);
+    const order = new Map(conv.versions.map((v, i) => [v, i]));
+    const found = [];
+    for (const chain of chains.values()) {
+        const layers = new Set(chain.map((v) => v.layer));
+        const external = conv.externalInputs(layers);
+        const feeds = {};
+        let local = true;
+        for (const name of external) {
+            const value = exact(name);
+            if (!value) {
+                local = false;
+                break;
+            }
+            feeds[name] = value;
+        }
+        let outputs;
+        if (local) {
+            const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name).shape }));
+            const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
+            outputs = (await (0,_util_ort__WEBPACK_IMPORTED_MODULE_4__/* .runOnnx */ .x)(model, feeds, chain.map((v) => v.onnx))).outputs;
+        }
+        else {
+            outputs = all.outputs; // bottoms Caffe did not keep: fall back to the end-to-end values
+        }
+        for (const v of chain) {
+            const check = compareVersion(v, outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
+            if (!check)
+                continue;
+            check.scope = local ? 'layer' : 'end-to-end';
+            const drift = compareVersion(v, all.outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
+            if (drift)
+                check.endToEnd = drift.maxAbsDiff;
+            found.push({ check, at: order.get(v) });
+        }
+    }
+    const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
+    return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
+}
+/** One layer output against Caffe: the whole blob (`ref`, for final versions) or Caffe's statistics of it. */
+function compareVersion(v, got, ref, stats, tol) {
+    const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
+    if (v.final) {
+        if (!ref)
+            return undefined;
+        const limit = tol.layerRelative * Math.max(1, absMax(ref.data));
+        if (ref.shape.join() !== got.shape.join())
+            return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
+        const d = maxAbs(got.data, ref.data);
+        return { ...base, against: 'blob', maxAbsDiff: d, limit, pass: d <= limit };
+    }
+    const s = stats.get(`${v.layer}\0${v.blob}`);
+    if (!s)
+        return undefined;
+    // in-place intermediate: Caffe only kept statistics of it
+    let min = Infinity;
+    let max = -Infinity;
+    let sum = 0;
+    for (const x of got.data) {
+        min = Math.min(min, x);
+        max = Math.max(max, x);
+        sum += x;
+    }
+    const mean = sum / got.data.length;
+    let sq = 0;
+    for (const x of got.data)
+        sq += (x - mean) * (x - mean);
+    const std = Math.sqrt(sq / got.data.length);
+    const scale = Math.max(1, Math.abs(s.min), Math.abs(s.max));
+    const limit = tol.layerRelative * scale;
+    const d = Math.max(Math.abs(min - s.min), Math.abs(max - s.max), Math.abs(mean - s.mean), Math.abs(std - s.std));
+    return { ...base, against: 'stats', maxAbsDiff: d, limit, pass: d <= limit };
+}
+/** The markdown table written next to the model and into the job summary. */
+function parityMarkdown(r) {
+    const fmt = (x) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
+    const lines = [
+        `### Parity against Caffe: ${r.status === 'pass' ? '✅ pass' : '❌ fail'}`,
+        '',
+        `Tolerance: max \\|Δ\\| ≤ ${r.tolerance.maxAbsDiff} · max(1, max \\|reference\\|) and identical top-${r.tolerance.topK}; runtime: ${r.runtime}`,
+        '',
+        `| batch | output | shape | max \\|Δ\\| | limit | top-${r.tolerance.topK} match | result |`,
+        '|---:|---|---|---:|---:|:---:|:---:|',
+        ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
+    ];
+    if (r.perLayer) {
+        lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1, each layer run on Caffe's own bottoms.`);
+        const f = r.perLayer.firstDivergence;
+        if (f) {
+            lines.push(`First divergence: layer \`${f.layer}\` (${f.type}), blob \`${f.blob}\`: max |Δ| ${fmt(f.maxAbsDiff)} > ${fmt(f.limit)}.`);
+        }
+        else {
+            const worst = r.perLayer.layers.reduce((m, l) => (l.maxAbsDiff / l.limit > m.maxAbsDiff / m.limit ? l : m), r.perLayer.layers[0]);
+            if (worst)
+                lines.push(`No layer diverges; closest to its limit: \`${worst.layer}\` (${fmt(worst.maxAbsDiff)} of ${fmt(worst.limit)}).`);
+        }
+    }
+    return lines.join('\n') + '\n';
+}
+
+
+/***/ }),
+
+/***/ 5953:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  b0: () => (/* binding */ SERVING_PORT),
+  DG: () => (/* binding */ runImage)
+});
+
+// UNUSED EXPORTS: SERVING_UID, cacheFlags, distDir, gitContext
+
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(9896);
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(857);
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(6928);
+// EXTERNAL MODULE: ./src/util/errors.ts
+var errors = __nccwpck_require__(17);
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(2141);
+// EXTERNAL MODULE: ./src/util/proc.ts
+var proc = __nccwpck_require__(9946);
+// EXTERNAL MODULE: ./src/serve/crypto.ts
+var serve_crypto = __nccwpck_require__(7618);
+// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __nccwpck_require__(3243);
+;// CONCATENATED MODULE: ./src/image/dockerfile.ts
+
+const q = (s) => JSON.stringify(s);
+function renderDockerfile(s) {
+    const env = {
+        NODE_ENV: 'production',
+        MODELSHIP_MODEL: `/models/${s.modelFile}`,
+        MODELSHIP_MODEL_NAME: s.modelName,
+        PORT: String(s.port),
+        ...s.env,
+    };
+    return [
+        '# Generated by modelship (stage image). Layers: base, Node runtime, server bundle, model (last).',
+        `FROM ${s.baseImage}`,
+        'COPY runtime/node /opt/modelship/bin/node',
+        'COPY runtime/dist/ /opt/modelship/dist/',
+        '# the model changes most often: its layer comes last',
+        'COPY model/ /models/',
+        ...Object.entries(env).map(([k, v]) => `ENV ${k}=${q(v)}`),
+        `USER ${s.uid}:${s.uid}`,
+        `EXPOSE ${s.port}`,
+        'ENTRYPOINT ["/opt/modelship/bin/node", "/opt/modelship/dist/index.js", "serve"]',
+        ...Object.entries(s.labels).map(([k, v]) => `LABEL ${k}=${q(v)}`),
+        '',
+    ].join('\n');
+}
+/** docker-compose.yml for single-host serving of the pushed image (a GPU reservation when gpu is true). */
+function renderCompose(o) {
+    const environment = { ...o.env };
+    // secrets come from the host environment at `up` time, never from this file
+    for (const k of o.secretsEnv)
+        environment[k] = `\${${k}}`;
+    const service = {
+        image: o.image,
+        restart: 'unless-stopped',
+        // the host port can be moved at `up` time: MODELSHIP_PORT=8080 docker-compose up -d
+        ports: [`127.0.0.1:\${MODELSHIP_PORT:-${o.hostPort}}:${o.port}`],
+    };
+    if (Object.keys(environment).length)
+        service.environment = environment;
+    if (o.gpu)
+        service.deploy = { resources: { reservations: { devices: [{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }] } } };
+    return '# Generated by modelship (stage image): single-host serving of the image by digest.\n' + js_yaml/* dump */.Bh({ services: { [o.service]: service } }, { lineWidth: 200 });
+}
+
+;// CONCATENATED MODULE: ./src/image/tags.ts
+const SEMVER = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
+/** Docker tag charset: [A-Za-z0-9_.-], at most 128 chars, not starting with '.' or '-'. */
+function sanitizeTag(s) {
+    return s.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 128);
+}
+function computeTags(image, ctx) {
+    const tags = [];
+    const add = (t) => {
+        const s = sanitizeTag(t);
+        if (s && !tags.includes(s))
+            tags.push(s);
+    };
+    const pr = ctx.prNumber ?? (/^refs\/pull\/(\d+)\//.exec(ctx.ref) ? Number(/^refs\/pull\/(\d+)\//.exec(ctx.ref)[1]) : undefined);
+    if (ctx.eventName === 'schedule')
+        add('nightly');
+    if (ctx.ref.startsWith('refs/heads/')) {
+        const branch = ctx.ref.slice('refs/heads/'.length);
+        add(branch);
+        if (ctx.defaultBranch && branch === ctx.defaultBranch)
+            add('latest');
+    }
+    else if (ctx.ref.startsWith('refs/tags/')) {
+        const tag = ctx.ref.slice('refs/tags/'.length);
+        const m = SEMVER.exec(tag);
+        if (m) {
+            const [, major, minor, patch, pre] = m;
+            add(`${major}.${minor}.${patch}${pre ? `-${pre}` : ''}`);
+            if (!pre) {
+                add(`${major}.${minor}`);
+                if (major !== '0')
+                    add(major);
+                add('latest');
+            }
+        }
+        else
+            add(tag);
+    }
+    else if (pr !== undefined) {
+        add(`pr-${pr}`);
+    }
+    if (ctx.sha)
+        add(`sha-${ctx.sha.slice(0, 7)}`);
+    return tags.map((t) => `${image}:${t}`);
+}
+
+// EXTERNAL MODULE: ./src/image/registry.ts
+var registry = __nccwpck_require__(3718);
+// EXTERNAL MODULE: ./src/version.ts + 1 modules
+var version = __nccwpck_require__(1013);
+;// CONCATENATED MODULE: ./src/image/index.ts
+
+
+
+
+
+
+
+
+
+
+
+const SERVING_PORT = 8000;
+const SERVING_UID = 10001;
+/** The directory of the server bundle to ship: the running bundle, or the repository's dist/ when run from source. */
+function distDir() {
+    // (computed step by step: a literal path next to __dirname would make ncc copy that directory into the bundle)
+    let repo = __dirname;
+    for (let i = 0; i < 2; i++)
+        repo = external_path_.dirname(repo);
+    for (const d of [process.env.MODELSHIP_DIST, __dirname, external_path_.join(repo, 'dist')]) {
+        if (d && external_fs_.existsSync(external_path_.join(d, 'index.js')) && external_fs_.existsSync(external_path_.join(d, 'bin')))
+            return d;
+    }
+    throw new errors/* ModelshipError */.W('io', 'cannot find the modelship bundle (dist/index.js) to put in the image; run `npm run build` or set MODELSHIP_DIST');
+}
+/** Git context for tags and labels: inputs first, then the GitHub runner's environment, then the local checkout. */
+async function gitContext(cfg, env) {
+    let event = {};
+    if (env.GITHUB_EVENT_PATH && external_fs_.existsSync(env.GITHUB_EVENT_PATH)) {
+        try {
+            event = JSON.parse(external_fs_.readFileSync(env.GITHUB_EVENT_PATH, 'utf8'));
+        }
+        catch {
+            event = {};
+        }
+    }
+    const git = async (args) => {
+        try {
+            const r = await (0,proc/* runProcess */.R)('git', args);
+            return r.code === 0 ? r.stdout.trim() : '';
+        }
+        catch {
+            return '';
+        }
+    };
+    const sha = cfg.revision || event.pull_request?.head?.sha || env.GITHUB_SHA || (await git(['rev-parse', 'HEAD']));
+    const ref = cfg.ref || env.GITHUB_REF || ((await git(['symbolic-ref', '-q', 'HEAD'])) || '');
+    const source = cfg.source || event.repository?.html_url || (env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}` : '');
+    return { sha, ref, eventName: env.GITHUB_EVENT_NAME ?? 'push', defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch, prNumber: event.pull_request?.number, source };
+}
+/** buildx cache flags: registry cache where the driver can export it, gha on GitHub, inline on the docker driver. */
+function cacheFlags(driver, image, env, mode) {
+    if (mode === 'off')
+        return [];
+    const ref = `${image}:buildcache`;
+    if (driver === 'docker')
+        return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', 'type=inline'];
+    if (mode === 'gha' || (mode === 'auto' && env.ACTIONS_CACHE_URL && env.ACTIONS_RUNTIME_TOKEN))
+        return ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'];
+    return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', `type=registry,ref=${ref},mode=max`];
+}
+/** Set every mtime under `dir` to `t`: identical content gives identical layers on any runner. */
+function setTimes(dir, t) {
+    for (const e of external_fs_.readdirSync(dir, { withFileTypes: true })) {
+        const p = external_path_.join(dir, e.name);
+        if (e.isDirectory())
+            setTimes(p, t);
+        external_fs_.utimesSync(p, t, t);
+    }
+    external_fs_.utimesSync(dir, t, t);
+}
+/**
+ * The build context lives in a stable directory per image repository, so BuildKit's incremental context transfer
+ * (which trusts size + mtime) only sends what changed: a model-only rebuild transfers the model alone. Runtime
+ * files get mtime 0; the model gets an mtime derived from its sha256, so a new model of the same size is never
+ * mistaken for the old one.
+ */
+function prepareContext(image, nodeBinary, modelFile, modelBytes) {
+    const ctx = external_path_.join(external_os_.tmpdir(), 'modelship-build', (0,fsx/* sha256 */.sc)(image).slice(0, 16));
+    const dist = distDir();
+    const node = external_fs_.statSync(nodeBinary);
+    const runtimeKey = JSON.stringify({ node: [nodeBinary, node.size, node.mtimeMs], dist: (0,fsx/* sha256 */.sc)(external_fs_.readFileSync(external_path_.join(dist, 'index.js'))) });
+    const keyFile = external_path_.join(ctx, '.runtime-key');
+    if (!external_fs_.existsSync(keyFile) || external_fs_.readFileSync(keyFile, 'utf8') !== runtimeKey) {
+        external_fs_.rmSync(ctx, { recursive: true, force: true });
+        external_fs_.mkdirSync(external_path_.join(ctx, 'runtime'), { recursive: true });
+        external_fs_.copyFileSync(nodeBinary, external_path_.join(ctx, 'runtime/node'));
+        external_fs_.chmodSync(external_path_.join(ctx, 'runtime/node'), 0o755);
+        // the server needs index.js and the onnxruntime binaries, not the chunks other stages load lazily (the Kubernetes client)
+        external_fs_.cpSync(dist, external_path_.join(ctx, 'runtime/dist'), { recursive: true, filter: (src) => !/[\\/]\d+\.index\.js$/.test(src) });
+        setTimes(external_path_.join(ctx, 'runtime'), 0);
+        external_fs_.writeFileSync(keyFile, runtimeKey);
+    }
+    external_fs_.rmSync(external_path_.join(ctx, 'model'), { recursive: true, force: true });
+    external_fs_.mkdirSync(external_path_.join(ctx, 'model'));
+    external_fs_.writeFileSync(external_path_.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
+    setTimes(external_path_.join(ctx, 'model'), parseInt((0,fsx/* sha256 */.sc)(modelBytes).slice(0, 7), 16));
+    return ctx;
+}
+/**
+ * The image stage: generate the serving Dockerfile, build and push it with the real `docker buildx build`,
+ * and report the digest, tags and metadata; also write a docker-compose.yml that serves the image by digest.
+ */
+async function runImage(cfg, log, env = process.env) {
+    const ref = (0,registry/* parseImageRef */.Q)(cfg.image);
+    if (ref.tag || ref.digest)
+        throw new errors/* ModelshipError */.W('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
+    const model = (0,fsx/* readFileChecked */.WM)(cfg.model, 'model');
+    const modelDigest = (0,fsx/* sha256 */.sc)(model);
+    let modelBytes = model;
+    let modelFile = external_path_.basename(cfg.model);
+    if (cfg.encryptModel) {
+        if (!cfg.modelKey)
+            throw new errors/* ModelshipError */.W('input', 'input "encrypt-model" needs input "model-key" (32 bytes, hex or base64)', { field: 'model-key' });
+        modelBytes = (0,serve_crypto/* encryptModel */.dh)(model, (0,serve_crypto/* parseKey */.Do)(cfg.modelKey, 'input "model-key"'));
+        modelFile += '.enc';
+    }
+    const git = await gitContext(cfg, env);
+    const tags = computeTags(cfg.image, git);
+    if (tags.length === 0)
+        throw new errors/* ModelshipError */.W('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
+    const labels = {
+        'org.opencontainers.image.title': cfg.modelName,
+        'org.opencontainers.image.description': `modelship serving image for ${cfg.modelName} (KServe v2)`,
+        'org.opencontainers.image.source': git.source,
+        'org.opencontainers.image.revision': git.sha,
+        'org.opencontainers.image.created': new Date().toISOString(),
+        'org.opencontainers.image.version': tags[0].slice(cfg.image.length + 1),
+        'org.opencontainers.image.base.name': cfg.baseImage,
+        'dev.modelship.model.sha256': modelDigest,
+        'dev.modelship.model.name': cfg.modelName,
+        'dev.modelship.model.encrypted': String(cfg.encryptModel),
+        'dev.modelship.parity': cfg.parity,
+        'dev.modelship.version': version/* VERSION */.x,
+    };
+    const ctx = prepareContext(cfg.image, cfg.nodeBinary || process.execPath, modelFile, modelBytes);
+    const work = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-image-'));
+    try {
+        const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: {} });
+        // the Dockerfile stays outside the context (its labels change every build)
+        external_fs_.writeFileSync(external_path_.join(work, 'Dockerfile'), dockerfile);
+        if (cfg.registryUsername) {
+            if (!cfg.registryPassword)
+                throw new errors/* ModelshipError */.W('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
+            const login = await (0,proc/* runProcess */.R)('docker', ['login', ref.registry, '--username', cfg.registryUsername, '--password-stdin'], { input: cfg.registryPassword });
+            if (login.code !== 0)
+                throw new errors/* ModelshipError */.W('io', `docker login ${ref.registry} failed: ${login.stderr.replace(cfg.registryPassword, '***').trim()}`);
+        }
+        const inspect = await (0,proc/* runProcess */.R)('docker', ['buildx', 'inspect']);
+        if (inspect.code !== 0)
+            throw new errors/* ModelshipError */.W('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
+        const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
+        const metaFile = external_path_.join(work, 'buildx-metadata.json');
+        const args = [
+            'buildx', 'build',
+            '--file', external_path_.join(work, 'Dockerfile'),
+            ...tags.flatMap((t) => ['--tag', t]),
+            ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:buildcache`] : []),
+            '--provenance=false',
+            '--metadata-file', metaFile,
+            ...cacheFlags(driver, cfg.image, env, cfg.cache),
+            cfg.push ? '--push' : '--load',
+            ctx,
+        ];
+        const t0 = Date.now();
+        const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => (0,proc/* runProcess */.R)('docker', args, { onLine: log.info }));
+        if (build.code !== 0)
+            throw new errors/* ModelshipError */.W('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
+        const seconds = (Date.now() - t0) / 1000;
+        const meta = JSON.parse(external_fs_.readFileSync(metaFile, 'utf8'));
+        const digest = String(meta['containerimage.digest'] ?? '');
+        if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+            throw new errors/* ModelshipError */.W('io', `buildx reported no image digest (metadata: ${JSON.stringify(meta).slice(0, 300)})`);
+        const cached = (build.stdout + build.stderr).split('\n').filter((l) => /\bCACHED\b/.test(l)).length;
+        const pinned = `${cfg.image}@${digest}`;
+        let layers = [];
+        if (cfg.push)
+            layers = (await (0,registry/* fetchManifest */.Cj)(pinned, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined)).layers;
+        const size = layers.reduce((a, l) => a + l.size, 0);
+        const composePath = cfg.composeFile;
+        const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
+        const secretsEnv = [...(cfg.encryptModel ? ['MODELSHIP_MODEL_KEY'] : []), ...(cfg.apiKeyRequired ? ['MODELSHIP_API_KEY'] : [])];
+        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
+        const metadata = { image: pinned, digest, tags, labels, layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
+        const summary = [
+            '## modelship image',
+            '',
+            `| | |`,
+            `|---|---|`,
+            `| image | \`${pinned}\` |`,
+            `| tags | ${tags.map((t) => `\`${t}\``).join(', ')} |`,
+            `| size (compressed layers) | ${(size / 2 ** 20).toFixed(1)} MiB in ${layers.length} layers |`,
+            `| build steps reused from cache | ${cached} |`,
+            `| build time | ${seconds.toFixed(1)} s (${driver} driver) |`,
+            `| model | \`${cfg.model}\` sha256 \`${modelDigest.slice(0, 16)}…\`${cfg.encryptModel ? ' (AES-256-GCM encrypted)' : ''}, parity ${cfg.parity} |`,
+            '',
+        ].join('\n');
+        return {
+            outputs: { image: pinned, digest, tags: tags.join('\n'), metadata: JSON.stringify(metadata), 'compose-file': composePath },
+            summary,
+            ok: true,
+        };
+    }
+    finally {
+        external_fs_.rmSync(work, { recursive: true, force: true });
+    }
+}
+
+
+/***/ }),
+
+/***/ 3718:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Cj: () => (/* binding */ fetchManifest),
+/* harmony export */   Q: () => (/* binding */ parseImageRef),
+/* harmony export */   bu: () => (/* binding */ registryBase),
+/* harmony export */   zy: () => (/* binding */ registryRequest)
+/* harmony export */ });
+/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8611);
+/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(http__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5692);
+/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(https__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(17);
+
+
+
+/** `registry/repo[:tag|@digest]` split into its parts (Docker's reference rules, enough for our images). */
+function parseImageRef(ref) {
+    const m = /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(ref);
+    if (!m)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
+    let [, registry, repository] = m;
+    if (!registry || (!registry.includes('.') && !registry.includes(':') && registry !== 'localhost')) {
+        repository = registry ? `${registry}/${repository}` : repository;
+        registry = 'docker.io';
+    }
+    return { registry, repository, tag: m[3], digest: m[4] };
+}
+const ACCEPT = [
+    'application/vnd.oci.image.manifest.v1+json',
+    'application/vnd.docker.distribution.manifest.v2+json',
+    'application/vnd.oci.image.index.v1+json',
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+].join(', ');
+/** The base URL of a repository in the registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
+function registryBase(ref) {
+    const r = parseImageRef(ref);
+    const plain = /^(127\.|localhost)/.test(r.registry);
+    return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
+}
+/** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
+function registryRequest(method, url, body, headers = {}) {
+    const u = new URL(url);
+    const mod = u.protocol === 'http:' ? http__WEBPACK_IMPORTED_MODULE_0__ : https__WEBPACK_IMPORTED_MODULE_1__;
+    return new Promise((resolve, reject) => {
+        const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on('error', (e) => reject(new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `cannot reach the registry: ${method} ${url}: ${e.message}`)));
+        if (body)
+            req.write(body);
+        req.end();
+    });
+}
+/** Fetch a manifest from a registry's HTTP API. */
+async function fetchManifest(ref, auth) {
+    const r = registryBase(ref);
+    const url = `${r.base}/manifests/${r.digest ?? r.tag ?? 'latest'}`;
+    const headers = { accept: ACCEPT };
+    if (auth)
+        headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+    const res = await registryRequest('GET', url, undefined, headers);
+    const text = res.body.toString('utf8');
+    if (res.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+    try {
+        return JSON.parse(text);
+    }
+    catch (e) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry sent a manifest that is not JSON: ${e.message}`);
+    }
+}
+
+
+/***/ }),
+
+/***/ 407:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   In: () => (/* binding */ GateFailure),
+/* harmony export */   Wq: () => (/* binding */ bake),
+/* harmony export */   aG: () => (/* binding */ Aborted),
+/* harmony export */   b_: () => (/* binding */ waitDeployment),
+/* harmony export */   yy: () => (/* binding */ sleep)
+/* harmony export */ });
+/* unused harmony exports podView, fatalReason, describePod, selectorString, podEvidence */
+function podView(p) {
+    const pod = p;
+    const cs = pod.status?.containerStatuses ?? [];
+    const term = (s) => (s?.terminated ? { reason: s.terminated.reason ?? '', exitCode: s.terminated.exitCode ?? 0, message: s.terminated.message ?? '' } : undefined);
+    const waiting = cs.map((c) => c.state?.waiting).find((w) => w?.reason);
+    return {
+        name: pod.metadata.name,
+        uid: pod.metadata.uid ?? '',
+        phase: pod.status?.phase ?? 'Unknown',
+        ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+        started: cs.length > 0 && cs.every((c) => c.started !== false),
+        restarts: cs.reduce((n, c) => n + c.restartCount, 0),
+        waiting: waiting ? { reason: waiting.reason ?? '', message: waiting.message ?? '' } : undefined,
+        terminated: cs.map((c) => term(c.state)).find(Boolean),
+        lastTerminated: cs.map((c) => term(c.lastState)).find(Boolean),
+        node: pod.spec?.nodeName,
+        labels: pod.metadata.labels ?? {},
+    };
+}
+const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'ErrImageNeverPull']);
+/** Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not crash. */
+function fatalReason(p) {
+    const exit = (t) => `${t.reason || 'exited'} (exit code ${t.exitCode})${t.message ? `: ${t.message.trim().slice(0, 300)}` : ''}`;
+    if (p.waiting && FATAL_WAITING.has(p.waiting.reason))
+        return `pod ${p.name}: ${p.waiting.reason}${p.waiting.message ? `: ${p.waiting.message.slice(0, 300)}` : ''}${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
+    if (p.restarts > 0)
+        return `pod ${p.name} restarted ${p.restarts} time(s)${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
+    if (p.terminated)
+        return `pod ${p.name}: container terminated: ${exit(p.terminated)}`;
+    if (p.phase === 'Failed')
+        return `pod ${p.name} failed`;
+    return undefined;
+}
+function describePod(p) {
+    const state = p.waiting ? `waiting ${p.waiting.reason}` : p.terminated ? `terminated ${p.terminated.reason} (${p.terminated.exitCode})` : p.phase;
+    return `${p.name}: ${state}, ready ${p.ready}, restarts ${p.restarts}${p.node ? `, node ${p.node}` : ''}`;
+}
+class GateFailure extends Error {
+    evidence;
+    constructor(message, evidence = []) {
+        super(message);
+        this.evidence = evidence;
+    }
+}
+class Aborted extends Error {
+}
+function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(new Aborted(String(signal.reason ?? 'aborted')));
+        const t = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(t);
+            reject(new Aborted(String(signal?.reason ?? 'aborted')));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
+const selectorString = (labels) => Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+/** The newest ReplicaSet of a Deployment (highest revision) and its pod-template-hash. */
+async function newestReplicaSet(kube, d) {
+    const rss = await kube.list('apps/v1', 'ReplicaSet', d.metadata.namespace, selectorString(d.spec.selector.matchLabels ?? {}));
+    const owned = rss.filter((r) => r.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid));
+    owned.sort((a, b) => Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0));
+    return owned[0];
+}
+/** Warning events of a pod (probe failures, pull errors, back-off), newest last, as evidence lines. */
+async function podEvidence(kube, namespace, pods) {
+    const out = [];
+    for (const p of pods.slice(0, 3)) {
+        out.push(describePod(p));
+        const ev = (await kube.events(namespace, p.name).catch(() => [])).filter((e) => e.type === 'Warning');
+        for (const e of ev.slice(-4))
+            out.push(`  ${e.reason}: ${e.message.trim().slice(0, 300)}${e.count > 1 ? ` (×${e.count})` : ''}`);
+    }
+    return out;
+}
+/**
+ * Wait for a Deployment's rollout: every replica updated and available, none of the old ones left. Fails at
+ * once when a new pod crash-loops, cannot pull its image, or fails its readiness probe after starting; fails at
+ * the progress deadline or at timeoutMs, with the pods' states and warning events as evidence.
+ */
+async function waitDeployment(kube, namespace, name, o) {
+    const deadline = Date.now() + o.timeoutMs;
+    const notReadySince = new Map();
+    let last = '';
+    for (;;) {
+        const d = await kube.get('apps/v1', 'Deployment', namespace, name);
+        if (!d)
+            throw new GateFailure(`Deployment ${namespace}/${name} disappeared during the rollout`);
+        const want = d.spec.replicas ?? 1;
+        const st = d.status ?? {};
+        const progressing = st.conditions?.find((c) => c.type === 'Progressing');
+        const rs = await newestReplicaSet(kube, d);
+        const hash = (rs?.metadata.labels ?? {})['pod-template-hash'];
+        const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).map(podView) : [];
+        for (const p of pods) {
+            const why = fatalReason(p);
+            if (why)
+                throw new GateFailure(why, await podEvidence(kube, namespace, [p]));
+            if (p.started && !p.ready && p.phase === 'Running') {
+                const since = notReadySince.get(p.uid) ?? Date.now();
+                notReadySince.set(p.uid, since);
+                if (Date.now() - since > o.readinessGraceMs) {
+                    const ev = await podEvidence(kube, namespace, [p]);
+                    if (ev.some((l) => /Readiness probe failed/.test(l)))
+                        throw new GateFailure(`pod ${p.name} started but fails its readiness probe`, ev);
+                }
+            }
+            else
+                notReadySince.delete(p.uid);
+        }
+        if (progressing?.reason === 'ProgressDeadlineExceeded')
+            throw new GateFailure(`Deployment ${name}: ${progressing.message ?? 'progress deadline exceeded'}`, await podEvidence(kube, namespace, pods));
+        const done = (st.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) && (st.updatedReplicas ?? 0) === want && (st.availableReplicas ?? 0) >= want && (st.replicas ?? 0) === want && pods.filter((p) => p.ready).length >= want;
+        if (done)
+            return { pods: pods.filter((p) => p.ready) };
+        const line = `${name}: ${st.updatedReplicas ?? 0}/${want} updated, ${st.availableReplicas ?? 0} available, ${pods.filter((p) => p.ready).length} new ready`;
+        if (line !== last)
+            o.onProgress?.(line);
+        last = line;
+        if (Date.now() >= deadline)
+            throw new GateFailure(`Deployment ${name} was not ready within ${Math.round(o.timeoutMs / 1000)} s (${line})`, await podEvidence(kube, namespace, pods));
+        await sleep(1000, o.signal);
+    }
+}
+/**
+ * The bake window: the pods that passed readiness must stay Ready, without a restart, replacement or crash,
+ * for `ms`. Checked once a second, so a failure ends the window at once.
+ */
+async function bake(kube, namespace, selector, pods, ms, signal, tick) {
+    const start = Date.now();
+    const uids = new Set(pods.map((p) => p.uid));
+    while (Date.now() - start < ms) {
+        await sleep(Math.min(1000, Math.max(0, ms - (Date.now() - start))), signal);
+        const now = (await kube.list('v1', 'Pod', namespace, selectorString(selector))).map(podView).filter((p) => uids.has(p.uid));
+        if (now.length < uids.size)
+            throw new GateFailure(`a canary pod was deleted or replaced during the bake window (${now.length} of ${uids.size} left)`);
+        for (const p of now) {
+            const why = fatalReason(p);
+            if (why)
+                throw new GateFailure(`during the bake window: ${why}`, await podEvidence(kube, namespace, [p]));
+            if (!p.ready)
+                throw new GateFailure(`during the bake window: pod ${p.name} became NotReady`, await podEvidence(kube, namespace, [p]));
+        }
+        await tick?.();
+    }
+}
+
+
+/***/ }),
+
+/***/ 9158:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   J: () => (/* binding */ rolloutOwner),
+/* harmony export */   q: () => (/* binding */ kubeconfigFile)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(857);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(os__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/** Who runs this deploy: the workflow run and job on GitHub, else this process (the Lease holder, the canary's owner label). */
+function rolloutOwner(env = process.env) {
+    const raw = env.GITHUB_RUN_ID ? `gh-${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `${os__WEBPACK_IMPORTED_MODULE_1__.hostname()}-${process.pid}`;
+    return raw.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
+}
+/** For the post step: write an inline kubeconfig to a private file the post step can read again. */
+function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir()) {
+    if (source === '' || !/\bapiVersion\s*:|\bclusters\s*:/.test(source))
+        return source;
+    const file = `${dir}/modelship-kubeconfig-${process.pid}-${Date.now()}`;
+    fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(file, source, { mode: 0o600 });
+    return file;
+}
+
+
+/***/ }),
+
+/***/ 9825:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   HH: () => (/* binding */ DEFAULT_QUERIES),
+/* harmony export */   Sc: () => (/* binding */ fmt),
+/* harmony export */   it: () => (/* binding */ prometheusGate)
+/* harmony export */ });
+/* unused harmony exports renderQuery, promQuery */
+/* harmony import */ var _health__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(407);
+
+const SEL = 'namespace="{{namespace}}",track="{{track}}",route="infer"';
+const DEFAULT_QUERIES = {
+    samples: `sum(modelship_requests_total{${SEL}})`,
+    errorRate: `(sum(modelship_requests_total{${SEL},code=~"5.."}) or vector(0)) / sum(modelship_requests_total{${SEL}})`,
+    latency: `1000 * histogram_quantile(0.99, sum by (le) (modelship_request_duration_seconds_bucket{${SEL}}))`,
+};
+/** Fill {{namespace}}, {{app}}, {{track}}, {{model}} in a query template; an unknown placeholder is an error. */
+function renderQuery(template, vars) {
+    return template.replace(/\{\{\s*([a-z]+)\s*\}\}/g, (_, k) => {
+        if (!(k in vars))
+            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`PromQL template uses {{${k}}}; known: ${Object.keys(vars).map((v) => `{{${v}}}`).join(', ')}`);
+        return vars[k];
+    });
+}
+/** One instant query; undefined when the result is empty or not a number (no data). */
+async function promQuery(url, query, signal) {
+    let res;
+    try {
+        res = await fetch(`${url.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query })}`, { signal });
+    }
+    catch (e) {
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus at ${url} is unreachable: ${e.message}`);
+    }
+    const body = (await res.json().catch(() => ({})));
+    if (res.status !== 200 || body.status !== 'success')
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus query failed (HTTP ${res.status}): ${body.error ?? 'no error message'}; query: ${query}`);
+    const d = body.data;
+    const raw = d.resultType === 'scalar' ? d.result[1] : d.result[0]?.value[1];
+    const n = raw === undefined ? NaN : Number(raw);
+    return Number.isFinite(n) ? n : undefined;
+}
+async function prometheusGate(c, vars, hasStable, signal) {
+    const q = (t, track) => renderQuery(t, { ...vars, track });
+    const res = { canary: {}, stable: {}, queries: [q(c.samplesQuery, 'canary'), q(c.errorRateQuery, 'canary'), q(c.latencyQuery, 'canary')] };
+    const deadline = Date.now() + c.waitMs;
+    for (;;) {
+        res.canary.samples = await promQuery(c.url, q(c.samplesQuery, 'canary'), signal);
+        if ((res.canary.samples ?? 0) >= c.minSamples || Date.now() >= deadline)
+            break;
+        await (0,_health__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .yy)(1000, signal);
+    }
+    if (res.canary.samples === undefined)
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [`waited ${Math.round(c.waitMs / 1000)} s for the scrape`]);
+    if (res.canary.samples < c.minSamples)
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus has ${res.canary.samples} samples for the canary, fewer than min-samples ${c.minSamples}`);
+    res.canary.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'canary'), signal);
+    res.canary.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'canary'), signal);
+    if (hasStable) {
+        res.stable.samples = await promQuery(c.url, q(c.samplesQuery, 'stable'), signal);
+        res.stable.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'stable'), signal);
+        res.stable.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'stable'), signal);
+    }
+    const cmp = `canary ${fmt(res.canary)}; stable ${hasStable ? fmt(res.stable) : 'none'}`;
+    if (res.canary.errorRate === undefined)
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus returned no error rate for the canary; no data is a failure (${cmp})`);
+    if (res.canary.errorRate > c.maxErrorRate)
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`canary error rate ${res.canary.errorRate.toFixed(4)} > max-error-rate ${c.maxErrorRate} (${cmp})`);
+    if (c.maxP99Ms > 0) {
+        if (res.canary.p99Ms === undefined)
+            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus returned no p99 latency for the canary; no data is a failure (${cmp})`);
+        if (res.canary.p99Ms > c.maxP99Ms)
+            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`canary p99 latency ${res.canary.p99Ms.toFixed(1)} ms > max-p99-ms ${c.maxP99Ms} (${cmp})`);
+    }
+    return res;
+}
+const fmt = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate === undefined ? 'none' : m.errorRate.toFixed(4)}, p99 ${m.p99Ms === undefined ? 'none' : `${m.p99Ms.toFixed(1)} ms`}`;
+
+
+/***/ }),
+
+/***/ 7618:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Do: () => (/* binding */ parseKey),
+/* harmony export */   cv: () => (/* binding */ loadKey),
+/* harmony export */   dh: () => (/* binding */ encryptModel),
+/* harmony export */   hD: () => (/* binding */ decryptModel),
+/* harmony export */   ph: () => (/* binding */ isEncrypted)
+/* harmony export */ });
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6982);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(17);
+
+
+
+/**
+ * Encrypted model at rest: AES-256-GCM. File layout: "MSENC1\n" magic, 12-byte IV, 16-byte tag, ciphertext.
+ * The key (32 bytes, hex or base64) comes from an environment variable or a mounted file, never from the image.
+ */
+const MAGIC = Buffer.from('MSENC1\n', 'latin1');
+function isEncrypted(bytes) {
+    return bytes.length > MAGIC.length && Buffer.from(bytes.subarray(0, MAGIC.length)).equals(MAGIC);
+}
+function parseKey(text, source) {
+    const t = text.trim();
+    let key;
+    if (/^[0-9a-fA-F]{64}$/.test(t))
+        key = Buffer.from(t, 'hex');
+    else {
+        const b = Buffer.from(t, 'base64');
+        if (b.length === 32)
+            key = b;
+    }
+    if (!key)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `the model key from ${source} is not 32 bytes (64 hex digits or base64)`);
+    return key;
+}
+/** The key from `envName` or, when that is unset, from the file `keyFile`. */
+function loadKey(env, envName, keyFile) {
+    if (env[envName])
+        return parseKey(env[envName], `$${envName}`);
+    if (keyFile && fs__WEBPACK_IMPORTED_MODULE_1__.existsSync(keyFile))
+        return parseKey(fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync(keyFile, 'utf8'), keyFile);
+    return undefined;
+}
+function encryptModel(plain, key) {
+    const iv = crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes(12);
+    const c = crypto__WEBPACK_IMPORTED_MODULE_0__.createCipheriv('aes-256-gcm', key, iv);
+    const body = Buffer.concat([c.update(plain), c.final()]);
+    return Buffer.concat([MAGIC, iv, c.getAuthTag(), body]);
+}
+function decryptModel(bytes, key, file) {
+    if (!key)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
+    const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);
+    const d = crypto__WEBPACK_IMPORTED_MODULE_0__.createDecipheriv('aes-256-gcm', key, iv);
+    d.setAuthTag(tag);
+    try {
+        return Buffer.concat([d.update(b.subarray(MAGIC.length + 28)), d.final()]);
+    }
+    catch {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'cannot decrypt the model: wrong key or corrupted file (AES-256-GCM authentication failed)', { file });
+    }
+}
+
+
+/***/ }),
+
+/***/ 1351:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   AG: () => (/* binding */ encodeInferRequest),
+/* harmony export */   Bs: () => (/* binding */ HEADER_LENGTH),
+/* harmony export */   Ue: () => (/* binding */ encodeInferResponse),
+/* harmony export */   bd: () => (/* binding */ ProtocolError),
+/* harmony export */   lA: () => (/* binding */ parseInferRequest),
+/* harmony export */   mJ: () => (/* binding */ decodeInferResponse)
+/* harmony export */ });
+/**
+ * The KServe v2 inference protocol (also Triton's): JSON tensors and the binary tensor data extension.
+ * Pure functions from request bytes to typed tensors and back, so the server and the smoke/canary clients
+ * share one implementation.
+ */
+class ProtocolError extends Error {
+    status;
+    constructor(status, message) {
+        super(message);
+        this.status = status;
+    }
+}
+const BYTES_PER = { FP32: 4, FP64: 8, INT64: 8, INT32: 4, UINT8: 1 };
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Header that tells how much of the body is the JSON part (the rest is binary tensor data). */
+const HEADER_LENGTH = 'inference-header-content-length';
+function toFloat32(datatype, bytes, count, name) {
+    const need = count * (BYTES_PER[datatype] ?? 0);
+    if (!BYTES_PER[datatype])
+        throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported (FP32, FP64, INT64, INT32, UINT8)`);
+    if (bytes.byteLength !== need)
+        throw new ProtocolError(400, `input "${name}": binary data has ${bytes.byteLength} bytes, shape and ${datatype} need ${need}`);
+    const out = new Float32Array(count);
+    if (datatype === 'FP32' && LITTLE_ENDIAN) {
+        // the common case: one memcpy into an aligned array instead of a DataView read per value
+        new Uint8Array(out.buffer).set(bytes);
+        return out;
+    }
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < count; i++) {
+        switch (datatype) {
+            case 'FP32':
+                out[i] = dv.getFloat32(i * 4, true);
+                break;
+            case 'FP64':
+                out[i] = dv.getFloat64(i * 8, true);
+                break;
+            case 'INT64':
+                out[i] = Number(dv.getBigInt64(i * 8, true));
+                break;
+            case 'INT32':
+                out[i] = dv.getInt32(i * 4, true);
+                break;
+            default:
+                out[i] = dv.getUint8(i);
+        }
+    }
+    return out;
+}
+function flatten(data, into, name) {
+    if (Array.isArray(data)) {
+        for (const d of data)
+            flatten(d, into, name);
+    }
+    else if (typeof data === 'number') {
+        into.push(data);
+    }
+    else if (typeof data === 'boolean') {
+        into.push(data ? 1 : 0);
+    }
+    else {
+        throw new ProtocolError(400, `input "${name}": data must be numbers (nested arrays allowed), found ${data === null ? 'null' : typeof data}`);
+    }
+}
+/** Parse an infer request body (JSON, or JSON header + binary tensors when `headerLength` is given). */
+function parseInferRequest(body, headerLength) {
+    let jsonPart = body;
+    let binary = Buffer.alloc(0);
+    if (headerLength !== undefined) {
+        if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
+            throw new ProtocolError(400, `Inference-Header-Content-Length ${headerLength} does not fit the ${body.length}-byte body`);
+        }
+        jsonPart = body.subarray(0, headerLength);
+        binary = body.subarray(headerLength);
+    }
+    let req;
+    try {
+        req = JSON.parse(jsonPart.toString('utf8'));
+    }
+    catch (e) {
+        throw new ProtocolError(400, `malformed JSON in the request: ${e.message}`);
+    }
+    if (typeof req !== 'object' || req === null || !Array.isArray(req.inputs) || req.inputs.length === 0) {
+        throw new ProtocolError(400, 'the request needs a non-empty "inputs" array');
+    }
+    let offset = 0;
+    const inputs = req.inputs.map((t, i) => {
+        const name = typeof t?.name === 'string' ? t.name : '';
+        if (!name)
+            throw new ProtocolError(400, `inputs[${i}] has no "name"`);
+        const shape = t.shape;
+        if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0))
+            throw new ProtocolError(400, `input "${name}": "shape" must be an array of non-negative integers`);
+        const datatype = typeof t.datatype === 'string' ? t.datatype : '';
+        if (!datatype)
+            throw new ProtocolError(400, `input "${name}": "datatype" is required`);
+        const count = shape.reduce((a, d) => a * d, 1);
+        const params = (t.parameters ?? {});
+        if (params.binary_data_size !== undefined) {
+            const size = Number(params.binary_data_size);
+            if (!Number.isInteger(size) || size < 0 || offset + size > binary.length) {
+                throw new ProtocolError(400, `input "${name}": binary_data_size ${params.binary_data_size} exceeds the binary part of the body`);
+            }
+            const data = toFloat32(datatype, binary.subarray(offset, offset + size), count, name);
+            offset += size;
+            return { name, shape: shape, datatype, data };
+        }
+        if (!['FP32', 'FP64', 'INT64', 'INT32', 'UINT8', 'BOOL'].includes(datatype))
+            throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported`);
+        const flat = [];
+        flatten(t.data, flat, name);
+        if (flat.length !== count)
+            throw new ProtocolError(400, `input "${name}": shape [${shape.join(', ')}] needs ${count} values, "data" has ${flat.length}`);
+        return { name, shape: shape, datatype, data: Float32Array.from(flat) };
+    });
+    if (offset !== binary.length)
+        throw new ProtocolError(400, `${binary.length - offset} bytes of binary data are not claimed by any input`);
+    const reqParams = (req.parameters ?? {});
+    const outputs = Array.isArray(req.outputs)
+        ? req.outputs.map((o) => ({ name: String(o?.name ?? ''), binary: Boolean(o?.parameters?.binary_data) }))
+        : [];
+    return { id: typeof req.id === 'string' ? req.id : undefined, inputs, outputs, binaryOutputs: Boolean(reqParams.binary_data_output) };
+}
+/** Encode an infer response: JSON, or JSON header + binary tensors (returns the header length to send). */
+function encodeInferResponse(model, version, id, outputs) {
+    const binaries = [];
+    const json = {
+        model_name: model,
+        model_version: version,
+        ...(id !== undefined ? { id } : {}),
+        outputs: outputs.map((o) => {
+            if (o.binary) {
+                const b = Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength);
+                binaries.push(b);
+                return { name: o.name, datatype: 'FP32', shape: o.shape, parameters: { binary_data_size: b.length } };
+            }
+            return { name: o.name, datatype: 'FP32', shape: o.shape, data: Array.from(o.data) };
+        }),
+    };
+    const head = Buffer.from(JSON.stringify(json), 'utf8');
+    if (binaries.length === 0)
+        return { body: head };
+    return { body: Buffer.concat([head, ...binaries]), headerLength: head.length };
+}
+/** Client side: build a binary-extension request for FP32 inputs (used by smoke tests and canary checks). */
+function encodeInferRequest(inputs, opts = {}) {
+    const json = {
+        ...(opts.id ? { id: opts.id } : {}),
+        inputs: inputs.map((t) => ({ name: t.name, shape: t.shape, datatype: 'FP32', parameters: { binary_data_size: t.data.byteLength } })),
+        ...(opts.binaryOutputs ? { parameters: { binary_data_output: true } } : {}),
+    };
+    const head = Buffer.from(JSON.stringify(json), 'utf8');
+    return { body: Buffer.concat([head, ...inputs.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))]), headerLength: head.length };
+}
+/** Client side: decode a response (JSON or binary extension) into FP32 tensors. */
+function decodeInferResponse(body, headerLength) {
+    const head = headerLength === undefined ? body : body.subarray(0, headerLength);
+    const json = JSON.parse(head.toString('utf8'));
+    let offset = headerLength ?? body.length;
+    return {
+        outputs: json.outputs.map((o) => {
+            const count = o.shape.reduce((a, d) => a * d, 1);
+            if (o.parameters?.binary_data_size !== undefined) {
+                const size = o.parameters.binary_data_size;
+                const data = toFloat32(o.datatype, body.subarray(offset, offset + size), count, o.name);
+                offset += size;
+                return { name: o.name, shape: o.shape, data };
+            }
+            return { name: o.name, shape: o.shape, data: Float32Array.from(o.data ?? []) };
+        }),
+    };
+}
+
+
+/***/ }),
+
+/***/ 17:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   W: () => (/* binding */ ModelshipError),
+/* harmony export */   y: () => (/* binding */ isModelshipError)
+/* harmony export */ });
+class ModelshipError extends Error {
+    code;
+    location;
+    constructor(code, message, location = {}) {
+        super(ModelshipError.format(message, location));
+        this.name = 'ModelshipError';
+        this.code = code;
+        this.location = location;
+    }
+    /** `file:line:col: layer "x": message` — the shape compilers use, so editors and annotations can jump to it. */
+    static format(message, loc) {
+        let where = '';
+        if (loc.file) {
+            where = loc.file;
+            if (loc.line !== undefined)
+                where += `:${loc.line}`;
+            if (loc.line !== undefined && loc.column !== undefined)
+                where += `:${loc.column}`;
+            where += ': ';
+        }
+        const layer = loc.layer !== undefined ? `layer "${loc.layer}": ` : '';
+        return `${where}${layer}${message}`;
+    }
+}
+function isModelshipError(e) {
+    return e instanceof ModelshipError;
+}
+
+
+/***/ }),
+
+/***/ 2141:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   WM: () => (/* binding */ readFileChecked),
+/* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
+/* harmony export */   sc: () => (/* binding */ sha256)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6982);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(17);
+
+
+
+
+/**
+ * Write a file atomically: a temporary file in the same directory, fsync, then rename.
+ * A reader (or a crash) never sees a half-written output.
+ */
+function writeFileAtomic(file, data) {
+    const dir = path__WEBPACK_IMPORTED_MODULE_1__.dirname(path__WEBPACK_IMPORTED_MODULE_1__.resolve(file));
+    fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync(dir, { recursive: true });
+    const tmp = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}.tmp`);
+    let fd;
+    try {
+        fd = fs__WEBPACK_IMPORTED_MODULE_0__.openSync(tmp, 'w');
+        fs__WEBPACK_IMPORTED_MODULE_0__.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+        fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync(fd);
+        fs__WEBPACK_IMPORTED_MODULE_0__.closeSync(fd);
+        fd = undefined;
+        fs__WEBPACK_IMPORTED_MODULE_0__.renameSync(tmp, file);
+    }
+    catch (e) {
+        if (fd !== undefined)
+            fs__WEBPACK_IMPORTED_MODULE_0__.closeSync(fd);
+        fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(tmp, { force: true });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `cannot write ${file}: ${e.message}`, { file });
+    }
+}
+/** Read a whole file, turning ENOENT and friends into a ModelshipError naming the input. */
+function readFileChecked(file, what) {
+    try {
+        const st = fs__WEBPACK_IMPORTED_MODULE_0__.statSync(file);
+        if (st.isDirectory())
+            throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `${what} is a directory, expected a file`, { file });
+        return fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(file);
+    }
+    catch (e) {
+        if (e instanceof _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W)
+            throw e;
+        const err = e;
+        const why = err.code === 'ENOENT' ? 'no such file' : err.message;
+        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `cannot read ${what}: ${why}`, { file });
+    }
+}
+function sha256(data) {
+    return crypto__WEBPACK_IMPORTED_MODULE_2__.createHash('sha256').update(data).digest('hex');
+}
+
+
+/***/ }),
+
+/***/ 7821:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   e5: () => (/* binding */ readNpy)
+/* harmony export */ });
+/* unused harmony exports parseNpy, encodeNpy */
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(17);
+/* harmony import */ var _fsx__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2141);
+
+
+/**
+ * Read a .npy file (format 1.0–3.0). Accepts little-endian float32 and float64 (converted to float32),
+ * C order only — the formats Caffe's Python tooling writes.
+ */
+function readNpy(file) {
+    return parseNpy((0,_fsx__WEBPACK_IMPORTED_MODULE_1__/* .readFileChecked */ .WM)(file, '.npy file'), file);
+}
+function parseNpy(buf, file) {
+    const fail = (why) => {
+        throw new _errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('binary', `not a readable .npy file: ${why}`, { file });
+    };
+    if (buf.length < 10 || buf[0] !== 0x93 || String.fromCharCode(...buf.subarray(1, 6)) !== 'NUMPY')
+        fail('bad magic');
+    const major = buf[6];
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let headerLen;
+    let offset;
+    if (major === 1) {
+        headerLen = dv.getUint16(8, true);
+        offset = 10;
+    }
+    else if (major === 2 || major === 3) {
+        if (buf.length < 12)
+            fail('truncated header');
+        headerLen = dv.getUint32(8, true);
+        offset = 12;
+    }
+    else {
+        return fail(`unsupported version ${major}`);
+    }
+    if (offset + headerLen > buf.length)
+        fail('truncated header');
+    const header = Buffer.from(buf.buffer, buf.byteOffset + offset, headerLen).toString('latin1');
+    const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
+    const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
+    const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
+    if (!descr || !fortran || shapeText === undefined)
+        return fail('malformed header');
+    if (fortran === 'True')
+        fail('Fortran order is not supported');
+    const shape = shapeText
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0)
+        .map((s) => Number(s));
+    if (shape.some((d) => !Number.isInteger(d) || d < 0))
+        fail(`bad shape (${shapeText})`);
+    const count = shape.reduce((a, d) => a * d, 1);
+    const start = offset + headerLen;
+    const body = buf.subarray(start);
+    let data;
+    if (descr === '<f4' || descr === '|f4') {
+        if (body.length < count * 4)
+            fail('truncated data');
+        data = new Float32Array(count);
+        new Uint8Array(data.buffer).set(body.subarray(0, count * 4));
+    }
+    else if (descr === '<f8') {
+        if (body.length < count * 8)
+            fail('truncated data');
+        data = new Float32Array(count);
+        const bdv = new DataView(body.buffer, body.byteOffset, count * 8);
+        for (let i = 0; i < count; i++)
+            data[i] = bdv.getFloat64(i * 8, true);
+    }
+    else {
+        return fail(`dtype ${descr} is not supported (expected <f4 or <f8)`);
+    }
+    return { shape, data };
+}
+/** Write a float32 array as .npy (version 1.0). */
+function encodeNpy(shape, data) {
+    const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
+    const total = 10 + header.length + 1;
+    header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+    const out = new Uint8Array(10 + header.length + data.byteLength);
+    out.set([0x93, ...Buffer.from('NUMPY', 'latin1'), 1, 0], 0);
+    new DataView(out.buffer).setUint16(8, header.length, true);
+    out.set(Buffer.from(header, 'latin1'), 10);
+    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+    return out;
+}
+
+
+/***/ }),
+
+/***/ 7171:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   s: () => (/* binding */ loadOrt),
+/* harmony export */   x: () => (/* binding */ runOnnx)
+/* harmony export */ });
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(17);
+
+/** onnxruntime is loaded on first use: converting without a parity check never maps its 45 MB library. */
+let ortModule;
+function loadOrt() {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ortModule ??= __nccwpck_require__(701);
+    return ortModule;
+}
+/**
+ * Run an ONNX model (bytes) once on the CPU execution provider. `optimization` 'disabled' runs the graph as
+ * written (what the converter emitted, no fusions); 'all' is what a deployment would run.
+ */
+async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
+    const ort = loadOrt();
+    let session;
+    try {
+        session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: optimization });
+    }
+    catch (e) {
+        throw new _errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('graph', `onnxruntime rejected the converted model: ${e.message}`);
+    }
+    try {
+        const inputs = {};
+        for (const [name, arr] of Object.entries(feeds))
+            inputs[name] = new ort.Tensor('float32', arr.data, arr.shape);
+        const res = await session.run(inputs, outputNames);
+        const outputs = {};
+        for (const name of outputNames) {
+            const t = res[name];
+            // copy out of onnxruntime's buffers: they may belong to the session's allocator, which release() frees
+            outputs[name] = { shape: t.dims.map(Number), data: new Float32Array(t.data) };
+        }
+        return { outputs, runtime: `onnxruntime-node ${ort.env.versions.node} (cpu, graph optimization ${optimization})` };
+    }
+    catch (e) {
+        throw new _errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('graph', `onnxruntime failed to run the converted model: ${e.message}`);
+    }
+    finally {
+        await session.release();
+    }
+}
+
+
+/***/ }),
+
+/***/ 9946:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   R: () => (/* binding */ runProcess)
+/* harmony export */ });
+/* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5317);
+/* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(child_process__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(17);
+
+
+/** Run a command (no shell), capture its output; a missing binary is a clear error. */
+function runProcess(cmd, args, opts = {}) {
+    return new Promise((resolve, reject) => {
+        const child = (0,child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        let partial = '';
+        const lines = (chunk) => {
+            if (!opts.onLine)
+                return;
+            partial += chunk;
+            const parts = partial.split('\n');
+            partial = parts.pop();
+            parts.forEach(opts.onLine);
+        };
+        child.stdout.on('data', (c) => {
+            stdout += c.toString();
+            lines(c.toString());
+        });
+        child.stderr.on('data', (c) => {
+            stderr += c.toString();
+            lines(c.toString());
+        });
+        child.on('error', (e) => reject(new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', e.code === 'ENOENT' ? `${cmd} is not installed or not on PATH` : `cannot run ${cmd}: ${e.message}`)));
+        child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+        if (opts.input !== undefined)
+            child.stdin.end(opts.input);
+        else
+            child.stdin.end();
+    });
+}
+
+
+/***/ }),
+
+/***/ 104:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ic: () => (/* binding */ goldenRequests),
+/* harmony export */   Qi: () => (/* binding */ GOLDEN_TABLE_HEAD),
+/* harmony export */   RJ: () => (/* binding */ measureLatency),
+/* harmony export */   Ym: () => (/* binding */ percentile),
+/* harmony export */   k6: () => (/* binding */ httpTransport)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8611);
+/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(http__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7821);
+/* harmony import */ var _convert_parity__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6154);
+/* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1351);
+
+
+
+
+
+
+/** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
+function httpTransport(base, agent) {
+    return (p, opts = {}) => new Promise((resolve, reject) => {
+        const req = http__WEBPACK_IMPORTED_MODULE_2__.request(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+        if (opts.body)
+            req.write(opts.body);
+        req.end();
+    });
+}
+const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
+/** Send every reference batch once and compare each output with Caffe's. */
+async function goldenRequests(t, o) {
+    const res = { rows: [], failures: [], compared: 0 };
+    for (const b of (0,_convert_parity__WEBPACK_IMPORTED_MODULE_4__/* .referenceBatches */ .WN)(o.reference)) {
+        const x = (0,_util_npy__WEBPACK_IMPORTED_MODULE_3__/* .readNpy */ .e5)((0,_convert_parity__WEBPACK_IMPORTED_MODULE_4__/* .inputFile */ .xm)(o.reference, b, o.inputName, o.singleInput));
+        const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .encodeInferRequest */ .AG)([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
+        if (b === 1)
+            res.batch1 = req;
+        const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+        if (r.status !== 200) {
+            res.failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
+            continue;
+        }
+        const dec = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]));
+        for (const out of dec.outputs) {
+            const refFile = path__WEBPACK_IMPORTED_MODULE_1__.join(o.reference, `output_b${b}__${out.name.replace(/\//g, '_')}.npy`);
+            if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
+                continue;
+            const c = (0,_convert_parity__WEBPACK_IMPORTED_MODULE_4__/* .compareOutput */ .NM)(out.name, b, out, (0,_util_npy__WEBPACK_IMPORTED_MODULE_3__/* .readNpy */ .e5)(refFile), { ..._convert_parity__WEBPACK_IMPORTED_MODULE_4__/* .DEFAULT_TOLERANCE */ .s6, maxAbsDiff: o.tolerance });
+            res.compared++;
+            const mismatches = c.topK.flatMap((tk, n) => (tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]));
+            res.rows.push(`| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
+            if (!c.pass)
+                res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${out.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
+        }
+    }
+    if (res.compared === 0 && res.failures.length === 0)
+        res.failures.push(`no output of the model matched a reference file output_b<N>__<blob>.npy in ${o.reference}`);
+    return res;
+}
+function percentile(sorted, p) {
+    if (sorted.length === 0)
+        return NaN;
+    const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+    return sorted[i];
+}
+/** Send `requests` copies of one request from `concurrency` workers; latencies in ms, sorted. */
+async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
+    const lat = [];
+    let next = 0;
+    let errors = 0;
+    let firstError;
+    const worker = async () => {
+        while (next < requests) {
+            next++;
+            const s = process.hrtime.bigint();
+            const r = await t(p, { body: req.body, headers: { ...headers, [_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength } });
+            lat.push(Number(process.hrtime.bigint() - s) / 1e6);
+            if (r.status !== 200) {
+                errors++;
+                firstError ??= `HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`;
+            }
+        }
+    };
+    const w0 = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
+    lat.sort((a, b) => a - b);
+    return { sorted: lat, errors, wallS, firstError };
+}
+
+
+/***/ }),
+
+/***/ 1013:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  x: () => (/* binding */ VERSION)
+});
+
+;// CONCATENATED MODULE: ./package.json
+const package_namespaceObject = {"rE":"0.1.0"};
+;// CONCATENATED MODULE: ./src/version.ts
+
+/** modelship's version, recorded in every artifact it writes. */
+const VERSION = package_namespaceObject.rE;
+
+
+/***/ }),
+
 /***/ 2613:
 /***/ ((module) => {
 
@@ -47691,11 +49375,35 @@ module.exports = require("buffer");
 
 /***/ }),
 
+/***/ 5317:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("child_process");
+
+/***/ }),
+
 /***/ 9907:
 /***/ ((module) => {
 
 "use strict";
 module.exports = require("cluster");
+
+/***/ }),
+
+/***/ 6982:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("crypto");
+
+/***/ }),
+
+/***/ 2250:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("dns");
 
 /***/ }),
 
@@ -47763,6 +49471,14 @@ module.exports = require("node:buffer");
 
 /***/ }),
 
+/***/ 1421:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:child_process");
+
+/***/ }),
+
 /***/ 7540:
 /***/ ((module) => {
 
@@ -47803,6 +49519,14 @@ module.exports = require("node:events");
 
 /***/ }),
 
+/***/ 3024:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:fs");
+
+/***/ }),
+
 /***/ 7067:
 /***/ ((module) => {
 
@@ -47819,11 +49543,27 @@ module.exports = require("node:http2");
 
 /***/ }),
 
+/***/ 4708:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:https");
+
+/***/ }),
+
 /***/ 7030:
 /***/ ((module) => {
 
 "use strict";
 module.exports = require("node:net");
+
+/***/ }),
+
+/***/ 6760:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:path");
 
 /***/ }),
 
@@ -47840,6 +49580,14 @@ module.exports = require("node:perf_hooks");
 
 "use strict";
 module.exports = require("node:querystring");
+
+/***/ }),
+
+/***/ 481:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:readline");
 
 /***/ }),
 
@@ -47899,6 +49647,22 @@ module.exports = require("node:zlib");
 
 /***/ }),
 
+/***/ 857:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("os");
+
+/***/ }),
+
+/***/ 6928:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("path");
+
+/***/ }),
+
 /***/ 2987:
 /***/ ((module) => {
 
@@ -47912,6 +49676,22 @@ module.exports = require("perf_hooks");
 
 "use strict";
 module.exports = require("process");
+
+/***/ }),
+
+/***/ 4876:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("punycode");
+
+/***/ }),
+
+/***/ 3480:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("querystring");
 
 /***/ }),
 
@@ -47939,6 +49719,14 @@ module.exports = require("tls");
 
 /***/ }),
 
+/***/ 2018:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("tty");
+
+/***/ }),
+
 /***/ 7016:
 /***/ ((module) => {
 
@@ -47960,6 +49748,14 @@ module.exports = require("util");
 
 "use strict";
 module.exports = require("v8");
+
+/***/ }),
+
+/***/ 9154:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("vm");
 
 /***/ }),
 
@@ -53610,4335 +55406,19 @@ exports.VERSION = VERSION;
 
 //# sourceMappingURL=version.cjs.map
 
-/***/ })
+/***/ }),
 
-/******/ 	});
-/************************************************************************/
-/******/ 	// The module cache
-/******/ 	var __webpack_module_cache__ = {};
-/******/ 	
-/******/ 	// The require function
-/******/ 	function __nccwpck_require__(moduleId) {
-/******/ 		// Check if module is in cache
-/******/ 		var cachedModule = __webpack_module_cache__[moduleId];
-/******/ 		if (cachedModule !== undefined) {
-/******/ 			return cachedModule.exports;
-/******/ 		}
-/******/ 		// Create a new module (and put it into the cache)
-/******/ 		var module = __webpack_module_cache__[moduleId] = {
-/******/ 			// no module.id needed
-/******/ 			// no module.loaded needed
-/******/ 			exports: {}
-/******/ 		};
-/******/ 	
-/******/ 		// Execute the module function
-/******/ 		var threw = true;
-/******/ 		try {
-/******/ 			__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
-/******/ 			threw = false;
-/******/ 		} finally {
-/******/ 			if(threw) delete __webpack_module_cache__[moduleId];
-/******/ 		}
-/******/ 	
-/******/ 		// Return the exports of the module
-/******/ 		return module.exports;
-/******/ 	}
-/******/ 	
-/************************************************************************/
-/******/ 	/* webpack/runtime/asset-relocator-loader */
-/******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
-/******/ 	
-/************************************************************************/
-var __webpack_exports__ = {};
-// This entry need to be wrapped in an IIFE because it need to be in strict mode.
-(() => {
+/***/ 3243:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
 "use strict";
-
-;// CONCATENATED MODULE: ./src/util/errors.ts
-class errors_ModelshipError extends Error {
-    code;
-    location;
-    constructor(code, message, location = {}) {
-        super(errors_ModelshipError.format(message, location));
-        this.name = 'ModelshipError';
-        this.code = code;
-        this.location = location;
-    }
-    /** `file:line:col: layer "x": message` — the shape compilers use, so editors and annotations can jump to it. */
-    static format(message, loc) {
-        let where = '';
-        if (loc.file) {
-            where = loc.file;
-            if (loc.line !== undefined)
-                where += `:${loc.line}`;
-            if (loc.line !== undefined && loc.column !== undefined)
-                where += `:${loc.column}`;
-            where += ': ';
-        }
-        const layer = loc.layer !== undefined ? `layer "${loc.layer}": ` : '';
-        return `${where}${layer}${message}`;
-    }
-}
-function isModelshipError(e) {
-    return e instanceof errors_ModelshipError;
-}
-
-;// CONCATENATED MODULE: ./src/compile/tensorrt.ts
-
-function parseBatches(text) {
-    const parts = text.split(',').map((s) => Number(s.trim()));
-    if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
-        throw new errors_ModelshipError('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
-    }
-    return parts;
-}
-/** The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. */
-function planTensorRT(inputs, onnxName, planName, workDir, o) {
-    const shapeAt = (b) => inputs
-        .map((i) => {
-        const rest = i.shape.slice(1);
-        if (rest.some((d) => typeof d !== 'number'))
-            throw new errors_ModelshipError('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
-        return `${i.name}:${[b, ...rest].join('x')}`;
-    })
-        .join(',');
-    const trtexec = [
-        'trtexec',
-        `--onnx=/work/${onnxName}`,
-        `--saveEngine=/work/${planName}`,
-        `--minShapes=${shapeAt(o.batches[0])}`,
-        `--optShapes=${shapeAt(o.batches[1])}`,
-        `--maxShapes=${shapeAt(o.batches[2])}`,
-        `--timingCacheFile=/work/${o.timingCache}`,
-        `--memPoolSize=workspace:${o.workspaceMiB}M`,
-        ...(o.fp16 ? ['--fp16'] : []),
-        ...(o.int8 ? ['--int8'] : []),
-    ];
-    const run = ['run', '--rm', '--gpus', 'all', '-v', `${workDir}:/work`, '-w', '/work', o.baseImage];
-    return {
-        trtexec,
-        dockerArgs: [...run, ...trtexec],
-        gpuQueryArgs: [...run, 'nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
-    };
-}
-/** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
-function parseTensorRTVersion(log) {
-    const m = /TensorRT version:\s*([0-9]+(?:\.[0-9]+){1,3})/.exec(log);
-    if (m)
-        return m[1];
-    const v = /TensorRT\.trtexec \[TensorRT v(\d+)\]/.exec(log) ?? /TensorRT v(\d{5,6})\b/.exec(log);
-    if (v) {
-        const n = Number(v[1]);
-        return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
-    }
-    throw new errors_ModelshipError('graph', 'could not find the TensorRT version in the trtexec log');
-}
-/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU). */
-function parseNvidiaSmi(out) {
-    const line = out.split('\n').map((l) => l.trim()).find((l) => l.length > 0);
-    const parts = line?.split(',').map((s) => s.trim());
-    if (!parts || parts.length < 3 || !/^\d+\.\d+$/.test(parts[0]))
-        throw new errors_ModelshipError('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
-    return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
-}
-/**
- * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
- * Checked before deploy: throws naming both sides when they differ.
- */
-function checkPlanCompatibility(plan, target) {
-    const problems = [];
-    const majorMinor = (v) => v.split('.').slice(0, 2).join('.');
-    if (majorMinor(plan.tensorrtVersion) !== majorMinor(target.tensorrtVersion) || plan.tensorrtVersion.split('.')[2] !== target.tensorrtVersion.split('.')[2]) {
-        problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
-    }
-    if (plan.computeCapability !== target.computeCapability) {
-        problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
-    }
-    if (problems.length) {
-        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile in ${target.image ?? 'the serving image'} on the target GPU.`);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/config.ts
-
-
-/**
- * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
- * (`--per-layer`), read once into a typed Config. action.yml and the README tables are checked against
- * INPUTS and OUTPUTS by a test, so the three cannot drift.
- */
-const STAGES = ['convert', 'compile', 'image', 'smoke'];
-const INPUTS = [
-    {
-        name: 'stage',
-        description: `Which stage to run: ${STAGES.join(' | ')}.`,
-        default: '',
-        kind: 'string',
-        stages: 'all',
-        required: [...STAGES],
-    },
-    {
-        name: 'prototxt',
-        description: 'convert: path of the Caffe deploy.prototxt (V2 `layer` or legacy V1 `layers`).',
-        default: '',
-        kind: 'path',
-        stages: ['convert'],
-        required: ['convert'],
-    },
-    {
-        name: 'caffemodel',
-        description: 'convert: path of the trained .caffemodel weights.',
-        default: '',
-        kind: 'path',
-        stages: ['convert'],
-        required: ['convert'],
-    },
-    {
-        name: 'out',
-        description: 'convert: where to write the ONNX model; parity.json and parity.md are written next to it.',
-        default: 'model.onnx',
-        kind: 'path',
-        stages: ['convert'],
-    },
-    {
-        name: 'reference',
-        description: 'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
-        default: '',
-        kind: 'path',
-        stages: ['convert', 'compile', 'smoke'],
-    },
-    {
-        name: 'per-layer',
-        description: 'convert: also compare every intermediate blob (needs blobs_b1/ in the reference) and name the first layer that diverges.',
-        default: 'false',
-        kind: 'boolean',
-        stages: ['convert'],
-    },
-    {
-        name: 'tolerance',
-        description: 'convert, compile, smoke: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
-        default: '1e-5',
-        kind: 'number',
-        stages: ['convert', 'compile', 'smoke'],
-    },
-    {
-        name: 'model',
-        description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path); image: the model file to serve (an ONNX, e.g. compile\'s artifact-path).',
-        default: 'model.onnx',
-        kind: 'path',
-        stages: ['compile', 'image'],
-    },
-    {
-        name: 'target',
-        description: 'compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in base-image; needs a GPU runner).',
-        default: 'onnxruntime',
-        kind: 'string',
-        stages: ['compile'],
-    },
-    {
-        name: 'artifact',
-        description: 'compile: where to write the artifact; empty means next to the model (<model>.ort.onnx or <model>.plan). Its metadata goes to <artifact>.json.',
-        default: '',
-        kind: 'path',
-        stages: ['compile'],
-    },
-    {
-        name: 'execution-provider',
-        description: 'compile: the ONNX Runtime execution provider the artifact is optimized for: cpu or cuda.',
-        default: 'cpu',
-        kind: 'string',
-        stages: ['compile'],
-    },
-    {
-        name: 'base-image',
-        description: 'image: the serving base image (pinned by digest; glibc-based); compile (tensorrt): the image that runs trtexec, which must then contain TensorRT, so the plan matches the TensorRT that serves it.',
-        default: 'nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04@sha256:2fcc4280646484290cc50dce5e65f388dd04352b07cbe89a635703bd1f9aedb6',
-        kind: 'string',
-        stages: ['compile', 'image'],
-    },
-    {
-        name: 'batch-sizes',
-        description: 'compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile.',
-        default: '1,8,32',
-        kind: 'string',
-        stages: ['compile'],
-    },
-    {
-        name: 'fp16',
-        description: 'compile: float16 artifact. onnxruntime (execution-provider cuda): float16 weights and activations, float32 inputs/outputs, parity checked with max(tolerance, 2e-3); tensorrt: --fp16.',
-        default: 'false',
-        kind: 'boolean',
-        stages: ['compile'],
-    },
-    {
-        name: 'int8',
-        description: 'compile (tensorrt): also allow int8 kernels (--int8).',
-        default: 'false',
-        kind: 'boolean',
-        stages: ['compile'],
-    },
-    {
-        name: 'workspace-mib',
-        description: 'compile (tensorrt): builder workspace memory pool in MiB (--memPoolSize=workspace:<n>M).',
-        default: '4096',
-        kind: 'number',
-        stages: ['compile'],
-    },
-    {
-        name: 'image',
-        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke: the image to run, by digest (the image stage\'s image output).',
-        default: '',
-        kind: 'string',
-        stages: ['image', 'smoke'],
-        required: ['image', 'smoke'],
-    },
-    {
-        name: 'model-name',
-        description: 'image, smoke: the name the model is served under (/v2/models/<model-name>).',
-        default: 'model',
-        kind: 'string',
-        stages: ['image', 'smoke'],
-    },
-    {
-        name: 'push',
-        description: 'image: push to the registry (false: load into the local engine only).',
-        default: 'true',
-        kind: 'boolean',
-        stages: ['image'],
-    },
-    {
-        name: 'gpu',
-        description: 'image: reserve a GPU in the generated docker-compose.yml and serve with the CUDA execution provider; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider.',
-        default: 'false',
-        kind: 'boolean',
-        stages: ['image', 'smoke'],
-    },
-    {
-        name: 'cache',
-        description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off.',
-        default: 'auto',
-        kind: 'string',
-        stages: ['image'],
-    },
-    {
-        name: 'registry-username',
-        description: 'image: registry user for docker login (empty: no login).',
-        default: '',
-        kind: 'string',
-        stages: ['image'],
-    },
-    {
-        name: 'registry-password',
-        description: 'image: registry password or token (masked; sent on stdin).',
-        default: '',
-        kind: 'string',
-        stages: ['image'],
-        secret: true,
-    },
-    {
-        name: 'encrypt-model',
-        description: 'image: store the model AES-256-GCM encrypted in the image; the server decrypts it in memory with MODELSHIP_MODEL_KEY at run time.',
-        default: 'false',
-        kind: 'boolean',
-        stages: ['image'],
-    },
-    {
-        name: 'model-key',
-        description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
-        default: '',
-        kind: 'string',
-        stages: ['image', 'smoke'],
-        secret: true,
-    },
-    {
-        name: 'api-key',
-        description: 'image: the serving API key; when set, the compose file passes MODELSHIP_API_KEY from the host environment; smoke: given to the container and sent as a bearer token (masked).',
-        default: '',
-        kind: 'string',
-        stages: ['image', 'smoke'],
-        secret: true,
-    },
-    {
-        name: 'parity',
-        description: 'image: the convert stage\'s parity result, recorded as the image label dev.modelship.parity.',
-        default: 'unknown',
-        kind: 'string',
-        stages: ['image'],
-    },
-    {
-        name: 'revision',
-        description: 'image: the source commit (default: the event\'s commit, else git rev-parse HEAD); gives the sha-<7> tag and the revision label.',
-        default: '',
-        kind: 'string',
-        stages: ['image'],
-    },
-    {
-        name: 'ref',
-        description: 'image: the git ref (refs/heads/..., refs/tags/v1.2.3, refs/pull/N/merge) for the branch, semver or pr-N tags (default: GITHUB_REF, else the checked-out branch).',
-        default: '',
-        kind: 'string',
-        stages: ['image'],
-    },
-    {
-        name: 'source',
-        description: 'image: the source repository URL for the org.opencontainers.image.source label (default: the workflow\'s repository).',
-        default: '',
-        kind: 'string',
-        stages: ['image'],
-    },
-    {
-        name: 'compose-file',
-        description: 'image: where to write the docker-compose.yml that serves the image by digest.',
-        default: 'docker-compose.yml',
-        kind: 'path',
-        stages: ['image'],
-    },
-    {
-        name: 'node-binary',
-        description: 'image: the Node.js binary put in the image (default: the one running modelship; glibc Linux x64).',
-        default: '',
-        kind: 'path',
-        stages: ['image'],
-    },
-    {
-        name: 'sample-image',
-        description: 'smoke: a JPEG or PNG sent to /classify as a golden request (empty: skipped).',
-        default: '',
-        kind: 'path',
-        stages: ['smoke'],
-    },
-    {
-        name: 'expected-top1',
-        description: 'smoke: the class index or label the sample image must give as top-1.',
-        default: '',
-        kind: 'string',
-        stages: ['smoke'],
-    },
-    {
-        name: 'requests',
-        description: 'smoke: number of requests for the latency and throughput measurement (0: skip).',
-        default: '200',
-        kind: 'number',
-        stages: ['smoke'],
-    },
-    {
-        name: 'concurrency',
-        description: 'smoke: concurrent clients for the latency measurement.',
-        default: '4',
-        kind: 'number',
-        stages: ['smoke'],
-    },
-    {
-        name: 'ready-timeout',
-        description: 'smoke: seconds to wait for the server to become ready.',
-        default: '120',
-        kind: 'number',
-        stages: ['smoke'],
-    },
-];
-const OUTPUTS = [
-    { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
-    { name: 'sha256', description: 'convert: sha256 of the ONNX model file.', stages: ['convert'] },
-    { name: 'parity', description: 'convert: pass, fail or skipped (no reference given).', stages: ['convert'] },
-    { name: 'max-abs-diff', description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).', stages: ['convert'] },
-    { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
-    { name: 'artifact-path', description: 'compile: path of the deployment artifact (optimized ONNX or TensorRT plan).', stages: ['compile'] },
-    { name: 'artifact-sha256', description: 'compile: sha256 of the artifact.', stages: ['compile'] },
-    { name: 'artifact-metadata', description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).', stages: ['compile'] },
-    { name: 'compile-parity', description: 'compile: pass, fail or skipped: the parity check of the optimized model.', stages: ['compile'] },
-    { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
-    { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
-    { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
-    { name: 'metadata', description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.', stages: ['image'] },
-    { name: 'compose-file', description: 'image: path of the generated docker-compose.yml.', stages: ['image'] },
-    { name: 'smoke', description: 'smoke: pass or fail.', stages: ['smoke'] },
-    { name: 'latency-p50-ms', description: 'smoke: median request latency in ms (batch 1).', stages: ['smoke'] },
-    { name: 'latency-p95-ms', description: 'smoke: 95th percentile latency in ms.', stages: ['smoke'] },
-    { name: 'latency-p99-ms', description: 'smoke: 99th percentile latency in ms.', stages: ['smoke'] },
-    { name: 'throughput-rps', description: 'smoke: requests per second at the given concurrency.', stages: ['smoke'] },
-    { name: 'gpu-info', description: 'smoke: nvidia-smi in the container (name, driver, compute capability) when gpu is true.', stages: ['smoke'] },
-];
-function fail(input, message) {
-    throw new errors_ModelshipError('input', `input "${input}": ${message}`, { field: input });
-}
-function parseBoolean(name, raw) {
-    const v = raw.trim().toLowerCase();
-    if (['true', 'yes', '1', 'on'].includes(v))
-        return true;
-    if (['false', 'no', '0', 'off', ''].includes(v))
-        return false;
-    return fail(name, `expected true or false, got "${raw}"`);
-}
-/** Read and validate every input once, before any work. Unknown stage, missing or malformed values fail here. */
-function readConfig(source) {
-    const spec = new Map(INPUTS.map((i) => [i.name, i]));
-    const raw = (name) => {
-        const v = source(name);
-        return (v === undefined || v.trim() === '' ? spec.get(name).default : v).trim();
-    };
-    const stageRaw = raw('stage');
-    if (stageRaw === '')
-        fail('stage', `is required: one of ${STAGES.join(', ')}`);
-    if (!STAGES.includes(stageRaw))
-        fail('stage', `unknown stage "${stageRaw}"; expected one of ${STAGES.join(', ')}`);
-    const stage = stageRaw;
-    for (const s of INPUTS) {
-        if (s.required?.includes(stage) && raw(s.name) === '')
-            fail(s.name, `is required for stage ${stage}`);
-    }
-    const num = (name) => {
-        const v = raw(name);
-        const n = Number(v);
-        if (v === '' || !Number.isFinite(n) || n < 0)
-            fail(name, `expected a non-negative number, got "${v}"`);
-        return n;
-    };
-    const convert = {
-        prototxt: raw('prototxt'),
-        caffemodel: raw('caffemodel'),
-        out: raw('out'),
-        reference: raw('reference') || undefined,
-        perLayer: parseBoolean('per-layer', raw('per-layer')),
-        tolerance: num('tolerance'),
-    };
-    if (stage === 'convert' && convert.perLayer && !convert.reference)
-        fail('per-layer', 'needs a reference directory (input "reference")');
-    const oneOf = (name, values) => {
-        const v = raw(name);
-        if (!values.includes(v))
-            fail(name, `expected one of ${values.join(', ')}, got "${v}"`);
-        return v;
-    };
-    const compile = {
-        model: raw('model'),
-        target: oneOf('target', ['onnxruntime', 'tensorrt']),
-        artifact: raw('artifact'),
-        executionProvider: oneOf('execution-provider', ['cpu', 'cuda']),
-        baseImage: raw('base-image'),
-        batchSizes: parseBatches(raw('batch-sizes')),
-        fp16: parseBoolean('fp16', raw('fp16')),
-        int8: parseBoolean('int8', raw('int8')),
-        workspaceMiB: num('workspace-mib'),
-        reference: convert.reference,
-        tolerance: convert.tolerance,
-    };
-    if (compile.int8 && compile.target !== 'tensorrt')
-        fail('int8', 'is only for target tensorrt');
-    const image = {
-        image: raw('image'),
-        model: raw('model'),
-        modelName: raw('model-name'),
-        baseImage: raw('base-image'),
-        push: parseBoolean('push', raw('push')),
-        gpu: parseBoolean('gpu', raw('gpu')),
-        cache: oneOf('cache', ['auto', 'gha', 'registry', 'off']),
-        registryUsername: raw('registry-username'),
-        registryPassword: raw('registry-password'),
-        encryptModel: parseBoolean('encrypt-model', raw('encrypt-model')),
-        modelKey: raw('model-key'),
-        apiKeyRequired: raw('api-key') !== '',
-        parity: raw('parity'),
-        revision: raw('revision'),
-        ref: raw('ref'),
-        source: raw('source'),
-        composeFile: raw('compose-file'),
-        nodeBinary: raw('node-binary'),
-    };
-    if ((stage === 'image' || stage === 'smoke') && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName))
-        fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${image.modelName}"`);
-    const int = (name, min) => {
-        const n = num(name);
-        if (!Number.isInteger(n) || n < min)
-            fail(name, `expected an integer ≥ ${min}, got "${raw(name)}"`);
-        return n;
-    };
-    const smoke = {
-        image: image.image,
-        modelName: image.modelName,
-        reference: convert.reference,
-        tolerance: convert.tolerance,
-        gpu: image.gpu,
-        apiKey: raw('api-key'),
-        modelKey: image.modelKey,
-        sampleImage: raw('sample-image'),
-        expectedTop1: raw('expected-top1'),
-        requests: int('requests', 0),
-        concurrency: int('concurrency', 1),
-        readyTimeoutS: int('ready-timeout', 1),
-    };
-    return { stage, convert, compile, image, smoke };
-}
-
-;// CONCATENATED MODULE: ./src/stage.ts
-const consoleLogger = (stream = process.stderr) => ({
-    info: (m) => stream.write(m + '\n'),
-    warning: (m) => stream.write(`warning: ${m}\n`),
-    group: async (name, fn) => {
-        stream.write(`== ${name}\n`);
-        return fn();
-    },
-});
-
-;// CONCATENATED MODULE: external "path"
-const external_path_namespaceObject = require("path");
-// EXTERNAL MODULE: ./node_modules/protobufjs/index.js
-var protobufjs = __nccwpck_require__(3928);
-;// CONCATENATED MODULE: ./src/convert/schema/onnx.ts
-
-/**
- * The part of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto, IR version 7+) that modelship writes and reads.
- * Field numbers are ONNX's public wire format.
- */
-const ONNX_PROTO = `
-syntax = "proto2";
-package onnx;
-
-message AttributeProto {
-  enum AttributeType {
-    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5; SPARSE_TENSOR = 11; TYPE_PROTO = 13;
-    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10; SPARSE_TENSORS = 12; TYPE_PROTOS = 14;
-  }
-  optional string name = 1;
-  optional string ref_attr_name = 21;
-  optional string doc_string = 13;
-  optional AttributeType type = 20;
-  optional float f = 2;
-  optional int64 i = 3;
-  optional bytes s = 4;
-  optional TensorProto t = 5;
-  optional GraphProto g = 6;
-  repeated float floats = 7;
-  repeated int64 ints = 8;
-  repeated bytes strings = 9;
-  repeated TensorProto tensors = 10;
-  repeated GraphProto graphs = 11;
-}
-
-message ValueInfoProto {
-  optional string name = 1;
-  optional TypeProto type = 2;
-  optional string doc_string = 3;
-}
-
-message NodeProto {
-  repeated string input = 1;
-  repeated string output = 2;
-  optional string name = 3;
-  optional string op_type = 4;
-  optional string domain = 7;
-  repeated AttributeProto attribute = 5;
-  optional string doc_string = 6;
-}
-
-message StringStringEntryProto {
-  optional string key = 1;
-  optional string value = 2;
-}
-
-message ModelProto {
-  optional int64 ir_version = 1;
-  repeated OperatorSetIdProto opset_import = 8;
-  optional string producer_name = 2;
-  optional string producer_version = 3;
-  optional string domain = 4;
-  optional int64 model_version = 5;
-  optional string doc_string = 6;
-  optional GraphProto graph = 7;
-  repeated StringStringEntryProto metadata_props = 14;
-}
-
-message GraphProto {
-  repeated NodeProto node = 1;
-  optional string name = 2;
-  repeated TensorProto initializer = 5;
-  optional string doc_string = 10;
-  repeated ValueInfoProto input = 11;
-  repeated ValueInfoProto output = 12;
-  repeated ValueInfoProto value_info = 13;
-}
-
-message TensorProto {
-  enum DataType {
-    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7; STRING = 8;
-    BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13; COMPLEX64 = 14; COMPLEX128 = 15; BFLOAT16 = 16;
-  }
-  repeated int64 dims = 1;
-  optional int32 data_type = 2;
-  repeated float float_data = 4 [packed = true];
-  repeated int32 int32_data = 5 [packed = true];
-  repeated bytes string_data = 6;
-  repeated int64 int64_data = 7 [packed = true];
-  optional string name = 8;
-  optional string doc_string = 12;
-  optional bytes raw_data = 9;
-  repeated double double_data = 10 [packed = true];
-  repeated uint64 uint64_data = 11 [packed = true];
-}
-
-message TensorShapeProto {
-  message Dimension {
-    oneof value {
-      int64 dim_value = 1;
-      string dim_param = 2;
-    }
-    optional string denotation = 3;
-  }
-  repeated Dimension dim = 1;
-}
-
-message TypeProto {
-  message Tensor {
-    optional int32 elem_type = 1;
-    optional TensorShapeProto shape = 2;
-  }
-  oneof value {
-    Tensor tensor_type = 1;
-  }
-  optional string denotation = 6;
-}
-
-message OperatorSetIdProto {
-  optional string domain = 1;
-  optional int64 version = 2;
-}
-`;
-let onnxRoot;
-function onnxSchema() {
-    if (!onnxRoot) {
-        onnxRoot = protobufjs.parse(ONNX_PROTO, { keepCase: true }).root;
-        onnxRoot.resolveAll();
-    }
-    return onnxRoot;
-}
-const TensorDataType = { FLOAT: 1, INT32: 6, INT64: 7 };
-const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
-
-;// CONCATENATED MODULE: ./src/convert/floatdata.ts
-const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-/**
- * float32 values that may live as little-endian bytes inside the caffemodel buffer. Weights flow from the
- * caffemodel into ONNX `raw_data` without a copy; `values` materialises a Float32Array only for the few layers
- * that compute on weights (BatchNorm, transposed InnerProduct).
- */
-class FloatData {
-    arr;
-    raw;
-    constructor(raw, arr) {
-        this.raw = raw;
-        this.arr = arr;
-    }
-    /** packed little-endian float32 bytes (length must be a multiple of 4) */
-    static fromBytes(raw) {
-        return new FloatData(raw, undefined);
-    }
-    static fromArray(arr) {
-        return new FloatData(undefined, arr instanceof Float32Array ? arr : Float32Array.from(arr));
-    }
-    get length() {
-        return this.arr ? this.arr.length : this.raw.byteLength / 4;
-    }
-    /** little-endian float32 bytes */
-    get bytes() {
-        if (this.raw && littleEndianHost)
-            return this.raw;
-        const a = this.values;
-        if (littleEndianHost)
-            return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-        const out = new Uint8Array(a.length * 4);
-        const dv = new DataView(out.buffer);
-        a.forEach((v, i) => dv.setFloat32(i * 4, v, true));
-        return out;
-    }
-    get values() {
-        if (!this.arr) {
-            const raw = this.raw;
-            if (littleEndianHost && raw.byteOffset % 4 === 0) {
-                this.arr = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-            }
-            else {
-                const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-                this.arr = new Float32Array(raw.byteLength / 4);
-                for (let i = 0; i < this.arr.length; i++)
-                    this.arr[i] = dv.getFloat32(i * 4, true);
-            }
-        }
-        return this.arr;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/convert/graph.ts
-
-
-const BATCH = 'N';
-const attr = {
-    f: (f) => ({ type: AttrType.FLOAT, f }),
-    i: (i) => ({ type: AttrType.INT, i }),
-    s: (s) => ({ type: AttrType.STRING, s }),
-    floats: (floats) => ({ type: AttrType.FLOATS, floats }),
-    ints: (ints) => ({ type: AttrType.INTS, ints }),
-};
-const OPSET = 13;
-const IR_VERSION = 7;
-/** Builds an ONNX graph: unique names, nodes in topological order, initializers as little-endian raw_data. */
-class GraphBuilder {
-    names = new Set();
-    nodes = [];
-    initializers = [];
-    inputs = [];
-    outputs = [];
-    /** nodes emitted from now on belong to this Caffe layer (for per-layer subgraphs) */
-    currentLayer = '';
-    /** Reserve `base` if free, else `base_1`, `base_2`, ... */
-    unique(base) {
-        let name = base;
-        for (let i = 1; this.names.has(name); i++)
-            name = `${base}_${i}`;
-        this.names.add(name);
-        return name;
-    }
-    isTaken(name) {
-        return this.names.has(name);
-    }
-    reserve(name) {
-        this.names.add(name);
-    }
-    addInput(name, shape) {
-        this.names.add(name);
-        const v = { name, shape };
-        this.inputs.push(v);
-        return v;
-    }
-    addOutput(v) {
-        this.outputs.push(v);
-    }
-    /** A float32 initializer, stored as raw little-endian bytes (weights from the caffemodel are not copied). */
-    floatInit(base, dims, data) {
-        const name = this.unique(base);
-        const fd = data instanceof FloatData ? data : FloatData.fromArray(data);
-        const count = dims.reduce((a, d) => a * d, 1);
-        if (fd.length !== count)
-            throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
-        this.initializers.push({ name, dims, dataType: TensorDataType.FLOAT, raw: fd.bytes });
-        return name;
-    }
-    /** An int64 initializer (shapes, axes, split sizes). */
-    int64Init(base, values) {
-        const name = this.unique(base);
-        const arr = BigInt64Array.from(values.map((v) => BigInt(v)));
-        this.initializers.push({ name, dims: [values.length], dataType: TensorDataType.INT64, raw: toLE(new Uint8Array(arr.buffer), 8) });
-        return name;
-    }
-    node(op, inputs, outputs, attrs = {}, name) {
-        this.nodes.push({ op, name: name ?? outputs[0], layer: this.currentLayer, inputs, outputs, attrs });
-    }
-    /** Serialise as an ONNX ModelProto. `extraOutputs` adds graph outputs (used by per-layer parity). */
-    encode(meta, extraOutputs = []) {
-        return this.encodeGraph(meta, this.nodes, this.initializers, this.inputs, [...this.outputs, ...extraOutputs]);
-    }
-    /**
-     * A model of just the nodes of `layers`, fed by `inputs` (values they read from outside) and producing
-     * `outputs`: per-layer parity runs each layer on Caffe's own bottoms, so float drift from earlier layers
-     * does not count against it.
-     */
-    encodeLayers(meta, layers, inputs, outputs) {
-        const nodes = this.nodes.filter((n) => layers.has(n.layer));
-        const used = new Set(nodes.flatMap((n) => n.inputs));
-        return this.encodeGraph(meta, nodes, this.initializers.filter((t) => used.has(t.name)), inputs, outputs);
-    }
-    /** The values the nodes of `layers` read that neither they nor initializers produce. */
-    externalInputs(layers) {
-        const nodes = this.nodes.filter((n) => layers.has(n.layer));
-        const produced = new Set(nodes.flatMap((n) => n.outputs));
-        const inits = new Set(this.initializers.map((t) => t.name));
-        return [...new Set(nodes.flatMap((n) => n.inputs))].filter((i) => i !== '' && !produced.has(i) && !inits.has(i));
-    }
-    encodeGraph(meta, nodes, initializers, inputs, outputs) {
-        const root = onnxSchema();
-        const Model = root.lookupType('onnx.ModelProto');
-        const valueInfo = (v) => ({
-            name: v.name,
-            type: {
-                tensor_type: {
-                    elem_type: TensorDataType.FLOAT,
-                    shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
-                },
-            },
-        });
-        const model = {
-            ir_version: IR_VERSION,
-            opset_import: [{ domain: '', version: OPSET }],
-            producer_name: 'modelship',
-            producer_version: meta.producerVersion,
-            doc_string: meta.docString ?? '',
-            graph: {
-                name: meta.graphName,
-                node: nodes.map((n) => ({
-                    name: n.name,
-                    op_type: n.op,
-                    input: n.inputs,
-                    output: n.outputs,
-                    attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
-                })),
-                initializer: initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
-                input: inputs.map(valueInfo),
-                output: outputs.map(valueInfo),
-            },
-            metadata_props: Object.entries(meta.metadata).map(([key, value]) => ({ key, value })),
-        };
-        return Model.encode(Model.fromObject(model)).finish();
-    }
-}
-function encodeAttr(name, a) {
-    switch (a.type) {
-        case AttrType.FLOAT:
-            return { name, type: a.type, f: a.f };
-        case AttrType.INT:
-            return { name, type: a.type, i: a.i };
-        case AttrType.STRING:
-            return { name, type: a.type, s: Buffer.from(a.s, 'utf8') };
-        case AttrType.FLOATS:
-            return { name, type: a.type, floats: a.floats };
-        case AttrType.INTS:
-            return { name, type: a.type, ints: a.ints };
-    }
-}
-const graph_littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-function toLE(bytes, width) {
-    if (graph_littleEndianHost)
-        return bytes;
-    const out = new Uint8Array(bytes.length);
-    for (let i = 0; i < bytes.length; i += width)
-        for (let j = 0; j < width; j++)
-            out[i + j] = bytes[i + width - 1 - j];
-    return out;
-}
-function count(shape) {
-    return shape.reduce((a, d) => a * d, 1);
-}
-
-;// CONCATENATED MODULE: ./src/convert/schema/caffe.ts
-
-/**
- * The subset of Caffe's caffe.proto that a deploy net needs, written for modelship.
- * Message and field numbers are Caffe's public wire format (BVLC/caffe src/caffe/proto/caffe.proto).
- * Training-only messages (data layers, solvers, losses) are left out: a deploy prototxt that uses their
- * `*_param` fields still parses (unknown layer-level fields are tolerated and reported), but such layers
- * are rejected by the converter as unsupported types.
- */
-const CAFFE_PROTO = `
-syntax = "proto2";
-package caffe;
-
-message BlobShape { repeated int64 dim = 1 [packed = true]; }
-
-message BlobProto {
-  optional BlobShape shape = 7;
-  repeated float data = 5 [packed = true];
-  repeated float diff = 6 [packed = true];
-  repeated double double_data = 8 [packed = true];
-  repeated double double_diff = 9 [packed = true];
-  optional int32 num = 1 [default = 0];
-  optional int32 channels = 2 [default = 0];
-  optional int32 height = 3 [default = 0];
-  optional int32 width = 4 [default = 0];
-}
-
-message FillerParameter {
-  optional string type = 1 [default = 'constant'];
-  optional float value = 2 [default = 0];
-  optional float min = 3 [default = 0];
-  optional float max = 4 [default = 1];
-  optional float mean = 5 [default = 0];
-  optional float std = 6 [default = 1];
-  optional int32 sparse = 7 [default = -1];
-  enum VarianceNorm { FAN_IN = 0; FAN_OUT = 1; AVERAGE = 2; }
-  optional VarianceNorm variance_norm = 8 [default = FAN_IN];
-}
-
-message NetParameter {
-  optional string name = 1;
-  repeated string input = 3;
-  repeated BlobShape input_shape = 8;
-  repeated int32 input_dim = 4;
-  optional bool force_backward = 5 [default = false];
-  optional NetState state = 6;
-  optional bool debug_info = 7 [default = false];
-  repeated LayerParameter layer = 100;
-  repeated V1LayerParameter layers = 2;
-}
-
-enum Phase { TRAIN = 0; TEST = 1; }
-
-message NetState {
-  optional Phase phase = 1 [default = TEST];
-  optional int32 level = 2 [default = 0];
-  repeated string stage = 3;
-}
-
-message NetStateRule {
-  optional Phase phase = 1;
-  optional int32 min_level = 2;
-  optional int32 max_level = 3;
-  repeated string stage = 4;
-  repeated string not_stage = 5;
-}
-
-message ParamSpec {
-  optional string name = 1;
-  enum DimCheckMode { STRICT = 0; PERMISSIVE = 1; }
-  optional DimCheckMode share_mode = 2;
-  optional float lr_mult = 3 [default = 1.0];
-  optional float decay_mult = 4 [default = 1.0];
-}
-
-message LayerParameter {
-  optional string name = 1;
-  optional string type = 2;
-  repeated string bottom = 3;
-  repeated string top = 4;
-  optional Phase phase = 10;
-  repeated float loss_weight = 5;
-  repeated ParamSpec param = 6;
-  repeated BlobProto blobs = 7;
-  repeated bool propagate_down = 11;
-  repeated NetStateRule include = 8;
-  repeated NetStateRule exclude = 9;
-  optional ArgMaxParameter argmax_param = 103;
-  optional BatchNormParameter batch_norm_param = 139;
-  optional BiasParameter bias_param = 141;
-  optional ConcatParameter concat_param = 104;
-  optional ConvolutionParameter convolution_param = 106;
-  optional CropParameter crop_param = 144;
-  optional DropoutParameter dropout_param = 108;
-  optional EltwiseParameter eltwise_param = 110;
-  optional ELUParameter elu_param = 140;
-  optional ExpParameter exp_param = 111;
-  optional FlattenParameter flatten_param = 135;
-  optional InnerProductParameter inner_product_param = 117;
-  optional InputParameter input_param = 143;
-  optional LogParameter log_param = 134;
-  optional LRNParameter lrn_param = 118;
-  optional PoolingParameter pooling_param = 121;
-  optional PowerParameter power_param = 122;
-  optional PReLUParameter prelu_param = 131;
-  optional ReductionParameter reduction_param = 136;
-  optional ReLUParameter relu_param = 123;
-  optional ReshapeParameter reshape_param = 133;
-  optional ScaleParameter scale_param = 142;
-  optional SigmoidParameter sigmoid_param = 124;
-  optional SoftmaxParameter softmax_param = 125;
-  optional SliceParameter slice_param = 126;
-  optional TanHParameter tanh_param = 127;
-  optional ThresholdParameter threshold_param = 128;
-  optional TileParameter tile_param = 138;
-}
-
-message ArgMaxParameter {
-  optional bool out_max_val = 1 [default = false];
-  optional uint32 top_k = 2 [default = 1];
-  optional int32 axis = 3;
-}
-
-message BatchNormParameter {
-  optional bool use_global_stats = 1;
-  optional float moving_average_fraction = 2 [default = .999];
-  optional float eps = 3 [default = 1e-5];
-}
-
-message BiasParameter {
-  optional int32 axis = 1 [default = 1];
-  optional int32 num_axes = 2 [default = 1];
-  optional FillerParameter filler = 3;
-}
-
-message ConcatParameter {
-  optional int32 axis = 2 [default = 1];
-  optional uint32 concat_dim = 1 [default = 1];
-}
-
-message ConvolutionParameter {
-  optional uint32 num_output = 1;
-  optional bool bias_term = 2 [default = true];
-  repeated uint32 pad = 3;
-  repeated uint32 kernel_size = 4;
-  repeated uint32 stride = 6;
-  repeated uint32 dilation = 18;
-  optional uint32 pad_h = 9 [default = 0];
-  optional uint32 pad_w = 10 [default = 0];
-  optional uint32 kernel_h = 11;
-  optional uint32 kernel_w = 12;
-  optional uint32 stride_h = 13;
-  optional uint32 stride_w = 14;
-  optional uint32 group = 5 [default = 1];
-  optional FillerParameter weight_filler = 7;
-  optional FillerParameter bias_filler = 8;
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 15 [default = DEFAULT];
-  optional int32 axis = 16 [default = 1];
-  optional bool force_nd_im2col = 17 [default = false];
-}
-
-message CropParameter {
-  optional int32 axis = 1 [default = 2];
-  repeated uint32 offset = 2;
-}
-
-message DropoutParameter {
-  optional float dropout_ratio = 1 [default = 0.5];
-  optional bool scale_train = 2 [default = true];
-}
-
-message EltwiseParameter {
-  enum EltwiseOp { PROD = 0; SUM = 1; MAX = 2; }
-  optional EltwiseOp operation = 1 [default = SUM];
-  repeated float coeff = 2;
-  optional bool stable_prod_grad = 3 [default = true];
-}
-
-message ELUParameter { optional float alpha = 1 [default = 1]; }
-
-message ExpParameter {
-  optional float base = 1 [default = -1.0];
-  optional float scale = 2 [default = 1.0];
-  optional float shift = 3 [default = 0.0];
-}
-
-message FlattenParameter {
-  optional int32 axis = 1 [default = 1];
-  optional int32 end_axis = 2 [default = -1];
-}
-
-message InnerProductParameter {
-  optional uint32 num_output = 1;
-  optional bool bias_term = 2 [default = true];
-  optional FillerParameter weight_filler = 3;
-  optional FillerParameter bias_filler = 4;
-  optional int32 axis = 5 [default = 1];
-  optional bool transpose = 6 [default = false];
-}
-
-message InputParameter { repeated BlobShape shape = 1; }
-
-message LogParameter {
-  optional float base = 1 [default = -1.0];
-  optional float scale = 2 [default = 1.0];
-  optional float shift = 3 [default = 0.0];
-}
-
-message LRNParameter {
-  optional uint32 local_size = 1 [default = 5];
-  optional float alpha = 2 [default = 1.];
-  optional float beta = 3 [default = 0.75];
-  enum NormRegion { ACROSS_CHANNELS = 0; WITHIN_CHANNEL = 1; }
-  optional NormRegion norm_region = 4 [default = ACROSS_CHANNELS];
-  optional float k = 5 [default = 1.];
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 6 [default = DEFAULT];
-}
-
-message PoolingParameter {
-  enum PoolMethod { MAX = 0; AVE = 1; STOCHASTIC = 2; }
-  optional PoolMethod pool = 1 [default = MAX];
-  optional uint32 pad = 4 [default = 0];
-  optional uint32 pad_h = 9 [default = 0];
-  optional uint32 pad_w = 10 [default = 0];
-  optional uint32 kernel_size = 2;
-  optional uint32 kernel_h = 5;
-  optional uint32 kernel_w = 6;
-  optional uint32 stride = 3 [default = 1];
-  optional uint32 stride_h = 7;
-  optional uint32 stride_w = 8;
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 11 [default = DEFAULT];
-  optional bool global_pooling = 12 [default = false];
-  enum RoundMode { CEIL = 0; FLOOR = 1; }
-  optional RoundMode round_mode = 13 [default = CEIL];
-}
-
-message PowerParameter {
-  optional float power = 1 [default = 1.0];
-  optional float scale = 2 [default = 1.0];
-  optional float shift = 3 [default = 0.0];
-}
-
-message PReLUParameter {
-  optional FillerParameter filler = 1;
-  optional bool channel_shared = 2 [default = false];
-}
-
-message ReductionParameter {
-  enum ReductionOp { SUM = 1; ASUM = 2; SUMSQ = 3; MEAN = 4; }
-  optional ReductionOp operation = 1 [default = SUM];
-  optional int32 axis = 2 [default = 0];
-  optional float coeff = 3 [default = 1.0];
-}
-
-message ReLUParameter {
-  optional float negative_slope = 1 [default = 0];
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 2 [default = DEFAULT];
-}
-
-message ReshapeParameter {
-  optional BlobShape shape = 1;
-  optional int32 axis = 2 [default = 0];
-  optional int32 num_axes = 3 [default = -1];
-}
-
-message ScaleParameter {
-  optional int32 axis = 1 [default = 1];
-  optional int32 num_axes = 2 [default = 1];
-  optional FillerParameter filler = 3;
-  optional bool bias_term = 4 [default = false];
-  optional FillerParameter bias_filler = 5;
-}
-
-message SigmoidParameter {
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 1 [default = DEFAULT];
-}
-
-message SoftmaxParameter {
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 1 [default = DEFAULT];
-  optional int32 axis = 2 [default = 1];
-}
-
-message SliceParameter {
-  optional int32 axis = 3 [default = 1];
-  repeated uint32 slice_point = 2;
-  optional uint32 slice_dim = 1 [default = 1];
-}
-
-message TanHParameter {
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 1 [default = DEFAULT];
-}
-
-message ThresholdParameter { optional float threshold = 1 [default = 0]; }
-
-message TileParameter {
-  optional int32 axis = 1 [default = 1];
-  optional int32 tiles = 2;
-}
-
-message V1LayerParameter {
-  repeated string bottom = 2;
-  repeated string top = 3;
-  optional string name = 4;
-  repeated NetStateRule include = 32;
-  repeated NetStateRule exclude = 33;
-  enum LayerType {
-    NONE = 0; ABSVAL = 35; ACCURACY = 1; ARGMAX = 30; BNLL = 2; CONCAT = 3; CONTRASTIVE_LOSS = 37;
-    CONVOLUTION = 4; DATA = 5; DECONVOLUTION = 39; DROPOUT = 6; DUMMY_DATA = 32; EUCLIDEAN_LOSS = 7;
-    ELTWISE = 25; EXP = 38; FLATTEN = 8; HDF5_DATA = 9; HDF5_OUTPUT = 10; HINGE_LOSS = 28; IM2COL = 11;
-    IMAGE_DATA = 12; INFOGAIN_LOSS = 13; INNER_PRODUCT = 14; LRN = 15; MEMORY_DATA = 29;
-    MULTINOMIAL_LOGISTIC_LOSS = 16; MVN = 34; POOLING = 17; POWER = 26; RELU = 18; SIGMOID = 19;
-    SIGMOID_CROSS_ENTROPY_LOSS = 27; SILENCE = 36; SOFTMAX = 20; SOFTMAX_LOSS = 21; SPLIT = 22; SLICE = 33;
-    TANH = 23; WINDOW_DATA = 24; THRESHOLD = 31;
-  }
-  optional LayerType type = 5;
-  repeated BlobProto blobs = 6;
-  repeated string param = 1001;
-  enum DimCheckMode { STRICT = 0; PERMISSIVE = 1; }
-  repeated DimCheckMode blob_share_mode = 1002;
-  repeated float blobs_lr = 7;
-  repeated float weight_decay = 8;
-  repeated float loss_weight = 35;
-  optional ArgMaxParameter argmax_param = 23;
-  optional ConcatParameter concat_param = 9;
-  optional ConvolutionParameter convolution_param = 10;
-  optional DropoutParameter dropout_param = 12;
-  optional EltwiseParameter eltwise_param = 24;
-  optional ExpParameter exp_param = 41;
-  optional InnerProductParameter inner_product_param = 17;
-  optional LRNParameter lrn_param = 18;
-  optional PoolingParameter pooling_param = 19;
-  optional PowerParameter power_param = 21;
-  optional ReLUParameter relu_param = 30;
-  optional SigmoidParameter sigmoid_param = 38;
-  optional SoftmaxParameter softmax_param = 39;
-  optional SliceParameter slice_param = 31;
-  optional TanHParameter tanh_param = 37;
-  optional ThresholdParameter threshold_param = 25;
-}
-`;
-/**
- * The caffemodel is decoded with a lean view of the same wire format: only layer names, types and blobs.
- * Layer parameters in a caffemodel are ignored (structure comes from the prototxt), so protobufjs skips them.
- * BlobProto is decoded by `decodeBlob` (caffemodel.ts) to keep float data as raw little-endian bytes.
- */
-const CAFFEMODEL_PROTO = `
-syntax = "proto2";
-package caffemodel;
-message NetParameter {
-  optional string name = 1;
-  repeated LayerParameter layer = 100;
-  repeated V1LayerParameter layers = 2;
-}
-message LayerParameter {
-  optional string name = 1;
-  optional string type = 2;
-  repeated BlobProto blobs = 7;
-}
-message V1LayerParameter {
-  optional string name = 4;
-  optional int32 type = 5;
-  repeated BlobProto blobs = 6;
-}
-message BlobProto { }
-`;
-let caffeRoot;
-function caffeSchema() {
-    if (!caffeRoot) {
-        caffeRoot = protobufjs.parse(CAFFE_PROTO, { keepCase: true }).root;
-        caffeRoot.resolveAll();
-    }
-    return caffeRoot;
-}
-
-;// CONCATENATED MODULE: ./src/convert/textformat.ts
-
-
-function locOf(obj) {
-    return obj?.$loc;
-}
-function fieldLocOf(obj, field) {
-    return obj?.$fieldLocs?.[field] ?? locOf(obj);
-}
-function unknownFieldsOf(obj) {
-    return obj?.$unknown ?? [];
-}
-function textformat_define(obj, key, value) {
-    Object.defineProperty(obj, key, { value, enumerable: false, writable: true, configurable: true });
-}
-class Lexer {
-    src;
-    file;
-    pos = 0;
-    line = 1;
-    col = 1;
-    peeked;
-    constructor(src, file) {
-        this.src = src;
-        this.file = file;
-    }
-    fail(message, at) {
-        throw new errors_ModelshipError('syntax', message, { file: this.file, line: at.line, column: at.column });
-    }
-    peek() {
-        if (!this.peeked)
-            this.peeked = this.lex();
-        return this.peeked;
-    }
-    next() {
-        const t = this.peek();
-        this.peeked = undefined;
-        return t;
-    }
-    advance(n = 1) {
-        for (let i = 0; i < n; i++) {
-            if (this.src.charCodeAt(this.pos) === 10) {
-                this.line++;
-                this.col = 1;
-            }
-            else {
-                this.col++;
-            }
-            this.pos++;
-        }
-    }
-    skipSpaceAndComments() {
-        const s = this.src;
-        while (this.pos < s.length) {
-            const c = s[this.pos];
-            if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
-                this.advance();
-            }
-            else if (c === '#') {
-                while (this.pos < s.length && s[this.pos] !== '\n')
-                    this.advance();
-            }
-            else {
-                break;
-            }
-        }
-    }
-    lex() {
-        this.skipSpaceAndComments();
-        const s = this.src;
-        const line = this.line;
-        const column = this.col;
-        if (this.pos >= s.length)
-            return { kind: 'eof', text: '', line, column };
-        const c = s[this.pos];
-        if (/[A-Za-z_]/.test(c)) {
-            const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(s.slice(this.pos, this.pos + 256));
-            this.advance(m[0].length);
-            return { kind: 'ident', text: m[0], line, column };
-        }
-        if (/[0-9.\-+]/.test(c)) {
-            const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fF]?|inf(?:inity)?|nan)/i.exec(s.slice(this.pos, this.pos + 64));
-            if (!m || m[0] === '-' || m[0] === '+') {
-                // a lone sign before an identifier such as `-inf` is handled by the regex; anything else is an error
-                this.fail(`unexpected character '${c}'`, { line, column });
-            }
-            this.advance(m[0].length);
-            return { kind: 'number', text: m[0], line, column };
-        }
-        if (c === '"' || c === "'")
-            return this.lexString(c, line, column);
-        if ('{}<>[]:,;'.includes(c)) {
-            this.advance();
-            return { kind: 'punct', text: c, line, column };
-        }
-        const code = c.charCodeAt(0);
-        const shown = code < 32 || code > 126 ? `byte 0x${code.toString(16).padStart(2, '0')}` : `'${c}'`;
-        this.fail(`unexpected character ${shown}`, { line, column });
-    }
-    lexString(quote, line, column) {
-        const s = this.src;
-        this.advance(); // opening quote
-        let out = '';
-        for (;;) {
-            if (this.pos >= s.length || s[this.pos] === '\n')
-                this.fail('unterminated string', { line, column });
-            const c = s[this.pos];
-            if (c === quote) {
-                this.advance();
-                break;
-            }
-            if (c === '\\') {
-                const e = s[this.pos + 1];
-                if (e === undefined)
-                    this.fail('unterminated string', { line, column });
-                const simple = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
-                if (simple[e] !== undefined) {
-                    out += simple[e];
-                    this.advance(2);
-                }
-                else if (e === 'x' || e === 'X') {
-                    const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(this.pos + 2, this.pos + 4));
-                    if (!m)
-                        this.fail('bad \\x escape in string', { line: this.line, column: this.col });
-                    out += String.fromCharCode(parseInt(m[0], 16));
-                    this.advance(2 + m[0].length);
-                }
-                else if (/[0-7]/.test(e)) {
-                    const m = /^[0-7]{1,3}/.exec(s.slice(this.pos + 1, this.pos + 4));
-                    out += String.fromCharCode(parseInt(m[0], 8) & 0xff);
-                    this.advance(1 + m[0].length);
-                }
-                else {
-                    this.fail(`unknown escape '\\${e}' in string`, { line: this.line, column: this.col });
-                }
-                continue;
-            }
-            out += c;
-            this.advance();
-        }
-        return { kind: 'string', text: quote, value: out, line, column };
-    }
-}
-const INT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64', 'sfixed32', 'sfixed64']);
-const FLOAT_TYPES = new Set(['float', 'double']);
-class Parser {
-    opts;
-    lx;
-    tolerate;
-    constructor(src, opts) {
-        this.opts = opts;
-        this.lx = new Lexer(src, opts.file);
-        this.tolerate = new Set(opts.tolerateUnknownIn ?? []);
-    }
-    parseTop(type) {
-        const msg = this.newMessage({ line: 1, column: 1 });
-        this.parseFields(type, msg, 'eof');
-        return msg;
-    }
-    newMessage(loc) {
-        const m = {};
-        textformat_define(m, '$loc', loc);
-        textformat_define(m, '$fieldLocs', {});
-        return m;
-    }
-    parseFields(type, msg, close) {
-        for (;;) {
-            const t = this.lx.peek();
-            if (close === 'eof' ? t.kind === 'eof' : t.kind === 'punct' && t.text === close) {
-                this.lx.next();
-                return;
-            }
-            if (t.kind === 'eof')
-                this.lx.fail(`unexpected end of file: missing '${close}'`, t);
-            if (t.kind !== 'ident') {
-                this.lx.fail(`expected a field name, found ${describe(t)}`, t);
-            }
-            this.lx.next();
-            const field = type.fields[t.text];
-            if (!field) {
-                if (this.tolerate.has(type.name)) {
-                    this.skipValue(t);
-                    const unknown = msg.$unknown ?? [];
-                    unknown.push(t.text);
-                    textformat_define(msg, '$unknown', unknown);
-                    this.optionalSeparator();
-                    continue;
-                }
-                throw new errors_ModelshipError('schema', `unknown field "${t.text}" in ${type.name}`, {
-                    file: this.opts.file,
-                    line: t.line,
-                    column: t.column,
-                    field: t.text,
-                });
-            }
-            const fieldLocs = msg.$fieldLocs;
-            if (!fieldLocs[t.text])
-                fieldLocs[t.text] = { line: t.line, column: t.column };
-            this.parseFieldValue(type, field, msg, t);
-            this.optionalSeparator();
-        }
-    }
-    optionalSeparator() {
-        const t = this.lx.peek();
-        if (t.kind === 'punct' && (t.text === ',' || t.text === ';'))
-            this.lx.next();
-    }
-    store(type, field, msg, value, at) {
-        if (field.repeated) {
-            const arr = msg[field.name] ?? [];
-            arr.push(value);
-            msg[field.name] = arr;
-        }
-        else {
-            if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
-                throw new errors_ModelshipError('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
-                    file: this.opts.file,
-                    line: at.line,
-                    column: at.column,
-                    field: field.name,
-                });
-            }
-            msg[field.name] = value;
-        }
-    }
-    parseFieldValue(type, field, msg, nameTok) {
-        const resolved = field.resolvedType;
-        let t = this.lx.peek();
-        if (resolved instanceof protobufjs.Type) {
-            // message: optional ':' then '{' or '<'; or a list of messages `f: [{...}, {...}]`
-            if (t.kind === 'punct' && t.text === ':') {
-                this.lx.next();
-                t = this.lx.peek();
-            }
-            if (t.kind === 'punct' && t.text === '[') {
-                this.lx.next();
-                this.parseList(() => this.store(type, field, msg, this.parseMessageBody(resolved), nameTok));
-                return;
-            }
-            this.store(type, field, msg, this.parseMessageBody(resolved), nameTok);
-            return;
-        }
-        if (!(t.kind === 'punct' && t.text === ':')) {
-            this.lx.fail(`expected ':' after field "${field.name}", found ${describe(t)}`, t);
-        }
-        this.lx.next();
-        t = this.lx.peek();
-        if (t.kind === 'punct' && t.text === '[') {
-            if (!field.repeated)
-                this.lx.fail(`field "${field.name}" is not repeated; a list is not allowed`, t);
-            this.lx.next();
-            this.parseList(() => this.store(type, field, msg, this.parseScalar(field), nameTok));
-            return;
-        }
-        this.store(type, field, msg, this.parseScalar(field), nameTok);
-    }
-    parseList(item) {
-        const first = this.lx.peek();
-        if (first.kind === 'punct' && first.text === ']') {
-            this.lx.next();
-            return;
-        }
-        for (;;) {
-            item();
-            const t = this.lx.next();
-            if (t.kind === 'punct' && t.text === ']')
-                return;
-            if (!(t.kind === 'punct' && t.text === ','))
-                this.lx.fail(`expected ',' or ']' in list, found ${describe(t)}`, t);
-        }
-    }
-    parseMessageBody(type) {
-        const open = this.lx.next();
-        if (!(open.kind === 'punct' && (open.text === '{' || open.text === '<'))) {
-            this.lx.fail(`expected '{' to open ${type.name}, found ${describe(open)}`, open);
-        }
-        const msg = this.newMessage({ line: open.line, column: open.column });
-        this.parseFields(type, msg, open.text === '{' ? '}' : '>');
-        return msg;
-    }
-    parseScalar(field) {
-        const t = this.lx.next();
-        const resolved = field.resolvedType;
-        const bad = (what) => this.lx.fail(`field "${field.name}" expects ${what}, found ${describe(t)}`, t);
-        if (resolved instanceof protobufjs.Enum) {
-            if (t.kind === 'ident') {
-                if (!(t.text in resolved.values)) {
-                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
-                }
-                return t.text;
-            }
-            if (t.kind === 'number' && /^-?\d+$/.test(t.text)) {
-                const n = Number(t.text);
-                const name = resolved.valuesById[n];
-                if (name === undefined)
-                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
-                return name;
-            }
-            return bad(`an enum value`);
-        }
-        const ft = field.type;
-        if (ft === 'string' || ft === 'bytes') {
-            if (t.kind !== 'string')
-                bad('a quoted string');
-            let v = t.value;
-            // adjacent string literals are concatenated
-            while (this.lx.peek().kind === 'string')
-                v += this.lx.next().value;
-            return v;
-        }
-        if (ft === 'bool') {
-            if (t.kind === 'ident' && ['true', 'True', 't'].includes(t.text))
-                return true;
-            if (t.kind === 'ident' && ['false', 'False', 'f'].includes(t.text))
-                return false;
-            if (t.kind === 'number' && (t.text === '1' || t.text === '0'))
-                return t.text === '1';
-            return bad('true or false');
-        }
-        if (FLOAT_TYPES.has(ft)) {
-            let text = t.text;
-            if (t.kind === 'ident' && /^(inf|infinity|nan)$/i.test(text))
-                text = text.toLowerCase();
-            else if (t.kind !== 'number')
-                bad('a number');
-            return parseFloatLiteral(text) ?? bad('a number');
-        }
-        if (INT_TYPES.has(ft)) {
-            if (t.kind !== 'number')
-                bad('an integer');
-            const v = parseIntLiteral(t.text);
-            if (v === undefined)
-                bad('an integer');
-            if (ft.startsWith('uint') || ft === 'fixed32' || ft === 'fixed64') {
-                if (v < 0)
-                    bad('a non-negative integer');
-            }
-            if (ft.endsWith('32') && (v > 0xffffffff || v < -0x80000000))
-                bad('a 32-bit integer');
-            return v;
-        }
-        return bad(`a value of type ${ft}`);
-    }
-    /** Skip the value of an unknown (tolerated) field: a scalar, a list, or a nested message. */
-    skipValue(nameTok) {
-        let t = this.lx.peek();
-        if (t.kind === 'punct' && t.text === ':') {
-            this.lx.next();
-            t = this.lx.peek();
-            if (t.kind === 'punct' && t.text === '[') {
-                this.lx.next();
-                this.skipBalanced(']', t);
-                return;
-            }
-            if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
-                const v = this.lx.next();
-                if (v.kind === 'eof' || v.kind === 'punct')
-                    this.lx.fail(`expected a value for field "${nameTok.text}", found ${describe(v)}`, v);
-                if (v.kind === 'string')
-                    while (this.lx.peek().kind === 'string')
-                        this.lx.next();
-                return;
-            }
-        }
-        t = this.lx.next();
-        if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
-            this.lx.fail(`expected ':' or '{' after field "${nameTok.text}", found ${describe(t)}`, t);
-        }
-        this.skipBalanced(t.text === '{' ? '}' : '>', t);
-    }
-    skipBalanced(close, open) {
-        const stack = [close];
-        while (stack.length) {
-            const t = this.lx.next();
-            if (t.kind === 'eof')
-                this.lx.fail(`unexpected end of file: '${open.text}' opened here is not closed`, open);
-            if (t.kind !== 'punct')
-                continue;
-            if (t.text === '{')
-                stack.push('}');
-            else if (t.text === '<')
-                stack.push('>');
-            else if (t.text === '[')
-                stack.push(']');
-            else if (t.text === stack[stack.length - 1])
-                stack.pop();
-            else if ('}>]'.includes(t.text))
-                this.lx.fail(`unbalanced '${t.text}'`, t);
-        }
-    }
-}
-function describe(t) {
-    if (t.kind === 'eof')
-        return 'end of file';
-    if (t.kind === 'string')
-        return 'a string';
-    return `'${t.text}'`;
-}
-function parseFloatLiteral(text) {
-    let s = text.toLowerCase();
-    if (/^[-+]?(inf|infinity)$/.test(s))
-        return s.startsWith('-') ? -Infinity : Infinity;
-    if (/^[-+]?nan$/.test(s))
-        return NaN;
-    if (/^[-+]?0x/.test(s))
-        return parseIntLiteral(text);
-    if (s.endsWith('f'))
-        s = s.slice(0, -1);
-    if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/.test(s))
-        return undefined;
-    return Number(s);
-}
-function parseIntLiteral(text) {
-    const m = /^([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
-    if (!m)
-        return undefined;
-    const body = m[2];
-    let v;
-    if (/^0[xX]/.test(body))
-        v = parseInt(body.slice(2), 16);
-    else if (body.length > 1 && body.startsWith('0'))
-        v = parseInt(body, 8);
-    else
-        v = parseInt(body, 10);
-    if (!Number.isSafeInteger(v))
-        return undefined;
-    return m[1] === '-' ? -v : v;
-}
-/** Parse text-format `src` as message `type`. Throws ModelshipError('syntax' | 'schema') with file:line:column. */
-function parseTextFormat(src, type, opts) {
-    return new Parser(src, opts).parseTop(type);
-}
-
-;// CONCATENATED MODULE: ./src/convert/net.ts
-
-
-
-
-/** Legacy V1 enum type → V2 type string (as Caffe's UpgradeV1LayerType does). */
-const V1_TO_V2 = {
-    ABSVAL: 'AbsVal', ACCURACY: 'Accuracy', ARGMAX: 'ArgMax', BNLL: 'BNLL', CONCAT: 'Concat',
-    CONTRASTIVE_LOSS: 'ContrastiveLoss', CONVOLUTION: 'Convolution', DATA: 'Data', DECONVOLUTION: 'Deconvolution',
-    DROPOUT: 'Dropout', DUMMY_DATA: 'DummyData', EUCLIDEAN_LOSS: 'EuclideanLoss', ELTWISE: 'Eltwise', EXP: 'Exp',
-    FLATTEN: 'Flatten', HDF5_DATA: 'HDF5Data', HDF5_OUTPUT: 'HDF5Output', HINGE_LOSS: 'HingeLoss', IM2COL: 'Im2col',
-    IMAGE_DATA: 'ImageData', INFOGAIN_LOSS: 'InfogainLoss', INNER_PRODUCT: 'InnerProduct', LRN: 'LRN',
-    MEMORY_DATA: 'MemoryData', MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss', MVN: 'MVN', POOLING: 'Pooling',
-    POWER: 'Power', RELU: 'ReLU', SIGMOID: 'Sigmoid', SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
-    SILENCE: 'Silence', SOFTMAX: 'Softmax', SOFTMAX_LOSS: 'SoftmaxWithLoss', SPLIT: 'Split', SLICE: 'Slice',
-    TANH: 'TanH', WINDOW_DATA: 'WindowData', THRESHOLD: 'Threshold', NONE: 'NONE',
-};
-/** Reject input that is obviously not a text prototxt before the parser reports a confusing column. */
-function checkLooksLikeText(bytes, file) {
-    const n = Math.min(bytes.length, 4096);
-    let control = 0;
-    for (let i = 0; i < n; i++) {
-        const c = bytes[i];
-        if (c === 0) {
-            throw new errors_ModelshipError('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
-        }
-        if (c < 9 || (c > 13 && c < 32))
-            control++;
-    }
-    if (n > 0 && control / n > 0.05) {
-        throw new errors_ModelshipError('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
-    }
-    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-    const bad = text.indexOf('\uFFFD');
-    if (bad >= 0) {
-        const line = text.slice(0, bad).split('\n').length;
-        throw new errors_ModelshipError('syntax', 'invalid UTF-8 in prototxt', { file, line });
-    }
-    return text;
-}
-/** Parse a deploy.prototxt (text) into a normalised net. */
-function parsePrototxt(bytes, file) {
-    const text = checkLooksLikeText(bytes, file);
-    const root = caffeSchema();
-    const NetParameter = root.lookupType('caffe.NetParameter');
-    const msg = parseTextFormat(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
-    return normalizeNet(msg, file);
-}
-function isIncludedInTest(layer) {
-    // Caffe's StateMeetsRule for the deploy state: phase TEST, level 0, no stages.
-    const meets = (rule) => {
-        if (rule.phase !== undefined && rule.phase !== 'TEST')
-            return false;
-        if (rule.min_level !== undefined && 0 < rule.min_level)
-            return false;
-        if (rule.max_level !== undefined && 0 > rule.max_level)
-            return false;
-        if ((rule.stage ?? []).length > 0)
-            return false;
-        return true;
-    };
-    const include = layer.include ?? [];
-    const exclude = layer.exclude ?? [];
-    if (include.length > 0)
-        return include.some(meets);
-    return !exclude.some(meets);
-}
-function normalizeNet(msg, file) {
-    const v2 = msg.layer ?? [];
-    const v1 = msg.layers ?? [];
-    if (v2.length > 0 && v1.length > 0) {
-        throw new errors_ModelshipError('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: fieldLocOf(msg, 'layers')?.line });
-    }
-    const format = v1.length > 0 ? 'V1' : 'V2';
-    const inputs = [];
-    // Legacy input declarations: input + input_dim (4 per input) or input + input_shape.
-    const inputNames = msg.input ?? [];
-    if (inputNames.length > 0) {
-        const inputDim = msg.input_dim ?? [];
-        const inputShape = msg.input_shape ?? [];
-        const loc = fieldLocOf(msg, 'input');
-        if (inputShape.length > 0 && inputDim.length > 0) {
-            throw new errors_ModelshipError('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
-        }
-        if (inputShape.length > 0) {
-            if (inputShape.length !== inputNames.length) {
-                throw new errors_ModelshipError('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
-            }
-            inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
-        }
-        else if (inputDim.length > 0) {
-            if (inputDim.length !== 4 * inputNames.length) {
-                throw new errors_ModelshipError('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
-            }
-            inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
-        }
-        else {
-            throw new errors_ModelshipError('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
-        }
-    }
-    const layers = [];
-    const source = format === 'V2' ? v2 : v1;
-    source.forEach((l, i) => {
-        if (!isIncludedInTest(l))
-            return;
-        const loc = locOf(l);
-        const rawType = l.type;
-        if (rawType === undefined || rawType === '') {
-            throw new errors_ModelshipError('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
-        }
-        const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
-        const name = l.name ?? `${type.toLowerCase()}_${i}`;
-        layers.push({
-            name,
-            type,
-            bottoms: (l.bottom ?? []).slice(),
-            tops: (l.top ?? []).slice(),
-            msg: l,
-            loc,
-            unknownFields: unknownFieldsOf(l),
-        });
-    });
-    // Input layers become net inputs.
-    for (const l of layers) {
-        if (l.type !== 'Input')
-            continue;
-        const shapes = (paramsOf(l, 'input_param').shape ?? []).map((s) => s.dim ?? []);
-        if (shapes.length === 0) {
-            throw new errors_ModelshipError('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
-        }
-        if (shapes.length !== 1 && shapes.length !== l.tops.length) {
-            throw new errors_ModelshipError('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
-        }
-        l.tops.forEach((top, i) => inputs.push({ name: top, shape: shapes[shapes.length === 1 ? 0 : i], loc: l.loc }));
-    }
-    for (const inp of inputs) {
-        if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-            throw new errors_ModelshipError('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
-        }
-    }
-    if (inputs.length === 0) {
-        throw new errors_ModelshipError('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
-    }
-    return { name: msg.name ?? 'net', file, format, inputs, layers: layers.filter((l) => l.type !== 'Input') };
-}
-const paramTypeCache = new Map();
-/**
- * A layer's `*_param` message with Caffe's defaults filled in for absent scalar fields. V1 and V2 share the
- * param message types, so handlers read `paramsOf(layer, 'convolution_param').kernel_size` either way.
- */
-function paramsOf(layer, field) {
-    const root = caffeSchema();
-    const msgType = root.lookupType('caffe.LayerParameter');
-    const f = msgType.fields[field];
-    if (!f)
-        throw new Error(`internal: no LayerParameter field ${field}`);
-    let type = paramTypeCache.get(field);
-    if (!type) {
-        type = f.resolvedType;
-        paramTypeCache.set(field, type);
-    }
-    return withDefaults(layer.msg[field] ?? {}, type);
-}
-function withDefaults(msg, type) {
-    const out = {};
-    for (const f of type.fieldsArray) {
-        if (Object.prototype.hasOwnProperty.call(msg, f.name))
-            out[f.name] = msg[f.name];
-        else if (f.repeated)
-            out[f.name] = [];
-        else if (f.resolvedType instanceof protobufjs.Type)
-            out[f.name] = undefined;
-        else if (f.resolvedType instanceof protobufjs.Enum) {
-            const d = f.options?.default;
-            out[f.name] = d ?? Object.keys(f.resolvedType.values)[0];
-        }
-        else
-            out[f.name] = f.options?.default ?? (f.type === 'bool' ? false : f.type === 'string' ? '' : 0);
-    }
-    for (const k of ['$loc', '$fieldLocs']) {
-        Object.defineProperty(out, k, { value: msg[k], enumerable: false });
-    }
-    return out;
-}
-/** Does the layer set this `*_param` explicitly? */
-function hasParam(layer, field, sub) {
-    const p = layer.msg[field];
-    if (!p)
-        return false;
-    return sub === undefined ? true : Object.prototype.hasOwnProperty.call(p, sub);
-}
-
-;// CONCATENATED MODULE: ./src/convert/caffemodel.ts
-
-
-
-
-let root;
-function schema() {
-    if (!root) {
-        root = protobufjs.parse(CAFFEMODEL_PROTO, { keepCase: true }).root;
-        root.resolveAll();
-        const blobType = root.lookupType('caffemodel.BlobProto');
-        // Replace the (empty) generated BlobProto decoder with one that keeps packed float data as bytes:
-        // a 28 MB GoogLeNet decodes without materialising 7 M JS numbers.
-        blobType.decode = decodeBlob;
-    }
-    return root;
-}
-function decodeBlob(input, length) {
-    const r = input instanceof protobufjs.Reader ? input : protobufjs.Reader.create(input);
-    const end = length === undefined ? r.len : r.pos + length;
-    const b = { hasLegacy: false, num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
-    while (r.pos < end) {
-        const tag = r.uint32();
-        const field = tag >>> 3;
-        const wire = tag & 7;
-        switch (field) {
-            case 5: // repeated float data (packed or not)
-                if (wire === 2)
-                    b.floatChunks.push(r.bytes());
-                else if (wire === 5)
-                    b.floatValues.push(r.float());
-                else
-                    r.skipType(wire);
-                break;
-            case 8: // repeated double double_data
-                if (wire === 2)
-                    b.doubleChunks.push(r.bytes());
-                else if (wire === 1)
-                    b.doubleValues.push(r.double());
-                else
-                    r.skipType(wire);
-                break;
-            case 7: {
-                // BlobShape { repeated int64 dim = 1 [packed] }
-                if (wire !== 2) {
-                    r.skipType(wire);
-                    break;
-                }
-                const len = r.uint32();
-                const shapeEnd = r.pos + len;
-                const dims = b.dims ?? [];
-                while (r.pos < shapeEnd) {
-                    const t2 = r.uint32();
-                    if (t2 >>> 3 === 1 && (t2 & 7) === 2) {
-                        const l2 = r.uint32();
-                        const e2 = r.pos + l2;
-                        while (r.pos < e2)
-                            dims.push(int64(r));
-                    }
-                    else if (t2 >>> 3 === 1 && (t2 & 7) === 0) {
-                        dims.push(int64(r));
-                    }
-                    else {
-                        r.skipType(t2 & 7);
-                    }
-                }
-                if (r.pos !== shapeEnd)
-                    throw new RangeError('blob shape overruns its length');
-                b.dims = dims;
-                break;
-            }
-            case 1:
-            case 2:
-            case 3:
-            case 4: {
-                if (wire !== 0) {
-                    r.skipType(wire);
-                    break;
-                }
-                const v = r.int32();
-                b.hasLegacy = true;
-                if (field === 1)
-                    b.num = v;
-                else if (field === 2)
-                    b.channels = v;
-                else if (field === 3)
-                    b.height = v;
-                else
-                    b.width = v;
-                break;
-            }
-            default:
-                r.skipType(wire); // diff, double_diff and anything newer
-        }
-    }
-    if (r.pos !== end)
-        throw new RangeError('blob overruns its length');
-    return b;
-}
-function int64(r) {
-    const v = r.int64();
-    return typeof v === 'number' ? v : v.toNumber();
-}
-function concatBytes(chunks) {
-    if (chunks.length === 1)
-        return chunks[0];
-    const total = chunks.reduce((n, c) => n + c.length, 0);
-    const out = new Uint8Array(total);
-    let o = 0;
-    for (const c of chunks) {
-        out.set(c, o);
-        o += c.length;
-    }
-    return out;
-}
-function toWeightBlob(raw, where) {
-    // Caffe's Blob::FromProto: legacy 4-D fields win when present; otherwise `shape` (absent shape = 0-D blob)
-    const legacy = raw.hasLegacy;
-    const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
-    for (const d of shape) {
-        if (!Number.isSafeInteger(d) || d < 0) {
-            throw new errors_ModelshipError('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
-        }
-    }
-    const count = shape.reduce((a, d) => a * d, 1);
-    let data;
-    const floatBytes = raw.floatChunks.reduce((n, c) => n + c.length, 0);
-    const nFloat = floatBytes / 4 + raw.floatValues.length;
-    const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
-    const nDouble = doubleBytes / 8 + raw.doubleValues.length;
-    if (floatBytes % 4 !== 0 || doubleBytes % 8 !== 0) {
-        throw new errors_ModelshipError('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
-    }
-    if (nFloat > 0 || nDouble === 0) {
-        if (nFloat !== count) {
-            throw new errors_ModelshipError('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
-        }
-        if (raw.floatValues.length === 0) {
-            data = FloatData.fromBytes(concatBytes(raw.floatChunks));
-        }
-        else {
-            data = FloatData.fromArray([...floatsOf(raw.floatChunks), ...raw.floatValues]);
-        }
-    }
-    else {
-        if (nDouble !== count) {
-            throw new errors_ModelshipError('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
-        }
-        const values = new Float32Array(count);
-        let i = 0;
-        for (const c of raw.doubleChunks) {
-            const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-            for (let o = 0; o < c.byteLength; o += 8)
-                values[i++] = dv.getFloat64(o, true);
-        }
-        for (const v of raw.doubleValues)
-            values[i++] = v;
-        data = FloatData.fromArray(values);
-    }
-    return { shape, legacy, data };
-}
-function floatsOf(chunks) {
-    const out = [];
-    for (const c of chunks) {
-        const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-        for (let o = 0; o < c.byteLength; o += 4)
-            out.push(dv.getFloat32(o, true));
-    }
-    return out;
-}
-const V1_TYPE_NAMES = {
-    35: 'ABSVAL', 1: 'ACCURACY', 30: 'ARGMAX', 2: 'BNLL', 3: 'CONCAT', 37: 'CONTRASTIVE_LOSS', 4: 'CONVOLUTION', 5: 'DATA',
-    39: 'DECONVOLUTION', 6: 'DROPOUT', 32: 'DUMMY_DATA', 7: 'EUCLIDEAN_LOSS', 25: 'ELTWISE', 38: 'EXP', 8: 'FLATTEN',
-    9: 'HDF5_DATA', 10: 'HDF5_OUTPUT', 28: 'HINGE_LOSS', 11: 'IM2COL', 12: 'IMAGE_DATA', 13: 'INFOGAIN_LOSS',
-    14: 'INNER_PRODUCT', 15: 'LRN', 29: 'MEMORY_DATA', 16: 'MULTINOMIAL_LOGISTIC_LOSS', 34: 'MVN', 17: 'POOLING',
-    26: 'POWER', 18: 'RELU', 19: 'SIGMOID', 27: 'SIGMOID_CROSS_ENTROPY_LOSS', 36: 'SILENCE', 20: 'SOFTMAX',
-    21: 'SOFTMAX_LOSS', 22: 'SPLIT', 33: 'SLICE', 23: 'TANH', 24: 'WINDOW_DATA', 31: 'THRESHOLD',
-};
-/**
- * Decode a binary .caffemodel (NetParameter). Both the V2 `layer` field (100) and the legacy V1 `layers`
- * field (2) are read; blobs may use `shape` or the legacy num/channels/height/width, float `data` or `double_data`.
- */
-function decodeCaffeModel(bytes, file) {
-    if (bytes.length === 0)
-        throw new errors_ModelshipError('binary', 'the caffemodel is empty', { file });
-    const NetParameter = schema().lookupType('caffemodel.NetParameter');
-    let msg;
-    try {
-        msg = NetParameter.decode(bytes);
-    }
-    catch (e) {
-        const why = e.message;
-        throw new errors_ModelshipError('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
-    }
-    const layers = new Map();
-    const v2 = msg.layer ?? [];
-    const v1 = msg.layers ?? [];
-    if (v2.length === 0 && v1.length === 0) {
-        throw new errors_ModelshipError('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
-    }
-    const add = (name, type, blobs) => {
-        if (!name)
-            return;
-        if (!blobs || blobs.length === 0) {
-            if (!layers.has(name))
-                layers.set(name, { type, blobs: [] });
-            return;
-        }
-        layers.set(name, { type, blobs: blobs.map((b, index) => toWeightBlob(b, { file, layer: name, index })) });
-    };
-    for (const l of v1)
-        add(l.name, V1_TYPE_NAMES[l.type ?? 0] ?? String(l.type), l.blobs);
-    for (const l of v2)
-        add(l.name, l.type ?? '', l.blobs);
-    return { name: msg.name, format: v2.length > 0 ? 'V2' : 'V1', layers };
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/types.ts
-
-
-/** What a layer handler gets: the layer, its resolved bottoms, its weights and the graph to emit into. */
-class LayerContext {
-    g;
-    layer;
-    file;
-    weightsFile;
-    inputs;
-    blobs;
-    topNames;
-    /** set once the handler asked for its weights; a layer that takes none but has some in the caffemodel is an error */
-    consumedWeights = false;
-    constructor(g, layer, file, weightsFile, inputs, blobs, topNames) {
-        this.g = g;
-        this.layer = layer;
-        this.file = file;
-        this.weightsFile = weightsFile;
-        this.inputs = inputs;
-        this.blobs = blobs;
-        this.topNames = topNames;
-    }
-    /** The ONNX name the handler must give top `i` (decided by the converter: SSA names for in-place layers). */
-    out(i = 0) {
-        return this.topNames[i];
-    }
-    get x() {
-        return this.inputs[0];
-    }
-    /** A fresh internal tensor name scoped by the layer name. */
-    tmp(suffix) {
-        return this.g.unique(`${this.layer.name}/${suffix}`);
-    }
-    params(field) {
-        return paramsOf(this.layer, field);
-    }
-    fail(message, code = 'graph') {
-        throw new errors_ModelshipError(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-    }
-    unsupported(message) {
-        return this.fail(message, 'unsupported');
-    }
-    /** Require exactly `n` bottoms (or a range) and `m` tops. */
-    arity(bottoms, tops = 1) {
-        const check = (have, want, what) => {
-            const [lo, hi] = typeof want === 'number' ? [want, want] : want;
-            if (have < lo || have > hi) {
-                const w = lo === hi ? `${lo}` : hi === Infinity ? `at least ${lo}` : `${lo} to ${hi}`;
-                this.fail(`expects ${w} ${what}${lo === 1 && hi === 1 ? '' : 's'}, found ${have}`);
-            }
-        };
-        check(this.layer.bottoms.length, bottoms, 'bottom');
-        check(this.layer.tops.length, tops, 'top');
-    }
-    /** A dimension that must be static (known at conversion time). */
-    staticDim(shape, axis, what = 'this layer') {
-        const d = shape[axis];
-        if (typeof d !== 'number')
-            this.unsupported(`${what} needs a static size for axis ${axis} of [${shape.join(', ')}]; it is the dynamic batch`);
-        return d;
-    }
-    staticShape(shape, what = 'this layer') {
-        return shape.map((_, i) => this.staticDim(shape, i, what));
-    }
-    /** Caffe's CanonicalAxisIndex: negative axes count from the end. */
-    axis(a, rank, field = 'axis') {
-        if (a < -rank || a >= rank)
-            this.fail(`${field} ${a} is out of range for a ${rank}-D input`);
-        return a < 0 ? a + rank : a;
-    }
-    /**
-     * The layer's learned blobs from the caffemodel, checked against the shapes the prototxt implies
-     * (Caffe's Blob::ShapeEquals, which also accepts legacy 4-D num/channels/height/width).
-     */
-    weights(expected) {
-        this.consumedWeights = true;
-        const blobs = this.blobs;
-        if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {
-            throw new errors_ModelshipError('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-        }
-        if (blobs.length !== expected.length) {
-            throw new errors_ModelshipError('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-        }
-        return expected.map((e, i) => {
-            const b = blobs[i];
-            if (!shapeEquals(b, e.shape)) {
-                throw new errors_ModelshipError('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-            }
-            return b.data;
-        });
-    }
-    /** Number of learned blobs present for this layer in the caffemodel (undefined if the layer is absent). */
-    get blobCount() {
-        return this.blobs?.length;
-    }
-}
-function shapeEquals(b, expected) {
-    if (!b.legacy)
-        return b.shape.length === expected.length && b.shape.every((d, i) => d === expected[i]);
-    if (expected.length > 4)
-        return false;
-    const padded = [...Array(4 - expected.length).fill(1), ...expected];
-    return padded.every((d, i) => d === b.shape[i]);
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/common.ts
-
-/**
- * Kernel / pad / stride / dilation of Convolution and Pooling, as Caffe reads them: `*_h`/`*_w` for 2-D,
- * else one value for every spatial axis or one per axis. `fallback` undefined means the value is required.
- */
-function spatialParam(ctx, field, name, nsp, fallback) {
-    const raw = ctx.layer.msg[field] ?? {};
-    const has = (k) => Object.prototype.hasOwnProperty.call(raw, k);
-    const base = name === 'kernel' ? 'kernel_size' : name;
-    const hKey = `${name}_h`;
-    const wKey = `${name}_w`;
-    if (name !== 'dilation' && (has(hKey) || has(wKey))) {
-        if (nsp !== 2)
-            ctx.fail(`${hKey}/${wKey} can only be used for 2-D data`);
-        if (has(base))
-            ctx.fail(`either ${base} or ${hKey}/${wKey} may be given, not both`);
-        if (name === 'kernel' && !(has(hKey) && has(wKey)))
-            ctx.fail('kernel_h and kernel_w must both be given');
-        const h = has(hKey) ? raw[hKey] : (fallback ?? 0);
-        const w = has(wKey) ? raw[wKey] : (fallback ?? 0);
-        return [h, w];
-    }
-    const v = raw[base];
-    const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
-    if (list.length === 0) {
-        if (fallback === undefined)
-            ctx.fail(`${base} is required`);
-        return Array(nsp).fill(fallback);
-    }
-    if (list.length === 1)
-        return Array(nsp).fill(list[0]);
-    if (list.length !== nsp)
-        ctx.fail(`${base} has ${list.length} values for ${nsp} spatial axes`);
-    return list;
-}
-/**
- * Reshape `x` to `target` (symbolic dims allowed). Symbolic dims that stay at the same index are copied (0);
- * at most one other dim may be unknown (-1).
- */
-function reshape(ctx, x, target, out) {
-    const spec = target.map((d, i) => {
-        if (typeof d === 'number')
-            return d;
-        if (x.shape[i] === d)
-            return 0;
-        return -1;
-    });
-    if (spec.filter((d) => d === -1).length > 1)
-        ctx.unsupported(`cannot express reshape of [${x.shape.join(', ')}] to [${target.join(', ')}] with a dynamic batch`);
-    const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
-    ctx.g.node('Reshape', [x.name, shapeName], [out]);
-}
-function product(dims) {
-    let n = 1;
-    const syms = [];
-    for (const d of dims) {
-        if (typeof d === 'number')
-            n *= d;
-        else
-            syms.push(d);
-    }
-    if (syms.length === 0)
-        return n;
-    return n === 1 && syms.length === 1 ? syms[0] : [...syms, ...(n === 1 ? [] : [String(n)])].join('*');
-}
-function unary(op, attrs = {}) {
-    return (ctx) => {
-        ctx.arity(1, 1);
-        ctx.g.node(op, [ctx.x.name], [ctx.out()], attrs);
-        return [ctx.x.shape];
-    };
-}
-/** A float scalar constant (shape []) for element-wise ops. */
-function scalar(ctx, suffix, v) {
-    return ctx.g.floatInit(`${ctx.layer.name}/${suffix}`, [], [v]);
-}
-function sameShape(a, b) {
-    return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-function convGeometry(ctx) {
-    ctx.arity(1, 1);
-    const p = ctx.params('convolution_param');
-    const x = ctx.x;
-    if (p.axis !== 1)
-        ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
-    const nsp = x.shape.length - 2;
-    if (nsp < 1)
-        ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
-    const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
-    const numOutput = p.num_output;
-    const group = p.group;
-    if (!numOutput)
-        ctx.fail('convolution_param.num_output is required');
-    if (group < 1 || C % group !== 0)
-        ctx.fail(`input channels ${C} are not divisible by group ${group}`);
-    if (numOutput % group !== 0)
-        ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
-    const g = {
-        C,
-        numOutput,
-        group,
-        kernel: spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined),
-        pad: spatialParam(ctx, 'convolution_param', 'pad', nsp, 0),
-        stride: spatialParam(ctx, 'convolution_param', 'stride', nsp, 1),
-        dilation: spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1),
-        biasTerm: p.bias_term,
-    };
-    if ([...g.kernel, ...g.stride, ...g.dilation].some((v) => v < 1))
-        ctx.fail('kernel, stride and dilation must be positive');
-    return g;
-}
-/** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
-function emitConv(ctx, op, g, weightShape, extra = {}) {
-    const expected = [{ name: 'weights', shape: weightShape }];
-    if (g.biasTerm)
-        expected.push({ name: 'bias', shape: [g.numOutput] });
-    const [w, b] = ctx.weights(expected);
-    const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
-    if (g.biasTerm)
-        inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
-    ctx.g.node(op, inputs, [ctx.out()], {
-        kernel_shape: attr.ints(g.kernel),
-        pads: attr.ints([...g.pad, ...g.pad]),
-        strides: attr.ints(g.stride),
-        dilations: attr.ints(g.dilation),
-        group: attr.i(g.group),
-        ...extra,
-    }, ctx.layer.name);
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/convolution.ts
-
-/** Convolution (group incl. depthwise, dilation, kernel/pad/stride incl. *_h/*_w, bias_term) → Conv. */
-const convolution = {
-    types: ['Convolution'],
-    convert(ctx) {
-        const g = convGeometry(ctx);
-        const x = ctx.x;
-        const spatial = x.shape.slice(2).map((_, i) => {
-            const H = ctx.staticDim(x.shape, 2 + i, 'convolution');
-            const ext = g.dilation[i] * (g.kernel[i] - 1) + 1;
-            const o = Math.floor((H + 2 * g.pad[i] - ext) / g.stride[i]) + 1;
-            if (o < 1)
-                ctx.fail(`kernel extent ${ext} does not fit input size ${H} with pad ${g.pad[i]}`);
-            return o;
-        });
-        emitConv(ctx, 'Conv', g, [g.numOutput, g.C / g.group, ...g.kernel]);
-        return [[x.shape[0], g.numOutput, ...spatial]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/deconvolution.ts
-
-
-/** Deconvolution (transposed convolution, Caffe weight layout [C_in, C_out/group, k...]) → ConvTranspose. */
-const deconvolution = {
-    types: ['Deconvolution'],
-    convert(ctx) {
-        const g = convGeometry(ctx);
-        const x = ctx.x;
-        const spatial = x.shape.slice(2).map((_, i) => {
-            const H = ctx.staticDim(x.shape, 2 + i, 'deconvolution');
-            const o = g.stride[i] * (H - 1) + g.dilation[i] * (g.kernel[i] - 1) + 1 - 2 * g.pad[i];
-            if (o < 1)
-                ctx.fail(`output size ${o} is not positive`);
-            return o;
-        });
-        emitConv(ctx, 'ConvTranspose', g, [g.C, g.numOutput / g.group, ...g.kernel], { output_shape: attr.ints(spatial) });
-        return [[x.shape[0], g.numOutput, ...spatial]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/inner_product.ts
-
-
-/** InnerProduct (axis, transpose, bias_term) → Flatten + Gemm (axis 1) or Reshape + MatMul + Add. */
-const innerProduct = {
-    types: ['InnerProduct'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('inner_product_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const numOutput = p.num_output;
-        if (!numOutput)
-            ctx.fail('inner_product_param.num_output is required');
-        const K = x.shape.slice(axis).reduce((a, _d, i) => a * ctx.staticDim(x.shape, axis + i, 'inner product'), 1);
-        const transpose = p.transpose;
-        const biasTerm = p.bias_term;
-        const expected = [{ name: 'weights', shape: transpose ? [K, numOutput] : [numOutput, K] }];
-        if (biasTerm)
-            expected.push({ name: 'bias', shape: [numOutput] });
-        const [w, b] = ctx.weights(expected);
-        const outShape = [...x.shape.slice(0, axis), numOutput];
-        if (axis === 1) {
-            const flat = ctx.tmp('flatten');
-            ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
-            const inputs = [flat, ctx.g.floatInit(`${ctx.layer.name}/W`, expected[0].shape, w)];
-            if (biasTerm)
-                inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b));
-            ctx.g.node('Gemm', inputs, [ctx.out()], { transB: attr.i(transpose ? 0 : 1) }, ctx.layer.name);
-            return [outShape];
-        }
-        // General axis: [d0..d(axis-1), K] x W^T
-        const flat = ctx.tmp('reshape');
-        reshape(ctx, x, [...x.shape.slice(0, axis), K], flat);
-        let wt = w;
-        if (!transpose) {
-            const src = w.values;
-            const t = new Float32Array(K * numOutput);
-            for (let o = 0; o < numOutput; o++)
-                for (let i = 0; i < K; i++)
-                    t[i * numOutput + o] = src[o * K + i];
-            wt = t;
-        }
-        const wName = ctx.g.floatInit(`${ctx.layer.name}/W`, [K, numOutput], wt);
-        if (biasTerm) {
-            const mm = ctx.tmp('matmul');
-            ctx.g.node('MatMul', [flat, wName], [mm]);
-            ctx.g.node('Add', [mm, ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b)], [ctx.out()], {}, ctx.layer.name);
-        }
-        else {
-            ctx.g.node('MatMul', [flat, wName], [ctx.out()], {}, ctx.layer.name);
-        }
-        return [outShape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/pooling.ts
-
-
-/**
- * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default),
- * minus the last window when it would start inside the padding. Expressed with explicit end padding so the
- * ONNX op (floor mode) reproduces Caffe exactly. AVE divides by the window clipped to the padded input
- * (padding counts, the extra ceil region does not): zero Pad + AveragePool(count_include_pad=0).
- */
-const pooling = {
-    types: ['Pooling'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('pooling_param');
-        const x = ctx.x;
-        const nsp = x.shape.length - 2;
-        if (nsp !== 2)
-            ctx.unsupported(`Caffe pooling works on 4-D blobs; input is [${x.shape.join(', ')}]`);
-        const method = p.pool;
-        if (method === 'STOCHASTIC')
-            ctx.unsupported('STOCHASTIC pooling is not supported');
-        const isMax = method === 'MAX';
-        if (p.global_pooling) {
-            const raw = (ctx.layer.msg.pooling_param ?? {});
-            if ('kernel_size' in raw || 'kernel_h' in raw || 'kernel_w' in raw)
-                ctx.fail('with global_pooling the kernel size cannot be specified');
-            ctx.g.node(isMax ? 'GlobalMaxPool' : 'GlobalAveragePool', [x.name], [ctx.out()], {}, ctx.layer.name);
-            return [[x.shape[0], x.shape[1], 1, 1]];
-        }
-        const k = spatialParam(ctx, 'pooling_param', 'kernel', 2, undefined);
-        const pad = spatialParam(ctx, 'pooling_param', 'pad', 2, 0);
-        const stride = spatialParam(ctx, 'pooling_param', 'stride', 2, 1);
-        if (k.some((v) => v < 1) || stride.some((v) => v < 1))
-            ctx.fail('kernel and stride must be positive');
-        if (pad.some((v, i) => v >= k[i]))
-            ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
-        const ceil = p.round_mode !== 'FLOOR';
-        const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
-        const out = dims.map((H, i) => {
-            const span = (H + 2 * pad[i] - k[i]) / stride[i];
-            let o = (ceil ? Math.ceil(span) : Math.floor(span)) + 1;
-            if (pad[i] > 0 && (o - 1) * stride[i] >= H + pad[i])
-                o--;
-            if (o < 1)
-                ctx.fail(`kernel ${k[i]} does not fit input size ${H}`);
-            return o;
-        });
-        const common = { kernel_shape: attr.ints(k), strides: attr.ints(stride) };
-        const n = ctx.layer.name;
-        // end padding that makes the floor-mode ONNX op produce Caffe's (ceil) output size
-        const endMax = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - H - pad[i]));
-        const endAve = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - (H + 2 * pad[i])));
-        const padTo = (value, ends) => {
-            const padded = ctx.tmp('pad');
-            const pads = ctx.g.int64Init(`${n}/pads`, [0, 0, pad[0], pad[1], 0, 0, pad[0] + ends[0], pad[1] + ends[1]]);
-            const inputs = [x.name, pads];
-            if (value !== 0)
-                inputs.push(ctx.g.floatInit(`${n}/pad_value`, [], [value]));
-            ctx.g.node('Pad', inputs, [padded], { mode: attr.s('constant') });
-            return padded;
-        };
-        if (isMax) {
-            if (endMax.every((e, i) => e < k[i])) {
-                ctx.g.node('MaxPool', [x.name], [ctx.out()], { ...common, pads: attr.ints([...pad, ...endMax]) }, n);
-            }
-            else {
-                // ONNX runtimes refuse pads ≥ kernel (stride > kernel with ceil overhang): pad explicitly with -FLT_MAX,
-                // Caffe's initial max value; no window lies wholly in the padding
-                ctx.g.node('MaxPool', [padTo(-3.4028234663852886e38, endMax)], [ctx.out()], common, n);
-            }
-        }
-        else if (endAve.every((e, i) => e < k[i])) {
-            const src = pad.some((v) => v > 0) ? padTo(0, [0, 0]) : x.name;
-            ctx.g.node('AveragePool', [src], [ctx.out()], { ...common, pads: attr.ints([0, 0, ...endAve]), count_include_pad: attr.i(0) }, n);
-        }
-        else {
-            // Same limit for AVE: sum over a zero-padded input, then divide by Caffe's own window sizes, computed here
-            // (window clipped to [-pad, H + pad), so padding counts and the ceil overhang does not)
-            const pooled = ctx.tmp('window_mean');
-            ctx.g.node('AveragePool', [padTo(0, endAve)], [pooled], common);
-            const scale = new Float32Array(out[0] * out[1]);
-            for (let i = 0; i < out[0]; i++) {
-                const h = Math.min(i * stride[0] - pad[0] + k[0], dims[0] + pad[0]) - (i * stride[0] - pad[0]);
-                for (let j = 0; j < out[1]; j++) {
-                    const w = Math.min(j * stride[1] - pad[1] + k[1], dims[1] + pad[1]) - (j * stride[1] - pad[1]);
-                    scale[i * out[1] + j] = (k[0] * k[1]) / (h * w);
-                }
-            }
-            ctx.g.node('Mul', [pooled, ctx.g.floatInit(`${n}/window_scale`, [out[0], out[1]], scale)], [ctx.out()], {}, n);
-        }
-        return [[x.shape[0], x.shape[1], ...out]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/lrn.ts
-
-
-/**
- * LRN. ACROSS_CHANNELS → ONNX LRN (bias = k). WITHIN_CHANNEL follows Caffe's decomposition:
- * x · (1 + alpha · avgpool(x², local_size, pad (size-1)/2))^(-beta); Caffe does not use k there.
- */
-const lrn = {
-    types: ['LRN'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('lrn_param');
-        const x = ctx.x;
-        const size = p.local_size;
-        if (size % 2 !== 1)
-            ctx.fail(`local_size ${size} must be odd`);
-        if (x.shape.length !== 4)
-            ctx.unsupported(`LRN works on 4-D blobs; input is [${x.shape.join(', ')}]`);
-        const alpha = p.alpha;
-        const beta = p.beta;
-        if (p.norm_region === 'ACROSS_CHANNELS') {
-            ctx.g.node('LRN', [x.name], [ctx.out()], { size: attr.i(size), alpha: attr.f(alpha), beta: attr.f(beta), bias: attr.f(p.k) }, ctx.layer.name);
-            return [x.shape];
-        }
-        const pad = (size - 1) / 2;
-        const sq = ctx.tmp('square');
-        ctx.g.node('Mul', [x.name, x.name], [sq]);
-        const avg = ctx.tmp('avg');
-        ctx.g.node('AveragePool', [sq], [avg], { kernel_shape: attr.ints([size, size]), pads: attr.ints([pad, pad, pad, pad]), count_include_pad: attr.i(1) });
-        const scaled = ctx.tmp('scaled');
-        ctx.g.node('Mul', [avg, scalar(ctx, 'alpha', alpha)], [scaled]);
-        const shifted = ctx.tmp('shifted');
-        ctx.g.node('Add', [scaled, scalar(ctx, 'one', 1)], [shifted]);
-        const pw = ctx.tmp('pow');
-        ctx.g.node('Pow', [shifted, scalar(ctx, 'neg_beta', -beta)], [pw]);
-        ctx.g.node('Mul', [x.name, pw], [ctx.out()], {}, ctx.layer.name);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/relu.ts
-
-/** ReLU, with negative_slope → LeakyRelu. */
-const relu = {
-    types: ['ReLU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const slope = ctx.params('relu_param').negative_slope;
-        if (slope !== 0)
-            ctx.g.node('LeakyRelu', [ctx.x.name], [ctx.out()], { alpha: attr.f(slope) }, ctx.layer.name);
-        else
-            ctx.g.node('Relu', [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/prelu.ts
-/** PReLU: one learned slope per channel (or one shared), broadcast as [C, 1, ...]. */
-const prelu = {
-    types: ['PReLU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const x = ctx.x;
-        if (x.shape.length < 2)
-            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
-        const shared = ctx.params('prelu_param').channel_shared;
-        const C = shared ? 1 : ctx.staticDim(x.shape, 1, 'PReLU');
-        // Caffe stores a shared slope as a 0-D blob
-        const [slope] = ctx.weights([{ name: 'slope', shape: shared ? [] : [C] }]);
-        const dims = shared ? [1] : [C, ...Array(x.shape.length - 2).fill(1)];
-        ctx.g.node('PRelu', [x.name, ctx.g.floatInit(`${ctx.layer.name}/slope`, dims, slope)], [ctx.out()], {}, ctx.layer.name);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/elementwise.ts
-
-
-/** Parameter-free element-wise layers, one ONNX op each. */
-const simple = (type, op) => ({
-    types: [type],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        ctx.g.node(op, [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-});
-const sigmoid = simple('Sigmoid', 'Sigmoid');
-const tanh = simple('TanH', 'Tanh');
-const absval = simple('AbsVal', 'Abs');
-/** BNLL: log(1 + exp(x)) */
-const bnll = simple('BNLL', 'Softplus');
-/** Dropout is the identity at test time (Caffe scales during training). */
-const dropout = simple('Dropout', 'Identity');
-const elu = {
-    types: ['ELU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        ctx.g.node('Elu', [ctx.x.name], [ctx.out()], { alpha: attr.f(ctx.params('elu_param').alpha) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-/** Emit y = op_n(...op_1(x)) as a chain that ends in ctx.out(). Empty chain → Identity. */
-function chain(ctx, steps) {
-    if (steps.length === 0)
-        steps = [{ op: 'Identity' }];
-    let cur = ctx.x.name;
-    steps.forEach((s, i) => {
-        const last = i === steps.length - 1;
-        const out = last ? ctx.out() : ctx.tmp(s.op.toLowerCase());
-        ctx.g.node(s.op, s.operand ? [cur, s.operand] : [cur], [out], {}, last ? ctx.layer.name : undefined);
-        cur = out;
-    });
-}
-/** Power: y = (shift + scale · x) ^ power */
-const power = {
-    types: ['Power'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('power_param');
-        const steps = [];
-        if (p.scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
-        if (p.shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
-        if (p.power !== 1)
-            steps.push({ op: 'Pow', operand: scalar(ctx, 'power', p.power) });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Exp: y = base ^ (shift + scale · x), base -1 meaning e */
-const exp = {
-    types: ['Exp'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('exp_param');
-        const base = p.base;
-        if (base !== -1 && !(base > 0))
-            ctx.fail(`exp_param.base must be positive or -1, got ${base}`);
-        const lnBase = base === -1 ? 1 : Math.log(base);
-        const scale = p.scale * lnBase;
-        const shift = p.shift * lnBase;
-        const steps = [];
-        if (scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', scale) });
-        if (shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', shift) });
-        steps.push({ op: 'Exp' });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Log: y = log_base(shift + scale · x), base -1 meaning e */
-const log = {
-    types: ['Log'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('log_param');
-        const base = p.base;
-        if (base !== -1 && !(base > 0 && base !== 1))
-            ctx.fail(`log_param.base must be positive (not 1) or -1, got ${base}`);
-        const steps = [];
-        if (p.scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
-        if (p.shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
-        steps.push({ op: 'Log' });
-        if (base !== -1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'inv_ln_base', 1 / Math.log(base)) });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Threshold: y = x > threshold ? 1 : 0 */
-const threshold = {
-    types: ['Threshold'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const gt = ctx.tmp('greater');
-        ctx.g.node('Greater', [ctx.x.name, scalar(ctx, 'threshold', ctx.params('threshold_param').threshold)], [gt]);
-        ctx.g.node('Cast', [gt], [ctx.out()], { to: attr.i(1) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/softmax.ts
-
-/** Softmax over one axis (opset 13 semantics match Caffe: the other axes are independent). */
-const softmax = {
-    types: ['Softmax'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const axis = ctx.axis(ctx.params('softmax_param').axis, ctx.x.shape.length);
-        ctx.g.node('Softmax', [ctx.x.name], [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/batch_norm.ts
-
-/**
- * BatchNorm with stored statistics. Caffe keeps running sums: blobs = [mean·s, var·s, s] where s is the
- * moving-average scale factor; the statistics are the first two blobs divided by s (0 when s is 0),
- * computed in float32 as Caffe does. → BatchNormalization(scale 1, bias 0).
- */
-const batchNorm = {
-    types: ['BatchNorm'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('batch_norm_param');
-        const raw = (ctx.layer.msg.batch_norm_param ?? {});
-        if ('use_global_stats' in raw && raw.use_global_stats === false) {
-            ctx.unsupported('use_global_stats: false normalises with batch statistics at test time; only stored statistics are supported');
-        }
-        const x = ctx.x;
-        if (x.shape.length < 2)
-            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
-        const C = ctx.staticDim(x.shape, 1, 'BatchNorm');
-        const [meanData, varData, sfData] = ctx.weights([
-            { name: 'mean', shape: [C] },
-            { name: 'variance', shape: [C] },
-            { name: 'scale factor', shape: [1] },
-        ]);
-        const [mean, variance, sf] = [meanData.values, varData.values, sfData.values];
-        const factor = sf[0] === 0 ? 0 : Math.fround(1 / sf[0]);
-        const m = new Float32Array(C);
-        const v = new Float32Array(C);
-        for (let i = 0; i < C; i++) {
-            m[i] = Math.fround(mean[i] * factor);
-            v[i] = Math.fround(variance[i] * factor);
-        }
-        const n = ctx.layer.name;
-        ctx.g.node('BatchNormalization', [
-            x.name,
-            ctx.g.floatInit(`${n}/scale`, [C], new Float32Array(C).fill(1)),
-            ctx.g.floatInit(`${n}/bias`, [C], new Float32Array(C)),
-            ctx.g.floatInit(`${n}/mean`, [C], m),
-            ctx.g.floatInit(`${n}/var`, [C], v),
-        ], [ctx.out()], { epsilon: attr.f(p.eps) }, n);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/scale.ts
-
-/**
- * The axes of bottom[0] that a Scale/Bias operand covers: [axis, axis + num_axes) for a learned operand,
- * or the shape of bottom[1]. Returns the operand's shape and the broadcastable shape (trailing 1s).
- */
-function operandGeometry(ctx, x, axisParam, numAxes, second) {
-    const rank = x.shape.length;
-    if (second && second.shape.length === 0)
-        return { shape: [], bcast: [] };
-    const axis = ctx.axis(axisParam, rank === 0 ? 1 : rank);
-    let covered;
-    if (second) {
-        covered = second.shape;
-        const ok = covered.every((d, i) => x.shape[axis + i] === d);
-        if (!ok || axis + covered.length > rank)
-            ctx.fail(`bottom[1] shape [${covered.join(', ')}] does not match bottom[0] [${x.shape.join(', ')}] at axis ${axis}`);
-    }
-    else {
-        if (numAxes < -1)
-            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
-        const end = numAxes === -1 ? rank : axis + numAxes;
-        if (end > rank)
-            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
-        covered = x.shape.slice(axis, end);
-    }
-    return { shape: covered, bcast: [...covered, ...Array(rank - axis - covered.length).fill(1)] };
-}
-function scaleOrBias(kind) {
-    return (ctx) => {
-        ctx.arity([1, 2], 1);
-        const field = kind === 'Scale' ? 'scale_param' : 'bias_param';
-        const p = ctx.params(field);
-        const x = ctx.x;
-        const op = kind === 'Scale' ? 'Mul' : 'Add';
-        const second = ctx.inputs[1];
-        const { shape, bcast } = operandGeometry(ctx, x, p.axis, p.num_axes, second);
-        const withBias = kind === 'Scale' && p.bias_term;
-        const n = ctx.layer.name;
-        let operand;
-        let biasData;
-        if (second) {
-            operand = second.name;
-            if (bcast.length !== shape.length) {
-                operand = ctx.tmp('operand');
-                reshape(ctx, second, bcast, operand);
-            }
-            if (withBias)
-                [biasData] = ctx.weights([{ name: 'bias', shape: shape.map((_, i) => ctx.staticDim(shape, i)) }]);
-        }
-        else {
-            const st = shape.map((_, i) => ctx.staticDim(shape, i, kind));
-            const expected = [{ name: kind === 'Scale' ? 'scale' : 'bias', shape: st }];
-            if (withBias)
-                expected.push({ name: 'bias', shape: st });
-            const [data, b] = ctx.weights(expected);
-            biasData = b;
-            operand = ctx.g.floatInit(`${n}/${kind === 'Scale' ? 'gamma' : 'beta'}`, bcast, data);
-        }
-        if (!withBias) {
-            ctx.g.node(op, [x.name, operand], [ctx.out()], {}, n);
-            return [x.shape];
-        }
-        const mid = ctx.tmp('scaled');
-        ctx.g.node(op, [x.name, operand], [mid]);
-        ctx.g.node('Add', [mid, ctx.g.floatInit(`${n}/beta`, bcast, biasData)], [ctx.out()], {}, n);
-        return [x.shape];
-    };
-}
-/** Scale: y = x · gamma (+ beta), gamma learned or from bottom[1], broadcast from `axis`. */
-const scale = { types: ['Scale'], convert: scaleOrBias('Scale') };
-/** Bias: y = x + beta, beta learned or from bottom[1]. */
-const bias = { types: ['Bias'], convert: scaleOrBias('Bias') };
-
-;// CONCATENATED MODULE: ./src/convert/layers/eltwise.ts
-
-/** Eltwise: SUM (with per-bottom coeff), PROD, MAX over two or more same-shaped bottoms. */
-const eltwise = {
-    types: ['Eltwise'],
-    convert(ctx) {
-        ctx.arity([2, Infinity], 1);
-        const p = ctx.params('eltwise_param');
-        const first = ctx.inputs[0];
-        ctx.inputs.forEach((v, i) => {
-            if (!sameShape(v.shape, first.shape))
-                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] differs from bottom 0 [${first.shape.join(', ')}]`);
-        });
-        const op = p.operation;
-        const coeff = p.coeff;
-        let names = ctx.inputs.map((v) => v.name);
-        if (op === 'SUM') {
-            if (coeff.length > 0 && coeff.length !== names.length)
-                ctx.fail(`eltwise_param has ${coeff.length} coeff values for ${names.length} bottoms`);
-            names = names.map((nm, i) => {
-                if (coeff.length === 0 || coeff[i] === 1)
-                    return nm;
-                const out = ctx.tmp(`coeff${i}`);
-                ctx.g.node('Mul', [nm, scalar(ctx, `coeff${i}`, coeff[i])], [out]);
-                return out;
-            });
-            ctx.g.node('Sum', names, [ctx.out()], {}, ctx.layer.name);
-        }
-        else {
-            if (coeff.length > 0)
-                ctx.fail('coeff is only allowed for SUM');
-            ctx.g.node(op === 'PROD' ? 'Mul' : 'Max', op === 'PROD' ? names.slice(0, 2) : names, [op === 'PROD' && names.length > 2 ? ctx.tmp('prod') : ctx.out()], {}, ctx.layer.name);
-            if (op === 'PROD' && names.length > 2) {
-                // left fold: ((a*b)*c)*d, as Caffe multiplies in order
-                let acc = ctx.g.nodes[ctx.g.nodes.length - 1].outputs[0];
-                for (let i = 2; i < names.length; i++) {
-                    const out = i === names.length - 1 ? ctx.out() : ctx.tmp('prod');
-                    ctx.g.node('Mul', [acc, names[i]], [out]);
-                    acc = out;
-                }
-            }
-        }
-        return [first.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/concat.ts
-
-/** Concat along `axis` (or the legacy `concat_dim`). */
-const concat = {
-    types: ['Concat'],
-    convert(ctx) {
-        ctx.arity([1, Infinity], 1);
-        const p = ctx.params('concat_param');
-        const raw = (ctx.layer.msg.concat_param ?? {});
-        if ('axis' in raw && 'concat_dim' in raw)
-            ctx.fail('either axis or concat_dim may be given, not both');
-        const first = ctx.inputs[0];
-        const rank = first.shape.length;
-        const axis = 'concat_dim' in raw ? p.concat_dim : ctx.axis(p.axis, rank);
-        if (axis >= rank)
-            ctx.fail(`concat_dim ${axis} is out of range for a ${rank}-D input`);
-        const parts = [];
-        for (const [i, v] of ctx.inputs.entries()) {
-            if (v.shape.length !== rank || v.shape.some((d, j) => j !== axis && d !== first.shape[j])) {
-                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] does not match bottom 0 [${first.shape.join(', ')}] outside axis ${axis}`);
-            }
-            parts.push(v.shape[axis]);
-        }
-        const total = parts.every((d) => typeof d === 'number') ? parts.reduce((a, b) => a + b, 0) : parts.join('+');
-        ctx.g.node('Concat', ctx.inputs.map((v) => v.name), [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
-        return [first.shape.map((d, j) => (j === axis ? total : d))];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/slice.ts
-
-/** Slice along `axis` (legacy `slice_dim`) at `slice_point`s, or into equal parts → Split. */
-const slice = {
-    types: ['Slice'],
-    convert(ctx) {
-        ctx.arity(1, [1, Infinity]);
-        const p = ctx.params('slice_param');
-        const raw = (ctx.layer.msg.slice_param ?? {});
-        const x = ctx.x;
-        const axis = 'slice_dim' in raw && !('axis' in raw) ? p.slice_dim : ctx.axis(p.axis, x.shape.length);
-        const dim = ctx.staticDim(x.shape, axis, 'slice');
-        const tops = ctx.layer.tops.length;
-        const points = p.slice_point;
-        let sizes;
-        if (points.length > 0) {
-            if (points.length !== tops - 1)
-                ctx.fail(`${points.length} slice_point(s) need ${points.length + 1} tops, found ${tops}`);
-            const bounds = [0, ...points, dim];
-            sizes = [];
-            for (let i = 1; i < bounds.length; i++) {
-                if (bounds[i] <= bounds[i - 1])
-                    ctx.fail(`slice_point values must increase and stay inside (0, ${dim})`);
-                sizes.push(bounds[i] - bounds[i - 1]);
-            }
-        }
-        else {
-            if (dim % tops !== 0)
-                ctx.fail(`axis ${axis} of size ${dim} cannot be split evenly into ${tops} tops`);
-            sizes = Array(tops).fill(dim / tops);
-        }
-        const outs = ctx.layer.tops.map((_, i) => ctx.out(i));
-        ctx.g.node('Split', [x.name, ctx.g.int64Init(`${ctx.layer.name}/split`, sizes)], outs, { axis: attr.i(axis) }, ctx.layer.name);
-        return sizes.map((s) => x.shape.map((d, j) => (j === axis ? s : d)));
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/split.ts
-/** Split copies its bottom to every top; in ONNX a value may feed many nodes, so each top is an Identity. */
-const split = {
-    types: ['Split'],
-    convert(ctx) {
-        ctx.arity(1, [1, Infinity]);
-        return ctx.layer.tops.map((_, i) => {
-            ctx.g.node('Identity', [ctx.x.name], [ctx.out(i)], {}, `${ctx.layer.name}/${i}`);
-            return ctx.x.shape;
-        });
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/flatten.ts
-
-
-/** Flatten axes [axis, end_axis] into one. */
-const flatten = {
-    types: ['Flatten'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('flatten_param');
-        const x = ctx.x;
-        const rank = x.shape.length;
-        const axis = ctx.axis(p.axis, rank);
-        const end = ctx.axis(p.end_axis, rank, 'end_axis');
-        if (end < axis)
-            ctx.fail(`end_axis ${p.end_axis} is before axis ${p.axis}`);
-        const out = [...x.shape.slice(0, axis), product(x.shape.slice(axis, end + 1)), ...x.shape.slice(end + 1)];
-        if (end === rank - 1 && axis === 1) {
-            ctx.g.node('Flatten', [x.name], [ctx.out()], { axis: attr.i(1) }, ctx.layer.name);
-        }
-        else {
-            reshape(ctx, x, out, ctx.out());
-        }
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/reshape.ts
-/**
- * Reshape with Caffe's rules: `axis`/`num_axes` select the part of the input shape that is replaced;
- * in `shape.dim`, 0 copies the input dimension at that position and one -1 is inferred.
- */
-const reshapeLayer = {
-    types: ['Reshape'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('reshape_param');
-        const x = ctx.x;
-        const rank = x.shape.length;
-        const dims = (p.shape?.dim ?? []).slice();
-        let axis = p.axis;
-        if (axis < -(rank + 1) || axis > rank)
-            ctx.fail(`axis ${axis} is out of range for a ${rank}-D input`);
-        if (axis < 0)
-            axis = rank + 1 + axis;
-        const numAxes = p.num_axes;
-        if (numAxes < -1)
-            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
-        const end = numAxes === -1 ? rank : axis + numAxes;
-        if (end > rank)
-            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
-        const replaced = x.shape.slice(axis, end);
-        if (dims.filter((d) => d === -1).length > 1)
-            ctx.fail('at most one dim may be -1');
-        const newPart = dims.map((d, i) => {
-            if (d === 0) {
-                if (axis + i >= rank)
-                    ctx.fail(`dim ${i} is 0 (copy) but the input has no axis ${axis + i}`);
-                return x.shape[axis + i];
-            }
-            if (d < -1)
-                ctx.fail(`dim ${i} is ${d}; only -1 (infer) and 0 (copy) may be non-positive`);
-            return d;
-        });
-        const infer = newPart.indexOf(-1);
-        if (infer >= 0) {
-            // static product of the replaced part / static product of the explicit new dims; symbols carry over
-            let num = 1;
-            const syms = [];
-            for (const d of replaced)
-                typeof d === 'number' ? (num *= d) : syms.push(d);
-            let den = 1;
-            for (const [i, d] of newPart.entries()) {
-                if (i === infer)
-                    continue;
-                if (typeof d === 'number')
-                    den *= d;
-                else {
-                    const j = syms.indexOf(d);
-                    if (j < 0)
-                        ctx.unsupported('cannot infer the -1 dimension with a dynamic batch');
-                    syms.splice(j, 1);
-                }
-            }
-            if (den === 0 || num % den !== 0)
-                ctx.fail(`cannot reshape [${x.shape.join(', ')}]: ${num} is not divisible by ${den}`);
-            const r = num / den;
-            newPart[infer] = syms.length === 0 ? r : r === 1 && syms.length === 1 ? syms[0] : [...syms, String(r)].join('*');
-        }
-        else {
-            const a = replaced.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
-            const b = newPart.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
-            const symA = replaced.filter((d) => typeof d !== 'number').sort().join();
-            const symB = newPart.filter((d) => typeof d !== 'number').sort().join();
-            if (symA === symB && a !== b)
-                ctx.fail(`cannot reshape [${x.shape.join(', ')}] (${a} values in the reshaped axes) to [${newPart.join(', ')}] (${b})`);
-        }
-        const out = [...x.shape.slice(0, axis), ...newPart, ...x.shape.slice(end)];
-        // ONNX target: prefix copied with 0, explicit Caffe dims kept, the inferred one as -1
-        const spec = out.map((d, i) => {
-            if (i < axis && typeof d !== 'number')
-                return 0;
-            if (i >= axis && i < axis + newPart.length) {
-                const caffe = dims[i - axis];
-                if (caffe === -1)
-                    return -1;
-                if (caffe === 0)
-                    return typeof d === 'number' ? d : 0;
-                return caffe;
-            }
-            if (typeof d === 'number')
-                return d;
-            return -1;
-        });
-        if (spec.filter((d) => d === -1).length > 1)
-            ctx.unsupported(`cannot express reshape to [${out.join(', ')}] with a dynamic batch`);
-        const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
-        ctx.g.node('Reshape', [x.name, shapeName], [ctx.out()], {}, ctx.layer.name);
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/crop.ts
-/** Crop bottom[0] to the shape of bottom[1] from `axis` on, starting at `offset` (one for all, or one per axis). */
-const crop = {
-    types: ['Crop'],
-    convert(ctx) {
-        ctx.arity(2, 1);
-        const p = ctx.params('crop_param');
-        const [x, ref] = ctx.inputs;
-        const rank = x.shape.length;
-        if (ref.shape.length !== rank)
-            ctx.fail(`bottom[1] rank ${ref.shape.length} differs from bottom[0] rank ${rank}`);
-        const axis = ctx.axis(p.axis, rank);
-        const offsets = p.offset;
-        const n = rank - axis;
-        if (offsets.length > 1 && offsets.length !== n)
-            ctx.fail(`${offsets.length} offsets for ${n} cropped axes`);
-        const starts = [];
-        const ends = [];
-        const axes = [];
-        const out = x.shape.slice();
-        for (let i = axis; i < rank; i++) {
-            const off = offsets.length === 0 ? 0 : offsets.length === 1 ? offsets[0] : offsets[i - axis];
-            const size = ctx.staticDim(ref.shape, i, 'crop');
-            const have = ctx.staticDim(x.shape, i, 'crop');
-            if (off + size > have)
-                ctx.fail(`crop of size ${size} at offset ${off} exceeds axis ${i} of size ${have}`);
-            starts.push(off);
-            ends.push(off + size);
-            axes.push(i);
-            out[i] = size;
-        }
-        const n0 = ctx.layer.name;
-        ctx.g.node('Slice', [x.name, ctx.g.int64Init(`${n0}/starts`, starts), ctx.g.int64Init(`${n0}/ends`, ends), ctx.g.int64Init(`${n0}/axes`, axes)], [ctx.out()], {}, n0);
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/argmax.ts
-
-
-/**
- * TopK with Caffe's tie-break: Caffe partial-sorts (value, index) pairs with std::greater, so among equal
- * values the larger index comes first; ONNX TopK prefers the smaller index. Reversing the axis first and
- * mapping indices back (len-1-i) gives Caffe's order. Returns [values, indices as float].
- */
-function caffeTopK(ctx, input, axis, len, k) {
-    const n = ctx.layer.name;
-    const rev = ctx.tmp('reversed');
-    ctx.g.node('Slice', [input, ctx.g.int64Init(`${n}/rev_starts`, [-1]), ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]), ctx.g.int64Init(`${n}/rev_axes`, [axis]), ctx.g.int64Init(`${n}/rev_steps`, [-1])], [rev]);
-    const values = ctx.tmp('values');
-    const revIdx = ctx.tmp('rev_indices');
-    ctx.g.node('TopK', [rev, ctx.g.int64Init(`${n}/k`, [k])], [values, revIdx], { axis: attr.i(axis), largest: attr.i(1), sorted: attr.i(1) });
-    const idx = ctx.tmp('indices');
-    ctx.g.node('Sub', [ctx.g.int64Init(`${n}/last`, [len - 1]), revIdx], [idx]);
-    const idxF = ctx.tmp('indices_f');
-    ctx.g.node('Cast', [idx], [idxF], { to: attr.i(1) });
-    return [values, idxF];
-}
-/**
- * ArgMax (top_k, out_max_val, axis). Caffe outputs indices as floats. Without `axis` each item is flattened
- * and the top is [N, 1, top_k] (indices) or [N, 2, top_k] (indices, then values), padded with 1s to the input rank.
- */
-const argmax = {
-    types: ['ArgMax'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('argmax_param');
-        const raw = (ctx.layer.msg.argmax_param ?? {});
-        const x = ctx.x;
-        const k = p.top_k;
-        const outMax = p.out_max_val;
-        const n = ctx.layer.name;
-        if ('axis' in raw) {
-            const axis = ctx.axis(p.axis, x.shape.length);
-            const len = ctx.staticDim(x.shape, axis, 'ArgMax');
-            if (k < 1 || k > len)
-                ctx.fail(`top_k ${k} must be between 1 and the size of axis ${axis}`);
-            const [values, indices] = caffeTopK(ctx, x.name, axis, len, k);
-            ctx.g.node('Identity', [outMax ? values : indices], [ctx.out()], {}, n);
-            return [x.shape.map((d, i) => (i === axis ? k : d))];
-        }
-        const inner = x.shape.slice(1).reduce((a, _d, i) => a * ctx.staticDim(x.shape, i + 1, 'ArgMax'), 1);
-        if (k < 1 || k > inner)
-            ctx.fail(`top_k ${k} must be between 1 and ${inner}`);
-        const flat = ctx.tmp('flatten');
-        ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
-        const [values, indices] = caffeTopK(ctx, flat, 1, inner, k);
-        let joined = indices;
-        if (outMax) {
-            joined = ctx.tmp('joined');
-            ctx.g.node('Concat', [indices, values], [joined], { axis: attr.i(1) });
-        }
-        const rank = Math.max(3, x.shape.length);
-        const out = [x.shape[0], outMax ? 2 : 1, k, ...Array(rank - 3).fill(1)];
-        reshape(ctx, { name: joined, shape: [x.shape[0], (outMax ? 2 : 1) * k] }, out, ctx.out());
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/reduction.ts
-
-
-/** Reduction over all axes from `axis` on: SUM, ASUM, SUMSQ, MEAN, times coeff. */
-const reduction = {
-    types: ['Reduction'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('reduction_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const axes = x.shape.map((_, i) => i).filter((i) => i >= axis);
-        const op = p.operation;
-        const coeff = p.coeff;
-        const n = ctx.layer.name;
-        const red = coeff === 1 ? ctx.out() : ctx.tmp('reduced');
-        if (op === 'SUM') {
-            ctx.g.node('ReduceSum', [x.name, ctx.g.int64Init(`${n}/axes`, axes)], [red], { keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
-        }
-        else {
-            const onnxOp = op === 'ASUM' ? 'ReduceL1' : op === 'SUMSQ' ? 'ReduceSumSquare' : 'ReduceMean';
-            ctx.g.node(onnxOp, [x.name], [red], { axes: attr.ints(axes), keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
-        }
-        if (coeff !== 1)
-            ctx.g.node('Mul', [red, scalar(ctx, 'coeff', coeff)], [ctx.out()], {}, n);
-        return [x.shape.slice(0, axis)];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/tile.ts
-/** Tile: repeat the blob `tiles` times along `axis`. */
-const tile = {
-    types: ['Tile'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('tile_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const tiles = p.tiles;
-        if (!(tiles >= 1))
-            ctx.fail('tile_param.tiles must be a positive integer');
-        const repeats = x.shape.map((_, i) => (i === axis ? tiles : 1));
-        ctx.g.node('Tile', [x.name, ctx.g.int64Init(`${ctx.layer.name}/repeats`, repeats)], [ctx.out()], {}, ctx.layer.name);
-        const d = x.shape[axis];
-        return [x.shape.map((v, i) => (i === axis ? (typeof d === 'number' ? d * tiles : `${d}*${tiles}`) : v))];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/index.ts
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/**
- * The layer registry: Caffe type name → handler. A new Caffe layer is one file exporting a LayerHandler,
- * added to this list.
- */
-const HANDLERS = [
-    convolution, deconvolution, innerProduct, pooling, lrn, relu, prelu, sigmoid, tanh, absval, bnll, dropout, elu,
-    power, exp, log, threshold, softmax, batchNorm, scale, bias, eltwise, concat, slice, split, flatten, reshapeLayer,
-    crop, argmax, reduction, tile,
-];
-const REGISTRY = new Map(HANDLERS.flatMap((h) => h.types.map((t) => [t, h])));
-/** Layer types that produce nothing at inference and are dropped. */
-const SKIPPED_TYPES = new Set(['Silence']);
-function supportedTypes() {
-    return [...REGISTRY.keys(), 'Input'].sort();
-}
-
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: external "crypto"
-const external_crypto_namespaceObject = require("crypto");
-;// CONCATENATED MODULE: ./src/util/fsx.ts
-
-
-
-
-/**
- * Write a file atomically: a temporary file in the same directory, fsync, then rename.
- * A reader (or a crash) never sees a half-written output.
- */
-function writeFileAtomic(file, data) {
-    const dir = external_path_namespaceObject.dirname(external_path_namespaceObject.resolve(file));
-    external_fs_.mkdirSync(dir, { recursive: true });
-    const tmp = external_path_namespaceObject.join(dir, `.${external_path_namespaceObject.basename(file)}.${process.pid}.${external_crypto_namespaceObject.randomBytes(4).toString('hex')}.tmp`);
-    let fd;
-    try {
-        fd = external_fs_.openSync(tmp, 'w');
-        external_fs_.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-        external_fs_.fsyncSync(fd);
-        external_fs_.closeSync(fd);
-        fd = undefined;
-        external_fs_.renameSync(tmp, file);
-    }
-    catch (e) {
-        if (fd !== undefined)
-            external_fs_.closeSync(fd);
-        external_fs_.rmSync(tmp, { force: true });
-        throw new errors_ModelshipError('io', `cannot write ${file}: ${e.message}`, { file });
-    }
-}
-/** Read a whole file, turning ENOENT and friends into a ModelshipError naming the input. */
-function readFileChecked(file, what) {
-    try {
-        const st = external_fs_.statSync(file);
-        if (st.isDirectory())
-            throw new errors_ModelshipError('input', `${what} is a directory, expected a file`, { file });
-        return external_fs_.readFileSync(file);
-    }
-    catch (e) {
-        if (e instanceof errors_ModelshipError)
-            throw e;
-        const err = e;
-        const why = err.code === 'ENOENT' ? 'no such file' : err.message;
-        throw new errors_ModelshipError('input', `cannot read ${what}: ${why}`, { file });
-    }
-}
-function sha256(data) {
-    return external_crypto_namespaceObject.createHash('sha256').update(data).digest('hex');
-}
-
-;// CONCATENATED MODULE: ./package.json
-const package_namespaceObject = {"rE":"0.1.0"};
-;// CONCATENATED MODULE: ./src/version.ts
-
-/** modelship's version, recorded in every artifact it writes. */
-const VERSION = package_namespaceObject.rE;
-
-;// CONCATENATED MODULE: ./src/convert/converter.ts
-
-
-
-
-
-
-
-
-/** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
-function convertCaffe(input) {
-    const net = parsePrototxt(input.prototxt, input.prototxtFile);
-    const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
-    return buildGraph(net, weights, input);
-}
-function buildGraph(net, weights, input) {
-    const file = net.file;
-    const g = new GraphBuilder();
-    const warnings = [];
-    // Check every layer type first, so an unsupported layer is reported before any other problem.
-    for (const l of net.layers) {
-        if (!REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type)) {
-            const extra = l.unknownFields.length ? ` (it also uses fields modelship does not know: ${l.unknownFields.join(', ')})` : '';
-            throw new errors_ModelshipError('unsupported', `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`, { file, line: l.loc.line, layer: l.name });
-        }
-    }
-    checkCaffeBlobRules(net);
-    // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
-    const inputNames = new Set(net.inputs.map((i) => i.name));
-    const lastWriter = new Map();
-    net.layers.forEach((l, i) => l.tops.forEach((t) => lastWriter.set(t, i)));
-    for (const inp of net.inputs)
-        g.addInput(inp.name, [BATCH, ...inp.shape.slice(1)]);
-    for (const [blob] of lastWriter)
-        if (!inputNames.has(blob))
-            g.reserve(blob);
-    const current = new Map(g.inputs.map((v) => [v.name, v]));
-    const versions = [];
-    const layerNames = new Set();
-    let available = new Set(net.inputs.map((i) => i.name));
-    net.layers.forEach((layer, index) => {
-        if (layerNames.has(layer.name)) {
-            throw new errors_ModelshipError('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
-        }
-        layerNames.add(layer.name);
-        if (SKIPPED_TYPES.has(layer.type)) {
-            layer.bottoms.forEach((b) => available.delete(b));
-            return;
-        }
-        const inputs = layer.bottoms.map((b) => {
-            const v = current.get(b);
-            if (!v) {
-                throw new errors_ModelshipError('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
-            }
-            return v;
-        });
-        const topNames = layer.tops.map((t) => {
-            if (lastWriter.get(t) === index && !inputNames.has(t))
-                return t;
-            return g.unique(`${t}__${layer.name}`);
-        });
-        const wl = weights.layers.get(layer.name);
-        const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
-        const handler = REGISTRY.get(layer.type);
-        g.currentLayer = layer.name;
-        const shapes = handler.convert(ctx);
-        if (shapes.length !== layer.tops.length)
-            throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
-        if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
-            throw new errors_ModelshipError('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
-        }
-        layer.bottoms.forEach((b) => available.delete(b));
-        layer.tops.forEach((t, i) => {
-            const v = { name: topNames[i], shape: shapes[i] };
-            current.set(t, v);
-            available.add(t);
-            versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
-        });
-    });
-    // Net outputs: blobs produced and never consumed afterwards (Caffe's available-blobs rule).
-    available = new Set([...available].filter((b) => !inputNames.has(b)));
-    const outputs = [...available].map((b) => current.get(b));
-    if (outputs.length === 0)
-        throw new errors_ModelshipError('graph', 'the net has no outputs', { file });
-    outputs.forEach((o) => g.addOutput(o));
-    const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
-    if (unused.length)
-        warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
-    const metadata = {
-        'modelship.converter_version': VERSION,
-        'modelship.prototxt_sha256': sha256(input.prototxt),
-        'modelship.caffemodel_sha256': sha256(input.caffemodel),
-        'modelship.source_format': `caffe-${net.format}`,
-        'modelship.net_name': net.name,
-        'modelship.inputs': JSON.stringify(net.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
-    };
-    const meta = { producerVersion: VERSION, graphName: net.name, docString: `Converted from Caffe by modelship ${VERSION}`, metadata };
-    return {
-        onnx: g.encode(meta),
-        net,
-        weightsFormat: weights.format,
-        inputs: g.inputs,
-        outputs,
-        versions,
-        encodeWithAllOutputs: () => {
-            const outNames = new Set(outputs.map((o) => o.name));
-            return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
-        },
-        encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
-        externalInputs: (layers) => g.externalInputs(layers),
-        metadata,
-        warnings,
-        nodeCount: g.nodes.length,
-    };
-}
-/**
- * Caffe's own rules for blob names (Net::AppendTop and InsertSplits), so a net Caffe refuses is refused here:
- * a top may reuse an existing blob name only in place (top i == bottom i), and a blob version read by several
- * layers cannot also be modified in place by one of them (Caffe renames that bottom to a split and then reports
- * "produced by multiple sources").
- */
-function checkCaffeBlobRules(net) {
-    const file = net.file;
-    const existing = new Set(net.inputs.map((i) => i.name));
-    const version = new Map();
-    const consumers = new Map();
-    const key = (b) => `${b}\0${version.get(b) ?? 0}`;
-    for (const layer of net.layers) {
-        layer.bottoms.forEach((b, i) => {
-            const k = key(b);
-            const list = consumers.get(k) ?? [];
-            list.push({ layer, inPlace: layer.tops[i] === b });
-            consumers.set(k, list);
-        });
-        layer.tops.forEach((t, i) => {
-            if (existing.has(t) && layer.bottoms[i] !== t) {
-                throw new errors_ModelshipError('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
-            }
-            existing.add(t);
-            version.set(t, (version.get(t) ?? 0) + 1);
-        });
-    }
-    for (const [k, list] of consumers) {
-        const inPlace = list.find((c) => c.inPlace);
-        if (list.length > 1 && inPlace) {
-            const blob = k.split('\0')[0];
-            const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
-            throw new errors_ModelshipError('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ./src/util/npy.ts
-
-
-/**
- * Read a .npy file (format 1.0–3.0). Accepts little-endian float32 and float64 (converted to float32),
- * C order only — the formats Caffe's Python tooling writes.
- */
-function readNpy(file) {
-    return parseNpy(readFileChecked(file, '.npy file'), file);
-}
-function parseNpy(buf, file) {
-    const fail = (why) => {
-        throw new errors_ModelshipError('binary', `not a readable .npy file: ${why}`, { file });
-    };
-    if (buf.length < 10 || buf[0] !== 0x93 || String.fromCharCode(...buf.subarray(1, 6)) !== 'NUMPY')
-        fail('bad magic');
-    const major = buf[6];
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    let headerLen;
-    let offset;
-    if (major === 1) {
-        headerLen = dv.getUint16(8, true);
-        offset = 10;
-    }
-    else if (major === 2 || major === 3) {
-        if (buf.length < 12)
-            fail('truncated header');
-        headerLen = dv.getUint32(8, true);
-        offset = 12;
-    }
-    else {
-        return fail(`unsupported version ${major}`);
-    }
-    if (offset + headerLen > buf.length)
-        fail('truncated header');
-    const header = Buffer.from(buf.buffer, buf.byteOffset + offset, headerLen).toString('latin1');
-    const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
-    const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
-    const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-    if (!descr || !fortran || shapeText === undefined)
-        return fail('malformed header');
-    if (fortran === 'True')
-        fail('Fortran order is not supported');
-    const shape = shapeText
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0)
-        .map((s) => Number(s));
-    if (shape.some((d) => !Number.isInteger(d) || d < 0))
-        fail(`bad shape (${shapeText})`);
-    const count = shape.reduce((a, d) => a * d, 1);
-    const start = offset + headerLen;
-    const body = buf.subarray(start);
-    let data;
-    if (descr === '<f4' || descr === '|f4') {
-        if (body.length < count * 4)
-            fail('truncated data');
-        data = new Float32Array(count);
-        new Uint8Array(data.buffer).set(body.subarray(0, count * 4));
-    }
-    else if (descr === '<f8') {
-        if (body.length < count * 8)
-            fail('truncated data');
-        data = new Float32Array(count);
-        const bdv = new DataView(body.buffer, body.byteOffset, count * 8);
-        for (let i = 0; i < count; i++)
-            data[i] = bdv.getFloat64(i * 8, true);
-    }
-    else {
-        return fail(`dtype ${descr} is not supported (expected <f4 or <f8)`);
-    }
-    return { shape, data };
-}
-/** Write a float32 array as .npy (version 1.0). */
-function encodeNpy(shape, data) {
-    const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
-    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
-    const total = 10 + header.length + 1;
-    header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
-    const out = new Uint8Array(10 + header.length + data.byteLength);
-    out.set([0x93, ...Buffer.from('NUMPY', 'latin1'), 1, 0], 0);
-    new DataView(out.buffer).setUint16(8, header.length, true);
-    out.set(Buffer.from(header, 'latin1'), 10);
-    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/util/ort.ts
-
-/** onnxruntime is loaded on first use: converting without a parity check never maps its 45 MB library. */
-let ortModule;
-function loadOrt() {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ortModule ??= __nccwpck_require__(701);
-    return ortModule;
-}
-/**
- * Run an ONNX model (bytes) once on the CPU execution provider. `optimization` 'disabled' runs the graph as
- * written (what the converter emitted, no fusions); 'all' is what a deployment would run.
- */
-async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
-    const ort = loadOrt();
-    let session;
-    try {
-        session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: optimization });
-    }
-    catch (e) {
-        throw new errors_ModelshipError('graph', `onnxruntime rejected the converted model: ${e.message}`);
-    }
-    try {
-        const inputs = {};
-        for (const [name, arr] of Object.entries(feeds))
-            inputs[name] = new ort.Tensor('float32', arr.data, arr.shape);
-        const res = await session.run(inputs, outputNames);
-        const outputs = {};
-        for (const name of outputNames) {
-            const t = res[name];
-            // copy out of onnxruntime's buffers: they may belong to the session's allocator, which release() frees
-            outputs[name] = { shape: t.dims.map(Number), data: new Float32Array(t.data) };
-        }
-        return { outputs, runtime: `onnxruntime-node ${ort.env.versions.node} (cpu, graph optimization ${optimization})` };
-    }
-    catch (e) {
-        throw new errors_ModelshipError('graph', `onnxruntime failed to run the converted model: ${e.message}`);
-    }
-    finally {
-        await session.release();
-    }
-}
-
-;// CONCATENATED MODULE: ./src/convert/parity.ts
-
-
-
-
-
-const DEFAULT_TOLERANCE = { maxAbsDiff: 1e-5, topK: 5, layerRelative: 1e-4 };
-const sanitize = (blob) => blob.replace(/\//g, '_');
-/** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
-function referenceBatches(dir) {
-    const found = new Set();
-    for (const f of external_fs_.readdirSync(dir)) {
-        const m = /^input_b(\d+)(?:__.+)?\.npy$/.exec(f);
-        if (m)
-            found.add(Number(m[1]));
-    }
-    return [...found].sort((a, b) => a - b);
-}
-function inputFile(dir, batch, name, single) {
-    const named = external_path_namespaceObject.join(dir, `input_b${batch}__${sanitize(name)}.npy`);
-    if (external_fs_.existsSync(named))
-        return named;
-    const plain = external_path_namespaceObject.join(dir, `input_b${batch}.npy`);
-    if (single && external_fs_.existsSync(plain))
-        return plain;
-    throw new errors_ModelshipError('input', `reference input for "${name}" at batch ${batch} not found (expected ${external_path_namespaceObject.basename(named)}${single ? ` or ${external_path_namespaceObject.basename(plain)}` : ''})`, { file: dir });
-}
-function topK(data, start, len, k) {
-    const idx = Array.from({ length: len }, (_, i) => i);
-    idx.sort((a, b) => data[start + b] - data[start + a] || a - b);
-    return idx.slice(0, Math.min(k, len));
-}
-function absMax(a) {
-    let m = 0;
-    for (let i = 0; i < a.length; i++)
-        m = Math.max(m, Math.abs(a[i]));
-    return m;
-}
-function maxAbs(a, b) {
-    let m = 0;
-    for (let i = 0; i < a.length; i++) {
-        const d = Math.abs(a[i] - b[i]);
-        if (!(d <= m))
-            m = Number.isNaN(d) ? Infinity : d;
-    }
-    return m;
-}
-/**
- * One output of one batch against Caffe's: max |Δ| within tolerance · max(1, max|reference|) and the same top-k
- * for every item. The convert and compile stages and the smoke test all judge outputs with this.
- */
-function compareOutput(name, batch, got, ref, tol) {
-    const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
-    if (got.shape.join() !== ref.shape.join()) {
-        return { batch, output: name, shape: got.shape, maxAbsDiff: Infinity, limit, topKMatch: false, topK: [], pass: false };
-    }
-    const diff = maxAbs(got.data, ref.data);
-    const per = ref.data.length / batch;
-    const tk = [];
-    let match = true;
-    for (let n = 0; n < batch; n++) {
-        const a = topK(got.data, n * per, per, tol.topK);
-        const b = topK(ref.data, n * per, per, tol.topK);
-        tk.push({ onnx: a, reference: b });
-        if (a.join() !== b.join())
-            match = false;
-    }
-    return { batch, output: name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match };
-}
-/**
- * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
- * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
- */
-async function checkParity(conv, dir, opts) {
-    const tol = opts.tolerance ?? DEFAULT_TOLERANCE;
-    if (!external_fs_.existsSync(dir) || !external_fs_.statSync(dir).isDirectory()) {
-        throw new errors_ModelshipError('input', 'reference directory not found', { file: dir, field: 'reference' });
-    }
-    const batches = referenceBatches(dir);
-    if (batches.length === 0)
-        throw new errors_ModelshipError('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
-    const single = conv.inputs.length === 1;
-    const checks = [];
-    let runtime = '';
-    for (const batch of batches) {
-        const feeds = {};
-        for (const inp of conv.inputs) {
-            const arr = readNpy(inputFile(dir, batch, inp.name, single));
-            const want = [batch, ...inp.shape.slice(1)];
-            if (arr.shape.join() !== want.join()) {
-                throw new errors_ModelshipError('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
-            }
-            feeds[inp.name] = arr;
-        }
-        const result = await runOnnx(conv.onnx, feeds, conv.outputs.map((o) => o.name));
-        runtime = result.runtime;
-        for (const out of conv.outputs) {
-            const refFile = external_path_namespaceObject.join(dir, `output_b${batch}__${sanitize(out.name)}.npy`);
-            if (!external_fs_.existsSync(refFile))
-                throw new errors_ModelshipError('input', `reference output ${external_path_namespaceObject.basename(refFile)} not found`, { file: dir });
-            checks.push(compareOutput(out.name, batch, result.outputs[out.name], readNpy(refFile), tol));
-        }
-    }
-    const report = {
-        status: checks.every((c) => c.pass) ? 'pass' : 'fail',
-        reference: dir,
-        tolerance: tol,
-        maxAbsDiff: checks.reduce((m, c) => Math.max(m, c.maxAbsDiff), 0),
-        batches,
-        outputs: checks,
-        runtime,
-    };
-    if (opts.perLayer) {
-        if (!('versions' in conv))
-            throw new errors_ModelshipError('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
-        report.perLayer = await checkLayers(conv, dir, tol, single);
-        if (report.perLayer.firstDivergence)
-            report.status = 'fail';
-    }
-    return report;
-}
-async function checkLayers(conv, dir, tol, single) {
-    const batch = 1;
-    const blobDir = external_path_namespaceObject.join(dir, `blobs_b${batch}`);
-    if (!external_fs_.existsSync(blobDir))
-        throw new errors_ModelshipError('input', `--per-layer needs the intermediate blobs in ${external_path_namespaceObject.basename(blobDir)}/`, { file: dir });
-    // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
-    const blobFiles = new Map();
-    const statsAfterLayer = new Map(); // key: layer + '\0' + blob
-    const summaryPath = external_path_namespaceObject.join(dir, 'summary.json');
-    if (external_fs_.existsSync(summaryPath)) {
-        try {
-            const summary = JSON.parse(external_fs_.readFileSync(summaryPath, 'utf8'));
-            for (const b of summary.blobs_b1 ?? [])
-                blobFiles.set(b.blob, external_path_namespaceObject.join(dir, b.file));
-            for (const l of summary.layers_b1 ?? [])
-                for (const [blob, s] of Object.entries(l.top_stats ?? {}))
-                    statsAfterLayer.set(`${l.name}\0${blob}`, s);
-        }
-        catch (e) {
-            throw new errors_ModelshipError('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
-        }
-    }
-    const inputs = {};
-    for (const inp of conv.inputs)
-        inputs[inp.name] = readNpy(inputFile(dir, batch, inp.name, single));
-    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward),
-    // each file read once: it serves as the reference of its layer and as the bottom of the layers after it.
-    const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
-    const cache = new Map();
-    const finalBlob = (v) => {
-        if (!v.final)
-            return null;
-        if (!cache.has(v.blob)) {
-            const file = blobFiles.get(v.blob) ?? external_path_namespaceObject.join(blobDir, `${sanitize(v.blob)}.npy`);
-            cache.set(v.blob, external_fs_.existsSync(file) ? readNpy(file) : null);
-        }
-        return cache.get(v.blob);
-    };
-    const exact = (onnx) => {
-        if (inputs[onnx])
-            return inputs[onnx];
-        const v = byOnnx.get(onnx);
-        return v ? finalBlob(v) : null;
-    };
-    // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
-    const all = await runOnnx(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
-    // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
-    // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
-    const chains = new Map();
-    for (const v of conv.versions)
-        chains.set(v.blob, [...(chains.get(v.blob) ?? []), v]);
-    const order = new Map(conv.versions.map((v, i) => [v, i]));
-    const found = [];
-    for (const chain of chains.values()) {
-        const layers = new Set(chain.map((v) => v.layer));
-        const external = conv.externalInputs(layers);
-        const feeds = {};
-        let local = true;
-        for (const name of external) {
-            const value = exact(name);
-            if (!value) {
-                local = false;
-                break;
-            }
-            feeds[name] = value;
-        }
-        let outputs;
-        if (local) {
-            const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name).shape }));
-            const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
-            outputs = (await runOnnx(model, feeds, chain.map((v) => v.onnx))).outputs;
-        }
-        else {
-            outputs = all.outputs; // bottoms Caffe did not keep: fall back to the end-to-end values
-        }
-        for (const v of chain) {
-            const check = compareVersion(v, outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
-            if (!check)
-                continue;
-            check.scope = local ? 'layer' : 'end-to-end';
-            const drift = compareVersion(v, all.outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
-            if (drift)
-                check.endToEnd = drift.maxAbsDiff;
-            found.push({ check, at: order.get(v) });
-        }
-    }
-    const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
-    return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
-}
-/** One layer output against Caffe: the whole blob (`ref`, for final versions) or Caffe's statistics of it. */
-function compareVersion(v, got, ref, stats, tol) {
-    const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
-    if (v.final) {
-        if (!ref)
-            return undefined;
-        const limit = tol.layerRelative * Math.max(1, absMax(ref.data));
-        if (ref.shape.join() !== got.shape.join())
-            return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
-        const d = maxAbs(got.data, ref.data);
-        return { ...base, against: 'blob', maxAbsDiff: d, limit, pass: d <= limit };
-    }
-    const s = stats.get(`${v.layer}\0${v.blob}`);
-    if (!s)
-        return undefined;
-    // in-place intermediate: Caffe only kept statistics of it
-    let min = Infinity;
-    let max = -Infinity;
-    let sum = 0;
-    for (const x of got.data) {
-        min = Math.min(min, x);
-        max = Math.max(max, x);
-        sum += x;
-    }
-    const mean = sum / got.data.length;
-    let sq = 0;
-    for (const x of got.data)
-        sq += (x - mean) * (x - mean);
-    const std = Math.sqrt(sq / got.data.length);
-    const scale = Math.max(1, Math.abs(s.min), Math.abs(s.max));
-    const limit = tol.layerRelative * scale;
-    const d = Math.max(Math.abs(min - s.min), Math.abs(max - s.max), Math.abs(mean - s.mean), Math.abs(std - s.std));
-    return { ...base, against: 'stats', maxAbsDiff: d, limit, pass: d <= limit };
-}
-/** The markdown table written next to the model and into the job summary. */
-function parityMarkdown(r) {
-    const fmt = (x) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
-    const lines = [
-        `### Parity against Caffe: ${r.status === 'pass' ? '✅ pass' : '❌ fail'}`,
-        '',
-        `Tolerance: max \\|Δ\\| ≤ ${r.tolerance.maxAbsDiff} · max(1, max \\|reference\\|) and identical top-${r.tolerance.topK}; runtime: ${r.runtime}`,
-        '',
-        `| batch | output | shape | max \\|Δ\\| | limit | top-${r.tolerance.topK} match | result |`,
-        '|---:|---|---|---:|---:|:---:|:---:|',
-        ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
-    ];
-    if (r.perLayer) {
-        lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1, each layer run on Caffe's own bottoms.`);
-        const f = r.perLayer.firstDivergence;
-        if (f) {
-            lines.push(`First divergence: layer \`${f.layer}\` (${f.type}), blob \`${f.blob}\`: max |Δ| ${fmt(f.maxAbsDiff)} > ${fmt(f.limit)}.`);
-        }
-        else {
-            const worst = r.perLayer.layers.reduce((m, l) => (l.maxAbsDiff / l.limit > m.maxAbsDiff / m.limit ? l : m), r.perLayer.layers[0]);
-            if (worst)
-                lines.push(`No layer diverges; closest to its limit: \`${worst.layer}\` (${fmt(worst.maxAbsDiff)} of ${fmt(worst.limit)}).`);
-        }
-    }
-    return lines.join('\n') + '\n';
-}
-
-;// CONCATENATED MODULE: ./src/convert/index.ts
-
-
-
-
-/**
- * The convert stage: Caffe deploy.prototxt + caffemodel → ONNX (opset 13, dynamic batch), with a numeric
- * parity report against real Caffe outputs when a reference directory is given.
- * Everything is computed in memory first; files are written atomically only once conversion succeeded.
- */
-async function runConvert(cfg, log) {
-    const prototxt = readFileChecked(cfg.prototxt, 'prototxt');
-    const caffemodel = readFileChecked(cfg.caffemodel, 'caffemodel');
-    const conv = await log.group('Convert Caffe → ONNX', async () => {
-        const t0 = Date.now();
-        const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel });
-        log.info(`${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
-            `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`);
-        for (const w of c.warnings)
-            log.warning(w);
-        return c;
-    });
-    let report;
-    if (cfg.reference) {
-        report = await log.group('Parity against the Caffe reference', async () => {
-            const r = await checkParity(conv, cfg.reference, { perLayer: cfg.perLayer, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: cfg.tolerance } });
-            log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)} over batches ${r.batches.join(', ')}`);
-            if (r.perLayer?.firstDivergence) {
-                const f = r.perLayer.firstDivergence;
-                log.info(`first diverging layer: ${f.layer} (${f.type}), blob ${f.blob}, max |Δ| ${f.maxAbsDiff.toExponential(3)}`);
-            }
-            return r;
-        });
-    }
-    const out = cfg.out;
-    writeFileAtomic(out, conv.onnx);
-    const digest = sha256(conv.onnx);
-    const outputs = {
-        'onnx-path': out,
-        sha256: digest,
-        parity: report ? report.status : 'skipped',
-        'max-abs-diff': report ? String(report.maxAbsDiff) : '',
-        'parity-report': '',
-    };
-    let summary = `## modelship convert\n\n\`${cfg.prototxt}\` + \`${cfg.caffemodel}\` → \`${out}\` (sha256 \`${digest.slice(0, 16)}…\`, ${conv.onnx.length} bytes, ${conv.nodeCount} nodes)\n\n`;
-    if (report) {
-        const dir = external_path_namespaceObject.dirname(out);
-        const jsonPath = external_path_namespaceObject.join(dir, 'parity.json');
-        writeFileAtomic(jsonPath, JSON.stringify({ model: out, sha256: digest, ...report }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
-        const md = parityMarkdown(report);
-        writeFileAtomic(external_path_namespaceObject.join(dir, 'parity.md'), md);
-        outputs['parity-report'] = jsonPath;
-        summary += md;
-    }
-    else {
-        summary += 'Parity: skipped (no reference given).\n';
-    }
-    const ok = !report || report.status === 'pass';
-    return {
-        outputs,
-        summary,
-        ok,
-        failure: ok ? undefined : `parity check failed: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})${report.perLayer?.firstDivergence ? `, first diverging layer "${report.perLayer.firstDivergence.layer}"` : ''}; see ${outputs['parity-report']}`,
-    };
-}
-
-;// CONCATENATED MODULE: external "os"
-const external_os_namespaceObject = require("os");
-;// CONCATENATED MODULE: ./src/util/onnxinfo.ts
-
-
-/** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
-function onnxInfo(model, file = 'model.onnx') {
-    const Model = onnxSchema().lookupType('onnx.ModelProto');
-    let m;
-    try {
-        m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
-    }
-    catch (e) {
-        throw new errors_ModelshipError('binary', `not an ONNX model: ${e.message}`, { file });
-    }
-    if (!m.graph)
-        throw new errors_ModelshipError('binary', 'not an ONNX model (no graph)', { file });
-    const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
-    const sig = (v) => ({ name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) });
-    return {
-        inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
-        outputs: (m.graph.output ?? []).map(sig),
-        opset: (m.opset_import ?? []).find((o) => !o.domain)?.version ?? 0,
-        metadata: Object.fromEntries((m.metadata_props ?? []).map((p) => [p.key, p.value])),
-    };
-}
-
-;// CONCATENATED MODULE: external "child_process"
-const external_child_process_namespaceObject = require("child_process");
-;// CONCATENATED MODULE: ./src/util/proc.ts
-
-
-/** Run a command (no shell), capture its output; a missing binary is a clear error. */
-function runProcess(cmd, args, opts = {}) {
-    return new Promise((resolve, reject) => {
-        const child = (0,external_child_process_namespaceObject.spawn)(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        let partial = '';
-        const lines = (chunk) => {
-            if (!opts.onLine)
-                return;
-            partial += chunk;
-            const parts = partial.split('\n');
-            partial = parts.pop();
-            parts.forEach(opts.onLine);
-        };
-        child.stdout.on('data', (c) => {
-            stdout += c.toString();
-            lines(c.toString());
-        });
-        child.stderr.on('data', (c) => {
-            stderr += c.toString();
-            lines(c.toString());
-        });
-        child.on('error', (e) => reject(new errors_ModelshipError('io', e.code === 'ENOENT' ? `${cmd} is not installed or not on PATH` : `cannot run ${cmd}: ${e.message}`)));
-        child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-        if (opts.input !== undefined)
-            child.stdin.end(opts.input);
-        else
-            child.stdin.end();
-    });
-}
-
-;// CONCATENATED MODULE: ./src/compile/fp16.ts
-
-
-const FLOAT = 1;
-const FLOAT16 = 10;
-const FP16_MAX = 65504;
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-/** float32 → IEEE half bits, round to nearest even; out-of-range values saturate to ±65504 (not ±inf). */
-function toHalf(v) {
-    if (Number.isNaN(v))
-        return 0x7e00;
-    const c = Math.max(-FP16_MAX, Math.min(FP16_MAX, v));
-    f32[0] = c;
-    const x = u32[0];
-    const sign = (x >>> 16) & 0x8000;
-    const exp = (x >>> 23) & 0xff;
-    let mant = x & 0x7fffff;
-    if (exp < 103)
-        return sign; // too small even for a subnormal half: ±0
-    if (exp < 113) {
-        // subnormal half
-        mant |= 0x800000;
-        const shift = 126 - exp;
-        let h = mant >>> shift;
-        const rem = mant & ((1 << shift) - 1);
-        const half = 1 << (shift - 1);
-        if (rem > half || (rem === half && (h & 1)))
-            h++;
-        return sign | h;
-    }
-    let h = ((exp - 112) << 10) | (mant >>> 13);
-    const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (h & 1)))
-        h++;
-    return sign | h;
-}
-/**
- * Convert a float32 ONNX model to float16 with float32 inputs and outputs kept (Cast nodes at the edges), as
- * onnxconverter-common's keep_io_types does: every float initializer becomes FLOAT16 (saturating at ±65504),
- * Cast-to-float nodes inside the graph cast to float16. For GPU execution providers (CUDA, TensorRT); ONNX
- * Runtime's x86 CPU kernels mostly lack fp16.
- */
-function convertToFloat16(model) {
-    const Model = onnxSchema().lookupType('onnx.ModelProto');
-    const m = Model.toObject(Model.decode(model), { longs: Number, bytes: Array });
-    const g = m.graph;
-    for (const t of g.initializer ?? []) {
-        if (t.data_type !== FLOAT)
-            continue;
-        const count = (t.dims ?? []).reduce((a, d) => a * d, 1);
-        let src;
-        if (t.raw_data && t.raw_data.length) {
-            const b = Uint8Array.from(t.raw_data);
-            src = new Float32Array(b.buffer, 0, count);
-        }
-        else
-            src = Float32Array.from(t.float_data ?? []);
-        const out = new Uint16Array(count);
-        for (let i = 0; i < count; i++)
-            out[i] = toHalf(src[i]);
-        t.raw_data = new Uint8Array(out.buffer);
-        t.float_data = [];
-        t.data_type = FLOAT16;
-    }
-    for (const n of g.node) {
-        if (n.op_type === 'Cast')
-            for (const a of n.attribute ?? [])
-                if (a.name === 'to' && Number(a.i) === FLOAT)
-                    a.i = FLOAT16;
-    }
-    const rename = new Map();
-    const pre = [];
-    for (const inp of g.input) {
-        if (inp.type.tensor_type.elem_type !== FLOAT)
-            continue;
-        const half = `${inp.name}__fp16`;
-        rename.set(inp.name, half);
-        pre.push({ name: `${inp.name}/to_fp16`, op_type: 'Cast', input: [inp.name], output: [half], attribute: [{ name: 'to', type: 2, i: FLOAT16 }] });
-    }
-    for (const n of g.node)
-        n.input = (n.input ?? []).map((i) => rename.get(i) ?? i);
-    const post = [];
-    for (const out of g.output) {
-        if (out.type.tensor_type.elem_type !== FLOAT)
-            continue;
-        const half = `${out.name}__fp16`;
-        const producer = g.node.find((n) => (n.output ?? []).includes(out.name));
-        if (!producer)
-            throw new errors_ModelshipError('graph', `output "${out.name}" has no producing node`);
-        producer.output = producer.output.map((o) => (o === out.name ? half : o));
-        for (const n of g.node)
-            n.input = (n.input ?? []).map((i) => (i === out.name ? half : i));
-        post.push({ name: `${out.name}/to_fp32`, op_type: 'Cast', input: [half], output: [out.name], attribute: [{ name: 'to', type: 2, i: FLOAT }] });
-    }
-    g.node = [...pre, ...g.node, ...post];
-    return Model.encode(Model.fromObject(m)).finish();
-}
-
-;// CONCATENATED MODULE: ./src/compile/index.ts
-
-
-
-
-
-
-
-
-
-
-
-
-/** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
-const FP16_TOLERANCE = 2e-3;
-/** Where the artifact goes when `artifact` is not given: next to the model. */
-function defaultArtifactPath(model, target) {
-    const base = model.replace(/\.onnx$/i, '');
-    return target === 'tensorrt' ? `${base}.plan` : `${base}.ort.onnx`;
-}
-/**
- * The compile stage: the deployment artifact for the target.
- * - onnxruntime: ONNX Runtime's offline graph optimization, saved as ONNX ("extended" for the CPU EP, "basic",
- *   provider-independent, for CUDA), then the parity check again on the optimized model.
- * - tensorrt: trtexec inside the serving base image on a GPU runner; TensorRT version and compute capability
- *   are recorded so a plan is never deployed onto a mismatched image (see checkPlanCompatibility).
- * Writes the artifact and `<artifact>.json` (its metadata) atomically.
- */
-async function runCompile(cfg, log) {
-    const source = readFileChecked(cfg.model, 'model');
-    const info = onnxInfo(source, cfg.model);
-    const artifact = cfg.artifact || defaultArtifactPath(cfg.model, cfg.target);
-    const meta = {
-        format: cfg.target,
-        modelship: VERSION,
-        source: { path: cfg.model, sha256: sha256(source), opset: info.opset },
-        inputs: info.inputs,
-        outputs: info.outputs,
-        created: new Date().toISOString(),
-    };
-    let bytes;
-    let report;
-    let tolerance = cfg.tolerance;
-    if (cfg.target === 'onnxruntime') {
-        if (cfg.fp16 && cfg.executionProvider !== 'cuda')
-            throw new errors_ModelshipError('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
-        const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
-        bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
-            const ort = loadOrt();
-            const tmp = external_fs_.mkdtempSync(external_path_namespaceObject.join(external_os_namespaceObject.tmpdir(), 'modelship-compile-'));
-            try {
-                const out = external_path_namespaceObject.join(tmp, 'optimized.onnx');
-                const t0 = Date.now();
-                const s = await ort.InferenceSession.create(source, { executionProviders: ['cpu'], graphOptimizationLevel: level, optimizedModelFilePath: out });
-                await s.release();
-                const b = external_fs_.readFileSync(out);
-                log.info(`optimized in ${Date.now() - t0} ms: ${source.length} → ${b.length} bytes`);
-                return b;
-            }
-            finally {
-                external_fs_.rmSync(tmp, { recursive: true, force: true });
-            }
-        });
-        if (cfg.fp16) {
-            // float16 weights and activations, float32 inputs and outputs; run by the GPU execution provider
-            bytes = Buffer.from(convertToFloat16(bytes));
-            log.info(`converted to float16: ${bytes.length} bytes`);
-        }
-        // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
-        if (cfg.fp16)
-            tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
-        meta.onnxruntime = { version: loadOrt().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
-        if (cfg.reference) {
-            report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
-                const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
-                log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
-                return r;
-            });
-        }
-    }
-    else {
-        const dir = external_path_namespaceObject.dirname(external_path_namespaceObject.resolve(artifact));
-        const onnxName = external_path_namespaceObject.basename(cfg.model);
-        if (external_path_namespaceObject.dirname(external_path_namespaceObject.resolve(cfg.model)) !== dir)
-            throw new errors_ModelshipError('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
-        const plan = planTensorRT(info.inputs, onnxName, external_path_namespaceObject.basename(artifact), dir, {
-            baseImage: cfg.baseImage,
-            batches: cfg.batchSizes,
-            fp16: cfg.fp16,
-            int8: cfg.int8,
-            workspaceMiB: cfg.workspaceMiB,
-            timingCache: 'trt-timing.cache',
-        });
-        const gpu = await runProcess('docker', plan.gpuQueryArgs);
-        if (gpu.code !== 0)
-            throw new errors_ModelshipError('io', `the GPU query in ${cfg.baseImage} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
-        const g = parseNvidiaSmi(gpu.stdout);
-        const build = await log.group(`trtexec in ${cfg.baseImage} on ${g.name} (compute ${g.computeCapability})`, () => runProcess('docker', plan.dockerArgs, { onLine: log.info }));
-        if (build.code !== 0)
-            throw new errors_ModelshipError('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
-        bytes = readFileChecked(artifact, 'TensorRT plan');
-        meta.tensorrt = { tensorrtVersion: parseTensorRTVersion(build.stdout + build.stderr), computeCapability: g.computeCapability, gpu: g.name, driver: g.driver, baseImage: cfg.baseImage, trtexec: plan.trtexec.join(' ') };
-    }
-    const digest = sha256(bytes);
-    meta.sha256 = digest;
-    if (report)
-        meta.parity = { status: report.status, maxAbsDiff: report.maxAbsDiff, batches: report.batches };
-    const metaPath = `${artifact}.json`;
-    if (cfg.target === 'onnxruntime')
-        writeFileAtomic(artifact, bytes);
-    writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
-    const ok = !report || report.status === 'pass';
-    let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
-    if (report)
-        summary += parityMarkdown(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
-    return {
-        outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
-        summary,
-        ok,
-        failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/serve/crypto.ts
-
-
-
-/**
- * Encrypted model at rest: AES-256-GCM. File layout: "MSENC1\n" magic, 12-byte IV, 16-byte tag, ciphertext.
- * The key (32 bytes, hex or base64) comes from an environment variable or a mounted file, never from the image.
- */
-const MAGIC = Buffer.from('MSENC1\n', 'latin1');
-function isEncrypted(bytes) {
-    return bytes.length > MAGIC.length && Buffer.from(bytes.subarray(0, MAGIC.length)).equals(MAGIC);
-}
-function parseKey(text, source) {
-    const t = text.trim();
-    let key;
-    if (/^[0-9a-fA-F]{64}$/.test(t))
-        key = Buffer.from(t, 'hex');
-    else {
-        const b = Buffer.from(t, 'base64');
-        if (b.length === 32)
-            key = b;
-    }
-    if (!key)
-        throw new errors_ModelshipError('input', `the model key from ${source} is not 32 bytes (64 hex digits or base64)`);
-    return key;
-}
-/** The key from `envName` or, when that is unset, from the file `keyFile`. */
-function loadKey(env, envName, keyFile) {
-    if (env[envName])
-        return parseKey(env[envName], `$${envName}`);
-    if (keyFile && external_fs_.existsSync(keyFile))
-        return parseKey(external_fs_.readFileSync(keyFile, 'utf8'), keyFile);
-    return undefined;
-}
-function encryptModel(plain, key) {
-    const iv = external_crypto_namespaceObject.randomBytes(12);
-    const c = external_crypto_namespaceObject.createCipheriv('aes-256-gcm', key, iv);
-    const body = Buffer.concat([c.update(plain), c.final()]);
-    return Buffer.concat([MAGIC, iv, c.getAuthTag(), body]);
-}
-function decryptModel(bytes, key, file) {
-    if (!key)
-        throw new errors_ModelshipError('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
-    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
-    const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);
-    const d = external_crypto_namespaceObject.createDecipheriv('aes-256-gcm', key, iv);
-    d.setAuthTag(tag);
-    try {
-        return Buffer.concat([d.update(b.subarray(MAGIC.length + 28)), d.final()]);
-    }
-    catch {
-        throw new errors_ModelshipError('input', 'cannot decrypt the model: wrong key or corrupted file (AES-256-GCM authentication failed)', { file });
-    }
-}
-
-;// CONCATENATED MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ay: () => (/* binding */ yaml),
+/* harmony export */   Bh: () => (/* binding */ dump),
+/* harmony export */   Hh: () => (/* binding */ load),
+/* harmony export */   gh: () => (/* binding */ loadAll)
+/* harmony export */ });
+/* unused harmony exports CORE_SCHEMA, DEFAULT_SCHEMA, FAILSAFE_SCHEMA, JSON_SCHEMA, Schema, Type, YAMLException, safeDump, safeLoad, safeLoadAll, types */
 function getDefaultExportFromCjs(x) {
   return x && x.__esModule && Object.prototype.hasOwnProperty.call(x, "default") ? x["default"] : x;
 }
@@ -58170,10 +55650,10 @@ function requireType() {
   type = Type2;
   return type;
 }
-var js_yaml_schema;
+var schema;
 var hasRequiredSchema;
 function requireSchema() {
-  if (hasRequiredSchema) return js_yaml_schema;
+  if (hasRequiredSchema) return schema;
   hasRequiredSchema = 1;
   const YAMLException2 = requireException();
   const Type2 = requireType();
@@ -58256,8 +55736,8 @@ function requireSchema() {
     result.compiledTypeMap = compileMap(result.compiledImplicit, result.compiledExplicit);
     return result;
   };
-  js_yaml_schema = Schema2;
-  return js_yaml_schema;
+  schema = Schema2;
+  return schema;
 }
 var str;
 var hasRequiredStr;
@@ -58396,10 +55876,10 @@ function requireBool() {
   });
   return bool;
 }
-var js_yaml_int;
+var int;
 var hasRequiredInt;
 function requireInt() {
-  if (hasRequiredInt) return js_yaml_int;
+  if (hasRequiredInt) return int;
   hasRequiredInt = 1;
   const common2 = requireCommon();
   const Type2 = requireType();
@@ -58483,7 +55963,7 @@ function requireInt() {
   function isInteger(object) {
     return Object.prototype.toString.call(object) === "[object Number]" && (object % 1 === 0 && !common2.isNegativeZero(object));
   }
-  js_yaml_int = new Type2("tag:yaml.org,2002:int", {
+  int = new Type2("tag:yaml.org,2002:int", {
     kind: "scalar",
     resolve: resolveYamlInteger,
     construct: constructYamlInteger,
@@ -58510,12 +55990,12 @@ function requireInt() {
       hexadecimal: [16, "hex"]
     }
   });
-  return js_yaml_int;
+  return int;
 }
-var js_yaml_float;
+var float;
 var hasRequiredFloat;
 function requireFloat() {
-  if (hasRequiredFloat) return js_yaml_float;
+  if (hasRequiredFloat) return float;
   hasRequiredFloat = 1;
   const common2 = requireCommon();
   const Type2 = requireType();
@@ -58587,7 +56067,7 @@ function requireFloat() {
   function isFloat(object) {
     return Object.prototype.toString.call(object) === "[object Number]" && (object % 1 !== 0 || common2.isNegativeZero(object));
   }
-  js_yaml_float = new Type2("tag:yaml.org,2002:float", {
+  float = new Type2("tag:yaml.org,2002:float", {
     kind: "scalar",
     resolve: resolveYamlFloat,
     construct: constructYamlFloat,
@@ -58595,7 +56075,7 @@ function requireFloat() {
     represent: representYamlFloat,
     defaultStyle: "lowercase"
   });
-  return js_yaml_float;
+  return float;
 }
 var json;
 var hasRequiredJson;
@@ -61006,549 +58486,4197 @@ const {
 
 //# sourceMappingURL=js-yaml.mjs.map
 
-;// CONCATENATED MODULE: ./src/image/dockerfile.ts
 
-const q = (s) => JSON.stringify(s);
-function renderDockerfile(s) {
-    const env = {
-        NODE_ENV: 'production',
-        MODELSHIP_MODEL: `/models/${s.modelFile}`,
-        MODELSHIP_MODEL_NAME: s.modelName,
-        PORT: String(s.port),
-        ...s.env,
+/***/ })
+
+/******/ 	});
+/************************************************************************/
+/******/ 	// The module cache
+/******/ 	var __webpack_module_cache__ = {};
+/******/ 	
+/******/ 	// The require function
+/******/ 	function __nccwpck_require__(moduleId) {
+/******/ 		// Check if module is in cache
+/******/ 		var cachedModule = __webpack_module_cache__[moduleId];
+/******/ 		if (cachedModule !== undefined) {
+/******/ 			return cachedModule.exports;
+/******/ 		}
+/******/ 		// Create a new module (and put it into the cache)
+/******/ 		var module = __webpack_module_cache__[moduleId] = {
+/******/ 			// no module.id needed
+/******/ 			// no module.loaded needed
+/******/ 			exports: {}
+/******/ 		};
+/******/ 	
+/******/ 		// Execute the module function
+/******/ 		var threw = true;
+/******/ 		try {
+/******/ 			__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
+/******/ 			threw = false;
+/******/ 		} finally {
+/******/ 			if(threw) delete __webpack_module_cache__[moduleId];
+/******/ 		}
+/******/ 	
+/******/ 		// Return the exports of the module
+/******/ 		return module.exports;
+/******/ 	}
+/******/ 	
+/******/ 	// expose the modules object (__webpack_modules__)
+/******/ 	__nccwpck_require__.m = __webpack_modules__;
+/******/ 	
+/************************************************************************/
+/******/ 	/* webpack/runtime/asset-relocator-loader */
+/******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
+/******/ 	
+/******/ 	/* webpack/runtime/compat get default export */
+/******/ 	(() => {
+/******/ 		// getDefaultExport function for compatibility with non-harmony modules
+/******/ 		__nccwpck_require__.n = (module) => {
+/******/ 			var getter = module && module.__esModule ?
+/******/ 				() => (module['default']) :
+/******/ 				() => (module);
+/******/ 			__nccwpck_require__.d(getter, { a: getter });
+/******/ 			return getter;
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/define property getters */
+/******/ 	(() => {
+/******/ 		// define getter functions for harmony exports
+/******/ 		__nccwpck_require__.d = (exports, definition) => {
+/******/ 			for(var key in definition) {
+/******/ 				if(__nccwpck_require__.o(definition, key) && !__nccwpck_require__.o(exports, key)) {
+/******/ 					Object.defineProperty(exports, key, { enumerable: true, get: definition[key] });
+/******/ 				}
+/******/ 			}
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/ensure chunk */
+/******/ 	(() => {
+/******/ 		__nccwpck_require__.f = {};
+/******/ 		// This file contains only the entry chunk.
+/******/ 		// The chunk loading function for additional chunks
+/******/ 		__nccwpck_require__.e = (chunkId) => {
+/******/ 			return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
+/******/ 				__nccwpck_require__.f[key](chunkId, promises);
+/******/ 				return promises;
+/******/ 			}, []));
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/get javascript chunk filename */
+/******/ 	(() => {
+/******/ 		// This function allow to reference async chunks
+/******/ 		__nccwpck_require__.u = (chunkId) => {
+/******/ 			// return url for filenames based on template
+/******/ 			return "" + chunkId + ".index.js";
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/hasOwnProperty shorthand */
+/******/ 	(() => {
+/******/ 		__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/make namespace object */
+/******/ 	(() => {
+/******/ 		// define __esModule on exports
+/******/ 		__nccwpck_require__.r = (exports) => {
+/******/ 			if(typeof Symbol !== 'undefined' && Symbol.toStringTag) {
+/******/ 				Object.defineProperty(exports, Symbol.toStringTag, { value: 'Module' });
+/******/ 			}
+/******/ 			Object.defineProperty(exports, '__esModule', { value: true });
+/******/ 		};
+/******/ 	})();
+/******/ 	
+/******/ 	/* webpack/runtime/require chunk loading */
+/******/ 	(() => {
+/******/ 		// no baseURI
+/******/ 		
+/******/ 		// object to store loaded chunks
+/******/ 		// "1" means "loaded", otherwise not loaded yet
+/******/ 		var installedChunks = {
+/******/ 			792: 1
+/******/ 		};
+/******/ 		
+/******/ 		// no on chunks loaded
+/******/ 		
+/******/ 		var installChunk = (chunk) => {
+/******/ 			var moreModules = chunk.modules, chunkIds = chunk.ids, runtime = chunk.runtime;
+/******/ 			for(var moduleId in moreModules) {
+/******/ 				if(__nccwpck_require__.o(moreModules, moduleId)) {
+/******/ 					__nccwpck_require__.m[moduleId] = moreModules[moduleId];
+/******/ 				}
+/******/ 			}
+/******/ 			if(runtime) runtime(__nccwpck_require__);
+/******/ 			for(var i = 0; i < chunkIds.length; i++)
+/******/ 				installedChunks[chunkIds[i]] = 1;
+/******/ 		
+/******/ 		};
+/******/ 		
+/******/ 		// require() chunk loading for javascript
+/******/ 		__nccwpck_require__.f.require = (chunkId, promises) => {
+/******/ 			// "1" is the signal for "already loaded"
+/******/ 			if(!installedChunks[chunkId]) {
+/******/ 				if(true) { // all chunks have JS
+/******/ 					installChunk(require("./" + __nccwpck_require__.u(chunkId)));
+/******/ 				} else installedChunks[chunkId] = 1;
+/******/ 			}
+/******/ 		};
+/******/ 		
+/******/ 		// no external install chunk
+/******/ 		
+/******/ 		// no HMR
+/******/ 		
+/******/ 		// no HMR manifest
+/******/ 	})();
+/******/ 	
+/************************************************************************/
+var __webpack_exports__ = {};
+// This entry need to be wrapped in an IIFE because it need to be in strict mode.
+(() => {
+"use strict";
+
+// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __nccwpck_require__(3243);
+// EXTERNAL MODULE: ./src/util/errors.ts
+var util_errors = __nccwpck_require__(17);
+;// CONCATENATED MODULE: ./src/compile/tensorrt.ts
+
+function parseBatches(text) {
+    const parts = text.split(',').map((s) => Number(s.trim()));
+    if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
+        throw new util_errors/* ModelshipError */.W('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
+    }
+    return parts;
+}
+/** The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. */
+function planTensorRT(inputs, onnxName, planName, workDir, o) {
+    const shapeAt = (b) => inputs
+        .map((i) => {
+        const rest = i.shape.slice(1);
+        if (rest.some((d) => typeof d !== 'number'))
+            throw new util_errors/* ModelshipError */.W('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
+        return `${i.name}:${[b, ...rest].join('x')}`;
+    })
+        .join(',');
+    const trtexec = [
+        'trtexec',
+        `--onnx=/work/${onnxName}`,
+        `--saveEngine=/work/${planName}`,
+        `--minShapes=${shapeAt(o.batches[0])}`,
+        `--optShapes=${shapeAt(o.batches[1])}`,
+        `--maxShapes=${shapeAt(o.batches[2])}`,
+        `--timingCacheFile=/work/${o.timingCache}`,
+        `--memPoolSize=workspace:${o.workspaceMiB}M`,
+        ...(o.fp16 ? ['--fp16'] : []),
+        ...(o.int8 ? ['--int8'] : []),
+    ];
+    const run = ['run', '--rm', '--gpus', 'all', '-v', `${workDir}:/work`, '-w', '/work', o.baseImage];
+    return {
+        trtexec,
+        dockerArgs: [...run, ...trtexec],
+        gpuQueryArgs: [...run, 'nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
     };
-    return [
-        '# Generated by modelship (stage image). Layers: base, Node runtime, server bundle, model (last).',
-        `FROM ${s.baseImage}`,
-        'COPY runtime/node /opt/modelship/bin/node',
-        'COPY runtime/dist/ /opt/modelship/dist/',
-        '# the model changes most often: its layer comes last',
-        'COPY model/ /models/',
-        ...Object.entries(env).map(([k, v]) => `ENV ${k}=${q(v)}`),
-        `USER ${s.uid}:${s.uid}`,
-        `EXPOSE ${s.port}`,
-        'ENTRYPOINT ["/opt/modelship/bin/node", "/opt/modelship/dist/index.js", "serve"]',
-        ...Object.entries(s.labels).map(([k, v]) => `LABEL ${k}=${q(v)}`),
-        '',
-    ].join('\n');
 }
-/** docker-compose.yml for single-host serving of the pushed image (a GPU reservation when gpu is true). */
-function renderCompose(o) {
-    const environment = { ...o.env };
-    // secrets come from the host environment at `up` time, never from this file
-    for (const k of o.secretsEnv)
-        environment[k] = `\${${k}}`;
-    const service = {
-        image: o.image,
-        restart: 'unless-stopped',
-        // the host port can be moved at `up` time: MODELSHIP_PORT=8080 docker-compose up -d
-        ports: [`127.0.0.1:\${MODELSHIP_PORT:-${o.hostPort}}:${o.port}`],
+/** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
+function parseTensorRTVersion(log) {
+    const m = /TensorRT version:\s*([0-9]+(?:\.[0-9]+){1,3})/.exec(log);
+    if (m)
+        return m[1];
+    const v = /TensorRT\.trtexec \[TensorRT v(\d+)\]/.exec(log) ?? /TensorRT v(\d{5,6})\b/.exec(log);
+    if (v) {
+        const n = Number(v[1]);
+        return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
+    }
+    throw new util_errors/* ModelshipError */.W('graph', 'could not find the TensorRT version in the trtexec log');
+}
+/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU). */
+function parseNvidiaSmi(out) {
+    const line = out.split('\n').map((l) => l.trim()).find((l) => l.length > 0);
+    const parts = line?.split(',').map((s) => s.trim());
+    if (!parts || parts.length < 3 || !/^\d+\.\d+$/.test(parts[0]))
+        throw new util_errors/* ModelshipError */.W('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
+    return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
+}
+/**
+ * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
+ * Checked before deploy: throws naming both sides when they differ.
+ */
+function checkPlanCompatibility(plan, target) {
+    const problems = [];
+    const majorMinor = (v) => v.split('.').slice(0, 2).join('.');
+    if (majorMinor(plan.tensorrtVersion) !== majorMinor(target.tensorrtVersion) || plan.tensorrtVersion.split('.')[2] !== target.tensorrtVersion.split('.')[2]) {
+        problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
+    }
+    if (plan.computeCapability !== target.computeCapability) {
+        problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
+    }
+    if (problems.length) {
+        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile in ${target.image ?? 'the serving image'} on the target GPU.`);
+    }
+}
+
+// EXTERNAL MODULE: ./src/rollout/prometheus.ts
+var prometheus = __nccwpck_require__(9825);
+;// CONCATENATED MODULE: ./src/config.ts
+
+
+
+
+/**
+ * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
+ * (`--per-layer`), read once into a typed Config. action.yml and the README tables are checked against
+ * INPUTS and OUTPUTS by a test, so the three cannot drift.
+ */
+const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout'];
+const INPUTS = [
+    {
+        name: 'stage',
+        description: `Which stage to run: ${STAGES.join(' | ')}.`,
+        default: '',
+        kind: 'string',
+        stages: 'all',
+        required: [...STAGES],
+    },
+    {
+        name: 'prototxt',
+        description: 'convert: path of the Caffe deploy.prototxt (V2 `layer` or legacy V1 `layers`).',
+        default: '',
+        kind: 'path',
+        stages: ['convert'],
+        required: ['convert'],
+    },
+    {
+        name: 'caffemodel',
+        description: 'convert: path of the trained .caffemodel weights.',
+        default: '',
+        kind: 'path',
+        stages: ['convert'],
+        required: ['convert'],
+    },
+    {
+        name: 'out',
+        description: 'convert: where to write the ONNX model; parity.json and parity.md are written next to it.',
+        default: 'model.onnx',
+        kind: 'path',
+        stages: ['convert'],
+    },
+    {
+        name: 'reference',
+        description: 'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
+        default: '',
+        kind: 'path',
+        stages: ['convert', 'compile', 'smoke', 'rollout'],
+    },
+    {
+        name: 'per-layer',
+        description: 'convert: also compare every intermediate blob (needs blobs_b1/ in the reference) and name the first layer that diverges.',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['convert'],
+    },
+    {
+        name: 'tolerance',
+        description: 'convert, compile, smoke, rollout: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
+        default: '1e-5',
+        kind: 'number',
+        stages: ['convert', 'compile', 'smoke', 'rollout'],
+    },
+    {
+        name: 'model',
+        description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path); image: the model file to serve (an ONNX, e.g. compile\'s artifact-path).',
+        default: 'model.onnx',
+        kind: 'path',
+        stages: ['compile', 'image'],
+    },
+    {
+        name: 'target',
+        description: 'compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in base-image; needs a GPU runner).',
+        default: 'onnxruntime',
+        kind: 'string',
+        stages: ['compile'],
+    },
+    {
+        name: 'artifact',
+        description: 'compile: where to write the artifact; empty means next to the model (<model>.ort.onnx or <model>.plan). Its metadata goes to <artifact>.json.',
+        default: '',
+        kind: 'path',
+        stages: ['compile'],
+    },
+    {
+        name: 'execution-provider',
+        description: 'compile: the ONNX Runtime execution provider the artifact is optimized for: cpu or cuda.',
+        default: 'cpu',
+        kind: 'string',
+        stages: ['compile'],
+    },
+    {
+        name: 'base-image',
+        description: 'image: the serving base image (pinned by digest; glibc-based); compile (tensorrt): the image that runs trtexec, which must then contain TensorRT, so the plan matches the TensorRT that serves it.',
+        default: 'nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04@sha256:2fcc4280646484290cc50dce5e65f388dd04352b07cbe89a635703bd1f9aedb6',
+        kind: 'string',
+        stages: ['compile', 'image'],
+    },
+    {
+        name: 'batch-sizes',
+        description: 'compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile.',
+        default: '1,8,32',
+        kind: 'string',
+        stages: ['compile'],
+    },
+    {
+        name: 'fp16',
+        description: 'compile: float16 artifact. onnxruntime (execution-provider cuda): float16 weights and activations, float32 inputs/outputs, parity checked with max(tolerance, 2e-3); tensorrt: --fp16.',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['compile'],
+    },
+    {
+        name: 'int8',
+        description: 'compile (tensorrt): also allow int8 kernels (--int8).',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['compile'],
+    },
+    {
+        name: 'workspace-mib',
+        description: 'compile (tensorrt): builder workspace memory pool in MiB (--memPoolSize=workspace:<n>M).',
+        default: '4096',
+        kind: 'number',
+        stages: ['compile'],
+    },
+    {
+        name: 'image',
+        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout: the image to run, by digest (the image stage\'s image output).',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout'],
+        required: ['image', 'smoke', 'rollout'],
+    },
+    {
+        name: 'model-name',
+        description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>).',
+        default: 'model',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout'],
+    },
+    {
+        name: 'push',
+        description: 'image: push to the registry (false: load into the local engine only).',
+        default: 'true',
+        kind: 'boolean',
+        stages: ['image'],
+    },
+    {
+        name: 'gpu',
+        description: 'image: reserve a GPU in the generated docker-compose.yml and serve with the CUDA execution provider; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod and serve with CUDA.',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['image', 'smoke', 'rollout'],
+    },
+    {
+        name: 'cache',
+        description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off.',
+        default: 'auto',
+        kind: 'string',
+        stages: ['image'],
+    },
+    {
+        name: 'registry-username',
+        description: 'image: registry user for docker login (empty: no login).',
+        default: '',
+        kind: 'string',
+        stages: ['image'],
+    },
+    {
+        name: 'registry-password',
+        description: 'image: registry password or token (masked; sent on stdin).',
+        default: '',
+        kind: 'string',
+        stages: ['image'],
+        secret: true,
+    },
+    {
+        name: 'encrypt-model',
+        description: 'image: store the model AES-256-GCM encrypted in the image; the server decrypts it in memory with MODELSHIP_MODEL_KEY at run time.',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['image'],
+    },
+    {
+        name: 'model-key',
+        description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke'],
+        secret: true,
+    },
+    {
+        name: 'api-key',
+        description: 'image: the serving API key; when set, the compose file passes MODELSHIP_API_KEY from the host environment; smoke: given to the container and sent as a bearer token (masked).',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke'],
+        secret: true,
+    },
+    {
+        name: 'parity',
+        description: 'image: the convert stage\'s parity result, recorded as the image label dev.modelship.parity.',
+        default: 'unknown',
+        kind: 'string',
+        stages: ['image'],
+    },
+    {
+        name: 'revision',
+        description: 'image: the source commit (default: the event\'s commit, else git rev-parse HEAD); gives the sha-<7> tag and the revision label.',
+        default: '',
+        kind: 'string',
+        stages: ['image'],
+    },
+    {
+        name: 'ref',
+        description: 'image: the git ref (refs/heads/..., refs/tags/v1.2.3, refs/pull/N/merge) for the branch, semver or pr-N tags (default: GITHUB_REF, else the checked-out branch).',
+        default: '',
+        kind: 'string',
+        stages: ['image'],
+    },
+    {
+        name: 'source',
+        description: 'image: the source repository URL for the org.opencontainers.image.source label (default: the workflow\'s repository).',
+        default: '',
+        kind: 'string',
+        stages: ['image'],
+    },
+    {
+        name: 'compose-file',
+        description: 'image: where to write the docker-compose.yml that serves the image by digest.',
+        default: 'docker-compose.yml',
+        kind: 'path',
+        stages: ['image'],
+    },
+    {
+        name: 'node-binary',
+        description: 'image: the Node.js binary put in the image (default: the one running modelship; glibc Linux x64).',
+        default: '',
+        kind: 'path',
+        stages: ['image'],
+    },
+    {
+        name: 'sample-image',
+        description: 'smoke: a JPEG or PNG sent to /classify as a golden request (empty: skipped).',
+        default: '',
+        kind: 'path',
+        stages: ['smoke'],
+    },
+    {
+        name: 'expected-top1',
+        description: 'smoke: the class index or label the sample image must give as top-1.',
+        default: '',
+        kind: 'string',
+        stages: ['smoke'],
+    },
+    {
+        name: 'requests',
+        description: 'smoke: number of requests for the latency and throughput measurement (0: skip).',
+        default: '200',
+        kind: 'number',
+        stages: ['smoke'],
+    },
+    {
+        name: 'concurrency',
+        description: 'smoke: concurrent clients for the latency measurement.',
+        default: '4',
+        kind: 'number',
+        stages: ['smoke'],
+    },
+    {
+        name: 'ready-timeout',
+        description: 'smoke: seconds to wait for the server to become ready.',
+        default: '120',
+        kind: 'number',
+        stages: ['smoke'],
+    },
+    {
+        name: 'app',
+        description: 'rollout: the name of the Deployment and Service (the canary is <app>-canary; default: model-name).',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'namespace',
+        description: 'rollout: the Kubernetes namespace.',
+        default: 'default',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'kubeconfig',
+        description: 'rollout: a kubeconfig file path or the kubeconfig YAML itself (masked); empty: $KUBECONFIG, ~/.kube/config or in-cluster.',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+        secret: true,
+    },
+    {
+        name: 'strategy',
+        description: 'rollout: canary (a verified <app>-canary Deployment, then promote or roll back) or basic (update in place, roll back to the previous ReplicaSet on failure).',
+        default: 'canary',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'replicas',
+        description: 'rollout: replicas of the stable Deployment.',
+        default: '2',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'canary-percent',
+        description: 'rollout: canary replicas as a percentage of replicas (rounded up, at least 1); 1 to 100.',
+        default: '20',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'bake-time',
+        description: 'rollout: seconds the canary must stay Ready without a restart after its golden requests pass.',
+        default: '60',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'rollout-timeout',
+        description: 'rollout: seconds from the first apply to the decision (readiness, verification, bake); also each Deployment\'s progress deadline. Past it: rolled back.',
+        default: '600',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'verify-url',
+        description: 'rollout: base URL of the canary for golden requests (empty: the canary-only Service through the API server\'s service proxy, which drops Authorization headers, so an API key needs a verify-url).',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'verify-requests',
+        description: 'rollout: golden requests sent to the canary for its latency p95 (after the reference batches).',
+        default: '20',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'max-latency-ms',
+        description: 'rollout: largest allowed p95 latency of the canary\'s golden requests in ms (0: no limit).',
+        default: '0',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'prometheus-url',
+        description: 'rollout: Prometheus base URL for the metrics gate (empty: no metrics gate).',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'prometheus-samples-query',
+        description: 'rollout: PromQL for the number of requests a track served ({{namespace}}, {{app}}, {{track}}, {{model}} are filled in).',
+        default: prometheus/* DEFAULT_QUERIES */.HH.samples,
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'prometheus-error-rate-query',
+        description: 'rollout: PromQL for a track\'s error rate (0 to 1).',
+        default: prometheus/* DEFAULT_QUERIES */.HH.errorRate,
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'prometheus-latency-query',
+        description: 'rollout: PromQL for a track\'s p99 latency in ms.',
+        default: prometheus/* DEFAULT_QUERIES */.HH.latency,
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'min-samples',
+        description: 'rollout: the metrics gate fails unless the canary served at least this many requests (no data is a failure).',
+        default: '20',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'max-error-rate',
+        description: 'rollout: largest allowed canary error rate from Prometheus.',
+        default: '0.01',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'max-p99-ms',
+        description: 'rollout: largest allowed canary p99 latency from Prometheus in ms (0: reported, not gated).',
+        default: '0',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'dry-run',
+        description: 'rollout: print the plan (the objects and their diff against the live state, from a server-side dry run) and change nothing.',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['rollout'],
+    },
+    {
+        name: 'create-namespace',
+        description: 'rollout: create the namespace when it is missing (checked against RBAC before anything is applied).',
+        default: 'true',
+        kind: 'boolean',
+        stages: ['rollout'],
+    },
+    {
+        name: 'lock-timeout',
+        description: 'rollout: seconds to wait for another deploy of the same app and namespace (a Lease) before failing.',
+        default: '300',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'lease-duration',
+        description: 'rollout: seconds a deploy Lease stays valid without renewal; a lease left by a dead run is taken over after it.',
+        default: '30',
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'manifest',
+        description: 'rollout: your own Deployment/Service YAML, laid over the generated objects (modelship keeps the name, selector, routing labels and image).',
+        default: '',
+        kind: 'path',
+        stages: ['rollout'],
+    },
+    {
+        name: 'patch',
+        description: 'rollout: a YAML file of strategic-merge patches (kustomize patchesStrategicMerge style, one document per object, `kind` required) applied on top, to the canary and the stable alike.',
+        default: '',
+        kind: 'path',
+        stages: ['rollout'],
+    },
+    {
+        name: 'node-selector',
+        description: 'rollout: nodeSelector of the pods, as key=value,key=value.',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'tolerations',
+        description: 'rollout: tolerations of the pods, as a YAML/JSON list (e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]).',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'image-pull-secrets',
+        description: 'rollout: names of Secrets for pulling the image, comma-separated.',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'api-key-secret',
+        description: 'rollout: Secret holding the serving API key, as name/key; given to the server as MODELSHIP_API_KEY.',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'model-key-secret',
+        description: 'rollout: Secret holding the model decryption key (encrypt-model), as name/key; given to the server as MODELSHIP_MODEL_KEY.',
+        default: '',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'cpu',
+        description: 'rollout: CPU request and limit per pod.',
+        default: '1',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'memory',
+        description: 'rollout: memory request and limit per pod.',
+        default: '1Gi',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+];
+const OUTPUTS = [
+    { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
+    { name: 'sha256', description: 'convert: sha256 of the ONNX model file.', stages: ['convert'] },
+    { name: 'parity', description: 'convert: pass, fail or skipped (no reference given).', stages: ['convert'] },
+    { name: 'max-abs-diff', description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).', stages: ['convert'] },
+    { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
+    { name: 'artifact-path', description: 'compile: path of the deployment artifact (optimized ONNX or TensorRT plan).', stages: ['compile'] },
+    { name: 'artifact-sha256', description: 'compile: sha256 of the artifact.', stages: ['compile'] },
+    { name: 'artifact-metadata', description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).', stages: ['compile'] },
+    { name: 'compile-parity', description: 'compile: pass, fail or skipped: the parity check of the optimized model.', stages: ['compile'] },
+    { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
+    { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
+    { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
+    { name: 'metadata', description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.', stages: ['image'] },
+    { name: 'compose-file', description: 'image: path of the generated docker-compose.yml.', stages: ['image'] },
+    { name: 'smoke', description: 'smoke: pass or fail.', stages: ['smoke'] },
+    { name: 'latency-p50-ms', description: 'smoke: median request latency in ms (batch 1).', stages: ['smoke'] },
+    { name: 'latency-p95-ms', description: 'smoke: 95th percentile latency in ms.', stages: ['smoke'] },
+    { name: 'latency-p99-ms', description: 'smoke: 99th percentile latency in ms.', stages: ['smoke'] },
+    { name: 'throughput-rps', description: 'smoke: requests per second at the given concurrency.', stages: ['smoke'] },
+    { name: 'gpu-info', description: 'smoke: nvidia-smi in the container (name, driver, compute capability) when gpu is true.', stages: ['smoke'] },
+    { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
+    { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
+    { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
+    { name: 'gate-pods', description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.', stages: ['rollout'] },
+    { name: 'gate-golden', description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.', stages: ['rollout'] },
+    { name: 'gate-prometheus', description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).', stages: ['rollout'] },
+    { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
+    { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
+    { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
+];
+function fail(input, message) {
+    throw new util_errors/* ModelshipError */.W('input', `input "${input}": ${message}`, { field: input });
+}
+function parseBoolean(name, raw) {
+    const v = raw.trim().toLowerCase();
+    if (['true', 'yes', '1', 'on'].includes(v))
+        return true;
+    if (['false', 'no', '0', 'off', ''].includes(v))
+        return false;
+    return fail(name, `expected true or false, got "${raw}"`);
+}
+/** Read and validate every input once, before any work. Unknown stage, missing or malformed values fail here. */
+function readConfig(source) {
+    const spec = new Map(INPUTS.map((i) => [i.name, i]));
+    const raw = (name) => {
+        const v = source(name);
+        return (v === undefined || v.trim() === '' ? spec.get(name).default : v).trim();
     };
-    if (Object.keys(environment).length)
-        service.environment = environment;
-    if (o.gpu)
-        service.deploy = { resources: { reservations: { devices: [{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }] } } };
-    return '# Generated by modelship (stage image): single-host serving of the image by digest.\n' + dump({ services: { [o.service]: service } }, { lineWidth: 200 });
-}
-
-;// CONCATENATED MODULE: ./src/image/tags.ts
-const SEMVER = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
-/** Docker tag charset: [A-Za-z0-9_.-], at most 128 chars, not starting with '.' or '-'. */
-function sanitizeTag(s) {
-    return s.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 128);
-}
-function computeTags(image, ctx) {
-    const tags = [];
-    const add = (t) => {
-        const s = sanitizeTag(t);
-        if (s && !tags.includes(s))
-            tags.push(s);
+    const stageRaw = raw('stage');
+    if (stageRaw === '')
+        fail('stage', `is required: one of ${STAGES.join(', ')}`);
+    if (!STAGES.includes(stageRaw))
+        fail('stage', `unknown stage "${stageRaw}"; expected one of ${STAGES.join(', ')}`);
+    const stage = stageRaw;
+    for (const s of INPUTS) {
+        if (s.required?.includes(stage) && raw(s.name) === '')
+            fail(s.name, `is required for stage ${stage}`);
+    }
+    const num = (name) => {
+        const v = raw(name);
+        const n = Number(v);
+        if (v === '' || !Number.isFinite(n) || n < 0)
+            fail(name, `expected a non-negative number, got "${v}"`);
+        return n;
     };
-    const pr = ctx.prNumber ?? (/^refs\/pull\/(\d+)\//.exec(ctx.ref) ? Number(/^refs\/pull\/(\d+)\//.exec(ctx.ref)[1]) : undefined);
-    if (ctx.eventName === 'schedule')
-        add('nightly');
-    if (ctx.ref.startsWith('refs/heads/')) {
-        const branch = ctx.ref.slice('refs/heads/'.length);
-        add(branch);
-        if (ctx.defaultBranch && branch === ctx.defaultBranch)
-            add('latest');
+    const convert = {
+        prototxt: raw('prototxt'),
+        caffemodel: raw('caffemodel'),
+        out: raw('out'),
+        reference: raw('reference') || undefined,
+        perLayer: parseBoolean('per-layer', raw('per-layer')),
+        tolerance: num('tolerance'),
+    };
+    if (stage === 'convert' && convert.perLayer && !convert.reference)
+        fail('per-layer', 'needs a reference directory (input "reference")');
+    const oneOf = (name, values) => {
+        const v = raw(name);
+        if (!values.includes(v))
+            fail(name, `expected one of ${values.join(', ')}, got "${v}"`);
+        return v;
+    };
+    const compile = {
+        model: raw('model'),
+        target: oneOf('target', ['onnxruntime', 'tensorrt']),
+        artifact: raw('artifact'),
+        executionProvider: oneOf('execution-provider', ['cpu', 'cuda']),
+        baseImage: raw('base-image'),
+        batchSizes: parseBatches(raw('batch-sizes')),
+        fp16: parseBoolean('fp16', raw('fp16')),
+        int8: parseBoolean('int8', raw('int8')),
+        workspaceMiB: num('workspace-mib'),
+        reference: convert.reference,
+        tolerance: convert.tolerance,
+    };
+    if (compile.int8 && compile.target !== 'tensorrt')
+        fail('int8', 'is only for target tensorrt');
+    const image = {
+        image: raw('image'),
+        model: raw('model'),
+        modelName: raw('model-name'),
+        baseImage: raw('base-image'),
+        push: parseBoolean('push', raw('push')),
+        gpu: parseBoolean('gpu', raw('gpu')),
+        cache: oneOf('cache', ['auto', 'gha', 'registry', 'off']),
+        registryUsername: raw('registry-username'),
+        registryPassword: raw('registry-password'),
+        encryptModel: parseBoolean('encrypt-model', raw('encrypt-model')),
+        modelKey: raw('model-key'),
+        apiKeyRequired: raw('api-key') !== '',
+        parity: raw('parity'),
+        revision: raw('revision'),
+        ref: raw('ref'),
+        source: raw('source'),
+        composeFile: raw('compose-file'),
+        nodeBinary: raw('node-binary'),
+    };
+    if ((stage === 'image' || stage === 'smoke') && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName))
+        fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${image.modelName}"`);
+    const int = (name, min) => {
+        const n = num(name);
+        if (!Number.isInteger(n) || n < min)
+            fail(name, `expected an integer ≥ ${min}, got "${raw(name)}"`);
+        return n;
+    };
+    const smoke = {
+        image: image.image,
+        modelName: image.modelName,
+        reference: convert.reference,
+        tolerance: convert.tolerance,
+        gpu: image.gpu,
+        apiKey: raw('api-key'),
+        modelKey: image.modelKey,
+        sampleImage: raw('sample-image'),
+        expectedTop1: raw('expected-top1'),
+        requests: int('requests', 0),
+        concurrency: int('concurrency', 1),
+        readyTimeoutS: int('ready-timeout', 1),
+    };
+    const secretRef = (name) => {
+        const v = raw(name);
+        if (v === '')
+            return undefined;
+        const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([-._a-zA-Z0-9]+)$/.exec(v);
+        if (!m)
+            fail(name, `expected <secret name>/<key>, got "${v}"`);
+        return { name: m[1], key: m[3] };
+    };
+    const strategy = oneOf('strategy', ['canary', 'basic']);
+    const canaryPercent = num('canary-percent');
+    if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100))
+        fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
+    const nodeSelector = {};
+    for (const pair of raw('node-selector').split(',').map((x) => x.trim()).filter(Boolean)) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0)
+            fail('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
+        nodeSelector[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
     }
-    else if (ctx.ref.startsWith('refs/tags/')) {
-        const tag = ctx.ref.slice('refs/tags/'.length);
-        const m = SEMVER.exec(tag);
-        if (m) {
-            const [, major, minor, patch, pre] = m;
-            add(`${major}.${minor}.${patch}${pre ? `-${pre}` : ''}`);
-            if (!pre) {
-                add(`${major}.${minor}`);
-                if (major !== '0')
-                    add(major);
-                add('latest');
-            }
-        }
-        else
-            add(tag);
-    }
-    else if (pr !== undefined) {
-        add(`pr-${pr}`);
-    }
-    if (ctx.sha)
-        add(`sha-${ctx.sha.slice(0, 7)}`);
-    return tags.map((t) => `${image}:${t}`);
-}
-
-// EXTERNAL MODULE: external "http"
-var external_http_ = __nccwpck_require__(8611);
-// EXTERNAL MODULE: external "https"
-var external_https_ = __nccwpck_require__(5692);
-;// CONCATENATED MODULE: ./src/image/registry.ts
-
-
-
-/** `registry/repo[:tag|@digest]` split into its parts (Docker's reference rules, enough for our images). */
-function parseImageRef(ref) {
-    const m = /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(ref);
-    if (!m)
-        throw new errors_ModelshipError('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
-    let [, registry, repository] = m;
-    if (!registry || (!registry.includes('.') && !registry.includes(':') && registry !== 'localhost')) {
-        repository = registry ? `${registry}/${repository}` : repository;
-        registry = 'docker.io';
-    }
-    return { registry, repository, tag: m[3], digest: m[4] };
-}
-const ACCEPT = [
-    'application/vnd.oci.image.manifest.v1+json',
-    'application/vnd.docker.distribution.manifest.v2+json',
-    'application/vnd.oci.image.index.v1+json',
-    'application/vnd.docker.distribution.manifest.list.v2+json',
-].join(', ');
-/** The base URL of a repository in the registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
-function registryBase(ref) {
-    const r = parseImageRef(ref);
-    const plain = /^(127\.|localhost)/.test(r.registry);
-    return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
-}
-/** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
-function registryRequest(method, url, body, headers = {}) {
-    const u = new URL(url);
-    const mod = u.protocol === 'http:' ? external_http_ : external_https_;
-    return new Promise((resolve, reject) => {
-        const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        });
-        req.on('error', (e) => reject(new errors_ModelshipError('io', `cannot reach the registry: ${method} ${url}: ${e.message}`)));
-        if (body)
-            req.write(body);
-        req.end();
-    });
-}
-/** Fetch a manifest from a registry's HTTP API. */
-async function fetchManifest(ref, auth) {
-    const r = registryBase(ref);
-    const url = `${r.base}/manifests/${r.digest ?? r.tag ?? 'latest'}`;
-    const headers = { accept: ACCEPT };
-    if (auth)
-        headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-    const res = await registryRequest('GET', url, undefined, headers);
-    const text = res.body.toString('utf8');
-    if (res.status !== 200)
-        throw new errors_ModelshipError('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
-    try {
-        return JSON.parse(text);
-    }
-    catch (e) {
-        throw new errors_ModelshipError('io', `registry sent a manifest that is not JSON: ${e.message}`);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/image/index.ts
-
-
-
-
-
-
-
-
-
-
-
-const SERVING_PORT = 8000;
-const SERVING_UID = 10001;
-/** The directory of the server bundle to ship: the running bundle, or the repository's dist/ when run from source. */
-function distDir() {
-    // (computed step by step: a literal path next to __dirname would make ncc copy that directory into the bundle)
-    let repo = __dirname;
-    for (let i = 0; i < 2; i++)
-        repo = external_path_namespaceObject.dirname(repo);
-    for (const d of [process.env.MODELSHIP_DIST, __dirname, external_path_namespaceObject.join(repo, 'dist')]) {
-        if (d && external_fs_.existsSync(external_path_namespaceObject.join(d, 'index.js')) && external_fs_.existsSync(external_path_namespaceObject.join(d, 'bin')))
-            return d;
-    }
-    throw new errors_ModelshipError('io', 'cannot find the modelship bundle (dist/index.js) to put in the image; run `npm run build` or set MODELSHIP_DIST');
-}
-/** Git context for tags and labels: inputs first, then the GitHub runner's environment, then the local checkout. */
-async function gitContext(cfg, env) {
-    let event = {};
-    if (env.GITHUB_EVENT_PATH && external_fs_.existsSync(env.GITHUB_EVENT_PATH)) {
+    let tolerations = [];
+    if (raw('tolerations')) {
+        let t;
         try {
-            event = JSON.parse(external_fs_.readFileSync(env.GITHUB_EVENT_PATH, 'utf8'));
+            t = js_yaml/* load */.Hh(raw('tolerations'));
         }
-        catch {
-            event = {};
+        catch (e) {
+            fail('tolerations', `is not YAML: ${e.message.split('\n')[0]}`);
         }
+        if (!Array.isArray(t) || !t.every((x) => typeof x === 'object' && x !== null))
+            fail('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
+        tolerations = t;
     }
-    const git = async (args) => {
-        try {
-            const r = await runProcess('git', args);
-            return r.code === 0 ? r.stdout.trim() : '';
-        }
-        catch {
-            return '';
-        }
+    const rollout = {
+        app: raw('app') || image.modelName,
+        namespace: raw('namespace'),
+        kubeconfig: source('kubeconfig')?.trim() ?? '',
+        image: image.image,
+        modelName: image.modelName,
+        strategy,
+        replicas: int('replicas', 1),
+        canaryPercent,
+        bakeTimeS: num('bake-time'),
+        timeoutS: int('rollout-timeout', 1),
+        verifyUrl: raw('verify-url'),
+        verifyRequests: int('verify-requests', 0),
+        maxLatencyMs: num('max-latency-ms'),
+        reference: convert.reference,
+        tolerance: convert.tolerance,
+        apiKey: raw('api-key'),
+        gpu: image.gpu,
+        prometheus: raw('prometheus-url')
+            ? { url: raw('prometheus-url'), samplesQuery: raw('prometheus-samples-query'), errorRateQuery: raw('prometheus-error-rate-query'), latencyQuery: raw('prometheus-latency-query'), minSamples: int('min-samples', 1), maxErrorRate: num('max-error-rate'), maxP99Ms: num('max-p99-ms') }
+            : undefined,
+        dryRun: parseBoolean('dry-run', raw('dry-run')),
+        createNamespace: parseBoolean('create-namespace', raw('create-namespace')),
+        lockTimeoutS: num('lock-timeout'),
+        leaseDurationS: int('lease-duration', 1),
+        manifest: raw('manifest'),
+        patch: raw('patch'),
+        nodeSelector,
+        tolerations,
+        imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
+        apiKeySecret: secretRef('api-key-secret'),
+        modelKeySecret: secretRef('model-key-secret'),
+        cpu: raw('cpu'),
+        memory: raw('memory'),
     };
-    const sha = cfg.revision || event.pull_request?.head?.sha || env.GITHUB_SHA || (await git(['rev-parse', 'HEAD']));
-    const ref = cfg.ref || env.GITHUB_REF || ((await git(['symbolic-ref', '-q', 'HEAD'])) || '');
-    const source = cfg.source || event.repository?.html_url || (env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}` : '');
-    return { sha, ref, eventName: env.GITHUB_EVENT_NAME ?? 'push', defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch, prNumber: event.pull_request?.number, source };
-}
-/** buildx cache flags: registry cache where the driver can export it, gha on GitHub, inline on the docker driver. */
-function cacheFlags(driver, image, env, mode) {
-    if (mode === 'off')
-        return [];
-    const ref = `${image}:buildcache`;
-    if (driver === 'docker')
-        return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', 'type=inline'];
-    if (mode === 'gha' || (mode === 'auto' && env.ACTIONS_CACHE_URL && env.ACTIONS_RUNTIME_TOKEN))
-        return ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'];
-    return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', `type=registry,ref=${ref},mode=max`];
-}
-/** Set every mtime under `dir` to `t`: identical content gives identical layers on any runner. */
-function setTimes(dir, t) {
-    for (const e of external_fs_.readdirSync(dir, { withFileTypes: true })) {
-        const p = external_path_namespaceObject.join(dir, e.name);
-        if (e.isDirectory())
-            setTimes(p, t);
-        external_fs_.utimesSync(p, t, t);
+    if (stage === 'rollout') {
+        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50)
+            fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
+        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63)
+            fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
+        if (!/@sha256:[0-9a-f]{64}$/.test(rollout.image))
+            fail('image', `rollout deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+        if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference)
+            fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
+        if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url))
+            fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
+        if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl))
+            fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
     }
-    external_fs_.utimesSync(dir, t, t);
-}
-/**
- * The build context lives in a stable directory per image repository, so BuildKit's incremental context transfer
- * (which trusts size + mtime) only sends what changed: a model-only rebuild transfers the model alone. Runtime
- * files get mtime 0; the model gets an mtime derived from its sha256, so a new model of the same size is never
- * mistaken for the old one.
- */
-function prepareContext(image, nodeBinary, modelFile, modelBytes) {
-    const ctx = external_path_namespaceObject.join(external_os_namespaceObject.tmpdir(), 'modelship-build', sha256(image).slice(0, 16));
-    const dist = distDir();
-    const node = external_fs_.statSync(nodeBinary);
-    const runtimeKey = JSON.stringify({ node: [nodeBinary, node.size, node.mtimeMs], dist: sha256(external_fs_.readFileSync(external_path_namespaceObject.join(dist, 'index.js'))) });
-    const keyFile = external_path_namespaceObject.join(ctx, '.runtime-key');
-    if (!external_fs_.existsSync(keyFile) || external_fs_.readFileSync(keyFile, 'utf8') !== runtimeKey) {
-        external_fs_.rmSync(ctx, { recursive: true, force: true });
-        external_fs_.mkdirSync(external_path_namespaceObject.join(ctx, 'runtime'), { recursive: true });
-        external_fs_.copyFileSync(nodeBinary, external_path_namespaceObject.join(ctx, 'runtime/node'));
-        external_fs_.chmodSync(external_path_namespaceObject.join(ctx, 'runtime/node'), 0o755);
-        external_fs_.cpSync(dist, external_path_namespaceObject.join(ctx, 'runtime/dist'), { recursive: true });
-        setTimes(external_path_namespaceObject.join(ctx, 'runtime'), 0);
-        external_fs_.writeFileSync(keyFile, runtimeKey);
-    }
-    external_fs_.rmSync(external_path_namespaceObject.join(ctx, 'model'), { recursive: true, force: true });
-    external_fs_.mkdirSync(external_path_namespaceObject.join(ctx, 'model'));
-    external_fs_.writeFileSync(external_path_namespaceObject.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
-    setTimes(external_path_namespaceObject.join(ctx, 'model'), parseInt(sha256(modelBytes).slice(0, 7), 16));
-    return ctx;
-}
-/**
- * The image stage: generate the serving Dockerfile, build and push it with the real `docker buildx build`,
- * and report the digest, tags and metadata; also write a docker-compose.yml that serves the image by digest.
- */
-async function runImage(cfg, log, env = process.env) {
-    const ref = parseImageRef(cfg.image);
-    if (ref.tag || ref.digest)
-        throw new errors_ModelshipError('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
-    const model = readFileChecked(cfg.model, 'model');
-    const modelDigest = sha256(model);
-    let modelBytes = model;
-    let modelFile = external_path_namespaceObject.basename(cfg.model);
-    if (cfg.encryptModel) {
-        if (!cfg.modelKey)
-            throw new errors_ModelshipError('input', 'input "encrypt-model" needs input "model-key" (32 bytes, hex or base64)', { field: 'model-key' });
-        modelBytes = encryptModel(model, parseKey(cfg.modelKey, 'input "model-key"'));
-        modelFile += '.enc';
-    }
-    const git = await gitContext(cfg, env);
-    const tags = computeTags(cfg.image, git);
-    if (tags.length === 0)
-        throw new errors_ModelshipError('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
-    const labels = {
-        'org.opencontainers.image.title': cfg.modelName,
-        'org.opencontainers.image.description': `modelship serving image for ${cfg.modelName} (KServe v2)`,
-        'org.opencontainers.image.source': git.source,
-        'org.opencontainers.image.revision': git.sha,
-        'org.opencontainers.image.created': new Date().toISOString(),
-        'org.opencontainers.image.version': tags[0].slice(cfg.image.length + 1),
-        'org.opencontainers.image.base.name': cfg.baseImage,
-        'dev.modelship.model.sha256': modelDigest,
-        'dev.modelship.model.name': cfg.modelName,
-        'dev.modelship.model.encrypted': String(cfg.encryptModel),
-        'dev.modelship.parity': cfg.parity,
-        'dev.modelship.version': VERSION,
-    };
-    const ctx = prepareContext(cfg.image, cfg.nodeBinary || process.execPath, modelFile, modelBytes);
-    const work = external_fs_.mkdtempSync(external_path_namespaceObject.join(external_os_namespaceObject.tmpdir(), 'modelship-image-'));
-    try {
-        const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: {} });
-        // the Dockerfile stays outside the context (its labels change every build)
-        external_fs_.writeFileSync(external_path_namespaceObject.join(work, 'Dockerfile'), dockerfile);
-        if (cfg.registryUsername) {
-            if (!cfg.registryPassword)
-                throw new errors_ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
-            const login = await runProcess('docker', ['login', ref.registry, '--username', cfg.registryUsername, '--password-stdin'], { input: cfg.registryPassword });
-            if (login.code !== 0)
-                throw new errors_ModelshipError('io', `docker login ${ref.registry} failed: ${login.stderr.replace(cfg.registryPassword, '***').trim()}`);
-        }
-        const inspect = await runProcess('docker', ['buildx', 'inspect']);
-        if (inspect.code !== 0)
-            throw new errors_ModelshipError('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
-        const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
-        const metaFile = external_path_namespaceObject.join(work, 'buildx-metadata.json');
-        const args = [
-            'buildx', 'build',
-            '--file', external_path_namespaceObject.join(work, 'Dockerfile'),
-            ...tags.flatMap((t) => ['--tag', t]),
-            ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:buildcache`] : []),
-            '--provenance=false',
-            '--metadata-file', metaFile,
-            ...cacheFlags(driver, cfg.image, env, cfg.cache),
-            cfg.push ? '--push' : '--load',
-            ctx,
-        ];
-        const t0 = Date.now();
-        const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => runProcess('docker', args, { onLine: log.info }));
-        if (build.code !== 0)
-            throw new errors_ModelshipError('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
-        const seconds = (Date.now() - t0) / 1000;
-        const meta = JSON.parse(external_fs_.readFileSync(metaFile, 'utf8'));
-        const digest = String(meta['containerimage.digest'] ?? '');
-        if (!/^sha256:[0-9a-f]{64}$/.test(digest))
-            throw new errors_ModelshipError('io', `buildx reported no image digest (metadata: ${JSON.stringify(meta).slice(0, 300)})`);
-        const cached = (build.stdout + build.stderr).split('\n').filter((l) => /\bCACHED\b/.test(l)).length;
-        const pinned = `${cfg.image}@${digest}`;
-        let layers = [];
-        if (cfg.push)
-            layers = (await fetchManifest(pinned, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined)).layers;
-        const size = layers.reduce((a, l) => a + l.size, 0);
-        const composePath = cfg.composeFile;
-        const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
-        const secretsEnv = [...(cfg.encryptModel ? ['MODELSHIP_MODEL_KEY'] : []), ...(cfg.apiKeyRequired ? ['MODELSHIP_API_KEY'] : [])];
-        writeFileAtomic(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
-        const metadata = { image: pinned, digest, tags, labels, layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
-        const summary = [
-            '## modelship image',
-            '',
-            `| | |`,
-            `|---|---|`,
-            `| image | \`${pinned}\` |`,
-            `| tags | ${tags.map((t) => `\`${t}\``).join(', ')} |`,
-            `| size (compressed layers) | ${(size / 2 ** 20).toFixed(1)} MiB in ${layers.length} layers |`,
-            `| build steps reused from cache | ${cached} |`,
-            `| build time | ${seconds.toFixed(1)} s (${driver} driver) |`,
-            `| model | \`${cfg.model}\` sha256 \`${modelDigest.slice(0, 16)}…\`${cfg.encryptModel ? ' (AES-256-GCM encrypted)' : ''}, parity ${cfg.parity} |`,
-            '',
-        ].join('\n');
-        return {
-            outputs: { image: pinned, digest, tags: tags.join('\n'), metadata: JSON.stringify(metadata), 'compose-file': composePath },
-            summary,
-            ok: true,
-        };
-    }
-    finally {
-        external_fs_.rmSync(work, { recursive: true, force: true });
-    }
+    return { stage, convert, compile, image, smoke, rollout };
 }
 
-;// CONCATENATED MODULE: ./src/serve/kserve.ts
+;// CONCATENATED MODULE: ./src/stage.ts
+const consoleLogger = (stream = process.stderr) => ({
+    info: (m) => stream.write(m + '\n'),
+    warning: (m) => stream.write(`warning: ${m}\n`),
+    group: async (name, fn) => {
+        stream.write(`== ${name}\n`);
+        return fn();
+    },
+});
+
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(6928);
+// EXTERNAL MODULE: ./node_modules/protobufjs/index.js
+var protobufjs = __nccwpck_require__(3928);
+;// CONCATENATED MODULE: ./src/convert/schema/onnx.ts
+
 /**
- * The KServe v2 inference protocol (also Triton's): JSON tensors and the binary tensor data extension.
- * Pure functions from request bytes to typed tensors and back, so the server and the smoke/canary clients
- * share one implementation.
+ * The part of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto, IR version 7+) that modelship writes and reads.
+ * Field numbers are ONNX's public wire format.
  */
-class ProtocolError extends Error {
-    status;
-    constructor(status, message) {
-        super(message);
-        this.status = status;
-    }
+const ONNX_PROTO = `
+syntax = "proto2";
+package onnx;
+
+message AttributeProto {
+  enum AttributeType {
+    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5; SPARSE_TENSOR = 11; TYPE_PROTO = 13;
+    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10; SPARSE_TENSORS = 12; TYPE_PROTOS = 14;
+  }
+  optional string name = 1;
+  optional string ref_attr_name = 21;
+  optional string doc_string = 13;
+  optional AttributeType type = 20;
+  optional float f = 2;
+  optional int64 i = 3;
+  optional bytes s = 4;
+  optional TensorProto t = 5;
+  optional GraphProto g = 6;
+  repeated float floats = 7;
+  repeated int64 ints = 8;
+  repeated bytes strings = 9;
+  repeated TensorProto tensors = 10;
+  repeated GraphProto graphs = 11;
 }
-const BYTES_PER = { FP32: 4, FP64: 8, INT64: 8, INT32: 4, UINT8: 1 };
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-/** Header that tells how much of the body is the JSON part (the rest is binary tensor data). */
-const HEADER_LENGTH = 'inference-header-content-length';
-function toFloat32(datatype, bytes, count, name) {
-    const need = count * (BYTES_PER[datatype] ?? 0);
-    if (!BYTES_PER[datatype])
-        throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported (FP32, FP64, INT64, INT32, UINT8)`);
-    if (bytes.byteLength !== need)
-        throw new ProtocolError(400, `input "${name}": binary data has ${bytes.byteLength} bytes, shape and ${datatype} need ${need}`);
-    const out = new Float32Array(count);
-    if (datatype === 'FP32' && LITTLE_ENDIAN) {
-        // the common case: one memcpy into an aligned array instead of a DataView read per value
-        new Uint8Array(out.buffer).set(bytes);
+
+message ValueInfoProto {
+  optional string name = 1;
+  optional TypeProto type = 2;
+  optional string doc_string = 3;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  optional string name = 3;
+  optional string op_type = 4;
+  optional string domain = 7;
+  repeated AttributeProto attribute = 5;
+  optional string doc_string = 6;
+}
+
+message StringStringEntryProto {
+  optional string key = 1;
+  optional string value = 2;
+}
+
+message ModelProto {
+  optional int64 ir_version = 1;
+  repeated OperatorSetIdProto opset_import = 8;
+  optional string producer_name = 2;
+  optional string producer_version = 3;
+  optional string domain = 4;
+  optional int64 model_version = 5;
+  optional string doc_string = 6;
+  optional GraphProto graph = 7;
+  repeated StringStringEntryProto metadata_props = 14;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  optional string name = 2;
+  repeated TensorProto initializer = 5;
+  optional string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+  repeated ValueInfoProto value_info = 13;
+}
+
+message TensorProto {
+  enum DataType {
+    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7; STRING = 8;
+    BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13; COMPLEX64 = 14; COMPLEX128 = 15; BFLOAT16 = 16;
+  }
+  repeated int64 dims = 1;
+  optional int32 data_type = 2;
+  repeated float float_data = 4 [packed = true];
+  repeated int32 int32_data = 5 [packed = true];
+  repeated bytes string_data = 6;
+  repeated int64 int64_data = 7 [packed = true];
+  optional string name = 8;
+  optional string doc_string = 12;
+  optional bytes raw_data = 9;
+  repeated double double_data = 10 [packed = true];
+  repeated uint64 uint64_data = 11 [packed = true];
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value {
+      int64 dim_value = 1;
+      string dim_param = 2;
+    }
+    optional string denotation = 3;
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor {
+    optional int32 elem_type = 1;
+    optional TensorShapeProto shape = 2;
+  }
+  oneof value {
+    Tensor tensor_type = 1;
+  }
+  optional string denotation = 6;
+}
+
+message OperatorSetIdProto {
+  optional string domain = 1;
+  optional int64 version = 2;
+}
+`;
+let onnxRoot;
+function onnxSchema() {
+    if (!onnxRoot) {
+        onnxRoot = protobufjs.parse(ONNX_PROTO, { keepCase: true }).root;
+        onnxRoot.resolveAll();
+    }
+    return onnxRoot;
+}
+const TensorDataType = { FLOAT: 1, INT32: 6, INT64: 7 };
+const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
+
+;// CONCATENATED MODULE: ./src/convert/floatdata.ts
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/**
+ * float32 values that may live as little-endian bytes inside the caffemodel buffer. Weights flow from the
+ * caffemodel into ONNX `raw_data` without a copy; `values` materialises a Float32Array only for the few layers
+ * that compute on weights (BatchNorm, transposed InnerProduct).
+ */
+class FloatData {
+    arr;
+    raw;
+    constructor(raw, arr) {
+        this.raw = raw;
+        this.arr = arr;
+    }
+    /** packed little-endian float32 bytes (length must be a multiple of 4) */
+    static fromBytes(raw) {
+        return new FloatData(raw, undefined);
+    }
+    static fromArray(arr) {
+        return new FloatData(undefined, arr instanceof Float32Array ? arr : Float32Array.from(arr));
+    }
+    get length() {
+        return this.arr ? this.arr.length : this.raw.byteLength / 4;
+    }
+    /** little-endian float32 bytes */
+    get bytes() {
+        if (this.raw && littleEndianHost)
+            return this.raw;
+        const a = this.values;
+        if (littleEndianHost)
+            return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+        const out = new Uint8Array(a.length * 4);
+        const dv = new DataView(out.buffer);
+        a.forEach((v, i) => dv.setFloat32(i * 4, v, true));
         return out;
     }
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < count; i++) {
-        switch (datatype) {
-            case 'FP32':
-                out[i] = dv.getFloat32(i * 4, true);
-                break;
-            case 'FP64':
-                out[i] = dv.getFloat64(i * 8, true);
-                break;
-            case 'INT64':
-                out[i] = Number(dv.getBigInt64(i * 8, true));
-                break;
-            case 'INT32':
-                out[i] = dv.getInt32(i * 4, true);
-                break;
-            default:
-                out[i] = dv.getUint8(i);
+    get values() {
+        if (!this.arr) {
+            const raw = this.raw;
+            if (littleEndianHost && raw.byteOffset % 4 === 0) {
+                this.arr = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+            }
+            else {
+                const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+                this.arr = new Float32Array(raw.byteLength / 4);
+                for (let i = 0; i < this.arr.length; i++)
+                    this.arr[i] = dv.getFloat32(i * 4, true);
+            }
         }
+        return this.arr;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/convert/graph.ts
+
+
+const BATCH = 'N';
+const attr = {
+    f: (f) => ({ type: AttrType.FLOAT, f }),
+    i: (i) => ({ type: AttrType.INT, i }),
+    s: (s) => ({ type: AttrType.STRING, s }),
+    floats: (floats) => ({ type: AttrType.FLOATS, floats }),
+    ints: (ints) => ({ type: AttrType.INTS, ints }),
+};
+const OPSET = 13;
+const IR_VERSION = 7;
+/** Builds an ONNX graph: unique names, nodes in topological order, initializers as little-endian raw_data. */
+class GraphBuilder {
+    names = new Set();
+    nodes = [];
+    initializers = [];
+    inputs = [];
+    outputs = [];
+    /** nodes emitted from now on belong to this Caffe layer (for per-layer subgraphs) */
+    currentLayer = '';
+    /** Reserve `base` if free, else `base_1`, `base_2`, ... */
+    unique(base) {
+        let name = base;
+        for (let i = 1; this.names.has(name); i++)
+            name = `${base}_${i}`;
+        this.names.add(name);
+        return name;
+    }
+    isTaken(name) {
+        return this.names.has(name);
+    }
+    reserve(name) {
+        this.names.add(name);
+    }
+    addInput(name, shape) {
+        this.names.add(name);
+        const v = { name, shape };
+        this.inputs.push(v);
+        return v;
+    }
+    addOutput(v) {
+        this.outputs.push(v);
+    }
+    /** A float32 initializer, stored as raw little-endian bytes (weights from the caffemodel are not copied). */
+    floatInit(base, dims, data) {
+        const name = this.unique(base);
+        const fd = data instanceof FloatData ? data : FloatData.fromArray(data);
+        const count = dims.reduce((a, d) => a * d, 1);
+        if (fd.length !== count)
+            throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
+        this.initializers.push({ name, dims, dataType: TensorDataType.FLOAT, raw: fd.bytes });
+        return name;
+    }
+    /** An int64 initializer (shapes, axes, split sizes). */
+    int64Init(base, values) {
+        const name = this.unique(base);
+        const arr = BigInt64Array.from(values.map((v) => BigInt(v)));
+        this.initializers.push({ name, dims: [values.length], dataType: TensorDataType.INT64, raw: toLE(new Uint8Array(arr.buffer), 8) });
+        return name;
+    }
+    node(op, inputs, outputs, attrs = {}, name) {
+        this.nodes.push({ op, name: name ?? outputs[0], layer: this.currentLayer, inputs, outputs, attrs });
+    }
+    /** Serialise as an ONNX ModelProto. `extraOutputs` adds graph outputs (used by per-layer parity). */
+    encode(meta, extraOutputs = []) {
+        return this.encodeGraph(meta, this.nodes, this.initializers, this.inputs, [...this.outputs, ...extraOutputs]);
+    }
+    /**
+     * A model of just the nodes of `layers`, fed by `inputs` (values they read from outside) and producing
+     * `outputs`: per-layer parity runs each layer on Caffe's own bottoms, so float drift from earlier layers
+     * does not count against it.
+     */
+    encodeLayers(meta, layers, inputs, outputs) {
+        const nodes = this.nodes.filter((n) => layers.has(n.layer));
+        const used = new Set(nodes.flatMap((n) => n.inputs));
+        return this.encodeGraph(meta, nodes, this.initializers.filter((t) => used.has(t.name)), inputs, outputs);
+    }
+    /** The values the nodes of `layers` read that neither they nor initializers produce. */
+    externalInputs(layers) {
+        const nodes = this.nodes.filter((n) => layers.has(n.layer));
+        const produced = new Set(nodes.flatMap((n) => n.outputs));
+        const inits = new Set(this.initializers.map((t) => t.name));
+        return [...new Set(nodes.flatMap((n) => n.inputs))].filter((i) => i !== '' && !produced.has(i) && !inits.has(i));
+    }
+    encodeGraph(meta, nodes, initializers, inputs, outputs) {
+        const root = onnxSchema();
+        const Model = root.lookupType('onnx.ModelProto');
+        const valueInfo = (v) => ({
+            name: v.name,
+            type: {
+                tensor_type: {
+                    elem_type: TensorDataType.FLOAT,
+                    shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+                },
+            },
+        });
+        const model = {
+            ir_version: IR_VERSION,
+            opset_import: [{ domain: '', version: OPSET }],
+            producer_name: 'modelship',
+            producer_version: meta.producerVersion,
+            doc_string: meta.docString ?? '',
+            graph: {
+                name: meta.graphName,
+                node: nodes.map((n) => ({
+                    name: n.name,
+                    op_type: n.op,
+                    input: n.inputs,
+                    output: n.outputs,
+                    attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
+                })),
+                initializer: initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
+                input: inputs.map(valueInfo),
+                output: outputs.map(valueInfo),
+            },
+            metadata_props: Object.entries(meta.metadata).map(([key, value]) => ({ key, value })),
+        };
+        return Model.encode(Model.fromObject(model)).finish();
+    }
+}
+function encodeAttr(name, a) {
+    switch (a.type) {
+        case AttrType.FLOAT:
+            return { name, type: a.type, f: a.f };
+        case AttrType.INT:
+            return { name, type: a.type, i: a.i };
+        case AttrType.STRING:
+            return { name, type: a.type, s: Buffer.from(a.s, 'utf8') };
+        case AttrType.FLOATS:
+            return { name, type: a.type, floats: a.floats };
+        case AttrType.INTS:
+            return { name, type: a.type, ints: a.ints };
+    }
+}
+const graph_littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+function toLE(bytes, width) {
+    if (graph_littleEndianHost)
+        return bytes;
+    const out = new Uint8Array(bytes.length);
+    for (let i = 0; i < bytes.length; i += width)
+        for (let j = 0; j < width; j++)
+            out[i + j] = bytes[i + width - 1 - j];
+    return out;
+}
+function count(shape) {
+    return shape.reduce((a, d) => a * d, 1);
+}
+
+;// CONCATENATED MODULE: ./src/convert/schema/caffe.ts
+
+/**
+ * The subset of Caffe's caffe.proto that a deploy net needs, written for modelship.
+ * Message and field numbers are Caffe's public wire format (BVLC/caffe src/caffe/proto/caffe.proto).
+ * Training-only messages (data layers, solvers, losses) are left out: a deploy prototxt that uses their
+ * `*_param` fields still parses (unknown layer-level fields are tolerated and reported), but such layers
+ * are rejected by the converter as unsupported types.
+ */
+const CAFFE_PROTO = `
+syntax = "proto2";
+package caffe;
+
+message BlobShape { repeated int64 dim = 1 [packed = true]; }
+
+message BlobProto {
+  optional BlobShape shape = 7;
+  repeated float data = 5 [packed = true];
+  repeated float diff = 6 [packed = true];
+  repeated double double_data = 8 [packed = true];
+  repeated double double_diff = 9 [packed = true];
+  optional int32 num = 1 [default = 0];
+  optional int32 channels = 2 [default = 0];
+  optional int32 height = 3 [default = 0];
+  optional int32 width = 4 [default = 0];
+}
+
+message FillerParameter {
+  optional string type = 1 [default = 'constant'];
+  optional float value = 2 [default = 0];
+  optional float min = 3 [default = 0];
+  optional float max = 4 [default = 1];
+  optional float mean = 5 [default = 0];
+  optional float std = 6 [default = 1];
+  optional int32 sparse = 7 [default = -1];
+  enum VarianceNorm { FAN_IN = 0; FAN_OUT = 1; AVERAGE = 2; }
+  optional VarianceNorm variance_norm = 8 [default = FAN_IN];
+}
+
+message NetParameter {
+  optional string name = 1;
+  repeated string input = 3;
+  repeated BlobShape input_shape = 8;
+  repeated int32 input_dim = 4;
+  optional bool force_backward = 5 [default = false];
+  optional NetState state = 6;
+  optional bool debug_info = 7 [default = false];
+  repeated LayerParameter layer = 100;
+  repeated V1LayerParameter layers = 2;
+}
+
+enum Phase { TRAIN = 0; TEST = 1; }
+
+message NetState {
+  optional Phase phase = 1 [default = TEST];
+  optional int32 level = 2 [default = 0];
+  repeated string stage = 3;
+}
+
+message NetStateRule {
+  optional Phase phase = 1;
+  optional int32 min_level = 2;
+  optional int32 max_level = 3;
+  repeated string stage = 4;
+  repeated string not_stage = 5;
+}
+
+message ParamSpec {
+  optional string name = 1;
+  enum DimCheckMode { STRICT = 0; PERMISSIVE = 1; }
+  optional DimCheckMode share_mode = 2;
+  optional float lr_mult = 3 [default = 1.0];
+  optional float decay_mult = 4 [default = 1.0];
+}
+
+message LayerParameter {
+  optional string name = 1;
+  optional string type = 2;
+  repeated string bottom = 3;
+  repeated string top = 4;
+  optional Phase phase = 10;
+  repeated float loss_weight = 5;
+  repeated ParamSpec param = 6;
+  repeated BlobProto blobs = 7;
+  repeated bool propagate_down = 11;
+  repeated NetStateRule include = 8;
+  repeated NetStateRule exclude = 9;
+  optional ArgMaxParameter argmax_param = 103;
+  optional BatchNormParameter batch_norm_param = 139;
+  optional BiasParameter bias_param = 141;
+  optional ConcatParameter concat_param = 104;
+  optional ConvolutionParameter convolution_param = 106;
+  optional CropParameter crop_param = 144;
+  optional DropoutParameter dropout_param = 108;
+  optional EltwiseParameter eltwise_param = 110;
+  optional ELUParameter elu_param = 140;
+  optional ExpParameter exp_param = 111;
+  optional FlattenParameter flatten_param = 135;
+  optional InnerProductParameter inner_product_param = 117;
+  optional InputParameter input_param = 143;
+  optional LogParameter log_param = 134;
+  optional LRNParameter lrn_param = 118;
+  optional PoolingParameter pooling_param = 121;
+  optional PowerParameter power_param = 122;
+  optional PReLUParameter prelu_param = 131;
+  optional ReductionParameter reduction_param = 136;
+  optional ReLUParameter relu_param = 123;
+  optional ReshapeParameter reshape_param = 133;
+  optional ScaleParameter scale_param = 142;
+  optional SigmoidParameter sigmoid_param = 124;
+  optional SoftmaxParameter softmax_param = 125;
+  optional SliceParameter slice_param = 126;
+  optional TanHParameter tanh_param = 127;
+  optional ThresholdParameter threshold_param = 128;
+  optional TileParameter tile_param = 138;
+}
+
+message ArgMaxParameter {
+  optional bool out_max_val = 1 [default = false];
+  optional uint32 top_k = 2 [default = 1];
+  optional int32 axis = 3;
+}
+
+message BatchNormParameter {
+  optional bool use_global_stats = 1;
+  optional float moving_average_fraction = 2 [default = .999];
+  optional float eps = 3 [default = 1e-5];
+}
+
+message BiasParameter {
+  optional int32 axis = 1 [default = 1];
+  optional int32 num_axes = 2 [default = 1];
+  optional FillerParameter filler = 3;
+}
+
+message ConcatParameter {
+  optional int32 axis = 2 [default = 1];
+  optional uint32 concat_dim = 1 [default = 1];
+}
+
+message ConvolutionParameter {
+  optional uint32 num_output = 1;
+  optional bool bias_term = 2 [default = true];
+  repeated uint32 pad = 3;
+  repeated uint32 kernel_size = 4;
+  repeated uint32 stride = 6;
+  repeated uint32 dilation = 18;
+  optional uint32 pad_h = 9 [default = 0];
+  optional uint32 pad_w = 10 [default = 0];
+  optional uint32 kernel_h = 11;
+  optional uint32 kernel_w = 12;
+  optional uint32 stride_h = 13;
+  optional uint32 stride_w = 14;
+  optional uint32 group = 5 [default = 1];
+  optional FillerParameter weight_filler = 7;
+  optional FillerParameter bias_filler = 8;
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 15 [default = DEFAULT];
+  optional int32 axis = 16 [default = 1];
+  optional bool force_nd_im2col = 17 [default = false];
+}
+
+message CropParameter {
+  optional int32 axis = 1 [default = 2];
+  repeated uint32 offset = 2;
+}
+
+message DropoutParameter {
+  optional float dropout_ratio = 1 [default = 0.5];
+  optional bool scale_train = 2 [default = true];
+}
+
+message EltwiseParameter {
+  enum EltwiseOp { PROD = 0; SUM = 1; MAX = 2; }
+  optional EltwiseOp operation = 1 [default = SUM];
+  repeated float coeff = 2;
+  optional bool stable_prod_grad = 3 [default = true];
+}
+
+message ELUParameter { optional float alpha = 1 [default = 1]; }
+
+message ExpParameter {
+  optional float base = 1 [default = -1.0];
+  optional float scale = 2 [default = 1.0];
+  optional float shift = 3 [default = 0.0];
+}
+
+message FlattenParameter {
+  optional int32 axis = 1 [default = 1];
+  optional int32 end_axis = 2 [default = -1];
+}
+
+message InnerProductParameter {
+  optional uint32 num_output = 1;
+  optional bool bias_term = 2 [default = true];
+  optional FillerParameter weight_filler = 3;
+  optional FillerParameter bias_filler = 4;
+  optional int32 axis = 5 [default = 1];
+  optional bool transpose = 6 [default = false];
+}
+
+message InputParameter { repeated BlobShape shape = 1; }
+
+message LogParameter {
+  optional float base = 1 [default = -1.0];
+  optional float scale = 2 [default = 1.0];
+  optional float shift = 3 [default = 0.0];
+}
+
+message LRNParameter {
+  optional uint32 local_size = 1 [default = 5];
+  optional float alpha = 2 [default = 1.];
+  optional float beta = 3 [default = 0.75];
+  enum NormRegion { ACROSS_CHANNELS = 0; WITHIN_CHANNEL = 1; }
+  optional NormRegion norm_region = 4 [default = ACROSS_CHANNELS];
+  optional float k = 5 [default = 1.];
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 6 [default = DEFAULT];
+}
+
+message PoolingParameter {
+  enum PoolMethod { MAX = 0; AVE = 1; STOCHASTIC = 2; }
+  optional PoolMethod pool = 1 [default = MAX];
+  optional uint32 pad = 4 [default = 0];
+  optional uint32 pad_h = 9 [default = 0];
+  optional uint32 pad_w = 10 [default = 0];
+  optional uint32 kernel_size = 2;
+  optional uint32 kernel_h = 5;
+  optional uint32 kernel_w = 6;
+  optional uint32 stride = 3 [default = 1];
+  optional uint32 stride_h = 7;
+  optional uint32 stride_w = 8;
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 11 [default = DEFAULT];
+  optional bool global_pooling = 12 [default = false];
+  enum RoundMode { CEIL = 0; FLOOR = 1; }
+  optional RoundMode round_mode = 13 [default = CEIL];
+}
+
+message PowerParameter {
+  optional float power = 1 [default = 1.0];
+  optional float scale = 2 [default = 1.0];
+  optional float shift = 3 [default = 0.0];
+}
+
+message PReLUParameter {
+  optional FillerParameter filler = 1;
+  optional bool channel_shared = 2 [default = false];
+}
+
+message ReductionParameter {
+  enum ReductionOp { SUM = 1; ASUM = 2; SUMSQ = 3; MEAN = 4; }
+  optional ReductionOp operation = 1 [default = SUM];
+  optional int32 axis = 2 [default = 0];
+  optional float coeff = 3 [default = 1.0];
+}
+
+message ReLUParameter {
+  optional float negative_slope = 1 [default = 0];
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 2 [default = DEFAULT];
+}
+
+message ReshapeParameter {
+  optional BlobShape shape = 1;
+  optional int32 axis = 2 [default = 0];
+  optional int32 num_axes = 3 [default = -1];
+}
+
+message ScaleParameter {
+  optional int32 axis = 1 [default = 1];
+  optional int32 num_axes = 2 [default = 1];
+  optional FillerParameter filler = 3;
+  optional bool bias_term = 4 [default = false];
+  optional FillerParameter bias_filler = 5;
+}
+
+message SigmoidParameter {
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 1 [default = DEFAULT];
+}
+
+message SoftmaxParameter {
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 1 [default = DEFAULT];
+  optional int32 axis = 2 [default = 1];
+}
+
+message SliceParameter {
+  optional int32 axis = 3 [default = 1];
+  repeated uint32 slice_point = 2;
+  optional uint32 slice_dim = 1 [default = 1];
+}
+
+message TanHParameter {
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 1 [default = DEFAULT];
+}
+
+message ThresholdParameter { optional float threshold = 1 [default = 0]; }
+
+message TileParameter {
+  optional int32 axis = 1 [default = 1];
+  optional int32 tiles = 2;
+}
+
+message V1LayerParameter {
+  repeated string bottom = 2;
+  repeated string top = 3;
+  optional string name = 4;
+  repeated NetStateRule include = 32;
+  repeated NetStateRule exclude = 33;
+  enum LayerType {
+    NONE = 0; ABSVAL = 35; ACCURACY = 1; ARGMAX = 30; BNLL = 2; CONCAT = 3; CONTRASTIVE_LOSS = 37;
+    CONVOLUTION = 4; DATA = 5; DECONVOLUTION = 39; DROPOUT = 6; DUMMY_DATA = 32; EUCLIDEAN_LOSS = 7;
+    ELTWISE = 25; EXP = 38; FLATTEN = 8; HDF5_DATA = 9; HDF5_OUTPUT = 10; HINGE_LOSS = 28; IM2COL = 11;
+    IMAGE_DATA = 12; INFOGAIN_LOSS = 13; INNER_PRODUCT = 14; LRN = 15; MEMORY_DATA = 29;
+    MULTINOMIAL_LOGISTIC_LOSS = 16; MVN = 34; POOLING = 17; POWER = 26; RELU = 18; SIGMOID = 19;
+    SIGMOID_CROSS_ENTROPY_LOSS = 27; SILENCE = 36; SOFTMAX = 20; SOFTMAX_LOSS = 21; SPLIT = 22; SLICE = 33;
+    TANH = 23; WINDOW_DATA = 24; THRESHOLD = 31;
+  }
+  optional LayerType type = 5;
+  repeated BlobProto blobs = 6;
+  repeated string param = 1001;
+  enum DimCheckMode { STRICT = 0; PERMISSIVE = 1; }
+  repeated DimCheckMode blob_share_mode = 1002;
+  repeated float blobs_lr = 7;
+  repeated float weight_decay = 8;
+  repeated float loss_weight = 35;
+  optional ArgMaxParameter argmax_param = 23;
+  optional ConcatParameter concat_param = 9;
+  optional ConvolutionParameter convolution_param = 10;
+  optional DropoutParameter dropout_param = 12;
+  optional EltwiseParameter eltwise_param = 24;
+  optional ExpParameter exp_param = 41;
+  optional InnerProductParameter inner_product_param = 17;
+  optional LRNParameter lrn_param = 18;
+  optional PoolingParameter pooling_param = 19;
+  optional PowerParameter power_param = 21;
+  optional ReLUParameter relu_param = 30;
+  optional SigmoidParameter sigmoid_param = 38;
+  optional SoftmaxParameter softmax_param = 39;
+  optional SliceParameter slice_param = 31;
+  optional TanHParameter tanh_param = 37;
+  optional ThresholdParameter threshold_param = 25;
+}
+`;
+/**
+ * The caffemodel is decoded with a lean view of the same wire format: only layer names, types and blobs.
+ * Layer parameters in a caffemodel are ignored (structure comes from the prototxt), so protobufjs skips them.
+ * BlobProto is decoded by `decodeBlob` (caffemodel.ts) to keep float data as raw little-endian bytes.
+ */
+const CAFFEMODEL_PROTO = `
+syntax = "proto2";
+package caffemodel;
+message NetParameter {
+  optional string name = 1;
+  repeated LayerParameter layer = 100;
+  repeated V1LayerParameter layers = 2;
+}
+message LayerParameter {
+  optional string name = 1;
+  optional string type = 2;
+  repeated BlobProto blobs = 7;
+}
+message V1LayerParameter {
+  optional string name = 4;
+  optional int32 type = 5;
+  repeated BlobProto blobs = 6;
+}
+message BlobProto { }
+`;
+let caffeRoot;
+function caffeSchema() {
+    if (!caffeRoot) {
+        caffeRoot = protobufjs.parse(CAFFE_PROTO, { keepCase: true }).root;
+        caffeRoot.resolveAll();
+    }
+    return caffeRoot;
+}
+
+;// CONCATENATED MODULE: ./src/convert/textformat.ts
+
+
+function locOf(obj) {
+    return obj?.$loc;
+}
+function fieldLocOf(obj, field) {
+    return obj?.$fieldLocs?.[field] ?? locOf(obj);
+}
+function unknownFieldsOf(obj) {
+    return obj?.$unknown ?? [];
+}
+function textformat_define(obj, key, value) {
+    Object.defineProperty(obj, key, { value, enumerable: false, writable: true, configurable: true });
+}
+class Lexer {
+    src;
+    file;
+    pos = 0;
+    line = 1;
+    col = 1;
+    peeked;
+    constructor(src, file) {
+        this.src = src;
+        this.file = file;
+    }
+    fail(message, at) {
+        throw new util_errors/* ModelshipError */.W('syntax', message, { file: this.file, line: at.line, column: at.column });
+    }
+    peek() {
+        if (!this.peeked)
+            this.peeked = this.lex();
+        return this.peeked;
+    }
+    next() {
+        const t = this.peek();
+        this.peeked = undefined;
+        return t;
+    }
+    advance(n = 1) {
+        for (let i = 0; i < n; i++) {
+            if (this.src.charCodeAt(this.pos) === 10) {
+                this.line++;
+                this.col = 1;
+            }
+            else {
+                this.col++;
+            }
+            this.pos++;
+        }
+    }
+    skipSpaceAndComments() {
+        const s = this.src;
+        while (this.pos < s.length) {
+            const c = s[this.pos];
+            if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
+                this.advance();
+            }
+            else if (c === '#') {
+                while (this.pos < s.length && s[this.pos] !== '\n')
+                    this.advance();
+            }
+            else {
+                break;
+            }
+        }
+    }
+    lex() {
+        this.skipSpaceAndComments();
+        const s = this.src;
+        const line = this.line;
+        const column = this.col;
+        if (this.pos >= s.length)
+            return { kind: 'eof', text: '', line, column };
+        const c = s[this.pos];
+        if (/[A-Za-z_]/.test(c)) {
+            const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(s.slice(this.pos, this.pos + 256));
+            this.advance(m[0].length);
+            return { kind: 'ident', text: m[0], line, column };
+        }
+        if (/[0-9.\-+]/.test(c)) {
+            const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fF]?|inf(?:inity)?|nan)/i.exec(s.slice(this.pos, this.pos + 64));
+            if (!m || m[0] === '-' || m[0] === '+') {
+                // a lone sign before an identifier such as `-inf` is handled by the regex; anything else is an error
+                this.fail(`unexpected character '${c}'`, { line, column });
+            }
+            this.advance(m[0].length);
+            return { kind: 'number', text: m[0], line, column };
+        }
+        if (c === '"' || c === "'")
+            return this.lexString(c, line, column);
+        if ('{}<>[]:,;'.includes(c)) {
+            this.advance();
+            return { kind: 'punct', text: c, line, column };
+        }
+        const code = c.charCodeAt(0);
+        const shown = code < 32 || code > 126 ? `byte 0x${code.toString(16).padStart(2, '0')}` : `'${c}'`;
+        this.fail(`unexpected character ${shown}`, { line, column });
+    }
+    lexString(quote, line, column) {
+        const s = this.src;
+        this.advance(); // opening quote
+        let out = '';
+        for (;;) {
+            if (this.pos >= s.length || s[this.pos] === '\n')
+                this.fail('unterminated string', { line, column });
+            const c = s[this.pos];
+            if (c === quote) {
+                this.advance();
+                break;
+            }
+            if (c === '\\') {
+                const e = s[this.pos + 1];
+                if (e === undefined)
+                    this.fail('unterminated string', { line, column });
+                const simple = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
+                if (simple[e] !== undefined) {
+                    out += simple[e];
+                    this.advance(2);
+                }
+                else if (e === 'x' || e === 'X') {
+                    const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(this.pos + 2, this.pos + 4));
+                    if (!m)
+                        this.fail('bad \\x escape in string', { line: this.line, column: this.col });
+                    out += String.fromCharCode(parseInt(m[0], 16));
+                    this.advance(2 + m[0].length);
+                }
+                else if (/[0-7]/.test(e)) {
+                    const m = /^[0-7]{1,3}/.exec(s.slice(this.pos + 1, this.pos + 4));
+                    out += String.fromCharCode(parseInt(m[0], 8) & 0xff);
+                    this.advance(1 + m[0].length);
+                }
+                else {
+                    this.fail(`unknown escape '\\${e}' in string`, { line: this.line, column: this.col });
+                }
+                continue;
+            }
+            out += c;
+            this.advance();
+        }
+        return { kind: 'string', text: quote, value: out, line, column };
+    }
+}
+const INT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64', 'sfixed32', 'sfixed64']);
+const FLOAT_TYPES = new Set(['float', 'double']);
+class Parser {
+    opts;
+    lx;
+    tolerate;
+    constructor(src, opts) {
+        this.opts = opts;
+        this.lx = new Lexer(src, opts.file);
+        this.tolerate = new Set(opts.tolerateUnknownIn ?? []);
+    }
+    parseTop(type) {
+        const msg = this.newMessage({ line: 1, column: 1 });
+        this.parseFields(type, msg, 'eof');
+        return msg;
+    }
+    newMessage(loc) {
+        const m = {};
+        textformat_define(m, '$loc', loc);
+        textformat_define(m, '$fieldLocs', {});
+        return m;
+    }
+    parseFields(type, msg, close) {
+        for (;;) {
+            const t = this.lx.peek();
+            if (close === 'eof' ? t.kind === 'eof' : t.kind === 'punct' && t.text === close) {
+                this.lx.next();
+                return;
+            }
+            if (t.kind === 'eof')
+                this.lx.fail(`unexpected end of file: missing '${close}'`, t);
+            if (t.kind !== 'ident') {
+                this.lx.fail(`expected a field name, found ${describe(t)}`, t);
+            }
+            this.lx.next();
+            const field = type.fields[t.text];
+            if (!field) {
+                if (this.tolerate.has(type.name)) {
+                    this.skipValue(t);
+                    const unknown = msg.$unknown ?? [];
+                    unknown.push(t.text);
+                    textformat_define(msg, '$unknown', unknown);
+                    this.optionalSeparator();
+                    continue;
+                }
+                throw new util_errors/* ModelshipError */.W('schema', `unknown field "${t.text}" in ${type.name}`, {
+                    file: this.opts.file,
+                    line: t.line,
+                    column: t.column,
+                    field: t.text,
+                });
+            }
+            const fieldLocs = msg.$fieldLocs;
+            if (!fieldLocs[t.text])
+                fieldLocs[t.text] = { line: t.line, column: t.column };
+            this.parseFieldValue(type, field, msg, t);
+            this.optionalSeparator();
+        }
+    }
+    optionalSeparator() {
+        const t = this.lx.peek();
+        if (t.kind === 'punct' && (t.text === ',' || t.text === ';'))
+            this.lx.next();
+    }
+    store(type, field, msg, value, at) {
+        if (field.repeated) {
+            const arr = msg[field.name] ?? [];
+            arr.push(value);
+            msg[field.name] = arr;
+        }
+        else {
+            if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
+                throw new util_errors/* ModelshipError */.W('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
+                    file: this.opts.file,
+                    line: at.line,
+                    column: at.column,
+                    field: field.name,
+                });
+            }
+            msg[field.name] = value;
+        }
+    }
+    parseFieldValue(type, field, msg, nameTok) {
+        const resolved = field.resolvedType;
+        let t = this.lx.peek();
+        if (resolved instanceof protobufjs.Type) {
+            // message: optional ':' then '{' or '<'; or a list of messages `f: [{...}, {...}]`
+            if (t.kind === 'punct' && t.text === ':') {
+                this.lx.next();
+                t = this.lx.peek();
+            }
+            if (t.kind === 'punct' && t.text === '[') {
+                this.lx.next();
+                this.parseList(() => this.store(type, field, msg, this.parseMessageBody(resolved), nameTok));
+                return;
+            }
+            this.store(type, field, msg, this.parseMessageBody(resolved), nameTok);
+            return;
+        }
+        if (!(t.kind === 'punct' && t.text === ':')) {
+            this.lx.fail(`expected ':' after field "${field.name}", found ${describe(t)}`, t);
+        }
+        this.lx.next();
+        t = this.lx.peek();
+        if (t.kind === 'punct' && t.text === '[') {
+            if (!field.repeated)
+                this.lx.fail(`field "${field.name}" is not repeated; a list is not allowed`, t);
+            this.lx.next();
+            this.parseList(() => this.store(type, field, msg, this.parseScalar(field), nameTok));
+            return;
+        }
+        this.store(type, field, msg, this.parseScalar(field), nameTok);
+    }
+    parseList(item) {
+        const first = this.lx.peek();
+        if (first.kind === 'punct' && first.text === ']') {
+            this.lx.next();
+            return;
+        }
+        for (;;) {
+            item();
+            const t = this.lx.next();
+            if (t.kind === 'punct' && t.text === ']')
+                return;
+            if (!(t.kind === 'punct' && t.text === ','))
+                this.lx.fail(`expected ',' or ']' in list, found ${describe(t)}`, t);
+        }
+    }
+    parseMessageBody(type) {
+        const open = this.lx.next();
+        if (!(open.kind === 'punct' && (open.text === '{' || open.text === '<'))) {
+            this.lx.fail(`expected '{' to open ${type.name}, found ${describe(open)}`, open);
+        }
+        const msg = this.newMessage({ line: open.line, column: open.column });
+        this.parseFields(type, msg, open.text === '{' ? '}' : '>');
+        return msg;
+    }
+    parseScalar(field) {
+        const t = this.lx.next();
+        const resolved = field.resolvedType;
+        const bad = (what) => this.lx.fail(`field "${field.name}" expects ${what}, found ${describe(t)}`, t);
+        if (resolved instanceof protobufjs.Enum) {
+            if (t.kind === 'ident') {
+                if (!(t.text in resolved.values)) {
+                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
+                }
+                return t.text;
+            }
+            if (t.kind === 'number' && /^-?\d+$/.test(t.text)) {
+                const n = Number(t.text);
+                const name = resolved.valuesById[n];
+                if (name === undefined)
+                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
+                return name;
+            }
+            return bad(`an enum value`);
+        }
+        const ft = field.type;
+        if (ft === 'string' || ft === 'bytes') {
+            if (t.kind !== 'string')
+                bad('a quoted string');
+            let v = t.value;
+            // adjacent string literals are concatenated
+            while (this.lx.peek().kind === 'string')
+                v += this.lx.next().value;
+            return v;
+        }
+        if (ft === 'bool') {
+            if (t.kind === 'ident' && ['true', 'True', 't'].includes(t.text))
+                return true;
+            if (t.kind === 'ident' && ['false', 'False', 'f'].includes(t.text))
+                return false;
+            if (t.kind === 'number' && (t.text === '1' || t.text === '0'))
+                return t.text === '1';
+            return bad('true or false');
+        }
+        if (FLOAT_TYPES.has(ft)) {
+            let text = t.text;
+            if (t.kind === 'ident' && /^(inf|infinity|nan)$/i.test(text))
+                text = text.toLowerCase();
+            else if (t.kind !== 'number')
+                bad('a number');
+            return parseFloatLiteral(text) ?? bad('a number');
+        }
+        if (INT_TYPES.has(ft)) {
+            if (t.kind !== 'number')
+                bad('an integer');
+            const v = parseIntLiteral(t.text);
+            if (v === undefined)
+                bad('an integer');
+            if (ft.startsWith('uint') || ft === 'fixed32' || ft === 'fixed64') {
+                if (v < 0)
+                    bad('a non-negative integer');
+            }
+            if (ft.endsWith('32') && (v > 0xffffffff || v < -0x80000000))
+                bad('a 32-bit integer');
+            return v;
+        }
+        return bad(`a value of type ${ft}`);
+    }
+    /** Skip the value of an unknown (tolerated) field: a scalar, a list, or a nested message. */
+    skipValue(nameTok) {
+        let t = this.lx.peek();
+        if (t.kind === 'punct' && t.text === ':') {
+            this.lx.next();
+            t = this.lx.peek();
+            if (t.kind === 'punct' && t.text === '[') {
+                this.lx.next();
+                this.skipBalanced(']', t);
+                return;
+            }
+            if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
+                const v = this.lx.next();
+                if (v.kind === 'eof' || v.kind === 'punct')
+                    this.lx.fail(`expected a value for field "${nameTok.text}", found ${describe(v)}`, v);
+                if (v.kind === 'string')
+                    while (this.lx.peek().kind === 'string')
+                        this.lx.next();
+                return;
+            }
+        }
+        t = this.lx.next();
+        if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
+            this.lx.fail(`expected ':' or '{' after field "${nameTok.text}", found ${describe(t)}`, t);
+        }
+        this.skipBalanced(t.text === '{' ? '}' : '>', t);
+    }
+    skipBalanced(close, open) {
+        const stack = [close];
+        while (stack.length) {
+            const t = this.lx.next();
+            if (t.kind === 'eof')
+                this.lx.fail(`unexpected end of file: '${open.text}' opened here is not closed`, open);
+            if (t.kind !== 'punct')
+                continue;
+            if (t.text === '{')
+                stack.push('}');
+            else if (t.text === '<')
+                stack.push('>');
+            else if (t.text === '[')
+                stack.push(']');
+            else if (t.text === stack[stack.length - 1])
+                stack.pop();
+            else if ('}>]'.includes(t.text))
+                this.lx.fail(`unbalanced '${t.text}'`, t);
+        }
+    }
+}
+function describe(t) {
+    if (t.kind === 'eof')
+        return 'end of file';
+    if (t.kind === 'string')
+        return 'a string';
+    return `'${t.text}'`;
+}
+function parseFloatLiteral(text) {
+    let s = text.toLowerCase();
+    if (/^[-+]?(inf|infinity)$/.test(s))
+        return s.startsWith('-') ? -Infinity : Infinity;
+    if (/^[-+]?nan$/.test(s))
+        return NaN;
+    if (/^[-+]?0x/.test(s))
+        return parseIntLiteral(text);
+    if (s.endsWith('f'))
+        s = s.slice(0, -1);
+    if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/.test(s))
+        return undefined;
+    return Number(s);
+}
+function parseIntLiteral(text) {
+    const m = /^([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
+    if (!m)
+        return undefined;
+    const body = m[2];
+    let v;
+    if (/^0[xX]/.test(body))
+        v = parseInt(body.slice(2), 16);
+    else if (body.length > 1 && body.startsWith('0'))
+        v = parseInt(body, 8);
+    else
+        v = parseInt(body, 10);
+    if (!Number.isSafeInteger(v))
+        return undefined;
+    return m[1] === '-' ? -v : v;
+}
+/** Parse text-format `src` as message `type`. Throws ModelshipError('syntax' | 'schema') with file:line:column. */
+function parseTextFormat(src, type, opts) {
+    return new Parser(src, opts).parseTop(type);
+}
+
+;// CONCATENATED MODULE: ./src/convert/net.ts
+
+
+
+
+/** Legacy V1 enum type → V2 type string (as Caffe's UpgradeV1LayerType does). */
+const V1_TO_V2 = {
+    ABSVAL: 'AbsVal', ACCURACY: 'Accuracy', ARGMAX: 'ArgMax', BNLL: 'BNLL', CONCAT: 'Concat',
+    CONTRASTIVE_LOSS: 'ContrastiveLoss', CONVOLUTION: 'Convolution', DATA: 'Data', DECONVOLUTION: 'Deconvolution',
+    DROPOUT: 'Dropout', DUMMY_DATA: 'DummyData', EUCLIDEAN_LOSS: 'EuclideanLoss', ELTWISE: 'Eltwise', EXP: 'Exp',
+    FLATTEN: 'Flatten', HDF5_DATA: 'HDF5Data', HDF5_OUTPUT: 'HDF5Output', HINGE_LOSS: 'HingeLoss', IM2COL: 'Im2col',
+    IMAGE_DATA: 'ImageData', INFOGAIN_LOSS: 'InfogainLoss', INNER_PRODUCT: 'InnerProduct', LRN: 'LRN',
+    MEMORY_DATA: 'MemoryData', MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss', MVN: 'MVN', POOLING: 'Pooling',
+    POWER: 'Power', RELU: 'ReLU', SIGMOID: 'Sigmoid', SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
+    SILENCE: 'Silence', SOFTMAX: 'Softmax', SOFTMAX_LOSS: 'SoftmaxWithLoss', SPLIT: 'Split', SLICE: 'Slice',
+    TANH: 'TanH', WINDOW_DATA: 'WindowData', THRESHOLD: 'Threshold', NONE: 'NONE',
+};
+/** Reject input that is obviously not a text prototxt before the parser reports a confusing column. */
+function checkLooksLikeText(bytes, file) {
+    const n = Math.min(bytes.length, 4096);
+    let control = 0;
+    for (let i = 0; i < n; i++) {
+        const c = bytes[i];
+        if (c === 0) {
+            throw new util_errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
+        }
+        if (c < 9 || (c > 13 && c < 32))
+            control++;
+    }
+    if (n > 0 && control / n > 0.05) {
+        throw new util_errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
+    }
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+    const bad = text.indexOf('\uFFFD');
+    if (bad >= 0) {
+        const line = text.slice(0, bad).split('\n').length;
+        throw new util_errors/* ModelshipError */.W('syntax', 'invalid UTF-8 in prototxt', { file, line });
+    }
+    return text;
+}
+/** Parse a deploy.prototxt (text) into a normalised net. */
+function parsePrototxt(bytes, file) {
+    const text = checkLooksLikeText(bytes, file);
+    const root = caffeSchema();
+    const NetParameter = root.lookupType('caffe.NetParameter');
+    const msg = parseTextFormat(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
+    return normalizeNet(msg, file);
+}
+function isIncludedInTest(layer) {
+    // Caffe's StateMeetsRule for the deploy state: phase TEST, level 0, no stages.
+    const meets = (rule) => {
+        if (rule.phase !== undefined && rule.phase !== 'TEST')
+            return false;
+        if (rule.min_level !== undefined && 0 < rule.min_level)
+            return false;
+        if (rule.max_level !== undefined && 0 > rule.max_level)
+            return false;
+        if ((rule.stage ?? []).length > 0)
+            return false;
+        return true;
+    };
+    const include = layer.include ?? [];
+    const exclude = layer.exclude ?? [];
+    if (include.length > 0)
+        return include.some(meets);
+    return !exclude.some(meets);
+}
+function normalizeNet(msg, file) {
+    const v2 = msg.layer ?? [];
+    const v1 = msg.layers ?? [];
+    if (v2.length > 0 && v1.length > 0) {
+        throw new util_errors/* ModelshipError */.W('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: fieldLocOf(msg, 'layers')?.line });
+    }
+    const format = v1.length > 0 ? 'V1' : 'V2';
+    const inputs = [];
+    // Legacy input declarations: input + input_dim (4 per input) or input + input_shape.
+    const inputNames = msg.input ?? [];
+    if (inputNames.length > 0) {
+        const inputDim = msg.input_dim ?? [];
+        const inputShape = msg.input_shape ?? [];
+        const loc = fieldLocOf(msg, 'input');
+        if (inputShape.length > 0 && inputDim.length > 0) {
+            throw new util_errors/* ModelshipError */.W('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
+        }
+        if (inputShape.length > 0) {
+            if (inputShape.length !== inputNames.length) {
+                throw new util_errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
+            }
+            inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
+        }
+        else if (inputDim.length > 0) {
+            if (inputDim.length !== 4 * inputNames.length) {
+                throw new util_errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
+            }
+            inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
+        }
+        else {
+            throw new util_errors/* ModelshipError */.W('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
+        }
+    }
+    const layers = [];
+    const source = format === 'V2' ? v2 : v1;
+    source.forEach((l, i) => {
+        if (!isIncludedInTest(l))
+            return;
+        const loc = locOf(l);
+        const rawType = l.type;
+        if (rawType === undefined || rawType === '') {
+            throw new util_errors/* ModelshipError */.W('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
+        }
+        const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
+        const name = l.name ?? `${type.toLowerCase()}_${i}`;
+        layers.push({
+            name,
+            type,
+            bottoms: (l.bottom ?? []).slice(),
+            tops: (l.top ?? []).slice(),
+            msg: l,
+            loc,
+            unknownFields: unknownFieldsOf(l),
+        });
+    });
+    // Input layers become net inputs.
+    for (const l of layers) {
+        if (l.type !== 'Input')
+            continue;
+        const shapes = (paramsOf(l, 'input_param').shape ?? []).map((s) => s.dim ?? []);
+        if (shapes.length === 0) {
+            throw new util_errors/* ModelshipError */.W('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
+        }
+        if (shapes.length !== 1 && shapes.length !== l.tops.length) {
+            throw new util_errors/* ModelshipError */.W('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
+        }
+        l.tops.forEach((top, i) => inputs.push({ name: top, shape: shapes[shapes.length === 1 ? 0 : i], loc: l.loc }));
+    }
+    for (const inp of inputs) {
+        if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+            throw new util_errors/* ModelshipError */.W('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
+        }
+    }
+    if (inputs.length === 0) {
+        throw new util_errors/* ModelshipError */.W('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
+    }
+    return { name: msg.name ?? 'net', file, format, inputs, layers: layers.filter((l) => l.type !== 'Input') };
+}
+const paramTypeCache = new Map();
+/**
+ * A layer's `*_param` message with Caffe's defaults filled in for absent scalar fields. V1 and V2 share the
+ * param message types, so handlers read `paramsOf(layer, 'convolution_param').kernel_size` either way.
+ */
+function paramsOf(layer, field) {
+    const root = caffeSchema();
+    const msgType = root.lookupType('caffe.LayerParameter');
+    const f = msgType.fields[field];
+    if (!f)
+        throw new Error(`internal: no LayerParameter field ${field}`);
+    let type = paramTypeCache.get(field);
+    if (!type) {
+        type = f.resolvedType;
+        paramTypeCache.set(field, type);
+    }
+    return withDefaults(layer.msg[field] ?? {}, type);
+}
+function withDefaults(msg, type) {
+    const out = {};
+    for (const f of type.fieldsArray) {
+        if (Object.prototype.hasOwnProperty.call(msg, f.name))
+            out[f.name] = msg[f.name];
+        else if (f.repeated)
+            out[f.name] = [];
+        else if (f.resolvedType instanceof protobufjs.Type)
+            out[f.name] = undefined;
+        else if (f.resolvedType instanceof protobufjs.Enum) {
+            const d = f.options?.default;
+            out[f.name] = d ?? Object.keys(f.resolvedType.values)[0];
+        }
+        else
+            out[f.name] = f.options?.default ?? (f.type === 'bool' ? false : f.type === 'string' ? '' : 0);
+    }
+    for (const k of ['$loc', '$fieldLocs']) {
+        Object.defineProperty(out, k, { value: msg[k], enumerable: false });
     }
     return out;
 }
-function kserve_flatten(data, into, name) {
-    if (Array.isArray(data)) {
-        for (const d of data)
-            kserve_flatten(d, into, name);
+/** Does the layer set this `*_param` explicitly? */
+function hasParam(layer, field, sub) {
+    const p = layer.msg[field];
+    if (!p)
+        return false;
+    return sub === undefined ? true : Object.prototype.hasOwnProperty.call(p, sub);
+}
+
+;// CONCATENATED MODULE: ./src/convert/caffemodel.ts
+
+
+
+
+let root;
+function schema() {
+    if (!root) {
+        root = protobufjs.parse(CAFFEMODEL_PROTO, { keepCase: true }).root;
+        root.resolveAll();
+        const blobType = root.lookupType('caffemodel.BlobProto');
+        // Replace the (empty) generated BlobProto decoder with one that keeps packed float data as bytes:
+        // a 28 MB GoogLeNet decodes without materialising 7 M JS numbers.
+        blobType.decode = decodeBlob;
     }
-    else if (typeof data === 'number') {
-        into.push(data);
+    return root;
+}
+function decodeBlob(input, length) {
+    const r = input instanceof protobufjs.Reader ? input : protobufjs.Reader.create(input);
+    const end = length === undefined ? r.len : r.pos + length;
+    const b = { hasLegacy: false, num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
+    while (r.pos < end) {
+        const tag = r.uint32();
+        const field = tag >>> 3;
+        const wire = tag & 7;
+        switch (field) {
+            case 5: // repeated float data (packed or not)
+                if (wire === 2)
+                    b.floatChunks.push(r.bytes());
+                else if (wire === 5)
+                    b.floatValues.push(r.float());
+                else
+                    r.skipType(wire);
+                break;
+            case 8: // repeated double double_data
+                if (wire === 2)
+                    b.doubleChunks.push(r.bytes());
+                else if (wire === 1)
+                    b.doubleValues.push(r.double());
+                else
+                    r.skipType(wire);
+                break;
+            case 7: {
+                // BlobShape { repeated int64 dim = 1 [packed] }
+                if (wire !== 2) {
+                    r.skipType(wire);
+                    break;
+                }
+                const len = r.uint32();
+                const shapeEnd = r.pos + len;
+                const dims = b.dims ?? [];
+                while (r.pos < shapeEnd) {
+                    const t2 = r.uint32();
+                    if (t2 >>> 3 === 1 && (t2 & 7) === 2) {
+                        const l2 = r.uint32();
+                        const e2 = r.pos + l2;
+                        while (r.pos < e2)
+                            dims.push(int64(r));
+                    }
+                    else if (t2 >>> 3 === 1 && (t2 & 7) === 0) {
+                        dims.push(int64(r));
+                    }
+                    else {
+                        r.skipType(t2 & 7);
+                    }
+                }
+                if (r.pos !== shapeEnd)
+                    throw new RangeError('blob shape overruns its length');
+                b.dims = dims;
+                break;
+            }
+            case 1:
+            case 2:
+            case 3:
+            case 4: {
+                if (wire !== 0) {
+                    r.skipType(wire);
+                    break;
+                }
+                const v = r.int32();
+                b.hasLegacy = true;
+                if (field === 1)
+                    b.num = v;
+                else if (field === 2)
+                    b.channels = v;
+                else if (field === 3)
+                    b.height = v;
+                else
+                    b.width = v;
+                break;
+            }
+            default:
+                r.skipType(wire); // diff, double_diff and anything newer
+        }
     }
-    else if (typeof data === 'boolean') {
-        into.push(data ? 1 : 0);
+    if (r.pos !== end)
+        throw new RangeError('blob overruns its length');
+    return b;
+}
+function int64(r) {
+    const v = r.int64();
+    return typeof v === 'number' ? v : v.toNumber();
+}
+function concatBytes(chunks) {
+    if (chunks.length === 1)
+        return chunks[0];
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (const c of chunks) {
+        out.set(c, o);
+        o += c.length;
+    }
+    return out;
+}
+function toWeightBlob(raw, where) {
+    // Caffe's Blob::FromProto: legacy 4-D fields win when present; otherwise `shape` (absent shape = 0-D blob)
+    const legacy = raw.hasLegacy;
+    const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
+    for (const d of shape) {
+        if (!Number.isSafeInteger(d) || d < 0) {
+            throw new util_errors/* ModelshipError */.W('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
+        }
+    }
+    const count = shape.reduce((a, d) => a * d, 1);
+    let data;
+    const floatBytes = raw.floatChunks.reduce((n, c) => n + c.length, 0);
+    const nFloat = floatBytes / 4 + raw.floatValues.length;
+    const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
+    const nDouble = doubleBytes / 8 + raw.doubleValues.length;
+    if (floatBytes % 4 !== 0 || doubleBytes % 8 !== 0) {
+        throw new util_errors/* ModelshipError */.W('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
+    }
+    if (nFloat > 0 || nDouble === 0) {
+        if (nFloat !== count) {
+            throw new util_errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
+        }
+        if (raw.floatValues.length === 0) {
+            data = FloatData.fromBytes(concatBytes(raw.floatChunks));
+        }
+        else {
+            data = FloatData.fromArray([...floatsOf(raw.floatChunks), ...raw.floatValues]);
+        }
     }
     else {
-        throw new ProtocolError(400, `input "${name}": data must be numbers (nested arrays allowed), found ${data === null ? 'null' : typeof data}`);
-    }
-}
-/** Parse an infer request body (JSON, or JSON header + binary tensors when `headerLength` is given). */
-function parseInferRequest(body, headerLength) {
-    let jsonPart = body;
-    let binary = Buffer.alloc(0);
-    if (headerLength !== undefined) {
-        if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
-            throw new ProtocolError(400, `Inference-Header-Content-Length ${headerLength} does not fit the ${body.length}-byte body`);
+        if (nDouble !== count) {
+            throw new util_errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
         }
-        jsonPart = body.subarray(0, headerLength);
-        binary = body.subarray(headerLength);
+        const values = new Float32Array(count);
+        let i = 0;
+        for (const c of raw.doubleChunks) {
+            const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
+            for (let o = 0; o < c.byteLength; o += 8)
+                values[i++] = dv.getFloat64(o, true);
+        }
+        for (const v of raw.doubleValues)
+            values[i++] = v;
+        data = FloatData.fromArray(values);
     }
-    let req;
+    return { shape, legacy, data };
+}
+function floatsOf(chunks) {
+    const out = [];
+    for (const c of chunks) {
+        const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
+        for (let o = 0; o < c.byteLength; o += 4)
+            out.push(dv.getFloat32(o, true));
+    }
+    return out;
+}
+const V1_TYPE_NAMES = {
+    35: 'ABSVAL', 1: 'ACCURACY', 30: 'ARGMAX', 2: 'BNLL', 3: 'CONCAT', 37: 'CONTRASTIVE_LOSS', 4: 'CONVOLUTION', 5: 'DATA',
+    39: 'DECONVOLUTION', 6: 'DROPOUT', 32: 'DUMMY_DATA', 7: 'EUCLIDEAN_LOSS', 25: 'ELTWISE', 38: 'EXP', 8: 'FLATTEN',
+    9: 'HDF5_DATA', 10: 'HDF5_OUTPUT', 28: 'HINGE_LOSS', 11: 'IM2COL', 12: 'IMAGE_DATA', 13: 'INFOGAIN_LOSS',
+    14: 'INNER_PRODUCT', 15: 'LRN', 29: 'MEMORY_DATA', 16: 'MULTINOMIAL_LOGISTIC_LOSS', 34: 'MVN', 17: 'POOLING',
+    26: 'POWER', 18: 'RELU', 19: 'SIGMOID', 27: 'SIGMOID_CROSS_ENTROPY_LOSS', 36: 'SILENCE', 20: 'SOFTMAX',
+    21: 'SOFTMAX_LOSS', 22: 'SPLIT', 33: 'SLICE', 23: 'TANH', 24: 'WINDOW_DATA', 31: 'THRESHOLD',
+};
+/**
+ * Decode a binary .caffemodel (NetParameter). Both the V2 `layer` field (100) and the legacy V1 `layers`
+ * field (2) are read; blobs may use `shape` or the legacy num/channels/height/width, float `data` or `double_data`.
+ */
+function decodeCaffeModel(bytes, file) {
+    if (bytes.length === 0)
+        throw new util_errors/* ModelshipError */.W('binary', 'the caffemodel is empty', { file });
+    const NetParameter = schema().lookupType('caffemodel.NetParameter');
+    let msg;
     try {
-        req = JSON.parse(jsonPart.toString('utf8'));
+        msg = NetParameter.decode(bytes);
     }
     catch (e) {
-        throw new ProtocolError(400, `malformed JSON in the request: ${e.message}`);
+        const why = e.message;
+        throw new util_errors/* ModelshipError */.W('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
     }
-    if (typeof req !== 'object' || req === null || !Array.isArray(req.inputs) || req.inputs.length === 0) {
-        throw new ProtocolError(400, 'the request needs a non-empty "inputs" array');
+    const layers = new Map();
+    const v2 = msg.layer ?? [];
+    const v1 = msg.layers ?? [];
+    if (v2.length === 0 && v1.length === 0) {
+        throw new util_errors/* ModelshipError */.W('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
     }
-    let offset = 0;
-    const inputs = req.inputs.map((t, i) => {
-        const name = typeof t?.name === 'string' ? t.name : '';
+    const add = (name, type, blobs) => {
         if (!name)
-            throw new ProtocolError(400, `inputs[${i}] has no "name"`);
-        const shape = t.shape;
-        if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0))
-            throw new ProtocolError(400, `input "${name}": "shape" must be an array of non-negative integers`);
-        const datatype = typeof t.datatype === 'string' ? t.datatype : '';
-        if (!datatype)
-            throw new ProtocolError(400, `input "${name}": "datatype" is required`);
-        const count = shape.reduce((a, d) => a * d, 1);
-        const params = (t.parameters ?? {});
-        if (params.binary_data_size !== undefined) {
-            const size = Number(params.binary_data_size);
-            if (!Number.isInteger(size) || size < 0 || offset + size > binary.length) {
-                throw new ProtocolError(400, `input "${name}": binary_data_size ${params.binary_data_size} exceeds the binary part of the body`);
-            }
-            const data = toFloat32(datatype, binary.subarray(offset, offset + size), count, name);
-            offset += size;
-            return { name, shape: shape, datatype, data };
+            return;
+        if (!blobs || blobs.length === 0) {
+            if (!layers.has(name))
+                layers.set(name, { type, blobs: [] });
+            return;
         }
-        if (!['FP32', 'FP64', 'INT64', 'INT32', 'UINT8', 'BOOL'].includes(datatype))
-            throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported`);
-        const flat = [];
-        kserve_flatten(t.data, flat, name);
-        if (flat.length !== count)
-            throw new ProtocolError(400, `input "${name}": shape [${shape.join(', ')}] needs ${count} values, "data" has ${flat.length}`);
-        return { name, shape: shape, datatype, data: Float32Array.from(flat) };
+        layers.set(name, { type, blobs: blobs.map((b, index) => toWeightBlob(b, { file, layer: name, index })) });
+    };
+    for (const l of v1)
+        add(l.name, V1_TYPE_NAMES[l.type ?? 0] ?? String(l.type), l.blobs);
+    for (const l of v2)
+        add(l.name, l.type ?? '', l.blobs);
+    return { name: msg.name, format: v2.length > 0 ? 'V2' : 'V1', layers };
+}
+
+;// CONCATENATED MODULE: ./src/convert/layers/types.ts
+
+
+/** What a layer handler gets: the layer, its resolved bottoms, its weights and the graph to emit into. */
+class LayerContext {
+    g;
+    layer;
+    file;
+    weightsFile;
+    inputs;
+    blobs;
+    topNames;
+    /** set once the handler asked for its weights; a layer that takes none but has some in the caffemodel is an error */
+    consumedWeights = false;
+    constructor(g, layer, file, weightsFile, inputs, blobs, topNames) {
+        this.g = g;
+        this.layer = layer;
+        this.file = file;
+        this.weightsFile = weightsFile;
+        this.inputs = inputs;
+        this.blobs = blobs;
+        this.topNames = topNames;
+    }
+    /** The ONNX name the handler must give top `i` (decided by the converter: SSA names for in-place layers). */
+    out(i = 0) {
+        return this.topNames[i];
+    }
+    get x() {
+        return this.inputs[0];
+    }
+    /** A fresh internal tensor name scoped by the layer name. */
+    tmp(suffix) {
+        return this.g.unique(`${this.layer.name}/${suffix}`);
+    }
+    params(field) {
+        return paramsOf(this.layer, field);
+    }
+    fail(message, code = 'graph') {
+        throw new util_errors/* ModelshipError */.W(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+    }
+    unsupported(message) {
+        return this.fail(message, 'unsupported');
+    }
+    /** Require exactly `n` bottoms (or a range) and `m` tops. */
+    arity(bottoms, tops = 1) {
+        const check = (have, want, what) => {
+            const [lo, hi] = typeof want === 'number' ? [want, want] : want;
+            if (have < lo || have > hi) {
+                const w = lo === hi ? `${lo}` : hi === Infinity ? `at least ${lo}` : `${lo} to ${hi}`;
+                this.fail(`expects ${w} ${what}${lo === 1 && hi === 1 ? '' : 's'}, found ${have}`);
+            }
+        };
+        check(this.layer.bottoms.length, bottoms, 'bottom');
+        check(this.layer.tops.length, tops, 'top');
+    }
+    /** A dimension that must be static (known at conversion time). */
+    staticDim(shape, axis, what = 'this layer') {
+        const d = shape[axis];
+        if (typeof d !== 'number')
+            this.unsupported(`${what} needs a static size for axis ${axis} of [${shape.join(', ')}]; it is the dynamic batch`);
+        return d;
+    }
+    staticShape(shape, what = 'this layer') {
+        return shape.map((_, i) => this.staticDim(shape, i, what));
+    }
+    /** Caffe's CanonicalAxisIndex: negative axes count from the end. */
+    axis(a, rank, field = 'axis') {
+        if (a < -rank || a >= rank)
+            this.fail(`${field} ${a} is out of range for a ${rank}-D input`);
+        return a < 0 ? a + rank : a;
+    }
+    /**
+     * The layer's learned blobs from the caffemodel, checked against the shapes the prototxt implies
+     * (Caffe's Blob::ShapeEquals, which also accepts legacy 4-D num/channels/height/width).
+     */
+    weights(expected) {
+        this.consumedWeights = true;
+        const blobs = this.blobs;
+        if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {
+            throw new util_errors/* ModelshipError */.W('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+        }
+        if (blobs.length !== expected.length) {
+            throw new util_errors/* ModelshipError */.W('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+        }
+        return expected.map((e, i) => {
+            const b = blobs[i];
+            if (!shapeEquals(b, e.shape)) {
+                throw new util_errors/* ModelshipError */.W('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+            }
+            return b.data;
+        });
+    }
+    /** Number of learned blobs present for this layer in the caffemodel (undefined if the layer is absent). */
+    get blobCount() {
+        return this.blobs?.length;
+    }
+}
+function shapeEquals(b, expected) {
+    if (!b.legacy)
+        return b.shape.length === expected.length && b.shape.every((d, i) => d === expected[i]);
+    if (expected.length > 4)
+        return false;
+    const padded = [...Array(4 - expected.length).fill(1), ...expected];
+    return padded.every((d, i) => d === b.shape[i]);
+}
+
+;// CONCATENATED MODULE: ./src/convert/layers/common.ts
+
+/**
+ * Kernel / pad / stride / dilation of Convolution and Pooling, as Caffe reads them: `*_h`/`*_w` for 2-D,
+ * else one value for every spatial axis or one per axis. `fallback` undefined means the value is required.
+ */
+function spatialParam(ctx, field, name, nsp, fallback) {
+    const raw = ctx.layer.msg[field] ?? {};
+    const has = (k) => Object.prototype.hasOwnProperty.call(raw, k);
+    const base = name === 'kernel' ? 'kernel_size' : name;
+    const hKey = `${name}_h`;
+    const wKey = `${name}_w`;
+    if (name !== 'dilation' && (has(hKey) || has(wKey))) {
+        if (nsp !== 2)
+            ctx.fail(`${hKey}/${wKey} can only be used for 2-D data`);
+        if (has(base))
+            ctx.fail(`either ${base} or ${hKey}/${wKey} may be given, not both`);
+        if (name === 'kernel' && !(has(hKey) && has(wKey)))
+            ctx.fail('kernel_h and kernel_w must both be given');
+        const h = has(hKey) ? raw[hKey] : (fallback ?? 0);
+        const w = has(wKey) ? raw[wKey] : (fallback ?? 0);
+        return [h, w];
+    }
+    const v = raw[base];
+    const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
+    if (list.length === 0) {
+        if (fallback === undefined)
+            ctx.fail(`${base} is required`);
+        return Array(nsp).fill(fallback);
+    }
+    if (list.length === 1)
+        return Array(nsp).fill(list[0]);
+    if (list.length !== nsp)
+        ctx.fail(`${base} has ${list.length} values for ${nsp} spatial axes`);
+    return list;
+}
+/**
+ * Reshape `x` to `target` (symbolic dims allowed). Symbolic dims that stay at the same index are copied (0);
+ * at most one other dim may be unknown (-1).
+ */
+function reshape(ctx, x, target, out) {
+    const spec = target.map((d, i) => {
+        if (typeof d === 'number')
+            return d;
+        if (x.shape[i] === d)
+            return 0;
+        return -1;
     });
-    if (offset !== binary.length)
-        throw new ProtocolError(400, `${binary.length - offset} bytes of binary data are not claimed by any input`);
-    const reqParams = (req.parameters ?? {});
-    const outputs = Array.isArray(req.outputs)
-        ? req.outputs.map((o) => ({ name: String(o?.name ?? ''), binary: Boolean(o?.parameters?.binary_data) }))
-        : [];
-    return { id: typeof req.id === 'string' ? req.id : undefined, inputs, outputs, binaryOutputs: Boolean(reqParams.binary_data_output) };
+    if (spec.filter((d) => d === -1).length > 1)
+        ctx.unsupported(`cannot express reshape of [${x.shape.join(', ')}] to [${target.join(', ')}] with a dynamic batch`);
+    const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
+    ctx.g.node('Reshape', [x.name, shapeName], [out]);
 }
-/** Encode an infer response: JSON, or JSON header + binary tensors (returns the header length to send). */
-function encodeInferResponse(model, version, id, outputs) {
-    const binaries = [];
-    const json = {
-        model_name: model,
-        model_version: version,
-        ...(id !== undefined ? { id } : {}),
-        outputs: outputs.map((o) => {
-            if (o.binary) {
-                const b = Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength);
-                binaries.push(b);
-                return { name: o.name, datatype: 'FP32', shape: o.shape, parameters: { binary_data_size: b.length } };
+function product(dims) {
+    let n = 1;
+    const syms = [];
+    for (const d of dims) {
+        if (typeof d === 'number')
+            n *= d;
+        else
+            syms.push(d);
+    }
+    if (syms.length === 0)
+        return n;
+    return n === 1 && syms.length === 1 ? syms[0] : [...syms, ...(n === 1 ? [] : [String(n)])].join('*');
+}
+function unary(op, attrs = {}) {
+    return (ctx) => {
+        ctx.arity(1, 1);
+        ctx.g.node(op, [ctx.x.name], [ctx.out()], attrs);
+        return [ctx.x.shape];
+    };
+}
+/** A float scalar constant (shape []) for element-wise ops. */
+function scalar(ctx, suffix, v) {
+    return ctx.g.floatInit(`${ctx.layer.name}/${suffix}`, [], [v]);
+}
+function sameShape(a, b) {
+    return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+function convGeometry(ctx) {
+    ctx.arity(1, 1);
+    const p = ctx.params('convolution_param');
+    const x = ctx.x;
+    if (p.axis !== 1)
+        ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
+    const nsp = x.shape.length - 2;
+    if (nsp < 1)
+        ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
+    const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
+    const numOutput = p.num_output;
+    const group = p.group;
+    if (!numOutput)
+        ctx.fail('convolution_param.num_output is required');
+    if (group < 1 || C % group !== 0)
+        ctx.fail(`input channels ${C} are not divisible by group ${group}`);
+    if (numOutput % group !== 0)
+        ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
+    const g = {
+        C,
+        numOutput,
+        group,
+        kernel: spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined),
+        pad: spatialParam(ctx, 'convolution_param', 'pad', nsp, 0),
+        stride: spatialParam(ctx, 'convolution_param', 'stride', nsp, 1),
+        dilation: spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1),
+        biasTerm: p.bias_term,
+    };
+    if ([...g.kernel, ...g.stride, ...g.dilation].some((v) => v < 1))
+        ctx.fail('kernel, stride and dilation must be positive');
+    return g;
+}
+/** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
+function emitConv(ctx, op, g, weightShape, extra = {}) {
+    const expected = [{ name: 'weights', shape: weightShape }];
+    if (g.biasTerm)
+        expected.push({ name: 'bias', shape: [g.numOutput] });
+    const [w, b] = ctx.weights(expected);
+    const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
+    if (g.biasTerm)
+        inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
+    ctx.g.node(op, inputs, [ctx.out()], {
+        kernel_shape: attr.ints(g.kernel),
+        pads: attr.ints([...g.pad, ...g.pad]),
+        strides: attr.ints(g.stride),
+        dilations: attr.ints(g.dilation),
+        group: attr.i(g.group),
+        ...extra,
+    }, ctx.layer.name);
+}
+
+;// CONCATENATED MODULE: ./src/convert/layers/convolution.ts
+
+/** Convolution (group incl. depthwise, dilation, kernel/pad/stride incl. *_h/*_w, bias_term) → Conv. */
+const convolution = {
+    types: ['Convolution'],
+    convert(ctx) {
+        const g = convGeometry(ctx);
+        const x = ctx.x;
+        const spatial = x.shape.slice(2).map((_, i) => {
+            const H = ctx.staticDim(x.shape, 2 + i, 'convolution');
+            const ext = g.dilation[i] * (g.kernel[i] - 1) + 1;
+            const o = Math.floor((H + 2 * g.pad[i] - ext) / g.stride[i]) + 1;
+            if (o < 1)
+                ctx.fail(`kernel extent ${ext} does not fit input size ${H} with pad ${g.pad[i]}`);
+            return o;
+        });
+        emitConv(ctx, 'Conv', g, [g.numOutput, g.C / g.group, ...g.kernel]);
+        return [[x.shape[0], g.numOutput, ...spatial]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/deconvolution.ts
+
+
+/** Deconvolution (transposed convolution, Caffe weight layout [C_in, C_out/group, k...]) → ConvTranspose. */
+const deconvolution = {
+    types: ['Deconvolution'],
+    convert(ctx) {
+        const g = convGeometry(ctx);
+        const x = ctx.x;
+        const spatial = x.shape.slice(2).map((_, i) => {
+            const H = ctx.staticDim(x.shape, 2 + i, 'deconvolution');
+            const o = g.stride[i] * (H - 1) + g.dilation[i] * (g.kernel[i] - 1) + 1 - 2 * g.pad[i];
+            if (o < 1)
+                ctx.fail(`output size ${o} is not positive`);
+            return o;
+        });
+        emitConv(ctx, 'ConvTranspose', g, [g.C, g.numOutput / g.group, ...g.kernel], { output_shape: attr.ints(spatial) });
+        return [[x.shape[0], g.numOutput, ...spatial]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/inner_product.ts
+
+
+/** InnerProduct (axis, transpose, bias_term) → Flatten + Gemm (axis 1) or Reshape + MatMul + Add. */
+const innerProduct = {
+    types: ['InnerProduct'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('inner_product_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const numOutput = p.num_output;
+        if (!numOutput)
+            ctx.fail('inner_product_param.num_output is required');
+        const K = x.shape.slice(axis).reduce((a, _d, i) => a * ctx.staticDim(x.shape, axis + i, 'inner product'), 1);
+        const transpose = p.transpose;
+        const biasTerm = p.bias_term;
+        const expected = [{ name: 'weights', shape: transpose ? [K, numOutput] : [numOutput, K] }];
+        if (biasTerm)
+            expected.push({ name: 'bias', shape: [numOutput] });
+        const [w, b] = ctx.weights(expected);
+        const outShape = [...x.shape.slice(0, axis), numOutput];
+        if (axis === 1) {
+            const flat = ctx.tmp('flatten');
+            ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
+            const inputs = [flat, ctx.g.floatInit(`${ctx.layer.name}/W`, expected[0].shape, w)];
+            if (biasTerm)
+                inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b));
+            ctx.g.node('Gemm', inputs, [ctx.out()], { transB: attr.i(transpose ? 0 : 1) }, ctx.layer.name);
+            return [outShape];
+        }
+        // General axis: [d0..d(axis-1), K] x W^T
+        const flat = ctx.tmp('reshape');
+        reshape(ctx, x, [...x.shape.slice(0, axis), K], flat);
+        let wt = w;
+        if (!transpose) {
+            const src = w.values;
+            const t = new Float32Array(K * numOutput);
+            for (let o = 0; o < numOutput; o++)
+                for (let i = 0; i < K; i++)
+                    t[i * numOutput + o] = src[o * K + i];
+            wt = t;
+        }
+        const wName = ctx.g.floatInit(`${ctx.layer.name}/W`, [K, numOutput], wt);
+        if (biasTerm) {
+            const mm = ctx.tmp('matmul');
+            ctx.g.node('MatMul', [flat, wName], [mm]);
+            ctx.g.node('Add', [mm, ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b)], [ctx.out()], {}, ctx.layer.name);
+        }
+        else {
+            ctx.g.node('MatMul', [flat, wName], [ctx.out()], {}, ctx.layer.name);
+        }
+        return [outShape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/pooling.ts
+
+
+/**
+ * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default),
+ * minus the last window when it would start inside the padding. Expressed with explicit end padding so the
+ * ONNX op (floor mode) reproduces Caffe exactly. AVE divides by the window clipped to the padded input
+ * (padding counts, the extra ceil region does not): zero Pad + AveragePool(count_include_pad=0).
+ */
+const pooling = {
+    types: ['Pooling'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('pooling_param');
+        const x = ctx.x;
+        const nsp = x.shape.length - 2;
+        if (nsp !== 2)
+            ctx.unsupported(`Caffe pooling works on 4-D blobs; input is [${x.shape.join(', ')}]`);
+        const method = p.pool;
+        if (method === 'STOCHASTIC')
+            ctx.unsupported('STOCHASTIC pooling is not supported');
+        const isMax = method === 'MAX';
+        if (p.global_pooling) {
+            const raw = (ctx.layer.msg.pooling_param ?? {});
+            if ('kernel_size' in raw || 'kernel_h' in raw || 'kernel_w' in raw)
+                ctx.fail('with global_pooling the kernel size cannot be specified');
+            ctx.g.node(isMax ? 'GlobalMaxPool' : 'GlobalAveragePool', [x.name], [ctx.out()], {}, ctx.layer.name);
+            return [[x.shape[0], x.shape[1], 1, 1]];
+        }
+        const k = spatialParam(ctx, 'pooling_param', 'kernel', 2, undefined);
+        const pad = spatialParam(ctx, 'pooling_param', 'pad', 2, 0);
+        const stride = spatialParam(ctx, 'pooling_param', 'stride', 2, 1);
+        if (k.some((v) => v < 1) || stride.some((v) => v < 1))
+            ctx.fail('kernel and stride must be positive');
+        if (pad.some((v, i) => v >= k[i]))
+            ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
+        const ceil = p.round_mode !== 'FLOOR';
+        const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
+        const out = dims.map((H, i) => {
+            const span = (H + 2 * pad[i] - k[i]) / stride[i];
+            let o = (ceil ? Math.ceil(span) : Math.floor(span)) + 1;
+            if (pad[i] > 0 && (o - 1) * stride[i] >= H + pad[i])
+                o--;
+            if (o < 1)
+                ctx.fail(`kernel ${k[i]} does not fit input size ${H}`);
+            return o;
+        });
+        const common = { kernel_shape: attr.ints(k), strides: attr.ints(stride) };
+        const n = ctx.layer.name;
+        // end padding that makes the floor-mode ONNX op produce Caffe's (ceil) output size
+        const endMax = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - H - pad[i]));
+        const endAve = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - (H + 2 * pad[i])));
+        const padTo = (value, ends) => {
+            const padded = ctx.tmp('pad');
+            const pads = ctx.g.int64Init(`${n}/pads`, [0, 0, pad[0], pad[1], 0, 0, pad[0] + ends[0], pad[1] + ends[1]]);
+            const inputs = [x.name, pads];
+            if (value !== 0)
+                inputs.push(ctx.g.floatInit(`${n}/pad_value`, [], [value]));
+            ctx.g.node('Pad', inputs, [padded], { mode: attr.s('constant') });
+            return padded;
+        };
+        if (isMax) {
+            if (endMax.every((e, i) => e < k[i])) {
+                ctx.g.node('MaxPool', [x.name], [ctx.out()], { ...common, pads: attr.ints([...pad, ...endMax]) }, n);
             }
-            return { name: o.name, datatype: 'FP32', shape: o.shape, data: Array.from(o.data) };
-        }),
-    };
-    const head = Buffer.from(JSON.stringify(json), 'utf8');
-    if (binaries.length === 0)
-        return { body: head };
-    return { body: Buffer.concat([head, ...binaries]), headerLength: head.length };
+            else {
+                // ONNX runtimes refuse pads ≥ kernel (stride > kernel with ceil overhang): pad explicitly with -FLT_MAX,
+                // Caffe's initial max value; no window lies wholly in the padding
+                ctx.g.node('MaxPool', [padTo(-3.4028234663852886e38, endMax)], [ctx.out()], common, n);
+            }
+        }
+        else if (endAve.every((e, i) => e < k[i])) {
+            const src = pad.some((v) => v > 0) ? padTo(0, [0, 0]) : x.name;
+            ctx.g.node('AveragePool', [src], [ctx.out()], { ...common, pads: attr.ints([0, 0, ...endAve]), count_include_pad: attr.i(0) }, n);
+        }
+        else {
+            // Same limit for AVE: sum over a zero-padded input, then divide by Caffe's own window sizes, computed here
+            // (window clipped to [-pad, H + pad), so padding counts and the ceil overhang does not)
+            const pooled = ctx.tmp('window_mean');
+            ctx.g.node('AveragePool', [padTo(0, endAve)], [pooled], common);
+            const scale = new Float32Array(out[0] * out[1]);
+            for (let i = 0; i < out[0]; i++) {
+                const h = Math.min(i * stride[0] - pad[0] + k[0], dims[0] + pad[0]) - (i * stride[0] - pad[0]);
+                for (let j = 0; j < out[1]; j++) {
+                    const w = Math.min(j * stride[1] - pad[1] + k[1], dims[1] + pad[1]) - (j * stride[1] - pad[1]);
+                    scale[i * out[1] + j] = (k[0] * k[1]) / (h * w);
+                }
+            }
+            ctx.g.node('Mul', [pooled, ctx.g.floatInit(`${n}/window_scale`, [out[0], out[1]], scale)], [ctx.out()], {}, n);
+        }
+        return [[x.shape[0], x.shape[1], ...out]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/lrn.ts
+
+
+/**
+ * LRN. ACROSS_CHANNELS → ONNX LRN (bias = k). WITHIN_CHANNEL follows Caffe's decomposition:
+ * x · (1 + alpha · avgpool(x², local_size, pad (size-1)/2))^(-beta); Caffe does not use k there.
+ */
+const lrn = {
+    types: ['LRN'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('lrn_param');
+        const x = ctx.x;
+        const size = p.local_size;
+        if (size % 2 !== 1)
+            ctx.fail(`local_size ${size} must be odd`);
+        if (x.shape.length !== 4)
+            ctx.unsupported(`LRN works on 4-D blobs; input is [${x.shape.join(', ')}]`);
+        const alpha = p.alpha;
+        const beta = p.beta;
+        if (p.norm_region === 'ACROSS_CHANNELS') {
+            ctx.g.node('LRN', [x.name], [ctx.out()], { size: attr.i(size), alpha: attr.f(alpha), beta: attr.f(beta), bias: attr.f(p.k) }, ctx.layer.name);
+            return [x.shape];
+        }
+        const pad = (size - 1) / 2;
+        const sq = ctx.tmp('square');
+        ctx.g.node('Mul', [x.name, x.name], [sq]);
+        const avg = ctx.tmp('avg');
+        ctx.g.node('AveragePool', [sq], [avg], { kernel_shape: attr.ints([size, size]), pads: attr.ints([pad, pad, pad, pad]), count_include_pad: attr.i(1) });
+        const scaled = ctx.tmp('scaled');
+        ctx.g.node('Mul', [avg, scalar(ctx, 'alpha', alpha)], [scaled]);
+        const shifted = ctx.tmp('shifted');
+        ctx.g.node('Add', [scaled, scalar(ctx, 'one', 1)], [shifted]);
+        const pw = ctx.tmp('pow');
+        ctx.g.node('Pow', [shifted, scalar(ctx, 'neg_beta', -beta)], [pw]);
+        ctx.g.node('Mul', [x.name, pw], [ctx.out()], {}, ctx.layer.name);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/relu.ts
+
+/** ReLU, with negative_slope → LeakyRelu. */
+const relu = {
+    types: ['ReLU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const slope = ctx.params('relu_param').negative_slope;
+        if (slope !== 0)
+            ctx.g.node('LeakyRelu', [ctx.x.name], [ctx.out()], { alpha: attr.f(slope) }, ctx.layer.name);
+        else
+            ctx.g.node('Relu', [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/prelu.ts
+/** PReLU: one learned slope per channel (or one shared), broadcast as [C, 1, ...]. */
+const prelu = {
+    types: ['PReLU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const x = ctx.x;
+        if (x.shape.length < 2)
+            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
+        const shared = ctx.params('prelu_param').channel_shared;
+        const C = shared ? 1 : ctx.staticDim(x.shape, 1, 'PReLU');
+        // Caffe stores a shared slope as a 0-D blob
+        const [slope] = ctx.weights([{ name: 'slope', shape: shared ? [] : [C] }]);
+        const dims = shared ? [1] : [C, ...Array(x.shape.length - 2).fill(1)];
+        ctx.g.node('PRelu', [x.name, ctx.g.floatInit(`${ctx.layer.name}/slope`, dims, slope)], [ctx.out()], {}, ctx.layer.name);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/elementwise.ts
+
+
+/** Parameter-free element-wise layers, one ONNX op each. */
+const simple = (type, op) => ({
+    types: [type],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        ctx.g.node(op, [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+});
+const sigmoid = simple('Sigmoid', 'Sigmoid');
+const tanh = simple('TanH', 'Tanh');
+const absval = simple('AbsVal', 'Abs');
+/** BNLL: log(1 + exp(x)) */
+const bnll = simple('BNLL', 'Softplus');
+/** Dropout is the identity at test time (Caffe scales during training). */
+const dropout = simple('Dropout', 'Identity');
+const elu = {
+    types: ['ELU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        ctx.g.node('Elu', [ctx.x.name], [ctx.out()], { alpha: attr.f(ctx.params('elu_param').alpha) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+/** Emit y = op_n(...op_1(x)) as a chain that ends in ctx.out(). Empty chain → Identity. */
+function chain(ctx, steps) {
+    if (steps.length === 0)
+        steps = [{ op: 'Identity' }];
+    let cur = ctx.x.name;
+    steps.forEach((s, i) => {
+        const last = i === steps.length - 1;
+        const out = last ? ctx.out() : ctx.tmp(s.op.toLowerCase());
+        ctx.g.node(s.op, s.operand ? [cur, s.operand] : [cur], [out], {}, last ? ctx.layer.name : undefined);
+        cur = out;
+    });
 }
-/** Client side: build a binary-extension request for FP32 inputs (used by smoke tests and canary checks). */
-function encodeInferRequest(inputs, opts = {}) {
-    const json = {
-        ...(opts.id ? { id: opts.id } : {}),
-        inputs: inputs.map((t) => ({ name: t.name, shape: t.shape, datatype: 'FP32', parameters: { binary_data_size: t.data.byteLength } })),
-        ...(opts.binaryOutputs ? { parameters: { binary_data_output: true } } : {}),
-    };
-    const head = Buffer.from(JSON.stringify(json), 'utf8');
-    return { body: Buffer.concat([head, ...inputs.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))]), headerLength: head.length };
+/** Power: y = (shift + scale · x) ^ power */
+const power = {
+    types: ['Power'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('power_param');
+        const steps = [];
+        if (p.scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
+        if (p.shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
+        if (p.power !== 1)
+            steps.push({ op: 'Pow', operand: scalar(ctx, 'power', p.power) });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Exp: y = base ^ (shift + scale · x), base -1 meaning e */
+const exp = {
+    types: ['Exp'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('exp_param');
+        const base = p.base;
+        if (base !== -1 && !(base > 0))
+            ctx.fail(`exp_param.base must be positive or -1, got ${base}`);
+        const lnBase = base === -1 ? 1 : Math.log(base);
+        const scale = p.scale * lnBase;
+        const shift = p.shift * lnBase;
+        const steps = [];
+        if (scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', scale) });
+        if (shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', shift) });
+        steps.push({ op: 'Exp' });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Log: y = log_base(shift + scale · x), base -1 meaning e */
+const log = {
+    types: ['Log'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('log_param');
+        const base = p.base;
+        if (base !== -1 && !(base > 0 && base !== 1))
+            ctx.fail(`log_param.base must be positive (not 1) or -1, got ${base}`);
+        const steps = [];
+        if (p.scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
+        if (p.shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
+        steps.push({ op: 'Log' });
+        if (base !== -1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'inv_ln_base', 1 / Math.log(base)) });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Threshold: y = x > threshold ? 1 : 0 */
+const threshold = {
+    types: ['Threshold'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const gt = ctx.tmp('greater');
+        ctx.g.node('Greater', [ctx.x.name, scalar(ctx, 'threshold', ctx.params('threshold_param').threshold)], [gt]);
+        ctx.g.node('Cast', [gt], [ctx.out()], { to: attr.i(1) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/softmax.ts
+
+/** Softmax over one axis (opset 13 semantics match Caffe: the other axes are independent). */
+const softmax = {
+    types: ['Softmax'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const axis = ctx.axis(ctx.params('softmax_param').axis, ctx.x.shape.length);
+        ctx.g.node('Softmax', [ctx.x.name], [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/batch_norm.ts
+
+/**
+ * BatchNorm with stored statistics. Caffe keeps running sums: blobs = [mean·s, var·s, s] where s is the
+ * moving-average scale factor; the statistics are the first two blobs divided by s (0 when s is 0),
+ * computed in float32 as Caffe does. → BatchNormalization(scale 1, bias 0).
+ */
+const batchNorm = {
+    types: ['BatchNorm'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('batch_norm_param');
+        const raw = (ctx.layer.msg.batch_norm_param ?? {});
+        if ('use_global_stats' in raw && raw.use_global_stats === false) {
+            ctx.unsupported('use_global_stats: false normalises with batch statistics at test time; only stored statistics are supported');
+        }
+        const x = ctx.x;
+        if (x.shape.length < 2)
+            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
+        const C = ctx.staticDim(x.shape, 1, 'BatchNorm');
+        const [meanData, varData, sfData] = ctx.weights([
+            { name: 'mean', shape: [C] },
+            { name: 'variance', shape: [C] },
+            { name: 'scale factor', shape: [1] },
+        ]);
+        const [mean, variance, sf] = [meanData.values, varData.values, sfData.values];
+        const factor = sf[0] === 0 ? 0 : Math.fround(1 / sf[0]);
+        const m = new Float32Array(C);
+        const v = new Float32Array(C);
+        for (let i = 0; i < C; i++) {
+            m[i] = Math.fround(mean[i] * factor);
+            v[i] = Math.fround(variance[i] * factor);
+        }
+        const n = ctx.layer.name;
+        ctx.g.node('BatchNormalization', [
+            x.name,
+            ctx.g.floatInit(`${n}/scale`, [C], new Float32Array(C).fill(1)),
+            ctx.g.floatInit(`${n}/bias`, [C], new Float32Array(C)),
+            ctx.g.floatInit(`${n}/mean`, [C], m),
+            ctx.g.floatInit(`${n}/var`, [C], v),
+        ], [ctx.out()], { epsilon: attr.f(p.eps) }, n);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/scale.ts
+
+/**
+ * The axes of bottom[0] that a Scale/Bias operand covers: [axis, axis + num_axes) for a learned operand,
+ * or the shape of bottom[1]. Returns the operand's shape and the broadcastable shape (trailing 1s).
+ */
+function operandGeometry(ctx, x, axisParam, numAxes, second) {
+    const rank = x.shape.length;
+    if (second && second.shape.length === 0)
+        return { shape: [], bcast: [] };
+    const axis = ctx.axis(axisParam, rank === 0 ? 1 : rank);
+    let covered;
+    if (second) {
+        covered = second.shape;
+        const ok = covered.every((d, i) => x.shape[axis + i] === d);
+        if (!ok || axis + covered.length > rank)
+            ctx.fail(`bottom[1] shape [${covered.join(', ')}] does not match bottom[0] [${x.shape.join(', ')}] at axis ${axis}`);
+    }
+    else {
+        if (numAxes < -1)
+            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
+        const end = numAxes === -1 ? rank : axis + numAxes;
+        if (end > rank)
+            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
+        covered = x.shape.slice(axis, end);
+    }
+    return { shape: covered, bcast: [...covered, ...Array(rank - axis - covered.length).fill(1)] };
 }
-/** Client side: decode a response (JSON or binary extension) into FP32 tensors. */
-function decodeInferResponse(body, headerLength) {
-    const head = headerLength === undefined ? body : body.subarray(0, headerLength);
-    const json = JSON.parse(head.toString('utf8'));
-    let offset = headerLength ?? body.length;
+function scaleOrBias(kind) {
+    return (ctx) => {
+        ctx.arity([1, 2], 1);
+        const field = kind === 'Scale' ? 'scale_param' : 'bias_param';
+        const p = ctx.params(field);
+        const x = ctx.x;
+        const op = kind === 'Scale' ? 'Mul' : 'Add';
+        const second = ctx.inputs[1];
+        const { shape, bcast } = operandGeometry(ctx, x, p.axis, p.num_axes, second);
+        const withBias = kind === 'Scale' && p.bias_term;
+        const n = ctx.layer.name;
+        let operand;
+        let biasData;
+        if (second) {
+            operand = second.name;
+            if (bcast.length !== shape.length) {
+                operand = ctx.tmp('operand');
+                reshape(ctx, second, bcast, operand);
+            }
+            if (withBias)
+                [biasData] = ctx.weights([{ name: 'bias', shape: shape.map((_, i) => ctx.staticDim(shape, i)) }]);
+        }
+        else {
+            const st = shape.map((_, i) => ctx.staticDim(shape, i, kind));
+            const expected = [{ name: kind === 'Scale' ? 'scale' : 'bias', shape: st }];
+            if (withBias)
+                expected.push({ name: 'bias', shape: st });
+            const [data, b] = ctx.weights(expected);
+            biasData = b;
+            operand = ctx.g.floatInit(`${n}/${kind === 'Scale' ? 'gamma' : 'beta'}`, bcast, data);
+        }
+        if (!withBias) {
+            ctx.g.node(op, [x.name, operand], [ctx.out()], {}, n);
+            return [x.shape];
+        }
+        const mid = ctx.tmp('scaled');
+        ctx.g.node(op, [x.name, operand], [mid]);
+        ctx.g.node('Add', [mid, ctx.g.floatInit(`${n}/beta`, bcast, biasData)], [ctx.out()], {}, n);
+        return [x.shape];
+    };
+}
+/** Scale: y = x · gamma (+ beta), gamma learned or from bottom[1], broadcast from `axis`. */
+const scale = { types: ['Scale'], convert: scaleOrBias('Scale') };
+/** Bias: y = x + beta, beta learned or from bottom[1]. */
+const bias = { types: ['Bias'], convert: scaleOrBias('Bias') };
+
+;// CONCATENATED MODULE: ./src/convert/layers/eltwise.ts
+
+/** Eltwise: SUM (with per-bottom coeff), PROD, MAX over two or more same-shaped bottoms. */
+const eltwise = {
+    types: ['Eltwise'],
+    convert(ctx) {
+        ctx.arity([2, Infinity], 1);
+        const p = ctx.params('eltwise_param');
+        const first = ctx.inputs[0];
+        ctx.inputs.forEach((v, i) => {
+            if (!sameShape(v.shape, first.shape))
+                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] differs from bottom 0 [${first.shape.join(', ')}]`);
+        });
+        const op = p.operation;
+        const coeff = p.coeff;
+        let names = ctx.inputs.map((v) => v.name);
+        if (op === 'SUM') {
+            if (coeff.length > 0 && coeff.length !== names.length)
+                ctx.fail(`eltwise_param has ${coeff.length} coeff values for ${names.length} bottoms`);
+            names = names.map((nm, i) => {
+                if (coeff.length === 0 || coeff[i] === 1)
+                    return nm;
+                const out = ctx.tmp(`coeff${i}`);
+                ctx.g.node('Mul', [nm, scalar(ctx, `coeff${i}`, coeff[i])], [out]);
+                return out;
+            });
+            ctx.g.node('Sum', names, [ctx.out()], {}, ctx.layer.name);
+        }
+        else {
+            if (coeff.length > 0)
+                ctx.fail('coeff is only allowed for SUM');
+            ctx.g.node(op === 'PROD' ? 'Mul' : 'Max', op === 'PROD' ? names.slice(0, 2) : names, [op === 'PROD' && names.length > 2 ? ctx.tmp('prod') : ctx.out()], {}, ctx.layer.name);
+            if (op === 'PROD' && names.length > 2) {
+                // left fold: ((a*b)*c)*d, as Caffe multiplies in order
+                let acc = ctx.g.nodes[ctx.g.nodes.length - 1].outputs[0];
+                for (let i = 2; i < names.length; i++) {
+                    const out = i === names.length - 1 ? ctx.out() : ctx.tmp('prod');
+                    ctx.g.node('Mul', [acc, names[i]], [out]);
+                    acc = out;
+                }
+            }
+        }
+        return [first.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/concat.ts
+
+/** Concat along `axis` (or the legacy `concat_dim`). */
+const concat = {
+    types: ['Concat'],
+    convert(ctx) {
+        ctx.arity([1, Infinity], 1);
+        const p = ctx.params('concat_param');
+        const raw = (ctx.layer.msg.concat_param ?? {});
+        if ('axis' in raw && 'concat_dim' in raw)
+            ctx.fail('either axis or concat_dim may be given, not both');
+        const first = ctx.inputs[0];
+        const rank = first.shape.length;
+        const axis = 'concat_dim' in raw ? p.concat_dim : ctx.axis(p.axis, rank);
+        if (axis >= rank)
+            ctx.fail(`concat_dim ${axis} is out of range for a ${rank}-D input`);
+        const parts = [];
+        for (const [i, v] of ctx.inputs.entries()) {
+            if (v.shape.length !== rank || v.shape.some((d, j) => j !== axis && d !== first.shape[j])) {
+                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] does not match bottom 0 [${first.shape.join(', ')}] outside axis ${axis}`);
+            }
+            parts.push(v.shape[axis]);
+        }
+        const total = parts.every((d) => typeof d === 'number') ? parts.reduce((a, b) => a + b, 0) : parts.join('+');
+        ctx.g.node('Concat', ctx.inputs.map((v) => v.name), [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
+        return [first.shape.map((d, j) => (j === axis ? total : d))];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/slice.ts
+
+/** Slice along `axis` (legacy `slice_dim`) at `slice_point`s, or into equal parts → Split. */
+const slice = {
+    types: ['Slice'],
+    convert(ctx) {
+        ctx.arity(1, [1, Infinity]);
+        const p = ctx.params('slice_param');
+        const raw = (ctx.layer.msg.slice_param ?? {});
+        const x = ctx.x;
+        const axis = 'slice_dim' in raw && !('axis' in raw) ? p.slice_dim : ctx.axis(p.axis, x.shape.length);
+        const dim = ctx.staticDim(x.shape, axis, 'slice');
+        const tops = ctx.layer.tops.length;
+        const points = p.slice_point;
+        let sizes;
+        if (points.length > 0) {
+            if (points.length !== tops - 1)
+                ctx.fail(`${points.length} slice_point(s) need ${points.length + 1} tops, found ${tops}`);
+            const bounds = [0, ...points, dim];
+            sizes = [];
+            for (let i = 1; i < bounds.length; i++) {
+                if (bounds[i] <= bounds[i - 1])
+                    ctx.fail(`slice_point values must increase and stay inside (0, ${dim})`);
+                sizes.push(bounds[i] - bounds[i - 1]);
+            }
+        }
+        else {
+            if (dim % tops !== 0)
+                ctx.fail(`axis ${axis} of size ${dim} cannot be split evenly into ${tops} tops`);
+            sizes = Array(tops).fill(dim / tops);
+        }
+        const outs = ctx.layer.tops.map((_, i) => ctx.out(i));
+        ctx.g.node('Split', [x.name, ctx.g.int64Init(`${ctx.layer.name}/split`, sizes)], outs, { axis: attr.i(axis) }, ctx.layer.name);
+        return sizes.map((s) => x.shape.map((d, j) => (j === axis ? s : d)));
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/split.ts
+/** Split copies its bottom to every top; in ONNX a value may feed many nodes, so each top is an Identity. */
+const split = {
+    types: ['Split'],
+    convert(ctx) {
+        ctx.arity(1, [1, Infinity]);
+        return ctx.layer.tops.map((_, i) => {
+            ctx.g.node('Identity', [ctx.x.name], [ctx.out(i)], {}, `${ctx.layer.name}/${i}`);
+            return ctx.x.shape;
+        });
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/flatten.ts
+
+
+/** Flatten axes [axis, end_axis] into one. */
+const flatten = {
+    types: ['Flatten'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('flatten_param');
+        const x = ctx.x;
+        const rank = x.shape.length;
+        const axis = ctx.axis(p.axis, rank);
+        const end = ctx.axis(p.end_axis, rank, 'end_axis');
+        if (end < axis)
+            ctx.fail(`end_axis ${p.end_axis} is before axis ${p.axis}`);
+        const out = [...x.shape.slice(0, axis), product(x.shape.slice(axis, end + 1)), ...x.shape.slice(end + 1)];
+        if (end === rank - 1 && axis === 1) {
+            ctx.g.node('Flatten', [x.name], [ctx.out()], { axis: attr.i(1) }, ctx.layer.name);
+        }
+        else {
+            reshape(ctx, x, out, ctx.out());
+        }
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/reshape.ts
+/**
+ * Reshape with Caffe's rules: `axis`/`num_axes` select the part of the input shape that is replaced;
+ * in `shape.dim`, 0 copies the input dimension at that position and one -1 is inferred.
+ */
+const reshapeLayer = {
+    types: ['Reshape'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('reshape_param');
+        const x = ctx.x;
+        const rank = x.shape.length;
+        const dims = (p.shape?.dim ?? []).slice();
+        let axis = p.axis;
+        if (axis < -(rank + 1) || axis > rank)
+            ctx.fail(`axis ${axis} is out of range for a ${rank}-D input`);
+        if (axis < 0)
+            axis = rank + 1 + axis;
+        const numAxes = p.num_axes;
+        if (numAxes < -1)
+            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
+        const end = numAxes === -1 ? rank : axis + numAxes;
+        if (end > rank)
+            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
+        const replaced = x.shape.slice(axis, end);
+        if (dims.filter((d) => d === -1).length > 1)
+            ctx.fail('at most one dim may be -1');
+        const newPart = dims.map((d, i) => {
+            if (d === 0) {
+                if (axis + i >= rank)
+                    ctx.fail(`dim ${i} is 0 (copy) but the input has no axis ${axis + i}`);
+                return x.shape[axis + i];
+            }
+            if (d < -1)
+                ctx.fail(`dim ${i} is ${d}; only -1 (infer) and 0 (copy) may be non-positive`);
+            return d;
+        });
+        const infer = newPart.indexOf(-1);
+        if (infer >= 0) {
+            // static product of the replaced part / static product of the explicit new dims; symbols carry over
+            let num = 1;
+            const syms = [];
+            for (const d of replaced)
+                typeof d === 'number' ? (num *= d) : syms.push(d);
+            let den = 1;
+            for (const [i, d] of newPart.entries()) {
+                if (i === infer)
+                    continue;
+                if (typeof d === 'number')
+                    den *= d;
+                else {
+                    const j = syms.indexOf(d);
+                    if (j < 0)
+                        ctx.unsupported('cannot infer the -1 dimension with a dynamic batch');
+                    syms.splice(j, 1);
+                }
+            }
+            if (den === 0 || num % den !== 0)
+                ctx.fail(`cannot reshape [${x.shape.join(', ')}]: ${num} is not divisible by ${den}`);
+            const r = num / den;
+            newPart[infer] = syms.length === 0 ? r : r === 1 && syms.length === 1 ? syms[0] : [...syms, String(r)].join('*');
+        }
+        else {
+            const a = replaced.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
+            const b = newPart.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
+            const symA = replaced.filter((d) => typeof d !== 'number').sort().join();
+            const symB = newPart.filter((d) => typeof d !== 'number').sort().join();
+            if (symA === symB && a !== b)
+                ctx.fail(`cannot reshape [${x.shape.join(', ')}] (${a} values in the reshaped axes) to [${newPart.join(', ')}] (${b})`);
+        }
+        const out = [...x.shape.slice(0, axis), ...newPart, ...x.shape.slice(end)];
+        // ONNX target: prefix copied with 0, explicit Caffe dims kept, the inferred one as -1
+        const spec = out.map((d, i) => {
+            if (i < axis && typeof d !== 'number')
+                return 0;
+            if (i >= axis && i < axis + newPart.length) {
+                const caffe = dims[i - axis];
+                if (caffe === -1)
+                    return -1;
+                if (caffe === 0)
+                    return typeof d === 'number' ? d : 0;
+                return caffe;
+            }
+            if (typeof d === 'number')
+                return d;
+            return -1;
+        });
+        if (spec.filter((d) => d === -1).length > 1)
+            ctx.unsupported(`cannot express reshape to [${out.join(', ')}] with a dynamic batch`);
+        const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
+        ctx.g.node('Reshape', [x.name, shapeName], [ctx.out()], {}, ctx.layer.name);
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/crop.ts
+/** Crop bottom[0] to the shape of bottom[1] from `axis` on, starting at `offset` (one for all, or one per axis). */
+const crop = {
+    types: ['Crop'],
+    convert(ctx) {
+        ctx.arity(2, 1);
+        const p = ctx.params('crop_param');
+        const [x, ref] = ctx.inputs;
+        const rank = x.shape.length;
+        if (ref.shape.length !== rank)
+            ctx.fail(`bottom[1] rank ${ref.shape.length} differs from bottom[0] rank ${rank}`);
+        const axis = ctx.axis(p.axis, rank);
+        const offsets = p.offset;
+        const n = rank - axis;
+        if (offsets.length > 1 && offsets.length !== n)
+            ctx.fail(`${offsets.length} offsets for ${n} cropped axes`);
+        const starts = [];
+        const ends = [];
+        const axes = [];
+        const out = x.shape.slice();
+        for (let i = axis; i < rank; i++) {
+            const off = offsets.length === 0 ? 0 : offsets.length === 1 ? offsets[0] : offsets[i - axis];
+            const size = ctx.staticDim(ref.shape, i, 'crop');
+            const have = ctx.staticDim(x.shape, i, 'crop');
+            if (off + size > have)
+                ctx.fail(`crop of size ${size} at offset ${off} exceeds axis ${i} of size ${have}`);
+            starts.push(off);
+            ends.push(off + size);
+            axes.push(i);
+            out[i] = size;
+        }
+        const n0 = ctx.layer.name;
+        ctx.g.node('Slice', [x.name, ctx.g.int64Init(`${n0}/starts`, starts), ctx.g.int64Init(`${n0}/ends`, ends), ctx.g.int64Init(`${n0}/axes`, axes)], [ctx.out()], {}, n0);
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/argmax.ts
+
+
+/**
+ * TopK with Caffe's tie-break: Caffe partial-sorts (value, index) pairs with std::greater, so among equal
+ * values the larger index comes first; ONNX TopK prefers the smaller index. Reversing the axis first and
+ * mapping indices back (len-1-i) gives Caffe's order. Returns [values, indices as float].
+ */
+function caffeTopK(ctx, input, axis, len, k) {
+    const n = ctx.layer.name;
+    const rev = ctx.tmp('reversed');
+    ctx.g.node('Slice', [input, ctx.g.int64Init(`${n}/rev_starts`, [-1]), ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]), ctx.g.int64Init(`${n}/rev_axes`, [axis]), ctx.g.int64Init(`${n}/rev_steps`, [-1])], [rev]);
+    const values = ctx.tmp('values');
+    const revIdx = ctx.tmp('rev_indices');
+    ctx.g.node('TopK', [rev, ctx.g.int64Init(`${n}/k`, [k])], [values, revIdx], { axis: attr.i(axis), largest: attr.i(1), sorted: attr.i(1) });
+    const idx = ctx.tmp('indices');
+    ctx.g.node('Sub', [ctx.g.int64Init(`${n}/last`, [len - 1]), revIdx], [idx]);
+    const idxF = ctx.tmp('indices_f');
+    ctx.g.node('Cast', [idx], [idxF], { to: attr.i(1) });
+    return [values, idxF];
+}
+/**
+ * ArgMax (top_k, out_max_val, axis). Caffe outputs indices as floats. Without `axis` each item is flattened
+ * and the top is [N, 1, top_k] (indices) or [N, 2, top_k] (indices, then values), padded with 1s to the input rank.
+ */
+const argmax = {
+    types: ['ArgMax'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('argmax_param');
+        const raw = (ctx.layer.msg.argmax_param ?? {});
+        const x = ctx.x;
+        const k = p.top_k;
+        const outMax = p.out_max_val;
+        const n = ctx.layer.name;
+        if ('axis' in raw) {
+            const axis = ctx.axis(p.axis, x.shape.length);
+            const len = ctx.staticDim(x.shape, axis, 'ArgMax');
+            if (k < 1 || k > len)
+                ctx.fail(`top_k ${k} must be between 1 and the size of axis ${axis}`);
+            const [values, indices] = caffeTopK(ctx, x.name, axis, len, k);
+            ctx.g.node('Identity', [outMax ? values : indices], [ctx.out()], {}, n);
+            return [x.shape.map((d, i) => (i === axis ? k : d))];
+        }
+        const inner = x.shape.slice(1).reduce((a, _d, i) => a * ctx.staticDim(x.shape, i + 1, 'ArgMax'), 1);
+        if (k < 1 || k > inner)
+            ctx.fail(`top_k ${k} must be between 1 and ${inner}`);
+        const flat = ctx.tmp('flatten');
+        ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
+        const [values, indices] = caffeTopK(ctx, flat, 1, inner, k);
+        let joined = indices;
+        if (outMax) {
+            joined = ctx.tmp('joined');
+            ctx.g.node('Concat', [indices, values], [joined], { axis: attr.i(1) });
+        }
+        const rank = Math.max(3, x.shape.length);
+        const out = [x.shape[0], outMax ? 2 : 1, k, ...Array(rank - 3).fill(1)];
+        reshape(ctx, { name: joined, shape: [x.shape[0], (outMax ? 2 : 1) * k] }, out, ctx.out());
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/reduction.ts
+
+
+/** Reduction over all axes from `axis` on: SUM, ASUM, SUMSQ, MEAN, times coeff. */
+const reduction = {
+    types: ['Reduction'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('reduction_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const axes = x.shape.map((_, i) => i).filter((i) => i >= axis);
+        const op = p.operation;
+        const coeff = p.coeff;
+        const n = ctx.layer.name;
+        const red = coeff === 1 ? ctx.out() : ctx.tmp('reduced');
+        if (op === 'SUM') {
+            ctx.g.node('ReduceSum', [x.name, ctx.g.int64Init(`${n}/axes`, axes)], [red], { keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
+        }
+        else {
+            const onnxOp = op === 'ASUM' ? 'ReduceL1' : op === 'SUMSQ' ? 'ReduceSumSquare' : 'ReduceMean';
+            ctx.g.node(onnxOp, [x.name], [red], { axes: attr.ints(axes), keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
+        }
+        if (coeff !== 1)
+            ctx.g.node('Mul', [red, scalar(ctx, 'coeff', coeff)], [ctx.out()], {}, n);
+        return [x.shape.slice(0, axis)];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/tile.ts
+/** Tile: repeat the blob `tiles` times along `axis`. */
+const tile = {
+    types: ['Tile'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('tile_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const tiles = p.tiles;
+        if (!(tiles >= 1))
+            ctx.fail('tile_param.tiles must be a positive integer');
+        const repeats = x.shape.map((_, i) => (i === axis ? tiles : 1));
+        ctx.g.node('Tile', [x.name, ctx.g.int64Init(`${ctx.layer.name}/repeats`, repeats)], [ctx.out()], {}, ctx.layer.name);
+        const d = x.shape[axis];
+        return [x.shape.map((v, i) => (i === axis ? (typeof d === 'number' ? d * tiles : `${d}*${tiles}`) : v))];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/index.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * The layer registry: Caffe type name → handler. A new Caffe layer is one file exporting a LayerHandler,
+ * added to this list.
+ */
+const HANDLERS = [
+    convolution, deconvolution, innerProduct, pooling, lrn, relu, prelu, sigmoid, tanh, absval, bnll, dropout, elu,
+    power, exp, log, threshold, softmax, batchNorm, scale, bias, eltwise, concat, slice, split, flatten, reshapeLayer,
+    crop, argmax, reduction, tile,
+];
+const REGISTRY = new Map(HANDLERS.flatMap((h) => h.types.map((t) => [t, h])));
+/** Layer types that produce nothing at inference and are dropped. */
+const SKIPPED_TYPES = new Set(['Silence']);
+function supportedTypes() {
+    return [...REGISTRY.keys(), 'Input'].sort();
+}
+
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(2141);
+// EXTERNAL MODULE: ./src/version.ts + 1 modules
+var src_version = __nccwpck_require__(1013);
+;// CONCATENATED MODULE: ./src/convert/converter.ts
+
+
+
+
+
+
+
+
+/** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
+function convertCaffe(input) {
+    const net = parsePrototxt(input.prototxt, input.prototxtFile);
+    const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
+    return buildGraph(net, weights, input);
+}
+function buildGraph(net, weights, input) {
+    const file = net.file;
+    const g = new GraphBuilder();
+    const warnings = [];
+    // Check every layer type first, so an unsupported layer is reported before any other problem.
+    for (const l of net.layers) {
+        if (!REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type)) {
+            const extra = l.unknownFields.length ? ` (it also uses fields modelship does not know: ${l.unknownFields.join(', ')})` : '';
+            throw new util_errors/* ModelshipError */.W('unsupported', `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`, { file, line: l.loc.line, layer: l.name });
+        }
+    }
+    checkCaffeBlobRules(net);
+    // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
+    const inputNames = new Set(net.inputs.map((i) => i.name));
+    const lastWriter = new Map();
+    net.layers.forEach((l, i) => l.tops.forEach((t) => lastWriter.set(t, i)));
+    for (const inp of net.inputs)
+        g.addInput(inp.name, [BATCH, ...inp.shape.slice(1)]);
+    for (const [blob] of lastWriter)
+        if (!inputNames.has(blob))
+            g.reserve(blob);
+    const current = new Map(g.inputs.map((v) => [v.name, v]));
+    const versions = [];
+    const layerNames = new Set();
+    let available = new Set(net.inputs.map((i) => i.name));
+    net.layers.forEach((layer, index) => {
+        if (layerNames.has(layer.name)) {
+            throw new util_errors/* ModelshipError */.W('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
+        }
+        layerNames.add(layer.name);
+        if (SKIPPED_TYPES.has(layer.type)) {
+            layer.bottoms.forEach((b) => available.delete(b));
+            return;
+        }
+        const inputs = layer.bottoms.map((b) => {
+            const v = current.get(b);
+            if (!v) {
+                throw new util_errors/* ModelshipError */.W('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
+            }
+            return v;
+        });
+        const topNames = layer.tops.map((t) => {
+            if (lastWriter.get(t) === index && !inputNames.has(t))
+                return t;
+            return g.unique(`${t}__${layer.name}`);
+        });
+        const wl = weights.layers.get(layer.name);
+        const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
+        const handler = REGISTRY.get(layer.type);
+        g.currentLayer = layer.name;
+        const shapes = handler.convert(ctx);
+        if (shapes.length !== layer.tops.length)
+            throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
+        if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
+            throw new util_errors/* ModelshipError */.W('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
+        }
+        layer.bottoms.forEach((b) => available.delete(b));
+        layer.tops.forEach((t, i) => {
+            const v = { name: topNames[i], shape: shapes[i] };
+            current.set(t, v);
+            available.add(t);
+            versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
+        });
+    });
+    // Net outputs: blobs produced and never consumed afterwards (Caffe's available-blobs rule).
+    available = new Set([...available].filter((b) => !inputNames.has(b)));
+    const outputs = [...available].map((b) => current.get(b));
+    if (outputs.length === 0)
+        throw new util_errors/* ModelshipError */.W('graph', 'the net has no outputs', { file });
+    outputs.forEach((o) => g.addOutput(o));
+    const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
+    if (unused.length)
+        warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
+    const metadata = {
+        'modelship.converter_version': src_version/* VERSION */.x,
+        'modelship.prototxt_sha256': (0,fsx/* sha256 */.sc)(input.prototxt),
+        'modelship.caffemodel_sha256': (0,fsx/* sha256 */.sc)(input.caffemodel),
+        'modelship.source_format': `caffe-${net.format}`,
+        'modelship.net_name': net.name,
+        'modelship.inputs': JSON.stringify(net.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
+    };
+    const meta = { producerVersion: src_version/* VERSION */.x, graphName: net.name, docString: `Converted from Caffe by modelship ${src_version/* VERSION */.x}`, metadata };
     return {
-        outputs: json.outputs.map((o) => {
-            const count = o.shape.reduce((a, d) => a * d, 1);
-            if (o.parameters?.binary_data_size !== undefined) {
-                const size = o.parameters.binary_data_size;
-                const data = toFloat32(o.datatype, body.subarray(offset, offset + size), count, o.name);
-                offset += size;
-                return { name: o.name, shape: o.shape, data };
+        onnx: g.encode(meta),
+        net,
+        weightsFormat: weights.format,
+        inputs: g.inputs,
+        outputs,
+        versions,
+        encodeWithAllOutputs: () => {
+            const outNames = new Set(outputs.map((o) => o.name));
+            return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
+        },
+        encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
+        externalInputs: (layers) => g.externalInputs(layers),
+        metadata,
+        warnings,
+        nodeCount: g.nodes.length,
+    };
+}
+/**
+ * Caffe's own rules for blob names (Net::AppendTop and InsertSplits), so a net Caffe refuses is refused here:
+ * a top may reuse an existing blob name only in place (top i == bottom i), and a blob version read by several
+ * layers cannot also be modified in place by one of them (Caffe renames that bottom to a split and then reports
+ * "produced by multiple sources").
+ */
+function checkCaffeBlobRules(net) {
+    const file = net.file;
+    const existing = new Set(net.inputs.map((i) => i.name));
+    const version = new Map();
+    const consumers = new Map();
+    const key = (b) => `${b}\0${version.get(b) ?? 0}`;
+    for (const layer of net.layers) {
+        layer.bottoms.forEach((b, i) => {
+            const k = key(b);
+            const list = consumers.get(k) ?? [];
+            list.push({ layer, inPlace: layer.tops[i] === b });
+            consumers.set(k, list);
+        });
+        layer.tops.forEach((t, i) => {
+            if (existing.has(t) && layer.bottoms[i] !== t) {
+                throw new util_errors/* ModelshipError */.W('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
             }
-            return { name: o.name, shape: o.shape, data: Float32Array.from(o.data ?? []) };
-        }),
+            existing.add(t);
+            version.set(t, (version.get(t) ?? 0) + 1);
+        });
+    }
+    for (const [k, list] of consumers) {
+        const inPlace = list.find((c) => c.inPlace);
+        if (list.length > 1 && inPlace) {
+            const blob = k.split('\0')[0];
+            const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
+            throw new util_errors/* ModelshipError */.W('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
+        }
+    }
+}
+
+// EXTERNAL MODULE: ./src/convert/parity.ts
+var parity = __nccwpck_require__(6154);
+;// CONCATENATED MODULE: ./src/convert/index.ts
+
+
+
+
+/**
+ * The convert stage: Caffe deploy.prototxt + caffemodel → ONNX (opset 13, dynamic batch), with a numeric
+ * parity report against real Caffe outputs when a reference directory is given.
+ * Everything is computed in memory first; files are written atomically only once conversion succeeded.
+ */
+async function runConvert(cfg, log) {
+    const prototxt = (0,fsx/* readFileChecked */.WM)(cfg.prototxt, 'prototxt');
+    const caffemodel = (0,fsx/* readFileChecked */.WM)(cfg.caffemodel, 'caffemodel');
+    const conv = await log.group('Convert Caffe → ONNX', async () => {
+        const t0 = Date.now();
+        const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel });
+        log.info(`${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
+            `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`);
+        for (const w of c.warnings)
+            log.warning(w);
+        return c;
+    });
+    let report;
+    if (cfg.reference) {
+        report = await log.group('Parity against the Caffe reference', async () => {
+            const r = await (0,parity/* checkParity */.Qg)(conv, cfg.reference, { perLayer: cfg.perLayer, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: cfg.tolerance } });
+            log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)} over batches ${r.batches.join(', ')}`);
+            if (r.perLayer?.firstDivergence) {
+                const f = r.perLayer.firstDivergence;
+                log.info(`first diverging layer: ${f.layer} (${f.type}), blob ${f.blob}, max |Δ| ${f.maxAbsDiff.toExponential(3)}`);
+            }
+            return r;
+        });
+    }
+    const out = cfg.out;
+    (0,fsx/* writeFileAtomic */.Zf)(out, conv.onnx);
+    const digest = (0,fsx/* sha256 */.sc)(conv.onnx);
+    const outputs = {
+        'onnx-path': out,
+        sha256: digest,
+        parity: report ? report.status : 'skipped',
+        'max-abs-diff': report ? String(report.maxAbsDiff) : '',
+        'parity-report': '',
+    };
+    let summary = `## modelship convert\n\n\`${cfg.prototxt}\` + \`${cfg.caffemodel}\` → \`${out}\` (sha256 \`${digest.slice(0, 16)}…\`, ${conv.onnx.length} bytes, ${conv.nodeCount} nodes)\n\n`;
+    if (report) {
+        const dir = external_path_.dirname(out);
+        const jsonPath = external_path_.join(dir, 'parity.json');
+        (0,fsx/* writeFileAtomic */.Zf)(jsonPath, JSON.stringify({ model: out, sha256: digest, ...report }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
+        const md = (0,parity/* parityMarkdown */.PL)(report);
+        (0,fsx/* writeFileAtomic */.Zf)(external_path_.join(dir, 'parity.md'), md);
+        outputs['parity-report'] = jsonPath;
+        summary += md;
+    }
+    else {
+        summary += 'Parity: skipped (no reference given).\n';
+    }
+    const ok = !report || report.status === 'pass';
+    return {
+        outputs,
+        summary,
+        ok,
+        failure: ok ? undefined : `parity check failed: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})${report.perLayer?.firstDivergence ? `, first diverging layer "${report.perLayer.firstDivergence.layer}"` : ''}; see ${outputs['parity-report']}`,
     };
 }
 
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(9896);
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(857);
+;// CONCATENATED MODULE: ./src/util/onnxinfo.ts
+
+
+/** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
+function onnxInfo(model, file = 'model.onnx') {
+    const Model = onnxSchema().lookupType('onnx.ModelProto');
+    let m;
+    try {
+        m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
+    }
+    catch (e) {
+        throw new util_errors/* ModelshipError */.W('binary', `not an ONNX model: ${e.message}`, { file });
+    }
+    if (!m.graph)
+        throw new util_errors/* ModelshipError */.W('binary', 'not an ONNX model (no graph)', { file });
+    const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
+    const sig = (v) => ({ name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) });
+    return {
+        inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
+        outputs: (m.graph.output ?? []).map(sig),
+        opset: (m.opset_import ?? []).find((o) => !o.domain)?.version ?? 0,
+        metadata: Object.fromEntries((m.metadata_props ?? []).map((p) => [p.key, p.value])),
+    };
+}
+
+// EXTERNAL MODULE: ./src/util/proc.ts
+var proc = __nccwpck_require__(9946);
+// EXTERNAL MODULE: ./src/util/ort.ts
+var util_ort = __nccwpck_require__(7171);
+;// CONCATENATED MODULE: ./src/compile/fp16.ts
+
+
+const FLOAT = 1;
+const FLOAT16 = 10;
+const FP16_MAX = 65504;
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** float32 → IEEE half bits, round to nearest even; out-of-range values saturate to ±65504 (not ±inf). */
+function toHalf(v) {
+    if (Number.isNaN(v))
+        return 0x7e00;
+    const c = Math.max(-FP16_MAX, Math.min(FP16_MAX, v));
+    f32[0] = c;
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp < 103)
+        return sign; // too small even for a subnormal half: ±0
+    if (exp < 113) {
+        // subnormal half
+        mant |= 0x800000;
+        const shift = 126 - exp;
+        let h = mant >>> shift;
+        const rem = mant & ((1 << shift) - 1);
+        const half = 1 << (shift - 1);
+        if (rem > half || (rem === half && (h & 1)))
+            h++;
+        return sign | h;
+    }
+    let h = ((exp - 112) << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && (h & 1)))
+        h++;
+    return sign | h;
+}
+/**
+ * Convert a float32 ONNX model to float16 with float32 inputs and outputs kept (Cast nodes at the edges), as
+ * onnxconverter-common's keep_io_types does: every float initializer becomes FLOAT16 (saturating at ±65504),
+ * Cast-to-float nodes inside the graph cast to float16. For GPU execution providers (CUDA, TensorRT); ONNX
+ * Runtime's x86 CPU kernels mostly lack fp16.
+ */
+function convertToFloat16(model) {
+    const Model = onnxSchema().lookupType('onnx.ModelProto');
+    const m = Model.toObject(Model.decode(model), { longs: Number, bytes: Array });
+    const g = m.graph;
+    for (const t of g.initializer ?? []) {
+        if (t.data_type !== FLOAT)
+            continue;
+        const count = (t.dims ?? []).reduce((a, d) => a * d, 1);
+        let src;
+        if (t.raw_data && t.raw_data.length) {
+            const b = Uint8Array.from(t.raw_data);
+            src = new Float32Array(b.buffer, 0, count);
+        }
+        else
+            src = Float32Array.from(t.float_data ?? []);
+        const out = new Uint16Array(count);
+        for (let i = 0; i < count; i++)
+            out[i] = toHalf(src[i]);
+        t.raw_data = new Uint8Array(out.buffer);
+        t.float_data = [];
+        t.data_type = FLOAT16;
+    }
+    for (const n of g.node) {
+        if (n.op_type === 'Cast')
+            for (const a of n.attribute ?? [])
+                if (a.name === 'to' && Number(a.i) === FLOAT)
+                    a.i = FLOAT16;
+    }
+    const rename = new Map();
+    const pre = [];
+    for (const inp of g.input) {
+        if (inp.type.tensor_type.elem_type !== FLOAT)
+            continue;
+        const half = `${inp.name}__fp16`;
+        rename.set(inp.name, half);
+        pre.push({ name: `${inp.name}/to_fp16`, op_type: 'Cast', input: [inp.name], output: [half], attribute: [{ name: 'to', type: 2, i: FLOAT16 }] });
+    }
+    for (const n of g.node)
+        n.input = (n.input ?? []).map((i) => rename.get(i) ?? i);
+    const post = [];
+    for (const out of g.output) {
+        if (out.type.tensor_type.elem_type !== FLOAT)
+            continue;
+        const half = `${out.name}__fp16`;
+        const producer = g.node.find((n) => (n.output ?? []).includes(out.name));
+        if (!producer)
+            throw new util_errors/* ModelshipError */.W('graph', `output "${out.name}" has no producing node`);
+        producer.output = producer.output.map((o) => (o === out.name ? half : o));
+        for (const n of g.node)
+            n.input = (n.input ?? []).map((i) => (i === out.name ? half : i));
+        post.push({ name: `${out.name}/to_fp32`, op_type: 'Cast', input: [half], output: [out.name], attribute: [{ name: 'to', type: 2, i: FLOAT }] });
+    }
+    g.node = [...pre, ...g.node, ...post];
+    return Model.encode(Model.fromObject(m)).finish();
+}
+
+;// CONCATENATED MODULE: ./src/compile/index.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
+const FP16_TOLERANCE = 2e-3;
+/** Where the artifact goes when `artifact` is not given: next to the model. */
+function defaultArtifactPath(model, target) {
+    const base = model.replace(/\.onnx$/i, '');
+    return target === 'tensorrt' ? `${base}.plan` : `${base}.ort.onnx`;
+}
+/**
+ * The compile stage: the deployment artifact for the target.
+ * - onnxruntime: ONNX Runtime's offline graph optimization, saved as ONNX ("extended" for the CPU EP, "basic",
+ *   provider-independent, for CUDA), then the parity check again on the optimized model.
+ * - tensorrt: trtexec inside the serving base image on a GPU runner; TensorRT version and compute capability
+ *   are recorded so a plan is never deployed onto a mismatched image (see checkPlanCompatibility).
+ * Writes the artifact and `<artifact>.json` (its metadata) atomically.
+ */
+async function runCompile(cfg, log) {
+    const source = (0,fsx/* readFileChecked */.WM)(cfg.model, 'model');
+    const info = onnxInfo(source, cfg.model);
+    const artifact = cfg.artifact || defaultArtifactPath(cfg.model, cfg.target);
+    const meta = {
+        format: cfg.target,
+        modelship: src_version/* VERSION */.x,
+        source: { path: cfg.model, sha256: (0,fsx/* sha256 */.sc)(source), opset: info.opset },
+        inputs: info.inputs,
+        outputs: info.outputs,
+        created: new Date().toISOString(),
+    };
+    let bytes;
+    let report;
+    let tolerance = cfg.tolerance;
+    if (cfg.target === 'onnxruntime') {
+        if (cfg.fp16 && cfg.executionProvider !== 'cuda')
+            throw new util_errors/* ModelshipError */.W('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
+        const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
+        bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
+            const ort = (0,util_ort/* loadOrt */.s)();
+            const tmp = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-compile-'));
+            try {
+                const out = external_path_.join(tmp, 'optimized.onnx');
+                const t0 = Date.now();
+                const s = await ort.InferenceSession.create(source, { executionProviders: ['cpu'], graphOptimizationLevel: level, optimizedModelFilePath: out });
+                await s.release();
+                const b = external_fs_.readFileSync(out);
+                log.info(`optimized in ${Date.now() - t0} ms: ${source.length} → ${b.length} bytes`);
+                return b;
+            }
+            finally {
+                external_fs_.rmSync(tmp, { recursive: true, force: true });
+            }
+        });
+        if (cfg.fp16) {
+            // float16 weights and activations, float32 inputs and outputs; run by the GPU execution provider
+            bytes = Buffer.from(convertToFloat16(bytes));
+            log.info(`converted to float16: ${bytes.length} bytes`);
+        }
+        // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
+        if (cfg.fp16)
+            tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
+        meta.onnxruntime = { version: (0,util_ort/* loadOrt */.s)().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
+        if (cfg.reference) {
+            report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
+                const r = await (0,parity/* checkParity */.Qg)({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference, { perLayer: false, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: tolerance } });
+                log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
+                return r;
+            });
+        }
+    }
+    else {
+        const dir = external_path_.dirname(external_path_.resolve(artifact));
+        const onnxName = external_path_.basename(cfg.model);
+        if (external_path_.dirname(external_path_.resolve(cfg.model)) !== dir)
+            throw new util_errors/* ModelshipError */.W('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
+        const plan = planTensorRT(info.inputs, onnxName, external_path_.basename(artifact), dir, {
+            baseImage: cfg.baseImage,
+            batches: cfg.batchSizes,
+            fp16: cfg.fp16,
+            int8: cfg.int8,
+            workspaceMiB: cfg.workspaceMiB,
+            timingCache: 'trt-timing.cache',
+        });
+        const gpu = await (0,proc/* runProcess */.R)('docker', plan.gpuQueryArgs);
+        if (gpu.code !== 0)
+            throw new util_errors/* ModelshipError */.W('io', `the GPU query in ${cfg.baseImage} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
+        const g = parseNvidiaSmi(gpu.stdout);
+        const build = await log.group(`trtexec in ${cfg.baseImage} on ${g.name} (compute ${g.computeCapability})`, () => (0,proc/* runProcess */.R)('docker', plan.dockerArgs, { onLine: log.info }));
+        if (build.code !== 0)
+            throw new util_errors/* ModelshipError */.W('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
+        bytes = (0,fsx/* readFileChecked */.WM)(artifact, 'TensorRT plan');
+        meta.tensorrt = { tensorrtVersion: parseTensorRTVersion(build.stdout + build.stderr), computeCapability: g.computeCapability, gpu: g.name, driver: g.driver, baseImage: cfg.baseImage, trtexec: plan.trtexec.join(' ') };
+    }
+    const digest = (0,fsx/* sha256 */.sc)(bytes);
+    meta.sha256 = digest;
+    if (report)
+        meta.parity = { status: report.status, maxAbsDiff: report.maxAbsDiff, batches: report.batches };
+    const metaPath = `${artifact}.json`;
+    if (cfg.target === 'onnxruntime')
+        (0,fsx/* writeFileAtomic */.Zf)(artifact, bytes);
+    (0,fsx/* writeFileAtomic */.Zf)(metaPath, JSON.stringify(meta, null, 2) + '\n');
+    const ok = !report || report.status === 'pass';
+    let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
+    if (report)
+        summary += (0,parity/* parityMarkdown */.PL)(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
+    return {
+        outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
+        summary,
+        ok,
+        failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
+    };
+}
+
+// EXTERNAL MODULE: ./src/image/index.ts + 2 modules
+var src_image = __nccwpck_require__(5953);
+// EXTERNAL MODULE: external "http"
+var external_http_ = __nccwpck_require__(8611);
+// EXTERNAL MODULE: external "crypto"
+var external_crypto_ = __nccwpck_require__(6982);
+// EXTERNAL MODULE: ./src/verify/golden.ts
+var golden = __nccwpck_require__(104);
 ;// CONCATENATED MODULE: ./src/smoke/index.ts
-
-
 
 
 
@@ -61573,32 +62701,13 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
         env.push('-e', 'MODELSHIP_PROVIDER=cuda');
     return {
         pull: ['pull', cfg.image],
-        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${src_image/* SERVING_PORT */.b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
         gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
         logs: ['logs', '--tail', '60', name],
         remove: ['rm', '-f', '-v', name],
     };
 }
-function call(url, opts = {}) {
-    return new Promise((resolve, reject) => {
-        const req = external_http_.request(url, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent: opts.agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        });
-        req.on('timeout', () => req.destroy(new Error('timed out')));
-        req.on('error', reject);
-        if (opts.body)
-            req.write(opts.body);
-        req.end();
-    });
-}
-function percentile(sorted, p) {
-    if (sorted.length === 0)
-        return NaN;
-    const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-    return sorted[i];
-}
+
 /** A mermaid xychart of the latency percentiles for the job summary. */
 function latencyChart(p) {
     const keys = Object.keys(p);
@@ -61611,14 +62720,14 @@ function latencyChart(p) {
  */
 async function runSmoke(cfg, log, env = process.env) {
     if (!/@sha256:[0-9a-f]{64}$/.test(cfg.image) && !cfg.allowTag) {
-        throw new errors_ModelshipError('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
+        throw new util_errors/* ModelshipError */.W('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
     }
     if (cfg.reference)
-        referenceBatches(cfg.reference); // fails early on a missing directory
-    const name = `modelship-smoke-${external_crypto_namespaceObject.randomBytes(4).toString('hex')}`;
+        (0,parity/* referenceBatches */.WN)(cfg.reference); // fails early on a missing directory
+    const name = `modelship-smoke-${external_crypto_.randomBytes(4).toString('hex')}`;
     const plan = planSmoke(cfg, name);
     const dockerEnv = { ...env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
-    const docker = (args, onLine) => runProcess('docker', args, { env: dockerEnv, onLine });
+    const docker = (args, onLine) => (0,proc/* runProcess */.R)('docker', args, { env: dockerEnv, onLine });
     let started = false;
     const cleanup = async () => {
         if (started) {
@@ -61638,25 +62747,26 @@ async function runSmoke(cfg, log, env = process.env) {
     try {
         const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
         if (pull.code !== 0)
-            throw new errors_ModelshipError('io', `docker pull ${cfg.image} failed: ${pull.stderr.trim().slice(-400)}`);
+            throw new util_errors/* ModelshipError */.W('io', `docker pull ${cfg.image} failed: ${pull.stderr.trim().slice(-400)}`);
         const run = await docker(plan.run);
         if (run.code !== 0)
-            throw new errors_ModelshipError('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
+            throw new util_errors/* ModelshipError */.W('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
-        const port = (await docker(['port', name, `${SERVING_PORT}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+        const port = (await docker(['port', name, `${src_image/* SERVING_PORT */.b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
         if (!port)
-            throw new errors_ModelshipError('io', 'the container published no port');
+            throw new util_errors/* ModelshipError */.W('io', 'the container published no port');
         const base = `http://127.0.0.1:${port}`;
         log.info(`container ${name} serving on ${base}`);
+        const t = (0,golden/* httpTransport */.k6)(base);
         // readiness
         const t0 = Date.now();
         let ready = false;
         while (Date.now() - t0 < cfg.readyTimeoutS * 1000) {
             const state = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
             if (state !== 'true')
-                throw new errors_ModelshipError('io', 'the container exited before it became ready');
+                throw new util_errors/* ModelshipError */.W('io', 'the container exited before it became ready');
             try {
-                if ((await call(`${base}/v2/health/ready`, { timeoutMs: 2000 })).status === 200) {
+                if ((await t(`/v2/health/ready`, { timeoutMs: 2000 })).status === 200) {
                     ready = true;
                     break;
                 }
@@ -61667,12 +62777,12 @@ async function runSmoke(cfg, log, env = process.env) {
             await new Promise((r) => setTimeout(r, 250));
         }
         if (!ready)
-            throw new errors_ModelshipError('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
+            throw new util_errors/* ModelshipError */.W('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
         const readyMs = Date.now() - t0;
         log.info(`ready after ${readyMs} ms`);
-        const meta = JSON.parse((await call(`${base}/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}');
+        const meta = JSON.parse((await t(`/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}');
         if (!meta.inputs)
-            throw new errors_ModelshipError('io', `model metadata unavailable: ${meta.error ?? 'no inputs'}`);
+            throw new util_errors/* ModelshipError */.W('io', `model metadata unavailable: ${meta.error ?? 'no inputs'}`);
         if (cfg.gpu) {
             const g = await docker(plan.gpuQuery);
             outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
@@ -61685,35 +62795,14 @@ async function runSmoke(cfg, log, env = process.env) {
         // golden requests: the parity reference
         let goldenBody;
         if (cfg.reference) {
-            const rows = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
-            const inputName = meta.inputs[0].name;
-            for (const b of referenceBatches(cfg.reference)) {
-                const x = readNpy(inputFile(cfg.reference, b, inputName, meta.inputs.length === 1));
-                const req = encodeInferRequest([{ name: inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
-                if (b === 1)
-                    goldenBody = req;
-                const r = await call(`${base}/v2/models/${cfg.modelName}/infer`, { body: req.body, headers: { ...auth, [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
-                if (r.status !== 200) {
-                    failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
-                    continue;
-                }
-                const dec = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH]));
-                for (const o of dec.outputs) {
-                    const refFile = external_path_namespaceObject.join(cfg.reference, `output_b${b}__${o.name.replace(/\//g, '_')}.npy`);
-                    if (!external_fs_.existsSync(refFile))
-                        continue;
-                    const c = compareOutput(o.name, b, o, readNpy(refFile), { ...DEFAULT_TOLERANCE, maxAbsDiff: cfg.tolerance });
-                    const mismatches = c.topK.flatMap((t, n) => (t.onnx.join() === t.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(t.onnx)}, expected ${JSON.stringify(t.reference)}`]));
-                    rows.push(`| ${b} | ${o.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
-                    if (!c.pass)
-                        failures.push(`output "${o.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${o.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
-                }
-            }
-            summary += `### Golden requests (the parity reference)\n\n${rows.join('\n')}\n\n`;
+            const g = await (0,golden/* goldenRequests */.Ic)(t, { reference: cfg.reference, modelName: cfg.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: cfg.tolerance, headers: auth });
+            goldenBody = g.batch1;
+            failures.push(...g.failures);
+            summary += `### Golden requests (the parity reference)\n\n${[...golden/* GOLDEN_TABLE_HEAD */.Qi, ...g.rows].join('\n')}\n\n`;
         }
         // golden request: a sample image
         if (cfg.sampleImage) {
-            const r = await call(`${base}/v2/models/${cfg.modelName}/classify?top_k=5`, { body: external_fs_.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
+            const r = await t(`/v2/models/${cfg.modelName}/classify?top_k=5`, { body: external_fs_.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
             const preds = r.status === 200 ? JSON.parse(r.body.toString()).predictions : [];
             const top = preds[0];
             const ok = top !== undefined && (String(top.index) === cfg.expectedTop1 || top.label === cfg.expectedTop1 || cfg.expectedTop1 === '');
@@ -61724,26 +62813,12 @@ async function runSmoke(cfg, log, env = process.env) {
         // latency and throughput
         if (cfg.requests > 0 && goldenBody) {
             const agent = new external_http_.Agent({ keepAlive: true, maxSockets: cfg.concurrency });
-            const lat = [];
-            let next = 0;
-            let errors = 0;
-            const body = goldenBody;
-            const worker = async () => {
-                while (next < cfg.requests) {
-                    next++;
-                    const s = process.hrtime.bigint();
-                    const r = await call(`${base}/v2/models/${cfg.modelName}/infer`, { body: body.body, headers: { ...auth, [HEADER_LENGTH]: body.headerLength }, agent });
-                    lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-                    if (r.status !== 200)
-                        errors++;
-                }
-            };
-            const w0 = process.hrtime.bigint();
-            await Promise.all(Array.from({ length: cfg.concurrency }, worker));
-            const wall = Number(process.hrtime.bigint() - w0) / 1e9;
+            const m = await (0,golden/* measureLatency */.RJ)((0,golden/* httpTransport */.k6)(base, agent), `/v2/models/${cfg.modelName}/infer`, goldenBody, cfg.requests, cfg.concurrency, auth);
             agent.destroy();
-            lat.sort((a, b) => a - b);
-            const p = { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99) };
+            const lat = m.sorted;
+            const errors = m.errors;
+            const wall = m.wallS;
+            const p = { p50: (0,golden/* percentile */.Ym)(lat, 50), p95: (0,golden/* percentile */.Ym)(lat, 95), p99: (0,golden/* percentile */.Ym)(lat, 99) };
             outputs['latency-p50-ms'] = p.p50.toFixed(2);
             outputs['latency-p95-ms'] = p.p95.toFixed(2);
             outputs['latency-p99-ms'] = p.p99.toFixed(2);
@@ -61755,7 +62830,7 @@ async function runSmoke(cfg, log, env = process.env) {
         }
     }
     catch (e) {
-        failures.push(e instanceof errors_ModelshipError ? e.message : `unexpected error: ${e.message}`);
+        failures.push(e instanceof util_errors/* ModelshipError */.W ? e.message : `unexpected error: ${e.message}`);
     }
     finally {
         let logTail = '';
@@ -61784,12 +62859,12 @@ async function runSmoke(cfg, log, env = process.env) {
  */
 async function cleanupSmokeContainers(log, env = process.env) {
     const owner = smokeOwner(env);
-    const ps = await runProcess('docker', ['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `label=dev.modelship.owner=${owner}`, '--format', '{{.Names}}']);
+    const ps = await (0,proc/* runProcess */.R)('docker', ['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `label=dev.modelship.owner=${owner}`, '--format', '{{.Names}}']);
     if (ps.code !== 0)
         return []; // no docker on this runner: nothing to clean
     const names = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
     for (const n of names) {
-        await runProcess('docker', ['rm', '-f', '-v', n]);
+        await (0,proc/* runProcess */.R)('docker', ['rm', '-f', '-v', n]);
         log.info(`removed smoke container ${n} left by this job`);
     }
     return names;
@@ -61808,9 +62883,12 @@ async function runStage(cfg, log) {
         case 'compile':
             return runCompile(cfg.compile, log);
         case 'image':
-            return runImage(cfg.image, log);
+            return (0,src_image/* runImage */.DG)(cfg.image, log);
         case 'smoke':
             return runSmoke(cfg.smoke, log);
+        case 'rollout':
+            // loaded on use: @kubernetes/client-node is large and ESM-only
+            return (await Promise.all(/* import() */[__nccwpck_require__.e(759), __nccwpck_require__.e(458)]).then(__nccwpck_require__.bind(__nccwpck_require__, 7458))).runRollout(cfg.rollout, log);
     }
 }
 
@@ -61915,6 +62993,10 @@ class DynamicBatcher {
     }
 }
 
+// EXTERNAL MODULE: ./src/serve/kserve.ts
+var kserve = __nccwpck_require__(1351);
+// EXTERNAL MODULE: ./src/serve/crypto.ts
+var serve_crypto = __nccwpck_require__(7618);
 // EXTERNAL MODULE: ./node_modules/jpeg-js/index.js
 var jpeg_js = __nccwpck_require__(3598);
 // EXTERNAL MODULE: ./node_modules/pngjs/lib/png.js
@@ -61931,7 +63013,7 @@ function decodeImage(bytes) {
             return { width: img.width, height: img.height, data: img.data };
         }
         catch (e) {
-            throw new ProtocolError(400, `cannot decode the JPEG image: ${e.message}`);
+            throw new kserve/* ProtocolError */.bd(400, `cannot decode the JPEG image: ${e.message}`);
         }
     }
     if (bytes.length >= 8 && bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
@@ -61940,10 +63022,10 @@ function decodeImage(bytes) {
             return { width: img.width, height: img.height, data: img.data };
         }
         catch (e) {
-            throw new ProtocolError(400, `cannot decode the PNG image: ${e.message}`);
+            throw new kserve/* ProtocolError */.bd(400, `cannot decode the PNG image: ${e.message}`);
         }
     }
-    throw new ProtocolError(415, 'the body is not a JPEG or PNG image');
+    throw new kserve/* ProtocolError */.bd(415, 'the body is not a JPEG or PNG image');
 }
 /** Bilinear sample of channel c at (x, y) in source pixel coordinates. */
 function sample(img, x, y, c) {
@@ -62006,12 +63088,12 @@ const DEFAULT_SERVE = {
 /** Load the model and serve it over the KServe v2 protocol. */
 async function startServer(opts) {
     let bytes = external_fs_.readFileSync(opts.modelPath);
-    if (isEncrypted(bytes))
-        bytes = decryptModel(bytes, opts.modelKey, opts.modelPath);
+    if ((0,serve_crypto/* isEncrypted */.ph)(bytes))
+        bytes = (0,serve_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
     const sig = onnxInfo(bytes, opts.modelPath);
     if (sig.inputs.length === 0)
-        throw new errors_ModelshipError('input', 'the model has no inputs', { file: opts.modelPath });
-    const ort = loadOrt();
+        throw new util_errors/* ModelshipError */.W('input', 'the model has no inputs', { file: opts.modelPath });
+    const ort = (0,util_ort/* loadOrt */.s)();
     let session;
     let provider = 'cpu';
     if (opts.provider === 'cuda') {
@@ -62061,7 +63143,7 @@ async function startServer(opts) {
     const version = opts.modelVersion;
     const send = (res, status, body, headers = {}) => {
         const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-        res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[HEADER_LENGTH] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
+        res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
         res.end(buf);
     };
     const readBody = (req) => new Promise((resolve, reject) => {
@@ -62069,7 +63151,7 @@ async function startServer(opts) {
             // answer 413 and discard the rest of the body (destroying the socket would lose the answer)
             req.removeAllListeners('data');
             req.resume();
-            reject(new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
+            reject(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
         };
         if (Number(req.headers['content-length'] ?? 0) > opts.maxBodyBytes)
             return tooBig();
@@ -62094,7 +63176,7 @@ async function startServer(opts) {
             return false;
         const a = Buffer.from(m[1]);
         const b = Buffer.from(opts.apiKey);
-        return a.length === b.length && external_crypto_namespaceObject.timingSafeEqual(a, b);
+        return a.length === b.length && external_crypto_.timingSafeEqual(a, b);
     };
     const modelMetadata = () => ({
         name,
@@ -62102,29 +63184,29 @@ async function startServer(opts) {
         platform: 'onnxruntime_onnx',
         inputs: sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: i.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
         outputs: sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: o.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
-        parameters: { execution_provider: provider, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, server: `modelship ${VERSION}` },
+        parameters: { execution_provider: provider, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, server: `modelship ${src_version/* VERSION */.x}` },
     });
     async function infer(req, res) {
         const body = await readBody(req);
-        const hl = req.headers[HEADER_LENGTH];
-        const parsed = parseInferRequest(body, hl === undefined ? undefined : Number(hl));
+        const hl = req.headers[kserve/* HEADER_LENGTH */.Bs];
+        const parsed = (0,kserve/* parseInferRequest */.lA)(body, hl === undefined ? undefined : Number(hl));
         const known = new Map(sig.inputs.map((i) => [i.name, i]));
         for (const t of parsed.inputs) {
             const info = known.get(t.name);
             if (!info)
-                throw new ProtocolError(400, `unknown input "${t.name}"; the model's inputs are ${[...known.keys()].join(', ')}`);
+                throw new kserve/* ProtocolError */.bd(400, `unknown input "${t.name}"; the model's inputs are ${[...known.keys()].join(', ')}`);
             const want = info.shape;
             const ok = t.shape.length === want.length && t.shape.every((d, i) => typeof want[i] !== 'number' || want[i] === d) && t.shape[0] > 0;
             if (!ok)
-                throw new ProtocolError(400, `input "${t.name}": shape [${t.shape.join(', ')}] does not match the model's [${want.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`);
+                throw new kserve/* ProtocolError */.bd(400, `input "${t.name}": shape [${t.shape.join(', ')}] does not match the model's [${want.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`);
         }
         for (const i of sig.inputs)
             if (!parsed.inputs.find((t) => t.name === i.name))
-                throw new ProtocolError(400, `missing input "${i.name}"`);
+                throw new kserve/* ProtocolError */.bd(400, `missing input "${i.name}"`);
         const outNames = sig.outputs.map((o) => o.name);
         for (const o of parsed.outputs)
             if (!outNames.includes(o.name))
-                throw new ProtocolError(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
+                throw new kserve/* ProtocolError */.bd(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
         let results;
         if (sig.inputs.length === 1) {
             const t = parsed.inputs[0];
@@ -62136,15 +63218,15 @@ async function startServer(opts) {
         }
         const wanted = parsed.outputs.length ? parsed.outputs : outNames.map((n) => ({ name: n, binary: false }));
         const tensors = wanted.map((o) => ({ name: o.name, shape: results[o.name].shape, data: results[o.name].data, binary: o.binary || parsed.binaryOutputs }));
-        const enc = encodeInferResponse(name, version, parsed.id, tensors);
-        send(res, 200, enc.body, enc.headerLength !== undefined ? { [HEADER_LENGTH]: enc.headerLength } : {});
+        const enc = (0,kserve/* encodeInferResponse */.Ue)(name, version, parsed.id, tensors);
+        send(res, 200, enc.body, enc.headerLength !== undefined ? { [kserve/* HEADER_LENGTH */.Bs]: enc.headerLength } : {});
         return 200;
     }
     async function classify(req, res, url) {
         const body = await readBody(req);
         const [, , H, W] = input0.shape;
         if (sig.inputs.length !== 1 || input0.shape.length !== 4 || input0.shape[1] !== 3 || typeof H !== 'number' || typeof W !== 'number') {
-            throw new ProtocolError(400, 'image classification needs a model with one [N, 3, H, W] input');
+            throw new kserve/* ProtocolError */.bd(400, 'image classification needs a model with one [N, 3, H, W] input');
         }
         const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
         const x = imageToTensor(body, H, W, opts.preprocess);
@@ -62173,7 +63255,7 @@ async function startServer(opts) {
             return ['metrics', 200];
         }
         if (p === '/v2')
-            return ['metadata', (send(res, 200, { name: 'modelship', version: VERSION, extensions: ['binary_tensor_data', 'classification'] }), 200)];
+            return ['metadata', (send(res, 200, { name: 'modelship', version: src_version/* VERSION */.x, extensions: ['binary_tensor_data', 'classification'] }), 200)];
         const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify)?$/.exec(p);
         if (!m)
             return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
@@ -62206,8 +63288,8 @@ async function startServer(opts) {
                 errors.inc({ route: r, code: String(code) });
         })
             .catch((e) => {
-            const status = e instanceof ProtocolError ? e.status : 500;
-            const message = e instanceof ProtocolError ? e.message : `internal error: ${e.message}`;
+            const status = e instanceof kserve/* ProtocolError */.bd ? e.status : 500;
+            const message = e instanceof kserve/* ProtocolError */.bd ? e.message : `internal error: ${e.message}`;
             if (status >= 500)
                 opts.log(`error: ${e.stack ?? e}`);
             if (!res.headersSent)
@@ -62275,21 +63357,21 @@ function serveOptions(argv, env, log) {
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (!a.startsWith('--'))
-            throw new errors_ModelshipError('input', `unexpected argument "${a}"`);
+            throw new util_errors/* ModelshipError */.W('input', `unexpected argument "${a}"`);
         const eq = a.indexOf('=');
         if (eq > 0)
             flags.set(a.slice(2, eq), a.slice(eq + 1));
         else {
             const v = argv[++i];
             if (v === undefined)
-                throw new errors_ModelshipError('input', `flag ${a} needs a value`);
+                throw new util_errors/* ModelshipError */.W('input', `flag ${a} needs a value`);
             flags.set(a.slice(2), v);
         }
     }
     const known = new Set(['model', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'provider', 'labels']);
     for (const k of flags.keys())
         if (!known.has(k))
-            throw new errors_ModelshipError('input', `unknown serve flag --${k}`, { field: k });
+            throw new util_errors/* ModelshipError */.W('input', `unknown serve flag --${k}`, { field: k });
     const get = (flag, envName) => flags.get(flag) ?? (env[envName] || undefined);
     const int = (flag, envName, dflt, min) => {
         const v = get(flag, envName);
@@ -62297,15 +63379,15 @@ function serveOptions(argv, env, log) {
             return dflt;
         const n = Number(v);
         if (!Number.isInteger(n) || n < min)
-            throw new errors_ModelshipError('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
+            throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
         return n;
     };
     const modelPath = get('model', 'MODELSHIP_MODEL');
     if (!modelPath)
-        throw new errors_ModelshipError('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
+        throw new util_errors/* ModelshipError */.W('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
     const provider = (get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
     if (provider !== 'cpu' && provider !== 'cuda')
-        throw new errors_ModelshipError('input', `--provider must be cpu or cuda, got "${provider}"`, { field: 'provider' });
+        throw new util_errors/* ModelshipError */.W('input', `--provider must be cpu or cuda, got "${provider}"`, { field: 'provider' });
     let apiKey = env.MODELSHIP_API_KEY || undefined;
     if (!apiKey && env.MODELSHIP_API_KEY_FILE)
         apiKey = external_fs_.readFileSync(env.MODELSHIP_API_KEY_FILE, 'utf8').trim();
@@ -62315,7 +63397,7 @@ function serveOptions(argv, env, log) {
             preprocess = { ...preprocess, ...JSON.parse(env.MODELSHIP_PREPROCESS) };
         }
         catch (e) {
-            throw new errors_ModelshipError('input', `MODELSHIP_PREPROCESS is not JSON: ${e.message}`);
+            throw new util_errors/* ModelshipError */.W('input', `MODELSHIP_PREPROCESS is not JSON: ${e.message}`);
         }
     }
     const labelsFile = get('labels', 'MODELSHIP_LABELS');
@@ -62330,7 +63412,7 @@ function serveOptions(argv, env, log) {
         maxQueueDelayMs: int('max-queue-delay-ms', 'MODELSHIP_MAX_QUEUE_DELAY_MS', DEFAULT_SERVE.maxQueueDelayMs, 0),
         provider,
         apiKey,
-        modelKey: loadKey(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
+        modelKey: (0,serve_crypto/* loadKey */.cv)(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
         preprocess,
         labels: labelsFile ? external_fs_.readFileSync(labelsFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined,
         log,
@@ -62352,6 +63434,8 @@ async function serveMain(argv) {
     return 0;
 }
 
+// EXTERNAL MODULE: ./src/image/registry.ts
+var registry = __nccwpck_require__(3718);
 ;// CONCATENATED MODULE: ./src/store/index.ts
 
 
@@ -62369,7 +63453,7 @@ const ARTIFACT_TYPE = 'application/vnd.modelship.model.v1';
 const LAYER_TYPE = 'application/vnd.modelship.model.layer.v1';
 const CONFIG_TYPE = 'application/vnd.modelship.model.config.v1+json';
 const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
-const digestOf = (b) => `sha256:${sha256(b)}`;
+const digestOf = (b) => `sha256:${(0,fsx/* sha256 */.sc)(b)}`;
 function buildManifest(artifact, name, metadata) {
     const config = Buffer.from(JSON.stringify({ name, ...metadata }));
     const m = {
@@ -62387,78 +63471,78 @@ function parseTarget(t) {
         return { kind: 'dir', path: t.slice(4) };
     if (t.startsWith('oci:'))
         return { kind: 'oci', ref: t.slice(4) };
-    throw new errors_ModelshipError('input', `a store location is dir:<path> or oci:<registry>/<repository>[:tag|@digest], got "${t}"`);
+    throw new util_errors/* ModelshipError */.W('input', `a store location is dir:<path> or oci:<registry>/<repository>[:tag|@digest], got "${t}"`);
 }
 // --- OCI image layout directory ---------------------------------------------------------------------------
 function blobPath(dir, digest) {
-    return external_path_namespaceObject.join(dir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
+    return external_path_.join(dir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
 }
 function putBlob(dir, data) {
     const d = digestOf(data);
     const p = blobPath(dir, d);
     if (!external_fs_.existsSync(p))
-        writeFileAtomic(p, data);
+        (0,fsx/* writeFileAtomic */.Zf)(p, data);
     return d;
 }
 function getBlob(dir, digest) {
     const p = blobPath(dir, digest);
     if (!external_fs_.existsSync(p))
-        throw new errors_ModelshipError('input', `blob ${digest} is not in the store`, { file: dir });
+        throw new util_errors/* ModelshipError */.W('input', `blob ${digest} is not in the store`, { file: dir });
     const data = external_fs_.readFileSync(p);
     if (digestOf(data) !== digest)
-        throw new errors_ModelshipError('binary', `blob ${digest} is corrupted: its content hashes to ${digestOf(data)}`, { file: p });
+        throw new util_errors/* ModelshipError */.W('binary', `blob ${digest} is corrupted: its content hashes to ${digestOf(data)}`, { file: p });
     return data;
 }
 // --- registry (distribution HTTP API) --------------------------------------------------------------------------
 async function uploadBlob(base, data, mediaType) {
     const d = digestOf(data);
-    if ((await registryRequest('HEAD', `${base}/blobs/${d}`)).status === 200)
+    if ((await (0,registry/* registryRequest */.zy)('HEAD', `${base}/blobs/${d}`)).status === 200)
         return; // already there: content addressing
-    const start = await registryRequest('POST', `${base}/blobs/uploads/`);
+    const start = await (0,registry/* registryRequest */.zy)('POST', `${base}/blobs/uploads/`);
     if (start.status !== 202 || !start.headers.location)
-        throw new errors_ModelshipError('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
+        throw new util_errors/* ModelshipError */.W('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
     const loc = new URL(start.headers.location, base);
     loc.searchParams.set('digest', d);
-    const put = await registryRequest('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
+    const put = await (0,registry/* registryRequest */.zy)('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
     if (put.status !== 201)
-        throw new errors_ModelshipError('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
+        throw new util_errors/* ModelshipError */.W('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
 }
 async function downloadBlob(base, digest) {
-    const r = await registryRequest('GET', `${base}/blobs/${digest}`);
+    const r = await (0,registry/* registryRequest */.zy)('GET', `${base}/blobs/${digest}`);
     if (r.status !== 200)
-        throw new errors_ModelshipError('io', `registry has no blob ${digest}: HTTP ${r.status}`);
+        throw new util_errors/* ModelshipError */.W('io', `registry has no blob ${digest}: HTTP ${r.status}`);
     if (digestOf(r.body) !== digest)
-        throw new errors_ModelshipError('binary', `blob ${digest} from the registry hashes to ${digestOf(r.body)}`);
+        throw new util_errors/* ModelshipError */.W('binary', `blob ${digest} from the registry hashes to ${digestOf(r.body)}`);
     return r.body;
 }
 // --- push / pull -------------------------------------------------------------------------------------------
 async function storePush(artifactFile, to, opts = {}) {
-    const artifact = readFileChecked(artifactFile, 'artifact');
-    const metadata = opts.metadataFile ? JSON.parse(readFileChecked(opts.metadataFile, 'artifact metadata').toString('utf8')) : {};
-    const { manifest, config } = buildManifest(artifact, external_path_namespaceObject.basename(artifactFile), metadata);
+    const artifact = (0,fsx/* readFileChecked */.WM)(artifactFile, 'artifact');
+    const metadata = opts.metadataFile ? JSON.parse((0,fsx/* readFileChecked */.WM)(opts.metadataFile, 'artifact metadata').toString('utf8')) : {};
+    const { manifest, config } = buildManifest(artifact, external_path_.basename(artifactFile), metadata);
     const manifestDigest = digestOf(manifest);
-    const tag = opts.tag ?? `sha256-${sha256(artifact).slice(0, 12)}`;
+    const tag = opts.tag ?? `sha256-${(0,fsx/* sha256 */.sc)(artifact).slice(0, 12)}`;
     const t = parseTarget(to);
     if (t.kind === 'dir') {
         external_fs_.mkdirSync(t.path, { recursive: true });
-        writeFileAtomic(external_path_namespaceObject.join(t.path, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+        (0,fsx/* writeFileAtomic */.Zf)(external_path_.join(t.path, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
         putBlob(t.path, artifact);
         putBlob(t.path, config);
         putBlob(t.path, manifest);
-        const indexFile = external_path_namespaceObject.join(t.path, 'index.json');
+        const indexFile = external_path_.join(t.path, 'index.json');
         const index = external_fs_.existsSync(indexFile) ? JSON.parse(external_fs_.readFileSync(indexFile, 'utf8')) : { schemaVersion: 2, manifests: [] };
         index.manifests = index.manifests.filter((m) => m.annotations?.['org.opencontainers.image.ref.name'] !== tag && m.digest !== manifestDigest);
         index.manifests.push({ mediaType: MANIFEST_TYPE, digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } });
-        writeFileAtomic(indexFile, JSON.stringify(index, null, 2));
+        (0,fsx/* writeFileAtomic */.Zf)(indexFile, JSON.stringify(index, null, 2));
         return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `dir:${t.path}@${manifestDigest}` };
     }
-    const reg = registryBase(t.ref);
+    const reg = (0,registry/* registryBase */.bu)(t.ref);
     await uploadBlob(reg.base, artifact, LAYER_TYPE);
     await uploadBlob(reg.base, config, CONFIG_TYPE);
-    const put = await registryRequest('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
+    const put = await (0,registry/* registryRequest */.zy)('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
     if (put.status !== 201)
-        throw new errors_ModelshipError('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
-    const ref = parseImageRef(t.ref);
+        throw new util_errors/* ModelshipError */.W('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
+    const ref = (0,registry/* parseImageRef */.Q)(t.ref);
     return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `oci:${ref.registry}/${ref.repository}@${manifestDigest}` };
 }
 /** Restore an artifact by manifest digest (`dir:<path>@sha256:..` or `oci:<repo>@sha256:..`), verifying every hash. */
@@ -62470,30 +63554,30 @@ async function storePull(from, out) {
     if (t.kind === 'dir') {
         const at = t.path.lastIndexOf('@sha256:');
         if (at < 0)
-            throw new errors_ModelshipError('input', `pull needs a digest: dir:<path>@sha256:<manifest digest>, got "${from}"`);
+            throw new util_errors/* ModelshipError */.W('input', `pull needs a digest: dir:<path>@sha256:<manifest digest>, got "${from}"`);
         const dir = t.path.slice(0, at);
         manifestDigest = t.path.slice(at + 1);
         manifest = getBlob(dir, manifestDigest);
         blob = async (d) => getBlob(dir, d);
     }
     else {
-        const reg = registryBase(t.ref);
+        const reg = (0,registry/* registryBase */.bu)(t.ref);
         if (!reg.digest)
-            throw new errors_ModelshipError('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
+            throw new util_errors/* ModelshipError */.W('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
         manifestDigest = reg.digest;
-        const r = await registryRequest('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
+        const r = await (0,registry/* registryRequest */.zy)('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
         if (r.status !== 200)
-            throw new errors_ModelshipError('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
+            throw new util_errors/* ModelshipError */.W('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
         if (digestOf(r.body) !== reg.digest)
-            throw new errors_ModelshipError('binary', `the manifest from the registry hashes to ${digestOf(r.body)}, not ${reg.digest}`);
+            throw new util_errors/* ModelshipError */.W('binary', `the manifest from the registry hashes to ${digestOf(r.body)}, not ${reg.digest}`);
         manifest = r.body;
         blob = (d) => downloadBlob(reg.base, d);
     }
     const m = JSON.parse(manifest.toString('utf8'));
     if (m.artifactType !== ARTIFACT_TYPE || m.layers?.length !== 1)
-        throw new errors_ModelshipError('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
+        throw new util_errors/* ModelshipError */.W('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
     const data = await blob(m.layers[0].digest);
-    writeFileAtomic(out, data);
+    (0,fsx/* writeFileAtomic */.Zf)(out, data);
     return { manifestDigest, artifactDigest: m.layers[0].digest, size: data.length, location: from };
 }
 
@@ -62509,7 +63593,7 @@ const BOOLEAN_FLAGS = new Set(INPUTS.filter((i) => i.kind === 'boolean').map((i)
 function usage(stage) {
     const inputs = INPUTS.filter((i) => i.name !== 'stage' && (stage === undefined || i.stages === 'all' || i.stages.includes(stage)));
     const lines = [
-        `modelship ${VERSION} — ship a Caffe model to production`,
+        `modelship ${src_version/* VERSION */.x} — ship a Caffe model to production`,
         '',
         `usage: modelship <stage> [--input value ...] [--json]`,
         `stages: ${STAGES.join(', ')}`,
@@ -62542,9 +63626,9 @@ function parseArgs(argv) {
             const eq = a.indexOf('=');
             const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
             if (!known.has(name))
-                throw new errors_ModelshipError('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
+                throw new util_errors/* ModelshipError */.W('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
             if (values.has(name))
-                throw new errors_ModelshipError('input', `flag --${name} is given twice`, { field: name });
+                throw new util_errors/* ModelshipError */.W('input', `flag --${name} is given twice`, { field: name });
             if (eq >= 0)
                 values.set(name, a.slice(eq + 1));
             else if (BOOLEAN_FLAGS.has(name) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--') || !/^(true|false|yes|no|0|1|on|off)$/i.test(argv[i + 1])))
@@ -62552,14 +63636,14 @@ function parseArgs(argv) {
             else {
                 const v = argv[++i];
                 if (v === undefined)
-                    throw new errors_ModelshipError('input', `flag --${name} needs a value`, { field: name });
+                    throw new util_errors/* ModelshipError */.W('input', `flag --${name} needs a value`, { field: name });
                 values.set(name, v);
             }
         }
         else if (!values.has('stage'))
             values.set('stage', a);
         else
-            throw new errors_ModelshipError('input', `unexpected argument "${a}"`);
+            throw new util_errors/* ModelshipError */.W('input', `unexpected argument "${a}"`);
     }
     return { values, json, help };
 }
@@ -62569,17 +63653,17 @@ async function storeMain(argv, out) {
     const flags = new Map();
     for (let i = 0; i < rest.length; i += 2) {
         if (!rest[i].startsWith('--') || rest[i + 1] === undefined)
-            throw new errors_ModelshipError('input', `store: expected --flag value pairs, got "${rest[i]}"`);
+            throw new util_errors/* ModelshipError */.W('input', `store: expected --flag value pairs, got "${rest[i]}"`);
         flags.set(rest[i].slice(2), rest[i + 1]);
     }
-    const need = (k) => flags.get(k) ?? (() => { throw new errors_ModelshipError('input', `store ${verb} needs --${k}`, { field: k }); })();
+    const need = (k) => flags.get(k) ?? (() => { throw new util_errors/* ModelshipError */.W('input', `store ${verb} needs --${k}`, { field: k }); })();
     let r;
     if (verb === 'push')
         r = await storePush(need('artifact'), need('to'), { tag: flags.get('tag'), metadataFile: flags.get('metadata') });
     else if (verb === 'pull')
         r = await storePull(need('from'), need('out'));
     else
-        throw new errors_ModelshipError('input', `store: expected push or pull, got "${verb ?? ''}"`);
+        throw new util_errors/* ModelshipError */.W('input', `store: expected push or pull, got "${verb ?? ''}"`);
     out.write(JSON.stringify(r, null, 2) + '\n');
     return 0;
 }
@@ -62587,7 +63671,7 @@ async function storeMain(argv, out) {
 async function cli(argv, out = process.stdout, err = process.stderr) {
     try {
         if (argv[0] === '--version') {
-            out.write(VERSION + '\n');
+            out.write(src_version/* VERSION */.x + '\n');
             return 0;
         }
         if (argv[0] === 'serve')
@@ -62613,7 +63697,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
         return 0;
     }
     catch (e) {
-        if (isModelshipError(e)) {
+        if ((0,util_errors/* isModelshipError */.y)(e)) {
             err.write(`error: ${e.message}\n`);
             return e.code === 'input' ? 2 : 1;
         }
@@ -62696,7 +63780,7 @@ function utils_toCommandProperties(annotationProperties) {
  */
 function command_issueCommand(command, properties, message) {
     const cmd = new Command(command, properties, message);
-    process.stdout.write(cmd.toString() + external_os_namespaceObject.EOL);
+    process.stdout.write(cmd.toString() + external_os_.EOL);
 }
 function command_issue(name, message = '') {
     command_issueCommand(name, {}, message);
@@ -62766,12 +63850,12 @@ function file_command_issueFileCommand(command, message) {
     if (!external_fs_.existsSync(filePath)) {
         throw new Error(`Missing file at path: ${filePath}`);
     }
-    external_fs_.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
+    external_fs_.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_.EOL}`, {
         encoding: 'utf8'
     });
 }
 function file_command_prepareKeyValueMessage(key, value) {
-    const delimiter = `ghadelimiter_${external_crypto_namespaceObject.randomUUID()}`;
+    const delimiter = `ghadelimiter_${external_crypto_.randomUUID()}`;
     const convertedValue = utils_toCommandValue(value);
     // These should realistically never happen, but just in case someone finds a
     // way to exploit uuid generation let's not allow keys or values that contain
@@ -62782,9 +63866,11 @@ function file_command_prepareKeyValueMessage(key, value) {
     if (convertedValue.includes(delimiter)) {
         throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
     }
-    return `${key}<<${delimiter}${external_os_namespaceObject.EOL}${convertedValue}${external_os_namespaceObject.EOL}${delimiter}`;
+    return `${key}<<${delimiter}${external_os_.EOL}${convertedValue}${external_os_.EOL}${delimiter}`;
 }
 //# sourceMappingURL=file-command.js.map
+// EXTERNAL MODULE: external "https"
+var external_https_ = __nccwpck_require__(5692);
 ;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
@@ -63858,7 +64944,7 @@ class Summary {
      * @returns {Summary} summary instance
      */
     addEOL() {
-        return this.addRaw(external_os_namespaceObject.EOL);
+        return this.addRaw(external_os_.EOL);
     }
     /**
      * Adds an HTML codeblock to the summary buffer
@@ -64046,6 +65132,8 @@ function toPlatformPath(pth) {
 var external_string_decoder_ = __nccwpck_require__(3193);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
+// EXTERNAL MODULE: external "child_process"
+var external_child_process_ = __nccwpck_require__(5317);
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
 ;// CONCATENATED MODULE: ./node_modules/@actions/io/lib/io-util.js
@@ -64145,7 +65233,7 @@ function tryGetExecutablePath(filePath, extensions) {
         if (stats && stats.isFile()) {
             if (IS_WINDOWS) {
                 // on Windows, test for valid extension
-                const upperExt = external_path_namespaceObject.extname(filePath).toUpperCase();
+                const upperExt = external_path_.extname(filePath).toUpperCase();
                 if (extensions.some(validExt => validExt.toUpperCase() === upperExt)) {
                     return filePath;
                 }
@@ -64174,11 +65262,11 @@ function tryGetExecutablePath(filePath, extensions) {
                 if (IS_WINDOWS) {
                     // preserve the case of the actual file (since an extension was appended)
                     try {
-                        const directory = external_path_namespaceObject.dirname(filePath);
-                        const upperName = external_path_namespaceObject.basename(filePath).toUpperCase();
+                        const directory = external_path_.dirname(filePath);
+                        const upperName = external_path_.basename(filePath).toUpperCase();
                         for (const actualName of yield readdir(directory)) {
                             if (upperName === actualName.toUpperCase()) {
-                                filePath = external_path_namespaceObject.join(directory, actualName);
+                                filePath = external_path_.join(directory, actualName);
                                 break;
                             }
                         }
@@ -64398,7 +65486,7 @@ function findInPath(tool) {
         // build the list of extensions to try
         const extensions = [];
         if (IS_WINDOWS && process.env['PATHEXT']) {
-            for (const extension of process.env['PATHEXT'].split(external_path_namespaceObject.delimiter)) {
+            for (const extension of process.env['PATHEXT'].split(external_path_.delimiter)) {
                 if (extension) {
                     extensions.push(extension);
                 }
@@ -64413,7 +65501,7 @@ function findInPath(tool) {
             return [];
         }
         // if any path separators, return empty
-        if (tool.includes(external_path_namespaceObject.sep)) {
+        if (tool.includes(external_path_.sep)) {
             return [];
         }
         // build the list of directories
@@ -64424,7 +65512,7 @@ function findInPath(tool) {
         // across platforms.
         const directories = [];
         if (process.env.PATH) {
-            for (const p of process.env.PATH.split(external_path_namespaceObject.delimiter)) {
+            for (const p of process.env.PATH.split(external_path_.delimiter)) {
                 if (p) {
                     directories.push(p);
                 }
@@ -64433,7 +65521,7 @@ function findInPath(tool) {
         // find all matches
         const matches = [];
         for (const directory of directories) {
-            const filePath = yield tryGetExecutablePath(external_path_namespaceObject.join(directory, tool), extensions);
+            const filePath = yield tryGetExecutablePath(external_path_.join(directory, tool), extensions);
             if (filePath) {
                 matches.push(filePath);
             }
@@ -64580,13 +65668,13 @@ class ToolRunner extends external_events_.EventEmitter {
     _processLineBuffer(data, strBuffer, onLine) {
         try {
             let s = strBuffer + data.toString();
-            let n = s.indexOf(external_os_namespaceObject.EOL);
+            let n = s.indexOf(external_os_.EOL);
             while (n > -1) {
                 const line = s.substring(0, n);
                 onLine(line);
                 // the rest of the string ...
-                s = s.substring(n + external_os_namespaceObject.EOL.length);
-                n = s.indexOf(external_os_namespaceObject.EOL);
+                s = s.substring(n + external_os_.EOL.length);
+                n = s.indexOf(external_os_.EOL);
             }
             return s;
         }
@@ -64864,7 +65952,7 @@ class ToolRunner extends external_events_.EventEmitter {
                 (this.toolPath.includes('/') ||
                     (toolrunner_IS_WINDOWS && this.toolPath.includes('\\')))) {
                 // prefer options.cwd if it is specified, however options.cwd may also need to be rooted
-                this.toolPath = external_path_namespaceObject.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
+                this.toolPath = external_path_.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
             }
             // if the tool is only a file name, then resolve it from the PATH
             // otherwise verify it exists (add extension on Windows if necessary)
@@ -64877,7 +65965,7 @@ class ToolRunner extends external_events_.EventEmitter {
                 }
                 const optionsNonNull = this._cloneExecOptions(this.options);
                 if (!optionsNonNull.silent && optionsNonNull.outStream) {
-                    optionsNonNull.outStream.write(this._getCommandString(optionsNonNull) + external_os_namespaceObject.EOL);
+                    optionsNonNull.outStream.write(this._getCommandString(optionsNonNull) + external_os_.EOL);
                 }
                 const state = new ExecState(optionsNonNull, this.toolPath);
                 state.on('debug', (message) => {
@@ -64887,7 +65975,7 @@ class ToolRunner extends external_events_.EventEmitter {
                     return reject(new Error(`The cwd: ${this.options.cwd} does not exist!`));
                 }
                 const fileName = this._getSpawnFileName();
-                const cp = external_child_process_namespaceObject.spawn(fileName, this._getSpawnArgs(optionsNonNull), this._getSpawnOptions(this.options, fileName));
+                const cp = external_child_process_.spawn(fileName, this._getSpawnArgs(optionsNonNull), this._getSpawnOptions(this.options, fileName));
                 let stdbuffer = '';
                 if (cp.stdout) {
                     cp.stdout.on('data', (data) => {
@@ -65216,8 +66304,8 @@ const getLinuxInfo = () => platform_awaiter(void 0, void 0, void 0, function* ()
         version
     };
 });
-const platform = external_os_namespaceObject.platform();
-const arch = external_os_namespaceObject.arch();
+const platform = external_os_.platform();
+const arch = external_os_.arch();
 const isWindows = platform === 'win32';
 const isMacOS = platform === 'darwin';
 const isLinux = platform === 'linux';
@@ -65398,7 +66486,7 @@ function setOutput(name, value) {
     if (filePath) {
         return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
     }
-    process.stdout.write(external_os_namespaceObject.EOL);
+    process.stdout.write(external_os_.EOL);
     command_issueCommand('set-output', { name }, utils_toCommandValue(value));
 }
 /**
@@ -65466,7 +66554,7 @@ function notice(message, properties = {}) {
  * @param message info message
  */
 function info(message) {
-    process.stdout.write(message + external_os_namespaceObject.EOL);
+    process.stdout.write(message + external_os_.EOL);
 }
 /**
  * Begin an output group.
@@ -65553,7 +66641,11 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+// EXTERNAL MODULE: ./src/rollout/owner.ts
+var owner = __nccwpck_require__(9158);
 ;// CONCATENATED MODULE: ./src/action/main.ts
+
+
 
 
 
@@ -65571,6 +66663,18 @@ const actionLogger = {
 async function post() {
     try {
         const removed = await cleanupSmokeContainers(actionLogger);
+        const state = getState('rollout');
+        if (state) {
+            const r = JSON.parse(state);
+            try {
+                const { cleanupRollout } = await Promise.all(/* import() */[__nccwpck_require__.e(759), __nccwpck_require__.e(458)]).then(__nccwpck_require__.bind(__nccwpck_require__, 7458));
+                removed.push(...(await cleanupRollout(r.kubeconfig, r.namespace, r.app, r.owner, actionLogger)));
+            }
+            finally {
+                if (r.temporary)
+                    external_fs_.rmSync(r.kubeconfig, { force: true });
+            }
+        }
         if (removed.length === 0)
             info('modelship post: nothing to clean up');
     }
@@ -65590,6 +66694,12 @@ async function action() {
             }
         }
         const cfg = readConfig((name) => getInput(name));
+        if (cfg.stage === 'rollout' && !cfg.rollout.dryRun) {
+            // what the post step needs to remove a canary and a lease a cancelled run leaves behind
+            const kubeconfig = (0,owner/* kubeconfigFile */.q)(cfg.rollout.kubeconfig);
+            saveState('rollout', JSON.stringify({ kubeconfig, namespace: cfg.rollout.namespace, app: cfg.rollout.app, owner: (0,owner/* rolloutOwner */.J)(), temporary: kubeconfig !== cfg.rollout.kubeconfig }));
+            cfg.rollout.kubeconfig = kubeconfig;
+        }
         const result = await runStage(cfg, actionLogger);
         for (const [k, v] of Object.entries(result.outputs))
             setOutput(k, v);
@@ -65599,7 +66709,7 @@ async function action() {
             setFailed(result.failure ?? 'stage failed');
     }
     catch (e) {
-        if (isModelshipError(e)) {
+        if ((0,util_errors/* isModelshipError */.y)(e)) {
             const loc = e.location;
             // one annotation that points at the file and line (setFailed would add a second, location-less one)
             error(e.message, loc.file ? { file: loc.file, startLine: loc.line, startColumn: loc.column, title: `modelship: ${e.code} error` } : { title: `modelship: ${e.code} error` });

