@@ -145,7 +145,11 @@ export async function waitDeployment(kube: Kube, namespace: string, name: string
     const progressing = st.conditions?.find((c) => c.type === 'Progressing');
     const rs = await newestReplicaSet(kube, d);
     const hash = (rs?.metadata.labels ?? {})['pod-template-hash'];
-    const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).map(podView) : [];
+    // the ReplicaSet's own pods: a Deployment deleted a moment ago (an earlier canary of the same template) can
+    // leave terminating pods with the same pod-template-hash behind
+    const rsUid = (rs?.metadata as { uid?: string } | undefined)?.uid;
+    const owned = (p: K8sObject) => (p.metadata as { ownerReferences?: { uid: string }[]; deletionTimestamp?: string }).ownerReferences?.some((o) => o.uid === rsUid) && !(p.metadata as { deletionTimestamp?: string }).deletionTimestamp;
+    const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).filter(owned).map(podView) : [];
     for (const p of pods) {
       const why = fatalReason(p);
       if (why) throw new GateFailure(why, await podEvidence(kube, namespace, [p]));
