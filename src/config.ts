@@ -9,8 +9,17 @@ import { DEFAULT_QUERIES } from './rollout/prometheus';
  * INPUTS and OUTPUTS by a test, so the three cannot drift.
  */
 
-export const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout'] as const;
+export const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'] as const;
 export type Stage = (typeof STAGES)[number];
+
+/** The stages whose inputs a stage also reads: the pipeline runs five, a preview is a rollout. */
+export const STAGE_INCLUDES: Partial<Record<Stage, Stage[]>> = { pipeline: ['convert', 'compile', 'image', 'smoke', 'rollout'], preview: ['rollout'] };
+
+/** Does `stage` read input `i` (directly, or through a stage it runs)? */
+export function inputUsedBy(i: InputSpec, stage: Stage): boolean {
+  if (i.stages === 'all') return true;
+  return [stage, ...(STAGE_INCLUDES[stage] ?? [])].some((s) => (i.stages as Stage[]).includes(s));
+}
 
 export interface InputSpec {
   name: string;
@@ -41,19 +50,19 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'prototxt',
-    description: 'convert: path of the Caffe deploy.prototxt (V2 `layer` or legacy V1 `layers`).',
+    description: 'convert, pipeline: path of the Caffe deploy.prototxt (V2 `layer` or legacy V1 `layers`).',
     default: '',
     kind: 'path',
-    stages: ['convert'],
-    required: ['convert'],
+    stages: ['convert', 'pipeline'],
+    required: ['convert', 'pipeline'],
   },
   {
     name: 'caffemodel',
-    description: 'convert: path of the trained .caffemodel weights.',
+    description: 'convert, pipeline: path of the trained .caffemodel weights.',
     default: '',
     kind: 'path',
-    stages: ['convert'],
-    required: ['convert'],
+    stages: ['convert', 'pipeline'],
+    required: ['convert', 'pipeline'],
   },
   {
     name: 'out',
@@ -149,11 +158,11 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'image',
-    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout: the image to run, by digest (the image stage\'s image output).',
+    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted.',
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout'],
-    required: ['image', 'smoke', 'rollout'],
+    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
+    required: ['image', 'smoke', 'rollout', 'preview', 'pipeline'],
   },
   {
     name: 'model-name',
@@ -516,6 +525,42 @@ export const INPUTS: InputSpec[] = [
     kind: 'string',
     stages: ['rollout'],
   },
+  {
+    name: 'pr-number',
+    description: 'preview, cleanup: the pull request number (default: the pull_request event\'s); the preview namespace is <app>-pr-<N>.',
+    default: '',
+    kind: 'number',
+    stages: ['preview', 'cleanup'],
+  },
+  {
+    name: 'github-token',
+    description: 'preview, cleanup: token for the one PR comment (post, update; masked).',
+    default: '${{ github.token }}',
+    kind: 'string',
+    stages: ['preview', 'cleanup'],
+    secret: true,
+  },
+  {
+    name: 'preview-url',
+    description: 'preview: the URL the PR comment links to ({{app}}, {{namespace}}, {{pr}} are filled in; default: the Service through the API server\'s proxy).',
+    default: '',
+    kind: 'string',
+    stages: ['preview'],
+  },
+  {
+    name: 'comment',
+    description: 'preview, cleanup: post or update the PR comment.',
+    default: 'true',
+    kind: 'boolean',
+    stages: ['preview', 'cleanup'],
+  },
+  {
+    name: 'smoke-report',
+    description: 'preview: the smoke and convert figures for the PR comment, as JSON of their outputs (e.g. toJSON(needs.smoke.outputs)); keys used: parity, max-abs-diff, latency-p50-ms, latency-p95-ms, latency-p99-ms, throughput-rps.',
+    default: '',
+    kind: 'string',
+    stages: ['preview'],
+  },
 ];
 
 export const OUTPUTS: OutputSpec[] = [
@@ -548,6 +593,10 @@ export const OUTPUTS: OutputSpec[] = [
   { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
   { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
   { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
+  { name: 'preview-url', description: 'preview: the URL of the PR\'s preview deployment.', stages: ['preview'] },
+  { name: 'preview-namespace', description: 'preview, cleanup: the preview namespace <app>-pr-<N>.', stages: ['preview', 'cleanup'] },
+  { name: 'comment-id', description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).', stages: ['preview', 'cleanup'] },
+  { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tags).', stages: ['cleanup'] },
 ];
 
 export interface ConvertConfig {
@@ -646,6 +695,27 @@ export interface RolloutConfig {
   memory: string;
 }
 
+export interface PreviewConfig {
+  rollout: RolloutConfig;
+  prNumber?: number;
+  githubToken: string;
+  previewUrl: string;
+  comment: boolean;
+  smokeReport: Record<string, string>;
+}
+
+export interface CleanupConfig {
+  app: string;
+  kubeconfig: string;
+  prNumber?: number;
+  /** the image repository whose pr-<N> tag goes (empty: no registry cleanup) */
+  image: string;
+  registryUsername: string;
+  registryPassword: string;
+  githubToken: string;
+  comment: boolean;
+}
+
 export interface Config {
   stage: Stage;
   convert: ConvertConfig;
@@ -653,6 +723,8 @@ export interface Config {
   image: ImageConfig;
   smoke: SmokeConfig;
   rollout: RolloutConfig;
+  preview: PreviewConfig;
+  cleanup: CleanupConfig;
 }
 
 /** Where raw input values come from: the action's INPUT_* environment or the CLI's flags. */
@@ -737,7 +809,7 @@ export function readConfig(source: InputSource): Config {
     composeFile: raw('compose-file'),
     nodeBinary: raw('node-binary'),
   };
-  if ((stage === 'image' || stage === 'smoke') && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName)) fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${image.modelName}"`);
+  if (!['convert', 'compile', 'cleanup'].includes(stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName)) fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${image.modelName}"`);
   const int = (name: string, min: number): number => {
     const n = num(name);
     if (!Number.isInteger(n) || n < min) fail(name, `expected an integer ≥ ${min}, got "${raw(name)}"`);
@@ -819,13 +891,27 @@ export function readConfig(source: InputSource): Config {
     cpu: raw('cpu'),
     memory: raw('memory'),
   };
-  if (stage === 'rollout') {
+  if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50) fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63) fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
-    if (!/@sha256:[0-9a-f]{64}$/.test(rollout.image)) fail('image', `rollout deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+    if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image)) fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
     if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference) fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
     if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url)) fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
     if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl)) fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
   }
-  return { stage, convert, compile, image, smoke, rollout };
+  const prRaw = raw('pr-number');
+  if (prRaw !== '' && !/^[1-9]\d*$/.test(prRaw)) fail('pr-number', `expected a pull request number, got "${prRaw}"`);
+  let smokeReport: Record<string, string> = {};
+  if (raw('smoke-report')) {
+    try {
+      smokeReport = JSON.parse(raw('smoke-report')) as Record<string, string>;
+    } catch (e) {
+      fail('smoke-report', `is not JSON: ${(e as Error).message}`);
+    }
+  }
+  const githubToken = raw('github-token').startsWith('${{') ? '' : raw('github-token');
+  const preview: PreviewConfig = { rollout, prNumber: prRaw ? Number(prRaw) : undefined, githubToken, previewUrl: raw('preview-url'), comment: parseBoolean('comment', raw('comment')), smokeReport };
+  const cleanup: CleanupConfig = { app: rollout.app, kubeconfig: rollout.kubeconfig, prNumber: preview.prNumber, image: image.image, registryUsername: image.registryUsername, registryPassword: image.registryPassword, githubToken, comment: preview.comment };
+  if (stage === 'cleanup' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cleanup.app)) fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label, got "${cleanup.app}"`);
+  return { stage, convert, compile, image, smoke, rollout, preview, cleanup };
 }

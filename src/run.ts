@@ -19,5 +19,11 @@ export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
     case 'rollout':
       // loaded on use: @kubernetes/client-node is large and ESM-only
       return (await import('./rollout')).runRollout(cfg.rollout, log);
+    case 'preview':
+      return (await import('./preview')).runPreview(cfg.preview, log);
+    case 'cleanup':
+      return (await import('./preview')).runCleanup(cfg.cleanup, log);
+    case 'pipeline':
+      return (await import('./pipeline')).runPipeline(cfg, log);
   }
 }

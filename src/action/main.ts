@@ -6,6 +6,7 @@ import { runStage } from '../run';
 import { isModelshipError } from '../util/errors';
 import { cleanupSmokeContainers } from '../smoke';
 import { kubeconfigFile, rolloutOwner } from '../rollout/owner';
+import { prNumber, previewNamespace } from '../preview';
 
 const actionLogger: Logger = {
   info: (m) => core.info(m),
@@ -47,11 +48,12 @@ export async function action(): Promise<void> {
       }
     }
     const cfg = readConfig((name) => core.getInput(name));
-    if (cfg.stage === 'rollout' && !cfg.rollout.dryRun) {
+    if ((cfg.stage === 'rollout' || cfg.stage === 'preview' || cfg.stage === 'pipeline') && !cfg.rollout.dryRun) {
       // what the post step needs to remove a canary and a lease a cancelled run leaves behind
       const kubeconfig = kubeconfigFile(cfg.rollout.kubeconfig);
-      core.saveState('rollout', JSON.stringify({ kubeconfig, namespace: cfg.rollout.namespace, app: cfg.rollout.app, owner: rolloutOwner(), temporary: kubeconfig !== cfg.rollout.kubeconfig }));
-      cfg.rollout.kubeconfig = kubeconfig;
+      const namespace = cfg.stage === 'preview' ? previewNamespace(cfg.rollout.app, prNumber(cfg.preview.prNumber)) : cfg.rollout.namespace;
+      core.saveState('rollout', JSON.stringify({ kubeconfig, namespace, app: cfg.rollout.app, owner: rolloutOwner(), temporary: kubeconfig !== cfg.rollout.kubeconfig }));
+      cfg.rollout.kubeconfig = cfg.preview.rollout.kubeconfig = cfg.cleanup.kubeconfig = kubeconfig;
     }
     const result = await runStage(cfg, actionLogger);
     for (const [k, v] of Object.entries(result.outputs)) core.setOutput(k, v);

@@ -1,4 +1,4 @@
-import { INPUTS, OUTPUTS, STAGES, readConfig } from '../config';
+import { INPUTS, OUTPUTS, STAGES, STAGE_INCLUDES, Stage, inputUsedBy, readConfig } from '../config';
 import { consoleLogger } from '../stage';
 import { runStage } from '../run';
 import { isModelshipError, ModelshipError } from '../util/errors';
@@ -9,7 +9,8 @@ import { storePush, storePull } from '../store';
 const BOOLEAN_FLAGS = new Set(INPUTS.filter((i) => i.kind === 'boolean').map((i) => i.name));
 
 export function usage(stage?: string): string {
-  const inputs = INPUTS.filter((i) => i.name !== 'stage' && (stage === undefined || i.stages === 'all' || (i.stages as string[]).includes(stage)));
+  const known = stage !== undefined && (STAGES as readonly string[]).includes(stage);
+  const inputs = INPUTS.filter((i) => i.name !== 'stage' && (!known || inputUsedBy(i, stage as Stage)));
   const lines = [
     `modelship ${VERSION} — ship a Caffe model to production`,
     '',
@@ -22,7 +23,7 @@ export function usage(stage?: string): string {
     ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
     '',
     'outputs are printed as name=value lines, or as one JSON object with --json:',
-    ...OUTPUTS.filter((o) => stage === undefined || (o.stages as string[]).includes(stage)).map((o) => `  ${o.name}`.padEnd(30) + o.description),
+    ...OUTPUTS.filter((o) => !known || [stage as Stage, ...(STAGE_INCLUDES[stage as Stage] ?? [])].some((s) => o.stages.includes(s))).map((o) => `  ${o.name}`.padEnd(30) + o.description),
     '',
     'example: modelship convert --prototxt deploy.prototxt --caffemodel weights.caffemodel --out model.onnx --reference ref/',
   ];
