@@ -4,8 +4,9 @@
 #   compile  ONNX Runtime offline optimization, parity again
 #   image    serving image built and pushed with docker buildx to the lab registry 127.0.0.1:5000
 #   smoke    the pushed image run by digest: golden requests, latency
-# The image and smoke steps need the lab's Docker engine and registry: as root this script starts them
-# (lab/up.sh docker, ~5 min on a fresh machine, seconds after); pass --no-lab to stop after compile.
+#   rollout  canary on the lab's Kubernetes cluster (namespace modelship-demo): verified, then promoted
+# The image, smoke and rollout steps need the lab (Docker engine, registry, Kubernetes): as root this script
+# starts it (lab/up.sh, ~5 min on a fresh machine, seconds after); pass --no-lab to stop after compile.
 #   scripts/demo.sh [--no-lab] [MODEL_DIR]   MODEL_DIR: deploy.prototxt, weights.caffemodel and reference outputs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,11 +31,15 @@ echo "== compile"
 ms compile --model "$out/model.onnx" --reference "$dir" | tee "$out/compile.out"
 [ "$lab" = 1 ] || exit 0
 
-if [ "$(id -u)" = 0 ]; then bash lab/up.sh docker >/dev/null; fi
-. /var/lib/modelship-lab/env.sh 2>/dev/null || { echo "the lab is not up: run 'lab/up.sh docker' as root, or use --no-lab" >&2; exit 1; }
+if [ "$(id -u)" = 0 ]; then bash lab/up.sh >/dev/null; fi
+. /var/lib/modelship-lab/env.sh 2>/dev/null || { echo "the lab is not up: run 'lab/up.sh' as root, or use --no-lab" >&2; exit 1; }
 echo "== image → ${LAB_REGISTRY}/modelship/$name"
 ms image --image "$LAB_REGISTRY/modelship/$name" --model "$(get artifact-path "$out/compile.out")" --model-name "$name" \
   --base-image "$LAB_BASE_IMAGE" --parity "$(get parity "$out/convert.out")" --compose-file "$out/docker-compose.yml" \
   --revision "$(git rev-parse HEAD 2>/dev/null || echo 0000000)" | tee "$out/image.out"
 echo "== smoke $(get image "$out/image.out")"
 ms smoke --image "$(get image "$out/image.out")" --model-name "$name" --reference "$dir" --requests 100 --concurrency 4 | tee "$out/smoke.out"
+echo "== rollout → namespace modelship-demo (canary, then promote)"
+ms rollout --image "$(get image "$out/image.out")" --model-name "$name" --app "$name" --namespace modelship-demo \
+  --reference "$dir" --replicas 2 --bake-time 5 --cpu 200m --memory 512Mi --patch examples/lab-realnode.patch.yaml \
+  | tee "$out/rollout.out" | grep -v '^rollout-report='

