@@ -4436,7 +4436,7 @@ module.exports = function (dataIn, width, height, options) {
 
 /***/ }),
 
-/***/ 4369:
+/***/ 6750:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -4907,7 +4907,7 @@ module.exports = function (pxData, width, height, options, bpp) {
 
 
 let util = __nccwpck_require__(9023);
-let ChunkStream = __nccwpck_require__(4369);
+let ChunkStream = __nccwpck_require__(6750);
 let Filter = __nccwpck_require__(3054);
 
 let FilterAsync = (module.exports = function (bitmapInfo) {
@@ -5641,7 +5641,7 @@ module.exports = function paethPredictor(left, above, upLeft) {
 
 let util = __nccwpck_require__(9023);
 let zlib = __nccwpck_require__(3106);
-let ChunkStream = __nccwpck_require__(4369);
+let ChunkStream = __nccwpck_require__(6750);
 let FilterAsync = __nccwpck_require__(8539);
 let Parser = __nccwpck_require__(6609);
 let bitmapper = __nccwpck_require__(6106);
@@ -19216,7 +19216,7 @@ module.exports = {
 /***/ 770:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-/* unused reexport */ __nccwpck_require__(218);
+module.exports = __nccwpck_require__(218);
 
 
 /***/ }),
@@ -19225,7 +19225,6 @@ module.exports = {
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
-var __webpack_unused_export__;
 
 
 var net = __nccwpck_require__(9278);
@@ -19237,10 +19236,10 @@ var assert = __nccwpck_require__(2613);
 var util = __nccwpck_require__(9023);
 
 
-__webpack_unused_export__ = httpOverHttp;
-__webpack_unused_export__ = httpsOverHttp;
-__webpack_unused_export__ = httpOverHttps;
-__webpack_unused_export__ = httpsOverHttps;
+exports.httpOverHttp = httpOverHttp;
+exports.httpsOverHttp = httpsOverHttp;
+exports.httpOverHttps = httpOverHttps;
+exports.httpsOverHttps = httpsOverHttps;
 
 
 function httpOverHttp(options) {
@@ -19489,7 +19488,7 @@ if (process.env.NODE_DEBUG && /\btunnel\b/.test(process.env.NODE_DEBUG)) {
 } else {
   debug = function() {};
 }
-__webpack_unused_export__ = debug; // for test
+exports.debug = debug; // for test
 
 
 /***/ }),
@@ -19498,7 +19497,6 @@ __webpack_unused_export__ = debug; // for test
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
-var __webpack_unused_export__;
 
 
 const Client = __nccwpck_require__(3701)
@@ -19526,29 +19524,29 @@ const createRedirectInterceptor = __nccwpck_require__(5092)
 
 Object.assign(Dispatcher.prototype, api)
 
-__webpack_unused_export__ = Dispatcher
-__webpack_unused_export__ = Client
-__webpack_unused_export__ = Pool
-__webpack_unused_export__ = BalancedPool
-__webpack_unused_export__ = Agent
-__webpack_unused_export__ = ProxyAgent
-__webpack_unused_export__ = EnvHttpProxyAgent
-__webpack_unused_export__ = RetryAgent
-__webpack_unused_export__ = RetryHandler
+module.exports.Dispatcher = Dispatcher
+module.exports.Client = Client
+module.exports.Pool = Pool
+module.exports.BalancedPool = BalancedPool
+module.exports.Agent = Agent
+module.exports.ProxyAgent = ProxyAgent
+module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent
+module.exports.RetryAgent = RetryAgent
+module.exports.RetryHandler = RetryHandler
 
-__webpack_unused_export__ = DecoratorHandler
-__webpack_unused_export__ = RedirectHandler
-__webpack_unused_export__ = createRedirectInterceptor
-__webpack_unused_export__ = {
+module.exports.DecoratorHandler = DecoratorHandler
+module.exports.RedirectHandler = RedirectHandler
+module.exports.createRedirectInterceptor = createRedirectInterceptor
+module.exports.interceptors = {
   redirect: __nccwpck_require__(1514),
   retry: __nccwpck_require__(2026),
   dump: __nccwpck_require__(8060),
   dns: __nccwpck_require__(379)
 }
 
-__webpack_unused_export__ = buildConnector
-__webpack_unused_export__ = errors
-__webpack_unused_export__ = {
+module.exports.buildConnector = buildConnector
+module.exports.errors = errors
+module.exports.util = {
   parseHeaders: util.parseHeaders,
   headerNameToString: util.headerNameToString
 }
@@ -19602,11 +19600,11 @@ function makeDispatcher (fn) {
   }
 }
 
-__webpack_unused_export__ = setGlobalDispatcher
-__webpack_unused_export__ = getGlobalDispatcher
+module.exports.setGlobalDispatcher = setGlobalDispatcher
+module.exports.getGlobalDispatcher = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4398).fetch)
-__webpack_unused_export__ = async function fetch (init, options = undefined) {
+const fetchImpl = (__nccwpck_require__(2017).fetch)
+module.exports.fetch = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
   } catch (err) {
@@ -19617,57 +19615,57 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(3529).FormData
-__webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+module.exports.Headers = __nccwpck_require__(660).Headers
+module.exports.Response = __nccwpck_require__(9051).Response
+module.exports.Request = __nccwpck_require__(9967).Request
+module.exports.FormData = __nccwpck_require__(3529).FormData
+module.exports.File = globalThis.File ?? (__nccwpck_require__(4573).File)
+module.exports.FileReader = __nccwpck_require__(8355).FileReader
 
 const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
 
-__webpack_unused_export__ = setGlobalOrigin
-__webpack_unused_export__ = getGlobalOrigin
+module.exports.setGlobalOrigin = setGlobalOrigin
+module.exports.getGlobalOrigin = getGlobalOrigin
 
 const { CacheStorage } = __nccwpck_require__(5626)
 const { kConstruct } = __nccwpck_require__(109)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
-__webpack_unused_export__ = new CacheStorage(kConstruct)
+module.exports.caches = new CacheStorage(kConstruct)
 
 const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
 
-__webpack_unused_export__ = deleteCookie
-__webpack_unused_export__ = getCookies
-__webpack_unused_export__ = getSetCookies
-__webpack_unused_export__ = setCookie
+module.exports.deleteCookie = deleteCookie
+module.exports.getCookies = getCookies
+module.exports.getSetCookies = getSetCookies
+module.exports.setCookie = setCookie
 
 const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
 
-__webpack_unused_export__ = parseMIMEType
-__webpack_unused_export__ = serializeAMimeType
+module.exports.parseMIMEType = parseMIMEType
+module.exports.serializeAMimeType = serializeAMimeType
 
 const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
-__webpack_unused_export__ = CloseEvent
-__webpack_unused_export__ = ErrorEvent
-__webpack_unused_export__ = MessageEvent
+module.exports.WebSocket = __nccwpck_require__(3726).WebSocket
+module.exports.CloseEvent = CloseEvent
+module.exports.ErrorEvent = ErrorEvent
+module.exports.MessageEvent = MessageEvent
 
-__webpack_unused_export__ = makeDispatcher(api.request)
-__webpack_unused_export__ = makeDispatcher(api.stream)
-__webpack_unused_export__ = makeDispatcher(api.pipeline)
-__webpack_unused_export__ = makeDispatcher(api.connect)
-__webpack_unused_export__ = makeDispatcher(api.upgrade)
+module.exports.request = makeDispatcher(api.request)
+module.exports.stream = makeDispatcher(api.stream)
+module.exports.pipeline = makeDispatcher(api.pipeline)
+module.exports.connect = makeDispatcher(api.connect)
+module.exports.upgrade = makeDispatcher(api.upgrade)
 
-__webpack_unused_export__ = MockClient
-__webpack_unused_export__ = MockPool
-__webpack_unused_export__ = MockAgent
-__webpack_unused_export__ = mockErrors
+module.exports.MockClient = MockClient
+module.exports.MockPool = MockPool
+module.exports.MockAgent = MockAgent
+module.exports.mockErrors = mockErrors
 
 const { EventSource } = __nccwpck_require__(1238)
 
-__webpack_unused_export__ = EventSource
+module.exports.EventSource = EventSource
 
 
 /***/ }),
@@ -31432,7 +31430,7 @@ const { webidl } = __nccwpck_require__(5893)
 const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(9051)
 const { Request, fromInnerRequest } = __nccwpck_require__(9967)
 const { kState } = __nccwpck_require__(3627)
-const { fetching } = __nccwpck_require__(4398)
+const { fetching } = __nccwpck_require__(2017)
 const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(3168)
 const assert = __nccwpck_require__(4589)
 
@@ -33991,7 +33989,7 @@ module.exports = {
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4398)
+const { fetching } = __nccwpck_require__(2017)
 const { makeRequest } = __nccwpck_require__(9967)
 const { webidl } = __nccwpck_require__(5893)
 const { EventSourceStream } = __nccwpck_require__(4031)
@@ -37614,7 +37612,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4398:
+/***/ 2017:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -45086,7 +45084,7 @@ const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, 
 const { channels } = __nccwpck_require__(2414)
 const { CloseEvent } = __nccwpck_require__(5188)
 const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(4398)
+const { fetching } = __nccwpck_require__(2017)
 const { Headers, getHeadersList } = __nccwpck_require__(660)
 const { getDecodeSplit } = __nccwpck_require__(3168)
 const { WebsocketFrameSend } = __nccwpck_require__(3264)
@@ -47675,6 +47673,3206 @@ module.exports = {
 
 /***/ }),
 
+/***/ 4398:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Jz: () => (/* binding */ runCompile)
+});
+
+// UNUSED EXPORTS: FP16_TOLERANCE, defaultArtifactPath
+
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(9896);
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(857);
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(6928);
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(2141);
+// EXTERNAL MODULE: ./src/util/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(1133);
+// EXTERNAL MODULE: ./src/util/proc.ts
+var proc = __nccwpck_require__(9946);
+// EXTERNAL MODULE: ./src/util/ort.ts
+var util_ort = __nccwpck_require__(7171);
+// EXTERNAL MODULE: ./src/util/errors.ts
+var errors = __nccwpck_require__(17);
+// EXTERNAL MODULE: ./src/convert/parity.ts
+var parity = __nccwpck_require__(6154);
+// EXTERNAL MODULE: ./src/compile/tensorrt.ts
+var tensorrt = __nccwpck_require__(4362);
+// EXTERNAL MODULE: ./src/version.ts + 1 modules
+var version = __nccwpck_require__(1013);
+// EXTERNAL MODULE: ./src/convert/schema/onnx.ts
+var onnx = __nccwpck_require__(832);
+;// CONCATENATED MODULE: ./src/compile/fp16.ts
+
+
+const FLOAT = 1;
+const FLOAT16 = 10;
+const FP16_MAX = 65504;
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** float32 → IEEE half bits, round to nearest even; out-of-range values saturate to ±65504 (not ±inf). */
+function toHalf(v) {
+    if (Number.isNaN(v))
+        return 0x7e00;
+    const c = Math.max(-FP16_MAX, Math.min(FP16_MAX, v));
+    f32[0] = c;
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp < 103)
+        return sign; // too small even for a subnormal half: ±0
+    if (exp < 113) {
+        // subnormal half
+        mant |= 0x800000;
+        const shift = 126 - exp;
+        let h = mant >>> shift;
+        const rem = mant & ((1 << shift) - 1);
+        const half = 1 << (shift - 1);
+        if (rem > half || (rem === half && (h & 1)))
+            h++;
+        return sign | h;
+    }
+    let h = ((exp - 112) << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && (h & 1)))
+        h++;
+    return sign | h;
+}
+/**
+ * Convert a float32 ONNX model to float16 with float32 inputs and outputs kept (Cast nodes at the edges), as
+ * onnxconverter-common's keep_io_types does: every float initializer becomes FLOAT16 (saturating at ±65504),
+ * Cast-to-float nodes inside the graph cast to float16. For GPU execution providers (CUDA, TensorRT); ONNX
+ * Runtime's x86 CPU kernels mostly lack fp16.
+ */
+function convertToFloat16(model) {
+    const Model = (0,onnx/* onnxSchema */.bd)().lookupType('onnx.ModelProto');
+    const m = Model.toObject(Model.decode(model), { longs: Number, bytes: Array });
+    const g = m.graph;
+    for (const t of g.initializer ?? []) {
+        if (t.data_type !== FLOAT)
+            continue;
+        const count = (t.dims ?? []).reduce((a, d) => a * d, 1);
+        let src;
+        if (t.raw_data && t.raw_data.length) {
+            const b = Uint8Array.from(t.raw_data);
+            src = new Float32Array(b.buffer, 0, count);
+        }
+        else
+            src = Float32Array.from(t.float_data ?? []);
+        const out = new Uint16Array(count);
+        for (let i = 0; i < count; i++)
+            out[i] = toHalf(src[i]);
+        t.raw_data = new Uint8Array(out.buffer);
+        t.float_data = [];
+        t.data_type = FLOAT16;
+    }
+    for (const n of g.node) {
+        if (n.op_type === 'Cast')
+            for (const a of n.attribute ?? [])
+                if (a.name === 'to' && Number(a.i) === FLOAT)
+                    a.i = FLOAT16;
+    }
+    const rename = new Map();
+    const pre = [];
+    for (const inp of g.input) {
+        if (inp.type.tensor_type.elem_type !== FLOAT)
+            continue;
+        const half = `${inp.name}__fp16`;
+        rename.set(inp.name, half);
+        pre.push({ name: `${inp.name}/to_fp16`, op_type: 'Cast', input: [inp.name], output: [half], attribute: [{ name: 'to', type: 2, i: FLOAT16 }] });
+    }
+    for (const n of g.node)
+        n.input = (n.input ?? []).map((i) => rename.get(i) ?? i);
+    const post = [];
+    for (const out of g.output) {
+        if (out.type.tensor_type.elem_type !== FLOAT)
+            continue;
+        const half = `${out.name}__fp16`;
+        const producer = g.node.find((n) => (n.output ?? []).includes(out.name));
+        if (!producer)
+            throw new errors/* ModelshipError */.W('graph', `output "${out.name}" has no producing node`);
+        producer.output = producer.output.map((o) => (o === out.name ? half : o));
+        for (const n of g.node)
+            n.input = (n.input ?? []).map((i) => (i === out.name ? half : i));
+        post.push({ name: `${out.name}/to_fp32`, op_type: 'Cast', input: [half], output: [out.name], attribute: [{ name: 'to', type: 2, i: FLOAT }] });
+    }
+    g.node = [...pre, ...g.node, ...post];
+    return Model.encode(Model.fromObject(m)).finish();
+}
+
+;// CONCATENATED MODULE: ./src/compile/index.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
+const FP16_TOLERANCE = 2e-3;
+/** Where the artifact goes when `artifact` is not given: next to the model. */
+function defaultArtifactPath(model, target) {
+    const base = model.replace(/\.onnx$/i, '');
+    return target === 'tensorrt' ? `${base}.plan` : `${base}.ort.onnx`;
+}
+/**
+ * The compile stage: the deployment artifact for the target.
+ * - onnxruntime: ONNX Runtime's offline graph optimization, saved as ONNX ("extended" for the CPU EP, "basic",
+ *   provider-independent, for CUDA), then the parity check again on the optimized model.
+ * - tensorrt: trtexec inside the serving base image on a GPU runner; TensorRT version and compute capability
+ *   are recorded so a plan is never deployed onto a mismatched image (see checkPlanCompatibility).
+ * Writes the artifact and `<artifact>.json` (its metadata) atomically.
+ */
+async function runCompile(cfg, log) {
+    const source = (0,fsx/* readFileChecked */.WM)(cfg.model, 'model');
+    const info = (0,onnxinfo/* onnxInfo */.e)(source, cfg.model);
+    const artifact = cfg.artifact || defaultArtifactPath(cfg.model, cfg.target);
+    const meta = {
+        format: cfg.target,
+        modelship: version/* VERSION */.x,
+        source: { path: cfg.model, sha256: (0,fsx/* sha256 */.sc)(source), opset: info.opset },
+        inputs: info.inputs,
+        outputs: info.outputs,
+        created: new Date().toISOString(),
+    };
+    let bytes;
+    let report;
+    let tolerance = cfg.tolerance;
+    if (cfg.target === 'onnxruntime') {
+        if (cfg.fp16 && cfg.executionProvider !== 'cuda')
+            throw new errors/* ModelshipError */.W('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
+        const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
+        bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
+            const ort = (0,util_ort/* loadOrt */.s)();
+            const tmp = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-compile-'));
+            try {
+                const out = external_path_.join(tmp, 'optimized.onnx');
+                const t0 = Date.now();
+                const s = await ort.InferenceSession.create(source, { executionProviders: ['cpu'], graphOptimizationLevel: level, optimizedModelFilePath: out });
+                await s.release();
+                const b = external_fs_.readFileSync(out);
+                log.info(`optimized in ${Date.now() - t0} ms: ${source.length} → ${b.length} bytes`);
+                return b;
+            }
+            finally {
+                external_fs_.rmSync(tmp, { recursive: true, force: true });
+            }
+        });
+        if (cfg.fp16) {
+            // float16 weights and activations, float32 inputs and outputs; run by the GPU execution provider
+            bytes = Buffer.from(convertToFloat16(bytes));
+            log.info(`converted to float16: ${bytes.length} bytes`);
+        }
+        // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
+        if (cfg.fp16)
+            tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
+        meta.onnxruntime = { version: (0,util_ort/* loadOrt */.s)().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
+        if (cfg.reference) {
+            report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
+                const r = await (0,parity/* checkParity */.Qg)({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference, { perLayer: false, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: tolerance } });
+                log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
+                return r;
+            });
+        }
+    }
+    else {
+        const dir = external_path_.dirname(external_path_.resolve(artifact));
+        const onnxName = external_path_.basename(cfg.model);
+        if (external_path_.dirname(external_path_.resolve(cfg.model)) !== dir)
+            throw new errors/* ModelshipError */.W('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
+        const plan = (0,tensorrt/* planTensorRT */.fR)(info.inputs, onnxName, external_path_.basename(artifact), dir, {
+            baseImage: cfg.baseImage,
+            batches: cfg.batchSizes,
+            fp16: cfg.fp16,
+            int8: cfg.int8,
+            workspaceMiB: cfg.workspaceMiB,
+            timingCache: 'trt-timing.cache',
+        });
+        const gpu = await (0,proc/* runProcess */.R)('docker', plan.gpuQueryArgs);
+        if (gpu.code !== 0)
+            throw new errors/* ModelshipError */.W('io', `the GPU query in ${cfg.baseImage} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
+        const g = (0,tensorrt/* parseNvidiaSmi */.Qi)(gpu.stdout);
+        const build = await log.group(`trtexec in ${cfg.baseImage} on ${g.name} (compute ${g.computeCapability})`, () => (0,proc/* runProcess */.R)('docker', plan.dockerArgs, { onLine: log.info }));
+        if (build.code !== 0)
+            throw new errors/* ModelshipError */.W('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
+        bytes = (0,fsx/* readFileChecked */.WM)(artifact, 'TensorRT plan');
+        meta.tensorrt = { tensorrtVersion: (0,tensorrt/* parseTensorRTVersion */.Lt)(build.stdout + build.stderr), computeCapability: g.computeCapability, gpu: g.name, driver: g.driver, baseImage: cfg.baseImage, trtexec: plan.trtexec.join(' ') };
+    }
+    const digest = (0,fsx/* sha256 */.sc)(bytes);
+    meta.sha256 = digest;
+    if (report)
+        meta.parity = { status: report.status, maxAbsDiff: report.maxAbsDiff, batches: report.batches };
+    const metaPath = `${artifact}.json`;
+    if (cfg.target === 'onnxruntime')
+        (0,fsx/* writeFileAtomic */.Zf)(artifact, bytes);
+    (0,fsx/* writeFileAtomic */.Zf)(metaPath, JSON.stringify(meta, null, 2) + '\n');
+    const ok = !report || report.status === 'pass';
+    let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
+    if (report)
+        summary += (0,parity/* parityMarkdown */.PL)(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
+    return {
+        outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
+        summary,
+        ok,
+        failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
+    };
+}
+
+
+/***/ }),
+
+/***/ 4362:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Lt: () => (/* binding */ parseTensorRTVersion),
+/* harmony export */   Qi: () => (/* binding */ parseNvidiaSmi),
+/* harmony export */   Y1: () => (/* binding */ parseBatches),
+/* harmony export */   fR: () => (/* binding */ planTensorRT)
+/* harmony export */ });
+/* unused harmony export checkPlanCompatibility */
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(17);
+
+function parseBatches(text) {
+    const parts = text.split(',').map((s) => Number(s.trim()));
+    if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
+    }
+    return parts;
+}
+/** The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. */
+function planTensorRT(inputs, onnxName, planName, workDir, o) {
+    const shapeAt = (b) => inputs
+        .map((i) => {
+        const rest = i.shape.slice(1);
+        if (rest.some((d) => typeof d !== 'number'))
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
+        return `${i.name}:${[b, ...rest].join('x')}`;
+    })
+        .join(',');
+    const trtexec = [
+        'trtexec',
+        `--onnx=/work/${onnxName}`,
+        `--saveEngine=/work/${planName}`,
+        `--minShapes=${shapeAt(o.batches[0])}`,
+        `--optShapes=${shapeAt(o.batches[1])}`,
+        `--maxShapes=${shapeAt(o.batches[2])}`,
+        `--timingCacheFile=/work/${o.timingCache}`,
+        `--memPoolSize=workspace:${o.workspaceMiB}M`,
+        ...(o.fp16 ? ['--fp16'] : []),
+        ...(o.int8 ? ['--int8'] : []),
+    ];
+    const run = ['run', '--rm', '--gpus', 'all', '-v', `${workDir}:/work`, '-w', '/work', o.baseImage];
+    return {
+        trtexec,
+        dockerArgs: [...run, ...trtexec],
+        gpuQueryArgs: [...run, 'nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
+    };
+}
+/** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
+function parseTensorRTVersion(log) {
+    const m = /TensorRT version:\s*([0-9]+(?:\.[0-9]+){1,3})/.exec(log);
+    if (m)
+        return m[1];
+    const v = /TensorRT\.trtexec \[TensorRT v(\d+)\]/.exec(log) ?? /TensorRT v(\d{5,6})\b/.exec(log);
+    if (v) {
+        const n = Number(v[1]);
+        return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
+    }
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('graph', 'could not find the TensorRT version in the trtexec log');
+}
+/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU). */
+function parseNvidiaSmi(out) {
+    const line = out.split('\n').map((l) => l.trim()).find((l) => l.length > 0);
+    const parts = line?.split(',').map((s) => s.trim());
+    if (!parts || parts.length < 3 || !/^\d+\.\d+$/.test(parts[0]))
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
+    return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
+}
+/**
+ * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
+ * Checked before deploy: throws naming both sides when they differ.
+ */
+function checkPlanCompatibility(plan, target) {
+    const problems = [];
+    const majorMinor = (v) => v.split('.').slice(0, 2).join('.');
+    if (majorMinor(plan.tensorrtVersion) !== majorMinor(target.tensorrtVersion) || plan.tensorrtVersion.split('.')[2] !== target.tensorrtVersion.split('.')[2]) {
+        problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
+    }
+    if (plan.computeCapability !== target.computeCapability) {
+        problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
+    }
+    if (problems.length) {
+        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile in ${target.image ?? 'the serving image'} on the target GPU.`);
+    }
+}
+
+
+/***/ }),
+
+/***/ 4369:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  B: () => (/* binding */ runConvert)
+});
+
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(6928);
+// EXTERNAL MODULE: ./src/convert/schema/onnx.ts
+var onnx = __nccwpck_require__(832);
+;// CONCATENATED MODULE: ./src/convert/floatdata.ts
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/**
+ * float32 values that may live as little-endian bytes inside the caffemodel buffer. Weights flow from the
+ * caffemodel into ONNX `raw_data` without a copy; `values` materialises a Float32Array only for the few layers
+ * that compute on weights (BatchNorm, transposed InnerProduct).
+ */
+class FloatData {
+    arr;
+    raw;
+    constructor(raw, arr) {
+        this.raw = raw;
+        this.arr = arr;
+    }
+    /** packed little-endian float32 bytes (length must be a multiple of 4) */
+    static fromBytes(raw) {
+        return new FloatData(raw, undefined);
+    }
+    static fromArray(arr) {
+        return new FloatData(undefined, arr instanceof Float32Array ? arr : Float32Array.from(arr));
+    }
+    get length() {
+        return this.arr ? this.arr.length : this.raw.byteLength / 4;
+    }
+    /** little-endian float32 bytes */
+    get bytes() {
+        if (this.raw && littleEndianHost)
+            return this.raw;
+        const a = this.values;
+        if (littleEndianHost)
+            return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+        const out = new Uint8Array(a.length * 4);
+        const dv = new DataView(out.buffer);
+        a.forEach((v, i) => dv.setFloat32(i * 4, v, true));
+        return out;
+    }
+    get values() {
+        if (!this.arr) {
+            const raw = this.raw;
+            if (littleEndianHost && raw.byteOffset % 4 === 0) {
+                this.arr = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+            }
+            else {
+                const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+                this.arr = new Float32Array(raw.byteLength / 4);
+                for (let i = 0; i < this.arr.length; i++)
+                    this.arr[i] = dv.getFloat32(i * 4, true);
+            }
+        }
+        return this.arr;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/convert/graph.ts
+
+
+const BATCH = 'N';
+const attr = {
+    f: (f) => ({ type: onnx/* AttrType */.WP.FLOAT, f }),
+    i: (i) => ({ type: onnx/* AttrType */.WP.INT, i }),
+    s: (s) => ({ type: onnx/* AttrType */.WP.STRING, s }),
+    floats: (floats) => ({ type: onnx/* AttrType */.WP.FLOATS, floats }),
+    ints: (ints) => ({ type: onnx/* AttrType */.WP.INTS, ints }),
+};
+const OPSET = 13;
+const IR_VERSION = 7;
+/** Builds an ONNX graph: unique names, nodes in topological order, initializers as little-endian raw_data. */
+class GraphBuilder {
+    names = new Set();
+    nodes = [];
+    initializers = [];
+    inputs = [];
+    outputs = [];
+    /** nodes emitted from now on belong to this Caffe layer (for per-layer subgraphs) */
+    currentLayer = '';
+    /** Reserve `base` if free, else `base_1`, `base_2`, ... */
+    unique(base) {
+        let name = base;
+        for (let i = 1; this.names.has(name); i++)
+            name = `${base}_${i}`;
+        this.names.add(name);
+        return name;
+    }
+    isTaken(name) {
+        return this.names.has(name);
+    }
+    reserve(name) {
+        this.names.add(name);
+    }
+    addInput(name, shape) {
+        this.names.add(name);
+        const v = { name, shape };
+        this.inputs.push(v);
+        return v;
+    }
+    addOutput(v) {
+        this.outputs.push(v);
+    }
+    /** A float32 initializer, stored as raw little-endian bytes (weights from the caffemodel are not copied). */
+    floatInit(base, dims, data) {
+        const name = this.unique(base);
+        const fd = data instanceof FloatData ? data : FloatData.fromArray(data);
+        const count = dims.reduce((a, d) => a * d, 1);
+        if (fd.length !== count)
+            throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
+        this.initializers.push({ name, dims, dataType: onnx/* TensorDataType */.um.FLOAT, raw: fd.bytes });
+        return name;
+    }
+    /** An int64 initializer (shapes, axes, split sizes). */
+    int64Init(base, values) {
+        const name = this.unique(base);
+        const arr = BigInt64Array.from(values.map((v) => BigInt(v)));
+        this.initializers.push({ name, dims: [values.length], dataType: onnx/* TensorDataType */.um.INT64, raw: toLE(new Uint8Array(arr.buffer), 8) });
+        return name;
+    }
+    node(op, inputs, outputs, attrs = {}, name) {
+        this.nodes.push({ op, name: name ?? outputs[0], layer: this.currentLayer, inputs, outputs, attrs });
+    }
+    /** Serialise as an ONNX ModelProto. `extraOutputs` adds graph outputs (used by per-layer parity). */
+    encode(meta, extraOutputs = []) {
+        return this.encodeGraph(meta, this.nodes, this.initializers, this.inputs, [...this.outputs, ...extraOutputs]);
+    }
+    /**
+     * A model of just the nodes of `layers`, fed by `inputs` (values they read from outside) and producing
+     * `outputs`: per-layer parity runs each layer on Caffe's own bottoms, so float drift from earlier layers
+     * does not count against it.
+     */
+    encodeLayers(meta, layers, inputs, outputs) {
+        const nodes = this.nodes.filter((n) => layers.has(n.layer));
+        const used = new Set(nodes.flatMap((n) => n.inputs));
+        return this.encodeGraph(meta, nodes, this.initializers.filter((t) => used.has(t.name)), inputs, outputs);
+    }
+    /** The values the nodes of `layers` read that neither they nor initializers produce. */
+    externalInputs(layers) {
+        const nodes = this.nodes.filter((n) => layers.has(n.layer));
+        const produced = new Set(nodes.flatMap((n) => n.outputs));
+        const inits = new Set(this.initializers.map((t) => t.name));
+        return [...new Set(nodes.flatMap((n) => n.inputs))].filter((i) => i !== '' && !produced.has(i) && !inits.has(i));
+    }
+    encodeGraph(meta, nodes, initializers, inputs, outputs) {
+        const root = (0,onnx/* onnxSchema */.bd)();
+        const Model = root.lookupType('onnx.ModelProto');
+        const valueInfo = (v) => ({
+            name: v.name,
+            type: {
+                tensor_type: {
+                    elem_type: onnx/* TensorDataType */.um.FLOAT,
+                    shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+                },
+            },
+        });
+        const model = {
+            ir_version: IR_VERSION,
+            opset_import: [{ domain: '', version: OPSET }],
+            producer_name: 'modelship',
+            producer_version: meta.producerVersion,
+            doc_string: meta.docString ?? '',
+            graph: {
+                name: meta.graphName,
+                node: nodes.map((n) => ({
+                    name: n.name,
+                    op_type: n.op,
+                    input: n.inputs,
+                    output: n.outputs,
+                    attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
+                })),
+                initializer: initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
+                input: inputs.map(valueInfo),
+                output: outputs.map(valueInfo),
+            },
+            metadata_props: Object.entries(meta.metadata).map(([key, value]) => ({ key, value })),
+        };
+        return Model.encode(Model.fromObject(model)).finish();
+    }
+}
+function encodeAttr(name, a) {
+    switch (a.type) {
+        case onnx/* AttrType */.WP.FLOAT:
+            return { name, type: a.type, f: a.f };
+        case onnx/* AttrType */.WP.INT:
+            return { name, type: a.type, i: a.i };
+        case onnx/* AttrType */.WP.STRING:
+            return { name, type: a.type, s: Buffer.from(a.s, 'utf8') };
+        case onnx/* AttrType */.WP.FLOATS:
+            return { name, type: a.type, floats: a.floats };
+        case onnx/* AttrType */.WP.INTS:
+            return { name, type: a.type, ints: a.ints };
+    }
+}
+const graph_littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+function toLE(bytes, width) {
+    if (graph_littleEndianHost)
+        return bytes;
+    const out = new Uint8Array(bytes.length);
+    for (let i = 0; i < bytes.length; i += width)
+        for (let j = 0; j < width; j++)
+            out[i + j] = bytes[i + width - 1 - j];
+    return out;
+}
+function count(shape) {
+    return shape.reduce((a, d) => a * d, 1);
+}
+
+// EXTERNAL MODULE: ./node_modules/protobufjs/index.js
+var protobufjs = __nccwpck_require__(3928);
+;// CONCATENATED MODULE: ./src/convert/schema/caffe.ts
+
+/**
+ * The subset of Caffe's caffe.proto that a deploy net needs, written for modelship.
+ * Message and field numbers are Caffe's public wire format (BVLC/caffe src/caffe/proto/caffe.proto).
+ * Training-only messages (data layers, solvers, losses) are left out: a deploy prototxt that uses their
+ * `*_param` fields still parses (unknown layer-level fields are tolerated and reported), but such layers
+ * are rejected by the converter as unsupported types.
+ */
+const CAFFE_PROTO = `
+syntax = "proto2";
+package caffe;
+
+message BlobShape { repeated int64 dim = 1 [packed = true]; }
+
+message BlobProto {
+  optional BlobShape shape = 7;
+  repeated float data = 5 [packed = true];
+  repeated float diff = 6 [packed = true];
+  repeated double double_data = 8 [packed = true];
+  repeated double double_diff = 9 [packed = true];
+  optional int32 num = 1 [default = 0];
+  optional int32 channels = 2 [default = 0];
+  optional int32 height = 3 [default = 0];
+  optional int32 width = 4 [default = 0];
+}
+
+message FillerParameter {
+  optional string type = 1 [default = 'constant'];
+  optional float value = 2 [default = 0];
+  optional float min = 3 [default = 0];
+  optional float max = 4 [default = 1];
+  optional float mean = 5 [default = 0];
+  optional float std = 6 [default = 1];
+  optional int32 sparse = 7 [default = -1];
+  enum VarianceNorm { FAN_IN = 0; FAN_OUT = 1; AVERAGE = 2; }
+  optional VarianceNorm variance_norm = 8 [default = FAN_IN];
+}
+
+message NetParameter {
+  optional string name = 1;
+  repeated string input = 3;
+  repeated BlobShape input_shape = 8;
+  repeated int32 input_dim = 4;
+  optional bool force_backward = 5 [default = false];
+  optional NetState state = 6;
+  optional bool debug_info = 7 [default = false];
+  repeated LayerParameter layer = 100;
+  repeated V1LayerParameter layers = 2;
+}
+
+enum Phase { TRAIN = 0; TEST = 1; }
+
+message NetState {
+  optional Phase phase = 1 [default = TEST];
+  optional int32 level = 2 [default = 0];
+  repeated string stage = 3;
+}
+
+message NetStateRule {
+  optional Phase phase = 1;
+  optional int32 min_level = 2;
+  optional int32 max_level = 3;
+  repeated string stage = 4;
+  repeated string not_stage = 5;
+}
+
+message ParamSpec {
+  optional string name = 1;
+  enum DimCheckMode { STRICT = 0; PERMISSIVE = 1; }
+  optional DimCheckMode share_mode = 2;
+  optional float lr_mult = 3 [default = 1.0];
+  optional float decay_mult = 4 [default = 1.0];
+}
+
+message LayerParameter {
+  optional string name = 1;
+  optional string type = 2;
+  repeated string bottom = 3;
+  repeated string top = 4;
+  optional Phase phase = 10;
+  repeated float loss_weight = 5;
+  repeated ParamSpec param = 6;
+  repeated BlobProto blobs = 7;
+  repeated bool propagate_down = 11;
+  repeated NetStateRule include = 8;
+  repeated NetStateRule exclude = 9;
+  optional ArgMaxParameter argmax_param = 103;
+  optional BatchNormParameter batch_norm_param = 139;
+  optional BiasParameter bias_param = 141;
+  optional ConcatParameter concat_param = 104;
+  optional ConvolutionParameter convolution_param = 106;
+  optional CropParameter crop_param = 144;
+  optional DropoutParameter dropout_param = 108;
+  optional EltwiseParameter eltwise_param = 110;
+  optional ELUParameter elu_param = 140;
+  optional ExpParameter exp_param = 111;
+  optional FlattenParameter flatten_param = 135;
+  optional InnerProductParameter inner_product_param = 117;
+  optional InputParameter input_param = 143;
+  optional LogParameter log_param = 134;
+  optional LRNParameter lrn_param = 118;
+  optional PoolingParameter pooling_param = 121;
+  optional PowerParameter power_param = 122;
+  optional PReLUParameter prelu_param = 131;
+  optional ReductionParameter reduction_param = 136;
+  optional ReLUParameter relu_param = 123;
+  optional ReshapeParameter reshape_param = 133;
+  optional ScaleParameter scale_param = 142;
+  optional SigmoidParameter sigmoid_param = 124;
+  optional SoftmaxParameter softmax_param = 125;
+  optional SliceParameter slice_param = 126;
+  optional TanHParameter tanh_param = 127;
+  optional ThresholdParameter threshold_param = 128;
+  optional TileParameter tile_param = 138;
+}
+
+message ArgMaxParameter {
+  optional bool out_max_val = 1 [default = false];
+  optional uint32 top_k = 2 [default = 1];
+  optional int32 axis = 3;
+}
+
+message BatchNormParameter {
+  optional bool use_global_stats = 1;
+  optional float moving_average_fraction = 2 [default = .999];
+  optional float eps = 3 [default = 1e-5];
+}
+
+message BiasParameter {
+  optional int32 axis = 1 [default = 1];
+  optional int32 num_axes = 2 [default = 1];
+  optional FillerParameter filler = 3;
+}
+
+message ConcatParameter {
+  optional int32 axis = 2 [default = 1];
+  optional uint32 concat_dim = 1 [default = 1];
+}
+
+message ConvolutionParameter {
+  optional uint32 num_output = 1;
+  optional bool bias_term = 2 [default = true];
+  repeated uint32 pad = 3;
+  repeated uint32 kernel_size = 4;
+  repeated uint32 stride = 6;
+  repeated uint32 dilation = 18;
+  optional uint32 pad_h = 9 [default = 0];
+  optional uint32 pad_w = 10 [default = 0];
+  optional uint32 kernel_h = 11;
+  optional uint32 kernel_w = 12;
+  optional uint32 stride_h = 13;
+  optional uint32 stride_w = 14;
+  optional uint32 group = 5 [default = 1];
+  optional FillerParameter weight_filler = 7;
+  optional FillerParameter bias_filler = 8;
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 15 [default = DEFAULT];
+  optional int32 axis = 16 [default = 1];
+  optional bool force_nd_im2col = 17 [default = false];
+}
+
+message CropParameter {
+  optional int32 axis = 1 [default = 2];
+  repeated uint32 offset = 2;
+}
+
+message DropoutParameter {
+  optional float dropout_ratio = 1 [default = 0.5];
+  optional bool scale_train = 2 [default = true];
+}
+
+message EltwiseParameter {
+  enum EltwiseOp { PROD = 0; SUM = 1; MAX = 2; }
+  optional EltwiseOp operation = 1 [default = SUM];
+  repeated float coeff = 2;
+  optional bool stable_prod_grad = 3 [default = true];
+}
+
+message ELUParameter { optional float alpha = 1 [default = 1]; }
+
+message ExpParameter {
+  optional float base = 1 [default = -1.0];
+  optional float scale = 2 [default = 1.0];
+  optional float shift = 3 [default = 0.0];
+}
+
+message FlattenParameter {
+  optional int32 axis = 1 [default = 1];
+  optional int32 end_axis = 2 [default = -1];
+}
+
+message InnerProductParameter {
+  optional uint32 num_output = 1;
+  optional bool bias_term = 2 [default = true];
+  optional FillerParameter weight_filler = 3;
+  optional FillerParameter bias_filler = 4;
+  optional int32 axis = 5 [default = 1];
+  optional bool transpose = 6 [default = false];
+}
+
+message InputParameter { repeated BlobShape shape = 1; }
+
+message LogParameter {
+  optional float base = 1 [default = -1.0];
+  optional float scale = 2 [default = 1.0];
+  optional float shift = 3 [default = 0.0];
+}
+
+message LRNParameter {
+  optional uint32 local_size = 1 [default = 5];
+  optional float alpha = 2 [default = 1.];
+  optional float beta = 3 [default = 0.75];
+  enum NormRegion { ACROSS_CHANNELS = 0; WITHIN_CHANNEL = 1; }
+  optional NormRegion norm_region = 4 [default = ACROSS_CHANNELS];
+  optional float k = 5 [default = 1.];
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 6 [default = DEFAULT];
+}
+
+message PoolingParameter {
+  enum PoolMethod { MAX = 0; AVE = 1; STOCHASTIC = 2; }
+  optional PoolMethod pool = 1 [default = MAX];
+  optional uint32 pad = 4 [default = 0];
+  optional uint32 pad_h = 9 [default = 0];
+  optional uint32 pad_w = 10 [default = 0];
+  optional uint32 kernel_size = 2;
+  optional uint32 kernel_h = 5;
+  optional uint32 kernel_w = 6;
+  optional uint32 stride = 3 [default = 1];
+  optional uint32 stride_h = 7;
+  optional uint32 stride_w = 8;
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 11 [default = DEFAULT];
+  optional bool global_pooling = 12 [default = false];
+  enum RoundMode { CEIL = 0; FLOOR = 1; }
+  optional RoundMode round_mode = 13 [default = CEIL];
+}
+
+message PowerParameter {
+  optional float power = 1 [default = 1.0];
+  optional float scale = 2 [default = 1.0];
+  optional float shift = 3 [default = 0.0];
+}
+
+message PReLUParameter {
+  optional FillerParameter filler = 1;
+  optional bool channel_shared = 2 [default = false];
+}
+
+message ReductionParameter {
+  enum ReductionOp { SUM = 1; ASUM = 2; SUMSQ = 3; MEAN = 4; }
+  optional ReductionOp operation = 1 [default = SUM];
+  optional int32 axis = 2 [default = 0];
+  optional float coeff = 3 [default = 1.0];
+}
+
+message ReLUParameter {
+  optional float negative_slope = 1 [default = 0];
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 2 [default = DEFAULT];
+}
+
+message ReshapeParameter {
+  optional BlobShape shape = 1;
+  optional int32 axis = 2 [default = 0];
+  optional int32 num_axes = 3 [default = -1];
+}
+
+message ScaleParameter {
+  optional int32 axis = 1 [default = 1];
+  optional int32 num_axes = 2 [default = 1];
+  optional FillerParameter filler = 3;
+  optional bool bias_term = 4 [default = false];
+  optional FillerParameter bias_filler = 5;
+}
+
+message SigmoidParameter {
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 1 [default = DEFAULT];
+}
+
+message SoftmaxParameter {
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 1 [default = DEFAULT];
+  optional int32 axis = 2 [default = 1];
+}
+
+message SliceParameter {
+  optional int32 axis = 3 [default = 1];
+  repeated uint32 slice_point = 2;
+  optional uint32 slice_dim = 1 [default = 1];
+}
+
+message TanHParameter {
+  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
+  optional Engine engine = 1 [default = DEFAULT];
+}
+
+message ThresholdParameter { optional float threshold = 1 [default = 0]; }
+
+message TileParameter {
+  optional int32 axis = 1 [default = 1];
+  optional int32 tiles = 2;
+}
+
+message V1LayerParameter {
+  repeated string bottom = 2;
+  repeated string top = 3;
+  optional string name = 4;
+  repeated NetStateRule include = 32;
+  repeated NetStateRule exclude = 33;
+  enum LayerType {
+    NONE = 0; ABSVAL = 35; ACCURACY = 1; ARGMAX = 30; BNLL = 2; CONCAT = 3; CONTRASTIVE_LOSS = 37;
+    CONVOLUTION = 4; DATA = 5; DECONVOLUTION = 39; DROPOUT = 6; DUMMY_DATA = 32; EUCLIDEAN_LOSS = 7;
+    ELTWISE = 25; EXP = 38; FLATTEN = 8; HDF5_DATA = 9; HDF5_OUTPUT = 10; HINGE_LOSS = 28; IM2COL = 11;
+    IMAGE_DATA = 12; INFOGAIN_LOSS = 13; INNER_PRODUCT = 14; LRN = 15; MEMORY_DATA = 29;
+    MULTINOMIAL_LOGISTIC_LOSS = 16; MVN = 34; POOLING = 17; POWER = 26; RELU = 18; SIGMOID = 19;
+    SIGMOID_CROSS_ENTROPY_LOSS = 27; SILENCE = 36; SOFTMAX = 20; SOFTMAX_LOSS = 21; SPLIT = 22; SLICE = 33;
+    TANH = 23; WINDOW_DATA = 24; THRESHOLD = 31;
+  }
+  optional LayerType type = 5;
+  repeated BlobProto blobs = 6;
+  repeated string param = 1001;
+  enum DimCheckMode { STRICT = 0; PERMISSIVE = 1; }
+  repeated DimCheckMode blob_share_mode = 1002;
+  repeated float blobs_lr = 7;
+  repeated float weight_decay = 8;
+  repeated float loss_weight = 35;
+  optional ArgMaxParameter argmax_param = 23;
+  optional ConcatParameter concat_param = 9;
+  optional ConvolutionParameter convolution_param = 10;
+  optional DropoutParameter dropout_param = 12;
+  optional EltwiseParameter eltwise_param = 24;
+  optional ExpParameter exp_param = 41;
+  optional InnerProductParameter inner_product_param = 17;
+  optional LRNParameter lrn_param = 18;
+  optional PoolingParameter pooling_param = 19;
+  optional PowerParameter power_param = 21;
+  optional ReLUParameter relu_param = 30;
+  optional SigmoidParameter sigmoid_param = 38;
+  optional SoftmaxParameter softmax_param = 39;
+  optional SliceParameter slice_param = 31;
+  optional TanHParameter tanh_param = 37;
+  optional ThresholdParameter threshold_param = 25;
+}
+`;
+/**
+ * The caffemodel is decoded with a lean view of the same wire format: only layer names, types and blobs.
+ * Layer parameters in a caffemodel are ignored (structure comes from the prototxt), so protobufjs skips them.
+ * BlobProto is decoded by `decodeBlob` (caffemodel.ts) to keep float data as raw little-endian bytes.
+ */
+const CAFFEMODEL_PROTO = `
+syntax = "proto2";
+package caffemodel;
+message NetParameter {
+  optional string name = 1;
+  repeated LayerParameter layer = 100;
+  repeated V1LayerParameter layers = 2;
+}
+message LayerParameter {
+  optional string name = 1;
+  optional string type = 2;
+  repeated BlobProto blobs = 7;
+}
+message V1LayerParameter {
+  optional string name = 4;
+  optional int32 type = 5;
+  repeated BlobProto blobs = 6;
+}
+message BlobProto { }
+`;
+let caffeRoot;
+function caffeSchema() {
+    if (!caffeRoot) {
+        caffeRoot = protobufjs.parse(CAFFE_PROTO, { keepCase: true }).root;
+        caffeRoot.resolveAll();
+    }
+    return caffeRoot;
+}
+
+// EXTERNAL MODULE: ./src/util/errors.ts
+var errors = __nccwpck_require__(17);
+;// CONCATENATED MODULE: ./src/convert/textformat.ts
+
+
+function locOf(obj) {
+    return obj?.$loc;
+}
+function fieldLocOf(obj, field) {
+    return obj?.$fieldLocs?.[field] ?? locOf(obj);
+}
+function unknownFieldsOf(obj) {
+    return obj?.$unknown ?? [];
+}
+function textformat_define(obj, key, value) {
+    Object.defineProperty(obj, key, { value, enumerable: false, writable: true, configurable: true });
+}
+class Lexer {
+    src;
+    file;
+    pos = 0;
+    line = 1;
+    col = 1;
+    peeked;
+    constructor(src, file) {
+        this.src = src;
+        this.file = file;
+    }
+    fail(message, at) {
+        throw new errors/* ModelshipError */.W('syntax', message, { file: this.file, line: at.line, column: at.column });
+    }
+    peek() {
+        if (!this.peeked)
+            this.peeked = this.lex();
+        return this.peeked;
+    }
+    next() {
+        const t = this.peek();
+        this.peeked = undefined;
+        return t;
+    }
+    advance(n = 1) {
+        for (let i = 0; i < n; i++) {
+            if (this.src.charCodeAt(this.pos) === 10) {
+                this.line++;
+                this.col = 1;
+            }
+            else {
+                this.col++;
+            }
+            this.pos++;
+        }
+    }
+    skipSpaceAndComments() {
+        const s = this.src;
+        while (this.pos < s.length) {
+            const c = s[this.pos];
+            if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
+                this.advance();
+            }
+            else if (c === '#') {
+                while (this.pos < s.length && s[this.pos] !== '\n')
+                    this.advance();
+            }
+            else {
+                break;
+            }
+        }
+    }
+    lex() {
+        this.skipSpaceAndComments();
+        const s = this.src;
+        const line = this.line;
+        const column = this.col;
+        if (this.pos >= s.length)
+            return { kind: 'eof', text: '', line, column };
+        const c = s[this.pos];
+        if (/[A-Za-z_]/.test(c)) {
+            const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(s.slice(this.pos, this.pos + 256));
+            this.advance(m[0].length);
+            return { kind: 'ident', text: m[0], line, column };
+        }
+        if (/[0-9.\-+]/.test(c)) {
+            const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fF]?|inf(?:inity)?|nan)/i.exec(s.slice(this.pos, this.pos + 64));
+            if (!m || m[0] === '-' || m[0] === '+') {
+                // a lone sign before an identifier such as `-inf` is handled by the regex; anything else is an error
+                this.fail(`unexpected character '${c}'`, { line, column });
+            }
+            this.advance(m[0].length);
+            return { kind: 'number', text: m[0], line, column };
+        }
+        if (c === '"' || c === "'")
+            return this.lexString(c, line, column);
+        if ('{}<>[]:,;'.includes(c)) {
+            this.advance();
+            return { kind: 'punct', text: c, line, column };
+        }
+        const code = c.charCodeAt(0);
+        const shown = code < 32 || code > 126 ? `byte 0x${code.toString(16).padStart(2, '0')}` : `'${c}'`;
+        this.fail(`unexpected character ${shown}`, { line, column });
+    }
+    lexString(quote, line, column) {
+        const s = this.src;
+        this.advance(); // opening quote
+        let out = '';
+        for (;;) {
+            if (this.pos >= s.length || s[this.pos] === '\n')
+                this.fail('unterminated string', { line, column });
+            const c = s[this.pos];
+            if (c === quote) {
+                this.advance();
+                break;
+            }
+            if (c === '\\') {
+                const e = s[this.pos + 1];
+                if (e === undefined)
+                    this.fail('unterminated string', { line, column });
+                const simple = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
+                if (simple[e] !== undefined) {
+                    out += simple[e];
+                    this.advance(2);
+                }
+                else if (e === 'x' || e === 'X') {
+                    const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(this.pos + 2, this.pos + 4));
+                    if (!m)
+                        this.fail('bad \\x escape in string', { line: this.line, column: this.col });
+                    out += String.fromCharCode(parseInt(m[0], 16));
+                    this.advance(2 + m[0].length);
+                }
+                else if (/[0-7]/.test(e)) {
+                    const m = /^[0-7]{1,3}/.exec(s.slice(this.pos + 1, this.pos + 4));
+                    out += String.fromCharCode(parseInt(m[0], 8) & 0xff);
+                    this.advance(1 + m[0].length);
+                }
+                else {
+                    this.fail(`unknown escape '\\${e}' in string`, { line: this.line, column: this.col });
+                }
+                continue;
+            }
+            out += c;
+            this.advance();
+        }
+        return { kind: 'string', text: quote, value: out, line, column };
+    }
+}
+const INT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64', 'sfixed32', 'sfixed64']);
+const FLOAT_TYPES = new Set(['float', 'double']);
+class Parser {
+    opts;
+    lx;
+    tolerate;
+    constructor(src, opts) {
+        this.opts = opts;
+        this.lx = new Lexer(src, opts.file);
+        this.tolerate = new Set(opts.tolerateUnknownIn ?? []);
+    }
+    parseTop(type) {
+        const msg = this.newMessage({ line: 1, column: 1 });
+        this.parseFields(type, msg, 'eof');
+        return msg;
+    }
+    newMessage(loc) {
+        const m = {};
+        textformat_define(m, '$loc', loc);
+        textformat_define(m, '$fieldLocs', {});
+        return m;
+    }
+    parseFields(type, msg, close) {
+        for (;;) {
+            const t = this.lx.peek();
+            if (close === 'eof' ? t.kind === 'eof' : t.kind === 'punct' && t.text === close) {
+                this.lx.next();
+                return;
+            }
+            if (t.kind === 'eof')
+                this.lx.fail(`unexpected end of file: missing '${close}'`, t);
+            if (t.kind !== 'ident') {
+                this.lx.fail(`expected a field name, found ${describe(t)}`, t);
+            }
+            this.lx.next();
+            const field = type.fields[t.text];
+            if (!field) {
+                if (this.tolerate.has(type.name)) {
+                    this.skipValue(t);
+                    const unknown = msg.$unknown ?? [];
+                    unknown.push(t.text);
+                    textformat_define(msg, '$unknown', unknown);
+                    this.optionalSeparator();
+                    continue;
+                }
+                throw new errors/* ModelshipError */.W('schema', `unknown field "${t.text}" in ${type.name}`, {
+                    file: this.opts.file,
+                    line: t.line,
+                    column: t.column,
+                    field: t.text,
+                });
+            }
+            const fieldLocs = msg.$fieldLocs;
+            if (!fieldLocs[t.text])
+                fieldLocs[t.text] = { line: t.line, column: t.column };
+            this.parseFieldValue(type, field, msg, t);
+            this.optionalSeparator();
+        }
+    }
+    optionalSeparator() {
+        const t = this.lx.peek();
+        if (t.kind === 'punct' && (t.text === ',' || t.text === ';'))
+            this.lx.next();
+    }
+    store(type, field, msg, value, at) {
+        if (field.repeated) {
+            const arr = msg[field.name] ?? [];
+            arr.push(value);
+            msg[field.name] = arr;
+        }
+        else {
+            if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
+                throw new errors/* ModelshipError */.W('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
+                    file: this.opts.file,
+                    line: at.line,
+                    column: at.column,
+                    field: field.name,
+                });
+            }
+            msg[field.name] = value;
+        }
+    }
+    parseFieldValue(type, field, msg, nameTok) {
+        const resolved = field.resolvedType;
+        let t = this.lx.peek();
+        if (resolved instanceof protobufjs.Type) {
+            // message: optional ':' then '{' or '<'; or a list of messages `f: [{...}, {...}]`
+            if (t.kind === 'punct' && t.text === ':') {
+                this.lx.next();
+                t = this.lx.peek();
+            }
+            if (t.kind === 'punct' && t.text === '[') {
+                this.lx.next();
+                this.parseList(() => this.store(type, field, msg, this.parseMessageBody(resolved), nameTok));
+                return;
+            }
+            this.store(type, field, msg, this.parseMessageBody(resolved), nameTok);
+            return;
+        }
+        if (!(t.kind === 'punct' && t.text === ':')) {
+            this.lx.fail(`expected ':' after field "${field.name}", found ${describe(t)}`, t);
+        }
+        this.lx.next();
+        t = this.lx.peek();
+        if (t.kind === 'punct' && t.text === '[') {
+            if (!field.repeated)
+                this.lx.fail(`field "${field.name}" is not repeated; a list is not allowed`, t);
+            this.lx.next();
+            this.parseList(() => this.store(type, field, msg, this.parseScalar(field), nameTok));
+            return;
+        }
+        this.store(type, field, msg, this.parseScalar(field), nameTok);
+    }
+    parseList(item) {
+        const first = this.lx.peek();
+        if (first.kind === 'punct' && first.text === ']') {
+            this.lx.next();
+            return;
+        }
+        for (;;) {
+            item();
+            const t = this.lx.next();
+            if (t.kind === 'punct' && t.text === ']')
+                return;
+            if (!(t.kind === 'punct' && t.text === ','))
+                this.lx.fail(`expected ',' or ']' in list, found ${describe(t)}`, t);
+        }
+    }
+    parseMessageBody(type) {
+        const open = this.lx.next();
+        if (!(open.kind === 'punct' && (open.text === '{' || open.text === '<'))) {
+            this.lx.fail(`expected '{' to open ${type.name}, found ${describe(open)}`, open);
+        }
+        const msg = this.newMessage({ line: open.line, column: open.column });
+        this.parseFields(type, msg, open.text === '{' ? '}' : '>');
+        return msg;
+    }
+    parseScalar(field) {
+        const t = this.lx.next();
+        const resolved = field.resolvedType;
+        const bad = (what) => this.lx.fail(`field "${field.name}" expects ${what}, found ${describe(t)}`, t);
+        if (resolved instanceof protobufjs.Enum) {
+            if (t.kind === 'ident') {
+                if (!(t.text in resolved.values)) {
+                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
+                }
+                return t.text;
+            }
+            if (t.kind === 'number' && /^-?\d+$/.test(t.text)) {
+                const n = Number(t.text);
+                const name = resolved.valuesById[n];
+                if (name === undefined)
+                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
+                return name;
+            }
+            return bad(`an enum value`);
+        }
+        const ft = field.type;
+        if (ft === 'string' || ft === 'bytes') {
+            if (t.kind !== 'string')
+                bad('a quoted string');
+            let v = t.value;
+            // adjacent string literals are concatenated
+            while (this.lx.peek().kind === 'string')
+                v += this.lx.next().value;
+            return v;
+        }
+        if (ft === 'bool') {
+            if (t.kind === 'ident' && ['true', 'True', 't'].includes(t.text))
+                return true;
+            if (t.kind === 'ident' && ['false', 'False', 'f'].includes(t.text))
+                return false;
+            if (t.kind === 'number' && (t.text === '1' || t.text === '0'))
+                return t.text === '1';
+            return bad('true or false');
+        }
+        if (FLOAT_TYPES.has(ft)) {
+            let text = t.text;
+            if (t.kind === 'ident' && /^(inf|infinity|nan)$/i.test(text))
+                text = text.toLowerCase();
+            else if (t.kind !== 'number')
+                bad('a number');
+            return parseFloatLiteral(text) ?? bad('a number');
+        }
+        if (INT_TYPES.has(ft)) {
+            if (t.kind !== 'number')
+                bad('an integer');
+            const v = parseIntLiteral(t.text);
+            if (v === undefined)
+                bad('an integer');
+            if (ft.startsWith('uint') || ft === 'fixed32' || ft === 'fixed64') {
+                if (v < 0)
+                    bad('a non-negative integer');
+            }
+            if (ft.endsWith('32') && (v > 0xffffffff || v < -0x80000000))
+                bad('a 32-bit integer');
+            return v;
+        }
+        return bad(`a value of type ${ft}`);
+    }
+    /** Skip the value of an unknown (tolerated) field: a scalar, a list, or a nested message. */
+    skipValue(nameTok) {
+        let t = this.lx.peek();
+        if (t.kind === 'punct' && t.text === ':') {
+            this.lx.next();
+            t = this.lx.peek();
+            if (t.kind === 'punct' && t.text === '[') {
+                this.lx.next();
+                this.skipBalanced(']', t);
+                return;
+            }
+            if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
+                const v = this.lx.next();
+                if (v.kind === 'eof' || v.kind === 'punct')
+                    this.lx.fail(`expected a value for field "${nameTok.text}", found ${describe(v)}`, v);
+                if (v.kind === 'string')
+                    while (this.lx.peek().kind === 'string')
+                        this.lx.next();
+                return;
+            }
+        }
+        t = this.lx.next();
+        if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
+            this.lx.fail(`expected ':' or '{' after field "${nameTok.text}", found ${describe(t)}`, t);
+        }
+        this.skipBalanced(t.text === '{' ? '}' : '>', t);
+    }
+    skipBalanced(close, open) {
+        const stack = [close];
+        while (stack.length) {
+            const t = this.lx.next();
+            if (t.kind === 'eof')
+                this.lx.fail(`unexpected end of file: '${open.text}' opened here is not closed`, open);
+            if (t.kind !== 'punct')
+                continue;
+            if (t.text === '{')
+                stack.push('}');
+            else if (t.text === '<')
+                stack.push('>');
+            else if (t.text === '[')
+                stack.push(']');
+            else if (t.text === stack[stack.length - 1])
+                stack.pop();
+            else if ('}>]'.includes(t.text))
+                this.lx.fail(`unbalanced '${t.text}'`, t);
+        }
+    }
+}
+function describe(t) {
+    if (t.kind === 'eof')
+        return 'end of file';
+    if (t.kind === 'string')
+        return 'a string';
+    return `'${t.text}'`;
+}
+function parseFloatLiteral(text) {
+    let s = text.toLowerCase();
+    if (/^[-+]?(inf|infinity)$/.test(s))
+        return s.startsWith('-') ? -Infinity : Infinity;
+    if (/^[-+]?nan$/.test(s))
+        return NaN;
+    if (/^[-+]?0x/.test(s))
+        return parseIntLiteral(text);
+    if (s.endsWith('f'))
+        s = s.slice(0, -1);
+    if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/.test(s))
+        return undefined;
+    return Number(s);
+}
+function parseIntLiteral(text) {
+    const m = /^([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
+    if (!m)
+        return undefined;
+    const body = m[2];
+    let v;
+    if (/^0[xX]/.test(body))
+        v = parseInt(body.slice(2), 16);
+    else if (body.length > 1 && body.startsWith('0'))
+        v = parseInt(body, 8);
+    else
+        v = parseInt(body, 10);
+    if (!Number.isSafeInteger(v))
+        return undefined;
+    return m[1] === '-' ? -v : v;
+}
+/** Parse text-format `src` as message `type`. Throws ModelshipError('syntax' | 'schema') with file:line:column. */
+function parseTextFormat(src, type, opts) {
+    return new Parser(src, opts).parseTop(type);
+}
+
+;// CONCATENATED MODULE: ./src/convert/net.ts
+
+
+
+
+/** Legacy V1 enum type → V2 type string (as Caffe's UpgradeV1LayerType does). */
+const V1_TO_V2 = {
+    ABSVAL: 'AbsVal', ACCURACY: 'Accuracy', ARGMAX: 'ArgMax', BNLL: 'BNLL', CONCAT: 'Concat',
+    CONTRASTIVE_LOSS: 'ContrastiveLoss', CONVOLUTION: 'Convolution', DATA: 'Data', DECONVOLUTION: 'Deconvolution',
+    DROPOUT: 'Dropout', DUMMY_DATA: 'DummyData', EUCLIDEAN_LOSS: 'EuclideanLoss', ELTWISE: 'Eltwise', EXP: 'Exp',
+    FLATTEN: 'Flatten', HDF5_DATA: 'HDF5Data', HDF5_OUTPUT: 'HDF5Output', HINGE_LOSS: 'HingeLoss', IM2COL: 'Im2col',
+    IMAGE_DATA: 'ImageData', INFOGAIN_LOSS: 'InfogainLoss', INNER_PRODUCT: 'InnerProduct', LRN: 'LRN',
+    MEMORY_DATA: 'MemoryData', MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss', MVN: 'MVN', POOLING: 'Pooling',
+    POWER: 'Power', RELU: 'ReLU', SIGMOID: 'Sigmoid', SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
+    SILENCE: 'Silence', SOFTMAX: 'Softmax', SOFTMAX_LOSS: 'SoftmaxWithLoss', SPLIT: 'Split', SLICE: 'Slice',
+    TANH: 'TanH', WINDOW_DATA: 'WindowData', THRESHOLD: 'Threshold', NONE: 'NONE',
+};
+/** Reject input that is obviously not a text prototxt before the parser reports a confusing column. */
+function checkLooksLikeText(bytes, file) {
+    const n = Math.min(bytes.length, 4096);
+    let control = 0;
+    for (let i = 0; i < n; i++) {
+        const c = bytes[i];
+        if (c === 0) {
+            throw new errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
+        }
+        if (c < 9 || (c > 13 && c < 32))
+            control++;
+    }
+    if (n > 0 && control / n > 0.05) {
+        throw new errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
+    }
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+    const bad = text.indexOf('\uFFFD');
+    if (bad >= 0) {
+        const line = text.slice(0, bad).split('\n').length;
+        throw new errors/* ModelshipError */.W('syntax', 'invalid UTF-8 in prototxt', { file, line });
+    }
+    return text;
+}
+/** Parse a deploy.prototxt (text) into a normalised net. */
+function parsePrototxt(bytes, file) {
+    const text = checkLooksLikeText(bytes, file);
+    const root = caffeSchema();
+    const NetParameter = root.lookupType('caffe.NetParameter');
+    const msg = parseTextFormat(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
+    return normalizeNet(msg, file);
+}
+function isIncludedInTest(layer) {
+    // Caffe's StateMeetsRule for the deploy state: phase TEST, level 0, no stages.
+    const meets = (rule) => {
+        if (rule.phase !== undefined && rule.phase !== 'TEST')
+            return false;
+        if (rule.min_level !== undefined && 0 < rule.min_level)
+            return false;
+        if (rule.max_level !== undefined && 0 > rule.max_level)
+            return false;
+        if ((rule.stage ?? []).length > 0)
+            return false;
+        return true;
+    };
+    const include = layer.include ?? [];
+    const exclude = layer.exclude ?? [];
+    if (include.length > 0)
+        return include.some(meets);
+    return !exclude.some(meets);
+}
+function normalizeNet(msg, file) {
+    const v2 = msg.layer ?? [];
+    const v1 = msg.layers ?? [];
+    if (v2.length > 0 && v1.length > 0) {
+        throw new errors/* ModelshipError */.W('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: fieldLocOf(msg, 'layers')?.line });
+    }
+    const format = v1.length > 0 ? 'V1' : 'V2';
+    const inputs = [];
+    // Legacy input declarations: input + input_dim (4 per input) or input + input_shape.
+    const inputNames = msg.input ?? [];
+    if (inputNames.length > 0) {
+        const inputDim = msg.input_dim ?? [];
+        const inputShape = msg.input_shape ?? [];
+        const loc = fieldLocOf(msg, 'input');
+        if (inputShape.length > 0 && inputDim.length > 0) {
+            throw new errors/* ModelshipError */.W('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
+        }
+        if (inputShape.length > 0) {
+            if (inputShape.length !== inputNames.length) {
+                throw new errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
+            }
+            inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
+        }
+        else if (inputDim.length > 0) {
+            if (inputDim.length !== 4 * inputNames.length) {
+                throw new errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
+            }
+            inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
+        }
+        else {
+            throw new errors/* ModelshipError */.W('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
+        }
+    }
+    const layers = [];
+    const source = format === 'V2' ? v2 : v1;
+    source.forEach((l, i) => {
+        if (!isIncludedInTest(l))
+            return;
+        const loc = locOf(l);
+        const rawType = l.type;
+        if (rawType === undefined || rawType === '') {
+            throw new errors/* ModelshipError */.W('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
+        }
+        const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
+        const name = l.name ?? `${type.toLowerCase()}_${i}`;
+        layers.push({
+            name,
+            type,
+            bottoms: (l.bottom ?? []).slice(),
+            tops: (l.top ?? []).slice(),
+            msg: l,
+            loc,
+            unknownFields: unknownFieldsOf(l),
+        });
+    });
+    // Input layers become net inputs.
+    for (const l of layers) {
+        if (l.type !== 'Input')
+            continue;
+        const shapes = (paramsOf(l, 'input_param').shape ?? []).map((s) => s.dim ?? []);
+        if (shapes.length === 0) {
+            throw new errors/* ModelshipError */.W('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
+        }
+        if (shapes.length !== 1 && shapes.length !== l.tops.length) {
+            throw new errors/* ModelshipError */.W('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
+        }
+        l.tops.forEach((top, i) => inputs.push({ name: top, shape: shapes[shapes.length === 1 ? 0 : i], loc: l.loc }));
+    }
+    for (const inp of inputs) {
+        if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+            throw new errors/* ModelshipError */.W('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
+        }
+    }
+    if (inputs.length === 0) {
+        throw new errors/* ModelshipError */.W('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
+    }
+    return { name: msg.name ?? 'net', file, format, inputs, layers: layers.filter((l) => l.type !== 'Input') };
+}
+const paramTypeCache = new Map();
+/**
+ * A layer's `*_param` message with Caffe's defaults filled in for absent scalar fields. V1 and V2 share the
+ * param message types, so handlers read `paramsOf(layer, 'convolution_param').kernel_size` either way.
+ */
+function paramsOf(layer, field) {
+    const root = caffeSchema();
+    const msgType = root.lookupType('caffe.LayerParameter');
+    const f = msgType.fields[field];
+    if (!f)
+        throw new Error(`internal: no LayerParameter field ${field}`);
+    let type = paramTypeCache.get(field);
+    if (!type) {
+        type = f.resolvedType;
+        paramTypeCache.set(field, type);
+    }
+    return withDefaults(layer.msg[field] ?? {}, type);
+}
+function withDefaults(msg, type) {
+    const out = {};
+    for (const f of type.fieldsArray) {
+        if (Object.prototype.hasOwnProperty.call(msg, f.name))
+            out[f.name] = msg[f.name];
+        else if (f.repeated)
+            out[f.name] = [];
+        else if (f.resolvedType instanceof protobufjs.Type)
+            out[f.name] = undefined;
+        else if (f.resolvedType instanceof protobufjs.Enum) {
+            const d = f.options?.default;
+            out[f.name] = d ?? Object.keys(f.resolvedType.values)[0];
+        }
+        else
+            out[f.name] = f.options?.default ?? (f.type === 'bool' ? false : f.type === 'string' ? '' : 0);
+    }
+    for (const k of ['$loc', '$fieldLocs']) {
+        Object.defineProperty(out, k, { value: msg[k], enumerable: false });
+    }
+    return out;
+}
+/** Does the layer set this `*_param` explicitly? */
+function hasParam(layer, field, sub) {
+    const p = layer.msg[field];
+    if (!p)
+        return false;
+    return sub === undefined ? true : Object.prototype.hasOwnProperty.call(p, sub);
+}
+
+;// CONCATENATED MODULE: ./src/convert/caffemodel.ts
+
+
+
+
+let root;
+function schema() {
+    if (!root) {
+        root = protobufjs.parse(CAFFEMODEL_PROTO, { keepCase: true }).root;
+        root.resolveAll();
+        const blobType = root.lookupType('caffemodel.BlobProto');
+        // Replace the (empty) generated BlobProto decoder with one that keeps packed float data as bytes:
+        // a 28 MB GoogLeNet decodes without materialising 7 M JS numbers.
+        blobType.decode = decodeBlob;
+    }
+    return root;
+}
+function decodeBlob(input, length) {
+    const r = input instanceof protobufjs.Reader ? input : protobufjs.Reader.create(input);
+    const end = length === undefined ? r.len : r.pos + length;
+    const b = { hasLegacy: false, num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
+    while (r.pos < end) {
+        const tag = r.uint32();
+        const field = tag >>> 3;
+        const wire = tag & 7;
+        switch (field) {
+            case 5: // repeated float data (packed or not)
+                if (wire === 2)
+                    b.floatChunks.push(r.bytes());
+                else if (wire === 5)
+                    b.floatValues.push(r.float());
+                else
+                    r.skipType(wire);
+                break;
+            case 8: // repeated double double_data
+                if (wire === 2)
+                    b.doubleChunks.push(r.bytes());
+                else if (wire === 1)
+                    b.doubleValues.push(r.double());
+                else
+                    r.skipType(wire);
+                break;
+            case 7: {
+                // BlobShape { repeated int64 dim = 1 [packed] }
+                if (wire !== 2) {
+                    r.skipType(wire);
+                    break;
+                }
+                const len = r.uint32();
+                const shapeEnd = r.pos + len;
+                const dims = b.dims ?? [];
+                while (r.pos < shapeEnd) {
+                    const t2 = r.uint32();
+                    if (t2 >>> 3 === 1 && (t2 & 7) === 2) {
+                        const l2 = r.uint32();
+                        const e2 = r.pos + l2;
+                        while (r.pos < e2)
+                            dims.push(int64(r));
+                    }
+                    else if (t2 >>> 3 === 1 && (t2 & 7) === 0) {
+                        dims.push(int64(r));
+                    }
+                    else {
+                        r.skipType(t2 & 7);
+                    }
+                }
+                if (r.pos !== shapeEnd)
+                    throw new RangeError('blob shape overruns its length');
+                b.dims = dims;
+                break;
+            }
+            case 1:
+            case 2:
+            case 3:
+            case 4: {
+                if (wire !== 0) {
+                    r.skipType(wire);
+                    break;
+                }
+                const v = r.int32();
+                b.hasLegacy = true;
+                if (field === 1)
+                    b.num = v;
+                else if (field === 2)
+                    b.channels = v;
+                else if (field === 3)
+                    b.height = v;
+                else
+                    b.width = v;
+                break;
+            }
+            default:
+                r.skipType(wire); // diff, double_diff and anything newer
+        }
+    }
+    if (r.pos !== end)
+        throw new RangeError('blob overruns its length');
+    return b;
+}
+function int64(r) {
+    const v = r.int64();
+    return typeof v === 'number' ? v : v.toNumber();
+}
+function concatBytes(chunks) {
+    if (chunks.length === 1)
+        return chunks[0];
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (const c of chunks) {
+        out.set(c, o);
+        o += c.length;
+    }
+    return out;
+}
+function toWeightBlob(raw, where) {
+    // Caffe's Blob::FromProto: legacy 4-D fields win when present; otherwise `shape` (absent shape = 0-D blob)
+    const legacy = raw.hasLegacy;
+    const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
+    for (const d of shape) {
+        if (!Number.isSafeInteger(d) || d < 0) {
+            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
+        }
+    }
+    const count = shape.reduce((a, d) => a * d, 1);
+    let data;
+    const floatBytes = raw.floatChunks.reduce((n, c) => n + c.length, 0);
+    const nFloat = floatBytes / 4 + raw.floatValues.length;
+    const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
+    const nDouble = doubleBytes / 8 + raw.doubleValues.length;
+    if (floatBytes % 4 !== 0 || doubleBytes % 8 !== 0) {
+        throw new errors/* ModelshipError */.W('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
+    }
+    if (nFloat > 0 || nDouble === 0) {
+        if (nFloat !== count) {
+            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
+        }
+        if (raw.floatValues.length === 0) {
+            data = FloatData.fromBytes(concatBytes(raw.floatChunks));
+        }
+        else {
+            data = FloatData.fromArray([...floatsOf(raw.floatChunks), ...raw.floatValues]);
+        }
+    }
+    else {
+        if (nDouble !== count) {
+            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
+        }
+        const values = new Float32Array(count);
+        let i = 0;
+        for (const c of raw.doubleChunks) {
+            const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
+            for (let o = 0; o < c.byteLength; o += 8)
+                values[i++] = dv.getFloat64(o, true);
+        }
+        for (const v of raw.doubleValues)
+            values[i++] = v;
+        data = FloatData.fromArray(values);
+    }
+    return { shape, legacy, data };
+}
+function floatsOf(chunks) {
+    const out = [];
+    for (const c of chunks) {
+        const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
+        for (let o = 0; o < c.byteLength; o += 4)
+            out.push(dv.getFloat32(o, true));
+    }
+    return out;
+}
+const V1_TYPE_NAMES = {
+    35: 'ABSVAL', 1: 'ACCURACY', 30: 'ARGMAX', 2: 'BNLL', 3: 'CONCAT', 37: 'CONTRASTIVE_LOSS', 4: 'CONVOLUTION', 5: 'DATA',
+    39: 'DECONVOLUTION', 6: 'DROPOUT', 32: 'DUMMY_DATA', 7: 'EUCLIDEAN_LOSS', 25: 'ELTWISE', 38: 'EXP', 8: 'FLATTEN',
+    9: 'HDF5_DATA', 10: 'HDF5_OUTPUT', 28: 'HINGE_LOSS', 11: 'IM2COL', 12: 'IMAGE_DATA', 13: 'INFOGAIN_LOSS',
+    14: 'INNER_PRODUCT', 15: 'LRN', 29: 'MEMORY_DATA', 16: 'MULTINOMIAL_LOGISTIC_LOSS', 34: 'MVN', 17: 'POOLING',
+    26: 'POWER', 18: 'RELU', 19: 'SIGMOID', 27: 'SIGMOID_CROSS_ENTROPY_LOSS', 36: 'SILENCE', 20: 'SOFTMAX',
+    21: 'SOFTMAX_LOSS', 22: 'SPLIT', 33: 'SLICE', 23: 'TANH', 24: 'WINDOW_DATA', 31: 'THRESHOLD',
+};
+/**
+ * Decode a binary .caffemodel (NetParameter). Both the V2 `layer` field (100) and the legacy V1 `layers`
+ * field (2) are read; blobs may use `shape` or the legacy num/channels/height/width, float `data` or `double_data`.
+ */
+function decodeCaffeModel(bytes, file) {
+    if (bytes.length === 0)
+        throw new errors/* ModelshipError */.W('binary', 'the caffemodel is empty', { file });
+    const NetParameter = schema().lookupType('caffemodel.NetParameter');
+    let msg;
+    try {
+        msg = NetParameter.decode(bytes);
+    }
+    catch (e) {
+        const why = e.message;
+        throw new errors/* ModelshipError */.W('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
+    }
+    const layers = new Map();
+    const v2 = msg.layer ?? [];
+    const v1 = msg.layers ?? [];
+    if (v2.length === 0 && v1.length === 0) {
+        throw new errors/* ModelshipError */.W('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
+    }
+    const add = (name, type, blobs) => {
+        if (!name)
+            return;
+        if (!blobs || blobs.length === 0) {
+            if (!layers.has(name))
+                layers.set(name, { type, blobs: [] });
+            return;
+        }
+        layers.set(name, { type, blobs: blobs.map((b, index) => toWeightBlob(b, { file, layer: name, index })) });
+    };
+    for (const l of v1)
+        add(l.name, V1_TYPE_NAMES[l.type ?? 0] ?? String(l.type), l.blobs);
+    for (const l of v2)
+        add(l.name, l.type ?? '', l.blobs);
+    return { name: msg.name, format: v2.length > 0 ? 'V2' : 'V1', layers };
+}
+
+;// CONCATENATED MODULE: ./src/convert/layers/types.ts
+
+
+/** What a layer handler gets: the layer, its resolved bottoms, its weights and the graph to emit into. */
+class LayerContext {
+    g;
+    layer;
+    file;
+    weightsFile;
+    inputs;
+    blobs;
+    topNames;
+    /** set once the handler asked for its weights; a layer that takes none but has some in the caffemodel is an error */
+    consumedWeights = false;
+    constructor(g, layer, file, weightsFile, inputs, blobs, topNames) {
+        this.g = g;
+        this.layer = layer;
+        this.file = file;
+        this.weightsFile = weightsFile;
+        this.inputs = inputs;
+        this.blobs = blobs;
+        this.topNames = topNames;
+    }
+    /** The ONNX name the handler must give top `i` (decided by the converter: SSA names for in-place layers). */
+    out(i = 0) {
+        return this.topNames[i];
+    }
+    get x() {
+        return this.inputs[0];
+    }
+    /** A fresh internal tensor name scoped by the layer name. */
+    tmp(suffix) {
+        return this.g.unique(`${this.layer.name}/${suffix}`);
+    }
+    params(field) {
+        return paramsOf(this.layer, field);
+    }
+    fail(message, code = 'graph') {
+        throw new errors/* ModelshipError */.W(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+    }
+    unsupported(message) {
+        return this.fail(message, 'unsupported');
+    }
+    /** Require exactly `n` bottoms (or a range) and `m` tops. */
+    arity(bottoms, tops = 1) {
+        const check = (have, want, what) => {
+            const [lo, hi] = typeof want === 'number' ? [want, want] : want;
+            if (have < lo || have > hi) {
+                const w = lo === hi ? `${lo}` : hi === Infinity ? `at least ${lo}` : `${lo} to ${hi}`;
+                this.fail(`expects ${w} ${what}${lo === 1 && hi === 1 ? '' : 's'}, found ${have}`);
+            }
+        };
+        check(this.layer.bottoms.length, bottoms, 'bottom');
+        check(this.layer.tops.length, tops, 'top');
+    }
+    /** A dimension that must be static (known at conversion time). */
+    staticDim(shape, axis, what = 'this layer') {
+        const d = shape[axis];
+        if (typeof d !== 'number')
+            this.unsupported(`${what} needs a static size for axis ${axis} of [${shape.join(', ')}]; it is the dynamic batch`);
+        return d;
+    }
+    staticShape(shape, what = 'this layer') {
+        return shape.map((_, i) => this.staticDim(shape, i, what));
+    }
+    /** Caffe's CanonicalAxisIndex: negative axes count from the end. */
+    axis(a, rank, field = 'axis') {
+        if (a < -rank || a >= rank)
+            this.fail(`${field} ${a} is out of range for a ${rank}-D input`);
+        return a < 0 ? a + rank : a;
+    }
+    /**
+     * The layer's learned blobs from the caffemodel, checked against the shapes the prototxt implies
+     * (Caffe's Blob::ShapeEquals, which also accepts legacy 4-D num/channels/height/width).
+     */
+    weights(expected) {
+        this.consumedWeights = true;
+        const blobs = this.blobs;
+        if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {
+            throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+        }
+        if (blobs.length !== expected.length) {
+            throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+        }
+        return expected.map((e, i) => {
+            const b = blobs[i];
+            if (!shapeEquals(b, e.shape)) {
+                throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+            }
+            return b.data;
+        });
+    }
+    /** Number of learned blobs present for this layer in the caffemodel (undefined if the layer is absent). */
+    get blobCount() {
+        return this.blobs?.length;
+    }
+}
+function shapeEquals(b, expected) {
+    if (!b.legacy)
+        return b.shape.length === expected.length && b.shape.every((d, i) => d === expected[i]);
+    if (expected.length > 4)
+        return false;
+    const padded = [...Array(4 - expected.length).fill(1), ...expected];
+    return padded.every((d, i) => d === b.shape[i]);
+}
+
+;// CONCATENATED MODULE: ./src/convert/layers/common.ts
+
+/**
+ * Kernel / pad / stride / dilation of Convolution and Pooling, as Caffe reads them: `*_h`/`*_w` for 2-D,
+ * else one value for every spatial axis or one per axis. `fallback` undefined means the value is required.
+ */
+function spatialParam(ctx, field, name, nsp, fallback) {
+    const raw = ctx.layer.msg[field] ?? {};
+    const has = (k) => Object.prototype.hasOwnProperty.call(raw, k);
+    const base = name === 'kernel' ? 'kernel_size' : name;
+    const hKey = `${name}_h`;
+    const wKey = `${name}_w`;
+    if (name !== 'dilation' && (has(hKey) || has(wKey))) {
+        if (nsp !== 2)
+            ctx.fail(`${hKey}/${wKey} can only be used for 2-D data`);
+        if (has(base))
+            ctx.fail(`either ${base} or ${hKey}/${wKey} may be given, not both`);
+        if (name === 'kernel' && !(has(hKey) && has(wKey)))
+            ctx.fail('kernel_h and kernel_w must both be given');
+        const h = has(hKey) ? raw[hKey] : (fallback ?? 0);
+        const w = has(wKey) ? raw[wKey] : (fallback ?? 0);
+        return [h, w];
+    }
+    const v = raw[base];
+    const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
+    if (list.length === 0) {
+        if (fallback === undefined)
+            ctx.fail(`${base} is required`);
+        return Array(nsp).fill(fallback);
+    }
+    if (list.length === 1)
+        return Array(nsp).fill(list[0]);
+    if (list.length !== nsp)
+        ctx.fail(`${base} has ${list.length} values for ${nsp} spatial axes`);
+    return list;
+}
+/**
+ * Reshape `x` to `target` (symbolic dims allowed). Symbolic dims that stay at the same index are copied (0);
+ * at most one other dim may be unknown (-1).
+ */
+function reshape(ctx, x, target, out) {
+    const spec = target.map((d, i) => {
+        if (typeof d === 'number')
+            return d;
+        if (x.shape[i] === d)
+            return 0;
+        return -1;
+    });
+    if (spec.filter((d) => d === -1).length > 1)
+        ctx.unsupported(`cannot express reshape of [${x.shape.join(', ')}] to [${target.join(', ')}] with a dynamic batch`);
+    const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
+    ctx.g.node('Reshape', [x.name, shapeName], [out]);
+}
+function product(dims) {
+    let n = 1;
+    const syms = [];
+    for (const d of dims) {
+        if (typeof d === 'number')
+            n *= d;
+        else
+            syms.push(d);
+    }
+    if (syms.length === 0)
+        return n;
+    return n === 1 && syms.length === 1 ? syms[0] : [...syms, ...(n === 1 ? [] : [String(n)])].join('*');
+}
+function unary(op, attrs = {}) {
+    return (ctx) => {
+        ctx.arity(1, 1);
+        ctx.g.node(op, [ctx.x.name], [ctx.out()], attrs);
+        return [ctx.x.shape];
+    };
+}
+/** A float scalar constant (shape []) for element-wise ops. */
+function scalar(ctx, suffix, v) {
+    return ctx.g.floatInit(`${ctx.layer.name}/${suffix}`, [], [v]);
+}
+function sameShape(a, b) {
+    return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+function convGeometry(ctx) {
+    ctx.arity(1, 1);
+    const p = ctx.params('convolution_param');
+    const x = ctx.x;
+    if (p.axis !== 1)
+        ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
+    const nsp = x.shape.length - 2;
+    if (nsp < 1)
+        ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
+    const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
+    const numOutput = p.num_output;
+    const group = p.group;
+    if (!numOutput)
+        ctx.fail('convolution_param.num_output is required');
+    if (group < 1 || C % group !== 0)
+        ctx.fail(`input channels ${C} are not divisible by group ${group}`);
+    if (numOutput % group !== 0)
+        ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
+    const g = {
+        C,
+        numOutput,
+        group,
+        kernel: spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined),
+        pad: spatialParam(ctx, 'convolution_param', 'pad', nsp, 0),
+        stride: spatialParam(ctx, 'convolution_param', 'stride', nsp, 1),
+        dilation: spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1),
+        biasTerm: p.bias_term,
+    };
+    if ([...g.kernel, ...g.stride, ...g.dilation].some((v) => v < 1))
+        ctx.fail('kernel, stride and dilation must be positive');
+    return g;
+}
+/** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
+function emitConv(ctx, op, g, weightShape, extra = {}) {
+    const expected = [{ name: 'weights', shape: weightShape }];
+    if (g.biasTerm)
+        expected.push({ name: 'bias', shape: [g.numOutput] });
+    const [w, b] = ctx.weights(expected);
+    const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
+    if (g.biasTerm)
+        inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
+    ctx.g.node(op, inputs, [ctx.out()], {
+        kernel_shape: attr.ints(g.kernel),
+        pads: attr.ints([...g.pad, ...g.pad]),
+        strides: attr.ints(g.stride),
+        dilations: attr.ints(g.dilation),
+        group: attr.i(g.group),
+        ...extra,
+    }, ctx.layer.name);
+}
+
+;// CONCATENATED MODULE: ./src/convert/layers/convolution.ts
+
+/** Convolution (group incl. depthwise, dilation, kernel/pad/stride incl. *_h/*_w, bias_term) → Conv. */
+const convolution = {
+    types: ['Convolution'],
+    convert(ctx) {
+        const g = convGeometry(ctx);
+        const x = ctx.x;
+        const spatial = x.shape.slice(2).map((_, i) => {
+            const H = ctx.staticDim(x.shape, 2 + i, 'convolution');
+            const ext = g.dilation[i] * (g.kernel[i] - 1) + 1;
+            const o = Math.floor((H + 2 * g.pad[i] - ext) / g.stride[i]) + 1;
+            if (o < 1)
+                ctx.fail(`kernel extent ${ext} does not fit input size ${H} with pad ${g.pad[i]}`);
+            return o;
+        });
+        emitConv(ctx, 'Conv', g, [g.numOutput, g.C / g.group, ...g.kernel]);
+        return [[x.shape[0], g.numOutput, ...spatial]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/deconvolution.ts
+
+
+/** Deconvolution (transposed convolution, Caffe weight layout [C_in, C_out/group, k...]) → ConvTranspose. */
+const deconvolution = {
+    types: ['Deconvolution'],
+    convert(ctx) {
+        const g = convGeometry(ctx);
+        const x = ctx.x;
+        const spatial = x.shape.slice(2).map((_, i) => {
+            const H = ctx.staticDim(x.shape, 2 + i, 'deconvolution');
+            const o = g.stride[i] * (H - 1) + g.dilation[i] * (g.kernel[i] - 1) + 1 - 2 * g.pad[i];
+            if (o < 1)
+                ctx.fail(`output size ${o} is not positive`);
+            return o;
+        });
+        emitConv(ctx, 'ConvTranspose', g, [g.C, g.numOutput / g.group, ...g.kernel], { output_shape: attr.ints(spatial) });
+        return [[x.shape[0], g.numOutput, ...spatial]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/inner_product.ts
+
+
+/** InnerProduct (axis, transpose, bias_term) → Flatten + Gemm (axis 1) or Reshape + MatMul + Add. */
+const innerProduct = {
+    types: ['InnerProduct'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('inner_product_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const numOutput = p.num_output;
+        if (!numOutput)
+            ctx.fail('inner_product_param.num_output is required');
+        const K = x.shape.slice(axis).reduce((a, _d, i) => a * ctx.staticDim(x.shape, axis + i, 'inner product'), 1);
+        const transpose = p.transpose;
+        const biasTerm = p.bias_term;
+        const expected = [{ name: 'weights', shape: transpose ? [K, numOutput] : [numOutput, K] }];
+        if (biasTerm)
+            expected.push({ name: 'bias', shape: [numOutput] });
+        const [w, b] = ctx.weights(expected);
+        const outShape = [...x.shape.slice(0, axis), numOutput];
+        if (axis === 1) {
+            const flat = ctx.tmp('flatten');
+            ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
+            const inputs = [flat, ctx.g.floatInit(`${ctx.layer.name}/W`, expected[0].shape, w)];
+            if (biasTerm)
+                inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b));
+            ctx.g.node('Gemm', inputs, [ctx.out()], { transB: attr.i(transpose ? 0 : 1) }, ctx.layer.name);
+            return [outShape];
+        }
+        // General axis: [d0..d(axis-1), K] x W^T
+        const flat = ctx.tmp('reshape');
+        reshape(ctx, x, [...x.shape.slice(0, axis), K], flat);
+        let wt = w;
+        if (!transpose) {
+            const src = w.values;
+            const t = new Float32Array(K * numOutput);
+            for (let o = 0; o < numOutput; o++)
+                for (let i = 0; i < K; i++)
+                    t[i * numOutput + o] = src[o * K + i];
+            wt = t;
+        }
+        const wName = ctx.g.floatInit(`${ctx.layer.name}/W`, [K, numOutput], wt);
+        if (biasTerm) {
+            const mm = ctx.tmp('matmul');
+            ctx.g.node('MatMul', [flat, wName], [mm]);
+            ctx.g.node('Add', [mm, ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b)], [ctx.out()], {}, ctx.layer.name);
+        }
+        else {
+            ctx.g.node('MatMul', [flat, wName], [ctx.out()], {}, ctx.layer.name);
+        }
+        return [outShape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/pooling.ts
+
+
+/**
+ * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default),
+ * minus the last window when it would start inside the padding. Expressed with explicit end padding so the
+ * ONNX op (floor mode) reproduces Caffe exactly. AVE divides by the window clipped to the padded input
+ * (padding counts, the extra ceil region does not): zero Pad + AveragePool(count_include_pad=0).
+ */
+const pooling = {
+    types: ['Pooling'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('pooling_param');
+        const x = ctx.x;
+        const nsp = x.shape.length - 2;
+        if (nsp !== 2)
+            ctx.unsupported(`Caffe pooling works on 4-D blobs; input is [${x.shape.join(', ')}]`);
+        const method = p.pool;
+        if (method === 'STOCHASTIC')
+            ctx.unsupported('STOCHASTIC pooling is not supported');
+        const isMax = method === 'MAX';
+        if (p.global_pooling) {
+            const raw = (ctx.layer.msg.pooling_param ?? {});
+            if ('kernel_size' in raw || 'kernel_h' in raw || 'kernel_w' in raw)
+                ctx.fail('with global_pooling the kernel size cannot be specified');
+            ctx.g.node(isMax ? 'GlobalMaxPool' : 'GlobalAveragePool', [x.name], [ctx.out()], {}, ctx.layer.name);
+            return [[x.shape[0], x.shape[1], 1, 1]];
+        }
+        const k = spatialParam(ctx, 'pooling_param', 'kernel', 2, undefined);
+        const pad = spatialParam(ctx, 'pooling_param', 'pad', 2, 0);
+        const stride = spatialParam(ctx, 'pooling_param', 'stride', 2, 1);
+        if (k.some((v) => v < 1) || stride.some((v) => v < 1))
+            ctx.fail('kernel and stride must be positive');
+        if (pad.some((v, i) => v >= k[i]))
+            ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
+        const ceil = p.round_mode !== 'FLOOR';
+        const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
+        const out = dims.map((H, i) => {
+            const span = (H + 2 * pad[i] - k[i]) / stride[i];
+            let o = (ceil ? Math.ceil(span) : Math.floor(span)) + 1;
+            if (pad[i] > 0 && (o - 1) * stride[i] >= H + pad[i])
+                o--;
+            if (o < 1)
+                ctx.fail(`kernel ${k[i]} does not fit input size ${H}`);
+            return o;
+        });
+        const common = { kernel_shape: attr.ints(k), strides: attr.ints(stride) };
+        const n = ctx.layer.name;
+        // end padding that makes the floor-mode ONNX op produce Caffe's (ceil) output size
+        const endMax = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - H - pad[i]));
+        const endAve = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - (H + 2 * pad[i])));
+        const padTo = (value, ends) => {
+            const padded = ctx.tmp('pad');
+            const pads = ctx.g.int64Init(`${n}/pads`, [0, 0, pad[0], pad[1], 0, 0, pad[0] + ends[0], pad[1] + ends[1]]);
+            const inputs = [x.name, pads];
+            if (value !== 0)
+                inputs.push(ctx.g.floatInit(`${n}/pad_value`, [], [value]));
+            ctx.g.node('Pad', inputs, [padded], { mode: attr.s('constant') });
+            return padded;
+        };
+        if (isMax) {
+            if (endMax.every((e, i) => e < k[i])) {
+                ctx.g.node('MaxPool', [x.name], [ctx.out()], { ...common, pads: attr.ints([...pad, ...endMax]) }, n);
+            }
+            else {
+                // ONNX runtimes refuse pads ≥ kernel (stride > kernel with ceil overhang): pad explicitly with -FLT_MAX,
+                // Caffe's initial max value; no window lies wholly in the padding
+                ctx.g.node('MaxPool', [padTo(-3.4028234663852886e38, endMax)], [ctx.out()], common, n);
+            }
+        }
+        else if (endAve.every((e, i) => e < k[i])) {
+            const src = pad.some((v) => v > 0) ? padTo(0, [0, 0]) : x.name;
+            ctx.g.node('AveragePool', [src], [ctx.out()], { ...common, pads: attr.ints([0, 0, ...endAve]), count_include_pad: attr.i(0) }, n);
+        }
+        else {
+            // Same limit for AVE: sum over a zero-padded input, then divide by Caffe's own window sizes, computed here
+            // (window clipped to [-pad, H + pad), so padding counts and the ceil overhang does not)
+            const pooled = ctx.tmp('window_mean');
+            ctx.g.node('AveragePool', [padTo(0, endAve)], [pooled], common);
+            const scale = new Float32Array(out[0] * out[1]);
+            for (let i = 0; i < out[0]; i++) {
+                const h = Math.min(i * stride[0] - pad[0] + k[0], dims[0] + pad[0]) - (i * stride[0] - pad[0]);
+                for (let j = 0; j < out[1]; j++) {
+                    const w = Math.min(j * stride[1] - pad[1] + k[1], dims[1] + pad[1]) - (j * stride[1] - pad[1]);
+                    scale[i * out[1] + j] = (k[0] * k[1]) / (h * w);
+                }
+            }
+            ctx.g.node('Mul', [pooled, ctx.g.floatInit(`${n}/window_scale`, [out[0], out[1]], scale)], [ctx.out()], {}, n);
+        }
+        return [[x.shape[0], x.shape[1], ...out]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/lrn.ts
+
+
+/**
+ * LRN. ACROSS_CHANNELS → ONNX LRN (bias = k). WITHIN_CHANNEL follows Caffe's decomposition:
+ * x · (1 + alpha · avgpool(x², local_size, pad (size-1)/2))^(-beta); Caffe does not use k there.
+ */
+const lrn = {
+    types: ['LRN'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('lrn_param');
+        const x = ctx.x;
+        const size = p.local_size;
+        if (size % 2 !== 1)
+            ctx.fail(`local_size ${size} must be odd`);
+        if (x.shape.length !== 4)
+            ctx.unsupported(`LRN works on 4-D blobs; input is [${x.shape.join(', ')}]`);
+        const alpha = p.alpha;
+        const beta = p.beta;
+        if (p.norm_region === 'ACROSS_CHANNELS') {
+            ctx.g.node('LRN', [x.name], [ctx.out()], { size: attr.i(size), alpha: attr.f(alpha), beta: attr.f(beta), bias: attr.f(p.k) }, ctx.layer.name);
+            return [x.shape];
+        }
+        const pad = (size - 1) / 2;
+        const sq = ctx.tmp('square');
+        ctx.g.node('Mul', [x.name, x.name], [sq]);
+        const avg = ctx.tmp('avg');
+        ctx.g.node('AveragePool', [sq], [avg], { kernel_shape: attr.ints([size, size]), pads: attr.ints([pad, pad, pad, pad]), count_include_pad: attr.i(1) });
+        const scaled = ctx.tmp('scaled');
+        ctx.g.node('Mul', [avg, scalar(ctx, 'alpha', alpha)], [scaled]);
+        const shifted = ctx.tmp('shifted');
+        ctx.g.node('Add', [scaled, scalar(ctx, 'one', 1)], [shifted]);
+        const pw = ctx.tmp('pow');
+        ctx.g.node('Pow', [shifted, scalar(ctx, 'neg_beta', -beta)], [pw]);
+        ctx.g.node('Mul', [x.name, pw], [ctx.out()], {}, ctx.layer.name);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/relu.ts
+
+/** ReLU, with negative_slope → LeakyRelu. */
+const relu = {
+    types: ['ReLU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const slope = ctx.params('relu_param').negative_slope;
+        if (slope !== 0)
+            ctx.g.node('LeakyRelu', [ctx.x.name], [ctx.out()], { alpha: attr.f(slope) }, ctx.layer.name);
+        else
+            ctx.g.node('Relu', [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/prelu.ts
+/** PReLU: one learned slope per channel (or one shared), broadcast as [C, 1, ...]. */
+const prelu = {
+    types: ['PReLU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const x = ctx.x;
+        if (x.shape.length < 2)
+            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
+        const shared = ctx.params('prelu_param').channel_shared;
+        const C = shared ? 1 : ctx.staticDim(x.shape, 1, 'PReLU');
+        // Caffe stores a shared slope as a 0-D blob
+        const [slope] = ctx.weights([{ name: 'slope', shape: shared ? [] : [C] }]);
+        const dims = shared ? [1] : [C, ...Array(x.shape.length - 2).fill(1)];
+        ctx.g.node('PRelu', [x.name, ctx.g.floatInit(`${ctx.layer.name}/slope`, dims, slope)], [ctx.out()], {}, ctx.layer.name);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/elementwise.ts
+
+
+/** Parameter-free element-wise layers, one ONNX op each. */
+const simple = (type, op) => ({
+    types: [type],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        ctx.g.node(op, [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+});
+const sigmoid = simple('Sigmoid', 'Sigmoid');
+const tanh = simple('TanH', 'Tanh');
+const absval = simple('AbsVal', 'Abs');
+/** BNLL: log(1 + exp(x)) */
+const bnll = simple('BNLL', 'Softplus');
+/** Dropout is the identity at test time (Caffe scales during training). */
+const dropout = simple('Dropout', 'Identity');
+const elu = {
+    types: ['ELU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        ctx.g.node('Elu', [ctx.x.name], [ctx.out()], { alpha: attr.f(ctx.params('elu_param').alpha) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+/** Emit y = op_n(...op_1(x)) as a chain that ends in ctx.out(). Empty chain → Identity. */
+function chain(ctx, steps) {
+    if (steps.length === 0)
+        steps = [{ op: 'Identity' }];
+    let cur = ctx.x.name;
+    steps.forEach((s, i) => {
+        const last = i === steps.length - 1;
+        const out = last ? ctx.out() : ctx.tmp(s.op.toLowerCase());
+        ctx.g.node(s.op, s.operand ? [cur, s.operand] : [cur], [out], {}, last ? ctx.layer.name : undefined);
+        cur = out;
+    });
+}
+/** Power: y = (shift + scale · x) ^ power */
+const power = {
+    types: ['Power'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('power_param');
+        const steps = [];
+        if (p.scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
+        if (p.shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
+        if (p.power !== 1)
+            steps.push({ op: 'Pow', operand: scalar(ctx, 'power', p.power) });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Exp: y = base ^ (shift + scale · x), base -1 meaning e */
+const exp = {
+    types: ['Exp'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('exp_param');
+        const base = p.base;
+        if (base !== -1 && !(base > 0))
+            ctx.fail(`exp_param.base must be positive or -1, got ${base}`);
+        const lnBase = base === -1 ? 1 : Math.log(base);
+        const scale = p.scale * lnBase;
+        const shift = p.shift * lnBase;
+        const steps = [];
+        if (scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', scale) });
+        if (shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', shift) });
+        steps.push({ op: 'Exp' });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Log: y = log_base(shift + scale · x), base -1 meaning e */
+const log = {
+    types: ['Log'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('log_param');
+        const base = p.base;
+        if (base !== -1 && !(base > 0 && base !== 1))
+            ctx.fail(`log_param.base must be positive (not 1) or -1, got ${base}`);
+        const steps = [];
+        if (p.scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
+        if (p.shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
+        steps.push({ op: 'Log' });
+        if (base !== -1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'inv_ln_base', 1 / Math.log(base)) });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Threshold: y = x > threshold ? 1 : 0 */
+const threshold = {
+    types: ['Threshold'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const gt = ctx.tmp('greater');
+        ctx.g.node('Greater', [ctx.x.name, scalar(ctx, 'threshold', ctx.params('threshold_param').threshold)], [gt]);
+        ctx.g.node('Cast', [gt], [ctx.out()], { to: attr.i(1) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/softmax.ts
+
+/** Softmax over one axis (opset 13 semantics match Caffe: the other axes are independent). */
+const softmax = {
+    types: ['Softmax'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const axis = ctx.axis(ctx.params('softmax_param').axis, ctx.x.shape.length);
+        ctx.g.node('Softmax', [ctx.x.name], [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/batch_norm.ts
+
+/**
+ * BatchNorm with stored statistics. Caffe keeps running sums: blobs = [mean·s, var·s, s] where s is the
+ * moving-average scale factor; the statistics are the first two blobs divided by s (0 when s is 0),
+ * computed in float32 as Caffe does. → BatchNormalization(scale 1, bias 0).
+ */
+const batchNorm = {
+    types: ['BatchNorm'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('batch_norm_param');
+        const raw = (ctx.layer.msg.batch_norm_param ?? {});
+        if ('use_global_stats' in raw && raw.use_global_stats === false) {
+            ctx.unsupported('use_global_stats: false normalises with batch statistics at test time; only stored statistics are supported');
+        }
+        const x = ctx.x;
+        if (x.shape.length < 2)
+            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
+        const C = ctx.staticDim(x.shape, 1, 'BatchNorm');
+        const [meanData, varData, sfData] = ctx.weights([
+            { name: 'mean', shape: [C] },
+            { name: 'variance', shape: [C] },
+            { name: 'scale factor', shape: [1] },
+        ]);
+        const [mean, variance, sf] = [meanData.values, varData.values, sfData.values];
+        const factor = sf[0] === 0 ? 0 : Math.fround(1 / sf[0]);
+        const m = new Float32Array(C);
+        const v = new Float32Array(C);
+        for (let i = 0; i < C; i++) {
+            m[i] = Math.fround(mean[i] * factor);
+            v[i] = Math.fround(variance[i] * factor);
+        }
+        const n = ctx.layer.name;
+        ctx.g.node('BatchNormalization', [
+            x.name,
+            ctx.g.floatInit(`${n}/scale`, [C], new Float32Array(C).fill(1)),
+            ctx.g.floatInit(`${n}/bias`, [C], new Float32Array(C)),
+            ctx.g.floatInit(`${n}/mean`, [C], m),
+            ctx.g.floatInit(`${n}/var`, [C], v),
+        ], [ctx.out()], { epsilon: attr.f(p.eps) }, n);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/scale.ts
+
+/**
+ * The axes of bottom[0] that a Scale/Bias operand covers: [axis, axis + num_axes) for a learned operand,
+ * or the shape of bottom[1]. Returns the operand's shape and the broadcastable shape (trailing 1s).
+ */
+function operandGeometry(ctx, x, axisParam, numAxes, second) {
+    const rank = x.shape.length;
+    if (second && second.shape.length === 0)
+        return { shape: [], bcast: [] };
+    const axis = ctx.axis(axisParam, rank === 0 ? 1 : rank);
+    let covered;
+    if (second) {
+        covered = second.shape;
+        const ok = covered.every((d, i) => x.shape[axis + i] === d);
+        if (!ok || axis + covered.length > rank)
+            ctx.fail(`bottom[1] shape [${covered.join(', ')}] does not match bottom[0] [${x.shape.join(', ')}] at axis ${axis}`);
+    }
+    else {
+        if (numAxes < -1)
+            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
+        const end = numAxes === -1 ? rank : axis + numAxes;
+        if (end > rank)
+            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
+        covered = x.shape.slice(axis, end);
+    }
+    return { shape: covered, bcast: [...covered, ...Array(rank - axis - covered.length).fill(1)] };
+}
+function scaleOrBias(kind) {
+    return (ctx) => {
+        ctx.arity([1, 2], 1);
+        const field = kind === 'Scale' ? 'scale_param' : 'bias_param';
+        const p = ctx.params(field);
+        const x = ctx.x;
+        const op = kind === 'Scale' ? 'Mul' : 'Add';
+        const second = ctx.inputs[1];
+        const { shape, bcast } = operandGeometry(ctx, x, p.axis, p.num_axes, second);
+        const withBias = kind === 'Scale' && p.bias_term;
+        const n = ctx.layer.name;
+        let operand;
+        let biasData;
+        if (second) {
+            operand = second.name;
+            if (bcast.length !== shape.length) {
+                operand = ctx.tmp('operand');
+                reshape(ctx, second, bcast, operand);
+            }
+            if (withBias)
+                [biasData] = ctx.weights([{ name: 'bias', shape: shape.map((_, i) => ctx.staticDim(shape, i)) }]);
+        }
+        else {
+            const st = shape.map((_, i) => ctx.staticDim(shape, i, kind));
+            const expected = [{ name: kind === 'Scale' ? 'scale' : 'bias', shape: st }];
+            if (withBias)
+                expected.push({ name: 'bias', shape: st });
+            const [data, b] = ctx.weights(expected);
+            biasData = b;
+            operand = ctx.g.floatInit(`${n}/${kind === 'Scale' ? 'gamma' : 'beta'}`, bcast, data);
+        }
+        if (!withBias) {
+            ctx.g.node(op, [x.name, operand], [ctx.out()], {}, n);
+            return [x.shape];
+        }
+        const mid = ctx.tmp('scaled');
+        ctx.g.node(op, [x.name, operand], [mid]);
+        ctx.g.node('Add', [mid, ctx.g.floatInit(`${n}/beta`, bcast, biasData)], [ctx.out()], {}, n);
+        return [x.shape];
+    };
+}
+/** Scale: y = x · gamma (+ beta), gamma learned or from bottom[1], broadcast from `axis`. */
+const scale = { types: ['Scale'], convert: scaleOrBias('Scale') };
+/** Bias: y = x + beta, beta learned or from bottom[1]. */
+const bias = { types: ['Bias'], convert: scaleOrBias('Bias') };
+
+;// CONCATENATED MODULE: ./src/convert/layers/eltwise.ts
+
+/** Eltwise: SUM (with per-bottom coeff), PROD, MAX over two or more same-shaped bottoms. */
+const eltwise = {
+    types: ['Eltwise'],
+    convert(ctx) {
+        ctx.arity([2, Infinity], 1);
+        const p = ctx.params('eltwise_param');
+        const first = ctx.inputs[0];
+        ctx.inputs.forEach((v, i) => {
+            if (!sameShape(v.shape, first.shape))
+                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] differs from bottom 0 [${first.shape.join(', ')}]`);
+        });
+        const op = p.operation;
+        const coeff = p.coeff;
+        let names = ctx.inputs.map((v) => v.name);
+        if (op === 'SUM') {
+            if (coeff.length > 0 && coeff.length !== names.length)
+                ctx.fail(`eltwise_param has ${coeff.length} coeff values for ${names.length} bottoms`);
+            names = names.map((nm, i) => {
+                if (coeff.length === 0 || coeff[i] === 1)
+                    return nm;
+                const out = ctx.tmp(`coeff${i}`);
+                ctx.g.node('Mul', [nm, scalar(ctx, `coeff${i}`, coeff[i])], [out]);
+                return out;
+            });
+            ctx.g.node('Sum', names, [ctx.out()], {}, ctx.layer.name);
+        }
+        else {
+            if (coeff.length > 0)
+                ctx.fail('coeff is only allowed for SUM');
+            ctx.g.node(op === 'PROD' ? 'Mul' : 'Max', op === 'PROD' ? names.slice(0, 2) : names, [op === 'PROD' && names.length > 2 ? ctx.tmp('prod') : ctx.out()], {}, ctx.layer.name);
+            if (op === 'PROD' && names.length > 2) {
+                // left fold: ((a*b)*c)*d, as Caffe multiplies in order
+                let acc = ctx.g.nodes[ctx.g.nodes.length - 1].outputs[0];
+                for (let i = 2; i < names.length; i++) {
+                    const out = i === names.length - 1 ? ctx.out() : ctx.tmp('prod');
+                    ctx.g.node('Mul', [acc, names[i]], [out]);
+                    acc = out;
+                }
+            }
+        }
+        return [first.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/concat.ts
+
+/** Concat along `axis` (or the legacy `concat_dim`). */
+const concat = {
+    types: ['Concat'],
+    convert(ctx) {
+        ctx.arity([1, Infinity], 1);
+        const p = ctx.params('concat_param');
+        const raw = (ctx.layer.msg.concat_param ?? {});
+        if ('axis' in raw && 'concat_dim' in raw)
+            ctx.fail('either axis or concat_dim may be given, not both');
+        const first = ctx.inputs[0];
+        const rank = first.shape.length;
+        const axis = 'concat_dim' in raw ? p.concat_dim : ctx.axis(p.axis, rank);
+        if (axis >= rank)
+            ctx.fail(`concat_dim ${axis} is out of range for a ${rank}-D input`);
+        const parts = [];
+        for (const [i, v] of ctx.inputs.entries()) {
+            if (v.shape.length !== rank || v.shape.some((d, j) => j !== axis && d !== first.shape[j])) {
+                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] does not match bottom 0 [${first.shape.join(', ')}] outside axis ${axis}`);
+            }
+            parts.push(v.shape[axis]);
+        }
+        const total = parts.every((d) => typeof d === 'number') ? parts.reduce((a, b) => a + b, 0) : parts.join('+');
+        ctx.g.node('Concat', ctx.inputs.map((v) => v.name), [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
+        return [first.shape.map((d, j) => (j === axis ? total : d))];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/slice.ts
+
+/** Slice along `axis` (legacy `slice_dim`) at `slice_point`s, or into equal parts → Split. */
+const slice = {
+    types: ['Slice'],
+    convert(ctx) {
+        ctx.arity(1, [1, Infinity]);
+        const p = ctx.params('slice_param');
+        const raw = (ctx.layer.msg.slice_param ?? {});
+        const x = ctx.x;
+        const axis = 'slice_dim' in raw && !('axis' in raw) ? p.slice_dim : ctx.axis(p.axis, x.shape.length);
+        const dim = ctx.staticDim(x.shape, axis, 'slice');
+        const tops = ctx.layer.tops.length;
+        const points = p.slice_point;
+        let sizes;
+        if (points.length > 0) {
+            if (points.length !== tops - 1)
+                ctx.fail(`${points.length} slice_point(s) need ${points.length + 1} tops, found ${tops}`);
+            const bounds = [0, ...points, dim];
+            sizes = [];
+            for (let i = 1; i < bounds.length; i++) {
+                if (bounds[i] <= bounds[i - 1])
+                    ctx.fail(`slice_point values must increase and stay inside (0, ${dim})`);
+                sizes.push(bounds[i] - bounds[i - 1]);
+            }
+        }
+        else {
+            if (dim % tops !== 0)
+                ctx.fail(`axis ${axis} of size ${dim} cannot be split evenly into ${tops} tops`);
+            sizes = Array(tops).fill(dim / tops);
+        }
+        const outs = ctx.layer.tops.map((_, i) => ctx.out(i));
+        ctx.g.node('Split', [x.name, ctx.g.int64Init(`${ctx.layer.name}/split`, sizes)], outs, { axis: attr.i(axis) }, ctx.layer.name);
+        return sizes.map((s) => x.shape.map((d, j) => (j === axis ? s : d)));
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/split.ts
+/** Split copies its bottom to every top; in ONNX a value may feed many nodes, so each top is an Identity. */
+const split = {
+    types: ['Split'],
+    convert(ctx) {
+        ctx.arity(1, [1, Infinity]);
+        return ctx.layer.tops.map((_, i) => {
+            ctx.g.node('Identity', [ctx.x.name], [ctx.out(i)], {}, `${ctx.layer.name}/${i}`);
+            return ctx.x.shape;
+        });
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/flatten.ts
+
+
+/** Flatten axes [axis, end_axis] into one. */
+const flatten = {
+    types: ['Flatten'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('flatten_param');
+        const x = ctx.x;
+        const rank = x.shape.length;
+        const axis = ctx.axis(p.axis, rank);
+        const end = ctx.axis(p.end_axis, rank, 'end_axis');
+        if (end < axis)
+            ctx.fail(`end_axis ${p.end_axis} is before axis ${p.axis}`);
+        const out = [...x.shape.slice(0, axis), product(x.shape.slice(axis, end + 1)), ...x.shape.slice(end + 1)];
+        if (end === rank - 1 && axis === 1) {
+            ctx.g.node('Flatten', [x.name], [ctx.out()], { axis: attr.i(1) }, ctx.layer.name);
+        }
+        else {
+            reshape(ctx, x, out, ctx.out());
+        }
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/reshape.ts
+/**
+ * Reshape with Caffe's rules: `axis`/`num_axes` select the part of the input shape that is replaced;
+ * in `shape.dim`, 0 copies the input dimension at that position and one -1 is inferred.
+ */
+const reshapeLayer = {
+    types: ['Reshape'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('reshape_param');
+        const x = ctx.x;
+        const rank = x.shape.length;
+        const dims = (p.shape?.dim ?? []).slice();
+        let axis = p.axis;
+        if (axis < -(rank + 1) || axis > rank)
+            ctx.fail(`axis ${axis} is out of range for a ${rank}-D input`);
+        if (axis < 0)
+            axis = rank + 1 + axis;
+        const numAxes = p.num_axes;
+        if (numAxes < -1)
+            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
+        const end = numAxes === -1 ? rank : axis + numAxes;
+        if (end > rank)
+            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
+        const replaced = x.shape.slice(axis, end);
+        if (dims.filter((d) => d === -1).length > 1)
+            ctx.fail('at most one dim may be -1');
+        const newPart = dims.map((d, i) => {
+            if (d === 0) {
+                if (axis + i >= rank)
+                    ctx.fail(`dim ${i} is 0 (copy) but the input has no axis ${axis + i}`);
+                return x.shape[axis + i];
+            }
+            if (d < -1)
+                ctx.fail(`dim ${i} is ${d}; only -1 (infer) and 0 (copy) may be non-positive`);
+            return d;
+        });
+        const infer = newPart.indexOf(-1);
+        if (infer >= 0) {
+            // static product of the replaced part / static product of the explicit new dims; symbols carry over
+            let num = 1;
+            const syms = [];
+            for (const d of replaced)
+                typeof d === 'number' ? (num *= d) : syms.push(d);
+            let den = 1;
+            for (const [i, d] of newPart.entries()) {
+                if (i === infer)
+                    continue;
+                if (typeof d === 'number')
+                    den *= d;
+                else {
+                    const j = syms.indexOf(d);
+                    if (j < 0)
+                        ctx.unsupported('cannot infer the -1 dimension with a dynamic batch');
+                    syms.splice(j, 1);
+                }
+            }
+            if (den === 0 || num % den !== 0)
+                ctx.fail(`cannot reshape [${x.shape.join(', ')}]: ${num} is not divisible by ${den}`);
+            const r = num / den;
+            newPart[infer] = syms.length === 0 ? r : r === 1 && syms.length === 1 ? syms[0] : [...syms, String(r)].join('*');
+        }
+        else {
+            const a = replaced.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
+            const b = newPart.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
+            const symA = replaced.filter((d) => typeof d !== 'number').sort().join();
+            const symB = newPart.filter((d) => typeof d !== 'number').sort().join();
+            if (symA === symB && a !== b)
+                ctx.fail(`cannot reshape [${x.shape.join(', ')}] (${a} values in the reshaped axes) to [${newPart.join(', ')}] (${b})`);
+        }
+        const out = [...x.shape.slice(0, axis), ...newPart, ...x.shape.slice(end)];
+        // ONNX target: prefix copied with 0, explicit Caffe dims kept, the inferred one as -1
+        const spec = out.map((d, i) => {
+            if (i < axis && typeof d !== 'number')
+                return 0;
+            if (i >= axis && i < axis + newPart.length) {
+                const caffe = dims[i - axis];
+                if (caffe === -1)
+                    return -1;
+                if (caffe === 0)
+                    return typeof d === 'number' ? d : 0;
+                return caffe;
+            }
+            if (typeof d === 'number')
+                return d;
+            return -1;
+        });
+        if (spec.filter((d) => d === -1).length > 1)
+            ctx.unsupported(`cannot express reshape to [${out.join(', ')}] with a dynamic batch`);
+        const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
+        ctx.g.node('Reshape', [x.name, shapeName], [ctx.out()], {}, ctx.layer.name);
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/crop.ts
+/** Crop bottom[0] to the shape of bottom[1] from `axis` on, starting at `offset` (one for all, or one per axis). */
+const crop = {
+    types: ['Crop'],
+    convert(ctx) {
+        ctx.arity(2, 1);
+        const p = ctx.params('crop_param');
+        const [x, ref] = ctx.inputs;
+        const rank = x.shape.length;
+        if (ref.shape.length !== rank)
+            ctx.fail(`bottom[1] rank ${ref.shape.length} differs from bottom[0] rank ${rank}`);
+        const axis = ctx.axis(p.axis, rank);
+        const offsets = p.offset;
+        const n = rank - axis;
+        if (offsets.length > 1 && offsets.length !== n)
+            ctx.fail(`${offsets.length} offsets for ${n} cropped axes`);
+        const starts = [];
+        const ends = [];
+        const axes = [];
+        const out = x.shape.slice();
+        for (let i = axis; i < rank; i++) {
+            const off = offsets.length === 0 ? 0 : offsets.length === 1 ? offsets[0] : offsets[i - axis];
+            const size = ctx.staticDim(ref.shape, i, 'crop');
+            const have = ctx.staticDim(x.shape, i, 'crop');
+            if (off + size > have)
+                ctx.fail(`crop of size ${size} at offset ${off} exceeds axis ${i} of size ${have}`);
+            starts.push(off);
+            ends.push(off + size);
+            axes.push(i);
+            out[i] = size;
+        }
+        const n0 = ctx.layer.name;
+        ctx.g.node('Slice', [x.name, ctx.g.int64Init(`${n0}/starts`, starts), ctx.g.int64Init(`${n0}/ends`, ends), ctx.g.int64Init(`${n0}/axes`, axes)], [ctx.out()], {}, n0);
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/argmax.ts
+
+
+/**
+ * TopK with Caffe's tie-break: Caffe partial-sorts (value, index) pairs with std::greater, so among equal
+ * values the larger index comes first; ONNX TopK prefers the smaller index. Reversing the axis first and
+ * mapping indices back (len-1-i) gives Caffe's order. Returns [values, indices as float].
+ */
+function caffeTopK(ctx, input, axis, len, k) {
+    const n = ctx.layer.name;
+    const rev = ctx.tmp('reversed');
+    ctx.g.node('Slice', [input, ctx.g.int64Init(`${n}/rev_starts`, [-1]), ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]), ctx.g.int64Init(`${n}/rev_axes`, [axis]), ctx.g.int64Init(`${n}/rev_steps`, [-1])], [rev]);
+    const values = ctx.tmp('values');
+    const revIdx = ctx.tmp('rev_indices');
+    ctx.g.node('TopK', [rev, ctx.g.int64Init(`${n}/k`, [k])], [values, revIdx], { axis: attr.i(axis), largest: attr.i(1), sorted: attr.i(1) });
+    const idx = ctx.tmp('indices');
+    ctx.g.node('Sub', [ctx.g.int64Init(`${n}/last`, [len - 1]), revIdx], [idx]);
+    const idxF = ctx.tmp('indices_f');
+    ctx.g.node('Cast', [idx], [idxF], { to: attr.i(1) });
+    return [values, idxF];
+}
+/**
+ * ArgMax (top_k, out_max_val, axis). Caffe outputs indices as floats. Without `axis` each item is flattened
+ * and the top is [N, 1, top_k] (indices) or [N, 2, top_k] (indices, then values), padded with 1s to the input rank.
+ */
+const argmax = {
+    types: ['ArgMax'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('argmax_param');
+        const raw = (ctx.layer.msg.argmax_param ?? {});
+        const x = ctx.x;
+        const k = p.top_k;
+        const outMax = p.out_max_val;
+        const n = ctx.layer.name;
+        if ('axis' in raw) {
+            const axis = ctx.axis(p.axis, x.shape.length);
+            const len = ctx.staticDim(x.shape, axis, 'ArgMax');
+            if (k < 1 || k > len)
+                ctx.fail(`top_k ${k} must be between 1 and the size of axis ${axis}`);
+            const [values, indices] = caffeTopK(ctx, x.name, axis, len, k);
+            ctx.g.node('Identity', [outMax ? values : indices], [ctx.out()], {}, n);
+            return [x.shape.map((d, i) => (i === axis ? k : d))];
+        }
+        const inner = x.shape.slice(1).reduce((a, _d, i) => a * ctx.staticDim(x.shape, i + 1, 'ArgMax'), 1);
+        if (k < 1 || k > inner)
+            ctx.fail(`top_k ${k} must be between 1 and ${inner}`);
+        const flat = ctx.tmp('flatten');
+        ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
+        const [values, indices] = caffeTopK(ctx, flat, 1, inner, k);
+        let joined = indices;
+        if (outMax) {
+            joined = ctx.tmp('joined');
+            ctx.g.node('Concat', [indices, values], [joined], { axis: attr.i(1) });
+        }
+        const rank = Math.max(3, x.shape.length);
+        const out = [x.shape[0], outMax ? 2 : 1, k, ...Array(rank - 3).fill(1)];
+        reshape(ctx, { name: joined, shape: [x.shape[0], (outMax ? 2 : 1) * k] }, out, ctx.out());
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/reduction.ts
+
+
+/** Reduction over all axes from `axis` on: SUM, ASUM, SUMSQ, MEAN, times coeff. */
+const reduction = {
+    types: ['Reduction'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('reduction_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const axes = x.shape.map((_, i) => i).filter((i) => i >= axis);
+        const op = p.operation;
+        const coeff = p.coeff;
+        const n = ctx.layer.name;
+        const red = coeff === 1 ? ctx.out() : ctx.tmp('reduced');
+        if (op === 'SUM') {
+            ctx.g.node('ReduceSum', [x.name, ctx.g.int64Init(`${n}/axes`, axes)], [red], { keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
+        }
+        else {
+            const onnxOp = op === 'ASUM' ? 'ReduceL1' : op === 'SUMSQ' ? 'ReduceSumSquare' : 'ReduceMean';
+            ctx.g.node(onnxOp, [x.name], [red], { axes: attr.ints(axes), keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
+        }
+        if (coeff !== 1)
+            ctx.g.node('Mul', [red, scalar(ctx, 'coeff', coeff)], [ctx.out()], {}, n);
+        return [x.shape.slice(0, axis)];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/tile.ts
+/** Tile: repeat the blob `tiles` times along `axis`. */
+const tile = {
+    types: ['Tile'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('tile_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const tiles = p.tiles;
+        if (!(tiles >= 1))
+            ctx.fail('tile_param.tiles must be a positive integer');
+        const repeats = x.shape.map((_, i) => (i === axis ? tiles : 1));
+        ctx.g.node('Tile', [x.name, ctx.g.int64Init(`${ctx.layer.name}/repeats`, repeats)], [ctx.out()], {}, ctx.layer.name);
+        const d = x.shape[axis];
+        return [x.shape.map((v, i) => (i === axis ? (typeof d === 'number' ? d * tiles : `${d}*${tiles}`) : v))];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/index.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * The layer registry: Caffe type name → handler. A new Caffe layer is one file exporting a LayerHandler,
+ * added to this list.
+ */
+const HANDLERS = [
+    convolution, deconvolution, innerProduct, pooling, lrn, relu, prelu, sigmoid, tanh, absval, bnll, dropout, elu,
+    power, exp, log, threshold, softmax, batchNorm, scale, bias, eltwise, concat, slice, split, flatten, reshapeLayer,
+    crop, argmax, reduction, tile,
+];
+const REGISTRY = new Map(HANDLERS.flatMap((h) => h.types.map((t) => [t, h])));
+/** Layer types that produce nothing at inference and are dropped. */
+const SKIPPED_TYPES = new Set(['Silence']);
+function supportedTypes() {
+    return [...REGISTRY.keys(), 'Input'].sort();
+}
+
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(2141);
+// EXTERNAL MODULE: ./src/version.ts + 1 modules
+var version = __nccwpck_require__(1013);
+;// CONCATENATED MODULE: ./src/convert/converter.ts
+
+
+
+
+
+
+
+
+/** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
+function convertCaffe(input) {
+    const net = parsePrototxt(input.prototxt, input.prototxtFile);
+    const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
+    return buildGraph(net, weights, input);
+}
+function buildGraph(net, weights, input) {
+    const file = net.file;
+    const g = new GraphBuilder();
+    const warnings = [];
+    // Check every layer type first, so an unsupported layer is reported before any other problem.
+    for (const l of net.layers) {
+        if (!REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type)) {
+            const extra = l.unknownFields.length ? ` (it also uses fields modelship does not know: ${l.unknownFields.join(', ')})` : '';
+            throw new errors/* ModelshipError */.W('unsupported', `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`, { file, line: l.loc.line, layer: l.name });
+        }
+    }
+    checkCaffeBlobRules(net);
+    // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
+    const inputNames = new Set(net.inputs.map((i) => i.name));
+    const lastWriter = new Map();
+    net.layers.forEach((l, i) => l.tops.forEach((t) => lastWriter.set(t, i)));
+    for (const inp of net.inputs)
+        g.addInput(inp.name, [BATCH, ...inp.shape.slice(1)]);
+    for (const [blob] of lastWriter)
+        if (!inputNames.has(blob))
+            g.reserve(blob);
+    const current = new Map(g.inputs.map((v) => [v.name, v]));
+    const versions = [];
+    const layerNames = new Set();
+    let available = new Set(net.inputs.map((i) => i.name));
+    net.layers.forEach((layer, index) => {
+        if (layerNames.has(layer.name)) {
+            throw new errors/* ModelshipError */.W('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
+        }
+        layerNames.add(layer.name);
+        if (SKIPPED_TYPES.has(layer.type)) {
+            layer.bottoms.forEach((b) => available.delete(b));
+            return;
+        }
+        const inputs = layer.bottoms.map((b) => {
+            const v = current.get(b);
+            if (!v) {
+                throw new errors/* ModelshipError */.W('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
+            }
+            return v;
+        });
+        const topNames = layer.tops.map((t) => {
+            if (lastWriter.get(t) === index && !inputNames.has(t))
+                return t;
+            return g.unique(`${t}__${layer.name}`);
+        });
+        const wl = weights.layers.get(layer.name);
+        const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
+        const handler = REGISTRY.get(layer.type);
+        g.currentLayer = layer.name;
+        const shapes = handler.convert(ctx);
+        if (shapes.length !== layer.tops.length)
+            throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
+        if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
+            throw new errors/* ModelshipError */.W('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
+        }
+        layer.bottoms.forEach((b) => available.delete(b));
+        layer.tops.forEach((t, i) => {
+            const v = { name: topNames[i], shape: shapes[i] };
+            current.set(t, v);
+            available.add(t);
+            versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
+        });
+    });
+    // Net outputs: blobs produced and never consumed afterwards (Caffe's available-blobs rule).
+    available = new Set([...available].filter((b) => !inputNames.has(b)));
+    const outputs = [...available].map((b) => current.get(b));
+    if (outputs.length === 0)
+        throw new errors/* ModelshipError */.W('graph', 'the net has no outputs', { file });
+    outputs.forEach((o) => g.addOutput(o));
+    const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
+    if (unused.length)
+        warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
+    const metadata = {
+        'modelship.converter_version': version/* VERSION */.x,
+        'modelship.prototxt_sha256': (0,fsx/* sha256 */.sc)(input.prototxt),
+        'modelship.caffemodel_sha256': (0,fsx/* sha256 */.sc)(input.caffemodel),
+        'modelship.source_format': `caffe-${net.format}`,
+        'modelship.net_name': net.name,
+        'modelship.inputs': JSON.stringify(net.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
+    };
+    const meta = { producerVersion: version/* VERSION */.x, graphName: net.name, docString: `Converted from Caffe by modelship ${version/* VERSION */.x}`, metadata };
+    return {
+        onnx: g.encode(meta),
+        net,
+        weightsFormat: weights.format,
+        inputs: g.inputs,
+        outputs,
+        versions,
+        encodeWithAllOutputs: () => {
+            const outNames = new Set(outputs.map((o) => o.name));
+            return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
+        },
+        encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
+        externalInputs: (layers) => g.externalInputs(layers),
+        metadata,
+        warnings,
+        nodeCount: g.nodes.length,
+    };
+}
+/**
+ * Caffe's own rules for blob names (Net::AppendTop and InsertSplits), so a net Caffe refuses is refused here:
+ * a top may reuse an existing blob name only in place (top i == bottom i), and a blob version read by several
+ * layers cannot also be modified in place by one of them (Caffe renames that bottom to a split and then reports
+ * "produced by multiple sources").
+ */
+function checkCaffeBlobRules(net) {
+    const file = net.file;
+    const existing = new Set(net.inputs.map((i) => i.name));
+    const version = new Map();
+    const consumers = new Map();
+    const key = (b) => `${b}\0${version.get(b) ?? 0}`;
+    for (const layer of net.layers) {
+        layer.bottoms.forEach((b, i) => {
+            const k = key(b);
+            const list = consumers.get(k) ?? [];
+            list.push({ layer, inPlace: layer.tops[i] === b });
+            consumers.set(k, list);
+        });
+        layer.tops.forEach((t, i) => {
+            if (existing.has(t) && layer.bottoms[i] !== t) {
+                throw new errors/* ModelshipError */.W('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
+            }
+            existing.add(t);
+            version.set(t, (version.get(t) ?? 0) + 1);
+        });
+    }
+    for (const [k, list] of consumers) {
+        const inPlace = list.find((c) => c.inPlace);
+        if (list.length > 1 && inPlace) {
+            const blob = k.split('\0')[0];
+            const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
+            throw new errors/* ModelshipError */.W('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
+        }
+    }
+}
+
+// EXTERNAL MODULE: ./src/convert/parity.ts
+var parity = __nccwpck_require__(6154);
+;// CONCATENATED MODULE: ./src/convert/index.ts
+
+
+
+
+/**
+ * The convert stage: Caffe deploy.prototxt + caffemodel → ONNX (opset 13, dynamic batch), with a numeric
+ * parity report against real Caffe outputs when a reference directory is given.
+ * Everything is computed in memory first; files are written atomically only once conversion succeeded.
+ */
+async function runConvert(cfg, log) {
+    const prototxt = (0,fsx/* readFileChecked */.WM)(cfg.prototxt, 'prototxt');
+    const caffemodel = (0,fsx/* readFileChecked */.WM)(cfg.caffemodel, 'caffemodel');
+    const conv = await log.group('Convert Caffe → ONNX', async () => {
+        const t0 = Date.now();
+        const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel });
+        log.info(`${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
+            `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`);
+        for (const w of c.warnings)
+            log.warning(w);
+        return c;
+    });
+    let report;
+    if (cfg.reference) {
+        report = await log.group('Parity against the Caffe reference', async () => {
+            const r = await (0,parity/* checkParity */.Qg)(conv, cfg.reference, { perLayer: cfg.perLayer, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: cfg.tolerance } });
+            log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)} over batches ${r.batches.join(', ')}`);
+            if (r.perLayer?.firstDivergence) {
+                const f = r.perLayer.firstDivergence;
+                log.info(`first diverging layer: ${f.layer} (${f.type}), blob ${f.blob}, max |Δ| ${f.maxAbsDiff.toExponential(3)}`);
+            }
+            return r;
+        });
+    }
+    const out = cfg.out;
+    (0,fsx/* writeFileAtomic */.Zf)(out, conv.onnx);
+    const digest = (0,fsx/* sha256 */.sc)(conv.onnx);
+    const outputs = {
+        'onnx-path': out,
+        sha256: digest,
+        parity: report ? report.status : 'skipped',
+        'max-abs-diff': report ? String(report.maxAbsDiff) : '',
+        'parity-report': '',
+    };
+    let summary = `## modelship convert\n\n\`${cfg.prototxt}\` + \`${cfg.caffemodel}\` → \`${out}\` (sha256 \`${digest.slice(0, 16)}…\`, ${conv.onnx.length} bytes, ${conv.nodeCount} nodes)\n\n`;
+    if (report) {
+        const dir = external_path_.dirname(out);
+        const jsonPath = external_path_.join(dir, 'parity.json');
+        (0,fsx/* writeFileAtomic */.Zf)(jsonPath, JSON.stringify({ model: out, sha256: digest, ...report }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
+        const md = (0,parity/* parityMarkdown */.PL)(report);
+        (0,fsx/* writeFileAtomic */.Zf)(external_path_.join(dir, 'parity.md'), md);
+        outputs['parity-report'] = jsonPath;
+        summary += md;
+    }
+    else {
+        summary += 'Parity: skipped (no reference given).\n';
+    }
+    const ok = !report || report.status === 'pass';
+    return {
+        outputs,
+        summary,
+        ok,
+        failure: ok ? undefined : `parity check failed: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})${report.perLayer?.firstDivergence ? `, first diverging layer "${report.perLayer.firstDivergence.layer}"` : ''}; see ${outputs['parity-report']}`,
+    };
+}
+
+
+/***/ }),
+
 /***/ 6154:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -47963,6 +51161,150 @@ function parityMarkdown(r) {
     }
     return lines.join('\n') + '\n';
 }
+
+
+/***/ }),
+
+/***/ 832:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   WP: () => (/* binding */ AttrType),
+/* harmony export */   bd: () => (/* binding */ onnxSchema),
+/* harmony export */   um: () => (/* binding */ TensorDataType)
+/* harmony export */ });
+/* unused harmony export ONNX_PROTO */
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3928);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
+
+/**
+ * The part of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto, IR version 7+) that modelship writes and reads.
+ * Field numbers are ONNX's public wire format.
+ */
+const ONNX_PROTO = `
+syntax = "proto2";
+package onnx;
+
+message AttributeProto {
+  enum AttributeType {
+    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5; SPARSE_TENSOR = 11; TYPE_PROTO = 13;
+    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10; SPARSE_TENSORS = 12; TYPE_PROTOS = 14;
+  }
+  optional string name = 1;
+  optional string ref_attr_name = 21;
+  optional string doc_string = 13;
+  optional AttributeType type = 20;
+  optional float f = 2;
+  optional int64 i = 3;
+  optional bytes s = 4;
+  optional TensorProto t = 5;
+  optional GraphProto g = 6;
+  repeated float floats = 7;
+  repeated int64 ints = 8;
+  repeated bytes strings = 9;
+  repeated TensorProto tensors = 10;
+  repeated GraphProto graphs = 11;
+}
+
+message ValueInfoProto {
+  optional string name = 1;
+  optional TypeProto type = 2;
+  optional string doc_string = 3;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  optional string name = 3;
+  optional string op_type = 4;
+  optional string domain = 7;
+  repeated AttributeProto attribute = 5;
+  optional string doc_string = 6;
+}
+
+message StringStringEntryProto {
+  optional string key = 1;
+  optional string value = 2;
+}
+
+message ModelProto {
+  optional int64 ir_version = 1;
+  repeated OperatorSetIdProto opset_import = 8;
+  optional string producer_name = 2;
+  optional string producer_version = 3;
+  optional string domain = 4;
+  optional int64 model_version = 5;
+  optional string doc_string = 6;
+  optional GraphProto graph = 7;
+  repeated StringStringEntryProto metadata_props = 14;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  optional string name = 2;
+  repeated TensorProto initializer = 5;
+  optional string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+  repeated ValueInfoProto value_info = 13;
+}
+
+message TensorProto {
+  enum DataType {
+    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7; STRING = 8;
+    BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13; COMPLEX64 = 14; COMPLEX128 = 15; BFLOAT16 = 16;
+  }
+  repeated int64 dims = 1;
+  optional int32 data_type = 2;
+  repeated float float_data = 4 [packed = true];
+  repeated int32 int32_data = 5 [packed = true];
+  repeated bytes string_data = 6;
+  repeated int64 int64_data = 7 [packed = true];
+  optional string name = 8;
+  optional string doc_string = 12;
+  optional bytes raw_data = 9;
+  repeated double double_data = 10 [packed = true];
+  repeated uint64 uint64_data = 11 [packed = true];
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value {
+      int64 dim_value = 1;
+      string dim_param = 2;
+    }
+    optional string denotation = 3;
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor {
+    optional int32 elem_type = 1;
+    optional TensorShapeProto shape = 2;
+  }
+  oneof value {
+    Tensor tensor_type = 1;
+  }
+  optional string denotation = 6;
+}
+
+message OperatorSetIdProto {
+  optional string domain = 1;
+  optional int64 version = 2;
+}
+`;
+let onnxRoot;
+function onnxSchema() {
+    if (!onnxRoot) {
+        onnxRoot = protobufjs__WEBPACK_IMPORTED_MODULE_0__.parse(ONNX_PROTO, { keepCase: true }).root;
+        onnxRoot.resolveAll();
+    }
+    return onnxRoot;
+}
+const TensorDataType = { FLOAT: 1, INT32: 6, INT64: 7 };
+const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
 
 
 /***/ }),
@@ -48383,6 +51725,164 @@ async function fetchManifest(ref, auth) {
 
 /***/ }),
 
+/***/ 9856:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+__nccwpck_require__.r(__webpack_exports__);
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   commentMarker: () => (/* binding */ commentMarker),
+/* harmony export */   prNumber: () => (/* binding */ prNumber),
+/* harmony export */   previewComment: () => (/* binding */ previewComment),
+/* harmony export */   previewNamespace: () => (/* binding */ previewNamespace),
+/* harmony export */   runCleanup: () => (/* binding */ runCleanup),
+/* harmony export */   runPreview: () => (/* binding */ runPreview),
+/* harmony export */   upsertComment: () => (/* binding */ upsertComment)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(17);
+/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3718);
+
+
+
+/**
+ * PR deploy previews: `preview` deploys the PR's image to namespace `<app>-pr-<N>` (the rollout stage, so the
+ * same verification) and posts or updates one PR comment with the URL, parity and smoke figures; `cleanup` (on PR
+ * close) deletes the namespace and the `pr-<N>` image tag, and marks the comment. The GitHub API goes through
+ * @actions/github (GITHUB_API_URL, GITHUB_REPOSITORY, as on a runner).
+ */
+/** The PR number: the input, else the pull_request event's (GITHUB_EVENT_PATH). */
+function prNumber(given, env = process.env) {
+    if (given !== undefined)
+        return given;
+    let payload = {};
+    if (env.GITHUB_EVENT_PATH && fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(env.GITHUB_EVENT_PATH))
+        payload = JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(env.GITHUB_EVENT_PATH, 'utf8'));
+    const n = payload.pull_request?.number ?? payload.number;
+    if (!n)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `input "pr-number": not given, and the event (${env.GITHUB_EVENT_NAME ?? 'none'}) has no pull_request; run on pull_request or pass pr-number`, { field: 'pr-number' });
+    return n;
+}
+const previewNamespace = (app, pr) => `${app}-pr-${pr}`.slice(0, 63);
+const commentMarker = (app) => `<!-- modelship-preview:${app} -->`;
+/** The PR comment, as markdown (pure). */
+function previewComment(o) {
+    const r = o.report;
+    const parity = r.parity ? `${r.parity}${r['max-abs-diff'] ? ` (max \\|Δ\\| ${Number(r['max-abs-diff']).toExponential(2)})` : ''}` : 'not reported';
+    const smoke = r['latency-p50-ms'] ? `p50 ${r['latency-p50-ms']} ms, p95 ${r['latency-p95-ms']} ms, p99 ${r['latency-p99-ms'] ?? '–'} ms${r['throughput-rps'] ? `, ${r['throughput-rps']} req/s` : ''}` : 'not reported';
+    const ok = o.decision === 'promoted';
+    return [
+        commentMarker(o.app),
+        `### ${ok ? '🚀' : '❌'} modelship preview: \`${o.app}\` for #${o.pr}`,
+        '',
+        '| | |',
+        '|---|---|',
+        `| preview | ${ok ? o.url : `not deployed: ${o.reason.split('\n')[0].replace(/\|/g, '\\|')}`} |`,
+        `| namespace | \`${o.namespace}\` |`,
+        `| image | \`${o.image}\` |`,
+        `| parity against Caffe | ${parity} |`,
+        `| smoke latency | ${smoke} |`,
+        `| preview golden requests | ${o.verifyP95 ? `p95 ${o.verifyP95} ms` : '–'} (${o.decision}) |`,
+        '',
+        o.sha ? `<sub>Updated for ${o.sha.slice(0, 7)}. This comment is updated on every push and marked when the PR closes.</sub>` : '<sub>This comment is updated on every push and marked when the PR closes.</sub>',
+        '',
+    ].join('\n');
+}
+/** Post the comment, or update the one this app posted before (found by its marker). */
+async function upsertComment(token, pr, marker, body, onlyUpdate = false) {
+    if (!token)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+    const github = await __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 2413));
+    const octokit = github.getOctokit(token);
+    if (!process.env.GITHUB_REPOSITORY)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository', { field: 'github-token' });
+    const { owner, repo } = github.context.repo;
+    const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: pr, per_page: 100 });
+    const mine = comments.find((c) => c.body?.includes(marker));
+    if (mine) {
+        const r = await octokit.rest.issues.updateComment({ owner, repo, comment_id: mine.id, body });
+        return { id: r.data.id, url: r.data.html_url };
+    }
+    if (onlyUpdate)
+        return undefined;
+    const r = await octokit.rest.issues.createComment({ owner, repo, issue_number: pr, body });
+    return { id: r.data.id, url: r.data.html_url };
+}
+async function runPreview(cfg, log, env = process.env) {
+    const pr = prNumber(cfg.prNumber, env);
+    const app = cfg.rollout.app;
+    const namespace = previewNamespace(app, pr);
+    if (cfg.comment && !cfg.githubToken)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+    const { runRollout } = await Promise.all(/* import() */[__nccwpck_require__.e(853), __nccwpck_require__.e(291), __nccwpck_require__.e(753)]).then(__nccwpck_require__.bind(__nccwpck_require__, 3753));
+    const { Kube } = await Promise.all(/* import() */[__nccwpck_require__.e(853), __nccwpck_require__.e(404)]).then(__nccwpck_require__.bind(__nccwpck_require__, 7404));
+    const r = await runRollout({ ...cfg.rollout, namespace, createNamespace: true }, log, env);
+    const server = Kube.load(cfg.rollout.kubeconfig).server.replace(/\/$/, '');
+    const url = cfg.previewUrl
+        ? cfg.previewUrl.replace(/\{\{\s*app\s*\}\}/g, app).replace(/\{\{\s*namespace\s*\}\}/g, namespace).replace(/\{\{\s*pr\s*\}\}/g, String(pr))
+        : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
+    const body = previewComment({ app, pr, namespace, url, image: cfg.rollout.image, decision: r.outputs.decision, reason: r.outputs.reason, verifyP95: r.outputs['verify-latency-p95-ms'], report: cfg.smokeReport, sha: env.GITHUB_SHA });
+    let comment;
+    if (cfg.comment && !cfg.rollout.dryRun)
+        comment = await log.group('PR comment', () => upsertComment(cfg.githubToken, pr, commentMarker(app), body));
+    if (comment)
+        log.info(`PR comment ${comment.url}`);
+    return {
+        ...r,
+        outputs: { ...r.outputs, 'preview-url': r.outputs.decision === 'promoted' ? url : '', 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
+        summary: `${r.summary}\n### PR preview\n\n${body}`,
+    };
+}
+async function runCleanup(cfg, log, env = process.env) {
+    const pr = prNumber(cfg.prNumber, env);
+    const namespace = previewNamespace(cfg.app, pr);
+    const removed = [];
+    const { Kube } = await Promise.all(/* import() */[__nccwpck_require__.e(853), __nccwpck_require__.e(404)]).then(__nccwpck_require__.bind(__nccwpck_require__, 7404));
+    const kube = Kube.load(cfg.kubeconfig);
+    const ns = await kube.get('v1', 'Namespace', undefined, namespace);
+    if (ns) {
+        // only a namespace the preview created: never a namespace someone else made under that name
+        if (ns.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'modelship')
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `namespace ${namespace} was not created by modelship (no app.kubernetes.io/managed-by=modelship label); not deleting it`, { field: 'app' });
+        await kube.remove('v1', 'Namespace', '', namespace);
+        removed.push(`namespace ${namespace}`);
+    }
+    if (cfg.image) {
+        // the repository, without a tag or digest the input may carry (a registry's :port stays)
+        const ref = `${cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '')}:pr-${pr}`;
+        const r = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .registryBase */ .bu)(ref);
+        const headers = { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json' };
+        if (cfg.registryUsername)
+            headers.authorization = `Basic ${Buffer.from(`${cfg.registryUsername}:${cfg.registryPassword}`).toString('base64')}`;
+        const head = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .registryRequest */ .zy)('HEAD', `${r.base}/manifests/pr-${pr}`, undefined, headers);
+        const digest = head.headers['docker-content-digest'];
+        if (head.status === 200 && typeof digest === 'string') {
+            const del = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .registryRequest */ .zy)('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
+            if (del.status !== 202 && del.status !== 200)
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
+            removed.push(`image ${ref} (${digest})`);
+        }
+        else if (head.status !== 404)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${head.status} for ${ref}`);
+    }
+    let comment;
+    if (cfg.comment && cfg.githubToken) {
+        const body = `${commentMarker(cfg.app)}\n### 🧹 modelship preview: \`${cfg.app}\` for #${pr} removed\n\nThe PR closed: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing was left'} removed.\n`;
+        comment = await upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true);
+    }
+    for (const x of removed)
+        log.info(`removed ${x}`);
+    return {
+        outputs: { removed: removed.join('\n'), 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
+        summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n`,
+        ok: true,
+    };
+}
+
+
+/***/ }),
+
 /***/ 407:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -48495,7 +51995,11 @@ async function waitDeployment(kube, namespace, name, o) {
         const progressing = st.conditions?.find((c) => c.type === 'Progressing');
         const rs = await newestReplicaSet(kube, d);
         const hash = (rs?.metadata.labels ?? {})['pod-template-hash'];
-        const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).map(podView) : [];
+        // the ReplicaSet's own pods: a Deployment deleted a moment ago (an earlier canary of the same template) can
+        // leave terminating pods with the same pod-template-hash behind
+        const rsUid = rs?.metadata?.uid;
+        const owned = (p) => p.metadata.ownerReferences?.some((o) => o.uid === rsUid) && !p.metadata.deletionTimestamp;
+        const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).filter(owned).map(podView) : [];
         for (const p of pods) {
             const why = fatalReason(p);
             if (why)
@@ -48927,6 +52431,222 @@ function decodeInferResponse(body, headerLength) {
 
 /***/ }),
 
+/***/ 8697:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Lw: () => (/* binding */ runSmoke),
+/* harmony export */   WC: () => (/* binding */ cleanupSmokeContainers)
+/* harmony export */ });
+/* unused harmony exports smokeOwner, planSmoke */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8611);
+/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(http__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6982);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(17);
+/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9946);
+/* harmony import */ var _convert_parity__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6154);
+/* harmony import */ var _verify_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(104);
+/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5953);
+
+
+
+
+
+
+
+
+/** Who started a smoke container: the workflow run and job on GitHub, else this process (for the post-step cleanup). */
+function smokeOwner(env = process.env) {
+    return env.GITHUB_RUN_ID ? `${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `pid-${process.pid}`;
+}
+/** The docker commands of a smoke run, as data. */
+function planSmoke(cfg, name, owner = smokeOwner()) {
+    const env = [];
+    // secrets travel by name only: docker reads their values from its own environment, never from argv
+    if (cfg.apiKey)
+        env.push('-e', 'MODELSHIP_API_KEY');
+    if (cfg.modelKey)
+        env.push('-e', 'MODELSHIP_MODEL_KEY');
+    if (cfg.gpu)
+        env.push('-e', 'MODELSHIP_PROVIDER=cuda');
+    return {
+        pull: ['pull', cfg.image],
+        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_image__WEBPACK_IMPORTED_MODULE_7__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+        gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
+        logs: ['logs', '--tail', '60', name],
+        remove: ['rm', '-f', '-v', name],
+    };
+}
+
+/** A mermaid xychart of the latency percentiles for the job summary. */
+function latencyChart(p) {
+    const keys = Object.keys(p);
+    return ['```mermaid', 'xychart-beta', '  title "Smoke latency (ms)"', `  x-axis [${keys.map((k) => `"${k}"`).join(', ')}]`, `  y-axis "ms" 0 --> ${Math.ceil(Math.max(...Object.values(p)) * 1.2 + 1)}`, `  bar [${keys.map((k) => p[k].toFixed(2)).join(', ')}]`, '```'].join('\n');
+}
+/**
+ * The smoke stage, the GPU runner's gate: run the pushed image by digest, wait for readiness, send golden
+ * requests (the parity reference must reproduce Caffe's outputs; a sample image must give the expected top-1),
+ * measure latency and throughput, and always remove the container — on success, failure and cancellation.
+ */
+async function runSmoke(cfg, log, env = process.env) {
+    if (!/@sha256:[0-9a-f]{64}$/.test(cfg.image) && !cfg.allowTag) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
+    }
+    if (cfg.reference)
+        (0,_convert_parity__WEBPACK_IMPORTED_MODULE_5__/* .referenceBatches */ .WN)(cfg.reference); // fails early on a missing directory
+    const name = `modelship-smoke-${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}`;
+    const plan = planSmoke(cfg, name);
+    const dockerEnv = { ...env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
+    const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
+    let started = false;
+    const cleanup = async () => {
+        if (started) {
+            started = false;
+            await docker(plan.remove);
+        }
+    };
+    const onSignal = (sig) => {
+        void cleanup().finally(() => process.kill(process.pid, sig));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const auth = cfg.apiKey ? { authorization: `Bearer ${cfg.apiKey}` } : {};
+    const failures = [];
+    const outputs = { smoke: 'fail', 'latency-p50-ms': '', 'latency-p95-ms': '', 'latency-p99-ms': '', 'throughput-rps': '', 'gpu-info': '' };
+    let summary = '## modelship smoke\n\n';
+    try {
+        const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
+        if (pull.code !== 0)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker pull ${cfg.image} failed: ${pull.stderr.trim().slice(-400)}`);
+        const run = await docker(plan.run);
+        if (run.code !== 0)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
+        started = true;
+        const port = (await docker(['port', name, `${_image__WEBPACK_IMPORTED_MODULE_7__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+        if (!port)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', 'the container published no port');
+        const base = `http://127.0.0.1:${port}`;
+        log.info(`container ${name} serving on ${base}`);
+        const t = (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .httpTransport */ .k6)(base);
+        // readiness
+        const t0 = Date.now();
+        let ready = false;
+        while (Date.now() - t0 < cfg.readyTimeoutS * 1000) {
+            const state = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
+            if (state !== 'true')
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', 'the container exited before it became ready');
+            try {
+                if ((await t(`/v2/health/ready`, { timeoutMs: 2000 })).status === 200) {
+                    ready = true;
+                    break;
+                }
+            }
+            catch {
+                /* not listening yet */
+            }
+            await new Promise((r) => setTimeout(r, 250));
+        }
+        if (!ready)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
+        const readyMs = Date.now() - t0;
+        log.info(`ready after ${readyMs} ms`);
+        const meta = JSON.parse((await t(`/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}');
+        if (!meta.inputs)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `model metadata unavailable: ${meta.error ?? 'no inputs'}`);
+        if (cfg.gpu) {
+            const g = await docker(plan.gpuQuery);
+            outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
+            if (g.code !== 0)
+                failures.push(`nvidia-smi in the container failed: ${g.stderr.trim()}`);
+            if (meta.parameters?.execution_provider !== 'cuda')
+                failures.push(`the server runs on ${meta.parameters?.execution_provider}, not the CUDA execution provider`);
+        }
+        summary += `Image \`${cfg.image}\` ready in ${readyMs} ms, execution provider ${meta.parameters?.execution_provider}${outputs['gpu-info'] ? `, GPU ${outputs['gpu-info']}` : ''}.\n\n`;
+        // golden requests: the parity reference
+        let goldenBody;
+        if (cfg.reference) {
+            const g = await (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .goldenRequests */ .Ic)(t, { reference: cfg.reference, modelName: cfg.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: cfg.tolerance, headers: auth });
+            goldenBody = g.batch1;
+            failures.push(...g.failures);
+            summary += `### Golden requests (the parity reference)\n\n${[..._verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .GOLDEN_TABLE_HEAD */ .Qi, ...g.rows].join('\n')}\n\n`;
+        }
+        // golden request: a sample image
+        if (cfg.sampleImage) {
+            const r = await t(`/v2/models/${cfg.modelName}/classify?top_k=5`, { body: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
+            const preds = r.status === 200 ? JSON.parse(r.body.toString()).predictions : [];
+            const top = preds[0];
+            const ok = top !== undefined && (String(top.index) === cfg.expectedTop1 || top.label === cfg.expectedTop1 || cfg.expectedTop1 === '');
+            summary += `### Sample image\n\n\`${cfg.sampleImage}\` → top-1 ${top ? `${top.label} (${top.index}, ${top.score.toFixed(4)})` : `HTTP ${r.status}`}${cfg.expectedTop1 ? `, expected ${cfg.expectedTop1}` : ''}: ${ok ? 'pass' : '**fail**'}\n\n`;
+            if (!ok)
+                failures.push(`the sample image gave top-1 ${top ? `${top.label} (${top.index})` : `HTTP ${r.status} ${r.body.toString().slice(0, 200)}`}, expected ${cfg.expectedTop1}`);
+        }
+        // latency and throughput
+        if (cfg.requests > 0 && goldenBody) {
+            const agent = new http__WEBPACK_IMPORTED_MODULE_1__.Agent({ keepAlive: true, maxSockets: cfg.concurrency });
+            const m = await (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .measureLatency */ .RJ)((0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .httpTransport */ .k6)(base, agent), `/v2/models/${cfg.modelName}/infer`, goldenBody, cfg.requests, cfg.concurrency, auth);
+            agent.destroy();
+            const lat = m.sorted;
+            const errors = m.errors;
+            const wall = m.wallS;
+            const p = { p50: (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 50), p95: (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 95), p99: (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 99) };
+            outputs['latency-p50-ms'] = p.p50.toFixed(2);
+            outputs['latency-p95-ms'] = p.p95.toFixed(2);
+            outputs['latency-p99-ms'] = p.p99.toFixed(2);
+            outputs['throughput-rps'] = (cfg.requests / wall).toFixed(1);
+            if (errors)
+                failures.push(`${errors} of ${cfg.requests} latency requests failed`);
+            summary += `### Latency (${cfg.requests} requests, concurrency ${cfg.concurrency}, batch 1)\n\np50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} requests/s\n\n${latencyChart(p)}\n\n`;
+            log.info(`latency p50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} req/s`);
+        }
+    }
+    catch (e) {
+        failures.push(e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W ? e.message : `unexpected error: ${e.message}`);
+    }
+    finally {
+        let logTail = '';
+        if (started && failures.length) {
+            // docker logs replays the container's stdout and stderr on its own stdout and stderr
+            const l = await docker(plan.logs);
+            logTail = (l.stdout + l.stderr).trim();
+        }
+        await cleanup();
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+        if (failures.length) {
+            const tail = logTail ? `\n\ncontainer log (last lines):\n${logTail.split('\n').slice(-30).join('\n')}` : '';
+            summary += `### Failed\n\n${failures.map((f) => `- ${f}`).join('\n')}\n${logTail ? `\n<details><summary>container log</summary>\n\n\`\`\`\n${logTail}\n\`\`\`\n</details>\n` : ''}`;
+            outputs.smoke = 'fail';
+            // eslint-disable-next-line no-unsafe-finally
+            return { outputs, summary, ok: false, failure: `smoke failed:\n- ${failures.join('\n- ')}${tail}` };
+        }
+    }
+    outputs.smoke = 'pass';
+    return { outputs, summary, ok: true };
+}
+/**
+ * The action's post step: remove smoke containers this job left behind (a cancelled or killed run cannot clean
+ * up after itself). Only containers labelled with this job's owner id are touched.
+ */
+async function cleanupSmokeContainers(log, env = process.env) {
+    const owner = smokeOwner(env);
+    const ps = await (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', ['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `label=dev.modelship.owner=${owner}`, '--format', '{{.Names}}']);
+    if (ps.code !== 0)
+        return []; // no docker on this runner: nothing to clean
+    const names = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    for (const n of names) {
+        await (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', ['rm', '-f', '-v', n]);
+        log.info(`removed smoke container ${n} left by this job`);
+    }
+    return names;
+}
+
+
+/***/ }),
+
 /***/ 17:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -49127,6 +52847,42 @@ function encodeNpy(shape, data) {
     out.set(Buffer.from(header, 'latin1'), 10);
     out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
     return out;
+}
+
+
+/***/ }),
+
+/***/ 1133:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   e: () => (/* binding */ onnxInfo)
+/* harmony export */ });
+/* harmony import */ var _convert_schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(832);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(17);
+
+
+/** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
+function onnxInfo(model, file = 'model.onnx') {
+    const Model = (0,_convert_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .onnxSchema */ .bd)().lookupType('onnx.ModelProto');
+    let m;
+    try {
+        m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
+    }
+    catch (e) {
+        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('binary', `not an ONNX model: ${e.message}`, { file });
+    }
+    if (!m.graph)
+        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('binary', 'not an ONNX model (no graph)', { file });
+    const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
+    const sig = (v) => ({ name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) });
+    return {
+        inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
+        outputs: (m.graph.output ?? []).map(sig),
+        opset: (m.opset_import ?? []).find((o) => !o.domain)?.version ?? 0,
+        metadata: Object.fromEntries((m.metadata_props ?? []).map((p) => [p.key, p.value])),
+    };
 }
 
 
@@ -58642,82 +62398,8 @@ var __webpack_exports__ = {};
 var js_yaml = __nccwpck_require__(3243);
 // EXTERNAL MODULE: ./src/util/errors.ts
 var util_errors = __nccwpck_require__(17);
-;// CONCATENATED MODULE: ./src/compile/tensorrt.ts
-
-function parseBatches(text) {
-    const parts = text.split(',').map((s) => Number(s.trim()));
-    if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
-        throw new util_errors/* ModelshipError */.W('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
-    }
-    return parts;
-}
-/** The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. */
-function planTensorRT(inputs, onnxName, planName, workDir, o) {
-    const shapeAt = (b) => inputs
-        .map((i) => {
-        const rest = i.shape.slice(1);
-        if (rest.some((d) => typeof d !== 'number'))
-            throw new util_errors/* ModelshipError */.W('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
-        return `${i.name}:${[b, ...rest].join('x')}`;
-    })
-        .join(',');
-    const trtexec = [
-        'trtexec',
-        `--onnx=/work/${onnxName}`,
-        `--saveEngine=/work/${planName}`,
-        `--minShapes=${shapeAt(o.batches[0])}`,
-        `--optShapes=${shapeAt(o.batches[1])}`,
-        `--maxShapes=${shapeAt(o.batches[2])}`,
-        `--timingCacheFile=/work/${o.timingCache}`,
-        `--memPoolSize=workspace:${o.workspaceMiB}M`,
-        ...(o.fp16 ? ['--fp16'] : []),
-        ...(o.int8 ? ['--int8'] : []),
-    ];
-    const run = ['run', '--rm', '--gpus', 'all', '-v', `${workDir}:/work`, '-w', '/work', o.baseImage];
-    return {
-        trtexec,
-        dockerArgs: [...run, ...trtexec],
-        gpuQueryArgs: [...run, 'nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
-    };
-}
-/** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
-function parseTensorRTVersion(log) {
-    const m = /TensorRT version:\s*([0-9]+(?:\.[0-9]+){1,3})/.exec(log);
-    if (m)
-        return m[1];
-    const v = /TensorRT\.trtexec \[TensorRT v(\d+)\]/.exec(log) ?? /TensorRT v(\d{5,6})\b/.exec(log);
-    if (v) {
-        const n = Number(v[1]);
-        return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
-    }
-    throw new util_errors/* ModelshipError */.W('graph', 'could not find the TensorRT version in the trtexec log');
-}
-/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU). */
-function parseNvidiaSmi(out) {
-    const line = out.split('\n').map((l) => l.trim()).find((l) => l.length > 0);
-    const parts = line?.split(',').map((s) => s.trim());
-    if (!parts || parts.length < 3 || !/^\d+\.\d+$/.test(parts[0]))
-        throw new util_errors/* ModelshipError */.W('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
-    return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
-}
-/**
- * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
- * Checked before deploy: throws naming both sides when they differ.
- */
-function checkPlanCompatibility(plan, target) {
-    const problems = [];
-    const majorMinor = (v) => v.split('.').slice(0, 2).join('.');
-    if (majorMinor(plan.tensorrtVersion) !== majorMinor(target.tensorrtVersion) || plan.tensorrtVersion.split('.')[2] !== target.tensorrtVersion.split('.')[2]) {
-        problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
-    }
-    if (plan.computeCapability !== target.computeCapability) {
-        problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
-    }
-    if (problems.length) {
-        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile in ${target.image ?? 'the serving image'} on the target GPU.`);
-    }
-}
-
+// EXTERNAL MODULE: ./src/compile/tensorrt.ts
+var tensorrt = __nccwpck_require__(4362);
 // EXTERNAL MODULE: ./src/rollout/prometheus.ts
 var prometheus = __nccwpck_require__(9825);
 ;// CONCATENATED MODULE: ./src/config.ts
@@ -58730,7 +62412,15 @@ var prometheus = __nccwpck_require__(9825);
  * (`--per-layer`), read once into a typed Config. action.yml and the README tables are checked against
  * INPUTS and OUTPUTS by a test, so the three cannot drift.
  */
-const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout'];
+const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'];
+/** The stages whose inputs a stage also reads: the pipeline runs five, a preview is a rollout. */
+const STAGE_INCLUDES = { pipeline: ['convert', 'compile', 'image', 'smoke', 'rollout'], preview: ['rollout'] };
+/** Does `stage` read input `i` (directly, or through a stage it runs)? */
+function inputUsedBy(i, stage) {
+    if (i.stages === 'all')
+        return true;
+    return [stage, ...(STAGE_INCLUDES[stage] ?? [])].some((s) => i.stages.includes(s));
+}
 const INPUTS = [
     {
         name: 'stage',
@@ -58742,19 +62432,19 @@ const INPUTS = [
     },
     {
         name: 'prototxt',
-        description: 'convert: path of the Caffe deploy.prototxt (V2 `layer` or legacy V1 `layers`).',
+        description: 'convert, pipeline: path of the Caffe deploy.prototxt (V2 `layer` or legacy V1 `layers`).',
         default: '',
         kind: 'path',
-        stages: ['convert'],
-        required: ['convert'],
+        stages: ['convert', 'pipeline'],
+        required: ['convert', 'pipeline'],
     },
     {
         name: 'caffemodel',
-        description: 'convert: path of the trained .caffemodel weights.',
+        description: 'convert, pipeline: path of the trained .caffemodel weights.',
         default: '',
         kind: 'path',
-        stages: ['convert'],
-        required: ['convert'],
+        stages: ['convert', 'pipeline'],
+        required: ['convert', 'pipeline'],
     },
     {
         name: 'out',
@@ -58849,11 +62539,11 @@ const INPUTS = [
     },
     {
         name: 'image',
-        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout: the image to run, by digest (the image stage\'s image output).',
+        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted.',
         default: '',
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout'],
-        required: ['image', 'smoke', 'rollout'],
+        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
+        required: ['image', 'smoke', 'rollout', 'preview', 'pipeline'],
     },
     {
         name: 'model-name',
@@ -59216,6 +62906,42 @@ const INPUTS = [
         kind: 'string',
         stages: ['rollout'],
     },
+    {
+        name: 'pr-number',
+        description: 'preview, cleanup: the pull request number (default: the pull_request event\'s); the preview namespace is <app>-pr-<N>.',
+        default: '',
+        kind: 'number',
+        stages: ['preview', 'cleanup'],
+    },
+    {
+        name: 'github-token',
+        description: 'preview, cleanup: token for the one PR comment (post, update; masked).',
+        default: '${{ github.token }}',
+        kind: 'string',
+        stages: ['preview', 'cleanup'],
+        secret: true,
+    },
+    {
+        name: 'preview-url',
+        description: 'preview: the URL the PR comment links to ({{app}}, {{namespace}}, {{pr}} are filled in; default: the Service through the API server\'s proxy).',
+        default: '',
+        kind: 'string',
+        stages: ['preview'],
+    },
+    {
+        name: 'comment',
+        description: 'preview, cleanup: post or update the PR comment.',
+        default: 'true',
+        kind: 'boolean',
+        stages: ['preview', 'cleanup'],
+    },
+    {
+        name: 'smoke-report',
+        description: 'preview: the smoke and convert figures for the PR comment, as JSON of their outputs (e.g. toJSON(needs.smoke.outputs)); keys used: parity, max-abs-diff, latency-p50-ms, latency-p95-ms, latency-p99-ms, throughput-rps.',
+        default: '',
+        kind: 'string',
+        stages: ['preview'],
+    },
 ];
 const OUTPUTS = [
     { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
@@ -59247,6 +62973,10 @@ const OUTPUTS = [
     { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
     { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
     { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
+    { name: 'preview-url', description: 'preview: the URL of the PR\'s preview deployment.', stages: ['preview'] },
+    { name: 'preview-namespace', description: 'preview, cleanup: the preview namespace <app>-pr-<N>.', stages: ['preview', 'cleanup'] },
+    { name: 'comment-id', description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).', stages: ['preview', 'cleanup'] },
+    { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tags).', stages: ['cleanup'] },
 ];
 function fail(input, message) {
     throw new util_errors/* ModelshipError */.W('input', `input "${input}": ${message}`, { field: input });
@@ -59305,7 +63035,7 @@ function readConfig(source) {
         artifact: raw('artifact'),
         executionProvider: oneOf('execution-provider', ['cpu', 'cuda']),
         baseImage: raw('base-image'),
-        batchSizes: parseBatches(raw('batch-sizes')),
+        batchSizes: (0,tensorrt/* parseBatches */.Y1)(raw('batch-sizes')),
         fp16: parseBoolean('fp16', raw('fp16')),
         int8: parseBoolean('int8', raw('int8')),
         workspaceMiB: num('workspace-mib'),
@@ -59334,7 +63064,7 @@ function readConfig(source) {
         composeFile: raw('compose-file'),
         nodeBinary: raw('node-binary'),
     };
-    if ((stage === 'image' || stage === 'smoke') && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName))
+    if (!['convert', 'compile', 'cleanup'].includes(stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName))
         fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${image.modelName}"`);
     const int = (name, min) => {
         const n = num(name);
@@ -59424,13 +63154,13 @@ function readConfig(source) {
         cpu: raw('cpu'),
         memory: raw('memory'),
     };
-    if (stage === 'rollout') {
+    if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50)
             fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63)
             fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
-        if (!/@sha256:[0-9a-f]{64}$/.test(rollout.image))
-            fail('image', `rollout deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+        if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image))
+            fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
         if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference)
             fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
         if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url))
@@ -59438,7 +63168,24 @@ function readConfig(source) {
         if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl))
             fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
     }
-    return { stage, convert, compile, image, smoke, rollout };
+    const prRaw = raw('pr-number');
+    if (prRaw !== '' && !/^[1-9]\d*$/.test(prRaw))
+        fail('pr-number', `expected a pull request number, got "${prRaw}"`);
+    let smokeReport = {};
+    if (raw('smoke-report')) {
+        try {
+            smokeReport = JSON.parse(raw('smoke-report'));
+        }
+        catch (e) {
+            fail('smoke-report', `is not JSON: ${e.message}`);
+        }
+    }
+    const githubToken = raw('github-token').startsWith('${{') ? '' : raw('github-token');
+    const preview = { rollout, prNumber: prRaw ? Number(prRaw) : undefined, githubToken, previewUrl: raw('preview-url'), comment: parseBoolean('comment', raw('comment')), smokeReport };
+    const cleanup = { app: rollout.app, kubeconfig: rollout.kubeconfig, prNumber: preview.prNumber, image: image.image, registryUsername: image.registryUsername, registryPassword: image.registryPassword, githubToken, comment: preview.comment };
+    if (stage === 'cleanup' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cleanup.app))
+        fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label, got "${cleanup.app}"`);
+    return { stage, convert, compile, image, smoke, rollout, preview, cleanup };
 }
 
 ;// CONCATENATED MODULE: ./src/stage.ts
@@ -59451,3425 +63198,14 @@ const consoleLogger = (stream = process.stderr) => ({
     },
 });
 
-// EXTERNAL MODULE: external "path"
-var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/protobufjs/index.js
-var protobufjs = __nccwpck_require__(3928);
-;// CONCATENATED MODULE: ./src/convert/schema/onnx.ts
-
-/**
- * The part of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto, IR version 7+) that modelship writes and reads.
- * Field numbers are ONNX's public wire format.
- */
-const ONNX_PROTO = `
-syntax = "proto2";
-package onnx;
-
-message AttributeProto {
-  enum AttributeType {
-    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5; SPARSE_TENSOR = 11; TYPE_PROTO = 13;
-    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10; SPARSE_TENSORS = 12; TYPE_PROTOS = 14;
-  }
-  optional string name = 1;
-  optional string ref_attr_name = 21;
-  optional string doc_string = 13;
-  optional AttributeType type = 20;
-  optional float f = 2;
-  optional int64 i = 3;
-  optional bytes s = 4;
-  optional TensorProto t = 5;
-  optional GraphProto g = 6;
-  repeated float floats = 7;
-  repeated int64 ints = 8;
-  repeated bytes strings = 9;
-  repeated TensorProto tensors = 10;
-  repeated GraphProto graphs = 11;
-}
-
-message ValueInfoProto {
-  optional string name = 1;
-  optional TypeProto type = 2;
-  optional string doc_string = 3;
-}
-
-message NodeProto {
-  repeated string input = 1;
-  repeated string output = 2;
-  optional string name = 3;
-  optional string op_type = 4;
-  optional string domain = 7;
-  repeated AttributeProto attribute = 5;
-  optional string doc_string = 6;
-}
-
-message StringStringEntryProto {
-  optional string key = 1;
-  optional string value = 2;
-}
-
-message ModelProto {
-  optional int64 ir_version = 1;
-  repeated OperatorSetIdProto opset_import = 8;
-  optional string producer_name = 2;
-  optional string producer_version = 3;
-  optional string domain = 4;
-  optional int64 model_version = 5;
-  optional string doc_string = 6;
-  optional GraphProto graph = 7;
-  repeated StringStringEntryProto metadata_props = 14;
-}
-
-message GraphProto {
-  repeated NodeProto node = 1;
-  optional string name = 2;
-  repeated TensorProto initializer = 5;
-  optional string doc_string = 10;
-  repeated ValueInfoProto input = 11;
-  repeated ValueInfoProto output = 12;
-  repeated ValueInfoProto value_info = 13;
-}
-
-message TensorProto {
-  enum DataType {
-    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7; STRING = 8;
-    BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13; COMPLEX64 = 14; COMPLEX128 = 15; BFLOAT16 = 16;
-  }
-  repeated int64 dims = 1;
-  optional int32 data_type = 2;
-  repeated float float_data = 4 [packed = true];
-  repeated int32 int32_data = 5 [packed = true];
-  repeated bytes string_data = 6;
-  repeated int64 int64_data = 7 [packed = true];
-  optional string name = 8;
-  optional string doc_string = 12;
-  optional bytes raw_data = 9;
-  repeated double double_data = 10 [packed = true];
-  repeated uint64 uint64_data = 11 [packed = true];
-}
-
-message TensorShapeProto {
-  message Dimension {
-    oneof value {
-      int64 dim_value = 1;
-      string dim_param = 2;
-    }
-    optional string denotation = 3;
-  }
-  repeated Dimension dim = 1;
-}
-
-message TypeProto {
-  message Tensor {
-    optional int32 elem_type = 1;
-    optional TensorShapeProto shape = 2;
-  }
-  oneof value {
-    Tensor tensor_type = 1;
-  }
-  optional string denotation = 6;
-}
-
-message OperatorSetIdProto {
-  optional string domain = 1;
-  optional int64 version = 2;
-}
-`;
-let onnxRoot;
-function onnxSchema() {
-    if (!onnxRoot) {
-        onnxRoot = protobufjs.parse(ONNX_PROTO, { keepCase: true }).root;
-        onnxRoot.resolveAll();
-    }
-    return onnxRoot;
-}
-const TensorDataType = { FLOAT: 1, INT32: 6, INT64: 7 };
-const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
-
-;// CONCATENATED MODULE: ./src/convert/floatdata.ts
-const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-/**
- * float32 values that may live as little-endian bytes inside the caffemodel buffer. Weights flow from the
- * caffemodel into ONNX `raw_data` without a copy; `values` materialises a Float32Array only for the few layers
- * that compute on weights (BatchNorm, transposed InnerProduct).
- */
-class FloatData {
-    arr;
-    raw;
-    constructor(raw, arr) {
-        this.raw = raw;
-        this.arr = arr;
-    }
-    /** packed little-endian float32 bytes (length must be a multiple of 4) */
-    static fromBytes(raw) {
-        return new FloatData(raw, undefined);
-    }
-    static fromArray(arr) {
-        return new FloatData(undefined, arr instanceof Float32Array ? arr : Float32Array.from(arr));
-    }
-    get length() {
-        return this.arr ? this.arr.length : this.raw.byteLength / 4;
-    }
-    /** little-endian float32 bytes */
-    get bytes() {
-        if (this.raw && littleEndianHost)
-            return this.raw;
-        const a = this.values;
-        if (littleEndianHost)
-            return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-        const out = new Uint8Array(a.length * 4);
-        const dv = new DataView(out.buffer);
-        a.forEach((v, i) => dv.setFloat32(i * 4, v, true));
-        return out;
-    }
-    get values() {
-        if (!this.arr) {
-            const raw = this.raw;
-            if (littleEndianHost && raw.byteOffset % 4 === 0) {
-                this.arr = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-            }
-            else {
-                const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-                this.arr = new Float32Array(raw.byteLength / 4);
-                for (let i = 0; i < this.arr.length; i++)
-                    this.arr[i] = dv.getFloat32(i * 4, true);
-            }
-        }
-        return this.arr;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/convert/graph.ts
-
-
-const BATCH = 'N';
-const attr = {
-    f: (f) => ({ type: AttrType.FLOAT, f }),
-    i: (i) => ({ type: AttrType.INT, i }),
-    s: (s) => ({ type: AttrType.STRING, s }),
-    floats: (floats) => ({ type: AttrType.FLOATS, floats }),
-    ints: (ints) => ({ type: AttrType.INTS, ints }),
-};
-const OPSET = 13;
-const IR_VERSION = 7;
-/** Builds an ONNX graph: unique names, nodes in topological order, initializers as little-endian raw_data. */
-class GraphBuilder {
-    names = new Set();
-    nodes = [];
-    initializers = [];
-    inputs = [];
-    outputs = [];
-    /** nodes emitted from now on belong to this Caffe layer (for per-layer subgraphs) */
-    currentLayer = '';
-    /** Reserve `base` if free, else `base_1`, `base_2`, ... */
-    unique(base) {
-        let name = base;
-        for (let i = 1; this.names.has(name); i++)
-            name = `${base}_${i}`;
-        this.names.add(name);
-        return name;
-    }
-    isTaken(name) {
-        return this.names.has(name);
-    }
-    reserve(name) {
-        this.names.add(name);
-    }
-    addInput(name, shape) {
-        this.names.add(name);
-        const v = { name, shape };
-        this.inputs.push(v);
-        return v;
-    }
-    addOutput(v) {
-        this.outputs.push(v);
-    }
-    /** A float32 initializer, stored as raw little-endian bytes (weights from the caffemodel are not copied). */
-    floatInit(base, dims, data) {
-        const name = this.unique(base);
-        const fd = data instanceof FloatData ? data : FloatData.fromArray(data);
-        const count = dims.reduce((a, d) => a * d, 1);
-        if (fd.length !== count)
-            throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
-        this.initializers.push({ name, dims, dataType: TensorDataType.FLOAT, raw: fd.bytes });
-        return name;
-    }
-    /** An int64 initializer (shapes, axes, split sizes). */
-    int64Init(base, values) {
-        const name = this.unique(base);
-        const arr = BigInt64Array.from(values.map((v) => BigInt(v)));
-        this.initializers.push({ name, dims: [values.length], dataType: TensorDataType.INT64, raw: toLE(new Uint8Array(arr.buffer), 8) });
-        return name;
-    }
-    node(op, inputs, outputs, attrs = {}, name) {
-        this.nodes.push({ op, name: name ?? outputs[0], layer: this.currentLayer, inputs, outputs, attrs });
-    }
-    /** Serialise as an ONNX ModelProto. `extraOutputs` adds graph outputs (used by per-layer parity). */
-    encode(meta, extraOutputs = []) {
-        return this.encodeGraph(meta, this.nodes, this.initializers, this.inputs, [...this.outputs, ...extraOutputs]);
-    }
-    /**
-     * A model of just the nodes of `layers`, fed by `inputs` (values they read from outside) and producing
-     * `outputs`: per-layer parity runs each layer on Caffe's own bottoms, so float drift from earlier layers
-     * does not count against it.
-     */
-    encodeLayers(meta, layers, inputs, outputs) {
-        const nodes = this.nodes.filter((n) => layers.has(n.layer));
-        const used = new Set(nodes.flatMap((n) => n.inputs));
-        return this.encodeGraph(meta, nodes, this.initializers.filter((t) => used.has(t.name)), inputs, outputs);
-    }
-    /** The values the nodes of `layers` read that neither they nor initializers produce. */
-    externalInputs(layers) {
-        const nodes = this.nodes.filter((n) => layers.has(n.layer));
-        const produced = new Set(nodes.flatMap((n) => n.outputs));
-        const inits = new Set(this.initializers.map((t) => t.name));
-        return [...new Set(nodes.flatMap((n) => n.inputs))].filter((i) => i !== '' && !produced.has(i) && !inits.has(i));
-    }
-    encodeGraph(meta, nodes, initializers, inputs, outputs) {
-        const root = onnxSchema();
-        const Model = root.lookupType('onnx.ModelProto');
-        const valueInfo = (v) => ({
-            name: v.name,
-            type: {
-                tensor_type: {
-                    elem_type: TensorDataType.FLOAT,
-                    shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
-                },
-            },
-        });
-        const model = {
-            ir_version: IR_VERSION,
-            opset_import: [{ domain: '', version: OPSET }],
-            producer_name: 'modelship',
-            producer_version: meta.producerVersion,
-            doc_string: meta.docString ?? '',
-            graph: {
-                name: meta.graphName,
-                node: nodes.map((n) => ({
-                    name: n.name,
-                    op_type: n.op,
-                    input: n.inputs,
-                    output: n.outputs,
-                    attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
-                })),
-                initializer: initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
-                input: inputs.map(valueInfo),
-                output: outputs.map(valueInfo),
-            },
-            metadata_props: Object.entries(meta.metadata).map(([key, value]) => ({ key, value })),
-        };
-        return Model.encode(Model.fromObject(model)).finish();
-    }
-}
-function encodeAttr(name, a) {
-    switch (a.type) {
-        case AttrType.FLOAT:
-            return { name, type: a.type, f: a.f };
-        case AttrType.INT:
-            return { name, type: a.type, i: a.i };
-        case AttrType.STRING:
-            return { name, type: a.type, s: Buffer.from(a.s, 'utf8') };
-        case AttrType.FLOATS:
-            return { name, type: a.type, floats: a.floats };
-        case AttrType.INTS:
-            return { name, type: a.type, ints: a.ints };
-    }
-}
-const graph_littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-function toLE(bytes, width) {
-    if (graph_littleEndianHost)
-        return bytes;
-    const out = new Uint8Array(bytes.length);
-    for (let i = 0; i < bytes.length; i += width)
-        for (let j = 0; j < width; j++)
-            out[i + j] = bytes[i + width - 1 - j];
-    return out;
-}
-function count(shape) {
-    return shape.reduce((a, d) => a * d, 1);
-}
-
-;// CONCATENATED MODULE: ./src/convert/schema/caffe.ts
-
-/**
- * The subset of Caffe's caffe.proto that a deploy net needs, written for modelship.
- * Message and field numbers are Caffe's public wire format (BVLC/caffe src/caffe/proto/caffe.proto).
- * Training-only messages (data layers, solvers, losses) are left out: a deploy prototxt that uses their
- * `*_param` fields still parses (unknown layer-level fields are tolerated and reported), but such layers
- * are rejected by the converter as unsupported types.
- */
-const CAFFE_PROTO = `
-syntax = "proto2";
-package caffe;
-
-message BlobShape { repeated int64 dim = 1 [packed = true]; }
-
-message BlobProto {
-  optional BlobShape shape = 7;
-  repeated float data = 5 [packed = true];
-  repeated float diff = 6 [packed = true];
-  repeated double double_data = 8 [packed = true];
-  repeated double double_diff = 9 [packed = true];
-  optional int32 num = 1 [default = 0];
-  optional int32 channels = 2 [default = 0];
-  optional int32 height = 3 [default = 0];
-  optional int32 width = 4 [default = 0];
-}
-
-message FillerParameter {
-  optional string type = 1 [default = 'constant'];
-  optional float value = 2 [default = 0];
-  optional float min = 3 [default = 0];
-  optional float max = 4 [default = 1];
-  optional float mean = 5 [default = 0];
-  optional float std = 6 [default = 1];
-  optional int32 sparse = 7 [default = -1];
-  enum VarianceNorm { FAN_IN = 0; FAN_OUT = 1; AVERAGE = 2; }
-  optional VarianceNorm variance_norm = 8 [default = FAN_IN];
-}
-
-message NetParameter {
-  optional string name = 1;
-  repeated string input = 3;
-  repeated BlobShape input_shape = 8;
-  repeated int32 input_dim = 4;
-  optional bool force_backward = 5 [default = false];
-  optional NetState state = 6;
-  optional bool debug_info = 7 [default = false];
-  repeated LayerParameter layer = 100;
-  repeated V1LayerParameter layers = 2;
-}
-
-enum Phase { TRAIN = 0; TEST = 1; }
-
-message NetState {
-  optional Phase phase = 1 [default = TEST];
-  optional int32 level = 2 [default = 0];
-  repeated string stage = 3;
-}
-
-message NetStateRule {
-  optional Phase phase = 1;
-  optional int32 min_level = 2;
-  optional int32 max_level = 3;
-  repeated string stage = 4;
-  repeated string not_stage = 5;
-}
-
-message ParamSpec {
-  optional string name = 1;
-  enum DimCheckMode { STRICT = 0; PERMISSIVE = 1; }
-  optional DimCheckMode share_mode = 2;
-  optional float lr_mult = 3 [default = 1.0];
-  optional float decay_mult = 4 [default = 1.0];
-}
-
-message LayerParameter {
-  optional string name = 1;
-  optional string type = 2;
-  repeated string bottom = 3;
-  repeated string top = 4;
-  optional Phase phase = 10;
-  repeated float loss_weight = 5;
-  repeated ParamSpec param = 6;
-  repeated BlobProto blobs = 7;
-  repeated bool propagate_down = 11;
-  repeated NetStateRule include = 8;
-  repeated NetStateRule exclude = 9;
-  optional ArgMaxParameter argmax_param = 103;
-  optional BatchNormParameter batch_norm_param = 139;
-  optional BiasParameter bias_param = 141;
-  optional ConcatParameter concat_param = 104;
-  optional ConvolutionParameter convolution_param = 106;
-  optional CropParameter crop_param = 144;
-  optional DropoutParameter dropout_param = 108;
-  optional EltwiseParameter eltwise_param = 110;
-  optional ELUParameter elu_param = 140;
-  optional ExpParameter exp_param = 111;
-  optional FlattenParameter flatten_param = 135;
-  optional InnerProductParameter inner_product_param = 117;
-  optional InputParameter input_param = 143;
-  optional LogParameter log_param = 134;
-  optional LRNParameter lrn_param = 118;
-  optional PoolingParameter pooling_param = 121;
-  optional PowerParameter power_param = 122;
-  optional PReLUParameter prelu_param = 131;
-  optional ReductionParameter reduction_param = 136;
-  optional ReLUParameter relu_param = 123;
-  optional ReshapeParameter reshape_param = 133;
-  optional ScaleParameter scale_param = 142;
-  optional SigmoidParameter sigmoid_param = 124;
-  optional SoftmaxParameter softmax_param = 125;
-  optional SliceParameter slice_param = 126;
-  optional TanHParameter tanh_param = 127;
-  optional ThresholdParameter threshold_param = 128;
-  optional TileParameter tile_param = 138;
-}
-
-message ArgMaxParameter {
-  optional bool out_max_val = 1 [default = false];
-  optional uint32 top_k = 2 [default = 1];
-  optional int32 axis = 3;
-}
-
-message BatchNormParameter {
-  optional bool use_global_stats = 1;
-  optional float moving_average_fraction = 2 [default = .999];
-  optional float eps = 3 [default = 1e-5];
-}
-
-message BiasParameter {
-  optional int32 axis = 1 [default = 1];
-  optional int32 num_axes = 2 [default = 1];
-  optional FillerParameter filler = 3;
-}
-
-message ConcatParameter {
-  optional int32 axis = 2 [default = 1];
-  optional uint32 concat_dim = 1 [default = 1];
-}
-
-message ConvolutionParameter {
-  optional uint32 num_output = 1;
-  optional bool bias_term = 2 [default = true];
-  repeated uint32 pad = 3;
-  repeated uint32 kernel_size = 4;
-  repeated uint32 stride = 6;
-  repeated uint32 dilation = 18;
-  optional uint32 pad_h = 9 [default = 0];
-  optional uint32 pad_w = 10 [default = 0];
-  optional uint32 kernel_h = 11;
-  optional uint32 kernel_w = 12;
-  optional uint32 stride_h = 13;
-  optional uint32 stride_w = 14;
-  optional uint32 group = 5 [default = 1];
-  optional FillerParameter weight_filler = 7;
-  optional FillerParameter bias_filler = 8;
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 15 [default = DEFAULT];
-  optional int32 axis = 16 [default = 1];
-  optional bool force_nd_im2col = 17 [default = false];
-}
-
-message CropParameter {
-  optional int32 axis = 1 [default = 2];
-  repeated uint32 offset = 2;
-}
-
-message DropoutParameter {
-  optional float dropout_ratio = 1 [default = 0.5];
-  optional bool scale_train = 2 [default = true];
-}
-
-message EltwiseParameter {
-  enum EltwiseOp { PROD = 0; SUM = 1; MAX = 2; }
-  optional EltwiseOp operation = 1 [default = SUM];
-  repeated float coeff = 2;
-  optional bool stable_prod_grad = 3 [default = true];
-}
-
-message ELUParameter { optional float alpha = 1 [default = 1]; }
-
-message ExpParameter {
-  optional float base = 1 [default = -1.0];
-  optional float scale = 2 [default = 1.0];
-  optional float shift = 3 [default = 0.0];
-}
-
-message FlattenParameter {
-  optional int32 axis = 1 [default = 1];
-  optional int32 end_axis = 2 [default = -1];
-}
-
-message InnerProductParameter {
-  optional uint32 num_output = 1;
-  optional bool bias_term = 2 [default = true];
-  optional FillerParameter weight_filler = 3;
-  optional FillerParameter bias_filler = 4;
-  optional int32 axis = 5 [default = 1];
-  optional bool transpose = 6 [default = false];
-}
-
-message InputParameter { repeated BlobShape shape = 1; }
-
-message LogParameter {
-  optional float base = 1 [default = -1.0];
-  optional float scale = 2 [default = 1.0];
-  optional float shift = 3 [default = 0.0];
-}
-
-message LRNParameter {
-  optional uint32 local_size = 1 [default = 5];
-  optional float alpha = 2 [default = 1.];
-  optional float beta = 3 [default = 0.75];
-  enum NormRegion { ACROSS_CHANNELS = 0; WITHIN_CHANNEL = 1; }
-  optional NormRegion norm_region = 4 [default = ACROSS_CHANNELS];
-  optional float k = 5 [default = 1.];
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 6 [default = DEFAULT];
-}
-
-message PoolingParameter {
-  enum PoolMethod { MAX = 0; AVE = 1; STOCHASTIC = 2; }
-  optional PoolMethod pool = 1 [default = MAX];
-  optional uint32 pad = 4 [default = 0];
-  optional uint32 pad_h = 9 [default = 0];
-  optional uint32 pad_w = 10 [default = 0];
-  optional uint32 kernel_size = 2;
-  optional uint32 kernel_h = 5;
-  optional uint32 kernel_w = 6;
-  optional uint32 stride = 3 [default = 1];
-  optional uint32 stride_h = 7;
-  optional uint32 stride_w = 8;
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 11 [default = DEFAULT];
-  optional bool global_pooling = 12 [default = false];
-  enum RoundMode { CEIL = 0; FLOOR = 1; }
-  optional RoundMode round_mode = 13 [default = CEIL];
-}
-
-message PowerParameter {
-  optional float power = 1 [default = 1.0];
-  optional float scale = 2 [default = 1.0];
-  optional float shift = 3 [default = 0.0];
-}
-
-message PReLUParameter {
-  optional FillerParameter filler = 1;
-  optional bool channel_shared = 2 [default = false];
-}
-
-message ReductionParameter {
-  enum ReductionOp { SUM = 1; ASUM = 2; SUMSQ = 3; MEAN = 4; }
-  optional ReductionOp operation = 1 [default = SUM];
-  optional int32 axis = 2 [default = 0];
-  optional float coeff = 3 [default = 1.0];
-}
-
-message ReLUParameter {
-  optional float negative_slope = 1 [default = 0];
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 2 [default = DEFAULT];
-}
-
-message ReshapeParameter {
-  optional BlobShape shape = 1;
-  optional int32 axis = 2 [default = 0];
-  optional int32 num_axes = 3 [default = -1];
-}
-
-message ScaleParameter {
-  optional int32 axis = 1 [default = 1];
-  optional int32 num_axes = 2 [default = 1];
-  optional FillerParameter filler = 3;
-  optional bool bias_term = 4 [default = false];
-  optional FillerParameter bias_filler = 5;
-}
-
-message SigmoidParameter {
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 1 [default = DEFAULT];
-}
-
-message SoftmaxParameter {
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 1 [default = DEFAULT];
-  optional int32 axis = 2 [default = 1];
-}
-
-message SliceParameter {
-  optional int32 axis = 3 [default = 1];
-  repeated uint32 slice_point = 2;
-  optional uint32 slice_dim = 1 [default = 1];
-}
-
-message TanHParameter {
-  enum Engine { DEFAULT = 0; CAFFE = 1; CUDNN = 2; }
-  optional Engine engine = 1 [default = DEFAULT];
-}
-
-message ThresholdParameter { optional float threshold = 1 [default = 0]; }
-
-message TileParameter {
-  optional int32 axis = 1 [default = 1];
-  optional int32 tiles = 2;
-}
-
-message V1LayerParameter {
-  repeated string bottom = 2;
-  repeated string top = 3;
-  optional string name = 4;
-  repeated NetStateRule include = 32;
-  repeated NetStateRule exclude = 33;
-  enum LayerType {
-    NONE = 0; ABSVAL = 35; ACCURACY = 1; ARGMAX = 30; BNLL = 2; CONCAT = 3; CONTRASTIVE_LOSS = 37;
-    CONVOLUTION = 4; DATA = 5; DECONVOLUTION = 39; DROPOUT = 6; DUMMY_DATA = 32; EUCLIDEAN_LOSS = 7;
-    ELTWISE = 25; EXP = 38; FLATTEN = 8; HDF5_DATA = 9; HDF5_OUTPUT = 10; HINGE_LOSS = 28; IM2COL = 11;
-    IMAGE_DATA = 12; INFOGAIN_LOSS = 13; INNER_PRODUCT = 14; LRN = 15; MEMORY_DATA = 29;
-    MULTINOMIAL_LOGISTIC_LOSS = 16; MVN = 34; POOLING = 17; POWER = 26; RELU = 18; SIGMOID = 19;
-    SIGMOID_CROSS_ENTROPY_LOSS = 27; SILENCE = 36; SOFTMAX = 20; SOFTMAX_LOSS = 21; SPLIT = 22; SLICE = 33;
-    TANH = 23; WINDOW_DATA = 24; THRESHOLD = 31;
-  }
-  optional LayerType type = 5;
-  repeated BlobProto blobs = 6;
-  repeated string param = 1001;
-  enum DimCheckMode { STRICT = 0; PERMISSIVE = 1; }
-  repeated DimCheckMode blob_share_mode = 1002;
-  repeated float blobs_lr = 7;
-  repeated float weight_decay = 8;
-  repeated float loss_weight = 35;
-  optional ArgMaxParameter argmax_param = 23;
-  optional ConcatParameter concat_param = 9;
-  optional ConvolutionParameter convolution_param = 10;
-  optional DropoutParameter dropout_param = 12;
-  optional EltwiseParameter eltwise_param = 24;
-  optional ExpParameter exp_param = 41;
-  optional InnerProductParameter inner_product_param = 17;
-  optional LRNParameter lrn_param = 18;
-  optional PoolingParameter pooling_param = 19;
-  optional PowerParameter power_param = 21;
-  optional ReLUParameter relu_param = 30;
-  optional SigmoidParameter sigmoid_param = 38;
-  optional SoftmaxParameter softmax_param = 39;
-  optional SliceParameter slice_param = 31;
-  optional TanHParameter tanh_param = 37;
-  optional ThresholdParameter threshold_param = 25;
-}
-`;
-/**
- * The caffemodel is decoded with a lean view of the same wire format: only layer names, types and blobs.
- * Layer parameters in a caffemodel are ignored (structure comes from the prototxt), so protobufjs skips them.
- * BlobProto is decoded by `decodeBlob` (caffemodel.ts) to keep float data as raw little-endian bytes.
- */
-const CAFFEMODEL_PROTO = `
-syntax = "proto2";
-package caffemodel;
-message NetParameter {
-  optional string name = 1;
-  repeated LayerParameter layer = 100;
-  repeated V1LayerParameter layers = 2;
-}
-message LayerParameter {
-  optional string name = 1;
-  optional string type = 2;
-  repeated BlobProto blobs = 7;
-}
-message V1LayerParameter {
-  optional string name = 4;
-  optional int32 type = 5;
-  repeated BlobProto blobs = 6;
-}
-message BlobProto { }
-`;
-let caffeRoot;
-function caffeSchema() {
-    if (!caffeRoot) {
-        caffeRoot = protobufjs.parse(CAFFE_PROTO, { keepCase: true }).root;
-        caffeRoot.resolveAll();
-    }
-    return caffeRoot;
-}
-
-;// CONCATENATED MODULE: ./src/convert/textformat.ts
-
-
-function locOf(obj) {
-    return obj?.$loc;
-}
-function fieldLocOf(obj, field) {
-    return obj?.$fieldLocs?.[field] ?? locOf(obj);
-}
-function unknownFieldsOf(obj) {
-    return obj?.$unknown ?? [];
-}
-function textformat_define(obj, key, value) {
-    Object.defineProperty(obj, key, { value, enumerable: false, writable: true, configurable: true });
-}
-class Lexer {
-    src;
-    file;
-    pos = 0;
-    line = 1;
-    col = 1;
-    peeked;
-    constructor(src, file) {
-        this.src = src;
-        this.file = file;
-    }
-    fail(message, at) {
-        throw new util_errors/* ModelshipError */.W('syntax', message, { file: this.file, line: at.line, column: at.column });
-    }
-    peek() {
-        if (!this.peeked)
-            this.peeked = this.lex();
-        return this.peeked;
-    }
-    next() {
-        const t = this.peek();
-        this.peeked = undefined;
-        return t;
-    }
-    advance(n = 1) {
-        for (let i = 0; i < n; i++) {
-            if (this.src.charCodeAt(this.pos) === 10) {
-                this.line++;
-                this.col = 1;
-            }
-            else {
-                this.col++;
-            }
-            this.pos++;
-        }
-    }
-    skipSpaceAndComments() {
-        const s = this.src;
-        while (this.pos < s.length) {
-            const c = s[this.pos];
-            if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
-                this.advance();
-            }
-            else if (c === '#') {
-                while (this.pos < s.length && s[this.pos] !== '\n')
-                    this.advance();
-            }
-            else {
-                break;
-            }
-        }
-    }
-    lex() {
-        this.skipSpaceAndComments();
-        const s = this.src;
-        const line = this.line;
-        const column = this.col;
-        if (this.pos >= s.length)
-            return { kind: 'eof', text: '', line, column };
-        const c = s[this.pos];
-        if (/[A-Za-z_]/.test(c)) {
-            const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(s.slice(this.pos, this.pos + 256));
-            this.advance(m[0].length);
-            return { kind: 'ident', text: m[0], line, column };
-        }
-        if (/[0-9.\-+]/.test(c)) {
-            const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fF]?|inf(?:inity)?|nan)/i.exec(s.slice(this.pos, this.pos + 64));
-            if (!m || m[0] === '-' || m[0] === '+') {
-                // a lone sign before an identifier such as `-inf` is handled by the regex; anything else is an error
-                this.fail(`unexpected character '${c}'`, { line, column });
-            }
-            this.advance(m[0].length);
-            return { kind: 'number', text: m[0], line, column };
-        }
-        if (c === '"' || c === "'")
-            return this.lexString(c, line, column);
-        if ('{}<>[]:,;'.includes(c)) {
-            this.advance();
-            return { kind: 'punct', text: c, line, column };
-        }
-        const code = c.charCodeAt(0);
-        const shown = code < 32 || code > 126 ? `byte 0x${code.toString(16).padStart(2, '0')}` : `'${c}'`;
-        this.fail(`unexpected character ${shown}`, { line, column });
-    }
-    lexString(quote, line, column) {
-        const s = this.src;
-        this.advance(); // opening quote
-        let out = '';
-        for (;;) {
-            if (this.pos >= s.length || s[this.pos] === '\n')
-                this.fail('unterminated string', { line, column });
-            const c = s[this.pos];
-            if (c === quote) {
-                this.advance();
-                break;
-            }
-            if (c === '\\') {
-                const e = s[this.pos + 1];
-                if (e === undefined)
-                    this.fail('unterminated string', { line, column });
-                const simple = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
-                if (simple[e] !== undefined) {
-                    out += simple[e];
-                    this.advance(2);
-                }
-                else if (e === 'x' || e === 'X') {
-                    const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(this.pos + 2, this.pos + 4));
-                    if (!m)
-                        this.fail('bad \\x escape in string', { line: this.line, column: this.col });
-                    out += String.fromCharCode(parseInt(m[0], 16));
-                    this.advance(2 + m[0].length);
-                }
-                else if (/[0-7]/.test(e)) {
-                    const m = /^[0-7]{1,3}/.exec(s.slice(this.pos + 1, this.pos + 4));
-                    out += String.fromCharCode(parseInt(m[0], 8) & 0xff);
-                    this.advance(1 + m[0].length);
-                }
-                else {
-                    this.fail(`unknown escape '\\${e}' in string`, { line: this.line, column: this.col });
-                }
-                continue;
-            }
-            out += c;
-            this.advance();
-        }
-        return { kind: 'string', text: quote, value: out, line, column };
-    }
-}
-const INT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64', 'sfixed32', 'sfixed64']);
-const FLOAT_TYPES = new Set(['float', 'double']);
-class Parser {
-    opts;
-    lx;
-    tolerate;
-    constructor(src, opts) {
-        this.opts = opts;
-        this.lx = new Lexer(src, opts.file);
-        this.tolerate = new Set(opts.tolerateUnknownIn ?? []);
-    }
-    parseTop(type) {
-        const msg = this.newMessage({ line: 1, column: 1 });
-        this.parseFields(type, msg, 'eof');
-        return msg;
-    }
-    newMessage(loc) {
-        const m = {};
-        textformat_define(m, '$loc', loc);
-        textformat_define(m, '$fieldLocs', {});
-        return m;
-    }
-    parseFields(type, msg, close) {
-        for (;;) {
-            const t = this.lx.peek();
-            if (close === 'eof' ? t.kind === 'eof' : t.kind === 'punct' && t.text === close) {
-                this.lx.next();
-                return;
-            }
-            if (t.kind === 'eof')
-                this.lx.fail(`unexpected end of file: missing '${close}'`, t);
-            if (t.kind !== 'ident') {
-                this.lx.fail(`expected a field name, found ${describe(t)}`, t);
-            }
-            this.lx.next();
-            const field = type.fields[t.text];
-            if (!field) {
-                if (this.tolerate.has(type.name)) {
-                    this.skipValue(t);
-                    const unknown = msg.$unknown ?? [];
-                    unknown.push(t.text);
-                    textformat_define(msg, '$unknown', unknown);
-                    this.optionalSeparator();
-                    continue;
-                }
-                throw new util_errors/* ModelshipError */.W('schema', `unknown field "${t.text}" in ${type.name}`, {
-                    file: this.opts.file,
-                    line: t.line,
-                    column: t.column,
-                    field: t.text,
-                });
-            }
-            const fieldLocs = msg.$fieldLocs;
-            if (!fieldLocs[t.text])
-                fieldLocs[t.text] = { line: t.line, column: t.column };
-            this.parseFieldValue(type, field, msg, t);
-            this.optionalSeparator();
-        }
-    }
-    optionalSeparator() {
-        const t = this.lx.peek();
-        if (t.kind === 'punct' && (t.text === ',' || t.text === ';'))
-            this.lx.next();
-    }
-    store(type, field, msg, value, at) {
-        if (field.repeated) {
-            const arr = msg[field.name] ?? [];
-            arr.push(value);
-            msg[field.name] = arr;
-        }
-        else {
-            if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
-                throw new util_errors/* ModelshipError */.W('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
-                    file: this.opts.file,
-                    line: at.line,
-                    column: at.column,
-                    field: field.name,
-                });
-            }
-            msg[field.name] = value;
-        }
-    }
-    parseFieldValue(type, field, msg, nameTok) {
-        const resolved = field.resolvedType;
-        let t = this.lx.peek();
-        if (resolved instanceof protobufjs.Type) {
-            // message: optional ':' then '{' or '<'; or a list of messages `f: [{...}, {...}]`
-            if (t.kind === 'punct' && t.text === ':') {
-                this.lx.next();
-                t = this.lx.peek();
-            }
-            if (t.kind === 'punct' && t.text === '[') {
-                this.lx.next();
-                this.parseList(() => this.store(type, field, msg, this.parseMessageBody(resolved), nameTok));
-                return;
-            }
-            this.store(type, field, msg, this.parseMessageBody(resolved), nameTok);
-            return;
-        }
-        if (!(t.kind === 'punct' && t.text === ':')) {
-            this.lx.fail(`expected ':' after field "${field.name}", found ${describe(t)}`, t);
-        }
-        this.lx.next();
-        t = this.lx.peek();
-        if (t.kind === 'punct' && t.text === '[') {
-            if (!field.repeated)
-                this.lx.fail(`field "${field.name}" is not repeated; a list is not allowed`, t);
-            this.lx.next();
-            this.parseList(() => this.store(type, field, msg, this.parseScalar(field), nameTok));
-            return;
-        }
-        this.store(type, field, msg, this.parseScalar(field), nameTok);
-    }
-    parseList(item) {
-        const first = this.lx.peek();
-        if (first.kind === 'punct' && first.text === ']') {
-            this.lx.next();
-            return;
-        }
-        for (;;) {
-            item();
-            const t = this.lx.next();
-            if (t.kind === 'punct' && t.text === ']')
-                return;
-            if (!(t.kind === 'punct' && t.text === ','))
-                this.lx.fail(`expected ',' or ']' in list, found ${describe(t)}`, t);
-        }
-    }
-    parseMessageBody(type) {
-        const open = this.lx.next();
-        if (!(open.kind === 'punct' && (open.text === '{' || open.text === '<'))) {
-            this.lx.fail(`expected '{' to open ${type.name}, found ${describe(open)}`, open);
-        }
-        const msg = this.newMessage({ line: open.line, column: open.column });
-        this.parseFields(type, msg, open.text === '{' ? '}' : '>');
-        return msg;
-    }
-    parseScalar(field) {
-        const t = this.lx.next();
-        const resolved = field.resolvedType;
-        const bad = (what) => this.lx.fail(`field "${field.name}" expects ${what}, found ${describe(t)}`, t);
-        if (resolved instanceof protobufjs.Enum) {
-            if (t.kind === 'ident') {
-                if (!(t.text in resolved.values)) {
-                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
-                }
-                return t.text;
-            }
-            if (t.kind === 'number' && /^-?\d+$/.test(t.text)) {
-                const n = Number(t.text);
-                const name = resolved.valuesById[n];
-                if (name === undefined)
-                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
-                return name;
-            }
-            return bad(`an enum value`);
-        }
-        const ft = field.type;
-        if (ft === 'string' || ft === 'bytes') {
-            if (t.kind !== 'string')
-                bad('a quoted string');
-            let v = t.value;
-            // adjacent string literals are concatenated
-            while (this.lx.peek().kind === 'string')
-                v += this.lx.next().value;
-            return v;
-        }
-        if (ft === 'bool') {
-            if (t.kind === 'ident' && ['true', 'True', 't'].includes(t.text))
-                return true;
-            if (t.kind === 'ident' && ['false', 'False', 'f'].includes(t.text))
-                return false;
-            if (t.kind === 'number' && (t.text === '1' || t.text === '0'))
-                return t.text === '1';
-            return bad('true or false');
-        }
-        if (FLOAT_TYPES.has(ft)) {
-            let text = t.text;
-            if (t.kind === 'ident' && /^(inf|infinity|nan)$/i.test(text))
-                text = text.toLowerCase();
-            else if (t.kind !== 'number')
-                bad('a number');
-            return parseFloatLiteral(text) ?? bad('a number');
-        }
-        if (INT_TYPES.has(ft)) {
-            if (t.kind !== 'number')
-                bad('an integer');
-            const v = parseIntLiteral(t.text);
-            if (v === undefined)
-                bad('an integer');
-            if (ft.startsWith('uint') || ft === 'fixed32' || ft === 'fixed64') {
-                if (v < 0)
-                    bad('a non-negative integer');
-            }
-            if (ft.endsWith('32') && (v > 0xffffffff || v < -0x80000000))
-                bad('a 32-bit integer');
-            return v;
-        }
-        return bad(`a value of type ${ft}`);
-    }
-    /** Skip the value of an unknown (tolerated) field: a scalar, a list, or a nested message. */
-    skipValue(nameTok) {
-        let t = this.lx.peek();
-        if (t.kind === 'punct' && t.text === ':') {
-            this.lx.next();
-            t = this.lx.peek();
-            if (t.kind === 'punct' && t.text === '[') {
-                this.lx.next();
-                this.skipBalanced(']', t);
-                return;
-            }
-            if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
-                const v = this.lx.next();
-                if (v.kind === 'eof' || v.kind === 'punct')
-                    this.lx.fail(`expected a value for field "${nameTok.text}", found ${describe(v)}`, v);
-                if (v.kind === 'string')
-                    while (this.lx.peek().kind === 'string')
-                        this.lx.next();
-                return;
-            }
-        }
-        t = this.lx.next();
-        if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
-            this.lx.fail(`expected ':' or '{' after field "${nameTok.text}", found ${describe(t)}`, t);
-        }
-        this.skipBalanced(t.text === '{' ? '}' : '>', t);
-    }
-    skipBalanced(close, open) {
-        const stack = [close];
-        while (stack.length) {
-            const t = this.lx.next();
-            if (t.kind === 'eof')
-                this.lx.fail(`unexpected end of file: '${open.text}' opened here is not closed`, open);
-            if (t.kind !== 'punct')
-                continue;
-            if (t.text === '{')
-                stack.push('}');
-            else if (t.text === '<')
-                stack.push('>');
-            else if (t.text === '[')
-                stack.push(']');
-            else if (t.text === stack[stack.length - 1])
-                stack.pop();
-            else if ('}>]'.includes(t.text))
-                this.lx.fail(`unbalanced '${t.text}'`, t);
-        }
-    }
-}
-function describe(t) {
-    if (t.kind === 'eof')
-        return 'end of file';
-    if (t.kind === 'string')
-        return 'a string';
-    return `'${t.text}'`;
-}
-function parseFloatLiteral(text) {
-    let s = text.toLowerCase();
-    if (/^[-+]?(inf|infinity)$/.test(s))
-        return s.startsWith('-') ? -Infinity : Infinity;
-    if (/^[-+]?nan$/.test(s))
-        return NaN;
-    if (/^[-+]?0x/.test(s))
-        return parseIntLiteral(text);
-    if (s.endsWith('f'))
-        s = s.slice(0, -1);
-    if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/.test(s))
-        return undefined;
-    return Number(s);
-}
-function parseIntLiteral(text) {
-    const m = /^([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
-    if (!m)
-        return undefined;
-    const body = m[2];
-    let v;
-    if (/^0[xX]/.test(body))
-        v = parseInt(body.slice(2), 16);
-    else if (body.length > 1 && body.startsWith('0'))
-        v = parseInt(body, 8);
-    else
-        v = parseInt(body, 10);
-    if (!Number.isSafeInteger(v))
-        return undefined;
-    return m[1] === '-' ? -v : v;
-}
-/** Parse text-format `src` as message `type`. Throws ModelshipError('syntax' | 'schema') with file:line:column. */
-function parseTextFormat(src, type, opts) {
-    return new Parser(src, opts).parseTop(type);
-}
-
-;// CONCATENATED MODULE: ./src/convert/net.ts
-
-
-
-
-/** Legacy V1 enum type → V2 type string (as Caffe's UpgradeV1LayerType does). */
-const V1_TO_V2 = {
-    ABSVAL: 'AbsVal', ACCURACY: 'Accuracy', ARGMAX: 'ArgMax', BNLL: 'BNLL', CONCAT: 'Concat',
-    CONTRASTIVE_LOSS: 'ContrastiveLoss', CONVOLUTION: 'Convolution', DATA: 'Data', DECONVOLUTION: 'Deconvolution',
-    DROPOUT: 'Dropout', DUMMY_DATA: 'DummyData', EUCLIDEAN_LOSS: 'EuclideanLoss', ELTWISE: 'Eltwise', EXP: 'Exp',
-    FLATTEN: 'Flatten', HDF5_DATA: 'HDF5Data', HDF5_OUTPUT: 'HDF5Output', HINGE_LOSS: 'HingeLoss', IM2COL: 'Im2col',
-    IMAGE_DATA: 'ImageData', INFOGAIN_LOSS: 'InfogainLoss', INNER_PRODUCT: 'InnerProduct', LRN: 'LRN',
-    MEMORY_DATA: 'MemoryData', MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss', MVN: 'MVN', POOLING: 'Pooling',
-    POWER: 'Power', RELU: 'ReLU', SIGMOID: 'Sigmoid', SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
-    SILENCE: 'Silence', SOFTMAX: 'Softmax', SOFTMAX_LOSS: 'SoftmaxWithLoss', SPLIT: 'Split', SLICE: 'Slice',
-    TANH: 'TanH', WINDOW_DATA: 'WindowData', THRESHOLD: 'Threshold', NONE: 'NONE',
-};
-/** Reject input that is obviously not a text prototxt before the parser reports a confusing column. */
-function checkLooksLikeText(bytes, file) {
-    const n = Math.min(bytes.length, 4096);
-    let control = 0;
-    for (let i = 0; i < n; i++) {
-        const c = bytes[i];
-        if (c === 0) {
-            throw new util_errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
-        }
-        if (c < 9 || (c > 13 && c < 32))
-            control++;
-    }
-    if (n > 0 && control / n > 0.05) {
-        throw new util_errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
-    }
-    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-    const bad = text.indexOf('\uFFFD');
-    if (bad >= 0) {
-        const line = text.slice(0, bad).split('\n').length;
-        throw new util_errors/* ModelshipError */.W('syntax', 'invalid UTF-8 in prototxt', { file, line });
-    }
-    return text;
-}
-/** Parse a deploy.prototxt (text) into a normalised net. */
-function parsePrototxt(bytes, file) {
-    const text = checkLooksLikeText(bytes, file);
-    const root = caffeSchema();
-    const NetParameter = root.lookupType('caffe.NetParameter');
-    const msg = parseTextFormat(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
-    return normalizeNet(msg, file);
-}
-function isIncludedInTest(layer) {
-    // Caffe's StateMeetsRule for the deploy state: phase TEST, level 0, no stages.
-    const meets = (rule) => {
-        if (rule.phase !== undefined && rule.phase !== 'TEST')
-            return false;
-        if (rule.min_level !== undefined && 0 < rule.min_level)
-            return false;
-        if (rule.max_level !== undefined && 0 > rule.max_level)
-            return false;
-        if ((rule.stage ?? []).length > 0)
-            return false;
-        return true;
-    };
-    const include = layer.include ?? [];
-    const exclude = layer.exclude ?? [];
-    if (include.length > 0)
-        return include.some(meets);
-    return !exclude.some(meets);
-}
-function normalizeNet(msg, file) {
-    const v2 = msg.layer ?? [];
-    const v1 = msg.layers ?? [];
-    if (v2.length > 0 && v1.length > 0) {
-        throw new util_errors/* ModelshipError */.W('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: fieldLocOf(msg, 'layers')?.line });
-    }
-    const format = v1.length > 0 ? 'V1' : 'V2';
-    const inputs = [];
-    // Legacy input declarations: input + input_dim (4 per input) or input + input_shape.
-    const inputNames = msg.input ?? [];
-    if (inputNames.length > 0) {
-        const inputDim = msg.input_dim ?? [];
-        const inputShape = msg.input_shape ?? [];
-        const loc = fieldLocOf(msg, 'input');
-        if (inputShape.length > 0 && inputDim.length > 0) {
-            throw new util_errors/* ModelshipError */.W('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
-        }
-        if (inputShape.length > 0) {
-            if (inputShape.length !== inputNames.length) {
-                throw new util_errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
-            }
-            inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
-        }
-        else if (inputDim.length > 0) {
-            if (inputDim.length !== 4 * inputNames.length) {
-                throw new util_errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
-            }
-            inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
-        }
-        else {
-            throw new util_errors/* ModelshipError */.W('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
-        }
-    }
-    const layers = [];
-    const source = format === 'V2' ? v2 : v1;
-    source.forEach((l, i) => {
-        if (!isIncludedInTest(l))
-            return;
-        const loc = locOf(l);
-        const rawType = l.type;
-        if (rawType === undefined || rawType === '') {
-            throw new util_errors/* ModelshipError */.W('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
-        }
-        const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
-        const name = l.name ?? `${type.toLowerCase()}_${i}`;
-        layers.push({
-            name,
-            type,
-            bottoms: (l.bottom ?? []).slice(),
-            tops: (l.top ?? []).slice(),
-            msg: l,
-            loc,
-            unknownFields: unknownFieldsOf(l),
-        });
-    });
-    // Input layers become net inputs.
-    for (const l of layers) {
-        if (l.type !== 'Input')
-            continue;
-        const shapes = (paramsOf(l, 'input_param').shape ?? []).map((s) => s.dim ?? []);
-        if (shapes.length === 0) {
-            throw new util_errors/* ModelshipError */.W('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
-        }
-        if (shapes.length !== 1 && shapes.length !== l.tops.length) {
-            throw new util_errors/* ModelshipError */.W('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
-        }
-        l.tops.forEach((top, i) => inputs.push({ name: top, shape: shapes[shapes.length === 1 ? 0 : i], loc: l.loc }));
-    }
-    for (const inp of inputs) {
-        if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-            throw new util_errors/* ModelshipError */.W('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
-        }
-    }
-    if (inputs.length === 0) {
-        throw new util_errors/* ModelshipError */.W('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
-    }
-    return { name: msg.name ?? 'net', file, format, inputs, layers: layers.filter((l) => l.type !== 'Input') };
-}
-const paramTypeCache = new Map();
-/**
- * A layer's `*_param` message with Caffe's defaults filled in for absent scalar fields. V1 and V2 share the
- * param message types, so handlers read `paramsOf(layer, 'convolution_param').kernel_size` either way.
- */
-function paramsOf(layer, field) {
-    const root = caffeSchema();
-    const msgType = root.lookupType('caffe.LayerParameter');
-    const f = msgType.fields[field];
-    if (!f)
-        throw new Error(`internal: no LayerParameter field ${field}`);
-    let type = paramTypeCache.get(field);
-    if (!type) {
-        type = f.resolvedType;
-        paramTypeCache.set(field, type);
-    }
-    return withDefaults(layer.msg[field] ?? {}, type);
-}
-function withDefaults(msg, type) {
-    const out = {};
-    for (const f of type.fieldsArray) {
-        if (Object.prototype.hasOwnProperty.call(msg, f.name))
-            out[f.name] = msg[f.name];
-        else if (f.repeated)
-            out[f.name] = [];
-        else if (f.resolvedType instanceof protobufjs.Type)
-            out[f.name] = undefined;
-        else if (f.resolvedType instanceof protobufjs.Enum) {
-            const d = f.options?.default;
-            out[f.name] = d ?? Object.keys(f.resolvedType.values)[0];
-        }
-        else
-            out[f.name] = f.options?.default ?? (f.type === 'bool' ? false : f.type === 'string' ? '' : 0);
-    }
-    for (const k of ['$loc', '$fieldLocs']) {
-        Object.defineProperty(out, k, { value: msg[k], enumerable: false });
-    }
-    return out;
-}
-/** Does the layer set this `*_param` explicitly? */
-function hasParam(layer, field, sub) {
-    const p = layer.msg[field];
-    if (!p)
-        return false;
-    return sub === undefined ? true : Object.prototype.hasOwnProperty.call(p, sub);
-}
-
-;// CONCATENATED MODULE: ./src/convert/caffemodel.ts
-
-
-
-
-let root;
-function schema() {
-    if (!root) {
-        root = protobufjs.parse(CAFFEMODEL_PROTO, { keepCase: true }).root;
-        root.resolveAll();
-        const blobType = root.lookupType('caffemodel.BlobProto');
-        // Replace the (empty) generated BlobProto decoder with one that keeps packed float data as bytes:
-        // a 28 MB GoogLeNet decodes without materialising 7 M JS numbers.
-        blobType.decode = decodeBlob;
-    }
-    return root;
-}
-function decodeBlob(input, length) {
-    const r = input instanceof protobufjs.Reader ? input : protobufjs.Reader.create(input);
-    const end = length === undefined ? r.len : r.pos + length;
-    const b = { hasLegacy: false, num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
-    while (r.pos < end) {
-        const tag = r.uint32();
-        const field = tag >>> 3;
-        const wire = tag & 7;
-        switch (field) {
-            case 5: // repeated float data (packed or not)
-                if (wire === 2)
-                    b.floatChunks.push(r.bytes());
-                else if (wire === 5)
-                    b.floatValues.push(r.float());
-                else
-                    r.skipType(wire);
-                break;
-            case 8: // repeated double double_data
-                if (wire === 2)
-                    b.doubleChunks.push(r.bytes());
-                else if (wire === 1)
-                    b.doubleValues.push(r.double());
-                else
-                    r.skipType(wire);
-                break;
-            case 7: {
-                // BlobShape { repeated int64 dim = 1 [packed] }
-                if (wire !== 2) {
-                    r.skipType(wire);
-                    break;
-                }
-                const len = r.uint32();
-                const shapeEnd = r.pos + len;
-                const dims = b.dims ?? [];
-                while (r.pos < shapeEnd) {
-                    const t2 = r.uint32();
-                    if (t2 >>> 3 === 1 && (t2 & 7) === 2) {
-                        const l2 = r.uint32();
-                        const e2 = r.pos + l2;
-                        while (r.pos < e2)
-                            dims.push(int64(r));
-                    }
-                    else if (t2 >>> 3 === 1 && (t2 & 7) === 0) {
-                        dims.push(int64(r));
-                    }
-                    else {
-                        r.skipType(t2 & 7);
-                    }
-                }
-                if (r.pos !== shapeEnd)
-                    throw new RangeError('blob shape overruns its length');
-                b.dims = dims;
-                break;
-            }
-            case 1:
-            case 2:
-            case 3:
-            case 4: {
-                if (wire !== 0) {
-                    r.skipType(wire);
-                    break;
-                }
-                const v = r.int32();
-                b.hasLegacy = true;
-                if (field === 1)
-                    b.num = v;
-                else if (field === 2)
-                    b.channels = v;
-                else if (field === 3)
-                    b.height = v;
-                else
-                    b.width = v;
-                break;
-            }
-            default:
-                r.skipType(wire); // diff, double_diff and anything newer
-        }
-    }
-    if (r.pos !== end)
-        throw new RangeError('blob overruns its length');
-    return b;
-}
-function int64(r) {
-    const v = r.int64();
-    return typeof v === 'number' ? v : v.toNumber();
-}
-function concatBytes(chunks) {
-    if (chunks.length === 1)
-        return chunks[0];
-    const total = chunks.reduce((n, c) => n + c.length, 0);
-    const out = new Uint8Array(total);
-    let o = 0;
-    for (const c of chunks) {
-        out.set(c, o);
-        o += c.length;
-    }
-    return out;
-}
-function toWeightBlob(raw, where) {
-    // Caffe's Blob::FromProto: legacy 4-D fields win when present; otherwise `shape` (absent shape = 0-D blob)
-    const legacy = raw.hasLegacy;
-    const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
-    for (const d of shape) {
-        if (!Number.isSafeInteger(d) || d < 0) {
-            throw new util_errors/* ModelshipError */.W('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
-        }
-    }
-    const count = shape.reduce((a, d) => a * d, 1);
-    let data;
-    const floatBytes = raw.floatChunks.reduce((n, c) => n + c.length, 0);
-    const nFloat = floatBytes / 4 + raw.floatValues.length;
-    const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
-    const nDouble = doubleBytes / 8 + raw.doubleValues.length;
-    if (floatBytes % 4 !== 0 || doubleBytes % 8 !== 0) {
-        throw new util_errors/* ModelshipError */.W('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
-    }
-    if (nFloat > 0 || nDouble === 0) {
-        if (nFloat !== count) {
-            throw new util_errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
-        }
-        if (raw.floatValues.length === 0) {
-            data = FloatData.fromBytes(concatBytes(raw.floatChunks));
-        }
-        else {
-            data = FloatData.fromArray([...floatsOf(raw.floatChunks), ...raw.floatValues]);
-        }
-    }
-    else {
-        if (nDouble !== count) {
-            throw new util_errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
-        }
-        const values = new Float32Array(count);
-        let i = 0;
-        for (const c of raw.doubleChunks) {
-            const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-            for (let o = 0; o < c.byteLength; o += 8)
-                values[i++] = dv.getFloat64(o, true);
-        }
-        for (const v of raw.doubleValues)
-            values[i++] = v;
-        data = FloatData.fromArray(values);
-    }
-    return { shape, legacy, data };
-}
-function floatsOf(chunks) {
-    const out = [];
-    for (const c of chunks) {
-        const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-        for (let o = 0; o < c.byteLength; o += 4)
-            out.push(dv.getFloat32(o, true));
-    }
-    return out;
-}
-const V1_TYPE_NAMES = {
-    35: 'ABSVAL', 1: 'ACCURACY', 30: 'ARGMAX', 2: 'BNLL', 3: 'CONCAT', 37: 'CONTRASTIVE_LOSS', 4: 'CONVOLUTION', 5: 'DATA',
-    39: 'DECONVOLUTION', 6: 'DROPOUT', 32: 'DUMMY_DATA', 7: 'EUCLIDEAN_LOSS', 25: 'ELTWISE', 38: 'EXP', 8: 'FLATTEN',
-    9: 'HDF5_DATA', 10: 'HDF5_OUTPUT', 28: 'HINGE_LOSS', 11: 'IM2COL', 12: 'IMAGE_DATA', 13: 'INFOGAIN_LOSS',
-    14: 'INNER_PRODUCT', 15: 'LRN', 29: 'MEMORY_DATA', 16: 'MULTINOMIAL_LOGISTIC_LOSS', 34: 'MVN', 17: 'POOLING',
-    26: 'POWER', 18: 'RELU', 19: 'SIGMOID', 27: 'SIGMOID_CROSS_ENTROPY_LOSS', 36: 'SILENCE', 20: 'SOFTMAX',
-    21: 'SOFTMAX_LOSS', 22: 'SPLIT', 33: 'SLICE', 23: 'TANH', 24: 'WINDOW_DATA', 31: 'THRESHOLD',
-};
-/**
- * Decode a binary .caffemodel (NetParameter). Both the V2 `layer` field (100) and the legacy V1 `layers`
- * field (2) are read; blobs may use `shape` or the legacy num/channels/height/width, float `data` or `double_data`.
- */
-function decodeCaffeModel(bytes, file) {
-    if (bytes.length === 0)
-        throw new util_errors/* ModelshipError */.W('binary', 'the caffemodel is empty', { file });
-    const NetParameter = schema().lookupType('caffemodel.NetParameter');
-    let msg;
-    try {
-        msg = NetParameter.decode(bytes);
-    }
-    catch (e) {
-        const why = e.message;
-        throw new util_errors/* ModelshipError */.W('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
-    }
-    const layers = new Map();
-    const v2 = msg.layer ?? [];
-    const v1 = msg.layers ?? [];
-    if (v2.length === 0 && v1.length === 0) {
-        throw new util_errors/* ModelshipError */.W('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
-    }
-    const add = (name, type, blobs) => {
-        if (!name)
-            return;
-        if (!blobs || blobs.length === 0) {
-            if (!layers.has(name))
-                layers.set(name, { type, blobs: [] });
-            return;
-        }
-        layers.set(name, { type, blobs: blobs.map((b, index) => toWeightBlob(b, { file, layer: name, index })) });
-    };
-    for (const l of v1)
-        add(l.name, V1_TYPE_NAMES[l.type ?? 0] ?? String(l.type), l.blobs);
-    for (const l of v2)
-        add(l.name, l.type ?? '', l.blobs);
-    return { name: msg.name, format: v2.length > 0 ? 'V2' : 'V1', layers };
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/types.ts
-
-
-/** What a layer handler gets: the layer, its resolved bottoms, its weights and the graph to emit into. */
-class LayerContext {
-    g;
-    layer;
-    file;
-    weightsFile;
-    inputs;
-    blobs;
-    topNames;
-    /** set once the handler asked for its weights; a layer that takes none but has some in the caffemodel is an error */
-    consumedWeights = false;
-    constructor(g, layer, file, weightsFile, inputs, blobs, topNames) {
-        this.g = g;
-        this.layer = layer;
-        this.file = file;
-        this.weightsFile = weightsFile;
-        this.inputs = inputs;
-        this.blobs = blobs;
-        this.topNames = topNames;
-    }
-    /** The ONNX name the handler must give top `i` (decided by the converter: SSA names for in-place layers). */
-    out(i = 0) {
-        return this.topNames[i];
-    }
-    get x() {
-        return this.inputs[0];
-    }
-    /** A fresh internal tensor name scoped by the layer name. */
-    tmp(suffix) {
-        return this.g.unique(`${this.layer.name}/${suffix}`);
-    }
-    params(field) {
-        return paramsOf(this.layer, field);
-    }
-    fail(message, code = 'graph') {
-        throw new util_errors/* ModelshipError */.W(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-    }
-    unsupported(message) {
-        return this.fail(message, 'unsupported');
-    }
-    /** Require exactly `n` bottoms (or a range) and `m` tops. */
-    arity(bottoms, tops = 1) {
-        const check = (have, want, what) => {
-            const [lo, hi] = typeof want === 'number' ? [want, want] : want;
-            if (have < lo || have > hi) {
-                const w = lo === hi ? `${lo}` : hi === Infinity ? `at least ${lo}` : `${lo} to ${hi}`;
-                this.fail(`expects ${w} ${what}${lo === 1 && hi === 1 ? '' : 's'}, found ${have}`);
-            }
-        };
-        check(this.layer.bottoms.length, bottoms, 'bottom');
-        check(this.layer.tops.length, tops, 'top');
-    }
-    /** A dimension that must be static (known at conversion time). */
-    staticDim(shape, axis, what = 'this layer') {
-        const d = shape[axis];
-        if (typeof d !== 'number')
-            this.unsupported(`${what} needs a static size for axis ${axis} of [${shape.join(', ')}]; it is the dynamic batch`);
-        return d;
-    }
-    staticShape(shape, what = 'this layer') {
-        return shape.map((_, i) => this.staticDim(shape, i, what));
-    }
-    /** Caffe's CanonicalAxisIndex: negative axes count from the end. */
-    axis(a, rank, field = 'axis') {
-        if (a < -rank || a >= rank)
-            this.fail(`${field} ${a} is out of range for a ${rank}-D input`);
-        return a < 0 ? a + rank : a;
-    }
-    /**
-     * The layer's learned blobs from the caffemodel, checked against the shapes the prototxt implies
-     * (Caffe's Blob::ShapeEquals, which also accepts legacy 4-D num/channels/height/width).
-     */
-    weights(expected) {
-        this.consumedWeights = true;
-        const blobs = this.blobs;
-        if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {
-            throw new util_errors/* ModelshipError */.W('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-        }
-        if (blobs.length !== expected.length) {
-            throw new util_errors/* ModelshipError */.W('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-        }
-        return expected.map((e, i) => {
-            const b = blobs[i];
-            if (!shapeEquals(b, e.shape)) {
-                throw new util_errors/* ModelshipError */.W('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-            }
-            return b.data;
-        });
-    }
-    /** Number of learned blobs present for this layer in the caffemodel (undefined if the layer is absent). */
-    get blobCount() {
-        return this.blobs?.length;
-    }
-}
-function shapeEquals(b, expected) {
-    if (!b.legacy)
-        return b.shape.length === expected.length && b.shape.every((d, i) => d === expected[i]);
-    if (expected.length > 4)
-        return false;
-    const padded = [...Array(4 - expected.length).fill(1), ...expected];
-    return padded.every((d, i) => d === b.shape[i]);
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/common.ts
-
-/**
- * Kernel / pad / stride / dilation of Convolution and Pooling, as Caffe reads them: `*_h`/`*_w` for 2-D,
- * else one value for every spatial axis or one per axis. `fallback` undefined means the value is required.
- */
-function spatialParam(ctx, field, name, nsp, fallback) {
-    const raw = ctx.layer.msg[field] ?? {};
-    const has = (k) => Object.prototype.hasOwnProperty.call(raw, k);
-    const base = name === 'kernel' ? 'kernel_size' : name;
-    const hKey = `${name}_h`;
-    const wKey = `${name}_w`;
-    if (name !== 'dilation' && (has(hKey) || has(wKey))) {
-        if (nsp !== 2)
-            ctx.fail(`${hKey}/${wKey} can only be used for 2-D data`);
-        if (has(base))
-            ctx.fail(`either ${base} or ${hKey}/${wKey} may be given, not both`);
-        if (name === 'kernel' && !(has(hKey) && has(wKey)))
-            ctx.fail('kernel_h and kernel_w must both be given');
-        const h = has(hKey) ? raw[hKey] : (fallback ?? 0);
-        const w = has(wKey) ? raw[wKey] : (fallback ?? 0);
-        return [h, w];
-    }
-    const v = raw[base];
-    const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
-    if (list.length === 0) {
-        if (fallback === undefined)
-            ctx.fail(`${base} is required`);
-        return Array(nsp).fill(fallback);
-    }
-    if (list.length === 1)
-        return Array(nsp).fill(list[0]);
-    if (list.length !== nsp)
-        ctx.fail(`${base} has ${list.length} values for ${nsp} spatial axes`);
-    return list;
-}
-/**
- * Reshape `x` to `target` (symbolic dims allowed). Symbolic dims that stay at the same index are copied (0);
- * at most one other dim may be unknown (-1).
- */
-function reshape(ctx, x, target, out) {
-    const spec = target.map((d, i) => {
-        if (typeof d === 'number')
-            return d;
-        if (x.shape[i] === d)
-            return 0;
-        return -1;
-    });
-    if (spec.filter((d) => d === -1).length > 1)
-        ctx.unsupported(`cannot express reshape of [${x.shape.join(', ')}] to [${target.join(', ')}] with a dynamic batch`);
-    const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
-    ctx.g.node('Reshape', [x.name, shapeName], [out]);
-}
-function product(dims) {
-    let n = 1;
-    const syms = [];
-    for (const d of dims) {
-        if (typeof d === 'number')
-            n *= d;
-        else
-            syms.push(d);
-    }
-    if (syms.length === 0)
-        return n;
-    return n === 1 && syms.length === 1 ? syms[0] : [...syms, ...(n === 1 ? [] : [String(n)])].join('*');
-}
-function unary(op, attrs = {}) {
-    return (ctx) => {
-        ctx.arity(1, 1);
-        ctx.g.node(op, [ctx.x.name], [ctx.out()], attrs);
-        return [ctx.x.shape];
-    };
-}
-/** A float scalar constant (shape []) for element-wise ops. */
-function scalar(ctx, suffix, v) {
-    return ctx.g.floatInit(`${ctx.layer.name}/${suffix}`, [], [v]);
-}
-function sameShape(a, b) {
-    return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-function convGeometry(ctx) {
-    ctx.arity(1, 1);
-    const p = ctx.params('convolution_param');
-    const x = ctx.x;
-    if (p.axis !== 1)
-        ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
-    const nsp = x.shape.length - 2;
-    if (nsp < 1)
-        ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
-    const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
-    const numOutput = p.num_output;
-    const group = p.group;
-    if (!numOutput)
-        ctx.fail('convolution_param.num_output is required');
-    if (group < 1 || C % group !== 0)
-        ctx.fail(`input channels ${C} are not divisible by group ${group}`);
-    if (numOutput % group !== 0)
-        ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
-    const g = {
-        C,
-        numOutput,
-        group,
-        kernel: spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined),
-        pad: spatialParam(ctx, 'convolution_param', 'pad', nsp, 0),
-        stride: spatialParam(ctx, 'convolution_param', 'stride', nsp, 1),
-        dilation: spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1),
-        biasTerm: p.bias_term,
-    };
-    if ([...g.kernel, ...g.stride, ...g.dilation].some((v) => v < 1))
-        ctx.fail('kernel, stride and dilation must be positive');
-    return g;
-}
-/** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
-function emitConv(ctx, op, g, weightShape, extra = {}) {
-    const expected = [{ name: 'weights', shape: weightShape }];
-    if (g.biasTerm)
-        expected.push({ name: 'bias', shape: [g.numOutput] });
-    const [w, b] = ctx.weights(expected);
-    const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
-    if (g.biasTerm)
-        inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
-    ctx.g.node(op, inputs, [ctx.out()], {
-        kernel_shape: attr.ints(g.kernel),
-        pads: attr.ints([...g.pad, ...g.pad]),
-        strides: attr.ints(g.stride),
-        dilations: attr.ints(g.dilation),
-        group: attr.i(g.group),
-        ...extra,
-    }, ctx.layer.name);
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/convolution.ts
-
-/** Convolution (group incl. depthwise, dilation, kernel/pad/stride incl. *_h/*_w, bias_term) → Conv. */
-const convolution = {
-    types: ['Convolution'],
-    convert(ctx) {
-        const g = convGeometry(ctx);
-        const x = ctx.x;
-        const spatial = x.shape.slice(2).map((_, i) => {
-            const H = ctx.staticDim(x.shape, 2 + i, 'convolution');
-            const ext = g.dilation[i] * (g.kernel[i] - 1) + 1;
-            const o = Math.floor((H + 2 * g.pad[i] - ext) / g.stride[i]) + 1;
-            if (o < 1)
-                ctx.fail(`kernel extent ${ext} does not fit input size ${H} with pad ${g.pad[i]}`);
-            return o;
-        });
-        emitConv(ctx, 'Conv', g, [g.numOutput, g.C / g.group, ...g.kernel]);
-        return [[x.shape[0], g.numOutput, ...spatial]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/deconvolution.ts
-
-
-/** Deconvolution (transposed convolution, Caffe weight layout [C_in, C_out/group, k...]) → ConvTranspose. */
-const deconvolution = {
-    types: ['Deconvolution'],
-    convert(ctx) {
-        const g = convGeometry(ctx);
-        const x = ctx.x;
-        const spatial = x.shape.slice(2).map((_, i) => {
-            const H = ctx.staticDim(x.shape, 2 + i, 'deconvolution');
-            const o = g.stride[i] * (H - 1) + g.dilation[i] * (g.kernel[i] - 1) + 1 - 2 * g.pad[i];
-            if (o < 1)
-                ctx.fail(`output size ${o} is not positive`);
-            return o;
-        });
-        emitConv(ctx, 'ConvTranspose', g, [g.C, g.numOutput / g.group, ...g.kernel], { output_shape: attr.ints(spatial) });
-        return [[x.shape[0], g.numOutput, ...spatial]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/inner_product.ts
-
-
-/** InnerProduct (axis, transpose, bias_term) → Flatten + Gemm (axis 1) or Reshape + MatMul + Add. */
-const innerProduct = {
-    types: ['InnerProduct'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('inner_product_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const numOutput = p.num_output;
-        if (!numOutput)
-            ctx.fail('inner_product_param.num_output is required');
-        const K = x.shape.slice(axis).reduce((a, _d, i) => a * ctx.staticDim(x.shape, axis + i, 'inner product'), 1);
-        const transpose = p.transpose;
-        const biasTerm = p.bias_term;
-        const expected = [{ name: 'weights', shape: transpose ? [K, numOutput] : [numOutput, K] }];
-        if (biasTerm)
-            expected.push({ name: 'bias', shape: [numOutput] });
-        const [w, b] = ctx.weights(expected);
-        const outShape = [...x.shape.slice(0, axis), numOutput];
-        if (axis === 1) {
-            const flat = ctx.tmp('flatten');
-            ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
-            const inputs = [flat, ctx.g.floatInit(`${ctx.layer.name}/W`, expected[0].shape, w)];
-            if (biasTerm)
-                inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b));
-            ctx.g.node('Gemm', inputs, [ctx.out()], { transB: attr.i(transpose ? 0 : 1) }, ctx.layer.name);
-            return [outShape];
-        }
-        // General axis: [d0..d(axis-1), K] x W^T
-        const flat = ctx.tmp('reshape');
-        reshape(ctx, x, [...x.shape.slice(0, axis), K], flat);
-        let wt = w;
-        if (!transpose) {
-            const src = w.values;
-            const t = new Float32Array(K * numOutput);
-            for (let o = 0; o < numOutput; o++)
-                for (let i = 0; i < K; i++)
-                    t[i * numOutput + o] = src[o * K + i];
-            wt = t;
-        }
-        const wName = ctx.g.floatInit(`${ctx.layer.name}/W`, [K, numOutput], wt);
-        if (biasTerm) {
-            const mm = ctx.tmp('matmul');
-            ctx.g.node('MatMul', [flat, wName], [mm]);
-            ctx.g.node('Add', [mm, ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b)], [ctx.out()], {}, ctx.layer.name);
-        }
-        else {
-            ctx.g.node('MatMul', [flat, wName], [ctx.out()], {}, ctx.layer.name);
-        }
-        return [outShape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/pooling.ts
-
-
-/**
- * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default),
- * minus the last window when it would start inside the padding. Expressed with explicit end padding so the
- * ONNX op (floor mode) reproduces Caffe exactly. AVE divides by the window clipped to the padded input
- * (padding counts, the extra ceil region does not): zero Pad + AveragePool(count_include_pad=0).
- */
-const pooling = {
-    types: ['Pooling'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('pooling_param');
-        const x = ctx.x;
-        const nsp = x.shape.length - 2;
-        if (nsp !== 2)
-            ctx.unsupported(`Caffe pooling works on 4-D blobs; input is [${x.shape.join(', ')}]`);
-        const method = p.pool;
-        if (method === 'STOCHASTIC')
-            ctx.unsupported('STOCHASTIC pooling is not supported');
-        const isMax = method === 'MAX';
-        if (p.global_pooling) {
-            const raw = (ctx.layer.msg.pooling_param ?? {});
-            if ('kernel_size' in raw || 'kernel_h' in raw || 'kernel_w' in raw)
-                ctx.fail('with global_pooling the kernel size cannot be specified');
-            ctx.g.node(isMax ? 'GlobalMaxPool' : 'GlobalAveragePool', [x.name], [ctx.out()], {}, ctx.layer.name);
-            return [[x.shape[0], x.shape[1], 1, 1]];
-        }
-        const k = spatialParam(ctx, 'pooling_param', 'kernel', 2, undefined);
-        const pad = spatialParam(ctx, 'pooling_param', 'pad', 2, 0);
-        const stride = spatialParam(ctx, 'pooling_param', 'stride', 2, 1);
-        if (k.some((v) => v < 1) || stride.some((v) => v < 1))
-            ctx.fail('kernel and stride must be positive');
-        if (pad.some((v, i) => v >= k[i]))
-            ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
-        const ceil = p.round_mode !== 'FLOOR';
-        const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
-        const out = dims.map((H, i) => {
-            const span = (H + 2 * pad[i] - k[i]) / stride[i];
-            let o = (ceil ? Math.ceil(span) : Math.floor(span)) + 1;
-            if (pad[i] > 0 && (o - 1) * stride[i] >= H + pad[i])
-                o--;
-            if (o < 1)
-                ctx.fail(`kernel ${k[i]} does not fit input size ${H}`);
-            return o;
-        });
-        const common = { kernel_shape: attr.ints(k), strides: attr.ints(stride) };
-        const n = ctx.layer.name;
-        // end padding that makes the floor-mode ONNX op produce Caffe's (ceil) output size
-        const endMax = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - H - pad[i]));
-        const endAve = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - (H + 2 * pad[i])));
-        const padTo = (value, ends) => {
-            const padded = ctx.tmp('pad');
-            const pads = ctx.g.int64Init(`${n}/pads`, [0, 0, pad[0], pad[1], 0, 0, pad[0] + ends[0], pad[1] + ends[1]]);
-            const inputs = [x.name, pads];
-            if (value !== 0)
-                inputs.push(ctx.g.floatInit(`${n}/pad_value`, [], [value]));
-            ctx.g.node('Pad', inputs, [padded], { mode: attr.s('constant') });
-            return padded;
-        };
-        if (isMax) {
-            if (endMax.every((e, i) => e < k[i])) {
-                ctx.g.node('MaxPool', [x.name], [ctx.out()], { ...common, pads: attr.ints([...pad, ...endMax]) }, n);
-            }
-            else {
-                // ONNX runtimes refuse pads ≥ kernel (stride > kernel with ceil overhang): pad explicitly with -FLT_MAX,
-                // Caffe's initial max value; no window lies wholly in the padding
-                ctx.g.node('MaxPool', [padTo(-3.4028234663852886e38, endMax)], [ctx.out()], common, n);
-            }
-        }
-        else if (endAve.every((e, i) => e < k[i])) {
-            const src = pad.some((v) => v > 0) ? padTo(0, [0, 0]) : x.name;
-            ctx.g.node('AveragePool', [src], [ctx.out()], { ...common, pads: attr.ints([0, 0, ...endAve]), count_include_pad: attr.i(0) }, n);
-        }
-        else {
-            // Same limit for AVE: sum over a zero-padded input, then divide by Caffe's own window sizes, computed here
-            // (window clipped to [-pad, H + pad), so padding counts and the ceil overhang does not)
-            const pooled = ctx.tmp('window_mean');
-            ctx.g.node('AveragePool', [padTo(0, endAve)], [pooled], common);
-            const scale = new Float32Array(out[0] * out[1]);
-            for (let i = 0; i < out[0]; i++) {
-                const h = Math.min(i * stride[0] - pad[0] + k[0], dims[0] + pad[0]) - (i * stride[0] - pad[0]);
-                for (let j = 0; j < out[1]; j++) {
-                    const w = Math.min(j * stride[1] - pad[1] + k[1], dims[1] + pad[1]) - (j * stride[1] - pad[1]);
-                    scale[i * out[1] + j] = (k[0] * k[1]) / (h * w);
-                }
-            }
-            ctx.g.node('Mul', [pooled, ctx.g.floatInit(`${n}/window_scale`, [out[0], out[1]], scale)], [ctx.out()], {}, n);
-        }
-        return [[x.shape[0], x.shape[1], ...out]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/lrn.ts
-
-
-/**
- * LRN. ACROSS_CHANNELS → ONNX LRN (bias = k). WITHIN_CHANNEL follows Caffe's decomposition:
- * x · (1 + alpha · avgpool(x², local_size, pad (size-1)/2))^(-beta); Caffe does not use k there.
- */
-const lrn = {
-    types: ['LRN'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('lrn_param');
-        const x = ctx.x;
-        const size = p.local_size;
-        if (size % 2 !== 1)
-            ctx.fail(`local_size ${size} must be odd`);
-        if (x.shape.length !== 4)
-            ctx.unsupported(`LRN works on 4-D blobs; input is [${x.shape.join(', ')}]`);
-        const alpha = p.alpha;
-        const beta = p.beta;
-        if (p.norm_region === 'ACROSS_CHANNELS') {
-            ctx.g.node('LRN', [x.name], [ctx.out()], { size: attr.i(size), alpha: attr.f(alpha), beta: attr.f(beta), bias: attr.f(p.k) }, ctx.layer.name);
-            return [x.shape];
-        }
-        const pad = (size - 1) / 2;
-        const sq = ctx.tmp('square');
-        ctx.g.node('Mul', [x.name, x.name], [sq]);
-        const avg = ctx.tmp('avg');
-        ctx.g.node('AveragePool', [sq], [avg], { kernel_shape: attr.ints([size, size]), pads: attr.ints([pad, pad, pad, pad]), count_include_pad: attr.i(1) });
-        const scaled = ctx.tmp('scaled');
-        ctx.g.node('Mul', [avg, scalar(ctx, 'alpha', alpha)], [scaled]);
-        const shifted = ctx.tmp('shifted');
-        ctx.g.node('Add', [scaled, scalar(ctx, 'one', 1)], [shifted]);
-        const pw = ctx.tmp('pow');
-        ctx.g.node('Pow', [shifted, scalar(ctx, 'neg_beta', -beta)], [pw]);
-        ctx.g.node('Mul', [x.name, pw], [ctx.out()], {}, ctx.layer.name);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/relu.ts
-
-/** ReLU, with negative_slope → LeakyRelu. */
-const relu = {
-    types: ['ReLU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const slope = ctx.params('relu_param').negative_slope;
-        if (slope !== 0)
-            ctx.g.node('LeakyRelu', [ctx.x.name], [ctx.out()], { alpha: attr.f(slope) }, ctx.layer.name);
-        else
-            ctx.g.node('Relu', [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/prelu.ts
-/** PReLU: one learned slope per channel (or one shared), broadcast as [C, 1, ...]. */
-const prelu = {
-    types: ['PReLU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const x = ctx.x;
-        if (x.shape.length < 2)
-            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
-        const shared = ctx.params('prelu_param').channel_shared;
-        const C = shared ? 1 : ctx.staticDim(x.shape, 1, 'PReLU');
-        // Caffe stores a shared slope as a 0-D blob
-        const [slope] = ctx.weights([{ name: 'slope', shape: shared ? [] : [C] }]);
-        const dims = shared ? [1] : [C, ...Array(x.shape.length - 2).fill(1)];
-        ctx.g.node('PRelu', [x.name, ctx.g.floatInit(`${ctx.layer.name}/slope`, dims, slope)], [ctx.out()], {}, ctx.layer.name);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/elementwise.ts
-
-
-/** Parameter-free element-wise layers, one ONNX op each. */
-const simple = (type, op) => ({
-    types: [type],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        ctx.g.node(op, [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-});
-const sigmoid = simple('Sigmoid', 'Sigmoid');
-const tanh = simple('TanH', 'Tanh');
-const absval = simple('AbsVal', 'Abs');
-/** BNLL: log(1 + exp(x)) */
-const bnll = simple('BNLL', 'Softplus');
-/** Dropout is the identity at test time (Caffe scales during training). */
-const dropout = simple('Dropout', 'Identity');
-const elu = {
-    types: ['ELU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        ctx.g.node('Elu', [ctx.x.name], [ctx.out()], { alpha: attr.f(ctx.params('elu_param').alpha) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-/** Emit y = op_n(...op_1(x)) as a chain that ends in ctx.out(). Empty chain → Identity. */
-function chain(ctx, steps) {
-    if (steps.length === 0)
-        steps = [{ op: 'Identity' }];
-    let cur = ctx.x.name;
-    steps.forEach((s, i) => {
-        const last = i === steps.length - 1;
-        const out = last ? ctx.out() : ctx.tmp(s.op.toLowerCase());
-        ctx.g.node(s.op, s.operand ? [cur, s.operand] : [cur], [out], {}, last ? ctx.layer.name : undefined);
-        cur = out;
-    });
-}
-/** Power: y = (shift + scale · x) ^ power */
-const power = {
-    types: ['Power'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('power_param');
-        const steps = [];
-        if (p.scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
-        if (p.shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
-        if (p.power !== 1)
-            steps.push({ op: 'Pow', operand: scalar(ctx, 'power', p.power) });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Exp: y = base ^ (shift + scale · x), base -1 meaning e */
-const exp = {
-    types: ['Exp'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('exp_param');
-        const base = p.base;
-        if (base !== -1 && !(base > 0))
-            ctx.fail(`exp_param.base must be positive or -1, got ${base}`);
-        const lnBase = base === -1 ? 1 : Math.log(base);
-        const scale = p.scale * lnBase;
-        const shift = p.shift * lnBase;
-        const steps = [];
-        if (scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', scale) });
-        if (shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', shift) });
-        steps.push({ op: 'Exp' });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Log: y = log_base(shift + scale · x), base -1 meaning e */
-const log = {
-    types: ['Log'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('log_param');
-        const base = p.base;
-        if (base !== -1 && !(base > 0 && base !== 1))
-            ctx.fail(`log_param.base must be positive (not 1) or -1, got ${base}`);
-        const steps = [];
-        if (p.scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
-        if (p.shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
-        steps.push({ op: 'Log' });
-        if (base !== -1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'inv_ln_base', 1 / Math.log(base)) });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Threshold: y = x > threshold ? 1 : 0 */
-const threshold = {
-    types: ['Threshold'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const gt = ctx.tmp('greater');
-        ctx.g.node('Greater', [ctx.x.name, scalar(ctx, 'threshold', ctx.params('threshold_param').threshold)], [gt]);
-        ctx.g.node('Cast', [gt], [ctx.out()], { to: attr.i(1) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/softmax.ts
-
-/** Softmax over one axis (opset 13 semantics match Caffe: the other axes are independent). */
-const softmax = {
-    types: ['Softmax'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const axis = ctx.axis(ctx.params('softmax_param').axis, ctx.x.shape.length);
-        ctx.g.node('Softmax', [ctx.x.name], [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/batch_norm.ts
-
-/**
- * BatchNorm with stored statistics. Caffe keeps running sums: blobs = [mean·s, var·s, s] where s is the
- * moving-average scale factor; the statistics are the first two blobs divided by s (0 when s is 0),
- * computed in float32 as Caffe does. → BatchNormalization(scale 1, bias 0).
- */
-const batchNorm = {
-    types: ['BatchNorm'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('batch_norm_param');
-        const raw = (ctx.layer.msg.batch_norm_param ?? {});
-        if ('use_global_stats' in raw && raw.use_global_stats === false) {
-            ctx.unsupported('use_global_stats: false normalises with batch statistics at test time; only stored statistics are supported');
-        }
-        const x = ctx.x;
-        if (x.shape.length < 2)
-            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
-        const C = ctx.staticDim(x.shape, 1, 'BatchNorm');
-        const [meanData, varData, sfData] = ctx.weights([
-            { name: 'mean', shape: [C] },
-            { name: 'variance', shape: [C] },
-            { name: 'scale factor', shape: [1] },
-        ]);
-        const [mean, variance, sf] = [meanData.values, varData.values, sfData.values];
-        const factor = sf[0] === 0 ? 0 : Math.fround(1 / sf[0]);
-        const m = new Float32Array(C);
-        const v = new Float32Array(C);
-        for (let i = 0; i < C; i++) {
-            m[i] = Math.fround(mean[i] * factor);
-            v[i] = Math.fround(variance[i] * factor);
-        }
-        const n = ctx.layer.name;
-        ctx.g.node('BatchNormalization', [
-            x.name,
-            ctx.g.floatInit(`${n}/scale`, [C], new Float32Array(C).fill(1)),
-            ctx.g.floatInit(`${n}/bias`, [C], new Float32Array(C)),
-            ctx.g.floatInit(`${n}/mean`, [C], m),
-            ctx.g.floatInit(`${n}/var`, [C], v),
-        ], [ctx.out()], { epsilon: attr.f(p.eps) }, n);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/scale.ts
-
-/**
- * The axes of bottom[0] that a Scale/Bias operand covers: [axis, axis + num_axes) for a learned operand,
- * or the shape of bottom[1]. Returns the operand's shape and the broadcastable shape (trailing 1s).
- */
-function operandGeometry(ctx, x, axisParam, numAxes, second) {
-    const rank = x.shape.length;
-    if (second && second.shape.length === 0)
-        return { shape: [], bcast: [] };
-    const axis = ctx.axis(axisParam, rank === 0 ? 1 : rank);
-    let covered;
-    if (second) {
-        covered = second.shape;
-        const ok = covered.every((d, i) => x.shape[axis + i] === d);
-        if (!ok || axis + covered.length > rank)
-            ctx.fail(`bottom[1] shape [${covered.join(', ')}] does not match bottom[0] [${x.shape.join(', ')}] at axis ${axis}`);
-    }
-    else {
-        if (numAxes < -1)
-            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
-        const end = numAxes === -1 ? rank : axis + numAxes;
-        if (end > rank)
-            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
-        covered = x.shape.slice(axis, end);
-    }
-    return { shape: covered, bcast: [...covered, ...Array(rank - axis - covered.length).fill(1)] };
-}
-function scaleOrBias(kind) {
-    return (ctx) => {
-        ctx.arity([1, 2], 1);
-        const field = kind === 'Scale' ? 'scale_param' : 'bias_param';
-        const p = ctx.params(field);
-        const x = ctx.x;
-        const op = kind === 'Scale' ? 'Mul' : 'Add';
-        const second = ctx.inputs[1];
-        const { shape, bcast } = operandGeometry(ctx, x, p.axis, p.num_axes, second);
-        const withBias = kind === 'Scale' && p.bias_term;
-        const n = ctx.layer.name;
-        let operand;
-        let biasData;
-        if (second) {
-            operand = second.name;
-            if (bcast.length !== shape.length) {
-                operand = ctx.tmp('operand');
-                reshape(ctx, second, bcast, operand);
-            }
-            if (withBias)
-                [biasData] = ctx.weights([{ name: 'bias', shape: shape.map((_, i) => ctx.staticDim(shape, i)) }]);
-        }
-        else {
-            const st = shape.map((_, i) => ctx.staticDim(shape, i, kind));
-            const expected = [{ name: kind === 'Scale' ? 'scale' : 'bias', shape: st }];
-            if (withBias)
-                expected.push({ name: 'bias', shape: st });
-            const [data, b] = ctx.weights(expected);
-            biasData = b;
-            operand = ctx.g.floatInit(`${n}/${kind === 'Scale' ? 'gamma' : 'beta'}`, bcast, data);
-        }
-        if (!withBias) {
-            ctx.g.node(op, [x.name, operand], [ctx.out()], {}, n);
-            return [x.shape];
-        }
-        const mid = ctx.tmp('scaled');
-        ctx.g.node(op, [x.name, operand], [mid]);
-        ctx.g.node('Add', [mid, ctx.g.floatInit(`${n}/beta`, bcast, biasData)], [ctx.out()], {}, n);
-        return [x.shape];
-    };
-}
-/** Scale: y = x · gamma (+ beta), gamma learned or from bottom[1], broadcast from `axis`. */
-const scale = { types: ['Scale'], convert: scaleOrBias('Scale') };
-/** Bias: y = x + beta, beta learned or from bottom[1]. */
-const bias = { types: ['Bias'], convert: scaleOrBias('Bias') };
-
-;// CONCATENATED MODULE: ./src/convert/layers/eltwise.ts
-
-/** Eltwise: SUM (with per-bottom coeff), PROD, MAX over two or more same-shaped bottoms. */
-const eltwise = {
-    types: ['Eltwise'],
-    convert(ctx) {
-        ctx.arity([2, Infinity], 1);
-        const p = ctx.params('eltwise_param');
-        const first = ctx.inputs[0];
-        ctx.inputs.forEach((v, i) => {
-            if (!sameShape(v.shape, first.shape))
-                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] differs from bottom 0 [${first.shape.join(', ')}]`);
-        });
-        const op = p.operation;
-        const coeff = p.coeff;
-        let names = ctx.inputs.map((v) => v.name);
-        if (op === 'SUM') {
-            if (coeff.length > 0 && coeff.length !== names.length)
-                ctx.fail(`eltwise_param has ${coeff.length} coeff values for ${names.length} bottoms`);
-            names = names.map((nm, i) => {
-                if (coeff.length === 0 || coeff[i] === 1)
-                    return nm;
-                const out = ctx.tmp(`coeff${i}`);
-                ctx.g.node('Mul', [nm, scalar(ctx, `coeff${i}`, coeff[i])], [out]);
-                return out;
-            });
-            ctx.g.node('Sum', names, [ctx.out()], {}, ctx.layer.name);
-        }
-        else {
-            if (coeff.length > 0)
-                ctx.fail('coeff is only allowed for SUM');
-            ctx.g.node(op === 'PROD' ? 'Mul' : 'Max', op === 'PROD' ? names.slice(0, 2) : names, [op === 'PROD' && names.length > 2 ? ctx.tmp('prod') : ctx.out()], {}, ctx.layer.name);
-            if (op === 'PROD' && names.length > 2) {
-                // left fold: ((a*b)*c)*d, as Caffe multiplies in order
-                let acc = ctx.g.nodes[ctx.g.nodes.length - 1].outputs[0];
-                for (let i = 2; i < names.length; i++) {
-                    const out = i === names.length - 1 ? ctx.out() : ctx.tmp('prod');
-                    ctx.g.node('Mul', [acc, names[i]], [out]);
-                    acc = out;
-                }
-            }
-        }
-        return [first.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/concat.ts
-
-/** Concat along `axis` (or the legacy `concat_dim`). */
-const concat = {
-    types: ['Concat'],
-    convert(ctx) {
-        ctx.arity([1, Infinity], 1);
-        const p = ctx.params('concat_param');
-        const raw = (ctx.layer.msg.concat_param ?? {});
-        if ('axis' in raw && 'concat_dim' in raw)
-            ctx.fail('either axis or concat_dim may be given, not both');
-        const first = ctx.inputs[0];
-        const rank = first.shape.length;
-        const axis = 'concat_dim' in raw ? p.concat_dim : ctx.axis(p.axis, rank);
-        if (axis >= rank)
-            ctx.fail(`concat_dim ${axis} is out of range for a ${rank}-D input`);
-        const parts = [];
-        for (const [i, v] of ctx.inputs.entries()) {
-            if (v.shape.length !== rank || v.shape.some((d, j) => j !== axis && d !== first.shape[j])) {
-                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] does not match bottom 0 [${first.shape.join(', ')}] outside axis ${axis}`);
-            }
-            parts.push(v.shape[axis]);
-        }
-        const total = parts.every((d) => typeof d === 'number') ? parts.reduce((a, b) => a + b, 0) : parts.join('+');
-        ctx.g.node('Concat', ctx.inputs.map((v) => v.name), [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
-        return [first.shape.map((d, j) => (j === axis ? total : d))];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/slice.ts
-
-/** Slice along `axis` (legacy `slice_dim`) at `slice_point`s, or into equal parts → Split. */
-const slice = {
-    types: ['Slice'],
-    convert(ctx) {
-        ctx.arity(1, [1, Infinity]);
-        const p = ctx.params('slice_param');
-        const raw = (ctx.layer.msg.slice_param ?? {});
-        const x = ctx.x;
-        const axis = 'slice_dim' in raw && !('axis' in raw) ? p.slice_dim : ctx.axis(p.axis, x.shape.length);
-        const dim = ctx.staticDim(x.shape, axis, 'slice');
-        const tops = ctx.layer.tops.length;
-        const points = p.slice_point;
-        let sizes;
-        if (points.length > 0) {
-            if (points.length !== tops - 1)
-                ctx.fail(`${points.length} slice_point(s) need ${points.length + 1} tops, found ${tops}`);
-            const bounds = [0, ...points, dim];
-            sizes = [];
-            for (let i = 1; i < bounds.length; i++) {
-                if (bounds[i] <= bounds[i - 1])
-                    ctx.fail(`slice_point values must increase and stay inside (0, ${dim})`);
-                sizes.push(bounds[i] - bounds[i - 1]);
-            }
-        }
-        else {
-            if (dim % tops !== 0)
-                ctx.fail(`axis ${axis} of size ${dim} cannot be split evenly into ${tops} tops`);
-            sizes = Array(tops).fill(dim / tops);
-        }
-        const outs = ctx.layer.tops.map((_, i) => ctx.out(i));
-        ctx.g.node('Split', [x.name, ctx.g.int64Init(`${ctx.layer.name}/split`, sizes)], outs, { axis: attr.i(axis) }, ctx.layer.name);
-        return sizes.map((s) => x.shape.map((d, j) => (j === axis ? s : d)));
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/split.ts
-/** Split copies its bottom to every top; in ONNX a value may feed many nodes, so each top is an Identity. */
-const split = {
-    types: ['Split'],
-    convert(ctx) {
-        ctx.arity(1, [1, Infinity]);
-        return ctx.layer.tops.map((_, i) => {
-            ctx.g.node('Identity', [ctx.x.name], [ctx.out(i)], {}, `${ctx.layer.name}/${i}`);
-            return ctx.x.shape;
-        });
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/flatten.ts
-
-
-/** Flatten axes [axis, end_axis] into one. */
-const flatten = {
-    types: ['Flatten'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('flatten_param');
-        const x = ctx.x;
-        const rank = x.shape.length;
-        const axis = ctx.axis(p.axis, rank);
-        const end = ctx.axis(p.end_axis, rank, 'end_axis');
-        if (end < axis)
-            ctx.fail(`end_axis ${p.end_axis} is before axis ${p.axis}`);
-        const out = [...x.shape.slice(0, axis), product(x.shape.slice(axis, end + 1)), ...x.shape.slice(end + 1)];
-        if (end === rank - 1 && axis === 1) {
-            ctx.g.node('Flatten', [x.name], [ctx.out()], { axis: attr.i(1) }, ctx.layer.name);
-        }
-        else {
-            reshape(ctx, x, out, ctx.out());
-        }
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/reshape.ts
-/**
- * Reshape with Caffe's rules: `axis`/`num_axes` select the part of the input shape that is replaced;
- * in `shape.dim`, 0 copies the input dimension at that position and one -1 is inferred.
- */
-const reshapeLayer = {
-    types: ['Reshape'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('reshape_param');
-        const x = ctx.x;
-        const rank = x.shape.length;
-        const dims = (p.shape?.dim ?? []).slice();
-        let axis = p.axis;
-        if (axis < -(rank + 1) || axis > rank)
-            ctx.fail(`axis ${axis} is out of range for a ${rank}-D input`);
-        if (axis < 0)
-            axis = rank + 1 + axis;
-        const numAxes = p.num_axes;
-        if (numAxes < -1)
-            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
-        const end = numAxes === -1 ? rank : axis + numAxes;
-        if (end > rank)
-            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
-        const replaced = x.shape.slice(axis, end);
-        if (dims.filter((d) => d === -1).length > 1)
-            ctx.fail('at most one dim may be -1');
-        const newPart = dims.map((d, i) => {
-            if (d === 0) {
-                if (axis + i >= rank)
-                    ctx.fail(`dim ${i} is 0 (copy) but the input has no axis ${axis + i}`);
-                return x.shape[axis + i];
-            }
-            if (d < -1)
-                ctx.fail(`dim ${i} is ${d}; only -1 (infer) and 0 (copy) may be non-positive`);
-            return d;
-        });
-        const infer = newPart.indexOf(-1);
-        if (infer >= 0) {
-            // static product of the replaced part / static product of the explicit new dims; symbols carry over
-            let num = 1;
-            const syms = [];
-            for (const d of replaced)
-                typeof d === 'number' ? (num *= d) : syms.push(d);
-            let den = 1;
-            for (const [i, d] of newPart.entries()) {
-                if (i === infer)
-                    continue;
-                if (typeof d === 'number')
-                    den *= d;
-                else {
-                    const j = syms.indexOf(d);
-                    if (j < 0)
-                        ctx.unsupported('cannot infer the -1 dimension with a dynamic batch');
-                    syms.splice(j, 1);
-                }
-            }
-            if (den === 0 || num % den !== 0)
-                ctx.fail(`cannot reshape [${x.shape.join(', ')}]: ${num} is not divisible by ${den}`);
-            const r = num / den;
-            newPart[infer] = syms.length === 0 ? r : r === 1 && syms.length === 1 ? syms[0] : [...syms, String(r)].join('*');
-        }
-        else {
-            const a = replaced.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
-            const b = newPart.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
-            const symA = replaced.filter((d) => typeof d !== 'number').sort().join();
-            const symB = newPart.filter((d) => typeof d !== 'number').sort().join();
-            if (symA === symB && a !== b)
-                ctx.fail(`cannot reshape [${x.shape.join(', ')}] (${a} values in the reshaped axes) to [${newPart.join(', ')}] (${b})`);
-        }
-        const out = [...x.shape.slice(0, axis), ...newPart, ...x.shape.slice(end)];
-        // ONNX target: prefix copied with 0, explicit Caffe dims kept, the inferred one as -1
-        const spec = out.map((d, i) => {
-            if (i < axis && typeof d !== 'number')
-                return 0;
-            if (i >= axis && i < axis + newPart.length) {
-                const caffe = dims[i - axis];
-                if (caffe === -1)
-                    return -1;
-                if (caffe === 0)
-                    return typeof d === 'number' ? d : 0;
-                return caffe;
-            }
-            if (typeof d === 'number')
-                return d;
-            return -1;
-        });
-        if (spec.filter((d) => d === -1).length > 1)
-            ctx.unsupported(`cannot express reshape to [${out.join(', ')}] with a dynamic batch`);
-        const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
-        ctx.g.node('Reshape', [x.name, shapeName], [ctx.out()], {}, ctx.layer.name);
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/crop.ts
-/** Crop bottom[0] to the shape of bottom[1] from `axis` on, starting at `offset` (one for all, or one per axis). */
-const crop = {
-    types: ['Crop'],
-    convert(ctx) {
-        ctx.arity(2, 1);
-        const p = ctx.params('crop_param');
-        const [x, ref] = ctx.inputs;
-        const rank = x.shape.length;
-        if (ref.shape.length !== rank)
-            ctx.fail(`bottom[1] rank ${ref.shape.length} differs from bottom[0] rank ${rank}`);
-        const axis = ctx.axis(p.axis, rank);
-        const offsets = p.offset;
-        const n = rank - axis;
-        if (offsets.length > 1 && offsets.length !== n)
-            ctx.fail(`${offsets.length} offsets for ${n} cropped axes`);
-        const starts = [];
-        const ends = [];
-        const axes = [];
-        const out = x.shape.slice();
-        for (let i = axis; i < rank; i++) {
-            const off = offsets.length === 0 ? 0 : offsets.length === 1 ? offsets[0] : offsets[i - axis];
-            const size = ctx.staticDim(ref.shape, i, 'crop');
-            const have = ctx.staticDim(x.shape, i, 'crop');
-            if (off + size > have)
-                ctx.fail(`crop of size ${size} at offset ${off} exceeds axis ${i} of size ${have}`);
-            starts.push(off);
-            ends.push(off + size);
-            axes.push(i);
-            out[i] = size;
-        }
-        const n0 = ctx.layer.name;
-        ctx.g.node('Slice', [x.name, ctx.g.int64Init(`${n0}/starts`, starts), ctx.g.int64Init(`${n0}/ends`, ends), ctx.g.int64Init(`${n0}/axes`, axes)], [ctx.out()], {}, n0);
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/argmax.ts
-
-
-/**
- * TopK with Caffe's tie-break: Caffe partial-sorts (value, index) pairs with std::greater, so among equal
- * values the larger index comes first; ONNX TopK prefers the smaller index. Reversing the axis first and
- * mapping indices back (len-1-i) gives Caffe's order. Returns [values, indices as float].
- */
-function caffeTopK(ctx, input, axis, len, k) {
-    const n = ctx.layer.name;
-    const rev = ctx.tmp('reversed');
-    ctx.g.node('Slice', [input, ctx.g.int64Init(`${n}/rev_starts`, [-1]), ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]), ctx.g.int64Init(`${n}/rev_axes`, [axis]), ctx.g.int64Init(`${n}/rev_steps`, [-1])], [rev]);
-    const values = ctx.tmp('values');
-    const revIdx = ctx.tmp('rev_indices');
-    ctx.g.node('TopK', [rev, ctx.g.int64Init(`${n}/k`, [k])], [values, revIdx], { axis: attr.i(axis), largest: attr.i(1), sorted: attr.i(1) });
-    const idx = ctx.tmp('indices');
-    ctx.g.node('Sub', [ctx.g.int64Init(`${n}/last`, [len - 1]), revIdx], [idx]);
-    const idxF = ctx.tmp('indices_f');
-    ctx.g.node('Cast', [idx], [idxF], { to: attr.i(1) });
-    return [values, idxF];
-}
-/**
- * ArgMax (top_k, out_max_val, axis). Caffe outputs indices as floats. Without `axis` each item is flattened
- * and the top is [N, 1, top_k] (indices) or [N, 2, top_k] (indices, then values), padded with 1s to the input rank.
- */
-const argmax = {
-    types: ['ArgMax'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('argmax_param');
-        const raw = (ctx.layer.msg.argmax_param ?? {});
-        const x = ctx.x;
-        const k = p.top_k;
-        const outMax = p.out_max_val;
-        const n = ctx.layer.name;
-        if ('axis' in raw) {
-            const axis = ctx.axis(p.axis, x.shape.length);
-            const len = ctx.staticDim(x.shape, axis, 'ArgMax');
-            if (k < 1 || k > len)
-                ctx.fail(`top_k ${k} must be between 1 and the size of axis ${axis}`);
-            const [values, indices] = caffeTopK(ctx, x.name, axis, len, k);
-            ctx.g.node('Identity', [outMax ? values : indices], [ctx.out()], {}, n);
-            return [x.shape.map((d, i) => (i === axis ? k : d))];
-        }
-        const inner = x.shape.slice(1).reduce((a, _d, i) => a * ctx.staticDim(x.shape, i + 1, 'ArgMax'), 1);
-        if (k < 1 || k > inner)
-            ctx.fail(`top_k ${k} must be between 1 and ${inner}`);
-        const flat = ctx.tmp('flatten');
-        ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
-        const [values, indices] = caffeTopK(ctx, flat, 1, inner, k);
-        let joined = indices;
-        if (outMax) {
-            joined = ctx.tmp('joined');
-            ctx.g.node('Concat', [indices, values], [joined], { axis: attr.i(1) });
-        }
-        const rank = Math.max(3, x.shape.length);
-        const out = [x.shape[0], outMax ? 2 : 1, k, ...Array(rank - 3).fill(1)];
-        reshape(ctx, { name: joined, shape: [x.shape[0], (outMax ? 2 : 1) * k] }, out, ctx.out());
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/reduction.ts
-
-
-/** Reduction over all axes from `axis` on: SUM, ASUM, SUMSQ, MEAN, times coeff. */
-const reduction = {
-    types: ['Reduction'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('reduction_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const axes = x.shape.map((_, i) => i).filter((i) => i >= axis);
-        const op = p.operation;
-        const coeff = p.coeff;
-        const n = ctx.layer.name;
-        const red = coeff === 1 ? ctx.out() : ctx.tmp('reduced');
-        if (op === 'SUM') {
-            ctx.g.node('ReduceSum', [x.name, ctx.g.int64Init(`${n}/axes`, axes)], [red], { keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
-        }
-        else {
-            const onnxOp = op === 'ASUM' ? 'ReduceL1' : op === 'SUMSQ' ? 'ReduceSumSquare' : 'ReduceMean';
-            ctx.g.node(onnxOp, [x.name], [red], { axes: attr.ints(axes), keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
-        }
-        if (coeff !== 1)
-            ctx.g.node('Mul', [red, scalar(ctx, 'coeff', coeff)], [ctx.out()], {}, n);
-        return [x.shape.slice(0, axis)];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/tile.ts
-/** Tile: repeat the blob `tiles` times along `axis`. */
-const tile = {
-    types: ['Tile'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('tile_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const tiles = p.tiles;
-        if (!(tiles >= 1))
-            ctx.fail('tile_param.tiles must be a positive integer');
-        const repeats = x.shape.map((_, i) => (i === axis ? tiles : 1));
-        ctx.g.node('Tile', [x.name, ctx.g.int64Init(`${ctx.layer.name}/repeats`, repeats)], [ctx.out()], {}, ctx.layer.name);
-        const d = x.shape[axis];
-        return [x.shape.map((v, i) => (i === axis ? (typeof d === 'number' ? d * tiles : `${d}*${tiles}`) : v))];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/index.ts
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/**
- * The layer registry: Caffe type name → handler. A new Caffe layer is one file exporting a LayerHandler,
- * added to this list.
- */
-const HANDLERS = [
-    convolution, deconvolution, innerProduct, pooling, lrn, relu, prelu, sigmoid, tanh, absval, bnll, dropout, elu,
-    power, exp, log, threshold, softmax, batchNorm, scale, bias, eltwise, concat, slice, split, flatten, reshapeLayer,
-    crop, argmax, reduction, tile,
-];
-const REGISTRY = new Map(HANDLERS.flatMap((h) => h.types.map((t) => [t, h])));
-/** Layer types that produce nothing at inference and are dropped. */
-const SKIPPED_TYPES = new Set(['Silence']);
-function supportedTypes() {
-    return [...REGISTRY.keys(), 'Input'].sort();
-}
-
-// EXTERNAL MODULE: ./src/util/fsx.ts
-var fsx = __nccwpck_require__(2141);
-// EXTERNAL MODULE: ./src/version.ts + 1 modules
-var src_version = __nccwpck_require__(1013);
-;// CONCATENATED MODULE: ./src/convert/converter.ts
-
-
-
-
-
-
-
-
-/** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
-function convertCaffe(input) {
-    const net = parsePrototxt(input.prototxt, input.prototxtFile);
-    const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
-    return buildGraph(net, weights, input);
-}
-function buildGraph(net, weights, input) {
-    const file = net.file;
-    const g = new GraphBuilder();
-    const warnings = [];
-    // Check every layer type first, so an unsupported layer is reported before any other problem.
-    for (const l of net.layers) {
-        if (!REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type)) {
-            const extra = l.unknownFields.length ? ` (it also uses fields modelship does not know: ${l.unknownFields.join(', ')})` : '';
-            throw new util_errors/* ModelshipError */.W('unsupported', `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`, { file, line: l.loc.line, layer: l.name });
-        }
-    }
-    checkCaffeBlobRules(net);
-    // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
-    const inputNames = new Set(net.inputs.map((i) => i.name));
-    const lastWriter = new Map();
-    net.layers.forEach((l, i) => l.tops.forEach((t) => lastWriter.set(t, i)));
-    for (const inp of net.inputs)
-        g.addInput(inp.name, [BATCH, ...inp.shape.slice(1)]);
-    for (const [blob] of lastWriter)
-        if (!inputNames.has(blob))
-            g.reserve(blob);
-    const current = new Map(g.inputs.map((v) => [v.name, v]));
-    const versions = [];
-    const layerNames = new Set();
-    let available = new Set(net.inputs.map((i) => i.name));
-    net.layers.forEach((layer, index) => {
-        if (layerNames.has(layer.name)) {
-            throw new util_errors/* ModelshipError */.W('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
-        }
-        layerNames.add(layer.name);
-        if (SKIPPED_TYPES.has(layer.type)) {
-            layer.bottoms.forEach((b) => available.delete(b));
-            return;
-        }
-        const inputs = layer.bottoms.map((b) => {
-            const v = current.get(b);
-            if (!v) {
-                throw new util_errors/* ModelshipError */.W('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
-            }
-            return v;
-        });
-        const topNames = layer.tops.map((t) => {
-            if (lastWriter.get(t) === index && !inputNames.has(t))
-                return t;
-            return g.unique(`${t}__${layer.name}`);
-        });
-        const wl = weights.layers.get(layer.name);
-        const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
-        const handler = REGISTRY.get(layer.type);
-        g.currentLayer = layer.name;
-        const shapes = handler.convert(ctx);
-        if (shapes.length !== layer.tops.length)
-            throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
-        if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
-            throw new util_errors/* ModelshipError */.W('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
-        }
-        layer.bottoms.forEach((b) => available.delete(b));
-        layer.tops.forEach((t, i) => {
-            const v = { name: topNames[i], shape: shapes[i] };
-            current.set(t, v);
-            available.add(t);
-            versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
-        });
-    });
-    // Net outputs: blobs produced and never consumed afterwards (Caffe's available-blobs rule).
-    available = new Set([...available].filter((b) => !inputNames.has(b)));
-    const outputs = [...available].map((b) => current.get(b));
-    if (outputs.length === 0)
-        throw new util_errors/* ModelshipError */.W('graph', 'the net has no outputs', { file });
-    outputs.forEach((o) => g.addOutput(o));
-    const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
-    if (unused.length)
-        warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
-    const metadata = {
-        'modelship.converter_version': src_version/* VERSION */.x,
-        'modelship.prototxt_sha256': (0,fsx/* sha256 */.sc)(input.prototxt),
-        'modelship.caffemodel_sha256': (0,fsx/* sha256 */.sc)(input.caffemodel),
-        'modelship.source_format': `caffe-${net.format}`,
-        'modelship.net_name': net.name,
-        'modelship.inputs': JSON.stringify(net.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
-    };
-    const meta = { producerVersion: src_version/* VERSION */.x, graphName: net.name, docString: `Converted from Caffe by modelship ${src_version/* VERSION */.x}`, metadata };
-    return {
-        onnx: g.encode(meta),
-        net,
-        weightsFormat: weights.format,
-        inputs: g.inputs,
-        outputs,
-        versions,
-        encodeWithAllOutputs: () => {
-            const outNames = new Set(outputs.map((o) => o.name));
-            return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
-        },
-        encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
-        externalInputs: (layers) => g.externalInputs(layers),
-        metadata,
-        warnings,
-        nodeCount: g.nodes.length,
-    };
-}
-/**
- * Caffe's own rules for blob names (Net::AppendTop and InsertSplits), so a net Caffe refuses is refused here:
- * a top may reuse an existing blob name only in place (top i == bottom i), and a blob version read by several
- * layers cannot also be modified in place by one of them (Caffe renames that bottom to a split and then reports
- * "produced by multiple sources").
- */
-function checkCaffeBlobRules(net) {
-    const file = net.file;
-    const existing = new Set(net.inputs.map((i) => i.name));
-    const version = new Map();
-    const consumers = new Map();
-    const key = (b) => `${b}\0${version.get(b) ?? 0}`;
-    for (const layer of net.layers) {
-        layer.bottoms.forEach((b, i) => {
-            const k = key(b);
-            const list = consumers.get(k) ?? [];
-            list.push({ layer, inPlace: layer.tops[i] === b });
-            consumers.set(k, list);
-        });
-        layer.tops.forEach((t, i) => {
-            if (existing.has(t) && layer.bottoms[i] !== t) {
-                throw new util_errors/* ModelshipError */.W('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
-            }
-            existing.add(t);
-            version.set(t, (version.get(t) ?? 0) + 1);
-        });
-    }
-    for (const [k, list] of consumers) {
-        const inPlace = list.find((c) => c.inPlace);
-        if (list.length > 1 && inPlace) {
-            const blob = k.split('\0')[0];
-            const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
-            throw new util_errors/* ModelshipError */.W('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
-        }
-    }
-}
-
-// EXTERNAL MODULE: ./src/convert/parity.ts
-var parity = __nccwpck_require__(6154);
-;// CONCATENATED MODULE: ./src/convert/index.ts
-
-
-
-
-/**
- * The convert stage: Caffe deploy.prototxt + caffemodel → ONNX (opset 13, dynamic batch), with a numeric
- * parity report against real Caffe outputs when a reference directory is given.
- * Everything is computed in memory first; files are written atomically only once conversion succeeded.
- */
-async function runConvert(cfg, log) {
-    const prototxt = (0,fsx/* readFileChecked */.WM)(cfg.prototxt, 'prototxt');
-    const caffemodel = (0,fsx/* readFileChecked */.WM)(cfg.caffemodel, 'caffemodel');
-    const conv = await log.group('Convert Caffe → ONNX', async () => {
-        const t0 = Date.now();
-        const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel });
-        log.info(`${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
-            `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`);
-        for (const w of c.warnings)
-            log.warning(w);
-        return c;
-    });
-    let report;
-    if (cfg.reference) {
-        report = await log.group('Parity against the Caffe reference', async () => {
-            const r = await (0,parity/* checkParity */.Qg)(conv, cfg.reference, { perLayer: cfg.perLayer, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: cfg.tolerance } });
-            log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)} over batches ${r.batches.join(', ')}`);
-            if (r.perLayer?.firstDivergence) {
-                const f = r.perLayer.firstDivergence;
-                log.info(`first diverging layer: ${f.layer} (${f.type}), blob ${f.blob}, max |Δ| ${f.maxAbsDiff.toExponential(3)}`);
-            }
-            return r;
-        });
-    }
-    const out = cfg.out;
-    (0,fsx/* writeFileAtomic */.Zf)(out, conv.onnx);
-    const digest = (0,fsx/* sha256 */.sc)(conv.onnx);
-    const outputs = {
-        'onnx-path': out,
-        sha256: digest,
-        parity: report ? report.status : 'skipped',
-        'max-abs-diff': report ? String(report.maxAbsDiff) : '',
-        'parity-report': '',
-    };
-    let summary = `## modelship convert\n\n\`${cfg.prototxt}\` + \`${cfg.caffemodel}\` → \`${out}\` (sha256 \`${digest.slice(0, 16)}…\`, ${conv.onnx.length} bytes, ${conv.nodeCount} nodes)\n\n`;
-    if (report) {
-        const dir = external_path_.dirname(out);
-        const jsonPath = external_path_.join(dir, 'parity.json');
-        (0,fsx/* writeFileAtomic */.Zf)(jsonPath, JSON.stringify({ model: out, sha256: digest, ...report }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
-        const md = (0,parity/* parityMarkdown */.PL)(report);
-        (0,fsx/* writeFileAtomic */.Zf)(external_path_.join(dir, 'parity.md'), md);
-        outputs['parity-report'] = jsonPath;
-        summary += md;
-    }
-    else {
-        summary += 'Parity: skipped (no reference given).\n';
-    }
-    const ok = !report || report.status === 'pass';
-    return {
-        outputs,
-        summary,
-        ok,
-        failure: ok ? undefined : `parity check failed: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})${report.perLayer?.firstDivergence ? `, first diverging layer "${report.perLayer.firstDivergence.layer}"` : ''}; see ${outputs['parity-report']}`,
-    };
-}
-
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: external "os"
-var external_os_ = __nccwpck_require__(857);
-;// CONCATENATED MODULE: ./src/util/onnxinfo.ts
-
-
-/** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
-function onnxInfo(model, file = 'model.onnx') {
-    const Model = onnxSchema().lookupType('onnx.ModelProto');
-    let m;
-    try {
-        m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
-    }
-    catch (e) {
-        throw new util_errors/* ModelshipError */.W('binary', `not an ONNX model: ${e.message}`, { file });
-    }
-    if (!m.graph)
-        throw new util_errors/* ModelshipError */.W('binary', 'not an ONNX model (no graph)', { file });
-    const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
-    const sig = (v) => ({ name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) });
-    return {
-        inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
-        outputs: (m.graph.output ?? []).map(sig),
-        opset: (m.opset_import ?? []).find((o) => !o.domain)?.version ?? 0,
-        metadata: Object.fromEntries((m.metadata_props ?? []).map((p) => [p.key, p.value])),
-    };
-}
-
-// EXTERNAL MODULE: ./src/util/proc.ts
-var proc = __nccwpck_require__(9946);
-// EXTERNAL MODULE: ./src/util/ort.ts
-var util_ort = __nccwpck_require__(7171);
-;// CONCATENATED MODULE: ./src/compile/fp16.ts
-
-
-const FLOAT = 1;
-const FLOAT16 = 10;
-const FP16_MAX = 65504;
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-/** float32 → IEEE half bits, round to nearest even; out-of-range values saturate to ±65504 (not ±inf). */
-function toHalf(v) {
-    if (Number.isNaN(v))
-        return 0x7e00;
-    const c = Math.max(-FP16_MAX, Math.min(FP16_MAX, v));
-    f32[0] = c;
-    const x = u32[0];
-    const sign = (x >>> 16) & 0x8000;
-    const exp = (x >>> 23) & 0xff;
-    let mant = x & 0x7fffff;
-    if (exp < 103)
-        return sign; // too small even for a subnormal half: ±0
-    if (exp < 113) {
-        // subnormal half
-        mant |= 0x800000;
-        const shift = 126 - exp;
-        let h = mant >>> shift;
-        const rem = mant & ((1 << shift) - 1);
-        const half = 1 << (shift - 1);
-        if (rem > half || (rem === half && (h & 1)))
-            h++;
-        return sign | h;
-    }
-    let h = ((exp - 112) << 10) | (mant >>> 13);
-    const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (h & 1)))
-        h++;
-    return sign | h;
-}
-/**
- * Convert a float32 ONNX model to float16 with float32 inputs and outputs kept (Cast nodes at the edges), as
- * onnxconverter-common's keep_io_types does: every float initializer becomes FLOAT16 (saturating at ±65504),
- * Cast-to-float nodes inside the graph cast to float16. For GPU execution providers (CUDA, TensorRT); ONNX
- * Runtime's x86 CPU kernels mostly lack fp16.
- */
-function convertToFloat16(model) {
-    const Model = onnxSchema().lookupType('onnx.ModelProto');
-    const m = Model.toObject(Model.decode(model), { longs: Number, bytes: Array });
-    const g = m.graph;
-    for (const t of g.initializer ?? []) {
-        if (t.data_type !== FLOAT)
-            continue;
-        const count = (t.dims ?? []).reduce((a, d) => a * d, 1);
-        let src;
-        if (t.raw_data && t.raw_data.length) {
-            const b = Uint8Array.from(t.raw_data);
-            src = new Float32Array(b.buffer, 0, count);
-        }
-        else
-            src = Float32Array.from(t.float_data ?? []);
-        const out = new Uint16Array(count);
-        for (let i = 0; i < count; i++)
-            out[i] = toHalf(src[i]);
-        t.raw_data = new Uint8Array(out.buffer);
-        t.float_data = [];
-        t.data_type = FLOAT16;
-    }
-    for (const n of g.node) {
-        if (n.op_type === 'Cast')
-            for (const a of n.attribute ?? [])
-                if (a.name === 'to' && Number(a.i) === FLOAT)
-                    a.i = FLOAT16;
-    }
-    const rename = new Map();
-    const pre = [];
-    for (const inp of g.input) {
-        if (inp.type.tensor_type.elem_type !== FLOAT)
-            continue;
-        const half = `${inp.name}__fp16`;
-        rename.set(inp.name, half);
-        pre.push({ name: `${inp.name}/to_fp16`, op_type: 'Cast', input: [inp.name], output: [half], attribute: [{ name: 'to', type: 2, i: FLOAT16 }] });
-    }
-    for (const n of g.node)
-        n.input = (n.input ?? []).map((i) => rename.get(i) ?? i);
-    const post = [];
-    for (const out of g.output) {
-        if (out.type.tensor_type.elem_type !== FLOAT)
-            continue;
-        const half = `${out.name}__fp16`;
-        const producer = g.node.find((n) => (n.output ?? []).includes(out.name));
-        if (!producer)
-            throw new util_errors/* ModelshipError */.W('graph', `output "${out.name}" has no producing node`);
-        producer.output = producer.output.map((o) => (o === out.name ? half : o));
-        for (const n of g.node)
-            n.input = (n.input ?? []).map((i) => (i === out.name ? half : i));
-        post.push({ name: `${out.name}/to_fp32`, op_type: 'Cast', input: [half], output: [out.name], attribute: [{ name: 'to', type: 2, i: FLOAT }] });
-    }
-    g.node = [...pre, ...g.node, ...post];
-    return Model.encode(Model.fromObject(m)).finish();
-}
-
-;// CONCATENATED MODULE: ./src/compile/index.ts
-
-
-
-
-
-
-
-
-
-
-
-
-/** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
-const FP16_TOLERANCE = 2e-3;
-/** Where the artifact goes when `artifact` is not given: next to the model. */
-function defaultArtifactPath(model, target) {
-    const base = model.replace(/\.onnx$/i, '');
-    return target === 'tensorrt' ? `${base}.plan` : `${base}.ort.onnx`;
-}
-/**
- * The compile stage: the deployment artifact for the target.
- * - onnxruntime: ONNX Runtime's offline graph optimization, saved as ONNX ("extended" for the CPU EP, "basic",
- *   provider-independent, for CUDA), then the parity check again on the optimized model.
- * - tensorrt: trtexec inside the serving base image on a GPU runner; TensorRT version and compute capability
- *   are recorded so a plan is never deployed onto a mismatched image (see checkPlanCompatibility).
- * Writes the artifact and `<artifact>.json` (its metadata) atomically.
- */
-async function runCompile(cfg, log) {
-    const source = (0,fsx/* readFileChecked */.WM)(cfg.model, 'model');
-    const info = onnxInfo(source, cfg.model);
-    const artifact = cfg.artifact || defaultArtifactPath(cfg.model, cfg.target);
-    const meta = {
-        format: cfg.target,
-        modelship: src_version/* VERSION */.x,
-        source: { path: cfg.model, sha256: (0,fsx/* sha256 */.sc)(source), opset: info.opset },
-        inputs: info.inputs,
-        outputs: info.outputs,
-        created: new Date().toISOString(),
-    };
-    let bytes;
-    let report;
-    let tolerance = cfg.tolerance;
-    if (cfg.target === 'onnxruntime') {
-        if (cfg.fp16 && cfg.executionProvider !== 'cuda')
-            throw new util_errors/* ModelshipError */.W('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
-        const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
-        bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
-            const ort = (0,util_ort/* loadOrt */.s)();
-            const tmp = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-compile-'));
-            try {
-                const out = external_path_.join(tmp, 'optimized.onnx');
-                const t0 = Date.now();
-                const s = await ort.InferenceSession.create(source, { executionProviders: ['cpu'], graphOptimizationLevel: level, optimizedModelFilePath: out });
-                await s.release();
-                const b = external_fs_.readFileSync(out);
-                log.info(`optimized in ${Date.now() - t0} ms: ${source.length} → ${b.length} bytes`);
-                return b;
-            }
-            finally {
-                external_fs_.rmSync(tmp, { recursive: true, force: true });
-            }
-        });
-        if (cfg.fp16) {
-            // float16 weights and activations, float32 inputs and outputs; run by the GPU execution provider
-            bytes = Buffer.from(convertToFloat16(bytes));
-            log.info(`converted to float16: ${bytes.length} bytes`);
-        }
-        // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
-        if (cfg.fp16)
-            tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
-        meta.onnxruntime = { version: (0,util_ort/* loadOrt */.s)().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
-        if (cfg.reference) {
-            report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
-                const r = await (0,parity/* checkParity */.Qg)({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference, { perLayer: false, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: tolerance } });
-                log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
-                return r;
-            });
-        }
-    }
-    else {
-        const dir = external_path_.dirname(external_path_.resolve(artifact));
-        const onnxName = external_path_.basename(cfg.model);
-        if (external_path_.dirname(external_path_.resolve(cfg.model)) !== dir)
-            throw new util_errors/* ModelshipError */.W('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
-        const plan = planTensorRT(info.inputs, onnxName, external_path_.basename(artifact), dir, {
-            baseImage: cfg.baseImage,
-            batches: cfg.batchSizes,
-            fp16: cfg.fp16,
-            int8: cfg.int8,
-            workspaceMiB: cfg.workspaceMiB,
-            timingCache: 'trt-timing.cache',
-        });
-        const gpu = await (0,proc/* runProcess */.R)('docker', plan.gpuQueryArgs);
-        if (gpu.code !== 0)
-            throw new util_errors/* ModelshipError */.W('io', `the GPU query in ${cfg.baseImage} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
-        const g = parseNvidiaSmi(gpu.stdout);
-        const build = await log.group(`trtexec in ${cfg.baseImage} on ${g.name} (compute ${g.computeCapability})`, () => (0,proc/* runProcess */.R)('docker', plan.dockerArgs, { onLine: log.info }));
-        if (build.code !== 0)
-            throw new util_errors/* ModelshipError */.W('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
-        bytes = (0,fsx/* readFileChecked */.WM)(artifact, 'TensorRT plan');
-        meta.tensorrt = { tensorrtVersion: parseTensorRTVersion(build.stdout + build.stderr), computeCapability: g.computeCapability, gpu: g.name, driver: g.driver, baseImage: cfg.baseImage, trtexec: plan.trtexec.join(' ') };
-    }
-    const digest = (0,fsx/* sha256 */.sc)(bytes);
-    meta.sha256 = digest;
-    if (report)
-        meta.parity = { status: report.status, maxAbsDiff: report.maxAbsDiff, batches: report.batches };
-    const metaPath = `${artifact}.json`;
-    if (cfg.target === 'onnxruntime')
-        (0,fsx/* writeFileAtomic */.Zf)(artifact, bytes);
-    (0,fsx/* writeFileAtomic */.Zf)(metaPath, JSON.stringify(meta, null, 2) + '\n');
-    const ok = !report || report.status === 'pass';
-    let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
-    if (report)
-        summary += (0,parity/* parityMarkdown */.PL)(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
-    return {
-        outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
-        summary,
-        ok,
-        failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
-    };
-}
-
+// EXTERNAL MODULE: ./src/convert/index.ts + 31 modules
+var convert = __nccwpck_require__(4369);
+// EXTERNAL MODULE: ./src/compile/index.ts + 1 modules
+var compile = __nccwpck_require__(4398);
 // EXTERNAL MODULE: ./src/image/index.ts + 2 modules
 var src_image = __nccwpck_require__(5953);
-// EXTERNAL MODULE: external "http"
-var external_http_ = __nccwpck_require__(8611);
-// EXTERNAL MODULE: external "crypto"
-var external_crypto_ = __nccwpck_require__(6982);
-// EXTERNAL MODULE: ./src/verify/golden.ts
-var golden = __nccwpck_require__(104);
-;// CONCATENATED MODULE: ./src/smoke/index.ts
-
-
-
-
-
-
-
-
-/** Who started a smoke container: the workflow run and job on GitHub, else this process (for the post-step cleanup). */
-function smokeOwner(env = process.env) {
-    return env.GITHUB_RUN_ID ? `${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `pid-${process.pid}`;
-}
-/** The docker commands of a smoke run, as data. */
-function planSmoke(cfg, name, owner = smokeOwner()) {
-    const env = [];
-    // secrets travel by name only: docker reads their values from its own environment, never from argv
-    if (cfg.apiKey)
-        env.push('-e', 'MODELSHIP_API_KEY');
-    if (cfg.modelKey)
-        env.push('-e', 'MODELSHIP_MODEL_KEY');
-    if (cfg.gpu)
-        env.push('-e', 'MODELSHIP_PROVIDER=cuda');
-    return {
-        pull: ['pull', cfg.image],
-        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${src_image/* SERVING_PORT */.b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
-        gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
-        logs: ['logs', '--tail', '60', name],
-        remove: ['rm', '-f', '-v', name],
-    };
-}
-
-/** A mermaid xychart of the latency percentiles for the job summary. */
-function latencyChart(p) {
-    const keys = Object.keys(p);
-    return ['```mermaid', 'xychart-beta', '  title "Smoke latency (ms)"', `  x-axis [${keys.map((k) => `"${k}"`).join(', ')}]`, `  y-axis "ms" 0 --> ${Math.ceil(Math.max(...Object.values(p)) * 1.2 + 1)}`, `  bar [${keys.map((k) => p[k].toFixed(2)).join(', ')}]`, '```'].join('\n');
-}
-/**
- * The smoke stage, the GPU runner's gate: run the pushed image by digest, wait for readiness, send golden
- * requests (the parity reference must reproduce Caffe's outputs; a sample image must give the expected top-1),
- * measure latency and throughput, and always remove the container — on success, failure and cancellation.
- */
-async function runSmoke(cfg, log, env = process.env) {
-    if (!/@sha256:[0-9a-f]{64}$/.test(cfg.image) && !cfg.allowTag) {
-        throw new util_errors/* ModelshipError */.W('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
-    }
-    if (cfg.reference)
-        (0,parity/* referenceBatches */.WN)(cfg.reference); // fails early on a missing directory
-    const name = `modelship-smoke-${external_crypto_.randomBytes(4).toString('hex')}`;
-    const plan = planSmoke(cfg, name);
-    const dockerEnv = { ...env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
-    const docker = (args, onLine) => (0,proc/* runProcess */.R)('docker', args, { env: dockerEnv, onLine });
-    let started = false;
-    const cleanup = async () => {
-        if (started) {
-            started = false;
-            await docker(plan.remove);
-        }
-    };
-    const onSignal = (sig) => {
-        void cleanup().finally(() => process.kill(process.pid, sig));
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const auth = cfg.apiKey ? { authorization: `Bearer ${cfg.apiKey}` } : {};
-    const failures = [];
-    const outputs = { smoke: 'fail', 'latency-p50-ms': '', 'latency-p95-ms': '', 'latency-p99-ms': '', 'throughput-rps': '', 'gpu-info': '' };
-    let summary = '## modelship smoke\n\n';
-    try {
-        const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
-        if (pull.code !== 0)
-            throw new util_errors/* ModelshipError */.W('io', `docker pull ${cfg.image} failed: ${pull.stderr.trim().slice(-400)}`);
-        const run = await docker(plan.run);
-        if (run.code !== 0)
-            throw new util_errors/* ModelshipError */.W('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
-        started = true;
-        const port = (await docker(['port', name, `${src_image/* SERVING_PORT */.b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
-        if (!port)
-            throw new util_errors/* ModelshipError */.W('io', 'the container published no port');
-        const base = `http://127.0.0.1:${port}`;
-        log.info(`container ${name} serving on ${base}`);
-        const t = (0,golden/* httpTransport */.k6)(base);
-        // readiness
-        const t0 = Date.now();
-        let ready = false;
-        while (Date.now() - t0 < cfg.readyTimeoutS * 1000) {
-            const state = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
-            if (state !== 'true')
-                throw new util_errors/* ModelshipError */.W('io', 'the container exited before it became ready');
-            try {
-                if ((await t(`/v2/health/ready`, { timeoutMs: 2000 })).status === 200) {
-                    ready = true;
-                    break;
-                }
-            }
-            catch {
-                /* not listening yet */
-            }
-            await new Promise((r) => setTimeout(r, 250));
-        }
-        if (!ready)
-            throw new util_errors/* ModelshipError */.W('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
-        const readyMs = Date.now() - t0;
-        log.info(`ready after ${readyMs} ms`);
-        const meta = JSON.parse((await t(`/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}');
-        if (!meta.inputs)
-            throw new util_errors/* ModelshipError */.W('io', `model metadata unavailable: ${meta.error ?? 'no inputs'}`);
-        if (cfg.gpu) {
-            const g = await docker(plan.gpuQuery);
-            outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
-            if (g.code !== 0)
-                failures.push(`nvidia-smi in the container failed: ${g.stderr.trim()}`);
-            if (meta.parameters?.execution_provider !== 'cuda')
-                failures.push(`the server runs on ${meta.parameters?.execution_provider}, not the CUDA execution provider`);
-        }
-        summary += `Image \`${cfg.image}\` ready in ${readyMs} ms, execution provider ${meta.parameters?.execution_provider}${outputs['gpu-info'] ? `, GPU ${outputs['gpu-info']}` : ''}.\n\n`;
-        // golden requests: the parity reference
-        let goldenBody;
-        if (cfg.reference) {
-            const g = await (0,golden/* goldenRequests */.Ic)(t, { reference: cfg.reference, modelName: cfg.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: cfg.tolerance, headers: auth });
-            goldenBody = g.batch1;
-            failures.push(...g.failures);
-            summary += `### Golden requests (the parity reference)\n\n${[...golden/* GOLDEN_TABLE_HEAD */.Qi, ...g.rows].join('\n')}\n\n`;
-        }
-        // golden request: a sample image
-        if (cfg.sampleImage) {
-            const r = await t(`/v2/models/${cfg.modelName}/classify?top_k=5`, { body: external_fs_.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
-            const preds = r.status === 200 ? JSON.parse(r.body.toString()).predictions : [];
-            const top = preds[0];
-            const ok = top !== undefined && (String(top.index) === cfg.expectedTop1 || top.label === cfg.expectedTop1 || cfg.expectedTop1 === '');
-            summary += `### Sample image\n\n\`${cfg.sampleImage}\` → top-1 ${top ? `${top.label} (${top.index}, ${top.score.toFixed(4)})` : `HTTP ${r.status}`}${cfg.expectedTop1 ? `, expected ${cfg.expectedTop1}` : ''}: ${ok ? 'pass' : '**fail**'}\n\n`;
-            if (!ok)
-                failures.push(`the sample image gave top-1 ${top ? `${top.label} (${top.index})` : `HTTP ${r.status} ${r.body.toString().slice(0, 200)}`}, expected ${cfg.expectedTop1}`);
-        }
-        // latency and throughput
-        if (cfg.requests > 0 && goldenBody) {
-            const agent = new external_http_.Agent({ keepAlive: true, maxSockets: cfg.concurrency });
-            const m = await (0,golden/* measureLatency */.RJ)((0,golden/* httpTransport */.k6)(base, agent), `/v2/models/${cfg.modelName}/infer`, goldenBody, cfg.requests, cfg.concurrency, auth);
-            agent.destroy();
-            const lat = m.sorted;
-            const errors = m.errors;
-            const wall = m.wallS;
-            const p = { p50: (0,golden/* percentile */.Ym)(lat, 50), p95: (0,golden/* percentile */.Ym)(lat, 95), p99: (0,golden/* percentile */.Ym)(lat, 99) };
-            outputs['latency-p50-ms'] = p.p50.toFixed(2);
-            outputs['latency-p95-ms'] = p.p95.toFixed(2);
-            outputs['latency-p99-ms'] = p.p99.toFixed(2);
-            outputs['throughput-rps'] = (cfg.requests / wall).toFixed(1);
-            if (errors)
-                failures.push(`${errors} of ${cfg.requests} latency requests failed`);
-            summary += `### Latency (${cfg.requests} requests, concurrency ${cfg.concurrency}, batch 1)\n\np50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} requests/s\n\n${latencyChart(p)}\n\n`;
-            log.info(`latency p50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} req/s`);
-        }
-    }
-    catch (e) {
-        failures.push(e instanceof util_errors/* ModelshipError */.W ? e.message : `unexpected error: ${e.message}`);
-    }
-    finally {
-        let logTail = '';
-        if (started && failures.length) {
-            // docker logs replays the container's stdout and stderr on its own stdout and stderr
-            const l = await docker(plan.logs);
-            logTail = (l.stdout + l.stderr).trim();
-        }
-        await cleanup();
-        process.removeListener('SIGINT', onSignal);
-        process.removeListener('SIGTERM', onSignal);
-        if (failures.length) {
-            const tail = logTail ? `\n\ncontainer log (last lines):\n${logTail.split('\n').slice(-30).join('\n')}` : '';
-            summary += `### Failed\n\n${failures.map((f) => `- ${f}`).join('\n')}\n${logTail ? `\n<details><summary>container log</summary>\n\n\`\`\`\n${logTail}\n\`\`\`\n</details>\n` : ''}`;
-            outputs.smoke = 'fail';
-            // eslint-disable-next-line no-unsafe-finally
-            return { outputs, summary, ok: false, failure: `smoke failed:\n- ${failures.join('\n- ')}${tail}` };
-        }
-    }
-    outputs.smoke = 'pass';
-    return { outputs, summary, ok: true };
-}
-/**
- * The action's post step: remove smoke containers this job left behind (a cancelled or killed run cannot clean
- * up after itself). Only containers labelled with this job's owner id are touched.
- */
-async function cleanupSmokeContainers(log, env = process.env) {
-    const owner = smokeOwner(env);
-    const ps = await (0,proc/* runProcess */.R)('docker', ['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `label=dev.modelship.owner=${owner}`, '--format', '{{.Names}}']);
-    if (ps.code !== 0)
-        return []; // no docker on this runner: nothing to clean
-    const names = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
-    for (const n of names) {
-        await (0,proc/* runProcess */.R)('docker', ['rm', '-f', '-v', n]);
-        log.info(`removed smoke container ${n} left by this job`);
-    }
-    return names;
-}
-
+// EXTERNAL MODULE: ./src/smoke/index.ts
+var smoke = __nccwpck_require__(8697);
 ;// CONCATENATED MODULE: ./src/run.ts
 
 
@@ -62879,19 +63215,33 @@ async function cleanupSmokeContainers(log, env = process.env) {
 async function runStage(cfg, log) {
     switch (cfg.stage) {
         case 'convert':
-            return runConvert(cfg.convert, log);
+            return (0,convert/* runConvert */.B)(cfg.convert, log);
         case 'compile':
-            return runCompile(cfg.compile, log);
+            return (0,compile/* runCompile */.Jz)(cfg.compile, log);
         case 'image':
             return (0,src_image/* runImage */.DG)(cfg.image, log);
         case 'smoke':
-            return runSmoke(cfg.smoke, log);
+            return (0,smoke/* runSmoke */.Lw)(cfg.smoke, log);
         case 'rollout':
             // loaded on use: @kubernetes/client-node is large and ESM-only
-            return (await Promise.all(/* import() */[__nccwpck_require__.e(759), __nccwpck_require__.e(458)]).then(__nccwpck_require__.bind(__nccwpck_require__, 7458))).runRollout(cfg.rollout, log);
+            return (await Promise.all(/* import() */[__nccwpck_require__.e(853), __nccwpck_require__.e(291), __nccwpck_require__.e(753)]).then(__nccwpck_require__.bind(__nccwpck_require__, 3753))).runRollout(cfg.rollout, log);
+        case 'preview':
+            return (await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 9856))).runPreview(cfg.preview, log);
+        case 'cleanup':
+            return (await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 9856))).runCleanup(cfg.cleanup, log);
+        case 'pipeline':
+            return (await __nccwpck_require__.e(/* import() */ 782).then(__nccwpck_require__.bind(__nccwpck_require__, 7782))).runPipeline(cfg, log);
     }
 }
 
+// EXTERNAL MODULE: ./src/version.ts + 1 modules
+var src_version = __nccwpck_require__(1013);
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(9896);
+// EXTERNAL MODULE: external "http"
+var external_http_ = __nccwpck_require__(8611);
+// EXTERNAL MODULE: external "crypto"
+var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: ./node_modules/prom-client/index.js
 var prom_client = __nccwpck_require__(5222);
 ;// CONCATENATED MODULE: ./src/serve/batcher.ts
@@ -63060,6 +63410,10 @@ function imageToTensor(bytes, height, width, p) {
     return out;
 }
 
+// EXTERNAL MODULE: ./src/util/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(1133);
+// EXTERNAL MODULE: ./src/util/ort.ts
+var util_ort = __nccwpck_require__(7171);
 ;// CONCATENATED MODULE: ./src/serve/server.ts
 
 
@@ -63090,7 +63444,7 @@ async function startServer(opts) {
     let bytes = external_fs_.readFileSync(opts.modelPath);
     if ((0,serve_crypto/* isEncrypted */.ph)(bytes))
         bytes = (0,serve_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
-    const sig = onnxInfo(bytes, opts.modelPath);
+    const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
     if (sig.inputs.length === 0)
         throw new util_errors/* ModelshipError */.W('input', 'the model has no inputs', { file: opts.modelPath });
     const ort = (0,util_ort/* loadOrt */.s)();
@@ -63434,6 +63788,10 @@ async function serveMain(argv) {
     return 0;
 }
 
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(6928);
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(2141);
 // EXTERNAL MODULE: ./src/image/registry.ts
 var registry = __nccwpck_require__(3718);
 ;// CONCATENATED MODULE: ./src/store/index.ts
@@ -63591,7 +63949,8 @@ async function storePull(from, out) {
 
 const BOOLEAN_FLAGS = new Set(INPUTS.filter((i) => i.kind === 'boolean').map((i) => i.name));
 function usage(stage) {
-    const inputs = INPUTS.filter((i) => i.name !== 'stage' && (stage === undefined || i.stages === 'all' || i.stages.includes(stage)));
+    const known = stage !== undefined && STAGES.includes(stage);
+    const inputs = INPUTS.filter((i) => i.name !== 'stage' && (!known || inputUsedBy(i, stage)));
     const lines = [
         `modelship ${src_version/* VERSION */.x} — ship a Caffe model to production`,
         '',
@@ -63604,7 +63963,7 @@ function usage(stage) {
         ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
         '',
         'outputs are printed as name=value lines, or as one JSON object with --json:',
-        ...OUTPUTS.filter((o) => stage === undefined || o.stages.includes(stage)).map((o) => `  ${o.name}`.padEnd(30) + o.description),
+        ...OUTPUTS.filter((o) => !known || [stage, ...(STAGE_INCLUDES[stage] ?? [])].some((s) => o.stages.includes(s))).map((o) => `  ${o.name}`.padEnd(30) + o.description),
         '',
         'example: modelship convert --prototxt deploy.prototxt --caffemodel weights.caffemodel --out model.onnx --reference ref/',
     ];
@@ -63706,6 +64065,8 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
     }
 }
 
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(857);
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -66643,7 +67004,10 @@ function getIDToken(aud) {
 //# sourceMappingURL=core.js.map
 // EXTERNAL MODULE: ./src/rollout/owner.ts
 var owner = __nccwpck_require__(9158);
+// EXTERNAL MODULE: ./src/preview/index.ts
+var preview = __nccwpck_require__(9856);
 ;// CONCATENATED MODULE: ./src/action/main.ts
+
 
 
 
@@ -66662,12 +67026,12 @@ const actionLogger = {
  */
 async function post() {
     try {
-        const removed = await cleanupSmokeContainers(actionLogger);
+        const removed = await (0,smoke/* cleanupSmokeContainers */.WC)(actionLogger);
         const state = getState('rollout');
         if (state) {
             const r = JSON.parse(state);
             try {
-                const { cleanupRollout } = await Promise.all(/* import() */[__nccwpck_require__.e(759), __nccwpck_require__.e(458)]).then(__nccwpck_require__.bind(__nccwpck_require__, 7458));
+                const { cleanupRollout } = await Promise.all(/* import() */[__nccwpck_require__.e(853), __nccwpck_require__.e(291), __nccwpck_require__.e(753)]).then(__nccwpck_require__.bind(__nccwpck_require__, 3753));
                 removed.push(...(await cleanupRollout(r.kubeconfig, r.namespace, r.app, r.owner, actionLogger)));
             }
             finally {
@@ -66694,11 +67058,12 @@ async function action() {
             }
         }
         const cfg = readConfig((name) => getInput(name));
-        if (cfg.stage === 'rollout' && !cfg.rollout.dryRun) {
+        if ((cfg.stage === 'rollout' || cfg.stage === 'preview' || cfg.stage === 'pipeline') && !cfg.rollout.dryRun) {
             // what the post step needs to remove a canary and a lease a cancelled run leaves behind
             const kubeconfig = (0,owner/* kubeconfigFile */.q)(cfg.rollout.kubeconfig);
-            saveState('rollout', JSON.stringify({ kubeconfig, namespace: cfg.rollout.namespace, app: cfg.rollout.app, owner: (0,owner/* rolloutOwner */.J)(), temporary: kubeconfig !== cfg.rollout.kubeconfig }));
-            cfg.rollout.kubeconfig = kubeconfig;
+            const namespace = cfg.stage === 'preview' ? (0,preview.previewNamespace)(cfg.rollout.app, (0,preview.prNumber)(cfg.preview.prNumber)) : cfg.rollout.namespace;
+            saveState('rollout', JSON.stringify({ kubeconfig, namespace, app: cfg.rollout.app, owner: (0,owner/* rolloutOwner */.J)(), temporary: kubeconfig !== cfg.rollout.kubeconfig }));
+            cfg.rollout.kubeconfig = cfg.preview.rollout.kubeconfig = cfg.cleanup.kubeconfig = kubeconfig;
         }
         const result = await runStage(cfg, actionLogger);
         for (const [k, v] of Object.entries(result.outputs))

@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 458;
-exports.ids = [458];
+exports.id = 753;
+exports.ids = [753,404];
 exports.modules = {
 
-/***/ 7458:
+/***/ 3753:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -250,199 +250,10 @@ function applyPatches(obj, patches, app) {
     return out;
 }
 
-// EXTERNAL MODULE: external "https"
-var external_https_ = __webpack_require__(5692);
-// EXTERNAL MODULE: ./node_modules/@kubernetes/client-node/dist/index.js + 827 modules
-var dist = __webpack_require__(7853);
-;// CONCATENATED MODULE: ./src/rollout/kube-errors.ts
-/**
- * Small pieces of the Kubernetes client that need no client: kept apart from kube.ts so code that only reads
- * API errors or writes Lease timestamps does not load @kubernetes/client-node (ESM-only, and large).
- */
-/** A Kubernetes API error (client-node's ApiException: code + the API server's Status body), or undefined. */
-function apiError(e) {
-    const x = e;
-    if (!x || typeof x !== 'object' || typeof x.code !== 'number' || !('body' in x))
-        return undefined;
-    let message = String(x.body);
-    try {
-        message = JSON.parse(String(x.body)).message ?? message;
-    }
-    catch {
-        /* body is not a Status */
-    }
-    return { code: x.code, message };
-}
-/** The Lease API's MicroTime: the 1.20 API server refuses millisecond timestamps ("cannot parse .908Z as .000000"). */
-class MicroTime extends Date {
-    toISOString() {
-        return super.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-    }
-}
-
-;// CONCATENATED MODULE: ./src/rollout/kube.ts
-
-
-
-
-
-
-/**
- * The one place that talks to Kubernetes, through @kubernetes/client-node. Objects travel as plain JSON
- * (K8sObject); server-side apply uses field manager `modelship`. Everything else in rollout takes a Kube.
- */
-const FIELD_MANAGER = 'modelship';
-const plain = (o) => JSON.parse(JSON.stringify(o));
-class Kube {
-    kc;
-    objects;
-    coordination;
-    authz;
-    server;
-    constructor(kc) {
-        this.kc = kc;
-        this.objects = dist/* KubernetesObjectApi */.e1Y.makeApiClient(kc);
-        this.coordination = kc.makeApiClient(dist/* CoordinationV1Api */.hSW);
-        this.authz = kc.makeApiClient(dist/* AuthorizationV1Api */.NwU);
-        this.server = kc.getCurrentCluster()?.server ?? '';
-    }
-    /**
-     * Load a kubeconfig: `source` is a file path or the kubeconfig's YAML itself (a secret in the action); empty
-     * means the default ($KUBECONFIG, ~/.kube/config, in-cluster). An unreadable one fails naming the input.
-     */
-    static load(source) {
-        const kc = new dist/* KubeConfig */.ypW();
-        const bad = (why) => {
-            throw new errors/* ModelshipError */.W('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
-        };
-        try {
-            if (source === '')
-                kc.loadFromDefault();
-            else if (/\bapiVersion\s*:/.test(source) || /\bclusters\s*:/.test(source))
-                kc.loadFromString(source);
-            else {
-                let text;
-                try {
-                    text = external_fs_.readFileSync(source, 'utf8');
-                }
-                catch (e) {
-                    return bad(`cannot read ${source}: ${e.code ?? e.message}`);
-                }
-                kc.loadFromString(text);
-            }
-        }
-        catch (e) {
-            if (e instanceof errors/* ModelshipError */.W)
-                throw e;
-            return bad(`${source ? `${source.includes('\n') ? 'the given kubeconfig' : source}` : 'the default kubeconfig'} is not a usable kubeconfig: ${e.message}`);
-        }
-        if (!kc.getCurrentCluster())
-            bad(`${source || 'the default kubeconfig'} has no current cluster (current-context "${kc.getCurrentContext()}")`);
-        return new Kube(kc);
-    }
-    async get(apiVersion, kind, namespace, name) {
-        try {
-            return plain(await this.objects.read({ apiVersion, kind, metadata: { name, namespace } }));
-        }
-        catch (e) {
-            if (apiError(e)?.code === 404)
-                return undefined;
-            throw this.wrap(e, `read ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
-        }
-    }
-    async list(apiVersion, kind, namespace, labelSelector, fieldSelector) {
-        try {
-            const l = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector);
-            return plain(l.items);
-        }
-        catch (e) {
-            throw this.wrap(e, `list ${kind} in ${namespace}`);
-        }
-    }
-    /** Server-side apply under field manager `modelship`, taking over conflicting fields (force). */
-    async apply(obj, dryRun = false) {
-        try {
-            return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, dist/* PatchStrategy */.Qve.ServerSideApply));
-        }
-        catch (e) {
-            throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
-        }
-    }
-    async replace(obj, dryRun = false) {
-        try {
-            return plain(await this.objects.replace(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER));
-        }
-        catch (e) {
-            throw this.wrap(e, `replace ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
-        }
-    }
-    async create(obj) {
-        try {
-            return plain(await this.objects.create(obj, undefined, undefined, FIELD_MANAGER));
-        }
-        catch (e) {
-            throw this.wrap(e, `create ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`);
-        }
-    }
-    /** Delete (foreground, so the pods go with a Deployment); false when it was not there. */
-    async remove(apiVersion, kind, namespace, name, preconditionResourceVersion) {
-        try {
-            await this.objects.delete({ apiVersion, kind, metadata: { name, namespace } }, undefined, undefined, undefined, undefined, 'Background', preconditionResourceVersion ? { preconditions: { resourceVersion: preconditionResourceVersion } } : undefined);
-            return true;
-        }
-        catch (e) {
-            if (apiError(e)?.code === 404)
-                return false;
-            throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
-        }
-    }
-    /** Events about one object, oldest first. */
-    async events(namespace, name) {
-        const items = await this.list('v1', 'Event', namespace, undefined, `involvedObject.name=${name}`);
-        return items.map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }));
-    }
-    /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
-    async canI(verb, resource, group = '', namespace) {
-        try {
-            const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group, namespace } } } });
-            return r.status?.allowed === true;
-        }
-        catch (e) {
-            throw this.wrap(e, `check permission to ${verb} ${resource}`);
-        }
-    }
-    /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */
-    serviceProxy(namespace, service, port) {
-        const prefix = `/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`;
-        return async (p, opts = {}) => {
-            const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
-            const ro = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
-            await this.kc.applyToHTTPSOptions(ro);
-            return new Promise((resolve, reject) => {
-                const req = external_https_.request(url, ro, (res) => {
-                    const chunks = [];
-                    res.on('data', (c) => chunks.push(c));
-                    res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-                });
-                req.on('timeout', () => req.destroy(new Error('timed out')));
-                req.on('error', reject);
-                if (opts.body)
-                    req.write(opts.body);
-                req.end();
-            });
-        };
-    }
-    wrap(e, what) {
-        const a = apiError(e);
-        if (a)
-            return new errors/* ModelshipError */.W('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
-        const err = e;
-        if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
-            return new errors/* ModelshipError */.W('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
-        return e;
-    }
-}
-
+// EXTERNAL MODULE: ./src/rollout/kube.ts
+var rollout_kube = __webpack_require__(7404);
+// EXTERNAL MODULE: ./src/rollout/kube-errors.ts
+var kube_errors = __webpack_require__(6526);
 ;// CONCATENATED MODULE: ./src/rollout/lease.ts
 
 
@@ -478,13 +289,13 @@ class DeployLock {
             return { holder: l.spec?.holderIdentity ?? '', renewTime: renew instanceof Date ? renew.toISOString() : renew, durationS: l.spec?.leaseDurationSeconds ?? this.durationS, resourceVersion: l.metadata?.resourceVersion };
         }
         catch (e) {
-            if (apiError(e)?.code === 404)
+            if ((0,kube_errors/* apiError */.p)(e)?.code === 404)
                 return undefined;
             throw e;
         }
     }
     body(resourceVersion) {
-        const now = new MicroTime();
+        const now = new kube_errors/* MicroTime */.s();
         return {
             apiVersion: 'coordination.k8s.io/v1',
             kind: 'Lease',
@@ -517,9 +328,9 @@ class DeployLock {
                 }
             }
             catch (e) {
-                const code = apiError(e)?.code;
+                const code = (0,kube_errors/* apiError */.p)(e)?.code;
                 if (code !== 409)
-                    throw new errors/* ModelshipError */.W('cluster', `Kubernetes: taking the deploy lease ${this.namespace}/${leaseName(this.app)} failed: ${apiError(e)?.message ?? e.message}`);
+                    throw new errors/* ModelshipError */.W('cluster', `Kubernetes: taking the deploy lease ${this.namespace}/${leaseName(this.app)} failed: ${(0,kube_errors/* apiError */.p)(e)?.message ?? e.message}`);
                 // 409: another run created or renewed it between our read and write; look again
             }
             if (Date.now() >= deadline) {
@@ -646,7 +457,7 @@ async function runRollout(cfg, log, env = process.env) {
     };
     validateSpec(spec);
     const nCanary = cfg.strategy === 'canary' ? canaryReplicas(cfg.replicas, cfg.canaryPercent) : 0;
-    const kube = Kube.load(cfg.kubeconfig);
+    const kube = rollout_kube.Kube.load(cfg.kubeconfig);
     const owner = (0,rollout_owner/* rolloutOwner */.J)(env);
     const ns = cfg.namespace;
     let nsExists = true;
@@ -1013,7 +824,7 @@ function rolloutSummary(cfg, decision, reason, gates, timeline, nCanary) {
  * job) and give back its Lease. Only objects labelled with this run's owner are touched.
  */
 async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
-    const kube = Kube.load(kubeconfig);
+    const kube = rollout_kube.Kube.load(kubeconfig);
     const done = [];
     const canary = await kube.get('apps/v1', 'Deployment', namespace, `${app}-canary`);
     if (canary && canary.metadata.labels?.[OWNER_LABEL] === owner) {
@@ -1025,6 +836,220 @@ async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
     for (const d of done)
         log.info(`modelship post: ${d}`);
     return done;
+}
+
+
+/***/ }),
+
+/***/ 6526:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   p: () => (/* binding */ apiError),
+/* harmony export */   s: () => (/* binding */ MicroTime)
+/* harmony export */ });
+/**
+ * Small pieces of the Kubernetes client that need no client: kept apart from kube.ts so code that only reads
+ * API errors or writes Lease timestamps does not load @kubernetes/client-node (ESM-only, and large).
+ */
+/** A Kubernetes API error (client-node's ApiException: code + the API server's Status body), or undefined. */
+function apiError(e) {
+    const x = e;
+    if (!x || typeof x !== 'object' || typeof x.code !== 'number' || !('body' in x))
+        return undefined;
+    let message = String(x.body);
+    try {
+        message = JSON.parse(String(x.body)).message ?? message;
+    }
+    catch {
+        /* body is not a Status */
+    }
+    return { code: x.code, message };
+}
+/** The Lease API's MicroTime: the 1.20 API server refuses millisecond timestamps ("cannot parse .908Z as .000000"). */
+class MicroTime extends Date {
+    toISOString() {
+        return super.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+    }
+}
+
+
+/***/ }),
+
+/***/ 7404:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   Kube: () => (/* binding */ Kube)
+/* harmony export */ });
+/* unused harmony export FIELD_MANAGER */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(5692);
+/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(https__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(7853);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(17);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(6526);
+
+
+
+
+
+
+/**
+ * The one place that talks to Kubernetes, through @kubernetes/client-node. Objects travel as plain JSON
+ * (K8sObject); server-side apply uses field manager `modelship`. Everything else in rollout takes a Kube.
+ */
+const FIELD_MANAGER = 'modelship';
+const plain = (o) => JSON.parse(JSON.stringify(o));
+class Kube {
+    kc;
+    objects;
+    coordination;
+    authz;
+    server;
+    constructor(kc) {
+        this.kc = kc;
+        this.objects = _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .KubernetesObjectApi */ .e1Y.makeApiClient(kc);
+        this.coordination = kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .CoordinationV1Api */ .hSW);
+        this.authz = kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .AuthorizationV1Api */ .NwU);
+        this.server = kc.getCurrentCluster()?.server ?? '';
+    }
+    /**
+     * Load a kubeconfig: `source` is a file path or the kubeconfig's YAML itself (a secret in the action); empty
+     * means the default ($KUBECONFIG, ~/.kube/config, in-cluster). An unreadable one fails naming the input.
+     */
+    static load(source) {
+        const kc = new _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .KubeConfig */ .ypW();
+        const bad = (why) => {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
+        };
+        try {
+            if (source === '')
+                kc.loadFromDefault();
+            else if (/\bapiVersion\s*:/.test(source) || /\bclusters\s*:/.test(source))
+                kc.loadFromString(source);
+            else {
+                let text;
+                try {
+                    text = fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(source, 'utf8');
+                }
+                catch (e) {
+                    return bad(`cannot read ${source}: ${e.code ?? e.message}`);
+                }
+                kc.loadFromString(text);
+            }
+        }
+        catch (e) {
+            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W)
+                throw e;
+            return bad(`${source ? `${source.includes('\n') ? 'the given kubeconfig' : source}` : 'the default kubeconfig'} is not a usable kubeconfig: ${e.message}`);
+        }
+        if (!kc.getCurrentCluster())
+            bad(`${source || 'the default kubeconfig'} has no current cluster (current-context "${kc.getCurrentContext()}")`);
+        return new Kube(kc);
+    }
+    async get(apiVersion, kind, namespace, name) {
+        try {
+            return plain(await this.objects.read({ apiVersion, kind, metadata: { name, namespace } }));
+        }
+        catch (e) {
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e)?.code === 404)
+                return undefined;
+            throw this.wrap(e, `read ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
+        }
+    }
+    async list(apiVersion, kind, namespace, labelSelector, fieldSelector) {
+        try {
+            const l = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector);
+            return plain(l.items);
+        }
+        catch (e) {
+            throw this.wrap(e, `list ${kind} in ${namespace}`);
+        }
+    }
+    /** Server-side apply under field manager `modelship`, taking over conflicting fields (force). */
+    async apply(obj, dryRun = false) {
+        try {
+            return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .PatchStrategy */ .Qve.ServerSideApply));
+        }
+        catch (e) {
+            throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
+        }
+    }
+    async replace(obj, dryRun = false) {
+        try {
+            return plain(await this.objects.replace(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER));
+        }
+        catch (e) {
+            throw this.wrap(e, `replace ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
+        }
+    }
+    async create(obj) {
+        try {
+            return plain(await this.objects.create(obj, undefined, undefined, FIELD_MANAGER));
+        }
+        catch (e) {
+            throw this.wrap(e, `create ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`);
+        }
+    }
+    /** Delete (foreground, so the pods go with a Deployment); false when it was not there. */
+    async remove(apiVersion, kind, namespace, name, preconditionResourceVersion) {
+        try {
+            await this.objects.delete({ apiVersion, kind, metadata: { name, namespace } }, undefined, undefined, undefined, undefined, 'Background', preconditionResourceVersion ? { preconditions: { resourceVersion: preconditionResourceVersion } } : undefined);
+            return true;
+        }
+        catch (e) {
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e)?.code === 404)
+                return false;
+            throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
+        }
+    }
+    /** Events about one object, oldest first. */
+    async events(namespace, name) {
+        const items = await this.list('v1', 'Event', namespace, undefined, `involvedObject.name=${name}`);
+        return items.map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }));
+    }
+    /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
+    async canI(verb, resource, group = '', namespace) {
+        try {
+            const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group, namespace } } } });
+            return r.status?.allowed === true;
+        }
+        catch (e) {
+            throw this.wrap(e, `check permission to ${verb} ${resource}`);
+        }
+    }
+    /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */
+    serviceProxy(namespace, service, port) {
+        const prefix = `/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`;
+        return async (p, opts = {}) => {
+            const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
+            const ro = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
+            await this.kc.applyToHTTPSOptions(ro);
+            return new Promise((resolve, reject) => {
+                const req = https__WEBPACK_IMPORTED_MODULE_1__.request(url, ro, (res) => {
+                    const chunks = [];
+                    res.on('data', (c) => chunks.push(c));
+                    res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+                });
+                req.on('timeout', () => req.destroy(new Error('timed out')));
+                req.on('error', reject);
+                if (opts.body)
+                    req.write(opts.body);
+                req.end();
+            });
+        };
+    }
+    wrap(e, what) {
+        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e);
+        if (a)
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
+        const err = e;
+        if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
+        return e;
+    }
 }
 
 
