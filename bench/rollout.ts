@@ -22,8 +22,8 @@ const cli = (args: string[]) => JSON.parse(execFileSync(process.execPath, [path.
 const kubectl = (args: string[]) => execFileSync(KUBECTL, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 function rollout(image: string, extra: string[] = []): Promise<{ outputs: Record<string, string>; log: string; child: ReturnType<typeof spawn> }> & { child: ReturnType<typeof spawn>; log: () => string } {
-  const patch = path.join(work, 'realnode.yaml');
-  const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), 'rollout', '--image', image, '--model-name', 'lenet', '--app', 'lenet', '--namespace', ns, '--replicas', '2', '--bake-time', String(bakeS), '--rollout-timeout', String(timeoutS), '--reference', LENET, '--cpu', '50m', '--memory', '256Mi', '--patch', patch, ...extra, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const patch = extra.includes('--patch') ? [] : ['--patch', path.join(work, 'realnode.yaml')];
+  const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), 'rollout', '--image', image, '--model-name', 'lenet', '--app', 'lenet', '--namespace', ns, '--replicas', '2', '--bake-time', String(bakeS), '--rollout-timeout', String(timeoutS), '--reference', LENET, '--cpu', '400m', '--memory', '256Mi', ...patch, ...extra, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let log = '';
   child.stdout.on('data', (d) => (out += d));
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const good = await rollout(b);
   rows.push(['good canary', good.outputs.decision, good.outputs['decision-seconds']]);
   const crash = await rollout(a, ['--patch', path.join(work, 'crash.yaml')]);
-  rows.push(['bad canary: crash-loops at start', crash.outputs.decision, crash.outputs['decision-seconds']]);
+  rows.push(['bad canary: crash-loops at start', crash.outputs.decision ?? `exit: ${crash.log.slice(-200)}`, crash.outputs['decision-seconds']]);
   // a canary that fails in the middle of its bake: its server is stopped at a known moment
   const killed = rollout(a);
   while (!/\] bake /.test(killed.log())) await new Promise((r) => setTimeout(r, 100));
