@@ -63250,23 +63250,28 @@ class DynamicBatcher {
     maxBatchSize;
     maxQueueDelayMs;
     onBatch;
+    idleFlush;
     queue = [];
     queued = 0;
     timer;
     running = false;
     stats = { batches: 0, items: 0 };
-    constructor(run, maxBatchSize, maxQueueDelayMs, onBatch = () => undefined) {
+    constructor(run, maxBatchSize, maxQueueDelayMs, onBatch = () => undefined, idleFlush = true) {
         this.run = run;
         this.maxBatchSize = maxBatchSize;
         this.maxQueueDelayMs = maxQueueDelayMs;
         this.onBatch = onBatch;
+        this.idleFlush = idleFlush;
     }
     /** Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. */
     submit(data, items) {
         return new Promise((resolve, reject) => {
             this.queue.push({ data, items, resolve, reject });
             this.queued += items;
-            if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0)
+            // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
+            // under load they are (requests that arrive during a run form the next batch without any timer)
+            const idle = this.idleFlush && !this.running && this.queue.length === 1;
+            if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0 || idle)
                 this.flushSoon(0);
             else if (!this.timer)
                 this.flushSoon(this.maxQueueDelayMs);
@@ -63434,6 +63439,7 @@ const DEFAULT_SERVE = {
     port: 8000,
     maxBatchSize: 8,
     maxQueueDelayMs: 2,
+    idleFlush: true,
     provider: 'cpu',
     maxBodyBytes: 64 * 2 ** 20,
     preprocess: GOOGLENET_PREPROCESS,
@@ -63489,7 +63495,7 @@ async function startServer(opts) {
         for (const [k, v] of Object.entries(res))
             out[k] = { data: v.data, itemShape: v.shape.slice(1) };
         return out;
-    }, opts.maxBatchSize, opts.maxQueueDelayMs, (n) => batchSizes.observe(n));
+    }, opts.maxBatchSize, opts.maxQueueDelayMs, (n) => batchSizes.observe(n), opts.idleFlush);
     let ready = true;
     let inflight = 0;
     let idle;
@@ -63701,6 +63707,7 @@ async function startServer(opts) {
  *   --name / MODELSHIP_MODEL_NAME        model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
  *   --port / PORT (8000), --host / HOST (0.0.0.0)
  *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
+ *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
  *   --provider / MODELSHIP_PROVIDER      cpu | cuda (falls back to cpu, and says so)
  *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
  *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
@@ -63764,6 +63771,7 @@ function serveOptions(argv, env, log) {
         port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
         maxBatchSize: int('max-batch-size', 'MODELSHIP_MAX_BATCH_SIZE', DEFAULT_SERVE.maxBatchSize, 1),
         maxQueueDelayMs: int('max-queue-delay-ms', 'MODELSHIP_MAX_QUEUE_DELAY_MS', DEFAULT_SERVE.maxQueueDelayMs, 0),
+        idleFlush: !/^(false|0|no|off)$/i.test(get('idle-flush', 'MODELSHIP_IDLE_FLUSH') ?? 'true'),
         provider,
         apiKey,
         modelKey: (0,serve_crypto/* loadKey */.cv)(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),

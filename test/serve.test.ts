@@ -1,3 +1,4 @@
+import { DynamicBatcher } from '../src/serve/batcher';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as http from 'http';
@@ -64,7 +65,8 @@ describe('serving runtime: KServe v2 over HTTP', () => {
   const out2 = readNpy(path.join(LENET, 'output_b2__prob.npy'));
   let srv: RunningServer;
   beforeAll(async () => {
-    srv = await startServer(options(model, { maxBatchSize: 8, maxQueueDelayMs: 20 }));
+    // idleFlush off: LeNet runs in well under a millisecond, so with it on every request would find the server idle
+    srv = await startServer(options(model, { maxBatchSize: 8, maxQueueDelayMs: 20, idleFlush: false }));
   });
   afterAll(async () => srv.drain());
 
@@ -212,7 +214,8 @@ describe('serving runtime: auth, encryption, images, shutdown', () => {
   });
 
   test('SIGTERM semantics: drain finishes the in-flight request, readiness goes false, then the port closes', async () => {
-    const srv = await startServer(options(model, { maxQueueDelayMs: 300, maxBatchSize: 8 }));
+    // idleFlush off: the request waits the 300 ms queue delay, so it is in flight when the drain starts
+    const srv = await startServer(options(model, { maxQueueDelayMs: 300, maxBatchSize: 8, idleFlush: false }));
     const in1 = readNpy(path.join(LENET, 'input_b1.npy'));
     const pending = request(`${srv.url}/v2/models/lenet/infer`, { body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] }) });
     await new Promise((r) => setTimeout(r, 50)); // the request is queued in the batcher
@@ -222,5 +225,33 @@ describe('serving runtime: auth, encryption, images, shutdown', () => {
     await drained;
     await expect(request(`${srv.url}/v2/health/live`)).rejects.toThrow(/ECONNREFUSED/);
     expect(log.join('\n')).toMatch(/draining: readiness is false/);
+  });
+});
+
+describe('the dynamic batcher', () => {
+  const runner = (log: number[]) => async (input: Float32Array, items: number) => {
+    log.push(items);
+    await new Promise((r) => setTimeout(r, 50)); // a model that takes 50 ms a batch
+    return { y: { data: input.map((v) => v * 2), itemShape: [1] } };
+  };
+  test('an idle server runs a lone request at once; requests arriving during a run form the next batch', async () => {
+    const sizes: number[] = [];
+    const b = new DynamicBatcher(runner(sizes), 8, 1000, undefined, true);
+    const t0 = Date.now();
+    const first = b.submit(new Float32Array([1]), 1);
+    await new Promise((r) => setTimeout(r, 5)); // the lone request has started
+    const rest = Array.from({ length: 8 }, (_, i) => b.submit(new Float32Array([i + 2]), 1));
+    expect((await first).y.data[0]).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(500); // not the 1000 ms queue delay
+    const outs = await Promise.all(rest);
+    expect(outs.map((o) => o.y.data[0])).toEqual([4, 6, 8, 10, 12, 14, 16, 18]);
+    expect(sizes).toEqual([1, 8]);
+  });
+  test('with idleFlush off a lone request waits the queue delay for company', async () => {
+    const sizes: number[] = [];
+    const b = new DynamicBatcher(runner(sizes), 8, 100, undefined, false);
+    const outs = await Promise.all([b.submit(new Float32Array([1]), 1), new Promise((r) => setTimeout(r, 20)).then(() => b.submit(new Float32Array([2]), 1))]);
+    expect(outs.map((o) => o.y.data[0])).toEqual([2, 4]);
+    expect(sizes).toEqual([2]);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Dynamic batching: concurrent requests are concatenated along the batch axis up to `maxBatchSize` items or
  * until `maxQueueDelayMs` after the first queued request, run once, and the results split back per request.
- * One batch runs at a time; requests that arrive meanwhile form the next batch.
+ * One batch runs at a time; requests that arrive meanwhile form the next batch. A request that finds the server
+ * idle runs at once (no queue delay at low load).
  */
 export interface BatchOutput {
   /** per-item size of each output (values per batch item) and the item shape */
@@ -34,6 +35,7 @@ export class DynamicBatcher {
     private readonly maxBatchSize: number,
     private readonly maxQueueDelayMs: number,
     private readonly onBatch: (size: number) => void = () => undefined,
+    private readonly idleFlush = true,
   ) {}
 
   /** Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. */
@@ -41,7 +43,10 @@ export class DynamicBatcher {
     return new Promise((resolve, reject) => {
       this.queue.push({ data, items, resolve, reject });
       this.queued += items;
-      if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0) this.flushSoon(0);
+      // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
+      // under load they are (requests that arrive during a run form the next batch without any timer)
+      const idle = this.idleFlush && !this.running && this.queue.length === 1;
+      if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0 || idle) this.flushSoon(0);
       else if (!this.timer) this.flushSoon(this.maxQueueDelayMs);
     });
   }

@@ -11,6 +11,7 @@ import { ModelshipError } from '../util/errors';
  *   --name / MODELSHIP_MODEL_NAME        model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
  *   --port / PORT (8000), --host / HOST (0.0.0.0)
  *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
+ *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
  *   --provider / MODELSHIP_PROVIDER      cpu | cuda (falls back to cpu, and says so)
  *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
  *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
@@ -63,6 +64,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
     port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
     maxBatchSize: int('max-batch-size', 'MODELSHIP_MAX_BATCH_SIZE', DEFAULT_SERVE.maxBatchSize, 1),
     maxQueueDelayMs: int('max-queue-delay-ms', 'MODELSHIP_MAX_QUEUE_DELAY_MS', DEFAULT_SERVE.maxQueueDelayMs, 0),
+    idleFlush: !/^(false|0|no|off)$/i.test(get('idle-flush', 'MODELSHIP_IDLE_FLUSH') ?? 'true'),
     provider,
     apiKey,
     modelKey: loadKey(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),

@@ -21,6 +21,8 @@ export interface ServeOptions {
   port: number;
   maxBatchSize: number;
   maxQueueDelayMs: number;
+  /** run a request that finds the server idle at once (true), or always wait the queue delay for company (false) */
+  idleFlush: boolean;
   provider: 'cpu' | 'cuda';
   apiKey?: string;
   modelKey?: Buffer;
@@ -38,6 +40,7 @@ export const DEFAULT_SERVE: Omit<ServeOptions, 'modelPath' | 'log'> = {
   port: 8000,
   maxBatchSize: 8,
   maxQueueDelayMs: 2,
+  idleFlush: true,
   provider: 'cpu',
   maxBodyBytes: 64 * 2 ** 20,
   preprocess: GOOGLENET_PREPROCESS,
@@ -105,6 +108,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     opts.maxBatchSize,
     opts.maxQueueDelayMs,
     (n) => batchSizes.observe(n),
+    opts.idleFlush,
   );
 
   let ready = true;
