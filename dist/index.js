@@ -67093,6 +67093,8 @@ async function action() {
         }
     }
 }
+/** The action's logic as @github/local-action calls it (`local-action run . src/action/main.ts .env`). */
+const run = (/* unused pure expression or super */ null && (action));
 
 ;// CONCATENATED MODULE: ./src/index.ts
 

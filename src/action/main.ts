@@ -70,3 +70,6 @@ export async function action(): Promise<void> {
     }
   }
 }
+
+/** The action's logic as @github/local-action calls it (`local-action run . src/action/main.ts .env`). */
+export const run = action;
