@@ -246,8 +246,23 @@ function applyPatches(obj, patches, app) {
             outSpec.template.metadata.labels = { ...(isObj(outSpec.template.metadata.labels) ? outSpec.template.metadata.labels : {}), ...spec.template.metadata.labels };
         }
     }
+    const image = spec?.template?.spec?.containers?.find((c) => c.name === 'model-server')?.image;
+    const server = outSpec?.template?.spec?.containers?.find((c) => c.name === 'model-server');
+    if (image && server)
+        server.image = image;
     out.metadata = { ...out.metadata, name: obj.metadata.name, namespace: obj.metadata.namespace, labels: { ...(out.metadata.labels ?? {}), ...(obj.metadata.labels ?? {}) } };
     return out;
+}
+/** The manifest input: the user's own Deployment/Service documents, laid over the generated ones like patches. */
+function readManifest(file) {
+    const docs = readPatches(file).map((d) => ({ ...d, source: `manifest ${d.source}` }));
+    for (const d of docs) {
+        // a single container under another name is the model server: keep one container, not two
+        const containers = (d.body.spec?.template?.spec?.containers ?? []);
+        if (d.kind === 'Deployment' && containers.length === 1)
+            containers[0].name = 'model-server';
+    }
+    return docs;
 }
 
 // EXTERNAL MODULE: ./src/rollout/kube.ts
@@ -400,17 +415,6 @@ var rollout_owner = __webpack_require__(9158);
 
 const MANAGED = 'app.kubernetes.io/managed-by';
 const OWNER_LABEL = 'modelship.dev/owner';
-/** The manifest input: the user's own Deployment/Service documents, laid over the generated ones like patches. */
-function readManifest(file) {
-    const docs = readPatches(file).map((d) => ({ ...d, source: d.source.replace(/^/, 'manifest ') }));
-    for (const d of docs) {
-        // a single container under another name is the model server: keep one container, not two
-        const containers = (d.body.spec?.template?.spec?.containers ?? []);
-        if (d.kind === 'Deployment' && containers.length === 1)
-            containers[0].name = 'model-server';
-    }
-    return docs;
-}
 /** Strip what the server owns, for diffs. */
 function normalize(o) {
     if (!o)

@@ -15,7 +15,8 @@ export function renderActionYml(): string {
   ];
   for (const i of INPUTS) {
     lines.push(`  ${i.name}:`, `    description: ${q(i.description)}`, `    required: ${i.name === 'stage'}`);
-    if (i.default !== '') lines.push(`    default: ${q(i.default)}`);
+    // every optional input states its default, empty included (stage is the one required input)
+    if (i.name !== 'stage') lines.push(`    default: ${q(i.default)}`);
   }
   lines.push('outputs:');
   for (const o of OUTPUTS) lines.push(`  ${o.name}:`, `    description: ${q(o.description)}`);

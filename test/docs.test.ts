@@ -31,7 +31,12 @@ describe('documentation that cannot drift', () => {
     expect(action.runs).toEqual({ using: 'node24', main: 'dist/index.js', post: 'dist/index.js', 'post-if': 'always()' });
     expect(Object.keys(action.inputs)).toEqual(INPUTS.map((i) => i.name));
     expect(Object.keys(action.outputs)).toEqual(OUTPUTS.map((o) => o.name));
-    for (const [name, spec] of Object.entries(action.inputs)) expect(spec.description.length).toBeGreaterThan(10);
+    for (const [name, spec] of Object.entries(action.inputs)) {
+      expect([name, spec.description.length > 10]).toEqual([name, true]);
+      // every input states its default (the required stage excepted)
+      expect([name, name === 'stage' ? spec.required : typeof spec.default]).toEqual([name, name === 'stage' ? true : 'string']);
+    }
+    for (const [name, spec] of Object.entries(action.outputs as Record<string, { description: string }>)) expect([name, spec.description.length > 10]).toEqual([name, true]);
   });
 
   test('the README inputs table lists exactly the inputs of action.yml with the same defaults', () => {

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { strategicMerge, readPatches, applyPatches } from '../src/rollout/patch';
+import { strategicMerge, readPatches, applyPatches, readManifest } from '../src/rollout/patch';
 import { podView, fatalReason } from '../src/rollout/health';
 import { heldByOther } from '../src/rollout/lease';
 import { renderQuery, DEFAULT_QUERIES } from '../src/rollout/prometheus';
@@ -45,6 +45,18 @@ describe('strategic merge overlays', () => {
       expect(d.spec.template.metadata.labels.extra).toBe('1');
       expect(d.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu']).toBe('1');
     }
+  });
+
+  test('your own manifest is laid over the generated one: its single container is the model server, the image stays ours', () => {
+    const dir = tmpDir('modelship-manifest-');
+    const f = path.join(dir, 'deploy.yaml');
+    fs.writeFileSync(f, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: googlenet}\nspec:\n  template:\n    spec:\n      serviceAccountName: inference\n      containers:\n      - name: server\n        image: someone/else:latest\n        resources: {limits: {memory: 8Gi}}\n');
+    const d = applyPatches(deployment(spec, 'stable', 4), readManifest(f), 'googlenet') as any;
+    expect(d.spec.template.spec.serviceAccountName).toBe('inference');
+    expect(d.spec.template.spec.containers).toHaveLength(1);
+    const c = d.spec.template.spec.containers[0];
+    expect([c.name, c.resources.limits.memory, c.resources.limits['nvidia.com/gpu']]).toEqual(['model-server', '8Gi', '1']);
+    expect(c.image).toBe(spec.image);
   });
 
   test('a patch file that is not YAML, or a document without kind, names the file and line', () => {

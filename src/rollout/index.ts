@@ -8,7 +8,7 @@ import { SERVING_PORT } from '../image';
 import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../verify/golden';
 import { decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { deployment, service, canaryReplicas, validateSpec, selectorLabels, DeploySpec, K8sObject } from './manifests';
-import { applyPatches, readPatches, PatchDoc } from './patch';
+import { applyPatches, readPatches, readManifest } from './patch';
 import { Kube } from './kube';
 import { DeployLock, releaseIfHeld } from './lease';
 import { waitDeployment, bake, GateFailure, Aborted, sleep, PodView } from './health';
@@ -40,17 +40,6 @@ interface TimelineEntry {
 
 const MANAGED = 'app.kubernetes.io/managed-by';
 const OWNER_LABEL = 'modelship.dev/owner';
-
-/** The manifest input: the user's own Deployment/Service documents, laid over the generated ones like patches. */
-function readManifest(file: string): PatchDoc[] {
-  const docs = readPatches(file).map((d) => ({ ...d, source: d.source.replace(/^/, 'manifest ') }));
-  for (const d of docs) {
-    // a single container under another name is the model server: keep one container, not two
-    const containers = ((d.body.spec as { template?: { spec?: { containers?: { name?: string }[] } } } | undefined)?.template?.spec?.containers ?? []) as { name?: string }[];
-    if (d.kind === 'Deployment' && containers.length === 1) containers[0].name = 'model-server';
-  }
-  return docs;
-}
 
 /** Strip what the server owns, for diffs. */
 function normalize(o: K8sObject | undefined): string {

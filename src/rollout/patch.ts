@@ -122,6 +122,22 @@ export function applyPatches(obj: K8sObject, patches: PatchDoc[], app: string): 
       outSpec.template.metadata.labels = { ...(isObj(outSpec.template.metadata.labels) ? outSpec.template.metadata.labels : {}), ...spec.template.metadata.labels };
     }
   }
+  // nor the image: the release under test is the digest modelship built and verified
+  type Pod = { template?: { spec?: { containers?: { name: string; image?: string }[] } } };
+  const image = (spec as Pod | undefined)?.template?.spec?.containers?.find((c) => c.name === 'model-server')?.image;
+  const server = (outSpec as Pod | undefined)?.template?.spec?.containers?.find((c) => c.name === 'model-server');
+  if (image && server) server.image = image;
   out.metadata = { ...out.metadata, name: obj.metadata.name, namespace: obj.metadata.namespace, labels: { ...(out.metadata.labels ?? {}), ...(obj.metadata.labels ?? {}) } };
   return out;
+}
+
+/** The manifest input: the user's own Deployment/Service documents, laid over the generated ones like patches. */
+export function readManifest(file: string): PatchDoc[] {
+  const docs = readPatches(file).map((d) => ({ ...d, source: `manifest ${d.source}` }));
+  for (const d of docs) {
+    // a single container under another name is the model server: keep one container, not two
+    const containers = ((d.body.spec as { template?: { spec?: { containers?: { name?: string }[] } } } | undefined)?.template?.spec?.containers ?? []) as { name?: string }[];
+    if (d.kind === 'Deployment' && containers.length === 1) containers[0].name = 'model-server';
+  }
+  return docs;
 }
