@@ -386,5 +386,19 @@ describe('the Prometheus gate (lab/up.sh prometheus)', () => {
     expect(r.outputs.reason).toMatch(/Prometheus has no samples for the canary .*no data is a failure/);
     expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
   });
+
+  test('a canary that served traffic passes on the server\'s own metrics (default queries), compared with the stable', async () => {
+    if (!PROMETHEUS) throw new Error('LAB_PROMETHEUS is not set: start Prometheus with `lab/up.sh prometheus` as root');
+    const ns = `${nsPrefix}-prom-ok`;
+    // the stable first (no metrics gate), then a canary that must show min-samples requests in Prometheus
+    expectExit(await runCliProcess(base(ns, images.a, ['--replicas', '1'])), 0);
+    const r = await runCliProcess(base(ns, images.b, ['--replicas', '1', '--prometheus-url', PROMETHEUS, '--min-samples', '10', '--max-error-rate', '0', '--max-p99-ms', '5000', '--bake-time', '8', '--rollout-timeout', '120']));
+    expectExit(r, 0);
+    expect(r.outputs).toMatchObject({ decision: 'promoted', 'gate-prometheus': 'pass' });
+    const g = JSON.parse(r.outputs['rollout-report']).gates.find((x: any) => x.gate === 'prometheus');
+    expect(g.detail).toMatch(/^canary samples (\d+), error rate 0\.0000, p99 [\d.]+ ms; stable samples/);
+    expect(Number(/^canary samples (\d+)/.exec(g.detail)![1])).toBeGreaterThanOrEqual(10);
+    dropNamespaces(ns);
+  });
 });
 
