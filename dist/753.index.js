@@ -824,7 +824,7 @@ function rolloutSummary(cfg, decision, reason, gates, timeline, nCanary) {
     ].join('\n');
 }
 /**
- * The action's post step, and `modelship rollout --cleanup`: delete a canary this run left (a cancelled or killed
+ * The action's post step: delete a canary this run left (a cancelled or killed
  * job) and give back its Lease. Only objects labelled with this run's owner are touched.
  */
 async function cleanupRollout(kubeconfig, namespace, app, owner, log) {

@@ -419,7 +419,7 @@ function rolloutSummary(cfg: RolloutConfig, decision: string, reason: string, ga
 }
 
 /**
- * The action's post step, and `modelship rollout --cleanup`: delete a canary this run left (a cancelled or killed
+ * The action's post step: delete a canary this run left (a cancelled or killed
  * job) and give back its Lease. Only objects labelled with this run's owner are touched.
  */
 export async function cleanupRollout(kubeconfig: string, namespace: string, app: string, owner: string, log: Logger): Promise<string[]> {
