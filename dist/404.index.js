@@ -47,10 +47,9 @@ class MicroTime extends Date {
 /* unused harmony export FIELD_MANAGER */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(9896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(5692);
-/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(https__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(7853);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(17);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(7853);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(17);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(4098);
 /* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(6526);
 
 
@@ -72,9 +71,9 @@ class Kube {
     server;
     constructor(kc) {
         this.kc = kc;
-        this.objects = _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .KubernetesObjectApi */ .e1Y.makeApiClient(kc);
-        this.coordination = kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .CoordinationV1Api */ .hSW);
-        this.authz = kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .AuthorizationV1Api */ .NwU);
+        this.objects = _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .KubernetesObjectApi */ .e1Y.makeApiClient(kc);
+        this.coordination = kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .CoordinationV1Api */ .hSW);
+        this.authz = kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .AuthorizationV1Api */ .NwU);
         this.server = kc.getCurrentCluster()?.server ?? '';
     }
     /**
@@ -82,9 +81,9 @@ class Kube {
      * means the default ($KUBECONFIG, ~/.kube/config, in-cluster). An unreadable one fails naming the input.
      */
     static load(source) {
-        const kc = new _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .KubeConfig */ .ypW();
+        const kc = new _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .KubeConfig */ .ypW();
         const bad = (why) => {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
         };
         try {
             if (source === '')
@@ -103,7 +102,7 @@ class Kube {
             }
         }
         catch (e) {
-            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W)
+            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W)
                 throw e;
             return bad(`${source ? `${source.includes('\n') ? 'the given kubeconfig' : source}` : 'the default kubeconfig'} is not a usable kubeconfig: ${e.message}`);
         }
@@ -133,7 +132,7 @@ class Kube {
     /** Server-side apply under field manager `modelship`, taking over conflicting fields (force). */
     async apply(obj, dryRun = false) {
         try {
-            return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_2__/* .PatchStrategy */ .Qve.ServerSideApply));
+            return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .PatchStrategy */ .Qve.ServerSideApply));
         }
         catch (e) {
             throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -189,27 +188,16 @@ class Kube {
             const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
             const ro = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
             await this.kc.applyToHTTPSOptions(ro);
-            return new Promise((resolve, reject) => {
-                const req = https__WEBPACK_IMPORTED_MODULE_1__.request(url, ro, (res) => {
-                    const chunks = [];
-                    res.on('data', (c) => chunks.push(c));
-                    res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-                });
-                req.on('timeout', () => req.destroy(new Error('timed out')));
-                req.on('error', reject);
-                if (opts.body)
-                    req.write(opts.body);
-                req.end();
-            });
+            return (0,_util_http__WEBPACK_IMPORTED_MODULE_3__/* .exchange */ .c)(url, ro, opts.body);
         };
     }
     wrap(e, what) {
         const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e);
         if (a)
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
         const err = e;
         if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
         return e;
     }
 }

@@ -51652,22 +51652,20 @@ async function runImage(cfg, log, env = process.env) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Cj: () => (/* binding */ fetchManifest),
 /* harmony export */   Q: () => (/* binding */ parseImageRef),
+/* harmony export */   _R: () => (/* binding */ deleteTag),
 /* harmony export */   bu: () => (/* binding */ registryBase),
 /* harmony export */   zy: () => (/* binding */ registryRequest)
 /* harmony export */ });
-/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8611);
-/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(http__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5692);
-/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(https__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(17);
-
+/* unused harmony export registryHeaders */
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(17);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4098);
 
 
 /** `registry/repo[:tag|@digest]` split into its parts (Docker's reference rules, enough for our images). */
 function parseImageRef(ref) {
     const m = /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(ref);
     if (!m)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
     let [, registry, repository] = m;
     if (!registry || (!registry.includes('.') && !registry.includes(':') && registry !== 'localhost')) {
         repository = registry ? `${registry}/${repository}` : repository;
@@ -51688,38 +51686,53 @@ function registryBase(ref) {
     return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
 }
 /** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
-function registryRequest(method, url, body, headers = {}) {
-    const u = new URL(url);
-    const mod = u.protocol === 'http:' ? http__WEBPACK_IMPORTED_MODULE_0__ : https__WEBPACK_IMPORTED_MODULE_1__;
-    return new Promise((resolve, reject) => {
-        const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        });
-        req.on('error', (e) => reject(new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `cannot reach the registry: ${method} ${url}: ${e.message}`)));
-        if (body)
-            req.write(body);
-        req.end();
-    });
+async function registryRequest(method, url, body, headers = {}) {
+    try {
+        return await (0,_util_http__WEBPACK_IMPORTED_MODULE_1__/* .exchange */ .c)(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, body);
+    }
+    catch (e) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `cannot reach the registry: ${method} ${url}: ${e.message}`);
+    }
+}
+/** Accept every manifest type, and Basic auth when there are credentials. */
+function registryHeaders(auth) {
+    const headers = { accept: ACCEPT };
+    if (auth?.username)
+        headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+    return headers;
 }
 /** Fetch a manifest from a registry's HTTP API. */
 async function fetchManifest(ref, auth) {
     const r = registryBase(ref);
     const url = `${r.base}/manifests/${r.digest ?? r.tag ?? 'latest'}`;
-    const headers = { accept: ACCEPT };
-    if (auth)
-        headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-    const res = await registryRequest('GET', url, undefined, headers);
+    const res = await registryRequest('GET', url, undefined, registryHeaders(auth));
     const text = res.body.toString('utf8');
     if (res.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
     try {
         return JSON.parse(text);
     }
     catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry sent a manifest that is not JSON: ${e.message}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `registry sent a manifest that is not JSON: ${e.message}`);
     }
+}
+/**
+ * Delete what a tag points to (the registry API deletes manifests by digest, so every tag of that manifest goes
+ * with it). Returns the deleted digest, or undefined when the tag does not exist.
+ */
+async function deleteTag(ref, auth) {
+    const r = registryBase(ref);
+    const headers = registryHeaders(auth);
+    const head = await registryRequest('HEAD', `${r.base}/manifests/${r.tag}`, undefined, headers);
+    const digest = head.headers['docker-content-digest'];
+    if (head.status === 404)
+        return undefined;
+    if (head.status !== 200 || typeof digest !== 'string')
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `registry answered ${head.status} for ${ref}`);
+    const del = await registryRequest('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
+    if (del.status !== 202 && del.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
+    return digest;
 }
 
 
@@ -51851,20 +51864,9 @@ async function runCleanup(cfg, log, env = process.env) {
     if (cfg.image) {
         // the repository, without a tag or digest the input may carry (a registry's :port stays)
         const ref = `${cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '')}:pr-${pr}`;
-        const r = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .registryBase */ .bu)(ref);
-        const headers = { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json' };
-        if (cfg.registryUsername)
-            headers.authorization = `Basic ${Buffer.from(`${cfg.registryUsername}:${cfg.registryPassword}`).toString('base64')}`;
-        const head = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .registryRequest */ .zy)('HEAD', `${r.base}/manifests/pr-${pr}`, undefined, headers);
-        const digest = head.headers['docker-content-digest'];
-        if (head.status === 200 && typeof digest === 'string') {
-            const del = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .registryRequest */ .zy)('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
-            if (del.status !== 202 && del.status !== 200)
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
+        const digest = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .deleteTag */ ._R)(ref, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined);
+        if (digest)
             removed.push(`image ${ref} (${digest})`);
-        }
-        else if (head.status !== 404)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${head.status} for ${ref}`);
     }
     let comment;
     if (cfg.comment && cfg.githubToken) {
@@ -52753,6 +52755,43 @@ function sha256(data) {
 
 /***/ }),
 
+/***/ 4098:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   c: () => (/* binding */ exchange)
+/* harmony export */ });
+/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8611);
+/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(http__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5692);
+/* harmony import */ var https__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(https__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/**
+ * One HTTP or HTTPS request (by the URL's scheme) with the whole reply buffered: golden requests, the API
+ * server's proxy and the registry API all go through here. `timeout` (ms) ends a request that stalls.
+ */
+function exchange(url, opts = {}, body) {
+    const u = typeof url === 'string' ? new URL(url) : url;
+    const request = u.protocol === 'https:' ? https__WEBPACK_IMPORTED_MODULE_1__.request : http__WEBPACK_IMPORTED_MODULE_0__.request;
+    return new Promise((resolve, reject) => {
+        const req = request(u, opts, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+        if (body)
+            req.write(body);
+        req.end();
+    });
+}
+
+
+/***/ }),
+
 /***/ 7821:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -53004,11 +53043,10 @@ function runProcess(cmd, args, opts = {}) {
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8611);
-/* harmony import */ var http__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(http__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7821);
-/* harmony import */ var _convert_parity__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6154);
-/* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1351);
+/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7821);
+/* harmony import */ var _convert_parity__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6154);
+/* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1351);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4098);
 
 
 
@@ -53017,39 +53055,28 @@ function runProcess(cmd, args, opts = {}) {
 
 /** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
 function httpTransport(base, agent) {
-    return (p, opts = {}) => new Promise((resolve, reject) => {
-        const req = http__WEBPACK_IMPORTED_MODULE_2__.request(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        });
-        req.on('timeout', () => req.destroy(new Error('timed out')));
-        req.on('error', reject);
-        if (opts.body)
-            req.write(opts.body);
-        req.end();
-    });
+    return (p, opts = {}) => (0,_util_http__WEBPACK_IMPORTED_MODULE_5__/* .exchange */ .c)(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
 }
 const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
 /** Send every reference batch once and compare each output with Caffe's. */
 async function goldenRequests(t, o) {
     const res = { rows: [], failures: [], compared: 0 };
-    for (const b of (0,_convert_parity__WEBPACK_IMPORTED_MODULE_4__/* .referenceBatches */ .WN)(o.reference)) {
-        const x = (0,_util_npy__WEBPACK_IMPORTED_MODULE_3__/* .readNpy */ .e5)((0,_convert_parity__WEBPACK_IMPORTED_MODULE_4__/* .inputFile */ .xm)(o.reference, b, o.inputName, o.singleInput));
-        const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .encodeInferRequest */ .AG)([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
+    for (const b of (0,_convert_parity__WEBPACK_IMPORTED_MODULE_3__/* .referenceBatches */ .WN)(o.reference)) {
+        const x = (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)((0,_convert_parity__WEBPACK_IMPORTED_MODULE_3__/* .inputFile */ .xm)(o.reference, b, o.inputName, o.singleInput));
+        const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .encodeInferRequest */ .AG)([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
         if (b === 1)
             res.batch1 = req;
-        const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+        const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
         if (r.status !== 200) {
             res.failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
             continue;
         }
-        const dec = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]));
+        const dec = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]));
         for (const out of dec.outputs) {
             const refFile = path__WEBPACK_IMPORTED_MODULE_1__.join(o.reference, `output_b${b}__${out.name.replace(/\//g, '_')}.npy`);
             if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
                 continue;
-            const c = (0,_convert_parity__WEBPACK_IMPORTED_MODULE_4__/* .compareOutput */ .NM)(out.name, b, out, (0,_util_npy__WEBPACK_IMPORTED_MODULE_3__/* .readNpy */ .e5)(refFile), { ..._convert_parity__WEBPACK_IMPORTED_MODULE_4__/* .DEFAULT_TOLERANCE */ .s6, maxAbsDiff: o.tolerance });
+            const c = (0,_convert_parity__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, b, out, (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(refFile), { ..._convert_parity__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6, maxAbsDiff: o.tolerance });
             res.compared++;
             const mismatches = c.topK.flatMap((tk, n) => (tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]));
             res.rows.push(`| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
@@ -53077,7 +53104,7 @@ async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
         while (next < requests) {
             next++;
             const s = process.hrtime.bigint();
-            const r = await t(p, { body: req.body, headers: { ...headers, [_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength } });
+            const r = await t(p, { body: req.body, headers: { ...headers, [_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]: req.headerLength } });
             lat.push(Number(process.hrtime.bigint() - s) / 1e6);
             if (r.status !== 200) {
                 errors++;

@@ -1,6 +1,5 @@
-import * as http from 'http';
-import * as https from 'https';
 import { ModelshipError } from '../util/errors';
+import { exchange, Reply } from '../util/http';
 
 /** `registry/repo[:tag|@digest]` split into its parts (Docker's reference rules, enough for our images). */
 export function parseImageRef(ref: string): { registry: string; repository: string; tag?: string; digest?: string } {
@@ -34,35 +33,29 @@ export function registryBase(ref: string): { base: string; repository: string; t
   return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
 }
 
-export interface RegistryReply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
+export type RegistryReply = Reply;
 
 /** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
-export function registryRequest(method: string, url: string, body?: Uint8Array, headers: Record<string, string> = {}): Promise<RegistryReply> {
-  const u = new URL(url);
-  const mod = u.protocol === 'http:' ? http : https;
-  return new Promise((resolve, reject) => {
-    const req = mod.request(u, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.on('error', (e) => reject(new ModelshipError('io', `cannot reach the registry: ${method} ${url}: ${e.message}`)));
-    if (body) req.write(body);
-    req.end();
-  });
+export async function registryRequest(method: string, url: string, body?: Uint8Array, headers: Record<string, string> = {}): Promise<RegistryReply> {
+  try {
+    return await exchange(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, body);
+  } catch (e) {
+    throw new ModelshipError('io', `cannot reach the registry: ${method} ${url}: ${(e as Error).message}`);
+  }
+}
+
+/** Accept every manifest type, and Basic auth when there are credentials. */
+export function registryHeaders(auth?: { username: string; password: string }): Record<string, string> {
+  const headers: Record<string, string> = { accept: ACCEPT };
+  if (auth?.username) headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+  return headers;
 }
 
 /** Fetch a manifest from a registry's HTTP API. */
 export async function fetchManifest(ref: string, auth?: { username: string; password: string }): Promise<Manifest> {
   const r = registryBase(ref);
   const url = `${r.base}/manifests/${r.digest ?? r.tag ?? 'latest'}`;
-  const headers: Record<string, string> = { accept: ACCEPT };
-  if (auth) headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-  const res = await registryRequest('GET', url, undefined, headers);
+  const res = await registryRequest('GET', url, undefined, registryHeaders(auth));
   const text = res.body.toString('utf8');
   if (res.status !== 200) throw new ModelshipError('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
   try {
@@ -70,4 +63,20 @@ export async function fetchManifest(ref: string, auth?: { username: string; pass
   } catch (e) {
     throw new ModelshipError('io', `registry sent a manifest that is not JSON: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Delete what a tag points to (the registry API deletes manifests by digest, so every tag of that manifest goes
+ * with it). Returns the deleted digest, or undefined when the tag does not exist.
+ */
+export async function deleteTag(ref: string, auth?: { username: string; password: string }): Promise<string | undefined> {
+  const r = registryBase(ref);
+  const headers = registryHeaders(auth);
+  const head = await registryRequest('HEAD', `${r.base}/manifests/${r.tag}`, undefined, headers);
+  const digest = head.headers['docker-content-digest'];
+  if (head.status === 404) return undefined;
+  if (head.status !== 200 || typeof digest !== 'string') throw new ModelshipError('io', `registry answered ${head.status} for ${ref}`);
+  const del = await registryRequest('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
+  if (del.status !== 202 && del.status !== 200) throw new ModelshipError('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
+  return digest;
 }

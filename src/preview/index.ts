@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import { PreviewConfig, CleanupConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
-import { registryBase, registryRequest } from '../image/registry';
+import { deleteTag } from '../image/registry';
 
 /**
  * PR deploy previews: `preview` deploys the PR's image to namespace `<app>-pr-<N>` (the rollout stage, so the
@@ -105,16 +105,8 @@ export async function runCleanup(cfg: CleanupConfig, log: Logger, env: NodeJS.Pr
   if (cfg.image) {
     // the repository, without a tag or digest the input may carry (a registry's :port stays)
     const ref = `${cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '')}:pr-${pr}`;
-    const r = registryBase(ref);
-    const headers: Record<string, string> = { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json' };
-    if (cfg.registryUsername) headers.authorization = `Basic ${Buffer.from(`${cfg.registryUsername}:${cfg.registryPassword}`).toString('base64')}`;
-    const head = await registryRequest('HEAD', `${r.base}/manifests/pr-${pr}`, undefined, headers);
-    const digest = head.headers['docker-content-digest'];
-    if (head.status === 200 && typeof digest === 'string') {
-      const del = await registryRequest('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
-      if (del.status !== 202 && del.status !== 200) throw new ModelshipError('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
-      removed.push(`image ${ref} (${digest})`);
-    } else if (head.status !== 404) throw new ModelshipError('io', `registry answered ${head.status} for ${ref}`);
+    const digest = await deleteTag(ref, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined);
+    if (digest) removed.push(`image ${ref} (${digest})`);
   }
   let comment: { id: number; url: string } | undefined;
   if (cfg.comment && cfg.githubToken) {

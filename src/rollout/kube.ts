@@ -1,8 +1,9 @@
 import * as fs from 'fs';
-import * as https from 'https';
+import type * as https from 'https';
 import * as k8s from '@kubernetes/client-node';
 import { ModelshipError } from '../util/errors';
-import { Reply, Transport } from '../verify/golden';
+import { Transport } from '../verify/golden';
+import { exchange } from '../util/http';
 import type { K8sObject } from './manifests';
 import { apiError } from './kube-errors';
 
@@ -137,17 +138,7 @@ export class Kube {
       const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
       const ro: https.RequestOptions = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
       await this.kc.applyToHTTPSOptions(ro);
-      return new Promise<Reply>((resolve, reject) => {
-        const req = https.request(url, ro, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        });
-        req.on('timeout', () => req.destroy(new Error('timed out')));
-        req.on('error', reject);
-        if (opts.body) req.write(opts.body);
-        req.end();
-      });
+      return exchange(url, ro, opts.body);
     };
   }
 

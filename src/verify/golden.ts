@@ -4,34 +4,20 @@ import * as http from 'http';
 import { readNpy } from '../util/npy';
 import { referenceBatches, inputFile, compareOutput, DEFAULT_TOLERANCE } from '../convert/parity';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
+import { exchange, Reply } from '../util/http';
+
+export type { Reply };
 
 /**
  * Golden requests over the KServe v2 protocol, shared by smoke (a container on 127.0.0.1) and rollout (a canary
  * behind the Kubernetes API server's service proxy, or a verify URL): the parity reference input must reproduce
  * Caffe's reference output within tolerance. How bytes travel is a Transport; what is checked is the same.
  */
-export interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
 export type Transport = (path: string, opts?: { method?: string; body?: Buffer; headers?: Record<string, string | number>; timeoutMs?: number }) => Promise<Reply>;
 
 /** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
 export function httpTransport(base: string, agent?: http.Agent): Transport {
-  return (p, opts = {}) =>
-    new Promise((resolve, reject) => {
-      const req = http.request(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      });
-      req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', reject);
-      if (opts.body) req.write(opts.body);
-      req.end();
-    });
+  return (p, opts = {}) => exchange(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
 }
 
 export interface GoldenResult {
