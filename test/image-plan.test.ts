@@ -1,7 +1,10 @@
 import * as yaml from 'js-yaml';
 import { computeTags, sanitizeTag } from '../src/image/tags';
 import { renderDockerfile, renderCompose } from '../src/image/dockerfile';
-import { cacheFlags } from '../src/image';
+import { cacheFlags, pruneContexts } from '../src/image';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { parseImageRef } from '../src/image/registry';
 import { planSmoke, percentile } from '../src/smoke';
 import { runAction } from './helpers/runner';
@@ -56,6 +59,25 @@ describe('the generated Dockerfile and compose file', () => {
     expect(cacheFlags('docker-container', IMG, { ACTIONS_CACHE_URL: 'u', ACTIONS_RUNTIME_TOKEN: 't' }, 'auto')).toEqual(['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max']);
     expect(cacheFlags('docker-container', IMG, {}, 'auto')).toEqual(['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', `type=registry,ref=${IMG}:buildcache,mode=max`]);
     expect(cacheFlags('docker', IMG, {}, 'off')).toEqual([]);
+  });
+
+  test('build contexts of other repositories are pruned: the most recent and any used within the hour stay', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-ctx-'));
+    const now = Date.now();
+    const mk = (n: string, ageH: number | undefined) => {
+      fs.mkdirSync(path.join(root, n, 'runtime'), { recursive: true });
+      if (ageH === undefined) return;
+      fs.writeFileSync(path.join(root, n, '.used'), '');
+      fs.utimesSync(path.join(root, n, '.used'), (now - ageH * 3600_000) / 1000, (now - ageH * 3600_000) / 1000);
+    };
+    mk('current', 100);
+    for (let i = 0; i < 8; i++) mk(`old${i}`, 10 + i); // old0 most recent … old7 oldest
+    mk('fresh1', 0.1);
+    mk('fresh2', 0.5);
+    mk('unmarked', undefined); // from an older version: no .used marker
+    pruneContexts(root, path.join(root, 'current'), now);
+    expect(fs.readdirSync(root).sort()).toEqual(['current', 'fresh1', 'fresh2', 'old0', 'old1', 'old2'].sort());
+    fs.rmSync(root, { recursive: true, force: true });
   });
 
   test('image references', () => {

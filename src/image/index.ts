@@ -69,17 +69,45 @@ function setTimes(dir: string, t: number): void {
   fs.utimesSync(dir, t, t);
 }
 
+/** Build contexts kept for incremental transfer: the most recently used ones, and any used within the hour. */
+const KEEP_CONTEXTS = 6;
+const KEEP_RECENT_MS = 3600_000;
+
+/** Remove build contexts of other image repositories that have not been used for a while (each holds a runtime copy). */
+export function pruneContexts(root: string, current: string, now = Date.now()): void {
+  const used = (d: string) => {
+    try {
+      return fs.statSync(path.join(d, '.used')).mtimeMs;
+    } catch {
+      return 0;
+    }
+  };
+  const dirs = fs
+    .readdirSync(root)
+    .map((n) => path.join(root, n))
+    .filter((d) => d !== current)
+    .map((d) => ({ d, t: used(d) }))
+    .sort((a, b) => b.t - a.t);
+  for (const [i, { d, t }] of dirs.entries()) {
+    if (i >= KEEP_CONTEXTS - 1 && now - t > KEEP_RECENT_MS) fs.rmSync(d, { recursive: true, force: true });
+  }
+}
+
 /**
  * The build context lives in a stable directory per image repository, so BuildKit's incremental context transfer
  * (which trusts size + mtime) only sends what changed: a model-only rebuild transfers the model alone. Runtime
  * files get mtime 0; the model gets an mtime derived from its sha256, so a new model of the same size is never
- * mistaken for the old one.
+ * mistaken for the old one. Contexts of repositories not built for a while are pruned.
  */
-function prepareContext(image: string, nodeBinary: string, modelFile: string, modelBytes: Uint8Array): string {
-  const ctx = path.join(os.tmpdir(), 'modelship-build', sha256(image).slice(0, 16));
+function prepareContext(image: string, nodeBinary: string, modelFile: string, modelBytes: Uint8Array, modelSha: string): string {
+  const root = path.join(os.tmpdir(), 'modelship-build');
+  const ctx = path.join(root, sha256(image).slice(0, 16));
   const dist = distDir();
-  const node = fs.statSync(nodeBinary);
-  const runtimeKey = JSON.stringify({ node: [nodeBinary, node.size, node.mtimeMs], dist: sha256(fs.readFileSync(path.join(dist, 'index.js'))) });
+  const stamp = (f: string) => {
+    const st = fs.statSync(f);
+    return [f, st.size, st.mtimeMs];
+  };
+  const runtimeKey = JSON.stringify({ node: stamp(nodeBinary), dist: stamp(path.join(dist, 'index.js')) });
   const keyFile = path.join(ctx, '.runtime-key');
   if (!fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== runtimeKey) {
     fs.rmSync(ctx, { recursive: true, force: true });
@@ -91,10 +119,16 @@ function prepareContext(image: string, nodeBinary: string, modelFile: string, mo
     setTimes(path.join(ctx, 'runtime'), 0);
     fs.writeFileSync(keyFile, runtimeKey);
   }
+  fs.writeFileSync(path.join(ctx, '.used'), '');
   fs.rmSync(path.join(ctx, 'model'), { recursive: true, force: true });
   fs.mkdirSync(path.join(ctx, 'model'));
   fs.writeFileSync(path.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
-  setTimes(path.join(ctx, 'model'), parseInt(sha256(modelBytes).slice(0, 7), 16));
+  setTimes(path.join(ctx, 'model'), parseInt(modelSha.slice(0, 7), 16));
+  try {
+    pruneContexts(root, ctx);
+  } catch {
+    /* another build may be pruning too: leftovers are only disk space */
+  }
   return ctx;
 }
 
@@ -105,6 +139,8 @@ function prepareContext(image: string, nodeBinary: string, modelFile: string, mo
 export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
   const ref = parseImageRef(cfg.image);
   if (ref.tag || ref.digest) throw new ModelshipError('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
+  // the builder's driver decides the cache flags; asking takes a third of a second, so it runs while the context is prepared
+  const inspecting = runProcess('docker', ['buildx', 'inspect']).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
   const model = readFileChecked(cfg.model, 'model');
   const modelDigest = sha256(model);
   let modelBytes: Uint8Array = model;
@@ -132,7 +168,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     'dev.modelship.version': VERSION,
   };
 
-  const ctx = prepareContext(cfg.image, cfg.nodeBinary || process.execPath, modelFile, modelBytes);
+  const ctx = prepareContext(cfg.image, cfg.nodeBinary || process.execPath, modelFile, modelBytes, cfg.encryptModel ? sha256(modelBytes) : modelDigest);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
   try {
     const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: {} });
@@ -144,7 +180,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       const login = await runProcess('docker', ['login', ref.registry, '--username', cfg.registryUsername, '--password-stdin'], { input: cfg.registryPassword });
       if (login.code !== 0) throw new ModelshipError('io', `docker login ${ref.registry} failed: ${login.stderr.replace(cfg.registryPassword, '***').trim()}`);
     }
-    const inspect = await runProcess('docker', ['buildx', 'inspect']);
+    const inspect = await inspecting;
     if (inspect.code !== 0) throw new ModelshipError('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
     const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
     const metaFile = path.join(work, 'buildx-metadata.json');
