@@ -13,6 +13,8 @@ import * as ort from 'onnxruntime-node';
 import { convertCaffe } from '../src/convert/converter';
 import { encodeInferRequest, HEADER_LENGTH } from '../src/serve/kserve';
 import { readNpy } from '../src/util/npy';
+import { cpuBudget } from '../src/serve/cpus';
+import { ortThreading } from '../src/serve/server';
 
 const args = process.argv.slice(2);
 const dir = path.resolve(args.find((a) => !a.startsWith('--') && !/^\d+$/.test(a)) ?? path.join(__dirname, '../../shared/caffe-oracle/models/bvlc_googlenet'));
@@ -73,8 +75,9 @@ async function main(): Promise<void> {
   const shape1 = x1.shape;
   const shape8 = [8, ...shape1.slice(1)];
 
-  // in-process baseline, same optimization level as the server
-  const session = await ort.InferenceSession.create(conv.onnx, { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+  // in-process baseline, the server's session options (optimization level, threads, no spinning)
+  const threads = cpuBudget().cpus;
+  const session = await ort.InferenceSession.create(conv.onnx, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', ...ortThreading(threads) });
   const inproc8 = await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x8, shape8) }); });
   const inproc1 = await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x1.data, shape1) }); });
   await session.release();
@@ -93,7 +96,7 @@ async function main(): Promise<void> {
   agent.destroy();
 
   const ips = (r: { calls: number; wall: number }, items: number) => (r.calls * items) / r.wall;
-  console.log(`model ${dir}, node ${process.version}, ${os.cpus().length} CPUs, ${SECONDS} s per measurement`);
+  console.log(`model ${dir}, node ${process.version}, ${os.cpus().length} CPUs, ${threads} intra-op threads, ${SECONDS} s per measurement`);
   console.log(`batch 8 throughput: server ${ips(srv8, 8).toFixed(1)} img/s, in-process ${ips(inproc8, 8).toFixed(1)} img/s, ratio ${(ips(srv8, 8) / ips(inproc8, 8)).toFixed(3)} (goal ≥ 0.9)`);
   console.log(`batch 1, concurrency 1: p50 server ${pct(srv1.lat, 50).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 50).toFixed(2)} ms; p99 server ${pct(srv1.lat, 99).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 99).toFixed(2)} ms; p99 overhead ${(pct(srv1.lat, 99) - pct(inproc1.lat, 99)).toFixed(2)} ms (goal ≤ 2 ms)`);
   console.log(`concurrency 16, batch-1 requests: batching on ${ips(c16on, 1).toFixed(1)} img/s (p99 ${pct(c16on.lat, 99).toFixed(0)} ms), off ${ips(c16off, 1).toFixed(1)} img/s (p99 ${pct(c16off.lat, 99).toFixed(0)} ms), gain ${(ips(c16on, 1) / ips(c16off, 1)).toFixed(2)}x`);

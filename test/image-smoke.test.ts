@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as http from 'http';
 import { execFileSync, spawnSync, spawn } from 'child_process';
@@ -126,6 +127,28 @@ describe('image and smoke against the real engine, buildx and registry', () => {
     }
     const s = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--api-key', 'k3y-for-tests', '--reference', GOOGLENET, '--requests', '0']);
     expect(s.code).toBe(0);
+  });
+
+  test('in a container limited to one CPU the server runs one onnxruntime thread (cgroup quota read inside)', async () => {
+    const name = `modelship-cpus-${process.pid}`;
+    docker(['run', '-d', '--name', name, '--cpus', '1', '-p', '127.0.0.1::8000', imageA]);
+    try {
+      const port = docker(['port', name, '8000/tcp']).trim().split('\n')[0].split(':').pop();
+      const url = `http://127.0.0.1:${port}`;
+      await waitReady(url);
+      const meta = await new Promise<any>((resolve, reject) => http.get(`${url}/v2/models/googlenet`, (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve(JSON.parse(b)));
+      }).on('error', reject));
+      // this machine has more than one CPU: the figure comes from the container's CFS quota, not from the host
+      expect(os.availableParallelism()).toBeGreaterThan(1);
+      expect(meta.parameters.intra_op_threads).toBe(1);
+      const logs = spawnSync('docker', ['logs', name], { encoding: 'utf8' });
+      expect(logs.stdout + logs.stderr).toMatch(/with 1 intra-op thread \(cgroup v[12] [a-z_.]+: 1 CPU\)/);
+    } finally {
+      docker(['rm', '-f', name]);
+    }
   });
 
   test('encrypted model: the right key serves, a wrong key refuses to start (and smoke says why)', async () => {

@@ -5,7 +5,9 @@ import * as http from 'http';
 import { PNG } from 'pngjs';
 import { convertCaffe } from '../src/convert/converter';
 import { startServer, DEFAULT_SERVE, RunningServer, ServeOptions } from '../src/serve/server';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
+import { serveOptions } from '../src/serve/main';
+import { cpuBudget } from '../src/serve/cpus';
+import { encodeInferRequest, decodeInferResponse, parseInferRequest, HEADER_LENGTH } from '../src/serve/kserve';
 import { encryptModel } from '../src/serve/crypto';
 import { imageToTensor } from '../src/serve/image';
 import { readNpy } from '../src/util/npy';
@@ -77,6 +79,9 @@ describe('serving runtime: KServe v2 over HTTP', () => {
     const meta = (await request(`${srv.url}/v2/models/lenet`)).json();
     expect(meta).toMatchObject({ name: 'lenet', versions: ['1'], platform: 'onnxruntime_onnx', inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }], outputs: [{ name: 'prob', shape: [-1, 10] }] });
     expect(meta.parameters.execution_provider).toBe('cpu');
+    // onnxruntime's threads are sized to what this process may use, and stated
+    expect(meta.parameters.intra_op_threads).toBe(cpuBudget().cpus);
+    expect(log.join('\n')).toMatch(/on cpu with \d+ intra-op threads? \(/);
     expect((await request(`${srv.url}/v2`)).json().extensions).toContain('binary_tensor_data');
   });
 
@@ -253,5 +258,56 @@ describe('the dynamic batcher', () => {
     const outs = await Promise.all([b.submit(new Float32Array([1]), 1), new Promise((r) => setTimeout(r, 20)).then(() => b.submit(new Float32Array([2]), 1))]);
     expect(outs.map((o) => o.y.data[0])).toEqual([2, 4]);
     expect(sizes).toEqual([2]);
+  });
+});
+
+describe('serve configuration', () => {
+  const files = (m: Record<string, string>) => (f: string) => m[f];
+  test('CPU budget: the cgroup quota (v2 cpu.max, v1 CFS quota) caps the affinity mask, rounded down, at least 1', () => {
+    // the files as the kernel writes them
+    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' }), 16)).toEqual({ cpus: 16, source: '16 CPUs available' });
+    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': '250000 100000\n' }), 16)).toEqual({ cpus: 2, source: 'cgroup v2 cpu.max: 2.5 CPU' });
+    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': '40000 100000\n' }), 16).cpus).toBe(1); // a 400m pod
+    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': '800000 100000\n' }), 4).cpus).toBe(4); // quota above the mask
+    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' }), 8).cpus).toBe(8);
+    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us': '300000\n', '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us': '100000\n' }), 8)).toEqual({ cpus: 3, source: 'cgroup v1 cpu.cfs_quota_us: 3 CPU' });
+    expect(cpuBudget(files({}), 0).cpus).toBe(1);
+  });
+
+  test('serve flags and environment: --idle-flush and --intra-op-threads are accepted, bad values named', () => {
+    const o = serveOptions(['--model', 'm.onnx', '--idle-flush', 'false', '--intra-op-threads', '3'], {}, () => undefined);
+    expect(o).toMatchObject({ modelPath: 'm.onnx', idleFlush: false, intraOpThreads: 3 });
+    expect(serveOptions([], { MODELSHIP_MODEL: 'm.onnx', MODELSHIP_INTRA_OP_THREADS: '1', MODELSHIP_IDLE_FLUSH: 'on' }, () => undefined)).toMatchObject({ intraOpThreads: 1, idleFlush: true });
+    expect(serveOptions(['--model', 'm.onnx'], {}, () => undefined)).toMatchObject({ intraOpThreads: 0, idleFlush: true });
+    expect(() => serveOptions(['--model', 'm.onnx', '--idle-flush', 'maybe'], {}, () => undefined)).toThrow(/--idle-flush \/ MODELSHIP_IDLE_FLUSH must be true or false, got "maybe"/);
+    expect(() => serveOptions(['--model', 'm.onnx', '--intra-op-threads', '-2'], {}, () => undefined)).toThrow(/--intra-op-threads .* integer ≥ 0/);
+    expect(() => serveOptions(['--model', 'm.onnx', '--threads', '2'], {}, () => undefined)).toThrow(/unknown serve flag --threads/);
+  });
+
+  test('binary FP32 data is used in place when 4-byte aligned (as the server reads bodies), copied when not', () => {
+    const x = Float32Array.from([1.5, -2, 3.25, 1e-7, 42, 0]);
+    const req = encodeInferRequest([{ name: 'data', shape: [1, 6], data: x }]);
+    for (const pad of [0, 1, 2, 3]) {
+      // place the body so that the binary part starts at offset pad + headerLength in its ArrayBuffer
+      const body = Buffer.alloc(pad + req.body.length);
+      req.body.copy(body, pad);
+      const view = body.subarray(pad);
+      const parsed = parseInferRequest(view, req.headerLength);
+      expect(Array.from(parsed.inputs[0].data)).toEqual(Array.from(x));
+      const aligned = (view.byteOffset + req.headerLength) % 4 === 0;
+      expect(parsed.inputs[0].data.buffer === body.buffer).toBe(aligned);
+    }
+  });
+
+  test('an explicit thread count is used and stated', async () => {
+    const dir = tmpDir('modelship-serve-threads-');
+    const lines: string[] = [];
+    const srv = await startServer({ ...options(convertTo(dir, 'lenet'), { intraOpThreads: 1 }), log: (l) => lines.push(l) });
+    try {
+      expect((await request(`${srv.url}/v2/models/lenet`)).json().parameters.intra_op_threads).toBe(1);
+      expect(lines.join('\n')).toContain('with 1 intra-op thread (configured)');
+    } finally {
+      await srv.drain();
+    }
   });
 });

@@ -49,12 +49,15 @@ function toFloat32(datatype: string, bytes: Uint8Array, count: number, name: str
   const need = count * (BYTES_PER[datatype] ?? 0);
   if (!BYTES_PER[datatype]) throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported (FP32, FP64, INT64, INT32, UINT8)`);
   if (bytes.byteLength !== need) throw new ProtocolError(400, `input "${name}": binary data has ${bytes.byteLength} bytes, shape and ${datatype} need ${need}`);
-  const out = new Float32Array(count);
   if (datatype === 'FP32' && LITTLE_ENDIAN) {
-    // the common case: one memcpy into an aligned array instead of a DataView read per value
-    new Uint8Array(out.buffer).set(bytes);
-    return out;
+    // the common case: a view when the bytes are 4-byte aligned (the server reads bodies so that they are),
+    // else one memcpy into an aligned array instead of a DataView read per value
+    if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
+    const copy = new Float32Array(count);
+    new Uint8Array(copy.buffer).set(bytes);
+    return copy;
   }
+  const out = new Float32Array(count);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < count; i++) {
     switch (datatype) {

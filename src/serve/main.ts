@@ -13,6 +13,8 @@ import { ModelshipError } from '../util/errors';
  *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
  *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
  *   --provider / MODELSHIP_PROVIDER      cpu | cuda (falls back to cpu, and says so)
+ *   --intra-op-threads / MODELSHIP_INTRA_OP_THREADS  onnxruntime threads (default: the CPUs the container may use,
+ *                                        its cgroup CPU quota included)
  *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
  *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
  *   MODELSHIP_LABELS (a file, one label per line), MODELSHIP_PREPROCESS (JSON: resize, channelOrder, mean, scale)
@@ -30,7 +32,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
       flags.set(a.slice(2), v);
     }
   }
-  const known = new Set(['model', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'provider', 'labels']);
+  const known = new Set(['model', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
   for (const k of flags.keys()) if (!known.has(k)) throw new ModelshipError('input', `unknown serve flag --${k}`, { field: k });
   const get = (flag: string, envName: string): string | undefined => flags.get(flag) ?? (env[envName] || undefined);
   const int = (flag: string, envName: string, dflt: number, min: number): number => {
@@ -39,6 +41,13 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new ModelshipError('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
     return n;
+  };
+  const bool = (flag: string, envName: string, dflt: boolean): boolean => {
+    const v = get(flag, envName);
+    if (v === undefined) return dflt;
+    if (/^(true|1|yes|on)$/i.test(v)) return true;
+    if (/^(false|0|no|off)$/i.test(v)) return false;
+    throw new ModelshipError('input', `--${flag} / ${envName} must be true or false, got "${v}"`, { field: flag });
   };
   const modelPath = get('model', 'MODELSHIP_MODEL');
   if (!modelPath) throw new ModelshipError('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
@@ -64,8 +73,9 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
     port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
     maxBatchSize: int('max-batch-size', 'MODELSHIP_MAX_BATCH_SIZE', DEFAULT_SERVE.maxBatchSize, 1),
     maxQueueDelayMs: int('max-queue-delay-ms', 'MODELSHIP_MAX_QUEUE_DELAY_MS', DEFAULT_SERVE.maxQueueDelayMs, 0),
-    idleFlush: !/^(false|0|no|off)$/i.test(get('idle-flush', 'MODELSHIP_IDLE_FLUSH') ?? 'true'),
+    idleFlush: bool('idle-flush', 'MODELSHIP_IDLE_FLUSH', DEFAULT_SERVE.idleFlush),
     provider,
+    intraOpThreads: int('intra-op-threads', 'MODELSHIP_INTRA_OP_THREADS', DEFAULT_SERVE.intraOpThreads, 0),
     apiKey,
     modelKey: loadKey(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
     preprocess,
