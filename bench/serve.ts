@@ -1,5 +1,5 @@
 // Benchmark: the serving runtime vs in-process onnxruntime-node on GoogLeNet, in the same run.
-//   npx tsx bench/serve.ts [model-dir] [--seconds S]
+//   npx tsx bench/serve.ts [model-dir] [--seconds S] [--rounds R]
 // 1. throughput at batch 8: server (binary protocol, one client) vs session.run in-process (goal ≥ 0.9×)
 // 2. p99 latency at concurrency 1, batch 1: server vs in-process (goal: overhead ≤ 2 ms)
 // 3. dynamic batching gain at concurrency 16 (batch-1 requests): max batch 8 vs batching off
@@ -20,6 +20,8 @@ const args = process.argv.slice(2);
 const dir = path.resolve(args.find((a) => !a.startsWith('--') && !/^\d+$/.test(a)) ?? path.join(__dirname, '../../shared/caffe-oracle/models/bvlc_googlenet'));
 const secondsAt = args.indexOf('--seconds');
 const SECONDS = secondsAt >= 0 ? Number(args[secondsAt + 1]) : 6;
+const roundsAt = args.indexOf('--rounds');
+const ROUNDS = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 5;
 const ROOT = path.join(__dirname, '..');
 
 function pct(xs: number[], p: number): number {
@@ -49,10 +51,10 @@ async function startServer(model: string, maxBatch: number): Promise<{ port: num
   throw new Error('server did not start');
 }
 
-/** Run `fn` in `conc` loops for SECONDS; returns latencies (ms) and completed calls. */
-async function load(conc: number, fn: () => Promise<void>): Promise<{ lat: number[]; calls: number; wall: number }> {
+/** Run `fn` in `conc` loops for `seconds`; returns latencies (ms) and completed calls. */
+async function load(conc: number, fn: () => Promise<void>, seconds = SECONDS): Promise<{ lat: number[]; calls: number; wall: number }> {
   const lat: number[] = [];
-  const end = Date.now() + SECONDS * 1000;
+  const end = Date.now() + seconds * 1000;
   const t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: conc }, async () => {
     while (Date.now() < end) {
@@ -78,16 +80,33 @@ async function main(): Promise<void> {
   // in-process baseline, the server's session options (optimization level, threads, no spinning)
   const threads = cpuBudget().cpus;
   const session = await ort.InferenceSession.create(conv.onnx, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', ...ortThreading(threads) });
-  const inproc8 = await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x8, shape8) }); });
-  const inproc1 = await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x1.data, shape1) }); });
-  await session.release();
-
   const req8 = encodeInferRequest([{ name: 'data', shape: shape8, data: x8 }], { binaryOutputs: true });
   const req1 = encodeInferRequest([{ name: 'data', shape: shape1, data: x1.data }], { binaryOutputs: true });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const batched = await startServer(model, 8);
-  const srv8 = await load(1, () => post(batched.port, req8.body, req8.headerLength, agent));
-  const srv1 = await load(1, () => post(batched.port, req1.body, req1.headerLength, agent));
+  // server and in-process take turns in ROUNDS short rounds, so drift in the machine's load hits both alike
+  const inproc8 = { lat: [] as number[], calls: 0, wall: 0 };
+  const inproc1 = { lat: [] as number[], calls: 0, wall: 0 };
+  const srv8 = { lat: [] as number[], calls: 0, wall: 0 };
+  const srv1 = { lat: [] as number[], calls: 0, wall: 0 };
+  const add = (into: typeof srv1, r: typeof srv1) => {
+    into.lat.push(...r.lat);
+    into.calls += r.calls;
+    into.wall += r.wall;
+  };
+  for (let i = 0; i < 3; i++) {
+    // warm-up (first runs allocate onnxruntime's buffers)
+    await session.run({ data: new ort.Tensor('float32', x8, shape8) });
+    await post(batched.port, req8.body, req8.headerLength, agent);
+    await post(batched.port, req1.body, req1.headerLength, agent);
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    add(inproc8, await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x8, shape8) }); }, SECONDS / ROUNDS));
+    add(srv8, await load(1, () => post(batched.port, req8.body, req8.headerLength, agent), SECONDS / ROUNDS));
+    add(inproc1, await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x1.data, shape1) }); }, SECONDS / ROUNDS));
+    add(srv1, await load(1, () => post(batched.port, req1.body, req1.headerLength, agent), SECONDS / ROUNDS));
+  }
+  await session.release();
   const c16on = await load(16, () => post(batched.port, req1.body, req1.headerLength, agent));
   batched.child.kill('SIGTERM');
   const unbatched = await startServer(model, 1);
@@ -96,7 +115,7 @@ async function main(): Promise<void> {
   agent.destroy();
 
   const ips = (r: { calls: number; wall: number }, items: number) => (r.calls * items) / r.wall;
-  console.log(`model ${dir}, node ${process.version}, ${os.cpus().length} CPUs, ${threads} intra-op threads, ${SECONDS} s per measurement`);
+  console.log(`model ${dir}, node ${process.version}, ${os.cpus().length} CPUs, ${threads} intra-op threads, ${SECONDS} s per measurement (${ROUNDS} alternating rounds for server vs in-process)`);
   console.log(`batch 8 throughput: server ${ips(srv8, 8).toFixed(1)} img/s, in-process ${ips(inproc8, 8).toFixed(1)} img/s, ratio ${(ips(srv8, 8) / ips(inproc8, 8)).toFixed(3)} (goal ≥ 0.9)`);
   console.log(`batch 1, concurrency 1: p50 server ${pct(srv1.lat, 50).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 50).toFixed(2)} ms; p99 server ${pct(srv1.lat, 99).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 99).toFixed(2)} ms; p99 overhead ${(pct(srv1.lat, 99) - pct(inproc1.lat, 99)).toFixed(2)} ms (goal ≤ 2 ms)`);
   console.log(`concurrency 16, batch-1 requests: batching on ${ips(c16on, 1).toFixed(1)} img/s (p99 ${pct(c16on.lat, 99).toFixed(0)} ms), off ${ips(c16off, 1).toFixed(1)} img/s (p99 ${pct(c16off.lat, 99).toFixed(0)} ms), gain ${(ips(c16on, 1) / ips(c16off, 1)).toFixed(2)}x`);
