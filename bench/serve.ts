@@ -85,27 +85,24 @@ async function main(): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const batched = await startServer(model, 8);
   // server and in-process take turns in ROUNDS short rounds, so drift in the machine's load hits both alike
-  const inproc8 = { lat: [] as number[], calls: 0, wall: 0 };
-  const inproc1 = { lat: [] as number[], calls: 0, wall: 0 };
-  const srv8 = { lat: [] as number[], calls: 0, wall: 0 };
-  const srv1 = { lat: [] as number[], calls: 0, wall: 0 };
-  const add = (into: typeof srv1, r: typeof srv1) => {
-    into.lat.push(...r.lat);
-    into.calls += r.calls;
-    into.wall += r.wall;
+  const cases = {
+    inproc8: async () => void (await session.run({ data: new ort.Tensor('float32', x8, shape8) })),
+    srv8: () => post(batched.port, req8.body, req8.headerLength, agent),
+    inproc1: async () => void (await session.run({ data: new ort.Tensor('float32', x1.data, shape1) })),
+    srv1: () => post(batched.port, req1.body, req1.headerLength, agent),
   };
-  for (let i = 0; i < 3; i++) {
-    // warm-up (first runs allocate onnxruntime's buffers)
-    await session.run({ data: new ort.Tensor('float32', x8, shape8) });
-    await post(batched.port, req8.body, req8.headerLength, agent);
-    await post(batched.port, req1.body, req1.headerLength, agent);
-  }
+  const results = Object.fromEntries(Object.keys(cases).map((k) => [k, { lat: [] as number[], calls: 0, wall: 0 }])) as Record<keyof typeof cases, { lat: number[]; calls: number; wall: number }>;
+  // warm-up (first runs allocate onnxruntime's buffers)
+  for (let i = 0; i < 3; i++) for (const fn of Object.values(cases)) await fn();
   for (let round = 0; round < ROUNDS; round++) {
-    add(inproc8, await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x8, shape8) }); }, SECONDS / ROUNDS));
-    add(srv8, await load(1, () => post(batched.port, req8.body, req8.headerLength, agent), SECONDS / ROUNDS));
-    add(inproc1, await load(1, async () => { await session.run({ data: new ort.Tensor('float32', x1.data, shape1) }); }, SECONDS / ROUNDS));
-    add(srv1, await load(1, () => post(batched.port, req1.body, req1.headerLength, agent), SECONDS / ROUNDS));
+    for (const [k, fn] of Object.entries(cases) as [keyof typeof cases, () => Promise<void>][]) {
+      const r = await load(1, fn, SECONDS / ROUNDS);
+      results[k].lat.push(...r.lat);
+      results[k].calls += r.calls;
+      results[k].wall += r.wall;
+    }
   }
+  const { inproc8, srv8, inproc1, srv1 } = results;
   await session.release();
   const c16on = await load(16, () => post(batched.port, req1.body, req1.headerLength, agent));
   batched.child.kill('SIGTERM');

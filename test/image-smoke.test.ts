@@ -25,6 +25,16 @@ function get(url: string, headers: Record<string, string> = {}): Promise<number>
   });
 }
 
+function getJson(url: string): Promise<any> {
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve(JSON.parse(b)));
+    }).on('error', reject);
+  });
+}
+
 async function waitReady(url: string, ms = 60_000): Promise<void> {
   const t0 = Date.now();
   while (Date.now() - t0 < ms) {
@@ -36,6 +46,19 @@ async function waitReady(url: string, ms = 60_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${url} not ready`);
+}
+
+/** Run the serving image (imageA, defined below) as container `name` with extra `docker run` flags, ready, then remove it. */
+async function withServer(name: string, flags: string[], env: NodeJS.ProcessEnv, fn: (url: string, name: string) => Promise<void>): Promise<void> {
+  docker(['run', '-d', '--name', name, '-p', '127.0.0.1::8000', ...flags, imageA], env);
+  try {
+    const port = docker(['port', name, '8000/tcp']).trim().split('\n')[0].split(':').pop();
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(url);
+    await fn(url, name);
+  } finally {
+    docker(['rm', '-f', name]);
+  }
 }
 
 const GOOGLENET = path.join(ORACLE, 'models/bvlc_googlenet');
@@ -113,42 +136,24 @@ describe('image and smoke against the real engine, buildx and registry', () => {
   });
 
   test('API key: 401 without it, 200 with it; health stays open', async () => {
-    const name = `modelship-auth-${process.pid}`;
-    docker(['run', '-d', '--name', name, '-p', '127.0.0.1::8000', '-e', 'MODELSHIP_API_KEY', imageA], { ...process.env, MODELSHIP_API_KEY: 'k3y-for-tests' });
-    try {
-      const port = docker(['port', name, '8000/tcp']).trim().split('\n')[0].split(':').pop();
-      const url = `http://127.0.0.1:${port}`;
-      await waitReady(url);
+    await withServer(`modelship-auth-${process.pid}`, ['-e', 'MODELSHIP_API_KEY'], { ...process.env, MODELSHIP_API_KEY: 'k3y-for-tests' }, async (url, name) => {
       expect(await get(`${url}/v2/models/googlenet`)).toBe(401);
       expect(await get(`${url}/v2/models/googlenet`, { authorization: 'Bearer k3y-for-tests' })).toBe(200);
       expect(docker(['inspect', '-f', '{{json .Config.Cmd}} {{json .Args}}', name])).not.toContain('k3y-for-tests');
-    } finally {
-      docker(['rm', '-f', name]);
-    }
+    });
     const s = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--api-key', 'k3y-for-tests', '--reference', GOOGLENET, '--requests', '0']);
     expect(s.code).toBe(0);
   });
 
   test('in a container limited to one CPU the server runs one onnxruntime thread (cgroup quota read inside)', async () => {
-    const name = `modelship-cpus-${process.pid}`;
-    docker(['run', '-d', '--name', name, '--cpus', '1', '-p', '127.0.0.1::8000', imageA]);
-    try {
-      const port = docker(['port', name, '8000/tcp']).trim().split('\n')[0].split(':').pop();
-      const url = `http://127.0.0.1:${port}`;
-      await waitReady(url);
-      const meta = await new Promise<any>((resolve, reject) => http.get(`${url}/v2/models/googlenet`, (res) => {
-        let b = '';
-        res.on('data', (c) => (b += c));
-        res.on('end', () => resolve(JSON.parse(b)));
-      }).on('error', reject));
+    await withServer(`modelship-cpus-${process.pid}`, ['--cpus', '1'], process.env, async (url, name) => {
+      const meta = await getJson(`${url}/v2/models/googlenet`);
       // this machine has more than one CPU: the figure comes from the container's CFS quota, not from the host
       expect(os.availableParallelism()).toBeGreaterThan(1);
       expect(meta.parameters.intra_op_threads).toBe(1);
       const logs = spawnSync('docker', ['logs', name], { encoding: 'utf8' });
       expect(logs.stdout + logs.stderr).toMatch(/with 1 intra-op thread \(cgroup v[12] [a-z_.]+: 1 CPU\)/);
-    } finally {
-      docker(['rm', '-f', name]);
-    }
+    });
   });
 
   test('encrypted model: the right key serves, a wrong key refuses to start (and smoke says why)', async () => {
