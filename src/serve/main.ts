@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import { startServer, DEFAULT_SERVE, ServeOptions } from './server';
 import { loadKey } from './crypto';
 import { Preprocess } from './image';
+import { parseProvider } from './provider';
 import { ModelshipError } from '../util/errors';
 
 /**
@@ -12,7 +13,8 @@ import { ModelshipError } from '../util/errors';
  *   --port / PORT (8000), --host / HOST (0.0.0.0)
  *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
  *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
- *   --provider / MODELSHIP_PROVIDER      cpu | cuda (falls back to cpu, and says so)
+ *   --provider / MODELSHIP_PROVIDER      cpu | cuda (no CUDA provider: exit non-zero, naming the cause) |
+ *                                        cuda,cpu (CUDA, else the CPU, stated in the log, metadata and metrics)
  *   --intra-op-threads / MODELSHIP_INTRA_OP_THREADS  onnxruntime threads (default: the CPUs the container may use,
  *                                        its cgroup CPU quota included)
  *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
@@ -51,8 +53,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
   };
   const modelPath = get('model', 'MODELSHIP_MODEL');
   if (!modelPath) throw new ModelshipError('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
-  const provider = (get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu') as 'cpu' | 'cuda';
-  if (provider !== 'cpu' && provider !== 'cuda') throw new ModelshipError('input', `--provider must be cpu or cuda, got "${provider}"`, { field: 'provider' });
+  const provider = parseProvider(get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
   let apiKey = env.MODELSHIP_API_KEY || undefined;
   if (!apiKey && env.MODELSHIP_API_KEY_FILE) apiKey = fs.readFileSync(env.MODELSHIP_API_KEY_FILE, 'utf8').trim();
   let preprocess: Preprocess = DEFAULT_SERVE.preprocess;

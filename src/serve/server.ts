@@ -11,6 +11,7 @@ import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
 import { onnxInfo } from '../util/onnxinfo';
 import { loadOrt } from '../util/ort';
 import { cpuBudget } from './cpus';
+import { createSession, parseProvider, ProviderRequest } from './provider';
 import { ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
 
@@ -24,7 +25,8 @@ export interface ServeOptions {
   maxQueueDelayMs: number;
   /** run a request that finds the server idle at once (true), or always wait the queue delay for company (false) */
   idleFlush: boolean;
-  provider: 'cpu' | 'cuda';
+  /** cpu, cuda (strict: no CUDA provider, no server) or cuda,cpu (fall back to the CPU, and say so) */
+  provider: ProviderRequest;
   /** onnxruntime intra-op threads; 0 = the CPUs this container may use (affinity and cgroup CPU quota) */
   intraOpThreads: number;
   apiKey?: string;
@@ -44,7 +46,7 @@ export const DEFAULT_SERVE: Omit<ServeOptions, 'modelPath' | 'log'> = {
   maxBatchSize: 8,
   maxQueueDelayMs: 2,
   idleFlush: true,
-  provider: 'cpu',
+  provider: parseProvider('cpu'),
   intraOpThreads: 0,
   maxBodyBytes: 64 * 2 ** 20,
   preprocess: GOOGLENET_PREPROCESS,
@@ -81,19 +83,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // no spin-waiting between ops: a spinning pool takes the CPU the server needs to read the next request (measured on
   // GoogLeNet at batch 8 with 2 threads on 2 CPUs: 0.84-0.88x in-process throughput with spinning, 0.90-0.92x without)
   const sessionOptions = (providers: string[]): Ort.InferenceSession.SessionOptions => ({ executionProviders: providers, graphOptimizationLevel: 'all', ...ortThreading(threads) });
-  let session: Ort.InferenceSession;
-  let provider = 'cpu';
-  if (opts.provider === 'cuda') {
-    try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions(['cuda', 'cpu']));
-      provider = 'cuda';
-    } catch (e) {
-      opts.log(`CUDA execution provider unavailable (${(e as Error).message.split('\n')[0]}); serving on CPU`);
-      session = await ort.InferenceSession.create(bytes, sessionOptions(['cpu']));
-    }
-  } else {
-    session = await ort.InferenceSession.create(bytes, sessionOptions(['cpu']));
-  }
+  const { session, provider, fallbackReason } = await createSession(ort, bytes, sessionOptions, opts.provider);
+  if (fallbackReason) opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
   opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}); inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
 
   const registry = new prom.Registry();
@@ -103,6 +94,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const latency = new prom.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
   const batchSizes = new prom.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
   const inflightGauge = new prom.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers: [registry] });
+  new prom.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers: [registry] })
+    .set({ provider, requested: opts.provider.requested, fallback: String(Boolean(fallbackReason)) }, 1);
 
   const input0 = sig.inputs[0];
   const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
@@ -194,7 +187,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     platform: 'onnxruntime_onnx',
     inputs: sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: i.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
     outputs: sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: o.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
-    parameters: { execution_provider: provider, intra_op_threads: threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, server: `modelship ${VERSION}` },
+    parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, server: `modelship ${VERSION}` },
   });
 
   async function infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {

@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import type * as OrtModule from 'onnxruntime-node';
 import { NpyArray } from './npy';
 import { ModelshipError } from './errors';
@@ -8,6 +10,17 @@ export function loadOrt(): typeof OrtModule {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   ortModule ??= require('onnxruntime-node') as typeof OrtModule;
   return ortModule;
+}
+
+/**
+ * The directory of libonnxruntime.so.1, where ONNX Runtime also looks for its provider libraries: dist/bin/… in the
+ * bundle (and the image), onnxruntime-node's own bin/… when run from source.
+ */
+export function ortLibDir(): string {
+  const sub = ['bin', 'napi-v6', process.platform, process.arch];
+  // (joined at run time: a literal path next to __dirname would make ncc copy the directory into the bundle)
+  const candidates = [path.join(__dirname, ...sub), path.join(path.dirname(path.dirname(__dirname)), 'node_modules', 'onnxruntime-node', ...sub)];
+  return candidates.find((d) => fs.existsSync(path.join(d, 'libonnxruntime.so.1'))) ?? candidates[0];
 }
 
 export interface OrtRun {
