@@ -351,6 +351,38 @@ describe('taking over, basic strategy, bad inputs', () => {
     dropNamespaces(ns);
   });
 
+  test('gpu: true — pods hold an nvidia.com/gpu on the real node; a canary that serves on the CPU is rolled back, naming the pod; one whose CUDA provider cannot start is rolled back', async () => {
+    // no device plugin here: the real node advertises the extended resource in its status, so GPU pods schedule
+    // there for real (and run on its CPU: this image has no CUDA provider, which is what the gate must catch)
+    const patched = await apiRequest('/api/v1/nodes/realnode/status', { method: 'PATCH', body: Buffer.from(JSON.stringify([{ op: 'add', path: '/status/capacity/nvidia.com~1gpu', value: '4' }])), headers: { 'content-type': 'application/json-patch+json' } });
+    expect(patched.status).toBe(200);
+    await waitFor('nvidia.com/gpu allocatable on realnode', () => kubectlJson<any>(['get', 'node', 'realnode']).status.allocatable?.['nvidia.com/gpu'] === '4');
+    const ns = `${nsPrefix}-gpu`;
+    try {
+      // the server asked to fall back (cuda,cpu): it starts, serves on the CPU, and the provider check names the pod
+      const fallback = patchFile('gpu-fallback.yaml', `      containers:\n      - name: model-server\n        env:\n        - {name: MODELSHIP_PROVIDER, value: "cuda,cpu"}\n`);
+      const r = await runCliProcess(base(ns, images.a, ['--gpu', '--patch', fallback]));
+      expectExit(r, 1);
+      expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'gate-pods': 'fail' });
+      expect(r.outputs.reason).toMatch(/gpu is true but 1 of 1 pod\(s\) do not serve on the CUDA execution provider: lenet-canary-[a-z0-9]+-[a-z0-9]+ serves on cpu: libonnxruntime_providers_shared\.so is missing/);
+      const report = JSON.parse(r.outputs['rollout-report']);
+      expect(report.timeline.map((t: any) => t.step)).toContain('canary pods serve on the CUDA execution provider');
+      expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+      // strict (the default with gpu: true): the server refuses to start, the pod fails, the canary is rolled back
+      const strict = await runCliProcess(base(ns, images.a, ['--gpu']));
+      expectExit(strict, 1);
+      expect(strict.outputs.decision).toBe('rolled-back');
+      expect(strict.outputs.reason).toMatch(/exit code [1-9]/);
+      expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+      // the pods asked for the GPU and landed on the node that has them
+      const events = kubectl(['-n', ns, 'get', 'events', '-o', 'json']);
+      expect(events).toMatch(/Successfully assigned .*lenet-canary-.* to realnode/);
+    } finally {
+      dropNamespaces(ns);
+      await apiRequest('/api/v1/nodes/realnode/status', { method: 'PATCH', body: Buffer.from(JSON.stringify([{ op: 'remove', path: '/status/capacity/nvidia.com~1gpu' }])), headers: { 'content-type': 'application/json-patch+json' } });
+    }
+  });
+
   test('bad inputs fail before anything is applied, naming the input', async () => {
     const ns = `${nsPrefix}-inputs`;
     const cases: [string[], RegExp][] = [

@@ -14,6 +14,7 @@ import { DeployLock, releaseIfHeld } from './lease';
 import { waitDeployment, bake, GateFailure, Aborted, sleep, PodView } from './health';
 import { prometheusGate, fmt } from './prometheus';
 import { rolloutOwner } from './owner';
+import { checkPodProviders } from './provider';
 
 /**
  * The rollout stage: put a new model in front of traffic and decide by itself. `canary` (default) runs the new
@@ -235,6 +236,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
         });
         const pods: PodView[] = (await runGate('pods', 'canary pods Ready', () => waitDeployment(kube, ns, canaryObj.metadata.name, waitOpts()))).pods;
         gate('pods').detail = `${pods.length} canary pod(s) Ready`;
+        if (cfg.gpu) gate('pods').evidence = await runGate('pods', 'canary pods serve on the CUDA execution provider', () => checkPodProviders(kube, ns, pods, cfg.modelName, SERVING_PORT));
         const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}-canary`, () => verifyGate(`${cfg.app}-canary`));
         if (cfg.bakeTimeS > 0) await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => bake(kube, ns, canaryPodSelector, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(`${cfg.app}-canary`, batch1)));
         gate('pods').result = 'pass';
@@ -280,6 +282,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
           await kube.apply(mainSvc);
         });
         const pods = (await runGate('pods', `${cfg.app} rollout`, () => waitDeployment(kube, ns, cfg.app, waitOpts()))).pods;
+        if (cfg.gpu) gate('pods').evidence = await runGate('pods', `${cfg.app} pods serve on the CUDA execution provider`, () => checkPodProviders(kube, ns, pods, cfg.modelName, SERVING_PORT));
         const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}`, () => verifyGate(cfg.app));
         if (cfg.bakeTimeS > 0) await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => bake(kube, ns, { ...selectorLabels(cfg.app), track: 'stable' }, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(cfg.app, batch1)));
         gate('pods').result = 'pass';

@@ -133,7 +133,21 @@ export class Kube {
 
   /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */
   serviceProxy(namespace: string, service: string, port: string): Transport {
-    const prefix = `/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`;
+    return this.proxy(`/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`);
+  }
+
+  /** A Transport to one pod through the API server's pod proxy: .../namespaces/NS/pods/NAME:PORT/proxy/PATH. */
+  podProxy(namespace: string, pod: string, port: number): Transport {
+    return this.proxy(`/api/v1/namespaces/${namespace}/pods/${pod}:${port}/proxy`);
+  }
+
+  /** The start of a pod's log (its first `limitBytes`), '' when it cannot be read. */
+  async podLog(namespace: string, pod: string, limitBytes = 256 * 1024): Promise<string> {
+    const r = await this.proxy(`/api/v1/namespaces/${namespace}/pods/${pod}/log`)(`?limitBytes=${limitBytes}`).catch(() => undefined);
+    return r && r.status === 200 ? r.body.toString() : '';
+  }
+
+  private proxy(prefix: string): Transport {
     return async (p, opts = {}) => {
       const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
       const ro: https.RequestOptions = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
