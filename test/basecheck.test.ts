@@ -1,0 +1,223 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { execFileSync, spawnSync } from 'child_process';
+import {
+  DEFAULT_GPU_BASE_IMAGE,
+  ORT_LIBRARY,
+  RUNTIME_PROVIDED_LIBS,
+  ShippedLib,
+  checkBaseImageLoads,
+  describeMissing,
+  ldconfigArchFlag,
+  parseLdconfigListing,
+  planBaseImageCheck,
+} from '../src/image/basecheck';
+import { ModelshipError } from '../src/util/errors';
+import { tmpDir } from './helpers/caffe';
+import { CUDA_LIB_DIR, LIBCUDA_MOUNT, cudaStubBaseImage, libcudaStub } from './helpers/cuda-stubs';
+import { providerLibs } from './helpers/gpu';
+import { LAB, docker, requireLab } from './helpers/lab';
+
+// What `ldconfig -p` prints in an Ubuntu CUDA image with 32-bit compatibility libraries installed (abridged).
+const LISTING = `412 libs found in cache \`/etc/ld.so.cache'
+\tlibstdc++.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libstdc++.so.6
+\tlibstdc++.so.6 (libc6) => /lib/i386-linux-gnu/libstdc++.so.6
+\tlibm.so.6 (libc6,x86-64, OS ABI: Linux 3.2.0) => /lib/x86_64-linux-gnu/libm.so.6
+\tlibgcc_s.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libgcc_s.so.1
+\tlibc.so.6 (libc6,x86-64, OS ABI: Linux 3.2.0) => /lib/x86_64-linux-gnu/libc.so.6
+\tld-linux-x86-64.so.2 (libc6,x86-64) => /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+\tlibcudart.so.13 (libc6,x86-64) => /usr/local/cuda/targets/x86_64-linux/lib/libcudart.so.13
+\tlibcurand.so.10 (libc6) => /usr/lib/i386-linux-gnu/libcurand.so.10
+\tlibcublas.so.13 (libc6,x86-64) => /usr/local/cuda/targets/x86_64-linux/lib/libcublas.so.13
+\tlibcudnn.so.9 (libc6,x86-64) => /lib/x86_64-linux-gnu/libcudnn.so.9
+`;
+
+const X86_64 = 62;
+const cudaProvider: ShippedLib = {
+  file: 'libonnxruntime_providers_cuda.so',
+  soname: '',
+  machine: X86_64,
+  needed: ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13', 'libcuda.so.1', 'libstdc++.so.6', 'libm.so.6', 'libc.so.6', 'ld-linux-x86-64.so.2'],
+};
+const sharedProvider: ShippedLib = { file: 'libonnxruntime_providers_shared.so', soname: 'libonnxruntime_providers_shared.so', machine: X86_64, needed: ['libstdc++.so.6', 'libc.so.6'] };
+
+describe('the pure part', () => {
+  test('parses an ldconfig -p listing: header skipped, flags split, i386 entries recognisable', () => {
+    const entries = parseLdconfigListing(LISTING);
+    expect(entries).toHaveLength(10);
+    expect(entries[0]).toEqual({ name: 'libstdc++.so.6', flags: ['libc6', 'x86-64'], path: '/lib/x86_64-linux-gnu/libstdc++.so.6' });
+    expect(entries[1]).toEqual({ name: 'libstdc++.so.6', flags: ['libc6'], path: '/lib/i386-linux-gnu/libstdc++.so.6' });
+    expect(entries[2].flags).toEqual(['libc6', 'x86-64', 'OS ABI: Linux 3.2.0']);
+    expect(parseLdconfigListing('0 libs found in cache `/etc/ld.so.cache\'\n')).toEqual([]);
+  });
+
+  test('resolves NEEDED entries: bundled, exempt, x86-64 only, each missing name with who needs it', () => {
+    const plugin: ShippedLib = { file: 'libmyop.so', soname: 'libmyop.so.2', machine: X86_64, needed: [ORT_LIBRARY, 'libonnxruntime_providers_shared.so', 'libcurand.so.10', 'libc.so.6'] };
+    const plan = planBaseImageCheck([cudaProvider, sharedProvider, plugin], parseLdconfigListing(LISTING));
+    // the x86-64 entry, never the i386 one listed after it
+    expect(plan.resolved['libstdc++.so.6']).toBe('/lib/x86_64-linux-gnu/libstdc++.so.6');
+    expect(plan.resolved['libcudart.so.13']).toBe('/usr/local/cuda/targets/x86_64-linux/lib/libcudart.so.13');
+    expect(Object.keys(plan.resolved).sort()).toEqual(['ld-linux-x86-64.so.2', 'libc.so.6', 'libcublas.so.13', 'libcudart.so.13', 'libm.so.6', 'libstdc++.so.6']);
+    expect(plan.exempt).toEqual(['libcuda.so.1']);
+    expect(plan.bundled).toEqual([ORT_LIBRARY, 'libonnxruntime_providers_shared.so']);
+    // libcurand.so.10 exists only as an i386 library: missing for both x86-64 libraries that need it
+    expect(plan.missing).toEqual([
+      { name: 'libcublasLt.so.13', neededBy: ['libonnxruntime_providers_cuda.so'], otherArch: [] },
+      { name: 'libcurand.so.10', neededBy: ['libonnxruntime_providers_cuda.so', 'libmyop.so'], otherArch: ['i386'] },
+    ]);
+    const msg = describeMissing('my/base:1', plan.missing);
+    expect(msg).toBe(
+      'base image "my/base:1" cannot load libonnxruntime_providers_cuda.so, libmyop.so: ' +
+        'libcublasLt.so.13 (needed by libonnxruntime_providers_cuda.so); libcurand.so.10 (only for i386) (needed by libonnxruntime_providers_cuda.so, libmyop.so) ' +
+        `not found by ldconfig -p in the image; use a base image with CUDA 13 and cuDNN 9, e.g. the default ${DEFAULT_GPU_BASE_IMAGE}`,
+    );
+  });
+
+  test('only libcuda.so.1 is exempt, and only an empty listing fails everything else', () => {
+    expect(RUNTIME_PROVIDED_LIBS).toEqual(['libcuda.so.1']);
+    const plan = planBaseImageCheck([cudaProvider], []);
+    expect(plan.exempt).toEqual(['libcuda.so.1']);
+    expect(plan.missing.map((m) => m.name)).toEqual(cudaProvider.needed.filter((n) => n !== 'libcuda.so.1'));
+    expect(describeMissing('b', plan.missing)).toMatch(/^base image "b" cannot load libonnxruntime_providers_cuda.so: libcublasLt.so.13, libcublas.so.13, .* \(needed by libonnxruntime_providers_cuda.so\) not found/);
+  });
+
+  test('an aarch64 library needs AArch64 entries; an unknown machine accepts any', () => {
+    const arm: ShippedLib = { file: 'a.so', soname: '', machine: 183, needed: ['libc.so.6'] };
+    expect(ldconfigArchFlag(183)).toBe('AArch64');
+    expect(planBaseImageCheck([arm], parseLdconfigListing(LISTING)).missing).toEqual([{ name: 'libc.so.6', neededBy: ['a.so'], otherArch: ['x86-64'] }]);
+    const armListing = parseLdconfigListing('\tlibc.so.6 (libc6,AArch64, OS ABI: Linux 3.7.0) => /lib/aarch64-linux-gnu/libc.so.6\n');
+    expect(planBaseImageCheck([arm], armListing).resolved).toEqual({ 'libc.so.6': '/lib/aarch64-linux-gnu/libc.so.6' });
+    expect(planBaseImageCheck([{ ...arm, machine: 9999 }], parseLdconfigListing(LISTING)).missing).toEqual([]);
+  });
+});
+
+// The real engine (lab/up.sh docker) and the real provider libraries of ONNX Runtime 1.30.0.
+describe('against real base images', () => {
+  jest.setTimeout(180_000);
+  let stubBase: string;
+  let libs: { dir: string; cuda: string; shared: string };
+  const lines: string[] = [];
+  const log = { info: (l: string) => lines.push(l) };
+
+  beforeAll(() => {
+    requireLab();
+    libs = providerLibs();
+    stubBase = cudaStubBaseImage();
+  });
+
+  test('the lab base image (plain Debian) is refused, naming each missing library, the provider and the image', async () => {
+    const err = await checkBaseImageLoads(LAB.baseImage, [libs.cuda, libs.shared], log).then(
+      () => undefined,
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(ModelshipError);
+    expect((err as ModelshipError).code).toBe('input');
+    const msg = (err as Error).message;
+    expect(msg).toContain(`base image "${LAB.baseImage}" cannot load libonnxruntime_providers_cuda.so:`);
+    for (const name of ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libcurand.so.10']) expect(msg).toContain(name);
+    expect(msg).toContain('(needed by libonnxruntime_providers_cuda.so)');
+    expect(msg).toContain(DEFAULT_GPU_BASE_IMAGE);
+    expect(msg).not.toContain('libcuda.so.1');
+    expect(msg).not.toContain('libonnxruntime_providers_shared.so');
+  });
+
+  test('the CUDA 13 stand-in base image passes; libcuda.so.1 is left to the container toolkit', async () => {
+    lines.length = 0;
+    const r = await checkBaseImageLoads(stubBase, [libs.cuda, libs.shared], log);
+    for (const name of ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libcurand.so.10']) expect(r.resolved[name]).toBe(`${CUDA_LIB_DIR}/${name}`);
+    expect(r.resolved['libstdc++.so.6']).toMatch(/x86_64-linux-gnu\/libstdc\+\+\.so\.6$/);
+    expect(r.resolved['libcuda.so.1']).toBeUndefined();
+    expect(r.exempt).toEqual(['libcuda.so.1']);
+    expect(lines.join('\n')).toContain(`base image "${stubBase}" provides libcublasLt.so.13 (${CUDA_LIB_DIR}/libcublasLt.so.13)`);
+  });
+
+  test('a base image that does not exist fails naming it and what docker said', async () => {
+    const missing = `${LAB.registry}/modelship-test/no-such-base:missing`;
+    await expect(checkBaseImageLoads(missing, [libs.shared], log)).rejects.toThrow(
+      new RegExp(`^cannot run ldconfig -p in base image "${missing.replace(/[.]/g, '\\.')}" .*\\(exit 125\\): .*(manifest unknown|not found)`),
+    );
+  });
+
+  test('ldconfig is found in /sbin when not on PATH; an image without one fails naming it', async () => {
+    const noPath = `${LAB.registry}/modelship-test/no-path:${stubBase.split(':').pop()}`;
+    execFileSync('docker', ['build', '-q', '-t', noPath, '-'], { input: `FROM ${stubBase}\nENV PATH=/nonexistent\n`, stdio: ['pipe', 'pipe', 'pipe'] });
+    const r = await checkBaseImageLoads(noPath, [libs.shared], log);
+    expect(r.resolved['libc.so.6']).toMatch(/x86_64-linux-gnu\/libc\.so\.6$/);
+    await expect(checkBaseImageLoads(LAB.busybox, [libs.shared], log)).rejects.toThrow(
+      new RegExp(`^cannot run ldconfig -p in base image "${LAB.busybox}" .*\\(no ldconfig on its PATH nor in /sbin: .*/sbin/ldconfig.*no such file`),
+    );
+  });
+
+  test('the stand-ins are faithful: the real CUDA provider loads with every symbol bound, real cudart sees no device', () => {
+    // a dlopen of the provider itself cannot be tested without ONNX Runtime: its initialisers call Provider_GetHost(),
+    // which ORT sets up. So: the loader's own trace with BIND_NOW + LD_WARN (every symbol of every library looked up,
+    // versions included), and a host-built probe that makes the real cudart talk to the driver stand-in.
+    const dir = tmpDir('modelship-basecheck-');
+    try {
+      fs.writeFileSync(
+        path.join(dir, 'probe.c'),
+        `#include <dlfcn.h>
+#include <stdio.h>
+int main(void) {
+  void *rt = dlopen("libcudart.so.13", RTLD_NOW);
+  if (!rt) { printf("dlopen failed: %s\\n", dlerror()); return 1; }
+  int (*driver)(int *) = (int (*)(int *))dlsym(rt, "cudaDriverGetVersion");
+  int (*count)(int *) = (int (*)(int *))dlsym(rt, "cudaGetDeviceCount");
+  const char *(*str)(int) = (const char *(*)(int))dlsym(rt, "cudaGetErrorString");
+  if (!driver || !count || !str) { printf("cudart symbols missing\\n"); return 2; }
+  int v = 0, n = -1, e = driver(&v);
+  printf("cudaDriverGetVersion: %d (error %d)\\n", v, e);
+  e = count(&n);
+  printf("cudaGetDeviceCount: CUDA failure %d: %s\\n", e, str(e));
+  return 0;
+}
+`,
+      );
+      execFileSync('gcc', ['-O', '-o', path.join(dir, 'probe'), path.join(dir, 'probe.c')]);
+      const ldso = '/lib64/ld-linux-x86-64.so.2';
+      const trace = 'LD_TRACE_LOADED_OBJECTS=1 LD_WARN=yes LD_BIND_NOW=yes';
+      const script = [
+        `echo '== list'; ${ldso} --list /opt/ort/libonnxruntime_providers_cuda.so 2>&1; echo "rc=$?"`,
+        `echo '== bind'; ${trace} ${ldso} --preload /opt/ort/libonnxruntime_providers_shared.so /opt/ort/libonnxruntime_providers_cuda.so 2>&1`,
+        // the control: without the shared provider ORT loads first, Provider_GetHost is unbound (so the trace checks)
+        `echo '== control'; ${trace} ${ldso} /opt/ort/libonnxruntime_providers_cuda.so 2>&1`,
+        `echo '== cudart'; /probe 2>&1; echo "rc=$?"`,
+      ].join('\n');
+      const r = spawnSync(
+        'docker',
+        [
+          'run', '--rm', '--network', 'none',
+          '-v', `${libcudaStub()}:${LIBCUDA_MOUNT}:ro`,
+          '-v', `${libs.cuda}:/opt/ort/libonnxruntime_providers_cuda.so:ro`,
+          '-v', `${libs.shared}:/opt/ort/libonnxruntime_providers_shared.so:ro`,
+          '-v', `${path.join(dir, 'probe')}:/probe:ro`,
+          '--entrypoint', 'sh', stubBase, '-c', script,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(r.stderr).toBe('');
+      const part = (name: string) => r.stdout.split(`== ${name}\n`)[1].split('\n== ')[0];
+      const list = part('list');
+      expect(list).not.toMatch(/not found/);
+      expect(list).toContain('rc=0');
+      for (const name of ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13']) expect(list).toContain(`${name} => ${CUDA_LIB_DIR}/${name}`);
+      expect(list).toMatch(/libcuda\.so\.1 => \S*\/x86_64-linux-gnu\/libcuda\.so\.1/);
+      const bind = part('bind');
+      expect(bind).toContain('/opt/ort/libonnxruntime_providers_shared.so');
+      expect(bind).not.toMatch(/undefined symbol|symbol lookup error|not found|version .* not/);
+      expect(part('control')).toContain('undefined symbol: Provider_GetHost');
+      const probe = part('cudart');
+      expect(probe).toContain('cudaDriverGetVersion: 13000 (error 0)');
+      expect(probe).toContain('cudaGetDeviceCount: CUDA failure 100: no CUDA-capable device is detected');
+      expect(probe).toContain('rc=0');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the stand-in image carries no libcuda.so.1 of its own and is in the lab registry', () => {
+    expect(docker(['run', '--rm', '--network', 'none', '--entrypoint', 'ldconfig', stubBase, '-p'])).not.toContain('libcuda.so.1');
+    const [repo, tag] = stubBase.slice(LAB.registry.length + 1).split(':');
+    expect(execFileSync('curl', ['-sf', `http://${LAB.registry}/v2/${repo}/tags/list`], { encoding: 'utf8' })).toContain(tag);
+  });
+});
