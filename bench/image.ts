@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const base = `${registry}/local/debian:bookworm`;
   const quiet = { info: () => undefined, warning: () => undefined, group: <R>(_n: string, fn: () => Promise<R>) => fn() };
   const build = async (model: string, rev: string) => {
-    const cfg = readConfig((n) => ({ stage: 'image', image: repo, model, 'model-name': 'googlenet', 'base-image': base, revision: rev, ref: 'refs/heads/bench', 'compose-file': path.join(work, 'compose.yml') } as Record<string, string>)[n]);
+    const cfg = readConfig((n) => ({ stage: 'image', image: repo, model, 'model-name': 'googlenet', 'base-image': base, 'node-binary': process.execPath, revision: rev, ref: 'refs/heads/bench', 'compose-file': path.join(work, 'compose.yml') } as Record<string, string>)[n]);
     const t0 = Date.now();
     const r = await runImage(cfg.image, quiet);
     return { s: (Date.now() - t0) / 1000, image: r.outputs.image };

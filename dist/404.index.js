@@ -3,7 +3,7 @@ exports.id = 404;
 exports.ids = [404];
 exports.modules = {
 
-/***/ 6526:
+/***/ 36526:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
@@ -38,19 +38,19 @@ class MicroTime extends Date {
 
 /***/ }),
 
-/***/ 7404:
+/***/ 57404:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   Kube: () => (/* binding */ Kube)
 /* harmony export */ });
 /* unused harmony export FIELD_MANAGER */
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(7853);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(17);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(4098);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(6526);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(27853);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(36526);
 
 
 
@@ -183,7 +183,18 @@ class Kube {
     }
     /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */
     serviceProxy(namespace, service, port) {
-        const prefix = `/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`;
+        return this.proxy(`/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`);
+    }
+    /** A Transport to one pod through the API server's pod proxy: .../namespaces/NS/pods/NAME:PORT/proxy/PATH. */
+    podProxy(namespace, pod, port) {
+        return this.proxy(`/api/v1/namespaces/${namespace}/pods/${pod}:${port}/proxy`);
+    }
+    /** The start of a pod's log (its first `limitBytes`), '' when it cannot be read. */
+    async podLog(namespace, pod, limitBytes = 256 * 1024) {
+        const r = await this.proxy(`/api/v1/namespaces/${namespace}/pods/${pod}/log`)(`?limitBytes=${limitBytes}`).catch(() => undefined);
+        return r && r.status === 200 ? r.body.toString() : '';
+    }
+    proxy(prefix) {
         return async (p, opts = {}) => {
             const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
             const ro = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };

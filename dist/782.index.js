@@ -3,17 +3,17 @@ exports.id = 782;
 exports.ids = [782];
 exports.modules = {
 
-/***/ 7782:
+/***/ 77782:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 __webpack_require__.r(__webpack_exports__);
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   runPipeline: () => (/* binding */ runPipeline)
 /* harmony export */ });
-/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(4369);
-/* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(4398);
-/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(5953);
-/* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(8697);
+/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(24369);
+/* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(54398);
+/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(81721);
+/* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(38697);
 
 
 
@@ -45,7 +45,7 @@ async function runPipeline(cfg, log) {
     const smoke = await step('smoke', () => (0,_smoke__WEBPACK_IMPORTED_MODULE_3__/* .runSmoke */ .Lw)({ ...cfg.smoke, image: image.outputs.image }, log));
     if (!smoke.ok)
         return done(smoke, 'smoke');
-    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(291), __webpack_require__.e(753)]).then(__webpack_require__.bind(__webpack_require__, 3753));
+    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(291), __webpack_require__.e(797)]).then(__webpack_require__.bind(__webpack_require__, 63797));
     const rollout = await step('rollout', () => runRollout({ ...cfg.rollout, image: image.outputs.image }, log));
     return done(rollout, 'rollout');
 }

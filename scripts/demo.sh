@@ -34,8 +34,9 @@ ms compile --model "$out/model.onnx" --reference "$dir" | tee "$out/compile.out"
 if [ "$(id -u)" = 0 ]; then bash lab/up.sh >/dev/null; fi
 . /var/lib/modelship-lab/env.sh 2>/dev/null || { echo "the lab is not up: run 'lab/up.sh' as root, or use --no-lab" >&2; exit 1; }
 echo "== image → ${LAB_REGISTRY}/modelship/$name"
+# offline, the image carries the Node.js that runs this script (on a runner: the pinned official release, downloaded)
 ms image --image "$LAB_REGISTRY/modelship/$name" --model "$(get artifact-path "$out/compile.out")" --model-name "$name" \
-  --base-image "$LAB_BASE_IMAGE" --parity "$(get parity "$out/convert.out")" --compose-file "$out/docker-compose.yml" \
+  --node-binary "$(command -v node)" --base-image "$LAB_BASE_IMAGE" --parity "$(get parity "$out/convert.out")" --compose-file "$out/docker-compose.yml" \
   --revision "$(git rev-parse HEAD 2>/dev/null || echo 0000000)" | tee "$out/image.out"
 echo "== smoke $(get image "$out/image.out")"
 ms smoke --image "$(get image "$out/image.out")" --model-name "$name" --reference "$dir" --requests 100 --concurrency 4 | tee "$out/smoke.out"

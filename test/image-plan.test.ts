@@ -1,7 +1,7 @@
 import * as yaml from 'js-yaml';
 import { computeTags, sanitizeTag } from '../src/image/tags';
 import { renderDockerfile, renderCompose } from '../src/image/dockerfile';
-import { cacheFlags, pruneContexts } from '../src/image';
+import { cacheFlags, pruneContexts, IMAGE_ORT_DIR } from '../src/image';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -32,8 +32,9 @@ describe('image tags follow docker/metadata-action', () => {
 });
 
 describe('the generated Dockerfile and compose file', () => {
-  const df = renderDockerfile({ baseImage: 'local/debian:bookworm', modelFile: 'model.onnx', modelName: 'googlenet', port: 8000, uid: 10001, labels: { 'org.opencontainers.image.revision': SHA }, env: {} });
+  const df = renderDockerfile({ baseImage: 'local/debian:bookworm', modelFile: 'model.onnx', modelName: 'googlenet', port: 8000, uid: 10001, labels: { 'org.opencontainers.image.revision': SHA }, env: {}, providers: false, ortDir: IMAGE_ORT_DIR });
   const lines = df.split('\n');
+  const layers = (d: string) => d.split('\n').filter((l) => /^(COPY|ADD|RUN) /.test(l));
 
   test('no syntax line or heredoc; the model COPY is the last layer instruction; non-root', () => {
     expect(df).not.toMatch(/^# ?syntax=/m);
@@ -42,7 +43,14 @@ describe('the generated Dockerfile and compose file', () => {
     expect(layerLines[layerLines.length - 1][0]).toBe('COPY model/ /models/');
     expect(lines).toContain('USER 10001:10001');
     expect(lines).toContain(`LABEL org.opencontainers.image.revision="${SHA}"`);
-    expect(df).toMatch(/ENTRYPOINT \["\/opt\/modelship\/bin\/node", "\/opt\/modelship\/dist\/index.js", "serve"\]/);
+    expect(df).toMatch(/ENTRYPOINT \["\/opt\/modelship\/node\/bin\/node", "\/opt\/modelship\/dist\/index.js", "serve"\]/);
+    expect(layers(df)).toEqual(['COPY node/ /opt/modelship/node/', 'COPY dist/ /opt/modelship/dist/', 'COPY model/ /models/']);
+  });
+
+  test('gpu: the CUDA provider layer sits next to libonnxruntime.so.1, before the model layer; strict CUDA by default', () => {
+    const gpu = renderDockerfile({ baseImage: 'b', modelFile: 'model.onnx', modelName: 'googlenet', port: 8000, uid: 10001, labels: {}, env: { MODELSHIP_PROVIDER: 'cuda' }, providers: true, ortDir: IMAGE_ORT_DIR });
+    expect(layers(gpu)).toEqual(['COPY node/ /opt/modelship/node/', 'COPY dist/ /opt/modelship/dist/', 'COPY providers/ /opt/modelship/dist/bin/napi-v6/linux/x64/', 'COPY model/ /models/']);
+    expect(gpu).toMatch(/^ENV MODELSHIP_PROVIDER="cuda"$/m);
   });
 
   test('compose: the image by digest, a GPU reservation when asked, secrets only by reference', () => {

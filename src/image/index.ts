@@ -11,6 +11,9 @@ import { renderDockerfile, renderCompose } from './dockerfile';
 import { computeTags, GitContext } from './tags';
 import { fetchManifest, parseImageRef } from './registry';
 import { VERSION } from '../version';
+import { resolveNodeRuntime, NodeRuntime } from './node';
+import { resolveGpuProviders, ORT_VERSION } from './gpu-provider';
+import { checkBaseImageLoads } from './basecheck';
 
 export const SERVING_PORT = 8000;
 export const SERVING_UID = 10001;
@@ -93,37 +96,80 @@ export function pruneContexts(root: string, current: string, now = Date.now()): 
   }
 }
 
+/** The directory ONNX Runtime's libraries live in inside the image (next to the binding, in the bundle). */
+export const IMAGE_ORT_DIR = '/opt/modelship/dist/bin/napi-v6/linux/x64';
+
+/** Copy (or hard-link, when on the same file system) `src` to `dst`. */
+function place(src: string, dst: string): void {
+  try {
+    fs.linkSync(src, dst);
+  } catch {
+    fs.copyFileSync(src, dst);
+  }
+}
+
+/** Is `dir/.key` equal to `key`? If not, empty `dir` and let `fill` rebuild it, then record the key. */
+function keyed(dir: string, key: string, fill: () => void): void {
+  const keyFile = `${dir}.key`;
+  if (fs.existsSync(dir) && fs.existsSync(keyFile) && fs.readFileSync(keyFile, 'utf8') === key) return;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(keyFile, { force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  fill();
+  setTimes(dir, 0);
+  fs.writeFileSync(keyFile, key);
+}
+
+export interface ContextInputs {
+  image: string;
+  node: NodeRuntime;
+  /** the CUDA provider libraries (gpu: true) */
+  providers?: string[];
+  modelFile: string;
+  modelBytes: Uint8Array;
+  modelSha: string;
+}
+
 /**
  * The build context lives in a stable directory per image repository, so BuildKit's incremental context transfer
  * (which trusts size + mtime) only sends what changed: a model-only rebuild transfers the model alone. Runtime
- * files get mtime 0; the model gets an mtime derived from its sha256, so a new model of the same size is never
+ * files (Node.js and its LICENSE, the server bundle, the CUDA providers) get mtime 0 and are refreshed only when
+ * their source changes; the model gets an mtime derived from its sha256, so a new model of the same size is never
  * mistaken for the old one. Contexts of repositories not built for a while are pruned.
  */
-function prepareContext(image: string, nodeBinary: string, modelFile: string, modelBytes: Uint8Array, modelSha: string): string {
+function prepareContext(c: ContextInputs): string {
   const root = path.join(os.tmpdir(), 'modelship-build');
-  const ctx = path.join(root, sha256(image).slice(0, 16));
+  const ctx = path.join(root, sha256(c.image).slice(0, 16));
   const dist = distDir();
   const stamp = (f: string) => {
     const st = fs.statSync(f);
     return [f, st.size, st.mtimeMs];
   };
-  const runtimeKey = JSON.stringify({ node: stamp(nodeBinary), dist: stamp(path.join(dist, 'index.js')) });
-  const keyFile = path.join(ctx, '.runtime-key');
-  if (!fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== runtimeKey) {
-    fs.rmSync(ctx, { recursive: true, force: true });
-    fs.mkdirSync(path.join(ctx, 'runtime'), { recursive: true });
-    fs.copyFileSync(nodeBinary, path.join(ctx, 'runtime/node'));
-    fs.chmodSync(path.join(ctx, 'runtime/node'), 0o755);
-    // the server needs index.js and the onnxruntime binaries, not the chunks other stages load lazily (the Kubernetes client)
-    fs.cpSync(dist, path.join(ctx, 'runtime/dist'), { recursive: true, filter: (src) => !/[\\/]\d+\.index\.js$/.test(src) });
-    setTimes(path.join(ctx, 'runtime'), 0);
-    fs.writeFileSync(keyFile, runtimeKey);
+  fs.mkdirSync(ctx, { recursive: true });
+  for (const old of ['runtime', '.runtime-key']) fs.rmSync(path.join(ctx, old), { recursive: true, force: true }); // an older layout
+  keyed(path.join(ctx, 'node'), JSON.stringify({ node: stamp(c.node.binary), license: c.node.license ? stamp(c.node.license) : null }), () => {
+    fs.mkdirSync(path.join(ctx, 'node/bin'));
+    fs.copyFileSync(c.node.binary, path.join(ctx, 'node/bin/node'));
+    fs.chmodSync(path.join(ctx, 'node/bin/node'), 0o755);
+    if (c.node.license) fs.copyFileSync(c.node.license, path.join(ctx, 'node/LICENSE'));
+  });
+  // the server needs index.js and the onnxruntime binaries, not the chunks other stages load lazily (the Kubernetes client)
+  keyed(path.join(ctx, 'dist'), JSON.stringify(stamp(path.join(dist, 'index.js'))), () =>
+    fs.cpSync(dist, path.join(ctx, 'dist'), { recursive: true, filter: (src) => !/[\\/]\d+\.index\.js$/.test(src) }),
+  );
+  if (c.providers) {
+    keyed(path.join(ctx, 'providers'), JSON.stringify(c.providers.map(stamp)), () => {
+      for (const f of c.providers!) place(f, path.join(ctx, 'providers', path.basename(f)));
+    });
+  } else {
+    fs.rmSync(path.join(ctx, 'providers'), { recursive: true, force: true });
+    fs.rmSync(path.join(ctx, 'providers.key'), { force: true });
   }
   fs.writeFileSync(path.join(ctx, '.used'), '');
   fs.rmSync(path.join(ctx, 'model'), { recursive: true, force: true });
   fs.mkdirSync(path.join(ctx, 'model'));
-  fs.writeFileSync(path.join(ctx, 'model', modelFile), modelBytes, { mode: 0o644 });
-  setTimes(path.join(ctx, 'model'), parseInt(modelSha.slice(0, 7), 16));
+  fs.writeFileSync(path.join(ctx, 'model', c.modelFile), c.modelBytes, { mode: 0o644 });
+  setTimes(path.join(ctx, 'model'), parseInt(c.modelSha.slice(0, 7), 16));
   try {
     pruneContexts(root, ctx);
   } catch {
@@ -168,10 +214,22 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     'dev.modelship.version': VERSION,
   };
 
-  const ctx = prepareContext(cfg.image, cfg.nodeBinary || process.execPath, modelFile, modelBytes, cfg.encryptModel ? sha256(modelBytes) : modelDigest);
+  // everything fetched and checked before anything is built: the Node.js runtime, and for a GPU image the CUDA
+  // provider libraries and whether the base image can load them
+  const node = await log.group('Node.js for the image', () => resolveNodeRuntime({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
+  labels['dev.modelship.node.version'] = node.version;
+  let providers: string[] | undefined;
+  if (cfg.gpu) {
+    const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
+    await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log));
+    providers = gpu.files;
+    labels['dev.modelship.onnxruntime.provider'] = 'cuda';
+    labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
+  }
+  const ctx = prepareContext({ image: cfg.image, node, providers, modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
   try {
-    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: {} });
+    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
     // the Dockerfile stays outside the context (its labels change every build)
     fs.writeFileSync(path.join(work, 'Dockerfile'), dockerfile);
 

@@ -56,6 +56,8 @@ function prepare(inputs: Record<string, string>, opts: RunOptions) {
     GITHUB_STEP_SUMMARY: summaryFile,
     GITHUB_STATE: stateFile,
     RUNNER_TEMP: dir,
+    // the runner's tool cache (test/helpers/global-setup.ts put the pinned Node.js release there)
+    ...(process.env.RUNNER_TOOL_CACHE ? { RUNNER_TOOL_CACHE: process.env.RUNNER_TOOL_CACHE } : {}),
     ...opts.env,
   };
   for (const [name, spec] of Object.entries(action.inputs)) {

@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 753;
-exports.ids = [753,404];
+exports.id = 797;
+exports.ids = [797,404];
 exports.modules = {
 
-/***/ 3753:
+/***/ 63797:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -16,19 +16,19 @@ __webpack_require__.d(__webpack_exports__, {
 });
 
 // EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
-var js_yaml = __webpack_require__(3243);
+var js_yaml = __webpack_require__(33243);
 // EXTERNAL MODULE: ./node_modules/diff/libesm/patch/create.js + 2 modules
-var create = __webpack_require__(7291);
+var create = __webpack_require__(37291);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __webpack_require__(17);
+var errors = __webpack_require__(70017);
 // EXTERNAL MODULE: ./src/convert/parity.ts
 var parity = __webpack_require__(6154);
-// EXTERNAL MODULE: ./src/image/index.ts + 2 modules
-var src_image = __webpack_require__(5953);
+// EXTERNAL MODULE: ./src/image/index.ts + 3 modules
+var src_image = __webpack_require__(81721);
 // EXTERNAL MODULE: ./src/verify/golden.ts
-var golden = __webpack_require__(104);
+var golden = __webpack_require__(10104);
 // EXTERNAL MODULE: ./src/serve/kserve.ts
-var kserve = __webpack_require__(1351);
+var kserve = __webpack_require__(61351);
 ;// CONCATENATED MODULE: ./src/rollout/manifests.ts
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -129,7 +129,7 @@ function canaryReplicas(replicas, percent) {
 }
 
 // EXTERNAL MODULE: external "fs"
-var external_fs_ = __webpack_require__(9896);
+var external_fs_ = __webpack_require__(79896);
 ;// CONCATENATED MODULE: ./src/rollout/patch.ts
 
 
@@ -266,9 +266,9 @@ function readManifest(file) {
 }
 
 // EXTERNAL MODULE: ./src/rollout/kube.ts
-var rollout_kube = __webpack_require__(7404);
+var rollout_kube = __webpack_require__(57404);
 // EXTERNAL MODULE: ./src/rollout/kube-errors.ts
-var kube_errors = __webpack_require__(6526);
+var kube_errors = __webpack_require__(36526);
 ;// CONCATENATED MODULE: ./src/rollout/lease.ts
 
 
@@ -393,12 +393,48 @@ async function releaseIfHeld(kube, namespace, app, holder) {
 }
 
 // EXTERNAL MODULE: ./src/rollout/health.ts
-var health = __webpack_require__(407);
+var health = __webpack_require__(20407);
 // EXTERNAL MODULE: ./src/rollout/prometheus.ts
-var prometheus = __webpack_require__(9825);
+var prometheus = __webpack_require__(89825);
 // EXTERNAL MODULE: ./src/rollout/owner.ts
-var rollout_owner = __webpack_require__(9158);
+var rollout_owner = __webpack_require__(19158);
+;// CONCATENATED MODULE: ./src/rollout/provider.ts
+
+/**
+ * With gpu: true, every new pod must compute on the GPU: a pod that holds an nvidia.com/gpu and serves on the CPU
+ * (an image without the CUDA provider, a patch that allows cuda,cpu) is a failed canary, named. The provider is
+ * read from each pod's model metadata through the API server's pod proxy (`parameters.execution_provider`); the
+ * proxy drops Authorization headers, so behind an API key it is read from the server's start-up log line instead.
+ */
+async function checkPodProviders(kube, namespace, pods, modelName, port) {
+    const evidence = [];
+    const onCpu = [];
+    for (const pod of pods) {
+        const { provider, detail } = await podProvider(kube, namespace, pod.name, modelName, port);
+        evidence.push(`pod ${pod.name}: execution provider ${provider}${detail ? ` (${detail})` : ''}`);
+        if (provider !== 'cuda')
+            onCpu.push(`${pod.name} serves on ${provider}${detail ? `: ${detail}` : ''}`);
+    }
+    if (onCpu.length)
+        throw new health/* GateFailure */.In(`gpu is true but ${onCpu.length} of ${pods.length} pod(s) do not serve on the CUDA execution provider: ${onCpu.join('; ')}`, evidence);
+    return evidence;
+}
+async function podProvider(kube, namespace, pod, modelName, port) {
+    const r = await kube.podProxy(namespace, pod, port)(`/v2/models/${modelName}`, { timeoutMs: 10_000 }).catch((e) => ({ status: 0, body: Buffer.from(e.message), headers: {} }));
+    if (r.status === 200) {
+        const p = JSON.parse(r.body.toString()).parameters ?? {};
+        return { provider: p.execution_provider ?? 'unknown', detail: p.provider_fallback };
+    }
+    // behind an API key: the server's own log says where the model was loaded
+    const log = await kube.podLog(namespace, pod);
+    const loaded = / loaded from .* on (cuda|cpu) with /.exec(log);
+    if (loaded)
+        return { provider: loaded[1], detail: /CUDA execution provider unavailable: ([^\n]*)/.exec(log)?.[1] };
+    return { provider: 'unknown', detail: `model metadata answered HTTP ${r.status} and the log names no provider` };
+}
+
 ;// CONCATENATED MODULE: ./src/rollout/index.ts
+
 
 
 
@@ -620,6 +656,8 @@ async function runRollout(cfg, log, env = process.env) {
                 });
                 const pods = (await runGate('pods', 'canary pods Ready', () => (0,health/* waitDeployment */.b_)(kube, ns, canaryObj.metadata.name, waitOpts()))).pods;
                 gate('pods').detail = `${pods.length} canary pod(s) Ready`;
+                if (cfg.gpu)
+                    gate('pods').evidence = await runGate('pods', 'canary pods serve on the CUDA execution provider', () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
                 const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}-canary`, () => verifyGate(`${cfg.app}-canary`));
                 if (cfg.bakeTimeS > 0)
                     await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => (0,health/* bake */.Wq)(kube, ns, canaryPodSelector, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(`${cfg.app}-canary`, batch1)));
@@ -675,6 +713,8 @@ async function runRollout(cfg, log, env = process.env) {
                     await kube.apply(mainSvc);
                 });
                 const pods = (await runGate('pods', `${cfg.app} rollout`, () => (0,health/* waitDeployment */.b_)(kube, ns, cfg.app, waitOpts()))).pods;
+                if (cfg.gpu)
+                    gate('pods').evidence = await runGate('pods', `${cfg.app} pods serve on the CUDA execution provider`, () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
                 const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}`, () => verifyGate(cfg.app));
                 if (cfg.bakeTimeS > 0)
                     await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => (0,health/* bake */.Wq)(kube, ns, { ...selectorLabels(cfg.app), track: 'stable' }, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(cfg.app, batch1)));
@@ -845,7 +885,7 @@ async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
 
 /***/ }),
 
-/***/ 6526:
+/***/ 36526:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
@@ -880,19 +920,19 @@ class MicroTime extends Date {
 
 /***/ }),
 
-/***/ 7404:
+/***/ 57404:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   Kube: () => (/* binding */ Kube)
 /* harmony export */ });
 /* unused harmony export FIELD_MANAGER */
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(9896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(7853);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(17);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(4098);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(6526);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(27853);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(36526);
 
 
 
@@ -1025,7 +1065,18 @@ class Kube {
     }
     /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */
     serviceProxy(namespace, service, port) {
-        const prefix = `/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`;
+        return this.proxy(`/api/v1/namespaces/${namespace}/services/${service}:${port}/proxy`);
+    }
+    /** A Transport to one pod through the API server's pod proxy: .../namespaces/NS/pods/NAME:PORT/proxy/PATH. */
+    podProxy(namespace, pod, port) {
+        return this.proxy(`/api/v1/namespaces/${namespace}/pods/${pod}:${port}/proxy`);
+    }
+    /** The start of a pod's log (its first `limitBytes`), '' when it cannot be read. */
+    async podLog(namespace, pod, limitBytes = 256 * 1024) {
+        const r = await this.proxy(`/api/v1/namespaces/${namespace}/pods/${pod}/log`)(`?limitBytes=${limitBytes}`).catch(() => undefined);
+        return r && r.status === 200 ? r.body.toString() : '';
+    }
+    proxy(prefix) {
         return async (p, opts = {}) => {
             const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
             const ro = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
