@@ -54956,7 +54956,7 @@ const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, S
 /* harmony export */   dV: () => (/* binding */ DEFAULT_GPU_BASE_IMAGE),
 /* harmony export */   iI: () => (/* binding */ checkBaseImageLoads)
 /* harmony export */ });
-/* unused harmony exports RUNTIME_PROVIDED_LIBS, ORT_LIBRARY, parseLdconfigListing, ldconfigArchFlag, planBaseImageCheck, describeMissing, listBaseImageLibraries */
+/* unused harmony exports RUNTIME_PROVIDED_LIBS, LOADED_AT_RUN_TIME, ORT_LIBRARY, parseLdconfigListing, ldconfigArchFlag, planBaseImageCheck, describeMissing, listBaseImageLibraries */
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
@@ -54984,6 +54984,12 @@ const DEFAULT_GPU_BASE_IMAGE = 'nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04@sha
  * module, so images never ship it). Only these are exempt; keep this list short and explained.
  */
 const RUNTIME_PROVIDED_LIBS = ['libcuda.so.1'];
+/**
+ * Libraries a shipped library loads with dlopen at run time rather than through a NEEDED entry, so its ELF file does
+ * not name them: ONNX Runtime's CUDA provider loads cuDNN 9 (its convolutions, GoogLeNet's included, run there).
+ * Checked like NEEDED entries: a base image without them builds, starts, and fails on the first convolution.
+ */
+const LOADED_AT_RUN_TIME = { 'libonnxruntime_providers_cuda.so': ['libcudnn.so.9'] };
 /** ONNX Runtime's own library, placed next to the providers in the image (the server's onnxruntime-node binding). */
 const ORT_LIBRARY = 'libonnxruntime.so.1';
 /** Parse `ldconfig -p` output; the header line ("N libs found in cache …") and anything unrecognised are skipped. */
@@ -55093,7 +55099,8 @@ async function listBaseImageLibraries(baseImage) {
 async function checkBaseImageLoads(baseImage, libs, log) {
     const shipped = libs.map((file) => {
         const elf = (0,_util_elf__WEBPACK_IMPORTED_MODULE_1__/* .readElfFile */ .GO)(file);
-        return { file: path__WEBPACK_IMPORTED_MODULE_0__.basename(file), soname: elf.soname, machine: elf.machine, needed: elf.needed };
+        const name = path__WEBPACK_IMPORTED_MODULE_0__.basename(file);
+        return { file: name, soname: elf.soname, machine: elf.machine, needed: [...elf.needed, ...(LOADED_AT_RUN_TIME[name] ?? [])] };
     });
     log.info(`checking that base image "${baseImage}" can load ${shipped.map((l) => l.file).join(', ')} (ldconfig -p in the image)`);
     const listing = await listBaseImageLibraries(baseImage);
@@ -55890,7 +55897,7 @@ async function runImage(cfg, log, env = process.env) {
 /* harmony export */   __: () => (/* binding */ DEFAULT_NODE_VERSION),
 /* harmony export */   lo: () => (/* binding */ resolveNodeRuntime)
 /* harmony export */ });
-/* unused harmony exports DEFAULT_NODE_MIRROR, checkNodeBinary */
+/* unused harmony exports DEFAULT_NODE_MIRROR, NODE_TOOL, checkNodeBinary */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
@@ -55917,6 +55924,8 @@ const DEFAULT_NODE_VERSION = '24.22.3';
 const DEFAULT_NODE_MIRROR = 'https://nodejs.org/dist';
 /** Written into the release's directory before tc.cacheDir: a tool-cache entry without it was not made (and verified) by us. */
 const MARKER = '.modelship-verified.json';
+/** The tool-cache name: its own, so the runner's setup-node entries (`node/<version>`) are neither used nor replaced. */
+const NODE_TOOL = 'modelship-node';
 const ET_EXEC = 2;
 const EM_X86_64 = 62;
 /**
@@ -56000,7 +56009,7 @@ async function fromRelease(version, mirror, log) {
     const name = `node-v${version}-linux-x64`;
     const shasumsUrl = `${mirror}/v${version}/SHASUMS256.txt`;
     const tarballUrl = `${mirror}/v${version}/${name}.tar.gz`;
-    const cached = await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_5__/* .findCached */ .aY)('node', version, 'x64');
+    const cached = await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_5__/* .findCached */ .aY)(NODE_TOOL, version, 'x64');
     if (cached) {
         const hit = verifiedEntry(cached, version);
         if (hit) {
@@ -56029,7 +56038,7 @@ async function fromRelease(version, mirror, log) {
         checkNodeBinary(node, `Node.js ${version} from ${tarballUrl} (bin/node)`, 'node-version');
         const marker = { version, url: tarballUrl, sha256: expected, nodeSha256: (await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_5__/* .hashFile */ .DC)(node)).sha256, nodeSize: fs__WEBPACK_IMPORTED_MODULE_0__.statSync(node).size };
         fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(path__WEBPACK_IMPORTED_MODULE_1__.join(dir, MARKER), JSON.stringify(marker, null, 2) + '\n');
-        const cachedDir = await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_5__/* .cacheDir */ .e8)(dir, 'node', version, 'x64');
+        const cachedDir = await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_5__/* .cacheDir */ .e8)(dir, NODE_TOOL, version, 'x64');
         log.info(`Node.js v${version}: sha256 ${expected} matches SHASUMS256.txt; cached in ${cachedDir}`);
         return runtimeIn(cachedDir, version, tarballUrl, log);
     }

@@ -114,7 +114,7 @@ describe('against real base images', () => {
     expect((err as ModelshipError).code).toBe('input');
     const msg = (err as Error).message;
     expect(msg).toContain(`base image "${LAB.baseImage}" cannot load libonnxruntime_providers_cuda.so:`);
-    for (const name of ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libcurand.so.10']) expect(msg).toContain(name);
+    for (const name of ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libcurand.so.10', 'libcudnn.so.9']) expect(msg).toContain(name); // cuDNN: loaded at run time
     expect(msg).toContain('(needed by libonnxruntime_providers_cuda.so)');
     expect(msg).toContain(DEFAULT_GPU_BASE_IMAGE);
     expect(msg).not.toContain('libcuda.so.1');

@@ -3,7 +3,7 @@ import * as http from 'http';
 import * as path from 'path';
 import { AddressInfo } from 'net';
 import { execFileSync, spawnSync } from 'child_process';
-import { DEFAULT_NODE_VERSION, checkNodeBinary, resolveNodeRuntime } from '../src/image/node';
+import { DEFAULT_NODE_VERSION, NODE_TOOL, checkNodeBinary, resolveNodeRuntime } from '../src/image/node';
 import { ModelshipError } from '../src/util/errors';
 import { NODE_PKG, REAL_NODE, releaseTarball, sha256, shasums } from './helpers/node-release';
 
@@ -148,7 +148,7 @@ describe('the official release, downloaded and verified', () => {
     const rt = await resolveNodeRuntime({ nodeBinary: '', nodeVersion: V, nodeMirror: mirror }, log);
     const written = stdout.mock.calls.map((c) => String(c[0]));
     stdout.mockRestore();
-    const dir = path.join(toolCache, 'node', V, 'x64');
+    const dir = path.join(toolCache, NODE_TOOL, V, 'x64');
     expect(rt).toEqual({ binary: path.join(dir, 'bin/node'), license: path.join(dir, 'LICENSE'), version: V, source: `${mirror}/v${V}/${NAME}.tar.gz` });
     expect(fs.existsSync(`${dir}.complete`)).toBe(true);
     expect(requests).toEqual([`/dist/v${V}/SHASUMS256.txt`, `/dist/v${V}/${NAME}.tar.gz`]);
@@ -172,7 +172,7 @@ describe('the official release, downloaded and verified', () => {
     // a small release (a tiny glibc ELF as bin/node) keeps the two extra downloads cheap
     const v = '24.0.2';
     const elf = fakeRelease(v, glibcElf);
-    const dir = path.join(toolCache, 'node', v, 'x64');
+    const dir = path.join(toolCache, NODE_TOOL, v, 'x64');
     fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
     fs.copyFileSync(muslElf, path.join(dir, 'bin/node')); // not what the release has: it must not be used
     fs.writeFileSync(`${dir}.complete`, '');

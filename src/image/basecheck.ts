@@ -25,6 +25,13 @@ export const DEFAULT_GPU_BASE_IMAGE =
  */
 export const RUNTIME_PROVIDED_LIBS: readonly string[] = ['libcuda.so.1'];
 
+/**
+ * Libraries a shipped library loads with dlopen at run time rather than through a NEEDED entry, so its ELF file does
+ * not name them: ONNX Runtime's CUDA provider loads cuDNN 9 (its convolutions, GoogLeNet's included, run there).
+ * Checked like NEEDED entries: a base image without them builds, starts, and fails on the first convolution.
+ */
+export const LOADED_AT_RUN_TIME: Readonly<Record<string, readonly string[]>> = { 'libonnxruntime_providers_cuda.so': ['libcudnn.so.9'] };
+
 /** ONNX Runtime's own library, placed next to the providers in the image (the server's onnxruntime-node binding). */
 export const ORT_LIBRARY = 'libonnxruntime.so.1';
 
@@ -172,7 +179,8 @@ export async function listBaseImageLibraries(baseImage: string): Promise<Ldconfi
 export async function checkBaseImageLoads(baseImage: string, libs: string[], log: { info(l: string): void }): Promise<{ resolved: Record<string, string>; exempt: string[] }> {
   const shipped: ShippedLib[] = libs.map((file) => {
     const elf = readElfFile(file);
-    return { file: path.basename(file), soname: elf.soname, machine: elf.machine, needed: elf.needed };
+    const name = path.basename(file);
+    return { file: name, soname: elf.soname, machine: elf.machine, needed: [...elf.needed, ...(LOADED_AT_RUN_TIME[name] ?? [])] };
   });
   log.info(`checking that base image "${baseImage}" can load ${shipped.map((l) => l.file).join(', ')} (ldconfig -p in the image)`);
   const listing = await listBaseImageLibraries(baseImage);

@@ -45,6 +45,8 @@ type Field = 'node-binary' | 'node-version';
 
 /** Written into the release's directory before tc.cacheDir: a tool-cache entry without it was not made (and verified) by us. */
 const MARKER = '.modelship-verified.json';
+/** The tool-cache name: its own, so the runner's setup-node entries (`node/<version>`) are neither used nor replaced. */
+export const NODE_TOOL = 'modelship-node';
 interface Marker {
   version: string;
   /** the tarball it was extracted from */
@@ -133,7 +135,7 @@ async function fromRelease(version: string, mirror: string, log: NodeLog): Promi
   const shasumsUrl = `${mirror}/v${version}/SHASUMS256.txt`;
   const tarballUrl = `${mirror}/v${version}/${name}.tar.gz`;
 
-  const cached = await findCached('node', version, 'x64');
+  const cached = await findCached(NODE_TOOL, version, 'x64');
   if (cached) {
     const hit = verifiedEntry(cached, version);
     if (hit) {
@@ -164,7 +166,7 @@ async function fromRelease(version: string, mirror: string, log: NodeLog): Promi
     checkNodeBinary(node, `Node.js ${version} from ${tarballUrl} (bin/node)`, 'node-version');
     const marker: Marker = { version, url: tarballUrl, sha256: expected, nodeSha256: (await hashFile(node)).sha256, nodeSize: fs.statSync(node).size };
     fs.writeFileSync(path.join(dir, MARKER), JSON.stringify(marker, null, 2) + '\n');
-    const cachedDir = await cacheDir(dir, 'node', version, 'x64');
+    const cachedDir = await cacheDir(dir, NODE_TOOL, version, 'x64');
     log.info(`Node.js v${version}: sha256 ${expected} matches SHASUMS256.txt; cached in ${cachedDir}`);
     return runtimeIn(cachedDir, version, tarballUrl, log);
   } finally {

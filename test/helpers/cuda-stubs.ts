@@ -24,8 +24,9 @@ import { LAB, docker } from './lab';
  *   - libcuda.so.1 (test/fixtures/gpu/libcuda-nodevice.c): a driver reporting CUDA 13.0 with no device. It is NOT
  *     in the base image: on a real node the NVIDIA container toolkit mounts the host's libcuda.so.1 at run time, so
  *     tests bind-mount this one (`-v <libcudaStub()>:/usr/lib/x86_64-linux-gnu/libcuda.so.1:ro`).
- * - ABSENT: cuDNN, nvrtc and the rest of the CUDA toolkit. The provider loads cuDNN with dlopen when it needs it,
- *   not through a NEEDED entry, so loading the provider does not need it.
+ *   - libcudnn.so.9: empty, with its soname: the provider loads cuDNN with dlopen (not through NEEDED), and the
+ *     stage checks that the base image has it (src/image/basecheck.ts, LOADED_AT_RUN_TIME).
+ * - ABSENT: nvrtc and the rest of the CUDA toolkit.
  *
  * The base image is FROM the lab's base image (LAB.baseImage), tagged with a content hash of all its inputs,
  * built once per machine (skipped when `docker image inspect` finds the tag) and pushed to the lab registry so that
@@ -33,7 +34,7 @@ import { LAB, docker } from './lab';
  */
 
 /** Bump when the generated stubs or the Dockerfile change shape (it is part of every hash). */
-const GENERATOR = 'modelship cuda13 stubs v1';
+const GENERATOR = 'modelship cuda13 stubs v2';
 const STUBS_CACHE = path.join(GPU_CACHE, 'stubs');
 export const LIBCUDA_SOURCE = path.join(REPO, 'test/fixtures/gpu/libcuda-nodevice.c');
 /** Where the stubs and the real cudart live in the stand-in base image (registered with ldconfig there). */
@@ -118,19 +119,21 @@ export function cudaStubLibDir(): string {
     }
     fs.writeFileSync(path.join(tmp, 'libcurand.c'), '/* STAND-IN for libcurand.so.10: empty; the CUDA provider NEEDs it but imports no symbol from it. */\nint modelship_curand_stub;\n');
     gcc(['-shared', '-fPIC', '-o', 'libcurand.so.10', 'libcurand.c', '-Wl,-soname,libcurand.so.10'], tmp);
+    fs.writeFileSync(path.join(tmp, 'libcudnn.c'), '/* STAND-IN for libcudnn.so.9: empty; the CUDA provider loads cuDNN with dlopen, and no test runs a convolution on a GPU. */\nint modelship_cudnn_stub;\n');
+    gcc(['-shared', '-fPIC', '-o', 'libcudnn.so.9', 'libcudnn.c', '-Wl,-soname,libcudnn.so.9'], tmp);
     fs.writeFileSync(path.join(tmp, 'cuda.conf'), `${CUDA_LIB_DIR}\n`);
     // no `# syntax=` line, no heredocs: the lab's engine (20.10) must build it with any builder
     fs.writeFileSync(
       path.join(tmp, 'Dockerfile'),
       [
         `# STAND-IN for a CUDA 13 runtime base image (nvidia/cuda cannot be pulled here): the real libcudart.so.13,`,
-        `# stub cuBLAS/cuBLASLt/cuRAND (test/helpers/cuda-stubs.ts). No libcuda.so.1: mounted at run time, as the NVIDIA`,
-        `# container toolkit does. No cuDNN.`,
+        `# stub cuBLAS/cuBLASLt/cuRAND/cuDNN (test/helpers/cuda-stubs.ts). No libcuda.so.1: mounted at run time, as the`,
+        `# NVIDIA container toolkit does.`,
         `FROM ${LAB.baseImage}`,
-        `COPY libcudart.so.13 libcublasLt.so.13 libcublas.so.13 libcurand.so.10 ${CUDA_LIB_DIR}/`,
+        `COPY libcudart.so.13 libcublasLt.so.13 libcublas.so.13 libcurand.so.10 libcudnn.so.9 ${CUDA_LIB_DIR}/`,
         `COPY cuda.conf /etc/ld.so.conf.d/000-cuda.conf`,
         `RUN ldconfig`,
-        `LABEL dev.modelship.test.stand-in="cuda13 stubs: real libcudart.so.13, stub libcublas.so.13 libcublasLt.so.13 libcurand.so.10"`,
+        `LABEL dev.modelship.test.stand-in="cuda13 stubs: real libcudart.so.13, stub libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libcudnn.so.9"`,
         '',
       ].join('\n'),
     );
