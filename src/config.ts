@@ -196,17 +196,17 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'registry-username',
-    description: 'image: registry user for docker login (empty: no login).',
+    description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends.',
     default: '',
     kind: 'string',
-    stages: ['image'],
+    stages: ['image', 'smoke'],
   },
   {
     name: 'registry-password',
-    description: 'image: registry password or token (masked; sent on stdin).',
+    description: 'image, smoke: registry password or token (masked; sent on stdin).',
     default: '',
     kind: 'string',
-    stages: ['image'],
+    stages: ['image', 'smoke'],
     secret: true,
   },
   {
@@ -701,6 +701,8 @@ export interface SmokeConfig {
   requests: number;
   concurrency: number;
   readyTimeoutS: number;
+  registryUsername: string;
+  registryPassword: string;
 }
 
 export interface RolloutConfig {
@@ -878,6 +880,8 @@ export function readConfig(source: InputSource): Config {
     requests: int('requests', 0),
     concurrency: int('concurrency', 1),
     readyTimeoutS: int('ready-timeout', 1),
+    registryUsername: image.registryUsername,
+    registryPassword: image.registryPassword,
   };
   const secretRef = (name: string): { name: string; key: string } | undefined => {
     const v = raw(name);

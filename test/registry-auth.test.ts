@@ -13,6 +13,7 @@ const PORT = 5000 + 100 + (process.pid % 800);
 const REGISTRY = `127.0.0.1:${PORT}`;
 const dir = tmpDir('modelship-authreg-');
 let registry: ChildProcess | undefined;
+let privateImage = '';
 
 beforeAll(async () => {
   requireLab();
@@ -51,6 +52,22 @@ afterAll(() => {
 });
 
 describe('image stage: registry login', () => {
+  // the user's own Docker config (a self-hosted runner's ~/.docker): another registry's login, a default credential
+  // store, a buildx directory; modelship must leave it exactly as it was
+  const userConfig = path.join(dir, 'user-docker');
+  const runnerTemp = path.join(dir, 'runner-temp');
+  const userConfigJson = JSON.stringify({ auths: { 'other.registry.example': { auth: Buffer.from('someone:else').toString('base64') } }, credsStore: 'no-such-helper' }, null, 2);
+  beforeAll(() => {
+    fs.mkdirSync(path.join(userConfig, 'buildx'), { recursive: true });
+    fs.writeFileSync(path.join(userConfig, 'config.json'), userConfigJson);
+    fs.mkdirSync(runnerTemp, { recursive: true });
+    process.env.DOCKER_CONFIG = userConfig;
+    process.env.RUNNER_TEMP = runnerTemp;
+  });
+  afterAll(() => {
+    delete process.env.DOCKER_CONFIG;
+  });
+
   test('pushes with registry-username/password to a registry that requires them; the password is never printed', async () => {
     const model = path.join(dir, 'lenet.onnx');
     const lenet = path.join(FIXTURES, 'lenet');
@@ -65,7 +82,27 @@ describe('image stage: registry login', () => {
     expect(ok.code).toBe(0);
     expect(ok.json().image).toMatch(new RegExp(`^${REGISTRY.replace(/\./g, '\\.')}/modelship/lenet@sha256:`));
     expect(ok.stderr + ok.stdout).not.toContain('s3cret-Pa55');
+    // the credentials lived in a DOCKER_CONFIG of the stage's own, gone now: the user's config is as it was
+    expect(fs.readFileSync(path.join(userConfig, 'config.json'), 'utf8')).toBe(userConfigJson);
+    expect(fs.readdirSync(userConfig).sort()).toEqual(['buildx', 'config.json']);
+    expect(fs.readdirSync(runnerTemp).filter((f) => f.startsWith('modelship-docker-config-'))).toEqual([]);
     // anonymous access is refused: the push really went through the login
     expect(execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REGISTRY}/v2/modelship/lenet/tags/list`], { encoding: 'utf8' })).toBe('401');
+    privateImage = ok.json().image;
+  });
+
+  test('smoke pulls the private image with the same credentials; without them it fails naming the registry; the user config is untouched', async () => {
+    expect(privateImage).not.toBe('');
+    execFileSync('docker', ['image', 'rm', '-f', privateImage], { stdio: 'ignore' }); // pulled, not found locally
+    const smoke = ['smoke', '--image', privateImage, '--model-name', 'lenet', '--reference', path.join(FIXTURES, 'lenet'), '--requests', '0'];
+    const anon = await runCli(smoke);
+    expect(anon.code).toBe(1);
+    expect(anon.stderr).toContain(`docker pull ${privateImage} failed (registry ${REGISTRY} requires a login: give registry-username and registry-password)`);
+    const ok = await runCli([...smoke, '--registry-username', 'ci-bot', '--registry-password', 's3cret-Pa55', '--json']);
+    expect(ok.stderr).not.toMatch(/error:/);
+    expect(ok.json().smoke).toBe('pass');
+    expect(ok.stderr + ok.stdout).not.toContain('s3cret-Pa55');
+    expect(fs.readFileSync(path.join(userConfig, 'config.json'), 'utf8')).toBe(userConfigJson);
+    expect(fs.readdirSync(runnerTemp).filter((f) => f.startsWith('modelship-docker-config-'))).toEqual([]);
   });
 });

@@ -157,8 +157,8 @@ function stderrTail(stderr: string): string {
 }
 
 /** The effect: `ldconfig -p` inside the base image (no GPU, no network). Tries /sbin/ldconfig when not on PATH. */
-export async function listBaseImageLibraries(baseImage: string): Promise<LdconfigEntry[]> {
-  const run = (ldconfig: string) => runProcess('docker', ['run', '--rm', '--network', 'none', '--entrypoint', ldconfig, baseImage, '-p']);
+export async function listBaseImageLibraries(baseImage: string, env: NodeJS.ProcessEnv = process.env): Promise<LdconfigEntry[]> {
+  const run = (ldconfig: string) => runProcess('docker', ['run', '--rm', '--network', 'none', '--entrypoint', ldconfig, baseImage, '-p'], { env });
   let r = await run('ldconfig');
   // docker run exits 127 (command not found) / 126 (not executable) when the entrypoint cannot be started
   if (r.code === 127 || r.code === 126) r = await run('/sbin/ldconfig');
@@ -174,16 +174,17 @@ export async function listBaseImageLibraries(baseImage: string): Promise<Ldconfi
 /**
  * Check that `baseImage` can load `libs` (absolute paths of .so files placed in one directory of the image next to
  * libonnxruntime.so.1). Returns the base image's path of each library it resolves and the exempt names; throws a
- * ModelshipError('input') naming each missing library, the provider that needs it and the base image.
+ * ModelshipError('input') naming each missing library, the provider that needs it and the base image. `env` is the
+ * docker environment (a DOCKER_CONFIG logged in to a private registry).
  */
-export async function checkBaseImageLoads(baseImage: string, libs: string[], log: { info(l: string): void }): Promise<{ resolved: Record<string, string>; exempt: string[] }> {
+export async function checkBaseImageLoads(baseImage: string, libs: string[], log: { info(l: string): void }, env: NodeJS.ProcessEnv = process.env): Promise<{ resolved: Record<string, string>; exempt: string[] }> {
   const shipped: ShippedLib[] = libs.map((file) => {
     const elf = readElfFile(file);
     const name = path.basename(file);
     return { file: name, soname: elf.soname, machine: elf.machine, needed: [...elf.needed, ...(LOADED_AT_RUN_TIME[name] ?? [])] };
   });
   log.info(`checking that base image "${baseImage}" can load ${shipped.map((l) => l.file).join(', ')} (ldconfig -p in the image)`);
-  const listing = await listBaseImageLibraries(baseImage);
+  const listing = await listBaseImageLibraries(baseImage, env);
   const plan = planBaseImageCheck(shipped, listing);
   if (plan.missing.length) throw new ModelshipError('input', describeMissing(baseImage, plan.missing), { field: 'base-image' });
   const found = Object.entries(plan.resolved).map(([n, p]) => `${n} (${p})`);

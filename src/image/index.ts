@@ -14,6 +14,7 @@ import { VERSION } from '../version';
 import { resolveNodeRuntime, NodeRuntime } from './node';
 import { resolveGpuProviders, ORT_VERSION } from './gpu-provider';
 import { checkBaseImageLoads } from './basecheck';
+import { openRegistrySession } from '../util/dockerconfig';
 
 export const SERVING_PORT = 8000;
 export const SERVING_UID = 10001;
@@ -218,26 +219,25 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
   // provider libraries and whether the base image can load them
   const node = await log.group('Node.js for the image', () => resolveNodeRuntime({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
   labels['dev.modelship.node.version'] = node.version;
-  let providers: string[] | undefined;
-  if (cfg.gpu) {
-    const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
-    await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log));
-    providers = gpu.files;
-    labels['dev.modelship.onnxruntime.provider'] = 'cuda';
-    labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
-  }
-  const ctx = prepareContext({ image: cfg.image, node, providers, modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest });
+  // registry credentials live in a DOCKER_CONFIG of this stage's own, removed when it ends (the base image check
+  // may pull from the same private registry)
+  const docker = await openRegistrySession(ref.registry, cfg.registryUsername, cfg.registryPassword, env);
+  const dockerEnv = docker.env;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
   try {
+    let providers: string[] | undefined;
+    if (cfg.gpu) {
+      const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
+      await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log, dockerEnv));
+      providers = gpu.files;
+      labels['dev.modelship.onnxruntime.provider'] = 'cuda';
+      labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
+    }
+    const ctx = prepareContext({ image: cfg.image, node, providers, modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest });
     const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
     // the Dockerfile stays outside the context (its labels change every build)
     fs.writeFileSync(path.join(work, 'Dockerfile'), dockerfile);
 
-    if (cfg.registryUsername) {
-      if (!cfg.registryPassword) throw new ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
-      const login = await runProcess('docker', ['login', ref.registry, '--username', cfg.registryUsername, '--password-stdin'], { input: cfg.registryPassword });
-      if (login.code !== 0) throw new ModelshipError('io', `docker login ${ref.registry} failed: ${login.stderr.replace(cfg.registryPassword, '***').trim()}`);
-    }
     const inspect = await inspecting;
     if (inspect.code !== 0) throw new ModelshipError('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
     const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
@@ -254,7 +254,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       ctx,
     ];
     const t0 = Date.now();
-    const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => runProcess('docker', args, { onLine: log.info }));
+    const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => runProcess('docker', args, { onLine: log.info, env: dockerEnv }));
     if (build.code !== 0) throw new ModelshipError('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
     const seconds = (Date.now() - t0) / 1000;
     const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as Record<string, unknown>;
@@ -291,6 +291,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       ok: true,
     };
   } finally {
+    docker.close();
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -9,6 +9,8 @@ import { runProcess } from '../util/proc';
 import { referenceBatches } from '../convert/parity';
 import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../verify/golden';
 import { SERVING_PORT } from '../image';
+import { parseImageRef } from '../image/registry';
+import { openRegistrySession } from '../util/dockerconfig';
 
 /** Who started a smoke container: the workflow run and job on GitHub, else this process (for the post-step cleanup). */
 export function smokeOwner(env: NodeJS.ProcessEnv = process.env): string {
@@ -51,7 +53,9 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   if (cfg.reference) referenceBatches(cfg.reference); // fails early on a missing directory
   const name = `modelship-smoke-${crypto.randomBytes(4).toString('hex')}`;
   const plan = planSmoke(cfg, name);
-  const dockerEnv = { ...env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
+  // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
+  const session = await openRegistrySession(parseImageRef(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+  const dockerEnv = { ...session.env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
   const docker = (args: string[], onLine?: (l: string) => void) => runProcess('docker', args, { env: dockerEnv, onLine });
   let started = false;
   const cleanup = async () => {
@@ -61,7 +65,10 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     }
   };
   const onSignal = (sig: NodeJS.Signals) => {
-    void cleanup().finally(() => process.kill(process.pid, sig));
+    void cleanup().finally(() => {
+      session.close();
+      process.kill(process.pid, sig);
+    });
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -71,7 +78,12 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   let summary = '## modelship smoke\n\n';
   try {
     const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
-    if (pull.code !== 0) throw new ModelshipError('io', `docker pull ${cfg.image} failed: ${pull.stderr.trim().slice(-400)}`);
+    if (pull.code !== 0) {
+      const registry = parseImageRef(cfg.image).registry;
+      const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
+      const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
+      throw new ModelshipError('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
+    }
     const run = await docker(plan.run);
     if (run.code !== 0) throw new ModelshipError('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
     started = true;
@@ -155,6 +167,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       logTail = (l.stdout + l.stderr).trim();
     }
     await cleanup();
+    session.close();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     if (failures.length) {
