@@ -160,7 +160,7 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'image',
-    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted.',
+    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).',
     default: '',
     kind: 'string',
     stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
@@ -196,17 +196,17 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'registry-username',
-    description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends.',
+    description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it.',
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke'],
+    stages: ['image', 'smoke', 'rollout', 'preview'],
   },
   {
     name: 'registry-password',
-    description: 'image, smoke: registry password or token (masked; sent on stdin).',
+    description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret.',
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke'],
+    stages: ['image', 'smoke', 'rollout', 'preview'],
     secret: true,
   },
   {
@@ -535,6 +535,13 @@ export const INPUTS: InputSpec[] = [
     stages: ['rollout'],
   },
   {
+    name: 'create-pull-secret',
+    description: 'rollout, preview: create (or update) the image pull Secret <app>-registry (kubernetes.io/dockerconfigjson, labelled as modelship\'s) in the namespace from registry-username and registry-password, and pull with it; a preview\'s goes with its namespace.',
+    default: 'false',
+    kind: 'boolean',
+    stages: ['rollout', 'preview'],
+  },
+  {
     name: 'api-key-secret',
     description: 'rollout: Secret holding the serving API key, as name/key; given to the server as MODELSHIP_API_KEY.',
     default: '',
@@ -571,7 +578,7 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'github-token',
-    description: 'preview, cleanup: token for the one PR comment (post, update; masked).',
+    description: 'preview, cleanup: token for the one PR comment (post, update; masked); cleanup: also deletes a ghcr.io image\'s pr-<N> package version through the GitHub Packages API (packages: write, admin access to the package).',
     default: '${{ github.token }}',
     kind: 'string',
     stages: ['preview', 'cleanup'],
@@ -633,7 +640,7 @@ export const OUTPUTS: OutputSpec[] = [
   { name: 'preview-url', description: 'preview: the URL of the PR\'s preview deployment.', stages: ['preview'] },
   { name: 'preview-namespace', description: 'preview, cleanup: the preview namespace <app>-pr-<N>.', stages: ['preview', 'cleanup'] },
   { name: 'comment-id', description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).', stages: ['preview', 'cleanup'] },
-  { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tags).', stages: ['cleanup'] },
+  { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tag); a tag that could not be deleted is a warning and not listed.', stages: ['cleanup'] },
 ];
 
 export interface ConvertConfig {
@@ -733,6 +740,8 @@ export interface RolloutConfig {
   nodeSelector: Record<string, string>;
   tolerations: { key: string; operator?: string; value?: string; effect?: string }[];
   imagePullSecrets: string[];
+  /** create-pull-secret: the pods' pull Secret, made from the registry credentials */
+  pullSecret?: { username: string; password: string };
   apiKeySecret?: { name: string; key: string };
   modelKeySecret?: { name: string; key: string };
   cpu: string;
@@ -940,6 +949,7 @@ export function readConfig(source: InputSource): Config {
     nodeSelector,
     tolerations,
     imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
+    pullSecret: parseBoolean('create-pull-secret', raw('create-pull-secret')) ? { username: image.registryUsername, password: image.registryPassword } : undefined,
     apiKeySecret: secretRef('api-key-secret'),
     modelKeySecret: secretRef('model-key-secret'),
     cpu: raw('cpu'),
@@ -949,6 +959,7 @@ export function readConfig(source: InputSource): Config {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50) fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63) fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
     if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image)) fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+    if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password)) fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
     if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference) fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
     if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url)) fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
     if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl)) fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);

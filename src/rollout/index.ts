@@ -7,7 +7,8 @@ import { referenceBatches } from '../convert/parity';
 import { SERVING_PORT } from '../image';
 import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../verify/golden';
 import { decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
-import { deployment, service, canaryReplicas, validateSpec, selectorLabels, DeploySpec, K8sObject } from './manifests';
+import { parseImageRef } from '../image/registry';
+import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, DeploySpec, K8sObject } from './manifests';
 import { applyPatches, readPatches, readManifest } from './patch';
 import { Kube } from './kube';
 import { DeployLock, releaseIfHeld } from './lease';
@@ -77,7 +78,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
     resources: { cpu: cfg.cpu, memory: cfg.memory },
     nodeSelector: cfg.nodeSelector,
     tolerations: cfg.tolerations,
-    imagePullSecrets: cfg.imagePullSecrets,
+    imagePullSecrets: [...cfg.imagePullSecrets, ...(cfg.pullSecret ? [pullSecretName(cfg.app)] : [])],
     apiKeySecret: cfg.apiKeySecret,
     modelKeySecret: cfg.modelKeySecret,
     progressDeadlineSeconds: Math.max(10, Math.round(cfg.timeoutS)),
@@ -114,8 +115,10 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   canaryObj.metadata.labels = { ...canaryObj.metadata.labels, [OWNER_LABEL]: owner };
   const mainSvc = applyPatches(service(spec, 'main'), patches, cfg.app);
   const canarySvc = service(spec, 'canary');
+  const secretObj = cfg.pullSecret ? pullSecret(spec, parseImageRef(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
   const planned = cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc];
 
+  // (the pull Secret is not in the dry run's diff: its data would be printed)
   if (cfg.dryRun) return dryRun(kube, cfg, planned, nsExists, takeover, nCanary, log);
 
   // ---- the deploy
@@ -171,6 +174,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
     if (!nsExists) await step(`create namespace ${ns}`, () => kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED]: 'modelship' } } }));
     await step('take the deploy lease', () => lock.acquire(cfg.lockTimeoutS, (holder) => log.info(`another deploy holds the lease (${holder}); waiting up to ${cfg.lockTimeoutS} s`)));
     locked = true;
+    if (secretObj) await step(`apply the image pull Secret ${secretObj.metadata.name} (${parseImageRef(cfg.image).registry})`, () => kube.apply(secretObj));
     if (lock.takenOverFrom) log.info(`took over the lease from "${lock.takenOverFrom}", which stopped renewing it`);
     const applyStart = Date.now();
     timer = setTimeout(() => ac.abort(`timeout: no decision within rollout-timeout ${cfg.timeoutS} s`), cfg.timeoutS * 1000);

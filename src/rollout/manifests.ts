@@ -115,6 +115,25 @@ export function service(s: DeploySpec, which: 'main' | 'canary'): K8sObject {
   };
 }
 
+/** The name of the image pull Secret that modelship creates from the registry credentials (create-pull-secret). */
+export const pullSecretName = (app: string): string => `${app}-registry`;
+
+/**
+ * An image pull Secret (kubernetes.io/dockerconfigjson) for `registry` from a user and password, labelled as
+ * modelship's. Its data is a secret: never print this object (dry runs and reports name it only).
+ */
+export function pullSecret(s: DeploySpec, registry: string, username: string, password: string): K8sObject {
+  const auth = Buffer.from(`${username}:${password}`).toString('base64');
+  const dockerconfig = JSON.stringify({ auths: { [registry]: { username, password, auth } } });
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: pullSecretName(s.app), namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': Buffer.from(dockerconfig).toString('base64') },
+  };
+}
+
 /** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */
 export function canaryReplicas(replicas: number, percent: number): number {
   if (!Number.isFinite(percent) || percent < 1 || percent > 100) {
