@@ -2,13 +2,14 @@ import * as fs from 'fs';
 import { PreviewConfig, CleanupConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
-import { deleteTag } from '../image/registry';
+import { deleteTag, parseImageRef } from '../image/registry';
 
 /**
  * PR deploy previews: `preview` deploys the PR's image to namespace `<app>-pr-<N>` (the rollout stage, so the
  * same verification) and posts or updates one PR comment with the URL, parity and smoke figures; `cleanup` (on PR
  * close) deletes the namespace and the `pr-<N>` image tag, and marks the comment. The GitHub API goes through
- * @actions/github (GITHUB_API_URL, GITHUB_REPOSITORY, as on a runner).
+ * @actions/github (GITHUB_API_URL, GITHUB_REPOSITORY, as on a runner). A tag on ghcr.io goes through the GitHub
+ * Packages API (ghcr.io refuses the registry API's manifest DELETE), any other registry's through the registry API.
  */
 
 /** The PR number: the input, else the pull_request event's (GITHUB_EVENT_PATH). */
@@ -48,13 +49,18 @@ export function previewComment(o: { app: string; pr: number; namespace: string; 
   ].join('\n');
 }
 
-/** Post the comment, or update the one this app posted before (found by its marker). */
-export async function upsertComment(token: string, pr: number, marker: string, body: string, onlyUpdate = false): Promise<{ id: number; url: string } | undefined> {
-  if (!token) throw new ModelshipError('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+/** The octokit of the run: @actions/github's, with the token, against GITHUB_API_URL (api.github.com by default). */
+async function octokitFor(token: string, env: NodeJS.ProcessEnv) {
   const github = await import('@actions/github');
-  const octokit = github.getOctokit(token);
-  if (!process.env.GITHUB_REPOSITORY) throw new ModelshipError('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository', { field: 'github-token' });
-  const { owner, repo } = github.context.repo;
+  return github.getOctokit(token, env.GITHUB_API_URL ? { baseUrl: env.GITHUB_API_URL.replace(/\/+$/, '') } : {});
+}
+
+/** Post the comment, or update the one this app posted before (found by its marker). */
+export async function upsertComment(token: string, pr: number, marker: string, body: string, onlyUpdate = false, env: NodeJS.ProcessEnv = process.env): Promise<{ id: number; url: string } | undefined> {
+  if (!token) throw new ModelshipError('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+  const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
+  if (!owner || !repo) throw new ModelshipError('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository', { field: 'github-token' });
+  const octokit = await octokitFor(token, env);
   const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: pr, per_page: 100 });
   const mine = comments.find((c) => c.body?.includes(marker));
   if (mine) {
@@ -64,6 +70,98 @@ export async function upsertComment(token: string, pr: number, marker: string, b
   if (onlyUpdate) return undefined;
   const r = await octokit.rest.issues.createComment({ owner, repo, issue_number: pr, body });
   return { id: r.data.id, url: r.data.html_url };
+}
+
+/** What deleting a preview tag came to: what was removed, or why nothing was (a warning, never a failed cleanup). */
+export interface TagCleanup {
+  removed?: string;
+  warning?: string;
+}
+
+/** ghcr.io (any case): its tags are deleted through the GitHub Packages API. */
+export const isGhcr = (registry: string) => registry.toLowerCase() === 'ghcr.io';
+
+/**
+ * Delete a preview tag (`registry/repository:pr-<N>`): on ghcr.io the package version carrying it, through the
+ * GitHub Packages API with `githubToken`; elsewhere the manifest, through the registry API with `registryAuth`.
+ * A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a
+ * token without the permission, a version that carries other tags too) comes back as a warning with its reason.
+ */
+export async function deletePreviewTag(ref: string, o: { githubToken: string; registryAuth?: { username: string; password: string }; env?: NodeJS.ProcessEnv }): Promise<TagCleanup> {
+  const kept = (why: string): TagCleanup => ({ warning: `image ${ref} not deleted: ${why}` });
+  let registry: string;
+  try {
+    registry = parseImageRef(ref).registry;
+  } catch (e) {
+    return kept((e as Error).message);
+  }
+  if (isGhcr(registry)) return deleteGhcrTag(ref, o.githubToken, o.env ?? process.env);
+  try {
+    const digest = await deleteTag(ref, o.registryAuth);
+    return digest ? { removed: `image ${ref} (${digest})` } : {};
+  } catch (e) {
+    const message = (e as Error).message;
+    const status = Number(/\b(?:HTTP|answered) (\d{3})\b/.exec(message)?.[1]);
+    const hint =
+      status === 405 ? ' (the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)'
+      : status === 401 || status === 403 ? ' (the registry credentials, registry-username and registry-password, are missing or may not delete)'
+      : '';
+    return kept(`${message}${hint}`);
+  }
+}
+
+/** An octokit RequestError (or anything else) as one line: the request, the status and GitHub's message. */
+function apiFailure(e: unknown): string {
+  const r = e as { status?: number; message?: string; request?: { method?: string; url?: string } };
+  if (typeof r.status !== 'number' || !r.request?.url) return (e as Error).message;
+  let path = r.request.url;
+  try {
+    path = new URL(path).pathname;
+  } catch {
+    /* keep it whole */
+  }
+  const hint =
+    r.status === 401 || r.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
+    : r.status === 404 ? ' (no such package, or the github-token cannot see it)'
+    : '';
+  return `${r.request.method ?? 'GET'} ${path} answered ${r.status}: ${(r.message ?? '').replace(/ - https?:\/\/\S+/, '')}${hint}`;
+}
+
+/** ghcr.io/<owner>/<package>:<tag> through the GitHub Packages API (the registry API answers 405 UNSUPPORTED). */
+async function deleteGhcrTag(ref: string, token: string, env: NodeJS.ProcessEnv): Promise<TagCleanup> {
+  const kept = (why: string): TagCleanup => ({ warning: `image ${ref} not deleted: ${why}` });
+  const { repository, tag } = parseImageRef(ref);
+  const slash = repository.indexOf('/');
+  if (slash < 0 || !tag) return kept('a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
+  const owner = repository.slice(0, slash);
+  // the package is the rest of the path (octokit encodes its slashes as %2F)
+  const common = { package_type: 'container' as const, package_name: repository.slice(slash + 1) };
+  if (!token) return kept('ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"');
+  try {
+    const octokit = await octokitFor(token, env);
+    const org = (await octokit.rest.users.getByUsername({ username: owner })).data.type === 'Organization';
+    const pages = org
+      ? octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByOrg, { ...common, org: owner, state: 'active', per_page: 100 })
+      : octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByUser, { ...common, username: owner, per_page: 100 });
+    let version: { id: number; name: string; tags: string[] } | undefined;
+    for await (const page of pages) {
+      const v = page.data.find((x) => x.metadata?.container?.tags.includes(tag));
+      if (v) {
+        version = { id: v.id, name: v.name, tags: v.metadata!.container!.tags };
+        break;
+      }
+    }
+    if (!version) return {};
+    const others = version.tags.filter((t) => t !== tag);
+    if (others.length) {
+      return kept(`its package version ${version.id} (${version.name}) also carries ${others.map((t) => `:${t}`).join(', ')}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+    }
+    if (org) await octokit.rest.packages.deletePackageVersionForOrg({ ...common, org: owner, package_version_id: version.id });
+    else await octokit.rest.packages.deletePackageVersionForUser({ ...common, username: owner, package_version_id: version.id });
+    return { removed: `image ${ref} (${version.name}, package version ${version.id})` };
+  } catch (e) {
+    return kept(`GitHub Packages API: ${apiFailure(e)}`);
+  }
 }
 
 export async function runPreview(cfg: PreviewConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
@@ -80,7 +178,7 @@ export async function runPreview(cfg: PreviewConfig, log: Logger, env: NodeJS.Pr
     : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
   const body = previewComment({ app, pr, namespace, url, image: cfg.rollout.image, decision: r.outputs.decision, reason: r.outputs.reason, verifyP95: r.outputs['verify-latency-p95-ms'], report: cfg.smokeReport, sha: env.GITHUB_SHA });
   let comment: { id: number; url: string } | undefined;
-  if (cfg.comment && !cfg.rollout.dryRun) comment = await log.group('PR comment', () => upsertComment(cfg.githubToken, pr, commentMarker(app), body));
+  if (cfg.comment && !cfg.rollout.dryRun) comment = await log.group('PR comment', () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env));
   if (comment) log.info(`PR comment ${comment.url}`);
   return {
     ...r,
@@ -102,21 +200,25 @@ export async function runCleanup(cfg: CleanupConfig, log: Logger, env: NodeJS.Pr
     await kube.remove('v1', 'Namespace', '', namespace);
     removed.push(`namespace ${namespace}`);
   }
+  const warnings: string[] = [];
   if (cfg.image) {
     // the repository, without a tag or digest the input may carry (a registry's :port stays)
     const ref = `${cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '')}:pr-${pr}`;
-    const digest = await deleteTag(ref, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined);
-    if (digest) removed.push(`image ${ref} (${digest})`);
+    const tag = await deletePreviewTag(ref, { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
+    if (tag.removed) removed.push(tag.removed);
+    if (tag.warning) warnings.push(tag.warning);
   }
+  for (const w of warnings) log.warning(w);
+  const notes = warnings.map((w) => `\n> [!WARNING]\n> ${w.replace(/\n/g, ' ')}\n`).join('');
   let comment: { id: number; url: string } | undefined;
   if (cfg.comment && cfg.githubToken) {
-    const body = `${commentMarker(cfg.app)}\n### 🧹 modelship preview: \`${cfg.app}\` for #${pr} removed\n\nThe PR closed: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing was left'} removed.\n`;
-    comment = await upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true);
+    const body = `${commentMarker(cfg.app)}\n### 🧹 modelship preview: \`${cfg.app}\` for #${pr} removed\n\nThe PR closed: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing was left'} removed.\n${notes}`;
+    comment = await upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true, env);
   }
   for (const x of removed) log.info(`removed ${x}`);
   return {
     outputs: { removed: removed.join('\n'), 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
-    summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n`,
+    summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n${notes}`,
     ok: true,
   };
 }
