@@ -196,17 +196,17 @@ export const INPUTS: InputSpec[] = [
   },
   {
     name: 'registry-username',
-    description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it.',
+    description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).',
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout', 'preview'],
+    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
   },
   {
     name: 'registry-password',
-    description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret.',
+    description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret; cleanup: for the tag deletion.',
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout', 'preview'],
+    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
     secret: true,
   },
   {

@@ -213,12 +213,12 @@ describe('permissions: the callers grant what the called jobs declare', () => {
     const perJob = (f: string) => Object.fromEntries(Object.entries((yaml.load(read(f)) as Workflow).jobs ?? {}).map(([n, j]) => [n, j.permissions]));
     expect(perJob('.github/workflows/deploy.yml')).toEqual({
       build: { contents: 'read', packages: 'write' },
-      smoke: { contents: 'read' },
+      smoke: { contents: 'read', packages: 'read' },
       rollout: { contents: 'read' },
     });
     expect(perJob('.github/workflows/pr-preview.yml')).toEqual({
       build: { contents: 'read', packages: 'write' },
-      smoke: { contents: 'read' },
+      smoke: { contents: 'read', packages: 'read' },
       preview: { contents: 'read', 'pull-requests': 'write' },
       cleanup: { packages: 'write', 'pull-requests': 'write' },
     });
