@@ -29,6 +29,8 @@ var src_image = __webpack_require__(81721);
 var golden = __webpack_require__(10104);
 // EXTERNAL MODULE: ./src/serve/kserve.ts
 var kserve = __webpack_require__(61351);
+// EXTERNAL MODULE: ./src/image/registry.ts
+var registry = __webpack_require__(43718);
 ;// CONCATENATED MODULE: ./src/rollout/manifests.ts
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -118,6 +120,23 @@ function service(s, which) {
         metadata: { name: which === 'main' ? s.app : `${s.app}-canary`, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
         // protocol is explicit on every port: server-side apply of a Service needs it on Kubernetes 1.20
         spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+    };
+}
+/** The name of the image pull Secret that modelship creates from the registry credentials (create-pull-secret). */
+const pullSecretName = (app) => `${app}-registry`;
+/**
+ * An image pull Secret (kubernetes.io/dockerconfigjson) for `registry` from a user and password, labelled as
+ * modelship's. Its data is a secret: never print this object (dry runs and reports name it only).
+ */
+function pullSecret(s, registry, username, password) {
+    const auth = Buffer.from(`${username}:${password}`).toString('base64');
+    const dockerconfig = JSON.stringify({ auths: { [registry]: { username, password, auth } } });
+    return {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: pullSecretName(s.app), namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+        type: 'kubernetes.io/dockerconfigjson',
+        data: { '.dockerconfigjson': Buffer.from(dockerconfig).toString('base64') },
     };
 }
 /** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */
@@ -449,6 +468,7 @@ async function podProvider(kube, namespace, pod, modelName, port) {
 
 
 
+
 const MANAGED = 'app.kubernetes.io/managed-by';
 const OWNER_LABEL = 'modelship.dev/owner';
 /** Strip what the server owns, for diffs. */
@@ -489,7 +509,7 @@ async function runRollout(cfg, log, env = process.env) {
         resources: { cpu: cfg.cpu, memory: cfg.memory },
         nodeSelector: cfg.nodeSelector,
         tolerations: cfg.tolerations,
-        imagePullSecrets: cfg.imagePullSecrets,
+        imagePullSecrets: [...cfg.imagePullSecrets, ...(cfg.pullSecret ? [pullSecretName(cfg.app)] : [])],
         apiKeySecret: cfg.apiKeySecret,
         modelKeySecret: cfg.modelKeySecret,
         progressDeadlineSeconds: Math.max(10, Math.round(cfg.timeoutS)),
@@ -528,7 +548,9 @@ async function runRollout(cfg, log, env = process.env) {
     canaryObj.metadata.labels = { ...canaryObj.metadata.labels, [OWNER_LABEL]: owner };
     const mainSvc = applyPatches(service(spec, 'main'), patches, cfg.app);
     const canarySvc = service(spec, 'canary');
+    const secretObj = cfg.pullSecret ? pullSecret(spec, (0,registry/* parseImageRef */.Q)(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
     const planned = cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc];
+    // (the pull Secret is not in the dry run's diff: its data would be printed)
     if (cfg.dryRun)
         return dryRun(kube, cfg, planned, nsExists, takeover, nCanary, log);
     // ---- the deploy
@@ -587,6 +609,8 @@ async function runRollout(cfg, log, env = process.env) {
             await step(`create namespace ${ns}`, () => kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED]: 'modelship' } } }));
         await step('take the deploy lease', () => lock.acquire(cfg.lockTimeoutS, (holder) => log.info(`another deploy holds the lease (${holder}); waiting up to ${cfg.lockTimeoutS} s`)));
         locked = true;
+        if (secretObj)
+            await step(`apply the image pull Secret ${secretObj.metadata.name} (${(0,registry/* parseImageRef */.Q)(cfg.image).registry})`, () => kube.apply(secretObj));
         if (lock.takenOverFrom)
             log.info(`took over the lease from "${lock.takenOverFrom}", which stopped renewing it`);
         const applyStart = Date.now();

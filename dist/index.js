@@ -55077,8 +55077,8 @@ function stderrTail(stderr) {
     return tail.length > 800 ? `…${tail.slice(-800)}` : tail || '(no output)';
 }
 /** The effect: `ldconfig -p` inside the base image (no GPU, no network). Tries /sbin/ldconfig when not on PATH. */
-async function listBaseImageLibraries(baseImage) {
-    const run = (ldconfig) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_3__/* .runProcess */ .R)('docker', ['run', '--rm', '--network', 'none', '--entrypoint', ldconfig, baseImage, '-p']);
+async function listBaseImageLibraries(baseImage, env = process.env) {
+    const run = (ldconfig) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_3__/* .runProcess */ .R)('docker', ['run', '--rm', '--network', 'none', '--entrypoint', ldconfig, baseImage, '-p'], { env });
     let r = await run('ldconfig');
     // docker run exits 127 (command not found) / 126 (not executable) when the entrypoint cannot be started
     if (r.code === 127 || r.code === 126)
@@ -55094,16 +55094,17 @@ async function listBaseImageLibraries(baseImage) {
 /**
  * Check that `baseImage` can load `libs` (absolute paths of .so files placed in one directory of the image next to
  * libonnxruntime.so.1). Returns the base image's path of each library it resolves and the exempt names; throws a
- * ModelshipError('input') naming each missing library, the provider that needs it and the base image.
+ * ModelshipError('input') naming each missing library, the provider that needs it and the base image. `env` is the
+ * docker environment (a DOCKER_CONFIG logged in to a private registry).
  */
-async function checkBaseImageLoads(baseImage, libs, log) {
+async function checkBaseImageLoads(baseImage, libs, log, env = process.env) {
     const shipped = libs.map((file) => {
         const elf = (0,_util_elf__WEBPACK_IMPORTED_MODULE_1__/* .readElfFile */ .GO)(file);
         const name = path__WEBPACK_IMPORTED_MODULE_0__.basename(file);
         return { file: name, soname: elf.soname, machine: elf.machine, needed: [...elf.needed, ...(LOADED_AT_RUN_TIME[name] ?? [])] };
     });
     log.info(`checking that base image "${baseImage}" can load ${shipped.map((l) => l.file).join(', ')} (ldconfig -p in the image)`);
-    const listing = await listBaseImageLibraries(baseImage);
+    const listing = await listBaseImageLibraries(baseImage, env);
     const plan = planBaseImageCheck(shipped, listing);
     if (plan.missing.length)
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', describeMissing(baseImage, plan.missing), { field: 'base-image' });
@@ -55592,7 +55593,10 @@ function warn(log, line) {
 
 // EXTERNAL MODULE: ./src/image/basecheck.ts
 var basecheck = __nccwpck_require__(12758);
+// EXTERNAL MODULE: ./src/util/dockerconfig.ts
+var dockerconfig = __nccwpck_require__(94944);
 ;// CONCATENATED MODULE: ./src/image/index.ts
+
 
 
 
@@ -55805,27 +55809,24 @@ async function runImage(cfg, log, env = process.env) {
     // provider libraries and whether the base image can load them
     const node = await log.group('Node.js for the image', () => (0,image_node/* resolveNodeRuntime */.lo)({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
     labels['dev.modelship.node.version'] = node.version;
-    let providers;
-    if (cfg.gpu) {
-        const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
-        await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => (0,basecheck/* checkBaseImageLoads */.iI)(cfg.baseImage, gpu.files, log));
-        providers = gpu.files;
-        labels['dev.modelship.onnxruntime.provider'] = 'cuda';
-        labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
-    }
-    const ctx = prepareContext({ image: cfg.image, node, providers, modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest });
+    // registry credentials live in a DOCKER_CONFIG of this stage's own, removed when it ends (the base image check
+    // may pull from the same private registry)
+    const docker = await (0,dockerconfig/* openRegistrySession */.M)(ref.registry, cfg.registryUsername, cfg.registryPassword, env);
+    const dockerEnv = docker.env;
     const work = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-image-'));
     try {
+        let providers;
+        if (cfg.gpu) {
+            const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
+            await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => (0,basecheck/* checkBaseImageLoads */.iI)(cfg.baseImage, gpu.files, log, dockerEnv));
+            providers = gpu.files;
+            labels['dev.modelship.onnxruntime.provider'] = 'cuda';
+            labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
+        }
+        const ctx = prepareContext({ image: cfg.image, node, providers, modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest });
         const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
         // the Dockerfile stays outside the context (its labels change every build)
         external_fs_.writeFileSync(external_path_.join(work, 'Dockerfile'), dockerfile);
-        if (cfg.registryUsername) {
-            if (!cfg.registryPassword)
-                throw new errors/* ModelshipError */.W('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
-            const login = await (0,proc/* runProcess */.R)('docker', ['login', ref.registry, '--username', cfg.registryUsername, '--password-stdin'], { input: cfg.registryPassword });
-            if (login.code !== 0)
-                throw new errors/* ModelshipError */.W('io', `docker login ${ref.registry} failed: ${login.stderr.replace(cfg.registryPassword, '***').trim()}`);
-        }
         const inspect = await inspecting;
         if (inspect.code !== 0)
             throw new errors/* ModelshipError */.W('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
@@ -55843,7 +55844,7 @@ async function runImage(cfg, log, env = process.env) {
             ctx,
         ];
         const t0 = Date.now();
-        const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => (0,proc/* runProcess */.R)('docker', args, { onLine: log.info }));
+        const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => (0,proc/* runProcess */.R)('docker', args, { onLine: log.info, env: dockerEnv }));
         if (build.code !== 0)
             throw new errors/* ModelshipError */.W('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
         const seconds = (Date.now() - t0) / 1000;
@@ -55882,6 +55883,7 @@ async function runImage(cfg, log, env = process.env) {
         };
     }
     finally {
+        docker.close();
         external_fs_.rmSync(work, { recursive: true, force: true });
     }
 }
@@ -56280,6 +56282,8 @@ async function deleteTag(ref, auth) {
 __nccwpck_require__.r(__webpack_exports__);
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   commentMarker: () => (/* binding */ commentMarker),
+/* harmony export */   deletePreviewTag: () => (/* binding */ deletePreviewTag),
+/* harmony export */   isGhcr: () => (/* binding */ isGhcr),
 /* harmony export */   prNumber: () => (/* binding */ prNumber),
 /* harmony export */   previewComment: () => (/* binding */ previewComment),
 /* harmony export */   previewNamespace: () => (/* binding */ previewNamespace),
@@ -56298,7 +56302,8 @@ __nccwpck_require__.r(__webpack_exports__);
  * PR deploy previews: `preview` deploys the PR's image to namespace `<app>-pr-<N>` (the rollout stage, so the
  * same verification) and posts or updates one PR comment with the URL, parity and smoke figures; `cleanup` (on PR
  * close) deletes the namespace and the `pr-<N>` image tag, and marks the comment. The GitHub API goes through
- * @actions/github (GITHUB_API_URL, GITHUB_REPOSITORY, as on a runner).
+ * @actions/github (GITHUB_API_URL, GITHUB_REPOSITORY, as on a runner). A tag on ghcr.io goes through the GitHub
+ * Packages API (ghcr.io refuses the registry API's manifest DELETE), any other registry's through the registry API.
  */
 /** The PR number: the input, else the pull_request event's (GITHUB_EVENT_PATH). */
 function prNumber(given, env = process.env) {
@@ -56337,15 +56342,19 @@ function previewComment(o) {
         '',
     ].join('\n');
 }
+/** The octokit of the run: @actions/github's, with the token, against GITHUB_API_URL (api.github.com by default). */
+async function octokitFor(token, env) {
+    const github = await __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 92413));
+    return github.getOctokit(token, env.GITHUB_API_URL ? { baseUrl: env.GITHUB_API_URL.replace(/\/+$/, '') } : {});
+}
 /** Post the comment, or update the one this app posted before (found by its marker). */
-async function upsertComment(token, pr, marker, body, onlyUpdate = false) {
+async function upsertComment(token, pr, marker, body, onlyUpdate = false, env = process.env) {
     if (!token)
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
-    const github = await __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 92413));
-    const octokit = github.getOctokit(token);
-    if (!process.env.GITHUB_REPOSITORY)
+    const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
+    if (!owner || !repo)
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository', { field: 'github-token' });
-    const { owner, repo } = github.context.repo;
+    const octokit = await octokitFor(token, env);
     const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: pr, per_page: 100 });
     const mine = comments.find((c) => c.body?.includes(marker));
     if (mine) {
@@ -56356,6 +56365,97 @@ async function upsertComment(token, pr, marker, body, onlyUpdate = false) {
         return undefined;
     const r = await octokit.rest.issues.createComment({ owner, repo, issue_number: pr, body });
     return { id: r.data.id, url: r.data.html_url };
+}
+/** ghcr.io (any case): its tags are deleted through the GitHub Packages API. */
+const isGhcr = (registry) => registry.toLowerCase() === 'ghcr.io';
+/**
+ * Delete a preview tag (`registry/repository:pr-<N>`): on ghcr.io the package version carrying it, through the
+ * GitHub Packages API with `githubToken`; elsewhere the manifest, through the registry API with `registryAuth`.
+ * A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a
+ * token without the permission, a version that carries other tags too) comes back as a warning with its reason.
+ */
+async function deletePreviewTag(ref, o) {
+    const kept = (why) => ({ warning: `image ${ref} not deleted: ${why}` });
+    let registry;
+    try {
+        registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref).registry;
+    }
+    catch (e) {
+        return kept(e.message);
+    }
+    if (isGhcr(registry))
+        return deleteGhcrTag(ref, o.githubToken, o.env ?? process.env);
+    try {
+        const digest = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .deleteTag */ ._R)(ref, o.registryAuth);
+        return digest ? { removed: `image ${ref} (${digest})` } : {};
+    }
+    catch (e) {
+        const message = e.message;
+        const status = Number(/\b(?:HTTP|answered) (\d{3})\b/.exec(message)?.[1]);
+        const hint = status === 405 ? ' (the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)'
+            : status === 401 || status === 403 ? ' (the registry credentials, registry-username and registry-password, are missing or may not delete)'
+                : '';
+        return kept(`${message}${hint}`);
+    }
+}
+/** An octokit RequestError (or anything else) as one line: the request, the status and GitHub's message. */
+function apiFailure(e) {
+    const r = e;
+    if (typeof r.status !== 'number' || !r.request?.url)
+        return e.message;
+    let path = r.request.url;
+    try {
+        path = new URL(path).pathname;
+    }
+    catch {
+        /* keep it whole */
+    }
+    const hint = r.status === 401 || r.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
+        : r.status === 404 ? ' (no such package, or the github-token cannot see it)'
+            : '';
+    return `${r.request.method ?? 'GET'} ${path} answered ${r.status}: ${(r.message ?? '').replace(/ - https?:\/\/\S+/, '')}${hint}`;
+}
+/** ghcr.io/<owner>/<package>:<tag> through the GitHub Packages API (the registry API answers 405 UNSUPPORTED). */
+async function deleteGhcrTag(ref, token, env) {
+    const kept = (why) => ({ warning: `image ${ref} not deleted: ${why}` });
+    const { repository, tag } = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref);
+    const slash = repository.indexOf('/');
+    if (slash < 0 || !tag)
+        return kept('a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
+    const owner = repository.slice(0, slash);
+    // the package is the rest of the path (octokit encodes its slashes as %2F)
+    const common = { package_type: 'container', package_name: repository.slice(slash + 1) };
+    if (!token)
+        return kept('ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"');
+    try {
+        const octokit = await octokitFor(token, env);
+        const org = (await octokit.rest.users.getByUsername({ username: owner })).data.type === 'Organization';
+        const pages = org
+            ? octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByOrg, { ...common, org: owner, state: 'active', per_page: 100 })
+            : octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByUser, { ...common, username: owner, per_page: 100 });
+        let version;
+        for await (const page of pages) {
+            const v = page.data.find((x) => x.metadata?.container?.tags.includes(tag));
+            if (v) {
+                version = { id: v.id, name: v.name, tags: v.metadata.container.tags };
+                break;
+            }
+        }
+        if (!version)
+            return {};
+        const others = version.tags.filter((t) => t !== tag);
+        if (others.length) {
+            return kept(`its package version ${version.id} (${version.name}) also carries ${others.map((t) => `:${t}`).join(', ')}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+        }
+        if (org)
+            await octokit.rest.packages.deletePackageVersionForOrg({ ...common, org: owner, package_version_id: version.id });
+        else
+            await octokit.rest.packages.deletePackageVersionForUser({ ...common, username: owner, package_version_id: version.id });
+        return { removed: `image ${ref} (${version.name}, package version ${version.id})` };
+    }
+    catch (e) {
+        return kept(`GitHub Packages API: ${apiFailure(e)}`);
+    }
 }
 async function runPreview(cfg, log, env = process.env) {
     const pr = prNumber(cfg.prNumber, env);
@@ -56373,7 +56473,7 @@ async function runPreview(cfg, log, env = process.env) {
     const body = previewComment({ app, pr, namespace, url, image: cfg.rollout.image, decision: r.outputs.decision, reason: r.outputs.reason, verifyP95: r.outputs['verify-latency-p95-ms'], report: cfg.smokeReport, sha: env.GITHUB_SHA });
     let comment;
     if (cfg.comment && !cfg.rollout.dryRun)
-        comment = await log.group('PR comment', () => upsertComment(cfg.githubToken, pr, commentMarker(app), body));
+        comment = await log.group('PR comment', () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env));
     if (comment)
         log.info(`PR comment ${comment.url}`);
     return {
@@ -56396,23 +56496,29 @@ async function runCleanup(cfg, log, env = process.env) {
         await kube.remove('v1', 'Namespace', '', namespace);
         removed.push(`namespace ${namespace}`);
     }
+    const warnings = [];
     if (cfg.image) {
         // the repository, without a tag or digest the input may carry (a registry's :port stays)
         const ref = `${cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '')}:pr-${pr}`;
-        const digest = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .deleteTag */ ._R)(ref, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined);
-        if (digest)
-            removed.push(`image ${ref} (${digest})`);
+        const tag = await deletePreviewTag(ref, { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
+        if (tag.removed)
+            removed.push(tag.removed);
+        if (tag.warning)
+            warnings.push(tag.warning);
     }
+    for (const w of warnings)
+        log.warning(w);
+    const notes = warnings.map((w) => `\n> [!WARNING]\n> ${w.replace(/\n/g, ' ')}\n`).join('');
     let comment;
     if (cfg.comment && cfg.githubToken) {
-        const body = `${commentMarker(cfg.app)}\n### 🧹 modelship preview: \`${cfg.app}\` for #${pr} removed\n\nThe PR closed: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing was left'} removed.\n`;
-        comment = await upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true);
+        const body = `${commentMarker(cfg.app)}\n### 🧹 modelship preview: \`${cfg.app}\` for #${pr} removed\n\nThe PR closed: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing was left'} removed.\n${notes}`;
+        comment = await upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true, env);
     }
     for (const x of removed)
         log.info(`removed ${x}`);
     return {
         outputs: { removed: removed.join('\n'), 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
-        summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n`,
+        summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n${notes}`,
         ok: true,
     };
 }
@@ -56992,6 +57098,10 @@ function decodeInferResponse(body, headerLength) {
 /* harmony import */ var _convert_parity__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6154);
 /* harmony import */ var _verify_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(10104);
 /* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(81721);
+/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(43718);
+/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(94944);
+
+
 
 
 
@@ -57041,7 +57151,9 @@ async function runSmoke(cfg, log, env = process.env) {
         (0,_convert_parity__WEBPACK_IMPORTED_MODULE_5__/* .referenceBatches */ .WN)(cfg.reference); // fails early on a missing directory
     const name = `modelship-smoke-${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}`;
     const plan = planSmoke(cfg, name);
-    const dockerEnv = { ...env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
+    // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
+    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_9__/* .openRegistrySession */ .M)((0,_image_registry__WEBPACK_IMPORTED_MODULE_8__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    const dockerEnv = { ...session.env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
     const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
     let started = false;
     const cleanup = async () => {
@@ -57051,7 +57163,10 @@ async function runSmoke(cfg, log, env = process.env) {
         }
     };
     const onSignal = (sig) => {
-        void cleanup().finally(() => process.kill(process.pid, sig));
+        void cleanup().finally(() => {
+            session.close();
+            process.kill(process.pid, sig);
+        });
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -57061,8 +57176,12 @@ async function runSmoke(cfg, log, env = process.env) {
     let summary = '## modelship smoke\n\n';
     try {
         const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
-        if (pull.code !== 0)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker pull ${cfg.image} failed: ${pull.stderr.trim().slice(-400)}`);
+        if (pull.code !== 0) {
+            const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_8__/* .parseImageRef */ .Q)(cfg.image).registry;
+            const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
+            const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
+        }
         const run = await docker(plan.run);
         if (run.code !== 0)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
@@ -57155,6 +57274,7 @@ async function runSmoke(cfg, log, env = process.env) {
             logTail = (l.stdout + l.stderr).trim();
         }
         await cleanup();
+        session.close();
         process.removeListener('SIGINT', onSignal);
         process.removeListener('SIGTERM', onSignal);
         if (failures.length) {
@@ -57183,6 +57303,85 @@ async function cleanupSmokeContainers(log, env = process.env) {
         log.info(`removed smoke container ${n} left by this job`);
     }
     return names;
+}
+
+
+/***/ }),
+
+/***/ 94944:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   M: () => (/* binding */ openRegistrySession)
+/* harmony export */ });
+/* unused harmony export userDockerConfig */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70857);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
+/* harmony import */ var _proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
+
+
+
+
+
+/** The user's Docker config directory, as the docker CLI finds it. */
+function userDockerConfig(env = process.env) {
+    return env.DOCKER_CONFIG || path__WEBPACK_IMPORTED_MODULE_2__.join(env.HOME || os__WEBPACK_IMPORTED_MODULE_1__.homedir(), '.docker');
+}
+/**
+ * The user's config.json for the session, less what would send this login elsewhere: a `credsStore` (the default
+ * credential helper would keep the password in the OS keychain after the job) and a `credHelpers` entry for this
+ * registry. Everything else (other registries' auths and helpers, proxies) is kept. A missing or unreadable file is {}.
+ */
+function sessionConfig(file, registry) {
+    let config = {};
+    try {
+        config = JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(file, 'utf8'));
+    }
+    catch {
+        return {};
+    }
+    delete config.credsStore;
+    const helpers = config.credHelpers;
+    if (helpers)
+        delete helpers[registry];
+    return config;
+}
+/**
+ * Log docker in to `registry` through a temporary DOCKER_CONFIG (when `username` is given; without it the session is
+ * the environment as it is). The password goes on stdin and never appears in an error. `close()` removes the
+ * directory, credentials and all: call it in a finally.
+ */
+async function openRegistrySession(registry, username, password, env = process.env) {
+    if (!username)
+        return { env, close: () => undefined };
+    if (!password)
+        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
+    const user = userDockerConfig(env);
+    const dir = fs__WEBPACK_IMPORTED_MODULE_0__.mkdtempSync(path__WEBPACK_IMPORTED_MODULE_2__.join(env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir(), 'modelship-docker-config-'));
+    const close = () => fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(dir, { recursive: true, force: true });
+    try {
+        fs__WEBPACK_IMPORTED_MODULE_0__.chmodSync(dir, 0o700);
+        fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(path__WEBPACK_IMPORTED_MODULE_2__.join(dir, 'config.json'), JSON.stringify(sessionConfig(path__WEBPACK_IMPORTED_MODULE_2__.join(user, 'config.json'), registry), null, 2), { mode: 0o600 });
+        for (const sub of ['buildx', 'cli-plugins', 'contexts']) {
+            if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_2__.join(user, sub)))
+                fs__WEBPACK_IMPORTED_MODULE_0__.symlinkSync(path__WEBPACK_IMPORTED_MODULE_2__.join(user, sub), path__WEBPACK_IMPORTED_MODULE_2__.join(dir, sub));
+        }
+        const sessionEnv = { ...env, DOCKER_CONFIG: dir };
+        const login = await (0,_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', ['login', registry, '--username', username, '--password-stdin'], { input: password, env: sessionEnv });
+        if (login.code !== 0)
+            throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker login ${registry} failed: ${login.stderr.split(password).join('***').trim()}`);
+        return { env: sessionEnv, close };
+    }
+    catch (e) {
+        close();
+        throw e;
+    }
 }
 
 
@@ -70541,7 +70740,7 @@ const INPUTS = [
     },
     {
         name: 'image',
-        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted.',
+        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).',
         default: '',
         kind: 'string',
         stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
@@ -70577,17 +70776,17 @@ const INPUTS = [
     },
     {
         name: 'registry-username',
-        description: 'image: registry user for docker login (empty: no login).',
+        description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).',
         default: '',
         kind: 'string',
-        stages: ['image'],
+        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
     },
     {
         name: 'registry-password',
-        description: 'image: registry password or token (masked; sent on stdin).',
+        description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret; cleanup: for the tag deletion.',
         default: '',
         kind: 'string',
-        stages: ['image'],
+        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
         secret: true,
     },
     {
@@ -70916,6 +71115,13 @@ const INPUTS = [
         stages: ['rollout'],
     },
     {
+        name: 'create-pull-secret',
+        description: 'rollout, preview: create (or update) the image pull Secret <app>-registry (kubernetes.io/dockerconfigjson, labelled as modelship\'s) in the namespace from registry-username and registry-password, and pull with it; a preview\'s goes with its namespace.',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['rollout', 'preview'],
+    },
+    {
         name: 'api-key-secret',
         description: 'rollout: Secret holding the serving API key, as name/key; given to the server as MODELSHIP_API_KEY.',
         default: '',
@@ -70952,7 +71158,7 @@ const INPUTS = [
     },
     {
         name: 'github-token',
-        description: 'preview, cleanup: token for the one PR comment (post, update; masked).',
+        description: 'preview, cleanup: token for the one PR comment (post, update; masked); cleanup: also deletes a ghcr.io image\'s pr-<N> package version through the GitHub Packages API (packages: write, admin access to the package).',
         default: '${{ github.token }}',
         kind: 'string',
         stages: ['preview', 'cleanup'],
@@ -71013,7 +71219,7 @@ const OUTPUTS = [
     { name: 'preview-url', description: 'preview: the URL of the PR\'s preview deployment.', stages: ['preview'] },
     { name: 'preview-namespace', description: 'preview, cleanup: the preview namespace <app>-pr-<N>.', stages: ['preview', 'cleanup'] },
     { name: 'comment-id', description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).', stages: ['preview', 'cleanup'] },
-    { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tags).', stages: ['cleanup'] },
+    { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tag); a tag that could not be deleted is a warning and not listed.', stages: ['cleanup'] },
 ];
 function fail(input, message) {
     throw new util_errors/* ModelshipError */.W('input', `input "${input}": ${message}`, { field: input });
@@ -71133,6 +71339,8 @@ function readConfig(source) {
         requests: int('requests', 0),
         concurrency: int('concurrency', 1),
         readyTimeoutS: int('ready-timeout', 1),
+        registryUsername: image.registryUsername,
+        registryPassword: image.registryPassword,
     };
     const secretRef = (name) => {
         const v = raw(name);
@@ -71197,6 +71405,7 @@ function readConfig(source) {
         nodeSelector,
         tolerations,
         imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
+        pullSecret: parseBoolean('create-pull-secret', raw('create-pull-secret')) ? { username: image.registryUsername, password: image.registryPassword } : undefined,
         apiKeySecret: secretRef('api-key-secret'),
         modelKeySecret: secretRef('model-key-secret'),
         cpu: raw('cpu'),
@@ -71209,6 +71418,8 @@ function readConfig(source) {
             fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
         if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image))
             fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+        if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password))
+            fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
         if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference)
             fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
         if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url))
