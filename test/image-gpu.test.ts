@@ -126,6 +126,10 @@ describe('gpu: true — the CUDA provider in the image', () => {
     expect(listing).toContain(`${sha256(fs.readFileSync(providerLibs().shared))}  /opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_shared.so`);
     expect(listing).toContain(`${sha256(fs.readFileSync(providerLibs().cuda))}  /opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so`);
     expect(JSON.parse(docker(['image', 'inspect', image]))[0].Config.Env).toContain('MODELSHIP_PROVIDER=cuda');
+    // the official Node.js release (from the tool cache) with its LICENSE
+    expect(docker(['run', '--rm', '--entrypoint', '/opt/modelship/node/bin/node', image, '--version']).trim()).toBe(`v${DEFAULT_NODE_VERSION}`);
+    expect(docker(['run', '--rm', '--entrypoint', 'head', image, '-c', '200', '/opt/modelship/node/LICENSE'])).toMatch(/Node\.js is licensed/);
+    expect(meta.labels['dev.modelship.node.version']).toBe(DEFAULT_NODE_VERSION);
 
     // the same providers, another model: no download, and only the model layer is new
     const again = await runCli(imageArgs(convert('lenet_v1'), ['--base-image', base]));
