@@ -71866,6 +71866,28 @@ const DEFAULT_SERVE = {
 function ortThreading(threads) {
     return { intraOpNumThreads: threads, extra: { session: { intra_op: { allow_spinning: '0' } } } };
 }
+/** The request target as a URL; a target that is not an origin-form path is the client's fault (400). */
+function requestUrl(target) {
+    const t = target ?? '/';
+    if (!t.startsWith('/'))
+        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
+    try {
+        // (a base and a path joined as text: `//x` would otherwise be read as a host)
+        return new URL(`http://localhost${t}`);
+    }
+    catch {
+        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
+    }
+}
+/** A percent-encoded path segment, decoded; a malformed escape (`%`, `%zz`) is the client's fault (400). */
+function decodePath(segment) {
+    try {
+        return decodeURIComponent(segment);
+    }
+    catch {
+        throw new kserve/* ProtocolError */.bd(400, `malformed percent-encoding in "${segment.slice(0, 100)}"`);
+    }
+}
 /** Load the model and serve it over the KServe v2 protocol. */
 async function startServer(opts) {
     let bytes = external_fs_.readFileSync(opts.modelPath);
@@ -71924,6 +71946,8 @@ async function startServer(opts) {
         res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
         res.end(buf);
     };
+    /** The client went away before its body was read: its fault, counted as 499 (nginx's "client closed request"). */
+    const clientGone = () => new kserve/* ProtocolError */.bd(499, 'the client closed the connection before sending the whole body');
     /**
      * The request body in one buffer. With a Content-Length it is read straight into a buffer placed so that the
      * binary tensor data (after the JSON header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy.
@@ -71950,7 +71974,8 @@ async function startServer(opts) {
                 size += c.length;
             });
             req.on('end', () => (size === declared ? resolve(body) : reject(new kserve/* ProtocolError */.bd(400, `the body has ${size} bytes, Content-Length says ${declared}`))));
-            req.on('error', reject);
+            req.on('error', () => reject(clientGone()));
+            req.on('close', () => req.complete || reject(clientGone()));
             return;
         }
         const chunks = [];
@@ -71963,13 +71988,14 @@ async function startServer(opts) {
                 chunks.push(c);
         });
         req.on('end', () => resolve(Buffer.concat(chunks)));
-        req.on('error', reject);
+        req.on('error', () => reject(clientGone()));
+        req.on('close', () => req.complete || reject(clientGone()));
     });
     const authorized = (req) => {
         if (!opts.apiKey)
             return true;
         const h = req.headers.authorization ?? '';
-        const m = /^Bearer (.+)$/.exec(h);
+        const m = /^Bearer +(.+)$/i.exec(h); // the auth scheme is case-insensitive (RFC 9110)
         if (!m)
             return false;
         const a = Buffer.from(m[1]);
@@ -72035,7 +72061,7 @@ async function startServer(opts) {
         return 200;
     }
     async function route(req, res) {
-        const url = new URL(req.url ?? '/', 'http://localhost');
+        const url = requestUrl(req.url);
         const p = url.pathname.replace(/\/+$/, '');
         const method = req.method ?? 'GET';
         if (p === '/v2/health/live')
@@ -72058,8 +72084,10 @@ async function startServer(opts) {
         if (!m)
             return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
         const [, model, ver, action] = m;
-        if (decodeURIComponent(model) !== name || (ver !== undefined && ver !== version)) {
-            return ['unknown', (send(res, 404, { error: `model "${decodeURIComponent(model)}"${ver ? ` version ${ver}` : ''} is not served here (serving "${name}" version ${version})` }), 404)];
+        const wanted = decodePath(model);
+        if (wanted !== name || (ver !== undefined && ver !== version)) {
+            // counted on the route asked for (an infer on another model is an infer answered 404)
+            return [action ? action.slice(1) : 'metadata', (send(res, 404, { error: `model "${wanted}"${ver ? ` version ${ver}` : ''} is not served here (serving "${name}" version ${version})` }), 404)];
         }
         if (!action)
             return ['metadata', (send(res, 200, modelMetadata()), 200)];
@@ -72090,7 +72118,8 @@ async function startServer(opts) {
             const message = e instanceof kserve/* ProtocolError */.bd ? e.message : `internal error: ${e.message}`;
             if (status >= 500)
                 opts.log(`error: ${e.stack ?? e}`);
-            if (!res.headersSent)
+            // (a client that went away gets no answer: there is no one to read it)
+            if (!res.headersSent && status !== 499 && !res.destroyed)
                 send(res, status, { error: message }, status === 413 ? { connection: 'close' } : {});
             requests.inc({ route: routeName, code: String(status) });
             errors.inc({ route: routeName, code: String(status) });
@@ -72143,7 +72172,8 @@ async function startServer(opts) {
  * `modelship serve`: the serving runtime inside the image. Configured by flags or, in a container, by the
  * environment (flags win):
  *   --model / MODELSHIP_MODEL            ONNX file (plain or AES-256-GCM encrypted by the image stage)
- *   --name / MODELSHIP_MODEL_NAME        model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
+ *   --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"), as the action's
+ *                                        input is named; MODELSHIP_MODEL_VERSION
  *   --port / PORT (8000), --host / HOST (0.0.0.0)
  *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
  *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
@@ -72171,7 +72201,7 @@ function serveOptions(argv, env, log) {
             flags.set(a.slice(2), v);
         }
     }
-    const known = new Set(['model', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
+    const known = new Set(['model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
     for (const k of flags.keys())
         if (!known.has(k))
             throw new util_errors/* ModelshipError */.W('input', `unknown serve flag --${k}`, { field: k });
@@ -72215,7 +72245,7 @@ function serveOptions(argv, env, log) {
     return {
         ...DEFAULT_SERVE,
         modelPath,
-        modelName: get('name', 'MODELSHIP_MODEL_NAME') ?? DEFAULT_SERVE.modelName,
+        modelName: flags.get('model-name') ?? get('name', 'MODELSHIP_MODEL_NAME') ?? DEFAULT_SERVE.modelName,
         modelVersion: get('version', 'MODELSHIP_MODEL_VERSION') ?? DEFAULT_SERVE.modelVersion,
         host: get('host', 'HOST') ?? DEFAULT_SERVE.host,
         port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
@@ -72231,8 +72261,24 @@ function serveOptions(argv, env, log) {
         log,
     };
 }
-/** Run the server until SIGTERM/SIGINT, then drain and exit 0. */
-async function serveMain(argv) {
+const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KServe v2 server inside the image
+
+  --model / MODELSHIP_MODEL                 ONNX file (plain or AES-256-GCM encrypted by the image stage)
+  --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
+  --port / PORT (8000), --host / HOST (0.0.0.0)
+  --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
+  --idle-flush / MODELSHIP_IDLE_FLUSH       true: a request that finds the server idle runs at once
+  --provider / MODELSHIP_PROVIDER           cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (fallback, stated)
+  --intra-op-threads / MODELSHIP_INTRA_OP_THREADS   onnxruntime threads (default: the CPUs the container may use)
+  --labels / MODELSHIP_LABELS               a file of class labels, one per line
+  MODELSHIP_API_KEY(_FILE), MODELSHIP_MODEL_KEY(_FILE), MODELSHIP_PREPROCESS (JSON)
+`;
+/** Run the server until SIGTERM/SIGINT, then drain and exit 0. `--help` prints the flags. */
+async function serveMain(argv, out = process.stdout) {
+    if (argv.includes('--help') || argv.includes('-h')) {
+        out.write(SERVE_USAGE);
+        return 0;
+    }
     const log = (l) => process.stderr.write(`[modelship serve] ${l}\n`);
     const opts = serveOptions(argv, process.env, log);
     const srv = await startServer(opts);
@@ -72491,7 +72537,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
             return 0;
         }
         if (argv[0] === 'serve')
-            return await serveMain(argv.slice(1));
+            return await serveMain(argv.slice(1), out);
         if (argv[0] === 'store')
             return await storeMain(argv.slice(1), out);
         const { values, json, help } = parseArgs(argv);

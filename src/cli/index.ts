@@ -82,7 +82,7 @@ export async function cli(argv: string[], out: NodeJS.WritableStream = process.s
       out.write(VERSION + '\n');
       return 0;
     }
-    if (argv[0] === 'serve') return await serveMain(argv.slice(1));
+    if (argv[0] === 'serve') return await serveMain(argv.slice(1), out);
     if (argv[0] === 'store') return await storeMain(argv.slice(1), out);
     const { values, json, help } = parseArgs(argv);
     if (help || values.size === 0) {

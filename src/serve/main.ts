@@ -9,7 +9,8 @@ import { ModelshipError } from '../util/errors';
  * `modelship serve`: the serving runtime inside the image. Configured by flags or, in a container, by the
  * environment (flags win):
  *   --model / MODELSHIP_MODEL            ONNX file (plain or AES-256-GCM encrypted by the image stage)
- *   --name / MODELSHIP_MODEL_NAME        model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
+ *   --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"), as the action's
+ *                                        input is named; MODELSHIP_MODEL_VERSION
  *   --port / PORT (8000), --host / HOST (0.0.0.0)
  *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
  *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
@@ -34,7 +35,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
       flags.set(a.slice(2), v);
     }
   }
-  const known = new Set(['model', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
+  const known = new Set(['model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
   for (const k of flags.keys()) if (!known.has(k)) throw new ModelshipError('input', `unknown serve flag --${k}`, { field: k });
   const get = (flag: string, envName: string): string | undefined => flags.get(flag) ?? (env[envName] || undefined);
   const int = (flag: string, envName: string, dflt: number, min: number): number => {
@@ -68,7 +69,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
   return {
     ...DEFAULT_SERVE,
     modelPath,
-    modelName: get('name', 'MODELSHIP_MODEL_NAME') ?? DEFAULT_SERVE.modelName,
+    modelName: flags.get('model-name') ?? get('name', 'MODELSHIP_MODEL_NAME') ?? DEFAULT_SERVE.modelName,
     modelVersion: get('version', 'MODELSHIP_MODEL_VERSION') ?? DEFAULT_SERVE.modelVersion,
     host: get('host', 'HOST') ?? DEFAULT_SERVE.host,
     port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
@@ -85,8 +86,25 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
   };
 }
 
-/** Run the server until SIGTERM/SIGINT, then drain and exit 0. */
-export async function serveMain(argv: string[]): Promise<number> {
+export const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KServe v2 server inside the image
+
+  --model / MODELSHIP_MODEL                 ONNX file (plain or AES-256-GCM encrypted by the image stage)
+  --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
+  --port / PORT (8000), --host / HOST (0.0.0.0)
+  --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
+  --idle-flush / MODELSHIP_IDLE_FLUSH       true: a request that finds the server idle runs at once
+  --provider / MODELSHIP_PROVIDER           cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (fallback, stated)
+  --intra-op-threads / MODELSHIP_INTRA_OP_THREADS   onnxruntime threads (default: the CPUs the container may use)
+  --labels / MODELSHIP_LABELS               a file of class labels, one per line
+  MODELSHIP_API_KEY(_FILE), MODELSHIP_MODEL_KEY(_FILE), MODELSHIP_PREPROCESS (JSON)
+`;
+
+/** Run the server until SIGTERM/SIGINT, then drain and exit 0. `--help` prints the flags. */
+export async function serveMain(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    out.write(SERVE_USAGE);
+    return 0;
+  }
   const log = (l: string) => process.stderr.write(`[modelship serve] ${l}\n`);
   const opts = serveOptions(argv, process.env, log);
   const srv = await startServer(opts);

@@ -68,6 +68,27 @@ export function ortThreading(threads: number): Pick<Ort.InferenceSession.Session
   return { intraOpNumThreads: threads, extra: { session: { intra_op: { allow_spinning: '0' } } } };
 }
 
+/** The request target as a URL; a target that is not an origin-form path is the client's fault (400). */
+export function requestUrl(target: string | undefined): URL {
+  const t = target ?? '/';
+  if (!t.startsWith('/')) throw new ProtocolError(400, `malformed request target "${t.slice(0, 100)}"`);
+  try {
+    // (a base and a path joined as text: `//x` would otherwise be read as a host)
+    return new URL(`http://localhost${t}`);
+  } catch {
+    throw new ProtocolError(400, `malformed request target "${t.slice(0, 100)}"`);
+  }
+}
+
+/** A percent-encoded path segment, decoded; a malformed escape (`%`, `%zz`) is the client's fault (400). */
+export function decodePath(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ProtocolError(400, `malformed percent-encoding in "${segment.slice(0, 100)}"`);
+  }
+}
+
 /** Load the model and serve it over the KServe v2 protocol. */
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let bytes: Uint8Array = fs.readFileSync(opts.modelPath);
@@ -132,6 +153,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     res.end(buf);
   };
 
+  /** The client went away before its body was read: its fault, counted as 499 (nginx's "client closed request"). */
+  const clientGone = () => new ProtocolError(499, 'the client closed the connection before sending the whole body');
+
   /**
    * The request body in one buffer. With a Content-Length it is read straight into a buffer placed so that the
    * binary tensor data (after the JSON header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy.
@@ -157,7 +181,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
           size += c.length;
         });
         req.on('end', () => (size === declared ? resolve(body) : reject(new ProtocolError(400, `the body has ${size} bytes, Content-Length says ${declared}`))));
-        req.on('error', reject);
+        req.on('error', () => reject(clientGone()));
+        req.on('close', () => req.complete || reject(clientGone()));
         return;
       }
       const chunks: Buffer[] = [];
@@ -168,13 +193,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         else chunks.push(c);
       });
       req.on('end', () => resolve(Buffer.concat(chunks)));
-      req.on('error', reject);
+      req.on('error', () => reject(clientGone()));
+      req.on('close', () => req.complete || reject(clientGone()));
     });
 
   const authorized = (req: http.IncomingMessage): boolean => {
     if (!opts.apiKey) return true;
     const h = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/.exec(h);
+    const m = /^Bearer +(.+)$/i.exec(h); // the auth scheme is case-insensitive (RFC 9110)
     if (!m) return false;
     const a = Buffer.from(m[1]);
     const b = Buffer.from(opts.apiKey);
@@ -236,7 +262,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   }
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<[string, number]> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
     const p = url.pathname.replace(/\/+$/, '');
     const method = req.method ?? 'GET';
     if (p === '/v2/health/live') return ['health', (send(res, 200, { live: true }), 200)];
@@ -255,8 +281,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify)?$/.exec(p);
     if (!m) return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
     const [, model, ver, action] = m;
-    if (decodeURIComponent(model) !== name || (ver !== undefined && ver !== version)) {
-      return ['unknown', (send(res, 404, { error: `model "${decodeURIComponent(model)}"${ver ? ` version ${ver}` : ''} is not served here (serving "${name}" version ${version})` }), 404)];
+    const wanted = decodePath(model);
+    if (wanted !== name || (ver !== undefined && ver !== version)) {
+      // counted on the route asked for (an infer on another model is an infer answered 404)
+      return [action ? action.slice(1) : 'metadata', (send(res, 404, { error: `model "${wanted}"${ver ? ` version ${ver}` : ''} is not served here (serving "${name}" version ${version})` }), 404)];
     }
     if (!action) return ['metadata', (send(res, 200, modelMetadata()), 200)];
     if (action === '/ready') return ['ready', ready ? (send(res, 200, { name, ready: true }), 200) : (send(res, 503, { name, ready: false }), 503)];
@@ -282,7 +310,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         const status = e instanceof ProtocolError ? e.status : 500;
         const message = e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`;
         if (status >= 500) opts.log(`error: ${(e as Error).stack ?? e}`);
-        if (!res.headersSent) send(res, status, { error: message }, status === 413 ? { connection: 'close' } : {});
+        // (a client that went away gets no answer: there is no one to read it)
+        if (!res.headersSent && status !== 499 && !res.destroyed) send(res, status, { error: message }, status === 413 ? { connection: 'close' } : {});
         requests.inc({ route: routeName, code: String(status) });
         errors.inc({ route: routeName, code: String(status) });
       })
