@@ -57021,7 +57021,11 @@ function parseInferRequest(body, headerLength) {
         throw new ProtocolError(400, `${binary.length - offset} bytes of binary data are not claimed by any input`);
     const reqParams = (req.parameters ?? {});
     const outputs = Array.isArray(req.outputs)
-        ? req.outputs.map((o) => ({ name: String(o?.name ?? ''), binary: Boolean(o?.parameters?.binary_data) }))
+        ? req.outputs.map((o) => {
+            // a per-output binary_data, true or false, overrides binary_data_output; absent, the request's setting holds
+            const b = o?.parameters?.binary_data;
+            return { name: String(o?.name ?? ''), binary: b === undefined ? undefined : Boolean(b) };
+        })
         : [];
     return { id: typeof req.id === 'string' ? req.id : undefined, inputs, outputs, binaryOutputs: Boolean(reqParams.binary_data_output) };
 }
@@ -71909,7 +71913,8 @@ async function startServer(opts) {
         opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
     opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}); inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
     const registry = new prom_client.Registry();
-    prom_client.collectDefaultMetrics({ register: registry, prefix: 'modelship_process_' });
+    // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
+    prom_client.collectDefaultMetrics({ register: registry, prefix: 'modelship_' });
     const requests = new prom_client.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers: [registry] });
     const errors = new prom_client.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers: [registry] });
     const latency = new prom_client.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
@@ -72040,8 +72045,8 @@ async function startServer(opts) {
         else {
             results = await run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
         }
-        const wanted = parsed.outputs.length ? parsed.outputs : outNames.map((n) => ({ name: n, binary: false }));
-        const tensors = wanted.map((o) => ({ name: o.name, shape: results[o.name].shape, data: results[o.name].data, binary: o.binary || parsed.binaryOutputs }));
+        const wanted = parsed.outputs.length ? parsed.outputs : outNames.map((n) => ({ name: n }));
+        const tensors = wanted.map((o) => ({ name: o.name, shape: results[o.name].shape, data: results[o.name].data, binary: o.binary ?? parsed.binaryOutputs }));
         const enc = (0,kserve/* encodeInferResponse */.Ue)(name, version, parsed.id, tensors);
         send(res, 200, enc.body, enc.headerLength !== undefined ? { [kserve/* HEADER_LENGTH */.Bs]: enc.headerLength } : {});
         return 200;

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as net from 'net';
+import * as http from 'http';
 import { convertCaffe } from '../src/convert/converter';
 import { startServer, DEFAULT_SERVE, RunningServer } from '../src/serve/server';
 import { serveOptions } from '../src/serve/main';
@@ -81,6 +82,40 @@ describe('a client that goes away mid-body is its own fault', () => {
     const r = await raw('POST /v2/models/other/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     expect(status(r)).toBe(404);
     expect(await metrics()).toMatch(/^modelship_requests_total\{route="infer",code="404"\} 1$/m);
+  });
+});
+
+describe('the protocol as written', () => {
+  const infer = (body: object): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> =>
+    new Promise((resolve, reject) => {
+      const data = Buffer.from(JSON.stringify(body));
+      const req = http.request(`${srv.url}/v2/models/lenet/infer`, { method: 'POST', headers: { authorization: 'Bearer k3y', 'content-type': 'application/json', 'content-length': data.length } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end(data);
+    });
+  const input = { name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from({ length: 784 }, (_, i) => (i % 7) / 7) };
+
+  test('a per-output binary_data: false overrides binary_data_output: true (and true overrides false)', async () => {
+    const json = await infer({ inputs: [input], parameters: { binary_data_output: true }, outputs: [{ name: 'prob', parameters: { binary_data: false } }] });
+    expect(json.status).toBe(200);
+    expect(json.headers['inference-header-content-length']).toBeUndefined();
+    expect(JSON.parse(json.body.toString()).outputs[0].data).toHaveLength(10);
+    const bin = await infer({ inputs: [input], parameters: { binary_data_output: false }, outputs: [{ name: 'prob', parameters: { binary_data: true } }] });
+    const hl = Number(bin.headers['inference-header-content-length']);
+    expect(JSON.parse(bin.body.subarray(0, hl).toString()).outputs[0].parameters.binary_data_size).toBe(40);
+    // absent, the request's setting holds
+    const all = await infer({ inputs: [input], parameters: { binary_data_output: true }, outputs: [{ name: 'prob' }] });
+    expect(all.headers['inference-header-content-length']).toBeDefined();
+  });
+
+  test('process metrics carry one prefix (modelship_process_…, not modelship_process_process_…)', async () => {
+    const m = await metrics();
+    expect(m).toMatch(/^modelship_process_cpu_seconds_total /m);
+    expect(m).not.toMatch(/process_process_/);
   });
 });
 

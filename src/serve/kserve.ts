@@ -26,7 +26,7 @@ export interface InferRequest {
   id?: string;
   inputs: RequestTensor[];
   /** requested outputs; empty = all */
-  outputs: { name: string; binary: boolean }[];
+  outputs: { name: string; binary?: boolean }[];
   /** `parameters.binary_data_output`: every output as binary */
   binaryOutputs: boolean;
 }
@@ -140,7 +140,11 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
   if (offset !== binary.length) throw new ProtocolError(400, `${binary.length - offset} bytes of binary data are not claimed by any input`);
   const reqParams = (req.parameters ?? {}) as Record<string, unknown>;
   const outputs = Array.isArray(req.outputs)
-    ? (req.outputs as Record<string, unknown>[]).map((o) => ({ name: String(o?.name ?? ''), binary: Boolean((o?.parameters as Record<string, unknown> | undefined)?.binary_data) }))
+    ? (req.outputs as Record<string, unknown>[]).map((o) => {
+        // a per-output binary_data, true or false, overrides binary_data_output; absent, the request's setting holds
+        const b = (o?.parameters as Record<string, unknown> | undefined)?.binary_data;
+        return { name: String(o?.name ?? ''), binary: b === undefined ? undefined : Boolean(b) };
+      })
     : [];
   return { id: typeof req.id === 'string' ? req.id : undefined, inputs, outputs, binaryOutputs: Boolean(reqParams.binary_data_output) };
 }

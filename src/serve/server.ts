@@ -109,7 +109,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}); inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
 
   const registry = new prom.Registry();
-  prom.collectDefaultMetrics({ register: registry, prefix: 'modelship_process_' });
+  // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
+  prom.collectDefaultMetrics({ register: registry, prefix: 'modelship_' });
   const requests = new prom.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers: [registry] });
   const errors = new prom.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers: [registry] });
   const latency = new prom.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
@@ -239,8 +240,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     } else {
       results = await run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
     }
-    const wanted = parsed.outputs.length ? parsed.outputs : outNames.map((n) => ({ name: n, binary: false }));
-    const tensors: ResponseTensor[] = wanted.map((o) => ({ name: o.name, shape: results[o.name].shape, data: results[o.name].data, binary: o.binary || parsed.binaryOutputs }));
+    const wanted: { name: string; binary?: boolean }[] = parsed.outputs.length ? parsed.outputs : outNames.map((n) => ({ name: n }));
+    const tensors: ResponseTensor[] = wanted.map((o) => ({ name: o.name, shape: results[o.name].shape, data: results[o.name].data, binary: o.binary ?? parsed.binaryOutputs }));
     const enc = encodeInferResponse(name, version, parsed.id, tensors);
     send(res, 200, enc.body, enc.headerLength !== undefined ? { [HEADER_LENGTH]: enc.headerLength } : {});
     return 200;
