@@ -71865,6 +71865,8 @@ const DEFAULT_SERVE = {
     maxBodyBytes: 64 * 2 ** 20,
     preprocess: GOOGLENET_PREPROCESS,
     topK: 5,
+    drainDelayMs: 0,
+    drainTimeoutMs: 20_000,
 };
 /** onnxruntime's threading for a server: `threads` intra-op threads that sleep rather than spin when idle. */
 function ortThreading(threads) {
@@ -71942,12 +71944,17 @@ async function startServer(opts) {
         return out;
     }, opts.maxBatchSize, opts.maxQueueDelayMs, (n) => batchSizes.observe(n), opts.idleFlush);
     let ready = true;
+    // set when the drain delay is over: from then on new inference is refused (in-flight requests still finish)
+    let closing = false;
     let inflight = 0;
     let idle;
     const name = opts.modelName;
     const version = opts.modelVersion;
     const send = (res, status, body, headers = {}) => {
         const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+        // while draining, every answer ends its connection: keep-alive clients reconnect to another replica
+        if (!ready)
+            headers = { ...headers, connection: 'close' };
         res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
         res.end(buf);
     };
@@ -72100,7 +72107,7 @@ async function startServer(opts) {
             return ['ready', ready ? (send(res, 200, { name, ready: true }), 200) : (send(res, 503, { name, ready: false }), 503)];
         if (method !== 'POST')
             return [action.slice(1), (send(res, 405, { error: `${action.slice(1)} needs POST` }, { allow: 'POST' }), 405)];
-        if (!ready)
+        if (closing)
             return [action.slice(1), (send(res, 503, { error: 'the server is shutting down' }), 503)];
         return [action.slice(1), action === '/infer' ? await infer(req, res) : await classify(req, res, url)];
     }
@@ -72152,15 +72159,23 @@ async function startServer(opts) {
         batcher,
         async drain() {
             ready = false;
-            opts.log('draining: readiness is false; finishing in-flight requests');
+            opts.log(`draining: readiness is false${opts.drainDelayMs ? `; serving ${opts.drainDelayMs} ms more while load balancers take this replica out` : ''}`);
+            if (opts.drainDelayMs > 0)
+                await new Promise((r) => setTimeout(r, opts.drainDelayMs));
+            closing = true;
+            opts.log(`closing: no new connections; finishing ${inflight} in-flight request${inflight === 1 ? '' : 's'} (at most ${opts.drainTimeoutMs} ms)`);
+            let timer;
             await new Promise((resolve) => {
                 server.close(() => resolve());
                 server.closeIdleConnections();
-                if (inflight === 0)
-                    server.closeIdleConnections();
-                else
-                    idle = () => server.closeIdleConnections();
+                idle = () => server.closeIdleConnections();
+                // a client that stalls (headers or body never finished) must not hold the process past the bound
+                timer = setTimeout(() => {
+                    opts.log(`drain timeout: cutting ${inflight} unfinished request${inflight === 1 ? '' : 's'} and any stalled connection`);
+                    server.closeAllConnections();
+                }, opts.drainTimeoutMs);
             });
+            clearTimeout(timer);
             await session.release();
             opts.log('drained; bye');
         },
@@ -72206,7 +72221,7 @@ function serveOptions(argv, env, log) {
             flags.set(a.slice(2), v);
         }
     }
-    const known = new Set(['model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
+    const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
     for (const k of flags.keys())
         if (!known.has(k))
             throw new util_errors/* ModelshipError */.W('input', `unknown serve flag --${k}`, { field: k });
@@ -72259,6 +72274,8 @@ function serveOptions(argv, env, log) {
         idleFlush: bool('idle-flush', 'MODELSHIP_IDLE_FLUSH', DEFAULT_SERVE.idleFlush),
         provider,
         intraOpThreads: int('intra-op-threads', 'MODELSHIP_INTRA_OP_THREADS', DEFAULT_SERVE.intraOpThreads, 0),
+        drainDelayMs: 1000 * int('drain-delay', 'MODELSHIP_DRAIN_DELAY_S', DEFAULT_SERVE.drainDelayMs / 1000, 0),
+        drainTimeoutMs: 1000 * int('drain-timeout', 'MODELSHIP_DRAIN_TIMEOUT_S', DEFAULT_SERVE.drainTimeoutMs / 1000, 1),
         apiKey,
         modelKey: (0,serve_crypto/* loadKey */.cv)(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
         preprocess,
@@ -72276,6 +72293,8 @@ const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KServe v2 s
   --provider / MODELSHIP_PROVIDER           cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (fallback, stated)
   --intra-op-threads / MODELSHIP_INTRA_OP_THREADS   onnxruntime threads (default: the CPUs the container may use)
   --labels / MODELSHIP_LABELS               a file of class labels, one per line
+  --drain-delay / MODELSHIP_DRAIN_DELAY_S   after SIGTERM, seconds to keep serving with readiness false (0)
+  --drain-timeout / MODELSHIP_DRAIN_TIMEOUT_S   then seconds to finish in-flight requests before cutting (20)
   MODELSHIP_API_KEY(_FILE), MODELSHIP_MODEL_KEY(_FILE), MODELSHIP_PREPROCESS (JSON)
 `;
 /** Run the server until SIGTERM/SIGINT, then drain and exit 0. `--help` prints the flags. */

@@ -119,6 +119,44 @@ describe('the protocol as written', () => {
   });
 });
 
+describe('SIGTERM with stalled clients', () => {
+  test('readiness goes false, requests are still served through the drain delay (Connection: close), stalled connections are cut at the drain timeout', async () => {
+    const d = path.join(FIXTURES, 'lenet');
+    const onnx = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx;
+    const model = path.join(tmpDir(), 'lenet.onnx');
+    fs.writeFileSync(model, onnx);
+    const lines: string[] = [];
+    const s = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', drainDelayMs: 600, drainTimeoutMs: 800, log: (l) => lines.push(l) });
+    const send = (data: string) => {
+      const sock = net.connect(s.port, '127.0.0.1');
+      let got = '';
+      const closed = new Promise<string>((resolve) => sock.on('close', () => resolve(got)));
+      sock.on('data', (c) => (got += c.toString()));
+      sock.on('error', () => undefined);
+      sock.write(data);
+      return closed;
+    };
+    // one client never finishes its headers, one never finishes its body
+    const headerStall = send('GET /v2/models/lenet HTTP/1.1\r\nHost: x\r\n');
+    const bodyStall = send('POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"inputs"');
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    const drained = s.drain();
+    // within the delay: not ready, but still answering, each answer closing its connection
+    const ready = await send('GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(status(ready)).toBe(503);
+    const meta = await send('GET /v2/models/lenet HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(status(meta)).toBe(200);
+    expect(meta).toMatch(/^connection: close\r$/im);
+    await drained;
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(600 + 800 - 50);
+    expect(took).toBeLessThan(600 + 800 + 2000);
+    await Promise.all([headerStall, bodyStall]); // both cut
+    expect(lines.join('\n')).toMatch(/drain timeout: cutting 1 unfinished request and any stalled connection/);
+  });
+});
+
 describe('small things', () => {
   test('the bearer scheme is case-insensitive', async () => {
     for (const scheme of ['bearer', 'BEARER', 'Bearer']) {

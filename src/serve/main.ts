@@ -35,7 +35,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
       flags.set(a.slice(2), v);
     }
   }
-  const known = new Set(['model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
+  const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
   for (const k of flags.keys()) if (!known.has(k)) throw new ModelshipError('input', `unknown serve flag --${k}`, { field: k });
   const get = (flag: string, envName: string): string | undefined => flags.get(flag) ?? (env[envName] || undefined);
   const int = (flag: string, envName: string, dflt: number, min: number): number => {
@@ -78,6 +78,8 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
     idleFlush: bool('idle-flush', 'MODELSHIP_IDLE_FLUSH', DEFAULT_SERVE.idleFlush),
     provider,
     intraOpThreads: int('intra-op-threads', 'MODELSHIP_INTRA_OP_THREADS', DEFAULT_SERVE.intraOpThreads, 0),
+    drainDelayMs: 1000 * int('drain-delay', 'MODELSHIP_DRAIN_DELAY_S', DEFAULT_SERVE.drainDelayMs / 1000, 0),
+    drainTimeoutMs: 1000 * int('drain-timeout', 'MODELSHIP_DRAIN_TIMEOUT_S', DEFAULT_SERVE.drainTimeoutMs / 1000, 1),
     apiKey,
     modelKey: loadKey(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
     preprocess,
@@ -96,6 +98,8 @@ export const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KSer
   --provider / MODELSHIP_PROVIDER           cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (fallback, stated)
   --intra-op-threads / MODELSHIP_INTRA_OP_THREADS   onnxruntime threads (default: the CPUs the container may use)
   --labels / MODELSHIP_LABELS               a file of class labels, one per line
+  --drain-delay / MODELSHIP_DRAIN_DELAY_S   after SIGTERM, seconds to keep serving with readiness false (0)
+  --drain-timeout / MODELSHIP_DRAIN_TIMEOUT_S   then seconds to finish in-flight requests before cutting (20)
   MODELSHIP_API_KEY(_FILE), MODELSHIP_MODEL_KEY(_FILE), MODELSHIP_PREPROCESS (JSON)
 `;
 

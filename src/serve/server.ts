@@ -35,6 +35,10 @@ export interface ServeOptions {
   preprocess: Preprocess;
   labels?: string[];
   topK: number;
+  /** after SIGTERM: keep serving this long with readiness false (load balancers stop sending), then close */
+  drainDelayMs: number;
+  /** then wait at most this long for in-flight requests; connections still open after it (stalled clients) are cut */
+  drainTimeoutMs: number;
   log: (line: string) => void;
 }
 
@@ -51,6 +55,8 @@ export const DEFAULT_SERVE: Omit<ServeOptions, 'modelPath' | 'log'> = {
   maxBodyBytes: 64 * 2 ** 20,
   preprocess: GOOGLENET_PREPROCESS,
   topK: 5,
+  drainDelayMs: 0,
+  drainTimeoutMs: 20_000,
 };
 
 export interface RunningServer {
@@ -143,6 +149,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   );
 
   let ready = true;
+  // set when the drain delay is over: from then on new inference is refused (in-flight requests still finish)
+  let closing = false;
   let inflight = 0;
   let idle: (() => void) | undefined;
   const name = opts.modelName;
@@ -150,6 +158,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
   const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string | number> = {}) => {
     const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+    // while draining, every answer ends its connection: keep-alive clients reconnect to another replica
+    if (!ready) headers = { ...headers, connection: 'close' };
     res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[HEADER_LENGTH] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
     res.end(buf);
   };
@@ -290,7 +300,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (!action) return ['metadata', (send(res, 200, modelMetadata()), 200)];
     if (action === '/ready') return ['ready', ready ? (send(res, 200, { name, ready: true }), 200) : (send(res, 503, { name, ready: false }), 503)];
     if (method !== 'POST') return [action.slice(1), (send(res, 405, { error: `${action.slice(1)} needs POST` }, { allow: 'POST' }), 405)];
-    if (!ready) return [action.slice(1), (send(res, 503, { error: 'the server is shutting down' }), 503)];
+    if (closing) return [action.slice(1), (send(res, 503, { error: 'the server is shutting down' }), 503)];
     return [action.slice(1), action === '/infer' ? await infer(req, res) : await classify(req, res, url)];
   }
 
@@ -339,13 +349,22 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     batcher,
     async drain() {
       ready = false;
-      opts.log('draining: readiness is false; finishing in-flight requests');
+      opts.log(`draining: readiness is false${opts.drainDelayMs ? `; serving ${opts.drainDelayMs} ms more while load balancers take this replica out` : ''}`);
+      if (opts.drainDelayMs > 0) await new Promise((r) => setTimeout(r, opts.drainDelayMs));
+      closing = true;
+      opts.log(`closing: no new connections; finishing ${inflight} in-flight request${inflight === 1 ? '' : 's'} (at most ${opts.drainTimeoutMs} ms)`);
+      let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
-        if (inflight === 0) server.closeIdleConnections();
-        else idle = () => server.closeIdleConnections();
+        idle = () => server.closeIdleConnections();
+        // a client that stalls (headers or body never finished) must not hold the process past the bound
+        timer = setTimeout(() => {
+          opts.log(`drain timeout: cutting ${inflight} unfinished request${inflight === 1 ? '' : 's'} and any stalled connection`);
+          server.closeAllConnections();
+        }, opts.drainTimeoutMs);
       });
+      clearTimeout(timer);
       await session.release();
       opts.log('drained; bye');
     },
