@@ -54953,10 +54953,12 @@ const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, S
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   IF: () => (/* binding */ RUNTIME_PROVIDED_LIBS),
+/* harmony export */   OH: () => (/* binding */ parseLdconfigListing),
 /* harmony export */   dV: () => (/* binding */ DEFAULT_GPU_BASE_IMAGE),
 /* harmony export */   iI: () => (/* binding */ checkBaseImageLoads)
 /* harmony export */ });
-/* unused harmony exports RUNTIME_PROVIDED_LIBS, LOADED_AT_RUN_TIME, ORT_LIBRARY, parseLdconfigListing, ldconfigArchFlag, planBaseImageCheck, describeMissing, listBaseImageLibraries */
+/* unused harmony exports LOADED_AT_RUN_TIME, ORT_LIBRARY, ldconfigArchFlag, planBaseImageCheck, describeMissing, listBaseImageLibraries */
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
@@ -71739,6 +71741,7 @@ var elf = __nccwpck_require__(1229);
 
 
 
+
 const PROVIDER_CHOICES = ['cpu', 'cuda', 'cuda,cpu'];
 function parseProvider(raw, field = 'provider') {
     const v = raw.trim().toLowerCase().replace(/\s+/g, '');
@@ -71749,8 +71752,6 @@ function parseProvider(raw, field = 'provider') {
 }
 /** The provider libraries ONNX Runtime loads for CUDA, next to libonnxruntime.so.1. */
 const CUDA_PROVIDER_LIBS = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
-/** Comes from the NVIDIA driver, mounted into the container by the NVIDIA container toolkit (`--gpus`). */
-const DRIVER_LIBS = ['libcuda.so.1'];
 /**
  * Create the session on the requested provider. Strict `cuda` throws (the server exits non-zero) with the cause;
  * `cuda,cpu` falls back and reports why.
@@ -71803,7 +71804,7 @@ function diagnoseCudaFailure(message, libDir, resolve = defaultResolver()) {
             if (!external_fs_.existsSync(external_path_.join(libDir, n)) && !resolve(n, file))
                 missing.push(`${n} (needed by ${lib})`);
     }
-    const driver = missing.filter((m) => DRIVER_LIBS.some((d) => m.startsWith(`${d} `)));
+    const driver = missing.filter((m) => basecheck/* RUNTIME_PROVIDED_LIBS */.IF.some((d) => m.startsWith(`${d} `)));
     const other = missing.filter((m) => !driver.includes(m));
     if (other.length)
         return `missing librar${other.length === 1 ? 'y' : 'ies'} ${other.join(', ')}: the base image lacks the CUDA 13 / cuDNN 9 runtime`;
@@ -71823,9 +71824,10 @@ function defaultResolver() {
             for (const ldconfig of ['/sbin/ldconfig', '/usr/sbin/ldconfig', 'ldconfig']) {
                 try {
                     const out = (0,external_child_process_.execFileSync)(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-                    for (const m of out.matchAll(/^\s+(\S+) \(([^)]*)\) =>/gm))
-                        if (/x86-64/.test(m[2]))
-                            cache.add(m[1]);
+                    // the listing as the image stage's base image check reads it
+                    for (const e of (0,basecheck/* parseLdconfigListing */.OH)(out))
+                        if (e.flags.includes('x86-64'))
+                            cache.add(e.name);
                     break;
                 }
                 catch {

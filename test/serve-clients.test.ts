@@ -13,12 +13,13 @@ import { FIXTURES, tmpDir } from './helpers/caffe';
 // The clients are raw sockets on 127.0.0.1 (what a browser or curl would not send).
 
 let srv: RunningServer;
+let model = '';
 const log: string[] = [];
 
 beforeAll(async () => {
   const d = path.join(FIXTURES, 'lenet');
   const onnx = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx;
-  const model = path.join(tmpDir(), 'lenet.onnx');
+  model = path.join(tmpDir(), 'lenet.onnx');
   fs.writeFileSync(model, onnx);
   srv = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', apiKey: 'k3y', log: (l) => log.push(l) });
 });
@@ -121,10 +122,6 @@ describe('the protocol as written', () => {
 
 describe('SIGTERM with stalled clients', () => {
   test('readiness goes false, requests are still served through the drain delay (Connection: close), stalled connections are cut at the drain timeout', async () => {
-    const d = path.join(FIXTURES, 'lenet');
-    const onnx = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx;
-    const model = path.join(tmpDir(), 'lenet.onnx');
-    fs.writeFileSync(model, onnx);
     const lines: string[] = [];
     const s = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', drainDelayMs: 600, drainTimeoutMs: 800, log: (l) => lines.push(l) });
     const send = (data: string) => {

@@ -5,6 +5,7 @@ import type * as Ort from 'onnxruntime-node';
 import { ModelshipError } from '../util/errors';
 import { readElfFile } from '../util/elf';
 import { ortLibDir } from '../util/ort';
+import { parseLdconfigListing, RUNTIME_PROVIDED_LIBS } from '../image/basecheck';
 
 /**
  * Which execution provider the server runs on, and what happens when it cannot. `cpu`; `cuda` (strict: the server
@@ -37,8 +38,6 @@ export interface ProviderOutcome {
 
 /** The provider libraries ONNX Runtime loads for CUDA, next to libonnxruntime.so.1. */
 export const CUDA_PROVIDER_LIBS = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
-/** Comes from the NVIDIA driver, mounted into the container by the NVIDIA container toolkit (`--gpus`). */
-export const DRIVER_LIBS = ['libcuda.so.1'];
 
 /**
  * Create the session on the requested provider. Strict `cuda` throws (the server exits non-zero) with the cause;
@@ -88,7 +87,7 @@ export function diagnoseCudaFailure(message: string, libDir: string, resolve: (l
     }
     for (const n of needed) if (!fs.existsSync(path.join(libDir, n)) && !resolve(n, file)) missing.push(`${n} (needed by ${lib})`);
   }
-  const driver = missing.filter((m) => DRIVER_LIBS.some((d) => m.startsWith(`${d} `)));
+  const driver = missing.filter((m) => RUNTIME_PROVIDED_LIBS.some((d) => m.startsWith(`${d} `)));
   const other = missing.filter((m) => !driver.includes(m));
   if (other.length) return `missing librar${other.length === 1 ? 'y' : 'ies'} ${other.join(', ')}: the base image lacks the CUDA 13 / cuDNN 9 runtime`;
   if (driver.length) return `missing driver library ${driver.join(', ')}: no NVIDIA driver is mounted (run with --gpus / the NVIDIA container toolkit)`;
@@ -106,7 +105,8 @@ function defaultResolver(): (lib: string) => boolean {
       for (const ldconfig of ['/sbin/ldconfig', '/usr/sbin/ldconfig', 'ldconfig']) {
         try {
           const out = execFileSync(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-          for (const m of out.matchAll(/^\s+(\S+) \(([^)]*)\) =>/gm)) if (/x86-64/.test(m[2])) cache.add(m[1]);
+          // the listing as the image stage's base image check reads it
+          for (const e of parseLdconfigListing(out)) if (e.flags.includes('x86-64')) cache.add(e.name);
           break;
         } catch {
           /* try the next */
