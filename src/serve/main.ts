@@ -3,6 +3,7 @@ import { startServer, DEFAULT_SERVE, ServeOptions } from './server';
 import { loadKey } from './crypto';
 import { Preprocess } from './image';
 import { parseProvider } from './provider';
+import { parseBytes } from './memory';
 import { ModelshipError } from '../util/errors';
 
 /**
@@ -21,6 +22,7 @@ import { ModelshipError } from '../util/errors';
  *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
  *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
  *   MODELSHIP_LABELS (a file, one label per line), MODELSHIP_PREPROCESS (JSON: resize, channelOrder, mean, scale)
+ * and the limits that keep it standing under hostile traffic (SERVE_USAGE lists them all).
  */
 export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: string) => void): ServeOptions {
   const flags = new Map<string, string>();
@@ -35,7 +37,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
       flags.set(a.slice(2), v);
     }
   }
-  const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels']);
+  const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels', 'metrics-port', 'max-body-bytes', 'max-inflight-bytes', 'header-timeout', 'body-timeout', 'auth-failure-limit', 'decode-threads']);
   for (const k of flags.keys()) if (!known.has(k)) throw new ModelshipError('input', `unknown serve flag --${k}`, { field: k });
   const get = (flag: string, envName: string): string | undefined => flags.get(flag) ?? (env[envName] || undefined);
   const int = (flag: string, envName: string, dflt: number, min: number): number => {
@@ -52,6 +54,15 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
     if (/^(false|0|no|off)$/i.test(v)) return false;
     throw new ModelshipError('input', `--${flag} / ${envName} must be true or false, got "${v}"`, { field: flag });
   };
+  const bytes = (flag: string, envName: string, dflt: number): number => {
+    const v = get(flag, envName);
+    if (v === undefined) return dflt;
+    const n = parseBytes(v);
+    if (n === undefined) throw new ModelshipError('input', `--${flag} / ${envName} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flag });
+    return n;
+  };
+  const metricsPortRaw = get('metrics-port', 'MODELSHIP_METRICS_PORT') ?? String(DEFAULT_METRICS_PORT);
+  const metricsPort = /^(off|none|false)$/i.test(metricsPortRaw) ? undefined : int('metrics-port', 'MODELSHIP_METRICS_PORT', DEFAULT_METRICS_PORT, 0);
   const modelPath = get('model', 'MODELSHIP_MODEL');
   if (!modelPath) throw new ModelshipError('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
   const provider = parseProvider(get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
@@ -80,6 +91,13 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
     intraOpThreads: int('intra-op-threads', 'MODELSHIP_INTRA_OP_THREADS', DEFAULT_SERVE.intraOpThreads, 0),
     drainDelayMs: 1000 * int('drain-delay', 'MODELSHIP_DRAIN_DELAY_S', DEFAULT_SERVE.drainDelayMs / 1000, 0),
     drainTimeoutMs: 1000 * int('drain-timeout', 'MODELSHIP_DRAIN_TIMEOUT_S', DEFAULT_SERVE.drainTimeoutMs / 1000, 1),
+    maxBodyBytes: bytes('max-body-bytes', 'MODELSHIP_MAX_BODY_BYTES', DEFAULT_SERVE.maxBodyBytes),
+    maxInflightBytes: bytes('max-inflight-bytes', 'MODELSHIP_MAX_INFLIGHT_BYTES', DEFAULT_SERVE.maxInflightBytes),
+    headerTimeoutMs: 1000 * int('header-timeout', 'MODELSHIP_HEADER_TIMEOUT_S', DEFAULT_SERVE.headerTimeoutMs / 1000, 1),
+    bodyTimeoutMs: 1000 * int('body-timeout', 'MODELSHIP_BODY_TIMEOUT_S', DEFAULT_SERVE.bodyTimeoutMs / 1000, 1),
+    authFailureLimit: int('auth-failure-limit', 'MODELSHIP_AUTH_FAILURE_LIMIT', DEFAULT_SERVE.authFailureLimit, 1),
+    decodeThreads: int('decode-threads', 'MODELSHIP_DECODE_THREADS', DEFAULT_SERVE.decodeThreads, 1),
+    metricsPort,
     apiKey,
     modelKey: loadKey(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
     preprocess,
@@ -87,6 +105,9 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
     log,
   };
 }
+
+/** The metrics-only listener of `modelship serve` (Triton's metrics port); `--metrics-port off` has none. */
+export const DEFAULT_METRICS_PORT = 8002;
 
 export const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KServe v2 server inside the image
 
@@ -100,6 +121,14 @@ export const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KSer
   --labels / MODELSHIP_LABELS               a file of class labels, one per line
   --drain-delay / MODELSHIP_DRAIN_DELAY_S   after SIGTERM, seconds to keep serving with readiness false (0)
   --drain-timeout / MODELSHIP_DRAIN_TIMEOUT_S   then seconds to finish in-flight requests before cutting (20)
+  --metrics-port / MODELSHIP_METRICS_PORT   a listener for GET /metrics only, no API key (8002; off: none)
+  --max-body-bytes / MODELSHIP_MAX_BODY_BYTES       one request's body (64Mi; larger: 413)
+  --max-inflight-bytes / MODELSHIP_MAX_INFLIGHT_BYTES   request bytes held at once (default: a quarter of the
+                                            container's memory limit); a body that does not fit: 503 + Retry-After
+  --header-timeout / MODELSHIP_HEADER_TIMEOUT_S   seconds for a request's headers (10); --body-timeout /
+                                            MODELSHIP_BODY_TIMEOUT_S seconds for its body (60); else 408
+  --auth-failure-limit / MODELSHIP_AUTH_FAILURE_LIMIT   failed API keys per client address per minute (10; then 429)
+  --decode-threads / MODELSHIP_DECODE_THREADS   threads decoding large JSON bodies and images (1)
   MODELSHIP_API_KEY(_FILE), MODELSHIP_MODEL_KEY(_FILE), MODELSHIP_PREPROCESS (JSON)
 `;
 

@@ -1,7 +1,6 @@
 import * as http from 'http';
 import * as fs from 'fs';
 import { AddressInfo } from 'net';
-import * as crypto from 'crypto';
 import type * as Ort from 'onnxruntime-node';
 import * as prom from 'prom-client';
 import { DynamicBatcher, BatchOutput } from './batcher';
@@ -9,9 +8,11 @@ import { ProtocolError, parseInferRequest, encodeInferResponse, HEADER_LENGTH, R
 import { decryptModel, isEncrypted } from './crypto';
 import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
 import { onnxInfo } from '../util/onnxinfo';
-import { loadOrt } from '../util/ort';
 import { cpuBudget } from './cpus';
-import { createSession, parseProvider, ProviderRequest } from './provider';
+import { parseProvider, ProviderRequest } from './provider';
+import { InferenceThread, DecodeThreads } from './threads';
+import { ByteBudget, defaultInflightBytes, memoryLimit } from './memory';
+import { bearerMatches, FailedAuthLimiter } from './auth';
 import { ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
 
@@ -32,6 +33,17 @@ export interface ServeOptions {
   apiKey?: string;
   modelKey?: Buffer;
   maxBodyBytes: number;
+  /** request bytes held at once (bodies being read or waiting for their answer); 0 = a quarter of the memory limit */
+  maxInflightBytes: number;
+  /** a request's headers must arrive within this; its body within bodyTimeoutMs after them (else 408) */
+  headerTimeoutMs: number;
+  bodyTimeoutMs: number;
+  /** failed API-key attempts per client address per minute before it gets 429s */
+  authFailureLimit: number;
+  /** a second listener that serves only GET /metrics, without the API key (for the scrape configuration); undefined = none */
+  metricsPort?: number;
+  /** threads that decode large JSON bodies and images (the main thread only speaks HTTP) */
+  decodeThreads: number;
   preprocess: Preprocess;
   labels?: string[];
   topK: number;
@@ -53,6 +65,11 @@ export const DEFAULT_SERVE: Omit<ServeOptions, 'modelPath' | 'log'> = {
   provider: parseProvider('cpu'),
   intraOpThreads: 0,
   maxBodyBytes: 64 * 2 ** 20,
+  maxInflightBytes: 0,
+  headerTimeoutMs: 10_000,
+  bodyTimeoutMs: 60_000,
+  authFailureLimit: 10,
+  decodeThreads: 1,
   preprocess: GOOGLENET_PREPROCESS,
   topK: 5,
   drainDelayMs: 0,
@@ -67,12 +84,24 @@ export interface RunningServer {
   provider: string;
   metrics: prom.Registry;
   batcher: DynamicBatcher;
+  /** the metrics-only listener's port, when there is one */
+  metricsPort?: number;
+  /** the bound on request bytes held at once */
+  maxInflightBytes: number;
 }
 
-/** onnxruntime's threading for a server: `threads` intra-op threads that sleep rather than spin when idle. */
-export function ortThreading(threads: number): Pick<Ort.InferenceSession.SessionOptions, 'intraOpNumThreads' | 'extra'> {
-  return { intraOpNumThreads: threads, extra: { session: { intra_op: { allow_spinning: '0' } } } };
+/** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
+export const OFFLOAD_JSON_BYTES = 64 * 1024;
+
+/** The server cannot take this request now (too many bytes in flight): 503 with Retry-After, before its body is read. */
+class Overloaded extends ProtocolError {
+  constructor(message: string) {
+    super(503, message);
+  }
 }
+
+/** onnxruntime's threading for a server (the session lives on its inference thread, worker.ts) */
+export { ortThreading } from './worker';
 
 /** The request target as a URL; a target that is not an origin-form path is the client's fault (400). */
 export function requestUrl(target: string | undefined): URL {
@@ -102,42 +131,59 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const sig = onnxInfo(bytes, opts.modelPath);
   if (sig.inputs.length === 0) throw new ModelshipError('input', 'the model has no inputs', { file: opts.modelPath });
 
-  const ort = loadOrt();
   // onnxruntime's own default sizes its pool from the host, not from the container's quota (on a 2-vCPU VM it
   // ran GoogLeNet at 1.6x the latency of an explicit 2), so the thread count is always set
   const budget = cpuBudget();
   const threads = opts.intraOpThreads > 0 ? opts.intraOpThreads : budget.cpus;
-  // no spin-waiting between ops: a spinning pool takes the CPU the server needs to read the next request (measured on
-  // GoogLeNet at batch 8 with 2 threads on 2 CPUs: 0.84-0.88x in-process throughput with spinning, 0.90-0.92x without)
-  const sessionOptions = (providers: string[]): Ort.InferenceSession.SessionOptions => ({ executionProviders: providers, graphOptimizationLevel: 'all', ...ortThreading(threads) });
-  const { session, provider, fallbackReason } = await createSession(ort, bytes, sessionOptions, opts.provider);
+  const mem = memoryLimit();
+  const inflightLimit = opts.maxInflightBytes > 0 ? opts.maxInflightBytes : defaultInflightBytes(mem, opts.maxBodyBytes);
+  if (inflightLimit < opts.maxBodyBytes) throw new ModelshipError('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
+
+  // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
+  let crashed: ((e: Error) => void) | undefined;
+  const engine = await InferenceThread.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), (e) => crashed?.(e));
+  const decoders = new DecodeThreads(opts.decodeThreads);
+  try {
+    await decoders.ready();
+  } catch (e) {
+    await engine.release();
+    throw e;
+  }
+  const { provider, fallbackReason } = engine;
   if (fallbackReason) opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
-  opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}); inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
+  opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
+  opts.log(`request bytes in flight bounded at ${inflightLimit} (${opts.maxInflightBytes > 0 ? 'configured' : `a quarter of ${mem.source}: ${mem.bytes}`}); headers within ${opts.headerTimeoutMs} ms, bodies within ${opts.bodyTimeoutMs} ms`);
 
   const registry = new prom.Registry();
   // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
   prom.collectDefaultMetrics({ register: registry, prefix: 'modelship_' });
+  // three of prom-client's gauges end in _total, which names counters (promtool warns); each is the sum over the
+  // `type` label of its namesake without the suffix, which stays
+  for (const what of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
   const requests = new prom.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers: [registry] });
   const errors = new prom.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers: [registry] });
   const latency = new prom.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
   const batchSizes = new prom.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
   const inflightGauge = new prom.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers: [registry] });
+  new prom.Gauge({
+    name: 'modelship_inflight_request_bytes',
+    help: 'Request bytes held (bodies being read or waiting for their answer)',
+    registers: [registry],
+    collect() {
+      this.set(bodies.inUse);
+    },
+  });
+  new prom.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers: [registry] }).set(inflightLimit);
   new prom.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers: [registry] })
     .set({ provider, requested: opts.provider.requested, fallback: String(Boolean(fallbackReason)) }, 1);
 
+  const bodies = new ByteBudget(inflightLimit);
+  const authFailures = new FailedAuthLimiter(opts.authFailureLimit);
   const input0 = sig.inputs[0];
   const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
-  const run = async (feeds: Record<string, { data: Float32Array; shape: number[] }>): Promise<Record<string, { data: Float32Array; shape: number[] }>> => {
-    const t: Record<string, Ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) t[k] = new ort.Tensor('float32', v.data, v.shape);
-    const res = await session.run(t);
-    const out: Record<string, { data: Float32Array; shape: number[] }> = {};
-    for (const o of sig.outputs) out[o.name] = { data: res[o.name].data as Float32Array, shape: res[o.name].dims.map(Number) };
-    return out;
-  };
   const batcher = new DynamicBatcher(
     async (input, items): Promise<BatchOutput> => {
-      const res = await run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
+      const res = await engine.run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
       const out: BatchOutput = {};
       for (const [k, v] of Object.entries(res)) out[k] = { data: v.data, itemShape: v.shape.slice(1) };
       return out;
@@ -155,6 +201,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let idle: (() => void) | undefined;
   const name = opts.modelName;
   const version = opts.modelVersion;
+  let broken: string | undefined;
+  crashed = (e) => {
+    // no session, no server: liveness fails, so that the orchestrator restarts the container
+    opts.log(`fatal: ${e.message}`);
+    broken = e.message;
+    ready = false;
+  };
 
   const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string | number> = {}) => {
     const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
@@ -168,20 +221,35 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const clientGone = () => new ProtocolError(499, 'the client closed the connection before sending the whole body');
 
   /**
-   * The request body in one buffer. With a Content-Length it is read straight into a buffer placed so that the
-   * binary tensor data (after the JSON header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy.
+   * The request body in one buffer of its own (so that it can be moved to a worker thread), its bytes reserved in
+   * the in-flight budget until the answer is sent: a request that does not fit is refused before its body is read.
+   * With a Content-Length it is read straight into a buffer placed so that the binary tensor data (after the JSON
+   * header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy.
    */
-  const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
+  const readBody = (req: http.IncomingMessage, res: http.ServerResponse): Promise<Buffer> =>
     new Promise((resolve, reject) => {
-      const tooBig = () => {
-        // answer 413 and discard the rest of the body (destroying the socket would lose the answer)
+      let reserved = 0;
+      res.once('close', () => bodies.give(reserved));
+      const stop = (e: ProtocolError) => {
+        clearTimeout(timer);
+        // answer and discard the rest of the body (destroying the socket would lose the answer); the connection
+        // closes after the answer, and the body timeout bounds a client that never finishes
         req.removeAllListeners('data');
         req.resume();
-        reject(new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
+        reject(e);
       };
+      const overloaded = (n: number) =>
+        new Overloaded(`the server holds ${bodies.inUse} request bytes (bound ${bodies.limit}); this request's ${n} more do not fit now`);
+      const timer = setTimeout(() => {
+        reject(new ProtocolError(408, `the request body did not arrive within ${opts.bodyTimeoutMs} ms`));
+        req.removeAllListeners('data');
+      }, opts.bodyTimeoutMs);
+      const done = () => clearTimeout(timer);
       const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-      if ((declared ?? 0) > opts.maxBodyBytes) return tooBig();
+      if ((declared ?? 0) > opts.maxBodyBytes) return stop(new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
       if (declared !== undefined && Number.isSafeInteger(declared)) {
+        if (!bodies.take(declared)) return stop(overloaded(declared));
+        reserved = declared;
         const hl = Number(req.headers[HEADER_LENGTH] ?? 0);
         const pad = Number.isSafeInteger(hl) && hl > 0 ? (4 - (hl % 4)) % 4 : 0;
         const body = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
@@ -191,32 +259,38 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
           c.copy(body, size);
           size += c.length;
         });
-        req.on('end', () => (size === declared ? resolve(body) : reject(new ProtocolError(400, `the body has ${size} bytes, Content-Length says ${declared}`))));
-        req.on('error', () => reject(clientGone()));
-        req.on('close', () => req.complete || reject(clientGone()));
+        req.on('end', () => {
+          done();
+          if (size === declared) resolve(body);
+          else reject(new ProtocolError(400, `the body has ${size} bytes, Content-Length says ${declared}`));
+        });
+        req.on('error', () => (done(), reject(clientGone())));
+        req.on('close', () => req.complete || (done(), reject(clientGone())));
         return;
       }
+      // chunked: the budget is taken as the bytes come
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > opts.maxBodyBytes) tooBig();
-        else chunks.push(c);
+        if (size > opts.maxBodyBytes) return stop(new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
+        if (!bodies.take(c.length)) return stop(overloaded(c.length));
+        reserved += c.length;
+        chunks.push(c);
       });
-      req.on('end', () => resolve(Buffer.concat(chunks)));
-      req.on('error', () => reject(clientGone()));
-      req.on('close', () => req.complete || reject(clientGone()));
+      req.on('end', () => {
+        done();
+        // (a buffer of its own, never a slice of Node's shared pool: it may be moved to a worker thread)
+        const body = Buffer.allocUnsafeSlow(size);
+        let o = 0;
+        for (const c of chunks) o += c.copy(body, o);
+        resolve(body);
+      });
+      req.on('error', () => (done(), reject(clientGone())));
+      req.on('close', () => req.complete || (done(), reject(clientGone())));
     });
 
-  const authorized = (req: http.IncomingMessage): boolean => {
-    if (!opts.apiKey) return true;
-    const h = req.headers.authorization ?? '';
-    const m = /^Bearer +(.+)$/i.exec(h); // the auth scheme is case-insensitive (RFC 9110)
-    if (!m) return false;
-    const a = Buffer.from(m[1]);
-    const b = Buffer.from(opts.apiKey);
-    return a.length === b.length && crypto.timingSafeEqual(a, b);
-  };
+  const clientAddress = (req: http.IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
 
   const modelMetadata = () => ({
     name,
@@ -228,9 +302,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   });
 
   async function infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
-    const body = await readBody(req);
+    const body = await readBody(req, res);
     const hl = req.headers[HEADER_LENGTH];
-    const parsed = parseInferRequest(body, hl === undefined ? undefined : Number(hl));
+    const headerLength = hl === undefined ? undefined : Number(hl);
+    // a large JSON part is decoded on a decode thread (60 MiB of JSON takes seconds to parse)
+    const jsonBytes = headerLength ?? body.length;
+    const parsed = jsonBytes > OFFLOAD_JSON_BYTES && Number.isSafeInteger(jsonBytes) ? await decoders.json(body, headerLength) : parseInferRequest(body, headerLength);
     const known = new Map(sig.inputs.map((i) => [i.name, i]));
     for (const t of parsed.inputs) {
       const info = known.get(t.name);
@@ -248,7 +325,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const out = await batcher.submit(t.data, t.shape[0]);
       results = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data, shape: [t.shape[0], ...v.itemShape] }]));
     } else {
-      results = await run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
+      results = await engine.run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
     }
     const wanted: { name: string; binary?: boolean }[] = parsed.outputs.length ? parsed.outputs : outNames.map((n) => ({ name: n }));
     const tensors: ResponseTensor[] = wanted.map((o) => ({ name: o.name, shape: results[o.name].shape, data: results[o.name].data, binary: o.binary ?? parsed.binaryOutputs }));
@@ -258,13 +335,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   }
 
   async function classify(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<number> {
-    const body = await readBody(req);
+    const body = await readBody(req, res);
     const [, , H, W] = input0.shape;
     if (sig.inputs.length !== 1 || input0.shape.length !== 4 || input0.shape[1] !== 3 || typeof H !== 'number' || typeof W !== 'number') {
       throw new ProtocolError(400, 'image classification needs a model with one [N, 3, H, W] input');
     }
     const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
-    const x = imageToTensor(body, H, W, opts.preprocess);
+    // decoding and resizing an image takes tens of milliseconds: on a decode thread
+    const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.image(body, H, W, opts.preprocess) : imageToTensor(body, H, W, opts.preprocess);
     const out = await batcher.submit(x, 1);
     const first = out[sig.outputs[0].name].data;
     const idx = Array.from(first.keys()).sort((a, b) => first[b] - first[a]).slice(0, k);
@@ -272,22 +350,30 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     return 200;
   }
 
+  const metricsText = async (res: http.ServerResponse): Promise<number> => {
+    const text = await registry.metrics();
+    res.writeHead(200, { 'content-type': registry.contentType });
+    res.end(text);
+    return 200;
+  };
+
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<[string, number]> {
     const url = requestUrl(req.url);
     const p = url.pathname.replace(/\/+$/, '');
     const method = req.method ?? 'GET';
-    if (p === '/v2/health/live') return ['health', (send(res, 200, { live: true }), 200)];
+    if (p === '/v2/health/live') return ['health', broken ? (send(res, 503, { live: false, error: broken }), 503) : (send(res, 200, { live: true }), 200)];
     if (p === '/v2/health/ready') return ['health', ready ? (send(res, 200, { ready: true }), 200) : (send(res, 503, { ready: false, error: 'draining' }), 503)];
-    if (!authorized(req)) {
-      send(res, 401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
-      return ['auth', 401];
+    if (opts.apiKey) {
+      const addr = clientAddress(req);
+      const wait = authFailures.blockedFor(addr);
+      if (wait > 0) return ['auth', (send(res, 429, { error: `too many failed API-key attempts from ${addr}; try again in ${wait} s` }, { 'retry-after': wait }), 429)];
+      if (!bearerMatches(req.headers.authorization, opts.apiKey)) {
+        authFailures.fail(addr);
+        send(res, 401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
+        return ['auth', 401];
+      }
     }
-    if (p === '/metrics') {
-      const text = await registry.metrics();
-      res.writeHead(200, { 'content-type': registry.contentType });
-      res.end(text);
-      return ['metrics', 200];
-    }
+    if (p === '/metrics') return ['metrics', await metricsText(res)];
     if (p === '/v2') return ['metadata', (send(res, 200, { name: 'modelship', version: VERSION, extensions: ['binary_tensor_data', 'classification'] }), 200)];
     const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify)?$/.exec(p);
     if (!m) return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
@@ -304,7 +390,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     return [action.slice(1), action === '/infer' ? await infer(req, res) : await classify(req, res, url)];
   }
 
-  const server = http.createServer((req, res) => {
+  // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
+  // to readBody's timer, the whole request; checked every second rather than every 30 s
+  const serverOptions: http.ServerOptions = { headersTimeout: opts.headerTimeoutMs, requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000, connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs) };
+  const server = http.createServer(serverOptions, (req, res) => {
     inflight++;
     inflightGauge.inc();
     const end = latency.startTimer();
@@ -320,9 +409,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       .catch((e: unknown) => {
         const status = e instanceof ProtocolError ? e.status : 500;
         const message = e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`;
-        if (status >= 500) opts.log(`error: ${(e as Error).stack ?? e}`);
+        if (status >= 500 && !(e instanceof Overloaded) && status !== 503) opts.log(`error: ${(e as Error).stack ?? e}`);
         // (a client that went away gets no answer: there is no one to read it)
-        if (!res.headersSent && status !== 499 && !res.destroyed) send(res, status, { error: message }, status === 413 ? { connection: 'close' } : {});
+        if (!res.headersSent && status !== 499 && !res.destroyed) {
+          // a body left unread (refused, too big, too slow) ends the connection after the answer
+          const headers: Record<string, string | number> = req.complete ? {} : { connection: 'close' };
+          if (e instanceof Overloaded) headers['retry-after'] = 1;
+          send(res, status, { error: message }, headers);
+          // a client too slow to send its body within the timeout is not waited for any longer
+          if (status === 408) res.once('finish', () => req.socket.destroy());
+        }
         requests.inc({ route: routeName, code: String(status) });
         errors.inc({ route: routeName, code: String(status) });
       })
@@ -334,12 +430,42 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       });
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})`);
+  const listen = (srv: http.Server, port: number) =>
+    new Promise<number>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, opts.host, () => resolve((srv.address() as AddressInfo).port));
+    });
+
+  // the scrape port: /metrics and nothing else, without the API key (what Prometheus' pod annotations point to)
+  let metricsServer: http.Server | undefined;
+  let metricsPort: number | undefined;
+  try {
+    if (opts.metricsPort !== undefined) {
+      metricsServer = http.createServer(serverOptions, (req, res) => {
+        let p = '';
+        try {
+          p = requestUrl(req.url).pathname;
+        } catch {
+          /* not a path: 404 below */
+        }
+        if (p === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) void metricsText(res);
+        else send(res, 404, { error: 'this port serves GET /metrics only' });
+      });
+      metricsPort = await listen(metricsServer, opts.metricsPort);
+    }
+  } catch (e) {
+    await Promise.all([engine.release(), decoders.stop()]);
+    throw new ModelshipError('io', `cannot listen for metrics on ${opts.host}:${opts.metricsPort}: ${(e as Error).message}`, { field: 'metrics-port' });
+  }
+  let port: number;
+  try {
+    port = await listen(server, opts.port);
+  } catch (e) {
+    metricsServer?.close();
+    await Promise.all([engine.release(), decoders.stop()]);
+    throw new ModelshipError('io', `cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`, { field: 'port' });
+  }
+  opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`);
 
   return {
     url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
@@ -347,6 +473,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     provider,
     metrics: registry,
     batcher,
+    metricsPort,
+    maxInflightBytes: inflightLimit,
     async drain() {
       ready = false;
       opts.log(`draining: readiness is false${opts.drainDelayMs ? `; serving ${opts.drainDelayMs} ms more while load balancers take this replica out` : ''}`);
@@ -365,7 +493,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         }, opts.drainTimeoutMs);
       });
       clearTimeout(timer);
-      await session.release();
+      if (metricsServer) {
+        metricsServer.closeAllConnections();
+        await new Promise<void>((r) => metricsServer!.close(() => r()));
+      }
+      crashed = undefined;
+      await Promise.all([engine.release(), decoders.stop()]);
       opts.log('drained; bye');
     },
   };
