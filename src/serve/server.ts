@@ -4,7 +4,8 @@ import { AddressInfo } from 'net';
 import type * as Ort from 'onnxruntime-node';
 import * as prom from 'prom-client';
 import { DynamicBatcher, BatchOutput } from './batcher';
-import { ProtocolError, parseInferRequest, encodeInferResponse, HEADER_LENGTH, ResponseTensor } from './kserve';
+import { ProtocolError, parseInferRequest, encodeInferResponse, responseTensors, HEADER_LENGTH } from './kserve';
+import { topClasses } from './classification';
 import { decryptModel, isEncrypted } from './crypto';
 import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
 import { onnxInfo } from '../util/onnxinfo';
@@ -89,6 +90,9 @@ export interface RunningServer {
   /** the bound on request bytes held at once */
   maxInflightBytes: number;
 }
+
+/** how long a client that is still sending a refused body may go on (its bytes discarded) before it is cut */
+const LINGER_MS = 2000;
 
 /** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
 export const OFFLOAD_JSON_BYTES = 64 * 1024;
@@ -327,9 +331,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     } else {
       results = await engine.run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
     }
-    const wanted: { name: string; binary?: boolean }[] = parsed.outputs.length ? parsed.outputs : outNames.map((n) => ({ name: n }));
-    const tensors: ResponseTensor[] = wanted.map((o) => ({ name: o.name, shape: results[o.name].shape, data: results[o.name].data, binary: o.binary ?? parsed.binaryOutputs }));
-    const enc = encodeInferResponse(name, version, parsed.id, tensors);
+    // the requested outputs in the model's order when none are named; `classification: N` as Triton answers it
+    const ordered = Object.fromEntries(outNames.map((n) => [n, results[n]]));
+    const enc = encodeInferResponse(name, version, parsed.id, responseTensors(ordered, parsed.outputs, parsed.binaryOutputs, opts.labels));
     send(res, 200, enc.body, enc.headerLength !== undefined ? { [HEADER_LENGTH]: enc.headerLength } : {});
     return 200;
   }
@@ -345,14 +349,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.image(body, H, W, opts.preprocess) : imageToTensor(body, H, W, opts.preprocess);
     const out = await batcher.submit(x, 1);
     const first = out[sig.outputs[0].name].data;
-    const idx = Array.from(first.keys()).sort((a, b) => first[b] - first[a]).slice(0, k);
+    const idx = topClasses(first, 0, first.length, Math.min(k, first.length));
     send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
     return 200;
   }
 
   const metricsText = async (res: http.ServerResponse): Promise<number> => {
-    const text = await registry.metrics();
-    res.writeHead(200, { 'content-type': registry.contentType });
+    // prom-client writes a statistic of no samples yet (the event-loop lag's mean at start) as "Nan", which is not
+    // the exposition format's NaN; a mean of nothing is no sample at all
+    const text = Buffer.from((await registry.metrics()).replace(/^[^#\n][^\n]* NaN$\n?/gim, ''));
+    res.writeHead(200, { 'content-type': registry.contentType, 'content-length': text.length });
     res.end(text);
     return 200;
   };
@@ -416,8 +422,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
           const headers: Record<string, string | number> = req.complete ? {} : { connection: 'close' };
           if (e instanceof Overloaded) headers['retry-after'] = 1;
           send(res, status, { error: message }, headers);
-          // a client too slow to send its body within the timeout is not waited for any longer
+          // a client too slow to send its body within the timeout is not waited for any longer; one still sending a
+          // refused body gets a moment to read the answer (its bytes are discarded meanwhile), then is cut
           if (status === 408) res.once('finish', () => req.socket.destroy());
+          else if (!req.complete) res.once('finish', () => setTimeout(() => req.socket.destroy(), LINGER_MS).unref());
         }
         requests.inc({ route: routeName, code: String(status) });
         errors.inc({ route: routeName, code: String(status) });

@@ -1,0 +1,291 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import * as net from 'net';
+import { spawn, ChildProcess, execFileSync } from 'child_process';
+import { convertCaffe } from '../src/convert/converter';
+import { startServer, DEFAULT_SERVE, RunningServer } from '../src/serve/server';
+import { serveOptions } from '../src/serve/main';
+import { memoryLimit, defaultInflightBytes, parseBytes, ByteBudget } from '../src/serve/memory';
+import { FailedAuthLimiter } from '../src/serve/auth';
+import { encodeInferRequest, HEADER_LENGTH } from '../src/serve/kserve';
+import { FIXTURES, tmpDir } from './helpers/caffe';
+
+// The server under hostile and heavy traffic. Every hostile client is a bounded loop on 127.0.0.1 that stops by
+// itself. The memory test runs `modelship serve` in a process of its own (from source, test/helpers/serve-main.ts)
+// so that its peak RSS (VmHWM) is its own.
+
+const MiB = 2 ** 20;
+let model = '';
+const work = tmpDir('modelship-hostile-');
+
+beforeAll(() => {
+  const d = path.join(FIXTURES, 'lenet');
+  const onnx = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx;
+  model = path.join(work, 'lenet.onnx');
+  fs.writeFileSync(model, onnx);
+});
+
+/** A raw connection: write `data`, collect what comes back until the server closes or `ms` pass (then destroy). */
+function raw(port: number, data: string | Buffer, ms = 3000): Promise<{ reply: string; closedByServer: boolean; afterMs: number }> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const sock = net.connect(port, '127.0.0.1');
+    let got = '';
+    let mine = false;
+    const timer = setTimeout(() => {
+      mine = true;
+      sock.destroy();
+    }, ms);
+    sock.on('data', (c) => (got += c.toString('latin1')));
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve({ reply: got, closedByServer: !mine, afterMs: Date.now() - t0 });
+    });
+    sock.write(data);
+  });
+}
+const statusOf = (reply: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1]);
+const headerOf = (reply: string, name: string) => new RegExp(`^${name}: *(.*?)\\r$`, 'im').exec(reply)?.[1];
+
+describe('limits, read like the CPU quota', () => {
+  test('the memory limit from cgroup v2, v1, or the machine; the in-flight default is a quarter of it, never below one body', () => {
+    const files = (m: Record<string, string>) => (f: string) => m[f];
+    expect(memoryLimit(files({ '/sys/fs/cgroup/memory.max': '1073741824\n' }), 64 * 2 ** 30)).toEqual({ bytes: 2 ** 30, source: 'cgroup v2 memory.max' });
+    expect(memoryLimit(files({ '/sys/fs/cgroup/memory.max': 'max\n' }), 8 * 2 ** 30).bytes).toBe(8 * 2 ** 30);
+    expect(memoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '536870912' }), 8 * 2 ** 30)).toEqual({ bytes: 2 ** 29, source: 'cgroup v1 memory.limit_in_bytes' });
+    // cgroup v1's "no limit" is a page-rounded LONG_MAX
+    expect(memoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '9223372036854771712' }), 8 * 2 ** 30).source).toMatch(/no container limit/);
+    expect(defaultInflightBytes({ bytes: 2 ** 30, source: '' }, 64 * MiB)).toBe(256 * MiB);
+    expect(defaultInflightBytes({ bytes: 128 * MiB, source: '' }, 64 * MiB)).toBe(64 * MiB);
+    expect(parseBytes('256Mi')).toBe(256 * MiB);
+    expect(parseBytes('1Gi')).toBe(2 ** 30);
+    expect(parseBytes('1000')).toBe(1000);
+    expect(parseBytes('lots')).toBeUndefined();
+    const b = new ByteBudget(100);
+    expect([b.take(60), b.take(50), b.take(40)]).toEqual([true, false, true]);
+    b.give(60);
+    expect(b.inUse).toBe(40);
+  });
+
+  test('serve flags: sizes and seconds, a metrics port by default (off turns it off), bad values named', () => {
+    const o = serveOptions(['--model', 'm.onnx', '--max-inflight-bytes', '128Mi', '--header-timeout', '5', '--body-timeout', '30', '--auth-failure-limit', '3'], {}, () => undefined);
+    expect(o).toMatchObject({ maxInflightBytes: 128 * MiB, headerTimeoutMs: 5000, bodyTimeoutMs: 30_000, authFailureLimit: 3, metricsPort: 8002 });
+    expect(serveOptions([], { MODELSHIP_MODEL: 'm', MODELSHIP_METRICS_PORT: 'off' }, () => undefined).metricsPort).toBeUndefined();
+    expect(serveOptions([], { MODELSHIP_MODEL: 'm', MODELSHIP_METRICS_PORT: '9102' }, () => undefined).metricsPort).toBe(9102);
+    expect(() => serveOptions(['--model', 'm', '--max-inflight-bytes', 'lots'], {}, () => undefined)).toThrow(/--max-inflight-bytes \/ MODELSHIP_MAX_INFLIGHT_BYTES must be a size/);
+    expect(() => serveOptions(['--model', 'm', '--body-timeout', '0'], {}, () => undefined)).toThrow(/--body-timeout/);
+  });
+
+  test('failed API keys per address: refused after the limit until the window ends; addresses are independent', () => {
+    let now = 0;
+    const l = new FailedAuthLimiter(3, 60_000, 100, () => now);
+    for (let i = 0; i < 3; i++) {
+      expect(l.blockedFor('a')).toBe(0);
+      l.fail('a');
+    }
+    expect(l.blockedFor('a')).toBe(60);
+    expect(l.blockedFor('b')).toBe(0);
+    now = 59_500;
+    expect(l.blockedFor('a')).toBe(1);
+    now = 60_000;
+    expect(l.blockedFor('a')).toBe(0);
+  });
+});
+
+describe('a server under hostile clients (in-process)', () => {
+  let srv: RunningServer;
+  const log: string[] = [];
+  beforeAll(async () => {
+    srv = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, metricsPort: 0, modelPath: model, modelName: 'lenet', apiKey: 'k3y', authFailureLimit: 5, headerTimeoutMs: 1000, bodyTimeoutMs: 1500, maxInflightBytes: 4 * MiB, maxBodyBytes: 2 * MiB, log: (l) => log.push(l) });
+  });
+  afterAll(() => srv.drain());
+  const metric = async (line: RegExp) => {
+    const r = await raw(srv.metricsPort!, 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    return Number(r.reply.split('\n').find((l) => line.test(l))?.split(' ').pop() ?? 0);
+  };
+
+  test('a client that never finishes its headers is answered 408 and cut at the header timeout', async () => {
+    const r = await raw(srv.port, 'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Le', 6000);
+    expect(r.closedByServer).toBe(true);
+    expect(statusOf(r.reply)).toBe(408);
+    expect(r.afterMs).toBeLessThan(4000);
+  });
+
+  test('a client that stalls mid-body is answered 408 at the body timeout and cut; counted as 408, without a stack trace', async () => {
+    const before = await metric(/^modelship_requests_total\{route="infer",code="408"\}/);
+    const r = await raw(srv.port, 'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Length: 5000\r\n\r\n{"inputs":', 8000);
+    expect(r.closedByServer).toBe(true);
+    expect(statusOf(r.reply)).toBe(408);
+    expect(r.reply).toMatch(/did not arrive within 1500 ms/);
+    expect(r.afterMs).toBeLessThan(5000);
+    expect(await metric(/^modelship_requests_total\{route="infer",code="408"\}/)).toBe(before + 1);
+    expect(log.join('\n')).not.toMatch(/\n\s+at /);
+  });
+
+  test('bodies beyond the in-flight bound are refused at once with 503 + Retry-After, before they are read; the budget is given back', async () => {
+    // three stalled 1.9 MiB uploads: two fit the 4 MiB bound, the third is refused before a byte of its body
+    const head = (n: number) => `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Length: ${n}\r\n\r\n`;
+    const n = Math.floor(1.9 * MiB);
+    const stalled = [raw(srv.port, head(n) + 'x'.repeat(1000), 4000), raw(srv.port, head(n) + 'x'.repeat(1000), 4000)];
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await metric(/^modelship_inflight_request_bytes /)).toBe(2 * n);
+    const refused = await raw(srv.port, head(n), 3000);
+    expect(statusOf(refused.reply)).toBe(503);
+    expect(headerOf(refused.reply, 'retry-after')).toBe('1');
+    expect(headerOf(refused.reply, 'connection')).toBe('close');
+    expect(refused.reply).toMatch(/bound 4194304/);
+    // the stalled two meet the body timeout; their bytes are given back, and a request fits again
+    for (const s of await Promise.all(stalled)) expect(statusOf(s.reply)).toBe(408);
+    expect(await metric(/^modelship_inflight_request_bytes /)).toBe(0);
+    const x = new Float32Array(784).fill(0.5);
+    const req = encodeInferRequest([{ name: 'data', shape: [1, 1, 28, 28], data: x }], { binaryOutputs: true });
+    const ok = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\n${HEADER_LENGTH}: ${req.headerLength}\r\nContent-Length: ${req.body.length}\r\n\r\n`), req.body]));
+    expect(statusOf(ok.reply)).toBe(200);
+  });
+
+  test('wrong API keys: 401 up to the limit, then 429 with Retry-After for that address, even with the right key', async () => {
+    const get = (key: string) => raw(srv.port, `GET /v2/models/lenet HTTP/1.1\r\nHost: x\r\nAuthorization: bearer ${key}\r\nConnection: close\r\n\r\n`);
+    expect(statusOf((await get('k3y')).reply)).toBe(200);
+    for (let i = 0; i < 5; i++) expect(statusOf((await get(`guess${i}`)).reply)).toBe(401);
+    const r = await get('guess5');
+    expect(statusOf(r.reply)).toBe(429);
+    expect(Number(headerOf(r.reply, 'retry-after'))).toBeGreaterThan(50);
+    expect(statusOf((await get('k3y')).reply)).toBe(429);
+    // health stays open: probes carry no key
+    expect(statusOf((await raw(srv.port, 'GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).reply)).toBe(200);
+  });
+
+  test('the metrics port serves /metrics without the key and nothing else; promtool finds nothing to warn about', async () => {
+    const m = await raw(srv.metricsPort!, 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(statusOf(m.reply)).toBe(200);
+    expect(m.reply).toMatch(/^# TYPE modelship_requests_total counter$/m);
+    for (const target of ['POST /v2/models/lenet/infer', 'GET /v2/models/lenet', 'GET /v2/health/ready', 'GET /metrics/../v2']) {
+      expect(statusOf((await raw(srv.metricsPort!, `${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)).reply)).toBe(404);
+    }
+    // the main port keeps /metrics behind the key
+    expect(statusOf((await raw(srv.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).reply)).not.toBe(200);
+    const text = m.reply.slice(m.reply.indexOf('\r\n\r\n') + 4);
+    // promtool (Prometheus' own linter, from the lab's Debian package) reads the exposition: no warnings at all
+    const out = execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(out.trim()).toBe('');
+    expect(text).not.toMatch(/process_process_/);
+    expect(text).not.toMatch(/^# TYPE \S+_total gauge$/m);
+    expect(text).not.toMatch(/\bNaN\b/i);
+  });
+});
+
+describe('the event loop stays free', () => {
+  test('health answers promptly while a 60 MiB JSON body is decoded and its batch runs (both off the main thread)', async () => {
+    const srv = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', log: () => undefined });
+    try {
+      // ~60 MiB of JSON numbers: LeNet items of 784 values, "0.123456," each
+      const items = Math.floor((60 * MiB) / (784 * 9));
+      const values = new Array<string>(items * 784);
+      for (let i = 0; i < values.length; i++) values[i] = (((i * 7919) % 1000) / 1000 + 0.0001).toFixed(6);
+      const body = Buffer.from(`{"inputs":[{"name":"data","shape":[${items},1,28,28],"datatype":"FP32","data":[${values.join(',')}]}]}`);
+      expect(body.length).toBeGreaterThan(55 * MiB);
+      const big = raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`), body]), 120_000);
+      let done = false;
+      void big.then(() => (done = true));
+      const lat: number[] = [];
+      while (!done) {
+        const t = Date.now();
+        const r = await raw(srv.port, 'GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        expect(statusOf(r.reply)).toBe(200);
+        lat.push(Date.now() - t);
+        await new Promise((r2) => setTimeout(r2, 20));
+      }
+      const answer = await big;
+      expect(statusOf(answer.reply)).toBe(200);
+      lat.sort((a, b) => a - b);
+      // with the decoding and the run on the main thread, health waited seconds (3.6-5.7 s in the issue); the bound
+      // here is loose (a loaded CI machine), the figure that matters is in bench/serve.ts
+      expect(lat.length).toBeGreaterThan(10);
+      expect(lat[lat.length - 1]).toBeLessThan(750);
+    } finally {
+      await srv.drain();
+    }
+  });
+});
+
+describe('modelship serve as a process', () => {
+  let child: ChildProcess | undefined;
+  afterEach(() => child?.kill('SIGKILL'));
+
+  const start = async (args: string[]) => {
+    const stderr: string[] = [];
+    const c = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(__dirname, 'helpers', 'serve-main.ts'), '--model', model, '--model-name', 'lenet', '--host', '127.0.0.1', '--port', '0', '--metrics-port', 'off', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = c;
+    c.stderr!.on('data', (d) => stderr.push(d.toString()));
+    const port = await new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no listening line: ${stderr.join('')}`)), 60_000);
+      c.stderr!.on('data', () => {
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr.join(''));
+        if (m) {
+          clearTimeout(t);
+          resolve(Number(m[1]));
+        }
+      });
+    });
+    const exited = new Promise<{ code: number | null; at: number }>((r) => c.on('exit', (code) => r({ code, at: Date.now() })));
+    return { c, port, stderr, exited };
+  };
+  const rss = (pid: number, field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+  test('16 clients each uploading just under 64 MiB and never finishing: peak RSS stays under the in-flight bound plus the model', async () => {
+    const bound = 128 * MiB;
+    const { c, port, stderr } = await start(['--max-inflight-bytes', String(bound), '--body-timeout', '4']);
+    // warm up (the first run allocates the session's arenas), then take the footprint of the loaded model
+    const x = new Float32Array(784 * 8).fill(0.5);
+    const warm = encodeInferRequest([{ name: 'data', shape: [8, 1, 28, 28], data: x }], { binaryOutputs: true });
+    for (let i = 0; i < 3; i++) {
+      const r = await raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${warm.body.length}\r\n\r\n`), warm.body]));
+      expect(statusOf(r.reply)).toBe(200);
+    }
+    const base = rss(c.pid!, 'VmHWM');
+    const size = 64 * MiB - 1;
+    const chunk = Buffer.alloc(MiB, 0x31);
+    const attack = async () => {
+      const sock = net.connect(port, '127.0.0.1');
+      let reply = '';
+      sock.on('data', (d) => (reply += d.toString('latin1')));
+      sock.on('error', () => undefined);
+      const closed = new Promise<void>((r) => sock.on('close', () => r()));
+      sock.write(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+      // send all but the last MiB as fast as the server takes it, then stall
+      for (let sent = 0; sent < size - MiB && !sock.destroyed; sent += chunk.length) {
+        if (!sock.write(chunk)) await new Promise<void>((r) => (sock.once('drain', () => r()), sock.once('close', () => r())));
+      }
+      const stop = setTimeout(() => sock.destroy(), 15_000);
+      await closed;
+      clearTimeout(stop);
+      return statusOf(reply);
+    };
+    const answers = await Promise.all(Array.from({ length: 16 }, attack));
+    const peak = rss(c.pid!, 'VmHWM');
+    // two fit the bound and meet the body timeout (408); the other fourteen are refused at once (503)
+    expect(answers.filter((s) => s === 503).length).toBeGreaterThanOrEqual(14);
+    expect(answers.every((s) => s === 503 || s === 408)).toBe(true);
+    process.stdout.write(`upload attack: RSS ${(base / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB (bound ${bound / MiB} MiB)\n`);
+    expect(peak - base).toBeLessThan(bound + 48 * MiB);
+    // and it still serves
+    const r = await raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${warm.body.length}\r\n\r\n`), warm.body]));
+    expect(statusOf(r.reply)).toBe(200);
+    expect(stderr.join('')).toMatch(/request bytes in flight bounded at 134217728 \(configured\)/);
+  });
+
+  test('SIGTERM with a silent, a header-stalled and a body-stalled client: exit 0 within the drain timeout', async () => {
+    const { c, port, exited, stderr } = await start(['--drain-delay', '1', '--drain-timeout', '2']);
+    const clients = [raw(port, '', 20_000), raw(port, 'GET /v2/health/ready HTTP/1.1\r\nHo', 20_000), raw(port, 'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"in', 20_000)];
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    c.kill('SIGTERM');
+    const { code, at } = await exited;
+    expect(code).toBe(0);
+    // drain delay 1 s + drain timeout 2 s, and the process' own exit
+    expect(at - t0).toBeLessThan(5000);
+    for (const cl of await Promise.all(clients)) expect(cl.closedByServer).toBe(true);
+    expect(stderr.join('')).toMatch(/drained; bye/);
+  });
+});
