@@ -1,3 +1,6 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { isMainThread, parentPort, workerData, MessagePort } from 'worker_threads';
 import type * as Ort from 'onnxruntime-node';
 import { loadOrt } from '../util/ort';
@@ -147,9 +150,31 @@ function decodeWorker(port: MessagePort): void {
   });
 }
 
+/** How much lower than the HTTP thread the workers run (nice levels; each level is ~1.25x less CPU when contended). */
+export const WORKER_NICENESS = 5;
+
+/**
+ * Lower this thread's scheduling priority (Linux: nice is per thread, and the threads it starts — ONNX Runtime's
+ * intra-op pool — inherit it). When the CPUs are all busy, the HTTP thread then still gets its turn: health checks
+ * and small requests are answered while a batch runs. Returns the thread's nice value, or undefined where it cannot.
+ */
+export function lowerThreadPriority(by = WORKER_NICENESS): number | undefined {
+  try {
+    // /proc/thread-self is this thread's task directory, named by its thread id
+    const tid = Number(path.basename(fs.readlinkSync('/proc/thread-self')));
+    if (!Number.isInteger(tid) || tid <= 0) return undefined;
+    os.setPriority(tid, Math.min(19, os.getPriority(tid) + by));
+    return os.getPriority(tid);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The worker's main: `index.ts` calls it in a bundle; run from source, this file is the worker's script. */
 export function workerMain(init: WorkerInit = workerData as WorkerInit): void {
   const port = parentPort!;
+  // before the session exists: its thread pool inherits the priority
+  lowerThreadPriority();
   if (init.modelshipWorker === 'infer') void inferWorker(port, init);
   else decodeWorker(port);
 }
