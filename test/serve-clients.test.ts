@@ -36,7 +36,7 @@ function raw(data: string | Buffer, opts: { endAfterWrite?: boolean; destroyAfte
     sock.on('error', done);
     sock.write(data);
     if (opts.destroyAfterMs !== undefined) setTimeout(() => sock.destroy(), opts.destroyAfterMs);
-    setTimeout(() => sock.destroy(), opts.ms ?? 2000);
+    setTimeout(() => sock.destroy(), opts.ms ?? 2000).unref();
   });
 }
 
