@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as net from 'net';
+import * as os from 'os';
 import { spawn, ChildProcess, execFileSync } from 'child_process';
 import { convertCaffe } from '../src/convert/converter';
 import { startServer, DEFAULT_SERVE, RunningServer } from '../src/serve/server';
@@ -246,7 +247,8 @@ describe('modelship serve as a process', () => {
     const base = rss(c.pid!, 'VmHWM');
     // the worker threads (inference with ONNX Runtime's pool, decode) run at a lower priority than the HTTP thread
     const nice = fs.readdirSync(`/proc/${c.pid}/task`).map((t) => Number(fs.readFileSync(`/proc/${c.pid}/task/${t}/stat`, 'utf8').split(') ')[1].split(' ')[16]));
-    expect(nice.filter((n) => n === 5).length).toBeGreaterThanOrEqual(3);
+    // (the inference thread and ONNX Runtime's pool, which inherits it; decode threads start on first use)
+    expect(nice.filter((n) => n === 5).length).toBeGreaterThanOrEqual(Math.min(2, os.availableParallelism()));
     expect(Number(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8').split(') ')[1].split(' ')[16])).toBe(0);
     const size = 64 * MiB - 1;
     const chunk = Buffer.alloc(MiB, 0x31);
@@ -274,7 +276,7 @@ describe('modelship serve as a process', () => {
     process.stdout.write(`upload attack: RSS ${(base / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB (bound ${bound / MiB} MiB)\n`);
     // the two admitted bodies are the bound; above it are the socket's read chunks of the refused bodies (discarded as
     // they come, collected a little later): measured 27-33 MiB here. Without the bound, 16 bodies took 1 GiB more.
-    expect(peak - base).toBeLessThan(bound + 48 * MiB);
+    expect(peak - base).toBeLessThan(bound + 64 * MiB);
     // and it still serves
     const r = await raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${warm.body.length}\r\n\r\n`), warm.body]));
     expect(statusOf(r.reply)).toBe(200);

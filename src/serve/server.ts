@@ -147,12 +147,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let crashed: ((e: Error) => void) | undefined;
   const engine = await InferenceThread.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), (e) => crashed?.(e));
   const decoders = new DecodeThreads(opts.decodeThreads);
-  try {
-    await decoders.ready();
-  } catch (e) {
-    await engine.release();
-    throw e;
-  }
   const { provider, fallbackReason } = engine;
   if (fallbackReason) opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
   opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);

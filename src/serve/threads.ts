@@ -71,6 +71,11 @@ export class WorkerThread {
     return this.pending.size;
   }
 
+  /** false once the thread has failed or exited */
+  get alive(): boolean {
+    return !this.dead;
+  }
+
   async stop(): Promise<void> {
     this.dead ??= new Error('the worker thread was stopped');
     this.worker.removeAllListeners('exit');
@@ -109,33 +114,42 @@ export class InferenceThread {
   }
 }
 
-/** Threads that decode what is too big to decode between requests: large JSON bodies and images. */
+/**
+ * Threads that decode what is too big to decode between requests: large JSON bodies and images. Started on first
+ * use: a server that only ever sees binary tensors never pays for them (each thread loads the bundle; at a pod's
+ * 50m CPU that is seconds of start-up).
+ */
 export class DecodeThreads {
-  private readonly threads: WorkerThread[];
+  private threads: WorkerThread[] | undefined;
 
-  constructor(count: number) {
-    this.threads = Array.from({ length: Math.max(1, count) }, () => new WorkerThread({ modelshipWorker: 'decode' }));
-  }
-
-  async ready(): Promise<void> {
-    await Promise.all(this.threads.map((t) => t.ready));
-  }
+  constructor(private readonly count: number) {}
 
   /** the least busy thread */
   private pick(): WorkerThread {
+    // (a thread that failed — out of memory on a hostile body, say — is replaced, not reused)
+    this.threads = Array.from({ length: Math.max(1, this.count) }, (_, i) => (this.threads?.[i]?.alive ? this.threads[i] : new WorkerThread({ modelshipWorker: 'decode' })));
     return this.threads.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
   }
 
   /** parseInferRequest in a worker; `body`'s buffer is moved there (and comes back holding the tensors). */
-  json(body: Buffer, headerLength: number | undefined): Promise<InferRequest> {
-    return this.pick().call('json', { body, headerLength } satisfies Payload<'json'>, [body]);
+  async json(body: Buffer, headerLength: number | undefined): Promise<InferRequest> {
+    const t = this.pick();
+    await t.ready;
+    return t.call('json', { body, headerLength } satisfies Payload<'json'>, [body]);
   }
 
-  image(body: Buffer, height: number, width: number, preprocess: Preprocess): Promise<Float32Array> {
-    return this.pick().call('image', { body, height, width, preprocess } satisfies Payload<'image'>, [body]);
+  async image(body: Buffer, height: number, width: number, preprocess: Preprocess): Promise<Float32Array> {
+    const t = this.pick();
+    await t.ready;
+    return t.call('image', { body, height, width, preprocess } satisfies Payload<'image'>, [body]);
+  }
+
+  /** started threads */
+  get started(): number {
+    return this.threads?.length ?? 0;
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.threads.map((t) => t.stop()));
+    await Promise.all((this.threads ?? []).map((t) => t.stop()));
   }
 }
