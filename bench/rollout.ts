@@ -1,19 +1,28 @@
 // Benchmark: time from the first apply to the rollout decision on the lab's real cluster, for a good canary and for
-// bad ones, next to the configured bake time and timeout.
-//   npx tsx bench/rollout.ts [bake-seconds]      (needs lab/up.sh: docker + k8s; runs the bundle dist/index.js)
+// bad ones, next to the configured bake time and timeout; and the requests lost while a rollout promotes under load.
+//   npx tsx bench/rollout.ts [bake-seconds] [promotions]   (needs lab/up.sh: docker + k8s; runs the bundle dist/index.js)
 // Goals: a good canary decides within bake time + 10 s; a bad canary is detected within one probe period of its
-// failure. The "killed during the bake" case stops the canary's server (kill 1 in the pod) at a known moment and
-// measures the time from that moment to the decision.
+// failure; no request is lost while a good canary is promoted. The "killed during the bake" case stops the canary's
+// server (kill 1 in the pod) at a known moment and measures the time from that moment to the decision. The load is
+// the golden batch-1 request from 4 concurrent loops through the main Service (the API server's service proxy, which
+// picks a ready endpoint per request), from before the rollout starts until the replaced stable pods and the canary's
+// have exited, plus 3 s; `promotions` good canaries (alternating digests, default 2) are promoted under it.
 import * as fs from 'fs';
+import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
 import { execFileSync, spawn } from 'child_process';
+import * as yaml from 'js-yaml';
+import { readNpy } from '../src/util/npy';
+import { compareOutput, DEFAULT_TOLERANCE } from '../src/convert/parity';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
 
 const REPO = path.resolve(__dirname, '..');
 const LENET = path.join(REPO, 'test/fixtures/caffe/lenet');
 const KUBECTL = process.env.LAB_KUBECTL ?? '/var/lib/modelship-lab/bin/kubectl';
 const registry = process.env.LAB_REGISTRY ?? '127.0.0.1:5000';
 const bakeS = Number(process.argv[2] ?? 10);
+const promotions = Number(process.argv[3] ?? 2);
 const timeoutS = 120;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-rollout-'));
 const ns = `bench-rollout-${Date.now() % 100000}`;
@@ -32,27 +41,107 @@ function rollout(image: string, extra: string[] = []): Promise<{ outputs: Record
   return Object.assign(p, { child, log: () => log });
 }
 
+/** POST through the API server with the kubeconfig's client certificate (the lab's admin kubeconfig). */
+function apiPost(p: string, body: Buffer, headers: Record<string, string | number>): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  const kc = yaml.load(fs.readFileSync(process.env.KUBECONFIG ?? '/var/lib/modelship-lab/pki/admin.kubeconfig', 'utf8')) as any;
+  const cluster = kc.clusters[0].cluster;
+  const user = kc.users[0].user;
+  const b64 = (x: string) => Buffer.from(x, 'base64');
+  return new Promise((resolve, reject) => {
+    const req = https.request(cluster.server + p, { method: 'POST', headers, ca: b64(cluster['certificate-authority-data']), cert: b64(user['client-certificate-data']), key: b64(user['client-key-data']), timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.end(body);
+  });
+}
+
+/** 4 loops sending the golden request through the main Service; every answer must be 200 and match the reference. */
+function serviceLoad(loops = 4) {
+  const x = readNpy(path.join(LENET, 'input_b1.npy'));
+  const ref = readNpy(path.join(LENET, 'output_b1__prob.npy'));
+  const req = encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true });
+  const stats = { sent: 0, ok: 0, failed: [] as string[] };
+  const t0 = Date.now();
+  let stop = false;
+  const loop = async () => {
+    while (!stop) {
+      const at = ((Date.now() - t0) / 1000).toFixed(1);
+      stats.sent++;
+      try {
+        const r = await apiPost(`/api/v1/namespaces/${ns}/services/lenet:http/proxy/v2/models/lenet/infer`, req.body, { [HEADER_LENGTH]: req.headerLength });
+        if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body.toString().slice(0, 200)}`);
+        if (!compareOutput('prob', 1, decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH])).outputs[0], ref, DEFAULT_TOLERANCE).pass) throw new Error('wrong output');
+        stats.ok++;
+      } catch (e) {
+        stats.failed.push(`${at} s: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const all = Promise.all(Array.from({ length: loops }, loop));
+  return async () => {
+    stop = true;
+    await all;
+    return { ...stats, seconds: (Date.now() - t0) / 1000 };
+  };
+}
+
+/** Wait until every pod of the app is a stable pod of `image` that is not terminating, or has exited (`gone`: is deleted). */
+async function settled(image: string, gone = false): Promise<void> {
+  for (const t0 = Date.now(); Date.now() - t0 < 180_000; await new Promise((r) => setTimeout(r, 500))) {
+    const pods = JSON.parse(kubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=lenet', '-o', 'json'])).items as any[];
+    // (once its container has stopped, a terminating pod on the 1.20 kubelet may show it as waiting again)
+    const exited = (p: any) => !gone && (['Succeeded', 'Failed'].includes(p.status.phase) || (!!p.metadata.deletionTimestamp && !(p.status.containerStatuses ?? []).some((c: any) => c.state?.running)));
+    if (pods.every((p) => (p.metadata.labels.track === 'stable' && p.spec.containers[0].image === image && !p.metadata.deletionTimestamp) || exited(p))) return;
+  }
+  throw new Error(`the replaced pods were not ${gone ? 'deleted' : 'stopped'} within 180 s`);
+}
+
 async function main(): Promise<void> {
   fs.writeFileSync(path.join(work, 'realnode.yaml'), 'kind: Deployment\nspec:\n  template:\n    spec:\n      nodeSelector: {realnode: "true"}\n      tolerations: [{key: realnode, operator: Exists, effect: NoSchedule}]\n      dnsPolicy: Default\n');
   fs.writeFileSync(path.join(work, 'crash.yaml'), fs.readFileSync(path.join(work, 'realnode.yaml'), 'utf8') + '      containers:\n      - name: model-server\n        env:\n        - {name: MODELSHIP_MODEL, value: /models/missing.onnx}\n');
   const onnx = path.join(work, 'lenet.onnx');
   cli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx]);
   const repo = `${registry}/modelship-bench/rollout`;
-  const img = (rev: string) => cli(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--base-image', process.env.LAB_BASE_IMAGE ?? 'local/debian:bookworm', '--revision', rev.repeat(40), '--ref', 'refs/heads/bench', '--compose-file', path.join(work, 'c.yml')]).image;
+  // the Node.js running this script goes into the image (as bench/image.ts and scripts/demo.sh do): no download
+  const img = (rev: string) => cli(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--base-image', process.env.LAB_BASE_IMAGE ?? 'local/debian:bookworm', '--revision', rev.repeat(40), '--ref', 'refs/heads/bench', '--compose-file', path.join(work, 'c.yml'), '--node-binary', process.execPath]).image;
   const a = img('a');
   const b = img('b');
   const rows: [string, string, string][] = [];
   const first = await rollout(a);
   rows.push(['first deploy (canary verified, then stable created)', first.outputs.decision, first.outputs['decision-seconds']]);
-  const good = await rollout(b);
-  rows.push(['good canary', good.outputs.decision, good.outputs['decision-seconds']]);
+  if (first.outputs.decision !== 'promoted') throw new Error(`the first deploy was not promoted (${first.outputs.reason ?? first.log.slice(-500)}); is realnode's CPU taken by other namespaces?`);
+  await settled(a, true);
+  // good canaries promoted while the Service is under load: the first is the timed "good canary"
+  const lost: { image: string; decision: string; sent: number; ok: number; failed: string[]; seconds: number }[] = [];
+  let good: Awaited<ReturnType<typeof rollout>> | undefined;
+  for (let i = 0; i < Math.max(1, promotions); i++) {
+    const image = i % 2 === 0 ? b : a;
+    const stop = serviceLoad();
+    const r = await rollout(image);
+    await settled(image).catch((e: Error) => console.error(e.message));
+    await new Promise((res) => setTimeout(res, 3000));
+    lost.push({ image, decision: r.outputs.decision, ...(await stop()) });
+    const l = lost[lost.length - 1];
+    console.error(`promotion ${i + 1} under load: ${l.decision}${l.decision === 'promoted' ? '' : ` (${r.outputs.reason?.split('\n')[0]})`}; sent ${l.sent}, ok ${l.ok}, failed ${l.failed.length}`);
+    // the lab's kubelet keeps terminated pods (and their CPU requests) up to ~70 s: let them go before the next canary
+    await settled(image, true).catch((e: Error) => console.error(e.message));
+    good ??= r;
+  }
+  rows.push(['good canary', good!.outputs.decision, good!.outputs['decision-seconds']]);
   const crash = await rollout(a, ['--patch', path.join(work, 'crash.yaml')]);
   rows.push(['bad canary: crash-loops at start', crash.outputs.decision ?? `exit: ${crash.log.slice(-200)}`, crash.outputs['decision-seconds']]);
   // a canary that fails in the middle of its bake: its server is stopped at a known moment
   const killed = rollout(a);
   while (!/\] bake /.test(killed.log())) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, Math.min(3000, (bakeS * 1000) / 3)));
-  const pod = kubectl(['-n', ns, 'get', 'pods', '-l', 'track=canary', '-o', 'jsonpath={.items[0].metadata.name}']);
+  // this canary's running pod (earlier canaries' pods may still be terminating)
+  const canaryPods = JSON.parse(kubectl(['-n', ns, 'get', 'pods', '-l', 'track=canary', '-o', 'json'])).items as any[];
+  const pod = canaryPods.find((p) => !p.metadata.deletionTimestamp && (p.status.containerStatuses ?? []).some((c: any) => c.ready)).metadata.name as string;
   const tKill = Date.now();
   kubectl(['-n', ns, 'exec', pod, '--', 'sh', '-c', 'kill 1']);
   const killedRes = await killed;
@@ -62,7 +151,12 @@ async function main(): Promise<void> {
 
   console.log(`rollout benchmark: lenet, 2 replicas (1 canary), bake-time ${bakeS} s, rollout-timeout ${timeoutS} s, lab cluster (real kubelet)`);
   for (const [what, d, s] of rows) console.log(`  ${what.padEnd(50)} ${d.padEnd(12)} apply→decision ${s} s`);
-  console.log(`  good canary: decision − bake time = ${(Number(good.outputs['decision-seconds']) - bakeS).toFixed(1)} s (goal ≤ 10 s)`);
+  console.log(`  good canary: decision − bake time = ${(Number(good!.outputs['decision-seconds']) - bakeS).toFixed(1)} s (goal ≤ 10 s)`);
+  console.log('  requests through the Service while a good canary is promoted (4 loops, until the replaced pods exited + 3 s; goal: 0 failed):');
+  for (const [i, l] of lost.entries()) {
+    console.log(`    promotion ${i + 1} (${l.decision}): sent ${l.sent}, ok ${l.ok}, failed ${l.failed.length} in ${l.seconds.toFixed(1)} s`);
+    for (const f of l.failed.slice(0, 5)) console.log(`      ${f.slice(0, 240)}`);
+  }
   console.log(`  server stopped during the bake → decision (process exit): ${detectS.toFixed(1)} s (probe period: readiness 2 s, startup 1 s; the bake checks once a second)`);
   console.log(`  reason: ${killedRes.outputs.reason.split('\n')[0]}`);
 }

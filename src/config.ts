@@ -2,6 +2,7 @@ import * as yaml from 'js-yaml';
 import { ModelshipError } from './util/errors';
 import { parseBatches } from './compile/tensorrt';
 import { DEFAULT_QUERIES } from './rollout/prometheus';
+import { DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './rollout/manifests';
 import { DEFAULT_GPU_BASE_IMAGE } from './image/basecheck';
 import { DEFAULT_NODE_VERSION } from './image/node';
 
@@ -381,6 +382,13 @@ export const INPUTS: InputSpec[] = [
     stages: ['rollout'],
   },
   {
+    name: 'drain-delay',
+    description: `rollout, preview: seconds a terminating pod keeps serving (a preStop hook) while Kubernetes takes it out of the Service's endpoints and kube-proxy and other proxies stop sending to it; then the server finishes its in-flight requests (at most ${DRAIN_TIMEOUT_S} s) and exits. On SIGTERM the server answers with Connection: close for ${SERVER_DRAIN_DELAY_S} s more (keep-alive clients reconnect elsewhere). The pods' terminationGracePeriodSeconds is drain-delay + ${SERVER_DRAIN_DELAY_S + DRAIN_TIMEOUT_S + GRACE_MARGIN_S}. Whole seconds, 0 (no hook) to ${MAX_DRAIN_DELAY_S}.`,
+    default: '5',
+    kind: 'number',
+    stages: ['rollout', 'preview'],
+  },
+  {
     name: 'canary-percent',
     description: 'rollout: canary replicas as a percentage of replicas (rounded up, at least 1); 1 to 100.',
     default: '20',
@@ -721,6 +729,8 @@ export interface RolloutConfig {
   strategy: 'canary' | 'basic';
   replicas: number;
   canaryPercent: number;
+  /** drain-delay: seconds a terminating pod keeps serving (its preStop hook) */
+  drainDelayS: number;
   bakeTimeS: number;
   timeoutS: number;
   verifyUrl: string;
@@ -928,6 +938,7 @@ export function readConfig(source: InputSource): Config {
     strategy,
     replicas: int('replicas', 1),
     canaryPercent,
+    drainDelayS: int('drain-delay', 0),
     bakeTimeS: num('bake-time'),
     timeoutS: int('rollout-timeout', 1),
     verifyUrl: raw('verify-url'),
@@ -958,6 +969,7 @@ export function readConfig(source: InputSource): Config {
   if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50) fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63) fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
+    if (rollout.drainDelayS > MAX_DRAIN_DELAY_S) fail('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S} (every pod termination waits that long), got "${raw('drain-delay')}"`);
     if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image)) fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
     if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password)) fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
     if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference) fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');

@@ -1,4 +1,5 @@
-import { deployment, service, canaryReplicas, validateSpec, DeploySpec } from '../src/rollout/manifests';
+import { deployment, service, canaryReplicas, validateSpec, gracePeriodSeconds, DeploySpec } from '../src/rollout/manifests';
+import { applyPatches } from '../src/rollout/patch';
 
 const spec: DeploySpec = {
   app: 'googlenet',
@@ -15,7 +16,11 @@ const spec: DeploySpec = {
   modelKeySecret: { name: 'googlenet-model', key: 'key' },
   progressDeadlineSeconds: 120,
   port: 8000,
+  metricsPort: 8002,
+  drainDelayS: 5,
+  drainTimeoutS: 20,
 };
+const envOf = (c: any) => Object.fromEntries(c.env.filter((e: any) => 'value' in e).map((e: any) => [e.name, e.value]));
 
 describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', () => {
   test('stable Deployment: image by digest, KServe v2 probes, GPU limit, scheduling, secrets by reference', () => {
@@ -51,5 +56,63 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     expect(() => canaryReplicas(4, 101)).toThrow(/canary-percent/);
     expect(() => validateSpec({ ...spec, image: 'repo:latest' })).toThrow(/input "image": deploy the image by digest/);
     expect(() => validateSpec({ ...spec, app: 'GoogLeNet' })).toThrow(/input "app": must be a DNS label/);
+  });
+
+  test('graceful termination: a preStop hook keeps the pod serving for drain-delay, then the server drains at once within its timeout', () => {
+    for (const track of ['stable', 'canary'] as const) {
+      const d = deployment(spec, track, 2) as any;
+      const c = d.spec.template.spec.containers[0];
+      // the image's own Node.js waits: no shell or sleep binary is guaranteed, and 1.20 has no `sleep` lifecycle action
+      expect(c.lifecycle).toEqual({ preStop: { exec: { command: ['/opt/modelship/node/bin/node', '-e', 'setTimeout(() => {}, 5000)'] } } });
+      // the hook already waited: the server's own drain delay only sheds keep-alive clients (2 s), its timeout explicit
+      expect(envOf(c)).toMatchObject({ MODELSHIP_DRAIN_DELAY_S: '2', MODELSHIP_DRAIN_TIMEOUT_S: '20' });
+      // the preStop hook runs inside the grace period: hook + drain timeout + margin, no more, no less
+      const grace = d.spec.template.spec.terminationGracePeriodSeconds;
+      expect(grace).toBe(32);
+      expect(grace).toBeGreaterThan(spec.drainDelayS + 2 + spec.drainTimeoutS);
+      expect(grace - spec.drainDelayS - spec.drainTimeoutS).toBeLessThanOrEqual(10);
+    }
+    const long = deployment({ ...spec, drainDelayS: 45 }, 'stable', 2) as any;
+    expect(long.spec.template.spec.terminationGracePeriodSeconds).toBe(45 + 2 + 20 + 5);
+    expect(long.spec.template.spec.containers[0].lifecycle.preStop.exec.command[2]).toBe('setTimeout(() => {}, 45000)');
+    expect(gracePeriodSeconds({ drainDelayS: 0, drainTimeoutS: 60 })).toBe(65);
+    // drain-delay 0: no hook at all (SIGTERM at once), the server still drains its in-flight requests
+    const none = deployment({ ...spec, drainDelayS: 0 }, 'stable', 2) as any;
+    expect(none.spec.template.spec.containers[0].lifecycle).toBeUndefined();
+    expect(none.spec.template.spec.terminationGracePeriodSeconds).toBe(25);
+    expect(envOf(none.spec.template.spec.containers[0]).MODELSHIP_DRAIN_DELAY_S).toBe('0');
+  });
+
+  test('metrics: a metrics-only port 8002 declared and pointed at by the scrape annotations; the Service exposes only http', () => {
+    for (const track of ['stable', 'canary'] as const) {
+      const d = deployment(spec, track, 2) as any;
+      const c = d.spec.template.spec.containers[0];
+      expect(c.ports).toEqual([
+        { name: 'http', containerPort: 8000, protocol: 'TCP' },
+        { name: 'metrics', containerPort: 8002, protocol: 'TCP' },
+      ]);
+      expect(envOf(c)).toMatchObject({ PORT: '8000', MODELSHIP_METRICS_PORT: '8002' });
+      expect(d.spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8002', 'prometheus.io/path': '/metrics' });
+      // the probes stay on the main port
+      expect([c.readinessProbe.httpGet.port, c.livenessProbe.httpGet.port, c.startupProbe.httpGet.port]).toEqual(['http', 'http', 'http']);
+    }
+    expect((service(spec, 'main') as any).spec.ports).toEqual([{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]);
+  });
+
+  test('a patch can override the drain settings and the hook, merged by name', () => {
+    const patched = applyPatches(deployment(spec, 'stable', 2), [{ kind: 'Deployment', source: 'test', body: { spec: { template: { spec: { terminationGracePeriodSeconds: 90, containers: [{ name: 'model-server', env: [{ name: 'MODELSHIP_DRAIN_TIMEOUT_S', value: '60' }] }] } } } } }], 'googlenet') as any;
+    const c = patched.spec.template.spec.containers[0];
+    expect(patched.spec.template.spec.terminationGracePeriodSeconds).toBe(90);
+    expect(envOf(c)).toMatchObject({ MODELSHIP_DRAIN_TIMEOUT_S: '60', MODELSHIP_DRAIN_DELAY_S: '2', MODELSHIP_METRICS_PORT: '8002' });
+    expect(c.lifecycle.preStop.exec.command[0]).toBe('/opt/modelship/node/bin/node');
+  });
+
+  test('drain-delay is validated, naming the input', () => {
+    expect(() => validateSpec(spec)).not.toThrow();
+    expect(() => validateSpec({ ...spec, drainDelayS: 0 })).not.toThrow();
+    expect(() => validateSpec({ ...spec, drainDelayS: -1 })).toThrow(/input "drain-delay": expected whole seconds from 0 to 300, got -1/);
+    expect(() => validateSpec({ ...spec, drainDelayS: 2.5 })).toThrow(/input "drain-delay"/);
+    expect(() => validateSpec({ ...spec, drainDelayS: 5000 })).toThrow(/input "drain-delay": expected whole seconds from 0 to 300, got 5000/);
+    expect(() => validateSpec({ ...spec, drainDelayS: NaN })).toThrow(/input "drain-delay"/);
   });
 });

@@ -14,6 +14,7 @@ import { tmpDir } from './helpers/caffe';
 const spec: DeploySpec = {
   app: 'googlenet', namespace: 'prod', image: `r/googlenet@sha256:${'a'.repeat(64)}`, modelName: 'googlenet', replicas: 4, gpu: true,
   resources: { cpu: '2', memory: '4Gi' }, nodeSelector: {}, tolerations: [], imagePullSecrets: [], progressDeadlineSeconds: 600, port: 8000,
+  metricsPort: 8002, drainDelayS: 5, drainTimeoutS: 20,
 };
 
 describe('strategic merge overlays', () => {
@@ -110,10 +111,18 @@ describe('rollout inputs', () => {
     expect(() => readConfig(inputs({ 'node-selector': 'gpu' }))).toThrow(/input "node-selector": expected key=value/);
     expect(() => readConfig(inputs({ tolerations: 'key: x' }))).toThrow(/input "tolerations": expected a list/);
     expect(() => readConfig(inputs({ 'api-key-secret': 'keys/api', reference: '/r' }))).toThrow(/input "verify-url": is required with api-key-secret/);
+    expect(() => readConfig(inputs({ 'drain-delay': '-1' }))).toThrow(/input "drain-delay": expected a non-negative number, got "-1"/);
+    expect(() => readConfig(inputs({ 'drain-delay': '2.5' }))).toThrow(/input "drain-delay": expected an integer ≥ 0, got "2.5"/);
+    expect(() => readConfig(inputs({ 'drain-delay': '5s' }))).toThrow(/input "drain-delay": expected a non-negative number, got "5s"/);
+    expect(() => readConfig(inputs({ 'drain-delay': '5000' }))).toThrow(/input "drain-delay": expected whole seconds from 0 to 300 .*got "5000"/);
+    expect(() => readConfig(inputs({ stage: 'preview', 'drain-delay': '301' }))).toThrow(/input "drain-delay"/);
   });
   test('parsed into one typed config', () => {
     const c = readConfig(inputs({ 'model-name': 'googlenet', 'node-selector': 'gpu=a100, zone=b', tolerations: '[{key: gpu, operator: Exists}]', 'model-key-secret': 'model-keys/key', 'prometheus-url': 'http://prom:9090' })).rollout;
     expect(c).toMatchObject({ app: 'googlenet', namespace: 'default', strategy: 'canary', replicas: 2, canaryPercent: 20, nodeSelector: { gpu: 'a100', zone: 'b' }, tolerations: [{ key: 'gpu', operator: 'Exists' }], modelKeySecret: { name: 'model-keys', key: 'key' } });
     expect(c.prometheus).toMatchObject({ url: 'http://prom:9090', minSamples: 20, maxErrorRate: 0.01 });
+    expect(c.drainDelayS).toBe(5);
+    expect(readConfig(inputs({ 'drain-delay': '0' })).rollout.drainDelayS).toBe(0);
+    expect(readConfig(inputs({ stage: 'preview', 'drain-delay': '12' })).preview.rollout.drainDelayS).toBe(12);
   });
 });

@@ -19,6 +19,8 @@ const repo = `${LAB.registry}/modelship-test/lenet-rollout-${process.pid}`;
 const images: Record<'a' | 'b' | 'wrong', string> = { a: '', b: '', wrong: '' };
 const nsPrefix = `ro${process.pid}`;
 const onRealNode = path.join(work, 'realnode.yaml');
+/** Requests the Service must answer right during a promotion (4 loops for a minute or more; ~3000 measured on the lab). */
+const MIN_PROMOTION_REQUESTS = 300;
 
 fs.writeFileSync(
   onRealNode,
@@ -128,6 +130,57 @@ function stablePoller(ns: string, app: string) {
   };
 }
 
+/**
+ * A client of the main Service, as users call it: the golden batch-1 request through the API server's service proxy
+ * (which picks a ready endpoint per request) from `loops` concurrent loops, until stopped or for at most `maxMs`.
+ * Every answer must be 200 and match the reference; failures are kept with their time since the start.
+ */
+function serviceClient(ns: string, app: string, loops = 4, maxMs = 300_000) {
+  const x = readNpy(path.join(LENET, 'input_b1.npy'));
+  const ref = readNpy(path.join(LENET, 'output_b1__prob.npy'));
+  const req = encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true });
+  const stats = { sent: 0, ok: 0, failed: [] as string[] };
+  const t0 = Date.now();
+  let stop = false;
+  const loop = async () => {
+    while (!stop && Date.now() - t0 < maxMs) {
+      const at = ((Date.now() - t0) / 1000).toFixed(1);
+      stats.sent++;
+      try {
+        const r = await apiRequest(`/api/v1/namespaces/${ns}/services/${app}:http/proxy/v2/models/lenet/infer`, { body: req.body, headers: { [HEADER_LENGTH]: req.headerLength } });
+        if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body.toString().slice(0, 200)}`);
+        const out = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH])).outputs[0];
+        if (!compareOutput('prob', 1, out, ref, DEFAULT_TOLERANCE).pass) throw new Error('wrong output');
+        stats.ok++;
+      } catch (e) {
+        stats.failed.push(`${at} s: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const all = Promise.all(Array.from({ length: loops }, loop));
+  return {
+    stats,
+    stop: async () => {
+      stop = true;
+      await all;
+      return { ...stats, seconds: (Date.now() - t0) / 1000 };
+    },
+  };
+}
+
+/** Every pod of the app, terminating ones included: name, track, image, deleting, and whether its server has exited. */
+function allPods(ns: string, app: string): { name: string; track: string; image: string; deleting: boolean; exited: boolean }[] {
+  return kubectlJson<{ items: any[] }>(['-n', ns, 'get', 'pods', '-l', `app.kubernetes.io/name=${app}`]).items.map((p) => ({
+    name: p.metadata.name,
+    track: p.metadata.labels.track,
+    image: p.spec.containers[0].image,
+    deleting: !!p.metadata.deletionTimestamp,
+    // (once its container has stopped, a terminating pod on the 1.20 kubelet may show it as waiting again)
+    exited: ['Succeeded', 'Failed'].includes(p.status.phase) || (!!p.metadata.deletionTimestamp && !(p.status.containerStatuses ?? []).some((c: any) => c.state?.running)),
+  }));
+}
+
 const leaseHolder = (ns: string) => {
   try {
     return kubectlJson<any>(['-n', ns, 'get', 'lease', 'modelship-lenet']).spec.holderIdentity as string;
@@ -161,8 +214,20 @@ describe('canary rollout on the real cluster', () => {
     expect(res.status).toBe(200);
   });
 
-  test('good canary: promoted, the stable runs the new digest, the canary is gone', async () => {
+  test('good canary: promoted, the stable runs the new digest, the canary is gone; no request through the Service is lost', async () => {
+    // users keep calling the Service during the whole promotion: the canary's pods join it, the stable's pods are
+    // replaced one by one, the canary's are deleted; every terminating pod must keep answering until no proxy sends
+    // to it any more (preStop for drain-delay), then finish what it has in flight
+    const client = serviceClient(ns, 'lenet');
     const r = await runCliProcess(base(ns, images.b));
+    let stats: Awaited<ReturnType<typeof client.stop>>;
+    try {
+      await waitFor('the old stable and the canary pods to exit', () => allPods(ns, 'lenet').every((p) => (p.track === 'stable' && p.image === images.b && !p.deleting) || p.exited), 120_000);
+      await new Promise((res) => setTimeout(res, 3000));
+    } finally {
+      stats = await client.stop();
+    }
+    console.log(`requests through the Service during the promotion: ${stats.sent} sent, ${stats.ok} ok, ${stats.failed.length} failed in ${stats.seconds.toFixed(1)} s${stats.failed.length ? `\n${stats.failed.slice(0, 20).join('\n')}` : ''}`);
     expectExit(r, 0);
     expect(r.outputs.decision).toBe('promoted');
     expect(Number(r.outputs['verify-latency-p95-ms'])).toBeGreaterThan(0);
@@ -172,6 +237,14 @@ describe('canary rollout on the real cluster', () => {
     await waitFor('old stable pods gone', () => pods(ns, 'lenet', 'stable').every((p) => p.image === images.b));
     expect(pods(ns, 'lenet', 'stable')).toHaveLength(2);
     expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+    // graceful termination and the metrics-only port, as generated (drain-delay 5 s by default)
+    const pod = d.spec.template.spec;
+    expect(pod.terminationGracePeriodSeconds).toBe(32);
+    expect(pod.containers[0].lifecycle.preStop.exec.command).toEqual(['/opt/modelship/node/bin/node', '-e', 'setTimeout(() => {}, 5000)']);
+    expect(pod.containers[0].ports).toContainEqual({ name: 'metrics', containerPort: 8002, protocol: 'TCP' });
+    expect(d.spec.template.metadata.annotations['prometheus.io/port']).toBe('8002');
+    expect(stats.failed).toEqual([]);
+    expect(stats.ok).toBeGreaterThanOrEqual(MIN_PROMOTION_REQUESTS);
   });
 
   const bad: [string, string[], RegExp, string][] = [
@@ -412,7 +485,8 @@ describe('the Prometheus gate (lab/up.sh prometheus)', () => {
   test('no samples is a failure, never a pass', async () => {
     if (!PROMETHEUS) throw new Error('LAB_PROMETHEUS is not set: start Prometheus with `lab/up.sh prometheus` as root');
     const ns = `${nsPrefix}-prom`;
-    const r = await runCliProcess(base(ns, images.a, ['--prometheus-url', PROMETHEUS, '--prometheus-samples-query', 'sum(modelship_no_such_metric{namespace="{{namespace}}",track="{{track}}"})', '--bake-time', '1', '--rollout-timeout', '30']));
+    // rollout-timeout: a canary pod at 50m CPU takes ~25 s to be Ready; the gate then waits what is left for samples
+    const r = await runCliProcess(base(ns, images.a, ['--prometheus-url', PROMETHEUS, '--prometheus-samples-query', 'sum(modelship_no_such_metric{namespace="{{namespace}}",track="{{track}}"})', '--bake-time', '1', '--rollout-timeout', '60']));
     expectExit(r, 1);
     expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'gate-pods': 'pass', 'gate-golden': 'pass', 'gate-prometheus': 'fail' });
     expect(r.outputs.reason).toMatch(/Prometheus has no samples for the canary .*no data is a failure/);
@@ -430,6 +504,12 @@ describe('the Prometheus gate (lab/up.sh prometheus)', () => {
     const g = JSON.parse(r.outputs['rollout-report']).gates.find((x: any) => x.gate === 'prometheus');
     expect(g.detail).toMatch(/^canary samples (\d+), error rate 0\.0000, p99 [\d.]+ ms; stable samples/);
     expect(Number(/^canary samples (\d+)/.exec(g.detail)![1])).toBeGreaterThanOrEqual(10);
+    // Prometheus scraped the metrics-only port the annotations name (through the pod proxy): it serves /metrics, no inference
+    const pod = pods(ns, 'lenet', 'stable')[0].name;
+    expect(kubectlJson<any>(['-n', ns, 'get', 'pod', pod]).metadata.annotations['prometheus.io/port']).toBe('8002');
+    const metrics = await apiRequest(`/api/v1/namespaces/${ns}/pods/${pod}:8002/proxy/metrics`);
+    expect([metrics.status, metrics.body.toString()]).toEqual([200, expect.stringContaining('modelship_requests_total')]);
+    expect((await apiRequest(`/api/v1/namespaces/${ns}/pods/${pod}:8002/proxy/v2/models/lenet`)).status).toBe(404);
     dropNamespaces(ns);
   });
 });

@@ -8,7 +8,7 @@ import { SERVING_PORT } from '../image';
 import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../verify/golden';
 import { decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { parseImageRef } from '../image/registry';
-import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, DeploySpec, K8sObject } from './manifests';
+import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
 import { applyPatches, readPatches, readManifest } from './patch';
 import { Kube } from './kube';
 import { DeployLock, releaseIfHeld } from './lease';
@@ -83,6 +83,9 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
     modelKeySecret: cfg.modelKeySecret,
     progressDeadlineSeconds: Math.max(10, Math.round(cfg.timeoutS)),
     port: SERVING_PORT,
+    metricsPort: METRICS_PORT,
+    drainDelayS: cfg.drainDelayS,
+    drainTimeoutS: DRAIN_TIMEOUT_S,
   };
   validateSpec(spec);
   const nCanary = cfg.strategy === 'canary' ? canaryReplicas(cfg.replicas, cfg.canaryPercent) : 0;

@@ -24,7 +24,46 @@ export interface DeploySpec {
   /** progressDeadlineSeconds of the Deployment */
   progressDeadlineSeconds: number;
   port: number;
+  /** the server's metrics-only listener (MODELSHIP_METRICS_PORT): GET /metrics without the API key, nothing else */
+  metricsPort: number;
+  /**
+   * drain-delay: seconds a terminating pod keeps serving (a preStop hook) while the endpoints controller and
+   * kube-proxy (or any other load balancer) take it out of the Service
+   */
+  drainDelayS: number;
+  /** MODELSHIP_DRAIN_TIMEOUT_S: after SIGTERM, seconds the server gives in-flight requests before cutting them */
+  drainTimeoutS: number;
 }
+
+/** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
+export const METRICS_PORT = 8002;
+/** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default). */
+export const DRAIN_TIMEOUT_S = 20;
+/** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */
+export const MAX_DRAIN_DELAY_S = 300;
+/**
+ * MODELSHIP_DRAIN_DELAY_S of the pods after a preStop wait: on SIGTERM the server answers with `Connection: close` for
+ * this long before it stops taking work, so clients that hold a keep-alive connection to the pod (a ClusterIP is
+ * resolved per connection, not per request) reconnect to another pod instead of meeting a closed socket.
+ */
+export const SERVER_DRAIN_DELAY_S = 2;
+/** Grace period beyond the preStop wait and the drain timeout: starting the hook's process, the server's exit. */
+export const GRACE_MARGIN_S = 5;
+/** The image's Node.js (the image stage's ENTRYPOINT runs it): the preStop hook's only tool, no shell is guaranteed. */
+export const IMAGE_NODE = '/opt/modelship/node/bin/node';
+
+/**
+ * terminationGracePeriodSeconds: Kubernetes counts the preStop hook inside the grace period (the kubelet runs the hook,
+ * then sends SIGTERM with what is left, at least 2 s), so it covers the hook's wait, then the server's own drain delay
+ * (SERVER_DRAIN_DELAY_S, Connection: close on every answer) and drain timeout, then a margin for the hook's start and
+ * the exit.
+ */
+export function gracePeriodSeconds(s: Pick<DeploySpec, 'drainDelayS' | 'drainTimeoutS'>): number {
+  return s.drainDelayS + serverDrainDelay(s) + s.drainTimeoutS + GRACE_MARGIN_S;
+}
+
+/** drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too */
+const serverDrainDelay = (s: Pick<DeploySpec, 'drainDelayS'>): number => (s.drainDelayS > 0 ? SERVER_DRAIN_DELAY_S : 0);
 
 export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: unknown };
 
@@ -38,6 +77,7 @@ export function validateSpec(s: DeploySpec): void {
   if (!NAME.test(s.namespace) || s.namespace.length > 63) bad('namespace', `must be a DNS label, got "${s.namespace}"`);
   if (!/@sha256:[0-9a-f]{64}$/.test(s.image)) bad('image', `deploy the image by digest (repository@sha256:...), got "${s.image}"`);
   if (!Number.isInteger(s.replicas) || s.replicas < 1) bad('replicas', `must be a positive integer, got ${s.replicas}`);
+  if (!Number.isInteger(s.drainDelayS) || s.drainDelayS < 0 || s.drainDelayS > MAX_DRAIN_DELAY_S) bad('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S}, got ${s.drainDelayS}`);
 }
 
 /** The labels that select the serving pods; the canary adds `track: canary`, the stable `track: stable`. */
@@ -49,6 +89,12 @@ function container(s: DeploySpec): Record<string, unknown> {
   const env: Record<string, unknown>[] = [
     { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
     { name: 'PORT', value: String(s.port) },
+    { name: 'MODELSHIP_METRICS_PORT', value: String(s.metricsPort) },
+    // the preStop hook has already kept the pod serving for drain-delay seconds while it left the Service's
+    // endpoints: on SIGTERM the server only sheds its keep-alive clients (Connection: close) for a moment, then
+    // stops taking work and finishes what is in flight
+    { name: 'MODELSHIP_DRAIN_DELAY_S', value: String(serverDrainDelay(s)) },
+    { name: 'MODELSHIP_DRAIN_TIMEOUT_S', value: String(s.drainTimeoutS) },
   ];
   if (s.gpu) env.push({ name: 'MODELSHIP_PROVIDER', value: 'cuda' });
   if (s.apiKeySecret) env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
@@ -60,13 +106,19 @@ function container(s: DeploySpec): Record<string, unknown> {
     name: 'model-server',
     image: s.image,
     imagePullPolicy: 'IfNotPresent',
-    ports: [{ name: 'http', containerPort: s.port, protocol: 'TCP' }],
+    ports: [
+      { name: 'http', containerPort: s.port, protocol: 'TCP' },
+      { name: 'metrics', containerPort: s.metricsPort, protocol: 'TCP' },
+    ],
     env,
     resources: { requests: { cpu: s.resources.cpu, memory: s.resources.memory }, limits },
     readinessProbe: probe('/v2/health/ready', 2, 2),
     livenessProbe: { ...probe('/v2/health/live', 5, 3), initialDelaySeconds: 5 },
     // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
     startupProbe: probe('/v2/health/ready', 1, 120),
+    // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after
+    // it, so the pod keeps answering until no proxy still routes to it (1.20 has no `sleep` action; no shell either)
+    ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`] } } } } : {}),
     securityContext: { runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
   };
 }
@@ -88,12 +140,13 @@ export function deployment(s: DeploySpec, track: 'stable' | 'canary', replicas: 
       template: {
         metadata: {
           labels: { ...selectorLabels(s.app), track },
-          // the common scrape convention (and the lab's pod discovery): the server's own /metrics
-          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(s.port), 'prometheus.io/path': '/metrics' },
+          // the common scrape convention (and the lab's pod discovery): the server's metrics-only listener, which
+          // needs no API key and serves nothing but /metrics, so a scraper never holds a key nor reaches inference
+          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(s.metricsPort), 'prometheus.io/path': '/metrics' },
         },
         spec: {
           containers: [container(s)],
-          terminationGracePeriodSeconds: 30,
+          terminationGracePeriodSeconds: gracePeriodSeconds(s),
           ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
           ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),
           ...(s.imagePullSecrets.length ? { imagePullSecrets: s.imagePullSecrets.map((n) => ({ name: n })) } : {}),
