@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 797;
-exports.ids = [797,404];
+exports.id = 472;
+exports.ids = [472,404];
 exports.modules = {
 
-/***/ 63797:
+/***/ 12472:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -31,122 +31,8 @@ var golden = __webpack_require__(10104);
 var kserve = __webpack_require__(61351);
 // EXTERNAL MODULE: ./src/image/registry.ts
 var registry = __webpack_require__(43718);
-;// CONCATENATED MODULE: ./src/rollout/manifests.ts
-
-const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-function validateSpec(s) {
-    const bad = (field, why) => {
-        throw new errors/* ModelshipError */.W('input', `input "${field}": ${why}`, { field });
-    };
-    if (!NAME.test(s.app) || s.app.length > 50)
-        bad('app', `must be a DNS label of at most 50 characters (it names the Deployment and its -canary twin), got "${s.app}"`);
-    if (!NAME.test(s.namespace) || s.namespace.length > 63)
-        bad('namespace', `must be a DNS label, got "${s.namespace}"`);
-    if (!/@sha256:[0-9a-f]{64}$/.test(s.image))
-        bad('image', `deploy the image by digest (repository@sha256:...), got "${s.image}"`);
-    if (!Number.isInteger(s.replicas) || s.replicas < 1)
-        bad('replicas', `must be a positive integer, got ${s.replicas}`);
-}
-/** The labels that select the serving pods; the canary adds `track: canary`, the stable `track: stable`. */
-function selectorLabels(app) {
-    return { 'app.kubernetes.io/name': app, 'app.kubernetes.io/component': 'model-server' };
-}
-function container(s) {
-    const env = [
-        { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
-        { name: 'PORT', value: String(s.port) },
-    ];
-    if (s.gpu)
-        env.push({ name: 'MODELSHIP_PROVIDER', value: 'cuda' });
-    if (s.apiKeySecret)
-        env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
-    if (s.modelKeySecret)
-        env.push({ name: 'MODELSHIP_MODEL_KEY', valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
-    const limits = { cpu: s.resources.cpu, memory: s.resources.memory };
-    if (s.gpu)
-        limits['nvidia.com/gpu'] = '1';
-    const probe = (path, period, failures) => ({ httpGet: { path, port: 'http' }, periodSeconds: period, failureThreshold: failures, timeoutSeconds: 2 });
-    return {
-        name: 'model-server',
-        image: s.image,
-        imagePullPolicy: 'IfNotPresent',
-        ports: [{ name: 'http', containerPort: s.port, protocol: 'TCP' }],
-        env,
-        resources: { requests: { cpu: s.resources.cpu, memory: s.resources.memory }, limits },
-        readinessProbe: probe('/v2/health/ready', 2, 2),
-        livenessProbe: { ...probe('/v2/health/live', 5, 3), initialDelaySeconds: 5 },
-        // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
-        startupProbe: probe('/v2/health/ready', 1, 120),
-        securityContext: { runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-    };
-}
-/** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
-function deployment(s, track, replicas) {
-    const name = track === 'stable' ? s.app : `${s.app}-canary`;
-    const labels = { ...selectorLabels(s.app), track, 'app.kubernetes.io/managed-by': 'modelship' };
-    return {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name, namespace: s.namespace, labels, annotations: { 'modelship.dev/image': s.image } },
-        spec: {
-            replicas,
-            progressDeadlineSeconds: s.progressDeadlineSeconds,
-            revisionHistoryLimit: 5,
-            selector: { matchLabels: { ...selectorLabels(s.app), track } },
-            strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-            template: {
-                metadata: {
-                    labels: { ...selectorLabels(s.app), track },
-                    // the common scrape convention (and the lab's pod discovery): the server's own /metrics
-                    annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(s.port), 'prometheus.io/path': '/metrics' },
-                },
-                spec: {
-                    containers: [container(s)],
-                    terminationGracePeriodSeconds: 30,
-                    ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
-                    ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),
-                    ...(s.imagePullSecrets.length ? { imagePullSecrets: s.imagePullSecrets.map((n) => ({ name: n })) } : {}),
-                },
-            },
-        },
-    };
-}
-/** The Service users call (stable and canary pods) or the canary-only Service used for verification. */
-function service(s, which) {
-    const selector = which === 'main' ? selectorLabels(s.app) : { ...selectorLabels(s.app), track: 'canary' };
-    return {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: which === 'main' ? s.app : `${s.app}-canary`, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
-        // protocol is explicit on every port: server-side apply of a Service needs it on Kubernetes 1.20
-        spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
-    };
-}
-/** The name of the image pull Secret that modelship creates from the registry credentials (create-pull-secret). */
-const pullSecretName = (app) => `${app}-registry`;
-/**
- * An image pull Secret (kubernetes.io/dockerconfigjson) for `registry` from a user and password, labelled as
- * modelship's. Its data is a secret: never print this object (dry runs and reports name it only).
- */
-function pullSecret(s, registry, username, password) {
-    const auth = Buffer.from(`${username}:${password}`).toString('base64');
-    const dockerconfig = JSON.stringify({ auths: { [registry]: { username, password, auth } } });
-    return {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: pullSecretName(s.app), namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
-        type: 'kubernetes.io/dockerconfigjson',
-        data: { '.dockerconfigjson': Buffer.from(dockerconfig).toString('base64') },
-    };
-}
-/** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */
-function canaryReplicas(replicas, percent) {
-    if (!Number.isFinite(percent) || percent < 1 || percent > 100) {
-        throw new errors/* ModelshipError */.W('input', `input "canary-percent": must be between 1 and 100, got ${percent}`, { field: 'canary-percent' });
-    }
-    return Math.max(1, Math.ceil((replicas * percent) / 100));
-}
-
+// EXTERNAL MODULE: ./src/rollout/manifests.ts
+var manifests = __webpack_require__(59795);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __webpack_require__(79896);
 ;// CONCATENATED MODULE: ./src/rollout/patch.ts
@@ -509,14 +395,17 @@ async function runRollout(cfg, log, env = process.env) {
         resources: { cpu: cfg.cpu, memory: cfg.memory },
         nodeSelector: cfg.nodeSelector,
         tolerations: cfg.tolerations,
-        imagePullSecrets: [...cfg.imagePullSecrets, ...(cfg.pullSecret ? [pullSecretName(cfg.app)] : [])],
+        imagePullSecrets: [...cfg.imagePullSecrets, ...(cfg.pullSecret ? [(0,manifests/* pullSecretName */.JA)(cfg.app)] : [])],
         apiKeySecret: cfg.apiKeySecret,
         modelKeySecret: cfg.modelKeySecret,
         progressDeadlineSeconds: Math.max(10, Math.round(cfg.timeoutS)),
         port: src_image/* SERVING_PORT */.b0,
+        metricsPort: manifests/* METRICS_PORT */.Ip,
+        drainDelayS: cfg.drainDelayS,
+        drainTimeoutS: manifests/* DRAIN_TIMEOUT_S */.Li,
     };
-    validateSpec(spec);
-    const nCanary = cfg.strategy === 'canary' ? canaryReplicas(cfg.replicas, cfg.canaryPercent) : 0;
+    (0,manifests/* validateSpec */.QN)(spec);
+    const nCanary = cfg.strategy === 'canary' ? (0,manifests/* canaryReplicas */.Gy)(cfg.replicas, cfg.canaryPercent) : 0;
     const kube = rollout_kube.Kube.load(cfg.kubeconfig);
     const owner = (0,rollout_owner/* rolloutOwner */.J)(env);
     const ns = cfg.namespace;
@@ -538,17 +427,17 @@ async function runRollout(cfg, log, env = process.env) {
     // ---- the objects, as declared data
     const liveStable = nsExists ? await kube.get('apps/v1', 'Deployment', ns, cfg.app) : undefined;
     const takeover = liveStable !== undefined && liveStable.metadata.labels?.[MANAGED] !== 'modelship';
-    const stableObj = applyPatches(deployment(spec, 'stable', cfg.replicas), patches, cfg.app);
+    const stableObj = applyPatches((0,manifests/* deployment */.kG)(spec, 'stable', cfg.replicas), patches, cfg.app);
     if (liveStable) {
         // a Deployment's selector is immutable: keep the live one, and make the pods carry its labels and ours
         stableObj.spec.selector = liveStable.spec.selector;
         stableObj.spec.template.metadata.labels = { ...(liveStable.spec.selector.matchLabels ?? {}), ...stableObj.spec.template.metadata.labels };
     }
-    const canaryObj = applyPatches(deployment(spec, 'canary', nCanary || 1), patches, cfg.app);
+    const canaryObj = applyPatches((0,manifests/* deployment */.kG)(spec, 'canary', nCanary || 1), patches, cfg.app);
     canaryObj.metadata.labels = { ...canaryObj.metadata.labels, [OWNER_LABEL]: owner };
-    const mainSvc = applyPatches(service(spec, 'main'), patches, cfg.app);
-    const canarySvc = service(spec, 'canary');
-    const secretObj = cfg.pullSecret ? pullSecret(spec, (0,registry/* parseImageRef */.Q)(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
+    const mainSvc = applyPatches((0,manifests/* service */.eu)(spec, 'main'), patches, cfg.app);
+    const canarySvc = (0,manifests/* service */.eu)(spec, 'canary');
+    const secretObj = cfg.pullSecret ? (0,manifests/* pullSecret */.QS)(spec, (0,registry/* parseImageRef */.Q)(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
     const planned = cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc];
     // (the pull Secret is not in the dry run's diff: its data would be printed)
     if (cfg.dryRun)
@@ -666,7 +555,7 @@ async function runRollout(cfg, log, env = process.env) {
                 (0,kserve/* decodeInferResponse */.mJ)(r.body, Number(r.headers[kserve/* HEADER_LENGTH */.Bs]));
             };
         };
-        const canaryPodSelector = { ...selectorLabels(cfg.app), track: 'canary' };
+        const canaryPodSelector = { ...(0,manifests/* selectorLabels */.Zn)(cfg.app), track: 'canary' };
         if (cfg.strategy === 'canary') {
             let createdMainSvc = false;
             try {
@@ -741,7 +630,7 @@ async function runRollout(cfg, log, env = process.env) {
                     gate('pods').evidence = await runGate('pods', `${cfg.app} pods serve on the CUDA execution provider`, () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
                 const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}`, () => verifyGate(cfg.app));
                 if (cfg.bakeTimeS > 0)
-                    await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => (0,health/* bake */.Wq)(kube, ns, { ...selectorLabels(cfg.app), track: 'stable' }, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(cfg.app, batch1)));
+                    await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => (0,health/* bake */.Wq)(kube, ns, { ...(0,manifests/* selectorLabels */.Zn)(cfg.app), track: 'stable' }, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(cfg.app, batch1)));
                 gate('pods').result = 'pass';
                 gate('pods').detail = `${pods.length} pod(s) Ready, no restart or NotReady during ${cfg.bakeTimeS} s`;
                 decisionS = (Date.now() - applyStart) / 1000;
