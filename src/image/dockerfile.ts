@@ -1,4 +1,5 @@
 import * as yaml from 'js-yaml';
+import { DEFAULT_METRICS_PORT } from '../serve/main';
 
 /**
  * The serving image, as declared data: a Dockerfile whose layers go from least to most often changed, so a
@@ -40,7 +41,8 @@ export function renderDockerfile(s: ImageSpec): string {
     'COPY model/ /models/',
     ...Object.entries(env).map(([k, v]) => `ENV ${k}=${q(v)}`),
     `USER ${s.uid}:${s.uid}`,
-    `EXPOSE ${s.port}`,
+    // the serving port, and the metrics-only one (GET /metrics without the API key)
+    `EXPOSE ${s.port} ${DEFAULT_METRICS_PORT}`,
     'ENTRYPOINT ["/opt/modelship/node/bin/node", "/opt/modelship/dist/index.js", "serve"]',
     ...Object.entries(s.labels).map(([k, v]) => `LABEL ${k}=${q(v)}`),
     '',

@@ -1,4 +1,5 @@
 import { ModelshipError } from '../util/errors';
+import { DEFAULT_METRICS_PORT } from '../serve/main';
 
 /**
  * Kubernetes objects for a model deployment, as declared data (issue 4 builds the rollout on these).
@@ -36,7 +37,7 @@ export interface DeploySpec {
 }
 
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
-export const METRICS_PORT = 8002;
+export const METRICS_PORT = DEFAULT_METRICS_PORT;
 /** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default). */
 export const DRAIN_TIMEOUT_S = 20;
 /** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */

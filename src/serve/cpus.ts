@@ -8,9 +8,10 @@ export interface CpuBudget {
   source: string;
 }
 
-type Read = (file: string) => string | undefined;
+/** A file's text, or undefined when it cannot be read (a cgroup file that this kernel does not have). */
+export type Read = (file: string) => string | undefined;
 
-const readFile: Read = (file) => {
+export const readFile: Read = (file) => {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch {

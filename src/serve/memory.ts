@@ -1,15 +1,5 @@
-import * as fs from 'fs';
 import * as os from 'os';
-
-type Read = (file: string) => string | undefined;
-
-const readFile: Read = (file) => {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-};
+import { Read, readFile } from './cpus';
 
 export interface MemoryLimit {
   /** bytes this process may use before the kernel (or the kubelet) kills it */
