@@ -102,7 +102,8 @@ describe('image and smoke against the real engine, buildx and registry', () => {
     const cfg = JSON.parse(docker(['image', 'inspect', imageA]))[0].Config;
     expect(cfg.User).toBe('10001:10001');
     expect(cfg.Labels['org.opencontainers.image.created']).toMatch(/^\d{4}-\d\d-\d\dT/);
-    expect(cfg.ExposedPorts).toEqual({ '8000/tcp': {} });
+    // the serving port and the metrics-only port
+    expect(cfg.ExposedPorts).toEqual({ '8000/tcp': {}, '8002/tcp': {} });
     expect(cfg.Env.join('\n')).not.toMatch(/KEY/);
 
     const s = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--reference', GOOGLENET, '--requests', '40', '--concurrency', '4', '--json']);
