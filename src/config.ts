@@ -5,6 +5,7 @@ import { DEFAULT_QUERIES } from './rollout/prometheus';
 import { DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './rollout/manifests';
 import { DEFAULT_GPU_BASE_IMAGE } from './image/basecheck';
 import { DEFAULT_NODE_VERSION } from './image/node';
+import { DEFAULT_TRITON_RELEASE, RUNTIMES, Runtime, tensorrtImageFor, tritonImageFor } from './shared/runtime';
 
 /**
  * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
@@ -130,6 +131,48 @@ export const INPUTS: InputSpec[] = [
     default: DEFAULT_GPU_BASE_IMAGE,
     kind: 'string',
     stages: ['compile', 'image'],
+  },
+  {
+    name: 'runtime',
+    description: 'image, smoke, rollout, preview: the serving runtime: modelship (this project\'s KServe v2 server on ONNX Runtime) or triton (NVIDIA Triton Inference Server with a generated model repository; serves ONNX and TensorRT plans). smoke and rollout also learn it from the server itself (GET /v2).',
+    default: 'modelship',
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout', 'preview'],
+  },
+  {
+    name: 'triton-release',
+    description: 'compile (tensorrt), image (triton): NVIDIA\'s container release yy.mm: Triton serves from nvcr.io/nvidia/tritonserver:<release>-py3 and trtexec runs in nvcr.io/nvidia/tensorrt:<release>-py3, so a plan is built by the TensorRT that serves it.',
+    default: DEFAULT_TRITON_RELEASE,
+    kind: 'string',
+    stages: ['compile', 'image'],
+  },
+  {
+    name: 'triton-image',
+    description: 'image (triton): the Triton server image to build FROM (a mirror, or repository@sha256:... to pin it); empty means nvcr.io/nvidia/tritonserver:<triton-release>-py3. The digest it resolves to is recorded in the image\'s labels and metadata.',
+    default: '',
+    kind: 'string',
+    stages: ['image'],
+  },
+  {
+    name: 'tensorrt-image',
+    description: 'compile (tensorrt): the image that runs trtexec (a mirror, or repository@sha256:...); empty means nvcr.io/nvidia/tensorrt:<triton-release>-py3.',
+    default: '',
+    kind: 'string',
+    stages: ['compile'],
+  },
+  {
+    name: 'calibration-cache',
+    description: 'compile (tensorrt): an INT8 calibration cache for trtexec --calib; required with int8: true.',
+    default: '',
+    kind: 'path',
+    stages: ['compile'],
+  },
+  {
+    name: 'max-queue-delay-us',
+    description: 'image (triton): dynamic batching\'s max_queue_delay_microseconds in the generated config.pbtxt.',
+    default: '1000',
+    kind: 'number',
+    stages: ['image'],
   },
   {
     name: 'batch-sizes',
@@ -670,12 +713,23 @@ export interface CompileConfig {
   fp16: boolean;
   int8: boolean;
   workspaceMiB: number;
+  /** the image that runs trtexec (tensorrt-image, else the TensorRT image of triton-release) */
+  tensorrtImage: string;
+  /** the Triton image of the same release (whose TensorRT serves the plan) */
+  tritonImage: string;
+  /** calibration-cache: INT8 calibration cache for trtexec --calib */
+  calibrationCache: string;
   reference?: string;
   tolerance: number;
 }
 
 export interface ImageConfig {
   image: string;
+  runtime: Runtime;
+  /** the Triton server image to build FROM (runtime triton) */
+  tritonImage: string;
+  /** max-queue-delay-us: dynamic batching's max_queue_delay_microseconds (runtime triton) */
+  maxQueueDelayUs: number;
   model: string;
   modelName: string;
   baseImage: string;
@@ -703,6 +757,8 @@ export interface ImageConfig {
 
 export interface SmokeConfig {
   image: string;
+  /** the runtime the image was built for; smoke checks it against what the server says (GET /v2) */
+  runtime: Runtime;
   /** accept a tag instead of a digest (local use only; the action always passes the digest) */
   allowTag?: boolean;
   modelName: string;
@@ -722,6 +778,7 @@ export interface SmokeConfig {
 
 export interface RolloutConfig {
   app: string;
+  runtime: Runtime;
   namespace: string;
   kubeconfig: string;
   image: string;
@@ -848,12 +905,20 @@ export function readConfig(source: InputSource): Config {
     fp16: parseBoolean('fp16', raw('fp16')),
     int8: parseBoolean('int8', raw('int8')),
     workspaceMiB: num('workspace-mib'),
+    tensorrtImage: raw('tensorrt-image') || tensorrtImageFor(raw('triton-release')),
+    tritonImage: raw('triton-image') || tritonImageFor(raw('triton-release')),
+    calibrationCache: raw('calibration-cache'),
     reference: convert.reference,
     tolerance: convert.tolerance,
   };
   if (compile.int8 && compile.target !== 'tensorrt') fail('int8', 'is only for target tensorrt');
+  if (!/^\d\d\.\d\d$/.test(raw('triton-release'))) fail('triton-release', `expected NVIDIA's container release yy.mm (e.g. ${DEFAULT_TRITON_RELEASE}), got "${raw('triton-release')}"`);
+  const runtime = oneOf('runtime', RUNTIMES);
   const image: ImageConfig = {
     image: raw('image'),
+    runtime,
+    tritonImage: compile.tritonImage,
+    maxQueueDelayUs: num('max-queue-delay-us'),
     model: raw('model'),
     modelName: raw('model-name'),
     baseImage: raw('base-image'),
@@ -888,6 +953,7 @@ export function readConfig(source: InputSource): Config {
   };
   const smoke: SmokeConfig = {
     image: image.image,
+    runtime,
     modelName: image.modelName,
     reference: convert.reference,
     tolerance: convert.tolerance,
@@ -931,6 +997,7 @@ export function readConfig(source: InputSource): Config {
   }
   const rollout: RolloutConfig = {
     app: raw('app') || image.modelName,
+    runtime,
     namespace: raw('namespace'),
     kubeconfig: source('kubeconfig')?.trim() ?? '',
     image: image.image,

@@ -97,7 +97,7 @@ describe('the generated Dockerfile and compose file', () => {
 
 describe('smoke plan', () => {
   test('secrets reach the container by name only; GPU runs add --gpus all and nvidia-smi', () => {
-    const p = planSmoke({ image: `${IMG}@sha256:${'c'.repeat(64)}`, modelName: 'm', tolerance: 1e-5, gpu: true, apiKey: 'topsecret', modelKey: 'k'.repeat(64), sampleImage: '', expectedTop1: '', requests: 1, concurrency: 1, readyTimeoutS: 5, registryUsername: '', registryPassword: '' }, 'modelship-smoke-x', 'run-7');
+    const p = planSmoke({ image: `${IMG}@sha256:${'c'.repeat(64)}`, runtime: 'modelship', modelName: 'm', tolerance: 1e-5, gpu: true, apiKey: 'topsecret', modelKey: 'k'.repeat(64), sampleImage: '', expectedTop1: '', requests: 1, concurrency: 1, readyTimeoutS: 5, registryUsername: '', registryPassword: '' }, 'modelship-smoke-x', 'run-7');
     expect(p.run).toEqual(['run', '-d', '--name', 'modelship-smoke-x', '--label', 'dev.modelship.smoke=true', '--label', 'dev.modelship.owner=run-7', '-p', '127.0.0.1::8000', '--gpus', 'all', '-e', 'MODELSHIP_API_KEY', '-e', 'MODELSHIP_MODEL_KEY', '-e', 'MODELSHIP_PROVIDER=cuda', `${IMG}@sha256:${'c'.repeat(64)}`]);
     expect(p.run.join(' ')).not.toContain('topsecret');
     expect(p.gpuQuery).toEqual(['exec', 'modelship-smoke-x', 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader']);

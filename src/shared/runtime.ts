@@ -1,0 +1,17 @@
+/**
+ * The serving runtimes modelship deploys, and the NVIDIA release that pairs Triton with the TensorRT that builds its
+ * plans. Shared by compile (trtexec's image), image (the Triton base), smoke and rollout (what the server speaks).
+ */
+export const RUNTIMES = ['modelship', 'triton'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/**
+ * NVIDIA's container release (yy.mm): `nvcr.io/nvidia/tritonserver:<release>-py3` serves, and
+ * `nvcr.io/nvidia/tensorrt:<release>-py3` of the same release builds TensorRT plans for it (both ship the same
+ * TensorRT). 24.10 is Triton 2.51.0 with TensorRT 10.5 — also the Triton that PyPI's nvidia-pytriton 0.7.0 ships,
+ * which the lab runs.
+ */
+export const DEFAULT_TRITON_RELEASE = '24.10';
+
+export const tritonImageFor = (release: string): string => `nvcr.io/nvidia/tritonserver:${release}-py3`;
+export const tensorrtImageFor = (release: string): string => `nvcr.io/nvidia/tensorrt:${release}-py3`;
