@@ -8,10 +8,14 @@ import { ModelshipError } from '../util/errors';
  *
  * Supported: `#` comments; nested messages with or without `:` before `{` (and `<...>`); repeated fields, also in
  * list form `f: [1, 2]`; enums by name or number; single/double quoted strings with C escapes and adjacent-string
- * concatenation; integers (decimal, hex, octal), floats with exponents, `inf`/`nan`, an `f` suffix; booleans.
+ * concatenation; integers (decimal, hex, octal), floats with exponents, `inf`/`nan`, an `f` suffix; booleans;
+ * proto3 map fields (`m { key: "k" value: ... }`, repeated or in list form; a later entry with the same key
+ * replaces an earlier one, as protobuf does), read into a plain object keyed by the key's text; oneofs (a second
+ * member of the same oneof is refused, as protobuf's own text parser does).
  *
  * Every message object carries a non-enumerable `$loc` (line/column of its opening) and `$fieldLocs`
- * (line/column of each field's first occurrence), which errors use to point at the source.
+ * (line/column of each field's first occurrence), which errors use to point at the source. Repeated fields also
+ * get `$itemLocs` (line/column of each element's value), map objects `$fieldLocs` per key.
  */
 
 export interface Loc {
@@ -49,6 +53,11 @@ export function locOf(obj: unknown): Loc | undefined {
 
 export function fieldLocOf(obj: unknown, field: string): Loc | undefined {
   return (obj as { $fieldLocs?: Record<string, Loc> } | undefined)?.$fieldLocs?.[field] ?? locOf(obj);
+}
+
+/** line/column of element `index` of repeated field `field` (its value token), else of the field */
+export function itemLocOf(obj: unknown, field: string, index: number): Loc | undefined {
+  return (obj as { $itemLocs?: Record<string, Loc[]> } | undefined)?.$itemLocs?.[field]?.[index] ?? fieldLocOf(obj, field);
 }
 
 export function unknownFieldsOf(obj: unknown): string[] {
@@ -241,6 +250,18 @@ class Parser {
         });
       }
       const fieldLocs = (msg as unknown as { $fieldLocs: Record<string, Loc> }).$fieldLocs;
+      const oneof = field.partOf;
+      if (oneof) {
+        const other = oneof.oneof.find((name) => name !== field.name && Object.prototype.hasOwnProperty.call(msg, name));
+        if (other !== undefined) {
+          throw new ModelshipError('schema', `field "${field.name}" of ${type.name} is given along with "${other}": both belong to oneof "${oneof.name}"`, {
+            file: this.opts.file,
+            line: t.line,
+            column: t.column,
+            field: field.name,
+          });
+        }
+      }
       if (!fieldLocs[t.text]) fieldLocs[t.text] = { line: t.line, column: t.column };
       this.parseFieldValue(type, field, msg, t);
       this.optionalSeparator();
@@ -252,11 +273,14 @@ class Parser {
     if (t.kind === 'punct' && (t.text === ',' || t.text === ';')) this.lx.next();
   }
 
-  private store(type: protobuf.Type, field: protobuf.Field, msg: ParsedMessage, value: unknown, at: Token): void {
+  private store(type: protobuf.Type, field: protobuf.Field, msg: ParsedMessage, value: unknown, at: Token, valueAt: Loc = at): void {
     if (field.repeated) {
       const arr = (msg[field.name] as unknown[] | undefined) ?? [];
       arr.push(value);
       msg[field.name] = arr;
+      let itemLocs = (msg as { $itemLocs?: Record<string, Loc[]> }).$itemLocs;
+      if (!itemLocs) define(msg, '$itemLocs', (itemLocs = {}));
+      (itemLocs[field.name] ??= []).push({ line: valueAt.line, column: valueAt.column });
     } else {
       if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
         throw new ModelshipError('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
@@ -273,6 +297,26 @@ class Parser {
   private parseFieldValue(type: protobuf.Type, field: protobuf.Field, msg: ParsedMessage, nameTok: Token): void {
     const resolved = field.resolvedType;
     let t = this.lx.peek();
+    if (field.map) {
+      // a map entry is a message { key: ... value: ... }: optional ':' then '{' or '<', or a list of entries
+      if (t.kind === 'punct' && t.text === ':') {
+        this.lx.next();
+        t = this.lx.peek();
+      }
+      let map = msg[field.name] as Record<string, unknown> | undefined;
+      if (!map) {
+        map = {};
+        define(map, '$fieldLocs', {});
+        msg[field.name] = map;
+      }
+      if (t.kind === 'punct' && t.text === '[') {
+        this.lx.next();
+        this.parseList(() => this.parseMapEntry(field as unknown as protobuf.MapField, map!));
+        return;
+      }
+      this.parseMapEntry(field as unknown as protobuf.MapField, map);
+      return;
+    }
     if (resolved instanceof protobuf.Type) {
       // message: optional ':' then '{' or '<'; or a list of messages `f: [{...}, {...}]`
       if (t.kind === 'punct' && t.text === ':') {
@@ -281,10 +325,13 @@ class Parser {
       }
       if (t.kind === 'punct' && t.text === '[') {
         this.lx.next();
-        this.parseList(() => this.store(type, field, msg, this.parseMessageBody(resolved), nameTok));
+        this.parseList(() => {
+          const at = this.lx.peek();
+          this.store(type, field, msg, this.parseMessageBody(resolved), nameTok, at);
+        });
         return;
       }
-      this.store(type, field, msg, this.parseMessageBody(resolved), nameTok);
+      this.store(type, field, msg, this.parseMessageBody(resolved), nameTok, t);
       return;
     }
     if (!(t.kind === 'punct' && t.text === ':')) {
@@ -295,10 +342,73 @@ class Parser {
     if (t.kind === 'punct' && t.text === '[') {
       if (!field.repeated) this.lx.fail(`field "${field.name}" is not repeated; a list is not allowed`, t);
       this.lx.next();
-      this.parseList(() => this.store(type, field, msg, this.parseScalar(field), nameTok));
+      this.parseList(() => {
+        const at = this.lx.peek();
+        this.store(type, field, msg, this.parseScalar(field), nameTok, at);
+      });
       return;
     }
-    this.store(type, field, msg, this.parseScalar(field), nameTok);
+    this.store(type, field, msg, this.parseScalar(field), nameTok, t);
+  }
+
+  /** One map entry `{ key: K value: V }` (both optional, protobuf defaults when left out) into `map`. */
+  private parseMapEntry(field: protobuf.MapField, map: Record<string, unknown>): void {
+    const open = this.lx.next();
+    if (!(open.kind === 'punct' && (open.text === '{' || open.text === '<'))) {
+      this.lx.fail(`expected '{' to open an entry of map field "${field.name}", found ${describe(open)}`, open);
+    }
+    const close = open.text === '{' ? '}' : '>';
+    const keyField = { name: 'key', type: field.keyType, resolvedType: null } as unknown as protobuf.Field;
+    const valueField = { name: 'value', type: field.type, resolvedType: field.resolvedType } as unknown as protobuf.Field;
+    const entryName = `${field.name} entry`;
+    let key: unknown;
+    let value: unknown;
+    let keyAt: Loc = { line: open.line, column: open.column };
+    for (;;) {
+      const t = this.lx.next();
+      if (t.kind === 'punct' && t.text === close) break;
+      if (t.kind === 'eof') this.lx.fail(`unexpected end of file: missing '${close}'`, t);
+      if (t.kind !== 'ident') this.lx.fail(`expected "key" or "value" in ${entryName}, found ${describe(t)}`, t);
+      if (t.text !== 'key' && t.text !== 'value') {
+        throw new ModelshipError('schema', `unknown field "${t.text}" in ${entryName} (a map entry has only "key" and "value")`, {
+          file: this.opts.file,
+          line: t.line,
+          column: t.column,
+          field: t.text,
+        });
+      }
+      if ((t.text === 'key' ? key : value) !== undefined) {
+        throw new ModelshipError('schema', `"${t.text}" of ${entryName} is given more than once`, {
+          file: this.opts.file,
+          line: t.line,
+          column: t.column,
+          field: t.text,
+        });
+      }
+      if (t.text === 'key') {
+        if (!(this.lx.peek().kind === 'punct' && this.lx.peek().text === ':')) {
+          this.lx.fail(`expected ':' after "key", found ${describe(this.lx.peek())}`, this.lx.peek());
+        }
+        this.lx.next();
+        keyAt = { line: this.lx.peek().line, column: this.lx.peek().column };
+        key = this.parseScalar(keyField);
+      } else if (field.resolvedType instanceof protobuf.Type) {
+        const p = this.lx.peek();
+        if (p.kind === 'punct' && p.text === ':') this.lx.next();
+        value = this.parseMessageBody(field.resolvedType);
+      } else {
+        if (!(this.lx.peek().kind === 'punct' && this.lx.peek().text === ':')) {
+          this.lx.fail(`expected ':' after "value", found ${describe(this.lx.peek())}`, this.lx.peek());
+        }
+        this.lx.next();
+        value = this.parseScalar(valueField);
+      }
+      this.optionalSeparator();
+    }
+    const k = String(key ?? (field.keyType === 'string' ? '' : field.keyType === 'bool' ? false : 0));
+    if (value === undefined) value = defaultValue(field, { line: open.line, column: open.column }, (loc) => this.newMessage(loc));
+    Object.defineProperty(map, k, { value, enumerable: true, writable: true, configurable: true });
+    (map as unknown as { $fieldLocs: Record<string, Loc> }).$fieldLocs[k] = keyAt;
   }
 
   private parseList(item: () => void): void {
@@ -416,6 +526,16 @@ class Parser {
       else if ('}>]'.includes(t.text)) this.lx.fail(`unbalanced '${t.text}'`, t);
     }
   }
+}
+
+/** protobuf's default for a (map value) field: an empty message, the first enum value, '', false or 0 */
+function defaultValue(field: { type: string; resolvedType: protobuf.ReflectionObject | null }, loc: Loc, newMessage: (loc: Loc) => ParsedMessage): unknown {
+  const r = field.resolvedType;
+  if (r instanceof protobuf.Type) return newMessage(loc);
+  if (r instanceof protobuf.Enum) return r.valuesById[0] ?? Object.keys(r.values)[0];
+  if (field.type === 'string' || field.type === 'bytes') return '';
+  if (field.type === 'bool') return false;
+  return 0;
 }
 
 function describe(t: Token): string {

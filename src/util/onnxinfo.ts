@@ -5,6 +5,8 @@ export interface TensorSig {
   name: string;
   /** dims; symbolic ones as their name */
   shape: (number | string)[];
+  /** element type: ONNX TensorProto.DataType number (1 FLOAT, 7 INT64, 10 FLOAT16, ...); absent when the model does not say */
+  elemType?: number;
 }
 
 export interface OnnxInfo {
@@ -15,7 +17,7 @@ export interface OnnxInfo {
 }
 
 type Dim = { dim_value?: number; dim_param?: string };
-type VI = { name: string; type?: { tensor_type?: { shape?: { dim?: Dim[] } } } };
+type VI = { name: string; type?: { tensor_type?: { elem_type?: number; shape?: { dim?: Dim[] } } } };
 
 /** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
 export function onnxInfo(model: Uint8Array, file = 'model.onnx'): OnnxInfo {
@@ -28,7 +30,12 @@ export function onnxInfo(model: Uint8Array, file = 'model.onnx'): OnnxInfo {
   }
   if (!m.graph) throw new ModelshipError('binary', 'not an ONNX model (no graph)', { file });
   const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
-  const sig = (v: VI): TensorSig => ({ name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) });
+  const sig = (v: VI): TensorSig => {
+    const s: TensorSig = { name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) };
+    const elem = v.type?.tensor_type?.elem_type;
+    if (elem !== undefined) s.elemType = elem;
+    return s;
+  };
   return {
     inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
     outputs: (m.graph.output ?? []).map(sig),
