@@ -37,7 +37,7 @@ describe('compile: onnxruntime target', () => {
     const meta = JSON.parse(fs.readFileSync(o['artifact-metadata'], 'utf8'));
     expect(meta).toMatchObject({ format: 'onnxruntime', sha256: o['artifact-sha256'], onnxruntime: { executionProvider: 'cpu', graphOptimizationLevel: 'extended' }, parity: { status: 'pass' } });
     expect(meta.onnxruntime.version).toMatch(/^\d+\.\d+/);
-    expect(meta.inputs).toEqual([{ name: 'data', shape: ['N', 3, 13, 11] }]);
+    expect(meta.inputs).toEqual([{ name: 'data', shape: ['N', 3, 13, 11], elemType: 1 }]);
   });
 
   test('cuda: provider-independent optimizations only, recorded', async () => {
@@ -101,19 +101,21 @@ describe('compile: onnxruntime target', () => {
   });
 });
 
-describe('compile: tensorrt target (runs on GPU runners; the plan and the checks are tested here)', () => {
+describe('compile: tensorrt target (runs on GPU runners; the plan and the checks are tested here, the rest in tensorrt.test.ts)', () => {
   const inputs = [{ name: 'data', shape: ['N', 3, 224, 224] as (number | string)[] }];
+  const pinned = `nvcr.io/nvidia/tensorrt@sha256:${'a'.repeat(64)}`;
 
-  test('trtexec runs in the serving base image with the dynamic batch profile', () => {
-    const p = planTensorRT(inputs, 'model.onnx', 'model.plan', '/ws/build', { baseImage: 'nvcr.io/nvidia/tensorrt:24.08-py3', batches: [1, 8, 32], fp16: true, int8: false, workspaceMiB: 2048, timingCache: 'trt-timing.cache' });
+  test('trtexec runs in the pinned TensorRT image with the dynamic batch profile', () => {
+    const p = planTensorRT(inputs, 'model.onnx', 'model.plan', '/ws/build', { image: pinned, batches: [1, 8, 32], fp16: true, int8: false, workspaceMiB: 2048, timingCache: 'trt-timing.cache' });
     expect(p.dockerArgs).toEqual([
-      'run', '--rm', '--gpus', 'all', '-v', '/ws/build:/work', '-w', '/work', 'nvcr.io/nvidia/tensorrt:24.08-py3',
+      'run', '--rm', '--gpus', 'all', '-v', '/ws/build:/work', '-w', '/work', pinned,
       'trtexec', '--onnx=/work/model.onnx', '--saveEngine=/work/model.plan',
       '--minShapes=data:1x3x224x224', '--optShapes=data:8x3x224x224', '--maxShapes=data:32x3x224x224',
       '--timingCacheFile=/work/trt-timing.cache', '--memPoolSize=workspace:2048M', '--fp16',
     ]);
-    expect(p.gpuQueryArgs.slice(-3)).toEqual(['nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader']);
-    expect(() => planTensorRT([{ name: 'x', shape: ['N', 3, 'H', 'W'] }], 'm.onnx', 'm.plan', '/w', { baseImage: 'i', batches: [1, 1, 1], fp16: false, int8: true, workspaceMiB: 1, timingCache: 't' })).toThrow(/dynamic dimensions other than the batch/);
+    expect(p.gpuQueryArgs).toEqual(['run', '--rm', '--gpus', 'all', '--entrypoint', 'nvidia-smi', pinned, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader']);
+    expect(() => planTensorRT([{ name: 'x', shape: ['N', 3, 'H', 'W'] }], 'm.onnx', 'm.plan', '/w', { image: pinned, batches: [1, 1, 1], fp16: false, int8: false, workspaceMiB: 1, timingCache: 't' })).toThrow(/dynamic dimensions other than the batch/);
+    expect(() => planTensorRT(inputs, 'm.onnx', 'm.plan', '/w', { image: 'nvcr.io/nvidia/tensorrt:24.10-py3', batches: [1, 1, 1], fp16: false, int8: false, workspaceMiB: 1, timingCache: 't' })).toThrow(/pinned by digest/);
   });
 
   test('versions and GPU are read from trtexec and nvidia-smi output', () => {
@@ -121,14 +123,18 @@ describe('compile: tensorrt target (runs on GPU runners; the plan and the checks
     expect(parseTensorRTVersion('&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec --onnx=m.onnx')).toBe('10.3.0');
     expect(() => parseTensorRTVersion('nothing here')).toThrow(/TensorRT version/);
     expect(parseNvidiaSmi('9.0, NVIDIA H100 80GB HBM3, 550.54.15\n')).toEqual({ computeCapability: '9.0', name: 'NVIDIA H100 80GB HBM3', driver: '550.54.15' });
+    // an image entrypoint's banner before the CSV line is skipped
+    expect(parseNvidiaSmi('\n== NVIDIA TensorRT ==\nNVIDIA Release 24.10 (build 1)\n9.0, NVIDIA H200, 570.86.15\n').name).toBe('NVIDIA H200');
     expect(() => parseNvidiaSmi('NVIDIA-SMI has failed')).toThrow(/unexpected nvidia-smi output/);
     expect(parseBatches('1, 4,16')).toEqual([1, 4, 16]);
   });
 
   test('a plan is refused on a mismatched TensorRT or GPU, naming both sides', () => {
-    const plan = { tensorrtVersion: '10.3.0', computeCapability: '9.0', gpu: 'NVIDIA H100', baseImage: 'nvcr.io/nvidia/tensorrt:24.08-py3' };
+    const plan = { tensorrtVersion: '10.3.0', computeCapability: '9.0', gpu: 'NVIDIA H100', tensorrtImage: pinned };
     expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0', computeCapability: '9.0' })).not.toThrow();
-    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.5.0', computeCapability: '9.0', image: 'serving:2' })).toThrow(/TensorRT 10\.3\.0 built the plan, the serving image has TensorRT 10\.5\.0.*Rebuild it with stage compile in serving:2/);
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0.26', computeCapability: '9.0' })).not.toThrow();
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.5.0', computeCapability: '9.0', image: 'serving:2' })).toThrow(/TensorRT 10\.3\.0 built the plan, the serving image has TensorRT 10\.5\.0.*Rebuild it with stage compile.*for serving:2/);
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.1', computeCapability: '9.0' })).toThrow(/TensorRT 10\.3\.0 built the plan, the serving image has TensorRT 10\.3\.1/);
     expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0', computeCapability: '8.6' })).toThrow(/compute capability 9\.0 \(NVIDIA H100\), the target GPU is 8\.6/);
   });
 });

@@ -4,12 +4,13 @@ import * as path from 'path';
 import { CompileConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
-import { onnxInfo } from '../util/onnxinfo';
+import { onnxInfo, TensorSig } from '../util/onnxinfo';
 import { runProcess } from '../util/proc';
 import { loadOrt } from '../util/ort';
 import { ModelshipError } from '../util/errors';
-import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../convert/parity';
-import { planTensorRT, parseNvidiaSmi, parseTensorRTVersion } from './tensorrt';
+import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
+import { checkCalibrationCache, parseNvidiaSmi, parsePullDigest, parseTensorRTVersion, pinnedRef, planTensorRT, PlanMetadata, shapesAt, tensorrtRelease } from './tensorrt';
+import { imageTensorRTVersion, localImageEnv, tensorRTVersionFromEnv } from '../image/tensorrt-version';
 import { VERSION } from '../version';
 import { convertToFloat16 } from './fp16';
 
@@ -26,8 +27,9 @@ export function defaultArtifactPath(model: string, target: 'onnxruntime' | 'tens
  * The compile stage: the deployment artifact for the target.
  * - onnxruntime: ONNX Runtime's offline graph optimization, saved as ONNX ("extended" for the CPU EP, "basic",
  *   provider-independent, for CUDA), then the parity check again on the optimized model.
- * - tensorrt: trtexec inside the serving base image on a GPU runner; TensorRT version and compute capability
- *   are recorded so a plan is never deployed onto a mismatched image (see checkPlanCompatibility).
+ * - tensorrt: trtexec in tensorrt-image (pinned by digest first) on a GPU runner; the TensorRT version, the GPU, the
+ *   pinned image and the Triton image it is meant for are recorded, so a plan is never deployed onto a Triton of
+ *   another TensorRT (checkPlanForImage in the image stage, checkPlanCompatibility on the GPU).
  * Writes the artifact and `<artifact>.json` (its metadata) atomically.
  */
 export async function runCompile(cfg: CompileConfig, log: Logger): Promise<StageResult> {
@@ -79,24 +81,9 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
       });
     }
   } else {
-    const dir = path.dirname(path.resolve(artifact));
-    const onnxName = path.basename(cfg.model);
-    if (path.dirname(path.resolve(cfg.model)) !== dir) throw new ModelshipError('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
-    const plan = planTensorRT(info.inputs, onnxName, path.basename(artifact), dir, {
-      baseImage: cfg.baseImage,
-      batches: cfg.batchSizes,
-      fp16: cfg.fp16,
-      int8: cfg.int8,
-      workspaceMiB: cfg.workspaceMiB,
-      timingCache: 'trt-timing.cache',
-    });
-    const gpu = await runProcess('docker', plan.gpuQueryArgs);
-    if (gpu.code !== 0) throw new ModelshipError('io', `the GPU query in ${cfg.baseImage} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
-    const g = parseNvidiaSmi(gpu.stdout);
-    const build = await log.group(`trtexec in ${cfg.baseImage} on ${g.name} (compute ${g.computeCapability})`, () => runProcess('docker', plan.dockerArgs, { onLine: log.info }));
-    if (build.code !== 0) throw new ModelshipError('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
-    bytes = readFileChecked(artifact, 'TensorRT plan');
-    meta.tensorrt = { tensorrtVersion: parseTensorRTVersion(build.stdout + build.stderr), computeCapability: g.computeCapability, gpu: g.name, driver: g.driver, baseImage: cfg.baseImage, trtexec: plan.trtexec.join(' ') };
+    const r = await compileTensorRT(cfg, info.inputs, artifact, log);
+    bytes = r.bytes;
+    meta.tensorrt = r.metadata;
   }
   const digest = sha256(bytes);
   meta.sha256 = digest;
@@ -107,10 +94,110 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
   const ok = !report || report.status === 'pass';
   let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
   if (report) summary += parityMarkdown(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
+  const trt = meta.tensorrt as PlanMetadata | undefined;
+  if (trt) summary += `TensorRT ${trt.tensorrtVersion} in \`${trt.tensorrtImage}\` on ${trt.gpu} (compute ${trt.computeCapability}), batch ${trt.profile?.min}/${trt.profile?.opt}/${trt.profile?.max}${trt.precision?.int8 ? ', int8' : trt.precision?.fp16 ? ', fp16' : ''}; for \`${trt.tritonImage}\`\n`;
   return {
     outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
     summary,
     ok,
     failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report!.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
+  };
+}
+
+/**
+ * Pin `ref` by digest: pull it (so a tag resolves to what the registry has now), then the digest pull reported, checked
+ * against the image's RepoDigests. A failed pull of an image the engine already has (an offline runner) is a warning.
+ */
+export async function resolvePinnedImage(ref: string, log: Logger, env: NodeJS.ProcessEnv = process.env, input = 'tensorrt-image'): Promise<string> {
+  const pull = await log.group(`docker pull ${ref}`, () => runProcess('docker', ['pull', ref], { env, onLine: log.info }));
+  if (pull.code !== 0) log.warning(`docker pull ${ref} failed (exit ${pull.code}): ${pull.stderr.trim().split('\n').slice(-1)[0] ?? ''}; using the engine's copy if it has one`);
+  const inspect = await runProcess('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], { env });
+  if (inspect.code !== 0) {
+    throw new ModelshipError('input', `input "${input}": cannot resolve ${ref}: ${pull.code !== 0 ? `docker pull failed (${(pull.stderr.trim().split('\n').slice(-1)[0] ?? '').slice(0, 300)}) and ` : ''}the local engine does not have it (${inspect.stderr.trim().slice(0, 200)})`, { field: input });
+  }
+  let digests: string[] = [];
+  try {
+    digests = (JSON.parse(inspect.stdout.trim()) as string[] | null) ?? [];
+  } catch {
+    digests = [];
+  }
+  const pinned = pinnedRef(ref, digests, pull.code === 0 ? parsePullDigest(pull.stdout) : undefined);
+  if (!pinned) throw new ModelshipError('input', `input "${input}": ${ref} has no registry digest to pin it by (RepoDigests: ${digests.length ? digests.join(', ') : 'none'}); push it to a registry, or give repository@sha256:...`, { field: input });
+  return pinned;
+}
+
+/**
+ * target tensorrt: everything that can be checked without a GPU first (the model's shapes, the calibration cache,
+ * tensorrt-image pinned by digest and its TensorRT against triton-image's), then the GPU query and trtexec. Writes the
+ * plan next to the model and returns it with the metadata's `tensorrt` block.
+ */
+async function compileTensorRT(cfg: CompileConfig, inputs: TensorSig[], artifact: string, log: Logger): Promise<{ bytes: Buffer; metadata: PlanMetadata }> {
+  const dir = path.dirname(path.resolve(artifact));
+  const onnxName = path.basename(cfg.model);
+  if (path.dirname(path.resolve(cfg.model)) !== dir) throw new ModelshipError('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
+  shapesAt(inputs, 1); // only the batch may be dynamic
+  const calib = checkCalibrationCache(cfg.int8, cfg.calibrationCache);
+  if (cfg.calibrationCache && !cfg.int8) log.warning('input "calibration-cache" is only used with int8: true; ignored');
+  const image = await resolvePinnedImage(cfg.tensorrtImage, log);
+  const imageVersion = tensorRTVersionFromEnv(await localImageEnv(image));
+  log.info(`${cfg.tensorrtImage} → ${image}${imageVersion ? ` (TensorRT ${imageVersion})` : ' (declares no TensorRT version)'}`);
+  // the plan is for cfg.tritonImage: refuse now, not after the build, when its TensorRT is known to differ
+  let tritonVersion: string | undefined;
+  try {
+    tritonVersion = await imageTensorRTVersion(cfg.tritonImage);
+  } catch (e) {
+    log.warning(`cannot read the TensorRT version of ${cfg.tritonImage} (the image stage checks it): ${(e as Error).message}`);
+  }
+  if (imageVersion && tritonVersion && tensorrtRelease(imageVersion) !== tensorrtRelease(tritonVersion)) {
+    throw new ModelshipError('input', `input "tensorrt-image": ${cfg.tensorrtImage} has TensorRT ${imageVersion}, but the Triton image the plan is for, ${cfg.tritonImage}, has TensorRT ${tritonVersion}: Triton could not load the plan. Use the same triton-release for both (or matching tensorrt-image and triton-image)`, { field: 'tensorrt-image' });
+  }
+  let calibName: string | undefined;
+  let calibSha: string | undefined;
+  if (calib) {
+    calibName = path.basename(calib);
+    const inWork = path.join(dir, calibName);
+    const data = fs.readFileSync(calib);
+    calibSha = sha256(data);
+    if (path.resolve(inWork) !== calib) {
+      if (fs.existsSync(inWork) && sha256(fs.readFileSync(inWork)) !== calibSha) throw new ModelshipError('input', `input "calibration-cache": ${inWork} exists and differs from ${calib}; the cache is copied next to the model, so rename one of them`, { field: 'calibration-cache' });
+      fs.writeFileSync(inWork, data);
+    }
+  }
+  const uid = process.getuid?.();
+  const plan = planTensorRT(inputs, onnxName, path.basename(artifact), dir, {
+    image,
+    batches: cfg.batchSizes,
+    fp16: cfg.fp16,
+    int8: cfg.int8,
+    workspaceMiB: cfg.workspaceMiB,
+    timingCache: 'trt-timing.cache',
+    calibrationCache: calibName,
+    user: uid !== undefined && uid !== 0 ? `${uid}:${process.getgid?.() ?? uid}` : undefined,
+  });
+  // the GPU boundary: nothing below runs without a GPU runner (NVIDIA driver and container toolkit)
+  const gpu = await runProcess('docker', plan.gpuQueryArgs);
+  if (gpu.code !== 0) throw new ModelshipError('io', `the GPU query in ${image} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
+  const g = parseNvidiaSmi(gpu.stdout);
+  const build = await log.group(`trtexec in ${image} on ${g.name} (compute ${g.computeCapability})`, () => runProcess('docker', plan.dockerArgs, { onLine: log.info }));
+  if (build.code !== 0) throw new ModelshipError('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
+  const bytes = readFileChecked(artifact, 'TensorRT plan');
+  const tensorrtVersion = parseTensorRTVersion(build.stdout + build.stderr);
+  if (imageVersion && tensorrtRelease(imageVersion) !== tensorrtRelease(tensorrtVersion)) log.warning(`trtexec reports TensorRT ${tensorrtVersion}, but ${cfg.tensorrtImage} declares ${imageVersion}; the plan's metadata records trtexec's`);
+  const [min, opt, max] = cfg.batchSizes;
+  return {
+    bytes,
+    metadata: {
+      tensorrtVersion,
+      imageTensorRTVersion: imageVersion,
+      computeCapability: g.computeCapability,
+      gpu: g.name,
+      driver: g.driver,
+      tensorrtImage: image,
+      tritonImage: cfg.tritonImage,
+      trtexec: plan.trtexec.join(' '),
+      profile: { min, opt, max },
+      precision: { fp16: cfg.fp16, int8: cfg.int8 },
+      ...(calibName && calibSha ? { calibrationCache: { name: calibName, sha256: calibSha } } : {}),
+    },
   };
 }

@@ -1,12 +1,19 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { ModelshipError } from '../util/errors';
 import { TensorSig } from '../util/onnxinfo';
 
 /**
- * TensorRT plans, built by `trtexec` inside the serving base image on a GPU runner so the TensorRT that builds
- * the plan is the one that runs it. Pure planning and parsing here; running docker is the stage's effect.
+ * TensorRT plans, built by `trtexec` in NVIDIA's TensorRT image (tensorrt-image, default
+ * nvcr.io/nvidia/tensorrt:<triton-release>-py3) on a GPU runner. A plan only loads in the TensorRT that built it,
+ * so the image is pinned by digest before the build and the plan's metadata records which TensorRT built it and which
+ * Triton image it is meant for (the image stage checks that pairing, see src/image/tensorrt-version.ts).
+ *
+ * Pure planning and parsing here (argv as data); running docker is the stage's effect (src/compile/index.ts).
  */
 export interface TrtOptions {
-  baseImage: string;
+  /** the image that runs trtexec, pinned: repository@sha256:<digest> */
+  image: string;
   /** min / opt / max batch for the dynamic batch profile */
   batches: [number, number, number];
   fp16: boolean;
@@ -14,10 +21,14 @@ export interface TrtOptions {
   workspaceMiB: number;
   /** timing cache path inside the work dir (reused across builds on the same runner) */
   timingCache: string;
+  /** with int8: the calibration cache's file name inside the work dir (passed as --calib=/work/<name>) */
+  calibrationCache?: string;
+  /** `uid:gid` to run as, so the plan in the mounted work dir belongs to the runner's user (absent: the image's user) */
+  user?: string;
 }
 
 export interface TrtBuildPlan {
-  /** docker argv (after `docker`) that runs trtexec in the base image */
+  /** docker argv (after `docker`) that runs trtexec in the pinned image */
   dockerArgs: string[];
   /** docker argv that reports the GPU (compute capability, name, driver) from inside the same image */
   gpuQueryArgs: string[];
@@ -33,34 +44,95 @@ export function parseBatches(text: string): [number, number, number] {
   return parts as [number, number, number];
 }
 
-/** The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. */
+const PINNED = /^[^@\s]+@sha256:[0-9a-f]{64}$/;
+
+/** trtexec's shape list at batch `b` (`data:8x3x224x224,...`); only the batch may be dynamic. */
+export function shapesAt(inputs: TensorSig[], b: number): string {
+  return inputs
+    .map((i) => {
+      const rest = i.shape.slice(1);
+      if (rest.some((d) => typeof d !== 'number')) throw new ModelshipError('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
+      return `${i.name}:${[b, ...rest].join('x')}`;
+    })
+    .join(',');
+}
+
+/**
+ * The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. float32
+ * builds (neither fp16 nor int8) pass --noTF32: trtexec otherwise allows TF32 kernels, whose 10-bit mantissa breaks
+ * the float32 parity the smoke stage checks against Caffe.
+ */
 export function planTensorRT(inputs: TensorSig[], onnxName: string, planName: string, workDir: string, o: TrtOptions): TrtBuildPlan {
-  const shapeAt = (b: number) =>
-    inputs
-      .map((i) => {
-        const rest = i.shape.slice(1);
-        if (rest.some((d) => typeof d !== 'number')) throw new ModelshipError('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
-        return `${i.name}:${[b, ...rest].join('x')}`;
-      })
-      .join(',');
+  if (!PINNED.test(o.image)) throw new ModelshipError('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${o.image}"`, { field: 'tensorrt-image' });
+  if (o.int8 && !o.calibrationCache) throw new ModelshipError('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', { field: 'calibration-cache' });
   const trtexec = [
     'trtexec',
     `--onnx=/work/${onnxName}`,
     `--saveEngine=/work/${planName}`,
-    `--minShapes=${shapeAt(o.batches[0])}`,
-    `--optShapes=${shapeAt(o.batches[1])}`,
-    `--maxShapes=${shapeAt(o.batches[2])}`,
+    `--minShapes=${shapesAt(inputs, o.batches[0])}`,
+    `--optShapes=${shapesAt(inputs, o.batches[1])}`,
+    `--maxShapes=${shapesAt(inputs, o.batches[2])}`,
     `--timingCacheFile=/work/${o.timingCache}`,
     `--memPoolSize=workspace:${o.workspaceMiB}M`,
     ...(o.fp16 ? ['--fp16'] : []),
-    ...(o.int8 ? ['--int8'] : []),
+    ...(o.int8 ? ['--int8', `--calib=/work/${o.calibrationCache}`] : []),
+    ...(!o.fp16 && !o.int8 ? ['--noTF32'] : []),
   ];
-  const run = ['run', '--rm', '--gpus', 'all', '-v', `${workDir}:/work`, '-w', '/work', o.baseImage];
+  const base = ['run', '--rm', '--gpus', 'all'];
+  const mount = [...(o.user ? ['--user', o.user] : []), '-v', `${workDir}:/work`, '-w', '/work'];
   return {
     trtexec,
-    dockerArgs: [...run, ...trtexec],
-    gpuQueryArgs: [...run, 'nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
+    dockerArgs: [...base, ...mount, o.image, ...trtexec],
+    // nvidia-smi straight, without the image's entrypoint: NVIDIA's prints a banner on stdout first
+    gpuQueryArgs: [...base, '--entrypoint', 'nvidia-smi', o.image, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
   };
+}
+
+/** The repository part of a reference, as docker writes it in RepoDigests (docker.io/library/x and x are the same). */
+function repositoryOf(ref: string): string {
+  const at = ref.indexOf('@');
+  let repo = at >= 0 ? ref.slice(0, at) : ref;
+  const slash = repo.lastIndexOf('/');
+  const colon = repo.lastIndexOf(':');
+  if (colon > slash) repo = repo.slice(0, colon);
+  repo = repo.replace(/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)\//, '');
+  return repo.replace(/^library\//, '');
+}
+
+/**
+ * The pinned reference (`repository@sha256:...`) of `ref` after a pull: the digest `docker pull` reported, else the
+ * one given in `ref`, checked against (or else taken from) the image's RepoDigests of the same repository.
+ * undefined when the image has no digest in that repository (built locally, never pushed or pulled).
+ */
+export function pinnedRef(ref: string, repoDigests: string[], pulledDigest?: string): string | undefined {
+  const repo = repositoryOf(ref);
+  const mine = repoDigests.filter((d) => repositoryOf(d) === repo && /@sha256:[0-9a-f]{64}$/.test(d));
+  const want = pulledDigest ?? /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1];
+  const hit = want ? mine.find((d) => d.endsWith(`@${want}`)) : mine.length === 1 ? mine[0] : undefined;
+  return hit;
+}
+
+/** The digest `docker pull` prints ("Digest: sha256:..."). */
+export function parsePullDigest(out: string): string | undefined {
+  return /^Digest:\s*(sha256:[0-9a-f]{64})\s*$/m.exec(out)?.[1];
+}
+
+/**
+ * The INT8 calibration cache, checked before anything runs: required with int8, must be a file. Returns its path, or
+ * undefined without int8 (trtexec only calibrates int8 builds; the stage warns about a cache given without it).
+ */
+export function checkCalibrationCache(int8: boolean, cache: string): string | undefined {
+  if (!int8) return undefined;
+  if (!cache) throw new ModelshipError('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>; write one with TensorRT\'s calibrator on representative inputs)', { field: 'calibration-cache' });
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(cache);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ModelshipError('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { field: 'calibration-cache', file: cache });
+  }
+  if (!st.isFile()) throw new ModelshipError('input', `input "calibration-cache": ${cache} is not a file`, { field: 'calibration-cache', file: cache });
+  return path.resolve(cache);
 }
 
 /** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
@@ -75,41 +147,62 @@ export function parseTensorRTVersion(log: string): string {
   throw new ModelshipError('graph', 'could not find the TensorRT version in the trtexec log');
 }
 
+/** `major.minor.patch` of a TensorRT version (10.5.0.18 → 10.5.0; a missing patch counts as 0). */
+export function tensorrtRelease(version: string): string {
+  const parts = version.trim().split('.').slice(0, 3);
+  while (parts.length < 3) parts.push('0');
+  return parts.map((p) => String(Number(p))).join('.');
+}
+
 export interface GpuInfo {
   computeCapability: string;
   name: string;
   driver: string;
 }
 
-/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU). */
+/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU; other lines are skipped). */
 export function parseNvidiaSmi(out: string): GpuInfo {
-  const line = out.split('\n').map((l) => l.trim()).find((l) => l.length > 0);
+  const line = out.split('\n').map((l) => l.trim()).find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
   const parts = line?.split(',').map((s) => s.trim());
-  if (!parts || parts.length < 3 || !/^\d+\.\d+$/.test(parts[0])) throw new ModelshipError('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
+  if (!parts || parts.length < 3) throw new ModelshipError('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
   return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
 }
 
+/** The `tensorrt` block of a plan's metadata (`<plan>.json`), written by the compile stage. */
 export interface PlanMetadata {
+  /** the TensorRT that built the plan, from trtexec's log */
   tensorrtVersion: string;
+  /** the TensorRT version the tensorrt image declares in its config (TRT_VERSION, ...); absent when it declares none */
+  imageTensorRTVersion?: string;
   computeCapability: string;
   gpu: string;
-  baseImage: string;
+  driver?: string;
+  /** the image trtexec ran in, pinned: repository@sha256:... */
+  tensorrtImage: string;
+  /** the Triton image the plan is meant for (triton-image, else that of triton-release) */
+  tritonImage?: string;
+  /** the trtexec command line */
+  trtexec?: string;
+  /** the dynamic batch profile; Triton's max_batch_size is `max` */
+  profile?: { min: number; opt: number; max: number };
+  precision?: { fp16: boolean; int8: boolean };
+  calibrationCache?: { name: string; sha256: string };
 }
 
 /**
  * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
- * Checked before deploy: throws naming both sides when they differ.
+ * Checked on the GPU that serves it (the image stage checks the TensorRT version without a GPU: checkPlanForImage).
+ * Throws naming both sides when they differ.
  */
 export function checkPlanCompatibility(plan: PlanMetadata, target: { tensorrtVersion: string; computeCapability: string; image?: string }): void {
   const problems: string[] = [];
-  const majorMinor = (v: string) => v.split('.').slice(0, 2).join('.');
-  if (majorMinor(plan.tensorrtVersion) !== majorMinor(target.tensorrtVersion) || plan.tensorrtVersion.split('.')[2] !== target.tensorrtVersion.split('.')[2]) {
+  if (tensorrtRelease(plan.tensorrtVersion) !== tensorrtRelease(target.tensorrtVersion)) {
     problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
   }
   if (plan.computeCapability !== target.computeCapability) {
     problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
   }
   if (problems.length) {
-    throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile in ${target.image ?? 'the serving image'} on the target GPU.`);
+    throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile (tensorrt-image of the serving image's release) on the target GPU${target.image ? `, for ${target.image}` : ''}.`);
   }
 }
