@@ -27,10 +27,22 @@ fi
 if [ "$(id -u)" = 0 ]; then
   bash lab/up.sh all
   command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+  # Google's own protobuf text-format parser and protoc: the independent reader of the generated Triton config.pbtxt
+  { /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null && command -v protoc >/dev/null; } || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-protobuf protobuf-compiler >/dev/null; }
 else
   echo "scripts/test.sh: not root; the image, smoke and rollout tests need the lab already up (sudo lab/up.sh all)" >&2
 fi
 [ -f /var/lib/modelship-lab/env.sh ] && . /var/lib/modelship-lab/env.sh
+# The lab's real Triton Inference Server image (test/triton-lab/: Triton 2.51.0 from PyPI's nvidia-pytriton): its
+# wheels and Debian's libpython3.11 are downloaded here into .whl-triton/ (the image build has no network), then it is
+# built and pushed to the lab registry (skipped when its inputs are unchanged). Triton's own Python client
+# (tritonclient[http]) goes in .venv-triton/.
+bash test/triton-lab/build.sh >/dev/null
+if ! cmp -s test/requirements-triton-client.txt .venv-triton/requirements-triton-client.txt; then
+  rm -rf .venv-triton && python3 -m venv .venv-triton
+  .venv-triton/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: -r test/requirements-triton-client.txt
+  cp test/requirements-triton-client.txt .venv-triton/
+fi
 npx tsc --noEmit
 results=$(mktemp --suffix=.json)
 status=0

@@ -1,0 +1,195 @@
+import { execFile, execFileSync, spawnSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { promisify } from 'util';
+import { REPO } from './caffe';
+
+/**
+ * The lab's real Triton Inference Server (test/triton-lab/README.md): the image, a running container, and Triton's own
+ * Python client (tritonclient) in a host venv. Needs the lab's Docker engine and registry (lab/up.sh docker).
+ */
+
+const run = promisify(execFile);
+
+export const TRITON_LAB_IMAGE = `${process.env.LAB_REGISTRY ?? '127.0.0.1:5000'}/local/tritonserver:24.10-pytriton`;
+/** the CMD a product image derived from the Triton image carries */
+export const TRITON_CMD = ['tritonserver', '--model-repository=/models', '--http-port=8000', '--grpc-port=8001', '--metrics-port=8002'];
+
+let built: Promise<string> | undefined;
+
+/** Build (or find in the registry: the tag is a hash of the inputs) and push the image; resolves with its hash-tagged reference. */
+export function buildTritonLabImage(): Promise<string> {
+  built ??= run('bash', [path.join(REPO, 'test/triton-lab/build.sh')], { cwd: REPO, maxBuffer: 64 * 2 ** 20 }).then(
+    (r) => r.stdout.trim().split('\n').pop()!,
+    (e: Error & { stderr?: string }) => {
+      built = undefined;
+      throw new Error(`test/triton-lab/build.sh failed: ${e.message}\n${(e.stderr ?? '').slice(-3000)}`);
+    },
+  );
+  return built;
+}
+
+export interface RunningTriton {
+  /** http://127.0.0.1:<port published for 8000> */
+  url: string;
+  /** http://127.0.0.1:<port published for 8002>/metrics */
+  metricsUrl: string;
+  container: string;
+  /** the derived image: FROM the Triton image, COPY <repo> /models, CMD TRITON_CMD */
+  image: string;
+  logs(): string;
+  /** remove the container and the derived image */
+  stop(): void;
+}
+
+export interface StartTritonOptions {
+  /** `docker run --user` (the derived image runs as root otherwise) */
+  user?: string;
+  /** arguments that replace TRITON_CMD's tail (after `tritonserver`), e.g. to add --exit-on-error=false */
+  args?: string[];
+  /** wait for GET /v2/health/ready (default); false: only for /v2/health/live */
+  waitReady?: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * Run Triton on `modelRepoDir` the way a product image would: a derived image (COPY of the repository to /models,
+ * CMD tritonserver ...), ports 8000 and 8002 published on 127.0.0.1. Resolves when it is ready (or live); rejects with
+ * its logs when it exits or the timeout passes.
+ */
+export async function startTriton(modelRepoDir: string, o: StartTritonOptions = {}): Promise<RunningTriton> {
+  const base = await buildTritonLabImage();
+  const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'triton-derived-'));
+  const id = crypto.randomBytes(4).toString('hex');
+  const image = `modelship-test/triton-models:${process.pid}-${id}`;
+  const container = `triton-lab-${process.pid}-${id}`;
+  try {
+    fs.cpSync(modelRepoDir, path.join(ctx, 'models'), { recursive: true, dereference: true });
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY models/ /models/\nCMD ${JSON.stringify(TRITON_CMD)}\n`);
+    await run('docker', ['build', '-q', '--network', 'none', '-t', image, ctx], { maxBuffer: 16 * 2 ** 20 });
+  } finally {
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
+  const args = ['run', '-d', '--name', container, '-p', '127.0.0.1::8000', '-p', '127.0.0.1::8002'];
+  if (o.user) args.push('--user', o.user);
+  args.push(image);
+  if (o.args) args.push('tritonserver', ...o.args);
+  await run('docker', args);
+  const port = (p: number) => execFileSync('docker', ['port', container, `${p}/tcp`], { encoding: 'utf8' }).trim().split('\n')[0].split(':').pop();
+  // Triton logs to stderr, the wrapper's line too
+  const logs = () => {
+    const r = spawnSync('docker', ['logs', container], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  };
+  const stop = () => {
+    spawnSync('docker', ['rm', '-f', container], { stdio: 'ignore' });
+    spawnSync('docker', ['rmi', '-f', image], { stdio: 'ignore' });
+  };
+  const t: RunningTriton = { url: '', metricsUrl: '', container, image, logs, stop };
+  try {
+    t.url = `http://127.0.0.1:${port(8000)}`;
+    t.metricsUrl = `http://127.0.0.1:${port(8002)}/metrics`;
+    const deadline = Date.now() + (o.timeoutMs ?? 90_000);
+    const probe = o.waitReady === false ? '/v2/health/live' : '/v2/health/ready';
+    for (;;) {
+      const state = execFileSync('docker', ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', container], { encoding: 'utf8' }).trim();
+      if (!state.startsWith('running')) throw new Error(`the Triton container stopped (${state})`);
+      const ok = await fetch(t.url + probe).then((r) => r.status === 200, () => false);
+      if (ok) return t;
+      if (Date.now() > deadline) throw new Error(`Triton not ${o.waitReady === false ? 'live' : 'ready'} after ${o.timeoutMs ?? 90_000} ms`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } catch (e) {
+    const l = logs();
+    stop();
+    throw new Error(`${(e as Error).message}; its logs:\n${l.slice(-6000)}`);
+  }
+}
+
+/**
+ * The Python of a venv with Triton's own client (test/requirements-triton-client.txt), built once in .venv-triton/ at
+ * the repository root (rebuilt when the requirements change; pip reaches PyPI the first time).
+ */
+export function tritonClientPython(): string {
+  const venv = path.join(REPO, '.venv-triton');
+  const req = path.join(REPO, 'test/requirements-triton-client.txt');
+  const py = path.join(venv, 'bin/python');
+  const script = `
+set -e
+mkdir -p "${path.join(REPO, '.tmp')}"
+exec 9>"${path.join(REPO, '.tmp/venv-triton.lock')}"; flock 9
+if [ -x "${py}" ] && cmp -s "${req}" "${venv}/requirements-triton-client.txt" && "${py}" -c 'import tritonclient.http' 2>/dev/null; then exit 0; fi
+rm -rf "${venv}"
+python3 -m venv "${venv}"
+"${py}" -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r "${req}"
+cp "${req}" "${venv}/requirements-triton-client.txt"`;
+  execFileSync('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+  return py;
+}
+
+/**
+ * A short tritonclient.http session against `url`: is_server_live, is_server_ready, is_model_ready,
+ * get_server_metadata, get_model_metadata, then infer on the reference inputs input_b{1,2}.npy with binary_data true
+ * and false, each compared with output_b<N>__<output>.npy. Every step's result or exception is reported (JSON).
+ */
+export const TRITON_CLIENT_CHECK = `
+import json, sys, traceback
+import numpy as np
+import tritonclient.http as httpclient
+
+url, model, ref = sys.argv[1], sys.argv[2], sys.argv[3]
+headers = json.loads(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] else None
+report = {'url': url, 'model': model, 'steps': {}, 'errors': []}
+
+def step(name, fn):
+    try:
+        v = fn()
+        report['steps'][name] = v
+        return v
+    except Exception as e:
+        report['errors'].append({'step': name, 'type': type(e).__name__, 'message': str(e), 'trace': traceback.format_exc()[-2000:]})
+        return None
+
+c = httpclient.InferenceServerClient(url=url.split('://', 1)[-1])
+step('is_server_live', lambda: c.is_server_live(headers=headers))
+step('is_server_ready', lambda: c.is_server_ready(headers=headers))
+step('is_model_ready', lambda: c.is_model_ready(model, headers=headers))
+step('get_server_metadata', lambda: c.get_server_metadata(headers=headers))
+meta = step('get_model_metadata', lambda: c.get_model_metadata(model, headers=headers))
+inp = meta['inputs'][0]['name'] if meta else 'data'
+out = meta['outputs'][0]['name'] if meta else 'prob'
+for b in (1, 2):
+    x = np.load('%s/input_b%d.npy' % (ref, b)).astype(np.float32)
+    y = np.load('%s/output_b%d__%s.npy' % (ref, b, out.replace('/', '_')))
+    for binary in (True, False):
+        def infer():
+            i = httpclient.InferInput(inp, list(x.shape), 'FP32')
+            i.set_data_from_numpy(x, binary_data=binary)
+            o = httpclient.InferRequestedOutput(out, binary_data=binary)
+            r = c.infer(model, [i], outputs=[o], headers=headers)
+            got = r.as_numpy(out)
+            if got is None:
+                raise RuntimeError('as_numpy(%r) is None; response %s' % (out, json.dumps(r.get_response())[:500]))
+            return {'shape': list(got.shape), 'dtype': str(got.dtype),
+                    'max_abs_diff': float(np.max(np.abs(got.astype(np.float64) - y.astype(np.float64)))) if got.shape == y.shape else None,
+                    'top5': np.argsort(-got.reshape(got.shape[0], -1), axis=1, kind='stable')[:, :5].tolist(),
+                    'ref_top5': np.argsort(-y.reshape(y.shape[0], -1), axis=1, kind='stable')[:, :5].tolist()}
+        step('infer_b%d_%s' % (b, 'binary' if binary else 'json'), infer)
+c.close()
+print(json.dumps(report))
+`;
+
+export interface TritonClientReport {
+  url: string;
+  model: string;
+  steps: Record<string, any>;
+  errors: { step: string; type: string; message: string; trace: string }[];
+}
+
+/** Run TRITON_CLIENT_CHECK with the venv's Python. */
+export async function tritonClientCheck(url: string, model: string, reference: string, headers?: Record<string, string>): Promise<TritonClientReport> {
+  const r = await run(tritonClientPython(), ['-c', TRITON_CLIENT_CHECK, url, model, reference, headers ? JSON.stringify(headers) : ''], { maxBuffer: 16 * 2 ** 20, timeout: 120_000 });
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}

@@ -1,0 +1,305 @@
+import { execFile, execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { promisify } from 'util';
+import { convertCaffe } from '../src/convert/converter';
+import { goldenRequests, httpTransport } from '../src/shared/golden';
+import { startServer, DEFAULT_SERVE, RunningServer } from '../src/serve/server';
+import { readNpy } from '../src/util/npy';
+import { ORACLE, tmpDir } from './helpers/caffe';
+import { requireLab, docker } from './helpers/lab';
+import { buildTritonLabImage, startTriton, RunningTriton, tritonClientCheck, tritonClientPython, TritonClientReport } from './helpers/triton-lab';
+
+// The lab's REAL Triton Inference Server 2.51.0 (test/triton-lab/: from PyPI's nvidia-pytriton, laid out like
+// nvcr.io/nvidia/tritonserver:24.10-py3) serving what modelship converts, with a config.pbtxt of the form the product
+// generates. ONNX models run through the image's python-backend adapter (the wheel has no ONNX Runtime backend); the
+// config is Triton's to load and enforce. Both Triton and modelship's own server are then checked with Triton's own
+// Python client (tritonclient, in .venv-triton/).
+
+const LENET = path.join(ORACLE, 'models/lenet');
+const GOOGLENET = path.join(ORACLE, 'models/bvlc_googlenet');
+
+function onnxOf(dir: string): Buffer {
+  return Buffer.from(
+    convertCaffe({ prototxt: fs.readFileSync(path.join(dir, 'deploy.prototxt')), prototxtFile: 'deploy.prototxt', caffemodel: fs.readFileSync(path.join(dir, 'weights.caffemodel')), caffemodelFile: 'weights.caffemodel' }).onnx,
+  );
+}
+
+/**
+ * config.pbtxt as the product generates it (src/image/triton-config.ts, written here by hand): ONNX Runtime platform,
+ * batch dim left out of dims, dynamic batching, one CPU instance.
+ */
+function configPbtxt(name: string, input: [string, number[]], output: [string, number[]]): string {
+  return `# Triton model configuration, written by modelship
+name: "${name}"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [
+  {
+    name: "${input[0]}"
+    data_type: TYPE_FP32
+    dims: [ ${input[1].join(', ')} ]
+  }
+]
+output [
+  {
+    name: "${output[0]}"
+    data_type: TYPE_FP32
+    dims: [ ${output[1].join(', ')} ]
+  }
+]
+dynamic_batching {
+  max_queue_delay_microseconds: 1000
+}
+instance_group [
+  {
+    count: 1
+    kind: KIND_CPU
+  }
+]
+`;
+}
+
+function writeModel(repo: string, name: string, onnx: Buffer, config: string): void {
+  fs.mkdirSync(path.join(repo, name, '1'), { recursive: true });
+  fs.writeFileSync(path.join(repo, name, '1', 'model.onnx'), onnx);
+  fs.writeFileSync(path.join(repo, name, 'config.pbtxt'), config);
+}
+
+/** the sum over label sets of `name{model="<model>",...} value` */
+function metric(text: string, name: string, model: string): number {
+  let sum = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`).exec(line);
+    if (m && m[1].split(',').includes(`model="${model}"`)) {
+      sum += Number(m[2]);
+      seen = true;
+    }
+  }
+  if (!seen) throw new Error(`no ${name}{model="${model}"} in the metrics`);
+  return sum;
+}
+
+const getJson = async (url: string) => {
+  const r = await fetch(url);
+  return { status: r.status, body: (await r.json()) as any };
+};
+const postJson = async (url: string, body: unknown) => {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: r.status, body: (await r.json()) as any };
+};
+
+let image = '';
+let lenetOnnx: Buffer;
+let triton: RunningTriton;
+
+beforeAll(async () => {
+  requireLab();
+  expect(fs.existsSync(LENET) && fs.existsSync(GOOGLENET)).toBe(true); // ../shared/caffe-oracle, beside the checkout
+  image = await buildTritonLabImage();
+  lenetOnnx = onnxOf(LENET);
+  const repo = tmpDir('triton-repo-');
+  writeModel(repo, 'lenet', lenetOnnx, configPbtxt('lenet', ['data', [1, 28, 28]], ['prob', [10]]));
+  writeModel(repo, 'googlenet', onnxOf(GOOGLENET), configPbtxt('googlenet', ['data', [3, 224, 224]], ['prob', [1000]]));
+  triton = await startTriton(repo);
+}, 600_000);
+
+afterAll(() => triton?.stop());
+
+describe('the image looks like nvcr.io/nvidia/tritonserver:24.10-py3 from the outside', () => {
+  test('hash-tagged in the registry; ENV versions, PATH, no ENTRYPOINT; tritonserver on PATH, backends in /opt/tritonserver/backends, user triton-server (uid 1000)', () => {
+    expect(image).toMatch(/^127\.0\.0\.1:5000\/local\/tritonserver:24\.10-pytriton-[0-9a-f]{16}$/);
+    const cfg = JSON.parse(docker(['image', 'inspect', '-f', '{{json .Config}}', image]));
+    expect(cfg.Env).toEqual(expect.arrayContaining(['TRITON_SERVER_VERSION=2.51.0', 'NVIDIA_TRITON_SERVER_VERSION=24.10']));
+    expect(cfg.Env.find((e: string) => e.startsWith('PATH='))).toMatch(/^PATH=\/opt\/tritonserver\/bin:/);
+    expect(cfg.Entrypoint ?? null).toBeNull();
+    const out = docker(['run', '--rm', '--network', 'none', '--user', '1000', image, 'sh', '-c', 'id -un; id -u; command -v tritonserver; ls /opt/tritonserver/backends /opt/tritonserver/backends/python']);
+    expect(out.split('\n').slice(0, 3)).toEqual(['triton-server', '1000', '/opt/tritonserver/bin/tritonserver']);
+    expect(out).toMatch(/^python$/m);
+    expect(out).toMatch(/^triton_python_backend_stub$/m);
+    expect(out).toMatch(/^libtriton_python\.so$/m);
+  });
+
+  test('a second build.sh finds the image in the registry and builds nothing', () => {
+    const t0 = Date.now();
+    const r = execFileSync('bash', ['test/triton-lab/build.sh'], { cwd: path.resolve(__dirname, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(r.trim().split('\n').pop()).toBe(image);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+});
+
+describe('the real Triton 2.51.0 serving the generated config', () => {
+  test('the wrapper says what it rewrote, and only that', () => {
+    const logs = triton.logs();
+    for (const m of ['lenet', 'googlenet']) {
+      expect(logs).toMatch(new RegExp(`model "${m}": config.pbtxt line \`platform: "onnxruntime_onnx"\` replaced by \`backend: "python"\`.*the rest of the config is as written`));
+    }
+    expect(logs).toMatch(/successfully loaded 'lenet'/);
+    expect(logs).toMatch(/modelship onnx adapter: model 'googlenet' version 1: ONNX Runtime 1\.19\.2 \(CPUExecutionProvider\)/);
+  });
+
+  test('GET /v2 is Triton 2.51.0', async () => {
+    const r = await getJson(`${triton.url}/v2`);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ name: 'triton', version: '2.51.0' });
+    expect(r.body.extensions).toEqual(expect.arrayContaining(['binary_tensor_data', 'model_configuration', 'statistics']));
+  });
+
+  test('GET /v2/models/lenet/config is the generated config, as Triton loaded it (backend "python" in place of the ONNX Runtime platform)', async () => {
+    const { status, body } = await getJson(`${triton.url}/v2/models/lenet/config`);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      name: 'lenet',
+      backend: 'python',
+      platform: '',
+      max_batch_size: 8,
+      input: [{ name: 'data', data_type: 'TYPE_FP32', dims: [1, 28, 28] }],
+      output: [{ name: 'prob', data_type: 'TYPE_FP32', dims: [10] }],
+      dynamic_batching: { max_queue_delay_microseconds: 1000 },
+      instance_group: [{ kind: 'KIND_CPU', count: 1 }],
+    });
+    const meta = await getJson(`${triton.url}/v2/models/lenet`);
+    expect(meta.body).toMatchObject({ name: 'lenet', versions: ['1'], inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }], outputs: [{ name: 'prob', datatype: 'FP32', shape: [-1, 10] }] });
+  });
+
+  test.each([
+    ['lenet', LENET],
+    ['googlenet', GOOGLENET],
+  ])('golden requests on %s reproduce real Caffe at batch 1 and 2 within 1e-5', async (model, reference) => {
+    const g = await goldenRequests(httpTransport(triton.url), { reference, modelName: model, inputName: 'data', singleInput: true, tolerance: 1e-5 });
+    expect(g.failures).toEqual([]);
+    expect(g.compared).toBe(2);
+    expect(g.rows.map((r) => r.split('|')[1].trim())).toEqual(['1', '2']);
+  });
+
+  test('Triton enforces the config on requests: a wrong shape and a batch over max_batch_size are 400s', async () => {
+    const zeros = (shape: number[]) => ({ name: 'data', datatype: 'FP32', shape, data: new Array(shape.reduce((a, b) => a * b)).fill(0) });
+    const shape = await postJson(`${triton.url}/v2/models/lenet/infer`, { inputs: [zeros([1, 1, 28, 29])] });
+    expect(shape.status).toBe(400);
+    expect(shape.body.error).toMatch(/unexpected shape for input 'data' for model 'lenet'\. Expected \[-1,1,28,28\], got \[1,1,28,29\]/);
+    const batch = await postJson(`${triton.url}/v2/models/lenet/infer`, { inputs: [zeros([9, 1, 28, 28])] });
+    expect(batch.status).toBe(400);
+    expect(batch.body.error).toMatch(/batch-size must be <= 8/);
+    const dtype = await postJson(`${triton.url}/v2/models/lenet/infer`, { inputs: [{ ...zeros([1, 1, 28, 28]), datatype: 'FP64' }] });
+    expect(dtype.status).toBe(400);
+    expect(dtype.body.error).toMatch(/data-type is 'FP64', but model 'lenet' expects 'FP32'/);
+  });
+
+  test('the dynamic batcher gathers concurrent requests into one execution; the adapter splits the results back right', async () => {
+    const x = readNpy(path.join(LENET, 'input_b2.npy'));
+    const y = readNpy(path.join(LENET, 'output_b2__prob.npy'));
+    const item = (n: number) => Array.from(x.data.subarray(n * 784, (n + 1) * 784));
+    const stats = async () => (await getJson(`${triton.url}/v2/models/lenet/stats`)).body.model_stats[0] as { inference_count: number; execution_count: number };
+    const s0 = await stats();
+    const replies = await Promise.all(
+      Array.from({ length: 32 }, (_, i) => postJson(`${triton.url}/v2/models/lenet/infer`, { inputs: [{ name: 'data', datatype: 'FP32', shape: [1, 1, 28, 28], data: item(i % 2) }] })),
+    );
+    replies.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      const got: number[] = r.body.outputs[0].data;
+      const want = Array.from(y.data.subarray((i % 2) * 10, (i % 2) * 10 + 10));
+      expect(Math.max(...got.map((v, k) => Math.abs(v - want[k])))).toBeLessThanOrEqual(1e-5);
+    });
+    const s1 = await stats();
+    expect(s1.inference_count - s0.inference_count).toBe(32);
+    // fewer executions than requests: the batcher merged some (each execution runs ONNX Runtime once)
+    expect(s1.execution_count - s0.execution_count).toBeLessThan(32);
+  });
+
+  test('metrics on :8002: nv_inference_request_success/failure/duration_us and nv_inference_count count the requests', async () => {
+    const read = async () => {
+      const text = await (await fetch(triton.metricsUrl)).text();
+      const names = ['nv_inference_request_success', 'nv_inference_request_failure', 'nv_inference_request_duration_us', 'nv_inference_count'] as const;
+      return Object.fromEntries(names.map((n) => [n, metric(text, n, 'lenet')])) as Record<(typeof names)[number], number>;
+    };
+    const before = await read();
+    const g = await goldenRequests(httpTransport(triton.url), { reference: LENET, modelName: 'lenet', inputName: 'data', singleInput: true, tolerance: 1e-5 });
+    expect(g.failures).toEqual([]);
+    let after = await read();
+    for (let i = 0; i < 20 && after.nv_inference_request_success < before.nv_inference_request_success + 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await read();
+    }
+    expect(after.nv_inference_request_success).toBe(before.nv_inference_request_success + 2);
+    expect(after.nv_inference_count).toBe(before.nv_inference_count + 3); // batch 1 + batch 2
+    expect(after.nv_inference_request_duration_us).toBeGreaterThan(before.nv_inference_request_duration_us);
+    expect(after.nv_inference_request_failure).toBe(before.nv_inference_request_failure);
+  });
+});
+
+describe('a config that does not fit the model is refused', () => {
+  test('a wrong dim: the model is not ready and the log says why (as Triton\'s ONNX Runtime backend would); run as uid 1000', async () => {
+    const repo = tmpDir('triton-bad-');
+    writeModel(repo, 'lenet', lenetOnnx, configPbtxt('lenet', ['data', [1, 28, 29]], ['prob', [10]]));
+    const bad = await startTriton(repo, { user: '1000', waitReady: false, args: ['--model-repository=/models', '--http-port=8000', '--grpc-port=8001', '--metrics-port=8002', '--exit-on-error=false'] });
+    try {
+      expect((await fetch(`${bad.url}/v2/models/lenet/ready`)).status).toBe(400);
+      expect((await fetch(`${bad.url}/v2/health/ready`)).status).toBe(400);
+      const logs = bad.logs();
+      expect(logs).toMatch(/failed to load 'lenet' version 1: .*model 'lenet', tensor 'data': the model expects 4 dimensions \(shape \[-1,1,28,28\]\) but the model configuration specifies 4 dimensions \(an initial batch dimension because max_batch_size > 0 followed by the explicit tensor shape, making complete shape \[-1,1,28,29\]\)/);
+      const index = await postJson(`${bad.url}/v2/repository/index`, {});
+      expect(index.body).toEqual([expect.objectContaining({ name: 'lenet', state: 'UNAVAILABLE' })]);
+    } finally {
+      bad.stop();
+    }
+  }, 180_000);
+});
+
+describe("Triton's own Python client (tritonclient.http) against both runtimes", () => {
+  let ms: RunningServer;
+  beforeAll(async () => {
+    tritonClientPython(); // the venv, once
+    const model = path.join(tmpDir(), 'lenet.onnx');
+    fs.writeFileSync(model, lenetOnnx);
+    ms = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', log: () => undefined });
+  }, 600_000);
+  afterAll(() => ms?.drain());
+
+  const expectClean = (r: TritonClientReport, platform: string, serverName: string) => {
+    // on failure, the report names the step, the exception and the trace
+    expect(r.errors).toEqual([]);
+    expect(r.steps).toMatchObject({ is_server_live: true, is_server_ready: true, is_model_ready: true, get_server_metadata: { name: serverName } });
+    expect(r.steps.get_model_metadata).toMatchObject({ name: 'lenet', platform, inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }], outputs: [{ name: 'prob', datatype: 'FP32', shape: [-1, 10] }] });
+    for (const b of [1, 2]) {
+      for (const enc of ['binary', 'json']) {
+        const s = r.steps[`infer_b${b}_${enc}`];
+        expect({ step: `infer_b${b}_${enc}`, shape: s.shape, dtype: s.dtype, top5: s.top5 }).toEqual({ step: `infer_b${b}_${enc}`, shape: [b, 10], dtype: 'float32', top5: s.ref_top5 });
+        expect(s.max_abs_diff).toBeLessThanOrEqual(1e-5);
+      }
+    }
+  };
+
+  test('the Triton container', async () => {
+    expectClean(await tritonClientCheck(triton.url, 'lenet', LENET), 'python', 'triton');
+  });
+
+  test("modelship's server (from source)", async () => {
+    expectClean(await tritonClientCheck(ms.url, 'lenet', LENET), 'onnxruntime_onnx', 'modelship');
+  });
+
+  // Known gap, reported to the server's owner: tritonclient's request_compression_algorithm ("gzip" / "deflate") sends
+  // the whole body compressed with Content-Encoding, Inference-Header-Content-Length being the uncompressed JSON's
+  // length. Triton inflates it; modelship answers 400 "malformed JSON in the request". When the server learns it, the
+  // test.failing below fails: make it a plain `test`.
+  const compressed = (url: string) => promisify(execFile)(tritonClientPython(), ['-c', COMPRESSED_REQUESTS, url, LENET]);
+
+  test('the Triton container inflates gzip / deflate request bodies', async () => {
+    await compressed(triton.url);
+  });
+
+  test.failing('modelship: a request body with Content-Encoding: gzip / deflate (tritonclient request_compression_algorithm)', async () => {
+    await compressed(ms.url);
+  });
+});
+
+const COMPRESSED_REQUESTS = `
+import sys, numpy as np, tritonclient.http as h
+c = h.InferenceServerClient(url=sys.argv[1].split('://', 1)[-1])
+x = np.load(sys.argv[2] + '/input_b1.npy').astype(np.float32)
+y = np.load(sys.argv[2] + '/output_b1__prob.npy')
+for alg in ('gzip', 'deflate'):
+    i = h.InferInput('data', list(x.shape), 'FP32'); i.set_data_from_numpy(x)
+    d = np.abs(c.infer('lenet', [i], request_compression_algorithm=alg).as_numpy('prob') - y).max()
+    assert d <= 1e-5, (alg, d)
+`;
