@@ -14,7 +14,7 @@ import * as path from 'path';
 import { execFileSync, spawn } from 'child_process';
 import * as yaml from 'js-yaml';
 import { readNpy } from '../src/util/npy';
-import { compareOutput, DEFAULT_TOLERANCE } from '../src/convert/parity';
+import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
 
 const REPO = path.resolve(__dirname, '..');

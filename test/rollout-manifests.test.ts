@@ -3,6 +3,7 @@ import { applyPatches } from '../src/rollout/patch';
 
 const spec: DeploySpec = {
   app: 'googlenet',
+  runtime: 'modelship',
   namespace: 'models',
   image: `127.0.0.1:5000/modelship/googlenet@sha256:${'a'.repeat(64)}`,
   modelName: 'googlenet',
@@ -114,5 +115,36 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     expect(() => validateSpec({ ...spec, drainDelayS: 2.5 })).toThrow(/input "drain-delay"/);
     expect(() => validateSpec({ ...spec, drainDelayS: 5000 })).toThrow(/input "drain-delay": expected whole seconds from 0 to 300, got 5000/);
     expect(() => validateSpec({ ...spec, drainDelayS: NaN })).toThrow(/input "drain-delay"/);
+  });
+
+  test('runtime triton: same ports, probes and scrape annotations; no modelship settings; sleep as the preStop hook; its own uid and a writable /tmp', () => {
+    const t = { ...spec, runtime: 'triton' as const, apiKeySecret: undefined, modelKeySecret: undefined };
+    for (const track of ['stable', 'canary'] as const) {
+      const d = deployment(t, track, 2) as any;
+      const pod = d.spec.template;
+      const c = pod.spec.containers[0];
+      // Triton serves KServe v2 on 8000 and its metrics on 8002 (the image's CMD sets both): the same named ports
+      expect(c.ports).toEqual([
+        { name: 'http', containerPort: 8000, protocol: 'TCP' },
+        { name: 'metrics', containerPort: 8002, protocol: 'TCP' },
+      ]);
+      expect(pod.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8002', 'prometheus.io/path': '/metrics' });
+      expect(c.readinessProbe.httpGet).toEqual({ path: '/v2/health/ready', port: 'http' });
+      expect(c.livenessProbe.httpGet).toEqual({ path: '/v2/health/live', port: 'http' });
+      // nothing of modelship's server: Triton reads no MODELSHIP_* variables
+      expect(c.env).toBeUndefined();
+      // Triton's images have coreutils (no modelship Node.js in them)
+      expect(c.lifecycle).toEqual({ preStop: { exec: { command: ['sleep', '5'] } } });
+      // no server-side drain delay: Triton finishes in-flight work within --exit-timeout-secs (20) after SIGTERM
+      expect(pod.spec.terminationGracePeriodSeconds).toBe(5 + 20 + 5);
+      expect(c.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, readOnlyRootFilesystem: true });
+      expect(c.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
+      expect(pod.spec.volumes).toEqual([{ name: 'tmp', emptyDir: {} }]);
+      expect(c.resources.limits['nvidia.com/gpu']).toBe('1');
+    }
+    // the modelship runtime keeps its own settings
+    const m = deployment(spec, 'stable', 2) as any;
+    expect(m.spec.template.spec.volumes).toBeUndefined();
+    expect(m.spec.template.spec.containers[0].securityContext.runAsUser).toBe(10001);
   });
 });

@@ -12,7 +12,7 @@ import { tmpDir } from './helpers/caffe';
 // the rollout inputs. The cluster behaviour itself is tested on the lab cluster in rollout.test.ts.
 
 const spec: DeploySpec = {
-  app: 'googlenet', namespace: 'prod', image: `r/googlenet@sha256:${'a'.repeat(64)}`, modelName: 'googlenet', replicas: 4, gpu: true,
+  app: 'googlenet', runtime: 'modelship', namespace: 'prod', image: `r/googlenet@sha256:${'a'.repeat(64)}`, modelName: 'googlenet', replicas: 4, gpu: true,
   resources: { cpu: '2', memory: '4Gi' }, nodeSelector: {}, tolerations: [], imagePullSecrets: [], progressDeadlineSeconds: 600, port: 8000,
   metricsPort: 8002, drainDelayS: 5, drainTimeoutS: 20,
 };
@@ -95,7 +95,7 @@ describe('lease validity', () => {
 
 describe('PromQL templates', () => {
   test('placeholders are filled; an unknown one is an error', () => {
-    expect(renderQuery(DEFAULT_QUERIES.samples, { namespace: 'prod', app: 'g', track: 'canary', model: 'g' })).toBe('sum(modelship_requests_total{namespace="prod",track="canary",route="infer"})');
+    expect(renderQuery(DEFAULT_QUERIES.modelship.samples, { namespace: 'prod', app: 'g', track: 'canary', model: 'g' })).toBe('sum(modelship_requests_total{namespace="prod",track="canary",route="infer"})');
     expect(() => renderQuery('up{job="{{jobname}}"}', { namespace: 'prod' })).toThrow(/\{\{jobname\}\}/);
   });
 });
@@ -124,5 +124,29 @@ describe('rollout inputs', () => {
     expect(c.drainDelayS).toBe(5);
     expect(readConfig(inputs({ 'drain-delay': '0' })).rollout.drainDelayS).toBe(0);
     expect(readConfig(inputs({ stage: 'preview', 'drain-delay': '12' })).preview.rollout.drainDelayS).toBe(12);
+  });
+});
+
+describe('runtime triton: inputs', () => {
+  const inputs = (o: Record<string, string>) => (n: string) => ({ stage: 'rollout', image: spec.image, 'model-name': 'googlenet', 'prometheus-url': 'http://prom:9090', ...o })[n];
+  test("the default Prometheus queries follow the runtime; a given query wins", () => {
+    const m = readConfig(inputs({})).rollout.prometheus!;
+    expect(m.samplesQuery).toBe(DEFAULT_QUERIES.modelship.samples);
+    const t = readConfig(inputs({ runtime: 'triton' })).rollout.prometheus!;
+    const vars = { namespace: 'prod', app: 'g', track: 'canary', model: 'googlenet' };
+    expect(renderQuery(t.samplesQuery, vars)).toBe('(sum(nv_inference_request_success{namespace="prod",track="canary",model="googlenet"}) + sum(nv_inference_request_failure{namespace="prod",track="canary",model="googlenet"}))');
+    expect(renderQuery(t.errorRateQuery, vars)).toMatch(/^sum\(nv_inference_request_failure\{namespace="prod",track="canary",model="googlenet"\}\) \/ \(sum\(nv_inference_request_success/);
+    expect(renderQuery(t.latencyQuery, vars)).toBe('max(nv_inference_request_summary_us{namespace="prod",track="canary",model="googlenet",quantile="0.99"}) / 1000');
+    expect(readConfig(inputs({ runtime: 'triton', 'prometheus-samples-query': 'sum(x)' })).rollout.prometheus!.samplesQuery).toBe('sum(x)');
+  });
+  test('inputs only the modelship runtime honours are refused with triton, naming the input', () => {
+    expect(() => readConfig(inputs({ runtime: 'triton', 'api-key': 's3cret' }))).toThrow(/input "api-key": is honoured by the modelship runtime only.*runtime: triton/);
+    expect(() => readConfig(inputs({ runtime: 'triton', 'api-key-secret': 'keys/api' }))).toThrow(/input "api-key-secret": is honoured by the modelship runtime only/);
+    expect(() => readConfig(inputs({ runtime: 'triton', 'model-key-secret': 'keys/model' }))).toThrow(/input "model-key-secret"/);
+    expect(() => readConfig((n: string) => ({ stage: 'image', image: 'r/g', model: 'm.onnx', runtime: 'triton', 'encrypt-model': 'true', 'model-key': 'a'.repeat(64) })[n])).toThrow(/input "(encrypt-model|model-key)": is honoured by the modelship runtime only/);
+    expect(() => readConfig(inputs({ runtime: 'tensorflow' }))).toThrow(/input "runtime": expected one of modelship, triton, got "tensorflow"/);
+    expect(() => readConfig((n: string) => ({ stage: 'compile', 'triton-release': '24.1' })[n])).toThrow(/input "triton-release": expected NVIDIA's container release yy.mm/);
+    // the same inputs pass with the modelship runtime
+    expect(readConfig(inputs({ 'api-key': 's3cret' })).rollout.apiKey).toBe('s3cret');
   });
 });

@@ -7,7 +7,7 @@ import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, service
 import { readNpy } from '../src/util/npy';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
-import { compareOutput, DEFAULT_TOLERANCE } from '../src/convert/parity';
+import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
 
 // The rollout stage on the lab's real Kubernetes v1.20 cluster: pods of the real serving image run on the real
 // kubelet node (realnode), verified through the API server's service proxy. Each test gets its own namespace.
@@ -437,7 +437,7 @@ describe('taking over, basic strategy, bad inputs', () => {
       const r = await runCliProcess(base(ns, images.a, ['--gpu', '--patch', fallback]));
       expectExit(r, 1);
       expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'gate-pods': 'fail' });
-      expect(r.outputs.reason).toMatch(/gpu is true but 1 of 1 pod\(s\) do not serve on the CUDA execution provider: lenet-canary-[a-z0-9]+-[a-z0-9]+ serves on cpu: libonnxruntime_providers_shared\.so is missing/);
+      expect(r.outputs.reason).toMatch(/gpu is true but 1 of 1 pod\(s\) do not serve the model on the GPU: lenet-canary-[a-z0-9]+-[a-z0-9]+ serves on cpu: modelship: execution provider cpu \(libonnxruntime_providers_shared\.so is missing/);
       const report = JSON.parse(r.outputs['rollout-report']);
       expect(report.timeline.map((t: any) => t.step)).toContain('canary pods serve on the CUDA execution provider');
       expect(exists('deployment', ns, 'lenet-canary')).toBe(false);

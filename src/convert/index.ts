@@ -2,7 +2,7 @@ import * as path from 'path';
 import { ConvertConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { convertCaffe } from './converter';
-import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from './parity';
+import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
 import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
 
 /**

@@ -15,6 +15,8 @@ import { resolveNodeRuntime, NodeRuntime } from './node';
 import { resolveGpuProviders, ORT_VERSION } from './gpu-provider';
 import { checkBaseImageLoads } from './basecheck';
 import { openRegistrySession } from '../util/dockerconfig';
+import { refuseModelshipPlan } from './tensorrt-version';
+import { pinImage, planTritonModel, renderTritonDockerfile, writeTritonRepository } from './triton';
 
 export const SERVING_PORT = 8000;
 export const SERVING_UID = 10001;
@@ -202,12 +204,13 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
   if (tags.length === 0) throw new ModelshipError('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
   const labels: Record<string, string> = {
     'org.opencontainers.image.title': cfg.modelName,
-    'org.opencontainers.image.description': `modelship serving image for ${cfg.modelName} (KServe v2)`,
+    'org.opencontainers.image.description': `${cfg.runtime === 'triton' ? 'Triton Inference Server' : 'modelship'} serving image for ${cfg.modelName} (KServe v2)`,
     'org.opencontainers.image.source': git.source,
     'org.opencontainers.image.revision': git.sha,
     'org.opencontainers.image.created': new Date().toISOString(),
     'org.opencontainers.image.version': tags[0].slice(cfg.image.length + 1),
-    'org.opencontainers.image.base.name': cfg.baseImage,
+    'org.opencontainers.image.base.name': cfg.runtime === 'triton' ? cfg.tritonImage : cfg.baseImage,
+    'dev.modelship.runtime': cfg.runtime,
     'dev.modelship.model.sha256': modelDigest,
     'dev.modelship.model.name': cfg.modelName,
     'dev.modelship.model.encrypted': String(cfg.encryptModel),
@@ -215,26 +218,14 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     'dev.modelship.version': VERSION,
   };
 
-  // everything fetched and checked before anything is built: the Node.js runtime, and for a GPU image the CUDA
-  // provider libraries and whether the base image can load them
-  const node = await log.group('Node.js for the image', () => resolveNodeRuntime({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
-  labels['dev.modelship.node.version'] = node.version;
-  // registry credentials live in a DOCKER_CONFIG of this stage's own, removed when it ends (the base image check
+  // registry credentials live in a DOCKER_CONFIG of this stage's own, removed when it ends (the base image checks
   // may pull from the same private registry)
   const docker = await openRegistrySession(ref.registry, cfg.registryUsername, cfg.registryPassword, env);
   const dockerEnv = docker.env;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
   try {
-    let providers: string[] | undefined;
-    if (cfg.gpu) {
-      const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
-      await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log, dockerEnv));
-      providers = gpu.files;
-      labels['dev.modelship.onnxruntime.provider'] = 'cuda';
-      labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
-    }
-    const ctx = prepareContext({ image: cfg.image, node, providers, modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest });
-    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+    // everything fetched and checked before anything is built
+    const { ctx, dockerfile } = cfg.runtime === 'triton' ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log) : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest, labels, env: dockerEnv }, log);
     // the Dockerfile stays outside the context (its labels change every build)
     fs.writeFileSync(path.join(work, 'Dockerfile'), dockerfile);
 
@@ -269,9 +260,9 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     const composePath = cfg.composeFile;
     const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
     const secretsEnv = [...(cfg.encryptModel ? ['MODELSHIP_MODEL_KEY'] : []), ...(cfg.apiKeyRequired ? ['MODELSHIP_API_KEY'] : [])];
-    writeFileAtomic(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
+    writeFileAtomic(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
 
-    const metadata = { image: pinned, digest, tags, labels, layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
+    const metadata = { image: pinned, digest, tags, labels, runtime: cfg.runtime, ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}), layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
     const summary = [
       '## modelship image',
       '',
@@ -282,6 +273,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       `| size (compressed layers) | ${(size / 2 ** 20).toFixed(1)} MiB in ${layers.length} layers |`,
       `| build steps reused from cache | ${cached} |`,
       `| build time | ${seconds.toFixed(1)} s (${driver} driver) |`,
+      `| runtime | ${cfg.runtime === 'triton' ? `Triton Inference Server, FROM \`${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}\`` : 'modelship'} |`,
       `| model | \`${cfg.model}\` sha256 \`${modelDigest.slice(0, 16)}…\`${cfg.encryptModel ? ' (AES-256-GCM encrypted)' : ''}, parity ${cfg.parity} |`,
       '',
     ].join('\n');
@@ -294,4 +286,49 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     docker.close();
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The modelship runtime's context: Node.js, the server bundle, for a GPU image the CUDA provider, the model. */
+async function modelshipContext(cfg: ImageConfig, o: { modelFile: string; modelBytes: Uint8Array; modelSha: string; labels: Record<string, string>; env: NodeJS.ProcessEnv }, log: Logger): Promise<{ ctx: string; dockerfile: string }> {
+  refuseModelshipPlan(cfg.model);
+  const node = await log.group('Node.js for the image', () => resolveNodeRuntime({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
+  o.labels['dev.modelship.node.version'] = node.version;
+  let providers: string[] | undefined;
+  if (cfg.gpu) {
+    const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
+    await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log, o.env));
+    providers = gpu.files;
+    o.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
+    o.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
+  }
+  const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: o.modelFile, modelBytes: o.modelBytes, modelSha: o.modelSha });
+  const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: o.modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels: o.labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+  return { ctx, dockerfile };
+}
+
+/**
+ * Runtime triton's context: a model repository with a generated, validated config.pbtxt; FROM the Triton image
+ * pinned to the digest it resolves to now (recorded in the labels and the metadata output). A TensorRT plan must
+ * have been built by the TensorRT of that image.
+ */
+async function tritonContext(cfg: ImageConfig, o: { model: Uint8Array; labels: Record<string, string>; work: string; env: NodeJS.ProcessEnv }, log: Logger): Promise<{ ctx: string; dockerfile: string }> {
+  const creds = cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined;
+  const m = await log.group(`Triton model repository for ${cfg.modelName}`, async () => {
+    const t = await planTritonModel({ model: cfg.model, bytes: o.model, modelName: cfg.modelName, gpu: cfg.gpu, maxQueueDelayUs: cfg.maxQueueDelayUs, maxBatch: cfg.maxBatchSize, servingImage: cfg.tritonImage, env: o.env, creds });
+    log.info(`${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`);
+    for (const line of t.config.trimEnd().split('\n')) log.info(`  ${line}`);
+    return t;
+  });
+  const base = await log.group(`resolve ${cfg.tritonImage}`, async () => {
+    const b = await pinImage(cfg.tritonImage, o.env);
+    log.info(b.pinned);
+    return b;
+  });
+  o.labels['org.opencontainers.image.base.digest'] = base.digest;
+  o.labels['dev.modelship.triton.platform'] = m.platform;
+  if (m.tensorrt) o.labels['dev.modelship.tensorrt.version'] = m.tensorrt.plan;
+  const ctx = path.join(o.work, 'context');
+  writeTritonRepository(ctx, cfg.modelName, m, o.model);
+  setTimes(ctx, 0);
+  return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: o.labels }) };
 }

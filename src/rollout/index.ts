@@ -3,9 +3,9 @@ import { createTwoFilesPatch } from 'diff';
 import { RolloutConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError, isModelshipError } from '../util/errors';
-import { referenceBatches } from '../convert/parity';
+import { referenceBatches } from '../shared/reference';
 import { SERVING_PORT } from '../image';
-import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../verify/golden';
+import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../shared/golden';
 import { decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { parseImageRef } from '../image/registry';
 import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
@@ -70,6 +70,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   if (cfg.reference) referenceBatches(cfg.reference);
   const spec: DeploySpec = {
     app: cfg.app,
+    runtime: cfg.runtime,
     namespace: cfg.namespace,
     image: cfg.image,
     modelName: cfg.modelName,

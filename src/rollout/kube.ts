@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import type * as https from 'https';
 import * as k8s from '@kubernetes/client-node';
 import { ModelshipError } from '../util/errors';
-import { Transport } from '../verify/golden';
+import { Transport } from '../shared/golden';
 import { exchange } from '../util/http';
 import type { K8sObject } from './manifests';
 import { apiError } from './kube-errors';

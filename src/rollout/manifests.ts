@@ -1,5 +1,6 @@
 import { ModelshipError } from '../util/errors';
 import { DEFAULT_METRICS_PORT } from '../serve/main';
+import { Runtime, SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../shared/runtime';
 
 /**
  * Kubernetes objects for a model deployment, as declared data (issue 4 builds the rollout on these).
@@ -7,6 +8,8 @@ import { DEFAULT_METRICS_PORT } from '../serve/main';
  */
 export interface DeploySpec {
   app: string;
+  /** the image's server: modelship, or Triton Inference Server (its image's CMD sets ports and exit timeout) */
+  runtime: Runtime;
   namespace: string;
   /** the serving image by digest */
   image: string;
@@ -38,8 +41,8 @@ export interface DeploySpec {
 
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
 export const METRICS_PORT = DEFAULT_METRICS_PORT;
-/** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default). */
-export const DRAIN_TIMEOUT_S = 20;
+/** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
+export const DRAIN_TIMEOUT_S = SERVER_DRAIN_TIMEOUT_S;
 /** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */
 export const MAX_DRAIN_DELAY_S = 300;
 /**
@@ -59,12 +62,15 @@ export const IMAGE_NODE = '/opt/modelship/node/bin/node';
  * (SERVER_DRAIN_DELAY_S, Connection: close on every answer) and drain timeout, then a margin for the hook's start and
  * the exit.
  */
-export function gracePeriodSeconds(s: Pick<DeploySpec, 'drainDelayS' | 'drainTimeoutS'>): number {
+export function gracePeriodSeconds(s: Pick<DeploySpec, 'drainDelayS' | 'drainTimeoutS'> & { runtime?: Runtime }): number {
   return s.drainDelayS + serverDrainDelay(s) + s.drainTimeoutS + GRACE_MARGIN_S;
 }
 
-/** drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too */
-const serverDrainDelay = (s: Pick<DeploySpec, 'drainDelayS'>): number => (s.drainDelayS > 0 ? SERVER_DRAIN_DELAY_S : 0);
+/**
+ * drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too. Triton has no such
+ * phase: on SIGTERM it finishes what is in flight within --exit-timeout-secs (the image's CMD sets DRAIN_TIMEOUT_S).
+ */
+const serverDrainDelay = (s: Pick<DeploySpec, 'drainDelayS'> & { runtime?: Runtime }): number => (s.drainDelayS > 0 && s.runtime !== 'triton' ? SERVER_DRAIN_DELAY_S : 0);
 
 export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: unknown };
 
@@ -86,7 +92,8 @@ export function selectorLabels(app: string): Record<string, string> {
   return { 'app.kubernetes.io/name': app, 'app.kubernetes.io/component': 'model-server' };
 }
 
-function container(s: DeploySpec): Record<string, unknown> {
+/** The environment of modelship's server (Triton's image takes its settings from its CMD). */
+function modelshipEnv(s: DeploySpec): Record<string, unknown>[] {
   const env: Record<string, unknown>[] = [
     { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
     { name: 'PORT', value: String(s.port) },
@@ -100,6 +107,20 @@ function container(s: DeploySpec): Record<string, unknown> {
   if (s.gpu) env.push({ name: 'MODELSHIP_PROVIDER', value: 'cuda' });
   if (s.apiKeySecret) env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
   if (s.modelKeySecret) env.push({ name: 'MODELSHIP_MODEL_KEY', valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
+  return env;
+}
+
+/**
+ * The preStop hook that keeps a terminating pod serving for drain-delay seconds while it leaves the Service's
+ * endpoints. 1.20 has no `sleep` action; modelship's image has no shell, so its own Node.js waits; Triton's images
+ * (Ubuntu) have coreutils' sleep.
+ */
+function preStop(s: DeploySpec): string[] {
+  return s.runtime === 'triton' ? ['sleep', String(s.drainDelayS)] : [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`];
+}
+
+function container(s: DeploySpec): Record<string, unknown> {
+  const triton = s.runtime === 'triton';
   const limits: Record<string, string> = { cpu: s.resources.cpu, memory: s.resources.memory };
   if (s.gpu) limits['nvidia.com/gpu'] = '1';
   const probe = (path: string, period: number, failures: number) => ({ httpGet: { path, port: 'http' }, periodSeconds: period, failureThreshold: failures, timeoutSeconds: 2 });
@@ -111,16 +132,18 @@ function container(s: DeploySpec): Record<string, unknown> {
       { name: 'http', containerPort: s.port, protocol: 'TCP' },
       { name: 'metrics', containerPort: s.metricsPort, protocol: 'TCP' },
     ],
-    env,
+    ...(triton ? {} : { env: modelshipEnv(s) }),
     resources: { requests: { cpu: s.resources.cpu, memory: s.resources.memory }, limits },
+    // both runtimes answer KServe v2's health routes; Triton's readiness means every model in its repository is ready
     readinessProbe: probe('/v2/health/ready', 2, 2),
     livenessProbe: { ...probe('/v2/health/live', 5, 3), initialDelaySeconds: 5 },
     // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
     startupProbe: probe('/v2/health/ready', 1, 120),
-    // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after
-    // it, so the pod keeps answering until no proxy still routes to it (1.20 has no `sleep` action; no shell either)
-    ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`] } } } } : {}),
-    securityContext: { runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after it
+    ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: preStop(s) } } } } : {}),
+    // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
+    ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
+    securityContext: { runAsNonRoot: true, runAsUser: triton ? TRITON_UID : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
   };
 }
 
@@ -147,6 +170,7 @@ export function deployment(s: DeploySpec, track: 'stable' | 'canary', replicas: 
         },
         spec: {
           containers: [container(s)],
+          ...(s.runtime === 'triton' ? { volumes: [{ name: 'tmp', emptyDir: {} }] } : {}),
           terminationGracePeriodSeconds: gracePeriodSeconds(s),
           ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
           ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),

@@ -1,4 +1,5 @@
 import { GateFailure, sleep } from './health';
+import type { Runtime } from '../shared/runtime';
 
 /**
  * The optional metrics gate: templated PromQL for the canary (and the stable, for comparison), with thresholds and
@@ -18,10 +19,27 @@ export interface PromGateConfig {
 }
 
 const SEL = 'namespace="{{namespace}}",track="{{track}}",route="infer"';
-export const DEFAULT_QUERIES = {
-  samples: `sum(modelship_requests_total{${SEL}})`,
-  errorRate: `(sum(modelship_requests_total{${SEL},code=~"5.."}) or vector(0)) / sum(modelship_requests_total{${SEL}})`,
-  latency: `1000 * histogram_quantile(0.99, sum by (le) (modelship_request_duration_seconds_bucket{${SEL}}))`,
+/** Triton's per-model metrics (its image's CMD enables the latency summaries: --metrics-config summary_latencies=true) */
+const TSEL = 'namespace="{{namespace}}",track="{{track}}",model="{{model}}"';
+const TRITON_REQUESTS = `(sum(nv_inference_request_success{${TSEL}}) + sum(nv_inference_request_failure{${TSEL}}))`;
+
+/**
+ * The queries used when prometheus-*-query is not given, per runtime: requests served, the share that failed, and
+ * p99 latency in ms. modelship: its request counter and latency histogram (route infer; 5xx are errors). Triton:
+ * nv_inference_request_success / _failure (every failure reason), and the 0.99 quantile of its request latency summary
+ * (a summary cannot be summed across pods: the worst pod's).
+ */
+export const DEFAULT_QUERIES: Record<Runtime, { samples: string; errorRate: string; latency: string }> = {
+  modelship: {
+    samples: `sum(modelship_requests_total{${SEL}})`,
+    errorRate: `(sum(modelship_requests_total{${SEL},code=~"5.."}) or vector(0)) / sum(modelship_requests_total{${SEL}})`,
+    latency: `1000 * histogram_quantile(0.99, sum by (le) (modelship_request_duration_seconds_bucket{${SEL}}))`,
+  },
+  triton: {
+    samples: TRITON_REQUESTS,
+    errorRate: `sum(nv_inference_request_failure{${TSEL}}) / ${TRITON_REQUESTS}`,
+    latency: `max(nv_inference_request_summary_us{${TSEL},quantile="0.99"}) / 1000`,
+  },
 };
 
 /** Fill {{namespace}}, {{app}}, {{track}}, {{model}} in a query template; an unknown placeholder is an error. */

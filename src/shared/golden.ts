@@ -2,7 +2,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as http from 'http';
 import { readNpy } from '../util/npy';
-import { referenceBatches, inputFile, compareOutput, DEFAULT_TOLERANCE } from '../convert/parity';
+import { referenceBatches, inputFile, outputFile } from './reference';
+import { compareOutput, DEFAULT_TOLERANCE } from './compare';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { exchange, Reply } from '../util/http';
 
@@ -45,7 +46,7 @@ export async function goldenRequests(t: Transport, o: { reference: string; model
     }
     const dec = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH]));
     for (const out of dec.outputs) {
-      const refFile = path.join(o.reference, `output_b${b}__${out.name.replace(/\//g, '_')}.npy`);
+      const refFile = outputFile(o.reference, b, out.name);
       if (!fs.existsSync(refFile)) continue;
       const c = compareOutput(out.name, b, out, readNpy(refFile), { ...DEFAULT_TOLERANCE, maxAbsDiff: o.tolerance });
       res.compared++;

@@ -1,33 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { ConversionResult, BlobVersion } from './converter';
+import type { ConversionResult, BlobVersion } from '../convert/converter';
+import { referenceBatches, inputFile, outputFile, blobFileName } from './reference';
+import { absMax, compareOutput, DEFAULT_TOLERANCE, maxAbs, OutputCheck, ParityTolerance } from './compare';
 import { NpyArray, readNpy } from '../util/npy';
 import { ModelshipError } from '../util/errors';
 import { runOnnx } from '../util/ort';
-
-/** Tolerances of the parity gate. */
-export interface ParityTolerance {
-  /** max |Δ| allowed on the net outputs, scaled by max(1, max|reference|): absolute for probabilities */
-  maxAbsDiff: number;
-  /** how many top classes must agree, in order */
-  topK: number;
-  /** per-layer: |Δ| ≤ layerRelative · max(1, max|reference|) */
-  layerRelative: number;
-}
-
-export const DEFAULT_TOLERANCE: ParityTolerance = { maxAbsDiff: 1e-5, topK: 5, layerRelative: 1e-4 };
-
-export interface OutputCheck {
-  batch: number;
-  output: string;
-  shape: number[];
-  maxAbsDiff: number;
-  /** the allowed max |Δ| for this output: tolerance · max(1, max|reference|) */
-  limit: number;
-  topKMatch: boolean;
-  topK: { onnx: number[]; reference: number[] }[];
-  pass: boolean;
-}
 
 export interface LayerCheck {
   layer: string;
@@ -63,69 +41,6 @@ export interface ParityModel {
   outputs: { name: string }[];
 }
 
-const sanitize = (blob: string) => blob.replace(/\//g, '_');
-
-/** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
-export function referenceBatches(dir: string): number[] {
-  const found = new Set<number>();
-  for (const f of fs.readdirSync(dir)) {
-    const m = /^input_b(\d+)(?:__.+)?\.npy$/.exec(f);
-    if (m) found.add(Number(m[1]));
-  }
-  return [...found].sort((a, b) => a - b);
-}
-
-export function inputFile(dir: string, batch: number, name: string, single: boolean): string {
-  const named = path.join(dir, `input_b${batch}__${sanitize(name)}.npy`);
-  if (fs.existsSync(named)) return named;
-  const plain = path.join(dir, `input_b${batch}.npy`);
-  if (single && fs.existsSync(plain)) return plain;
-  throw new ModelshipError('input', `reference input for "${name}" at batch ${batch} not found (expected ${path.basename(named)}${single ? ` or ${path.basename(plain)}` : ''})`, { file: dir });
-}
-
-function topK(data: Float32Array, start: number, len: number, k: number): number[] {
-  const idx = Array.from({ length: len }, (_, i) => i);
-  idx.sort((a, b) => data[start + b] - data[start + a] || a - b);
-  return idx.slice(0, Math.min(k, len));
-}
-
-function absMax(a: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-
-function maxAbs(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
-  }
-  return m;
-}
-
-/**
- * One output of one batch against Caffe's: max |Δ| within tolerance · max(1, max|reference|) and the same top-k
- * for every item. The convert and compile stages and the smoke test all judge outputs with this.
- */
-export function compareOutput(name: string, batch: number, got: NpyArray, ref: NpyArray, tol: ParityTolerance): OutputCheck {
-  const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
-  if (got.shape.join() !== ref.shape.join()) {
-    return { batch, output: name, shape: got.shape, maxAbsDiff: Infinity, limit, topKMatch: false, topK: [], pass: false };
-  }
-  const diff = maxAbs(got.data, ref.data);
-  const per = ref.data.length / batch;
-  const tk: { onnx: number[]; reference: number[] }[] = [];
-  let match = true;
-  for (let n = 0; n < batch; n++) {
-    const a = topK(got.data, n * per, per, tol.topK);
-    const b = topK(ref.data, n * per, per, tol.topK);
-    tk.push({ onnx: a, reference: b });
-    if (a.join() !== b.join()) match = false;
-  }
-  return { batch, output: name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match };
-}
-
 /**
  * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
  * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
@@ -153,7 +68,7 @@ export async function checkParity(conv: ParityModel | ConversionResult, dir: str
     const result = await runOnnx(conv.onnx, feeds, conv.outputs.map((o) => o.name));
     runtime = result.runtime;
     for (const out of conv.outputs) {
-      const refFile = path.join(dir, `output_b${batch}__${sanitize(out.name)}.npy`);
+      const refFile = outputFile(dir, batch, out.name);
       if (!fs.existsSync(refFile)) throw new ModelshipError('input', `reference output ${path.basename(refFile)} not found`, { file: dir });
       checks.push(compareOutput(out.name, batch, result.outputs[out.name], readNpy(refFile), tol));
     }
@@ -212,7 +127,7 @@ async function checkLayers(conv: ConversionResult, dir: string, tol: ParityToler
   const finalBlob = (v: BlobVersion): NpyArray | null => {
     if (!v.final) return null;
     if (!cache.has(v.blob)) {
-      const file = blobFiles.get(v.blob) ?? path.join(blobDir, `${sanitize(v.blob)}.npy`);
+      const file = blobFiles.get(v.blob) ?? path.join(blobDir, `${blobFileName(v.blob)}.npy`);
       cache.set(v.blob, fs.existsSync(file) ? readNpy(file) : null);
     }
     return cache.get(v.blob)!;
@@ -321,3 +236,6 @@ export function parityMarkdown(r: ParityReport): string {
   }
   return lines.join('\n') + '\n';
 }
+
+export type { OutputCheck, ParityTolerance };
+export { DEFAULT_TOLERANCE };

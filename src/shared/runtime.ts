@@ -15,3 +15,12 @@ export const DEFAULT_TRITON_RELEASE = '24.10';
 
 export const tritonImageFor = (release: string): string => `nvcr.io/nvidia/tritonserver:${release}-py3`;
 export const tensorrtImageFor = (release: string): string => `nvcr.io/nvidia/tensorrt:${release}-py3`;
+
+/** the user NVIDIA's Triton images provide (triton-server): the image runs as it, and so do its pods */
+export const TRITON_UID = 1000;
+
+/**
+ * After SIGTERM, seconds a server gives in-flight requests: modelship's MODELSHIP_DRAIN_TIMEOUT_S in the pods,
+ * Triton's --exit-timeout-secs in its image's CMD. The rollout's grace period is built on it.
+ */
+export const SERVER_DRAIN_TIMEOUT_S = 20;

@@ -6,9 +6,10 @@ import { SmokeConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
 import { runProcess } from '../util/proc';
-import { referenceBatches } from '../convert/parity';
-import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../verify/golden';
+import { referenceBatches } from '../shared/reference';
+import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../shared/golden';
 import { SERVING_PORT } from '../image';
+import { classifyImage, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../shared/server';
 import { parseImageRef } from '../image/registry';
 import { openRegistrySession } from '../util/dockerconfig';
 
@@ -23,7 +24,7 @@ export function planSmoke(cfg: SmokeConfig, name: string, owner = smokeOwner()):
   // secrets travel by name only: docker reads their values from its own environment, never from argv
   if (cfg.apiKey) env.push('-e', 'MODELSHIP_API_KEY');
   if (cfg.modelKey) env.push('-e', 'MODELSHIP_MODEL_KEY');
-  if (cfg.gpu) env.push('-e', 'MODELSHIP_PROVIDER=cuda');
+  if (cfg.gpu && cfg.runtime === 'modelship') env.push('-e', 'MODELSHIP_PROVIDER=cuda');
   return {
     pull: ['pull', cfg.image],
     run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
@@ -112,15 +113,26 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     if (!ready) throw new ModelshipError('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
     const readyMs = Date.now() - t0;
     log.info(`ready after ${readyMs} ms`);
-    const meta = JSON.parse((await t(`/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}') as { inputs?: { name: string }[]; outputs?: { name: string }[]; parameters?: { execution_provider?: string }; error?: string };
-    if (!meta.inputs) throw new ModelshipError('io', `model metadata unavailable: ${meta.error ?? 'no inputs'}`);
+    // what answers: the runtime decides what else may be asked (only what that server defines)
+    let server: ServerInfo;
+    try {
+      server = await detectServer(t, auth);
+    } catch (e) {
+      throw new ModelshipError('io', (e as Error).message);
+    }
+    log.info(`the server is ${server.name} ${server.version}`);
+    if (server.runtime !== cfg.runtime) failures.push(`the image was meant for runtime ${cfg.runtime}, but its server says it is ${server.name} ${server.version} (GET /v2)`);
+    const mr = await t(`/v2/models/${cfg.modelName}`, { headers: auth });
+    const meta = JSON.parse(mr.body.toString() || '{}') as Partial<ModelMeta> & { error?: string };
+    if (mr.status !== 200 || !meta.inputs) throw new ModelshipError('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
+    const placement = await modelPlacement(t, server, cfg.modelName, auth);
     if (cfg.gpu) {
       const g = await docker(plan.gpuQuery);
       outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
       if (g.code !== 0) failures.push(`nvidia-smi in the container failed: ${g.stderr.trim()}`);
-      if (meta.parameters?.execution_provider !== 'cuda') failures.push(`the server runs on ${meta.parameters?.execution_provider}, not the CUDA execution provider`);
+      if (placement.device !== 'cuda') failures.push(`gpu is true but ${server.name} does not run the model on the GPU: ${placement.detail}`);
     }
-    summary += `Image \`${cfg.image}\` ready in ${readyMs} ms, execution provider ${meta.parameters?.execution_provider}${outputs['gpu-info'] ? `, GPU ${outputs['gpu-info']}` : ''}.\n\n`;
+    summary += `Image \`${cfg.image}\` ready in ${readyMs} ms: ${server.name} ${server.version}, ${placement.detail}${outputs['gpu-info'] ? `, GPU ${outputs['gpu-info']}` : ''}.\n\n`;
 
     // golden requests: the parity reference
     let goldenBody: { body: Buffer; headerLength: number } | undefined;
@@ -132,12 +144,12 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     }
     // golden request: a sample image
     if (cfg.sampleImage) {
-      const r = await t(`/v2/models/${cfg.modelName}/classify?top_k=5`, { body: fs.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
-      const preds = r.status === 200 ? (JSON.parse(r.body.toString()).predictions as { index: number; label: string; score: number }[]) : [];
-      const top = preds[0];
-      const ok = top !== undefined && (String(top.index) === cfg.expectedTop1 || top.label === cfg.expectedTop1 || cfg.expectedTop1 === '');
-      summary += `### Sample image\n\n\`${cfg.sampleImage}\` → top-1 ${top ? `${top.label} (${top.index}, ${top.score.toFixed(4)})` : `HTTP ${r.status}`}${cfg.expectedTop1 ? `, expected ${cfg.expectedTop1}` : ''}: ${ok ? 'pass' : '**fail**'}\n\n`;
-      if (!ok) failures.push(`the sample image gave top-1 ${top ? `${top.label} (${top.index})` : `HTTP ${r.status} ${r.body.toString().slice(0, 200)}`}, expected ${cfg.expectedTop1}`);
+      const r = await classifyImage(t, { modelName: cfg.modelName, meta: meta as ModelMeta, image: fs.readFileSync(cfg.sampleImage), k: 5, headers: auth });
+      const top = r.top[0];
+      const ok = top !== undefined && (cfg.expectedTop1 === '' || String(top.index) === cfg.expectedTop1);
+      const got = top ? `${top.index} (${top.score.toFixed(4)})` : r.status ? `HTTP ${r.status} ${r.error ?? ''}` : r.error;
+      summary += `### Sample image\n\n\`${cfg.sampleImage}\` → top-1 ${got}${cfg.expectedTop1 ? `, expected ${cfg.expectedTop1}` : ''}: ${ok ? 'pass' : '**fail**'}\n\n`;
+      if (!ok) failures.push(`the sample image gave top-1 ${got}, expected ${cfg.expectedTop1}`);
     }
 
     // latency and throughput

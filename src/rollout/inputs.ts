@@ -1,0 +1,368 @@
+import * as yaml from 'js-yaml';
+import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
+import type { SharedConfig } from '../shared/inputs';
+import type { Runtime } from '../shared/runtime';
+import { DEFAULT_QUERIES } from './prometheus';
+import { DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './manifests';
+
+/** The rollout stage's own inputs and outputs (a preview is a rollout: it reads these too). */
+export const ROLLOUT_INPUTS: InputSpec[] = [
+  {
+    name: 'app',
+    description: 'rollout: the name of the Deployment and Service (the canary is <app>-canary; default: model-name).',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'namespace',
+    description: 'rollout: the Kubernetes namespace.',
+    default: 'default',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'kubeconfig',
+    description: 'rollout: a kubeconfig file path or the kubeconfig YAML itself (masked); empty: $KUBECONFIG, ~/.kube/config or in-cluster.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+    secret: true,
+  },
+  {
+    name: 'strategy',
+    description: 'rollout: canary (a verified <app>-canary Deployment, then promote or roll back) or basic (update in place, roll back to the previous ReplicaSet on failure).',
+    default: 'canary',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'replicas',
+    description: 'rollout: replicas of the stable Deployment.',
+    default: '2',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'drain-delay',
+    description: `rollout, preview: seconds a terminating pod keeps serving (a preStop hook) while Kubernetes takes it out of the Service's endpoints and kube-proxy and other proxies stop sending to it; then the server finishes its in-flight requests (at most ${DRAIN_TIMEOUT_S} s) and exits. On SIGTERM the server answers with Connection: close for ${SERVER_DRAIN_DELAY_S} s more (keep-alive clients reconnect elsewhere). The pods' terminationGracePeriodSeconds is drain-delay + ${SERVER_DRAIN_DELAY_S + DRAIN_TIMEOUT_S + GRACE_MARGIN_S}. Whole seconds, 0 (no hook) to ${MAX_DRAIN_DELAY_S}.`,
+    default: '5',
+    kind: 'number',
+    stages: ['rollout', 'preview'],
+  },
+  {
+    name: 'canary-percent',
+    description: 'rollout: canary replicas as a percentage of replicas (rounded up, at least 1); 1 to 100.',
+    default: '20',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'bake-time',
+    description: 'rollout: seconds the canary must stay Ready without a restart after its golden requests pass.',
+    default: '60',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'rollout-timeout',
+    description: 'rollout: seconds from the first apply to the decision (readiness, verification, bake); also each Deployment\'s progress deadline. Past it: rolled back.',
+    default: '600',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'verify-url',
+    description: 'rollout: base URL of the canary for golden requests (empty: the canary-only Service through the API server\'s service proxy, which drops Authorization headers, so an API key needs a verify-url).',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'verify-requests',
+    description: 'rollout: golden requests sent to the canary for its latency p95 (after the reference batches).',
+    default: '20',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'max-latency-ms',
+    description: 'rollout: largest allowed p95 latency of the canary\'s golden requests in ms (0: no limit).',
+    default: '0',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'prometheus-url',
+    description: 'rollout: Prometheus base URL for the metrics gate (empty: no metrics gate).',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'prometheus-samples-query',
+    description: `rollout: PromQL for the number of requests a track served ({{namespace}}, {{app}}, {{track}}, {{model}} are filled in). Empty: per runtime, modelship \`${DEFAULT_QUERIES.modelship.samples}\`, triton \`${DEFAULT_QUERIES.triton.samples}\`.`,
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'prometheus-error-rate-query',
+    description: `rollout: PromQL for a track's error rate (0 to 1). Empty: per runtime, modelship \`${DEFAULT_QUERIES.modelship.errorRate}\`, triton \`${DEFAULT_QUERIES.triton.errorRate}\`.`,
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'prometheus-latency-query',
+    description: `rollout: PromQL for a track's p99 latency in ms. Empty: per runtime, modelship \`${DEFAULT_QUERIES.modelship.latency}\`, triton \`${DEFAULT_QUERIES.triton.latency}\` (the image's CMD enables Triton's latency summaries).`,
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'min-samples',
+    description: 'rollout: the metrics gate fails unless the canary served at least this many requests (no data is a failure).',
+    default: '20',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'max-error-rate',
+    description: 'rollout: largest allowed canary error rate from Prometheus.',
+    default: '0.01',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'max-p99-ms',
+    description: 'rollout: largest allowed canary p99 latency from Prometheus in ms (0: reported, not gated).',
+    default: '0',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'dry-run',
+    description: 'rollout: print the plan (the objects and their diff against the live state, from a server-side dry run) and change nothing.',
+    default: 'false',
+    kind: 'boolean',
+    stages: ['rollout'],
+  },
+  {
+    name: 'create-namespace',
+    description: 'rollout: create the namespace when it is missing (checked against RBAC before anything is applied).',
+    default: 'true',
+    kind: 'boolean',
+    stages: ['rollout'],
+  },
+  {
+    name: 'lock-timeout',
+    description: 'rollout: seconds to wait for another deploy of the same app and namespace (a Lease) before failing.',
+    default: '300',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'lease-duration',
+    description: 'rollout: seconds a deploy Lease stays valid without renewal; a lease left by a dead run is taken over after it.',
+    default: '30',
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'manifest',
+    description: 'rollout: your own Deployment/Service YAML, laid over the generated objects (modelship keeps the name, selector, routing labels and image).',
+    default: '',
+    kind: 'path',
+    stages: ['rollout'],
+  },
+  {
+    name: 'patch',
+    description: 'rollout: a YAML file of strategic-merge patches (kustomize patchesStrategicMerge style, one document per object, `kind` required) applied on top, to the canary and the stable alike.',
+    default: '',
+    kind: 'path',
+    stages: ['rollout'],
+  },
+  {
+    name: 'node-selector',
+    description: 'rollout: nodeSelector of the pods, as key=value,key=value.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'tolerations',
+    description: 'rollout: tolerations of the pods, as a YAML/JSON list (e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]).',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'image-pull-secrets',
+    description: 'rollout: names of Secrets for pulling the image, comma-separated.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'create-pull-secret',
+    description: 'rollout, preview: create (or update) the image pull Secret <app>-registry (kubernetes.io/dockerconfigjson, labelled as modelship\'s) in the namespace from registry-username and registry-password, and pull with it; a preview\'s goes with its namespace.',
+    default: 'false',
+    kind: 'boolean',
+    stages: ['rollout', 'preview'],
+  },
+  {
+    name: 'api-key-secret',
+    description: 'rollout: Secret holding the serving API key, as name/key; given to the server as MODELSHIP_API_KEY.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'model-key-secret',
+    description: 'rollout: Secret holding the model decryption key (encrypt-model), as name/key; given to the server as MODELSHIP_MODEL_KEY.',
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'cpu',
+    description: 'rollout: CPU request and limit per pod.',
+    default: '1',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'memory',
+    description: 'rollout: memory request and limit per pod.',
+    default: '1Gi',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+];
+
+export const ROLLOUT_OUTPUTS: OutputSpec[] = [
+  { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
+  { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
+  { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
+  { name: 'gate-pods', description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.', stages: ['rollout'] },
+  { name: 'gate-golden', description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.', stages: ['rollout'] },
+  { name: 'gate-prometheus', description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).', stages: ['rollout'] },
+  { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
+  { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
+  { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
+];
+
+export interface RolloutConfig {
+  app: string;
+  runtime: Runtime;
+  namespace: string;
+  kubeconfig: string;
+  image: string;
+  modelName: string;
+  strategy: 'canary' | 'basic';
+  replicas: number;
+  canaryPercent: number;
+  /** drain-delay: seconds a terminating pod keeps serving (its preStop hook) */
+  drainDelayS: number;
+  bakeTimeS: number;
+  timeoutS: number;
+  verifyUrl: string;
+  verifyRequests: number;
+  maxLatencyMs: number;
+  reference?: string;
+  tolerance: number;
+  apiKey: string;
+  gpu: boolean;
+  prometheus?: { url: string; samplesQuery: string; errorRateQuery: string; latencyQuery: string; minSamples: number; maxErrorRate: number; maxP99Ms: number };
+  dryRun: boolean;
+  createNamespace: boolean;
+  lockTimeoutS: number;
+  leaseDurationS: number;
+  manifest: string;
+  patch: string;
+  nodeSelector: Record<string, string>;
+  tolerations: { key: string; operator?: string; value?: string; effect?: string }[];
+  imagePullSecrets: string[];
+  /** create-pull-secret: the pods' pull Secret, made from the registry credentials */
+  pullSecret?: { username: string; password: string };
+  apiKeySecret?: { name: string; key: string };
+  modelKeySecret?: { name: string; key: string };
+  cpu: string;
+  memory: string;
+}
+
+export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
+  const stage = r.stage;
+  const raw = (name: string) => r.raw(name);
+  const strategy = r.oneOf('strategy', ['canary', 'basic'] as const);
+  const canaryPercent = r.num('canary-percent');
+  if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100)) fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
+  const nodeSelector: Record<string, string> = {};
+  for (const pair of raw('node-selector').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) fail('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
+    nodeSelector[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  let tolerations: RolloutConfig['tolerations'] = [];
+  if (raw('tolerations')) {
+    let t: unknown;
+    try {
+      t = yaml.load(raw('tolerations'));
+    } catch (e) {
+      fail('tolerations', `is not YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (!Array.isArray(t) || !t.every((x) => typeof x === 'object' && x !== null)) fail('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
+    tolerations = t as RolloutConfig['tolerations'];
+  }
+  const q = DEFAULT_QUERIES[s.runtime];
+  const rollout: RolloutConfig = {
+    app: raw('app') || s.modelName,
+    runtime: s.runtime,
+    namespace: raw('namespace'),
+    kubeconfig: r.given('kubeconfig')?.trim() ?? '',
+    image: s.image,
+    modelName: s.modelName,
+    strategy,
+    replicas: r.int('replicas', 1),
+    canaryPercent,
+    drainDelayS: r.int('drain-delay', 0),
+    bakeTimeS: r.num('bake-time'),
+    timeoutS: r.int('rollout-timeout', 1),
+    verifyUrl: raw('verify-url'),
+    verifyRequests: r.int('verify-requests', 0),
+    maxLatencyMs: r.num('max-latency-ms'),
+    reference: s.reference,
+    tolerance: s.tolerance,
+    apiKey: s.apiKey,
+    gpu: s.gpu,
+    prometheus: raw('prometheus-url')
+      ? { url: raw('prometheus-url'), samplesQuery: raw('prometheus-samples-query') || q.samples, errorRateQuery: raw('prometheus-error-rate-query') || q.errorRate, latencyQuery: raw('prometheus-latency-query') || q.latency, minSamples: r.int('min-samples', 1), maxErrorRate: r.num('max-error-rate'), maxP99Ms: r.num('max-p99-ms') }
+      : undefined,
+    dryRun: r.bool('dry-run'),
+    createNamespace: r.bool('create-namespace'),
+    lockTimeoutS: r.num('lock-timeout'),
+    leaseDurationS: r.int('lease-duration', 1),
+    manifest: raw('manifest'),
+    patch: raw('patch'),
+    nodeSelector,
+    tolerations,
+    imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
+    pullSecret: r.bool('create-pull-secret') ? { username: s.registryUsername, password: s.registryPassword } : undefined,
+    apiKeySecret: r.secretRef('api-key-secret'),
+    modelKeySecret: r.secretRef('model-key-secret'),
+    cpu: raw('cpu'),
+    memory: raw('memory'),
+  };
+  if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50) fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63) fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
+    if (rollout.drainDelayS > MAX_DRAIN_DELAY_S) fail('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S} (every pod termination waits that long), got "${raw('drain-delay')}"`);
+    if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image)) fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+    if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password)) fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
+    if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference) fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
+    if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url)) fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
+    if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl)) fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
+  }
+  return rollout;
+}

@@ -1,0 +1,175 @@
+import { fail, InputSpec, Reader, STAGES } from '../inputs';
+import { DEFAULT_TRITON_RELEASE, RUNTIMES, Runtime, tritonImageFor } from './runtime';
+
+/** Inputs that several stages read (each stage's own inputs live beside it, in src/<stage>/inputs.ts). */
+export const SHARED_INPUTS: InputSpec[] = [
+  {
+    name: 'stage',
+    description: `Which stage to run: ${STAGES.join(' | ')}.`,
+    default: '',
+    kind: 'string',
+    stages: 'all',
+    required: [...STAGES],
+  },
+  {
+    name: 'reference',
+    description:
+      'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
+    default: '',
+    kind: 'path',
+    stages: ['convert', 'compile', 'smoke', 'rollout'],
+  },
+  {
+    name: 'tolerance',
+    description: 'convert, compile, smoke, rollout: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
+    default: '1e-5',
+    kind: 'number',
+    stages: ['convert', 'compile', 'smoke', 'rollout'],
+  },
+  {
+    name: 'model',
+    description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path); image: the model file to serve (an ONNX, e.g. compile\'s artifact-path).',
+    default: 'model.onnx',
+    kind: 'path',
+    stages: ['compile', 'image'],
+  },
+  {
+    name: 'runtime',
+    description: 'image, smoke, rollout, preview: the serving runtime: modelship (this project\'s KServe v2 server on ONNX Runtime) or triton (NVIDIA Triton Inference Server with a generated model repository; serves ONNX and TensorRT plans). smoke and rollout also learn it from the server itself (GET /v2).',
+    default: 'modelship',
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout', 'preview'],
+  },
+  {
+    name: 'triton-release',
+    description: 'compile (tensorrt), image (triton): NVIDIA\'s container release yy.mm: Triton serves from nvcr.io/nvidia/tritonserver:<release>-py3 and trtexec runs in nvcr.io/nvidia/tensorrt:<release>-py3, so a plan is built by the TensorRT that serves it.',
+    default: DEFAULT_TRITON_RELEASE,
+    kind: 'string',
+    stages: ['compile', 'image'],
+  },
+  {
+    name: 'triton-image',
+    description: 'image (triton): the Triton server image to build FROM (a mirror, or repository@sha256:... to pin it); empty means nvcr.io/nvidia/tritonserver:<triton-release>-py3. The digest it resolves to is recorded in the image\'s labels and metadata. compile (tensorrt): recorded with the plan as the image it is built for.',
+    default: '',
+    kind: 'string',
+    stages: ['compile', 'image'],
+  },
+  {
+    name: 'batch-sizes',
+    description: 'compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile; image (triton): its max is the max_batch_size of an ONNX model (a plan\'s comes from its profile).',
+    default: '1,8,32',
+    kind: 'string',
+    stages: ['compile', 'image'],
+  },
+  {
+    name: 'image',
+    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
+    required: ['image', 'smoke', 'rollout', 'preview', 'pipeline'],
+  },
+  {
+    name: 'model-name',
+    description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>).',
+    default: 'model',
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout'],
+  },
+  {
+    name: 'gpu',
+    description: 'image: add ONNX Runtime\'s CUDA provider libraries (checked against the base image before the build), serve with the CUDA execution provider (strict: no CPU fallback) and reserve a GPU in the generated docker-compose.yml; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod, serve with CUDA and roll back a canary pod that serves on the CPU.',
+    default: 'false',
+    kind: 'boolean',
+    stages: ['image', 'smoke', 'rollout'],
+  },
+  {
+    name: 'registry-username',
+    description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
+  },
+  {
+    name: 'registry-password',
+    description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret; cleanup: for the tag deletion.',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
+    secret: true,
+  },
+  {
+    name: 'model-key',
+    description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke'],
+    secret: true,
+  },
+  {
+    name: 'api-key',
+    description: 'image: the serving API key; when set, the compose file passes MODELSHIP_API_KEY from the host environment; smoke: given to the container and sent as a bearer token (masked).',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke'],
+    secret: true,
+  },
+];
+
+export interface SharedConfig {
+  reference?: string;
+  tolerance: number;
+  model: string;
+  runtime: Runtime;
+  tritonRelease: string;
+  /** the Triton server image: triton-image, else nvcr.io/nvidia/tritonserver:<triton-release>-py3 */
+  tritonImage: string;
+  /** min / opt / max batch */
+  batchSizes: [number, number, number];
+  image: string;
+  modelName: string;
+  gpu: boolean;
+  registryUsername: string;
+  registryPassword: string;
+  modelKey: string;
+  apiKey: string;
+}
+
+/** `min,opt,max` with min ≤ opt ≤ max, all ≥ 1 */
+export function parseBatches(text: string): [number, number, number] {
+  const parts = text.split(',').map((s) => Number(s.trim()));
+  if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
+    fail('batch-sizes', `expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`);
+  }
+  return parts as [number, number, number];
+}
+
+export function readSharedConfig(r: Reader): SharedConfig {
+  const tritonRelease = r.raw('triton-release');
+  if (!/^\d\d\.\d\d$/.test(tritonRelease)) fail('triton-release', `expected NVIDIA's container release yy.mm (e.g. ${DEFAULT_TRITON_RELEASE}), got "${tritonRelease}"`);
+  const s: SharedConfig = {
+    reference: r.raw('reference') || undefined,
+    tolerance: r.num('tolerance'),
+    model: r.raw('model'),
+    runtime: r.oneOf('runtime', RUNTIMES),
+    tritonRelease,
+    tritonImage: r.raw('triton-image') || tritonImageFor(tritonRelease),
+    batchSizes: parseBatches(r.raw('batch-sizes')),
+    image: r.raw('image'),
+    modelName: r.raw('model-name'),
+    gpu: r.bool('gpu'),
+    registryUsername: r.raw('registry-username'),
+    registryPassword: r.raw('registry-password'),
+    modelKey: r.raw('model-key'),
+    apiKey: r.raw('api-key'),
+  };
+  if (!['convert', 'compile', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName)) fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
+  if (s.runtime === 'triton' && (r.uses('runtime') || r.stage === 'pipeline')) {
+    // what only modelship's own server honours: Triton would serve without the key, or could not read the model
+    for (const name of ['api-key', 'api-key-secret', 'model-key', 'model-key-secret']) {
+      if (r.raw(name) !== '') fail(name, 'is honoured by the modelship runtime only; Triton Inference Server has no API key or model decryption (runtime: triton). Put the endpoint behind an authenticating proxy or ingress instead');
+    }
+    if (r.bool('encrypt-model')) fail('encrypt-model', 'is honoured by the modelship runtime only: Triton Inference Server cannot decrypt a model (runtime: triton)');
+  }
+  return s;
+}

@@ -1,0 +1,79 @@
+import type { Transport } from './golden';
+import { Runtime } from './runtime';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
+import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from '../serve/image';
+import { topClasses } from '../serve/classification';
+
+/**
+ * What smoke and rollout ask a serving runtime, using only what that server defines. Both runtimes speak KServe v2
+ * (`GET /v2`, `/v2/models/{name}`, `/infer`); beyond it modelship reports its execution provider in the model
+ * metadata's `parameters`, and Triton has the model configuration extension (`/v2/models/{name}/config`).
+ */
+export interface ServerInfo {
+  runtime: Runtime;
+  /** the server's own name and version (GET /v2) */
+  name: string;
+  version: string;
+  extensions: string[];
+}
+
+export interface ModelMeta {
+  inputs: { name: string; datatype?: string; shape: number[] }[];
+  outputs: { name: string; datatype?: string; shape: number[] }[];
+  parameters?: { execution_provider?: string; provider_fallback?: string };
+}
+
+type Headers = Record<string, string>;
+
+const json = <T>(body: Buffer): T => JSON.parse(body.toString() || '{}') as T;
+
+/** GET /v2: which runtime answers. A server that is neither modelship nor Triton is named in the error. */
+export async function detectServer(t: Transport, headers: Headers = {}): Promise<ServerInfo> {
+  const r = await t('/v2', { headers, timeoutMs: 10_000 });
+  if (r.status !== 200) throw new Error(`GET /v2 (server metadata) answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
+  const m = json<{ name?: string; version?: string; extensions?: string[] }>(r.body);
+  const name = String(m.name ?? '');
+  const runtime: Runtime | undefined = name === 'triton' ? 'triton' : name === 'modelship' ? 'modelship' : undefined;
+  if (!runtime) throw new Error(`GET /v2 names the server "${name}": neither modelship nor triton`);
+  return { runtime, name, version: String(m.version ?? ''), extensions: m.extensions ?? [] };
+}
+
+/**
+ * Where the model computes. modelship: the execution provider in its model metadata (`cuda`, `cpu`). Triton: its
+ * model configuration's instance groups — every group KIND_GPU is the GPU, any KIND_CPU group the CPU (Triton has no
+ * provider field; KIND_AUTO resolves to one of the two in the config Triton reports).
+ */
+export async function modelPlacement(t: Transport, server: ServerInfo, modelName: string, headers: Headers = {}): Promise<{ device: 'cuda' | 'cpu' | 'unknown'; detail: string }> {
+  if (server.runtime === 'modelship') {
+    const r = await t(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 });
+    if (r.status !== 200) return { device: 'unknown', detail: `model metadata answered HTTP ${r.status}` };
+    const p = json<ModelMeta>(r.body).parameters ?? {};
+    const provider = p.execution_provider ?? 'unknown';
+    return { device: provider === 'cuda' ? 'cuda' : provider === 'cpu' ? 'cpu' : 'unknown', detail: `execution provider ${provider}${p.provider_fallback ? ` (${p.provider_fallback})` : ''}` };
+  }
+  const r = await t(`/v2/models/${modelName}/config`, { headers, timeoutMs: 10_000 });
+  if (r.status !== 200) return { device: 'unknown', detail: `model configuration answered HTTP ${r.status}` };
+  const groups = json<{ instance_group?: { kind?: string; count?: number; gpus?: number[] }[] }>(r.body).instance_group ?? [];
+  const kinds = groups.map((g) => g.kind ?? 'KIND_AUTO');
+  const detail = `instance_group ${groups.map((g) => `${g.kind ?? 'KIND_AUTO'}×${g.count ?? 1}${g.gpus?.length ? ` on GPU ${g.gpus.join(',')}` : ''}`).join(', ') || 'none'}`;
+  const device = kinds.length && kinds.every((k) => k === 'KIND_GPU') ? 'cuda' : kinds.some((k) => k === 'KIND_CPU') ? 'cpu' : 'unknown';
+  return { device, detail };
+}
+
+/**
+ * A sample image through plain `/infer`, on either runtime: decoded and preprocessed here, by the same Caffe
+ * preprocessing code the modelship server runs (resize, center crop, BGR, mean), and sent as a [1, 3, H, W] FP32
+ * tensor; the top-k of the first output. (modelship's own /classify route is not a Triton route.)
+ */
+export async function classifyImage(t: Transport, o: { modelName: string; meta: ModelMeta; image: Buffer; k: number; headers?: Headers; preprocess?: Preprocess }): Promise<{ status: number; top: { index: number; score: number }[]; error?: string }> {
+  const input = o.meta.inputs[0];
+  const [, c, h, w] = input.shape;
+  if (input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0)) return { status: 0, top: [], error: `input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it` };
+  const x = imageToTensor(o.image, h, w, o.preprocess ?? GOOGLENET_PREPROCESS);
+  const req = encodeInferRequest([{ name: input.name, shape: [1, 3, h, w], data: x }], { binaryOutputs: true });
+  const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+  if (r.status !== 200) return { status: r.status, top: [], error: r.body.toString().slice(0, 200) };
+  const out = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs[0];
+  const count = out.data.length / (out.shape[0] || 1);
+  return { status: 200, top: topClasses(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
+}

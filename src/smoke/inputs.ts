@@ -1,0 +1,93 @@
+import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
+import type { SharedConfig } from '../shared/inputs';
+import type { Runtime } from '../shared/runtime';
+
+/** The smoke stage's own inputs and outputs (image, model-name, gpu, keys, reference, tolerance are shared). */
+export const SMOKE_INPUTS: InputSpec[] = [
+  {
+    name: 'sample-image',
+    description: 'smoke: a JPEG or PNG sent to /classify as a golden request (empty: skipped).',
+    default: '',
+    kind: 'path',
+    stages: ['smoke'],
+  },
+  {
+    name: 'expected-top1',
+    description: 'smoke: the class index the sample image must give as top-1 (the image is preprocessed by smoke itself, Caffe-style as the modelship server does, and sent as a tensor to /infer, so it works on either runtime).',
+    default: '',
+    kind: 'string',
+    stages: ['smoke'],
+  },
+  {
+    name: 'requests',
+    description: 'smoke: number of requests for the latency and throughput measurement (0: skip).',
+    default: '200',
+    kind: 'number',
+    stages: ['smoke'],
+  },
+  {
+    name: 'concurrency',
+    description: 'smoke: concurrent clients for the latency measurement.',
+    default: '4',
+    kind: 'number',
+    stages: ['smoke'],
+  },
+  {
+    name: 'ready-timeout',
+    description: 'smoke: seconds to wait for the server to become ready.',
+    default: '120',
+    kind: 'number',
+    stages: ['smoke'],
+  },
+];
+
+export const SMOKE_OUTPUTS: OutputSpec[] = [
+  { name: 'smoke', description: 'smoke: pass or fail.', stages: ['smoke'] },
+  { name: 'latency-p50-ms', description: 'smoke: median request latency in ms (batch 1).', stages: ['smoke'] },
+  { name: 'latency-p95-ms', description: 'smoke: 95th percentile latency in ms.', stages: ['smoke'] },
+  { name: 'latency-p99-ms', description: 'smoke: 99th percentile latency in ms.', stages: ['smoke'] },
+  { name: 'throughput-rps', description: 'smoke: requests per second at the given concurrency.', stages: ['smoke'] },
+  { name: 'gpu-info', description: 'smoke: nvidia-smi in the container (name, driver, compute capability) when gpu is true.', stages: ['smoke'] },
+];
+
+export interface SmokeConfig {
+  image: string;
+  /** the runtime the image was built for; smoke checks it against what the server says (GET /v2) */
+  runtime: Runtime;
+  /** accept a tag instead of a digest (local use only; the action always passes the digest) */
+  allowTag?: boolean;
+  modelName: string;
+  reference?: string;
+  tolerance: number;
+  gpu: boolean;
+  apiKey: string;
+  modelKey: string;
+  sampleImage: string;
+  expectedTop1: string;
+  requests: number;
+  concurrency: number;
+  readyTimeoutS: number;
+  registryUsername: string;
+  registryPassword: string;
+}
+
+export function readSmokeConfig(r: Reader, s: SharedConfig): SmokeConfig {
+  if (r.raw('expected-top1') !== '' && !/^\d+$/.test(r.raw('expected-top1'))) fail('expected-top1', `expected a class index (a whole number), got "${r.raw('expected-top1')}"`);
+  return {
+    image: s.image,
+    runtime: s.runtime,
+    modelName: s.modelName,
+    reference: s.reference,
+    tolerance: s.tolerance,
+    gpu: s.gpu,
+    apiKey: s.apiKey,
+    modelKey: s.modelKey,
+    sampleImage: r.raw('sample-image'),
+    expectedTop1: r.raw('expected-top1'),
+    requests: r.int('requests', 0),
+    concurrency: r.int('concurrency', 1),
+    readyTimeoutS: r.int('ready-timeout', 1),
+    registryUsername: s.registryUsername,
+    registryPassword: s.registryPassword,
+  };
+}
