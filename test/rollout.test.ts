@@ -439,7 +439,7 @@ describe('taking over, basic strategy, bad inputs', () => {
       expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'gate-pods': 'fail' });
       expect(r.outputs.reason).toMatch(/gpu is true but 1 of 1 pod\(s\) do not serve the model on the GPU: lenet-canary-[a-z0-9]+-[a-z0-9]+ serves on cpu: modelship: execution provider cpu \(libonnxruntime_providers_shared\.so is missing/);
       const report = JSON.parse(r.outputs['rollout-report']);
-      expect(report.timeline.map((t: any) => t.step)).toContain('canary pods serve on the CUDA execution provider');
+      expect(report.timeline.map((t: any) => t.step)).toContain('canary pods compute on the GPU');
       expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
       // strict (the default with gpu: true): the server refuses to start, the pod fails, the canary is rolled back
       const strict = await runCliProcess(base(ns, images.a, ['--gpu']));

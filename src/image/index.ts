@@ -329,6 +329,8 @@ async function tritonContext(cfg: ImageConfig, o: { model: Uint8Array; labels: R
   if (m.tensorrt) o.labels['dev.modelship.tensorrt.version'] = m.tensorrt.plan;
   const ctx = path.join(o.work, 'context');
   writeTritonRepository(ctx, cfg.modelName, m, o.model);
-  setTimes(ctx, 0);
+  // BuildKit's context transfer trusts size + mtime, across builds: a new model or config of the same size (KIND_CPU
+  // and KIND_GPU are) must not be taken for the one it sent before, so the mtime is derived from their content
+  setTimes(ctx, parseInt(sha256(Buffer.concat([Buffer.from(m.config), o.model])).slice(0, 7), 16));
   return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: o.labels }) };
 }

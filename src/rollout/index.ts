@@ -244,7 +244,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
         });
         const pods: PodView[] = (await runGate('pods', 'canary pods Ready', () => waitDeployment(kube, ns, canaryObj.metadata.name, waitOpts()))).pods;
         gate('pods').detail = `${pods.length} canary pod(s) Ready`;
-        if (cfg.gpu) gate('pods').evidence = await runGate('pods', 'canary pods serve on the CUDA execution provider', () => checkPodProviders(kube, ns, pods, cfg.modelName, SERVING_PORT));
+        if (cfg.gpu) gate('pods').evidence = await runGate('pods', 'canary pods compute on the GPU', () => checkPodProviders(kube, ns, pods, cfg.modelName, SERVING_PORT));
         const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}-canary`, () => verifyGate(`${cfg.app}-canary`));
         if (cfg.bakeTimeS > 0) await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => bake(kube, ns, canaryPodSelector, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(`${cfg.app}-canary`, batch1)));
         gate('pods').result = 'pass';
@@ -290,7 +290,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
           await kube.apply(mainSvc);
         });
         const pods = (await runGate('pods', `${cfg.app} rollout`, () => waitDeployment(kube, ns, cfg.app, waitOpts()))).pods;
-        if (cfg.gpu) gate('pods').evidence = await runGate('pods', `${cfg.app} pods serve on the CUDA execution provider`, () => checkPodProviders(kube, ns, pods, cfg.modelName, SERVING_PORT));
+        if (cfg.gpu) gate('pods').evidence = await runGate('pods', `${cfg.app} pods compute on the GPU`, () => checkPodProviders(kube, ns, pods, cfg.modelName, SERVING_PORT));
         const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}`, () => verifyGate(cfg.app));
         if (cfg.bakeTimeS > 0) await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => bake(kube, ns, { ...selectorLabels(cfg.app), track: 'stable' }, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(cfg.app, batch1)));
         gate('pods').result = 'pass';

@@ -150,3 +150,53 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** A --patch file's text that lands a Deployment's pods on the lab's real kubelet node (its label and taint; no cluster DNS there). */
+export const REAL_NODE_PATCH = `# land the pods on the lab's real kubelet node
+kind: Deployment
+spec:
+  template:
+    spec:
+      nodeSelector: {realnode: "true"}
+      tolerations: [{key: realnode, operator: Exists, effect: NoSchedule}]
+      dnsPolicy: Default
+`;
+
+/**
+ * `rollout --flag value ...` from the default flags, each overridden by `more` (`--flag value`, or a bare `--flag`
+ * for a boolean): the CLI refuses a flag given twice.
+ */
+export function rolloutArgs(defaults: Record<string, string>, more: string[] = []): string[] {
+  const flags = new Map<string, string | undefined>(Object.entries(defaults));
+  for (let i = 0; i < more.length; i++) {
+    const name = more[i].slice(2);
+    const value = more[i + 1] !== undefined && !more[i + 1].startsWith('--') ? more[++i] : undefined;
+    flags.set(name, value);
+  }
+  return ['rollout', ...[...flags].flatMap(([k, v]) => (v === undefined ? [`--${k}`] : [`--${k}`, v]))];
+}
+
+/** Delete the namespaces whose names start with `prefix` (or only the one named `only`), without waiting. */
+export function dropNamespaces(prefix: string, only?: string): void {
+  for (const l of kubectl(['get', 'namespaces', '-o', 'name']).split('\n')) {
+    if (only ? l === `namespace/${only}` : l.startsWith(`namespace/${prefix}`)) {
+      try {
+        kubectl(['delete', l, '--wait=false']);
+      } catch {
+        /* already going */
+      }
+    }
+  }
+}
+
+/**
+ * Advertise `count` nvidia.com/gpu in a node's status (0: withdraw them). The lab has no device plugin: the extended
+ * resource in the status is what lets pods that ask for a GPU schedule on the real node (and run on its CPU).
+ */
+export async function setNodeGpus(node: string, count: number): Promise<void> {
+  const op = count > 0 ? { op: 'add', path: '/status/capacity/nvidia.com~1gpu', value: String(count) } : { op: 'remove', path: '/status/capacity/nvidia.com~1gpu' };
+  const r = await apiRequest(`/api/v1/nodes/${node}/status`, { method: 'PATCH', body: Buffer.from(JSON.stringify([op])), headers: { 'content-type': 'application/json-patch+json' } });
+  // (removing what is not there: 422, nothing to do)
+  if (r.status !== 200 && !(count === 0 && r.status === 422)) throw new Error(`PATCH node ${node} status (nvidia.com/gpu ${count}): HTTP ${r.status} ${r.body.toString().slice(0, 300)}`);
+  await waitFor(`nvidia.com/gpu allocatable ${count} on ${node}`, () => (kubectlJson<any>(['get', 'node', node]).status.allocatable?.['nvidia.com/gpu'] ?? '0') === String(count), 30_000);
+}
