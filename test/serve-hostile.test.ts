@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as net from 'net';
 import * as os from 'os';
+import * as zlib from 'zlib';
 import { spawn, ChildProcess, execFileSync } from 'child_process';
 import { convertCaffe } from '../src/convert/converter';
 import { startServer, DEFAULT_SERVE, RunningServer } from '../src/serve/server';
@@ -45,6 +46,28 @@ function raw(port: number, data: string | Buffer, ms = 3000): Promise<{ reply: s
     });
     sock.write(data);
   });
+}
+/**
+ * A zip bomb: `inflated` zero bytes, gzip (or zlib, for deflate) compressed about 1000:1 (1 GiB is 1 MiB on the
+ * wire), made as a stream so that the test never holds the inflated bytes itself.
+ */
+const bombs = new Map<string, Promise<Buffer>>();
+function bomb(coding: 'gzip' | 'deflate', inflated = 2 ** 30): Promise<Buffer> {
+  const key = `${coding} ${inflated}`;
+  if (!bombs.has(key)) {
+    bombs.set(key, (async () => {
+      const z = coding === 'gzip' ? zlib.createGzip({ level: 9, strategy: zlib.constants.Z_RLE }) : zlib.createDeflate({ level: 9, strategy: zlib.constants.Z_RLE });
+      const out: Buffer[] = [];
+      z.on('data', (c: Buffer) => out.push(c));
+      const ended = new Promise((r) => z.on('end', r));
+      const zero = Buffer.alloc(MiB);
+      for (let n = 0; n < inflated; n += zero.length) if (!z.write(zero)) await new Promise((r) => z.once('drain', r));
+      z.end();
+      await ended;
+      return Buffer.concat(out);
+    })());
+  }
+  return bombs.get(key)!;
 }
 const statusOf = (reply: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1]);
 const headerOf = (reply: string, name: string) => new RegExp(`^${name}: *(.*?)\\r$`, 'im').exec(reply)?.[1];
@@ -143,6 +166,46 @@ describe('a server under hostile clients (in-process)', () => {
     const req = encodeInferRequest([{ name: 'data', shape: [1, 1, 28, 28], data: x }], { binaryOutputs: true });
     const ok = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\n${HEADER_LENGTH}: ${req.headerLength}\r\nContent-Length: ${req.body.length}\r\n\r\n`), req.body]));
     expect(statusOf(ok.reply)).toBe(200);
+  });
+
+  test('a zip bomb (1 MiB on the wire, 1 GiB inflated) is refused 413 as soon as it inflates past max-body-bytes; its bytes are given back; health answers', async () => {
+    const before = await metric(/^modelship_requests_total\{route="infer",code="413"\}/);
+    for (const coding of ['gzip', 'deflate'] as const) {
+      const b = await bomb(coding);
+      expect(b.length).toBeLessThan(1.1 * MiB); // under max-body-bytes (2 MiB) on the wire
+      // with a Content-Length, and chunked (the wire bytes counted as they come)
+      for (const framing of [`Content-Length: ${b.length}\r\n\r\n`, 'Transfer-Encoding: chunked\r\n\r\n']) {
+        const body = framing.startsWith('Content-Length') ? b : Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);
+        const r = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: ${coding}\r\n${framing}`), body]), 10_000);
+        expect({ coding, framing, status: statusOf(r.reply) }).toEqual({ coding, framing, status: 413 });
+        expect(r.reply).toMatch(new RegExp(`exceeds the limit of 2097152 bytes once inflated \\(Content-Encoding: ${coding}\\)`));
+        expect(r.closedByServer).toBe(true);
+        // inflating 2 MiB takes milliseconds; the 1 GiB behind them is never inflated
+        expect(r.afterMs).toBeLessThan(3000);
+        expect(await metric(/^modelship_inflight_request_bytes /)).toBe(0);
+      }
+    }
+    expect(await metric(/^modelship_requests_total\{route="infer",code="413"\}/)).toBe(before + 4);
+    expect(statusOf((await raw(srv.port, 'GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).reply)).toBe(200);
+    // a compressed body within the limit is served (the bomb's coding works, it is the size that is refused)
+    const x = new Float32Array(784).fill(0.5);
+    const req = encodeInferRequest([{ name: 'data', shape: [1, 1, 28, 28], data: x }], { binaryOutputs: true });
+    const gz = zlib.gzipSync(req.body);
+    const ok = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: gzip\r\n${HEADER_LENGTH}: ${req.headerLength}\r\nContent-Length: ${gz.length}\r\n\r\n`), gz]));
+    expect(statusOf(ok.reply)).toBe(200);
+    // a 501 for an unknown coding is the client's: counted, no stack trace in the log
+    const br = await raw(srv.port, `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}`);
+    expect(statusOf(br.reply)).toBe(501);
+    expect(headerOf(br.reply, 'accept-encoding')).toBe('gzip, deflate');
+    expect(log.join('\n')).not.toMatch(/\n\s+at /);
+  });
+
+  test('a slow compressed body meets the body timeout (408) like any other, its inflater ended and its bytes given back', async () => {
+    const gz = zlib.gzipSync(Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) }] })));
+    const r = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Encoding: gzip\r\nContent-Length: ${gz.length}\r\n\r\n`), gz.subarray(0, gz.length >> 1)]), 8000);
+    expect(statusOf(r.reply)).toBe(408);
+    expect(r.closedByServer).toBe(true);
+    expect(await metric(/^modelship_inflight_request_bytes /)).toBe(0);
   });
 
   test('wrong API keys: 401 up to the limit, then 429 with Retry-After for that address, even with the right key', async () => {
@@ -281,6 +344,28 @@ describe('modelship serve as a process', () => {
     const r = await raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${warm.body.length}\r\n\r\n`), warm.body]));
     expect(statusOf(r.reply)).toBe(200);
     expect(stderr.join('')).toMatch(/request bytes in flight bounded at 134217728 \(configured\)/);
+  });
+
+  test('16 gzip bombs at once (1 MiB each on the wire, 1 GiB inflated): all 413 within seconds, peak RSS bounded by max-body-bytes, and it still serves', async () => {
+    const { c, port } = await start(['--max-body-bytes', '4Mi', '--max-inflight-bytes', '128Mi']);
+    const x = new Float32Array(784 * 8).fill(0.5);
+    const warm = encodeInferRequest([{ name: 'data', shape: [8, 1, 28, 28], data: x }], { binaryOutputs: true });
+    const gz = zlib.gzipSync(warm.body);
+    const infer = () => raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${gz.length}\r\n\r\n`), gz]));
+    for (let i = 0; i < 3; i++) expect(statusOf((await infer()).reply)).toBe(200);
+    const b = await bomb('gzip');
+    const base = rss(c.pid!, 'VmHWM');
+    const t0 = Date.now();
+    const answers = await Promise.all(Array.from({ length: 16 }, () => raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Length: ${b.length}\r\n\r\n`), b]), 20_000)));
+    const took = Date.now() - t0;
+    const peak = rss(c.pid!, 'VmHWM');
+    expect(answers.map((a) => statusOf(a.reply))).toEqual(new Array(16).fill(413));
+    process.stdout.write(`gzip bombs: 16 x ${(b.length / MiB).toFixed(2)} MiB -> 1 GiB each, answered in ${took} ms; RSS ${(base / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB\n`);
+    expect(took).toBeLessThan(10_000);
+    // each holds at most 4 MiB inflated (and its 1 MiB on the wire, read and discarded): inflated whole, they were 16 GiB
+    expect(peak - base).toBeLessThan(128 * MiB);
+    expect(statusOf((await raw(port, 'GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).reply)).toBe(200);
+    expect(statusOf((await infer()).reply)).toBe(200);
   });
 
   test('SIGTERM with a silent, a header-stalled and a body-stalled client: exit 0 within the drain timeout', async () => {

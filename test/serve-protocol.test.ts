@@ -1,4 +1,5 @@
 import { execFileSync } from 'child_process';
+import * as zlib from 'zlib';
 import type { IncomingHttpHeaders } from 'http';
 import { ProtocolError, parseInferRequest, encodeInferResponse, decodeInferResponse, encodeInferRequest, responseTensors, parseJson, jsonNumberArray, ResponseTensor } from '../src/serve/kserve';
 import { formatCFloat, topClasses } from '../src/serve/classification';
@@ -387,6 +388,71 @@ describe('over HTTP: the server answers as the protocol says', () => {
     const dec = decodeInferResponse(bin.body, Number(bin.headers['inference-header-content-length'])).outputs[0];
     expect(dec.datatype).toBe('BYTES');
     expect(dec.strings).toEqual(out.data);
+  });
+
+  test('Content-Encoding gzip and deflate (tritonclient\'s request_compression_algorithm): the whole body inflated, JSON and binary, answered as uncompressed', async () => {
+    const data = pixels(2);
+    const json = Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [2, 1, 28, 28], datatype: 'FP32', data }] }));
+    const bin = encodeInferRequest([{ name: 'data', shape: [2, 1, 28, 28], data: Float32Array.from(data) }], { binaryOutputs: true, outputs: [{ name: 'prob' }] });
+    const plainJson = await post(json);
+    const plainBin = await post(bin.body, { 'inference-header-content-length': bin.headerLength });
+    expect([plainJson.status, plainBin.status]).toEqual([200, 200]);
+    const probs = decodeInferResponse(plainJson.body, undefined).outputs[0].data;
+    for (const [coding, compress] of [['gzip', zlib.gzipSync], ['deflate', zlib.deflateSync], ['GZip', zlib.gzipSync], ['x-gzip', zlib.gzipSync]] as const) {
+      const j = await post(compress(json), { 'content-encoding': coding });
+      expect({ coding, status: j.status }).toEqual({ coding, status: 200 });
+      expect(j.body.toString()).toBe(plainJson.body.toString());
+      // Inference-Header-Content-Length is the UNCOMPRESSED JSON part's length, as tritonclient sends it
+      const b = await post(compress(bin.body), { 'content-encoding': coding, 'inference-header-content-length': bin.headerLength });
+      expect({ coding, status: b.status }).toEqual({ coding, status: 200 });
+      expect(b.body).toEqual(plainBin.body);
+      expect(Array.from(decodeInferResponse(b.body, Number(b.headers['inference-header-content-length'])).outputs[0].data)).toEqual(Array.from(probs));
+    }
+    // as Triton (zlib's inflateInit2 with 15|32), the format is told from the data: gzip sent as "deflate" is read too
+    expect((await post(zlib.gzipSync(json), { 'content-encoding': 'deflate' })).body.toString()).toBe(plainJson.body.toString());
+    // identity is the body as sent; and a compressed body sent chunked (no Content-Length) is inflated as well
+    expect((await post(json, { 'content-encoding': 'identity' })).body.toString()).toBe(plainJson.body.toString());
+    const chunked = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      const r = http.request(`${srv.url}/v2/models/lenet/infer`, { method: 'POST', headers: { 'content-encoding': 'gzip', 'transfer-encoding': 'chunked' } }, (res) => {
+        const c: Buffer[] = [];
+        res.on('data', (x: Buffer) => c.push(x));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(c) }));
+      });
+      r.on('error', reject);
+      const z = zlib.gzipSync(json);
+      for (let o = 0; o < z.length; o += 1000) r.write(z.subarray(o, o + 1000));
+      r.end();
+    });
+    expect(chunked.status).toBe(200);
+    expect(chunked.body.toString()).toBe(plainJson.body.toString());
+  });
+
+  test('a Content-Encoding the server does not read is 501 naming it, with Accept-Encoding (as Triton); corrupt or truncated data is 400 naming the coding', async () => {
+    const json = Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: pixels(1) }] }));
+    for (const coding of ['br', 'compress', 'zstd', 'gzip, gzip']) {
+      const r = await post(coding === 'br' ? zlib.brotliCompressSync(json) : json, { 'content-encoding': coding });
+      expect({ coding, status: r.status }).toEqual({ coding, status: 501 });
+      expect(r.headers['accept-encoding']).toBe('gzip, deflate');
+      expect(JSON.parse(r.body.toString()).error).toContain(`Content-Encoding "${coding}" is not supported`);
+    }
+    const gz = zlib.gzipSync(json);
+    const flipped = Buffer.from(gz);
+    flipped[gz.length - 6] ^= 0xff; // the CRC no longer matches
+    for (const [coding, body, why] of [
+      ['gzip', json, /incorrect header check/],
+      ['deflate', zlib.deflateRawSync(json), /incorrect header check/], // raw deflate, no zlib header: Triton does not read it either
+      ['gzip', gz.subarray(0, gz.length >> 1), /unexpected end of file/],
+      ['gzip', flipped, /incorrect data check/],
+      ['gzip', Buffer.alloc(0), /unexpected end of file/],
+    ] as const) {
+      const r = await post(body, { 'content-encoding': coding });
+      expect({ coding, why: String(why), status: r.status }).toEqual({ coding, why: String(why), status: 400 });
+      const error = JSON.parse(r.body.toString()).error as string;
+      expect(error).toContain(`not valid ${coding} data`);
+      expect(error).toMatch(why);
+    }
+    // and the server goes on serving
+    expect((await post(gz, { 'content-encoding': 'gzip' })).status).toBe(200);
   });
 
   test('datatypes: lossless conversions are served, lossy ones are 400 naming the input (never silently coerced)', async () => {

@@ -278,17 +278,16 @@ describe("Triton's own Python client (tritonclient.http) against both runtimes",
     expectClean(await tritonClientCheck(ms.url, 'lenet', LENET), 'onnxruntime_onnx', 'modelship');
   });
 
-  // Known gap, reported to the server's owner: tritonclient's request_compression_algorithm ("gzip" / "deflate") sends
-  // the whole body compressed with Content-Encoding, Inference-Header-Content-Length being the uncompressed JSON's
-  // length. Triton inflates it; modelship answers 400 "malformed JSON in the request". When the server learns it, the
-  // test.failing below fails: make it a plain `test`.
+  // tritonclient's request_compression_algorithm ("gzip" / "deflate") sends the whole body compressed with
+  // Content-Encoding, Inference-Header-Content-Length being the uncompressed JSON's length: Triton inflates it, and so
+  // does modelship's server (it used to answer 400 "malformed JSON in the request").
   const compressed = (url: string) => promisify(execFile)(tritonClientPython(), ['-c', COMPRESSED_REQUESTS, url, LENET]);
 
   test('the Triton container inflates gzip / deflate request bodies', async () => {
     await compressed(triton.url);
   });
 
-  test.failing('modelship: a request body with Content-Encoding: gzip / deflate (tritonclient request_compression_algorithm)', async () => {
+  test('modelship: a request body with Content-Encoding: gzip / deflate (tritonclient request_compression_algorithm)', async () => {
     await compressed(ms.url);
   });
 });

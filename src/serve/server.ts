@@ -1,5 +1,6 @@
 import * as http from 'http';
 import * as fs from 'fs';
+import * as zlib from 'zlib';
 import { AddressInfo } from 'net';
 import type * as Ort from 'onnxruntime-node';
 import * as prom from 'prom-client';
@@ -103,6 +104,33 @@ class Overloaded extends ProtocolError {
     super(503, message);
   }
 }
+
+/** A request body in a Content-Encoding the server does not read: 501 with Accept-Encoding, as Triton answers it. */
+class UnsupportedEncoding extends ProtocolError {
+  constructor(message: string) {
+    super(501, message);
+  }
+}
+
+/** The content codings a request body may come in (Triton's: gzip, deflate and identity). */
+export type BodyCoding = 'identity' | 'gzip' | 'deflate';
+
+/**
+ * A request's Content-Encoding, as Triton reads it (src/http_server.cc, GetRequestCompressionType): absent, empty or
+ * `identity` is the body as sent; `gzip` and `deflate` are inflated; anything else (a list of codings too) is refused
+ * with 501 naming it, and Accept-Encoding (Triton: TRITONSERVER_ERROR_UNSUPPORTED, which it answers 501). Triton
+ * compares the names exactly; here they are case-insensitive (RFC 9110 8.4.1) and `x-gzip` is gzip (8.4.1.3).
+ */
+export function bodyCoding(header: string | undefined): BodyCoding {
+  const c = (header ?? '').trim().toLowerCase();
+  if (c === '' || c === 'identity') return 'identity';
+  if (c === 'gzip' || c === 'x-gzip') return 'gzip';
+  if (c === 'deflate') return 'deflate';
+  throw new UnsupportedEncoding(`Content-Encoding "${(header ?? '').trim().slice(0, 100)}" is not supported: send the body as is, or in gzip or deflate`);
+}
+
+/** zlib's output chunks while a compressed body is inflated (Node's default is 16 KiB) */
+const INFLATE_CHUNK = 64 * 1024;
 
 /** onnxruntime's threading for a server (the session lives on its inference thread, worker.ts) */
 export { ortThreading } from './worker';
@@ -222,14 +250,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
    * The request body in one buffer of its own (so that it can be moved to a worker thread), its bytes reserved in
    * the in-flight budget until the answer is sent: a request that does not fit is refused before its body is read.
    * With a Content-Length it is read straight into a buffer placed so that the binary tensor data (after the JSON
-   * header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy.
+   * header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy. A body sent with Content-Encoding gzip
+   * or deflate is inflated as it comes, into such a buffer too.
    */
   const readBody = (req: http.IncomingMessage, res: http.ServerResponse): Promise<Buffer> =>
     new Promise((resolve, reject) => {
       let reserved = 0;
       res.once('close', () => bodies.give(reserved));
+      // the compressed body's inflater, when there is one: ended with the request, whichever way it ends
+      let inflater: zlib.Unzip | undefined;
       const stop = (e: ProtocolError) => {
         clearTimeout(timer);
+        inflater?.destroy();
         // answer and discard the rest of the body (destroying the socket would lose the answer); the connection
         // closes after the answer, and the body timeout bounds a client that never finishes
         req.removeAllListeners('data');
@@ -238,18 +270,92 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       };
       const overloaded = (n: number) =>
         new Overloaded(`the server holds ${bodies.inUse} request bytes (bound ${bodies.limit}); this request's ${n} more do not fit now`);
+      const tooLarge = () => new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`);
       const timer = setTimeout(() => {
+        inflater?.destroy();
         reject(new ProtocolError(408, `the request body did not arrive within ${opts.bodyTimeoutMs} ms`));
         req.removeAllListeners('data');
       }, opts.bodyTimeoutMs);
       const done = () => clearTimeout(timer);
+      let coding: BodyCoding;
+      try {
+        coding = bodyCoding(req.headers['content-encoding']);
+      } catch (e) {
+        return stop(e as ProtocolError);
+      }
       const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-      if ((declared ?? 0) > opts.maxBodyBytes) return stop(new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
+      if ((declared ?? 0) > opts.maxBodyBytes) return stop(tooLarge());
+      const hl = Number(req.headers[HEADER_LENGTH] ?? 0);
+      const pad = Number.isSafeInteger(hl) && hl > 0 ? (4 - (hl % 4)) % 4 : 0;
+      if (coding !== 'identity') {
+        // compressed: inflated as the bytes come (on zlib's threads). As Triton (inflateInit2 with 15|32), zlib tells
+        // the format from its header: a gzip or a zlib stream, under either name. The limits hold for the inflated
+        // bytes as for the wire's: a body that inflates past max-body-bytes (a zip bomb) is refused 413 as soon as it
+        // does, and the budget holds the larger of the wire bytes (declared, or seen so far) and the inflated ones.
+        // Corrupt or truncated data is a 400 naming the coding (Triton 2.51 does not look: it serves what inflated)
+        const z = (inflater = zlib.createUnzip({ chunkSize: INFLATE_CHUNK }));
+        const grow = (n: number): boolean => {
+          if (n <= reserved) return true;
+          if (!bodies.take(n - reserved)) return false;
+          reserved = n;
+          return true;
+        };
+        const chunks: Buffer[] = [];
+        let wire = 0;
+        let size = 0;
+        let over = false;
+        const fail = (e: ProtocolError) => {
+          if (over) return;
+          over = true;
+          chunks.length = 0;
+          stop(e);
+        };
+        z.on('error', (e) => fail(new ProtocolError(400, `the request body is not valid ${coding} data (Content-Encoding: ${coding}): ${e.message}`)));
+        if (declared !== undefined && !grow(declared)) return fail(overloaded(declared));
+        z.on('data', (c: Buffer) => {
+          if (over) return;
+          size += c.length;
+          if (size > opts.maxBodyBytes) return fail(new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
+          if (!grow(size)) return fail(overloaded(size - reserved));
+          chunks.push(c);
+        });
+        z.on('end', () => {
+          if (over) return;
+          over = true;
+          done();
+          // (a buffer of its own, placed as above)
+          const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad);
+          let o = 0;
+          for (const c of chunks) o += c.copy(body, o);
+          chunks.length = 0;
+          resolve(body);
+        });
+        req.on('data', (c: Buffer) => {
+          if (over || z.destroyed) return;
+          wire += c.length;
+          if (wire > opts.maxBodyBytes) return fail(tooLarge());
+          if (!grow(wire)) return fail(overloaded(wire - reserved));
+          // zlib is behind: the socket waits for it
+          if (!z.write(c)) {
+            req.pause();
+            z.once('drain', () => over || req.resume());
+          }
+        });
+        req.on('end', () => over || z.destroyed || z.end());
+        const gone = () => {
+          if (over) return;
+          over = true;
+          done();
+          z.destroy();
+          reject(clientGone());
+        };
+        req.on('error', gone);
+        req.on('close', () => req.complete || gone());
+        return;
+      }
       if (declared !== undefined && Number.isSafeInteger(declared)) {
         if (!bodies.take(declared)) return stop(overloaded(declared));
         reserved = declared;
-        const hl = Number(req.headers[HEADER_LENGTH] ?? 0);
-        const pad = Number.isSafeInteger(hl) && hl > 0 ? (4 - (hl % 4)) % 4 : 0;
         const body = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
         let size = 0;
         req.on('data', (c: Buffer) => {
@@ -271,7 +377,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       let size = 0;
       req.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > opts.maxBodyBytes) return stop(new ProtocolError(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
+        if (size > opts.maxBodyBytes) return stop(tooLarge());
         if (!bodies.take(c.length)) return stop(overloaded(c.length));
         reserved += c.length;
         chunks.push(c);
@@ -409,12 +515,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       .catch((e: unknown) => {
         const status = e instanceof ProtocolError ? e.status : 500;
         const message = e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`;
-        if (status >= 500 && !(e instanceof Overloaded) && status !== 503) opts.log(`error: ${(e as Error).stack ?? e}`);
+        // (a 501 for a Content-Encoding the server does not read is the client's to fix: no stack trace)
+        if (status >= 500 && !(e instanceof Overloaded) && !(e instanceof UnsupportedEncoding) && status !== 503) opts.log(`error: ${(e as Error).stack ?? e}`);
         // (a client that went away gets no answer: there is no one to read it)
         if (!res.headersSent && status !== 499 && !res.destroyed) {
           // a body left unread (refused, too big, too slow) ends the connection after the answer
           const headers: Record<string, string | number> = req.complete ? {} : { connection: 'close' };
           if (e instanceof Overloaded) headers['retry-after'] = 1;
+          // the codings that are read (RFC 9110 12.5.3; Triton sends the same)
+          if (e instanceof UnsupportedEncoding) headers['accept-encoding'] = 'gzip, deflate';
           send(res, status, { error: message }, headers);
           // a client too slow to send its body within the timeout is not waited for any longer; one still sending a
           // refused body gets a moment to read the answer (its bytes are discarded meanwhile), then is cut
