@@ -21,12 +21,12 @@ var js_yaml = __webpack_require__(33243);
 var create = __webpack_require__(37291);
 // EXTERNAL MODULE: ./src/util/errors.ts
 var errors = __webpack_require__(70017);
-// EXTERNAL MODULE: ./src/convert/parity.ts
-var parity = __webpack_require__(6154);
-// EXTERNAL MODULE: ./src/image/index.ts + 3 modules
-var src_image = __webpack_require__(81721);
-// EXTERNAL MODULE: ./src/verify/golden.ts
-var golden = __webpack_require__(10104);
+// EXTERNAL MODULE: ./src/shared/reference.ts
+var reference = __webpack_require__(39724);
+// EXTERNAL MODULE: ./src/image/index.ts + 6 modules
+var src_image = __webpack_require__(33700);
+// EXTERNAL MODULE: ./src/shared/golden.ts
+var golden = __webpack_require__(71636);
 // EXTERNAL MODULE: ./src/serve/kserve.ts
 var kserve = __webpack_require__(61351);
 // EXTERNAL MODULE: ./src/image/registry.ts
@@ -303,39 +303,46 @@ var health = __webpack_require__(20407);
 var prometheus = __webpack_require__(89825);
 // EXTERNAL MODULE: ./src/rollout/owner.ts
 var rollout_owner = __webpack_require__(19158);
+// EXTERNAL MODULE: ./src/shared/server.ts
+var shared_server = __webpack_require__(41194);
 ;// CONCATENATED MODULE: ./src/rollout/provider.ts
+
 
 /**
  * With gpu: true, every new pod must compute on the GPU: a pod that holds an nvidia.com/gpu and serves on the CPU
- * (an image without the CUDA provider, a patch that allows cuda,cpu) is a failed canary, named. The provider is
- * read from each pod's model metadata through the API server's pod proxy (`parameters.execution_provider`); the
- * proxy drops Authorization headers, so behind an API key it is read from the server's start-up log line instead.
+ * (an image without the CUDA provider, a patch that allows cuda,cpu, a Triton config with a KIND_CPU instance group)
+ * is a failed canary, named. Each pod is asked through the API server's pod proxy what it is (GET /v2) and where the
+ * model runs (modelship: `parameters.execution_provider` of the model metadata; Triton: the instance groups of its
+ * model configuration). The proxy drops Authorization headers, so behind modelship's API key the provider is read
+ * from the server's start-up log line instead.
  */
 async function checkPodProviders(kube, namespace, pods, modelName, port) {
     const evidence = [];
     const onCpu = [];
     for (const pod of pods) {
         const { provider, detail } = await podProvider(kube, namespace, pod.name, modelName, port);
-        evidence.push(`pod ${pod.name}: execution provider ${provider}${detail ? ` (${detail})` : ''}`);
+        evidence.push(`pod ${pod.name}: ${provider}${detail ? ` (${detail})` : ''}`);
         if (provider !== 'cuda')
             onCpu.push(`${pod.name} serves on ${provider}${detail ? `: ${detail}` : ''}`);
     }
     if (onCpu.length)
-        throw new health/* GateFailure */.In(`gpu is true but ${onCpu.length} of ${pods.length} pod(s) do not serve on the CUDA execution provider: ${onCpu.join('; ')}`, evidence);
+        throw new health/* GateFailure */.In(`gpu is true but ${onCpu.length} of ${pods.length} pod(s) do not serve the model on the GPU: ${onCpu.join('; ')}`, evidence);
     return evidence;
 }
 async function podProvider(kube, namespace, pod, modelName, port) {
-    const r = await kube.podProxy(namespace, pod, port)(`/v2/models/${modelName}`, { timeoutMs: 10_000 }).catch((e) => ({ status: 0, body: Buffer.from(e.message), headers: {} }));
-    if (r.status === 200) {
-        const p = JSON.parse(r.body.toString()).parameters ?? {};
-        return { provider: p.execution_provider ?? 'unknown', detail: p.provider_fallback };
+    const t = kube.podProxy(namespace, pod, port);
+    const server = await (0,shared_server/* detectServer */.R2)(t).catch(() => undefined);
+    if (server) {
+        const p = await (0,shared_server/* modelPlacement */.xy)(t, server, modelName).catch((e) => ({ device: 'unknown', detail: e.message }));
+        if (p.device !== 'unknown' || server.runtime === 'triton')
+            return { provider: p.device, detail: `${server.name}: ${p.detail}` };
     }
     // behind an API key: the server's own log says where the model was loaded
     const log = await kube.podLog(namespace, pod);
     const loaded = / loaded from .* on (cuda|cpu) with /.exec(log);
     if (loaded)
         return { provider: loaded[1], detail: /CUDA execution provider unavailable: ([^\n]*)/.exec(log)?.[1] };
-    return { provider: 'unknown', detail: `model metadata answered HTTP ${r.status} and the log names no provider` };
+    return { provider: 'unknown', detail: `the server's metadata could not be read and its log names no provider` };
 }
 
 ;// CONCATENATED MODULE: ./src/rollout/index.ts
@@ -384,9 +391,10 @@ async function runRollout(cfg, log, env = process.env) {
     // ---- everything that can be wrong with the inputs fails here, before anything is applied
     const patches = [...(cfg.manifest ? readManifest(cfg.manifest) : []), ...(cfg.patch ? readPatches(cfg.patch) : [])];
     if (cfg.reference)
-        (0,parity/* referenceBatches */.WN)(cfg.reference);
+        (0,reference/* referenceBatches */.WN)(cfg.reference);
     const spec = {
         app: cfg.app,
+        runtime: cfg.runtime,
         namespace: cfg.namespace,
         image: cfg.image,
         modelName: cfg.modelName,
@@ -570,7 +578,7 @@ async function runRollout(cfg, log, env = process.env) {
                 const pods = (await runGate('pods', 'canary pods Ready', () => (0,health/* waitDeployment */.b_)(kube, ns, canaryObj.metadata.name, waitOpts()))).pods;
                 gate('pods').detail = `${pods.length} canary pod(s) Ready`;
                 if (cfg.gpu)
-                    gate('pods').evidence = await runGate('pods', 'canary pods serve on the CUDA execution provider', () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
+                    gate('pods').evidence = await runGate('pods', 'canary pods compute on the GPU', () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
                 const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}-canary`, () => verifyGate(`${cfg.app}-canary`));
                 if (cfg.bakeTimeS > 0)
                     await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => (0,health/* bake */.Wq)(kube, ns, canaryPodSelector, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(`${cfg.app}-canary`, batch1)));
@@ -627,7 +635,7 @@ async function runRollout(cfg, log, env = process.env) {
                 });
                 const pods = (await runGate('pods', `${cfg.app} rollout`, () => (0,health/* waitDeployment */.b_)(kube, ns, cfg.app, waitOpts()))).pods;
                 if (cfg.gpu)
-                    gate('pods').evidence = await runGate('pods', `${cfg.app} pods serve on the CUDA execution provider`, () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
+                    gate('pods').evidence = await runGate('pods', `${cfg.app} pods compute on the GPU`, () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
                 const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}`, () => verifyGate(cfg.app));
                 if (cfg.bakeTimeS > 0)
                     await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => (0,health/* bake */.Wq)(kube, ns, { ...(0,manifests/* selectorLabels */.Zn)(cfg.app), track: 'stable' }, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(cfg.app, batch1)));

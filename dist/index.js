@@ -51325,7 +51325,7 @@ __nccwpck_require__.r(__webpack_exports__);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(46058);
-/* harmony import */ var _config__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(22973);
+/* harmony import */ var _config__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(52638);
 /* harmony import */ var _run__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(79786);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(70017);
 /* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(38697);
@@ -51429,8 +51429,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   usage: () => (/* binding */ usage)
 });
 
-// EXTERNAL MODULE: ./src/config.ts
-var config = __nccwpck_require__(22973);
+// EXTERNAL MODULE: ./src/config.ts + 8 modules
+var config = __nccwpck_require__(52638);
 ;// CONCATENATED MODULE: ./src/stage.ts
 const consoleLogger = (stream = process.stderr) => ({
     info: (m) => stream.write(m + '\n'),
@@ -51741,7 +51741,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Jz: () => (/* binding */ runCompile)
 });
 
-// UNUSED EXPORTS: FP16_TOLERANCE, defaultArtifactPath
+// UNUSED EXPORTS: FP16_TOLERANCE, defaultArtifactPath, resolvePinnedImage
 
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(79896);
@@ -51759,10 +51759,12 @@ var proc = __nccwpck_require__(39946);
 var util_ort = __nccwpck_require__(27171);
 // EXTERNAL MODULE: ./src/util/errors.ts
 var errors = __nccwpck_require__(70017);
-// EXTERNAL MODULE: ./src/convert/parity.ts
-var parity = __nccwpck_require__(6154);
+// EXTERNAL MODULE: ./src/shared/parity.ts
+var parity = __nccwpck_require__(94212);
 // EXTERNAL MODULE: ./src/compile/tensorrt.ts
 var tensorrt = __nccwpck_require__(34362);
+// EXTERNAL MODULE: ./src/image/tensorrt-version.ts
+var tensorrt_version = __nccwpck_require__(42859);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
 var version = __nccwpck_require__(71013);
 // EXTERNAL MODULE: ./src/convert/schema/onnx.ts
@@ -51879,6 +51881,7 @@ function convertToFloat16(model) {
 
 
 
+
 /** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
 const FP16_TOLERANCE = 2e-3;
 /** Where the artifact goes when `artifact` is not given: next to the model. */
@@ -51890,8 +51893,9 @@ function defaultArtifactPath(model, target) {
  * The compile stage: the deployment artifact for the target.
  * - onnxruntime: ONNX Runtime's offline graph optimization, saved as ONNX ("extended" for the CPU EP, "basic",
  *   provider-independent, for CUDA), then the parity check again on the optimized model.
- * - tensorrt: trtexec inside the serving base image on a GPU runner; TensorRT version and compute capability
- *   are recorded so a plan is never deployed onto a mismatched image (see checkPlanCompatibility).
+ * - tensorrt: trtexec in tensorrt-image (pinned by digest first) on a GPU runner; the TensorRT version, the GPU, the
+ *   pinned image and the Triton image it is meant for are recorded, so a plan is never deployed onto a Triton of
+ *   another TensorRT (checkPlanForImage in the image stage, checkPlanCompatibility on the GPU).
  * Writes the artifact and `<artifact>.json` (its metadata) atomically.
  */
 async function runCompile(cfg, log) {
@@ -51947,27 +51951,9 @@ async function runCompile(cfg, log) {
         }
     }
     else {
-        const dir = external_path_.dirname(external_path_.resolve(artifact));
-        const onnxName = external_path_.basename(cfg.model);
-        if (external_path_.dirname(external_path_.resolve(cfg.model)) !== dir)
-            throw new errors/* ModelshipError */.W('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
-        const plan = (0,tensorrt/* planTensorRT */.fR)(info.inputs, onnxName, external_path_.basename(artifact), dir, {
-            baseImage: cfg.baseImage,
-            batches: cfg.batchSizes,
-            fp16: cfg.fp16,
-            int8: cfg.int8,
-            workspaceMiB: cfg.workspaceMiB,
-            timingCache: 'trt-timing.cache',
-        });
-        const gpu = await (0,proc/* runProcess */.R)('docker', plan.gpuQueryArgs);
-        if (gpu.code !== 0)
-            throw new errors/* ModelshipError */.W('io', `the GPU query in ${cfg.baseImage} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
-        const g = (0,tensorrt/* parseNvidiaSmi */.Qi)(gpu.stdout);
-        const build = await log.group(`trtexec in ${cfg.baseImage} on ${g.name} (compute ${g.computeCapability})`, () => (0,proc/* runProcess */.R)('docker', plan.dockerArgs, { onLine: log.info }));
-        if (build.code !== 0)
-            throw new errors/* ModelshipError */.W('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
-        bytes = (0,fsx/* readFileChecked */.WM)(artifact, 'TensorRT plan');
-        meta.tensorrt = { tensorrtVersion: (0,tensorrt/* parseTensorRTVersion */.Lt)(build.stdout + build.stderr), computeCapability: g.computeCapability, gpu: g.name, driver: g.driver, baseImage: cfg.baseImage, trtexec: plan.trtexec.join(' ') };
+        const r = await compileTensorRT(cfg, info.inputs, artifact, log);
+        bytes = r.bytes;
+        meta.tensorrt = r.metadata;
     }
     const digest = (0,fsx/* sha256 */.sc)(bytes);
     meta.sha256 = digest;
@@ -51981,11 +51967,120 @@ async function runCompile(cfg, log) {
     let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
     if (report)
         summary += (0,parity/* parityMarkdown */.PL)(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
+    const trt = meta.tensorrt;
+    if (trt)
+        summary += `TensorRT ${trt.tensorrtVersion} in \`${trt.tensorrtImage}\` on ${trt.gpu} (compute ${trt.computeCapability}), batch ${trt.profile?.min}/${trt.profile?.opt}/${trt.profile?.max}${trt.precision?.int8 ? ', int8' : trt.precision?.fp16 ? ', fp16' : ''}; for \`${trt.tritonImage}\`\n`;
     return {
         outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
         summary,
         ok,
         failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
+    };
+}
+/**
+ * Pin `ref` by digest: pull it (so a tag resolves to what the registry has now), then the digest pull reported, checked
+ * against the image's RepoDigests. A failed pull of an image the engine already has (an offline runner) is a warning.
+ */
+async function resolvePinnedImage(ref, log, env = process.env, input = 'tensorrt-image') {
+    const pull = await log.group(`docker pull ${ref}`, () => (0,proc/* runProcess */.R)('docker', ['pull', ref], { env, onLine: log.info }));
+    if (pull.code !== 0)
+        log.warning(`docker pull ${ref} failed (exit ${pull.code}): ${pull.stderr.trim().split('\n').slice(-1)[0] ?? ''}; using the engine's copy if it has one`);
+    const inspect = await (0,proc/* runProcess */.R)('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], { env });
+    if (inspect.code !== 0) {
+        throw new errors/* ModelshipError */.W('input', `input "${input}": cannot resolve ${ref}: ${pull.code !== 0 ? `docker pull failed (${(pull.stderr.trim().split('\n').slice(-1)[0] ?? '').slice(0, 300)}) and ` : ''}the local engine does not have it (${inspect.stderr.trim().slice(0, 200)})`, { field: input });
+    }
+    let digests = [];
+    try {
+        digests = JSON.parse(inspect.stdout.trim()) ?? [];
+    }
+    catch {
+        digests = [];
+    }
+    const pinned = (0,tensorrt/* pinnedRef */.I1)(ref, digests, pull.code === 0 ? (0,tensorrt/* parsePullDigest */.XS)(pull.stdout) : undefined);
+    if (!pinned)
+        throw new errors/* ModelshipError */.W('input', `input "${input}": ${ref} has no registry digest to pin it by (RepoDigests: ${digests.length ? digests.join(', ') : 'none'}); push it to a registry, or give repository@sha256:...`, { field: input });
+    return pinned;
+}
+/**
+ * target tensorrt: everything that can be checked without a GPU first (the model's shapes, the calibration cache,
+ * tensorrt-image pinned by digest and its TensorRT against triton-image's), then the GPU query and trtexec. Writes the
+ * plan next to the model and returns it with the metadata's `tensorrt` block.
+ */
+async function compileTensorRT(cfg, inputs, artifact, log) {
+    const dir = external_path_.dirname(external_path_.resolve(artifact));
+    const onnxName = external_path_.basename(cfg.model);
+    if (external_path_.dirname(external_path_.resolve(cfg.model)) !== dir)
+        throw new errors/* ModelshipError */.W('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
+    (0,tensorrt/* shapesAt */.QU)(inputs, 1); // only the batch may be dynamic
+    const calib = (0,tensorrt/* checkCalibrationCache */.lC)(cfg.int8, cfg.calibrationCache);
+    if (cfg.calibrationCache && !cfg.int8)
+        log.warning('input "calibration-cache" is only used with int8: true; ignored');
+    const image = await resolvePinnedImage(cfg.tensorrtImage, log);
+    const imageVersion = (0,tensorrt_version/* tensorRTVersionFromEnv */.tE)(await (0,tensorrt_version/* localImageEnv */.yM)(image));
+    log.info(`${cfg.tensorrtImage} → ${image}${imageVersion ? ` (TensorRT ${imageVersion})` : ' (declares no TensorRT version)'}`);
+    // the plan is for cfg.tritonImage: refuse now, not after the build, when its TensorRT is known to differ
+    let tritonVersion;
+    try {
+        tritonVersion = await (0,tensorrt_version/* imageTensorRTVersion */.pH)(cfg.tritonImage);
+    }
+    catch (e) {
+        log.warning(`cannot read the TensorRT version of ${cfg.tritonImage} (the image stage checks it): ${e.message}`);
+    }
+    if (imageVersion && tritonVersion && (0,tensorrt/* tensorrtRelease */.TA)(imageVersion) !== (0,tensorrt/* tensorrtRelease */.TA)(tritonVersion)) {
+        throw new errors/* ModelshipError */.W('input', `input "tensorrt-image": ${cfg.tensorrtImage} has TensorRT ${imageVersion}, but the Triton image the plan is for, ${cfg.tritonImage}, has TensorRT ${tritonVersion}: Triton could not load the plan. Use the same triton-release for both (or matching tensorrt-image and triton-image)`, { field: 'tensorrt-image' });
+    }
+    let calibName;
+    let calibSha;
+    if (calib) {
+        calibName = external_path_.basename(calib);
+        const inWork = external_path_.join(dir, calibName);
+        const data = external_fs_.readFileSync(calib);
+        calibSha = (0,fsx/* sha256 */.sc)(data);
+        if (external_path_.resolve(inWork) !== calib) {
+            if (external_fs_.existsSync(inWork) && (0,fsx/* sha256 */.sc)(external_fs_.readFileSync(inWork)) !== calibSha)
+                throw new errors/* ModelshipError */.W('input', `input "calibration-cache": ${inWork} exists and differs from ${calib}; the cache is copied next to the model, so rename one of them`, { field: 'calibration-cache' });
+            external_fs_.writeFileSync(inWork, data);
+        }
+    }
+    const uid = process.getuid?.();
+    const plan = (0,tensorrt/* planTensorRT */.fR)(inputs, onnxName, external_path_.basename(artifact), dir, {
+        image,
+        batches: cfg.batchSizes,
+        fp16: cfg.fp16,
+        int8: cfg.int8,
+        workspaceMiB: cfg.workspaceMiB,
+        timingCache: 'trt-timing.cache',
+        calibrationCache: calibName,
+        user: uid !== undefined && uid !== 0 ? `${uid}:${process.getgid?.() ?? uid}` : undefined,
+    });
+    // the GPU boundary: nothing below runs without a GPU runner (NVIDIA driver and container toolkit)
+    const gpu = await (0,proc/* runProcess */.R)('docker', plan.gpuQueryArgs);
+    if (gpu.code !== 0)
+        throw new errors/* ModelshipError */.W('io', `the GPU query in ${image} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
+    const g = (0,tensorrt/* parseNvidiaSmi */.Qi)(gpu.stdout);
+    const build = await log.group(`trtexec in ${image} on ${g.name} (compute ${g.computeCapability})`, () => (0,proc/* runProcess */.R)('docker', plan.dockerArgs, { onLine: log.info }));
+    if (build.code !== 0)
+        throw new errors/* ModelshipError */.W('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
+    const bytes = (0,fsx/* readFileChecked */.WM)(artifact, 'TensorRT plan');
+    const tensorrtVersion = (0,tensorrt/* parseTensorRTVersion */.Lt)(build.stdout + build.stderr);
+    if (imageVersion && (0,tensorrt/* tensorrtRelease */.TA)(imageVersion) !== (0,tensorrt/* tensorrtRelease */.TA)(tensorrtVersion))
+        log.warning(`trtexec reports TensorRT ${tensorrtVersion}, but ${cfg.tensorrtImage} declares ${imageVersion}; the plan's metadata records trtexec's`);
+    const [min, opt, max] = cfg.batchSizes;
+    return {
+        bytes,
+        metadata: {
+            tensorrtVersion,
+            imageTensorRTVersion: imageVersion,
+            computeCapability: g.computeCapability,
+            gpu: g.name,
+            driver: g.driver,
+            tensorrtImage: image,
+            tritonImage: cfg.tritonImage,
+            trtexec: plan.trtexec.join(' '),
+            profile: { min, opt, max },
+            precision: { fp16: cfg.fp16, int8: cfg.int8 },
+            ...(calibName && calibSha ? { calibrationCache: { name: calibName, sha256: calibSha } } : {}),
+        },
     };
 }
 
@@ -51997,49 +52092,122 @@ async function runCompile(cfg, log) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   I1: () => (/* binding */ pinnedRef),
 /* harmony export */   Lt: () => (/* binding */ parseTensorRTVersion),
+/* harmony export */   QU: () => (/* binding */ shapesAt),
 /* harmony export */   Qi: () => (/* binding */ parseNvidiaSmi),
-/* harmony export */   Y1: () => (/* binding */ parseBatches),
-/* harmony export */   fR: () => (/* binding */ planTensorRT)
+/* harmony export */   TA: () => (/* binding */ tensorrtRelease),
+/* harmony export */   XS: () => (/* binding */ parsePullDigest),
+/* harmony export */   fR: () => (/* binding */ planTensorRT),
+/* harmony export */   lC: () => (/* binding */ checkCalibrationCache)
 /* harmony export */ });
-/* unused harmony export checkPlanCompatibility */
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
+/* unused harmony exports parseBatches, checkPlanCompatibility */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+
+
 
 function parseBatches(text) {
     const parts = text.split(',').map((s) => Number(s.trim()));
     if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
+        throw new ModelshipError('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
     }
     return parts;
 }
-/** The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. */
-function planTensorRT(inputs, onnxName, planName, workDir, o) {
-    const shapeAt = (b) => inputs
+const PINNED = /^[^@\s]+@sha256:[0-9a-f]{64}$/;
+/** trtexec's shape list at batch `b` (`data:8x3x224x224,...`); only the batch may be dynamic. */
+function shapesAt(inputs, b) {
+    return inputs
         .map((i) => {
         const rest = i.shape.slice(1);
         if (rest.some((d) => typeof d !== 'number'))
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
         return `${i.name}:${[b, ...rest].join('x')}`;
     })
         .join(',');
+}
+/**
+ * The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. float32
+ * builds (neither fp16 nor int8) pass --noTF32: trtexec otherwise allows TF32 kernels, whose 10-bit mantissa breaks
+ * the float32 parity the smoke stage checks against Caffe.
+ */
+function planTensorRT(inputs, onnxName, planName, workDir, o) {
+    if (!PINNED.test(o.image))
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${o.image}"`, { field: 'tensorrt-image' });
+    if (o.int8 && !o.calibrationCache)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', { field: 'calibration-cache' });
     const trtexec = [
         'trtexec',
         `--onnx=/work/${onnxName}`,
         `--saveEngine=/work/${planName}`,
-        `--minShapes=${shapeAt(o.batches[0])}`,
-        `--optShapes=${shapeAt(o.batches[1])}`,
-        `--maxShapes=${shapeAt(o.batches[2])}`,
+        `--minShapes=${shapesAt(inputs, o.batches[0])}`,
+        `--optShapes=${shapesAt(inputs, o.batches[1])}`,
+        `--maxShapes=${shapesAt(inputs, o.batches[2])}`,
         `--timingCacheFile=/work/${o.timingCache}`,
         `--memPoolSize=workspace:${o.workspaceMiB}M`,
         ...(o.fp16 ? ['--fp16'] : []),
-        ...(o.int8 ? ['--int8'] : []),
+        ...(o.int8 ? ['--int8', `--calib=/work/${o.calibrationCache}`] : []),
+        ...(!o.fp16 && !o.int8 ? ['--noTF32'] : []),
     ];
-    const run = ['run', '--rm', '--gpus', 'all', '-v', `${workDir}:/work`, '-w', '/work', o.baseImage];
+    const base = ['run', '--rm', '--gpus', 'all'];
+    const mount = [...(o.user ? ['--user', o.user] : []), '-v', `${workDir}:/work`, '-w', '/work'];
     return {
         trtexec,
-        dockerArgs: [...run, ...trtexec],
-        gpuQueryArgs: [...run, 'nvidia-smi', '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
+        dockerArgs: [...base, ...mount, o.image, ...trtexec],
+        // nvidia-smi straight, without the image's entrypoint: NVIDIA's prints a banner on stdout first
+        gpuQueryArgs: [...base, '--entrypoint', 'nvidia-smi', o.image, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
     };
+}
+/** The repository part of a reference, as docker writes it in RepoDigests (docker.io/library/x and x are the same). */
+function repositoryOf(ref) {
+    const at = ref.indexOf('@');
+    let repo = at >= 0 ? ref.slice(0, at) : ref;
+    const slash = repo.lastIndexOf('/');
+    const colon = repo.lastIndexOf(':');
+    if (colon > slash)
+        repo = repo.slice(0, colon);
+    repo = repo.replace(/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)\//, '');
+    return repo.replace(/^library\//, '');
+}
+/**
+ * The pinned reference (`repository@sha256:...`) of `ref` after a pull: the digest `docker pull` reported, else the
+ * one given in `ref`, checked against (or else taken from) the image's RepoDigests of the same repository.
+ * undefined when the image has no digest in that repository (built locally, never pushed or pulled).
+ */
+function pinnedRef(ref, repoDigests, pulledDigest) {
+    const repo = repositoryOf(ref);
+    const mine = repoDigests.filter((d) => repositoryOf(d) === repo && /@sha256:[0-9a-f]{64}$/.test(d));
+    const want = pulledDigest ?? /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1];
+    const hit = want ? mine.find((d) => d.endsWith(`@${want}`)) : mine.length === 1 ? mine[0] : undefined;
+    return hit;
+}
+/** The digest `docker pull` prints ("Digest: sha256:..."). */
+function parsePullDigest(out) {
+    return /^Digest:\s*(sha256:[0-9a-f]{64})\s*$/m.exec(out)?.[1];
+}
+/**
+ * The INT8 calibration cache, checked before anything runs: required with int8, must be a file. Returns its path, or
+ * undefined without int8 (trtexec only calibrates int8 builds; the stage warns about a cache given without it).
+ */
+function checkCalibrationCache(int8, cache) {
+    if (!int8)
+        return undefined;
+    if (!cache)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>; write one with TensorRT\'s calibrator on representative inputs)', { field: 'calibration-cache' });
+    let st;
+    try {
+        st = fs__WEBPACK_IMPORTED_MODULE_0__.statSync(cache);
+    }
+    catch (e) {
+        const err = e;
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { field: 'calibration-cache', file: cache });
+    }
+    if (!st.isFile())
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "calibration-cache": ${cache} is not a file`, { field: 'calibration-cache', file: cache });
+    return path__WEBPACK_IMPORTED_MODULE_1__.resolve(cache);
 }
 /** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
 function parseTensorRTVersion(log) {
@@ -52051,68 +52219,69 @@ function parseTensorRTVersion(log) {
         const n = Number(v[1]);
         return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
     }
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('graph', 'could not find the TensorRT version in the trtexec log');
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('graph', 'could not find the TensorRT version in the trtexec log');
 }
-/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU). */
+/** `major.minor.patch` of a TensorRT version (10.5.0.18 → 10.5.0; a missing patch counts as 0). */
+function tensorrtRelease(version) {
+    const parts = version.trim().split('.').slice(0, 3);
+    while (parts.length < 3)
+        parts.push('0');
+    return parts.map((p) => String(Number(p))).join('.');
+}
+/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU; other lines are skipped). */
 function parseNvidiaSmi(out) {
-    const line = out.split('\n').map((l) => l.trim()).find((l) => l.length > 0);
+    const line = out.split('\n').map((l) => l.trim()).find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
     const parts = line?.split(',').map((s) => s.trim());
-    if (!parts || parts.length < 3 || !/^\d+\.\d+$/.test(parts[0]))
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
+    if (!parts || parts.length < 3)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
     return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
 }
 /**
  * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
- * Checked before deploy: throws naming both sides when they differ.
+ * Checked on the GPU that serves it (the image stage checks the TensorRT version without a GPU: checkPlanForImage).
+ * Throws naming both sides when they differ.
  */
 function checkPlanCompatibility(plan, target) {
     const problems = [];
-    const majorMinor = (v) => v.split('.').slice(0, 2).join('.');
-    if (majorMinor(plan.tensorrtVersion) !== majorMinor(target.tensorrtVersion) || plan.tensorrtVersion.split('.')[2] !== target.tensorrtVersion.split('.')[2]) {
+    if (tensorrtRelease(plan.tensorrtVersion) !== tensorrtRelease(target.tensorrtVersion)) {
         problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
     }
     if (plan.computeCapability !== target.computeCapability) {
         problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
     }
     if (problems.length) {
-        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile in ${target.image ?? 'the serving image'} on the target GPU.`);
+        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile (tensorrt-image of the serving image's release) on the target GPU${target.image ? `, for ${target.image}` : ''}.`);
     }
 }
 
 
 /***/ }),
 
-/***/ 22973:
+/***/ 52638:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Xg: () => (/* binding */ readConfig),
-/* harmony export */   an: () => (/* binding */ STAGES),
-/* harmony export */   dj: () => (/* binding */ inputUsedBy),
-/* harmony export */   mc: () => (/* binding */ INPUTS),
-/* harmony export */   n4: () => (/* binding */ STAGE_INCLUDES),
-/* harmony export */   py: () => (/* binding */ OUTPUTS)
-/* harmony export */ });
-/* unused harmony export parseBoolean */
-/* harmony import */ var js_yaml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(33243);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
-/* harmony import */ var _compile_tensorrt__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(34362);
-/* harmony import */ var _rollout_prometheus__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(89825);
-/* harmony import */ var _rollout_manifests__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(59795);
-/* harmony import */ var _image_basecheck__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(12758);
-/* harmony import */ var _image_node__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(97733);
 
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  mc: () => (/* binding */ INPUTS),
+  py: () => (/* binding */ OUTPUTS),
+  an: () => (/* reexport */ STAGES),
+  n4: () => (/* reexport */ STAGE_INCLUDES),
+  dj: () => (/* reexport */ inputUsedBy),
+  Xg: () => (/* binding */ readConfig)
+});
 
+// UNUSED EXPORTS: parseBoolean
 
-
-
-
+// EXTERNAL MODULE: ./src/util/errors.ts
+var errors = __nccwpck_require__(70017);
+;// CONCATENATED MODULE: ./src/inputs.ts
 
 /**
- * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
- * (`--per-layer`), read once into a typed Config. action.yml and the README tables are checked against
- * INPUTS and OUTPUTS by a test, so the three cannot drift.
+ * How inputs are declared and read, for every stage. Each stage declares its own inputs and outputs beside it
+ * (`src/<stage>/inputs.ts`), inputs that several stages read live in `src/shared/inputs.ts`, and `src/config.ts`
+ * puts them together: action.yml, the CLI flags and the README tables are generated from that one list.
  */
 const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'];
 /** The stages whose inputs a stage also reads: the pipeline runs five, a preview is a rollout. */
@@ -52123,7 +52292,85 @@ function inputUsedBy(i, stage) {
         return true;
     return [stage, ...(STAGE_INCLUDES[stage] ?? [])].some((s) => i.stages.includes(s));
 }
-const INPUTS = [
+/** A bad input: the error names it. */
+function fail(input, message) {
+    throw new errors/* ModelshipError */.W('input', `input "${input}": ${message}`, { field: input });
+}
+function parseBoolean(name, raw) {
+    const v = raw.trim().toLowerCase();
+    if (['true', 'yes', '1', 'on'].includes(v))
+        return true;
+    if (['false', 'no', '0', 'off', ''].includes(v))
+        return false;
+    return fail(name, `expected true or false, got "${raw}"`);
+}
+/** Typed access to the raw inputs, defaults applied; every malformed value fails naming its input. */
+class Reader {
+    source;
+    stage;
+    specs;
+    constructor(source, specs, stage) {
+        this.source = source;
+        this.stage = stage;
+        this.specs = new Map(specs.map((i) => [i.name, i]));
+    }
+    /** the value, trimmed, or the input's default when it is not given */
+    raw(name) {
+        const spec = this.specs.get(name);
+        if (!spec)
+            throw new Error(`internal: no input named "${name}"`);
+        const v = this.source(name);
+        return (v === undefined || v.trim() === '' ? spec.default : v).trim();
+    }
+    /** the value exactly as given (undefined when not given): for values whose whitespace matters */
+    given(name) {
+        return this.source(name);
+    }
+    num(name) {
+        const v = this.raw(name);
+        const n = Number(v);
+        if (v === '' || !Number.isFinite(n) || n < 0)
+            fail(name, `expected a non-negative number, got "${v}"`);
+        return n;
+    }
+    int(name, min) {
+        const n = this.num(name);
+        if (!Number.isInteger(n) || n < min)
+            fail(name, `expected an integer ≥ ${min}, got "${this.raw(name)}"`);
+        return n;
+    }
+    bool(name) {
+        return parseBoolean(name, this.raw(name));
+    }
+    oneOf(name, values) {
+        const v = this.raw(name);
+        if (!values.includes(v))
+            fail(name, `expected one of ${values.join(', ')}, got "${v}"`);
+        return v;
+    }
+    /** a Kubernetes Secret reference `<secret name>/<key>` */
+    secretRef(name) {
+        const v = this.raw(name);
+        if (v === '')
+            return undefined;
+        const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([-._a-zA-Z0-9]+)$/.exec(v);
+        if (!m)
+            fail(name, `expected <secret name>/<key>, got "${v}"`);
+        return { name: m[1], key: m[3] };
+    }
+    /** does the running stage read this input (directly or through a stage it runs)? */
+    uses(name) {
+        return inputUsedBy(this.specs.get(name), this.stage);
+    }
+}
+
+// EXTERNAL MODULE: ./src/shared/runtime.ts
+var runtime = __nccwpck_require__(36029);
+;// CONCATENATED MODULE: ./src/shared/inputs.ts
+
+
+/** Inputs that several stages read (each stage's own inputs live beside it, in src/<stage>/inputs.ts). */
+const SHARED_INPUTS = [
     {
         name: 'stage',
         description: `Which stage to run: ${STAGES.join(' | ')}.`,
@@ -52132,6 +52379,155 @@ const INPUTS = [
         stages: 'all',
         required: [...STAGES],
     },
+    {
+        name: 'reference',
+        description: 'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
+        default: '',
+        kind: 'path',
+        stages: ['convert', 'compile', 'smoke', 'rollout'],
+    },
+    {
+        name: 'tolerance',
+        description: 'convert, compile, smoke, rollout: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
+        default: '1e-5',
+        kind: 'number',
+        stages: ['convert', 'compile', 'smoke', 'rollout'],
+    },
+    {
+        name: 'model',
+        description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path); image: the model file to serve (an ONNX, e.g. compile\'s artifact-path).',
+        default: 'model.onnx',
+        kind: 'path',
+        stages: ['compile', 'image'],
+    },
+    {
+        name: 'runtime',
+        description: 'image, smoke, rollout, preview: the serving runtime: modelship (this project\'s KServe v2 server on ONNX Runtime) or triton (NVIDIA Triton Inference Server with a generated model repository; serves ONNX and TensorRT plans). smoke and rollout also learn it from the server itself (GET /v2).',
+        default: 'modelship',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout', 'preview'],
+    },
+    {
+        name: 'triton-release',
+        description: 'compile (tensorrt), image (triton): NVIDIA\'s container release yy.mm: Triton serves from nvcr.io/nvidia/tritonserver:<release>-py3 and trtexec runs in nvcr.io/nvidia/tensorrt:<release>-py3, so a plan is built by the TensorRT that serves it.',
+        default: runtime/* DEFAULT_TRITON_RELEASE */.HC,
+        kind: 'string',
+        stages: ['compile', 'image'],
+    },
+    {
+        name: 'triton-image',
+        description: 'image (triton): the Triton server image to build FROM (a mirror, or repository@sha256:... to pin it); empty means nvcr.io/nvidia/tritonserver:<triton-release>-py3. The digest it resolves to is recorded in the image\'s labels and metadata. compile (tensorrt): recorded with the plan as the image it is built for.',
+        default: '',
+        kind: 'string',
+        stages: ['compile', 'image'],
+    },
+    {
+        name: 'batch-sizes',
+        description: 'compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile; image (triton): its max is the max_batch_size of an ONNX model (a plan\'s comes from its profile).',
+        default: '1,8,32',
+        kind: 'string',
+        stages: ['compile', 'image'],
+    },
+    {
+        name: 'image',
+        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
+        required: ['image', 'smoke', 'rollout', 'preview', 'pipeline'],
+    },
+    {
+        name: 'model-name',
+        description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>).',
+        default: 'model',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout'],
+    },
+    {
+        name: 'gpu',
+        description: 'image: add ONNX Runtime\'s CUDA provider libraries (checked against the base image before the build), serve with the CUDA execution provider (strict: no CPU fallback) and reserve a GPU in the generated docker-compose.yml; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod, serve with CUDA and roll back a canary pod that serves on the CPU.',
+        default: 'false',
+        kind: 'boolean',
+        stages: ['image', 'smoke', 'rollout'],
+    },
+    {
+        name: 'registry-username',
+        description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
+    },
+    {
+        name: 'registry-password',
+        description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret; cleanup: for the tag deletion.',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
+        secret: true,
+    },
+    {
+        name: 'model-key',
+        description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke'],
+        secret: true,
+    },
+    {
+        name: 'api-key',
+        description: 'image: the serving API key; when set, the compose file passes MODELSHIP_API_KEY from the host environment; smoke: given to the container and sent as a bearer token (masked).',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke'],
+        secret: true,
+    },
+];
+/** `min,opt,max` with min ≤ opt ≤ max, all ≥ 1 */
+function parseBatches(text) {
+    const parts = text.split(',').map((s) => Number(s.trim()));
+    if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
+        fail('batch-sizes', `expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`);
+    }
+    return parts;
+}
+function readSharedConfig(r) {
+    const tritonRelease = r.raw('triton-release');
+    if (!/^\d\d\.\d\d$/.test(tritonRelease))
+        fail('triton-release', `expected NVIDIA's container release yy.mm (e.g. ${runtime/* DEFAULT_TRITON_RELEASE */.HC}), got "${tritonRelease}"`);
+    const s = {
+        reference: r.raw('reference') || undefined,
+        tolerance: r.num('tolerance'),
+        model: r.raw('model'),
+        runtime: r.oneOf('runtime', runtime/* RUNTIMES */.aC),
+        tritonRelease,
+        tritonImage: r.raw('triton-image') || (0,runtime/* tritonImageFor */.dP)(tritonRelease),
+        batchSizes: parseBatches(r.raw('batch-sizes')),
+        image: r.raw('image'),
+        modelName: r.raw('model-name'),
+        gpu: r.bool('gpu'),
+        registryUsername: r.raw('registry-username'),
+        registryPassword: r.raw('registry-password'),
+        modelKey: r.raw('model-key'),
+        apiKey: r.raw('api-key'),
+    };
+    if (!['convert', 'compile', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName))
+        fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
+    if (s.runtime === 'triton' && (r.uses('runtime') || r.stage === 'pipeline')) {
+        // what only modelship's own server honours: Triton would serve without the key, or could not read the model
+        for (const name of ['api-key', 'api-key-secret', 'model-key', 'model-key-secret']) {
+            if (r.raw(name) !== '')
+                fail(name, 'is honoured by the modelship runtime only; Triton Inference Server has no API key or model decryption (runtime: triton). Put the endpoint behind an authenticating proxy or ingress instead');
+        }
+        if (r.bool('encrypt-model'))
+            fail('encrypt-model', 'is honoured by the modelship runtime only: Triton Inference Server cannot decrypt a model (runtime: triton)');
+    }
+    return s;
+}
+
+;// CONCATENATED MODULE: ./src/convert/inputs.ts
+
+/** The convert stage's own inputs and outputs (reference and tolerance are shared: src/shared/inputs.ts). */
+const CONVERT_INPUTS = [
     {
         name: 'prototxt',
         description: 'convert, pipeline: path of the Caffe deploy.prototxt (V2 `layer` or legacy V1 `layers`).',
@@ -52156,36 +52552,35 @@ const INPUTS = [
         stages: ['convert'],
     },
     {
-        name: 'reference',
-        description: 'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
-        default: '',
-        kind: 'path',
-        stages: ['convert', 'compile', 'smoke', 'rollout'],
-    },
-    {
         name: 'per-layer',
         description: 'convert: also compare every intermediate blob (needs blobs_b1/ in the reference) and name the first layer that diverges.',
         default: 'false',
         kind: 'boolean',
         stages: ['convert'],
     },
-    {
-        name: 'tolerance',
-        description: 'convert, compile, smoke, rollout: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
-        default: '1e-5',
-        kind: 'number',
-        stages: ['convert', 'compile', 'smoke', 'rollout'],
-    },
-    {
-        name: 'model',
-        description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path); image: the model file to serve (an ONNX, e.g. compile\'s artifact-path).',
-        default: 'model.onnx',
-        kind: 'path',
-        stages: ['compile', 'image'],
-    },
+];
+const CONVERT_OUTPUTS = [
+    { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
+    { name: 'sha256', description: 'convert: sha256 of the ONNX model file.', stages: ['convert'] },
+    { name: 'parity', description: 'convert: pass, fail or skipped (no reference given).', stages: ['convert'] },
+    { name: 'max-abs-diff', description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).', stages: ['convert'] },
+    { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
+];
+function readConvertConfig(r, s) {
+    const c = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance };
+    if (r.stage === 'convert' && c.perLayer && !c.reference)
+        fail('per-layer', 'needs a reference directory (input "reference")');
+    return c;
+}
+
+;// CONCATENATED MODULE: ./src/compile/inputs.ts
+
+
+/** The compile stage's own inputs and outputs (model, batch-sizes, triton-release, reference, tolerance are shared). */
+const COMPILE_INPUTS = [
     {
         name: 'target',
-        description: 'compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in base-image; needs a GPU runner).',
+        description: 'compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in tensorrt-image, the TensorRT image of the serving Triton\'s release; needs a GPU runner; served by runtime triton only).',
         default: 'onnxruntime',
         kind: 'string',
         stages: ['compile'],
@@ -52205,17 +52600,17 @@ const INPUTS = [
         stages: ['compile'],
     },
     {
-        name: 'base-image',
-        description: 'image: the serving base image (pinned by digest; glibc-based); compile (tensorrt): the image that runs trtexec, which must then contain TensorRT, so the plan matches the TensorRT that serves it.',
-        default: _image_basecheck__WEBPACK_IMPORTED_MODULE_5__/* .DEFAULT_GPU_BASE_IMAGE */ .dV,
+        name: 'tensorrt-image',
+        description: 'compile (tensorrt): the image that runs trtexec (a mirror, or repository@sha256:...); empty means nvcr.io/nvidia/tensorrt:<triton-release>-py3.',
+        default: '',
         kind: 'string',
-        stages: ['compile', 'image'],
+        stages: ['compile'],
     },
     {
-        name: 'batch-sizes',
-        description: 'compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile.',
-        default: '1,8,32',
-        kind: 'string',
+        name: 'calibration-cache',
+        description: 'compile (tensorrt): an INT8 calibration cache for trtexec --calib; required with int8: true.',
+        default: '',
+        kind: 'path',
         stages: ['compile'],
     },
     {
@@ -52239,20 +52634,57 @@ const INPUTS = [
         kind: 'number',
         stages: ['compile'],
     },
+];
+const COMPILE_OUTPUTS = [
+    { name: 'artifact-path', description: 'compile: path of the deployment artifact (optimized ONNX or TensorRT plan).', stages: ['compile'] },
+    { name: 'artifact-sha256', description: 'compile: sha256 of the artifact.', stages: ['compile'] },
+    { name: 'artifact-metadata', description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).', stages: ['compile'] },
+    { name: 'compile-parity', description: 'compile: pass, fail or skipped: the parity check of the optimized model.', stages: ['compile'] },
+];
+function readCompileConfig(r, s) {
+    const c = {
+        model: s.model,
+        target: r.oneOf('target', ['onnxruntime', 'tensorrt']),
+        artifact: r.raw('artifact'),
+        executionProvider: r.oneOf('execution-provider', ['cpu', 'cuda']),
+        batchSizes: s.batchSizes,
+        fp16: r.bool('fp16'),
+        int8: r.bool('int8'),
+        workspaceMiB: r.num('workspace-mib'),
+        tensorrtImage: r.raw('tensorrt-image') || (0,runtime/* tensorrtImageFor */.kQ)(s.tritonRelease),
+        tritonImage: s.tritonImage,
+        calibrationCache: r.raw('calibration-cache'),
+        reference: s.reference,
+        tolerance: s.tolerance,
+    };
+    if (c.int8 && c.target !== 'tensorrt')
+        fail('int8', 'is only for target tensorrt');
+    return c;
+}
+
+// EXTERNAL MODULE: ./src/image/basecheck.ts
+var basecheck = __nccwpck_require__(12758);
+// EXTERNAL MODULE: ./src/image/node.ts
+var node = __nccwpck_require__(97733);
+;// CONCATENATED MODULE: ./src/image/inputs.ts
+
+
+
+/** The image stage's own inputs and outputs (image, model, model-name, gpu, runtime, registry login are shared). */
+const IMAGE_INPUTS = [
     {
-        name: 'image',
-        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).',
-        default: '',
+        name: 'base-image',
+        description: 'image (modelship): the serving base image (pinned by digest; glibc-based). Runtime triton builds FROM triton-image instead.',
+        default: basecheck/* DEFAULT_GPU_BASE_IMAGE */.dV,
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
-        required: ['image', 'smoke', 'rollout', 'preview', 'pipeline'],
+        stages: ['image'],
     },
     {
-        name: 'model-name',
-        description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>).',
-        default: 'model',
-        kind: 'string',
-        stages: ['image', 'smoke', 'rollout'],
+        name: 'max-queue-delay-us',
+        description: 'image (triton): dynamic batching\'s max_queue_delay_microseconds in the generated config.pbtxt.',
+        default: '1000',
+        kind: 'number',
+        stages: ['image'],
     },
     {
         name: 'push',
@@ -52262,13 +52694,6 @@ const INPUTS = [
         stages: ['image'],
     },
     {
-        name: 'gpu',
-        description: 'image: add ONNX Runtime\'s CUDA provider libraries (checked against the base image before the build), serve with the CUDA execution provider (strict: no CPU fallback) and reserve a GPU in the generated docker-compose.yml; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod, serve with CUDA and roll back a canary pod that serves on the CPU.',
-        default: 'false',
-        kind: 'boolean',
-        stages: ['image', 'smoke', 'rollout'],
-    },
-    {
         name: 'cache',
         description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off.',
         default: 'auto',
@@ -52276,42 +52701,11 @@ const INPUTS = [
         stages: ['image'],
     },
     {
-        name: 'registry-username',
-        description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).',
-        default: '',
-        kind: 'string',
-        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
-    },
-    {
-        name: 'registry-password',
-        description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret; cleanup: for the tag deletion.',
-        default: '',
-        kind: 'string',
-        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
-        secret: true,
-    },
-    {
         name: 'encrypt-model',
         description: 'image: store the model AES-256-GCM encrypted in the image; the server decrypts it in memory with MODELSHIP_MODEL_KEY at run time.',
         default: 'false',
         kind: 'boolean',
         stages: ['image'],
-    },
-    {
-        name: 'model-key',
-        description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
-        default: '',
-        kind: 'string',
-        stages: ['image', 'smoke'],
-        secret: true,
-    },
-    {
-        name: 'api-key',
-        description: 'image: the serving API key; when set, the compose file passes MODELSHIP_API_KEY from the host environment; smoke: given to the container and sent as a bearer token (masked).',
-        default: '',
-        kind: 'string',
-        stages: ['image', 'smoke'],
-        secret: true,
     },
     {
         name: 'parity',
@@ -52358,7 +52752,7 @@ const INPUTS = [
     {
         name: 'node-version',
         description: 'image: the official Node.js release put in the image (linux-x64), downloaded from node-mirror into the tool cache and checked against the release\'s SHASUMS256.txt; its LICENSE is shipped in the image.',
-        default: _image_node__WEBPACK_IMPORTED_MODULE_6__/* .DEFAULT_NODE_VERSION */ .__,
+        default: node/* DEFAULT_NODE_VERSION */.__,
         kind: 'string',
         stages: ['image'],
     },
@@ -52390,6 +52784,57 @@ const INPUTS = [
         kind: 'string',
         stages: ['image'],
     },
+];
+const IMAGE_OUTPUTS = [
+    { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
+    { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
+    { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
+    { name: 'metadata', description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.', stages: ['image'] },
+    { name: 'compose-file', description: 'image: path of the generated docker-compose.yml.', stages: ['image'] },
+];
+function readImageConfig(r, s) {
+    const c = {
+        image: s.image,
+        runtime: s.runtime,
+        tritonImage: s.tritonImage,
+        maxQueueDelayUs: r.num('max-queue-delay-us'),
+        maxBatchSize: s.batchSizes[2],
+        model: s.model,
+        modelName: s.modelName,
+        baseImage: r.raw('base-image'),
+        push: r.bool('push'),
+        gpu: s.gpu,
+        cache: r.oneOf('cache', ['auto', 'gha', 'registry', 'off']),
+        registryUsername: s.registryUsername,
+        registryPassword: s.registryPassword,
+        encryptModel: r.bool('encrypt-model'),
+        modelKey: s.modelKey,
+        apiKeyRequired: s.apiKey !== '',
+        parity: r.raw('parity'),
+        revision: r.raw('revision'),
+        ref: r.raw('ref'),
+        source: r.raw('source'),
+        composeFile: r.raw('compose-file'),
+        nodeBinary: r.raw('node-binary'),
+        nodeVersion: r.raw('node-version'),
+        nodeMirror: r.raw('node-mirror'),
+        providerPackage: r.raw('provider-package'),
+        providerPackageSha256: r.raw('provider-package-sha256').toLowerCase(),
+        nugetSource: r.raw('nuget-source'),
+    };
+    if (!/^\d+\.\d+\.\d+$/.test(c.nodeVersion))
+        fail('node-version', `expected a Node.js release version x.y.z, got "${c.nodeVersion}"`);
+    if (c.providerPackageSha256 && !/^[0-9a-f]{64}$/.test(c.providerPackageSha256))
+        fail('provider-package-sha256', `expected 64 hex digits, got "${r.raw('provider-package-sha256')}"`);
+    if (c.providerPackage && !c.providerPackageSha256)
+        fail('provider-package-sha256', 'is required with provider-package: the sha256 that the package must have');
+    return c;
+}
+
+;// CONCATENATED MODULE: ./src/smoke/inputs.ts
+
+/** The smoke stage's own inputs and outputs (image, model-name, gpu, keys, reference, tolerance are shared). */
+const SMOKE_INPUTS = [
     {
         name: 'sample-image',
         description: 'smoke: a JPEG or PNG sent to /classify as a golden request (empty: skipped).',
@@ -52399,7 +52844,7 @@ const INPUTS = [
     },
     {
         name: 'expected-top1',
-        description: 'smoke: the class index or label the sample image must give as top-1.',
+        description: 'smoke: the class index the sample image must give as top-1 (the image is preprocessed by smoke itself, Caffe-style as the modelship server does, and sent as a tensor to /infer, so it works on either runtime).',
         default: '',
         kind: 'string',
         stages: ['smoke'],
@@ -52425,6 +52870,50 @@ const INPUTS = [
         kind: 'number',
         stages: ['smoke'],
     },
+];
+const SMOKE_OUTPUTS = [
+    { name: 'smoke', description: 'smoke: pass or fail.', stages: ['smoke'] },
+    { name: 'latency-p50-ms', description: 'smoke: median request latency in ms (batch 1).', stages: ['smoke'] },
+    { name: 'latency-p95-ms', description: 'smoke: 95th percentile latency in ms.', stages: ['smoke'] },
+    { name: 'latency-p99-ms', description: 'smoke: 99th percentile latency in ms.', stages: ['smoke'] },
+    { name: 'throughput-rps', description: 'smoke: requests per second at the given concurrency.', stages: ['smoke'] },
+    { name: 'gpu-info', description: 'smoke: nvidia-smi in the container (name, driver, compute capability) when gpu is true.', stages: ['smoke'] },
+];
+function readSmokeConfig(r, s) {
+    if (r.raw('expected-top1') !== '' && !/^\d+$/.test(r.raw('expected-top1')))
+        fail('expected-top1', `expected a class index (a whole number), got "${r.raw('expected-top1')}"`);
+    return {
+        image: s.image,
+        runtime: s.runtime,
+        modelName: s.modelName,
+        reference: s.reference,
+        tolerance: s.tolerance,
+        gpu: s.gpu,
+        apiKey: s.apiKey,
+        modelKey: s.modelKey,
+        sampleImage: r.raw('sample-image'),
+        expectedTop1: r.raw('expected-top1'),
+        requests: r.int('requests', 0),
+        concurrency: r.int('concurrency', 1),
+        readyTimeoutS: r.int('ready-timeout', 1),
+        registryUsername: s.registryUsername,
+        registryPassword: s.registryPassword,
+    };
+}
+
+// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __nccwpck_require__(33243);
+// EXTERNAL MODULE: ./src/rollout/prometheus.ts
+var prometheus = __nccwpck_require__(89825);
+// EXTERNAL MODULE: ./src/rollout/manifests.ts
+var manifests = __nccwpck_require__(59795);
+;// CONCATENATED MODULE: ./src/rollout/inputs.ts
+
+
+
+
+/** The rollout stage's own inputs and outputs (a preview is a rollout: it reads these too). */
+const ROLLOUT_INPUTS = [
     {
         name: 'app',
         description: 'rollout: the name of the Deployment and Service (the canary is <app>-canary; default: model-name).',
@@ -52463,7 +52952,7 @@ const INPUTS = [
     },
     {
         name: 'drain-delay',
-        description: `rollout, preview: seconds a terminating pod keeps serving (a preStop hook) while Kubernetes takes it out of the Service's endpoints and kube-proxy and other proxies stop sending to it; then the server finishes its in-flight requests (at most ${_rollout_manifests__WEBPACK_IMPORTED_MODULE_4__/* .DRAIN_TIMEOUT_S */ .Li} s) and exits. On SIGTERM the server answers with Connection: close for ${_rollout_manifests__WEBPACK_IMPORTED_MODULE_4__/* .SERVER_DRAIN_DELAY_S */ .z7} s more (keep-alive clients reconnect elsewhere). The pods' terminationGracePeriodSeconds is drain-delay + ${_rollout_manifests__WEBPACK_IMPORTED_MODULE_4__/* .SERVER_DRAIN_DELAY_S */ .z7 + _rollout_manifests__WEBPACK_IMPORTED_MODULE_4__/* .DRAIN_TIMEOUT_S */ .Li + _rollout_manifests__WEBPACK_IMPORTED_MODULE_4__/* .GRACE_MARGIN_S */ .aM}. Whole seconds, 0 (no hook) to ${_rollout_manifests__WEBPACK_IMPORTED_MODULE_4__/* .MAX_DRAIN_DELAY_S */ .I6}.`,
+        description: `rollout, preview: seconds a terminating pod keeps serving (a preStop hook) while Kubernetes takes it out of the Service's endpoints and kube-proxy and other proxies stop sending to it; then the server finishes its in-flight requests (at most ${manifests/* DRAIN_TIMEOUT_S */.Li} s) and exits. On SIGTERM the server answers with Connection: close for ${manifests/* SERVER_DRAIN_DELAY_S */.z7} s more (keep-alive clients reconnect elsewhere). The pods' terminationGracePeriodSeconds is drain-delay + ${manifests/* SERVER_DRAIN_DELAY_S */.z7 + manifests/* DRAIN_TIMEOUT_S */.Li + manifests/* GRACE_MARGIN_S */.aM}. Whole seconds, 0 (no hook) to ${manifests/* MAX_DRAIN_DELAY_S */.I6}.`,
         default: '5',
         kind: 'number',
         stages: ['rollout', 'preview'],
@@ -52519,22 +53008,22 @@ const INPUTS = [
     },
     {
         name: 'prometheus-samples-query',
-        description: 'rollout: PromQL for the number of requests a track served ({{namespace}}, {{app}}, {{track}}, {{model}} are filled in).',
-        default: _rollout_prometheus__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_QUERIES */ .HH.samples,
+        description: `rollout: PromQL for the number of requests a track served ({{namespace}}, {{app}}, {{track}}, {{model}} are filled in). Empty: per runtime, modelship \`${prometheus/* DEFAULT_QUERIES */.HH.modelship.samples}\`, triton \`${prometheus/* DEFAULT_QUERIES */.HH.triton.samples}\`.`,
+        default: '',
         kind: 'string',
         stages: ['rollout'],
     },
     {
         name: 'prometheus-error-rate-query',
-        description: 'rollout: PromQL for a track\'s error rate (0 to 1).',
-        default: _rollout_prometheus__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_QUERIES */ .HH.errorRate,
+        description: `rollout: PromQL for a track's error rate (0 to 1). Empty: per runtime, modelship \`${prometheus/* DEFAULT_QUERIES */.HH.modelship.errorRate}\`, triton \`${prometheus/* DEFAULT_QUERIES */.HH.triton.errorRate}\`.`,
+        default: '',
         kind: 'string',
         stages: ['rollout'],
     },
     {
         name: 'prometheus-latency-query',
-        description: 'rollout: PromQL for a track\'s p99 latency in ms.',
-        default: _rollout_prometheus__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_QUERIES */ .HH.latency,
+        description: `rollout: PromQL for a track's p99 latency in ms. Empty: per runtime, modelship \`${prometheus/* DEFAULT_QUERIES */.HH.modelship.latency}\`, triton \`${prometheus/* DEFAULT_QUERIES */.HH.triton.latency}\` (the image's CMD enables Triton's latency summaries).`,
+        default: '',
         kind: 'string',
         stages: ['rollout'],
     },
@@ -52657,6 +53146,109 @@ const INPUTS = [
         kind: 'string',
         stages: ['rollout'],
     },
+];
+const ROLLOUT_OUTPUTS = [
+    { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
+    { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
+    { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
+    { name: 'gate-pods', description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.', stages: ['rollout'] },
+    { name: 'gate-golden', description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.', stages: ['rollout'] },
+    { name: 'gate-prometheus', description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).', stages: ['rollout'] },
+    { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
+    { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
+    { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
+];
+function readRolloutConfig(r, s) {
+    const stage = r.stage;
+    const raw = (name) => r.raw(name);
+    const strategy = r.oneOf('strategy', ['canary', 'basic']);
+    const canaryPercent = r.num('canary-percent');
+    if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100))
+        fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
+    const nodeSelector = {};
+    for (const pair of raw('node-selector').split(',').map((x) => x.trim()).filter(Boolean)) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0)
+            fail('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
+        nodeSelector[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+    }
+    let tolerations = [];
+    if (raw('tolerations')) {
+        let t;
+        try {
+            t = js_yaml/* load */.Hh(raw('tolerations'));
+        }
+        catch (e) {
+            fail('tolerations', `is not YAML: ${e.message.split('\n')[0]}`);
+        }
+        if (!Array.isArray(t) || !t.every((x) => typeof x === 'object' && x !== null))
+            fail('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
+        tolerations = t;
+    }
+    const q = prometheus/* DEFAULT_QUERIES */.HH[s.runtime];
+    const rollout = {
+        app: raw('app') || s.modelName,
+        runtime: s.runtime,
+        namespace: raw('namespace'),
+        kubeconfig: r.given('kubeconfig')?.trim() ?? '',
+        image: s.image,
+        modelName: s.modelName,
+        strategy,
+        replicas: r.int('replicas', 1),
+        canaryPercent,
+        drainDelayS: r.int('drain-delay', 0),
+        bakeTimeS: r.num('bake-time'),
+        timeoutS: r.int('rollout-timeout', 1),
+        verifyUrl: raw('verify-url'),
+        verifyRequests: r.int('verify-requests', 0),
+        maxLatencyMs: r.num('max-latency-ms'),
+        reference: s.reference,
+        tolerance: s.tolerance,
+        apiKey: s.apiKey,
+        gpu: s.gpu,
+        prometheus: raw('prometheus-url')
+            ? { url: raw('prometheus-url'), samplesQuery: raw('prometheus-samples-query') || q.samples, errorRateQuery: raw('prometheus-error-rate-query') || q.errorRate, latencyQuery: raw('prometheus-latency-query') || q.latency, minSamples: r.int('min-samples', 1), maxErrorRate: r.num('max-error-rate'), maxP99Ms: r.num('max-p99-ms') }
+            : undefined,
+        dryRun: r.bool('dry-run'),
+        createNamespace: r.bool('create-namespace'),
+        lockTimeoutS: r.num('lock-timeout'),
+        leaseDurationS: r.int('lease-duration', 1),
+        manifest: raw('manifest'),
+        patch: raw('patch'),
+        nodeSelector,
+        tolerations,
+        imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
+        pullSecret: r.bool('create-pull-secret') ? { username: s.registryUsername, password: s.registryPassword } : undefined,
+        apiKeySecret: r.secretRef('api-key-secret'),
+        modelKeySecret: r.secretRef('model-key-secret'),
+        cpu: raw('cpu'),
+        memory: raw('memory'),
+    };
+    if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
+        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50)
+            fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
+        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63)
+            fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
+        if (rollout.drainDelayS > manifests/* MAX_DRAIN_DELAY_S */.I6)
+            fail('drain-delay', `expected whole seconds from 0 to ${manifests/* MAX_DRAIN_DELAY_S */.I6} (every pod termination waits that long), got "${raw('drain-delay')}"`);
+        if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image))
+            fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+        if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password))
+            fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
+        if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference)
+            fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
+        if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url))
+            fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
+        if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl))
+            fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
+    }
+    return rollout;
+}
+
+;// CONCATENATED MODULE: ./src/preview/inputs.ts
+
+/** The preview and cleanup stages' own inputs and outputs (a preview is a rollout: it reads the rollout's too). */
+const PREVIEW_INPUTS = [
     {
         name: 'pr-number',
         description: 'preview, cleanup: the pull request number (default: the pull_request event\'s); the preview namespace is <app>-pr-<N>.',
@@ -52694,274 +53286,82 @@ const INPUTS = [
         stages: ['preview'],
     },
 ];
-const OUTPUTS = [
-    { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
-    { name: 'sha256', description: 'convert: sha256 of the ONNX model file.', stages: ['convert'] },
-    { name: 'parity', description: 'convert: pass, fail or skipped (no reference given).', stages: ['convert'] },
-    { name: 'max-abs-diff', description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).', stages: ['convert'] },
-    { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
-    { name: 'artifact-path', description: 'compile: path of the deployment artifact (optimized ONNX or TensorRT plan).', stages: ['compile'] },
-    { name: 'artifact-sha256', description: 'compile: sha256 of the artifact.', stages: ['compile'] },
-    { name: 'artifact-metadata', description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).', stages: ['compile'] },
-    { name: 'compile-parity', description: 'compile: pass, fail or skipped: the parity check of the optimized model.', stages: ['compile'] },
-    { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
-    { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
-    { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
-    { name: 'metadata', description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.', stages: ['image'] },
-    { name: 'compose-file', description: 'image: path of the generated docker-compose.yml.', stages: ['image'] },
-    { name: 'smoke', description: 'smoke: pass or fail.', stages: ['smoke'] },
-    { name: 'latency-p50-ms', description: 'smoke: median request latency in ms (batch 1).', stages: ['smoke'] },
-    { name: 'latency-p95-ms', description: 'smoke: 95th percentile latency in ms.', stages: ['smoke'] },
-    { name: 'latency-p99-ms', description: 'smoke: 99th percentile latency in ms.', stages: ['smoke'] },
-    { name: 'throughput-rps', description: 'smoke: requests per second at the given concurrency.', stages: ['smoke'] },
-    { name: 'gpu-info', description: 'smoke: nvidia-smi in the container (name, driver, compute capability) when gpu is true.', stages: ['smoke'] },
-    { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
-    { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
-    { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
-    { name: 'gate-pods', description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.', stages: ['rollout'] },
-    { name: 'gate-golden', description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.', stages: ['rollout'] },
-    { name: 'gate-prometheus', description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).', stages: ['rollout'] },
-    { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
-    { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
-    { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
+const PREVIEW_OUTPUTS = [
     { name: 'preview-url', description: 'preview: the URL of the PR\'s preview deployment.', stages: ['preview'] },
     { name: 'preview-namespace', description: 'preview, cleanup: the preview namespace <app>-pr-<N>.', stages: ['preview', 'cleanup'] },
     { name: 'comment-id', description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).', stages: ['preview', 'cleanup'] },
     { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tag); a tag that could not be deleted is a warning and not listed.', stages: ['cleanup'] },
 ];
-function fail(input, message) {
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `input "${input}": ${message}`, { field: input });
-}
-function parseBoolean(name, raw) {
-    const v = raw.trim().toLowerCase();
-    if (['true', 'yes', '1', 'on'].includes(v))
-        return true;
-    if (['false', 'no', '0', 'off', ''].includes(v))
-        return false;
-    return fail(name, `expected true or false, got "${raw}"`);
-}
-/** Read and validate every input once, before any work. Unknown stage, missing or malformed values fail here. */
-function readConfig(source) {
-    const spec = new Map(INPUTS.map((i) => [i.name, i]));
-    const raw = (name) => {
-        const v = source(name);
-        return (v === undefined || v.trim() === '' ? spec.get(name).default : v).trim();
-    };
-    const stageRaw = raw('stage');
-    if (stageRaw === '')
-        fail('stage', `is required: one of ${STAGES.join(', ')}`);
-    if (!STAGES.includes(stageRaw))
-        fail('stage', `unknown stage "${stageRaw}"; expected one of ${STAGES.join(', ')}`);
-    const stage = stageRaw;
-    for (const s of INPUTS) {
-        if (s.required?.includes(stage) && raw(s.name) === '')
-            fail(s.name, `is required for stage ${stage}`);
-    }
-    const num = (name) => {
-        const v = raw(name);
-        const n = Number(v);
-        if (v === '' || !Number.isFinite(n) || n < 0)
-            fail(name, `expected a non-negative number, got "${v}"`);
-        return n;
-    };
-    const convert = {
-        prototxt: raw('prototxt'),
-        caffemodel: raw('caffemodel'),
-        out: raw('out'),
-        reference: raw('reference') || undefined,
-        perLayer: parseBoolean('per-layer', raw('per-layer')),
-        tolerance: num('tolerance'),
-    };
-    if (stage === 'convert' && convert.perLayer && !convert.reference)
-        fail('per-layer', 'needs a reference directory (input "reference")');
-    const oneOf = (name, values) => {
-        const v = raw(name);
-        if (!values.includes(v))
-            fail(name, `expected one of ${values.join(', ')}, got "${v}"`);
-        return v;
-    };
-    const compile = {
-        model: raw('model'),
-        target: oneOf('target', ['onnxruntime', 'tensorrt']),
-        artifact: raw('artifact'),
-        executionProvider: oneOf('execution-provider', ['cpu', 'cuda']),
-        baseImage: raw('base-image'),
-        batchSizes: (0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_2__/* .parseBatches */ .Y1)(raw('batch-sizes')),
-        fp16: parseBoolean('fp16', raw('fp16')),
-        int8: parseBoolean('int8', raw('int8')),
-        workspaceMiB: num('workspace-mib'),
-        reference: convert.reference,
-        tolerance: convert.tolerance,
-    };
-    if (compile.int8 && compile.target !== 'tensorrt')
-        fail('int8', 'is only for target tensorrt');
-    const image = {
-        image: raw('image'),
-        model: raw('model'),
-        modelName: raw('model-name'),
-        baseImage: raw('base-image'),
-        push: parseBoolean('push', raw('push')),
-        gpu: parseBoolean('gpu', raw('gpu')),
-        cache: oneOf('cache', ['auto', 'gha', 'registry', 'off']),
-        registryUsername: raw('registry-username'),
-        registryPassword: raw('registry-password'),
-        encryptModel: parseBoolean('encrypt-model', raw('encrypt-model')),
-        modelKey: raw('model-key'),
-        apiKeyRequired: raw('api-key') !== '',
-        parity: raw('parity'),
-        revision: raw('revision'),
-        ref: raw('ref'),
-        source: raw('source'),
-        composeFile: raw('compose-file'),
-        nodeBinary: raw('node-binary'),
-        nodeVersion: raw('node-version'),
-        nodeMirror: raw('node-mirror'),
-        providerPackage: raw('provider-package'),
-        providerPackageSha256: raw('provider-package-sha256').toLowerCase(),
-        nugetSource: raw('nuget-source'),
-    };
-    if (!/^\d+\.\d+\.\d+$/.test(image.nodeVersion))
-        fail('node-version', `expected a Node.js release version x.y.z, got "${image.nodeVersion}"`);
-    if (image.providerPackageSha256 && !/^[0-9a-f]{64}$/.test(image.providerPackageSha256))
-        fail('provider-package-sha256', `expected 64 hex digits, got "${raw('provider-package-sha256')}"`);
-    if (image.providerPackage && !image.providerPackageSha256)
-        fail('provider-package-sha256', 'is required with provider-package: the sha256 that the package must have');
-    if (!['convert', 'compile', 'cleanup'].includes(stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(image.modelName))
-        fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${image.modelName}"`);
-    const int = (name, min) => {
-        const n = num(name);
-        if (!Number.isInteger(n) || n < min)
-            fail(name, `expected an integer ≥ ${min}, got "${raw(name)}"`);
-        return n;
-    };
-    const smoke = {
-        image: image.image,
-        modelName: image.modelName,
-        reference: convert.reference,
-        tolerance: convert.tolerance,
-        gpu: image.gpu,
-        apiKey: raw('api-key'),
-        modelKey: image.modelKey,
-        sampleImage: raw('sample-image'),
-        expectedTop1: raw('expected-top1'),
-        requests: int('requests', 0),
-        concurrency: int('concurrency', 1),
-        readyTimeoutS: int('ready-timeout', 1),
-        registryUsername: image.registryUsername,
-        registryPassword: image.registryPassword,
-    };
-    const secretRef = (name) => {
-        const v = raw(name);
-        if (v === '')
-            return undefined;
-        const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([-._a-zA-Z0-9]+)$/.exec(v);
-        if (!m)
-            fail(name, `expected <secret name>/<key>, got "${v}"`);
-        return { name: m[1], key: m[3] };
-    };
-    const strategy = oneOf('strategy', ['canary', 'basic']);
-    const canaryPercent = num('canary-percent');
-    if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100))
-        fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
-    const nodeSelector = {};
-    for (const pair of raw('node-selector').split(',').map((x) => x.trim()).filter(Boolean)) {
-        const eq = pair.indexOf('=');
-        if (eq <= 0)
-            fail('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
-        nodeSelector[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
-    }
-    let tolerations = [];
-    if (raw('tolerations')) {
-        let t;
-        try {
-            t = js_yaml__WEBPACK_IMPORTED_MODULE_0__/* .load */ .Hh(raw('tolerations'));
-        }
-        catch (e) {
-            fail('tolerations', `is not YAML: ${e.message.split('\n')[0]}`);
-        }
-        if (!Array.isArray(t) || !t.every((x) => typeof x === 'object' && x !== null))
-            fail('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
-        tolerations = t;
-    }
-    const rollout = {
-        app: raw('app') || image.modelName,
-        namespace: raw('namespace'),
-        kubeconfig: source('kubeconfig')?.trim() ?? '',
-        image: image.image,
-        modelName: image.modelName,
-        strategy,
-        replicas: int('replicas', 1),
-        canaryPercent,
-        drainDelayS: int('drain-delay', 0),
-        bakeTimeS: num('bake-time'),
-        timeoutS: int('rollout-timeout', 1),
-        verifyUrl: raw('verify-url'),
-        verifyRequests: int('verify-requests', 0),
-        maxLatencyMs: num('max-latency-ms'),
-        reference: convert.reference,
-        tolerance: convert.tolerance,
-        apiKey: raw('api-key'),
-        gpu: image.gpu,
-        prometheus: raw('prometheus-url')
-            ? { url: raw('prometheus-url'), samplesQuery: raw('prometheus-samples-query'), errorRateQuery: raw('prometheus-error-rate-query'), latencyQuery: raw('prometheus-latency-query'), minSamples: int('min-samples', 1), maxErrorRate: num('max-error-rate'), maxP99Ms: num('max-p99-ms') }
-            : undefined,
-        dryRun: parseBoolean('dry-run', raw('dry-run')),
-        createNamespace: parseBoolean('create-namespace', raw('create-namespace')),
-        lockTimeoutS: num('lock-timeout'),
-        leaseDurationS: int('lease-duration', 1),
-        manifest: raw('manifest'),
-        patch: raw('patch'),
-        nodeSelector,
-        tolerations,
-        imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
-        pullSecret: parseBoolean('create-pull-secret', raw('create-pull-secret')) ? { username: image.registryUsername, password: image.registryPassword } : undefined,
-        apiKeySecret: secretRef('api-key-secret'),
-        modelKeySecret: secretRef('model-key-secret'),
-        cpu: raw('cpu'),
-        memory: raw('memory'),
-    };
-    if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
-        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50)
-            fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
-        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63)
-            fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
-        if (rollout.drainDelayS > _rollout_manifests__WEBPACK_IMPORTED_MODULE_4__/* .MAX_DRAIN_DELAY_S */ .I6)
-            fail('drain-delay', `expected whole seconds from 0 to ${_rollout_manifests__WEBPACK_IMPORTED_MODULE_4__/* .MAX_DRAIN_DELAY_S */ .I6} (every pod termination waits that long), got "${raw('drain-delay')}"`);
-        if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image))
-            fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
-        if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password))
-            fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
-        if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference)
-            fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
-        if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url))
-            fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
-        if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl))
-            fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
-    }
-    const prRaw = raw('pr-number');
+function readPreviewConfig(r, s, rollout) {
+    const prRaw = r.raw('pr-number');
     if (prRaw !== '' && !/^[1-9]\d*$/.test(prRaw))
         fail('pr-number', `expected a pull request number, got "${prRaw}"`);
     let smokeReport = {};
-    if (raw('smoke-report')) {
+    if (r.raw('smoke-report')) {
         try {
-            smokeReport = JSON.parse(raw('smoke-report'));
+            smokeReport = JSON.parse(r.raw('smoke-report'));
         }
         catch (e) {
             fail('smoke-report', `is not JSON: ${e.message}`);
         }
     }
-    const githubToken = raw('github-token').startsWith('${{') ? '' : raw('github-token');
-    const preview = { rollout, prNumber: prRaw ? Number(prRaw) : undefined, githubToken, previewUrl: raw('preview-url'), comment: parseBoolean('comment', raw('comment')), smokeReport };
-    const cleanup = { app: rollout.app, kubeconfig: rollout.kubeconfig, prNumber: preview.prNumber, image: image.image, registryUsername: image.registryUsername, registryPassword: image.registryPassword, githubToken, comment: preview.comment };
-    if (stage === 'cleanup' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cleanup.app))
-        fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label, got "${cleanup.app}"`);
-    return { stage, convert, compile, image, smoke, rollout, preview, cleanup };
+    // an unexpanded expression (a workflow that passed the literal text) is no token
+    const githubToken = r.raw('github-token').startsWith('${{') ? '' : r.raw('github-token');
+    const preview = { rollout, prNumber: prRaw ? Number(prRaw) : undefined, githubToken, previewUrl: r.raw('preview-url'), comment: r.bool('comment'), smokeReport };
+    const cleanup = { app: rollout.app, kubeconfig: rollout.kubeconfig, prNumber: preview.prNumber, image: s.image, registryUsername: s.registryUsername, registryPassword: s.registryPassword, githubToken, comment: preview.comment };
+    if (r.stage === 'cleanup' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cleanup.app))
+        fail(r.raw('app') ? 'app' : 'model-name', `the app name must be a DNS label, got "${cleanup.app}"`);
+    return { preview, cleanup };
+}
+
+;// CONCATENATED MODULE: ./src/config.ts
+
+
+
+
+
+
+
+
+/**
+ * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
+ * (`--per-layer`), read once into a typed Config. Each stage declares its inputs and outputs beside it
+ * (src/<stage>/inputs.ts; shared ones in src/shared/inputs.ts); here they are put together. action.yml and the
+ * README tables are generated from INPUTS and OUTPUTS and checked against them by a test, so the three cannot drift.
+ */
+
+const INPUTS = [...SHARED_INPUTS, ...CONVERT_INPUTS, ...COMPILE_INPUTS, ...IMAGE_INPUTS, ...SMOKE_INPUTS, ...ROLLOUT_INPUTS, ...PREVIEW_INPUTS];
+const OUTPUTS = [...CONVERT_OUTPUTS, ...COMPILE_OUTPUTS, ...IMAGE_OUTPUTS, ...SMOKE_OUTPUTS, ...ROLLOUT_OUTPUTS, ...PREVIEW_OUTPUTS];
+/** Read and validate every input once, before any work. Unknown stage, missing or malformed values fail here. */
+function readConfig(source) {
+    const stageRaw = (source('stage') ?? '').trim();
+    if (stageRaw === '')
+        fail('stage', `is required: one of ${STAGES.join(', ')}`);
+    if (!STAGES.includes(stageRaw))
+        fail('stage', `unknown stage "${stageRaw}"; expected one of ${STAGES.join(', ')}`);
+    const stage = stageRaw;
+    const r = new Reader(source, INPUTS, stage);
+    for (const s of INPUTS) {
+        if (s.required?.includes(stage) && r.raw(s.name) === '')
+            fail(s.name, `is required for stage ${stage}`);
+    }
+    const shared = readSharedConfig(r);
+    const rollout = readRolloutConfig(r, shared);
+    return {
+        stage,
+        convert: readConvertConfig(r, shared),
+        compile: readCompileConfig(r, shared),
+        image: readImageConfig(r, shared),
+        smoke: readSmokeConfig(r, shared),
+        rollout,
+        ...readPreviewConfig(r, shared, rollout),
+    };
 }
 
 
 /***/ }),
 
-/***/ 24369:
+/***/ 97688:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -53561,441 +53961,10 @@ function caffeSchema() {
     return caffeRoot;
 }
 
+// EXTERNAL MODULE: ./src/convert/textformat.ts
+var textformat = __nccwpck_require__(42103);
 // EXTERNAL MODULE: ./src/util/errors.ts
 var errors = __nccwpck_require__(70017);
-;// CONCATENATED MODULE: ./src/convert/textformat.ts
-
-
-function locOf(obj) {
-    return obj?.$loc;
-}
-function fieldLocOf(obj, field) {
-    return obj?.$fieldLocs?.[field] ?? locOf(obj);
-}
-function unknownFieldsOf(obj) {
-    return obj?.$unknown ?? [];
-}
-function textformat_define(obj, key, value) {
-    Object.defineProperty(obj, key, { value, enumerable: false, writable: true, configurable: true });
-}
-class Lexer {
-    src;
-    file;
-    pos = 0;
-    line = 1;
-    col = 1;
-    peeked;
-    constructor(src, file) {
-        this.src = src;
-        this.file = file;
-    }
-    fail(message, at) {
-        throw new errors/* ModelshipError */.W('syntax', message, { file: this.file, line: at.line, column: at.column });
-    }
-    peek() {
-        if (!this.peeked)
-            this.peeked = this.lex();
-        return this.peeked;
-    }
-    next() {
-        const t = this.peek();
-        this.peeked = undefined;
-        return t;
-    }
-    advance(n = 1) {
-        for (let i = 0; i < n; i++) {
-            if (this.src.charCodeAt(this.pos) === 10) {
-                this.line++;
-                this.col = 1;
-            }
-            else {
-                this.col++;
-            }
-            this.pos++;
-        }
-    }
-    skipSpaceAndComments() {
-        const s = this.src;
-        while (this.pos < s.length) {
-            const c = s[this.pos];
-            if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
-                this.advance();
-            }
-            else if (c === '#') {
-                while (this.pos < s.length && s[this.pos] !== '\n')
-                    this.advance();
-            }
-            else {
-                break;
-            }
-        }
-    }
-    lex() {
-        this.skipSpaceAndComments();
-        const s = this.src;
-        const line = this.line;
-        const column = this.col;
-        if (this.pos >= s.length)
-            return { kind: 'eof', text: '', line, column };
-        const c = s[this.pos];
-        if (/[A-Za-z_]/.test(c)) {
-            const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(s.slice(this.pos, this.pos + 256));
-            this.advance(m[0].length);
-            return { kind: 'ident', text: m[0], line, column };
-        }
-        if (/[0-9.\-+]/.test(c)) {
-            const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fF]?|inf(?:inity)?|nan)/i.exec(s.slice(this.pos, this.pos + 64));
-            if (!m || m[0] === '-' || m[0] === '+') {
-                // a lone sign before an identifier such as `-inf` is handled by the regex; anything else is an error
-                this.fail(`unexpected character '${c}'`, { line, column });
-            }
-            this.advance(m[0].length);
-            return { kind: 'number', text: m[0], line, column };
-        }
-        if (c === '"' || c === "'")
-            return this.lexString(c, line, column);
-        if ('{}<>[]:,;'.includes(c)) {
-            this.advance();
-            return { kind: 'punct', text: c, line, column };
-        }
-        const code = c.charCodeAt(0);
-        const shown = code < 32 || code > 126 ? `byte 0x${code.toString(16).padStart(2, '0')}` : `'${c}'`;
-        this.fail(`unexpected character ${shown}`, { line, column });
-    }
-    lexString(quote, line, column) {
-        const s = this.src;
-        this.advance(); // opening quote
-        let out = '';
-        for (;;) {
-            if (this.pos >= s.length || s[this.pos] === '\n')
-                this.fail('unterminated string', { line, column });
-            const c = s[this.pos];
-            if (c === quote) {
-                this.advance();
-                break;
-            }
-            if (c === '\\') {
-                const e = s[this.pos + 1];
-                if (e === undefined)
-                    this.fail('unterminated string', { line, column });
-                const simple = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
-                if (simple[e] !== undefined) {
-                    out += simple[e];
-                    this.advance(2);
-                }
-                else if (e === 'x' || e === 'X') {
-                    const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(this.pos + 2, this.pos + 4));
-                    if (!m)
-                        this.fail('bad \\x escape in string', { line: this.line, column: this.col });
-                    out += String.fromCharCode(parseInt(m[0], 16));
-                    this.advance(2 + m[0].length);
-                }
-                else if (/[0-7]/.test(e)) {
-                    const m = /^[0-7]{1,3}/.exec(s.slice(this.pos + 1, this.pos + 4));
-                    out += String.fromCharCode(parseInt(m[0], 8) & 0xff);
-                    this.advance(1 + m[0].length);
-                }
-                else {
-                    this.fail(`unknown escape '\\${e}' in string`, { line: this.line, column: this.col });
-                }
-                continue;
-            }
-            out += c;
-            this.advance();
-        }
-        return { kind: 'string', text: quote, value: out, line, column };
-    }
-}
-const INT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64', 'sfixed32', 'sfixed64']);
-const FLOAT_TYPES = new Set(['float', 'double']);
-class Parser {
-    opts;
-    lx;
-    tolerate;
-    constructor(src, opts) {
-        this.opts = opts;
-        this.lx = new Lexer(src, opts.file);
-        this.tolerate = new Set(opts.tolerateUnknownIn ?? []);
-    }
-    parseTop(type) {
-        const msg = this.newMessage({ line: 1, column: 1 });
-        this.parseFields(type, msg, 'eof');
-        return msg;
-    }
-    newMessage(loc) {
-        const m = {};
-        textformat_define(m, '$loc', loc);
-        textformat_define(m, '$fieldLocs', {});
-        return m;
-    }
-    parseFields(type, msg, close) {
-        for (;;) {
-            const t = this.lx.peek();
-            if (close === 'eof' ? t.kind === 'eof' : t.kind === 'punct' && t.text === close) {
-                this.lx.next();
-                return;
-            }
-            if (t.kind === 'eof')
-                this.lx.fail(`unexpected end of file: missing '${close}'`, t);
-            if (t.kind !== 'ident') {
-                this.lx.fail(`expected a field name, found ${describe(t)}`, t);
-            }
-            this.lx.next();
-            const field = type.fields[t.text];
-            if (!field) {
-                if (this.tolerate.has(type.name)) {
-                    this.skipValue(t);
-                    const unknown = msg.$unknown ?? [];
-                    unknown.push(t.text);
-                    textformat_define(msg, '$unknown', unknown);
-                    this.optionalSeparator();
-                    continue;
-                }
-                throw new errors/* ModelshipError */.W('schema', `unknown field "${t.text}" in ${type.name}`, {
-                    file: this.opts.file,
-                    line: t.line,
-                    column: t.column,
-                    field: t.text,
-                });
-            }
-            const fieldLocs = msg.$fieldLocs;
-            if (!fieldLocs[t.text])
-                fieldLocs[t.text] = { line: t.line, column: t.column };
-            this.parseFieldValue(type, field, msg, t);
-            this.optionalSeparator();
-        }
-    }
-    optionalSeparator() {
-        const t = this.lx.peek();
-        if (t.kind === 'punct' && (t.text === ',' || t.text === ';'))
-            this.lx.next();
-    }
-    store(type, field, msg, value, at) {
-        if (field.repeated) {
-            const arr = msg[field.name] ?? [];
-            arr.push(value);
-            msg[field.name] = arr;
-        }
-        else {
-            if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
-                throw new errors/* ModelshipError */.W('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
-                    file: this.opts.file,
-                    line: at.line,
-                    column: at.column,
-                    field: field.name,
-                });
-            }
-            msg[field.name] = value;
-        }
-    }
-    parseFieldValue(type, field, msg, nameTok) {
-        const resolved = field.resolvedType;
-        let t = this.lx.peek();
-        if (resolved instanceof protobufjs.Type) {
-            // message: optional ':' then '{' or '<'; or a list of messages `f: [{...}, {...}]`
-            if (t.kind === 'punct' && t.text === ':') {
-                this.lx.next();
-                t = this.lx.peek();
-            }
-            if (t.kind === 'punct' && t.text === '[') {
-                this.lx.next();
-                this.parseList(() => this.store(type, field, msg, this.parseMessageBody(resolved), nameTok));
-                return;
-            }
-            this.store(type, field, msg, this.parseMessageBody(resolved), nameTok);
-            return;
-        }
-        if (!(t.kind === 'punct' && t.text === ':')) {
-            this.lx.fail(`expected ':' after field "${field.name}", found ${describe(t)}`, t);
-        }
-        this.lx.next();
-        t = this.lx.peek();
-        if (t.kind === 'punct' && t.text === '[') {
-            if (!field.repeated)
-                this.lx.fail(`field "${field.name}" is not repeated; a list is not allowed`, t);
-            this.lx.next();
-            this.parseList(() => this.store(type, field, msg, this.parseScalar(field), nameTok));
-            return;
-        }
-        this.store(type, field, msg, this.parseScalar(field), nameTok);
-    }
-    parseList(item) {
-        const first = this.lx.peek();
-        if (first.kind === 'punct' && first.text === ']') {
-            this.lx.next();
-            return;
-        }
-        for (;;) {
-            item();
-            const t = this.lx.next();
-            if (t.kind === 'punct' && t.text === ']')
-                return;
-            if (!(t.kind === 'punct' && t.text === ','))
-                this.lx.fail(`expected ',' or ']' in list, found ${describe(t)}`, t);
-        }
-    }
-    parseMessageBody(type) {
-        const open = this.lx.next();
-        if (!(open.kind === 'punct' && (open.text === '{' || open.text === '<'))) {
-            this.lx.fail(`expected '{' to open ${type.name}, found ${describe(open)}`, open);
-        }
-        const msg = this.newMessage({ line: open.line, column: open.column });
-        this.parseFields(type, msg, open.text === '{' ? '}' : '>');
-        return msg;
-    }
-    parseScalar(field) {
-        const t = this.lx.next();
-        const resolved = field.resolvedType;
-        const bad = (what) => this.lx.fail(`field "${field.name}" expects ${what}, found ${describe(t)}`, t);
-        if (resolved instanceof protobufjs.Enum) {
-            if (t.kind === 'ident') {
-                if (!(t.text in resolved.values)) {
-                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
-                }
-                return t.text;
-            }
-            if (t.kind === 'number' && /^-?\d+$/.test(t.text)) {
-                const n = Number(t.text);
-                const name = resolved.valuesById[n];
-                if (name === undefined)
-                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
-                return name;
-            }
-            return bad(`an enum value`);
-        }
-        const ft = field.type;
-        if (ft === 'string' || ft === 'bytes') {
-            if (t.kind !== 'string')
-                bad('a quoted string');
-            let v = t.value;
-            // adjacent string literals are concatenated
-            while (this.lx.peek().kind === 'string')
-                v += this.lx.next().value;
-            return v;
-        }
-        if (ft === 'bool') {
-            if (t.kind === 'ident' && ['true', 'True', 't'].includes(t.text))
-                return true;
-            if (t.kind === 'ident' && ['false', 'False', 'f'].includes(t.text))
-                return false;
-            if (t.kind === 'number' && (t.text === '1' || t.text === '0'))
-                return t.text === '1';
-            return bad('true or false');
-        }
-        if (FLOAT_TYPES.has(ft)) {
-            let text = t.text;
-            if (t.kind === 'ident' && /^(inf|infinity|nan)$/i.test(text))
-                text = text.toLowerCase();
-            else if (t.kind !== 'number')
-                bad('a number');
-            return parseFloatLiteral(text) ?? bad('a number');
-        }
-        if (INT_TYPES.has(ft)) {
-            if (t.kind !== 'number')
-                bad('an integer');
-            const v = parseIntLiteral(t.text);
-            if (v === undefined)
-                bad('an integer');
-            if (ft.startsWith('uint') || ft === 'fixed32' || ft === 'fixed64') {
-                if (v < 0)
-                    bad('a non-negative integer');
-            }
-            if (ft.endsWith('32') && (v > 0xffffffff || v < -0x80000000))
-                bad('a 32-bit integer');
-            return v;
-        }
-        return bad(`a value of type ${ft}`);
-    }
-    /** Skip the value of an unknown (tolerated) field: a scalar, a list, or a nested message. */
-    skipValue(nameTok) {
-        let t = this.lx.peek();
-        if (t.kind === 'punct' && t.text === ':') {
-            this.lx.next();
-            t = this.lx.peek();
-            if (t.kind === 'punct' && t.text === '[') {
-                this.lx.next();
-                this.skipBalanced(']', t);
-                return;
-            }
-            if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
-                const v = this.lx.next();
-                if (v.kind === 'eof' || v.kind === 'punct')
-                    this.lx.fail(`expected a value for field "${nameTok.text}", found ${describe(v)}`, v);
-                if (v.kind === 'string')
-                    while (this.lx.peek().kind === 'string')
-                        this.lx.next();
-                return;
-            }
-        }
-        t = this.lx.next();
-        if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
-            this.lx.fail(`expected ':' or '{' after field "${nameTok.text}", found ${describe(t)}`, t);
-        }
-        this.skipBalanced(t.text === '{' ? '}' : '>', t);
-    }
-    skipBalanced(close, open) {
-        const stack = [close];
-        while (stack.length) {
-            const t = this.lx.next();
-            if (t.kind === 'eof')
-                this.lx.fail(`unexpected end of file: '${open.text}' opened here is not closed`, open);
-            if (t.kind !== 'punct')
-                continue;
-            if (t.text === '{')
-                stack.push('}');
-            else if (t.text === '<')
-                stack.push('>');
-            else if (t.text === '[')
-                stack.push(']');
-            else if (t.text === stack[stack.length - 1])
-                stack.pop();
-            else if ('}>]'.includes(t.text))
-                this.lx.fail(`unbalanced '${t.text}'`, t);
-        }
-    }
-}
-function describe(t) {
-    if (t.kind === 'eof')
-        return 'end of file';
-    if (t.kind === 'string')
-        return 'a string';
-    return `'${t.text}'`;
-}
-function parseFloatLiteral(text) {
-    let s = text.toLowerCase();
-    if (/^[-+]?(inf|infinity)$/.test(s))
-        return s.startsWith('-') ? -Infinity : Infinity;
-    if (/^[-+]?nan$/.test(s))
-        return NaN;
-    if (/^[-+]?0x/.test(s))
-        return parseIntLiteral(text);
-    if (s.endsWith('f'))
-        s = s.slice(0, -1);
-    if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/.test(s))
-        return undefined;
-    return Number(s);
-}
-function parseIntLiteral(text) {
-    const m = /^([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
-    if (!m)
-        return undefined;
-    const body = m[2];
-    let v;
-    if (/^0[xX]/.test(body))
-        v = parseInt(body.slice(2), 16);
-    else if (body.length > 1 && body.startsWith('0'))
-        v = parseInt(body, 8);
-    else
-        v = parseInt(body, 10);
-    if (!Number.isSafeInteger(v))
-        return undefined;
-    return m[1] === '-' ? -v : v;
-}
-/** Parse text-format `src` as message `type`. Throws ModelshipError('syntax' | 'schema') with file:line:column. */
-function parseTextFormat(src, type, opts) {
-    return new Parser(src, opts).parseTop(type);
-}
-
 ;// CONCATENATED MODULE: ./src/convert/net.ts
 
 
@@ -54041,7 +54010,7 @@ function parsePrototxt(bytes, file) {
     const text = checkLooksLikeText(bytes, file);
     const root = caffeSchema();
     const NetParameter = root.lookupType('caffe.NetParameter');
-    const msg = parseTextFormat(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
+    const msg = (0,textformat/* parseTextFormat */.YN)(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
     return normalizeNet(msg, file);
 }
 function isIncludedInTest(layer) {
@@ -54067,7 +54036,7 @@ function normalizeNet(msg, file) {
     const v2 = msg.layer ?? [];
     const v1 = msg.layers ?? [];
     if (v2.length > 0 && v1.length > 0) {
-        throw new errors/* ModelshipError */.W('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: fieldLocOf(msg, 'layers')?.line });
+        throw new errors/* ModelshipError */.W('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: (0,textformat/* fieldLocOf */.W$)(msg, 'layers')?.line });
     }
     const format = v1.length > 0 ? 'V1' : 'V2';
     const inputs = [];
@@ -54076,7 +54045,7 @@ function normalizeNet(msg, file) {
     if (inputNames.length > 0) {
         const inputDim = msg.input_dim ?? [];
         const inputShape = msg.input_shape ?? [];
-        const loc = fieldLocOf(msg, 'input');
+        const loc = (0,textformat/* fieldLocOf */.W$)(msg, 'input');
         if (inputShape.length > 0 && inputDim.length > 0) {
             throw new errors/* ModelshipError */.W('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
         }
@@ -54101,7 +54070,7 @@ function normalizeNet(msg, file) {
     source.forEach((l, i) => {
         if (!isIncludedInTest(l))
             return;
-        const loc = locOf(l);
+        const loc = (0,textformat/* locOf */.ym)(l);
         const rawType = l.type;
         if (rawType === undefined || rawType === '') {
             throw new errors/* ModelshipError */.W('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
@@ -54115,7 +54084,7 @@ function normalizeNet(msg, file) {
             tops: (l.top ?? []).slice(),
             msg: l,
             loc,
-            unknownFields: unknownFieldsOf(l),
+            unknownFields: (0,textformat/* unknownFieldsOf */.vf)(l),
         });
     });
     // Input layers become net inputs.
@@ -55739,8 +55708,8 @@ function checkCaffeBlobRules(net) {
     }
 }
 
-// EXTERNAL MODULE: ./src/convert/parity.ts
-var parity = __nccwpck_require__(6154);
+// EXTERNAL MODULE: ./src/shared/parity.ts
+var parity = __nccwpck_require__(94212);
 ;// CONCATENATED MODULE: ./src/convert/index.ts
 
 
@@ -55805,298 +55774,6 @@ async function runConvert(cfg, log) {
         ok,
         failure: ok ? undefined : `parity check failed: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})${report.perLayer?.firstDivergence ? `, first diverging layer "${report.perLayer.firstDivergence.layer}"` : ''}; see ${outputs['parity-report']}`,
     };
-}
-
-
-/***/ }),
-
-/***/ 6154:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   NM: () => (/* binding */ compareOutput),
-/* harmony export */   PL: () => (/* binding */ parityMarkdown),
-/* harmony export */   Qg: () => (/* binding */ checkParity),
-/* harmony export */   WN: () => (/* binding */ referenceBatches),
-/* harmony export */   s6: () => (/* binding */ DEFAULT_TOLERANCE),
-/* harmony export */   xm: () => (/* binding */ inputFile)
-/* harmony export */ });
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(57821);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
-/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(27171);
-
-
-
-
-
-const DEFAULT_TOLERANCE = { maxAbsDiff: 1e-5, topK: 5, layerRelative: 1e-4 };
-const sanitize = (blob) => blob.replace(/\//g, '_');
-/** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
-function referenceBatches(dir) {
-    const found = new Set();
-    for (const f of fs__WEBPACK_IMPORTED_MODULE_0__.readdirSync(dir)) {
-        const m = /^input_b(\d+)(?:__.+)?\.npy$/.exec(f);
-        if (m)
-            found.add(Number(m[1]));
-    }
-    return [...found].sort((a, b) => a - b);
-}
-function inputFile(dir, batch, name, single) {
-    const named = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `input_b${batch}__${sanitize(name)}.npy`);
-    if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(named))
-        return named;
-    const plain = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `input_b${batch}.npy`);
-    if (single && fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(plain))
-        return plain;
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `reference input for "${name}" at batch ${batch} not found (expected ${path__WEBPACK_IMPORTED_MODULE_1__.basename(named)}${single ? ` or ${path__WEBPACK_IMPORTED_MODULE_1__.basename(plain)}` : ''})`, { file: dir });
-}
-function topK(data, start, len, k) {
-    const idx = Array.from({ length: len }, (_, i) => i);
-    idx.sort((a, b) => data[start + b] - data[start + a] || a - b);
-    return idx.slice(0, Math.min(k, len));
-}
-function absMax(a) {
-    let m = 0;
-    for (let i = 0; i < a.length; i++)
-        m = Math.max(m, Math.abs(a[i]));
-    return m;
-}
-function maxAbs(a, b) {
-    let m = 0;
-    for (let i = 0; i < a.length; i++) {
-        const d = Math.abs(a[i] - b[i]);
-        if (!(d <= m))
-            m = Number.isNaN(d) ? Infinity : d;
-    }
-    return m;
-}
-/**
- * One output of one batch against Caffe's: max |Δ| within tolerance · max(1, max|reference|) and the same top-k
- * for every item. The convert and compile stages and the smoke test all judge outputs with this.
- */
-function compareOutput(name, batch, got, ref, tol) {
-    const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
-    if (got.shape.join() !== ref.shape.join()) {
-        return { batch, output: name, shape: got.shape, maxAbsDiff: Infinity, limit, topKMatch: false, topK: [], pass: false };
-    }
-    const diff = maxAbs(got.data, ref.data);
-    const per = ref.data.length / batch;
-    const tk = [];
-    let match = true;
-    for (let n = 0; n < batch; n++) {
-        const a = topK(got.data, n * per, per, tol.topK);
-        const b = topK(ref.data, n * per, per, tol.topK);
-        tk.push({ onnx: a, reference: b });
-        if (a.join() !== b.join())
-            match = false;
-    }
-    return { batch, output: name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match };
-}
-/**
- * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
- * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
- */
-async function checkParity(conv, dir, opts) {
-    const tol = opts.tolerance ?? DEFAULT_TOLERANCE;
-    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(dir) || !fs__WEBPACK_IMPORTED_MODULE_0__.statSync(dir).isDirectory()) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', 'reference directory not found', { file: dir, field: 'reference' });
-    }
-    const batches = referenceBatches(dir);
-    if (batches.length === 0)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
-    const single = conv.inputs.length === 1;
-    const checks = [];
-    let runtime = '';
-    for (const batch of batches) {
-        const feeds = {};
-        for (const inp of conv.inputs) {
-            const arr = (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(inputFile(dir, batch, inp.name, single));
-            const want = [batch, ...inp.shape.slice(1)];
-            if (arr.shape.join() !== want.join()) {
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
-            }
-            feeds[inp.name] = arr;
-        }
-        const result = await (0,_util_ort__WEBPACK_IMPORTED_MODULE_4__/* .runOnnx */ .x)(conv.onnx, feeds, conv.outputs.map((o) => o.name));
-        runtime = result.runtime;
-        for (const out of conv.outputs) {
-            const refFile = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `output_b${batch}__${sanitize(out.name)}.npy`);
-            if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `reference output ${path__WEBPACK_IMPORTED_MODULE_1__.basename(refFile)} not found`, { file: dir });
-            checks.push(compareOutput(out.name, batch, result.outputs[out.name], (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(refFile), tol));
-        }
-    }
-    const report = {
-        status: checks.every((c) => c.pass) ? 'pass' : 'fail',
-        reference: dir,
-        tolerance: tol,
-        maxAbsDiff: checks.reduce((m, c) => Math.max(m, c.maxAbsDiff), 0),
-        batches,
-        outputs: checks,
-        runtime,
-    };
-    if (opts.perLayer) {
-        if (!('versions' in conv))
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
-        report.perLayer = await checkLayers(conv, dir, tol, single);
-        if (report.perLayer.firstDivergence)
-            report.status = 'fail';
-    }
-    return report;
-}
-async function checkLayers(conv, dir, tol, single) {
-    const batch = 1;
-    const blobDir = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `blobs_b${batch}`);
-    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(blobDir))
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `--per-layer needs the intermediate blobs in ${path__WEBPACK_IMPORTED_MODULE_1__.basename(blobDir)}/`, { file: dir });
-    // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
-    const blobFiles = new Map();
-    const statsAfterLayer = new Map(); // key: layer + '\0' + blob
-    const summaryPath = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, 'summary.json');
-    if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(summaryPath)) {
-        try {
-            const summary = JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(summaryPath, 'utf8'));
-            for (const b of summary.blobs_b1 ?? [])
-                blobFiles.set(b.blob, path__WEBPACK_IMPORTED_MODULE_1__.join(dir, b.file));
-            for (const l of summary.layers_b1 ?? [])
-                for (const [blob, s] of Object.entries(l.top_stats ?? {}))
-                    statsAfterLayer.set(`${l.name}\0${blob}`, s);
-        }
-        catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
-        }
-    }
-    const inputs = {};
-    for (const inp of conv.inputs)
-        inputs[inp.name] = (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(inputFile(dir, batch, inp.name, single));
-    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward),
-    // each file read once: it serves as the reference of its layer and as the bottom of the layers after it.
-    const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
-    const cache = new Map();
-    const finalBlob = (v) => {
-        if (!v.final)
-            return null;
-        if (!cache.has(v.blob)) {
-            const file = blobFiles.get(v.blob) ?? path__WEBPACK_IMPORTED_MODULE_1__.join(blobDir, `${sanitize(v.blob)}.npy`);
-            cache.set(v.blob, fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(file) ? (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(file) : null);
-        }
-        return cache.get(v.blob);
-    };
-    const exact = (onnx) => {
-        if (inputs[onnx])
-            return inputs[onnx];
-        const v = byOnnx.get(onnx);
-        return v ? finalBlob(v) : null;
-    };
-    // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
-    const all = await (0,_util_ort__WEBPACK_IMPORTED_MODULE_4__/* .runOnnx */ .x)(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
-    // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
-    // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
-    const chains = new Map();
-    for (const v of conv.versions)
-        chains.set(v.blob, [...(chains.get(v.blob) ?? []), v]);
-    const order = new Map(conv.versions.map((v, i) => [v, i]));
-    const found = [];
-    for (const chain of chains.values()) {
-        const layers = new Set(chain.map((v) => v.layer));
-        const external = conv.externalInputs(layers);
-        const feeds = {};
-        let local = true;
-        for (const name of external) {
-            const value = exact(name);
-            if (!value) {
-                local = false;
-                break;
-            }
-            feeds[name] = value;
-        }
-        let outputs;
-        if (local) {
-            const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name).shape }));
-            const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
-            outputs = (await (0,_util_ort__WEBPACK_IMPORTED_MODULE_4__/* .runOnnx */ .x)(model, feeds, chain.map((v) => v.onnx))).outputs;
-        }
-        else {
-            outputs = all.outputs; // bottoms Caffe did not keep: fall back to the end-to-end values
-        }
-        for (const v of chain) {
-            const check = compareVersion(v, outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
-            if (!check)
-                continue;
-            check.scope = local ? 'layer' : 'end-to-end';
-            const drift = compareVersion(v, all.outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
-            if (drift)
-                check.endToEnd = drift.maxAbsDiff;
-            found.push({ check, at: order.get(v) });
-        }
-    }
-    const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
-    return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
-}
-/** One layer output against Caffe: the whole blob (`ref`, for final versions) or Caffe's statistics of it. */
-function compareVersion(v, got, ref, stats, tol) {
-    const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
-    if (v.final) {
-        if (!ref)
-            return undefined;
-        const limit = tol.layerRelative * Math.max(1, absMax(ref.data));
-        if (ref.shape.join() !== got.shape.join())
-            return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
-        const d = maxAbs(got.data, ref.data);
-        return { ...base, against: 'blob', maxAbsDiff: d, limit, pass: d <= limit };
-    }
-    const s = stats.get(`${v.layer}\0${v.blob}`);
-    if (!s)
-        return undefined;
-    // in-place intermediate: Caffe only kept statistics of it
-    let min = Infinity;
-    let max = -Infinity;
-    let sum = 0;
-    for (const x of got.data) {
-        min = Math.min(min, x);
-        max = Math.max(max, x);
-        sum += x;
-    }
-    const mean = sum / got.data.length;
-    let sq = 0;
-    for (const x of got.data)
-        sq += (x - mean) * (x - mean);
-    const std = Math.sqrt(sq / got.data.length);
-    const scale = Math.max(1, Math.abs(s.min), Math.abs(s.max));
-    const limit = tol.layerRelative * scale;
-    const d = Math.max(Math.abs(min - s.min), Math.abs(max - s.max), Math.abs(mean - s.mean), Math.abs(std - s.std));
-    return { ...base, against: 'stats', maxAbsDiff: d, limit, pass: d <= limit };
-}
-/** The markdown table written next to the model and into the job summary. */
-function parityMarkdown(r) {
-    const fmt = (x) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
-    const lines = [
-        `### Parity against Caffe: ${r.status === 'pass' ? '✅ pass' : '❌ fail'}`,
-        '',
-        `Tolerance: max \\|Δ\\| ≤ ${r.tolerance.maxAbsDiff} · max(1, max \\|reference\\|) and identical top-${r.tolerance.topK}; runtime: ${r.runtime}`,
-        '',
-        `| batch | output | shape | max \\|Δ\\| | limit | top-${r.tolerance.topK} match | result |`,
-        '|---:|---|---|---:|---:|:---:|:---:|',
-        ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
-    ];
-    if (r.perLayer) {
-        lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1, each layer run on Caffe's own bottoms.`);
-        const f = r.perLayer.firstDivergence;
-        if (f) {
-            lines.push(`First divergence: layer \`${f.layer}\` (${f.type}), blob \`${f.blob}\`: max |Δ| ${fmt(f.maxAbsDiff)} > ${fmt(f.limit)}.`);
-        }
-        else {
-            const worst = r.perLayer.layers.reduce((m, l) => (l.maxAbsDiff / l.limit > m.maxAbsDiff / m.limit ? l : m), r.perLayer.layers[0]);
-            if (worst)
-                lines.push(`No layer diverges; closest to its limit: \`${worst.layer}\` (${fmt(worst.maxAbsDiff)} of ${fmt(worst.limit)}).`);
-        }
-    }
-    return lines.join('\n') + '\n';
 }
 
 
@@ -56242,6 +55919,581 @@ function onnxSchema() {
 }
 const TensorDataType = { FLOAT: 1, INT32: 6, INT64: 7 };
 const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
+
+
+/***/ }),
+
+/***/ 42103:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   TX: () => (/* binding */ itemLocOf),
+/* harmony export */   W$: () => (/* binding */ fieldLocOf),
+/* harmony export */   YN: () => (/* binding */ parseTextFormat),
+/* harmony export */   vf: () => (/* binding */ unknownFieldsOf),
+/* harmony export */   ym: () => (/* binding */ locOf)
+/* harmony export */ });
+/* unused harmony exports parseFloatLiteral, parseIntLiteral */
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23928);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
+
+
+function locOf(obj) {
+    return obj?.$loc;
+}
+function fieldLocOf(obj, field) {
+    return obj?.$fieldLocs?.[field] ?? locOf(obj);
+}
+/** line/column of element `index` of repeated field `field` (its value token), else of the field */
+function itemLocOf(obj, field, index) {
+    return obj?.$itemLocs?.[field]?.[index] ?? fieldLocOf(obj, field);
+}
+function unknownFieldsOf(obj) {
+    return obj?.$unknown ?? [];
+}
+function define(obj, key, value) {
+    Object.defineProperty(obj, key, { value, enumerable: false, writable: true, configurable: true });
+}
+class Lexer {
+    src;
+    file;
+    pos = 0;
+    line = 1;
+    col = 1;
+    peeked;
+    constructor(src, file) {
+        this.src = src;
+        this.file = file;
+    }
+    fail(message, at) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('syntax', message, { file: this.file, line: at.line, column: at.column });
+    }
+    peek() {
+        if (!this.peeked)
+            this.peeked = this.lex();
+        return this.peeked;
+    }
+    next() {
+        const t = this.peek();
+        this.peeked = undefined;
+        return t;
+    }
+    advance(n = 1) {
+        for (let i = 0; i < n; i++) {
+            if (this.src.charCodeAt(this.pos) === 10) {
+                this.line++;
+                this.col = 1;
+            }
+            else {
+                this.col++;
+            }
+            this.pos++;
+        }
+    }
+    skipSpaceAndComments() {
+        const s = this.src;
+        while (this.pos < s.length) {
+            const c = s[this.pos];
+            if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
+                this.advance();
+            }
+            else if (c === '#') {
+                while (this.pos < s.length && s[this.pos] !== '\n')
+                    this.advance();
+            }
+            else {
+                break;
+            }
+        }
+    }
+    lex() {
+        this.skipSpaceAndComments();
+        const s = this.src;
+        const line = this.line;
+        const column = this.col;
+        if (this.pos >= s.length)
+            return { kind: 'eof', text: '', line, column };
+        const c = s[this.pos];
+        if (/[A-Za-z_]/.test(c)) {
+            const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(s.slice(this.pos, this.pos + 256));
+            this.advance(m[0].length);
+            return { kind: 'ident', text: m[0], line, column };
+        }
+        if (/[0-9.\-+]/.test(c)) {
+            const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fF]?|inf(?:inity)?|nan)/i.exec(s.slice(this.pos, this.pos + 64));
+            if (!m || m[0] === '-' || m[0] === '+') {
+                // a lone sign before an identifier such as `-inf` is handled by the regex; anything else is an error
+                this.fail(`unexpected character '${c}'`, { line, column });
+            }
+            this.advance(m[0].length);
+            return { kind: 'number', text: m[0], line, column };
+        }
+        if (c === '"' || c === "'")
+            return this.lexString(c, line, column);
+        if ('{}<>[]:,;'.includes(c)) {
+            this.advance();
+            return { kind: 'punct', text: c, line, column };
+        }
+        const code = c.charCodeAt(0);
+        const shown = code < 32 || code > 126 ? `byte 0x${code.toString(16).padStart(2, '0')}` : `'${c}'`;
+        this.fail(`unexpected character ${shown}`, { line, column });
+    }
+    lexString(quote, line, column) {
+        const s = this.src;
+        this.advance(); // opening quote
+        let out = '';
+        for (;;) {
+            if (this.pos >= s.length || s[this.pos] === '\n')
+                this.fail('unterminated string', { line, column });
+            const c = s[this.pos];
+            if (c === quote) {
+                this.advance();
+                break;
+            }
+            if (c === '\\') {
+                const e = s[this.pos + 1];
+                if (e === undefined)
+                    this.fail('unterminated string', { line, column });
+                const simple = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
+                if (simple[e] !== undefined) {
+                    out += simple[e];
+                    this.advance(2);
+                }
+                else if (e === 'x' || e === 'X') {
+                    const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(this.pos + 2, this.pos + 4));
+                    if (!m)
+                        this.fail('bad \\x escape in string', { line: this.line, column: this.col });
+                    out += String.fromCharCode(parseInt(m[0], 16));
+                    this.advance(2 + m[0].length);
+                }
+                else if (/[0-7]/.test(e)) {
+                    const m = /^[0-7]{1,3}/.exec(s.slice(this.pos + 1, this.pos + 4));
+                    out += String.fromCharCode(parseInt(m[0], 8) & 0xff);
+                    this.advance(1 + m[0].length);
+                }
+                else {
+                    this.fail(`unknown escape '\\${e}' in string`, { line: this.line, column: this.col });
+                }
+                continue;
+            }
+            out += c;
+            this.advance();
+        }
+        return { kind: 'string', text: quote, value: out, line, column };
+    }
+}
+const INT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64', 'sfixed32', 'sfixed64']);
+const FLOAT_TYPES = new Set(['float', 'double']);
+class Parser {
+    opts;
+    lx;
+    tolerate;
+    constructor(src, opts) {
+        this.opts = opts;
+        this.lx = new Lexer(src, opts.file);
+        this.tolerate = new Set(opts.tolerateUnknownIn ?? []);
+    }
+    parseTop(type) {
+        const msg = this.newMessage({ line: 1, column: 1 });
+        this.parseFields(type, msg, 'eof');
+        return msg;
+    }
+    newMessage(loc) {
+        const m = {};
+        define(m, '$loc', loc);
+        define(m, '$fieldLocs', {});
+        return m;
+    }
+    parseFields(type, msg, close) {
+        for (;;) {
+            const t = this.lx.peek();
+            if (close === 'eof' ? t.kind === 'eof' : t.kind === 'punct' && t.text === close) {
+                this.lx.next();
+                return;
+            }
+            if (t.kind === 'eof')
+                this.lx.fail(`unexpected end of file: missing '${close}'`, t);
+            if (t.kind !== 'ident') {
+                this.lx.fail(`expected a field name, found ${describe(t)}`, t);
+            }
+            this.lx.next();
+            const field = type.fields[t.text];
+            if (!field) {
+                if (this.tolerate.has(type.name)) {
+                    this.skipValue(t);
+                    const unknown = msg.$unknown ?? [];
+                    unknown.push(t.text);
+                    define(msg, '$unknown', unknown);
+                    this.optionalSeparator();
+                    continue;
+                }
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `unknown field "${t.text}" in ${type.name}`, {
+                    file: this.opts.file,
+                    line: t.line,
+                    column: t.column,
+                    field: t.text,
+                });
+            }
+            const fieldLocs = msg.$fieldLocs;
+            const oneof = field.partOf;
+            if (oneof) {
+                const other = oneof.oneof.find((name) => name !== field.name && Object.prototype.hasOwnProperty.call(msg, name));
+                if (other !== undefined) {
+                    throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `field "${field.name}" of ${type.name} is given along with "${other}": both belong to oneof "${oneof.name}"`, {
+                        file: this.opts.file,
+                        line: t.line,
+                        column: t.column,
+                        field: field.name,
+                    });
+                }
+            }
+            if (!fieldLocs[t.text])
+                fieldLocs[t.text] = { line: t.line, column: t.column };
+            this.parseFieldValue(type, field, msg, t);
+            this.optionalSeparator();
+        }
+    }
+    optionalSeparator() {
+        const t = this.lx.peek();
+        if (t.kind === 'punct' && (t.text === ',' || t.text === ';'))
+            this.lx.next();
+    }
+    store(type, field, msg, value, at, valueAt = at) {
+        if (field.repeated) {
+            const arr = msg[field.name] ?? [];
+            arr.push(value);
+            msg[field.name] = arr;
+            let itemLocs = msg.$itemLocs;
+            if (!itemLocs)
+                define(msg, '$itemLocs', (itemLocs = {}));
+            (itemLocs[field.name] ??= []).push({ line: valueAt.line, column: valueAt.column });
+        }
+        else {
+            if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
+                    file: this.opts.file,
+                    line: at.line,
+                    column: at.column,
+                    field: field.name,
+                });
+            }
+            msg[field.name] = value;
+        }
+    }
+    parseFieldValue(type, field, msg, nameTok) {
+        const resolved = field.resolvedType;
+        let t = this.lx.peek();
+        if (field.map) {
+            // a map entry is a message { key: ... value: ... }: optional ':' then '{' or '<', or a list of entries
+            if (t.kind === 'punct' && t.text === ':') {
+                this.lx.next();
+                t = this.lx.peek();
+            }
+            let map = msg[field.name];
+            if (!map) {
+                map = {};
+                define(map, '$fieldLocs', {});
+                msg[field.name] = map;
+            }
+            if (t.kind === 'punct' && t.text === '[') {
+                this.lx.next();
+                this.parseList(() => this.parseMapEntry(field, map));
+                return;
+            }
+            this.parseMapEntry(field, map);
+            return;
+        }
+        if (resolved instanceof protobufjs__WEBPACK_IMPORTED_MODULE_0__.Type) {
+            // message: optional ':' then '{' or '<'; or a list of messages `f: [{...}, {...}]`
+            if (t.kind === 'punct' && t.text === ':') {
+                this.lx.next();
+                t = this.lx.peek();
+            }
+            if (t.kind === 'punct' && t.text === '[') {
+                this.lx.next();
+                this.parseList(() => {
+                    const at = this.lx.peek();
+                    this.store(type, field, msg, this.parseMessageBody(resolved), nameTok, at);
+                });
+                return;
+            }
+            this.store(type, field, msg, this.parseMessageBody(resolved), nameTok, t);
+            return;
+        }
+        if (!(t.kind === 'punct' && t.text === ':')) {
+            this.lx.fail(`expected ':' after field "${field.name}", found ${describe(t)}`, t);
+        }
+        this.lx.next();
+        t = this.lx.peek();
+        if (t.kind === 'punct' && t.text === '[') {
+            if (!field.repeated)
+                this.lx.fail(`field "${field.name}" is not repeated; a list is not allowed`, t);
+            this.lx.next();
+            this.parseList(() => {
+                const at = this.lx.peek();
+                this.store(type, field, msg, this.parseScalar(field), nameTok, at);
+            });
+            return;
+        }
+        this.store(type, field, msg, this.parseScalar(field), nameTok, t);
+    }
+    /** One map entry `{ key: K value: V }` (both optional, protobuf defaults when left out) into `map`. */
+    parseMapEntry(field, map) {
+        const open = this.lx.next();
+        if (!(open.kind === 'punct' && (open.text === '{' || open.text === '<'))) {
+            this.lx.fail(`expected '{' to open an entry of map field "${field.name}", found ${describe(open)}`, open);
+        }
+        const close = open.text === '{' ? '}' : '>';
+        const keyField = { name: 'key', type: field.keyType, resolvedType: null };
+        const valueField = { name: 'value', type: field.type, resolvedType: field.resolvedType };
+        const entryName = `${field.name} entry`;
+        let key;
+        let value;
+        let keyAt = { line: open.line, column: open.column };
+        for (;;) {
+            const t = this.lx.next();
+            if (t.kind === 'punct' && t.text === close)
+                break;
+            if (t.kind === 'eof')
+                this.lx.fail(`unexpected end of file: missing '${close}'`, t);
+            if (t.kind !== 'ident')
+                this.lx.fail(`expected "key" or "value" in ${entryName}, found ${describe(t)}`, t);
+            if (t.text !== 'key' && t.text !== 'value') {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `unknown field "${t.text}" in ${entryName} (a map entry has only "key" and "value")`, {
+                    file: this.opts.file,
+                    line: t.line,
+                    column: t.column,
+                    field: t.text,
+                });
+            }
+            if ((t.text === 'key' ? key : value) !== undefined) {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `"${t.text}" of ${entryName} is given more than once`, {
+                    file: this.opts.file,
+                    line: t.line,
+                    column: t.column,
+                    field: t.text,
+                });
+            }
+            if (t.text === 'key') {
+                if (!(this.lx.peek().kind === 'punct' && this.lx.peek().text === ':')) {
+                    this.lx.fail(`expected ':' after "key", found ${describe(this.lx.peek())}`, this.lx.peek());
+                }
+                this.lx.next();
+                keyAt = { line: this.lx.peek().line, column: this.lx.peek().column };
+                key = this.parseScalar(keyField);
+            }
+            else if (field.resolvedType instanceof protobufjs__WEBPACK_IMPORTED_MODULE_0__.Type) {
+                const p = this.lx.peek();
+                if (p.kind === 'punct' && p.text === ':')
+                    this.lx.next();
+                value = this.parseMessageBody(field.resolvedType);
+            }
+            else {
+                if (!(this.lx.peek().kind === 'punct' && this.lx.peek().text === ':')) {
+                    this.lx.fail(`expected ':' after "value", found ${describe(this.lx.peek())}`, this.lx.peek());
+                }
+                this.lx.next();
+                value = this.parseScalar(valueField);
+            }
+            this.optionalSeparator();
+        }
+        const k = String(key ?? (field.keyType === 'string' ? '' : field.keyType === 'bool' ? false : 0));
+        if (value === undefined)
+            value = defaultValue(field, { line: open.line, column: open.column }, (loc) => this.newMessage(loc));
+        Object.defineProperty(map, k, { value, enumerable: true, writable: true, configurable: true });
+        map.$fieldLocs[k] = keyAt;
+    }
+    parseList(item) {
+        const first = this.lx.peek();
+        if (first.kind === 'punct' && first.text === ']') {
+            this.lx.next();
+            return;
+        }
+        for (;;) {
+            item();
+            const t = this.lx.next();
+            if (t.kind === 'punct' && t.text === ']')
+                return;
+            if (!(t.kind === 'punct' && t.text === ','))
+                this.lx.fail(`expected ',' or ']' in list, found ${describe(t)}`, t);
+        }
+    }
+    parseMessageBody(type) {
+        const open = this.lx.next();
+        if (!(open.kind === 'punct' && (open.text === '{' || open.text === '<'))) {
+            this.lx.fail(`expected '{' to open ${type.name}, found ${describe(open)}`, open);
+        }
+        const msg = this.newMessage({ line: open.line, column: open.column });
+        this.parseFields(type, msg, open.text === '{' ? '}' : '>');
+        return msg;
+    }
+    parseScalar(field) {
+        const t = this.lx.next();
+        const resolved = field.resolvedType;
+        const bad = (what) => this.lx.fail(`field "${field.name}" expects ${what}, found ${describe(t)}`, t);
+        if (resolved instanceof protobufjs__WEBPACK_IMPORTED_MODULE_0__.Enum) {
+            if (t.kind === 'ident') {
+                if (!(t.text in resolved.values)) {
+                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
+                }
+                return t.text;
+            }
+            if (t.kind === 'number' && /^-?\d+$/.test(t.text)) {
+                const n = Number(t.text);
+                const name = resolved.valuesById[n];
+                if (name === undefined)
+                    bad(`one of ${Object.keys(resolved.values).join(', ')}`);
+                return name;
+            }
+            return bad(`an enum value`);
+        }
+        const ft = field.type;
+        if (ft === 'string' || ft === 'bytes') {
+            if (t.kind !== 'string')
+                bad('a quoted string');
+            let v = t.value;
+            // adjacent string literals are concatenated
+            while (this.lx.peek().kind === 'string')
+                v += this.lx.next().value;
+            return v;
+        }
+        if (ft === 'bool') {
+            if (t.kind === 'ident' && ['true', 'True', 't'].includes(t.text))
+                return true;
+            if (t.kind === 'ident' && ['false', 'False', 'f'].includes(t.text))
+                return false;
+            if (t.kind === 'number' && (t.text === '1' || t.text === '0'))
+                return t.text === '1';
+            return bad('true or false');
+        }
+        if (FLOAT_TYPES.has(ft)) {
+            let text = t.text;
+            if (t.kind === 'ident' && /^(inf|infinity|nan)$/i.test(text))
+                text = text.toLowerCase();
+            else if (t.kind !== 'number')
+                bad('a number');
+            return parseFloatLiteral(text) ?? bad('a number');
+        }
+        if (INT_TYPES.has(ft)) {
+            if (t.kind !== 'number')
+                bad('an integer');
+            const v = parseIntLiteral(t.text);
+            if (v === undefined)
+                bad('an integer');
+            if (ft.startsWith('uint') || ft === 'fixed32' || ft === 'fixed64') {
+                if (v < 0)
+                    bad('a non-negative integer');
+            }
+            if (ft.endsWith('32') && (v > 0xffffffff || v < -0x80000000))
+                bad('a 32-bit integer');
+            return v;
+        }
+        return bad(`a value of type ${ft}`);
+    }
+    /** Skip the value of an unknown (tolerated) field: a scalar, a list, or a nested message. */
+    skipValue(nameTok) {
+        let t = this.lx.peek();
+        if (t.kind === 'punct' && t.text === ':') {
+            this.lx.next();
+            t = this.lx.peek();
+            if (t.kind === 'punct' && t.text === '[') {
+                this.lx.next();
+                this.skipBalanced(']', t);
+                return;
+            }
+            if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
+                const v = this.lx.next();
+                if (v.kind === 'eof' || v.kind === 'punct')
+                    this.lx.fail(`expected a value for field "${nameTok.text}", found ${describe(v)}`, v);
+                if (v.kind === 'string')
+                    while (this.lx.peek().kind === 'string')
+                        this.lx.next();
+                return;
+            }
+        }
+        t = this.lx.next();
+        if (!(t.kind === 'punct' && (t.text === '{' || t.text === '<'))) {
+            this.lx.fail(`expected ':' or '{' after field "${nameTok.text}", found ${describe(t)}`, t);
+        }
+        this.skipBalanced(t.text === '{' ? '}' : '>', t);
+    }
+    skipBalanced(close, open) {
+        const stack = [close];
+        while (stack.length) {
+            const t = this.lx.next();
+            if (t.kind === 'eof')
+                this.lx.fail(`unexpected end of file: '${open.text}' opened here is not closed`, open);
+            if (t.kind !== 'punct')
+                continue;
+            if (t.text === '{')
+                stack.push('}');
+            else if (t.text === '<')
+                stack.push('>');
+            else if (t.text === '[')
+                stack.push(']');
+            else if (t.text === stack[stack.length - 1])
+                stack.pop();
+            else if ('}>]'.includes(t.text))
+                this.lx.fail(`unbalanced '${t.text}'`, t);
+        }
+    }
+}
+/** protobuf's default for a (map value) field: an empty message, the first enum value, '', false or 0 */
+function defaultValue(field, loc, newMessage) {
+    const r = field.resolvedType;
+    if (r instanceof protobufjs__WEBPACK_IMPORTED_MODULE_0__.Type)
+        return newMessage(loc);
+    if (r instanceof protobufjs__WEBPACK_IMPORTED_MODULE_0__.Enum)
+        return r.valuesById[0] ?? Object.keys(r.values)[0];
+    if (field.type === 'string' || field.type === 'bytes')
+        return '';
+    if (field.type === 'bool')
+        return false;
+    return 0;
+}
+function describe(t) {
+    if (t.kind === 'eof')
+        return 'end of file';
+    if (t.kind === 'string')
+        return 'a string';
+    return `'${t.text}'`;
+}
+function parseFloatLiteral(text) {
+    let s = text.toLowerCase();
+    if (/^[-+]?(inf|infinity)$/.test(s))
+        return s.startsWith('-') ? -Infinity : Infinity;
+    if (/^[-+]?nan$/.test(s))
+        return NaN;
+    if (/^[-+]?0x/.test(s))
+        return parseIntLiteral(text);
+    if (s.endsWith('f'))
+        s = s.slice(0, -1);
+    if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/.test(s))
+        return undefined;
+    return Number(s);
+}
+function parseIntLiteral(text) {
+    const m = /^([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
+    if (!m)
+        return undefined;
+    const body = m[2];
+    let v;
+    if (/^0[xX]/.test(body))
+        v = parseInt(body.slice(2), 16);
+    else if (body.length > 1 && body.startsWith('0'))
+        v = parseInt(body, 8);
+    else
+        v = parseInt(body, 10);
+    if (!Number.isSafeInteger(v))
+        return undefined;
+    return m[1] === '-' ? -v : v;
+}
+/** Parse text-format `src` as message `type`. Throws ModelshipError('syntax' | 'schema') with file:line:column. */
+function parseTextFormat(src, type, opts) {
+    return new Parser(src, opts).parseTop(type);
+}
 
 
 /***/ }),
@@ -56418,7 +56670,7 @@ async function checkBaseImageLoads(baseImage, libs, log, env = process.env) {
 
 /***/ }),
 
-/***/ 81721:
+/***/ 33700:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56899,7 +57151,843 @@ function warn(log, line) {
 var basecheck = __nccwpck_require__(12758);
 // EXTERNAL MODULE: ./src/util/dockerconfig.ts
 var dockerconfig = __nccwpck_require__(94944);
+// EXTERNAL MODULE: ./src/image/tensorrt-version.ts
+var tensorrt_version = __nccwpck_require__(42859);
+// EXTERNAL MODULE: ./src/util/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(21133);
+// EXTERNAL MODULE: ./src/convert/textformat.ts
+var textformat = __nccwpck_require__(42103);
+// EXTERNAL MODULE: ./node_modules/protobufjs/index.js
+var protobufjs = __nccwpck_require__(23928);
+;// CONCATENATED MODULE: ./src/image/schema/model_config.ts
+
+/**
+ * Triton Inference Server's model configuration schema (the message a model's config.pbtxt is written in),
+ * vendored verbatim from
+ *   repository: github.com/triton-inference-server/common
+ *   path:       protobuf/model_config.proto
+ *   commit:     83adf7cf88a2f343005974dff3728be746de2d66 (2026-07-23)
+ * Only comments (the `//@@` documentation; the licence header is kept below) and blank lines are removed: every message, field, number, enum, oneof
+ * and map is as upstream (protoc builds the same FileDescriptorProto from this text as from the original).
+ * It imports nothing. Upstream's licence (BSD-3-Clause) follows, as its terms ask:
+ *
+ * Copyright 2018-2026, NVIDIA CORPORATION & AFFILIATES. All rights reserved.
+ *
+ * Redistribution and use in source and binary forms, with or without
+ * modification, are permitted provided that the following conditions
+ * are met:
+ *  * Redistributions of source code must retain the above copyright
+ *    notice, this list of conditions and the following disclaimer.
+ *  * Redistributions in binary form must reproduce the above copyright
+ *    notice, this list of conditions and the following disclaimer in the
+ *    documentation and/or other materials provided with the distribution.
+ *  * Neither the name of NVIDIA CORPORATION nor the names of its
+ *    contributors may be used to endorse or promote products derived
+ *    from this software without specific prior written permission.
+ *
+ * THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS ``AS IS'' AND ANY
+ * EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+ * IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR
+ * PURPOSE ARE DISCLAIMED.  IN NO EVENT SHALL THE COPYRIGHT OWNER OR
+ * CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL,
+ * EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT NOT LIMITED TO,
+ * PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE, DATA, OR
+ * PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY THEORY
+ * OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT
+ * (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+ * OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+ *
+ * Copyright (c) 2018, TensorFlow Authors. All rights reserved.
+ */
+const MODEL_CONFIG_PROTO = `
+syntax = "proto3";
+package inference;
+
+enum DataType {
+  TYPE_INVALID = 0;
+  TYPE_BOOL = 1;
+  TYPE_UINT8 = 2;
+  TYPE_UINT16 = 3;
+  TYPE_UINT32 = 4;
+  TYPE_UINT64 = 5;
+  TYPE_INT8 = 6;
+  TYPE_INT16 = 7;
+  TYPE_INT32 = 8;
+  TYPE_INT64 = 9;
+  TYPE_FP16 = 10;
+  TYPE_FP32 = 11;
+  TYPE_FP64 = 12;
+  TYPE_STRING = 13;
+  TYPE_BF16 = 14;
+}
+
+message ModelRateLimiter
+{
+  message Resource
+  {
+    string name = 1;
+    bool global = 2;
+    uint32 count = 3;
+  }
+  repeated Resource resources = 1;
+  uint32 priority = 2;
+}
+
+message ModelInstanceGroup
+{
+  enum Kind {
+    KIND_AUTO = 0;
+    KIND_GPU = 1;
+    KIND_CPU = 2;
+    KIND_MODEL = 3;
+  }
+  message SecondaryDevice
+  {
+    enum SecondaryDeviceKind {
+      KIND_NVDLA = 0;
+    }
+    SecondaryDeviceKind kind = 1;
+    int64 device_id = 2;
+  }
+  string name = 1;
+  Kind kind = 4;
+  int32 count = 2;
+  ModelRateLimiter rate_limiter = 6;
+  repeated int32 gpus = 3;
+  repeated SecondaryDevice secondary_devices = 8;
+  repeated string profile = 5;
+  bool passive = 7;
+  string host_policy = 9;
+}
+
+message ModelTensorReshape
+{
+  repeated int64 shape = 1;
+}
+
+message ModelInput
+{
+  enum Format {
+    FORMAT_NONE = 0;
+    FORMAT_NHWC = 1;
+    FORMAT_NCHW = 2;
+  }
+  string name = 1;
+  DataType data_type = 2;
+  Format format = 3;
+  repeated int64 dims = 4;
+  ModelTensorReshape reshape = 5;
+  bool is_shape_tensor = 6;
+  bool allow_ragged_batch = 7;
+  bool optional = 8;
+  bool is_non_linear_format_io = 9;
+}
+
+message ModelOutput
+{
+  string name = 1;
+  DataType data_type = 2;
+  repeated int64 dims = 3;
+  ModelTensorReshape reshape = 5;
+  string label_filename = 4;
+  bool is_shape_tensor = 6;
+  bool is_non_linear_format_io = 7;
+}
+
+message BatchInput
+{
+  enum Kind {
+    BATCH_ELEMENT_COUNT = 0;
+    BATCH_ACCUMULATED_ELEMENT_COUNT = 1;
+    BATCH_ACCUMULATED_ELEMENT_COUNT_WITH_ZERO = 2;
+    BATCH_MAX_ELEMENT_COUNT_AS_SHAPE = 3;
+    BATCH_ITEM_SHAPE = 4;
+    BATCH_ITEM_SHAPE_FLATTEN = 5;
+  }
+  Kind kind = 1;
+  repeated string target_name = 2;
+  DataType data_type = 3;
+  repeated string source_input = 4;
+}
+
+message BatchOutput
+{
+  enum Kind {
+    BATCH_SCATTER_WITH_INPUT_SHAPE = 0;
+  }
+  repeated string target_name = 1;
+  Kind kind = 2;
+  repeated string source_input = 3;
+}
+
+message ModelVersionPolicy
+{
+  message Latest
+  {
+    uint32 num_versions = 1;
+  }
+  message All {}
+  message Specific
+  {
+    repeated int64 versions = 1;
+  }
+  oneof policy_choice
+  {
+    Latest latest = 1;
+    All all = 2;
+    Specific specific = 3;
+  }
+}
+
+message ModelOptimizationPolicy
+{
+  message Graph
+  {
+    int32 level = 1;
+  }
+  enum ModelPriority {
+    PRIORITY_DEFAULT = 0;
+    PRIORITY_MAX = 1;
+    PRIORITY_MIN = 2;
+  }
+  message Cuda
+  {
+    message GraphSpec
+    {
+      message Shape
+      {
+        repeated int64 dim = 1;
+      }
+      message LowerBound
+      {
+        int32 batch_size = 1;
+        map<string, Shape> input = 2;
+      }
+      int32 batch_size = 1;
+      map<string, Shape> input = 2;
+      LowerBound graph_lower_bound = 3;
+    }
+    bool graphs = 1;
+    bool busy_wait_events = 2;
+    repeated GraphSpec graph_spec = 3;
+    bool output_copy_stream = 4;
+  }
+  message ExecutionAccelerators
+  {
+    message Accelerator
+    {
+      string name = 1;
+      map<string, string> parameters = 2;
+    }
+    repeated Accelerator gpu_execution_accelerator = 1;
+    repeated Accelerator cpu_execution_accelerator = 2;
+  }
+  message PinnedMemoryBuffer
+  {
+    bool enable = 1;
+  }
+  Graph graph = 1;
+  ModelPriority priority = 2;
+  Cuda cuda = 3;
+  ExecutionAccelerators execution_accelerators = 4;
+  PinnedMemoryBuffer input_pinned_memory = 5;
+  PinnedMemoryBuffer output_pinned_memory = 6;
+  uint32 gather_kernel_buffer_threshold = 7;
+  bool eager_batching = 8;
+}
+
+message ModelQueuePolicy
+{
+  enum TimeoutAction {
+    REJECT = 0;
+    DELAY = 1;
+  }
+  TimeoutAction timeout_action = 1;
+  uint64 default_timeout_microseconds = 2;
+  bool allow_timeout_override = 3;
+  uint32 max_queue_size = 4;
+}
+
+message ModelDynamicBatching
+{
+  repeated int32 preferred_batch_size = 1;
+  uint64 max_queue_delay_microseconds = 2;
+  bool preserve_ordering = 3;
+  uint64 priority_levels = 4;
+  uint64 default_priority_level = 5;
+  ModelQueuePolicy default_queue_policy = 6;
+  map<uint64, ModelQueuePolicy> priority_queue_policy = 7;
+}
+
+message ModelSequenceBatching
+{
+  message Control
+  {
+    enum Kind {
+      CONTROL_SEQUENCE_START = 0;
+      CONTROL_SEQUENCE_READY = 1;
+      CONTROL_SEQUENCE_END = 2;
+      CONTROL_SEQUENCE_CORRID = 3;
+    }
+    Kind kind = 1;
+    repeated int32 int32_false_true = 2;
+    repeated float fp32_false_true = 3;
+    repeated bool bool_false_true = 5;
+    DataType data_type = 4;
+  }
+  message ControlInput
+  {
+    string name = 1;
+    repeated Control control = 2;
+  }
+  message InitialState
+  {
+    DataType data_type = 1;
+    repeated int64 dims = 2;
+    oneof state_data
+    {
+      bool zero_data = 3;
+      string data_file = 4;
+    }
+    string name = 5;
+  }
+  message State
+  {
+    string input_name = 1;
+    string output_name = 2;
+    DataType data_type = 3;
+    repeated int64 dims = 4;
+    repeated InitialState initial_state = 5;
+    bool use_same_buffer_for_input_output = 6;
+    bool use_growable_memory = 7;
+  }
+  message StrategyDirect
+  {
+    uint64 max_queue_delay_microseconds = 1;
+    float minimum_slot_utilization = 2;
+  }
+  message StrategyOldest
+  {
+    int32 max_candidate_sequences = 1;
+    repeated int32 preferred_batch_size = 2;
+    uint64 max_queue_delay_microseconds = 3;
+    bool preserve_ordering = 4;
+  }
+  oneof strategy_choice
+  {
+    StrategyDirect direct = 3;
+    StrategyOldest oldest = 4;
+  }
+  uint64 max_sequence_idle_microseconds = 1;
+  repeated ControlInput control_input = 2;
+  repeated State state = 5;
+  bool iterative_sequence = 6;
+}
+
+message ModelEnsembling
+{
+  message Step
+  {
+    string model_name = 1;
+    int64 model_version = 2;
+    map<string, string> input_map = 3;
+    map<string, string> output_map = 4;
+    string model_namespace = 5;
+  }
+  repeated Step step = 1;
+  uint32 max_inflight_requests = 2;
+}
+
+message ModelParameter
+{
+  string string_value = 1;
+}
+
+message ModelWarmup
+{
+  message Input
+  {
+    DataType data_type = 1;
+    repeated int64 dims = 2;
+    oneof input_data_type
+    {
+      bool zero_data = 3;
+      bool random_data = 4;
+      string input_data_file = 5;
+    }
+  }
+  string name = 1;
+  uint32 batch_size = 2;
+  map<string, Input> inputs = 3;
+  uint32 count = 4;
+}
+
+message ModelOperations
+{
+  repeated string op_library_filename = 1;
+}
+
+message ModelTransactionPolicy
+{
+  bool decoupled = 1;
+}
+
+message ModelRepositoryAgents
+{
+  message Agent
+  {
+    string name = 1;
+    map<string, string> parameters = 2;
+  }
+  repeated Agent agents = 1;
+}
+
+message ModelResponseCache
+{
+  bool enable = 1;
+}
+
+message ModelMetrics
+{
+  message MetricControl
+  {
+    message MetricIdentifier
+    {
+      string family = 1;
+    }
+    message HistogramOptions
+    {
+      repeated double buckets = 1;
+    }
+    MetricIdentifier metric_identifier = 1;
+    oneof metric_options
+    {
+      HistogramOptions histogram_options = 2;
+    }
+  }
+  repeated MetricControl metric_control = 1;
+}
+
+message ModelConfig
+{
+  string name = 1;
+  string platform = 2;
+  string backend = 17;
+  string runtime = 25;
+  ModelVersionPolicy version_policy = 3;
+  int32 max_batch_size = 4;
+  repeated ModelInput input = 5;
+  repeated ModelOutput output = 6;
+  repeated BatchInput batch_input = 20;
+  repeated BatchOutput batch_output = 21;
+  ModelOptimizationPolicy optimization = 12;
+  oneof scheduling_choice
+  {
+    ModelDynamicBatching dynamic_batching = 11;
+    ModelSequenceBatching sequence_batching = 13;
+    ModelEnsembling ensemble_scheduling = 15;
+  }
+  repeated ModelInstanceGroup instance_group = 7;
+  string default_model_filename = 8;
+  map<string, string> cc_model_filenames = 9;
+  map<string, string> metric_tags = 10;
+  map<string, ModelParameter> parameters = 14;
+  repeated ModelWarmup model_warmup = 16;
+  ModelOperations model_operations = 18;
+  ModelTransactionPolicy model_transaction_policy = 19;
+  ModelRepositoryAgents model_repository_agents = 23;
+  ModelResponseCache response_cache = 24;
+  ModelMetrics model_metrics = 26;
+}
+`;
+/** Where the vendored schema came from (for reports and tests). */
+const MODEL_CONFIG_PROTO_SOURCE = {
+    repository: 'github.com/triton-inference-server/common',
+    path: 'protobuf/model_config.proto',
+    commit: '83adf7cf88a2f343005974dff3728be746de2d66',
+};
+let modelConfigRoot;
+/** The parsed, resolved schema (package `inference`; snake_case field names as in the .proto). */
+function modelConfigSchema() {
+    if (!modelConfigRoot) {
+        modelConfigRoot = protobufjs.parse(MODEL_CONFIG_PROTO, { keepCase: true }).root;
+        modelConfigRoot.resolveAll();
+    }
+    return modelConfigRoot;
+}
+
+;// CONCATENATED MODULE: ./src/image/triton-config.ts
+
+
+
+/** ONNX TensorProto.DataType → Triton DataType, for the types Triton has */
+const ONNX_TO_TRITON = {
+    1: 'TYPE_FP32',
+    2: 'TYPE_UINT8',
+    3: 'TYPE_INT8',
+    4: 'TYPE_UINT16',
+    5: 'TYPE_INT16',
+    6: 'TYPE_INT32',
+    7: 'TYPE_INT64',
+    8: 'TYPE_STRING',
+    9: 'TYPE_BOOL',
+    10: 'TYPE_FP16',
+    11: 'TYPE_FP64',
+    12: 'TYPE_UINT32',
+    13: 'TYPE_UINT64',
+    16: 'TYPE_BF16',
+};
+/** names of ONNX element types (for messages about the ones Triton has no type for) */
+const ONNX_TYPE_NAMES = {
+    0: 'UNDEFINED',
+    14: 'COMPLEX64',
+    15: 'COMPLEX128',
+    17: 'FLOAT8E4M3FN',
+    18: 'FLOAT8E4M3FNUZ',
+    19: 'FLOAT8E5M2',
+    20: 'FLOAT8E5M2FNUZ',
+    21: 'UINT4',
+    22: 'INT4',
+    23: 'FLOAT4E2M1',
+};
+/** Triton's data type (`TYPE_FP32`, ...) for an ONNX element type; a type Triton lacks is refused, naming the tensor. */
+function tritonDataType(elemType, tensor) {
+    if (elemType === undefined) {
+        throw new errors/* ModelshipError */.W('unsupported', `tensor "${tensor}": the model does not give its element type, so its Triton data_type is unknown`);
+    }
+    const t = ONNX_TO_TRITON[elemType];
+    if (t === undefined) {
+        const name = ONNX_TYPE_NAMES[elemType];
+        throw new errors/* ModelshipError */.W('unsupported', `tensor "${tensor}": ONNX element type ${elemType}${name ? ` (${name})` : ''} has no Triton data type`);
+    }
+    return t;
+}
+/** A text-format string literal: quotes, backslashes and control characters escaped; other characters as they are (UTF-8). */
+function quote(s) {
+    let out = '"';
+    for (const ch of s) {
+        const c = ch.codePointAt(0);
+        if (ch === '"')
+            out += '\\"';
+        else if (ch === '\\')
+            out += '\\\\';
+        else if (ch === '\n')
+            out += '\\n';
+        else if (ch === '\r')
+            out += '\\r';
+        else if (ch === '\t')
+            out += '\\t';
+        else if (c < 0x20 || c === 0x7f)
+            out += '\\' + c.toString(8).padStart(3, '0');
+        else
+            out += ch;
+    }
+    return out + '"';
+}
+function tensorEntry(t, maxBatchSize, kind, modelName) {
+    const fail = (message) => {
+        throw new errors/* ModelshipError */.W('input', `model "${modelName}": ${kind} "${t.name}": ${message}`);
+    };
+    if (typeof t.name !== 'string' || t.name === '')
+        fail('a tensor without a name');
+    const dataType = tritonDataType(t.elemType, t.name);
+    let shape = t.shape;
+    if (maxBatchSize > 0) {
+        if (shape.length === 0) {
+            fail(`a scalar has no batch dimension, but max_batch_size is ${maxBatchSize} (use a max batch size of 0)`);
+        }
+        const first = shape[0];
+        if (typeof first === 'number' && first !== -1) {
+            fail(`its first dimension is fixed at ${first}, so it cannot be the batch dimension while max_batch_size is ${maxBatchSize} ` +
+                `(export the model with a symbolic batch dimension, or use a max batch size of 0)`);
+        }
+        shape = shape.slice(1);
+    }
+    const dims = shape.map((d, i) => {
+        if (typeof d === 'string')
+            return -1; // symbolic or unknown
+        if (!Number.isSafeInteger(d) || (d <= 0 && d !== -1)) {
+            return fail(`dimension ${i + (maxBatchSize > 0 ? 1 : 0)} is ${d}; Triton takes only dims > 0 or -1 (variable)`);
+        }
+        return d;
+    });
+    return { name: t.name, dataType, dims, scalar: dims.length === 0 };
+}
+function tensorBlock(field, entries) {
+    const lines = [`${field} [`];
+    entries.forEach((e, i) => {
+        lines.push('  {');
+        lines.push(`    name: ${quote(e.name)}`);
+        lines.push(`    data_type: ${e.dataType}`);
+        if (e.scalar) {
+            lines.push('    dims: [ 1 ]');
+            lines.push('    reshape: { shape: [ ] }');
+        }
+        else {
+            lines.push(`    dims: [ ${e.dims.join(', ')} ]`);
+        }
+        lines.push(i === entries.length - 1 ? '  }' : '  },');
+    });
+    lines.push(']');
+    return lines;
+}
+/**
+ * The config.pbtxt text for a model. The result is read back with parseTritonConfig before it is returned, so a
+ * configuration this writes is always one Triton's schema and load-time checks accept.
+ */
+function tritonConfig(spec) {
+    const bad = (message) => {
+        throw new errors/* ModelshipError */.W('input', `Triton model "${spec.name}": ${message}`);
+    };
+    if (typeof spec.name !== 'string' || spec.name === '')
+        throw new errors/* ModelshipError */.W('input', 'Triton model name is empty');
+    if (spec.name === '.' || spec.name === '..' || /[/\\\0]/.test(spec.name)) {
+        bad('the name is the model directory in the repository; it cannot be "." or ".." or contain "/", "\\" or NUL');
+    }
+    if (spec.platform !== 'onnxruntime_onnx' && spec.platform !== 'tensorrt_plan') {
+        bad(`platform ${JSON.stringify(spec.platform)} is not one of onnxruntime_onnx, tensorrt_plan`);
+    }
+    if (!Number.isSafeInteger(spec.maxBatchSize) || spec.maxBatchSize < 0 || spec.maxBatchSize > 0x7fffffff) {
+        bad(`max batch size ${spec.maxBatchSize} is not an integer from 0 to 2147483647`);
+    }
+    if (spec.maxBatchSize > 0 && (!Number.isSafeInteger(spec.maxQueueDelayUs) || spec.maxQueueDelayUs < 0)) {
+        bad(`max queue delay ${spec.maxQueueDelayUs} µs is not a non-negative integer`);
+    }
+    if (spec.inputs.length === 0)
+        bad('the model has no inputs');
+    if (spec.outputs.length === 0)
+        bad('the model has no outputs');
+    const inputs = spec.inputs.map((t) => tensorEntry(t, spec.maxBatchSize, 'input', spec.name));
+    const outputs = spec.outputs.map((t) => tensorEntry(t, spec.maxBatchSize, 'output', spec.name));
+    const lines = [
+        '# Triton model configuration, written by modelship',
+        `name: ${quote(spec.name)}`,
+        `platform: ${quote(spec.platform)}`,
+        `max_batch_size: ${spec.maxBatchSize}`,
+        ...tensorBlock('input', inputs),
+        ...tensorBlock('output', outputs),
+    ];
+    if (spec.maxBatchSize > 0) {
+        lines.push('dynamic_batching {', `  max_queue_delay_microseconds: ${spec.maxQueueDelayUs}`, '}');
+    }
+    lines.push('instance_group [', '  {', '    count: 1', `    kind: ${spec.gpu ? 'KIND_GPU' : 'KIND_CPU'}`, '  }', ']');
+    const text = lines.join('\n') + '\n';
+    parseTritonConfig(text, `${spec.name}/config.pbtxt`);
+    return text;
+}
+/** platform → the backend Triton runs it with (`ensemble` has none) */
+const PLATFORMS = {
+    tensorrt_plan: 'tensorrt',
+    onnxruntime_onnx: 'onnxruntime',
+    tensorflow_graphdef: 'tensorflow',
+    tensorflow_savedmodel: 'tensorflow',
+    pytorch_libtorch: 'pytorch',
+    ensemble: undefined,
+};
+const BACKENDS = new Set(['tensorrt', 'onnxruntime', 'tensorflow', 'pytorch', 'python', 'openvino', 'dali', 'fil', 'identity', 'vllm', 'tensorrtllm']);
+const INSTANCE_KINDS = new Set(['KIND_GPU', 'KIND_CPU', 'KIND_AUTO']);
+function has(m, field) {
+    return Object.prototype.hasOwnProperty.call(m, field);
+}
+/** the field is written in the text, even as an empty list (which leaves no value) */
+function written(m, field) {
+    return has(m, field) || Object.prototype.hasOwnProperty.call(m.$fieldLocs ?? {}, field);
+}
+/**
+ * Parse config.pbtxt text as Triton's inference.ModelConfig and check it the way Triton does when it loads the model.
+ * Throws ModelshipError naming `file:line:column` for a syntax error, an unknown field, a value of the wrong type
+ * or enum (from the parser), and for: an empty model name; neither (or an unknown, or a conflicting) platform and
+ * backend; max_batch_size < 0; an input/output without a name, with data_type TYPE_INVALID or missing, without
+ * dims or with a dim that is neither > 0 nor -1; two inputs (or two outputs) of the same name; dynamic_batching
+ * without max_batch_size > 0; an instance_group kind other than KIND_GPU, KIND_CPU, KIND_AUTO.
+ * Fields left out are absent from the result (not filled with proto3 defaults); maps are plain objects.
+ */
+function parseTritonConfig(text, file) {
+    const type = modelConfigSchema().lookupType('inference.ModelConfig');
+    const cfg = (0,textformat/* parseTextFormat */.YN)(text, type, { file });
+    const fail = (message, at, field) => {
+        throw new errors/* ModelshipError */.W('schema', message, { file, line: at?.line ?? 1, column: at?.column ?? 1, field });
+    };
+    if (!has(cfg, 'name'))
+        fail('model name is missing: "name" must be set', (0,textformat/* locOf */.ym)(cfg), 'name');
+    if (cfg.name === '')
+        fail('model name is empty', (0,textformat/* fieldLocOf */.W$)(cfg, 'name'), 'name');
+    const platform = cfg.platform;
+    const backend = cfg.backend;
+    if (platform === undefined && backend === undefined)
+        fail('neither "platform" nor "backend" is set', (0,textformat/* locOf */.ym)(cfg), 'platform');
+    if (platform !== undefined && !(platform in PLATFORMS)) {
+        fail(`unknown platform ${JSON.stringify(platform)} (known: ${Object.keys(PLATFORMS).join(', ')})`, (0,textformat/* fieldLocOf */.W$)(cfg, 'platform'), 'platform');
+    }
+    if (backend !== undefined && !BACKENDS.has(backend)) {
+        fail(`unknown backend ${JSON.stringify(backend)} (known: ${[...BACKENDS].join(', ')})`, (0,textformat/* fieldLocOf */.W$)(cfg, 'backend'), 'backend');
+    }
+    if (platform !== undefined && backend !== undefined && PLATFORMS[platform] !== backend) {
+        // both may be given only when they name the same thing (Triton's own autocompleted configs carry both)
+        const pl = (0,textformat/* fieldLocOf */.W$)(cfg, 'platform');
+        const bl = (0,textformat/* fieldLocOf */.W$)(cfg, 'backend');
+        const later = pl.line > bl.line || (pl.line === bl.line && pl.column > bl.column) ? 'platform' : 'backend';
+        fail(`platform ${JSON.stringify(platform)} and backend ${JSON.stringify(backend)} disagree: give exactly one of them`, later === 'platform' ? pl : bl, later);
+    }
+    const maxBatch = cfg.max_batch_size ?? 0;
+    if (maxBatch < 0)
+        fail(`max_batch_size is ${maxBatch}; it must be >= 0`, (0,textformat/* fieldLocOf */.W$)(cfg, 'max_batch_size'), 'max_batch_size');
+    for (const field of ['input', 'output']) {
+        const tensors = cfg[field] ?? [];
+        const seen = new Set();
+        tensors.forEach((t, i) => {
+            const at = (0,textformat/* itemLocOf */.TX)(cfg, field, i);
+            const name = t.name;
+            if (name === undefined)
+                fail(`${field} #${i + 1} has no name`, at, 'name');
+            if (name === '')
+                fail(`${field} #${i + 1} has an empty name`, (0,textformat/* fieldLocOf */.W$)(t, 'name'), 'name');
+            const what = `${field} "${name}"`;
+            if (seen.has(name))
+                fail(`${what} is declared twice`, (0,textformat/* fieldLocOf */.W$)(t, 'name'), 'name');
+            seen.add(name);
+            if (!has(t, 'data_type'))
+                fail(`${what} has no data_type`, at, 'data_type');
+            if (t.data_type === 'TYPE_INVALID')
+                fail(`${what} has data_type TYPE_INVALID`, (0,textformat/* fieldLocOf */.W$)(t, 'data_type'), 'data_type');
+            const dims = t.dims ?? [];
+            if (dims.length === 0) {
+                fail(`${what} has no dims${maxBatch > 0 ? ' (besides the batch; a per-item scalar is dims: [ 1 ] with reshape: { shape: [ ] })' : ''}`, written(t, 'dims') ? (0,textformat/* fieldLocOf */.W$)(t, 'dims') : at, 'dims');
+            }
+            dims.forEach((d, j) => {
+                if (!(d > 0 || d === -1))
+                    fail(`${what}: dims[${j}] is ${d}; a dim must be > 0 or -1 (variable)`, (0,textformat/* itemLocOf */.TX)(t, 'dims', j), 'dims');
+            });
+        });
+    }
+    if (has(cfg, 'dynamic_batching') && maxBatch <= 0) {
+        fail('dynamic_batching needs max_batch_size > 0 (the model does not batch)', (0,textformat/* fieldLocOf */.W$)(cfg, 'dynamic_batching'), 'dynamic_batching');
+    }
+    (cfg.instance_group ?? []).forEach((g, i) => {
+        if (has(g, 'kind') && !INSTANCE_KINDS.has(g.kind)) {
+            fail(`instance_group #${i + 1}: kind ${g.kind} is not one of ${[...INSTANCE_KINDS].join(', ')}`, (0,textformat/* fieldLocOf */.W$)(g, 'kind'), 'kind');
+        }
+    });
+    return cfg;
+}
+
+// EXTERNAL MODULE: ./src/shared/runtime.ts
+var runtime = __nccwpck_require__(36029);
+;// CONCATENATED MODULE: ./src/image/triton.ts
+
+
+
+
+
+
+
+
+/**
+ * The image of runtime triton, as declared data: NVIDIA's Triton server image (pinned by the digest it resolves to at
+ * build time) plus a model repository `/models/<model-name>/{config.pbtxt, 1/model.onnx | 1/model.plan}` as the last
+ * layer. The generated config.pbtxt is validated against Triton's model_config.proto before anything is built.
+ */
+const TRITON_REPOSITORY = '/models';
+const TRITON_PORTS = { http: 8000, grpc: 8001, metrics: 8002 };
+/**
+ * How the image starts Triton (CMD, so NVIDIA's ENTRYPOINT still runs first): KServe v2 over HTTP on 8000, metrics on
+ * 8002 with latency summaries (p99 for the Prometheus gate), our validated config taken as is, and in-flight requests
+ * given SERVER_DRAIN_TIMEOUT_S after SIGTERM, as modelship's server does.
+ */
+function tritonCommand() {
+    return [
+        'tritonserver',
+        `--model-repository=${TRITON_REPOSITORY}`,
+        `--http-port=${TRITON_PORTS.http}`,
+        `--grpc-port=${TRITON_PORTS.grpc}`,
+        `--metrics-port=${TRITON_PORTS.metrics}`,
+        '--metrics-config=summary_latencies=true',
+        '--disable-auto-complete-config',
+        '--strict-readiness=true',
+        `--exit-timeout-secs=${runtime/* SERVER_DRAIN_TIMEOUT_S */.lo}`,
+    ];
+}
+const triton_q = (s) => JSON.stringify(s);
+function renderTritonDockerfile(o) {
+    return [
+        "# Generated by modelship (stage image, runtime triton). Layers: NVIDIA's Triton server image (by digest), the model repository (last).",
+        `FROM ${o.baseImage}`,
+        `COPY models/ ${TRITON_REPOSITORY}/`,
+        `USER ${runtime/* TRITON_UID */.ex}:${runtime/* TRITON_UID */.ex}`,
+        `EXPOSE ${TRITON_PORTS.http} ${TRITON_PORTS.grpc} ${TRITON_PORTS.metrics}`,
+        `CMD [${tritonCommand().map(triton_q).join(', ')}]`,
+        ...Object.entries(o.labels).map(([k, v]) => `LABEL ${k}=${triton_q(v)}`),
+        '',
+    ].join('\n');
+}
+/**
+ * The model repository entry for `model`: an ONNX (onnxruntime_onnx; max_batch_size = the batch-sizes maximum) or a
+ * TensorRT plan with its compile metadata (tensorrt_plan; max_batch_size = the plan's profile maximum), refused when
+ * the serving image's TensorRT is not the one that built it. `servingImage` is read for its declared TensorRT
+ * version only when the model is a plan.
+ */
+async function planTritonModel(o) {
+    const plan = (0,tensorrt_version/* readPlanMetadata */.Xg)(o.model);
+    let inputs;
+    let outputs;
+    let maxBatchSize = o.maxBatch;
+    let tensorrt;
+    if (plan) {
+        if (!o.gpu)
+            throw new errors/* ModelshipError */.W('input', `input "gpu": ${o.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
+        const servingVersion = await (0,tensorrt_version/* imageTensorRTVersion */.pH)(o.servingImage, o.env, o.creds);
+        const trt = (0,tensorrt_version/* checkPlanForImage */.uK)(plan, o.servingImage, servingVersion);
+        inputs = plan.inputs ?? [];
+        outputs = plan.outputs ?? [];
+        if (!inputs.length || !outputs.length)
+            throw new errors/* ModelshipError */.W('input', `${o.model}.json records no inputs or outputs; build the plan with stage compile (target: tensorrt)`, { file: `${o.model}.json` });
+        const profileMax = trt.profile?.max ?? trt.batches?.[2];
+        if (!profileMax)
+            throw new errors/* ModelshipError */.W('input', `${o.model}.json records no batch profile (tensorrt.profile); build the plan with stage compile (target: tensorrt)`, { file: `${o.model}.json` });
+        maxBatchSize = profileMax;
+        tensorrt = { plan: trt.tensorrtVersion, image: servingVersion };
+    }
+    else {
+        const info = (0,onnxinfo/* onnxInfo */.e)(o.bytes, o.model);
+        inputs = info.inputs;
+        outputs = info.outputs;
+    }
+    const platform = plan ? 'tensorrt_plan' : 'onnxruntime_onnx';
+    const config = tritonConfig({ name: o.modelName, platform, maxBatchSize, inputs, outputs, maxQueueDelayUs: o.maxQueueDelayUs, gpu: o.gpu });
+    return { config, file: plan ? 'model.plan' : 'model.onnx', platform, maxBatchSize, tensorrt };
+}
+/** Write the model repository into `ctx/models/`. */
+function writeTritonRepository(ctx, modelName, m, bytes) {
+    const dir = external_path_.join(ctx, 'models', modelName);
+    external_fs_.mkdirSync(external_path_.join(dir, '1'), { recursive: true });
+    external_fs_.writeFileSync(external_path_.join(dir, 'config.pbtxt'), m.config, { mode: 0o644 });
+    external_fs_.writeFileSync(external_path_.join(dir, '1', m.file), bytes, { mode: 0o644 });
+}
+/**
+ * The digest `image` resolves to now (by `docker buildx imagetools inspect`, through the registry): the build runs
+ * FROM `<image>@<digest>` so what was built is what is recorded. An image already given by digest stays as it is.
+ */
+async function pinImage(image, env = process.env) {
+    const given = /@(sha256:[0-9a-f]{64})$/.exec(image);
+    if (given)
+        return { pinned: image, digest: given[1] };
+    const r = await (0,proc/* runProcess */.R)('docker', ['buildx', 'imagetools', 'inspect', image, '--format', '{{json .Manifest}}'], { env });
+    let digest = '';
+    try {
+        digest = String(JSON.parse(r.stdout).digest ?? '');
+    }
+    catch {
+        /* reported below */
+    }
+    if (r.code !== 0 || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+        throw new errors/* ModelshipError */.W('io', `cannot resolve the Triton image ${image} to a digest (docker buildx imagetools inspect): ${(r.stderr || r.stdout).trim().slice(-400)}. Give triton-image as a reachable repository:tag or repository@sha256:...`, { field: 'triton-image' });
+    }
+    return { pinned: `${image}@${digest}`, digest };
+}
+
 ;// CONCATENATED MODULE: ./src/image/index.ts
+
+
 
 
 
@@ -57097,38 +58185,27 @@ async function runImage(cfg, log, env = process.env) {
         throw new errors/* ModelshipError */.W('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
     const labels = {
         'org.opencontainers.image.title': cfg.modelName,
-        'org.opencontainers.image.description': `modelship serving image for ${cfg.modelName} (KServe v2)`,
+        'org.opencontainers.image.description': `${cfg.runtime === 'triton' ? 'Triton Inference Server' : 'modelship'} serving image for ${cfg.modelName} (KServe v2)`,
         'org.opencontainers.image.source': git.source,
         'org.opencontainers.image.revision': git.sha,
         'org.opencontainers.image.created': new Date().toISOString(),
         'org.opencontainers.image.version': tags[0].slice(cfg.image.length + 1),
-        'org.opencontainers.image.base.name': cfg.baseImage,
+        'org.opencontainers.image.base.name': cfg.runtime === 'triton' ? cfg.tritonImage : cfg.baseImage,
+        'dev.modelship.runtime': cfg.runtime,
         'dev.modelship.model.sha256': modelDigest,
         'dev.modelship.model.name': cfg.modelName,
         'dev.modelship.model.encrypted': String(cfg.encryptModel),
         'dev.modelship.parity': cfg.parity,
         'dev.modelship.version': version/* VERSION */.x,
     };
-    // everything fetched and checked before anything is built: the Node.js runtime, and for a GPU image the CUDA
-    // provider libraries and whether the base image can load them
-    const node = await log.group('Node.js for the image', () => (0,image_node/* resolveNodeRuntime */.lo)({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
-    labels['dev.modelship.node.version'] = node.version;
-    // registry credentials live in a DOCKER_CONFIG of this stage's own, removed when it ends (the base image check
+    // registry credentials live in a DOCKER_CONFIG of this stage's own, removed when it ends (the base image checks
     // may pull from the same private registry)
     const docker = await (0,dockerconfig/* openRegistrySession */.M)(ref.registry, cfg.registryUsername, cfg.registryPassword, env);
     const dockerEnv = docker.env;
     const work = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-image-'));
     try {
-        let providers;
-        if (cfg.gpu) {
-            const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
-            await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => (0,basecheck/* checkBaseImageLoads */.iI)(cfg.baseImage, gpu.files, log, dockerEnv));
-            providers = gpu.files;
-            labels['dev.modelship.onnxruntime.provider'] = 'cuda';
-            labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
-        }
-        const ctx = prepareContext({ image: cfg.image, node, providers, modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest });
-        const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+        // everything fetched and checked before anything is built
+        const { ctx, dockerfile } = cfg.runtime === 'triton' ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log) : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest, labels, env: dockerEnv }, log);
         // the Dockerfile stays outside the context (its labels change every build)
         external_fs_.writeFileSync(external_path_.join(work, 'Dockerfile'), dockerfile);
         const inspect = await inspecting;
@@ -57165,8 +58242,8 @@ async function runImage(cfg, log, env = process.env) {
         const composePath = cfg.composeFile;
         const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
         const secretsEnv = [...(cfg.encryptModel ? ['MODELSHIP_MODEL_KEY'] : []), ...(cfg.apiKeyRequired ? ['MODELSHIP_API_KEY'] : [])];
-        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
-        const metadata = { image: pinned, digest, tags, labels, layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
+        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
+        const metadata = { image: pinned, digest, tags, labels, runtime: cfg.runtime, ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}), layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
         const summary = [
             '## modelship image',
             '',
@@ -57177,6 +58254,7 @@ async function runImage(cfg, log, env = process.env) {
             `| size (compressed layers) | ${(size / 2 ** 20).toFixed(1)} MiB in ${layers.length} layers |`,
             `| build steps reused from cache | ${cached} |`,
             `| build time | ${seconds.toFixed(1)} s (${driver} driver) |`,
+            `| runtime | ${cfg.runtime === 'triton' ? `Triton Inference Server, FROM \`${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}\`` : 'modelship'} |`,
             `| model | \`${cfg.model}\` sha256 \`${modelDigest.slice(0, 16)}…\`${cfg.encryptModel ? ' (AES-256-GCM encrypted)' : ''}, parity ${cfg.parity} |`,
             '',
         ].join('\n');
@@ -57190,6 +58268,53 @@ async function runImage(cfg, log, env = process.env) {
         docker.close();
         external_fs_.rmSync(work, { recursive: true, force: true });
     }
+}
+/** The modelship runtime's context: Node.js, the server bundle, for a GPU image the CUDA provider, the model. */
+async function modelshipContext(cfg, o, log) {
+    (0,tensorrt_version/* refuseModelshipPlan */.z4)(cfg.model);
+    const node = await log.group('Node.js for the image', () => (0,image_node/* resolveNodeRuntime */.lo)({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
+    o.labels['dev.modelship.node.version'] = node.version;
+    let providers;
+    if (cfg.gpu) {
+        const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
+        await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => (0,basecheck/* checkBaseImageLoads */.iI)(cfg.baseImage, gpu.files, log, o.env));
+        providers = gpu.files;
+        o.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
+        o.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
+    }
+    const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: o.modelFile, modelBytes: o.modelBytes, modelSha: o.modelSha });
+    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: o.modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels: o.labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+    return { ctx, dockerfile };
+}
+/**
+ * Runtime triton's context: a model repository with a generated, validated config.pbtxt; FROM the Triton image
+ * pinned to the digest it resolves to now (recorded in the labels and the metadata output). A TensorRT plan must
+ * have been built by the TensorRT of that image.
+ */
+async function tritonContext(cfg, o, log) {
+    const creds = cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined;
+    const m = await log.group(`Triton model repository for ${cfg.modelName}`, async () => {
+        const t = await planTritonModel({ model: cfg.model, bytes: o.model, modelName: cfg.modelName, gpu: cfg.gpu, maxQueueDelayUs: cfg.maxQueueDelayUs, maxBatch: cfg.maxBatchSize, servingImage: cfg.tritonImage, env: o.env, creds });
+        log.info(`${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`);
+        for (const line of t.config.trimEnd().split('\n'))
+            log.info(`  ${line}`);
+        return t;
+    });
+    const base = await log.group(`resolve ${cfg.tritonImage}`, async () => {
+        const b = await pinImage(cfg.tritonImage, o.env);
+        log.info(b.pinned);
+        return b;
+    });
+    o.labels['org.opencontainers.image.base.digest'] = base.digest;
+    o.labels['dev.modelship.triton.platform'] = m.platform;
+    if (m.tensorrt)
+        o.labels['dev.modelship.tensorrt.version'] = m.tensorrt.plan;
+    const ctx = external_path_.join(o.work, 'context');
+    writeTritonRepository(ctx, cfg.modelName, m, o.model);
+    // BuildKit's context transfer trusts size + mtime, across builds: a new model or config of the same size (KIND_CPU
+    // and KIND_GPU are) must not be taken for the one it sent before, so the mtime is derived from their content
+    setTimes(ctx, parseInt((0,fsx/* sha256 */.sc)(Buffer.concat([Buffer.from(m.config), o.model])).slice(0, 7), 16));
+    return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: o.labels }) };
 }
 
 
@@ -57495,18 +58620,22 @@ async function quietly(log, fn) {
 /* harmony export */   Q: () => (/* binding */ parseImageRef),
 /* harmony export */   _R: () => (/* binding */ deleteTag),
 /* harmony export */   bu: () => (/* binding */ registryBase),
+/* harmony export */   mz: () => (/* binding */ fetchImageConfig),
 /* harmony export */   zy: () => (/* binding */ registryRequest)
 /* harmony export */ });
 /* unused harmony export registryHeaders */
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(44098);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(44098);
+
 
 
 /** `registry/repo[:tag|@digest]` split into its parts (Docker's reference rules, enough for our images). */
 function parseImageRef(ref) {
     const m = /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(ref);
     if (!m)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
     let [, registry, repository] = m;
     if (!registry || (!registry.includes('.') && !registry.includes(':') && registry !== 'localhost')) {
         repository = registry ? `${registry}/${repository}` : repository;
@@ -57529,10 +58658,10 @@ function registryBase(ref) {
 /** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
 async function registryRequest(method, url, body, headers = {}) {
     try {
-        return await (0,_util_http__WEBPACK_IMPORTED_MODULE_1__/* .exchange */ .c)(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, body);
+        return await (0,_util_http__WEBPACK_IMPORTED_MODULE_2__/* .exchange */ .c)(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, body);
     }
     catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `cannot reach the registry: ${method} ${url}: ${e.message}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `cannot reach the registry: ${method} ${url}: ${e.message}`);
     }
 }
 /** Accept every manifest type, and Basic auth when there are credentials. */
@@ -57549,12 +58678,12 @@ async function fetchManifest(ref, auth) {
     const res = await registryRequest('GET', url, undefined, registryHeaders(auth));
     const text = res.body.toString('utf8');
     if (res.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
     try {
         return JSON.parse(text);
     }
     catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `registry sent a manifest that is not JSON: ${e.message}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry sent a manifest that is not JSON: ${e.message}`);
     }
 }
 /**
@@ -57569,11 +58698,291 @@ async function deleteTag(ref, auth) {
     if (head.status === 404)
         return undefined;
     if (head.status !== 200 || typeof digest !== 'string')
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `registry answered ${head.status} for ${ref}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${head.status} for ${ref}`);
     const del = await registryRequest('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
     if (del.status !== 202 && del.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
     return digest;
+}
+const GOARCH = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
+/**
+ * A GET against a registry that also speaks the token protocol (nvcr.io, ghcr.io, Docker Hub all answer 401 with
+ * `WWW-Authenticate: Bearer realm=...,service=...,scope=...`, even for anonymous pulls): on that challenge a token is
+ * fetched from the realm (with Basic credentials when there are some) and the request is sent again. Redirects (blob
+ * downloads go to a CDN) are followed without the Authorization header.
+ */
+async function registryGet(url, accept, auth, token) {
+    const timeout = 30_000;
+    const get = async (u, headers) => {
+        try {
+            return await (0,_util_http__WEBPACK_IMPORTED_MODULE_2__/* .exchange */ .c)(u, { method: 'GET', headers, timeout });
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `cannot reach the registry: GET ${u}: ${e.message}`);
+        }
+    };
+    const headers = () => {
+        const h = { accept };
+        if (token?.value)
+            h.authorization = `Bearer ${token.value}`;
+        else if (auth?.username)
+            h.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+        return h;
+    };
+    let res = await get(url, headers());
+    const challenge = String(res.headers['www-authenticate'] ?? '');
+    if (res.status === 401 && /^Bearer\s/i.test(challenge) && token) {
+        const params = {};
+        for (const m of challenge.slice(7).matchAll(/([a-zA-Z_]+)="([^"]*)"/g))
+            params[m[1].toLowerCase()] = m[2];
+        if (!params.realm)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry sent a Bearer challenge without a realm for ${url}`);
+        const t = new URL(params.realm);
+        if (params.service)
+            t.searchParams.set('service', params.service);
+        if (params.scope)
+            t.searchParams.set('scope', params.scope);
+        const th = { accept: 'application/json' };
+        if (auth?.username)
+            th.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+        const tr = await get(t.toString(), th);
+        if (tr.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry token service answered ${tr.status} for ${t.origin}${t.pathname} (scope ${params.scope ?? '-'})${auth?.username ? '' : '; the image may need registry credentials'}`);
+        try {
+            const body = JSON.parse(tr.body.toString('utf8'));
+            token.value = body.token ?? body.access_token;
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry token service sent no JSON: ${e.message}`);
+        }
+        if (!token.value)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry token service sent no token for ${url}`);
+        res = await get(url, headers());
+    }
+    for (let hops = 0; hops < 5 && [301, 302, 303, 307, 308].includes(res.status) && res.headers.location; hops++) {
+        const next = new URL(String(res.headers.location), url);
+        // the token is for the registry only; a CDN gets none (a pre-signed URL refuses extra credentials)
+        res = await get(next.toString(), next.host === new URL(url).host ? headers() : { accept: '*/*' });
+    }
+    return res;
+}
+/**
+ * The config blob of an image in a registry (its Env, Labels, ...), through the registry API only: the manifest (for
+ * an index, the one for `platform`, default this machine's linux/<arch>), then the config blob it names, checked
+ * against its digest.
+ */
+async function fetchImageConfig(ref, auth, platform = { os: 'linux', architecture: GOARCH[process.arch] ?? process.arch }) {
+    const r = registryBase(ref);
+    const token = {};
+    const manifest = async (reference) => {
+        const url = `${r.base}/manifests/${reference}`;
+        const res = await registryGet(url, ACCEPT, auth, token);
+        const text = res.body.toString('utf8');
+        if (res.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+        try {
+            return JSON.parse(text);
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry sent a manifest that is not JSON (${url}): ${e.message}`);
+        }
+    };
+    let m = await manifest(r.digest ?? r.tag ?? 'latest');
+    if (Array.isArray(m.manifests)) {
+        const entry = m.manifests.find((e) => e.platform?.os === platform.os && e.platform?.architecture === platform.architecture);
+        if (!entry)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `${ref} has no image for ${platform.os}/${platform.architecture} (it has ${m.manifests.map((e) => `${e.platform?.os}/${e.platform?.architecture}`).join(', ')})`);
+        m = await manifest(entry.digest);
+    }
+    if (!m.config?.digest)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `the manifest of ${ref} names no config blob (media type ${m.mediaType ?? 'unknown'})`);
+    const url = `${r.base}/blobs/${m.config.digest}`;
+    const res = await registryGet(url, '*/*', auth, token);
+    if (res.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${res.body.toString('utf8').slice(0, 300)}`);
+    const [alg, hex] = m.config.digest.split(':');
+    if (alg === 'sha256' && (0,crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(res.body).digest('hex') !== hex)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `the config blob of ${ref} does not match its digest ${m.config.digest}`);
+    try {
+        return JSON.parse(res.body.toString('utf8'));
+    }
+    catch (e) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `the config blob of ${ref} is not JSON: ${e.message}`);
+    }
+}
+
+
+/***/ }),
+
+/***/ 42859:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Xg: () => (/* binding */ readPlanMetadata),
+/* harmony export */   pH: () => (/* binding */ imageTensorRTVersion),
+/* harmony export */   tE: () => (/* binding */ tensorRTVersionFromEnv),
+/* harmony export */   uK: () => (/* binding */ checkPlanForImage),
+/* harmony export */   yM: () => (/* binding */ localImageEnv),
+/* harmony export */   z4: () => (/* binding */ refuseModelshipPlan)
+/* harmony export */ });
+/* unused harmony exports TENSORRT_ENV_VARS, registryImageEnv, isTensorRTPlan */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(39946);
+/* harmony import */ var _registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(43718);
+/* harmony import */ var _compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(34362);
+
+
+
+
+
+
+/**
+ * The TensorRT a serving image carries, read from its image config (no container is started, no GPU needed), and
+ * the checks that keep a TensorRT plan away from a runtime that cannot load it.
+ *
+ * Where NVIDIA's images declare their TensorRT (the image config's Env):
+ * - TRT_VERSION (full version, e.g. 10.4.0.26): set by the CUDA deep-learning base that both
+ *   nvcr.io/nvidia/tritonserver and nvcr.io/nvidia/tensorrt start from. triton-inference-server/server's build.py,
+ *   which writes the Triton image's Dockerfile, builds FROM nvcr.io/nvidia/tritonserver:<yy.mm>-py3-min and reads
+ *   TRT_VERSION from that environment (`for k in ("TRT_VERSION", ...)` in its cmake() helper), while it only sets
+ *   TRITON_SERVER_VERSION and NVIDIA_TRITON_SERVER_VERSION itself (dockerfile_prepare_container_linux). Its
+ *   qa/common/reporter.py records TRT_VERSION beside them, and qa/common/gen_qa_model_repository reads ${TRT_VERSION}
+ *   inside nvcr.io/nvidia/tensorrt:<yy.mm>-py3 (TENSORRT_IMAGE). A `docker inspect` of a 24.09 Triton-based NGC
+ *   image lists TRT_VERSION=10.4.0.26, TRITON_SERVER_VERSION=2.50.0, NVIDIA_TRITON_SERVER_VERSION=24.09.
+ *   NVIDIA/TensorRT's own docker/ubuntu-*.Dockerfile sets `ENV TRT_VERSION=<x.y.z.w>` the same way.
+ * - TENSORRT_VERSION (full version): the TensorRT image's entrypoint banner (/opt/nvidia/entrypoint.d) prints
+ *   "NVIDIA TensorRT ${TENSORRT_VERSION}" cut to three parts.
+ * - NVIDIA_TENSORRT_VERSION is NOT a TensorRT version in NGC images: it is the container release (yy.mm; the same
+ *   banner prints "NVIDIA Release ${NVIDIA_TENSORRT_VERSION} (build ${NVIDIA_BUILD_ID})"). It is read last and only
+ *   when it has the shape of a TensorRT version (x.y.z), as some non-NGC images use it.
+ */
+const TENSORRT_ENV_VARS = ['TRT_VERSION', 'TENSORRT_VERSION', 'NVIDIA_TENSORRT_VERSION'];
+const VERSION = /^\d+\.\d+\.\d+(\.\d+)?$/;
+/** The TensorRT version in an image config's Env (`NAME=value` strings); undefined when none is declared. */
+function tensorRTVersionFromEnv(env) {
+    const vars = new Map();
+    for (const e of env ?? []) {
+        const eq = e.indexOf('=');
+        if (eq > 0)
+            vars.set(e.slice(0, eq), e.slice(eq + 1).trim());
+    }
+    for (const name of TENSORRT_ENV_VARS) {
+        const v = vars.get(name);
+        if (v && VERSION.test(v))
+            return v;
+    }
+    return undefined;
+}
+/**
+ * The Env of an image in the local engine (`docker image inspect`), or undefined when the engine does not have it
+ * (or there is no engine): then the registry is asked.
+ */
+async function localImageEnv(image, env = process.env) {
+    let r;
+    try {
+        r = await (0,_util_proc__WEBPACK_IMPORTED_MODULE_3__/* .runProcess */ .R)('docker', ['image', 'inspect', '--format', '{{json .Config.Env}}', image], { env });
+    }
+    catch {
+        return undefined;
+    }
+    if (r.code !== 0)
+        return undefined;
+    try {
+        const parsed = JSON.parse(r.stdout.trim());
+        return parsed ?? [];
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The Env of an image through the registry API (manifest → config blob; no layer is downloaded). */
+async function registryImageEnv(image, creds) {
+    const config = await (0,_registry__WEBPACK_IMPORTED_MODULE_4__/* .fetchImageConfig */ .mz)(image, creds?.username ? creds : undefined);
+    return config.config?.Env ?? [];
+}
+/**
+ * The TensorRT version `image` declares (TRT_VERSION, ...; see TENSORRT_ENV_VARS), e.g. "10.5.0.18"; undefined
+ * when it declares none. Read from the local engine when it has the image, else from the registry. `env` is the
+ * environment docker runs with (the stage's registry session), `creds` the registry credentials for the API.
+ */
+async function imageTensorRTVersion(image, env = process.env, creds) {
+    let vars = await localImageEnv(image, env);
+    if (!vars) {
+        try {
+            vars = await registryImageEnv(image, creds);
+        }
+        catch (e) {
+            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W)
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `cannot read the image config of ${image}: the local Docker engine does not have it, and the registry API failed: ${e.message}`);
+            throw e;
+        }
+    }
+    return tensorRTVersionFromEnv(vars);
+}
+function readMetadataFile(file) {
+    const metaPath = `${file}.json`;
+    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(metaPath))
+        return undefined;
+    try {
+        return JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(metaPath, 'utf8'));
+    }
+    catch (e) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `${metaPath} (the metadata of ${path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}) is not JSON: ${e.message}`, { file: metaPath });
+    }
+}
+/** Is `file` a TensorRT plan? Its metadata says so (`<file>.json` with format tensorrt), else its extension (.plan, .engine). */
+function isTensorRTPlan(file) {
+    const meta = readMetadataFile(file);
+    if (meta && typeof meta.format === 'string')
+        return meta.format === 'tensorrt';
+    return /\.(plan|engine)$/i.test(file);
+}
+/**
+ * The metadata of a TensorRT plan (`<file>.json`), or undefined when `file` is not a plan (an ONNX model). A plan
+ * without its metadata is refused: nothing then says which TensorRT built it.
+ */
+function readPlanMetadata(file) {
+    if (!isTensorRTPlan(file))
+        return undefined;
+    const meta = readMetadataFile(file);
+    if (!meta?.tensorrt?.tensorrtVersion) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`, { field: 'model', file });
+    }
+    return meta;
+}
+/**
+ * The modelship runtime serves ONNX with ONNX Runtime, which cannot load a TensorRT plan: refuse one (no-op for
+ * anything else). The image stage calls it when runtime is modelship.
+ */
+function refuseModelshipPlan(file) {
+    if (!isTensorRTPlan(file))
+        return;
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `${file} is a TensorRT plan, which the modelship runtime (ONNX Runtime) cannot load: serve it with runtime: triton (Triton's TensorRT backend), or give the ONNX model (the convert stage's onnx-path, or compile with target onnxruntime)`, { field: 'runtime', file });
+}
+/**
+ * A plan loads only in the TensorRT that built it: refuse (ModelshipError 'input') a plan whose TensorRT
+ * (major.minor.patch) differs from the serving image's, or a serving image that declares no TensorRT version.
+ * `planMeta` is the plan's metadata (readPlanMetadata) or its `tensorrt` block; `servingVersion` what
+ * imageTensorRTVersion(servingImage) returned. Returns the plan's `tensorrt` block (profile.max is Triton's
+ * max_batch_size).
+ */
+function checkPlanForImage(planMeta, servingImage, servingVersion) {
+    const trt = 'tensorrtVersion' in planMeta ? planMeta : planMeta.tensorrt;
+    if (!trt?.tensorrtVersion)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'the plan\'s metadata records no TensorRT version (its "tensorrt" block); build it with stage compile (target: tensorrt)', { field: 'model' });
+    const built = `TensorRT ${trt.tensorrtVersion}${trt.tensorrtImage ? ` in ${trt.tensorrtImage}` : ''}`;
+    if (!servingVersion) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `the serving image ${servingImage} declares no TensorRT version (looked for ${TENSORRT_ENV_VARS.join(', ')} in its config's environment), so nothing shows it can load the TensorRT plan built by ${built}. Use NVIDIA's Triton image (nvcr.io/nvidia/tritonserver:<release>-py3) or a mirror of it`, { field: 'triton-image' });
+    }
+    if ((0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(trt.tensorrtVersion) !== (0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(servingVersion)) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `refusing the TensorRT plan: ${built} built it, but the serving image ${servingImage} has TensorRT ${servingVersion}; a plan loads only in the TensorRT (major.minor.patch) that built it. Compile again with a tensorrt-image of the serving image's release (the same triton-release), or serve with the Triton image ${trt.tritonImage && trt.tritonImage !== servingImage ? `it was built for (${trt.tritonImage})` : `of TensorRT ${(0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(trt.tensorrtVersion)}`}`, { field: 'triton-image' });
+    }
+    return trt;
 }
 
 
@@ -58059,12 +59468,14 @@ async function bake(kube, namespace, selector, pods, ms, signal, tick) {
 /* unused harmony exports IMAGE_NODE, gracePeriodSeconds */
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
 /* harmony import */ var _serve_main__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73958);
+/* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(36029);
+
 
 
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
 const METRICS_PORT = _serve_main__WEBPACK_IMPORTED_MODULE_1__/* .DEFAULT_METRICS_PORT */ .Cx;
-/** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default). */
-const DRAIN_TIMEOUT_S = 20;
+/** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
+const DRAIN_TIMEOUT_S = _shared_runtime__WEBPACK_IMPORTED_MODULE_2__/* .SERVER_DRAIN_TIMEOUT_S */ .lo;
 /** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */
 const MAX_DRAIN_DELAY_S = 300;
 /**
@@ -58086,8 +59497,11 @@ const IMAGE_NODE = '/opt/modelship/node/bin/node';
 function gracePeriodSeconds(s) {
     return s.drainDelayS + serverDrainDelay(s) + s.drainTimeoutS + GRACE_MARGIN_S;
 }
-/** drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too */
-const serverDrainDelay = (s) => (s.drainDelayS > 0 ? SERVER_DRAIN_DELAY_S : 0);
+/**
+ * drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too. Triton has no such
+ * phase: on SIGTERM it finishes what is in flight within --exit-timeout-secs (the image's CMD sets DRAIN_TIMEOUT_S).
+ */
+const serverDrainDelay = (s) => (s.drainDelayS > 0 && s.runtime !== 'triton' ? SERVER_DRAIN_DELAY_S : 0);
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 function validateSpec(s) {
     const bad = (field, why) => {
@@ -58108,7 +59522,8 @@ function validateSpec(s) {
 function selectorLabels(app) {
     return { 'app.kubernetes.io/name': app, 'app.kubernetes.io/component': 'model-server' };
 }
-function container(s) {
+/** The environment of modelship's server (Triton's image takes its settings from its CMD). */
+function modelshipEnv(s) {
     const env = [
         { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
         { name: 'PORT', value: String(s.port) },
@@ -58125,6 +59540,18 @@ function container(s) {
         env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
     if (s.modelKeySecret)
         env.push({ name: 'MODELSHIP_MODEL_KEY', valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
+    return env;
+}
+/**
+ * The preStop hook that keeps a terminating pod serving for drain-delay seconds while it leaves the Service's
+ * endpoints. 1.20 has no `sleep` action; modelship's image has no shell, so its own Node.js waits; Triton's images
+ * (Ubuntu) have coreutils' sleep.
+ */
+function preStop(s) {
+    return s.runtime === 'triton' ? ['sleep', String(s.drainDelayS)] : [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`];
+}
+function container(s) {
+    const triton = s.runtime === 'triton';
     const limits = { cpu: s.resources.cpu, memory: s.resources.memory };
     if (s.gpu)
         limits['nvidia.com/gpu'] = '1';
@@ -58137,16 +59564,18 @@ function container(s) {
             { name: 'http', containerPort: s.port, protocol: 'TCP' },
             { name: 'metrics', containerPort: s.metricsPort, protocol: 'TCP' },
         ],
-        env,
+        ...(triton ? {} : { env: modelshipEnv(s) }),
         resources: { requests: { cpu: s.resources.cpu, memory: s.resources.memory }, limits },
+        // both runtimes answer KServe v2's health routes; Triton's readiness means every model in its repository is ready
         readinessProbe: probe('/v2/health/ready', 2, 2),
         livenessProbe: { ...probe('/v2/health/live', 5, 3), initialDelaySeconds: 5 },
         // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
         startupProbe: probe('/v2/health/ready', 1, 120),
-        // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after
-        // it, so the pod keeps answering until no proxy still routes to it (1.20 has no `sleep` action; no shell either)
-        ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`] } } } } : {}),
-        securityContext: { runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+        // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after it
+        ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: preStop(s) } } } } : {}),
+        // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
+        ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
+        securityContext: { runAsNonRoot: true, runAsUser: triton ? _shared_runtime__WEBPACK_IMPORTED_MODULE_2__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
     };
 }
 /** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
@@ -58172,6 +59601,7 @@ function deployment(s, track, replicas) {
                 },
                 spec: {
                     containers: [container(s)],
+                    ...(s.runtime === 'triton' ? { volumes: [{ name: 'tmp', emptyDir: {} }] } : {}),
                     terminationGracePeriodSeconds: gracePeriodSeconds(s),
                     ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
                     ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),
@@ -58264,10 +59694,26 @@ function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMP
 /* harmony import */ var _health__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(20407);
 
 const SEL = 'namespace="{{namespace}}",track="{{track}}",route="infer"';
+/** Triton's per-model metrics (its image's CMD enables the latency summaries: --metrics-config summary_latencies=true) */
+const TSEL = 'namespace="{{namespace}}",track="{{track}}",model="{{model}}"';
+const TRITON_REQUESTS = `(sum(nv_inference_request_success{${TSEL}}) + sum(nv_inference_request_failure{${TSEL}}))`;
+/**
+ * The queries used when prometheus-*-query is not given, per runtime: requests served, the share that failed, and
+ * p99 latency in ms. modelship: its request counter and latency histogram (route infer; 5xx are errors). Triton:
+ * nv_inference_request_success / _failure (every failure reason), and the 0.99 quantile of its request latency summary
+ * (a summary cannot be summed across pods: the worst pod's).
+ */
 const DEFAULT_QUERIES = {
-    samples: `sum(modelship_requests_total{${SEL}})`,
-    errorRate: `(sum(modelship_requests_total{${SEL},code=~"5.."}) or vector(0)) / sum(modelship_requests_total{${SEL}})`,
-    latency: `1000 * histogram_quantile(0.99, sum by (le) (modelship_request_duration_seconds_bucket{${SEL}}))`,
+    modelship: {
+        samples: `sum(modelship_requests_total{${SEL}})`,
+        errorRate: `(sum(modelship_requests_total{${SEL},code=~"5.."}) or vector(0)) / sum(modelship_requests_total{${SEL}})`,
+        latency: `1000 * histogram_quantile(0.99, sum by (le) (modelship_request_duration_seconds_bucket{${SEL}}))`,
+    },
+    triton: {
+        samples: TRITON_REQUESTS,
+        errorRate: `sum(nv_inference_request_failure{${TSEL}}) / ${TRITON_REQUESTS}`,
+        latency: `max(nv_inference_request_summary_us{${TSEL},quantile="0.99"}) / 1000`,
+    },
 };
 /** Fill {{namespace}}, {{app}}, {{track}}, {{model}} in a query template; an unknown placeholder is an error. */
 function renderQuery(template, vars) {
@@ -58340,9 +59786,9 @@ const fmt = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate ===
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   S: () => (/* binding */ runStage)
 /* harmony export */ });
-/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(24369);
+/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(97688);
 /* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(54398);
-/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(81721);
+/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(33700);
 /* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(38697);
 
 
@@ -59206,6 +60652,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_fs_ = __nccwpck_require__(79896);
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(58611);
+// EXTERNAL MODULE: external "zlib"
+var external_zlib_ = __nccwpck_require__(43106);
 // EXTERNAL MODULE: ./node_modules/prom-client/index.js
 var prom_client = __nccwpck_require__(95222);
 ;// CONCATENATED MODULE: ./src/serve/batcher.ts
@@ -59518,6 +60966,7 @@ var worker = __nccwpck_require__(71265);
 
 
 
+
 const DEFAULT_SERVE = {
     modelName: 'model',
     modelVersion: '1',
@@ -59549,6 +60998,30 @@ class Overloaded extends kserve/* ProtocolError */.bd {
         super(503, message);
     }
 }
+/** A request body in a Content-Encoding the server does not read: 501 with Accept-Encoding, as Triton answers it. */
+class UnsupportedEncoding extends kserve/* ProtocolError */.bd {
+    constructor(message) {
+        super(501, message);
+    }
+}
+/**
+ * A request's Content-Encoding, as Triton reads it (src/http_server.cc, GetRequestCompressionType): absent, empty or
+ * `identity` is the body as sent; `gzip` and `deflate` are inflated; anything else (a list of codings too) is refused
+ * with 501 naming it, and Accept-Encoding (Triton: TRITONSERVER_ERROR_UNSUPPORTED, which it answers 501). Triton
+ * compares the names exactly; here they are case-insensitive (RFC 9110 8.4.1) and `x-gzip` is gzip (8.4.1.3).
+ */
+function bodyCoding(header) {
+    const c = (header ?? '').trim().toLowerCase();
+    if (c === '' || c === 'identity')
+        return 'identity';
+    if (c === 'gzip' || c === 'x-gzip')
+        return 'gzip';
+    if (c === 'deflate')
+        return 'deflate';
+    throw new UnsupportedEncoding(`Content-Encoding "${(header ?? '').trim().slice(0, 100)}" is not supported: send the body as is, or in gzip or deflate`);
+}
+/** zlib's output chunks while a compressed body is inflated (Node's default is 16 KiB) */
+const INFLATE_CHUNK = 64 * 1024;
 /** onnxruntime's threading for a server (the session lives on its inference thread, worker.ts) */
 
 /** The request target as a URL; a target that is not an origin-form path is the client's fault (400). */
@@ -59660,13 +61133,17 @@ async function startServer(opts) {
      * The request body in one buffer of its own (so that it can be moved to a worker thread), its bytes reserved in
      * the in-flight budget until the answer is sent: a request that does not fit is refused before its body is read.
      * With a Content-Length it is read straight into a buffer placed so that the binary tensor data (after the JSON
-     * header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy.
+     * header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy. A body sent with Content-Encoding gzip
+     * or deflate is inflated as it comes, into such a buffer too.
      */
     const readBody = (req, res) => new Promise((resolve, reject) => {
         let reserved = 0;
         res.once('close', () => bodies.give(reserved));
+        // the compressed body's inflater, when there is one: ended with the request, whichever way it ends
+        let inflater;
         const stop = (e) => {
             clearTimeout(timer);
+            inflater?.destroy();
             // answer and discard the rest of the body (destroying the socket would lose the answer); the connection
             // closes after the answer, and the body timeout bounds a client that never finishes
             req.removeAllListeners('data');
@@ -59674,20 +61151,108 @@ async function startServer(opts) {
             reject(e);
         };
         const overloaded = (n) => new Overloaded(`the server holds ${bodies.inUse} request bytes (bound ${bodies.limit}); this request's ${n} more do not fit now`);
+        const tooLarge = () => new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`);
         const timer = setTimeout(() => {
+            inflater?.destroy();
             reject(new kserve/* ProtocolError */.bd(408, `the request body did not arrive within ${opts.bodyTimeoutMs} ms`));
             req.removeAllListeners('data');
         }, opts.bodyTimeoutMs);
         const done = () => clearTimeout(timer);
+        let coding;
+        try {
+            coding = bodyCoding(req.headers['content-encoding']);
+        }
+        catch (e) {
+            return stop(e);
+        }
         const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
         if ((declared ?? 0) > opts.maxBodyBytes)
-            return stop(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
+            return stop(tooLarge());
+        const hl = Number(req.headers[kserve/* HEADER_LENGTH */.Bs] ?? 0);
+        const pad = Number.isSafeInteger(hl) && hl > 0 ? (4 - (hl % 4)) % 4 : 0;
+        if (coding !== 'identity') {
+            // compressed: inflated as the bytes come (on zlib's threads). As Triton (inflateInit2 with 15|32), zlib tells
+            // the format from its header: a gzip or a zlib stream, under either name. The limits hold for the inflated
+            // bytes as for the wire's: a body that inflates past max-body-bytes (a zip bomb) is refused 413 as soon as it
+            // does, and the budget holds the larger of the wire bytes (declared, or seen so far) and the inflated ones.
+            // Corrupt or truncated data is a 400 naming the coding (Triton 2.51 does not look: it serves what inflated)
+            const z = (inflater = external_zlib_.createUnzip({ chunkSize: INFLATE_CHUNK }));
+            const grow = (n) => {
+                if (n <= reserved)
+                    return true;
+                if (!bodies.take(n - reserved))
+                    return false;
+                reserved = n;
+                return true;
+            };
+            const chunks = [];
+            let wire = 0;
+            let size = 0;
+            let over = false;
+            const fail = (e) => {
+                if (over)
+                    return;
+                over = true;
+                chunks.length = 0;
+                stop(e);
+            };
+            z.on('error', (e) => fail(new kserve/* ProtocolError */.bd(400, `the request body is not valid ${coding} data (Content-Encoding: ${coding}): ${e.message}`)));
+            if (declared !== undefined && !grow(declared))
+                return fail(overloaded(declared));
+            z.on('data', (c) => {
+                if (over)
+                    return;
+                size += c.length;
+                if (size > opts.maxBodyBytes)
+                    return fail(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
+                if (!grow(size))
+                    return fail(overloaded(size - reserved));
+                chunks.push(c);
+            });
+            z.on('end', () => {
+                if (over)
+                    return;
+                over = true;
+                done();
+                // (a buffer of its own, placed as above)
+                const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad);
+                let o = 0;
+                for (const c of chunks)
+                    o += c.copy(body, o);
+                chunks.length = 0;
+                resolve(body);
+            });
+            req.on('data', (c) => {
+                if (over || z.destroyed)
+                    return;
+                wire += c.length;
+                if (wire > opts.maxBodyBytes)
+                    return fail(tooLarge());
+                if (!grow(wire))
+                    return fail(overloaded(wire - reserved));
+                // zlib is behind: the socket waits for it
+                if (!z.write(c)) {
+                    req.pause();
+                    z.once('drain', () => over || req.resume());
+                }
+            });
+            req.on('end', () => over || z.destroyed || z.end());
+            const gone = () => {
+                if (over)
+                    return;
+                over = true;
+                done();
+                z.destroy();
+                reject(clientGone());
+            };
+            req.on('error', gone);
+            req.on('close', () => req.complete || gone());
+            return;
+        }
         if (declared !== undefined && Number.isSafeInteger(declared)) {
             if (!bodies.take(declared))
                 return stop(overloaded(declared));
             reserved = declared;
-            const hl = Number(req.headers[kserve/* HEADER_LENGTH */.Bs] ?? 0);
-            const pad = Number.isSafeInteger(hl) && hl > 0 ? (4 - (hl % 4)) % 4 : 0;
             const body = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
             let size = 0;
             req.on('data', (c) => {
@@ -59713,7 +61278,7 @@ async function startServer(opts) {
         req.on('data', (c) => {
             size += c.length;
             if (size > opts.maxBodyBytes)
-                return stop(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`));
+                return stop(tooLarge());
             if (!bodies.take(c.length))
                 return stop(overloaded(c.length));
             reserved += c.length;
@@ -59864,7 +61429,8 @@ async function startServer(opts) {
             .catch((e) => {
             const status = e instanceof kserve/* ProtocolError */.bd ? e.status : 500;
             const message = e instanceof kserve/* ProtocolError */.bd ? e.message : `internal error: ${e.message}`;
-            if (status >= 500 && !(e instanceof Overloaded) && status !== 503)
+            // (a 501 for a Content-Encoding the server does not read is the client's to fix: no stack trace)
+            if (status >= 500 && !(e instanceof Overloaded) && !(e instanceof UnsupportedEncoding) && status !== 503)
                 opts.log(`error: ${e.stack ?? e}`);
             // (a client that went away gets no answer: there is no one to read it)
             if (!res.headersSent && status !== 499 && !res.destroyed) {
@@ -59872,6 +61438,9 @@ async function startServer(opts) {
                 const headers = req.complete ? {} : { connection: 'close' };
                 if (e instanceof Overloaded)
                     headers['retry-after'] = 1;
+                // the codings that are read (RFC 9110 12.5.3; Triton sends the same)
+                if (e instanceof UnsupportedEncoding)
+                    headers['accept-encoding'] = 'gzip, deflate';
                 send(res, status, { error: message }, headers);
                 // a client too slow to send its body within the timeout is not waited for any longer; one still sending a
                 // refused body gets a moment to read the answer (its bytes are discarded meanwhile), then is cut
@@ -60606,6 +62175,551 @@ if (isServeWorker() && __nccwpck_require__.c[__nccwpck_require__.s] === module)
 
 /***/ }),
 
+/***/ 96718:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   NM: () => (/* binding */ compareOutput),
+/* harmony export */   TY: () => (/* binding */ absMax),
+/* harmony export */   s6: () => (/* binding */ DEFAULT_TOLERANCE),
+/* harmony export */   zY: () => (/* binding */ maxAbs)
+/* harmony export */ });
+const DEFAULT_TOLERANCE = { maxAbsDiff: 1e-5, topK: 5, layerRelative: 1e-4 };
+function topK(data, start, len, k) {
+    const idx = Array.from({ length: len }, (_, i) => i);
+    idx.sort((a, b) => data[start + b] - data[start + a] || a - b);
+    return idx.slice(0, Math.min(k, len));
+}
+function absMax(a) {
+    let m = 0;
+    for (let i = 0; i < a.length; i++)
+        m = Math.max(m, Math.abs(a[i]));
+    return m;
+}
+function maxAbs(a, b) {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) {
+        const d = Math.abs(a[i] - b[i]);
+        if (!(d <= m))
+            m = Number.isNaN(d) ? Infinity : d;
+    }
+    return m;
+}
+/**
+ * One output of one batch against Caffe's: max |Δ| within tolerance · max(1, max|reference|) and the same top-k
+ * for every item. The convert and compile stages and the smoke test all judge outputs with this.
+ */
+function compareOutput(name, batch, got, ref, tol) {
+    const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
+    if (got.shape.join() !== ref.shape.join()) {
+        return { batch, output: name, shape: got.shape, maxAbsDiff: Infinity, limit, topKMatch: false, topK: [], pass: false };
+    }
+    const diff = maxAbs(got.data, ref.data);
+    const per = ref.data.length / batch;
+    const tk = [];
+    let match = true;
+    for (let n = 0; n < batch; n++) {
+        const a = topK(got.data, n * per, per, tol.topK);
+        const b = topK(ref.data, n * per, per, tol.topK);
+        tk.push({ onnx: a, reference: b });
+        if (a.join() !== b.join())
+            match = false;
+    }
+    return { batch, output: name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match };
+}
+
+
+/***/ }),
+
+/***/ 71636:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ic: () => (/* binding */ goldenRequests),
+/* harmony export */   Qi: () => (/* binding */ GOLDEN_TABLE_HEAD),
+/* harmony export */   RJ: () => (/* binding */ measureLatency),
+/* harmony export */   Ym: () => (/* binding */ percentile),
+/* harmony export */   k6: () => (/* binding */ httpTransport)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(57821);
+/* harmony import */ var _reference__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(39724);
+/* harmony import */ var _compare__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96718);
+/* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(61351);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(44098);
+
+
+
+
+
+
+/** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
+function httpTransport(base, agent) {
+    return (p, opts = {}) => (0,_util_http__WEBPACK_IMPORTED_MODULE_5__/* .exchange */ .c)(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
+}
+const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
+/** Send every reference batch once and compare each output with Caffe's. */
+async function goldenRequests(t, o) {
+    const res = { rows: [], failures: [], compared: 0 };
+    for (const b of (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .referenceBatches */ .WN)(o.reference)) {
+        const x = (0,_util_npy__WEBPACK_IMPORTED_MODULE_1__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(o.reference, b, o.inputName, o.singleInput));
+        const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .encodeInferRequest */ .AG)([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
+        if (b === 1)
+            res.batch1 = req;
+        const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+        if (r.status !== 200) {
+            res.failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
+            continue;
+        }
+        const dec = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]));
+        for (const out of dec.outputs) {
+            const refFile = (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .outputFile */ .i9)(o.reference, b, out.name);
+            if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
+                continue;
+            const c = (0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, b, out, (0,_util_npy__WEBPACK_IMPORTED_MODULE_1__/* .readNpy */ .e5)(refFile), { ..._compare__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6, maxAbsDiff: o.tolerance });
+            res.compared++;
+            const mismatches = c.topK.flatMap((tk, n) => (tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]));
+            res.rows.push(`| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
+            if (!c.pass)
+                res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${out.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
+        }
+    }
+    if (res.compared === 0 && res.failures.length === 0)
+        res.failures.push(`no output of the model matched a reference file output_b<N>__<blob>.npy in ${o.reference}`);
+    return res;
+}
+function percentile(sorted, p) {
+    if (sorted.length === 0)
+        return NaN;
+    const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+    return sorted[i];
+}
+/** Send `requests` copies of one request from `concurrency` workers; latencies in ms, sorted. */
+async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
+    const lat = [];
+    let next = 0;
+    let errors = 0;
+    let firstError;
+    const worker = async () => {
+        while (next < requests) {
+            next++;
+            const s = process.hrtime.bigint();
+            const r = await t(p, { body: req.body, headers: { ...headers, [_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]: req.headerLength } });
+            lat.push(Number(process.hrtime.bigint() - s) / 1e6);
+            if (r.status !== 200) {
+                errors++;
+                firstError ??= `HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`;
+            }
+        }
+    };
+    const w0 = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
+    lat.sort((a, b) => a - b);
+    return { sorted: lat, errors, wallS, firstError };
+}
+
+
+/***/ }),
+
+/***/ 94212:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   PL: () => (/* binding */ parityMarkdown),
+/* harmony export */   Qg: () => (/* binding */ checkParity),
+/* harmony export */   s6: () => (/* reexport safe */ _compare__WEBPACK_IMPORTED_MODULE_3__.s6)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _reference__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(39724);
+/* harmony import */ var _compare__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96718);
+/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(57821);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(27171);
+
+
+
+
+
+
+
+/**
+ * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
+ * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
+ */
+async function checkParity(conv, dir, opts) {
+    const tol = opts.tolerance ?? _compare__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6;
+    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(dir) || !fs__WEBPACK_IMPORTED_MODULE_0__.statSync(dir).isDirectory()) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_5__/* .ModelshipError */ .W('input', 'reference directory not found', { file: dir, field: 'reference' });
+    }
+    const batches = (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .referenceBatches */ .WN)(dir);
+    if (batches.length === 0)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_5__/* .ModelshipError */ .W('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
+    const single = conv.inputs.length === 1;
+    const checks = [];
+    let runtime = '';
+    for (const batch of batches) {
+        const feeds = {};
+        for (const inp of conv.inputs) {
+            const arr = (0,_util_npy__WEBPACK_IMPORTED_MODULE_4__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(dir, batch, inp.name, single));
+            const want = [batch, ...inp.shape.slice(1)];
+            if (arr.shape.join() !== want.join()) {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_5__/* .ModelshipError */ .W('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
+            }
+            feeds[inp.name] = arr;
+        }
+        const result = await (0,_util_ort__WEBPACK_IMPORTED_MODULE_6__/* .runOnnx */ .x)(conv.onnx, feeds, conv.outputs.map((o) => o.name));
+        runtime = result.runtime;
+        for (const out of conv.outputs) {
+            const refFile = (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .outputFile */ .i9)(dir, batch, out.name);
+            if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_5__/* .ModelshipError */ .W('input', `reference output ${path__WEBPACK_IMPORTED_MODULE_1__.basename(refFile)} not found`, { file: dir });
+            checks.push((0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, batch, result.outputs[out.name], (0,_util_npy__WEBPACK_IMPORTED_MODULE_4__/* .readNpy */ .e5)(refFile), tol));
+        }
+    }
+    const report = {
+        status: checks.every((c) => c.pass) ? 'pass' : 'fail',
+        reference: dir,
+        tolerance: tol,
+        maxAbsDiff: checks.reduce((m, c) => Math.max(m, c.maxAbsDiff), 0),
+        batches,
+        outputs: checks,
+        runtime,
+    };
+    if (opts.perLayer) {
+        if (!('versions' in conv))
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_5__/* .ModelshipError */ .W('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
+        report.perLayer = await checkLayers(conv, dir, tol, single);
+        if (report.perLayer.firstDivergence)
+            report.status = 'fail';
+    }
+    return report;
+}
+async function checkLayers(conv, dir, tol, single) {
+    const batch = 1;
+    const blobDir = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `blobs_b${batch}`);
+    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(blobDir))
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_5__/* .ModelshipError */ .W('input', `--per-layer needs the intermediate blobs in ${path__WEBPACK_IMPORTED_MODULE_1__.basename(blobDir)}/`, { file: dir });
+    // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
+    const blobFiles = new Map();
+    const statsAfterLayer = new Map(); // key: layer + '\0' + blob
+    const summaryPath = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, 'summary.json');
+    if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(summaryPath)) {
+        try {
+            const summary = JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(summaryPath, 'utf8'));
+            for (const b of summary.blobs_b1 ?? [])
+                blobFiles.set(b.blob, path__WEBPACK_IMPORTED_MODULE_1__.join(dir, b.file));
+            for (const l of summary.layers_b1 ?? [])
+                for (const [blob, s] of Object.entries(l.top_stats ?? {}))
+                    statsAfterLayer.set(`${l.name}\0${blob}`, s);
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_5__/* .ModelshipError */ .W('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
+        }
+    }
+    const inputs = {};
+    for (const inp of conv.inputs)
+        inputs[inp.name] = (0,_util_npy__WEBPACK_IMPORTED_MODULE_4__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(dir, batch, inp.name, single));
+    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward),
+    // each file read once: it serves as the reference of its layer and as the bottom of the layers after it.
+    const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
+    const cache = new Map();
+    const finalBlob = (v) => {
+        if (!v.final)
+            return null;
+        if (!cache.has(v.blob)) {
+            const file = blobFiles.get(v.blob) ?? path__WEBPACK_IMPORTED_MODULE_1__.join(blobDir, `${(0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .blobFileName */ .Vz)(v.blob)}.npy`);
+            cache.set(v.blob, fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(file) ? (0,_util_npy__WEBPACK_IMPORTED_MODULE_4__/* .readNpy */ .e5)(file) : null);
+        }
+        return cache.get(v.blob);
+    };
+    const exact = (onnx) => {
+        if (inputs[onnx])
+            return inputs[onnx];
+        const v = byOnnx.get(onnx);
+        return v ? finalBlob(v) : null;
+    };
+    // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
+    const all = await (0,_util_ort__WEBPACK_IMPORTED_MODULE_6__/* .runOnnx */ .x)(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
+    // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
+    // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
+    const chains = new Map();
+    for (const v of conv.versions)
+        chains.set(v.blob, [...(chains.get(v.blob) ?? []), v]);
+    const order = new Map(conv.versions.map((v, i) => [v, i]));
+    const found = [];
+    for (const chain of chains.values()) {
+        const layers = new Set(chain.map((v) => v.layer));
+        const external = conv.externalInputs(layers);
+        const feeds = {};
+        let local = true;
+        for (const name of external) {
+            const value = exact(name);
+            if (!value) {
+                local = false;
+                break;
+            }
+            feeds[name] = value;
+        }
+        let outputs;
+        if (local) {
+            const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name).shape }));
+            const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
+            outputs = (await (0,_util_ort__WEBPACK_IMPORTED_MODULE_6__/* .runOnnx */ .x)(model, feeds, chain.map((v) => v.onnx))).outputs;
+        }
+        else {
+            outputs = all.outputs; // bottoms Caffe did not keep: fall back to the end-to-end values
+        }
+        for (const v of chain) {
+            const check = compareVersion(v, outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
+            if (!check)
+                continue;
+            check.scope = local ? 'layer' : 'end-to-end';
+            const drift = compareVersion(v, all.outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
+            if (drift)
+                check.endToEnd = drift.maxAbsDiff;
+            found.push({ check, at: order.get(v) });
+        }
+    }
+    const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
+    return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
+}
+/** One layer output against Caffe: the whole blob (`ref`, for final versions) or Caffe's statistics of it. */
+function compareVersion(v, got, ref, stats, tol) {
+    const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
+    if (v.final) {
+        if (!ref)
+            return undefined;
+        const limit = tol.layerRelative * Math.max(1, (0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .absMax */ .TY)(ref.data));
+        if (ref.shape.join() !== got.shape.join())
+            return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
+        const d = (0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .maxAbs */ .zY)(got.data, ref.data);
+        return { ...base, against: 'blob', maxAbsDiff: d, limit, pass: d <= limit };
+    }
+    const s = stats.get(`${v.layer}\0${v.blob}`);
+    if (!s)
+        return undefined;
+    // in-place intermediate: Caffe only kept statistics of it
+    let min = Infinity;
+    let max = -Infinity;
+    let sum = 0;
+    for (const x of got.data) {
+        min = Math.min(min, x);
+        max = Math.max(max, x);
+        sum += x;
+    }
+    const mean = sum / got.data.length;
+    let sq = 0;
+    for (const x of got.data)
+        sq += (x - mean) * (x - mean);
+    const std = Math.sqrt(sq / got.data.length);
+    const scale = Math.max(1, Math.abs(s.min), Math.abs(s.max));
+    const limit = tol.layerRelative * scale;
+    const d = Math.max(Math.abs(min - s.min), Math.abs(max - s.max), Math.abs(mean - s.mean), Math.abs(std - s.std));
+    return { ...base, against: 'stats', maxAbsDiff: d, limit, pass: d <= limit };
+}
+/** The markdown table written next to the model and into the job summary. */
+function parityMarkdown(r) {
+    const fmt = (x) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
+    const lines = [
+        `### Parity against Caffe: ${r.status === 'pass' ? '✅ pass' : '❌ fail'}`,
+        '',
+        `Tolerance: max \\|Δ\\| ≤ ${r.tolerance.maxAbsDiff} · max(1, max \\|reference\\|) and identical top-${r.tolerance.topK}; runtime: ${r.runtime}`,
+        '',
+        `| batch | output | shape | max \\|Δ\\| | limit | top-${r.tolerance.topK} match | result |`,
+        '|---:|---|---|---:|---:|:---:|:---:|',
+        ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
+    ];
+    if (r.perLayer) {
+        lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1, each layer run on Caffe's own bottoms.`);
+        const f = r.perLayer.firstDivergence;
+        if (f) {
+            lines.push(`First divergence: layer \`${f.layer}\` (${f.type}), blob \`${f.blob}\`: max |Δ| ${fmt(f.maxAbsDiff)} > ${fmt(f.limit)}.`);
+        }
+        else {
+            const worst = r.perLayer.layers.reduce((m, l) => (l.maxAbsDiff / l.limit > m.maxAbsDiff / m.limit ? l : m), r.perLayer.layers[0]);
+            if (worst)
+                lines.push(`No layer diverges; closest to its limit: \`${worst.layer}\` (${fmt(worst.maxAbsDiff)} of ${fmt(worst.limit)}).`);
+        }
+    }
+    return lines.join('\n') + '\n';
+}
+
+
+
+/***/ }),
+
+/***/ 39724:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Vz: () => (/* binding */ blobFileName),
+/* harmony export */   WN: () => (/* binding */ referenceBatches),
+/* harmony export */   i9: () => (/* binding */ outputFile),
+/* harmony export */   xm: () => (/* binding */ inputFile)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+
+
+
+/**
+ * The reference directory: what real Caffe computed, read by every stage that checks outputs (convert and compile
+ * parity, smoke and rollout golden requests). `input_b<N>.npy` (or `input_b<N>__<input>.npy` for several inputs),
+ * `output_b<N>__<blob>.npy`, and for per-layer checks `blobs_b1/`.
+ */
+/** A blob or tensor name as it appears in a file name ('/' is not allowed there). */
+const blobFileName = (blob) => blob.replace(/\//g, '_');
+const sanitize = blobFileName;
+/** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
+function referenceBatches(dir) {
+    const found = new Set();
+    for (const f of fs__WEBPACK_IMPORTED_MODULE_0__.readdirSync(dir)) {
+        const m = /^input_b(\d+)(?:__.+)?\.npy$/.exec(f);
+        if (m)
+            found.add(Number(m[1]));
+    }
+    return [...found].sort((a, b) => a - b);
+}
+function inputFile(dir, batch, name, single) {
+    const named = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `input_b${batch}__${sanitize(name)}.npy`);
+    if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(named))
+        return named;
+    const plain = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `input_b${batch}.npy`);
+    if (single && fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(plain))
+        return plain;
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `reference input for "${name}" at batch ${batch} not found (expected ${path__WEBPACK_IMPORTED_MODULE_1__.basename(named)}${single ? ` or ${path__WEBPACK_IMPORTED_MODULE_1__.basename(plain)}` : ''})`, { file: dir });
+}
+/** Caffe's output `name` at `batch`: output_b<N>__<name>.npy in `dir`. */
+function outputFile(dir, batch, name) {
+    return path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `output_b${batch}__${sanitize(name)}.npy`);
+}
+
+
+/***/ }),
+
+/***/ 36029:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   HC: () => (/* binding */ DEFAULT_TRITON_RELEASE),
+/* harmony export */   aC: () => (/* binding */ RUNTIMES),
+/* harmony export */   dP: () => (/* binding */ tritonImageFor),
+/* harmony export */   ex: () => (/* binding */ TRITON_UID),
+/* harmony export */   kQ: () => (/* binding */ tensorrtImageFor),
+/* harmony export */   lo: () => (/* binding */ SERVER_DRAIN_TIMEOUT_S)
+/* harmony export */ });
+/**
+ * The serving runtimes modelship deploys, and the NVIDIA release that pairs Triton with the TensorRT that builds its
+ * plans. Shared by compile (trtexec's image), image (the Triton base), smoke and rollout (what the server speaks).
+ */
+const RUNTIMES = ['modelship', 'triton'];
+/**
+ * NVIDIA's container release (yy.mm): `nvcr.io/nvidia/tritonserver:<release>-py3` serves, and
+ * `nvcr.io/nvidia/tensorrt:<release>-py3` of the same release builds TensorRT plans for it (both ship the same
+ * TensorRT). 24.10 is Triton 2.51.0 with TensorRT 10.5 — also the Triton that PyPI's nvidia-pytriton 0.7.0 ships,
+ * which the lab runs.
+ */
+const DEFAULT_TRITON_RELEASE = '24.10';
+const tritonImageFor = (release) => `nvcr.io/nvidia/tritonserver:${release}-py3`;
+const tensorrtImageFor = (release) => `nvcr.io/nvidia/tensorrt:${release}-py3`;
+/** the user NVIDIA's Triton images provide (triton-server): the image runs as it, and so do its pods */
+const TRITON_UID = 1000;
+/**
+ * After SIGTERM, seconds a server gives in-flight requests: modelship's MODELSHIP_DRAIN_TIMEOUT_S in the pods,
+ * Triton's --exit-timeout-secs in its image's CMD. The rollout's grace period is built on it.
+ */
+const SERVER_DRAIN_TIMEOUT_S = 20;
+
+
+/***/ }),
+
+/***/ 41194:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   R2: () => (/* binding */ detectServer),
+/* harmony export */   _u: () => (/* binding */ classifyImage),
+/* harmony export */   xy: () => (/* binding */ modelPlacement)
+/* harmony export */ });
+/* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(61351);
+/* harmony import */ var _serve_image__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(91194);
+/* harmony import */ var _serve_classification__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(78155);
+
+
+
+const json = (body) => JSON.parse(body.toString() || '{}');
+/** GET /v2: which runtime answers. A server that is neither modelship nor Triton is named in the error. */
+async function detectServer(t, headers = {}) {
+    const r = await t('/v2', { headers, timeoutMs: 10_000 });
+    if (r.status !== 200)
+        throw new Error(`GET /v2 (server metadata) answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
+    const m = json(r.body);
+    const name = String(m.name ?? '');
+    const runtime = name === 'triton' ? 'triton' : name === 'modelship' ? 'modelship' : undefined;
+    if (!runtime)
+        throw new Error(`GET /v2 names the server "${name}": neither modelship nor triton`);
+    return { runtime, name, version: String(m.version ?? ''), extensions: m.extensions ?? [] };
+}
+/**
+ * Where the model computes. modelship: the execution provider in its model metadata (`cuda`, `cpu`). Triton: its
+ * model configuration's instance groups — every group KIND_GPU is the GPU, any KIND_CPU group the CPU (Triton has no
+ * provider field; KIND_AUTO resolves to one of the two in the config Triton reports).
+ */
+async function modelPlacement(t, server, modelName, headers = {}) {
+    if (server.runtime === 'modelship') {
+        const r = await t(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 });
+        if (r.status !== 200)
+            return { device: 'unknown', detail: `model metadata answered HTTP ${r.status}` };
+        const p = json(r.body).parameters ?? {};
+        const provider = p.execution_provider ?? 'unknown';
+        return { device: provider === 'cuda' ? 'cuda' : provider === 'cpu' ? 'cpu' : 'unknown', detail: `execution provider ${provider}${p.provider_fallback ? ` (${p.provider_fallback})` : ''}` };
+    }
+    const r = await t(`/v2/models/${modelName}/config`, { headers, timeoutMs: 10_000 });
+    if (r.status !== 200)
+        return { device: 'unknown', detail: `model configuration answered HTTP ${r.status}` };
+    const groups = json(r.body).instance_group ?? [];
+    const kinds = groups.map((g) => g.kind ?? 'KIND_AUTO');
+    const detail = `instance_group ${groups.map((g) => `${g.kind ?? 'KIND_AUTO'}×${g.count ?? 1}${g.gpus?.length ? ` on GPU ${g.gpus.join(',')}` : ''}`).join(', ') || 'none'}`;
+    const device = kinds.length && kinds.every((k) => k === 'KIND_GPU') ? 'cuda' : kinds.some((k) => k === 'KIND_CPU') ? 'cpu' : 'unknown';
+    return { device, detail };
+}
+/**
+ * A sample image through plain `/infer`, on either runtime: decoded and preprocessed here, by the same Caffe
+ * preprocessing code the modelship server runs (resize, center crop, BGR, mean), and sent as a [1, 3, H, W] FP32
+ * tensor; the top-k of the first output. (modelship's own /classify route is not a Triton route.)
+ */
+async function classifyImage(t, o) {
+    const input = o.meta.inputs[0];
+    const [, c, h, w] = input.shape;
+    if (input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
+        return { status: 0, top: [], error: `input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it` };
+    const x = (0,_serve_image__WEBPACK_IMPORTED_MODULE_1__/* .imageToTensor */ .Y4)(o.image, h, w, o.preprocess ?? _serve_image__WEBPACK_IMPORTED_MODULE_1__/* .GOOGLENET_PREPROCESS */ .od);
+    const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .encodeInferRequest */ .AG)([{ name: input.name, shape: [1, 3, h, w], data: x }], { binaryOutputs: true });
+    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    if (r.status !== 200)
+        return { status: r.status, top: [], error: r.body.toString().slice(0, 200) };
+    const out = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs])).outputs[0];
+    const count = out.data.length / (out.shape[0] || 1);
+    return { status: 200, top: (0,_serve_classification__WEBPACK_IMPORTED_MODULE_2__/* .topClasses */ .ot)(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
+}
+
+
+/***/ }),
+
 /***/ 38697:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -60623,11 +62737,13 @@ if (isServeWorker() && __nccwpck_require__.c[__nccwpck_require__.s] === module)
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_2__);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
 /* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
-/* harmony import */ var _convert_parity__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6154);
-/* harmony import */ var _verify_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(10104);
-/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(81721);
-/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(43718);
-/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(94944);
+/* harmony import */ var _shared_reference__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39724);
+/* harmony import */ var _shared_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(71636);
+/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(33700);
+/* harmony import */ var _shared_server__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(41194);
+/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(43718);
+/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(94944);
+
 
 
 
@@ -60650,7 +62766,7 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
         env.push('-e', 'MODELSHIP_API_KEY');
     if (cfg.modelKey)
         env.push('-e', 'MODELSHIP_MODEL_KEY');
-    if (cfg.gpu)
+    if (cfg.gpu && cfg.runtime === 'modelship')
         env.push('-e', 'MODELSHIP_PROVIDER=cuda');
     return {
         pull: ['pull', cfg.image],
@@ -60676,11 +62792,11 @@ async function runSmoke(cfg, log, env = process.env) {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
     }
     if (cfg.reference)
-        (0,_convert_parity__WEBPACK_IMPORTED_MODULE_5__/* .referenceBatches */ .WN)(cfg.reference); // fails early on a missing directory
+        (0,_shared_reference__WEBPACK_IMPORTED_MODULE_5__/* .referenceBatches */ .WN)(cfg.reference); // fails early on a missing directory
     const name = `modelship-smoke-${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}`;
     const plan = planSmoke(cfg, name);
     // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
-    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_9__/* .openRegistrySession */ .M)((0,_image_registry__WEBPACK_IMPORTED_MODULE_8__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__/* .openRegistrySession */ .M)((0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
     const dockerEnv = { ...session.env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
     const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
     let started = false;
@@ -60705,7 +62821,7 @@ async function runSmoke(cfg, log, env = process.env) {
     try {
         const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
         if (pull.code !== 0) {
-            const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_8__/* .parseImageRef */ .Q)(cfg.image).registry;
+            const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry;
             const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
             const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
@@ -60719,7 +62835,7 @@ async function runSmoke(cfg, log, env = process.env) {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', 'the container published no port');
         const base = `http://127.0.0.1:${port}`;
         log.info(`container ${name} serving on ${base}`);
-        const t = (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .httpTransport */ .k6)(base);
+        const t = (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .httpTransport */ .k6)(base);
         // readiness
         const t0 = Date.now();
         let ready = false;
@@ -60742,45 +62858,58 @@ async function runSmoke(cfg, log, env = process.env) {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
         const readyMs = Date.now() - t0;
         log.info(`ready after ${readyMs} ms`);
-        const meta = JSON.parse((await t(`/v2/models/${cfg.modelName}`, { headers: auth })).body.toString() || '{}');
-        if (!meta.inputs)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `model metadata unavailable: ${meta.error ?? 'no inputs'}`);
+        // what answers: the runtime decides what else may be asked (only what that server defines)
+        let server;
+        try {
+            server = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_8__/* .detectServer */ .R2)(t, auth);
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', e.message);
+        }
+        log.info(`the server is ${server.name} ${server.version}`);
+        if (server.runtime !== cfg.runtime)
+            failures.push(`the image was meant for runtime ${cfg.runtime}, but its server says it is ${server.name} ${server.version} (GET /v2)`);
+        const mr = await t(`/v2/models/${cfg.modelName}`, { headers: auth });
+        const meta = JSON.parse(mr.body.toString() || '{}');
+        if (mr.status !== 200 || !meta.inputs)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
+        const placement = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_8__/* .modelPlacement */ .xy)(t, server, cfg.modelName, auth);
         if (cfg.gpu) {
             const g = await docker(plan.gpuQuery);
             outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
             if (g.code !== 0)
                 failures.push(`nvidia-smi in the container failed: ${g.stderr.trim()}`);
-            if (meta.parameters?.execution_provider !== 'cuda')
-                failures.push(`the server runs on ${meta.parameters?.execution_provider}, not the CUDA execution provider`);
+            if (placement.device !== 'cuda')
+                failures.push(`gpu is true but ${server.name} does not run the model on the GPU: ${placement.detail}`);
         }
-        summary += `Image \`${cfg.image}\` ready in ${readyMs} ms, execution provider ${meta.parameters?.execution_provider}${outputs['gpu-info'] ? `, GPU ${outputs['gpu-info']}` : ''}.\n\n`;
+        summary += `Image \`${cfg.image}\` ready in ${readyMs} ms: ${server.name} ${server.version}, ${placement.detail}${outputs['gpu-info'] ? `, GPU ${outputs['gpu-info']}` : ''}.\n\n`;
         // golden requests: the parity reference
         let goldenBody;
         if (cfg.reference) {
-            const g = await (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .goldenRequests */ .Ic)(t, { reference: cfg.reference, modelName: cfg.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: cfg.tolerance, headers: auth });
+            const g = await (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .goldenRequests */ .Ic)(t, { reference: cfg.reference, modelName: cfg.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: cfg.tolerance, headers: auth });
             goldenBody = g.batch1;
             failures.push(...g.failures);
-            summary += `### Golden requests (the parity reference)\n\n${[..._verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .GOLDEN_TABLE_HEAD */ .Qi, ...g.rows].join('\n')}\n\n`;
+            summary += `### Golden requests (the parity reference)\n\n${[..._shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .GOLDEN_TABLE_HEAD */ .Qi, ...g.rows].join('\n')}\n\n`;
         }
         // golden request: a sample image
         if (cfg.sampleImage) {
-            const r = await t(`/v2/models/${cfg.modelName}/classify?top_k=5`, { body: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), headers: { ...auth, 'content-type': 'application/octet-stream' } });
-            const preds = r.status === 200 ? JSON.parse(r.body.toString()).predictions : [];
-            const top = preds[0];
-            const ok = top !== undefined && (String(top.index) === cfg.expectedTop1 || top.label === cfg.expectedTop1 || cfg.expectedTop1 === '');
-            summary += `### Sample image\n\n\`${cfg.sampleImage}\` → top-1 ${top ? `${top.label} (${top.index}, ${top.score.toFixed(4)})` : `HTTP ${r.status}`}${cfg.expectedTop1 ? `, expected ${cfg.expectedTop1}` : ''}: ${ok ? 'pass' : '**fail**'}\n\n`;
+            const r = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_8__/* .classifyImage */ ._u)(t, { modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), k: 5, headers: auth });
+            const top = r.top[0];
+            const ok = top !== undefined && (cfg.expectedTop1 === '' || String(top.index) === cfg.expectedTop1);
+            const got = top ? `${top.index} (${top.score.toFixed(4)})` : r.status ? `HTTP ${r.status} ${r.error ?? ''}` : r.error;
+            summary += `### Sample image\n\n\`${cfg.sampleImage}\` → top-1 ${got}${cfg.expectedTop1 ? `, expected ${cfg.expectedTop1}` : ''}: ${ok ? 'pass' : '**fail**'}\n\n`;
             if (!ok)
-                failures.push(`the sample image gave top-1 ${top ? `${top.label} (${top.index})` : `HTTP ${r.status} ${r.body.toString().slice(0, 200)}`}, expected ${cfg.expectedTop1}`);
+                failures.push(`the sample image gave top-1 ${got}, expected ${cfg.expectedTop1}`);
         }
         // latency and throughput
         if (cfg.requests > 0 && goldenBody) {
             const agent = new http__WEBPACK_IMPORTED_MODULE_1__.Agent({ keepAlive: true, maxSockets: cfg.concurrency });
-            const m = await (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .measureLatency */ .RJ)((0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .httpTransport */ .k6)(base, agent), `/v2/models/${cfg.modelName}/infer`, goldenBody, cfg.requests, cfg.concurrency, auth);
+            const m = await (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .measureLatency */ .RJ)((0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .httpTransport */ .k6)(base, agent), `/v2/models/${cfg.modelName}/infer`, goldenBody, cfg.requests, cfg.concurrency, auth);
             agent.destroy();
             const lat = m.sorted;
             const errors = m.errors;
             const wall = m.wallS;
-            const p = { p50: (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 50), p95: (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 95), p99: (0,_verify_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 99) };
+            const p = { p50: (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 50), p95: (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 95), p99: (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .percentile */ .Ym)(lat, 99) };
             outputs['latency-p50-ms'] = p.p50.toFixed(2);
             outputs['latency-p95-ms'] = p.p95.toFixed(2);
             outputs['latency-p99-ms'] = p.p99.toFixed(2);
@@ -61302,7 +63431,13 @@ function onnxInfo(model, file = 'model.onnx') {
     if (!m.graph)
         throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('binary', 'not an ONNX model (no graph)', { file });
     const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
-    const sig = (v) => ({ name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) });
+    const sig = (v) => {
+        const s = { name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) };
+        const elem = v.type?.tensor_type?.elem_type;
+        if (elem !== undefined)
+            s.elemType = elem;
+        return s;
+    };
     return {
         inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
         outputs: (m.graph.output ?? []).map(sig),
@@ -61626,100 +63761,6 @@ async function cacheDir(dir, tool, version, arch) {
     catch (e) {
         throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W('io', `cannot store ${tool} ${version} in the tool cache ${process.env.RUNNER_TOOL_CACHE}: ${e.message}`);
     }
-}
-
-
-/***/ }),
-
-/***/ 10104:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Ic: () => (/* binding */ goldenRequests),
-/* harmony export */   Qi: () => (/* binding */ GOLDEN_TABLE_HEAD),
-/* harmony export */   RJ: () => (/* binding */ measureLatency),
-/* harmony export */   Ym: () => (/* binding */ percentile),
-/* harmony export */   k6: () => (/* binding */ httpTransport)
-/* harmony export */ });
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(57821);
-/* harmony import */ var _convert_parity__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6154);
-/* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(61351);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(44098);
-
-
-
-
-
-
-/** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
-function httpTransport(base, agent) {
-    return (p, opts = {}) => (0,_util_http__WEBPACK_IMPORTED_MODULE_5__/* .exchange */ .c)(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
-}
-const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
-/** Send every reference batch once and compare each output with Caffe's. */
-async function goldenRequests(t, o) {
-    const res = { rows: [], failures: [], compared: 0 };
-    for (const b of (0,_convert_parity__WEBPACK_IMPORTED_MODULE_3__/* .referenceBatches */ .WN)(o.reference)) {
-        const x = (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)((0,_convert_parity__WEBPACK_IMPORTED_MODULE_3__/* .inputFile */ .xm)(o.reference, b, o.inputName, o.singleInput));
-        const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .encodeInferRequest */ .AG)([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
-        if (b === 1)
-            res.batch1 = req;
-        const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
-        if (r.status !== 200) {
-            res.failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
-            continue;
-        }
-        const dec = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]));
-        for (const out of dec.outputs) {
-            const refFile = path__WEBPACK_IMPORTED_MODULE_1__.join(o.reference, `output_b${b}__${out.name.replace(/\//g, '_')}.npy`);
-            if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
-                continue;
-            const c = (0,_convert_parity__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, b, out, (0,_util_npy__WEBPACK_IMPORTED_MODULE_2__/* .readNpy */ .e5)(refFile), { ..._convert_parity__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6, maxAbsDiff: o.tolerance });
-            res.compared++;
-            const mismatches = c.topK.flatMap((tk, n) => (tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]));
-            res.rows.push(`| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
-            if (!c.pass)
-                res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${out.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
-        }
-    }
-    if (res.compared === 0 && res.failures.length === 0)
-        res.failures.push(`no output of the model matched a reference file output_b<N>__<blob>.npy in ${o.reference}`);
-    return res;
-}
-function percentile(sorted, p) {
-    if (sorted.length === 0)
-        return NaN;
-    const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-    return sorted[i];
-}
-/** Send `requests` copies of one request from `concurrency` workers; latencies in ms, sorted. */
-async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
-    const lat = [];
-    let next = 0;
-    let errors = 0;
-    let firstError;
-    const worker = async () => {
-        while (next < requests) {
-            next++;
-            const s = process.hrtime.bigint();
-            const r = await t(p, { body: req.body, headers: { ...headers, [_serve_kserve__WEBPACK_IMPORTED_MODULE_4__/* .HEADER_LENGTH */ .Bs]: req.headerLength } });
-            lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-            if (r.status !== 200) {
-                errors++;
-                firstError ??= `HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`;
-            }
-        }
-    };
-    const w0 = process.hrtime.bigint();
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
-    lat.sort((a, b) => a - b);
-    return { sorted: lat, errors, wallS, firstError };
 }
 
 
