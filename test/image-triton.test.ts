@@ -24,7 +24,9 @@ jest.setTimeout(300_000);
 const GOOGLENET = path.join(ORACLE, 'models/bvlc_googlenet');
 const work = tmpDir('modelship-image-triton-');
 const repo = `${LAB.registry}/modelship-test/googlenet-triton-${process.pid}`;
-const onnx = path.join(work, 'googlenet.onnx');
+const converted = path.join(work, 'googlenet.onnx');
+/** what the pipeline serves: the converted model optimized by compile (ONNX Runtime 1.30; Triton 24.10 runs 1.19) */
+const onnx = path.join(work, 'googlenet.ort.onnx');
 let triton = '';
 let image = '';
 
@@ -59,8 +61,10 @@ function fakePlan(dir: string, tensorrtVersion: string): string {
 beforeAll(async () => {
   requireLab();
   triton = await buildTritonLabImage();
-  const c = await cmd(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', path.join(GOOGLENET, 'weights.caffemodel'), '--out', onnx]);
+  const c = await cmd(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', path.join(GOOGLENET, 'weights.caffemodel'), '--out', converted]);
   expect(c.code).toBe(0);
+  const o = await cmd(['compile', '--model', converted, '--artifact', onnx]);
+  expect(o.code).toBe(0);
 });
 
 describe('runtime triton: the image', () => {

@@ -2,7 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { runCli } from './helpers/cli';
-import { FIXTURES, caffeRoot, tmpDir } from './helpers/caffe';
+import { FIXTURES, tmpDir, wrongLenetCaffemodel } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
 import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, runCliProcess, PROMETHEUS, REAL_NODE_PATCH, rolloutArgs, dropNamespaces, setNodeGpus } from './helpers/kube';
 import { buildTritonLabImage } from './helpers/triton-lab';
@@ -83,12 +83,7 @@ beforeAll(async () => {
   const tritonImage = await buildTritonLabImage();
   const onnx = path.join(work, 'lenet.onnx');
   expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx, '--reference', LENET])).code).toBe(0);
-  // the wrong model: one ip2 bias moved, so class 3 wins more often than Caffe says
-  const T = caffeRoot().lookupType('caffe.NetParameter');
-  const net = T.decode(fs.readFileSync(path.join(LENET, 'weights.caffemodel'))) as any;
-  net.layer.find((l: any) => l.name === 'ip2').blobs[1].data[3] += 5;
-  const wrongModel = path.join(work, 'wrong.caffemodel');
-  fs.writeFileSync(wrongModel, T.encode(net).finish());
+  const wrongModel = wrongLenetCaffemodel(LENET, path.join(work, 'wrong.caffemodel'));
   const wrongOnnx = path.join(work, 'wrong', 'lenet.onnx');
   expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', wrongModel, '--out', wrongOnnx])).code).toBe(0);
   for (const [k, model, rev] of [['good', onnx, 'a'], ['wrong', wrongOnnx, 'c']] as const) {
@@ -242,7 +237,7 @@ describe('gpu: true with a Triton image whose instance group is KIND_CPU', () =>
       expect(gate.evidence).toEqual([expect.stringMatching(/^pod lenet-canary-[a-z0-9]+-[a-z0-9]+: cpu \(triton: instance_group KIND_CPU/)]);
       // Triton started and was Ready: it is the placement check that failed it, not the pod
       expect(report.timeline).toContainEqual(expect.objectContaining({ step: 'canary pods Ready', result: 'ok' }));
-      expect(report.timeline).toContainEqual(expect.objectContaining({ result: 'fail', step: expect.stringMatching(/^canary pods serve on/) }));
+      expect(report.timeline).toContainEqual(expect.objectContaining({ result: 'fail', step: expect.stringMatching(/^canary pods compute on the GPU/) }));
       // the canary asked for the GPU and landed on the node that has them; then it was deleted, and (a first deploy) nothing stayed
       const events = kubectl(['-n', ns, 'get', 'events', '-o', 'json']);
       expect(events).toMatch(/Successfully assigned .*lenet-canary-.* to realnode/);

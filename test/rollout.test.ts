@@ -1,9 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { runCli } from './helpers/cli';
-import { FIXTURES, caffeRoot, tmpDir } from './helpers/caffe';
+import { FIXTURES, tmpDir, wrongLenetCaffemodel } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG, REAL_NODE_PATCH, rolloutArgs, dropNamespaces as dropPrefixed, setNodeGpus } from './helpers/kube';
 import { readNpy } from '../src/util/npy';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
@@ -22,18 +22,7 @@ const onRealNode = path.join(work, 'realnode.yaml');
 /** Requests the Service must answer right during a promotion (4 loops for a minute or more; ~3000 measured on the lab). */
 const MIN_PROMOTION_REQUESTS = 300;
 
-fs.writeFileSync(
-  onRealNode,
-  `# land the pods on the lab's real kubelet node
-kind: Deployment
-spec:
-  template:
-    spec:
-      nodeSelector: {realnode: "true"}
-      tolerations: [{key: realnode, operator: Exists, effect: NoSchedule}]
-      dnsPolicy: Default
-`,
-);
+fs.writeFileSync(onRealNode, REAL_NODE_PATCH);
 
 function patchFile(name: string, extra: string): string {
   const f = path.join(work, name);
@@ -42,18 +31,8 @@ function patchFile(name: string, extra: string): string {
 }
 
 /** The rollout flags of these tests; `more` overrides any of them (the CLI refuses a flag given twice). */
-const base = (ns: string, image: string, more: string[] = []) => {
-  const flags = new Map<string, string | undefined>([
-    ['image', image], ['model-name', 'lenet'], ['app', 'lenet'], ['namespace', ns], ['replicas', '2'], ['bake-time', '3'],
-    ['rollout-timeout', '90'], ['reference', LENET], ['cpu', '50m'], ['memory', '256Mi'], ['patch', onRealNode],
-  ]);
-  for (let i = 0; i < more.length; i++) {
-    const name = more[i].slice(2);
-    const value = more[i + 1] !== undefined && !more[i + 1].startsWith('--') ? more[++i] : undefined;
-    flags.set(name, value);
-  }
-  return ['rollout', ...[...flags].flatMap(([k, v]) => (v === undefined ? [`--${k}`] : [`--${k}`, v]))];
-};
+const base = (ns: string, image: string, more: string[] = []) =>
+  rolloutArgs({ image, 'model-name': 'lenet', app: 'lenet', namespace: ns, replicas: '2', 'bake-time': '3', 'rollout-timeout': '90', reference: LENET, cpu: '50m', memory: '256Mi', patch: onRealNode }, more);
 
 /** The exit code, with the run's log in the failure message when it is not the expected one. */
 function expectExit(r: { code: number | null; stderr: string }, code: number): void {
@@ -65,12 +44,7 @@ beforeAll(async () => {
   requireCluster();
   const onnx = path.join(work, 'lenet.onnx');
   expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx, '--reference', LENET])).code).toBe(0);
-  // the wrong model: one ip2 bias moved, so class 3 wins more often than Caffe says
-  const T = caffeRoot().lookupType('caffe.NetParameter');
-  const net = T.decode(fs.readFileSync(path.join(LENET, 'weights.caffemodel'))) as any;
-  net.layer.find((l: any) => l.name === 'ip2').blobs[1].data[3] += 5;
-  const wrongModel = path.join(work, 'wrong.caffemodel');
-  fs.writeFileSync(wrongModel, T.encode(net).finish());
+  const wrongModel = wrongLenetCaffemodel(LENET, path.join(work, 'wrong.caffemodel'));
   const wrongOnnx = path.join(work, 'wrong', 'lenet.onnx');
   expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', wrongModel, '--out', wrongOnnx])).code).toBe(0);
   for (const [k, model, rev] of [['a', onnx, 'a'], ['b', onnx, 'b'], ['wrong', wrongOnnx, 'c']] as const) {
@@ -81,17 +55,7 @@ beforeAll(async () => {
 });
 
 /** Delete this run's namespaces (all, or one), so finished tests leave the real node's CPU to the next ones. */
-function dropNamespaces(only?: string): void {
-  for (const l of kubectl(['get', 'namespaces', '-o', 'name']).split('\n')) {
-    if (only ? l === `namespace/${only}` : l.startsWith(`namespace/${nsPrefix}`)) {
-      try {
-        kubectl(['delete', l, '--wait=false']);
-      } catch {
-        /* already going */
-      }
-    }
-  }
-}
+const dropNamespaces = (only?: string): void => dropPrefixed(nsPrefix, only);
 
 afterAll(() => dropNamespaces());
 
@@ -427,9 +391,7 @@ describe('taking over, basic strategy, bad inputs', () => {
   test('gpu: true — pods hold an nvidia.com/gpu on the real node; a canary that serves on the CPU is rolled back, naming the pod; one whose CUDA provider cannot start is rolled back', async () => {
     // no device plugin here: the real node advertises the extended resource in its status, so GPU pods schedule
     // there for real (and run on its CPU: this image has no CUDA provider, which is what the gate must catch)
-    const patched = await apiRequest('/api/v1/nodes/realnode/status', { method: 'PATCH', body: Buffer.from(JSON.stringify([{ op: 'add', path: '/status/capacity/nvidia.com~1gpu', value: '4' }])), headers: { 'content-type': 'application/json-patch+json' } });
-    expect(patched.status).toBe(200);
-    await waitFor('nvidia.com/gpu allocatable on realnode', () => kubectlJson<any>(['get', 'node', 'realnode']).status.allocatable?.['nvidia.com/gpu'] === '4');
+    await setNodeGpus('realnode', 4);
     const ns = `${nsPrefix}-gpu`;
     try {
       // the server asked to fall back (cuda,cpu): it starts, serves on the CPU, and the provider check names the pod
@@ -452,7 +414,7 @@ describe('taking over, basic strategy, bad inputs', () => {
       expect(events).toMatch(/Successfully assigned .*lenet-canary-.* to realnode/);
     } finally {
       dropNamespaces(ns);
-      await apiRequest('/api/v1/nodes/realnode/status', { method: 'PATCH', body: Buffer.from(JSON.stringify([{ op: 'remove', path: '/status/capacity/nvidia.com~1gpu' }])), headers: { 'content-type': 'application/json-patch+json' } });
+      await setNodeGpus('realnode', 0);
     }
   });
 

@@ -24,3 +24,15 @@ export function oracleAvailable(): boolean {
 export function tmpDir(prefix = 'modelship-test-'): string {
   return fs.mkdtempSync(path.join(require('os').tmpdir(), prefix));
 }
+
+/**
+ * The "wrong model" of the rollout tests: LeNet's weights with one ip2 bias moved, so class 3 wins more often than
+ * Caffe says. Writes it to `file` and returns the path.
+ */
+export function wrongLenetCaffemodel(lenetDir: string, file: string): string {
+  const T = caffeRoot().lookupType('caffe.NetParameter');
+  const net = T.decode(fs.readFileSync(path.join(lenetDir, 'weights.caffemodel'))) as any;
+  net.layer.find((l: any) => l.name === 'ip2').blobs[1].data[3] += 5;
+  fs.writeFileSync(file, T.encode(net).finish());
+  return file;
+}
