@@ -36,14 +36,6 @@ export interface TrtBuildPlan {
   trtexec: string[];
 }
 
-export function parseBatches(text: string): [number, number, number] {
-  const parts = text.split(',').map((s) => Number(s.trim()));
-  if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
-    throw new ModelshipError('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
-  }
-  return parts as [number, number, number];
-}
-
 const PINNED = /^[^@\s]+@sha256:[0-9a-f]{64}$/;
 
 /** trtexec's shape list at batch `b` (`data:8x3x224x224,...`); only the batch may be dynamic. */
