@@ -36,13 +36,17 @@ fi
 # The lab's real Triton Inference Server image (test/triton-lab/: Triton 2.51.0 from PyPI's nvidia-pytriton): its
 # wheels and Debian's libpython3.11 are downloaded here into .whl-triton/ (the image build has no network), then it is
 # built and pushed to the lab registry (skipped when its inputs are unchanged). Triton's own Python client
-# (tritonclient[http]) goes in .venv-triton/.
+# (tritonclient[http]) goes in .venv-triton-client/.
 bash test/triton-lab/build.sh >/dev/null
-if ! cmp -s test/requirements-triton-client.txt .venv-triton/requirements-triton-client.txt; then
-  rm -rf .venv-triton && python3 -m venv .venv-triton
-  .venv-triton/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: -r test/requirements-triton-client.txt
-  cp test/requirements-triton-client.txt .venv-triton/
-fi
+# Python oracles and peers, pinned (test/requirements-<name>.txt → .venv-<name>/): Triton's own client, and OpenCV's
+# DNN module (an independent reader of Caffe nets, with the layers of common forks and of SSD)
+for name in triton-client opencv; do
+  if ! cmp -s "test/requirements-$name.txt" ".venv-$name/requirements.txt"; then
+    rm -rf ".venv-$name" && python3 -m venv ".venv-$name"
+    ".venv-$name/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "test/requirements-$name.txt"
+    cp "test/requirements-$name.txt" ".venv-$name/requirements.txt"
+  fi
+done
 npx tsc --noEmit
 results=$(mktemp --suffix=.json)
 status=0

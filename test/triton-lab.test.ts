@@ -14,7 +14,7 @@ import { buildTritonLabImage, startTriton, RunningTriton, tritonClientCheck, tri
 // nvcr.io/nvidia/tritonserver:24.10-py3) serving what modelship converts, with a config.pbtxt of the form the product
 // generates. ONNX models run through the image's python-backend adapter (the wheel has no ONNX Runtime backend); the
 // config is Triton's to load and enforce. Both Triton and modelship's own server are then checked with Triton's own
-// Python client (tritonclient, in .venv-triton/).
+// Python client (tritonclient, in .venv-triton-client/).
 
 const LENET = path.join(ORACLE, 'models/lenet');
 const GOOGLENET = path.join(ORACLE, 'models/bvlc_googlenet');

@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
 import { REPO } from './caffe';
+import { pythonVenv } from './venv';
 
 /**
  * The lab's real Triton Inference Server (test/triton-lab/README.md): the image, a running container, and Triton's own
@@ -109,24 +110,11 @@ export async function startTriton(modelRepoDir: string, o: StartTritonOptions = 
 }
 
 /**
- * The Python of a venv with Triton's own client (test/requirements-triton-client.txt), built once in .venv-triton/ at
+ * The Python of a venv with Triton's own client (test/requirements-triton-client.txt), built once in .venv-triton-client/ at
  * the repository root (rebuilt when the requirements change; pip reaches PyPI the first time).
  */
 export function tritonClientPython(): string {
-  const venv = path.join(REPO, '.venv-triton');
-  const req = path.join(REPO, 'test/requirements-triton-client.txt');
-  const py = path.join(venv, 'bin/python');
-  const script = `
-set -e
-mkdir -p "${path.join(REPO, '.tmp')}"
-exec 9>"${path.join(REPO, '.tmp/venv-triton.lock')}"; flock 9
-if [ -x "${py}" ] && cmp -s "${req}" "${venv}/requirements-triton-client.txt" && "${py}" -c 'import tritonclient.http' 2>/dev/null; then exit 0; fi
-rm -rf "${venv}"
-python3 -m venv "${venv}"
-"${py}" -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r "${req}"
-cp "${req}" "${venv}/requirements-triton-client.txt"`;
-  execFileSync('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
-  return py;
+  return pythonVenv('triton-client', 'import tritonclient.http');
 }
 
 /**
