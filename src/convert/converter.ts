@@ -43,13 +43,27 @@ export interface ConvertInput {
   prototxtFile: string;
   caffemodel: Uint8Array;
   caffemodelFile: string;
+  /** the blobs to make the ONNX outputs (intermediate ones included); empty: Caffe's rule (blobs nobody consumes) */
+  outputs?: string[];
 }
 
 /** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
 export function convertCaffe(input: ConvertInput): ConversionResult {
   const net = parsePrototxt(input.prototxt, input.prototxtFile);
+  // every layer the converter cannot take, all at once, before the weights are read (a user fixes them together)
+  checkLayerTypes(net);
   const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
   return buildGraph(net, weights, input);
+}
+
+/** Every layer of an unsupported type, each with its name, type and line, in one error. */
+export function checkLayerTypes(net: CaffeNet): void {
+  const bad = net.layers.filter((l) => !REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type));
+  if (bad.length === 0) return;
+  const describe = (l: CaffeNet['layers'][number]) => `"${l.name}" (type "${l.type}", line ${l.loc.line}${l.unknownFields.length ? `; it also uses fields modelship does not know: ${l.unknownFields.join(', ')}` : ''})`;
+  const types = [...new Set(bad.map((l) => l.type))];
+  const head = bad.length === 1 ? `unsupported layer type "${bad[0].type}"` : `${bad.length} layers of unsupported types (${types.map((t) => `"${t}"`).join(', ')})`;
+  throw new ModelshipError('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${supportedTypes().join(', ')}`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
 }
 
 function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInput): ConversionResult {
@@ -57,18 +71,7 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
   const g = new GraphBuilder();
   const warnings: string[] = [];
 
-  // Check every layer type first, so an unsupported layer is reported before any other problem.
-  for (const l of net.layers) {
-    if (!REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type)) {
-      const extra = l.unknownFields.length ? ` (it also uses fields modelship does not know: ${l.unknownFields.join(', ')})` : '';
-      throw new ModelshipError(
-        'unsupported',
-        `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`,
-        { file, line: l.loc.line, layer: l.name },
-      );
-    }
-  }
-
+  checkLayerTypes(net);
   checkCaffeBlobRules(net);
 
   // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
@@ -82,6 +85,7 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
   const versions: BlobVersion[] = [];
   const layerNames = new Set<string>();
   let available = new Set<string>(net.inputs.map((i) => i.name));
+  const silenced: { blob: string; layer: CaffeNet['layers'][number] }[] = [];
 
   net.layers.forEach((layer, index) => {
     if (layerNames.has(layer.name)) {
@@ -89,7 +93,10 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     }
     layerNames.add(layer.name);
     if (SKIPPED_TYPES.has(layer.type)) {
-      layer.bottoms.forEach((b) => available.delete(b));
+      // Silence consumes its bottoms (Caffe: they are no net outputs); remembered in case nothing else is left
+      layer.bottoms.forEach((b) => {
+        if (available.delete(b)) silenced.push({ blob: b, layer });
+      });
       return;
     }
     const inputs = layer.bottoms.map((b) => {
@@ -121,10 +128,32 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     });
   });
 
-  // Net outputs: blobs produced and never consumed afterwards (Caffe's available-blobs rule).
+  // Net outputs: the blobs asked for; else the blobs produced and never consumed afterwards (Caffe's available-blobs
+  // rule); else, for a net that ends in Silence (colorization), the blobs only Silence read.
   available = new Set([...available].filter((b) => !inputNames.has(b)));
-  const outputs = [...available].map((b) => current.get(b)!);
-  if (outputs.length === 0) throw new ModelshipError('graph', 'the net has no outputs', { file });
+  let outputs: Value[];
+  if (input.outputs?.length) {
+    outputs = [...new Set(input.outputs)].map((b) => {
+      const v = current.get(b);
+      if (!v || inputNames.has(b)) {
+        const blobs = [...new Set(versions.map((x) => x.blob))];
+        throw new ModelshipError('input', `input "outputs": no layer produces a blob "${b}"${inputNames.has(b) ? ' (it is a net input)' : ''}; the net's blobs: ${blobs.slice(0, 40).join(', ')}${blobs.length > 40 ? ', ...' : ''}`, { file, field: 'outputs' });
+      }
+      return v;
+    });
+  } else {
+    outputs = [...available].map((b) => current.get(b)!);
+    if (outputs.length === 0) {
+      const quiet = silenced.filter((x) => !inputNames.has(x.blob) && current.has(x.blob));
+      if (quiet.length) {
+        outputs = [...new Map(quiet.map((x) => [x.blob, current.get(x.blob)!])).values()];
+        warnings.push(`every blob is consumed; the outputs are what only Silence reads: ${quiet.map((x) => `"${x.blob}" (layer "${x.layer.name}", line ${x.layer.loc.line})`).join(', ')} (choose others with input "outputs")`);
+      } else {
+        const last = net.layers[net.layers.length - 1];
+        throw new ModelshipError('graph', `the net has no outputs: every blob is consumed by a later layer${last ? `, the last layer "${last.name}" (${last.type}) included` : ''}; name the blobs to output with input "outputs"`, { file, line: last?.loc.line, layer: last?.name });
+      }
+    }
+  }
   outputs.forEach((o) => g.addOutput(o));
 
   const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);

@@ -15,7 +15,7 @@ export async function runConvert(cfg: ConvertConfig, log: Logger): Promise<Stage
   const caffemodel = readFileChecked(cfg.caffemodel, 'caffemodel');
   const conv = await log.group('Convert Caffe → ONNX', async () => {
     const t0 = Date.now();
-    const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel });
+    const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel, outputs: cfg.outputs });
     log.info(
       `${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
         `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`,

@@ -33,6 +33,13 @@ export const CONVERT_INPUTS: InputSpec[] = [
     kind: 'boolean',
     stages: ['convert'],
   },
+  {
+    name: 'outputs',
+    description: 'convert: the blobs to make the ONNX outputs, comma-separated (intermediate blobs included); empty means Caffe\'s rule: the blobs no later layer reads (for a net that ends in Silence, the blobs only Silence reads). The reference must then hold output_b<N>__<blob>.npy for each.',
+    default: '',
+    kind: 'string',
+    stages: ['convert'],
+  },
 ];
 
 export const CONVERT_OUTPUTS: OutputSpec[] = [
@@ -50,10 +57,12 @@ export interface ConvertConfig {
   reference?: string;
   perLayer: boolean;
   tolerance: number;
+  /** outputs: the blobs to output (empty: Caffe's rule) */
+  outputs: string[];
 }
 
 export function readConvertConfig(r: Reader, s: SharedConfig): ConvertConfig {
-  const c: ConvertConfig = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance };
+  const c: ConvertConfig = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance, outputs: r.raw('outputs').split(',').map((x) => x.trim()).filter(Boolean) };
   if (r.stage === 'convert' && c.perLayer && !c.reference) fail('per-layer', 'needs a reference directory (input "reference")');
   return c;
 }

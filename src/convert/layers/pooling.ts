@@ -3,7 +3,8 @@ import { LayerContext, LayerHandler } from './types';
 import { spatialParam } from './common';
 
 /**
- * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default),
+ * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default; forks
+ * spell it `ceil_mode: true`, and `ceil_mode: false` rounds down as round_mode FLOOR does),
  * minus the last window when it would start inside the padding. Expressed with explicit end padding so the
  * ONNX op (floor mode) reproduces Caffe exactly. AVE divides by the window clipped to the padded input
  * (padding counts, the extra ceil region does not): zero Pad + AveragePool(count_include_pad=0).
@@ -30,7 +31,10 @@ export const pooling: LayerHandler = {
     const stride = spatialParam(ctx, 'pooling_param', 'stride', 2, 1);
     if (k.some((v) => v < 1) || stride.some((v) => v < 1)) ctx.fail('kernel and stride must be positive');
     if (pad.some((v, i) => v >= k[i])) ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
-    const ceil = (p.round_mode as string) !== 'FLOOR';
+    // BVLC's round_mode, or the forks' ceil_mode (false: floor); both given must agree
+    const raw = (ctx.layer.msg.pooling_param ?? {}) as Record<string, unknown>;
+    if ('ceil_mode' in raw && 'round_mode' in raw && (p.ceil_mode as boolean) !== ((p.round_mode as string) !== 'FLOOR')) ctx.fail(`ceil_mode: ${p.ceil_mode} and round_mode: ${p.round_mode} contradict each other; give one`);
+    const ceil = 'ceil_mode' in raw ? (p.ceil_mode as boolean) : (p.round_mode as string) !== 'FLOOR';
     const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
     const out = dims.map((H, i) => {
       const span = (H + 2 * pad[i] - k[i]) / stride[i];

@@ -235,6 +235,8 @@ message PoolingParameter {
   optional bool global_pooling = 12 [default = false];
   enum RoundMode { CEIL = 0; FLOOR = 1; }
   optional RoundMode round_mode = 13 [default = CEIL];
+  // common forks' spelling of round_mode (text format only: forks number it 13 too, which BVLC gave round_mode)
+  optional bool ceil_mode = 1013 [default = true];
 }
 
 message PowerParameter {

@@ -1,0 +1,108 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { runCli } from './helpers/cli';
+import { FIXTURES, tmpDir } from './helpers/caffe';
+import { execFileSync } from 'child_process';
+import * as ort from 'onnxruntime-node';
+import { onnxInfo } from '../src/util/onnxinfo';
+import { readNpy } from '../src/util/npy';
+import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
+import { pythonVenv } from './helpers/venv';
+
+const opencvPython = () => pythonVenv('opencv', 'import cv2');
+
+// The long tail of nets (issue 14, part 2): nets that end in Silence, outputs chosen by the user, and every
+// unsupported layer of a net named at once, before the weights are read, fork fields. Real LeNet weights, real-Caffe
+// reference, and OpenCV's DNN module as the independent reader where Caffe lacks the field.
+const LENET = path.join(FIXTURES, 'lenet');
+const lenetProto = fs.readFileSync(path.join(LENET, 'deploy.prototxt'), 'utf8');
+const weights = path.join(LENET, 'weights.caffemodel');
+
+function write(name: string, content: string | Uint8Array): string {
+  const f = path.join(tmpDir(), name);
+  fs.writeFileSync(f, content);
+  return f;
+}
+
+const lineOf = (text: string, needle: string) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
+
+test('a net that ends in Silence outputs what only Silence reads (colorization\'s class8_ab), named in a warning', async () => {
+  const proto = `${lenetProto}\nlayer {\n  name: "silence_prob"\n  type: "Silence"\n  bottom: "prob"\n}\n`;
+  const f = write('deploy.prototxt', proto);
+  const out = path.join(tmpDir(), 'model.onnx');
+  const r = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', out, '--reference', LENET, '--json']);
+  expect(r.code).toBe(0);
+  expect(r.json().parity).toBe('pass');
+  expect(onnxInfo(fs.readFileSync(out)).outputs.map((o) => o.name)).toEqual(['prob']);
+  expect(r.stderr).toMatch(new RegExp(`the outputs are what only Silence reads: "prob" \\(layer "silence_prob", line ${lineOf(proto, 'name: "silence_prob"') - 1}\\)`));
+});
+
+test('outputs: chosen blobs, intermediate ones included; an unknown blob is refused naming the input', async () => {
+  const out = path.join(tmpDir(), 'model.onnx');
+  const r = await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', weights, '--out', out, '--outputs', 'pool1, prob', '--json']);
+  expect(r.code).toBe(0);
+  const info = onnxInfo(fs.readFileSync(out));
+  expect(info.outputs.map((o) => [o.name, o.shape])).toEqual([['pool1', ['N', 20, 12, 12]], ['prob', ['N', 10]]]);
+  const bad = await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', weights, '--out', path.join(tmpDir(), 'x.onnx'), '--outputs', 'prob,fc7']);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toMatch(/input "outputs": no layer produces a blob "fc7"; the net's blobs: conv1, pool1, conv2, pool2, ip1, ip2, prob/);
+  const input = await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', weights, '--out', path.join(tmpDir(), 'y.onnx'), '--outputs', 'data']);
+  expect(input.stderr).toMatch(/no layer produces a blob "data" \(it is a net input\)/);
+});
+
+test('every unsupported layer is named at once (name, type, line), before the weights are read', async () => {
+  // SSD's Normalize and Permute in place of LeNet's ReLU and Softmax; the caffemodel is empty: the layers are the
+  // problem to report, not the weights
+  const proto = lenetProto.replace('type: "ReLU"', 'type: "Normalize"').replace('type: "Softmax"', 'type: "Permute"');
+  const f = write('deploy.prototxt', proto);
+  const r = await runCli(['convert', '--prototxt', f, '--caffemodel', write('empty.caffemodel', ''), '--out', path.join(tmpDir(), 'z.onnx')]);
+  expect(r.code).not.toBe(0);
+  const relu = lineOf(proto, 'name: "relu1"') - 1;
+  const prob = lineOf(proto, 'name: "prob"') - 1;
+  expect(r.stderr).toMatch(new RegExp(`2 layers of unsupported types \\("Normalize", "Permute"\\): "relu1" \\(type "Normalize", line ${relu}\\); "prob" \\(type "Permute", line ${prob}\\)\\. Supported types: `));
+  expect(r.stderr).not.toMatch(/caffemodel is empty/);
+});
+
+test("ceil_mode (PoolingParameter of common forks): false rounds down, true up — as OpenCV's reader of Caffe nets computes it", async () => {
+  // LeNet with pool1 3×3 stride 2 on conv1's 24×24: ceil gives 12×12, floor 11×11 (both fit ip1's 800 weights after
+  // conv2 and pool2). OpenCV's DNN module (an independent implementation, test/requirements-opencv.txt) is the oracle.
+  const py = opencvPython();
+  const dir = tmpDir();
+  const x = path.join(LENET, 'input_b2.npy');
+  for (const mode of ['false', 'true']) {
+    const proto = lenetProto.replace(/(name: "pool1"[\s\S]*?)kernel_size: 2\n(\s*)stride: 2\n/, `$1kernel_size: 3\n$2stride: 2\n$2ceil_mode: ${mode}\n`);
+    expect(proto).toContain(`ceil_mode: ${mode}`);
+    const f = path.join(dir, `ceil_${mode}.prototxt`);
+    fs.writeFileSync(f, proto);
+    execFileSync(py, ['-c', OPENCV_FORWARD, f, weights, x, path.join(dir, mode)], { stdio: 'pipe' });
+    const out = path.join(dir, `${mode}.onnx`);
+    const r = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', out, '--outputs', 'pool1,prob']);
+    expect(r.code).toBe(0);
+    const s = await ort.InferenceSession.create(fs.readFileSync(out));
+    const input = readNpy(x);
+    const got = await s.run({ data: new ort.Tensor('float32', input.data, input.shape) });
+    for (const blob of ['pool1', 'prob']) {
+      const ref = readNpy(path.join(dir, mode, `${blob}.npy`));
+      expect(got[blob].dims).toEqual(ref.shape);
+      const c = compareOutput(blob, 2, { shape: [...got[blob].dims], data: got[blob].data as Float32Array }, ref, { ...DEFAULT_TOLERANCE, maxAbsDiff: 1e-5, topK: blob === 'prob' ? 5 : 0 });
+      expect(c.maxAbsDiff).toBeLessThan(1e-5);
+    }
+    expect(readNpy(path.join(dir, mode, 'pool1.npy')).shape).toEqual(mode === 'false' ? [2, 20, 11, 11] : [2, 20, 12, 12]);
+  }
+  // the two spellings must not contradict each other
+  const both = lenetProto.replace(/(name: "pool1"[\s\S]*?)stride: 2\n/, '$1stride: 2\n    ceil_mode: false\n    round_mode: CEIL\n');
+  const r = await runCli(['convert', '--prototxt', write('both.prototxt', both), '--caffemodel', weights, '--out', path.join(tmpDir(), 'b.onnx')]);
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(/layer "pool1".*ceil_mode: false and round_mode: CEIL contradict each other/);
+});
+
+/** argv: prototxt caffemodel input.npy outdir — writes every blob OpenCV computes for pool1 and prob */
+const OPENCV_FORWARD = `
+import os, sys, cv2, numpy as np
+proto, model, x, out = sys.argv[1:5]
+net = cv2.dnn.readNetFromCaffe(proto, model)
+net.setInput(np.load(x))
+os.makedirs(out, exist_ok=True)
+for name, blob in zip(['pool1', 'prob'], net.forward(['pool1', 'prob'])):
+    np.save(os.path.join(out, name + '.npy'), blob.astype(np.float32))
+`;
