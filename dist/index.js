@@ -52101,7 +52101,7 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
 /* harmony export */   fR: () => (/* binding */ planTensorRT),
 /* harmony export */   lC: () => (/* binding */ checkCalibrationCache)
 /* harmony export */ });
-/* unused harmony exports parseBatches, checkPlanCompatibility */
+/* unused harmony export checkPlanCompatibility */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
@@ -52110,13 +52110,6 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
 
 
 
-function parseBatches(text) {
-    const parts = text.split(',').map((s) => Number(s.trim()));
-    if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
-        throw new ModelshipError('input', `input "batch-sizes": expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`, { field: 'batch-sizes' });
-    }
-    return parts;
-}
 const PINNED = /^[^@\s]+@sha256:[0-9a-f]{64}$/;
 /** trtexec's shape list at batch `b` (`data:8x3x224x224,...`); only the batch may be dynamic. */
 function shapesAt(inputs, b) {
@@ -52558,6 +52551,13 @@ const CONVERT_INPUTS = [
         kind: 'boolean',
         stages: ['convert'],
     },
+    {
+        name: 'outputs',
+        description: 'convert: the blobs to make the ONNX outputs, comma-separated (intermediate blobs included); empty means Caffe\'s rule: the blobs no later layer reads (for a net that ends in Silence, the blobs only Silence reads). The reference must then hold output_b<N>__<blob>.npy for each.',
+        default: '',
+        kind: 'string',
+        stages: ['convert'],
+    },
 ];
 const CONVERT_OUTPUTS = [
     { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
@@ -52567,7 +52567,7 @@ const CONVERT_OUTPUTS = [
     { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
 ];
 function readConvertConfig(r, s) {
-    const c = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance };
+    const c = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance, outputs: r.raw('outputs').split(',').map((x) => x.trim()).filter(Boolean) };
     if (r.stage === 'convert' && c.perLayer && !c.reference)
         fail('per-layer', 'needs a reference directory (input "reference")');
     return c;
@@ -53817,6 +53817,8 @@ message PoolingParameter {
   optional bool global_pooling = 12 [default = false];
   enum RoundMode { CEIL = 0; FLOOR = 1; }
   optional RoundMode round_mode = 13 [default = CEIL];
+  // common forks' spelling of round_mode (text format only: forks number it 13 too, which BVLC gave round_mode)
+  optional bool ceil_mode = 1013 [default = true];
 }
 
 message PowerParameter {
@@ -54713,7 +54715,8 @@ const innerProduct = {
 
 
 /**
- * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default),
+ * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default; forks
+ * spell it `ceil_mode: true`, and `ceil_mode: false` rounds down as round_mode FLOOR does),
  * minus the last window when it would start inside the padding. Expressed with explicit end padding so the
  * ONNX op (floor mode) reproduces Caffe exactly. AVE divides by the window clipped to the padded input
  * (padding counts, the extra ceil region does not): zero Pad + AveragePool(count_include_pad=0).
@@ -54745,7 +54748,11 @@ const pooling = {
             ctx.fail('kernel and stride must be positive');
         if (pad.some((v, i) => v >= k[i]))
             ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
-        const ceil = p.round_mode !== 'FLOOR';
+        // BVLC's round_mode, or the forks' ceil_mode (false: floor); both given must agree
+        const raw = (ctx.layer.msg.pooling_param ?? {});
+        if ('ceil_mode' in raw && 'round_mode' in raw && p.ceil_mode !== (p.round_mode !== 'FLOOR'))
+            ctx.fail(`ceil_mode: ${p.ceil_mode} and round_mode: ${p.round_mode} contradict each other; give one`);
+        const ceil = 'ceil_mode' in raw ? p.ceil_mode : p.round_mode !== 'FLOOR';
         const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
         const out = dims.map((H, i) => {
             const span = (H + 2 * pad[i] - k[i]) / stride[i];
@@ -55568,20 +55575,26 @@ var version = __nccwpck_require__(71013);
 /** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
 function convertCaffe(input) {
     const net = parsePrototxt(input.prototxt, input.prototxtFile);
+    // every layer the converter cannot take, all at once, before the weights are read (a user fixes them together)
+    checkLayerTypes(net);
     const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
     return buildGraph(net, weights, input);
+}
+/** Every layer of an unsupported type, each with its name, type and line, in one error. */
+function checkLayerTypes(net) {
+    const bad = net.layers.filter((l) => !REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type));
+    if (bad.length === 0)
+        return;
+    const describe = (l) => `"${l.name}" (type "${l.type}", line ${l.loc.line}${l.unknownFields.length ? `; it also uses fields modelship does not know: ${l.unknownFields.join(', ')}` : ''})`;
+    const types = [...new Set(bad.map((l) => l.type))];
+    const head = bad.length === 1 ? `unsupported layer type "${bad[0].type}"` : `${bad.length} layers of unsupported types (${types.map((t) => `"${t}"`).join(', ')})`;
+    throw new errors/* ModelshipError */.W('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${supportedTypes().join(', ')}`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
 }
 function buildGraph(net, weights, input) {
     const file = net.file;
     const g = new GraphBuilder();
     const warnings = [];
-    // Check every layer type first, so an unsupported layer is reported before any other problem.
-    for (const l of net.layers) {
-        if (!REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type)) {
-            const extra = l.unknownFields.length ? ` (it also uses fields modelship does not know: ${l.unknownFields.join(', ')})` : '';
-            throw new errors/* ModelshipError */.W('unsupported', `unsupported layer type "${l.type}"${extra}. Supported types: ${supportedTypes().join(', ')}`, { file, line: l.loc.line, layer: l.name });
-        }
-    }
+    checkLayerTypes(net);
     checkCaffeBlobRules(net);
     // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
     const inputNames = new Set(net.inputs.map((i) => i.name));
@@ -55596,13 +55609,18 @@ function buildGraph(net, weights, input) {
     const versions = [];
     const layerNames = new Set();
     let available = new Set(net.inputs.map((i) => i.name));
+    const silenced = [];
     net.layers.forEach((layer, index) => {
         if (layerNames.has(layer.name)) {
             throw new errors/* ModelshipError */.W('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
         }
         layerNames.add(layer.name);
         if (SKIPPED_TYPES.has(layer.type)) {
-            layer.bottoms.forEach((b) => available.delete(b));
+            // Silence consumes its bottoms (Caffe: they are no net outputs); remembered in case nothing else is left
+            layer.bottoms.forEach((b) => {
+                if (available.delete(b))
+                    silenced.push({ blob: b, layer });
+            });
             return;
         }
         const inputs = layer.bottoms.map((b) => {
@@ -55635,11 +55653,34 @@ function buildGraph(net, weights, input) {
             versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
         });
     });
-    // Net outputs: blobs produced and never consumed afterwards (Caffe's available-blobs rule).
+    // Net outputs: the blobs asked for; else the blobs produced and never consumed afterwards (Caffe's available-blobs
+    // rule); else, for a net that ends in Silence (colorization), the blobs only Silence read.
     available = new Set([...available].filter((b) => !inputNames.has(b)));
-    const outputs = [...available].map((b) => current.get(b));
-    if (outputs.length === 0)
-        throw new errors/* ModelshipError */.W('graph', 'the net has no outputs', { file });
+    let outputs;
+    if (input.outputs?.length) {
+        outputs = [...new Set(input.outputs)].map((b) => {
+            const v = current.get(b);
+            if (!v || inputNames.has(b)) {
+                const blobs = [...new Set(versions.map((x) => x.blob))];
+                throw new errors/* ModelshipError */.W('input', `input "outputs": no layer produces a blob "${b}"${inputNames.has(b) ? ' (it is a net input)' : ''}; the net's blobs: ${blobs.slice(0, 40).join(', ')}${blobs.length > 40 ? ', ...' : ''}`, { file, field: 'outputs' });
+            }
+            return v;
+        });
+    }
+    else {
+        outputs = [...available].map((b) => current.get(b));
+        if (outputs.length === 0) {
+            const quiet = silenced.filter((x) => !inputNames.has(x.blob) && current.has(x.blob));
+            if (quiet.length) {
+                outputs = [...new Map(quiet.map((x) => [x.blob, current.get(x.blob)])).values()];
+                warnings.push(`every blob is consumed; the outputs are what only Silence reads: ${quiet.map((x) => `"${x.blob}" (layer "${x.layer.name}", line ${x.layer.loc.line})`).join(', ')} (choose others with input "outputs")`);
+            }
+            else {
+                const last = net.layers[net.layers.length - 1];
+                throw new errors/* ModelshipError */.W('graph', `the net has no outputs: every blob is consumed by a later layer${last ? `, the last layer "${last.name}" (${last.type}) included` : ''}; name the blobs to output with input "outputs"`, { file, line: last?.loc.line, layer: last?.name });
+            }
+        }
+    }
     outputs.forEach((o) => g.addOutput(o));
     const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
     if (unused.length)
@@ -55725,7 +55766,7 @@ async function runConvert(cfg, log) {
     const caffemodel = (0,fsx/* readFileChecked */.WM)(cfg.caffemodel, 'caffemodel');
     const conv = await log.group('Convert Caffe → ONNX', async () => {
         const t0 = Date.now();
-        const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel });
+        const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel, outputs: cfg.outputs });
         log.info(`${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
             `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`);
         for (const w of c.warnings)
