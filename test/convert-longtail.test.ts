@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { runCli } from './helpers/cli';
-import { FIXTURES, tmpDir } from './helpers/caffe';
+import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { execFileSync } from 'child_process';
 import * as ort from 'onnxruntime-node';
 import { onnxInfo } from '../src/util/onnxinfo';
@@ -106,3 +106,38 @@ os.makedirs(out, exist_ok=True)
 for name, blob in zip(['pool1', 'prob'], net.forward(['pool1', 'prob'])):
     np.save(os.path.join(out, name + '.npy'), blob.astype(np.float32))
 `;
+
+test('your own layers (input "layers"): the README\'s Upsample module converts a net at parity; without it the layer is named', async () => {
+  const plugin = path.join(REPO, 'examples/layers/upsample.js');
+  // LeNet with a second output: pool2 upsampled ×2 by the fork layer
+  const proto = `${lenetProto}\nlayer {\n  name: "up"\n  type: "Upsample"\n  bottom: "pool2"\n  top: "up"\n  upsample_param { scale: 2 }\n}\n`;
+  const f = write('deploy.prototxt', proto);
+  const without = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', path.join(tmpDir(), 'w.onnx')]);
+  expect(without.code).not.toBe(0);
+  expect(without.stderr).toMatch(/unsupported layer type "Upsample": "up" \(type "Upsample", line \d+; it also uses fields modelship does not know: upsample_param\)/);
+  const out = path.join(tmpDir(), 'up.onnx');
+  const r = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', out, '--layers', plugin]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  expect(r.stderr).toMatch(/your own layers from .*upsample\.js: Upsample/);
+  // the reference the test makes: real Caffe's pool2 (blobs_b1/) repeated 2×2, and real Caffe's prob
+  const pool2 = readNpy(path.join(LENET, 'blobs_b1/pool2.npy'));
+  const [n, c, h, w] = pool2.shape;
+  const up = new Float32Array(n * c * h * 2 * w * 2);
+  for (let i = 0; i < n * c; i++) for (let y = 0; y < 2 * h; y++) for (let x = 0; x < 2 * w; x++) up[(i * 2 * h + y) * 2 * w + x] = pool2.data[(i * h + (y >> 1)) * w + (x >> 1)];
+  const s = await ort.InferenceSession.create(fs.readFileSync(out));
+  const input = readNpy(path.join(LENET, 'input_b1.npy'));
+  const got = await s.run({ data: new ort.Tensor('float32', input.data, input.shape) });
+  expect(got.up.dims).toEqual([n, c, 2 * h, 2 * w]);
+  expect(compareOutput('up', 1, { shape: [...got.up.dims], data: got.up.data as Float32Array }, { shape: [n, c, 2 * h, 2 * w], data: up }, { ...DEFAULT_TOLERANCE, topK: 0 }).pass).toBe(true);
+  expect(compareOutput('prob', 1, { shape: [...got.prob.dims], data: got.prob.data as Float32Array }, readNpy(path.join(LENET, 'output_b1__prob.npy')), DEFAULT_TOLERANCE).pass).toBe(true);
+  // the parameter's default (scale 2) and a bad value, from the module's own schema and check
+  const bad = await runCli(['convert', '--prototxt', write('bad.prototxt', proto.replace('scale: 2', 'scale: 0')), '--caffemodel', weights, '--out', path.join(tmpDir(), 'b.onnx'), '--layers', plugin]);
+  expect(bad.stderr).toMatch(/layer "up": \(Upsample\) scale must be ≥ 1, got 0/);
+  const typo = await runCli(['convert', '--prototxt', write('typo.prototxt', proto.replace('scale: 2', 'scael: 2')), '--caffemodel', weights, '--out', path.join(tmpDir(), 't.onnx'), '--layers', plugin]);
+  expect(typo.stderr).toMatch(/unknown field "scael"/);
+  // a module that would replace a built-in type is refused, naming the input
+  const clash = write('clash.js', "module.exports = { handlers: [{ types: ['ReLU'], convert() { return []; } }] };");
+  const c2 = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', path.join(tmpDir(), 'c.onnx'), '--layers', clash]);
+  expect(c2.code).toBe(2);
+  expect(c2.stderr).toMatch(/input "layers": type "ReLU" is converted by modelship itself/);
+});

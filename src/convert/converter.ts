@@ -5,6 +5,7 @@ import { LayerContext } from './layers/types';
 import { REGISTRY, SKIPPED_TYPES, supportedTypes } from './layers';
 import { ModelshipError } from '../util/errors';
 import { sha256 } from '../util/fsx';
+import type { LayerPlugin } from './plugins';
 import { VERSION } from '../version';
 
 /** One version of a Caffe blob in the ONNX graph (in-place layers make several versions of one blob). */
@@ -45,25 +46,27 @@ export interface ConvertInput {
   caffemodelFile: string;
   /** the blobs to make the ONNX outputs (intermediate ones included); empty: Caffe's rule (blobs nobody consumes) */
   outputs?: string[];
+  /** your own layers (input `layers`), loaded before the prototxt is parsed: their params are in the schema */
+  plugin?: LayerPlugin;
 }
 
 /** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
 export function convertCaffe(input: ConvertInput): ConversionResult {
   const net = parsePrototxt(input.prototxt, input.prototxtFile);
   // every layer the converter cannot take, all at once, before the weights are read (a user fixes them together)
-  checkLayerTypes(net);
+  checkLayerTypes(net, input.plugin);
   const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
   return buildGraph(net, weights, input);
 }
 
 /** Every layer of an unsupported type, each with its name, type and line, in one error. */
-export function checkLayerTypes(net: CaffeNet): void {
-  const bad = net.layers.filter((l) => !REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type));
+export function checkLayerTypes(net: CaffeNet, plugin?: LayerPlugin): void {
+  const bad = net.layers.filter((l) => !REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type) && !plugin?.handlers.has(l.type));
   if (bad.length === 0) return;
   const describe = (l: CaffeNet['layers'][number]) => `"${l.name}" (type "${l.type}", line ${l.loc.line}${l.unknownFields.length ? `; it also uses fields modelship does not know: ${l.unknownFields.join(', ')}` : ''})`;
   const types = [...new Set(bad.map((l) => l.type))];
   const head = bad.length === 1 ? `unsupported layer type "${bad[0].type}"` : `${bad.length} layers of unsupported types (${types.map((t) => `"${t}"`).join(', ')})`;
-  throw new ModelshipError('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${supportedTypes().join(', ')}`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
+  throw new ModelshipError('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${[...supportedTypes(), ...(plugin ? [...plugin.handlers.keys()].map((t) => `${t} (${plugin.file})`) : [])].join(', ')}. Your own layers: input "layers"`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
 }
 
 function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInput): ConversionResult {
@@ -71,7 +74,7 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
   const g = new GraphBuilder();
   const warnings: string[] = [];
 
-  checkLayerTypes(net);
+  checkLayerTypes(net, input.plugin);
   checkCaffeBlobRules(net);
 
   // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
@@ -112,7 +115,7 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     });
     const wl = weights.layers.get(layer.name);
     const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
-    const handler = REGISTRY.get(layer.type)!;
+    const handler = REGISTRY.get(layer.type) ?? input.plugin!.handlers.get(layer.type)!;
     g.currentLayer = layer.name;
     const shapes = handler.convert(ctx);
     if (shapes.length !== layer.tops.length) throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);

@@ -2,6 +2,7 @@ import * as path from 'path';
 import { ConvertConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { convertCaffe } from './converter';
+import { loadLayerPlugin } from './plugins';
 import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
 import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
 
@@ -13,9 +14,11 @@ import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
 export async function runConvert(cfg: ConvertConfig, log: Logger): Promise<StageResult> {
   const prototxt = readFileChecked(cfg.prototxt, 'prototxt');
   const caffemodel = readFileChecked(cfg.caffemodel, 'caffemodel');
+  const plugin = cfg.layers ? loadLayerPlugin(cfg.layers) : undefined;
+  if (plugin) log.info(`your own layers from ${cfg.layers}: ${[...plugin.handlers.keys()].join(', ')}`);
   const conv = await log.group('Convert Caffe → ONNX', async () => {
     const t0 = Date.now();
-    const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel, outputs: cfg.outputs });
+    const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel, outputs: cfg.outputs, plugin });
     log.info(
       `${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
         `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`,

@@ -40,6 +40,13 @@ export const CONVERT_INPUTS: InputSpec[] = [
     kind: 'string',
     stages: ['convert'],
   },
+  {
+    name: 'layers',
+    description: 'convert: your own layers: a CommonJS module of layer handlers (the API of src/convert/layers/*) with the protobuf messages of their parameters; see the README\'s "Your own layers".',
+    default: '',
+    kind: 'path',
+    stages: ['convert', 'pipeline'],
+  },
 ];
 
 export const CONVERT_OUTPUTS: OutputSpec[] = [
@@ -59,10 +66,12 @@ export interface ConvertConfig {
   tolerance: number;
   /** outputs: the blobs to output (empty: Caffe's rule) */
   outputs: string[];
+  /** layers: a module of your own layer handlers */
+  layers: string;
 }
 
 export function readConvertConfig(r: Reader, s: SharedConfig): ConvertConfig {
-  const c: ConvertConfig = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance, outputs: r.raw('outputs').split(',').map((x) => x.trim()).filter(Boolean) };
+  const c: ConvertConfig = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance, outputs: r.raw('outputs').split(',').map((x) => x.trim()).filter(Boolean), layers: r.raw('layers') };
   if (r.stage === 'convert' && c.perLayer && !c.reference) fail('per-layer', 'needs a reference directory (input "reference")');
   return c;
 }
