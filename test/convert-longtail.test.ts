@@ -141,3 +141,50 @@ test('your own layers (input "layers"): the README\'s Upsample module converts a
   expect(c2.code).toBe(2);
   expect(c2.stderr).toMatch(/input "layers": type "ReLU" is converted by modelship itself/);
 });
+
+test("Dropout's fork fields: scale_train: false scales at test time as OpenCV computes it; sample_weights_test is refused naming the field", async () => {
+  const py = opencvPython();
+  const dir = tmpDir();
+  const x = path.join(LENET, 'input_b2.npy');
+  const at = lenetProto.indexOf('layer {\n  name: "ip2"');
+  for (const mode of ['false', 'true']) {
+    const proto = `${lenetProto.slice(0, at)}layer {\n  name: "drop1"\n  type: "Dropout"\n  bottom: "ip1"\n  top: "ip1"\n  dropout_param { dropout_ratio: 0.25 scale_train: ${mode} }\n}\n${lenetProto.slice(at)}`;
+    const f = path.join(dir, `drop_${mode}.prototxt`);
+    fs.writeFileSync(f, proto);
+    execFileSync(py, ['-c', OPENCV_FORWARD.split("['pool1', 'prob']").join("['ip2', 'prob']"), f, weights, x, path.join(dir, mode)], { stdio: 'pipe' });
+    const out = path.join(dir, `${mode}.onnx`);
+    const r = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', out, '--outputs', 'ip2,prob']);
+    expect(r.code).toBe(0);
+    const s = await ort.InferenceSession.create(fs.readFileSync(out));
+    const input = readNpy(x);
+    const got = await s.run({ data: new ort.Tensor('float32', input.data, input.shape) });
+    const ref = readNpy(path.join(dir, mode, 'ip2.npy'));
+    const c = compareOutput('ip2', 2, { shape: [...got.ip2.dims], data: got.ip2.data as Float32Array }, ref, { ...DEFAULT_TOLERANCE, topK: 0 });
+    expect(c.maxAbsDiff).toBeLessThan(1e-4 * Math.max(1, ...Array.from(ref.data, Math.abs)));
+  }
+  // the two answers differ: the test would not pass with Dropout as the identity in both
+  expect(readNpy(path.join(dir, 'false', 'ip2.npy')).data[0]).not.toBeCloseTo(readNpy(path.join(dir, 'true', 'ip2.npy')).data[0], 3);
+  const before = lenetProto.indexOf('layer {\n  name: "prob"');
+  const stochastic = `${lenetProto.slice(0, before)}layer {\n  name: "drop2"\n  type: "Dropout"\n  bottom: "ip2"\n  top: "ip2"\n  dropout_param { sample_weights_test: true }\n}\n${lenetProto.slice(before)}`;
+  const r = await runCli(['convert', '--prototxt', write('s.prototxt', stochastic), '--caffemodel', weights, '--out', path.join(tmpDir(), 's.onnx')]);
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(/layer "drop2": \(Dropout\) dropout_param\.sample_weights_test: true samples at test time/);
+});
+
+test("BatchNorm's NVIDIA Caffe fields: fillers (training only) accepted with a note, parity kept; scale_bias refused naming the field", async () => {
+  const ZOO = path.join(FIXTURES, 'zoo_conv');
+  const proto = fs.readFileSync(path.join(ZOO, 'deploy.prototxt'), 'utf8');
+  const fillers = proto.replace('batch_norm_param { eps: 0.001 }', 'batch_norm_param { eps: 0.001 scale_filler { type: "constant" value: 1 } bias_filler { type: "constant" value: 0 } }');
+  expect(fillers).not.toBe(proto);
+  const f = write('deploy.prototxt', fillers);
+  const r = await runCli(['convert', '--prototxt', f, '--caffemodel', path.join(ZOO, 'weights.caffemodel'), '--out', path.join(tmpDir(), 'm.onnx'), '--reference', ZOO, '--json']);
+  expect(r.code).toBe(0);
+  expect(r.json().parity).toBe('pass');
+  const line = lineOf(fillers, 'name: "bn"');
+  expect(r.stderr).toContain(`${f}:${line}: layer "bn": batch_norm_param.scale_filler (a field of NVIDIA Caffe) only initialises training: accepted, it does not change inference`);
+  expect(r.stderr).toContain('batch_norm_param.bias_filler');
+  const scaled = proto.replace('batch_norm_param { eps: 0.001 }', 'batch_norm_param { eps: 0.001 scale_bias: true }');
+  const bad = await runCli(['convert', '--prototxt', write('s.prototxt', scaled), '--caffemodel', path.join(ZOO, 'weights.caffemodel'), '--out', path.join(tmpDir(), 's.onnx')]);
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toMatch(/layer "bn": \(BatchNorm\) batch_norm_param\.scale_bias: true .* is not supported/);
+});

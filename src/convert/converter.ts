@@ -118,6 +118,7 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     const handler = REGISTRY.get(layer.type) ?? input.plugin!.handlers.get(layer.type)!;
     g.currentLayer = layer.name;
     const shapes = handler.convert(ctx);
+    for (const n of ctx.notes) warnings.push(`${file}:${layer.loc.line}: layer "${layer.name}": ${n}`);
     if (shapes.length !== layer.tops.length) throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
     if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
       throw new ModelshipError('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });

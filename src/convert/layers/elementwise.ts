@@ -17,8 +17,27 @@ export const tanh = simple('TanH', 'Tanh');
 export const absval = simple('AbsVal', 'Abs');
 /** BNLL: log(1 + exp(x)) */
 export const bnll = simple('BNLL', 'Softplus');
-/** Dropout is the identity at test time (Caffe scales during training). */
-export const dropout = simple('Dropout', 'Identity');
+/**
+ * Dropout is the identity at test time (BVLC Caffe scales by 1/(1 - ratio) during training). Forks' `scale_train:
+ * false` moves that scaling to test time: × (1 - ratio), as OpenCV's reader applies it too. `sample_weights_test`
+ * (stochastic at test time) cannot be converted and is refused, naming the field.
+ */
+export const dropout: LayerHandler = {
+  types: ['Dropout'],
+  convert(ctx: LayerContext): Shape[] {
+    ctx.arity(1, 1);
+    const p = ctx.params('dropout_param');
+    if (p.sample_weights_test) ctx.unsupported('dropout_param.sample_weights_test: true samples at test time (a fork field); modelship converts deterministic inference only');
+    const ratio = p.dropout_ratio as number;
+    if (p.scale_train === false) {
+      if (!(ratio >= 0 && ratio < 1)) ctx.fail(`dropout_ratio must be in [0, 1), got ${ratio}`);
+      ctx.g.node('Mul', [ctx.x.name, scalar(ctx, 'keep', 1 - ratio)], [ctx.out()], {}, ctx.layer.name);
+    } else {
+      ctx.g.node('Identity', [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
+    }
+    return [ctx.x.shape];
+  },
+};
 
 export const elu: LayerHandler = {
   types: ['ELU'],

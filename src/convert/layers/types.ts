@@ -9,6 +9,8 @@ import { ModelshipError, ErrorCode } from '../../util/errors';
 export class LayerContext {
   /** set once the handler asked for its weights; a layer that takes none but has some in the caffemodel is an error */
   consumedWeights = false;
+  /** what the handler accepted but wants said (e.g. a fork field that only matters in training); become warnings */
+  readonly notes: string[] = [];
 
   constructor(
     readonly g: GraphBuilder,
@@ -32,6 +34,11 @@ export class LayerContext {
   /** A fresh internal tensor name scoped by the layer name. */
   tmp(suffix: string): string {
     return this.g.unique(`${this.layer.name}/${suffix}`);
+  }
+
+  /** Say something about this layer in the conversion's warnings (its name and line are added). */
+  note(message: string): void {
+    this.notes.push(message);
   }
 
   params(field: string): ParsedMessage {

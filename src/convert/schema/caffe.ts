@@ -125,6 +125,10 @@ message BatchNormParameter {
   optional bool use_global_stats = 1;
   optional float moving_average_fraction = 2 [default = .999];
   optional float eps = 3 [default = 1e-5];
+  // NVIDIA Caffe's fields (text format only): a learned scale and bias inside BatchNorm, and their fillers
+  optional bool scale_bias = 1007 [default = false];
+  optional FillerParameter scale_filler = 1005;
+  optional FillerParameter bias_filler = 1006;
 }
 
 message BiasParameter {
@@ -167,7 +171,9 @@ message CropParameter {
 
 message DropoutParameter {
   optional float dropout_ratio = 1 [default = 0.5];
+  // forks' fields (text format only; forks number them 2 and 3)
   optional bool scale_train = 2 [default = true];
+  optional bool sample_weights_test = 1003 [default = false];
 }
 
 message EltwiseParameter {
