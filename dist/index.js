@@ -52558,6 +52558,13 @@ const CONVERT_INPUTS = [
         kind: 'string',
         stages: ['convert'],
     },
+    {
+        name: 'layers',
+        description: 'convert: your own layers: a CommonJS module of layer handlers (the API of src/convert/layers/*) with the protobuf messages of their parameters; see the README\'s "Your own layers".',
+        default: '',
+        kind: 'path',
+        stages: ['convert', 'pipeline'],
+    },
 ];
 const CONVERT_OUTPUTS = [
     { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
@@ -52567,7 +52574,7 @@ const CONVERT_OUTPUTS = [
     { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
 ];
 function readConvertConfig(r, s) {
-    const c = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance, outputs: r.raw('outputs').split(',').map((x) => x.trim()).filter(Boolean) };
+    const c = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance, outputs: r.raw('outputs').split(',').map((x) => x.trim()).filter(Boolean), layers: r.raw('layers') };
     if (r.stage === 'convert' && c.perLayer && !c.reference)
         fail('per-layer', 'needs a reference directory (input "reference")');
     return c;
@@ -53361,21 +53368,13 @@ function readConfig(source) {
 
 /***/ }),
 
-/***/ 97688:
+/***/ 70065:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  B: () => (/* binding */ runConvert)
-});
-
-// EXTERNAL MODULE: external "path"
-var external_path_ = __nccwpck_require__(16928);
-// EXTERNAL MODULE: ./src/convert/schema/onnx.ts
-var onnx = __nccwpck_require__(90832);
-;// CONCATENATED MODULE: ./src/convert/floatdata.ts
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   D: () => (/* binding */ FloatData)
+/* harmony export */ });
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /**
  * float32 values that may live as little-endian bytes inside the caffemodel buffer. Weights flow from the
@@ -53428,16 +53427,30 @@ class FloatData {
     }
 }
 
-;// CONCATENATED MODULE: ./src/convert/graph.ts
+
+/***/ }),
+
+/***/ 60635:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   CF: () => (/* binding */ attr),
+/* harmony export */   D_: () => (/* binding */ BATCH),
+/* harmony export */   Q: () => (/* binding */ GraphBuilder)
+/* harmony export */ });
+/* unused harmony exports OPSET, IR_VERSION, count */
+/* harmony import */ var _schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(90832);
+/* harmony import */ var _floatdata__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70065);
 
 
 const BATCH = 'N';
 const attr = {
-    f: (f) => ({ type: onnx/* AttrType */.WP.FLOAT, f }),
-    i: (i) => ({ type: onnx/* AttrType */.WP.INT, i }),
-    s: (s) => ({ type: onnx/* AttrType */.WP.STRING, s }),
-    floats: (floats) => ({ type: onnx/* AttrType */.WP.FLOATS, floats }),
-    ints: (ints) => ({ type: onnx/* AttrType */.WP.INTS, ints }),
+    f: (f) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOAT, f }),
+    i: (i) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INT, i }),
+    s: (s) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.STRING, s }),
+    floats: (floats) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOATS, floats }),
+    ints: (ints) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INTS, ints }),
 };
 const OPSET = 13;
 const IR_VERSION = 7;
@@ -53476,18 +53489,18 @@ class GraphBuilder {
     /** A float32 initializer, stored as raw little-endian bytes (weights from the caffemodel are not copied). */
     floatInit(base, dims, data) {
         const name = this.unique(base);
-        const fd = data instanceof FloatData ? data : FloatData.fromArray(data);
+        const fd = data instanceof _floatdata__WEBPACK_IMPORTED_MODULE_1__/* .FloatData */ .D ? data : _floatdata__WEBPACK_IMPORTED_MODULE_1__/* .FloatData */ .D.fromArray(data);
         const count = dims.reduce((a, d) => a * d, 1);
         if (fd.length !== count)
             throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
-        this.initializers.push({ name, dims, dataType: onnx/* TensorDataType */.um.FLOAT, raw: fd.bytes });
+        this.initializers.push({ name, dims, dataType: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.FLOAT, raw: fd.bytes });
         return name;
     }
     /** An int64 initializer (shapes, axes, split sizes). */
     int64Init(base, values) {
         const name = this.unique(base);
         const arr = BigInt64Array.from(values.map((v) => BigInt(v)));
-        this.initializers.push({ name, dims: [values.length], dataType: onnx/* TensorDataType */.um.INT64, raw: toLE(new Uint8Array(arr.buffer), 8) });
+        this.initializers.push({ name, dims: [values.length], dataType: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.INT64, raw: toLE(new Uint8Array(arr.buffer), 8) });
         return name;
     }
     node(op, inputs, outputs, attrs = {}, name) {
@@ -53515,13 +53528,13 @@ class GraphBuilder {
         return [...new Set(nodes.flatMap((n) => n.inputs))].filter((i) => i !== '' && !produced.has(i) && !inits.has(i));
     }
     encodeGraph(meta, nodes, initializers, inputs, outputs) {
-        const root = (0,onnx/* onnxSchema */.bd)();
+        const root = (0,_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .onnxSchema */ .bd)();
         const Model = root.lookupType('onnx.ModelProto');
         const valueInfo = (v) => ({
             name: v.name,
             type: {
                 tensor_type: {
-                    elem_type: onnx/* TensorDataType */.um.FLOAT,
+                    elem_type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.FLOAT,
                     shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
                 },
             },
@@ -53552,21 +53565,21 @@ class GraphBuilder {
 }
 function encodeAttr(name, a) {
     switch (a.type) {
-        case onnx/* AttrType */.WP.FLOAT:
+        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOAT:
             return { name, type: a.type, f: a.f };
-        case onnx/* AttrType */.WP.INT:
+        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INT:
             return { name, type: a.type, i: a.i };
-        case onnx/* AttrType */.WP.STRING:
+        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.STRING:
             return { name, type: a.type, s: Buffer.from(a.s, 'utf8') };
-        case onnx/* AttrType */.WP.FLOATS:
+        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOATS:
             return { name, type: a.type, floats: a.floats };
-        case onnx/* AttrType */.WP.INTS:
+        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INTS:
             return { name, type: a.type, ints: a.ints };
     }
 }
-const graph_littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 function toLE(bytes, width) {
-    if (graph_littleEndianHost)
+    if (littleEndianHost)
         return bytes;
     const out = new Uint8Array(bytes.length);
     for (let i = 0; i < bytes.length; i += width)
@@ -53578,9 +53591,2074 @@ function count(shape) {
     return shape.reduce((a, d) => a * d, 1);
 }
 
+
+/***/ }),
+
+/***/ 23479:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  B: () => (/* binding */ runConvert)
+});
+
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(16928);
+// EXTERNAL MODULE: ./src/convert/graph.ts
+var graph = __nccwpck_require__(60635);
 // EXTERNAL MODULE: ./node_modules/protobufjs/index.js
 var protobufjs = __nccwpck_require__(23928);
-;// CONCATENATED MODULE: ./src/convert/schema/caffe.ts
+// EXTERNAL MODULE: ./src/convert/schema/caffe.ts
+var caffe = __nccwpck_require__(10776);
+// EXTERNAL MODULE: ./src/convert/textformat.ts
+var textformat = __nccwpck_require__(42103);
+// EXTERNAL MODULE: ./src/util/errors.ts
+var errors = __nccwpck_require__(70017);
+;// CONCATENATED MODULE: ./src/convert/net.ts
+
+
+
+
+/** Legacy V1 enum type → V2 type string (as Caffe's UpgradeV1LayerType does). */
+const V1_TO_V2 = {
+    ABSVAL: 'AbsVal', ACCURACY: 'Accuracy', ARGMAX: 'ArgMax', BNLL: 'BNLL', CONCAT: 'Concat',
+    CONTRASTIVE_LOSS: 'ContrastiveLoss', CONVOLUTION: 'Convolution', DATA: 'Data', DECONVOLUTION: 'Deconvolution',
+    DROPOUT: 'Dropout', DUMMY_DATA: 'DummyData', EUCLIDEAN_LOSS: 'EuclideanLoss', ELTWISE: 'Eltwise', EXP: 'Exp',
+    FLATTEN: 'Flatten', HDF5_DATA: 'HDF5Data', HDF5_OUTPUT: 'HDF5Output', HINGE_LOSS: 'HingeLoss', IM2COL: 'Im2col',
+    IMAGE_DATA: 'ImageData', INFOGAIN_LOSS: 'InfogainLoss', INNER_PRODUCT: 'InnerProduct', LRN: 'LRN',
+    MEMORY_DATA: 'MemoryData', MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss', MVN: 'MVN', POOLING: 'Pooling',
+    POWER: 'Power', RELU: 'ReLU', SIGMOID: 'Sigmoid', SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
+    SILENCE: 'Silence', SOFTMAX: 'Softmax', SOFTMAX_LOSS: 'SoftmaxWithLoss', SPLIT: 'Split', SLICE: 'Slice',
+    TANH: 'TanH', WINDOW_DATA: 'WindowData', THRESHOLD: 'Threshold', NONE: 'NONE',
+};
+/** Reject input that is obviously not a text prototxt before the parser reports a confusing column. */
+function checkLooksLikeText(bytes, file) {
+    const n = Math.min(bytes.length, 4096);
+    let control = 0;
+    for (let i = 0; i < n; i++) {
+        const c = bytes[i];
+        if (c === 0) {
+            throw new errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
+        }
+        if (c < 9 || (c > 13 && c < 32))
+            control++;
+    }
+    if (n > 0 && control / n > 0.05) {
+        throw new errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
+    }
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+    const bad = text.indexOf('\uFFFD');
+    if (bad >= 0) {
+        const line = text.slice(0, bad).split('\n').length;
+        throw new errors/* ModelshipError */.W('syntax', 'invalid UTF-8 in prototxt', { file, line });
+    }
+    return text;
+}
+/** Parse a deploy.prototxt (text) into a normalised net. */
+function parsePrototxt(bytes, file) {
+    const text = checkLooksLikeText(bytes, file);
+    const root = (0,caffe/* caffeSchema */.lF)();
+    const NetParameter = root.lookupType('caffe.NetParameter');
+    const msg = (0,textformat/* parseTextFormat */.YN)(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
+    return normalizeNet(msg, file);
+}
+function isIncludedInTest(layer) {
+    // Caffe's StateMeetsRule for the deploy state: phase TEST, level 0, no stages.
+    const meets = (rule) => {
+        if (rule.phase !== undefined && rule.phase !== 'TEST')
+            return false;
+        if (rule.min_level !== undefined && 0 < rule.min_level)
+            return false;
+        if (rule.max_level !== undefined && 0 > rule.max_level)
+            return false;
+        if ((rule.stage ?? []).length > 0)
+            return false;
+        return true;
+    };
+    const include = layer.include ?? [];
+    const exclude = layer.exclude ?? [];
+    if (include.length > 0)
+        return include.some(meets);
+    return !exclude.some(meets);
+}
+function normalizeNet(msg, file) {
+    const v2 = msg.layer ?? [];
+    const v1 = msg.layers ?? [];
+    if (v2.length > 0 && v1.length > 0) {
+        throw new errors/* ModelshipError */.W('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: (0,textformat/* fieldLocOf */.W$)(msg, 'layers')?.line });
+    }
+    const format = v1.length > 0 ? 'V1' : 'V2';
+    const inputs = [];
+    // Legacy input declarations: input + input_dim (4 per input) or input + input_shape.
+    const inputNames = msg.input ?? [];
+    if (inputNames.length > 0) {
+        const inputDim = msg.input_dim ?? [];
+        const inputShape = msg.input_shape ?? [];
+        const loc = (0,textformat/* fieldLocOf */.W$)(msg, 'input');
+        if (inputShape.length > 0 && inputDim.length > 0) {
+            throw new errors/* ModelshipError */.W('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
+        }
+        if (inputShape.length > 0) {
+            if (inputShape.length !== inputNames.length) {
+                throw new errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
+            }
+            inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
+        }
+        else if (inputDim.length > 0) {
+            if (inputDim.length !== 4 * inputNames.length) {
+                throw new errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
+            }
+            inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
+        }
+        else {
+            throw new errors/* ModelshipError */.W('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
+        }
+    }
+    const layers = [];
+    const source = format === 'V2' ? v2 : v1;
+    source.forEach((l, i) => {
+        if (!isIncludedInTest(l))
+            return;
+        const loc = (0,textformat/* locOf */.ym)(l);
+        const rawType = l.type;
+        if (rawType === undefined || rawType === '') {
+            throw new errors/* ModelshipError */.W('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
+        }
+        const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
+        const name = l.name ?? `${type.toLowerCase()}_${i}`;
+        layers.push({
+            name,
+            type,
+            bottoms: (l.bottom ?? []).slice(),
+            tops: (l.top ?? []).slice(),
+            msg: l,
+            loc,
+            unknownFields: (0,textformat/* unknownFieldsOf */.vf)(l),
+        });
+    });
+    // Input layers become net inputs.
+    for (const l of layers) {
+        if (l.type !== 'Input')
+            continue;
+        const shapes = (paramsOf(l, 'input_param').shape ?? []).map((s) => s.dim ?? []);
+        if (shapes.length === 0) {
+            throw new errors/* ModelshipError */.W('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
+        }
+        if (shapes.length !== 1 && shapes.length !== l.tops.length) {
+            throw new errors/* ModelshipError */.W('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
+        }
+        l.tops.forEach((top, i) => inputs.push({ name: top, shape: shapes[shapes.length === 1 ? 0 : i], loc: l.loc }));
+    }
+    for (const inp of inputs) {
+        if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+            throw new errors/* ModelshipError */.W('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
+        }
+    }
+    if (inputs.length === 0) {
+        throw new errors/* ModelshipError */.W('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
+    }
+    return { name: msg.name ?? 'net', file, format, inputs, layers: layers.filter((l) => l.type !== 'Input') };
+}
+const paramTypeCache = new Map();
+/**
+ * A layer's `*_param` message with Caffe's defaults filled in for absent scalar fields. V1 and V2 share the
+ * param message types, so handlers read `paramsOf(layer, 'convolution_param').kernel_size` either way.
+ */
+function paramsOf(layer, field) {
+    const root = (0,caffe/* caffeSchema */.lF)();
+    const msgType = root.lookupType('caffe.LayerParameter');
+    const f = msgType.fields[field];
+    if (!f)
+        throw new Error(`internal: no LayerParameter field ${field}`);
+    let type = paramTypeCache.get(field);
+    if (!type) {
+        type = f.resolvedType;
+        paramTypeCache.set(field, type);
+    }
+    return withDefaults(layer.msg[field] ?? {}, type);
+}
+function withDefaults(msg, type) {
+    const out = {};
+    for (const f of type.fieldsArray) {
+        if (Object.prototype.hasOwnProperty.call(msg, f.name))
+            out[f.name] = msg[f.name];
+        else if (f.repeated)
+            out[f.name] = [];
+        else if (f.resolvedType instanceof protobufjs.Type)
+            out[f.name] = undefined;
+        else if (f.resolvedType instanceof protobufjs.Enum) {
+            const d = f.options?.default;
+            out[f.name] = d ?? Object.keys(f.resolvedType.values)[0];
+        }
+        else
+            out[f.name] = f.options?.default ?? (f.type === 'bool' ? false : f.type === 'string' ? '' : 0);
+    }
+    for (const k of ['$loc', '$fieldLocs']) {
+        Object.defineProperty(out, k, { value: msg[k], enumerable: false });
+    }
+    return out;
+}
+/** Does the layer set this `*_param` explicitly? */
+function hasParam(layer, field, sub) {
+    const p = layer.msg[field];
+    if (!p)
+        return false;
+    return sub === undefined ? true : Object.prototype.hasOwnProperty.call(p, sub);
+}
+
+// EXTERNAL MODULE: ./src/convert/floatdata.ts
+var floatdata = __nccwpck_require__(70065);
+;// CONCATENATED MODULE: ./src/convert/caffemodel.ts
+
+
+
+
+let root;
+function schema() {
+    if (!root) {
+        root = protobufjs.parse(caffe/* CAFFEMODEL_PROTO */._w, { keepCase: true }).root;
+        root.resolveAll();
+        const blobType = root.lookupType('caffemodel.BlobProto');
+        // Replace the (empty) generated BlobProto decoder with one that keeps packed float data as bytes:
+        // a 28 MB GoogLeNet decodes without materialising 7 M JS numbers.
+        blobType.decode = decodeBlob;
+    }
+    return root;
+}
+function decodeBlob(input, length) {
+    const r = input instanceof protobufjs.Reader ? input : protobufjs.Reader.create(input);
+    const end = length === undefined ? r.len : r.pos + length;
+    const b = { hasLegacy: false, num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
+    while (r.pos < end) {
+        const tag = r.uint32();
+        const field = tag >>> 3;
+        const wire = tag & 7;
+        switch (field) {
+            case 5: // repeated float data (packed or not)
+                if (wire === 2)
+                    b.floatChunks.push(r.bytes());
+                else if (wire === 5)
+                    b.floatValues.push(r.float());
+                else
+                    r.skipType(wire);
+                break;
+            case 8: // repeated double double_data
+                if (wire === 2)
+                    b.doubleChunks.push(r.bytes());
+                else if (wire === 1)
+                    b.doubleValues.push(r.double());
+                else
+                    r.skipType(wire);
+                break;
+            case 7: {
+                // BlobShape { repeated int64 dim = 1 [packed] }
+                if (wire !== 2) {
+                    r.skipType(wire);
+                    break;
+                }
+                const len = r.uint32();
+                const shapeEnd = r.pos + len;
+                const dims = b.dims ?? [];
+                while (r.pos < shapeEnd) {
+                    const t2 = r.uint32();
+                    if (t2 >>> 3 === 1 && (t2 & 7) === 2) {
+                        const l2 = r.uint32();
+                        const e2 = r.pos + l2;
+                        while (r.pos < e2)
+                            dims.push(int64(r));
+                    }
+                    else if (t2 >>> 3 === 1 && (t2 & 7) === 0) {
+                        dims.push(int64(r));
+                    }
+                    else {
+                        r.skipType(t2 & 7);
+                    }
+                }
+                if (r.pos !== shapeEnd)
+                    throw new RangeError('blob shape overruns its length');
+                b.dims = dims;
+                break;
+            }
+            case 1:
+            case 2:
+            case 3:
+            case 4: {
+                if (wire !== 0) {
+                    r.skipType(wire);
+                    break;
+                }
+                const v = r.int32();
+                b.hasLegacy = true;
+                if (field === 1)
+                    b.num = v;
+                else if (field === 2)
+                    b.channels = v;
+                else if (field === 3)
+                    b.height = v;
+                else
+                    b.width = v;
+                break;
+            }
+            default:
+                r.skipType(wire); // diff, double_diff and anything newer
+        }
+    }
+    if (r.pos !== end)
+        throw new RangeError('blob overruns its length');
+    return b;
+}
+function int64(r) {
+    const v = r.int64();
+    return typeof v === 'number' ? v : v.toNumber();
+}
+function concatBytes(chunks) {
+    if (chunks.length === 1)
+        return chunks[0];
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (const c of chunks) {
+        out.set(c, o);
+        o += c.length;
+    }
+    return out;
+}
+function toWeightBlob(raw, where) {
+    // Caffe's Blob::FromProto: legacy 4-D fields win when present; otherwise `shape` (absent shape = 0-D blob)
+    const legacy = raw.hasLegacy;
+    const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
+    for (const d of shape) {
+        if (!Number.isSafeInteger(d) || d < 0) {
+            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
+        }
+    }
+    const count = shape.reduce((a, d) => a * d, 1);
+    let data;
+    const floatBytes = raw.floatChunks.reduce((n, c) => n + c.length, 0);
+    const nFloat = floatBytes / 4 + raw.floatValues.length;
+    const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
+    const nDouble = doubleBytes / 8 + raw.doubleValues.length;
+    if (floatBytes % 4 !== 0 || doubleBytes % 8 !== 0) {
+        throw new errors/* ModelshipError */.W('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
+    }
+    if (nFloat > 0 || nDouble === 0) {
+        if (nFloat !== count) {
+            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
+        }
+        if (raw.floatValues.length === 0) {
+            data = floatdata/* FloatData */.D.fromBytes(concatBytes(raw.floatChunks));
+        }
+        else {
+            data = floatdata/* FloatData */.D.fromArray([...floatsOf(raw.floatChunks), ...raw.floatValues]);
+        }
+    }
+    else {
+        if (nDouble !== count) {
+            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
+        }
+        const values = new Float32Array(count);
+        let i = 0;
+        for (const c of raw.doubleChunks) {
+            const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
+            for (let o = 0; o < c.byteLength; o += 8)
+                values[i++] = dv.getFloat64(o, true);
+        }
+        for (const v of raw.doubleValues)
+            values[i++] = v;
+        data = floatdata/* FloatData */.D.fromArray(values);
+    }
+    return { shape, legacy, data };
+}
+function floatsOf(chunks) {
+    const out = [];
+    for (const c of chunks) {
+        const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
+        for (let o = 0; o < c.byteLength; o += 4)
+            out.push(dv.getFloat32(o, true));
+    }
+    return out;
+}
+const V1_TYPE_NAMES = {
+    35: 'ABSVAL', 1: 'ACCURACY', 30: 'ARGMAX', 2: 'BNLL', 3: 'CONCAT', 37: 'CONTRASTIVE_LOSS', 4: 'CONVOLUTION', 5: 'DATA',
+    39: 'DECONVOLUTION', 6: 'DROPOUT', 32: 'DUMMY_DATA', 7: 'EUCLIDEAN_LOSS', 25: 'ELTWISE', 38: 'EXP', 8: 'FLATTEN',
+    9: 'HDF5_DATA', 10: 'HDF5_OUTPUT', 28: 'HINGE_LOSS', 11: 'IM2COL', 12: 'IMAGE_DATA', 13: 'INFOGAIN_LOSS',
+    14: 'INNER_PRODUCT', 15: 'LRN', 29: 'MEMORY_DATA', 16: 'MULTINOMIAL_LOGISTIC_LOSS', 34: 'MVN', 17: 'POOLING',
+    26: 'POWER', 18: 'RELU', 19: 'SIGMOID', 27: 'SIGMOID_CROSS_ENTROPY_LOSS', 36: 'SILENCE', 20: 'SOFTMAX',
+    21: 'SOFTMAX_LOSS', 22: 'SPLIT', 33: 'SLICE', 23: 'TANH', 24: 'WINDOW_DATA', 31: 'THRESHOLD',
+};
+/**
+ * Decode a binary .caffemodel (NetParameter). Both the V2 `layer` field (100) and the legacy V1 `layers`
+ * field (2) are read; blobs may use `shape` or the legacy num/channels/height/width, float `data` or `double_data`.
+ */
+function decodeCaffeModel(bytes, file) {
+    if (bytes.length === 0)
+        throw new errors/* ModelshipError */.W('binary', 'the caffemodel is empty', { file });
+    const NetParameter = schema().lookupType('caffemodel.NetParameter');
+    let msg;
+    try {
+        msg = NetParameter.decode(bytes);
+    }
+    catch (e) {
+        const why = e.message;
+        throw new errors/* ModelshipError */.W('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
+    }
+    const layers = new Map();
+    const v2 = msg.layer ?? [];
+    const v1 = msg.layers ?? [];
+    if (v2.length === 0 && v1.length === 0) {
+        throw new errors/* ModelshipError */.W('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
+    }
+    const add = (name, type, blobs) => {
+        if (!name)
+            return;
+        if (!blobs || blobs.length === 0) {
+            if (!layers.has(name))
+                layers.set(name, { type, blobs: [] });
+            return;
+        }
+        layers.set(name, { type, blobs: blobs.map((b, index) => toWeightBlob(b, { file, layer: name, index })) });
+    };
+    for (const l of v1)
+        add(l.name, V1_TYPE_NAMES[l.type ?? 0] ?? String(l.type), l.blobs);
+    for (const l of v2)
+        add(l.name, l.type ?? '', l.blobs);
+    return { name: msg.name, format: v2.length > 0 ? 'V2' : 'V1', layers };
+}
+
+;// CONCATENATED MODULE: ./src/convert/layers/types.ts
+
+
+/** What a layer handler gets: the layer, its resolved bottoms, its weights and the graph to emit into. */
+class LayerContext {
+    g;
+    layer;
+    file;
+    weightsFile;
+    inputs;
+    blobs;
+    topNames;
+    /** set once the handler asked for its weights; a layer that takes none but has some in the caffemodel is an error */
+    consumedWeights = false;
+    /** what the handler accepted but wants said (e.g. a fork field that only matters in training); become warnings */
+    notes = [];
+    constructor(g, layer, file, weightsFile, inputs, blobs, topNames) {
+        this.g = g;
+        this.layer = layer;
+        this.file = file;
+        this.weightsFile = weightsFile;
+        this.inputs = inputs;
+        this.blobs = blobs;
+        this.topNames = topNames;
+    }
+    /** The ONNX name the handler must give top `i` (decided by the converter: SSA names for in-place layers). */
+    out(i = 0) {
+        return this.topNames[i];
+    }
+    get x() {
+        return this.inputs[0];
+    }
+    /** A fresh internal tensor name scoped by the layer name. */
+    tmp(suffix) {
+        return this.g.unique(`${this.layer.name}/${suffix}`);
+    }
+    /** Say something about this layer in the conversion's warnings (its name and line are added). */
+    note(message) {
+        this.notes.push(message);
+    }
+    params(field) {
+        return paramsOf(this.layer, field);
+    }
+    fail(message, code = 'graph') {
+        throw new errors/* ModelshipError */.W(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+    }
+    unsupported(message) {
+        return this.fail(message, 'unsupported');
+    }
+    /** Require exactly `n` bottoms (or a range) and `m` tops. */
+    arity(bottoms, tops = 1) {
+        const check = (have, want, what) => {
+            const [lo, hi] = typeof want === 'number' ? [want, want] : want;
+            if (have < lo || have > hi) {
+                const w = lo === hi ? `${lo}` : hi === Infinity ? `at least ${lo}` : `${lo} to ${hi}`;
+                this.fail(`expects ${w} ${what}${lo === 1 && hi === 1 ? '' : 's'}, found ${have}`);
+            }
+        };
+        check(this.layer.bottoms.length, bottoms, 'bottom');
+        check(this.layer.tops.length, tops, 'top');
+    }
+    /** A dimension that must be static (known at conversion time). */
+    staticDim(shape, axis, what = 'this layer') {
+        const d = shape[axis];
+        if (typeof d !== 'number')
+            this.unsupported(`${what} needs a static size for axis ${axis} of [${shape.join(', ')}]; it is the dynamic batch`);
+        return d;
+    }
+    staticShape(shape, what = 'this layer') {
+        return shape.map((_, i) => this.staticDim(shape, i, what));
+    }
+    /** Caffe's CanonicalAxisIndex: negative axes count from the end. */
+    axis(a, rank, field = 'axis') {
+        if (a < -rank || a >= rank)
+            this.fail(`${field} ${a} is out of range for a ${rank}-D input`);
+        return a < 0 ? a + rank : a;
+    }
+    /**
+     * The layer's learned blobs from the caffemodel, checked against the shapes the prototxt implies
+     * (Caffe's Blob::ShapeEquals, which also accepts legacy 4-D num/channels/height/width).
+     */
+    weights(expected) {
+        this.consumedWeights = true;
+        const blobs = this.blobs;
+        if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {
+            throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+        }
+        if (blobs.length !== expected.length) {
+            throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+        }
+        return expected.map((e, i) => {
+            const b = blobs[i];
+            if (!shapeEquals(b, e.shape)) {
+                throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+            }
+            return b.data;
+        });
+    }
+    /** Number of learned blobs present for this layer in the caffemodel (undefined if the layer is absent). */
+    get blobCount() {
+        return this.blobs?.length;
+    }
+}
+function shapeEquals(b, expected) {
+    if (!b.legacy)
+        return b.shape.length === expected.length && b.shape.every((d, i) => d === expected[i]);
+    if (expected.length > 4)
+        return false;
+    const padded = [...Array(4 - expected.length).fill(1), ...expected];
+    return padded.every((d, i) => d === b.shape[i]);
+}
+
+// EXTERNAL MODULE: ./src/convert/layers/index.ts + 22 modules
+var convert_layers = __nccwpck_require__(66039);
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(32141);
+// EXTERNAL MODULE: ./src/version.ts + 1 modules
+var version = __nccwpck_require__(71013);
+;// CONCATENATED MODULE: ./src/convert/converter.ts
+
+
+
+
+
+
+
+
+/** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
+function convertCaffe(input) {
+    const net = parsePrototxt(input.prototxt, input.prototxtFile);
+    // every layer the converter cannot take, all at once, before the weights are read (a user fixes them together)
+    checkLayerTypes(net, input.plugin);
+    const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
+    return buildGraph(net, weights, input);
+}
+/** Every layer of an unsupported type, each with its name, type and line, in one error. */
+function checkLayerTypes(net, plugin) {
+    const bad = net.layers.filter((l) => !convert_layers/* REGISTRY */.Mo.has(l.type) && !convert_layers/* SKIPPED_TYPES */.L5.has(l.type) && !plugin?.handlers.has(l.type));
+    if (bad.length === 0)
+        return;
+    const describe = (l) => `"${l.name}" (type "${l.type}", line ${l.loc.line}${l.unknownFields.length ? `; it also uses fields modelship does not know: ${l.unknownFields.join(', ')}` : ''})`;
+    const types = [...new Set(bad.map((l) => l.type))];
+    const head = bad.length === 1 ? `unsupported layer type "${bad[0].type}"` : `${bad.length} layers of unsupported types (${types.map((t) => `"${t}"`).join(', ')})`;
+    throw new errors/* ModelshipError */.W('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${[...(0,convert_layers/* supportedTypes */.mz)(), ...(plugin ? [...plugin.handlers.keys()].map((t) => `${t} (${plugin.file})`) : [])].join(', ')}. Your own layers: input "layers"`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
+}
+function buildGraph(net, weights, input) {
+    const file = net.file;
+    const g = new graph/* GraphBuilder */.Q();
+    const warnings = [];
+    checkLayerTypes(net, input.plugin);
+    checkCaffeBlobRules(net);
+    // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
+    const inputNames = new Set(net.inputs.map((i) => i.name));
+    const lastWriter = new Map();
+    net.layers.forEach((l, i) => l.tops.forEach((t) => lastWriter.set(t, i)));
+    for (const inp of net.inputs)
+        g.addInput(inp.name, [graph/* BATCH */.D_, ...inp.shape.slice(1)]);
+    for (const [blob] of lastWriter)
+        if (!inputNames.has(blob))
+            g.reserve(blob);
+    const current = new Map(g.inputs.map((v) => [v.name, v]));
+    const versions = [];
+    const layerNames = new Set();
+    let available = new Set(net.inputs.map((i) => i.name));
+    const silenced = [];
+    net.layers.forEach((layer, index) => {
+        if (layerNames.has(layer.name)) {
+            throw new errors/* ModelshipError */.W('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
+        }
+        layerNames.add(layer.name);
+        if (convert_layers/* SKIPPED_TYPES */.L5.has(layer.type)) {
+            // Silence consumes its bottoms (Caffe: they are no net outputs); remembered in case nothing else is left
+            layer.bottoms.forEach((b) => {
+                if (available.delete(b))
+                    silenced.push({ blob: b, layer });
+            });
+            return;
+        }
+        const inputs = layer.bottoms.map((b) => {
+            const v = current.get(b);
+            if (!v) {
+                throw new errors/* ModelshipError */.W('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
+            }
+            return v;
+        });
+        const topNames = layer.tops.map((t) => {
+            if (lastWriter.get(t) === index && !inputNames.has(t))
+                return t;
+            return g.unique(`${t}__${layer.name}`);
+        });
+        const wl = weights.layers.get(layer.name);
+        const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
+        const handler = convert_layers/* REGISTRY */.Mo.get(layer.type) ?? input.plugin.handlers.get(layer.type);
+        g.currentLayer = layer.name;
+        const shapes = handler.convert(ctx);
+        for (const n of ctx.notes)
+            warnings.push(`${file}:${layer.loc.line}: layer "${layer.name}": ${n}`);
+        if (shapes.length !== layer.tops.length)
+            throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
+        if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
+            throw new errors/* ModelshipError */.W('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
+        }
+        layer.bottoms.forEach((b) => available.delete(b));
+        layer.tops.forEach((t, i) => {
+            const v = { name: topNames[i], shape: shapes[i] };
+            current.set(t, v);
+            available.add(t);
+            versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
+        });
+    });
+    // Net outputs: the blobs asked for; else the blobs produced and never consumed afterwards (Caffe's available-blobs
+    // rule); else, for a net that ends in Silence (colorization), the blobs only Silence read.
+    available = new Set([...available].filter((b) => !inputNames.has(b)));
+    let outputs;
+    if (input.outputs?.length) {
+        outputs = [...new Set(input.outputs)].map((b) => {
+            const v = current.get(b);
+            if (!v || inputNames.has(b)) {
+                const blobs = [...new Set(versions.map((x) => x.blob))];
+                throw new errors/* ModelshipError */.W('input', `input "outputs": no layer produces a blob "${b}"${inputNames.has(b) ? ' (it is a net input)' : ''}; the net's blobs: ${blobs.slice(0, 40).join(', ')}${blobs.length > 40 ? ', ...' : ''}`, { file, field: 'outputs' });
+            }
+            return v;
+        });
+    }
+    else {
+        outputs = [...available].map((b) => current.get(b));
+        if (outputs.length === 0) {
+            const quiet = silenced.filter((x) => !inputNames.has(x.blob) && current.has(x.blob));
+            if (quiet.length) {
+                outputs = [...new Map(quiet.map((x) => [x.blob, current.get(x.blob)])).values()];
+                warnings.push(`every blob is consumed; the outputs are what only Silence reads: ${quiet.map((x) => `"${x.blob}" (layer "${x.layer.name}", line ${x.layer.loc.line})`).join(', ')} (choose others with input "outputs")`);
+            }
+            else {
+                const last = net.layers[net.layers.length - 1];
+                throw new errors/* ModelshipError */.W('graph', `the net has no outputs: every blob is consumed by a later layer${last ? `, the last layer "${last.name}" (${last.type}) included` : ''}; name the blobs to output with input "outputs"`, { file, line: last?.loc.line, layer: last?.name });
+            }
+        }
+    }
+    outputs.forEach((o) => g.addOutput(o));
+    const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
+    if (unused.length)
+        warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
+    const metadata = {
+        'modelship.converter_version': version/* VERSION */.x,
+        'modelship.prototxt_sha256': (0,fsx/* sha256 */.sc)(input.prototxt),
+        'modelship.caffemodel_sha256': (0,fsx/* sha256 */.sc)(input.caffemodel),
+        'modelship.source_format': `caffe-${net.format}`,
+        'modelship.net_name': net.name,
+        'modelship.inputs': JSON.stringify(net.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
+    };
+    const meta = { producerVersion: version/* VERSION */.x, graphName: net.name, docString: `Converted from Caffe by modelship ${version/* VERSION */.x}`, metadata };
+    return {
+        onnx: g.encode(meta),
+        net,
+        weightsFormat: weights.format,
+        inputs: g.inputs,
+        outputs,
+        versions,
+        encodeWithAllOutputs: () => {
+            const outNames = new Set(outputs.map((o) => o.name));
+            return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
+        },
+        encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
+        externalInputs: (layers) => g.externalInputs(layers),
+        metadata,
+        warnings,
+        nodeCount: g.nodes.length,
+    };
+}
+/**
+ * Caffe's own rules for blob names (Net::AppendTop and InsertSplits), so a net Caffe refuses is refused here:
+ * a top may reuse an existing blob name only in place (top i == bottom i), and a blob version read by several
+ * layers cannot also be modified in place by one of them (Caffe renames that bottom to a split and then reports
+ * "produced by multiple sources").
+ */
+function checkCaffeBlobRules(net) {
+    const file = net.file;
+    const existing = new Set(net.inputs.map((i) => i.name));
+    const version = new Map();
+    const consumers = new Map();
+    const key = (b) => `${b}\0${version.get(b) ?? 0}`;
+    for (const layer of net.layers) {
+        layer.bottoms.forEach((b, i) => {
+            const k = key(b);
+            const list = consumers.get(k) ?? [];
+            list.push({ layer, inPlace: layer.tops[i] === b });
+            consumers.set(k, list);
+        });
+        layer.tops.forEach((t, i) => {
+            if (existing.has(t) && layer.bottoms[i] !== t) {
+                throw new errors/* ModelshipError */.W('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
+            }
+            existing.add(t);
+            version.set(t, (version.get(t) ?? 0) + 1);
+        });
+    }
+    for (const [k, list] of consumers) {
+        const inPlace = list.find((c) => c.inPlace);
+        if (list.length > 1 && inPlace) {
+            const blob = k.split('\0')[0];
+            const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
+            throw new errors/* ModelshipError */.W('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
+        }
+    }
+}
+
+// EXTERNAL MODULE: ./src/convert/plugins.ts
+var plugins = __nccwpck_require__(35659);
+// EXTERNAL MODULE: ./src/shared/parity.ts
+var parity = __nccwpck_require__(94212);
+;// CONCATENATED MODULE: ./src/convert/index.ts
+
+
+
+
+
+/**
+ * The convert stage: Caffe deploy.prototxt + caffemodel → ONNX (opset 13, dynamic batch), with a numeric
+ * parity report against real Caffe outputs when a reference directory is given.
+ * Everything is computed in memory first; files are written atomically only once conversion succeeded.
+ */
+async function runConvert(cfg, log) {
+    const prototxt = (0,fsx/* readFileChecked */.WM)(cfg.prototxt, 'prototxt');
+    const caffemodel = (0,fsx/* readFileChecked */.WM)(cfg.caffemodel, 'caffemodel');
+    const plugin = cfg.layers ? (0,plugins/* loadLayerPlugin */.z)(cfg.layers) : undefined;
+    if (plugin)
+        log.info(`your own layers from ${cfg.layers}: ${[...plugin.handlers.keys()].join(', ')}`);
+    const conv = await log.group('Convert Caffe → ONNX', async () => {
+        const t0 = Date.now();
+        const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel, outputs: cfg.outputs, plugin });
+        log.info(`${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
+            `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`);
+        for (const w of c.warnings)
+            log.warning(w);
+        return c;
+    });
+    let report;
+    if (cfg.reference) {
+        report = await log.group('Parity against the Caffe reference', async () => {
+            const r = await (0,parity/* checkParity */.Qg)(conv, cfg.reference, { perLayer: cfg.perLayer, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: cfg.tolerance } });
+            log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)} over batches ${r.batches.join(', ')}`);
+            if (r.perLayer?.firstDivergence) {
+                const f = r.perLayer.firstDivergence;
+                log.info(`first diverging layer: ${f.layer} (${f.type}), blob ${f.blob}, max |Δ| ${f.maxAbsDiff.toExponential(3)}`);
+            }
+            return r;
+        });
+    }
+    const out = cfg.out;
+    (0,fsx/* writeFileAtomic */.Zf)(out, conv.onnx);
+    const digest = (0,fsx/* sha256 */.sc)(conv.onnx);
+    const outputs = {
+        'onnx-path': out,
+        sha256: digest,
+        parity: report ? report.status : 'skipped',
+        'max-abs-diff': report ? String(report.maxAbsDiff) : '',
+        'parity-report': '',
+    };
+    let summary = `## modelship convert\n\n\`${cfg.prototxt}\` + \`${cfg.caffemodel}\` → \`${out}\` (sha256 \`${digest.slice(0, 16)}…\`, ${conv.onnx.length} bytes, ${conv.nodeCount} nodes)\n\n`;
+    if (report) {
+        const dir = external_path_.dirname(out);
+        const jsonPath = external_path_.join(dir, 'parity.json');
+        (0,fsx/* writeFileAtomic */.Zf)(jsonPath, JSON.stringify({ model: out, sha256: digest, ...report }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
+        const md = (0,parity/* parityMarkdown */.PL)(report);
+        (0,fsx/* writeFileAtomic */.Zf)(external_path_.join(dir, 'parity.md'), md);
+        outputs['parity-report'] = jsonPath;
+        summary += md;
+    }
+    else {
+        summary += 'Parity: skipped (no reference given).\n';
+    }
+    const ok = !report || report.status === 'pass';
+    return {
+        outputs,
+        summary,
+        ok,
+        failure: ok ? undefined : `parity check failed: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})${report.perLayer?.firstDivergence ? `, first diverging layer "${report.perLayer.firstDivergence.layer}"` : ''}; see ${outputs['parity-report']}`,
+    };
+}
+
+
+/***/ }),
+
+/***/ 66039:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Mo: () => (/* binding */ REGISTRY),
+  L5: () => (/* binding */ SKIPPED_TYPES),
+  mz: () => (/* binding */ supportedTypes)
+});
+
+// EXTERNAL MODULE: ./src/convert/graph.ts
+var graph = __nccwpck_require__(60635);
+;// CONCATENATED MODULE: ./src/convert/layers/common.ts
+
+/**
+ * Kernel / pad / stride / dilation of Convolution and Pooling, as Caffe reads them: `*_h`/`*_w` for 2-D,
+ * else one value for every spatial axis or one per axis. `fallback` undefined means the value is required.
+ */
+function spatialParam(ctx, field, name, nsp, fallback) {
+    const raw = ctx.layer.msg[field] ?? {};
+    const has = (k) => Object.prototype.hasOwnProperty.call(raw, k);
+    const base = name === 'kernel' ? 'kernel_size' : name;
+    const hKey = `${name}_h`;
+    const wKey = `${name}_w`;
+    if (name !== 'dilation' && (has(hKey) || has(wKey))) {
+        if (nsp !== 2)
+            ctx.fail(`${hKey}/${wKey} can only be used for 2-D data`);
+        if (has(base))
+            ctx.fail(`either ${base} or ${hKey}/${wKey} may be given, not both`);
+        if (name === 'kernel' && !(has(hKey) && has(wKey)))
+            ctx.fail('kernel_h and kernel_w must both be given');
+        const h = has(hKey) ? raw[hKey] : (fallback ?? 0);
+        const w = has(wKey) ? raw[wKey] : (fallback ?? 0);
+        return [h, w];
+    }
+    const v = raw[base];
+    const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
+    if (list.length === 0) {
+        if (fallback === undefined)
+            ctx.fail(`${base} is required`);
+        return Array(nsp).fill(fallback);
+    }
+    if (list.length === 1)
+        return Array(nsp).fill(list[0]);
+    if (list.length !== nsp)
+        ctx.fail(`${base} has ${list.length} values for ${nsp} spatial axes`);
+    return list;
+}
+/**
+ * Reshape `x` to `target` (symbolic dims allowed). Symbolic dims that stay at the same index are copied (0);
+ * at most one other dim may be unknown (-1).
+ */
+function reshape(ctx, x, target, out) {
+    const spec = target.map((d, i) => {
+        if (typeof d === 'number')
+            return d;
+        if (x.shape[i] === d)
+            return 0;
+        return -1;
+    });
+    if (spec.filter((d) => d === -1).length > 1)
+        ctx.unsupported(`cannot express reshape of [${x.shape.join(', ')}] to [${target.join(', ')}] with a dynamic batch`);
+    const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
+    ctx.g.node('Reshape', [x.name, shapeName], [out]);
+}
+function product(dims) {
+    let n = 1;
+    const syms = [];
+    for (const d of dims) {
+        if (typeof d === 'number')
+            n *= d;
+        else
+            syms.push(d);
+    }
+    if (syms.length === 0)
+        return n;
+    return n === 1 && syms.length === 1 ? syms[0] : [...syms, ...(n === 1 ? [] : [String(n)])].join('*');
+}
+function unary(op, attrs = {}) {
+    return (ctx) => {
+        ctx.arity(1, 1);
+        ctx.g.node(op, [ctx.x.name], [ctx.out()], attrs);
+        return [ctx.x.shape];
+    };
+}
+/** A float scalar constant (shape []) for element-wise ops. */
+function scalar(ctx, suffix, v) {
+    return ctx.g.floatInit(`${ctx.layer.name}/${suffix}`, [], [v]);
+}
+function sameShape(a, b) {
+    return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+function convGeometry(ctx) {
+    ctx.arity(1, 1);
+    const p = ctx.params('convolution_param');
+    const x = ctx.x;
+    if (p.axis !== 1)
+        ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
+    const nsp = x.shape.length - 2;
+    if (nsp < 1)
+        ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
+    const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
+    const numOutput = p.num_output;
+    const group = p.group;
+    if (!numOutput)
+        ctx.fail('convolution_param.num_output is required');
+    if (group < 1 || C % group !== 0)
+        ctx.fail(`input channels ${C} are not divisible by group ${group}`);
+    if (numOutput % group !== 0)
+        ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
+    const g = {
+        C,
+        numOutput,
+        group,
+        kernel: spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined),
+        pad: spatialParam(ctx, 'convolution_param', 'pad', nsp, 0),
+        stride: spatialParam(ctx, 'convolution_param', 'stride', nsp, 1),
+        dilation: spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1),
+        biasTerm: p.bias_term,
+    };
+    if ([...g.kernel, ...g.stride, ...g.dilation].some((v) => v < 1))
+        ctx.fail('kernel, stride and dilation must be positive');
+    return g;
+}
+/** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
+function emitConv(ctx, op, g, weightShape, extra = {}) {
+    const expected = [{ name: 'weights', shape: weightShape }];
+    if (g.biasTerm)
+        expected.push({ name: 'bias', shape: [g.numOutput] });
+    const [w, b] = ctx.weights(expected);
+    const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
+    if (g.biasTerm)
+        inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
+    ctx.g.node(op, inputs, [ctx.out()], {
+        kernel_shape: graph/* attr */.CF.ints(g.kernel),
+        pads: graph/* attr */.CF.ints([...g.pad, ...g.pad]),
+        strides: graph/* attr */.CF.ints(g.stride),
+        dilations: graph/* attr */.CF.ints(g.dilation),
+        group: graph/* attr */.CF.i(g.group),
+        ...extra,
+    }, ctx.layer.name);
+}
+
+;// CONCATENATED MODULE: ./src/convert/layers/convolution.ts
+
+/** Convolution (group incl. depthwise, dilation, kernel/pad/stride incl. *_h/*_w, bias_term) → Conv. */
+const convolution = {
+    types: ['Convolution'],
+    convert(ctx) {
+        const g = convGeometry(ctx);
+        const x = ctx.x;
+        const spatial = x.shape.slice(2).map((_, i) => {
+            const H = ctx.staticDim(x.shape, 2 + i, 'convolution');
+            const ext = g.dilation[i] * (g.kernel[i] - 1) + 1;
+            const o = Math.floor((H + 2 * g.pad[i] - ext) / g.stride[i]) + 1;
+            if (o < 1)
+                ctx.fail(`kernel extent ${ext} does not fit input size ${H} with pad ${g.pad[i]}`);
+            return o;
+        });
+        emitConv(ctx, 'Conv', g, [g.numOutput, g.C / g.group, ...g.kernel]);
+        return [[x.shape[0], g.numOutput, ...spatial]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/deconvolution.ts
+
+
+/** Deconvolution (transposed convolution, Caffe weight layout [C_in, C_out/group, k...]) → ConvTranspose. */
+const deconvolution = {
+    types: ['Deconvolution'],
+    convert(ctx) {
+        const g = convGeometry(ctx);
+        const x = ctx.x;
+        const spatial = x.shape.slice(2).map((_, i) => {
+            const H = ctx.staticDim(x.shape, 2 + i, 'deconvolution');
+            const o = g.stride[i] * (H - 1) + g.dilation[i] * (g.kernel[i] - 1) + 1 - 2 * g.pad[i];
+            if (o < 1)
+                ctx.fail(`output size ${o} is not positive`);
+            return o;
+        });
+        emitConv(ctx, 'ConvTranspose', g, [g.C, g.numOutput / g.group, ...g.kernel], { output_shape: graph/* attr */.CF.ints(spatial) });
+        return [[x.shape[0], g.numOutput, ...spatial]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/inner_product.ts
+
+
+/** InnerProduct (axis, transpose, bias_term) → Flatten + Gemm (axis 1) or Reshape + MatMul + Add. */
+const innerProduct = {
+    types: ['InnerProduct'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('inner_product_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const numOutput = p.num_output;
+        if (!numOutput)
+            ctx.fail('inner_product_param.num_output is required');
+        const K = x.shape.slice(axis).reduce((a, _d, i) => a * ctx.staticDim(x.shape, axis + i, 'inner product'), 1);
+        const transpose = p.transpose;
+        const biasTerm = p.bias_term;
+        const expected = [{ name: 'weights', shape: transpose ? [K, numOutput] : [numOutput, K] }];
+        if (biasTerm)
+            expected.push({ name: 'bias', shape: [numOutput] });
+        const [w, b] = ctx.weights(expected);
+        const outShape = [...x.shape.slice(0, axis), numOutput];
+        if (axis === 1) {
+            const flat = ctx.tmp('flatten');
+            ctx.g.node('Flatten', [x.name], [flat], { axis: graph/* attr */.CF.i(1) });
+            const inputs = [flat, ctx.g.floatInit(`${ctx.layer.name}/W`, expected[0].shape, w)];
+            if (biasTerm)
+                inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b));
+            ctx.g.node('Gemm', inputs, [ctx.out()], { transB: graph/* attr */.CF.i(transpose ? 0 : 1) }, ctx.layer.name);
+            return [outShape];
+        }
+        // General axis: [d0..d(axis-1), K] x W^T
+        const flat = ctx.tmp('reshape');
+        reshape(ctx, x, [...x.shape.slice(0, axis), K], flat);
+        let wt = w;
+        if (!transpose) {
+            const src = w.values;
+            const t = new Float32Array(K * numOutput);
+            for (let o = 0; o < numOutput; o++)
+                for (let i = 0; i < K; i++)
+                    t[i * numOutput + o] = src[o * K + i];
+            wt = t;
+        }
+        const wName = ctx.g.floatInit(`${ctx.layer.name}/W`, [K, numOutput], wt);
+        if (biasTerm) {
+            const mm = ctx.tmp('matmul');
+            ctx.g.node('MatMul', [flat, wName], [mm]);
+            ctx.g.node('Add', [mm, ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b)], [ctx.out()], {}, ctx.layer.name);
+        }
+        else {
+            ctx.g.node('MatMul', [flat, wName], [ctx.out()], {}, ctx.layer.name);
+        }
+        return [outShape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/pooling.ts
+
+
+/**
+ * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default; forks
+ * spell it `ceil_mode: true`, and `ceil_mode: false` rounds down as round_mode FLOOR does),
+ * minus the last window when it would start inside the padding. Expressed with explicit end padding so the
+ * ONNX op (floor mode) reproduces Caffe exactly. AVE divides by the window clipped to the padded input
+ * (padding counts, the extra ceil region does not): zero Pad + AveragePool(count_include_pad=0).
+ */
+const pooling = {
+    types: ['Pooling'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('pooling_param');
+        const x = ctx.x;
+        const nsp = x.shape.length - 2;
+        if (nsp !== 2)
+            ctx.unsupported(`Caffe pooling works on 4-D blobs; input is [${x.shape.join(', ')}]`);
+        const method = p.pool;
+        if (method === 'STOCHASTIC')
+            ctx.unsupported('STOCHASTIC pooling is not supported');
+        const isMax = method === 'MAX';
+        if (p.global_pooling) {
+            const raw = (ctx.layer.msg.pooling_param ?? {});
+            if ('kernel_size' in raw || 'kernel_h' in raw || 'kernel_w' in raw)
+                ctx.fail('with global_pooling the kernel size cannot be specified');
+            ctx.g.node(isMax ? 'GlobalMaxPool' : 'GlobalAveragePool', [x.name], [ctx.out()], {}, ctx.layer.name);
+            return [[x.shape[0], x.shape[1], 1, 1]];
+        }
+        const k = spatialParam(ctx, 'pooling_param', 'kernel', 2, undefined);
+        const pad = spatialParam(ctx, 'pooling_param', 'pad', 2, 0);
+        const stride = spatialParam(ctx, 'pooling_param', 'stride', 2, 1);
+        if (k.some((v) => v < 1) || stride.some((v) => v < 1))
+            ctx.fail('kernel and stride must be positive');
+        if (pad.some((v, i) => v >= k[i]))
+            ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
+        // BVLC's round_mode, or the forks' ceil_mode (false: floor); both given must agree
+        const raw = (ctx.layer.msg.pooling_param ?? {});
+        if ('ceil_mode' in raw && 'round_mode' in raw && p.ceil_mode !== (p.round_mode !== 'FLOOR'))
+            ctx.fail(`ceil_mode: ${p.ceil_mode} and round_mode: ${p.round_mode} contradict each other; give one`);
+        const ceil = 'ceil_mode' in raw ? p.ceil_mode : p.round_mode !== 'FLOOR';
+        const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
+        const out = dims.map((H, i) => {
+            const span = (H + 2 * pad[i] - k[i]) / stride[i];
+            let o = (ceil ? Math.ceil(span) : Math.floor(span)) + 1;
+            if (pad[i] > 0 && (o - 1) * stride[i] >= H + pad[i])
+                o--;
+            if (o < 1)
+                ctx.fail(`kernel ${k[i]} does not fit input size ${H}`);
+            return o;
+        });
+        const common = { kernel_shape: graph/* attr */.CF.ints(k), strides: graph/* attr */.CF.ints(stride) };
+        const n = ctx.layer.name;
+        // end padding that makes the floor-mode ONNX op produce Caffe's (ceil) output size
+        const endMax = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - H - pad[i]));
+        const endAve = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - (H + 2 * pad[i])));
+        const padTo = (value, ends) => {
+            const padded = ctx.tmp('pad');
+            const pads = ctx.g.int64Init(`${n}/pads`, [0, 0, pad[0], pad[1], 0, 0, pad[0] + ends[0], pad[1] + ends[1]]);
+            const inputs = [x.name, pads];
+            if (value !== 0)
+                inputs.push(ctx.g.floatInit(`${n}/pad_value`, [], [value]));
+            ctx.g.node('Pad', inputs, [padded], { mode: graph/* attr */.CF.s('constant') });
+            return padded;
+        };
+        if (isMax) {
+            if (endMax.every((e, i) => e < k[i])) {
+                ctx.g.node('MaxPool', [x.name], [ctx.out()], { ...common, pads: graph/* attr */.CF.ints([...pad, ...endMax]) }, n);
+            }
+            else {
+                // ONNX runtimes refuse pads ≥ kernel (stride > kernel with ceil overhang): pad explicitly with -FLT_MAX,
+                // Caffe's initial max value; no window lies wholly in the padding
+                ctx.g.node('MaxPool', [padTo(-3.4028234663852886e38, endMax)], [ctx.out()], common, n);
+            }
+        }
+        else if (endAve.every((e, i) => e < k[i])) {
+            const src = pad.some((v) => v > 0) ? padTo(0, [0, 0]) : x.name;
+            ctx.g.node('AveragePool', [src], [ctx.out()], { ...common, pads: graph/* attr */.CF.ints([0, 0, ...endAve]), count_include_pad: graph/* attr */.CF.i(0) }, n);
+        }
+        else {
+            // Same limit for AVE: sum over a zero-padded input, then divide by Caffe's own window sizes, computed here
+            // (window clipped to [-pad, H + pad), so padding counts and the ceil overhang does not)
+            const pooled = ctx.tmp('window_mean');
+            ctx.g.node('AveragePool', [padTo(0, endAve)], [pooled], common);
+            const scale = new Float32Array(out[0] * out[1]);
+            for (let i = 0; i < out[0]; i++) {
+                const h = Math.min(i * stride[0] - pad[0] + k[0], dims[0] + pad[0]) - (i * stride[0] - pad[0]);
+                for (let j = 0; j < out[1]; j++) {
+                    const w = Math.min(j * stride[1] - pad[1] + k[1], dims[1] + pad[1]) - (j * stride[1] - pad[1]);
+                    scale[i * out[1] + j] = (k[0] * k[1]) / (h * w);
+                }
+            }
+            ctx.g.node('Mul', [pooled, ctx.g.floatInit(`${n}/window_scale`, [out[0], out[1]], scale)], [ctx.out()], {}, n);
+        }
+        return [[x.shape[0], x.shape[1], ...out]];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/lrn.ts
+
+
+/**
+ * LRN. ACROSS_CHANNELS → ONNX LRN (bias = k). WITHIN_CHANNEL follows Caffe's decomposition:
+ * x · (1 + alpha · avgpool(x², local_size, pad (size-1)/2))^(-beta); Caffe does not use k there.
+ */
+const lrn = {
+    types: ['LRN'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('lrn_param');
+        const x = ctx.x;
+        const size = p.local_size;
+        if (size % 2 !== 1)
+            ctx.fail(`local_size ${size} must be odd`);
+        if (x.shape.length !== 4)
+            ctx.unsupported(`LRN works on 4-D blobs; input is [${x.shape.join(', ')}]`);
+        const alpha = p.alpha;
+        const beta = p.beta;
+        if (p.norm_region === 'ACROSS_CHANNELS') {
+            ctx.g.node('LRN', [x.name], [ctx.out()], { size: graph/* attr */.CF.i(size), alpha: graph/* attr */.CF.f(alpha), beta: graph/* attr */.CF.f(beta), bias: graph/* attr */.CF.f(p.k) }, ctx.layer.name);
+            return [x.shape];
+        }
+        const pad = (size - 1) / 2;
+        const sq = ctx.tmp('square');
+        ctx.g.node('Mul', [x.name, x.name], [sq]);
+        const avg = ctx.tmp('avg');
+        ctx.g.node('AveragePool', [sq], [avg], { kernel_shape: graph/* attr */.CF.ints([size, size]), pads: graph/* attr */.CF.ints([pad, pad, pad, pad]), count_include_pad: graph/* attr */.CF.i(1) });
+        const scaled = ctx.tmp('scaled');
+        ctx.g.node('Mul', [avg, scalar(ctx, 'alpha', alpha)], [scaled]);
+        const shifted = ctx.tmp('shifted');
+        ctx.g.node('Add', [scaled, scalar(ctx, 'one', 1)], [shifted]);
+        const pw = ctx.tmp('pow');
+        ctx.g.node('Pow', [shifted, scalar(ctx, 'neg_beta', -beta)], [pw]);
+        ctx.g.node('Mul', [x.name, pw], [ctx.out()], {}, ctx.layer.name);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/relu.ts
+
+/** ReLU, with negative_slope → LeakyRelu. */
+const relu = {
+    types: ['ReLU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const slope = ctx.params('relu_param').negative_slope;
+        if (slope !== 0)
+            ctx.g.node('LeakyRelu', [ctx.x.name], [ctx.out()], { alpha: graph/* attr */.CF.f(slope) }, ctx.layer.name);
+        else
+            ctx.g.node('Relu', [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/prelu.ts
+/** PReLU: one learned slope per channel (or one shared), broadcast as [C, 1, ...]. */
+const prelu = {
+    types: ['PReLU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const x = ctx.x;
+        if (x.shape.length < 2)
+            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
+        const shared = ctx.params('prelu_param').channel_shared;
+        const C = shared ? 1 : ctx.staticDim(x.shape, 1, 'PReLU');
+        // Caffe stores a shared slope as a 0-D blob
+        const [slope] = ctx.weights([{ name: 'slope', shape: shared ? [] : [C] }]);
+        const dims = shared ? [1] : [C, ...Array(x.shape.length - 2).fill(1)];
+        ctx.g.node('PRelu', [x.name, ctx.g.floatInit(`${ctx.layer.name}/slope`, dims, slope)], [ctx.out()], {}, ctx.layer.name);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/elementwise.ts
+
+
+/** Parameter-free element-wise layers, one ONNX op each. */
+const simple = (type, op) => ({
+    types: [type],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        ctx.g.node(op, [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+});
+const sigmoid = simple('Sigmoid', 'Sigmoid');
+const tanh = simple('TanH', 'Tanh');
+const absval = simple('AbsVal', 'Abs');
+/** BNLL: log(1 + exp(x)) */
+const bnll = simple('BNLL', 'Softplus');
+/**
+ * Dropout is the identity at test time (BVLC Caffe scales by 1/(1 - ratio) during training). Forks' `scale_train:
+ * false` moves that scaling to test time: × (1 - ratio), as OpenCV's reader applies it too. `sample_weights_test`
+ * (stochastic at test time) cannot be converted and is refused, naming the field.
+ */
+const dropout = {
+    types: ['Dropout'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('dropout_param');
+        if (p.sample_weights_test)
+            ctx.unsupported('dropout_param.sample_weights_test: true samples at test time (a fork field); modelship converts deterministic inference only');
+        const ratio = p.dropout_ratio;
+        if (p.scale_train === false) {
+            if (!(ratio >= 0 && ratio < 1))
+                ctx.fail(`dropout_ratio must be in [0, 1), got ${ratio}`);
+            ctx.g.node('Mul', [ctx.x.name, scalar(ctx, 'keep', 1 - ratio)], [ctx.out()], {}, ctx.layer.name);
+        }
+        else {
+            ctx.g.node('Identity', [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
+        }
+        return [ctx.x.shape];
+    },
+};
+const elu = {
+    types: ['ELU'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        ctx.g.node('Elu', [ctx.x.name], [ctx.out()], { alpha: graph/* attr */.CF.f(ctx.params('elu_param').alpha) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+/** Emit y = op_n(...op_1(x)) as a chain that ends in ctx.out(). Empty chain → Identity. */
+function chain(ctx, steps) {
+    if (steps.length === 0)
+        steps = [{ op: 'Identity' }];
+    let cur = ctx.x.name;
+    steps.forEach((s, i) => {
+        const last = i === steps.length - 1;
+        const out = last ? ctx.out() : ctx.tmp(s.op.toLowerCase());
+        ctx.g.node(s.op, s.operand ? [cur, s.operand] : [cur], [out], {}, last ? ctx.layer.name : undefined);
+        cur = out;
+    });
+}
+/** Power: y = (shift + scale · x) ^ power */
+const power = {
+    types: ['Power'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('power_param');
+        const steps = [];
+        if (p.scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
+        if (p.shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
+        if (p.power !== 1)
+            steps.push({ op: 'Pow', operand: scalar(ctx, 'power', p.power) });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Exp: y = base ^ (shift + scale · x), base -1 meaning e */
+const exp = {
+    types: ['Exp'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('exp_param');
+        const base = p.base;
+        if (base !== -1 && !(base > 0))
+            ctx.fail(`exp_param.base must be positive or -1, got ${base}`);
+        const lnBase = base === -1 ? 1 : Math.log(base);
+        const scale = p.scale * lnBase;
+        const shift = p.shift * lnBase;
+        const steps = [];
+        if (scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', scale) });
+        if (shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', shift) });
+        steps.push({ op: 'Exp' });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Log: y = log_base(shift + scale · x), base -1 meaning e */
+const log = {
+    types: ['Log'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('log_param');
+        const base = p.base;
+        if (base !== -1 && !(base > 0 && base !== 1))
+            ctx.fail(`log_param.base must be positive (not 1) or -1, got ${base}`);
+        const steps = [];
+        if (p.scale !== 1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
+        if (p.shift !== 0)
+            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
+        steps.push({ op: 'Log' });
+        if (base !== -1)
+            steps.push({ op: 'Mul', operand: scalar(ctx, 'inv_ln_base', 1 / Math.log(base)) });
+        chain(ctx, steps);
+        return [ctx.x.shape];
+    },
+};
+/** Threshold: y = x > threshold ? 1 : 0 */
+const threshold = {
+    types: ['Threshold'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const gt = ctx.tmp('greater');
+        ctx.g.node('Greater', [ctx.x.name, scalar(ctx, 'threshold', ctx.params('threshold_param').threshold)], [gt]);
+        ctx.g.node('Cast', [gt], [ctx.out()], { to: graph/* attr */.CF.i(1) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/softmax.ts
+
+/** Softmax over one axis (opset 13 semantics match Caffe: the other axes are independent). */
+const softmax = {
+    types: ['Softmax'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const axis = ctx.axis(ctx.params('softmax_param').axis, ctx.x.shape.length);
+        ctx.g.node('Softmax', [ctx.x.name], [ctx.out()], { axis: graph/* attr */.CF.i(axis) }, ctx.layer.name);
+        return [ctx.x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/batch_norm.ts
+
+/**
+ * BatchNorm with stored statistics. Caffe keeps running sums: blobs = [mean·s, var·s, s] where s is the
+ * moving-average scale factor; the statistics are the first two blobs divided by s (0 when s is 0),
+ * computed in float32 as Caffe does. → BatchNormalization(scale 1, bias 0).
+ */
+const batchNorm = {
+    types: ['BatchNorm'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('batch_norm_param');
+        const raw = (ctx.layer.msg.batch_norm_param ?? {});
+        if ('use_global_stats' in raw && raw.use_global_stats === false) {
+            ctx.unsupported('use_global_stats: false normalises with batch statistics at test time; only stored statistics are supported');
+        }
+        // forks: fillers only initialise training; a scale and bias inside the layer change its output
+        for (const f of ['scale_filler', 'bias_filler'])
+            if (f in raw)
+                ctx.note(`batch_norm_param.${f} (a field of NVIDIA Caffe) only initialises training: accepted, it does not change inference`);
+        if (raw.scale_bias === true)
+            ctx.unsupported('batch_norm_param.scale_bias: true (NVIDIA Caffe: a learned scale and bias inside BatchNorm) is not supported; a BVLC net follows BatchNorm with a Scale layer');
+        const x = ctx.x;
+        if (x.shape.length < 2)
+            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
+        const C = ctx.staticDim(x.shape, 1, 'BatchNorm');
+        const [meanData, varData, sfData] = ctx.weights([
+            { name: 'mean', shape: [C] },
+            { name: 'variance', shape: [C] },
+            { name: 'scale factor', shape: [1] },
+        ]);
+        const [mean, variance, sf] = [meanData.values, varData.values, sfData.values];
+        const factor = sf[0] === 0 ? 0 : Math.fround(1 / sf[0]);
+        const m = new Float32Array(C);
+        const v = new Float32Array(C);
+        for (let i = 0; i < C; i++) {
+            m[i] = Math.fround(mean[i] * factor);
+            v[i] = Math.fround(variance[i] * factor);
+        }
+        const n = ctx.layer.name;
+        ctx.g.node('BatchNormalization', [
+            x.name,
+            ctx.g.floatInit(`${n}/scale`, [C], new Float32Array(C).fill(1)),
+            ctx.g.floatInit(`${n}/bias`, [C], new Float32Array(C)),
+            ctx.g.floatInit(`${n}/mean`, [C], m),
+            ctx.g.floatInit(`${n}/var`, [C], v),
+        ], [ctx.out()], { epsilon: graph/* attr */.CF.f(p.eps) }, n);
+        return [x.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/scale.ts
+
+/**
+ * The axes of bottom[0] that a Scale/Bias operand covers: [axis, axis + num_axes) for a learned operand,
+ * or the shape of bottom[1]. Returns the operand's shape and the broadcastable shape (trailing 1s).
+ */
+function operandGeometry(ctx, x, axisParam, numAxes, second) {
+    const rank = x.shape.length;
+    if (second && second.shape.length === 0)
+        return { shape: [], bcast: [] };
+    const axis = ctx.axis(axisParam, rank === 0 ? 1 : rank);
+    let covered;
+    if (second) {
+        covered = second.shape;
+        const ok = covered.every((d, i) => x.shape[axis + i] === d);
+        if (!ok || axis + covered.length > rank)
+            ctx.fail(`bottom[1] shape [${covered.join(', ')}] does not match bottom[0] [${x.shape.join(', ')}] at axis ${axis}`);
+    }
+    else {
+        if (numAxes < -1)
+            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
+        const end = numAxes === -1 ? rank : axis + numAxes;
+        if (end > rank)
+            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
+        covered = x.shape.slice(axis, end);
+    }
+    return { shape: covered, bcast: [...covered, ...Array(rank - axis - covered.length).fill(1)] };
+}
+function scaleOrBias(kind) {
+    return (ctx) => {
+        ctx.arity([1, 2], 1);
+        const field = kind === 'Scale' ? 'scale_param' : 'bias_param';
+        const p = ctx.params(field);
+        const x = ctx.x;
+        const op = kind === 'Scale' ? 'Mul' : 'Add';
+        const second = ctx.inputs[1];
+        const { shape, bcast } = operandGeometry(ctx, x, p.axis, p.num_axes, second);
+        const withBias = kind === 'Scale' && p.bias_term;
+        const n = ctx.layer.name;
+        let operand;
+        let biasData;
+        if (second) {
+            operand = second.name;
+            if (bcast.length !== shape.length) {
+                operand = ctx.tmp('operand');
+                reshape(ctx, second, bcast, operand);
+            }
+            if (withBias)
+                [biasData] = ctx.weights([{ name: 'bias', shape: shape.map((_, i) => ctx.staticDim(shape, i)) }]);
+        }
+        else {
+            const st = shape.map((_, i) => ctx.staticDim(shape, i, kind));
+            const expected = [{ name: kind === 'Scale' ? 'scale' : 'bias', shape: st }];
+            if (withBias)
+                expected.push({ name: 'bias', shape: st });
+            const [data, b] = ctx.weights(expected);
+            biasData = b;
+            operand = ctx.g.floatInit(`${n}/${kind === 'Scale' ? 'gamma' : 'beta'}`, bcast, data);
+        }
+        if (!withBias) {
+            ctx.g.node(op, [x.name, operand], [ctx.out()], {}, n);
+            return [x.shape];
+        }
+        const mid = ctx.tmp('scaled');
+        ctx.g.node(op, [x.name, operand], [mid]);
+        ctx.g.node('Add', [mid, ctx.g.floatInit(`${n}/beta`, bcast, biasData)], [ctx.out()], {}, n);
+        return [x.shape];
+    };
+}
+/** Scale: y = x · gamma (+ beta), gamma learned or from bottom[1], broadcast from `axis`. */
+const scale = { types: ['Scale'], convert: scaleOrBias('Scale') };
+/** Bias: y = x + beta, beta learned or from bottom[1]. */
+const bias = { types: ['Bias'], convert: scaleOrBias('Bias') };
+
+;// CONCATENATED MODULE: ./src/convert/layers/eltwise.ts
+
+/** Eltwise: SUM (with per-bottom coeff), PROD, MAX over two or more same-shaped bottoms. */
+const eltwise = {
+    types: ['Eltwise'],
+    convert(ctx) {
+        ctx.arity([2, Infinity], 1);
+        const p = ctx.params('eltwise_param');
+        const first = ctx.inputs[0];
+        ctx.inputs.forEach((v, i) => {
+            if (!sameShape(v.shape, first.shape))
+                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] differs from bottom 0 [${first.shape.join(', ')}]`);
+        });
+        const op = p.operation;
+        const coeff = p.coeff;
+        let names = ctx.inputs.map((v) => v.name);
+        if (op === 'SUM') {
+            if (coeff.length > 0 && coeff.length !== names.length)
+                ctx.fail(`eltwise_param has ${coeff.length} coeff values for ${names.length} bottoms`);
+            names = names.map((nm, i) => {
+                if (coeff.length === 0 || coeff[i] === 1)
+                    return nm;
+                const out = ctx.tmp(`coeff${i}`);
+                ctx.g.node('Mul', [nm, scalar(ctx, `coeff${i}`, coeff[i])], [out]);
+                return out;
+            });
+            ctx.g.node('Sum', names, [ctx.out()], {}, ctx.layer.name);
+        }
+        else {
+            if (coeff.length > 0)
+                ctx.fail('coeff is only allowed for SUM');
+            ctx.g.node(op === 'PROD' ? 'Mul' : 'Max', op === 'PROD' ? names.slice(0, 2) : names, [op === 'PROD' && names.length > 2 ? ctx.tmp('prod') : ctx.out()], {}, ctx.layer.name);
+            if (op === 'PROD' && names.length > 2) {
+                // left fold: ((a*b)*c)*d, as Caffe multiplies in order
+                let acc = ctx.g.nodes[ctx.g.nodes.length - 1].outputs[0];
+                for (let i = 2; i < names.length; i++) {
+                    const out = i === names.length - 1 ? ctx.out() : ctx.tmp('prod');
+                    ctx.g.node('Mul', [acc, names[i]], [out]);
+                    acc = out;
+                }
+            }
+        }
+        return [first.shape];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/concat.ts
+
+/** Concat along `axis` (or the legacy `concat_dim`). */
+const concat = {
+    types: ['Concat'],
+    convert(ctx) {
+        ctx.arity([1, Infinity], 1);
+        const p = ctx.params('concat_param');
+        const raw = (ctx.layer.msg.concat_param ?? {});
+        if ('axis' in raw && 'concat_dim' in raw)
+            ctx.fail('either axis or concat_dim may be given, not both');
+        const first = ctx.inputs[0];
+        const rank = first.shape.length;
+        const axis = 'concat_dim' in raw ? p.concat_dim : ctx.axis(p.axis, rank);
+        if (axis >= rank)
+            ctx.fail(`concat_dim ${axis} is out of range for a ${rank}-D input`);
+        const parts = [];
+        for (const [i, v] of ctx.inputs.entries()) {
+            if (v.shape.length !== rank || v.shape.some((d, j) => j !== axis && d !== first.shape[j])) {
+                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] does not match bottom 0 [${first.shape.join(', ')}] outside axis ${axis}`);
+            }
+            parts.push(v.shape[axis]);
+        }
+        const total = parts.every((d) => typeof d === 'number') ? parts.reduce((a, b) => a + b, 0) : parts.join('+');
+        ctx.g.node('Concat', ctx.inputs.map((v) => v.name), [ctx.out()], { axis: graph/* attr */.CF.i(axis) }, ctx.layer.name);
+        return [first.shape.map((d, j) => (j === axis ? total : d))];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/slice.ts
+
+/** Slice along `axis` (legacy `slice_dim`) at `slice_point`s, or into equal parts → Split. */
+const slice = {
+    types: ['Slice'],
+    convert(ctx) {
+        ctx.arity(1, [1, Infinity]);
+        const p = ctx.params('slice_param');
+        const raw = (ctx.layer.msg.slice_param ?? {});
+        const x = ctx.x;
+        const axis = 'slice_dim' in raw && !('axis' in raw) ? p.slice_dim : ctx.axis(p.axis, x.shape.length);
+        const dim = ctx.staticDim(x.shape, axis, 'slice');
+        const tops = ctx.layer.tops.length;
+        const points = p.slice_point;
+        let sizes;
+        if (points.length > 0) {
+            if (points.length !== tops - 1)
+                ctx.fail(`${points.length} slice_point(s) need ${points.length + 1} tops, found ${tops}`);
+            const bounds = [0, ...points, dim];
+            sizes = [];
+            for (let i = 1; i < bounds.length; i++) {
+                if (bounds[i] <= bounds[i - 1])
+                    ctx.fail(`slice_point values must increase and stay inside (0, ${dim})`);
+                sizes.push(bounds[i] - bounds[i - 1]);
+            }
+        }
+        else {
+            if (dim % tops !== 0)
+                ctx.fail(`axis ${axis} of size ${dim} cannot be split evenly into ${tops} tops`);
+            sizes = Array(tops).fill(dim / tops);
+        }
+        const outs = ctx.layer.tops.map((_, i) => ctx.out(i));
+        ctx.g.node('Split', [x.name, ctx.g.int64Init(`${ctx.layer.name}/split`, sizes)], outs, { axis: graph/* attr */.CF.i(axis) }, ctx.layer.name);
+        return sizes.map((s) => x.shape.map((d, j) => (j === axis ? s : d)));
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/split.ts
+/** Split copies its bottom to every top; in ONNX a value may feed many nodes, so each top is an Identity. */
+const split = {
+    types: ['Split'],
+    convert(ctx) {
+        ctx.arity(1, [1, Infinity]);
+        return ctx.layer.tops.map((_, i) => {
+            ctx.g.node('Identity', [ctx.x.name], [ctx.out(i)], {}, `${ctx.layer.name}/${i}`);
+            return ctx.x.shape;
+        });
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/flatten.ts
+
+
+/** Flatten axes [axis, end_axis] into one. */
+const flatten = {
+    types: ['Flatten'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('flatten_param');
+        const x = ctx.x;
+        const rank = x.shape.length;
+        const axis = ctx.axis(p.axis, rank);
+        const end = ctx.axis(p.end_axis, rank, 'end_axis');
+        if (end < axis)
+            ctx.fail(`end_axis ${p.end_axis} is before axis ${p.axis}`);
+        const out = [...x.shape.slice(0, axis), product(x.shape.slice(axis, end + 1)), ...x.shape.slice(end + 1)];
+        if (end === rank - 1 && axis === 1) {
+            ctx.g.node('Flatten', [x.name], [ctx.out()], { axis: graph/* attr */.CF.i(1) }, ctx.layer.name);
+        }
+        else {
+            reshape(ctx, x, out, ctx.out());
+        }
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/reshape.ts
+/**
+ * Reshape with Caffe's rules: `axis`/`num_axes` select the part of the input shape that is replaced;
+ * in `shape.dim`, 0 copies the input dimension at that position and one -1 is inferred.
+ */
+const reshapeLayer = {
+    types: ['Reshape'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('reshape_param');
+        const x = ctx.x;
+        const rank = x.shape.length;
+        const dims = (p.shape?.dim ?? []).slice();
+        let axis = p.axis;
+        if (axis < -(rank + 1) || axis > rank)
+            ctx.fail(`axis ${axis} is out of range for a ${rank}-D input`);
+        if (axis < 0)
+            axis = rank + 1 + axis;
+        const numAxes = p.num_axes;
+        if (numAxes < -1)
+            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
+        const end = numAxes === -1 ? rank : axis + numAxes;
+        if (end > rank)
+            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
+        const replaced = x.shape.slice(axis, end);
+        if (dims.filter((d) => d === -1).length > 1)
+            ctx.fail('at most one dim may be -1');
+        const newPart = dims.map((d, i) => {
+            if (d === 0) {
+                if (axis + i >= rank)
+                    ctx.fail(`dim ${i} is 0 (copy) but the input has no axis ${axis + i}`);
+                return x.shape[axis + i];
+            }
+            if (d < -1)
+                ctx.fail(`dim ${i} is ${d}; only -1 (infer) and 0 (copy) may be non-positive`);
+            return d;
+        });
+        const infer = newPart.indexOf(-1);
+        if (infer >= 0) {
+            // static product of the replaced part / static product of the explicit new dims; symbols carry over
+            let num = 1;
+            const syms = [];
+            for (const d of replaced)
+                typeof d === 'number' ? (num *= d) : syms.push(d);
+            let den = 1;
+            for (const [i, d] of newPart.entries()) {
+                if (i === infer)
+                    continue;
+                if (typeof d === 'number')
+                    den *= d;
+                else {
+                    const j = syms.indexOf(d);
+                    if (j < 0)
+                        ctx.unsupported('cannot infer the -1 dimension with a dynamic batch');
+                    syms.splice(j, 1);
+                }
+            }
+            if (den === 0 || num % den !== 0)
+                ctx.fail(`cannot reshape [${x.shape.join(', ')}]: ${num} is not divisible by ${den}`);
+            const r = num / den;
+            newPart[infer] = syms.length === 0 ? r : r === 1 && syms.length === 1 ? syms[0] : [...syms, String(r)].join('*');
+        }
+        else {
+            const a = replaced.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
+            const b = newPart.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
+            const symA = replaced.filter((d) => typeof d !== 'number').sort().join();
+            const symB = newPart.filter((d) => typeof d !== 'number').sort().join();
+            if (symA === symB && a !== b)
+                ctx.fail(`cannot reshape [${x.shape.join(', ')}] (${a} values in the reshaped axes) to [${newPart.join(', ')}] (${b})`);
+        }
+        const out = [...x.shape.slice(0, axis), ...newPart, ...x.shape.slice(end)];
+        // ONNX target: prefix copied with 0, explicit Caffe dims kept, the inferred one as -1
+        const spec = out.map((d, i) => {
+            if (i < axis && typeof d !== 'number')
+                return 0;
+            if (i >= axis && i < axis + newPart.length) {
+                const caffe = dims[i - axis];
+                if (caffe === -1)
+                    return -1;
+                if (caffe === 0)
+                    return typeof d === 'number' ? d : 0;
+                return caffe;
+            }
+            if (typeof d === 'number')
+                return d;
+            return -1;
+        });
+        if (spec.filter((d) => d === -1).length > 1)
+            ctx.unsupported(`cannot express reshape to [${out.join(', ')}] with a dynamic batch`);
+        const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
+        ctx.g.node('Reshape', [x.name, shapeName], [ctx.out()], {}, ctx.layer.name);
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/crop.ts
+/** Crop bottom[0] to the shape of bottom[1] from `axis` on, starting at `offset` (one for all, or one per axis). */
+const crop = {
+    types: ['Crop'],
+    convert(ctx) {
+        ctx.arity(2, 1);
+        const p = ctx.params('crop_param');
+        const [x, ref] = ctx.inputs;
+        const rank = x.shape.length;
+        if (ref.shape.length !== rank)
+            ctx.fail(`bottom[1] rank ${ref.shape.length} differs from bottom[0] rank ${rank}`);
+        const axis = ctx.axis(p.axis, rank);
+        const offsets = p.offset;
+        const n = rank - axis;
+        if (offsets.length > 1 && offsets.length !== n)
+            ctx.fail(`${offsets.length} offsets for ${n} cropped axes`);
+        const starts = [];
+        const ends = [];
+        const axes = [];
+        const out = x.shape.slice();
+        for (let i = axis; i < rank; i++) {
+            const off = offsets.length === 0 ? 0 : offsets.length === 1 ? offsets[0] : offsets[i - axis];
+            const size = ctx.staticDim(ref.shape, i, 'crop');
+            const have = ctx.staticDim(x.shape, i, 'crop');
+            if (off + size > have)
+                ctx.fail(`crop of size ${size} at offset ${off} exceeds axis ${i} of size ${have}`);
+            starts.push(off);
+            ends.push(off + size);
+            axes.push(i);
+            out[i] = size;
+        }
+        const n0 = ctx.layer.name;
+        ctx.g.node('Slice', [x.name, ctx.g.int64Init(`${n0}/starts`, starts), ctx.g.int64Init(`${n0}/ends`, ends), ctx.g.int64Init(`${n0}/axes`, axes)], [ctx.out()], {}, n0);
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/argmax.ts
+
+
+/**
+ * TopK with Caffe's tie-break: Caffe partial-sorts (value, index) pairs with std::greater, so among equal
+ * values the larger index comes first; ONNX TopK prefers the smaller index. Reversing the axis first and
+ * mapping indices back (len-1-i) gives Caffe's order. Returns [values, indices as float].
+ */
+function caffeTopK(ctx, input, axis, len, k) {
+    const n = ctx.layer.name;
+    const rev = ctx.tmp('reversed');
+    ctx.g.node('Slice', [input, ctx.g.int64Init(`${n}/rev_starts`, [-1]), ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]), ctx.g.int64Init(`${n}/rev_axes`, [axis]), ctx.g.int64Init(`${n}/rev_steps`, [-1])], [rev]);
+    const values = ctx.tmp('values');
+    const revIdx = ctx.tmp('rev_indices');
+    ctx.g.node('TopK', [rev, ctx.g.int64Init(`${n}/k`, [k])], [values, revIdx], { axis: graph/* attr */.CF.i(axis), largest: graph/* attr */.CF.i(1), sorted: graph/* attr */.CF.i(1) });
+    const idx = ctx.tmp('indices');
+    ctx.g.node('Sub', [ctx.g.int64Init(`${n}/last`, [len - 1]), revIdx], [idx]);
+    const idxF = ctx.tmp('indices_f');
+    ctx.g.node('Cast', [idx], [idxF], { to: graph/* attr */.CF.i(1) });
+    return [values, idxF];
+}
+/**
+ * ArgMax (top_k, out_max_val, axis). Caffe outputs indices as floats. Without `axis` each item is flattened
+ * and the top is [N, 1, top_k] (indices) or [N, 2, top_k] (indices, then values), padded with 1s to the input rank.
+ */
+const argmax = {
+    types: ['ArgMax'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('argmax_param');
+        const raw = (ctx.layer.msg.argmax_param ?? {});
+        const x = ctx.x;
+        const k = p.top_k;
+        const outMax = p.out_max_val;
+        const n = ctx.layer.name;
+        if ('axis' in raw) {
+            const axis = ctx.axis(p.axis, x.shape.length);
+            const len = ctx.staticDim(x.shape, axis, 'ArgMax');
+            if (k < 1 || k > len)
+                ctx.fail(`top_k ${k} must be between 1 and the size of axis ${axis}`);
+            const [values, indices] = caffeTopK(ctx, x.name, axis, len, k);
+            ctx.g.node('Identity', [outMax ? values : indices], [ctx.out()], {}, n);
+            return [x.shape.map((d, i) => (i === axis ? k : d))];
+        }
+        const inner = x.shape.slice(1).reduce((a, _d, i) => a * ctx.staticDim(x.shape, i + 1, 'ArgMax'), 1);
+        if (k < 1 || k > inner)
+            ctx.fail(`top_k ${k} must be between 1 and ${inner}`);
+        const flat = ctx.tmp('flatten');
+        ctx.g.node('Flatten', [x.name], [flat], { axis: graph/* attr */.CF.i(1) });
+        const [values, indices] = caffeTopK(ctx, flat, 1, inner, k);
+        let joined = indices;
+        if (outMax) {
+            joined = ctx.tmp('joined');
+            ctx.g.node('Concat', [indices, values], [joined], { axis: graph/* attr */.CF.i(1) });
+        }
+        const rank = Math.max(3, x.shape.length);
+        const out = [x.shape[0], outMax ? 2 : 1, k, ...Array(rank - 3).fill(1)];
+        reshape(ctx, { name: joined, shape: [x.shape[0], (outMax ? 2 : 1) * k] }, out, ctx.out());
+        return [out];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/reduction.ts
+
+
+/** Reduction over all axes from `axis` on: SUM, ASUM, SUMSQ, MEAN, times coeff. */
+const reduction = {
+    types: ['Reduction'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('reduction_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const axes = x.shape.map((_, i) => i).filter((i) => i >= axis);
+        const op = p.operation;
+        const coeff = p.coeff;
+        const n = ctx.layer.name;
+        const red = coeff === 1 ? ctx.out() : ctx.tmp('reduced');
+        if (op === 'SUM') {
+            ctx.g.node('ReduceSum', [x.name, ctx.g.int64Init(`${n}/axes`, axes)], [red], { keepdims: graph/* attr */.CF.i(0) }, coeff === 1 ? n : undefined);
+        }
+        else {
+            const onnxOp = op === 'ASUM' ? 'ReduceL1' : op === 'SUMSQ' ? 'ReduceSumSquare' : 'ReduceMean';
+            ctx.g.node(onnxOp, [x.name], [red], { axes: graph/* attr */.CF.ints(axes), keepdims: graph/* attr */.CF.i(0) }, coeff === 1 ? n : undefined);
+        }
+        if (coeff !== 1)
+            ctx.g.node('Mul', [red, scalar(ctx, 'coeff', coeff)], [ctx.out()], {}, n);
+        return [x.shape.slice(0, axis)];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/tile.ts
+/** Tile: repeat the blob `tiles` times along `axis`. */
+const tile = {
+    types: ['Tile'],
+    convert(ctx) {
+        ctx.arity(1, 1);
+        const p = ctx.params('tile_param');
+        const x = ctx.x;
+        const axis = ctx.axis(p.axis, x.shape.length);
+        const tiles = p.tiles;
+        if (!(tiles >= 1))
+            ctx.fail('tile_param.tiles must be a positive integer');
+        const repeats = x.shape.map((_, i) => (i === axis ? tiles : 1));
+        ctx.g.node('Tile', [x.name, ctx.g.int64Init(`${ctx.layer.name}/repeats`, repeats)], [ctx.out()], {}, ctx.layer.name);
+        const d = x.shape[axis];
+        return [x.shape.map((v, i) => (i === axis ? (typeof d === 'number' ? d * tiles : `${d}*${tiles}`) : v))];
+    },
+};
+
+;// CONCATENATED MODULE: ./src/convert/layers/index.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * The layer registry: Caffe type name → handler. A new Caffe layer is one file exporting a LayerHandler,
+ * added to this list.
+ */
+const HANDLERS = [
+    convolution, deconvolution, innerProduct, pooling, lrn, relu, prelu, sigmoid, tanh, absval, bnll, dropout, elu,
+    power, exp, log, threshold, softmax, batchNorm, scale, bias, eltwise, concat, slice, split, flatten, reshapeLayer,
+    crop, argmax, reduction, tile,
+];
+const REGISTRY = new Map(HANDLERS.flatMap((h) => h.types.map((t) => [t, h])));
+/** Layer types that produce nothing at inference and are dropped. */
+const SKIPPED_TYPES = new Set(['Silence']);
+function supportedTypes() {
+    return [...REGISTRY.keys(), 'Input'].sort();
+}
+
+
+/***/ }),
+
+/***/ 35659:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   z: () => (/* binding */ loadLayerPlugin)
+/* harmony export */ });
+/* unused harmony export PLUGIN_API */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(23928);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _graph__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(60635);
+/* harmony import */ var _schema_caffe__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(10776);
+/* harmony import */ var _layers__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(66039);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(70017);
+
+
+
+
+
+
+
+/** the helpers a plugin receives (what the built-in handlers import from ./graph) */
+const PLUGIN_API = { attr: _graph__WEBPACK_IMPORTED_MODULE_3__/* .attr */ .CF, BATCH: _graph__WEBPACK_IMPORTED_MODULE_3__/* .BATCH */ .D_ };
+/** LayerParameter field numbers for plugin params: far above Caffe's own and the forks' */
+const FIRST_PLUGIN_FIELD = 100_000;
+function loadLayerPlugin(file) {
+    const abs = path__WEBPACK_IMPORTED_MODULE_1__.resolve(file);
+    const bad = (why) => {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `input "layers": ${why}`, { file, field: 'layers' });
+    };
+    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(abs))
+        bad('the module does not exist');
+    let mod;
+    try {
+        // the user's module, loaded by Node itself (the bundle's own require would look inside the bundle)
+        mod = eval('require')(abs);
+    }
+    catch (e) {
+        bad(`the module failed to load: ${e.message.split('\n')[0]}`);
+    }
+    const m = (mod.default ?? mod);
+    const def = (typeof m === 'function' ? m(PLUGIN_API) : m);
+    if (!def || !Array.isArray(def.handlers) || def.handlers.length === 0)
+        bad('the module must export { handlers: [{ types: [...], convert(ctx) }] } (or a function returning it)');
+    const handlers = new Map();
+    def.handlers.forEach((h, i) => {
+        if (!h || !Array.isArray(h.types) || h.types.length === 0 || typeof h.convert !== 'function')
+            bad(`handler #${i + 1} needs types (Caffe type names) and convert(ctx)`);
+        for (const t of h.types) {
+            if (typeof t !== 'string' || t === '')
+                bad(`handler #${i + 1} has a type that is not a name`);
+            if (_layers__WEBPACK_IMPORTED_MODULE_5__/* .REGISTRY */ .Mo.has(t))
+                bad(`type "${t}" is converted by modelship itself; a plugin adds types, it does not replace them`);
+            if (handlers.has(t))
+                bad(`type "${t}" is handled twice`);
+            handlers.set(t, h);
+        }
+    });
+    const protoFile = abs.replace(/\.[cm]?js$/, '') + '.proto';
+    const proto = typeof def.proto === 'string' ? def.proto : fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(protoFile) ? fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(protoFile, 'utf8') : '';
+    const params = (def.params ?? {});
+    if (proto || Object.keys(params).length)
+        extendCaffeSchema(proto, params, file);
+    return { file, handlers };
+}
+/** Add the plugin's messages to Caffe's schema, and its `*_param` fields to LayerParameter (V2 and V1). */
+function extendCaffeSchema(proto, params, file) {
+    const root = (0,_schema_caffe__WEBPACK_IMPORTED_MODULE_4__/* .caffeSchema */ .lF)();
+    const bad = (why) => {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `input "layers": ${why}`, { file, field: 'layers' });
+    };
+    if (proto.trim()) {
+        const body = proto.replace(/^\s*syntax\s*=\s*"proto2"\s*;/m, '').replace(/^\s*package\s+caffe\s*;/m, '');
+        try {
+            protobufjs__WEBPACK_IMPORTED_MODULE_2__.parse(`syntax = "proto2"; package caffe;\n${body}`, root, { keepCase: true });
+        }
+        catch (e) {
+            // the same messages loaded again (a second conversion in one process) are the same schema
+            if (!/duplicate name/.test(e.message))
+                bad(`its proto does not parse: ${e.message}`);
+        }
+    }
+    for (const type of ['caffe.LayerParameter', 'caffe.V1LayerParameter']) {
+        const msg = root.lookupType(type);
+        Object.entries(params).forEach(([field, typeName], i) => {
+            if (!/^[a-z][a-z0-9_]*_param$/.test(field))
+                bad(`params: "${field}" is not a layer parameter field name (<name>_param)`);
+            if (typeof typeName !== 'string')
+                bad(`params: "${field}" must name its message type`);
+            const existing = msg.fields[field];
+            if (existing) {
+                if (existing.type.replace(/^\.?caffe\./, '') !== typeName)
+                    bad(`params: "${field}" is already a field of ${type} (of type ${existing.type})`);
+                return;
+            }
+            const f = new protobufjs__WEBPACK_IMPORTED_MODULE_2__.Field(field, FIRST_PLUGIN_FIELD + Object.keys(msg.fields).length + i, typeName);
+            msg.add(f);
+            try {
+                // (a root that was resolved once does not resolve fields added later by itself)
+                f.resolve();
+            }
+            catch (e) {
+                msg.remove(f);
+                bad(`params: "${field}" names a message the proto does not define (${e.message})`);
+            }
+        });
+    }
+}
+
+
+/***/ }),
+
+/***/ 10776:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   _w: () => (/* binding */ CAFFEMODEL_PROTO),
+/* harmony export */   lF: () => (/* binding */ caffeSchema)
+/* harmony export */ });
+/* unused harmony export CAFFE_PROTO */
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23928);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
 
 /**
  * The subset of Caffe's caffe.proto that a deploy net needs, written for modelship.
@@ -53707,6 +55785,10 @@ message BatchNormParameter {
   optional bool use_global_stats = 1;
   optional float moving_average_fraction = 2 [default = .999];
   optional float eps = 3 [default = 1e-5];
+  // NVIDIA Caffe's fields (text format only): a learned scale and bias inside BatchNorm, and their fillers
+  optional bool scale_bias = 1007 [default = false];
+  optional FillerParameter scale_filler = 1005;
+  optional FillerParameter bias_filler = 1006;
 }
 
 message BiasParameter {
@@ -53749,7 +55831,9 @@ message CropParameter {
 
 message DropoutParameter {
   optional float dropout_ratio = 1 [default = 0.5];
+  // forks' fields (text format only; forks number them 2 and 3)
   optional bool scale_train = 2 [default = true];
+  optional bool sample_weights_test = 1003 [default = false];
 }
 
 message EltwiseParameter {
@@ -53957,1864 +56041,10 @@ message BlobProto { }
 let caffeRoot;
 function caffeSchema() {
     if (!caffeRoot) {
-        caffeRoot = protobufjs.parse(CAFFE_PROTO, { keepCase: true }).root;
+        caffeRoot = protobufjs__WEBPACK_IMPORTED_MODULE_0__.parse(CAFFE_PROTO, { keepCase: true }).root;
         caffeRoot.resolveAll();
     }
     return caffeRoot;
-}
-
-// EXTERNAL MODULE: ./src/convert/textformat.ts
-var textformat = __nccwpck_require__(42103);
-// EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(70017);
-;// CONCATENATED MODULE: ./src/convert/net.ts
-
-
-
-
-/** Legacy V1 enum type → V2 type string (as Caffe's UpgradeV1LayerType does). */
-const V1_TO_V2 = {
-    ABSVAL: 'AbsVal', ACCURACY: 'Accuracy', ARGMAX: 'ArgMax', BNLL: 'BNLL', CONCAT: 'Concat',
-    CONTRASTIVE_LOSS: 'ContrastiveLoss', CONVOLUTION: 'Convolution', DATA: 'Data', DECONVOLUTION: 'Deconvolution',
-    DROPOUT: 'Dropout', DUMMY_DATA: 'DummyData', EUCLIDEAN_LOSS: 'EuclideanLoss', ELTWISE: 'Eltwise', EXP: 'Exp',
-    FLATTEN: 'Flatten', HDF5_DATA: 'HDF5Data', HDF5_OUTPUT: 'HDF5Output', HINGE_LOSS: 'HingeLoss', IM2COL: 'Im2col',
-    IMAGE_DATA: 'ImageData', INFOGAIN_LOSS: 'InfogainLoss', INNER_PRODUCT: 'InnerProduct', LRN: 'LRN',
-    MEMORY_DATA: 'MemoryData', MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss', MVN: 'MVN', POOLING: 'Pooling',
-    POWER: 'Power', RELU: 'ReLU', SIGMOID: 'Sigmoid', SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
-    SILENCE: 'Silence', SOFTMAX: 'Softmax', SOFTMAX_LOSS: 'SoftmaxWithLoss', SPLIT: 'Split', SLICE: 'Slice',
-    TANH: 'TanH', WINDOW_DATA: 'WindowData', THRESHOLD: 'Threshold', NONE: 'NONE',
-};
-/** Reject input that is obviously not a text prototxt before the parser reports a confusing column. */
-function checkLooksLikeText(bytes, file) {
-    const n = Math.min(bytes.length, 4096);
-    let control = 0;
-    for (let i = 0; i < n; i++) {
-        const c = bytes[i];
-        if (c === 0) {
-            throw new errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
-        }
-        if (c < 9 || (c > 13 && c < 32))
-            control++;
-    }
-    if (n > 0 && control / n > 0.05) {
-        throw new errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
-    }
-    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-    const bad = text.indexOf('\uFFFD');
-    if (bad >= 0) {
-        const line = text.slice(0, bad).split('\n').length;
-        throw new errors/* ModelshipError */.W('syntax', 'invalid UTF-8 in prototxt', { file, line });
-    }
-    return text;
-}
-/** Parse a deploy.prototxt (text) into a normalised net. */
-function parsePrototxt(bytes, file) {
-    const text = checkLooksLikeText(bytes, file);
-    const root = caffeSchema();
-    const NetParameter = root.lookupType('caffe.NetParameter');
-    const msg = (0,textformat/* parseTextFormat */.YN)(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
-    return normalizeNet(msg, file);
-}
-function isIncludedInTest(layer) {
-    // Caffe's StateMeetsRule for the deploy state: phase TEST, level 0, no stages.
-    const meets = (rule) => {
-        if (rule.phase !== undefined && rule.phase !== 'TEST')
-            return false;
-        if (rule.min_level !== undefined && 0 < rule.min_level)
-            return false;
-        if (rule.max_level !== undefined && 0 > rule.max_level)
-            return false;
-        if ((rule.stage ?? []).length > 0)
-            return false;
-        return true;
-    };
-    const include = layer.include ?? [];
-    const exclude = layer.exclude ?? [];
-    if (include.length > 0)
-        return include.some(meets);
-    return !exclude.some(meets);
-}
-function normalizeNet(msg, file) {
-    const v2 = msg.layer ?? [];
-    const v1 = msg.layers ?? [];
-    if (v2.length > 0 && v1.length > 0) {
-        throw new errors/* ModelshipError */.W('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: (0,textformat/* fieldLocOf */.W$)(msg, 'layers')?.line });
-    }
-    const format = v1.length > 0 ? 'V1' : 'V2';
-    const inputs = [];
-    // Legacy input declarations: input + input_dim (4 per input) or input + input_shape.
-    const inputNames = msg.input ?? [];
-    if (inputNames.length > 0) {
-        const inputDim = msg.input_dim ?? [];
-        const inputShape = msg.input_shape ?? [];
-        const loc = (0,textformat/* fieldLocOf */.W$)(msg, 'input');
-        if (inputShape.length > 0 && inputDim.length > 0) {
-            throw new errors/* ModelshipError */.W('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
-        }
-        if (inputShape.length > 0) {
-            if (inputShape.length !== inputNames.length) {
-                throw new errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
-            }
-            inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
-        }
-        else if (inputDim.length > 0) {
-            if (inputDim.length !== 4 * inputNames.length) {
-                throw new errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
-            }
-            inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
-        }
-        else {
-            throw new errors/* ModelshipError */.W('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
-        }
-    }
-    const layers = [];
-    const source = format === 'V2' ? v2 : v1;
-    source.forEach((l, i) => {
-        if (!isIncludedInTest(l))
-            return;
-        const loc = (0,textformat/* locOf */.ym)(l);
-        const rawType = l.type;
-        if (rawType === undefined || rawType === '') {
-            throw new errors/* ModelshipError */.W('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
-        }
-        const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
-        const name = l.name ?? `${type.toLowerCase()}_${i}`;
-        layers.push({
-            name,
-            type,
-            bottoms: (l.bottom ?? []).slice(),
-            tops: (l.top ?? []).slice(),
-            msg: l,
-            loc,
-            unknownFields: (0,textformat/* unknownFieldsOf */.vf)(l),
-        });
-    });
-    // Input layers become net inputs.
-    for (const l of layers) {
-        if (l.type !== 'Input')
-            continue;
-        const shapes = (paramsOf(l, 'input_param').shape ?? []).map((s) => s.dim ?? []);
-        if (shapes.length === 0) {
-            throw new errors/* ModelshipError */.W('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
-        }
-        if (shapes.length !== 1 && shapes.length !== l.tops.length) {
-            throw new errors/* ModelshipError */.W('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
-        }
-        l.tops.forEach((top, i) => inputs.push({ name: top, shape: shapes[shapes.length === 1 ? 0 : i], loc: l.loc }));
-    }
-    for (const inp of inputs) {
-        if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-            throw new errors/* ModelshipError */.W('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
-        }
-    }
-    if (inputs.length === 0) {
-        throw new errors/* ModelshipError */.W('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
-    }
-    return { name: msg.name ?? 'net', file, format, inputs, layers: layers.filter((l) => l.type !== 'Input') };
-}
-const paramTypeCache = new Map();
-/**
- * A layer's `*_param` message with Caffe's defaults filled in for absent scalar fields. V1 and V2 share the
- * param message types, so handlers read `paramsOf(layer, 'convolution_param').kernel_size` either way.
- */
-function paramsOf(layer, field) {
-    const root = caffeSchema();
-    const msgType = root.lookupType('caffe.LayerParameter');
-    const f = msgType.fields[field];
-    if (!f)
-        throw new Error(`internal: no LayerParameter field ${field}`);
-    let type = paramTypeCache.get(field);
-    if (!type) {
-        type = f.resolvedType;
-        paramTypeCache.set(field, type);
-    }
-    return withDefaults(layer.msg[field] ?? {}, type);
-}
-function withDefaults(msg, type) {
-    const out = {};
-    for (const f of type.fieldsArray) {
-        if (Object.prototype.hasOwnProperty.call(msg, f.name))
-            out[f.name] = msg[f.name];
-        else if (f.repeated)
-            out[f.name] = [];
-        else if (f.resolvedType instanceof protobufjs.Type)
-            out[f.name] = undefined;
-        else if (f.resolvedType instanceof protobufjs.Enum) {
-            const d = f.options?.default;
-            out[f.name] = d ?? Object.keys(f.resolvedType.values)[0];
-        }
-        else
-            out[f.name] = f.options?.default ?? (f.type === 'bool' ? false : f.type === 'string' ? '' : 0);
-    }
-    for (const k of ['$loc', '$fieldLocs']) {
-        Object.defineProperty(out, k, { value: msg[k], enumerable: false });
-    }
-    return out;
-}
-/** Does the layer set this `*_param` explicitly? */
-function hasParam(layer, field, sub) {
-    const p = layer.msg[field];
-    if (!p)
-        return false;
-    return sub === undefined ? true : Object.prototype.hasOwnProperty.call(p, sub);
-}
-
-;// CONCATENATED MODULE: ./src/convert/caffemodel.ts
-
-
-
-
-let root;
-function schema() {
-    if (!root) {
-        root = protobufjs.parse(CAFFEMODEL_PROTO, { keepCase: true }).root;
-        root.resolveAll();
-        const blobType = root.lookupType('caffemodel.BlobProto');
-        // Replace the (empty) generated BlobProto decoder with one that keeps packed float data as bytes:
-        // a 28 MB GoogLeNet decodes without materialising 7 M JS numbers.
-        blobType.decode = decodeBlob;
-    }
-    return root;
-}
-function decodeBlob(input, length) {
-    const r = input instanceof protobufjs.Reader ? input : protobufjs.Reader.create(input);
-    const end = length === undefined ? r.len : r.pos + length;
-    const b = { hasLegacy: false, num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
-    while (r.pos < end) {
-        const tag = r.uint32();
-        const field = tag >>> 3;
-        const wire = tag & 7;
-        switch (field) {
-            case 5: // repeated float data (packed or not)
-                if (wire === 2)
-                    b.floatChunks.push(r.bytes());
-                else if (wire === 5)
-                    b.floatValues.push(r.float());
-                else
-                    r.skipType(wire);
-                break;
-            case 8: // repeated double double_data
-                if (wire === 2)
-                    b.doubleChunks.push(r.bytes());
-                else if (wire === 1)
-                    b.doubleValues.push(r.double());
-                else
-                    r.skipType(wire);
-                break;
-            case 7: {
-                // BlobShape { repeated int64 dim = 1 [packed] }
-                if (wire !== 2) {
-                    r.skipType(wire);
-                    break;
-                }
-                const len = r.uint32();
-                const shapeEnd = r.pos + len;
-                const dims = b.dims ?? [];
-                while (r.pos < shapeEnd) {
-                    const t2 = r.uint32();
-                    if (t2 >>> 3 === 1 && (t2 & 7) === 2) {
-                        const l2 = r.uint32();
-                        const e2 = r.pos + l2;
-                        while (r.pos < e2)
-                            dims.push(int64(r));
-                    }
-                    else if (t2 >>> 3 === 1 && (t2 & 7) === 0) {
-                        dims.push(int64(r));
-                    }
-                    else {
-                        r.skipType(t2 & 7);
-                    }
-                }
-                if (r.pos !== shapeEnd)
-                    throw new RangeError('blob shape overruns its length');
-                b.dims = dims;
-                break;
-            }
-            case 1:
-            case 2:
-            case 3:
-            case 4: {
-                if (wire !== 0) {
-                    r.skipType(wire);
-                    break;
-                }
-                const v = r.int32();
-                b.hasLegacy = true;
-                if (field === 1)
-                    b.num = v;
-                else if (field === 2)
-                    b.channels = v;
-                else if (field === 3)
-                    b.height = v;
-                else
-                    b.width = v;
-                break;
-            }
-            default:
-                r.skipType(wire); // diff, double_diff and anything newer
-        }
-    }
-    if (r.pos !== end)
-        throw new RangeError('blob overruns its length');
-    return b;
-}
-function int64(r) {
-    const v = r.int64();
-    return typeof v === 'number' ? v : v.toNumber();
-}
-function concatBytes(chunks) {
-    if (chunks.length === 1)
-        return chunks[0];
-    const total = chunks.reduce((n, c) => n + c.length, 0);
-    const out = new Uint8Array(total);
-    let o = 0;
-    for (const c of chunks) {
-        out.set(c, o);
-        o += c.length;
-    }
-    return out;
-}
-function toWeightBlob(raw, where) {
-    // Caffe's Blob::FromProto: legacy 4-D fields win when present; otherwise `shape` (absent shape = 0-D blob)
-    const legacy = raw.hasLegacy;
-    const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
-    for (const d of shape) {
-        if (!Number.isSafeInteger(d) || d < 0) {
-            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
-        }
-    }
-    const count = shape.reduce((a, d) => a * d, 1);
-    let data;
-    const floatBytes = raw.floatChunks.reduce((n, c) => n + c.length, 0);
-    const nFloat = floatBytes / 4 + raw.floatValues.length;
-    const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
-    const nDouble = doubleBytes / 8 + raw.doubleValues.length;
-    if (floatBytes % 4 !== 0 || doubleBytes % 8 !== 0) {
-        throw new errors/* ModelshipError */.W('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
-    }
-    if (nFloat > 0 || nDouble === 0) {
-        if (nFloat !== count) {
-            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
-        }
-        if (raw.floatValues.length === 0) {
-            data = FloatData.fromBytes(concatBytes(raw.floatChunks));
-        }
-        else {
-            data = FloatData.fromArray([...floatsOf(raw.floatChunks), ...raw.floatValues]);
-        }
-    }
-    else {
-        if (nDouble !== count) {
-            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
-        }
-        const values = new Float32Array(count);
-        let i = 0;
-        for (const c of raw.doubleChunks) {
-            const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-            for (let o = 0; o < c.byteLength; o += 8)
-                values[i++] = dv.getFloat64(o, true);
-        }
-        for (const v of raw.doubleValues)
-            values[i++] = v;
-        data = FloatData.fromArray(values);
-    }
-    return { shape, legacy, data };
-}
-function floatsOf(chunks) {
-    const out = [];
-    for (const c of chunks) {
-        const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-        for (let o = 0; o < c.byteLength; o += 4)
-            out.push(dv.getFloat32(o, true));
-    }
-    return out;
-}
-const V1_TYPE_NAMES = {
-    35: 'ABSVAL', 1: 'ACCURACY', 30: 'ARGMAX', 2: 'BNLL', 3: 'CONCAT', 37: 'CONTRASTIVE_LOSS', 4: 'CONVOLUTION', 5: 'DATA',
-    39: 'DECONVOLUTION', 6: 'DROPOUT', 32: 'DUMMY_DATA', 7: 'EUCLIDEAN_LOSS', 25: 'ELTWISE', 38: 'EXP', 8: 'FLATTEN',
-    9: 'HDF5_DATA', 10: 'HDF5_OUTPUT', 28: 'HINGE_LOSS', 11: 'IM2COL', 12: 'IMAGE_DATA', 13: 'INFOGAIN_LOSS',
-    14: 'INNER_PRODUCT', 15: 'LRN', 29: 'MEMORY_DATA', 16: 'MULTINOMIAL_LOGISTIC_LOSS', 34: 'MVN', 17: 'POOLING',
-    26: 'POWER', 18: 'RELU', 19: 'SIGMOID', 27: 'SIGMOID_CROSS_ENTROPY_LOSS', 36: 'SILENCE', 20: 'SOFTMAX',
-    21: 'SOFTMAX_LOSS', 22: 'SPLIT', 33: 'SLICE', 23: 'TANH', 24: 'WINDOW_DATA', 31: 'THRESHOLD',
-};
-/**
- * Decode a binary .caffemodel (NetParameter). Both the V2 `layer` field (100) and the legacy V1 `layers`
- * field (2) are read; blobs may use `shape` or the legacy num/channels/height/width, float `data` or `double_data`.
- */
-function decodeCaffeModel(bytes, file) {
-    if (bytes.length === 0)
-        throw new errors/* ModelshipError */.W('binary', 'the caffemodel is empty', { file });
-    const NetParameter = schema().lookupType('caffemodel.NetParameter');
-    let msg;
-    try {
-        msg = NetParameter.decode(bytes);
-    }
-    catch (e) {
-        const why = e.message;
-        throw new errors/* ModelshipError */.W('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
-    }
-    const layers = new Map();
-    const v2 = msg.layer ?? [];
-    const v1 = msg.layers ?? [];
-    if (v2.length === 0 && v1.length === 0) {
-        throw new errors/* ModelshipError */.W('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
-    }
-    const add = (name, type, blobs) => {
-        if (!name)
-            return;
-        if (!blobs || blobs.length === 0) {
-            if (!layers.has(name))
-                layers.set(name, { type, blobs: [] });
-            return;
-        }
-        layers.set(name, { type, blobs: blobs.map((b, index) => toWeightBlob(b, { file, layer: name, index })) });
-    };
-    for (const l of v1)
-        add(l.name, V1_TYPE_NAMES[l.type ?? 0] ?? String(l.type), l.blobs);
-    for (const l of v2)
-        add(l.name, l.type ?? '', l.blobs);
-    return { name: msg.name, format: v2.length > 0 ? 'V2' : 'V1', layers };
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/types.ts
-
-
-/** What a layer handler gets: the layer, its resolved bottoms, its weights and the graph to emit into. */
-class LayerContext {
-    g;
-    layer;
-    file;
-    weightsFile;
-    inputs;
-    blobs;
-    topNames;
-    /** set once the handler asked for its weights; a layer that takes none but has some in the caffemodel is an error */
-    consumedWeights = false;
-    constructor(g, layer, file, weightsFile, inputs, blobs, topNames) {
-        this.g = g;
-        this.layer = layer;
-        this.file = file;
-        this.weightsFile = weightsFile;
-        this.inputs = inputs;
-        this.blobs = blobs;
-        this.topNames = topNames;
-    }
-    /** The ONNX name the handler must give top `i` (decided by the converter: SSA names for in-place layers). */
-    out(i = 0) {
-        return this.topNames[i];
-    }
-    get x() {
-        return this.inputs[0];
-    }
-    /** A fresh internal tensor name scoped by the layer name. */
-    tmp(suffix) {
-        return this.g.unique(`${this.layer.name}/${suffix}`);
-    }
-    params(field) {
-        return paramsOf(this.layer, field);
-    }
-    fail(message, code = 'graph') {
-        throw new errors/* ModelshipError */.W(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-    }
-    unsupported(message) {
-        return this.fail(message, 'unsupported');
-    }
-    /** Require exactly `n` bottoms (or a range) and `m` tops. */
-    arity(bottoms, tops = 1) {
-        const check = (have, want, what) => {
-            const [lo, hi] = typeof want === 'number' ? [want, want] : want;
-            if (have < lo || have > hi) {
-                const w = lo === hi ? `${lo}` : hi === Infinity ? `at least ${lo}` : `${lo} to ${hi}`;
-                this.fail(`expects ${w} ${what}${lo === 1 && hi === 1 ? '' : 's'}, found ${have}`);
-            }
-        };
-        check(this.layer.bottoms.length, bottoms, 'bottom');
-        check(this.layer.tops.length, tops, 'top');
-    }
-    /** A dimension that must be static (known at conversion time). */
-    staticDim(shape, axis, what = 'this layer') {
-        const d = shape[axis];
-        if (typeof d !== 'number')
-            this.unsupported(`${what} needs a static size for axis ${axis} of [${shape.join(', ')}]; it is the dynamic batch`);
-        return d;
-    }
-    staticShape(shape, what = 'this layer') {
-        return shape.map((_, i) => this.staticDim(shape, i, what));
-    }
-    /** Caffe's CanonicalAxisIndex: negative axes count from the end. */
-    axis(a, rank, field = 'axis') {
-        if (a < -rank || a >= rank)
-            this.fail(`${field} ${a} is out of range for a ${rank}-D input`);
-        return a < 0 ? a + rank : a;
-    }
-    /**
-     * The layer's learned blobs from the caffemodel, checked against the shapes the prototxt implies
-     * (Caffe's Blob::ShapeEquals, which also accepts legacy 4-D num/channels/height/width).
-     */
-    weights(expected) {
-        this.consumedWeights = true;
-        const blobs = this.blobs;
-        if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {
-            throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-        }
-        if (blobs.length !== expected.length) {
-            throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-        }
-        return expected.map((e, i) => {
-            const b = blobs[i];
-            if (!shapeEquals(b, e.shape)) {
-                throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
-            }
-            return b.data;
-        });
-    }
-    /** Number of learned blobs present for this layer in the caffemodel (undefined if the layer is absent). */
-    get blobCount() {
-        return this.blobs?.length;
-    }
-}
-function shapeEquals(b, expected) {
-    if (!b.legacy)
-        return b.shape.length === expected.length && b.shape.every((d, i) => d === expected[i]);
-    if (expected.length > 4)
-        return false;
-    const padded = [...Array(4 - expected.length).fill(1), ...expected];
-    return padded.every((d, i) => d === b.shape[i]);
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/common.ts
-
-/**
- * Kernel / pad / stride / dilation of Convolution and Pooling, as Caffe reads them: `*_h`/`*_w` for 2-D,
- * else one value for every spatial axis or one per axis. `fallback` undefined means the value is required.
- */
-function spatialParam(ctx, field, name, nsp, fallback) {
-    const raw = ctx.layer.msg[field] ?? {};
-    const has = (k) => Object.prototype.hasOwnProperty.call(raw, k);
-    const base = name === 'kernel' ? 'kernel_size' : name;
-    const hKey = `${name}_h`;
-    const wKey = `${name}_w`;
-    if (name !== 'dilation' && (has(hKey) || has(wKey))) {
-        if (nsp !== 2)
-            ctx.fail(`${hKey}/${wKey} can only be used for 2-D data`);
-        if (has(base))
-            ctx.fail(`either ${base} or ${hKey}/${wKey} may be given, not both`);
-        if (name === 'kernel' && !(has(hKey) && has(wKey)))
-            ctx.fail('kernel_h and kernel_w must both be given');
-        const h = has(hKey) ? raw[hKey] : (fallback ?? 0);
-        const w = has(wKey) ? raw[wKey] : (fallback ?? 0);
-        return [h, w];
-    }
-    const v = raw[base];
-    const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
-    if (list.length === 0) {
-        if (fallback === undefined)
-            ctx.fail(`${base} is required`);
-        return Array(nsp).fill(fallback);
-    }
-    if (list.length === 1)
-        return Array(nsp).fill(list[0]);
-    if (list.length !== nsp)
-        ctx.fail(`${base} has ${list.length} values for ${nsp} spatial axes`);
-    return list;
-}
-/**
- * Reshape `x` to `target` (symbolic dims allowed). Symbolic dims that stay at the same index are copied (0);
- * at most one other dim may be unknown (-1).
- */
-function reshape(ctx, x, target, out) {
-    const spec = target.map((d, i) => {
-        if (typeof d === 'number')
-            return d;
-        if (x.shape[i] === d)
-            return 0;
-        return -1;
-    });
-    if (spec.filter((d) => d === -1).length > 1)
-        ctx.unsupported(`cannot express reshape of [${x.shape.join(', ')}] to [${target.join(', ')}] with a dynamic batch`);
-    const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
-    ctx.g.node('Reshape', [x.name, shapeName], [out]);
-}
-function product(dims) {
-    let n = 1;
-    const syms = [];
-    for (const d of dims) {
-        if (typeof d === 'number')
-            n *= d;
-        else
-            syms.push(d);
-    }
-    if (syms.length === 0)
-        return n;
-    return n === 1 && syms.length === 1 ? syms[0] : [...syms, ...(n === 1 ? [] : [String(n)])].join('*');
-}
-function unary(op, attrs = {}) {
-    return (ctx) => {
-        ctx.arity(1, 1);
-        ctx.g.node(op, [ctx.x.name], [ctx.out()], attrs);
-        return [ctx.x.shape];
-    };
-}
-/** A float scalar constant (shape []) for element-wise ops. */
-function scalar(ctx, suffix, v) {
-    return ctx.g.floatInit(`${ctx.layer.name}/${suffix}`, [], [v]);
-}
-function sameShape(a, b) {
-    return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-function convGeometry(ctx) {
-    ctx.arity(1, 1);
-    const p = ctx.params('convolution_param');
-    const x = ctx.x;
-    if (p.axis !== 1)
-        ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
-    const nsp = x.shape.length - 2;
-    if (nsp < 1)
-        ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
-    const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
-    const numOutput = p.num_output;
-    const group = p.group;
-    if (!numOutput)
-        ctx.fail('convolution_param.num_output is required');
-    if (group < 1 || C % group !== 0)
-        ctx.fail(`input channels ${C} are not divisible by group ${group}`);
-    if (numOutput % group !== 0)
-        ctx.fail(`num_output ${numOutput} is not divisible by group ${group}`);
-    const g = {
-        C,
-        numOutput,
-        group,
-        kernel: spatialParam(ctx, 'convolution_param', 'kernel', nsp, undefined),
-        pad: spatialParam(ctx, 'convolution_param', 'pad', nsp, 0),
-        stride: spatialParam(ctx, 'convolution_param', 'stride', nsp, 1),
-        dilation: spatialParam(ctx, 'convolution_param', 'dilation', nsp, 1),
-        biasTerm: p.bias_term,
-    };
-    if ([...g.kernel, ...g.stride, ...g.dilation].some((v) => v < 1))
-        ctx.fail('kernel, stride and dilation must be positive');
-    return g;
-}
-/** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
-function emitConv(ctx, op, g, weightShape, extra = {}) {
-    const expected = [{ name: 'weights', shape: weightShape }];
-    if (g.biasTerm)
-        expected.push({ name: 'bias', shape: [g.numOutput] });
-    const [w, b] = ctx.weights(expected);
-    const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
-    if (g.biasTerm)
-        inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
-    ctx.g.node(op, inputs, [ctx.out()], {
-        kernel_shape: attr.ints(g.kernel),
-        pads: attr.ints([...g.pad, ...g.pad]),
-        strides: attr.ints(g.stride),
-        dilations: attr.ints(g.dilation),
-        group: attr.i(g.group),
-        ...extra,
-    }, ctx.layer.name);
-}
-
-;// CONCATENATED MODULE: ./src/convert/layers/convolution.ts
-
-/** Convolution (group incl. depthwise, dilation, kernel/pad/stride incl. *_h/*_w, bias_term) → Conv. */
-const convolution = {
-    types: ['Convolution'],
-    convert(ctx) {
-        const g = convGeometry(ctx);
-        const x = ctx.x;
-        const spatial = x.shape.slice(2).map((_, i) => {
-            const H = ctx.staticDim(x.shape, 2 + i, 'convolution');
-            const ext = g.dilation[i] * (g.kernel[i] - 1) + 1;
-            const o = Math.floor((H + 2 * g.pad[i] - ext) / g.stride[i]) + 1;
-            if (o < 1)
-                ctx.fail(`kernel extent ${ext} does not fit input size ${H} with pad ${g.pad[i]}`);
-            return o;
-        });
-        emitConv(ctx, 'Conv', g, [g.numOutput, g.C / g.group, ...g.kernel]);
-        return [[x.shape[0], g.numOutput, ...spatial]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/deconvolution.ts
-
-
-/** Deconvolution (transposed convolution, Caffe weight layout [C_in, C_out/group, k...]) → ConvTranspose. */
-const deconvolution = {
-    types: ['Deconvolution'],
-    convert(ctx) {
-        const g = convGeometry(ctx);
-        const x = ctx.x;
-        const spatial = x.shape.slice(2).map((_, i) => {
-            const H = ctx.staticDim(x.shape, 2 + i, 'deconvolution');
-            const o = g.stride[i] * (H - 1) + g.dilation[i] * (g.kernel[i] - 1) + 1 - 2 * g.pad[i];
-            if (o < 1)
-                ctx.fail(`output size ${o} is not positive`);
-            return o;
-        });
-        emitConv(ctx, 'ConvTranspose', g, [g.C, g.numOutput / g.group, ...g.kernel], { output_shape: attr.ints(spatial) });
-        return [[x.shape[0], g.numOutput, ...spatial]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/inner_product.ts
-
-
-/** InnerProduct (axis, transpose, bias_term) → Flatten + Gemm (axis 1) or Reshape + MatMul + Add. */
-const innerProduct = {
-    types: ['InnerProduct'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('inner_product_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const numOutput = p.num_output;
-        if (!numOutput)
-            ctx.fail('inner_product_param.num_output is required');
-        const K = x.shape.slice(axis).reduce((a, _d, i) => a * ctx.staticDim(x.shape, axis + i, 'inner product'), 1);
-        const transpose = p.transpose;
-        const biasTerm = p.bias_term;
-        const expected = [{ name: 'weights', shape: transpose ? [K, numOutput] : [numOutput, K] }];
-        if (biasTerm)
-            expected.push({ name: 'bias', shape: [numOutput] });
-        const [w, b] = ctx.weights(expected);
-        const outShape = [...x.shape.slice(0, axis), numOutput];
-        if (axis === 1) {
-            const flat = ctx.tmp('flatten');
-            ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
-            const inputs = [flat, ctx.g.floatInit(`${ctx.layer.name}/W`, expected[0].shape, w)];
-            if (biasTerm)
-                inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b));
-            ctx.g.node('Gemm', inputs, [ctx.out()], { transB: attr.i(transpose ? 0 : 1) }, ctx.layer.name);
-            return [outShape];
-        }
-        // General axis: [d0..d(axis-1), K] x W^T
-        const flat = ctx.tmp('reshape');
-        reshape(ctx, x, [...x.shape.slice(0, axis), K], flat);
-        let wt = w;
-        if (!transpose) {
-            const src = w.values;
-            const t = new Float32Array(K * numOutput);
-            for (let o = 0; o < numOutput; o++)
-                for (let i = 0; i < K; i++)
-                    t[i * numOutput + o] = src[o * K + i];
-            wt = t;
-        }
-        const wName = ctx.g.floatInit(`${ctx.layer.name}/W`, [K, numOutput], wt);
-        if (biasTerm) {
-            const mm = ctx.tmp('matmul');
-            ctx.g.node('MatMul', [flat, wName], [mm]);
-            ctx.g.node('Add', [mm, ctx.g.floatInit(`${ctx.layer.name}/B`, [numOutput], b)], [ctx.out()], {}, ctx.layer.name);
-        }
-        else {
-            ctx.g.node('MatMul', [flat, wName], [ctx.out()], {}, ctx.layer.name);
-        }
-        return [outShape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/pooling.ts
-
-
-/**
- * Pooling (MAX, AVE, global) with Caffe's geometry: output size rounded up (round_mode CEIL, the default; forks
- * spell it `ceil_mode: true`, and `ceil_mode: false` rounds down as round_mode FLOOR does),
- * minus the last window when it would start inside the padding. Expressed with explicit end padding so the
- * ONNX op (floor mode) reproduces Caffe exactly. AVE divides by the window clipped to the padded input
- * (padding counts, the extra ceil region does not): zero Pad + AveragePool(count_include_pad=0).
- */
-const pooling = {
-    types: ['Pooling'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('pooling_param');
-        const x = ctx.x;
-        const nsp = x.shape.length - 2;
-        if (nsp !== 2)
-            ctx.unsupported(`Caffe pooling works on 4-D blobs; input is [${x.shape.join(', ')}]`);
-        const method = p.pool;
-        if (method === 'STOCHASTIC')
-            ctx.unsupported('STOCHASTIC pooling is not supported');
-        const isMax = method === 'MAX';
-        if (p.global_pooling) {
-            const raw = (ctx.layer.msg.pooling_param ?? {});
-            if ('kernel_size' in raw || 'kernel_h' in raw || 'kernel_w' in raw)
-                ctx.fail('with global_pooling the kernel size cannot be specified');
-            ctx.g.node(isMax ? 'GlobalMaxPool' : 'GlobalAveragePool', [x.name], [ctx.out()], {}, ctx.layer.name);
-            return [[x.shape[0], x.shape[1], 1, 1]];
-        }
-        const k = spatialParam(ctx, 'pooling_param', 'kernel', 2, undefined);
-        const pad = spatialParam(ctx, 'pooling_param', 'pad', 2, 0);
-        const stride = spatialParam(ctx, 'pooling_param', 'stride', 2, 1);
-        if (k.some((v) => v < 1) || stride.some((v) => v < 1))
-            ctx.fail('kernel and stride must be positive');
-        if (pad.some((v, i) => v >= k[i]))
-            ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
-        // BVLC's round_mode, or the forks' ceil_mode (false: floor); both given must agree
-        const raw = (ctx.layer.msg.pooling_param ?? {});
-        if ('ceil_mode' in raw && 'round_mode' in raw && p.ceil_mode !== (p.round_mode !== 'FLOOR'))
-            ctx.fail(`ceil_mode: ${p.ceil_mode} and round_mode: ${p.round_mode} contradict each other; give one`);
-        const ceil = 'ceil_mode' in raw ? p.ceil_mode : p.round_mode !== 'FLOOR';
-        const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
-        const out = dims.map((H, i) => {
-            const span = (H + 2 * pad[i] - k[i]) / stride[i];
-            let o = (ceil ? Math.ceil(span) : Math.floor(span)) + 1;
-            if (pad[i] > 0 && (o - 1) * stride[i] >= H + pad[i])
-                o--;
-            if (o < 1)
-                ctx.fail(`kernel ${k[i]} does not fit input size ${H}`);
-            return o;
-        });
-        const common = { kernel_shape: attr.ints(k), strides: attr.ints(stride) };
-        const n = ctx.layer.name;
-        // end padding that makes the floor-mode ONNX op produce Caffe's (ceil) output size
-        const endMax = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - H - pad[i]));
-        const endAve = dims.map((H, i) => Math.max(0, (out[i] - 1) * stride[i] + k[i] - (H + 2 * pad[i])));
-        const padTo = (value, ends) => {
-            const padded = ctx.tmp('pad');
-            const pads = ctx.g.int64Init(`${n}/pads`, [0, 0, pad[0], pad[1], 0, 0, pad[0] + ends[0], pad[1] + ends[1]]);
-            const inputs = [x.name, pads];
-            if (value !== 0)
-                inputs.push(ctx.g.floatInit(`${n}/pad_value`, [], [value]));
-            ctx.g.node('Pad', inputs, [padded], { mode: attr.s('constant') });
-            return padded;
-        };
-        if (isMax) {
-            if (endMax.every((e, i) => e < k[i])) {
-                ctx.g.node('MaxPool', [x.name], [ctx.out()], { ...common, pads: attr.ints([...pad, ...endMax]) }, n);
-            }
-            else {
-                // ONNX runtimes refuse pads ≥ kernel (stride > kernel with ceil overhang): pad explicitly with -FLT_MAX,
-                // Caffe's initial max value; no window lies wholly in the padding
-                ctx.g.node('MaxPool', [padTo(-3.4028234663852886e38, endMax)], [ctx.out()], common, n);
-            }
-        }
-        else if (endAve.every((e, i) => e < k[i])) {
-            const src = pad.some((v) => v > 0) ? padTo(0, [0, 0]) : x.name;
-            ctx.g.node('AveragePool', [src], [ctx.out()], { ...common, pads: attr.ints([0, 0, ...endAve]), count_include_pad: attr.i(0) }, n);
-        }
-        else {
-            // Same limit for AVE: sum over a zero-padded input, then divide by Caffe's own window sizes, computed here
-            // (window clipped to [-pad, H + pad), so padding counts and the ceil overhang does not)
-            const pooled = ctx.tmp('window_mean');
-            ctx.g.node('AveragePool', [padTo(0, endAve)], [pooled], common);
-            const scale = new Float32Array(out[0] * out[1]);
-            for (let i = 0; i < out[0]; i++) {
-                const h = Math.min(i * stride[0] - pad[0] + k[0], dims[0] + pad[0]) - (i * stride[0] - pad[0]);
-                for (let j = 0; j < out[1]; j++) {
-                    const w = Math.min(j * stride[1] - pad[1] + k[1], dims[1] + pad[1]) - (j * stride[1] - pad[1]);
-                    scale[i * out[1] + j] = (k[0] * k[1]) / (h * w);
-                }
-            }
-            ctx.g.node('Mul', [pooled, ctx.g.floatInit(`${n}/window_scale`, [out[0], out[1]], scale)], [ctx.out()], {}, n);
-        }
-        return [[x.shape[0], x.shape[1], ...out]];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/lrn.ts
-
-
-/**
- * LRN. ACROSS_CHANNELS → ONNX LRN (bias = k). WITHIN_CHANNEL follows Caffe's decomposition:
- * x · (1 + alpha · avgpool(x², local_size, pad (size-1)/2))^(-beta); Caffe does not use k there.
- */
-const lrn = {
-    types: ['LRN'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('lrn_param');
-        const x = ctx.x;
-        const size = p.local_size;
-        if (size % 2 !== 1)
-            ctx.fail(`local_size ${size} must be odd`);
-        if (x.shape.length !== 4)
-            ctx.unsupported(`LRN works on 4-D blobs; input is [${x.shape.join(', ')}]`);
-        const alpha = p.alpha;
-        const beta = p.beta;
-        if (p.norm_region === 'ACROSS_CHANNELS') {
-            ctx.g.node('LRN', [x.name], [ctx.out()], { size: attr.i(size), alpha: attr.f(alpha), beta: attr.f(beta), bias: attr.f(p.k) }, ctx.layer.name);
-            return [x.shape];
-        }
-        const pad = (size - 1) / 2;
-        const sq = ctx.tmp('square');
-        ctx.g.node('Mul', [x.name, x.name], [sq]);
-        const avg = ctx.tmp('avg');
-        ctx.g.node('AveragePool', [sq], [avg], { kernel_shape: attr.ints([size, size]), pads: attr.ints([pad, pad, pad, pad]), count_include_pad: attr.i(1) });
-        const scaled = ctx.tmp('scaled');
-        ctx.g.node('Mul', [avg, scalar(ctx, 'alpha', alpha)], [scaled]);
-        const shifted = ctx.tmp('shifted');
-        ctx.g.node('Add', [scaled, scalar(ctx, 'one', 1)], [shifted]);
-        const pw = ctx.tmp('pow');
-        ctx.g.node('Pow', [shifted, scalar(ctx, 'neg_beta', -beta)], [pw]);
-        ctx.g.node('Mul', [x.name, pw], [ctx.out()], {}, ctx.layer.name);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/relu.ts
-
-/** ReLU, with negative_slope → LeakyRelu. */
-const relu = {
-    types: ['ReLU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const slope = ctx.params('relu_param').negative_slope;
-        if (slope !== 0)
-            ctx.g.node('LeakyRelu', [ctx.x.name], [ctx.out()], { alpha: attr.f(slope) }, ctx.layer.name);
-        else
-            ctx.g.node('Relu', [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/prelu.ts
-/** PReLU: one learned slope per channel (or one shared), broadcast as [C, 1, ...]. */
-const prelu = {
-    types: ['PReLU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const x = ctx.x;
-        if (x.shape.length < 2)
-            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
-        const shared = ctx.params('prelu_param').channel_shared;
-        const C = shared ? 1 : ctx.staticDim(x.shape, 1, 'PReLU');
-        // Caffe stores a shared slope as a 0-D blob
-        const [slope] = ctx.weights([{ name: 'slope', shape: shared ? [] : [C] }]);
-        const dims = shared ? [1] : [C, ...Array(x.shape.length - 2).fill(1)];
-        ctx.g.node('PRelu', [x.name, ctx.g.floatInit(`${ctx.layer.name}/slope`, dims, slope)], [ctx.out()], {}, ctx.layer.name);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/elementwise.ts
-
-
-/** Parameter-free element-wise layers, one ONNX op each. */
-const simple = (type, op) => ({
-    types: [type],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        ctx.g.node(op, [ctx.x.name], [ctx.out()], {}, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-});
-const sigmoid = simple('Sigmoid', 'Sigmoid');
-const tanh = simple('TanH', 'Tanh');
-const absval = simple('AbsVal', 'Abs');
-/** BNLL: log(1 + exp(x)) */
-const bnll = simple('BNLL', 'Softplus');
-/** Dropout is the identity at test time (Caffe scales during training). */
-const dropout = simple('Dropout', 'Identity');
-const elu = {
-    types: ['ELU'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        ctx.g.node('Elu', [ctx.x.name], [ctx.out()], { alpha: attr.f(ctx.params('elu_param').alpha) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-/** Emit y = op_n(...op_1(x)) as a chain that ends in ctx.out(). Empty chain → Identity. */
-function chain(ctx, steps) {
-    if (steps.length === 0)
-        steps = [{ op: 'Identity' }];
-    let cur = ctx.x.name;
-    steps.forEach((s, i) => {
-        const last = i === steps.length - 1;
-        const out = last ? ctx.out() : ctx.tmp(s.op.toLowerCase());
-        ctx.g.node(s.op, s.operand ? [cur, s.operand] : [cur], [out], {}, last ? ctx.layer.name : undefined);
-        cur = out;
-    });
-}
-/** Power: y = (shift + scale · x) ^ power */
-const power = {
-    types: ['Power'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('power_param');
-        const steps = [];
-        if (p.scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
-        if (p.shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
-        if (p.power !== 1)
-            steps.push({ op: 'Pow', operand: scalar(ctx, 'power', p.power) });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Exp: y = base ^ (shift + scale · x), base -1 meaning e */
-const exp = {
-    types: ['Exp'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('exp_param');
-        const base = p.base;
-        if (base !== -1 && !(base > 0))
-            ctx.fail(`exp_param.base must be positive or -1, got ${base}`);
-        const lnBase = base === -1 ? 1 : Math.log(base);
-        const scale = p.scale * lnBase;
-        const shift = p.shift * lnBase;
-        const steps = [];
-        if (scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', scale) });
-        if (shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', shift) });
-        steps.push({ op: 'Exp' });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Log: y = log_base(shift + scale · x), base -1 meaning e */
-const log = {
-    types: ['Log'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('log_param');
-        const base = p.base;
-        if (base !== -1 && !(base > 0 && base !== 1))
-            ctx.fail(`log_param.base must be positive (not 1) or -1, got ${base}`);
-        const steps = [];
-        if (p.scale !== 1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'scale', p.scale) });
-        if (p.shift !== 0)
-            steps.push({ op: 'Add', operand: scalar(ctx, 'shift', p.shift) });
-        steps.push({ op: 'Log' });
-        if (base !== -1)
-            steps.push({ op: 'Mul', operand: scalar(ctx, 'inv_ln_base', 1 / Math.log(base)) });
-        chain(ctx, steps);
-        return [ctx.x.shape];
-    },
-};
-/** Threshold: y = x > threshold ? 1 : 0 */
-const threshold = {
-    types: ['Threshold'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const gt = ctx.tmp('greater');
-        ctx.g.node('Greater', [ctx.x.name, scalar(ctx, 'threshold', ctx.params('threshold_param').threshold)], [gt]);
-        ctx.g.node('Cast', [gt], [ctx.out()], { to: attr.i(1) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/softmax.ts
-
-/** Softmax over one axis (opset 13 semantics match Caffe: the other axes are independent). */
-const softmax = {
-    types: ['Softmax'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const axis = ctx.axis(ctx.params('softmax_param').axis, ctx.x.shape.length);
-        ctx.g.node('Softmax', [ctx.x.name], [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
-        return [ctx.x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/batch_norm.ts
-
-/**
- * BatchNorm with stored statistics. Caffe keeps running sums: blobs = [mean·s, var·s, s] where s is the
- * moving-average scale factor; the statistics are the first two blobs divided by s (0 when s is 0),
- * computed in float32 as Caffe does. → BatchNormalization(scale 1, bias 0).
- */
-const batchNorm = {
-    types: ['BatchNorm'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('batch_norm_param');
-        const raw = (ctx.layer.msg.batch_norm_param ?? {});
-        if ('use_global_stats' in raw && raw.use_global_stats === false) {
-            ctx.unsupported('use_global_stats: false normalises with batch statistics at test time; only stored statistics are supported');
-        }
-        const x = ctx.x;
-        if (x.shape.length < 2)
-            ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
-        const C = ctx.staticDim(x.shape, 1, 'BatchNorm');
-        const [meanData, varData, sfData] = ctx.weights([
-            { name: 'mean', shape: [C] },
-            { name: 'variance', shape: [C] },
-            { name: 'scale factor', shape: [1] },
-        ]);
-        const [mean, variance, sf] = [meanData.values, varData.values, sfData.values];
-        const factor = sf[0] === 0 ? 0 : Math.fround(1 / sf[0]);
-        const m = new Float32Array(C);
-        const v = new Float32Array(C);
-        for (let i = 0; i < C; i++) {
-            m[i] = Math.fround(mean[i] * factor);
-            v[i] = Math.fround(variance[i] * factor);
-        }
-        const n = ctx.layer.name;
-        ctx.g.node('BatchNormalization', [
-            x.name,
-            ctx.g.floatInit(`${n}/scale`, [C], new Float32Array(C).fill(1)),
-            ctx.g.floatInit(`${n}/bias`, [C], new Float32Array(C)),
-            ctx.g.floatInit(`${n}/mean`, [C], m),
-            ctx.g.floatInit(`${n}/var`, [C], v),
-        ], [ctx.out()], { epsilon: attr.f(p.eps) }, n);
-        return [x.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/scale.ts
-
-/**
- * The axes of bottom[0] that a Scale/Bias operand covers: [axis, axis + num_axes) for a learned operand,
- * or the shape of bottom[1]. Returns the operand's shape and the broadcastable shape (trailing 1s).
- */
-function operandGeometry(ctx, x, axisParam, numAxes, second) {
-    const rank = x.shape.length;
-    if (second && second.shape.length === 0)
-        return { shape: [], bcast: [] };
-    const axis = ctx.axis(axisParam, rank === 0 ? 1 : rank);
-    let covered;
-    if (second) {
-        covered = second.shape;
-        const ok = covered.every((d, i) => x.shape[axis + i] === d);
-        if (!ok || axis + covered.length > rank)
-            ctx.fail(`bottom[1] shape [${covered.join(', ')}] does not match bottom[0] [${x.shape.join(', ')}] at axis ${axis}`);
-    }
-    else {
-        if (numAxes < -1)
-            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
-        const end = numAxes === -1 ? rank : axis + numAxes;
-        if (end > rank)
-            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
-        covered = x.shape.slice(axis, end);
-    }
-    return { shape: covered, bcast: [...covered, ...Array(rank - axis - covered.length).fill(1)] };
-}
-function scaleOrBias(kind) {
-    return (ctx) => {
-        ctx.arity([1, 2], 1);
-        const field = kind === 'Scale' ? 'scale_param' : 'bias_param';
-        const p = ctx.params(field);
-        const x = ctx.x;
-        const op = kind === 'Scale' ? 'Mul' : 'Add';
-        const second = ctx.inputs[1];
-        const { shape, bcast } = operandGeometry(ctx, x, p.axis, p.num_axes, second);
-        const withBias = kind === 'Scale' && p.bias_term;
-        const n = ctx.layer.name;
-        let operand;
-        let biasData;
-        if (second) {
-            operand = second.name;
-            if (bcast.length !== shape.length) {
-                operand = ctx.tmp('operand');
-                reshape(ctx, second, bcast, operand);
-            }
-            if (withBias)
-                [biasData] = ctx.weights([{ name: 'bias', shape: shape.map((_, i) => ctx.staticDim(shape, i)) }]);
-        }
-        else {
-            const st = shape.map((_, i) => ctx.staticDim(shape, i, kind));
-            const expected = [{ name: kind === 'Scale' ? 'scale' : 'bias', shape: st }];
-            if (withBias)
-                expected.push({ name: 'bias', shape: st });
-            const [data, b] = ctx.weights(expected);
-            biasData = b;
-            operand = ctx.g.floatInit(`${n}/${kind === 'Scale' ? 'gamma' : 'beta'}`, bcast, data);
-        }
-        if (!withBias) {
-            ctx.g.node(op, [x.name, operand], [ctx.out()], {}, n);
-            return [x.shape];
-        }
-        const mid = ctx.tmp('scaled');
-        ctx.g.node(op, [x.name, operand], [mid]);
-        ctx.g.node('Add', [mid, ctx.g.floatInit(`${n}/beta`, bcast, biasData)], [ctx.out()], {}, n);
-        return [x.shape];
-    };
-}
-/** Scale: y = x · gamma (+ beta), gamma learned or from bottom[1], broadcast from `axis`. */
-const scale = { types: ['Scale'], convert: scaleOrBias('Scale') };
-/** Bias: y = x + beta, beta learned or from bottom[1]. */
-const bias = { types: ['Bias'], convert: scaleOrBias('Bias') };
-
-;// CONCATENATED MODULE: ./src/convert/layers/eltwise.ts
-
-/** Eltwise: SUM (with per-bottom coeff), PROD, MAX over two or more same-shaped bottoms. */
-const eltwise = {
-    types: ['Eltwise'],
-    convert(ctx) {
-        ctx.arity([2, Infinity], 1);
-        const p = ctx.params('eltwise_param');
-        const first = ctx.inputs[0];
-        ctx.inputs.forEach((v, i) => {
-            if (!sameShape(v.shape, first.shape))
-                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] differs from bottom 0 [${first.shape.join(', ')}]`);
-        });
-        const op = p.operation;
-        const coeff = p.coeff;
-        let names = ctx.inputs.map((v) => v.name);
-        if (op === 'SUM') {
-            if (coeff.length > 0 && coeff.length !== names.length)
-                ctx.fail(`eltwise_param has ${coeff.length} coeff values for ${names.length} bottoms`);
-            names = names.map((nm, i) => {
-                if (coeff.length === 0 || coeff[i] === 1)
-                    return nm;
-                const out = ctx.tmp(`coeff${i}`);
-                ctx.g.node('Mul', [nm, scalar(ctx, `coeff${i}`, coeff[i])], [out]);
-                return out;
-            });
-            ctx.g.node('Sum', names, [ctx.out()], {}, ctx.layer.name);
-        }
-        else {
-            if (coeff.length > 0)
-                ctx.fail('coeff is only allowed for SUM');
-            ctx.g.node(op === 'PROD' ? 'Mul' : 'Max', op === 'PROD' ? names.slice(0, 2) : names, [op === 'PROD' && names.length > 2 ? ctx.tmp('prod') : ctx.out()], {}, ctx.layer.name);
-            if (op === 'PROD' && names.length > 2) {
-                // left fold: ((a*b)*c)*d, as Caffe multiplies in order
-                let acc = ctx.g.nodes[ctx.g.nodes.length - 1].outputs[0];
-                for (let i = 2; i < names.length; i++) {
-                    const out = i === names.length - 1 ? ctx.out() : ctx.tmp('prod');
-                    ctx.g.node('Mul', [acc, names[i]], [out]);
-                    acc = out;
-                }
-            }
-        }
-        return [first.shape];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/concat.ts
-
-/** Concat along `axis` (or the legacy `concat_dim`). */
-const concat = {
-    types: ['Concat'],
-    convert(ctx) {
-        ctx.arity([1, Infinity], 1);
-        const p = ctx.params('concat_param');
-        const raw = (ctx.layer.msg.concat_param ?? {});
-        if ('axis' in raw && 'concat_dim' in raw)
-            ctx.fail('either axis or concat_dim may be given, not both');
-        const first = ctx.inputs[0];
-        const rank = first.shape.length;
-        const axis = 'concat_dim' in raw ? p.concat_dim : ctx.axis(p.axis, rank);
-        if (axis >= rank)
-            ctx.fail(`concat_dim ${axis} is out of range for a ${rank}-D input`);
-        const parts = [];
-        for (const [i, v] of ctx.inputs.entries()) {
-            if (v.shape.length !== rank || v.shape.some((d, j) => j !== axis && d !== first.shape[j])) {
-                ctx.fail(`bottom ${i} shape [${v.shape.join(', ')}] does not match bottom 0 [${first.shape.join(', ')}] outside axis ${axis}`);
-            }
-            parts.push(v.shape[axis]);
-        }
-        const total = parts.every((d) => typeof d === 'number') ? parts.reduce((a, b) => a + b, 0) : parts.join('+');
-        ctx.g.node('Concat', ctx.inputs.map((v) => v.name), [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
-        return [first.shape.map((d, j) => (j === axis ? total : d))];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/slice.ts
-
-/** Slice along `axis` (legacy `slice_dim`) at `slice_point`s, or into equal parts → Split. */
-const slice = {
-    types: ['Slice'],
-    convert(ctx) {
-        ctx.arity(1, [1, Infinity]);
-        const p = ctx.params('slice_param');
-        const raw = (ctx.layer.msg.slice_param ?? {});
-        const x = ctx.x;
-        const axis = 'slice_dim' in raw && !('axis' in raw) ? p.slice_dim : ctx.axis(p.axis, x.shape.length);
-        const dim = ctx.staticDim(x.shape, axis, 'slice');
-        const tops = ctx.layer.tops.length;
-        const points = p.slice_point;
-        let sizes;
-        if (points.length > 0) {
-            if (points.length !== tops - 1)
-                ctx.fail(`${points.length} slice_point(s) need ${points.length + 1} tops, found ${tops}`);
-            const bounds = [0, ...points, dim];
-            sizes = [];
-            for (let i = 1; i < bounds.length; i++) {
-                if (bounds[i] <= bounds[i - 1])
-                    ctx.fail(`slice_point values must increase and stay inside (0, ${dim})`);
-                sizes.push(bounds[i] - bounds[i - 1]);
-            }
-        }
-        else {
-            if (dim % tops !== 0)
-                ctx.fail(`axis ${axis} of size ${dim} cannot be split evenly into ${tops} tops`);
-            sizes = Array(tops).fill(dim / tops);
-        }
-        const outs = ctx.layer.tops.map((_, i) => ctx.out(i));
-        ctx.g.node('Split', [x.name, ctx.g.int64Init(`${ctx.layer.name}/split`, sizes)], outs, { axis: attr.i(axis) }, ctx.layer.name);
-        return sizes.map((s) => x.shape.map((d, j) => (j === axis ? s : d)));
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/split.ts
-/** Split copies its bottom to every top; in ONNX a value may feed many nodes, so each top is an Identity. */
-const split = {
-    types: ['Split'],
-    convert(ctx) {
-        ctx.arity(1, [1, Infinity]);
-        return ctx.layer.tops.map((_, i) => {
-            ctx.g.node('Identity', [ctx.x.name], [ctx.out(i)], {}, `${ctx.layer.name}/${i}`);
-            return ctx.x.shape;
-        });
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/flatten.ts
-
-
-/** Flatten axes [axis, end_axis] into one. */
-const flatten = {
-    types: ['Flatten'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('flatten_param');
-        const x = ctx.x;
-        const rank = x.shape.length;
-        const axis = ctx.axis(p.axis, rank);
-        const end = ctx.axis(p.end_axis, rank, 'end_axis');
-        if (end < axis)
-            ctx.fail(`end_axis ${p.end_axis} is before axis ${p.axis}`);
-        const out = [...x.shape.slice(0, axis), product(x.shape.slice(axis, end + 1)), ...x.shape.slice(end + 1)];
-        if (end === rank - 1 && axis === 1) {
-            ctx.g.node('Flatten', [x.name], [ctx.out()], { axis: attr.i(1) }, ctx.layer.name);
-        }
-        else {
-            reshape(ctx, x, out, ctx.out());
-        }
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/reshape.ts
-/**
- * Reshape with Caffe's rules: `axis`/`num_axes` select the part of the input shape that is replaced;
- * in `shape.dim`, 0 copies the input dimension at that position and one -1 is inferred.
- */
-const reshapeLayer = {
-    types: ['Reshape'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('reshape_param');
-        const x = ctx.x;
-        const rank = x.shape.length;
-        const dims = (p.shape?.dim ?? []).slice();
-        let axis = p.axis;
-        if (axis < -(rank + 1) || axis > rank)
-            ctx.fail(`axis ${axis} is out of range for a ${rank}-D input`);
-        if (axis < 0)
-            axis = rank + 1 + axis;
-        const numAxes = p.num_axes;
-        if (numAxes < -1)
-            ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
-        const end = numAxes === -1 ? rank : axis + numAxes;
-        if (end > rank)
-            ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
-        const replaced = x.shape.slice(axis, end);
-        if (dims.filter((d) => d === -1).length > 1)
-            ctx.fail('at most one dim may be -1');
-        const newPart = dims.map((d, i) => {
-            if (d === 0) {
-                if (axis + i >= rank)
-                    ctx.fail(`dim ${i} is 0 (copy) but the input has no axis ${axis + i}`);
-                return x.shape[axis + i];
-            }
-            if (d < -1)
-                ctx.fail(`dim ${i} is ${d}; only -1 (infer) and 0 (copy) may be non-positive`);
-            return d;
-        });
-        const infer = newPart.indexOf(-1);
-        if (infer >= 0) {
-            // static product of the replaced part / static product of the explicit new dims; symbols carry over
-            let num = 1;
-            const syms = [];
-            for (const d of replaced)
-                typeof d === 'number' ? (num *= d) : syms.push(d);
-            let den = 1;
-            for (const [i, d] of newPart.entries()) {
-                if (i === infer)
-                    continue;
-                if (typeof d === 'number')
-                    den *= d;
-                else {
-                    const j = syms.indexOf(d);
-                    if (j < 0)
-                        ctx.unsupported('cannot infer the -1 dimension with a dynamic batch');
-                    syms.splice(j, 1);
-                }
-            }
-            if (den === 0 || num % den !== 0)
-                ctx.fail(`cannot reshape [${x.shape.join(', ')}]: ${num} is not divisible by ${den}`);
-            const r = num / den;
-            newPart[infer] = syms.length === 0 ? r : r === 1 && syms.length === 1 ? syms[0] : [...syms, String(r)].join('*');
-        }
-        else {
-            const a = replaced.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
-            const b = newPart.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
-            const symA = replaced.filter((d) => typeof d !== 'number').sort().join();
-            const symB = newPart.filter((d) => typeof d !== 'number').sort().join();
-            if (symA === symB && a !== b)
-                ctx.fail(`cannot reshape [${x.shape.join(', ')}] (${a} values in the reshaped axes) to [${newPart.join(', ')}] (${b})`);
-        }
-        const out = [...x.shape.slice(0, axis), ...newPart, ...x.shape.slice(end)];
-        // ONNX target: prefix copied with 0, explicit Caffe dims kept, the inferred one as -1
-        const spec = out.map((d, i) => {
-            if (i < axis && typeof d !== 'number')
-                return 0;
-            if (i >= axis && i < axis + newPart.length) {
-                const caffe = dims[i - axis];
-                if (caffe === -1)
-                    return -1;
-                if (caffe === 0)
-                    return typeof d === 'number' ? d : 0;
-                return caffe;
-            }
-            if (typeof d === 'number')
-                return d;
-            return -1;
-        });
-        if (spec.filter((d) => d === -1).length > 1)
-            ctx.unsupported(`cannot express reshape to [${out.join(', ')}] with a dynamic batch`);
-        const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
-        ctx.g.node('Reshape', [x.name, shapeName], [ctx.out()], {}, ctx.layer.name);
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/crop.ts
-/** Crop bottom[0] to the shape of bottom[1] from `axis` on, starting at `offset` (one for all, or one per axis). */
-const crop = {
-    types: ['Crop'],
-    convert(ctx) {
-        ctx.arity(2, 1);
-        const p = ctx.params('crop_param');
-        const [x, ref] = ctx.inputs;
-        const rank = x.shape.length;
-        if (ref.shape.length !== rank)
-            ctx.fail(`bottom[1] rank ${ref.shape.length} differs from bottom[0] rank ${rank}`);
-        const axis = ctx.axis(p.axis, rank);
-        const offsets = p.offset;
-        const n = rank - axis;
-        if (offsets.length > 1 && offsets.length !== n)
-            ctx.fail(`${offsets.length} offsets for ${n} cropped axes`);
-        const starts = [];
-        const ends = [];
-        const axes = [];
-        const out = x.shape.slice();
-        for (let i = axis; i < rank; i++) {
-            const off = offsets.length === 0 ? 0 : offsets.length === 1 ? offsets[0] : offsets[i - axis];
-            const size = ctx.staticDim(ref.shape, i, 'crop');
-            const have = ctx.staticDim(x.shape, i, 'crop');
-            if (off + size > have)
-                ctx.fail(`crop of size ${size} at offset ${off} exceeds axis ${i} of size ${have}`);
-            starts.push(off);
-            ends.push(off + size);
-            axes.push(i);
-            out[i] = size;
-        }
-        const n0 = ctx.layer.name;
-        ctx.g.node('Slice', [x.name, ctx.g.int64Init(`${n0}/starts`, starts), ctx.g.int64Init(`${n0}/ends`, ends), ctx.g.int64Init(`${n0}/axes`, axes)], [ctx.out()], {}, n0);
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/argmax.ts
-
-
-/**
- * TopK with Caffe's tie-break: Caffe partial-sorts (value, index) pairs with std::greater, so among equal
- * values the larger index comes first; ONNX TopK prefers the smaller index. Reversing the axis first and
- * mapping indices back (len-1-i) gives Caffe's order. Returns [values, indices as float].
- */
-function caffeTopK(ctx, input, axis, len, k) {
-    const n = ctx.layer.name;
-    const rev = ctx.tmp('reversed');
-    ctx.g.node('Slice', [input, ctx.g.int64Init(`${n}/rev_starts`, [-1]), ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]), ctx.g.int64Init(`${n}/rev_axes`, [axis]), ctx.g.int64Init(`${n}/rev_steps`, [-1])], [rev]);
-    const values = ctx.tmp('values');
-    const revIdx = ctx.tmp('rev_indices');
-    ctx.g.node('TopK', [rev, ctx.g.int64Init(`${n}/k`, [k])], [values, revIdx], { axis: attr.i(axis), largest: attr.i(1), sorted: attr.i(1) });
-    const idx = ctx.tmp('indices');
-    ctx.g.node('Sub', [ctx.g.int64Init(`${n}/last`, [len - 1]), revIdx], [idx]);
-    const idxF = ctx.tmp('indices_f');
-    ctx.g.node('Cast', [idx], [idxF], { to: attr.i(1) });
-    return [values, idxF];
-}
-/**
- * ArgMax (top_k, out_max_val, axis). Caffe outputs indices as floats. Without `axis` each item is flattened
- * and the top is [N, 1, top_k] (indices) or [N, 2, top_k] (indices, then values), padded with 1s to the input rank.
- */
-const argmax = {
-    types: ['ArgMax'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('argmax_param');
-        const raw = (ctx.layer.msg.argmax_param ?? {});
-        const x = ctx.x;
-        const k = p.top_k;
-        const outMax = p.out_max_val;
-        const n = ctx.layer.name;
-        if ('axis' in raw) {
-            const axis = ctx.axis(p.axis, x.shape.length);
-            const len = ctx.staticDim(x.shape, axis, 'ArgMax');
-            if (k < 1 || k > len)
-                ctx.fail(`top_k ${k} must be between 1 and the size of axis ${axis}`);
-            const [values, indices] = caffeTopK(ctx, x.name, axis, len, k);
-            ctx.g.node('Identity', [outMax ? values : indices], [ctx.out()], {}, n);
-            return [x.shape.map((d, i) => (i === axis ? k : d))];
-        }
-        const inner = x.shape.slice(1).reduce((a, _d, i) => a * ctx.staticDim(x.shape, i + 1, 'ArgMax'), 1);
-        if (k < 1 || k > inner)
-            ctx.fail(`top_k ${k} must be between 1 and ${inner}`);
-        const flat = ctx.tmp('flatten');
-        ctx.g.node('Flatten', [x.name], [flat], { axis: attr.i(1) });
-        const [values, indices] = caffeTopK(ctx, flat, 1, inner, k);
-        let joined = indices;
-        if (outMax) {
-            joined = ctx.tmp('joined');
-            ctx.g.node('Concat', [indices, values], [joined], { axis: attr.i(1) });
-        }
-        const rank = Math.max(3, x.shape.length);
-        const out = [x.shape[0], outMax ? 2 : 1, k, ...Array(rank - 3).fill(1)];
-        reshape(ctx, { name: joined, shape: [x.shape[0], (outMax ? 2 : 1) * k] }, out, ctx.out());
-        return [out];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/reduction.ts
-
-
-/** Reduction over all axes from `axis` on: SUM, ASUM, SUMSQ, MEAN, times coeff. */
-const reduction = {
-    types: ['Reduction'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('reduction_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const axes = x.shape.map((_, i) => i).filter((i) => i >= axis);
-        const op = p.operation;
-        const coeff = p.coeff;
-        const n = ctx.layer.name;
-        const red = coeff === 1 ? ctx.out() : ctx.tmp('reduced');
-        if (op === 'SUM') {
-            ctx.g.node('ReduceSum', [x.name, ctx.g.int64Init(`${n}/axes`, axes)], [red], { keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
-        }
-        else {
-            const onnxOp = op === 'ASUM' ? 'ReduceL1' : op === 'SUMSQ' ? 'ReduceSumSquare' : 'ReduceMean';
-            ctx.g.node(onnxOp, [x.name], [red], { axes: attr.ints(axes), keepdims: attr.i(0) }, coeff === 1 ? n : undefined);
-        }
-        if (coeff !== 1)
-            ctx.g.node('Mul', [red, scalar(ctx, 'coeff', coeff)], [ctx.out()], {}, n);
-        return [x.shape.slice(0, axis)];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/tile.ts
-/** Tile: repeat the blob `tiles` times along `axis`. */
-const tile = {
-    types: ['Tile'],
-    convert(ctx) {
-        ctx.arity(1, 1);
-        const p = ctx.params('tile_param');
-        const x = ctx.x;
-        const axis = ctx.axis(p.axis, x.shape.length);
-        const tiles = p.tiles;
-        if (!(tiles >= 1))
-            ctx.fail('tile_param.tiles must be a positive integer');
-        const repeats = x.shape.map((_, i) => (i === axis ? tiles : 1));
-        ctx.g.node('Tile', [x.name, ctx.g.int64Init(`${ctx.layer.name}/repeats`, repeats)], [ctx.out()], {}, ctx.layer.name);
-        const d = x.shape[axis];
-        return [x.shape.map((v, i) => (i === axis ? (typeof d === 'number' ? d * tiles : `${d}*${tiles}`) : v))];
-    },
-};
-
-;// CONCATENATED MODULE: ./src/convert/layers/index.ts
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/**
- * The layer registry: Caffe type name → handler. A new Caffe layer is one file exporting a LayerHandler,
- * added to this list.
- */
-const HANDLERS = [
-    convolution, deconvolution, innerProduct, pooling, lrn, relu, prelu, sigmoid, tanh, absval, bnll, dropout, elu,
-    power, exp, log, threshold, softmax, batchNorm, scale, bias, eltwise, concat, slice, split, flatten, reshapeLayer,
-    crop, argmax, reduction, tile,
-];
-const REGISTRY = new Map(HANDLERS.flatMap((h) => h.types.map((t) => [t, h])));
-/** Layer types that produce nothing at inference and are dropped. */
-const SKIPPED_TYPES = new Set(['Silence']);
-function supportedTypes() {
-    return [...REGISTRY.keys(), 'Input'].sort();
-}
-
-// EXTERNAL MODULE: ./src/util/fsx.ts
-var fsx = __nccwpck_require__(32141);
-// EXTERNAL MODULE: ./src/version.ts + 1 modules
-var version = __nccwpck_require__(71013);
-;// CONCATENATED MODULE: ./src/convert/converter.ts
-
-
-
-
-
-
-
-
-/** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
-function convertCaffe(input) {
-    const net = parsePrototxt(input.prototxt, input.prototxtFile);
-    // every layer the converter cannot take, all at once, before the weights are read (a user fixes them together)
-    checkLayerTypes(net);
-    const weights = decodeCaffeModel(input.caffemodel, input.caffemodelFile);
-    return buildGraph(net, weights, input);
-}
-/** Every layer of an unsupported type, each with its name, type and line, in one error. */
-function checkLayerTypes(net) {
-    const bad = net.layers.filter((l) => !REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type));
-    if (bad.length === 0)
-        return;
-    const describe = (l) => `"${l.name}" (type "${l.type}", line ${l.loc.line}${l.unknownFields.length ? `; it also uses fields modelship does not know: ${l.unknownFields.join(', ')}` : ''})`;
-    const types = [...new Set(bad.map((l) => l.type))];
-    const head = bad.length === 1 ? `unsupported layer type "${bad[0].type}"` : `${bad.length} layers of unsupported types (${types.map((t) => `"${t}"`).join(', ')})`;
-    throw new errors/* ModelshipError */.W('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${supportedTypes().join(', ')}`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
-}
-function buildGraph(net, weights, input) {
-    const file = net.file;
-    const g = new GraphBuilder();
-    const warnings = [];
-    checkLayerTypes(net);
-    checkCaffeBlobRules(net);
-    // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
-    const inputNames = new Set(net.inputs.map((i) => i.name));
-    const lastWriter = new Map();
-    net.layers.forEach((l, i) => l.tops.forEach((t) => lastWriter.set(t, i)));
-    for (const inp of net.inputs)
-        g.addInput(inp.name, [BATCH, ...inp.shape.slice(1)]);
-    for (const [blob] of lastWriter)
-        if (!inputNames.has(blob))
-            g.reserve(blob);
-    const current = new Map(g.inputs.map((v) => [v.name, v]));
-    const versions = [];
-    const layerNames = new Set();
-    let available = new Set(net.inputs.map((i) => i.name));
-    const silenced = [];
-    net.layers.forEach((layer, index) => {
-        if (layerNames.has(layer.name)) {
-            throw new errors/* ModelshipError */.W('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
-        }
-        layerNames.add(layer.name);
-        if (SKIPPED_TYPES.has(layer.type)) {
-            // Silence consumes its bottoms (Caffe: they are no net outputs); remembered in case nothing else is left
-            layer.bottoms.forEach((b) => {
-                if (available.delete(b))
-                    silenced.push({ blob: b, layer });
-            });
-            return;
-        }
-        const inputs = layer.bottoms.map((b) => {
-            const v = current.get(b);
-            if (!v) {
-                throw new errors/* ModelshipError */.W('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
-            }
-            return v;
-        });
-        const topNames = layer.tops.map((t) => {
-            if (lastWriter.get(t) === index && !inputNames.has(t))
-                return t;
-            return g.unique(`${t}__${layer.name}`);
-        });
-        const wl = weights.layers.get(layer.name);
-        const ctx = new LayerContext(g, layer, file, input.caffemodelFile, inputs, wl?.blobs, topNames);
-        const handler = REGISTRY.get(layer.type);
-        g.currentLayer = layer.name;
-        const shapes = handler.convert(ctx);
-        if (shapes.length !== layer.tops.length)
-            throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
-        if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
-            throw new errors/* ModelshipError */.W('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
-        }
-        layer.bottoms.forEach((b) => available.delete(b));
-        layer.tops.forEach((t, i) => {
-            const v = { name: topNames[i], shape: shapes[i] };
-            current.set(t, v);
-            available.add(t);
-            versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
-        });
-    });
-    // Net outputs: the blobs asked for; else the blobs produced and never consumed afterwards (Caffe's available-blobs
-    // rule); else, for a net that ends in Silence (colorization), the blobs only Silence read.
-    available = new Set([...available].filter((b) => !inputNames.has(b)));
-    let outputs;
-    if (input.outputs?.length) {
-        outputs = [...new Set(input.outputs)].map((b) => {
-            const v = current.get(b);
-            if (!v || inputNames.has(b)) {
-                const blobs = [...new Set(versions.map((x) => x.blob))];
-                throw new errors/* ModelshipError */.W('input', `input "outputs": no layer produces a blob "${b}"${inputNames.has(b) ? ' (it is a net input)' : ''}; the net's blobs: ${blobs.slice(0, 40).join(', ')}${blobs.length > 40 ? ', ...' : ''}`, { file, field: 'outputs' });
-            }
-            return v;
-        });
-    }
-    else {
-        outputs = [...available].map((b) => current.get(b));
-        if (outputs.length === 0) {
-            const quiet = silenced.filter((x) => !inputNames.has(x.blob) && current.has(x.blob));
-            if (quiet.length) {
-                outputs = [...new Map(quiet.map((x) => [x.blob, current.get(x.blob)])).values()];
-                warnings.push(`every blob is consumed; the outputs are what only Silence reads: ${quiet.map((x) => `"${x.blob}" (layer "${x.layer.name}", line ${x.layer.loc.line})`).join(', ')} (choose others with input "outputs")`);
-            }
-            else {
-                const last = net.layers[net.layers.length - 1];
-                throw new errors/* ModelshipError */.W('graph', `the net has no outputs: every blob is consumed by a later layer${last ? `, the last layer "${last.name}" (${last.type}) included` : ''}; name the blobs to output with input "outputs"`, { file, line: last?.loc.line, layer: last?.name });
-            }
-        }
-    }
-    outputs.forEach((o) => g.addOutput(o));
-    const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
-    if (unused.length)
-        warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
-    const metadata = {
-        'modelship.converter_version': version/* VERSION */.x,
-        'modelship.prototxt_sha256': (0,fsx/* sha256 */.sc)(input.prototxt),
-        'modelship.caffemodel_sha256': (0,fsx/* sha256 */.sc)(input.caffemodel),
-        'modelship.source_format': `caffe-${net.format}`,
-        'modelship.net_name': net.name,
-        'modelship.inputs': JSON.stringify(net.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
-    };
-    const meta = { producerVersion: version/* VERSION */.x, graphName: net.name, docString: `Converted from Caffe by modelship ${version/* VERSION */.x}`, metadata };
-    return {
-        onnx: g.encode(meta),
-        net,
-        weightsFormat: weights.format,
-        inputs: g.inputs,
-        outputs,
-        versions,
-        encodeWithAllOutputs: () => {
-            const outNames = new Set(outputs.map((o) => o.name));
-            return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
-        },
-        encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
-        externalInputs: (layers) => g.externalInputs(layers),
-        metadata,
-        warnings,
-        nodeCount: g.nodes.length,
-    };
-}
-/**
- * Caffe's own rules for blob names (Net::AppendTop and InsertSplits), so a net Caffe refuses is refused here:
- * a top may reuse an existing blob name only in place (top i == bottom i), and a blob version read by several
- * layers cannot also be modified in place by one of them (Caffe renames that bottom to a split and then reports
- * "produced by multiple sources").
- */
-function checkCaffeBlobRules(net) {
-    const file = net.file;
-    const existing = new Set(net.inputs.map((i) => i.name));
-    const version = new Map();
-    const consumers = new Map();
-    const key = (b) => `${b}\0${version.get(b) ?? 0}`;
-    for (const layer of net.layers) {
-        layer.bottoms.forEach((b, i) => {
-            const k = key(b);
-            const list = consumers.get(k) ?? [];
-            list.push({ layer, inPlace: layer.tops[i] === b });
-            consumers.set(k, list);
-        });
-        layer.tops.forEach((t, i) => {
-            if (existing.has(t) && layer.bottoms[i] !== t) {
-                throw new errors/* ModelshipError */.W('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
-            }
-            existing.add(t);
-            version.set(t, (version.get(t) ?? 0) + 1);
-        });
-    }
-    for (const [k, list] of consumers) {
-        const inPlace = list.find((c) => c.inPlace);
-        if (list.length > 1 && inPlace) {
-            const blob = k.split('\0')[0];
-            const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
-            throw new errors/* ModelshipError */.W('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
-        }
-    }
-}
-
-// EXTERNAL MODULE: ./src/shared/parity.ts
-var parity = __nccwpck_require__(94212);
-;// CONCATENATED MODULE: ./src/convert/index.ts
-
-
-
-
-/**
- * The convert stage: Caffe deploy.prototxt + caffemodel → ONNX (opset 13, dynamic batch), with a numeric
- * parity report against real Caffe outputs when a reference directory is given.
- * Everything is computed in memory first; files are written atomically only once conversion succeeded.
- */
-async function runConvert(cfg, log) {
-    const prototxt = (0,fsx/* readFileChecked */.WM)(cfg.prototxt, 'prototxt');
-    const caffemodel = (0,fsx/* readFileChecked */.WM)(cfg.caffemodel, 'caffemodel');
-    const conv = await log.group('Convert Caffe → ONNX', async () => {
-        const t0 = Date.now();
-        const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel, outputs: cfg.outputs });
-        log.info(`${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
-            `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`);
-        for (const w of c.warnings)
-            log.warning(w);
-        return c;
-    });
-    let report;
-    if (cfg.reference) {
-        report = await log.group('Parity against the Caffe reference', async () => {
-            const r = await (0,parity/* checkParity */.Qg)(conv, cfg.reference, { perLayer: cfg.perLayer, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: cfg.tolerance } });
-            log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)} over batches ${r.batches.join(', ')}`);
-            if (r.perLayer?.firstDivergence) {
-                const f = r.perLayer.firstDivergence;
-                log.info(`first diverging layer: ${f.layer} (${f.type}), blob ${f.blob}, max |Δ| ${f.maxAbsDiff.toExponential(3)}`);
-            }
-            return r;
-        });
-    }
-    const out = cfg.out;
-    (0,fsx/* writeFileAtomic */.Zf)(out, conv.onnx);
-    const digest = (0,fsx/* sha256 */.sc)(conv.onnx);
-    const outputs = {
-        'onnx-path': out,
-        sha256: digest,
-        parity: report ? report.status : 'skipped',
-        'max-abs-diff': report ? String(report.maxAbsDiff) : '',
-        'parity-report': '',
-    };
-    let summary = `## modelship convert\n\n\`${cfg.prototxt}\` + \`${cfg.caffemodel}\` → \`${out}\` (sha256 \`${digest.slice(0, 16)}…\`, ${conv.onnx.length} bytes, ${conv.nodeCount} nodes)\n\n`;
-    if (report) {
-        const dir = external_path_.dirname(out);
-        const jsonPath = external_path_.join(dir, 'parity.json');
-        (0,fsx/* writeFileAtomic */.Zf)(jsonPath, JSON.stringify({ model: out, sha256: digest, ...report }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
-        const md = (0,parity/* parityMarkdown */.PL)(report);
-        (0,fsx/* writeFileAtomic */.Zf)(external_path_.join(dir, 'parity.md'), md);
-        outputs['parity-report'] = jsonPath;
-        summary += md;
-    }
-    else {
-        summary += 'Parity: skipped (no reference given).\n';
-    }
-    const ok = !report || report.status === 'pass';
-    return {
-        outputs,
-        summary,
-        ok,
-        failure: ok ? undefined : `parity check failed: max |Δ| ${report.maxAbsDiff} (tolerance ${cfg.tolerance})${report.perLayer?.firstDivergence ? `, first diverging layer "${report.perLayer.firstDivergence.layer}"` : ''}; see ${outputs['parity-report']}`,
-    };
 }
 
 
@@ -59827,7 +60057,7 @@ const fmt = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate ===
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   S: () => (/* binding */ runStage)
 /* harmony export */ });
-/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(97688);
+/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23479);
 /* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(54398);
 /* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(33700);
 /* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(38697);
