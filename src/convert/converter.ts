@@ -74,7 +74,6 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
   const g = new GraphBuilder();
   const warnings: string[] = [];
 
-  checkLayerTypes(net, input.plugin);
   checkCaffeBlobRules(net);
 
   // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.

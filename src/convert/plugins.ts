@@ -82,15 +82,16 @@ function extendCaffeSchema(proto: string, params: Record<string, unknown>, file:
   }
   for (const type of ['caffe.LayerParameter', 'caffe.V1LayerParameter']) {
     const msg = root.lookupType(type);
-    Object.entries(params).forEach(([field, typeName], i) => {
+    for (const [field, typeName] of Object.entries(params)) {
       if (!/^[a-z][a-z0-9_]*_param$/.test(field)) bad(`params: "${field}" is not a layer parameter field name (<name>_param)`);
       if (typeof typeName !== 'string') bad(`params: "${field}" must name its message type`);
       const existing = msg.fields[field];
       if (existing) {
         if (existing.type.replace(/^\.?caffe\./, '') !== typeName) bad(`params: "${field}" is already a field of ${type} (of type ${existing.type})`);
-        return;
+        continue;
       }
-      const f = new protobuf.Field(field, FIRST_PLUGIN_FIELD + Object.keys(msg.fields).length + i, typeName as string);
+      // numbered after every field the message has: unique, and far above Caffe's and the forks'
+      const f = new protobuf.Field(field, FIRST_PLUGIN_FIELD + Object.keys(msg.fields).length, typeName as string);
       msg.add(f);
       try {
         // (a root that was resolved once does not resolve fields added later by itself)
@@ -99,6 +100,6 @@ function extendCaffeSchema(proto: string, params: Record<string, unknown>, file:
         msg.remove(f);
         bad(`params: "${field}" names a message the proto does not define (${(e as Error).message})`);
       }
-    });
+    }
   }
 }

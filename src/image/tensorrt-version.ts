@@ -107,7 +107,10 @@ function readMetadataFile(file: string): PlanArtifactMetadata | undefined {
 
 /** Is `file` a TensorRT plan? Its metadata says so (`<file>.json` with format tensorrt), else its extension (.plan, .engine). */
 export function isTensorRTPlan(file: string): boolean {
-  const meta = readMetadataFile(file);
+  return isPlan(file, readMetadataFile(file));
+}
+
+function isPlan(file: string, meta: PlanArtifactMetadata | undefined): boolean {
   if (meta && typeof meta.format === 'string') return meta.format === 'tensorrt';
   return /\.(plan|engine)$/i.test(file);
 }
@@ -117,8 +120,8 @@ export function isTensorRTPlan(file: string): boolean {
  * without its metadata is refused: nothing then says which TensorRT built it.
  */
 export function readPlanMetadata(file: string): PlanArtifactMetadata | undefined {
-  if (!isTensorRTPlan(file)) return undefined;
   const meta = readMetadataFile(file);
+  if (!isPlan(file, meta)) return undefined;
   if (!meta?.tensorrt?.tensorrtVersion) {
     throw new ModelshipError('input', `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`, { field: 'model', file });
   }
