@@ -17,8 +17,9 @@ import { checkBaseImageLoads } from './basecheck';
 import { openRegistrySession } from '../util/dockerconfig';
 import { refuseModelshipPlan } from './tensorrt-version';
 import { pinImage, planTritonModel, renderTritonDockerfile, writeTritonRepository } from './triton';
+import { SERVING_PORT } from '../shared/runtime';
 
-export const SERVING_PORT = 8000;
+export { SERVING_PORT };
 export const SERVING_UID = 10001;
 
 /** The directory of the server bundle to ship: the running bundle, or the repository's dist/ when run from source. */
@@ -313,16 +314,17 @@ async function modelshipContext(cfg: ImageConfig, o: { modelFile: string; modelB
  */
 async function tritonContext(cfg: ImageConfig, o: { model: Uint8Array; labels: Record<string, string>; work: string; env: NodeJS.ProcessEnv }, log: Logger): Promise<{ ctx: string; dockerfile: string }> {
   const creds = cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined;
-  const m = await log.group(`Triton model repository for ${cfg.modelName}`, async () => {
-    const t = await planTritonModel({ model: cfg.model, bytes: o.model, modelName: cfg.modelName, gpu: cfg.gpu, maxQueueDelayUs: cfg.maxQueueDelayUs, maxBatch: cfg.maxBatchSize, servingImage: cfg.tritonImage, env: o.env, creds });
-    log.info(`${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`);
-    for (const line of t.config.trimEnd().split('\n')) log.info(`  ${line}`);
-    return t;
-  });
+  // pinned first: a plan's TensorRT is checked against the image that will be built FROM, not a local tag
   const base = await log.group(`resolve ${cfg.tritonImage}`, async () => {
     const b = await pinImage(cfg.tritonImage, o.env);
     log.info(b.pinned);
     return b;
+  });
+  const m = await log.group(`Triton model repository for ${cfg.modelName}`, async () => {
+    const t = await planTritonModel({ model: cfg.model, bytes: o.model, modelName: cfg.modelName, gpu: cfg.gpu, maxQueueDelayUs: cfg.maxQueueDelayUs, maxBatch: cfg.maxBatchSize, servingImage: cfg.tritonImage, servingRef: base.pinned, env: o.env, creds });
+    log.info(`${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`);
+    for (const line of t.config.trimEnd().split('\n')) log.info(`  ${line}`);
+    return t;
   });
   o.labels['org.opencontainers.image.base.digest'] = base.digest;
   o.labels['dev.modelship.triton.platform'] = m.platform;

@@ -5,7 +5,7 @@ import { onnxInfo, TensorSig } from '../util/onnxinfo';
 import { runProcess } from '../util/proc';
 import { tritonConfig } from './triton-config';
 import { checkPlanForImage, imageTensorRTVersion, readPlanMetadata } from './tensorrt-version';
-import { SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../shared/runtime';
+import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '../shared/runtime';
 
 /**
  * The image of runtime triton, as declared data: NVIDIA's Triton server image (pinned by the digest it resolves to at
@@ -13,7 +13,8 @@ import { SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../shared/runtime';
  * layer. The generated config.pbtxt is validated against Triton's model_config.proto before anything is built.
  */
 export const TRITON_REPOSITORY = '/models';
-export const TRITON_PORTS = { http: 8000, grpc: 8001, metrics: 8002 } as const;
+/** the ports every serving image answers on, and Triton's gRPC */
+export const TRITON_PORTS = { http: SERVING_PORT, grpc: 8001, metrics: METRICS_PORT } as const;
 
 /**
  * How the image starts Triton (CMD, so NVIDIA's ENTRYPOINT still runs first): KServe v2 over HTTP on 8000, metrics on
@@ -63,10 +64,11 @@ export interface TritonModel {
 /**
  * The model repository entry for `model`: an ONNX (onnxruntime_onnx; max_batch_size = the batch-sizes maximum) or a
  * TensorRT plan with its compile metadata (tensorrt_plan; max_batch_size = the plan's profile maximum), refused when
- * the serving image's TensorRT is not the one that built it. `servingImage` is read for its declared TensorRT
- * version only when the model is a plan.
+ * the serving image's TensorRT is not the one that built it. `servingRef` (the serving image pinned by digest, so a
+ * stale local tag is never read) is read for its declared TensorRT version only when the model is a plan;
+ * `servingImage` names it in messages.
  */
-export async function planTritonModel(o: { model: string; bytes: Uint8Array; modelName: string; gpu: boolean; maxQueueDelayUs: number; maxBatch: number; servingImage: string; env: NodeJS.ProcessEnv; creds?: { username: string; password: string } }): Promise<TritonModel> {
+export async function planTritonModel(o: { model: string; bytes: Uint8Array; modelName: string; gpu: boolean; maxQueueDelayUs: number; maxBatch: number; servingImage: string; servingRef: string; env: NodeJS.ProcessEnv; creds?: { username: string; password: string } }): Promise<TritonModel> {
   const plan = readPlanMetadata(o.model);
   let inputs: TensorSig[];
   let outputs: TensorSig[];
@@ -74,7 +76,7 @@ export async function planTritonModel(o: { model: string; bytes: Uint8Array; mod
   let tensorrt: TritonModel['tensorrt'];
   if (plan) {
     if (!o.gpu) throw new ModelshipError('input', `input "gpu": ${o.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
-    const servingVersion = await imageTensorRTVersion(o.servingImage, o.env, o.creds);
+    const servingVersion = await imageTensorRTVersion(o.servingRef, o.env, o.creds);
     const trt = checkPlanForImage(plan, o.servingImage, servingVersion);
     inputs = (plan.inputs as TensorSig[] | undefined) ?? [];
     outputs = (plan.outputs as TensorSig[] | undefined) ?? [];
