@@ -1,5 +1,5 @@
 import * as yaml from 'js-yaml';
-import { DEFAULT_METRICS_PORT } from '../serve/main';
+import { METRICS_PORT } from '../shared/runtime';
 
 /**
  * The serving image, as declared data: a Dockerfile whose layers go from least to most often changed, so a
@@ -42,7 +42,7 @@ export function renderDockerfile(s: ImageSpec): string {
     ...Object.entries(env).map(([k, v]) => `ENV ${k}=${q(v)}`),
     `USER ${s.uid}:${s.uid}`,
     // the serving port, and the metrics-only one (GET /metrics without the API key)
-    `EXPOSE ${s.port} ${DEFAULT_METRICS_PORT}`,
+    `EXPOSE ${s.port} ${METRICS_PORT}`,
     'ENTRYPOINT ["/opt/modelship/node/bin/node", "/opt/modelship/dist/index.js", "serve"]',
     ...Object.entries(s.labels).map(([k, v]) => `LABEL ${k}=${q(v)}`),
     '',

@@ -4,7 +4,7 @@ import { RolloutConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError, isModelshipError } from '../util/errors';
 import { referenceBatches } from '../shared/reference';
-import { SERVING_PORT } from '../image';
+import { SERVING_PORT } from '../shared/runtime';
 import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../shared/golden';
 import { decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { parseImageRef } from '../image/registry';

@@ -1,6 +1,5 @@
 import { ModelshipError } from '../util/errors';
-import { DEFAULT_METRICS_PORT } from '../serve/main';
-import { Runtime, SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../shared/runtime';
+import { METRICS_PORT as SERVING_METRICS_PORT, Runtime, SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../shared/runtime';
 
 /**
  * Kubernetes objects for a model deployment, as declared data (issue 4 builds the rollout on these).
@@ -40,7 +39,7 @@ export interface DeploySpec {
 }
 
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
-export const METRICS_PORT = DEFAULT_METRICS_PORT;
+export const METRICS_PORT = SERVING_METRICS_PORT;
 /** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
 export const DRAIN_TIMEOUT_S = SERVER_DRAIN_TIMEOUT_S;
 /** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */

@@ -5,6 +5,7 @@ import { Preprocess } from './image';
 import { parseProvider } from './provider';
 import { parseBytes } from './memory';
 import { ModelshipError } from '../util/errors';
+import { METRICS_PORT } from '../shared/runtime';
 
 /**
  * `modelship serve`: the serving runtime inside the image. Configured by flags or, in a container, by the
@@ -107,7 +108,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
 }
 
 /** The metrics-only listener of `modelship serve` (Triton's metrics port); `--metrics-port off` has none. */
-export const DEFAULT_METRICS_PORT = 8002;
+export const DEFAULT_METRICS_PORT = METRICS_PORT;
 
 export const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KServe v2 server inside the image
 

@@ -16,6 +16,13 @@ export const DEFAULT_TRITON_RELEASE = '24.10';
 export const tritonImageFor = (release: string): string => `nvcr.io/nvidia/tritonserver:${release}-py3`;
 export const tensorrtImageFor = (release: string): string => `nvcr.io/nvidia/tensorrt:${release}-py3`;
 
+/**
+ * The ports a serving image answers on, whatever its runtime: KServe v2 over HTTP, and a metrics-only listener (GET
+ * /metrics without the API key). The image, smoke and the manifests all use these.
+ */
+export const SERVING_PORT = 8000;
+export const METRICS_PORT = 8002;
+
 /** the user NVIDIA's Triton images provide (triton-server): the image runs as it, and so do its pods */
 export const TRITON_UID = 1000;
 

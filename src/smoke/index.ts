@@ -8,7 +8,7 @@ import { ModelshipError } from '../util/errors';
 import { runProcess } from '../util/proc';
 import { referenceBatches } from '../shared/reference';
 import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../shared/golden';
-import { SERVING_PORT } from '../image';
+import { SERVING_PORT } from '../shared/runtime';
 import { classifyImage, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../shared/server';
 import { parseImageRef } from '../image/registry';
 import { openRegistrySession } from '../util/dockerconfig';
