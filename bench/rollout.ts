@@ -8,14 +8,10 @@
 // picks a ready endpoint per request), from before the rollout starts until the replaced stable pods and the canary's
 // have exited, plus 3 s; `promotions` good canaries (alternating digests, default 2) are promoted under it.
 import * as fs from 'fs';
-import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
 import { execFileSync, spawn } from 'child_process';
-import * as yaml from 'js-yaml';
-import { readNpy } from '../src/util/npy';
-import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
+import { REAL_NODE_PATCH, serviceClient } from '../test/helpers/kube';
 
 const REPO = path.resolve(__dirname, '..');
 const LENET = path.join(REPO, 'test/fixtures/caffe/lenet');
@@ -41,55 +37,6 @@ function rollout(image: string, extra: string[] = []): Promise<{ outputs: Record
   return Object.assign(p, { child, log: () => log });
 }
 
-/** POST through the API server with the kubeconfig's client certificate (the lab's admin kubeconfig). */
-function apiPost(p: string, body: Buffer, headers: Record<string, string | number>): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
-  const kc = yaml.load(fs.readFileSync(process.env.KUBECONFIG ?? '/var/lib/modelship-lab/pki/admin.kubeconfig', 'utf8')) as any;
-  const cluster = kc.clusters[0].cluster;
-  const user = kc.users[0].user;
-  const b64 = (x: string) => Buffer.from(x, 'base64');
-  return new Promise((resolve, reject) => {
-    const req = https.request(cluster.server + p, { method: 'POST', headers, ca: b64(cluster['certificate-authority-data']), cert: b64(user['client-certificate-data']), key: b64(user['client-key-data']), timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.end(body);
-  });
-}
-
-/** 4 loops sending the golden request through the main Service; every answer must be 200 and match the reference. */
-function serviceLoad(loops = 4) {
-  const x = readNpy(path.join(LENET, 'input_b1.npy'));
-  const ref = readNpy(path.join(LENET, 'output_b1__prob.npy'));
-  const req = encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true });
-  const stats = { sent: 0, ok: 0, failed: [] as string[] };
-  const t0 = Date.now();
-  let stop = false;
-  const loop = async () => {
-    while (!stop) {
-      const at = ((Date.now() - t0) / 1000).toFixed(1);
-      stats.sent++;
-      try {
-        const r = await apiPost(`/api/v1/namespaces/${ns}/services/lenet:http/proxy/v2/models/lenet/infer`, req.body, { [HEADER_LENGTH]: req.headerLength });
-        if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body.toString().slice(0, 200)}`);
-        if (!compareOutput('prob', 1, decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH])).outputs[0], ref, DEFAULT_TOLERANCE).pass) throw new Error('wrong output');
-        stats.ok++;
-      } catch (e) {
-        stats.failed.push(`${at} s: ${(e as Error).message}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const all = Promise.all(Array.from({ length: loops }, loop));
-  return async () => {
-    stop = true;
-    await all;
-    return { ...stats, seconds: (Date.now() - t0) / 1000 };
-  };
-}
-
 /** Wait until every pod of the app is a stable pod of `image` that is not terminating, or has exited (`gone`: is deleted). */
 async function settled(image: string, gone = false): Promise<void> {
   for (const t0 = Date.now(); Date.now() - t0 < 180_000; await new Promise((r) => setTimeout(r, 500))) {
@@ -102,7 +49,7 @@ async function settled(image: string, gone = false): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  fs.writeFileSync(path.join(work, 'realnode.yaml'), 'kind: Deployment\nspec:\n  template:\n    spec:\n      nodeSelector: {realnode: "true"}\n      tolerations: [{key: realnode, operator: Exists, effect: NoSchedule}]\n      dnsPolicy: Default\n');
+  fs.writeFileSync(path.join(work, 'realnode.yaml'), REAL_NODE_PATCH);
   fs.writeFileSync(path.join(work, 'crash.yaml'), fs.readFileSync(path.join(work, 'realnode.yaml'), 'utf8') + '      containers:\n      - name: model-server\n        env:\n        - {name: MODELSHIP_MODEL, value: /models/missing.onnx}\n');
   const onnx = path.join(work, 'lenet.onnx');
   cli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx]);
@@ -121,11 +68,12 @@ async function main(): Promise<void> {
   let good: Awaited<ReturnType<typeof rollout>> | undefined;
   for (let i = 0; i < Math.max(1, promotions); i++) {
     const image = i % 2 === 0 ? b : a;
-    const stop = serviceLoad();
+    // 4 loops sending the golden request through the main Service (every answer must be 200 and match the reference)
+    const load = serviceClient({ ns, service: 'lenet', model: 'lenet', reference: LENET, maxMs: Infinity });
     const r = await rollout(image);
     await settled(image).catch((e: Error) => console.error(e.message));
     await new Promise((res) => setTimeout(res, 3000));
-    lost.push({ image, decision: r.outputs.decision, ...(await stop()) });
+    lost.push({ image, decision: r.outputs.decision, ...(await load.stop()) });
     const l = lost[lost.length - 1];
     console.error(`promotion ${i + 1} under load: ${l.decision}${l.decision === 'promoted' ? '' : ` (${r.outputs.reason?.split('\n')[0]})`}; sent ${l.sent}, ok ${l.ok}, failed ${l.failed.length}`);
     // the lab's kubelet keeps terminated pods (and their CPU requests) up to ~70 s: let them go before the next canary

@@ -3,9 +3,9 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { execFileSync } from 'child_process';
-import * as ort from 'onnxruntime-node';
 import { onnxInfo } from '../src/util/onnxinfo';
 import { readNpy } from '../src/util/npy';
+import { runOnnx } from '../src/util/ort';
 import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
 import { pythonVenv } from './helpers/venv';
 
@@ -78,13 +78,11 @@ test("ceil_mode (PoolingParameter of common forks): false rounds down, true up â
     const out = path.join(dir, `${mode}.onnx`);
     const r = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', out, '--outputs', 'pool1,prob']);
     expect(r.code).toBe(0);
-    const s = await ort.InferenceSession.create(fs.readFileSync(out));
-    const input = readNpy(x);
-    const got = await s.run({ data: new ort.Tensor('float32', input.data, input.shape) });
+    const got = (await runOnnx(fs.readFileSync(out), { data: readNpy(x) }, ['pool1', 'prob'])).outputs;
     for (const blob of ['pool1', 'prob']) {
       const ref = readNpy(path.join(dir, mode, `${blob}.npy`));
-      expect(got[blob].dims).toEqual(ref.shape);
-      const c = compareOutput(blob, 2, { shape: [...got[blob].dims], data: got[blob].data as Float32Array }, ref, { ...DEFAULT_TOLERANCE, maxAbsDiff: 1e-5, topK: blob === 'prob' ? 5 : 0 });
+      expect(got[blob].shape).toEqual(ref.shape);
+      const c = compareOutput(blob, 2, got[blob], ref, { ...DEFAULT_TOLERANCE, maxAbsDiff: 1e-5, topK: blob === 'prob' ? 5 : 0 });
       expect(c.maxAbsDiff).toBeLessThan(1e-5);
     }
     expect(readNpy(path.join(dir, mode, 'pool1.npy')).shape).toEqual(mode === 'false' ? [2, 20, 11, 11] : [2, 20, 12, 12]);
@@ -124,12 +122,10 @@ test('your own layers (input "layers"): the README\'s Upsample module converts a
   const [n, c, h, w] = pool2.shape;
   const up = new Float32Array(n * c * h * 2 * w * 2);
   for (let i = 0; i < n * c; i++) for (let y = 0; y < 2 * h; y++) for (let x = 0; x < 2 * w; x++) up[(i * 2 * h + y) * 2 * w + x] = pool2.data[(i * h + (y >> 1)) * w + (x >> 1)];
-  const s = await ort.InferenceSession.create(fs.readFileSync(out));
-  const input = readNpy(path.join(LENET, 'input_b1.npy'));
-  const got = await s.run({ data: new ort.Tensor('float32', input.data, input.shape) });
-  expect(got.up.dims).toEqual([n, c, 2 * h, 2 * w]);
-  expect(compareOutput('up', 1, { shape: [...got.up.dims], data: got.up.data as Float32Array }, { shape: [n, c, 2 * h, 2 * w], data: up }, { ...DEFAULT_TOLERANCE, topK: 0 }).pass).toBe(true);
-  expect(compareOutput('prob', 1, { shape: [...got.prob.dims], data: got.prob.data as Float32Array }, readNpy(path.join(LENET, 'output_b1__prob.npy')), DEFAULT_TOLERANCE).pass).toBe(true);
+  const got = (await runOnnx(fs.readFileSync(out), { data: readNpy(path.join(LENET, 'input_b1.npy')) }, ['up', 'prob'])).outputs;
+  expect(got.up.shape).toEqual([n, c, 2 * h, 2 * w]);
+  expect(compareOutput('up', 1, got.up, { shape: [n, c, 2 * h, 2 * w], data: up }, { ...DEFAULT_TOLERANCE, topK: 0 }).pass).toBe(true);
+  expect(compareOutput('prob', 1, got.prob, readNpy(path.join(LENET, 'output_b1__prob.npy')), DEFAULT_TOLERANCE).pass).toBe(true);
   // the parameter's default (scale 2) and a bad value, from the module's own schema and check
   const bad = await runCli(['convert', '--prototxt', write('bad.prototxt', proto.replace('scale: 2', 'scale: 0')), '--caffemodel', weights, '--out', path.join(tmpDir(), 'b.onnx'), '--layers', plugin]);
   expect(bad.stderr).toMatch(/layer "up": \(Upsample\) scale must be â‰¥ 1, got 0/);
@@ -155,11 +151,9 @@ test("Dropout's fork fields: scale_train: false scales at test time as OpenCV co
     const out = path.join(dir, `${mode}.onnx`);
     const r = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', out, '--outputs', 'ip2,prob']);
     expect(r.code).toBe(0);
-    const s = await ort.InferenceSession.create(fs.readFileSync(out));
-    const input = readNpy(x);
-    const got = await s.run({ data: new ort.Tensor('float32', input.data, input.shape) });
+    const got = (await runOnnx(fs.readFileSync(out), { data: readNpy(x) }, ['ip2'])).outputs;
     const ref = readNpy(path.join(dir, mode, 'ip2.npy'));
-    const c = compareOutput('ip2', 2, { shape: [...got.ip2.dims], data: got.ip2.data as Float32Array }, ref, { ...DEFAULT_TOLERANCE, topK: 0 });
+    const c = compareOutput('ip2', 2, got.ip2, ref, { ...DEFAULT_TOLERANCE, topK: 0 });
     expect(c.maxAbsDiff).toBeLessThan(1e-4 * Math.max(1, ...Array.from(ref.data, Math.abs)));
   }
   // the two answers differ: the test would not pass with Dropout as the identity in both

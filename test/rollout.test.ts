@@ -3,7 +3,7 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, tmpDir, wrongLenetCaffemodel } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG, REAL_NODE_PATCH, rolloutArgs, dropNamespaces as dropPrefixed, setNodeGpus } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG, REAL_NODE_PATCH, serviceClient, rolloutArgs, dropNamespaces as dropPrefixed, setNodeGpus } from './helpers/kube';
 import { readNpy } from '../src/util/npy';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
@@ -94,45 +94,6 @@ function stablePoller(ns: string, app: string) {
   };
 }
 
-/**
- * A client of the main Service, as users call it: the golden batch-1 request through the API server's service proxy
- * (which picks a ready endpoint per request) from `loops` concurrent loops, until stopped or for at most `maxMs`.
- * Every answer must be 200 and match the reference; failures are kept with their time since the start.
- */
-function serviceClient(ns: string, app: string, loops = 4, maxMs = 300_000) {
-  const x = readNpy(path.join(LENET, 'input_b1.npy'));
-  const ref = readNpy(path.join(LENET, 'output_b1__prob.npy'));
-  const req = encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true });
-  const stats = { sent: 0, ok: 0, failed: [] as string[] };
-  const t0 = Date.now();
-  let stop = false;
-  const loop = async () => {
-    while (!stop && Date.now() - t0 < maxMs) {
-      const at = ((Date.now() - t0) / 1000).toFixed(1);
-      stats.sent++;
-      try {
-        const r = await apiRequest(`/api/v1/namespaces/${ns}/services/${app}:http/proxy/v2/models/lenet/infer`, { body: req.body, headers: { [HEADER_LENGTH]: req.headerLength } });
-        if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body.toString().slice(0, 200)}`);
-        const out = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH])).outputs[0];
-        if (!compareOutput('prob', 1, out, ref, DEFAULT_TOLERANCE).pass) throw new Error('wrong output');
-        stats.ok++;
-      } catch (e) {
-        stats.failed.push(`${at} s: ${(e as Error).message}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const all = Promise.all(Array.from({ length: loops }, loop));
-  return {
-    stats,
-    stop: async () => {
-      stop = true;
-      await all;
-      return { ...stats, seconds: (Date.now() - t0) / 1000 };
-    },
-  };
-}
-
 /** Every pod of the app, terminating ones included: name, track, image, deleting, and whether its server has exited. */
 function allPods(ns: string, app: string): { name: string; track: string; image: string; deleting: boolean; exited: boolean }[] {
   return kubectlJson<{ items: any[] }>(['-n', ns, 'get', 'pods', '-l', `app.kubernetes.io/name=${app}`]).items.map((p) => ({
@@ -182,7 +143,7 @@ describe('canary rollout on the real cluster', () => {
     // users keep calling the Service during the whole promotion: the canary's pods join it, the stable's pods are
     // replaced one by one, the canary's are deleted; every terminating pod must keep answering until no proxy sends
     // to it any more (preStop for drain-delay), then finish what it has in flight
-    const client = serviceClient(ns, 'lenet');
+    const client = serviceClient({ ns, service: 'lenet', model: 'lenet', reference: LENET });
     const r = await runCliProcess(base(ns, images.b));
     let stats: Awaited<ReturnType<typeof client.stop>>;
     try {

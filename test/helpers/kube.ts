@@ -4,6 +4,9 @@ import * as path from 'path';
 import * as yaml from 'js-yaml';
 import { execFileSync, spawn, ChildProcess } from 'child_process';
 import { REPO } from './caffe';
+import { readNpy } from '../../src/util/npy';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../../src/serve/kserve';
+import { compareOutput, DEFAULT_TOLERANCE } from '../../src/shared/compare';
 
 /**
  * The lab's Kubernetes cluster (lab/up.sh k8s), reached the ways its README allows: kubectl, and the API
@@ -199,4 +202,45 @@ export async function setNodeGpus(node: string, count: number): Promise<void> {
   // (removing what is not there: 422, nothing to do)
   if (r.status !== 200 && !(count === 0 && r.status === 422)) throw new Error(`PATCH node ${node} status (nvidia.com/gpu ${count}): HTTP ${r.status} ${r.body.toString().slice(0, 300)}`);
   await waitFor(`nvidia.com/gpu allocatable ${count} on ${node}`, () => (kubectlJson<any>(['get', 'node', node]).status.allocatable?.['nvidia.com/gpu'] ?? '0') === String(count), 30_000);
+}
+
+/**
+ * A client of a Service, as users call it: the golden batch-1 request of `reference` (LeNet's layout: input `data`,
+ * output `prob`) through the API server's service proxy (which picks a ready endpoint per request) from `loops`
+ * concurrent loops, until stopped or for at most `maxMs`. Every answer must be 200 and match the reference; failures
+ * are kept with their time since the start. Used by the rollout tests and bench/rollout.ts.
+ */
+export function serviceClient(o: { ns: string; service: string; model: string; reference: string; loops?: number; maxMs?: number }) {
+  const x = readNpy(path.join(o.reference, 'input_b1.npy'));
+  const ref = readNpy(path.join(o.reference, 'output_b1__prob.npy'));
+  const req = encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true });
+  const stats = { sent: 0, ok: 0, failed: [] as string[] };
+  const t0 = Date.now();
+  const maxMs = o.maxMs ?? 300_000;
+  let stop = false;
+  const loop = async () => {
+    while (!stop && Date.now() - t0 < maxMs) {
+      const at = ((Date.now() - t0) / 1000).toFixed(1);
+      stats.sent++;
+      try {
+        const r = await apiRequest(`/api/v1/namespaces/${o.ns}/services/${o.service}:http/proxy/v2/models/${o.model}/infer`, { body: req.body, headers: { [HEADER_LENGTH]: req.headerLength } });
+        if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body.toString().slice(0, 200)}`);
+        const out = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH])).outputs[0];
+        if (!compareOutput('prob', 1, out, ref, DEFAULT_TOLERANCE).pass) throw new Error('wrong output');
+        stats.ok++;
+      } catch (e) {
+        stats.failed.push(`${at} s: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const all = Promise.all(Array.from({ length: o.loops ?? 4 }, loop));
+  return {
+    stats,
+    stop: async () => {
+      stop = true;
+      await all;
+      return { ...stats, seconds: (Date.now() - t0) / 1000 };
+    },
+  };
 }
