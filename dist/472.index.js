@@ -23,8 +23,8 @@ var create = __webpack_require__(37291);
 var errors = __webpack_require__(70017);
 // EXTERNAL MODULE: ./src/shared/reference.ts
 var reference = __webpack_require__(39724);
-// EXTERNAL MODULE: ./src/image/index.ts + 6 modules
-var src_image = __webpack_require__(33700);
+// EXTERNAL MODULE: ./src/shared/runtime.ts
+var runtime = __webpack_require__(36029);
 // EXTERNAL MODULE: ./src/shared/golden.ts
 var golden = __webpack_require__(71636);
 // EXTERNAL MODULE: ./src/serve/kserve.ts
@@ -407,7 +407,7 @@ async function runRollout(cfg, log, env = process.env) {
         apiKeySecret: cfg.apiKeySecret,
         modelKeySecret: cfg.modelKeySecret,
         progressDeadlineSeconds: Math.max(10, Math.round(cfg.timeoutS)),
-        port: src_image/* SERVING_PORT */.b0,
+        port: runtime/* SERVING_PORT */.b0,
         metricsPort: manifests/* METRICS_PORT */.Ip,
         drainDelayS: cfg.drainDelayS,
         drainTimeoutS: manifests/* DRAIN_TIMEOUT_S */.Li,
@@ -578,7 +578,7 @@ async function runRollout(cfg, log, env = process.env) {
                 const pods = (await runGate('pods', 'canary pods Ready', () => (0,health/* waitDeployment */.b_)(kube, ns, canaryObj.metadata.name, waitOpts()))).pods;
                 gate('pods').detail = `${pods.length} canary pod(s) Ready`;
                 if (cfg.gpu)
-                    gate('pods').evidence = await runGate('pods', 'canary pods compute on the GPU', () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
+                    gate('pods').evidence = await runGate('pods', 'canary pods compute on the GPU', () => checkPodProviders(kube, ns, pods, cfg.modelName, runtime/* SERVING_PORT */.b0));
                 const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}-canary`, () => verifyGate(`${cfg.app}-canary`));
                 if (cfg.bakeTimeS > 0)
                     await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => (0,health/* bake */.Wq)(kube, ns, canaryPodSelector, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(`${cfg.app}-canary`, batch1)));
@@ -635,7 +635,7 @@ async function runRollout(cfg, log, env = process.env) {
                 });
                 const pods = (await runGate('pods', `${cfg.app} rollout`, () => (0,health/* waitDeployment */.b_)(kube, ns, cfg.app, waitOpts()))).pods;
                 if (cfg.gpu)
-                    gate('pods').evidence = await runGate('pods', `${cfg.app} pods compute on the GPU`, () => checkPodProviders(kube, ns, pods, cfg.modelName, src_image/* SERVING_PORT */.b0));
+                    gate('pods').evidence = await runGate('pods', `${cfg.app} pods compute on the GPU`, () => checkPodProviders(kube, ns, pods, cfg.modelName, runtime/* SERVING_PORT */.b0));
                 const { batch1 } = await runGate('golden', `golden requests to ${cfg.app}`, () => verifyGate(cfg.app));
                 if (cfg.bakeTimeS > 0)
                     await runGate('pods', `bake ${cfg.bakeTimeS} s`, () => (0,health/* bake */.Wq)(kube, ns, { ...(0,manifests/* selectorLabels */.Zn)(cfg.app), track: 'stable' }, pods, cfg.bakeTimeS * 1000, ac.signal, bakeTick(cfg.app, batch1)));

@@ -51415,7 +51415,7 @@ const run = action;
 
 /***/ }),
 
-/***/ 20640:
+/***/ 51648:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -51444,13 +51444,1063 @@ const consoleLogger = (stream = process.stderr) => ({
 // EXTERNAL MODULE: ./src/run.ts
 var run = __nccwpck_require__(79786);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(70017);
+var util_errors = __nccwpck_require__(70017);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
-var version = __nccwpck_require__(71013);
-// EXTERNAL MODULE: ./src/serve/main.ts + 5 modules
-var main = __nccwpck_require__(73958);
+var src_version = __nccwpck_require__(71013);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(79896);
+// EXTERNAL MODULE: external "http"
+var external_http_ = __nccwpck_require__(58611);
+// EXTERNAL MODULE: external "zlib"
+var external_zlib_ = __nccwpck_require__(43106);
+// EXTERNAL MODULE: ./node_modules/prom-client/index.js
+var prom_client = __nccwpck_require__(95222);
+;// CONCATENATED MODULE: ./src/serve/batcher.ts
+class DynamicBatcher {
+    run;
+    maxBatchSize;
+    maxQueueDelayMs;
+    onBatch;
+    idleFlush;
+    queue = [];
+    queued = 0;
+    timer;
+    running = false;
+    stats = { batches: 0, items: 0 };
+    constructor(run, maxBatchSize, maxQueueDelayMs, onBatch = () => undefined, idleFlush = true) {
+        this.run = run;
+        this.maxBatchSize = maxBatchSize;
+        this.maxQueueDelayMs = maxQueueDelayMs;
+        this.onBatch = onBatch;
+        this.idleFlush = idleFlush;
+    }
+    /** Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. */
+    submit(data, items) {
+        return new Promise((resolve, reject) => {
+            this.queue.push({ data, items, resolve, reject });
+            this.queued += items;
+            // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
+            // under load they are (requests that arrive during a run form the next batch without any timer)
+            const idle = this.idleFlush && !this.running && this.queue.length === 1;
+            if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0 || idle)
+                this.flushSoon(0);
+            else if (!this.timer)
+                this.flushSoon(this.maxQueueDelayMs);
+        });
+    }
+    flushSoon(delay) {
+        this.cancelTimer();
+        const go = () => {
+            this.timer = undefined;
+            void this.flush();
+        };
+        // setTimeout(0) waits at least 1 ms in Node; an immediate flush should not
+        this.timer = delay <= 0 ? { immediate: setImmediate(go) } : { timeout: setTimeout(go, delay) };
+    }
+    cancelTimer() {
+        if (this.timer && 'timeout' in this.timer)
+            clearTimeout(this.timer.timeout);
+        else if (this.timer)
+            clearImmediate(this.timer.immediate);
+        this.timer = undefined;
+    }
+    async flush() {
+        if (this.running || this.queue.length === 0)
+            return;
+        // take requests up to maxBatchSize items (a single larger request runs alone)
+        const batch = [];
+        let items = 0;
+        while (this.queue.length && (batch.length === 0 || items + this.queue[0].items <= this.maxBatchSize)) {
+            const p = this.queue.shift();
+            batch.push(p);
+            items += p.items;
+        }
+        this.queued -= items;
+        this.running = true;
+        try {
+            const per = batch[0].data.length / batch[0].items;
+            const input = batch.length === 1 ? batch[0].data : new Float32Array(items * per);
+            if (batch.length > 1) {
+                let o = 0;
+                for (const p of batch) {
+                    input.set(p.data, o);
+                    o += p.data.length;
+                }
+            }
+            this.stats.batches++;
+            this.stats.items += items;
+            this.onBatch(items);
+            const out = await this.run(input, items);
+            let start = 0;
+            for (const p of batch) {
+                const mine = {};
+                for (const [name, o] of Object.entries(out)) {
+                    const size = o.data.length / items;
+                    mine[name] = { data: o.data.slice(start * size, (start + p.items) * size), itemShape: o.itemShape };
+                }
+                start += p.items;
+                p.resolve(mine);
+            }
+        }
+        catch (e) {
+            for (const p of batch)
+                p.reject(e);
+        }
+        finally {
+            this.running = false;
+            // whatever queued during the run has waited long enough
+            if (this.queue.length)
+                this.flushSoon(0);
+        }
+    }
+    /** Requests waiting or running. */
+    get busy() {
+        return this.running || this.queue.length > 0;
+    }
+}
+
+// EXTERNAL MODULE: ./src/serve/kserve.ts
+var kserve = __nccwpck_require__(61351);
+// EXTERNAL MODULE: ./src/serve/classification.ts
+var classification = __nccwpck_require__(78155);
+// EXTERNAL MODULE: ./src/serve/crypto.ts
+var serve_crypto = __nccwpck_require__(7618);
+// EXTERNAL MODULE: ./src/serve/image.ts
+var serve_image = __nccwpck_require__(91194);
+// EXTERNAL MODULE: ./src/util/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(21133);
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(70857);
+;// CONCATENATED MODULE: ./src/serve/cpus.ts
+
+
+const readFile = (file) => {
+    try {
+        return external_fs_.readFileSync(file, 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+};
+/**
+ * The CPUs a server may use: the smaller of the CPU affinity mask (os.availableParallelism) and the container's
+ * CFS quota (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), rounded down, at least 1.
+ * A pod limited to 400m CPU on a 64-core node gets 1, not 64: more threads than the quota only get throttled.
+ * Inside a container the cgroup files at the mount root are the container's own.
+ */
+function cpuBudget(read = readFile, parallelism = external_os_.availableParallelism()) {
+    let quota;
+    let where = '';
+    const v2 = read('/sys/fs/cgroup/cpu.max')?.trim().split(/\s+/);
+    if (v2 && v2[0] !== 'max' && Number(v2[0]) > 0 && Number(v2[1]) > 0) {
+        quota = Number(v2[0]) / Number(v2[1]);
+        where = 'cgroup v2 cpu.max';
+    }
+    else if (!v2) {
+        for (const dir of ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu,cpuacct']) {
+            const q = Number(read(`${dir}/cpu.cfs_quota_us`)?.trim());
+            const p = Number(read(`${dir}/cpu.cfs_period_us`)?.trim());
+            if (q > 0 && p > 0) {
+                quota = q / p;
+                where = 'cgroup v1 cpu.cfs_quota_us';
+                break;
+            }
+        }
+    }
+    if (quota !== undefined && quota < parallelism) {
+        return { cpus: Math.max(1, Math.floor(quota)), source: `${where}: ${+quota.toFixed(2)} CPU` };
+    }
+    return { cpus: Math.max(1, parallelism), source: `${parallelism} CPUs available` };
+}
+
+// EXTERNAL MODULE: ./src/serve/provider.ts
+var serve_provider = __nccwpck_require__(38674);
+// EXTERNAL MODULE: ./src/serve/threads.ts
+var serve_threads = __nccwpck_require__(52754);
+;// CONCATENATED MODULE: ./src/serve/memory.ts
+
+
+/** cgroup v1 writes "no limit" as a page-rounded LONG_MAX; anything this large is no limit */
+const UNLIMITED = 2 ** 60;
+/**
+ * The container's memory limit, read like its CPU quota (cpus.ts): cgroup v2 `memory.max`, else v1
+ * `memory/memory.limit_in_bytes`; no limit in either means the machine's memory (os.totalmem).
+ */
+function memoryLimit(read = readFile, total = external_os_.totalmem()) {
+    const v2 = read('/sys/fs/cgroup/memory.max')?.trim();
+    if (v2 !== undefined) {
+        const n = Number(v2);
+        if (v2 !== 'max' && n > 0 && n < Math.min(total, UNLIMITED))
+            return { bytes: n, source: 'cgroup v2 memory.max' };
+    }
+    else {
+        const n = Number(read('/sys/fs/cgroup/memory/memory.limit_in_bytes')?.trim());
+        if (n > 0 && n < Math.min(total, UNLIMITED))
+            return { bytes: n, source: 'cgroup v1 memory.limit_in_bytes' };
+    }
+    return { bytes: total, source: 'the machine\'s memory (no container limit)' };
+}
+/**
+ * The default bound on request bytes held at once: a quarter of the memory limit (the model, ONNX Runtime's arenas,
+ * the decoded tensors and the response need the rest), never below one largest request.
+ */
+function defaultInflightBytes(limit, maxBodyBytes) {
+    return Math.max(maxBodyBytes, Math.floor(limit.bytes / 4));
+}
+/** Sizes such as 256Mi, 1Gi, 500M or plain bytes. */
+function parseBytes(raw) {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(|k|Ki|M|Mi|G|Gi)\s*$/.exec(raw);
+    if (!m)
+        return undefined;
+    const mult = { '': 1, k: 1e3, Ki: 2 ** 10, M: 1e6, Mi: 2 ** 20, G: 1e9, Gi: 2 ** 30 };
+    const n = Math.floor(Number(m[1]) * mult[m[2]]);
+    return Number.isSafeInteger(n) ? n : undefined;
+}
+/**
+ * Request bytes admitted at once. A request reserves its declared Content-Length before its body is read (or its
+ * bytes as they come, when chunked) and gives them back when it is answered; one that does not fit is refused at
+ * once, before its body is buffered.
+ */
+class ByteBudget {
+    limit;
+    used = 0;
+    constructor(limit) {
+        this.limit = limit;
+    }
+    /** reserve `n` bytes; false (nothing reserved) when they do not fit */
+    take(n) {
+        if (n < 0 || this.used + n > this.limit)
+            return false;
+        this.used += n;
+        return true;
+    }
+    give(n) {
+        this.used = Math.max(0, this.used - n);
+    }
+    get inUse() {
+        return this.used;
+    }
+}
+
+// EXTERNAL MODULE: external "crypto"
+var external_crypto_ = __nccwpck_require__(76982);
+;// CONCATENATED MODULE: ./src/serve/auth.ts
+
+/** `Authorization: Bearer <key>` against the server's key, in constant time; the scheme is case-insensitive (RFC 9110). */
+function bearerMatches(header, key) {
+    const m = /^Bearer +(.+)$/i.exec(header ?? '');
+    if (!m)
+        return false;
+    const a = external_crypto_.createHash('sha256').update(m[1]).digest();
+    const b = external_crypto_.createHash('sha256').update(key).digest();
+    // (hashes of equal length: the comparison time says nothing about the key's length either)
+    return external_crypto_.timingSafeEqual(a, b);
+}
+/**
+ * Failed API-key attempts per client address: after `limit` failures within `windowMs`, the address is refused
+ * (429 with Retry-After) until the window that began with its first failure ends. A good key does not clear the
+ * count (a guesser that also holds a key gains nothing). At most `maxClients` addresses are tracked; the oldest
+ * windows go first.
+ */
+class FailedAuthLimiter {
+    limit;
+    windowMs;
+    maxClients;
+    now;
+    seen = new Map();
+    constructor(limit = 10, windowMs = 60_000, maxClients = 10_000, now = Date.now) {
+        this.limit = limit;
+        this.windowMs = windowMs;
+        this.maxClients = maxClients;
+        this.now = now;
+    }
+    /** seconds until `addr` may try again; 0 when it may now */
+    blockedFor(addr) {
+        const e = this.seen.get(addr);
+        const t = this.now();
+        if (!e || e.until <= t)
+            return 0;
+        return e.count >= this.limit ? Math.ceil((e.until - t) / 1000) : 0;
+    }
+    fail(addr) {
+        const t = this.now();
+        let e = this.seen.get(addr);
+        if (!e || e.until <= t) {
+            this.seen.delete(addr);
+            if (this.seen.size >= this.maxClients) {
+                // Map keeps insertion order: the first entries have the oldest windows
+                for (const [k, v] of this.seen) {
+                    if (this.seen.size < this.maxClients && v.until > t)
+                        break;
+                    this.seen.delete(k);
+                }
+            }
+            e = { count: 0, until: t + this.windowMs };
+            this.seen.set(addr, e);
+        }
+        e.count++;
+    }
+}
+
+// EXTERNAL MODULE: ./src/serve/worker.ts
+var worker = __nccwpck_require__(71265);
+;// CONCATENATED MODULE: ./src/serve/server.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const DEFAULT_SERVE = {
+    modelName: 'model',
+    modelVersion: '1',
+    host: '0.0.0.0',
+    port: 8000,
+    maxBatchSize: 8,
+    maxQueueDelayMs: 2,
+    idleFlush: true,
+    provider: (0,serve_provider/* parseProvider */.te)('cpu'),
+    intraOpThreads: 0,
+    maxBodyBytes: 64 * 2 ** 20,
+    maxInflightBytes: 0,
+    headerTimeoutMs: 10_000,
+    bodyTimeoutMs: 60_000,
+    authFailureLimit: 10,
+    decodeThreads: 1,
+    preprocess: serve_image/* GOOGLENET_PREPROCESS */.od,
+    topK: 5,
+    drainDelayMs: 0,
+    drainTimeoutMs: 20_000,
+};
+/** how long a client that is still sending a refused body may go on (its bytes discarded) before it is cut */
+const LINGER_MS = 2000;
+/** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
+const OFFLOAD_JSON_BYTES = 64 * 1024;
+/** The server cannot take this request now (too many bytes in flight): 503 with Retry-After, before its body is read. */
+class Overloaded extends kserve/* ProtocolError */.bd {
+    constructor(message) {
+        super(503, message);
+    }
+}
+/** A request body in a Content-Encoding the server does not read: 501 with Accept-Encoding, as Triton answers it. */
+class UnsupportedEncoding extends kserve/* ProtocolError */.bd {
+    constructor(message) {
+        super(501, message);
+    }
+}
+/**
+ * A request's Content-Encoding, as Triton reads it (src/http_server.cc, GetRequestCompressionType): absent, empty or
+ * `identity` is the body as sent; `gzip` and `deflate` are inflated; anything else (a list of codings too) is refused
+ * with 501 naming it, and Accept-Encoding (Triton: TRITONSERVER_ERROR_UNSUPPORTED, which it answers 501). Triton
+ * compares the names exactly; here they are case-insensitive (RFC 9110 8.4.1) and `x-gzip` is gzip (8.4.1.3).
+ */
+function bodyCoding(header) {
+    const c = (header ?? '').trim().toLowerCase();
+    if (c === '' || c === 'identity')
+        return 'identity';
+    if (c === 'gzip' || c === 'x-gzip')
+        return 'gzip';
+    if (c === 'deflate')
+        return 'deflate';
+    throw new UnsupportedEncoding(`Content-Encoding "${(header ?? '').trim().slice(0, 100)}" is not supported: send the body as is, or in gzip or deflate`);
+}
+/** zlib's output chunks while a compressed body is inflated (Node's default is 16 KiB) */
+const INFLATE_CHUNK = 64 * 1024;
+/** onnxruntime's threading for a server (the session lives on its inference thread, worker.ts) */
+
+/** The request target as a URL; a target that is not an origin-form path is the client's fault (400). */
+function requestUrl(target) {
+    const t = target ?? '/';
+    if (!t.startsWith('/'))
+        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
+    try {
+        // (a base and a path joined as text: `//x` would otherwise be read as a host)
+        return new URL(`http://localhost${t}`);
+    }
+    catch {
+        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
+    }
+}
+/** A percent-encoded path segment, decoded; a malformed escape (`%`, `%zz`) is the client's fault (400). */
+function decodePath(segment) {
+    try {
+        return decodeURIComponent(segment);
+    }
+    catch {
+        throw new kserve/* ProtocolError */.bd(400, `malformed percent-encoding in "${segment.slice(0, 100)}"`);
+    }
+}
+/** Load the model and serve it over the KServe v2 protocol. */
+async function startServer(opts) {
+    let bytes = external_fs_.readFileSync(opts.modelPath);
+    if ((0,serve_crypto/* isEncrypted */.ph)(bytes))
+        bytes = (0,serve_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
+    const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
+    if (sig.inputs.length === 0)
+        throw new util_errors/* ModelshipError */.W('input', 'the model has no inputs', { file: opts.modelPath });
+    // onnxruntime's own default sizes its pool from the host, not from the container's quota (on a 2-vCPU VM it
+    // ran GoogLeNet at 1.6x the latency of an explicit 2), so the thread count is always set
+    const budget = cpuBudget();
+    const threads = opts.intraOpThreads > 0 ? opts.intraOpThreads : budget.cpus;
+    const mem = memoryLimit();
+    const inflightLimit = opts.maxInflightBytes > 0 ? opts.maxInflightBytes : defaultInflightBytes(mem, opts.maxBodyBytes);
+    if (inflightLimit < opts.maxBodyBytes)
+        throw new util_errors/* ModelshipError */.W('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
+    // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
+    let crashed;
+    const engine = await serve_threads/* InferenceThread */.qg.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), (e) => crashed?.(e));
+    const decoders = new serve_threads/* DecodeThreads */.yM(opts.decodeThreads);
+    const { provider, fallbackReason } = engine;
+    if (fallbackReason)
+        opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
+    opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
+    opts.log(`request bytes in flight bounded at ${inflightLimit} (${opts.maxInflightBytes > 0 ? 'configured' : `a quarter of ${mem.source}: ${mem.bytes}`}); headers within ${opts.headerTimeoutMs} ms, bodies within ${opts.bodyTimeoutMs} ms`);
+    const registry = new prom_client.Registry();
+    // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
+    prom_client.collectDefaultMetrics({ register: registry, prefix: 'modelship_' });
+    // three of prom-client's gauges end in _total, which names counters (promtool warns); each is the sum over the
+    // `type` label of its namesake without the suffix, which stays
+    for (const what of ['handles', 'requests', 'resources'])
+        registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
+    const requests = new prom_client.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers: [registry] });
+    const errors = new prom_client.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers: [registry] });
+    const latency = new prom_client.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
+    const batchSizes = new prom_client.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
+    const inflightGauge = new prom_client.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers: [registry] });
+    new prom_client.Gauge({
+        name: 'modelship_inflight_request_bytes',
+        help: 'Request bytes held (bodies being read or waiting for their answer)',
+        registers: [registry],
+        collect() {
+            this.set(bodies.inUse);
+        },
+    });
+    new prom_client.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers: [registry] }).set(inflightLimit);
+    new prom_client.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers: [registry] })
+        .set({ provider, requested: opts.provider.requested, fallback: String(Boolean(fallbackReason)) }, 1);
+    const bodies = new ByteBudget(inflightLimit);
+    const authFailures = new FailedAuthLimiter(opts.authFailureLimit);
+    const input0 = sig.inputs[0];
+    const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
+    const batcher = new DynamicBatcher(async (input, items) => {
+        const res = await engine.run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
+        const out = {};
+        for (const [k, v] of Object.entries(res))
+            out[k] = { data: v.data, itemShape: v.shape.slice(1) };
+        return out;
+    }, opts.maxBatchSize, opts.maxQueueDelayMs, (n) => batchSizes.observe(n), opts.idleFlush);
+    let ready = true;
+    // set when the drain delay is over: from then on new inference is refused (in-flight requests still finish)
+    let closing = false;
+    let inflight = 0;
+    let idle;
+    const name = opts.modelName;
+    const version = opts.modelVersion;
+    let broken;
+    crashed = (e) => {
+        // no session, no server: liveness fails, so that the orchestrator restarts the container
+        opts.log(`fatal: ${e.message}`);
+        broken = e.message;
+        ready = false;
+    };
+    const send = (res, status, body, headers = {}) => {
+        const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+        // while draining, every answer ends its connection: keep-alive clients reconnect to another replica
+        if (!ready)
+            headers = { ...headers, connection: 'close' };
+        res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
+        res.end(buf);
+    };
+    /** The client went away before its body was read: its fault, counted as 499 (nginx's "client closed request"). */
+    const clientGone = () => new kserve/* ProtocolError */.bd(499, 'the client closed the connection before sending the whole body');
+    /**
+     * The request body in one buffer of its own (so that it can be moved to a worker thread), its bytes reserved in
+     * the in-flight budget until the answer is sent: a request that does not fit is refused before its body is read.
+     * With a Content-Length it is read straight into a buffer placed so that the binary tensor data (after the JSON
+     * header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy. A body sent with Content-Encoding gzip
+     * or deflate is inflated as it comes, into such a buffer too.
+     */
+    const readBody = (req, res) => new Promise((resolve, reject) => {
+        let reserved = 0;
+        res.once('close', () => bodies.give(reserved));
+        // the compressed body's inflater, when there is one: ended with the request, whichever way it ends
+        let inflater;
+        const stop = (e) => {
+            clearTimeout(timer);
+            inflater?.destroy();
+            // answer and discard the rest of the body (destroying the socket would lose the answer); the connection
+            // closes after the answer, and the body timeout bounds a client that never finishes
+            req.removeAllListeners('data');
+            req.resume();
+            reject(e);
+        };
+        const overloaded = (n) => new Overloaded(`the server holds ${bodies.inUse} request bytes (bound ${bodies.limit}); this request's ${n} more do not fit now`);
+        const tooLarge = () => new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`);
+        const timer = setTimeout(() => {
+            inflater?.destroy();
+            reject(new kserve/* ProtocolError */.bd(408, `the request body did not arrive within ${opts.bodyTimeoutMs} ms`));
+            req.removeAllListeners('data');
+        }, opts.bodyTimeoutMs);
+        const done = () => clearTimeout(timer);
+        let coding;
+        try {
+            coding = bodyCoding(req.headers['content-encoding']);
+        }
+        catch (e) {
+            return stop(e);
+        }
+        const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+        if ((declared ?? 0) > opts.maxBodyBytes)
+            return stop(tooLarge());
+        const hl = Number(req.headers[kserve/* HEADER_LENGTH */.Bs] ?? 0);
+        const pad = Number.isSafeInteger(hl) && hl > 0 ? (4 - (hl % 4)) % 4 : 0;
+        if (coding !== 'identity') {
+            // compressed: inflated as the bytes come (on zlib's threads). As Triton (inflateInit2 with 15|32), zlib tells
+            // the format from its header: a gzip or a zlib stream, under either name. The limits hold for the inflated
+            // bytes as for the wire's: a body that inflates past max-body-bytes (a zip bomb) is refused 413 as soon as it
+            // does, and the budget holds the larger of the wire bytes (declared, or seen so far) and the inflated ones.
+            // Corrupt or truncated data is a 400 naming the coding (Triton 2.51 does not look: it serves what inflated)
+            const z = (inflater = external_zlib_.createUnzip({ chunkSize: INFLATE_CHUNK }));
+            const grow = (n) => {
+                if (n <= reserved)
+                    return true;
+                if (!bodies.take(n - reserved))
+                    return false;
+                reserved = n;
+                return true;
+            };
+            const chunks = [];
+            let wire = 0;
+            let size = 0;
+            let over = false;
+            const fail = (e) => {
+                if (over)
+                    return;
+                over = true;
+                chunks.length = 0;
+                stop(e);
+            };
+            z.on('error', (e) => fail(new kserve/* ProtocolError */.bd(400, `the request body is not valid ${coding} data (Content-Encoding: ${coding}): ${e.message}`)));
+            if (declared !== undefined && !grow(declared))
+                return fail(overloaded(declared));
+            z.on('data', (c) => {
+                if (over)
+                    return;
+                size += c.length;
+                if (size > opts.maxBodyBytes)
+                    return fail(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
+                if (!grow(size))
+                    return fail(overloaded(size - reserved));
+                chunks.push(c);
+            });
+            z.on('end', () => {
+                if (over)
+                    return;
+                over = true;
+                done();
+                // (a buffer of its own, placed as above)
+                const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad);
+                let o = 0;
+                for (const c of chunks)
+                    o += c.copy(body, o);
+                chunks.length = 0;
+                resolve(body);
+            });
+            req.on('data', (c) => {
+                if (over || z.destroyed)
+                    return;
+                wire += c.length;
+                if (wire > opts.maxBodyBytes)
+                    return fail(tooLarge());
+                if (!grow(wire))
+                    return fail(overloaded(wire - reserved));
+                // zlib is behind: the socket waits for it
+                if (!z.write(c)) {
+                    req.pause();
+                    z.once('drain', () => over || req.resume());
+                }
+            });
+            req.on('end', () => over || z.destroyed || z.end());
+            const gone = () => {
+                if (over)
+                    return;
+                over = true;
+                done();
+                z.destroy();
+                reject(clientGone());
+            };
+            req.on('error', gone);
+            req.on('close', () => req.complete || gone());
+            return;
+        }
+        if (declared !== undefined && Number.isSafeInteger(declared)) {
+            if (!bodies.take(declared))
+                return stop(overloaded(declared));
+            reserved = declared;
+            const body = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
+            let size = 0;
+            req.on('data', (c) => {
+                if (size + c.length > declared)
+                    return; // Node's parser keeps to Content-Length; never write past it
+                c.copy(body, size);
+                size += c.length;
+            });
+            req.on('end', () => {
+                done();
+                if (size === declared)
+                    resolve(body);
+                else
+                    reject(new kserve/* ProtocolError */.bd(400, `the body has ${size} bytes, Content-Length says ${declared}`));
+            });
+            req.on('error', () => (done(), reject(clientGone())));
+            req.on('close', () => req.complete || (done(), reject(clientGone())));
+            return;
+        }
+        // chunked: the budget is taken as the bytes come
+        const chunks = [];
+        let size = 0;
+        req.on('data', (c) => {
+            size += c.length;
+            if (size > opts.maxBodyBytes)
+                return stop(tooLarge());
+            if (!bodies.take(c.length))
+                return stop(overloaded(c.length));
+            reserved += c.length;
+            chunks.push(c);
+        });
+        req.on('end', () => {
+            done();
+            // (a buffer of its own, never a slice of Node's shared pool: it may be moved to a worker thread)
+            const body = Buffer.allocUnsafeSlow(size);
+            let o = 0;
+            for (const c of chunks)
+                o += c.copy(body, o);
+            resolve(body);
+        });
+        req.on('error', () => (done(), reject(clientGone())));
+        req.on('close', () => req.complete || (done(), reject(clientGone())));
+    });
+    const clientAddress = (req) => req.socket.remoteAddress ?? 'unknown';
+    const modelMetadata = () => ({
+        name,
+        versions: [version],
+        platform: 'onnxruntime_onnx',
+        inputs: sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: i.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
+        outputs: sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: o.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
+        parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, server: `modelship ${src_version/* VERSION */.x}` },
+    });
+    async function infer(req, res) {
+        const body = await readBody(req, res);
+        const hl = req.headers[kserve/* HEADER_LENGTH */.Bs];
+        const headerLength = hl === undefined ? undefined : Number(hl);
+        // a large JSON part is decoded on a decode thread (60 MiB of JSON takes seconds to parse)
+        const jsonBytes = headerLength ?? body.length;
+        const parsed = jsonBytes > OFFLOAD_JSON_BYTES && Number.isSafeInteger(jsonBytes) ? await decoders.json(body, headerLength) : (0,kserve/* parseInferRequest */.lA)(body, headerLength);
+        const known = new Map(sig.inputs.map((i) => [i.name, i]));
+        for (const t of parsed.inputs) {
+            const info = known.get(t.name);
+            if (!info)
+                throw new kserve/* ProtocolError */.bd(400, `unknown input "${t.name}"; the model's inputs are ${[...known.keys()].join(', ')}`);
+            const want = info.shape;
+            const ok = t.shape.length === want.length && t.shape.every((d, i) => typeof want[i] !== 'number' || want[i] === d) && t.shape[0] > 0;
+            if (!ok)
+                throw new kserve/* ProtocolError */.bd(400, `input "${t.name}": shape [${t.shape.join(', ')}] does not match the model's [${want.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`);
+        }
+        for (const i of sig.inputs)
+            if (!parsed.inputs.find((t) => t.name === i.name))
+                throw new kserve/* ProtocolError */.bd(400, `missing input "${i.name}"`);
+        const outNames = sig.outputs.map((o) => o.name);
+        for (const o of parsed.outputs)
+            if (!outNames.includes(o.name))
+                throw new kserve/* ProtocolError */.bd(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
+        let results;
+        if (sig.inputs.length === 1) {
+            const t = parsed.inputs[0];
+            const out = await batcher.submit(t.data, t.shape[0]);
+            results = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data, shape: [t.shape[0], ...v.itemShape] }]));
+        }
+        else {
+            results = await engine.run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
+        }
+        // the requested outputs in the model's order when none are named; `classification: N` as Triton answers it
+        const ordered = Object.fromEntries(outNames.map((n) => [n, results[n]]));
+        const enc = (0,kserve/* encodeInferResponse */.Ue)(name, version, parsed.id, (0,kserve/* responseTensors */.A3)(ordered, parsed.outputs, parsed.binaryOutputs, opts.labels));
+        send(res, 200, enc.body, enc.headerLength !== undefined ? { [kserve/* HEADER_LENGTH */.Bs]: enc.headerLength } : {});
+        return 200;
+    }
+    async function classify(req, res, url) {
+        const body = await readBody(req, res);
+        const [, , H, W] = input0.shape;
+        if (sig.inputs.length !== 1 || input0.shape.length !== 4 || input0.shape[1] !== 3 || typeof H !== 'number' || typeof W !== 'number') {
+            throw new kserve/* ProtocolError */.bd(400, 'image classification needs a model with one [N, 3, H, W] input');
+        }
+        const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
+        // decoding and resizing an image takes tens of milliseconds: on a decode thread
+        const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.image(body, H, W, opts.preprocess) : (0,serve_image/* imageToTensor */.Y4)(body, H, W, opts.preprocess);
+        const out = await batcher.submit(x, 1);
+        const first = out[sig.outputs[0].name].data;
+        const idx = (0,classification/* topClasses */.ot)(first, 0, first.length, Math.min(k, first.length));
+        send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
+        return 200;
+    }
+    const metricsText = async (res) => {
+        // prom-client writes a statistic of no samples yet (the event-loop lag's mean at start) as "Nan", which is not
+        // the exposition format's NaN; a mean of nothing is no sample at all
+        const text = Buffer.from((await registry.metrics()).replace(/^[^#\n][^\n]* NaN$\n?/gim, ''));
+        res.writeHead(200, { 'content-type': registry.contentType, 'content-length': text.length });
+        res.end(text);
+        return 200;
+    };
+    async function route(req, res) {
+        const url = requestUrl(req.url);
+        const p = url.pathname.replace(/\/+$/, '');
+        const method = req.method ?? 'GET';
+        if (p === '/v2/health/live')
+            return ['health', broken ? (send(res, 503, { live: false, error: broken }), 503) : (send(res, 200, { live: true }), 200)];
+        if (p === '/v2/health/ready')
+            return ['health', ready ? (send(res, 200, { ready: true }), 200) : (send(res, 503, { ready: false, error: 'draining' }), 503)];
+        if (opts.apiKey) {
+            const addr = clientAddress(req);
+            const wait = authFailures.blockedFor(addr);
+            if (wait > 0)
+                return ['auth', (send(res, 429, { error: `too many failed API-key attempts from ${addr}; try again in ${wait} s` }, { 'retry-after': wait }), 429)];
+            if (!bearerMatches(req.headers.authorization, opts.apiKey)) {
+                authFailures.fail(addr);
+                send(res, 401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
+                return ['auth', 401];
+            }
+        }
+        if (p === '/metrics')
+            return ['metrics', await metricsText(res)];
+        if (p === '/v2')
+            return ['metadata', (send(res, 200, { name: 'modelship', version: src_version/* VERSION */.x, extensions: ['binary_tensor_data', 'classification'] }), 200)];
+        const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify)?$/.exec(p);
+        if (!m)
+            return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
+        const [, model, ver, action] = m;
+        const wanted = decodePath(model);
+        if (wanted !== name || (ver !== undefined && ver !== version)) {
+            // counted on the route asked for (an infer on another model is an infer answered 404)
+            return [action ? action.slice(1) : 'metadata', (send(res, 404, { error: `model "${wanted}"${ver ? ` version ${ver}` : ''} is not served here (serving "${name}" version ${version})` }), 404)];
+        }
+        if (!action)
+            return ['metadata', (send(res, 200, modelMetadata()), 200)];
+        if (action === '/ready')
+            return ['ready', ready ? (send(res, 200, { name, ready: true }), 200) : (send(res, 503, { name, ready: false }), 503)];
+        if (method !== 'POST')
+            return [action.slice(1), (send(res, 405, { error: `${action.slice(1)} needs POST` }, { allow: 'POST' }), 405)];
+        if (closing)
+            return [action.slice(1), (send(res, 503, { error: 'the server is shutting down' }), 503)];
+        return [action.slice(1), action === '/infer' ? await infer(req, res) : await classify(req, res, url)];
+    }
+    // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
+    // to readBody's timer, the whole request; checked every second rather than every 30 s
+    const serverOptions = { headersTimeout: opts.headerTimeoutMs, requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000, connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs) };
+    const server = external_http_.createServer(serverOptions, (req, res) => {
+        inflight++;
+        inflightGauge.inc();
+        const end = latency.startTimer();
+        // the metrics label, known before the handler runs (so failures are counted on their route)
+        const m = /\/(infer|classify|ready)\/?$/.exec(req.url?.split('?')[0] ?? '');
+        let routeName = m ? m[1] : /health/.test(req.url ?? '') ? 'health' : 'other';
+        route(req, res)
+            .then(([r, code]) => {
+            routeName = r;
+            requests.inc({ route: r, code: String(code) });
+            if (code >= 400)
+                errors.inc({ route: r, code: String(code) });
+        })
+            .catch((e) => {
+            const status = e instanceof kserve/* ProtocolError */.bd ? e.status : 500;
+            const message = e instanceof kserve/* ProtocolError */.bd ? e.message : `internal error: ${e.message}`;
+            // (a 501 for a Content-Encoding the server does not read is the client's to fix: no stack trace)
+            if (status >= 500 && !(e instanceof Overloaded) && !(e instanceof UnsupportedEncoding) && status !== 503)
+                opts.log(`error: ${e.stack ?? e}`);
+            // (a client that went away gets no answer: there is no one to read it)
+            if (!res.headersSent && status !== 499 && !res.destroyed) {
+                // a body left unread (refused, too big, too slow) ends the connection after the answer
+                const headers = req.complete ? {} : { connection: 'close' };
+                if (e instanceof Overloaded)
+                    headers['retry-after'] = 1;
+                // the codings that are read (RFC 9110 12.5.3; Triton sends the same)
+                if (e instanceof UnsupportedEncoding)
+                    headers['accept-encoding'] = 'gzip, deflate';
+                send(res, status, { error: message }, headers);
+                // a client too slow to send its body within the timeout is not waited for any longer; one still sending a
+                // refused body gets a moment to read the answer (its bytes are discarded meanwhile), then is cut
+                if (status === 408)
+                    res.once('finish', () => req.socket.destroy());
+                else if (!req.complete)
+                    res.once('finish', () => setTimeout(() => req.socket.destroy(), LINGER_MS).unref());
+            }
+            requests.inc({ route: routeName, code: String(status) });
+            errors.inc({ route: routeName, code: String(status) });
+        })
+            .finally(() => {
+            end({ route: routeName });
+            inflight--;
+            inflightGauge.dec();
+            if (inflight === 0 && idle)
+                idle();
+        });
+    });
+    server.keepAliveTimeout = 5000;
+    const listen = (srv, port) => new Promise((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(port, opts.host, () => resolve(srv.address().port));
+    });
+    // the scrape port: /metrics and nothing else, without the API key (what Prometheus' pod annotations point to)
+    let metricsServer;
+    let metricsPort;
+    try {
+        if (opts.metricsPort !== undefined) {
+            metricsServer = external_http_.createServer(serverOptions, (req, res) => {
+                let p = '';
+                try {
+                    p = requestUrl(req.url).pathname;
+                }
+                catch {
+                    /* not a path: 404 below */
+                }
+                if (p === '/metrics' && (req.method === 'GET' || req.method === 'HEAD'))
+                    void metricsText(res);
+                else
+                    send(res, 404, { error: 'this port serves GET /metrics only' });
+            });
+            metricsPort = await listen(metricsServer, opts.metricsPort);
+        }
+    }
+    catch (e) {
+        await Promise.all([engine.release(), decoders.stop()]);
+        throw new util_errors/* ModelshipError */.W('io', `cannot listen for metrics on ${opts.host}:${opts.metricsPort}: ${e.message}`, { field: 'metrics-port' });
+    }
+    let port;
+    try {
+        port = await listen(server, opts.port);
+    }
+    catch (e) {
+        metricsServer?.close();
+        await Promise.all([engine.release(), decoders.stop()]);
+        throw new util_errors/* ModelshipError */.W('io', `cannot listen on ${opts.host}:${opts.port}: ${e.message}`, { field: 'port' });
+    }
+    opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`);
+    return {
+        url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
+        port,
+        provider,
+        metrics: registry,
+        batcher,
+        metricsPort,
+        maxInflightBytes: inflightLimit,
+        async drain() {
+            ready = false;
+            opts.log(`draining: readiness is false${opts.drainDelayMs ? `; serving ${opts.drainDelayMs} ms more while load balancers take this replica out` : ''}`);
+            if (opts.drainDelayMs > 0)
+                await new Promise((r) => setTimeout(r, opts.drainDelayMs));
+            closing = true;
+            opts.log(`closing: no new connections; finishing ${inflight} in-flight request${inflight === 1 ? '' : 's'} (at most ${opts.drainTimeoutMs} ms)`);
+            let timer;
+            await new Promise((resolve) => {
+                server.close(() => resolve());
+                server.closeIdleConnections();
+                idle = () => server.closeIdleConnections();
+                // a client that stalls (headers or body never finished) must not hold the process past the bound
+                timer = setTimeout(() => {
+                    opts.log(`drain timeout: cutting ${inflight} unfinished request${inflight === 1 ? '' : 's'} and any stalled connection`);
+                    server.closeAllConnections();
+                }, opts.drainTimeoutMs);
+            });
+            clearTimeout(timer);
+            if (metricsServer) {
+                metricsServer.closeAllConnections();
+                await new Promise((r) => metricsServer.close(() => r()));
+            }
+            crashed = undefined;
+            await Promise.all([engine.release(), decoders.stop()]);
+            opts.log('drained; bye');
+        },
+    };
+}
+
+// EXTERNAL MODULE: ./src/shared/runtime.ts
+var runtime = __nccwpck_require__(36029);
+;// CONCATENATED MODULE: ./src/serve/main.ts
+
+
+
+
+
+
+
+/**
+ * `modelship serve`: the serving runtime inside the image. Configured by flags or, in a container, by the
+ * environment (flags win):
+ *   --model / MODELSHIP_MODEL            ONNX file (plain or AES-256-GCM encrypted by the image stage)
+ *   --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"), as the action's
+ *                                        input is named; MODELSHIP_MODEL_VERSION
+ *   --port / PORT (8000), --host / HOST (0.0.0.0)
+ *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
+ *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
+ *   --provider / MODELSHIP_PROVIDER      cpu | cuda (no CUDA provider: exit non-zero, naming the cause) |
+ *                                        cuda,cpu (CUDA, else the CPU, stated in the log, metadata and metrics)
+ *   --intra-op-threads / MODELSHIP_INTRA_OP_THREADS  onnxruntime threads (default: the CPUs the container may use,
+ *                                        its cgroup CPU quota included)
+ *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
+ *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
+ *   MODELSHIP_LABELS (a file, one label per line), MODELSHIP_PREPROCESS (JSON: resize, channelOrder, mean, scale)
+ * and the limits that keep it standing under hostile traffic (SERVE_USAGE lists them all).
+ */
+function serveOptions(argv, env, log) {
+    const flags = new Map();
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (!a.startsWith('--'))
+            throw new util_errors/* ModelshipError */.W('input', `unexpected argument "${a}"`);
+        const eq = a.indexOf('=');
+        if (eq > 0)
+            flags.set(a.slice(2, eq), a.slice(eq + 1));
+        else {
+            const v = argv[++i];
+            if (v === undefined)
+                throw new util_errors/* ModelshipError */.W('input', `flag ${a} needs a value`);
+            flags.set(a.slice(2), v);
+        }
+    }
+    const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels', 'metrics-port', 'max-body-bytes', 'max-inflight-bytes', 'header-timeout', 'body-timeout', 'auth-failure-limit', 'decode-threads']);
+    for (const k of flags.keys())
+        if (!known.has(k))
+            throw new util_errors/* ModelshipError */.W('input', `unknown serve flag --${k}`, { field: k });
+    const get = (flag, envName) => flags.get(flag) ?? (env[envName] || undefined);
+    const int = (flag, envName, dflt, min) => {
+        const v = get(flag, envName);
+        if (v === undefined)
+            return dflt;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min)
+            throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
+        return n;
+    };
+    const bool = (flag, envName, dflt) => {
+        const v = get(flag, envName);
+        if (v === undefined)
+            return dflt;
+        if (/^(true|1|yes|on)$/i.test(v))
+            return true;
+        if (/^(false|0|no|off)$/i.test(v))
+            return false;
+        throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be true or false, got "${v}"`, { field: flag });
+    };
+    const bytes = (flag, envName, dflt) => {
+        const v = get(flag, envName);
+        if (v === undefined)
+            return dflt;
+        const n = parseBytes(v);
+        if (n === undefined)
+            throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flag });
+        return n;
+    };
+    const metricsPortRaw = get('metrics-port', 'MODELSHIP_METRICS_PORT') ?? String(DEFAULT_METRICS_PORT);
+    const metricsPort = /^(off|none|false)$/i.test(metricsPortRaw) ? undefined : int('metrics-port', 'MODELSHIP_METRICS_PORT', DEFAULT_METRICS_PORT, 0);
+    const modelPath = get('model', 'MODELSHIP_MODEL');
+    if (!modelPath)
+        throw new util_errors/* ModelshipError */.W('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
+    const provider = (0,serve_provider/* parseProvider */.te)(get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
+    let apiKey = env.MODELSHIP_API_KEY || undefined;
+    if (!apiKey && env.MODELSHIP_API_KEY_FILE)
+        apiKey = external_fs_.readFileSync(env.MODELSHIP_API_KEY_FILE, 'utf8').trim();
+    let preprocess = DEFAULT_SERVE.preprocess;
+    if (env.MODELSHIP_PREPROCESS) {
+        try {
+            preprocess = { ...preprocess, ...JSON.parse(env.MODELSHIP_PREPROCESS) };
+        }
+        catch (e) {
+            throw new util_errors/* ModelshipError */.W('input', `MODELSHIP_PREPROCESS is not JSON: ${e.message}`);
+        }
+    }
+    const labelsFile = get('labels', 'MODELSHIP_LABELS');
+    return {
+        ...DEFAULT_SERVE,
+        modelPath,
+        modelName: flags.get('model-name') ?? get('name', 'MODELSHIP_MODEL_NAME') ?? DEFAULT_SERVE.modelName,
+        modelVersion: get('version', 'MODELSHIP_MODEL_VERSION') ?? DEFAULT_SERVE.modelVersion,
+        host: get('host', 'HOST') ?? DEFAULT_SERVE.host,
+        port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
+        maxBatchSize: int('max-batch-size', 'MODELSHIP_MAX_BATCH_SIZE', DEFAULT_SERVE.maxBatchSize, 1),
+        maxQueueDelayMs: int('max-queue-delay-ms', 'MODELSHIP_MAX_QUEUE_DELAY_MS', DEFAULT_SERVE.maxQueueDelayMs, 0),
+        idleFlush: bool('idle-flush', 'MODELSHIP_IDLE_FLUSH', DEFAULT_SERVE.idleFlush),
+        provider,
+        intraOpThreads: int('intra-op-threads', 'MODELSHIP_INTRA_OP_THREADS', DEFAULT_SERVE.intraOpThreads, 0),
+        drainDelayMs: 1000 * int('drain-delay', 'MODELSHIP_DRAIN_DELAY_S', DEFAULT_SERVE.drainDelayMs / 1000, 0),
+        drainTimeoutMs: 1000 * int('drain-timeout', 'MODELSHIP_DRAIN_TIMEOUT_S', DEFAULT_SERVE.drainTimeoutMs / 1000, 1),
+        maxBodyBytes: bytes('max-body-bytes', 'MODELSHIP_MAX_BODY_BYTES', DEFAULT_SERVE.maxBodyBytes),
+        maxInflightBytes: bytes('max-inflight-bytes', 'MODELSHIP_MAX_INFLIGHT_BYTES', DEFAULT_SERVE.maxInflightBytes),
+        headerTimeoutMs: 1000 * int('header-timeout', 'MODELSHIP_HEADER_TIMEOUT_S', DEFAULT_SERVE.headerTimeoutMs / 1000, 1),
+        bodyTimeoutMs: 1000 * int('body-timeout', 'MODELSHIP_BODY_TIMEOUT_S', DEFAULT_SERVE.bodyTimeoutMs / 1000, 1),
+        authFailureLimit: int('auth-failure-limit', 'MODELSHIP_AUTH_FAILURE_LIMIT', DEFAULT_SERVE.authFailureLimit, 1),
+        decodeThreads: int('decode-threads', 'MODELSHIP_DECODE_THREADS', DEFAULT_SERVE.decodeThreads, 1),
+        metricsPort,
+        apiKey,
+        modelKey: (0,serve_crypto/* loadKey */.cv)(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
+        preprocess,
+        labels: labelsFile ? external_fs_.readFileSync(labelsFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined,
+        log,
+    };
+}
+/** The metrics-only listener of `modelship serve` (Triton's metrics port); `--metrics-port off` has none. */
+const DEFAULT_METRICS_PORT = runtime/* METRICS_PORT */.Ip;
+const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KServe v2 server inside the image
+
+  --model / MODELSHIP_MODEL                 ONNX file (plain or AES-256-GCM encrypted by the image stage)
+  --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
+  --port / PORT (8000), --host / HOST (0.0.0.0)
+  --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
+  --idle-flush / MODELSHIP_IDLE_FLUSH       true: a request that finds the server idle runs at once
+  --provider / MODELSHIP_PROVIDER           cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (fallback, stated)
+  --intra-op-threads / MODELSHIP_INTRA_OP_THREADS   onnxruntime threads (default: the CPUs the container may use)
+  --labels / MODELSHIP_LABELS               a file of class labels, one per line
+  --drain-delay / MODELSHIP_DRAIN_DELAY_S   after SIGTERM, seconds to keep serving with readiness false (0)
+  --drain-timeout / MODELSHIP_DRAIN_TIMEOUT_S   then seconds to finish in-flight requests before cutting (20)
+  --metrics-port / MODELSHIP_METRICS_PORT   a listener for GET /metrics only, no API key (8002; off: none)
+  --max-body-bytes / MODELSHIP_MAX_BODY_BYTES       one request's body (64Mi; larger: 413)
+  --max-inflight-bytes / MODELSHIP_MAX_INFLIGHT_BYTES   request bytes held at once (default: a quarter of the
+                                            container's memory limit); a body that does not fit: 503 + Retry-After
+  --header-timeout / MODELSHIP_HEADER_TIMEOUT_S   seconds for a request's headers (10); --body-timeout /
+                                            MODELSHIP_BODY_TIMEOUT_S seconds for its body (60); else 408
+  --auth-failure-limit / MODELSHIP_AUTH_FAILURE_LIMIT   failed API keys per client address per minute (10; then 429)
+  --decode-threads / MODELSHIP_DECODE_THREADS   threads decoding large JSON bodies and images (1)
+  MODELSHIP_API_KEY(_FILE), MODELSHIP_MODEL_KEY(_FILE), MODELSHIP_PREPROCESS (JSON)
+`;
+/** Run the server until SIGTERM/SIGINT, then drain and exit 0. `--help` prints the flags. */
+async function serveMain(argv, out = process.stdout) {
+    if (argv.includes('--help') || argv.includes('-h')) {
+        out.write(SERVE_USAGE);
+        return 0;
+    }
+    const log = (l) => process.stderr.write(`[modelship serve] ${l}\n`);
+    const opts = serveOptions(argv, process.env, log);
+    const srv = await startServer(opts);
+    await new Promise((resolve) => {
+        const stop = (sig) => {
+            log(`${sig} received`);
+            void srv.drain().then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+}
+
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(16928);
 // EXTERNAL MODULE: ./src/util/fsx.ts
@@ -51492,7 +52542,7 @@ function parseTarget(t) {
         return { kind: 'dir', path: t.slice(4) };
     if (t.startsWith('oci:'))
         return { kind: 'oci', ref: t.slice(4) };
-    throw new errors/* ModelshipError */.W('input', `a store location is dir:<path> or oci:<registry>/<repository>[:tag|@digest], got "${t}"`);
+    throw new util_errors/* ModelshipError */.W('input', `a store location is dir:<path> or oci:<registry>/<repository>[:tag|@digest], got "${t}"`);
 }
 // --- OCI image layout directory ---------------------------------------------------------------------------
 function blobPath(dir, digest) {
@@ -51508,10 +52558,10 @@ function putBlob(dir, data) {
 function getBlob(dir, digest) {
     const p = blobPath(dir, digest);
     if (!external_fs_.existsSync(p))
-        throw new errors/* ModelshipError */.W('input', `blob ${digest} is not in the store`, { file: dir });
+        throw new util_errors/* ModelshipError */.W('input', `blob ${digest} is not in the store`, { file: dir });
     const data = external_fs_.readFileSync(p);
     if (digestOf(data) !== digest)
-        throw new errors/* ModelshipError */.W('binary', `blob ${digest} is corrupted: its content hashes to ${digestOf(data)}`, { file: p });
+        throw new util_errors/* ModelshipError */.W('binary', `blob ${digest} is corrupted: its content hashes to ${digestOf(data)}`, { file: p });
     return data;
 }
 // --- registry (distribution HTTP API) --------------------------------------------------------------------------
@@ -51521,19 +52571,19 @@ async function uploadBlob(base, data, mediaType) {
         return; // already there: content addressing
     const start = await (0,registry/* registryRequest */.zy)('POST', `${base}/blobs/uploads/`);
     if (start.status !== 202 || !start.headers.location)
-        throw new errors/* ModelshipError */.W('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
+        throw new util_errors/* ModelshipError */.W('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
     const loc = new URL(start.headers.location, base);
     loc.searchParams.set('digest', d);
     const put = await (0,registry/* registryRequest */.zy)('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
     if (put.status !== 201)
-        throw new errors/* ModelshipError */.W('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
+        throw new util_errors/* ModelshipError */.W('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
 }
 async function downloadBlob(base, digest) {
     const r = await (0,registry/* registryRequest */.zy)('GET', `${base}/blobs/${digest}`);
     if (r.status !== 200)
-        throw new errors/* ModelshipError */.W('io', `registry has no blob ${digest}: HTTP ${r.status}`);
+        throw new util_errors/* ModelshipError */.W('io', `registry has no blob ${digest}: HTTP ${r.status}`);
     if (digestOf(r.body) !== digest)
-        throw new errors/* ModelshipError */.W('binary', `blob ${digest} from the registry hashes to ${digestOf(r.body)}`);
+        throw new util_errors/* ModelshipError */.W('binary', `blob ${digest} from the registry hashes to ${digestOf(r.body)}`);
     return r.body;
 }
 // --- push / pull -------------------------------------------------------------------------------------------
@@ -51562,7 +52612,7 @@ async function storePush(artifactFile, to, opts = {}) {
     await uploadBlob(reg.base, config, CONFIG_TYPE);
     const put = await (0,registry/* registryRequest */.zy)('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
     if (put.status !== 201)
-        throw new errors/* ModelshipError */.W('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
+        throw new util_errors/* ModelshipError */.W('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
     const ref = (0,registry/* parseImageRef */.Q)(t.ref);
     return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `oci:${ref.registry}/${ref.repository}@${manifestDigest}` };
 }
@@ -51575,7 +52625,7 @@ async function storePull(from, out) {
     if (t.kind === 'dir') {
         const at = t.path.lastIndexOf('@sha256:');
         if (at < 0)
-            throw new errors/* ModelshipError */.W('input', `pull needs a digest: dir:<path>@sha256:<manifest digest>, got "${from}"`);
+            throw new util_errors/* ModelshipError */.W('input', `pull needs a digest: dir:<path>@sha256:<manifest digest>, got "${from}"`);
         const dir = t.path.slice(0, at);
         manifestDigest = t.path.slice(at + 1);
         manifest = getBlob(dir, manifestDigest);
@@ -51584,19 +52634,19 @@ async function storePull(from, out) {
     else {
         const reg = (0,registry/* registryBase */.bu)(t.ref);
         if (!reg.digest)
-            throw new errors/* ModelshipError */.W('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
+            throw new util_errors/* ModelshipError */.W('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
         manifestDigest = reg.digest;
         const r = await (0,registry/* registryRequest */.zy)('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
         if (r.status !== 200)
-            throw new errors/* ModelshipError */.W('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
+            throw new util_errors/* ModelshipError */.W('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
         if (digestOf(r.body) !== reg.digest)
-            throw new errors/* ModelshipError */.W('binary', `the manifest from the registry hashes to ${digestOf(r.body)}, not ${reg.digest}`);
+            throw new util_errors/* ModelshipError */.W('binary', `the manifest from the registry hashes to ${digestOf(r.body)}, not ${reg.digest}`);
         manifest = r.body;
         blob = (d) => downloadBlob(reg.base, d);
     }
     const m = JSON.parse(manifest.toString('utf8'));
     if (m.artifactType !== ARTIFACT_TYPE || m.layers?.length !== 1)
-        throw new errors/* ModelshipError */.W('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
+        throw new util_errors/* ModelshipError */.W('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
     const data = await blob(m.layers[0].digest);
     (0,fsx/* writeFileAtomic */.Zf)(out, data);
     return { manifestDigest, artifactDigest: m.layers[0].digest, size: data.length, location: from };
@@ -51615,7 +52665,7 @@ function usage(stage) {
     const known = stage !== undefined && config/* STAGES */.an.includes(stage);
     const inputs = config/* INPUTS */.mc.filter((i) => i.name !== 'stage' && (!known || (0,config/* inputUsedBy */.dj)(i, stage)));
     const lines = [
-        `modelship ${version/* VERSION */.x} — ship a Caffe model to production`,
+        `modelship ${src_version/* VERSION */.x} — ship a Caffe model to production`,
         '',
         `usage: modelship <stage> [--input value ...] [--json]`,
         `stages: ${config/* STAGES */.an.join(', ')}`,
@@ -51648,9 +52698,9 @@ function parseArgs(argv) {
             const eq = a.indexOf('=');
             const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
             if (!known.has(name))
-                throw new errors/* ModelshipError */.W('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
+                throw new util_errors/* ModelshipError */.W('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
             if (values.has(name))
-                throw new errors/* ModelshipError */.W('input', `flag --${name} is given twice`, { field: name });
+                throw new util_errors/* ModelshipError */.W('input', `flag --${name} is given twice`, { field: name });
             if (eq >= 0)
                 values.set(name, a.slice(eq + 1));
             else if (BOOLEAN_FLAGS.has(name) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--') || !/^(true|false|yes|no|0|1|on|off)$/i.test(argv[i + 1])))
@@ -51658,14 +52708,14 @@ function parseArgs(argv) {
             else {
                 const v = argv[++i];
                 if (v === undefined)
-                    throw new errors/* ModelshipError */.W('input', `flag --${name} needs a value`, { field: name });
+                    throw new util_errors/* ModelshipError */.W('input', `flag --${name} needs a value`, { field: name });
                 values.set(name, v);
             }
         }
         else if (!values.has('stage'))
             values.set('stage', a);
         else
-            throw new errors/* ModelshipError */.W('input', `unexpected argument "${a}"`);
+            throw new util_errors/* ModelshipError */.W('input', `unexpected argument "${a}"`);
     }
     return { values, json, help };
 }
@@ -51675,17 +52725,17 @@ async function storeMain(argv, out) {
     const flags = new Map();
     for (let i = 0; i < rest.length; i += 2) {
         if (!rest[i].startsWith('--') || rest[i + 1] === undefined)
-            throw new errors/* ModelshipError */.W('input', `store: expected --flag value pairs, got "${rest[i]}"`);
+            throw new util_errors/* ModelshipError */.W('input', `store: expected --flag value pairs, got "${rest[i]}"`);
         flags.set(rest[i].slice(2), rest[i + 1]);
     }
-    const need = (k) => flags.get(k) ?? (() => { throw new errors/* ModelshipError */.W('input', `store ${verb} needs --${k}`, { field: k }); })();
+    const need = (k) => flags.get(k) ?? (() => { throw new util_errors/* ModelshipError */.W('input', `store ${verb} needs --${k}`, { field: k }); })();
     let r;
     if (verb === 'push')
         r = await storePush(need('artifact'), need('to'), { tag: flags.get('tag'), metadataFile: flags.get('metadata') });
     else if (verb === 'pull')
         r = await storePull(need('from'), need('out'));
     else
-        throw new errors/* ModelshipError */.W('input', `store: expected push or pull, got "${verb ?? ''}"`);
+        throw new util_errors/* ModelshipError */.W('input', `store: expected push or pull, got "${verb ?? ''}"`);
     out.write(JSON.stringify(r, null, 2) + '\n');
     return 0;
 }
@@ -51693,11 +52743,11 @@ async function storeMain(argv, out) {
 async function cli(argv, out = process.stdout, err = process.stderr) {
     try {
         if (argv[0] === '--version') {
-            out.write(version/* VERSION */.x + '\n');
+            out.write(src_version/* VERSION */.x + '\n');
             return 0;
         }
         if (argv[0] === 'serve')
-            return await (0,main/* serveMain */.Z)(argv.slice(1), out);
+            return await serveMain(argv.slice(1), out);
         if (argv[0] === 'store')
             return await storeMain(argv.slice(1), out);
         const { values, json, help } = parseArgs(argv);
@@ -51719,7 +52769,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
         return 0;
     }
     catch (e) {
-        if ((0,errors/* isModelshipError */.y)(e)) {
+        if ((0,util_errors/* isModelshipError */.y)(e)) {
             err.write(`error: ${e.message}\n`);
             return e.code === 'input' ? 2 : 1;
         }
@@ -54176,7 +55226,6 @@ function buildGraph(net, weights, input) {
     const file = net.file;
     const g = new graph/* GraphBuilder */.Q();
     const warnings = [];
-    checkLayerTypes(net, input.plugin);
     checkCaffeBlobRules(net);
     // Blob versions: the last writer of each blob gets the plain name; earlier versions get `blob__layer`.
     const inputNames = new Set(net.inputs.map((i) => i.name));
@@ -55620,7 +56669,7 @@ function extendCaffeSchema(proto, params, file) {
     }
     for (const type of ['caffe.LayerParameter', 'caffe.V1LayerParameter']) {
         const msg = root.lookupType(type);
-        Object.entries(params).forEach(([field, typeName], i) => {
+        for (const [field, typeName] of Object.entries(params)) {
             if (!/^[a-z][a-z0-9_]*_param$/.test(field))
                 bad(`params: "${field}" is not a layer parameter field name (<name>_param)`);
             if (typeof typeName !== 'string')
@@ -55629,9 +56678,10 @@ function extendCaffeSchema(proto, params, file) {
             if (existing) {
                 if (existing.type.replace(/^\.?caffe\./, '') !== typeName)
                     bad(`params: "${field}" is already a field of ${type} (of type ${existing.type})`);
-                return;
+                continue;
             }
-            const f = new protobufjs__WEBPACK_IMPORTED_MODULE_2__.Field(field, FIRST_PLUGIN_FIELD + Object.keys(msg.fields).length + i, typeName);
+            // numbered after every field the message has: unique, and far above Caffe's and the forks'
+            const f = new protobufjs__WEBPACK_IMPORTED_MODULE_2__.Field(field, FIRST_PLUGIN_FIELD + Object.keys(msg.fields).length, typeName);
             msg.add(f);
             try {
                 // (a root that was resolved once does not resolve fields added later by itself)
@@ -55641,7 +56691,7 @@ function extendCaffeSchema(proto, params, file) {
                 msg.remove(f);
                 bad(`params: "${field}" names a message the proto does not define (${e.message})`);
             }
-        });
+        }
     }
 }
 
@@ -56948,11 +57998,10 @@ async function checkBaseImageLoads(baseImage, libs, log, env = process.env) {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  b0: () => (/* binding */ SERVING_PORT),
   DG: () => (/* binding */ runImage)
 });
 
-// UNUSED EXPORTS: IMAGE_ORT_DIR, SERVING_UID, cacheFlags, distDir, gitContext, pruneContexts
+// UNUSED EXPORTS: IMAGE_ORT_DIR, SERVING_PORT, SERVING_UID, cacheFlags, distDir, gitContext, pruneContexts
 
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(79896);
@@ -56970,8 +58019,8 @@ var proc = __nccwpck_require__(39946);
 var serve_crypto = __nccwpck_require__(7618);
 // EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
 var js_yaml = __nccwpck_require__(33243);
-// EXTERNAL MODULE: ./src/serve/main.ts + 5 modules
-var main = __nccwpck_require__(73958);
+// EXTERNAL MODULE: ./src/shared/runtime.ts
+var runtime = __nccwpck_require__(36029);
 ;// CONCATENATED MODULE: ./src/image/dockerfile.ts
 
 
@@ -56995,7 +58044,7 @@ function renderDockerfile(s) {
         ...Object.entries(env).map(([k, v]) => `ENV ${k}=${q(v)}`),
         `USER ${s.uid}:${s.uid}`,
         // the serving port, and the metrics-only one (GET /metrics without the API key)
-        `EXPOSE ${s.port} ${main/* DEFAULT_METRICS_PORT */.Cx}`,
+        `EXPOSE ${s.port} ${runtime/* METRICS_PORT */.Ip}`,
         'ENTRYPOINT ["/opt/modelship/node/bin/node", "/opt/modelship/dist/index.js", "serve"]',
         ...Object.entries(s.labels).map(([k, v]) => `LABEL ${k}=${q(v)}`),
         '',
@@ -58142,8 +59191,6 @@ function parseTritonConfig(text, file) {
     return cfg;
 }
 
-// EXTERNAL MODULE: ./src/shared/runtime.ts
-var runtime = __nccwpck_require__(36029);
 ;// CONCATENATED MODULE: ./src/image/triton.ts
 
 
@@ -58159,7 +59206,8 @@ var runtime = __nccwpck_require__(36029);
  * layer. The generated config.pbtxt is validated against Triton's model_config.proto before anything is built.
  */
 const TRITON_REPOSITORY = '/models';
-const TRITON_PORTS = { http: 8000, grpc: 8001, metrics: 8002 };
+/** the ports every serving image answers on, and Triton's gRPC */
+const TRITON_PORTS = { http: runtime/* SERVING_PORT */.b0, grpc: 8001, metrics: runtime/* METRICS_PORT */.Ip };
 /**
  * How the image starts Triton (CMD, so NVIDIA's ENTRYPOINT still runs first): KServe v2 over HTTP on 8000, metrics on
  * 8002 with latency summaries (p99 for the Prometheus gate), our validated config taken as is, and in-flight requests
@@ -58194,8 +59242,9 @@ function renderTritonDockerfile(o) {
 /**
  * The model repository entry for `model`: an ONNX (onnxruntime_onnx; max_batch_size = the batch-sizes maximum) or a
  * TensorRT plan with its compile metadata (tensorrt_plan; max_batch_size = the plan's profile maximum), refused when
- * the serving image's TensorRT is not the one that built it. `servingImage` is read for its declared TensorRT
- * version only when the model is a plan.
+ * the serving image's TensorRT is not the one that built it. `servingRef` (the serving image pinned by digest, so a
+ * stale local tag is never read) is read for its declared TensorRT version only when the model is a plan;
+ * `servingImage` names it in messages.
  */
 async function planTritonModel(o) {
     const plan = (0,tensorrt_version/* readPlanMetadata */.Xg)(o.model);
@@ -58206,7 +59255,7 @@ async function planTritonModel(o) {
     if (plan) {
         if (!o.gpu)
             throw new errors/* ModelshipError */.W('input', `input "gpu": ${o.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
-        const servingVersion = await (0,tensorrt_version/* imageTensorRTVersion */.pH)(o.servingImage, o.env, o.creds);
+        const servingVersion = await (0,tensorrt_version/* imageTensorRTVersion */.pH)(o.servingRef, o.env, o.creds);
         const trt = (0,tensorrt_version/* checkPlanForImage */.uK)(plan, o.servingImage, servingVersion);
         inputs = plan.inputs ?? [];
         outputs = plan.outputs ?? [];
@@ -58274,7 +59323,8 @@ async function pinImage(image, env = process.env) {
 
 
 
-const SERVING_PORT = 8000;
+
+
 const SERVING_UID = 10001;
 /** The directory of the server bundle to ship: the running bundle, or the repository's dist/ when run from source. */
 function distDir() {
@@ -58513,7 +59563,7 @@ async function runImage(cfg, log, env = process.env) {
         const composePath = cfg.composeFile;
         const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
         const secretsEnv = [...(cfg.encryptModel ? ['MODELSHIP_MODEL_KEY'] : []), ...(cfg.apiKeyRequired ? ['MODELSHIP_API_KEY'] : [])];
-        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
+        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({ service, image: pinned, port: runtime/* SERVING_PORT */.b0, hostPort: runtime/* SERVING_PORT */.b0, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
         const metadata = { image: pinned, digest, tags, labels, runtime: cfg.runtime, ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}), layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
         const summary = [
             '## modelship image',
@@ -58554,7 +59604,7 @@ async function modelshipContext(cfg, o, log) {
         o.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
     }
     const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: o.modelFile, modelBytes: o.modelBytes, modelSha: o.modelSha });
-    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: o.modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels: o.labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: o.modelFile, modelName: cfg.modelName, port: runtime/* SERVING_PORT */.b0, uid: SERVING_UID, labels: o.labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
     return { ctx, dockerfile };
 }
 /**
@@ -58564,17 +59614,18 @@ async function modelshipContext(cfg, o, log) {
  */
 async function tritonContext(cfg, o, log) {
     const creds = cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined;
-    const m = await log.group(`Triton model repository for ${cfg.modelName}`, async () => {
-        const t = await planTritonModel({ model: cfg.model, bytes: o.model, modelName: cfg.modelName, gpu: cfg.gpu, maxQueueDelayUs: cfg.maxQueueDelayUs, maxBatch: cfg.maxBatchSize, servingImage: cfg.tritonImage, env: o.env, creds });
-        log.info(`${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`);
-        for (const line of t.config.trimEnd().split('\n'))
-            log.info(`  ${line}`);
-        return t;
-    });
+    // pinned first: a plan's TensorRT is checked against the image that will be built FROM, not a local tag
     const base = await log.group(`resolve ${cfg.tritonImage}`, async () => {
         const b = await pinImage(cfg.tritonImage, o.env);
         log.info(b.pinned);
         return b;
+    });
+    const m = await log.group(`Triton model repository for ${cfg.modelName}`, async () => {
+        const t = await planTritonModel({ model: cfg.model, bytes: o.model, modelName: cfg.modelName, gpu: cfg.gpu, maxQueueDelayUs: cfg.maxQueueDelayUs, maxBatch: cfg.maxBatchSize, servingImage: cfg.tritonImage, servingRef: base.pinned, env: o.env, creds });
+        log.info(`${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`);
+        for (const line of t.config.trimEnd().split('\n'))
+            log.info(`  ${line}`);
+        return t;
     });
     o.labels['org.opencontainers.image.base.digest'] = base.digest;
     o.labels['dev.modelship.triton.platform'] = m.platform;
@@ -59208,7 +60259,9 @@ function readMetadataFile(file) {
 }
 /** Is `file` a TensorRT plan? Its metadata says so (`<file>.json` with format tensorrt), else its extension (.plan, .engine). */
 function isTensorRTPlan(file) {
-    const meta = readMetadataFile(file);
+    return isPlan(file, readMetadataFile(file));
+}
+function isPlan(file, meta) {
     if (meta && typeof meta.format === 'string')
         return meta.format === 'tensorrt';
     return /\.(plan|engine)$/i.test(file);
@@ -59218,9 +60271,9 @@ function isTensorRTPlan(file) {
  * without its metadata is refused: nothing then says which TensorRT built it.
  */
 function readPlanMetadata(file) {
-    if (!isTensorRTPlan(file))
-        return undefined;
     const meta = readMetadataFile(file);
+    if (!isPlan(file, meta))
+        return undefined;
     if (!meta?.tensorrt?.tensorrtVersion) {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`, { field: 'model', file });
     }
@@ -59276,7 +60329,7 @@ if ((0,_serve_worker__WEBPACK_IMPORTED_MODULE_0__/* .isServeWorker */ .C7)()) {
 }
 else {
     /* eslint-disable @typescript-eslint/no-require-imports -- loaded only on the main thread: a worker needs neither */
-    const { cli } = __nccwpck_require__(20640);
+    const { cli } = __nccwpck_require__(51648);
     const { action, post } = __nccwpck_require__(36769);
     /* eslint-enable @typescript-eslint/no-require-imports */
     const argv = process.argv.slice(2);
@@ -59738,15 +60791,13 @@ async function bake(kube, namespace, selector, pods, ms, signal, tick) {
 /* harmony export */ });
 /* unused harmony exports IMAGE_NODE, gracePeriodSeconds */
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
-/* harmony import */ var _serve_main__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73958);
-/* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(36029);
-
+/* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(36029);
 
 
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
-const METRICS_PORT = _serve_main__WEBPACK_IMPORTED_MODULE_1__/* .DEFAULT_METRICS_PORT */ .Cx;
+const METRICS_PORT = _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .METRICS_PORT */ .Ip;
 /** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
-const DRAIN_TIMEOUT_S = _shared_runtime__WEBPACK_IMPORTED_MODULE_2__/* .SERVER_DRAIN_TIMEOUT_S */ .lo;
+const DRAIN_TIMEOUT_S = _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .SERVER_DRAIN_TIMEOUT_S */ .lo;
 /** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */
 const MAX_DRAIN_DELAY_S = 300;
 /**
@@ -59846,7 +60897,7 @@ function container(s) {
         ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: preStop(s) } } } } : {}),
         // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
         ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
-        securityContext: { runAsNonRoot: true, runAsUser: triton ? _shared_runtime__WEBPACK_IMPORTED_MODULE_2__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+        securityContext: { runAsNonRoot: true, runAsUser: triton ? _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
     };
 }
 /** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
@@ -60906,1077 +61957,6 @@ function decodeInferResponse(body, headerLength) {
 
 /***/ }),
 
-/***/ 73958:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  Cx: () => (/* binding */ DEFAULT_METRICS_PORT),
-  Z: () => (/* binding */ serveMain)
-});
-
-// UNUSED EXPORTS: SERVE_USAGE, serveOptions
-
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(79896);
-// EXTERNAL MODULE: external "http"
-var external_http_ = __nccwpck_require__(58611);
-// EXTERNAL MODULE: external "zlib"
-var external_zlib_ = __nccwpck_require__(43106);
-// EXTERNAL MODULE: ./node_modules/prom-client/index.js
-var prom_client = __nccwpck_require__(95222);
-;// CONCATENATED MODULE: ./src/serve/batcher.ts
-class DynamicBatcher {
-    run;
-    maxBatchSize;
-    maxQueueDelayMs;
-    onBatch;
-    idleFlush;
-    queue = [];
-    queued = 0;
-    timer;
-    running = false;
-    stats = { batches: 0, items: 0 };
-    constructor(run, maxBatchSize, maxQueueDelayMs, onBatch = () => undefined, idleFlush = true) {
-        this.run = run;
-        this.maxBatchSize = maxBatchSize;
-        this.maxQueueDelayMs = maxQueueDelayMs;
-        this.onBatch = onBatch;
-        this.idleFlush = idleFlush;
-    }
-    /** Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. */
-    submit(data, items) {
-        return new Promise((resolve, reject) => {
-            this.queue.push({ data, items, resolve, reject });
-            this.queued += items;
-            // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
-            // under load they are (requests that arrive during a run form the next batch without any timer)
-            const idle = this.idleFlush && !this.running && this.queue.length === 1;
-            if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0 || idle)
-                this.flushSoon(0);
-            else if (!this.timer)
-                this.flushSoon(this.maxQueueDelayMs);
-        });
-    }
-    flushSoon(delay) {
-        this.cancelTimer();
-        const go = () => {
-            this.timer = undefined;
-            void this.flush();
-        };
-        // setTimeout(0) waits at least 1 ms in Node; an immediate flush should not
-        this.timer = delay <= 0 ? { immediate: setImmediate(go) } : { timeout: setTimeout(go, delay) };
-    }
-    cancelTimer() {
-        if (this.timer && 'timeout' in this.timer)
-            clearTimeout(this.timer.timeout);
-        else if (this.timer)
-            clearImmediate(this.timer.immediate);
-        this.timer = undefined;
-    }
-    async flush() {
-        if (this.running || this.queue.length === 0)
-            return;
-        // take requests up to maxBatchSize items (a single larger request runs alone)
-        const batch = [];
-        let items = 0;
-        while (this.queue.length && (batch.length === 0 || items + this.queue[0].items <= this.maxBatchSize)) {
-            const p = this.queue.shift();
-            batch.push(p);
-            items += p.items;
-        }
-        this.queued -= items;
-        this.running = true;
-        try {
-            const per = batch[0].data.length / batch[0].items;
-            const input = batch.length === 1 ? batch[0].data : new Float32Array(items * per);
-            if (batch.length > 1) {
-                let o = 0;
-                for (const p of batch) {
-                    input.set(p.data, o);
-                    o += p.data.length;
-                }
-            }
-            this.stats.batches++;
-            this.stats.items += items;
-            this.onBatch(items);
-            const out = await this.run(input, items);
-            let start = 0;
-            for (const p of batch) {
-                const mine = {};
-                for (const [name, o] of Object.entries(out)) {
-                    const size = o.data.length / items;
-                    mine[name] = { data: o.data.slice(start * size, (start + p.items) * size), itemShape: o.itemShape };
-                }
-                start += p.items;
-                p.resolve(mine);
-            }
-        }
-        catch (e) {
-            for (const p of batch)
-                p.reject(e);
-        }
-        finally {
-            this.running = false;
-            // whatever queued during the run has waited long enough
-            if (this.queue.length)
-                this.flushSoon(0);
-        }
-    }
-    /** Requests waiting or running. */
-    get busy() {
-        return this.running || this.queue.length > 0;
-    }
-}
-
-// EXTERNAL MODULE: ./src/serve/kserve.ts
-var kserve = __nccwpck_require__(61351);
-// EXTERNAL MODULE: ./src/serve/classification.ts
-var classification = __nccwpck_require__(78155);
-// EXTERNAL MODULE: ./src/serve/crypto.ts
-var serve_crypto = __nccwpck_require__(7618);
-// EXTERNAL MODULE: ./src/serve/image.ts
-var serve_image = __nccwpck_require__(91194);
-// EXTERNAL MODULE: ./src/util/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(21133);
-// EXTERNAL MODULE: external "os"
-var external_os_ = __nccwpck_require__(70857);
-;// CONCATENATED MODULE: ./src/serve/cpus.ts
-
-
-const readFile = (file) => {
-    try {
-        return external_fs_.readFileSync(file, 'utf8');
-    }
-    catch {
-        return undefined;
-    }
-};
-/**
- * The CPUs a server may use: the smaller of the CPU affinity mask (os.availableParallelism) and the container's
- * CFS quota (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), rounded down, at least 1.
- * A pod limited to 400m CPU on a 64-core node gets 1, not 64: more threads than the quota only get throttled.
- * Inside a container the cgroup files at the mount root are the container's own.
- */
-function cpuBudget(read = readFile, parallelism = external_os_.availableParallelism()) {
-    let quota;
-    let where = '';
-    const v2 = read('/sys/fs/cgroup/cpu.max')?.trim().split(/\s+/);
-    if (v2 && v2[0] !== 'max' && Number(v2[0]) > 0 && Number(v2[1]) > 0) {
-        quota = Number(v2[0]) / Number(v2[1]);
-        where = 'cgroup v2 cpu.max';
-    }
-    else if (!v2) {
-        for (const dir of ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu,cpuacct']) {
-            const q = Number(read(`${dir}/cpu.cfs_quota_us`)?.trim());
-            const p = Number(read(`${dir}/cpu.cfs_period_us`)?.trim());
-            if (q > 0 && p > 0) {
-                quota = q / p;
-                where = 'cgroup v1 cpu.cfs_quota_us';
-                break;
-            }
-        }
-    }
-    if (quota !== undefined && quota < parallelism) {
-        return { cpus: Math.max(1, Math.floor(quota)), source: `${where}: ${+quota.toFixed(2)} CPU` };
-    }
-    return { cpus: Math.max(1, parallelism), source: `${parallelism} CPUs available` };
-}
-
-// EXTERNAL MODULE: ./src/serve/provider.ts
-var serve_provider = __nccwpck_require__(38674);
-// EXTERNAL MODULE: ./src/serve/threads.ts
-var serve_threads = __nccwpck_require__(52754);
-;// CONCATENATED MODULE: ./src/serve/memory.ts
-
-
-/** cgroup v1 writes "no limit" as a page-rounded LONG_MAX; anything this large is no limit */
-const UNLIMITED = 2 ** 60;
-/**
- * The container's memory limit, read like its CPU quota (cpus.ts): cgroup v2 `memory.max`, else v1
- * `memory/memory.limit_in_bytes`; no limit in either means the machine's memory (os.totalmem).
- */
-function memoryLimit(read = readFile, total = external_os_.totalmem()) {
-    const v2 = read('/sys/fs/cgroup/memory.max')?.trim();
-    if (v2 !== undefined) {
-        const n = Number(v2);
-        if (v2 !== 'max' && n > 0 && n < Math.min(total, UNLIMITED))
-            return { bytes: n, source: 'cgroup v2 memory.max' };
-    }
-    else {
-        const n = Number(read('/sys/fs/cgroup/memory/memory.limit_in_bytes')?.trim());
-        if (n > 0 && n < Math.min(total, UNLIMITED))
-            return { bytes: n, source: 'cgroup v1 memory.limit_in_bytes' };
-    }
-    return { bytes: total, source: 'the machine\'s memory (no container limit)' };
-}
-/**
- * The default bound on request bytes held at once: a quarter of the memory limit (the model, ONNX Runtime's arenas,
- * the decoded tensors and the response need the rest), never below one largest request.
- */
-function defaultInflightBytes(limit, maxBodyBytes) {
-    return Math.max(maxBodyBytes, Math.floor(limit.bytes / 4));
-}
-/** Sizes such as 256Mi, 1Gi, 500M or plain bytes. */
-function parseBytes(raw) {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(|k|Ki|M|Mi|G|Gi)\s*$/.exec(raw);
-    if (!m)
-        return undefined;
-    const mult = { '': 1, k: 1e3, Ki: 2 ** 10, M: 1e6, Mi: 2 ** 20, G: 1e9, Gi: 2 ** 30 };
-    const n = Math.floor(Number(m[1]) * mult[m[2]]);
-    return Number.isSafeInteger(n) ? n : undefined;
-}
-/**
- * Request bytes admitted at once. A request reserves its declared Content-Length before its body is read (or its
- * bytes as they come, when chunked) and gives them back when it is answered; one that does not fit is refused at
- * once, before its body is buffered.
- */
-class ByteBudget {
-    limit;
-    used = 0;
-    constructor(limit) {
-        this.limit = limit;
-    }
-    /** reserve `n` bytes; false (nothing reserved) when they do not fit */
-    take(n) {
-        if (n < 0 || this.used + n > this.limit)
-            return false;
-        this.used += n;
-        return true;
-    }
-    give(n) {
-        this.used = Math.max(0, this.used - n);
-    }
-    get inUse() {
-        return this.used;
-    }
-}
-
-// EXTERNAL MODULE: external "crypto"
-var external_crypto_ = __nccwpck_require__(76982);
-;// CONCATENATED MODULE: ./src/serve/auth.ts
-
-/** `Authorization: Bearer <key>` against the server's key, in constant time; the scheme is case-insensitive (RFC 9110). */
-function bearerMatches(header, key) {
-    const m = /^Bearer +(.+)$/i.exec(header ?? '');
-    if (!m)
-        return false;
-    const a = external_crypto_.createHash('sha256').update(m[1]).digest();
-    const b = external_crypto_.createHash('sha256').update(key).digest();
-    // (hashes of equal length: the comparison time says nothing about the key's length either)
-    return external_crypto_.timingSafeEqual(a, b);
-}
-/**
- * Failed API-key attempts per client address: after `limit` failures within `windowMs`, the address is refused
- * (429 with Retry-After) until the window that began with its first failure ends. A good key does not clear the
- * count (a guesser that also holds a key gains nothing). At most `maxClients` addresses are tracked; the oldest
- * windows go first.
- */
-class FailedAuthLimiter {
-    limit;
-    windowMs;
-    maxClients;
-    now;
-    seen = new Map();
-    constructor(limit = 10, windowMs = 60_000, maxClients = 10_000, now = Date.now) {
-        this.limit = limit;
-        this.windowMs = windowMs;
-        this.maxClients = maxClients;
-        this.now = now;
-    }
-    /** seconds until `addr` may try again; 0 when it may now */
-    blockedFor(addr) {
-        const e = this.seen.get(addr);
-        const t = this.now();
-        if (!e || e.until <= t)
-            return 0;
-        return e.count >= this.limit ? Math.ceil((e.until - t) / 1000) : 0;
-    }
-    fail(addr) {
-        const t = this.now();
-        let e = this.seen.get(addr);
-        if (!e || e.until <= t) {
-            this.seen.delete(addr);
-            if (this.seen.size >= this.maxClients) {
-                // Map keeps insertion order: the first entries have the oldest windows
-                for (const [k, v] of this.seen) {
-                    if (this.seen.size < this.maxClients && v.until > t)
-                        break;
-                    this.seen.delete(k);
-                }
-            }
-            e = { count: 0, until: t + this.windowMs };
-            this.seen.set(addr, e);
-        }
-        e.count++;
-    }
-}
-
-// EXTERNAL MODULE: ./src/util/errors.ts
-var util_errors = __nccwpck_require__(70017);
-// EXTERNAL MODULE: ./src/version.ts + 1 modules
-var src_version = __nccwpck_require__(71013);
-// EXTERNAL MODULE: ./src/serve/worker.ts
-var worker = __nccwpck_require__(71265);
-;// CONCATENATED MODULE: ./src/serve/server.ts
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-const DEFAULT_SERVE = {
-    modelName: 'model',
-    modelVersion: '1',
-    host: '0.0.0.0',
-    port: 8000,
-    maxBatchSize: 8,
-    maxQueueDelayMs: 2,
-    idleFlush: true,
-    provider: (0,serve_provider/* parseProvider */.te)('cpu'),
-    intraOpThreads: 0,
-    maxBodyBytes: 64 * 2 ** 20,
-    maxInflightBytes: 0,
-    headerTimeoutMs: 10_000,
-    bodyTimeoutMs: 60_000,
-    authFailureLimit: 10,
-    decodeThreads: 1,
-    preprocess: serve_image/* GOOGLENET_PREPROCESS */.od,
-    topK: 5,
-    drainDelayMs: 0,
-    drainTimeoutMs: 20_000,
-};
-/** how long a client that is still sending a refused body may go on (its bytes discarded) before it is cut */
-const LINGER_MS = 2000;
-/** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
-const OFFLOAD_JSON_BYTES = 64 * 1024;
-/** The server cannot take this request now (too many bytes in flight): 503 with Retry-After, before its body is read. */
-class Overloaded extends kserve/* ProtocolError */.bd {
-    constructor(message) {
-        super(503, message);
-    }
-}
-/** A request body in a Content-Encoding the server does not read: 501 with Accept-Encoding, as Triton answers it. */
-class UnsupportedEncoding extends kserve/* ProtocolError */.bd {
-    constructor(message) {
-        super(501, message);
-    }
-}
-/**
- * A request's Content-Encoding, as Triton reads it (src/http_server.cc, GetRequestCompressionType): absent, empty or
- * `identity` is the body as sent; `gzip` and `deflate` are inflated; anything else (a list of codings too) is refused
- * with 501 naming it, and Accept-Encoding (Triton: TRITONSERVER_ERROR_UNSUPPORTED, which it answers 501). Triton
- * compares the names exactly; here they are case-insensitive (RFC 9110 8.4.1) and `x-gzip` is gzip (8.4.1.3).
- */
-function bodyCoding(header) {
-    const c = (header ?? '').trim().toLowerCase();
-    if (c === '' || c === 'identity')
-        return 'identity';
-    if (c === 'gzip' || c === 'x-gzip')
-        return 'gzip';
-    if (c === 'deflate')
-        return 'deflate';
-    throw new UnsupportedEncoding(`Content-Encoding "${(header ?? '').trim().slice(0, 100)}" is not supported: send the body as is, or in gzip or deflate`);
-}
-/** zlib's output chunks while a compressed body is inflated (Node's default is 16 KiB) */
-const INFLATE_CHUNK = 64 * 1024;
-/** onnxruntime's threading for a server (the session lives on its inference thread, worker.ts) */
-
-/** The request target as a URL; a target that is not an origin-form path is the client's fault (400). */
-function requestUrl(target) {
-    const t = target ?? '/';
-    if (!t.startsWith('/'))
-        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
-    try {
-        // (a base and a path joined as text: `//x` would otherwise be read as a host)
-        return new URL(`http://localhost${t}`);
-    }
-    catch {
-        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
-    }
-}
-/** A percent-encoded path segment, decoded; a malformed escape (`%`, `%zz`) is the client's fault (400). */
-function decodePath(segment) {
-    try {
-        return decodeURIComponent(segment);
-    }
-    catch {
-        throw new kserve/* ProtocolError */.bd(400, `malformed percent-encoding in "${segment.slice(0, 100)}"`);
-    }
-}
-/** Load the model and serve it over the KServe v2 protocol. */
-async function startServer(opts) {
-    let bytes = external_fs_.readFileSync(opts.modelPath);
-    if ((0,serve_crypto/* isEncrypted */.ph)(bytes))
-        bytes = (0,serve_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
-    const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
-    if (sig.inputs.length === 0)
-        throw new util_errors/* ModelshipError */.W('input', 'the model has no inputs', { file: opts.modelPath });
-    // onnxruntime's own default sizes its pool from the host, not from the container's quota (on a 2-vCPU VM it
-    // ran GoogLeNet at 1.6x the latency of an explicit 2), so the thread count is always set
-    const budget = cpuBudget();
-    const threads = opts.intraOpThreads > 0 ? opts.intraOpThreads : budget.cpus;
-    const mem = memoryLimit();
-    const inflightLimit = opts.maxInflightBytes > 0 ? opts.maxInflightBytes : defaultInflightBytes(mem, opts.maxBodyBytes);
-    if (inflightLimit < opts.maxBodyBytes)
-        throw new util_errors/* ModelshipError */.W('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
-    // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
-    let crashed;
-    const engine = await serve_threads/* InferenceThread */.qg.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), (e) => crashed?.(e));
-    const decoders = new serve_threads/* DecodeThreads */.yM(opts.decodeThreads);
-    const { provider, fallbackReason } = engine;
-    if (fallbackReason)
-        opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
-    opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
-    opts.log(`request bytes in flight bounded at ${inflightLimit} (${opts.maxInflightBytes > 0 ? 'configured' : `a quarter of ${mem.source}: ${mem.bytes}`}); headers within ${opts.headerTimeoutMs} ms, bodies within ${opts.bodyTimeoutMs} ms`);
-    const registry = new prom_client.Registry();
-    // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
-    prom_client.collectDefaultMetrics({ register: registry, prefix: 'modelship_' });
-    // three of prom-client's gauges end in _total, which names counters (promtool warns); each is the sum over the
-    // `type` label of its namesake without the suffix, which stays
-    for (const what of ['handles', 'requests', 'resources'])
-        registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
-    const requests = new prom_client.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers: [registry] });
-    const errors = new prom_client.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers: [registry] });
-    const latency = new prom_client.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
-    const batchSizes = new prom_client.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
-    const inflightGauge = new prom_client.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers: [registry] });
-    new prom_client.Gauge({
-        name: 'modelship_inflight_request_bytes',
-        help: 'Request bytes held (bodies being read or waiting for their answer)',
-        registers: [registry],
-        collect() {
-            this.set(bodies.inUse);
-        },
-    });
-    new prom_client.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers: [registry] }).set(inflightLimit);
-    new prom_client.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers: [registry] })
-        .set({ provider, requested: opts.provider.requested, fallback: String(Boolean(fallbackReason)) }, 1);
-    const bodies = new ByteBudget(inflightLimit);
-    const authFailures = new FailedAuthLimiter(opts.authFailureLimit);
-    const input0 = sig.inputs[0];
-    const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
-    const batcher = new DynamicBatcher(async (input, items) => {
-        const res = await engine.run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
-        const out = {};
-        for (const [k, v] of Object.entries(res))
-            out[k] = { data: v.data, itemShape: v.shape.slice(1) };
-        return out;
-    }, opts.maxBatchSize, opts.maxQueueDelayMs, (n) => batchSizes.observe(n), opts.idleFlush);
-    let ready = true;
-    // set when the drain delay is over: from then on new inference is refused (in-flight requests still finish)
-    let closing = false;
-    let inflight = 0;
-    let idle;
-    const name = opts.modelName;
-    const version = opts.modelVersion;
-    let broken;
-    crashed = (e) => {
-        // no session, no server: liveness fails, so that the orchestrator restarts the container
-        opts.log(`fatal: ${e.message}`);
-        broken = e.message;
-        ready = false;
-    };
-    const send = (res, status, body, headers = {}) => {
-        const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-        // while draining, every answer ends its connection: keep-alive clients reconnect to another replica
-        if (!ready)
-            headers = { ...headers, connection: 'close' };
-        res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
-        res.end(buf);
-    };
-    /** The client went away before its body was read: its fault, counted as 499 (nginx's "client closed request"). */
-    const clientGone = () => new kserve/* ProtocolError */.bd(499, 'the client closed the connection before sending the whole body');
-    /**
-     * The request body in one buffer of its own (so that it can be moved to a worker thread), its bytes reserved in
-     * the in-flight budget until the answer is sent: a request that does not fit is refused before its body is read.
-     * With a Content-Length it is read straight into a buffer placed so that the binary tensor data (after the JSON
-     * header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy. A body sent with Content-Encoding gzip
-     * or deflate is inflated as it comes, into such a buffer too.
-     */
-    const readBody = (req, res) => new Promise((resolve, reject) => {
-        let reserved = 0;
-        res.once('close', () => bodies.give(reserved));
-        // the compressed body's inflater, when there is one: ended with the request, whichever way it ends
-        let inflater;
-        const stop = (e) => {
-            clearTimeout(timer);
-            inflater?.destroy();
-            // answer and discard the rest of the body (destroying the socket would lose the answer); the connection
-            // closes after the answer, and the body timeout bounds a client that never finishes
-            req.removeAllListeners('data');
-            req.resume();
-            reject(e);
-        };
-        const overloaded = (n) => new Overloaded(`the server holds ${bodies.inUse} request bytes (bound ${bodies.limit}); this request's ${n} more do not fit now`);
-        const tooLarge = () => new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`);
-        const timer = setTimeout(() => {
-            inflater?.destroy();
-            reject(new kserve/* ProtocolError */.bd(408, `the request body did not arrive within ${opts.bodyTimeoutMs} ms`));
-            req.removeAllListeners('data');
-        }, opts.bodyTimeoutMs);
-        const done = () => clearTimeout(timer);
-        let coding;
-        try {
-            coding = bodyCoding(req.headers['content-encoding']);
-        }
-        catch (e) {
-            return stop(e);
-        }
-        const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-        if ((declared ?? 0) > opts.maxBodyBytes)
-            return stop(tooLarge());
-        const hl = Number(req.headers[kserve/* HEADER_LENGTH */.Bs] ?? 0);
-        const pad = Number.isSafeInteger(hl) && hl > 0 ? (4 - (hl % 4)) % 4 : 0;
-        if (coding !== 'identity') {
-            // compressed: inflated as the bytes come (on zlib's threads). As Triton (inflateInit2 with 15|32), zlib tells
-            // the format from its header: a gzip or a zlib stream, under either name. The limits hold for the inflated
-            // bytes as for the wire's: a body that inflates past max-body-bytes (a zip bomb) is refused 413 as soon as it
-            // does, and the budget holds the larger of the wire bytes (declared, or seen so far) and the inflated ones.
-            // Corrupt or truncated data is a 400 naming the coding (Triton 2.51 does not look: it serves what inflated)
-            const z = (inflater = external_zlib_.createUnzip({ chunkSize: INFLATE_CHUNK }));
-            const grow = (n) => {
-                if (n <= reserved)
-                    return true;
-                if (!bodies.take(n - reserved))
-                    return false;
-                reserved = n;
-                return true;
-            };
-            const chunks = [];
-            let wire = 0;
-            let size = 0;
-            let over = false;
-            const fail = (e) => {
-                if (over)
-                    return;
-                over = true;
-                chunks.length = 0;
-                stop(e);
-            };
-            z.on('error', (e) => fail(new kserve/* ProtocolError */.bd(400, `the request body is not valid ${coding} data (Content-Encoding: ${coding}): ${e.message}`)));
-            if (declared !== undefined && !grow(declared))
-                return fail(overloaded(declared));
-            z.on('data', (c) => {
-                if (over)
-                    return;
-                size += c.length;
-                if (size > opts.maxBodyBytes)
-                    return fail(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
-                if (!grow(size))
-                    return fail(overloaded(size - reserved));
-                chunks.push(c);
-            });
-            z.on('end', () => {
-                if (over)
-                    return;
-                over = true;
-                done();
-                // (a buffer of its own, placed as above)
-                const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad);
-                let o = 0;
-                for (const c of chunks)
-                    o += c.copy(body, o);
-                chunks.length = 0;
-                resolve(body);
-            });
-            req.on('data', (c) => {
-                if (over || z.destroyed)
-                    return;
-                wire += c.length;
-                if (wire > opts.maxBodyBytes)
-                    return fail(tooLarge());
-                if (!grow(wire))
-                    return fail(overloaded(wire - reserved));
-                // zlib is behind: the socket waits for it
-                if (!z.write(c)) {
-                    req.pause();
-                    z.once('drain', () => over || req.resume());
-                }
-            });
-            req.on('end', () => over || z.destroyed || z.end());
-            const gone = () => {
-                if (over)
-                    return;
-                over = true;
-                done();
-                z.destroy();
-                reject(clientGone());
-            };
-            req.on('error', gone);
-            req.on('close', () => req.complete || gone());
-            return;
-        }
-        if (declared !== undefined && Number.isSafeInteger(declared)) {
-            if (!bodies.take(declared))
-                return stop(overloaded(declared));
-            reserved = declared;
-            const body = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
-            let size = 0;
-            req.on('data', (c) => {
-                if (size + c.length > declared)
-                    return; // Node's parser keeps to Content-Length; never write past it
-                c.copy(body, size);
-                size += c.length;
-            });
-            req.on('end', () => {
-                done();
-                if (size === declared)
-                    resolve(body);
-                else
-                    reject(new kserve/* ProtocolError */.bd(400, `the body has ${size} bytes, Content-Length says ${declared}`));
-            });
-            req.on('error', () => (done(), reject(clientGone())));
-            req.on('close', () => req.complete || (done(), reject(clientGone())));
-            return;
-        }
-        // chunked: the budget is taken as the bytes come
-        const chunks = [];
-        let size = 0;
-        req.on('data', (c) => {
-            size += c.length;
-            if (size > opts.maxBodyBytes)
-                return stop(tooLarge());
-            if (!bodies.take(c.length))
-                return stop(overloaded(c.length));
-            reserved += c.length;
-            chunks.push(c);
-        });
-        req.on('end', () => {
-            done();
-            // (a buffer of its own, never a slice of Node's shared pool: it may be moved to a worker thread)
-            const body = Buffer.allocUnsafeSlow(size);
-            let o = 0;
-            for (const c of chunks)
-                o += c.copy(body, o);
-            resolve(body);
-        });
-        req.on('error', () => (done(), reject(clientGone())));
-        req.on('close', () => req.complete || (done(), reject(clientGone())));
-    });
-    const clientAddress = (req) => req.socket.remoteAddress ?? 'unknown';
-    const modelMetadata = () => ({
-        name,
-        versions: [version],
-        platform: 'onnxruntime_onnx',
-        inputs: sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: i.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
-        outputs: sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: o.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
-        parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, server: `modelship ${src_version/* VERSION */.x}` },
-    });
-    async function infer(req, res) {
-        const body = await readBody(req, res);
-        const hl = req.headers[kserve/* HEADER_LENGTH */.Bs];
-        const headerLength = hl === undefined ? undefined : Number(hl);
-        // a large JSON part is decoded on a decode thread (60 MiB of JSON takes seconds to parse)
-        const jsonBytes = headerLength ?? body.length;
-        const parsed = jsonBytes > OFFLOAD_JSON_BYTES && Number.isSafeInteger(jsonBytes) ? await decoders.json(body, headerLength) : (0,kserve/* parseInferRequest */.lA)(body, headerLength);
-        const known = new Map(sig.inputs.map((i) => [i.name, i]));
-        for (const t of parsed.inputs) {
-            const info = known.get(t.name);
-            if (!info)
-                throw new kserve/* ProtocolError */.bd(400, `unknown input "${t.name}"; the model's inputs are ${[...known.keys()].join(', ')}`);
-            const want = info.shape;
-            const ok = t.shape.length === want.length && t.shape.every((d, i) => typeof want[i] !== 'number' || want[i] === d) && t.shape[0] > 0;
-            if (!ok)
-                throw new kserve/* ProtocolError */.bd(400, `input "${t.name}": shape [${t.shape.join(', ')}] does not match the model's [${want.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`);
-        }
-        for (const i of sig.inputs)
-            if (!parsed.inputs.find((t) => t.name === i.name))
-                throw new kserve/* ProtocolError */.bd(400, `missing input "${i.name}"`);
-        const outNames = sig.outputs.map((o) => o.name);
-        for (const o of parsed.outputs)
-            if (!outNames.includes(o.name))
-                throw new kserve/* ProtocolError */.bd(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
-        let results;
-        if (sig.inputs.length === 1) {
-            const t = parsed.inputs[0];
-            const out = await batcher.submit(t.data, t.shape[0]);
-            results = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data, shape: [t.shape[0], ...v.itemShape] }]));
-        }
-        else {
-            results = await engine.run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
-        }
-        // the requested outputs in the model's order when none are named; `classification: N` as Triton answers it
-        const ordered = Object.fromEntries(outNames.map((n) => [n, results[n]]));
-        const enc = (0,kserve/* encodeInferResponse */.Ue)(name, version, parsed.id, (0,kserve/* responseTensors */.A3)(ordered, parsed.outputs, parsed.binaryOutputs, opts.labels));
-        send(res, 200, enc.body, enc.headerLength !== undefined ? { [kserve/* HEADER_LENGTH */.Bs]: enc.headerLength } : {});
-        return 200;
-    }
-    async function classify(req, res, url) {
-        const body = await readBody(req, res);
-        const [, , H, W] = input0.shape;
-        if (sig.inputs.length !== 1 || input0.shape.length !== 4 || input0.shape[1] !== 3 || typeof H !== 'number' || typeof W !== 'number') {
-            throw new kserve/* ProtocolError */.bd(400, 'image classification needs a model with one [N, 3, H, W] input');
-        }
-        const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
-        // decoding and resizing an image takes tens of milliseconds: on a decode thread
-        const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.image(body, H, W, opts.preprocess) : (0,serve_image/* imageToTensor */.Y4)(body, H, W, opts.preprocess);
-        const out = await batcher.submit(x, 1);
-        const first = out[sig.outputs[0].name].data;
-        const idx = (0,classification/* topClasses */.ot)(first, 0, first.length, Math.min(k, first.length));
-        send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
-        return 200;
-    }
-    const metricsText = async (res) => {
-        // prom-client writes a statistic of no samples yet (the event-loop lag's mean at start) as "Nan", which is not
-        // the exposition format's NaN; a mean of nothing is no sample at all
-        const text = Buffer.from((await registry.metrics()).replace(/^[^#\n][^\n]* NaN$\n?/gim, ''));
-        res.writeHead(200, { 'content-type': registry.contentType, 'content-length': text.length });
-        res.end(text);
-        return 200;
-    };
-    async function route(req, res) {
-        const url = requestUrl(req.url);
-        const p = url.pathname.replace(/\/+$/, '');
-        const method = req.method ?? 'GET';
-        if (p === '/v2/health/live')
-            return ['health', broken ? (send(res, 503, { live: false, error: broken }), 503) : (send(res, 200, { live: true }), 200)];
-        if (p === '/v2/health/ready')
-            return ['health', ready ? (send(res, 200, { ready: true }), 200) : (send(res, 503, { ready: false, error: 'draining' }), 503)];
-        if (opts.apiKey) {
-            const addr = clientAddress(req);
-            const wait = authFailures.blockedFor(addr);
-            if (wait > 0)
-                return ['auth', (send(res, 429, { error: `too many failed API-key attempts from ${addr}; try again in ${wait} s` }, { 'retry-after': wait }), 429)];
-            if (!bearerMatches(req.headers.authorization, opts.apiKey)) {
-                authFailures.fail(addr);
-                send(res, 401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
-                return ['auth', 401];
-            }
-        }
-        if (p === '/metrics')
-            return ['metrics', await metricsText(res)];
-        if (p === '/v2')
-            return ['metadata', (send(res, 200, { name: 'modelship', version: src_version/* VERSION */.x, extensions: ['binary_tensor_data', 'classification'] }), 200)];
-        const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify)?$/.exec(p);
-        if (!m)
-            return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
-        const [, model, ver, action] = m;
-        const wanted = decodePath(model);
-        if (wanted !== name || (ver !== undefined && ver !== version)) {
-            // counted on the route asked for (an infer on another model is an infer answered 404)
-            return [action ? action.slice(1) : 'metadata', (send(res, 404, { error: `model "${wanted}"${ver ? ` version ${ver}` : ''} is not served here (serving "${name}" version ${version})` }), 404)];
-        }
-        if (!action)
-            return ['metadata', (send(res, 200, modelMetadata()), 200)];
-        if (action === '/ready')
-            return ['ready', ready ? (send(res, 200, { name, ready: true }), 200) : (send(res, 503, { name, ready: false }), 503)];
-        if (method !== 'POST')
-            return [action.slice(1), (send(res, 405, { error: `${action.slice(1)} needs POST` }, { allow: 'POST' }), 405)];
-        if (closing)
-            return [action.slice(1), (send(res, 503, { error: 'the server is shutting down' }), 503)];
-        return [action.slice(1), action === '/infer' ? await infer(req, res) : await classify(req, res, url)];
-    }
-    // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
-    // to readBody's timer, the whole request; checked every second rather than every 30 s
-    const serverOptions = { headersTimeout: opts.headerTimeoutMs, requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000, connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs) };
-    const server = external_http_.createServer(serverOptions, (req, res) => {
-        inflight++;
-        inflightGauge.inc();
-        const end = latency.startTimer();
-        // the metrics label, known before the handler runs (so failures are counted on their route)
-        const m = /\/(infer|classify|ready)\/?$/.exec(req.url?.split('?')[0] ?? '');
-        let routeName = m ? m[1] : /health/.test(req.url ?? '') ? 'health' : 'other';
-        route(req, res)
-            .then(([r, code]) => {
-            routeName = r;
-            requests.inc({ route: r, code: String(code) });
-            if (code >= 400)
-                errors.inc({ route: r, code: String(code) });
-        })
-            .catch((e) => {
-            const status = e instanceof kserve/* ProtocolError */.bd ? e.status : 500;
-            const message = e instanceof kserve/* ProtocolError */.bd ? e.message : `internal error: ${e.message}`;
-            // (a 501 for a Content-Encoding the server does not read is the client's to fix: no stack trace)
-            if (status >= 500 && !(e instanceof Overloaded) && !(e instanceof UnsupportedEncoding) && status !== 503)
-                opts.log(`error: ${e.stack ?? e}`);
-            // (a client that went away gets no answer: there is no one to read it)
-            if (!res.headersSent && status !== 499 && !res.destroyed) {
-                // a body left unread (refused, too big, too slow) ends the connection after the answer
-                const headers = req.complete ? {} : { connection: 'close' };
-                if (e instanceof Overloaded)
-                    headers['retry-after'] = 1;
-                // the codings that are read (RFC 9110 12.5.3; Triton sends the same)
-                if (e instanceof UnsupportedEncoding)
-                    headers['accept-encoding'] = 'gzip, deflate';
-                send(res, status, { error: message }, headers);
-                // a client too slow to send its body within the timeout is not waited for any longer; one still sending a
-                // refused body gets a moment to read the answer (its bytes are discarded meanwhile), then is cut
-                if (status === 408)
-                    res.once('finish', () => req.socket.destroy());
-                else if (!req.complete)
-                    res.once('finish', () => setTimeout(() => req.socket.destroy(), LINGER_MS).unref());
-            }
-            requests.inc({ route: routeName, code: String(status) });
-            errors.inc({ route: routeName, code: String(status) });
-        })
-            .finally(() => {
-            end({ route: routeName });
-            inflight--;
-            inflightGauge.dec();
-            if (inflight === 0 && idle)
-                idle();
-        });
-    });
-    server.keepAliveTimeout = 5000;
-    const listen = (srv, port) => new Promise((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(port, opts.host, () => resolve(srv.address().port));
-    });
-    // the scrape port: /metrics and nothing else, without the API key (what Prometheus' pod annotations point to)
-    let metricsServer;
-    let metricsPort;
-    try {
-        if (opts.metricsPort !== undefined) {
-            metricsServer = external_http_.createServer(serverOptions, (req, res) => {
-                let p = '';
-                try {
-                    p = requestUrl(req.url).pathname;
-                }
-                catch {
-                    /* not a path: 404 below */
-                }
-                if (p === '/metrics' && (req.method === 'GET' || req.method === 'HEAD'))
-                    void metricsText(res);
-                else
-                    send(res, 404, { error: 'this port serves GET /metrics only' });
-            });
-            metricsPort = await listen(metricsServer, opts.metricsPort);
-        }
-    }
-    catch (e) {
-        await Promise.all([engine.release(), decoders.stop()]);
-        throw new util_errors/* ModelshipError */.W('io', `cannot listen for metrics on ${opts.host}:${opts.metricsPort}: ${e.message}`, { field: 'metrics-port' });
-    }
-    let port;
-    try {
-        port = await listen(server, opts.port);
-    }
-    catch (e) {
-        metricsServer?.close();
-        await Promise.all([engine.release(), decoders.stop()]);
-        throw new util_errors/* ModelshipError */.W('io', `cannot listen on ${opts.host}:${opts.port}: ${e.message}`, { field: 'port' });
-    }
-    opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`);
-    return {
-        url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
-        port,
-        provider,
-        metrics: registry,
-        batcher,
-        metricsPort,
-        maxInflightBytes: inflightLimit,
-        async drain() {
-            ready = false;
-            opts.log(`draining: readiness is false${opts.drainDelayMs ? `; serving ${opts.drainDelayMs} ms more while load balancers take this replica out` : ''}`);
-            if (opts.drainDelayMs > 0)
-                await new Promise((r) => setTimeout(r, opts.drainDelayMs));
-            closing = true;
-            opts.log(`closing: no new connections; finishing ${inflight} in-flight request${inflight === 1 ? '' : 's'} (at most ${opts.drainTimeoutMs} ms)`);
-            let timer;
-            await new Promise((resolve) => {
-                server.close(() => resolve());
-                server.closeIdleConnections();
-                idle = () => server.closeIdleConnections();
-                // a client that stalls (headers or body never finished) must not hold the process past the bound
-                timer = setTimeout(() => {
-                    opts.log(`drain timeout: cutting ${inflight} unfinished request${inflight === 1 ? '' : 's'} and any stalled connection`);
-                    server.closeAllConnections();
-                }, opts.drainTimeoutMs);
-            });
-            clearTimeout(timer);
-            if (metricsServer) {
-                metricsServer.closeAllConnections();
-                await new Promise((r) => metricsServer.close(() => r()));
-            }
-            crashed = undefined;
-            await Promise.all([engine.release(), decoders.stop()]);
-            opts.log('drained; bye');
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./src/serve/main.ts
-
-
-
-
-
-
-/**
- * `modelship serve`: the serving runtime inside the image. Configured by flags or, in a container, by the
- * environment (flags win):
- *   --model / MODELSHIP_MODEL            ONNX file (plain or AES-256-GCM encrypted by the image stage)
- *   --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"), as the action's
- *                                        input is named; MODELSHIP_MODEL_VERSION
- *   --port / PORT (8000), --host / HOST (0.0.0.0)
- *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
- *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
- *   --provider / MODELSHIP_PROVIDER      cpu | cuda (no CUDA provider: exit non-zero, naming the cause) |
- *                                        cuda,cpu (CUDA, else the CPU, stated in the log, metadata and metrics)
- *   --intra-op-threads / MODELSHIP_INTRA_OP_THREADS  onnxruntime threads (default: the CPUs the container may use,
- *                                        its cgroup CPU quota included)
- *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
- *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
- *   MODELSHIP_LABELS (a file, one label per line), MODELSHIP_PREPROCESS (JSON: resize, channelOrder, mean, scale)
- * and the limits that keep it standing under hostile traffic (SERVE_USAGE lists them all).
- */
-function serveOptions(argv, env, log) {
-    const flags = new Map();
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        if (!a.startsWith('--'))
-            throw new util_errors/* ModelshipError */.W('input', `unexpected argument "${a}"`);
-        const eq = a.indexOf('=');
-        if (eq > 0)
-            flags.set(a.slice(2, eq), a.slice(eq + 1));
-        else {
-            const v = argv[++i];
-            if (v === undefined)
-                throw new util_errors/* ModelshipError */.W('input', `flag ${a} needs a value`);
-            flags.set(a.slice(2), v);
-        }
-    }
-    const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels', 'metrics-port', 'max-body-bytes', 'max-inflight-bytes', 'header-timeout', 'body-timeout', 'auth-failure-limit', 'decode-threads']);
-    for (const k of flags.keys())
-        if (!known.has(k))
-            throw new util_errors/* ModelshipError */.W('input', `unknown serve flag --${k}`, { field: k });
-    const get = (flag, envName) => flags.get(flag) ?? (env[envName] || undefined);
-    const int = (flag, envName, dflt, min) => {
-        const v = get(flag, envName);
-        if (v === undefined)
-            return dflt;
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < min)
-            throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
-        return n;
-    };
-    const bool = (flag, envName, dflt) => {
-        const v = get(flag, envName);
-        if (v === undefined)
-            return dflt;
-        if (/^(true|1|yes|on)$/i.test(v))
-            return true;
-        if (/^(false|0|no|off)$/i.test(v))
-            return false;
-        throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be true or false, got "${v}"`, { field: flag });
-    };
-    const bytes = (flag, envName, dflt) => {
-        const v = get(flag, envName);
-        if (v === undefined)
-            return dflt;
-        const n = parseBytes(v);
-        if (n === undefined)
-            throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flag });
-        return n;
-    };
-    const metricsPortRaw = get('metrics-port', 'MODELSHIP_METRICS_PORT') ?? String(DEFAULT_METRICS_PORT);
-    const metricsPort = /^(off|none|false)$/i.test(metricsPortRaw) ? undefined : int('metrics-port', 'MODELSHIP_METRICS_PORT', DEFAULT_METRICS_PORT, 0);
-    const modelPath = get('model', 'MODELSHIP_MODEL');
-    if (!modelPath)
-        throw new util_errors/* ModelshipError */.W('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
-    const provider = (0,serve_provider/* parseProvider */.te)(get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
-    let apiKey = env.MODELSHIP_API_KEY || undefined;
-    if (!apiKey && env.MODELSHIP_API_KEY_FILE)
-        apiKey = external_fs_.readFileSync(env.MODELSHIP_API_KEY_FILE, 'utf8').trim();
-    let preprocess = DEFAULT_SERVE.preprocess;
-    if (env.MODELSHIP_PREPROCESS) {
-        try {
-            preprocess = { ...preprocess, ...JSON.parse(env.MODELSHIP_PREPROCESS) };
-        }
-        catch (e) {
-            throw new util_errors/* ModelshipError */.W('input', `MODELSHIP_PREPROCESS is not JSON: ${e.message}`);
-        }
-    }
-    const labelsFile = get('labels', 'MODELSHIP_LABELS');
-    return {
-        ...DEFAULT_SERVE,
-        modelPath,
-        modelName: flags.get('model-name') ?? get('name', 'MODELSHIP_MODEL_NAME') ?? DEFAULT_SERVE.modelName,
-        modelVersion: get('version', 'MODELSHIP_MODEL_VERSION') ?? DEFAULT_SERVE.modelVersion,
-        host: get('host', 'HOST') ?? DEFAULT_SERVE.host,
-        port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
-        maxBatchSize: int('max-batch-size', 'MODELSHIP_MAX_BATCH_SIZE', DEFAULT_SERVE.maxBatchSize, 1),
-        maxQueueDelayMs: int('max-queue-delay-ms', 'MODELSHIP_MAX_QUEUE_DELAY_MS', DEFAULT_SERVE.maxQueueDelayMs, 0),
-        idleFlush: bool('idle-flush', 'MODELSHIP_IDLE_FLUSH', DEFAULT_SERVE.idleFlush),
-        provider,
-        intraOpThreads: int('intra-op-threads', 'MODELSHIP_INTRA_OP_THREADS', DEFAULT_SERVE.intraOpThreads, 0),
-        drainDelayMs: 1000 * int('drain-delay', 'MODELSHIP_DRAIN_DELAY_S', DEFAULT_SERVE.drainDelayMs / 1000, 0),
-        drainTimeoutMs: 1000 * int('drain-timeout', 'MODELSHIP_DRAIN_TIMEOUT_S', DEFAULT_SERVE.drainTimeoutMs / 1000, 1),
-        maxBodyBytes: bytes('max-body-bytes', 'MODELSHIP_MAX_BODY_BYTES', DEFAULT_SERVE.maxBodyBytes),
-        maxInflightBytes: bytes('max-inflight-bytes', 'MODELSHIP_MAX_INFLIGHT_BYTES', DEFAULT_SERVE.maxInflightBytes),
-        headerTimeoutMs: 1000 * int('header-timeout', 'MODELSHIP_HEADER_TIMEOUT_S', DEFAULT_SERVE.headerTimeoutMs / 1000, 1),
-        bodyTimeoutMs: 1000 * int('body-timeout', 'MODELSHIP_BODY_TIMEOUT_S', DEFAULT_SERVE.bodyTimeoutMs / 1000, 1),
-        authFailureLimit: int('auth-failure-limit', 'MODELSHIP_AUTH_FAILURE_LIMIT', DEFAULT_SERVE.authFailureLimit, 1),
-        decodeThreads: int('decode-threads', 'MODELSHIP_DECODE_THREADS', DEFAULT_SERVE.decodeThreads, 1),
-        metricsPort,
-        apiKey,
-        modelKey: (0,serve_crypto/* loadKey */.cv)(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
-        preprocess,
-        labels: labelsFile ? external_fs_.readFileSync(labelsFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined,
-        log,
-    };
-}
-/** The metrics-only listener of `modelship serve` (Triton's metrics port); `--metrics-port off` has none. */
-const DEFAULT_METRICS_PORT = 8002;
-const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KServe v2 server inside the image
-
-  --model / MODELSHIP_MODEL                 ONNX file (plain or AES-256-GCM encrypted by the image stage)
-  --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
-  --port / PORT (8000), --host / HOST (0.0.0.0)
-  --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
-  --idle-flush / MODELSHIP_IDLE_FLUSH       true: a request that finds the server idle runs at once
-  --provider / MODELSHIP_PROVIDER           cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (fallback, stated)
-  --intra-op-threads / MODELSHIP_INTRA_OP_THREADS   onnxruntime threads (default: the CPUs the container may use)
-  --labels / MODELSHIP_LABELS               a file of class labels, one per line
-  --drain-delay / MODELSHIP_DRAIN_DELAY_S   after SIGTERM, seconds to keep serving with readiness false (0)
-  --drain-timeout / MODELSHIP_DRAIN_TIMEOUT_S   then seconds to finish in-flight requests before cutting (20)
-  --metrics-port / MODELSHIP_METRICS_PORT   a listener for GET /metrics only, no API key (8002; off: none)
-  --max-body-bytes / MODELSHIP_MAX_BODY_BYTES       one request's body (64Mi; larger: 413)
-  --max-inflight-bytes / MODELSHIP_MAX_INFLIGHT_BYTES   request bytes held at once (default: a quarter of the
-                                            container's memory limit); a body that does not fit: 503 + Retry-After
-  --header-timeout / MODELSHIP_HEADER_TIMEOUT_S   seconds for a request's headers (10); --body-timeout /
-                                            MODELSHIP_BODY_TIMEOUT_S seconds for its body (60); else 408
-  --auth-failure-limit / MODELSHIP_AUTH_FAILURE_LIMIT   failed API keys per client address per minute (10; then 429)
-  --decode-threads / MODELSHIP_DECODE_THREADS   threads decoding large JSON bodies and images (1)
-  MODELSHIP_API_KEY(_FILE), MODELSHIP_MODEL_KEY(_FILE), MODELSHIP_PREPROCESS (JSON)
-`;
-/** Run the server until SIGTERM/SIGINT, then drain and exit 0. `--help` prints the flags. */
-async function serveMain(argv, out = process.stdout) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-        out.write(SERVE_USAGE);
-        return 0;
-    }
-    const log = (l) => process.stderr.write(`[modelship serve] ${l}\n`);
-    const opts = serveOptions(argv, process.env, log);
-    const srv = await startServer(opts);
-    await new Promise((resolve) => {
-        const stop = (sig) => {
-            log(`${sig} received`);
-            void srv.drain().then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-    });
-    return 0;
-}
-
-
-/***/ }),
-
 /***/ 38674:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -62886,7 +62866,9 @@ function outputFile(dir, batch, name) {
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   HC: () => (/* binding */ DEFAULT_TRITON_RELEASE),
+/* harmony export */   Ip: () => (/* binding */ METRICS_PORT),
 /* harmony export */   aC: () => (/* binding */ RUNTIMES),
+/* harmony export */   b0: () => (/* binding */ SERVING_PORT),
 /* harmony export */   dP: () => (/* binding */ tritonImageFor),
 /* harmony export */   ex: () => (/* binding */ TRITON_UID),
 /* harmony export */   kQ: () => (/* binding */ tensorrtImageFor),
@@ -62906,6 +62888,12 @@ const RUNTIMES = ['modelship', 'triton'];
 const DEFAULT_TRITON_RELEASE = '24.10';
 const tritonImageFor = (release) => `nvcr.io/nvidia/tritonserver:${release}-py3`;
 const tensorrtImageFor = (release) => `nvcr.io/nvidia/tensorrt:${release}-py3`;
+/**
+ * The ports a serving image answers on, whatever its runtime: KServe v2 over HTTP, and a metrics-only listener (GET
+ * /metrics without the API key). The image, smoke and the manifests all use these.
+ */
+const SERVING_PORT = 8000;
+const METRICS_PORT = 8002;
 /** the user NVIDIA's Triton images provide (triton-server): the image runs as it, and so do its pods */
 const TRITON_UID = 1000;
 /**
@@ -63010,10 +62998,10 @@ async function classifyImage(t, o) {
 /* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
 /* harmony import */ var _shared_reference__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39724);
 /* harmony import */ var _shared_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(71636);
-/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(33700);
-/* harmony import */ var _shared_server__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(41194);
-/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(43718);
-/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(94944);
+/* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(36029);
+/* harmony import */ var _shared_server__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(41194);
+/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(43718);
+/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(94944);
 
 
 
@@ -63041,7 +63029,7 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
         env.push('-e', 'MODELSHIP_PROVIDER=cuda');
     return {
         pull: ['pull', cfg.image],
-        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_image__WEBPACK_IMPORTED_MODULE_7__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_shared_runtime__WEBPACK_IMPORTED_MODULE_10__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
         gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
         logs: ['logs', '--tail', '60', name],
         remove: ['rm', '-f', '-v', name],
@@ -63067,7 +63055,7 @@ async function runSmoke(cfg, log, env = process.env) {
     const name = `modelship-smoke-${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}`;
     const plan = planSmoke(cfg, name);
     // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
-    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__/* .openRegistrySession */ .M)((0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_9__/* .openRegistrySession */ .M)((0,_image_registry__WEBPACK_IMPORTED_MODULE_8__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
     const dockerEnv = { ...session.env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
     const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
     let started = false;
@@ -63092,7 +63080,7 @@ async function runSmoke(cfg, log, env = process.env) {
     try {
         const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
         if (pull.code !== 0) {
-            const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry;
+            const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_8__/* .parseImageRef */ .Q)(cfg.image).registry;
             const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
             const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
@@ -63101,7 +63089,7 @@ async function runSmoke(cfg, log, env = process.env) {
         if (run.code !== 0)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
-        const port = (await docker(['port', name, `${_image__WEBPACK_IMPORTED_MODULE_7__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+        const port = (await docker(['port', name, `${_shared_runtime__WEBPACK_IMPORTED_MODULE_10__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
         if (!port)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', 'the container published no port');
         const base = `http://127.0.0.1:${port}`;
@@ -63132,7 +63120,7 @@ async function runSmoke(cfg, log, env = process.env) {
         // what answers: the runtime decides what else may be asked (only what that server defines)
         let server;
         try {
-            server = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_8__/* .detectServer */ .R2)(t, auth);
+            server = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .detectServer */ .R2)(t, auth);
         }
         catch (e) {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', e.message);
@@ -63144,7 +63132,7 @@ async function runSmoke(cfg, log, env = process.env) {
         const meta = JSON.parse(mr.body.toString() || '{}');
         if (mr.status !== 200 || !meta.inputs)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
-        const placement = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_8__/* .modelPlacement */ .xy)(t, server, cfg.modelName, auth);
+        const placement = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .modelPlacement */ .xy)(t, server, cfg.modelName, auth);
         if (cfg.gpu) {
             const g = await docker(plan.gpuQuery);
             outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
@@ -63164,7 +63152,7 @@ async function runSmoke(cfg, log, env = process.env) {
         }
         // golden request: a sample image
         if (cfg.sampleImage) {
-            const r = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_8__/* .classifyImage */ ._u)(t, { modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), k: 5, headers: auth });
+            const r = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .classifyImage */ ._u)(t, { modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), k: 5, headers: auth });
             const top = r.top[0];
             const ok = top !== undefined && (cfg.expectedTop1 === '' || String(top.index) === cfg.expectedTop1);
             const got = top ? `${top.index} (${top.score.toFixed(4)})` : r.status ? `HTTP ${r.status} ${r.error ?? ''}` : r.error;
