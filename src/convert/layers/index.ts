@@ -20,6 +20,10 @@ import { crop } from './crop';
 import { argmax } from './argmax';
 import { reduction } from './reduction';
 import { tile } from './tile';
+import { permute } from './permute';
+import { normalize } from './normalize';
+import { priorBox } from './prior_box';
+import { detectionOutput } from './detection_output';
 
 /**
  * The layer registry: Caffe type name → handler. A new Caffe layer is one file exporting a LayerHandler,
@@ -28,7 +32,7 @@ import { tile } from './tile';
 const HANDLERS: LayerHandler[] = [
   convolution, deconvolution, innerProduct, pooling, lrn, relu, prelu, sigmoid, tanh, absval, bnll, dropout, elu,
   power, exp, log, threshold, softmax, batchNorm, scale, bias, eltwise, concat, slice, split, flatten, reshapeLayer,
-  crop, argmax, reduction, tile,
+  crop, argmax, reduction, tile, permute, normalize, priorBox, detectionOutput,
 ];
 
 export const REGISTRY: ReadonlyMap<string, LayerHandler> = new Map(HANDLERS.flatMap((h) => h.types.map((t) => [t, h] as const)));

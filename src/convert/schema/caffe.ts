@@ -113,6 +113,11 @@ message LayerParameter {
   optional TanHParameter tanh_param = 127;
   optional ThresholdParameter threshold_param = 128;
   optional TileParameter tile_param = 138;
+  // the SSD fork's layers (weiliu89/caffe, branch ssd)
+  optional PermuteParameter permute_param = 202;
+  optional PriorBoxParameter prior_box_param = 203;
+  optional DetectionOutputParameter detection_output_param = 204;
+  optional NormalizeBBoxParameter norm_param = 206;
 }
 
 message ArgMaxParameter {
@@ -310,6 +315,66 @@ message ThresholdParameter { optional float threshold = 1 [default = 0]; }
 message TileParameter {
   optional int32 axis = 1 [default = 1];
   optional int32 tiles = 2;
+}
+
+// SSD (weiliu89/caffe, branch ssd): Permute, Normalize, PriorBox, DetectionOutput
+message PermuteParameter { repeated uint32 order = 1; }
+
+message NormalizeBBoxParameter {
+  optional bool across_spatial = 1 [default = true];
+  optional FillerParameter scale_filler = 2;
+  optional bool channel_shared = 3 [default = true];
+  optional float eps = 4 [default = 1e-10];
+}
+
+message PriorBoxParameter {
+  enum CodeType { CORNER = 1; CENTER_SIZE = 2; CORNER_SIZE = 3; }
+  repeated float min_size = 1;
+  repeated float max_size = 2;
+  repeated float aspect_ratio = 3;
+  optional bool flip = 4 [default = true];
+  optional bool clip = 5 [default = false];
+  repeated float variance = 6;
+  optional uint32 img_size = 7;
+  optional uint32 img_h = 8;
+  optional uint32 img_w = 9;
+  optional float step = 10;
+  optional float step_h = 11;
+  optional float step_w = 12;
+  optional float offset = 13 [default = 0.5];
+}
+
+message NonMaximumSuppressionParameter {
+  optional float nms_threshold = 1 [default = 0.3];
+  optional int32 top_k = 2;
+  optional float eta = 3 [default = 1.0];
+}
+
+message SaveOutputParameter {
+  optional string output_directory = 1;
+  optional string output_name_prefix = 2;
+  optional string output_format = 3;
+  optional string label_map_file = 4;
+  optional string name_size_file = 5;
+  optional uint32 num_test_image = 6;
+}
+
+message DetectionOutputParameter {
+  optional uint32 num_classes = 1;
+  optional bool share_location = 2 [default = true];
+  optional int32 background_label_id = 3 [default = 0];
+  optional NonMaximumSuppressionParameter nms_param = 4;
+  optional SaveOutputParameter save_output_param = 5;
+  optional PriorBoxParameter.CodeType code_type = 6 [default = CORNER];
+  optional bool variance_encoded_in_target = 8 [default = false];
+  optional int32 keep_top_k = 7 [default = -1];
+  optional float confidence_threshold = 9;
+  optional bool visualize = 10 [default = false];
+  optional float visualize_threshold = 11;
+  optional string save_file = 12;
+  // OpenCV's fields (text format only; OpenCV numbers normalized_bbox 10, which the SSD fork gave visualize)
+  optional bool normalized_bbox = 1010 [default = true];
+  optional bool clip = 1000 [default = false];
 }
 
 message V1LayerParameter {
