@@ -1,21 +1,22 @@
 import { Config } from './config';
 import { Logger, StageResult } from './stage';
-import { runConvert } from './convert';
-import { runCompile } from './compile';
-import { runImage } from './image';
-import { runSmoke } from './smoke';
 
-/** Dispatch a validated config to its stage. The action and the CLI both come through here. */
+/* eslint-disable @typescript-eslint/no-require-imports */
+/**
+ * Dispatch a validated config to its stage. The action and the CLI both come through here. A stage's modules
+ * are required when it runs (kept in the bundle's main file: required, not imported), so one stage does not
+ * start up the others.
+ */
 export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
   switch (cfg.stage) {
     case 'convert':
-      return runConvert(cfg.convert, log);
+      return (require('./convert') as typeof import('./convert')).runConvert(cfg.convert, log);
     case 'compile':
-      return runCompile(cfg.compile, log);
+      return (require('./compile') as typeof import('./compile')).runCompile(cfg.compile, log);
     case 'image':
-      return runImage(cfg.image, log);
+      return (require('./image') as typeof import('./image')).runImage(cfg.image, log);
     case 'smoke':
-      return runSmoke(cfg.smoke, log);
+      return (require('./smoke') as typeof import('./smoke')).runSmoke(cfg.smoke, log);
     case 'rollout':
       // loaded on use: @kubernetes/client-node is large and ESM-only
       return (await import('./rollout')).runRollout(cfg.rollout, log);
@@ -27,3 +28,4 @@ export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
       return (await import('./pipeline')).runPipeline(cfg, log);
   }
 }
+/* eslint-enable @typescript-eslint/no-require-imports */

@@ -3,8 +3,8 @@ import { consoleLogger } from '../stage';
 import { runStage } from '../run';
 import { isModelshipError, ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
-import { serveMain } from '../serve/main';
-import { storePush, storePull } from '../store';
+import type { serveMain as ServeMain } from '../serve/main';
+import type { storePush as StorePush, storePull as StorePull } from '../store';
 
 const BOOLEAN_FLAGS = new Set(INPUTS.filter((i) => i.kind === 'boolean').map((i) => i.name));
 
@@ -67,6 +67,8 @@ async function storeMain(argv: string[], out: NodeJS.WritableStream): Promise<nu
     flags.set(rest[i].slice(2), rest[i + 1]);
   }
   const need = (k: string) => flags.get(k) ?? (() => { throw new ModelshipError('input', `store ${verb} needs --${k}`, { field: k }); })();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { storePush, storePull } = require('../store') as { storePush: typeof StorePush; storePull: typeof StorePull };
   let r;
   if (verb === 'push') r = await storePush(need('artifact'), need('to'), { tag: flags.get('tag'), metadataFile: flags.get('metadata') });
   else if (verb === 'pull') r = await storePull(need('from'), need('out'));
@@ -82,7 +84,9 @@ export async function cli(argv: string[], out: NodeJS.WritableStream = process.s
       out.write(VERSION + '\n');
       return 0;
     }
-    if (argv[0] === 'serve') return await serveMain(argv.slice(1), out);
+    // the serving runtime and the store are required on use: `modelship convert` starts without them
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    if (argv[0] === 'serve') return await (require('../serve/main') as { serveMain: typeof ServeMain }).serveMain(argv.slice(1), out);
     if (argv[0] === 'store') return await storeMain(argv.slice(1), out);
     const { values, json, help } = parseArgs(argv);
     if (help || values.size === 0) {

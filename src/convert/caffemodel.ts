@@ -1,5 +1,4 @@
 import * as protobuf from 'protobufjs';
-import { CAFFEMODEL_PROTO } from './schema/caffe';
 import { ModelshipError } from '../util/errors';
 import { FloatData } from './floatdata';
 
@@ -20,17 +19,69 @@ export interface CaffeModelWeights {
   layers: Map<string, { type: string; blobs: WeightBlob[] }>;
 }
 
-let root: protobuf.Root | undefined;
-function schema(): protobuf.Root {
-  if (!root) {
-    root = protobuf.parse(CAFFEMODEL_PROTO, { keepCase: true }).root;
-    root.resolveAll();
-    const blobType = root.lookupType('caffemodel.BlobProto');
-    // Replace the (empty) generated BlobProto decoder with one that keeps packed float data as bytes:
-    // a 28 MB GoogLeNet decodes without materialising 7 M JS numbers.
-    (blobType as unknown as { decode: (r: protobuf.Reader | Uint8Array, len?: number) => unknown }).decode = decodeBlob;
+/**
+ * The caffemodel is scanned by hand with protobufjs's Reader (its error messages included), for the fields
+ * schema/caffe.ts's CAFFEMODEL_PROTO names: NetParameter { name = 1; LayerParameter layer = 100; V1LayerParameter
+ * layers = 2 }, LayerParameter { name = 1; type = 2; BlobProto blobs = 7 }, V1LayerParameter { name = 4; int32
+ * type = 5; blobs = 6 }; every other field is skipped unread. No schema is parsed and no codec generated, and packed
+ * float data stays as bytes: a 553 MB VGG16 is scanned without a copy, a 28 MB GoogLeNet without materialising
+ * 7 M JS numbers.
+ */
+interface RawLayer {
+  name?: string;
+  /** V2: the type name; V1: the LayerType enum */
+  type?: string | number;
+  blobs: RawBlob[];
+}
+
+interface RawNet {
+  name?: string;
+  layer: RawLayer[];
+  layers: RawLayer[];
+}
+
+/** Run `body` with the reader bounded to the next `length` bytes (a nested message), as protobufjs's decoders do. */
+function nested<T>(r: protobuf.Reader, length: number, what: string, body: (end: number) => T): T {
+  const end = r.pos + length;
+  if (end > r.len) throw new RangeError(`index out of range: ${r.pos} + ${length} > ${r.len}`);
+  const outer = r.len;
+  r.len = end;
+  const v = body(end);
+  if (r.pos !== end) throw new RangeError(`${what} overruns its length`);
+  r.len = outer;
+  return v;
+}
+
+function scanNet(bytes: Uint8Array): RawNet {
+  const r = protobuf.Reader.create(bytes);
+  const net: RawNet = { layer: [], layers: [] };
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    if (wire === 2 && field === 1) net.name = r.string();
+    else if (wire === 2 && field === 100) net.layer.push(scanLayer(r, false));
+    else if (wire === 2 && field === 2) net.layers.push(scanLayer(r, true));
+    else r.skipType(wire);
   }
-  return root;
+  return net;
+}
+
+function scanLayer(r: protobuf.Reader, v1: boolean): RawLayer {
+  const [nameField, typeField, blobsField] = v1 ? [4, 5, 6] : [1, 2, 7];
+  return nested(r, r.uint32(), 'layer', (end) => {
+    const l: RawLayer = { blobs: [] };
+    while (r.pos < end) {
+      const tag = r.uint32();
+      const field = tag >>> 3;
+      const wire = tag & 7;
+      if (field === nameField && wire === 2) l.name = r.string();
+      else if (field === typeField && wire === (v1 ? 0 : 2)) l.type = v1 ? r.int32() : r.string();
+      else if (field === blobsField && wire === 2) l.blobs.push(nested(r, r.uint32(), 'blob', (e) => decodeBlob(r, e)));
+      else r.skipType(wire);
+    }
+    return l;
+  });
 }
 
 interface RawBlob {
@@ -47,9 +98,7 @@ interface RawBlob {
   doubleValues: number[];
 }
 
-function decodeBlob(input: protobuf.Reader | Uint8Array, length?: number): RawBlob {
-  const r = input instanceof protobuf.Reader ? input : protobuf.Reader.create(input);
-  const end = length === undefined ? r.len : r.pos + length;
+function decodeBlob(r: protobuf.Reader, end: number): RawBlob {
   const b: RawBlob = { hasLegacy: false, num: 0, channels: 0, height: 0, width: 0, floatChunks: [], floatValues: [], doubleChunks: [], doubleValues: [] };
   while (r.pos < end) {
     const tag = r.uint32();
@@ -111,7 +160,6 @@ function decodeBlob(input: protobuf.Reader | Uint8Array, length?: number): RawBl
         r.skipType(wire); // diff, double_diff and anything newer
     }
   }
-  if (r.pos !== end) throw new RangeError('blob overruns its length');
   return b;
 }
 
@@ -207,17 +255,16 @@ const V1_TYPE_NAMES: Record<number, string> = {
  */
 export function decodeCaffeModel(bytes: Uint8Array, file: string): CaffeModelWeights {
   if (bytes.length === 0) throw new ModelshipError('binary', 'the caffemodel is empty', { file });
-  const NetParameter = schema().lookupType('caffemodel.NetParameter');
-  let msg: { name?: string; layer?: { name?: string; type?: string; blobs?: RawBlob[] }[]; layers?: { name?: string; type?: number; blobs?: RawBlob[] }[] };
+  let msg: RawNet;
   try {
-    msg = NetParameter.decode(bytes) as unknown as typeof msg;
+    msg = scanNet(bytes);
   } catch (e) {
     const why = (e as Error).message;
     throw new ModelshipError('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
   }
   const layers = new Map<string, { type: string; blobs: WeightBlob[] }>();
-  const v2 = msg.layer ?? [];
-  const v1 = msg.layers ?? [];
+  const v2 = msg.layer;
+  const v1 = msg.layers;
   if (v2.length === 0 && v1.length === 0) {
     throw new ModelshipError('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
   }
@@ -229,7 +276,7 @@ export function decodeCaffeModel(bytes: Uint8Array, file: string): CaffeModelWei
     }
     layers.set(name, { type, blobs: blobs.map((b, index) => toWeightBlob(b, { file, layer: name, index })) });
   };
-  for (const l of v1) add(l.name, V1_TYPE_NAMES[l.type ?? 0] ?? String(l.type), l.blobs);
-  for (const l of v2) add(l.name, l.type ?? '', l.blobs);
+  for (const l of v1) add(l.name, V1_TYPE_NAMES[(l.type as number | undefined) ?? 0] ?? String(l.type), l.blobs);
+  for (const l of v2) add(l.name, (l.type as string | undefined) ?? '', l.blobs);
   return { name: msg.name, format: v2.length > 0 ? 'V2' : 'V1', layers };
 }

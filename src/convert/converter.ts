@@ -7,6 +7,7 @@ import { ModelshipError } from '../util/errors';
 import { sha256 } from '../util/fsx';
 import type { LayerPlugin } from './plugins';
 import { VERSION } from '../version';
+import { writeModelFile } from './onnxfile';
 
 /** One version of a Caffe blob in the ONNX graph (in-place layers make several versions of one blob). */
 export interface BlobVersion {
@@ -21,7 +22,10 @@ export interface BlobVersion {
 }
 
 export interface ConversionResult {
+  /** the ONNX model (joined into one buffer on first use: writeOnnx does without) */
   onnx: Uint8Array;
+  /** write the ONNX model to a file atomically, the weights streamed from the caffemodel buffer; its sha256 and size */
+  writeOnnx(file: string): Promise<{ sha256: string; size: number }>;
   net: CaffeNet;
   weightsFormat: 'V1' | 'V2';
   inputs: Value[];
@@ -162,17 +166,30 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
   const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
   if (unused.length) warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
 
+  let caffemodelSha256: string | undefined;
   const metadata: Record<string, string> = {
     'modelship.converter_version': VERSION,
     'modelship.prototxt_sha256': sha256(input.prototxt),
-    'modelship.caffemodel_sha256': sha256(input.caffemodel),
+    // read when the model is written: writeOnnx hashes the caffemodel as it writes (onnxfile.ts)
+    get 'modelship.caffemodel_sha256'() {
+      return (caffemodelSha256 ??= sha256(input.caffemodel));
+    },
     'modelship.source_format': `caffe-${net.format}`,
     'modelship.net_name': net.name,
     'modelship.inputs': JSON.stringify(net.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
   };
+  // outputs made by DetectionOutput: [1, 1, D, 7] rows, compared and served as detections, not as tensors
+  const detectionOutputs = outputs.filter((o) => versions.some((v) => v.onnx === o.name && v.layerType === 'DetectionOutput'));
+  if (detectionOutputs.length) metadata['modelship.detection_outputs'] = detectionOutputs.map((o) => o.name).join(',');
   const meta = { producerVersion: VERSION, graphName: net.name, docString: `Converted from Caffe by modelship ${VERSION}`, metadata };
+  // encoded now (a graph protobuf cannot take fails here), joined into one buffer only if `onnx` is read
+  const model = g.model(meta);
+  let onnx: Uint8Array | undefined;
   return {
-    onnx: g.encode(meta),
+    get onnx() {
+      return (onnx ??= model.toBytes());
+    },
+    writeOnnx: (file) => writeModelFile(file, model, { bytes: input.caffemodel, done: (h) => (caffemodelSha256 ??= h) }),
     net,
     weightsFormat: weights.format,
     inputs: g.inputs,
