@@ -135,7 +135,7 @@ describe('the CLI surface', () => {
     expect(r.stderr).toMatch(/reference input for "data" has shape \[1,2,9,9\], the net expects \[1,1,28,28\]/);
   });
 
-  test('a parity failure exits 1 naming the first diverging layer; the report is kept for debugging', async () => {
+  test('a parity failure exits 1 saying which check failed and naming the first diverging layer; the report is kept for debugging', async () => {
     const T = caffeRoot().lookupType('caffe.NetParameter');
     const net = T.decode(fs.readFileSync(lenetWeights)) as any;
     net.layer.find((l: any) => l.name === 'ip1').blobs[1].data[3] += 0.5;
@@ -144,7 +144,7 @@ describe('the CLI surface', () => {
     const r = await run(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', weights, '--out', path.join(dir, 'm.onnx'), '--reference', LENET, '--per-layer']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^parity=fail$/m);
-    expect(r.stderr).toMatch(/parity check failed: max \|Δ\| [0-9.e-]+ \(tolerance 0.00001\), first diverging layer "ip1"/);
+    expect(r.stderr).toMatch(/parity check failed: both checks failed \(the end-to-end gate and the per-layer check, first diverging layer "ip1"\)\. End-to-end gate: max \|Δ\| [0-9.e-]+ > limit 0\.001 /);
     const report = JSON.parse(fs.readFileSync(path.join(dir, 'parity.json'), 'utf8'));
     expect(report.perLayer.firstDivergence.layer).toBe('ip1');
   });

@@ -75,7 +75,7 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
     meta.onnxruntime = { version: loadOrt().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
     if (cfg.reference) {
       report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
-        const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs }, cfg.reference!, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
+        const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference!, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
         log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
         return r;
       });

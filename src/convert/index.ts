@@ -3,8 +3,8 @@ import { ConvertConfig } from '../config';
 import { Logger, StageResult } from '../stage';
 import { convertCaffe } from './converter';
 import { loadLayerPlugin } from './plugins';
-import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
-import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
+import { checkParity, parityFailure, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
+import { readFileChecked, writeFileAtomic } from '../util/fsx';
 
 /**
  * The convert stage: Caffe deploy.prototxt + caffemodel → ONNX (opset 13, dynamic batch), with a numeric
@@ -41,8 +41,9 @@ export async function runConvert(cfg: ConvertConfig, log: Logger): Promise<Stage
   }
 
   const out = cfg.out;
-  writeFileAtomic(out, conv.onnx);
-  const digest = sha256(conv.onnx);
+  // streamed from the caffemodel buffer: a large model is not held twice
+  const written = await conv.writeOnnx(out);
+  const digest = written.sha256;
   const outputs: Record<string, string> = {
     'onnx-path': out,
     sha256: digest,
@@ -50,7 +51,7 @@ export async function runConvert(cfg: ConvertConfig, log: Logger): Promise<Stage
     'max-abs-diff': report ? String(report.maxAbsDiff) : '',
     'parity-report': '',
   };
-  let summary = `## modelship convert\n\n\`${cfg.prototxt}\` + \`${cfg.caffemodel}\` → \`${out}\` (sha256 \`${digest.slice(0, 16)}…\`, ${conv.onnx.length} bytes, ${conv.nodeCount} nodes)\n\n`;
+  let summary = `## modelship convert\n\n\`${cfg.prototxt}\` + \`${cfg.caffemodel}\` → \`${out}\` (sha256 \`${digest.slice(0, 16)}…\`, ${written.size} bytes, ${conv.nodeCount} nodes)\n\n`;
   if (report) {
     const dir = path.dirname(out);
     const jsonPath = path.join(dir, 'parity.json');
@@ -67,6 +68,6 @@ export async function runConvert(cfg: ConvertConfig, log: Logger): Promise<Stage
     outputs,
     summary,
     ok,
-    failure: ok ? undefined : `parity check failed: max |Δ| ${report!.maxAbsDiff} (tolerance ${cfg.tolerance})${report!.perLayer?.firstDivergence ? `, first diverging layer "${report!.perLayer.firstDivergence.layer}"` : ''}; see ${outputs['parity-report']}`,
+    failure: ok ? undefined : `${parityFailure(report!)}; see ${outputs['parity-report']}`,
   };
 }

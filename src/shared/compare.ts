@@ -7,15 +7,21 @@ import { NpyArray } from '../util/npy';
 
 /** Tolerances of the parity gate. */
 export interface ParityTolerance {
-  /** max |Δ| allowed on the net outputs, scaled by max(1, max|reference|): absolute for probabilities */
+  /** end to end: max |Δ| allowed on the net outputs, scaled by max(1, max|reference|): absolute for probabilities */
   maxAbsDiff: number;
-  /** how many top classes must agree, in order */
+  /** how many top classes must agree, in order (classes whose reference scores are within the limit are ties) */
   topK: number;
-  /** per-layer: |Δ| ≤ layerRelative · max(1, max|reference|) */
+  /** per-layer (each layer on Caffe's own bottoms): |Δ| ≤ layerRelative · max(1, max|reference|) */
   layerRelative: number;
 }
 
-export const DEFAULT_TOLERANCE: ParityTolerance = { maxAbsDiff: 1e-5, topK: 5, layerRelative: 1e-4 };
+/**
+ * The defaults, from measurements (README "The parity gate", bench/parity-table.ts). End to end, float32 drift of
+ * correct conversions grows with depth: up to 1.65e-4 on probabilities (ResNet-152, batch 2), while the mildest real
+ * mistake measured moves them by 1.4e-2 (a pooling size rounded down); 1e-3 sits between the two with about 6× and
+ * 14× to spare. Per layer there is no accumulation: correct layers reach at most 2.6% of 1e-4.
+ */
+export const DEFAULT_TOLERANCE: ParityTolerance = { maxAbsDiff: 1e-3, topK: 5, layerRelative: 1e-4 };
 
 export interface OutputCheck {
   batch: number;
@@ -35,24 +41,39 @@ function topK(data: Float32Array, start: number, len: number, k: number): number
   return idx.slice(0, Math.min(k, len));
 }
 
+// The loops below run over every value of every layer; they avoid Math.* calls, which cost a hundred times more per value
+// in a vm context (Jest's) than in plain Node.
+
+/** max |x| (NaN if any value is NaN) */
 export function absMax(a: Float32Array): number {
   let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const v = x < 0 ? -x : x;
+    if (!(v <= m)) {
+      if (v !== v) return NaN;
+      m = v;
+    }
+  }
   return m;
 }
 
+/** max |a - b| (Infinity if any difference is NaN) */
 export function maxAbs(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+    const x = a[i] - b[i];
+    const d = x < 0 ? -x : x;
+    if (!(d <= m)) m = d !== d ? Infinity : d;
   }
   return m;
 }
 
 /**
  * One output of one batch against Caffe's: max |Δ| within tolerance · max(1, max|reference|) and the same top-k
- * for every item. The convert and compile stages and the smoke test all judge outputs with this.
+ * for every item. Two classes whose reference scores differ by no more than that limit are a tie: their order in the
+ * top-k may differ (float32 drift legitimately swaps near-ties; a mistake big enough to matter fails max |Δ|).
+ * The convert and compile stages and the smoke and rollout golden requests all judge outputs with this.
  */
 export function compareOutput(name: string, batch: number, got: NpyArray, ref: NpyArray, tol: ParityTolerance): OutputCheck {
   const limit = tol.maxAbsDiff * Math.max(1, absMax(ref.data));
@@ -67,7 +88,8 @@ export function compareOutput(name: string, batch: number, got: NpyArray, ref: N
     const a = topK(got.data, n * per, per, tol.topK);
     const b = topK(ref.data, n * per, per, tol.topK);
     tk.push({ onnx: a, reference: b });
-    if (a.join() !== b.join()) match = false;
+    // rank by rank: the same class, or one whose reference score ties (within the limit) with the reference's
+    if (a.length !== b.length || a.some((c, i) => c !== b[i] && !(Math.abs(ref.data[n * per + c] - ref.data[n * per + b[i]]) <= limit))) match = false;
   }
   return { batch, output: name, shape: ref.shape, maxAbsDiff: diff, limit, topKMatch: match, topK: tk, pass: diff <= limit && match };
 }
