@@ -51,15 +51,15 @@ test('outputs: chosen blobs, intermediate ones included; an unknown blob is refu
 });
 
 test('every unsupported layer is named at once (name, type, line), before the weights are read', async () => {
-  // SSD's Normalize and Permute in place of LeNet's ReLU and Softmax; the caffemodel is empty: the layers are the
-  // problem to report, not the weights
-  const proto = lenetProto.replace('type: "ReLU"', 'type: "Normalize"').replace('type: "Softmax"', 'type: "Permute"');
+  // common forks' Interp and ShuffleChannel in place of LeNet's ReLU and Softmax; the caffemodel is empty: the layers
+  // are the problem to report, not the weights
+  const proto = lenetProto.replace('type: "ReLU"', 'type: "Interp"').replace('type: "Softmax"', 'type: "ShuffleChannel"');
   const f = write('deploy.prototxt', proto);
   const r = await runCli(['convert', '--prototxt', f, '--caffemodel', write('empty.caffemodel', ''), '--out', path.join(tmpDir(), 'z.onnx')]);
   expect(r.code).not.toBe(0);
   const relu = lineOf(proto, 'name: "relu1"') - 1;
   const prob = lineOf(proto, 'name: "prob"') - 1;
-  expect(r.stderr).toMatch(new RegExp(`2 layers of unsupported types \\("Normalize", "Permute"\\): "relu1" \\(type "Normalize", line ${relu}\\); "prob" \\(type "Permute", line ${prob}\\)\\. Supported types: `));
+  expect(r.stderr).toMatch(new RegExp(`2 layers of unsupported types \\("Interp", "ShuffleChannel"\\): "relu1" \\(type "Interp", line ${relu}\\); "prob" \\(type "ShuffleChannel", line ${prob}\\)\\. Supported types: `));
   expect(r.stderr).not.toMatch(/caffemodel is empty/);
 });
 

@@ -4,7 +4,10 @@ import * as path from 'path';
 import * as protobuf from 'protobufjs';
 import { convertCaffe } from '../src/convert/converter';
 import { MODEL_CONFIG_PROTO, MODEL_CONFIG_PROTO_SOURCE, modelConfigSchema } from '../src/image/schema/model_config';
-import { parseTritonConfig, tritonConfig, tritonDataType, TritonModelSpec } from '../src/image/triton-config';
+import { parseTritonConfig, tritonConfig, tritonDataType, tritonMaxBatchSize, TritonModelSpec } from '../src/image/triton-config';
+import { planTritonModel } from '../src/image/triton';
+import { detectionOutputNames } from '../src/serve/detection';
+import { tinySsd } from './helpers/ssd';
 import { ModelshipError } from '../src/util/errors';
 import { onnxInfo, TensorSig } from '../src/util/onnxinfo';
 import { FIXTURES, tmpDir } from './helpers/caffe';
@@ -126,6 +129,11 @@ function convertFixture(dir: string): Uint8Array {
 }
 
 const lenet = onnxInfo(convertFixture('lenet'));
+/** a tiny SSD: its DetectionOutput is one [1, 1, D, 7] table per batch, named in the ONNX metadata */
+const ssdNet = tinySsd();
+const ssdBytes = convertCaffe({ prototxt: Buffer.from(ssdNet.prototxt), prototxtFile: 'deploy.prototxt', caffemodel: ssdNet.caffemodel, caffemodelFile: 'w.caffemodel' }).onnx;
+const ssd = onnxInfo(ssdBytes);
+const ssdSpec = (over: Partial<TritonModelSpec> = {}): TritonModelSpec => ({ name: 'ssd', platform: 'onnxruntime_onnx', maxBatchSize: 32, inputs: ssd.inputs, outputs: ssd.outputs, maxQueueDelayUs: 100, gpu: false, detectionOutputs: detectionOutputNames(ssd.metadata, ssd.outputs.map((o) => o.name)), ...over });
 const zooBranch = onnxInfo(convertFixture('zoo_branch'));
 
 /** GoogLeNet's deploy signature (BVLC bvlc_googlenet: data 3x224x224 → prob 1000), as onnxInfo reports it */
@@ -259,6 +267,36 @@ describe('tritonConfig', () => {
     expect(cfg.output[0]).toEqual({ name: 'logits', data_type: 'TYPE_FP16', dims: [1, 1000] });
     expect(cfg.dynamic_batching).toBeUndefined();
     expect(text).not.toContain('dynamic_batching');
+  });
+
+  test('a detection model (SSD): max_batch_size 0 whatever the batch size asked, full dims, no dynamic_batching', () => {
+    expect(ssd.metadata['modelship.detection_outputs']).toBe('detection_out');
+    const text = tritonConfig(ssdSpec());
+    expect(text).toContain('# a detection model (detection_out: one [1, 1, D, 7] table per batch, not batch-first): no batching\nmax_batch_size: 0\n');
+    const cfg = parseTritonConfig(text, 'ssd/config.pbtxt') as Record<string, any>;
+    expect(cfg).toEqual({
+      name: 'ssd',
+      platform: 'onnxruntime_onnx',
+      max_batch_size: 0,
+      input: [{ name: 'data', data_type: 'TYPE_FP32', dims: [-1, 3, 32, 32] }],
+      output: [{ name: 'detection_out', data_type: 'TYPE_FP32', dims: [1, 1, -1, 7] }],
+      instance_group: [{ count: 1, kind: 'KIND_CPU' }],
+    });
+    expect(tritonMaxBatchSize(ssdSpec())).toBe(0);
+    // without the metadata's list the table's fixed first dim cannot be a batch: refused as before, naming it
+    expect(thrown(() => tritonConfig(ssdSpec({ detectionOutputs: undefined }))).message).toMatch(/output "detection_out": its first dimension is fixed at 1, so it cannot be the batch dimension while max_batch_size is 32/);
+    // a name in the list that is no output of the model changes nothing
+    expect(tritonMaxBatchSize(spec({ detectionOutputs: ['detection_out'] }))).toBe(8);
+  });
+
+  test('the image stage plans a detection ONNX with max_batch_size 0 (from the model\'s metadata)', async () => {
+    const m = await planTritonModel({ model: 'ssd.onnx', bytes: ssdBytes, modelName: 'ssd', gpu: true, maxQueueDelayUs: 100, maxBatch: 32, servingImage: 'triton', servingRef: 'triton@sha256:x', env: {} });
+    expect(m.maxBatchSize).toBe(0);
+    expect(m.config).toMatch(/max_batch_size: 0\n/);
+    expect(m.config).not.toContain('dynamic_batching');
+    expect(m.config).toContain('kind: KIND_GPU');
+    const l = await planTritonModel({ model: 'lenet.onnx', bytes: convertFixture('lenet'), modelName: 'lenet', gpu: false, maxQueueDelayUs: 100, maxBatch: 32, servingImage: 'triton', servingRef: 'triton@sha256:x', env: {} });
+    expect(l.maxBatchSize).toBe(32);
   });
 
   test('symbolic non-batch dims become -1 and names with quotes, backslashes and non-ASCII survive the round trip', () => {
@@ -472,6 +510,18 @@ describeOracle("agreement with Google's protobuf text-format parser", () => {
     expect(richG.parameters).toEqual({ a: { string_value: '2' }, '': { string_value: 'keyless' } });
     expect(richG.dynamic_batching.priority_queue_policy).toEqual({ '1': { max_queue_size: 3 }, '2': { allow_timeout_override: true } });
     expect(seqG.sequence_batching.oldest).toEqual({ max_candidate_sequences: 4, preferred_batch_size: [2] });
+  });
+
+  test("a detection model's config reads the same with Google's parser: max_batch_size 0, full dims, no dynamic_batching", () => {
+    const text = tritonConfig(ssdSpec({ gpu: true }));
+    const [g] = googleParse([text]);
+    if (!g.ok) throw new Error(`Google's parser refused the detection config: ${g.error}\n${text}`);
+    expect(proto3Json(parseTritonConfig(text, 'ssd/config.pbtxt'), ModelConfig())).toEqual(g.dict);
+    // (proto3 JSON leaves out max_batch_size 0, a default)
+    expect(g.dict.max_batch_size).toBeUndefined();
+    expect(g.dict.input).toEqual([{ name: 'data', data_type: 'TYPE_FP32', dims: ['-1', '3', '32', '32'] }]);
+    expect(g.dict.output).toEqual([{ name: 'detection_out', data_type: 'TYPE_FP32', dims: ['1', '1', '-1', '7'] }]);
+    expect(g.dict.dynamic_batching).toBeUndefined();
   });
 
   test("what our parser refuses as text format or schema, Google's parser refuses too", () => {

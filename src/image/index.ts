@@ -303,7 +303,7 @@ async function modelshipContext(cfg: ImageConfig, o: { modelFile: string; modelB
     o.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
   }
   const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: o.modelFile, modelBytes: o.modelBytes, modelSha: o.modelSha });
-  const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: o.modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels: o.labels, env: cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+  const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: o.modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels: o.labels, env: { ...(cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}), ...(cfg.preprocess ? { MODELSHIP_PREPROCESS: JSON.stringify(cfg.preprocess) } : {}) }, providers: !!providers, ortDir: IMAGE_ORT_DIR });
   return { ctx, dockerfile };
 }
 

@@ -1,3 +1,4 @@
+import type { Preprocess } from '../serve/preprocess';
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
 import type { Runtime } from '../shared/runtime';
@@ -160,10 +161,13 @@ export interface ImageConfig {
   providerPackage: string;
   providerPackageSha256: string;
   nugetSource: string;
+  /** input `preprocess`: written into a modelship image as MODELSHIP_PREPROCESS */
+  preprocess?: Preprocess;
 }
 
 export function readImageConfig(r: Reader, s: SharedConfig): ImageConfig {
   const c: ImageConfig = {
+    preprocess: s.preprocess,
     image: s.image,
     runtime: s.runtime,
     tritonImage: s.tritonImage,

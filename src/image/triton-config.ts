@@ -24,6 +24,21 @@ export interface TritonModelSpec {
   maxQueueDelayUs: number;
   /** instance_group KIND_GPU (count 1), else KIND_CPU (count 1) */
   gpu: boolean;
+  /**
+   * the model's detection outputs (its ONNX metadata's `modelship.detection_outputs`): SSD's DetectionOutput, one
+   * [1, 1, D, 7] table for the whole batch, rows tagged with their item. Not batch-first, so Triton cannot batch the
+   * model: such a model gets max_batch_size 0 (whatever maxBatchSize says), full dims and no dynamic_batching.
+   */
+  detectionOutputs?: string[];
+}
+
+/**
+ * The max_batch_size a model gets: 0 for a detection model (its outputs are not batch-first; a request still sends
+ * any batch, as the input's first dim is -1), else the spec's.
+ */
+export function tritonMaxBatchSize(spec: Pick<TritonModelSpec, 'maxBatchSize' | 'detectionOutputs' | 'outputs'>): number {
+  const names = new Set(spec.outputs.map((o) => o.name));
+  return (spec.detectionOutputs ?? []).some((d) => names.has(d)) ? 0 : spec.maxBatchSize;
 }
 
 /** ONNX TensorProto.DataType → Triton DataType, for the types Triton has */
@@ -169,18 +184,20 @@ export function tritonConfig(spec: TritonModelSpec): string {
   }
   if (spec.inputs.length === 0) bad('the model has no inputs');
   if (spec.outputs.length === 0) bad('the model has no outputs');
-  const inputs = spec.inputs.map((t) => tensorEntry(t, spec.maxBatchSize, 'input', spec.name));
-  const outputs = spec.outputs.map((t) => tensorEntry(t, spec.maxBatchSize, 'output', spec.name));
+  const maxBatchSize = tritonMaxBatchSize(spec);
+  const inputs = spec.inputs.map((t) => tensorEntry(t, maxBatchSize, 'input', spec.name));
+  const outputs = spec.outputs.map((t) => tensorEntry(t, maxBatchSize, 'output', spec.name));
 
   const lines = [
     '# Triton model configuration, written by modelship',
     `name: ${quote(spec.name)}`,
     `platform: ${quote(spec.platform)}`,
-    `max_batch_size: ${spec.maxBatchSize}`,
+    ...(maxBatchSize !== spec.maxBatchSize ? [`# a detection model (${spec.detectionOutputs!.join(', ')}: one [1, 1, D, 7] table per batch, not batch-first): no batching`] : []),
+    `max_batch_size: ${maxBatchSize}`,
     ...tensorBlock('input', inputs),
     ...tensorBlock('output', outputs),
   ];
-  if (spec.maxBatchSize > 0) {
+  if (maxBatchSize > 0) {
     lines.push('dynamic_batching {', `  max_queue_delay_microseconds: ${spec.maxQueueDelayUs}`, '}');
   }
   lines.push('instance_group [', '  {', '    count: 1', `    kind: ${spec.gpu ? 'KIND_GPU' : 'KIND_CPU'}`, '  }', ']');

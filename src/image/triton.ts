@@ -3,7 +3,8 @@ import * as path from 'path';
 import { ModelshipError } from '../util/errors';
 import { onnxInfo, TensorSig } from '../util/onnxinfo';
 import { runProcess } from '../util/proc';
-import { tritonConfig } from './triton-config';
+import { tritonConfig, tritonMaxBatchSize, TritonModelSpec } from './triton-config';
+import { detectionOutputNames } from '../serve/detection';
 import { checkPlanForImage, imageTensorRTVersion, readPlanMetadata } from './tensorrt-version';
 import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '../shared/runtime';
 
@@ -74,6 +75,7 @@ export async function planTritonModel(o: { model: string; bytes: Uint8Array; mod
   let outputs: TensorSig[];
   let maxBatchSize = o.maxBatch;
   let tensorrt: TritonModel['tensorrt'];
+  let detectionOutputs: string[] = [];
   if (plan) {
     if (!o.gpu) throw new ModelshipError('input', `input "gpu": ${o.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
     const servingVersion = await imageTensorRTVersion(o.servingRef, o.env, o.creds);
@@ -89,10 +91,13 @@ export async function planTritonModel(o: { model: string; bytes: Uint8Array; mod
     const info = onnxInfo(o.bytes, o.model);
     inputs = info.inputs;
     outputs = info.outputs;
+    detectionOutputs = detectionOutputNames(info.metadata, outputs.map((x) => x.name));
   }
   const platform = plan ? 'tensorrt_plan' : 'onnxruntime_onnx';
-  const config = tritonConfig({ name: o.modelName, platform, maxBatchSize, inputs, outputs, maxQueueDelayUs: o.maxQueueDelayUs, gpu: o.gpu });
-  return { config, file: plan ? 'model.plan' : 'model.onnx', platform, maxBatchSize, tensorrt };
+  // (a detection model's outputs are not batch-first: max_batch_size 0, see tritonMaxBatchSize)
+  const spec: TritonModelSpec = { name: o.modelName, platform, maxBatchSize, inputs, outputs, maxQueueDelayUs: o.maxQueueDelayUs, gpu: o.gpu, detectionOutputs };
+  const config = tritonConfig(spec);
+  return { config, file: plan ? 'model.plan' : 'model.onnx', platform, maxBatchSize: tritonMaxBatchSize(spec), tensorrt };
 }
 
 /** Write the model repository into `ctx/models/`. */

@@ -1,12 +1,22 @@
+import { splitDetectionTable } from './detection';
+
 /**
  * Dynamic batching: concurrent requests are concatenated along the batch axis up to `maxBatchSize` items or
  * until `maxQueueDelayMs` after the first queued request, run once, and the results split back per request.
  * One batch runs at a time; requests that arrive meanwhile form the next batch. A request that finds the server
  * idle runs at once (no queue delay at low load).
+ *
+ * Outputs are batch-first (split along dim 0 by item), except a detection table (SSD's DetectionOutput: one
+ * [1, 1, D, 7] table for the whole batch, rows tagged with their item's index): it is split by that index, each
+ * request getting the rows of its own items, the index re-based to its own ([1, 1, d, 7]).
  */
 export interface BatchOutput {
-  /** per-item size of each output (values per batch item) and the item shape */
-  [name: string]: { data: Float32Array; itemShape: number[] };
+  /**
+   * The runner's: the whole batch's output, `itemShape` its shape without the batch dim; `detections` marks a
+   * detection table (its data the whole [1, 1, D, 7] table). A request's: its part; a detection table's part has
+   * its full `shape` ([1, 1, d, 7]), a batch-first output's is [its items, ...itemShape].
+   */
+  [name: string]: { data: Float32Array; itemShape: number[]; detections?: boolean; shape?: number[] };
 }
 
 export type BatchRunner = (input: Float32Array, items: number) => Promise<BatchOutput>;
@@ -97,6 +107,11 @@ export class DynamicBatcher {
       for (const p of batch) {
         const mine: BatchOutput = {};
         for (const [name, o] of Object.entries(out)) {
+          if (o.detections) {
+            const rows = splitDetectionTable(o.data, start, p.items);
+            mine[name] = { data: rows, itemShape: [1, rows.length / 7, 7], detections: true, shape: [1, 1, rows.length / 7, 7] };
+            continue;
+          }
           const size = o.data.length / items;
           mine[name] = { data: o.data.slice(start * size, (start + p.items) * size), itemShape: o.itemShape };
         }

@@ -2,17 +2,9 @@ import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { ProtocolError } from './kserve';
 
-/** Caffe-style preprocessing, GoogLeNet's defaults: resize to 256 on the short side, center crop, BGR, mean. */
-export interface Preprocess {
-  /** short side after resize (0 = resize straight to the crop) */
-  resize: number;
-  channelOrder: 'BGR' | 'RGB';
-  /** per-channel mean in channelOrder, subtracted before scaling */
-  mean: number[];
-  scale: number;
-}
-
-export const GOOGLENET_PREPROCESS: Preprocess = { resize: 256, channelOrder: 'BGR', mean: [104, 117, 123], scale: 1 };
+export { GOOGLENET_PREPROCESS, parsePreprocess } from './preprocess';
+export type { Preprocess } from './preprocess';
+import { Preprocess } from './preprocess';
 
 interface Rgba {
   width: number;
@@ -52,7 +44,7 @@ function sample(img: Rgba, x: number, y: number, c: number): number {
   return (at(x0, y0) * (1 - fx) + at(x1, y0) * fx) * (1 - fy) + (at(x0, y1) * (1 - fx) + at(x1, y1) * fx) * fy;
 }
 
-/** Decode and preprocess an image into a [1, 3, H, W] float tensor. */
+/** Decode and preprocess an image into a [1, 3, H, W] float tensor (classification: resize, center crop). */
 export function imageToTensor(bytes: Buffer, height: number, width: number, p: Preprocess): Float32Array {
   const img = decodeImage(bytes);
   // resize so the short side is `resize` (or straight to the crop), then take the center crop
@@ -72,4 +64,27 @@ export function imageToTensor(bytes: Buffer, height: number, width: number, p: P
     }
   }
   return out;
+}
+
+/**
+ * Decode and preprocess an image for a detection model (SSD): the whole image resized to H x W (the aspect ratio is
+ * not kept and nothing is cropped, as SSD's test-time transform and OpenCV's `blobFromImage(img, scale, (W, H), mean,
+ * crop=False)` do), then channel order, mean and scale as `p` says (`p.resize` does not apply). A detection's
+ * normalized box times the original `width` and `height` is then the box in the original image's pixels.
+ */
+export function imageToDetectionTensor(bytes: Buffer, height: number, width: number, p: Preprocess): { data: Float32Array; width: number; height: number } {
+  const img = decodeImage(bytes);
+  const sx = width / img.width;
+  const sy = height / img.height;
+  const out = new Float32Array(3 * height * width);
+  const order = p.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const v = sample(img, (x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5, order[c]);
+        out[(c * height + y) * width + x] = (v - (p.mean[c] ?? 0)) * p.scale;
+      }
+    }
+  }
+  return { data: out, width: img.width, height: img.height };
 }

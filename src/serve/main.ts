@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import { startServer, DEFAULT_SERVE, ServeOptions } from './server';
 import { loadKey } from './crypto';
-import { Preprocess } from './image';
+import { Preprocess, parsePreprocess } from './image';
 import { parseProvider } from './provider';
 import { parseBytes } from './memory';
 import { ModelshipError } from '../util/errors';
@@ -23,6 +23,7 @@ import { METRICS_PORT } from '../shared/runtime';
  *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
  *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
  *   MODELSHIP_LABELS (a file, one label per line), MODELSHIP_PREPROCESS (JSON: resize, channelOrder, mean, scale)
+ *   --detection-threshold / MODELSHIP_DETECTION_THRESHOLD  /detect's minimum score when a request gives none (0.5)
  * and the limits that keep it standing under hostile traffic (SERVE_USAGE lists them all).
  */
 export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: string) => void): ServeOptions {
@@ -38,7 +39,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
       flags.set(a.slice(2), v);
     }
   }
-  const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels', 'metrics-port', 'max-body-bytes', 'max-inflight-bytes', 'header-timeout', 'body-timeout', 'auth-failure-limit', 'decode-threads']);
+  const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels', 'metrics-port', 'max-body-bytes', 'max-inflight-bytes', 'header-timeout', 'body-timeout', 'auth-failure-limit', 'decode-threads', 'detection-threshold']);
   for (const k of flags.keys()) if (!known.has(k)) throw new ModelshipError('input', `unknown serve flag --${k}`, { field: k });
   const get = (flag: string, envName: string): string | undefined => flags.get(flag) ?? (env[envName] || undefined);
   const int = (flag: string, envName: string, dflt: number, min: number): number => {
@@ -72,12 +73,17 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
   let preprocess: Preprocess = DEFAULT_SERVE.preprocess;
   if (env.MODELSHIP_PREPROCESS) {
     try {
-      preprocess = { ...preprocess, ...(JSON.parse(env.MODELSHIP_PREPROCESS) as Partial<Preprocess>) };
+      preprocess = parsePreprocess(env.MODELSHIP_PREPROCESS, preprocess);
     } catch (e) {
-      throw new ModelshipError('input', `MODELSHIP_PREPROCESS is not JSON: ${(e as Error).message}`);
+      throw new ModelshipError('input', `MODELSHIP_PREPROCESS: ${(e as Error).message}`);
     }
   }
   const labelsFile = get('labels', 'MODELSHIP_LABELS');
+  const thresholdRaw = get('detection-threshold', 'MODELSHIP_DETECTION_THRESHOLD');
+  const detectionThreshold = thresholdRaw === undefined ? DEFAULT_SERVE.detectionThreshold : Number(thresholdRaw);
+  if (thresholdRaw !== undefined && (thresholdRaw.trim() === '' || !(detectionThreshold >= 0 && detectionThreshold <= 1))) {
+    throw new ModelshipError('input', `--detection-threshold / MODELSHIP_DETECTION_THRESHOLD must be a number from 0 to 1, got "${thresholdRaw}"`, { field: 'detection-threshold' });
+  }
   return {
     ...DEFAULT_SERVE,
     modelPath,
@@ -102,6 +108,7 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
     apiKey,
     modelKey: loadKey(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
     preprocess,
+    detectionThreshold,
     labels: labelsFile ? fs.readFileSync(labelsFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined,
     log,
   };
@@ -119,7 +126,8 @@ export const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KSer
   --idle-flush / MODELSHIP_IDLE_FLUSH       true: a request that finds the server idle runs at once
   --provider / MODELSHIP_PROVIDER           cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (fallback, stated)
   --intra-op-threads / MODELSHIP_INTRA_OP_THREADS   onnxruntime threads (default: the CPUs the container may use)
-  --labels / MODELSHIP_LABELS               a file of class labels, one per line
+  --labels / MODELSHIP_LABELS               a file of class labels, one per line (a detection model's: by label index)
+  --detection-threshold / MODELSHIP_DETECTION_THRESHOLD   /detect's minimum score when the request sets none (0.5)
   --drain-delay / MODELSHIP_DRAIN_DELAY_S   after SIGTERM, seconds to keep serving with readiness false (0)
   --drain-timeout / MODELSHIP_DRAIN_TIMEOUT_S   then seconds to finish in-flight requests before cutting (20)
   --metrics-port / MODELSHIP_METRICS_PORT   a listener for GET /metrics only, no API key (8002; off: none)

@@ -8,7 +8,8 @@ import { DynamicBatcher, BatchOutput } from './batcher';
 import { ProtocolError, parseInferRequest, encodeInferResponse, responseTensors, HEADER_LENGTH } from './kserve';
 import { topClasses } from './classification';
 import { decryptModel, isEncrypted } from './crypto';
-import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
+import { imageToTensor, imageToDetectionTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
+import { DETECTION_OUTPUTS_KEY, detectionOutputNames, imageDetections } from './detection';
 import { onnxInfo } from '../util/onnxinfo';
 import { cpuBudget } from './cpus';
 import { parseProvider, ProviderRequest } from './provider';
@@ -49,6 +50,8 @@ export interface ServeOptions {
   preprocess: Preprocess;
   labels?: string[];
   topK: number;
+  /** /detect: the score a detection needs when the request gives no `?threshold=` */
+  detectionThreshold: number;
   /** after SIGTERM: keep serving this long with readiness false (load balancers stop sending), then close */
   drainDelayMs: number;
   /** then wait at most this long for in-flight requests; connections still open after it (stalled clients) are cut */
@@ -74,6 +77,7 @@ export const DEFAULT_SERVE: Omit<ServeOptions, 'modelPath' | 'log'> = {
   decodeThreads: 1,
   preprocess: GOOGLENET_PREPROCESS,
   topK: 5,
+  detectionThreshold: 0.5,
   drainDelayMs: 0,
   drainTimeoutMs: 20_000,
 };
@@ -207,11 +211,23 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const authFailures = new FailedAuthLimiter(opts.authFailureLimit);
   const input0 = sig.inputs[0];
   const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
+  // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
+  const detectionOutputs = detectionOutputNames(sig.metadata, sig.outputs.map((o) => o.name));
+  const isDetection = new Set(detectionOutputs);
+  if (detectionOutputs.length) opts.log(`detection output${detectionOutputs.length > 1 ? 's' : ''} ${detectionOutputs.join(', ')}: [1, 1, D, 7] tables, split per request by image_id; POST /v2/models/${opts.modelName}/detect takes an image`);
   const batcher = new DynamicBatcher(
     async (input, items): Promise<BatchOutput> => {
       const res = await engine.run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
       const out: BatchOutput = {};
-      for (const [k, v] of Object.entries(res)) out[k] = { data: v.data, itemShape: v.shape.slice(1) };
+      for (const [k, v] of Object.entries(res)) {
+        if (isDetection.has(k)) {
+          out[k] = { data: v.data, itemShape: v.shape.slice(1), detections: true };
+          continue;
+        }
+        // an output that is not batch-first cannot be split by item: refuse rather than hand out wrong slices
+        if (v.shape[0] !== items) throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${DETECTION_OUTPUTS_KEY} metadata)`);
+        out[k] = { data: v.data, itemShape: v.shape.slice(1) };
+      }
       return out;
     },
     opts.maxBatchSize,
@@ -402,7 +418,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     platform: 'onnxruntime_onnx',
     inputs: sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: i.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
     outputs: sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: o.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
-    parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, server: `modelship ${VERSION}` },
+    parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, ...(detectionOutputs.length ? { detection_outputs: detectionOutputs.join(',') } : {}), preprocess: JSON.stringify(opts.preprocess), server: `modelship ${VERSION}` },
   });
 
   async function infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
@@ -423,11 +439,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     for (const i of sig.inputs) if (!parsed.inputs.find((t) => t.name === i.name)) throw new ProtocolError(400, `missing input "${i.name}"`);
     const outNames = sig.outputs.map((o) => o.name);
     for (const o of parsed.outputs) if (!outNames.includes(o.name)) throw new ProtocolError(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
+    for (const o of parsed.outputs) {
+      if (o.classification !== undefined && isDetection.has(o.name)) throw new ProtocolError(400, `output "${o.name}" is a detection table (rows image_id, label, score, xmin, ymin, xmax, ymax), not class scores: "classification" does not apply (POST an image to /v2/models/${name}/detect for detections in pixels)`);
+    }
     let results: Record<string, { data: Float32Array; shape: number[] }>;
     if (sig.inputs.length === 1) {
       const t = parsed.inputs[0];
       const out = await batcher.submit(t.data, t.shape[0]);
-      results = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data, shape: [t.shape[0], ...v.itemShape] }]));
+      results = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data, shape: v.shape ?? [t.shape[0], ...v.itemShape] }]));
     } else {
       results = await engine.run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
     }
@@ -438,12 +457,19 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     return 200;
   }
 
-  async function classify(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<number> {
-    const body = await readBody(req, res);
+  /** The image input's height and width, or a 400 saying what `what` needs. */
+  const imageInput = (what: string): [number, number] => {
     const [, , H, W] = input0.shape;
     if (sig.inputs.length !== 1 || input0.shape.length !== 4 || input0.shape[1] !== 3 || typeof H !== 'number' || typeof W !== 'number') {
-      throw new ProtocolError(400, 'image classification needs a model with one [N, 3, H, W] input');
+      throw new ProtocolError(400, `${what} needs a model with one [N, 3, H, W] input`);
     }
+    return [H, W];
+  };
+
+  async function classify(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<number> {
+    if (detectionOutputs.length) throw new ProtocolError(400, `model "${name}" is a detection model (output ${detectionOutputs.join(', ')}: a table of detections, not class scores): POST the image to /v2/models/${name}/detect`);
+    const body = await readBody(req, res);
+    const [H, W] = imageInput('image classification');
     const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
     // decoding and resizing an image takes tens of milliseconds: on a decode thread
     const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.image(body, H, W, opts.preprocess) : imageToTensor(body, H, W, opts.preprocess);
@@ -451,6 +477,22 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const first = out[sig.outputs[0].name].data;
     const idx = topClasses(first, 0, first.length, Math.min(k, first.length));
     send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
+    return 200;
+  }
+
+  async function detect(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<number> {
+    if (!detectionOutputs.length) throw new ProtocolError(400, `model "${name}" is not a detection model (no output is a detection table; its ONNX metadata has no ${DETECTION_OUTPUTS_KEY}): POST the image to /v2/models/${name}/classify`);
+    const t = url.searchParams.get('threshold');
+    const threshold = t === null ? opts.detectionThreshold : Number(t);
+    if (t !== null && (t.trim() === '' || !(threshold >= 0 && threshold <= 1))) throw new ProtocolError(400, `threshold must be a number from 0 to 1 (a detection's score), got "${t.slice(0, 40)}"`);
+    const body = await readBody(req, res);
+    const [H, W] = imageInput('object detection');
+    // the whole image resized to the input (SSD's transform): decoded on a decode thread when it is large
+    const img = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.detectionImage(body, H, W, opts.preprocess) : imageToDetectionTensor(body, H, W, opts.preprocess);
+    const out = await batcher.submit(img.data, 1);
+    const table = out[detectionOutputs[0]].data;
+    const detections = imageDetections(table, { threshold, width: img.width, height: img.height, labels: opts.labels });
+    send(res, 200, { model_name: name, model_version: version, width: img.width, height: img.height, threshold, detections });
     return 200;
   }
 
@@ -480,8 +522,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       }
     }
     if (p === '/metrics') return ['metrics', await metricsText(res)];
-    if (p === '/v2') return ['metadata', (send(res, 200, { name: 'modelship', version: VERSION, extensions: ['binary_tensor_data', 'classification'] }), 200)];
-    const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify)?$/.exec(p);
+    if (p === '/v2') return ['metadata', (send(res, 200, { name: 'modelship', version: VERSION, extensions: ['binary_tensor_data', 'classification', 'detection'] }), 200)];
+    const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify|\/detect)?$/.exec(p);
     if (!m) return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
     const [, model, ver, action] = m;
     const wanted = decodePath(model);
@@ -493,7 +535,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (action === '/ready') return ['ready', ready ? (send(res, 200, { name, ready: true }), 200) : (send(res, 503, { name, ready: false }), 503)];
     if (method !== 'POST') return [action.slice(1), (send(res, 405, { error: `${action.slice(1)} needs POST` }, { allow: 'POST' }), 405)];
     if (closing) return [action.slice(1), (send(res, 503, { error: 'the server is shutting down' }), 503)];
-    return [action.slice(1), action === '/infer' ? await infer(req, res) : await classify(req, res, url)];
+    return [action.slice(1), action === '/infer' ? await infer(req, res) : action === '/detect' ? await detect(req, res, url) : await classify(req, res, url)];
   }
 
   // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
@@ -504,7 +546,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     inflightGauge.inc();
     const end = latency.startTimer();
     // the metrics label, known before the handler runs (so failures are counted on their route)
-    const m = /\/(infer|classify|ready)\/?$/.exec(req.url?.split('?')[0] ?? '');
+    const m = /\/(infer|classify|detect|ready)\/?$/.exec(req.url?.split('?')[0] ?? '');
     let routeName = m ? m[1] : /health/.test(req.url ?? '') ? 'health' : 'other';
     route(req, res)
       .then(([r, code]) => {

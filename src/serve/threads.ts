@@ -144,6 +144,13 @@ export class DecodeThreads {
     return t.call('image', { body, height, width, preprocess } satisfies Payload<'image'>, [body]);
   }
 
+  /** imageToDetectionTensor in a worker (the whole image resized to the input; its original size comes back) */
+  async detectionImage(body: Buffer, height: number, width: number, preprocess: Preprocess): Promise<{ data: Float32Array; width: number; height: number }> {
+    const t = this.pick();
+    await t.ready;
+    return t.call('detectionImage', { body, height, width, preprocess } satisfies Payload<'detectionImage'>, [body]);
+  }
+
   /** started threads */
   get started(): number {
     return this.threads?.length ?? 0;

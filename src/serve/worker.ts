@@ -6,7 +6,7 @@ import type * as Ort from 'onnxruntime-node';
 import { loadOrt } from '../util/ort';
 import { createSession, ProviderRequest } from './provider';
 import { ProtocolError, parseInferRequest } from './kserve';
-import { imageToTensor, Preprocess } from './image';
+import { imageToTensor, imageToDetectionTensor, Preprocess } from './image';
 import { ModelshipError } from '../util/errors';
 
 /**
@@ -38,6 +38,7 @@ export type WorkerRequest =
   | { id: number; op: 'run'; feeds: Record<string, Tensor> }
   | { id: number; op: 'json'; body: Uint8Array; headerLength?: number }
   | { id: number; op: 'image'; body: Uint8Array; height: number; width: number; preprocess: Preprocess }
+  | { id: number; op: 'detectionImage'; body: Uint8Array; height: number; width: number; preprocess: Preprocess }
   | { id: number; op: 'release' };
 
 /** An error that crossed the thread boundary, rebuilt with its class on the other side. */
@@ -141,6 +142,9 @@ function decodeWorker(port: MessagePort): void {
       } else if (m.op === 'image') {
         const x = imageToTensor(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength), m.height, m.width, m.preprocess);
         post(port, { id: m.id, ok: true, value: x }, [x]);
+      } else if (m.op === 'detectionImage') {
+        const x = imageToDetectionTensor(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength), m.height, m.width, m.preprocess);
+        post(port, { id: m.id, ok: true, value: x }, [x.data]);
       } else if (m.op === 'release') {
         port.postMessage({ id: m.id, ok: true, value: null } satisfies WorkerReply);
       }

@@ -4,6 +4,7 @@ import * as http from 'http';
 import { readNpy } from '../util/npy';
 import { referenceBatches, inputFile, outputFile } from './reference';
 import { compareOutput, DEFAULT_TOLERANCE } from './compare';
+import { compareDetections, describeDetections, isDetectionTable } from './detections';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { exchange, Reply } from '../util/http';
 
@@ -32,7 +33,12 @@ export interface GoldenResult {
 
 export const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
 
-/** Send every reference batch once and compare each output with Caffe's. */
+/**
+ * Send every reference batch once and compare each output with Caffe's: a tensor within `tolerance` and with the same
+ * top-5; a detection table (reference and answer both [1, 1, D, 7]) as a set of detections (compareDetections: the
+ * same count per image, each reference detection matched by one of the same label, score and box within
+ * DETECTION_TOLERANCE), its table row giving the count in the top-5 column.
+ */
 export async function goldenRequests(t: Transport, o: { reference: string; modelName: string; inputName: string; singleInput: boolean; tolerance: number; headers?: Record<string, string> }): Promise<GoldenResult> {
   const res: GoldenResult = { rows: [], failures: [], compared: 0 };
   for (const b of referenceBatches(o.reference)) {
@@ -48,8 +54,17 @@ export async function goldenRequests(t: Transport, o: { reference: string; model
     for (const out of dec.outputs) {
       const refFile = outputFile(o.reference, b, out.name);
       if (!fs.existsSync(refFile)) continue;
-      const c = compareOutput(out.name, b, out, readNpy(refFile), { ...DEFAULT_TOLERANCE, maxAbsDiff: o.tolerance });
+      const ref = readNpy(refFile);
       res.compared++;
+      if (isDetectionTable(out.shape) && isDetectionTable(ref.shape)) {
+        const d = compareDetections(out.name, b, out, ref);
+        const got = d.counts.reduce((a, x) => a + x.got, 0);
+        const want = d.counts.reduce((a, x) => a + x.reference, 0);
+        res.rows.push(`| ${b} | ${out.name} | ${Math.max(d.maxScoreDiff, d.maxBoxDiff).toExponential(2)} | ${Math.max(d.tolerance.score, d.tolerance.box).toExponential(2)} | ${got === want && d.unmatched === 0 ? `${got} detections` : `${got} detections, expected ${want}`} | ${d.pass ? 'pass' : '**fail**'} |`);
+        if (!d.pass) res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: ${describeDetections(d)}`);
+        continue;
+      }
+      const c = compareOutput(out.name, b, out, ref, { ...DEFAULT_TOLERANCE, maxAbsDiff: o.tolerance });
       const mismatches = c.topK.flatMap((tk, n) => (tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]));
       res.rows.push(`| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
       if (!c.pass) res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${out.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);

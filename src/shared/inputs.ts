@@ -1,3 +1,4 @@
+import { parsePreprocess, Preprocess } from '../serve/preprocess';
 import { fail, InputSpec, Reader, STAGES } from '../inputs';
 import { DEFAULT_TRITON_RELEASE, RUNTIMES, Runtime, tritonImageFor } from './runtime';
 
@@ -21,8 +22,8 @@ export const SHARED_INPUTS: InputSpec[] = [
   },
   {
     name: 'tolerance',
-    description: 'convert, compile, smoke, rollout: largest allowed max |Δ| between the ONNX and the Caffe outputs, scaled by max(1, max |reference|); top-5 must also be identical.',
-    default: '1e-5',
+    description: 'convert, compile, smoke, rollout: the end-to-end parity gate: largest allowed max |Δ| between the model\'s and Caffe\'s outputs, scaled by max(1, max |reference|) (so absolute for probabilities); top-5 must also agree (reference near-ties within that limit may swap). The default has headroom over the float32 drift of every correct net measured (README "The parity gate").',
+    default: '1e-3',
     kind: 'number',
     stages: ['convert', 'compile', 'smoke', 'rollout'],
   },
@@ -99,6 +100,14 @@ export const SHARED_INPUTS: InputSpec[] = [
     secret: true,
   },
   {
+    name: 'preprocess',
+    description:
+      'image, smoke: the model\'s Caffe preprocessing of images, JSON with any of resize, channelOrder, mean, scale, e.g. `{"mean": [104, 177, 123]}` (OpenCV\'s face detector); empty: GoogLeNet\'s (resize 256, BGR, mean 104/117/123, scale 1). image (runtime modelship): written into the image as MODELSHIP_PREPROCESS, so /classify and /detect preprocess as the model needs wherever it runs; smoke: how it preprocesses the sample image where it does so itself (Triton), and given to a modelship container.',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke'],
+  },
+  {
     name: 'model-key',
     description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
     default: '',
@@ -133,6 +142,8 @@ export interface SharedConfig {
   registryPassword: string;
   modelKey: string;
   apiKey: string;
+  /** the model's image preprocessing (input `preprocess`); undefined: the server's default */
+  preprocess?: Preprocess;
 }
 
 /** `min,opt,max` with min ≤ opt ≤ max, all ≥ 1 */
@@ -162,7 +173,15 @@ export function readSharedConfig(r: Reader): SharedConfig {
     registryPassword: r.raw('registry-password'),
     modelKey: r.raw('model-key'),
     apiKey: r.raw('api-key'),
+    preprocess: undefined,
   };
+  if (['image', 'smoke', 'pipeline'].includes(r.stage) && r.raw('preprocess') !== '') {
+    try {
+      s.preprocess = parsePreprocess(r.raw('preprocess'));
+    } catch (e) {
+      fail('preprocess', (e as Error).message);
+    }
+  }
   if (!['convert', 'compile', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName)) fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
   if (s.runtime === 'triton' && (r.uses('runtime') || r.stage === 'pipeline')) {
     // what only modelship's own server honours: Triton would serve without the key, or could not read the model

@@ -1,8 +1,9 @@
 import type { Transport } from './golden';
 import { Runtime } from './runtime';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
-import { imageToTensor, Preprocess, GOOGLENET_PREPROCESS } from '../serve/image';
+import { imageToTensor, imageToDetectionTensor, Preprocess, GOOGLENET_PREPROCESS } from '../serve/image';
 import { topClasses } from '../serve/classification';
+import { imageDetections, ImageDetection, isDetectionShape } from '../serve/detection';
 
 /**
  * What smoke and rollout ask a serving runtime, using only what that server defines. Both runtimes speak KServe v2
@@ -20,7 +21,7 @@ export interface ServerInfo {
 export interface ModelMeta {
   inputs: { name: string; datatype?: string; shape: number[] }[];
   outputs: { name: string; datatype?: string; shape: number[] }[];
-  parameters?: { execution_provider?: string; provider_fallback?: string };
+  parameters?: { execution_provider?: string; provider_fallback?: string; detection_outputs?: string; preprocess?: string };
 }
 
 type Headers = Record<string, string>;
@@ -76,4 +77,51 @@ export async function classifyImage(t: Transport, o: { modelName: string; meta: 
   const out = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs[0];
   const count = out.data.length / (out.shape[0] || 1);
   return { status: 200, top: topClasses(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
+}
+
+/**
+ * The detection output of a model, from its metadata: modelship names it (`parameters.detection_outputs`); Triton
+ * does not pass the ONNX metadata on, so there it is the output shaped [1, 1, -1, 7] (SSD's DetectionOutput table).
+ */
+export function detectionOutput(meta: ModelMeta): string | undefined {
+  const named = meta.parameters?.detection_outputs?.split(',')[0]?.trim();
+  if (named) return named;
+  return meta.outputs.find((o) => isDetectionShape(o.shape))?.name;
+}
+
+/**
+ * A sample image's detections in its own pixels, on either runtime, with only what that server defines. modelship:
+ * its `/detect` route (the server's own preprocessing). Triton: decoded and preprocessed here as the modelship server
+ * does for /detect (the whole image resized to the input, channel order, mean, scale), a [1, 3, H, W] tensor to
+ * `/infer`, and the detection table read here: rows of image 0 with score ≥ `threshold`, corners times the image's
+ * width and height, highest score first.
+ */
+export async function detectImage(
+  t: Transport,
+  o: { runtime: Runtime; modelName: string; meta: ModelMeta; image: Buffer; threshold: number; headers?: Headers; preprocess?: Preprocess },
+): Promise<{ status: number; route: '/detect' | '/infer'; detections: ImageDetection[]; width?: number; height?: number; error?: string }> {
+  if (o.runtime === 'modelship') {
+    const r = await t(`/v2/models/${o.modelName}/detect?threshold=${o.threshold}`, { body: o.image, headers: { ...(o.headers ?? {}), 'content-type': 'application/octet-stream' } });
+    if (r.status !== 200) return { status: r.status, route: '/detect', detections: [], error: r.body.toString().slice(0, 300) };
+    const j = json<{ detections?: ImageDetection[]; width?: number; height?: number }>(r.body);
+    return { status: 200, route: '/detect', detections: j.detections ?? [], width: j.width, height: j.height };
+  }
+  const fail = (error: string) => ({ status: 0, route: '/infer' as const, detections: [], error });
+  const input = o.meta.inputs[0];
+  const [, c, h, w] = input.shape;
+  if (o.meta.inputs.length !== 1 || input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0)) return fail(`input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it`);
+  const name = detectionOutput(o.meta);
+  if (!name) return fail(`no output of model "${o.modelName}" is a detection table [1, 1, -1, 7] (outputs ${o.meta.outputs.map((x) => `${x.name} [${x.shape.join(', ')}]`).join(', ')})`);
+  let x: { data: Float32Array; width: number; height: number };
+  try {
+    x = imageToDetectionTensor(o.image, h, w, o.preprocess ?? GOOGLENET_PREPROCESS);
+  } catch (e) {
+    return fail(`the sample image: ${(e as Error).message}`);
+  }
+  const req = encodeInferRequest([{ name: input.name, shape: [1, 3, h, w], data: x.data }], { binaryOutputs: true, outputs: [{ name, binary: true }] });
+  const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+  if (r.status !== 200) return { status: r.status, route: '/infer', detections: [], error: r.body.toString().slice(0, 300) };
+  const out = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs.find((t) => t.name === name);
+  if (!out || out.shape.length !== 4 || out.shape[3] !== 7) return { status: 200, route: '/infer', detections: [], error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}` };
+  return { status: 200, route: '/infer', detections: imageDetections(out.data, { threshold: o.threshold, width: x.width, height: x.height }), width: x.width, height: x.height };
 }

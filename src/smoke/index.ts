@@ -9,7 +9,8 @@ import { runProcess } from '../util/proc';
 import { referenceBatches } from '../shared/reference';
 import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../shared/golden';
 import { SERVING_PORT } from '../shared/runtime';
-import { classifyImage, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../shared/server';
+import { classifyImage, detectImage, detectionOutput, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../shared/server';
+import { formatBox, iou, matchDetections, ExpectedDetection, ImageDetection } from '../serve/detection';
 import { parseImageRef } from '../image/registry';
 import { openRegistrySession } from '../util/dockerconfig';
 
@@ -25,6 +26,8 @@ export function planSmoke(cfg: SmokeConfig, name: string, owner = smokeOwner()):
   if (cfg.apiKey) env.push('-e', 'MODELSHIP_API_KEY');
   if (cfg.modelKey) env.push('-e', 'MODELSHIP_MODEL_KEY');
   if (cfg.gpu && cfg.runtime === 'modelship') env.push('-e', 'MODELSHIP_PROVIDER=cuda');
+  // the sample image's preprocessing, where the server preprocesses (modelship's /detect): not a secret
+  if (cfg.preprocess && cfg.runtime === 'modelship') env.push('-e', `MODELSHIP_PREPROCESS=${JSON.stringify(cfg.preprocess)}`);
   return {
     pull: ['pull', cfg.image],
     run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
@@ -44,7 +47,8 @@ function latencyChart(p: Record<string, number>): string {
 
 /**
  * The smoke stage, the GPU runner's gate: run the pushed image by digest, wait for readiness, send golden
- * requests (the parity reference must reproduce Caffe's outputs; a sample image must give the expected top-1),
+ * requests (the parity reference must reproduce Caffe's outputs; a sample image must give the expected top-1, or a
+ * detection model's expected detections),
  * measure latency and throughput, and always remove the container — on success, failure and cancellation.
  */
 export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
@@ -142,9 +146,19 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       failures.push(...g.failures);
       summary += `### Golden requests (the parity reference)\n\n${[...GOLDEN_TABLE_HEAD, ...g.rows].join('\n')}\n\n`;
     }
-    // golden request: a sample image
-    if (cfg.sampleImage) {
-      const r = await classifyImage(t, { modelName: cfg.modelName, meta: meta as ModelMeta, image: fs.readFileSync(cfg.sampleImage), k: 5, headers: auth });
+    // golden request: a sample image, a detection model's detections or a classifier's top-1
+    const detector = detectionOutput(meta as ModelMeta);
+    if (cfg.sampleImage && detector && cfg.expectedTop1 !== '') {
+      failures.push(`expected-top1 is given, but model "${cfg.modelName}" is a detection model (output ${detector}, a table of detections): give expected-detections instead`);
+    } else if (cfg.sampleImage && (cfg.expectedDetections || detector)) {
+      const threshold = cfg.detectionThreshold ?? 0.5;
+      const r = detector ? await detectImage(t, { runtime: server.runtime, modelName: cfg.modelName, meta: meta as ModelMeta, image: fs.readFileSync(cfg.sampleImage), threshold, headers: auth, preprocess: cfg.preprocess }) : undefined;
+      const check = sampleDetections(cfg.sampleImage, cfg.expectedDetections, threshold, r, cfg.modelName);
+      summary += check.summary;
+      if (r && r.error === undefined) log.info(`sample image: ${r.detections.length} detection${r.detections.length === 1 ? '' : 's'} with score ≥ ${threshold} through ${r.route}${cfg.expectedDetections ? `, expected ${cfg.expectedDetections.length}: ${check.failure ? 'fail' : 'pass'}` : ''}`);
+      if (check.failure) failures.push(check.failure);
+    } else if (cfg.sampleImage) {
+      const r = await classifyImage(t, { modelName: cfg.modelName, meta: meta as ModelMeta, image: fs.readFileSync(cfg.sampleImage), k: 5, headers: auth, preprocess: cfg.preprocess });
       const top = r.top[0];
       const ok = top !== undefined && (cfg.expectedTop1 === '' || String(top.index) === cfg.expectedTop1);
       const got = top ? `${top.index} (${top.score.toFixed(4)})` : r.status ? `HTTP ${r.status} ${r.error ?? ''}` : r.error;
@@ -192,6 +206,59 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   }
   outputs.smoke = 'pass';
   return { outputs, summary, ok: true };
+}
+
+/**
+ * The sample image's detections against the expected ones: the same number, each expected detection matched one to
+ * one by a found one of the same label with IoU ≥ 0.5. `found` undefined: the model has no detection output. Returns
+ * the summary's section and the failure, if any.
+ */
+export function sampleDetections(
+  image: string,
+  expected: ExpectedDetection[] | undefined,
+  threshold: number,
+  found: { status: number; route: string; detections: ImageDetection[]; width?: number; height?: number; error?: string } | undefined,
+  modelName: string,
+): { summary: string; failure?: string } {
+  const head = `### Sample image (detections)\n\n`;
+  if (!found) {
+    const failure = `expected-detections is given, but model "${modelName}" has no detection output (a [1, 1, -1, 7] table of SSD's DetectionOutput): it is not a detection model`;
+    return { summary: `${head}\`${image}\`: **fail**: ${failure}\n\n`, failure };
+  }
+  if (found.error !== undefined) {
+    const failure = `the sample image through ${found.route} failed${found.status ? ` (HTTP ${found.status})` : ''}: ${found.error}`;
+    return { summary: `${head}\`${image}\`: **fail**: ${failure}\n\n`, failure };
+  }
+  const got = found.detections;
+  const det = (d: { label: number; box: readonly number[]; score?: number }) => `label ${d.label} ${formatBox(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
+  const where = `\`${image}\`${found.width ? ` (${found.width}×${found.height})` : ''} through ${found.route}, score ≥ ${threshold}`;
+  if (!expected) {
+    const list = got.map((d) => `- ${det(d)}`).join('\n');
+    return { summary: `${head}${where}: ${got.length} detection${got.length === 1 ? '' : 's'} (none expected: not checked)\n\n${list}${list ? '\n\n' : ''}` };
+  }
+  const m = matchDetections(expected, got);
+  const rows = expected.map((e, i) => {
+    const g = m.matches[i].got;
+    return `| ${det(e)} | ${g >= 0 ? det(got[g]) : '—'} | ${g >= 0 ? m.matches[i].iou.toFixed(3) : ''} | ${g >= 0 ? 'pass' : '**fail**'} |`;
+  });
+  for (const j of m.extra) rows.push(`| — | ${det(got[j])} | | **fail** |`);
+  const table = ['| expected | found | IoU | result |', '|---|---|---:|:---:|', ...rows].join('\n');
+  const summary = `${head}${where}: ${got.length} detection${got.length === 1 ? '' : 's'}, expected ${expected.length}: ${m.pass ? 'pass' : '**fail**'}\n\n${table}\n\n`;
+  if (m.pass) return { summary };
+  const problems: string[] = [];
+  expected.forEach((e, i) => {
+    if (m.matches[i].got >= 0) return;
+    // the nearest found box of any label, to say how far off it is
+    let best = -1;
+    let bestIou = 0;
+    got.forEach((g, j) => {
+      const v = iou(e.box, g.box);
+      if (v > bestIou) [best, bestIou] = [j, v];
+    });
+    problems.push(`expected ${det(e)} has no match (same label, IoU ≥ 0.5)${best >= 0 ? `; nearest found: ${det(got[best])}, IoU ${bestIou.toFixed(3)}` : ''}`);
+  });
+  for (const j of m.extra) problems.push(`found ${det(got[j])} was not expected`);
+  return { summary, failure: `the sample image gave ${got.length} detection${got.length === 1 ? '' : 's'} (score ≥ ${threshold}), expected ${expected.length}: ${problems.join('; ')}` };
 }
 
 /**

@@ -1,12 +1,14 @@
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
 import type { Runtime } from '../shared/runtime';
+import { parseExpectedDetections, ExpectedDetection } from '../serve/detection';
+import type { Preprocess } from '../serve/preprocess';
 
 /** The smoke stage's own inputs and outputs (image, model-name, gpu, keys, reference, tolerance are shared). */
 export const SMOKE_INPUTS: InputSpec[] = [
   {
     name: 'sample-image',
-    description: 'smoke: a JPEG or PNG sent to /classify as a golden request (empty: skipped).',
+    description: 'smoke: a JPEG or PNG checked as a golden request (empty: skipped): a classifier\'s top-1 (expected-top1), a detection model\'s detections (expected-detections).',
     default: '',
     kind: 'path',
     stages: ['smoke'],
@@ -16,6 +18,21 @@ export const SMOKE_INPUTS: InputSpec[] = [
     description: 'smoke: the class index the sample image must give as top-1 (the image is preprocessed by smoke itself, Caffe-style as the modelship server does, and sent as a tensor to /infer, so it works on either runtime).',
     default: '',
     kind: 'string',
+    stages: ['smoke'],
+  },
+  {
+    name: 'expected-detections',
+    description:
+      'smoke: a detection model\'s (SSD) detections in the sample image, a JSON list `[{"label": 1, "box": [xmin, ymin, xmax, ymax]}]` in pixels of the image. The server must find as many (score ≥ detection-threshold), each expected one matched one to one by a detection of the same label with IoU ≥ 0.5. modelship: through its /detect route; triton: preprocessed by smoke (the whole image resized to the input), sent to /infer and the detection table read back.',
+    default: '',
+    kind: 'string',
+    stages: ['smoke'],
+  },
+  {
+    name: 'detection-threshold',
+    description: 'smoke: the score a detection needs to count, for expected-detections (0 to 1).',
+    default: '0.5',
+    kind: 'number',
     stages: ['smoke'],
   },
   {
@@ -64,6 +81,12 @@ export interface SmokeConfig {
   modelKey: string;
   sampleImage: string;
   expectedTop1: string;
+  /** a detection model's expected detections in the sample image (pixels); undefined: none given */
+  expectedDetections?: ExpectedDetection[];
+  /** the score a detection needs (default 0.5) */
+  detectionThreshold?: number;
+  /** the sample image's preprocessing; undefined: the server's default */
+  preprocess?: Preprocess;
   requests: number;
   concurrency: number;
   readyTimeoutS: number;
@@ -73,6 +96,19 @@ export interface SmokeConfig {
 
 export function readSmokeConfig(r: Reader, s: SharedConfig): SmokeConfig {
   if (r.raw('expected-top1') !== '' && !/^\d+$/.test(r.raw('expected-top1'))) fail('expected-top1', `expected a class index (a whole number), got "${r.raw('expected-top1')}"`);
+  let expectedDetections: ExpectedDetection[] | undefined;
+  if (r.raw('expected-detections') !== '') {
+    try {
+      expectedDetections = parseExpectedDetections(r.raw('expected-detections'));
+    } catch (e) {
+      fail('expected-detections', (e as Error).message);
+    }
+    if (r.raw('sample-image') === '') fail('expected-detections', 'the detections are those of the sample image: give sample-image too');
+    if (r.raw('expected-top1') !== '') fail('expected-detections', 'give expected-top1 (a classifier) or expected-detections (a detection model), not both');
+  }
+  const detectionThreshold = r.num('detection-threshold');
+  if (detectionThreshold > 1) fail('detection-threshold', `expected a score from 0 to 1, got "${r.raw('detection-threshold')}"`);
+  const preprocess = s.preprocess;
   return {
     image: s.image,
     runtime: s.runtime,
@@ -84,6 +120,9 @@ export function readSmokeConfig(r: Reader, s: SharedConfig): SmokeConfig {
     modelKey: s.modelKey,
     sampleImage: r.raw('sample-image'),
     expectedTop1: r.raw('expected-top1'),
+    expectedDetections,
+    detectionThreshold,
+    preprocess,
     requests: r.int('requests', 0),
     concurrency: r.int('concurrency', 1),
     readyTimeoutS: r.int('ready-timeout', 1),
