@@ -1,6 +1,6 @@
 "use strict";
 exports.id = 472;
-exports.ids = [472,404];
+exports.ids = [472,91,404];
 exports.modules = {
 
 /***/ 12472:
@@ -1014,6 +1014,36 @@ class Kube {
             return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
         return e;
     }
+}
+
+
+/***/ }),
+
+/***/ 19158:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   J: () => (/* binding */ rolloutOwner),
+/* harmony export */   q: () => (/* binding */ kubeconfigFile)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(70857);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(os__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/** Who runs this deploy: the workflow run and job on GitHub, else this process (the Lease holder, the canary's owner label). */
+function rolloutOwner(env = process.env) {
+    const raw = env.GITHUB_RUN_ID ? `gh-${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `${os__WEBPACK_IMPORTED_MODULE_1__.hostname()}-${process.pid}`;
+    return raw.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
+}
+/** For the post step: write an inline kubeconfig to a private file the post step can read again. */
+function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir()) {
+    if (source === '' || !/\bapiVersion\s*:|\bclusters\s*:/.test(source))
+        return source;
+    const file = `${dir}/modelship-kubeconfig-${process.pid}-${Date.now()}`;
+    fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(file, source, { mode: 0o600 });
+    return file;
 }
 
 

@@ -1,0 +1,389 @@
+"use strict";
+exports.id = 769;
+exports.ids = [769,856];
+exports.modules = {
+
+/***/ 36769:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+__webpack_require__.r(__webpack_exports__);
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   action: () => (/* binding */ action),
+/* harmony export */   post: () => (/* binding */ post),
+/* harmony export */   run: () => (/* binding */ run)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(46058);
+/* harmony import */ var _config__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(52638);
+/* harmony import */ var _run__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(79786);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(70017);
+/* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(38697);
+/* harmony import */ var _rollout_owner__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(19158);
+/* harmony import */ var _preview__WEBPACK_IMPORTED_MODULE_7__ = __webpack_require__(99856);
+
+
+
+
+
+
+
+
+const actionLogger = {
+    info: (m) => _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(m),
+    warning: (m, where) => _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .warning */ .$e(m, where?.file ? { file: where.file, startLine: where.line, startColumn: where.column } : undefined),
+    group: (name, fn) => _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .group */ .Os(name, fn),
+};
+/**
+ * The post step (action.yml `post:`, always run): clean up what a cancelled or failed main step left behind.
+ * The runner marks it by the state the main step saved.
+ */
+async function post() {
+    try {
+        const removed = await (0,_smoke__WEBPACK_IMPORTED_MODULE_5__/* .cleanupSmokeContainers */ .WC)(actionLogger);
+        const state = _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .getState */ .Gu('rollout');
+        if (state) {
+            const r = JSON.parse(state);
+            try {
+                const { cleanupRollout } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(291), __webpack_require__.e(91)]).then(__webpack_require__.bind(__webpack_require__, 12472));
+                removed.push(...(await cleanupRollout(r.kubeconfig, r.namespace, r.app, r.owner, actionLogger)));
+            }
+            finally {
+                if (r.temporary)
+                    fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(r.kubeconfig, { force: true });
+            }
+        }
+        if (removed.length === 0)
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq('modelship post: nothing to clean up');
+    }
+    catch (e) {
+        _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .warning */ .$e(`modelship post: cleanup failed: ${e.message}`);
+    }
+}
+/** The GitHub Action: inputs from the runner (INPUT_*), outputs to GITHUB_OUTPUT, a job summary, annotations. */
+async function action() {
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ('isPost', 'true');
+    try {
+        for (const i of _config__WEBPACK_IMPORTED_MODULE_2__/* .INPUTS */ .mc) {
+            if (i.secret) {
+                const v = _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .getInput */ .V4(i.name);
+                if (v)
+                    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setSecret */ .Pq(v);
+            }
+        }
+        const cfg = (0,_config__WEBPACK_IMPORTED_MODULE_2__/* .readConfig */ .Xg)((name) => _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .getInput */ .V4(name));
+        if ((cfg.stage === 'rollout' || cfg.stage === 'preview' || cfg.stage === 'pipeline') && !cfg.rollout.dryRun) {
+            // what the post step needs to remove a canary and a lease a cancelled run leaves behind
+            const kubeconfig = (0,_rollout_owner__WEBPACK_IMPORTED_MODULE_6__/* .kubeconfigFile */ .q)(cfg.rollout.kubeconfig);
+            const namespace = cfg.stage === 'preview' ? (0,_preview__WEBPACK_IMPORTED_MODULE_7__.previewNamespace)(cfg.rollout.app, (0,_preview__WEBPACK_IMPORTED_MODULE_7__.prNumber)(cfg.preview.prNumber)) : cfg.rollout.namespace;
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .saveState */ .LZ('rollout', JSON.stringify({ kubeconfig, namespace, app: cfg.rollout.app, owner: (0,_rollout_owner__WEBPACK_IMPORTED_MODULE_6__/* .rolloutOwner */ .J)(), temporary: kubeconfig !== cfg.rollout.kubeconfig }));
+            cfg.rollout.kubeconfig = cfg.preview.rollout.kubeconfig = cfg.cleanup.kubeconfig = kubeconfig;
+        }
+        const result = await (0,_run__WEBPACK_IMPORTED_MODULE_3__/* .runStage */ .S)(cfg, actionLogger);
+        for (const [k, v] of Object.entries(result.outputs))
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setOutput */ .uH(k, v);
+        if (process.env.GITHUB_STEP_SUMMARY)
+            await _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .summary */ .z.addRaw(result.summary, true).write();
+        if (!result.ok)
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setFailed */ .C1(result.failure ?? 'stage failed');
+    }
+    catch (e) {
+        if ((0,_util_errors__WEBPACK_IMPORTED_MODULE_4__/* .isModelshipError */ .y)(e)) {
+            const loc = e.location;
+            // one annotation that points at the file and line (setFailed would add a second, location-less one)
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .error */ .z3(e.message, loc.file ? { file: loc.file, startLine: loc.line, startColumn: loc.column, title: `modelship: ${e.code} error` } : { title: `modelship: ${e.code} error` });
+            process.exitCode = 1;
+        }
+        else {
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setFailed */ .C1(`internal error (a bug in modelship): ${e.stack ?? e}`);
+        }
+    }
+}
+/** The action's logic as @github/local-action calls it (`local-action run . src/action/main.ts .env`). */
+const run = action;
+
+
+/***/ }),
+
+/***/ 99856:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+__webpack_require__.r(__webpack_exports__);
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   commentMarker: () => (/* binding */ commentMarker),
+/* harmony export */   deletePreviewTag: () => (/* binding */ deletePreviewTag),
+/* harmony export */   isGhcr: () => (/* binding */ isGhcr),
+/* harmony export */   prNumber: () => (/* binding */ prNumber),
+/* harmony export */   previewComment: () => (/* binding */ previewComment),
+/* harmony export */   previewNamespace: () => (/* binding */ previewNamespace),
+/* harmony export */   runCleanup: () => (/* binding */ runCleanup),
+/* harmony export */   runPreview: () => (/* binding */ runPreview),
+/* harmony export */   upsertComment: () => (/* binding */ upsertComment)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(70017);
+/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(43718);
+
+
+
+/**
+ * PR deploy previews: `preview` deploys the PR's image to namespace `<app>-pr-<N>` (the rollout stage, so the
+ * same verification) and posts or updates one PR comment with the URL, parity and smoke figures; `cleanup` (on PR
+ * close) deletes the namespace and the `pr-<N>` image tag, and marks the comment. The GitHub API goes through
+ * @actions/github (GITHUB_API_URL, GITHUB_REPOSITORY, as on a runner). A tag on ghcr.io goes through the GitHub
+ * Packages API (ghcr.io refuses the registry API's manifest DELETE), any other registry's through the registry API.
+ */
+/** The PR number: the input, else the pull_request event's (GITHUB_EVENT_PATH). */
+function prNumber(given, env = process.env) {
+    if (given !== undefined)
+        return given;
+    let payload = {};
+    if (env.GITHUB_EVENT_PATH && fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(env.GITHUB_EVENT_PATH))
+        payload = JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(env.GITHUB_EVENT_PATH, 'utf8'));
+    const n = payload.pull_request?.number ?? payload.number;
+    if (!n)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `input "pr-number": not given, and the event (${env.GITHUB_EVENT_NAME ?? 'none'}) has no pull_request; run on pull_request or pass pr-number`, { field: 'pr-number' });
+    return n;
+}
+const previewNamespace = (app, pr) => `${app}-pr-${pr}`.slice(0, 63);
+const commentMarker = (app) => `<!-- modelship-preview:${app} -->`;
+/** The PR comment, as markdown (pure). */
+function previewComment(o) {
+    const r = o.report;
+    const parity = r.parity ? `${r.parity}${r['max-abs-diff'] ? ` (max \\|Δ\\| ${Number(r['max-abs-diff']).toExponential(2)})` : ''}` : 'not reported';
+    const smoke = r['latency-p50-ms'] ? `p50 ${r['latency-p50-ms']} ms, p95 ${r['latency-p95-ms']} ms, p99 ${r['latency-p99-ms'] ?? '–'} ms${r['throughput-rps'] ? `, ${r['throughput-rps']} req/s` : ''}` : 'not reported';
+    const ok = o.decision === 'promoted';
+    return [
+        commentMarker(o.app),
+        `### ${ok ? '🚀' : '❌'} modelship preview: \`${o.app}\` for #${o.pr}`,
+        '',
+        '| | |',
+        '|---|---|',
+        `| preview | ${ok ? o.url : `not deployed: ${o.reason.split('\n')[0].replace(/\|/g, '\\|')}`} |`,
+        `| namespace | \`${o.namespace}\` |`,
+        `| image | \`${o.image}\` |`,
+        `| parity against Caffe | ${parity} |`,
+        `| smoke latency | ${smoke} |`,
+        `| preview golden requests | ${o.verifyP95 ? `p95 ${o.verifyP95} ms` : '–'} (${o.decision}) |`,
+        '',
+        o.sha ? `<sub>Updated for ${o.sha.slice(0, 7)}. This comment is updated on every push and marked when the PR closes.</sub>` : '<sub>This comment is updated on every push and marked when the PR closes.</sub>',
+        '',
+    ].join('\n');
+}
+/** The octokit of the run: @actions/github's, with the token, against GITHUB_API_URL (api.github.com by default). */
+async function octokitFor(token, env) {
+    const github = await Promise.all(/* import() */[__webpack_require__.e(119), __webpack_require__.e(413)]).then(__webpack_require__.bind(__webpack_require__, 92413));
+    return github.getOctokit(token, env.GITHUB_API_URL ? { baseUrl: env.GITHUB_API_URL.replace(/\/+$/, '') } : {});
+}
+/** Post the comment, or update the one this app posted before (found by its marker). */
+async function upsertComment(token, pr, marker, body, onlyUpdate = false, env = process.env) {
+    if (!token)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+    const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
+    if (!owner || !repo)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository', { field: 'github-token' });
+    const octokit = await octokitFor(token, env);
+    const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: pr, per_page: 100 });
+    const mine = comments.find((c) => c.body?.includes(marker));
+    if (mine) {
+        const r = await octokit.rest.issues.updateComment({ owner, repo, comment_id: mine.id, body });
+        return { id: r.data.id, url: r.data.html_url };
+    }
+    if (onlyUpdate)
+        return undefined;
+    const r = await octokit.rest.issues.createComment({ owner, repo, issue_number: pr, body });
+    return { id: r.data.id, url: r.data.html_url };
+}
+/** ghcr.io (any case): its tags are deleted through the GitHub Packages API. */
+const isGhcr = (registry) => registry.toLowerCase() === 'ghcr.io';
+/**
+ * Delete a preview tag (`registry/repository:pr-<N>`): on ghcr.io the package version carrying it, through the
+ * GitHub Packages API with `githubToken`; elsewhere the manifest, through the registry API with `registryAuth`.
+ * A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a
+ * token without the permission, a version that carries other tags too) comes back as a warning with its reason.
+ */
+async function deletePreviewTag(ref, o) {
+    const kept = (why) => ({ warning: `image ${ref} not deleted: ${why}` });
+    let registry;
+    try {
+        registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref).registry;
+    }
+    catch (e) {
+        return kept(e.message);
+    }
+    if (isGhcr(registry))
+        return deleteGhcrTag(ref, o.githubToken, o.env ?? process.env);
+    try {
+        const digest = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .deleteTag */ ._R)(ref, o.registryAuth);
+        return digest ? { removed: `image ${ref} (${digest})` } : {};
+    }
+    catch (e) {
+        const message = e.message;
+        const status = Number(/\b(?:HTTP|answered) (\d{3})\b/.exec(message)?.[1]);
+        const hint = status === 405 ? ' (the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)'
+            : status === 401 || status === 403 ? ' (the registry credentials, registry-username and registry-password, are missing or may not delete)'
+                : '';
+        return kept(`${message}${hint}`);
+    }
+}
+/** An octokit RequestError (or anything else) as one line: the request, the status and GitHub's message. */
+function apiFailure(e) {
+    const r = e;
+    if (typeof r.status !== 'number' || !r.request?.url)
+        return e.message;
+    let path = r.request.url;
+    try {
+        path = new URL(path).pathname;
+    }
+    catch {
+        /* keep it whole */
+    }
+    const hint = r.status === 401 || r.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
+        : r.status === 404 ? ' (no such package, or the github-token cannot see it)'
+            : '';
+    return `${r.request.method ?? 'GET'} ${path} answered ${r.status}: ${(r.message ?? '').replace(/ - https?:\/\/\S+/, '')}${hint}`;
+}
+/** ghcr.io/<owner>/<package>:<tag> through the GitHub Packages API (the registry API answers 405 UNSUPPORTED). */
+async function deleteGhcrTag(ref, token, env) {
+    const kept = (why) => ({ warning: `image ${ref} not deleted: ${why}` });
+    const { repository, tag } = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref);
+    const slash = repository.indexOf('/');
+    if (slash < 0 || !tag)
+        return kept('a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
+    const owner = repository.slice(0, slash);
+    // the package is the rest of the path (octokit encodes its slashes as %2F)
+    const common = { package_type: 'container', package_name: repository.slice(slash + 1) };
+    if (!token)
+        return kept('ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"');
+    try {
+        const octokit = await octokitFor(token, env);
+        const org = (await octokit.rest.users.getByUsername({ username: owner })).data.type === 'Organization';
+        const pages = org
+            ? octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByOrg, { ...common, org: owner, state: 'active', per_page: 100 })
+            : octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByUser, { ...common, username: owner, per_page: 100 });
+        let version;
+        for await (const page of pages) {
+            const v = page.data.find((x) => x.metadata?.container?.tags.includes(tag));
+            if (v) {
+                version = { id: v.id, name: v.name, tags: v.metadata.container.tags };
+                break;
+            }
+        }
+        if (!version)
+            return {};
+        const others = version.tags.filter((t) => t !== tag);
+        if (others.length) {
+            return kept(`its package version ${version.id} (${version.name}) also carries ${others.map((t) => `:${t}`).join(', ')}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+        }
+        if (org)
+            await octokit.rest.packages.deletePackageVersionForOrg({ ...common, org: owner, package_version_id: version.id });
+        else
+            await octokit.rest.packages.deletePackageVersionForUser({ ...common, username: owner, package_version_id: version.id });
+        return { removed: `image ${ref} (${version.name}, package version ${version.id})` };
+    }
+    catch (e) {
+        return kept(`GitHub Packages API: ${apiFailure(e)}`);
+    }
+}
+async function runPreview(cfg, log, env = process.env) {
+    const pr = prNumber(cfg.prNumber, env);
+    const app = cfg.rollout.app;
+    const namespace = previewNamespace(app, pr);
+    if (cfg.comment && !cfg.githubToken)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(291), __webpack_require__.e(472)]).then(__webpack_require__.bind(__webpack_require__, 12472));
+    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
+    const r = await runRollout({ ...cfg.rollout, namespace, createNamespace: true }, log, env);
+    const server = Kube.load(cfg.rollout.kubeconfig).server.replace(/\/$/, '');
+    const url = cfg.previewUrl
+        ? cfg.previewUrl.replace(/\{\{\s*app\s*\}\}/g, app).replace(/\{\{\s*namespace\s*\}\}/g, namespace).replace(/\{\{\s*pr\s*\}\}/g, String(pr))
+        : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
+    const body = previewComment({ app, pr, namespace, url, image: cfg.rollout.image, decision: r.outputs.decision, reason: r.outputs.reason, verifyP95: r.outputs['verify-latency-p95-ms'], report: cfg.smokeReport, sha: env.GITHUB_SHA });
+    let comment;
+    if (cfg.comment && !cfg.rollout.dryRun)
+        comment = await log.group('PR comment', () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env));
+    if (comment)
+        log.info(`PR comment ${comment.url}`);
+    return {
+        ...r,
+        outputs: { ...r.outputs, 'preview-url': r.outputs.decision === 'promoted' ? url : '', 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
+        summary: `${r.summary}\n### PR preview\n\n${body}`,
+    };
+}
+async function runCleanup(cfg, log, env = process.env) {
+    const pr = prNumber(cfg.prNumber, env);
+    const namespace = previewNamespace(cfg.app, pr);
+    const removed = [];
+    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
+    const kube = Kube.load(cfg.kubeconfig);
+    const ns = await kube.get('v1', 'Namespace', undefined, namespace);
+    if (ns) {
+        // only a namespace the preview created: never a namespace someone else made under that name
+        if (ns.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'modelship')
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `namespace ${namespace} was not created by modelship (no app.kubernetes.io/managed-by=modelship label); not deleting it`, { field: 'app' });
+        await kube.remove('v1', 'Namespace', '', namespace);
+        removed.push(`namespace ${namespace}`);
+    }
+    const warnings = [];
+    if (cfg.image) {
+        // the repository, without a tag or digest the input may carry (a registry's :port stays)
+        const ref = `${cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '')}:pr-${pr}`;
+        const tag = await deletePreviewTag(ref, { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
+        if (tag.removed)
+            removed.push(tag.removed);
+        if (tag.warning)
+            warnings.push(tag.warning);
+    }
+    for (const w of warnings)
+        log.warning(w);
+    const notes = warnings.map((w) => `\n> [!WARNING]\n> ${w.replace(/\n/g, ' ')}\n`).join('');
+    let comment;
+    if (cfg.comment && cfg.githubToken) {
+        const body = `${commentMarker(cfg.app)}\n### 🧹 modelship preview: \`${cfg.app}\` for #${pr} removed\n\nThe PR closed: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing was left'} removed.\n${notes}`;
+        comment = await upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true, env);
+    }
+    for (const x of removed)
+        log.info(`removed ${x}`);
+    return {
+        outputs: { removed: removed.join('\n'), 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
+        summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n${notes}`,
+        ok: true,
+    };
+}
+
+
+/***/ }),
+
+/***/ 19158:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   J: () => (/* binding */ rolloutOwner),
+/* harmony export */   q: () => (/* binding */ kubeconfigFile)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(70857);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(os__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/** Who runs this deploy: the workflow run and job on GitHub, else this process (the Lease holder, the canary's owner label). */
+function rolloutOwner(env = process.env) {
+    const raw = env.GITHUB_RUN_ID ? `gh-${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `${os__WEBPACK_IMPORTED_MODULE_1__.hostname()}-${process.pid}`;
+    return raw.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
+}
+/** For the post step: write an inline kubeconfig to a private file the post step can read again. */
+function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir()) {
+    if (source === '' || !/\bapiVersion\s*:|\bclusters\s*:/.test(source))
+        return source;
+    const file = `${dir}/modelship-kubeconfig-${process.pid}-${Date.now()}`;
+    fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(file, source, { mode: 0o600 });
+    return file;
+}
+
+
+/***/ })
+
+};
+;
