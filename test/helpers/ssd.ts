@@ -5,7 +5,7 @@ import { encodeNet } from './caffe';
  * Softmax and DetectionOutput as SSD's deploy nets use them. `confidence` is DetectionOutput's confidence_threshold,
  * `keepTopK` its keep_top_k. Returns the prototxt text and the caffemodel bytes.
  */
-export function tinySsd(o: { confidence?: number; keepTopK?: number; seed?: number } = {}): { prototxt: string; caffemodel: Uint8Array } {
+export function tinySsd(o: { confidence?: number; keepTopK?: number; seed?: number; /** replaces detection_output_param's body */ detectionParam?: string; /** replaces prior_box_param's body */ priorParam?: string } = {}): { prototxt: string; caffemodel: Uint8Array } {
   let seed = o.seed ?? 7;
   const rnd = () => {
     seed = (seed * 1103515245 + 12345) % 2147483648;
@@ -37,12 +37,12 @@ layer { name: "loc_flat" type: "Flatten" bottom: "loc_perm" top: "loc_flat" }
 layer { name: "conf" type: "Convolution" bottom: "norm" top: "conf" convolution_param { num_output: 9 kernel_size: 3 pad: 1 } }
 layer { name: "conf_perm" type: "Permute" bottom: "conf" top: "conf_perm" permute_param { order: 0 order: 2 order: 3 order: 1 } }
 layer { name: "conf_flat" type: "Flatten" bottom: "conf_perm" top: "conf_flat" }
-layer { name: "prior" type: "PriorBox" bottom: "norm" bottom: "data" top: "prior" prior_box_param { min_size: 8 max_size: 16 aspect_ratio: 2 flip: false clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 } }
+layer { name: "prior" type: "PriorBox" bottom: "norm" bottom: "data" top: "prior" prior_box_param { ${o.priorParam ?? 'min_size: 8 max_size: 16 aspect_ratio: 2 flip: false clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2'} } }
 layer { name: "conf_r" type: "Reshape" bottom: "conf_flat" top: "conf_r" reshape_param { shape { dim: 0 dim: -1 dim: 3 } } }
 layer { name: "conf_sm" type: "Softmax" bottom: "conf_r" top: "conf_sm" softmax_param { axis: 2 } }
 layer { name: "conf_sf" type: "Flatten" bottom: "conf_sm" top: "conf_sf" }
 layer { name: "detection_out" type: "DetectionOutput" bottom: "loc_flat" bottom: "conf_sf" bottom: "prior" top: "detection_out"
-  detection_output_param { num_classes: 3 share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 50 } code_type: CENTER_SIZE keep_top_k: ${o.keepTopK ?? 10} confidence_threshold: ${o.confidence ?? 0.3} } }
+  detection_output_param { ${o.detectionParam ?? `num_classes: 3 share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 50 } code_type: CENTER_SIZE keep_top_k: ${o.keepTopK ?? 10} confidence_threshold: ${o.confidence ?? 0.3}`} } }
 `;
   return { prototxt, caffemodel };
 }
