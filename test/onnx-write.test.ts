@@ -7,6 +7,7 @@ import { writeModelFile } from '../src/convert/onnxfile';
 import { convertCaffe } from '../src/convert/converter';
 import { onnxSchema, TensorDataType } from '../src/convert/schema/onnx';
 import { ModelshipError } from '../src/util/errors';
+import { writeFileAtomic } from '../src/util/fsx';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 
 const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
@@ -141,4 +142,14 @@ describe('ONNX serialisation (graph.ts by hand, onnxfile.ts streamed)', () => {
     expect(fs.readFileSync(path.join(ro, 'm.onnx'), 'utf8')).toBe('old');
     expect(fs.readdirSync(dir).sort()).toEqual(['file', 'ro']);
   });
+});
+
+test('writeFileAtomic (reports, summaries) fails like the model writer when the directory is a file: a ModelshipError naming the file', () => {
+  const dir = tmpDir();
+  const notADir = path.join(dir, 'file');
+  fs.writeFileSync(notADir, 'x');
+  const target = path.join(notADir, 'sub', 'parity.json');
+  expect(() => writeFileAtomic(target, '{}')).toThrow(ModelshipError);
+  expect(() => writeFileAtomic(target, '{}')).toThrow(new RegExp(`cannot write ${target.replace(/[/.]/g, '\\$&')}: ENOTDIR`));
+  expect(fs.readdirSync(dir)).toEqual(['file']);
 });

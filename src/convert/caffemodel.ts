@@ -20,8 +20,8 @@ export interface CaffeModelWeights {
 }
 
 /**
- * The caffemodel is scanned by hand with protobufjs's Reader (its error messages included), for the fields
- * schema/caffe.ts's CAFFEMODEL_PROTO names: NetParameter { name = 1; LayerParameter layer = 100; V1LayerParameter
+ * The caffemodel is scanned by hand with protobufjs's Reader (its error messages included), for the fields of
+ * Caffe's wire format that carry weights (numbers as in schema/caffe.ts): NetParameter { name = 1; LayerParameter layer = 100; V1LayerParameter
  * layers = 2 }, LayerParameter { name = 1; type = 2; BlobProto blobs = 7 }, V1LayerParameter { name = 4; int32
  * type = 5; blobs = 6 }; every other field is skipped unread. No schema is parsed and no codec generated, and packed
  * float data stays as bytes: a 553 MB VGG16 is scanned without a copy, a 28 MB GoogLeNet without materialising

@@ -9,10 +9,10 @@ import { ModelshipError } from './errors';
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
+    fs.mkdirSync(dir, { recursive: true });
     fd = fs.openSync(tmp, 'w');
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
     fs.fsyncSync(fd);
@@ -21,7 +21,11 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     fs.renameSync(tmp, file);
   } catch (e) {
     if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // nothing was created (the directory is not one): the write's own error says why
+    }
     throw new ModelshipError('io', `cannot write ${file}: ${(e as Error).message}`, { file });
   }
 }

@@ -419,32 +419,6 @@ message V1LayerParameter {
 }
 `;
 
-/**
- * The caffemodel is decoded with a lean view of the same wire format: only layer names, types and blobs.
- * Layer parameters in a caffemodel are ignored (structure comes from the prototxt), so protobufjs skips them.
- * BlobProto is decoded by `decodeBlob` (caffemodel.ts) to keep float data as raw little-endian bytes.
- */
-export const CAFFEMODEL_PROTO = `
-syntax = "proto2";
-package caffemodel;
-message NetParameter {
-  optional string name = 1;
-  repeated LayerParameter layer = 100;
-  repeated V1LayerParameter layers = 2;
-}
-message LayerParameter {
-  optional string name = 1;
-  optional string type = 2;
-  repeated BlobProto blobs = 7;
-}
-message V1LayerParameter {
-  optional string name = 4;
-  optional int32 type = 5;
-  repeated BlobProto blobs = 6;
-}
-message BlobProto { }
-`;
-
 let caffeRoot: protobuf.Root | undefined;
 export function caffeSchema(): protobuf.Root {
   if (!caffeRoot) {
