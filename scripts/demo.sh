@@ -34,6 +34,7 @@ get() { sed -n "s/^$1=//p" "$2"; }
 
 weights=$dir/weights.caffemodel
 smoke_args=()
+image_args=()
 rollout_patch=examples/lab-realnode.patch.yaml
 if [ "$face" = 1 ]; then
   # the face detector's weights are seeded, not committed: made from the fixture's recipe (numpy, in .venv-opencv)
@@ -49,12 +50,12 @@ if [ "$face" = 1 ]; then
   rm -rf "$out/reference" && cp -r "$dir" "$out/reference"
   "$py" scripts/ssd-reference.py inputs "$dir" "$out/reference"
   dir=$out/reference
-  # the sample image through /detect must give the detections OpenCV finds in it (pixels of the image, score ≥ 0.5),
-  # the image preprocessed as OpenCV's face detector sample does: 300x300, BGR, mean 104/177/123
-  preprocess='{"mean": [104, 177, 123]}'
+  # the image carries the face detector's preprocessing (OpenCV's face detector sample: the whole image to 300x300,
+  # BGR, mean 104/177/123), so its /detect answers as the net was trained, in smoke and in the rollout alike
+  image_args=(--preprocess '{"mean": [104, 177, 123]}')
+  # the sample image through /detect must give the detections OpenCV finds in it (pixels of the image, score ≥ 0.5)
   smoke_args=(--sample-image examples/face-detector/sample.png --expected-detections "$(cat examples/face-detector/expected-detections.json)"
-    --detection-threshold 0.5 --preprocess "$preprocess")
-  rollout_patch=examples/face-detector/lab-rollout.patch.yaml
+    --detection-threshold 0.5)
 fi
 
 echo "== convert $dir"
@@ -71,7 +72,7 @@ echo "== image → ${LAB_REGISTRY}/modelship/$name"
 # offline, the image carries the Node.js that runs this script (on a runner: the pinned official release, downloaded)
 MODELSHIP_DIST=$bundle ms image --image "$LAB_REGISTRY/modelship/$name" --model "$(get artifact-path "$out/compile.out")" --model-name "$name" \
   --node-binary "$(command -v node)" --base-image "$LAB_BASE_IMAGE" --parity "$(get parity "$out/convert.out")" --compose-file "$out/docker-compose.yml" \
-  --revision "$(git rev-parse HEAD 2>/dev/null || echo 0000000)" | tee "$out/image.out"
+  --revision "$(git rev-parse HEAD 2>/dev/null || echo 0000000)" ${image_args[@]+"${image_args[@]}"} | tee "$out/image.out"
 echo "== smoke $(get image "$out/image.out")"
 ms smoke --image "$(get image "$out/image.out")" --model-name "$name" --reference "$dir" --requests 100 --concurrency 4 \
   ${smoke_args[@]+"${smoke_args[@]}"} | tee "$out/smoke.out"
