@@ -21,8 +21,13 @@ export function oracleAvailable(): boolean {
   return fs.existsSync(path.join(ORACLE, 'models'));
 }
 
+/**
+ * A fresh temporary directory. Under jest it lies in the run's own directory (MODELSHIP_TEST_TMP, made by
+ * global-setup.ts), which global-teardown.ts removes when the run ends: images, models and venvs the tests write do
+ * not pile up in /tmp.
+ */
 export function tmpDir(prefix = 'modelship-test-'): string {
-  return fs.mkdtempSync(path.join(require('os').tmpdir(), prefix));
+  return fs.mkdtempSync(path.join(process.env.MODELSHIP_TEST_TMP || require('os').tmpdir(), prefix));
 }
 
 /**

