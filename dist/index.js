@@ -25144,7 +25144,7 @@ function checkLooksLikeText(bytes, file) {
 /** Parse a deploy.prototxt (text) into a normalised net. */
 function parsePrototxt(bytes, file) {
     const text = checkLooksLikeText(bytes, file);
-    const root = (0,caffe/* caffeSchema */.lF)();
+    const root = (0,caffe/* caffeSchema */.l)();
     const NetParameter = root.lookupType('caffe.NetParameter');
     const msg = (0,textformat/* parseTextFormat */.YN)(text, NetParameter, { file, tolerateUnknownIn: ['LayerParameter', 'V1LayerParameter'] });
     return normalizeNet(msg, file);
@@ -25252,7 +25252,7 @@ const paramTypeCache = new Map();
  * param message types, so handlers read `paramsOf(layer, 'convolution_param').kernel_size` either way.
  */
 function paramsOf(layer, field) {
-    const root = (0,caffe/* caffeSchema */.lF)();
+    const root = (0,caffe/* caffeSchema */.l)();
     const msgType = root.lookupType('caffe.LayerParameter');
     const f = msgType.fields[field];
     if (!f)
@@ -27631,7 +27631,7 @@ function loadLayerPlugin(file) {
 }
 /** Add the plugin's messages to Caffe's schema, and its `*_param` fields to LayerParameter (V2 and V1). */
 function extendCaffeSchema(proto, params, file) {
-    const root = (0,_schema_caffe__WEBPACK_IMPORTED_MODULE_4__/* .caffeSchema */ .lF)();
+    const root = (0,_schema_caffe__WEBPACK_IMPORTED_MODULE_4__/* .caffeSchema */ .l)();
     const bad = (why) => {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `input "layers": ${why}`, { file, field: 'layers' });
     };
@@ -27682,9 +27682,9 @@ function extendCaffeSchema(proto, params, file) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   lF: () => (/* binding */ caffeSchema)
+/* harmony export */   l: () => (/* binding */ caffeSchema)
 /* harmony export */ });
-/* unused harmony exports CAFFE_PROTO, CAFFEMODEL_PROTO */
+/* unused harmony export CAFFE_PROTO */
 /* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23928);
 /* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
 
@@ -28106,31 +28106,6 @@ message V1LayerParameter {
   optional ThresholdParameter threshold_param = 25;
 }
 `;
-/**
- * The caffemodel is decoded with a lean view of the same wire format: only layer names, types and blobs.
- * Layer parameters in a caffemodel are ignored (structure comes from the prototxt), so protobufjs skips them.
- * BlobProto is decoded by `decodeBlob` (caffemodel.ts) to keep float data as raw little-endian bytes.
- */
-const CAFFEMODEL_PROTO = (/* unused pure expression or super */ null && (`
-syntax = "proto2";
-package caffemodel;
-message NetParameter {
-  optional string name = 1;
-  repeated LayerParameter layer = 100;
-  repeated V1LayerParameter layers = 2;
-}
-message LayerParameter {
-  optional string name = 1;
-  optional string type = 2;
-  repeated BlobProto blobs = 7;
-}
-message V1LayerParameter {
-  optional string name = 4;
-  optional int32 type = 5;
-  repeated BlobProto blobs = 6;
-}
-message BlobProto { }
-`));
 let caffeRoot;
 function caffeSchema() {
     if (!caffeRoot) {
@@ -36126,10 +36101,10 @@ function isModelshipError(e) {
  */
 function writeFileAtomic(file, data) {
     const dir = path__WEBPACK_IMPORTED_MODULE_1__.dirname(path__WEBPACK_IMPORTED_MODULE_1__.resolve(file));
-    fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync(dir, { recursive: true });
     const tmp = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}.tmp`);
     let fd;
     try {
+        fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync(dir, { recursive: true });
         fd = fs__WEBPACK_IMPORTED_MODULE_0__.openSync(tmp, 'w');
         fs__WEBPACK_IMPORTED_MODULE_0__.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
         fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync(fd);
@@ -36140,7 +36115,12 @@ function writeFileAtomic(file, data) {
     catch (e) {
         if (fd !== undefined)
             fs__WEBPACK_IMPORTED_MODULE_0__.closeSync(fd);
-        fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(tmp, { force: true });
+        try {
+            fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(tmp, { force: true });
+        }
+        catch {
+            // nothing was created (the directory is not one): the write's own error says why
+        }
         throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `cannot write ${file}: ${e.message}`, { file });
     }
 }
