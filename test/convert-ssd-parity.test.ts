@@ -1,9 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { execFileSync } from 'child_process';
 import { runCli } from './helpers/cli';
-import { encodeNet, REPO, tmpDir } from './helpers/caffe';
-import { pythonVenv } from './helpers/venv';
+import { encodeNet } from './helpers/caffe';
+import { SSD_FIXTURES, ssdReference } from './helpers/ssd';
 import { onnxInfo } from '../src/util/onnxinfo';
 import { runOnnx } from '../src/util/ort';
 import { convertCaffe } from '../src/convert/converter';
@@ -15,25 +14,11 @@ import { convertCaffe } from '../src/convert/converter';
 // directory and must pass the parity gate at batch 1 and 2: the same detections per image (count, label; score and
 // box within the measured tolerance, src/shared/detections.ts) and the intermediate outputs (the DetectionOutput
 // bottoms, the zoo's Normalize and Permute tops) within the default tolerance.
-const SSD = path.join(REPO, 'test/fixtures/ssd');
+const SSD = SSD_FIXTURES;
 const NETS = ['res10_300x300', 'mobilenet_ssd', ...fs.readdirSync(path.join(SSD, 'zoo')).filter((d) => fs.existsSync(path.join(SSD, 'zoo', d, 'deploy.prototxt'))).map((d) => `zoo/${d}`)];
 
-const py = () => pythonVenv('opencv', 'import cv2');
-
-/** The fixture as a reference directory: its committed outputs, its inputs (made from the seed when not committed), its weights. */
-function materialize(net: string): { dir: string; weights: string; outputs: string[] } {
-  const src = path.join(SSD, net);
-  const dir = tmpDir('modelship-ssd-');
-  for (const f of fs.readdirSync(src)) if (f.endsWith('.npy')) fs.copyFileSync(path.join(src, f), path.join(dir, f));
-  if (!fs.existsSync(path.join(dir, 'input_b1.npy'))) execFileSync(py(), [path.join(REPO, 'scripts/ssd-reference.py'), 'inputs', src, dir], { stdio: 'pipe' });
-  const weights = path.join(dir, 'weights.caffemodel');
-  execFileSync(py(), [path.join(REPO, 'scripts/ssd-reference.py'), 'weights', src, weights], { stdio: 'pipe' });
-  const outputs = fs.readdirSync(dir).flatMap((f) => /^output_b1__(.+)\.npy$/.exec(f)?.[1] ?? []).sort();
-  return { dir, weights, outputs };
-}
-
 test.each(NETS)('%s converts at parity with OpenCV at batch 1 and 2: detections and intermediate outputs', async (net) => {
-  const { dir, weights, outputs } = materialize(net);
+  const { dir, weights, outputs } = ssdReference(net);
   const out = path.join(dir, 'model.onnx');
   const r = await runCli(['convert', '--prototxt', path.join(SSD, net, 'deploy.prototxt'), '--caffemodel', weights, '--out', out, '--reference', dir, '--outputs', outputs.join(','), '--json']);
   expect(r.stderr).not.toMatch(/error/i);
@@ -57,7 +42,7 @@ test.each(NETS)('%s converts at parity with OpenCV at batch 1 and 2: detections 
 test('the parity gate fails a detection net whose boxes are decoded wrong, naming the detection output', async () => {
   // MobileNet-SSD decoded as CORNER offsets instead of CENTER_SIZE: the scores are the same, the boxes are not — the
   // detection comparison must see it
-  const { dir, weights, outputs } = materialize('mobilenet_ssd');
+  const { dir, weights, outputs } = ssdReference('mobilenet_ssd');
   const proto = fs.readFileSync(path.join(SSD, 'mobilenet_ssd/deploy.prototxt'), 'utf8').replace('code_type: CENTER_SIZE', 'code_type: CORNER');
   const f = path.join(dir, 'wrong.prototxt');
   fs.writeFileSync(f, proto);

@@ -3,18 +3,7 @@ import * as path from 'path';
 import { convertCaffe } from '../src/convert/converter';
 import { ModelshipError } from '../src/util/errors';
 import { FIXTURES } from './helpers/caffe';
-
-/** mulberry32: a small seeded PRNG, so every run mutates the same way and a failure can be replayed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './helpers/rng';
 
 const TOKENS = ['{', '}', ':', '"', "'", '#', '[', ']', ',', '-', '0', '-1', '999999999', '1e40', 'nan', 'inf', '\\', '\n', ' ', 'layer', 'bottom', 'top', 'type', 'num_output', 'kernel_size', 'stride: 0', 'pad: 7', 'group: 3', 'axis: -9', 'dim: 0', 'dim: -1', 'slice_point: 1', 'type: "Reshape"', 'type: "Crop"', 'type: "Eltwise"', 'type: "Slice"', 'type: "Split"', 'top: "data"', 'bottom: "data"', '\u0000', '\u00ff', 'é'];
 

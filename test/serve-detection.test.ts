@@ -1,6 +1,5 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import * as http from 'http';
 import { PNG } from 'pngjs';
 import { convertCaffe } from '../src/convert/converter';
 import { startServer, DEFAULT_SERVE, RunningServer, ServeOptions } from '../src/serve/server';
@@ -8,7 +7,7 @@ import { serveOptions } from '../src/serve/main';
 import { DynamicBatcher } from '../src/serve/batcher';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
 import { imageToDetectionTensor, parsePreprocess, GOOGLENET_PREPROCESS } from '../src/serve/image';
-import { splitDetectionTable, imageDetections, matchDetections, parseExpectedDetections, iou, detectionOutputNames } from '../src/serve/detection';
+import { splitDetectionTable, imageDetections, matchDetections, parseExpectedDetections, iou, detectionOutputNames } from '../src/shared/detections';
 import { compareDetections, detectionRows } from '../src/shared/detections';
 import { goldenRequests, httpTransport } from '../src/shared/golden';
 import { detectImage, detectServer, ModelMeta } from '../src/shared/server';
@@ -16,29 +15,7 @@ import { runOnnx } from '../src/util/ort';
 import { NpyArray, encodeNpy } from '../src/util/npy';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 import { tinySsd } from './helpers/ssd';
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-  json: () => any;
-}
-
-function request(url: string, opts: { method?: string; body?: Buffer | string; headers?: Record<string, string | number> } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body.toString()) });
-      });
-    });
-    req.on('error', reject);
-    if (opts.body) req.write(opts.body);
-    req.end();
-  });
-}
+import { request } from './helpers/http';
 
 /** A W x H PNG of smooth colour waves (`k` picks the pattern). */
 function png(width: number, height: number, k: number): Buffer {

@@ -1,7 +1,6 @@
 import { DynamicBatcher } from '../src/serve/batcher';
 import * as fs from 'fs';
 import * as path from 'path';
-import * as http from 'http';
 import { PNG } from 'pngjs';
 import { convertCaffe } from '../src/convert/converter';
 import { startServer, DEFAULT_SERVE, RunningServer, ServeOptions } from '../src/serve/server';
@@ -13,6 +12,7 @@ import { imageToTensor } from '../src/serve/image';
 import { readNpy } from '../src/util/npy';
 import { ModelshipError } from '../src/util/errors';
 import { FIXTURES, tmpDir } from './helpers/caffe';
+import { request } from './helpers/http';
 
 const LENET = path.join(FIXTURES, 'lenet');
 
@@ -22,29 +22,6 @@ function convertTo(dir: string, net: string): string {
   const f = path.join(dir, `${net}.onnx`);
   fs.writeFileSync(f, conv.onnx);
   return f;
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-  json: () => any;
-}
-
-function request(url: string, opts: { method?: string; body?: Buffer | string; headers?: Record<string, string | number> } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body.toString()) });
-      });
-    });
-    req.on('error', reject);
-    if (opts.body) req.write(opts.body);
-    req.end();
-  });
 }
 
 const log: string[] = [];
@@ -131,7 +108,7 @@ describe('serving runtime: KServe v2 over HTTP', () => {
 
   test('bad requests get 4xx with a clear message and the server keeps serving', async () => {
     const post = (body: string | Buffer, headers: Record<string, string | number> = {}) => request(`${srv.url}/v2/models/lenet/infer`, { body, headers });
-    const cases: [Promise<Reply>, number, RegExp][] = [
+    const cases: [ReturnType<typeof request>, number, RegExp][] = [
       [post('{"inputs": [ {'), 400, /malformed JSON/],
       [post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 27], datatype: 'FP32', data: new Array(756).fill(0) }] })), 400, /shape \[1, 1, 28, 27\] does not match the model's \[-1, 1, 28, 28\]/],
       [post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'BYTES', data: ['a'] }] })), 400, /datatype BYTES is not supported/],

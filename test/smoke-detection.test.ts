@@ -4,11 +4,11 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
-import { pythonVenv } from './helpers/venv';
+import { ssdPython, ssdReference } from './helpers/ssd';
 import { buildTritonLabImage } from './helpers/triton-lab';
 import { planSmoke, sampleDetections } from '../src/smoke';
 import { SmokeConfig } from '../src/smoke/inputs';
-import { parseExpectedDetections } from '../src/serve/detection';
+import { parseExpectedDetections } from '../src/shared/detections';
 
 // smoke of a detection model (SSD): the sample image's detections in its own pixels against expected-detections.
 // The first part needs nothing; the second runs the worked example (OpenCV's face detector, seeded weights, the
@@ -82,16 +82,15 @@ describe('smoke inputs for detection models', () => {
 describe('the face detector worked example on the lab: image → smoke (golden requests, sample image detections)', () => {
   const work = tmpDir('modelship-smoke-det-');
   /** the reference: the fixture's OpenCV outputs and its inputs */
-  const REF = path.join(work, 'reference');
+  let REF = '';
   let artifact = '';
   beforeAll(async () => {
     requireLab();
-    const py = pythonVenv('opencv', 'import cv2, numpy');
     // the seeded weights and the reference inputs are made from the fixture's recipe (not committed: 10 MB, 3 MB)
-    const weights = path.join(work, 'weights.caffemodel');
-    execFileSync(py, [path.join(REPO, 'scripts/ssd-reference.py'), 'weights', FACE, weights], { stdio: 'pipe' });
-    fs.cpSync(FACE, REF, { recursive: true });
-    execFileSync(py, [path.join(REPO, 'scripts/ssd-reference.py'), 'inputs', FACE, REF], { stdio: 'pipe' });
+    const ref = ssdReference('res10_300x300');
+    REF = ref.dir;
+    const weights = ref.weights;
+    const py = ssdPython();
     // the example's expectations are OpenCV's on these weights: made again here, they must be what is committed
     const again = path.join(work, 'example');
     fs.mkdirSync(again);

@@ -6,7 +6,7 @@ import { convertCaffe } from '../src/convert/converter';
 import { MODEL_CONFIG_PROTO, MODEL_CONFIG_PROTO_SOURCE, modelConfigSchema } from '../src/image/schema/model_config';
 import { parseTritonConfig, tritonConfig, tritonDataType, tritonMaxBatchSize, TritonModelSpec } from '../src/image/triton-config';
 import { planTritonModel } from '../src/image/triton';
-import { detectionOutputNames } from '../src/serve/detection';
+import { detectionOutputNames } from '../src/shared/detections';
 import { tinySsd } from './helpers/ssd';
 import { ModelshipError } from '../src/util/errors';
 import { onnxInfo, TensorSig } from '../src/util/onnxinfo';

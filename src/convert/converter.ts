@@ -3,6 +3,7 @@ import { CaffeNet, parsePrototxt } from './net';
 import { CaffeModelWeights, decodeCaffeModel } from './caffemodel';
 import { LayerContext } from './layers/types';
 import { REGISTRY, SKIPPED_TYPES, supportedTypes } from './layers';
+import { DETECTION_OUTPUTS_KEY } from '../shared/detections';
 import { ModelshipError } from '../util/errors';
 import { sha256 } from '../util/fsx';
 import type { LayerPlugin } from './plugins';
@@ -180,7 +181,7 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
   };
   // outputs made by DetectionOutput: [1, 1, D, 7] rows, compared and served as detections, not as tensors
   const detectionOutputs = outputs.filter((o) => versions.some((v) => v.onnx === o.name && v.layerType === 'DetectionOutput'));
-  if (detectionOutputs.length) metadata['modelship.detection_outputs'] = detectionOutputs.map((o) => o.name).join(',');
+  if (detectionOutputs.length) metadata[DETECTION_OUTPUTS_KEY] = detectionOutputs.map((o) => o.name).join(',');
   const meta = { producerVersion: VERSION, graphName: net.name, docString: `Converted from Caffe by modelship ${VERSION}`, metadata };
   // encoded now (a graph protobuf cannot take fails here), joined into one buffer only if `onnx` is read
   const model = g.model(meta);

@@ -4,7 +4,7 @@ import { ModelshipError } from '../util/errors';
 import { onnxInfo, TensorSig } from '../util/onnxinfo';
 import { runProcess } from '../util/proc';
 import { tritonConfig, tritonMaxBatchSize, TritonModelSpec } from './triton-config';
-import { detectionOutputNames } from '../serve/detection';
+import { detectionOutputNames } from '../shared/detections';
 import { checkPlanForImage, imageTensorRTVersion, readPlanMetadata } from './tensorrt-version';
 import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '../shared/runtime';
 

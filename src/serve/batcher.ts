@@ -1,4 +1,4 @@
-import { splitDetectionTable } from './detection';
+import { splitDetectionTable } from '../shared/detections';
 
 /**
  * Dynamic batching: concurrent requests are concatenated along the batch axis up to `maxBatchSize` items or

@@ -9,7 +9,7 @@ import { ProtocolError, parseInferRequest, encodeInferResponse, responseTensors,
 import { topClasses } from './classification';
 import { decryptModel, isEncrypted } from './crypto';
 import { imageToTensor, imageToDetectionTensor, Preprocess, GOOGLENET_PREPROCESS } from './image';
-import { DETECTION_OUTPUTS_KEY, detectionOutputNames, imageDetections } from './detection';
+import { DETECTION_OUTPUTS_KEY, detectionOutputNames, imageDetections } from '../shared/detections';
 import { onnxInfo } from '../util/onnxinfo';
 import { cpuBudget } from './cpus';
 import { parseProvider, ProviderRequest } from './provider';

@@ -1,11 +1,174 @@
-import { NpyArray } from '../util/npy';
+import type { NpyArray } from '../util/npy';
 
 /**
  * Detections, as Caffe's (SSD fork's) DetectionOutput writes them: a [1, 1, D, 7] table of rows (image_id, label,
- * score, xmin, ymin, xmax, ymax), box corners normalized to [0, 1]. Judged as sets, not tensors: the same detections
- * per image (count and labels), each score and box within a tolerance. Row order is not compared (Caffe writes rows
- * by class, OpenCV and the converter by score).
+ * score, xmin, ymin, xmax, ymax), box corners normalized to [0, 1], rows per image by score; D is dynamic and may be
+ * 0. The converter names such outputs in the ONNX metadata (`modelship.detection_outputs`, comma-separated); a
+ * Triton server does not pass that on, so a client also knows one by its shape. One module for the converter,
+ * parity, the server and its clients: parity judges tables as sets, not tensors (the same detections per image,
+ * count and labels, each score and box within a tolerance; row order is not compared — Caffe writes rows by
+ * class, OpenCV and the converter by score); the server splits batched tables and scales boxes to images; smoke
+ * matches expected boxes.
  */
+/** The ONNX metadata key naming a model's detection outputs (comma-separated), as the converter writes it. */
+export const DETECTION_OUTPUTS_KEY = 'modelship.detection_outputs';
+
+/** The detection outputs a model's metadata names, those of `outputs` only, in the model's order. */
+export function detectionOutputNames(metadata: Record<string, string>, outputs: readonly string[]): string[] {
+  const listed = new Set((metadata[DETECTION_OUTPUTS_KEY] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  return outputs.filter((o) => listed.has(o));
+}
+
+/** A declared shape that can be a detection table: [1, 1, D, 7], D variable (-1 or symbolic) or a number. */
+export function isDetectionShape(shape: readonly (number | string)[]): boolean {
+  return shape.length === 4 && shape[0] === 1 && shape[1] === 1 && shape[3] === 7;
+}
+
+/**
+ * The rows of items [start, start + items) of a batch's detection table, their image_id re-based to the first of
+ * them (so a request sees its own item indices). Rows of no item (Caffe's "nothing found" rows, image_id -1) are
+ * left out; the rows keep their order (per image by score).
+ */
+export function splitDetectionTable(table: Float32Array, start: number, items: number): Float32Array {
+  let n = 0;
+  for (let i = 0; i + 7 <= table.length; i += 7) if (table[i] >= start && table[i] < start + items) n++;
+  const out = new Float32Array(n * 7);
+  let o = 0;
+  for (let i = 0; i + 7 <= table.length; i += 7) {
+    const id = table[i];
+    if (!(id >= start && id < start + items)) continue;
+    out.set(table.subarray(i, i + 7), o);
+    out[o] = id - start;
+    o += 7;
+  }
+  return out;
+}
+
+/** A detection in an image's pixels: the label (class index; SSD's 0 is the background), score and box corners. */
+export interface ImageDetection {
+  label: number;
+  label_name?: string;
+  score: number;
+  /** [xmin, ymin, xmax, ymax] in pixels of the original image (not clipped to it, as DetectionOutput writes them) */
+  box: [number, number, number, number];
+}
+
+/**
+ * Item `image`'s detections with a score of at least `threshold`, scaled from normalized corners to an image of
+ * `width` x `height` pixels (the whole image was resized to the model's input, so x scales by the width and y by
+ * the height), highest score first; `labels[label]` as `label_name` when there is one.
+ */
+export function imageDetections(table: Float32Array, o: { image?: number; threshold: number; width: number; height: number; labels?: readonly string[] }): ImageDetection[] {
+  const image = o.image ?? 0;
+  const out: ImageDetection[] = [];
+  for (let i = 0; i + 7 <= table.length; i += 7) {
+    if (table[i] !== image || !(table[i + 2] >= o.threshold)) continue;
+    const label = table[i + 1];
+    const name = Number.isInteger(label) ? o.labels?.[label] : undefined;
+    out.push({
+      label,
+      ...(name !== undefined ? { label_name: name } : {}),
+      score: table[i + 2],
+      box: [table[i + 3] * o.width, table[i + 4] * o.height, table[i + 5] * o.width, table[i + 6] * o.height],
+    });
+  }
+  // (stable: rows of equal score keep the model's order)
+  return out.sort((a, b) => b.score - a.score);
+}
+
+/** Intersection over union of two [xmin, ymin, xmax, ymax] boxes (0 when either is empty). */
+export function iou(a: readonly number[], b: readonly number[]): number {
+  const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+  const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (!(iw > 0 && ih > 0)) return 0;
+  const inter = iw * ih;
+  const area = (r: readonly number[]) => Math.max(0, r[2] - r[0]) * Math.max(0, r[3] - r[1]);
+  const union = area(a) + area(b) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+export interface ExpectedDetection {
+  label: number;
+  box: [number, number, number, number];
+}
+
+export interface DetectionMatch {
+  /** same number of detections, and every expected one matched (one to one) by one of the same label with IoU ≥ minIou */
+  pass: boolean;
+  /** for each expected detection: the index of its match in `got`, or -1, and their IoU */
+  matches: { got: number; iou: number }[];
+  /** indices in `got` matched by no expected detection */
+  extra: number[];
+}
+
+/**
+ * Match expected detections to those the server found, one to one: a pair must have the same label and an IoU of
+ * at least `minIou`. The matching is a maximum one (augmenting paths, as a greedy choice can leave a detection
+ * unmatched that another assignment would match), preferring higher IoU.
+ */
+export function matchDetections(expected: readonly ExpectedDetection[], got: readonly { label: number; box: readonly number[] }[], minIou = 0.5): DetectionMatch {
+  // candidates per expected detection, best IoU first
+  const cand = expected.map((e) =>
+    got
+      .map((g, j) => ({ j, iou: g.label === e.label ? iou(e.box, g.box) : 0 }))
+      .filter((c) => c.iou >= minIou)
+      .sort((a, b) => b.iou - a.iou),
+  );
+  const owner = new Array<number>(got.length).fill(-1);
+  const augment = (i: number, seen: Set<number>): boolean => {
+    for (const { j } of cand[i]) {
+      if (seen.has(j)) continue;
+      seen.add(j);
+      if (owner[j] < 0 || augment(owner[j], seen)) {
+        owner[j] = i;
+        return true;
+      }
+    }
+    return false;
+  };
+  // expected detections with fewer candidates first: a better chance that the greedy first pick is the final one
+  const order = expected.map((_, i) => i).sort((a, b) => cand[a].length - cand[b].length);
+  for (const i of order) augment(i, new Set());
+  const matches = expected.map(() => ({ got: -1, iou: 0 }));
+  owner.forEach((i, j) => {
+    if (i >= 0) matches[i] = { got: j, iou: cand[i].find((c) => c.j === j)!.iou };
+  });
+  const extra = owner.flatMap((i, j) => (i < 0 ? [j] : []));
+  return { pass: expected.length === got.length && matches.every((m) => m.got >= 0), matches, extra };
+}
+
+/** A box for messages: corners rounded to a tenth of a pixel. */
+export function formatBox(b: readonly number[]): string {
+  return `[${b.map((v) => (Math.round(v * 10) / 10).toString()).join(', ')}]`;
+}
+
+/**
+ * Parse a list of expected detections (`[{"label": 1, "box": [x1, y1, x2, y2]}, ...]`, pixels of the image);
+ * throws an Error naming the first bad entry.
+ */
+export function parseExpectedDetections(text: string): ExpectedDetection[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`not JSON: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(v)) throw new Error('expected a JSON list of {"label": N, "box": [xmin, ymin, xmax, ymax]} (pixels of the sample image)');
+  return v.map((d, i): ExpectedDetection => {
+    const at = `entry ${i}`;
+    if (typeof d !== 'object' || d === null || Array.isArray(d)) throw new Error(`${at} is not an object {"label": N, "box": [xmin, ymin, xmax, ymax]}`);
+    const o = d as Record<string, unknown>;
+    const unknown = Object.keys(o).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
+    if (unknown.length) throw new Error(`${at} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (label and box are compared; score and label_name are ignored)`);
+    if (typeof o.label !== 'number' || !Number.isInteger(o.label) || o.label < 0) throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(o.label)}`);
+    const b = o.box;
+    if (!Array.isArray(b) || b.length !== 4 || b.some((x) => typeof x !== 'number' || !Number.isFinite(x))) throw new Error(`${at}: "box" must be four numbers [xmin, ymin, xmax, ymax] in pixels, got ${JSON.stringify(b)}`);
+    const box = b as [number, number, number, number];
+    if (!(box[2] > box[0] && box[3] > box[1])) throw new Error(`${at}: "box" ${JSON.stringify(box)} is empty: xmax must exceed xmin and ymax ymin`);
+    return { label: o.label, box };
+  });
+}
+
 export interface Detection {
   image: number;
   label: number;
@@ -25,11 +188,6 @@ export interface DetectionTolerance {
  * 1e-4 keeps a 13× margin on scores; on boxes it is 0.03 px of a 300 px image.
  */
 export const DETECTION_TOLERANCE: DetectionTolerance = { score: 1e-4, box: 1e-4 };
-
-/** A [1, 1, D, 7] table (D may be 0). */
-export function isDetectionTable(shape: number[]): boolean {
-  return shape.length === 4 && shape[0] === 1 && shape[1] === 1 && shape[3] === 7;
-}
 
 /** The rows of a detection table; Caffe's "nothing found" rows (image_id -1) and OpenCV's zero padding are not detections. */
 export function detectionRows(a: NpyArray): Detection[] {

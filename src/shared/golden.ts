@@ -4,7 +4,7 @@ import * as http from 'http';
 import { readNpy } from '../util/npy';
 import { referenceBatches, inputFile, outputFile } from './reference';
 import { compareOutput, DEFAULT_TOLERANCE } from './compare';
-import { compareDetections, describeDetections, isDetectionTable } from './detections';
+import { compareDetections, describeDetections, isDetectionShape } from './detections';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { exchange, Reply } from '../util/http';
 
@@ -56,7 +56,7 @@ export async function goldenRequests(t: Transport, o: { reference: string; model
       if (!fs.existsSync(refFile)) continue;
       const ref = readNpy(refFile);
       res.compared++;
-      if (isDetectionTable(out.shape) && isDetectionTable(ref.shape)) {
+      if (isDetectionShape(out.shape) && isDetectionShape(ref.shape)) {
         const d = compareDetections(out.name, b, out, ref);
         const got = d.counts.reduce((a, x) => a + x.got, 0);
         const want = d.counts.reduce((a, x) => a + x.reference, 0);

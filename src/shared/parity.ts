@@ -3,7 +3,7 @@ import * as path from 'path';
 import type { ConversionResult, BlobVersion } from '../convert/converter';
 import { referenceBatches, inputFile, outputFile, blobFileName } from './reference';
 import { absMax, compareOutput, DEFAULT_TOLERANCE, maxAbs, OutputCheck, ParityTolerance } from './compare';
-import { compareDetections, DetectionCheck, describeDetections, isDetectionTable } from './detections';
+import { compareDetections, DetectionCheck, describeDetections, detectionOutputNames, isDetectionShape } from './detections';
 import { NpyArray, readNpy } from '../util/npy';
 import { ModelshipError } from '../util/errors';
 import { runOnnx } from '../util/ort';
@@ -78,7 +78,7 @@ export async function checkParity(
   const single = conv.inputs.length === 1;
   const checks: OutputCheck[] = [];
   const detections: DetectionCheck[] = [];
-  const detectionNames = new Set((conv.metadata?.['modelship.detection_outputs'] ?? '').split(',').filter(Boolean));
+  const detectionNames = new Set(detectionOutputNames(conv.metadata ?? {}, conv.outputs.map((o) => o.name)));
   let runtime = '';
   for (const batch of batches) {
     const feeds: Record<string, NpyArray> = {};
@@ -97,7 +97,7 @@ export async function checkParity(
       if (!fs.existsSync(refFile)) throw new ModelshipError('input', `reference output ${path.basename(refFile)} not found`, { file: dir });
       const got = result.outputs[out.name];
       const ref = readNpy(refFile);
-      if (detectionNames.has(out.name) && isDetectionTable(ref.shape) && isDetectionTable(got.shape)) detections.push(compareDetections(out.name, batch, got, ref));
+      if (detectionNames.has(out.name) && isDetectionShape(ref.shape) && isDetectionShape(got.shape)) detections.push(compareDetections(out.name, batch, got, ref));
       else checks.push(compareOutput(out.name, batch, got, ref, tol));
     }
   }

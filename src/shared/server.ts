@@ -3,7 +3,7 @@ import { Runtime } from './runtime';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { imageToTensor, imageToDetectionTensor, Preprocess, GOOGLENET_PREPROCESS } from '../serve/image';
 import { topClasses } from '../serve/classification';
-import { imageDetections, ImageDetection, isDetectionShape } from '../serve/detection';
+import { imageDetections, ImageDetection, isDetectionShape } from '../shared/detections';
 
 /**
  * What smoke and rollout ask a serving runtime, using only what that server defines. Both runtimes speak KServe v2

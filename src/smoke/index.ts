@@ -10,7 +10,7 @@ import { referenceBatches } from '../shared/reference';
 import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../shared/golden';
 import { SERVING_PORT } from '../shared/runtime';
 import { classifyImage, detectImage, detectionOutput, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../shared/server';
-import { formatBox, iou, matchDetections, ExpectedDetection, ImageDetection } from '../serve/detection';
+import { formatBox, iou, matchDetections, ExpectedDetection, ImageDetection } from '../shared/detections';
 import { parseImageRef } from '../image/registry';
 import { openRegistrySession } from '../util/dockerconfig';
 

@@ -1,7 +1,7 @@
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
 import type { Runtime } from '../shared/runtime';
-import { parseExpectedDetections, ExpectedDetection } from '../serve/detection';
+import { parseExpectedDetections, ExpectedDetection } from '../shared/detections';
 import type { Preprocess } from '../serve/preprocess';
 
 /** The smoke stage's own inputs and outputs (image, model-name, gpu, keys, reference, tolerance are shared). */

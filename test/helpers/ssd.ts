@@ -1,4 +1,34 @@
-import { encodeNet } from './caffe';
+import * as fs from 'fs';
+import * as path from 'path';
+import { execFileSync } from 'child_process';
+import { encodeNet, REPO, tmpDir } from './caffe';
+import { pythonVenv } from './venv';
+
+/** test/fixtures/ssd: OpenCV-made references of SSD nets (see its README) */
+export const SSD_FIXTURES = path.join(REPO, 'test/fixtures/ssd');
+
+let python: string | undefined;
+/** The venv's python that runs scripts/ssd-reference.py (numpy) and OpenCV. */
+export function ssdPython(): string {
+  return (python ??= pythonVenv('opencv', 'import cv2, numpy'));
+}
+
+/**
+ * An SSD fixture (`res10_300x300`, `zoo/multi_min`, ...) as a reference directory: its committed outputs, its inputs
+ * (made from the seed where they are not committed) and its seeded weights (never committed), both made byte for byte
+ * by scripts/ssd-reference.py. `outputs` are the blobs the reference has at batch 1.
+ */
+export function ssdReference(net: string): { dir: string; weights: string; outputs: string[] } {
+  const src = path.join(SSD_FIXTURES, net);
+  const script = path.join(REPO, 'scripts/ssd-reference.py');
+  const dir = tmpDir('modelship-ssd-');
+  for (const f of fs.readdirSync(src)) if (f.endsWith('.npy')) fs.copyFileSync(path.join(src, f), path.join(dir, f));
+  if (!fs.existsSync(path.join(dir, 'input_b1.npy'))) execFileSync(ssdPython(), [script, 'inputs', src, dir], { stdio: 'pipe' });
+  const weights = path.join(dir, 'weights.caffemodel');
+  execFileSync(ssdPython(), [script, 'weights', src, weights], { stdio: 'pipe' });
+  const outputs = fs.readdirSync(dir).flatMap((f) => /^output_b1__(.+)\.npy$/.exec(f)?.[1] ?? []).sort();
+  return { dir, weights, outputs };
+}
 
 /**
  * A tiny SSD (32x32 input, 3 classes: background and two), seeded weights: Normalize, Permute, Flatten, PriorBox,
