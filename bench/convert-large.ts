@@ -19,6 +19,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { Writable } from 'stream';
+import { rng } from '../test/helpers/rng';
 
 type Mode = 'floor' | 'floor-nosync' | 'convert' | 'convert-also';
 
@@ -107,18 +108,6 @@ function blobHead(dims: number[]): { head: number[]; count: number } {
   const shape = [...lenField(1, packed.length), ...packed];
   const count = dims.reduce((a, d) => a * d, 1);
   return { head: [...lenField(7, shape.length), ...shape, ...lenField(5, count * 4)], count };
-}
-
-/** mulberry32, as in test/fuzz.test.ts */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function writeCaffemodel(file: string, layers: LayerDef[], seed: number): number {

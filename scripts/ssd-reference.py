@@ -221,8 +221,8 @@ def conv_geometry(p):
     return (kh, kw), (ph, pw), (sh, sw), (dh, dw)
 
 
-def prior_count(p):
-    """Priors per cell of a PriorBox, Caffe's rule (ssd branch)."""
+def aspect_ratios(p):
+    """A PriorBox's aspect ratios, Caffe's rule (ssd branch): 1 first, duplicates dropped, each followed by its flip."""
     ars = [1.0]
     flip = as_bool(p.get("flip", True))
     for ar in p.all("aspect_ratio"):
@@ -232,7 +232,12 @@ def prior_count(p):
         ars.append(ar)
         if flip:
             ars.append(1.0 / ar)
-    return len(ars) * len(p.all("min_size")) + len(p.all("max_size"))
+    return ars
+
+
+def prior_count(p):
+    """Priors per cell of a PriorBox, Caffe's rule (ssd branch)."""
+    return len(aspect_ratios(p)) * len(p.all("min_size")) + len(p.all("max_size"))
 
 
 def infer_shapes(inputs, layers):
@@ -532,15 +537,7 @@ def prior_box(m, layer_hw, data_hw, int_sizes=True):
     maxs = [float(v) for v in p.all("max_size")]
     if int_sizes:
         mins, maxs = [float(int(v)) for v in mins], [float(int(v)) for v in maxs]
-    flip = as_bool(p.get("flip", True))
-    ars = [1.0]
-    for ar in p.all("aspect_ratio"):
-        ar = float(ar)
-        if any(abs(ar - a) < 1e-6 for a in ars):
-            continue
-        ars.append(ar)
-        if flip:
-            ars.append(1.0 / ar)
+    ars = aspect_ratios(p)
     if p.has("img_h") or p.has("img_w"):
         ih, iw = int(p.get("img_h")), int(p.get("img_w"))
     elif p.has("img_size"):
