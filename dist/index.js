@@ -24142,8 +24142,8 @@ function readImageConfig(r, s) {
     return c;
 }
 
-// EXTERNAL MODULE: ./src/serve/detection.ts
-var detection = __nccwpck_require__(56976);
+// EXTERNAL MODULE: ./src/shared/detections.ts
+var detections = __nccwpck_require__(67409);
 ;// CONCATENATED MODULE: ./src/smoke/inputs.ts
 
 
@@ -24213,7 +24213,7 @@ function readSmokeConfig(r, s) {
     let expectedDetections;
     if (r.raw('expected-detections') !== '') {
         try {
-            expectedDetections = (0,detection/* parseExpectedDetections */.Mz)(r.raw('expected-detections'));
+            expectedDetections = (0,detections/* parseExpectedDetections */.Mz)(r.raw('expected-detections'));
         }
         catch (e) {
             fail('expected-detections', e.message);
@@ -25659,6 +25659,8 @@ function shapeEquals(b, expected) {
 
 // EXTERNAL MODULE: ./src/convert/layers/index.ts + 26 modules
 var convert_layers = __nccwpck_require__(21327);
+// EXTERNAL MODULE: ./src/shared/detections.ts
+var detections = __nccwpck_require__(67409);
 // EXTERNAL MODULE: ./src/util/fsx.ts
 var fsx = __nccwpck_require__(32141);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
@@ -25813,6 +25815,7 @@ async function writeAt(fd, bufs, pos) {
 
 
 
+
 /** Convert a Caffe deploy net + weights to ONNX (opset 13, dynamic batch). Pure: bytes in, bytes out. */
 function convertCaffe(input) {
     const net = parsePrototxt(input.prototxt, input.prototxtFile);
@@ -25942,7 +25945,7 @@ function buildGraph(net, weights, input) {
     // outputs made by DetectionOutput: [1, 1, D, 7] rows, compared and served as detections, not as tensors
     const detectionOutputs = outputs.filter((o) => versions.some((v) => v.onnx === o.name && v.layerType === 'DetectionOutput'));
     if (detectionOutputs.length)
-        metadata['modelship.detection_outputs'] = detectionOutputs.map((o) => o.name).join(',');
+        metadata[detections/* DETECTION_OUTPUTS_KEY */.B] = detectionOutputs.map((o) => o.name).join(',');
     const meta = { producerVersion: version/* VERSION */.x, graphName: net.name, docString: `Converted from Caffe by modelship ${version/* VERSION */.x}`, metadata };
     // encoded now (a graph protobuf cannot take fails here), joined into one buffer only if `onnx` is read
     const model = g.model(meta);
@@ -30219,8 +30222,8 @@ function parseTritonConfig(text, file) {
     return cfg;
 }
 
-// EXTERNAL MODULE: ./src/serve/detection.ts
-var detection = __nccwpck_require__(56976);
+// EXTERNAL MODULE: ./src/shared/detections.ts
+var detections = __nccwpck_require__(67409);
 ;// CONCATENATED MODULE: ./src/image/triton.ts
 
 
@@ -30303,7 +30306,7 @@ async function planTritonModel(o) {
         const info = (0,onnxinfo/* onnxInfo */.e)(o.bytes, o.model);
         inputs = info.inputs;
         outputs = info.outputs;
-        detectionOutputs = (0,detection/* detectionOutputNames */.Rr)(info.metadata, outputs.map((x) => x.name));
+        detectionOutputs = (0,detections/* detectionOutputNames */.Rr)(info.metadata, outputs.map((x) => x.name));
     }
     const platform = plan ? 'tensorrt_plan' : 'onnxruntime_onnx';
     // (a detection model's outputs are not batch-first: max_batch_size 0, see tritonMaxBatchSize)
@@ -32088,172 +32091,6 @@ function decryptModel(bytes, key, file) {
 
 /***/ }),
 
-/***/ 56976:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   B: () => (/* binding */ DETECTION_OUTPUTS_KEY),
-/* harmony export */   BB: () => (/* binding */ formatBox),
-/* harmony export */   Cz: () => (/* binding */ matchDetections),
-/* harmony export */   Mz: () => (/* binding */ parseExpectedDetections),
-/* harmony export */   Rr: () => (/* binding */ detectionOutputNames),
-/* harmony export */   WZ: () => (/* binding */ splitDetectionTable),
-/* harmony export */   ZG: () => (/* binding */ isDetectionShape),
-/* harmony export */   ar: () => (/* binding */ imageDetections),
-/* harmony export */   sJ: () => (/* binding */ iou)
-/* harmony export */ });
-/**
- * Object detection, the pure part (server and clients): SSD's DetectionOutput table, a [1, 1, D, 7] tensor of rows
- * (image_id, label, score, xmin, ymin, xmax, ymax) with box corners normalized to [0, 1] and rows per image sorted by
- * score; D is dynamic and may be 0. The converter lists such outputs in the ONNX metadata
- * (`modelship.detection_outputs`, comma-separated); a Triton server does not pass that on, so a client also knows
- * one by its shape.
- */
-/** The ONNX metadata key naming a model's detection outputs (comma-separated), as the converter writes it. */
-const DETECTION_OUTPUTS_KEY = 'modelship.detection_outputs';
-/** The detection outputs a model's metadata names, those of `outputs` only, in the model's order. */
-function detectionOutputNames(metadata, outputs) {
-    const listed = new Set((metadata[DETECTION_OUTPUTS_KEY] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
-    return outputs.filter((o) => listed.has(o));
-}
-/** A declared shape that can be a detection table: [1, 1, D, 7], D variable (-1 or symbolic) or a number. */
-function isDetectionShape(shape) {
-    return shape.length === 4 && shape[0] === 1 && shape[1] === 1 && shape[3] === 7;
-}
-/**
- * The rows of items [start, start + items) of a batch's detection table, their image_id re-based to the first of
- * them (so a request sees its own item indices). Rows of no item (Caffe's "nothing found" rows, image_id -1) are
- * left out; the rows keep their order (per image by score).
- */
-function splitDetectionTable(table, start, items) {
-    let n = 0;
-    for (let i = 0; i + 7 <= table.length; i += 7)
-        if (table[i] >= start && table[i] < start + items)
-            n++;
-    const out = new Float32Array(n * 7);
-    let o = 0;
-    for (let i = 0; i + 7 <= table.length; i += 7) {
-        const id = table[i];
-        if (!(id >= start && id < start + items))
-            continue;
-        out.set(table.subarray(i, i + 7), o);
-        out[o] = id - start;
-        o += 7;
-    }
-    return out;
-}
-/**
- * Item `image`'s detections with a score of at least `threshold`, scaled from normalized corners to an image of
- * `width` x `height` pixels (the whole image was resized to the model's input, so x scales by the width and y by
- * the height), highest score first; `labels[label]` as `label_name` when there is one.
- */
-function imageDetections(table, o) {
-    const image = o.image ?? 0;
-    const out = [];
-    for (let i = 0; i + 7 <= table.length; i += 7) {
-        if (table[i] !== image || !(table[i + 2] >= o.threshold))
-            continue;
-        const label = table[i + 1];
-        const name = Number.isInteger(label) ? o.labels?.[label] : undefined;
-        out.push({
-            label,
-            ...(name !== undefined ? { label_name: name } : {}),
-            score: table[i + 2],
-            box: [table[i + 3] * o.width, table[i + 4] * o.height, table[i + 5] * o.width, table[i + 6] * o.height],
-        });
-    }
-    // (stable: rows of equal score keep the model's order)
-    return out.sort((a, b) => b.score - a.score);
-}
-/** Intersection over union of two [xmin, ymin, xmax, ymax] boxes (0 when either is empty). */
-function iou(a, b) {
-    const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-    const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-    if (!(iw > 0 && ih > 0))
-        return 0;
-    const inter = iw * ih;
-    const area = (r) => Math.max(0, r[2] - r[0]) * Math.max(0, r[3] - r[1]);
-    const union = area(a) + area(b) - inter;
-    return union > 0 ? inter / union : 0;
-}
-/**
- * Match expected detections to those the server found, one to one: a pair must have the same label and an IoU of
- * at least `minIou`. The matching is a maximum one (augmenting paths, as a greedy choice can leave a detection
- * unmatched that another assignment would match), preferring higher IoU.
- */
-function matchDetections(expected, got, minIou = 0.5) {
-    // candidates per expected detection, best IoU first
-    const cand = expected.map((e) => got
-        .map((g, j) => ({ j, iou: g.label === e.label ? iou(e.box, g.box) : 0 }))
-        .filter((c) => c.iou >= minIou)
-        .sort((a, b) => b.iou - a.iou));
-    const owner = new Array(got.length).fill(-1);
-    const augment = (i, seen) => {
-        for (const { j } of cand[i]) {
-            if (seen.has(j))
-                continue;
-            seen.add(j);
-            if (owner[j] < 0 || augment(owner[j], seen)) {
-                owner[j] = i;
-                return true;
-            }
-        }
-        return false;
-    };
-    // expected detections with fewer candidates first: a better chance that the greedy first pick is the final one
-    const order = expected.map((_, i) => i).sort((a, b) => cand[a].length - cand[b].length);
-    for (const i of order)
-        augment(i, new Set());
-    const matches = expected.map(() => ({ got: -1, iou: 0 }));
-    owner.forEach((i, j) => {
-        if (i >= 0)
-            matches[i] = { got: j, iou: cand[i].find((c) => c.j === j).iou };
-    });
-    const extra = owner.flatMap((i, j) => (i < 0 ? [j] : []));
-    return { pass: expected.length === got.length && matches.every((m) => m.got >= 0), matches, extra };
-}
-/** A box for messages: corners rounded to a tenth of a pixel. */
-function formatBox(b) {
-    return `[${b.map((v) => (Math.round(v * 10) / 10).toString()).join(', ')}]`;
-}
-/**
- * Parse a list of expected detections (`[{"label": 1, "box": [x1, y1, x2, y2]}, ...]`, pixels of the image);
- * throws an Error naming the first bad entry.
- */
-function parseExpectedDetections(text) {
-    let v;
-    try {
-        v = JSON.parse(text);
-    }
-    catch (e) {
-        throw new Error(`not JSON: ${e.message}`);
-    }
-    if (!Array.isArray(v))
-        throw new Error('expected a JSON list of {"label": N, "box": [xmin, ymin, xmax, ymax]} (pixels of the sample image)');
-    return v.map((d, i) => {
-        const at = `entry ${i}`;
-        if (typeof d !== 'object' || d === null || Array.isArray(d))
-            throw new Error(`${at} is not an object {"label": N, "box": [xmin, ymin, xmax, ymax]}`);
-        const o = d;
-        const unknown = Object.keys(o).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
-        if (unknown.length)
-            throw new Error(`${at} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (label and box are compared; score and label_name are ignored)`);
-        if (typeof o.label !== 'number' || !Number.isInteger(o.label) || o.label < 0)
-            throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(o.label)}`);
-        const b = o.box;
-        if (!Array.isArray(b) || b.length !== 4 || b.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
-            throw new Error(`${at}: "box" must be four numbers [xmin, ymin, xmax, ymax] in pixels, got ${JSON.stringify(b)}`);
-        const box = b;
-        if (!(box[2] > box[0] && box[3] > box[1]))
-            throw new Error(`${at}: "box" ${JSON.stringify(box)} is empty: xmax must exceed xmin and ymax ymin`);
-        return { label: o.label, box };
-    });
-}
-
-
-/***/ }),
-
 /***/ 91194:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -32923,8 +32760,8 @@ var external_http_ = __nccwpck_require__(58611);
 var external_zlib_ = __nccwpck_require__(43106);
 // EXTERNAL MODULE: ./node_modules/prom-client/index.js
 var prom_client = __nccwpck_require__(95222);
-// EXTERNAL MODULE: ./src/serve/detection.ts
-var detection = __nccwpck_require__(56976);
+// EXTERNAL MODULE: ./src/shared/detections.ts
+var shared_detections = __nccwpck_require__(67409);
 ;// CONCATENATED MODULE: ./src/serve/batcher.ts
 
 class DynamicBatcher {
@@ -33007,7 +32844,7 @@ class DynamicBatcher {
                 const mine = {};
                 for (const [name, o] of Object.entries(out)) {
                     if (o.detections) {
-                        const rows = (0,detection/* splitDetectionTable */.WZ)(o.data, start, p.items);
+                        const rows = (0,shared_detections/* splitDetectionTable */.WZ)(o.data, start, p.items);
                         mine[name] = { data: rows, itemShape: [1, rows.length / 7, 7], detections: true, shape: [1, 1, rows.length / 7, 7] };
                         continue;
                     }
@@ -33376,7 +33213,7 @@ async function startServer(opts) {
     const input0 = sig.inputs[0];
     const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
     // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
-    const detectionOutputs = (0,detection/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
+    const detectionOutputs = (0,shared_detections/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
     const isDetection = new Set(detectionOutputs);
     if (detectionOutputs.length)
         opts.log(`detection output${detectionOutputs.length > 1 ? 's' : ''} ${detectionOutputs.join(', ')}: [1, 1, D, 7] tables, split per request by image_id; POST /v2/models/${opts.modelName}/detect takes an image`);
@@ -33390,7 +33227,7 @@ async function startServer(opts) {
             }
             // an output that is not batch-first cannot be split by item: refuse rather than hand out wrong slices
             if (v.shape[0] !== items)
-                throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${detection/* DETECTION_OUTPUTS_KEY */.B} metadata)`);
+                throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${shared_detections/* DETECTION_OUTPUTS_KEY */.B} metadata)`);
             out[k] = { data: v.data, itemShape: v.shape.slice(1) };
         }
         return out;
@@ -33662,7 +33499,7 @@ async function startServer(opts) {
     }
     async function detect(req, res, url) {
         if (!detectionOutputs.length)
-            throw new kserve/* ProtocolError */.bd(400, `model "${name}" is not a detection model (no output is a detection table; its ONNX metadata has no ${detection/* DETECTION_OUTPUTS_KEY */.B}): POST the image to /v2/models/${name}/classify`);
+            throw new kserve/* ProtocolError */.bd(400, `model "${name}" is not a detection model (no output is a detection table; its ONNX metadata has no ${shared_detections/* DETECTION_OUTPUTS_KEY */.B}): POST the image to /v2/models/${name}/classify`);
         const t = url.searchParams.get('threshold');
         const threshold = t === null ? opts.detectionThreshold : Number(t);
         if (t !== null && (t.trim() === '' || !(threshold >= 0 && threshold <= 1)))
@@ -33673,7 +33510,7 @@ async function startServer(opts) {
         const img = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.detectionImage(body, H, W, opts.preprocess) : (0,serve_image/* imageToDetectionTensor */.Lq)(body, H, W, opts.preprocess);
         const out = await batcher.submit(img.data, 1);
         const table = out[detectionOutputs[0]].data;
-        const detections = (0,detection/* imageDetections */.ar)(table, { threshold, width: img.width, height: img.height, labels: opts.labels });
+        const detections = (0,shared_detections/* imageDetections */.ar)(table, { threshold, width: img.width, height: img.height, labels: opts.labels });
         send(res, 200, { model_name: name, model_version: version, width: img.width, height: img.height, threshold, detections });
         return 200;
     }
@@ -34657,21 +34494,175 @@ function compareOutput(name, batch, got, ref, tol) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   B: () => (/* binding */ DETECTION_OUTPUTS_KEY),
+/* harmony export */   BB: () => (/* binding */ formatBox),
+/* harmony export */   Cz: () => (/* binding */ matchDetections),
+/* harmony export */   Mz: () => (/* binding */ parseExpectedDetections),
 /* harmony export */   Qj: () => (/* binding */ describeDetections),
+/* harmony export */   Rr: () => (/* binding */ detectionOutputNames),
+/* harmony export */   WZ: () => (/* binding */ splitDetectionTable),
+/* harmony export */   ZG: () => (/* binding */ isDetectionShape),
+/* harmony export */   ar: () => (/* binding */ imageDetections),
 /* harmony export */   ch: () => (/* binding */ compareDetections),
-/* harmony export */   qO: () => (/* binding */ isDetectionTable)
+/* harmony export */   sJ: () => (/* binding */ iou)
 /* harmony export */ });
 /* unused harmony exports DETECTION_TOLERANCE, detectionRows */
+/**
+ * Detections, as Caffe's (SSD fork's) DetectionOutput writes them: a [1, 1, D, 7] table of rows (image_id, label,
+ * score, xmin, ymin, xmax, ymax), box corners normalized to [0, 1], rows per image by score; D is dynamic and may be
+ * 0. The converter names such outputs in the ONNX metadata (`modelship.detection_outputs`, comma-separated); a
+ * Triton server does not pass that on, so a client also knows one by its shape. One module for the converter,
+ * parity, the server and its clients: parity judges tables as sets, not tensors (the same detections per image,
+ * count and labels, each score and box within a tolerance; row order is not compared — Caffe writes rows by
+ * class, OpenCV and the converter by score); the server splits batched tables and scales boxes to images; smoke
+ * matches expected boxes.
+ */
+/** The ONNX metadata key naming a model's detection outputs (comma-separated), as the converter writes it. */
+const DETECTION_OUTPUTS_KEY = 'modelship.detection_outputs';
+/** The detection outputs a model's metadata names, those of `outputs` only, in the model's order. */
+function detectionOutputNames(metadata, outputs) {
+    const listed = new Set((metadata[DETECTION_OUTPUTS_KEY] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+    return outputs.filter((o) => listed.has(o));
+}
+/** A declared shape that can be a detection table: [1, 1, D, 7], D variable (-1 or symbolic) or a number. */
+function isDetectionShape(shape) {
+    return shape.length === 4 && shape[0] === 1 && shape[1] === 1 && shape[3] === 7;
+}
+/**
+ * The rows of items [start, start + items) of a batch's detection table, their image_id re-based to the first of
+ * them (so a request sees its own item indices). Rows of no item (Caffe's "nothing found" rows, image_id -1) are
+ * left out; the rows keep their order (per image by score).
+ */
+function splitDetectionTable(table, start, items) {
+    let n = 0;
+    for (let i = 0; i + 7 <= table.length; i += 7)
+        if (table[i] >= start && table[i] < start + items)
+            n++;
+    const out = new Float32Array(n * 7);
+    let o = 0;
+    for (let i = 0; i + 7 <= table.length; i += 7) {
+        const id = table[i];
+        if (!(id >= start && id < start + items))
+            continue;
+        out.set(table.subarray(i, i + 7), o);
+        out[o] = id - start;
+        o += 7;
+    }
+    return out;
+}
+/**
+ * Item `image`'s detections with a score of at least `threshold`, scaled from normalized corners to an image of
+ * `width` x `height` pixels (the whole image was resized to the model's input, so x scales by the width and y by
+ * the height), highest score first; `labels[label]` as `label_name` when there is one.
+ */
+function imageDetections(table, o) {
+    const image = o.image ?? 0;
+    const out = [];
+    for (let i = 0; i + 7 <= table.length; i += 7) {
+        if (table[i] !== image || !(table[i + 2] >= o.threshold))
+            continue;
+        const label = table[i + 1];
+        const name = Number.isInteger(label) ? o.labels?.[label] : undefined;
+        out.push({
+            label,
+            ...(name !== undefined ? { label_name: name } : {}),
+            score: table[i + 2],
+            box: [table[i + 3] * o.width, table[i + 4] * o.height, table[i + 5] * o.width, table[i + 6] * o.height],
+        });
+    }
+    // (stable: rows of equal score keep the model's order)
+    return out.sort((a, b) => b.score - a.score);
+}
+/** Intersection over union of two [xmin, ymin, xmax, ymax] boxes (0 when either is empty). */
+function iou(a, b) {
+    const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+    const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+    if (!(iw > 0 && ih > 0))
+        return 0;
+    const inter = iw * ih;
+    const area = (r) => Math.max(0, r[2] - r[0]) * Math.max(0, r[3] - r[1]);
+    const union = area(a) + area(b) - inter;
+    return union > 0 ? inter / union : 0;
+}
+/**
+ * Match expected detections to those the server found, one to one: a pair must have the same label and an IoU of
+ * at least `minIou`. The matching is a maximum one (augmenting paths, as a greedy choice can leave a detection
+ * unmatched that another assignment would match), preferring higher IoU.
+ */
+function matchDetections(expected, got, minIou = 0.5) {
+    // candidates per expected detection, best IoU first
+    const cand = expected.map((e) => got
+        .map((g, j) => ({ j, iou: g.label === e.label ? iou(e.box, g.box) : 0 }))
+        .filter((c) => c.iou >= minIou)
+        .sort((a, b) => b.iou - a.iou));
+    const owner = new Array(got.length).fill(-1);
+    const augment = (i, seen) => {
+        for (const { j } of cand[i]) {
+            if (seen.has(j))
+                continue;
+            seen.add(j);
+            if (owner[j] < 0 || augment(owner[j], seen)) {
+                owner[j] = i;
+                return true;
+            }
+        }
+        return false;
+    };
+    // expected detections with fewer candidates first: a better chance that the greedy first pick is the final one
+    const order = expected.map((_, i) => i).sort((a, b) => cand[a].length - cand[b].length);
+    for (const i of order)
+        augment(i, new Set());
+    const matches = expected.map(() => ({ got: -1, iou: 0 }));
+    owner.forEach((i, j) => {
+        if (i >= 0)
+            matches[i] = { got: j, iou: cand[i].find((c) => c.j === j).iou };
+    });
+    const extra = owner.flatMap((i, j) => (i < 0 ? [j] : []));
+    return { pass: expected.length === got.length && matches.every((m) => m.got >= 0), matches, extra };
+}
+/** A box for messages: corners rounded to a tenth of a pixel. */
+function formatBox(b) {
+    return `[${b.map((v) => (Math.round(v * 10) / 10).toString()).join(', ')}]`;
+}
+/**
+ * Parse a list of expected detections (`[{"label": 1, "box": [x1, y1, x2, y2]}, ...]`, pixels of the image);
+ * throws an Error naming the first bad entry.
+ */
+function parseExpectedDetections(text) {
+    let v;
+    try {
+        v = JSON.parse(text);
+    }
+    catch (e) {
+        throw new Error(`not JSON: ${e.message}`);
+    }
+    if (!Array.isArray(v))
+        throw new Error('expected a JSON list of {"label": N, "box": [xmin, ymin, xmax, ymax]} (pixels of the sample image)');
+    return v.map((d, i) => {
+        const at = `entry ${i}`;
+        if (typeof d !== 'object' || d === null || Array.isArray(d))
+            throw new Error(`${at} is not an object {"label": N, "box": [xmin, ymin, xmax, ymax]}`);
+        const o = d;
+        const unknown = Object.keys(o).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
+        if (unknown.length)
+            throw new Error(`${at} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (label and box are compared; score and label_name are ignored)`);
+        if (typeof o.label !== 'number' || !Number.isInteger(o.label) || o.label < 0)
+            throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(o.label)}`);
+        const b = o.box;
+        if (!Array.isArray(b) || b.length !== 4 || b.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
+            throw new Error(`${at}: "box" must be four numbers [xmin, ymin, xmax, ymax] in pixels, got ${JSON.stringify(b)}`);
+        const box = b;
+        if (!(box[2] > box[0] && box[3] > box[1]))
+            throw new Error(`${at}: "box" ${JSON.stringify(box)} is empty: xmax must exceed xmin and ymax ymin`);
+        return { label: o.label, box };
+    });
+}
 /**
  * Measured on the SSD fixtures (test/fixtures/ssd: OpenCV's DNN module against ONNX Runtime, batch 1 and 2, graph
  * optimizations off and all): worst score |Δ| 7.4e-6 (face detector; MobileNet-SSD 9.2e-7), worst box |Δ| 9.5e-7.
  * 1e-4 keeps a 13× margin on scores; on boxes it is 0.03 px of a 300 px image.
  */
 const DETECTION_TOLERANCE = { score: 1e-4, box: 1e-4 };
-/** A [1, 1, D, 7] table (D may be 0). */
-function isDetectionTable(shape) {
-    return shape.length === 4 && shape[0] === 1 && shape[1] === 1 && shape[3] === 7;
-}
 /** The rows of a detection table; Caffe's "nothing found" rows (image_id -1) and OpenCV's zero padding are not detections. */
 function detectionRows(a) {
     const rows = [];
@@ -34783,7 +34774,7 @@ async function goldenRequests(t, o) {
                 continue;
             const ref = (0,_util_npy__WEBPACK_IMPORTED_MODULE_1__/* .readNpy */ .e5)(refFile);
             res.compared++;
-            if ((0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionTable */ .qO)(out.shape) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionTable */ .qO)(ref.shape)) {
+            if ((0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(out.shape) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(ref.shape)) {
                 const d = (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .compareDetections */ .ch)(out.name, b, out, ref);
                 const got = d.counts.reduce((a, x) => a + x.got, 0);
                 const want = d.counts.reduce((a, x) => a + x.reference, 0);
@@ -34880,7 +34871,7 @@ async function checkParity(conv, dir, opts) {
     const single = conv.inputs.length === 1;
     const checks = [];
     const detections = [];
-    const detectionNames = new Set((conv.metadata?.['modelship.detection_outputs'] ?? '').split(',').filter(Boolean));
+    const detectionNames = new Set((0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .detectionOutputNames */ .Rr)(conv.metadata ?? {}, conv.outputs.map((o) => o.name)));
     let runtime = '';
     for (const batch of batches) {
         const feeds = {};
@@ -34900,7 +34891,7 @@ async function checkParity(conv, dir, opts) {
                 throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `reference output ${path__WEBPACK_IMPORTED_MODULE_1__.basename(refFile)} not found`, { file: dir });
             const got = result.outputs[out.name];
             const ref = (0,_util_npy__WEBPACK_IMPORTED_MODULE_5__/* .readNpy */ .e5)(refFile);
-            if (detectionNames.has(out.name) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionTable */ .qO)(ref.shape) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionTable */ .qO)(got.shape))
+            if (detectionNames.has(out.name) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(ref.shape) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(got.shape))
                 detections.push((0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .compareDetections */ .ch)(out.name, batch, got, ref));
             else
                 checks.push((0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, batch, got, ref, tol));
@@ -35242,8 +35233,8 @@ const SERVER_DRAIN_TIMEOUT_S = 20;
 /* harmony export */ });
 /* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(61351);
 /* harmony import */ var _serve_image__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(91194);
-/* harmony import */ var _serve_classification__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(78155);
-/* harmony import */ var _serve_detection__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(56976);
+/* harmony import */ var _serve_classification__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(78155);
+/* harmony import */ var _shared_detections__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(67409);
 
 
 
@@ -35301,7 +35292,7 @@ async function classifyImage(t, o) {
         return { status: r.status, top: [], error: r.body.toString().slice(0, 200) };
     const out = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs])).outputs[0];
     const count = out.data.length / (out.shape[0] || 1);
-    return { status: 200, top: (0,_serve_classification__WEBPACK_IMPORTED_MODULE_2__/* .topClasses */ .ot)(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
+    return { status: 200, top: (0,_serve_classification__WEBPACK_IMPORTED_MODULE_3__/* .topClasses */ .ot)(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
 }
 /**
  * The detection output of a model, from its metadata: modelship names it (`parameters.detection_outputs`); Triton
@@ -35311,7 +35302,7 @@ function detectionOutput(meta) {
     const named = meta.parameters?.detection_outputs?.split(',')[0]?.trim();
     if (named)
         return named;
-    return meta.outputs.find((o) => (0,_serve_detection__WEBPACK_IMPORTED_MODULE_3__/* .isDetectionShape */ .ZG)(o.shape))?.name;
+    return meta.outputs.find((o) => (0,_shared_detections__WEBPACK_IMPORTED_MODULE_2__/* .isDetectionShape */ .ZG)(o.shape))?.name;
 }
 /**
  * A sample image's detections in its own pixels, on either runtime, with only what that server defines. modelship:
@@ -35350,7 +35341,7 @@ async function detectImage(t, o) {
     const out = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs])).outputs.find((t) => t.name === name);
     if (!out || out.shape.length !== 4 || out.shape[3] !== 7)
         return { status: 200, route: '/infer', detections: [], error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}` };
-    return { status: 200, route: '/infer', detections: (0,_serve_detection__WEBPACK_IMPORTED_MODULE_3__/* .imageDetections */ .ar)(out.data, { threshold: o.threshold, width: x.width, height: x.height }), width: x.width, height: x.height };
+    return { status: 200, route: '/infer', detections: (0,_shared_detections__WEBPACK_IMPORTED_MODULE_2__/* .imageDetections */ .ar)(out.data, { threshold: o.threshold, width: x.width, height: x.height }), width: x.width, height: x.height };
 }
 
 
@@ -35375,11 +35366,11 @@ async function detectImage(t, o) {
 /* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
 /* harmony import */ var _shared_reference__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39724);
 /* harmony import */ var _shared_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(71636);
-/* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(36029);
+/* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(36029);
 /* harmony import */ var _shared_server__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(41194);
-/* harmony import */ var _serve_detection__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(56976);
-/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(43718);
-/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(94944);
+/* harmony import */ var _shared_detections__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(67409);
+/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(43718);
+/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(94944);
 
 
 
@@ -35411,7 +35402,7 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
         env.push('-e', `MODELSHIP_PREPROCESS=${JSON.stringify(cfg.preprocess)}`);
     return {
         pull: ['pull', cfg.image],
-        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_shared_runtime__WEBPACK_IMPORTED_MODULE_10__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_shared_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
         gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
         logs: ['logs', '--tail', '60', name],
         remove: ['rm', '-f', '-v', name],
@@ -35438,7 +35429,7 @@ async function runSmoke(cfg, log, env = process.env) {
     const name = `modelship-smoke-${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}`;
     const plan = planSmoke(cfg, name);
     // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
-    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_9__/* .openRegistrySession */ .M)((0,_image_registry__WEBPACK_IMPORTED_MODULE_8__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__/* .openRegistrySession */ .M)((0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
     const dockerEnv = { ...session.env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
     const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
     let started = false;
@@ -35463,7 +35454,7 @@ async function runSmoke(cfg, log, env = process.env) {
     try {
         const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
         if (pull.code !== 0) {
-            const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_8__/* .parseImageRef */ .Q)(cfg.image).registry;
+            const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry;
             const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
             const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
@@ -35472,7 +35463,7 @@ async function runSmoke(cfg, log, env = process.env) {
         if (run.code !== 0)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
-        const port = (await docker(['port', name, `${_shared_runtime__WEBPACK_IMPORTED_MODULE_10__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+        const port = (await docker(['port', name, `${_shared_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
         if (!port)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', 'the container published no port');
         const base = `http://127.0.0.1:${port}`;
@@ -35617,13 +35608,13 @@ function sampleDetections(image, expected, threshold, found, modelName) {
         return { summary: `${head}\`${image}\`: **fail**: ${failure}\n\n`, failure };
     }
     const got = found.detections;
-    const det = (d) => `label ${d.label} ${(0,_serve_detection__WEBPACK_IMPORTED_MODULE_11__/* .formatBox */ .BB)(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
+    const det = (d) => `label ${d.label} ${(0,_shared_detections__WEBPACK_IMPORTED_MODULE_8__/* .formatBox */ .BB)(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
     const where = `\`${image}\`${found.width ? ` (${found.width}×${found.height})` : ''} through ${found.route}, score ≥ ${threshold}`;
     if (!expected) {
         const list = got.map((d) => `- ${det(d)}`).join('\n');
         return { summary: `${head}${where}: ${got.length} detection${got.length === 1 ? '' : 's'} (none expected: not checked)\n\n${list}${list ? '\n\n' : ''}` };
     }
-    const m = (0,_serve_detection__WEBPACK_IMPORTED_MODULE_11__/* .matchDetections */ .Cz)(expected, got);
+    const m = (0,_shared_detections__WEBPACK_IMPORTED_MODULE_8__/* .matchDetections */ .Cz)(expected, got);
     const rows = expected.map((e, i) => {
         const g = m.matches[i].got;
         return `| ${det(e)} | ${g >= 0 ? det(got[g]) : '—'} | ${g >= 0 ? m.matches[i].iou.toFixed(3) : ''} | ${g >= 0 ? 'pass' : '**fail**'} |`;
@@ -35642,7 +35633,7 @@ function sampleDetections(image, expected, threshold, found, modelName) {
         let best = -1;
         let bestIou = 0;
         got.forEach((g, j) => {
-            const v = (0,_serve_detection__WEBPACK_IMPORTED_MODULE_11__/* .iou */ .sJ)(e.box, g.box);
+            const v = (0,_shared_detections__WEBPACK_IMPORTED_MODULE_8__/* .iou */ .sJ)(e.box, g.box);
             if (v > bestIou)
                 [best, bestIou] = [j, v];
         });
