@@ -3,7 +3,7 @@ import * as core from '@actions/core';
 import { INPUTS, readConfig } from '../config';
 import { Logger } from '../stage';
 import { runStage } from '../run';
-import { isModelshipError } from '../util/errors';
+import { externalFailure, isModelshipError } from '../util/errors';
 import { cleanupSmokeContainers } from '../smoke';
 import { kubeconfigFile, rolloutOwner } from '../rollout/owner';
 import { prNumber, previewNamespace } from '../preview';
@@ -60,10 +60,15 @@ export async function action(): Promise<void> {
     if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(result.summary, true).write();
     if (!result.ok) core.setFailed(result.failure ?? 'stage failed');
   } catch (e) {
+    const failure = externalFailure(e);
     if (isModelshipError(e)) {
       const loc = e.location;
       // one annotation that points at the file and line (setFailed would add a second, location-less one)
       core.error(e.message, loc.file ? { file: loc.file, startLine: loc.line, startColumn: loc.column, title: `modelship: ${e.code} error` } : { title: `modelship: ${e.code} error` });
+      process.exitCode = 1;
+    } else if (failure) {
+      // another system failed (the GitHub API, the network): its failure, named, not a bug in modelship
+      core.error(failure.message, { title: `modelship: ${failure.system} failure` });
       process.exitCode = 1;
     } else {
       core.setFailed(`internal error (a bug in modelship): ${(e as Error).stack ?? e}`);

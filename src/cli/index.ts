@@ -1,7 +1,7 @@
 import { INPUTS, OUTPUTS, STAGES, STAGE_INCLUDES, Stage, inputUsedBy, readConfig } from '../config';
 import { consoleLogger } from '../stage';
 import { runStage } from '../run';
-import { isModelshipError, ModelshipError } from '../util/errors';
+import { externalFailure, isModelshipError, ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
 import type { serveMain as ServeMain } from '../serve/main';
 import type { storePush as StorePush, storePull as StorePull } from '../store';
@@ -106,6 +106,12 @@ export async function cli(argv: string[], out: NodeJS.WritableStream = process.s
     if (isModelshipError(e)) {
       err.write(`error: ${e.message}\n`);
       return e.code === 'input' ? 2 : 1;
+    }
+    const failure = externalFailure(e);
+    if (failure) {
+      // another system failed (the GitHub API, the network): its failure, named, not a bug in modelship
+      err.write(`error: ${failure.message}\n`);
+      return 1;
     }
     err.write(`internal error (a bug in modelship): ${(e as Error).stack ?? e}\n`);
     return 70;
