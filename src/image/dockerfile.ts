@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import * as yaml from 'js-yaml';
 import { METRICS_PORT } from '../shared/runtime';
 
@@ -47,6 +49,37 @@ export function renderDockerfile(s: ImageSpec): string {
     ...Object.entries(s.labels).map(([k, v]) => `LABEL ${k}=${q(v)}`),
     '',
   ].join('\n');
+}
+
+/**
+ * Give `p` and everything under it (part of a build context) the modes the image needs: `COPY` keeps a file's mode
+ * (and makes root its owner), so a context written under a strict umask (077 on hardened self-hosted runners), or
+ * copied from a checkout made under one, gives an image whose non-root user cannot read its own server or model.
+ * Directories get 0755, files 0644, or 0755 when their owner may execute them (Node.js, shared libraries), whatever
+ * the umask. (`COPY --chmod` cannot say this: the engine's frontend gives its one mode to the directories too.) A
+ * file hard-linked into the context from elsewhere (a tool cache) is first replaced by a copy with the same times,
+ * so no mode changes outside the context. Modes only: mtimes stay as they are.
+ */
+export function setContextModes(p: string): void {
+  const st = fs.lstatSync(p);
+  if (st.isDirectory()) {
+    if ((st.mode & 0o7777) !== 0o755) fs.chmodSync(p, 0o755);
+    for (const name of fs.readdirSync(p)) setContextModes(path.join(p, name));
+    return;
+  }
+  if (!st.isFile()) return;
+  const mode = st.mode & 0o100 ? 0o755 : 0o644;
+  if ((st.mode & 0o7777) === mode) return;
+  if (st.nlink > 1) {
+    const parent = fs.statSync(path.dirname(p));
+    const tmp = `${p}.modes-${process.pid}`;
+    fs.copyFileSync(p, tmp);
+    fs.utimesSync(tmp, st.atime, st.mtime);
+    fs.renameSync(tmp, p);
+    // (the directory's mtime goes into the layer too)
+    fs.utimesSync(path.dirname(p), parent.atime, parent.mtime);
+  }
+  fs.chmodSync(p, mode);
 }
 
 /** docker-compose.yml for single-host serving of the pushed image (a GPU reservation when gpu is true). */

@@ -7,9 +7,9 @@ import { ModelshipError } from '../util/errors';
 import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
 import { runProcess } from '../util/proc';
 import { encryptModel, parseKey } from '../serve/crypto';
-import { renderDockerfile, renderCompose } from './dockerfile';
-import { computeTags, GitContext } from './tags';
-import { fetchManifest, parseImageRef } from './registry';
+import { renderDockerfile, renderCompose, setContextModes } from './dockerfile';
+import { computeTags, GitContext, pullRequestOf } from './tags';
+import { cacheTag, fetchManifest, parseImageRef } from './registry';
 import { VERSION } from '../version';
 import { resolveNodeRuntime, NodeRuntime } from './node';
 import { resolveGpuProviders, ORT_VERSION } from './gpu-provider';
@@ -57,13 +57,19 @@ export async function gitContext(cfg: ImageConfig, env: NodeJS.ProcessEnv): Prom
   return { sha, ref, eventName: env.GITHUB_EVENT_NAME ?? 'push', defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch, prNumber: event.pull_request?.number, source };
 }
 
-/** buildx cache flags: registry cache where the driver can export it, gha on GitHub, inline on the docker driver. */
-export function cacheFlags(driver: string, image: string, env: NodeJS.ProcessEnv, mode: string): string[] {
+/**
+ * buildx cache flags: registry cache where the driver can export it, gha on GitHub, inline on the docker driver (the
+ * image itself, tagged with the cache ref, carries the cache). The cache ref is `<image>:buildcache`; a pull
+ * request's build (`pr`) writes `<image>:buildcache-pr-<N>` of its own and reads it and the deploy's, so a preview
+ * never moves the deploy's cache (gha caches are scoped to the PR's ref by GitHub already).
+ */
+export function cacheFlags(driver: string, image: string, env: NodeJS.ProcessEnv, mode: string, pr?: number): string[] {
   if (mode === 'off') return [];
-  const ref = `${image}:buildcache`;
-  if (driver === 'docker') return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', 'type=inline'];
+  const ref = `${image}:${cacheTag(pr)}`;
+  const from = [...new Set([ref, `${image}:${cacheTag()}`])].flatMap((r) => ['--cache-from', `type=registry,ref=${r}`]);
+  if (driver === 'docker') return [...from, '--cache-to', 'type=inline'];
   if (mode === 'gha' || (mode === 'auto' && env.ACTIONS_CACHE_URL && env.ACTIONS_RUNTIME_TOKEN)) return ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'];
-  return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', `type=registry,ref=${ref},mode=max`];
+  return [...from, '--cache-to', `type=registry,ref=${ref},mode=max`];
 }
 
 /** Set every mtime under `dir` to `t`: identical content gives identical layers on any runner. */
@@ -174,6 +180,9 @@ function prepareContext(c: ContextInputs): string {
   fs.mkdirSync(path.join(ctx, 'model'));
   fs.writeFileSync(path.join(ctx, 'model', c.modelFile), c.modelBytes, { mode: 0o644 });
   setTimes(path.join(ctx, 'model'), parseInt(c.modelSha.slice(0, 7), 16));
+  // what COPY takes into the image must be readable by its user whatever the umask, on every build (a context kept
+  // from an earlier build may have been written under another umask)
+  for (const d of ['node', 'dist', 'providers', 'model']) if (fs.existsSync(path.join(ctx, d))) setContextModes(path.join(ctx, d));
   try {
     pruneContexts(root, ctx);
   } catch {
@@ -238,10 +247,10 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       'buildx', 'build',
       '--file', path.join(work, 'Dockerfile'),
       ...tags.flatMap((t) => ['--tag', t]),
-      ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:buildcache`] : []),
+      ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:${cacheTag(pullRequestOf(git))}`] : []),
       '--provenance=false',
       '--metadata-file', metaFile,
-      ...cacheFlags(driver, cfg.image, env, cfg.cache),
+      ...cacheFlags(driver, cfg.image, env, cfg.cache, pullRequestOf(git)),
       cfg.push ? '--push' : '--load',
       ctx,
     ];

@@ -30,7 +30,7 @@ export const IMAGE_INPUTS: InputSpec[] = [
   },
   {
     name: 'cache',
-    description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off.',
+    description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off. A pull request\'s build (tagged pr-<N>) writes <image>:buildcache-pr-<N> instead and reads both, so a preview never moves the deploy\'s cache; the cleanup stage removes it with pr-<N>.',
     default: 'auto',
     kind: 'string',
     stages: ['image'],

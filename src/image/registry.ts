@@ -68,7 +68,8 @@ export async function fetchManifest(ref: string, auth?: { username: string; pass
 
 /**
  * Delete what a tag points to (the registry API deletes manifests by digest, so every tag of that manifest goes
- * with it). Returns the deleted digest, or undefined when the tag does not exist.
+ * with it: for test images only; removeTags is the one that keeps other tags). Returns the deleted digest, or
+ * undefined when the tag does not exist.
  */
 export async function deleteTag(ref: string, auth?: { username: string; password: string }): Promise<string | undefined> {
   const r = registryBase(ref);
@@ -80,6 +81,194 @@ export async function deleteTag(ref: string, auth?: { username: string; password
   const del = await registryRequest('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
   if (del.status !== 202 && del.status !== 200) throw new ModelshipError('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
   return digest;
+}
+
+/**
+ * The image stage's registry cache tag: `buildcache`, the deploy's; a pull request's build (the one tagged pr-<N>)
+ * writes `buildcache-pr-<N>` of its own and only reads `buildcache`, so a preview never moves the deploy's cache, and
+ * the preview's cleanup removes it with pr-<N>.
+ */
+export function cacheTag(pr?: number): string {
+  return pr === undefined ? 'buildcache' : `buildcache-pr-${pr}`;
+}
+
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+
+/** Every tag of a repository: GET /v2/<name>/tags/list, paged (`n`, then the Link header's next page). */
+export async function listTags(repo: string, auth?: { username: string; password: string }): Promise<string[]> {
+  const r = registryBase(repo);
+  const headers = { ...registryHeaders(auth), accept: 'application/json' };
+  const tags: string[] = [];
+  let url: string | undefined = `${r.base}/tags/list?n=1000`;
+  for (let page = 0; url && page < 1000; page++) {
+    const res = await registryRequest('GET', url, undefined, headers);
+    if (res.status !== 200) throw new ModelshipError('io', `GET ${new URL(url).pathname} answered ${res.status}: ${res.body.toString('utf8').trim().slice(0, 200)}`);
+    let body: { tags?: string[] | null };
+    try {
+      body = JSON.parse(res.body.toString('utf8')) as typeof body;
+    } catch (e) {
+      throw new ModelshipError('io', `GET ${new URL(url).pathname} sent no JSON: ${(e as Error).message}`);
+    }
+    tags.push(...(body.tags ?? []));
+    const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+    url = next ? new URL(next, url).toString() : undefined;
+  }
+  return [...new Set(tags)];
+}
+
+/** What a tag resolves to: the manifest digest and media type (HEAD; GET and hash where HEAD gives no digest), and an index's children. */
+async function resolveTag(base: string, tag: string, headers: Record<string, string>): Promise<{ digest: string; children?: string[] } | undefined> {
+  const url = `${base}/manifests/${tag}`;
+  const head = await registryRequest('HEAD', url, undefined, headers);
+  if (head.status === 404) return undefined;
+  if (head.status !== 200) throw new ModelshipError('io', `HEAD ${new URL(url).pathname} answered ${head.status}`);
+  let digest = head.headers['docker-content-digest'];
+  const type = String(head.headers['content-type'] ?? '').split(';')[0].trim();
+  if (typeof digest === 'string' && !INDEX_TYPES.has(type)) return { digest };
+  const get = await registryRequest('GET', url, undefined, headers);
+  if (get.status === 404) return undefined;
+  if (get.status !== 200) throw new ModelshipError('io', `GET ${new URL(url).pathname} answered ${get.status}`);
+  if (typeof digest !== 'string') digest = `sha256:${createHash('sha256').update(get.body).digest('hex')}`;
+  let children: string[] | undefined;
+  try {
+    const m = JSON.parse(get.body.toString('utf8')) as IndexManifest;
+    if (Array.isArray(m.manifests)) children = m.manifests.map((x) => x.digest);
+  } catch {
+    /* not JSON: no children */
+  }
+  return { digest, children };
+}
+
+/** The manifest digest a reference (registry/repository:tag or @digest) resolves to; undefined when there is none. */
+export async function resolveDigest(ref: string, auth?: { username: string; password: string }): Promise<string | undefined> {
+  const r = registryBase(ref);
+  return (await resolveTag(r.base, r.digest ?? r.tag ?? 'latest', registryHeaders(auth)))?.digest;
+}
+
+/** One manifest that tags to remove point at: which of them, and which other tags point at it too. */
+export interface UntagPlan {
+  digest: string;
+  /** the tags to remove that point at this manifest */
+  tags: string[];
+  /** the other tags that point at it, directly or through an image index that lists it */
+  others: string[];
+}
+
+/**
+ * Which manifests the tags to remove point at, and which other tags share each (pure): `ours` maps each tag to remove
+ * that exists to its digest, `theirs` every other tag to its digest (and, for an image index, its children).
+ */
+export function planUntag(ours: Record<string, string>, theirs: Record<string, { digest: string; children?: string[] }>): UntagPlan[] {
+  const plans = new Map<string, UntagPlan>();
+  for (const [tag, digest] of Object.entries(ours)) {
+    const p = plans.get(digest) ?? { digest, tags: [], others: [] };
+    p.tags.push(tag);
+    plans.set(digest, p);
+  }
+  for (const p of plans.values()) {
+    p.others = Object.entries(theirs)
+      .filter(([tag, t]) => !(tag in ours) && (t.digest === p.digest || (t.children ?? []).includes(p.digest)))
+      .map(([tag]) => tag)
+      .sort();
+  }
+  return [...plans.values()];
+}
+
+/** What removing tags came to, for one manifest they pointed at. */
+export interface UntagResult extends UntagPlan {
+  /** how they went: the manifest by digest (no other tag had it), or each tag alone (the OCI tag deletion) */
+  how?: 'manifest' | 'tag';
+  /** which of `tags` are gone */
+  removed: string[];
+  /** why the rest stayed: the registry's answer */
+  refused?: string;
+  /** why the other tags are unknown (the list failed): then the manifest is never deleted by digest */
+  unlisted?: string;
+  /** other tags that no longer resolve to the manifest after the tag deletion (a registry that deleted more) */
+  lost?: string[];
+  /** other tags on the manifest that `claim` said are the caller's too: in `tags`, deleted with the manifest */
+  claimed?: string[];
+}
+
+/** Run `fn` over `items`, `width` at a time. */
+async function pool<T, R>(items: T[], width: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  }));
+  return out;
+}
+
+/**
+ * Remove `tags` of the repository `repo` (registry/repository) and nothing else: a manifest is deleted by digest only
+ * when no other tag points at it (the repository's tags listed and resolved; an image index that lists it counts);
+ * otherwise each tag is deleted alone (DELETE /v2/<name>/manifests/<tag>, the OCI distribution spec's tag deletion)
+ * and the other tags are checked afterwards. A registry that refuses that (distribution 2.x answers 400
+ * DIGEST_INVALID, others 405 UNSUPPORTED) keeps everything: `refused` says why. Tags that do not exist are skipped.
+ * `claim(others, digest)` may say that all the other tags on a manifest are the caller's too (a build's own tags,
+ * told by the manifest's labels): then they go with it.
+ */
+export async function removeTags(repo: string, tags: string[], auth?: { username: string; password: string }, claim?: (others: string[], digest: string) => Promise<boolean>): Promise<UntagResult[]> {
+  const r = registryBase(repo);
+  const headers = registryHeaders(auth);
+  const ours: Record<string, string> = {};
+  for (const tag of tags) {
+    const t = await resolveTag(r.base, tag, headers);
+    if (t) ours[tag] = t.digest;
+  }
+  if (Object.keys(ours).length === 0) return [];
+  const theirs: Record<string, { digest: string; children?: string[] }> = {};
+  let unlisted: string | undefined;
+  try {
+    const all = await listTags(repo, auth);
+    // a list without our tags is not the whole list (a registry still catching up, a proxy): nothing to trust
+    const missing = Object.keys(ours).filter((t) => !all.includes(t));
+    if (missing.length) throw new ModelshipError('io', `GET ${new URL(r.base).pathname}/tags/list leaves out ${missing.map((t) => `:${t}`).join(', ')}, which exist${missing.length === 1 ? 's' : ''}: the list is not the whole`);
+    const others = all.filter((t) => !(t in ours));
+    const resolved = await pool(others, 8, (t) => resolveTag(r.base, t, headers));
+    others.forEach((t, i) => {
+      if (resolved[i]) theirs[t] = resolved[i]!;
+    });
+  } catch (e) {
+    unlisted = (e as Error).message;
+  }
+  const results: UntagResult[] = [];
+  for (const plan of planUntag(ours, theirs)) {
+    const result: UntagResult = { ...plan, removed: [], ...(unlisted ? { unlisted } : {}) };
+    results.push(result);
+    // every other tag on this very manifest (none through an index) the caller's own: they go with the manifest
+    if (!unlisted && claim && plan.others.length && plan.others.every((t) => theirs[t]?.digest === plan.digest) && (await claim(plan.others, plan.digest).catch(() => false))) {
+      Object.assign(result, { tags: [...plan.tags, ...plan.others], others: [], claimed: plan.others });
+      plan.tags = result.tags;
+      plan.others = [];
+    }
+    if (!unlisted && plan.others.length === 0) {
+      const del = await registryRequest('DELETE', `${r.base}/manifests/${plan.digest}`, undefined, headers);
+      if (del.status === 200 || del.status === 202) Object.assign(result, { how: 'manifest', removed: [...plan.tags] });
+      else result.refused = `HTTP ${del.status} ${del.body.toString().trim().slice(0, 200)}`;
+      continue;
+    }
+    for (const tag of plan.tags) {
+      const url = `${r.base}/manifests/${tag}`;
+      const del = await registryRequest('DELETE', url, undefined, headers);
+      if (del.status !== 200 && del.status !== 202) {
+        result.refused = `DELETE ${new URL(url).pathname} answered ${del.status}: ${del.body.toString().trim().slice(0, 200)}`;
+        break;
+      }
+      result.how = 'tag';
+      result.removed.push(tag);
+    }
+    if (result.removed.length && plan.others.length) {
+      const after = await pool(plan.others, 8, (t) => resolveTag(r.base, t, headers).catch(() => undefined));
+      const lost = plan.others.filter((t, i) => after[i]?.digest !== plan.digest && !(after[i]?.children ?? []).includes(plan.digest));
+      if (lost.length) result.lost = lost;
+    }
+  }
+  return results;
 }
 
 /** What an image config blob says (the part modelship reads). */

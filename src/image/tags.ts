@@ -20,13 +20,20 @@ export function sanitizeTag(s: string): string {
   return s.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 128);
 }
 
+/** The pull request a build is for (its image gets the pr-<N> tag), else undefined: a branch or tag build. */
+export function pullRequestOf(ctx: GitContext): number | undefined {
+  if (ctx.ref.startsWith('refs/heads/') || ctx.ref.startsWith('refs/tags/')) return undefined;
+  const m = /^refs\/pull\/(\d+)\//.exec(ctx.ref);
+  return ctx.prNumber ?? (m ? Number(m[1]) : undefined);
+}
+
 export function computeTags(image: string, ctx: GitContext): string[] {
   const tags: string[] = [];
   const add = (t: string) => {
     const s = sanitizeTag(t);
     if (s && !tags.includes(s)) tags.push(s);
   };
-  const pr = ctx.prNumber ?? (/^refs\/pull\/(\d+)\//.exec(ctx.ref) ? Number(/^refs\/pull\/(\d+)\//.exec(ctx.ref)![1]) : undefined);
+  const pr = pullRequestOf(ctx);
   if (ctx.eventName === 'schedule') add('nightly');
   if (ctx.ref.startsWith('refs/heads/')) {
     const branch = ctx.ref.slice('refs/heads/'.length);

@@ -4,6 +4,7 @@ import { ModelshipError } from '../util/errors';
 import { onnxInfo, TensorSig } from '../util/onnxinfo';
 import { runProcess } from '../util/proc';
 import { tritonConfig, tritonMaxBatchSize, TritonModelSpec } from './triton-config';
+import { setContextModes } from './dockerfile';
 import { detectionOutputNames } from '../shared/detections';
 import { checkPlanForImage, imageTensorRTVersion, readPlanMetadata } from './tensorrt-version';
 import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '../shared/runtime';
@@ -100,12 +101,16 @@ export async function planTritonModel(o: { model: string; bytes: Uint8Array; mod
   return { config, file: plan ? 'model.plan' : 'model.onnx', platform, maxBatchSize: tritonMaxBatchSize(spec), tensorrt };
 }
 
-/** Write the model repository into `ctx/models/`. */
+/**
+ * Write the model repository into `ctx/models/`: directories 0755, files 0644 whatever the umask (COPY keeps them,
+ * and Triton runs as TRITON_UID, not as the files' owner).
+ */
 export function writeTritonRepository(ctx: string, modelName: string, m: TritonModel, bytes: Uint8Array): void {
   const dir = path.join(ctx, 'models', modelName);
   fs.mkdirSync(path.join(dir, '1'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.pbtxt'), m.config, { mode: 0o644 });
-  fs.writeFileSync(path.join(dir, '1', m.file), bytes, { mode: 0o644 });
+  fs.writeFileSync(path.join(dir, 'config.pbtxt'), m.config);
+  fs.writeFileSync(path.join(dir, '1', m.file), bytes);
+  setContextModes(path.join(ctx, 'models'));
 }
 
 /**
