@@ -190,11 +190,19 @@ describe('ghcr.io: the pr-<N> tag goes through the GitHub Packages API', () => {
 /** A registry that refuses deletes, as ghcr.io does on its registry API (or one without deletes enabled). */
 async function refusingRegistry(status = 405, errors = [{ code: 'UNSUPPORTED', message: 'The operation is unsupported.' }]) {
   const requests: string[] = [];
+  let asked = '';
   const server = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
     if (req.method === 'HEAD' && /\/manifests\/pr-\d+$/.test(req.url!)) {
+      asked = /pr-\d+$/.exec(req.url!)![0];
       res.writeHead(200, { 'docker-content-digest': digest(9), 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
       return res.end();
+    }
+    const list = /^\/v2\/(.+)\/tags\/list(\?|$)/.exec(req.url!);
+    if (req.method === 'GET' && list) {
+      // one tag, the pr-<N> asked for: a manifest no other tag shares
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ name: list[1], tags: [asked] }));
     }
     res.writeHead(req.method === 'DELETE' ? status : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ errors }));
@@ -229,7 +237,8 @@ describe('other registries: the registry API', () => {
     expect(r.removed).toBeUndefined();
     expect(r.warning).toContain(`image ${unsupported.host}/octo/lenet:pr-4 not deleted: registry refused to delete ${unsupported.host}/octo/lenet:pr-4 (${digest(9)}): HTTP 405 {"errors":[{"code":"UNSUPPORTED"`);
     expect(r.warning).toContain('(the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)');
-    expect(unsupported.requests).toEqual(['HEAD /v2/octo/lenet/manifests/pr-4', `DELETE /v2/octo/lenet/manifests/${digest(9)}`]);
+    // the tags listed first (no other tag shares the manifest), then the manifest by digest
+    expect(unsupported.requests).toEqual(['HEAD /v2/octo/lenet/manifests/pr-4', 'GET /v2/octo/lenet/tags/list?n=1000', `DELETE /v2/octo/lenet/manifests/${digest(9)}`]);
     const denied = await refusingRegistry(403, [{ code: 'DENIED', message: 'requested access to the resource is denied' }]);
     const d = await deletePreviewTag(`${denied.host}/octo/lenet:pr-4`, { githubToken: TOKEN, registryAuth: { username: 'u', password: 'p' } });
     expect(d.warning).toMatch(/HTTP 403 \{"errors":\[\{"code":"DENIED".*\(the registry credentials, registry-username and registry-password, are missing or may not delete\)$/);
@@ -248,7 +257,8 @@ describe('runCleanup: a tag that cannot be deleted is a warning; the namespace a
     expect(r.ok).toBe(true);
     expect(mockKube.removed).toContain('lenet-pr-31');
     expect(r.outputs).toEqual({ removed: 'namespace lenet-pr-31', 'preview-namespace': 'lenet-pr-31', 'comment-id': '91' });
-    const warning = 'image ghcr.io/octo-org/lenet:pr-31 not deleted: GitHub Packages API: GET /orgs/octo-org/packages/container/lenet/versions answered 403: Resource not accessible by integration (the github-token needs packages: write';
+    // the versions could not be listed: neither of the preview's tags (pr-<N>, its build's cache ref) was deleted
+    const warning = 'image ghcr.io/octo-org/lenet:pr-31 and :buildcache-pr-31 not deleted: GitHub Packages API: GET /orgs/octo-org/packages/container/lenet/versions answered 403: Resource not accessible by integration (the github-token needs packages: write';
     expect(log.warnings).toHaveLength(1);
     expect(log.warnings[0]).toContain(warning);
     expect(r.summary).toContain('PR #31: `namespace lenet-pr-31`.');

@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import { PreviewConfig, CleanupConfig } from '../config';
 import { Logger, StageResult } from '../stage';
-import { ModelshipError } from '../util/errors';
-import { deleteTag, parseImageRef } from '../image/registry';
+import { externalFailure, ModelshipError } from '../util/errors';
+import { cacheTag, fetchImageConfig, parseImageRef, removeTags } from '../image/registry';
 
 /**
  * PR deploy previews: `preview` deploys the PR's image to namespace `<app>-pr-<N>` (the rollout stage, so the
@@ -10,6 +10,9 @@ import { deleteTag, parseImageRef } from '../image/registry';
  * close) deletes the namespace and the `pr-<N>` image tag, and marks the comment. The GitHub API goes through
  * @actions/github (GITHUB_API_URL, GITHUB_REPOSITORY, as on a runner). A tag on ghcr.io goes through the GitHub
  * Packages API (ghcr.io refuses the registry API's manifest DELETE), any other registry's through the registry API.
+ * Cleanup removes only what the preview made (pr-<N>, the build's cache ref buildcache-pr-<N>, and the sha-<7> tag the
+ * PR's build pushed with them), never a manifest or package version another tag points to. The comment comes after the work: the GitHub API's failure there is a
+ * warning, and the stage's outputs stand.
  */
 
 /** The PR number: the input, else the pull_request event's (GITHUB_EVENT_PATH). */
@@ -55,11 +58,17 @@ async function octokitFor(token: string, env: NodeJS.ProcessEnv) {
   return github.getOctokit(token, env.GITHUB_API_URL ? { baseUrl: env.GITHUB_API_URL.replace(/\/+$/, '') } : {});
 }
 
+/** The repository the PR comment goes to (GITHUB_REPOSITORY, owner/repo). */
+function commentRepository(env: NodeJS.ProcessEnv): [owner: string, repo: string] {
+  const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
+  if (!owner || !repo) throw new ModelshipError('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository (or set comment: false)', { field: 'comment' });
+  return [owner, repo];
+}
+
 /** Post the comment, or update the one this app posted before (found by its marker). */
 export async function upsertComment(token: string, pr: number, marker: string, body: string, onlyUpdate = false, env: NodeJS.ProcessEnv = process.env): Promise<{ id: number; url: string } | undefined> {
   if (!token) throw new ModelshipError('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
-  const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
-  if (!owner || !repo) throw new ModelshipError('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository', { field: 'github-token' });
+  const [owner, repo] = commentRepository(env);
   const octokit = await octokitFor(token, env);
   const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: pr, per_page: 100 });
   const mine = comments.find((c) => c.body?.includes(marker));
@@ -72,95 +81,195 @@ export async function upsertComment(token: string, pr: number, marker: string, b
   return { id: r.data.id, url: r.data.html_url };
 }
 
+/**
+ * The PR comment step, run after the stage's work is done: a failure of the GitHub API or of the network on the way
+ * (an answer like 502, a host that does not resolve) is a warning naming the call, and the stage goes on with its
+ * outputs; anything else (a bug, a ModelshipError) still throws.
+ */
+export async function commentStep<T>(log: Logger, post: () => Promise<T>): Promise<{ value?: T; warning?: string }> {
+  try {
+    return { value: await post() };
+  } catch (e) {
+    const failure = externalFailure(e);
+    if (!failure) throw e;
+    const hint = failure.status === 401 || failure.status === 403 ? ' (the github-token needs pull-requests: write, or issues: write, on the repository)' : '';
+    const warning = `PR comment not posted: ${failure.message}${hint}`;
+    log.warning(warning);
+    return { warning };
+  }
+}
+
 /** What deleting a preview tag came to: what was removed, or why nothing was (a warning, never a failed cleanup). */
 export interface TagCleanup {
   removed?: string;
   warning?: string;
 }
 
+/** What deleting a preview's tags came to: what was removed, and why anything stayed (warnings). */
+export interface TagsCleanup {
+  removed: string[];
+  warnings: string[];
+}
+
 /** ghcr.io (any case): its tags are deleted through the GitHub Packages API. */
 export const isGhcr = (registry: string) => registry.toLowerCase() === 'ghcr.io';
 
+/** The tags a preview of PR `pr` makes in the image repository: the image's pr-<N>, the build's cache ref. */
+export const previewTags = (pr: number) => [`pr-${pr}`, cacheTag(pr)];
+
+/**
+ * Whether the other tags on a manifest of the preview were pushed by the PR's build itself, and so go with it: each a
+ * `sha-<7>` tag (the image stage tags every build so), on an image whose labels say it was built as pr-<N>
+ * (org.opencontainers.image.version) from that commit (org.opencontainers.image.revision). Any other tag (a branch,
+ * buildcache, a release someone tagged on it) keeps the manifest.
+ */
+function pushedByPrBuild(repository: string, pr: number | undefined, auth?: { username: string; password: string }) {
+  return async (others: string[], digest: string): Promise<boolean> => {
+    const shas = others.map((t) => /^sha-([0-9a-f]{7})$/.exec(t)?.[1]);
+    if (pr === undefined || shas.some((x) => !x)) return false;
+    const labels = (await fetchImageConfig(`${repository}@${digest}`, auth)).config?.Labels ?? {};
+    const revision = labels['org.opencontainers.image.revision'] ?? '';
+    return labels['org.opencontainers.image.version'] === `pr-${pr}` && shas.every((x) => revision.startsWith(x!));
+  };
+}
+
+/** The PR number of the preview's tags (its pr-<N>). */
+const prOfTags = (tags: string[]) => tags.map((t) => /^pr-(\d+)$/.exec(t)?.[1]).find(Boolean);
+
+/** `repo:a and :b` (tags of one repository, in a message). */
+const named = (repository: string, tags: string[]) => `${repository}:${tags[0]}${tags.slice(1).map((t) => ` and :${t}`).join('')}`;
+const tagList = (tags: string[]) => tags.map((t) => `:${t}`).join(', ');
+
+/** A hint for a refusal, by the status in its text. */
+function refusalHint(message: string, alone: boolean): string {
+  const status = Number(/\b(?:HTTP|answered) (\d{3})\b/.exec(message)?.[1]);
+  if (status === 401 || status === 403) return ' (the registry credentials, registry-username and registry-password, are missing or may not delete)';
+  if (alone && (status === 400 || status === 405)) return ' (a registry that deletes manifests only by digest, such as distribution 2.x, cannot remove one tag of a manifest that other tags share)';
+  if (status === 405) return ' (the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)';
+  return '';
+}
+
 /**
  * Delete a preview tag (`registry/repository:pr-<N>`): on ghcr.io the package version carrying it, through the
- * GitHub Packages API with `githubToken`; elsewhere the manifest, through the registry API with `registryAuth`.
- * A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a
- * token without the permission, a version that carries other tags too) comes back as a warning with its reason.
+ * GitHub Packages API with `githubToken`; elsewhere through the registry API with `registryAuth`, the manifest only
+ * when no other tag points to it (but the sha-<7> tag the PR's build pushed with it, told by the image's labels), else
+ * the tag alone where the registry can. A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a token without the permission, a manifest or
+ * version that carries other tags too) comes back as a warning with its reason.
  */
 export async function deletePreviewTag(ref: string, o: { githubToken: string; registryAuth?: { username: string; password: string }; env?: NodeJS.ProcessEnv }): Promise<TagCleanup> {
-  const kept = (why: string): TagCleanup => ({ warning: `image ${ref} not deleted: ${why}` });
+  let parsed: ReturnType<typeof parseImageRef>;
+  try {
+    parsed = parseImageRef(ref);
+  } catch (e) {
+    return { warning: `image ${ref} not deleted: ${(e as Error).message}` };
+  }
+  const tag = parsed.tag;
+  if (!tag || parsed.digest) return { warning: `image ${ref} not deleted: expected registry/repository:tag` };
+  const r = await deletePreviewTags(ref.slice(0, ref.length - tag.length - 1), [tag], o);
+  return { ...(r.removed.length ? { removed: r.removed.join('\n') } : {}), ...(r.warnings.length ? { warning: r.warnings.join('\n') } : {}) };
+}
+
+/**
+ * Delete tags the preview made (`tags` of `repository`, registry/repository without a tag) and nothing else: see
+ * deletePreviewTag. Tags that share one manifest or package version are removed together.
+ */
+export async function deletePreviewTags(repository: string, tags: string[], o: { githubToken: string; registryAuth?: { username: string; password: string }; env?: NodeJS.ProcessEnv }): Promise<TagsCleanup> {
+  const kept = (which: string[], why: string): TagsCleanup => ({ removed: [], warnings: [`image ${named(repository, which)} not deleted: ${why}`] });
   let registry: string;
   try {
-    registry = parseImageRef(ref).registry;
+    registry = parseImageRef(`${repository}:${tags[0]}`).registry;
   } catch (e) {
-    return kept((e as Error).message);
+    return kept(tags, (e as Error).message);
   }
-  if (isGhcr(registry)) return deleteGhcrTag(ref, o.githubToken, o.env ?? process.env);
+  const pr = prOfTags(tags);
+  const claim = (auth?: { username: string; password: string }) => pushedByPrBuild(repository, pr === undefined ? undefined : Number(pr), auth);
+  // ghcr.io's registry API takes the GitHub token as a password (to read an image's labels)
+  if (isGhcr(registry)) return deleteGhcrTags(repository, tags, o.githubToken, o.env ?? process.env, claim(o.registryAuth ?? (o.githubToken ? { username: 'modelship', password: o.githubToken } : undefined)));
+  let results;
   try {
-    const digest = await deleteTag(ref, o.registryAuth);
-    return digest ? { removed: `image ${ref} (${digest})` } : {};
+    results = await removeTags(repository, tags, o.registryAuth, claim(o.registryAuth));
   } catch (e) {
     const message = (e as Error).message;
-    const status = Number(/\b(?:HTTP|answered) (\d{3})\b/.exec(message)?.[1]);
-    const hint =
-      status === 405 ? ' (the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)'
-      : status === 401 || status === 403 ? ' (the registry credentials, registry-username and registry-password, are missing or may not delete)'
-      : '';
-    return kept(`${message}${hint}`);
+    return kept(tags, `${message}${refusalHint(message, false)}`);
   }
+  const out: TagsCleanup = { removed: [], warnings: [] };
+  for (const x of results) {
+    for (const t of x.removed) out.removed.push(x.how === 'manifest' ? `image ${repository}:${t} (${x.digest})` : `image ${repository}:${t} (the tag alone: ${x.digest} stays${x.others.length ? `, tagged ${tagList(x.others)}` : ''})`);
+    const stayed = x.tags.filter((t) => !x.removed.includes(t));
+    if (stayed.length) {
+      const refused = x.refused ?? 'no answer';
+      const why =
+        x.unlisted ? `the repository's tags could not be listed (${x.unlisted}), so other tags may point to its manifest ${x.digest}; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
+        : x.others.length ? `its manifest ${x.digest} is also tagged ${tagList(x.others)}, which deleting the manifest would delete too; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
+        : `registry refused to delete ${named(repository, stayed)} (${x.digest}): ${refused}${refusalHint(refused, false)}`;
+      out.warnings.push(`image ${named(repository, stayed)} not deleted: ${why}`);
+    }
+    if (x.lost?.length) out.warnings.push(`image ${named(repository, x.removed)}: after the tag deletion ${tagList(x.lost)} no longer point${x.lost.length === 1 ? 's' : ''} to ${x.digest} (the registry deleted more than the tag)`);
+  }
+  return out;
 }
 
 /** An octokit RequestError (or anything else) as one line: the request, the status and GitHub's message. */
 function apiFailure(e: unknown): string {
-  const r = e as { status?: number; message?: string; request?: { method?: string; url?: string } };
-  if (typeof r.status !== 'number' || !r.request?.url) return (e as Error).message;
-  let path = r.request.url;
-  try {
-    path = new URL(path).pathname;
-  } catch {
-    /* keep it whole */
-  }
+  const failure = externalFailure(e);
+  if (!failure?.call) return (e as Error).message;
   const hint =
-    r.status === 401 || r.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
-    : r.status === 404 ? ' (no such package, or the github-token cannot see it)'
+    failure.status === 401 || failure.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
+    : failure.status === 404 ? ' (no such package, or the github-token cannot see it)'
     : '';
-  return `${r.request.method ?? 'GET'} ${path} answered ${r.status}: ${(r.message ?? '').replace(/ - https?:\/\/\S+/, '')}${hint}`;
+  return `${failure.message.replace(/^GitHub API: /, '')}${hint}`;
 }
 
 /** ghcr.io/<owner>/<package>:<tag> through the GitHub Packages API (the registry API answers 405 UNSUPPORTED). */
-async function deleteGhcrTag(ref: string, token: string, env: NodeJS.ProcessEnv): Promise<TagCleanup> {
-  const kept = (why: string): TagCleanup => ({ warning: `image ${ref} not deleted: ${why}` });
-  const { repository, tag } = parseImageRef(ref);
-  const slash = repository.indexOf('/');
-  if (slash < 0 || !tag) return kept('a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
-  const owner = repository.slice(0, slash);
+async function deleteGhcrTags(repository: string, tags: string[], token: string, env: NodeJS.ProcessEnv, claim: (others: string[], digest: string) => Promise<boolean>): Promise<TagsCleanup> {
+  const out: TagsCleanup = { removed: [], warnings: [] };
+  const kept = (which: string[], why: string): TagsCleanup => ({ removed: out.removed, warnings: [...out.warnings, `image ${named(repository, which)} not deleted: ${why}`] });
+  const path = parseImageRef(`${repository}:${tags[0]}`).repository;
+  const slash = path.indexOf('/');
+  if (slash < 0) return kept(tags, 'a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
+  const owner = path.slice(0, slash);
   // the package is the rest of the path (octokit encodes its slashes as %2F)
-  const common = { package_type: 'container' as const, package_name: repository.slice(slash + 1) };
-  if (!token) return kept('ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"');
+  const common = { package_type: 'container' as const, package_name: path.slice(slash + 1) };
+  if (!token) return kept(tags, 'ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"');
+  let pending = tags;
   try {
     const octokit = await octokitFor(token, env);
     const org = (await octokit.rest.users.getByUsername({ username: owner })).data.type === 'Organization';
     const pages = org
       ? octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByOrg, { ...common, org: owner, state: 'active', per_page: 100 })
       : octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByUser, { ...common, username: owner, per_page: 100 });
-    let version: { id: number; name: string; tags: string[] } | undefined;
+    // the versions that carry our tags (a tag is on one version at most): every page until each is found
+    const versions: { id: number; name: string; tags: string[] }[] = [];
+    const found = new Set<string>();
     for await (const page of pages) {
-      const v = page.data.find((x) => x.metadata?.container?.tags.includes(tag));
-      if (v) {
-        version = { id: v.id, name: v.name, tags: v.metadata!.container!.tags };
-        break;
+      for (const v of page.data) {
+        const vt = v.metadata?.container?.tags ?? [];
+        if (vt.some((t) => tags.includes(t))) {
+          versions.push({ id: v.id, name: v.name, tags: vt });
+          for (const t of vt) if (tags.includes(t)) found.add(t);
+        }
       }
+      if (found.size === tags.length) break;
     }
-    if (!version) return {};
-    const others = version.tags.filter((t) => t !== tag);
-    if (others.length) {
-      return kept(`its package version ${version.id} (${version.name}) also carries ${others.map((t) => `:${t}`).join(', ')}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+    pending = [];
+    for (const version of versions) {
+      let mine = version.tags.filter((t) => tags.includes(t));
+      const others = version.tags.filter((t) => !tags.includes(t));
+      // the PR build's own sha-<7> tag goes with the version (a version's name is its manifest digest)
+      if (others.length && (await claim(others, version.name).catch(() => false))) mine = version.tags;
+      else if (others.length) {
+        out.warnings.push(`image ${named(repository, mine)} not deleted: its package version ${version.id} (${version.name}) also carries ${tagList(others)}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+        continue;
+      }
+      pending = mine;
+      if (org) await octokit.rest.packages.deletePackageVersionForOrg({ ...common, org: owner, package_version_id: version.id });
+      else await octokit.rest.packages.deletePackageVersionForUser({ ...common, username: owner, package_version_id: version.id });
+      pending = [];
+      for (const t of mine) out.removed.push(`image ${repository}:${t} (${version.name}, package version ${version.id})`);
     }
-    if (org) await octokit.rest.packages.deletePackageVersionForOrg({ ...common, org: owner, package_version_id: version.id });
-    else await octokit.rest.packages.deletePackageVersionForUser({ ...common, username: owner, package_version_id: version.id });
-    return { removed: `image ${ref} (${version.name}, package version ${version.id})` };
+    return out;
   } catch (e) {
-    return kept(`GitHub Packages API: ${apiFailure(e)}`);
+    return kept(pending.length ? pending : tags, `GitHub Packages API: ${apiFailure(e)}`);
   }
 }
 
@@ -169,6 +278,7 @@ export async function runPreview(cfg: PreviewConfig, log: Logger, env: NodeJS.Pr
   const app = cfg.rollout.app;
   const namespace = previewNamespace(app, pr);
   if (cfg.comment && !cfg.githubToken) throw new ModelshipError('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+  if (cfg.comment && !cfg.rollout.dryRun) commentRepository(env); // checked before the rollout, not after it
   const { runRollout } = await import('../rollout');
   const { Kube } = await import('../rollout/kube');
   const r = await runRollout({ ...cfg.rollout, namespace, createNamespace: true }, log, env);
@@ -177,19 +287,21 @@ export async function runPreview(cfg: PreviewConfig, log: Logger, env: NodeJS.Pr
     ? cfg.previewUrl.replace(/\{\{\s*app\s*\}\}/g, app).replace(/\{\{\s*namespace\s*\}\}/g, namespace).replace(/\{\{\s*pr\s*\}\}/g, String(pr))
     : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
   const body = previewComment({ app, pr, namespace, url, image: cfg.rollout.image, decision: r.outputs.decision, reason: r.outputs.reason, verifyP95: r.outputs['verify-latency-p95-ms'], report: cfg.smokeReport, sha: env.GITHUB_SHA });
-  let comment: { id: number; url: string } | undefined;
-  if (cfg.comment && !cfg.rollout.dryRun) comment = await log.group('PR comment', () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env));
+  // the preview is deployed: the comment's failure (the GitHub API, the network) is a warning, the outputs stand
+  const posted = cfg.comment && !cfg.rollout.dryRun ? await log.group('PR comment', () => commentStep(log, () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env))) : {};
+  const comment = posted.value;
   if (comment) log.info(`PR comment ${comment.url}`);
   return {
     ...r,
     outputs: { ...r.outputs, 'preview-url': r.outputs.decision === 'promoted' ? url : '', 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
-    summary: `${r.summary}\n### PR preview\n\n${body}`,
+    summary: `${r.summary}\n### PR preview\n\n${body}${posted.warning ? `\n> [!WARNING]\n> ${posted.warning}\n` : ''}`,
   };
 }
 
 export async function runCleanup(cfg: CleanupConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
   const pr = prNumber(cfg.prNumber, env);
   const namespace = previewNamespace(cfg.app, pr);
+  if (cfg.comment && cfg.githubToken) commentRepository(env); // checked before anything is removed
   const removed: string[] = [];
   const { Kube } = await import('../rollout/kube');
   const kube = Kube.load(cfg.kubeconfig);
@@ -202,23 +314,26 @@ export async function runCleanup(cfg: CleanupConfig, log: Logger, env: NodeJS.Pr
   }
   const warnings: string[] = [];
   if (cfg.image) {
-    // the repository, without a tag or digest the input may carry (a registry's :port stays)
-    const ref = `${cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '')}:pr-${pr}`;
-    const tag = await deletePreviewTag(ref, { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
-    if (tag.removed) removed.push(tag.removed);
-    if (tag.warning) warnings.push(tag.warning);
+    // the repository, without a tag or digest the input may carry (a registry's :port stays); the tags the preview
+    // made: the image's pr-<N> and its build's cache ref
+    const repository = cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '');
+    const tags = await deletePreviewTags(repository, previewTags(pr), { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
+    removed.push(...tags.removed);
+    warnings.push(...tags.warnings);
   }
   for (const w of warnings) log.warning(w);
   const notes = warnings.map((w) => `\n> [!WARNING]\n> ${w.replace(/\n/g, ' ')}\n`).join('');
-  let comment: { id: number; url: string } | undefined;
+  let posted: { value?: { id: number; url: string }; warning?: string } = {};
   if (cfg.comment && cfg.githubToken) {
     const body = `${commentMarker(cfg.app)}\n### 🧹 modelship preview: \`${cfg.app}\` for #${pr} removed\n\nThe PR closed: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing was left'} removed.\n${notes}`;
-    comment = await upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true, env);
+    // what was removed is gone either way: the comment's failure (the GitHub API, the network) is a warning
+    posted = await commentStep(log, () => upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true, env));
   }
+  const comment = posted.value;
   for (const x of removed) log.info(`removed ${x}`);
   return {
     outputs: { removed: removed.join('\n'), 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
-    summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n${notes}`,
+    summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n${notes}${posted.warning ? `\n> [!WARNING]\n> ${posted.warning}\n` : ''}`,
     ok: true,
   };
 }
