@@ -11,10 +11,10 @@ import { parseImageRef } from '../image/registry';
 import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
 import { applyPatches, readPatches, readManifest } from './patch';
 import { Kube } from './kube';
-import { DeployLock, releaseIfHeld } from './lease';
+import { DeployLock, leaseHolder, releaseIfHeld } from './lease';
 import { waitDeployment, bake, GateFailure, Aborted, sleep, PodView } from './health';
 import { prometheusGate, fmt } from './prometheus';
-import { rolloutOwner } from './owner';
+import { rolloutOwner, OWNER_LABEL, CREATED_BY, PROMOTED_BY, annotated } from './owner';
 import { checkPodProviders } from './provider';
 
 /**
@@ -41,9 +41,8 @@ interface TimelineEntry {
 }
 
 const MANAGED = 'app.kubernetes.io/managed-by';
-const OWNER_LABEL = 'modelship.dev/owner';
 
-/** Strip what the server owns, for diffs. */
+/** Strip what the server owns, and the runs' own marks (which run made or promoted what: owner.ts), for diffs. */
 function normalize(o: K8sObject | undefined): string {
   if (!o) return '';
   const c = JSON.parse(JSON.stringify(o)) as K8sObject & { status?: unknown; spec?: { template?: { metadata?: { creationTimestamp?: unknown } } } };
@@ -51,10 +50,11 @@ function normalize(o: K8sObject | undefined): string {
   for (const k of ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp', 'selfLink']) delete m[k];
   const ann = m.annotations as Record<string, string> | undefined;
   if (ann) {
-    delete ann['deployment.kubernetes.io/revision'];
-    delete ann['kubectl.kubernetes.io/last-applied-configuration'];
+    for (const k of ['deployment.kubernetes.io/revision', 'kubectl.kubernetes.io/last-applied-configuration', CREATED_BY, PROMOTED_BY]) delete ann[k];
     if (Object.keys(ann).length === 0) delete m.annotations;
   }
+  const labels = m.labels as Record<string, string> | undefined;
+  if (labels) delete labels[OWNER_LABEL];
   delete c.status;
   if (c.spec?.template?.metadata) delete c.spec.template.metadata.creationTimestamp;
   return yaml.dump(c, { sortKeys: true, lineWidth: 160 });
@@ -119,6 +119,16 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   canaryObj.metadata.labels = { ...canaryObj.metadata.labels, [OWNER_LABEL]: owner };
   const mainSvc = applyPatches(service(spec, 'main'), patches, cfg.app);
   const canarySvc = service(spec, 'canary');
+  canarySvc.metadata.labels = { ...canarySvc.metadata.labels, [OWNER_LABEL]: owner };
+  // what this run creates is marked as its own (see owner.ts), so the post step of a killed run can remove it
+  const created = <T extends K8sObject>(o: T): T => annotated(o, { [CREATED_BY]: owner });
+  const promoted = <T extends K8sObject>(o: T): T => annotated(o, { [PROMOTED_BY]: owner });
+  /** apply `o`, marked as created by this run when it is not there yet */
+  const applyMarked = async (o: K8sObject): Promise<boolean> => {
+    const isNew = (await kube.get(o.apiVersion, o.kind, ns, o.metadata.name)) === undefined;
+    await kube.apply(isNew ? created(o) : o);
+    return isNew;
+  };
   const secretObj = cfg.pullSecret ? pullSecret(spec, parseImageRef(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
   const planned = cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc];
 
@@ -175,10 +185,10 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   let p95: number | undefined;
   let locked = false;
   try {
-    if (!nsExists) await step(`create namespace ${ns}`, () => kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED]: 'modelship' } } }));
+    if (!nsExists) await step(`create namespace ${ns}`, () => kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED]: 'modelship' }, annotations: { [CREATED_BY]: owner } } }));
     await step('take the deploy lease', () => lock.acquire(cfg.lockTimeoutS, (holder) => log.info(`another deploy holds the lease (${holder}); waiting up to ${cfg.lockTimeoutS} s`)));
     locked = true;
-    if (secretObj) await step(`apply the image pull Secret ${secretObj.metadata.name} (${parseImageRef(cfg.image).registry})`, () => kube.apply(secretObj));
+    if (secretObj) await step(`apply the image pull Secret ${secretObj.metadata.name} (${parseImageRef(cfg.image).registry})`, () => applyMarked(secretObj));
     if (lock.takenOverFrom) log.info(`took over the lease from "${lock.takenOverFrom}", which stopped renewing it`);
     const applyStart = Date.now();
     timer = setTimeout(() => ac.abort(`timeout: no decision within rollout-timeout ${cfg.timeoutS} s`), cfg.timeoutS * 1000);
@@ -237,10 +247,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
         await step(`apply ${canaryObj.metadata.name} (${nCanary} of ${cfg.replicas} replicas) and its Service`, async () => {
           await kube.apply(canaryObj);
           await kube.apply(canarySvc);
-          if (!takeover) {
-            createdMainSvc = (await kube.get('v1', 'Service', ns, cfg.app)) === undefined;
-            await kube.apply(mainSvc);
-          }
+          if (!takeover) createdMainSvc = await applyMarked(mainSvc);
         });
         const pods: PodView[] = (await runGate('pods', 'canary pods Ready', () => waitDeployment(kube, ns, canaryObj.metadata.name, waitOpts()))).pods;
         gate('pods').detail = `${pods.length} canary pod(s) Ready`;
@@ -260,8 +267,10 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
         clearTimeout(timer);
         // ---- promote: the stable takes the new image (taking over a Deployment modelship did not create)
         await step(`promote: ${cfg.app} takes the new image`, async () => {
-          if (takeover) await takeOver(kube, stableObj);
-          await kube.apply(stableObj);
+          // marked as promoted by this run: from here on its post step leaves the stable and what serves it alone
+          const promotedObj = promoted(liveStable ? stableObj : created(stableObj));
+          if (takeover) await takeOver(kube, promotedObj);
+          await kube.apply(promotedObj);
           if (takeover) await kube.apply(mainSvc);
         });
         try {
@@ -285,9 +294,10 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
       // ---- basic: update in place, verify, return to the previous template on failure
       try {
         await step(`apply ${cfg.app}`, async () => {
-          if (takeover) await takeOver(kube, stableObj);
-          await kube.apply(stableObj);
-          await kube.apply(mainSvc);
+          const obj = liveStable ? stableObj : created(stableObj);
+          if (takeover) await takeOver(kube, obj);
+          await kube.apply(obj);
+          await applyMarked(mainSvc);
         });
         const pods = (await runGate('pods', `${cfg.app} rollout`, () => waitDeployment(kube, ns, cfg.app, waitOpts()))).pods;
         if (cfg.gpu) gate('pods').evidence = await runGate('pods', `${cfg.app} pods compute on the GPU`, () => checkPodProviders(kube, ns, pods, cfg.modelName, SERVING_PORT));
@@ -296,6 +306,8 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
         gate('pods').result = 'pass';
         gate('pods').detail = `${pods.length} pod(s) Ready, no restart or NotReady during ${cfg.bakeTimeS} s`;
         decisionS = (Date.now() - applyStart) / 1000;
+        // verified: marked as this run's (the same apply, an annotation more), so its post step leaves it alone
+        await kube.apply(promoted(liveStable ? stableObj : created(stableObj)));
         decision = 'promoted';
         reason = `${cfg.app} updated and verified: runs ${cfg.image}`;
       } catch (e) {
@@ -430,19 +442,64 @@ function rolloutSummary(cfg: RolloutConfig, decision: string, reason: string, ga
 }
 
 /**
- * The action's post step: delete a canary this run left (a cancelled or killed
- * job) and give back its Lease. Only objects labelled with this run's owner are touched.
+ * The action's post step, after a cancelled or killed job: remove what this run (`owner`) made and left, and nothing
+ * else (what existed before the run, or another run made, is never touched; see owner.ts for the marks).
+ * - its canary: the Deployment (and its Service) labelled with the owner;
+ * - when the run did not finish — it still holds the deploy lease (a run that ends by itself gives it back after its
+ *   decision) and no stable Deployment is marked as promoted by it — the objects it created: the main Service, the
+ *   pull Secret, a first stable Deployment (basic strategy);
+ * - its lease;
+ * - then the namespace, if the unfinished run created it and it holds nothing the run did not create.
  */
 export async function cleanupRollout(kubeconfig: string, namespace: string, app: string, owner: string, log: Logger): Promise<string[]> {
   const kube = Kube.load(kubeconfig);
   const done: string[] = [];
+  const createdByRun = (o: K8sObject | undefined) => o?.metadata.annotations?.[CREATED_BY] === owner;
   const canary = await kube.get('apps/v1', 'Deployment', namespace, `${app}-canary`);
   if (canary && canary.metadata.labels?.[OWNER_LABEL] === owner) {
     await deleteCanary(kube, namespace, app);
-    done.push(`deleted ${namespace}/${app}-canary`);
+    done.push(`deleted ${namespace}/${app}-canary (Deployment and Service)`);
+  } else if ((await kube.get('v1', 'Service', namespace, `${app}-canary`))?.metadata.labels?.[OWNER_LABEL] === owner) {
+    await kube.remove('v1', 'Service', namespace, `${app}-canary`);
+    done.push(`deleted Service ${namespace}/${app}-canary`);
+  }
+  const stable = await kube.get('apps/v1', 'Deployment', namespace, app);
+  const unfinished = (await leaseHolder(kube, namespace, app)) === owner && stable?.metadata.annotations?.[PROMOTED_BY] !== owner;
+  if (unfinished) {
+    const made: [string, string, string][] = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['v1', 'Secret', pullSecretName(app)]];
+    for (const [apiVersion, kind, name] of made) {
+      const o = kind === 'Deployment' ? stable : await kube.get(apiVersion, kind, namespace, name);
+      if (createdByRun(o) && (await kube.remove(apiVersion, kind, namespace, name))) done.push(`deleted ${kind} ${namespace}/${name}, which this run created`);
+    }
   }
   if (await releaseIfHeld(kube, namespace, app, owner)) done.push(`released the deploy lease of ${namespace}/${app}`);
+  if (unfinished && createdByRun(await kube.get('v1', 'Namespace', undefined, namespace))) {
+    let others: string[];
+    try {
+      others = (await kube.namespaceObjects(namespace)).filter((o) => !madeWithNamespace(o, owner)).map((o) => `${o.kind} ${o.metadata.name}`);
+    } catch (e) {
+      others = [`objects it cannot list (${msg(e)})`];
+    }
+    if (others.length === 0) {
+      await kube.remove('v1', 'Namespace', '', namespace);
+      done.push(`deleted namespace ${namespace}, which this run created`);
+    } else {
+      log.info(`modelship post: kept namespace ${namespace}, which this run created: it also holds ${others.slice(0, 10).join(', ')}${others.length > 10 ? ` and ${others.length - 10} more` : ''}`);
+    }
+  }
   for (const d of done) log.info(`modelship post: ${d}`);
   return done;
+}
+
+/**
+ * Is `o` nothing of its own in a namespace the run created: made by the run (its mark), on its way out, a dependent
+ * of another object (a ReplicaSet, a Pod, an EndpointSlice: the object it depends on is counted instead), or what
+ * Kubernetes puts in every namespace (the default ServiceAccount and its token, the root CA ConfigMap)?
+ */
+function madeWithNamespace(o: K8sObject & { metadata: { deletionTimestamp?: string; ownerReferences?: unknown[] }; type?: string }, owner: string): boolean {
+  const m = o.metadata;
+  if (m.annotations?.[CREATED_BY] === owner || m.deletionTimestamp || (m.ownerReferences ?? []).length > 0) return true;
+  if (o.apiVersion !== 'v1') return false;
+  return (o.kind === 'ServiceAccount' && m.name === 'default') || (o.kind === 'Secret' && o.type === 'kubernetes.io/service-account-token' && m.annotations?.['kubernetes.io/service-account.name'] === 'default') || (o.kind === 'ConfigMap' && m.name === 'kube-root-ca.crt');
 }
 

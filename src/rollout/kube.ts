@@ -42,7 +42,15 @@ export class Kube {
       throw new ModelshipError('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
     };
     try {
-      if (source === '') kc.loadFromDefault();
+      if (source === '') {
+        // client-node falls back to http://localhost:8080 when it finds nothing: say so instead (in a workflow, an empty
+        // kubeconfig is a secret that is not set or is misspelled)
+        const home = process.env.HOME ?? '';
+        if (!process.env.KUBECONFIG && !(home && fs.existsSync(`${home}/.kube/config`)) && !process.env.KUBERNETES_SERVICE_HOST) {
+          return bad('is empty, and there is no $KUBECONFIG, no ~/.kube/config and no in-cluster service account: give the kubeconfig (in a workflow, from a secret: is that secret set, and spelled as the caller passes it?)');
+        }
+        kc.loadFromDefault();
+      }
       else if (/\bapiVersion\s*:/.test(source) || /\bclusters\s*:/.test(source)) kc.loadFromString(source);
       else {
         let text: string;
@@ -113,6 +121,32 @@ export class Kube {
       if (apiError(e)?.code === 404) return false;
       throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
     }
+  }
+
+  /**
+   * Every object in `namespace`, of every namespaced resource the API server lists (found by discovery, the preferred
+   * version of each group), kind and apiVersion filled in. Events and metrics are not objects anyone made, and
+   * Endpoints come with their Service: left out.
+   * Fails (naming the path) where a list is refused or an API is unavailable: the caller cannot tell then.
+   */
+  async namespaceObjects(namespace: string): Promise<K8sObject[]> {
+    const get = async <T>(p: string): Promise<T> => {
+      const r = await this.proxy('')(p, { timeoutMs: 15_000 }).catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
+      if (r.status !== 200) throw new ModelshipError('cluster', `Kubernetes: GET ${p} failed (${r.status ? `HTTP ${r.status}` : 'no answer'}): ${r.body.toString().slice(0, 200)}`);
+      return JSON.parse(r.body.toString()) as T;
+    };
+    type Resources = { groupVersion: string; resources: { name: string; kind: string; namespaced: boolean; verbs: string[] }[] };
+    const groups = (await get<{ groups: { name: string; preferredVersion: { groupVersion: string } }[] }>('/apis')).groups.filter((g) => !/^(events|metrics)\.k8s\.io$/.test(g.name));
+    const lists = await Promise.all([get<Resources>('/api/v1'), ...groups.map((g) => get<Resources>(`/apis/${g.preferredVersion.groupVersion}`))]);
+    const wanted = lists.flatMap((l) => l.resources.filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind))).map((r) => ({ ...r, groupVersion: l.groupVersion })));
+    const items = await Promise.all(
+      wanted.map(async (r) => {
+        const base = r.groupVersion === 'v1' ? '/api/v1' : `/apis/${r.groupVersion}`;
+        const l = await get<{ items: K8sObject[] }>(`${base}/namespaces/${namespace}/${r.name}`);
+        return l.items.map((o) => ({ ...o, apiVersion: r.groupVersion, kind: r.kind }));
+      }),
+    );
+    return items.flat();
   }
 
   /** Events about one object, oldest first. */

@@ -119,6 +119,16 @@ export class DeployLock {
   }
 }
 
+/** Who holds the deploy lease of `app` now ('' when nobody; undefined when it cannot be read). */
+export async function leaseHolder(kube: Kube, namespace: string, app: string): Promise<string | undefined> {
+  try {
+    const l = await kube.coordination.readNamespacedLease({ name: leaseName(app), namespace });
+    return l.spec?.holderIdentity ?? '';
+  } catch (e) {
+    return apiError(e)?.code === 404 ? '' : undefined;
+  }
+}
+
 /** The post step: release a lease this run still holds (a cancelled run). */
 export async function releaseIfHeld(kube: Kube, namespace: string, app: string, holder: string): Promise<boolean> {
   const lock = new DeployLock(kube, namespace, app, holder, 1);
