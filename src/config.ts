@@ -1,4 +1,4 @@
-import { InputSource, InputSpec, OutputSpec, Reader, Stage, STAGES, fail } from './inputs';
+import { InputSource, InputSpec, OutputSpec, Reader, Stage, STAGES, fail, withInputsMap } from './inputs';
 import { SHARED_INPUTS, readSharedConfig } from './shared/inputs';
 import { CONVERT_INPUTS, CONVERT_OUTPUTS, ConvertConfig, readConvertConfig } from './convert/inputs';
 import { COMPILE_INPUTS, COMPILE_OUTPUTS, CompileConfig, readCompileConfig } from './compile/inputs';
@@ -33,11 +33,12 @@ export interface Config {
 }
 
 /** Read and validate every input once, before any work. Unknown stage, missing or malformed values fail here. */
-export function readConfig(source: InputSource): Config {
-  const stageRaw = (source('stage') ?? '').trim();
+export function readConfig(given: InputSource): Config {
+  const stageRaw = (given('stage') ?? '').trim();
   if (stageRaw === '') fail('stage', `is required: one of ${STAGES.join(', ')}`);
   if (!(STAGES as readonly string[]).includes(stageRaw)) fail('stage', `unknown stage "${stageRaw}"; expected one of ${STAGES.join(', ')}`);
   const stage = stageRaw as Stage;
+  const source = withInputsMap(given, INPUTS, stage);
   const r = new Reader(source, INPUTS, stage);
   for (const s of INPUTS) {
     if (s.required?.includes(stage) && r.raw(s.name) === '') fail(s.name, `is required for stage ${stage}`);

@@ -1,3 +1,4 @@
+import * as yaml from 'js-yaml';
 import { ModelshipError } from './util/errors';
 
 /**
@@ -49,6 +50,48 @@ export function parseBoolean(name: string, raw: string): boolean {
   if (['true', 'yes', '1', 'on'].includes(v)) return true;
   if (['false', 'no', '0', 'off', ''].includes(v)) return false;
   return fail(name, `expected true or false, got "${raw}"`);
+}
+
+/** The input that carries more inputs as a YAML map: how a reusable workflow passes what it does not name. */
+export const INPUTS_MAP = 'inputs';
+
+/**
+ * The source with input `inputs` (a YAML or JSON map of input name → value) applied: a key must be an input the
+ * stage reads and not a secret (secrets come through `with:` from secrets, where the runner masks them); its value
+ * stands where the input itself is not given or is its default. An input given both ways, with different values,
+ * fails naming both, as does a malformed map.
+ */
+export function withInputsMap(source: InputSource, specs: InputSpec[], stage: Stage): InputSource {
+  const text = source(INPUTS_MAP) ?? '';
+  if (text.trim() === '') return source;
+  let doc: unknown;
+  try {
+    doc = yaml.load(text);
+  } catch (e) {
+    const mark = (e as yaml.YAMLException).mark;
+    return fail(INPUTS_MAP, `is not YAML${mark ? ` (line ${mark.line + 1}, column ${mark.column + 1})` : ''}: ${(e as yaml.YAMLException).reason ?? (e as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return source;
+  if (typeof doc !== 'object' || Array.isArray(doc)) return fail(INPUTS_MAP, `expected a map of input names to values, got ${JSON.stringify(doc).slice(0, 80)}`);
+  const byName = new Map(specs.map((i) => [i.name, i]));
+  const extra = new Map<string, string>();
+  for (const [name, value] of Object.entries(doc as Record<string, unknown>)) {
+    const spec = byName.get(name);
+    const where = `${INPUTS_MAP}.${name}`;
+    if (!spec || name === 'stage' || name === INPUTS_MAP) fail(INPUTS_MAP, `"${name}" is not an input of modelship${name === 'stage' || name === INPUTS_MAP ? ' that can be given here' : ''}`);
+    if (!inputUsedBy(spec!, stage)) fail(INPUTS_MAP, `"${name}" is not read by stage ${stage} (it is an input of ${(spec!.stages as Stage[]).join(', ')})`);
+    if (spec!.secret) fail(INPUTS_MAP, `"${name}" is a secret: pass it in with: from a secret, where the runner masks it, not in ${INPUTS_MAP}`);
+    const v = value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
+    const given = (source(name) ?? '').trim();
+    if (given !== '' && given !== spec!.default && given !== v.trim()) fail(name, `given as "${given}" and in ${where} as "${v}": give it once`);
+    extra.set(name, v);
+  }
+  return (name) => {
+    const v = extra.get(name);
+    if (v === undefined) return source(name);
+    const given = source(name);
+    return given === undefined || given.trim() === '' || given.trim() === byName.get(name)!.default ? v : given;
+  };
 }
 
 /** Typed access to the raw inputs, defaults applied; every malformed value fails naming its input. */

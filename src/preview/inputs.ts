@@ -35,7 +35,7 @@ export const PREVIEW_INPUTS: InputSpec[] = [
   },
   {
     name: 'smoke-report',
-    description: 'preview: the smoke and convert figures for the PR comment, as JSON of their outputs (e.g. toJSON(needs.smoke.outputs)); keys used: parity, max-abs-diff, latency-p50-ms, latency-p95-ms, latency-p99-ms, throughput-rps.',
+    description: 'preview: the convert and smoke figures for the PR comment, as JSON: the outputs of the jobs before (toJSON(needs), whose jobs\' outputs are merged) or one job\'s outputs (toJSON(needs.smoke.outputs)); keys used: parity, max-abs-diff, latency-p50-ms, latency-p95-ms, latency-p99-ms, throughput-rps.',
     default: '',
     kind: 'string',
     stages: ['preview'],
@@ -46,7 +46,7 @@ export const PREVIEW_OUTPUTS: OutputSpec[] = [
   { name: 'preview-url', description: 'preview: the URL of the PR\'s preview deployment.', stages: ['preview'] },
   { name: 'preview-namespace', description: 'preview, cleanup: the preview namespace <app>-pr-<N>.', stages: ['preview', 'cleanup'] },
   { name: 'comment-id', description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).', stages: ['preview', 'cleanup'] },
-  { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tag); a tag that could not be deleted is a warning and not listed.', stages: ['cleanup'] },
+  { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview\'s tags: pr-<N>, buildcache-pr-<N>, and the sha-<7> its build pushed with them); a tag that could not be deleted (the registry refused, or another tag shares its manifest and the registry cannot delete a tag alone) is a warning and not listed.', stages: ['cleanup'] },
 ];
 
 export interface PreviewConfig {
@@ -70,17 +70,29 @@ export interface CleanupConfig {
   comment: boolean;
 }
 
+/**
+ * The figures for the PR comment: a map of outputs (`toJSON(needs.smoke.outputs)`), or a `needs` context
+ * (`toJSON(needs)`: `{job: {result, outputs}}`), whose jobs' outputs are merged in order, so the build job's parity and
+ * the smoke job's latencies both arrive.
+ */
+export function parseReport(text: string): Record<string, string> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return fail('smoke-report', `is not JSON: ${(e as Error).message}`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return fail('smoke-report', `expected a JSON object of outputs or a needs context, got ${text.slice(0, 80)}`);
+  const entries = Object.entries(v as Record<string, unknown>);
+  const isJob = (x: unknown): x is { outputs?: Record<string, unknown> } => !!x && typeof x === 'object' && !Array.isArray(x) && ('outputs' in x || 'result' in x);
+  const flat = entries.flatMap(([k, x]) => (isJob(x) ? Object.entries(x.outputs ?? {}) : [[k, x] as const]));
+  return Object.fromEntries(flat.filter(([, x]) => x !== null && x !== undefined && x !== '').map(([k, x]) => [k, String(x)]));
+}
+
 export function readPreviewConfig(r: Reader, s: SharedConfig, rollout: RolloutConfig): { preview: PreviewConfig; cleanup: CleanupConfig } {
   const prRaw = r.raw('pr-number');
   if (prRaw !== '' && !/^[1-9]\d*$/.test(prRaw)) fail('pr-number', `expected a pull request number, got "${prRaw}"`);
-  let smokeReport: Record<string, string> = {};
-  if (r.raw('smoke-report')) {
-    try {
-      smokeReport = JSON.parse(r.raw('smoke-report')) as Record<string, string>;
-    } catch (e) {
-      fail('smoke-report', `is not JSON: ${(e as Error).message}`);
-    }
-  }
+  const smokeReport = r.raw('smoke-report') ? parseReport(r.raw('smoke-report')) : {};
   // an unexpanded expression (a workflow that passed the literal text) is no token
   const githubToken = r.raw('github-token').startsWith('${{') ? '' : r.raw('github-token');
   const preview: PreviewConfig = { rollout, prNumber: prRaw ? Number(prRaw) : undefined, githubToken, previewUrl: r.raw('preview-url'), comment: r.bool('comment'), smokeReport };

@@ -9,10 +9,10 @@ import { DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_
 export const ROLLOUT_INPUTS: InputSpec[] = [
   {
     name: 'app',
-    description: 'rollout: the name of the Deployment and Service (the canary is <app>-canary; default: model-name).',
+    description: 'rollout: the name of the Deployment and Service (the canary is <app>-canary; default: model-name); cleanup: the app whose preview goes.',
     default: '',
     kind: 'string',
-    stages: ['rollout'],
+    stages: ['rollout', 'cleanup'],
   },
   {
     name: 'namespace',
@@ -23,10 +23,10 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'kubeconfig',
-    description: 'rollout: a kubeconfig file path or the kubeconfig YAML itself (masked); empty: $KUBECONFIG, ~/.kube/config or in-cluster.',
+    description: 'rollout, cleanup: a kubeconfig file path or the kubeconfig YAML itself (masked); empty: $KUBECONFIG, ~/.kube/config or in-cluster.',
     default: '',
     kind: 'string',
-    stages: ['rollout'],
+    stages: ['rollout', 'cleanup'],
     secret: true,
   },
   {

@@ -13,6 +13,14 @@ export const SHARED_INPUTS: InputSpec[] = [
     required: [...STAGES],
   },
   {
+    name: 'inputs',
+    description:
+      'all stages: more inputs as a YAML (or JSON) map of input name to value, e.g. "node-selector: {gpu: \"true\"}" (the reusable workflows pass their <stage>-inputs through it). Each key must be an input the stage reads and not a secret; its value stands where that input is not given or is its default; an input given both ways with different values fails.',
+    default: '',
+    kind: 'string',
+    stages: 'all',
+  },
+  {
     name: 'reference',
     description:
       'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
@@ -72,10 +80,10 @@ export const SHARED_INPUTS: InputSpec[] = [
   },
   {
     name: 'model-name',
-    description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>).',
+    description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>); cleanup: the app name when app is not given.',
     default: 'model',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout'],
+    stages: ['image', 'smoke', 'rollout', 'cleanup'],
   },
   {
     name: 'gpu',
