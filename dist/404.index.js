@@ -47,7 +47,7 @@ class MicroTime extends Date {
 /* unused harmony export FIELD_MANAGER */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(27853);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
 /* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
 /* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(36526);
@@ -83,11 +83,18 @@ class Kube {
     static load(source) {
         const kc = new _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .KubeConfig */ .ypW();
         const bad = (why) => {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
         };
         try {
-            if (source === '')
+            if (source === '') {
+                // client-node falls back to http://localhost:8080 when it finds nothing: say so instead (in a workflow, an empty
+                // kubeconfig is a secret that is not set or is misspelled)
+                const home = process.env.HOME ?? '';
+                if (!process.env.KUBECONFIG && !(home && fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(`${home}/.kube/config`)) && !process.env.KUBERNETES_SERVICE_HOST) {
+                    return bad('is empty, and there is no $KUBECONFIG, no ~/.kube/config and no in-cluster service account: give the kubeconfig (in a workflow, from a secret: is that secret set, and spelled as the caller passes it?)');
+                }
                 kc.loadFromDefault();
+            }
             else if (/\bapiVersion\s*:/.test(source) || /\bclusters\s*:/.test(source))
                 kc.loadFromString(source);
             else {
@@ -102,7 +109,7 @@ class Kube {
             }
         }
         catch (e) {
-            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W)
+            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7)
                 throw e;
             return bad(`${source ? `${source.includes('\n') ? 'the given kubeconfig' : source}` : 'the default kubeconfig'} is not a usable kubeconfig: ${e.message}`);
         }
@@ -166,6 +173,29 @@ class Kube {
             throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
         }
     }
+    /**
+     * Every object in `namespace`, of every namespaced resource the API server lists (found by discovery, the preferred
+     * version of each group), kind and apiVersion filled in. Events and metrics are not objects anyone made, and
+     * Endpoints come with their Service: left out.
+     * Fails (naming the path) where a list is refused or an API is unavailable: the caller cannot tell then.
+     */
+    async namespaceObjects(namespace) {
+        const get = async (p) => {
+            const r = await this.proxy('')(p, { timeoutMs: 15_000 }).catch((e) => ({ status: 0, body: Buffer.from(e.message) }));
+            if (r.status !== 200)
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET ${p} failed (${r.status ? `HTTP ${r.status}` : 'no answer'}): ${r.body.toString().slice(0, 200)}`);
+            return JSON.parse(r.body.toString());
+        };
+        const groups = (await get('/apis')).groups.filter((g) => !/^(events|metrics)\.k8s\.io$/.test(g.name));
+        const lists = await Promise.all([get('/api/v1'), ...groups.map((g) => get(`/apis/${g.preferredVersion.groupVersion}`))]);
+        const wanted = lists.flatMap((l) => l.resources.filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind))).map((r) => ({ ...r, groupVersion: l.groupVersion })));
+        const items = await Promise.all(wanted.map(async (r) => {
+            const base = r.groupVersion === 'v1' ? '/api/v1' : `/apis/${r.groupVersion}`;
+            const l = await get(`${base}/namespaces/${namespace}/${r.name}`);
+            return l.items.map((o) => ({ ...o, apiVersion: r.groupVersion, kind: r.kind }));
+        }));
+        return items.flat();
+    }
     /** Events about one object, oldest first. */
     async events(namespace, name) {
         const items = await this.list('v1', 'Event', namespace, undefined, `involvedObject.name=${name}`);
@@ -205,10 +235,10 @@ class Kube {
     wrap(e, what) {
         const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e);
         if (a)
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
         const err = e;
         if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
         return e;
     }
 }

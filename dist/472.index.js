@@ -1,6 +1,6 @@
 "use strict";
 exports.id = 472;
-exports.ids = [472,91,404];
+exports.ids = [472,404];
 exports.modules = {
 
 /***/ 12472:
@@ -102,7 +102,7 @@ function readPatches(file) {
         text = external_fs_.readFileSync(file, 'utf8');
     }
     catch (e) {
-        throw new errors/* ModelshipError */.W('input', `input "patch": cannot read ${file}: ${e.code ?? e.message}`, { field: 'patch', file });
+        throw new errors/* ModelshipError */.W7('input', `input "patch": cannot read ${file}: ${e.code ?? e.message}`, { field: 'patch', file });
     }
     let docs;
     try {
@@ -110,13 +110,13 @@ function readPatches(file) {
     }
     catch (e) {
         const m = e.mark;
-        throw new errors/* ModelshipError */.W('input', `input "patch": ${file} is not YAML: ${e.reason}`, { field: 'patch', file, line: m ? m.line + 1 : undefined, column: m ? m.column + 1 : undefined });
+        throw new errors/* ModelshipError */.W7('input', `input "patch": ${file} is not YAML: ${e.reason}`, { field: 'patch', file, line: m ? m.line + 1 : undefined, column: m ? m.column + 1 : undefined });
     }
     return docs
         .filter((d) => d !== null && d !== undefined)
         .map((d, i) => {
         if (!isObj(d) || typeof d.kind !== 'string')
-            throw new errors/* ModelshipError */.W('input', `input "patch": document ${i + 1} of ${file} needs a "kind" (Deployment or Service)`, { field: 'patch', file });
+            throw new errors/* ModelshipError */.W7('input', `input "patch": document ${i + 1} of ${file} needs a "kind" (Deployment or Service)`, { field: 'patch', file });
         const name = isObj(d.metadata) && typeof d.metadata.name === 'string' ? d.metadata.name : undefined;
         const { apiVersion: _a, kind: _k, ...body } = d;
         if (isObj(body.metadata)) {
@@ -250,12 +250,12 @@ class DeployLock {
             catch (e) {
                 const code = (0,kube_errors/* apiError */.p)(e)?.code;
                 if (code !== 409)
-                    throw new errors/* ModelshipError */.W('cluster', `Kubernetes: taking the deploy lease ${this.namespace}/${leaseName(this.app)} failed: ${(0,kube_errors/* apiError */.p)(e)?.message ?? e.message}`);
+                    throw new errors/* ModelshipError */.W7('cluster', `Kubernetes: taking the deploy lease ${this.namespace}/${leaseName(this.app)} failed: ${(0,kube_errors/* apiError */.p)(e)?.message ?? e.message}`);
                 // 409: another run created or renewed it between our read and write; look again
             }
             if (Date.now() >= deadline) {
                 const c = await this.read();
-                throw new errors/* ModelshipError */.W('cluster', `another deploy of "${this.app}" in namespace ${this.namespace} holds the lease ${leaseName(this.app)} (holder "${c?.holder}", renewed ${c?.renewTime}, duration ${c?.durationS} s); waited ${timeoutS} s (input "lock-timeout")`, { field: 'lock-timeout' });
+                throw new errors/* ModelshipError */.W7('cluster', `another deploy of "${this.app}" in namespace ${this.namespace} holds the lease ${leaseName(this.app)} (holder "${c?.holder}", renewed ${c?.renewTime}, duration ${c?.durationS} s); waited ${timeoutS} s (input "lock-timeout")`, { field: 'lock-timeout' });
             }
             await new Promise((r) => setTimeout(r, 500));
         }
@@ -280,6 +280,16 @@ class DeployLock {
         const cur = await this.read().catch(() => undefined);
         if (cur && cur.holder === this.holder)
             await this.kube.remove('coordination.k8s.io/v1', 'Lease', this.namespace, leaseName(this.app), cur.resourceVersion).catch(() => false);
+    }
+}
+/** Who holds the deploy lease of `app` now ('' when nobody; undefined when it cannot be read). */
+async function leaseHolder(kube, namespace, app) {
+    try {
+        const l = await kube.coordination.readNamespacedLease({ name: leaseName(app), namespace });
+        return l.spec?.holderIdentity ?? '';
+    }
+    catch (e) {
+        return (0,kube_errors/* apiError */.p)(e)?.code === 404 ? '' : undefined;
     }
 }
 /** The post step: release a lease this run still holds (a cancelled run). */
@@ -363,8 +373,7 @@ async function podProvider(kube, namespace, pod, modelName, port) {
 
 
 const MANAGED = 'app.kubernetes.io/managed-by';
-const OWNER_LABEL = 'modelship.dev/owner';
-/** Strip what the server owns, for diffs. */
+/** Strip what the server owns, and the runs' own marks (which run made or promoted what: owner.ts), for diffs. */
 function normalize(o) {
     if (!o)
         return '';
@@ -374,11 +383,14 @@ function normalize(o) {
         delete m[k];
     const ann = m.annotations;
     if (ann) {
-        delete ann['deployment.kubernetes.io/revision'];
-        delete ann['kubectl.kubernetes.io/last-applied-configuration'];
+        for (const k of ['deployment.kubernetes.io/revision', 'kubectl.kubernetes.io/last-applied-configuration', rollout_owner/* CREATED_BY */.VI, rollout_owner/* PROMOTED_BY */.vm])
+            delete ann[k];
         if (Object.keys(ann).length === 0)
             delete m.annotations;
     }
+    const labels = m.labels;
+    if (labels)
+        delete labels[rollout_owner/* OWNER_LABEL */.pk];
     delete c.status;
     if (c.spec?.template?.metadata)
         delete c.spec.template.metadata.creationTimestamp;
@@ -415,7 +427,7 @@ async function runRollout(cfg, log, env = process.env) {
     (0,manifests/* validateSpec */.QN)(spec);
     const nCanary = cfg.strategy === 'canary' ? (0,manifests/* canaryReplicas */.Gy)(cfg.replicas, cfg.canaryPercent) : 0;
     const kube = rollout_kube.Kube.load(cfg.kubeconfig);
-    const owner = (0,rollout_owner/* rolloutOwner */.J)(env);
+    const owner = (0,rollout_owner/* rolloutOwner */.Jo)(env);
     const ns = cfg.namespace;
     let nsExists = true;
     try {
@@ -428,9 +440,9 @@ async function runRollout(cfg, log, env = process.env) {
     }
     if (!nsExists && !cfg.dryRun) {
         if (!cfg.createNamespace)
-            throw new errors/* ModelshipError */.W('input', `input "namespace": namespace "${ns}" does not exist (create-namespace is false)`, { field: 'namespace' });
+            throw new errors/* ModelshipError */.W7('input', `input "namespace": namespace "${ns}" does not exist (create-namespace is false)`, { field: 'namespace' });
         if (!(await kube.canI('create', 'namespaces')))
-            throw new errors/* ModelshipError */.W('input', `input "namespace": namespace "${ns}" does not exist and this kubeconfig's user may not create namespaces; create it first or use one that exists`, { field: 'namespace' });
+            throw new errors/* ModelshipError */.W7('input', `input "namespace": namespace "${ns}" does not exist and this kubeconfig's user may not create namespaces; create it first or use one that exists`, { field: 'namespace' });
     }
     // ---- the objects, as declared data
     const liveStable = nsExists ? await kube.get('apps/v1', 'Deployment', ns, cfg.app) : undefined;
@@ -442,9 +454,19 @@ async function runRollout(cfg, log, env = process.env) {
         stableObj.spec.template.metadata.labels = { ...(liveStable.spec.selector.matchLabels ?? {}), ...stableObj.spec.template.metadata.labels };
     }
     const canaryObj = applyPatches((0,manifests/* deployment */.kG)(spec, 'canary', nCanary || 1), patches, cfg.app);
-    canaryObj.metadata.labels = { ...canaryObj.metadata.labels, [OWNER_LABEL]: owner };
+    canaryObj.metadata.labels = { ...canaryObj.metadata.labels, [rollout_owner/* OWNER_LABEL */.pk]: owner };
     const mainSvc = applyPatches((0,manifests/* service */.eu)(spec, 'main'), patches, cfg.app);
     const canarySvc = (0,manifests/* service */.eu)(spec, 'canary');
+    canarySvc.metadata.labels = { ...canarySvc.metadata.labels, [rollout_owner/* OWNER_LABEL */.pk]: owner };
+    // what this run creates is marked as its own (see owner.ts), so the post step of a killed run can remove it
+    const created = (o) => (0,rollout_owner/* annotated */.dR)(o, { [rollout_owner/* CREATED_BY */.VI]: owner });
+    const promoted = (o) => (0,rollout_owner/* annotated */.dR)(o, { [rollout_owner/* PROMOTED_BY */.vm]: owner });
+    /** apply `o`, marked as created by this run when it is not there yet */
+    const applyMarked = async (o) => {
+        const isNew = (await kube.get(o.apiVersion, o.kind, ns, o.metadata.name)) === undefined;
+        await kube.apply(isNew ? created(o) : o);
+        return isNew;
+    };
     const secretObj = cfg.pullSecret ? (0,manifests/* pullSecret */.QS)(spec, (0,registry/* parseImageRef */.Q)(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
     const planned = cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc];
     // (the pull Secret is not in the dry run's diff: its data would be printed)
@@ -503,11 +525,11 @@ async function runRollout(cfg, log, env = process.env) {
     let locked = false;
     try {
         if (!nsExists)
-            await step(`create namespace ${ns}`, () => kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED]: 'modelship' } } }));
+            await step(`create namespace ${ns}`, () => kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED]: 'modelship' }, annotations: { [rollout_owner/* CREATED_BY */.VI]: owner } } }));
         await step('take the deploy lease', () => lock.acquire(cfg.lockTimeoutS, (holder) => log.info(`another deploy holds the lease (${holder}); waiting up to ${cfg.lockTimeoutS} s`)));
         locked = true;
         if (secretObj)
-            await step(`apply the image pull Secret ${secretObj.metadata.name} (${(0,registry/* parseImageRef */.Q)(cfg.image).registry})`, () => kube.apply(secretObj));
+            await step(`apply the image pull Secret ${secretObj.metadata.name} (${(0,registry/* parseImageRef */.Q)(cfg.image).registry})`, () => applyMarked(secretObj));
         if (lock.takenOverFrom)
             log.info(`took over the lease from "${lock.takenOverFrom}", which stopped renewing it`);
         const applyStart = Date.now();
@@ -570,10 +592,8 @@ async function runRollout(cfg, log, env = process.env) {
                 await step(`apply ${canaryObj.metadata.name} (${nCanary} of ${cfg.replicas} replicas) and its Service`, async () => {
                     await kube.apply(canaryObj);
                     await kube.apply(canarySvc);
-                    if (!takeover) {
-                        createdMainSvc = (await kube.get('v1', 'Service', ns, cfg.app)) === undefined;
-                        await kube.apply(mainSvc);
-                    }
+                    if (!takeover)
+                        createdMainSvc = await applyMarked(mainSvc);
                 });
                 const pods = (await runGate('pods', 'canary pods Ready', () => (0,health/* waitDeployment */.b_)(kube, ns, canaryObj.metadata.name, waitOpts()))).pods;
                 gate('pods').detail = `${pods.length} canary pod(s) Ready`;
@@ -595,9 +615,11 @@ async function runRollout(cfg, log, env = process.env) {
                 clearTimeout(timer);
                 // ---- promote: the stable takes the new image (taking over a Deployment modelship did not create)
                 await step(`promote: ${cfg.app} takes the new image`, async () => {
+                    // marked as promoted by this run: from here on its post step leaves the stable and what serves it alone
+                    const promotedObj = promoted(liveStable ? stableObj : created(stableObj));
                     if (takeover)
-                        await takeOver(kube, stableObj);
-                    await kube.apply(stableObj);
+                        await takeOver(kube, promotedObj);
+                    await kube.apply(promotedObj);
                     if (takeover)
                         await kube.apply(mainSvc);
                 });
@@ -628,10 +650,11 @@ async function runRollout(cfg, log, env = process.env) {
             // ---- basic: update in place, verify, return to the previous template on failure
             try {
                 await step(`apply ${cfg.app}`, async () => {
+                    const obj = liveStable ? stableObj : created(stableObj);
                     if (takeover)
-                        await takeOver(kube, stableObj);
-                    await kube.apply(stableObj);
-                    await kube.apply(mainSvc);
+                        await takeOver(kube, obj);
+                    await kube.apply(obj);
+                    await applyMarked(mainSvc);
                 });
                 const pods = (await runGate('pods', `${cfg.app} rollout`, () => (0,health/* waitDeployment */.b_)(kube, ns, cfg.app, waitOpts()))).pods;
                 if (cfg.gpu)
@@ -642,6 +665,8 @@ async function runRollout(cfg, log, env = process.env) {
                 gate('pods').result = 'pass';
                 gate('pods').detail = `${pods.length} pod(s) Ready, no restart or NotReady during ${cfg.bakeTimeS} s`;
                 decisionS = (Date.now() - applyStart) / 1000;
+                // verified: marked as this run's (the same apply, an annotation more), so its post step leaves it alone
+                await kube.apply(promoted(liveStable ? stableObj : created(stableObj)));
                 decision = 'promoted';
                 reason = `${cfg.app} updated and verified: runs ${cfg.image}`;
             }
@@ -686,7 +711,7 @@ function failureReason(e, gates) {
     if (failed)
         return `gate "${failed.gate}" failed: ${failed.detail}${failed.evidence.length ? `\n${failed.evidence.slice(0, 12).join('\n')}` : ''}`;
     const evidence = e instanceof health/* GateFailure */.In && e.evidence.length ? `\n${e.evidence.slice(0, 12).join('\n')}` : '';
-    return ((0,errors/* isModelshipError */.y)(e) || e instanceof health/* GateFailure */.In ? msg(e) : `error: ${msg(e)}`) + evidence;
+    return ((0,errors/* isModelshipError */.yh)(e) || e instanceof health/* GateFailure */.In ? msg(e) : `error: ${msg(e)}`) + evidence;
 }
 async function deleteCanary(kube, ns, app) {
     await kube.remove('apps/v1', 'Deployment', ns, `${app}-canary`);
@@ -785,22 +810,72 @@ function rolloutSummary(cfg, decision, reason, gates, timeline, nCanary) {
     ].join('\n');
 }
 /**
- * The action's post step: delete a canary this run left (a cancelled or killed
- * job) and give back its Lease. Only objects labelled with this run's owner are touched.
+ * The action's post step, after a cancelled or killed job: remove what this run (`owner`) made and left, and nothing
+ * else (what existed before the run, or another run made, is never touched; see owner.ts for the marks).
+ * - its canary: the Deployment (and its Service) labelled with the owner;
+ * - when the run did not finish — it still holds the deploy lease (a run that ends by itself gives it back after its
+ *   decision) and no stable Deployment is marked as promoted by it — the objects it created: the main Service, the
+ *   pull Secret, a first stable Deployment (basic strategy);
+ * - its lease;
+ * - then the namespace, if the unfinished run created it and it holds nothing the run did not create.
  */
 async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
     const kube = rollout_kube.Kube.load(kubeconfig);
     const done = [];
+    const createdByRun = (o) => o?.metadata.annotations?.[rollout_owner/* CREATED_BY */.VI] === owner;
     const canary = await kube.get('apps/v1', 'Deployment', namespace, `${app}-canary`);
-    if (canary && canary.metadata.labels?.[OWNER_LABEL] === owner) {
+    if (canary && canary.metadata.labels?.[rollout_owner/* OWNER_LABEL */.pk] === owner) {
         await deleteCanary(kube, namespace, app);
-        done.push(`deleted ${namespace}/${app}-canary`);
+        done.push(`deleted ${namespace}/${app}-canary (Deployment and Service)`);
+    }
+    else if ((await kube.get('v1', 'Service', namespace, `${app}-canary`))?.metadata.labels?.[rollout_owner/* OWNER_LABEL */.pk] === owner) {
+        await kube.remove('v1', 'Service', namespace, `${app}-canary`);
+        done.push(`deleted Service ${namespace}/${app}-canary`);
+    }
+    const stable = await kube.get('apps/v1', 'Deployment', namespace, app);
+    const unfinished = (await leaseHolder(kube, namespace, app)) === owner && stable?.metadata.annotations?.[rollout_owner/* PROMOTED_BY */.vm] !== owner;
+    if (unfinished) {
+        const made = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['v1', 'Secret', (0,manifests/* pullSecretName */.JA)(app)]];
+        for (const [apiVersion, kind, name] of made) {
+            const o = kind === 'Deployment' ? stable : await kube.get(apiVersion, kind, namespace, name);
+            if (createdByRun(o) && (await kube.remove(apiVersion, kind, namespace, name)))
+                done.push(`deleted ${kind} ${namespace}/${name}, which this run created`);
+        }
     }
     if (await releaseIfHeld(kube, namespace, app, owner))
         done.push(`released the deploy lease of ${namespace}/${app}`);
+    if (unfinished && createdByRun(await kube.get('v1', 'Namespace', undefined, namespace))) {
+        let others;
+        try {
+            others = (await kube.namespaceObjects(namespace)).filter((o) => !madeWithNamespace(o, owner)).map((o) => `${o.kind} ${o.metadata.name}`);
+        }
+        catch (e) {
+            others = [`objects it cannot list (${msg(e)})`];
+        }
+        if (others.length === 0) {
+            await kube.remove('v1', 'Namespace', '', namespace);
+            done.push(`deleted namespace ${namespace}, which this run created`);
+        }
+        else {
+            log.info(`modelship post: kept namespace ${namespace}, which this run created: it also holds ${others.slice(0, 10).join(', ')}${others.length > 10 ? ` and ${others.length - 10} more` : ''}`);
+        }
+    }
     for (const d of done)
         log.info(`modelship post: ${d}`);
     return done;
+}
+/**
+ * Is `o` nothing of its own in a namespace the run created: made by the run (its mark), on its way out, a dependent
+ * of another object (a ReplicaSet, a Pod, an EndpointSlice: the object it depends on is counted instead), or what
+ * Kubernetes puts in every namespace (the default ServiceAccount and its token, the root CA ConfigMap)?
+ */
+function madeWithNamespace(o, owner) {
+    const m = o.metadata;
+    if (m.annotations?.[rollout_owner/* CREATED_BY */.VI] === owner || m.deletionTimestamp || (m.ownerReferences ?? []).length > 0)
+        return true;
+    if (o.apiVersion !== 'v1')
+        return false;
+    return (o.kind === 'ServiceAccount' && m.name === 'default') || (o.kind === 'Secret' && o.type === 'kubernetes.io/service-account-token' && m.annotations?.['kubernetes.io/service-account.name'] === 'default') || (o.kind === 'ConfigMap' && m.name === 'kube-root-ca.crt');
 }
 
 
@@ -850,7 +925,7 @@ class MicroTime extends Date {
 /* unused harmony export FIELD_MANAGER */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(27853);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
 /* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
 /* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(36526);
@@ -886,11 +961,18 @@ class Kube {
     static load(source) {
         const kc = new _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .KubeConfig */ .ypW();
         const bad = (why) => {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "kubeconfig": ${why}`, { field: 'kubeconfig' });
         };
         try {
-            if (source === '')
+            if (source === '') {
+                // client-node falls back to http://localhost:8080 when it finds nothing: say so instead (in a workflow, an empty
+                // kubeconfig is a secret that is not set or is misspelled)
+                const home = process.env.HOME ?? '';
+                if (!process.env.KUBECONFIG && !(home && fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(`${home}/.kube/config`)) && !process.env.KUBERNETES_SERVICE_HOST) {
+                    return bad('is empty, and there is no $KUBECONFIG, no ~/.kube/config and no in-cluster service account: give the kubeconfig (in a workflow, from a secret: is that secret set, and spelled as the caller passes it?)');
+                }
                 kc.loadFromDefault();
+            }
             else if (/\bapiVersion\s*:/.test(source) || /\bclusters\s*:/.test(source))
                 kc.loadFromString(source);
             else {
@@ -905,7 +987,7 @@ class Kube {
             }
         }
         catch (e) {
-            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W)
+            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7)
                 throw e;
             return bad(`${source ? `${source.includes('\n') ? 'the given kubeconfig' : source}` : 'the default kubeconfig'} is not a usable kubeconfig: ${e.message}`);
         }
@@ -969,6 +1051,29 @@ class Kube {
             throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
         }
     }
+    /**
+     * Every object in `namespace`, of every namespaced resource the API server lists (found by discovery, the preferred
+     * version of each group), kind and apiVersion filled in. Events and metrics are not objects anyone made, and
+     * Endpoints come with their Service: left out.
+     * Fails (naming the path) where a list is refused or an API is unavailable: the caller cannot tell then.
+     */
+    async namespaceObjects(namespace) {
+        const get = async (p) => {
+            const r = await this.proxy('')(p, { timeoutMs: 15_000 }).catch((e) => ({ status: 0, body: Buffer.from(e.message) }));
+            if (r.status !== 200)
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET ${p} failed (${r.status ? `HTTP ${r.status}` : 'no answer'}): ${r.body.toString().slice(0, 200)}`);
+            return JSON.parse(r.body.toString());
+        };
+        const groups = (await get('/apis')).groups.filter((g) => !/^(events|metrics)\.k8s\.io$/.test(g.name));
+        const lists = await Promise.all([get('/api/v1'), ...groups.map((g) => get(`/apis/${g.preferredVersion.groupVersion}`))]);
+        const wanted = lists.flatMap((l) => l.resources.filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind))).map((r) => ({ ...r, groupVersion: l.groupVersion })));
+        const items = await Promise.all(wanted.map(async (r) => {
+            const base = r.groupVersion === 'v1' ? '/api/v1' : `/apis/${r.groupVersion}`;
+            const l = await get(`${base}/namespaces/${namespace}/${r.name}`);
+            return l.items.map((o) => ({ ...o, apiVersion: r.groupVersion, kind: r.kind }));
+        }));
+        return items.flat();
+    }
     /** Events about one object, oldest first. */
     async events(namespace, name) {
         const items = await this.list('v1', 'Event', namespace, undefined, `involvedObject.name=${name}`);
@@ -1008,42 +1113,12 @@ class Kube {
     wrap(e, what) {
         const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e);
         if (a)
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
         const err = e;
         if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
         return e;
     }
-}
-
-
-/***/ }),
-
-/***/ 19158:
-/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
-
-/* harmony export */ __webpack_require__.d(__webpack_exports__, {
-/* harmony export */   J: () => (/* binding */ rolloutOwner),
-/* harmony export */   q: () => (/* binding */ kubeconfigFile)
-/* harmony export */ });
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(70857);
-/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(os__WEBPACK_IMPORTED_MODULE_1__);
-
-
-/** Who runs this deploy: the workflow run and job on GitHub, else this process (the Lease holder, the canary's owner label). */
-function rolloutOwner(env = process.env) {
-    const raw = env.GITHUB_RUN_ID ? `gh-${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `${os__WEBPACK_IMPORTED_MODULE_1__.hostname()}-${process.pid}`;
-    return raw.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
-}
-/** For the post step: write an inline kubeconfig to a private file the post step can read again. */
-function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir()) {
-    if (source === '' || !/\bapiVersion\s*:|\bclusters\s*:/.test(source))
-        return source;
-    const file = `${dir}/modelship-kubeconfig-${process.pid}-${Date.now()}`;
-    fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(file, source, { mode: 0o600 });
-    return file;
 }
 
 

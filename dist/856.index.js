@@ -9,11 +9,14 @@ exports.modules = {
 __webpack_require__.r(__webpack_exports__);
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   commentMarker: () => (/* binding */ commentMarker),
+/* harmony export */   commentStep: () => (/* binding */ commentStep),
 /* harmony export */   deletePreviewTag: () => (/* binding */ deletePreviewTag),
+/* harmony export */   deletePreviewTags: () => (/* binding */ deletePreviewTags),
 /* harmony export */   isGhcr: () => (/* binding */ isGhcr),
 /* harmony export */   prNumber: () => (/* binding */ prNumber),
 /* harmony export */   previewComment: () => (/* binding */ previewComment),
 /* harmony export */   previewNamespace: () => (/* binding */ previewNamespace),
+/* harmony export */   previewTags: () => (/* binding */ previewTags),
 /* harmony export */   runCleanup: () => (/* binding */ runCleanup),
 /* harmony export */   runPreview: () => (/* binding */ runPreview),
 /* harmony export */   upsertComment: () => (/* binding */ upsertComment)
@@ -31,6 +34,9 @@ __webpack_require__.r(__webpack_exports__);
  * close) deletes the namespace and the `pr-<N>` image tag, and marks the comment. The GitHub API goes through
  * @actions/github (GITHUB_API_URL, GITHUB_REPOSITORY, as on a runner). A tag on ghcr.io goes through the GitHub
  * Packages API (ghcr.io refuses the registry API's manifest DELETE), any other registry's through the registry API.
+ * Cleanup removes only what the preview made (pr-<N>, the build's cache ref buildcache-pr-<N>, and the sha-<7> tag the
+ * PR's build pushed with them), never a manifest or package version another tag points to. The comment comes after the work: the GitHub API's failure there is a
+ * warning, and the stage's outputs stand.
  */
 /** The PR number: the input, else the pull_request event's (GITHUB_EVENT_PATH). */
 function prNumber(given, env = process.env) {
@@ -41,7 +47,7 @@ function prNumber(given, env = process.env) {
         payload = JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(env.GITHUB_EVENT_PATH, 'utf8'));
     const n = payload.pull_request?.number ?? payload.number;
     if (!n)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `input "pr-number": not given, and the event (${env.GITHUB_EVENT_NAME ?? 'none'}) has no pull_request; run on pull_request or pass pr-number`, { field: 'pr-number' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', `input "pr-number": not given, and the event (${env.GITHUB_EVENT_NAME ?? 'none'}) has no pull_request; run on pull_request or pass pr-number`, { field: 'pr-number' });
     return n;
 }
 const previewNamespace = (app, pr) => `${app}-pr-${pr}`.slice(0, 63);
@@ -74,13 +80,18 @@ async function octokitFor(token, env) {
     const github = await Promise.all(/* import() */[__webpack_require__.e(119), __webpack_require__.e(413)]).then(__webpack_require__.bind(__webpack_require__, 92413));
     return github.getOctokit(token, env.GITHUB_API_URL ? { baseUrl: env.GITHUB_API_URL.replace(/\/+$/, '') } : {});
 }
+/** The repository the PR comment goes to (GITHUB_REPOSITORY, owner/repo). */
+function commentRepository(env) {
+    const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
+    if (!owner || !repo)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository (or set comment: false)', { field: 'comment' });
+    return [owner, repo];
+}
 /** Post the comment, or update the one this app posted before (found by its marker). */
 async function upsertComment(token, pr, marker, body, onlyUpdate = false, env = process.env) {
     if (!token)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
-    const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
-    if (!owner || !repo)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository', { field: 'github-token' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+    const [owner, repo] = commentRepository(env);
     const octokit = await octokitFor(token, env);
     const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: pr, per_page: 100 });
     const mine = comments.find((c) => c.body?.includes(marker));
@@ -93,95 +104,195 @@ async function upsertComment(token, pr, marker, body, onlyUpdate = false, env = 
     const r = await octokit.rest.issues.createComment({ owner, repo, issue_number: pr, body });
     return { id: r.data.id, url: r.data.html_url };
 }
-/** ghcr.io (any case): its tags are deleted through the GitHub Packages API. */
-const isGhcr = (registry) => registry.toLowerCase() === 'ghcr.io';
 /**
- * Delete a preview tag (`registry/repository:pr-<N>`): on ghcr.io the package version carrying it, through the
- * GitHub Packages API with `githubToken`; elsewhere the manifest, through the registry API with `registryAuth`.
- * A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a
- * token without the permission, a version that carries other tags too) comes back as a warning with its reason.
+ * The PR comment step, run after the stage's work is done: a failure of the GitHub API or of the network on the way
+ * (an answer like 502, a host that does not resolve) is a warning naming the call, and the stage goes on with its
+ * outputs; anything else (a bug, a ModelshipError) still throws.
  */
-async function deletePreviewTag(ref, o) {
-    const kept = (why) => ({ warning: `image ${ref} not deleted: ${why}` });
-    let registry;
+async function commentStep(log, post) {
     try {
-        registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref).registry;
+        return { value: await post() };
     }
     catch (e) {
-        return kept(e.message);
+        const failure = (0,_util_errors__WEBPACK_IMPORTED_MODULE_1__/* .externalFailure */ .Qf)(e);
+        if (!failure)
+            throw e;
+        const hint = failure.status === 401 || failure.status === 403 ? ' (the github-token needs pull-requests: write, or issues: write, on the repository)' : '';
+        const warning = `PR comment not posted: ${failure.message}${hint}`;
+        log.warning(warning);
+        return { warning };
     }
-    if (isGhcr(registry))
-        return deleteGhcrTag(ref, o.githubToken, o.env ?? process.env);
+}
+/** ghcr.io (any case): its tags are deleted through the GitHub Packages API. */
+const isGhcr = (registry) => registry.toLowerCase() === 'ghcr.io';
+/** The tags a preview of PR `pr` makes in the image repository: the image's pr-<N>, the build's cache ref. */
+const previewTags = (pr) => [`pr-${pr}`, (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .cacheTag */ .z)(pr)];
+/**
+ * Whether the other tags on a manifest of the preview were pushed by the PR's build itself, and so go with it: each a
+ * `sha-<7>` tag (the image stage tags every build so), on an image whose labels say it was built as pr-<N>
+ * (org.opencontainers.image.version) from that commit (org.opencontainers.image.revision). Any other tag (a branch,
+ * buildcache, a release someone tagged on it) keeps the manifest.
+ */
+function pushedByPrBuild(repository, pr, auth) {
+    return async (others, digest) => {
+        const shas = others.map((t) => /^sha-([0-9a-f]{7})$/.exec(t)?.[1]);
+        if (pr === undefined || shas.some((x) => !x))
+            return false;
+        const labels = (await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .fetchImageConfig */ .mz)(`${repository}@${digest}`, auth)).config?.Labels ?? {};
+        const revision = labels['org.opencontainers.image.revision'] ?? '';
+        return labels['org.opencontainers.image.version'] === `pr-${pr}` && shas.every((x) => revision.startsWith(x));
+    };
+}
+/** The PR number of the preview's tags (its pr-<N>). */
+const prOfTags = (tags) => tags.map((t) => /^pr-(\d+)$/.exec(t)?.[1]).find(Boolean);
+/** `repo:a and :b` (tags of one repository, in a message). */
+const named = (repository, tags) => `${repository}:${tags[0]}${tags.slice(1).map((t) => ` and :${t}`).join('')}`;
+const tagList = (tags) => tags.map((t) => `:${t}`).join(', ');
+/** A hint for a refusal, by the status in its text. */
+function refusalHint(message, alone) {
+    const status = Number(/\b(?:HTTP|answered) (\d{3})\b/.exec(message)?.[1]);
+    if (status === 401 || status === 403)
+        return ' (the registry credentials, registry-username and registry-password, are missing or may not delete)';
+    if (alone && (status === 400 || status === 405))
+        return ' (a registry that deletes manifests only by digest, such as distribution 2.x, cannot remove one tag of a manifest that other tags share)';
+    if (status === 405)
+        return ' (the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)';
+    return '';
+}
+/**
+ * Delete a preview tag (`registry/repository:pr-<N>`): on ghcr.io the package version carrying it, through the
+ * GitHub Packages API with `githubToken`; elsewhere through the registry API with `registryAuth`, the manifest only
+ * when no other tag points to it (but the sha-<7> tag the PR's build pushed with it, told by the image's labels), else
+ * the tag alone where the registry can. A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a token without the permission, a manifest or
+ * version that carries other tags too) comes back as a warning with its reason.
+ */
+async function deletePreviewTag(ref, o) {
+    let parsed;
     try {
-        const digest = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .deleteTag */ ._R)(ref, o.registryAuth);
-        return digest ? { removed: `image ${ref} (${digest})` } : {};
+        parsed = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref);
+    }
+    catch (e) {
+        return { warning: `image ${ref} not deleted: ${e.message}` };
+    }
+    const tag = parsed.tag;
+    if (!tag || parsed.digest)
+        return { warning: `image ${ref} not deleted: expected registry/repository:tag` };
+    const r = await deletePreviewTags(ref.slice(0, ref.length - tag.length - 1), [tag], o);
+    return { ...(r.removed.length ? { removed: r.removed.join('\n') } : {}), ...(r.warnings.length ? { warning: r.warnings.join('\n') } : {}) };
+}
+/**
+ * Delete tags the preview made (`tags` of `repository`, registry/repository without a tag) and nothing else: see
+ * deletePreviewTag. Tags that share one manifest or package version are removed together.
+ */
+async function deletePreviewTags(repository, tags, o) {
+    const kept = (which, why) => ({ removed: [], warnings: [`image ${named(repository, which)} not deleted: ${why}`] });
+    let registry;
+    try {
+        registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(`${repository}:${tags[0]}`).registry;
+    }
+    catch (e) {
+        return kept(tags, e.message);
+    }
+    const pr = prOfTags(tags);
+    const claim = (auth) => pushedByPrBuild(repository, pr === undefined ? undefined : Number(pr), auth);
+    // ghcr.io's registry API takes the GitHub token as a password (to read an image's labels)
+    if (isGhcr(registry))
+        return deleteGhcrTags(repository, tags, o.githubToken, o.env ?? process.env, claim(o.registryAuth ?? (o.githubToken ? { username: 'modelship', password: o.githubToken } : undefined)));
+    let results;
+    try {
+        results = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .removeTags */ ._M)(repository, tags, o.registryAuth, claim(o.registryAuth));
     }
     catch (e) {
         const message = e.message;
-        const status = Number(/\b(?:HTTP|answered) (\d{3})\b/.exec(message)?.[1]);
-        const hint = status === 405 ? ' (the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)'
-            : status === 401 || status === 403 ? ' (the registry credentials, registry-username and registry-password, are missing or may not delete)'
-                : '';
-        return kept(`${message}${hint}`);
+        return kept(tags, `${message}${refusalHint(message, false)}`);
     }
+    const out = { removed: [], warnings: [] };
+    for (const x of results) {
+        for (const t of x.removed)
+            out.removed.push(x.how === 'manifest' ? `image ${repository}:${t} (${x.digest})` : `image ${repository}:${t} (the tag alone: ${x.digest} stays${x.others.length ? `, tagged ${tagList(x.others)}` : ''})`);
+        const stayed = x.tags.filter((t) => !x.removed.includes(t));
+        if (stayed.length) {
+            const refused = x.refused ?? 'no answer';
+            const why = x.unlisted ? `the repository's tags could not be listed (${x.unlisted}), so other tags may point to its manifest ${x.digest}; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
+                : x.others.length ? `its manifest ${x.digest} is also tagged ${tagList(x.others)}, which deleting the manifest would delete too; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
+                    : `registry refused to delete ${named(repository, stayed)} (${x.digest}): ${refused}${refusalHint(refused, false)}`;
+            out.warnings.push(`image ${named(repository, stayed)} not deleted: ${why}`);
+        }
+        if (x.lost?.length)
+            out.warnings.push(`image ${named(repository, x.removed)}: after the tag deletion ${tagList(x.lost)} no longer point${x.lost.length === 1 ? 's' : ''} to ${x.digest} (the registry deleted more than the tag)`);
+    }
+    return out;
 }
 /** An octokit RequestError (or anything else) as one line: the request, the status and GitHub's message. */
 function apiFailure(e) {
-    const r = e;
-    if (typeof r.status !== 'number' || !r.request?.url)
+    const failure = (0,_util_errors__WEBPACK_IMPORTED_MODULE_1__/* .externalFailure */ .Qf)(e);
+    if (!failure?.call)
         return e.message;
-    let path = r.request.url;
-    try {
-        path = new URL(path).pathname;
-    }
-    catch {
-        /* keep it whole */
-    }
-    const hint = r.status === 401 || r.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
-        : r.status === 404 ? ' (no such package, or the github-token cannot see it)'
+    const hint = failure.status === 401 || failure.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
+        : failure.status === 404 ? ' (no such package, or the github-token cannot see it)'
             : '';
-    return `${r.request.method ?? 'GET'} ${path} answered ${r.status}: ${(r.message ?? '').replace(/ - https?:\/\/\S+/, '')}${hint}`;
+    return `${failure.message.replace(/^GitHub API: /, '')}${hint}`;
 }
 /** ghcr.io/<owner>/<package>:<tag> through the GitHub Packages API (the registry API answers 405 UNSUPPORTED). */
-async function deleteGhcrTag(ref, token, env) {
-    const kept = (why) => ({ warning: `image ${ref} not deleted: ${why}` });
-    const { repository, tag } = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref);
-    const slash = repository.indexOf('/');
-    if (slash < 0 || !tag)
-        return kept('a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
-    const owner = repository.slice(0, slash);
+async function deleteGhcrTags(repository, tags, token, env, claim) {
+    const out = { removed: [], warnings: [] };
+    const kept = (which, why) => ({ removed: out.removed, warnings: [...out.warnings, `image ${named(repository, which)} not deleted: ${why}`] });
+    const path = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(`${repository}:${tags[0]}`).repository;
+    const slash = path.indexOf('/');
+    if (slash < 0)
+        return kept(tags, 'a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
+    const owner = path.slice(0, slash);
     // the package is the rest of the path (octokit encodes its slashes as %2F)
-    const common = { package_type: 'container', package_name: repository.slice(slash + 1) };
+    const common = { package_type: 'container', package_name: path.slice(slash + 1) };
     if (!token)
-        return kept('ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"');
+        return kept(tags, 'ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"');
+    let pending = tags;
     try {
         const octokit = await octokitFor(token, env);
         const org = (await octokit.rest.users.getByUsername({ username: owner })).data.type === 'Organization';
         const pages = org
             ? octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByOrg, { ...common, org: owner, state: 'active', per_page: 100 })
             : octokit.paginate.iterator(octokit.rest.packages.getAllPackageVersionsForPackageOwnedByUser, { ...common, username: owner, per_page: 100 });
-        let version;
+        // the versions that carry our tags (a tag is on one version at most): every page until each is found
+        const versions = [];
+        const found = new Set();
         for await (const page of pages) {
-            const v = page.data.find((x) => x.metadata?.container?.tags.includes(tag));
-            if (v) {
-                version = { id: v.id, name: v.name, tags: v.metadata.container.tags };
-                break;
+            for (const v of page.data) {
+                const vt = v.metadata?.container?.tags ?? [];
+                if (vt.some((t) => tags.includes(t))) {
+                    versions.push({ id: v.id, name: v.name, tags: vt });
+                    for (const t of vt)
+                        if (tags.includes(t))
+                            found.add(t);
+                }
             }
+            if (found.size === tags.length)
+                break;
         }
-        if (!version)
-            return {};
-        const others = version.tags.filter((t) => t !== tag);
-        if (others.length) {
-            return kept(`its package version ${version.id} (${version.name}) also carries ${others.map((t) => `:${t}`).join(', ')}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+        pending = [];
+        for (const version of versions) {
+            let mine = version.tags.filter((t) => tags.includes(t));
+            const others = version.tags.filter((t) => !tags.includes(t));
+            // the PR build's own sha-<7> tag goes with the version (a version's name is its manifest digest)
+            if (others.length && (await claim(others, version.name).catch(() => false)))
+                mine = version.tags;
+            else if (others.length) {
+                out.warnings.push(`image ${named(repository, mine)} not deleted: its package version ${version.id} (${version.name}) also carries ${tagList(others)}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+                continue;
+            }
+            pending = mine;
+            if (org)
+                await octokit.rest.packages.deletePackageVersionForOrg({ ...common, org: owner, package_version_id: version.id });
+            else
+                await octokit.rest.packages.deletePackageVersionForUser({ ...common, username: owner, package_version_id: version.id });
+            pending = [];
+            for (const t of mine)
+                out.removed.push(`image ${repository}:${t} (${version.name}, package version ${version.id})`);
         }
-        if (org)
-            await octokit.rest.packages.deletePackageVersionForOrg({ ...common, org: owner, package_version_id: version.id });
-        else
-            await octokit.rest.packages.deletePackageVersionForUser({ ...common, username: owner, package_version_id: version.id });
-        return { removed: `image ${ref} (${version.name}, package version ${version.id})` };
+        return out;
     }
     catch (e) {
-        return kept(`GitHub Packages API: ${apiFailure(e)}`);
+        return kept(pending.length ? pending : tags, `GitHub Packages API: ${apiFailure(e)}`);
     }
 }
 async function runPreview(cfg, log, env = process.env) {
@@ -189,63 +300,68 @@ async function runPreview(cfg, log, env = process.env) {
     const app = cfg.rollout.app;
     const namespace = previewNamespace(app, pr);
     if (cfg.comment && !cfg.githubToken)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
-    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(291), __webpack_require__.e(472)]).then(__webpack_require__.bind(__webpack_require__, 12472));
-    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+    if (cfg.comment && !cfg.rollout.dryRun)
+        commentRepository(env); // checked before the rollout, not after it
+    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(291), __webpack_require__.e(472), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 12472));
+    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
     const r = await runRollout({ ...cfg.rollout, namespace, createNamespace: true }, log, env);
     const server = Kube.load(cfg.rollout.kubeconfig).server.replace(/\/$/, '');
     const url = cfg.previewUrl
         ? cfg.previewUrl.replace(/\{\{\s*app\s*\}\}/g, app).replace(/\{\{\s*namespace\s*\}\}/g, namespace).replace(/\{\{\s*pr\s*\}\}/g, String(pr))
         : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
     const body = previewComment({ app, pr, namespace, url, image: cfg.rollout.image, decision: r.outputs.decision, reason: r.outputs.reason, verifyP95: r.outputs['verify-latency-p95-ms'], report: cfg.smokeReport, sha: env.GITHUB_SHA });
-    let comment;
-    if (cfg.comment && !cfg.rollout.dryRun)
-        comment = await log.group('PR comment', () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env));
+    // the preview is deployed: the comment's failure (the GitHub API, the network) is a warning, the outputs stand
+    const posted = cfg.comment && !cfg.rollout.dryRun ? await log.group('PR comment', () => commentStep(log, () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env))) : {};
+    const comment = posted.value;
     if (comment)
         log.info(`PR comment ${comment.url}`);
     return {
         ...r,
         outputs: { ...r.outputs, 'preview-url': r.outputs.decision === 'promoted' ? url : '', 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
-        summary: `${r.summary}\n### PR preview\n\n${body}`,
+        summary: `${r.summary}\n### PR preview\n\n${body}${posted.warning ? `\n> [!WARNING]\n> ${posted.warning}\n` : ''}`,
     };
 }
 async function runCleanup(cfg, log, env = process.env) {
     const pr = prNumber(cfg.prNumber, env);
     const namespace = previewNamespace(cfg.app, pr);
+    if (cfg.comment && cfg.githubToken)
+        commentRepository(env); // checked before anything is removed
     const removed = [];
-    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(853), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
+    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
     const kube = Kube.load(cfg.kubeconfig);
     const ns = await kube.get('v1', 'Namespace', undefined, namespace);
     if (ns) {
         // only a namespace the preview created: never a namespace someone else made under that name
         if (ns.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'modelship')
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `namespace ${namespace} was not created by modelship (no app.kubernetes.io/managed-by=modelship label); not deleting it`, { field: 'app' });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', `namespace ${namespace} was not created by modelship (no app.kubernetes.io/managed-by=modelship label); not deleting it`, { field: 'app' });
         await kube.remove('v1', 'Namespace', '', namespace);
         removed.push(`namespace ${namespace}`);
     }
     const warnings = [];
     if (cfg.image) {
-        // the repository, without a tag or digest the input may carry (a registry's :port stays)
-        const ref = `${cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '')}:pr-${pr}`;
-        const tag = await deletePreviewTag(ref, { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
-        if (tag.removed)
-            removed.push(tag.removed);
-        if (tag.warning)
-            warnings.push(tag.warning);
+        // the repository, without a tag or digest the input may carry (a registry's :port stays); the tags the preview
+        // made: the image's pr-<N> and its build's cache ref
+        const repository = cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '');
+        const tags = await deletePreviewTags(repository, previewTags(pr), { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
+        removed.push(...tags.removed);
+        warnings.push(...tags.warnings);
     }
     for (const w of warnings)
         log.warning(w);
     const notes = warnings.map((w) => `\n> [!WARNING]\n> ${w.replace(/\n/g, ' ')}\n`).join('');
-    let comment;
+    let posted = {};
     if (cfg.comment && cfg.githubToken) {
         const body = `${commentMarker(cfg.app)}\n### 🧹 modelship preview: \`${cfg.app}\` for #${pr} removed\n\nThe PR closed: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing was left'} removed.\n${notes}`;
-        comment = await upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true, env);
+        // what was removed is gone either way: the comment's failure (the GitHub API, the network) is a warning
+        posted = await commentStep(log, () => upsertComment(cfg.githubToken, pr, commentMarker(cfg.app), body, true, env));
     }
+    const comment = posted.value;
     for (const x of removed)
         log.info(`removed ${x}`);
     return {
         outputs: { removed: removed.join('\n'), 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
-        summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n${notes}`,
+        summary: `## modelship cleanup\n\nPR #${pr}: ${removed.length ? removed.map((x) => `\`${x}\``).join(', ') : 'nothing to remove'}.\n${notes}${posted.warning ? `\n> [!WARNING]\n> ${posted.warning}\n` : ''}`,
         ok: true,
     };
 }

@@ -22928,9 +22928,9 @@ function parseArgs(argv) {
             const eq = a.indexOf('=');
             const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
             if (!known.has(name))
-                throw new errors/* ModelshipError */.W('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
+                throw new errors/* ModelshipError */.W7('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
             if (values.has(name))
-                throw new errors/* ModelshipError */.W('input', `flag --${name} is given twice`, { field: name });
+                throw new errors/* ModelshipError */.W7('input', `flag --${name} is given twice`, { field: name });
             if (eq >= 0)
                 values.set(name, a.slice(eq + 1));
             else if (BOOLEAN_FLAGS.has(name) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--') || !/^(true|false|yes|no|0|1|on|off)$/i.test(argv[i + 1])))
@@ -22938,14 +22938,14 @@ function parseArgs(argv) {
             else {
                 const v = argv[++i];
                 if (v === undefined)
-                    throw new errors/* ModelshipError */.W('input', `flag --${name} needs a value`, { field: name });
+                    throw new errors/* ModelshipError */.W7('input', `flag --${name} needs a value`, { field: name });
                 values.set(name, v);
             }
         }
         else if (!values.has('stage'))
             values.set('stage', a);
         else
-            throw new errors/* ModelshipError */.W('input', `unexpected argument "${a}"`);
+            throw new errors/* ModelshipError */.W7('input', `unexpected argument "${a}"`);
     }
     return { values, json, help };
 }
@@ -22955,10 +22955,10 @@ async function storeMain(argv, out) {
     const flags = new Map();
     for (let i = 0; i < rest.length; i += 2) {
         if (!rest[i].startsWith('--') || rest[i + 1] === undefined)
-            throw new errors/* ModelshipError */.W('input', `store: expected --flag value pairs, got "${rest[i]}"`);
+            throw new errors/* ModelshipError */.W7('input', `store: expected --flag value pairs, got "${rest[i]}"`);
         flags.set(rest[i].slice(2), rest[i + 1]);
     }
-    const need = (k) => flags.get(k) ?? (() => { throw new errors/* ModelshipError */.W('input', `store ${verb} needs --${k}`, { field: k }); })();
+    const need = (k) => flags.get(k) ?? (() => { throw new errors/* ModelshipError */.W7('input', `store ${verb} needs --${k}`, { field: k }); })();
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { storePush, storePull } = __nccwpck_require__(42689);
     let r;
@@ -22967,7 +22967,7 @@ async function storeMain(argv, out) {
     else if (verb === 'pull')
         r = await storePull(need('from'), need('out'));
     else
-        throw new errors/* ModelshipError */.W('input', `store: expected push or pull, got "${verb ?? ''}"`);
+        throw new errors/* ModelshipError */.W7('input', `store: expected push or pull, got "${verb ?? ''}"`);
     out.write(JSON.stringify(r, null, 2) + '\n');
     return 0;
 }
@@ -23003,9 +23003,15 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
         return 0;
     }
     catch (e) {
-        if ((0,errors/* isModelshipError */.y)(e)) {
+        if ((0,errors/* isModelshipError */.yh)(e)) {
             err.write(`error: ${e.message}\n`);
             return e.code === 'input' ? 2 : 1;
+        }
+        const failure = (0,errors/* externalFailure */.Qf)(e);
+        if (failure) {
+            // another system failed (the GitHub API, the network): its failure, named, not a bug in modelship
+            err.write(`error: ${failure.message}\n`);
+            return 1;
         }
         err.write(`internal error (a bug in modelship): ${e.stack ?? e}\n`);
         return 70;
@@ -23142,7 +23148,7 @@ function convertToFloat16(model) {
         const half = `${out.name}__fp16`;
         const producer = g.node.find((n) => (n.output ?? []).includes(out.name));
         if (!producer)
-            throw new errors/* ModelshipError */.W('graph', `output "${out.name}" has no producing node`);
+            throw new errors/* ModelshipError */.W7('graph', `output "${out.name}" has no producing node`);
         producer.output = producer.output.map((o) => (o === out.name ? half : o));
         for (const n of g.node)
             n.input = (n.input ?? []).map((i) => (i === out.name ? half : i));
@@ -23199,7 +23205,7 @@ async function runCompile(cfg, log) {
     let tolerance = cfg.tolerance;
     if (cfg.target === 'onnxruntime') {
         if (cfg.fp16 && cfg.executionProvider !== 'cuda')
-            throw new errors/* ModelshipError */.W('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
+            throw new errors/* ModelshipError */.W7('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
         const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
         bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
             const ort = (0,util_ort/* loadOrt */.sR)();
@@ -23271,7 +23277,7 @@ async function resolvePinnedImage(ref, log, env = process.env, input = 'tensorrt
         log.warning(`docker pull ${ref} failed (exit ${pull.code}): ${pull.stderr.trim().split('\n').slice(-1)[0] ?? ''}; using the engine's copy if it has one`);
     const inspect = await (0,proc/* runProcess */.R)('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], { env });
     if (inspect.code !== 0) {
-        throw new errors/* ModelshipError */.W('input', `input "${input}": cannot resolve ${ref}: ${pull.code !== 0 ? `docker pull failed (${(pull.stderr.trim().split('\n').slice(-1)[0] ?? '').slice(0, 300)}) and ` : ''}the local engine does not have it (${inspect.stderr.trim().slice(0, 200)})`, { field: input });
+        throw new errors/* ModelshipError */.W7('input', `input "${input}": cannot resolve ${ref}: ${pull.code !== 0 ? `docker pull failed (${(pull.stderr.trim().split('\n').slice(-1)[0] ?? '').slice(0, 300)}) and ` : ''}the local engine does not have it (${inspect.stderr.trim().slice(0, 200)})`, { field: input });
     }
     let digests = [];
     try {
@@ -23282,7 +23288,7 @@ async function resolvePinnedImage(ref, log, env = process.env, input = 'tensorrt
     }
     const pinned = (0,tensorrt/* pinnedRef */.I1)(ref, digests, pull.code === 0 ? (0,tensorrt/* parsePullDigest */.XS)(pull.stdout) : undefined);
     if (!pinned)
-        throw new errors/* ModelshipError */.W('input', `input "${input}": ${ref} has no registry digest to pin it by (RepoDigests: ${digests.length ? digests.join(', ') : 'none'}); push it to a registry, or give repository@sha256:...`, { field: input });
+        throw new errors/* ModelshipError */.W7('input', `input "${input}": ${ref} has no registry digest to pin it by (RepoDigests: ${digests.length ? digests.join(', ') : 'none'}); push it to a registry, or give repository@sha256:...`, { field: input });
     return pinned;
 }
 /**
@@ -23294,7 +23300,7 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
     const dir = external_path_.dirname(external_path_.resolve(artifact));
     const onnxName = external_path_.basename(cfg.model);
     if (external_path_.dirname(external_path_.resolve(cfg.model)) !== dir)
-        throw new errors/* ModelshipError */.W('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
+        throw new errors/* ModelshipError */.W7('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
     (0,tensorrt/* shapesAt */.QU)(inputs, 1); // only the batch may be dynamic
     const calib = (0,tensorrt/* checkCalibrationCache */.lC)(cfg.int8, cfg.calibrationCache);
     if (cfg.calibrationCache && !cfg.int8)
@@ -23311,7 +23317,7 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
         log.warning(`cannot read the TensorRT version of ${cfg.tritonImage} (the image stage checks it): ${e.message}`);
     }
     if (imageVersion && tritonVersion && (0,tensorrt/* tensorrtRelease */.TA)(imageVersion) !== (0,tensorrt/* tensorrtRelease */.TA)(tritonVersion)) {
-        throw new errors/* ModelshipError */.W('input', `input "tensorrt-image": ${cfg.tensorrtImage} has TensorRT ${imageVersion}, but the Triton image the plan is for, ${cfg.tritonImage}, has TensorRT ${tritonVersion}: Triton could not load the plan. Use the same triton-release for both (or matching tensorrt-image and triton-image)`, { field: 'tensorrt-image' });
+        throw new errors/* ModelshipError */.W7('input', `input "tensorrt-image": ${cfg.tensorrtImage} has TensorRT ${imageVersion}, but the Triton image the plan is for, ${cfg.tritonImage}, has TensorRT ${tritonVersion}: Triton could not load the plan. Use the same triton-release for both (or matching tensorrt-image and triton-image)`, { field: 'tensorrt-image' });
     }
     let calibName;
     let calibSha;
@@ -23322,7 +23328,7 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
         calibSha = (0,fsx/* sha256 */.sc)(data);
         if (external_path_.resolve(inWork) !== calib) {
             if (external_fs_.existsSync(inWork) && (0,fsx/* sha256 */.sc)(external_fs_.readFileSync(inWork)) !== calibSha)
-                throw new errors/* ModelshipError */.W('input', `input "calibration-cache": ${inWork} exists and differs from ${calib}; the cache is copied next to the model, so rename one of them`, { field: 'calibration-cache' });
+                throw new errors/* ModelshipError */.W7('input', `input "calibration-cache": ${inWork} exists and differs from ${calib}; the cache is copied next to the model, so rename one of them`, { field: 'calibration-cache' });
             external_fs_.writeFileSync(inWork, data);
         }
     }
@@ -23340,11 +23346,11 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
     // the GPU boundary: nothing below runs without a GPU runner (NVIDIA driver and container toolkit)
     const gpu = await (0,proc/* runProcess */.R)('docker', plan.gpuQueryArgs);
     if (gpu.code !== 0)
-        throw new errors/* ModelshipError */.W('io', `the GPU query in ${image} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
+        throw new errors/* ModelshipError */.W7('io', `the GPU query in ${image} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
     const g = (0,tensorrt/* parseNvidiaSmi */.Qi)(gpu.stdout);
     const build = await log.group(`trtexec in ${image} on ${g.name} (compute ${g.computeCapability})`, () => (0,proc/* runProcess */.R)('docker', plan.dockerArgs, { onLine: log.info }));
     if (build.code !== 0)
-        throw new errors/* ModelshipError */.W('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
+        throw new errors/* ModelshipError */.W7('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
     const bytes = (0,fsx/* readFileChecked */.WM)(artifact, 'TensorRT plan');
     const tensorrtVersion = (0,tensorrt/* parseTensorRTVersion */.Lt)(build.stdout + build.stderr);
     if (imageVersion && (0,tensorrt/* tensorrtRelease */.TA)(imageVersion) !== (0,tensorrt/* tensorrtRelease */.TA)(tensorrtVersion))
@@ -23401,7 +23407,7 @@ function shapesAt(inputs, b) {
         .map((i) => {
         const rest = i.shape.slice(1);
         if (rest.some((d) => typeof d !== 'number'))
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
         return `${i.name}:${[b, ...rest].join('x')}`;
     })
         .join(',');
@@ -23413,9 +23419,9 @@ function shapesAt(inputs, b) {
  */
 function planTensorRT(inputs, onnxName, planName, workDir, o) {
     if (!PINNED.test(o.image))
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${o.image}"`, { field: 'tensorrt-image' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${o.image}"`, { field: 'tensorrt-image' });
     if (o.int8 && !o.calibrationCache)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', { field: 'calibration-cache' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', { field: 'calibration-cache' });
     const trtexec = [
         'trtexec',
         `--onnx=/work/${onnxName}`,
@@ -23473,17 +23479,17 @@ function checkCalibrationCache(int8, cache) {
     if (!int8)
         return undefined;
     if (!cache)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>; write one with TensorRT\'s calibrator on representative inputs)', { field: 'calibration-cache' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>; write one with TensorRT\'s calibrator on representative inputs)', { field: 'calibration-cache' });
     let st;
     try {
         st = fs__WEBPACK_IMPORTED_MODULE_0__.statSync(cache);
     }
     catch (e) {
         const err = e;
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { field: 'calibration-cache', file: cache });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { field: 'calibration-cache', file: cache });
     }
     if (!st.isFile())
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `input "calibration-cache": ${cache} is not a file`, { field: 'calibration-cache', file: cache });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "calibration-cache": ${cache} is not a file`, { field: 'calibration-cache', file: cache });
     return path__WEBPACK_IMPORTED_MODULE_1__.resolve(cache);
 }
 /** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
@@ -23496,7 +23502,7 @@ function parseTensorRTVersion(log) {
         const n = Number(v[1]);
         return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
     }
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('graph', 'could not find the TensorRT version in the trtexec log');
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('graph', 'could not find the TensorRT version in the trtexec log');
 }
 /** `major.minor.patch` of a TensorRT version (10.5.0.18 → 10.5.0; a missing patch counts as 0). */
 function tensorrtRelease(version) {
@@ -23510,7 +23516,7 @@ function parseNvidiaSmi(out) {
     const line = out.split('\n').map((l) => l.trim()).find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
     const parts = line?.split(',').map((s) => s.trim());
     if (!parts || parts.length < 3)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
     return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
 }
 /**
@@ -23551,9 +23557,12 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: parseBoolean
 
+// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __nccwpck_require__(33243);
 // EXTERNAL MODULE: ./src/util/errors.ts
 var errors = __nccwpck_require__(70017);
 ;// CONCATENATED MODULE: ./src/inputs.ts
+
 
 /**
  * How inputs are declared and read, for every stage. Each stage declares its own inputs and outputs beside it
@@ -23571,7 +23580,7 @@ function inputUsedBy(i, stage) {
 }
 /** A bad input: the error names it. */
 function fail(input, message) {
-    throw new errors/* ModelshipError */.W('input', `input "${input}": ${message}`, { field: input });
+    throw new errors/* ModelshipError */.W7('input', `input "${input}": ${message}`, { field: input });
 }
 function parseBoolean(name, raw) {
     const v = raw.trim().toLowerCase();
@@ -23580,6 +23589,55 @@ function parseBoolean(name, raw) {
     if (['false', 'no', '0', 'off', ''].includes(v))
         return false;
     return fail(name, `expected true or false, got "${raw}"`);
+}
+/** The input that carries more inputs as a YAML map: how a reusable workflow passes what it does not name. */
+const INPUTS_MAP = 'inputs';
+/**
+ * The source with input `inputs` (a YAML or JSON map of input name → value) applied: a key must be an input the
+ * stage reads and not a secret (secrets come through `with:` from secrets, where the runner masks them); its value
+ * stands where the input itself is not given or is its default. An input given both ways, with different values,
+ * fails naming both, as does a malformed map.
+ */
+function withInputsMap(source, specs, stage) {
+    const text = source(INPUTS_MAP) ?? '';
+    if (text.trim() === '')
+        return source;
+    let doc;
+    try {
+        doc = js_yaml/* load */.Hh(text);
+    }
+    catch (e) {
+        const mark = e.mark;
+        return fail(INPUTS_MAP, `is not YAML${mark ? ` (line ${mark.line + 1}, column ${mark.column + 1})` : ''}: ${e.reason ?? e.message}`);
+    }
+    if (doc === null || doc === undefined)
+        return source;
+    if (typeof doc !== 'object' || Array.isArray(doc))
+        return fail(INPUTS_MAP, `expected a map of input names to values, got ${JSON.stringify(doc).slice(0, 80)}`);
+    const byName = new Map(specs.map((i) => [i.name, i]));
+    const extra = new Map();
+    for (const [name, value] of Object.entries(doc)) {
+        const spec = byName.get(name);
+        const where = `${INPUTS_MAP}.${name}`;
+        if (!spec || name === 'stage' || name === INPUTS_MAP)
+            fail(INPUTS_MAP, `"${name}" is not an input of modelship${name === 'stage' || name === INPUTS_MAP ? ' that can be given here' : ''}`);
+        if (!inputUsedBy(spec, stage))
+            fail(INPUTS_MAP, `"${name}" is not read by stage ${stage} (it is an input of ${spec.stages.join(', ')})`);
+        if (spec.secret)
+            fail(INPUTS_MAP, `"${name}" is a secret: pass it in with: from a secret, where the runner masks it, not in ${INPUTS_MAP}`);
+        const v = value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
+        const given = (source(name) ?? '').trim();
+        if (given !== '' && given !== spec.default && given !== v.trim())
+            fail(name, `given as "${given}" and in ${where} as "${v}": give it once`);
+        extra.set(name, v);
+    }
+    return (name) => {
+        const v = extra.get(name);
+        if (v === undefined)
+            return source(name);
+        const given = source(name);
+        return given === undefined || given.trim() === '' || given.trim() === byName.get(name).default ? v : given;
+    };
 }
 /** Typed access to the raw inputs, defaults applied; every malformed value fails naming its input. */
 class Reader {
@@ -23660,6 +23718,13 @@ const SHARED_INPUTS = [
         required: [...STAGES],
     },
     {
+        name: 'inputs',
+        description: 'all stages: more inputs as a YAML (or JSON) map of input name to value, e.g. "node-selector: {gpu: \"true\"}" (the reusable workflows pass their <stage>-inputs through it). Each key must be an input the stage reads and not a secret; its value stands where that input is not given or is its default; an input given both ways with different values fails.',
+        default: '',
+        kind: 'string',
+        stages: 'all',
+    },
+    {
         name: 'reference',
         description: 'convert, compile, smoke: directory with reference inputs and outputs from real Caffe (input_b<N>.npy, output_b<N>__<blob>.npy, optional blobs_b1/ and summary.json). Empty skips the parity check.',
         default: '',
@@ -23718,10 +23783,10 @@ const SHARED_INPUTS = [
     },
     {
         name: 'model-name',
-        description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>).',
+        description: 'image, smoke, rollout: the name the model is served under (/v2/models/<model-name>); cleanup: the app name when app is not given.',
         default: 'model',
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout'],
+        stages: ['image', 'smoke', 'rollout', 'cleanup'],
     },
     {
         name: 'gpu',
@@ -24005,7 +24070,7 @@ const IMAGE_INPUTS = [
     },
     {
         name: 'cache',
-        description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off.',
+        description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off. A pull request\'s build (tagged pr-<N>) writes <image>:buildcache-pr-<N> instead and reads both, so a preview never moves the deploy\'s cache; the cleanup stage removes it with pr-<N>.',
         default: 'auto',
         kind: 'string',
         stages: ['image'],
@@ -24249,8 +24314,6 @@ function readSmokeConfig(r, s) {
     };
 }
 
-// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
-var js_yaml = __nccwpck_require__(33243);
 // EXTERNAL MODULE: ./src/rollout/prometheus.ts
 var prometheus = __nccwpck_require__(89825);
 // EXTERNAL MODULE: ./src/rollout/manifests.ts
@@ -24264,10 +24327,10 @@ var manifests = __nccwpck_require__(59795);
 const ROLLOUT_INPUTS = [
     {
         name: 'app',
-        description: 'rollout: the name of the Deployment and Service (the canary is <app>-canary; default: model-name).',
+        description: 'rollout: the name of the Deployment and Service (the canary is <app>-canary; default: model-name); cleanup: the app whose preview goes.',
         default: '',
         kind: 'string',
-        stages: ['rollout'],
+        stages: ['rollout', 'cleanup'],
     },
     {
         name: 'namespace',
@@ -24278,10 +24341,10 @@ const ROLLOUT_INPUTS = [
     },
     {
         name: 'kubeconfig',
-        description: 'rollout: a kubeconfig file path or the kubeconfig YAML itself (masked); empty: $KUBECONFIG, ~/.kube/config or in-cluster.',
+        description: 'rollout, cleanup: a kubeconfig file path or the kubeconfig YAML itself (masked); empty: $KUBECONFIG, ~/.kube/config or in-cluster.',
         default: '',
         kind: 'string',
-        stages: ['rollout'],
+        stages: ['rollout', 'cleanup'],
         secret: true,
     },
     {
@@ -24628,7 +24691,7 @@ const PREVIEW_INPUTS = [
     },
     {
         name: 'smoke-report',
-        description: 'preview: the smoke and convert figures for the PR comment, as JSON of their outputs (e.g. toJSON(needs.smoke.outputs)); keys used: parity, max-abs-diff, latency-p50-ms, latency-p95-ms, latency-p99-ms, throughput-rps.',
+        description: 'preview: the convert and smoke figures for the PR comment, as JSON: the outputs of the jobs before (toJSON(needs), whose jobs\' outputs are merged) or one job\'s outputs (toJSON(needs.smoke.outputs)); keys used: parity, max-abs-diff, latency-p50-ms, latency-p95-ms, latency-p99-ms, throughput-rps.',
         default: '',
         kind: 'string',
         stages: ['preview'],
@@ -24638,21 +24701,33 @@ const PREVIEW_OUTPUTS = [
     { name: 'preview-url', description: 'preview: the URL of the PR\'s preview deployment.', stages: ['preview'] },
     { name: 'preview-namespace', description: 'preview, cleanup: the preview namespace <app>-pr-<N>.', stages: ['preview', 'cleanup'] },
     { name: 'comment-id', description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).', stages: ['preview', 'cleanup'] },
-    { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview tag); a tag that could not be deleted is a warning and not listed.', stages: ['cleanup'] },
+    { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview\'s tags: pr-<N>, buildcache-pr-<N>, and the sha-<7> its build pushed with them); a tag that could not be deleted (the registry refused, or another tag shares its manifest and the registry cannot delete a tag alone) is a warning and not listed.', stages: ['cleanup'] },
 ];
+/**
+ * The figures for the PR comment: a map of outputs (`toJSON(needs.smoke.outputs)`), or a `needs` context
+ * (`toJSON(needs)`: `{job: {result, outputs}}`), whose jobs' outputs are merged in order, so the build job's parity and
+ * the smoke job's latencies both arrive.
+ */
+function parseReport(text) {
+    let v;
+    try {
+        v = JSON.parse(text);
+    }
+    catch (e) {
+        return fail('smoke-report', `is not JSON: ${e.message}`);
+    }
+    if (!v || typeof v !== 'object' || Array.isArray(v))
+        return fail('smoke-report', `expected a JSON object of outputs or a needs context, got ${text.slice(0, 80)}`);
+    const entries = Object.entries(v);
+    const isJob = (x) => !!x && typeof x === 'object' && !Array.isArray(x) && ('outputs' in x || 'result' in x);
+    const flat = entries.flatMap(([k, x]) => (isJob(x) ? Object.entries(x.outputs ?? {}) : [[k, x]]));
+    return Object.fromEntries(flat.filter(([, x]) => x !== null && x !== undefined && x !== '').map(([k, x]) => [k, String(x)]));
+}
 function readPreviewConfig(r, s, rollout) {
     const prRaw = r.raw('pr-number');
     if (prRaw !== '' && !/^[1-9]\d*$/.test(prRaw))
         fail('pr-number', `expected a pull request number, got "${prRaw}"`);
-    let smokeReport = {};
-    if (r.raw('smoke-report')) {
-        try {
-            smokeReport = JSON.parse(r.raw('smoke-report'));
-        }
-        catch (e) {
-            fail('smoke-report', `is not JSON: ${e.message}`);
-        }
-    }
+    const smokeReport = r.raw('smoke-report') ? parseReport(r.raw('smoke-report')) : {};
     // an unexpanded expression (a workflow that passed the literal text) is no token
     const githubToken = r.raw('github-token').startsWith('${{') ? '' : r.raw('github-token');
     const preview = { rollout, prNumber: prRaw ? Number(prRaw) : undefined, githubToken, previewUrl: r.raw('preview-url'), comment: r.bool('comment'), smokeReport };
@@ -24681,13 +24756,14 @@ function readPreviewConfig(r, s, rollout) {
 const INPUTS = [...SHARED_INPUTS, ...CONVERT_INPUTS, ...COMPILE_INPUTS, ...IMAGE_INPUTS, ...SMOKE_INPUTS, ...ROLLOUT_INPUTS, ...PREVIEW_INPUTS];
 const OUTPUTS = [...CONVERT_OUTPUTS, ...COMPILE_OUTPUTS, ...IMAGE_OUTPUTS, ...SMOKE_OUTPUTS, ...ROLLOUT_OUTPUTS, ...PREVIEW_OUTPUTS];
 /** Read and validate every input once, before any work. Unknown stage, missing or malformed values fail here. */
-function readConfig(source) {
-    const stageRaw = (source('stage') ?? '').trim();
+function readConfig(given) {
+    const stageRaw = (given('stage') ?? '').trim();
     if (stageRaw === '')
         fail('stage', `is required: one of ${STAGES.join(', ')}`);
     if (!STAGES.includes(stageRaw))
         fail('stage', `unknown stage "${stageRaw}"; expected one of ${STAGES.join(', ')}`);
     const stage = stageRaw;
+    const source = withInputsMap(given, INPUTS, stage);
     const r = new Reader(source, INPUTS, stage);
     for (const s of INPUTS) {
         if (s.required?.includes(stage) && r.raw(s.name) === '')
@@ -25125,19 +25201,19 @@ function checkLooksLikeText(bytes, file) {
     for (let i = 0; i < n; i++) {
         const c = bytes[i];
         if (c === 0) {
-            throw new errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
+            throw new errors/* ModelshipError */.W7('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
         }
         if (c < 9 || (c > 13 && c < 32))
             control++;
     }
     if (n > 0 && control / n > 0.05) {
-        throw new errors/* ModelshipError */.W('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
+        throw new errors/* ModelshipError */.W7('syntax', 'this is a binary file, not a text prototxt; did you swap --prototxt and --caffemodel?', { file });
     }
     const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
     const bad = text.indexOf('\uFFFD');
     if (bad >= 0) {
         const line = text.slice(0, bad).split('\n').length;
-        throw new errors/* ModelshipError */.W('syntax', 'invalid UTF-8 in prototxt', { file, line });
+        throw new errors/* ModelshipError */.W7('syntax', 'invalid UTF-8 in prototxt', { file, line });
     }
     return text;
 }
@@ -25172,7 +25248,7 @@ function normalizeNet(msg, file) {
     const v2 = msg.layer ?? [];
     const v1 = msg.layers ?? [];
     if (v2.length > 0 && v1.length > 0) {
-        throw new errors/* ModelshipError */.W('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: (0,textformat/* fieldLocOf */.W$)(msg, 'layers')?.line });
+        throw new errors/* ModelshipError */.W7('schema', 'the net mixes V2 "layer" and legacy V1 "layers" fields; use one', { file, line: (0,textformat/* fieldLocOf */.W$)(msg, 'layers')?.line });
     }
     const format = v1.length > 0 ? 'V1' : 'V2';
     const inputs = [];
@@ -25183,22 +25259,22 @@ function normalizeNet(msg, file) {
         const inputShape = msg.input_shape ?? [];
         const loc = (0,textformat/* fieldLocOf */.W$)(msg, 'input');
         if (inputShape.length > 0 && inputDim.length > 0) {
-            throw new errors/* ModelshipError */.W('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
+            throw new errors/* ModelshipError */.W7('schema', 'both input_dim and input_shape are given; use one', { file, line: loc.line });
         }
         if (inputShape.length > 0) {
             if (inputShape.length !== inputNames.length) {
-                throw new errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
+                throw new errors/* ModelshipError */.W7('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
             }
             inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
         }
         else if (inputDim.length > 0) {
             if (inputDim.length !== 4 * inputNames.length) {
-                throw new errors/* ModelshipError */.W('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
+                throw new errors/* ModelshipError */.W7('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
             }
             inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
         }
         else {
-            throw new errors/* ModelshipError */.W('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
+            throw new errors/* ModelshipError */.W7('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
         }
     }
     const layers = [];
@@ -25209,7 +25285,7 @@ function normalizeNet(msg, file) {
         const loc = (0,textformat/* locOf */.ym)(l);
         const rawType = l.type;
         if (rawType === undefined || rawType === '') {
-            throw new errors/* ModelshipError */.W('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
+            throw new errors/* ModelshipError */.W7('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
         }
         const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
         const name = l.name ?? `${type.toLowerCase()}_${i}`;
@@ -25229,20 +25305,20 @@ function normalizeNet(msg, file) {
             continue;
         const shapes = (paramsOf(l, 'input_param').shape ?? []).map((s) => s.dim ?? []);
         if (shapes.length === 0) {
-            throw new errors/* ModelshipError */.W('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
+            throw new errors/* ModelshipError */.W7('schema', 'Input layer has no input_param { shape { dim: ... } }', { file, line: l.loc.line, layer: l.name });
         }
         if (shapes.length !== 1 && shapes.length !== l.tops.length) {
-            throw new errors/* ModelshipError */.W('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
+            throw new errors/* ModelshipError */.W7('schema', `Input layer has ${l.tops.length} tops but ${shapes.length} shapes`, { file, line: l.loc.line, layer: l.name });
         }
         l.tops.forEach((top, i) => inputs.push({ name: top, shape: shapes[shapes.length === 1 ? 0 : i], loc: l.loc }));
     }
     for (const inp of inputs) {
         if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-            throw new errors/* ModelshipError */.W('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
+            throw new errors/* ModelshipError */.W7('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
         }
     }
     if (inputs.length === 0) {
-        throw new errors/* ModelshipError */.W('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
+        throw new errors/* ModelshipError */.W7('schema', 'the net declares no input: add an Input layer or input/input_shape fields', { file, line: 1 });
     }
     return { name: msg.name ?? 'net', file, format, inputs, layers: layers.filter((l) => l.type !== 'Input') };
 }
@@ -25450,7 +25526,7 @@ function toWeightBlob(raw, where) {
     const shape = legacy ? [raw.num, raw.channels, raw.height, raw.width] : (raw.dims ?? []);
     for (const d of shape) {
         if (!Number.isSafeInteger(d) || d < 0) {
-            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
+            throw new errors/* ModelshipError */.W7('binary', `blob ${where.index} has an invalid dimension ${d}`, { file: where.file, layer: where.layer });
         }
     }
     const count = shape.reduce((a, d) => a * d, 1);
@@ -25460,11 +25536,11 @@ function toWeightBlob(raw, where) {
     const doubleBytes = raw.doubleChunks.reduce((n, c) => n + c.length, 0);
     const nDouble = doubleBytes / 8 + raw.doubleValues.length;
     if (floatBytes % 4 !== 0 || doubleBytes % 8 !== 0) {
-        throw new errors/* ModelshipError */.W('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
+        throw new errors/* ModelshipError */.W7('binary', `blob ${where.index} has a truncated data array`, { file: where.file, layer: where.layer });
     }
     if (nFloat > 0 || nDouble === 0) {
         if (nFloat !== count) {
-            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
+            throw new errors/* ModelshipError */.W7('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
         }
         if (raw.floatValues.length === 0) {
             data = floatdata/* FloatData */.D.fromBytes(concatBytes(raw.floatChunks));
@@ -25475,7 +25551,7 @@ function toWeightBlob(raw, where) {
     }
     else {
         if (nDouble !== count) {
-            throw new errors/* ModelshipError */.W('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
+            throw new errors/* ModelshipError */.W7('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
         }
         const values = new Float32Array(count);
         let i = 0;
@@ -25513,20 +25589,20 @@ const V1_TYPE_NAMES = {
  */
 function decodeCaffeModel(bytes, file) {
     if (bytes.length === 0)
-        throw new errors/* ModelshipError */.W('binary', 'the caffemodel is empty', { file });
+        throw new errors/* ModelshipError */.W7('binary', 'the caffemodel is empty', { file });
     let msg;
     try {
         msg = scanNet(bytes);
     }
     catch (e) {
         const why = e.message;
-        throw new errors/* ModelshipError */.W('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
+        throw new errors/* ModelshipError */.W7('binary', `not a valid caffemodel (protobuf NetParameter): ${why}; the file may be truncated or not a caffemodel`, { file });
     }
     const layers = new Map();
     const v2 = msg.layer;
     const v1 = msg.layers;
     if (v2.length === 0 && v1.length === 0) {
-        throw new errors/* ModelshipError */.W('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
+        throw new errors/* ModelshipError */.W7('binary', 'the caffemodel has no layers (is it a caffemodel? a prototxt?)', { file });
     }
     const add = (name, type, blobs) => {
         if (!name)
@@ -25589,7 +25665,7 @@ class LayerContext {
         return paramsOf(this.layer, field);
     }
     fail(message, code = 'graph') {
-        throw new errors/* ModelshipError */.W(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+        throw new errors/* ModelshipError */.W7(code, `(${this.layer.type}) ${message}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
     }
     unsupported(message) {
         return this.fail(message, 'unsupported');
@@ -25630,15 +25706,15 @@ class LayerContext {
         this.consumedWeights = true;
         const blobs = this.blobs;
         if (blobs === undefined || (blobs.length === 0 && expected.length > 0)) {
-            throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+            throw new errors/* ModelshipError */.W7('weights', `(${this.layer.type}) has no weights in ${this.weightsFile}: expected ${expected.length} blob(s) ${expected.map((e) => `${e.name} [${e.shape.join(', ')}]`).join(', ')}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
         }
         if (blobs.length !== expected.length) {
-            throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+            throw new errors/* ModelshipError */.W7('weights', `(${this.layer.type}) the caffemodel has ${blobs.length} blob(s) but the prototxt implies ${expected.length} (${expected.map((e) => e.name).join(', ')})`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
         }
         return expected.map((e, i) => {
             const b = blobs[i];
             if (!shapeEquals(b, e.shape)) {
-                throw new errors/* ModelshipError */.W('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
+                throw new errors/* ModelshipError */.W7('weights', `(${this.layer.type}) ${e.name} shape mismatch: the prototxt implies [${e.shape.join(', ')}] but the caffemodel has [${b.shape.join(', ')}]${b.legacy ? ' (legacy num/channels/height/width)' : ''}`, { file: this.file, line: this.layer.loc.line, layer: this.layer.name });
             }
             return b.data;
         });
@@ -25765,9 +25841,9 @@ async function writeModelFile(file, model, side) {
         catch {
             // (nothing to clean: the directory itself could not be made or read)
         }
-        if (e instanceof errors/* ModelshipError */.W)
+        if (e instanceof errors/* ModelshipError */.W7)
             throw e;
-        throw new errors/* ModelshipError */.W('io', `cannot write ${file}: ${e.message}`, { file });
+        throw new errors/* ModelshipError */.W7('io', `cannot write ${file}: ${e.message}`, { file });
     }
 }
 /** The pieces as runs of views of about CHUNK bytes: large pieces sliced, nothing copied. */
@@ -25832,7 +25908,7 @@ function checkLayerTypes(net, plugin) {
     const describe = (l) => `"${l.name}" (type "${l.type}", line ${l.loc.line}${l.unknownFields.length ? `; it also uses fields modelship does not know: ${l.unknownFields.join(', ')}` : ''})`;
     const types = [...new Set(bad.map((l) => l.type))];
     const head = bad.length === 1 ? `unsupported layer type "${bad[0].type}"` : `${bad.length} layers of unsupported types (${types.map((t) => `"${t}"`).join(', ')})`;
-    throw new errors/* ModelshipError */.W('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${[...(0,convert_layers/* supportedTypes */.mz)(), ...(plugin ? [...plugin.handlers.keys()].map((t) => `${t} (${plugin.file})`) : [])].join(', ')}. Your own layers: input "layers"`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
+    throw new errors/* ModelshipError */.W7('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${[...(0,convert_layers/* supportedTypes */.mz)(), ...(plugin ? [...plugin.handlers.keys()].map((t) => `${t} (${plugin.file})`) : [])].join(', ')}. Your own layers: input "layers"`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
 }
 function buildGraph(net, weights, input) {
     const file = net.file;
@@ -25855,7 +25931,7 @@ function buildGraph(net, weights, input) {
     const silenced = [];
     net.layers.forEach((layer, index) => {
         if (layerNames.has(layer.name)) {
-            throw new errors/* ModelshipError */.W('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
+            throw new errors/* ModelshipError */.W7('graph', `duplicate layer name "${layer.name}"`, { file, line: layer.loc.line, layer: layer.name });
         }
         layerNames.add(layer.name);
         if (convert_layers/* SKIPPED_TYPES */.L5.has(layer.type)) {
@@ -25869,7 +25945,7 @@ function buildGraph(net, weights, input) {
         const inputs = layer.bottoms.map((b) => {
             const v = current.get(b);
             if (!v) {
-                throw new errors/* ModelshipError */.W('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
+                throw new errors/* ModelshipError */.W7('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
             }
             return v;
         });
@@ -25888,7 +25964,7 @@ function buildGraph(net, weights, input) {
         if (shapes.length !== layer.tops.length)
             throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
         if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
-            throw new errors/* ModelshipError */.W('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
+            throw new errors/* ModelshipError */.W7('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
         }
         layer.bottoms.forEach((b) => available.delete(b));
         layer.tops.forEach((t, i) => {
@@ -25907,7 +25983,7 @@ function buildGraph(net, weights, input) {
             const v = current.get(b);
             if (!v || inputNames.has(b)) {
                 const blobs = [...new Set(versions.map((x) => x.blob))];
-                throw new errors/* ModelshipError */.W('input', `input "outputs": no layer produces a blob "${b}"${inputNames.has(b) ? ' (it is a net input)' : ''}; the net's blobs: ${blobs.slice(0, 40).join(', ')}${blobs.length > 40 ? ', ...' : ''}`, { file, field: 'outputs' });
+                throw new errors/* ModelshipError */.W7('input', `input "outputs": no layer produces a blob "${b}"${inputNames.has(b) ? ' (it is a net input)' : ''}; the net's blobs: ${blobs.slice(0, 40).join(', ')}${blobs.length > 40 ? ', ...' : ''}`, { file, field: 'outputs' });
             }
             return v;
         });
@@ -25922,7 +25998,7 @@ function buildGraph(net, weights, input) {
             }
             else {
                 const last = net.layers[net.layers.length - 1];
-                throw new errors/* ModelshipError */.W('graph', `the net has no outputs: every blob is consumed by a later layer${last ? `, the last layer "${last.name}" (${last.type}) included` : ''}; name the blobs to output with input "outputs"`, { file, line: last?.loc.line, layer: last?.name });
+                throw new errors/* ModelshipError */.W7('graph', `the net has no outputs: every blob is consumed by a later layer${last ? `, the last layer "${last.name}" (${last.type}) included` : ''}; name the blobs to output with input "outputs"`, { file, line: last?.loc.line, layer: last?.name });
             }
         }
     }
@@ -25992,7 +26068,7 @@ function checkCaffeBlobRules(net) {
         });
         layer.tops.forEach((t, i) => {
             if (existing.has(t) && layer.bottoms[i] !== t) {
-                throw new errors/* ModelshipError */.W('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
+                throw new errors/* ModelshipError */.W7('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
             }
             existing.add(t);
             version.set(t, (version.get(t) ?? 0) + 1);
@@ -26003,7 +26079,7 @@ function checkCaffeBlobRules(net) {
         if (list.length > 1 && inPlace) {
             const blob = k.split('\0')[0];
             const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
-            throw new errors/* ModelshipError */.W('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
+            throw new errors/* ModelshipError */.W7('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
         }
     }
 }
@@ -27595,7 +27671,7 @@ const FIRST_PLUGIN_FIELD = 100_000;
 function loadLayerPlugin(file) {
     const abs = path__WEBPACK_IMPORTED_MODULE_1__.resolve(file);
     const bad = (why) => {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `input "layers": ${why}`, { file, field: 'layers' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `input "layers": ${why}`, { file, field: 'layers' });
     };
     if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(abs))
         bad('the module does not exist');
@@ -27636,7 +27712,7 @@ function loadLayerPlugin(file) {
 function extendCaffeSchema(proto, params, file) {
     const root = (0,_schema_caffe__WEBPACK_IMPORTED_MODULE_4__/* .caffeSchema */ .l)();
     const bad = (why) => {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `input "layers": ${why}`, { file, field: 'layers' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `input "layers": ${why}`, { file, field: 'layers' });
     };
     if (proto.trim()) {
         const body = proto.replace(/^\s*syntax\s*=\s*"proto2"\s*;/m, '').replace(/^\s*package\s+caffe\s*;/m, '');
@@ -28310,7 +28386,7 @@ class Lexer {
         this.file = file;
     }
     fail(message, at) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('syntax', message, { file: this.file, line: at.line, column: at.column });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('syntax', message, { file: this.file, line: at.line, column: at.column });
     }
     peek() {
         if (!this.peeked)
@@ -28471,7 +28547,7 @@ class Parser {
                     this.optionalSeparator();
                     continue;
                 }
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `unknown field "${t.text}" in ${type.name}`, {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('schema', `unknown field "${t.text}" in ${type.name}`, {
                     file: this.opts.file,
                     line: t.line,
                     column: t.column,
@@ -28483,7 +28559,7 @@ class Parser {
             if (oneof) {
                 const other = oneof.oneof.find((name) => name !== field.name && Object.prototype.hasOwnProperty.call(msg, name));
                 if (other !== undefined) {
-                    throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `field "${field.name}" of ${type.name} is given along with "${other}": both belong to oneof "${oneof.name}"`, {
+                    throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('schema', `field "${field.name}" of ${type.name} is given along with "${other}": both belong to oneof "${oneof.name}"`, {
                         file: this.opts.file,
                         line: t.line,
                         column: t.column,
@@ -28514,7 +28590,7 @@ class Parser {
         }
         else {
             if (Object.prototype.hasOwnProperty.call(msg, field.name)) {
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('schema', `non-repeated field "${field.name}" of ${type.name} is given more than once`, {
                     file: this.opts.file,
                     line: at.line,
                     column: at.column,
@@ -28603,7 +28679,7 @@ class Parser {
             if (t.kind !== 'ident')
                 this.lx.fail(`expected "key" or "value" in ${entryName}, found ${describe(t)}`, t);
             if (t.text !== 'key' && t.text !== 'value') {
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `unknown field "${t.text}" in ${entryName} (a map entry has only "key" and "value")`, {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('schema', `unknown field "${t.text}" in ${entryName} (a map entry has only "key" and "value")`, {
                     file: this.opts.file,
                     line: t.line,
                     column: t.column,
@@ -28611,7 +28687,7 @@ class Parser {
                 });
             }
             if ((t.text === 'key' ? key : value) !== undefined) {
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('schema', `"${t.text}" of ${entryName} is given more than once`, {
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('schema', `"${t.text}" of ${entryName} is given more than once`, {
                     file: this.opts.file,
                     line: t.line,
                     column: t.column,
@@ -28979,7 +29055,7 @@ async function listBaseImageLibraries(baseImage, env = process.env) {
         r = await run('/sbin/ldconfig');
     if (r.code !== 0) {
         const hint = r.code === 127 || r.code === 126 ? ' (no ldconfig on its PATH nor in /sbin: a glibc-based image is needed)' : '';
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `cannot run ldconfig -p in base image "${baseImage}" to check that it can load the GPU libraries (exit ${r.code})${hint}: ${stderrTail(r.stderr)}`, {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `cannot run ldconfig -p in base image "${baseImage}" to check that it can load the GPU libraries (exit ${r.code})${hint}: ${stderrTail(r.stderr)}`, {
             field: 'base-image',
         });
     }
@@ -29001,7 +29077,7 @@ async function checkBaseImageLoads(baseImage, libs, log, env = process.env) {
     const listing = await listBaseImageLibraries(baseImage, env);
     const plan = planBaseImageCheck(shipped, listing);
     if (plan.missing.length)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', describeMissing(baseImage, plan.missing), { field: 'base-image' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', describeMissing(baseImage, plan.missing), { field: 'base-image' });
     const found = Object.entries(plan.resolved).map(([n, p]) => `${n} (${p})`);
     log.info(`base image "${baseImage}" provides ${found.join(', ') || 'nothing needed'}`);
     if (plan.exempt.length)
@@ -29045,6 +29121,8 @@ var runtime = __nccwpck_require__(36029);
 ;// CONCATENATED MODULE: ./src/image/dockerfile.ts
 
 
+
+
 const q = (s) => JSON.stringify(s);
 function renderDockerfile(s) {
     const env = {
@@ -29071,6 +29149,40 @@ function renderDockerfile(s) {
         '',
     ].join('\n');
 }
+/**
+ * Give `p` and everything under it (part of a build context) the modes the image needs: `COPY` keeps a file's mode
+ * (and makes root its owner), so a context written under a strict umask (077 on hardened self-hosted runners), or
+ * copied from a checkout made under one, gives an image whose non-root user cannot read its own server or model.
+ * Directories get 0755, files 0644, or 0755 when their owner may execute them (Node.js, shared libraries), whatever
+ * the umask. (`COPY --chmod` cannot say this: the engine's frontend gives its one mode to the directories too.) A
+ * file hard-linked into the context from elsewhere (a tool cache) is first replaced by a copy with the same times,
+ * so no mode changes outside the context. Modes only: mtimes stay as they are.
+ */
+function setContextModes(p) {
+    const st = external_fs_.lstatSync(p);
+    if (st.isDirectory()) {
+        if ((st.mode & 0o7777) !== 0o755)
+            external_fs_.chmodSync(p, 0o755);
+        for (const name of external_fs_.readdirSync(p))
+            setContextModes(external_path_.join(p, name));
+        return;
+    }
+    if (!st.isFile())
+        return;
+    const mode = st.mode & 0o100 ? 0o755 : 0o644;
+    if ((st.mode & 0o7777) === mode)
+        return;
+    if (st.nlink > 1) {
+        const parent = external_fs_.statSync(external_path_.dirname(p));
+        const tmp = `${p}.modes-${process.pid}`;
+        external_fs_.copyFileSync(p, tmp);
+        external_fs_.utimesSync(tmp, st.atime, st.mtime);
+        external_fs_.renameSync(tmp, p);
+        // (the directory's mtime goes into the layer too)
+        external_fs_.utimesSync(external_path_.dirname(p), parent.atime, parent.mtime);
+    }
+    external_fs_.chmodSync(p, mode);
+}
 /** docker-compose.yml for single-host serving of the pushed image (a GPU reservation when gpu is true). */
 function renderCompose(o) {
     const environment = { ...o.env };
@@ -29096,6 +29208,13 @@ const SEMVER = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)
 function sanitizeTag(s) {
     return s.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 128);
 }
+/** The pull request a build is for (its image gets the pr-<N> tag), else undefined: a branch or tag build. */
+function pullRequestOf(ctx) {
+    if (ctx.ref.startsWith('refs/heads/') || ctx.ref.startsWith('refs/tags/'))
+        return undefined;
+    const m = /^refs\/pull\/(\d+)\//.exec(ctx.ref);
+    return ctx.prNumber ?? (m ? Number(m[1]) : undefined);
+}
 function computeTags(image, ctx) {
     const tags = [];
     const add = (t) => {
@@ -29103,7 +29222,7 @@ function computeTags(image, ctx) {
         if (s && !tags.includes(s))
             tags.push(s);
     };
-    const pr = ctx.prNumber ?? (/^refs\/pull\/(\d+)\//.exec(ctx.ref) ? Number(/^refs\/pull\/(\d+)\//.exec(ctx.ref)[1]) : undefined);
+    const pr = pullRequestOf(ctx);
     if (ctx.eventName === 'schedule')
         add('nightly');
     if (ctx.ref.startsWith('refs/heads/')) {
@@ -29211,22 +29330,22 @@ async function resolveGpuProviders(src, log) {
 function planSource(src) {
     const version = src.version.trim();
     if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
-        throw new errors/* ModelshipError */.W('input', `ONNX Runtime version "${src.version}" is not an exact version (x.y.z)`);
+        throw new errors/* ModelshipError */.W7('input', `ONNX Runtime version "${src.version}" is not an exact version (x.y.z)`);
     }
     const sha256 = src.sha256.trim().replace(/^sha256:/i, '').toLowerCase();
     if (sha256 && !/^[0-9a-f]{64}$/.test(sha256)) {
-        throw new errors/* ModelshipError */.W('input', `input "provider-package-sha256" must be a sha256 (64 hex digits), got "${src.sha256}"`, { field: 'provider-package-sha256' });
+        throw new errors/* ModelshipError */.W7('input', `input "provider-package-sha256" must be a sha256 (64 hex digits), got "${src.sha256}"`, { field: 'provider-package-sha256' });
     }
     const pkg = src.package.trim();
     if (!pkg) {
         const index = src.nugetSource.trim() || DEFAULT_NUGET_SOURCE;
         if (!/^https?:\/\//i.test(index)) {
-            throw new errors/* ModelshipError */.W('input', `input "nuget-source" must be the http(s) URL of a NuGet v3 service index (like ${DEFAULT_NUGET_SOURCE}), got "${index}"`, { field: 'nuget-source' });
+            throw new errors/* ModelshipError */.W7('input', `input "nuget-source" must be the http(s) URL of a NuGet v3 service index (like ${DEFAULT_NUGET_SOURCE}), got "${index}"`, { field: 'nuget-source' });
         }
         return { kind: 'nuget', version, index, sha256 };
     }
     if (!sha256) {
-        throw new errors/* ModelshipError */.W('input', `input "provider-package" needs input "provider-package-sha256" (the package's sha256, hex): a package from outside the NuGet feed is verified against it`, { field: 'provider-package-sha256' });
+        throw new errors/* ModelshipError */.W7('input', `input "provider-package" needs input "provider-package-sha256" (the package's sha256, hex): a package from outside the NuGet feed is verified against it`, { field: 'provider-package-sha256' });
     }
     if (/^https?:\/\//i.test(pkg))
         return { kind: 'url', version, url: pkg, sha256 };
@@ -29235,11 +29354,11 @@ function planSource(src) {
             return { kind: 'file', version, file: (0,external_url_.fileURLToPath)(pkg), sha256 };
         }
         catch (e) {
-            throw new errors/* ModelshipError */.W('input', `input "provider-package": ${e.message}`, { field: 'provider-package' });
+            throw new errors/* ModelshipError */.W7('input', `input "provider-package": ${e.message}`, { field: 'provider-package' });
         }
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pkg)) {
-        throw new errors/* ModelshipError */.W('input', `input "provider-package" must be an http(s) URL or a local .nupkg path, got "${(0,toolcache/* shownUrl */.zA)(pkg)}"`, { field: 'provider-package' });
+        throw new errors/* ModelshipError */.W7('input', `input "provider-package" must be an http(s) URL or a local .nupkg path, got "${(0,toolcache/* shownUrl */.zA)(pkg)}"`, { field: 'provider-package' });
     }
     return { kind: 'file', version, file: external_path_.resolve(pkg), sha256 };
 }
@@ -29305,7 +29424,7 @@ function checkLocalFile(file) {
         why = err.code === 'ENOENT' ? 'no such file' : err.message;
     }
     if (why)
-        throw new errors/* ModelshipError */.W('input', `cannot read input "provider-package": ${why}`, { file, field: 'provider-package' });
+        throw new errors/* ModelshipError */.W7('input', `cannot read input "provider-package": ${why}`, { file, field: 'provider-package' });
 }
 // ---- NuGet v3 -------------------------------------------------------------------------------------------------
 /** Registration hives by preference: 3.6.0 (gzip, SemVer 2.0.0 packages included), then the older ones. */
@@ -29326,29 +29445,29 @@ async function fromNuget(plan, log) {
     };
     const registrations = REGISTRATION_TYPES.map(resource).find((u) => u);
     if (!registrations)
-        throw new errors/* ModelshipError */.W('io', `the NuGet service index ${feed} lists no RegistrationsBaseUrl resource (is it a NuGet v3 feed?)`);
+        throw new errors/* ModelshipError */.W7('io', `the NuGet service index ${feed} lists no RegistrationsBaseUrl resource (is it a NuGet v3 feed?)`);
     const leafUrl = `${registrations}${id}/${version}.json`;
     const leaf = await getJson(leafUrl, `${PROVIDER_PACKAGE_ID} ${plan.version}`, `${PROVIDER_PACKAGE_ID} ${plan.version} is not on the feed ${feed}`);
     if (leaf.listed === false)
         warn(log, `${PROVIDER_PACKAGE_ID} ${plan.version} is unlisted on ${feed}; using it anyway (it is the bundled onnxruntime's version)`);
     const catalogUrl = typeof leaf.catalogEntry === 'string' ? leaf.catalogEntry : leaf.catalogEntry?.['@id'];
     if (typeof catalogUrl !== 'string')
-        throw new errors/* ModelshipError */.W('io', `the registration ${leafUrl} has no catalogEntry`);
+        throw new errors/* ModelshipError */.W7('io', `the registration ${leafUrl} has no catalogEntry`);
     const catalog = await getJson(catalogUrl, `the catalog entry of ${PROVIDER_PACKAGE_ID} ${plan.version}`);
     const packageHash = catalog.packageHash;
     if (typeof packageHash !== 'string' || !packageHash)
-        throw new errors/* ModelshipError */.W('io', `the catalog entry ${catalogUrl} has no packageHash`);
+        throw new errors/* ModelshipError */.W7('io', `the catalog entry ${catalogUrl} has no packageHash`);
     if (String(catalog.packageHashAlgorithm ?? '').toUpperCase() !== 'SHA512') {
-        throw new errors/* ModelshipError */.W('io', `the catalog entry ${catalogUrl} gives a ${catalog.packageHashAlgorithm} packageHash; modelship checks SHA512`);
+        throw new errors/* ModelshipError */.W7('io', `the catalog entry ${catalogUrl} gives a ${catalog.packageHashAlgorithm} packageHash; modelship checks SHA512`);
     }
     if (typeof catalog.version === 'string' && catalog.version.toLowerCase() !== version) {
-        throw new errors/* ModelshipError */.W('io', `the catalog entry ${catalogUrl} is for version ${catalog.version}, not ${plan.version}`);
+        throw new errors/* ModelshipError */.W7('io', `the catalog entry ${catalogUrl} is for version ${catalog.version}, not ${plan.version}`);
     }
     let url = typeof leaf.packageContent === 'string' ? leaf.packageContent : '';
     if (!url) {
         const base = resource('PackageBaseAddress/3.0.0');
         if (!base)
-            throw new errors/* ModelshipError */.W('io', `neither the registration ${leafUrl} (packageContent) nor the service index ${feed} (PackageBaseAddress/3.0.0) says where to download the package`);
+            throw new errors/* ModelshipError */.W7('io', `neither the registration ${leafUrl} (packageContent) nor the service index ${feed} (PackageBaseAddress/3.0.0) says where to download the package`);
         url = `${base}${id}/${version}/${id}.${version}.nupkg`;
     }
     log.info(`GPU provider: downloading ${PROVIDER_PACKAGE_ID} ${plan.version} from ${(0,toolcache/* shownUrl */.zA)(url)}`);
@@ -29374,7 +29493,7 @@ async function getJson(url, what, missing) {
             reply = await (0,http/* exchange */.c)(at, { headers: { accept: 'application/json', 'accept-encoding': 'gzip', 'user-agent': 'modelship' }, timeout: JSON_TIMEOUT_MS });
         }
         catch (e) {
-            throw new errors/* ModelshipError */.W('io', `cannot fetch ${what} from ${(0,toolcache/* shownUrl */.zA)(at)}: ${e.message}`);
+            throw new errors/* ModelshipError */.W7('io', `cannot fetch ${what} from ${(0,toolcache/* shownUrl */.zA)(at)}: ${e.message}`);
         }
         const location = reply.headers.location;
         if (reply.status >= 300 && reply.status < 400 && location && hop < MAX_REDIRECTS) {
@@ -29382,9 +29501,9 @@ async function getJson(url, what, missing) {
             continue;
         }
         if (reply.status === 404 && missing)
-            throw new errors/* ModelshipError */.W('io', `${missing}: GET ${(0,toolcache/* shownUrl */.zA)(at)} answered HTTP 404`);
+            throw new errors/* ModelshipError */.W7('io', `${missing}: GET ${(0,toolcache/* shownUrl */.zA)(at)} answered HTTP 404`);
         if (reply.status < 200 || reply.status >= 300)
-            throw new errors/* ModelshipError */.W('io', `cannot fetch ${what}: GET ${(0,toolcache/* shownUrl */.zA)(at)} answered HTTP ${reply.status}`);
+            throw new errors/* ModelshipError */.W7('io', `cannot fetch ${what}: GET ${(0,toolcache/* shownUrl */.zA)(at)} answered HTTP ${reply.status}`);
         return parseJsonBody(reply.body, reply.headers['content-encoding'], (0,toolcache/* shownUrl */.zA)(at), what);
     }
 }
@@ -29395,14 +29514,14 @@ function parseJsonBody(body, encoding, url, what) {
             text = external_zlib_.gunzipSync(body);
         }
         catch (e) {
-            throw new errors/* ModelshipError */.W('io', `${what} from ${url} is not valid gzip: ${e.message}`);
+            throw new errors/* ModelshipError */.W7('io', `${what} from ${url} is not valid gzip: ${e.message}`);
         }
     }
     try {
         return JSON.parse(text.toString('utf8'));
     }
     catch {
-        throw new errors/* ModelshipError */.W('io', `${what} from ${url} is not JSON`);
+        throw new errors/* ModelshipError */.W7('io', `${what} from ${url} is not JSON`);
     }
 }
 // ---- extraction and caching ------------------------------------------------------------------------------------
@@ -29438,7 +29557,7 @@ async function install(pkg, version, log) {
  * archive, or one without the libraries, fails naming `where` (the URL or path it came from).
  */
 function extractLibs(file, where, out) {
-    const corrupt = (e) => new errors/* ModelshipError */.W('io', `the ${PROVIDER_PACKAGE_ID} package ${where} is not a readable zip archive (truncated or corrupt): ${e.message}`);
+    const corrupt = (e) => new errors/* ModelshipError */.W7('io', `the ${PROVIDER_PACKAGE_ID} package ${where} is not a readable zip archive (truncated or corrupt): ${e.message}`);
     let zip;
     try {
         zip = new (adm_zip_default())(file);
@@ -29450,7 +29569,7 @@ function extractLibs(file, where, out) {
     for (const lib of PROVIDER_LIBS) {
         const entry = zip.getEntry(NUPKG_NATIVE_DIR + lib);
         if (!entry)
-            throw new errors/* ModelshipError */.W('io', `the ${PROVIDER_PACKAGE_ID} package ${where} has no ${NUPKG_NATIVE_DIR}${lib}`);
+            throw new errors/* ModelshipError */.W7('io', `the ${PROVIDER_PACKAGE_ID} package ${where} has no ${NUPKG_NATIVE_DIR}${lib}`);
         let data;
         try {
             data = entryData(entry);
@@ -30002,12 +30121,12 @@ const ONNX_TYPE_NAMES = {
 /** Triton's data type (`TYPE_FP32`, ...) for an ONNX element type; a type Triton lacks is refused, naming the tensor. */
 function tritonDataType(elemType, tensor) {
     if (elemType === undefined) {
-        throw new errors/* ModelshipError */.W('unsupported', `tensor "${tensor}": the model does not give its element type, so its Triton data_type is unknown`);
+        throw new errors/* ModelshipError */.W7('unsupported', `tensor "${tensor}": the model does not give its element type, so its Triton data_type is unknown`);
     }
     const t = ONNX_TO_TRITON[elemType];
     if (t === undefined) {
         const name = ONNX_TYPE_NAMES[elemType];
-        throw new errors/* ModelshipError */.W('unsupported', `tensor "${tensor}": ONNX element type ${elemType}${name ? ` (${name})` : ''} has no Triton data type`);
+        throw new errors/* ModelshipError */.W7('unsupported', `tensor "${tensor}": ONNX element type ${elemType}${name ? ` (${name})` : ''} has no Triton data type`);
     }
     return t;
 }
@@ -30035,7 +30154,7 @@ function quote(s) {
 }
 function tensorEntry(t, maxBatchSize, kind, modelName) {
     const fail = (message) => {
-        throw new errors/* ModelshipError */.W('input', `model "${modelName}": ${kind} "${t.name}": ${message}`);
+        throw new errors/* ModelshipError */.W7('input', `model "${modelName}": ${kind} "${t.name}": ${message}`);
     };
     if (typeof t.name !== 'string' || t.name === '')
         fail('a tensor without a name');
@@ -30086,10 +30205,10 @@ function tensorBlock(field, entries) {
  */
 function tritonConfig(spec) {
     const bad = (message) => {
-        throw new errors/* ModelshipError */.W('input', `Triton model "${spec.name}": ${message}`);
+        throw new errors/* ModelshipError */.W7('input', `Triton model "${spec.name}": ${message}`);
     };
     if (typeof spec.name !== 'string' || spec.name === '')
-        throw new errors/* ModelshipError */.W('input', 'Triton model name is empty');
+        throw new errors/* ModelshipError */.W7('input', 'Triton model name is empty');
     if (spec.name === '.' || spec.name === '..' || /[/\\\0]/.test(spec.name)) {
         bad('the name is the model directory in the repository; it cannot be "." or ".." or contain "/", "\\" or NUL');
     }
@@ -30157,7 +30276,7 @@ function parseTritonConfig(text, file) {
     const type = modelConfigSchema().lookupType('inference.ModelConfig');
     const cfg = (0,textformat/* parseTextFormat */.YN)(text, type, { file });
     const fail = (message, at, field) => {
-        throw new errors/* ModelshipError */.W('schema', message, { file, line: at?.line ?? 1, column: at?.column ?? 1, field });
+        throw new errors/* ModelshipError */.W7('schema', message, { file, line: at?.line ?? 1, column: at?.column ?? 1, field });
     };
     if (!has(cfg, 'name'))
         fail('model name is missing: "name" must be set', (0,textformat/* locOf */.ym)(cfg), 'name');
@@ -30234,6 +30353,7 @@ var detections = __nccwpck_require__(67409);
 
 
 
+
 /**
  * The image of runtime triton, as declared data: NVIDIA's Triton server image (pinned by the digest it resolves to at
  * build time) plus a model repository `/models/<model-name>/{config.pbtxt, 1/model.onnx | 1/model.plan}` as the last
@@ -30289,16 +30409,16 @@ async function planTritonModel(o) {
     let detectionOutputs = [];
     if (plan) {
         if (!o.gpu)
-            throw new errors/* ModelshipError */.W('input', `input "gpu": ${o.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
+            throw new errors/* ModelshipError */.W7('input', `input "gpu": ${o.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
         const servingVersion = await (0,tensorrt_version/* imageTensorRTVersion */.pH)(o.servingRef, o.env, o.creds);
         const trt = (0,tensorrt_version/* checkPlanForImage */.uK)(plan, o.servingImage, servingVersion);
         inputs = plan.inputs ?? [];
         outputs = plan.outputs ?? [];
         if (!inputs.length || !outputs.length)
-            throw new errors/* ModelshipError */.W('input', `${o.model}.json records no inputs or outputs; build the plan with stage compile (target: tensorrt)`, { file: `${o.model}.json` });
+            throw new errors/* ModelshipError */.W7('input', `${o.model}.json records no inputs or outputs; build the plan with stage compile (target: tensorrt)`, { file: `${o.model}.json` });
         const profileMax = trt.profile?.max ?? trt.batches?.[2];
         if (!profileMax)
-            throw new errors/* ModelshipError */.W('input', `${o.model}.json records no batch profile (tensorrt.profile); build the plan with stage compile (target: tensorrt)`, { file: `${o.model}.json` });
+            throw new errors/* ModelshipError */.W7('input', `${o.model}.json records no batch profile (tensorrt.profile); build the plan with stage compile (target: tensorrt)`, { file: `${o.model}.json` });
         maxBatchSize = profileMax;
         tensorrt = { plan: trt.tensorrtVersion, image: servingVersion };
     }
@@ -30314,12 +30434,16 @@ async function planTritonModel(o) {
     const config = tritonConfig(spec);
     return { config, file: plan ? 'model.plan' : 'model.onnx', platform, maxBatchSize: tritonMaxBatchSize(spec), tensorrt };
 }
-/** Write the model repository into `ctx/models/`. */
+/**
+ * Write the model repository into `ctx/models/`: directories 0755, files 0644 whatever the umask (COPY keeps them,
+ * and Triton runs as TRITON_UID, not as the files' owner).
+ */
 function writeTritonRepository(ctx, modelName, m, bytes) {
     const dir = external_path_.join(ctx, 'models', modelName);
     external_fs_.mkdirSync(external_path_.join(dir, '1'), { recursive: true });
-    external_fs_.writeFileSync(external_path_.join(dir, 'config.pbtxt'), m.config, { mode: 0o644 });
-    external_fs_.writeFileSync(external_path_.join(dir, '1', m.file), bytes, { mode: 0o644 });
+    external_fs_.writeFileSync(external_path_.join(dir, 'config.pbtxt'), m.config);
+    external_fs_.writeFileSync(external_path_.join(dir, '1', m.file), bytes);
+    setContextModes(external_path_.join(ctx, 'models'));
 }
 /**
  * The digest `image` resolves to now (by `docker buildx imagetools inspect`, through the registry): the build runs
@@ -30338,7 +30462,7 @@ async function pinImage(image, env = process.env) {
         /* reported below */
     }
     if (r.code !== 0 || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
-        throw new errors/* ModelshipError */.W('io', `cannot resolve the Triton image ${image} to a digest (docker buildx imagetools inspect): ${(r.stderr || r.stdout).trim().slice(-400)}. Give triton-image as a reachable repository:tag or repository@sha256:...`, { field: 'triton-image' });
+        throw new errors/* ModelshipError */.W7('io', `cannot resolve the Triton image ${image} to a digest (docker buildx imagetools inspect): ${(r.stderr || r.stdout).trim().slice(-400)}. Give triton-image as a reachable repository:tag or repository@sha256:...`, { field: 'triton-image' });
     }
     return { pinned: `${image}@${digest}`, digest };
 }
@@ -30374,7 +30498,7 @@ function distDir() {
         if (d && external_fs_.existsSync(external_path_.join(d, 'index.js')) && external_fs_.existsSync(external_path_.join(d, 'bin')))
             return d;
     }
-    throw new errors/* ModelshipError */.W('io', 'cannot find the modelship bundle (dist/index.js) to put in the image; run `npm run build` or set MODELSHIP_DIST');
+    throw new errors/* ModelshipError */.W7('io', 'cannot find the modelship bundle (dist/index.js) to put in the image; run `npm run build` or set MODELSHIP_DIST');
 }
 /** Git context for tags and labels: inputs first, then the GitHub runner's environment, then the local checkout. */
 async function gitContext(cfg, env) {
@@ -30401,16 +30525,22 @@ async function gitContext(cfg, env) {
     const source = cfg.source || event.repository?.html_url || (env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}` : '');
     return { sha, ref, eventName: env.GITHUB_EVENT_NAME ?? 'push', defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch, prNumber: event.pull_request?.number, source };
 }
-/** buildx cache flags: registry cache where the driver can export it, gha on GitHub, inline on the docker driver. */
-function cacheFlags(driver, image, env, mode) {
+/**
+ * buildx cache flags: registry cache where the driver can export it, gha on GitHub, inline on the docker driver (the
+ * image itself, tagged with the cache ref, carries the cache). The cache ref is `<image>:buildcache`; a pull
+ * request's build (`pr`) writes `<image>:buildcache-pr-<N>` of its own and reads it and the deploy's, so a preview
+ * never moves the deploy's cache (gha caches are scoped to the PR's ref by GitHub already).
+ */
+function cacheFlags(driver, image, env, mode, pr) {
     if (mode === 'off')
         return [];
-    const ref = `${image}:buildcache`;
+    const ref = `${image}:${(0,registry/* cacheTag */.z)(pr)}`;
+    const from = [...new Set([ref, `${image}:${(0,registry/* cacheTag */.z)()}`])].flatMap((r) => ['--cache-from', `type=registry,ref=${r}`]);
     if (driver === 'docker')
-        return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', 'type=inline'];
+        return [...from, '--cache-to', 'type=inline'];
     if (mode === 'gha' || (mode === 'auto' && env.ACTIONS_CACHE_URL && env.ACTIONS_RUNTIME_TOKEN))
         return ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'];
-    return ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', `type=registry,ref=${ref},mode=max`];
+    return [...from, '--cache-to', `type=registry,ref=${ref},mode=max`];
 }
 /** Set every mtime under `dir` to `t`: identical content gives identical layers on any runner. */
 function setTimes(dir, t) {
@@ -30510,6 +30640,11 @@ function prepareContext(c) {
     external_fs_.mkdirSync(external_path_.join(ctx, 'model'));
     external_fs_.writeFileSync(external_path_.join(ctx, 'model', c.modelFile), c.modelBytes, { mode: 0o644 });
     setTimes(external_path_.join(ctx, 'model'), parseInt(c.modelSha.slice(0, 7), 16));
+    // what COPY takes into the image must be readable by its user whatever the umask, on every build (a context kept
+    // from an earlier build may have been written under another umask)
+    for (const d of ['node', 'dist', 'providers', 'model'])
+        if (external_fs_.existsSync(external_path_.join(ctx, d)))
+            setContextModes(external_path_.join(ctx, d));
     try {
         pruneContexts(root, ctx);
     }
@@ -30525,7 +30660,7 @@ function prepareContext(c) {
 async function runImage(cfg, log, env = process.env) {
     const ref = (0,registry/* parseImageRef */.Q)(cfg.image);
     if (ref.tag || ref.digest)
-        throw new errors/* ModelshipError */.W('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
+        throw new errors/* ModelshipError */.W7('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
     // the builder's driver decides the cache flags; asking takes a third of a second, so it runs while the context is prepared
     const inspecting = (0,proc/* runProcess */.R)('docker', ['buildx', 'inspect']).catch((e) => ({ code: -1, stdout: '', stderr: e.message }));
     const model = (0,fsx/* readFileChecked */.WM)(cfg.model, 'model');
@@ -30534,14 +30669,14 @@ async function runImage(cfg, log, env = process.env) {
     let modelFile = external_path_.basename(cfg.model);
     if (cfg.encryptModel) {
         if (!cfg.modelKey)
-            throw new errors/* ModelshipError */.W('input', 'input "encrypt-model" needs input "model-key" (32 bytes, hex or base64)', { field: 'model-key' });
+            throw new errors/* ModelshipError */.W7('input', 'input "encrypt-model" needs input "model-key" (32 bytes, hex or base64)', { field: 'model-key' });
         modelBytes = (0,serve_crypto/* encryptModel */.dh)(model, (0,serve_crypto/* parseKey */.Do)(cfg.modelKey, 'input "model-key"'));
         modelFile += '.enc';
     }
     const git = await gitContext(cfg, env);
     const tags = computeTags(cfg.image, git);
     if (tags.length === 0)
-        throw new errors/* ModelshipError */.W('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
+        throw new errors/* ModelshipError */.W7('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
     const labels = {
         'org.opencontainers.image.title': cfg.modelName,
         'org.opencontainers.image.description': `${cfg.runtime === 'triton' ? 'Triton Inference Server' : 'modelship'} serving image for ${cfg.modelName} (KServe v2)`,
@@ -30569,29 +30704,29 @@ async function runImage(cfg, log, env = process.env) {
         external_fs_.writeFileSync(external_path_.join(work, 'Dockerfile'), dockerfile);
         const inspect = await inspecting;
         if (inspect.code !== 0)
-            throw new errors/* ModelshipError */.W('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
+            throw new errors/* ModelshipError */.W7('io', `docker buildx is not available: ${inspect.stderr.trim()}`);
         const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
         const metaFile = external_path_.join(work, 'buildx-metadata.json');
         const args = [
             'buildx', 'build',
             '--file', external_path_.join(work, 'Dockerfile'),
             ...tags.flatMap((t) => ['--tag', t]),
-            ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:buildcache`] : []),
+            ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:${(0,registry/* cacheTag */.z)(pullRequestOf(git))}`] : []),
             '--provenance=false',
             '--metadata-file', metaFile,
-            ...cacheFlags(driver, cfg.image, env, cfg.cache),
+            ...cacheFlags(driver, cfg.image, env, cfg.cache, pullRequestOf(git)),
             cfg.push ? '--push' : '--load',
             ctx,
         ];
         const t0 = Date.now();
         const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => (0,proc/* runProcess */.R)('docker', args, { onLine: log.info, env: dockerEnv }));
         if (build.code !== 0)
-            throw new errors/* ModelshipError */.W('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
+            throw new errors/* ModelshipError */.W7('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
         const seconds = (Date.now() - t0) / 1000;
         const meta = JSON.parse(external_fs_.readFileSync(metaFile, 'utf8'));
         const digest = String(meta['containerimage.digest'] ?? '');
         if (!/^sha256:[0-9a-f]{64}$/.test(digest))
-            throw new errors/* ModelshipError */.W('io', `buildx reported no image digest (metadata: ${JSON.stringify(meta).slice(0, 300)})`);
+            throw new errors/* ModelshipError */.W7('io', `buildx reported no image digest (metadata: ${JSON.stringify(meta).slice(0, 300)})`);
         const cached = (build.stdout + build.stderr).split('\n').filter((l) => /\bCACHED\b/.test(l)).length;
         const pinned = `${cfg.image}@${digest}`;
         let layers = [];
@@ -30726,7 +30861,7 @@ const EM_X86_64 = 62;
  */
 function checkNodeBinary(file, what, field = 'node-binary') {
     const refuse = (m) => {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `${what}: ${m}`, { field });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `${what}: ${m}`, { field });
     };
     let st;
     try {
@@ -30817,7 +30952,7 @@ async function fromRelease(version, mirror, log) {
         downloads.push(shasumsFile);
         const expected = checksumFor(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(shasumsFile, 'utf8'), `${name}.tar.gz`);
         if (!expected)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `${shasumsUrl} has no checksum for ${name}.tar.gz: is ${version} a Node.js release with a linux-x64 build?`, { field: 'node-version' });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `${shasumsUrl} has no checksum for ${name}.tar.gz: is ${version} a Node.js release with a linux-x64 build?`, { field: 'node-version' });
         // a mismatch deletes the download and names the URL with both digests
         const { file: tarball } = await notFoundIsInput((0,_util_toolcache__WEBPACK_IMPORTED_MODULE_5__/* .downloadVerified */ .nz)(tarballUrl, { sha256: expected }, `Node.js v${version}`), version);
         downloads.push(tarball);
@@ -30845,8 +30980,8 @@ async function notFoundIsInput(p, version) {
         return await p;
     }
     catch (e) {
-        if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W && /\bHTTP 404\b/.test(e.message)) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `${e.message}: no Node.js ${version} there (check node-version and node-mirror)`, { field: 'node-version' });
+        if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7 && /\bHTTP 404\b/.test(e.message)) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `${e.message}: no Node.js ${version} there (check node-version and node-mirror)`, { field: 'node-version' });
         }
         throw e;
     }
@@ -30893,7 +31028,7 @@ function checksumFor(shasums, file) {
 function parseVersion(v) {
     const m = /^v?(\d+\.\d+\.\d+)$/.exec(v.trim());
     if (!m)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `input "node-version": expected a Node.js release version like ${DEFAULT_NODE_VERSION}, got "${v}"`, { field: 'node-version' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `input "node-version": expected a Node.js release version like ${DEFAULT_NODE_VERSION}, got "${v}"`, { field: 'node-version' });
     return m[1];
 }
 function parseMirror(m) {
@@ -30903,10 +31038,10 @@ function parseMirror(m) {
         u = new URL(mirror);
     }
     catch {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `input "node-mirror": not a URL: "${m}"`, { field: 'node-mirror' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `input "node-mirror": not a URL: "${m}"`, { field: 'node-mirror' });
     }
     if (u.protocol !== 'https:' && u.protocol !== 'http:')
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `input "node-mirror": expected an http(s) URL, got "${m}"`, { field: 'node-mirror' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `input "node-mirror": expected an http(s) URL, got "${m}"`, { field: 'node-mirror' });
     return mirror;
 }
 /** `node --version` of a binary, if it runs here (it may not: an x64 binary on an arm64 runner). */
@@ -30978,12 +31113,13 @@ async function quietly(log, fn) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Cj: () => (/* binding */ fetchManifest),
 /* harmony export */   Q: () => (/* binding */ parseImageRef),
-/* harmony export */   _R: () => (/* binding */ deleteTag),
+/* harmony export */   _M: () => (/* binding */ removeTags),
 /* harmony export */   bu: () => (/* binding */ registryBase),
 /* harmony export */   mz: () => (/* binding */ fetchImageConfig),
+/* harmony export */   z: () => (/* binding */ cacheTag),
 /* harmony export */   zy: () => (/* binding */ registryRequest)
 /* harmony export */ });
-/* unused harmony export registryHeaders */
+/* unused harmony exports registryHeaders, deleteTag, listTags, resolveDigest, planUntag */
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
@@ -30995,7 +31131,7 @@ async function quietly(log, fn) {
 function parseImageRef(ref) {
     const m = /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(ref);
     if (!m)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
     let [, registry, repository] = m;
     if (!registry || (!registry.includes('.') && !registry.includes(':') && registry !== 'localhost')) {
         repository = registry ? `${registry}/${repository}` : repository;
@@ -31021,7 +31157,7 @@ async function registryRequest(method, url, body, headers = {}) {
         return await (0,_util_http__WEBPACK_IMPORTED_MODULE_2__/* .exchange */ .c)(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, body);
     }
     catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `cannot reach the registry: ${method} ${url}: ${e.message}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `cannot reach the registry: ${method} ${url}: ${e.message}`);
     }
 }
 /** Accept every manifest type, and Basic auth when there are credentials. */
@@ -31038,17 +31174,18 @@ async function fetchManifest(ref, auth) {
     const res = await registryRequest('GET', url, undefined, registryHeaders(auth));
     const text = res.body.toString('utf8');
     if (res.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
     try {
         return JSON.parse(text);
     }
     catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry sent a manifest that is not JSON: ${e.message}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a manifest that is not JSON: ${e.message}`);
     }
 }
 /**
  * Delete what a tag points to (the registry API deletes manifests by digest, so every tag of that manifest goes
- * with it). Returns the deleted digest, or undefined when the tag does not exist.
+ * with it: for test images only; removeTags is the one that keeps other tags). Returns the deleted digest, or
+ * undefined when the tag does not exist.
  */
 async function deleteTag(ref, auth) {
     const r = registryBase(ref);
@@ -31058,11 +31195,184 @@ async function deleteTag(ref, auth) {
     if (head.status === 404)
         return undefined;
     if (head.status !== 200 || typeof digest !== 'string')
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${head.status} for ${ref}`);
+        throw new ModelshipError('io', `registry answered ${head.status} for ${ref}`);
     const del = await registryRequest('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
     if (del.status !== 202 && del.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
+        throw new ModelshipError('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
     return digest;
+}
+/**
+ * The image stage's registry cache tag: `buildcache`, the deploy's; a pull request's build (the one tagged pr-<N>)
+ * writes `buildcache-pr-<N>` of its own and only reads `buildcache`, so a preview never moves the deploy's cache, and
+ * the preview's cleanup removes it with pr-<N>.
+ */
+function cacheTag(pr) {
+    return pr === undefined ? 'buildcache' : `buildcache-pr-${pr}`;
+}
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+/** Every tag of a repository: GET /v2/<name>/tags/list, paged (`n`, then the Link header's next page). */
+async function listTags(repo, auth) {
+    const r = registryBase(repo);
+    const headers = { ...registryHeaders(auth), accept: 'application/json' };
+    const tags = [];
+    let url = `${r.base}/tags/list?n=1000`;
+    for (let page = 0; url && page < 1000; page++) {
+        const res = await registryRequest('GET', url, undefined, headers);
+        if (res.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} answered ${res.status}: ${res.body.toString('utf8').trim().slice(0, 200)}`);
+        let body;
+        try {
+            body = JSON.parse(res.body.toString('utf8'));
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} sent no JSON: ${e.message}`);
+        }
+        tags.push(...(body.tags ?? []));
+        const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+        url = next ? new URL(next, url).toString() : undefined;
+    }
+    return [...new Set(tags)];
+}
+/** What a tag resolves to: the manifest digest and media type (HEAD; GET and hash where HEAD gives no digest), and an index's children. */
+async function resolveTag(base, tag, headers) {
+    const url = `${base}/manifests/${tag}`;
+    const head = await registryRequest('HEAD', url, undefined, headers);
+    if (head.status === 404)
+        return undefined;
+    if (head.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `HEAD ${new URL(url).pathname} answered ${head.status}`);
+    let digest = head.headers['docker-content-digest'];
+    const type = String(head.headers['content-type'] ?? '').split(';')[0].trim();
+    if (typeof digest === 'string' && !INDEX_TYPES.has(type))
+        return { digest };
+    const get = await registryRequest('GET', url, undefined, headers);
+    if (get.status === 404)
+        return undefined;
+    if (get.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} answered ${get.status}`);
+    if (typeof digest !== 'string')
+        digest = `sha256:${(0,crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(get.body).digest('hex')}`;
+    let children;
+    try {
+        const m = JSON.parse(get.body.toString('utf8'));
+        if (Array.isArray(m.manifests))
+            children = m.manifests.map((x) => x.digest);
+    }
+    catch {
+        /* not JSON: no children */
+    }
+    return { digest, children };
+}
+/** The manifest digest a reference (registry/repository:tag or @digest) resolves to; undefined when there is none. */
+async function resolveDigest(ref, auth) {
+    const r = registryBase(ref);
+    return (await resolveTag(r.base, r.digest ?? r.tag ?? 'latest', registryHeaders(auth)))?.digest;
+}
+/**
+ * Which manifests the tags to remove point at, and which other tags share each (pure): `ours` maps each tag to remove
+ * that exists to its digest, `theirs` every other tag to its digest (and, for an image index, its children).
+ */
+function planUntag(ours, theirs) {
+    const plans = new Map();
+    for (const [tag, digest] of Object.entries(ours)) {
+        const p = plans.get(digest) ?? { digest, tags: [], others: [] };
+        p.tags.push(tag);
+        plans.set(digest, p);
+    }
+    for (const p of plans.values()) {
+        p.others = Object.entries(theirs)
+            .filter(([tag, t]) => !(tag in ours) && (t.digest === p.digest || (t.children ?? []).includes(p.digest)))
+            .map(([tag]) => tag)
+            .sort();
+    }
+    return [...plans.values()];
+}
+/** Run `fn` over `items`, `width` at a time. */
+async function pool(items, width, fn) {
+    const out = new Array(items.length);
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+        while (next < items.length) {
+            const i = next++;
+            out[i] = await fn(items[i]);
+        }
+    }));
+    return out;
+}
+/**
+ * Remove `tags` of the repository `repo` (registry/repository) and nothing else: a manifest is deleted by digest only
+ * when no other tag points at it (the repository's tags listed and resolved; an image index that lists it counts);
+ * otherwise each tag is deleted alone (DELETE /v2/<name>/manifests/<tag>, the OCI distribution spec's tag deletion)
+ * and the other tags are checked afterwards. A registry that refuses that (distribution 2.x answers 400
+ * DIGEST_INVALID, others 405 UNSUPPORTED) keeps everything: `refused` says why. Tags that do not exist are skipped.
+ * `claim(others, digest)` may say that all the other tags on a manifest are the caller's too (a build's own tags,
+ * told by the manifest's labels): then they go with it.
+ */
+async function removeTags(repo, tags, auth, claim) {
+    const r = registryBase(repo);
+    const headers = registryHeaders(auth);
+    const ours = {};
+    for (const tag of tags) {
+        const t = await resolveTag(r.base, tag, headers);
+        if (t)
+            ours[tag] = t.digest;
+    }
+    if (Object.keys(ours).length === 0)
+        return [];
+    const theirs = {};
+    let unlisted;
+    try {
+        const all = await listTags(repo, auth);
+        // a list without our tags is not the whole list (a registry still catching up, a proxy): nothing to trust
+        const missing = Object.keys(ours).filter((t) => !all.includes(t));
+        if (missing.length)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(r.base).pathname}/tags/list leaves out ${missing.map((t) => `:${t}`).join(', ')}, which exist${missing.length === 1 ? 's' : ''}: the list is not the whole`);
+        const others = all.filter((t) => !(t in ours));
+        const resolved = await pool(others, 8, (t) => resolveTag(r.base, t, headers));
+        others.forEach((t, i) => {
+            if (resolved[i])
+                theirs[t] = resolved[i];
+        });
+    }
+    catch (e) {
+        unlisted = e.message;
+    }
+    const results = [];
+    for (const plan of planUntag(ours, theirs)) {
+        const result = { ...plan, removed: [], ...(unlisted ? { unlisted } : {}) };
+        results.push(result);
+        // every other tag on this very manifest (none through an index) the caller's own: they go with the manifest
+        if (!unlisted && claim && plan.others.length && plan.others.every((t) => theirs[t]?.digest === plan.digest) && (await claim(plan.others, plan.digest).catch(() => false))) {
+            Object.assign(result, { tags: [...plan.tags, ...plan.others], others: [], claimed: plan.others });
+            plan.tags = result.tags;
+            plan.others = [];
+        }
+        if (!unlisted && plan.others.length === 0) {
+            const del = await registryRequest('DELETE', `${r.base}/manifests/${plan.digest}`, undefined, headers);
+            if (del.status === 200 || del.status === 202)
+                Object.assign(result, { how: 'manifest', removed: [...plan.tags] });
+            else
+                result.refused = `HTTP ${del.status} ${del.body.toString().trim().slice(0, 200)}`;
+            continue;
+        }
+        for (const tag of plan.tags) {
+            const url = `${r.base}/manifests/${tag}`;
+            const del = await registryRequest('DELETE', url, undefined, headers);
+            if (del.status !== 200 && del.status !== 202) {
+                result.refused = `DELETE ${new URL(url).pathname} answered ${del.status}: ${del.body.toString().trim().slice(0, 200)}`;
+                break;
+            }
+            result.how = 'tag';
+            result.removed.push(tag);
+        }
+        if (result.removed.length && plan.others.length) {
+            const after = await pool(plan.others, 8, (t) => resolveTag(r.base, t, headers).catch(() => undefined));
+            const lost = plan.others.filter((t, i) => after[i]?.digest !== plan.digest && !(after[i]?.children ?? []).includes(plan.digest));
+            if (lost.length)
+                result.lost = lost;
+        }
+    }
+    return results;
 }
 const GOARCH = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
 /**
@@ -31078,7 +31388,7 @@ async function registryGet(url, accept, auth, token) {
             return await (0,_util_http__WEBPACK_IMPORTED_MODULE_2__/* .exchange */ .c)(u, { method: 'GET', headers, timeout });
         }
         catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `cannot reach the registry: GET ${u}: ${e.message}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `cannot reach the registry: GET ${u}: ${e.message}`);
         }
     };
     const headers = () => {
@@ -31096,7 +31406,7 @@ async function registryGet(url, accept, auth, token) {
         for (const m of challenge.slice(7).matchAll(/([a-zA-Z_]+)="([^"]*)"/g))
             params[m[1].toLowerCase()] = m[2];
         if (!params.realm)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry sent a Bearer challenge without a realm for ${url}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a Bearer challenge without a realm for ${url}`);
         const t = new URL(params.realm);
         if (params.service)
             t.searchParams.set('service', params.service);
@@ -31107,16 +31417,16 @@ async function registryGet(url, accept, auth, token) {
             th.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
         const tr = await get(t.toString(), th);
         if (tr.status !== 200)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry token service answered ${tr.status} for ${t.origin}${t.pathname} (scope ${params.scope ?? '-'})${auth?.username ? '' : '; the image may need registry credentials'}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service answered ${tr.status} for ${t.origin}${t.pathname} (scope ${params.scope ?? '-'})${auth?.username ? '' : '; the image may need registry credentials'}`);
         try {
             const body = JSON.parse(tr.body.toString('utf8'));
             token.value = body.token ?? body.access_token;
         }
         catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry token service sent no JSON: ${e.message}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service sent no JSON: ${e.message}`);
         }
         if (!token.value)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry token service sent no token for ${url}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service sent no token for ${url}`);
         res = await get(url, headers());
     }
     for (let hops = 0; hops < 5 && [301, 302, 303, 307, 308].includes(res.status) && res.headers.location; hops++) {
@@ -31139,35 +31449,35 @@ async function fetchImageConfig(ref, auth, platform = { os: 'linux', architectur
         const res = await registryGet(url, ACCEPT, auth, token);
         const text = res.body.toString('utf8');
         if (res.status !== 200)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
         try {
             return JSON.parse(text);
         }
         catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry sent a manifest that is not JSON (${url}): ${e.message}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a manifest that is not JSON (${url}): ${e.message}`);
         }
     };
     let m = await manifest(r.digest ?? r.tag ?? 'latest');
     if (Array.isArray(m.manifests)) {
         const entry = m.manifests.find((e) => e.platform?.os === platform.os && e.platform?.architecture === platform.architecture);
         if (!entry)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `${ref} has no image for ${platform.os}/${platform.architecture} (it has ${m.manifests.map((e) => `${e.platform?.os}/${e.platform?.architecture}`).join(', ')})`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `${ref} has no image for ${platform.os}/${platform.architecture} (it has ${m.manifests.map((e) => `${e.platform?.os}/${e.platform?.architecture}`).join(', ')})`);
         m = await manifest(entry.digest);
     }
     if (!m.config?.digest)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `the manifest of ${ref} names no config blob (media type ${m.mediaType ?? 'unknown'})`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the manifest of ${ref} names no config blob (media type ${m.mediaType ?? 'unknown'})`);
     const url = `${r.base}/blobs/${m.config.digest}`;
     const res = await registryGet(url, '*/*', auth, token);
     if (res.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `registry answered ${res.status} for ${url}: ${res.body.toString('utf8').slice(0, 300)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${res.body.toString('utf8').slice(0, 300)}`);
     const [alg, hex] = m.config.digest.split(':');
     if (alg === 'sha256' && (0,crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(res.body).digest('hex') !== hex)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `the config blob of ${ref} does not match its digest ${m.config.digest}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the config blob of ${ref} does not match its digest ${m.config.digest}`);
     try {
         return JSON.parse(res.body.toString('utf8'));
     }
     catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `the config blob of ${ref} is not JSON: ${e.message}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the config blob of ${ref} is not JSON: ${e.message}`);
     }
 }
 
@@ -31277,8 +31587,8 @@ async function imageTensorRTVersion(image, env = process.env, creds) {
             vars = await registryImageEnv(image, creds);
         }
         catch (e) {
-            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W)
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `cannot read the image config of ${image}: the local Docker engine does not have it, and the registry API failed: ${e.message}`);
+            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7)
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `cannot read the image config of ${image}: the local Docker engine does not have it, and the registry API failed: ${e.message}`);
             throw e;
         }
     }
@@ -31292,7 +31602,7 @@ function readMetadataFile(file) {
         return JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(metaPath, 'utf8'));
     }
     catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `${metaPath} (the metadata of ${path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}) is not JSON: ${e.message}`, { file: metaPath });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${metaPath} (the metadata of ${path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}) is not JSON: ${e.message}`, { file: metaPath });
     }
 }
 /** Is `file` a TensorRT plan? Its metadata says so (`<file>.json` with format tensorrt), else its extension (.plan, .engine). */
@@ -31313,7 +31623,7 @@ function readPlanMetadata(file) {
     if (!isPlan(file, meta))
         return undefined;
     if (!meta?.tensorrt?.tensorrtVersion) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`, { field: 'model', file });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`, { field: 'model', file });
     }
     return meta;
 }
@@ -31324,7 +31634,7 @@ function readPlanMetadata(file) {
 function refuseModelshipPlan(file) {
     if (!isTensorRTPlan(file))
         return;
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `${file} is a TensorRT plan, which the modelship runtime (ONNX Runtime) cannot load: serve it with runtime: triton (Triton's TensorRT backend), or give the ONNX model (the convert stage's onnx-path, or compile with target onnxruntime)`, { field: 'runtime', file });
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${file} is a TensorRT plan, which the modelship runtime (ONNX Runtime) cannot load: serve it with runtime: triton (Triton's TensorRT backend), or give the ONNX model (the convert stage's onnx-path, or compile with target onnxruntime)`, { field: 'runtime', file });
 }
 /**
  * A plan loads only in the TensorRT that built it: refuse (ModelshipError 'input') a plan whose TensorRT
@@ -31336,13 +31646,13 @@ function refuseModelshipPlan(file) {
 function checkPlanForImage(planMeta, servingImage, servingVersion) {
     const trt = 'tensorrtVersion' in planMeta ? planMeta : planMeta.tensorrt;
     if (!trt?.tensorrtVersion)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'the plan\'s metadata records no TensorRT version (its "tensorrt" block); build it with stage compile (target: tensorrt)', { field: 'model' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'the plan\'s metadata records no TensorRT version (its "tensorrt" block); build it with stage compile (target: tensorrt)', { field: 'model' });
     const built = `TensorRT ${trt.tensorrtVersion}${trt.tensorrtImage ? ` in ${trt.tensorrtImage}` : ''}`;
     if (!servingVersion) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `the serving image ${servingImage} declares no TensorRT version (looked for ${TENSORRT_ENV_VARS.join(', ')} in its config's environment), so nothing shows it can load the TensorRT plan built by ${built}. Use NVIDIA's Triton image (nvcr.io/nvidia/tritonserver:<release>-py3) or a mirror of it`, { field: 'triton-image' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `the serving image ${servingImage} declares no TensorRT version (looked for ${TENSORRT_ENV_VARS.join(', ')} in its config's environment), so nothing shows it can load the TensorRT plan built by ${built}. Use NVIDIA's Triton image (nvcr.io/nvidia/tritonserver:<release>-py3) or a mirror of it`, { field: 'triton-image' });
     }
     if ((0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(trt.tensorrtVersion) !== (0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(servingVersion)) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `refusing the TensorRT plan: ${built} built it, but the serving image ${servingImage} has TensorRT ${servingVersion}; a plan loads only in the TensorRT (major.minor.patch) that built it. Compile again with a tensorrt-image of the serving image's release (the same triton-release), or serve with the Triton image ${trt.tritonImage && trt.tritonImage !== servingImage ? `it was built for (${trt.tritonImage})` : `of TensorRT ${(0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(trt.tensorrtVersion)}`}`, { field: 'triton-image' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `refusing the TensorRT plan: ${built} built it, but the serving image ${servingImage} has TensorRT ${servingVersion}; a plan loads only in the TensorRT (major.minor.patch) that built it. Compile again with a tensorrt-image of the serving image's release (the same triton-release), or serve with the Triton image ${trt.tritonImage && trt.tritonImage !== servingImage ? `it was built for (${trt.tritonImage})` : `of TensorRT ${(0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(trt.tensorrtVersion)}`}`, { field: 'triton-image' });
     }
     return trt;
 }
@@ -31618,7 +31928,7 @@ const serverDrainDelay = (s) => (s.drainDelayS > 0 && s.runtime !== 'triton' ? S
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 function validateSpec(s) {
     const bad = (field, why) => {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('input', `input "${field}": ${why}`, { field });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `input "${field}": ${why}`, { field });
     };
     if (!NAME.test(s.app) || s.app.length > 50)
         bad('app', `must be a DNS label of at most 50 characters (it names the Deployment and its -canary twin), got "${s.app}"`);
@@ -31755,7 +32065,7 @@ function pullSecret(s, registry, username, password) {
 /** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */
 function canaryReplicas(replicas, percent) {
     if (!Number.isFinite(percent) || percent < 1 || percent > 100) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('input', `input "canary-percent": must be between 1 and 100, got ${percent}`, { field: 'canary-percent' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `input "canary-percent": must be between 1 and 100, got ${percent}`, { field: 'canary-percent' });
     }
     return Math.max(1, Math.ceil((replicas * percent) / 100));
 }
@@ -31886,7 +32196,7 @@ async function runStage(cfg, log) {
             return (__nccwpck_require__(38697)/* .runSmoke */ .Lw)(cfg.smoke, log);
         case 'rollout':
             // loaded on use: @kubernetes/client-node is large and ESM-only
-            return (await Promise.all(/* import() */[__nccwpck_require__.e(853), __nccwpck_require__.e(291), __nccwpck_require__.e(472)]).then(__nccwpck_require__.bind(__nccwpck_require__, 12472))).runRollout(cfg.rollout, log);
+            return (await Promise.all(/* import() */[__nccwpck_require__.e(482), __nccwpck_require__.e(291), __nccwpck_require__.e(472), __nccwpck_require__.e(158)]).then(__nccwpck_require__.bind(__nccwpck_require__, 12472))).runRollout(cfg.rollout, log);
         case 'preview':
             return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runPreview(cfg.preview, log);
         case 'cleanup':
@@ -32055,7 +32365,7 @@ function parseKey(text, source) {
             key = b;
     }
     if (!key)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `the model key from ${source} is not 32 bytes (64 hex digits or base64)`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `the model key from ${source} is not 32 bytes (64 hex digits or base64)`);
     return key;
 }
 /** The key from `envName` or, when that is unset, from the file `keyFile`. */
@@ -32074,7 +32384,7 @@ function encryptModel(plain, key) {
 }
 function decryptModel(bytes, key, file) {
     if (!key)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
     const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
     const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);
@@ -32084,7 +32394,7 @@ function decryptModel(bytes, key, file) {
         return Buffer.concat([d.update(b.subarray(MAGIC.length + 28)), d.final()]);
     }
     catch {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', 'cannot decrypt the model: wrong key or corrupted file (AES-256-GCM authentication failed)', { file });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'cannot decrypt the model: wrong key or corrupted file (AES-256-GCM authentication failed)', { file });
     }
 }
 
@@ -33167,7 +33477,7 @@ async function startServer(opts) {
         bytes = (0,serve_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
     const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
     if (sig.inputs.length === 0)
-        throw new util_errors/* ModelshipError */.W('input', 'the model has no inputs', { file: opts.modelPath });
+        throw new util_errors/* ModelshipError */.W7('input', 'the model has no inputs', { file: opts.modelPath });
     // onnxruntime's own default sizes its pool from the host, not from the container's quota (on a 2-vCPU VM it
     // ran GoogLeNet at 1.6x the latency of an explicit 2), so the thread count is always set
     const budget = cpuBudget();
@@ -33175,7 +33485,7 @@ async function startServer(opts) {
     const mem = memoryLimit();
     const inflightLimit = opts.maxInflightBytes > 0 ? opts.maxInflightBytes : defaultInflightBytes(mem, opts.maxBodyBytes);
     if (inflightLimit < opts.maxBodyBytes)
-        throw new util_errors/* ModelshipError */.W('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
+        throw new util_errors/* ModelshipError */.W7('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
     // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
     let crashed;
     const engine = await serve_threads/* InferenceThread */.qg.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), (e) => crashed?.(e));
@@ -33643,7 +33953,7 @@ async function startServer(opts) {
     }
     catch (e) {
         await Promise.all([engine.release(), decoders.stop()]);
-        throw new util_errors/* ModelshipError */.W('io', `cannot listen for metrics on ${opts.host}:${opts.metricsPort}: ${e.message}`, { field: 'metrics-port' });
+        throw new util_errors/* ModelshipError */.W7('io', `cannot listen for metrics on ${opts.host}:${opts.metricsPort}: ${e.message}`, { field: 'metrics-port' });
     }
     let port;
     try {
@@ -33652,7 +33962,7 @@ async function startServer(opts) {
     catch (e) {
         metricsServer?.close();
         await Promise.all([engine.release(), decoders.stop()]);
-        throw new util_errors/* ModelshipError */.W('io', `cannot listen on ${opts.host}:${opts.port}: ${e.message}`, { field: 'port' });
+        throw new util_errors/* ModelshipError */.W7('io', `cannot listen on ${opts.host}:${opts.port}: ${e.message}`, { field: 'port' });
     }
     opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`);
     return {
@@ -33728,21 +34038,21 @@ function serveOptions(argv, env, log) {
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (!a.startsWith('--'))
-            throw new util_errors/* ModelshipError */.W('input', `unexpected argument "${a}"`);
+            throw new util_errors/* ModelshipError */.W7('input', `unexpected argument "${a}"`);
         const eq = a.indexOf('=');
         if (eq > 0)
             flags.set(a.slice(2, eq), a.slice(eq + 1));
         else {
             const v = argv[++i];
             if (v === undefined)
-                throw new util_errors/* ModelshipError */.W('input', `flag ${a} needs a value`);
+                throw new util_errors/* ModelshipError */.W7('input', `flag ${a} needs a value`);
             flags.set(a.slice(2), v);
         }
     }
     const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels', 'metrics-port', 'max-body-bytes', 'max-inflight-bytes', 'header-timeout', 'body-timeout', 'auth-failure-limit', 'decode-threads', 'detection-threshold']);
     for (const k of flags.keys())
         if (!known.has(k))
-            throw new util_errors/* ModelshipError */.W('input', `unknown serve flag --${k}`, { field: k });
+            throw new util_errors/* ModelshipError */.W7('input', `unknown serve flag --${k}`, { field: k });
     const get = (flag, envName) => flags.get(flag) ?? (env[envName] || undefined);
     const int = (flag, envName, dflt, min) => {
         const v = get(flag, envName);
@@ -33750,7 +34060,7 @@ function serveOptions(argv, env, log) {
             return dflt;
         const n = Number(v);
         if (!Number.isInteger(n) || n < min)
-            throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
+            throw new util_errors/* ModelshipError */.W7('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
         return n;
     };
     const bool = (flag, envName, dflt) => {
@@ -33761,7 +34071,7 @@ function serveOptions(argv, env, log) {
             return true;
         if (/^(false|0|no|off)$/i.test(v))
             return false;
-        throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be true or false, got "${v}"`, { field: flag });
+        throw new util_errors/* ModelshipError */.W7('input', `--${flag} / ${envName} must be true or false, got "${v}"`, { field: flag });
     };
     const bytes = (flag, envName, dflt) => {
         const v = get(flag, envName);
@@ -33769,14 +34079,14 @@ function serveOptions(argv, env, log) {
             return dflt;
         const n = parseBytes(v);
         if (n === undefined)
-            throw new util_errors/* ModelshipError */.W('input', `--${flag} / ${envName} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flag });
+            throw new util_errors/* ModelshipError */.W7('input', `--${flag} / ${envName} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flag });
         return n;
     };
     const metricsPortRaw = get('metrics-port', 'MODELSHIP_METRICS_PORT') ?? String(DEFAULT_METRICS_PORT);
     const metricsPort = /^(off|none|false)$/i.test(metricsPortRaw) ? undefined : int('metrics-port', 'MODELSHIP_METRICS_PORT', DEFAULT_METRICS_PORT, 0);
     const modelPath = get('model', 'MODELSHIP_MODEL');
     if (!modelPath)
-        throw new util_errors/* ModelshipError */.W('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
+        throw new util_errors/* ModelshipError */.W7('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
     const provider = (0,serve_provider/* parseProvider */.te)(get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
     let apiKey = env.MODELSHIP_API_KEY || undefined;
     if (!apiKey && env.MODELSHIP_API_KEY_FILE)
@@ -33787,14 +34097,14 @@ function serveOptions(argv, env, log) {
             preprocess = (0,serve_image/* parsePreprocess */._3)(env.MODELSHIP_PREPROCESS, preprocess);
         }
         catch (e) {
-            throw new util_errors/* ModelshipError */.W('input', `MODELSHIP_PREPROCESS: ${e.message}`);
+            throw new util_errors/* ModelshipError */.W7('input', `MODELSHIP_PREPROCESS: ${e.message}`);
         }
     }
     const labelsFile = get('labels', 'MODELSHIP_LABELS');
     const thresholdRaw = get('detection-threshold', 'MODELSHIP_DETECTION_THRESHOLD');
     const detectionThreshold = thresholdRaw === undefined ? DEFAULT_SERVE.detectionThreshold : Number(thresholdRaw);
     if (thresholdRaw !== undefined && (thresholdRaw.trim() === '' || !(detectionThreshold >= 0 && detectionThreshold <= 1))) {
-        throw new util_errors/* ModelshipError */.W('input', `--detection-threshold / MODELSHIP_DETECTION_THRESHOLD must be a number from 0 to 1, got "${thresholdRaw}"`, { field: 'detection-threshold' });
+        throw new util_errors/* ModelshipError */.W7('input', `--detection-threshold / MODELSHIP_DETECTION_THRESHOLD must be a number from 0 to 1, got "${thresholdRaw}"`, { field: 'detection-threshold' });
     }
     return {
         ...DEFAULT_SERVE,
@@ -33958,7 +34268,7 @@ const PROVIDER_CHOICES = ['cpu', 'cuda', 'cuda,cpu'];
 function parseProvider(raw, field = 'provider') {
     const v = raw.trim().toLowerCase().replace(/\s+/g, '');
     if (!PROVIDER_CHOICES.includes(v)) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `--provider / MODELSHIP_PROVIDER must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `--provider / MODELSHIP_PROVIDER must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
     }
     return { requested: v, wanted: v === 'cpu' ? 'cpu' : 'cuda', fallback: v === 'cuda,cpu' };
 }
@@ -33977,7 +34287,7 @@ async function createSession(ort, bytes, options, req) {
     catch (e) {
         const cause = diagnoseCudaFailure(e.message, (0,_util_ort__WEBPACK_IMPORTED_MODULE_5__/* .ortLibDir */ .qx)());
         if (!req.fallback)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `the CUDA execution provider cannot be created: ${cause} (MODELSHIP_PROVIDER=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the CUDA execution provider cannot be created: ${cause} (MODELSHIP_PROVIDER=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
         return { session: await ort.InferenceSession.create(bytes, options(['cpu'])), provider: 'cpu', fallbackReason: cause };
     }
 }
@@ -34264,7 +34574,7 @@ __nccwpck_require__.r(__webpack_exports__);
 function toWire(e) {
     if (e instanceof _kserve__WEBPACK_IMPORTED_MODULE_6__/* .ProtocolError */ .bd)
         return { kind: 'protocol', status: e.status, message: e.message };
-    if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_8__/* .ModelshipError */ .W)
+    if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_8__/* .ModelshipError */ .W7)
         return { kind: 'modelship', code: e.code, message: e.message, location: e.location };
     const err = e instanceof Error ? e : new Error(String(e));
     return { kind: 'error', message: err.message, stack: err.stack };
@@ -34274,7 +34584,7 @@ function fromWire(w) {
         return new _kserve__WEBPACK_IMPORTED_MODULE_6__/* .ProtocolError */ .bd(w.status, w.message);
     if (w.kind === 'modelship') {
         // the message already carries the location prefix: rebuild without formatting it twice
-        const e = new _util_errors__WEBPACK_IMPORTED_MODULE_8__/* .ModelshipError */ .W(w.code, '', w.location);
+        const e = new _util_errors__WEBPACK_IMPORTED_MODULE_8__/* .ModelshipError */ .W7(w.code, '', w.location);
         e.message = w.message;
         return e;
     }
@@ -34863,11 +35173,11 @@ async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
 async function checkParity(conv, dir, opts) {
     const tol = opts.tolerance ?? _compare__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6;
     if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(dir) || !fs__WEBPACK_IMPORTED_MODULE_0__.statSync(dir).isDirectory()) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', 'reference directory not found', { file: dir, field: 'reference' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', 'reference directory not found', { file: dir, field: 'reference' });
     }
     const batches = (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .referenceBatches */ .WN)(dir);
     if (batches.length === 0)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
     const single = conv.inputs.length === 1;
     const checks = [];
     const detections = [];
@@ -34879,7 +35189,7 @@ async function checkParity(conv, dir, opts) {
             const arr = (0,_util_npy__WEBPACK_IMPORTED_MODULE_5__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(dir, batch, inp.name, single));
             const want = [batch, ...inp.shape.slice(1)];
             if (arr.shape.join() !== want.join()) {
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
             }
             feeds[inp.name] = arr;
         }
@@ -34888,7 +35198,7 @@ async function checkParity(conv, dir, opts) {
         for (const out of conv.outputs) {
             const refFile = (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .outputFile */ .i9)(dir, batch, out.name);
             if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `reference output ${path__WEBPACK_IMPORTED_MODULE_1__.basename(refFile)} not found`, { file: dir });
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `reference output ${path__WEBPACK_IMPORTED_MODULE_1__.basename(refFile)} not found`, { file: dir });
             const got = result.outputs[out.name];
             const ref = (0,_util_npy__WEBPACK_IMPORTED_MODULE_5__/* .readNpy */ .e5)(refFile);
             if (detectionNames.has(out.name) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(ref.shape) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(got.shape))
@@ -34911,7 +35221,7 @@ async function checkParity(conv, dir, opts) {
     };
     if (opts.perLayer) {
         if (!('versions' in conv))
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
         report.perLayer = await checkLayers(conv, dir, tol, single);
         report.verdict = verdictOf(endToEnd, report.perLayer.firstDivergence ? 'fail' : 'pass', report.perLayer.firstDivergence?.layer);
         if (report.perLayer.firstDivergence)
@@ -34935,7 +35245,7 @@ async function checkLayers(conv, dir, tol, single) {
     const batch = 1;
     const blobDir = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `blobs_b${batch}`);
     if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(blobDir))
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `--per-layer needs the intermediate blobs in ${path__WEBPACK_IMPORTED_MODULE_1__.basename(blobDir)}/`, { file: dir });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `--per-layer needs the intermediate blobs in ${path__WEBPACK_IMPORTED_MODULE_1__.basename(blobDir)}/`, { file: dir });
     // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
     const blobFiles = new Map();
     const statsAfterLayer = new Map(); // key: layer + '\0' + blob
@@ -34950,7 +35260,7 @@ async function checkLayers(conv, dir, tol, single) {
                     statsAfterLayer.set(`${l.name}\0${blob}`, s);
         }
         catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
         }
     }
     const inputs = {};
@@ -35165,7 +35475,7 @@ function inputFile(dir, batch, name, single) {
     const plain = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `input_b${batch}.npy`);
     if (single && fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(plain))
         return plain;
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `reference input for "${name}" at batch ${batch} not found (expected ${path__WEBPACK_IMPORTED_MODULE_1__.basename(named)}${single ? ` or ${path__WEBPACK_IMPORTED_MODULE_1__.basename(plain)}` : ''})`, { file: dir });
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `reference input for "${name}" at batch ${batch} not found (expected ${path__WEBPACK_IMPORTED_MODULE_1__.basename(named)}${single ? ` or ${path__WEBPACK_IMPORTED_MODULE_1__.basename(plain)}` : ''})`, { file: dir });
 }
 /** Caffe's output `name` at `batch`: output_b<N>__<name>.npy in `dir`. */
 function outputFile(dir, batch, name) {
@@ -35422,7 +35732,7 @@ function latencyChart(p) {
  */
 async function runSmoke(cfg, log, env = process.env) {
     if (!/@sha256:[0-9a-f]{64}$/.test(cfg.image) && !cfg.allowTag) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
     }
     if (cfg.reference)
         (0,_shared_reference__WEBPACK_IMPORTED_MODULE_5__/* .referenceBatches */ .WN)(cfg.reference); // fails early on a missing directory
@@ -35457,15 +35767,15 @@ async function runSmoke(cfg, log, env = process.env) {
             const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry;
             const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
             const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
         }
         const run = await docker(plan.run);
         if (run.code !== 0)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
         const port = (await docker(['port', name, `${_shared_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
         if (!port)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', 'the container published no port');
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', 'the container published no port');
         const base = `http://127.0.0.1:${port}`;
         log.info(`container ${name} serving on ${base}`);
         const t = (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .httpTransport */ .k6)(base);
@@ -35475,7 +35785,7 @@ async function runSmoke(cfg, log, env = process.env) {
         while (Date.now() - t0 < cfg.readyTimeoutS * 1000) {
             const state = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
             if (state !== 'true')
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', 'the container exited before it became ready');
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', 'the container exited before it became ready');
             try {
                 if ((await t(`/v2/health/ready`, { timeoutMs: 2000 })).status === 200) {
                     ready = true;
@@ -35488,7 +35798,7 @@ async function runSmoke(cfg, log, env = process.env) {
             await new Promise((r) => setTimeout(r, 250));
         }
         if (!ready)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
         const readyMs = Date.now() - t0;
         log.info(`ready after ${readyMs} ms`);
         // what answers: the runtime decides what else may be asked (only what that server defines)
@@ -35497,7 +35807,7 @@ async function runSmoke(cfg, log, env = process.env) {
             server = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .detectServer */ .R2)(t, auth);
         }
         catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', e.message);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', e.message);
         }
         log.info(`the server is ${server.name} ${server.version}`);
         if (server.runtime !== cfg.runtime)
@@ -35505,7 +35815,7 @@ async function runSmoke(cfg, log, env = process.env) {
         const mr = await t(`/v2/models/${cfg.modelName}`, { headers: auth });
         const meta = JSON.parse(mr.body.toString() || '{}');
         if (mr.status !== 200 || !meta.inputs)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
         const placement = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .modelPlacement */ .xy)(t, server, cfg.modelName, auth);
         if (cfg.gpu) {
             const g = await docker(plan.gpuQuery);
@@ -35568,7 +35878,7 @@ async function runSmoke(cfg, log, env = process.env) {
         }
     }
     catch (e) {
-        failures.push(e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W ? e.message : `unexpected error: ${e.message}`);
+        failures.push(e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7 ? e.message : `unexpected error: ${e.message}`);
     }
     finally {
         let logTail = '';
@@ -35714,7 +36024,7 @@ function parseTarget(t) {
         return { kind: 'dir', path: t.slice(4) };
     if (t.startsWith('oci:'))
         return { kind: 'oci', ref: t.slice(4) };
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `a store location is dir:<path> or oci:<registry>/<repository>[:tag|@digest], got "${t}"`);
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `a store location is dir:<path> or oci:<registry>/<repository>[:tag|@digest], got "${t}"`);
 }
 // --- OCI image layout directory ---------------------------------------------------------------------------
 function blobPath(dir, digest) {
@@ -35730,10 +36040,10 @@ function putBlob(dir, data) {
 function getBlob(dir, digest) {
     const p = blobPath(dir, digest);
     if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(p))
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `blob ${digest} is not in the store`, { file: dir });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `blob ${digest} is not in the store`, { file: dir });
     const data = fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(p);
     if (digestOf(data) !== digest)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('binary', `blob ${digest} is corrupted: its content hashes to ${digestOf(data)}`, { file: p });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('binary', `blob ${digest} is corrupted: its content hashes to ${digestOf(data)}`, { file: p });
     return data;
 }
 // --- registry (distribution HTTP API) --------------------------------------------------------------------------
@@ -35743,19 +36053,19 @@ async function uploadBlob(base, data, mediaType) {
         return; // already there: content addressing
     const start = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('POST', `${base}/blobs/uploads/`);
     if (start.status !== 202 || !start.headers.location)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
     const loc = new URL(start.headers.location, base);
     loc.searchParams.set('digest', d);
     const put = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
     if (put.status !== 201)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
 }
 async function downloadBlob(base, digest) {
     const r = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('GET', `${base}/blobs/${digest}`);
     if (r.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry has no blob ${digest}: HTTP ${r.status}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry has no blob ${digest}: HTTP ${r.status}`);
     if (digestOf(r.body) !== digest)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('binary', `blob ${digest} from the registry hashes to ${digestOf(r.body)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('binary', `blob ${digest} from the registry hashes to ${digestOf(r.body)}`);
     return r.body;
 }
 // --- push / pull -------------------------------------------------------------------------------------------
@@ -35784,7 +36094,7 @@ async function storePush(artifactFile, to, opts = {}) {
     await uploadBlob(reg.base, config, CONFIG_TYPE);
     const put = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
     if (put.status !== 201)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
     const ref = (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .parseImageRef */ .Q)(t.ref);
     return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `oci:${ref.registry}/${ref.repository}@${manifestDigest}` };
 }
@@ -35797,7 +36107,7 @@ async function storePull(from, out) {
     if (t.kind === 'dir') {
         const at = t.path.lastIndexOf('@sha256:');
         if (at < 0)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `pull needs a digest: dir:<path>@sha256:<manifest digest>, got "${from}"`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `pull needs a digest: dir:<path>@sha256:<manifest digest>, got "${from}"`);
         const dir = t.path.slice(0, at);
         manifestDigest = t.path.slice(at + 1);
         manifest = getBlob(dir, manifestDigest);
@@ -35806,19 +36116,19 @@ async function storePull(from, out) {
     else {
         const reg = (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryBase */ .bu)(t.ref);
         if (!reg.digest)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
         manifestDigest = reg.digest;
         const r = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
         if (r.status !== 200)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
         if (digestOf(r.body) !== reg.digest)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('binary', `the manifest from the registry hashes to ${digestOf(r.body)}, not ${reg.digest}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('binary', `the manifest from the registry hashes to ${digestOf(r.body)}, not ${reg.digest}`);
         manifest = r.body;
         blob = (d) => downloadBlob(reg.base, d);
     }
     const m = JSON.parse(manifest.toString('utf8'));
     if (m.artifactType !== ARTIFACT_TYPE || m.layers?.length !== 1)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
     const data = await blob(m.layers[0].digest);
     (0,_util_fsx__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)(out, data);
     return { manifestDigest, artifactDigest: m.layers[0].digest, size: data.length, location: from };
@@ -35880,7 +36190,7 @@ async function openRegistrySession(registry, username, password, env = process.e
     if (!username)
         return { env, close: () => undefined };
     if (!password)
-        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
     const user = userDockerConfig(env);
     const dir = fs__WEBPACK_IMPORTED_MODULE_0__.mkdtempSync(path__WEBPACK_IMPORTED_MODULE_2__.join(env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir(), 'modelship-docker-config-'));
     const close = () => fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(dir, { recursive: true, force: true });
@@ -35894,7 +36204,7 @@ async function openRegistrySession(registry, username, password, env = process.e
         const sessionEnv = { ...env, DOCKER_CONFIG: dir };
         const login = await (0,_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', ['login', registry, '--username', username, '--password-stdin'], { input: password, env: sessionEnv });
         if (login.code !== 0)
-            throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `docker login ${registry} failed: ${login.stderr.split(password).join('***').trim()}`);
+            throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker login ${registry} failed: ${login.stderr.split(password).join('***').trim()}`);
         return { env: sessionEnv, close };
     }
     catch (e) {
@@ -35934,7 +36244,7 @@ const DT_RUNPATH = 29;
 function readElf(bytes, what) {
     const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const bad = (m) => {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('binary', `${what}: not a usable ELF file: ${m}`, { file: what });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('binary', `${what}: not a usable ELF file: ${m}`, { file: what });
     };
     if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46)
         bad('no ELF magic');
@@ -36011,7 +36321,7 @@ function readElfFile(file) {
         bytes = fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(file);
     }
     catch (e) {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', `cannot read ${file}: ${e.message}`, { file });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `cannot read ${file}: ${e.message}`, { file });
     }
     return readElf(bytes, file);
 }
@@ -36032,8 +36342,9 @@ function libcOf(info) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   W: () => (/* binding */ ModelshipError),
-/* harmony export */   y: () => (/* binding */ isModelshipError)
+/* harmony export */   Qf: () => (/* binding */ externalFailure),
+/* harmony export */   W7: () => (/* binding */ ModelshipError),
+/* harmony export */   yh: () => (/* binding */ isModelshipError)
 /* harmony export */ });
 class ModelshipError extends Error {
     code;
@@ -36061,6 +36372,72 @@ class ModelshipError extends Error {
 }
 function isModelshipError(e) {
     return e instanceof ModelshipError;
+}
+/** Error codes of a connection that failed (Node's net/dns/tls, undici's): the other end, not modelship. */
+const NETWORK_CODES = new Set([
+    'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EPIPE',
+    'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
+    'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+/** The first error in `e`'s cause chain (and an AggregateError's errors) with a network error code. */
+function networkCause(e, depth = 0) {
+    if (!e || typeof e !== 'object' || depth > 6)
+        return undefined;
+    const x = e;
+    if (typeof x.code === 'string' && NETWORK_CODES.has(x.code))
+        return x;
+    if (Array.isArray(x.errors))
+        for (const inner of x.errors) {
+            const found = networkCause(inner, depth + 1);
+            if (found)
+                return found;
+        }
+    return networkCause(x.cause, depth + 1);
+}
+/** A network error in one line: its message, else (Node's AggregateError has none) its first attempt's, or its code and address. */
+function networkDetail(n) {
+    if (typeof n.message === 'string' && n.message)
+        return n.message;
+    const first = Array.isArray(n.errors) ? n.errors[0] : undefined;
+    if (first && typeof first.message === 'string' && first.message)
+        return first.message;
+    const where = typeof n.hostname === 'string' ? n.hostname : typeof n.address === 'string' ? `${n.address}${n.port !== undefined ? `:${String(n.port)}` : ''}` : '';
+    return `${n.code}${where ? ` ${where}` : ''}`;
+}
+/**
+ * Whether `e` is another system's failure, and which: an octokit RequestError (`name` HttpError, with the request;
+ * answered with a status, or no answer at all, which octokit also reports as 500 but without a response) is the
+ * GitHub API's; an error whose cause chain carries a network error code (ENOTFOUND, ECONNREFUSED, ...) is the
+ * network's. A ModelshipError or anything else is undefined: modelship's own (a ModelshipError names its place).
+ */
+function externalFailure(e) {
+    if (!e || typeof e !== 'object' || e instanceof ModelshipError)
+        return undefined;
+    const x = e;
+    if (x.name === 'HttpError' && typeof x.status === 'number' && x.request && typeof x.request.url === 'string') {
+        let path = x.request.url;
+        try {
+            path = new URL(path).pathname;
+        }
+        catch {
+            /* keep it whole */
+        }
+        const call = `${typeof x.request.method === 'string' ? x.request.method : 'GET'} ${path}`;
+        const text = (typeof x.message === 'string' ? x.message : '').replace(/ - https?:\/\/\S+/, '').trim();
+        if (x.response) {
+            const detail = text || `HTTP ${x.status}`;
+            return { system: 'GitHub API', call, status: x.status, detail, message: `GitHub API: ${call} answered ${x.status}: ${detail}` };
+        }
+        const n = networkCause(x.cause);
+        const detail = n ? networkDetail(n) : text || 'no answer';
+        return { system: 'GitHub API', call, detail, message: `GitHub API: ${call} failed: ${detail}` };
+    }
+    const n = networkCause(e);
+    if (n) {
+        const detail = networkDetail(n);
+        return { system: 'network', detail, message: `network: ${detail}` };
+    }
+    return undefined;
 }
 
 
@@ -36112,7 +36489,7 @@ function writeFileAtomic(file, data) {
         catch {
             // nothing was created (the directory is not one): the write's own error says why
         }
-        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('io', `cannot write ${file}: ${e.message}`, { file });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `cannot write ${file}: ${e.message}`, { file });
     }
 }
 /** Read a whole file, turning ENOENT and friends into a ModelshipError naming the input. */
@@ -36120,15 +36497,15 @@ function readFileChecked(file, what) {
     try {
         const st = fs__WEBPACK_IMPORTED_MODULE_0__.statSync(file);
         if (st.isDirectory())
-            throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `${what} is a directory, expected a file`, { file });
+            throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `${what} is a directory, expected a file`, { file });
         return fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(file);
     }
     catch (e) {
-        if (e instanceof _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W)
+        if (e instanceof _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7)
             throw e;
         const err = e;
         const why = err.code === 'ENOENT' ? 'no such file' : err.message;
-        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W('input', `cannot read ${what}: ${why}`, { file });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `cannot read ${what}: ${why}`, { file });
     }
 }
 function sha256(data) {
@@ -36196,7 +36573,7 @@ function readNpy(file) {
 }
 function parseNpy(buf, file) {
     const fail = (why) => {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W('binary', `not a readable .npy file: ${why}`, { file });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('binary', `not a readable .npy file: ${why}`, { file });
     };
     if (buf.length < 10 || buf[0] !== 0x93 || String.fromCharCode(...buf.subarray(1, 6)) !== 'NUMPY')
         fail('bad magic');
@@ -36293,10 +36670,10 @@ function onnxInfo(model, file = 'model.onnx') {
         m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
     }
     catch (e) {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('binary', `not an ONNX model: ${e.message}`, { file });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('binary', `not an ONNX model: ${e.message}`, { file });
     }
     if (!m.graph)
-        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('binary', 'not an ONNX model (no graph)', { file });
+        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('binary', 'not an ONNX model (no graph)', { file });
     const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
     const sig = (v) => {
         const s = { name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) };
@@ -36361,7 +36738,7 @@ async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
         session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: optimization });
     }
     catch (e) {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('graph', `onnxruntime rejected the converted model: ${e.message}`);
+        throw new _errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('graph', `onnxruntime rejected the converted model: ${e.message}`);
     }
     try {
         const inputs = {};
@@ -36377,7 +36754,7 @@ async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
         return { outputs, runtime: `onnxruntime-node ${ort.env.versions.node} (cpu, graph optimization ${optimization})` };
     }
     catch (e) {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W('graph', `onnxruntime failed to run the converted model: ${e.message}`);
+        throw new _errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('graph', `onnxruntime failed to run the converted model: ${e.message}`);
     }
     finally {
         await session.release();
@@ -36422,7 +36799,7 @@ function runProcess(cmd, args, opts = {}) {
             stderr += c.toString();
             lines(c.toString());
         });
-        child.on('error', (e) => reject(new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W('io', e.code === 'ENOENT' ? `${cmd} is not installed or not on PATH` : `cannot run ${cmd}: ${e.message}`)));
+        child.on('error', (e) => reject(new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', e.code === 'ENOENT' ? `${cmd} is not installed or not on PATH` : `cannot run ${cmd}: ${e.message}`)));
         child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
         if (opts.input !== undefined)
             child.stdin.end(opts.input);
@@ -36500,7 +36877,7 @@ function ensureToolCacheEnv(env = process.env) {
                 fs__WEBPACK_IMPORTED_MODULE_1__.mkdirSync(dflt, { recursive: true });
             }
             catch (e) {
-                throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W('io', `cannot create the download cache ${dflt} (set ${name} to a writable directory): ${e.message}`, { file: dflt });
+                throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `cannot create the download cache ${dflt} (set ${name} to a writable directory): ${e.message}`, { file: dflt });
             }
             env[name] = dflt;
         }
@@ -36538,10 +36915,10 @@ async function hashFile(file) {
  */
 function checkDigests(actual, expected, where, what) {
     if (expected.sha256 && expected.sha256.toLowerCase() !== actual.sha256) {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W('io', `checksum mismatch for ${what} ${where}: expected sha256 ${expected.sha256.toLowerCase()}, got ${actual.sha256}`);
+        throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `checksum mismatch for ${what} ${where}: expected sha256 ${expected.sha256.toLowerCase()}, got ${actual.sha256}`);
     }
     if (expected.sha512Base64 && !Buffer.from(expected.sha512Base64, 'base64').equals(Buffer.from(actual.sha512, 'base64'))) {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W('io', `checksum mismatch for ${what} ${where}: expected sha512 ${expected.sha512Base64}, got ${actual.sha512}`);
+        throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `checksum mismatch for ${what} ${where}: expected sha512 ${expected.sha512Base64}, got ${actual.sha512}`);
     }
 }
 /**
@@ -36587,7 +36964,7 @@ async function download(url, what) {
     catch (e) {
         const status = e.httpStatusCode;
         const why = status ? `HTTP ${status}` : e.message;
-        throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W('io', `cannot download ${what} from ${shownUrl(url)}: ${why}`);
+        throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `cannot download ${what} from ${shownUrl(url)}: ${why}`);
     }
 }
 /**
@@ -36626,7 +37003,7 @@ async function cacheDir(dir, tool, version, arch) {
         return await quietDebug(() => tc.cacheDir(dir, tool, version, arch));
     }
     catch (e) {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W('io', `cannot store ${tool} ${version} in the tool cache ${process.env.RUNNER_TOOL_CACHE}: ${e.message}`);
+        throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `cannot store ${tool} ${version} in the tool cache ${process.env.RUNNER_TOOL_CACHE}: ${e.message}`);
     }
 }
 
@@ -36869,6 +37246,14 @@ module.exports = require("node:perf_hooks");
 
 /***/ }),
 
+/***/ 1708:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:process");
+
+/***/ }),
+
 /***/ 41792:
 /***/ ((module) => {
 
@@ -36890,6 +37275,14 @@ module.exports = require("node:readline");
 
 "use strict";
 module.exports = require("node:stream");
+
+/***/ }),
+
+/***/ 37830:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:stream/web");
 
 /***/ }),
 
@@ -36970,14 +37363,6 @@ module.exports = require("perf_hooks");
 
 "use strict";
 module.exports = require("process");
-
-/***/ }),
-
-/***/ 24876:
-/***/ ((module) => {
-
-"use strict";
-module.exports = require("punycode");
 
 /***/ }),
 
