@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import { actionCheckout, callerFromTemplate, callerRepo, lenetFiles, LENET_WITH, LAB_ROLLOUT_WITH, runAct, standIns, requireAct } from '../test/helpers/act';
 import { releaseMirror } from '../test/helpers/node-release';
 import { DEFAULT_NODE_VERSION } from '../src/image/node';
@@ -45,10 +45,14 @@ async function main(): Promise<void> {
     return r.seconds;
   };
   // the same inputs in one process: modelship pipeline (convert → compile → image → smoke → rollout)
-  const pipeline = () => {
+  // (spawned, not spawnSync: the Node.js mirror answers from this process's event loop)
+  const pipeline = async () => {
     const t0 = Date.now();
-    const r = spawnSync(process.execPath, [path.join(REPO, 'dist/index.js'), 'pipeline', '--prototxt', path.join(repo, LENET_WITH.prototxt), '--caffemodel', path.join(repo, LENET_WITH.caffemodel), '--reference', path.join(repo, LENET_WITH.reference), '--out', path.join(work, 'model.onnx'), '--image', `${registry}/bench/lenet-${tag}-cli`, '--model-name', 'lenet', '--base-image', baseImage, '--node-mirror', mirror.url, '--namespace', `${ns}-cli`, '--replicas', '1', '--node-selector', 'realnode=true', '--tolerations', LAB_ROLLOUT_WITH.tolerations, '--cpu', '200m', '--memory', '512Mi', '--bake-time', '10', '--revision', sha, '--ref', 'refs/heads/main', '--compose-file', path.join(work, 'compose.yml'), '--json'], { encoding: 'utf8', env: { ...process.env, KUBECONFIG } });
-    if (r.status !== 0) throw new Error(`pipeline failed: ${r.stderr.slice(-3000)}`);
+    const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), 'pipeline', '--prototxt', path.join(repo, LENET_WITH.prototxt), '--caffemodel', path.join(repo, LENET_WITH.caffemodel), '--reference', path.join(repo, LENET_WITH.reference), '--out', path.join(work, 'model.onnx'), '--image', `${registry}/bench/lenet-${tag}-cli`, '--model-name', 'lenet', '--base-image', baseImage, '--node-mirror', mirror.url, '--namespace', `${ns}-cli`, '--replicas', '1', '--node-selector', 'realnode=true', '--tolerations', LAB_ROLLOUT_WITH.tolerations, '--cpu', '200m', '--memory', '512Mi', '--bake-time', '10', '--revision', sha, '--ref', 'refs/heads/main', '--compose-file', path.join(work, 'compose.yml'), '--json'], { env: { ...process.env, KUBECONFIG }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    if (code !== 0) throw new Error(`pipeline failed: ${stderr.slice(-3000)}`);
     return (Date.now() - t0) / 1000;
   };
   try {
@@ -56,11 +60,11 @@ async function main(): Promise<void> {
     console.log(`cold act deploy: ${cold.toFixed(1)} s`);
     const warm: number[] = [];
     const cli: number[] = [];
-    pipeline(); // the CLI's own first deploy (its namespace and repository), not counted
+    await pipeline(); // the CLI's own first deploy (its namespace and repository), not counted
     for (let i = 0; i < warmRounds; i++) {
       sha = callerRepo(repo, { 'models/lenet/ROUND': `${i}\n` }, {});
       warm.push(await deploy());
-      cli.push(pipeline());
+      cli.push(await pipeline());
       console.log(`round ${i + 1}: act ${warm[i].toFixed(1)} s, pipeline ${cli[i].toFixed(1)} s`);
     }
     const w = median(warm);
