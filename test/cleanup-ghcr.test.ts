@@ -9,6 +9,7 @@ import { CleanupConfig } from '../src/config';
 import { Logger } from '../src/stage';
 import { LAB } from './helpers/lab';
 import { tmpDir } from './helpers/caffe';
+import { mockKube } from './helpers/mocks';
 
 // PR preview cleanup of the pr-<N> tag, without a cluster: on ghcr.io through the GitHub Packages API (a local HTTP
 // server stands in for api.github.com and records what @actions/github sends), elsewhere through the registry API
@@ -18,28 +19,9 @@ import { tmpDir } from './helpers/caffe';
 // @actions/github is ESM-only ("exports" has just an "import" condition), which Jest's CommonJS module system cannot
 // load: Node's own require (require(esm), Node >= 20.19) loads the real module by its path, as
 // test/helpers/tool-cache-bridge.js does for @actions/tool-cache.
-jest.mock(
-  '@actions/github',
-  () => {
-    const nodeRequire = process.getBuiltinModule('module').createRequire(__filename);
-    return nodeRequire(require('path').join(__dirname, '../node_modules/@actions/github/lib/github.js'));
-  },
-  { virtual: true },
-);
+jest.mock('@actions/github', () => require('./helpers/mocks').actionsGithub(), { virtual: true });
 
-// the cluster side of runCleanup: a namespace modelship created, recorded when removed
-const mockKube = { removed: [] as string[], namespaces: new Set<string>() };
-jest.mock('../src/rollout/kube', () => ({
-  Kube: {
-    load: () => ({
-      get: async (_v: string, _k: string, _ns: string | undefined, name: string) => (mockKube.namespaces.has(name) ? { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship' } } } : undefined),
-      remove: async (_v: string, _k: string, _ns: string, name: string) => {
-        mockKube.removed.push(name);
-        return mockKube.namespaces.delete(name);
-      },
-    }),
-  },
-}));
+jest.mock('../src/rollout/kube', () => require('./helpers/mocks').kubeModule);
 
 const TOKEN = 'ghs_cleanup_token_456';
 const digest = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;

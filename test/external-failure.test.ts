@@ -1,8 +1,8 @@
 import * as http from 'http';
-import * as net from 'net';
 import { AddressInfo } from 'net';
 import { externalFailure, ModelshipError } from '../src/util/errors';
 import { runCli } from './helpers/cli';
+import { closedPort } from './helpers/http';
 
 // Issue 20, point 6: a failure of another system (the GitHub API through octokit, the network) is reported as that
 // system's failure, naming it and the call, and not as "internal error (a bug in modelship)". The classification
@@ -12,14 +12,7 @@ import { runCli } from './helpers/cli';
 
 // @actions/github and @actions/core are ESM-only: @actions/github is loaded by Node's own require (see
 // test/cleanup-ghcr.test.ts); @actions/core is replaced by a recorder, as the action's catch block is under test here.
-jest.mock(
-  '@actions/github',
-  () => {
-    const nodeRequire = process.getBuiltinModule('module').createRequire(__filename);
-    return nodeRequire(require('path').join(__dirname, '../node_modules/@actions/github/lib/github.js'));
-  },
-  { virtual: true },
-);
+jest.mock('@actions/github', () => require('./helpers/mocks').actionsGithub(), { virtual: true });
 const mockCore = { errors: [] as { message: string; props?: Record<string, unknown> }[], failed: [] as string[], outputs: {} as Record<string, string> };
 jest.mock(
   '@actions/core',
@@ -52,14 +45,6 @@ afterAll(() => {
   for (const s of servers) s.close();
 });
 
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A stand-in for api.github.com that answers every request with `status` (a gateway's 502, say). */
 async function answering(status: number, message: string): Promise<string> {

@@ -1,10 +1,11 @@
 import * as http from 'http';
-import * as net from 'net';
 import { AddressInfo } from 'net';
 import { commentStep, commentMarker, runCleanup, upsertComment } from '../src/preview';
 import { CleanupConfig } from '../src/config';
 import { Logger } from '../src/stage';
 import { ModelshipError } from '../src/util/errors';
+import { mockKube } from './helpers/mocks';
+import { closedPort } from './helpers/http';
 
 // Issue 20, point 6: the PR comment comes after the work (the preview deployed, the namespace and tags removed), so
 // the GitHub API's failure there (unreachable, answering 502) is a warning that names the call and its status, and the
@@ -12,27 +13,9 @@ import { ModelshipError } from '../src/util/errors';
 // closed port and a stand-in that answers 502; runCleanup through it, its Kubernetes side a recording stub as in
 // test/cleanup-ghcr.test.ts (runPreview's rollout needs the lab's cluster: its comment goes through the same step).
 
-jest.mock(
-  '@actions/github',
-  () => {
-    const nodeRequire = process.getBuiltinModule('module').createRequire(__filename);
-    return nodeRequire(require('path').join(__dirname, '../node_modules/@actions/github/lib/github.js'));
-  },
-  { virtual: true },
-);
+jest.mock('@actions/github', () => require('./helpers/mocks').actionsGithub(), { virtual: true });
 
-const mockKube = { removed: [] as string[], namespaces: new Set<string>() };
-jest.mock('../src/rollout/kube', () => ({
-  Kube: {
-    load: () => ({
-      get: async (_v: string, _k: string, _ns: string | undefined, name: string) => (mockKube.namespaces.has(name) ? { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship' } } } : undefined),
-      remove: async (_v: string, _k: string, _ns: string, name: string) => {
-        mockKube.removed.push(name);
-        return mockKube.namespaces.delete(name);
-      },
-    }),
-  },
-}));
+jest.mock('../src/rollout/kube', () => require('./helpers/mocks').kubeModule);
 
 const TOKEN = 'ghs_comment_token_789';
 const servers: http.Server[] = [];
@@ -40,13 +23,6 @@ afterAll(() => {
   for (const s of servers) s.close();
 });
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A stand-in for api.github.com answering every request with `status`; records the requests. */
 async function answering(status: number, message: string) {

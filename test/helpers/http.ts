@@ -6,3 +6,13 @@ export async function request(url: string, opts: { method?: string; body?: Buffe
   const r = await exchange(url, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent: false }, body);
   return { ...r, json: () => JSON.parse(r.body.toString()) };
 }
+
+/** A port nothing listens on (bound, then closed): a connection to it is refused. */
+export async function closedPort(): Promise<number> {
+  const net = await import('net');
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as import('net').AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
