@@ -17,10 +17,13 @@ import {
   registryImageEnv,
   tensorRTVersionFromEnv,
 } from '../src/image/tensorrt-version';
-import { deleteTag, fetchImageConfig, registryBase } from '../src/image/registry';
+import { fetchImageConfig, registryBase, removeTags } from '../src/image/registry';
 import { ModelshipError } from '../src/util/errors';
 import { INPUTS, inputUsedBy } from '../src/config';
 import { REPO } from './helpers/caffe';
+
+/** Remove a test image's tag (registry/repository:tag) from the lab registry, nothing else. */
+const untag = (ref: string) => removeTags(ref.slice(0, ref.lastIndexOf(':')), [ref.slice(ref.lastIndexOf(':') + 1)]);
 
 /**
  * The TensorRT path up to the GPU. What needs a GPU (nvidia-smi in the TensorRT image, trtexec building the plan, Triton
@@ -192,7 +195,7 @@ describe('the serving image\'s TensorRT, read from real images (lab Docker engin
       } catch {
         /* already gone */
       }
-      await deleteTag(img.ref).catch(() => undefined);
+      await untag(img.ref).catch(() => undefined);
     }
   });
 
@@ -243,7 +246,7 @@ describe('the serving image\'s TensorRT, read from real images (lab Docker engin
       expect((await fetchImageConfig(multi, undefined, { os: 'linux', architecture: 'amd64' })).config?.Env).toEqual(expect.arrayContaining(['TRT_VERSION=10.5.0.18']));
       await expect(fetchImageConfig(multi, undefined, { os: 'linux', architecture: 'arm64' })).rejects.toThrow(/has no image for linux\/arm64 \(it has linux\/amd64\)/);
     } finally {
-      await deleteTag(multi).catch(() => undefined);
+      await untag(multi).catch(() => undefined);
     }
   });
 

@@ -67,23 +67,6 @@ export async function fetchManifest(ref: string, auth?: { username: string; pass
 }
 
 /**
- * Delete what a tag points to (the registry API deletes manifests by digest, so every tag of that manifest goes
- * with it: for test images only; removeTags is the one that keeps other tags). Returns the deleted digest, or
- * undefined when the tag does not exist.
- */
-export async function deleteTag(ref: string, auth?: { username: string; password: string }): Promise<string | undefined> {
-  const r = registryBase(ref);
-  const headers = registryHeaders(auth);
-  const head = await registryRequest('HEAD', `${r.base}/manifests/${r.tag}`, undefined, headers);
-  const digest = head.headers['docker-content-digest'];
-  if (head.status === 404) return undefined;
-  if (head.status !== 200 || typeof digest !== 'string') throw new ModelshipError('io', `registry answered ${head.status} for ${ref}`);
-  const del = await registryRequest('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
-  if (del.status !== 202 && del.status !== 200) throw new ModelshipError('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
-  return digest;
-}
-
-/**
  * The image stage's registry cache tag: `buildcache`, the deploy's; a pull request's build (the one tagged pr-<N>)
  * writes `buildcache-pr-<N>` of its own and only reads `buildcache`, so a preview never moves the deploy's cache, and
  * the preview's cleanup removes it with pr-<N>.
