@@ -40,6 +40,17 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     expect(c.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
   });
 
+  test.each(['modelship', 'triton'] as const)('%s pods meet Pod Security restricted (its container fields) and mount no token', (runtime) => {
+    const pod = (deployment({ ...spec, runtime }, 'stable', 2) as any).spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    for (const c of pod.containers) {
+      expect(c.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(c.securityContext.runAsUser).toBeGreaterThan(0);
+    }
+    // restricted allows only these volume types
+    for (const v of pod.volumes ?? []) expect(Object.keys(v).filter((k) => k !== 'name')).toEqual(expect.arrayContaining([expect.stringMatching(/^(emptyDir|configMap|secret|projected|downwardAPI|persistentVolumeClaim|ephemeral|csi)$/)]));
+  });
+
   test('canary: its own Deployment with track canary; the main Service selects both tracks, the canary Service only the canary', () => {
     const cd = deployment(spec, 'canary', 1) as any;
     expect(cd.metadata.name).toBe('googlenet-canary');

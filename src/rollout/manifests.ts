@@ -142,7 +142,8 @@ function container(s: DeploySpec): Record<string, unknown> {
     ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: preStop(s) } } } } : {}),
     // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
     ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
-    securityContext: { runAsNonRoot: true, runAsUser: triton ? TRITON_UID : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    // what Pod Security's `restricted` profile requires (and a read-only root beyond it)
+    securityContext: { runAsNonRoot: true, runAsUser: triton ? TRITON_UID : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
   };
 }
 
@@ -168,6 +169,8 @@ export function deployment(s: DeploySpec, track: 'stable' | 'canary', replicas: 
           annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(s.metricsPort), 'prometheus.io/path': '/metrics' },
         },
         spec: {
+          // the server never calls the Kubernetes API: no token in its pods
+          automountServiceAccountToken: false,
           containers: [container(s)],
           ...(s.runtime === 'triton' ? { volumes: [{ name: 'tmp', emptyDir: {} }] } : {}),
           terminationGracePeriodSeconds: gracePeriodSeconds(s),
