@@ -31119,7 +31119,7 @@ async function quietly(log, fn) {
 /* harmony export */   z: () => (/* binding */ cacheTag),
 /* harmony export */   zy: () => (/* binding */ registryRequest)
 /* harmony export */ });
-/* unused harmony exports registryHeaders, deleteTag, listTags, resolveDigest, planUntag */
+/* unused harmony exports registryHeaders, listTags, resolveDigest, planUntag */
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
@@ -31181,25 +31181,6 @@ async function fetchManifest(ref, auth) {
     catch (e) {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a manifest that is not JSON: ${e.message}`);
     }
-}
-/**
- * Delete what a tag points to (the registry API deletes manifests by digest, so every tag of that manifest goes
- * with it: for test images only; removeTags is the one that keeps other tags). Returns the deleted digest, or
- * undefined when the tag does not exist.
- */
-async function deleteTag(ref, auth) {
-    const r = registryBase(ref);
-    const headers = registryHeaders(auth);
-    const head = await registryRequest('HEAD', `${r.base}/manifests/${r.tag}`, undefined, headers);
-    const digest = head.headers['docker-content-digest'];
-    if (head.status === 404)
-        return undefined;
-    if (head.status !== 200 || typeof digest !== 'string')
-        throw new ModelshipError('io', `registry answered ${head.status} for ${ref}`);
-    const del = await registryRequest('DELETE', `${r.base}/manifests/${digest}`, undefined, headers);
-    if (del.status !== 202 && del.status !== 200)
-        throw new ModelshipError('io', `registry refused to delete ${ref} (${digest}): HTTP ${del.status} ${del.body.toString().slice(0, 200)}`);
-    return digest;
 }
 /**
  * The image stage's registry cache tag: `buildcache`, the deploy's; a pull request's build (the one tagged pr-<N>)
@@ -31998,7 +31979,8 @@ function container(s) {
         ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: preStop(s) } } } } : {}),
         // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
         ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
-        securityContext: { runAsNonRoot: true, runAsUser: triton ? _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+        // what Pod Security's `restricted` profile requires (and a read-only root beyond it)
+        securityContext: { runAsNonRoot: true, runAsUser: triton ? _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
     };
 }
 /** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
@@ -32023,6 +32005,8 @@ function deployment(s, track, replicas) {
                     annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(s.metricsPort), 'prometheus.io/path': '/metrics' },
                 },
                 spec: {
+                    // the server never calls the Kubernetes API: no token in its pods
+                    automountServiceAccountToken: false,
                     containers: [container(s)],
                     ...(s.runtime === 'triton' ? { volumes: [{ name: 'tmp', emptyDir: {} }] } : {}),
                     terminationGracePeriodSeconds: gracePeriodSeconds(s),
