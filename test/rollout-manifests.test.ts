@@ -1,4 +1,4 @@
-import { deployment, service, canaryReplicas, validateSpec, gracePeriodSeconds, DeploySpec } from '../src/rollout/manifests';
+import { deployment, service, canaryReplicas, validateSpec, gracePeriodSeconds, sleepActionServed, DeploySpec } from '../src/rollout/manifests';
 import { applyPatches } from '../src/rollout/patch';
 
 const spec: DeploySpec = {
@@ -70,6 +70,17 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     expect(() => validateSpec({ ...spec, app: 'GoogLeNet' })).toThrow(/input "app": must be a DNS label/);
   });
 
+  test.each([
+    [{ major: '1', minor: '20' }, false],
+    [{ major: '1', minor: '30' }, false], // on by default in 1.30 kubelets, but a 1.30 API server allows 1.27 kubelets
+    [{ major: '1', minor: '32+' }, false],
+    [{ major: '1', minor: '33' }, true],
+    [{ major: '1', minor: '34+' }, true],
+    [{ major: '2', minor: '0' }, true],
+  ])('the sleep action is used with API server %j: %s', (v, expected) => {
+    expect(sleepActionServed(v)).toBe(expected);
+  });
+
   test('graceful termination: a preStop hook keeps the pod serving for drain-delay, then the server drains at once within its timeout', () => {
     for (const track of ['stable', 'canary'] as const) {
       const d = deployment(spec, track, 2) as any;
@@ -88,6 +99,12 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     expect(long.spec.template.spec.terminationGracePeriodSeconds).toBe(45 + 2 + 20 + 5);
     expect(long.spec.template.spec.containers[0].lifecycle.preStop.exec.command[2]).toBe('setTimeout(() => {}, 45000)');
     expect(gracePeriodSeconds({ drainDelayS: 0, drainTimeoutS: 60 })).toBe(65);
+    // where every kubelet runs it, the kubelet's own sleep action: no process in the container, same grace period
+    for (const runtime of ['modelship', 'triton'] as const) {
+      const slept = deployment({ ...spec, runtime, sleepAction: true }, 'stable', 2) as any;
+      expect(slept.spec.template.spec.containers[0].lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
+      expect(slept.spec.template.spec.terminationGracePeriodSeconds).toBe((deployment({ ...spec, runtime }, 'stable', 2) as any).spec.template.spec.terminationGracePeriodSeconds);
+    }
     // drain-delay 0: no hook at all (SIGTERM at once), the server still drains its in-flight requests
     const none = deployment({ ...spec, drainDelayS: 0 }, 'stable', 2) as any;
     expect(none.spec.template.spec.containers[0].lifecycle).toBeUndefined();

@@ -4,7 +4,8 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, tmpDir, wrongLenetCaffemodel } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, runCliProcess, PROMETHEUS, REAL_NODE_PATCH, rolloutArgs, dropNamespaces, setNodeGpus } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, runCliProcess, PROMETHEUS, REAL_NODE_PATCH, rolloutArgs, dropNamespaces, setNodeGpus, serverVersion } from './helpers/kube';
+import { sleepActionServed } from '../src/rollout/manifests';
 import { buildTritonLabImage } from './helpers/triton-lab';
 import { readNpy } from '../src/util/npy';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
@@ -138,7 +139,7 @@ describe('canary rollout of a Triton image on the real cluster', () => {
       expect(c.securityContext).toMatchObject({ runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true });
       expect(c.volumeMounts).toContainEqual(expect.objectContaining({ name: 'tmp', mountPath: '/tmp' }));
       expect(p.spec.volumes).toContainEqual({ name: 'tmp', emptyDir: {} });
-      expect(c.lifecycle.preStop.exec.command).toEqual(['sleep', '5']);
+      expect(c.lifecycle.preStop).toEqual(sleepActionServed(serverVersion()) ? { sleep: { seconds: 5 } } : { exec: { command: ['sleep', '5'] } });
       // drain-delay 5 + Triton's --exit-timeout-secs 20 + margin 5 (no modelship Connection: close phase)
       expect(p.spec.terminationGracePeriodSeconds).toBe(30);
       expect(c.ports).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'http', containerPort: 8000 }), expect.objectContaining({ name: 'metrics', containerPort: 8002 })]));

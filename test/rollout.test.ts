@@ -3,7 +3,8 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, tmpDir, wrongLenetCaffemodel } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG, REAL_NODE_PATCH, serviceClient, rolloutArgs, dropNamespaces as dropPrefixed, setNodeGpus } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG, REAL_NODE_PATCH, serviceClient, rolloutArgs, dropNamespaces as dropPrefixed, setNodeGpus, serverVersion } from './helpers/kube';
+import { sleepActionServed } from '../src/rollout/manifests';
 import { readNpy } from '../src/util/npy';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
@@ -156,7 +157,8 @@ describe('canary rollout on the real cluster', () => {
     expectExit(r, 0);
     expect(r.outputs.decision).toBe('promoted');
     expect(Number(r.outputs['verify-latency-p95-ms'])).toBeGreaterThan(0);
-    const d = kubectlJson<any>(['-n', ns, 'get', 'deployment', 'lenet']);
+    // the raw object: kubectl from 1.21 on hides managedFields
+    const d = JSON.parse(kubectl(['get', '--raw', `/apis/apps/v1/namespaces/${ns}/deployments/lenet`]));
     expect(d.spec.template.spec.containers[0].image).toBe(images.b);
     expect(d.metadata.managedFields.some((m: any) => m.manager === 'modelship' && m.operation === 'Apply')).toBe(true);
     await waitFor('old stable pods gone', () => pods(ns, 'lenet', 'stable').every((p) => p.image === images.b));
@@ -165,7 +167,8 @@ describe('canary rollout on the real cluster', () => {
     // graceful termination and the metrics-only port, as generated (drain-delay 5 s by default)
     const pod = d.spec.template.spec;
     expect(pod.terminationGracePeriodSeconds).toBe(32);
-    expect(pod.containers[0].lifecycle.preStop.exec.command).toEqual(['/opt/modelship/node/bin/node', '-e', 'setTimeout(() => {}, 5000)']);
+    // the kubelet's sleep action where every kubelet the API server allows runs it, else the image's Node.js waits
+    expect(pod.containers[0].lifecycle.preStop).toEqual(sleepActionServed(serverVersion()) ? { sleep: { seconds: 5 } } : { exec: { command: ['/opt/modelship/node/bin/node', '-e', 'setTimeout(() => {}, 5000)'] } });
     expect(pod.containers[0].ports).toContainEqual({ name: 'metrics', containerPort: 8002, protocol: 'TCP' });
     expect(d.spec.template.metadata.annotations['prometheus.io/port']).toBe('8002');
     expect(stats.failed).toEqual([]);

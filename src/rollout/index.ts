@@ -8,7 +8,7 @@ import { SERVING_PORT } from '../shared/runtime';
 import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../shared/golden';
 import { decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { parseImageRef } from '../image/registry';
-import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
+import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, sleepActionServed, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
 import { applyPatches, readPatches, readManifest } from './patch';
 import { Kube } from './kube';
 import { DeployLock, leaseHolder, releaseIfHeld } from './lease';
@@ -91,6 +91,8 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   validateSpec(spec);
   const nCanary = cfg.strategy === 'canary' ? canaryReplicas(cfg.replicas, cfg.canaryPercent) : 0;
   const kube = Kube.load(cfg.kubeconfig);
+  // the preStop hook: the kubelet's sleep action where every kubelet the API server allows runs it
+  spec.sleepAction = sleepActionServed(await kube.serverVersion());
   const owner = rolloutOwner(env);
   const ns = cfg.namespace;
 

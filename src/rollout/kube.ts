@@ -155,6 +155,18 @@ export class Kube {
     return items.map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }));
   }
 
+  /** The API server's version (GET /version, readable by every user). */
+  async serverVersion(): Promise<{ major: string; minor: string; gitVersion: string }> {
+    let r: { status: number; body: Buffer };
+    try {
+      r = await this.proxy('')('/version', { timeoutMs: 15_000 });
+    } catch (e) {
+      throw this.wrap(e, 'GET /version');
+    }
+    if (r.status !== 200) throw new ModelshipError('cluster', `Kubernetes: GET /version failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
+    return JSON.parse(r.body.toString()) as { major: string; minor: string; gitVersion: string };
+  }
+
   /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
   async canI(verb: string, resource: string, group = '', namespace?: string): Promise<boolean> {
     try {

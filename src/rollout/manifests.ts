@@ -36,6 +36,19 @@ export interface DeploySpec {
   drainDelayS: number;
   /** MODELSHIP_DRAIN_TIMEOUT_S: after SIGTERM, seconds the server gives in-flight requests before cutting them */
   drainTimeoutS: number;
+  /** the cluster's kubelets run the `sleep` lifecycle action (sleepActionServed): the preStop hook needs no process */
+  sleepAction?: boolean;
+}
+
+/**
+ * Whether every kubelet of a cluster whose API server is `version` runs the preStop `sleep` action: it is on by default
+ * from kubelet 1.30 (beta; GA in 1.34), and kubelets may be three minors older than the API server, so an API server
+ * from 1.33 on. Below that the hook starts a process in the container.
+ */
+export function sleepActionServed(version: { major: string; minor: string }): boolean {
+  const major = parseInt(version.major, 10);
+  const minor = parseInt(version.minor, 10);
+  return major > 1 || (major === 1 && minor >= 33);
 }
 
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
@@ -111,11 +124,13 @@ function modelshipEnv(s: DeploySpec): Record<string, unknown>[] {
 
 /**
  * The preStop hook that keeps a terminating pod serving for drain-delay seconds while it leaves the Service's
- * endpoints. 1.20 has no `sleep` action; modelship's image has no shell, so its own Node.js waits; Triton's images
- * (Ubuntu) have coreutils' sleep.
+ * endpoints: the kubelet's own `sleep` action where the cluster runs it (no process in the container); below that
+ * (sleepActionServed) a process: modelship's image has no shell, so its own Node.js waits; Triton's images (Ubuntu)
+ * have coreutils' sleep.
  */
-function preStop(s: DeploySpec): string[] {
-  return s.runtime === 'triton' ? ['sleep', String(s.drainDelayS)] : [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`];
+function preStop(s: DeploySpec): Record<string, unknown> {
+  if (s.sleepAction) return { sleep: { seconds: s.drainDelayS } };
+  return { exec: { command: s.runtime === 'triton' ? ['sleep', String(s.drainDelayS)] : [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`] } };
 }
 
 function container(s: DeploySpec): Record<string, unknown> {
@@ -139,7 +154,7 @@ function container(s: DeploySpec): Record<string, unknown> {
     // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
     startupProbe: probe('/v2/health/ready', 1, 120),
     // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after it
-    ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: preStop(s) } } } } : {}),
+    ...(s.drainDelayS > 0 ? { lifecycle: { preStop: preStop(s) } } : {}),
     // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
     ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
     // what Pod Security's `restricted` profile requires (and a read-only root beyond it)

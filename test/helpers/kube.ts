@@ -88,18 +88,19 @@ export function apiRequest(p: string, opts: { method?: string; body?: Buffer; he
   });
 }
 
+/** The lab cluster's API server version (major, minor as it reports them). */
+export function serverVersion(): { major: string; minor: string } {
+  return JSON.parse(kubectl(['get', '--raw', '/version'])) as { major: string; minor: string };
+}
+
 /** A kubeconfig for a ServiceAccount (token auth) with only the given ClusterRole rules. */
 export function serviceAccountKubeconfig(ns: string, name: string, rules: object[], file: string): void {
   kubectl(['create', 'namespace', ns]);
   kubectl(['-n', ns, 'create', 'serviceaccount', name]);
   kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: `${ns}-${name}` }, rules }));
   kubectl(['create', 'clusterrolebinding', `${ns}-${name}`, `--clusterrole=${ns}-${name}`, `--serviceaccount=${ns}:${name}`]);
-  let secret = '';
-  for (let i = 0; i < 50 && !secret; i++) {
-    secret = kubectlJson<any>(['-n', ns, 'get', 'serviceaccount', name]).secrets?.[0]?.name ?? '';
-    if (!secret) execFileSync('sleep', ['0.2']);
-  }
-  const token = Buffer.from(kubectlJson<any>(['-n', ns, 'get', 'secret', secret]).data.token, 'base64').toString();
+  // a TokenRequest (every release the lab runs has it; from 1.24 a ServiceAccount gets no token Secret)
+  const token = (JSON.parse(kubectl(['create', '--raw', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, '-f', '-'], JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } }))) as { status: { token: string } }).status.token;
   const c = kc();
   fs.writeFileSync(
     file,
