@@ -29,8 +29,9 @@ if ! cmp -s test/requirements-gpu.txt .whl/requirements-gpu.txt || ! (cd .whl &&
   (cd .whl && sha256sum *.whl > SHA256SUMS) && cp test/requirements-gpu.txt .whl/
 fi
 # The lab (lab/up.sh, the project's copy of ../shared/lab): Docker engine with buildx, a registry on
-# 127.0.0.1:5000 and local base images for the image and smoke tests; the Kubernetes v1.20 cluster (a real kubelet
-# node) and Prometheus for the rollout tests. Idempotent: ~5 min on a fresh machine, seconds when already up.
+# 127.0.0.1:5000 and local base images for the image and smoke tests; the Kubernetes v1.34 cluster (a real kubelet
+# node on containerd, a simulated node; built once from the Go module proxy, 5-8 min) and Prometheus for the rollout
+# and workflow tests. Idempotent: seconds when already up.
 if [ "$(id -u)" = 0 ]; then
   bash lab/up.sh all
   command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
