@@ -201,6 +201,19 @@ class Kube {
         const items = await this.list('v1', 'Event', namespace, undefined, `involvedObject.name=${name}`);
         return items.map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }));
     }
+    /** The API server's version (GET /version, readable by every user). */
+    async serverVersion() {
+        let r;
+        try {
+            r = await this.proxy('')('/version', { timeoutMs: 15_000 });
+        }
+        catch (e) {
+            throw this.wrap(e, 'GET /version');
+        }
+        if (r.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET /version failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
+        return JSON.parse(r.body.toString());
+    }
     /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
     async canI(verb, resource, group = '', namespace) {
         try {

@@ -427,6 +427,8 @@ async function runRollout(cfg, log, env = process.env) {
     (0,manifests/* validateSpec */.QN)(spec);
     const nCanary = cfg.strategy === 'canary' ? (0,manifests/* canaryReplicas */.Gy)(cfg.replicas, cfg.canaryPercent) : 0;
     const kube = rollout_kube.Kube.load(cfg.kubeconfig);
+    // the preStop hook: the kubelet's sleep action where every kubelet the API server allows runs it
+    spec.sleepAction = (0,manifests/* sleepActionServed */.pN)(await kube.serverVersion());
     const owner = (0,rollout_owner/* rolloutOwner */.Jo)(env);
     const ns = cfg.namespace;
     let nsExists = true;
@@ -1078,6 +1080,19 @@ class Kube {
     async events(namespace, name) {
         const items = await this.list('v1', 'Event', namespace, undefined, `involvedObject.name=${name}`);
         return items.map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }));
+    }
+    /** The API server's version (GET /version, readable by every user). */
+    async serverVersion() {
+        let r;
+        try {
+            r = await this.proxy('')('/version', { timeoutMs: 15_000 });
+        }
+        catch (e) {
+            throw this.wrap(e, 'GET /version');
+        }
+        if (r.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET /version failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
+        return JSON.parse(r.body.toString());
     }
     /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
     async canI(verb, resource, group = '', namespace) {

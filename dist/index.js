@@ -31869,6 +31869,7 @@ async function bake(kube, namespace, selector, pods, ms, signal, tick) {
 /* harmony export */   aM: () => (/* binding */ GRACE_MARGIN_S),
 /* harmony export */   eu: () => (/* binding */ service),
 /* harmony export */   kG: () => (/* binding */ deployment),
+/* harmony export */   pN: () => (/* binding */ sleepActionServed),
 /* harmony export */   z7: () => (/* binding */ SERVER_DRAIN_DELAY_S)
 /* harmony export */ });
 /* unused harmony exports IMAGE_NODE, gracePeriodSeconds */
@@ -31876,6 +31877,16 @@ async function bake(kube, namespace, selector, pods, ms, signal, tick) {
 /* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(36029);
 
 
+/**
+ * Whether every kubelet of a cluster whose API server is `version` runs the preStop `sleep` action: it is on by default
+ * from kubelet 1.30 (beta; GA in 1.34), and kubelets may be three minors older than the API server, so an API server
+ * from 1.33 on. Below that the hook starts a process in the container.
+ */
+function sleepActionServed(version) {
+    const major = parseInt(version.major, 10);
+    const minor = parseInt(version.minor, 10);
+    return major > 1 || (major === 1 && minor >= 33);
+}
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
 const METRICS_PORT = _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .METRICS_PORT */ .Ip;
 /** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
@@ -31948,11 +31959,14 @@ function modelshipEnv(s) {
 }
 /**
  * The preStop hook that keeps a terminating pod serving for drain-delay seconds while it leaves the Service's
- * endpoints. 1.20 has no `sleep` action; modelship's image has no shell, so its own Node.js waits; Triton's images
- * (Ubuntu) have coreutils' sleep.
+ * endpoints: the kubelet's own `sleep` action where the cluster runs it (no process in the container); below that
+ * (sleepActionServed) a process: modelship's image has no shell, so its own Node.js waits; Triton's images (Ubuntu)
+ * have coreutils' sleep.
  */
 function preStop(s) {
-    return s.runtime === 'triton' ? ['sleep', String(s.drainDelayS)] : [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`];
+    if (s.sleepAction)
+        return { sleep: { seconds: s.drainDelayS } };
+    return { exec: { command: s.runtime === 'triton' ? ['sleep', String(s.drainDelayS)] : [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`] } };
 }
 function container(s) {
     const triton = s.runtime === 'triton';
@@ -31976,7 +31990,7 @@ function container(s) {
         // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
         startupProbe: probe('/v2/health/ready', 1, 120),
         // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after it
-        ...(s.drainDelayS > 0 ? { lifecycle: { preStop: { exec: { command: preStop(s) } } } } : {}),
+        ...(s.drainDelayS > 0 ? { lifecycle: { preStop: preStop(s) } } : {}),
         // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
         ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
         // what Pod Security's `restricted` profile requires (and a read-only root beyond it)
