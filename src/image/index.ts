@@ -211,6 +211,8 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
   }
   const git = await gitContext(cfg, env);
   const tags = computeTags(cfg.image, git);
+  // a pull request's build (tagged pr-<N>) writes its own build cache ref
+  const pr = pullRequestOf(git);
   if (tags.length === 0) throw new ModelshipError('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
   const labels: Record<string, string> = {
     'org.opencontainers.image.title': cfg.modelName,
@@ -247,10 +249,10 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       'buildx', 'build',
       '--file', path.join(work, 'Dockerfile'),
       ...tags.flatMap((t) => ['--tag', t]),
-      ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:${cacheTag(pullRequestOf(git))}`] : []),
+      ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:${cacheTag(pr)}`] : []),
       '--provenance=false',
       '--metadata-file', metaFile,
-      ...cacheFlags(driver, cfg.image, env, cfg.cache, pullRequestOf(git)),
+      ...cacheFlags(driver, cfg.image, env, cfg.cache, pr),
       cfg.push ? '--push' : '--load',
       ctx,
     ];

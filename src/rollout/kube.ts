@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import type * as https from 'https';
 import * as k8s from '@kubernetes/client-node';
-import { ModelshipError } from '../util/errors';
+import { externalFailure, ModelshipError } from '../util/errors';
 import { Transport } from '../shared/golden';
 import { exchange } from '../util/http';
 import type { K8sObject } from './manifests';
@@ -130,11 +130,7 @@ export class Kube {
    * Fails (naming the path) where a list is refused or an API is unavailable: the caller cannot tell then.
    */
   async namespaceObjects(namespace: string): Promise<K8sObject[]> {
-    const get = async <T>(p: string): Promise<T> => {
-      const r = await this.proxy('')(p, { timeoutMs: 15_000 }).catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
-      if (r.status !== 200) throw new ModelshipError('cluster', `Kubernetes: GET ${p} failed (${r.status ? `HTTP ${r.status}` : 'no answer'}): ${r.body.toString().slice(0, 200)}`);
-      return JSON.parse(r.body.toString()) as T;
-    };
+    const get = <T>(p: string) => this.getJson<T>(p);
     type Resources = { groupVersion: string; resources: { name: string; kind: string; namespaced: boolean; verbs: string[] }[] };
     const groups = (await get<{ groups: { name: string; preferredVersion: { groupVersion: string } }[] }>('/apis')).groups.filter((g) => !/^(events|metrics)\.k8s\.io$/.test(g.name));
     const lists = await Promise.all([get<Resources>('/api/v1'), ...groups.map((g) => get<Resources>(`/apis/${g.preferredVersion.groupVersion}`))]);
@@ -156,15 +152,20 @@ export class Kube {
   }
 
   /** The API server's version (GET /version, readable by every user). */
-  async serverVersion(): Promise<{ major: string; minor: string; gitVersion: string }> {
+  serverVersion(): Promise<{ major: string; minor: string; gitVersion: string }> {
+    return this.getJson('/version');
+  }
+
+  /** GET an API path as JSON; a refusal or an unreachable server is a ModelshipError naming the path. */
+  private async getJson<T>(p: string): Promise<T> {
     let r: { status: number; body: Buffer };
     try {
-      r = await this.proxy('')('/version', { timeoutMs: 15_000 });
+      r = await this.proxy('')(p, { timeoutMs: 15_000 });
     } catch (e) {
-      throw this.wrap(e, 'GET /version');
+      throw this.wrap(e, `GET ${p}`);
     }
-    if (r.status !== 200) throw new ModelshipError('cluster', `Kubernetes: GET /version failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
-    return JSON.parse(r.body.toString()) as { major: string; minor: string; gitVersion: string };
+    if (r.status !== 200) throw new ModelshipError('cluster', `Kubernetes: GET ${p} failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
+    return JSON.parse(r.body.toString()) as T;
   }
 
   /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
@@ -205,8 +206,9 @@ export class Kube {
   private wrap(e: unknown, what: string): Error {
     const a = apiError(e);
     if (a) return new ModelshipError('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
+    // the network's failure (util/errors decides which codes are), or a fetch that failed without saying why
     const err = e as NodeJS.ErrnoException;
-    if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
+    if (externalFailure(e)?.system === 'network' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
       return new ModelshipError('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
     return e as Error;
   }
