@@ -1060,12 +1060,7 @@ class Kube {
      * Fails (naming the path) where a list is refused or an API is unavailable: the caller cannot tell then.
      */
     async namespaceObjects(namespace) {
-        const get = async (p) => {
-            const r = await this.proxy('')(p, { timeoutMs: 15_000 }).catch((e) => ({ status: 0, body: Buffer.from(e.message) }));
-            if (r.status !== 200)
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET ${p} failed (${r.status ? `HTTP ${r.status}` : 'no answer'}): ${r.body.toString().slice(0, 200)}`);
-            return JSON.parse(r.body.toString());
-        };
+        const get = (p) => this.getJson(p);
         const groups = (await get('/apis')).groups.filter((g) => !/^(events|metrics)\.k8s\.io$/.test(g.name));
         const lists = await Promise.all([get('/api/v1'), ...groups.map((g) => get(`/apis/${g.preferredVersion.groupVersion}`))]);
         const wanted = lists.flatMap((l) => l.resources.filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind))).map((r) => ({ ...r, groupVersion: l.groupVersion })));
@@ -1082,16 +1077,20 @@ class Kube {
         return items.map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }));
     }
     /** The API server's version (GET /version, readable by every user). */
-    async serverVersion() {
+    serverVersion() {
+        return this.getJson('/version');
+    }
+    /** GET an API path as JSON; a refusal or an unreachable server is a ModelshipError naming the path. */
+    async getJson(p) {
         let r;
         try {
-            r = await this.proxy('')('/version', { timeoutMs: 15_000 });
+            r = await this.proxy('')(p, { timeoutMs: 15_000 });
         }
         catch (e) {
-            throw this.wrap(e, 'GET /version');
+            throw this.wrap(e, `GET ${p}`);
         }
         if (r.status !== 200)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET /version failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET ${p} failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
         return JSON.parse(r.body.toString());
     }
     /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
@@ -1129,8 +1128,9 @@ class Kube {
         const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e);
         if (a)
             return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
+        // the network's failure (util/errors decides which codes are), or a fetch that failed without saying why
         const err = e;
-        if (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
+        if ((0,_util_errors__WEBPACK_IMPORTED_MODULE_2__/* .externalFailure */ .Qf)(e)?.system === 'network' || /fetch failed|ECONNREFUSED/.test(String(err?.message)))
             return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
         return e;
     }

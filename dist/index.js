@@ -30675,6 +30675,8 @@ async function runImage(cfg, log, env = process.env) {
     }
     const git = await gitContext(cfg, env);
     const tags = computeTags(cfg.image, git);
+    // a pull request's build (tagged pr-<N>) writes its own build cache ref
+    const pr = pullRequestOf(git);
     if (tags.length === 0)
         throw new errors/* ModelshipError */.W7('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
     const labels = {
@@ -30711,10 +30713,10 @@ async function runImage(cfg, log, env = process.env) {
             'buildx', 'build',
             '--file', external_path_.join(work, 'Dockerfile'),
             ...tags.flatMap((t) => ['--tag', t]),
-            ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:${(0,registry/* cacheTag */.z)(pullRequestOf(git))}`] : []),
+            ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:${(0,registry/* cacheTag */.z)(pr)}`] : []),
             '--provenance=false',
             '--metadata-file', metaFile,
-            ...cacheFlags(driver, cfg.image, env, cfg.cache, pullRequestOf(git)),
+            ...cacheFlags(driver, cfg.image, env, cfg.cache, pr),
             cfg.push ? '--push' : '--load',
             ctx,
         ];
