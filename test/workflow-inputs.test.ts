@@ -126,38 +126,6 @@ describe('reusable workflows reach every input of the stages they run (derived f
   });
 });
 
-describe('callers pass what the reusable workflows take', () => {
-  /** Every job calling one of the reusable workflows, in the templates of workflows/ and the README's yaml blocks. */
-  function calls(): { where: string; file: string; job: { with?: Record<string, unknown>; secrets?: Record<string, unknown> | string } }[] {
-    const docs: { where: string; doc: unknown }[] = fs.readdirSync(path.join(REPO, 'workflows')).map((f) => ({ where: `workflows/${f}`, doc: yaml.load(fs.readFileSync(path.join(REPO, 'workflows', f), 'utf8')) }));
-    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
-    [...readme.matchAll(/```ya?ml\n([\s\S]*?)```/g)].forEach((m, i) => docs.push({ where: `README.md yaml block ${i + 1}`, doc: yaml.load(m[1]) }));
-    return docs.flatMap(({ where, doc }) =>
-      Object.entries((doc as { jobs?: Record<string, { uses?: string }> })?.jobs ?? {}).flatMap(([name, job]) => {
-        const m = /^org\/modelship\/\.github\/workflows\/([\w.-]+)@/.exec(job?.uses ?? '');
-        return m ? [{ where: `${where} jobs.${name}`, file: m[1], job: job as { with?: Record<string, unknown> } }] : [];
-      }),
-    );
-  }
-
-  test('every with: key is an input of the called workflow, every required input and secret is given', () => {
-    const found = calls();
-    expect(found.length).toBeGreaterThanOrEqual(4);
-    const problems: string[] = [];
-    for (const { where, file, job } of found) {
-      const wf = load(file).on.workflow_call;
-      const inputs = (wf.inputs ?? {}) as Record<string, WorkflowInput & { required?: boolean }>;
-      for (const k of Object.keys(job.with ?? {})) if (!inputs[k]) problems.push(`${where}: with.${k} is not an input of ${file}`);
-      for (const [k, i] of Object.entries(inputs)) if (i.required && (job.with ?? {})[k] === undefined) problems.push(`${where}: ${file} requires input ${k}`);
-      if (job.secrets === 'inherit') continue;
-      const secrets = wf.secrets ?? {};
-      for (const k of Object.keys((job.secrets as Record<string, unknown>) ?? {})) if (!secrets[k]) problems.push(`${where}: secrets.${k} is not a secret of ${file}`);
-      for (const [k, v] of Object.entries(secrets)) if (v.required && !((job.secrets as Record<string, unknown>) ?? {})[k]) problems.push(`${where}: ${file} requires secret ${k}`);
-    }
-    expect(problems).toEqual([]);
-  });
-});
-
 describe('the inputs map (action input "inputs")', () => {
   const src = (m: Record<string, string>) => (name: string) => m[name];
   const read = (m: Record<string, string>) => readConfig(src({ stage: 'rollout', image: '127.0.0.1:5000/x/y@sha256:' + 'a'.repeat(64), kubeconfig: '/k', ...m }));

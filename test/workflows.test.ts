@@ -283,3 +283,31 @@ describe('permissions: the callers grant what the called jobs declare', () => {
     expect(checkCaller(wrongPath, 'synthetic').map((p) => p.problem)).toEqual(['workflows/deploy.yml: GitHub runs reusable workflows only from .github/workflows/ (no subdirectories)']);
   });
 });
+
+describe('callers pass what the reusable workflows take', () => {
+  type Called = { with?: Record<string, unknown>; secrets?: Record<string, unknown> | string };
+  type Declared = { workflow_call: { inputs?: Record<string, { required?: boolean }>; secrets?: Record<string, { required?: boolean }> } };
+
+  test('every with: key is an input of the called workflow, every required input and secret is given', () => {
+    const problems: string[] = [];
+    let calls = 0;
+    for (const { where, doc } of callers()) {
+      for (const [name, job] of Object.entries(doc.jobs ?? {})) {
+        const [ref] = typeof job?.uses === 'string' ? workflowRefs(`uses: ${job.uses}`) : [];
+        if (!ref || notReusable(ref.workflow)) continue;
+        calls++;
+        const at = `${where} jobs.${name}`;
+        const { workflow_call: wf } = (yaml.load(read(ref.workflow)) as { on: Declared }).on;
+        const given = (job as Called).with ?? {};
+        for (const k of Object.keys(given)) if (!wf.inputs?.[k]) problems.push(`${at}: with.${k} is not an input of ${ref.workflow}`);
+        for (const [k, i] of Object.entries(wf.inputs ?? {})) if (i.required && given[k] === undefined) problems.push(`${at}: ${ref.workflow} requires input ${k}`);
+        const secrets = (job as Called).secrets;
+        if (secrets === 'inherit') continue;
+        for (const k of Object.keys(secrets ?? {})) if (!wf.secrets?.[k]) problems.push(`${at}: secrets.${k} is not a secret of ${ref.workflow}`);
+        for (const [k, v] of Object.entries(wf.secrets ?? {})) if (v.required && !(secrets as Record<string, unknown> | undefined)?.[k]) problems.push(`${at}: ${ref.workflow} requires secret ${k}`);
+      }
+    }
+    expect(calls).toBeGreaterThanOrEqual(4);
+    expect(problems).toEqual([]);
+  });
+});
