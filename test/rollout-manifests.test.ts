@@ -1,4 +1,4 @@
-import { deployment, service, canaryReplicas, validateSpec, gracePeriodSeconds, sleepActionServed, DeploySpec } from '../src/rollout/manifests';
+import { deployment, service, canaryReplicas, validateSpec, gracePeriodSeconds, sleepActionServed, unsupportedServer, budgetMaxUnavailable, disruptionBudget, DeploySpec } from '../src/rollout/manifests';
 import { applyPatches } from '../src/rollout/patch';
 
 const spec: DeploySpec = {
@@ -79,6 +79,51 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     [{ major: '2', minor: '0' }, true],
   ])('the sleep action is used with API server %j: %s', (v, expected) => {
     expect(sleepActionServed(v)).toBe(expected);
+  });
+
+  test.each([
+    [{ major: '1', minor: '20', gitVersion: 'v1.20.2' }, /Kubernetes v1\.20\.2, older than 1\.27, the oldest release modelship deploys to/],
+    [{ major: '1', minor: '26+', gitVersion: 'v1.26.15-eks-1' }, /v1\.26\.15-eks-1, older than 1\.27/],
+    [{ major: '1', minor: '27+' }, undefined],
+    [{ major: '1', minor: '34', gitVersion: 'v1.34.4' }, undefined],
+    [{ major: '2', minor: '0' }, undefined],
+    [{ major: '', minor: '' }, undefined], // a server that does not say: the API server judges each object
+  ])('API server %j against the supported floor', (v, expected) => {
+    const r = unsupportedServer(v);
+    if (expected) expect(r).toMatch(expected);
+    else expect(r).toBeUndefined();
+  });
+
+  test.each([
+    ['auto', 1, undefined], // one replica: a budget would block every drain or protect nothing
+    ['auto', 2, 1],
+    ['auto', 4, 1],
+    ['auto', 8, 2],
+    ['auto', 10, 2],
+    ['none', 10, undefined],
+    [3, 10, 3],
+    ['30%', 10, '30%'],
+  ] as const)('disruption-budget %s with %d replicas: maxUnavailable %s', (setting, replicas, expected) => {
+    expect(budgetMaxUnavailable(setting, replicas)).toBe(expected);
+  });
+
+  test('the stable PodDisruptionBudget: policy/v1 over the stable pods, unhealthy pods always evictable', () => {
+    const stable = deployment(spec, 'stable', 4) as any;
+    const pdb = disruptionBudget(spec, 1, stable.spec.selector.matchLabels) as any;
+    expect(pdb).toMatchObject({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'googlenet', namespace: 'models', labels: { 'app.kubernetes.io/managed-by': 'modelship' } } });
+    expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: { 'app.kubernetes.io/name': 'googlenet', 'app.kubernetes.io/component': 'model-server', track: 'stable' } }, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    // it selects the stable pods only: the canary is never held back by it
+    const canaryLabels = (deployment(spec, 'canary', 1) as any).spec.template.metadata.labels;
+    expect(Object.entries(pdb.spec.selector.matchLabels).every(([k, v]) => canaryLabels[k] === v)).toBe(false);
+  });
+
+  test.each(['stable', 'canary'] as const)('%s pods spread across nodes, softly, per ReplicaSet', (track) => {
+    const t = (deployment(spec, track, 4) as any).spec.template;
+    expect(t.spec.topologySpreadConstraints).toEqual([
+      { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'googlenet', 'app.kubernetes.io/component': 'model-server', track } }, matchLabelKeys: ['pod-template-hash'] },
+    ]);
+    // the constraint's selector picks the Deployment's own pods
+    for (const [k, v] of Object.entries(t.spec.topologySpreadConstraints[0].labelSelector.matchLabels)) expect(t.metadata.labels[k]).toBe(v);
   });
 
   test('graceful termination: a preStop hook keeps the pod serving for drain-delay, then the server drains at once within its timeout', () => {

@@ -116,6 +116,9 @@ describe('rollout inputs', () => {
     expect(() => readConfig(inputs({ 'drain-delay': '5s' }))).toThrow(/input "drain-delay": expected a non-negative number, got "5s"/);
     expect(() => readConfig(inputs({ 'drain-delay': '5000' }))).toThrow(/input "drain-delay": expected whole seconds from 0 to 300 .*got "5000"/);
     expect(() => readConfig(inputs({ stage: 'preview', 'drain-delay': '301' }))).toThrow(/input "drain-delay"/);
+    expect(() => readConfig(inputs({ 'disruption-budget': '0' }))).toThrow(/input "disruption-budget": expected auto, none, a number of pods \(1 or more\) or a percentage \(1% to 100%\).*got "0" \(0 would block every node drain/);
+    expect(() => readConfig(inputs({ 'disruption-budget': '120%' }))).toThrow(/input "disruption-budget".*got "120%"/);
+    expect(() => readConfig(inputs({ 'disruption-budget': 'half' }))).toThrow(/input "disruption-budget"/);
   });
   test('parsed into one typed config', () => {
     const c = readConfig(inputs({ 'model-name': 'googlenet', 'node-selector': 'gpu=a100, zone=b', tolerations: '[{key: gpu, operator: Exists}]', 'model-key-secret': 'model-keys/key', 'prometheus-url': 'http://prom:9090' })).rollout;
@@ -123,6 +126,8 @@ describe('rollout inputs', () => {
     expect(c.prometheus).toMatchObject({ url: 'http://prom:9090', minSamples: 20, maxErrorRate: 0.01 });
     expect(c.drainDelayS).toBe(5);
     expect(readConfig(inputs({ 'drain-delay': '0' })).rollout.drainDelayS).toBe(0);
+    expect(c.disruptionBudget).toBe('auto');
+    expect([readConfig(inputs({ 'disruption-budget': '2' })), readConfig(inputs({ 'disruption-budget': '25%' })), readConfig(inputs({ 'disruption-budget': 'none' }))].map((x) => x.rollout.disruptionBudget)).toEqual([2, '25%', 'none']);
     expect(readConfig(inputs({ stage: 'preview', 'drain-delay': '12' })).preview.rollout.drainDelayS).toBe(12);
   });
 });

@@ -8,7 +8,7 @@ import { SERVING_PORT } from '../shared/runtime';
 import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../shared/golden';
 import { decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
 import { parseImageRef } from '../image/registry';
-import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, sleepActionServed, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
+import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, sleepActionServed, unsupportedServer, disruptionBudget, budgetMaxUnavailable, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
 import { applyPatches, readPatches, readManifest } from './patch';
 import { Kube } from './kube';
 import { DeployLock, leaseHolder, releaseIfHeld } from './lease';
@@ -91,8 +91,11 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   validateSpec(spec);
   const nCanary = cfg.strategy === 'canary' ? canaryReplicas(cfg.replicas, cfg.canaryPercent) : 0;
   const kube = Kube.load(cfg.kubeconfig);
+  const version = await kube.serverVersion();
+  const unsupported = unsupportedServer(version);
+  if (unsupported) throw new ModelshipError('cluster', `Kubernetes ${kube.server}: ${unsupported}`);
   // the preStop hook: the kubelet's sleep action where every kubelet the API server allows runs it
-  spec.sleepAction = sleepActionServed(await kube.serverVersion());
+  spec.sleepAction = sleepActionServed(version);
   const owner = rolloutOwner(env);
   const ns = cfg.namespace;
 
@@ -131,8 +134,21 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
     await kube.apply(isNew ? created(o) : o);
     return isNew;
   };
+  // the stable's PodDisruptionBudget, over its pods as its (live) selector picks them; none: one modelship made goes
+  const maxUnavailable = budgetMaxUnavailable(cfg.disruptionBudget, cfg.replicas);
+  const pdbObj = maxUnavailable === undefined ? undefined : disruptionBudget(spec, maxUnavailable, stableObj.spec.selector.matchLabels);
+  /** apply the budget with the stable (or delete the one modelship made when there should be none); true when it made one */
+  const applyBudget = async (): Promise<boolean> => {
+    if (pdbObj) return applyMarked(pdbObj);
+    const live = await kube.get('policy/v1', 'PodDisruptionBudget', ns, cfg.app);
+    if (live?.metadata.labels?.[MANAGED] === 'modelship') {
+      await kube.remove('policy/v1', 'PodDisruptionBudget', ns, cfg.app);
+      log.info(`deleted PodDisruptionBudget ${cfg.app} (disruption-budget ${cfg.disruptionBudget}${cfg.disruptionBudget === 'auto' ? `: ${cfg.replicas} replica` : ''})`);
+    }
+    return false;
+  };
   const secretObj = cfg.pullSecret ? pullSecret(spec, parseImageRef(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
-  const planned = cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc];
+  const planned = [...(cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc]), ...(pdbObj ? [pdbObj] : [])];
 
   // (the pull Secret is not in the dry run's diff: its data would be printed)
   if (cfg.dryRun) return dryRun(kube, cfg, planned, nsExists, takeover, nCanary, log);
@@ -274,6 +290,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
           if (takeover) await takeOver(kube, promotedObj);
           await kube.apply(promotedObj);
           if (takeover) await kube.apply(mainSvc);
+          await applyBudget();
         });
         try {
           await step(`stable rollout of ${cfg.app}`, () => waitDeployment(kube, ns, cfg.app, { ...waitOpts(), timeoutMs: cfg.timeoutS * 1000 }));
@@ -294,12 +311,14 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
       }
     } else {
       // ---- basic: update in place, verify, return to the previous template on failure
+      let createdPdb = false;
       try {
         await step(`apply ${cfg.app}`, async () => {
           const obj = liveStable ? stableObj : created(stableObj);
           if (takeover) await takeOver(kube, obj);
           await kube.apply(obj);
           await applyMarked(mainSvc);
+          createdPdb = await applyBudget();
         });
         const pods = (await runGate('pods', `${cfg.app} rollout`, () => waitDeployment(kube, ns, cfg.app, waitOpts()))).pods;
         if (cfg.gpu) gate('pods').evidence = await runGate('pods', `${cfg.app} pods compute on the GPU`, () => checkPodProviders(kube, ns, pods, cfg.modelName, SERVING_PORT));
@@ -318,6 +337,7 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
         await step(liveStable ? `roll ${cfg.app} back to the previous ReplicaSet's template` : `delete ${cfg.app} (first deploy)`, async () => {
           if (liveStable) await restoreTemplate(kube, ns, cfg.app, liveStable.spec.template);
           else await kube.remove('apps/v1', 'Deployment', ns, cfg.app);
+          if (createdPdb) await kube.remove('policy/v1', 'PodDisruptionBudget', ns, cfg.app);
         });
       }
     }
@@ -468,7 +488,7 @@ export async function cleanupRollout(kubeconfig: string, namespace: string, app:
   const stable = await kube.get('apps/v1', 'Deployment', namespace, app);
   const unfinished = (await leaseHolder(kube, namespace, app)) === owner && stable?.metadata.annotations?.[PROMOTED_BY] !== owner;
   if (unfinished) {
-    const made: [string, string, string][] = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['v1', 'Secret', pullSecretName(app)]];
+    const made: [string, string, string][] = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['policy/v1', 'PodDisruptionBudget', app], ['v1', 'Secret', pullSecretName(app)]];
     for (const [apiVersion, kind, name] of made) {
       const o = kind === 'Deployment' ? stable : await kube.get(apiVersion, kind, namespace, name);
       if (createdByRun(o) && (await kube.remove(apiVersion, kind, namespace, name))) done.push(`deleted ${kind} ${namespace}/${name}, which this run created`);

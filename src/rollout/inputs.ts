@@ -3,7 +3,7 @@ import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
 import type { Runtime } from '../shared/runtime';
 import { DEFAULT_QUERIES } from './prometheus';
-import { DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './manifests';
+import { DisruptionBudget, DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './manifests';
 
 /** The rollout stage's own inputs and outputs (a preview is a rollout: it reads these too). */
 export const ROLLOUT_INPUTS: InputSpec[] = [
@@ -41,6 +41,13 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
     description: 'rollout: replicas of the stable Deployment.',
     default: '2',
     kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'disruption-budget',
+    description: 'rollout: a PodDisruptionBudget for the stable Deployment, so a node drain or cluster upgrade evicts its pods a few at a time: auto (a quarter of replicas, at least 1; none with 1 replica, where a budget would block every drain or protect nothing), the pods that may be unavailable at once as a number or percentage (maxUnavailable, e.g. 1 or 25%), or none (and a budget modelship made before is deleted).',
+    default: 'auto',
+    kind: 'string',
     stages: ['rollout'],
   },
   {
@@ -262,6 +269,8 @@ export interface RolloutConfig {
   modelName: string;
   strategy: 'canary' | 'basic';
   replicas: number;
+  /** disruption-budget: the stable Deployment's PodDisruptionBudget */
+  disruptionBudget: DisruptionBudget;
   canaryPercent: number;
   /** drain-delay: seconds a terminating pod keeps serving (its preStop hook) */
   drainDelayS: number;
@@ -325,6 +334,7 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     modelName: s.modelName,
     strategy,
     replicas: r.int('replicas', 1),
+    disruptionBudget: readBudget(raw('disruption-budget')),
     canaryPercent,
     drainDelayS: r.int('drain-delay', 0),
     bakeTimeS: r.num('bake-time'),
@@ -365,4 +375,14 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl)) fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
   }
   return rollout;
+}
+
+/** disruption-budget: auto, none, a positive number of pods or a percentage from 1% to 100% (maxUnavailable). */
+function readBudget(v: string): DisruptionBudget {
+  const t = v.trim();
+  if (t === 'auto' || t === 'none') return t;
+  if (/^[1-9]\d*$/.test(t)) return Number(t);
+  const pct = /^([1-9]\d*)%$/.exec(t);
+  if (pct && Number(pct[1]) <= 100) return t as `${number}%`;
+  return fail('disruption-budget', `expected auto, none, a number of pods (1 or more) or a percentage (1% to 100%) that may be unavailable at once, got "${v}"${/^0%?$/.test(t) ? ' (0 would block every node drain: use none for no budget)' : ''}`);
 }

@@ -51,6 +51,23 @@ export function sleepActionServed(version: { major: string; minor: string }): bo
   return major > 1 || (major === 1 && minor >= 33);
 }
 
+/**
+ * The oldest Kubernetes minor modelship deploys to (README "Supported Kubernetes"): every field the manifests write is
+ * served and on by default from it: the PodDisruptionBudget's unhealthyPodEvictionPolicy and the topology spread's
+ * matchLabelKeys (beta, on by default, in 1.27), on top of Pod Security admission (1.25) and policy/v1 (1.21). Server-side
+ * apply refuses a field an older API server does not know.
+ */
+export const KUBERNETES_FLOOR = { major: 1, minor: 27 };
+
+/** Undefined when an API server of `version` is supported, else why not (for the stage's error). */
+export function unsupportedServer(version: { major: string; minor: string; gitVersion?: string }): string | undefined {
+  const major = parseInt(version.major, 10);
+  const minor = parseInt(version.minor, 10); // managed clusters report e.g. "27+"
+  if (!Number.isFinite(major) || !Number.isFinite(minor)) return undefined; // a server that does not say: let the API server judge each object
+  if (major > KUBERNETES_FLOOR.major || (major === KUBERNETES_FLOOR.major && minor >= KUBERNETES_FLOOR.minor)) return undefined;
+  return `the cluster runs Kubernetes ${version.gitVersion ?? `${major}.${minor}`}, older than ${KUBERNETES_FLOOR.major}.${KUBERNETES_FLOOR.minor}, the oldest release modelship deploys to (its PodDisruptionBudget and topology spread use fields on by default from ${KUBERNETES_FLOOR.major}.${KUBERNETES_FLOOR.minor}; see README "Supported Kubernetes")`;
+}
+
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
 export const METRICS_PORT = SERVING_METRICS_PORT;
 /** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
@@ -192,9 +209,55 @@ export function deployment(s: DeploySpec, track: 'stable' | 'canary', replicas: 
           ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
           ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),
           ...(s.imagePullSecrets.length ? { imagePullSecrets: s.imagePullSecrets.map((n) => ({ name: n })) } : {}),
+          topologySpreadConstraints: [spreadAcrossNodes(s.app, track)],
         },
       },
     },
+  };
+}
+
+/**
+ * Soft spread of a track's pods across nodes: one node going away (a drain, a failure) takes as few of them as the
+ * cluster allows, and a cluster with one node still schedules them all (ScheduleAnyway). matchLabelKeys
+ * pod-template-hash counts only the pods of the same ReplicaSet, so during a rolling update the new pods spread among
+ * themselves instead of around the old ones (on by default from Kubernetes 1.27: the floor, see README).
+ */
+export function spreadAcrossNodes(app: string, track: 'stable' | 'canary'): Record<string, unknown> {
+  return {
+    maxSkew: 1,
+    topologyKey: 'kubernetes.io/hostname',
+    whenUnsatisfiable: 'ScheduleAnyway',
+    labelSelector: { matchLabels: { ...selectorLabels(app), track } },
+    matchLabelKeys: ['pod-template-hash'],
+  };
+}
+
+/** disruption-budget: `auto`, `none`, or maxUnavailable as a number of pods or a percentage. */
+export type DisruptionBudget = 'auto' | 'none' | number | `${number}%`;
+
+/**
+ * The PodDisruptionBudget's maxUnavailable for the stable Deployment, or undefined for none. `auto`: a quarter of the
+ * replicas (the Deployment's own default for a rolling update), at least 1; with 1 replica none, since any budget then
+ * either blocks every node drain (0 may go) or protects nothing (1 may go).
+ */
+export function budgetMaxUnavailable(setting: DisruptionBudget, replicas: number): number | string | undefined {
+  if (setting === 'none') return undefined;
+  if (setting === 'auto') return replicas < 2 ? undefined : Math.max(1, Math.floor(replicas / 4));
+  return setting;
+}
+
+/**
+ * A PodDisruptionBudget (policy/v1) over the stable Deployment's pods (`selector`: its live selector when it has one):
+ * evictions (`kubectl drain`, a cluster autoscaler, a node upgrade) take at most maxUnavailable of them at a time.
+ * unhealthyPodEvictionPolicy AlwaysAllow: pods that are not Ready protect nothing, so a crash-looping pod never blocks
+ * a drain (on by default from 1.27).
+ */
+export function disruptionBudget(s: Pick<DeploySpec, 'app' | 'namespace'>, maxUnavailable: number | string, selector: Record<string, string>): K8sObject {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: s.app, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+    spec: { maxUnavailable, selector: { matchLabels: selector }, unhealthyPodEvictionPolicy: 'AlwaysAllow' },
   };
 }
 
