@@ -16,7 +16,7 @@ export function apiError(e: unknown): { code: number; message: string } | undefi
   return { code: x.code, message };
 }
 
-/** The Lease API's MicroTime: the 1.20 API server refuses millisecond timestamps ("cannot parse .908Z as .000000"). */
+/** The Lease API's MicroTime: the API server (1.34 as much as 1.20) refuses millisecond timestamps ("cannot parse .908Z as .000000"). */
 export class MicroTime extends Date {
   override toISOString(): string {
     return super.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');

@@ -268,7 +268,7 @@ export function service(s: DeploySpec, which: 'main' | 'canary'): K8sObject {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: which === 'main' ? s.app : `${s.app}-canary`, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
-    // protocol is explicit on every port: server-side apply of a Service needs it on Kubernetes 1.20
+    // protocol is explicit (TCP, the default; the server-side apply of Kubernetes before 1.21 required it)
     spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
   };
 }
