@@ -7,7 +7,10 @@
 # `preStop: sleep` hook answers through the API server's service proxy, kubectl port-forward, from a pod through its ClusterIP
 # (kube-proxy, nftables) and on a NodePort of the node IP; deleting a pod waits for the hook; with the
 # lab Prometheus up, it scrapes the pods (job lab-pods-k134); a hollow pod's readiness follows its
-# probe server. Last line: "N passed, M failed"; exit status 1 on any failure.
+# probe server. The second real node realnode2 (tainted realnode and realnode2): a pod pinned there
+# serves on a NodePort, pods on the two nodes reach each other (pod IP, ClusterIP), logs/exec work,
+# `kubectl drain` evicts it and `uncordon` brings it back (only this run's pods are evicted: the drain
+# has a --pod-selector). Last line: "N passed, M failed"; exit status 1 on any failure.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib/common.sh
@@ -17,7 +20,7 @@ RUN_ID=$(date +%s)
 NS=k134-smoke-$RUN_ID
 IMG=$REGISTRY/$BUSYBOX_IMAGE
 TMP=$(mktemp -d)
-PASS=0 FAIL=0 PROBE_PID='' PF_PID=''
+PASS=0 FAIL=0 PROBE_PID='' PF_PID='' DRAINED=''
 ok()    { PASS=$((PASS + 1)); log "PASS $*"; }
 bad()   { FAIL=$((FAIL + 1)); log "FAIL $*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; return 1; fi; }
@@ -29,6 +32,7 @@ free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0
 cleanup() {
   [ -n "$PF_PID" ] && kill "$PF_PID" 2>/dev/null
   [ -n "$PROBE_PID" ] && kill "$PROBE_PID" 2>/dev/null
+  [ -n "$DRAINED" ] && k134_kc uncordon "$K134_REAL_NODE2" >/dev/null 2>&1
   k134_kc delete namespace "$NS" --wait=false >/dev/null 2>&1
   rm -rf "$TMP"
 }
@@ -43,6 +47,9 @@ check "node $K134_REAL_NODE Ready" retry 30 k134_node_ready "$K134_REAL_NODE"
 check "node $K134_HOLLOW_NODE Ready (hollow)" retry 30 k134_node_ready "$K134_HOLLOW_NODE"
 OUT=$(k134_kc get node "$K134_REAL_NODE" -o jsonpath='{.metadata.labels.realnode} {.spec.taints[?(@.key=="realnode")].effect} {.status.nodeInfo.containerRuntimeVersion}')
 check "$K134_REAL_NODE: label realnode=true, taint realnode:NoSchedule, runtime: $OUT" like "$OUT" "true NoSchedule containerd://*"
+check "node $K134_REAL_NODE2 Ready" retry 30 k134_node_ready "$K134_REAL_NODE2"
+OUT=$(k134_kc get node "$K134_REAL_NODE2" -o jsonpath='{.metadata.labels.realnode} {.metadata.labels.lab\.modelship\.dev/node} {.spec.taints[*].key}')
+check "$K134_REAL_NODE2: labels realnode=true, lab.modelship.dev/node; taints: $OUT" like "$OUT" "true $K134_REAL_NODE2 *realnode *realnode2*"
 OUT=$(k134_kc api-versions | grep -xE 'autoscaling/v2|policy/v1|batch/v1|discovery.k8s.io/v1' | sort | tr '\n' ' ')
 check "served: $OUT" [ "$OUT" = "autoscaling/v2 batch/v1 discovery.k8s.io/v1 policy/v1 " ]
 
@@ -56,6 +63,8 @@ SC='securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: 
 POD_SC='securityContext: { runAsNonRoot: true, runAsUser: 65534, runAsGroup: 65534, seccompProfile: { type: RuntimeDefault } }'
 ON_REAL="nodeSelector: { realnode: \"true\" }
       tolerations: [{ key: realnode, operator: Exists, effect: NoSchedule }]"
+ON_REAL2="nodeSelector: { kubernetes.io/hostname: $K134_REAL_NODE2 }
+      tolerations: [{ key: realnode, operator: Exists, effect: NoSchedule }, { key: realnode2, operator: Exists, effect: NoSchedule }]"
 cat <<EOF > "$TMP/pod.yaml"
 apiVersion: v1
 kind: Pod
@@ -121,6 +130,40 @@ spec:
   type: NodePort
   selector: { app: web }
   ports: [{ name: http, port: 80, targetPort: http }]
+---
+# on the second real node (both taints tolerated)
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web2, namespace: $NS }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: web2 } }
+  template:
+    metadata: { labels: { app: web2, smoke-run: "$RUN_ID" } }
+    spec:
+      $POD_SC
+      $ON_REAL2
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: 5
+      volumes: [{ name: srv, emptyDir: {} }]
+      containers:
+      - name: web
+        image: $IMG
+        env: [{ name: NODE, valueFrom: { fieldRef: { fieldPath: spec.nodeName } } }]
+        command: [sh, -c, 'echo "serving on \$NODE"; echo "hello from \$NODE" > /srv/index.html;
+          trap "exit 0" TERM; httpd -f -p 8080 -h /srv & wait']
+        volumeMounts: [{ name: srv, mountPath: /srv }]
+        ports: [{ name: http, containerPort: 8080, protocol: TCP }]
+        readinessProbe: { httpGet: { path: /index.html, port: http }, periodSeconds: 1 }
+        $SC
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web2, namespace: $NS }
+spec:
+  type: NodePort
+  selector: { app: web2 }
+  ports: [{ name: http, port: 80, targetPort: http }]
 EOF
 check "Deployment with preStop sleep admitted and rolled out" quiet k rollout status deploy/web --timeout=90s
 OUT=$(k get deploy web -o jsonpath='{.spec.template.spec.containers[0].lifecycle.preStop.sleep.seconds}')
@@ -137,13 +180,39 @@ check "kubectl port-forward 127.0.0.1:$PF -> svc/web" retry 10 pf_ok
 kill "$PF_PID" 2>/dev/null; PF_PID=''
 CIP=$(k get svc web -o jsonpath='{.spec.clusterIP}')
 # (busybox-static's wget segfaults in these pods; nc does the request)
-cip_ok() { local r; r=$(k exec bb -- sh -c "printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 2 $CIP 80" 2>/dev/null); [[ $r == *$'\n'"hello from busybox httpd"* ]]; }
-check "pod -> ClusterIP $CIP:80 (kube-proxy, nftables)" retry 10 cip_ok
+nc_get() { # POD HOST PORT BODY: GET /index.html from inside POD answers BODY
+  local r; r=$(k exec "$1" -- sh -c "printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 2 $2 $3" 2>/dev/null); [[ $r == *$'\n'"$4"* ]]; }
+check "pod -> ClusterIP $CIP:80 (kube-proxy, nftables)" retry 10 nc_get bb "$CIP" 80 "hello from busybox httpd"
 NP=$(k get svc web -o jsonpath='{.spec.ports[0].nodePort}') NODE_IP=$(k134_node_ip)
 np_ok() { [ "$(curl -sS -m 3 "http://$NODE_IP:$NP/index.html" 2>/dev/null)" = "hello from busybox httpd" ]; }
 check "NodePort $NODE_IP:$NP from this machine" retry 10 np_ok
 OUT=$(k exec bb -- ip route 2>&1 | tr '\n' ';')
-check "pod routes: $OUT (no default route)" bash -c '[[ $1 == *"$2"* && $1 != *default* ]]' _ "$OUT" "${K134_SERVICE_CIDR%/*}"
+check "pod routes: $OUT (no default route)" bash -c '[[ $1 == *"$2"* && $1 == *"$3"* && $1 != *default* ]]' _ "$OUT" "$K134_SERVICE_CIDR" "$K134_CLUSTER_CIDR"
+
+# ------------------------------------------------------------ second real node: realnode2, drain
+H2="hello from $K134_REAL_NODE2"
+check "web2 (tolerates realnode and realnode2) rolled out" quiet k rollout status deploy/web2 --timeout=60s
+read -r P2 N2 IP2 <<< "$(k get pods -l app=web2 -o jsonpath='{.items[0].metadata.name} {.items[0].spec.nodeName} {.items[0].status.podIP}')"
+check "web2 pod on $N2 with IP $IP2 in $K134_POD_CIDR2" like "$N2 $IP2" "$K134_REAL_NODE2 ${K134_POD_CIDR2%.*}.*"
+OUT=$(k logs "$P2" 2>&1); check "kubectl logs on $K134_REAL_NODE2: $OUT" [ "$OUT" = "serving on $K134_REAL_NODE2" ]
+OUT=$(k exec "$P2" -- cat /srv/index.html 2>&1); check "kubectl exec on $K134_REAL_NODE2: $OUT" [ "$OUT" = "$H2" ]
+CIP2=$(k get svc web2 -o jsonpath='{.spec.clusterIP}') IP1=$(k get pods -l app=web -o jsonpath='{.items[0].status.podIP}')
+check "pod on $K134_REAL_NODE -> pod IP $IP2:8080 on $K134_REAL_NODE2" retry 10 nc_get bb "$IP2" 8080 "$H2"
+check "pod on $K134_REAL_NODE -> ClusterIP $CIP2:80 -> $K134_REAL_NODE2" retry 10 nc_get bb "$CIP2" 80 "$H2"
+check "pod on $K134_REAL_NODE2 -> pod IP $IP1:8080 on $K134_REAL_NODE" retry 10 nc_get "$P2" "$IP1" 8080 "hello from busybox httpd"
+NP2=$(k get svc web2 -o jsonpath='{.spec.ports[0].nodePort}')
+np2_ok() { [ "$(curl -sS -m 3 "http://$NODE_IP:$NP2/index.html" 2>/dev/null)" = "$H2" ]; }
+check "NodePort $NODE_IP:$NP2 -> pod on $K134_REAL_NODE2" retry 10 np2_ok
+DRAINED=1 t=$SECONDS
+OUT=$(k134_kc drain "$K134_REAL_NODE2" --ignore-daemonsets --delete-emptydir-data --pod-selector "smoke-run=$RUN_ID" --timeout=60s 2>&1)
+check "kubectl drain $K134_REAL_NODE2 evicted $P2 ($((SECONDS - t)) s)" grep -q "pod/$P2 evicted" <<< "$OUT" || echo "$OUT"
+OUT=$(k get pods -l app=web2 -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase} {end}')
+check "while cordoned the replacement is Pending: $OUT" like "$OUT" "web2-*=Pending "
+k134_kc uncordon "$K134_REAL_NODE2" >/dev/null && DRAINED=''
+t=$SECONDS
+check "after uncordon the replacement runs on $K134_REAL_NODE2 and serves on the NodePort" eval \
+  'quiet k rollout status deploy/web2 --timeout=60s && retry 10 np2_ok'
+log "  uncordon -> serving: $((SECONDS - t)) s"
 P1=$(k get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
 t0=$(date +%s.%N); k delete pod "$P1" --wait=true >/dev/null 2>&1; t1=$(date +%s.%N)
 OUT=$("$PY" -c "print(round($t1 - $t0, 1))")

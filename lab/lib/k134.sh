@@ -26,16 +26,20 @@ K134_APISERVER=https://127.0.0.1:6444
 K134_ETCD_PORTS="2479 2480 2481"        # client, peer, metrics
 K134_KCM_PORT=10457 K134_SCHED_PORT=10459
 K134_KUBELET_PORT=10450 K134_KUBELET_HEALTHZ=10448
+K134_KUBELET2_PORT=10452 K134_KUBELET2_HEALTHZ=10453   # the second real node, realnode2
 K134_PROXY_HEALTHZ=10456 K134_PROXY_METRICS=10449
 K134_HOLLOW_PORT=10451
 K134_PROBE_PORT=18134
 K134_SERVICE_CIDR=10.96.0.0/16
 K134_POD_CIDR=10.234.0.0/24 K134_CLUSTER_CIDR=10.234.0.0/16
-K134_BRIDGE=k134br0
+K134_POD_CIDR2=10.234.1.0/24  # realnode2's pods
+K134_BRIDGE=k134br0 K134_BRIDGE2=k134br1
 K134_CGROUP=k134              # kubelet cgroupRoot /k134 (the v1.20 kubelet owns /kubepods)
+K134_CGROUP2=k134b            # realnode2's kubelet: cgroupRoot /k134b
 K134_REAL_NODE=realnode K134_HOLLOW_NODE=localhost   # same names as in the v1.20 cluster: tests rely on them
+K134_REAL_NODE2=realnode2     # second real node (drain tests): label realnode=true, taints realnode AND realnode2
 K134_PAUSE_IMAGE=$REGISTRY/k134/pause:3.10.1          # build/pause/Makefile TAG in v1.34.4
-K134_DAEMONS="k134-etcd k134-apiserver k134-controller-manager k134-scheduler k134-containerd k134-kubelet k134-proxy k134-probe-server k134-hollow-node k134-pod-sd"
+K134_DAEMONS="k134-etcd k134-apiserver k134-controller-manager k134-scheduler k134-containerd k134-kubelet k134-containerd2 k134-kubelet2 k134-proxy k134-probe-server k134-hollow-node k134-pod-sd"
 
 k134_kc() { "$K134_BIN/kubectl" --kubeconfig "$K134_PKI/admin.kubeconfig" "$@"; }
 k134_api_get() { curl -fsS -m 5 --cacert "$K134_PKI/ca.crt" --cert "$K134_PKI/admin.crt" --key "$K134_PKI/admin.key" "$K134_APISERVER$1"; }
@@ -212,9 +216,13 @@ k134_pki() {
   k134_ca front-proxy-ca modelship-lab-k134-front-proxy-ca
   k134_cert apiserver /CN=kube-apiserver "extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,IP:${K134_SERVICE_CIDR%.*.*}.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-  # the real kubelet's serving certificate: the apiserver dials it as "realnode" (-> 127.0.0.1, /etc/hosts)
-  k134_cert kubelet-$K134_REAL_NODE "/CN=$K134_REAL_NODE" "extendedKeyUsage=serverAuth
-subjectAltName=DNS:$K134_REAL_NODE,IP:127.0.0.1"
+  # the real kubelets' serving certificates: the apiserver dials them as "realnode" / "realnode2"
+  # (-> 127.0.0.1, /etc/hosts)
+  local n
+  for n in $K134_REAL_NODE $K134_REAL_NODE2; do
+    k134_cert kubelet-$n "/CN=$n" "extendedKeyUsage=serverAuth
+subjectAltName=DNS:$n,IP:127.0.0.1"
+  done
   k134_cert front-proxy-client /CN=front-proxy-client extendedKeyUsage=clientAuth front-proxy-ca
   [ -s "$K134_PKI/sa.key" ] || { openssl genrsa -out "$K134_PKI/sa.key" 2048 2>/dev/null &&
     openssl rsa -in "$K134_PKI/sa.key" -pubout -out "$K134_PKI/sa.pub" 2>/dev/null && chmod 600 "$K134_PKI/sa.key"; }
@@ -224,6 +232,7 @@ subjectAltName=DNS:$K134_REAL_NODE,IP:127.0.0.1"
            kube-controller-manager:/CN=system:kube-controller-manager \
            kube-scheduler:/CN=system:kube-scheduler \
            node-$K134_REAL_NODE:/O=system:nodes/CN=system:node:$K134_REAL_NODE \
+           node-$K134_REAL_NODE2:/O=system:nodes/CN=system:node:$K134_REAL_NODE2 \
            node-$K134_HOLLOW_NODE:/O=system:nodes/CN=system:node:$K134_HOLLOW_NODE \
            kube-proxy:/CN=system:kube-proxy \
            prometheus:/O=lab:monitoring/CN=lab-prometheus; do
@@ -302,7 +311,7 @@ EOK
 k134_node_ip() {
   local ip
   ip=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}' | head -1)
-  [ -n "$ip" ] || ip=$(ip -4 -o addr show scope global | awk '$2 !~ /^(docker0|cni0|k134br0)$/ {sub("/.*", "", $4); print $4; exit}')
+  [ -n "$ip" ] || ip=$(ip -4 -o addr show scope global | awk '$2 !~ /^(docker0|cni0|k134br[01])$/ {sub("/.*", "", $4); print $4; exit}')
   [ -n "$ip" ] || die "no non-loopback IPv4 address for the kubelet's --node-ip"
   echo "$ip"
 }
@@ -321,37 +330,65 @@ k134_pause_image() {
   rm -rf "$d"; log "built and pushed $K134_PAUSE_IMAGE"
 }
 
-# k134_cgroups: the kubelet's cgroupRoot /k134 must exist in every v1 hierarchy before it starts
-# ("cgroup-root does not exist"); cpuset needs cpus/mems copied from its parent.
+# k134_node 1|2: the per-node names and paths, in KN_*. Two real nodes, each a kubelet on a containerd
+# instance of its own (two kubelets on one containerd would remove each other's pods), with its own
+# socket, root, state, runc root (node 2), CNI bridge and pod CIDR, kubelet root dir, pod logs,
+# device-plugin dir, cgroupRoot, ports and serving cert; same node IP. The first node's paths are
+# those it had before realnode2 existed (no suffix), so its daemons keep running across the change.
+k134_node() {
+  if [ "$1" = 1 ]; then
+    KN_NAME=$K134_REAL_NODE KN_S='' KN_PORT=$K134_KUBELET_PORT KN_HEALTHZ=$K134_KUBELET_HEALTHZ
+    KN_BRIDGE=$K134_BRIDGE KN_CIDR=$K134_POD_CIDR KN_CGROUP=$K134_CGROUP KN_NET=k134 KN_RUNC=''
+    KN_TAINTS='{ key: realnode, value: "true", effect: NoSchedule }'
+  else
+    # taint realnode2 too: the tests that tolerate only "realnode" never land here (their images
+    # would be pulled a second time, into this node's containerd); a test that wants both nodes
+    # tolerates both taints
+    KN_NAME=$K134_REAL_NODE2 KN_S=2 KN_PORT=$K134_KUBELET2_PORT KN_HEALTHZ=$K134_KUBELET2_HEALTHZ
+    KN_BRIDGE=$K134_BRIDGE2 KN_CIDR=$K134_POD_CIDR2 KN_CGROUP=$K134_CGROUP2 KN_NET=k134-2
+    KN_RUNC=$'\n'"        Root = \"$K134_RUN/runc2\""
+    KN_TAINTS='{ key: realnode, value: "true", effect: NoSchedule }, { key: realnode2, value: "true", effect: NoSchedule }'
+  fi
+  KN_CD=k134-containerd$KN_S KN_KL=k134-kubelet$KN_S       # daemon names
+  KN_C=$K134/containerd$KN_S KN_SOCK=$K134_RUN/containerd$KN_S.sock KN_CNI=$K134/cni$KN_S
+  KN_LABELS=realnode=true,lab.modelship.dev/node=$KN_NAME
+}
+K134_NODES="1 2"
+
+# k134_cgroups: the kubelets' cgroupRoots /k134 and /k134b must exist in every v1 hierarchy before
+# they start ("cgroup-root does not exist"); cpuset needs cpus/mems copied from its parent.
 k134_cgroups() {
-  local c
+  local c g
   for c in /sys/fs/cgroup/*/; do
     case $c in */unified/) continue ;; esac
-    mkdir -p "$c$K134_CGROUP" 2>/dev/null || continue
-    if [ -f "${c}cpuset.cpus" ] && [ -z "$(cat "$c$K134_CGROUP/cpuset.cpus")" ]; then
-      cat "${c}cpuset.cpus" > "$c$K134_CGROUP/cpuset.cpus"; cat "${c}cpuset.mems" > "$c$K134_CGROUP/cpuset.mems"
-    fi
+    for g in $K134_CGROUP $K134_CGROUP2; do
+      mkdir -p "$c$g" 2>/dev/null || continue
+      if [ -f "${c}cpuset.cpus" ] && [ -z "$(cat "$c$g/cpuset.cpus")" ]; then
+        cat "${c}cpuset.cpus" > "$c$g/cpuset.cpus"; cat "${c}cpuset.mems" > "$c$g/cpuset.mems"
+      fi
+    done
   done
 }
 
-k134_containerd_up() {
-  # A containerd instance of its own (Debian's 1.6 binary, the one dockerd's containerd runs): own
+k134_containerd_up() { # NODE (1|2)
+  # A containerd instance per node (Debian's 1.6 binary, the one dockerd's containerd runs): own
   # socket, root, state; the CRI plugin pulls from the plain-HTTP lab registry (hosts.toml).
   # restrict_oom_score_adj: without CAP_SYS_RESOURCE runc cannot set the negative oom_score_adj CRI
   # asks for (-998 for every sandbox: "can't get final child's PID from pipe: EOF"); containerd then
   # clamps to its own score. The other snapshotters are only noise at start.
-  local C=$K134/containerd
-  mkdir -p "$C/root" "$C/opt" "$C/certs.d/$REGISTRY" "$K134_RUN" "$K134/cni/net.d" "$K134/cni/networks"
+  k134_node "$1"
+  local C=$KN_C
+  mkdir -p "$C/root" "$C/opt" "$C/certs.d/$REGISTRY" "$K134_RUN" "$KN_CNI/net.d" "$KN_CNI/networks"
   local changed=0
   put "$C/config.toml" <<EOK && changed=1
 version = 2
 root = "$C/root"
-state = "$K134_RUN/containerd"
+state = "$K134_RUN/containerd$KN_S"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
 [grpc]
-  address = "$K134_RUN/containerd.sock"
+  address = "$KN_SOCK"
 [ttrpc]
-  address = "$K134_RUN/containerd.sock.ttrpc"
+  address = "$KN_SOCK.ttrpc"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$C/opt"
 [plugins."io.containerd.grpc.v1.cri"]
@@ -366,10 +403,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
+        SystemdCgroup = false$KN_RUNC
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "$K134/cni/net.d"
+    conf_dir = "$KN_CNI/net.d"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$C/certs.d"
 EOK
@@ -378,85 +415,76 @@ server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOK
-  # Pod network: the CNI bridge k134br0 on $K134_POD_CIDR. As on the v1.20 node, the only route pods
-  # get is the Service CIDR (no default route, no masquerade): pods reach each other and ClusterIPs.
-  put "$K134/cni/net.d/10-k134.conflist" <<EOK || true
+  # Pod network: a CNI bridge per node (k134br0 10.234.0.0/24, k134br1 10.234.1.0/24). As on the v1.20
+  # node, pods get no default route and no masquerade: only the Service CIDR and the cluster CIDR (the
+  # other node's pods, routed by this host between the bridges) go via the bridge. Read by containerd
+  # for every new pod: a change needs no restart.
+  put "$KN_CNI/net.d/10-k134.conflist" <<EOK || true
 {
   "cniVersion": "0.4.0",
-  "name": "k134",
+  "name": "$KN_NET",
   "plugins": [
-    { "type": "bridge", "bridge": "$K134_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "$K134_POD_CIDR" }]],
-                "routes": [{ "dst": "$K134_SERVICE_CIDR" }], "dataDir": "$K134/cni/networks" } },
+    { "type": "bridge", "bridge": "$KN_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "$KN_CIDR" }]],
+                "routes": [{ "dst": "$K134_SERVICE_CIDR" }, { "dst": "$K134_CLUSTER_CIDR" }], "dataDir": "$KN_CNI/networks" } },
     { "type": "portmap", "capabilities": { "portMappings": true } }
   ]
 }
 EOK
-  [ $changed = 1 ] && alive k134-containerd && { log "k134 containerd config changed"; stop k134-containerd; }
-  daemon k134-containerd /usr/bin/containerd --config "$C/config.toml"
-  wait_for k134-containerd 30 test -S "$K134_RUN/containerd.sock"
+  [ $changed = 1 ] && alive "$KN_CD" && { log "$KN_CD config changed"; stop "$KN_CD"; }
+  daemon "$KN_CD" /usr/bin/containerd --config "$C/config.toml"
+  wait_for "$KN_CD" 30 test -S "$KN_SOCK"
 }
 
 k134_forward_rules() {
-  # br_netfilter is built in, so k134br0 <-> k134br0 traffic (pod -> pod, pod -> ClusterIP -> pod)
-  # traverses FORWARD, whose policy dockerd sets to DROP. Nothing else is forwarded to or from the
+  # br_netfilter is built in, so bridge traffic (pod -> pod, pod -> ClusterIP -> pod) traverses
+  # FORWARD, whose policy dockerd sets to DROP. Accepted: within each bridge and between the two
+  # (the nodes' pods reach each other, routed by this host). Nothing else is forwarded to or from the
   # pods: a NodePort reached from outside the machine (kube-proxy's nodePortAddresses is the node IP)
-  # is dropped here.
-  iptables -N K134-FORWARD 2>/dev/null || true
-  iptables -F K134-FORWARD
-  iptables -A K134-FORWARD -i "$K134_BRIDGE" -o "$K134_BRIDGE" -j ACCEPT
-  iptables -A K134-FORWARD -o "$K134_BRIDGE" -j DROP
-  iptables -A K134-FORWARD -i "$K134_BRIDGE" -j DROP
+  # is dropped here. Rewritten in one iptables-restore, and only when it differs.
+  local want a b
+  want=$(for a in $K134_BRIDGE $K134_BRIDGE2; do for b in $K134_BRIDGE $K134_BRIDGE2; do
+           echo "-A K134-FORWARD -i $a -o $b -j ACCEPT"; done; done
+         for a in $K134_BRIDGE $K134_BRIDGE2; do
+           echo "-A K134-FORWARD -o $a -j DROP"; echo "-A K134-FORWARD -i $a -j DROP"; done)
+  if [ "$(iptables -S K134-FORWARD 2>/dev/null | grep '^-A')" != "$want" ]; then
+    printf '*filter\n:K134-FORWARD - [0:0]\n%s\nCOMMIT\n' "$want" | iptables-restore --noflush ||
+      die "iptables-restore of K134-FORWARD failed"
+  fi
   iptables -C FORWARD -j K134-FORWARD 2>/dev/null || iptables -I FORWARD 1 -j K134-FORWARD
 }
 
-k134_realnode_up() {
-  local t=$SECONDS changed_kubelet=0 node_ip
-  node_ip=$(k134_node_ip)
-  docker_ping || die "dockerd is not answering on $DOCKER_SOCK (the pause image is built with it)"
-  registry_ping || die "the lab registry $REGISTRY is not answering"
-  k134_pause_image
-  mkdir -p "$K134/kubelet" "$K134/pod-logs" "$K134/device-plugins" "$K134_PKI/kubelet" "$K134/config"
-  # the apiserver dials kubelets by node name (--kubelet-preferred-address-types=Hostname); same line
-  # as the v1.20 lab's (down.sh --purge removes it)
-  if ! grep -qE "^127\.0\.0\.1[[:space:]]+$K134_REAL_NODE\$" /etc/hosts; then
-    [ -z "$(tail -c1 /etc/hosts)" ] || echo >> /etc/hosts
-    echo "127.0.0.1 $K134_REAL_NODE" >> /etc/hosts
-  fi
-  declare -F lab_guard >/dev/null && lab_guard   # (lib/k8s.sh) the hollow pods' fake IP is never dialled
-  k134_forward_rules
-  k134_cgroups
-  k134_containerd_up
+k134_kubelet_config() { # the kubelet config of the node k134_node selected (KN_*)
   local oom=-999
   (( (16#$(awk '/^CapBnd:/{print $2}' /proc/self/status) >> 24) & 1 )) || oom=0
-  put "$K134/config/kubelet-config.yaml" <<EOK && changed_kubelet=1
+  cat <<EOK
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-# API on 127.0.0.1 (the apiserver dials "$K134_REAL_NODE" -> 127.0.0.1), serving cert of the k134 CA
+# API on 127.0.0.1 (the apiserver dials "$KN_NAME" -> 127.0.0.1), serving cert of the k134 CA
 address: 127.0.0.1
-port: $K134_KUBELET_PORT
+port: $KN_PORT
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
-healthzPort: $K134_KUBELET_HEALTHZ
-tlsCertFile: $K134_PKI/kubelet-$K134_REAL_NODE.crt
-tlsPrivateKeyFile: $K134_PKI/kubelet-$K134_REAL_NODE.key
+healthzPort: $KN_HEALTHZ
+tlsCertFile: $K134_PKI/kubelet-$KN_NAME.crt
+tlsPrivateKeyFile: $K134_PKI/kubelet-$KN_NAME.key
 authentication:
   anonymous: { enabled: false }
   webhook: { enabled: true }
   x509: { clientCAFile: $K134_PKI/ca.crt }
 authorization: { mode: Webhook }
-containerRuntimeEndpoint: unix://$K134_RUN/containerd.sock
+containerRuntimeEndpoint: unix://$KN_SOCK
 # containerd 1.6 has no RuntimeConfig RPC: the kubelet takes the driver from here; it must match
 # containerd's SystemdCgroup = false
 cgroupDriver: cgroupfs
 # off the v1.20 kubelet's /kubepods (created beforehand in every hierarchy, k134_cgroups)
-cgroupRoot: /$K134_CGROUP
+cgroupRoot: /$KN_CGROUP
 cgroupsPerQOS: true
 enforceNodeAllocatable: ["pods"]
 # cgroup v1 host: 1.34 still starts on it by default (maintenance mode); set for 1.35, whose default flips
 failCgroupV1: false
 failSwapOn: false
-podLogsDir: $K134/pod-logs
+podLogsDir: $K134/pod-logs$KN_S
 resolvConf: /etc/resolv.conf
 clusterDomain: cluster.local
 maxPods: 50
@@ -471,32 +499,71 @@ oomScoreAdj: $oom
 nodeStatusUpdateFrequency: 2s
 # no KUBE-FIREWALL / KUBE-KUBELET-CANARY chains: the v1.20 kubelet keeps those
 makeIPTablesUtilChains: false
-registerWithTaints: [{ key: realnode, value: "true", effect: NoSchedule }]
+registerWithTaints: [$KN_TAINTS]
 EOK
-  [ $changed_kubelet = 1 ] && alive k134-kubelet && { log "k134 kubelet config changed"; stop k134-kubelet; }
-  need_ports k134-kubelet $K134_KUBELET_PORT $K134_KUBELET_HEALTHZ
-  local started_at=''
-  if ! alive k134-kubelet; then
-    started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+}
+
+# k134_kubelet_start NODE: (re)start the node's kubelet when it is not running or its config changed;
+# sets K134_STARTED_<NODE> to the start time ('' when it kept running)
+k134_kubelet_start() {
+  k134_node "$1"
+  local changed=0 node_ip; node_ip=$(k134_node_ip)
+  mkdir -p "$K134/kubelet$KN_S" "$K134/pod-logs$KN_S" "$K134/device-plugins$KN_S" "$K134_PKI/kubelet$KN_S"
+  k134_kubelet_config | put "$K134/config/kubelet$KN_S-config.yaml" && changed=1
+  [ $changed = 1 ] && alive "$KN_KL" && { log "$KN_KL config changed"; stop "$KN_KL"; }
+  need_ports "$KN_KL" "$KN_PORT" "$KN_HEALTHZ"
+  printf -v "K134_STARTED_$1" '%s' ''
+  if ! alive "$KN_KL"; then
+    printf -v "K134_STARTED_$1" '%s' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     # KUBELET_DEVICE_PLUGIN_DIR: lib/overlay-k134.py (the v1.20 kubelet owns /var/lib/kubelet/device-plugins)
-    daemon k134-kubelet env KUBELET_DEVICE_PLUGIN_DIR="$K134/device-plugins" "$K134_BIN/kubelet" \
-      --config="$K134/config/kubelet-config.yaml" --kubeconfig="$K134_PKI/node-$K134_REAL_NODE.kubeconfig" \
-      --hostname-override="$K134_REAL_NODE" --node-ip="$node_ip" --root-dir="$K134/kubelet" \
-      --cert-dir="$K134_PKI/kubelet" --node-labels=realnode=true --v=2
+    daemon "$KN_KL" env KUBELET_DEVICE_PLUGIN_DIR="$K134/device-plugins$KN_S" "$K134_BIN/kubelet" \
+      --config="$K134/config/kubelet$KN_S-config.yaml" --kubeconfig="$K134_PKI/node-$KN_NAME.kubeconfig" \
+      --hostname-override="$KN_NAME" --node-ip="$node_ip" --root-dir="$K134/kubelet$KN_S" \
+      --cert-dir="$K134_PKI/kubelet$KN_S" --node-labels="$KN_LABELS" --v=2
   fi
-  k134_fresh_ready() {
-    local r; r=$(k134_kc get node "$K134_REAL_NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}') || return 1
-    [ "${r%% *}" = True ] && { [ -z "$started_at" ] || ! [[ "${r#* }" < "$started_at" ]]; }
-  }
-  wait_for k134-kubelet 90 k134_fresh_ready
-  if [ -n "$started_at" ]; then
-    # the kubelet sets kernel.panic=10 and kernel.panic_on_oops=1 at start: put the host's values back
-    local k v
+}
+
+# k134_fresh_ready NODE-NAME STARTED: Ready, with a heartbeat newer than the kubelet's start
+k134_fresh_ready() {
+  local r; r=$(k134_kc get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}') || return 1
+  [ "${r%% *}" = True ] && { [ -z "$2" ] || ! [[ "${r#* }" < "$2" ]]; }
+}
+
+k134_realnode_up() {
+  local t=$SECONDS n k v started any=''
+  docker_ping || die "dockerd is not answering on $DOCKER_SOCK (the pause image is built with it)"
+  registry_ping || die "the lab registry $REGISTRY is not answering"
+  k134_pause_image
+  mkdir -p "$K134/config"
+  # the apiserver dials kubelets by node name (--kubelet-preferred-address-types=Hostname); the
+  # realnode line is the v1.20 lab's too (down.sh --purge removes both)
+  for n in $K134_REAL_NODE $K134_REAL_NODE2; do
+    if ! grep -qE "^127\.0\.0\.1[[:space:]]+$n\$" /etc/hosts; then
+      [ -z "$(tail -c1 /etc/hosts)" ] || echo >> /etc/hosts
+      echo "127.0.0.1 $n" >> /etc/hosts
+    fi
+  done
+  declare -F lab_guard >/dev/null && lab_guard   # (lib/k8s.sh) the hollow pods' fake IP is never dialled
+  k134_forward_rules
+  k134_cgroups
+  for n in $K134_NODES; do k134_containerd_up "$n"; done
+  for n in $K134_NODES; do k134_kubelet_start "$n"; done
+  for n in $K134_NODES; do
+    k134_node "$n"; started=K134_STARTED_$n; started=${!started}
+    wait_for "$KN_KL" 90 k134_fresh_ready "$KN_NAME" "$started"
+    [ -n "$started" ] && any=1
+    # labels and taints are set at registration only: put them on a node object registered before
+    k=$(k134_kc get node "$KN_NAME" -o jsonpath='{.metadata.labels.lab\.modelship\.dev/node} {.spec.taints[*].key}')
+    [ "${k%% *}" = "$KN_NAME" ] || k134_kc label node "$KN_NAME" --overwrite "lab.modelship.dev/node=$KN_NAME" >/dev/null
+    [ "$n" = 1 ] || [[ " ${k#* } " == *" realnode2 "* ]] || k134_kc taint node "$KN_NAME" --overwrite realnode2=true:NoSchedule >/dev/null
+  done
+  if [ -n "$any" ]; then
+    # a kubelet sets kernel.panic=10 and kernel.panic_on_oops=1 at start: put the host's values back
     for k in kernel.panic kernel.panic_on_oops; do
       v=$(sed -n "s/^sysctl $k=//p" "$LAB_HOME/host-before.txt" 2>/dev/null); [ -n "$v" ] && sysctl -qw "$k=$v"
     done
   fi
-  log "k134 real node '$K134_REAL_NODE' ready in $((SECONDS - t)) s"
+  log "k134 real nodes '$K134_REAL_NODE', '$K134_REAL_NODE2' ready in $((SECONDS - t)) s"
 }
 
 # ------------------------------------------------------------------------------------------ kube-proxy
@@ -567,6 +634,7 @@ k134_env() {
     echo "export KUBECONFIG=$K134_PKI/admin.kubeconfig"
     echo "export LAB_APISERVER=$K134_APISERVER LAB_KUBECTL=$K134_BIN/kubectl LAB_K8S_VERSION=$K134_VERSION"
     echo "export LAB_REAL_NODE=$K134_REAL_NODE"
+    alive k134-kubelet2 && echo "export LAB_REAL_NODE2=$K134_REAL_NODE2    # tainted realnode AND realnode2 (drain tests)"
     alive k134-hollow-node && echo "export LAB_HOLLOW_NODE=$K134_HOLLOW_NODE LAB_PROBE_PORT=$K134_PROBE_PORT LAB_PROBE_STATUS=$K134/probe-status"
     alive k134-proxy && echo "export LAB_NODEPORT_HOST=$(k134_node_ip)    # NodePorts answer on the node IP (nftables mode), not on 127.0.0.1"
     true
@@ -574,15 +642,20 @@ k134_env() {
 }
 
 k134_down() {
-  stop k134-pod-sd; stop k134-hollow-node; stop k134-probe-server; stop k134-proxy; stop k134-kubelet
+  local n ids
+  stop k134-pod-sd; stop k134-hollow-node; stop k134-probe-server; stop k134-proxy; stop k134-kubelet; stop k134-kubelet2
   # the pod containers: their shims outlive containerd, so kill and delete the tasks first (the next
   # up starts the pods again, as dockerd's containers do for the v1.20 node)
-  if alive k134-containerd; then
-    local ids; ids=$(ctr --address "$K134_RUN/containerd.sock" -n k8s.io task ls -q 2>/dev/null)
-    [ -n "$ids" ] && ctr --address "$K134_RUN/containerd.sock" -n k8s.io task delete -f $ids >/dev/null 2>&1 &&
-      log "k134: stopped $(echo $ids | wc -w) pod containers"
-  fi
-  stop k134-containerd
+  for n in $K134_NODES; do
+    k134_node "$n"
+    if alive "$KN_CD"; then
+      ids=$(ctr --address "$KN_SOCK" -n k8s.io task ls -q 2>/dev/null)
+      # (a sandbox's shim may exit before its last task is deleted: "ttrpc: closed", all killed anyway)
+      [ -n "$ids" ] && { ctr --address "$KN_SOCK" -n k8s.io task delete -f $ids >/dev/null 2>&1
+        log "k134: stopped $(echo $ids | wc -w) pod containers on $KN_NAME"; }
+    fi
+    stop "$KN_CD"
+  done
   stop k134-scheduler; stop k134-controller-manager; stop k134-apiserver; stop k134-etcd
   rm -f "$K134/env.sh"
 }
@@ -592,10 +665,12 @@ k134_host_restore() {
   local c
   iptables -D FORWARD -j K134-FORWARD 2>/dev/null; iptables -F K134-FORWARD 2>/dev/null; iptables -X K134-FORWARD 2>/dev/null
   command -v nft >/dev/null && { nft delete table ip kube-proxy 2>/dev/null; nft delete table ip6 kube-proxy 2>/dev/null; }
-  ip link show "$K134_BRIDGE" >/dev/null 2>&1 && ip link delete "$K134_BRIDGE"
-  for c in /sys/fs/cgroup/*/"$K134_CGROUP"; do
+  for c in $K134_BRIDGE $K134_BRIDGE2; do ip link show "$c" >/dev/null 2>&1 && ip link delete "$c"; done
+  for c in /sys/fs/cgroup/*/"$K134_CGROUP" /sys/fs/cgroup/*/"$K134_CGROUP2"; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
   rm -rf /var/lib/cni/results/k134-* 2>/dev/null
+  # (the realnode line is the v1.20 lab's too: host_restore removes it)
+  sed -i "/^127\.0\.0\.1[[:space:]]\+$K134_REAL_NODE2\$/d" /etc/hosts
   return 0
 }
