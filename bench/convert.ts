@@ -12,7 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import * as protobuf from 'protobufjs';
-import { CAFFE_PROTO } from '../src/convert/schema/caffe';
+import { CAFFE_PROTO } from '../src/formats/schema/caffe';
 import { convertCaffe } from '../src/convert/converter';
 
 type Mode = 'baseline' | 'decode' | 'convert';

@@ -7,10 +7,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import * as protobuf from 'protobufjs';
-import { CAFFE_PROTO } from '../src/convert/schema/caffe';
+import { CAFFE_PROTO } from '../src/formats/schema/caffe';
 import { convertCaffe } from '../src/convert/converter';
 import { runImage } from '../src/image';
-import { fetchManifest } from '../src/image/registry';
+import { fetchManifest } from '../src/shared/registry';
 import { readConfig } from '../src/config';
 
 async function main(): Promise<void> {

@@ -16,7 +16,7 @@ import * as net from 'net';
 import { spawn, ChildProcess } from 'child_process';
 import * as ort from 'onnxruntime-node';
 import { convertCaffe } from '../src/convert/converter';
-import { encodeInferRequest, HEADER_LENGTH } from '../src/serve/kserve';
+import { encodeInferRequest, HEADER_LENGTH } from '../src/protocol/kserve';
 import { readNpy } from '../src/util/npy';
 import { cpuBudget } from '../src/serve/cpus';
 import { ortThreading } from '../src/serve/server';

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need from the npm registry, then run the whole suite (typecheck + jest).
+# Install what the tests need from the npm registry, then run the whole suite (typecheck, the layering rules, jest).
 # Prints a closing "N passed, M failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +56,8 @@ for name in triton-client opencv; do
   fi
 done
 npx tsc --noEmit
+# the layers of src/ and the rules between them (.dependency-cruiser.cjs; README, "How it is built")
+npm run --silent lint:deps
 results=$(mktemp --suffix=.json)
 status=0
 npx jest --ci --json --outputFile="$results" "$@" || status=$?

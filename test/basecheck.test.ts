@@ -4,14 +4,12 @@ import { execFileSync, spawnSync } from 'child_process';
 import {
   DEFAULT_GPU_BASE_IMAGE,
   ORT_LIBRARY,
-  RUNTIME_PROVIDED_LIBS,
   ShippedLib,
   checkBaseImageLoads,
   describeMissing,
-  ldconfigArchFlag,
-  parseLdconfigListing,
   planBaseImageCheck,
 } from '../src/image/basecheck';
+import { RUNTIME_PROVIDED_LIBS, ldconfigArchFlag, parseLdconfigListing } from '../src/util/ldconfig';
 import { ModelshipError } from '../src/util/errors';
 import { tmpDir } from './helpers/caffe';
 import { CUDA_LIB_DIR, LIBCUDA_MOUNT, cudaStubBaseImage, libcudaStub } from './helpers/cuda-stubs';

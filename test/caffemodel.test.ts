@@ -3,9 +3,9 @@ import * as path from 'path';
 import * as protobuf from 'protobufjs';
 import { decodeCaffeModel } from '../src/convert/caffemodel';
 import { convertCaffe } from '../src/convert/converter';
-import { checkParity } from '../src/shared/parity';
+import { checkParity } from '../src/convert/parity';
 import { parsePrototxt } from '../src/convert/net';
-import { CAFFE_PROTO } from '../src/convert/schema/caffe';
+import { CAFFE_PROTO } from '../src/formats/schema/caffe';
 import { ModelshipError } from '../src/util/errors';
 import { FIXTURES, caffeRoot } from './helpers/caffe';
 

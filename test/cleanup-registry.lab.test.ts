@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { runCleanup } from '../src/preview';
-import { resolveDigest } from '../src/image/registry';
+import { resolveDigest } from '../src/shared/registry';
 import { storePush } from '../src/store';
 import { CleanupConfig } from '../src/config';
 import { Logger } from '../src/stage';
@@ -14,7 +14,7 @@ import { tmpDir } from './helpers/caffe';
 // tag that the PR's own build pushed goes with its image: test/image-cache-pr.lab.test.ts.) The Kubernetes side of runCleanup is a stub (no preview namespace exists); no PR comment (comment: false).
 
 jest.mock('../src/rollout/kube', () => ({
-  Kube: { load: () => ({ get: async () => undefined, remove: async () => false }) },
+  Kube: { load: () => ({ canI: async () => true, get: async () => undefined, remove: async () => false }) },
 }));
 
 const RUN = `${process.pid}-${Date.now()}`;

@@ -1,8 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { runCli } from './helpers/cli';
-import { onnxSchema } from '../src/convert/schema/onnx';
-import { planTensorRT, parseTensorRTVersion, parseNvidiaSmi, checkPlanCompatibility } from '../src/compile/tensorrt';
+import { onnxSchema } from '../src/formats/schema/onnx';
+import { planTensorRT, parseTensorRTVersion, parseNvidiaSmi } from '../src/compile/tensorrt';
+import { checkPlanCompatibility } from '../src/shared/tensorrt';
 import { parseBatches } from '../src/shared/inputs';
 import { readNpy, encodeNpy } from '../src/util/npy';
 import { toHalf } from '../src/compile/fp16';

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { execFileSync } from 'child_process';
-import { onnxInfo } from '../src/util/onnxinfo';
+import { onnxInfo } from '../src/formats/onnxinfo';
 import { readNpy } from '../src/util/npy';
 import { runOnnx } from '../src/util/ort';
 import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';

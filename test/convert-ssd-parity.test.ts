@@ -3,7 +3,7 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { encodeNet } from './helpers/caffe';
 import { SSD_FIXTURES, ssdReference } from './helpers/ssd';
-import { onnxInfo } from '../src/util/onnxinfo';
+import { onnxInfo } from '../src/formats/onnxinfo';
 import { runOnnx } from '../src/util/ort';
 import { convertCaffe } from '../src/convert/converter';
 
@@ -12,7 +12,7 @@ import { convertCaffe } from '../src/convert/converter';
 // (scripts/ssd-reference.py, test/fixtures/ssd/README.md). The seeded weights are not committed (10 and 23 MB): the
 // same script regenerates them byte for byte, and the 300×300 inputs likewise. Each net converts with the reference
 // directory and must pass the parity gate at batch 1 and 2: the same detections per image (count, label; score and
-// box within the measured tolerance, src/shared/detections.ts) and the intermediate outputs (the DetectionOutput
+// box within the measured tolerance, src/protocol/detections.ts) and the intermediate outputs (the DetectionOutput
 // bottoms, the zoo's Normalize and Permute tops) within the default tolerance.
 const SSD = SSD_FIXTURES;
 const NETS = ['res10_300x300', 'mobilenet_ssd', ...fs.readdirSync(path.join(SSD, 'zoo')).filter((d) => fs.existsSync(path.join(SSD, 'zoo', d, 'deploy.prototxt'))).map((d) => `zoo/${d}`)];

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { tmpDir } from './helpers/caffe';
 import { tinySsd } from './helpers/ssd';
-import { onnxInfo } from '../src/util/onnxinfo';
+import { onnxInfo } from '../src/formats/onnxinfo';
 
 // SSD detection nets (issue 14, part 1): the SSD fork's Normalize, Permute, PriorBox and DetectionOutput in standard
 // ONNX ops. This file: what the converter refuses, by name. Parity against OpenCV's DNN module (the independent

@@ -5,7 +5,7 @@ import { AddressInfo } from 'net';
 import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, waitFor, KUBECONFIG } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, pods, waitFor, KUBECONFIG, RESTRICTED, privilegedPodRefusal } from './helpers/kube';
 import { startAction, RunnerResult } from './helpers/runner';
 import { OUTPUTS, STAGE_INCLUDES } from '../src/config';
 
@@ -158,6 +158,9 @@ describe('PR deploy previews', () => {
       expect(opened.outputs['preview-url']).toMatch(new RegExp(`/api/v1/namespaces/${ns}/services/lenet:http/proxy/v2/models/lenet$`));
       expect(pods(ns, 'lenet', 'stable').every((p) => p.ready && p.image === image)).toBe(true);
       expect(kubectlJson<any>(['get', 'namespace', ns]).metadata.labels['app.kubernetes.io/managed-by']).toBe('modelship');
+      // the preview namespace enforces Pod Security restricted: its pods meet it, a privileged pod is refused there
+      expect(kubectlJson<any>(['get', 'namespace', ns]).metadata.labels).toMatchObject(RESTRICTED);
+      expect(privilegedPodRefusal(ns)).toMatch(/violates PodSecurity "restricted:latest"/);
       // one comment, posted through @actions/github with the token
       const posts = gh.requests.filter((q) => q.method === 'POST');
       expect(posts).toHaveLength(1);

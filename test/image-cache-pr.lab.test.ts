@@ -3,7 +3,7 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { resolveDigest } from '../src/image/registry';
+import { resolveDigest } from '../src/shared/registry';
 
 // Issue 20, point 7, on the lab (the Docker engine, its builder, the registry; lab/up.sh docker): the templates use one
 // image repository for deploys and previews, so a preview build (the image stage with a pull request's ref: tags
@@ -13,7 +13,7 @@ import { resolveDigest } from '../src/image/registry';
 jest.setTimeout(600_000);
 
 jest.mock('../src/rollout/kube', () => ({
-  Kube: { load: () => ({ get: async () => undefined, remove: async () => false }) },
+  Kube: { load: () => ({ canI: async () => true, get: async () => undefined, remove: async () => false }) },
 }));
 
 const RUN = `${process.pid}-${Date.now()}`;

@@ -6,7 +6,7 @@ import * as crypto from 'crypto';
 import { AddressInfo } from 'net';
 import { spawnSync } from 'child_process';
 import { runCli } from './helpers/cli';
-import { fetchManifest } from '../src/image/registry';
+import { fetchManifest } from '../src/shared/registry';
 import { sha256 } from '../src/util/fsx';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';

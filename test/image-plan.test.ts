@@ -5,7 +5,7 @@ import { cacheFlags, pruneContexts, IMAGE_ORT_DIR } from '../src/image';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { parseImageRef } from '../src/image/registry';
+import { parseImageRef } from '../src/shared/registry';
 import { planSmoke, percentile } from '../src/smoke';
 import { runAction } from './helpers/runner';
 

@@ -5,9 +5,9 @@ import * as http from 'http';
 import { execFileSync, spawnSync, spawn } from 'child_process';
 import { PNG } from 'pngjs';
 import * as ort from 'onnxruntime-node';
-import { imageToTensor, GOOGLENET_PREPROCESS } from '../src/serve/image';
+import { imageToTensor, GOOGLENET_PREPROCESS } from '../src/protocol/pixels';
 import { runCli } from './helpers/cli';
-import { fetchManifest } from '../src/image/registry';
+import { fetchManifest } from '../src/shared/registry';
 import { ORACLE, REPO, caffeRoot, tmpDir } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
 

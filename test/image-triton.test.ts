@@ -6,11 +6,11 @@ import { runCli } from './helpers/cli';
 import { ORACLE, tmpDir } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
 import { buildTritonLabImage, tritonClientCheck } from './helpers/triton-lab';
-import { fetchManifest } from '../src/image/registry';
-import { imageToTensor, GOOGLENET_PREPROCESS } from '../src/serve/image';
+import { fetchManifest } from '../src/shared/registry';
+import { imageToTensor, GOOGLENET_PREPROCESS } from '../src/protocol/pixels';
 import { parseTritonConfig } from '../src/image/triton-config';
 import { tritonCommand } from '../src/image/triton';
-import { detectServer, modelPlacement } from '../src/shared/server';
+import { detectServer, modelPlacement } from '../src/protocol/kserve-client';
 import { httpTransport } from '../src/shared/golden';
 
 // runtime: triton end to end on the lab: the image stage builds FROM the lab's REAL Triton Inference Server image

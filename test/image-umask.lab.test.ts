@@ -7,7 +7,7 @@ import { LAB, requireLab, docker } from './helpers/lab';
 import { setContextModes } from '../src/image/dockerfile';
 import { writeTritonRepository } from '../src/image/triton';
 import { SERVING_UID } from '../src/image';
-import { TRITON_UID } from '../src/shared/runtime';
+import { TRITON_UID } from '../src/protocol/runtime';
 
 // Issue 20, point 8: a hardened self-hosted runner's `umask 077` must not give an image whose non-root user cannot
 // read its files. The image stage runs (from source, through tsx) in a shell with umask 077, shipping a copy of the

@@ -5,7 +5,7 @@ import { GraphBuilder, ModelMeta, Value, attr, IR_VERSION, OPSET } from '../src/
 import { FloatData } from '../src/convert/floatdata';
 import { writeModelFile } from '../src/convert/onnxfile';
 import { convertCaffe } from '../src/convert/converter';
-import { onnxSchema, TensorDataType } from '../src/convert/schema/onnx';
+import { onnxSchema, TensorDataType } from '../src/formats/schema/onnx';
 import { ModelshipError } from '../src/util/errors';
 import { writeFileAtomic } from '../src/util/fsx';
 import { FIXTURES, tmpDir } from './helpers/caffe';

@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { convertCaffe, ConversionResult } from '../src/convert/converter';
-import { checkParity } from '../src/shared/parity';
-import { onnxSchema } from '../src/convert/schema/onnx';
+import { checkParity } from '../src/convert/parity';
+import { onnxSchema } from '../src/formats/schema/onnx';
 import { sha256 } from '../src/util/fsx';
 import { FIXTURES, ORACLE, caffeRoot } from './helpers/caffe';
 

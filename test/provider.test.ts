@@ -4,7 +4,7 @@ import * as http from 'http';
 import { convertCaffe } from '../src/convert/converter';
 import { startServer, DEFAULT_SERVE, ServeOptions } from '../src/serve/server';
 import { serveOptions } from '../src/serve/main';
-import { parseProvider, diagnoseCudaFailure } from '../src/serve/provider';
+import { parseProvider, diagnoseCudaFailure } from '../src/serve/execution-provider';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 
 // The server's execution provider: strict `cuda` (no CUDA provider, no server: the cause is named), `cuda,cpu`

@@ -1,7 +1,7 @@
 import * as http from 'http';
 import { createHash } from 'crypto';
 import { AddressInfo } from 'net';
-import { cacheTag, listTags, planUntag, removeTags } from '../src/image/registry';
+import { cacheTag, listTags, planUntag, removeTags } from '../src/shared/registry';
 import { deletePreviewTags, previewTags } from '../src/preview';
 import { cacheFlags } from '../src/image';
 import { computeTags, pullRequestOf } from '../src/image/tags';

@@ -130,7 +130,7 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     for (const track of ['stable', 'canary'] as const) {
       const d = deployment(spec, track, 2) as any;
       const c = d.spec.template.spec.containers[0];
-      // the image's own Node.js waits: no shell or sleep binary is guaranteed, and 1.20 has no `sleep` lifecycle action
+      // below API server 1.33 the image's own Node.js waits: no shell or sleep binary is guaranteed in the image
       expect(c.lifecycle).toEqual({ preStop: { exec: { command: ['/opt/modelship/node/bin/node', '-e', 'setTimeout(() => {}, 5000)'] } } });
       // the hook already waited: the server's own drain delay only sheds keep-alive clients (2 s), its timeout explicit
       expect(envOf(c)).toMatchObject({ MODELSHIP_DRAIN_DELAY_S: '2', MODELSHIP_DRAIN_TIMEOUT_S: '20' });

@@ -3,11 +3,11 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, waitFor, KUBECONFIG, REAL_NODE_PATCH, dropNamespaces } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, waitFor, KUBECONFIG, REAL_NODE_PATCH, dropNamespaces, RESTRICTED, createRestrictedNamespace } from './helpers/kube';
 import { startAction, runAction, parseOutputFile, RunnerResult } from './helpers/runner';
 
 // Issue 20, point 9: a rollout killed mid-way (the runner's SIGKILL after the cancellation grace period), then the
-// action's post step, on the lab's Kubernetes v1.20 cluster. The post step removes everything the unfinished run
+// action's post step, on the lab's Kubernetes cluster (v1.34). The post step removes everything the unfinished run
 // created (its canary and the canary's Service, the main Service, the pull Secret, the lease, the namespace when it
 // made it and nothing else is in it) and nothing else (a Service or namespace that was there before, an object
 // someone else put in the run's namespace). The action runs from the bundle: dist/index.js, or the bundle that
@@ -91,6 +91,8 @@ test('killed in a namespace it created: the post step removes the canary, its Se
   expect(annotation('service', ns, 'lenet', 'modelship.dev/created-by')).toBe(owner);
   expect(annotation('secret', ns, 'lenet-registry', 'modelship.dev/created-by')).toBe(owner);
   expect(annotation('namespace', undefined, ns, 'modelship.dev/created-by')).toBe(owner);
+  // (a namespace modelship creates enforces Pod Security restricted, which its pods meet)
+  expect(kubectlJson<any>(['get', 'namespace', ns]).metadata.labels).toMatchObject(RESTRICTED);
   expect(leaseHolder(ns)).toBe(owner);
   const r = post(k);
   expect(postLines(r)).toEqual(sorted([
@@ -122,7 +124,7 @@ test("killed in a namespace it created, where someone else has put an object sin
 
 test('killed where the namespace and a Service of the same name were there before: both are kept', async () => {
   const ns = `${nsPrefix}-old`;
-  kubectl(['create', 'namespace', ns]);
+  createRestrictedNamespace(ns);
   kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'lenet', labels: { team: 'theirs' } }, spec: { selector: { app: 'theirs' }, ports: [{ name: 'http', port: 80, targetPort: 8000, protocol: 'TCP' }] } }));
   const uid = kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet']).metadata.uid;
   const k = await killMidBake(ns, '9002');

@@ -4,15 +4,15 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, tmpDir, wrongLenetCaffemodel } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, runCliProcess, PROMETHEUS, REAL_NODE_PATCH, rolloutArgs, dropNamespaces, setNodeGpus, serverVersion } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, runCliProcess, PROMETHEUS, REAL_NODE_PATCH, rolloutArgs, dropNamespaces, setNodeGpus, serverVersion, RESTRICTED, privilegedPodRefusal } from './helpers/kube';
 import { sleepActionServed } from '../src/rollout/manifests';
 import { buildTritonLabImage } from './helpers/triton-lab';
 import { readNpy } from '../src/util/npy';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/protocol/kserve';
 import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
 import { DEFAULT_QUERIES, renderQuery } from '../src/rollout/prometheus';
 
-// The rollout stage with runtime triton on the lab's real Kubernetes v1.20 cluster: images the image stage derives
+// The rollout stage with runtime triton on the lab's real Kubernetes cluster (v1.34): images the image stage derives
 // from the lab's real Triton Inference Server (2.51.0, test/triton-lab/) run on the real kubelet node (realnode), and
 // are verified through the API server's service and pod proxies. Each describe gets its own namespace.
 jest.setTimeout(600_000);
@@ -108,6 +108,9 @@ describe('canary rollout of a Triton image on the real cluster', () => {
     const r = await runCliProcess(base(ns, images.good, ['--prometheus-url', PROMETHEUS, '--min-samples', '20', '--max-error-rate', '0', '--max-p99-ms', '5000', '--bake-time', '8', '--rollout-timeout', '120']));
     expectExit(r, 0);
     expect(r.outputs).toMatchObject({ decision: 'promoted', 'gate-pods': 'pass', 'gate-golden': 'pass', 'gate-prometheus': 'pass', 'canary-replicas': '1' });
+    // Triton's pods too run where Pod Security restricted is enforced: the namespace the run created refuses a privileged pod
+    expect(kubectlJson<any>(['get', 'namespace', ns]).metadata.labels).toMatchObject(RESTRICTED);
+    expect(privilegedPodRefusal(ns)).toMatch(/violates PodSecurity "restricted:latest"/);
     const report = JSON.parse(r.outputs['rollout-report']);
     expect(report.gates.find((g: any) => g.gate === 'golden').detail).toMatch(/^\d+ outputs match the reference/);
 

@@ -3,14 +3,15 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, tmpDir, wrongLenetCaffemodel } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG, REAL_NODE_PATCH, serviceClient, rolloutArgs, dropNamespaces as dropPrefixed, setNodeGpus, serverVersion } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, serviceAccountKubeconfig, startCli, runCliProcess, waitFor, PROMETHEUS, KUBECONFIG, REAL_NODE_PATCH, serviceClient, rolloutArgs, dropNamespaces as dropPrefixed, setNodeGpus, serverVersion, RESTRICTED, createRestrictedNamespace, privilegedPodRefusal, serverDryRun } from './helpers/kube';
+import { generatedObjects } from './helpers/generated-objects';
 import { sleepActionServed } from '../src/rollout/manifests';
 import { readNpy } from '../src/util/npy';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/serve/kserve';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/protocol/kserve';
 import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
 
-// The rollout stage on the lab's real Kubernetes v1.20 cluster: pods of the real serving image run on the real
+// The rollout stage on the lab's real Kubernetes cluster (v1.34): pods of the real serving image run on the real
 // kubelet node (realnode), verified through the API server's service proxy. Each test gets its own namespace.
 jest.setTimeout(600_000);
 
@@ -123,6 +124,11 @@ describe('canary rollout on the real cluster', () => {
     const r = await runCliProcess(base(ns, images.a));
     expect(r.stderr).toContain('create namespace');
     expectExit(r, 0);
+    // the namespace it created enforces Pod Security restricted (a privileged pod is refused there), and its own pods
+    // passed: the stage's server-side dry run of everything it writes came first
+    expect(kubectlJson<any>(['get', 'namespace', ns]).metadata.labels).toMatchObject(RESTRICTED);
+    expect(privilegedPodRefusal(ns)).toMatch(/pods "privileged-probe" is forbidden: violates PodSecurity "restricted:latest": privileged/);
+    expect(r.stderr).toMatch(new RegExp(`server-side dry run: the API server admits Deployment lenet-canary, Service lenet-canary, Deployment lenet, Service lenet, PodDisruptionBudget lenet in namespace ${ns}`));
     expect(r.outputs).toMatchObject({ decision: 'promoted', 'gate-pods': 'pass', 'gate-golden': 'pass', 'gate-prometheus': 'skipped', 'canary-replicas': '1' });
     const stable = pods(ns, 'lenet', 'stable');
     expect(stable).toHaveLength(2);
@@ -312,12 +318,14 @@ describe('the action on the cluster', () => {
 describe('taking over, basic strategy, bad inputs', () => {
   test('takeover of a hand-made Deployment: its selector is kept, it ends up managed by modelship', async () => {
     const ns = `${nsPrefix}-takeover`;
-    kubectl(['create', 'namespace', ns]);
+    createRestrictedNamespace(ns);
+    // (a hand-made Deployment that Pod Security restricted admits: its pods run)
+    const restricted = { runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
     kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify({
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'lenet', labels: { app: 'handmade' } },
       spec: { replicas: 1, selector: { matchLabels: { app: 'handmade' } }, template: { metadata: { labels: { app: 'handmade' } }, spec: {
         nodeSelector: { realnode: 'true' }, tolerations: [{ key: 'realnode', operator: 'Exists', effect: 'NoSchedule' }],
-        containers: [{ name: 'server', image: images.a, ports: [{ containerPort: 8000 }] }] } } },
+        containers: [{ name: 'server', image: images.a, ports: [{ containerPort: 8000 }], securityContext: restricted }] } } },
     }));
     const r = await runCliProcess(base(ns, images.b));
     expect(r.stderr).not.toMatch(/field is immutable|selector/i);
@@ -402,8 +410,75 @@ describe('taking over, basic strategy, bad inputs', () => {
     serviceAccountKubeconfig(saNs, 'deployer', [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list'] }], limited);
     const r = await runCliProcess(base(ns, images.a, ['--kubeconfig', limited]));
     expectExit(r, 2);
-    expect(r.stderr).toMatch(/input "namespace": namespace "\S+-inputs" does not exist and this kubeconfig's user may not create namespaces/);
+    // the preflight (rollout/permissions.ts) names what is missing: creating the namespace among the rest
+    expect(r.stderr).toMatch(/input "kubeconfig": the kubeconfig's user \(system:serviceaccount:\S+-sa:deployer\) may not: .*create, delete namespaces \(cluster-wide\) \(needed to create the namespace, which does not exist yet/);
     expect(exists('namespace', '', ns)).toBe(false);
+  });
+});
+
+describe('Pod Security: namespaces that enforce restricted', () => {
+  /** A patch that makes the model server's pods break `restricted` (on top of the real-node patch). */
+  const escalating = () => patchFile('escalating.yaml', `      containers:\n      - name: model-server\n        securityContext:\n          allowPrivilegeEscalation: true\n`);
+  const leaseOf = (ns: string) => exists('lease', ns, 'modelship-lenet');
+
+  test('a pod template the namespace refuses: the stage fails before applying anything, naming the namespace, its level, the object and the violations', async () => {
+    const ns = `${nsPrefix}-psa`;
+    createRestrictedNamespace(ns);
+    try {
+      const r = await runCliProcess(base(ns, images.a, ['--patch', escalating()]));
+      expectExit(r, 1);
+      expect(r.stderr).toMatch(new RegExp(`namespace "${ns}" enforces Pod Security "restricted:latest": the pods of Deployment lenet-canary would be refused: allowPrivilegeEscalation != false \\(container "model-server" must set securityContext.allowPrivilegeEscalation=false\\)`));
+      // the stable the canary would become is named too, and nothing was applied
+      expect(r.stderr).toMatch(/the pods of Deployment lenet would be refused: allowPrivilegeEscalation != false/);
+      expect(r.stderr).toContain('a server-side dry run, before anything was applied');
+      for (const [kind, name] of [['deployment', 'lenet-canary'], ['deployment', 'lenet'], ['service', 'lenet-canary'], ['service', 'lenet'], ['poddisruptionbudget', 'lenet']]) expect([kind, name, exists(kind, ns, name)]).toEqual([kind, name, false]);
+      expect(leaseOf(ns)).toBe(false);
+      // the same into a namespace the run creates (restricted): the namespace goes again
+      const fresh = `${nsPrefix}-psa-new`;
+      const hostPath = patchFile('hostpath.yaml', `      volumes:\n      - name: cache\n        hostPath: {path: /var/cache/models}\n`);
+      const created = await runCliProcess(base(fresh, images.a, ['--strategy', 'basic', '--patch', hostPath]));
+      expectExit(created, 1);
+      expect(created.stderr).toContain(`create namespace ${fresh}`);
+      expect(created.stderr).toMatch(new RegExp(`namespace "${fresh}" enforces Pod Security "restricted:latest": the pods of Deployment lenet would be refused: restricted volume types \\(volume "cache" uses restricted volume type "hostPath"\\)`));
+      await waitFor('the namespace the run created to go', () => !exists('namespace', '', fresh) || !!kubectlJson<any>(['get', 'namespace', fresh]).metadata.deletionTimestamp, 30_000);
+    } finally {
+      dropNamespaces(ns);
+      dropNamespaces(`${nsPrefix}-psa-new`);
+    }
+  });
+
+  test('the backstop: a namespace that enforces restricted but warns at privileged gives the dry run no warning; its refused pods fail the canary at once, not at the timeout', async () => {
+    const ns = `${nsPrefix}-psa-quiet`;
+    createRestrictedNamespace(ns, { 'pod-security.kubernetes.io/warn': 'privileged' });
+    try {
+      const r = await runCliProcess(base(ns, images.a, ['--patch', escalating(), '--rollout-timeout', '90']));
+      expectExit(r, 1);
+      expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'gate-pods': 'fail' });
+      expect(r.outputs.reason).toMatch(new RegExp(`gate "pods" failed: namespace "${ns}" enforces Pod Security "restricted:latest": the pods of Deployment lenet-canary are refused: allowPrivilegeEscalation != false`));
+      expect(Number(r.outputs['decision-seconds'])).toBeLessThan(30);
+      await waitFor('canary deleted', () => !exists('deployment', ns, 'lenet-canary'), 10_000);
+      expect(leaseOf(ns)).toBe(false);
+    } finally {
+      dropNamespaces(ns);
+    }
+  });
+
+  test('every object the stages generate passes a server-side dry run in a restricted namespace, without a warning', () => {
+    const ns = `${nsPrefix}-psa-dry`;
+    createRestrictedNamespace(ns);
+    try {
+      expect(privilegedPodRefusal(ns)).toMatch(/violates PodSecurity "restricted:latest"/);
+      const objects = generatedObjects(ns, serverVersion());
+      const answers = objects.map((o) => ({ what: o.what, ...serverDryRun(o.obj, o.obj.kind === 'SelfSubjectAccessReview' ? 'create' : 'apply') }));
+      expect(answers.filter((a) => a.code !== 0 || a.stderr.trim() !== '')).toEqual([]);
+      // and the API server does warn here: the same Deployment with a container that may escalate
+      const d = JSON.parse(JSON.stringify(objects.find((o) => o.obj.kind === 'Deployment')!.obj));
+      d.spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation = true;
+      expect(serverDryRun(d)).toEqual({ code: 0, stderr: expect.stringMatching(/^Warning: would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false/) });
+      expect(exists('deployment', ns, 'lenet')).toBe(false);
+    } finally {
+      dropNamespaces(ns);
+    }
   });
 });
 

@@ -9,7 +9,7 @@ import { startServer, DEFAULT_SERVE, RunningServer } from '../src/serve/server';
 import { serveOptions } from '../src/serve/main';
 import { memoryLimit, defaultInflightBytes, parseBytes, ByteBudget } from '../src/serve/memory';
 import { FailedAuthLimiter } from '../src/serve/auth';
-import { encodeInferRequest, HEADER_LENGTH } from '../src/serve/kserve';
+import { encodeInferRequest, HEADER_LENGTH } from '../src/protocol/kserve';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 
 // The server under hostile and heavy traffic. Every hostile client is a bounded loop on 127.0.0.1 that stops by

@@ -1,8 +1,8 @@
 import { execFileSync } from 'child_process';
 import * as zlib from 'zlib';
 import type { IncomingHttpHeaders } from 'http';
-import { ProtocolError, parseInferRequest, encodeInferResponse, decodeInferResponse, encodeInferRequest, responseTensors, parseJson, jsonNumberArray, ResponseTensor } from '../src/serve/kserve';
-import { formatCFloat, topClasses } from '../src/serve/classification';
+import { ProtocolError, parseInferRequest, encodeInferResponse, decodeInferResponse, encodeInferRequest, responseTensors, parseJson, jsonNumberArray, ResponseTensor } from '../src/protocol/kserve';
+import { formatCFloat, topClasses } from '../src/protocol/classification';
 
 /** A JSON request body with one input. */
 function jsonBody(datatype: string, data: unknown, shape: number[] = [Array.isArray(data) ? data.length : 1], extra: Record<string, unknown> = {}): Buffer {

@@ -8,7 +8,7 @@ import { ssdPython, ssdReference } from './helpers/ssd';
 import { buildTritonLabImage } from './helpers/triton-lab';
 import { planSmoke, sampleDetections } from '../src/smoke';
 import { SmokeConfig } from '../src/smoke/inputs';
-import { parseExpectedDetections } from '../src/shared/detections';
+import { parseExpectedDetections } from '../src/protocol/detections';
 
 // smoke of a detection model (SSD): the sample image's detections in its own pixels against expected-detections.
 // The first part needs nothing; the second runs the worked example (OpenCV's face detector, seeded weights, the

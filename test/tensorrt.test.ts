@@ -5,9 +5,10 @@ import { AddressInfo } from 'net';
 import { runCli } from './helpers/cli';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 import { LAB, docker, requireLab } from './helpers/lab';
-import { checkCalibrationCache, parsePullDigest, pinnedRef, planTensorRT, shapesAt, tensorrtRelease } from '../src/compile/tensorrt';
+import { checkCalibrationCache, parsePullDigest, pinnedRef, planTensorRT, shapesAt } from '../src/compile/tensorrt';
 import {
   TENSORRT_ENV_VARS,
+  tensorrtRelease,
   checkPlanForImage,
   imageTensorRTVersion,
   isTensorRTPlan,
@@ -16,8 +17,8 @@ import {
   refuseModelshipPlan,
   registryImageEnv,
   tensorRTVersionFromEnv,
-} from '../src/image/tensorrt-version';
-import { fetchImageConfig, registryBase, removeTags } from '../src/image/registry';
+} from '../src/shared/tensorrt';
+import { fetchImageConfig, registryBase, removeTags } from '../src/shared/registry';
 import { ModelshipError } from '../src/util/errors';
 import { INPUTS, inputUsedBy } from '../src/config';
 import { REPO } from './helpers/caffe';
@@ -158,7 +159,7 @@ describe('plan files: which runtime may load them', () => {
   });
 });
 
-/** Lab images declaring their TensorRT in the image config, as NVIDIA's do (see src/image/tensorrt-version.ts). */
+/** Lab images declaring their TensorRT in the image config, as NVIDIA's do (see src/shared/tensorrt.ts). */
 describe('the serving image\'s TensorRT, read from real images (lab Docker engine and registry)', () => {
   const id = `${process.pid}-${Date.now() % 100000}`;
   const repo = (name: string) => `${LAB.registry}/modelship-test/trt-${name}-${id}`;

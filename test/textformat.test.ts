@@ -1,5 +1,5 @@
-import { caffeSchema } from '../src/convert/schema/caffe';
-import { parseTextFormat, locOf, fieldLocOf, parseFloatLiteral, parseIntLiteral } from '../src/convert/textformat';
+import { caffeSchema } from '../src/formats/schema/caffe';
+import { parseTextFormat, locOf, fieldLocOf, parseFloatLiteral, parseIntLiteral } from '../src/formats/textformat';
 import { ModelshipError } from '../src/util/errors';
 
 const Net = () => caffeSchema().lookupType('caffe.NetParameter');

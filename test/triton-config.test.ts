@@ -3,13 +3,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as protobuf from 'protobufjs';
 import { convertCaffe } from '../src/convert/converter';
-import { MODEL_CONFIG_PROTO, MODEL_CONFIG_PROTO_SOURCE, modelConfigSchema } from '../src/image/schema/model_config';
+import { MODEL_CONFIG_PROTO, MODEL_CONFIG_PROTO_SOURCE, modelConfigSchema } from '../src/formats/schema/model_config';
 import { parseTritonConfig, tritonConfig, tritonDataType, tritonMaxBatchSize, TritonModelSpec } from '../src/image/triton-config';
 import { planTritonModel } from '../src/image/triton';
-import { detectionOutputNames } from '../src/shared/detections';
+import { detectionOutputNames } from '../src/protocol/detections';
 import { tinySsd } from './helpers/ssd';
 import { ModelshipError } from '../src/util/errors';
-import { onnxInfo, TensorSig } from '../src/util/onnxinfo';
+import { onnxInfo, TensorSig } from '../src/formats/onnxinfo';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -2,11 +2,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { LAB, requireLab } from './helpers/lab';
 import { ORACLE, tmpDir } from './helpers/caffe';
-import { KUBECONFIG, kubectlJson, requireCluster, dropNamespaces, exists } from './helpers/kube';
+import { KUBECONFIG, kubectlJson, requireCluster, dropNamespaces, exists, RESTRICTED } from './helpers/kube';
 import { releaseMirror, Mirror } from './helpers/node-release';
 import { actionCheckout, callerFromTemplate, callerRepo, githubFake, requireAct, runAct, standIns, ActRun, lenetFiles, LENET_WITH, LAB_ROLLOUT_WITH } from './helpers/act';
 import { DEFAULT_NODE_VERSION } from '../src/image/node';
-import { resolveDigest } from '../src/image/registry';
+import { resolveDigest } from '../src/shared/registry';
 
 /**
  * Lab: the caller templates of workflows/ run by a GitHub Actions engine (nektos/act, test/helpers/act.ts) on this
@@ -112,6 +112,8 @@ describe('lab: the caller templates run by an Actions engine (act)', () => {
       expect(p.spec.containers[0].image).toBe(called.outputs.image);
       expect(p.spec.containers[0].resources.requests).toMatchObject({ cpu: '200m', memory: '512Mi' });
     }
+    // in the namespace the rollout created, which enforces Pod Security restricted
+    expect(kubectlJson<{ metadata: { labels: Record<string, string> } }>(['get', 'namespace', NAMESPACE]).metadata.labels).toMatchObject(RESTRICTED);
     // the image was built from the lab's base and the Node.js release of the mirror (no Docker Hub, no nodejs.org)
     expect(mirror.requests.some((r) => r.endsWith('.tar.gz')) || /node.*tool cache/i.test(deploy.log)).toBe(true);
     expect(deploy.log).not.toMatch(/DeprecationWarning|internal error/);
@@ -134,6 +136,7 @@ describe('lab: the caller templates run by an Actions engine (act)', () => {
     expect(r.needs.preview.result).toBe('success');
     expect(r.needs.preview.outputs['preview-url']).toMatch(new RegExp(`/namespaces/lenet-pr-${PR}/services/lenet:http/proxy/v2/models/lenet$`));
     expect(exists('deployment', `lenet-pr-${PR}`, 'lenet')).toBe(true);
+    expect(kubectlJson<{ metadata: { labels: Record<string, string> } }>(['get', 'namespace', `lenet-pr-${PR}`]).metadata.labels).toMatchObject(RESTRICTED);
     // one comment, posted with the job's token, naming the parity from the build job and the smoke figures
     const posts = api.requests.filter((q) => q.method === 'POST');
     expect(posts.map((q) => q.path)).toEqual([`/repos/${REPO_NAME}/issues/${PR}/comments`]);

@@ -3,6 +3,7 @@ import { consoleLogger } from '../stage';
 import { runStage } from '../run';
 import { externalFailure, isModelshipError, ModelshipError } from '../util/errors';
 import { VERSION } from '../version';
+import { rbacMain } from './rbac';
 import type { serveMain as ServeMain } from '../serve/main';
 import type { storePush as StorePush, storePull as StorePull } from '../store';
 
@@ -18,6 +19,7 @@ export function usage(stage?: string): string {
     `stages: ${STAGES.join(', ')}`,
     'runtime: modelship serve --model model.onnx [--name N] [--port 8000] ...  (the KServe v2 server inside the image)',
     'storage: modelship store push --artifact F --to dir:D|oci:REGISTRY/REPO  /  store pull --from LOCATION@sha256:... --out F',
+    'rbac: modelship rbac --namespace NS [--stage rollout|preview] ...  (the deploy identity\'s least RBAC, as YAML; rbac --help)',
     '',
     'inputs (the same names as the action inputs):',
     ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
@@ -88,6 +90,7 @@ export async function cli(argv: string[], out: NodeJS.WritableStream = process.s
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     if (argv[0] === 'serve') return await (require('../serve/main') as { serveMain: typeof ServeMain }).serveMain(argv.slice(1), out);
     if (argv[0] === 'store') return await storeMain(argv.slice(1), out);
+    if (argv[0] === 'rbac') return rbacMain(argv.slice(1), out);
     const { values, json, help } = parseArgs(argv);
     if (help || values.size === 0) {
       out.write(usage(values.get('stage')));

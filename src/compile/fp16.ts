@@ -1,4 +1,4 @@
-import { onnxSchema } from '../convert/schema/onnx';
+import { onnxSchema } from '../formats/schema/onnx';
 import { ModelshipError } from '../util/errors';
 
 const FLOAT = 1;

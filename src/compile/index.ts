@@ -1,16 +1,16 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { CompileConfig } from '../config';
+import { CompileConfig } from './inputs';
 import { Logger, StageResult } from '../stage';
 import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
-import { onnxInfo, TensorSig } from '../util/onnxinfo';
+import { onnxInfo, TensorSig } from '../formats/onnxinfo';
 import { runProcess } from '../util/proc';
 import { loadOrt } from '../util/ort';
 import { ModelshipError } from '../util/errors';
-import { checkParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
-import { checkCalibrationCache, parseNvidiaSmi, parsePullDigest, parseTensorRTVersion, pinnedRef, planTensorRT, PlanMetadata, shapesAt, tensorrtRelease } from './tensorrt';
-import { imageTensorRTVersion, localImageEnv, tensorRTVersionFromEnv } from '../image/tensorrt-version';
+import { checkOutputParity, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
+import { checkCalibrationCache, parseNvidiaSmi, parsePullDigest, parseTensorRTVersion, pinnedRef, planTensorRT, shapesAt } from './tensorrt';
+import { imageTensorRTVersion, localImageEnv, PlanMetadata, tensorrtRelease, tensorRTVersionFromEnv } from '../shared/tensorrt';
 import { VERSION } from '../version';
 import { convertToFloat16 } from './fp16';
 
@@ -75,7 +75,7 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
     meta.onnxruntime = { version: loadOrt().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
     if (cfg.reference) {
       report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
-        const r = await checkParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference!, { perLayer: false, tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
+        const r = await checkOutputParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference!, { tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
         log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
         return r;
       });

@@ -1,6 +1,6 @@
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
-import { tensorrtImageFor } from '../shared/runtime';
+import { tensorrtImageFor } from '../protocol/runtime';
 
 /** The compile stage's own inputs and outputs (model, batch-sizes, triton-release, reference, tolerance are shared). */
 export const COMPILE_INPUTS: InputSpec[] = [

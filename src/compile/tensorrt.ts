@@ -1,13 +1,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ModelshipError } from '../util/errors';
-import { TensorSig } from '../util/onnxinfo';
+import { TensorSig } from '../formats/onnxinfo';
 
 /**
  * TensorRT plans, built by `trtexec` in NVIDIA's TensorRT image (tensorrt-image, default
  * nvcr.io/nvidia/tensorrt:<triton-release>-py3) on a GPU runner. A plan only loads in the TensorRT that built it,
  * so the image is pinned by digest before the build and the plan's metadata records which TensorRT built it and which
- * Triton image it is meant for (the image stage checks that pairing, see src/image/tensorrt-version.ts).
+ * Triton image it is meant for (the image stage checks that pairing, see src/shared/tensorrt.ts).
  *
  * Pure planning and parsing here (argv as data); running docker is the stage's effect (src/compile/index.ts).
  */
@@ -139,13 +139,6 @@ export function parseTensorRTVersion(log: string): string {
   throw new ModelshipError('graph', 'could not find the TensorRT version in the trtexec log');
 }
 
-/** `major.minor.patch` of a TensorRT version (10.5.0.18 → 10.5.0; a missing patch counts as 0). */
-export function tensorrtRelease(version: string): string {
-  const parts = version.trim().split('.').slice(0, 3);
-  while (parts.length < 3) parts.push('0');
-  return parts.map((p) => String(Number(p))).join('.');
-}
-
 export interface GpuInfo {
   computeCapability: string;
   name: string;
@@ -158,43 +151,4 @@ export function parseNvidiaSmi(out: string): GpuInfo {
   const parts = line?.split(',').map((s) => s.trim());
   if (!parts || parts.length < 3) throw new ModelshipError('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
   return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
-}
-
-/** The `tensorrt` block of a plan's metadata (`<plan>.json`), written by the compile stage. */
-export interface PlanMetadata {
-  /** the TensorRT that built the plan, from trtexec's log */
-  tensorrtVersion: string;
-  /** the TensorRT version the tensorrt image declares in its config (TRT_VERSION, ...); absent when it declares none */
-  imageTensorRTVersion?: string;
-  computeCapability: string;
-  gpu: string;
-  driver?: string;
-  /** the image trtexec ran in, pinned: repository@sha256:... */
-  tensorrtImage: string;
-  /** the Triton image the plan is meant for (triton-image, else that of triton-release) */
-  tritonImage?: string;
-  /** the trtexec command line */
-  trtexec?: string;
-  /** the dynamic batch profile; Triton's max_batch_size is `max` */
-  profile?: { min: number; opt: number; max: number };
-  precision?: { fp16: boolean; int8: boolean };
-  calibrationCache?: { name: string; sha256: string };
-}
-
-/**
- * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
- * Checked on the GPU that serves it (the image stage checks the TensorRT version without a GPU: checkPlanForImage).
- * Throws naming both sides when they differ.
- */
-export function checkPlanCompatibility(plan: PlanMetadata, target: { tensorrtVersion: string; computeCapability: string; image?: string }): void {
-  const problems: string[] = [];
-  if (tensorrtRelease(plan.tensorrtVersion) !== tensorrtRelease(target.tensorrtVersion)) {
-    problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
-  }
-  if (plan.computeCapability !== target.computeCapability) {
-    problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
-  }
-  if (problems.length) {
-    throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile (tensorrt-image of the serving image's release) on the target GPU${target.image ? `, for ${target.image}` : ''}.`);
-  }
 }

@@ -3,7 +3,7 @@ import { CaffeNet, parsePrototxt } from './net';
 import { CaffeModelWeights, decodeCaffeModel } from './caffemodel';
 import { LayerContext } from './layers/types';
 import { REGISTRY, SKIPPED_TYPES, supportedTypes } from './layers';
-import { DETECTION_OUTPUTS_KEY } from '../shared/detections';
+import { DETECTION_OUTPUTS_KEY } from '../protocol/detections';
 import { ModelshipError } from '../util/errors';
 import { sha256 } from '../util/fsx';
 import type { LayerPlugin } from './plugins';

@@ -1,4 +1,4 @@
-import { TensorDataType, AttrType } from './schema/onnx';
+import { TensorDataType, AttrType } from '../formats/schema/onnx';
 import { FloatData } from './floatdata';
 
 /** A dimension: a number, or a symbolic name (the batch dimension is `N`). */

@@ -1,9 +1,10 @@
 import * as path from 'path';
-import { ConvertConfig } from '../config';
+import { ConvertConfig } from './inputs';
 import { Logger, StageResult } from '../stage';
 import { convertCaffe } from './converter';
 import { loadLayerPlugin } from './plugins';
-import { checkParity, parityFailure, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
+import { parityFailure, parityMarkdown, DEFAULT_TOLERANCE, ParityReport } from '../shared/parity';
+import { checkParity } from './parity';
 import { readFileChecked, writeFileAtomic } from '../util/fsx';
 
 /**

@@ -1,6 +1,6 @@
 import * as protobuf from 'protobufjs';
-import { caffeSchema } from './schema/caffe';
-import { parseTextFormat, ParsedMessage, Loc, locOf, fieldLocOf, unknownFieldsOf } from './textformat';
+import { caffeSchema } from '../formats/schema/caffe';
+import { parseTextFormat, ParsedMessage, Loc, locOf, fieldLocOf, unknownFieldsOf } from '../formats/textformat';
 import { ModelshipError } from '../util/errors';
 
 /** A layer of the deploy net, normalised from either the V2 `layer` or the legacy V1 `layers` form. */

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as protobuf from 'protobufjs';
 import { attr, BATCH } from './graph';
-import { caffeSchema } from './schema/caffe';
+import { caffeSchema } from '../formats/schema/caffe';
 import { LayerHandler } from './layers/types';
 import { REGISTRY } from './layers';
 import { ModelshipError } from '../util/errors';

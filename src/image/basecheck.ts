@@ -2,6 +2,7 @@ import * as path from 'path';
 import { readElfFile } from '../util/elf';
 import { ModelshipError } from '../util/errors';
 import { runProcess } from '../util/proc';
+import { type LdconfigEntry, ldconfigArchFlag, parseLdconfigListing, RUNTIME_PROVIDED_LIBS } from '../util/ldconfig';
 
 /**
  * Before building a GPU image: can the base image load ONNX Runtime's GPU provider libraries? The providers are
@@ -19,13 +20,6 @@ export const DEFAULT_GPU_BASE_IMAGE =
   'nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04@sha256:14d94b039cb94bbd5da559f303b46bc4b0d5d6c24ab1a9d7b186e566ed3400dc';
 
 /**
- * NEEDED libraries that a base image does not (and should not) contain: the CUDA driver library comes from the host,
- * mounted into the container by the NVIDIA container toolkit at run time (its version must match the host's kernel
- * module, so images never ship it). Only these are exempt; keep this list short and explained.
- */
-export const RUNTIME_PROVIDED_LIBS: readonly string[] = ['libcuda.so.1'];
-
-/**
  * Libraries a shipped library loads with dlopen at run time rather than through a NEEDED entry, so its ELF file does
  * not name them: ONNX Runtime's CUDA provider loads cuDNN 9 (its convolutions, GoogLeNet's included, run there).
  * Checked like NEEDED entries: a base image without them builds, starts, and fails on the first convolution.
@@ -34,33 +28,6 @@ export const LOADED_AT_RUN_TIME: Readonly<Record<string, readonly string[]>> = {
 
 /** ONNX Runtime's own library, placed next to the providers in the image (the server's onnxruntime-node binding). */
 export const ORT_LIBRARY = 'libonnxruntime.so.1';
-
-/** One entry of `ldconfig -p`: `\tlibcudart.so.13 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.13`. */
-export interface LdconfigEntry {
-  name: string;
-  /** the parenthesised flags, split on commas: ['libc6', 'x86-64'], ['libc6'] (i386), ['libc6', 'AArch64'] … */
-  flags: string[];
-  path: string;
-}
-
-/** Parse `ldconfig -p` output; the header line ("N libs found in cache …") and anything unrecognised are skipped. */
-export function parseLdconfigListing(text: string): LdconfigEntry[] {
-  const out: LdconfigEntry[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\s+(\S+)\s+\(([^)]*)\)\s+=>\s+(.+?)\s*$/.exec(line);
-    if (!m) continue;
-    out.push({ name: m[1], flags: m[2].split(',').map((f) => f.trim()).filter(Boolean), path: m[3] });
-  }
-  return out;
-}
-
-/**
- * The flag ldconfig prints for libraries of an ELF machine (glibc's ldconfig: `x86-64`, `AArch64`, …). undefined
- * for a machine this table does not know: then any entry of the name is accepted.
- */
-export function ldconfigArchFlag(machine: number): string | undefined {
-  return ({ 62: 'x86-64', 183: 'AArch64', 243: 'RISC-V' } as Record<number, string>)[machine];
-}
 
 /** What the check needs to know of one library to be shipped (from its ELF dynamic section). */
 export interface ShippedLib {

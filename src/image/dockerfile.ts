@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as yaml from 'js-yaml';
-import { METRICS_PORT } from '../shared/runtime';
+import { METRICS_PORT } from '../protocol/runtime';
 
 /**
  * The serving image, as declared data: a Dockerfile whose layers go from least to most often changed, so a

@@ -1,23 +1,23 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ImageConfig } from '../config';
+import { ImageConfig } from './inputs';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
 import { readFileChecked, sha256, writeFileAtomic } from '../util/fsx';
 import { runProcess } from '../util/proc';
-import { encryptModel, parseKey } from '../serve/crypto';
+import { encryptModel, parseKey } from '../protocol/model-crypto';
 import { renderDockerfile, renderCompose, setContextModes } from './dockerfile';
 import { computeTags, GitContext, pullRequestOf } from './tags';
-import { cacheTag, fetchManifest, parseImageRef } from './registry';
+import { cacheTag, fetchManifest, parseImageRef } from '../shared/registry';
 import { VERSION } from '../version';
 import { resolveNodeRuntime, NodeRuntime } from './node';
 import { resolveGpuProviders, ORT_VERSION } from './gpu-provider';
 import { checkBaseImageLoads } from './basecheck';
 import { openRegistrySession } from '../util/dockerconfig';
-import { refuseModelshipPlan } from './tensorrt-version';
+import { refuseModelshipPlan } from '../shared/tensorrt';
 import { pinImage, planTritonModel, renderTritonDockerfile, writeTritonRepository } from './triton';
-import { SERVING_PORT } from '../shared/runtime';
+import { SERVING_PORT } from '../protocol/runtime';
 
 export { SERVING_PORT };
 export const SERVING_UID = 10001;

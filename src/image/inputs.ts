@@ -1,7 +1,7 @@
-import type { Preprocess } from '../serve/preprocess';
+import type { Preprocess } from '../protocol/preprocess';
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
-import type { Runtime } from '../shared/runtime';
+import type { Runtime } from '../protocol/runtime';
 import { DEFAULT_GPU_BASE_IMAGE } from './basecheck';
 import { DEFAULT_NODE_VERSION } from './node';
 

@@ -1,8 +1,8 @@
 import * as protobuf from 'protobufjs';
-import { fieldLocOf, itemLocOf, Loc, locOf, parseTextFormat } from '../convert/textformat';
+import { fieldLocOf, itemLocOf, Loc, locOf, parseTextFormat } from '../formats/textformat';
 import { ModelshipError } from '../util/errors';
-import { TensorSig } from '../util/onnxinfo';
-import { modelConfigSchema } from './schema/model_config';
+import { TensorSig } from '../formats/onnxinfo';
+import { modelConfigSchema } from '../formats/schema/model_config';
 
 /**
  * Triton Inference Server model configuration (`<repository>/<model>/config.pbtxt`): written from an ONNX model's

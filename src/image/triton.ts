@@ -1,13 +1,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ModelshipError } from '../util/errors';
-import { onnxInfo, TensorSig } from '../util/onnxinfo';
+import { onnxInfo, TensorSig } from '../formats/onnxinfo';
 import { runProcess } from '../util/proc';
 import { tritonConfig, tritonMaxBatchSize, TritonModelSpec } from './triton-config';
 import { setContextModes } from './dockerfile';
-import { detectionOutputNames } from '../shared/detections';
-import { checkPlanForImage, imageTensorRTVersion, readPlanMetadata } from './tensorrt-version';
-import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '../shared/runtime';
+import { detectionOutputNames } from '../protocol/detections';
+import { checkPlanForImage, imageTensorRTVersion, readPlanMetadata } from '../shared/tensorrt';
+import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '../protocol/runtime';
 
 /**
  * The image of runtime triton, as declared data: NVIDIA's Triton server image (pinned by the digest it resolves to at

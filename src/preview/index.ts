@@ -1,8 +1,9 @@
 import * as fs from 'fs';
-import { PreviewConfig, CleanupConfig } from '../config';
+import { PreviewConfig, CleanupConfig } from './inputs';
 import { Logger, StageResult } from '../stage';
 import { externalFailure, ModelshipError } from '../util/errors';
-import { cacheTag, fetchImageConfig, parseImageRef, removeTags } from '../image/registry';
+import { cacheTag, fetchImageConfig, parseImageRef, removeTags } from '../shared/registry';
+import { accessChecks, preflight, rbacHint, rolloutOptions, RunNeeds } from '../rollout/permissions';
 
 /**
  * PR deploy previews: `preview` deploys the PR's image to namespace `<app>-pr-<N>` (the rollout stage, so the
@@ -281,8 +282,13 @@ export async function runPreview(cfg: PreviewConfig, log: Logger, env: NodeJS.Pr
   if (cfg.comment && !cfg.rollout.dryRun) commentRepository(env); // checked before the rollout, not after it
   const { runRollout } = await import('../rollout');
   const { Kube } = await import('../rollout/kube');
+  const kube = Kube.load(cfg.rollout.kubeconfig);
+  // what a preview needs (its namespace made, the rollout in it, its post step), asked before anything is changed,
+  // whether or not this push's namespace exists yet: every missing permission named (rollout/permissions.ts)
+  const needs: RunNeeds = { stage: 'preview', namespace, options: rolloutOptions(cfg.rollout, true) };
+  await preflight(kube, accessChecks(needs), rbacHint(needs));
   const r = await runRollout({ ...cfg.rollout, namespace, createNamespace: true }, log, env);
-  const server = Kube.load(cfg.rollout.kubeconfig).server.replace(/\/$/, '');
+  const server = kube.server.replace(/\/$/, '');
   const url = cfg.previewUrl
     ? cfg.previewUrl.replace(/\{\{\s*app\s*\}\}/g, app).replace(/\{\{\s*namespace\s*\}\}/g, namespace).replace(/\{\{\s*pr\s*\}\}/g, String(pr))
     : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
@@ -305,6 +311,8 @@ export async function runCleanup(cfg: CleanupConfig, log: Logger, env: NodeJS.Pr
   const removed: string[] = [];
   const { Kube } = await import('../rollout/kube');
   const kube = Kube.load(cfg.kubeconfig);
+  const needs: RunNeeds = { stage: 'cleanup', namespace, options: [] };
+  await preflight(kube, accessChecks(needs), rbacHint(needs));
   const ns = await kube.get('v1', 'Namespace', undefined, namespace);
   if (ns) {
     // only a namespace the preview created: never a namespace someone else made under that name

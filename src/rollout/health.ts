@@ -1,5 +1,6 @@
 import type { Kube } from './kube';
 import type { K8sObject } from './manifests';
+import { replicaSetRefusal } from './admission';
 
 /**
  * Pod and Deployment health, read from the API server. The classification is pure (tested on plain objects);
@@ -130,7 +131,8 @@ export interface WaitOptions {
 
 /**
  * Wait for a Deployment's rollout: every replica updated and available, none of the old ones left. Fails at
- * once when a new pod crash-loops, cannot pull its image, or fails its readiness probe after starting; fails at
+ * once when a new pod crash-loops, cannot pull its image, or fails its readiness probe after starting, or when Pod
+ * Security refuses the new ReplicaSet's pods (admission.ts: the backstop of the stage's dry run); fails at
  * the progress deadline or at timeoutMs, with the pods' states and warning events as evidence.
  */
 export async function waitDeployment(kube: Kube, namespace: string, name: string, o: WaitOptions): Promise<{ pods: PodView[] }> {
@@ -144,6 +146,9 @@ export async function waitDeployment(kube: Kube, namespace: string, name: string
     const st = d.status ?? {};
     const progressing = st.conditions?.find((c) => c.type === 'Progressing');
     const rs = await newestReplicaSet(kube, d);
+    // pods Pod Security refuses are never created: no pod to wait for, so no timeout to wait out either
+    const refused = replicaSetRefusal(namespace, name, rs);
+    if (refused) throw new GateFailure(refused);
     const hash = (rs?.metadata.labels ?? {})['pod-template-hash'];
     // the ReplicaSet's own pods: a Deployment deleted a moment ago (an earlier canary of the same template) can
     // leave terminating pods with the same pod-template-hash behind

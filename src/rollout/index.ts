@@ -1,14 +1,14 @@
 import * as yaml from 'js-yaml';
 import { createTwoFilesPatch } from 'diff';
-import { RolloutConfig } from '../config';
+import { RolloutConfig } from './inputs';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError, isModelshipError } from '../util/errors';
 import { referenceBatches } from '../shared/reference';
-import { SERVING_PORT } from '../shared/runtime';
+import { SERVING_PORT } from '../protocol/runtime';
 import { goldenRequests, httpTransport, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../shared/golden';
-import { decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
-import { parseImageRef } from '../image/registry';
-import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, sleepActionServed, unsupportedServer, disruptionBudget, budgetMaxUnavailable, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
+import { decodeInferResponse, HEADER_LENGTH } from '../protocol/kserve';
+import { parseImageRef } from '../shared/registry';
+import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, sleepActionServed, unsupportedServer, disruptionBudget, budgetMaxUnavailable, namespaceManifest, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
 import { applyPatches, readPatches, readManifest } from './patch';
 import { Kube } from './kube';
 import { DeployLock, leaseHolder, releaseIfHeld } from './lease';
@@ -16,6 +16,8 @@ import { waitDeployment, bake, GateFailure, Aborted, sleep, PodView } from './he
 import { prometheusGate, fmt } from './prometheus';
 import { rolloutOwner, OWNER_LABEL, CREATED_BY, PROMOTED_BY, annotated } from './owner';
 import { checkPodProviders } from './provider';
+import { checkAdmission } from './admission';
+import { accessChecks, preflight, rbacHint, rolloutOptions, RunNeeds } from './permissions';
 
 /**
  * The rollout stage: put a new model in front of traffic and decide by itself. `canary` (default) runs the new
@@ -106,10 +108,11 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
     // a namespaced identity may not read Namespaces; it then deploys into one that exists
     if (!/HTTP 403/.test(msg(e))) throw e;
   }
-  if (!nsExists && !cfg.dryRun) {
-    if (!cfg.createNamespace) throw new ModelshipError('input', `input "namespace": namespace "${ns}" does not exist (create-namespace is false)`, { field: 'namespace' });
-    if (!(await kube.canI('create', 'namespaces'))) throw new ModelshipError('input', `input "namespace": namespace "${ns}" does not exist and this kubeconfig's user may not create namespaces; create it first or use one that exists`, { field: 'namespace' });
-  }
+  if (!nsExists && !cfg.dryRun && !cfg.createNamespace) throw new ModelshipError('input', `input "namespace": namespace "${ns}" does not exist (create-namespace is false)`, { field: 'namespace' });
+  // every permission this run and its post step use (creating the namespace included), asked before anything is
+  // read or changed in it: a missing one fails here, each named (permissions.ts)
+  const needs: RunNeeds = { stage: 'rollout', namespace: ns, options: rolloutOptions(cfg, !nsExists && cfg.createNamespace) };
+  await preflight(kube, accessChecks(needs), rbacHint(needs));
 
   // ---- the objects, as declared data
   const liveStable = nsExists ? await kube.get<K8sObject & { spec: { selector: { matchLabels?: Record<string, string> }; template: { metadata?: { labels?: Record<string, string> } } } }>('apps/v1', 'Deployment', ns, cfg.app) : undefined;
@@ -149,6 +152,12 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   };
   const secretObj = cfg.pullSecret ? pullSecret(spec, parseImageRef(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
   const planned = [...(cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc]), ...(pdbObj ? [pdbObj] : [])];
+
+  // everything the run may write, through the API server's admission before anything is applied (admission.ts): a
+  // refusal, or pods that Pod Security would refuse, fail here. A takeover's stable is written by a full PUT.
+  const admitted = [...planned, ...(cfg.strategy === 'canary' && takeover ? [mainSvc] : []), ...(secretObj ? [secretObj] : [])];
+  const admit = () => checkAdmission(kube, ns, admitted, log, takeover ? [stableObj] : []);
+  if (nsExists) await admit();
 
   // (the pull Secret is not in the dry run's diff: its data would be printed)
   if (cfg.dryRun) return dryRun(kube, cfg, planned, nsExists, takeover, nCanary, log);
@@ -203,7 +212,15 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   let p95: number | undefined;
   let locked = false;
   try {
-    if (!nsExists) await step(`create namespace ${ns}`, () => kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED]: 'modelship' }, annotations: { [CREATED_BY]: owner } } }));
+    if (!nsExists) {
+      // Pod Security restricted (manifests.ts), which modelship's own pods meet
+      await step(`create namespace ${ns}`, () => kube.create(namespaceManifest(ns, { [CREATED_BY]: owner })));
+      // the dry run needs the namespace: one this run just made goes again when it refuses
+      await step('server-side dry run', () => admit().catch(async (e: unknown) => {
+        await kube.remove('v1', 'Namespace', '', ns).catch(() => false);
+        throw e;
+      }));
+    }
     await step('take the deploy lease', () => lock.acquire(cfg.lockTimeoutS, (holder) => log.info(`another deploy holds the lease (${holder}); waiting up to ${cfg.lockTimeoutS} s`)));
     locked = true;
     if (secretObj) await step(`apply the image pull Secret ${secretObj.metadata.name} (${parseImageRef(cfg.image).registry})`, () => applyMarked(secretObj));
@@ -477,6 +494,9 @@ export async function cleanupRollout(kubeconfig: string, namespace: string, app:
   const kube = Kube.load(kubeconfig);
   const done: string[] = [];
   const createdByRun = (o: K8sObject | undefined) => o?.metadata.annotations?.[CREATED_BY] === owner;
+  // what the identity may not read (a Secret without create-pull-secret, the namespace for a namespaced Role:
+  // permissions.ts) the run cannot have made either
+  const readable = (p: Promise<K8sObject | undefined>) => p.catch((e: unknown) => (/HTTP 403/.test(msg(e)) ? undefined : Promise.reject(e)));
   const canary = await kube.get('apps/v1', 'Deployment', namespace, `${app}-canary`);
   if (canary && canary.metadata.labels?.[OWNER_LABEL] === owner) {
     await deleteCanary(kube, namespace, app);
@@ -490,12 +510,12 @@ export async function cleanupRollout(kubeconfig: string, namespace: string, app:
   if (unfinished) {
     const made: [string, string, string][] = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['policy/v1', 'PodDisruptionBudget', app], ['v1', 'Secret', pullSecretName(app)]];
     for (const [apiVersion, kind, name] of made) {
-      const o = kind === 'Deployment' ? stable : await kube.get(apiVersion, kind, namespace, name);
+      const o = kind === 'Deployment' ? stable : await readable(kube.get(apiVersion, kind, namespace, name));
       if (createdByRun(o) && (await kube.remove(apiVersion, kind, namespace, name))) done.push(`deleted ${kind} ${namespace}/${name}, which this run created`);
     }
   }
   if (await releaseIfHeld(kube, namespace, app, owner)) done.push(`released the deploy lease of ${namespace}/${app}`);
-  if (unfinished && createdByRun(await kube.get('v1', 'Namespace', undefined, namespace))) {
+  if (unfinished && createdByRun(await readable(kube.get('v1', 'Namespace', undefined, namespace)))) {
     let others: string[];
     try {
       others = (await kube.namespaceObjects(namespace)).filter((o) => !madeWithNamespace(o, owner)).map((o) => `${o.kind} ${o.metadata.name}`);

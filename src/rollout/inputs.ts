@@ -1,7 +1,7 @@
 import * as yaml from 'js-yaml';
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
-import type { Runtime } from '../shared/runtime';
+import type { Runtime } from '../protocol/runtime';
 import { DEFAULT_QUERIES } from './prometheus';
 import { DisruptionBudget, DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './manifests';
 

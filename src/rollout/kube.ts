@@ -6,6 +6,7 @@ import { Transport } from '../shared/golden';
 import { exchange } from '../util/http';
 import type { K8sObject } from './manifests';
 import { apiError } from './kube-errors';
+import { parseWarnings, DryRunAnswer } from './admission';
 
 export { apiError, MicroTime } from './kube-errors';
 
@@ -23,6 +24,8 @@ export class Kube {
   readonly coordination: k8s.CoordinationV1Api;
   private readonly authz: k8s.AuthorizationV1Api;
   readonly server: string;
+  /** discovery: the resources of each group version resourcePath was asked about */
+  private readonly discovered = new Map<string, { name: string; kind: string; namespaced: boolean }[]>();
 
   private constructor(kc: k8s.KubeConfig) {
     this.kc = kc;
@@ -94,6 +97,47 @@ export class Kube {
     } catch (e) {
       throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
     }
+  }
+
+  /**
+   * A server-side dry run (dryRun=All) of writing `obj`: server-side apply as `apply` does, or a full PUT as a takeover
+   * does (`replace`). The API server's answer with its Warning headers, which client-node does not hand back (Pod
+   * Security's "would violate" for a pod template comes only there): a refusal is answered, not thrown.
+   */
+  async dryRunWrite(obj: K8sObject, how: 'apply' | 'replace' = 'apply'): Promise<DryRunAnswer> {
+    const what = `dry run of ${how} ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+    const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) })}`;
+    // JSON is YAML: server-side apply takes the object as application/apply-patch+yaml
+    const headers = { 'content-type': how === 'apply' ? 'application/apply-patch+yaml' : 'application/json', accept: 'application/json' };
+    let r: Awaited<ReturnType<Transport>>;
+    try {
+      r = await this.proxy('')(path, { method: how === 'apply' ? 'PATCH' : 'PUT', body: Buffer.from(JSON.stringify(obj)), headers, timeoutMs: 30_000 });
+    } catch (e) {
+      throw this.wrap(e, what);
+    }
+    let message = '';
+    if (r.status < 200 || r.status > 299) {
+      try {
+        message = (JSON.parse(r.body.toString()) as { message?: string }).message ?? '';
+      } catch {
+        message = r.body.toString().slice(0, 300);
+      }
+    }
+    return { status: r.status, warnings: parseWarnings(r.headers.warning), message };
+  }
+
+  /** The REST path of an object (its resource's plural name from discovery, cached per group version). */
+  private async resourcePath(obj: K8sObject): Promise<string> {
+    const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+    let resources = this.discovered.get(obj.apiVersion);
+    if (!resources) {
+      resources = (await this.getJson<{ resources: { name: string; kind: string; namespaced: boolean }[] }>(base)).resources.filter((r) => !r.name.includes('/'));
+      this.discovered.set(obj.apiVersion, resources);
+    }
+    const r = resources.find((x) => x.kind === obj.kind);
+    if (!r) throw new ModelshipError('cluster', `Kubernetes: the API server does not serve ${obj.kind} in ${obj.apiVersion}`);
+    const ns = r.namespaced ? `/namespaces/${encodeURIComponent(obj.metadata.namespace ?? '')}` : '';
+    return `${base}${ns}/${r.name}/${encodeURIComponent(obj.metadata.name)}`;
   }
 
   async replace<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false): Promise<T> {
@@ -168,14 +212,26 @@ export class Kube {
     return JSON.parse(r.body.toString()) as T;
   }
 
-  /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
+  /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource` (or `resource/subresource`: services/proxy)? */
   async canI(verb: string, resource: string, group = '', namespace?: string): Promise<boolean> {
+    const [res, subresource] = resource.split('/');
     try {
-      const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group, namespace } } } });
+      const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } } });
       return r.status?.allowed === true;
     } catch (e) {
       throw this.wrap(e, `check permission to ${verb} ${resource}`);
     }
+  }
+
+  /** Who the kubeconfig's user is to the API server (a SelfSubjectReview, 1.28+), else the kubeconfig's user entry. */
+  async whoAmI(): Promise<string> {
+    try {
+      const r = await this.kc.makeApiClient(k8s.AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+      if (r.status?.userInfo?.username) return r.status.userInfo.username;
+    } catch {
+      /* an older API server, or one that refuses it: the kubeconfig's name for the user */
+    }
+    return `kubeconfig user "${this.kc.getCurrentUser()?.name ?? ''}"`;
   }
 
   /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */

@@ -24,6 +24,16 @@ export function heldByOther(l: LeaseState | undefined, me: string, now: number):
   return renewed + l.durationS * 1000 > now;
 }
 
+/** The Lease as the deploy lock writes it (taken or renewed at `now`), as data. */
+export function leaseObject(namespace: string, app: string, holder: string, durationS: number, now: Date, resourceVersion?: string) {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: leaseName(app), namespace, resourceVersion, labels: { 'app.kubernetes.io/managed-by': 'modelship', 'app.kubernetes.io/name': app } },
+    spec: { holderIdentity: holder, leaseDurationSeconds: durationS, acquireTime: now, renewTime: now },
+  };
+}
+
 export class DeployLock {
   private timer?: NodeJS.Timeout;
   private resourceVersion?: string;
@@ -50,13 +60,7 @@ export class DeployLock {
   }
 
   private body(resourceVersion?: string) {
-    const now = new MicroTime();
-    return {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: { name: leaseName(this.app), namespace: this.namespace, resourceVersion, labels: { 'app.kubernetes.io/managed-by': 'modelship', 'app.kubernetes.io/name': this.app } },
-      spec: { holderIdentity: this.holder, leaseDurationSeconds: this.durationS, acquireTime: now, renewTime: now },
-    };
+    return leaseObject(this.namespace, this.app, this.holder, this.durationS, new MicroTime(), resourceVersion);
   }
 
   /** Take the lease, waiting up to timeoutS for another holder; fails naming the holder. */

@@ -1,5 +1,5 @@
 import { ModelshipError } from '../util/errors';
-import { METRICS_PORT as SERVING_METRICS_PORT, Runtime, SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../shared/runtime';
+import { METRICS_PORT as SERVING_METRICS_PORT, Runtime, SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../protocol/runtime';
 
 /**
  * Kubernetes objects for a model deployment, as declared data (issue 4 builds the rollout on these).
@@ -290,6 +290,22 @@ export function pullSecret(s: DeploySpec, registry: string, username: string, pa
     type: 'kubernetes.io/dockerconfigjson',
     data: { '.dockerconfigjson': Buffer.from(dockerconfig).toString('base64') },
   };
+}
+
+/**
+ * Pod Security admission's labels for a namespace that enforces `restricted` (the version: the API server's own,
+ * `latest`). Warnings follow the enforce level when the namespace sets no warn level, so a Deployment whose pods would
+ * be refused is answered with a warning (what the stage's dry run reads: admission.ts).
+ */
+export const RESTRICTED_NAMESPACE_LABELS: Record<string, string> = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+
+/**
+ * A namespace modelship creates (create-namespace, PR previews): labelled as modelship's, and enforcing Pod Security
+ * `restricted`, which modelship's own pods meet (container(): non-root, no privilege escalation, no capabilities,
+ * RuntimeDefault seccomp), so nothing runs privileged in a namespace it made.
+ */
+export function namespaceManifest(name: string, annotations: Record<string, string> = {}): K8sObject {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship', ...RESTRICTED_NAMESPACE_LABELS }, annotations } };
 }
 
 /** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */

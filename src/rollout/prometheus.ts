@@ -1,5 +1,5 @@
 import { GateFailure, sleep } from './health';
-import type { Runtime } from '../shared/runtime';
+import type { Runtime } from '../protocol/runtime';
 
 /**
  * The optional metrics gate: templated PromQL for the canary (and the stable, for comparison), with thresholds and

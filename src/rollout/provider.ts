@@ -1,6 +1,6 @@
 import type { Kube } from './kube';
 import { GateFailure, PodView } from './health';
-import { detectServer, modelPlacement } from '../shared/server';
+import { detectServer, modelPlacement } from '../protocol/kserve-client';
 
 /**
  * With gpu: true, every new pod must compute on the GPU: a pod that holds an nvidia.com/gpu and serves on the CPU

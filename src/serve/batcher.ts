@@ -1,4 +1,4 @@
-import { splitDetectionTable } from '../shared/detections';
+import { splitDetectionTable } from '../protocol/detections';
 
 /**
  * Dynamic batching: concurrent requests are concatenated along the batch axis up to `maxBatchSize` items or

@@ -1,11 +1,11 @@
 import * as fs from 'fs';
 import { startServer, DEFAULT_SERVE, ServeOptions } from './server';
-import { loadKey } from './crypto';
-import { Preprocess, parsePreprocess } from './image';
-import { parseProvider } from './provider';
+import { loadKey } from '../protocol/model-crypto';
+import { Preprocess, parsePreprocess } from '../protocol/pixels';
+import { parseProvider } from './execution-provider';
 import { parseBytes } from './memory';
 import { ModelshipError } from '../util/errors';
-import { METRICS_PORT } from '../shared/runtime';
+import { METRICS_PORT } from '../protocol/runtime';
 
 /**
  * `modelship serve`: the serving runtime inside the image. Configured by flags or, in a container, by the

@@ -1,9 +1,9 @@
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { WorkerInit, WorkerReply, WorkerRequest, Tensor, fromWire, transferList } from './worker';
-import type { InferRequest } from './kserve';
-import type { Preprocess } from './image';
-import type { ProviderRequest } from './provider';
+import type { InferRequest } from '../protocol/kserve';
+import type { Preprocess } from '../protocol/pixels';
+import type { ProviderRequest } from './execution-provider';
 
 type Op = WorkerRequest extends infer R ? (R extends { op: infer O } ? O : never) : never;
 type Payload<O extends Op> = Omit<Extract<WorkerRequest, { op: O }>, 'id' | 'op'>;

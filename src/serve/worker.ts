@@ -4,9 +4,9 @@ import * as path from 'path';
 import { isMainThread, parentPort, workerData, MessagePort } from 'worker_threads';
 import type * as Ort from 'onnxruntime-node';
 import { loadOrt } from '../util/ort';
-import { createSession, ProviderRequest } from './provider';
-import { ProtocolError, parseInferRequest } from './kserve';
-import { imageToTensor, imageToDetectionTensor, Preprocess } from './image';
+import { createSession, ProviderRequest } from './execution-provider';
+import { ProtocolError, parseInferRequest } from '../protocol/kserve';
+import { imageToTensor, imageToDetectionTensor, Preprocess } from '../protocol/pixels';
 import { ModelshipError } from '../util/errors';
 
 /**

@@ -1,26 +1,22 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import * as http from 'http';
 import { readNpy } from '../util/npy';
 import { referenceBatches, inputFile, outputFile } from './reference';
 import { compareOutput, DEFAULT_TOLERANCE } from './compare';
-import { compareDetections, describeDetections, isDetectionShape } from './detections';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
-import { exchange, Reply } from '../util/http';
+import { compareDetections, describeDetections, isDetectionShape } from '../protocol/detections';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../protocol/kserve';
+import { httpTransport, type Transport } from '../protocol/kserve-client';
+import type { Reply } from '../util/http';
 
-export type { Reply };
+// the transport golden requests travel by (src/protocol/kserve-client.ts), for their callers
+export type { Reply, Transport };
+export { httpTransport };
 
 /**
  * Golden requests over the KServe v2 protocol, shared by smoke (a container on 127.0.0.1) and rollout (a canary
  * behind the Kubernetes API server's service proxy, or a verify URL): the parity reference input must reproduce
  * Caffe's reference output within tolerance. How bytes travel is a Transport; what is checked is the same.
  */
-export type Transport = (path: string, opts?: { method?: string; body?: Buffer; headers?: Record<string, string | number>; timeoutMs?: number }) => Promise<Reply>;
-
-/** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
-export function httpTransport(base: string, agent?: http.Agent): Transport {
-  return (p, opts = {}) => exchange(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
-}
 
 export interface GoldenResult {
   /** one markdown table row per compared output */

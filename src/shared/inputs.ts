@@ -1,6 +1,6 @@
-import { parsePreprocess, Preprocess } from '../serve/preprocess';
+import { parsePreprocess, Preprocess } from '../protocol/preprocess';
 import { fail, InputSpec, Reader, STAGES } from '../inputs';
-import { DEFAULT_TRITON_RELEASE, RUNTIMES, Runtime, tritonImageFor } from './runtime';
+import { DEFAULT_TRITON_RELEASE, RUNTIMES, Runtime, tritonImageFor } from '../protocol/runtime';
 
 /** Inputs that several stages read (each stage's own inputs live beside it, in src/<stage>/inputs.ts). */
 export const SHARED_INPUTS: InputSpec[] = [

@@ -2,16 +2,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as http from 'http';
 import * as crypto from 'crypto';
-import { SmokeConfig } from '../config';
+import { SmokeConfig } from './inputs';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
 import { runProcess } from '../util/proc';
 import { referenceBatches } from '../shared/reference';
 import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../shared/golden';
-import { SERVING_PORT } from '../shared/runtime';
-import { classifyImage, detectImage, detectionOutput, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../shared/server';
-import { formatBox, iou, matchDetections, ExpectedDetection, ImageDetection } from '../shared/detections';
-import { parseImageRef } from '../image/registry';
+import { SERVING_PORT } from '../protocol/runtime';
+import { classifyImage, detectImage, detectionOutput, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../protocol/kserve-client';
+import { formatBox, iou, matchDetections, ExpectedDetection, ImageDetection } from '../protocol/detections';
+import { parseImageRef } from '../shared/registry';
 import { openRegistrySession } from '../util/dockerconfig';
 
 /** Who started a smoke container: the workflow run and job on GitHub, else this process (for the post-step cleanup). */

@@ -1,8 +1,8 @@
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
-import type { Runtime } from '../shared/runtime';
-import { parseExpectedDetections, ExpectedDetection } from '../shared/detections';
-import type { Preprocess } from '../serve/preprocess';
+import type { Runtime } from '../protocol/runtime';
+import { parseExpectedDetections, ExpectedDetection } from '../protocol/detections';
+import type { Preprocess } from '../protocol/preprocess';
 
 /** The smoke stage's own inputs and outputs (image, model-name, gpu, keys, reference, tolerance are shared). */
 export const SMOKE_INPUTS: InputSpec[] = [

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ModelshipError } from '../util/errors';
 import { sha256, writeFileAtomic, readFileChecked } from '../util/fsx';
-import { parseImageRef, registryBase, registryRequest } from '../image/registry';
+import { parseImageRef, registryBase, registryRequest } from '../shared/registry';
 
 /**
  * Model storage, content-addressed: an artifact is an OCI artifact (an OCI image manifest whose one layer is the

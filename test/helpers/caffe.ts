@@ -1,6 +1,6 @@
 import * as path from 'path';
 import * as fs from 'fs';
-import { caffeSchema } from '../../src/convert/schema/caffe';
+import { caffeSchema } from '../../src/formats/schema/caffe';
 
 /** Caffe's full schema (the project's), whose NetParameter writes caffemodels in the layouts real files use. */
 export const caffeRoot = caffeSchema;

@@ -2,10 +2,10 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as path from 'path';
 import * as yaml from 'js-yaml';
-import { execFileSync, spawn, ChildProcess } from 'child_process';
+import { execFileSync, spawn, spawnSync, ChildProcess } from 'child_process';
 import { REPO } from './caffe';
 import { readNpy } from '../../src/util/npy';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../../src/serve/kserve';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../../src/protocol/kserve';
 import { compareOutput, DEFAULT_TOLERANCE } from '../../src/shared/compare';
 
 /**
@@ -31,6 +31,31 @@ export function kubectl(args: string[], input?: string): string {
 
 export function kubectlJson<T = any>(args: string[]): T {
   return JSON.parse(kubectl([...args, '-o', 'json'])) as T;
+}
+
+/** Pod Security admission's labels of a namespace that enforces `restricted` (what modelship puts on namespaces it creates). */
+export const RESTRICTED: Record<string, string> = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+
+/** Create a namespace that enforces Pod Security `restricted` (plus `labels`: a warn level, say). */
+export function createRestrictedNamespace(ns: string, labels: Record<string, string> = {}): void {
+  kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...RESTRICTED, ...labels } } }));
+}
+
+/**
+ * Proof that a namespace enforces Pod Security `restricted`: its labels, and the API server's answer to a privileged
+ * pod there (a server-side dry run: nothing is created). Returns the refusal's text ('' when the pod was admitted).
+ */
+export function privilegedPodRefusal(ns: string): string {
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'privileged-probe', namespace: ns }, spec: { containers: [{ name: 'c', image: 'local/busybox:static', securityContext: { privileged: true } }] } };
+  const r = spawnSync(KUBECTL, ['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pod), encoding: 'utf8', env: { ...process.env, KUBECONFIG } });
+  return r.status === 0 ? '' : r.stderr;
+}
+
+/** `kubectl apply --server-side --dry-run=server` of one object (create, for one that is not stored): exit code, and stderr (the API server's warnings). */
+export function serverDryRun(obj: object, verb: 'apply' | 'create' = 'apply'): { code: number | null; stderr: string } {
+  const args = verb === 'apply' ? ['apply', '--server-side', '--field-manager=modelship', '--force-conflicts', '--dry-run=server', '-f', '-'] : ['create', '--dry-run=server', '-f', '-'];
+  const r = spawnSync(KUBECTL, args, { input: JSON.stringify(obj), encoding: 'utf8', env: { ...process.env, KUBECONFIG } });
+  return { code: r.status, stderr: r.stderr };
 }
 
 export function exists(kind: string, ns: string, name: string): boolean {

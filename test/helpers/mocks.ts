@@ -17,6 +17,8 @@ export const mockKube = { removed: [] as string[], namespaces: new Set<string>()
 export const kubeModule = {
   Kube: {
     load: () => ({
+      // the stage's preflight (rollout/permissions.ts): every permission granted
+      canI: async () => true,
       get: async (_v: string, _k: string, _ns: string | undefined, name: string) => (mockKube.namespaces.has(name) ? { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship' } } } : undefined),
       remove: async (_v: string, _k: string, _ns: string, name: string) => {
         mockKube.removed.push(name);

@@ -2,8 +2,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { convertCaffe } from '../../src/convert/converter';
-import { checkParity, ParityReport } from '../../src/shared/parity';
-import { caffeSchema } from '../../src/convert/schema/caffe';
+import { checkParity } from '../../src/convert/parity';
+import { ParityReport } from '../../src/shared/parity';
+import { caffeSchema } from '../../src/formats/schema/caffe';
 
 /**
  * Real conversion mistakes, made honestly: each mutant changes the converter's input (deploy.prototxt or caffemodel)

@@ -1,6 +1,6 @@
 import { attr, Dim, Shape, Value } from '../graph';
 import { LayerContext } from './types';
-import { ParsedMessage } from '../textformat';
+import { ParsedMessage } from '../../formats/textformat';
 
 /**
  * Kernel / pad / stride / dilation of Convolution and Pooling, as Caffe reads them: `*_h`/`*_w` for 2-D,

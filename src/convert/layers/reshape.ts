@@ -1,6 +1,6 @@
 import { Dim, Shape } from '../graph';
 import { LayerContext, LayerHandler } from './types';
-import { ParsedMessage } from '../textformat';
+import { ParsedMessage } from '../../formats/textformat';
 
 /**
  * Reshape with Caffe's rules: `axis`/`num_axes` select the part of the input shape that is replaced;

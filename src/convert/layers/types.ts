@@ -2,7 +2,7 @@ import { GraphBuilder, Shape, Value } from '../graph';
 import { CaffeLayer, paramsOf } from '../net';
 import { WeightBlob } from '../caffemodel';
 import { FloatData } from '../floatdata';
-import { ParsedMessage } from '../textformat';
+import { ParsedMessage } from '../../formats/textformat';
 import { ModelshipError, ErrorCode } from '../../util/errors';
 
 /** What a layer handler gets: the layer, its resolved bottoms, its weights and the graph to emit into. */

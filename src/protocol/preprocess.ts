@@ -1,4 +1,4 @@
-// The preprocessing as data, apart from image decoding (src/serve/image.ts): inputs read it without loading decoders.
+// The preprocessing as data, apart from image decoding (src/protocol/pixels.ts): inputs read it without loading decoders.
 
 /** Caffe-style preprocessing, GoogLeNet's defaults: resize to 256 on the short side, center crop, BGR, mean. */
 export interface Preprocess {

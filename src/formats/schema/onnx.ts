@@ -1,4 +1,5 @@
-import * as protobuf from 'protobufjs';
+import type * as protobuf from 'protobufjs';
+import { lazyProtoRoot } from '../proto';
 
 /**
  * The part of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto, IR version 7+) that modelship writes and reads.
@@ -118,14 +119,7 @@ message OperatorSetIdProto {
 }
 `;
 
-let onnxRoot: protobuf.Root | undefined;
-export function onnxSchema(): protobuf.Root {
-  if (!onnxRoot) {
-    onnxRoot = protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
-    onnxRoot.resolveAll();
-  }
-  return onnxRoot;
-}
+export const onnxSchema: () => protobuf.Root = lazyProtoRoot(ONNX_PROTO);
 
 export const TensorDataType = { FLOAT: 1, INT32: 6, INT64: 7 } as const;
 export const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;

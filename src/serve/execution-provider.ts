@@ -5,7 +5,7 @@ import type * as Ort from 'onnxruntime-node';
 import { ModelshipError } from '../util/errors';
 import { readElfFile } from '../util/elf';
 import { ortLibDir } from '../util/ort';
-import { parseLdconfigListing, RUNTIME_PROVIDED_LIBS } from '../image/basecheck';
+import { parseLdconfigListing, RUNTIME_PROVIDED_LIBS } from '../util/ldconfig';
 
 /**
  * Which execution provider the server runs on, and what happens when it cannot. `cpu`; `cuda` (strict: the server

@@ -1,5 +1,5 @@
-import { onnxSchema } from '../convert/schema/onnx';
-import { ModelshipError } from './errors';
+import { onnxSchema } from './schema/onnx';
+import { ModelshipError } from '../util/errors';
 
 export interface TensorSig {
   name: string;

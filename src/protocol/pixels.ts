@@ -2,6 +2,12 @@ import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { ProtocolError } from './kserve';
 
+/**
+ * Pixels into an input tensor: a JPEG or PNG decoded, resized (and cropped, for classification) and preprocessed
+ * (channel order, mean, scale). The one implementation of the modelship server's /classify and /detect routes and of
+ * the clients that feed a sample image to a server's /infer (smoke, rollout).
+ */
+
 export { GOOGLENET_PREPROCESS, parsePreprocess } from './preprocess';
 export type { Preprocess } from './preprocess';
 import { Preprocess } from './preprocess';

@@ -3,11 +3,11 @@ import * as path from 'path';
 import { ModelshipError } from '../util/errors';
 import { runProcess } from '../util/proc';
 import { fetchImageConfig } from './registry';
-import { PlanMetadata, tensorrtRelease } from '../compile/tensorrt';
 
 /**
- * The TensorRT a serving image carries, read from its image config (no container is started, no GPU needed), and
- * the checks that keep a TensorRT plan away from a runtime that cannot load it.
+ * TensorRT versions, for the compile stage (which builds plans) and the image stage (which serves them): the TensorRT
+ * a container image carries, read from its image config (no container is started, no GPU needed), what a plan's
+ * metadata records, and the checks that keep a TensorRT plan away from a runtime that cannot load it.
  *
  * Where NVIDIA's images declare their TensorRT (the image config's Env):
  * - TRT_VERSION (full version, e.g. 10.4.0.26): set by the CUDA deep-learning base that both
@@ -87,6 +87,34 @@ export async function imageTensorRTVersion(image: string, env: NodeJS.ProcessEnv
   return tensorRTVersionFromEnv(vars);
 }
 
+/** `major.minor.patch` of a TensorRT version (10.5.0.18 → 10.5.0; a missing patch counts as 0). */
+export function tensorrtRelease(version: string): string {
+  const parts = version.trim().split('.').slice(0, 3);
+  while (parts.length < 3) parts.push('0');
+  return parts.map((p) => String(Number(p))).join('.');
+}
+
+/** The `tensorrt` block of a plan's metadata (`<plan>.json`), written by the compile stage. */
+export interface PlanMetadata {
+  /** the TensorRT that built the plan, from trtexec's log */
+  tensorrtVersion: string;
+  /** the TensorRT version the tensorrt image declares in its config (TRT_VERSION, ...); absent when it declares none */
+  imageTensorRTVersion?: string;
+  computeCapability: string;
+  gpu: string;
+  driver?: string;
+  /** the image trtexec ran in, pinned: repository@sha256:... */
+  tensorrtImage: string;
+  /** the Triton image the plan is meant for (triton-image, else that of triton-release) */
+  tritonImage?: string;
+  /** the trtexec command line */
+  trtexec?: string;
+  /** the dynamic batch profile; Triton's max_batch_size is `max` */
+  profile?: { min: number; opt: number; max: number };
+  precision?: { fp16: boolean; int8: boolean };
+  calibrationCache?: { name: string; sha256: string };
+}
+
 /** A plan's metadata file (`<plan>.json`, written by the compile stage next to the plan). */
 export interface PlanArtifactMetadata {
   format?: string;
@@ -159,4 +187,22 @@ export function checkPlanForImage(planMeta: PlanArtifactMetadata | PlanMetadata,
     );
   }
   return trt;
+}
+
+/**
+ * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
+ * Checked on the GPU that serves it (the image stage checks the TensorRT version without a GPU: checkPlanForImage).
+ * Throws naming both sides when they differ.
+ */
+export function checkPlanCompatibility(plan: PlanMetadata, target: { tensorrtVersion: string; computeCapability: string; image?: string }): void {
+  const problems: string[] = [];
+  if (tensorrtRelease(plan.tensorrtVersion) !== tensorrtRelease(target.tensorrtVersion)) {
+    problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
+  }
+  if (plan.computeCapability !== target.computeCapability) {
+    problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
+  }
+  if (problems.length) {
+    throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile (tensorrt-image of the serving image's release) on the target GPU${target.image ? `, for ${target.image}` : ''}.`);
+  }
 }

@@ -1,6 +1,7 @@
 /**
- * The serving runtimes modelship deploys, and the NVIDIA release that pairs Triton with the TensorRT that builds its
- * plans. Shared by compile (trtexec's image), image (the Triton base), smoke and rollout (what the server speaks).
+ * The serving runtimes modelship deploys (the ports they answer on, how they drain), and the NVIDIA release that pairs
+ * Triton with the TensorRT that builds its plans. Shared by compile (trtexec's image), image (the Triton base), smoke
+ * and rollout (what the server speaks), the KServe client and the modelship server itself.
  */
 export const RUNTIMES = ['modelship', 'triton'] as const;
 export type Runtime = (typeof RUNTIMES)[number];

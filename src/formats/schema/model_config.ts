@@ -1,4 +1,5 @@
-import * as protobuf from 'protobufjs';
+import type * as protobuf from 'protobufjs';
+import { lazyProtoRoot } from '../proto';
 
 /**
  * Triton Inference Server's model configuration schema (the message a model's config.pbtxt is written in),
@@ -447,12 +448,5 @@ export const MODEL_CONFIG_PROTO_SOURCE = {
   commit: '83adf7cf88a2f343005974dff3728be746de2d66',
 } as const;
 
-let modelConfigRoot: protobuf.Root | undefined;
 /** The parsed, resolved schema (package `inference`; snake_case field names as in the .proto). */
-export function modelConfigSchema(): protobuf.Root {
-  if (!modelConfigRoot) {
-    modelConfigRoot = protobuf.parse(MODEL_CONFIG_PROTO, { keepCase: true }).root;
-    modelConfigRoot.resolveAll();
-  }
-  return modelConfigRoot;
-}
+export const modelConfigSchema: () => protobuf.Root = lazyProtoRoot(MODEL_CONFIG_PROTO);

@@ -1,4 +1,5 @@
-import * as protobuf from 'protobufjs';
+import type * as protobuf from 'protobufjs';
+import { lazyProtoRoot } from '../proto';
 
 /**
  * The subset of Caffe's caffe.proto that a deploy net needs, written for modelship.
@@ -419,11 +420,4 @@ message V1LayerParameter {
 }
 `;
 
-let caffeRoot: protobuf.Root | undefined;
-export function caffeSchema(): protobuf.Root {
-  if (!caffeRoot) {
-    caffeRoot = protobuf.parse(CAFFE_PROTO, { keepCase: true }).root;
-    caffeRoot.resolveAll();
-  }
-  return caffeRoot;
-}
+export const caffeSchema: () => protobuf.Root = lazyProtoRoot(CAFFE_PROTO);

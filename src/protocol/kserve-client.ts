@@ -1,14 +1,27 @@
-import type { Transport } from './golden';
+import type * as http from 'http';
+import { exchange, Reply } from '../util/http';
 import { Runtime } from './runtime';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../serve/kserve';
-import { imageToTensor, imageToDetectionTensor, Preprocess, GOOGLENET_PREPROCESS } from '../serve/image';
-import { topClasses } from '../serve/classification';
-import { imageDetections, ImageDetection, isDetectionShape } from '../shared/detections';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from './kserve';
+import { imageToTensor, imageToDetectionTensor, Preprocess, GOOGLENET_PREPROCESS } from './pixels';
+import { topClasses } from './classification';
+import { imageDetections, ImageDetection, isDetectionShape } from './detections';
 
 /**
- * What smoke and rollout ask a serving runtime, using only what that server defines. Both runtimes speak KServe v2
- * (`GET /v2`, `/v2/models/{name}`, `/infer`); beyond it modelship reports its execution provider in the model
- * metadata's `parameters`, and Triton has the model configuration extension (`/v2/models/{name}/config`).
+ * How requests travel to a server: a plain HTTP base URL (httpTransport), or the Kubernetes API server's pod and
+ * service proxy (the rollout's). What is asked is the same.
+ */
+export type Transport = (path: string, opts?: { method?: string; body?: Buffer; headers?: Record<string, string | number>; timeoutMs?: number }) => Promise<Reply>;
+
+/** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
+export function httpTransport(base: string, agent?: http.Agent): Transport {
+  return (p, opts = {}) => exchange(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
+}
+
+/**
+ * The KServe v2 client: what smoke and rollout ask a serving runtime, using only what that server defines. Both
+ * runtimes speak KServe v2 (`GET /v2`, `/v2/models/{name}`, `/infer`); beyond it modelship reports its execution
+ * provider in the model metadata's `parameters`, and Triton has the model configuration extension
+ * (`/v2/models/{name}/config`).
  */
 export interface ServerInfo {
   runtime: Runtime;
