@@ -392,7 +392,7 @@ function makeDispatcher (fn) {
 module.exports.setGlobalDispatcher = setGlobalDispatcher
 module.exports.getGlobalDispatcher = getGlobalDispatcher
 
-const fetchImpl = (__webpack_require__(32017).fetch)
+const fetchImpl = (__webpack_require__(54398).fetch)
 module.exports.fetch = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -12219,7 +12219,7 @@ const { webidl } = __webpack_require__(45893)
 const { Response, cloneResponse, fromInnerResponse } = __webpack_require__(99051)
 const { Request, fromInnerRequest } = __webpack_require__(9967)
 const { kState } = __webpack_require__(93627)
-const { fetching } = __webpack_require__(32017)
+const { fetching } = __webpack_require__(54398)
 const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __webpack_require__(73168)
 const assert = __webpack_require__(34589)
 
@@ -14778,7 +14778,7 @@ module.exports = {
 
 
 const { pipeline } = __webpack_require__(57075)
-const { fetching } = __webpack_require__(32017)
+const { fetching } = __webpack_require__(54398)
 const { makeRequest } = __webpack_require__(9967)
 const { webidl } = __webpack_require__(45893)
 const { EventSourceStream } = __webpack_require__(24031)
@@ -18401,7 +18401,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 32017:
+/***/ 54398:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 "use strict";
@@ -25873,7 +25873,7 @@ const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, 
 const { channels } = __webpack_require__(42414)
 const { CloseEvent } = __webpack_require__(15188)
 const { makeRequest } = __webpack_require__(9967)
-const { fetching } = __webpack_require__(32017)
+const { fetching } = __webpack_require__(54398)
 const { Headers, getHeadersList } = __webpack_require__(60660)
 const { getDecodeSplit } = __webpack_require__(73168)
 const { WebsocketFrameSend } = __webpack_require__(3264)

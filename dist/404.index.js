@@ -28,7 +28,7 @@ function apiError(e) {
     }
     return { code: x.code, message };
 }
-/** The Lease API's MicroTime: the 1.20 API server refuses millisecond timestamps ("cannot parse .908Z as .000000"). */
+/** The Lease API's MicroTime: the API server (1.34 as much as 1.20) refuses millisecond timestamps ("cannot parse .908Z as .000000"). */
 class MicroTime extends Date {
     toISOString() {
         return super.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
@@ -50,7 +50,9 @@ class MicroTime extends Date {
 /* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
 /* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(36526);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(36526);
+/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(26760);
+
 
 
 
@@ -69,6 +71,8 @@ class Kube {
     coordination;
     authz;
     server;
+    /** discovery: the resources of each group version resourcePath was asked about */
+    discovered = new Map();
     constructor(kc) {
         this.kc = kc;
         this.objects = _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .KubernetesObjectApi */ .e1Y.makeApiClient(kc);
@@ -122,7 +126,7 @@ class Kube {
             return plain(await this.objects.read({ apiVersion, kind, metadata: { name, namespace } }));
         }
         catch (e) {
-            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e)?.code === 404)
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e)?.code === 404)
                 return undefined;
             throw this.wrap(e, `read ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
         }
@@ -144,6 +148,48 @@ class Kube {
         catch (e) {
             throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
         }
+    }
+    /**
+     * A server-side dry run (dryRun=All) of writing `obj`: server-side apply as `apply` does, or a full PUT as a takeover
+     * does (`replace`). The API server's answer with its Warning headers, which client-node does not hand back (Pod
+     * Security's "would violate" for a pod template comes only there): a refusal is answered, not thrown.
+     */
+    async dryRunWrite(obj, how = 'apply') {
+        const what = `dry run of ${how} ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) })}`;
+        // JSON is YAML: server-side apply takes the object as application/apply-patch+yaml
+        const headers = { 'content-type': how === 'apply' ? 'application/apply-patch+yaml' : 'application/json', accept: 'application/json' };
+        let r;
+        try {
+            r = await this.proxy('')(path, { method: how === 'apply' ? 'PATCH' : 'PUT', body: Buffer.from(JSON.stringify(obj)), headers, timeoutMs: 30_000 });
+        }
+        catch (e) {
+            throw this.wrap(e, what);
+        }
+        let message = '';
+        if (r.status < 200 || r.status > 299) {
+            try {
+                message = JSON.parse(r.body.toString()).message ?? '';
+            }
+            catch {
+                message = r.body.toString().slice(0, 300);
+            }
+        }
+        return { status: r.status, warnings: (0,_admission__WEBPACK_IMPORTED_MODULE_4__/* .parseWarnings */ .X$)(r.headers.warning), message };
+    }
+    /** The REST path of an object (its resource's plural name from discovery, cached per group version). */
+    async resourcePath(obj) {
+        const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+        let resources = this.discovered.get(obj.apiVersion);
+        if (!resources) {
+            resources = (await this.getJson(base)).resources.filter((r) => !r.name.includes('/'));
+            this.discovered.set(obj.apiVersion, resources);
+        }
+        const r = resources.find((x) => x.kind === obj.kind);
+        if (!r)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: the API server does not serve ${obj.kind} in ${obj.apiVersion}`);
+        const ns = r.namespaced ? `/namespaces/${encodeURIComponent(obj.metadata.namespace ?? '')}` : '';
+        return `${base}${ns}/${r.name}/${encodeURIComponent(obj.metadata.name)}`;
     }
     async replace(obj, dryRun = false) {
         try {
@@ -168,7 +214,7 @@ class Kube {
             return true;
         }
         catch (e) {
-            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e)?.code === 404)
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e)?.code === 404)
                 return false;
             throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
         }
@@ -213,15 +259,28 @@ class Kube {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET ${p} failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
         return JSON.parse(r.body.toString());
     }
-    /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
+    /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource` (or `resource/subresource`: services/proxy)? */
     async canI(verb, resource, group = '', namespace) {
+        const [res, subresource] = resource.split('/');
         try {
-            const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group, namespace } } } });
+            const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } } });
             return r.status?.allowed === true;
         }
         catch (e) {
             throw this.wrap(e, `check permission to ${verb} ${resource}`);
         }
+    }
+    /** Who the kubeconfig's user is to the API server (a SelfSubjectReview, 1.28+), else the kubeconfig's user entry. */
+    async whoAmI() {
+        try {
+            const r = await this.kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .AuthenticationV1Api */ .At).createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+            if (r.status?.userInfo?.username)
+                return r.status.userInfo.username;
+        }
+        catch {
+            /* an older API server, or one that refuses it: the kubeconfig's name for the user */
+        }
+        return `kubeconfig user "${this.kc.getCurrentUser()?.name ?? ''}"`;
     }
     /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */
     serviceProxy(namespace, service, port) {
@@ -245,7 +304,7 @@ class Kube {
         };
     }
     wrap(e, what) {
-        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e);
+        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e);
         if (a)
             return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
         // the network's failure (util/errors decides which codes are), or a fetch that failed without saying why

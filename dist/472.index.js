@@ -23,14 +23,14 @@ var create = __webpack_require__(37291);
 var errors = __webpack_require__(70017);
 // EXTERNAL MODULE: ./src/shared/reference.ts
 var reference = __webpack_require__(39724);
-// EXTERNAL MODULE: ./src/shared/runtime.ts
-var runtime = __webpack_require__(36029);
+// EXTERNAL MODULE: ./src/protocol/runtime.ts
+var runtime = __webpack_require__(44832);
 // EXTERNAL MODULE: ./src/shared/golden.ts
 var golden = __webpack_require__(71636);
-// EXTERNAL MODULE: ./src/serve/kserve.ts
-var kserve = __webpack_require__(61351);
-// EXTERNAL MODULE: ./src/image/registry.ts
-var registry = __webpack_require__(43718);
+// EXTERNAL MODULE: ./src/protocol/kserve.ts
+var kserve = __webpack_require__(26214);
+// EXTERNAL MODULE: ./src/shared/registry.ts
+var registry = __webpack_require__(9222);
 // EXTERNAL MODULE: ./src/rollout/manifests.ts
 var manifests = __webpack_require__(59795);
 // EXTERNAL MODULE: external "fs"
@@ -185,6 +185,15 @@ function heldByOther(l, me, now) {
     const renewed = l.renewTime ? Date.parse(l.renewTime) : 0;
     return renewed + l.durationS * 1000 > now;
 }
+/** The Lease as the deploy lock writes it (taken or renewed at `now`), as data. */
+function leaseObject(namespace, app, holder, durationS, now, resourceVersion) {
+    return {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: leaseName(app), namespace, resourceVersion, labels: { 'app.kubernetes.io/managed-by': 'modelship', 'app.kubernetes.io/name': app } },
+        spec: { holderIdentity: holder, leaseDurationSeconds: durationS, acquireTime: now, renewTime: now },
+    };
+}
 class DeployLock {
     kube;
     namespace;
@@ -215,13 +224,7 @@ class DeployLock {
         }
     }
     body(resourceVersion) {
-        const now = new kube_errors/* MicroTime */.s();
-        return {
-            apiVersion: 'coordination.k8s.io/v1',
-            kind: 'Lease',
-            metadata: { name: leaseName(this.app), namespace: this.namespace, resourceVersion, labels: { 'app.kubernetes.io/managed-by': 'modelship', 'app.kubernetes.io/name': this.app } },
-            spec: { holderIdentity: this.holder, leaseDurationSeconds: this.durationS, acquireTime: now, renewTime: now },
-        };
+        return leaseObject(this.namespace, this.app, this.holder, this.durationS, new kube_errors/* MicroTime */.s(), resourceVersion);
     }
     /** Take the lease, waiting up to timeoutS for another holder; fails naming the holder. */
     async acquire(timeoutS, onWait) {
@@ -313,8 +316,8 @@ var health = __webpack_require__(20407);
 var prometheus = __webpack_require__(89825);
 // EXTERNAL MODULE: ./src/rollout/owner.ts
 var rollout_owner = __webpack_require__(19158);
-// EXTERNAL MODULE: ./src/shared/server.ts
-var shared_server = __webpack_require__(41194);
+// EXTERNAL MODULE: ./src/protocol/kserve-client.ts
+var kserve_client = __webpack_require__(29628);
 ;// CONCATENATED MODULE: ./src/rollout/provider.ts
 
 
@@ -341,9 +344,9 @@ async function checkPodProviders(kube, namespace, pods, modelName, port) {
 }
 async function podProvider(kube, namespace, pod, modelName, port) {
     const t = kube.podProxy(namespace, pod, port);
-    const server = await (0,shared_server/* detectServer */.R2)(t).catch(() => undefined);
+    const server = await (0,kserve_client/* detectServer */.R2)(t).catch(() => undefined);
     if (server) {
-        const p = await (0,shared_server/* modelPlacement */.xy)(t, server, modelName).catch((e) => ({ device: 'unknown', detail: e.message }));
+        const p = await (0,kserve_client/* modelPlacement */.xy)(t, server, modelName).catch((e) => ({ device: 'unknown', detail: e.message }));
         if (p.device !== 'unknown' || server.runtime === 'triton')
             return { provider: p.device, detail: `${server.name}: ${p.detail}` };
     }
@@ -355,7 +358,13 @@ async function podProvider(kube, namespace, pod, modelName, port) {
     return { provider: 'unknown', detail: `the server's metadata could not be read and its log names no provider` };
 }
 
+// EXTERNAL MODULE: ./src/rollout/admission.ts
+var admission = __webpack_require__(26760);
+// EXTERNAL MODULE: ./src/rollout/permissions.ts
+var permissions = __webpack_require__(69141);
 ;// CONCATENATED MODULE: ./src/rollout/index.ts
+
+
 
 
 
@@ -427,8 +436,12 @@ async function runRollout(cfg, log, env = process.env) {
     (0,manifests/* validateSpec */.QN)(spec);
     const nCanary = cfg.strategy === 'canary' ? (0,manifests/* canaryReplicas */.Gy)(cfg.replicas, cfg.canaryPercent) : 0;
     const kube = rollout_kube.Kube.load(cfg.kubeconfig);
+    const version = await kube.serverVersion();
+    const unsupported = (0,manifests/* unsupportedServer */.tT)(version);
+    if (unsupported)
+        throw new errors/* ModelshipError */.W7('cluster', `Kubernetes ${kube.server}: ${unsupported}`);
     // the preStop hook: the kubelet's sleep action where every kubelet the API server allows runs it
-    spec.sleepAction = (0,manifests/* sleepActionServed */.pN)(await kube.serverVersion());
+    spec.sleepAction = (0,manifests/* sleepActionServed */.pN)(version);
     const owner = (0,rollout_owner/* rolloutOwner */.Jo)(env);
     const ns = cfg.namespace;
     let nsExists = true;
@@ -440,12 +453,12 @@ async function runRollout(cfg, log, env = process.env) {
         if (!/HTTP 403/.test(msg(e)))
             throw e;
     }
-    if (!nsExists && !cfg.dryRun) {
-        if (!cfg.createNamespace)
-            throw new errors/* ModelshipError */.W7('input', `input "namespace": namespace "${ns}" does not exist (create-namespace is false)`, { field: 'namespace' });
-        if (!(await kube.canI('create', 'namespaces')))
-            throw new errors/* ModelshipError */.W7('input', `input "namespace": namespace "${ns}" does not exist and this kubeconfig's user may not create namespaces; create it first or use one that exists`, { field: 'namespace' });
-    }
+    if (!nsExists && !cfg.dryRun && !cfg.createNamespace)
+        throw new errors/* ModelshipError */.W7('input', `input "namespace": namespace "${ns}" does not exist (create-namespace is false)`, { field: 'namespace' });
+    // every permission this run and its post step use (creating the namespace included), asked before anything is
+    // read or changed in it: a missing one fails here, each named (permissions.ts)
+    const needs = { stage: 'rollout', namespace: ns, options: (0,permissions/* rolloutOptions */.iI)(cfg, !nsExists && cfg.createNamespace) };
+    await (0,permissions/* preflight */.Mz)(kube, (0,permissions/* accessChecks */.iz)(needs), (0,permissions/* rbacHint */.Wy)(needs));
     // ---- the objects, as declared data
     const liveStable = nsExists ? await kube.get('apps/v1', 'Deployment', ns, cfg.app) : undefined;
     const takeover = liveStable !== undefined && liveStable.metadata.labels?.[MANAGED] !== 'modelship';
@@ -469,8 +482,28 @@ async function runRollout(cfg, log, env = process.env) {
         await kube.apply(isNew ? created(o) : o);
         return isNew;
     };
+    // the stable's PodDisruptionBudget, over its pods as its (live) selector picks them; none: one modelship made goes
+    const maxUnavailable = (0,manifests/* budgetMaxUnavailable */.sj)(cfg.disruptionBudget, cfg.replicas);
+    const pdbObj = maxUnavailable === undefined ? undefined : (0,manifests/* disruptionBudget */.r5)(spec, maxUnavailable, stableObj.spec.selector.matchLabels);
+    /** apply the budget with the stable (or delete the one modelship made when there should be none); true when it made one */
+    const applyBudget = async () => {
+        if (pdbObj)
+            return applyMarked(pdbObj);
+        const live = await kube.get('policy/v1', 'PodDisruptionBudget', ns, cfg.app);
+        if (live?.metadata.labels?.[MANAGED] === 'modelship') {
+            await kube.remove('policy/v1', 'PodDisruptionBudget', ns, cfg.app);
+            log.info(`deleted PodDisruptionBudget ${cfg.app} (disruption-budget ${cfg.disruptionBudget}${cfg.disruptionBudget === 'auto' ? `: ${cfg.replicas} replica` : ''})`);
+        }
+        return false;
+    };
     const secretObj = cfg.pullSecret ? (0,manifests/* pullSecret */.QS)(spec, (0,registry/* parseImageRef */.Q)(cfg.image).registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
-    const planned = cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc];
+    const planned = [...(cfg.strategy === 'canary' ? [canaryObj, canarySvc, stableObj, ...(takeover ? [] : [mainSvc])] : [stableObj, mainSvc]), ...(pdbObj ? [pdbObj] : [])];
+    // everything the run may write, through the API server's admission before anything is applied (admission.ts): a
+    // refusal, or pods that Pod Security would refuse, fail here. A takeover's stable is written by a full PUT.
+    const admitted = [...planned, ...(cfg.strategy === 'canary' && takeover ? [mainSvc] : []), ...(secretObj ? [secretObj] : [])];
+    const admit = () => (0,admission/* checkAdmission */.OU)(kube, ns, admitted, log, takeover ? [stableObj] : []);
+    if (nsExists)
+        await admit();
     // (the pull Secret is not in the dry run's diff: its data would be printed)
     if (cfg.dryRun)
         return dryRun(kube, cfg, planned, nsExists, takeover, nCanary, log);
@@ -526,8 +559,15 @@ async function runRollout(cfg, log, env = process.env) {
     let p95;
     let locked = false;
     try {
-        if (!nsExists)
-            await step(`create namespace ${ns}`, () => kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED]: 'modelship' }, annotations: { [rollout_owner/* CREATED_BY */.VI]: owner } } }));
+        if (!nsExists) {
+            // Pod Security restricted (manifests.ts), which modelship's own pods meet
+            await step(`create namespace ${ns}`, () => kube.create((0,manifests/* namespaceManifest */.ds)(ns, { [rollout_owner/* CREATED_BY */.VI]: owner })));
+            // the dry run needs the namespace: one this run just made goes again when it refuses
+            await step('server-side dry run', () => admit().catch(async (e) => {
+                await kube.remove('v1', 'Namespace', '', ns).catch(() => false);
+                throw e;
+            }));
+        }
         await step('take the deploy lease', () => lock.acquire(cfg.lockTimeoutS, (holder) => log.info(`another deploy holds the lease (${holder}); waiting up to ${cfg.lockTimeoutS} s`)));
         locked = true;
         if (secretObj)
@@ -624,6 +664,7 @@ async function runRollout(cfg, log, env = process.env) {
                     await kube.apply(promotedObj);
                     if (takeover)
                         await kube.apply(mainSvc);
+                    await applyBudget();
                 });
                 try {
                     await step(`stable rollout of ${cfg.app}`, () => (0,health/* waitDeployment */.b_)(kube, ns, cfg.app, { ...waitOpts(), timeoutMs: cfg.timeoutS * 1000 }));
@@ -650,6 +691,7 @@ async function runRollout(cfg, log, env = process.env) {
         }
         else {
             // ---- basic: update in place, verify, return to the previous template on failure
+            let createdPdb = false;
             try {
                 await step(`apply ${cfg.app}`, async () => {
                     const obj = liveStable ? stableObj : created(stableObj);
@@ -657,6 +699,7 @@ async function runRollout(cfg, log, env = process.env) {
                         await takeOver(kube, obj);
                     await kube.apply(obj);
                     await applyMarked(mainSvc);
+                    createdPdb = await applyBudget();
                 });
                 const pods = (await runGate('pods', `${cfg.app} rollout`, () => (0,health/* waitDeployment */.b_)(kube, ns, cfg.app, waitOpts()))).pods;
                 if (cfg.gpu)
@@ -681,6 +724,8 @@ async function runRollout(cfg, log, env = process.env) {
                         await restoreTemplate(kube, ns, cfg.app, liveStable.spec.template);
                     else
                         await kube.remove('apps/v1', 'Deployment', ns, cfg.app);
+                    if (createdPdb)
+                        await kube.remove('policy/v1', 'PodDisruptionBudget', ns, cfg.app);
                 });
             }
         }
@@ -825,6 +870,9 @@ async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
     const kube = rollout_kube.Kube.load(kubeconfig);
     const done = [];
     const createdByRun = (o) => o?.metadata.annotations?.[rollout_owner/* CREATED_BY */.VI] === owner;
+    // what the identity may not read (a Secret without create-pull-secret, the namespace for a namespaced Role:
+    // permissions.ts) the run cannot have made either
+    const readable = (p) => p.catch((e) => (/HTTP 403/.test(msg(e)) ? undefined : Promise.reject(e)));
     const canary = await kube.get('apps/v1', 'Deployment', namespace, `${app}-canary`);
     if (canary && canary.metadata.labels?.[rollout_owner/* OWNER_LABEL */.pk] === owner) {
         await deleteCanary(kube, namespace, app);
@@ -837,16 +885,16 @@ async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
     const stable = await kube.get('apps/v1', 'Deployment', namespace, app);
     const unfinished = (await leaseHolder(kube, namespace, app)) === owner && stable?.metadata.annotations?.[rollout_owner/* PROMOTED_BY */.vm] !== owner;
     if (unfinished) {
-        const made = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['v1', 'Secret', (0,manifests/* pullSecretName */.JA)(app)]];
+        const made = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['policy/v1', 'PodDisruptionBudget', app], ['v1', 'Secret', (0,manifests/* pullSecretName */.JA)(app)]];
         for (const [apiVersion, kind, name] of made) {
-            const o = kind === 'Deployment' ? stable : await kube.get(apiVersion, kind, namespace, name);
+            const o = kind === 'Deployment' ? stable : await readable(kube.get(apiVersion, kind, namespace, name));
             if (createdByRun(o) && (await kube.remove(apiVersion, kind, namespace, name)))
                 done.push(`deleted ${kind} ${namespace}/${name}, which this run created`);
         }
     }
     if (await releaseIfHeld(kube, namespace, app, owner))
         done.push(`released the deploy lease of ${namespace}/${app}`);
-    if (unfinished && createdByRun(await kube.get('v1', 'Namespace', undefined, namespace))) {
+    if (unfinished && createdByRun(await readable(kube.get('v1', 'Namespace', undefined, namespace)))) {
         let others;
         try {
             others = (await kube.namespaceObjects(namespace)).filter((o) => !madeWithNamespace(o, owner)).map((o) => `${o.kind} ${o.metadata.name}`);
@@ -908,7 +956,7 @@ function apiError(e) {
     }
     return { code: x.code, message };
 }
-/** The Lease API's MicroTime: the 1.20 API server refuses millisecond timestamps ("cannot parse .908Z as .000000"). */
+/** The Lease API's MicroTime: the API server (1.34 as much as 1.20) refuses millisecond timestamps ("cannot parse .908Z as .000000"). */
 class MicroTime extends Date {
     toISOString() {
         return super.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
@@ -930,7 +978,9 @@ class MicroTime extends Date {
 /* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
 /* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(36526);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(36526);
+/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(26760);
+
 
 
 
@@ -949,6 +999,8 @@ class Kube {
     coordination;
     authz;
     server;
+    /** discovery: the resources of each group version resourcePath was asked about */
+    discovered = new Map();
     constructor(kc) {
         this.kc = kc;
         this.objects = _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .KubernetesObjectApi */ .e1Y.makeApiClient(kc);
@@ -1002,7 +1054,7 @@ class Kube {
             return plain(await this.objects.read({ apiVersion, kind, metadata: { name, namespace } }));
         }
         catch (e) {
-            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e)?.code === 404)
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e)?.code === 404)
                 return undefined;
             throw this.wrap(e, `read ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
         }
@@ -1024,6 +1076,48 @@ class Kube {
         catch (e) {
             throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
         }
+    }
+    /**
+     * A server-side dry run (dryRun=All) of writing `obj`: server-side apply as `apply` does, or a full PUT as a takeover
+     * does (`replace`). The API server's answer with its Warning headers, which client-node does not hand back (Pod
+     * Security's "would violate" for a pod template comes only there): a refusal is answered, not thrown.
+     */
+    async dryRunWrite(obj, how = 'apply') {
+        const what = `dry run of ${how} ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) })}`;
+        // JSON is YAML: server-side apply takes the object as application/apply-patch+yaml
+        const headers = { 'content-type': how === 'apply' ? 'application/apply-patch+yaml' : 'application/json', accept: 'application/json' };
+        let r;
+        try {
+            r = await this.proxy('')(path, { method: how === 'apply' ? 'PATCH' : 'PUT', body: Buffer.from(JSON.stringify(obj)), headers, timeoutMs: 30_000 });
+        }
+        catch (e) {
+            throw this.wrap(e, what);
+        }
+        let message = '';
+        if (r.status < 200 || r.status > 299) {
+            try {
+                message = JSON.parse(r.body.toString()).message ?? '';
+            }
+            catch {
+                message = r.body.toString().slice(0, 300);
+            }
+        }
+        return { status: r.status, warnings: (0,_admission__WEBPACK_IMPORTED_MODULE_4__/* .parseWarnings */ .X$)(r.headers.warning), message };
+    }
+    /** The REST path of an object (its resource's plural name from discovery, cached per group version). */
+    async resourcePath(obj) {
+        const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+        let resources = this.discovered.get(obj.apiVersion);
+        if (!resources) {
+            resources = (await this.getJson(base)).resources.filter((r) => !r.name.includes('/'));
+            this.discovered.set(obj.apiVersion, resources);
+        }
+        const r = resources.find((x) => x.kind === obj.kind);
+        if (!r)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: the API server does not serve ${obj.kind} in ${obj.apiVersion}`);
+        const ns = r.namespaced ? `/namespaces/${encodeURIComponent(obj.metadata.namespace ?? '')}` : '';
+        return `${base}${ns}/${r.name}/${encodeURIComponent(obj.metadata.name)}`;
     }
     async replace(obj, dryRun = false) {
         try {
@@ -1048,7 +1142,7 @@ class Kube {
             return true;
         }
         catch (e) {
-            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e)?.code === 404)
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e)?.code === 404)
                 return false;
             throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
         }
@@ -1093,15 +1187,28 @@ class Kube {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET ${p} failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
         return JSON.parse(r.body.toString());
     }
-    /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource`? */
+    /** SelfSubjectAccessReview: may the kubeconfig's user do `verb` on `resource` (or `resource/subresource`: services/proxy)? */
     async canI(verb, resource, group = '', namespace) {
+        const [res, subresource] = resource.split('/');
         try {
-            const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group, namespace } } } });
+            const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } } });
             return r.status?.allowed === true;
         }
         catch (e) {
             throw this.wrap(e, `check permission to ${verb} ${resource}`);
         }
+    }
+    /** Who the kubeconfig's user is to the API server (a SelfSubjectReview, 1.28+), else the kubeconfig's user entry. */
+    async whoAmI() {
+        try {
+            const r = await this.kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .AuthenticationV1Api */ .At).createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+            if (r.status?.userInfo?.username)
+                return r.status.userInfo.username;
+        }
+        catch {
+            /* an older API server, or one that refuses it: the kubeconfig's name for the user */
+        }
+        return `kubeconfig user "${this.kc.getCurrentUser()?.name ?? ''}"`;
     }
     /** A Transport through the API server's service proxy: .../namespaces/NS/services/NAME:PORT/proxy/PATH. */
     serviceProxy(namespace, service, port) {
@@ -1125,7 +1232,7 @@ class Kube {
         };
     }
     wrap(e, what) {
-        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_4__/* .apiError */ .p)(e);
+        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e);
         if (a)
             return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
         // the network's failure (util/errors decides which codes are), or a fetch that failed without saying why

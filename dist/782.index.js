@@ -10,9 +10,9 @@ __webpack_require__.r(__webpack_exports__);
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   runPipeline: () => (/* binding */ runPipeline)
 /* harmony export */ });
-/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(61355);
-/* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(54398);
-/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(33700);
+/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(5770);
+/* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3630);
+/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(56866);
 /* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(38697);
 
 

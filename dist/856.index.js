@@ -24,7 +24,9 @@ __webpack_require__.r(__webpack_exports__);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(70017);
-/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(43718);
+/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(9222);
+/* harmony import */ var _rollout_permissions__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(69141);
+
 
 
 
@@ -126,7 +128,7 @@ async function commentStep(log, post) {
 /** ghcr.io (any case): its tags are deleted through the GitHub Packages API. */
 const isGhcr = (registry) => registry.toLowerCase() === 'ghcr.io';
 /** The tags a preview of PR `pr` makes in the image repository: the image's pr-<N>, the build's cache ref. */
-const previewTags = (pr) => [`pr-${pr}`, (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .cacheTag */ .z)(pr)];
+const previewTags = (pr) => [`pr-${pr}`, (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .cacheTag */ .z)(pr)];
 /**
  * Whether the other tags on a manifest of the preview were pushed by the PR's build itself, and so go with it: each a
  * `sha-<7>` tag (the image stage tags every build so), on an image whose labels say it was built as pr-<N>
@@ -138,7 +140,7 @@ function pushedByPrBuild(repository, pr, auth) {
         const shas = others.map((t) => /^sha-([0-9a-f]{7})$/.exec(t)?.[1]);
         if (pr === undefined || shas.some((x) => !x))
             return false;
-        const labels = (await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .fetchImageConfig */ .mz)(`${repository}@${digest}`, auth)).config?.Labels ?? {};
+        const labels = (await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .fetchImageConfig */ .mz)(`${repository}@${digest}`, auth)).config?.Labels ?? {};
         const revision = labels['org.opencontainers.image.revision'] ?? '';
         return labels['org.opencontainers.image.version'] === `pr-${pr}` && shas.every((x) => revision.startsWith(x));
     };
@@ -169,7 +171,7 @@ function refusalHint(message, alone) {
 async function deletePreviewTag(ref, o) {
     let parsed;
     try {
-        parsed = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref);
+        parsed = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref);
     }
     catch (e) {
         return { warning: `image ${ref} not deleted: ${e.message}` };
@@ -188,7 +190,7 @@ async function deletePreviewTags(repository, tags, o) {
     const kept = (which, why) => ({ removed: [], warnings: [`image ${named(repository, which)} not deleted: ${why}`] });
     let registry;
     try {
-        registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(`${repository}:${tags[0]}`).registry;
+        registry = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(`${repository}:${tags[0]}`).registry;
     }
     catch (e) {
         return kept(tags, e.message);
@@ -200,7 +202,7 @@ async function deletePreviewTags(repository, tags, o) {
         return deleteGhcrTags(repository, tags, o.githubToken, o.env ?? process.env, claim(o.registryAuth ?? (o.githubToken ? { username: 'modelship', password: o.githubToken } : undefined)));
     let results;
     try {
-        results = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .removeTags */ ._M)(repository, tags, o.registryAuth, claim(o.registryAuth));
+        results = await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .removeTags */ ._M)(repository, tags, o.registryAuth, claim(o.registryAuth));
     }
     catch (e) {
         const message = e.message;
@@ -237,7 +239,7 @@ function apiFailure(e) {
 async function deleteGhcrTags(repository, tags, token, env, claim) {
     const out = { removed: [], warnings: [] };
     const kept = (which, why) => ({ removed: out.removed, warnings: [...out.warnings, `image ${named(repository, which)} not deleted: ${why}`] });
-    const path = (0,_image_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(`${repository}:${tags[0]}`).repository;
+    const path = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(`${repository}:${tags[0]}`).repository;
     const slash = path.indexOf('/');
     if (slash < 0)
         return kept(tags, 'a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
@@ -305,8 +307,13 @@ async function runPreview(cfg, log, env = process.env) {
         commentRepository(env); // checked before the rollout, not after it
     const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(291), __webpack_require__.e(472), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 12472));
     const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
+    const kube = Kube.load(cfg.rollout.kubeconfig);
+    // what a preview needs (its namespace made, the rollout in it, its post step), asked before anything is changed,
+    // whether or not this push's namespace exists yet: every missing permission named (rollout/permissions.ts)
+    const needs = { stage: 'preview', namespace, options: (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .rolloutOptions */ .iI)(cfg.rollout, true) };
+    await (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .preflight */ .Mz)(kube, (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .accessChecks */ .iz)(needs), (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .rbacHint */ .Wy)(needs));
     const r = await runRollout({ ...cfg.rollout, namespace, createNamespace: true }, log, env);
-    const server = Kube.load(cfg.rollout.kubeconfig).server.replace(/\/$/, '');
+    const server = kube.server.replace(/\/$/, '');
     const url = cfg.previewUrl
         ? cfg.previewUrl.replace(/\{\{\s*app\s*\}\}/g, app).replace(/\{\{\s*namespace\s*\}\}/g, namespace).replace(/\{\{\s*pr\s*\}\}/g, String(pr))
         : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
@@ -330,6 +337,8 @@ async function runCleanup(cfg, log, env = process.env) {
     const removed = [];
     const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
     const kube = Kube.load(cfg.kubeconfig);
+    const needs = { stage: 'cleanup', namespace, options: [] };
+    await (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .preflight */ .Mz)(kube, (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .accessChecks */ .iz)(needs), (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .rbacHint */ .Wy)(needs));
     const ns = await kube.get('v1', 'Namespace', undefined, namespace);
     if (ns) {
         // only a namespace the preview created: never a namespace someone else made under that name

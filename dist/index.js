@@ -22852,7 +22852,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 96555:
+/***/ 30083:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -22884,7 +22884,65 @@ var run = __nccwpck_require__(79786);
 var errors = __nccwpck_require__(70017);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
 var version = __nccwpck_require__(71013);
+// EXTERNAL MODULE: ./src/rollout/permissions.ts
+var permissions = __nccwpck_require__(69141);
+;// CONCATENATED MODULE: ./src/cli/rbac.ts
+
+
+const RBAC_USAGE = `usage: modelship rbac --namespace NS [--service-account NAME] [--stage rollout|preview]
+                     [--create-namespace] [--create-pull-secret] [--gpu] [--verify-url]
+
+Prints, as YAML for \`kubectl apply -f -\`, a ServiceAccount and the least RBAC its runs need (generated from the
+table in src/rollout/permissions.ts; each rule says why it is there):
+  --stage rollout (default)  a Role and RoleBinding in NS, the deploy namespace (it must exist); no ClusterRole
+  --stage preview            previews and their cleanup: a ClusterRole for the namespaces <app>-pr-<N> (get, create,
+                             delete) and the deploy rules bound cluster-wide (a namespace the run creates has no Role
+                             before it exists); NS is the ServiceAccount's namespace
+  --service-account NAME     default modelship-deployer
+  --create-namespace         the rollout creates NS (as --stage preview: cluster-scoped)
+  --create-pull-secret, --gpu, --verify-url: the runs use these inputs (Secrets; the pod proxy and logs; no service proxy)
+See README "Least-privilege deploy identity" for the token kubeconfig to give as the kubeconfig secret.
+`;
+const BOOLEANS = { 'create-namespace': 'createNamespace', 'create-pull-secret': 'createPullSecret', gpu: 'gpu', 'verify-url': 'verifyUrl' };
+/** `modelship rbac ...`: the RBAC objects on `out`. Returns the exit code. */
+function rbacMain(argv, out) {
+    const o = { namespace: '', serviceAccount: 'modelship-deployer', stage: 'rollout' };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (a === '--help' || a === '-h') {
+            out.write(RBAC_USAGE);
+            return 0;
+        }
+        const eq = a.indexOf('=');
+        const name = a.startsWith('--') ? a.slice(2, eq >= 0 ? eq : undefined) : '';
+        if (name in BOOLEANS) {
+            if (eq >= 0)
+                throw new errors/* ModelshipError */.W7('input', `rbac: --${name} takes no value`, { field: name });
+            o[BOOLEANS[name]] = true;
+            continue;
+        }
+        const value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+        if (!['namespace', 'service-account', 'stage'].includes(name))
+            throw new errors/* ModelshipError */.W7('input', `rbac: unexpected argument "${a}"\n${RBAC_USAGE}`);
+        if (value === undefined || value === '')
+            throw new errors/* ModelshipError */.W7('input', `rbac: --${name} needs a value`, { field: name });
+        if (name === 'namespace')
+            o.namespace = value;
+        else if (name === 'service-account')
+            o.serviceAccount = value;
+        else if (value === 'rollout' || value === 'preview')
+            o.stage = value;
+        else
+            throw new errors/* ModelshipError */.W7('input', `rbac: --stage must be rollout or preview (preview includes its cleanup), got "${value}"`, { field: 'stage' });
+    }
+    if (!o.namespace)
+        throw new errors/* ModelshipError */.W7('input', `rbac: --namespace is required (rollout: the deploy namespace; preview: the ServiceAccount's)\n${RBAC_USAGE}`, { field: 'namespace' });
+    out.write((0,permissions/* rbacYaml */.Cr)(o, `modelship rbac ${argv.join(' ')}`));
+    return 0;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/index.ts
+
 
 
 
@@ -22901,6 +22959,7 @@ function usage(stage) {
         `stages: ${config/* STAGES */.an.join(', ')}`,
         'runtime: modelship serve --model model.onnx [--name N] [--port 8000] ...  (the KServe v2 server inside the image)',
         'storage: modelship store push --artifact F --to dir:D|oci:REGISTRY/REPO  /  store pull --from LOCATION@sha256:... --out F',
+        'rbac: modelship rbac --namespace NS [--stage rollout|preview] ...  (the deploy identity\'s least RBAC, as YAML; rbac --help)',
         '',
         'inputs (the same names as the action inputs):',
         ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
@@ -22984,6 +23043,8 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
             return await (__nccwpck_require__(73958)/* .serveMain */ .Z)(argv.slice(1), out);
         if (argv[0] === 'store')
             return await storeMain(argv.slice(1), out);
+        if (argv[0] === 'rbac')
+            return rbacMain(argv.slice(1), out);
         const { values, json, help } = parseArgs(argv);
         if (help || values.size === 0) {
             out.write(usage(values.get('stage')));
@@ -23021,7 +23082,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
 
 /***/ }),
 
-/***/ 54398:
+/***/ 3630:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -23041,8 +23102,8 @@ var external_os_ = __nccwpck_require__(70857);
 var external_path_ = __nccwpck_require__(16928);
 // EXTERNAL MODULE: ./src/util/fsx.ts
 var fsx = __nccwpck_require__(32141);
-// EXTERNAL MODULE: ./src/util/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(21133);
+// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(4861);
 // EXTERNAL MODULE: ./src/util/proc.ts
 var proc = __nccwpck_require__(39946);
 // EXTERNAL MODULE: ./src/util/ort.ts
@@ -23051,14 +23112,129 @@ var util_ort = __nccwpck_require__(27171);
 var errors = __nccwpck_require__(70017);
 // EXTERNAL MODULE: ./src/shared/parity.ts
 var parity = __nccwpck_require__(94212);
-// EXTERNAL MODULE: ./src/compile/tensorrt.ts
-var tensorrt = __nccwpck_require__(34362);
-// EXTERNAL MODULE: ./src/image/tensorrt-version.ts
-var tensorrt_version = __nccwpck_require__(42859);
+;// CONCATENATED MODULE: ./src/compile/tensorrt.ts
+
+
+
+const PINNED = /^[^@\s]+@sha256:[0-9a-f]{64}$/;
+/** trtexec's shape list at batch `b` (`data:8x3x224x224,...`); only the batch may be dynamic. */
+function shapesAt(inputs, b) {
+    return inputs
+        .map((i) => {
+        const rest = i.shape.slice(1);
+        if (rest.some((d) => typeof d !== 'number'))
+            throw new errors/* ModelshipError */.W7('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
+        return `${i.name}:${[b, ...rest].join('x')}`;
+    })
+        .join(',');
+}
+/**
+ * The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. float32
+ * builds (neither fp16 nor int8) pass --noTF32: trtexec otherwise allows TF32 kernels, whose 10-bit mantissa breaks
+ * the float32 parity the smoke stage checks against Caffe.
+ */
+function planTensorRT(inputs, onnxName, planName, workDir, o) {
+    if (!PINNED.test(o.image))
+        throw new errors/* ModelshipError */.W7('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${o.image}"`, { field: 'tensorrt-image' });
+    if (o.int8 && !o.calibrationCache)
+        throw new errors/* ModelshipError */.W7('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', { field: 'calibration-cache' });
+    const trtexec = [
+        'trtexec',
+        `--onnx=/work/${onnxName}`,
+        `--saveEngine=/work/${planName}`,
+        `--minShapes=${shapesAt(inputs, o.batches[0])}`,
+        `--optShapes=${shapesAt(inputs, o.batches[1])}`,
+        `--maxShapes=${shapesAt(inputs, o.batches[2])}`,
+        `--timingCacheFile=/work/${o.timingCache}`,
+        `--memPoolSize=workspace:${o.workspaceMiB}M`,
+        ...(o.fp16 ? ['--fp16'] : []),
+        ...(o.int8 ? ['--int8', `--calib=/work/${o.calibrationCache}`] : []),
+        ...(!o.fp16 && !o.int8 ? ['--noTF32'] : []),
+    ];
+    const base = ['run', '--rm', '--gpus', 'all'];
+    const mount = [...(o.user ? ['--user', o.user] : []), '-v', `${workDir}:/work`, '-w', '/work'];
+    return {
+        trtexec,
+        dockerArgs: [...base, ...mount, o.image, ...trtexec],
+        // nvidia-smi straight, without the image's entrypoint: NVIDIA's prints a banner on stdout first
+        gpuQueryArgs: [...base, '--entrypoint', 'nvidia-smi', o.image, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
+    };
+}
+/** The repository part of a reference, as docker writes it in RepoDigests (docker.io/library/x and x are the same). */
+function repositoryOf(ref) {
+    const at = ref.indexOf('@');
+    let repo = at >= 0 ? ref.slice(0, at) : ref;
+    const slash = repo.lastIndexOf('/');
+    const colon = repo.lastIndexOf(':');
+    if (colon > slash)
+        repo = repo.slice(0, colon);
+    repo = repo.replace(/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)\//, '');
+    return repo.replace(/^library\//, '');
+}
+/**
+ * The pinned reference (`repository@sha256:...`) of `ref` after a pull: the digest `docker pull` reported, else the
+ * one given in `ref`, checked against (or else taken from) the image's RepoDigests of the same repository.
+ * undefined when the image has no digest in that repository (built locally, never pushed or pulled).
+ */
+function pinnedRef(ref, repoDigests, pulledDigest) {
+    const repo = repositoryOf(ref);
+    const mine = repoDigests.filter((d) => repositoryOf(d) === repo && /@sha256:[0-9a-f]{64}$/.test(d));
+    const want = pulledDigest ?? /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1];
+    const hit = want ? mine.find((d) => d.endsWith(`@${want}`)) : mine.length === 1 ? mine[0] : undefined;
+    return hit;
+}
+/** The digest `docker pull` prints ("Digest: sha256:..."). */
+function parsePullDigest(out) {
+    return /^Digest:\s*(sha256:[0-9a-f]{64})\s*$/m.exec(out)?.[1];
+}
+/**
+ * The INT8 calibration cache, checked before anything runs: required with int8, must be a file. Returns its path, or
+ * undefined without int8 (trtexec only calibrates int8 builds; the stage warns about a cache given without it).
+ */
+function checkCalibrationCache(int8, cache) {
+    if (!int8)
+        return undefined;
+    if (!cache)
+        throw new errors/* ModelshipError */.W7('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>; write one with TensorRT\'s calibrator on representative inputs)', { field: 'calibration-cache' });
+    let st;
+    try {
+        st = external_fs_.statSync(cache);
+    }
+    catch (e) {
+        const err = e;
+        throw new errors/* ModelshipError */.W7('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { field: 'calibration-cache', file: cache });
+    }
+    if (!st.isFile())
+        throw new errors/* ModelshipError */.W7('input', `input "calibration-cache": ${cache} is not a file`, { field: 'calibration-cache', file: cache });
+    return external_path_.resolve(cache);
+}
+/** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
+function parseTensorRTVersion(log) {
+    const m = /TensorRT version:\s*([0-9]+(?:\.[0-9]+){1,3})/.exec(log);
+    if (m)
+        return m[1];
+    const v = /TensorRT\.trtexec \[TensorRT v(\d+)\]/.exec(log) ?? /TensorRT v(\d{5,6})\b/.exec(log);
+    if (v) {
+        const n = Number(v[1]);
+        return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
+    }
+    throw new errors/* ModelshipError */.W7('graph', 'could not find the TensorRT version in the trtexec log');
+}
+/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU; other lines are skipped). */
+function parseNvidiaSmi(out) {
+    const line = out.split('\n').map((l) => l.trim()).find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
+    const parts = line?.split(',').map((s) => s.trim());
+    if (!parts || parts.length < 3)
+        throw new errors/* ModelshipError */.W7('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
+    return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
+}
+
+// EXTERNAL MODULE: ./src/shared/tensorrt.ts
+var tensorrt = __nccwpck_require__(22590);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
 var version = __nccwpck_require__(71013);
-// EXTERNAL MODULE: ./src/convert/schema/onnx.ts
-var onnx = __nccwpck_require__(90832);
+// EXTERNAL MODULE: ./src/formats/schema/onnx.ts
+var onnx = __nccwpck_require__(51675);
 ;// CONCATENATED MODULE: ./src/compile/fp16.ts
 
 
@@ -23234,7 +23410,7 @@ async function runCompile(cfg, log) {
         meta.onnxruntime = { version: (0,util_ort/* loadOrt */.sR)().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
         if (cfg.reference) {
             report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
-                const r = await (0,parity/* checkParity */.Qg)({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference, { perLayer: false, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: tolerance } });
+                const r = await (0,parity/* checkOutputParity */.TI)({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference, { tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: tolerance } });
                 log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
                 return r;
             });
@@ -23286,7 +23462,7 @@ async function resolvePinnedImage(ref, log, env = process.env, input = 'tensorrt
     catch {
         digests = [];
     }
-    const pinned = (0,tensorrt/* pinnedRef */.I1)(ref, digests, pull.code === 0 ? (0,tensorrt/* parsePullDigest */.XS)(pull.stdout) : undefined);
+    const pinned = pinnedRef(ref, digests, pull.code === 0 ? parsePullDigest(pull.stdout) : undefined);
     if (!pinned)
         throw new errors/* ModelshipError */.W7('input', `input "${input}": ${ref} has no registry digest to pin it by (RepoDigests: ${digests.length ? digests.join(', ') : 'none'}); push it to a registry, or give repository@sha256:...`, { field: input });
     return pinned;
@@ -23301,17 +23477,17 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
     const onnxName = external_path_.basename(cfg.model);
     if (external_path_.dirname(external_path_.resolve(cfg.model)) !== dir)
         throw new errors/* ModelshipError */.W7('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
-    (0,tensorrt/* shapesAt */.QU)(inputs, 1); // only the batch may be dynamic
-    const calib = (0,tensorrt/* checkCalibrationCache */.lC)(cfg.int8, cfg.calibrationCache);
+    shapesAt(inputs, 1); // only the batch may be dynamic
+    const calib = checkCalibrationCache(cfg.int8, cfg.calibrationCache);
     if (cfg.calibrationCache && !cfg.int8)
         log.warning('input "calibration-cache" is only used with int8: true; ignored');
     const image = await resolvePinnedImage(cfg.tensorrtImage, log);
-    const imageVersion = (0,tensorrt_version/* tensorRTVersionFromEnv */.tE)(await (0,tensorrt_version/* localImageEnv */.yM)(image));
+    const imageVersion = (0,tensorrt/* tensorRTVersionFromEnv */.tE)(await (0,tensorrt/* localImageEnv */.yM)(image));
     log.info(`${cfg.tensorrtImage} → ${image}${imageVersion ? ` (TensorRT ${imageVersion})` : ' (declares no TensorRT version)'}`);
     // the plan is for cfg.tritonImage: refuse now, not after the build, when its TensorRT is known to differ
     let tritonVersion;
     try {
-        tritonVersion = await (0,tensorrt_version/* imageTensorRTVersion */.pH)(cfg.tritonImage);
+        tritonVersion = await (0,tensorrt/* imageTensorRTVersion */.pH)(cfg.tritonImage);
     }
     catch (e) {
         log.warning(`cannot read the TensorRT version of ${cfg.tritonImage} (the image stage checks it): ${e.message}`);
@@ -23333,7 +23509,7 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
         }
     }
     const uid = process.getuid?.();
-    const plan = (0,tensorrt/* planTensorRT */.fR)(inputs, onnxName, external_path_.basename(artifact), dir, {
+    const plan = planTensorRT(inputs, onnxName, external_path_.basename(artifact), dir, {
         image,
         batches: cfg.batchSizes,
         fp16: cfg.fp16,
@@ -23347,12 +23523,12 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
     const gpu = await (0,proc/* runProcess */.R)('docker', plan.gpuQueryArgs);
     if (gpu.code !== 0)
         throw new errors/* ModelshipError */.W7('io', `the GPU query in ${image} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
-    const g = (0,tensorrt/* parseNvidiaSmi */.Qi)(gpu.stdout);
+    const g = parseNvidiaSmi(gpu.stdout);
     const build = await log.group(`trtexec in ${image} on ${g.name} (compute ${g.computeCapability})`, () => (0,proc/* runProcess */.R)('docker', plan.dockerArgs, { onLine: log.info }));
     if (build.code !== 0)
         throw new errors/* ModelshipError */.W7('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
     const bytes = (0,fsx/* readFileChecked */.WM)(artifact, 'TensorRT plan');
-    const tensorrtVersion = (0,tensorrt/* parseTensorRTVersion */.Lt)(build.stdout + build.stderr);
+    const tensorrtVersion = parseTensorRTVersion(build.stdout + build.stderr);
     if (imageVersion && (0,tensorrt/* tensorrtRelease */.TA)(imageVersion) !== (0,tensorrt/* tensorrtRelease */.TA)(tensorrtVersion))
         log.warning(`trtexec reports TensorRT ${tensorrtVersion}, but ${cfg.tensorrtImage} declares ${imageVersion}; the plan's metadata records trtexec's`);
     const [min, opt, max] = cfg.batchSizes;
@@ -23372,169 +23548,6 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
             ...(calibName && calibSha ? { calibrationCache: { name: calibName, sha256: calibSha } } : {}),
         },
     };
-}
-
-
-/***/ }),
-
-/***/ 34362:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   I1: () => (/* binding */ pinnedRef),
-/* harmony export */   Lt: () => (/* binding */ parseTensorRTVersion),
-/* harmony export */   QU: () => (/* binding */ shapesAt),
-/* harmony export */   Qi: () => (/* binding */ parseNvidiaSmi),
-/* harmony export */   TA: () => (/* binding */ tensorrtRelease),
-/* harmony export */   XS: () => (/* binding */ parsePullDigest),
-/* harmony export */   fR: () => (/* binding */ planTensorRT),
-/* harmony export */   lC: () => (/* binding */ checkCalibrationCache)
-/* harmony export */ });
-/* unused harmony export checkPlanCompatibility */
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
-
-
-
-const PINNED = /^[^@\s]+@sha256:[0-9a-f]{64}$/;
-/** trtexec's shape list at batch `b` (`data:8x3x224x224,...`); only the batch may be dynamic. */
-function shapesAt(inputs, b) {
-    return inputs
-        .map((i) => {
-        const rest = i.shape.slice(1);
-        if (rest.some((d) => typeof d !== 'number'))
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
-        return `${i.name}:${[b, ...rest].join('x')}`;
-    })
-        .join(',');
-}
-/**
- * The trtexec invocation for an ONNX with a dynamic batch; `workDir` is mounted at /work in the container. float32
- * builds (neither fp16 nor int8) pass --noTF32: trtexec otherwise allows TF32 kernels, whose 10-bit mantissa breaks
- * the float32 parity the smoke stage checks against Caffe.
- */
-function planTensorRT(inputs, onnxName, planName, workDir, o) {
-    if (!PINNED.test(o.image))
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${o.image}"`, { field: 'tensorrt-image' });
-    if (o.int8 && !o.calibrationCache)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', { field: 'calibration-cache' });
-    const trtexec = [
-        'trtexec',
-        `--onnx=/work/${onnxName}`,
-        `--saveEngine=/work/${planName}`,
-        `--minShapes=${shapesAt(inputs, o.batches[0])}`,
-        `--optShapes=${shapesAt(inputs, o.batches[1])}`,
-        `--maxShapes=${shapesAt(inputs, o.batches[2])}`,
-        `--timingCacheFile=/work/${o.timingCache}`,
-        `--memPoolSize=workspace:${o.workspaceMiB}M`,
-        ...(o.fp16 ? ['--fp16'] : []),
-        ...(o.int8 ? ['--int8', `--calib=/work/${o.calibrationCache}`] : []),
-        ...(!o.fp16 && !o.int8 ? ['--noTF32'] : []),
-    ];
-    const base = ['run', '--rm', '--gpus', 'all'];
-    const mount = [...(o.user ? ['--user', o.user] : []), '-v', `${workDir}:/work`, '-w', '/work'];
-    return {
-        trtexec,
-        dockerArgs: [...base, ...mount, o.image, ...trtexec],
-        // nvidia-smi straight, without the image's entrypoint: NVIDIA's prints a banner on stdout first
-        gpuQueryArgs: [...base, '--entrypoint', 'nvidia-smi', o.image, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
-    };
-}
-/** The repository part of a reference, as docker writes it in RepoDigests (docker.io/library/x and x are the same). */
-function repositoryOf(ref) {
-    const at = ref.indexOf('@');
-    let repo = at >= 0 ? ref.slice(0, at) : ref;
-    const slash = repo.lastIndexOf('/');
-    const colon = repo.lastIndexOf(':');
-    if (colon > slash)
-        repo = repo.slice(0, colon);
-    repo = repo.replace(/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)\//, '');
-    return repo.replace(/^library\//, '');
-}
-/**
- * The pinned reference (`repository@sha256:...`) of `ref` after a pull: the digest `docker pull` reported, else the
- * one given in `ref`, checked against (or else taken from) the image's RepoDigests of the same repository.
- * undefined when the image has no digest in that repository (built locally, never pushed or pulled).
- */
-function pinnedRef(ref, repoDigests, pulledDigest) {
-    const repo = repositoryOf(ref);
-    const mine = repoDigests.filter((d) => repositoryOf(d) === repo && /@sha256:[0-9a-f]{64}$/.test(d));
-    const want = pulledDigest ?? /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1];
-    const hit = want ? mine.find((d) => d.endsWith(`@${want}`)) : mine.length === 1 ? mine[0] : undefined;
-    return hit;
-}
-/** The digest `docker pull` prints ("Digest: sha256:..."). */
-function parsePullDigest(out) {
-    return /^Digest:\s*(sha256:[0-9a-f]{64})\s*$/m.exec(out)?.[1];
-}
-/**
- * The INT8 calibration cache, checked before anything runs: required with int8, must be a file. Returns its path, or
- * undefined without int8 (trtexec only calibrates int8 builds; the stage warns about a cache given without it).
- */
-function checkCalibrationCache(int8, cache) {
-    if (!int8)
-        return undefined;
-    if (!cache)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>; write one with TensorRT\'s calibrator on representative inputs)', { field: 'calibration-cache' });
-    let st;
-    try {
-        st = fs__WEBPACK_IMPORTED_MODULE_0__.statSync(cache);
-    }
-    catch (e) {
-        const err = e;
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { field: 'calibration-cache', file: cache });
-    }
-    if (!st.isFile())
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "calibration-cache": ${cache} is not a file`, { field: 'calibration-cache', file: cache });
-    return path__WEBPACK_IMPORTED_MODULE_1__.resolve(cache);
-}
-/** The TensorRT version trtexec prints ("[I] TensorRT version: 10.3.0" or "=== ... TensorRT v100300"). */
-function parseTensorRTVersion(log) {
-    const m = /TensorRT version:\s*([0-9]+(?:\.[0-9]+){1,3})/.exec(log);
-    if (m)
-        return m[1];
-    const v = /TensorRT\.trtexec \[TensorRT v(\d+)\]/.exec(log) ?? /TensorRT v(\d{5,6})\b/.exec(log);
-    if (v) {
-        const n = Number(v[1]);
-        return `${Math.floor(n / 10000)}.${Math.floor((n % 10000) / 100)}.${n % 100}`;
-    }
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('graph', 'could not find the TensorRT version in the trtexec log');
-}
-/** `major.minor.patch` of a TensorRT version (10.5.0.18 → 10.5.0; a missing patch counts as 0). */
-function tensorrtRelease(version) {
-    const parts = version.trim().split('.').slice(0, 3);
-    while (parts.length < 3)
-        parts.push('0');
-    return parts.map((p) => String(Number(p))).join('.');
-}
-/** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU; other lines are skipped). */
-function parseNvidiaSmi(out) {
-    const line = out.split('\n').map((l) => l.trim()).find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
-    const parts = line?.split(',').map((s) => s.trim());
-    if (!parts || parts.length < 3)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
-    return { computeCapability: parts[0], name: parts[1], driver: parts[2] };
-}
-/**
- * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
- * Checked on the GPU that serves it (the image stage checks the TensorRT version without a GPU: checkPlanForImage).
- * Throws naming both sides when they differ.
- */
-function checkPlanCompatibility(plan, target) {
-    const problems = [];
-    if (tensorrtRelease(plan.tensorrtVersion) !== tensorrtRelease(target.tensorrtVersion)) {
-        problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
-    }
-    if (plan.computeCapability !== target.computeCapability) {
-        problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
-    }
-    if (problems.length) {
-        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile (tensorrt-image of the serving image's release) on the target GPU${target.image ? `, for ${target.image}` : ''}.`);
-    }
 }
 
 
@@ -23699,10 +23712,10 @@ class Reader {
     }
 }
 
-// EXTERNAL MODULE: ./src/serve/preprocess.ts
-var preprocess = __nccwpck_require__(64549);
-// EXTERNAL MODULE: ./src/shared/runtime.ts
-var runtime = __nccwpck_require__(36029);
+// EXTERNAL MODULE: ./src/protocol/preprocess.ts
+var preprocess = __nccwpck_require__(20756);
+// EXTERNAL MODULE: ./src/protocol/runtime.ts
+var runtime = __nccwpck_require__(44832);
 ;// CONCATENATED MODULE: ./src/shared/inputs.ts
 
 
@@ -24207,8 +24220,8 @@ function readImageConfig(r, s) {
     return c;
 }
 
-// EXTERNAL MODULE: ./src/shared/detections.ts
-var detections = __nccwpck_require__(67409);
+// EXTERNAL MODULE: ./src/protocol/detections.ts
+var detections = __nccwpck_require__(68806);
 ;// CONCATENATED MODULE: ./src/smoke/inputs.ts
 
 
@@ -24359,6 +24372,13 @@ const ROLLOUT_INPUTS = [
         description: 'rollout: replicas of the stable Deployment.',
         default: '2',
         kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'disruption-budget',
+        description: 'rollout: a PodDisruptionBudget for the stable Deployment, so a node drain or cluster upgrade evicts its pods a few at a time: auto (a quarter of replicas, at least 1; none with 1 replica, where a budget would block every drain or protect nothing), the pods that may be unavailable at once as a number or percentage (maxUnavailable, e.g. 1 or 25%), or none (and a budget modelship made before is deleted).',
+        default: 'auto',
+        kind: 'string',
         stages: ['rollout'],
     },
     {
@@ -24606,6 +24626,7 @@ function readRolloutConfig(r, s) {
         modelName: s.modelName,
         strategy,
         replicas: r.int('replicas', 1),
+        disruptionBudget: readBudget(raw('disruption-budget')),
         canaryPercent,
         drainDelayS: r.int('drain-delay', 0),
         bakeTimeS: r.num('bake-time'),
@@ -24654,6 +24675,18 @@ function readRolloutConfig(r, s) {
             fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
     }
     return rollout;
+}
+/** disruption-budget: auto, none, a positive number of pods or a percentage from 1% to 100% (maxUnavailable). */
+function readBudget(v) {
+    const t = v.trim();
+    if (t === 'auto' || t === 'none')
+        return t;
+    if (/^[1-9]\d*$/.test(t))
+        return Number(t);
+    const pct = /^([1-9]\d*)%$/.exec(t);
+    if (pct && Number(pct[1]) <= 100)
+        return t;
+    return fail('disruption-budget', `expected auto, none, a number of pods (1 or more) or a percentage (1% to 100%) that may be unavailable at once, got "${v}"${/^0%?$/.test(t) ? ' (0 would block every node drain: use none for no budget)' : ''}`);
 }
 
 ;// CONCATENATED MODULE: ./src/preview/inputs.ts
@@ -24857,17 +24890,17 @@ class FloatData {
 /* harmony export */   Q: () => (/* binding */ GraphBuilder)
 /* harmony export */ });
 /* unused harmony exports OPSET, IR_VERSION, EncodedModel, count */
-/* harmony import */ var _schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(90832);
+/* harmony import */ var _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51675);
 /* harmony import */ var _floatdata__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70065);
 
 
 const BATCH = 'N';
 const attr = {
-    f: (f) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOAT, f }),
-    i: (i) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INT, i }),
-    s: (s) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.STRING, s }),
-    floats: (floats) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOATS, floats }),
-    ints: (ints) => ({ type: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INTS, ints }),
+    f: (f) => ({ type: _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOAT, f }),
+    i: (i) => ({ type: _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INT, i }),
+    s: (s) => ({ type: _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.STRING, s }),
+    floats: (floats) => ({ type: _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOATS, floats }),
+    ints: (ints) => ({ type: _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INTS, ints }),
 };
 const OPSET = 13;
 const IR_VERSION = 7;
@@ -24910,14 +24943,14 @@ class GraphBuilder {
         const count = dims.reduce((a, d) => a * d, 1);
         if (fd.length !== count)
             throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
-        this.initializers.push({ name, dims, dataType: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.FLOAT, raw: fd.bytes });
+        this.initializers.push({ name, dims, dataType: _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.FLOAT, raw: fd.bytes });
         return name;
     }
     /** An int64 initializer (shapes, axes, split sizes). */
     int64Init(base, values) {
         const name = this.unique(base);
         const arr = BigInt64Array.from(values.map((v) => BigInt(v)));
-        this.initializers.push({ name, dims: [values.length], dataType: _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.INT64, raw: toLE(new Uint8Array(arr.buffer), 8) });
+        this.initializers.push({ name, dims: [values.length], dataType: _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.INT64, raw: toLE(new Uint8Array(arr.buffer), 8) });
         return name;
     }
     node(op, inputs, outputs, attrs = {}, name) {
@@ -25056,20 +25089,20 @@ function encodeAttr(name, a) {
     // AttributeProto: name (1), f (2) | i (3) | s (4) | floats (7) | ints (8), type (20)
     const m = new Pb().stringField(1, name);
     switch (a.type) {
-        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOAT:
+        case _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOAT:
             m.floatField(2, a.f);
             break;
-        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INT:
+        case _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INT:
             m.intField(3, a.i);
             break;
-        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.STRING:
+        case _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.STRING:
             m.stringField(4, a.s);
             break;
-        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOATS:
+        case _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.FLOATS:
             for (const f of a.floats)
                 m.floatField(7, f);
             break;
-        case _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INTS:
+        case _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .AttrType */ .WP.INTS:
             for (const i of a.ints)
                 m.intField(8, i);
             break;
@@ -25093,7 +25126,7 @@ function encodeValueInfo(v) {
     const shape = new Pb();
     for (const d of v.shape)
         shape.messageField(1, typeof d === 'number' ? new Pb().intField(1, d) : new Pb().stringField(2, d));
-    const tensor = new Pb().intField(1, _schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.FLOAT).messageField(2, shape);
+    const tensor = new Pb().intField(1, _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.FLOAT).messageField(2, shape);
     return new Pb().stringField(1, v.name).messageField(2, new Pb().messageField(1, tensor));
 }
 function encodeModel(meta, nodes, initializers, inputs, outputs) {
@@ -25155,7 +25188,7 @@ function count(shape) {
 
 /***/ }),
 
-/***/ 61355:
+/***/ 5770:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -25171,10 +25204,10 @@ var external_path_ = __nccwpck_require__(16928);
 var graph = __nccwpck_require__(60635);
 // EXTERNAL MODULE: ./node_modules/protobufjs/index.js
 var protobufjs = __nccwpck_require__(23928);
-// EXTERNAL MODULE: ./src/convert/schema/caffe.ts
-var caffe = __nccwpck_require__(10776);
-// EXTERNAL MODULE: ./src/convert/textformat.ts
-var textformat = __nccwpck_require__(42103);
+// EXTERNAL MODULE: ./src/formats/schema/caffe.ts
+var caffe = __nccwpck_require__(7937);
+// EXTERNAL MODULE: ./src/formats/textformat.ts
+var textformat = __nccwpck_require__(11046);
 // EXTERNAL MODULE: ./src/util/errors.ts
 var errors = __nccwpck_require__(70017);
 ;// CONCATENATED MODULE: ./src/convert/net.ts
@@ -25735,8 +25768,8 @@ function shapeEquals(b, expected) {
 
 // EXTERNAL MODULE: ./src/convert/layers/index.ts + 26 modules
 var convert_layers = __nccwpck_require__(21327);
-// EXTERNAL MODULE: ./src/shared/detections.ts
-var detections = __nccwpck_require__(67409);
+// EXTERNAL MODULE: ./src/protocol/detections.ts
+var detections = __nccwpck_require__(68806);
 // EXTERNAL MODULE: ./src/util/fsx.ts
 var fsx = __nccwpck_require__(32141);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
@@ -26088,7 +26121,168 @@ function checkCaffeBlobRules(net) {
 var plugins = __nccwpck_require__(35659);
 // EXTERNAL MODULE: ./src/shared/parity.ts
 var parity = __nccwpck_require__(94212);
+// EXTERNAL MODULE: ./src/shared/compare.ts
+var compare = __nccwpck_require__(96718);
+// EXTERNAL MODULE: ./src/shared/reference.ts
+var reference = __nccwpck_require__(39724);
+// EXTERNAL MODULE: ./src/util/npy.ts
+var npy = __nccwpck_require__(57821);
+// EXTERNAL MODULE: ./src/util/ort.ts
+var ort = __nccwpck_require__(27171);
+;// CONCATENATED MODULE: ./src/convert/parity.ts
+
+
+
+
+
+
+
+
+/**
+ * The convert stage's parity check: the end-to-end gate (src/shared/parity.ts, which compile runs too) and, with
+ * `perLayer`, the per-layer check, which only the conversion can make: it knows every layer's ONNX outputs, and runs
+ * each layer on Caffe's own bottoms, comparing every intermediate blob at batch 1.
+ */
+async function checkParity(conv, dir, opts) {
+    const report = await (0,parity/* checkOutputParity */.TI)(conv, dir, { tolerance: opts.tolerance, optimization: opts.optimization });
+    if (!opts.perLayer)
+        return report;
+    if (!('versions' in conv))
+        throw new errors/* ModelshipError */.W7('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
+    return (0,parity/* withLayerCheck */.so)(report, await checkLayers(conv, dir, report.tolerance, conv.inputs.length === 1));
+}
+async function checkLayers(conv, dir, tol, single) {
+    const batch = 1;
+    const blobDir = external_path_.join(dir, `blobs_b${batch}`);
+    if (!external_fs_.existsSync(blobDir))
+        throw new errors/* ModelshipError */.W7('input', `--per-layer needs the intermediate blobs in ${external_path_.basename(blobDir)}/`, { file: dir });
+    // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
+    const blobFiles = new Map();
+    const statsAfterLayer = new Map(); // key: layer + '\0' + blob
+    const summaryPath = external_path_.join(dir, 'summary.json');
+    if (external_fs_.existsSync(summaryPath)) {
+        try {
+            const summary = JSON.parse(external_fs_.readFileSync(summaryPath, 'utf8'));
+            for (const b of summary.blobs_b1 ?? [])
+                blobFiles.set(b.blob, external_path_.join(dir, b.file));
+            for (const l of summary.layers_b1 ?? [])
+                for (const [blob, s] of Object.entries(l.top_stats ?? {}))
+                    statsAfterLayer.set(`${l.name}\0${blob}`, s);
+        }
+        catch (e) {
+            throw new errors/* ModelshipError */.W7('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
+        }
+    }
+    const inputs = {};
+    for (const inp of conv.inputs)
+        inputs[inp.name] = (0,npy/* readNpy */.e5)((0,reference/* inputFile */.xm)(dir, batch, inp.name, single));
+    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward),
+    // each file read once: it serves as the reference of its layer and as the bottom of the layers after it.
+    const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
+    const cache = new Map();
+    const finalBlob = (v) => {
+        if (!v.final)
+            return null;
+        if (!cache.has(v.blob)) {
+            const file = blobFiles.get(v.blob) ?? external_path_.join(blobDir, `${(0,reference/* blobFileName */.Vz)(v.blob)}.npy`);
+            cache.set(v.blob, external_fs_.existsSync(file) ? (0,npy/* readNpy */.e5)(file) : null);
+        }
+        return cache.get(v.blob);
+    };
+    const exact = (onnx) => {
+        if (inputs[onnx])
+            return inputs[onnx];
+        const v = byOnnx.get(onnx);
+        return v ? finalBlob(v) : null;
+    };
+    // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
+    const all = await (0,ort/* runOnnx */.x)(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
+    // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
+    // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
+    const chains = new Map();
+    for (const v of conv.versions)
+        chains.set(v.blob, [...(chains.get(v.blob) ?? []), v]);
+    const order = new Map(conv.versions.map((v, i) => [v, i]));
+    const found = [];
+    for (const chain of chains.values()) {
+        const layers = new Set(chain.map((v) => v.layer));
+        const external = conv.externalInputs(layers);
+        const feeds = {};
+        let local = true;
+        for (const name of external) {
+            const value = exact(name);
+            // a bottom Caffe did not keep, or one whose shape the conversion got wrong (the layer that made it is blamed)
+            const shape = byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name)?.shape;
+            if (!value || !shape || value.shape.slice(1).join() !== shape.slice(1).join()) {
+                local = false;
+                break;
+            }
+            feeds[name] = value;
+        }
+        let outputs;
+        if (local) {
+            const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name).shape }));
+            const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
+            outputs = (await (0,ort/* runOnnx */.x)(model, feeds, chain.map((v) => v.onnx))).outputs;
+        }
+        else {
+            outputs = all.outputs; // no usable bottoms from Caffe: fall back to the end-to-end values
+        }
+        for (const v of chain) {
+            const check = compareVersion(v, outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
+            if (!check)
+                continue;
+            check.scope = local ? 'layer' : 'end-to-end';
+            const drift = compareVersion(v, all.outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
+            if (drift)
+                check.endToEnd = drift.maxAbsDiff;
+            found.push({ check, at: order.get(v) });
+        }
+    }
+    const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
+    return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
+}
+/** One layer output against Caffe: the whole blob (`ref`, for final versions) or Caffe's statistics of it. */
+function compareVersion(v, got, ref, stats, tol) {
+    const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
+    if (v.final) {
+        if (!ref)
+            return undefined;
+        const limit = tol.layerRelative * Math.max(1, (0,compare/* absMax */.TY)(ref.data));
+        if (ref.shape.join() !== got.shape.join())
+            return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
+        const d = (0,compare/* maxAbs */.zY)(got.data, ref.data);
+        return { ...base, against: 'blob', maxAbsDiff: d, limit, pass: d <= limit };
+    }
+    const s = stats.get(`${v.layer}\0${v.blob}`);
+    if (!s)
+        return undefined;
+    // in-place intermediate: Caffe only kept statistics of it
+    let min = Infinity;
+    let max = -Infinity;
+    let sum = 0;
+    const data = got.data;
+    for (let i = 0; i < data.length; i++) {
+        const x = data[i];
+        if (x < min)
+            min = x;
+        if (x > max)
+            max = x;
+        sum += x;
+    }
+    const mean = sum / data.length;
+    let sq = 0;
+    for (let i = 0; i < data.length; i++)
+        sq += (data[i] - mean) * (data[i] - mean);
+    const std = Math.sqrt(sq / got.data.length);
+    const scale = Math.max(1, Math.abs(s.min), Math.abs(s.max));
+    const limit = tol.layerRelative * scale;
+    const d = Math.max(Math.abs(min - s.min), Math.abs(max - s.max), Math.abs(mean - s.mean), Math.abs(std - s.std));
+    return { ...base, against: 'stats', maxAbsDiff: d, limit, pass: d <= limit };
+}
+
 ;// CONCATENATED MODULE: ./src/convert/index.ts
+
 
 
 
@@ -26117,7 +26311,7 @@ async function runConvert(cfg, log) {
     let report;
     if (cfg.reference) {
         report = await log.group('Parity against the Caffe reference', async () => {
-            const r = await (0,parity/* checkParity */.Qg)(conv, cfg.reference, { perLayer: cfg.perLayer, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: cfg.tolerance } });
+            const r = await checkParity(conv, cfg.reference, { perLayer: cfg.perLayer, tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: cfg.tolerance } });
             log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)} over batches ${r.batches.join(', ')}`);
             if (r.perLayer?.firstDivergence) {
                 const f = r.perLayer.firstDivergence;
@@ -27654,7 +27848,7 @@ function supportedTypes() {
 /* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(23928);
 /* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_2__);
 /* harmony import */ var _graph__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(60635);
-/* harmony import */ var _schema_caffe__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(10776);
+/* harmony import */ var _formats_schema_caffe__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7937);
 /* harmony import */ var _layers__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(21327);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(70017);
 
@@ -27710,7 +27904,7 @@ function loadLayerPlugin(file) {
 }
 /** Add the plugin's messages to Caffe's schema, and its `*_param` fields to LayerParameter (V2 and V1). */
 function extendCaffeSchema(proto, params, file) {
-    const root = (0,_schema_caffe__WEBPACK_IMPORTED_MODULE_4__/* .caffeSchema */ .l)();
+    const root = (0,_formats_schema_caffe__WEBPACK_IMPORTED_MODULE_4__/* .caffeSchema */ .l)();
     const bad = (why) => {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `input "layers": ${why}`, { file, field: 'layers' });
     };
@@ -27756,7 +27950,78 @@ function extendCaffeSchema(proto, params, file) {
 
 /***/ }),
 
-/***/ 10776:
+/***/ 4861:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   e: () => (/* binding */ onnxInfo)
+/* harmony export */ });
+/* harmony import */ var _schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51675);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
+
+
+/** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
+function onnxInfo(model, file = 'model.onnx') {
+    const Model = (0,_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .onnxSchema */ .bd)().lookupType('onnx.ModelProto');
+    let m;
+    try {
+        m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
+    }
+    catch (e) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('binary', `not an ONNX model: ${e.message}`, { file });
+    }
+    if (!m.graph)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('binary', 'not an ONNX model (no graph)', { file });
+    const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
+    const sig = (v) => {
+        const s = { name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) };
+        const elem = v.type?.tensor_type?.elem_type;
+        if (elem !== undefined)
+            s.elemType = elem;
+        return s;
+    };
+    return {
+        inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
+        outputs: (m.graph.output ?? []).map(sig),
+        opset: (m.opset_import ?? []).find((o) => !o.domain)?.version ?? 0,
+        metadata: Object.fromEntries((m.metadata_props ?? []).map((p) => [p.key, p.value])),
+    };
+}
+
+
+/***/ }),
+
+/***/ 49262:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   T: () => (/* binding */ lazyProtoRoot)
+/* harmony export */ });
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23928);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
+
+/**
+ * A vendored .proto schema as a protobufjs root, parsed and resolved on first use and kept for the process (field
+ * names as in the .proto: keepCase). One loader for every schema in src/formats/schema/. The root is the same object
+ * on every call: the convert stage's plugins add their messages to Caffe's.
+ */
+function lazyProtoRoot(proto) {
+    let root;
+    return () => {
+        if (!root) {
+            root = protobufjs__WEBPACK_IMPORTED_MODULE_0__.parse(proto, { keepCase: true }).root;
+            root.resolveAll();
+        }
+        return root;
+    };
+}
+
+
+/***/ }),
+
+/***/ 7937:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -27764,8 +28029,7 @@ function extendCaffeSchema(proto, params, file) {
 /* harmony export */   l: () => (/* binding */ caffeSchema)
 /* harmony export */ });
 /* unused harmony export CAFFE_PROTO */
-/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23928);
-/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _proto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(49262);
 
 /**
  * The subset of Caffe's caffe.proto that a deploy net needs, written for modelship.
@@ -28185,19 +28449,12 @@ message V1LayerParameter {
   optional ThresholdParameter threshold_param = 25;
 }
 `;
-let caffeRoot;
-function caffeSchema() {
-    if (!caffeRoot) {
-        caffeRoot = protobufjs__WEBPACK_IMPORTED_MODULE_0__.parse(CAFFE_PROTO, { keepCase: true }).root;
-        caffeRoot.resolveAll();
-    }
-    return caffeRoot;
-}
+const caffeSchema = (0,_proto__WEBPACK_IMPORTED_MODULE_0__/* .lazyProtoRoot */ .T)(CAFFE_PROTO);
 
 
 /***/ }),
 
-/***/ 90832:
+/***/ 51675:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -28207,8 +28464,7 @@ function caffeSchema() {
 /* harmony export */   um: () => (/* binding */ TensorDataType)
 /* harmony export */ });
 /* unused harmony export ONNX_PROTO */
-/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23928);
-/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _proto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(49262);
 
 /**
  * The part of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto, IR version 7+) that modelship writes and reads.
@@ -28327,21 +28583,14 @@ message OperatorSetIdProto {
   optional int64 version = 2;
 }
 `;
-let onnxRoot;
-function onnxSchema() {
-    if (!onnxRoot) {
-        onnxRoot = protobufjs__WEBPACK_IMPORTED_MODULE_0__.parse(ONNX_PROTO, { keepCase: true }).root;
-        onnxRoot.resolveAll();
-    }
-    return onnxRoot;
-}
+const onnxSchema = (0,_proto__WEBPACK_IMPORTED_MODULE_0__/* .lazyProtoRoot */ .T)(ONNX_PROTO);
 const TensorDataType = { FLOAT: 1, INT32: 6, INT64: 7 };
 const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
 
 
 /***/ }),
 
-/***/ 42103:
+/***/ 11046:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -28921,17 +29170,17 @@ function parseTextFormat(src, type, opts) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   IF: () => (/* binding */ RUNTIME_PROVIDED_LIBS),
-/* harmony export */   OH: () => (/* binding */ parseLdconfigListing),
 /* harmony export */   dV: () => (/* binding */ DEFAULT_GPU_BASE_IMAGE),
 /* harmony export */   iI: () => (/* binding */ checkBaseImageLoads)
 /* harmony export */ });
-/* unused harmony exports LOADED_AT_RUN_TIME, ORT_LIBRARY, ldconfigArchFlag, planBaseImageCheck, describeMissing, listBaseImageLibraries */
+/* unused harmony exports LOADED_AT_RUN_TIME, ORT_LIBRARY, planBaseImageCheck, describeMissing, listBaseImageLibraries */
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
 /* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(39946);
+/* harmony import */ var _util_ldconfig__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(42776);
+
 
 
 
@@ -28949,12 +29198,6 @@ function parseTextFormat(src, type, opts) {
 /** The default base image of a GPU build: CUDA 13 and cuDNN 9 runtime, pinned by digest. */
 const DEFAULT_GPU_BASE_IMAGE = 'nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04@sha256:14d94b039cb94bbd5da559f303b46bc4b0d5d6c24ab1a9d7b186e566ed3400dc';
 /**
- * NEEDED libraries that a base image does not (and should not) contain: the CUDA driver library comes from the host,
- * mounted into the container by the NVIDIA container toolkit at run time (its version must match the host's kernel
- * module, so images never ship it). Only these are exempt; keep this list short and explained.
- */
-const RUNTIME_PROVIDED_LIBS = ['libcuda.so.1'];
-/**
  * Libraries a shipped library loads with dlopen at run time rather than through a NEEDED entry, so its ELF file does
  * not name them: ONNX Runtime's CUDA provider loads cuDNN 9 (its convolutions, GoogLeNet's included, run there).
  * Checked like NEEDED entries: a base image without them builds, starts, and fails on the first convolution.
@@ -28962,24 +29205,6 @@ const RUNTIME_PROVIDED_LIBS = ['libcuda.so.1'];
 const LOADED_AT_RUN_TIME = { 'libonnxruntime_providers_cuda.so': ['libcudnn.so.9'] };
 /** ONNX Runtime's own library, placed next to the providers in the image (the server's onnxruntime-node binding). */
 const ORT_LIBRARY = 'libonnxruntime.so.1';
-/** Parse `ldconfig -p` output; the header line ("N libs found in cache …") and anything unrecognised are skipped. */
-function parseLdconfigListing(text) {
-    const out = [];
-    for (const line of text.split('\n')) {
-        const m = /^\s+(\S+)\s+\(([^)]*)\)\s+=>\s+(.+?)\s*$/.exec(line);
-        if (!m)
-            continue;
-        out.push({ name: m[1], flags: m[2].split(',').map((f) => f.trim()).filter(Boolean), path: m[3] });
-    }
-    return out;
-}
-/**
- * The flag ldconfig prints for libraries of an ELF machine (glibc's ldconfig: `x86-64`, `AArch64`, …). undefined
- * for a machine this table does not know: then any entry of the name is accepted.
- */
-function ldconfigArchFlag(machine) {
-    return { 62: 'x86-64', 183: 'AArch64', 243: 'RISC-V' }[machine];
-}
 /** Resolve every NEEDED entry of `libs` against the shipped set, the exemptions and the base image's listing. */
 function planBaseImageCheck(libs, listing) {
     const shipped = new Set([ORT_LIBRARY]);
@@ -28991,14 +29216,14 @@ function planBaseImageCheck(libs, listing) {
     const plan = { resolved: {}, exempt: [], bundled: [], missing: [] };
     const missing = new Map();
     for (const lib of libs) {
-        const arch = ldconfigArchFlag(lib.machine);
+        const arch = (0,_util_ldconfig__WEBPACK_IMPORTED_MODULE_4__/* .ldconfigArchFlag */ .dA)(lib.machine);
         for (const name of lib.needed) {
             if (shipped.has(name)) {
                 if (!plan.bundled.includes(name))
                     plan.bundled.push(name);
                 continue;
             }
-            if (RUNTIME_PROVIDED_LIBS.includes(name)) {
+            if (_util_ldconfig__WEBPACK_IMPORTED_MODULE_4__/* .RUNTIME_PROVIDED_LIBS */ .IF.includes(name)) {
                 if (!plan.exempt.includes(name))
                     plan.exempt.push(name);
                 continue;
@@ -29059,7 +29284,7 @@ async function listBaseImageLibraries(baseImage, env = process.env) {
             field: 'base-image',
         });
     }
-    return parseLdconfigListing(r.stdout);
+    return (0,_util_ldconfig__WEBPACK_IMPORTED_MODULE_4__/* .parseLdconfigListing */ .OH)(r.stdout);
 }
 /**
  * Check that `baseImage` can load `libs` (absolute paths of .so files placed in one directory of the image next to
@@ -29088,7 +29313,7 @@ async function checkBaseImageLoads(baseImage, libs, log, env = process.env) {
 
 /***/ }),
 
-/***/ 33700:
+/***/ 56866:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -29112,12 +29337,12 @@ var errors = __nccwpck_require__(70017);
 var fsx = __nccwpck_require__(32141);
 // EXTERNAL MODULE: ./src/util/proc.ts
 var proc = __nccwpck_require__(39946);
-// EXTERNAL MODULE: ./src/serve/crypto.ts
-var serve_crypto = __nccwpck_require__(7618);
+// EXTERNAL MODULE: ./src/protocol/model-crypto.ts
+var model_crypto = __nccwpck_require__(28051);
 // EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
 var js_yaml = __nccwpck_require__(33243);
-// EXTERNAL MODULE: ./src/shared/runtime.ts
-var runtime = __nccwpck_require__(36029);
+// EXTERNAL MODULE: ./src/protocol/runtime.ts
+var runtime = __nccwpck_require__(44832);
 ;// CONCATENATED MODULE: ./src/image/dockerfile.ts
 
 
@@ -29255,8 +29480,8 @@ function computeTags(image, ctx) {
     return tags.map((t) => `${image}:${t}`);
 }
 
-// EXTERNAL MODULE: ./src/image/registry.ts
-var registry = __nccwpck_require__(43718);
+// EXTERNAL MODULE: ./src/shared/registry.ts
+var registry = __nccwpck_require__(9222);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
 var version = __nccwpck_require__(71013);
 // EXTERNAL MODULE: ./src/image/node.ts
@@ -29611,15 +29836,15 @@ function warn(log, line) {
 var basecheck = __nccwpck_require__(12758);
 // EXTERNAL MODULE: ./src/util/dockerconfig.ts
 var dockerconfig = __nccwpck_require__(94944);
-// EXTERNAL MODULE: ./src/image/tensorrt-version.ts
-var tensorrt_version = __nccwpck_require__(42859);
-// EXTERNAL MODULE: ./src/util/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(21133);
-// EXTERNAL MODULE: ./src/convert/textformat.ts
-var textformat = __nccwpck_require__(42103);
-// EXTERNAL MODULE: ./node_modules/protobufjs/index.js
-var protobufjs = __nccwpck_require__(23928);
-;// CONCATENATED MODULE: ./src/image/schema/model_config.ts
+// EXTERNAL MODULE: ./src/shared/tensorrt.ts
+var shared_tensorrt = __nccwpck_require__(22590);
+// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(4861);
+// EXTERNAL MODULE: ./src/formats/textformat.ts
+var textformat = __nccwpck_require__(11046);
+// EXTERNAL MODULE: ./src/formats/proto.ts
+var proto = __nccwpck_require__(49262);
+;// CONCATENATED MODULE: ./src/formats/schema/model_config.ts
 
 /**
  * Triton Inference Server's model configuration schema (the message a model's config.pbtxt is written in),
@@ -30066,15 +30291,8 @@ const MODEL_CONFIG_PROTO_SOURCE = {
     path: 'protobuf/model_config.proto',
     commit: '83adf7cf88a2f343005974dff3728be746de2d66',
 };
-let modelConfigRoot;
 /** The parsed, resolved schema (package `inference`; snake_case field names as in the .proto). */
-function modelConfigSchema() {
-    if (!modelConfigRoot) {
-        modelConfigRoot = protobufjs.parse(MODEL_CONFIG_PROTO, { keepCase: true }).root;
-        modelConfigRoot.resolveAll();
-    }
-    return modelConfigRoot;
-}
+const modelConfigSchema = (0,proto/* lazyProtoRoot */.T)(MODEL_CONFIG_PROTO);
 
 ;// CONCATENATED MODULE: ./src/image/triton-config.ts
 
@@ -30341,8 +30559,8 @@ function parseTritonConfig(text, file) {
     return cfg;
 }
 
-// EXTERNAL MODULE: ./src/shared/detections.ts
-var detections = __nccwpck_require__(67409);
+// EXTERNAL MODULE: ./src/protocol/detections.ts
+var detections = __nccwpck_require__(68806);
 ;// CONCATENATED MODULE: ./src/image/triton.ts
 
 
@@ -30401,7 +30619,7 @@ function renderTritonDockerfile(o) {
  * `servingImage` names it in messages.
  */
 async function planTritonModel(o) {
-    const plan = (0,tensorrt_version/* readPlanMetadata */.Xg)(o.model);
+    const plan = (0,shared_tensorrt/* readPlanMetadata */.Xg)(o.model);
     let inputs;
     let outputs;
     let maxBatchSize = o.maxBatch;
@@ -30410,8 +30628,8 @@ async function planTritonModel(o) {
     if (plan) {
         if (!o.gpu)
             throw new errors/* ModelshipError */.W7('input', `input "gpu": ${o.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
-        const servingVersion = await (0,tensorrt_version/* imageTensorRTVersion */.pH)(o.servingRef, o.env, o.creds);
-        const trt = (0,tensorrt_version/* checkPlanForImage */.uK)(plan, o.servingImage, servingVersion);
+        const servingVersion = await (0,shared_tensorrt/* imageTensorRTVersion */.pH)(o.servingRef, o.env, o.creds);
+        const trt = (0,shared_tensorrt/* checkPlanForImage */.uK)(plan, o.servingImage, servingVersion);
         inputs = plan.inputs ?? [];
         outputs = plan.outputs ?? [];
         if (!inputs.length || !outputs.length)
@@ -30670,7 +30888,7 @@ async function runImage(cfg, log, env = process.env) {
     if (cfg.encryptModel) {
         if (!cfg.modelKey)
             throw new errors/* ModelshipError */.W7('input', 'input "encrypt-model" needs input "model-key" (32 bytes, hex or base64)', { field: 'model-key' });
-        modelBytes = (0,serve_crypto/* encryptModel */.dh)(model, (0,serve_crypto/* parseKey */.Do)(cfg.modelKey, 'input "model-key"'));
+        modelBytes = (0,model_crypto/* encryptModel */.dh)(model, (0,model_crypto/* parseKey */.Do)(cfg.modelKey, 'input "model-key"'));
         modelFile += '.enc';
     }
     const git = await gitContext(cfg, env);
@@ -30767,7 +30985,7 @@ async function runImage(cfg, log, env = process.env) {
 }
 /** The modelship runtime's context: Node.js, the server bundle, for a GPU image the CUDA provider, the model. */
 async function modelshipContext(cfg, o, log) {
-    (0,tensorrt_version/* refuseModelshipPlan */.z4)(cfg.model);
+    (0,shared_tensorrt/* refuseModelshipPlan */.z4)(cfg.model);
     const node = await log.group('Node.js for the image', () => (0,image_node/* resolveNodeRuntime */.lo)({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
     o.labels['dev.modelship.node.version'] = node.version;
     let providers;
@@ -31108,541 +31326,6 @@ async function quietly(log, fn) {
 
 /***/ }),
 
-/***/ 43718:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Cj: () => (/* binding */ fetchManifest),
-/* harmony export */   Q: () => (/* binding */ parseImageRef),
-/* harmony export */   _M: () => (/* binding */ removeTags),
-/* harmony export */   bu: () => (/* binding */ registryBase),
-/* harmony export */   mz: () => (/* binding */ fetchImageConfig),
-/* harmony export */   z: () => (/* binding */ cacheTag),
-/* harmony export */   zy: () => (/* binding */ registryRequest)
-/* harmony export */ });
-/* unused harmony exports registryHeaders, listTags, resolveDigest, planUntag */
-/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
-/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(44098);
-
-
-
-/** `registry/repo[:tag|@digest]` split into its parts (Docker's reference rules, enough for our images). */
-function parseImageRef(ref) {
-    const m = /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(ref);
-    if (!m)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
-    let [, registry, repository] = m;
-    if (!registry || (!registry.includes('.') && !registry.includes(':') && registry !== 'localhost')) {
-        repository = registry ? `${registry}/${repository}` : repository;
-        registry = 'docker.io';
-    }
-    return { registry, repository, tag: m[3], digest: m[4] };
-}
-const ACCEPT = [
-    'application/vnd.oci.image.manifest.v1+json',
-    'application/vnd.docker.distribution.manifest.v2+json',
-    'application/vnd.oci.image.index.v1+json',
-    'application/vnd.docker.distribution.manifest.list.v2+json',
-].join(', ');
-/** The base URL of a repository in the registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
-function registryBase(ref) {
-    const r = parseImageRef(ref);
-    const plain = /^(127\.|localhost)/.test(r.registry);
-    return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
-}
-/** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
-async function registryRequest(method, url, body, headers = {}) {
-    try {
-        return await (0,_util_http__WEBPACK_IMPORTED_MODULE_2__/* .exchange */ .c)(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, body);
-    }
-    catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `cannot reach the registry: ${method} ${url}: ${e.message}`);
-    }
-}
-/** Accept every manifest type, and Basic auth when there are credentials. */
-function registryHeaders(auth) {
-    const headers = { accept: ACCEPT };
-    if (auth?.username)
-        headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-    return headers;
-}
-/** Fetch a manifest from a registry's HTTP API. */
-async function fetchManifest(ref, auth) {
-    const r = registryBase(ref);
-    const url = `${r.base}/manifests/${r.digest ?? r.tag ?? 'latest'}`;
-    const res = await registryRequest('GET', url, undefined, registryHeaders(auth));
-    const text = res.body.toString('utf8');
-    if (res.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
-    try {
-        return JSON.parse(text);
-    }
-    catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a manifest that is not JSON: ${e.message}`);
-    }
-}
-/**
- * The image stage's registry cache tag: `buildcache`, the deploy's; a pull request's build (the one tagged pr-<N>)
- * writes `buildcache-pr-<N>` of its own and only reads `buildcache`, so a preview never moves the deploy's cache, and
- * the preview's cleanup removes it with pr-<N>.
- */
-function cacheTag(pr) {
-    return pr === undefined ? 'buildcache' : `buildcache-pr-${pr}`;
-}
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
-/** Every tag of a repository: GET /v2/<name>/tags/list, paged (`n`, then the Link header's next page). */
-async function listTags(repo, auth) {
-    const r = registryBase(repo);
-    const headers = { ...registryHeaders(auth), accept: 'application/json' };
-    const tags = [];
-    let url = `${r.base}/tags/list?n=1000`;
-    for (let page = 0; url && page < 1000; page++) {
-        const res = await registryRequest('GET', url, undefined, headers);
-        if (res.status !== 200)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} answered ${res.status}: ${res.body.toString('utf8').trim().slice(0, 200)}`);
-        let body;
-        try {
-            body = JSON.parse(res.body.toString('utf8'));
-        }
-        catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} sent no JSON: ${e.message}`);
-        }
-        tags.push(...(body.tags ?? []));
-        const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
-        url = next ? new URL(next, url).toString() : undefined;
-    }
-    return [...new Set(tags)];
-}
-/** What a tag resolves to: the manifest digest and media type (HEAD; GET and hash where HEAD gives no digest), and an index's children. */
-async function resolveTag(base, tag, headers) {
-    const url = `${base}/manifests/${tag}`;
-    const head = await registryRequest('HEAD', url, undefined, headers);
-    if (head.status === 404)
-        return undefined;
-    if (head.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `HEAD ${new URL(url).pathname} answered ${head.status}`);
-    let digest = head.headers['docker-content-digest'];
-    const type = String(head.headers['content-type'] ?? '').split(';')[0].trim();
-    if (typeof digest === 'string' && !INDEX_TYPES.has(type))
-        return { digest };
-    const get = await registryRequest('GET', url, undefined, headers);
-    if (get.status === 404)
-        return undefined;
-    if (get.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} answered ${get.status}`);
-    if (typeof digest !== 'string')
-        digest = `sha256:${(0,crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(get.body).digest('hex')}`;
-    let children;
-    try {
-        const m = JSON.parse(get.body.toString('utf8'));
-        if (Array.isArray(m.manifests))
-            children = m.manifests.map((x) => x.digest);
-    }
-    catch {
-        /* not JSON: no children */
-    }
-    return { digest, children };
-}
-/** The manifest digest a reference (registry/repository:tag or @digest) resolves to; undefined when there is none. */
-async function resolveDigest(ref, auth) {
-    const r = registryBase(ref);
-    return (await resolveTag(r.base, r.digest ?? r.tag ?? 'latest', registryHeaders(auth)))?.digest;
-}
-/**
- * Which manifests the tags to remove point at, and which other tags share each (pure): `ours` maps each tag to remove
- * that exists to its digest, `theirs` every other tag to its digest (and, for an image index, its children).
- */
-function planUntag(ours, theirs) {
-    const plans = new Map();
-    for (const [tag, digest] of Object.entries(ours)) {
-        const p = plans.get(digest) ?? { digest, tags: [], others: [] };
-        p.tags.push(tag);
-        plans.set(digest, p);
-    }
-    for (const p of plans.values()) {
-        p.others = Object.entries(theirs)
-            .filter(([tag, t]) => !(tag in ours) && (t.digest === p.digest || (t.children ?? []).includes(p.digest)))
-            .map(([tag]) => tag)
-            .sort();
-    }
-    return [...plans.values()];
-}
-/** Run `fn` over `items`, `width` at a time. */
-async function pool(items, width, fn) {
-    const out = new Array(items.length);
-    let next = 0;
-    await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
-        while (next < items.length) {
-            const i = next++;
-            out[i] = await fn(items[i]);
-        }
-    }));
-    return out;
-}
-/**
- * Remove `tags` of the repository `repo` (registry/repository) and nothing else: a manifest is deleted by digest only
- * when no other tag points at it (the repository's tags listed and resolved; an image index that lists it counts);
- * otherwise each tag is deleted alone (DELETE /v2/<name>/manifests/<tag>, the OCI distribution spec's tag deletion)
- * and the other tags are checked afterwards. A registry that refuses that (distribution 2.x answers 400
- * DIGEST_INVALID, others 405 UNSUPPORTED) keeps everything: `refused` says why. Tags that do not exist are skipped.
- * `claim(others, digest)` may say that all the other tags on a manifest are the caller's too (a build's own tags,
- * told by the manifest's labels): then they go with it.
- */
-async function removeTags(repo, tags, auth, claim) {
-    const r = registryBase(repo);
-    const headers = registryHeaders(auth);
-    const ours = {};
-    for (const tag of tags) {
-        const t = await resolveTag(r.base, tag, headers);
-        if (t)
-            ours[tag] = t.digest;
-    }
-    if (Object.keys(ours).length === 0)
-        return [];
-    const theirs = {};
-    let unlisted;
-    try {
-        const all = await listTags(repo, auth);
-        // a list without our tags is not the whole list (a registry still catching up, a proxy): nothing to trust
-        const missing = Object.keys(ours).filter((t) => !all.includes(t));
-        if (missing.length)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(r.base).pathname}/tags/list leaves out ${missing.map((t) => `:${t}`).join(', ')}, which exist${missing.length === 1 ? 's' : ''}: the list is not the whole`);
-        const others = all.filter((t) => !(t in ours));
-        const resolved = await pool(others, 8, (t) => resolveTag(r.base, t, headers));
-        others.forEach((t, i) => {
-            if (resolved[i])
-                theirs[t] = resolved[i];
-        });
-    }
-    catch (e) {
-        unlisted = e.message;
-    }
-    const results = [];
-    for (const plan of planUntag(ours, theirs)) {
-        const result = { ...plan, removed: [], ...(unlisted ? { unlisted } : {}) };
-        results.push(result);
-        // every other tag on this very manifest (none through an index) the caller's own: they go with the manifest
-        if (!unlisted && claim && plan.others.length && plan.others.every((t) => theirs[t]?.digest === plan.digest) && (await claim(plan.others, plan.digest).catch(() => false))) {
-            Object.assign(result, { tags: [...plan.tags, ...plan.others], others: [], claimed: plan.others });
-            plan.tags = result.tags;
-            plan.others = [];
-        }
-        if (!unlisted && plan.others.length === 0) {
-            const del = await registryRequest('DELETE', `${r.base}/manifests/${plan.digest}`, undefined, headers);
-            if (del.status === 200 || del.status === 202)
-                Object.assign(result, { how: 'manifest', removed: [...plan.tags] });
-            else
-                result.refused = `HTTP ${del.status} ${del.body.toString().trim().slice(0, 200)}`;
-            continue;
-        }
-        for (const tag of plan.tags) {
-            const url = `${r.base}/manifests/${tag}`;
-            const del = await registryRequest('DELETE', url, undefined, headers);
-            if (del.status !== 200 && del.status !== 202) {
-                result.refused = `DELETE ${new URL(url).pathname} answered ${del.status}: ${del.body.toString().trim().slice(0, 200)}`;
-                break;
-            }
-            result.how = 'tag';
-            result.removed.push(tag);
-        }
-        if (result.removed.length && plan.others.length) {
-            const after = await pool(plan.others, 8, (t) => resolveTag(r.base, t, headers).catch(() => undefined));
-            const lost = plan.others.filter((t, i) => after[i]?.digest !== plan.digest && !(after[i]?.children ?? []).includes(plan.digest));
-            if (lost.length)
-                result.lost = lost;
-        }
-    }
-    return results;
-}
-const GOARCH = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
-/**
- * A GET against a registry that also speaks the token protocol (nvcr.io, ghcr.io, Docker Hub all answer 401 with
- * `WWW-Authenticate: Bearer realm=...,service=...,scope=...`, even for anonymous pulls): on that challenge a token is
- * fetched from the realm (with Basic credentials when there are some) and the request is sent again. Redirects (blob
- * downloads go to a CDN) are followed without the Authorization header.
- */
-async function registryGet(url, accept, auth, token) {
-    const timeout = 30_000;
-    const get = async (u, headers) => {
-        try {
-            return await (0,_util_http__WEBPACK_IMPORTED_MODULE_2__/* .exchange */ .c)(u, { method: 'GET', headers, timeout });
-        }
-        catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `cannot reach the registry: GET ${u}: ${e.message}`);
-        }
-    };
-    const headers = () => {
-        const h = { accept };
-        if (token?.value)
-            h.authorization = `Bearer ${token.value}`;
-        else if (auth?.username)
-            h.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-        return h;
-    };
-    let res = await get(url, headers());
-    const challenge = String(res.headers['www-authenticate'] ?? '');
-    if (res.status === 401 && /^Bearer\s/i.test(challenge) && token) {
-        const params = {};
-        for (const m of challenge.slice(7).matchAll(/([a-zA-Z_]+)="([^"]*)"/g))
-            params[m[1].toLowerCase()] = m[2];
-        if (!params.realm)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a Bearer challenge without a realm for ${url}`);
-        const t = new URL(params.realm);
-        if (params.service)
-            t.searchParams.set('service', params.service);
-        if (params.scope)
-            t.searchParams.set('scope', params.scope);
-        const th = { accept: 'application/json' };
-        if (auth?.username)
-            th.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-        const tr = await get(t.toString(), th);
-        if (tr.status !== 200)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service answered ${tr.status} for ${t.origin}${t.pathname} (scope ${params.scope ?? '-'})${auth?.username ? '' : '; the image may need registry credentials'}`);
-        try {
-            const body = JSON.parse(tr.body.toString('utf8'));
-            token.value = body.token ?? body.access_token;
-        }
-        catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service sent no JSON: ${e.message}`);
-        }
-        if (!token.value)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service sent no token for ${url}`);
-        res = await get(url, headers());
-    }
-    for (let hops = 0; hops < 5 && [301, 302, 303, 307, 308].includes(res.status) && res.headers.location; hops++) {
-        const next = new URL(String(res.headers.location), url);
-        // the token is for the registry only; a CDN gets none (a pre-signed URL refuses extra credentials)
-        res = await get(next.toString(), next.host === new URL(url).host ? headers() : { accept: '*/*' });
-    }
-    return res;
-}
-/**
- * The config blob of an image in a registry (its Env, Labels, ...), through the registry API only: the manifest (for
- * an index, the one for `platform`, default this machine's linux/<arch>), then the config blob it names, checked
- * against its digest.
- */
-async function fetchImageConfig(ref, auth, platform = { os: 'linux', architecture: GOARCH[process.arch] ?? process.arch }) {
-    const r = registryBase(ref);
-    const token = {};
-    const manifest = async (reference) => {
-        const url = `${r.base}/manifests/${reference}`;
-        const res = await registryGet(url, ACCEPT, auth, token);
-        const text = res.body.toString('utf8');
-        if (res.status !== 200)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
-        try {
-            return JSON.parse(text);
-        }
-        catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a manifest that is not JSON (${url}): ${e.message}`);
-        }
-    };
-    let m = await manifest(r.digest ?? r.tag ?? 'latest');
-    if (Array.isArray(m.manifests)) {
-        const entry = m.manifests.find((e) => e.platform?.os === platform.os && e.platform?.architecture === platform.architecture);
-        if (!entry)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `${ref} has no image for ${platform.os}/${platform.architecture} (it has ${m.manifests.map((e) => `${e.platform?.os}/${e.platform?.architecture}`).join(', ')})`);
-        m = await manifest(entry.digest);
-    }
-    if (!m.config?.digest)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the manifest of ${ref} names no config blob (media type ${m.mediaType ?? 'unknown'})`);
-    const url = `${r.base}/blobs/${m.config.digest}`;
-    const res = await registryGet(url, '*/*', auth, token);
-    if (res.status !== 200)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${res.body.toString('utf8').slice(0, 300)}`);
-    const [alg, hex] = m.config.digest.split(':');
-    if (alg === 'sha256' && (0,crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(res.body).digest('hex') !== hex)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the config blob of ${ref} does not match its digest ${m.config.digest}`);
-    try {
-        return JSON.parse(res.body.toString('utf8'));
-    }
-    catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the config blob of ${ref} is not JSON: ${e.message}`);
-    }
-}
-
-
-/***/ }),
-
-/***/ 42859:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Xg: () => (/* binding */ readPlanMetadata),
-/* harmony export */   pH: () => (/* binding */ imageTensorRTVersion),
-/* harmony export */   tE: () => (/* binding */ tensorRTVersionFromEnv),
-/* harmony export */   uK: () => (/* binding */ checkPlanForImage),
-/* harmony export */   yM: () => (/* binding */ localImageEnv),
-/* harmony export */   z4: () => (/* binding */ refuseModelshipPlan)
-/* harmony export */ });
-/* unused harmony exports TENSORRT_ENV_VARS, registryImageEnv, isTensorRTPlan */
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
-/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(39946);
-/* harmony import */ var _registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(43718);
-/* harmony import */ var _compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(34362);
-
-
-
-
-
-
-/**
- * The TensorRT a serving image carries, read from its image config (no container is started, no GPU needed), and
- * the checks that keep a TensorRT plan away from a runtime that cannot load it.
- *
- * Where NVIDIA's images declare their TensorRT (the image config's Env):
- * - TRT_VERSION (full version, e.g. 10.4.0.26): set by the CUDA deep-learning base that both
- *   nvcr.io/nvidia/tritonserver and nvcr.io/nvidia/tensorrt start from. triton-inference-server/server's build.py,
- *   which writes the Triton image's Dockerfile, builds FROM nvcr.io/nvidia/tritonserver:<yy.mm>-py3-min and reads
- *   TRT_VERSION from that environment (`for k in ("TRT_VERSION", ...)` in its cmake() helper), while it only sets
- *   TRITON_SERVER_VERSION and NVIDIA_TRITON_SERVER_VERSION itself (dockerfile_prepare_container_linux). Its
- *   qa/common/reporter.py records TRT_VERSION beside them, and qa/common/gen_qa_model_repository reads ${TRT_VERSION}
- *   inside nvcr.io/nvidia/tensorrt:<yy.mm>-py3 (TENSORRT_IMAGE). A `docker inspect` of a 24.09 Triton-based NGC
- *   image lists TRT_VERSION=10.4.0.26, TRITON_SERVER_VERSION=2.50.0, NVIDIA_TRITON_SERVER_VERSION=24.09.
- *   NVIDIA/TensorRT's own docker/ubuntu-*.Dockerfile sets `ENV TRT_VERSION=<x.y.z.w>` the same way.
- * - TENSORRT_VERSION (full version): the TensorRT image's entrypoint banner (/opt/nvidia/entrypoint.d) prints
- *   "NVIDIA TensorRT ${TENSORRT_VERSION}" cut to three parts.
- * - NVIDIA_TENSORRT_VERSION is NOT a TensorRT version in NGC images: it is the container release (yy.mm; the same
- *   banner prints "NVIDIA Release ${NVIDIA_TENSORRT_VERSION} (build ${NVIDIA_BUILD_ID})"). It is read last and only
- *   when it has the shape of a TensorRT version (x.y.z), as some non-NGC images use it.
- */
-const TENSORRT_ENV_VARS = ['TRT_VERSION', 'TENSORRT_VERSION', 'NVIDIA_TENSORRT_VERSION'];
-const VERSION = /^\d+\.\d+\.\d+(\.\d+)?$/;
-/** The TensorRT version in an image config's Env (`NAME=value` strings); undefined when none is declared. */
-function tensorRTVersionFromEnv(env) {
-    const vars = new Map();
-    for (const e of env ?? []) {
-        const eq = e.indexOf('=');
-        if (eq > 0)
-            vars.set(e.slice(0, eq), e.slice(eq + 1).trim());
-    }
-    for (const name of TENSORRT_ENV_VARS) {
-        const v = vars.get(name);
-        if (v && VERSION.test(v))
-            return v;
-    }
-    return undefined;
-}
-/**
- * The Env of an image in the local engine (`docker image inspect`), or undefined when the engine does not have it
- * (or there is no engine): then the registry is asked.
- */
-async function localImageEnv(image, env = process.env) {
-    let r;
-    try {
-        r = await (0,_util_proc__WEBPACK_IMPORTED_MODULE_3__/* .runProcess */ .R)('docker', ['image', 'inspect', '--format', '{{json .Config.Env}}', image], { env });
-    }
-    catch {
-        return undefined;
-    }
-    if (r.code !== 0)
-        return undefined;
-    try {
-        const parsed = JSON.parse(r.stdout.trim());
-        return parsed ?? [];
-    }
-    catch {
-        return undefined;
-    }
-}
-/** The Env of an image through the registry API (manifest → config blob; no layer is downloaded). */
-async function registryImageEnv(image, creds) {
-    const config = await (0,_registry__WEBPACK_IMPORTED_MODULE_4__/* .fetchImageConfig */ .mz)(image, creds?.username ? creds : undefined);
-    return config.config?.Env ?? [];
-}
-/**
- * The TensorRT version `image` declares (TRT_VERSION, ...; see TENSORRT_ENV_VARS), e.g. "10.5.0.18"; undefined
- * when it declares none. Read from the local engine when it has the image, else from the registry. `env` is the
- * environment docker runs with (the stage's registry session), `creds` the registry credentials for the API.
- */
-async function imageTensorRTVersion(image, env = process.env, creds) {
-    let vars = await localImageEnv(image, env);
-    if (!vars) {
-        try {
-            vars = await registryImageEnv(image, creds);
-        }
-        catch (e) {
-            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7)
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `cannot read the image config of ${image}: the local Docker engine does not have it, and the registry API failed: ${e.message}`);
-            throw e;
-        }
-    }
-    return tensorRTVersionFromEnv(vars);
-}
-function readMetadataFile(file) {
-    const metaPath = `${file}.json`;
-    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(metaPath))
-        return undefined;
-    try {
-        return JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(metaPath, 'utf8'));
-    }
-    catch (e) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${metaPath} (the metadata of ${path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}) is not JSON: ${e.message}`, { file: metaPath });
-    }
-}
-/** Is `file` a TensorRT plan? Its metadata says so (`<file>.json` with format tensorrt), else its extension (.plan, .engine). */
-function isTensorRTPlan(file) {
-    return isPlan(file, readMetadataFile(file));
-}
-function isPlan(file, meta) {
-    if (meta && typeof meta.format === 'string')
-        return meta.format === 'tensorrt';
-    return /\.(plan|engine)$/i.test(file);
-}
-/**
- * The metadata of a TensorRT plan (`<file>.json`), or undefined when `file` is not a plan (an ONNX model). A plan
- * without its metadata is refused: nothing then says which TensorRT built it.
- */
-function readPlanMetadata(file) {
-    const meta = readMetadataFile(file);
-    if (!isPlan(file, meta))
-        return undefined;
-    if (!meta?.tensorrt?.tensorrtVersion) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`, { field: 'model', file });
-    }
-    return meta;
-}
-/**
- * The modelship runtime serves ONNX with ONNX Runtime, which cannot load a TensorRT plan: refuse one (no-op for
- * anything else). The image stage calls it when runtime is modelship.
- */
-function refuseModelshipPlan(file) {
-    if (!isTensorRTPlan(file))
-        return;
-    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${file} is a TensorRT plan, which the modelship runtime (ONNX Runtime) cannot load: serve it with runtime: triton (Triton's TensorRT backend), or give the ONNX model (the convert stage's onnx-path, or compile with target onnxruntime)`, { field: 'runtime', file });
-}
-/**
- * A plan loads only in the TensorRT that built it: refuse (ModelshipError 'input') a plan whose TensorRT
- * (major.minor.patch) differs from the serving image's, or a serving image that declares no TensorRT version.
- * `planMeta` is the plan's metadata (readPlanMetadata) or its `tensorrt` block; `servingVersion` what
- * imageTensorRTVersion(servingImage) returned. Returns the plan's `tensorrt` block (profile.max is Triton's
- * max_batch_size).
- */
-function checkPlanForImage(planMeta, servingImage, servingVersion) {
-    const trt = 'tensorrtVersion' in planMeta ? planMeta : planMeta.tensorrt;
-    if (!trt?.tensorrtVersion)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'the plan\'s metadata records no TensorRT version (its "tensorrt" block); build it with stage compile (target: tensorrt)', { field: 'model' });
-    const built = `TensorRT ${trt.tensorrtVersion}${trt.tensorrtImage ? ` in ${trt.tensorrtImage}` : ''}`;
-    if (!servingVersion) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `the serving image ${servingImage} declares no TensorRT version (looked for ${TENSORRT_ENV_VARS.join(', ')} in its config's environment), so nothing shows it can load the TensorRT plan built by ${built}. Use NVIDIA's Triton image (nvcr.io/nvidia/tritonserver:<release>-py3) or a mirror of it`, { field: 'triton-image' });
-    }
-    if ((0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(trt.tensorrtVersion) !== (0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(servingVersion)) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `refusing the TensorRT plan: ${built} built it, but the serving image ${servingImage} has TensorRT ${servingVersion}; a plan loads only in the TensorRT (major.minor.patch) that built it. Compile again with a tensorrt-image of the serving image's release (the same triton-release), or serve with the Triton image ${trt.tritonImage && trt.tritonImage !== servingImage ? `it was built for (${trt.tritonImage})` : `of TensorRT ${(0,_compile_tensorrt__WEBPACK_IMPORTED_MODULE_5__/* .tensorrtRelease */ .TA)(trt.tensorrtVersion)}`}`, { field: 'triton-image' });
-    }
-    return trt;
-}
-
-
-/***/ }),
-
 /***/ 79407:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -31671,7 +31354,7 @@ else {
         void Promise.all(/* import() */[__nccwpck_require__.e(119), __nccwpck_require__.e(58), __nccwpck_require__.e(769)]).then(__nccwpck_require__.bind(__nccwpck_require__, 36769)).then(({ action, post }) => (process.env.STATE_isPost === 'true' ? post() : action()));
     }
     else {
-        const { cli } = __nccwpck_require__(96555);
+        const { cli } = __nccwpck_require__(30083);
         void cli(argv).then((code) => {
             process.exitCode = code;
         });
@@ -31682,535 +31365,7 @@ else {
 
 /***/ }),
 
-/***/ 20407:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   In: () => (/* binding */ GateFailure),
-/* harmony export */   Wq: () => (/* binding */ bake),
-/* harmony export */   aG: () => (/* binding */ Aborted),
-/* harmony export */   b_: () => (/* binding */ waitDeployment),
-/* harmony export */   yy: () => (/* binding */ sleep)
-/* harmony export */ });
-/* unused harmony exports podView, fatalReason, describePod, selectorString, podEvidence */
-function podView(p) {
-    const pod = p;
-    const cs = pod.status?.containerStatuses ?? [];
-    const term = (s) => (s?.terminated ? { reason: s.terminated.reason ?? '', exitCode: s.terminated.exitCode ?? 0, message: s.terminated.message ?? '' } : undefined);
-    const waiting = cs.map((c) => c.state?.waiting).find((w) => w?.reason);
-    return {
-        name: pod.metadata.name,
-        uid: pod.metadata.uid ?? '',
-        phase: pod.status?.phase ?? 'Unknown',
-        ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-        started: cs.length > 0 && cs.every((c) => c.started !== false),
-        restarts: cs.reduce((n, c) => n + c.restartCount, 0),
-        waiting: waiting ? { reason: waiting.reason ?? '', message: waiting.message ?? '' } : undefined,
-        terminated: cs.map((c) => term(c.state)).find(Boolean),
-        lastTerminated: cs.map((c) => term(c.lastState)).find(Boolean),
-        node: pod.spec?.nodeName,
-        labels: pod.metadata.labels ?? {},
-    };
-}
-const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'ErrImageNeverPull']);
-/** Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not crash. */
-function fatalReason(p) {
-    const exit = (t) => `${t.reason || 'exited'} (exit code ${t.exitCode})${t.message ? `: ${t.message.trim().slice(0, 300)}` : ''}`;
-    if (p.waiting && FATAL_WAITING.has(p.waiting.reason))
-        return `pod ${p.name}: ${p.waiting.reason}${p.waiting.message ? `: ${p.waiting.message.slice(0, 300)}` : ''}${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
-    if (p.restarts > 0)
-        return `pod ${p.name} restarted ${p.restarts} time(s)${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
-    if (p.terminated)
-        return `pod ${p.name}: container terminated: ${exit(p.terminated)}`;
-    if (p.phase === 'Failed')
-        return `pod ${p.name} failed`;
-    return undefined;
-}
-function describePod(p) {
-    const state = p.waiting ? `waiting ${p.waiting.reason}` : p.terminated ? `terminated ${p.terminated.reason} (${p.terminated.exitCode})` : p.phase;
-    return `${p.name}: ${state}, ready ${p.ready}, restarts ${p.restarts}${p.node ? `, node ${p.node}` : ''}`;
-}
-class GateFailure extends Error {
-    evidence;
-    constructor(message, evidence = []) {
-        super(message);
-        this.evidence = evidence;
-    }
-}
-class Aborted extends Error {
-}
-function sleep(ms, signal) {
-    return new Promise((resolve, reject) => {
-        if (signal?.aborted)
-            return reject(new Aborted(String(signal.reason ?? 'aborted')));
-        const t = setTimeout(() => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-        }, ms);
-        const onAbort = () => {
-            clearTimeout(t);
-            reject(new Aborted(String(signal?.reason ?? 'aborted')));
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-    });
-}
-const selectorString = (labels) => Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
-/** The newest ReplicaSet of a Deployment (highest revision) and its pod-template-hash. */
-async function newestReplicaSet(kube, d) {
-    const rss = await kube.list('apps/v1', 'ReplicaSet', d.metadata.namespace, selectorString(d.spec.selector.matchLabels ?? {}));
-    const owned = rss.filter((r) => r.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid));
-    owned.sort((a, b) => Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0));
-    return owned[0];
-}
-/** Warning events of a pod (probe failures, pull errors, back-off), newest last, as evidence lines. */
-async function podEvidence(kube, namespace, pods) {
-    const out = [];
-    for (const p of pods.slice(0, 3)) {
-        out.push(describePod(p));
-        const ev = (await kube.events(namespace, p.name).catch(() => [])).filter((e) => e.type === 'Warning');
-        for (const e of ev.slice(-4))
-            out.push(`  ${e.reason}: ${e.message.trim().slice(0, 300)}${e.count > 1 ? ` (×${e.count})` : ''}`);
-    }
-    return out;
-}
-/**
- * Wait for a Deployment's rollout: every replica updated and available, none of the old ones left. Fails at
- * once when a new pod crash-loops, cannot pull its image, or fails its readiness probe after starting; fails at
- * the progress deadline or at timeoutMs, with the pods' states and warning events as evidence.
- */
-async function waitDeployment(kube, namespace, name, o) {
-    const deadline = Date.now() + o.timeoutMs;
-    const notReadySince = new Map();
-    let last = '';
-    for (;;) {
-        const d = await kube.get('apps/v1', 'Deployment', namespace, name);
-        if (!d)
-            throw new GateFailure(`Deployment ${namespace}/${name} disappeared during the rollout`);
-        const want = d.spec.replicas ?? 1;
-        const st = d.status ?? {};
-        const progressing = st.conditions?.find((c) => c.type === 'Progressing');
-        const rs = await newestReplicaSet(kube, d);
-        const hash = (rs?.metadata.labels ?? {})['pod-template-hash'];
-        // the ReplicaSet's own pods: a Deployment deleted a moment ago (an earlier canary of the same template) can
-        // leave terminating pods with the same pod-template-hash behind
-        const rsUid = rs?.metadata?.uid;
-        const owned = (p) => p.metadata.ownerReferences?.some((o) => o.uid === rsUid) && !p.metadata.deletionTimestamp;
-        const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).filter(owned).map(podView) : [];
-        for (const p of pods) {
-            const why = fatalReason(p);
-            if (why)
-                throw new GateFailure(why, await podEvidence(kube, namespace, [p]));
-            if (p.started && !p.ready && p.phase === 'Running') {
-                const since = notReadySince.get(p.uid) ?? Date.now();
-                notReadySince.set(p.uid, since);
-                if (Date.now() - since > o.readinessGraceMs) {
-                    const ev = await podEvidence(kube, namespace, [p]);
-                    if (ev.some((l) => /Readiness probe failed/.test(l)))
-                        throw new GateFailure(`pod ${p.name} started but fails its readiness probe`, ev);
-                }
-            }
-            else
-                notReadySince.delete(p.uid);
-        }
-        if (progressing?.reason === 'ProgressDeadlineExceeded')
-            throw new GateFailure(`Deployment ${name}: ${progressing.message ?? 'progress deadline exceeded'}`, await podEvidence(kube, namespace, pods));
-        const done = (st.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) && (st.updatedReplicas ?? 0) === want && (st.availableReplicas ?? 0) >= want && (st.replicas ?? 0) === want && pods.filter((p) => p.ready).length >= want;
-        if (done)
-            return { pods: pods.filter((p) => p.ready) };
-        const line = `${name}: ${st.updatedReplicas ?? 0}/${want} updated, ${st.availableReplicas ?? 0} available, ${pods.filter((p) => p.ready).length} new ready`;
-        if (line !== last)
-            o.onProgress?.(line);
-        last = line;
-        if (Date.now() >= deadline)
-            throw new GateFailure(`Deployment ${name} was not ready within ${Math.round(o.timeoutMs / 1000)} s (${line})`, await podEvidence(kube, namespace, pods));
-        await sleep(1000, o.signal);
-    }
-}
-/**
- * The bake window: the pods that passed readiness must stay Ready, without a restart, replacement or crash,
- * for `ms`. Checked once a second, so a failure ends the window at once.
- */
-async function bake(kube, namespace, selector, pods, ms, signal, tick) {
-    const start = Date.now();
-    const uids = new Set(pods.map((p) => p.uid));
-    while (Date.now() - start < ms) {
-        await sleep(Math.min(1000, Math.max(0, ms - (Date.now() - start))), signal);
-        const now = (await kube.list('v1', 'Pod', namespace, selectorString(selector))).map(podView).filter((p) => uids.has(p.uid));
-        if (now.length < uids.size)
-            throw new GateFailure(`a canary pod was deleted or replaced during the bake window (${now.length} of ${uids.size} left)`);
-        for (const p of now) {
-            const why = fatalReason(p);
-            if (why)
-                throw new GateFailure(`during the bake window: ${why}`, await podEvidence(kube, namespace, [p]));
-            if (!p.ready)
-                throw new GateFailure(`during the bake window: pod ${p.name} became NotReady`, await podEvidence(kube, namespace, [p]));
-        }
-        await tick?.();
-    }
-}
-
-
-/***/ }),
-
-/***/ 59795:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Gy: () => (/* binding */ canaryReplicas),
-/* harmony export */   I6: () => (/* binding */ MAX_DRAIN_DELAY_S),
-/* harmony export */   Ip: () => (/* binding */ METRICS_PORT),
-/* harmony export */   JA: () => (/* binding */ pullSecretName),
-/* harmony export */   Li: () => (/* binding */ DRAIN_TIMEOUT_S),
-/* harmony export */   QN: () => (/* binding */ validateSpec),
-/* harmony export */   QS: () => (/* binding */ pullSecret),
-/* harmony export */   Zn: () => (/* binding */ selectorLabels),
-/* harmony export */   aM: () => (/* binding */ GRACE_MARGIN_S),
-/* harmony export */   eu: () => (/* binding */ service),
-/* harmony export */   kG: () => (/* binding */ deployment),
-/* harmony export */   pN: () => (/* binding */ sleepActionServed),
-/* harmony export */   z7: () => (/* binding */ SERVER_DRAIN_DELAY_S)
-/* harmony export */ });
-/* unused harmony exports IMAGE_NODE, gracePeriodSeconds */
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
-/* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(36029);
-
-
-/**
- * Whether every kubelet of a cluster whose API server is `version` runs the preStop `sleep` action: it is on by default
- * from kubelet 1.30 (beta; GA in 1.34), and kubelets may be three minors older than the API server, so an API server
- * from 1.33 on. Below that the hook starts a process in the container.
- */
-function sleepActionServed(version) {
-    const major = parseInt(version.major, 10);
-    const minor = parseInt(version.minor, 10);
-    return major > 1 || (major === 1 && minor >= 33);
-}
-/** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
-const METRICS_PORT = _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .METRICS_PORT */ .Ip;
-/** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
-const DRAIN_TIMEOUT_S = _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .SERVER_DRAIN_TIMEOUT_S */ .lo;
-/** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */
-const MAX_DRAIN_DELAY_S = 300;
-/**
- * MODELSHIP_DRAIN_DELAY_S of the pods after a preStop wait: on SIGTERM the server answers with `Connection: close` for
- * this long before it stops taking work, so clients that hold a keep-alive connection to the pod (a ClusterIP is
- * resolved per connection, not per request) reconnect to another pod instead of meeting a closed socket.
- */
-const SERVER_DRAIN_DELAY_S = 2;
-/** Grace period beyond the preStop wait and the drain timeout: starting the hook's process, the server's exit. */
-const GRACE_MARGIN_S = 5;
-/** The image's Node.js (the image stage's ENTRYPOINT runs it): the preStop hook's only tool, no shell is guaranteed. */
-const IMAGE_NODE = '/opt/modelship/node/bin/node';
-/**
- * terminationGracePeriodSeconds: Kubernetes counts the preStop hook inside the grace period (the kubelet runs the hook,
- * then sends SIGTERM with what is left, at least 2 s), so it covers the hook's wait, then the server's own drain delay
- * (SERVER_DRAIN_DELAY_S, Connection: close on every answer) and drain timeout, then a margin for the hook's start and
- * the exit.
- */
-function gracePeriodSeconds(s) {
-    return s.drainDelayS + serverDrainDelay(s) + s.drainTimeoutS + GRACE_MARGIN_S;
-}
-/**
- * drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too. Triton has no such
- * phase: on SIGTERM it finishes what is in flight within --exit-timeout-secs (the image's CMD sets DRAIN_TIMEOUT_S).
- */
-const serverDrainDelay = (s) => (s.drainDelayS > 0 && s.runtime !== 'triton' ? SERVER_DRAIN_DELAY_S : 0);
-const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-function validateSpec(s) {
-    const bad = (field, why) => {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `input "${field}": ${why}`, { field });
-    };
-    if (!NAME.test(s.app) || s.app.length > 50)
-        bad('app', `must be a DNS label of at most 50 characters (it names the Deployment and its -canary twin), got "${s.app}"`);
-    if (!NAME.test(s.namespace) || s.namespace.length > 63)
-        bad('namespace', `must be a DNS label, got "${s.namespace}"`);
-    if (!/@sha256:[0-9a-f]{64}$/.test(s.image))
-        bad('image', `deploy the image by digest (repository@sha256:...), got "${s.image}"`);
-    if (!Number.isInteger(s.replicas) || s.replicas < 1)
-        bad('replicas', `must be a positive integer, got ${s.replicas}`);
-    if (!Number.isInteger(s.drainDelayS) || s.drainDelayS < 0 || s.drainDelayS > MAX_DRAIN_DELAY_S)
-        bad('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S}, got ${s.drainDelayS}`);
-}
-/** The labels that select the serving pods; the canary adds `track: canary`, the stable `track: stable`. */
-function selectorLabels(app) {
-    return { 'app.kubernetes.io/name': app, 'app.kubernetes.io/component': 'model-server' };
-}
-/** The environment of modelship's server (Triton's image takes its settings from its CMD). */
-function modelshipEnv(s) {
-    const env = [
-        { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
-        { name: 'PORT', value: String(s.port) },
-        { name: 'MODELSHIP_METRICS_PORT', value: String(s.metricsPort) },
-        // the preStop hook has already kept the pod serving for drain-delay seconds while it left the Service's
-        // endpoints: on SIGTERM the server only sheds its keep-alive clients (Connection: close) for a moment, then
-        // stops taking work and finishes what is in flight
-        { name: 'MODELSHIP_DRAIN_DELAY_S', value: String(serverDrainDelay(s)) },
-        { name: 'MODELSHIP_DRAIN_TIMEOUT_S', value: String(s.drainTimeoutS) },
-    ];
-    if (s.gpu)
-        env.push({ name: 'MODELSHIP_PROVIDER', value: 'cuda' });
-    if (s.apiKeySecret)
-        env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
-    if (s.modelKeySecret)
-        env.push({ name: 'MODELSHIP_MODEL_KEY', valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
-    return env;
-}
-/**
- * The preStop hook that keeps a terminating pod serving for drain-delay seconds while it leaves the Service's
- * endpoints: the kubelet's own `sleep` action where the cluster runs it (no process in the container); below that
- * (sleepActionServed) a process: modelship's image has no shell, so its own Node.js waits; Triton's images (Ubuntu)
- * have coreutils' sleep.
- */
-function preStop(s) {
-    if (s.sleepAction)
-        return { sleep: { seconds: s.drainDelayS } };
-    return { exec: { command: s.runtime === 'triton' ? ['sleep', String(s.drainDelayS)] : [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`] } };
-}
-function container(s) {
-    const triton = s.runtime === 'triton';
-    const limits = { cpu: s.resources.cpu, memory: s.resources.memory };
-    if (s.gpu)
-        limits['nvidia.com/gpu'] = '1';
-    const probe = (path, period, failures) => ({ httpGet: { path, port: 'http' }, periodSeconds: period, failureThreshold: failures, timeoutSeconds: 2 });
-    return {
-        name: 'model-server',
-        image: s.image,
-        imagePullPolicy: 'IfNotPresent',
-        ports: [
-            { name: 'http', containerPort: s.port, protocol: 'TCP' },
-            { name: 'metrics', containerPort: s.metricsPort, protocol: 'TCP' },
-        ],
-        ...(triton ? {} : { env: modelshipEnv(s) }),
-        resources: { requests: { cpu: s.resources.cpu, memory: s.resources.memory }, limits },
-        // both runtimes answer KServe v2's health routes; Triton's readiness means every model in its repository is ready
-        readinessProbe: probe('/v2/health/ready', 2, 2),
-        livenessProbe: { ...probe('/v2/health/live', 5, 3), initialDelaySeconds: 5 },
-        // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
-        startupProbe: probe('/v2/health/ready', 1, 120),
-        // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after it
-        ...(s.drainDelayS > 0 ? { lifecycle: { preStop: preStop(s) } } : {}),
-        // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
-        ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
-        // what Pod Security's `restricted` profile requires (and a read-only root beyond it)
-        securityContext: { runAsNonRoot: true, runAsUser: triton ? _shared_runtime__WEBPACK_IMPORTED_MODULE_1__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
-    };
-}
-/** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
-function deployment(s, track, replicas) {
-    const name = track === 'stable' ? s.app : `${s.app}-canary`;
-    const labels = { ...selectorLabels(s.app), track, 'app.kubernetes.io/managed-by': 'modelship' };
-    return {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name, namespace: s.namespace, labels, annotations: { 'modelship.dev/image': s.image } },
-        spec: {
-            replicas,
-            progressDeadlineSeconds: s.progressDeadlineSeconds,
-            revisionHistoryLimit: 5,
-            selector: { matchLabels: { ...selectorLabels(s.app), track } },
-            strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-            template: {
-                metadata: {
-                    labels: { ...selectorLabels(s.app), track },
-                    // the common scrape convention (and the lab's pod discovery): the server's metrics-only listener, which
-                    // needs no API key and serves nothing but /metrics, so a scraper never holds a key nor reaches inference
-                    annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(s.metricsPort), 'prometheus.io/path': '/metrics' },
-                },
-                spec: {
-                    // the server never calls the Kubernetes API: no token in its pods
-                    automountServiceAccountToken: false,
-                    containers: [container(s)],
-                    ...(s.runtime === 'triton' ? { volumes: [{ name: 'tmp', emptyDir: {} }] } : {}),
-                    terminationGracePeriodSeconds: gracePeriodSeconds(s),
-                    ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
-                    ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),
-                    ...(s.imagePullSecrets.length ? { imagePullSecrets: s.imagePullSecrets.map((n) => ({ name: n })) } : {}),
-                },
-            },
-        },
-    };
-}
-/** The Service users call (stable and canary pods) or the canary-only Service used for verification. */
-function service(s, which) {
-    const selector = which === 'main' ? selectorLabels(s.app) : { ...selectorLabels(s.app), track: 'canary' };
-    return {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: which === 'main' ? s.app : `${s.app}-canary`, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
-        // protocol is explicit on every port: server-side apply of a Service needs it on Kubernetes 1.20
-        spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
-    };
-}
-/** The name of the image pull Secret that modelship creates from the registry credentials (create-pull-secret). */
-const pullSecretName = (app) => `${app}-registry`;
-/**
- * An image pull Secret (kubernetes.io/dockerconfigjson) for `registry` from a user and password, labelled as
- * modelship's. Its data is a secret: never print this object (dry runs and reports name it only).
- */
-function pullSecret(s, registry, username, password) {
-    const auth = Buffer.from(`${username}:${password}`).toString('base64');
-    const dockerconfig = JSON.stringify({ auths: { [registry]: { username, password, auth } } });
-    return {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: pullSecretName(s.app), namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
-        type: 'kubernetes.io/dockerconfigjson',
-        data: { '.dockerconfigjson': Buffer.from(dockerconfig).toString('base64') },
-    };
-}
-/** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */
-function canaryReplicas(replicas, percent) {
-    if (!Number.isFinite(percent) || percent < 1 || percent > 100) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `input "canary-percent": must be between 1 and 100, got ${percent}`, { field: 'canary-percent' });
-    }
-    return Math.max(1, Math.ceil((replicas * percent) / 100));
-}
-
-
-/***/ }),
-
-/***/ 89825:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   HH: () => (/* binding */ DEFAULT_QUERIES),
-/* harmony export */   Sc: () => (/* binding */ fmt),
-/* harmony export */   it: () => (/* binding */ prometheusGate)
-/* harmony export */ });
-/* unused harmony exports renderQuery, promQuery */
-/* harmony import */ var _health__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(20407);
-
-const SEL = 'namespace="{{namespace}}",track="{{track}}",route="infer"';
-/** Triton's per-model metrics (its image's CMD enables the latency summaries: --metrics-config summary_latencies=true) */
-const TSEL = 'namespace="{{namespace}}",track="{{track}}",model="{{model}}"';
-const TRITON_REQUESTS = `(sum(nv_inference_request_success{${TSEL}}) + sum(nv_inference_request_failure{${TSEL}}))`;
-/**
- * The queries used when prometheus-*-query is not given, per runtime: requests served, the share that failed, and
- * p99 latency in ms. modelship: its request counter and latency histogram (route infer; 5xx are errors). Triton:
- * nv_inference_request_success / _failure (every failure reason), and the 0.99 quantile of its request latency summary
- * (a summary cannot be summed across pods: the worst pod's).
- */
-const DEFAULT_QUERIES = {
-    modelship: {
-        samples: `sum(modelship_requests_total{${SEL}})`,
-        errorRate: `(sum(modelship_requests_total{${SEL},code=~"5.."}) or vector(0)) / sum(modelship_requests_total{${SEL}})`,
-        latency: `1000 * histogram_quantile(0.99, sum by (le) (modelship_request_duration_seconds_bucket{${SEL}}))`,
-    },
-    triton: {
-        samples: TRITON_REQUESTS,
-        errorRate: `sum(nv_inference_request_failure{${TSEL}}) / ${TRITON_REQUESTS}`,
-        latency: `max(nv_inference_request_summary_us{${TSEL},quantile="0.99"}) / 1000`,
-    },
-};
-/** Fill {{namespace}}, {{app}}, {{track}}, {{model}} in a query template; an unknown placeholder is an error. */
-function renderQuery(template, vars) {
-    return template.replace(/\{\{\s*([a-z]+)\s*\}\}/g, (_, k) => {
-        if (!(k in vars))
-            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`PromQL template uses {{${k}}}; known: ${Object.keys(vars).map((v) => `{{${v}}}`).join(', ')}`);
-        return vars[k];
-    });
-}
-/** One instant query; undefined when the result is empty or not a number (no data). */
-async function promQuery(url, query, signal) {
-    let res;
-    try {
-        res = await fetch(`${url.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query })}`, { signal });
-    }
-    catch (e) {
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus at ${url} is unreachable: ${e.message}`);
-    }
-    const body = (await res.json().catch(() => ({})));
-    if (res.status !== 200 || body.status !== 'success')
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus query failed (HTTP ${res.status}): ${body.error ?? 'no error message'}; query: ${query}`);
-    const d = body.data;
-    const raw = d.resultType === 'scalar' ? d.result[1] : d.result[0]?.value[1];
-    const n = raw === undefined ? NaN : Number(raw);
-    return Number.isFinite(n) ? n : undefined;
-}
-async function prometheusGate(c, vars, hasStable, signal) {
-    const q = (t, track) => renderQuery(t, { ...vars, track });
-    const res = { canary: {}, stable: {}, queries: [q(c.samplesQuery, 'canary'), q(c.errorRateQuery, 'canary'), q(c.latencyQuery, 'canary')] };
-    const deadline = Date.now() + c.waitMs;
-    for (;;) {
-        res.canary.samples = await promQuery(c.url, q(c.samplesQuery, 'canary'), signal);
-        if ((res.canary.samples ?? 0) >= c.minSamples || Date.now() >= deadline)
-            break;
-        await (0,_health__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .yy)(1000, signal);
-    }
-    if (res.canary.samples === undefined)
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [`waited ${Math.round(c.waitMs / 1000)} s for the scrape`]);
-    if (res.canary.samples < c.minSamples)
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus has ${res.canary.samples} samples for the canary, fewer than min-samples ${c.minSamples}`);
-    res.canary.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'canary'), signal);
-    res.canary.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'canary'), signal);
-    if (hasStable) {
-        res.stable.samples = await promQuery(c.url, q(c.samplesQuery, 'stable'), signal);
-        res.stable.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'stable'), signal);
-        res.stable.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'stable'), signal);
-    }
-    const cmp = `canary ${fmt(res.canary)}; stable ${hasStable ? fmt(res.stable) : 'none'}`;
-    if (res.canary.errorRate === undefined)
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus returned no error rate for the canary; no data is a failure (${cmp})`);
-    if (res.canary.errorRate > c.maxErrorRate)
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`canary error rate ${res.canary.errorRate.toFixed(4)} > max-error-rate ${c.maxErrorRate} (${cmp})`);
-    if (c.maxP99Ms > 0) {
-        if (res.canary.p99Ms === undefined)
-            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus returned no p99 latency for the canary; no data is a failure (${cmp})`);
-        if (res.canary.p99Ms > c.maxP99Ms)
-            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`canary p99 latency ${res.canary.p99Ms.toFixed(1)} ms > max-p99-ms ${c.maxP99Ms} (${cmp})`);
-    }
-    return res;
-}
-const fmt = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate === undefined ? 'none' : m.errorRate.toFixed(4)}, p99 ${m.p99Ms === undefined ? 'none' : `${m.p99Ms.toFixed(1)} ms`}`;
-
-
-/***/ }),
-
-/***/ 79786:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   S: () => (/* binding */ runStage)
-/* harmony export */ });
-/* eslint-disable @typescript-eslint/no-require-imports */
-/**
- * Dispatch a validated config to its stage. The action and the CLI both come through here. A stage's modules
- * are required when it runs (kept in the bundle's main file: required, not imported), so one stage does not
- * start up the others.
- */
-async function runStage(cfg, log) {
-    switch (cfg.stage) {
-        case 'convert':
-            return (__nccwpck_require__(61355)/* .runConvert */ .B)(cfg.convert, log);
-        case 'compile':
-            return (__nccwpck_require__(54398)/* .runCompile */ .Jz)(cfg.compile, log);
-        case 'image':
-            return (__nccwpck_require__(33700)/* .runImage */ .DG)(cfg.image, log);
-        case 'smoke':
-            return (__nccwpck_require__(38697)/* .runSmoke */ .Lw)(cfg.smoke, log);
-        case 'rollout':
-            // loaded on use: @kubernetes/client-node is large and ESM-only
-            return (await Promise.all(/* import() */[__nccwpck_require__.e(482), __nccwpck_require__.e(291), __nccwpck_require__.e(472), __nccwpck_require__.e(158)]).then(__nccwpck_require__.bind(__nccwpck_require__, 12472))).runRollout(cfg.rollout, log);
-        case 'preview':
-            return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runPreview(cfg.preview, log);
-        case 'cleanup':
-            return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runCleanup(cfg.cleanup, log);
-        case 'pipeline':
-            return (await __nccwpck_require__.e(/* import() */ 782).then(__nccwpck_require__.bind(__nccwpck_require__, 77782))).runPipeline(cfg, log);
-    }
-}
-/* eslint-enable @typescript-eslint/no-require-imports */
-
-
-/***/ }),
-
-/***/ 78155:
+/***/ 40062:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -32327,180 +31482,370 @@ function classificationStrings(d, items, count, k, labels) {
 
 /***/ }),
 
-/***/ 7618:
+/***/ 68806:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Do: () => (/* binding */ parseKey),
-/* harmony export */   cv: () => (/* binding */ loadKey),
-/* harmony export */   dh: () => (/* binding */ encryptModel),
-/* harmony export */   hD: () => (/* binding */ decryptModel),
-/* harmony export */   ph: () => (/* binding */ isEncrypted)
+/* harmony export */   B: () => (/* binding */ DETECTION_OUTPUTS_KEY),
+/* harmony export */   BB: () => (/* binding */ formatBox),
+/* harmony export */   Cz: () => (/* binding */ matchDetections),
+/* harmony export */   Mz: () => (/* binding */ parseExpectedDetections),
+/* harmony export */   Qj: () => (/* binding */ describeDetections),
+/* harmony export */   Rr: () => (/* binding */ detectionOutputNames),
+/* harmony export */   WZ: () => (/* binding */ splitDetectionTable),
+/* harmony export */   ZG: () => (/* binding */ isDetectionShape),
+/* harmony export */   ar: () => (/* binding */ imageDetections),
+/* harmony export */   ch: () => (/* binding */ compareDetections),
+/* harmony export */   sJ: () => (/* binding */ iou)
 /* harmony export */ });
-/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
-/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(79896);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
-
-
-
+/* unused harmony exports DETECTION_TOLERANCE, detectionRows */
 /**
- * Encrypted model at rest: AES-256-GCM. File layout: "MSENC1\n" magic, 12-byte IV, 16-byte tag, ciphertext.
- * The key (32 bytes, hex or base64) comes from an environment variable or a mounted file, never from the image.
+ * Detections, as Caffe's (SSD fork's) DetectionOutput writes them: a [1, 1, D, 7] table of rows (image_id, label,
+ * score, xmin, ymin, xmax, ymax), box corners normalized to [0, 1], rows per image by score; D is dynamic and may be
+ * 0. The converter names such outputs in the ONNX metadata (`modelship.detection_outputs`, comma-separated); a
+ * Triton server does not pass that on, so a client also knows one by its shape. One module for the converter,
+ * parity, the server and its clients: parity judges tables as sets, not tensors (the same detections per image,
+ * count and labels, each score and box within a tolerance; row order is not compared — Caffe writes rows by
+ * class, OpenCV and the converter by score); the server splits batched tables and scales boxes to images; smoke
+ * matches expected boxes.
  */
-const MAGIC = Buffer.from('MSENC1\n', 'latin1');
-function isEncrypted(bytes) {
-    return bytes.length > MAGIC.length && Buffer.from(bytes.subarray(0, MAGIC.length)).equals(MAGIC);
+/** The ONNX metadata key naming a model's detection outputs (comma-separated), as the converter writes it. */
+const DETECTION_OUTPUTS_KEY = 'modelship.detection_outputs';
+/** The detection outputs a model's metadata names, those of `outputs` only, in the model's order. */
+function detectionOutputNames(metadata, outputs) {
+    const listed = new Set((metadata[DETECTION_OUTPUTS_KEY] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+    return outputs.filter((o) => listed.has(o));
 }
-function parseKey(text, source) {
-    const t = text.trim();
-    let key;
-    if (/^[0-9a-fA-F]{64}$/.test(t))
-        key = Buffer.from(t, 'hex');
-    else {
-        const b = Buffer.from(t, 'base64');
-        if (b.length === 32)
-            key = b;
-    }
-    if (!key)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `the model key from ${source} is not 32 bytes (64 hex digits or base64)`);
-    return key;
+/** A declared shape that can be a detection table: [1, 1, D, 7], D variable (-1 or symbolic) or a number. */
+function isDetectionShape(shape) {
+    return shape.length === 4 && shape[0] === 1 && shape[1] === 1 && shape[3] === 7;
 }
-/** The key from `envName` or, when that is unset, from the file `keyFile`. */
-function loadKey(env, envName, keyFile) {
-    if (env[envName])
-        return parseKey(env[envName], `$${envName}`);
-    if (keyFile && fs__WEBPACK_IMPORTED_MODULE_1__.existsSync(keyFile))
-        return parseKey(fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync(keyFile, 'utf8'), keyFile);
-    return undefined;
-}
-function encryptModel(plain, key) {
-    const iv = crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes(12);
-    const c = crypto__WEBPACK_IMPORTED_MODULE_0__.createCipheriv('aes-256-gcm', key, iv);
-    const body = Buffer.concat([c.update(plain), c.final()]);
-    return Buffer.concat([MAGIC, iv, c.getAuthTag(), body]);
-}
-function decryptModel(bytes, key, file) {
-    if (!key)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
-    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
-    const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);
-    const d = crypto__WEBPACK_IMPORTED_MODULE_0__.createDecipheriv('aes-256-gcm', key, iv);
-    d.setAuthTag(tag);
-    try {
-        return Buffer.concat([d.update(b.subarray(MAGIC.length + 28)), d.final()]);
-    }
-    catch {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'cannot decrypt the model: wrong key or corrupted file (AES-256-GCM authentication failed)', { file });
-    }
-}
-
-
-/***/ }),
-
-/***/ 91194:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Lq: () => (/* binding */ imageToDetectionTensor),
-/* harmony export */   Y4: () => (/* binding */ imageToTensor),
-/* harmony export */   _3: () => (/* reexport safe */ _preprocess__WEBPACK_IMPORTED_MODULE_3__._),
-/* harmony export */   od: () => (/* reexport safe */ _preprocess__WEBPACK_IMPORTED_MODULE_3__.o)
-/* harmony export */ });
-/* unused harmony export decodeImage */
-/* harmony import */ var jpeg_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83598);
-/* harmony import */ var jpeg_js__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(jpeg_js__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var pngjs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10359);
-/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(61351);
-/* harmony import */ var _preprocess__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(64549);
-
-
-
-
-function decodeImage(bytes) {
-    if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
-        try {
-            const img = jpeg_js__WEBPACK_IMPORTED_MODULE_0__.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256 });
-            return { width: img.width, height: img.height, data: img.data };
-        }
-        catch (e) {
-            throw new _kserve__WEBPACK_IMPORTED_MODULE_2__/* .ProtocolError */ .bd(400, `cannot decode the JPEG image: ${e.message}`);
-        }
-    }
-    if (bytes.length >= 8 && bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
-        try {
-            const img = pngjs__WEBPACK_IMPORTED_MODULE_1__/* .PNG */ .O.sync.read(bytes);
-            return { width: img.width, height: img.height, data: img.data };
-        }
-        catch (e) {
-            throw new _kserve__WEBPACK_IMPORTED_MODULE_2__/* .ProtocolError */ .bd(400, `cannot decode the PNG image: ${e.message}`);
-        }
-    }
-    throw new _kserve__WEBPACK_IMPORTED_MODULE_2__/* .ProtocolError */ .bd(415, 'the body is not a JPEG or PNG image');
-}
-/** Bilinear sample of channel c at (x, y) in source pixel coordinates. */
-function sample(img, x, y, c) {
-    const x0 = Math.max(0, Math.min(img.width - 1, Math.floor(x)));
-    const y0 = Math.max(0, Math.min(img.height - 1, Math.floor(y)));
-    const x1 = Math.min(img.width - 1, x0 + 1);
-    const y1 = Math.min(img.height - 1, y0 + 1);
-    const fx = Math.max(0, Math.min(1, x - x0));
-    const fy = Math.max(0, Math.min(1, y - y0));
-    const at = (xx, yy) => img.data[(yy * img.width + xx) * 4 + c];
-    return (at(x0, y0) * (1 - fx) + at(x1, y0) * fx) * (1 - fy) + (at(x0, y1) * (1 - fx) + at(x1, y1) * fx) * fy;
-}
-/** Decode and preprocess an image into a [1, 3, H, W] float tensor (classification: resize, center crop). */
-function imageToTensor(bytes, height, width, p) {
-    const img = decodeImage(bytes);
-    // resize so the short side is `resize` (or straight to the crop), then take the center crop
-    const s = p.resize > 0 ? p.resize / Math.min(img.width, img.height) : Math.max(width / img.width, height / img.height);
-    const rw = img.width * s;
-    const rh = img.height * s;
-    const ox = (rw - width) / 2;
-    const oy = (rh - height) / 2;
-    const out = new Float32Array(3 * height * width);
-    const order = p.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
-    for (let c = 0; c < 3; c++) {
-        for (let y = 0; y < height; y++) {
-            for (let x = 0; x < width; x++) {
-                const v = sample(img, (x + ox + 0.5) / s - 0.5, (y + oy + 0.5) / s - 0.5, order[c]);
-                out[(c * height + y) * width + x] = (v - (p.mean[c] ?? 0)) * p.scale;
-            }
-        }
+/**
+ * The rows of items [start, start + items) of a batch's detection table, their image_id re-based to the first of
+ * them (so a request sees its own item indices). Rows of no item (Caffe's "nothing found" rows, image_id -1) are
+ * left out; the rows keep their order (per image by score).
+ */
+function splitDetectionTable(table, start, items) {
+    let n = 0;
+    for (let i = 0; i + 7 <= table.length; i += 7)
+        if (table[i] >= start && table[i] < start + items)
+            n++;
+    const out = new Float32Array(n * 7);
+    let o = 0;
+    for (let i = 0; i + 7 <= table.length; i += 7) {
+        const id = table[i];
+        if (!(id >= start && id < start + items))
+            continue;
+        out.set(table.subarray(i, i + 7), o);
+        out[o] = id - start;
+        o += 7;
     }
     return out;
 }
 /**
- * Decode and preprocess an image for a detection model (SSD): the whole image resized to H x W (the aspect ratio is
- * not kept and nothing is cropped, as SSD's test-time transform and OpenCV's `blobFromImage(img, scale, (W, H), mean,
- * crop=False)` do), then channel order, mean and scale as `p` says (`p.resize` does not apply). A detection's
- * normalized box times the original `width` and `height` is then the box in the original image's pixels.
+ * Item `image`'s detections with a score of at least `threshold`, scaled from normalized corners to an image of
+ * `width` x `height` pixels (the whole image was resized to the model's input, so x scales by the width and y by
+ * the height), highest score first; `labels[label]` as `label_name` when there is one.
  */
-function imageToDetectionTensor(bytes, height, width, p) {
-    const img = decodeImage(bytes);
-    const sx = width / img.width;
-    const sy = height / img.height;
-    const out = new Float32Array(3 * height * width);
-    const order = p.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
-    for (let c = 0; c < 3; c++) {
-        for (let y = 0; y < height; y++) {
-            for (let x = 0; x < width; x++) {
-                const v = sample(img, (x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5, order[c]);
-                out[(c * height + y) * width + x] = (v - (p.mean[c] ?? 0)) * p.scale;
+function imageDetections(table, o) {
+    const image = o.image ?? 0;
+    const out = [];
+    for (let i = 0; i + 7 <= table.length; i += 7) {
+        if (table[i] !== image || !(table[i + 2] >= o.threshold))
+            continue;
+        const label = table[i + 1];
+        const name = Number.isInteger(label) ? o.labels?.[label] : undefined;
+        out.push({
+            label,
+            ...(name !== undefined ? { label_name: name } : {}),
+            score: table[i + 2],
+            box: [table[i + 3] * o.width, table[i + 4] * o.height, table[i + 5] * o.width, table[i + 6] * o.height],
+        });
+    }
+    // (stable: rows of equal score keep the model's order)
+    return out.sort((a, b) => b.score - a.score);
+}
+/** Intersection over union of two [xmin, ymin, xmax, ymax] boxes (0 when either is empty). */
+function iou(a, b) {
+    const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+    const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+    if (!(iw > 0 && ih > 0))
+        return 0;
+    const inter = iw * ih;
+    const area = (r) => Math.max(0, r[2] - r[0]) * Math.max(0, r[3] - r[1]);
+    const union = area(a) + area(b) - inter;
+    return union > 0 ? inter / union : 0;
+}
+/**
+ * Match expected detections to those the server found, one to one: a pair must have the same label and an IoU of
+ * at least `minIou`. The matching is a maximum one (augmenting paths, as a greedy choice can leave a detection
+ * unmatched that another assignment would match), preferring higher IoU.
+ */
+function matchDetections(expected, got, minIou = 0.5) {
+    // candidates per expected detection, best IoU first
+    const cand = expected.map((e) => got
+        .map((g, j) => ({ j, iou: g.label === e.label ? iou(e.box, g.box) : 0 }))
+        .filter((c) => c.iou >= minIou)
+        .sort((a, b) => b.iou - a.iou));
+    const owner = new Array(got.length).fill(-1);
+    const augment = (i, seen) => {
+        for (const { j } of cand[i]) {
+            if (seen.has(j))
+                continue;
+            seen.add(j);
+            if (owner[j] < 0 || augment(owner[j], seen)) {
+                owner[j] = i;
+                return true;
             }
         }
+        return false;
+    };
+    // expected detections with fewer candidates first: a better chance that the greedy first pick is the final one
+    const order = expected.map((_, i) => i).sort((a, b) => cand[a].length - cand[b].length);
+    for (const i of order)
+        augment(i, new Set());
+    const matches = expected.map(() => ({ got: -1, iou: 0 }));
+    owner.forEach((i, j) => {
+        if (i >= 0)
+            matches[i] = { got: j, iou: cand[i].find((c) => c.j === j).iou };
+    });
+    const extra = owner.flatMap((i, j) => (i < 0 ? [j] : []));
+    return { pass: expected.length === got.length && matches.every((m) => m.got >= 0), matches, extra };
+}
+/** A box for messages: corners rounded to a tenth of a pixel. */
+function formatBox(b) {
+    return `[${b.map((v) => (Math.round(v * 10) / 10).toString()).join(', ')}]`;
+}
+/**
+ * Parse a list of expected detections (`[{"label": 1, "box": [x1, y1, x2, y2]}, ...]`, pixels of the image);
+ * throws an Error naming the first bad entry.
+ */
+function parseExpectedDetections(text) {
+    let v;
+    try {
+        v = JSON.parse(text);
     }
-    return { data: out, width: img.width, height: img.height };
+    catch (e) {
+        throw new Error(`not JSON: ${e.message}`);
+    }
+    if (!Array.isArray(v))
+        throw new Error('expected a JSON list of {"label": N, "box": [xmin, ymin, xmax, ymax]} (pixels of the sample image)');
+    return v.map((d, i) => {
+        const at = `entry ${i}`;
+        if (typeof d !== 'object' || d === null || Array.isArray(d))
+            throw new Error(`${at} is not an object {"label": N, "box": [xmin, ymin, xmax, ymax]}`);
+        const o = d;
+        const unknown = Object.keys(o).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
+        if (unknown.length)
+            throw new Error(`${at} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (label and box are compared; score and label_name are ignored)`);
+        if (typeof o.label !== 'number' || !Number.isInteger(o.label) || o.label < 0)
+            throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(o.label)}`);
+        const b = o.box;
+        if (!Array.isArray(b) || b.length !== 4 || b.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
+            throw new Error(`${at}: "box" must be four numbers [xmin, ymin, xmax, ymax] in pixels, got ${JSON.stringify(b)}`);
+        const box = b;
+        if (!(box[2] > box[0] && box[3] > box[1]))
+            throw new Error(`${at}: "box" ${JSON.stringify(box)} is empty: xmax must exceed xmin and ymax ymin`);
+        return { label: o.label, box };
+    });
+}
+/**
+ * Measured on the SSD fixtures (test/fixtures/ssd: OpenCV's DNN module against ONNX Runtime, batch 1 and 2, graph
+ * optimizations off and all): worst score |Δ| 7.4e-6 (face detector; MobileNet-SSD 9.2e-7), worst box |Δ| 9.5e-7.
+ * 1e-4 keeps a 13× margin on scores; on boxes it is 0.03 px of a 300 px image.
+ */
+const DETECTION_TOLERANCE = { score: 1e-4, box: 1e-4 };
+/** The rows of a detection table; Caffe's "nothing found" rows (image_id -1) and OpenCV's zero padding are not detections. */
+function detectionRows(a) {
+    const rows = [];
+    for (let i = 0; i + 7 <= a.data.length; i += 7) {
+        const r = a.data.subarray(i, i + 7);
+        if (r[0] < 0 || r.every((x) => x === 0))
+            continue;
+        rows.push({ image: r[0], label: r[1], score: r[2], box: [r[3], r[4], r[5], r[6]] });
+    }
+    return rows;
+}
+/**
+ * Match each reference detection to a converted one of the same image and label (closest first, each used once)
+ * and measure the worst score and box differences.
+ */
+function compareDetections(name, batch, got, ref, tol = DETECTION_TOLERANCE) {
+    const g = detectionRows(got);
+    const r = detectionRows(ref);
+    const images = [...new Set([...g, ...r].map((d) => d.image))].sort((a, b) => a - b);
+    const counts = images.map((image) => ({ image, got: g.filter((d) => d.image === image).length, reference: r.filter((d) => d.image === image).length }));
+    const used = new Set();
+    let unmatched = 0;
+    let maxScoreDiff = 0;
+    let maxBoxDiff = 0;
+    const boxDiff = (a, b) => Math.max(...a.box.map((v, i) => Math.abs(v - b.box[i])));
+    for (const d of [...r].sort((a, b) => b.score - a.score)) {
+        let best = -1;
+        let bestCost = Infinity;
+        g.forEach((c, i) => {
+            if (used.has(i) || c.image !== d.image || c.label !== d.label)
+                return;
+            const cost = Math.max(Math.abs(c.score - d.score) / tol.score, boxDiff(c, d) / tol.box);
+            if (cost < bestCost)
+                [best, bestCost] = [i, cost];
+        });
+        if (best < 0) {
+            unmatched++;
+            continue;
+        }
+        used.add(best);
+        maxScoreDiff = Math.max(maxScoreDiff, Math.abs(g[best].score - d.score));
+        maxBoxDiff = Math.max(maxBoxDiff, boxDiff(g[best], d));
+    }
+    const pass = unmatched === 0 && counts.every((c) => c.got === c.reference) && maxScoreDiff <= tol.score && maxBoxDiff <= tol.box;
+    return { batch, output: name, counts, unmatched, maxScoreDiff, maxBoxDiff, tolerance: tol, pass };
+}
+/** One line on a detection check for reports and errors. */
+function describeDetections(c) {
+    const counts = c.counts.map((x) => (x.got === x.reference ? `image ${x.image}: ${x.got}` : `image ${x.image}: ${x.got}, expected ${x.reference}`)).join('; ');
+    return `detections ${counts || 'none'}; max score |Δ| ${c.maxScoreDiff.toExponential(2)} (≤ ${c.tolerance.score}), max box |Δ| ${c.maxBoxDiff.toExponential(2)} (≤ ${c.tolerance.box})${c.unmatched ? `; ${c.unmatched} reference detection(s) without a match of the same label` : ''}`;
 }
 
 
 /***/ }),
 
-/***/ 61351:
+/***/ 29628:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $L: () => (/* binding */ detectionOutput),
+/* harmony export */   R2: () => (/* binding */ detectServer),
+/* harmony export */   Vb: () => (/* binding */ detectImage),
+/* harmony export */   _u: () => (/* binding */ classifyImage),
+/* harmony export */   k6: () => (/* binding */ httpTransport),
+/* harmony export */   xy: () => (/* binding */ modelPlacement)
+/* harmony export */ });
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(44098);
+/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(26214);
+/* harmony import */ var _pixels__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(99363);
+/* harmony import */ var _classification__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(40062);
+/* harmony import */ var _detections__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(68806);
+
+
+
+
+
+/** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
+function httpTransport(base, agent) {
+    return (p, opts = {}) => (0,_util_http__WEBPACK_IMPORTED_MODULE_0__/* .exchange */ .c)(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
+}
+const json = (body) => JSON.parse(body.toString() || '{}');
+/** GET /v2: which runtime answers. A server that is neither modelship nor Triton is named in the error. */
+async function detectServer(t, headers = {}) {
+    const r = await t('/v2', { headers, timeoutMs: 10_000 });
+    if (r.status !== 200)
+        throw new Error(`GET /v2 (server metadata) answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
+    const m = json(r.body);
+    const name = String(m.name ?? '');
+    const runtime = name === 'triton' ? 'triton' : name === 'modelship' ? 'modelship' : undefined;
+    if (!runtime)
+        throw new Error(`GET /v2 names the server "${name}": neither modelship nor triton`);
+    return { runtime, name, version: String(m.version ?? ''), extensions: m.extensions ?? [] };
+}
+/**
+ * Where the model computes. modelship: the execution provider in its model metadata (`cuda`, `cpu`). Triton: its
+ * model configuration's instance groups — every group KIND_GPU is the GPU, any KIND_CPU group the CPU (Triton has no
+ * provider field; KIND_AUTO resolves to one of the two in the config Triton reports).
+ */
+async function modelPlacement(t, server, modelName, headers = {}) {
+    if (server.runtime === 'modelship') {
+        const r = await t(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 });
+        if (r.status !== 200)
+            return { device: 'unknown', detail: `model metadata answered HTTP ${r.status}` };
+        const p = json(r.body).parameters ?? {};
+        const provider = p.execution_provider ?? 'unknown';
+        return { device: provider === 'cuda' ? 'cuda' : provider === 'cpu' ? 'cpu' : 'unknown', detail: `execution provider ${provider}${p.provider_fallback ? ` (${p.provider_fallback})` : ''}` };
+    }
+    const r = await t(`/v2/models/${modelName}/config`, { headers, timeoutMs: 10_000 });
+    if (r.status !== 200)
+        return { device: 'unknown', detail: `model configuration answered HTTP ${r.status}` };
+    const groups = json(r.body).instance_group ?? [];
+    const kinds = groups.map((g) => g.kind ?? 'KIND_AUTO');
+    const detail = `instance_group ${groups.map((g) => `${g.kind ?? 'KIND_AUTO'}×${g.count ?? 1}${g.gpus?.length ? ` on GPU ${g.gpus.join(',')}` : ''}`).join(', ') || 'none'}`;
+    const device = kinds.length && kinds.every((k) => k === 'KIND_GPU') ? 'cuda' : kinds.some((k) => k === 'KIND_CPU') ? 'cpu' : 'unknown';
+    return { device, detail };
+}
+/**
+ * A sample image through plain `/infer`, on either runtime: decoded and preprocessed here, by the same Caffe
+ * preprocessing code the modelship server runs (resize, center crop, BGR, mean), and sent as a [1, 3, H, W] FP32
+ * tensor; the top-k of the first output. (modelship's own /classify route is not a Triton route.)
+ */
+async function classifyImage(t, o) {
+    const input = o.meta.inputs[0];
+    const [, c, h, w] = input.shape;
+    if (input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
+        return { status: 0, top: [], error: `input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it` };
+    const x = (0,_pixels__WEBPACK_IMPORTED_MODULE_2__/* .imageToTensor */ .Y4)(o.image, h, w, o.preprocess ?? _pixels__WEBPACK_IMPORTED_MODULE_2__/* .GOOGLENET_PREPROCESS */ .od);
+    const req = (0,_kserve__WEBPACK_IMPORTED_MODULE_1__/* .encodeInferRequest */ .AG)([{ name: input.name, shape: [1, 3, h, w], data: x }], { binaryOutputs: true });
+    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    if (r.status !== 200)
+        return { status: r.status, top: [], error: r.body.toString().slice(0, 200) };
+    const out = (0,_kserve__WEBPACK_IMPORTED_MODULE_1__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs])).outputs[0];
+    const count = out.data.length / (out.shape[0] || 1);
+    return { status: 200, top: (0,_classification__WEBPACK_IMPORTED_MODULE_4__/* .topClasses */ .ot)(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
+}
+/**
+ * The detection output of a model, from its metadata: modelship names it (`parameters.detection_outputs`); Triton
+ * does not pass the ONNX metadata on, so there it is the output shaped [1, 1, -1, 7] (SSD's DetectionOutput table).
+ */
+function detectionOutput(meta) {
+    const named = meta.parameters?.detection_outputs?.split(',')[0]?.trim();
+    if (named)
+        return named;
+    return meta.outputs.find((o) => (0,_detections__WEBPACK_IMPORTED_MODULE_3__/* .isDetectionShape */ .ZG)(o.shape))?.name;
+}
+/**
+ * A sample image's detections in its own pixels, on either runtime, with only what that server defines. modelship:
+ * its `/detect` route (the server's own preprocessing). Triton: decoded and preprocessed here as the modelship server
+ * does for /detect (the whole image resized to the input, channel order, mean, scale), a [1, 3, H, W] tensor to
+ * `/infer`, and the detection table read here: rows of image 0 with score ≥ `threshold`, corners times the image's
+ * width and height, highest score first.
+ */
+async function detectImage(t, o) {
+    if (o.runtime === 'modelship') {
+        const r = await t(`/v2/models/${o.modelName}/detect?threshold=${o.threshold}`, { body: o.image, headers: { ...(o.headers ?? {}), 'content-type': 'application/octet-stream' } });
+        if (r.status !== 200)
+            return { status: r.status, route: '/detect', detections: [], error: r.body.toString().slice(0, 300) };
+        const j = json(r.body);
+        return { status: 200, route: '/detect', detections: j.detections ?? [], width: j.width, height: j.height };
+    }
+    const fail = (error) => ({ status: 0, route: '/infer', detections: [], error });
+    const input = o.meta.inputs[0];
+    const [, c, h, w] = input.shape;
+    if (o.meta.inputs.length !== 1 || input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
+        return fail(`input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it`);
+    const name = detectionOutput(o.meta);
+    if (!name)
+        return fail(`no output of model "${o.modelName}" is a detection table [1, 1, -1, 7] (outputs ${o.meta.outputs.map((x) => `${x.name} [${x.shape.join(', ')}]`).join(', ')})`);
+    let x;
+    try {
+        x = (0,_pixels__WEBPACK_IMPORTED_MODULE_2__/* .imageToDetectionTensor */ .Lq)(o.image, h, w, o.preprocess ?? _pixels__WEBPACK_IMPORTED_MODULE_2__/* .GOOGLENET_PREPROCESS */ .od);
+    }
+    catch (e) {
+        return fail(`the sample image: ${e.message}`);
+    }
+    const req = (0,_kserve__WEBPACK_IMPORTED_MODULE_1__/* .encodeInferRequest */ .AG)([{ name: input.name, shape: [1, 3, h, w], data: x.data }], { binaryOutputs: true, outputs: [{ name, binary: true }] });
+    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    if (r.status !== 200)
+        return { status: r.status, route: '/infer', detections: [], error: r.body.toString().slice(0, 300) };
+    const out = (0,_kserve__WEBPACK_IMPORTED_MODULE_1__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs])).outputs.find((t) => t.name === name);
+    if (!out || out.shape.length !== 4 || out.shape[3] !== 7)
+        return { status: 200, route: '/infer', detections: [], error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}` };
+    return { status: 200, route: '/infer', detections: (0,_detections__WEBPACK_IMPORTED_MODULE_3__/* .imageDetections */ .ar)(out.data, { threshold: o.threshold, width: x.width, height: x.height }), width: x.width, height: x.height };
+}
+
+
+/***/ }),
+
+/***/ 26214:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -32514,7 +31859,7 @@ function imageToDetectionTensor(bytes, height, width, p) {
 /* harmony export */   mJ: () => (/* binding */ decodeInferResponse)
 /* harmony export */ });
 /* unused harmony exports parseJson, jsonNumberArray */
-/* harmony import */ var _classification__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(78155);
+/* harmony import */ var _classification__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(40062);
 /**
  * The KServe v2 inference protocol (also Triton's): JSON tensors, the binary tensor data extension and the
  * classification extension. Pure functions from request bytes to typed tensors and back, so the server and the
@@ -33050,6 +32395,1375 @@ function decodeInferResponse(body, headerLength) {
 
 /***/ }),
 
+/***/ 28051:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Do: () => (/* binding */ parseKey),
+/* harmony export */   cv: () => (/* binding */ loadKey),
+/* harmony export */   dh: () => (/* binding */ encryptModel),
+/* harmony export */   hD: () => (/* binding */ decryptModel),
+/* harmony export */   ph: () => (/* binding */ isEncrypted)
+/* harmony export */ });
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+
+
+
+/**
+ * Encrypted model at rest: AES-256-GCM. File layout: "MSENC1\n" magic, 12-byte IV, 16-byte tag, ciphertext.
+ * The key (32 bytes, hex or base64) comes from an environment variable or a mounted file, never from the image.
+ */
+const MAGIC = Buffer.from('MSENC1\n', 'latin1');
+function isEncrypted(bytes) {
+    return bytes.length > MAGIC.length && Buffer.from(bytes.subarray(0, MAGIC.length)).equals(MAGIC);
+}
+function parseKey(text, source) {
+    const t = text.trim();
+    let key;
+    if (/^[0-9a-fA-F]{64}$/.test(t))
+        key = Buffer.from(t, 'hex');
+    else {
+        const b = Buffer.from(t, 'base64');
+        if (b.length === 32)
+            key = b;
+    }
+    if (!key)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `the model key from ${source} is not 32 bytes (64 hex digits or base64)`);
+    return key;
+}
+/** The key from `envName` or, when that is unset, from the file `keyFile`. */
+function loadKey(env, envName, keyFile) {
+    if (env[envName])
+        return parseKey(env[envName], `$${envName}`);
+    if (keyFile && fs__WEBPACK_IMPORTED_MODULE_1__.existsSync(keyFile))
+        return parseKey(fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync(keyFile, 'utf8'), keyFile);
+    return undefined;
+}
+function encryptModel(plain, key) {
+    const iv = crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes(12);
+    const c = crypto__WEBPACK_IMPORTED_MODULE_0__.createCipheriv('aes-256-gcm', key, iv);
+    const body = Buffer.concat([c.update(plain), c.final()]);
+    return Buffer.concat([MAGIC, iv, c.getAuthTag(), body]);
+}
+function decryptModel(bytes, key, file) {
+    if (!key)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
+    const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);
+    const d = crypto__WEBPACK_IMPORTED_MODULE_0__.createDecipheriv('aes-256-gcm', key, iv);
+    d.setAuthTag(tag);
+    try {
+        return Buffer.concat([d.update(b.subarray(MAGIC.length + 28)), d.final()]);
+    }
+    catch {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'cannot decrypt the model: wrong key or corrupted file (AES-256-GCM authentication failed)', { file });
+    }
+}
+
+
+/***/ }),
+
+/***/ 99363:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Lq: () => (/* binding */ imageToDetectionTensor),
+/* harmony export */   Y4: () => (/* binding */ imageToTensor),
+/* harmony export */   _3: () => (/* reexport safe */ _preprocess__WEBPACK_IMPORTED_MODULE_3__._),
+/* harmony export */   od: () => (/* reexport safe */ _preprocess__WEBPACK_IMPORTED_MODULE_3__.o)
+/* harmony export */ });
+/* unused harmony export decodeImage */
+/* harmony import */ var jpeg_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83598);
+/* harmony import */ var jpeg_js__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(jpeg_js__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var pngjs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10359);
+/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(26214);
+/* harmony import */ var _preprocess__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(20756);
+
+
+
+/**
+ * Pixels into an input tensor: a JPEG or PNG decoded, resized (and cropped, for classification) and preprocessed
+ * (channel order, mean, scale). The one implementation of the modelship server's /classify and /detect routes and of
+ * the clients that feed a sample image to a server's /infer (smoke, rollout).
+ */
+
+function decodeImage(bytes) {
+    if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+        try {
+            const img = jpeg_js__WEBPACK_IMPORTED_MODULE_0__.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256 });
+            return { width: img.width, height: img.height, data: img.data };
+        }
+        catch (e) {
+            throw new _kserve__WEBPACK_IMPORTED_MODULE_2__/* .ProtocolError */ .bd(400, `cannot decode the JPEG image: ${e.message}`);
+        }
+    }
+    if (bytes.length >= 8 && bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
+        try {
+            const img = pngjs__WEBPACK_IMPORTED_MODULE_1__/* .PNG */ .O.sync.read(bytes);
+            return { width: img.width, height: img.height, data: img.data };
+        }
+        catch (e) {
+            throw new _kserve__WEBPACK_IMPORTED_MODULE_2__/* .ProtocolError */ .bd(400, `cannot decode the PNG image: ${e.message}`);
+        }
+    }
+    throw new _kserve__WEBPACK_IMPORTED_MODULE_2__/* .ProtocolError */ .bd(415, 'the body is not a JPEG or PNG image');
+}
+/** Bilinear sample of channel c at (x, y) in source pixel coordinates. */
+function sample(img, x, y, c) {
+    const x0 = Math.max(0, Math.min(img.width - 1, Math.floor(x)));
+    const y0 = Math.max(0, Math.min(img.height - 1, Math.floor(y)));
+    const x1 = Math.min(img.width - 1, x0 + 1);
+    const y1 = Math.min(img.height - 1, y0 + 1);
+    const fx = Math.max(0, Math.min(1, x - x0));
+    const fy = Math.max(0, Math.min(1, y - y0));
+    const at = (xx, yy) => img.data[(yy * img.width + xx) * 4 + c];
+    return (at(x0, y0) * (1 - fx) + at(x1, y0) * fx) * (1 - fy) + (at(x0, y1) * (1 - fx) + at(x1, y1) * fx) * fy;
+}
+/** Decode and preprocess an image into a [1, 3, H, W] float tensor (classification: resize, center crop). */
+function imageToTensor(bytes, height, width, p) {
+    const img = decodeImage(bytes);
+    // resize so the short side is `resize` (or straight to the crop), then take the center crop
+    const s = p.resize > 0 ? p.resize / Math.min(img.width, img.height) : Math.max(width / img.width, height / img.height);
+    const rw = img.width * s;
+    const rh = img.height * s;
+    const ox = (rw - width) / 2;
+    const oy = (rh - height) / 2;
+    const out = new Float32Array(3 * height * width);
+    const order = p.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
+    for (let c = 0; c < 3; c++) {
+        for (let y = 0; y < height; y++) {
+            for (let x = 0; x < width; x++) {
+                const v = sample(img, (x + ox + 0.5) / s - 0.5, (y + oy + 0.5) / s - 0.5, order[c]);
+                out[(c * height + y) * width + x] = (v - (p.mean[c] ?? 0)) * p.scale;
+            }
+        }
+    }
+    return out;
+}
+/**
+ * Decode and preprocess an image for a detection model (SSD): the whole image resized to H x W (the aspect ratio is
+ * not kept and nothing is cropped, as SSD's test-time transform and OpenCV's `blobFromImage(img, scale, (W, H), mean,
+ * crop=False)` do), then channel order, mean and scale as `p` says (`p.resize` does not apply). A detection's
+ * normalized box times the original `width` and `height` is then the box in the original image's pixels.
+ */
+function imageToDetectionTensor(bytes, height, width, p) {
+    const img = decodeImage(bytes);
+    const sx = width / img.width;
+    const sy = height / img.height;
+    const out = new Float32Array(3 * height * width);
+    const order = p.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
+    for (let c = 0; c < 3; c++) {
+        for (let y = 0; y < height; y++) {
+            for (let x = 0; x < width; x++) {
+                const v = sample(img, (x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5, order[c]);
+                out[(c * height + y) * width + x] = (v - (p.mean[c] ?? 0)) * p.scale;
+            }
+        }
+    }
+    return { data: out, width: img.width, height: img.height };
+}
+
+
+/***/ }),
+
+/***/ 20756:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   _: () => (/* binding */ parsePreprocess),
+/* harmony export */   o: () => (/* binding */ GOOGLENET_PREPROCESS)
+/* harmony export */ });
+// The preprocessing as data, apart from image decoding (src/protocol/pixels.ts): inputs read it without loading decoders.
+const GOOGLENET_PREPROCESS = { resize: 256, channelOrder: 'BGR', mean: [104, 117, 123], scale: 1 };
+/**
+ * A preprocessing as JSON (`MODELSHIP_PREPROCESS`, smoke's `preprocess`): any of resize, channelOrder, mean, scale,
+ * over `base`. Throws an Error saying what is wrong (the caller names where it came from).
+ */
+function parsePreprocess(text, base = GOOGLENET_PREPROCESS) {
+    let v;
+    try {
+        v = JSON.parse(text);
+    }
+    catch (e) {
+        throw new Error(`not JSON: ${e.message}`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw new Error('expected a JSON object with any of resize, channelOrder, mean, scale');
+    const o = v;
+    const unknown = Object.keys(o).filter((k) => !['resize', 'channelOrder', 'mean', 'scale'].includes(k));
+    if (unknown.length)
+        throw new Error(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: resize, channelOrder, mean, scale)`);
+    const p = { ...base };
+    if (o.resize !== undefined) {
+        if (typeof o.resize !== 'number' || !Number.isInteger(o.resize) || o.resize < 0)
+            throw new Error(`"resize" must be a whole number ≥ 0 (the short side before the center crop; 0: straight to the crop), got ${JSON.stringify(o.resize)}`);
+        p.resize = o.resize;
+    }
+    if (o.channelOrder !== undefined) {
+        if (o.channelOrder !== 'BGR' && o.channelOrder !== 'RGB')
+            throw new Error(`"channelOrder" must be "BGR" or "RGB", got ${JSON.stringify(o.channelOrder)}`);
+        p.channelOrder = o.channelOrder;
+    }
+    if (o.mean !== undefined) {
+        if (!Array.isArray(o.mean) || o.mean.length !== 3 || o.mean.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
+            throw new Error(`"mean" must be three numbers, per channel in channelOrder, got ${JSON.stringify(o.mean)}`);
+        p.mean = o.mean;
+    }
+    if (o.scale !== undefined) {
+        if (typeof o.scale !== 'number' || !Number.isFinite(o.scale))
+            throw new Error(`"scale" must be a number, got ${JSON.stringify(o.scale)}`);
+        p.scale = o.scale;
+    }
+    return p;
+}
+
+
+/***/ }),
+
+/***/ 44832:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   HC: () => (/* binding */ DEFAULT_TRITON_RELEASE),
+/* harmony export */   Ip: () => (/* binding */ METRICS_PORT),
+/* harmony export */   aC: () => (/* binding */ RUNTIMES),
+/* harmony export */   b0: () => (/* binding */ SERVING_PORT),
+/* harmony export */   dP: () => (/* binding */ tritonImageFor),
+/* harmony export */   ex: () => (/* binding */ TRITON_UID),
+/* harmony export */   kQ: () => (/* binding */ tensorrtImageFor),
+/* harmony export */   lo: () => (/* binding */ SERVER_DRAIN_TIMEOUT_S)
+/* harmony export */ });
+/**
+ * The serving runtimes modelship deploys (the ports they answer on, how they drain), and the NVIDIA release that pairs
+ * Triton with the TensorRT that builds its plans. Shared by compile (trtexec's image), image (the Triton base), smoke
+ * and rollout (what the server speaks), the KServe client and the modelship server itself.
+ */
+const RUNTIMES = ['modelship', 'triton'];
+/**
+ * NVIDIA's container release (yy.mm): `nvcr.io/nvidia/tritonserver:<release>-py3` serves, and
+ * `nvcr.io/nvidia/tensorrt:<release>-py3` of the same release builds TensorRT plans for it (both ship the same
+ * TensorRT). 24.10 is Triton 2.51.0 with TensorRT 10.5 — also the Triton that PyPI's nvidia-pytriton 0.7.0 ships,
+ * which the lab runs.
+ */
+const DEFAULT_TRITON_RELEASE = '24.10';
+const tritonImageFor = (release) => `nvcr.io/nvidia/tritonserver:${release}-py3`;
+const tensorrtImageFor = (release) => `nvcr.io/nvidia/tensorrt:${release}-py3`;
+/**
+ * The ports a serving image answers on, whatever its runtime: KServe v2 over HTTP, and a metrics-only listener (GET
+ * /metrics without the API key). The image, smoke and the manifests all use these.
+ */
+const SERVING_PORT = 8000;
+const METRICS_PORT = 8002;
+/** the user NVIDIA's Triton images provide (triton-server): the image runs as it, and so do its pods */
+const TRITON_UID = 1000;
+/**
+ * After SIGTERM, seconds a server gives in-flight requests: modelship's MODELSHIP_DRAIN_TIMEOUT_S in the pods,
+ * Triton's --exit-timeout-secs in its image's CMD. The rollout's grace period is built on it.
+ */
+const SERVER_DRAIN_TIMEOUT_S = 20;
+
+
+/***/ }),
+
+/***/ 26760:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   LG: () => (/* binding */ replicaSetRefusal),
+/* harmony export */   OU: () => (/* binding */ checkAdmission),
+/* harmony export */   X$: () => (/* binding */ parseWarnings)
+/* harmony export */ });
+/* unused harmony exports PSA_ENFORCE, PSA_WARN, podSecurityVerdict, namespacePolicy, refusesPods, podSecurityMessage, judgeDryRun */
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
+
+/**
+ * Admission before acting: every object a rollout may write goes through a server-side dry run (dryRun=All) first, so
+ * what the API server would refuse (validation, a webhook, Pod Security) fails the stage before anything is applied.
+ *
+ * Pod Security admission refuses Pods, not the Deployments that make them: a Deployment whose pod template violates
+ * the namespace's level is stored, only with a `Warning: would violate PodSecurity "restricted:latest": ...` header,
+ * and its ReplicaSet then fails to create every pod (condition ReplicaFailure, reason FailedCreate, "... is forbidden:
+ * violates PodSecurity ..."). The warning is what the dry run reads; the ReplicaSet's condition is the backstop while
+ * a rollout waits (health.ts), for namespaces that enforce a level but warn at a lower one (then no warning comes).
+ * Pure but for checkAdmission; the client stays out (kube.ts loads it), so the mapping is tested on plain text.
+ */
+const PSA_ENFORCE = 'pod-security.kubernetes.io/enforce';
+const PSA_WARN = 'pod-security.kubernetes.io/warn';
+/**
+ * The texts of Warning headers (RFC 7234 warn-values, `299 - "text"`, the text's `"` and `\` escaped). Node joins
+ * repeated headers with ", ", and a text holds commas of its own: the values are told apart by their quoting.
+ */
+function parseWarnings(header) {
+    const all = Array.isArray(header) ? header.join(', ') : (header ?? '');
+    const out = [];
+    for (const m of all.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"/g))
+        out.push(m[1].replace(/\\(.)/g, '$1'));
+    return out;
+}
+/** A Pod Security verdict in an API server's text: `would violate` (a warning) or `violates` (a refusal) `PodSecurity "level:version": violations`. */
+function podSecurityVerdict(text) {
+    const m = /violates? PodSecurity "([a-z]+):([^"]+)": (.*)$/s.exec(text);
+    return m ? { level: m[1], version: m[2], violations: m[3].trim() } : undefined;
+}
+function namespacePolicy(ns) {
+    if (!ns)
+        return undefined;
+    const labels = ns.metadata.labels ?? {};
+    return { enforce: labels[PSA_ENFORCE], warn: labels[PSA_WARN] };
+}
+/**
+ * Whether a Pod Security warning at `level` means the pods will be refused: the namespace enforces that level. A
+ * warning at its warn level only (enforce lower) is not. Without an enforce label (or a namespace that cannot be
+ * read) the level may come from the cluster's defaults (its AdmissionConfiguration), which may enforce it: refused,
+ * unless the warn label accounts for it.
+ */
+function refusesPods(level, policy) {
+    if (policy?.enforce)
+        return policy.enforce === level;
+    return policy?.warn !== level;
+}
+/** The stage's message for pods that Pod Security refuses (or will): the namespace, its level, the object, the violations. */
+function podSecurityMessage(namespace, verdict, what, labelled) {
+    return `namespace "${namespace}" enforces Pod Security "${verdict.level}:${verdict.version}"${labelled ? '' : ' (the cluster\'s default: it has no enforce label)'}: ${what}: ${verdict.violations}`;
+}
+/**
+ * What a dry run's answer means for one object: `refused` (the stage must stop: the API server refused it, or Pod
+ * Security will refuse its pods) and `warnings` (anything else the API server said: a deprecation, a warn-level
+ * violation), as lines naming the object.
+ */
+function judgeDryRun(namespace, obj, answer, policy) {
+    const name = `${obj.kind} ${obj.metadata.name}`;
+    const warnings = [];
+    let refused;
+    if (answer.status < 200 || answer.status > 299) {
+        const verdict = podSecurityVerdict(answer.message);
+        refused = verdict ? podSecurityMessage(namespace, verdict, `${name} would be refused`, true) : `Kubernetes: ${name} in namespace "${namespace}" would be refused (HTTP ${answer.status}): ${answer.message}`;
+    }
+    for (const w of answer.warnings) {
+        const verdict = podSecurityVerdict(w);
+        if (verdict && refusesPods(verdict.level, policy))
+            refused ??= podSecurityMessage(namespace, verdict, `the pods of ${name} would be refused`, policy?.enforce !== undefined);
+        else
+            warnings.push(`${name}: ${w}`);
+    }
+    return { refused, warnings };
+}
+/**
+ * The server-side dry run of every object the rollout may write into `namespace` (`replaced`: those it will write by a
+ * full PUT, a takeover's, dry-run so too), before anything is applied. A refusal, or pods that Pod Security will
+ * refuse, fail the stage naming the namespace, its level, the object and the violations; other warnings are logged.
+ */
+async function checkAdmission(kube, namespace, objects, log, replaced = []) {
+    let ns;
+    try {
+        ns = await kube.get('v1', 'Namespace', undefined, namespace);
+    }
+    catch {
+        // a namespaced identity may not read Namespaces: the levels are then unknown (refusesPods)
+    }
+    const policy = namespacePolicy(ns);
+    const refused = [];
+    for (const obj of objects) {
+        const answer = await kube.dryRunWrite(obj, replaced.includes(obj) ? 'replace' : 'apply');
+        const judged = judgeDryRun(namespace, obj, answer, policy);
+        if (judged.refused)
+            refused.push(judged.refused);
+        for (const w of judged.warnings)
+            log.warning(`Kubernetes: ${w}`);
+    }
+    if (refused.length) {
+        const profiles = refused.some((r) => r.includes('enforces Pod Security')) ? '; the levels: https://kubernetes.io/docs/concepts/security/pod-security-standards/' : '';
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('cluster', `${refused.join('\n')}\n(a server-side dry run, before anything was applied${profiles})`);
+    }
+    log.info(`server-side dry run: the API server admits ${objects.map((o) => `${o.kind} ${o.metadata.name}`).join(', ')} in namespace ${namespace}`);
+}
+/**
+ * The backstop while a rollout waits: a ReplicaSet whose pods Pod Security refuses (condition ReplicaFailure,
+ * FailedCreate, "... forbidden: violates PodSecurity ...") never gets one; the stage's message for it, or undefined.
+ */
+function replicaSetRefusal(namespace, deployment, rs) {
+    const conditions = rs?.status?.conditions ?? [];
+    const failure = conditions.find((c) => c.type === 'ReplicaFailure' && c.status === 'True' && c.reason === 'FailedCreate');
+    const verdict = failure?.message ? podSecurityVerdict(failure.message) : undefined;
+    return verdict ? podSecurityMessage(namespace, verdict, `the pods of Deployment ${deployment} are refused`, true) : undefined;
+}
+
+
+/***/ }),
+
+/***/ 20407:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   In: () => (/* binding */ GateFailure),
+/* harmony export */   Wq: () => (/* binding */ bake),
+/* harmony export */   aG: () => (/* binding */ Aborted),
+/* harmony export */   b_: () => (/* binding */ waitDeployment),
+/* harmony export */   yy: () => (/* binding */ sleep)
+/* harmony export */ });
+/* unused harmony exports podView, fatalReason, describePod, selectorString, podEvidence */
+/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(26760);
+
+function podView(p) {
+    const pod = p;
+    const cs = pod.status?.containerStatuses ?? [];
+    const term = (s) => (s?.terminated ? { reason: s.terminated.reason ?? '', exitCode: s.terminated.exitCode ?? 0, message: s.terminated.message ?? '' } : undefined);
+    const waiting = cs.map((c) => c.state?.waiting).find((w) => w?.reason);
+    return {
+        name: pod.metadata.name,
+        uid: pod.metadata.uid ?? '',
+        phase: pod.status?.phase ?? 'Unknown',
+        ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+        started: cs.length > 0 && cs.every((c) => c.started !== false),
+        restarts: cs.reduce((n, c) => n + c.restartCount, 0),
+        waiting: waiting ? { reason: waiting.reason ?? '', message: waiting.message ?? '' } : undefined,
+        terminated: cs.map((c) => term(c.state)).find(Boolean),
+        lastTerminated: cs.map((c) => term(c.lastState)).find(Boolean),
+        node: pod.spec?.nodeName,
+        labels: pod.metadata.labels ?? {},
+    };
+}
+const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'ErrImageNeverPull']);
+/** Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not crash. */
+function fatalReason(p) {
+    const exit = (t) => `${t.reason || 'exited'} (exit code ${t.exitCode})${t.message ? `: ${t.message.trim().slice(0, 300)}` : ''}`;
+    if (p.waiting && FATAL_WAITING.has(p.waiting.reason))
+        return `pod ${p.name}: ${p.waiting.reason}${p.waiting.message ? `: ${p.waiting.message.slice(0, 300)}` : ''}${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
+    if (p.restarts > 0)
+        return `pod ${p.name} restarted ${p.restarts} time(s)${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
+    if (p.terminated)
+        return `pod ${p.name}: container terminated: ${exit(p.terminated)}`;
+    if (p.phase === 'Failed')
+        return `pod ${p.name} failed`;
+    return undefined;
+}
+function describePod(p) {
+    const state = p.waiting ? `waiting ${p.waiting.reason}` : p.terminated ? `terminated ${p.terminated.reason} (${p.terminated.exitCode})` : p.phase;
+    return `${p.name}: ${state}, ready ${p.ready}, restarts ${p.restarts}${p.node ? `, node ${p.node}` : ''}`;
+}
+class GateFailure extends Error {
+    evidence;
+    constructor(message, evidence = []) {
+        super(message);
+        this.evidence = evidence;
+    }
+}
+class Aborted extends Error {
+}
+function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(new Aborted(String(signal.reason ?? 'aborted')));
+        const t = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(t);
+            reject(new Aborted(String(signal?.reason ?? 'aborted')));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
+const selectorString = (labels) => Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+/** The newest ReplicaSet of a Deployment (highest revision) and its pod-template-hash. */
+async function newestReplicaSet(kube, d) {
+    const rss = await kube.list('apps/v1', 'ReplicaSet', d.metadata.namespace, selectorString(d.spec.selector.matchLabels ?? {}));
+    const owned = rss.filter((r) => r.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid));
+    owned.sort((a, b) => Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0));
+    return owned[0];
+}
+/** Warning events of a pod (probe failures, pull errors, back-off), newest last, as evidence lines. */
+async function podEvidence(kube, namespace, pods) {
+    const out = [];
+    for (const p of pods.slice(0, 3)) {
+        out.push(describePod(p));
+        const ev = (await kube.events(namespace, p.name).catch(() => [])).filter((e) => e.type === 'Warning');
+        for (const e of ev.slice(-4))
+            out.push(`  ${e.reason}: ${e.message.trim().slice(0, 300)}${e.count > 1 ? ` (×${e.count})` : ''}`);
+    }
+    return out;
+}
+/**
+ * Wait for a Deployment's rollout: every replica updated and available, none of the old ones left. Fails at
+ * once when a new pod crash-loops, cannot pull its image, or fails its readiness probe after starting, or when Pod
+ * Security refuses the new ReplicaSet's pods (admission.ts: the backstop of the stage's dry run); fails at
+ * the progress deadline or at timeoutMs, with the pods' states and warning events as evidence.
+ */
+async function waitDeployment(kube, namespace, name, o) {
+    const deadline = Date.now() + o.timeoutMs;
+    const notReadySince = new Map();
+    let last = '';
+    for (;;) {
+        const d = await kube.get('apps/v1', 'Deployment', namespace, name);
+        if (!d)
+            throw new GateFailure(`Deployment ${namespace}/${name} disappeared during the rollout`);
+        const want = d.spec.replicas ?? 1;
+        const st = d.status ?? {};
+        const progressing = st.conditions?.find((c) => c.type === 'Progressing');
+        const rs = await newestReplicaSet(kube, d);
+        // pods Pod Security refuses are never created: no pod to wait for, so no timeout to wait out either
+        const refused = (0,_admission__WEBPACK_IMPORTED_MODULE_0__/* .replicaSetRefusal */ .LG)(namespace, name, rs);
+        if (refused)
+            throw new GateFailure(refused);
+        const hash = (rs?.metadata.labels ?? {})['pod-template-hash'];
+        // the ReplicaSet's own pods: a Deployment deleted a moment ago (an earlier canary of the same template) can
+        // leave terminating pods with the same pod-template-hash behind
+        const rsUid = rs?.metadata?.uid;
+        const owned = (p) => p.metadata.ownerReferences?.some((o) => o.uid === rsUid) && !p.metadata.deletionTimestamp;
+        const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).filter(owned).map(podView) : [];
+        for (const p of pods) {
+            const why = fatalReason(p);
+            if (why)
+                throw new GateFailure(why, await podEvidence(kube, namespace, [p]));
+            if (p.started && !p.ready && p.phase === 'Running') {
+                const since = notReadySince.get(p.uid) ?? Date.now();
+                notReadySince.set(p.uid, since);
+                if (Date.now() - since > o.readinessGraceMs) {
+                    const ev = await podEvidence(kube, namespace, [p]);
+                    if (ev.some((l) => /Readiness probe failed/.test(l)))
+                        throw new GateFailure(`pod ${p.name} started but fails its readiness probe`, ev);
+                }
+            }
+            else
+                notReadySince.delete(p.uid);
+        }
+        if (progressing?.reason === 'ProgressDeadlineExceeded')
+            throw new GateFailure(`Deployment ${name}: ${progressing.message ?? 'progress deadline exceeded'}`, await podEvidence(kube, namespace, pods));
+        const done = (st.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) && (st.updatedReplicas ?? 0) === want && (st.availableReplicas ?? 0) >= want && (st.replicas ?? 0) === want && pods.filter((p) => p.ready).length >= want;
+        if (done)
+            return { pods: pods.filter((p) => p.ready) };
+        const line = `${name}: ${st.updatedReplicas ?? 0}/${want} updated, ${st.availableReplicas ?? 0} available, ${pods.filter((p) => p.ready).length} new ready`;
+        if (line !== last)
+            o.onProgress?.(line);
+        last = line;
+        if (Date.now() >= deadline)
+            throw new GateFailure(`Deployment ${name} was not ready within ${Math.round(o.timeoutMs / 1000)} s (${line})`, await podEvidence(kube, namespace, pods));
+        await sleep(1000, o.signal);
+    }
+}
+/**
+ * The bake window: the pods that passed readiness must stay Ready, without a restart, replacement or crash,
+ * for `ms`. Checked once a second, so a failure ends the window at once.
+ */
+async function bake(kube, namespace, selector, pods, ms, signal, tick) {
+    const start = Date.now();
+    const uids = new Set(pods.map((p) => p.uid));
+    while (Date.now() - start < ms) {
+        await sleep(Math.min(1000, Math.max(0, ms - (Date.now() - start))), signal);
+        const now = (await kube.list('v1', 'Pod', namespace, selectorString(selector))).map(podView).filter((p) => uids.has(p.uid));
+        if (now.length < uids.size)
+            throw new GateFailure(`a canary pod was deleted or replaced during the bake window (${now.length} of ${uids.size} left)`);
+        for (const p of now) {
+            const why = fatalReason(p);
+            if (why)
+                throw new GateFailure(`during the bake window: ${why}`, await podEvidence(kube, namespace, [p]));
+            if (!p.ready)
+                throw new GateFailure(`during the bake window: pod ${p.name} became NotReady`, await podEvidence(kube, namespace, [p]));
+        }
+        await tick?.();
+    }
+}
+
+
+/***/ }),
+
+/***/ 59795:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Gy: () => (/* binding */ canaryReplicas),
+/* harmony export */   I6: () => (/* binding */ MAX_DRAIN_DELAY_S),
+/* harmony export */   Ip: () => (/* binding */ METRICS_PORT),
+/* harmony export */   JA: () => (/* binding */ pullSecretName),
+/* harmony export */   Li: () => (/* binding */ DRAIN_TIMEOUT_S),
+/* harmony export */   QN: () => (/* binding */ validateSpec),
+/* harmony export */   QS: () => (/* binding */ pullSecret),
+/* harmony export */   Zn: () => (/* binding */ selectorLabels),
+/* harmony export */   aM: () => (/* binding */ GRACE_MARGIN_S),
+/* harmony export */   ds: () => (/* binding */ namespaceManifest),
+/* harmony export */   eu: () => (/* binding */ service),
+/* harmony export */   kG: () => (/* binding */ deployment),
+/* harmony export */   pN: () => (/* binding */ sleepActionServed),
+/* harmony export */   r5: () => (/* binding */ disruptionBudget),
+/* harmony export */   sj: () => (/* binding */ budgetMaxUnavailable),
+/* harmony export */   tT: () => (/* binding */ unsupportedServer),
+/* harmony export */   z7: () => (/* binding */ SERVER_DRAIN_DELAY_S)
+/* harmony export */ });
+/* unused harmony exports KUBERNETES_FLOOR, IMAGE_NODE, gracePeriodSeconds, spreadAcrossNodes, RESTRICTED_NAMESPACE_LABELS */
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
+/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(44832);
+
+
+/**
+ * Whether every kubelet of a cluster whose API server is `version` runs the preStop `sleep` action: it is on by default
+ * from kubelet 1.30 (beta; GA in 1.34), and kubelets may be three minors older than the API server, so an API server
+ * from 1.33 on. Below that the hook starts a process in the container.
+ */
+function sleepActionServed(version) {
+    const major = parseInt(version.major, 10);
+    const minor = parseInt(version.minor, 10);
+    return major > 1 || (major === 1 && minor >= 33);
+}
+/**
+ * The oldest Kubernetes minor modelship deploys to (README "Supported Kubernetes"): every field the manifests write is
+ * served and on by default from it: the PodDisruptionBudget's unhealthyPodEvictionPolicy and the topology spread's
+ * matchLabelKeys (beta, on by default, in 1.27), on top of Pod Security admission (1.25) and policy/v1 (1.21). Server-side
+ * apply refuses a field an older API server does not know.
+ */
+const KUBERNETES_FLOOR = { major: 1, minor: 27 };
+/** Undefined when an API server of `version` is supported, else why not (for the stage's error). */
+function unsupportedServer(version) {
+    const major = parseInt(version.major, 10);
+    const minor = parseInt(version.minor, 10); // managed clusters report e.g. "27+"
+    if (!Number.isFinite(major) || !Number.isFinite(minor))
+        return undefined; // a server that does not say: let the API server judge each object
+    if (major > KUBERNETES_FLOOR.major || (major === KUBERNETES_FLOOR.major && minor >= KUBERNETES_FLOOR.minor))
+        return undefined;
+    return `the cluster runs Kubernetes ${version.gitVersion ?? `${major}.${minor}`}, older than ${KUBERNETES_FLOOR.major}.${KUBERNETES_FLOOR.minor}, the oldest release modelship deploys to (its PodDisruptionBudget and topology spread use fields on by default from ${KUBERNETES_FLOOR.major}.${KUBERNETES_FLOOR.minor}; see README "Supported Kubernetes")`;
+}
+/** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
+const METRICS_PORT = _protocol_runtime__WEBPACK_IMPORTED_MODULE_1__/* .METRICS_PORT */ .Ip;
+/** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
+const DRAIN_TIMEOUT_S = _protocol_runtime__WEBPACK_IMPORTED_MODULE_1__/* .SERVER_DRAIN_TIMEOUT_S */ .lo;
+/** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */
+const MAX_DRAIN_DELAY_S = 300;
+/**
+ * MODELSHIP_DRAIN_DELAY_S of the pods after a preStop wait: on SIGTERM the server answers with `Connection: close` for
+ * this long before it stops taking work, so clients that hold a keep-alive connection to the pod (a ClusterIP is
+ * resolved per connection, not per request) reconnect to another pod instead of meeting a closed socket.
+ */
+const SERVER_DRAIN_DELAY_S = 2;
+/** Grace period beyond the preStop wait and the drain timeout: starting the hook's process, the server's exit. */
+const GRACE_MARGIN_S = 5;
+/** The image's Node.js (the image stage's ENTRYPOINT runs it): the preStop hook's only tool, no shell is guaranteed. */
+const IMAGE_NODE = '/opt/modelship/node/bin/node';
+/**
+ * terminationGracePeriodSeconds: Kubernetes counts the preStop hook inside the grace period (the kubelet runs the hook,
+ * then sends SIGTERM with what is left, at least 2 s), so it covers the hook's wait, then the server's own drain delay
+ * (SERVER_DRAIN_DELAY_S, Connection: close on every answer) and drain timeout, then a margin for the hook's start and
+ * the exit.
+ */
+function gracePeriodSeconds(s) {
+    return s.drainDelayS + serverDrainDelay(s) + s.drainTimeoutS + GRACE_MARGIN_S;
+}
+/**
+ * drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too. Triton has no such
+ * phase: on SIGTERM it finishes what is in flight within --exit-timeout-secs (the image's CMD sets DRAIN_TIMEOUT_S).
+ */
+const serverDrainDelay = (s) => (s.drainDelayS > 0 && s.runtime !== 'triton' ? SERVER_DRAIN_DELAY_S : 0);
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+function validateSpec(s) {
+    const bad = (field, why) => {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `input "${field}": ${why}`, { field });
+    };
+    if (!NAME.test(s.app) || s.app.length > 50)
+        bad('app', `must be a DNS label of at most 50 characters (it names the Deployment and its -canary twin), got "${s.app}"`);
+    if (!NAME.test(s.namespace) || s.namespace.length > 63)
+        bad('namespace', `must be a DNS label, got "${s.namespace}"`);
+    if (!/@sha256:[0-9a-f]{64}$/.test(s.image))
+        bad('image', `deploy the image by digest (repository@sha256:...), got "${s.image}"`);
+    if (!Number.isInteger(s.replicas) || s.replicas < 1)
+        bad('replicas', `must be a positive integer, got ${s.replicas}`);
+    if (!Number.isInteger(s.drainDelayS) || s.drainDelayS < 0 || s.drainDelayS > MAX_DRAIN_DELAY_S)
+        bad('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S}, got ${s.drainDelayS}`);
+}
+/** The labels that select the serving pods; the canary adds `track: canary`, the stable `track: stable`. */
+function selectorLabels(app) {
+    return { 'app.kubernetes.io/name': app, 'app.kubernetes.io/component': 'model-server' };
+}
+/** The environment of modelship's server (Triton's image takes its settings from its CMD). */
+function modelshipEnv(s) {
+    const env = [
+        { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
+        { name: 'PORT', value: String(s.port) },
+        { name: 'MODELSHIP_METRICS_PORT', value: String(s.metricsPort) },
+        // the preStop hook has already kept the pod serving for drain-delay seconds while it left the Service's
+        // endpoints: on SIGTERM the server only sheds its keep-alive clients (Connection: close) for a moment, then
+        // stops taking work and finishes what is in flight
+        { name: 'MODELSHIP_DRAIN_DELAY_S', value: String(serverDrainDelay(s)) },
+        { name: 'MODELSHIP_DRAIN_TIMEOUT_S', value: String(s.drainTimeoutS) },
+    ];
+    if (s.gpu)
+        env.push({ name: 'MODELSHIP_PROVIDER', value: 'cuda' });
+    if (s.apiKeySecret)
+        env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
+    if (s.modelKeySecret)
+        env.push({ name: 'MODELSHIP_MODEL_KEY', valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
+    return env;
+}
+/**
+ * The preStop hook that keeps a terminating pod serving for drain-delay seconds while it leaves the Service's
+ * endpoints: the kubelet's own `sleep` action where the cluster runs it (no process in the container); below that
+ * (sleepActionServed) a process: modelship's image has no shell, so its own Node.js waits; Triton's images (Ubuntu)
+ * have coreutils' sleep.
+ */
+function preStop(s) {
+    if (s.sleepAction)
+        return { sleep: { seconds: s.drainDelayS } };
+    return { exec: { command: s.runtime === 'triton' ? ['sleep', String(s.drainDelayS)] : [IMAGE_NODE, '-e', `setTimeout(() => {}, ${s.drainDelayS * 1000})`] } };
+}
+function container(s) {
+    const triton = s.runtime === 'triton';
+    const limits = { cpu: s.resources.cpu, memory: s.resources.memory };
+    if (s.gpu)
+        limits['nvidia.com/gpu'] = '1';
+    const probe = (path, period, failures) => ({ httpGet: { path, port: 'http' }, periodSeconds: period, failureThreshold: failures, timeoutSeconds: 2 });
+    return {
+        name: 'model-server',
+        image: s.image,
+        imagePullPolicy: 'IfNotPresent',
+        ports: [
+            { name: 'http', containerPort: s.port, protocol: 'TCP' },
+            { name: 'metrics', containerPort: s.metricsPort, protocol: 'TCP' },
+        ],
+        ...(triton ? {} : { env: modelshipEnv(s) }),
+        resources: { requests: { cpu: s.resources.cpu, memory: s.resources.memory }, limits },
+        // both runtimes answer KServe v2's health routes; Triton's readiness means every model in its repository is ready
+        readinessProbe: probe('/v2/health/ready', 2, 2),
+        livenessProbe: { ...probe('/v2/health/live', 5, 3), initialDelaySeconds: 5 },
+        // the startup probe looks every second, so a pod is Ready (or seen failing) within a second of it
+        startupProbe: probe('/v2/health/ready', 1, 120),
+        // a terminating pod is removed from the Service's endpoints while the kubelet runs this hook; SIGTERM comes after it
+        ...(s.drainDelayS > 0 ? { lifecycle: { preStop: preStop(s) } } : {}),
+        // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
+        ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
+        // what Pod Security's `restricted` profile requires (and a read-only root beyond it)
+        securityContext: { runAsNonRoot: true, runAsUser: triton ? _protocol_runtime__WEBPACK_IMPORTED_MODULE_1__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+    };
+}
+/** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
+function deployment(s, track, replicas) {
+    const name = track === 'stable' ? s.app : `${s.app}-canary`;
+    const labels = { ...selectorLabels(s.app), track, 'app.kubernetes.io/managed-by': 'modelship' };
+    return {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name, namespace: s.namespace, labels, annotations: { 'modelship.dev/image': s.image } },
+        spec: {
+            replicas,
+            progressDeadlineSeconds: s.progressDeadlineSeconds,
+            revisionHistoryLimit: 5,
+            selector: { matchLabels: { ...selectorLabels(s.app), track } },
+            strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+            template: {
+                metadata: {
+                    labels: { ...selectorLabels(s.app), track },
+                    // the common scrape convention (and the lab's pod discovery): the server's metrics-only listener, which
+                    // needs no API key and serves nothing but /metrics, so a scraper never holds a key nor reaches inference
+                    annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(s.metricsPort), 'prometheus.io/path': '/metrics' },
+                },
+                spec: {
+                    // the server never calls the Kubernetes API: no token in its pods
+                    automountServiceAccountToken: false,
+                    containers: [container(s)],
+                    ...(s.runtime === 'triton' ? { volumes: [{ name: 'tmp', emptyDir: {} }] } : {}),
+                    terminationGracePeriodSeconds: gracePeriodSeconds(s),
+                    ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
+                    ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),
+                    ...(s.imagePullSecrets.length ? { imagePullSecrets: s.imagePullSecrets.map((n) => ({ name: n })) } : {}),
+                    topologySpreadConstraints: [spreadAcrossNodes(s.app, track)],
+                },
+            },
+        },
+    };
+}
+/**
+ * Soft spread of a track's pods across nodes: one node going away (a drain, a failure) takes as few of them as the
+ * cluster allows, and a cluster with one node still schedules them all (ScheduleAnyway). matchLabelKeys
+ * pod-template-hash counts only the pods of the same ReplicaSet, so during a rolling update the new pods spread among
+ * themselves instead of around the old ones (on by default from Kubernetes 1.27: the floor, see README).
+ */
+function spreadAcrossNodes(app, track) {
+    return {
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: { ...selectorLabels(app), track } },
+        matchLabelKeys: ['pod-template-hash'],
+    };
+}
+/**
+ * The PodDisruptionBudget's maxUnavailable for the stable Deployment, or undefined for none. `auto`: a quarter of the
+ * replicas (the Deployment's own default for a rolling update), at least 1; with 1 replica none, since any budget then
+ * either blocks every node drain (0 may go) or protects nothing (1 may go).
+ */
+function budgetMaxUnavailable(setting, replicas) {
+    if (setting === 'none')
+        return undefined;
+    if (setting === 'auto')
+        return replicas < 2 ? undefined : Math.max(1, Math.floor(replicas / 4));
+    return setting;
+}
+/**
+ * A PodDisruptionBudget (policy/v1) over the stable Deployment's pods (`selector`: its live selector when it has one):
+ * evictions (`kubectl drain`, a cluster autoscaler, a node upgrade) take at most maxUnavailable of them at a time.
+ * unhealthyPodEvictionPolicy AlwaysAllow: pods that are not Ready protect nothing, so a crash-looping pod never blocks
+ * a drain (on by default from 1.27).
+ */
+function disruptionBudget(s, maxUnavailable, selector) {
+    return {
+        apiVersion: 'policy/v1',
+        kind: 'PodDisruptionBudget',
+        metadata: { name: s.app, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+        spec: { maxUnavailable, selector: { matchLabels: selector }, unhealthyPodEvictionPolicy: 'AlwaysAllow' },
+    };
+}
+/** The Service users call (stable and canary pods) or the canary-only Service used for verification. */
+function service(s, which) {
+    const selector = which === 'main' ? selectorLabels(s.app) : { ...selectorLabels(s.app), track: 'canary' };
+    return {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: which === 'main' ? s.app : `${s.app}-canary`, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+        // protocol is explicit (TCP, the default; the server-side apply of Kubernetes before 1.21 required it)
+        spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+    };
+}
+/** The name of the image pull Secret that modelship creates from the registry credentials (create-pull-secret). */
+const pullSecretName = (app) => `${app}-registry`;
+/**
+ * An image pull Secret (kubernetes.io/dockerconfigjson) for `registry` from a user and password, labelled as
+ * modelship's. Its data is a secret: never print this object (dry runs and reports name it only).
+ */
+function pullSecret(s, registry, username, password) {
+    const auth = Buffer.from(`${username}:${password}`).toString('base64');
+    const dockerconfig = JSON.stringify({ auths: { [registry]: { username, password, auth } } });
+    return {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: pullSecretName(s.app), namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+        type: 'kubernetes.io/dockerconfigjson',
+        data: { '.dockerconfigjson': Buffer.from(dockerconfig).toString('base64') },
+    };
+}
+/**
+ * Pod Security admission's labels for a namespace that enforces `restricted` (the version: the API server's own,
+ * `latest`). Warnings follow the enforce level when the namespace sets no warn level, so a Deployment whose pods would
+ * be refused is answered with a warning (what the stage's dry run reads: admission.ts).
+ */
+const RESTRICTED_NAMESPACE_LABELS = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+/**
+ * A namespace modelship creates (create-namespace, PR previews): labelled as modelship's, and enforcing Pod Security
+ * `restricted`, which modelship's own pods meet (container(): non-root, no privilege escalation, no capabilities,
+ * RuntimeDefault seccomp), so nothing runs privileged in a namespace it made.
+ */
+function namespaceManifest(name, annotations = {}) {
+    return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship', ...RESTRICTED_NAMESPACE_LABELS }, annotations } };
+}
+/** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */
+function canaryReplicas(replicas, percent) {
+    if (!Number.isFinite(percent) || percent < 1 || percent > 100) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `input "canary-percent": must be between 1 and 100, got ${percent}`, { field: 'canary-percent' });
+    }
+    return Math.max(1, Math.ceil((replicas * percent) / 100));
+}
+
+
+/***/ }),
+
+/***/ 69141:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Cr: () => (/* binding */ rbacYaml),
+/* harmony export */   Mz: () => (/* binding */ preflight),
+/* harmony export */   Wy: () => (/* binding */ rbacHint),
+/* harmony export */   iI: () => (/* binding */ rolloutOptions),
+/* harmony export */   iz: () => (/* binding */ accessChecks)
+/* harmony export */ });
+/* unused harmony exports PERMISSIONS, permissionsFor, resourceName, README_SECTION, permissionError, rulesOf, rbacObjects */
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
+
+const PERMISSIONS = [
+    // ---- the Deployments: the stable <app> and the canary <app>-canary
+    { group: 'apps', resource: 'deployments', verbs: ['get'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read the stable and canary Deployments and follow their rollouts' },
+    { group: 'apps', resource: 'deployments', verbs: ['create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the Deployments (server-side apply: patch, and create for a new one)' },
+    { group: 'apps', resource: 'deployments', verbs: ['update'], scope: 'namespace', stages: ['rollout'], why: 'take over a Deployment modelship did not create, or return the stable to its previous template' },
+    { group: 'apps', resource: 'deployments', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete the canary, or a first deploy that failed' },
+    { group: 'apps', resource: 'replicasets', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'find a Deployment\'s newest ReplicaSet while it rolls out' },
+    { group: '', resource: 'pods', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'watch the new pods start and bake' },
+    { group: '', resource: 'events', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'give a failing pod\'s warning events as evidence' },
+    // ---- the Services: <app> and <app>-canary, and what goes through them
+    { group: '', resource: 'services', verbs: ['get'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read the Services (is the main one new: then it is marked as the run\'s)' },
+    { group: '', resource: 'services', verbs: ['create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the Services (server-side apply)' },
+    { group: '', resource: 'services', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete the canary\'s Service, or a main Service the run created and rolled back' },
+    { group: '', resource: 'services/proxy', verbs: ['get', 'create'], scope: 'namespace', stages: ['rollout'], option: 'service-proxy', why: 'send the model metadata request (GET) and the golden requests (POST) through the API server\'s service proxy, when verify-url is not given' },
+    // ---- the stable's PodDisruptionBudget <app>
+    { group: 'policy', resource: 'poddisruptionbudgets', verbs: ['get', 'create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the stable\'s PodDisruptionBudget (server-side apply)' },
+    { group: 'policy', resource: 'poddisruptionbudgets', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete a PodDisruptionBudget modelship made (disruption-budget none, a failed first deploy, a killed run\'s)' },
+    // ---- the deploy lease modelship-<app>
+    { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read and give back the deploy lease' },
+    { group: 'coordination.k8s.io', resource: 'leases', verbs: ['create', 'update'], scope: 'namespace', stages: ['rollout'], why: 'take and renew the deploy lease' },
+    // ---- create-pull-secret: the image pull Secret <app>-registry
+    { group: '', resource: 'secrets', verbs: ['get', 'create', 'patch'], scope: 'namespace', stages: ['rollout'], option: 'create-pull-secret', why: 'apply the image pull Secret (server-side apply)' },
+    { group: '', resource: 'secrets', verbs: ['get', 'delete'], scope: 'namespace', stages: ['post'], option: 'create-pull-secret', why: 'delete the pull Secret a killed run created' },
+    // ---- gpu: where each pod computes
+    { group: '', resource: 'pods/proxy', verbs: ['get', 'create'], scope: 'namespace', stages: ['rollout'], option: 'gpu', why: 'ask each new pod where it computes, through the API server\'s pod proxy' },
+    { group: '', resource: 'pods/log', verbs: ['get'], scope: 'namespace', stages: ['rollout'], option: 'gpu', why: 'read a pod\'s start-up log, which names its provider when an API key hides its metadata' },
+    // ---- namespaces: cluster-scoped
+    { group: '', resource: 'namespaces', verbs: ['get'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'tell whether the namespace exists (without it, a rollout takes its namespace to exist)' },
+    { group: '', resource: 'namespaces', verbs: ['create'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'create the namespace, which does not exist yet' },
+    { group: '', resource: 'namespaces', verbs: ['get', 'delete'], scope: 'cluster', stages: ['cleanup'], why: 'find the preview namespace, check that modelship made it, and delete it' },
+    { group: '', resource: 'namespaces', verbs: ['delete'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'delete the namespace the run just created when the server-side dry run refuses what goes in it' },
+    { group: '', resource: 'namespaces', verbs: ['get', 'delete'], scope: 'cluster', stages: ['post'], option: 'create-namespace', why: 'delete the namespace a killed run created' },
+    {
+        group: '*',
+        resource: '*',
+        verbs: ['list'],
+        scope: 'namespace',
+        stages: ['post'],
+        option: 'create-namespace',
+        why: 'see that a namespace a killed run created holds nothing else before deleting it',
+        optional: 'the post step keeps that namespace, and says why (a preview\'s goes with the PR\'s cleanup)',
+    },
+];
+const STAGES_OF = { rollout: ['rollout', 'post'], preview: ['rollout', 'post', 'preview'], cleanup: ['cleanup'] };
+/** The table's entries a stage uses (optional ones left out), with the options given. */
+function permissionsFor(stage, options) {
+    const stages = STAGES_OF[stage];
+    const opts = new Set([...options, ...(stage === 'preview' ? ['create-namespace'] : [])]);
+    return PERMISSIONS.filter((p) => !p.optional && p.stages.some((s) => stages.includes(s)) && (p.option === undefined || opts.has(p.option)));
+}
+/** The checks a run makes before it acts: one per (verb, resource), their reasons joined. Pure. */
+function accessChecks(n) {
+    const out = new Map();
+    for (const p of permissionsFor(n.stage, n.options)) {
+        for (const verb of p.verbs) {
+            const key = `${verb} ${p.group}/${p.resource} ${p.scope}`;
+            const have = out.get(key);
+            if (have) {
+                if (!have.why.split('; ').includes(p.why))
+                    have.why += `; ${p.why}`;
+            }
+            else
+                out.set(key, { verb, group: p.group, resource: p.resource, namespace: p.scope === 'namespace' ? n.namespace : undefined, why: p.why });
+        }
+    }
+    return [...out.values()];
+}
+/** A rollout's options, from its inputs; `createsNamespace`: its namespace does not exist and create-namespace is on. */
+function rolloutOptions(cfg, createsNamespace) {
+    return [...(createsNamespace ? ['create-namespace'] : []), ...(cfg.pullSecret ? ['create-pull-secret'] : []), ...(cfg.gpu ? ['gpu'] : []), ...(cfg.verifyUrl ? [] : ['service-proxy'])];
+}
+const VERB_ORDER = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
+const verbRank = (v) => (VERB_ORDER.includes(v) ? VERB_ORDER.indexOf(v) : VERB_ORDER.length);
+const byVerb = (a, b) => verbRank(a) - verbRank(b) || a.localeCompare(b);
+/** deployments.apps, services/proxy, namespaces: as kubectl and the API server's messages name them */
+const resourceName = (group, resource) => (group ? resource.replace(/^([^/]+)/, `$1.${group}`) : resource);
+const README_SECTION = 'README "Least-privilege deploy identity"';
+/**
+ * The error naming every missing permission, grouped by resource: `get, delete deployments.apps in namespace "x"
+ * (to …)`; the hint says how to get a Role that grants them. Pure.
+ */
+function permissionError(user, missing, hint) {
+    const groups = new Map();
+    for (const m of missing) {
+        const key = `${m.group}/${m.resource} ${m.namespace ?? ''}`;
+        const g = groups.get(key) ?? { verbs: [], whys: [], check: m };
+        g.verbs.push(m.verb);
+        for (const w of m.why.split('; '))
+            if (!g.whys.includes(w))
+                g.whys.push(w);
+        groups.set(key, g);
+    }
+    const items = [...groups.values()].map((g) => `${g.verbs.sort(byVerb).join(', ')} ${resourceName(g.check.group, g.check.resource)} ${g.check.namespace !== undefined ? `in namespace "${g.check.namespace}"` : '(cluster-wide)'} (needed to ${g.whys.join('; to ')})`);
+    return new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `input "kubeconfig": the kubeconfig's user (${user}) may not: ${items.join('; ')} — ${hint}`, { field: 'kubeconfig' });
+}
+/**
+ * Ask for every check at once (SelfSubjectAccessReviews in parallel) and fail, before anything is changed, naming
+ * each permission the user lacks. `hint`: what to run or read to grant them.
+ */
+async function preflight(reviewer, checks, hint) {
+    const allowed = await Promise.all(checks.map((c) => reviewer.canI(c.verb, c.resource, c.group, c.namespace)));
+    const missing = checks.filter((_, i) => !allowed[i]);
+    if (missing.length === 0)
+        return;
+    const user = reviewer.whoAmI ? await reviewer.whoAmI().catch(() => 'unknown') : 'unknown';
+    throw permissionError(user, missing, hint);
+}
+/** The hint of a stage's permission error: the `modelship rbac` command that prints what grants them, and the README. */
+function rbacHint(n) {
+    const has = (o) => n.options.includes(o);
+    const flags = [
+        ...(n.stage === 'rollout' ? [`--namespace ${n.namespace}`] : ['--stage preview', '--namespace <the ServiceAccount\'s namespace>']),
+        ...(n.stage === 'rollout' && has('create-namespace') ? ['--create-namespace'] : []),
+        ...(has('create-pull-secret') ? ['--create-pull-secret'] : []),
+        ...(has('gpu') ? ['--gpu'] : []),
+        ...(n.stage !== 'cleanup' && !has('service-proxy') ? ['--verify-url'] : []),
+    ];
+    return `\`modelship rbac ${flags.join(' ')}\` prints a ServiceAccount and the RBAC that grant them; see ${README_SECTION}`;
+}
+/** RBAC rules from table entries: one rule per (group, resource), verbs merged in the usual order; the reasons beside. */
+function rulesOf(entries) {
+    const out = new Map();
+    for (const p of entries) {
+        const key = `${p.group}/${p.resource}`;
+        const r = out.get(key) ?? { rule: { apiGroups: [p.group], resources: [p.resource], verbs: [] }, why: [] };
+        for (const v of p.verbs)
+            if (!r.rule.verbs.includes(v))
+                r.rule.verbs.push(v);
+        if (!r.why.includes(p.why))
+            r.why.push(p.why);
+        out.set(key, r);
+    }
+    for (const r of out.values())
+        r.rule.verbs.sort(byVerb);
+    return [...out.values()];
+}
+const optionsOf = (o) => [
+    ...(o.verifyUrl ? [] : ['service-proxy']),
+    ...(o.createNamespace || o.stage === 'preview' ? ['create-namespace'] : []),
+    ...(o.createPullSecret ? ['create-pull-secret'] : []),
+    ...(o.gpu ? ['gpu'] : []),
+];
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+function rbacDocs(o) {
+    for (const [flag, v] of [['namespace', o.namespace], ['service-account', o.serviceAccount]]) {
+        if (!DNS_LABEL.test(v) || v.length > 63)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `rbac: --${flag} must be a DNS label (lowercase letters, digits, -), got "${v}"`, { field: flag });
+    }
+    const stage = o.stage === 'preview' ? 'preview' : 'rollout';
+    const entries = permissionsFor(stage === 'preview' ? 'preview' : 'rollout', optionsOf(o));
+    if (stage === 'preview')
+        entries.push(...permissionsFor('cleanup', []));
+    const namespaced = rulesOf(entries.filter((p) => p.scope === 'namespace'));
+    const cluster = rulesOf(entries.filter((p) => p.scope === 'cluster'));
+    const sa = { kind: 'ServiceAccount', name: o.serviceAccount, namespace: o.namespace };
+    const rbac = 'rbac.authorization.k8s.io/v1';
+    const docs = [{ obj: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: o.serviceAccount, namespace: o.namespace } }, comment: ['the deploy identity'] }];
+    // a namespace the run creates has no Role before it exists: then the namespaced rules are granted cluster-wide
+    const madeByRun = stage === 'preview' || !!o.createNamespace;
+    if (!madeByRun) {
+        docs.push({ obj: { apiVersion: rbac, kind: 'Role', metadata: { name: o.serviceAccount, namespace: o.namespace } }, comment: [`what modelship rollout (and its post step) do in namespace ${o.namespace}`], rules: namespaced });
+        docs.push({ obj: { apiVersion: rbac, kind: 'RoleBinding', metadata: { name: o.serviceAccount, namespace: o.namespace }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: o.serviceAccount }, subjects: [sa] }, comment: [] });
+        return docs;
+    }
+    const base = `modelship:${o.namespace}:${o.serviceAccount}`;
+    const why = stage === 'preview' ? 'the preview namespaces <app>-pr-<N>, which the preview creates and its cleanup deletes' : 'the namespace the rollout creates (create-namespace)';
+    docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRole', metadata: { name: `${base}:namespaces` } }, comment: [`cluster-scoped: ${why}`], rules: cluster });
+    docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRoleBinding', metadata: { name: `${base}:namespaces` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:namespaces` }, subjects: [sa] }, comment: [] });
+    docs.push({
+        obj: { apiVersion: rbac, kind: 'ClusterRole', metadata: { name: `${base}:deploy` } },
+        comment: ['what the rollout (and its post step) do in its namespace; bound cluster-wide because a namespace the run creates', 'has no Role before it exists (with namespaces made beforehand, use the Role of `modelship rbac --namespace NS` in each)'],
+        rules: namespaced,
+    });
+    docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRoleBinding', metadata: { name: `${base}:deploy` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:deploy` }, subjects: [sa] }, comment: [] });
+    return docs;
+}
+/** The RBAC objects as plain objects (what `kubectl apply` receives). */
+function rbacObjects(o) {
+    return rbacDocs(o).map((d) => (d.rules ? { ...d.obj, rules: d.rules.map((r) => r.rule) } : d.obj));
+}
+const scalar = (s) => (/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(s) && !/^(true|false|null|yes|no|on|off|~|[\d.eE+-]+)$/i.test(s) ? s : JSON.stringify(s));
+const flow = (l) => `[${l.map(scalar).join(', ')}]`;
+function render(v, indent) {
+    if (Array.isArray(v))
+        return v.flatMap((x) => render(x, `${indent}  `).map((l, i) => (i === 0 ? `${indent}- ${l.trimStart()}` : l)));
+    if (v && typeof v === 'object') {
+        return Object.entries(v).flatMap(([k, x]) => (x && typeof x === 'object' ? [`${indent}${k}:`, ...render(x, Array.isArray(x) ? indent : `${indent}  `)] : [`${indent}${k}: ${scalar(String(x))}`]));
+    }
+    return [`${indent}${scalar(String(v))}`];
+}
+/** The RBAC objects as one YAML stream (`kubectl apply -f -`), each rule with the reasons it is there. */
+function rbacYaml(o, command = 'modelship rbac') {
+    const head = [
+        `# the least-privilege deploy identity of modelship ${o.stage === 'preview' ? 'preview and cleanup' : 'rollout'}: generated by \`${command}\` from src/rollout/permissions.ts`,
+        `# apply with: kubectl apply -f <this file>; then a token kubeconfig for ServiceAccount ${o.namespace}/${o.serviceAccount}: see README "Least-privilege deploy identity"`,
+    ];
+    const docs = rbacDocs(o).map((d) => {
+        const lines = [...d.comment.map((c) => `# ${c}`), ...render(d.obj, '')];
+        if (d.rules) {
+            lines.push('rules:');
+            for (const r of d.rules)
+                lines.push(...r.why.map((w) => `# ${resourceName(r.rule.apiGroups[0], r.rule.resources[0])}: ${w}`), `- apiGroups: ${flow(r.rule.apiGroups)}`, `  resources: ${flow(r.rule.resources)}`, `  verbs: ${flow(r.rule.verbs)}`);
+        }
+        return lines.join('\n');
+    });
+    return `${head.join('\n')}\n${docs.map((d) => `---\n${d}\n`).join('')}`;
+}
+
+
+/***/ }),
+
+/***/ 89825:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   HH: () => (/* binding */ DEFAULT_QUERIES),
+/* harmony export */   Sc: () => (/* binding */ fmt),
+/* harmony export */   it: () => (/* binding */ prometheusGate)
+/* harmony export */ });
+/* unused harmony exports renderQuery, promQuery */
+/* harmony import */ var _health__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(20407);
+
+const SEL = 'namespace="{{namespace}}",track="{{track}}",route="infer"';
+/** Triton's per-model metrics (its image's CMD enables the latency summaries: --metrics-config summary_latencies=true) */
+const TSEL = 'namespace="{{namespace}}",track="{{track}}",model="{{model}}"';
+const TRITON_REQUESTS = `(sum(nv_inference_request_success{${TSEL}}) + sum(nv_inference_request_failure{${TSEL}}))`;
+/**
+ * The queries used when prometheus-*-query is not given, per runtime: requests served, the share that failed, and
+ * p99 latency in ms. modelship: its request counter and latency histogram (route infer; 5xx are errors). Triton:
+ * nv_inference_request_success / _failure (every failure reason), and the 0.99 quantile of its request latency summary
+ * (a summary cannot be summed across pods: the worst pod's).
+ */
+const DEFAULT_QUERIES = {
+    modelship: {
+        samples: `sum(modelship_requests_total{${SEL}})`,
+        errorRate: `(sum(modelship_requests_total{${SEL},code=~"5.."}) or vector(0)) / sum(modelship_requests_total{${SEL}})`,
+        latency: `1000 * histogram_quantile(0.99, sum by (le) (modelship_request_duration_seconds_bucket{${SEL}}))`,
+    },
+    triton: {
+        samples: TRITON_REQUESTS,
+        errorRate: `sum(nv_inference_request_failure{${TSEL}}) / ${TRITON_REQUESTS}`,
+        latency: `max(nv_inference_request_summary_us{${TSEL},quantile="0.99"}) / 1000`,
+    },
+};
+/** Fill {{namespace}}, {{app}}, {{track}}, {{model}} in a query template; an unknown placeholder is an error. */
+function renderQuery(template, vars) {
+    return template.replace(/\{\{\s*([a-z]+)\s*\}\}/g, (_, k) => {
+        if (!(k in vars))
+            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`PromQL template uses {{${k}}}; known: ${Object.keys(vars).map((v) => `{{${v}}}`).join(', ')}`);
+        return vars[k];
+    });
+}
+/** One instant query; undefined when the result is empty or not a number (no data). */
+async function promQuery(url, query, signal) {
+    let res;
+    try {
+        res = await fetch(`${url.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query })}`, { signal });
+    }
+    catch (e) {
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus at ${url} is unreachable: ${e.message}`);
+    }
+    const body = (await res.json().catch(() => ({})));
+    if (res.status !== 200 || body.status !== 'success')
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus query failed (HTTP ${res.status}): ${body.error ?? 'no error message'}; query: ${query}`);
+    const d = body.data;
+    const raw = d.resultType === 'scalar' ? d.result[1] : d.result[0]?.value[1];
+    const n = raw === undefined ? NaN : Number(raw);
+    return Number.isFinite(n) ? n : undefined;
+}
+async function prometheusGate(c, vars, hasStable, signal) {
+    const q = (t, track) => renderQuery(t, { ...vars, track });
+    const res = { canary: {}, stable: {}, queries: [q(c.samplesQuery, 'canary'), q(c.errorRateQuery, 'canary'), q(c.latencyQuery, 'canary')] };
+    const deadline = Date.now() + c.waitMs;
+    for (;;) {
+        res.canary.samples = await promQuery(c.url, q(c.samplesQuery, 'canary'), signal);
+        if ((res.canary.samples ?? 0) >= c.minSamples || Date.now() >= deadline)
+            break;
+        await (0,_health__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .yy)(1000, signal);
+    }
+    if (res.canary.samples === undefined)
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [`waited ${Math.round(c.waitMs / 1000)} s for the scrape`]);
+    if (res.canary.samples < c.minSamples)
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus has ${res.canary.samples} samples for the canary, fewer than min-samples ${c.minSamples}`);
+    res.canary.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'canary'), signal);
+    res.canary.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'canary'), signal);
+    if (hasStable) {
+        res.stable.samples = await promQuery(c.url, q(c.samplesQuery, 'stable'), signal);
+        res.stable.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'stable'), signal);
+        res.stable.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'stable'), signal);
+    }
+    const cmp = `canary ${fmt(res.canary)}; stable ${hasStable ? fmt(res.stable) : 'none'}`;
+    if (res.canary.errorRate === undefined)
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus returned no error rate for the canary; no data is a failure (${cmp})`);
+    if (res.canary.errorRate > c.maxErrorRate)
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`canary error rate ${res.canary.errorRate.toFixed(4)} > max-error-rate ${c.maxErrorRate} (${cmp})`);
+    if (c.maxP99Ms > 0) {
+        if (res.canary.p99Ms === undefined)
+            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus returned no p99 latency for the canary; no data is a failure (${cmp})`);
+        if (res.canary.p99Ms > c.maxP99Ms)
+            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`canary p99 latency ${res.canary.p99Ms.toFixed(1)} ms > max-p99-ms ${c.maxP99Ms} (${cmp})`);
+    }
+    return res;
+}
+const fmt = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate === undefined ? 'none' : m.errorRate.toFixed(4)}, p99 ${m.p99Ms === undefined ? 'none' : `${m.p99Ms.toFixed(1)} ms`}`;
+
+
+/***/ }),
+
+/***/ 79786:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   S: () => (/* binding */ runStage)
+/* harmony export */ });
+/* eslint-disable @typescript-eslint/no-require-imports */
+/**
+ * Dispatch a validated config to its stage. The action and the CLI both come through here. A stage's modules
+ * are required when it runs (kept in the bundle's main file: required, not imported), so one stage does not
+ * start up the others.
+ */
+async function runStage(cfg, log) {
+    switch (cfg.stage) {
+        case 'convert':
+            return (__nccwpck_require__(5770)/* .runConvert */ .B)(cfg.convert, log);
+        case 'compile':
+            return (__nccwpck_require__(3630)/* .runCompile */ .Jz)(cfg.compile, log);
+        case 'image':
+            return (__nccwpck_require__(56866)/* .runImage */ .DG)(cfg.image, log);
+        case 'smoke':
+            return (__nccwpck_require__(38697)/* .runSmoke */ .Lw)(cfg.smoke, log);
+        case 'rollout':
+            // loaded on use: @kubernetes/client-node is large and ESM-only
+            return (await Promise.all(/* import() */[__nccwpck_require__.e(482), __nccwpck_require__.e(291), __nccwpck_require__.e(472), __nccwpck_require__.e(158)]).then(__nccwpck_require__.bind(__nccwpck_require__, 12472))).runRollout(cfg.rollout, log);
+        case 'preview':
+            return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runPreview(cfg.preview, log);
+        case 'cleanup':
+            return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runCleanup(cfg.cleanup, log);
+        case 'pipeline':
+            return (await __nccwpck_require__.e(/* import() */ 782).then(__nccwpck_require__.bind(__nccwpck_require__, 77782))).runPipeline(cfg, log);
+    }
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+
+/***/ }),
+
+/***/ 56099:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   jw: () => (/* binding */ createSession),
+/* harmony export */   te: () => (/* binding */ parseProvider)
+/* harmony export */ });
+/* unused harmony exports PROVIDER_CHOICES, CUDA_PROVIDER_LIBS, diagnoseCudaFailure */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(35317);
+/* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(child_process__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1229);
+/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(27171);
+/* harmony import */ var _util_ldconfig__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(42776);
+
+
+
+
+
+
+
+const PROVIDER_CHOICES = ['cpu', 'cuda', 'cuda,cpu'];
+function parseProvider(raw, field = 'provider') {
+    const v = raw.trim().toLowerCase().replace(/\s+/g, '');
+    if (!PROVIDER_CHOICES.includes(v)) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `--provider / MODELSHIP_PROVIDER must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
+    }
+    return { requested: v, wanted: v === 'cpu' ? 'cpu' : 'cuda', fallback: v === 'cuda,cpu' };
+}
+/** The provider libraries ONNX Runtime loads for CUDA, next to libonnxruntime.so.1. */
+const CUDA_PROVIDER_LIBS = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
+/**
+ * Create the session on the requested provider. Strict `cuda` throws (the server exits non-zero) with the cause;
+ * `cuda,cpu` falls back and reports why.
+ */
+async function createSession(ort, bytes, options, req) {
+    if (req.wanted === 'cpu')
+        return { session: await ort.InferenceSession.create(bytes, options(['cpu'])), provider: 'cpu' };
+    try {
+        return { session: await ort.InferenceSession.create(bytes, options(['cuda'])), provider: 'cuda' };
+    }
+    catch (e) {
+        const cause = diagnoseCudaFailure(e.message, (0,_util_ort__WEBPACK_IMPORTED_MODULE_5__/* .ortLibDir */ .qx)());
+        if (!req.fallback)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the CUDA execution provider cannot be created: ${cause} (MODELSHIP_PROVIDER=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
+        return { session: await ort.InferenceSession.create(bytes, options(['cpu'])), provider: 'cpu', fallbackReason: cause };
+    }
+}
+/**
+ * Name the cause of a failed CUDA provider from ONNX Runtime's message and the libraries on disk: a missing provider
+ * library (an image built without gpu: true), a library the provider needs that the image lacks, no driver library
+ * (run without the NVIDIA runtime), no device, a driver too old for the CUDA runtime.
+ */
+function diagnoseCudaFailure(message, libDir, resolve = defaultResolver()) {
+    const cuda = /CUDA failure (\d+): ([^;\n]+)/.exec(message);
+    if (cuda) {
+        const [code, text] = [Number(cuda[1]), `CUDA failure ${cuda[1]}: ${cuda[2].trim()}`];
+        if (code === 100)
+            return `no CUDA device (${text}): run the container with --gpus or on a node with nvidia.com/gpu`;
+        if (code === 35)
+            return `the NVIDIA driver is too old for the CUDA runtime (${text}): CUDA 13 needs driver 580 or newer`;
+        if (code === 34)
+            return `the NVIDIA driver library is a stub (${text}): run with the NVIDIA container runtime`;
+        return text;
+    }
+    for (const lib of CUDA_PROVIDER_LIBS) {
+        if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_1__.join(libDir, lib)))
+            return `${lib} is missing from ${libDir}: the image was built without the CUDA provider (build it with gpu: true)`;
+    }
+    const missing = [];
+    for (const lib of CUDA_PROVIDER_LIBS) {
+        const file = path__WEBPACK_IMPORTED_MODULE_1__.join(libDir, lib);
+        let needed;
+        try {
+            needed = (0,_util_elf__WEBPACK_IMPORTED_MODULE_4__/* .readElfFile */ .GO)(file).needed;
+        }
+        catch (e) {
+            return `${file} is unreadable: ${e.message}`;
+        }
+        for (const n of needed)
+            if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_1__.join(libDir, n)) && !resolve(n, file))
+                missing.push(`${n} (needed by ${lib})`);
+    }
+    const driver = missing.filter((m) => _util_ldconfig__WEBPACK_IMPORTED_MODULE_6__/* .RUNTIME_PROVIDED_LIBS */ .IF.some((d) => m.startsWith(`${d} `)));
+    const other = missing.filter((m) => !driver.includes(m));
+    if (other.length)
+        return `missing librar${other.length === 1 ? 'y' : 'ies'} ${other.join(', ')}: the base image lacks the CUDA 13 / cuDNN 9 runtime`;
+    if (driver.length)
+        return `missing driver library ${driver.join(', ')}: no NVIDIA driver is mounted (run with --gpus / the NVIDIA container toolkit)`;
+    return message.split('\n')[0].trim() || 'unknown error';
+}
+/** Is `lib` found by the dynamic loader: LD_LIBRARY_PATH, the ldconfig cache, the default directories? */
+function defaultResolver() {
+    let cache;
+    const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/lib', '/usr/lib', '/lib64', '/usr/lib64', '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'];
+    return (lib) => {
+        if (dirs.some((d) => fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_1__.join(d, lib))))
+            return true;
+        if (!cache) {
+            cache = new Set();
+            for (const ldconfig of ['/sbin/ldconfig', '/usr/sbin/ldconfig', 'ldconfig']) {
+                try {
+                    const out = (0,child_process__WEBPACK_IMPORTED_MODULE_2__.execFileSync)(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+                    // the listing as the image stage's base image check reads it
+                    for (const e of (0,_util_ldconfig__WEBPACK_IMPORTED_MODULE_6__/* .parseLdconfigListing */ .OH)(out))
+                        if (e.flags.includes('x86-64'))
+                            cache.add(e.name);
+                    break;
+                }
+                catch {
+                    /* try the next */
+                }
+            }
+        }
+        return cache.has(lib);
+    };
+}
+
+
+/***/ }),
+
 /***/ 73958:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -33070,8 +33784,8 @@ var external_http_ = __nccwpck_require__(58611);
 var external_zlib_ = __nccwpck_require__(43106);
 // EXTERNAL MODULE: ./node_modules/prom-client/index.js
 var prom_client = __nccwpck_require__(95222);
-// EXTERNAL MODULE: ./src/shared/detections.ts
-var shared_detections = __nccwpck_require__(67409);
+// EXTERNAL MODULE: ./src/protocol/detections.ts
+var protocol_detections = __nccwpck_require__(68806);
 ;// CONCATENATED MODULE: ./src/serve/batcher.ts
 
 class DynamicBatcher {
@@ -33154,7 +33868,7 @@ class DynamicBatcher {
                 const mine = {};
                 for (const [name, o] of Object.entries(out)) {
                     if (o.detections) {
-                        const rows = (0,shared_detections/* splitDetectionTable */.WZ)(o.data, start, p.items);
+                        const rows = (0,protocol_detections/* splitDetectionTable */.WZ)(o.data, start, p.items);
                         mine[name] = { data: rows, itemShape: [1, rows.length / 7, 7], detections: true, shape: [1, 1, rows.length / 7, 7] };
                         continue;
                     }
@@ -33182,16 +33896,16 @@ class DynamicBatcher {
     }
 }
 
-// EXTERNAL MODULE: ./src/serve/kserve.ts
-var kserve = __nccwpck_require__(61351);
-// EXTERNAL MODULE: ./src/serve/classification.ts
-var classification = __nccwpck_require__(78155);
-// EXTERNAL MODULE: ./src/serve/crypto.ts
-var serve_crypto = __nccwpck_require__(7618);
-// EXTERNAL MODULE: ./src/serve/image.ts
-var serve_image = __nccwpck_require__(91194);
-// EXTERNAL MODULE: ./src/util/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(21133);
+// EXTERNAL MODULE: ./src/protocol/kserve.ts
+var kserve = __nccwpck_require__(26214);
+// EXTERNAL MODULE: ./src/protocol/classification.ts
+var classification = __nccwpck_require__(40062);
+// EXTERNAL MODULE: ./src/protocol/model-crypto.ts
+var model_crypto = __nccwpck_require__(28051);
+// EXTERNAL MODULE: ./src/protocol/pixels.ts
+var pixels = __nccwpck_require__(99363);
+// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(4861);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
 ;// CONCATENATED MODULE: ./src/serve/cpus.ts
@@ -33236,8 +33950,8 @@ function cpuBudget(read = readFile, parallelism = external_os_.availableParallel
     return { cpus: Math.max(1, parallelism), source: `${parallelism} CPUs available` };
 }
 
-// EXTERNAL MODULE: ./src/serve/provider.ts
-var serve_provider = __nccwpck_require__(38674);
+// EXTERNAL MODULE: ./src/serve/execution-provider.ts
+var execution_provider = __nccwpck_require__(56099);
 // EXTERNAL MODULE: ./src/serve/threads.ts
 var serve_threads = __nccwpck_require__(52754);
 ;// CONCATENATED MODULE: ./src/serve/memory.ts
@@ -33398,7 +34112,7 @@ const DEFAULT_SERVE = {
     maxBatchSize: 8,
     maxQueueDelayMs: 2,
     idleFlush: true,
-    provider: (0,serve_provider/* parseProvider */.te)('cpu'),
+    provider: (0,execution_provider/* parseProvider */.te)('cpu'),
     intraOpThreads: 0,
     maxBodyBytes: 64 * 2 ** 20,
     maxInflightBytes: 0,
@@ -33406,7 +34120,7 @@ const DEFAULT_SERVE = {
     bodyTimeoutMs: 60_000,
     authFailureLimit: 10,
     decodeThreads: 1,
-    preprocess: serve_image/* GOOGLENET_PREPROCESS */.od,
+    preprocess: pixels/* GOOGLENET_PREPROCESS */.od,
     topK: 5,
     detectionThreshold: 0.5,
     drainDelayMs: 0,
@@ -33473,8 +34187,8 @@ function decodePath(segment) {
 /** Load the model and serve it over the KServe v2 protocol. */
 async function startServer(opts) {
     let bytes = external_fs_.readFileSync(opts.modelPath);
-    if ((0,serve_crypto/* isEncrypted */.ph)(bytes))
-        bytes = (0,serve_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
+    if ((0,model_crypto/* isEncrypted */.ph)(bytes))
+        bytes = (0,model_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
     const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
     if (sig.inputs.length === 0)
         throw new util_errors/* ModelshipError */.W7('input', 'the model has no inputs', { file: opts.modelPath });
@@ -33523,7 +34237,7 @@ async function startServer(opts) {
     const input0 = sig.inputs[0];
     const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
     // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
-    const detectionOutputs = (0,shared_detections/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
+    const detectionOutputs = (0,protocol_detections/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
     const isDetection = new Set(detectionOutputs);
     if (detectionOutputs.length)
         opts.log(`detection output${detectionOutputs.length > 1 ? 's' : ''} ${detectionOutputs.join(', ')}: [1, 1, D, 7] tables, split per request by image_id; POST /v2/models/${opts.modelName}/detect takes an image`);
@@ -33537,7 +34251,7 @@ async function startServer(opts) {
             }
             // an output that is not batch-first cannot be split by item: refuse rather than hand out wrong slices
             if (v.shape[0] !== items)
-                throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${shared_detections/* DETECTION_OUTPUTS_KEY */.B} metadata)`);
+                throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${protocol_detections/* DETECTION_OUTPUTS_KEY */.B} metadata)`);
             out[k] = { data: v.data, itemShape: v.shape.slice(1) };
         }
         return out;
@@ -33800,7 +34514,7 @@ async function startServer(opts) {
         const [H, W] = imageInput('image classification');
         const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
         // decoding and resizing an image takes tens of milliseconds: on a decode thread
-        const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.image(body, H, W, opts.preprocess) : (0,serve_image/* imageToTensor */.Y4)(body, H, W, opts.preprocess);
+        const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.image(body, H, W, opts.preprocess) : (0,pixels/* imageToTensor */.Y4)(body, H, W, opts.preprocess);
         const out = await batcher.submit(x, 1);
         const first = out[sig.outputs[0].name].data;
         const idx = (0,classification/* topClasses */.ot)(first, 0, first.length, Math.min(k, first.length));
@@ -33809,7 +34523,7 @@ async function startServer(opts) {
     }
     async function detect(req, res, url) {
         if (!detectionOutputs.length)
-            throw new kserve/* ProtocolError */.bd(400, `model "${name}" is not a detection model (no output is a detection table; its ONNX metadata has no ${shared_detections/* DETECTION_OUTPUTS_KEY */.B}): POST the image to /v2/models/${name}/classify`);
+            throw new kserve/* ProtocolError */.bd(400, `model "${name}" is not a detection model (no output is a detection table; its ONNX metadata has no ${protocol_detections/* DETECTION_OUTPUTS_KEY */.B}): POST the image to /v2/models/${name}/classify`);
         const t = url.searchParams.get('threshold');
         const threshold = t === null ? opts.detectionThreshold : Number(t);
         if (t !== null && (t.trim() === '' || !(threshold >= 0 && threshold <= 1)))
@@ -33817,10 +34531,10 @@ async function startServer(opts) {
         const body = await readBody(req, res);
         const [H, W] = imageInput('object detection');
         // the whole image resized to the input (SSD's transform): decoded on a decode thread when it is large
-        const img = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.detectionImage(body, H, W, opts.preprocess) : (0,serve_image/* imageToDetectionTensor */.Lq)(body, H, W, opts.preprocess);
+        const img = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.detectionImage(body, H, W, opts.preprocess) : (0,pixels/* imageToDetectionTensor */.Lq)(body, H, W, opts.preprocess);
         const out = await batcher.submit(img.data, 1);
         const table = out[detectionOutputs[0]].data;
-        const detections = (0,shared_detections/* imageDetections */.ar)(table, { threshold, width: img.width, height: img.height, labels: opts.labels });
+        const detections = (0,protocol_detections/* imageDetections */.ar)(table, { threshold, width: img.width, height: img.height, labels: opts.labels });
         send(res, 200, { model_name: name, model_version: version, width: img.width, height: img.height, threshold, detections });
         return 200;
     }
@@ -34003,8 +34717,8 @@ async function startServer(opts) {
     };
 }
 
-// EXTERNAL MODULE: ./src/shared/runtime.ts
-var runtime = __nccwpck_require__(36029);
+// EXTERNAL MODULE: ./src/protocol/runtime.ts
+var runtime = __nccwpck_require__(44832);
 ;// CONCATENATED MODULE: ./src/serve/main.ts
 
 
@@ -34087,14 +34801,14 @@ function serveOptions(argv, env, log) {
     const modelPath = get('model', 'MODELSHIP_MODEL');
     if (!modelPath)
         throw new util_errors/* ModelshipError */.W7('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
-    const provider = (0,serve_provider/* parseProvider */.te)(get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
+    const provider = (0,execution_provider/* parseProvider */.te)(get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
     let apiKey = env.MODELSHIP_API_KEY || undefined;
     if (!apiKey && env.MODELSHIP_API_KEY_FILE)
         apiKey = external_fs_.readFileSync(env.MODELSHIP_API_KEY_FILE, 'utf8').trim();
     let preprocess = DEFAULT_SERVE.preprocess;
     if (env.MODELSHIP_PREPROCESS) {
         try {
-            preprocess = (0,serve_image/* parsePreprocess */._3)(env.MODELSHIP_PREPROCESS, preprocess);
+            preprocess = (0,pixels/* parsePreprocess */._3)(env.MODELSHIP_PREPROCESS, preprocess);
         }
         catch (e) {
             throw new util_errors/* ModelshipError */.W7('input', `MODELSHIP_PREPROCESS: ${e.message}`);
@@ -34128,7 +34842,7 @@ function serveOptions(argv, env, log) {
         decodeThreads: int('decode-threads', 'MODELSHIP_DECODE_THREADS', DEFAULT_SERVE.decodeThreads, 1),
         metricsPort,
         apiKey,
-        modelKey: (0,serve_crypto/* loadKey */.cv)(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
+        modelKey: (0,model_crypto/* loadKey */.cv)(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
         preprocess,
         detectionThreshold,
         labels: labelsFile ? external_fs_.readFileSync(labelsFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined,
@@ -34178,187 +34892,6 @@ async function serveMain(argv, out = process.stdout) {
         process.once('SIGINT', () => stop('SIGINT'));
     });
     return 0;
-}
-
-
-/***/ }),
-
-/***/ 64549:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   _: () => (/* binding */ parsePreprocess),
-/* harmony export */   o: () => (/* binding */ GOOGLENET_PREPROCESS)
-/* harmony export */ });
-// The preprocessing as data, apart from image decoding (src/serve/image.ts): inputs read it without loading decoders.
-const GOOGLENET_PREPROCESS = { resize: 256, channelOrder: 'BGR', mean: [104, 117, 123], scale: 1 };
-/**
- * A preprocessing as JSON (`MODELSHIP_PREPROCESS`, smoke's `preprocess`): any of resize, channelOrder, mean, scale,
- * over `base`. Throws an Error saying what is wrong (the caller names where it came from).
- */
-function parsePreprocess(text, base = GOOGLENET_PREPROCESS) {
-    let v;
-    try {
-        v = JSON.parse(text);
-    }
-    catch (e) {
-        throw new Error(`not JSON: ${e.message}`);
-    }
-    if (typeof v !== 'object' || v === null || Array.isArray(v))
-        throw new Error('expected a JSON object with any of resize, channelOrder, mean, scale');
-    const o = v;
-    const unknown = Object.keys(o).filter((k) => !['resize', 'channelOrder', 'mean', 'scale'].includes(k));
-    if (unknown.length)
-        throw new Error(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: resize, channelOrder, mean, scale)`);
-    const p = { ...base };
-    if (o.resize !== undefined) {
-        if (typeof o.resize !== 'number' || !Number.isInteger(o.resize) || o.resize < 0)
-            throw new Error(`"resize" must be a whole number ≥ 0 (the short side before the center crop; 0: straight to the crop), got ${JSON.stringify(o.resize)}`);
-        p.resize = o.resize;
-    }
-    if (o.channelOrder !== undefined) {
-        if (o.channelOrder !== 'BGR' && o.channelOrder !== 'RGB')
-            throw new Error(`"channelOrder" must be "BGR" or "RGB", got ${JSON.stringify(o.channelOrder)}`);
-        p.channelOrder = o.channelOrder;
-    }
-    if (o.mean !== undefined) {
-        if (!Array.isArray(o.mean) || o.mean.length !== 3 || o.mean.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
-            throw new Error(`"mean" must be three numbers, per channel in channelOrder, got ${JSON.stringify(o.mean)}`);
-        p.mean = o.mean;
-    }
-    if (o.scale !== undefined) {
-        if (typeof o.scale !== 'number' || !Number.isFinite(o.scale))
-            throw new Error(`"scale" must be a number, got ${JSON.stringify(o.scale)}`);
-        p.scale = o.scale;
-    }
-    return p;
-}
-
-
-/***/ }),
-
-/***/ 38674:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   jw: () => (/* binding */ createSession),
-/* harmony export */   te: () => (/* binding */ parseProvider)
-/* harmony export */ });
-/* unused harmony exports PROVIDER_CHOICES, CUDA_PROVIDER_LIBS, diagnoseCudaFailure */
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
-/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(35317);
-/* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(child_process__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
-/* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1229);
-/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(27171);
-/* harmony import */ var _image_basecheck__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(12758);
-
-
-
-
-
-
-
-const PROVIDER_CHOICES = ['cpu', 'cuda', 'cuda,cpu'];
-function parseProvider(raw, field = 'provider') {
-    const v = raw.trim().toLowerCase().replace(/\s+/g, '');
-    if (!PROVIDER_CHOICES.includes(v)) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `--provider / MODELSHIP_PROVIDER must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
-    }
-    return { requested: v, wanted: v === 'cpu' ? 'cpu' : 'cuda', fallback: v === 'cuda,cpu' };
-}
-/** The provider libraries ONNX Runtime loads for CUDA, next to libonnxruntime.so.1. */
-const CUDA_PROVIDER_LIBS = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
-/**
- * Create the session on the requested provider. Strict `cuda` throws (the server exits non-zero) with the cause;
- * `cuda,cpu` falls back and reports why.
- */
-async function createSession(ort, bytes, options, req) {
-    if (req.wanted === 'cpu')
-        return { session: await ort.InferenceSession.create(bytes, options(['cpu'])), provider: 'cpu' };
-    try {
-        return { session: await ort.InferenceSession.create(bytes, options(['cuda'])), provider: 'cuda' };
-    }
-    catch (e) {
-        const cause = diagnoseCudaFailure(e.message, (0,_util_ort__WEBPACK_IMPORTED_MODULE_5__/* .ortLibDir */ .qx)());
-        if (!req.fallback)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the CUDA execution provider cannot be created: ${cause} (MODELSHIP_PROVIDER=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
-        return { session: await ort.InferenceSession.create(bytes, options(['cpu'])), provider: 'cpu', fallbackReason: cause };
-    }
-}
-/**
- * Name the cause of a failed CUDA provider from ONNX Runtime's message and the libraries on disk: a missing provider
- * library (an image built without gpu: true), a library the provider needs that the image lacks, no driver library
- * (run without the NVIDIA runtime), no device, a driver too old for the CUDA runtime.
- */
-function diagnoseCudaFailure(message, libDir, resolve = defaultResolver()) {
-    const cuda = /CUDA failure (\d+): ([^;\n]+)/.exec(message);
-    if (cuda) {
-        const [code, text] = [Number(cuda[1]), `CUDA failure ${cuda[1]}: ${cuda[2].trim()}`];
-        if (code === 100)
-            return `no CUDA device (${text}): run the container with --gpus or on a node with nvidia.com/gpu`;
-        if (code === 35)
-            return `the NVIDIA driver is too old for the CUDA runtime (${text}): CUDA 13 needs driver 580 or newer`;
-        if (code === 34)
-            return `the NVIDIA driver library is a stub (${text}): run with the NVIDIA container runtime`;
-        return text;
-    }
-    for (const lib of CUDA_PROVIDER_LIBS) {
-        if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_1__.join(libDir, lib)))
-            return `${lib} is missing from ${libDir}: the image was built without the CUDA provider (build it with gpu: true)`;
-    }
-    const missing = [];
-    for (const lib of CUDA_PROVIDER_LIBS) {
-        const file = path__WEBPACK_IMPORTED_MODULE_1__.join(libDir, lib);
-        let needed;
-        try {
-            needed = (0,_util_elf__WEBPACK_IMPORTED_MODULE_4__/* .readElfFile */ .GO)(file).needed;
-        }
-        catch (e) {
-            return `${file} is unreadable: ${e.message}`;
-        }
-        for (const n of needed)
-            if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_1__.join(libDir, n)) && !resolve(n, file))
-                missing.push(`${n} (needed by ${lib})`);
-    }
-    const driver = missing.filter((m) => _image_basecheck__WEBPACK_IMPORTED_MODULE_6__/* .RUNTIME_PROVIDED_LIBS */ .IF.some((d) => m.startsWith(`${d} `)));
-    const other = missing.filter((m) => !driver.includes(m));
-    if (other.length)
-        return `missing librar${other.length === 1 ? 'y' : 'ies'} ${other.join(', ')}: the base image lacks the CUDA 13 / cuDNN 9 runtime`;
-    if (driver.length)
-        return `missing driver library ${driver.join(', ')}: no NVIDIA driver is mounted (run with --gpus / the NVIDIA container toolkit)`;
-    return message.split('\n')[0].trim() || 'unknown error';
-}
-/** Is `lib` found by the dynamic loader: LD_LIBRARY_PATH, the ldconfig cache, the default directories? */
-function defaultResolver() {
-    let cache;
-    const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/lib', '/usr/lib', '/lib64', '/usr/lib64', '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'];
-    return (lib) => {
-        if (dirs.some((d) => fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_1__.join(d, lib))))
-            return true;
-        if (!cache) {
-            cache = new Set();
-            for (const ldconfig of ['/sbin/ldconfig', '/usr/sbin/ldconfig', 'ldconfig']) {
-                try {
-                    const out = (0,child_process__WEBPACK_IMPORTED_MODULE_2__.execFileSync)(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-                    // the listing as the image stage's base image check reads it
-                    for (const e of (0,_image_basecheck__WEBPACK_IMPORTED_MODULE_6__/* .parseLdconfigListing */ .OH)(out))
-                        if (e.flags.includes('x86-64'))
-                            cache.add(e.name);
-                    break;
-                }
-                catch {
-                    /* try the next */
-                }
-            }
-        }
-        return cache.has(lib);
-    };
 }
 
 
@@ -34557,9 +35090,9 @@ __nccwpck_require__.r(__webpack_exports__);
 /* harmony import */ var worker_threads__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(28167);
 /* harmony import */ var worker_threads__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(worker_threads__WEBPACK_IMPORTED_MODULE_3__);
 /* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(27171);
-/* harmony import */ var _provider__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(38674);
-/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(61351);
-/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(91194);
+/* harmony import */ var _execution_provider__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(56099);
+/* harmony import */ var _protocol_kserve__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(26214);
+/* harmony import */ var _protocol_pixels__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(99363);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(70017);
 /* module decorator */ module = __nccwpck_require__.hmd(module);
 
@@ -34572,7 +35105,7 @@ __nccwpck_require__.r(__webpack_exports__);
 
 
 function toWire(e) {
-    if (e instanceof _kserve__WEBPACK_IMPORTED_MODULE_6__/* .ProtocolError */ .bd)
+    if (e instanceof _protocol_kserve__WEBPACK_IMPORTED_MODULE_6__/* .ProtocolError */ .bd)
         return { kind: 'protocol', status: e.status, message: e.message };
     if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_8__/* .ModelshipError */ .W7)
         return { kind: 'modelship', code: e.code, message: e.message, location: e.location };
@@ -34581,7 +35114,7 @@ function toWire(e) {
 }
 function fromWire(w) {
     if (w.kind === 'protocol')
-        return new _kserve__WEBPACK_IMPORTED_MODULE_6__/* .ProtocolError */ .bd(w.status, w.message);
+        return new _protocol_kserve__WEBPACK_IMPORTED_MODULE_6__/* .ProtocolError */ .bd(w.status, w.message);
     if (w.kind === 'modelship') {
         // the message already carries the location prefix: rebuild without formatting it twice
         const e = new _util_errors__WEBPACK_IMPORTED_MODULE_8__/* .ModelshipError */ .W7(w.code, '', w.location);
@@ -34629,7 +35162,7 @@ async function inferWorker(port, init) {
         // (measured on GoogLeNet at batch 8 with 2 threads on 2 CPUs: 0.84-0.88x in-process throughput with spinning,
         // 0.90-0.92x without)
         const options = (providers) => ({ executionProviders: providers, graphOptimizationLevel: 'all', ...ortThreading(threads) });
-        const created = await (0,_provider__WEBPACK_IMPORTED_MODULE_5__/* .createSession */ .jw)(ort, init.model, options, init.provider);
+        const created = await (0,_execution_provider__WEBPACK_IMPORTED_MODULE_5__/* .createSession */ .jw)(ort, init.model, options, init.provider);
         session = created.session;
         port.postMessage({ id: 0, ready: true, provider: created.provider, fallbackReason: created.fallbackReason });
     }
@@ -34662,16 +35195,16 @@ function decodeWorker(port) {
         try {
             if (m.op === 'json') {
                 const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
-                const parsed = (0,_kserve__WEBPACK_IMPORTED_MODULE_6__/* .parseInferRequest */ .lA)(body, m.headerLength);
+                const parsed = (0,_protocol_kserve__WEBPACK_IMPORTED_MODULE_6__/* .parseInferRequest */ .lA)(body, m.headerLength);
                 // the tensors are new arrays or views into the body: its buffer goes back with them
                 post(port, { id: m.id, ok: true, value: parsed }, [m.body, ...parsed.inputs.map((t) => t.data)]);
             }
             else if (m.op === 'image') {
-                const x = (0,_image__WEBPACK_IMPORTED_MODULE_7__/* .imageToTensor */ .Y4)(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength), m.height, m.width, m.preprocess);
+                const x = (0,_protocol_pixels__WEBPACK_IMPORTED_MODULE_7__/* .imageToTensor */ .Y4)(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength), m.height, m.width, m.preprocess);
                 post(port, { id: m.id, ok: true, value: x }, [x]);
             }
             else if (m.op === 'detectionImage') {
-                const x = (0,_image__WEBPACK_IMPORTED_MODULE_7__/* .imageToDetectionTensor */ .Lq)(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength), m.height, m.width, m.preprocess);
+                const x = (0,_protocol_pixels__WEBPACK_IMPORTED_MODULE_7__/* .imageToDetectionTensor */ .Lq)(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength), m.height, m.width, m.preprocess);
                 post(port, { id: m.id, ok: true, value: x }, [x.data]);
             }
             else if (m.op === 'release') {
@@ -34799,235 +35332,6 @@ function compareOutput(name, batch, got, ref, tol) {
 
 /***/ }),
 
-/***/ 67409:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   B: () => (/* binding */ DETECTION_OUTPUTS_KEY),
-/* harmony export */   BB: () => (/* binding */ formatBox),
-/* harmony export */   Cz: () => (/* binding */ matchDetections),
-/* harmony export */   Mz: () => (/* binding */ parseExpectedDetections),
-/* harmony export */   Qj: () => (/* binding */ describeDetections),
-/* harmony export */   Rr: () => (/* binding */ detectionOutputNames),
-/* harmony export */   WZ: () => (/* binding */ splitDetectionTable),
-/* harmony export */   ZG: () => (/* binding */ isDetectionShape),
-/* harmony export */   ar: () => (/* binding */ imageDetections),
-/* harmony export */   ch: () => (/* binding */ compareDetections),
-/* harmony export */   sJ: () => (/* binding */ iou)
-/* harmony export */ });
-/* unused harmony exports DETECTION_TOLERANCE, detectionRows */
-/**
- * Detections, as Caffe's (SSD fork's) DetectionOutput writes them: a [1, 1, D, 7] table of rows (image_id, label,
- * score, xmin, ymin, xmax, ymax), box corners normalized to [0, 1], rows per image by score; D is dynamic and may be
- * 0. The converter names such outputs in the ONNX metadata (`modelship.detection_outputs`, comma-separated); a
- * Triton server does not pass that on, so a client also knows one by its shape. One module for the converter,
- * parity, the server and its clients: parity judges tables as sets, not tensors (the same detections per image,
- * count and labels, each score and box within a tolerance; row order is not compared — Caffe writes rows by
- * class, OpenCV and the converter by score); the server splits batched tables and scales boxes to images; smoke
- * matches expected boxes.
- */
-/** The ONNX metadata key naming a model's detection outputs (comma-separated), as the converter writes it. */
-const DETECTION_OUTPUTS_KEY = 'modelship.detection_outputs';
-/** The detection outputs a model's metadata names, those of `outputs` only, in the model's order. */
-function detectionOutputNames(metadata, outputs) {
-    const listed = new Set((metadata[DETECTION_OUTPUTS_KEY] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
-    return outputs.filter((o) => listed.has(o));
-}
-/** A declared shape that can be a detection table: [1, 1, D, 7], D variable (-1 or symbolic) or a number. */
-function isDetectionShape(shape) {
-    return shape.length === 4 && shape[0] === 1 && shape[1] === 1 && shape[3] === 7;
-}
-/**
- * The rows of items [start, start + items) of a batch's detection table, their image_id re-based to the first of
- * them (so a request sees its own item indices). Rows of no item (Caffe's "nothing found" rows, image_id -1) are
- * left out; the rows keep their order (per image by score).
- */
-function splitDetectionTable(table, start, items) {
-    let n = 0;
-    for (let i = 0; i + 7 <= table.length; i += 7)
-        if (table[i] >= start && table[i] < start + items)
-            n++;
-    const out = new Float32Array(n * 7);
-    let o = 0;
-    for (let i = 0; i + 7 <= table.length; i += 7) {
-        const id = table[i];
-        if (!(id >= start && id < start + items))
-            continue;
-        out.set(table.subarray(i, i + 7), o);
-        out[o] = id - start;
-        o += 7;
-    }
-    return out;
-}
-/**
- * Item `image`'s detections with a score of at least `threshold`, scaled from normalized corners to an image of
- * `width` x `height` pixels (the whole image was resized to the model's input, so x scales by the width and y by
- * the height), highest score first; `labels[label]` as `label_name` when there is one.
- */
-function imageDetections(table, o) {
-    const image = o.image ?? 0;
-    const out = [];
-    for (let i = 0; i + 7 <= table.length; i += 7) {
-        if (table[i] !== image || !(table[i + 2] >= o.threshold))
-            continue;
-        const label = table[i + 1];
-        const name = Number.isInteger(label) ? o.labels?.[label] : undefined;
-        out.push({
-            label,
-            ...(name !== undefined ? { label_name: name } : {}),
-            score: table[i + 2],
-            box: [table[i + 3] * o.width, table[i + 4] * o.height, table[i + 5] * o.width, table[i + 6] * o.height],
-        });
-    }
-    // (stable: rows of equal score keep the model's order)
-    return out.sort((a, b) => b.score - a.score);
-}
-/** Intersection over union of two [xmin, ymin, xmax, ymax] boxes (0 when either is empty). */
-function iou(a, b) {
-    const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-    const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-    if (!(iw > 0 && ih > 0))
-        return 0;
-    const inter = iw * ih;
-    const area = (r) => Math.max(0, r[2] - r[0]) * Math.max(0, r[3] - r[1]);
-    const union = area(a) + area(b) - inter;
-    return union > 0 ? inter / union : 0;
-}
-/**
- * Match expected detections to those the server found, one to one: a pair must have the same label and an IoU of
- * at least `minIou`. The matching is a maximum one (augmenting paths, as a greedy choice can leave a detection
- * unmatched that another assignment would match), preferring higher IoU.
- */
-function matchDetections(expected, got, minIou = 0.5) {
-    // candidates per expected detection, best IoU first
-    const cand = expected.map((e) => got
-        .map((g, j) => ({ j, iou: g.label === e.label ? iou(e.box, g.box) : 0 }))
-        .filter((c) => c.iou >= minIou)
-        .sort((a, b) => b.iou - a.iou));
-    const owner = new Array(got.length).fill(-1);
-    const augment = (i, seen) => {
-        for (const { j } of cand[i]) {
-            if (seen.has(j))
-                continue;
-            seen.add(j);
-            if (owner[j] < 0 || augment(owner[j], seen)) {
-                owner[j] = i;
-                return true;
-            }
-        }
-        return false;
-    };
-    // expected detections with fewer candidates first: a better chance that the greedy first pick is the final one
-    const order = expected.map((_, i) => i).sort((a, b) => cand[a].length - cand[b].length);
-    for (const i of order)
-        augment(i, new Set());
-    const matches = expected.map(() => ({ got: -1, iou: 0 }));
-    owner.forEach((i, j) => {
-        if (i >= 0)
-            matches[i] = { got: j, iou: cand[i].find((c) => c.j === j).iou };
-    });
-    const extra = owner.flatMap((i, j) => (i < 0 ? [j] : []));
-    return { pass: expected.length === got.length && matches.every((m) => m.got >= 0), matches, extra };
-}
-/** A box for messages: corners rounded to a tenth of a pixel. */
-function formatBox(b) {
-    return `[${b.map((v) => (Math.round(v * 10) / 10).toString()).join(', ')}]`;
-}
-/**
- * Parse a list of expected detections (`[{"label": 1, "box": [x1, y1, x2, y2]}, ...]`, pixels of the image);
- * throws an Error naming the first bad entry.
- */
-function parseExpectedDetections(text) {
-    let v;
-    try {
-        v = JSON.parse(text);
-    }
-    catch (e) {
-        throw new Error(`not JSON: ${e.message}`);
-    }
-    if (!Array.isArray(v))
-        throw new Error('expected a JSON list of {"label": N, "box": [xmin, ymin, xmax, ymax]} (pixels of the sample image)');
-    return v.map((d, i) => {
-        const at = `entry ${i}`;
-        if (typeof d !== 'object' || d === null || Array.isArray(d))
-            throw new Error(`${at} is not an object {"label": N, "box": [xmin, ymin, xmax, ymax]}`);
-        const o = d;
-        const unknown = Object.keys(o).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
-        if (unknown.length)
-            throw new Error(`${at} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (label and box are compared; score and label_name are ignored)`);
-        if (typeof o.label !== 'number' || !Number.isInteger(o.label) || o.label < 0)
-            throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(o.label)}`);
-        const b = o.box;
-        if (!Array.isArray(b) || b.length !== 4 || b.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
-            throw new Error(`${at}: "box" must be four numbers [xmin, ymin, xmax, ymax] in pixels, got ${JSON.stringify(b)}`);
-        const box = b;
-        if (!(box[2] > box[0] && box[3] > box[1]))
-            throw new Error(`${at}: "box" ${JSON.stringify(box)} is empty: xmax must exceed xmin and ymax ymin`);
-        return { label: o.label, box };
-    });
-}
-/**
- * Measured on the SSD fixtures (test/fixtures/ssd: OpenCV's DNN module against ONNX Runtime, batch 1 and 2, graph
- * optimizations off and all): worst score |Δ| 7.4e-6 (face detector; MobileNet-SSD 9.2e-7), worst box |Δ| 9.5e-7.
- * 1e-4 keeps a 13× margin on scores; on boxes it is 0.03 px of a 300 px image.
- */
-const DETECTION_TOLERANCE = { score: 1e-4, box: 1e-4 };
-/** The rows of a detection table; Caffe's "nothing found" rows (image_id -1) and OpenCV's zero padding are not detections. */
-function detectionRows(a) {
-    const rows = [];
-    for (let i = 0; i + 7 <= a.data.length; i += 7) {
-        const r = a.data.subarray(i, i + 7);
-        if (r[0] < 0 || r.every((x) => x === 0))
-            continue;
-        rows.push({ image: r[0], label: r[1], score: r[2], box: [r[3], r[4], r[5], r[6]] });
-    }
-    return rows;
-}
-/**
- * Match each reference detection to a converted one of the same image and label (closest first, each used once)
- * and measure the worst score and box differences.
- */
-function compareDetections(name, batch, got, ref, tol = DETECTION_TOLERANCE) {
-    const g = detectionRows(got);
-    const r = detectionRows(ref);
-    const images = [...new Set([...g, ...r].map((d) => d.image))].sort((a, b) => a - b);
-    const counts = images.map((image) => ({ image, got: g.filter((d) => d.image === image).length, reference: r.filter((d) => d.image === image).length }));
-    const used = new Set();
-    let unmatched = 0;
-    let maxScoreDiff = 0;
-    let maxBoxDiff = 0;
-    const boxDiff = (a, b) => Math.max(...a.box.map((v, i) => Math.abs(v - b.box[i])));
-    for (const d of [...r].sort((a, b) => b.score - a.score)) {
-        let best = -1;
-        let bestCost = Infinity;
-        g.forEach((c, i) => {
-            if (used.has(i) || c.image !== d.image || c.label !== d.label)
-                return;
-            const cost = Math.max(Math.abs(c.score - d.score) / tol.score, boxDiff(c, d) / tol.box);
-            if (cost < bestCost)
-                [best, bestCost] = [i, cost];
-        });
-        if (best < 0) {
-            unmatched++;
-            continue;
-        }
-        used.add(best);
-        maxScoreDiff = Math.max(maxScoreDiff, Math.abs(g[best].score - d.score));
-        maxBoxDiff = Math.max(maxBoxDiff, boxDiff(g[best], d));
-    }
-    const pass = unmatched === 0 && counts.every((c) => c.got === c.reference) && maxScoreDiff <= tol.score && maxBoxDiff <= tol.box;
-    return { batch, output: name, counts, unmatched, maxScoreDiff, maxBoxDiff, tolerance: tol, pass };
-}
-/** One line on a detection check for reports and errors. */
-function describeDetections(c) {
-    const counts = c.counts.map((x) => (x.got === x.reference ? `image ${x.image}: ${x.got}` : `image ${x.image}: ${x.got}, expected ${x.reference}`)).join('; ');
-    return `detections ${counts || 'none'}; max score |Δ| ${c.maxScoreDiff.toExponential(2)} (≤ ${c.tolerance.score}), max box |Δ| ${c.maxBoxDiff.toExponential(2)} (≤ ${c.tolerance.box})${c.unmatched ? `; ${c.unmatched} reference detection(s) without a match of the same label` : ''}`;
-}
-
-
-/***/ }),
-
 /***/ 71636:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -35037,16 +35341,16 @@ function describeDetections(c) {
 /* harmony export */   Qi: () => (/* binding */ GOLDEN_TABLE_HEAD),
 /* harmony export */   RJ: () => (/* binding */ measureLatency),
 /* harmony export */   Ym: () => (/* binding */ percentile),
-/* harmony export */   k6: () => (/* binding */ httpTransport)
+/* harmony export */   k6: () => (/* reexport safe */ _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_6__.k6)
 /* harmony export */ });
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(57821);
 /* harmony import */ var _reference__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(39724);
 /* harmony import */ var _compare__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96718);
-/* harmony import */ var _detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(67409);
-/* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(61351);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(44098);
+/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(68806);
+/* harmony import */ var _protocol_kserve__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(26214);
+/* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(29628);
 
 
 
@@ -35054,10 +35358,7 @@ function describeDetections(c) {
 
 
 
-/** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
-function httpTransport(base, agent) {
-    return (p, opts = {}) => (0,_util_http__WEBPACK_IMPORTED_MODULE_6__/* .exchange */ .c)(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
-}
+
 const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top-5 | result |', '|---:|---|---:|---:|:---:|:---:|'];
 /**
  * Send every reference batch once and compare each output with Caffe's: a tensor within `tolerance` and with the same
@@ -35069,28 +35370,28 @@ async function goldenRequests(t, o) {
     const res = { rows: [], failures: [], compared: 0 };
     for (const b of (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .referenceBatches */ .WN)(o.reference)) {
         const x = (0,_util_npy__WEBPACK_IMPORTED_MODULE_1__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(o.reference, b, o.inputName, o.singleInput));
-        const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .encodeInferRequest */ .AG)([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
+        const req = (0,_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .encodeInferRequest */ .AG)([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
         if (b === 1)
             res.batch1 = req;
-        const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+        const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
         if (r.status !== 200) {
             res.failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
             continue;
         }
-        const dec = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]));
+        const dec = (0,_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]));
         for (const out of dec.outputs) {
             const refFile = (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .outputFile */ .i9)(o.reference, b, out.name);
             if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
                 continue;
             const ref = (0,_util_npy__WEBPACK_IMPORTED_MODULE_1__/* .readNpy */ .e5)(refFile);
             res.compared++;
-            if ((0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(out.shape) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(ref.shape)) {
-                const d = (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .compareDetections */ .ch)(out.name, b, out, ref);
+            if ((0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(out.shape) && (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(ref.shape)) {
+                const d = (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .compareDetections */ .ch)(out.name, b, out, ref);
                 const got = d.counts.reduce((a, x) => a + x.got, 0);
                 const want = d.counts.reduce((a, x) => a + x.reference, 0);
                 res.rows.push(`| ${b} | ${out.name} | ${Math.max(d.maxScoreDiff, d.maxBoxDiff).toExponential(2)} | ${Math.max(d.tolerance.score, d.tolerance.box).toExponential(2)} | ${got === want && d.unmatched === 0 ? `${got} detections` : `${got} detections, expected ${want}`} | ${d.pass ? 'pass' : '**fail**'} |`);
                 if (!d.pass)
-                    res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: ${(0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .describeDetections */ .Qj)(d)}`);
+                    res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: ${(0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .describeDetections */ .Qj)(d)}`);
                 continue;
             }
             const c = (0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, b, out, ref, { ..._compare__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6, maxAbsDiff: o.tolerance });
@@ -35120,7 +35421,7 @@ async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
         while (next < requests) {
             next++;
             const s = process.hrtime.bigint();
-            const r = await t(p, { body: req.body, headers: { ...headers, [_serve_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength } });
+            const r = await t(p, { body: req.body, headers: { ...headers, [_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength } });
             lat.push(Number(process.hrtime.bigint() - s) / 1e6);
             if (r.status !== 200) {
                 errors++;
@@ -35145,8 +35446,9 @@ async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   GV: () => (/* binding */ parityFailure),
 /* harmony export */   PL: () => (/* binding */ parityMarkdown),
-/* harmony export */   Qg: () => (/* binding */ checkParity),
-/* harmony export */   s6: () => (/* reexport safe */ _compare__WEBPACK_IMPORTED_MODULE_3__.s6)
+/* harmony export */   TI: () => (/* binding */ checkOutputParity),
+/* harmony export */   s6: () => (/* reexport safe */ _compare__WEBPACK_IMPORTED_MODULE_3__.s6),
+/* harmony export */   so: () => (/* binding */ withLayerCheck)
 /* harmony export */ });
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
@@ -35154,7 +35456,7 @@ async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var _reference__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(39724);
 /* harmony import */ var _compare__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96718);
-/* harmony import */ var _detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(67409);
+/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(68806);
 /* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(57821);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(70017);
 /* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(27171);
@@ -35167,10 +35469,11 @@ async function measureLatency(t, p, req, requests, concurrency, headers = {}) {
 
 
 /**
- * Run the converted model with onnxruntime on the reference inputs (every batch size the reference has, from
- * one ONNX file) and compare with Caffe's outputs. With `perLayer`, also compare every intermediate blob at batch 1.
+ * The end-to-end gate: run the model with onnxruntime on the reference inputs (every batch size the reference has,
+ * from one ONNX file) and compare with Caffe's outputs. Convert and compile run it; the convert stage's per-layer
+ * check (src/convert/parity.ts) adds its verdict with withLayerCheck.
  */
-async function checkParity(conv, dir, opts) {
+async function checkOutputParity(conv, dir, opts) {
     const tol = opts.tolerance ?? _compare__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6;
     if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(dir) || !fs__WEBPACK_IMPORTED_MODULE_0__.statSync(dir).isDirectory()) {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', 'reference directory not found', { file: dir, field: 'reference' });
@@ -35181,7 +35484,7 @@ async function checkParity(conv, dir, opts) {
     const single = conv.inputs.length === 1;
     const checks = [];
     const detections = [];
-    const detectionNames = new Set((0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .detectionOutputNames */ .Rr)(conv.metadata ?? {}, conv.outputs.map((o) => o.name)));
+    const detectionNames = new Set((0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .detectionOutputNames */ .Rr)(conv.metadata ?? {}, conv.outputs.map((o) => o.name)));
     let runtime = '';
     for (const batch of batches) {
         const feeds = {};
@@ -35201,8 +35504,8 @@ async function checkParity(conv, dir, opts) {
                 throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `reference output ${path__WEBPACK_IMPORTED_MODULE_1__.basename(refFile)} not found`, { file: dir });
             const got = result.outputs[out.name];
             const ref = (0,_util_npy__WEBPACK_IMPORTED_MODULE_5__/* .readNpy */ .e5)(refFile);
-            if (detectionNames.has(out.name) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(ref.shape) && (0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(got.shape))
-                detections.push((0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .compareDetections */ .ch)(out.name, batch, got, ref));
+            if (detectionNames.has(out.name) && (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(ref.shape) && (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .isDetectionShape */ .ZG)(got.shape))
+                detections.push((0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .compareDetections */ .ch)(out.name, batch, got, ref));
             else
                 checks.push((0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, batch, got, ref, tol));
         }
@@ -35219,14 +35522,14 @@ async function checkParity(conv, dir, opts) {
         ...(detections.length ? { detections } : {}),
         runtime,
     };
-    if (opts.perLayer) {
-        if (!('versions' in conv))
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', 'per-layer parity needs the conversion (layer outputs are only known while converting)');
-        report.perLayer = await checkLayers(conv, dir, tol, single);
-        report.verdict = verdictOf(endToEnd, report.perLayer.firstDivergence ? 'fail' : 'pass', report.perLayer.firstDivergence?.layer);
-        if (report.perLayer.firstDivergence)
-            report.status = 'fail';
-    }
+    return report;
+}
+/** Add the per-layer check's result to an end-to-end report: its verdict, and a failure when a layer diverges. */
+function withLayerCheck(report, perLayer) {
+    report.perLayer = perLayer;
+    report.verdict = verdictOf(report.verdict.endToEnd, perLayer.firstDivergence ? 'fail' : 'pass', perLayer.firstDivergence?.layer);
+    if (perLayer.firstDivergence)
+        report.status = 'fail';
     return report;
 }
 function verdictOf(endToEnd, perLayer, layer) {
@@ -35241,135 +35544,6 @@ function verdictOf(endToEnd, perLayer, layer) {
     }[failed];
     return { endToEnd, perLayer, failed, summary };
 }
-async function checkLayers(conv, dir, tol, single) {
-    const batch = 1;
-    const blobDir = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `blobs_b${batch}`);
-    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(blobDir))
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `--per-layer needs the intermediate blobs in ${path__WEBPACK_IMPORTED_MODULE_1__.basename(blobDir)}/`, { file: dir });
-    // Optional summary.json (caffe-oracle layout): blob → file, and per-layer statistics for in-place versions.
-    const blobFiles = new Map();
-    const statsAfterLayer = new Map(); // key: layer + '\0' + blob
-    const summaryPath = path__WEBPACK_IMPORTED_MODULE_1__.join(dir, 'summary.json');
-    if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(summaryPath)) {
-        try {
-            const summary = JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(summaryPath, 'utf8'));
-            for (const b of summary.blobs_b1 ?? [])
-                blobFiles.set(b.blob, path__WEBPACK_IMPORTED_MODULE_1__.join(dir, b.file));
-            for (const l of summary.layers_b1 ?? [])
-                for (const [blob, s] of Object.entries(l.top_stats ?? {}))
-                    statsAfterLayer.set(`${l.name}\0${blob}`, s);
-        }
-        catch (e) {
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `cannot read summary.json: ${e.message}`, { file: summaryPath });
-        }
-    }
-    const inputs = {};
-    for (const inp of conv.inputs)
-        inputs[inp.name] = (0,_util_npy__WEBPACK_IMPORTED_MODULE_5__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(dir, batch, inp.name, single));
-    // Caffe's exact values: the net inputs and every blob's final version (what net.blobs holds after a forward),
-    // each file read once: it serves as the reference of its layer and as the bottom of the layers after it.
-    const byOnnx = new Map(conv.versions.map((v) => [v.onnx, v]));
-    const cache = new Map();
-    const finalBlob = (v) => {
-        if (!v.final)
-            return null;
-        if (!cache.has(v.blob)) {
-            const file = blobFiles.get(v.blob) ?? path__WEBPACK_IMPORTED_MODULE_1__.join(blobDir, `${(0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .blobFileName */ .Vz)(v.blob)}.npy`);
-            cache.set(v.blob, fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(file) ? (0,_util_npy__WEBPACK_IMPORTED_MODULE_5__/* .readNpy */ .e5)(file) : null);
-        }
-        return cache.get(v.blob);
-    };
-    const exact = (onnx) => {
-        if (inputs[onnx])
-            return inputs[onnx];
-        const v = byOnnx.get(onnx);
-        return v ? finalBlob(v) : null;
-    };
-    // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
-    const all = await (0,_util_ort__WEBPACK_IMPORTED_MODULE_7__/* .runOnnx */ .x)(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
-    // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
-    // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
-    const chains = new Map();
-    for (const v of conv.versions)
-        chains.set(v.blob, [...(chains.get(v.blob) ?? []), v]);
-    const order = new Map(conv.versions.map((v, i) => [v, i]));
-    const found = [];
-    for (const chain of chains.values()) {
-        const layers = new Set(chain.map((v) => v.layer));
-        const external = conv.externalInputs(layers);
-        const feeds = {};
-        let local = true;
-        for (const name of external) {
-            const value = exact(name);
-            // a bottom Caffe did not keep, or one whose shape the conversion got wrong (the layer that made it is blamed)
-            const shape = byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name)?.shape;
-            if (!value || !shape || value.shape.slice(1).join() !== shape.slice(1).join()) {
-                local = false;
-                break;
-            }
-            feeds[name] = value;
-        }
-        let outputs;
-        if (local) {
-            const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name).shape }));
-            const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
-            outputs = (await (0,_util_ort__WEBPACK_IMPORTED_MODULE_7__/* .runOnnx */ .x)(model, feeds, chain.map((v) => v.onnx))).outputs;
-        }
-        else {
-            outputs = all.outputs; // no usable bottoms from Caffe: fall back to the end-to-end values
-        }
-        for (const v of chain) {
-            const check = compareVersion(v, outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
-            if (!check)
-                continue;
-            check.scope = local ? 'layer' : 'end-to-end';
-            const drift = compareVersion(v, all.outputs[v.onnx], finalBlob(v), statsAfterLayer, tol);
-            if (drift)
-                check.endToEnd = drift.maxAbsDiff;
-            found.push({ check, at: order.get(v) });
-        }
-    }
-    const layers = found.sort((a, b) => a.at - b.at).map((f) => f.check);
-    return { checked: layers.length, firstDivergence: layers.find((l) => !l.pass) ?? null, layers };
-}
-/** One layer output against Caffe: the whole blob (`ref`, for final versions) or Caffe's statistics of it. */
-function compareVersion(v, got, ref, stats, tol) {
-    const base = { layer: v.layer, type: v.layerType, blob: v.blob, onnx: v.onnx };
-    if (v.final) {
-        if (!ref)
-            return undefined;
-        const limit = tol.layerRelative * Math.max(1, (0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .absMax */ .TY)(ref.data));
-        if (ref.shape.join() !== got.shape.join())
-            return { ...base, against: 'blob', maxAbsDiff: Infinity, limit, pass: false };
-        const d = (0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .maxAbs */ .zY)(got.data, ref.data);
-        return { ...base, against: 'blob', maxAbsDiff: d, limit, pass: d <= limit };
-    }
-    const s = stats.get(`${v.layer}\0${v.blob}`);
-    if (!s)
-        return undefined;
-    // in-place intermediate: Caffe only kept statistics of it
-    let min = Infinity;
-    let max = -Infinity;
-    let sum = 0;
-    const data = got.data;
-    for (let i = 0; i < data.length; i++) {
-        const x = data[i];
-        if (x < min)
-            min = x;
-        if (x > max)
-            max = x;
-        sum += x;
-    }
-    const mean = sum / data.length;
-    let sq = 0;
-    for (let i = 0; i < data.length; i++)
-        sq += (data[i] - mean) * (data[i] - mean);
-    const std = Math.sqrt(sq / got.data.length);
-    const scale = Math.max(1, Math.abs(s.min), Math.abs(s.max));
-    const limit = tol.layerRelative * scale;
-    const d = Math.max(Math.abs(min - s.min), Math.abs(max - s.max), Math.abs(mean - s.mean), Math.abs(std - s.std));
-    return { ...base, against: 'stats', maxAbsDiff: d, limit, pass: d <= limit };
-}
 /**
  * The failure message of a failed report: which check failed (the end-to-end gate, the per-layer check, or both),
  * then each one's worst number against its limit.
@@ -35382,14 +35556,14 @@ function parityFailure(r) {
     let e2e;
     if (badDetections.length && !failing.length) {
         const d = badDetections[0];
-        e2e = `end-to-end gate: "${d.output}" at batch ${d.batch}: ${(0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .describeDetections */ .Qj)(d)}`;
+        e2e = `end-to-end gate: "${d.output}" at batch ${d.batch}: ${(0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .describeDetections */ .Qj)(d)}`;
     }
     else {
         const worst = (failing.length ? failing : r.outputs).reduce((m, c) => (ratio(c) > ratio(m) ? c : m));
         e2e =
             `end-to-end gate: max |Δ| ${fmt(worst.maxAbsDiff)} ${worst.maxAbsDiff <= worst.limit ? '≤' : '>'} limit ${fmt(worst.limit)} ` +
                 `(tolerance ${r.tolerance.maxAbsDiff} · max(1, max |reference|)) on "${worst.output}" at batch ${worst.batch}${worst.topKMatch ? '' : `, top-${r.tolerance.topK} differs`}` +
-                (badDetections.length ? `; "${badDetections[0].output}" at batch ${badDetections[0].batch}: ${(0,_detections__WEBPACK_IMPORTED_MODULE_4__/* .describeDetections */ .Qj)(badDetections[0])}` : '');
+                (badDetections.length ? `; "${badDetections[0].output}" at batch ${badDetections[0].batch}: ${(0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .describeDetections */ .Qj)(badDetections[0])}` : '');
     }
     const f = r.perLayer?.firstDivergence;
     const layer = f ? `; per-layer check: layer "${f.layer}" (${f.type}), max |Δ| ${fmt(f.maxAbsDiff)} > limit ${fmt(f.limit)}` : '';
@@ -35485,173 +35659,560 @@ function outputFile(dir, batch, name) {
 
 /***/ }),
 
-/***/ 36029:
+/***/ 9222:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   HC: () => (/* binding */ DEFAULT_TRITON_RELEASE),
-/* harmony export */   Ip: () => (/* binding */ METRICS_PORT),
-/* harmony export */   aC: () => (/* binding */ RUNTIMES),
-/* harmony export */   b0: () => (/* binding */ SERVING_PORT),
-/* harmony export */   dP: () => (/* binding */ tritonImageFor),
-/* harmony export */   ex: () => (/* binding */ TRITON_UID),
-/* harmony export */   kQ: () => (/* binding */ tensorrtImageFor),
-/* harmony export */   lo: () => (/* binding */ SERVER_DRAIN_TIMEOUT_S)
+/* harmony export */   Cj: () => (/* binding */ fetchManifest),
+/* harmony export */   Q: () => (/* binding */ parseImageRef),
+/* harmony export */   _M: () => (/* binding */ removeTags),
+/* harmony export */   bu: () => (/* binding */ registryBase),
+/* harmony export */   mz: () => (/* binding */ fetchImageConfig),
+/* harmony export */   z: () => (/* binding */ cacheTag),
+/* harmony export */   zy: () => (/* binding */ registryRequest)
 /* harmony export */ });
+/* unused harmony exports registryHeaders, listTags, resolveDigest, planUntag */
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(44098);
+
+
+
+/** `registry/repo[:tag|@digest]` split into its parts (Docker's reference rules, enough for our images). */
+function parseImageRef(ref) {
+    const m = /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(ref);
+    if (!m)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
+    let [, registry, repository] = m;
+    if (!registry || (!registry.includes('.') && !registry.includes(':') && registry !== 'localhost')) {
+        repository = registry ? `${registry}/${repository}` : repository;
+        registry = 'docker.io';
+    }
+    return { registry, repository, tag: m[3], digest: m[4] };
+}
+const ACCEPT = [
+    'application/vnd.oci.image.manifest.v1+json',
+    'application/vnd.docker.distribution.manifest.v2+json',
+    'application/vnd.oci.image.index.v1+json',
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+].join(', ');
+/** The base URL of a repository in the registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
+function registryBase(ref) {
+    const r = parseImageRef(ref);
+    const plain = /^(127\.|localhost)/.test(r.registry);
+    return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
+}
+/** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
+async function registryRequest(method, url, body, headers = {}) {
+    try {
+        return await (0,_util_http__WEBPACK_IMPORTED_MODULE_2__/* .exchange */ .c)(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, body);
+    }
+    catch (e) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `cannot reach the registry: ${method} ${url}: ${e.message}`);
+    }
+}
+/** Accept every manifest type, and Basic auth when there are credentials. */
+function registryHeaders(auth) {
+    const headers = { accept: ACCEPT };
+    if (auth?.username)
+        headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+    return headers;
+}
+/** Fetch a manifest from a registry's HTTP API. */
+async function fetchManifest(ref, auth) {
+    const r = registryBase(ref);
+    const url = `${r.base}/manifests/${r.digest ?? r.tag ?? 'latest'}`;
+    const res = await registryRequest('GET', url, undefined, registryHeaders(auth));
+    const text = res.body.toString('utf8');
+    if (res.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+    try {
+        return JSON.parse(text);
+    }
+    catch (e) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a manifest that is not JSON: ${e.message}`);
+    }
+}
 /**
- * The serving runtimes modelship deploys, and the NVIDIA release that pairs Triton with the TensorRT that builds its
- * plans. Shared by compile (trtexec's image), image (the Triton base), smoke and rollout (what the server speaks).
+ * The image stage's registry cache tag: `buildcache`, the deploy's; a pull request's build (the one tagged pr-<N>)
+ * writes `buildcache-pr-<N>` of its own and only reads `buildcache`, so a preview never moves the deploy's cache, and
+ * the preview's cleanup removes it with pr-<N>.
  */
-const RUNTIMES = ['modelship', 'triton'];
+function cacheTag(pr) {
+    return pr === undefined ? 'buildcache' : `buildcache-pr-${pr}`;
+}
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+/** Every tag of a repository: GET /v2/<name>/tags/list, paged (`n`, then the Link header's next page). */
+async function listTags(repo, auth) {
+    const r = registryBase(repo);
+    const headers = { ...registryHeaders(auth), accept: 'application/json' };
+    const tags = [];
+    let url = `${r.base}/tags/list?n=1000`;
+    for (let page = 0; url && page < 1000; page++) {
+        const res = await registryRequest('GET', url, undefined, headers);
+        if (res.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} answered ${res.status}: ${res.body.toString('utf8').trim().slice(0, 200)}`);
+        let body;
+        try {
+            body = JSON.parse(res.body.toString('utf8'));
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} sent no JSON: ${e.message}`);
+        }
+        tags.push(...(body.tags ?? []));
+        const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+        url = next ? new URL(next, url).toString() : undefined;
+    }
+    return [...new Set(tags)];
+}
+/** What a tag resolves to: the manifest digest and media type (HEAD; GET and hash where HEAD gives no digest), and an index's children. */
+async function resolveTag(base, tag, headers) {
+    const url = `${base}/manifests/${tag}`;
+    const head = await registryRequest('HEAD', url, undefined, headers);
+    if (head.status === 404)
+        return undefined;
+    if (head.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `HEAD ${new URL(url).pathname} answered ${head.status}`);
+    let digest = head.headers['docker-content-digest'];
+    const type = String(head.headers['content-type'] ?? '').split(';')[0].trim();
+    if (typeof digest === 'string' && !INDEX_TYPES.has(type))
+        return { digest };
+    const get = await registryRequest('GET', url, undefined, headers);
+    if (get.status === 404)
+        return undefined;
+    if (get.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(url).pathname} answered ${get.status}`);
+    if (typeof digest !== 'string')
+        digest = `sha256:${(0,crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(get.body).digest('hex')}`;
+    let children;
+    try {
+        const m = JSON.parse(get.body.toString('utf8'));
+        if (Array.isArray(m.manifests))
+            children = m.manifests.map((x) => x.digest);
+    }
+    catch {
+        /* not JSON: no children */
+    }
+    return { digest, children };
+}
+/** The manifest digest a reference (registry/repository:tag or @digest) resolves to; undefined when there is none. */
+async function resolveDigest(ref, auth) {
+    const r = registryBase(ref);
+    return (await resolveTag(r.base, r.digest ?? r.tag ?? 'latest', registryHeaders(auth)))?.digest;
+}
 /**
- * NVIDIA's container release (yy.mm): `nvcr.io/nvidia/tritonserver:<release>-py3` serves, and
- * `nvcr.io/nvidia/tensorrt:<release>-py3` of the same release builds TensorRT plans for it (both ship the same
- * TensorRT). 24.10 is Triton 2.51.0 with TensorRT 10.5 — also the Triton that PyPI's nvidia-pytriton 0.7.0 ships,
- * which the lab runs.
+ * Which manifests the tags to remove point at, and which other tags share each (pure): `ours` maps each tag to remove
+ * that exists to its digest, `theirs` every other tag to its digest (and, for an image index, its children).
  */
-const DEFAULT_TRITON_RELEASE = '24.10';
-const tritonImageFor = (release) => `nvcr.io/nvidia/tritonserver:${release}-py3`;
-const tensorrtImageFor = (release) => `nvcr.io/nvidia/tensorrt:${release}-py3`;
+function planUntag(ours, theirs) {
+    const plans = new Map();
+    for (const [tag, digest] of Object.entries(ours)) {
+        const p = plans.get(digest) ?? { digest, tags: [], others: [] };
+        p.tags.push(tag);
+        plans.set(digest, p);
+    }
+    for (const p of plans.values()) {
+        p.others = Object.entries(theirs)
+            .filter(([tag, t]) => !(tag in ours) && (t.digest === p.digest || (t.children ?? []).includes(p.digest)))
+            .map(([tag]) => tag)
+            .sort();
+    }
+    return [...plans.values()];
+}
+/** Run `fn` over `items`, `width` at a time. */
+async function pool(items, width, fn) {
+    const out = new Array(items.length);
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+        while (next < items.length) {
+            const i = next++;
+            out[i] = await fn(items[i]);
+        }
+    }));
+    return out;
+}
 /**
- * The ports a serving image answers on, whatever its runtime: KServe v2 over HTTP, and a metrics-only listener (GET
- * /metrics without the API key). The image, smoke and the manifests all use these.
+ * Remove `tags` of the repository `repo` (registry/repository) and nothing else: a manifest is deleted by digest only
+ * when no other tag points at it (the repository's tags listed and resolved; an image index that lists it counts);
+ * otherwise each tag is deleted alone (DELETE /v2/<name>/manifests/<tag>, the OCI distribution spec's tag deletion)
+ * and the other tags are checked afterwards. A registry that refuses that (distribution 2.x answers 400
+ * DIGEST_INVALID, others 405 UNSUPPORTED) keeps everything: `refused` says why. Tags that do not exist are skipped.
+ * `claim(others, digest)` may say that all the other tags on a manifest are the caller's too (a build's own tags,
+ * told by the manifest's labels): then they go with it.
  */
-const SERVING_PORT = 8000;
-const METRICS_PORT = 8002;
-/** the user NVIDIA's Triton images provide (triton-server): the image runs as it, and so do its pods */
-const TRITON_UID = 1000;
+async function removeTags(repo, tags, auth, claim) {
+    const r = registryBase(repo);
+    const headers = registryHeaders(auth);
+    const ours = {};
+    for (const tag of tags) {
+        const t = await resolveTag(r.base, tag, headers);
+        if (t)
+            ours[tag] = t.digest;
+    }
+    if (Object.keys(ours).length === 0)
+        return [];
+    const theirs = {};
+    let unlisted;
+    try {
+        const all = await listTags(repo, auth);
+        // a list without our tags is not the whole list (a registry still catching up, a proxy): nothing to trust
+        const missing = Object.keys(ours).filter((t) => !all.includes(t));
+        if (missing.length)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `GET ${new URL(r.base).pathname}/tags/list leaves out ${missing.map((t) => `:${t}`).join(', ')}, which exist${missing.length === 1 ? 's' : ''}: the list is not the whole`);
+        const others = all.filter((t) => !(t in ours));
+        const resolved = await pool(others, 8, (t) => resolveTag(r.base, t, headers));
+        others.forEach((t, i) => {
+            if (resolved[i])
+                theirs[t] = resolved[i];
+        });
+    }
+    catch (e) {
+        unlisted = e.message;
+    }
+    const results = [];
+    for (const plan of planUntag(ours, theirs)) {
+        const result = { ...plan, removed: [], ...(unlisted ? { unlisted } : {}) };
+        results.push(result);
+        // every other tag on this very manifest (none through an index) the caller's own: they go with the manifest
+        if (!unlisted && claim && plan.others.length && plan.others.every((t) => theirs[t]?.digest === plan.digest) && (await claim(plan.others, plan.digest).catch(() => false))) {
+            Object.assign(result, { tags: [...plan.tags, ...plan.others], others: [], claimed: plan.others });
+            plan.tags = result.tags;
+            plan.others = [];
+        }
+        if (!unlisted && plan.others.length === 0) {
+            const del = await registryRequest('DELETE', `${r.base}/manifests/${plan.digest}`, undefined, headers);
+            if (del.status === 200 || del.status === 202)
+                Object.assign(result, { how: 'manifest', removed: [...plan.tags] });
+            else
+                result.refused = `HTTP ${del.status} ${del.body.toString().trim().slice(0, 200)}`;
+            continue;
+        }
+        for (const tag of plan.tags) {
+            const url = `${r.base}/manifests/${tag}`;
+            const del = await registryRequest('DELETE', url, undefined, headers);
+            if (del.status !== 200 && del.status !== 202) {
+                result.refused = `DELETE ${new URL(url).pathname} answered ${del.status}: ${del.body.toString().trim().slice(0, 200)}`;
+                break;
+            }
+            result.how = 'tag';
+            result.removed.push(tag);
+        }
+        if (result.removed.length && plan.others.length) {
+            const after = await pool(plan.others, 8, (t) => resolveTag(r.base, t, headers).catch(() => undefined));
+            const lost = plan.others.filter((t, i) => after[i]?.digest !== plan.digest && !(after[i]?.children ?? []).includes(plan.digest));
+            if (lost.length)
+                result.lost = lost;
+        }
+    }
+    return results;
+}
+const GOARCH = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
 /**
- * After SIGTERM, seconds a server gives in-flight requests: modelship's MODELSHIP_DRAIN_TIMEOUT_S in the pods,
- * Triton's --exit-timeout-secs in its image's CMD. The rollout's grace period is built on it.
+ * A GET against a registry that also speaks the token protocol (nvcr.io, ghcr.io, Docker Hub all answer 401 with
+ * `WWW-Authenticate: Bearer realm=...,service=...,scope=...`, even for anonymous pulls): on that challenge a token is
+ * fetched from the realm (with Basic credentials when there are some) and the request is sent again. Redirects (blob
+ * downloads go to a CDN) are followed without the Authorization header.
  */
-const SERVER_DRAIN_TIMEOUT_S = 20;
+async function registryGet(url, accept, auth, token) {
+    const timeout = 30_000;
+    const get = async (u, headers) => {
+        try {
+            return await (0,_util_http__WEBPACK_IMPORTED_MODULE_2__/* .exchange */ .c)(u, { method: 'GET', headers, timeout });
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `cannot reach the registry: GET ${u}: ${e.message}`);
+        }
+    };
+    const headers = () => {
+        const h = { accept };
+        if (token?.value)
+            h.authorization = `Bearer ${token.value}`;
+        else if (auth?.username)
+            h.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+        return h;
+    };
+    let res = await get(url, headers());
+    const challenge = String(res.headers['www-authenticate'] ?? '');
+    if (res.status === 401 && /^Bearer\s/i.test(challenge) && token) {
+        const params = {};
+        for (const m of challenge.slice(7).matchAll(/([a-zA-Z_]+)="([^"]*)"/g))
+            params[m[1].toLowerCase()] = m[2];
+        if (!params.realm)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a Bearer challenge without a realm for ${url}`);
+        const t = new URL(params.realm);
+        if (params.service)
+            t.searchParams.set('service', params.service);
+        if (params.scope)
+            t.searchParams.set('scope', params.scope);
+        const th = { accept: 'application/json' };
+        if (auth?.username)
+            th.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+        const tr = await get(t.toString(), th);
+        if (tr.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service answered ${tr.status} for ${t.origin}${t.pathname} (scope ${params.scope ?? '-'})${auth?.username ? '' : '; the image may need registry credentials'}`);
+        try {
+            const body = JSON.parse(tr.body.toString('utf8'));
+            token.value = body.token ?? body.access_token;
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service sent no JSON: ${e.message}`);
+        }
+        if (!token.value)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry token service sent no token for ${url}`);
+        res = await get(url, headers());
+    }
+    for (let hops = 0; hops < 5 && [301, 302, 303, 307, 308].includes(res.status) && res.headers.location; hops++) {
+        const next = new URL(String(res.headers.location), url);
+        // the token is for the registry only; a CDN gets none (a pre-signed URL refuses extra credentials)
+        res = await get(next.toString(), next.host === new URL(url).host ? headers() : { accept: '*/*' });
+    }
+    return res;
+}
+/**
+ * The config blob of an image in a registry (its Env, Labels, ...), through the registry API only: the manifest (for
+ * an index, the one for `platform`, default this machine's linux/<arch>), then the config blob it names, checked
+ * against its digest.
+ */
+async function fetchImageConfig(ref, auth, platform = { os: 'linux', architecture: GOARCH[process.arch] ?? process.arch }) {
+    const r = registryBase(ref);
+    const token = {};
+    const manifest = async (reference) => {
+        const url = `${r.base}/manifests/${reference}`;
+        const res = await registryGet(url, ACCEPT, auth, token);
+        const text = res.body.toString('utf8');
+        if (res.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${text.slice(0, 300)}`);
+        try {
+            return JSON.parse(text);
+        }
+        catch (e) {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry sent a manifest that is not JSON (${url}): ${e.message}`);
+        }
+    };
+    let m = await manifest(r.digest ?? r.tag ?? 'latest');
+    if (Array.isArray(m.manifests)) {
+        const entry = m.manifests.find((e) => e.platform?.os === platform.os && e.platform?.architecture === platform.architecture);
+        if (!entry)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `${ref} has no image for ${platform.os}/${platform.architecture} (it has ${m.manifests.map((e) => `${e.platform?.os}/${e.platform?.architecture}`).join(', ')})`);
+        m = await manifest(entry.digest);
+    }
+    if (!m.config?.digest)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the manifest of ${ref} names no config blob (media type ${m.mediaType ?? 'unknown'})`);
+    const url = `${r.base}/blobs/${m.config.digest}`;
+    const res = await registryGet(url, '*/*', auth, token);
+    if (res.status !== 200)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `registry answered ${res.status} for ${url}: ${res.body.toString('utf8').slice(0, 300)}`);
+    const [alg, hex] = m.config.digest.split(':');
+    if (alg === 'sha256' && (0,crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(res.body).digest('hex') !== hex)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the config blob of ${ref} does not match its digest ${m.config.digest}`);
+    try {
+        return JSON.parse(res.body.toString('utf8'));
+    }
+    catch (e) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `the config blob of ${ref} is not JSON: ${e.message}`);
+    }
+}
 
 
 /***/ }),
 
-/***/ 41194:
+/***/ 22590:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   $L: () => (/* binding */ detectionOutput),
-/* harmony export */   R2: () => (/* binding */ detectServer),
-/* harmony export */   Vb: () => (/* binding */ detectImage),
-/* harmony export */   _u: () => (/* binding */ classifyImage),
-/* harmony export */   xy: () => (/* binding */ modelPlacement)
+/* harmony export */   TA: () => (/* binding */ tensorrtRelease),
+/* harmony export */   Xg: () => (/* binding */ readPlanMetadata),
+/* harmony export */   pH: () => (/* binding */ imageTensorRTVersion),
+/* harmony export */   tE: () => (/* binding */ tensorRTVersionFromEnv),
+/* harmony export */   uK: () => (/* binding */ checkPlanForImage),
+/* harmony export */   yM: () => (/* binding */ localImageEnv),
+/* harmony export */   z4: () => (/* binding */ refuseModelshipPlan)
 /* harmony export */ });
-/* harmony import */ var _serve_kserve__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(61351);
-/* harmony import */ var _serve_image__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(91194);
-/* harmony import */ var _serve_classification__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(78155);
-/* harmony import */ var _shared_detections__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(67409);
+/* unused harmony exports TENSORRT_ENV_VARS, registryImageEnv, isTensorRTPlan, checkPlanCompatibility */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(39946);
+/* harmony import */ var _registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9222);
 
 
 
 
-const json = (body) => JSON.parse(body.toString() || '{}');
-/** GET /v2: which runtime answers. A server that is neither modelship nor Triton is named in the error. */
-async function detectServer(t, headers = {}) {
-    const r = await t('/v2', { headers, timeoutMs: 10_000 });
-    if (r.status !== 200)
-        throw new Error(`GET /v2 (server metadata) answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
-    const m = json(r.body);
-    const name = String(m.name ?? '');
-    const runtime = name === 'triton' ? 'triton' : name === 'modelship' ? 'modelship' : undefined;
-    if (!runtime)
-        throw new Error(`GET /v2 names the server "${name}": neither modelship nor triton`);
-    return { runtime, name, version: String(m.version ?? ''), extensions: m.extensions ?? [] };
-}
+
 /**
- * Where the model computes. modelship: the execution provider in its model metadata (`cuda`, `cpu`). Triton: its
- * model configuration's instance groups — every group KIND_GPU is the GPU, any KIND_CPU group the CPU (Triton has no
- * provider field; KIND_AUTO resolves to one of the two in the config Triton reports).
+ * TensorRT versions, for the compile stage (which builds plans) and the image stage (which serves them): the TensorRT
+ * a container image carries, read from its image config (no container is started, no GPU needed), what a plan's
+ * metadata records, and the checks that keep a TensorRT plan away from a runtime that cannot load it.
+ *
+ * Where NVIDIA's images declare their TensorRT (the image config's Env):
+ * - TRT_VERSION (full version, e.g. 10.4.0.26): set by the CUDA deep-learning base that both
+ *   nvcr.io/nvidia/tritonserver and nvcr.io/nvidia/tensorrt start from. triton-inference-server/server's build.py,
+ *   which writes the Triton image's Dockerfile, builds FROM nvcr.io/nvidia/tritonserver:<yy.mm>-py3-min and reads
+ *   TRT_VERSION from that environment (`for k in ("TRT_VERSION", ...)` in its cmake() helper), while it only sets
+ *   TRITON_SERVER_VERSION and NVIDIA_TRITON_SERVER_VERSION itself (dockerfile_prepare_container_linux). Its
+ *   qa/common/reporter.py records TRT_VERSION beside them, and qa/common/gen_qa_model_repository reads ${TRT_VERSION}
+ *   inside nvcr.io/nvidia/tensorrt:<yy.mm>-py3 (TENSORRT_IMAGE). A `docker inspect` of a 24.09 Triton-based NGC
+ *   image lists TRT_VERSION=10.4.0.26, TRITON_SERVER_VERSION=2.50.0, NVIDIA_TRITON_SERVER_VERSION=24.09.
+ *   NVIDIA/TensorRT's own docker/ubuntu-*.Dockerfile sets `ENV TRT_VERSION=<x.y.z.w>` the same way.
+ * - TENSORRT_VERSION (full version): the TensorRT image's entrypoint banner (/opt/nvidia/entrypoint.d) prints
+ *   "NVIDIA TensorRT ${TENSORRT_VERSION}" cut to three parts.
+ * - NVIDIA_TENSORRT_VERSION is NOT a TensorRT version in NGC images: it is the container release (yy.mm; the same
+ *   banner prints "NVIDIA Release ${NVIDIA_TENSORRT_VERSION} (build ${NVIDIA_BUILD_ID})"). It is read last and only
+ *   when it has the shape of a TensorRT version (x.y.z), as some non-NGC images use it.
  */
-async function modelPlacement(t, server, modelName, headers = {}) {
-    if (server.runtime === 'modelship') {
-        const r = await t(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 });
-        if (r.status !== 200)
-            return { device: 'unknown', detail: `model metadata answered HTTP ${r.status}` };
-        const p = json(r.body).parameters ?? {};
-        const provider = p.execution_provider ?? 'unknown';
-        return { device: provider === 'cuda' ? 'cuda' : provider === 'cpu' ? 'cpu' : 'unknown', detail: `execution provider ${provider}${p.provider_fallback ? ` (${p.provider_fallback})` : ''}` };
+const TENSORRT_ENV_VARS = ['TRT_VERSION', 'TENSORRT_VERSION', 'NVIDIA_TENSORRT_VERSION'];
+const VERSION = /^\d+\.\d+\.\d+(\.\d+)?$/;
+/** The TensorRT version in an image config's Env (`NAME=value` strings); undefined when none is declared. */
+function tensorRTVersionFromEnv(env) {
+    const vars = new Map();
+    for (const e of env ?? []) {
+        const eq = e.indexOf('=');
+        if (eq > 0)
+            vars.set(e.slice(0, eq), e.slice(eq + 1).trim());
     }
-    const r = await t(`/v2/models/${modelName}/config`, { headers, timeoutMs: 10_000 });
-    if (r.status !== 200)
-        return { device: 'unknown', detail: `model configuration answered HTTP ${r.status}` };
-    const groups = json(r.body).instance_group ?? [];
-    const kinds = groups.map((g) => g.kind ?? 'KIND_AUTO');
-    const detail = `instance_group ${groups.map((g) => `${g.kind ?? 'KIND_AUTO'}×${g.count ?? 1}${g.gpus?.length ? ` on GPU ${g.gpus.join(',')}` : ''}`).join(', ') || 'none'}`;
-    const device = kinds.length && kinds.every((k) => k === 'KIND_GPU') ? 'cuda' : kinds.some((k) => k === 'KIND_CPU') ? 'cpu' : 'unknown';
-    return { device, detail };
-}
-/**
- * A sample image through plain `/infer`, on either runtime: decoded and preprocessed here, by the same Caffe
- * preprocessing code the modelship server runs (resize, center crop, BGR, mean), and sent as a [1, 3, H, W] FP32
- * tensor; the top-k of the first output. (modelship's own /classify route is not a Triton route.)
- */
-async function classifyImage(t, o) {
-    const input = o.meta.inputs[0];
-    const [, c, h, w] = input.shape;
-    if (input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
-        return { status: 0, top: [], error: `input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it` };
-    const x = (0,_serve_image__WEBPACK_IMPORTED_MODULE_1__/* .imageToTensor */ .Y4)(o.image, h, w, o.preprocess ?? _serve_image__WEBPACK_IMPORTED_MODULE_1__/* .GOOGLENET_PREPROCESS */ .od);
-    const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .encodeInferRequest */ .AG)([{ name: input.name, shape: [1, 3, h, w], data: x }], { binaryOutputs: true });
-    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
-    if (r.status !== 200)
-        return { status: r.status, top: [], error: r.body.toString().slice(0, 200) };
-    const out = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs])).outputs[0];
-    const count = out.data.length / (out.shape[0] || 1);
-    return { status: 200, top: (0,_serve_classification__WEBPACK_IMPORTED_MODULE_3__/* .topClasses */ .ot)(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
-}
-/**
- * The detection output of a model, from its metadata: modelship names it (`parameters.detection_outputs`); Triton
- * does not pass the ONNX metadata on, so there it is the output shaped [1, 1, -1, 7] (SSD's DetectionOutput table).
- */
-function detectionOutput(meta) {
-    const named = meta.parameters?.detection_outputs?.split(',')[0]?.trim();
-    if (named)
-        return named;
-    return meta.outputs.find((o) => (0,_shared_detections__WEBPACK_IMPORTED_MODULE_2__/* .isDetectionShape */ .ZG)(o.shape))?.name;
-}
-/**
- * A sample image's detections in its own pixels, on either runtime, with only what that server defines. modelship:
- * its `/detect` route (the server's own preprocessing). Triton: decoded and preprocessed here as the modelship server
- * does for /detect (the whole image resized to the input, channel order, mean, scale), a [1, 3, H, W] tensor to
- * `/infer`, and the detection table read here: rows of image 0 with score ≥ `threshold`, corners times the image's
- * width and height, highest score first.
- */
-async function detectImage(t, o) {
-    if (o.runtime === 'modelship') {
-        const r = await t(`/v2/models/${o.modelName}/detect?threshold=${o.threshold}`, { body: o.image, headers: { ...(o.headers ?? {}), 'content-type': 'application/octet-stream' } });
-        if (r.status !== 200)
-            return { status: r.status, route: '/detect', detections: [], error: r.body.toString().slice(0, 300) };
-        const j = json(r.body);
-        return { status: 200, route: '/detect', detections: j.detections ?? [], width: j.width, height: j.height };
+    for (const name of TENSORRT_ENV_VARS) {
+        const v = vars.get(name);
+        if (v && VERSION.test(v))
+            return v;
     }
-    const fail = (error) => ({ status: 0, route: '/infer', detections: [], error });
-    const input = o.meta.inputs[0];
-    const [, c, h, w] = input.shape;
-    if (o.meta.inputs.length !== 1 || input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
-        return fail(`input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it`);
-    const name = detectionOutput(o.meta);
-    if (!name)
-        return fail(`no output of model "${o.modelName}" is a detection table [1, 1, -1, 7] (outputs ${o.meta.outputs.map((x) => `${x.name} [${x.shape.join(', ')}]`).join(', ')})`);
-    let x;
+    return undefined;
+}
+/**
+ * The Env of an image in the local engine (`docker image inspect`), or undefined when the engine does not have it
+ * (or there is no engine): then the registry is asked.
+ */
+async function localImageEnv(image, env = process.env) {
+    let r;
     try {
-        x = (0,_serve_image__WEBPACK_IMPORTED_MODULE_1__/* .imageToDetectionTensor */ .Lq)(o.image, h, w, o.preprocess ?? _serve_image__WEBPACK_IMPORTED_MODULE_1__/* .GOOGLENET_PREPROCESS */ .od);
+        r = await (0,_util_proc__WEBPACK_IMPORTED_MODULE_3__/* .runProcess */ .R)('docker', ['image', 'inspect', '--format', '{{json .Config.Env}}', image], { env });
+    }
+    catch {
+        return undefined;
+    }
+    if (r.code !== 0)
+        return undefined;
+    try {
+        const parsed = JSON.parse(r.stdout.trim());
+        return parsed ?? [];
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The Env of an image through the registry API (manifest → config blob; no layer is downloaded). */
+async function registryImageEnv(image, creds) {
+    const config = await (0,_registry__WEBPACK_IMPORTED_MODULE_4__/* .fetchImageConfig */ .mz)(image, creds?.username ? creds : undefined);
+    return config.config?.Env ?? [];
+}
+/**
+ * The TensorRT version `image` declares (TRT_VERSION, ...; see TENSORRT_ENV_VARS), e.g. "10.5.0.18"; undefined
+ * when it declares none. Read from the local engine when it has the image, else from the registry. `env` is the
+ * environment docker runs with (the stage's registry session), `creds` the registry credentials for the API.
+ */
+async function imageTensorRTVersion(image, env = process.env, creds) {
+    let vars = await localImageEnv(image, env);
+    if (!vars) {
+        try {
+            vars = await registryImageEnv(image, creds);
+        }
+        catch (e) {
+            if (e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7)
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `cannot read the image config of ${image}: the local Docker engine does not have it, and the registry API failed: ${e.message}`);
+            throw e;
+        }
+    }
+    return tensorRTVersionFromEnv(vars);
+}
+/** `major.minor.patch` of a TensorRT version (10.5.0.18 → 10.5.0; a missing patch counts as 0). */
+function tensorrtRelease(version) {
+    const parts = version.trim().split('.').slice(0, 3);
+    while (parts.length < 3)
+        parts.push('0');
+    return parts.map((p) => String(Number(p))).join('.');
+}
+function readMetadataFile(file) {
+    const metaPath = `${file}.json`;
+    if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(metaPath))
+        return undefined;
+    try {
+        return JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(metaPath, 'utf8'));
     }
     catch (e) {
-        return fail(`the sample image: ${e.message}`);
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${metaPath} (the metadata of ${path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}) is not JSON: ${e.message}`, { file: metaPath });
     }
-    const req = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .encodeInferRequest */ .AG)([{ name: input.name, shape: [1, 3, h, w], data: x.data }], { binaryOutputs: true, outputs: [{ name, binary: true }] });
-    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
-    if (r.status !== 200)
-        return { status: r.status, route: '/infer', detections: [], error: r.body.toString().slice(0, 300) };
-    const out = (0,_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_serve_kserve__WEBPACK_IMPORTED_MODULE_0__/* .HEADER_LENGTH */ .Bs])).outputs.find((t) => t.name === name);
-    if (!out || out.shape.length !== 4 || out.shape[3] !== 7)
-        return { status: 200, route: '/infer', detections: [], error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}` };
-    return { status: 200, route: '/infer', detections: (0,_shared_detections__WEBPACK_IMPORTED_MODULE_2__/* .imageDetections */ .ar)(out.data, { threshold: o.threshold, width: x.width, height: x.height }), width: x.width, height: x.height };
+}
+/** Is `file` a TensorRT plan? Its metadata says so (`<file>.json` with format tensorrt), else its extension (.plan, .engine). */
+function isTensorRTPlan(file) {
+    return isPlan(file, readMetadataFile(file));
+}
+function isPlan(file, meta) {
+    if (meta && typeof meta.format === 'string')
+        return meta.format === 'tensorrt';
+    return /\.(plan|engine)$/i.test(file);
+}
+/**
+ * The metadata of a TensorRT plan (`<file>.json`), or undefined when `file` is not a plan (an ONNX model). A plan
+ * without its metadata is refused: nothing then says which TensorRT built it.
+ */
+function readPlanMetadata(file) {
+    const meta = readMetadataFile(file);
+    if (!isPlan(file, meta))
+        return undefined;
+    if (!meta?.tensorrt?.tensorrtVersion) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`, { field: 'model', file });
+    }
+    return meta;
+}
+/**
+ * The modelship runtime serves ONNX with ONNX Runtime, which cannot load a TensorRT plan: refuse one (no-op for
+ * anything else). The image stage calls it when runtime is modelship.
+ */
+function refuseModelshipPlan(file) {
+    if (!isTensorRTPlan(file))
+        return;
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `${file} is a TensorRT plan, which the modelship runtime (ONNX Runtime) cannot load: serve it with runtime: triton (Triton's TensorRT backend), or give the ONNX model (the convert stage's onnx-path, or compile with target onnxruntime)`, { field: 'runtime', file });
+}
+/**
+ * A plan loads only in the TensorRT that built it: refuse (ModelshipError 'input') a plan whose TensorRT
+ * (major.minor.patch) differs from the serving image's, or a serving image that declares no TensorRT version.
+ * `planMeta` is the plan's metadata (readPlanMetadata) or its `tensorrt` block; `servingVersion` what
+ * imageTensorRTVersion(servingImage) returned. Returns the plan's `tensorrt` block (profile.max is Triton's
+ * max_batch_size).
+ */
+function checkPlanForImage(planMeta, servingImage, servingVersion) {
+    const trt = 'tensorrtVersion' in planMeta ? planMeta : planMeta.tensorrt;
+    if (!trt?.tensorrtVersion)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'the plan\'s metadata records no TensorRT version (its "tensorrt" block); build it with stage compile (target: tensorrt)', { field: 'model' });
+    const built = `TensorRT ${trt.tensorrtVersion}${trt.tensorrtImage ? ` in ${trt.tensorrtImage}` : ''}`;
+    if (!servingVersion) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `the serving image ${servingImage} declares no TensorRT version (looked for ${TENSORRT_ENV_VARS.join(', ')} in its config's environment), so nothing shows it can load the TensorRT plan built by ${built}. Use NVIDIA's Triton image (nvcr.io/nvidia/tritonserver:<release>-py3) or a mirror of it`, { field: 'triton-image' });
+    }
+    if (tensorrtRelease(trt.tensorrtVersion) !== tensorrtRelease(servingVersion)) {
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `refusing the TensorRT plan: ${built} built it, but the serving image ${servingImage} has TensorRT ${servingVersion}; a plan loads only in the TensorRT (major.minor.patch) that built it. Compile again with a tensorrt-image of the serving image's release (the same triton-release), or serve with the Triton image ${trt.tritonImage && trt.tritonImage !== servingImage ? `it was built for (${trt.tritonImage})` : `of TensorRT ${tensorrtRelease(trt.tensorrtVersion)}`}`, { field: 'triton-image' });
+    }
+    return trt;
+}
+/**
+ * A TensorRT plan only runs with the TensorRT that built it and on the compute capability it was built for.
+ * Checked on the GPU that serves it (the image stage checks the TensorRT version without a GPU: checkPlanForImage).
+ * Throws naming both sides when they differ.
+ */
+function checkPlanCompatibility(plan, target) {
+    const problems = [];
+    if (tensorrtRelease(plan.tensorrtVersion) !== tensorrtRelease(target.tensorrtVersion)) {
+        problems.push(`TensorRT ${plan.tensorrtVersion} built the plan, the serving image has TensorRT ${target.tensorrtVersion}`);
+    }
+    if (plan.computeCapability !== target.computeCapability) {
+        problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
+    }
+    if (problems.length) {
+        throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile (tensorrt-image of the serving image's release) on the target GPU${target.image ? `, for ${target.image}` : ''}.`);
+    }
 }
 
 
@@ -35676,10 +36237,10 @@ async function detectImage(t, o) {
 /* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
 /* harmony import */ var _shared_reference__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39724);
 /* harmony import */ var _shared_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(71636);
-/* harmony import */ var _shared_runtime__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(36029);
-/* harmony import */ var _shared_server__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(41194);
-/* harmony import */ var _shared_detections__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(67409);
-/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(43718);
+/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(44832);
+/* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(29628);
+/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(68806);
+/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(9222);
 /* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(94944);
 
 
@@ -35712,7 +36273,7 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
         env.push('-e', `MODELSHIP_PREPROCESS=${JSON.stringify(cfg.preprocess)}`);
     return {
         pull: ['pull', cfg.image],
-        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_shared_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
         gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
         logs: ['logs', '--tail', '60', name],
         remove: ['rm', '-f', '-v', name],
@@ -35739,7 +36300,7 @@ async function runSmoke(cfg, log, env = process.env) {
     const name = `modelship-smoke-${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}`;
     const plan = planSmoke(cfg, name);
     // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
-    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__/* .openRegistrySession */ .M)((0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__/* .openRegistrySession */ .M)((0,_shared_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
     const dockerEnv = { ...session.env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
     const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
     let started = false;
@@ -35764,7 +36325,7 @@ async function runSmoke(cfg, log, env = process.env) {
     try {
         const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
         if (pull.code !== 0) {
-            const registry = (0,_image_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry;
+            const registry = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry;
             const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
             const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
@@ -35773,7 +36334,7 @@ async function runSmoke(cfg, log, env = process.env) {
         if (run.code !== 0)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
-        const port = (await docker(['port', name, `${_shared_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+        const port = (await docker(['port', name, `${_protocol_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
         if (!port)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', 'the container published no port');
         const base = `http://127.0.0.1:${port}`;
@@ -35804,7 +36365,7 @@ async function runSmoke(cfg, log, env = process.env) {
         // what answers: the runtime decides what else may be asked (only what that server defines)
         let server;
         try {
-            server = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .detectServer */ .R2)(t, auth);
+            server = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .detectServer */ .R2)(t, auth);
         }
         catch (e) {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', e.message);
@@ -35816,7 +36377,7 @@ async function runSmoke(cfg, log, env = process.env) {
         const meta = JSON.parse(mr.body.toString() || '{}');
         if (mr.status !== 200 || !meta.inputs)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
-        const placement = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .modelPlacement */ .xy)(t, server, cfg.modelName, auth);
+        const placement = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .modelPlacement */ .xy)(t, server, cfg.modelName, auth);
         if (cfg.gpu) {
             const g = await docker(plan.gpuQuery);
             outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
@@ -35835,13 +36396,13 @@ async function runSmoke(cfg, log, env = process.env) {
             summary += `### Golden requests (the parity reference)\n\n${[..._shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .GOLDEN_TABLE_HEAD */ .Qi, ...g.rows].join('\n')}\n\n`;
         }
         // golden request: a sample image, a detection model's detections or a classifier's top-1
-        const detector = (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .detectionOutput */ .$L)(meta);
+        const detector = (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .detectionOutput */ .$L)(meta);
         if (cfg.sampleImage && detector && cfg.expectedTop1 !== '') {
             failures.push(`expected-top1 is given, but model "${cfg.modelName}" is a detection model (output ${detector}, a table of detections): give expected-detections instead`);
         }
         else if (cfg.sampleImage && (cfg.expectedDetections || detector)) {
             const threshold = cfg.detectionThreshold ?? 0.5;
-            const r = detector ? await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .detectImage */ .Vb)(t, { runtime: server.runtime, modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), threshold, headers: auth, preprocess: cfg.preprocess }) : undefined;
+            const r = detector ? await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .detectImage */ .Vb)(t, { runtime: server.runtime, modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), threshold, headers: auth, preprocess: cfg.preprocess }) : undefined;
             const check = sampleDetections(cfg.sampleImage, cfg.expectedDetections, threshold, r, cfg.modelName);
             summary += check.summary;
             if (r && r.error === undefined)
@@ -35850,7 +36411,7 @@ async function runSmoke(cfg, log, env = process.env) {
                 failures.push(check.failure);
         }
         else if (cfg.sampleImage) {
-            const r = await (0,_shared_server__WEBPACK_IMPORTED_MODULE_7__/* .classifyImage */ ._u)(t, { modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), k: 5, headers: auth, preprocess: cfg.preprocess });
+            const r = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .classifyImage */ ._u)(t, { modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), k: 5, headers: auth, preprocess: cfg.preprocess });
             const top = r.top[0];
             const ok = top !== undefined && (cfg.expectedTop1 === '' || String(top.index) === cfg.expectedTop1);
             const got = top ? `${top.index} (${top.score.toFixed(4)})` : r.status ? `HTTP ${r.status} ${r.error ?? ''}` : r.error;
@@ -35918,13 +36479,13 @@ function sampleDetections(image, expected, threshold, found, modelName) {
         return { summary: `${head}\`${image}\`: **fail**: ${failure}\n\n`, failure };
     }
     const got = found.detections;
-    const det = (d) => `label ${d.label} ${(0,_shared_detections__WEBPACK_IMPORTED_MODULE_8__/* .formatBox */ .BB)(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
+    const det = (d) => `label ${d.label} ${(0,_protocol_detections__WEBPACK_IMPORTED_MODULE_8__/* .formatBox */ .BB)(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
     const where = `\`${image}\`${found.width ? ` (${found.width}×${found.height})` : ''} through ${found.route}, score ≥ ${threshold}`;
     if (!expected) {
         const list = got.map((d) => `- ${det(d)}`).join('\n');
         return { summary: `${head}${where}: ${got.length} detection${got.length === 1 ? '' : 's'} (none expected: not checked)\n\n${list}${list ? '\n\n' : ''}` };
     }
-    const m = (0,_shared_detections__WEBPACK_IMPORTED_MODULE_8__/* .matchDetections */ .Cz)(expected, got);
+    const m = (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_8__/* .matchDetections */ .Cz)(expected, got);
     const rows = expected.map((e, i) => {
         const g = m.matches[i].got;
         return `| ${det(e)} | ${g >= 0 ? det(got[g]) : '—'} | ${g >= 0 ? m.matches[i].iou.toFixed(3) : ''} | ${g >= 0 ? 'pass' : '**fail**'} |`;
@@ -35943,7 +36504,7 @@ function sampleDetections(image, expected, threshold, found, modelName) {
         let best = -1;
         let bestIou = 0;
         got.forEach((g, j) => {
-            const v = (0,_shared_detections__WEBPACK_IMPORTED_MODULE_8__/* .iou */ .sJ)(e.box, g.box);
+            const v = (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_8__/* .iou */ .sJ)(e.box, g.box);
             if (v > bestIou)
                 [best, bestIou] = [j, v];
         });
@@ -35989,7 +36550,7 @@ __nccwpck_require__.r(__webpack_exports__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
 /* harmony import */ var _util_fsx__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(32141);
-/* harmony import */ var _image_registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(43718);
+/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9222);
 
 
 
@@ -36049,19 +36610,19 @@ function getBlob(dir, digest) {
 // --- registry (distribution HTTP API) --------------------------------------------------------------------------
 async function uploadBlob(base, data, mediaType) {
     const d = digestOf(data);
-    if ((await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('HEAD', `${base}/blobs/${d}`)).status === 200)
+    if ((await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('HEAD', `${base}/blobs/${d}`)).status === 200)
         return; // already there: content addressing
-    const start = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('POST', `${base}/blobs/uploads/`);
+    const start = await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('POST', `${base}/blobs/uploads/`);
     if (start.status !== 202 || !start.headers.location)
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
     const loc = new URL(start.headers.location, base);
     loc.searchParams.set('digest', d);
-    const put = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
+    const put = await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
     if (put.status !== 201)
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry did not accept blob ${d}: HTTP ${put.status} ${put.body.toString().slice(0, 200)}`);
 }
 async function downloadBlob(base, digest) {
-    const r = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('GET', `${base}/blobs/${digest}`);
+    const r = await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('GET', `${base}/blobs/${digest}`);
     if (r.status !== 200)
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry has no blob ${digest}: HTTP ${r.status}`);
     if (digestOf(r.body) !== digest)
@@ -36089,13 +36650,13 @@ async function storePush(artifactFile, to, opts = {}) {
         (0,_util_fsx__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)(indexFile, JSON.stringify(index, null, 2));
         return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `dir:${t.path}@${manifestDigest}` };
     }
-    const reg = (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryBase */ .bu)(t.ref);
+    const reg = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryBase */ .bu)(t.ref);
     await uploadBlob(reg.base, artifact, LAYER_TYPE);
     await uploadBlob(reg.base, config, CONFIG_TYPE);
-    const put = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
+    const put = await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('PUT', `${reg.base}/manifests/${reg.tag ?? tag}`, manifest, { 'content-type': MANIFEST_TYPE });
     if (put.status !== 201)
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry did not accept the manifest: HTTP ${put.status} ${put.body.toString().slice(0, 300)}`);
-    const ref = (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .parseImageRef */ .Q)(t.ref);
+    const ref = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .parseImageRef */ .Q)(t.ref);
     return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `oci:${ref.registry}/${ref.repository}@${manifestDigest}` };
 }
 /** Restore an artifact by manifest digest (`dir:<path>@sha256:..` or `oci:<repo>@sha256:..`), verifying every hash. */
@@ -36114,11 +36675,11 @@ async function storePull(from, out) {
         blob = async (d) => getBlob(dir, d);
     }
     else {
-        const reg = (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryBase */ .bu)(t.ref);
+        const reg = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryBase */ .bu)(t.ref);
         if (!reg.digest)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
         manifestDigest = reg.digest;
-        const r = await (0,_image_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
+        const r = await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryRequest */ .zy)('GET', `${reg.base}/manifests/${reg.digest}`, undefined, { accept: MANIFEST_TYPE });
         if (r.status !== 200)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('io', `registry has no manifest ${reg.digest}: HTTP ${r.status}`);
         if (digestOf(r.body) !== reg.digest)
@@ -36552,6 +37113,48 @@ function exchange(url, opts = {}, body) {
 
 /***/ }),
 
+/***/ 42776:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   IF: () => (/* binding */ RUNTIME_PROVIDED_LIBS),
+/* harmony export */   OH: () => (/* binding */ parseLdconfigListing),
+/* harmony export */   dA: () => (/* binding */ ldconfigArchFlag)
+/* harmony export */ });
+/**
+ * The dynamic loader's view of a Linux system: `ldconfig -p`'s listing and the libraries no image ships. Read by the
+ * image stage's base image check (src/image/basecheck.ts) and by the serving runtime when it names why the CUDA
+ * provider failed to load (src/serve/execution-provider.ts).
+ */
+/**
+ * NEEDED libraries that a base image does not (and should not) contain: the CUDA driver library comes from the host,
+ * mounted into the container by the NVIDIA container toolkit at run time (its version must match the host's kernel
+ * module, so images never ship it). Only these are exempt; keep this list short and explained.
+ */
+const RUNTIME_PROVIDED_LIBS = ['libcuda.so.1'];
+/** Parse `ldconfig -p` output; the header line ("N libs found in cache …") and anything unrecognised are skipped. */
+function parseLdconfigListing(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+        const m = /^\s+(\S+)\s+\(([^)]*)\)\s+=>\s+(.+?)\s*$/.exec(line);
+        if (!m)
+            continue;
+        out.push({ name: m[1], flags: m[2].split(',').map((f) => f.trim()).filter(Boolean), path: m[3] });
+    }
+    return out;
+}
+/**
+ * The flag ldconfig prints for libraries of an ELF machine (glibc's ldconfig: `x86-64`, `AArch64`, …). undefined
+ * for a machine this table does not know: then any entry of the name is accepted.
+ */
+function ldconfigArchFlag(machine) {
+    return { 62: 'x86-64', 183: 'AArch64', 243: 'RISC-V' }[machine];
+}
+
+
+/***/ }),
+
 /***/ 57821:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -36646,48 +37249,6 @@ function encodeNpy(shape, data) {
     out.set(Buffer.from(header, 'latin1'), 10);
     out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
     return out;
-}
-
-
-/***/ }),
-
-/***/ 21133:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   e: () => (/* binding */ onnxInfo)
-/* harmony export */ });
-/* harmony import */ var _convert_schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(90832);
-/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
-
-
-/** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
-function onnxInfo(model, file = 'model.onnx') {
-    const Model = (0,_convert_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .onnxSchema */ .bd)().lookupType('onnx.ModelProto');
-    let m;
-    try {
-        m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
-    }
-    catch (e) {
-        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('binary', `not an ONNX model: ${e.message}`, { file });
-    }
-    if (!m.graph)
-        throw new _errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('binary', 'not an ONNX model (no graph)', { file });
-    const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
-    const sig = (v) => {
-        const s = { name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) };
-        const elem = v.type?.tensor_type?.elem_type;
-        if (elem !== undefined)
-            s.elemType = elem;
-        return s;
-    };
-    return {
-        inputs: (m.graph.input ?? []).filter((i) => !inits.has(i.name)).map(sig),
-        outputs: (m.graph.output ?? []).map(sig),
-        opset: (m.opset_import ?? []).find((o) => !o.domain)?.version ?? 0,
-        metadata: Object.fromEntries((m.metadata_props ?? []).map((p) => [p.key, p.value])),
-    };
 }
 
 
