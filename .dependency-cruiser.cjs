@@ -21,7 +21,8 @@ const LAYERS = [
     // The serving protocol, shared by the server and its clients: the KServe v2 codec and classification extension,
     // the KServe client (transport, which runtime answers, where the model runs, sample images through /infer or
     // /detect), detection tables, pixels into tensors and their preprocessing, model encryption at rest, the two
-    // serving runtimes and their ports.
+    // serving runtimes and their ports, and the modelship server's settings (flags, environment, defaults: read by
+    // serve/, named by the image, smoke and rollout stages that configure it).
     name: 'protocol',
     path: '^src/protocol/',
   },

@@ -97,6 +97,15 @@ describe('bad input: clear error, non-zero exit, nothing written', () => {
     expect(r6.stderr).toMatch(/input "per-layer": needs a reference directory/);
   });
 
+  test('a reference directory or a model file that is not there is an input error, not a crash', async () => {
+    // (the stages read the reference through this before touching anything: rollout, smoke, compile)
+    const { referenceBatches } = await import('../src/shared/reference');
+    expect(() => referenceBatches('/nonexistent/ref')).toThrow(/\/nonexistent\/ref: input "reference": cannot read the reference directory: no such directory/);
+    expect(() => referenceBatches(lenetWeights)).toThrow(/input "reference": cannot read the reference directory: not a directory/);
+    const { readModel } = await import('../src/serve/model');
+    expect(() => readModel({ modelPath: '/nonexistent/model.onnx', modelKey: '' } as any)).toThrow(/\/nonexistent\/model\.onnx: cannot read the model \(--model, MODELSHIP_MODEL\): no such file/);
+  });
+
   test('a caffemodel layer whose blob data does not fill its declared shape', async () => {
     const T = caffeRoot().lookupType('caffe.NetParameter');
     const net = T.decode(fs.readFileSync(lenetWeights)) as any;

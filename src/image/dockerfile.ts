@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as yaml from 'js-yaml';
 import { METRICS_PORT } from '../protocol/runtime';
+import { SERVE_SETTINGS } from '../protocol/serve-settings';
 
 /**
  * The serving image, as declared data: a Dockerfile whose layers go from least to most often changed, so a
@@ -28,9 +29,9 @@ const q = (s: string) => JSON.stringify(s);
 export function renderDockerfile(s: ImageSpec): string {
   const env = {
     NODE_ENV: 'production',
-    MODELSHIP_MODEL: `/models/${s.modelFile}`,
-    MODELSHIP_MODEL_NAME: s.modelName,
-    PORT: String(s.port),
+    [SERVE_SETTINGS.model.env]: `/models/${s.modelFile}`,
+    [SERVE_SETTINGS.modelName.env]: s.modelName,
+    [SERVE_SETTINGS.port.env]: String(s.port),
     ...s.env,
   };
   return [

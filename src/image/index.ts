@@ -18,6 +18,7 @@ import { openRegistrySession } from '../util/dockerconfig';
 import { refuseModelshipPlan } from '../shared/tensorrt';
 import { pinImage, planTritonModel, renderTritonDockerfile, writeTritonRepository } from './triton';
 import { SERVING_PORT } from '../protocol/runtime';
+import { SERVE_SETTINGS } from '../protocol/serve-settings';
 
 export { SERVING_PORT };
 export const SERVING_UID = 10001;
@@ -271,8 +272,8 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
 
     const composePath = cfg.composeFile;
     const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
-    const secretsEnv = [...(cfg.encryptModel ? ['MODELSHIP_MODEL_KEY'] : []), ...(cfg.apiKeyRequired ? ['MODELSHIP_API_KEY'] : [])];
-    writeFileAtomic(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
+    const secretsEnv = [...(cfg.encryptModel ? [SERVE_SETTINGS.modelKey.env] : []), ...(cfg.apiKeyRequired ? [SERVE_SETTINGS.apiKey.env] : [])];
+    writeFileAtomic(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { [SERVE_SETTINGS.provider.env]: 'cuda' } : {}, secretsEnv }));
 
     const metadata = { image: pinned, digest, tags, labels, runtime: cfg.runtime, ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}), layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
     const summary = [
@@ -301,20 +302,20 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
 }
 
 /** The modelship runtime's context: Node.js, the server bundle, for a GPU image the CUDA provider, the model. */
-async function modelshipContext(cfg: ImageConfig, o: { modelFile: string; modelBytes: Uint8Array; modelSha: string; labels: Record<string, string>; env: NodeJS.ProcessEnv }, log: Logger): Promise<{ ctx: string; dockerfile: string }> {
+async function modelshipContext(cfg: ImageConfig, build: { modelFile: string; modelBytes: Uint8Array; modelSha: string; labels: Record<string, string>; env: NodeJS.ProcessEnv }, log: Logger): Promise<{ ctx: string; dockerfile: string }> {
   refuseModelshipPlan(cfg.model);
   const node = await log.group('Node.js for the image', () => resolveNodeRuntime({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
-  o.labels['dev.modelship.node.version'] = node.version;
+  build.labels['dev.modelship.node.version'] = node.version;
   let providers: string[] | undefined;
   if (cfg.gpu) {
     const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
-    await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log, o.env));
+    await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log, build.env));
     providers = gpu.files;
-    o.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
-    o.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
+    build.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
+    build.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
   }
-  const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: o.modelFile, modelBytes: o.modelBytes, modelSha: o.modelSha });
-  const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: o.modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels: o.labels, env: { ...(cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}), ...(cfg.preprocess ? { MODELSHIP_PREPROCESS: JSON.stringify(cfg.preprocess) } : {}) }, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+  const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: build.modelFile, modelBytes: build.modelBytes, modelSha: build.modelSha });
+  const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: build.modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels: build.labels, env: { ...(cfg.gpu ? { [SERVE_SETTINGS.provider.env]: 'cuda' } : {}), ...(cfg.preprocess ? { [SERVE_SETTINGS.preprocess.env]: JSON.stringify(cfg.preprocess) } : {}) }, providers: !!providers, ortDir: IMAGE_ORT_DIR });
   return { ctx, dockerfile };
 }
 

@@ -2,6 +2,7 @@ import type { Preprocess } from '../protocol/preprocess';
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
 import type { Runtime } from '../protocol/runtime';
+import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { DEFAULT_GPU_BASE_IMAGE } from './basecheck';
 import { DEFAULT_NODE_VERSION } from './node';
 
@@ -37,7 +38,7 @@ export const IMAGE_INPUTS: InputSpec[] = [
   },
   {
     name: 'encrypt-model',
-    description: 'image: store the model AES-256-GCM encrypted in the image; the server decrypts it in memory with MODELSHIP_MODEL_KEY at run time.',
+    description: `image: store the model AES-256-GCM encrypted in the image; the server decrypts it in memory with ${SERVE_SETTINGS.modelKey.env} at run time.`,
     default: 'false',
     kind: 'boolean',
     stages: ['image'],

@@ -1,6 +1,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import { ModelshipError } from '../util/errors';
+import { SERVE_SETTINGS } from './serve-settings';
 
 /**
  * Encrypted model at rest: AES-256-GCM. File layout: "MSENC1\n" magic, 12-byte IV, 16-byte tag, ciphertext.
@@ -39,7 +40,7 @@ export function encryptModel(plain: Uint8Array, key: Buffer): Buffer {
 }
 
 export function decryptModel(bytes: Uint8Array, key: Buffer | undefined, file: string): Buffer {
-  if (!key) throw new ModelshipError('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
+  if (!key) throw new ModelshipError('input', `the model is encrypted but no key was given (set ${SERVE_SETTINGS.modelKey.env} or mount the key file)`, { file });
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
   const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);

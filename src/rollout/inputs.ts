@@ -2,6 +2,7 @@ import * as yaml from 'js-yaml';
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
 import type { Runtime } from '../protocol/runtime';
+import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { DEFAULT_QUERIES } from './prometheus';
 import { DisruptionBudget, DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './manifests';
 
@@ -220,14 +221,14 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'api-key-secret',
-    description: 'rollout: Secret holding the serving API key, as name/key; given to the server as MODELSHIP_API_KEY.',
+    description: `rollout: Secret holding the serving API key, as name/key; given to the server as ${SERVE_SETTINGS.apiKey.env}.`,
     default: '',
     kind: 'string',
     stages: ['rollout'],
   },
   {
     name: 'model-key-secret',
-    description: 'rollout: Secret holding the model decryption key (encrypt-model), as name/key; given to the server as MODELSHIP_MODEL_KEY.',
+    description: `rollout: Secret holding the model decryption key (encrypt-model), as name/key; given to the server as ${SERVE_SETTINGS.modelKey.env}.`,
     default: '',
     kind: 'string',
     stages: ['rollout'],

@@ -1,5 +1,6 @@
 import { ModelshipError } from '../util/errors';
 import { METRICS_PORT as SERVING_METRICS_PORT, Runtime, SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../protocol/runtime';
+import { SERVE_SETTINGS } from '../protocol/serve-settings';
 
 /**
  * Kubernetes objects for a model deployment, as declared data (issue 4 builds the rollout on these).
@@ -124,18 +125,18 @@ export function selectorLabels(app: string): Record<string, string> {
 /** The environment of modelship's server (Triton's image takes its settings from its CMD). */
 function modelshipEnv(s: DeploySpec): Record<string, unknown>[] {
   const env: Record<string, unknown>[] = [
-    { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
-    { name: 'PORT', value: String(s.port) },
-    { name: 'MODELSHIP_METRICS_PORT', value: String(s.metricsPort) },
+    { name: SERVE_SETTINGS.modelName.env, value: s.modelName },
+    { name: SERVE_SETTINGS.port.env, value: String(s.port) },
+    { name: SERVE_SETTINGS.metricsPort.env, value: String(s.metricsPort) },
     // the preStop hook has already kept the pod serving for drain-delay seconds while it left the Service's
     // endpoints: on SIGTERM the server only sheds its keep-alive clients (Connection: close) for a moment, then
     // stops taking work and finishes what is in flight
-    { name: 'MODELSHIP_DRAIN_DELAY_S', value: String(serverDrainDelay(s)) },
-    { name: 'MODELSHIP_DRAIN_TIMEOUT_S', value: String(s.drainTimeoutS) },
+    { name: SERVE_SETTINGS.drainDelay.env, value: String(serverDrainDelay(s)) },
+    { name: SERVE_SETTINGS.drainTimeout.env, value: String(s.drainTimeoutS) },
   ];
-  if (s.gpu) env.push({ name: 'MODELSHIP_PROVIDER', value: 'cuda' });
-  if (s.apiKeySecret) env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
-  if (s.modelKeySecret) env.push({ name: 'MODELSHIP_MODEL_KEY', valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
+  if (s.gpu) env.push({ name: SERVE_SETTINGS.provider.env, value: 'cuda' });
+  if (s.apiKeySecret) env.push({ name: SERVE_SETTINGS.apiKey.env, valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
+  if (s.modelKeySecret) env.push({ name: SERVE_SETTINGS.modelKey.env, valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
   return env;
 }
 

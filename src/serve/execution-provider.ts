@@ -6,6 +6,7 @@ import { ModelshipError } from '../util/errors';
 import { readElfFile } from '../util/elf';
 import { ortLibDir } from '../util/ort';
 import { parseLdconfigListing, RUNTIME_PROVIDED_LIBS } from '../util/ldconfig';
+import { SERVE_SETTINGS, settingLabel } from '../protocol/serve-settings';
 
 /**
  * Which execution provider the server runs on, and what happens when it cannot. `cpu`; `cuda` (strict: the server
@@ -24,7 +25,7 @@ export const PROVIDER_CHOICES = ['cpu', 'cuda', 'cuda,cpu'] as const;
 export function parseProvider(raw: string, field = 'provider'): ProviderRequest {
   const v = raw.trim().toLowerCase().replace(/\s+/g, '');
   if (!(PROVIDER_CHOICES as readonly string[]).includes(v)) {
-    throw new ModelshipError('input', `--provider / MODELSHIP_PROVIDER must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
+    throw new ModelshipError('input', `${settingLabel(SERVE_SETTINGS.provider)} must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
   }
   return { requested: v, wanted: v === 'cpu' ? 'cpu' : 'cuda', fallback: v === 'cuda,cpu' };
 }
@@ -54,7 +55,7 @@ export async function createSession(
     return { session: await ort.InferenceSession.create(bytes, options(['cuda'])), provider: 'cuda' };
   } catch (e) {
     const cause = diagnoseCudaFailure((e as Error).message, ortLibDir());
-    if (!req.fallback) throw new ModelshipError('io', `the CUDA execution provider cannot be created: ${cause} (MODELSHIP_PROVIDER=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
+    if (!req.fallback) throw new ModelshipError('io', `the CUDA execution provider cannot be created: ${cause} (${SERVE_SETTINGS.provider.env}=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
     return { session: await ort.InferenceSession.create(bytes, options(['cpu'])), provider: 'cpu', fallbackReason: cause };
   }
 }

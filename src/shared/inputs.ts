@@ -1,6 +1,7 @@
 import { parsePreprocess, Preprocess } from '../protocol/preprocess';
 import { fail, InputSpec, Reader, STAGES } from '../inputs';
 import { DEFAULT_TRITON_RELEASE, RUNTIMES, Runtime, tritonImageFor } from '../protocol/runtime';
+import { SERVE_SETTINGS } from '../protocol/serve-settings';
 
 /** Inputs that several stages read (each stage's own inputs live beside it, in src/<stage>/inputs.ts). */
 export const SHARED_INPUTS: InputSpec[] = [
@@ -110,14 +111,14 @@ export const SHARED_INPUTS: InputSpec[] = [
   {
     name: 'preprocess',
     description:
-      'image, smoke: the model\'s Caffe preprocessing of images, JSON with any of resize, channelOrder, mean, scale, e.g. `{"mean": [104, 177, 123]}` (OpenCV\'s face detector); empty: GoogLeNet\'s (resize 256, BGR, mean 104/117/123, scale 1). image (runtime modelship): written into the image as MODELSHIP_PREPROCESS, so /classify and /detect preprocess as the model needs wherever it runs; smoke: how it preprocesses the sample image where it does so itself (Triton), and given to a modelship container.',
+      `image, smoke: the model's Caffe preprocessing of images, JSON with any of resize, channelOrder, mean, scale, e.g. \`{"mean": [104, 177, 123]}\` (OpenCV's face detector); empty: GoogLeNet's (resize 256, BGR, mean 104/117/123, scale 1). image (runtime modelship): written into the image as ${SERVE_SETTINGS.preprocess.env}, so /classify and /detect preprocess as the model needs wherever it runs; smoke: how it preprocesses the sample image where it does so itself (Triton), and given to a modelship container.`,
     default: '',
     kind: 'string',
     stages: ['image', 'smoke'],
   },
   {
     name: 'model-key',
-    description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
+    description: `image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as ${SERVE_SETTINGS.modelKey.env} (masked; never written into the image).`,
     default: '',
     kind: 'string',
     stages: ['image', 'smoke'],
@@ -125,7 +126,7 @@ export const SHARED_INPUTS: InputSpec[] = [
   },
   {
     name: 'api-key',
-    description: 'image: the serving API key; when set, the compose file passes MODELSHIP_API_KEY from the host environment; smoke: given to the container and sent as a bearer token (masked).',
+    description: `image: the serving API key; when set, the compose file passes ${SERVE_SETTINGS.apiKey.env} from the host environment; smoke: given to the container and sent as a bearer token (masked).`,
     default: '',
     kind: 'string',
     stages: ['image', 'smoke'],

@@ -15,7 +15,15 @@ const sanitize = blobFileName;
 /** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
 export function referenceBatches(dir: string): number[] {
   const found = new Set<number>();
-  for (const f of fs.readdirSync(dir)) {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'ENOTDIR' ? 'not a directory' : err.message;
+    throw new ModelshipError('input', `input "reference": cannot read the reference directory: ${why}`, { file: dir, field: 'reference' });
+  }
+  for (const f of names) {
     const m = /^input_b(\d+)(?:__.+)?\.npy$/.exec(f);
     if (m) found.add(Number(m[1]));
   }

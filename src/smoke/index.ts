@@ -9,6 +9,7 @@ import { runProcess } from '../util/proc';
 import { referenceBatches } from '../shared/reference';
 import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../shared/golden';
 import { SERVING_PORT } from '../protocol/runtime';
+import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { classifyImage, detectImage, detectionOutput, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../protocol/kserve-client';
 import { formatBox, iou, matchDetections, ExpectedDetection, ImageDetection } from '../protocol/detections';
 import { parseImageRef } from '../shared/registry';
@@ -23,11 +24,11 @@ export function smokeOwner(env: NodeJS.ProcessEnv = process.env): string {
 export function planSmoke(cfg: SmokeConfig, name: string, owner = smokeOwner()): { pull: string[]; run: string[]; gpuQuery: string[]; logs: string[]; remove: string[] } {
   const env: string[] = [];
   // secrets travel by name only: docker reads their values from its own environment, never from argv
-  if (cfg.apiKey) env.push('-e', 'MODELSHIP_API_KEY');
-  if (cfg.modelKey) env.push('-e', 'MODELSHIP_MODEL_KEY');
-  if (cfg.gpu && cfg.runtime === 'modelship') env.push('-e', 'MODELSHIP_PROVIDER=cuda');
+  if (cfg.apiKey) env.push('-e', SERVE_SETTINGS.apiKey.env);
+  if (cfg.modelKey) env.push('-e', SERVE_SETTINGS.modelKey.env);
+  if (cfg.gpu && cfg.runtime === 'modelship') env.push('-e', `${SERVE_SETTINGS.provider.env}=cuda`);
   // the sample image's preprocessing, where the server preprocesses (modelship's /detect): not a secret
-  if (cfg.preprocess && cfg.runtime === 'modelship') env.push('-e', `MODELSHIP_PREPROCESS=${JSON.stringify(cfg.preprocess)}`);
+  if (cfg.preprocess && cfg.runtime === 'modelship') env.push('-e', `${SERVE_SETTINGS.preprocess.env}=${JSON.stringify(cfg.preprocess)}`);
   return {
     pull: ['pull', cfg.image],
     run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
@@ -60,7 +61,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   const plan = planSmoke(cfg, name);
   // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
   const session = await openRegistrySession(parseImageRef(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
-  const dockerEnv = { ...session.env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
+  const dockerEnv = { ...session.env, ...(cfg.apiKey ? { [SERVE_SETTINGS.apiKey.env]: cfg.apiKey } : {}), ...(cfg.modelKey ? { [SERVE_SETTINGS.modelKey.env]: cfg.modelKey } : {}) };
   const docker = (args: string[], onLine?: (l: string) => void) => runProcess('docker', args, { env: dockerEnv, onLine });
   let started = false;
   const cleanup = async () => {

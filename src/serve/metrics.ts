@@ -1,0 +1,77 @@
+import * as prom from 'prom-client';
+
+/** What the metrics say about the server beyond its requests. */
+export interface MetricsSources {
+  /** request bytes held now (read when scraped) */
+  inflightBytes: () => number;
+  /** the bound on them */
+  inflightBytesLimit: number;
+  /** the execution provider the model runs on, the one asked for, and whether that is a fallback */
+  provider: string;
+  requestedProvider: string;
+  fallback: boolean;
+}
+
+/** The server's Prometheus metrics (modelship_*), Node's and the process's among them, in a registry of its own. */
+export class ServerMetrics {
+  readonly registry = new prom.Registry();
+  private readonly requests: prom.Counter<'route' | 'code'>;
+  private readonly errors: prom.Counter<'route' | 'code'>;
+  private readonly latency: prom.Histogram<'route'>;
+  private readonly batchSizes: prom.Histogram;
+  private readonly inflight: prom.Gauge;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
+    prom.collectDefaultMetrics({ register: this.registry, prefix: 'modelship_' });
+    // three of prom-client's gauges end in _total, which names counters (promtool warns); each is the sum over the
+    // `type` label of its namesake without the suffix, which stays
+    for (const what of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
+    this.requests = new prom.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers });
+    this.errors = new prom.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers });
+    this.latency = new prom.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.batchSizes = new prom.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
+    this.inflight = new prom.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers });
+    new prom.Gauge({
+      name: 'modelship_inflight_request_bytes',
+      help: 'Request bytes held (bodies being read or waiting for their answer)',
+      registers,
+      collect() {
+        this.set(sources.inflightBytes());
+      },
+    });
+    new prom.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers }).set(sources.inflightBytesLimit);
+    new prom.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers })
+      .set({ provider: sources.provider, requested: sources.requestedProvider, fallback: String(sources.fallback) }, 1);
+  }
+
+  /** A request has begun: counted in flight; the returned function ends it, its latency observed under `route`. */
+  begin(): (route: string) => void {
+    this.inflight.inc();
+    const end = this.latency.startTimer();
+    return (route) => {
+      end({ route });
+      this.inflight.dec();
+    };
+  }
+
+  /** A request answered with `code` (an error too, from 400 on). */
+  answered(route: string, code: number): void {
+    this.requests.inc({ route, code: String(code) });
+    if (code >= 400) this.errors.inc({ route, code: String(code) });
+  }
+
+  /** A batch of `items` has run. */
+  batch(items: number): void {
+    this.batchSizes.observe(items);
+  }
+
+  /** The exposition text, and its content type. */
+  async exposition(): Promise<{ contentType: string; text: Buffer }> {
+    // prom-client writes a statistic of no samples yet (the event-loop lag's mean at start) as "Nan", which is not
+    // the exposition format's NaN; a mean of nothing is no sample at all
+    const text = Buffer.from((await this.registry.metrics()).replace(/^[^#\n][^\n]* NaN$\n?/gim, ''));
+    return { contentType: this.registry.contentType, text };
+  }
+}
