@@ -41,7 +41,9 @@ describe('the table', () => {
   test('every kind the stages read or write by name has an entry (the source, scanned)', () => {
     const RESOURCE: Record<string, string> = { Deployment: 'deployments', ReplicaSet: 'replicasets', Pod: 'pods', Event: 'events', Service: 'services', Secret: 'secrets', Namespace: 'namespaces', PodDisruptionBudget: 'poddisruptionbudgets', Lease: 'leases' };
     const VERB: Record<string, string> = { get: 'get', list: 'list', remove: 'delete', create: 'create', apply: 'patch', replace: 'update' };
-    const files = ['src/rollout/index.ts', 'src/rollout/health.ts', 'src/rollout/lease.ts', 'src/rollout/kube.ts', 'src/rollout/admission.ts', 'src/preview/index.ts'].filter((f) => fs.existsSync(path.join(REPO, f)));
+    // every module of the rollout stage (its strategies and gates included) and the preview's
+    const rollout = fs.readdirSync(path.join(REPO, 'src/rollout'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => `src/rollout/${f}`);
+    const files = [...rollout, 'src/preview/index.ts'].filter((f) => fs.existsSync(path.join(REPO, f)));
     const found = new Set<string>();
     for (const f of files) {
       for (const m of fs.readFileSync(path.join(REPO, f), 'utf8').matchAll(/kube\.(get|list|remove)(?:<[^(]*>)?\(\s*'[^']+',\s*'([A-Za-z]+)'/g)) found.add(`${VERB[m[1]]} ${RESOURCE[m[2]] ?? m[2]}`);

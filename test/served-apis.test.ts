@@ -99,7 +99,7 @@ const NEWER_WITH_FALLBACK: Record<string, string> = {
 };
 
 describe('every API request in src/ is served by the floor', () => {
-  const files = ['src/rollout', 'src/preview'].flatMap((d) => fs.readdirSync(path.join(REPO, d)).filter((f) => f.endsWith('.ts')).map((f) => path.join(REPO, d, f)));
+  const files = ['src/rollout', 'src/preview'].flatMap((d) => fs.readdirSync(path.join(REPO, d), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join(REPO, d, f)));
   const source = files.map((f) => fs.readFileSync(f, 'utf8')).join('\n');
   const uniq = <T>(xs: T[]) => [...new Map(xs.map((x) => [JSON.stringify(x), x])).values()];
 

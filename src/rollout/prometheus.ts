@@ -1,21 +1,19 @@
-import { GateFailure, sleep } from './health';
+import { GateFailure } from './health';
 import type { Runtime } from '../protocol/runtime';
 
 /**
- * The optional metrics gate: templated PromQL for the canary (and the stable, for comparison), with thresholds and
- * a minimum sample count. No data is a failure, never a pass: a canary that received no traffic proves nothing.
+ * Where the metrics gate's numbers come from (gates/prometheus.ts judges them): a MetricProvider answers one query
+ * with one number, as Argo Rollouts' metric providers do for an analysis; Prometheus is the one modelship has. Also
+ * here: the queries, templated per track, that the gate asks when prometheus-*-query is not given.
  */
-export interface PromGateConfig {
-  url: string;
-  samplesQuery: string;
-  errorRateQuery: string;
-  latencyQuery: string;
-  minSamples: number;
-  maxErrorRate: number;
-  /** 0: no latency threshold (still reported) */
-  maxP99Ms: number;
-  /** how long to wait for min-samples to be scraped */
-  waitMs: number;
+export interface MetricProvider {
+  /** the value of `query` now; undefined when there is no data (an empty result, not a number) */
+  measure(query: string, signal?: AbortSignal): Promise<number | undefined>;
+}
+
+/** Prometheus's HTTP API at `url`: instant queries. */
+export function prometheusProvider(url: string): MetricProvider {
+  return { measure: (query, signal) => promQuery(url, query, signal) };
 }
 
 const SEL = 'namespace="{{namespace}}",track="{{track}}",route="infer"';
@@ -65,40 +63,3 @@ export async function promQuery(url: string, query: string, signal?: AbortSignal
   const n = raw === undefined ? NaN : Number(raw);
   return Number.isFinite(n) ? n : undefined;
 }
-
-export interface PromGateResult {
-  canary: { samples?: number; errorRate?: number; p99Ms?: number };
-  stable: { samples?: number; errorRate?: number; p99Ms?: number };
-  queries: string[];
-}
-
-export async function prometheusGate(c: PromGateConfig, vars: { namespace: string; app: string; model: string }, hasStable: boolean, signal?: AbortSignal): Promise<PromGateResult> {
-  const q = (t: string, track: string) => renderQuery(t, { ...vars, track });
-  const res: PromGateResult = { canary: {}, stable: {}, queries: [q(c.samplesQuery, 'canary'), q(c.errorRateQuery, 'canary'), q(c.latencyQuery, 'canary')] };
-  const deadline = Date.now() + c.waitMs;
-  for (;;) {
-    res.canary.samples = await promQuery(c.url, q(c.samplesQuery, 'canary'), signal);
-    if ((res.canary.samples ?? 0) >= c.minSamples || Date.now() >= deadline) break;
-    await sleep(1000, signal);
-  }
-  if (res.canary.samples === undefined) throw new GateFailure(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [`waited ${Math.round(c.waitMs / 1000)} s for the scrape`]);
-  if (res.canary.samples < c.minSamples) throw new GateFailure(`Prometheus has ${res.canary.samples} samples for the canary, fewer than min-samples ${c.minSamples}`);
-  res.canary.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'canary'), signal);
-  res.canary.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'canary'), signal);
-  if (hasStable) {
-    res.stable.samples = await promQuery(c.url, q(c.samplesQuery, 'stable'), signal);
-    res.stable.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'stable'), signal);
-    res.stable.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'stable'), signal);
-  }
-  const cmp = `canary ${fmt(res.canary)}; stable ${hasStable ? fmt(res.stable) : 'none'}`;
-  if (res.canary.errorRate === undefined) throw new GateFailure(`Prometheus returned no error rate for the canary; no data is a failure (${cmp})`);
-  if (res.canary.errorRate > c.maxErrorRate) throw new GateFailure(`canary error rate ${res.canary.errorRate.toFixed(4)} > max-error-rate ${c.maxErrorRate} (${cmp})`);
-  if (c.maxP99Ms > 0) {
-    if (res.canary.p99Ms === undefined) throw new GateFailure(`Prometheus returned no p99 latency for the canary; no data is a failure (${cmp})`);
-    if (res.canary.p99Ms > c.maxP99Ms) throw new GateFailure(`canary p99 latency ${res.canary.p99Ms.toFixed(1)} ms > max-p99-ms ${c.maxP99Ms} (${cmp})`);
-  }
-  return res;
-}
-
-export const fmt = (m: { samples?: number; errorRate?: number; p99Ms?: number }) =>
-  `samples ${m.samples ?? 'none'}, error rate ${m.errorRate === undefined ? 'none' : m.errorRate.toFixed(4)}, p99 ${m.p99Ms === undefined ? 'none' : `${m.p99Ms.toFixed(1)} ms`}`;

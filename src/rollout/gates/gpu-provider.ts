@@ -1,6 +1,8 @@
-import type { Kube } from './kube';
-import { GateFailure, PodView } from './health';
-import { detectServer, modelPlacement } from '../protocol/kserve-client';
+import type { Kube } from '../kube';
+import { GateFailure, PodView } from '../health';
+import { detectServer, modelPlacement } from '../../protocol/kserve-client';
+import { SERVING_PORT } from '../../protocol/runtime';
+import type { Gate } from './gate';
 
 /**
  * With gpu: true, every new pod must compute on the GPU: a pod that holds an nvidia.com/gpu and serves on the CPU
@@ -10,6 +12,15 @@ import { detectServer, modelPlacement } from '../protocol/kserve-client';
  * model configuration). The proxy drops Authorization headers, so behind modelship's API key the provider is read
  * from the server's start-up log line instead.
  */
+export function gpuProviderGate(name: string, modelName: string): Gate {
+  return {
+    gate: 'pods',
+    name,
+    run: async (ctx) => ({ evidence: await checkPodProviders(ctx.kube, ctx.namespace, ctx.found.pods, modelName, SERVING_PORT) }),
+  };
+}
+
+/** Where each pod computes, as evidence lines; fails naming every pod that does not serve on the GPU. */
 export async function checkPodProviders(kube: Kube, namespace: string, pods: PodView[], modelName: string, port: number): Promise<string[]> {
   const evidence: string[] = [];
   const onCpu: string[] = [];

@@ -1,0 +1,190 @@
+import type { RolloutConfig } from './inputs';
+import { SERVING_PORT } from '../protocol/runtime';
+import { parseImageRef } from '../shared/registry';
+import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, disruptionBudget, budgetMaxUnavailable, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
+import { applyPatches, PatchDoc } from './patch';
+import { OWNER_LABEL } from './owner';
+import { prometheusProvider } from './prometheus';
+import type { Gate, Release } from './gates/gate';
+import type { GateRecord } from './gates/ledger';
+import { podsReadyGate } from './gates/pods';
+import { gpuProviderGate } from './gates/gpu-provider';
+import { goldenGate, GoldenSettings } from './gates/golden';
+import { bakeGate } from './gates/bake';
+import { metricsGate } from './gates/prometheus';
+
+/**
+ * The rollout as data, before anything is written: from the inputs and what the cluster runs now, the objects the
+ * run applies (as the API server will get them), which of them it creates, what goes through the server-side dry
+ * run, and the gates its strategy runs, in order. Pure: no cluster, no clock (test/rollout-plan.test.ts).
+ */
+
+export const MANAGED_BY = 'app.kubernetes.io/managed-by';
+
+type Labels = Record<string, string>;
+
+/** The stable Deployment `<app>` as the cluster runs it before the deploy. */
+export type LiveDeployment = K8sObject & { spec: { selector: { matchLabels?: Labels }; template: { metadata?: { labels?: Labels } } } };
+
+/** A generated Deployment: its selector and pod labels are always there. */
+export type PlannedDeployment = K8sObject & { spec: { selector: { matchLabels: Labels }; template: { metadata: { labels: Labels } } } };
+
+/** What the cluster has before the deploy, as far as the plan depends on it. */
+export interface LiveState {
+  namespaceExists: boolean;
+  /** the stable Deployment, when there is one */
+  stable?: LiveDeployment;
+  /** every kubelet runs the preStop `sleep` action (manifests.ts's sleepActionServed) */
+  sleepAction: boolean;
+}
+
+/** A strategy's verification: the release its gates judge, and the gates, in order. */
+export interface Verification {
+  release: Release;
+  gates: Gate[];
+}
+
+export interface RolloutPlan {
+  strategy: RolloutConfig['strategy'];
+  spec: DeploySpec;
+  /** who runs this deploy (owner.ts): the lease holder, and the mark on what it creates */
+  owner: string;
+  /** replicas of the canary (0 for basic) */
+  canaryReplicas: number;
+  /** the namespace does not exist: the run creates it (a dry run says it would) */
+  createsNamespace: boolean;
+  /** the stable as it runs now: the template a failure returns to */
+  liveStable?: LiveDeployment;
+  /** the stable exists and modelship did not make it: the first write replaces it whole */
+  takeover: boolean;
+  objects: {
+    /** the stable `<app>`, keeping the live selector when there is one */
+    stable: PlannedDeployment;
+    canary: K8sObject;
+    mainService: K8sObject;
+    canaryService: K8sObject;
+    /** the stable's PodDisruptionBudget; none when disruption-budget says so */
+    disruptionBudget?: K8sObject;
+    /** create-pull-secret's Secret, and the registry it is for */
+    pullSecret?: { object: K8sObject; registry: string };
+  };
+  /** the disruption-budget input as the log names it, when a budget modelship made is deleted */
+  budgetSetting: string;
+  /** what a dry run shows, diffed against the live objects (never the pull Secret: its data would be printed) */
+  planned: K8sObject[];
+  /** everything the run may write, for the server-side dry run before anything is applied */
+  admitted: K8sObject[];
+  /** of those, what is written by a full replace (a takeover's stable) */
+  replaced: K8sObject[];
+  verification: Verification;
+  /** the gates of the report before anything ran: skipped, with why when one cannot run */
+  gates: GateRecord[];
+}
+
+/** The deploy spec from the inputs, validated: what is wrong with them fails here, before the cluster is asked anything. */
+export function deploySpec(cfg: RolloutConfig): DeploySpec {
+  const spec: DeploySpec = {
+    app: cfg.app,
+    runtime: cfg.runtime,
+    namespace: cfg.namespace,
+    image: cfg.image,
+    modelName: cfg.modelName,
+    replicas: cfg.replicas,
+    gpu: cfg.gpu,
+    resources: { cpu: cfg.cpu, memory: cfg.memory },
+    nodeSelector: cfg.nodeSelector,
+    tolerations: cfg.tolerations,
+    imagePullSecrets: [...cfg.imagePullSecrets, ...(cfg.pullSecret ? [pullSecretName(cfg.app)] : [])],
+    apiKeySecret: cfg.apiKeySecret,
+    modelKeySecret: cfg.modelKeySecret,
+    progressDeadlineSeconds: Math.max(10, Math.round(cfg.timeoutS)),
+    port: SERVING_PORT,
+    metricsPort: METRICS_PORT,
+    drainDelayS: cfg.drainDelayS,
+    drainTimeoutS: DRAIN_TIMEOUT_S,
+  };
+  validateSpec(spec);
+  return spec;
+}
+
+/** Replicas of the canary: 0 for basic; a canary-percent out of range fails. */
+export function canaryCount(cfg: RolloutConfig): number {
+  return cfg.strategy === 'canary' ? canaryReplicas(cfg.replicas, cfg.canaryPercent) : 0;
+}
+
+export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: string, live: LiveState): RolloutPlan {
+  const spec: DeploySpec = { ...deploySpec(cfg), sleepAction: live.sleepAction };
+  const app = cfg.app;
+  const liveStable = live.stable;
+  const takeover = liveStable !== undefined && liveStable.metadata.labels?.[MANAGED_BY] !== 'modelship';
+  const stable = applyPatches(deployment(spec, 'stable', cfg.replicas), patches, app) as PlannedDeployment;
+  if (liveStable) {
+    // a Deployment's selector is immutable: keep the live one, and make the pods carry its labels and ours
+    stable.spec.selector = liveStable.spec.selector as { matchLabels: Labels };
+    stable.spec.template.metadata.labels = { ...(liveStable.spec.selector.matchLabels ?? {}), ...stable.spec.template.metadata.labels };
+  }
+  const nCanary = canaryCount(cfg);
+  const canary = applyPatches(deployment(spec, 'canary', nCanary || 1), patches, app);
+  canary.metadata.labels = { ...canary.metadata.labels, [OWNER_LABEL]: owner };
+  const mainService = applyPatches(service(spec, 'main'), patches, app);
+  const canaryService = service(spec, 'canary');
+  canaryService.metadata.labels = { ...canaryService.metadata.labels, [OWNER_LABEL]: owner };
+  // the stable's PodDisruptionBudget, over its pods as its (live) selector picks them
+  const maxUnavailable = budgetMaxUnavailable(cfg.disruptionBudget, cfg.replicas);
+  const budget = maxUnavailable === undefined ? undefined : disruptionBudget(spec, maxUnavailable, stable.spec.selector.matchLabels);
+  const registry = cfg.pullSecret ? parseImageRef(cfg.image).registry : '';
+  const secret = cfg.pullSecret ? pullSecret(spec, registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
+  const isCanary = cfg.strategy === 'canary';
+  const planned = [...(isCanary ? [canary, canaryService, stable, ...(takeover ? [] : [mainService])] : [stable, mainService]), ...(budget ? [budget] : [])];
+  return {
+    strategy: cfg.strategy,
+    spec,
+    owner,
+    canaryReplicas: nCanary,
+    createsNamespace: !live.namespaceExists,
+    liveStable,
+    takeover,
+    objects: { stable, canary, mainService, canaryService, disruptionBudget: budget, pullSecret: secret ? { object: secret, registry } : undefined },
+    budgetSetting: `disruption-budget ${cfg.disruptionBudget}${cfg.disruptionBudget === 'auto' ? `: ${cfg.replicas} replica` : ''}`,
+    planned,
+    // a takeover's main Service is applied with the promotion, after the dry run's diff
+    admitted: [...planned, ...(isCanary && takeover ? [mainService] : []), ...(secret ? [secret] : [])],
+    replaced: takeover ? [stable] : [],
+    verification: isCanary ? canaryVerification(cfg, canary, canaryService, liveStable !== undefined) : basicVerification(cfg),
+    gates: initialGateRecords(cfg),
+  };
+}
+
+const goldenSettings = (cfg: RolloutConfig): GoldenSettings => ({ modelName: cfg.modelName, reference: cfg.reference, tolerance: cfg.tolerance, apiKey: cfg.apiKey, verifyRequests: cfg.verifyRequests, maxLatencyMs: cfg.maxLatencyMs });
+
+/** The canary beside the stable: its pods Ready (on the GPU), its golden requests, its bake, then its metrics. */
+function canaryVerification(cfg: RolloutConfig, canary: K8sObject, canaryService: K8sObject, stableRuns: boolean): Verification {
+  const release: Release = { track: 'canary', deployment: canary.metadata.name, service: canaryService.metadata.name, podSelector: { ...selectorLabels(cfg.app), track: 'canary' } };
+  const golden = goldenSettings(cfg);
+  const gates = [
+    podsReadyGate('canary pods Ready', (ready) => `${ready} canary pod(s) Ready`),
+    ...(cfg.gpu ? [gpuProviderGate('canary pods compute on the GPU', cfg.modelName)] : []),
+    goldenGate(`golden requests to ${release.service}`, golden),
+    bakeGate(cfg.bakeTimeS, 'canary pod(s)', golden),
+    ...(cfg.prometheus ? [metricsGate(prometheusProvider(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableRuns)] : []),
+  ];
+  return { release, gates };
+}
+
+/** The stable updated in place: the same checks, but the metrics gate, which judges a canary. */
+function basicVerification(cfg: RolloutConfig): Verification {
+  const release: Release = { track: 'stable', deployment: cfg.app, service: cfg.app, podSelector: { ...selectorLabels(cfg.app), track: 'stable' } };
+  const golden = goldenSettings(cfg);
+  const gates = [
+    podsReadyGate(`${cfg.app} rollout`),
+    ...(cfg.gpu ? [gpuProviderGate(`${cfg.app} pods compute on the GPU`, cfg.modelName)] : []),
+    goldenGate(`golden requests to ${release.service}`, golden),
+    bakeGate(cfg.bakeTimeS, 'pod(s)', golden),
+  ];
+  return { release, gates };
+}
+
+function initialGateRecords(cfg: RolloutConfig): GateRecord[] {
+  const skipped = (gate: GateRecord['gate'], detail: string): GateRecord => ({ gate, result: 'skipped', detail, evidence: [], seconds: 0 });
+  return [skipped('pods', ''), skipped('golden', cfg.reference ? '' : 'no reference given: only /v2/models/<model>/ready was checked'), skipped('prometheus', cfg.prometheus ? '' : 'no prometheus-url')];
+}
