@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install what the tests need from the npm registry, then run the whole suite (typecheck, the layering rules, jest).
+# Install what the tests need from the npm registry, then run the whole suite (typecheck, the layering rules, jest):
+# both tiers, the unit tier (test/<name>.test.ts, alone: `npm run test:unit`) and the second one, which needs what
+# this script installs and starts (test/<name>.tools.test.ts, test/<name>.lab.test.ts; README, "Tests").
 # Prints a closing "N passed, M failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."

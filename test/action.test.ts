@@ -1,17 +1,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as yaml from 'js-yaml';
-import { runAction, NODE24 } from './helpers/runner';
-import { execFileSync } from 'child_process';
+import { runAction } from './helpers/runner';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { OUTPUTS } from '../src/config';
-import { LAB, requireLab, docker } from './helpers/lab';
 
 const LENET = path.join(FIXTURES, 'lenet');
 const declaredOutputs = Object.keys((yaml.load(fs.readFileSync(path.join(REPO, 'action.yml'), 'utf8')) as { outputs: object }).outputs);
 /** the outputs action.yml declares for a stage (their descriptions start with the stage names) */
 const outputsOf = (stage: string) => declaredOutputs.filter((o) => OUTPUTS.find((x) => x.name === o)!.stages.includes(stage as never));
 
+// The bundle on this Node; on Node 24 (the runtime action.yml declares): action.tools.test.ts; the post step's cleanup
+// of smoke containers in the lab's Docker engine: action.lab.test.ts.
 describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY)', () => {
   test('stage convert with a reference: every declared output is set, the summary has the parity table', () => {
     const work = tmpDir();
@@ -62,34 +62,6 @@ describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, 
     expect(b.stdout).toMatch(/input "caffemodel": is required for stage convert/);
     const c = runAction({ stage: 'convert', prototxt: 'a', caffemodel: 'b', 'per-layer': 'sometimes' });
     expect(c.stdout).toMatch(/input "per-layer": expected true or false, got "sometimes"/);
-  });
-
-  test('the same bundle runs on Node 24, the runtime action.yml declares', () => {
-    expect(execFileSync(NODE24, ['--version'], { encoding: 'utf8' })).toMatch(/^v24\./);
-    const work = tmpDir();
-    const r = runAction({ stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), reference: LENET }, { cwd: work, node: NODE24 });
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(r.outputs.parity).toBe('pass');
-  });
-
-  test('the post step removes the smoke containers this job left, and only those', () => {
-    requireLab();
-    const env = { GITHUB_RUN_ID: `${process.pid}`, GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'smoke' };
-    const mine = `modelship-left-${process.pid}`;
-    const other = `modelship-other-${process.pid}`;
-    docker(['run', '-d', '--name', mine, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${process.pid}-1-smoke`, LAB.busybox, 'sleep', '300']);
-    docker(['run', '-d', '--name', other, '--label', 'dev.modelship.smoke=true', '--label', 'dev.modelship.owner=someone-else', LAB.busybox, 'sleep', '300']);
-    try {
-      const r = runAction({}, { env: { ...env, STATE_isPost: 'true' } });
-      expect(r.code).toBe(0);
-      expect(r.stdout).toContain(`removed smoke container ${mine} left by this job`);
-      const left = docker(['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--format', '{{.Names}}']).split('\n');
-      expect(left).not.toContain(mine);
-      expect(left).toContain(other);
-    } finally {
-      docker(['rm', '-f', mine, other]);
-    }
   });
 
   test('the main step saves the state that marks its post step', () => {

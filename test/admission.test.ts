@@ -2,8 +2,8 @@ import { parseWarnings, podSecurityVerdict, refusesPods, judgeDryRun, replicaSet
 import { namespaceManifest, K8sObject } from '../src/rollout/manifests';
 
 // The stage's reading of the API server's admission (src/rollout/admission.ts), on the texts Kubernetes v1.34 sends:
-// Warning headers of a server-side dry run, and a ReplicaSet's FailedCreate condition. On the cluster: rollout.test.ts
-// ("Pod Security").
+// Warning headers of a server-side dry run, and a ReplicaSet's FailedCreate condition. On the cluster:
+// rollout.lab.test.ts ("Pod Security").
 
 const VIOLATIONS = 'allowPrivilegeEscalation != false (container "model-server" must set securityContext.allowPrivilegeEscalation=false), runAsNonRoot != true (pod or container "model-server" must set securityContext.runAsNonRoot=true)';
 /** The Warning header of a Deployment dry run in a namespace enforcing restricted (as Node hands it: one string). */

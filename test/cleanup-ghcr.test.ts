@@ -1,20 +1,15 @@
-import * as fs from 'fs';
 import * as http from 'http';
-import * as path from 'path';
 import { AddressInfo } from 'net';
-import { execFileSync } from 'child_process';
 import { deletePreviewTag, runCleanup, commentMarker } from '../src/preview';
-import { storePush } from '../src/store';
 import { CleanupConfig } from '../src/config';
 import { Logger } from '../src/stage';
-import { LAB } from './helpers/lab';
-import { tmpDir } from './helpers/caffe';
 import { mockKube } from './helpers/mocks';
 
 // PR preview cleanup of the pr-<N> tag, without a cluster: on ghcr.io through the GitHub Packages API (a local HTTP
 // server stands in for api.github.com and records what @actions/github sends), elsewhere through the registry API
-// (the lab registry, and a local server that refuses deletes as ghcr.io does). The namespace deletion itself is
-// covered on the lab's cluster by test/github.test.ts; here the Kubernetes side of runCleanup is a recording stub.
+// (a local server that refuses deletes as ghcr.io does; the lab registry's delete: test/cleanup-registry.lab.test.ts).
+// The namespace deletion itself is covered on the lab's cluster by test/github.lab.test.ts; here the Kubernetes side
+// of runCleanup is a recording stub.
 
 // @actions/github is ESM-only ("exports" has just an "import" condition), which Jest's CommonJS module system cannot
 // load: Node's own require (require(esm), Node >= 20.19) loads the real module by its path, as
@@ -195,24 +190,6 @@ async function refusingRegistry(status = 405, errors = [{ code: 'UNSUPPORTED', m
 }
 
 describe('other registries: the registry API', () => {
-  test('the lab registry: the pr-<N> tag is deleted (HEAD for the digest, DELETE by digest), then gone', async () => {
-    try {
-      execFileSync('curl', ['-sf', `http://${LAB.registry}/v2/`], { stdio: 'pipe' });
-    } catch (e) {
-      throw new Error(`the lab registry (${LAB.registry}) is not running: start it with \`lab/up.sh docker\` as root (${(e as Error).message.split('\n')[0]})`);
-    }
-    const repo = `${LAB.registry}/modelship-test/cleanup-${process.pid}`;
-    const file = path.join(tmpDir('modelship-cleanup-'), 'artifact.bin');
-    fs.writeFileSync(file, `preview ${process.pid} ${Date.now()}`); // a manifest of its own: deleting it takes no one else's tags
-    const pushed = await storePush(file, `oci:${repo}`, { tag: 'pr-21' });
-    const r = await deletePreviewTag(`${repo}:pr-21`, { githubToken: TOKEN });
-    expect(r).toEqual({ removed: `image ${repo}:pr-21 (${pushed.manifestDigest})` });
-    const head = await fetch(`http://${repo.replace(LAB.registry, `${LAB.registry}/v2`)}/manifests/pr-21`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
-    expect(head.status).toBe(404);
-    // a second cleanup finds nothing to remove
-    expect(await deletePreviewTag(`${repo}:pr-21`, { githubToken: TOKEN })).toEqual({});
-  });
-
   test('a registry that refuses the delete (405 UNSUPPORTED, 403 DENIED): a warning with its reason', async () => {
     const unsupported = await refusingRegistry();
     const r = await deletePreviewTag(`${unsupported.host}/octo/lenet:pr-4`, { githubToken: TOKEN });

@@ -1,12 +1,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { runCleanup } from '../src/preview';
+import { deletePreviewTag, runCleanup } from '../src/preview';
 import { resolveDigest } from '../src/shared/registry';
 import { storePush } from '../src/store';
 import { CleanupConfig } from '../src/config';
 import { Logger } from '../src/stage';
 import { LAB, requireLab } from './helpers/lab';
 import { tmpDir } from './helpers/caffe';
+import { labDescribe } from './helpers/needs';
 
 // Issue 20, point 7, on the lab's real registry (distribution 2.8, deletes enabled; lab/up.sh docker): cleanup of a PR
 // preview removes the tags the preview made (pr-<N>, buildcache-pr-<N>) and never a manifest another tag points to.
@@ -17,6 +18,7 @@ jest.mock('../src/rollout/kube', () => ({
   Kube: { load: () => ({ canI: async () => true, get: async () => undefined, remove: async () => false }) },
 }));
 
+const describeLab = labDescribe(['registry']);
 const RUN = `${process.pid}-${Date.now()}`;
 const work = tmpDir('modelship-cleanup-lab-');
 const MANIFEST_TYPES = ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
@@ -55,7 +57,7 @@ afterAll(async () => {
   for (const ref of pushed) await fetch(`http://${ref.replace(LAB.registry, `${LAB.registry}/v2`).replace('@', '/manifests/')}`, { method: 'DELETE' }).catch(() => undefined);
 });
 
-describe('cleanup on a registry other than ghcr.io (the lab\'s distribution 2.8)', () => {
+describeLab('cleanup on a registry other than ghcr.io (the lab\'s distribution 2.8)', () => {
   test('buildcache, pr-4242 and sha-… on one manifest: buildcache and sha-… still resolve to it afterwards', async () => {
     const repo = `${LAB.registry}/modelship-test/cleanup-shared-${RUN}`;
     const d = await push(repo, 'shared', 'pr-4242');
@@ -119,5 +121,21 @@ describe('cleanup on a registry other than ghcr.io (the lab\'s distribution 2.8)
     expect(log.warnings).toEqual([]);
     expect(r.summary).toContain('PR #4244: nothing to remove.');
     expect(await resolveDigest(`${repo}:main`)).toBe(main);
+  });
+});
+
+// deletePreviewTag alone (test/cleanup-ghcr.test.ts has it against ghcr.io's Packages API and a refusing registry)
+describeLab('the pr-<N> tag on a registry other than ghcr.io, through the registry API', () => {
+  test('the lab registry: the pr-<N> tag is deleted (HEAD for the digest, DELETE by digest), then gone', async () => {
+    const repo = `${LAB.registry}/modelship-test/cleanup-${process.pid}`;
+    const file = path.join(tmpDir('modelship-cleanup-'), 'artifact.bin');
+    fs.writeFileSync(file, `preview ${process.pid} ${Date.now()}`); // a manifest of its own: deleting it takes no one else's tags
+    const stored = await storePush(file, `oci:${repo}`, { tag: 'pr-21' });
+    const r = await deletePreviewTag(`${repo}:pr-21`, { githubToken: 'ghs_cleanup_token_456' });
+    expect(r).toEqual({ removed: `image ${repo}:pr-21 (${stored.manifestDigest})` });
+    const head = await fetch(`http://${repo.replace(LAB.registry, `${LAB.registry}/v2`)}/manifests/pr-21`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    expect(head.status).toBe(404);
+    // a second cleanup finds nothing to remove
+    expect(await deletePreviewTag(`${repo}:pr-21`, { githubToken: 'ghs_cleanup_token_456' })).toEqual({});
   });
 });

@@ -7,7 +7,8 @@ import { onnxInfo } from '../src/formats/onnxinfo';
 
 // SSD detection nets (issue 14, part 1): the SSD fork's Normalize, Permute, PriorBox and DetectionOutput in standard
 // ONNX ops. This file: what the converter refuses, by name. Parity against OpenCV's DNN module (the independent
-// implementation of these layers) on the face detector, MobileNet-SSD and the zoo: test/convert-ssd-parity.test.ts.
+// implementation of these layers) on the face detector, MobileNet-SSD and the zoo:
+// test/convert-ssd-parity.tools.test.ts.
 
 const DETECTION = 'num_classes: 3 share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 50 } code_type: CENTER_SIZE keep_top_k: 20 confidence_threshold: 0.4';
 

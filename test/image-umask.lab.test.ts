@@ -4,8 +4,7 @@ import { spawn, execFileSync } from 'child_process';
 import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
-import { setContextModes } from '../src/image/dockerfile';
-import { writeTritonRepository } from '../src/image/triton';
+import { labDescribe } from './helpers/needs';
 import { SERVING_UID } from '../src/image';
 import { TRITON_UID } from '../src/protocol/runtime';
 
@@ -13,7 +12,8 @@ import { TRITON_UID } from '../src/protocol/runtime';
 // read its files. The image stage runs (from source, through tsx) in a shell with umask 077, shipping a copy of the
 // bundle made under that umask (as a checkout of the action there is: files 0600, directories 0700), with a temporary
 // directory of its own (so its build context is new); the image then runs as its user and reads every file, and
-// smoke serves from it. Lab: the Docker engine and registry (lab/up.sh docker).
+// smoke serves from it. Lab: the Docker engine and registry (lab/up.sh docker). The build context's modes alone:
+// test/image-umask.test.ts.
 jest.setTimeout(300_000);
 
 const LENET = path.join(FIXTURES, 'lenet');
@@ -79,39 +79,7 @@ beforeAll(async () => {
   expect(c.code).toBe(0);
 });
 
-describe('build context modes (no lab needed)', () => {
-  test('directories 0755, files 0644, executables 0755, whatever they were written with; hard-linked sources keep theirs', () => {
-    const dir = path.join(work, 'modes');
-    const outside = path.join(work, 'outside.so');
-    fs.mkdirSync(path.join(dir, 'a/b'), { recursive: true, mode: 0o700 });
-    fs.chmodSync(dir, 0o700);
-    fs.writeFileSync(path.join(dir, 'a/b/f.txt'), 'x', { mode: 0o600 });
-    fs.writeFileSync(path.join(dir, 'a/run'), '#!/bin/sh\n', { mode: 0o700 });
-    fs.writeFileSync(outside, 'lib', { mode: 0o600 });
-    fs.linkSync(outside, path.join(dir, 'a/lib.so'));
-    fs.utimesSync(path.join(dir, 'a'), 12345, 12345);
-    setContextModes(dir);
-    expect(modesUnder(dir)).toEqual({ '.': '755', a: '755', 'a/b': '755', 'a/b/f.txt': '644', 'a/run': '755', 'a/lib.so': '644' });
-    // the tool cache's file is not touched: the context got a copy
-    expect((fs.statSync(outside).mode & 0o777).toString(8)).toBe('600');
-    expect(fs.statSync(path.join(dir, 'a/lib.so')).nlink).toBe(1);
-    expect(fs.readFileSync(path.join(dir, 'a/lib.so'), 'utf8')).toBe('lib');
-    // modes only: the directory's mtime (part of the layer) is kept
-    expect(fs.statSync(path.join(dir, 'a')).mtimeMs).toBe(12345_000);
-  });
-
-  test("the Triton model repository is written 0755/0644 under umask 077", () => {
-    const old = process.umask(0o077);
-    try {
-      writeTritonRepository(path.join(work, 'triton-ctx'), 'lenet', { config: 'name: "lenet"\n', file: 'model.onnx', platform: 'onnxruntime_onnx', maxBatchSize: 8 }, Buffer.from('onnx'));
-    } finally {
-      process.umask(old);
-    }
-    expect(modesUnder(path.join(work, 'triton-ctx/models'))).toEqual({ '.': '755', lenet: '755', 'lenet/config.pbtxt': '644', 'lenet/1': '755', 'lenet/1/model.onnx': '644' });
-  });
-});
-
-describe('the image stage under umask 077 (lab)', () => {
+labDescribe(['docker', 'registry', 'node24'])('the image stage under umask 077 (lab)', () => {
   const tmp = path.join(work, 'tmp');
   const bundle = path.join(work, 'dist-077');
 
@@ -154,7 +122,7 @@ describe('the image stage under umask 077 (lab)', () => {
 
   test('runtime triton: the model repository in the image is readable by Triton\'s user', async () => {
     const repo = `${LAB.registry}/modelship-test/lenet-umask-triton-${process.pid}`;
-    // any image serves as the base for the build and the read: the Triton server itself is image-triton.test.ts's
+    // any image serves as the base for the build and the read: the Triton server itself is image-triton.lab.test.ts's
     const base = `${LAB.registry}/${LAB.baseImage}`;
     const r = await stageUnderUmask077(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--runtime', 'triton', '--triton-image', base, '--revision', 'e'.repeat(40), '--compose-file', path.join(work, 'compose-triton.yml'), '--json'], { TMPDIR: tmp, MODELSHIP_DIST: bundle });
     if (r.code !== 0) throw new Error(`image stage failed (${r.code}):\n${r.stderr.slice(-3000)}`);

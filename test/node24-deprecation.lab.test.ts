@@ -6,6 +6,7 @@ import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
 import { requireCluster, KUBECONFIG, REAL_NODE_PATCH, dropNamespaces, kubectl } from './helpers/kube';
 import { startAction, parseOutputFile, NODE24, RunnerResult } from './helpers/runner';
+import { labDescribe } from './helpers/needs';
 
 // Issue 20, point 10: on Node 24 (action.yml's `using: node24`) no stage prints a deprecation warning. They came from
 // the Kubernetes client's HTTP stack: node-fetch@2 calls url.parse() on every request (DEP0169) and loads
@@ -82,29 +83,25 @@ function expectExit(what: string, r: { code: number | null; stdout: string; stde
   if (r.code !== code) throw new Error(`${what}: exit ${r.code}, expected ${code}; log:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
 }
 
-beforeAll(() => {
-  expect(fs.existsSync(NODE24)).toBe(true);
-  expect(spawnSync(NODE24, ['--version'], { encoding: 'utf8' }).stdout).toMatch(/^v24\./);
+labDescribe(['node24'])('the CLI on Node 24', () => {
+  test('the CLI: rollout loads the Kubernetes client and makes a request (to an API server that is not there): no deprecation', () => {
+    const kc = path.join(work, 'closed.kubeconfig');
+    fs.writeFileSync(kc, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+    for (const extra of [[], ['--dry-run']]) {
+      const r = spawnSync(NODE24, ['--throw-deprecation', BUNDLE, 'rollout', '--image', `${repo}@sha256:${'a'.repeat(64)}`, '--model-name', 'lenet', '--app', 'lenet', '--namespace', 'nowhere', '--kubeconfig', kc, ...extra], { encoding: 'utf8', timeout: 60_000 });
+      expectExit('rollout', { code: r.status, stdout: r.stdout, stderr: r.stderr }, 1);
+      expect(r.stderr).toContain('cannot reach the API server https://127.0.0.1:1');
+      noDeprecation(`rollout ${extra.join(' ')}`, r);
+    }
+  });
 });
 
-afterAll(() => dropNamespaces(nsPrefix));
-
-test('the CLI: rollout loads the Kubernetes client and makes a request (to an API server that is not there): no deprecation', () => {
-  const kc = path.join(work, 'closed.kubeconfig');
-  fs.writeFileSync(kc, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
-  for (const extra of [[], ['--dry-run']]) {
-    const r = spawnSync(NODE24, ['--throw-deprecation', BUNDLE, 'rollout', '--image', `${repo}@sha256:${'a'.repeat(64)}`, '--model-name', 'lenet', '--app', 'lenet', '--namespace', 'nowhere', '--kubeconfig', kc, ...extra], { encoding: 'utf8', timeout: 60_000 });
-    expectExit('rollout', { code: r.status, stdout: r.stdout, stderr: r.stderr }, 1);
-    expect(r.stderr).toContain('cannot reach the API server https://127.0.0.1:1');
-    noDeprecation(`rollout ${extra.join(' ')}`, r);
-  }
-});
-
-describe('on the lab, through the action', () => {
+labDescribe(['docker', 'registry', 'cluster', 'node24'])('on the lab, through the action', () => {
   beforeAll(() => {
     requireLab();
     requireCluster();
   });
+  afterAll(() => dropNamespaces(nsPrefix));
 
   let image = '';
 

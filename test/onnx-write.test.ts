@@ -1,6 +1,8 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
+import { execFileSync, spawnSync } from 'child_process';
 import { GraphBuilder, ModelMeta, Value, attr, IR_VERSION, OPSET } from '../src/convert/graph';
 import { FloatData } from '../src/convert/floatdata';
 import { writeModelFile } from '../src/convert/onnxfile';
@@ -8,7 +10,7 @@ import { convertCaffe } from '../src/convert/converter';
 import { onnxSchema, TensorDataType } from '../src/formats/schema/onnx';
 import { ModelshipError } from '../src/util/errors';
 import { writeFileAtomic } from '../src/util/fsx';
-import { FIXTURES, tmpDir } from './helpers/caffe';
+import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 
 const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
 
@@ -130,17 +132,53 @@ describe('ONNX serialisation (graph.ts by hand, onnxfile.ts streamed)', () => {
     const target = path.join(dir, 'file', 'm.onnx'); // under a regular file
     await expect(writeModelFile(target, sampleGraph().model(META))).rejects.toThrow(ModelshipError);
     await expect(writeModelFile(target, sampleGraph().model(META))).rejects.toThrow(`cannot write ${target}`);
-    const ro = path.join(dir, 'ro');
-    fs.mkdirSync(ro);
-    fs.writeFileSync(path.join(ro, 'm.onnx'), 'old');
-    fs.chmodSync(ro, 0o500);
+    expect(fs.readdirSync(dir)).toEqual(['file']);
+  });
+
+  test('a read-only directory: an io error naming the file, which keeps its old content, and no temporary file', () => {
+    // Root writes anywhere, and CI runs as root: there the writer runs as an unprivileged user (nobody), in a process
+    // of its own, in a directory it owns and has made read-only. Elsewhere as the user running the tests.
+    const asRoot = process.getuid?.() === 0;
+    const owner = asRoot ? { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) } : undefined;
+    // (the run's own temporary directory is 0700: nobody could not reach a file in it at all)
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-ro-'));
     try {
-      if (process.getuid?.() !== 0) await expect(writeModelFile(path.join(ro, 'm.onnx'), sampleGraph().model(META))).rejects.toThrow(/cannot write/);
-    } finally {
+      const ro = path.join(dir, 'ro');
+      fs.mkdirSync(ro);
+      fs.writeFileSync(path.join(ro, 'm.onnx'), 'old');
+      const script = path.join(dir, 'write.ts');
+      fs.writeFileSync(
+        script,
+        `import { GraphBuilder } from ${JSON.stringify(path.join(REPO, 'src/convert/graph'))};
+import { writeModelFile } from ${JSON.stringify(path.join(REPO, 'src/convert/onnxfile'))};
+const g = new GraphBuilder();
+g.addInput('x', [1]);
+g.node('Identity', ['x'], ['y'], {});
+g.addOutput({ name: 'y', shape: [1] });
+writeModelFile(process.argv[2], g.model({ producerVersion: '0', graphName: 'g', metadata: {} })).then(
+  () => console.log(JSON.stringify({ ok: true })),
+  (e) => console.log(JSON.stringify({ ok: false, name: e.constructor.name, message: e.message })),
+);
+`,
+      );
+      if (owner) for (const f of [dir, ro, path.join(ro, 'm.onnx'), script]) fs.chownSync(f, owner.uid, owner.gid);
+      fs.chmodSync(ro, 0o500);
+      const r = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), script, path.join(ro, 'm.onnx')], {
+        encoding: 'utf8',
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '', HOME: dir },
+        ...owner,
+      });
+      expect(r.stderr).toBe('');
+      const out = JSON.parse(r.stdout);
+      expect(out).toMatchObject({ ok: false, name: 'ModelshipError' });
+      expect(out.message).toContain(`cannot write ${path.join(ro, 'm.onnx')}: EACCES`);
       fs.chmodSync(ro, 0o700);
+      expect(fs.readFileSync(path.join(ro, 'm.onnx'), 'utf8')).toBe('old');
+      expect(fs.readdirSync(ro)).toEqual(['m.onnx']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    expect(fs.readFileSync(path.join(ro, 'm.onnx'), 'utf8')).toBe('old');
-    expect(fs.readdirSync(dir).sort()).toEqual(['file', 'ro']);
   });
 });
 

@@ -5,6 +5,7 @@ import { runCli } from './helpers/cli';
 import { FIXTURES, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
 import { requireCluster, kubectl, kubectlJson, apiRequest, runCliProcess, rolloutArgs, serviceClient, dropNamespaces, KUBECTL, KUBECONFIG } from './helpers/kube';
+import { labDescribe } from './helpers/needs';
 
 // Issue 21, point 3: a node drain on the lab's Kubernetes v1.34 cluster while a client calls the Service. The stable
 // Deployment's pods spread over the two real kubelet nodes (topology spread); `kubectl drain` of one of them evicts
@@ -12,6 +13,8 @@ import { requireCluster, kubectl, kubectlJson, apiRequest, runCliProcess, rollou
 // fails, and the evictions wait for the budget. The drained node is the lab's second real node (realnode2), which
 // only pods tolerating its own taint use, so the drain never touches another test's pods.
 jest.setTimeout(600_000);
+
+const describeLab = labDescribe(['docker', 'registry', 'cluster', 'node24']);
 
 const LENET = path.join(FIXTURES, 'lenet');
 const NODE2 = process.env.LAB_REAL_NODE2 ?? 'realnode2';
@@ -85,7 +88,7 @@ afterAll(() => {
   dropNamespaces(ns, ns);
 });
 
-describe('lab: a node drain during serving (PodDisruptionBudget, topology spread)', () => {
+describeLab('lab: a node drain during serving (PodDisruptionBudget, topology spread)', () => {
   test(`draining a node that serves stable pods loses no request, and the evictions wait for the budget`, async () => {
     const patch = path.join(work, 'both-nodes.yaml');
     fs.writeFileSync(patch, BOTH_NODES_PATCH);

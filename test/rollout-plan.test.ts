@@ -9,7 +9,7 @@ import { readConfig } from '../src/config';
 import { tmpDir } from './helpers/caffe';
 
 // The pure parts of the rollout stage: overlays, pod health classification, lease validity, PromQL templates and
-// the rollout inputs. The cluster behaviour itself is tested on the lab cluster in rollout.test.ts.
+// the rollout inputs. The cluster behaviour itself is tested on the lab cluster in rollout.lab.test.ts.
 
 const spec: DeploySpec = {
   app: 'googlenet', runtime: 'modelship', namespace: 'prod', image: `r/googlenet@sha256:${'a'.repeat(64)}`, modelName: 'googlenet', replicas: 4, gpu: true,

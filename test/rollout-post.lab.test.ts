@@ -5,6 +5,7 @@ import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
 import { requireCluster, kubectl, kubectlJson, exists, waitFor, KUBECONFIG, REAL_NODE_PATCH, dropNamespaces, RESTRICTED, createRestrictedNamespace } from './helpers/kube';
 import { startAction, runAction, parseOutputFile, RunnerResult } from './helpers/runner';
+import { labDescribe } from './helpers/needs';
 
 // Issue 20, point 9: a rollout killed mid-way (the runner's SIGKILL after the cancellation grace period), then the
 // action's post step, on the lab's Kubernetes cluster (v1.34). The post step removes everything the unfinished run
@@ -81,77 +82,79 @@ const none = (ns: string, objects: string[][]) => {
 };
 const RUN_OBJECTS = [['deployment', 'lenet-canary'], ['service', 'lenet-canary'], ['service', 'lenet'], ['secret', 'lenet-registry'], ['lease', 'modelship-lenet']];
 
-test('killed in a namespace it created: the post step removes the canary, its Service, the main Service, the pull Secret, the lease and the namespace', async () => {
-  const ns = `${nsPrefix}-new`;
-  const k = await killMidBake(ns, '9001', { 'create-pull-secret': 'true', 'registry-username': 'lab', 'registry-password': 'lab-password' });
-  const owner = 'gh-9001-1-deploy';
-  // what the killed run left, each marked as its own
-  expect(exists('deployment', ns, 'lenet-canary')).toBe(true);
-  expect(kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet-canary']).metadata.labels['modelship.dev/owner']).toBe(owner);
-  expect(annotation('service', ns, 'lenet', 'modelship.dev/created-by')).toBe(owner);
-  expect(annotation('secret', ns, 'lenet-registry', 'modelship.dev/created-by')).toBe(owner);
-  expect(annotation('namespace', undefined, ns, 'modelship.dev/created-by')).toBe(owner);
-  // (a namespace modelship creates enforces Pod Security restricted, which its pods meet)
-  expect(kubectlJson<any>(['get', 'namespace', ns]).metadata.labels).toMatchObject(RESTRICTED);
-  expect(leaseHolder(ns)).toBe(owner);
-  const r = post(k);
-  expect(postLines(r)).toEqual(sorted([
-    `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
-    `modelship post: deleted Secret ${ns}/lenet-registry, which this run created`,
-    `modelship post: deleted Service ${ns}/lenet, which this run created`,
-    `modelship post: deleted namespace ${ns}, which this run created`,
-    `modelship post: released the deploy lease of ${ns}/lenet`,
-  ]));
-  await waitFor('the namespace to go', () => !nsExists(ns), 120_000);
-});
+labDescribe(['docker', 'registry', 'cluster', 'node24'])('the post step after a killed job', () => {
+  test('killed in a namespace it created: the post step removes the canary, its Service, the main Service, the pull Secret, the lease and the namespace', async () => {
+    const ns = `${nsPrefix}-new`;
+    const k = await killMidBake(ns, '9001', { 'create-pull-secret': 'true', 'registry-username': 'lab', 'registry-password': 'lab-password' });
+    const owner = 'gh-9001-1-deploy';
+    // what the killed run left, each marked as its own
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(true);
+    expect(kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet-canary']).metadata.labels['modelship.dev/owner']).toBe(owner);
+    expect(annotation('service', ns, 'lenet', 'modelship.dev/created-by')).toBe(owner);
+    expect(annotation('secret', ns, 'lenet-registry', 'modelship.dev/created-by')).toBe(owner);
+    expect(annotation('namespace', undefined, ns, 'modelship.dev/created-by')).toBe(owner);
+    // (a namespace modelship creates enforces Pod Security restricted, which its pods meet)
+    expect(kubectlJson<any>(['get', 'namespace', ns]).metadata.labels).toMatchObject(RESTRICTED);
+    expect(leaseHolder(ns)).toBe(owner);
+    const r = post(k);
+    expect(postLines(r)).toEqual(sorted([
+      `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
+      `modelship post: deleted Secret ${ns}/lenet-registry, which this run created`,
+      `modelship post: deleted Service ${ns}/lenet, which this run created`,
+      `modelship post: deleted namespace ${ns}, which this run created`,
+      `modelship post: released the deploy lease of ${ns}/lenet`,
+    ]));
+    await waitFor('the namespace to go', () => !nsExists(ns), 120_000);
+  });
 
-test("killed in a namespace it created, where someone else has put an object since: the run's objects go, the namespace stays", async () => {
-  const ns = `${nsPrefix}-shared`;
-  const k = await killMidBake(ns, '9004', { 'create-pull-secret': 'true', 'registry-username': 'lab', 'registry-password': 'lab-password' });
-  kubectl(['-n', ns, 'create', 'configmap', 'someone-elses', '--from-literal=a=b']);
-  const r = post(k);
-  expect(postLines(r)).toEqual(sorted([
-    `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
-    `modelship post: deleted Secret ${ns}/lenet-registry, which this run created`,
-    `modelship post: deleted Service ${ns}/lenet, which this run created`,
-    `modelship post: kept namespace ${ns}, which this run created: it also holds ConfigMap someone-elses`,
-    `modelship post: released the deploy lease of ${ns}/lenet`,
-  ]));
-  none(ns, RUN_OBJECTS);
-  expect(exists('configmap', ns, 'someone-elses')).toBe(true);
-  expect(nsExists(ns)).toBe(true);
-});
+  test("killed in a namespace it created, where someone else has put an object since: the run's objects go, the namespace stays", async () => {
+    const ns = `${nsPrefix}-shared`;
+    const k = await killMidBake(ns, '9004', { 'create-pull-secret': 'true', 'registry-username': 'lab', 'registry-password': 'lab-password' });
+    kubectl(['-n', ns, 'create', 'configmap', 'someone-elses', '--from-literal=a=b']);
+    const r = post(k);
+    expect(postLines(r)).toEqual(sorted([
+      `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
+      `modelship post: deleted Secret ${ns}/lenet-registry, which this run created`,
+      `modelship post: deleted Service ${ns}/lenet, which this run created`,
+      `modelship post: kept namespace ${ns}, which this run created: it also holds ConfigMap someone-elses`,
+      `modelship post: released the deploy lease of ${ns}/lenet`,
+    ]));
+    none(ns, RUN_OBJECTS);
+    expect(exists('configmap', ns, 'someone-elses')).toBe(true);
+    expect(nsExists(ns)).toBe(true);
+  });
 
-test('killed where the namespace and a Service of the same name were there before: both are kept', async () => {
-  const ns = `${nsPrefix}-old`;
-  createRestrictedNamespace(ns);
-  kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'lenet', labels: { team: 'theirs' } }, spec: { selector: { app: 'theirs' }, ports: [{ name: 'http', port: 80, targetPort: 8000, protocol: 'TCP' }] } }));
-  const uid = kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet']).metadata.uid;
-  const k = await killMidBake(ns, '9002');
-  const owner = 'gh-9002-1-deploy';
-  expect(exists('deployment', ns, 'lenet-canary')).toBe(true);
-  expect(annotation('service', ns, 'lenet', 'modelship.dev/created-by')).toBeUndefined();
-  expect(leaseHolder(ns)).toBe(owner);
-  const r = post(k);
-  expect(postLines(r)).toEqual(sorted([`modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`, `modelship post: released the deploy lease of ${ns}/lenet`]));
-  none(ns, [['deployment', 'lenet-canary'], ['service', 'lenet-canary'], ['lease', 'modelship-lenet']]);
-  // the Service that was there before: the same object, kept
-  expect(kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet']).metadata.uid).toBe(uid);
-  expect(nsExists(ns)).toBe(true);
-});
+  test('killed where the namespace and a Service of the same name were there before: both are kept', async () => {
+    const ns = `${nsPrefix}-old`;
+    createRestrictedNamespace(ns);
+    kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'lenet', labels: { team: 'theirs' } }, spec: { selector: { app: 'theirs' }, ports: [{ name: 'http', port: 80, targetPort: 8000, protocol: 'TCP' }] } }));
+    const uid = kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet']).metadata.uid;
+    const k = await killMidBake(ns, '9002');
+    const owner = 'gh-9002-1-deploy';
+    expect(exists('deployment', ns, 'lenet-canary')).toBe(true);
+    expect(annotation('service', ns, 'lenet', 'modelship.dev/created-by')).toBeUndefined();
+    expect(leaseHolder(ns)).toBe(owner);
+    const r = post(k);
+    expect(postLines(r)).toEqual(sorted([`modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`, `modelship post: released the deploy lease of ${ns}/lenet`]));
+    none(ns, [['deployment', 'lenet-canary'], ['service', 'lenet-canary'], ['lease', 'modelship-lenet']]);
+    // the Service that was there before: the same object, kept
+    expect(kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet']).metadata.uid).toBe(uid);
+    expect(nsExists(ns)).toBe(true);
+  });
 
-test('a run that finished (promoted) leaves nothing for its post step; what it created stays', async () => {
-  const ns = `${nsPrefix}-done`;
-  const kubeconfig = fs.readFileSync(KUBECONFIG, 'utf8');
-  const env = { GITHUB_RUN_ID: '9003', GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'deploy' };
-  const inputs = { stage: 'rollout', image, 'model-name': 'lenet', app: 'lenet', namespace: ns, 'bake-time': '2', reference: LENET, cpu: '50m', memory: '256Mi', patch: onRealNode, kubeconfig };
-  const main = runAction(inputs, { env, main: BUNDLE });
-  if (main.code !== 0) throw new Error(`rollout exit ${main.code}:\n${main.stdout.slice(-3000)}`);
-  expect(main.outputs.decision).toBe('promoted');
-  expect(annotation('deployment', ns, 'lenet', 'modelship.dev/promoted-by')).toBe('gh-9003-1-deploy');
-  const r = post({ env, state: parseOutputFile(fs.readFileSync(main.stateFile, 'utf8')) });
-  expect(postLines(r)).toEqual(['modelship post: nothing to clean up']);
-  expect(exists('deployment', ns, 'lenet')).toBe(true);
-  expect(exists('service', ns, 'lenet')).toBe(true);
-  expect(nsExists(ns)).toBe(true);
+  test('a run that finished (promoted) leaves nothing for its post step; what it created stays', async () => {
+    const ns = `${nsPrefix}-done`;
+    const kubeconfig = fs.readFileSync(KUBECONFIG, 'utf8');
+    const env = { GITHUB_RUN_ID: '9003', GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'deploy' };
+    const inputs = { stage: 'rollout', image, 'model-name': 'lenet', app: 'lenet', namespace: ns, 'bake-time': '2', reference: LENET, cpu: '50m', memory: '256Mi', patch: onRealNode, kubeconfig };
+    const main = runAction(inputs, { env, main: BUNDLE });
+    if (main.code !== 0) throw new Error(`rollout exit ${main.code}:\n${main.stdout.slice(-3000)}`);
+    expect(main.outputs.decision).toBe('promoted');
+    expect(annotation('deployment', ns, 'lenet', 'modelship.dev/promoted-by')).toBe('gh-9003-1-deploy');
+    const r = post({ env, state: parseOutputFile(fs.readFileSync(main.stateFile, 'utf8')) });
+    expect(postLines(r)).toEqual(['modelship post: nothing to clean up']);
+    expect(exists('deployment', ns, 'lenet')).toBe(true);
+    expect(exists('service', ns, 'lenet')).toBe(true);
+    expect(nsExists(ns)).toBe(true);
+  });
 });

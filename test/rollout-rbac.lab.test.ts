@@ -4,16 +4,18 @@ import * as yaml from 'js-yaml';
 import { execFileSync } from 'child_process';
 import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
-import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, exists, runCliProcess, waitFor, KUBECTL, REAL_NODE_PATCH, rolloutArgs, dropNamespaces } from './helpers/kube';
+import { LAB } from './helpers/lab';
+import { kubectl, exists, runCliProcess, waitFor, KUBECTL, REAL_NODE_PATCH, rolloutArgs, dropNamespaces } from './helpers/kube';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
+import { labDescribe } from './helpers/needs';
 
 // Issue 21, point 4, on the lab's Kubernetes v1.34 cluster: a deploy identity with only the RBAC `modelship rbac`
 // generates (src/rollout/permissions.ts) — a ServiceAccount, its token in a kubeconfig made with the README's
 // commands ("Least-privilege deploy identity") — runs a canary rollout to promotion, and a PR preview and its cleanup
 // (ClusterRoles: namespaces, and the deploy rules for namespaces the preview creates). The same Role with one verb
 // taken away fails before anything is created, naming the missing permission. The stages run from the bundle
-// (dist/index.js: `npm run build` first). Skipped, saying why, when the lab is down; under CI=true that is a failure.
+// (dist/index.js: `npm run build` first). Skipped, saying why, when the lab is down; under CI=true that is a failure
+// (test/helpers/needs.ts).
 jest.setTimeout(600_000);
 
 const LENET = path.join(FIXTURES, 'lenet');
@@ -26,24 +28,7 @@ let image = '';
 
 fs.writeFileSync(onRealNode, REAL_NODE_PATCH);
 
-function labDown(): string | undefined {
-  try {
-    requireLab();
-    requireCluster();
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const down = labDown();
-const describeLab = down ? describe.skip : describe;
-if (down) {
-  if (process.env.CI === 'true') test('the lab is up (under CI every lab test runs)', () => { throw new Error(down); });
-  else {
-    console.warn(`test/rollout-rbac.lab.test.ts skipped: ${down}`);
-    test.skip(`skipped: ${down}`, () => undefined);
-  }
-}
+const describeLab = labDescribe(['docker', 'registry', 'cluster', 'node24']);
 
 /** `modelship rbac <args>` from the bundle: the YAML. */
 const rbac = (args: string[]) => execFileSync(process.execPath, [BUNDLE, 'rbac', ...args], { encoding: 'utf8' });

@@ -148,7 +148,8 @@ describe('SIGTERM with stalled clients', () => {
     await drained;
     const took = Date.now() - t0;
     expect(took).toBeGreaterThanOrEqual(600 + 800 - 50);
-    expect(took).toBeLessThan(600 + 800 + 2000);
+    // the stalled clients never finish: any bound tells the drain timeout from waiting for them; this one is wide
+    expect(took).toBeLessThan(600 + 800 + 8000);
     await Promise.all([headerStall, bodyStall]); // both cut
     expect(lines.join('\n')).toMatch(/drain timeout: cutting 1 unfinished request and any stalled connection/);
   });

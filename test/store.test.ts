@@ -3,10 +3,10 @@ import * as path from 'path';
 import { storePush, storePull } from '../src/store';
 import { sha256 } from '../src/util/fsx';
 import { FIXTURES, tmpDir } from './helpers/caffe';
-import { LAB, requireLab } from './helpers/lab';
 
 const artifact = path.join(FIXTURES, 'lenet/weights.caffemodel'); // any file: the store does not care what it holds
 
+// in a registry (the lab's): test/store.lab.test.ts
 describe('content-addressed model storage', () => {
   test('directory (OCI image layout): push, then restore by digest, verified', async () => {
     const dir = tmpDir();
@@ -33,16 +33,5 @@ describe('content-addressed model storage', () => {
     const out = path.join(dir, 'restored.bin');
     await expect(storePull(`dir:${store}@${pushed.manifestDigest}`, out)).rejects.toThrow(/is corrupted: its content hashes to sha256:/);
     expect(fs.existsSync(out)).toBe(false);
-  });
-
-  test('registry: pushed as an OCI artifact, restored by digest', async () => {
-    requireLab();
-    const repo = `${LAB.registry}/modelship-test/store-${process.pid}`;
-    const pushed = await storePush(artifact, `oci:${repo}`, { tag: 'v1' });
-    expect(pushed.location).toBe(`oci:${repo}@${pushed.manifestDigest}`);
-    const out = path.join(tmpDir(), 'restored.bin');
-    await storePull(pushed.location, out);
-    expect(sha256(fs.readFileSync(out))).toBe(pushed.artifactDigest.slice(7));
-    await expect(storePull(`oci:${repo}:v1`, out)).rejects.toThrow(/pull needs a digest/);
   });
 });

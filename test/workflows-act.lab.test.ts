@@ -7,6 +7,9 @@ import { releaseMirror, Mirror } from './helpers/node-release';
 import { actionCheckout, callerFromTemplate, callerRepo, githubFake, requireAct, runAct, standIns, ActRun, lenetFiles, LENET_WITH, LAB_ROLLOUT_WITH } from './helpers/act';
 import { DEFAULT_NODE_VERSION } from '../src/image/node';
 import { resolveDigest } from '../src/shared/registry';
+import { labDescribe } from './helpers/needs';
+
+const describeLab = labDescribe(['act', 'docker', 'registry', 'cluster', 'node24']);
 
 /**
  * Lab: the caller templates of workflows/ run by a GitHub Actions engine (nektos/act, test/helpers/act.ts) on this
@@ -90,7 +93,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-describe('lab: the caller templates run by an Actions engine (act)', () => {
+describeLab('lab: the caller templates run by an Actions engine (act)', () => {
   let deploy: ActRun;
 
   test('deploy on push: build, smoke on the build runner (gpu false), rollout promoted on the real node; the outputs reach the caller', async () => {

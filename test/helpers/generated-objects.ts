@@ -8,7 +8,7 @@ import { rbacObjects } from '../../src/rollout/permissions';
  * canary and stable Deployments, with and without GPU, drain delay, API and model key Secrets, scheduling and pull
  * Secrets; both Services, the pull Secret, the PodDisruptionBudget (a count and a percentage), the namespace it
  * creates, its deploy Lease, a permission check (SelfSubjectAccessReview), and the RBAC objects `modelship rbac`
- * prints. For test/served-apis.test.ts (the floor's schema) and the lab's server-side dry run (rollout.test.ts).
+ * prints. For test/served-apis.test.ts (the floor's schema) and the lab's server-side dry run (rollout.lab.test.ts).
  * `version`: the API server's, which picks the preStop hook (sleepActionServed).
  */
 export interface Generated {

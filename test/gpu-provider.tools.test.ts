@@ -7,8 +7,9 @@ import { AddressInfo } from 'net';
 import AdmZip from 'adm-zip';
 import { GPU_CACHE, makeNupkg, providerLibs } from './helpers/gpu';
 import { tmpDir } from './helpers/caffe';
+import { labDescribe } from './helpers/needs';
 import { isModelshipError } from '../src/util/errors';
-import { ensureToolCacheEnv, hashFile, loadToolCache } from '../src/util/toolcache';
+import { hashFile, loadToolCache } from '../src/util/toolcache';
 import { NUPKG_NATIVE_DIR, ORT_VERSION, PROVENANCE_FILE, PROVIDER_LIBS, PROVIDER_PACKAGE_ID, ProviderSource, resolveGpuProviders, TOOL_NAME } from '../src/image/gpu-provider';
 
 // @actions/tool-cache (ESM-only) is the real one, loaded through test/helpers/tool-cache-bridge.js (jest.config.js).
@@ -156,7 +157,7 @@ async function failure(fn: () => Promise<unknown>) {
 
 const source = (o: Partial<ProviderSource>): ProviderSource => ({ version: V, package: '', sha256: '', nugetSource: '', ...o });
 
-describe('GPU provider libraries (ONNX Runtime CUDA provider for gpu: true)', () => {
+labDescribe(['gpu-wheels'])('GPU provider libraries (ONNX Runtime CUDA provider for gpu: true)', () => {
   let server: Server;
   let logs: string[];
   let work: string;
@@ -357,37 +358,5 @@ describe('GPU provider libraries (ONNX Runtime CUDA provider for gpu: true)', ()
     e = await failure(() => resolveGpuProviders(source({ nugetSource: 'nuget.org' }), log));
     expect(e).toMatchObject({ code: 'input', location: { field: 'nuget-source' } });
     expect(server.requests).toEqual([]);
-  });
-});
-
-describe('ensureToolCacheEnv', () => {
-  test('outside GitHub: the tool cache and temp directory default under ~/.cache/modelship (or XDG_CACHE_HOME)', () => {
-    const home = tmpDir('modelship-home-');
-    try {
-      const env: NodeJS.ProcessEnv = { HOME: home };
-      expect(ensureToolCacheEnv(env)).toEqual({ toolCache: path.join(home, '.cache/modelship/tool-cache'), temp: path.join(home, '.cache/modelship/tmp') });
-      expect(env).toEqual({ HOME: home, RUNNER_TOOL_CACHE: path.join(home, '.cache/modelship/tool-cache'), RUNNER_TEMP: path.join(home, '.cache/modelship/tmp') });
-      expect(fs.statSync(env.RUNNER_TOOL_CACHE!).isDirectory() && fs.statSync(env.RUNNER_TEMP!).isDirectory()).toBe(true);
-
-      const xdg = { HOME: home, XDG_CACHE_HOME: path.join(home, 'xdg') };
-      expect(ensureToolCacheEnv(xdg).toolCache).toBe(path.join(home, 'xdg/modelship/tool-cache'));
-      // a relative XDG_CACHE_HOME is ignored, as the spec says; one variable set keeps its value
-      const partial: NodeJS.ProcessEnv = { HOME: home, XDG_CACHE_HOME: 'rel', RUNNER_TEMP: '/runner/temp' };
-      expect(ensureToolCacheEnv(partial)).toEqual({ toolCache: path.join(home, '.cache/modelship/tool-cache'), temp: '/runner/temp' });
-    } finally {
-      fs.rmSync(home, { recursive: true, force: true });
-    }
-  });
-
-  test('on a runner: RUNNER_TOOL_CACHE and RUNNER_TEMP are left as they are, nothing is created', () => {
-    const home = tmpDir('modelship-home-');
-    try {
-      const env: NodeJS.ProcessEnv = { HOME: home, RUNNER_TOOL_CACHE: '/opt/hostedtoolcache', RUNNER_TEMP: '/home/runner/work/_temp' };
-      expect(ensureToolCacheEnv(env)).toEqual({ toolCache: '/opt/hostedtoolcache', temp: '/home/runner/work/_temp' });
-      expect(env.RUNNER_TOOL_CACHE).toBe('/opt/hostedtoolcache');
-      expect(fs.readdirSync(home)).toEqual([]);
-    } finally {
-      fs.rmSync(home, { recursive: true, force: true });
-    }
   });
 });

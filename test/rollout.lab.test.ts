@@ -10,10 +10,13 @@ import { readNpy } from '../src/util/npy';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/protocol/kserve';
 import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
+import { labDescribe } from './helpers/needs';
 
 // The rollout stage on the lab's real Kubernetes cluster (v1.34): pods of the real serving image run on the real
 // kubelet node (realnode), verified through the API server's service proxy. Each test gets its own namespace.
 jest.setTimeout(600_000);
+
+const describeLab = labDescribe(['docker', 'registry', 'cluster', 'node24']);
 
 const LENET = path.join(FIXTURES, 'lenet');
 const work = tmpDir('modelship-rollout-');
@@ -116,7 +119,7 @@ const leaseHolder = (ns: string) => {
   }
 };
 
-describe('canary rollout on the real cluster', () => {
+describeLab('canary rollout on the real cluster', () => {
   const ns = `${nsPrefix}-canary`;
   afterAll(() => dropNamespaces(ns));
 
@@ -251,7 +254,7 @@ describe('canary rollout on the real cluster', () => {
   });
 });
 
-describe('the deploy lease', () => {
+describeLab('the deploy lease', () => {
   const ns = `${nsPrefix}-lease`;
   afterAll(() => dropNamespaces(ns));
 
@@ -282,7 +285,7 @@ describe('the deploy lease', () => {
   });
 });
 
-describe('the action on the cluster', () => {
+describeLab('the action on the cluster', () => {
   test('a killed job leaves a canary and its lease; the post step removes both', async () => {
     const ns = `${nsPrefix}-post`;
     const kubeconfig = fs.readFileSync(KUBECONFIG, 'utf8');
@@ -315,7 +318,7 @@ describe('the action on the cluster', () => {
   });
 });
 
-describe('taking over, basic strategy, bad inputs', () => {
+describeLab('taking over, basic strategy, bad inputs', () => {
   test('takeover of a hand-made Deployment: its selector is kept, it ends up managed by modelship', async () => {
     const ns = `${nsPrefix}-takeover`;
     createRestrictedNamespace(ns);
@@ -416,7 +419,7 @@ describe('taking over, basic strategy, bad inputs', () => {
   });
 });
 
-describe('Pod Security: namespaces that enforce restricted', () => {
+describeLab('Pod Security: namespaces that enforce restricted', () => {
   /** A patch that makes the model server's pods break `restricted` (on top of the real-node patch). */
   const escalating = () => patchFile('escalating.yaml', `      containers:\n      - name: model-server\n        securityContext:\n          allowPrivilegeEscalation: true\n`);
   const leaseOf = (ns: string) => exists('lease', ns, 'modelship-lenet');
@@ -482,7 +485,7 @@ describe('Pod Security: namespaces that enforce restricted', () => {
   });
 });
 
-describe('the Prometheus gate (lab/up.sh prometheus)', () => {
+labDescribe(['docker', 'registry', 'cluster', 'node24', 'prometheus'])('the Prometheus gate (lab/up.sh prometheus)', () => {
   test('no samples is a failure, never a pass', async () => {
     if (!PROMETHEUS) throw new Error('LAB_PROMETHEUS is not set: start Prometheus with `lab/up.sh prometheus` as root');
     const ns = `${nsPrefix}-prom`;

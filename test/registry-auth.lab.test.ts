@@ -5,10 +5,13 @@ import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
 import { requireCluster, kubectl, kubectlJson, runCliProcess } from './helpers/kube';
+import { labDescribe } from './helpers/needs';
 
 // A second, real registry (Debian's docker-registry, as in the lab) with htpasswd auth, to prove the image stage's
 // login: the password goes to `docker login --password-stdin` and is never printed.
 jest.setTimeout(180_000);
+
+const describeLab = labDescribe(['docker', 'registry', 'node24']);
 
 const PORT = 5000 + 100 + (process.pid % 800);
 const REGISTRY = `127.0.0.1:${PORT}`;
@@ -52,7 +55,7 @@ afterAll(() => {
   }
 });
 
-describe('image stage: registry login', () => {
+describeLab('image stage: registry login', () => {
   // the user's own Docker config (a self-hosted runner's ~/.docker): another registry's login, a default credential
   // store, a buildx directory; modelship must leave it exactly as it was
   const userConfig = path.join(dir, 'user-docker');
@@ -107,25 +110,27 @@ describe('image stage: registry login', () => {
     expect(fs.readdirSync(runnerTemp).filter((f) => f.startsWith('modelship-docker-config-'))).toEqual([]);
   });
 
-  test('rollout: the pods pull the private image with the pull Secret made from the same credentials (labelled as modelship\'s)', async () => {
-    requireCluster();
-    expect(privateImage).not.toBe('');
-    execFileSync('docker', ['image', 'rm', '-f', privateImage], { stdio: 'ignore' }); // the kubelet must pull it
-    const ns = `pull${process.pid}`;
-    try {
-      const r = await runCliProcess(['rollout', '--image', privateImage, '--model-name', 'lenet', '--app', 'lenet', '--namespace', ns, '--replicas', '1', '--bake-time', '0', '--rollout-timeout', '120', '--reference', path.join(FIXTURES, 'lenet'), '--cpu', '50m', '--memory', '256Mi', '--patch', path.join(REPO, 'examples/lab-realnode.patch.yaml'), '--registry-username', 'ci-bot', '--registry-password', 's3cret-Pa55', '--create-pull-secret']);
-      if (r.code !== 0) throw new Error(`rollout exited ${r.code}:\n${r.stderr.slice(-3000)}`);
-      expect(r.outputs.decision).toBe('promoted');
-      expect(r.stderr + r.stdout).not.toContain('s3cret-Pa55');
-      const secret = kubectlJson<any>(['-n', ns, 'get', 'secret', 'lenet-registry']);
-      expect(secret.type).toBe('kubernetes.io/dockerconfigjson');
-      expect(secret.metadata.labels['app.kubernetes.io/managed-by']).toBe('modelship');
-      expect(JSON.parse(Buffer.from(secret.data['.dockerconfigjson'], 'base64').toString()).auths[REGISTRY].username).toBe('ci-bot');
-      const pod = kubectlJson<any>(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=lenet', '-o', 'json']).items[0];
-      expect(pod.spec.imagePullSecrets).toEqual([{ name: 'lenet-registry' }]);
-      expect(pod.status.containerStatuses[0].imageID).toContain(privateImage.split('@')[1]);
-    } finally {
-      kubectl(['delete', 'namespace', ns, '--wait=false']);
-    }
+  labDescribe(['cluster'])('on the lab cluster', () => {
+    test('rollout: the pods pull the private image with the pull Secret made from the same credentials (labelled as modelship\'s)', async () => {
+      requireCluster();
+      expect(privateImage).not.toBe('');
+      execFileSync('docker', ['image', 'rm', '-f', privateImage], { stdio: 'ignore' }); // the kubelet must pull it
+      const ns = `pull${process.pid}`;
+      try {
+        const r = await runCliProcess(['rollout', '--image', privateImage, '--model-name', 'lenet', '--app', 'lenet', '--namespace', ns, '--replicas', '1', '--bake-time', '0', '--rollout-timeout', '120', '--reference', path.join(FIXTURES, 'lenet'), '--cpu', '50m', '--memory', '256Mi', '--patch', path.join(REPO, 'examples/lab-realnode.patch.yaml'), '--registry-username', 'ci-bot', '--registry-password', 's3cret-Pa55', '--create-pull-secret']);
+        if (r.code !== 0) throw new Error(`rollout exited ${r.code}:\n${r.stderr.slice(-3000)}`);
+        expect(r.outputs.decision).toBe('promoted');
+        expect(r.stderr + r.stdout).not.toContain('s3cret-Pa55');
+        const secret = kubectlJson<any>(['-n', ns, 'get', 'secret', 'lenet-registry']);
+        expect(secret.type).toBe('kubernetes.io/dockerconfigjson');
+        expect(secret.metadata.labels['app.kubernetes.io/managed-by']).toBe('modelship');
+        expect(JSON.parse(Buffer.from(secret.data['.dockerconfigjson'], 'base64').toString()).auths[REGISTRY].username).toBe('ci-bot');
+        const pod = kubectlJson<any>(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=lenet', '-o', 'json']).items[0];
+        expect(pod.spec.imagePullSecrets).toEqual([{ name: 'lenet-registry' }]);
+        expect(pod.status.containerStatuses[0].imageID).toContain(privateImage.split('@')[1]);
+      } finally {
+        kubectl(['delete', 'namespace', ns, '--wait=false']);
+      }
+    });
   });
 });

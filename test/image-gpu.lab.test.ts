@@ -14,6 +14,7 @@ import { makeNupkg, providerLibs, GPU_CACHE } from './helpers/gpu';
 import { releaseMirror } from './helpers/node-release';
 import { resolveNodeRuntime, DEFAULT_NODE_VERSION } from '../src/image/node';
 import { cudaStubBaseImage, libcudaStub, LIBCUDA_MOUNT } from './helpers/cuda-stubs';
+import { labDescribe } from './helpers/needs';
 
 // gpu: true on the real engine, buildx and registry, without a GPU. What stands in, and why:
 // - the .nupkg: NuGet cannot be reached from here, so the package is Microsoft.ML.OnnxRuntime.Gpu.Linux's layout
@@ -24,6 +25,8 @@ import { cudaStubBaseImage, libcudaStub, LIBCUDA_MOUNT } from './helpers/cuda-st
 // - the driver: the NVIDIA container toolkit would mount the host's libcuda.so.1; the tests mount a stub of it that
 //   reports a CUDA 13 driver with no device, so the real cudart answers "no CUDA-capable device is detected".
 jest.setTimeout(600_000);
+
+const describeLab = labDescribe(['docker', 'registry', 'gpu-wheels', 'node24']);
 
 const work = tmpDir('modelship-gpu-');
 const repo = `${LAB.registry}/modelship-test/gpu-lenet-${process.pid}`;
@@ -82,7 +85,7 @@ async function tagsOf(r: string): Promise<number> {
   return new Promise((resolve, reject) => http.get(`http://${host}/v2/${rest.join('/')}/tags/list`, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject));
 }
 
-describe('gpu: true — the CUDA provider in the image', () => {
+describeLab('gpu: true — the CUDA provider in the image', () => {
   test('a base image that cannot load the providers is refused before the build, naming the libraries and the image', async () => {
     const before = requests;
     const r = await runCli(imageArgs(convert('lenet'), ['--base-image', LAB.baseImage]));

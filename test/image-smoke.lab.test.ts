@@ -10,9 +10,12 @@ import { runCli } from './helpers/cli';
 import { fetchManifest } from '../src/shared/registry';
 import { ORACLE, REPO, caffeRoot, tmpDir } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
+import { labDescribe } from './helpers/needs';
 
 // Real engine, real buildx, real registry (lab/up.sh docker). Slow by nature: one image build is ~10 s.
 jest.setTimeout(300_000);
+
+const describeLab = labDescribe(['docker', 'registry', 'node24']);
 
 const run = runCli;
 
@@ -86,7 +89,7 @@ beforeAll(async () => {
   expect((await run(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', wrong, '--out', modelB])).code).toBe(0);
 });
 
-describe('image and smoke against the real engine, buildx and registry', () => {
+describeLab('image and smoke against the real engine, buildx and registry', () => {
   test('convert → compile → build → push → pull back by digest → smoke passes (golden outputs, latency)', async () => {
     const r = await run(['image', '--image', repo, '--model', modelA, '--model-name', 'googlenet', '--base-image', LAB.baseImage, '--revision', 'a'.repeat(40), '--ref', 'refs/heads/feature/new-model', '--parity', 'pass', '--compose-file', path.join(work, 'docker-compose.yml'), '--json']);
     expect(r.stderr).not.toMatch(/error:/);
@@ -175,18 +178,20 @@ describe('image and smoke against the real engine, buildx and registry', () => {
     expect(bad.stderr).toMatch(/cannot decrypt the model: wrong key/);
   });
 
-  test('docker-compose.yml from the image stage serves the image by digest (Debian docker-compose)', async () => {
-    const compose = path.join(work, 'docker-compose.yml');
-    expect(fs.readFileSync(compose, 'utf8')).toContain(imageA);
-    const env = { ...process.env, MODELSHIP_PORT: '18723' };
-    const project = `mscompose${process.pid}`;
-    execFileSync('docker-compose', ['-p', project, '-f', compose, 'up', '-d'], { env, stdio: 'pipe' });
-    try {
-      await waitReady('http://127.0.0.1:18723');
-      expect(await get('http://127.0.0.1:18723/v2/models/googlenet')).toBe(200);
-    } finally {
-      execFileSync('docker-compose', ['-p', project, '-f', compose, 'down', '-v'], { env, stdio: 'pipe' });
-    }
+  labDescribe(['compose'])('the compose file', () => {
+    test('docker-compose.yml from the image stage serves the image by digest (Debian docker-compose)', async () => {
+      const compose = path.join(work, 'docker-compose.yml');
+      expect(fs.readFileSync(compose, 'utf8')).toContain(imageA);
+      const env = { ...process.env, MODELSHIP_PORT: '18723' };
+      const project = `mscompose${process.pid}`;
+      execFileSync('docker-compose', ['-p', project, '-f', compose, 'up', '-d'], { env, stdio: 'pipe' });
+      try {
+        await waitReady('http://127.0.0.1:18723');
+        expect(await get('http://127.0.0.1:18723/v2/models/googlenet')).toBe(200);
+      } finally {
+        execFileSync('docker-compose', ['-p', project, '-f', compose, 'down', '-v'], { env, stdio: 'pipe' });
+      }
+    });
   });
 
   test('a sample image must give the expected top-1', async () => {

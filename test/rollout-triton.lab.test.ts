@@ -11,11 +11,14 @@ import { readNpy } from '../src/util/npy';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../src/protocol/kserve';
 import { compareOutput, DEFAULT_TOLERANCE } from '../src/shared/compare';
 import { DEFAULT_QUERIES, renderQuery } from '../src/rollout/prometheus';
+import { labDescribe } from './helpers/needs';
 
 // The rollout stage with runtime triton on the lab's real Kubernetes cluster (v1.34): images the image stage derives
 // from the lab's real Triton Inference Server (2.51.0, test/triton-lab/) run on the real kubelet node (realnode), and
 // are verified through the API server's service and pod proxies. Each describe gets its own namespace.
 jest.setTimeout(600_000);
+
+const describeLab = labDescribe(['docker', 'registry', 'cluster', 'node24']);
 
 const LENET = path.join(FIXTURES, 'lenet');
 const work = tmpDir('modelship-rollout-triton-');
@@ -97,7 +100,7 @@ beforeAll(async () => {
 
 afterAll(() => dropNamespaces(nsPrefix));
 
-describe('canary rollout of a Triton image on the real cluster', () => {
+labDescribe(['docker', 'registry', 'cluster', 'node24', 'prometheus'])('canary rollout of a Triton image on the real cluster', () => {
   const ns = `${nsPrefix}-canary`;
   afterAll(() => dropNamespaces(nsPrefix, ns));
 
@@ -209,7 +212,7 @@ describe('canary rollout of a Triton image on the real cluster', () => {
   });
 });
 
-describe('gpu: true with a Triton image whose instance group is KIND_CPU', () => {
+describeLab('gpu: true with a Triton image whose instance group is KIND_CPU', () => {
   test('the pods hold an nvidia.com/gpu on the real node; the pods gate reads the model configuration, names the pod and its KIND_CPU instance group, and the canary is rolled back', async () => {
     // no device plugin here: the real node advertises the extended resource in its status, so GPU pods schedule
     // there for real and Triton runs there on the CPU, as the image's config.pbtxt says (KIND_CPU: built without --gpu)

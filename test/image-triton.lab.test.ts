@@ -12,6 +12,7 @@ import { parseTritonConfig } from '../src/image/triton-config';
 import { tritonCommand } from '../src/image/triton';
 import { detectServer, modelPlacement } from '../src/protocol/kserve-client';
 import { httpTransport } from '../src/shared/golden';
+import { labDescribe } from './helpers/needs';
 
 // runtime: triton end to end on the lab: the image stage builds FROM the lab's REAL Triton Inference Server image
 // (test/triton-lab/: Triton 2.51.0 from PyPI's nvidia-pytriton, laid out like nvcr.io/nvidia/tritonserver:24.10-py3;
@@ -20,6 +21,8 @@ import { httpTransport } from '../src/shared/golden';
 // asks it only what Triton defines. The TensorRT refusals use small lab images whose config declares a TensorRT
 // version, as NVIDIA's images do (a plan itself needs a GPU: its load is gpu-check.sh's).
 jest.setTimeout(300_000);
+
+const describeLab = labDescribe(['docker', 'registry', 'node24']);
 
 const GOOGLENET = path.join(ORACLE, 'models/bvlc_googlenet');
 const work = tmpDir('modelship-image-triton-');
@@ -67,7 +70,7 @@ beforeAll(async () => {
   expect(o.code).toBe(0);
 });
 
-describe('runtime triton: the image', () => {
+describeLab('runtime triton: the image', () => {
   test('FROM the Triton image pinned by the digest it resolves to, the model repository with the generated config as the last layer', async () => {
     const r = await cmd(['image', '--image', repo, '--model', onnx, '--model-name', 'googlenet', '--runtime', 'triton', '--triton-image', triton, '--revision', 'a'.repeat(40), '--compose-file', path.join(work, 'compose.yml'), '--json']);
     if (r.code !== 0) throw new Error(r.stderr.slice(-3000));
@@ -164,7 +167,7 @@ describe('runtime triton: the image', () => {
   });
 });
 
-describe('runtime triton: refusals before anything is built', () => {
+describeLab('runtime triton: refusals before anything is built', () => {
   test('a TensorRT plan: refused by the modelship runtime; with Triton, only when the serving image has the TensorRT that built it', async () => {
     const plan = fakePlan(path.join(work, 'plan'), '10.5.0.18');
     const modelship = await cmd(['image', '--image', repo, '--model', plan, '--model-name', 'googlenet', '--revision', 'b'.repeat(40), '--compose-file', path.join(work, 'c1.yml')]);

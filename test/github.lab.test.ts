@@ -8,11 +8,14 @@ import { LAB, requireLab } from './helpers/lab';
 import { requireCluster, kubectl, kubectlJson, exists, pods, waitFor, KUBECONFIG, RESTRICTED, privilegedPodRefusal } from './helpers/kube';
 import { startAction, RunnerResult } from './helpers/runner';
 import { OUTPUTS, STAGE_INCLUDES } from '../src/config';
+import { labDescribe } from './helpers/needs';
 
 // The GitHub side end to end, through the bundled action under the runner's contract, on the lab (registry and
 // cluster): the pipeline stage from a prototxt to a promoted rollout, and PR previews with a real pull_request
 // payload, the GitHub API being a local HTTP server that records what @actions/github sends.
 jest.setTimeout(600_000);
+
+const describeLab = labDescribe(['docker', 'registry', 'cluster', 'node24']);
 
 const LENET = path.join(FIXTURES, 'lenet');
 const work = tmpDir('modelship-github-');
@@ -39,7 +42,7 @@ function expectOk(r: RunnerResult): void {
   if (r.code !== 0) throw new Error(`action exited ${r.code}:\n${(r.stdout + r.stderr).slice(-4000)}`);
 }
 
-describe('the pipeline stage through the bundled action', () => {
+describeLab('the pipeline stage through the bundled action', () => {
   test('prototxt → ONNX → compiled → image pushed → smoke → canary promoted; every output set, every summary section', async () => {
     const ns = `gh${process.pid}-pipeline`;
     owned.push(ns);
@@ -119,7 +122,7 @@ function fakeGitHub() {
   return { server, requests, comments };
 }
 
-describe('PR deploy previews', () => {
+describeLab('PR deploy previews', () => {
   test('pull_request opened/synchronize: deploy to <app>-pr-<N>, one comment posted then updated; closed: namespace and pr tag removed', async () => {
     const gh = fakeGitHub();
     await new Promise<void>((r) => gh.server.listen(0, '127.0.0.1', r));
