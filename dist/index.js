@@ -23040,7 +23040,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
         // the serving runtime and the store are required on use: `modelship convert` starts without them
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         if (argv[0] === 'serve')
-            return await (__nccwpck_require__(73958)/* .serveMain */ .Z)(argv.slice(1), out);
+            return await (__nccwpck_require__(10853)/* .serveMain */ .Z)(argv.slice(1), out);
         if (argv[0] === 'store')
             return await storeMain(argv.slice(1), out);
         if (argv[0] === 'rbac')
@@ -23716,7 +23716,10 @@ class Reader {
 var preprocess = __nccwpck_require__(20756);
 // EXTERNAL MODULE: ./src/protocol/runtime.ts
 var runtime = __nccwpck_require__(44832);
+// EXTERNAL MODULE: ./src/protocol/serve-settings.ts
+var serve_settings = __nccwpck_require__(10941);
 ;// CONCATENATED MODULE: ./src/shared/inputs.ts
+
 
 
 
@@ -23825,14 +23828,14 @@ const SHARED_INPUTS = [
     },
     {
         name: 'preprocess',
-        description: 'image, smoke: the model\'s Caffe preprocessing of images, JSON with any of resize, channelOrder, mean, scale, e.g. `{"mean": [104, 177, 123]}` (OpenCV\'s face detector); empty: GoogLeNet\'s (resize 256, BGR, mean 104/117/123, scale 1). image (runtime modelship): written into the image as MODELSHIP_PREPROCESS, so /classify and /detect preprocess as the model needs wherever it runs; smoke: how it preprocesses the sample image where it does so itself (Triton), and given to a modelship container.',
+        description: `image, smoke: the model's Caffe preprocessing of images, JSON with any of resize, channelOrder, mean, scale, e.g. \`{"mean": [104, 177, 123]}\` (OpenCV's face detector); empty: GoogLeNet's (resize 256, BGR, mean 104/117/123, scale 1). image (runtime modelship): written into the image as ${serve_settings/* SERVE_SETTINGS */._O.preprocess.env}, so /classify and /detect preprocess as the model needs wherever it runs; smoke: how it preprocesses the sample image where it does so itself (Triton), and given to a modelship container.`,
         default: '',
         kind: 'string',
         stages: ['image', 'smoke'],
     },
     {
         name: 'model-key',
-        description: 'image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as MODELSHIP_MODEL_KEY (masked; never written into the image).',
+        description: `image: the 32-byte model key (hex or base64) used by encrypt-model; smoke: given to the container as ${serve_settings/* SERVE_SETTINGS */._O.modelKey.env} (masked; never written into the image).`,
         default: '',
         kind: 'string',
         stages: ['image', 'smoke'],
@@ -23840,7 +23843,7 @@ const SHARED_INPUTS = [
     },
     {
         name: 'api-key',
-        description: 'image: the serving API key; when set, the compose file passes MODELSHIP_API_KEY from the host environment; smoke: given to the container and sent as a bearer token (masked).',
+        description: `image: the serving API key; when set, the compose file passes ${serve_settings/* SERVE_SETTINGS */._O.apiKey.env} from the host environment; smoke: given to the container and sent as a bearer token (masked).`,
         default: '',
         kind: 'string',
         stages: ['image', 'smoke'],
@@ -24058,6 +24061,7 @@ var node = __nccwpck_require__(97733);
 
 
 
+
 /** The image stage's own inputs and outputs (image, model, model-name, gpu, runtime, registry login are shared). */
 const IMAGE_INPUTS = [
     {
@@ -24090,7 +24094,7 @@ const IMAGE_INPUTS = [
     },
     {
         name: 'encrypt-model',
-        description: 'image: store the model AES-256-GCM encrypted in the image; the server decrypts it in memory with MODELSHIP_MODEL_KEY at run time.',
+        description: `image: store the model AES-256-GCM encrypted in the image; the server decrypts it in memory with ${serve_settings/* SERVE_SETTINGS */._O.modelKey.env} at run time.`,
         default: 'false',
         kind: 'boolean',
         stages: ['image'],
@@ -24336,6 +24340,7 @@ var manifests = __nccwpck_require__(59795);
 
 
 
+
 /** The rollout stage's own inputs and outputs (a preview is a rollout: it reads these too). */
 const ROLLOUT_INPUTS = [
     {
@@ -24551,14 +24556,14 @@ const ROLLOUT_INPUTS = [
     },
     {
         name: 'api-key-secret',
-        description: 'rollout: Secret holding the serving API key, as name/key; given to the server as MODELSHIP_API_KEY.',
+        description: `rollout: Secret holding the serving API key, as name/key; given to the server as ${serve_settings/* SERVE_SETTINGS */._O.apiKey.env}.`,
         default: '',
         kind: 'string',
         stages: ['rollout'],
     },
     {
         name: 'model-key-secret',
-        description: 'rollout: Secret holding the model decryption key (encrypt-model), as name/key; given to the server as MODELSHIP_MODEL_KEY.',
+        description: `rollout: Secret holding the model decryption key (encrypt-model), as name/key; given to the server as ${serve_settings/* SERVE_SETTINGS */._O.modelKey.env}.`,
         default: '',
         kind: 'string',
         stages: ['rollout'],
@@ -29343,7 +29348,10 @@ var model_crypto = __nccwpck_require__(28051);
 var js_yaml = __nccwpck_require__(33243);
 // EXTERNAL MODULE: ./src/protocol/runtime.ts
 var runtime = __nccwpck_require__(44832);
+// EXTERNAL MODULE: ./src/protocol/serve-settings.ts
+var serve_settings = __nccwpck_require__(10941);
 ;// CONCATENATED MODULE: ./src/image/dockerfile.ts
+
 
 
 
@@ -29352,9 +29360,9 @@ const q = (s) => JSON.stringify(s);
 function renderDockerfile(s) {
     const env = {
         NODE_ENV: 'production',
-        MODELSHIP_MODEL: `/models/${s.modelFile}`,
-        MODELSHIP_MODEL_NAME: s.modelName,
-        PORT: String(s.port),
+        [serve_settings/* SERVE_SETTINGS */._O.model.env]: `/models/${s.modelFile}`,
+        [serve_settings/* SERVE_SETTINGS */._O.modelName.env]: s.modelName,
+        [serve_settings/* SERVE_SETTINGS */._O.port.env]: String(s.port),
         ...s.env,
     };
     return [
@@ -30705,6 +30713,7 @@ async function pinImage(image, env = process.env) {
 
 
 
+
 const SERVING_UID = 10001;
 /** The directory of the server bundle to ship: the running bundle, or the repository's dist/ when run from source. */
 function distDir() {
@@ -30955,8 +30964,8 @@ async function runImage(cfg, log, env = process.env) {
         const size = layers.reduce((a, l) => a + l.size, 0);
         const composePath = cfg.composeFile;
         const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
-        const secretsEnv = [...(cfg.encryptModel ? ['MODELSHIP_MODEL_KEY'] : []), ...(cfg.apiKeyRequired ? ['MODELSHIP_API_KEY'] : [])];
-        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({ service, image: pinned, port: runtime/* SERVING_PORT */.b0, hostPort: runtime/* SERVING_PORT */.b0, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { MODELSHIP_PROVIDER: 'cuda' } : {}, secretsEnv }));
+        const secretsEnv = [...(cfg.encryptModel ? [serve_settings/* SERVE_SETTINGS */._O.modelKey.env] : []), ...(cfg.apiKeyRequired ? [serve_settings/* SERVE_SETTINGS */._O.apiKey.env] : [])];
+        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({ service, image: pinned, port: runtime/* SERVING_PORT */.b0, hostPort: runtime/* SERVING_PORT */.b0, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { [serve_settings/* SERVE_SETTINGS */._O.provider.env]: 'cuda' } : {}, secretsEnv }));
         const metadata = { image: pinned, digest, tags, labels, runtime: cfg.runtime, ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}), layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
         const summary = [
             '## modelship image',
@@ -30984,20 +30993,20 @@ async function runImage(cfg, log, env = process.env) {
     }
 }
 /** The modelship runtime's context: Node.js, the server bundle, for a GPU image the CUDA provider, the model. */
-async function modelshipContext(cfg, o, log) {
+async function modelshipContext(cfg, build, log) {
     (0,shared_tensorrt/* refuseModelshipPlan */.z4)(cfg.model);
     const node = await log.group('Node.js for the image', () => (0,image_node/* resolveNodeRuntime */.lo)({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
-    o.labels['dev.modelship.node.version'] = node.version;
+    build.labels['dev.modelship.node.version'] = node.version;
     let providers;
     if (cfg.gpu) {
         const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
-        await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => (0,basecheck/* checkBaseImageLoads */.iI)(cfg.baseImage, gpu.files, log, o.env));
+        await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => (0,basecheck/* checkBaseImageLoads */.iI)(cfg.baseImage, gpu.files, log, build.env));
         providers = gpu.files;
-        o.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
-        o.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
+        build.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
+        build.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
     }
-    const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: o.modelFile, modelBytes: o.modelBytes, modelSha: o.modelSha });
-    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: o.modelFile, modelName: cfg.modelName, port: runtime/* SERVING_PORT */.b0, uid: SERVING_UID, labels: o.labels, env: { ...(cfg.gpu ? { MODELSHIP_PROVIDER: 'cuda' } : {}), ...(cfg.preprocess ? { MODELSHIP_PREPROCESS: JSON.stringify(cfg.preprocess) } : {}) }, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+    const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: build.modelFile, modelBytes: build.modelBytes, modelSha: build.modelSha });
+    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: build.modelFile, modelName: cfg.modelName, port: runtime/* SERVING_PORT */.b0, uid: SERVING_UID, labels: build.labels, env: { ...(cfg.gpu ? { [serve_settings/* SERVE_SETTINGS */._O.provider.env]: 'cuda' } : {}), ...(cfg.preprocess ? { [serve_settings/* SERVE_SETTINGS */._O.preprocess.env]: JSON.stringify(cfg.preprocess) } : {}) }, providers: !!providers, ortDir: IMAGE_ORT_DIR });
     return { ctx, dockerfile };
 }
 /**
@@ -32411,6 +32420,8 @@ function decodeInferResponse(body, headerLength) {
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+/* harmony import */ var _serve_settings__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(10941);
+
 
 
 
@@ -32452,7 +32463,7 @@ function encryptModel(plain, key) {
 }
 function decryptModel(bytes, key, file) {
     if (!key)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', 'the model is encrypted but no key was given (set MODELSHIP_MODEL_KEY or mount the key file)', { file });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `the model is encrypted but no key was given (set ${_serve_settings__WEBPACK_IMPORTED_MODULE_3__/* .SERVE_SETTINGS */ ._O.modelKey.env} or mount the key file)`, { file });
     const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
     const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);
@@ -32670,6 +32681,74 @@ const TRITON_UID = 1000;
  * Triton's --exit-timeout-secs in its image's CMD. The rollout's grace period is built on it.
  */
 const SERVER_DRAIN_TIMEOUT_S = 20;
+
+
+/***/ }),
+
+/***/ 10941:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   L5: () => (/* binding */ serveSettings),
+/* harmony export */   _O: () => (/* binding */ SERVE_SETTINGS),
+/* harmony export */   h$: () => (/* binding */ serveUsage),
+/* harmony export */   px: () => (/* binding */ settingLabel)
+/* harmony export */ });
+/* harmony import */ var _runtime__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(44832);
+/**
+ * The settings of modelship's server (`modelship serve`), defined once: for each, the command-line flag, the
+ * environment variable a container is configured by, the default, how its text is read and its line in --help.
+ * The server reads its flags and environment from this table (serve/main.ts) and prints its usage from it; the
+ * stages that configure a modelship container (the image's ENV, smoke's `docker run -e`, the rollout's pod
+ * environment) name the variables through it, e.g. `SERVE_SETTINGS.drainDelay.env`.
+ */
+
+/** Every setting of `modelship serve`, in the order --help lists them. */
+const SERVE_SETTINGS = {
+    model: { option: 'modelPath', flag: 'model', env: 'MODELSHIP_MODEL', value: 'text', required: true, help: 'ONNX file (plain or AES-256-GCM encrypted by the image stage)' },
+    modelName: { option: 'modelName', flag: 'model-name', aliases: ['name'], env: 'MODELSHIP_MODEL_NAME', value: 'text', default: 'model', help: "the model's name in the URL (the action's input is named the same)" },
+    modelVersion: { option: 'modelVersion', flag: 'version', env: 'MODELSHIP_MODEL_VERSION', value: 'text', default: '1', help: "the model's version in the URL" },
+    port: { option: 'port', flag: 'port', env: 'PORT', value: 'integer', min: 0, default: String(_runtime__WEBPACK_IMPORTED_MODULE_0__/* .SERVING_PORT */ .b0), help: 'the KServe v2 port (0: any free port)' },
+    host: { option: 'host', flag: 'host', env: 'HOST', value: 'text', default: '0.0.0.0', help: 'the address to listen on' },
+    maxBatchSize: { option: 'maxBatchSize', flag: 'max-batch-size', env: 'MODELSHIP_MAX_BATCH_SIZE', value: 'integer', min: 1, default: '8', help: 'items in one executed batch at most (dynamic batching)' },
+    maxQueueDelay: { option: 'maxQueueDelayMs', flag: 'max-queue-delay-ms', env: 'MODELSHIP_MAX_QUEUE_DELAY_MS', value: 'integer', min: 0, default: '2', help: 'milliseconds a request waits for others to batch with' },
+    idleFlush: { option: 'idleFlush', flag: 'idle-flush', env: 'MODELSHIP_IDLE_FLUSH', value: 'boolean', default: 'true', help: 'true: a request that finds the server idle runs at once; false: it waits the queue delay' },
+    provider: { option: 'provider', flag: 'provider', env: 'MODELSHIP_PROVIDER', value: 'provider', default: 'cpu', help: 'cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (CUDA, else the CPU, stated in the log, metadata and metrics)' },
+    intraOpThreads: { option: 'intraOpThreads', flag: 'intra-op-threads', env: 'MODELSHIP_INTRA_OP_THREADS', value: 'integer', min: 0, default: '0', help: 'onnxruntime threads (0: the CPUs the container may use, its cgroup CPU quota included)' },
+    labels: { option: 'labels', flag: 'labels', env: 'MODELSHIP_LABELS', value: 'labels-file', help: "a file of class labels, one per line (a detection model's: by label index)" },
+    detectionThreshold: { option: 'detectionThreshold', flag: 'detection-threshold', env: 'MODELSHIP_DETECTION_THRESHOLD', value: 'fraction', default: '0.5', help: "/detect's minimum score when the request sets none" },
+    drainDelay: { option: 'drainDelayMs', flag: 'drain-delay', env: 'MODELSHIP_DRAIN_DELAY_S', value: 'seconds', min: 0, default: '0', help: 'after SIGTERM, seconds to keep serving with readiness false (every answer closes its connection)' },
+    drainTimeout: { option: 'drainTimeoutMs', flag: 'drain-timeout', env: 'MODELSHIP_DRAIN_TIMEOUT_S', value: 'seconds', min: 1, default: String(_runtime__WEBPACK_IMPORTED_MODULE_0__/* .SERVER_DRAIN_TIMEOUT_S */ .lo), help: 'then seconds to finish in-flight requests before cutting them' },
+    metricsPort: { option: 'metricsPort', flag: 'metrics-port', env: 'MODELSHIP_METRICS_PORT', value: 'port-or-off', min: 0, default: String(_runtime__WEBPACK_IMPORTED_MODULE_0__/* .METRICS_PORT */ .Ip), help: 'a listener for GET /metrics only, without the API key (off: none)' },
+    maxBodyBytes: { option: 'maxBodyBytes', flag: 'max-body-bytes', env: 'MODELSHIP_MAX_BODY_BYTES', value: 'bytes', default: '64Mi', help: "one request's body at most (larger: 413)" },
+    maxInflightBytes: { option: 'maxInflightBytes', flag: 'max-inflight-bytes', env: 'MODELSHIP_MAX_INFLIGHT_BYTES', value: 'bytes', default: '0', help: "request bytes held at once (0: a quarter of the container's memory limit); a body that does not fit: 503 + Retry-After" },
+    headerTimeout: { option: 'headerTimeoutMs', flag: 'header-timeout', env: 'MODELSHIP_HEADER_TIMEOUT_S', value: 'seconds', min: 1, default: '10', help: "seconds for a request's headers (else 408)" },
+    bodyTimeout: { option: 'bodyTimeoutMs', flag: 'body-timeout', env: 'MODELSHIP_BODY_TIMEOUT_S', value: 'seconds', min: 1, default: '60', help: "then seconds for its body (else 408)" },
+    authFailureLimit: { option: 'authFailureLimit', flag: 'auth-failure-limit', env: 'MODELSHIP_AUTH_FAILURE_LIMIT', value: 'integer', min: 1, default: '10', help: 'failed API keys per client address per minute (then 429)' },
+    decodeThreads: { option: 'decodeThreads', flag: 'decode-threads', env: 'MODELSHIP_DECODE_THREADS', value: 'integer', min: 1, default: '1', help: 'threads decoding large JSON bodies and images' },
+    apiKey: { option: 'apiKey', env: 'MODELSHIP_API_KEY', fileEnv: 'MODELSHIP_API_KEY_FILE', value: 'api-key', help: 'require "Authorization: Bearer <key>" on all routes but health' },
+    modelKey: { option: 'modelKey', env: 'MODELSHIP_MODEL_KEY', fileEnv: 'MODELSHIP_MODEL_KEY_FILE', value: 'model-key', help: 'the key of an encrypted model, hex or base64 (never baked into the image)' },
+    preprocess: { option: 'preprocess', env: 'MODELSHIP_PREPROCESS', value: 'preprocess-json', help: "JSON: any of resize, channelOrder, mean, scale (unset: GoogLeNet's)" },
+};
+/** The settings in table order, with their names. */
+const serveSettings = () => Object.entries(SERVE_SETTINGS);
+/** How a setting is named in messages: `--flag / ENV`, or the variable alone where there is no flag. */
+const settingLabel = (s) => (s.flag ? `--${s.flag} / ${s.env}` : s.env);
+/** `modelship serve --help`: every setting, from the table. */
+function serveUsage() {
+    const entries = serveSettings().map(([, s]) => {
+        const names = s.flag ? `--${s.flag}${s.aliases?.length ? ` (alias ${s.aliases.map((a) => `--${a}`).join(', ')})` : ''} / ${s.env}` : s.env;
+        const head = `${names}${s.fileEnv ? ` or ${s.fileEnv}` : ''}${s.default !== undefined ? ` (default ${s.default})` : ''}${s.required ? ' (required)' : ''}`;
+        return `  ${head}\n      ${s.help}\n`;
+    });
+    return [
+        'modelship serve --model model.onnx [flags]: the KServe v2 server inside the image\n',
+        'Each flag may be given as its environment variable instead (a flag wins over it).\n',
+        '\n',
+        ...entries,
+    ].join('');
+}
 
 
 /***/ }),
@@ -33006,7 +33085,9 @@ async function bake(kube, namespace, selector, pods, ms, signal, tick) {
 /* harmony export */ });
 /* unused harmony exports KUBERNETES_FLOOR, IMAGE_NODE, gracePeriodSeconds, spreadAcrossNodes, RESTRICTED_NAMESPACE_LABELS */
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
-/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(44832);
+/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(44832);
+/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10941);
+
 
 
 /**
@@ -33037,9 +33118,9 @@ function unsupportedServer(version) {
     return `the cluster runs Kubernetes ${version.gitVersion ?? `${major}.${minor}`}, older than ${KUBERNETES_FLOOR.major}.${KUBERNETES_FLOOR.minor}, the oldest release modelship deploys to (its PodDisruptionBudget and topology spread use fields on by default from ${KUBERNETES_FLOOR.major}.${KUBERNETES_FLOOR.minor}; see README "Supported Kubernetes")`;
 }
 /** The port of the server's metrics-only listener in the pods (MODELSHIP_METRICS_PORT; the scrape annotations point at it). */
-const METRICS_PORT = _protocol_runtime__WEBPACK_IMPORTED_MODULE_1__/* .METRICS_PORT */ .Ip;
+const METRICS_PORT = _protocol_runtime__WEBPACK_IMPORTED_MODULE_2__/* .METRICS_PORT */ .Ip;
 /** MODELSHIP_DRAIN_TIMEOUT_S of the pods (the server's default); Triton's image sets the same --exit-timeout-secs. */
-const DRAIN_TIMEOUT_S = _protocol_runtime__WEBPACK_IMPORTED_MODULE_1__/* .SERVER_DRAIN_TIMEOUT_S */ .lo;
+const DRAIN_TIMEOUT_S = _protocol_runtime__WEBPACK_IMPORTED_MODULE_2__/* .SERVER_DRAIN_TIMEOUT_S */ .lo;
 /** Largest drain-delay: every pod termination (a rollout step, a scale-down, a node drain) takes at least that long; 5000 is more likely meant as ms. */
 const MAX_DRAIN_DELAY_S = 300;
 /**
@@ -33089,21 +33170,21 @@ function selectorLabels(app) {
 /** The environment of modelship's server (Triton's image takes its settings from its CMD). */
 function modelshipEnv(s) {
     const env = [
-        { name: 'MODELSHIP_MODEL_NAME', value: s.modelName },
-        { name: 'PORT', value: String(s.port) },
-        { name: 'MODELSHIP_METRICS_PORT', value: String(s.metricsPort) },
+        { name: _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__/* .SERVE_SETTINGS */ ._O.modelName.env, value: s.modelName },
+        { name: _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__/* .SERVE_SETTINGS */ ._O.port.env, value: String(s.port) },
+        { name: _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__/* .SERVE_SETTINGS */ ._O.metricsPort.env, value: String(s.metricsPort) },
         // the preStop hook has already kept the pod serving for drain-delay seconds while it left the Service's
         // endpoints: on SIGTERM the server only sheds its keep-alive clients (Connection: close) for a moment, then
         // stops taking work and finishes what is in flight
-        { name: 'MODELSHIP_DRAIN_DELAY_S', value: String(serverDrainDelay(s)) },
-        { name: 'MODELSHIP_DRAIN_TIMEOUT_S', value: String(s.drainTimeoutS) },
+        { name: _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__/* .SERVE_SETTINGS */ ._O.drainDelay.env, value: String(serverDrainDelay(s)) },
+        { name: _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__/* .SERVE_SETTINGS */ ._O.drainTimeout.env, value: String(s.drainTimeoutS) },
     ];
     if (s.gpu)
-        env.push({ name: 'MODELSHIP_PROVIDER', value: 'cuda' });
+        env.push({ name: _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__/* .SERVE_SETTINGS */ ._O.provider.env, value: 'cuda' });
     if (s.apiKeySecret)
-        env.push({ name: 'MODELSHIP_API_KEY', valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
+        env.push({ name: _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__/* .SERVE_SETTINGS */ ._O.apiKey.env, valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
     if (s.modelKeySecret)
-        env.push({ name: 'MODELSHIP_MODEL_KEY', valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
+        env.push({ name: _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__/* .SERVE_SETTINGS */ ._O.modelKey.env, valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
     return env;
 }
 /**
@@ -33143,7 +33224,7 @@ function container(s) {
         // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
         ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
         // what Pod Security's `restricted` profile requires (and a read-only root beyond it)
-        securityContext: { runAsNonRoot: true, runAsUser: triton ? _protocol_runtime__WEBPACK_IMPORTED_MODULE_1__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+        securityContext: { runAsNonRoot: true, runAsUser: triton ? _protocol_runtime__WEBPACK_IMPORTED_MODULE_2__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
     };
 }
 /** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
@@ -33507,12 +33588,16 @@ function rbacYaml(o, command = 'modelship rbac') {
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   HH: () => (/* binding */ DEFAULT_QUERIES),
-/* harmony export */   Sc: () => (/* binding */ fmt),
-/* harmony export */   it: () => (/* binding */ prometheusGate)
+/* harmony export */   mM: () => (/* binding */ prometheusProvider),
+/* harmony export */   no: () => (/* binding */ renderQuery)
 /* harmony export */ });
-/* unused harmony exports renderQuery, promQuery */
+/* unused harmony export promQuery */
 /* harmony import */ var _health__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(20407);
 
+/** Prometheus's HTTP API at `url`: instant queries. */
+function prometheusProvider(url) {
+    return { measure: (query, signal) => promQuery(url, query, signal) };
+}
 const SEL = 'namespace="{{namespace}}",track="{{track}}",route="infer"';
 /** Triton's per-model metrics (its image's CMD enables the latency summaries: --metrics-config summary_latencies=true) */
 const TSEL = 'namespace="{{namespace}}",track="{{track}}",model="{{model}}"';
@@ -33560,41 +33645,6 @@ async function promQuery(url, query, signal) {
     const n = raw === undefined ? NaN : Number(raw);
     return Number.isFinite(n) ? n : undefined;
 }
-async function prometheusGate(c, vars, hasStable, signal) {
-    const q = (t, track) => renderQuery(t, { ...vars, track });
-    const res = { canary: {}, stable: {}, queries: [q(c.samplesQuery, 'canary'), q(c.errorRateQuery, 'canary'), q(c.latencyQuery, 'canary')] };
-    const deadline = Date.now() + c.waitMs;
-    for (;;) {
-        res.canary.samples = await promQuery(c.url, q(c.samplesQuery, 'canary'), signal);
-        if ((res.canary.samples ?? 0) >= c.minSamples || Date.now() >= deadline)
-            break;
-        await (0,_health__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .yy)(1000, signal);
-    }
-    if (res.canary.samples === undefined)
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [`waited ${Math.round(c.waitMs / 1000)} s for the scrape`]);
-    if (res.canary.samples < c.minSamples)
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus has ${res.canary.samples} samples for the canary, fewer than min-samples ${c.minSamples}`);
-    res.canary.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'canary'), signal);
-    res.canary.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'canary'), signal);
-    if (hasStable) {
-        res.stable.samples = await promQuery(c.url, q(c.samplesQuery, 'stable'), signal);
-        res.stable.errorRate = await promQuery(c.url, q(c.errorRateQuery, 'stable'), signal);
-        res.stable.p99Ms = await promQuery(c.url, q(c.latencyQuery, 'stable'), signal);
-    }
-    const cmp = `canary ${fmt(res.canary)}; stable ${hasStable ? fmt(res.stable) : 'none'}`;
-    if (res.canary.errorRate === undefined)
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus returned no error rate for the canary; no data is a failure (${cmp})`);
-    if (res.canary.errorRate > c.maxErrorRate)
-        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`canary error rate ${res.canary.errorRate.toFixed(4)} > max-error-rate ${c.maxErrorRate} (${cmp})`);
-    if (c.maxP99Ms > 0) {
-        if (res.canary.p99Ms === undefined)
-            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus returned no p99 latency for the canary; no data is a failure (${cmp})`);
-        if (res.canary.p99Ms > c.maxP99Ms)
-            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`canary p99 latency ${res.canary.p99Ms.toFixed(1)} ms > max-p99-ms ${c.maxP99Ms} (${cmp})`);
-    }
-    return res;
-}
-const fmt = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate === undefined ? 'none' : m.errorRate.toFixed(4)}, p99 ${m.p99Ms === undefined ? 'none' : `${m.p99Ms.toFixed(1)} ms`}`;
 
 
 /***/ }),
@@ -33624,7 +33674,7 @@ async function runStage(cfg, log) {
             return (__nccwpck_require__(38697)/* .runSmoke */ .Lw)(cfg.smoke, log);
         case 'rollout':
             // loaded on use: @kubernetes/client-node is large and ESM-only
-            return (await Promise.all(/* import() */[__nccwpck_require__.e(482), __nccwpck_require__.e(291), __nccwpck_require__.e(472), __nccwpck_require__.e(158)]).then(__nccwpck_require__.bind(__nccwpck_require__, 12472))).runRollout(cfg.rollout, log);
+            return (await Promise.all(/* import() */[__nccwpck_require__.e(482), __nccwpck_require__.e(291), __nccwpck_require__.e(215), __nccwpck_require__.e(158)]).then(__nccwpck_require__.bind(__nccwpck_require__, 80215))).runRollout(cfg.rollout, log);
         case 'preview':
             return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runPreview(cfg.preview, log);
         case 'cleanup':
@@ -33656,7 +33706,9 @@ async function runStage(cfg, log) {
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
 /* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1229);
 /* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(27171);
-/* harmony import */ var _util_ldconfig__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(42776);
+/* harmony import */ var _util_ldconfig__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(42776);
+/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(10941);
+
 
 
 
@@ -33668,7 +33720,7 @@ const PROVIDER_CHOICES = ['cpu', 'cuda', 'cuda,cpu'];
 function parseProvider(raw, field = 'provider') {
     const v = raw.trim().toLowerCase().replace(/\s+/g, '');
     if (!PROVIDER_CHOICES.includes(v)) {
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `--provider / MODELSHIP_PROVIDER must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `${(0,_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_6__/* .settingLabel */ .px)(_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_6__/* .SERVE_SETTINGS */ ._O.provider)} must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
     }
     return { requested: v, wanted: v === 'cpu' ? 'cpu' : 'cuda', fallback: v === 'cuda,cpu' };
 }
@@ -33687,7 +33739,7 @@ async function createSession(ort, bytes, options, req) {
     catch (e) {
         const cause = diagnoseCudaFailure(e.message, (0,_util_ort__WEBPACK_IMPORTED_MODULE_5__/* .ortLibDir */ .qx)());
         if (!req.fallback)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the CUDA execution provider cannot be created: ${cause} (MODELSHIP_PROVIDER=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the CUDA execution provider cannot be created: ${cause} (${_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_6__/* .SERVE_SETTINGS */ ._O.provider.env}=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
         return { session: await ort.InferenceSession.create(bytes, options(['cpu'])), provider: 'cpu', fallbackReason: cause };
     }
 }
@@ -33726,7 +33778,7 @@ function diagnoseCudaFailure(message, libDir, resolve = defaultResolver()) {
             if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_1__.join(libDir, n)) && !resolve(n, file))
                 missing.push(`${n} (needed by ${lib})`);
     }
-    const driver = missing.filter((m) => _util_ldconfig__WEBPACK_IMPORTED_MODULE_6__/* .RUNTIME_PROVIDED_LIBS */ .IF.some((d) => m.startsWith(`${d} `)));
+    const driver = missing.filter((m) => _util_ldconfig__WEBPACK_IMPORTED_MODULE_7__/* .RUNTIME_PROVIDED_LIBS */ .IF.some((d) => m.startsWith(`${d} `)));
     const other = missing.filter((m) => !driver.includes(m));
     if (other.length)
         return `missing librar${other.length === 1 ? 'y' : 'ies'} ${other.join(', ')}: the base image lacks the CUDA 13 / cuDNN 9 runtime`;
@@ -33747,7 +33799,7 @@ function defaultResolver() {
                 try {
                     const out = (0,child_process__WEBPACK_IMPORTED_MODULE_2__.execFileSync)(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
                     // the listing as the image stage's base image check reads it
-                    for (const e of (0,_util_ldconfig__WEBPACK_IMPORTED_MODULE_6__/* .parseLdconfigListing */ .OH)(out))
+                    for (const e of (0,_util_ldconfig__WEBPACK_IMPORTED_MODULE_7__/* .parseLdconfigListing */ .OH)(out))
                         if (e.flags.includes('x86-64'))
                             cache.add(e.name);
                     break;
@@ -33764,7 +33816,7 @@ function defaultResolver() {
 
 /***/ }),
 
-/***/ 73958:
+/***/ 10853:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -33776,138 +33828,12 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: DEFAULT_METRICS_PORT, SERVE_USAGE, serveOptions
 
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(79896);
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(58611);
-// EXTERNAL MODULE: external "zlib"
-var external_zlib_ = __nccwpck_require__(43106);
-// EXTERNAL MODULE: ./node_modules/prom-client/index.js
-var prom_client = __nccwpck_require__(95222);
-// EXTERNAL MODULE: ./src/protocol/detections.ts
-var protocol_detections = __nccwpck_require__(68806);
-;// CONCATENATED MODULE: ./src/serve/batcher.ts
-
-class DynamicBatcher {
-    run;
-    maxBatchSize;
-    maxQueueDelayMs;
-    onBatch;
-    idleFlush;
-    queue = [];
-    queued = 0;
-    timer;
-    running = false;
-    stats = { batches: 0, items: 0 };
-    constructor(run, maxBatchSize, maxQueueDelayMs, onBatch = () => undefined, idleFlush = true) {
-        this.run = run;
-        this.maxBatchSize = maxBatchSize;
-        this.maxQueueDelayMs = maxQueueDelayMs;
-        this.onBatch = onBatch;
-        this.idleFlush = idleFlush;
-    }
-    /** Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. */
-    submit(data, items) {
-        return new Promise((resolve, reject) => {
-            this.queue.push({ data, items, resolve, reject });
-            this.queued += items;
-            // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
-            // under load they are (requests that arrive during a run form the next batch without any timer)
-            const idle = this.idleFlush && !this.running && this.queue.length === 1;
-            if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0 || idle)
-                this.flushSoon(0);
-            else if (!this.timer)
-                this.flushSoon(this.maxQueueDelayMs);
-        });
-    }
-    flushSoon(delay) {
-        this.cancelTimer();
-        const go = () => {
-            this.timer = undefined;
-            void this.flush();
-        };
-        // setTimeout(0) waits at least 1 ms in Node; an immediate flush should not
-        this.timer = delay <= 0 ? { immediate: setImmediate(go) } : { timeout: setTimeout(go, delay) };
-    }
-    cancelTimer() {
-        if (this.timer && 'timeout' in this.timer)
-            clearTimeout(this.timer.timeout);
-        else if (this.timer)
-            clearImmediate(this.timer.immediate);
-        this.timer = undefined;
-    }
-    async flush() {
-        if (this.running || this.queue.length === 0)
-            return;
-        // take requests up to maxBatchSize items (a single larger request runs alone)
-        const batch = [];
-        let items = 0;
-        while (this.queue.length && (batch.length === 0 || items + this.queue[0].items <= this.maxBatchSize)) {
-            const p = this.queue.shift();
-            batch.push(p);
-            items += p.items;
-        }
-        this.queued -= items;
-        this.running = true;
-        try {
-            const per = batch[0].data.length / batch[0].items;
-            const input = batch.length === 1 ? batch[0].data : new Float32Array(items * per);
-            if (batch.length > 1) {
-                let o = 0;
-                for (const p of batch) {
-                    input.set(p.data, o);
-                    o += p.data.length;
-                }
-            }
-            this.stats.batches++;
-            this.stats.items += items;
-            this.onBatch(items);
-            const out = await this.run(input, items);
-            let start = 0;
-            for (const p of batch) {
-                const mine = {};
-                for (const [name, o] of Object.entries(out)) {
-                    if (o.detections) {
-                        const rows = (0,protocol_detections/* splitDetectionTable */.WZ)(o.data, start, p.items);
-                        mine[name] = { data: rows, itemShape: [1, rows.length / 7, 7], detections: true, shape: [1, 1, rows.length / 7, 7] };
-                        continue;
-                    }
-                    const size = o.data.length / items;
-                    mine[name] = { data: o.data.slice(start * size, (start + p.items) * size), itemShape: o.itemShape };
-                }
-                start += p.items;
-                p.resolve(mine);
-            }
-        }
-        catch (e) {
-            for (const p of batch)
-                p.reject(e);
-        }
-        finally {
-            this.running = false;
-            // whatever queued during the run has waited long enough
-            if (this.queue.length)
-                this.flushSoon(0);
-        }
-    }
-    /** Requests waiting or running. */
-    get busy() {
-        return this.running || this.queue.length > 0;
-    }
-}
-
-// EXTERNAL MODULE: ./src/protocol/kserve.ts
-var kserve = __nccwpck_require__(26214);
-// EXTERNAL MODULE: ./src/protocol/classification.ts
-var classification = __nccwpck_require__(40062);
-// EXTERNAL MODULE: ./src/protocol/model-crypto.ts
-var model_crypto = __nccwpck_require__(28051);
-// EXTERNAL MODULE: ./src/protocol/pixels.ts
-var pixels = __nccwpck_require__(99363);
-// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(4861);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(79896);
 ;// CONCATENATED MODULE: ./src/serve/cpus.ts
 
 
@@ -33950,10 +33876,6 @@ function cpuBudget(read = readFile, parallelism = external_os_.availableParallel
     return { cpus: Math.max(1, parallelism), source: `${parallelism} CPUs available` };
 }
 
-// EXTERNAL MODULE: ./src/serve/execution-provider.ts
-var execution_provider = __nccwpck_require__(56099);
-// EXTERNAL MODULE: ./src/serve/threads.ts
-var serve_threads = __nccwpck_require__(52754);
 ;// CONCATENATED MODULE: ./src/serve/memory.ts
 
 
@@ -34079,57 +34001,10 @@ class FailedAuthLimiter {
     }
 }
 
-// EXTERNAL MODULE: ./src/util/errors.ts
-var util_errors = __nccwpck_require__(70017);
-// EXTERNAL MODULE: ./src/version.ts + 1 modules
-var src_version = __nccwpck_require__(71013);
-// EXTERNAL MODULE: ./src/serve/worker.ts
-var worker = __nccwpck_require__(71265);
-;// CONCATENATED MODULE: ./src/serve/server.ts
+// EXTERNAL MODULE: ./src/protocol/kserve.ts
+var kserve = __nccwpck_require__(26214);
+;// CONCATENATED MODULE: ./src/serve/errors.ts
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-const DEFAULT_SERVE = {
-    modelName: 'model',
-    modelVersion: '1',
-    host: '0.0.0.0',
-    port: 8000,
-    maxBatchSize: 8,
-    maxQueueDelayMs: 2,
-    idleFlush: true,
-    provider: (0,execution_provider/* parseProvider */.te)('cpu'),
-    intraOpThreads: 0,
-    maxBodyBytes: 64 * 2 ** 20,
-    maxInflightBytes: 0,
-    headerTimeoutMs: 10_000,
-    bodyTimeoutMs: 60_000,
-    authFailureLimit: 10,
-    decodeThreads: 1,
-    preprocess: pixels/* GOOGLENET_PREPROCESS */.od,
-    topK: 5,
-    detectionThreshold: 0.5,
-    drainDelayMs: 0,
-    drainTimeoutMs: 20_000,
-};
-/** how long a client that is still sending a refused body may go on (its bytes discarded) before it is cut */
-const LINGER_MS = 2000;
-/** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
-const OFFLOAD_JSON_BYTES = 64 * 1024;
 /** The server cannot take this request now (too many bytes in flight): 503 with Retry-After, before its body is read. */
 class Overloaded extends kserve/* ProtocolError */.bd {
     constructor(message) {
@@ -34142,6 +34017,60 @@ class UnsupportedEncoding extends kserve/* ProtocolError */.bd {
         super(501, message);
     }
 }
+/** The body did not arrive within the body timeout: 408, and the connection is cut once that is sent. */
+class BodyTimeout extends kserve/* ProtocolError */.bd {
+    constructor(message) {
+        super(408, message);
+    }
+}
+/** The client went away before its body was read: its fault, counted as 499 (nginx's "client closed request"). */
+class ClientGone extends kserve/* ProtocolError */.bd {
+    constructor(message = 'the client closed the connection before sending the whole body') {
+        super(499, message);
+    }
+}
+/**
+ * Error type → answer, most specific first (KServe's model server keeps the same map from exception to handler).
+ * A ProtocolError is the client's fault or a stated condition, answered with its status and message; anything else
+ * is a bug: 500 "internal error", its stack trace logged.
+ */
+const ERROR_KINDS = [
+    // (Retry-After: a second's wait, by which in-flight bodies have usually been answered)
+    { type: Overloaded, headers: { 'retry-after': 1 } },
+    // the codings that are read (RFC 9110 12.5.3; Triton sends the same); the client's to fix: no stack trace
+    { type: UnsupportedEncoding, headers: { 'accept-encoding': 'gzip, deflate' } },
+    { type: BodyTimeout, cutAfterAnswer: true },
+    { type: ClientGone, answered: false },
+    // a 503 (a stated condition, such as a stopped thread's) is not a bug either
+    { type: kserve/* ProtocolError */.bd, logStack: (status) => status >= 500 && status !== 503 },
+    { type: Error, logStack: () => true },
+];
+/** The answer to `e`, from the first kind it is an instance of. */
+function errorAnswer(e) {
+    const kind = ERROR_KINDS.find((k) => e instanceof k.type) ?? ERROR_KINDS[ERROR_KINDS.length - 1];
+    const status = e instanceof kserve/* ProtocolError */.bd ? e.status : 500;
+    return {
+        status,
+        message: e instanceof kserve/* ProtocolError */.bd ? e.message : `internal error: ${e?.message}`,
+        headers: { ...kind.headers },
+        logStack: kind.logStack?.(status) ?? false,
+        answered: kind.answered ?? true,
+        cutAfterAnswer: kind.cutAfterAnswer ?? false,
+    };
+}
+
+// EXTERNAL MODULE: ./src/protocol/classification.ts
+var classification = __nccwpck_require__(40062);
+// EXTERNAL MODULE: ./src/protocol/pixels.ts
+var pixels = __nccwpck_require__(99363);
+// EXTERNAL MODULE: ./src/protocol/detections.ts
+var protocol_detections = __nccwpck_require__(68806);
+// EXTERNAL MODULE: external "zlib"
+var external_zlib_ = __nccwpck_require__(43106);
+;// CONCATENATED MODULE: ./src/serve/body.ts
+
+
+
 /**
  * A request's Content-Encoding, as Triton reads it (src/http_server.cc, GetRequestCompressionType): absent, empty or
  * `identity` is the body as sent; `gzip` and `deflate` are inflated; anything else (a list of codings too) is refused
@@ -34160,155 +34089,41 @@ function bodyCoding(header) {
 }
 /** zlib's output chunks while a compressed body is inflated (Node's default is 16 KiB) */
 const INFLATE_CHUNK = 64 * 1024;
-/** onnxruntime's threading for a server (the session lives on its inference thread, worker.ts) */
-
-/** The request target as a URL; a target that is not an origin-form path is the client's fault (400). */
-function requestUrl(target) {
-    const t = target ?? '/';
-    if (!t.startsWith('/'))
-        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
-    try {
-        // (a base and a path joined as text: `//x` would otherwise be read as a host)
-        return new URL(`http://localhost${t}`);
-    }
-    catch {
-        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
-    }
-}
-/** A percent-encoded path segment, decoded; a malformed escape (`%`, `%zz`) is the client's fault (400). */
-function decodePath(segment) {
-    try {
-        return decodeURIComponent(segment);
-    }
-    catch {
-        throw new kserve/* ProtocolError */.bd(400, `malformed percent-encoding in "${segment.slice(0, 100)}"`);
-    }
-}
-/** Load the model and serve it over the KServe v2 protocol. */
-async function startServer(opts) {
-    let bytes = external_fs_.readFileSync(opts.modelPath);
-    if ((0,model_crypto/* isEncrypted */.ph)(bytes))
-        bytes = (0,model_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
-    const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
-    if (sig.inputs.length === 0)
-        throw new util_errors/* ModelshipError */.W7('input', 'the model has no inputs', { file: opts.modelPath });
-    // onnxruntime's own default sizes its pool from the host, not from the container's quota (on a 2-vCPU VM it
-    // ran GoogLeNet at 1.6x the latency of an explicit 2), so the thread count is always set
-    const budget = cpuBudget();
-    const threads = opts.intraOpThreads > 0 ? opts.intraOpThreads : budget.cpus;
-    const mem = memoryLimit();
-    const inflightLimit = opts.maxInflightBytes > 0 ? opts.maxInflightBytes : defaultInflightBytes(mem, opts.maxBodyBytes);
-    if (inflightLimit < opts.maxBodyBytes)
-        throw new util_errors/* ModelshipError */.W7('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
-    // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
-    let crashed;
-    const engine = await serve_threads/* InferenceThread */.qg.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), (e) => crashed?.(e));
-    const decoders = new serve_threads/* DecodeThreads */.yM(opts.decodeThreads);
-    const { provider, fallbackReason } = engine;
-    if (fallbackReason)
-        opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
-    opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
-    opts.log(`request bytes in flight bounded at ${inflightLimit} (${opts.maxInflightBytes > 0 ? 'configured' : `a quarter of ${mem.source}: ${mem.bytes}`}); headers within ${opts.headerTimeoutMs} ms, bodies within ${opts.bodyTimeoutMs} ms`);
-    const registry = new prom_client.Registry();
-    // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
-    prom_client.collectDefaultMetrics({ register: registry, prefix: 'modelship_' });
-    // three of prom-client's gauges end in _total, which names counters (promtool warns); each is the sum over the
-    // `type` label of its namesake without the suffix, which stays
-    for (const what of ['handles', 'requests', 'resources'])
-        registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
-    const requests = new prom_client.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers: [registry] });
-    const errors = new prom_client.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers: [registry] });
-    const latency = new prom_client.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
-    const batchSizes = new prom_client.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
-    const inflightGauge = new prom_client.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers: [registry] });
-    new prom_client.Gauge({
-        name: 'modelship_inflight_request_bytes',
-        help: 'Request bytes held (bodies being read or waiting for their answer)',
-        registers: [registry],
-        collect() {
-            this.set(bodies.inUse);
-        },
-    });
-    new prom_client.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers: [registry] }).set(inflightLimit);
-    new prom_client.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers: [registry] })
-        .set({ provider, requested: opts.provider.requested, fallback: String(Boolean(fallbackReason)) }, 1);
-    const bodies = new ByteBudget(inflightLimit);
-    const authFailures = new FailedAuthLimiter(opts.authFailureLimit);
-    const input0 = sig.inputs[0];
-    const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
-    // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
-    const detectionOutputs = (0,protocol_detections/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
-    const isDetection = new Set(detectionOutputs);
-    if (detectionOutputs.length)
-        opts.log(`detection output${detectionOutputs.length > 1 ? 's' : ''} ${detectionOutputs.join(', ')}: [1, 1, D, 7] tables, split per request by image_id; POST /v2/models/${opts.modelName}/detect takes an image`);
-    const batcher = new DynamicBatcher(async (input, items) => {
-        const res = await engine.run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
-        const out = {};
-        for (const [k, v] of Object.entries(res)) {
-            if (isDetection.has(k)) {
-                out[k] = { data: v.data, itemShape: v.shape.slice(1), detections: true };
-                continue;
-            }
-            // an output that is not batch-first cannot be split by item: refuse rather than hand out wrong slices
-            if (v.shape[0] !== items)
-                throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${protocol_detections/* DETECTION_OUTPUTS_KEY */.B} metadata)`);
-            out[k] = { data: v.data, itemShape: v.shape.slice(1) };
-        }
-        return out;
-    }, opts.maxBatchSize, opts.maxQueueDelayMs, (n) => batchSizes.observe(n), opts.idleFlush);
-    let ready = true;
-    // set when the drain delay is over: from then on new inference is refused (in-flight requests still finish)
-    let closing = false;
-    let inflight = 0;
-    let idle;
-    const name = opts.modelName;
-    const version = opts.modelVersion;
-    let broken;
-    crashed = (e) => {
-        // no session, no server: liveness fails, so that the orchestrator restarts the container
-        opts.log(`fatal: ${e.message}`);
-        broken = e.message;
-        ready = false;
+/**
+ * Read a request body into one buffer of its own (so that it can be moved to a worker thread), its bytes reserved
+ * in the in-flight budget until `release`: a request that does not fit is refused before its body is read. With a
+ * Content-Length it is read straight into a buffer placed so that the binary tensor data (after the JSON header)
+ * starts 4-byte aligned: the FP32 tensor is then a view, not a copy. A body sent with Content-Encoding gzip or
+ * deflate is inflated as it comes, into such a buffer too. A refused body is discarded as it goes on arriving
+ * (destroying the socket would lose the answer); the body timeout bounds a client that never finishes.
+ */
+function readBody(req, limits) {
+    const { maxBodyBytes, bodyTimeoutMs, budget } = limits;
+    let reserved = 0;
+    const release = () => {
+        budget.give(reserved);
+        reserved = 0;
     };
-    const send = (res, status, body, headers = {}) => {
-        const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-        // while draining, every answer ends its connection: keep-alive clients reconnect to another replica
-        if (!ready)
-            headers = { ...headers, connection: 'close' };
-        res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
-        res.end(buf);
-    };
-    /** The client went away before its body was read: its fault, counted as 499 (nginx's "client closed request"). */
-    const clientGone = () => new kserve/* ProtocolError */.bd(499, 'the client closed the connection before sending the whole body');
-    /**
-     * The request body in one buffer of its own (so that it can be moved to a worker thread), its bytes reserved in
-     * the in-flight budget until the answer is sent: a request that does not fit is refused before its body is read.
-     * With a Content-Length it is read straight into a buffer placed so that the binary tensor data (after the JSON
-     * header) starts 4-byte aligned: the FP32 tensor is then a view, not a copy. A body sent with Content-Encoding gzip
-     * or deflate is inflated as it comes, into such a buffer too.
-     */
-    const readBody = (req, res) => new Promise((resolve, reject) => {
-        let reserved = 0;
-        res.once('close', () => bodies.give(reserved));
+    const body = new Promise((resolve, reject) => {
         // the compressed body's inflater, when there is one: ended with the request, whichever way it ends
         let inflater;
         const stop = (e) => {
             clearTimeout(timer);
             inflater?.destroy();
-            // answer and discard the rest of the body (destroying the socket would lose the answer); the connection
-            // closes after the answer, and the body timeout bounds a client that never finishes
+            // answer and discard the rest of the body; the connection closes after the answer
             req.removeAllListeners('data');
             req.resume();
             reject(e);
         };
-        const overloaded = (n) => new Overloaded(`the server holds ${bodies.inUse} request bytes (bound ${bodies.limit}); this request's ${n} more do not fit now`);
-        const tooLarge = () => new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes`);
+        const overloaded = (n) => new Overloaded(`the server holds ${budget.inUse} request bytes (bound ${budget.limit}); this request's ${n} more do not fit now`);
+        const tooLarge = () => new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${maxBodyBytes} bytes`);
         const timer = setTimeout(() => {
             inflater?.destroy();
-            reject(new kserve/* ProtocolError */.bd(408, `the request body did not arrive within ${opts.bodyTimeoutMs} ms`));
+            reject(new BodyTimeout(`the request body did not arrive within ${bodyTimeoutMs} ms`));
             req.removeAllListeners('data');
-        }, opts.bodyTimeoutMs);
+        }, bodyTimeoutMs);
         const done = () => clearTimeout(timer);
+        const gone = () => (done(), reject(new ClientGone()));
         let coding;
         try {
             coding = bodyCoding(req.headers['content-encoding']);
@@ -34317,10 +34132,10 @@ async function startServer(opts) {
             return stop(e);
         }
         const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-        if ((declared ?? 0) > opts.maxBodyBytes)
+        if ((declared ?? 0) > maxBodyBytes)
             return stop(tooLarge());
-        const hl = Number(req.headers[kserve/* HEADER_LENGTH */.Bs] ?? 0);
-        const pad = Number.isSafeInteger(hl) && hl > 0 ? (4 - (hl % 4)) % 4 : 0;
+        const headerLength = Number(req.headers[kserve/* HEADER_LENGTH */.Bs] ?? 0);
+        const pad = Number.isSafeInteger(headerLength) && headerLength > 0 ? (4 - (headerLength % 4)) % 4 : 0;
         if (coding !== 'identity') {
             // compressed: inflated as the bytes come (on zlib's threads). As Triton (inflateInit2 with 15|32), zlib tells
             // the format from its header: a gzip or a zlib stream, under either name. The limits hold for the inflated
@@ -34331,7 +34146,7 @@ async function startServer(opts) {
             const grow = (n) => {
                 if (n <= reserved)
                     return true;
-                if (!bodies.take(n - reserved))
+                if (!budget.take(n - reserved))
                     return false;
                 reserved = n;
                 return true;
@@ -34354,8 +34169,8 @@ async function startServer(opts) {
                 if (over)
                     return;
                 size += c.length;
-                if (size > opts.maxBodyBytes)
-                    return fail(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${opts.maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
+                if (size > maxBodyBytes)
+                    return fail(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
                 if (!grow(size))
                     return fail(overloaded(size - reserved));
                 chunks.push(c);
@@ -34365,19 +34180,14 @@ async function startServer(opts) {
                     return;
                 over = true;
                 done();
-                // (a buffer of its own, placed as above)
-                const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad);
-                let o = 0;
-                for (const c of chunks)
-                    o += c.copy(body, o);
+                resolve(joined(chunks, size, pad));
                 chunks.length = 0;
-                resolve(body);
             });
             req.on('data', (c) => {
                 if (over || z.destroyed)
                     return;
                 wire += c.length;
-                if (wire > opts.maxBodyBytes)
+                if (wire > maxBodyBytes)
                     return fail(tooLarge());
                 if (!grow(wire))
                     return fail(overloaded(wire - reserved));
@@ -34388,39 +34198,38 @@ async function startServer(opts) {
                 }
             });
             req.on('end', () => over || z.destroyed || z.end());
-            const gone = () => {
+            const inflaterGone = () => {
                 if (over)
                     return;
                 over = true;
-                done();
                 z.destroy();
-                reject(clientGone());
+                gone();
             };
-            req.on('error', gone);
-            req.on('close', () => req.complete || gone());
+            req.on('error', inflaterGone);
+            req.on('close', () => req.complete || inflaterGone());
             return;
         }
         if (declared !== undefined && Number.isSafeInteger(declared)) {
-            if (!bodies.take(declared))
+            if (!budget.take(declared))
                 return stop(overloaded(declared));
             reserved = declared;
-            const body = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
+            const buffer = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
             let size = 0;
             req.on('data', (c) => {
                 if (size + c.length > declared)
                     return; // Node's parser keeps to Content-Length; never write past it
-                c.copy(body, size);
+                c.copy(buffer, size);
                 size += c.length;
             });
             req.on('end', () => {
                 done();
                 if (size === declared)
-                    resolve(body);
+                    resolve(buffer);
                 else
                     reject(new kserve/* ProtocolError */.bd(400, `the body has ${size} bytes, Content-Length says ${declared}`));
             });
-            req.on('error', () => (done(), reject(clientGone())));
-            req.on('close', () => req.complete || (done(), reject(clientGone())));
+            req.on('error', gone);
+            req.on('close', () => req.complete || gone());
             return;
         }
         // chunked: the budget is taken as the bytes come
@@ -34428,41 +34237,101 @@ async function startServer(opts) {
         let size = 0;
         req.on('data', (c) => {
             size += c.length;
-            if (size > opts.maxBodyBytes)
+            if (size > maxBodyBytes)
                 return stop(tooLarge());
-            if (!bodies.take(c.length))
+            if (!budget.take(c.length))
                 return stop(overloaded(c.length));
             reserved += c.length;
             chunks.push(c);
         });
         req.on('end', () => {
             done();
-            // (a buffer of its own, never a slice of Node's shared pool: it may be moved to a worker thread)
-            const body = Buffer.allocUnsafeSlow(size);
-            let o = 0;
-            for (const c of chunks)
-                o += c.copy(body, o);
-            resolve(body);
+            resolve(joined(chunks, size, 0));
         });
-        req.on('error', () => (done(), reject(clientGone())));
-        req.on('close', () => req.complete || (done(), reject(clientGone())));
+        req.on('error', gone);
+        req.on('close', () => req.complete || gone());
     });
-    const clientAddress = (req) => req.socket.remoteAddress ?? 'unknown';
-    const modelMetadata = () => ({
-        name,
-        versions: [version],
-        platform: 'onnxruntime_onnx',
-        inputs: sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: i.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
-        outputs: sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: o.shape.map((d) => (typeof d === 'number' ? d : -1)) })),
-        parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, ...(detectionOutputs.length ? { detection_outputs: detectionOutputs.join(',') } : {}), preprocess: JSON.stringify(opts.preprocess), server: `modelship ${src_version/* VERSION */.x}` },
-    });
-    async function infer(req, res) {
-        const body = await readBody(req, res);
+    return { body, release };
+}
+/**
+ * `chunks` in one buffer of its own (never a slice of Node's shared pool: it may be moved to a worker thread),
+ * starting `pad` bytes into its memory (so that binary tensor data after the JSON header is 4-byte aligned).
+ */
+function joined(chunks, size, pad) {
+    const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad);
+    let offset = 0;
+    for (const c of chunks)
+        offset += c.copy(body, offset);
+    return body;
+}
+
+// EXTERNAL MODULE: ./src/version.ts + 1 modules
+var version = __nccwpck_require__(71013);
+;// CONCATENATED MODULE: ./src/serve/endpoints.ts
+
+
+
+
+
+
+/** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
+const OFFLOAD_JSON_BYTES = 64 * 1024;
+/**
+ * The server's endpoints, each answering one call and returning its status: health, metadata, metrics and the
+ * model's inference (KServe v2 /infer, and the classification and detection extensions /classify and /detect).
+ * Which URL reaches which is the route table's (routes.ts).
+ */
+class Endpoints {
+    ctx;
+    send;
+    constructor(ctx) {
+        this.ctx = ctx;
+        this.send = ctx.lifecycle.send.bind(ctx.lifecycle);
+    }
+    live({ res }) {
+        const { broken } = this.ctx.lifecycle;
+        return broken ? (this.send(res, 503, { live: false, error: broken }), 503) : (this.send(res, 200, { live: true }), 200);
+    }
+    ready({ res }) {
+        return this.ctx.lifecycle.ready ? (this.send(res, 200, { ready: true }), 200) : (this.send(res, 503, { ready: false, error: 'draining' }), 503);
+    }
+    modelReady({ res }) {
+        const { name } = this.ctx.model;
+        return this.ctx.lifecycle.ready ? (this.send(res, 200, { name, ready: true }), 200) : (this.send(res, 503, { name, ready: false }), 503);
+    }
+    async metrics({ res }) {
+        const { contentType, text } = await this.ctx.metrics.exposition();
+        res.writeHead(200, { 'content-type': contentType, 'content-length': text.length });
+        res.end(text);
+        return 200;
+    }
+    serverMetadata({ res }) {
+        this.send(res, 200, { name: 'modelship', version: version/* VERSION */.x, extensions: ['binary_tensor_data', 'classification', 'detection'] });
+        return 200;
+    }
+    modelMetadata({ res }) {
+        const { model, opts } = this.ctx;
+        const { provider, fallbackReason } = model.engine;
+        const dims = (shape) => shape.map((d) => (typeof d === 'number' ? d : -1));
+        this.send(res, 200, {
+            name: model.name,
+            versions: [model.version],
+            platform: 'onnxruntime_onnx',
+            inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
+            outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
+            parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: model.threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, ...(model.detectionOutputs.length ? { detection_outputs: model.detectionOutputs.join(',') } : {}), preprocess: JSON.stringify(opts.preprocess), server: `modelship ${version/* VERSION */.x}` },
+        });
+        return 200;
+    }
+    async infer({ req, res }) {
+        const { model, batcher } = this.ctx;
+        const { sig, name, version } = model;
+        const body = await this.body(req, res);
         const hl = req.headers[kserve/* HEADER_LENGTH */.Bs];
         const headerLength = hl === undefined ? undefined : Number(hl);
         // a large JSON part is decoded on a decode thread (60 MiB of JSON takes seconds to parse)
         const jsonBytes = headerLength ?? body.length;
-        const parsed = jsonBytes > OFFLOAD_JSON_BYTES && Number.isSafeInteger(jsonBytes) ? await decoders.json(body, headerLength) : (0,kserve/* parseInferRequest */.lA)(body, headerLength);
+        const parsed = jsonBytes > OFFLOAD_JSON_BYTES && Number.isSafeInteger(jsonBytes) ? await model.decoders.json(body, headerLength) : (0,kserve/* parseInferRequest */.lA)(body, headerLength);
         const known = new Map(sig.inputs.map((i) => [i.name, i]));
         for (const t of parsed.inputs) {
             const info = known.get(t.name);
@@ -34481,7 +34350,7 @@ async function startServer(opts) {
             if (!outNames.includes(o.name))
                 throw new kserve/* ProtocolError */.bd(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
         for (const o of parsed.outputs) {
-            if (o.classification !== undefined && isDetection.has(o.name))
+            if (o.classification !== undefined && model.detectionOutputs.includes(o.name))
                 throw new kserve/* ProtocolError */.bd(400, `output "${o.name}" is a detection table (rows image_id, label, score, xmin, ymin, xmax, ymax), not class scores: "classification" does not apply (POST an image to /v2/models/${name}/detect for detections in pixels)`);
         }
         let results;
@@ -34491,235 +34360,636 @@ async function startServer(opts) {
             results = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data, shape: v.shape ?? [t.shape[0], ...v.itemShape] }]));
         }
         else {
-            results = await engine.run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
+            results = await model.engine.run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
         }
         // the requested outputs in the model's order when none are named; `classification: N` as Triton answers it
         const ordered = Object.fromEntries(outNames.map((n) => [n, results[n]]));
-        const enc = (0,kserve/* encodeInferResponse */.Ue)(name, version, parsed.id, (0,kserve/* responseTensors */.A3)(ordered, parsed.outputs, parsed.binaryOutputs, opts.labels));
-        send(res, 200, enc.body, enc.headerLength !== undefined ? { [kserve/* HEADER_LENGTH */.Bs]: enc.headerLength } : {});
+        const enc = (0,kserve/* encodeInferResponse */.Ue)(name, version, parsed.id, (0,kserve/* responseTensors */.A3)(ordered, parsed.outputs, parsed.binaryOutputs, this.ctx.opts.labels));
+        this.send(res, 200, enc.body, enc.headerLength !== undefined ? { [kserve/* HEADER_LENGTH */.Bs]: enc.headerLength } : {});
         return 200;
     }
-    /** The image input's height and width, or a 400 saying what `what` needs. */
-    const imageInput = (what) => {
-        const [, , H, W] = input0.shape;
-        if (sig.inputs.length !== 1 || input0.shape.length !== 4 || input0.shape[1] !== 3 || typeof H !== 'number' || typeof W !== 'number') {
-            throw new kserve/* ProtocolError */.bd(400, `${what} needs a model with one [N, 3, H, W] input`);
-        }
-        return [H, W];
-    };
-    async function classify(req, res, url) {
+    async classify({ req, res, url }) {
+        const { model, batcher, opts } = this.ctx;
+        const { name, version, sig, detectionOutputs } = model;
         if (detectionOutputs.length)
             throw new kserve/* ProtocolError */.bd(400, `model "${name}" is a detection model (output ${detectionOutputs.join(', ')}: a table of detections, not class scores): POST the image to /v2/models/${name}/detect`);
-        const body = await readBody(req, res);
-        const [H, W] = imageInput('image classification');
+        const body = await this.body(req, res);
+        const [H, W] = this.imageInput('image classification');
         const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
         // decoding and resizing an image takes tens of milliseconds: on a decode thread
-        const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.image(body, H, W, opts.preprocess) : (0,pixels/* imageToTensor */.Y4)(body, H, W, opts.preprocess);
+        const x = body.length > OFFLOAD_JSON_BYTES / 16 ? await model.decoders.image(body, H, W, opts.preprocess) : (0,pixels/* imageToTensor */.Y4)(body, H, W, opts.preprocess);
         const out = await batcher.submit(x, 1);
         const first = out[sig.outputs[0].name].data;
         const idx = (0,classification/* topClasses */.ot)(first, 0, first.length, Math.min(k, first.length));
-        send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
+        this.send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
         return 200;
     }
-    async function detect(req, res, url) {
+    async detect({ req, res, url }) {
+        const { model, batcher, opts } = this.ctx;
+        const { name, version, detectionOutputs } = model;
         if (!detectionOutputs.length)
             throw new kserve/* ProtocolError */.bd(400, `model "${name}" is not a detection model (no output is a detection table; its ONNX metadata has no ${protocol_detections/* DETECTION_OUTPUTS_KEY */.B}): POST the image to /v2/models/${name}/classify`);
         const t = url.searchParams.get('threshold');
         const threshold = t === null ? opts.detectionThreshold : Number(t);
         if (t !== null && (t.trim() === '' || !(threshold >= 0 && threshold <= 1)))
             throw new kserve/* ProtocolError */.bd(400, `threshold must be a number from 0 to 1 (a detection's score), got "${t.slice(0, 40)}"`);
-        const body = await readBody(req, res);
-        const [H, W] = imageInput('object detection');
+        const body = await this.body(req, res);
+        const [H, W] = this.imageInput('object detection');
         // the whole image resized to the input (SSD's transform): decoded on a decode thread when it is large
-        const img = body.length > OFFLOAD_JSON_BYTES / 16 ? await decoders.detectionImage(body, H, W, opts.preprocess) : (0,pixels/* imageToDetectionTensor */.Lq)(body, H, W, opts.preprocess);
+        const img = body.length > OFFLOAD_JSON_BYTES / 16 ? await model.decoders.detectionImage(body, H, W, opts.preprocess) : (0,pixels/* imageToDetectionTensor */.Lq)(body, H, W, opts.preprocess);
         const out = await batcher.submit(img.data, 1);
         const table = out[detectionOutputs[0]].data;
         const detections = (0,protocol_detections/* imageDetections */.ar)(table, { threshold, width: img.width, height: img.height, labels: opts.labels });
-        send(res, 200, { model_name: name, model_version: version, width: img.width, height: img.height, threshold, detections });
+        this.send(res, 200, { model_name: name, model_version: version, width: img.width, height: img.height, threshold, detections });
         return 200;
     }
-    const metricsText = async (res) => {
+    /** The request's body; its bytes are held in the in-flight budget until the answer has been sent. */
+    body(req, res) {
+        const read = readBody(req, this.ctx.bodyLimits);
+        res.once('close', read.release);
+        return read.body;
+    }
+    /** The image input's height and width, or a 400 saying what `what` needs. */
+    imageInput(what) {
+        const { sig } = this.ctx.model;
+        const [, , H, W] = sig.inputs[0].shape;
+        if (sig.inputs.length !== 1 || sig.inputs[0].shape.length !== 4 || sig.inputs[0].shape[1] !== 3 || typeof H !== 'number' || typeof W !== 'number') {
+            throw new kserve/* ProtocolError */.bd(400, `${what} needs a model with one [N, 3, H, W] input`);
+        }
+        return [H, W];
+    }
+}
+
+;// CONCATENATED MODULE: ./src/serve/lifecycle.ts
+
+/**
+ * A server's life: ready, then (SIGTERM) draining — readiness false, every answer closing its connection so that
+ * keep-alive clients reconnect to another replica — then closing: no new inference, in-flight requests finished
+ * within the drain timeout, stalled connections cut. A crashed inference thread breaks it: liveness fails, so that
+ * the orchestrator restarts the container.
+ */
+class Lifecycle {
+    log;
+    /** readiness: false from the start of a drain, or once broken */
+    ready = true;
+    /** set when the drain delay is over: from then on new inference is refused (in-flight requests still finish) */
+    closing = false;
+    /** why the server cannot serve any more (its inference thread died) */
+    broken;
+    inflight = 0;
+    whenIdle;
+    constructor(log) {
+        this.log = log;
+    }
+    /** A request has begun. */
+    begin() {
+        this.inflight++;
+    }
+    /** A request has been answered (or given up). */
+    end() {
+        this.inflight--;
+        if (this.inflight === 0 && this.whenIdle)
+            this.whenIdle();
+    }
+    /** requests being handled */
+    get inFlight() {
+        return this.inflight;
+    }
+    /** No session, no server: liveness fails. */
+    fail(e) {
+        this.log(`fatal: ${e.message}`);
+        this.broken = e.message;
+        this.ready = false;
+    }
+    /** Answer with a JSON body (or a Buffer: binary tensor data when HEADER_LENGTH is among the headers). */
+    send(res, status, body, headers = {}) {
+        const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+        // while draining, every answer ends its connection: keep-alive clients reconnect to another replica
+        if (!this.ready)
+            headers = { ...headers, connection: 'close' };
+        res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
+        res.end(buf);
+    }
+    /**
+     * Stop taking work: readiness false, `delayMs` more of serving (answers closing their connections), then close
+     * `server` and wait at most `timeoutMs` for its in-flight requests before cutting what is still open; then close
+     * `metricsServer`.
+     */
+    async drain(server, metricsServer, delayMs, timeoutMs) {
+        this.ready = false;
+        this.log(`draining: readiness is false${delayMs ? `; serving ${delayMs} ms more while load balancers take this replica out` : ''}`);
+        if (delayMs > 0)
+            await new Promise((r) => setTimeout(r, delayMs));
+        this.closing = true;
+        this.log(`closing: no new connections; finishing ${this.inflight} in-flight request${this.inflight === 1 ? '' : 's'} (at most ${timeoutMs} ms)`);
+        let timer;
+        await new Promise((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+            this.whenIdle = () => server.closeIdleConnections();
+            // a client that stalls (headers or body never finished) must not hold the process past the bound
+            timer = setTimeout(() => {
+                this.log(`drain timeout: cutting ${this.inflight} unfinished request${this.inflight === 1 ? '' : 's'} and any stalled connection`);
+                server.closeAllConnections();
+            }, timeoutMs);
+        });
+        clearTimeout(timer);
+        if (metricsServer) {
+            metricsServer.closeAllConnections();
+            await new Promise((r) => metricsServer.close(() => r()));
+        }
+    }
+}
+/** Listen on `host`:`port` (0: any free port); the port listened on. */
+const listen = (server, port, host) => new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server.address().port));
+});
+
+// EXTERNAL MODULE: ./node_modules/prom-client/index.js
+var prom_client = __nccwpck_require__(95222);
+;// CONCATENATED MODULE: ./src/serve/metrics.ts
+
+/** The server's Prometheus metrics (modelship_*), Node's and the process's among them, in a registry of its own. */
+class ServerMetrics {
+    registry = new prom_client.Registry();
+    requests;
+    errors;
+    latency;
+    batchSizes;
+    inflight;
+    constructor(sources) {
+        const registers = [this.registry];
+        // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
+        prom_client.collectDefaultMetrics({ register: this.registry, prefix: 'modelship_' });
+        // three of prom-client's gauges end in _total, which names counters (promtool warns); each is the sum over the
+        // `type` label of its namesake without the suffix, which stays
+        for (const what of ['handles', 'requests', 'resources'])
+            this.registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
+        this.requests = new prom_client.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers });
+        this.errors = new prom_client.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers });
+        this.latency = new prom_client.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+        this.batchSizes = new prom_client.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
+        this.inflight = new prom_client.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers });
+        new prom_client.Gauge({
+            name: 'modelship_inflight_request_bytes',
+            help: 'Request bytes held (bodies being read or waiting for their answer)',
+            registers,
+            collect() {
+                this.set(sources.inflightBytes());
+            },
+        });
+        new prom_client.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers }).set(sources.inflightBytesLimit);
+        new prom_client.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers })
+            .set({ provider: sources.provider, requested: sources.requestedProvider, fallback: String(sources.fallback) }, 1);
+    }
+    /** A request has begun: counted in flight; the returned function ends it, its latency observed under `route`. */
+    begin() {
+        this.inflight.inc();
+        const end = this.latency.startTimer();
+        return (route) => {
+            end({ route });
+            this.inflight.dec();
+        };
+    }
+    /** A request answered with `code` (an error too, from 400 on). */
+    answered(route, code) {
+        this.requests.inc({ route, code: String(code) });
+        if (code >= 400)
+            this.errors.inc({ route, code: String(code) });
+    }
+    /** A batch of `items` has run. */
+    batch(items) {
+        this.batchSizes.observe(items);
+    }
+    /** The exposition text, and its content type. */
+    async exposition() {
         // prom-client writes a statistic of no samples yet (the event-loop lag's mean at start) as "Nan", which is not
         // the exposition format's NaN; a mean of nothing is no sample at all
-        const text = Buffer.from((await registry.metrics()).replace(/^[^#\n][^\n]* NaN$\n?/gim, ''));
-        res.writeHead(200, { 'content-type': registry.contentType, 'content-length': text.length });
-        res.end(text);
-        return 200;
-    };
-    async function route(req, res) {
-        const url = requestUrl(req.url);
-        const p = url.pathname.replace(/\/+$/, '');
-        const method = req.method ?? 'GET';
-        if (p === '/v2/health/live')
-            return ['health', broken ? (send(res, 503, { live: false, error: broken }), 503) : (send(res, 200, { live: true }), 200)];
-        if (p === '/v2/health/ready')
-            return ['health', ready ? (send(res, 200, { ready: true }), 200) : (send(res, 503, { ready: false, error: 'draining' }), 503)];
-        if (opts.apiKey) {
-            const addr = clientAddress(req);
-            const wait = authFailures.blockedFor(addr);
-            if (wait > 0)
-                return ['auth', (send(res, 429, { error: `too many failed API-key attempts from ${addr}; try again in ${wait} s` }, { 'retry-after': wait }), 429)];
-            if (!bearerMatches(req.headers.authorization, opts.apiKey)) {
-                authFailures.fail(addr);
-                send(res, 401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
-                return ['auth', 401];
-            }
-        }
-        if (p === '/metrics')
-            return ['metrics', await metricsText(res)];
-        if (p === '/v2')
-            return ['metadata', (send(res, 200, { name: 'modelship', version: src_version/* VERSION */.x, extensions: ['binary_tensor_data', 'classification', 'detection'] }), 200)];
-        const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/classify|\/detect)?$/.exec(p);
-        if (!m)
-            return ['unknown', (send(res, 404, { error: `no route ${method} ${p}` }), 404)];
-        const [, model, ver, action] = m;
-        const wanted = decodePath(model);
-        if (wanted !== name || (ver !== undefined && ver !== version)) {
-            // counted on the route asked for (an infer on another model is an infer answered 404)
-            return [action ? action.slice(1) : 'metadata', (send(res, 404, { error: `model "${wanted}"${ver ? ` version ${ver}` : ''} is not served here (serving "${name}" version ${version})` }), 404)];
-        }
-        if (!action)
-            return ['metadata', (send(res, 200, modelMetadata()), 200)];
-        if (action === '/ready')
-            return ['ready', ready ? (send(res, 200, { name, ready: true }), 200) : (send(res, 503, { name, ready: false }), 503)];
-        if (method !== 'POST')
-            return [action.slice(1), (send(res, 405, { error: `${action.slice(1)} needs POST` }, { allow: 'POST' }), 405)];
-        if (closing)
-            return [action.slice(1), (send(res, 503, { error: 'the server is shutting down' }), 503)];
-        return [action.slice(1), action === '/infer' ? await infer(req, res) : action === '/detect' ? await detect(req, res, url) : await classify(req, res, url)];
+        const text = Buffer.from((await this.registry.metrics()).replace(/^[^#\n][^\n]* NaN$\n?/gim, ''));
+        return { contentType: this.registry.contentType, text };
     }
-    // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
-    // to readBody's timer, the whole request; checked every second rather than every 30 s
-    const serverOptions = { headersTimeout: opts.headerTimeoutMs, requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000, connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs) };
-    const server = external_http_.createServer(serverOptions, (req, res) => {
-        inflight++;
-        inflightGauge.inc();
-        const end = latency.startTimer();
-        // the metrics label, known before the handler runs (so failures are counted on their route)
-        const m = /\/(infer|classify|detect|ready)\/?$/.exec(req.url?.split('?')[0] ?? '');
-        let routeName = m ? m[1] : /health/.test(req.url ?? '') ? 'health' : 'other';
-        route(req, res)
-            .then(([r, code]) => {
-            routeName = r;
-            requests.inc({ route: r, code: String(code) });
-            if (code >= 400)
-                errors.inc({ route: r, code: String(code) });
-        })
-            .catch((e) => {
-            const status = e instanceof kserve/* ProtocolError */.bd ? e.status : 500;
-            const message = e instanceof kserve/* ProtocolError */.bd ? e.message : `internal error: ${e.message}`;
-            // (a 501 for a Content-Encoding the server does not read is the client's to fix: no stack trace)
-            if (status >= 500 && !(e instanceof Overloaded) && !(e instanceof UnsupportedEncoding) && status !== 503)
-                opts.log(`error: ${e.stack ?? e}`);
-            // (a client that went away gets no answer: there is no one to read it)
-            if (!res.headersSent && status !== 499 && !res.destroyed) {
-                // a body left unread (refused, too big, too slow) ends the connection after the answer
-                const headers = req.complete ? {} : { connection: 'close' };
-                if (e instanceof Overloaded)
-                    headers['retry-after'] = 1;
-                // the codings that are read (RFC 9110 12.5.3; Triton sends the same)
-                if (e instanceof UnsupportedEncoding)
-                    headers['accept-encoding'] = 'gzip, deflate';
-                send(res, status, { error: message }, headers);
-                // a client too slow to send its body within the timeout is not waited for any longer; one still sending a
-                // refused body gets a moment to read the answer (its bytes are discarded meanwhile), then is cut
-                if (status === 408)
-                    res.once('finish', () => req.socket.destroy());
-                else if (!req.complete)
-                    res.once('finish', () => setTimeout(() => req.socket.destroy(), LINGER_MS).unref());
-            }
-            requests.inc({ route: routeName, code: String(status) });
-            errors.inc({ route: routeName, code: String(status) });
-        })
-            .finally(() => {
-            end({ route: routeName });
-            inflight--;
-            inflightGauge.dec();
-            if (inflight === 0 && idle)
-                idle();
+}
+
+;// CONCATENATED MODULE: ./src/serve/batcher.ts
+
+class DynamicBatcher {
+    run;
+    maxBatchSize;
+    maxQueueDelayMs;
+    onBatch;
+    idleFlush;
+    queue = [];
+    queued = 0;
+    timer;
+    running = false;
+    stats = { batches: 0, items: 0 };
+    constructor(run, maxBatchSize, maxQueueDelayMs, onBatch = () => undefined, idleFlush = true) {
+        this.run = run;
+        this.maxBatchSize = maxBatchSize;
+        this.maxQueueDelayMs = maxQueueDelayMs;
+        this.onBatch = onBatch;
+        this.idleFlush = idleFlush;
+    }
+    /** Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. */
+    submit(data, items) {
+        return new Promise((resolve, reject) => {
+            this.queue.push({ data, items, resolve, reject });
+            this.queued += items;
+            // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
+            // under load they are (requests that arrive during a run form the next batch without any timer)
+            const idle = this.idleFlush && !this.running && this.queue.length === 1;
+            if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0 || idle)
+                this.flushSoon(0);
+            else if (!this.timer)
+                this.flushSoon(this.maxQueueDelayMs);
         });
-    });
-    server.keepAliveTimeout = 5000;
-    const listen = (srv, port) => new Promise((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(port, opts.host, () => resolve(srv.address().port));
-    });
-    // the scrape port: /metrics and nothing else, without the API key (what Prometheus' pod annotations point to)
-    let metricsServer;
-    let metricsPort;
-    try {
-        if (opts.metricsPort !== undefined) {
-            metricsServer = external_http_.createServer(serverOptions, (req, res) => {
-                let p = '';
-                try {
-                    p = requestUrl(req.url).pathname;
+    }
+    flushSoon(delay) {
+        this.cancelTimer();
+        const go = () => {
+            this.timer = undefined;
+            void this.flush();
+        };
+        // setTimeout(0) waits at least 1 ms in Node; an immediate flush should not
+        this.timer = delay <= 0 ? { immediate: setImmediate(go) } : { timeout: setTimeout(go, delay) };
+    }
+    cancelTimer() {
+        if (this.timer && 'timeout' in this.timer)
+            clearTimeout(this.timer.timeout);
+        else if (this.timer)
+            clearImmediate(this.timer.immediate);
+        this.timer = undefined;
+    }
+    async flush() {
+        if (this.running || this.queue.length === 0)
+            return;
+        // take requests up to maxBatchSize items (a single larger request runs alone)
+        const batch = [];
+        let items = 0;
+        while (this.queue.length && (batch.length === 0 || items + this.queue[0].items <= this.maxBatchSize)) {
+            const p = this.queue.shift();
+            batch.push(p);
+            items += p.items;
+        }
+        this.queued -= items;
+        this.running = true;
+        try {
+            const per = batch[0].data.length / batch[0].items;
+            const input = batch.length === 1 ? batch[0].data : new Float32Array(items * per);
+            if (batch.length > 1) {
+                let o = 0;
+                for (const p of batch) {
+                    input.set(p.data, o);
+                    o += p.data.length;
                 }
-                catch {
-                    /* not a path: 404 below */
+            }
+            this.stats.batches++;
+            this.stats.items += items;
+            this.onBatch(items);
+            const out = await this.run(input, items);
+            let start = 0;
+            for (const p of batch) {
+                const mine = {};
+                for (const [name, o] of Object.entries(out)) {
+                    if (o.detections) {
+                        const rows = (0,protocol_detections/* splitDetectionTable */.WZ)(o.data, start, p.items);
+                        mine[name] = { data: rows, itemShape: [1, rows.length / 7, 7], detections: true, shape: [1, 1, rows.length / 7, 7] };
+                        continue;
+                    }
+                    const size = o.data.length / items;
+                    mine[name] = { data: o.data.slice(start * size, (start + p.items) * size), itemShape: o.itemShape };
                 }
-                if (p === '/metrics' && (req.method === 'GET' || req.method === 'HEAD'))
-                    void metricsText(res);
-                else
-                    send(res, 404, { error: 'this port serves GET /metrics only' });
-            });
-            metricsPort = await listen(metricsServer, opts.metricsPort);
+                start += p.items;
+                p.resolve(mine);
+            }
+        }
+        catch (e) {
+            for (const p of batch)
+                p.reject(e);
+        }
+        finally {
+            this.running = false;
+            // whatever queued during the run has waited long enough
+            if (this.queue.length)
+                this.flushSoon(0);
         }
     }
-    catch (e) {
-        await Promise.all([engine.release(), decoders.stop()]);
-        throw new util_errors/* ModelshipError */.W7('io', `cannot listen for metrics on ${opts.host}:${opts.metricsPort}: ${e.message}`, { field: 'metrics-port' });
+    /** Requests waiting or running. */
+    get busy() {
+        return this.running || this.queue.length > 0;
     }
-    let port;
-    try {
-        port = await listen(server, opts.port);
-    }
-    catch (e) {
-        metricsServer?.close();
-        await Promise.all([engine.release(), decoders.stop()]);
-        throw new util_errors/* ModelshipError */.W7('io', `cannot listen on ${opts.host}:${opts.port}: ${e.message}`, { field: 'port' });
-    }
-    opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`);
-    return {
-        url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
-        port,
-        provider,
-        metrics: registry,
-        batcher,
-        metricsPort,
-        maxInflightBytes: inflightLimit,
-        async drain() {
-            ready = false;
-            opts.log(`draining: readiness is false${opts.drainDelayMs ? `; serving ${opts.drainDelayMs} ms more while load balancers take this replica out` : ''}`);
-            if (opts.drainDelayMs > 0)
-                await new Promise((r) => setTimeout(r, opts.drainDelayMs));
-            closing = true;
-            opts.log(`closing: no new connections; finishing ${inflight} in-flight request${inflight === 1 ? '' : 's'} (at most ${opts.drainTimeoutMs} ms)`);
-            let timer;
-            await new Promise((resolve) => {
-                server.close(() => resolve());
-                server.closeIdleConnections();
-                idle = () => server.closeIdleConnections();
-                // a client that stalls (headers or body never finished) must not hold the process past the bound
-                timer = setTimeout(() => {
-                    opts.log(`drain timeout: cutting ${inflight} unfinished request${inflight === 1 ? '' : 's'} and any stalled connection`);
-                    server.closeAllConnections();
-                }, opts.drainTimeoutMs);
-            });
-            clearTimeout(timer);
-            if (metricsServer) {
-                metricsServer.closeAllConnections();
-                await new Promise((r) => metricsServer.close(() => r()));
+}
+
+// EXTERNAL MODULE: ./src/protocol/model-crypto.ts
+var model_crypto = __nccwpck_require__(28051);
+// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(4861);
+// EXTERNAL MODULE: ./src/serve/threads.ts
+var serve_threads = __nccwpck_require__(52754);
+// EXTERNAL MODULE: ./src/util/errors.ts
+var errors = __nccwpck_require__(70017);
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(32141);
+// EXTERNAL MODULE: ./src/protocol/serve-settings.ts
+var serve_settings = __nccwpck_require__(10941);
+;// CONCATENATED MODULE: ./src/serve/model.ts
+
+
+
+
+
+
+
+
+
+/** The model file, decrypted when it is encrypted, and what it declares. */
+function readModel(opts) {
+    let bytes = (0,fsx/* readFileChecked */.WM)(opts.modelPath, `the model (--${serve_settings/* SERVE_SETTINGS */._O.model.flag}, ${serve_settings/* SERVE_SETTINGS */._O.model.env})`);
+    if ((0,model_crypto/* isEncrypted */.ph)(bytes))
+        bytes = (0,model_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
+    const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
+    if (sig.inputs.length === 0)
+        throw new errors/* ModelshipError */.W7('input', 'the model has no inputs', { file: opts.modelPath });
+    return { bytes, sig };
+}
+/** Start the model's session on an inference thread (`bytes` are moved there); `onCrash` hears of its death. */
+async function startModel(bytes, sig, opts, onCrash) {
+    // onnxruntime's own default sizes its pool from the host, not from the container's quota (on a 2-vCPU VM it
+    // ran GoogLeNet at 1.6x the latency of an explicit 2), so the thread count is always set
+    const budget = cpuBudget();
+    const threads = opts.intraOpThreads > 0 ? opts.intraOpThreads : budget.cpus;
+    // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
+    const engine = await serve_threads/* InferenceThread */.qg.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), onCrash);
+    const decoders = new serve_threads/* DecodeThreads */.yM(opts.decodeThreads);
+    const { provider, fallbackReason } = engine;
+    if (fallbackReason)
+        opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
+    opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
+    // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
+    const detectionOutputs = (0,protocol_detections/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
+    return { name: opts.modelName, version: opts.modelVersion, sig, engine, decoders, threads, detectionOutputs };
+}
+/** Dynamic batching of the model's first input: concurrent requests run as one batch, split back per request. */
+function modelBatcher(model, opts, onBatch) {
+    const input0 = model.sig.inputs[0];
+    const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
+    const isDetection = new Set(model.detectionOutputs);
+    return new DynamicBatcher(async (input, items) => {
+        const res = await model.engine.run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
+        const out = {};
+        for (const [k, v] of Object.entries(res)) {
+            if (isDetection.has(k)) {
+                out[k] = { data: v.data, itemShape: v.shape.slice(1), detections: true };
+                continue;
             }
-            crashed = undefined;
-            await Promise.all([engine.release(), decoders.stop()]);
-            opts.log('drained; bye');
-        },
+            // an output that is not batch-first cannot be split by item: refuse rather than hand out wrong slices
+            if (v.shape[0] !== items)
+                throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${protocol_detections/* DETECTION_OUTPUTS_KEY */.B} metadata)`);
+            out[k] = { data: v.data, itemShape: v.shape.slice(1) };
+        }
+        return out;
+    }, opts.maxBatchSize, opts.maxQueueDelayMs, onBatch, opts.idleFlush);
+}
+
+;// CONCATENATED MODULE: ./src/serve/routes.ts
+
+
+/** A route of the served model: /v2/models/{model}[/versions/{version}]`action`. */
+const modelPath = (action) => new RegExp(`^/v2/models/(?<model>[^/]+)(?:/versions/(?<version>[^/]+))?${action}$`);
+/** The KServe v2 endpoints (and the extensions), tried in order: the first whose path matches answers. */
+function servingRoutes(endpoints) {
+    const inference = { methods: ['POST'], refusedWhileClosing: true };
+    return [
+        { name: 'health', path: /^\/v2\/health\/live$/, open: true, handle: (c) => endpoints.live(c) },
+        { name: 'health', path: /^\/v2\/health\/ready$/, open: true, handle: (c) => endpoints.ready(c) },
+        { name: 'metrics', path: /^\/metrics$/, handle: (c) => endpoints.metrics(c) },
+        { name: 'metadata', path: /^\/v2$/, handle: (c) => endpoints.serverMetadata(c) },
+        // (before the actions: /v2/models/m/versions/infer is version "infer"'s metadata)
+        { name: 'metadata', path: modelPath(''), handle: (c) => endpoints.modelMetadata(c) },
+        { name: 'ready', path: modelPath('/ready'), handle: (c) => endpoints.modelReady(c) },
+        { name: 'infer', path: modelPath('/infer'), ...inference, handle: (c) => endpoints.infer(c) },
+        { name: 'classify', path: modelPath('/classify'), ...inference, handle: (c) => endpoints.classify(c) },
+        { name: 'detect', path: modelPath('/detect'), ...inference, handle: (c) => endpoints.detect(c) },
+    ];
+}
+/** The request target as a URL; a target that is not an origin-form path is the client's fault (400). */
+function requestUrl(target) {
+    const t = target ?? '/';
+    if (!t.startsWith('/'))
+        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
+    try {
+        // (a base and a path joined as text: `//x` would otherwise be read as a host)
+        return new URL(`http://localhost${t}`);
+    }
+    catch {
+        throw new kserve/* ProtocolError */.bd(400, `malformed request target "${t.slice(0, 100)}"`);
+    }
+}
+/** A percent-encoded path segment, decoded; a malformed escape (`%`, `%zz`) is the client's fault (400). */
+function decodePath(segment) {
+    try {
+        return decodeURIComponent(segment);
+    }
+    catch {
+        throw new kserve/* ProtocolError */.bd(400, `malformed percent-encoding in "${segment.slice(0, 100)}"`);
+    }
+}
+/** A request's metrics label before it is routed (so that a request that fails is counted on its route). */
+function provisionalRouteName(target) {
+    const m = /\/(infer|classify|detect|ready)\/?$/.exec(target?.split('?')[0] ?? '');
+    return m ? m[1] : /health/.test(target ?? '') ? 'health' : 'other';
+}
+/** The route table applied to requests: the first route whose path matches, after the checks it asks for. */
+class Router {
+    routes;
+    lifecycle;
+    options;
+    constructor(routes, lifecycle, options) {
+        this.routes = routes;
+        this.lifecycle = lifecycle;
+        this.options = options;
+    }
+    /** Answer `req`: its route's name (the metrics label) and the status answered; a thrown error is the caller's. */
+    async route(req, res) {
+        const url = requestUrl(req.url);
+        const path = url.pathname.replace(/\/+$/, '');
+        const method = req.method ?? 'GET';
+        const send = (status, body, headers) => (this.lifecycle.send(res, status, body, headers), status);
+        let route;
+        let match = null;
+        for (const r of this.routes)
+            if ((match = r.path.exec(path))) {
+                route = r;
+                break;
+            }
+        if (!route?.open) {
+            // (an unknown path too: without the key, nothing about what is served)
+            const refused = this.refusal(req, send);
+            if (refused !== undefined)
+                return ['auth', refused];
+        }
+        if (!route || !match)
+            return ['unknown', send(404, { error: `no route ${method} ${path}` })];
+        const { model, version } = match.groups ?? {};
+        if (model !== undefined) {
+            const served = this.options.model;
+            const wanted = decodePath(model);
+            // counted on the route asked for (an infer on another model is an infer answered 404)
+            if (wanted !== served.name || (version !== undefined && version !== served.version))
+                return [route.name, send(404, { error: `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})` })];
+        }
+        if (route.methods && !route.methods.includes(method))
+            return [route.name, send(405, { error: `${route.name} needs ${route.methods.join(' or ')}` }, { allow: route.methods.join(', ') })];
+        if (route.refusedWhileClosing && this.lifecycle.closing)
+            return [route.name, send(503, { error: 'the server is shutting down' })];
+        return [route.name, await route.handle({ req, res, url })];
+    }
+    /** The status of an answer refusing the API key (429 after too many failures, 401), or undefined: it may pass. */
+    refusal(req, send) {
+        const { apiKey, authFailures } = this.options;
+        if (!apiKey)
+            return undefined;
+        const addr = req.socket.remoteAddress ?? 'unknown';
+        const wait = authFailures.blockedFor(addr);
+        if (wait > 0)
+            return send(429, { error: `too many failed API-key attempts from ${addr}; try again in ${wait} s` }, { 'retry-after': wait });
+        if (bearerMatches(req.headers.authorization, apiKey))
+            return undefined;
+        authFailures.fail(addr);
+        return send(401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
+    }
+}
+/**
+ * The metrics-only listener's one route: GET /metrics without the API key (what Prometheus' pod annotations point
+ * to); anything else 404.
+ */
+function metricsOnly(endpoints, lifecycle) {
+    return (req, res) => {
+        let url;
+        try {
+            url = requestUrl(req.url);
+        }
+        catch {
+            /* not a path: 404 below */
+        }
+        if (url?.pathname === '/metrics' && (req.method === 'GET' || req.method === 'HEAD'))
+            void endpoints.metrics({ req, res, url });
+        else
+            lifecycle.send(res, 404, { error: 'this port serves GET /metrics only' });
     };
 }
 
-// EXTERNAL MODULE: ./src/protocol/runtime.ts
-var runtime = __nccwpck_require__(44832);
-;// CONCATENATED MODULE: ./src/serve/main.ts
+// EXTERNAL MODULE: ./src/serve/execution-provider.ts
+var execution_provider = __nccwpck_require__(56099);
+;// CONCATENATED MODULE: ./src/serve/options.ts
+
+
+
+
+
+
+
+const settingsFitOptions = true;
+void settingsFitOptions;
+const flagOf = (s) => s.flag ?? s.env;
+/** The integer in `text`, at least the setting's min. */
+const integerOf = (text, s) => {
+    const min = s.min ?? 0;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min)
+        throw new errors/* ModelshipError */.W7('input', `${(0,serve_settings/* settingLabel */.px)(s)} must be an integer ≥ ${min}, got "${text}"`, { field: flagOf(s) });
+    return n;
+};
+/** One reader per kind of setting; a given text, else the setting's default (read the same way), else unset. */
+const READERS = {
+    text: (text, s) => {
+        if (!text && s.required)
+            throw new errors/* ModelshipError */.W7('input', `serve needs --${s.flag} or ${s.env}`, { field: flagOf(s) });
+        return text ?? s.default ?? '';
+    },
+    integer: (text, s) => integerOf(text ?? s.default ?? '0', s),
+    seconds: (text, s) => 1000 * integerOf(text ?? s.default ?? '0', s),
+    boolean: (text, s) => {
+        const v = text ?? s.default ?? 'false';
+        if (/^(true|1|yes|on)$/i.test(v))
+            return true;
+        if (/^(false|0|no|off)$/i.test(v))
+            return false;
+        throw new errors/* ModelshipError */.W7('input', `${(0,serve_settings/* settingLabel */.px)(s)} must be true or false, got "${v}"`, { field: flagOf(s) });
+    },
+    bytes: (text, s) => {
+        const v = text ?? s.default ?? '0';
+        const n = parseBytes(v);
+        if (n === undefined)
+            throw new errors/* ModelshipError */.W7('input', `${(0,serve_settings/* settingLabel */.px)(s)} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flagOf(s) });
+        return n;
+    },
+    fraction: (text, s) => {
+        const v = text ?? s.default ?? '0';
+        const n = Number(v);
+        if (v.trim() === '' || !(n >= 0 && n <= 1))
+            throw new errors/* ModelshipError */.W7('input', `${(0,serve_settings/* settingLabel */.px)(s)} must be a number from 0 to 1, got "${v}"`, { field: flagOf(s) });
+        return n;
+    },
+    'port-or-off': (text, s) => {
+        const v = text ?? s.default;
+        return v === undefined || /^(off|none|false)$/i.test(v) ? undefined : integerOf(v, s);
+    },
+    provider: (text, s) => (0,execution_provider/* parseProvider */.te)(text ?? s.default ?? 'cpu', flagOf(s)),
+    'labels-file': (text) => (text ? external_fs_.readFileSync(text, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined),
+    'preprocess-json': (text, s) => {
+        if (!text)
+            return pixels/* GOOGLENET_PREPROCESS */.od;
+        try {
+            return (0,pixels/* parsePreprocess */._3)(text, pixels/* GOOGLENET_PREPROCESS */.od);
+        }
+        catch (e) {
+            throw new errors/* ModelshipError */.W7('input', `${(0,serve_settings/* settingLabel */.px)(s)}: ${e.message}`);
+        }
+    },
+    'api-key': (text, s, env) => {
+        if (text)
+            return text;
+        const file = s.fileEnv && env[s.fileEnv];
+        return file ? external_fs_.readFileSync(file, 'utf8').trim() : undefined;
+    },
+    'model-key': (_text, s, env) => (0,model_crypto/* loadKey */.cv)(env, s.env, s.fileEnv ? env[s.fileEnv] : undefined),
+};
+/**
+ * The server's options from its settings: `given` is a setting's text from the command line, if there; else its
+ * environment variable (empty counts as unset); else its default.
+ */
+function readSettings(given, env, log) {
+    const options = { ...DEFAULT_SERVE };
+    for (const [, s] of (0,serve_settings/* serveSettings */.L5)()) {
+        const read = READERS[s.value];
+        options[s.option] = read(given(s) ?? (env[s.env] || undefined), s, env);
+    }
+    return { ...options, log };
+}
+/**
+ * The options startServer starts from: each setting's default, the top 5 classes, and no metrics-only listener
+ * (`modelship serve` opens one by default; a server started in a process of its own, as the tests start dozens, only
+ * when asked).
+ */
+const DEFAULT_SERVE = (() => {
+    const defaults = { topK: 5 };
+    for (const [name, s] of (0,serve_settings/* serveSettings */.L5)()) {
+        if (s.required || name === 'metricsPort')
+            continue;
+        const value = READERS[s.value](undefined, s, {});
+        if (value !== undefined)
+            defaults[s.option] = value;
+    }
+    return defaults;
+})();
+
+// EXTERNAL MODULE: ./src/serve/worker.ts
+var worker = __nccwpck_require__(71265);
+;// CONCATENATED MODULE: ./src/serve/server.ts
+
+
 
 
 
@@ -34729,151 +34999,162 @@ var runtime = __nccwpck_require__(44832);
 
 
 /**
+ * modelship's KServe v2 server, put together: the model (model.ts) on its inference thread behind a dynamic batcher,
+ * request bodies read within their limits (body.ts), the route table (routes.ts) over the endpoints (endpoints.ts),
+ * errors answered from one table (errors.ts), the metrics (metrics.ts), and listening and draining (lifecycle.ts).
+ */
+
+
+
+
+/** onnxruntime's threading for a server (the session lives on its inference thread, worker.ts) */
+
+/** how long a client that is still sending a refused body may go on (its bytes discarded) before it is cut */
+const LINGER_MS = 2000;
+/** Load the model and serve it over the KServe v2 protocol. */
+async function startServer(opts) {
+    const { bytes, sig } = readModel(opts);
+    const mem = memoryLimit();
+    const inflightLimit = opts.maxInflightBytes > 0 ? opts.maxInflightBytes : defaultInflightBytes(mem, opts.maxBodyBytes);
+    if (inflightLimit < opts.maxBodyBytes)
+        throw new errors/* ModelshipError */.W7('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
+    const lifecycle = new Lifecycle(opts.log);
+    // the inference thread's death, heard once the model has started and until the server is drained
+    let onCrash;
+    const model = await startModel(bytes, sig, opts, (e) => onCrash?.(e));
+    onCrash = (e) => lifecycle.fail(e);
+    opts.log(`request bytes in flight bounded at ${inflightLimit} (${opts.maxInflightBytes > 0 ? 'configured' : `a quarter of ${mem.source}: ${mem.bytes}`}); headers within ${opts.headerTimeoutMs} ms, bodies within ${opts.bodyTimeoutMs} ms`);
+    const budget = new ByteBudget(inflightLimit);
+    const { provider, fallbackReason } = model.engine;
+    const metrics = new ServerMetrics({ inflightBytes: () => budget.inUse, inflightBytesLimit: inflightLimit, provider, requestedProvider: opts.provider.requested, fallback: Boolean(fallbackReason) });
+    if (model.detectionOutputs.length)
+        opts.log(`detection output${model.detectionOutputs.length > 1 ? 's' : ''} ${model.detectionOutputs.join(', ')}: [1, 1, D, 7] tables, split per request by image_id; POST /v2/models/${opts.modelName}/detect takes an image`);
+    const batcher = modelBatcher(model, opts, (n) => metrics.batch(n));
+    const endpoints = new Endpoints({ model, batcher, lifecycle, metrics, bodyLimits: { maxBodyBytes: opts.maxBodyBytes, bodyTimeoutMs: opts.bodyTimeoutMs, budget }, opts });
+    const router = new Router(servingRoutes(endpoints), lifecycle, { model, apiKey: opts.apiKey, authFailures: new FailedAuthLimiter(opts.authFailureLimit) });
+    // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
+    // to the body's timer, the whole request; checked every second rather than every 30 s
+    const serverOptions = { headersTimeout: opts.headerTimeoutMs, requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000, connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs) };
+    const server = external_http_.createServer(serverOptions, requestListener(router, lifecycle, metrics, opts.log));
+    server.keepAliveTimeout = 5000;
+    const stopThreads = () => Promise.all([model.engine.release(), model.decoders.stop()]);
+    // the scrape port: /metrics and nothing else, without the API key (what Prometheus' pod annotations point to)
+    let metricsServer;
+    let metricsPort;
+    try {
+        if (opts.metricsPort !== undefined) {
+            metricsServer = external_http_.createServer(serverOptions, metricsOnly(endpoints, lifecycle));
+            metricsPort = await listen(metricsServer, opts.metricsPort, opts.host);
+        }
+    }
+    catch (e) {
+        await stopThreads();
+        throw new errors/* ModelshipError */.W7('io', `cannot listen for metrics on ${opts.host}:${opts.metricsPort}: ${e.message}`, { field: 'metrics-port' });
+    }
+    let port;
+    try {
+        port = await listen(server, opts.port, opts.host);
+    }
+    catch (e) {
+        metricsServer?.close();
+        await stopThreads();
+        throw new errors/* ModelshipError */.W7('io', `cannot listen on ${opts.host}:${opts.port}: ${e.message}`, { field: 'port' });
+    }
+    opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`);
+    return {
+        url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
+        port,
+        provider,
+        metrics: metrics.registry,
+        batcher,
+        metricsPort,
+        maxInflightBytes: inflightLimit,
+        async drain() {
+            await lifecycle.drain(server, metricsServer, opts.drainDelayMs, opts.drainTimeoutMs);
+            onCrash = undefined;
+            await stopThreads();
+            opts.log('drained; bye');
+        },
+    };
+}
+/** Each request routed, counted in the metrics, and, when it fails, answered from the error table. */
+function requestListener(router, lifecycle, metrics, log) {
+    return (req, res) => {
+        lifecycle.begin();
+        const end = metrics.begin();
+        // the metrics label, known before the handler runs (so failures are counted on their route)
+        let routeName = provisionalRouteName(req.url);
+        router
+            .route(req, res)
+            .then(([name, code]) => {
+            routeName = name;
+            metrics.answered(name, code);
+        })
+            .catch((e) => {
+            const answer = errorAnswer(e);
+            if (answer.logStack)
+                log(`error: ${e.stack ?? e}`);
+            answerFailure(req, res, answer, lifecycle);
+            metrics.answered(routeName, answer.status);
+        })
+            .finally(() => {
+            end(routeName);
+            lifecycle.end();
+        });
+    };
+}
+/** A failed request's answer (when someone is there to read it), and what then becomes of its connection. */
+function answerFailure(req, res, answer, lifecycle) {
+    if (!answer.answered || res.headersSent || res.destroyed)
+        return;
+    // a body left unread (refused, too big, too slow) ends the connection after the answer
+    lifecycle.send(res, answer.status, { error: answer.message }, { ...(req.complete ? {} : { connection: 'close' }), ...answer.headers });
+    // a client too slow to send its body within the timeout is not waited for any longer; one still sending a
+    // refused body gets a moment to read the answer (its bytes are discarded meanwhile), then is cut
+    if (answer.cutAfterAnswer)
+        res.once('finish', () => req.socket.destroy());
+    else if (!req.complete)
+        res.once('finish', () => setTimeout(() => req.socket.destroy(), LINGER_MS).unref());
+}
+
+;// CONCATENATED MODULE: ./src/serve/main.ts
+
+
+
+
+
+/**
  * `modelship serve`: the serving runtime inside the image. Configured by flags or, in a container, by the
- * environment (flags win):
- *   --model / MODELSHIP_MODEL            ONNX file (plain or AES-256-GCM encrypted by the image stage)
- *   --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"), as the action's
- *                                        input is named; MODELSHIP_MODEL_VERSION
- *   --port / PORT (8000), --host / HOST (0.0.0.0)
- *   --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
- *   --idle-flush / MODELSHIP_IDLE_FLUSH (true: a request that finds the server idle runs at once; false: it waits the queue delay)
- *   --provider / MODELSHIP_PROVIDER      cpu | cuda (no CUDA provider: exit non-zero, naming the cause) |
- *                                        cuda,cpu (CUDA, else the CPU, stated in the log, metadata and metrics)
- *   --intra-op-threads / MODELSHIP_INTRA_OP_THREADS  onnxruntime threads (default: the CPUs the container may use,
- *                                        its cgroup CPU quota included)
- *   MODELSHIP_API_KEY or MODELSHIP_API_KEY_FILE      require "Authorization: Bearer <key>" on all but health
- *   MODELSHIP_MODEL_KEY or MODELSHIP_MODEL_KEY_FILE  key of an encrypted model (never baked into the image)
- *   MODELSHIP_LABELS (a file, one label per line), MODELSHIP_PREPROCESS (JSON: resize, channelOrder, mean, scale)
- *   --detection-threshold / MODELSHIP_DETECTION_THRESHOLD  /detect's minimum score when a request gives none (0.5)
- * and the limits that keep it standing under hostile traffic (SERVE_USAGE lists them all).
+ * environment (flags win): every setting, its flag, variable, default and meaning, is a row of SERVE_SETTINGS
+ * (protocol/serve-settings.ts), and `modelship serve --help` prints them all.
  */
 function serveOptions(argv, env, log) {
     const flags = new Map();
     for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        if (!a.startsWith('--'))
-            throw new util_errors/* ModelshipError */.W7('input', `unexpected argument "${a}"`);
-        const eq = a.indexOf('=');
+        const arg = argv[i];
+        if (!arg.startsWith('--'))
+            throw new errors/* ModelshipError */.W7('input', `unexpected argument "${arg}"`);
+        const eq = arg.indexOf('=');
         if (eq > 0)
-            flags.set(a.slice(2, eq), a.slice(eq + 1));
+            flags.set(arg.slice(2, eq), arg.slice(eq + 1));
         else {
-            const v = argv[++i];
-            if (v === undefined)
-                throw new util_errors/* ModelshipError */.W7('input', `flag ${a} needs a value`);
-            flags.set(a.slice(2), v);
+            const value = argv[++i];
+            if (value === undefined)
+                throw new errors/* ModelshipError */.W7('input', `flag ${arg} needs a value`);
+            flags.set(arg.slice(2), value);
         }
     }
-    const known = new Set(['drain-delay', 'drain-timeout', 'model', 'model-name', 'name', 'version', 'port', 'host', 'max-batch-size', 'max-queue-delay-ms', 'idle-flush', 'intra-op-threads', 'provider', 'labels', 'metrics-port', 'max-body-bytes', 'max-inflight-bytes', 'header-timeout', 'body-timeout', 'auth-failure-limit', 'decode-threads', 'detection-threshold']);
+    const known = new Set((0,serve_settings/* serveSettings */.L5)().flatMap(([, s]) => (s.flag ? [s.flag, ...(s.aliases ?? [])] : [])));
     for (const k of flags.keys())
         if (!known.has(k))
-            throw new util_errors/* ModelshipError */.W7('input', `unknown serve flag --${k}`, { field: k });
-    const get = (flag, envName) => flags.get(flag) ?? (env[envName] || undefined);
-    const int = (flag, envName, dflt, min) => {
-        const v = get(flag, envName);
-        if (v === undefined)
-            return dflt;
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < min)
-            throw new util_errors/* ModelshipError */.W7('input', `--${flag} / ${envName} must be an integer ≥ ${min}, got "${v}"`, { field: flag });
-        return n;
-    };
-    const bool = (flag, envName, dflt) => {
-        const v = get(flag, envName);
-        if (v === undefined)
-            return dflt;
-        if (/^(true|1|yes|on)$/i.test(v))
-            return true;
-        if (/^(false|0|no|off)$/i.test(v))
-            return false;
-        throw new util_errors/* ModelshipError */.W7('input', `--${flag} / ${envName} must be true or false, got "${v}"`, { field: flag });
-    };
-    const bytes = (flag, envName, dflt) => {
-        const v = get(flag, envName);
-        if (v === undefined)
-            return dflt;
-        const n = parseBytes(v);
-        if (n === undefined)
-            throw new util_errors/* ModelshipError */.W7('input', `--${flag} / ${envName} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flag });
-        return n;
-    };
-    const metricsPortRaw = get('metrics-port', 'MODELSHIP_METRICS_PORT') ?? String(DEFAULT_METRICS_PORT);
-    const metricsPort = /^(off|none|false)$/i.test(metricsPortRaw) ? undefined : int('metrics-port', 'MODELSHIP_METRICS_PORT', DEFAULT_METRICS_PORT, 0);
-    const modelPath = get('model', 'MODELSHIP_MODEL');
-    if (!modelPath)
-        throw new util_errors/* ModelshipError */.W7('input', 'serve needs --model or MODELSHIP_MODEL', { field: 'model' });
-    const provider = (0,execution_provider/* parseProvider */.te)(get('provider', 'MODELSHIP_PROVIDER') ?? 'cpu');
-    let apiKey = env.MODELSHIP_API_KEY || undefined;
-    if (!apiKey && env.MODELSHIP_API_KEY_FILE)
-        apiKey = external_fs_.readFileSync(env.MODELSHIP_API_KEY_FILE, 'utf8').trim();
-    let preprocess = DEFAULT_SERVE.preprocess;
-    if (env.MODELSHIP_PREPROCESS) {
-        try {
-            preprocess = (0,pixels/* parsePreprocess */._3)(env.MODELSHIP_PREPROCESS, preprocess);
-        }
-        catch (e) {
-            throw new util_errors/* ModelshipError */.W7('input', `MODELSHIP_PREPROCESS: ${e.message}`);
-        }
-    }
-    const labelsFile = get('labels', 'MODELSHIP_LABELS');
-    const thresholdRaw = get('detection-threshold', 'MODELSHIP_DETECTION_THRESHOLD');
-    const detectionThreshold = thresholdRaw === undefined ? DEFAULT_SERVE.detectionThreshold : Number(thresholdRaw);
-    if (thresholdRaw !== undefined && (thresholdRaw.trim() === '' || !(detectionThreshold >= 0 && detectionThreshold <= 1))) {
-        throw new util_errors/* ModelshipError */.W7('input', `--detection-threshold / MODELSHIP_DETECTION_THRESHOLD must be a number from 0 to 1, got "${thresholdRaw}"`, { field: 'detection-threshold' });
-    }
-    return {
-        ...DEFAULT_SERVE,
-        modelPath,
-        modelName: flags.get('model-name') ?? get('name', 'MODELSHIP_MODEL_NAME') ?? DEFAULT_SERVE.modelName,
-        modelVersion: get('version', 'MODELSHIP_MODEL_VERSION') ?? DEFAULT_SERVE.modelVersion,
-        host: get('host', 'HOST') ?? DEFAULT_SERVE.host,
-        port: int('port', 'PORT', DEFAULT_SERVE.port, 0),
-        maxBatchSize: int('max-batch-size', 'MODELSHIP_MAX_BATCH_SIZE', DEFAULT_SERVE.maxBatchSize, 1),
-        maxQueueDelayMs: int('max-queue-delay-ms', 'MODELSHIP_MAX_QUEUE_DELAY_MS', DEFAULT_SERVE.maxQueueDelayMs, 0),
-        idleFlush: bool('idle-flush', 'MODELSHIP_IDLE_FLUSH', DEFAULT_SERVE.idleFlush),
-        provider,
-        intraOpThreads: int('intra-op-threads', 'MODELSHIP_INTRA_OP_THREADS', DEFAULT_SERVE.intraOpThreads, 0),
-        drainDelayMs: 1000 * int('drain-delay', 'MODELSHIP_DRAIN_DELAY_S', DEFAULT_SERVE.drainDelayMs / 1000, 0),
-        drainTimeoutMs: 1000 * int('drain-timeout', 'MODELSHIP_DRAIN_TIMEOUT_S', DEFAULT_SERVE.drainTimeoutMs / 1000, 1),
-        maxBodyBytes: bytes('max-body-bytes', 'MODELSHIP_MAX_BODY_BYTES', DEFAULT_SERVE.maxBodyBytes),
-        maxInflightBytes: bytes('max-inflight-bytes', 'MODELSHIP_MAX_INFLIGHT_BYTES', DEFAULT_SERVE.maxInflightBytes),
-        headerTimeoutMs: 1000 * int('header-timeout', 'MODELSHIP_HEADER_TIMEOUT_S', DEFAULT_SERVE.headerTimeoutMs / 1000, 1),
-        bodyTimeoutMs: 1000 * int('body-timeout', 'MODELSHIP_BODY_TIMEOUT_S', DEFAULT_SERVE.bodyTimeoutMs / 1000, 1),
-        authFailureLimit: int('auth-failure-limit', 'MODELSHIP_AUTH_FAILURE_LIMIT', DEFAULT_SERVE.authFailureLimit, 1),
-        decodeThreads: int('decode-threads', 'MODELSHIP_DECODE_THREADS', DEFAULT_SERVE.decodeThreads, 1),
-        metricsPort,
-        apiKey,
-        modelKey: (0,model_crypto/* loadKey */.cv)(env, 'MODELSHIP_MODEL_KEY', env.MODELSHIP_MODEL_KEY_FILE),
-        preprocess,
-        detectionThreshold,
-        labels: labelsFile ? external_fs_.readFileSync(labelsFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined,
-        log,
-    };
+            throw new errors/* ModelshipError */.W7('input', `unknown serve flag --${k}`, { field: k });
+    // the flag, else its first alias given
+    const given = (s) => (s.flag ? [s.flag, ...(s.aliases ?? [])].map((f) => flags.get(f)).find((v) => v !== undefined) : undefined);
+    return readSettings(given, env, log);
 }
 /** The metrics-only listener of `modelship serve` (Triton's metrics port); `--metrics-port off` has none. */
-const DEFAULT_METRICS_PORT = runtime/* METRICS_PORT */.Ip;
-const SERVE_USAGE = `modelship serve --model model.onnx [flags]: the KServe v2 server inside the image
-
-  --model / MODELSHIP_MODEL                 ONNX file (plain or AES-256-GCM encrypted by the image stage)
-  --model-name (alias --name) / MODELSHIP_MODEL_NAME   model name in the URL (default "model"); MODELSHIP_MODEL_VERSION
-  --port / PORT (8000), --host / HOST (0.0.0.0)
-  --max-batch-size / MODELSHIP_MAX_BATCH_SIZE (8), --max-queue-delay-ms / MODELSHIP_MAX_QUEUE_DELAY_MS (2)
-  --idle-flush / MODELSHIP_IDLE_FLUSH       true: a request that finds the server idle runs at once
-  --provider / MODELSHIP_PROVIDER           cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (fallback, stated)
-  --intra-op-threads / MODELSHIP_INTRA_OP_THREADS   onnxruntime threads (default: the CPUs the container may use)
-  --labels / MODELSHIP_LABELS               a file of class labels, one per line (a detection model's: by label index)
-  --detection-threshold / MODELSHIP_DETECTION_THRESHOLD   /detect's minimum score when the request sets none (0.5)
-  --drain-delay / MODELSHIP_DRAIN_DELAY_S   after SIGTERM, seconds to keep serving with readiness false (0)
-  --drain-timeout / MODELSHIP_DRAIN_TIMEOUT_S   then seconds to finish in-flight requests before cutting (20)
-  --metrics-port / MODELSHIP_METRICS_PORT   a listener for GET /metrics only, no API key (8002; off: none)
-  --max-body-bytes / MODELSHIP_MAX_BODY_BYTES       one request's body (64Mi; larger: 413)
-  --max-inflight-bytes / MODELSHIP_MAX_INFLIGHT_BYTES   request bytes held at once (default: a quarter of the
-                                            container's memory limit); a body that does not fit: 503 + Retry-After
-  --header-timeout / MODELSHIP_HEADER_TIMEOUT_S   seconds for a request's headers (10); --body-timeout /
-                                            MODELSHIP_BODY_TIMEOUT_S seconds for its body (60); else 408
-  --auth-failure-limit / MODELSHIP_AUTH_FAILURE_LIMIT   failed API keys per client address per minute (10; then 429)
-  --decode-threads / MODELSHIP_DECODE_THREADS   threads decoding large JSON bodies and images (1)
-  MODELSHIP_API_KEY(_FILE), MODELSHIP_MODEL_KEY(_FILE), MODELSHIP_PREPROCESS (JSON)
-`;
+const DEFAULT_METRICS_PORT = (/* unused pure expression or super */ null && (METRICS_PORT));
+const SERVE_USAGE = (0,serve_settings/* serveUsage */.h$)();
 /** Run the server until SIGTERM/SIGINT, then drain and exit 0. `--help` prints the flags. */
 async function serveMain(argv, out = process.stdout) {
     if (argv.includes('--help') || argv.includes('-h')) {
@@ -35635,7 +35916,16 @@ const sanitize = blobFileName;
 /** The reference batches available in `dir` (input_b<N>.npy or input_b<N>__<name>.npy). */
 function referenceBatches(dir) {
     const found = new Set();
-    for (const f of fs__WEBPACK_IMPORTED_MODULE_0__.readdirSync(dir)) {
+    let names;
+    try {
+        names = fs__WEBPACK_IMPORTED_MODULE_0__.readdirSync(dir);
+    }
+    catch (e) {
+        const err = e;
+        const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'ENOTDIR' ? 'not a directory' : err.message;
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('input', `input "reference": cannot read the reference directory: ${why}`, { file: dir, field: 'reference' });
+    }
+    for (const f of names) {
         const m = /^input_b(\d+)(?:__.+)?\.npy$/.exec(f);
         if (m)
             found.add(Number(m[1]));
@@ -36237,11 +36527,13 @@ function checkPlanCompatibility(plan, target) {
 /* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
 /* harmony import */ var _shared_reference__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39724);
 /* harmony import */ var _shared_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(71636);
-/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(44832);
-/* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(29628);
-/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(68806);
-/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(9222);
-/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(94944);
+/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(44832);
+/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(10941);
+/* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(29628);
+/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(68806);
+/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(9222);
+/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(94944);
+
 
 
 
@@ -36263,17 +36555,17 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
     const env = [];
     // secrets travel by name only: docker reads their values from its own environment, never from argv
     if (cfg.apiKey)
-        env.push('-e', 'MODELSHIP_API_KEY');
+        env.push('-e', _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.apiKey.env);
     if (cfg.modelKey)
-        env.push('-e', 'MODELSHIP_MODEL_KEY');
+        env.push('-e', _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.modelKey.env);
     if (cfg.gpu && cfg.runtime === 'modelship')
-        env.push('-e', 'MODELSHIP_PROVIDER=cuda');
+        env.push('-e', `${_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.provider.env}=cuda`);
     // the sample image's preprocessing, where the server preprocesses (modelship's /detect): not a secret
     if (cfg.preprocess && cfg.runtime === 'modelship')
-        env.push('-e', `MODELSHIP_PREPROCESS=${JSON.stringify(cfg.preprocess)}`);
+        env.push('-e', `${_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.preprocess.env}=${JSON.stringify(cfg.preprocess)}`);
     return {
         pull: ['pull', cfg.image],
-        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_12__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
         gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
         logs: ['logs', '--tail', '60', name],
         remove: ['rm', '-f', '-v', name],
@@ -36300,8 +36592,8 @@ async function runSmoke(cfg, log, env = process.env) {
     const name = `modelship-smoke-${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}`;
     const plan = planSmoke(cfg, name);
     // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
-    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_10__/* .openRegistrySession */ .M)((0,_shared_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
-    const dockerEnv = { ...session.env, ...(cfg.apiKey ? { MODELSHIP_API_KEY: cfg.apiKey } : {}), ...(cfg.modelKey ? { MODELSHIP_MODEL_KEY: cfg.modelKey } : {}) };
+    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_11__/* .openRegistrySession */ .M)((0,_shared_registry__WEBPACK_IMPORTED_MODULE_10__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    const dockerEnv = { ...session.env, ...(cfg.apiKey ? { [_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.apiKey.env]: cfg.apiKey } : {}), ...(cfg.modelKey ? { [_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.modelKey.env]: cfg.modelKey } : {}) };
     const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
     let started = false;
     const cleanup = async () => {
@@ -36325,7 +36617,7 @@ async function runSmoke(cfg, log, env = process.env) {
     try {
         const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
         if (pull.code !== 0) {
-            const registry = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_9__/* .parseImageRef */ .Q)(cfg.image).registry;
+            const registry = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_10__/* .parseImageRef */ .Q)(cfg.image).registry;
             const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
             const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
@@ -36334,7 +36626,7 @@ async function runSmoke(cfg, log, env = process.env) {
         if (run.code !== 0)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
-        const port = (await docker(['port', name, `${_protocol_runtime__WEBPACK_IMPORTED_MODULE_11__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+        const port = (await docker(['port', name, `${_protocol_runtime__WEBPACK_IMPORTED_MODULE_12__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
         if (!port)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', 'the container published no port');
         const base = `http://127.0.0.1:${port}`;
@@ -36365,7 +36657,7 @@ async function runSmoke(cfg, log, env = process.env) {
         // what answers: the runtime decides what else may be asked (only what that server defines)
         let server;
         try {
-            server = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .detectServer */ .R2)(t, auth);
+            server = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .detectServer */ .R2)(t, auth);
         }
         catch (e) {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', e.message);
@@ -36377,7 +36669,7 @@ async function runSmoke(cfg, log, env = process.env) {
         const meta = JSON.parse(mr.body.toString() || '{}');
         if (mr.status !== 200 || !meta.inputs)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
-        const placement = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .modelPlacement */ .xy)(t, server, cfg.modelName, auth);
+        const placement = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .modelPlacement */ .xy)(t, server, cfg.modelName, auth);
         if (cfg.gpu) {
             const g = await docker(plan.gpuQuery);
             outputs['gpu-info'] = g.code === 0 ? g.stdout.trim() : `nvidia-smi failed: ${g.stderr.trim()}`;
@@ -36396,13 +36688,13 @@ async function runSmoke(cfg, log, env = process.env) {
             summary += `### Golden requests (the parity reference)\n\n${[..._shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .GOLDEN_TABLE_HEAD */ .Qi, ...g.rows].join('\n')}\n\n`;
         }
         // golden request: a sample image, a detection model's detections or a classifier's top-1
-        const detector = (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .detectionOutput */ .$L)(meta);
+        const detector = (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .detectionOutput */ .$L)(meta);
         if (cfg.sampleImage && detector && cfg.expectedTop1 !== '') {
             failures.push(`expected-top1 is given, but model "${cfg.modelName}" is a detection model (output ${detector}, a table of detections): give expected-detections instead`);
         }
         else if (cfg.sampleImage && (cfg.expectedDetections || detector)) {
             const threshold = cfg.detectionThreshold ?? 0.5;
-            const r = detector ? await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .detectImage */ .Vb)(t, { runtime: server.runtime, modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), threshold, headers: auth, preprocess: cfg.preprocess }) : undefined;
+            const r = detector ? await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .detectImage */ .Vb)(t, { runtime: server.runtime, modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), threshold, headers: auth, preprocess: cfg.preprocess }) : undefined;
             const check = sampleDetections(cfg.sampleImage, cfg.expectedDetections, threshold, r, cfg.modelName);
             summary += check.summary;
             if (r && r.error === undefined)
@@ -36411,7 +36703,7 @@ async function runSmoke(cfg, log, env = process.env) {
                 failures.push(check.failure);
         }
         else if (cfg.sampleImage) {
-            const r = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_7__/* .classifyImage */ ._u)(t, { modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), k: 5, headers: auth, preprocess: cfg.preprocess });
+            const r = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .classifyImage */ ._u)(t, { modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), k: 5, headers: auth, preprocess: cfg.preprocess });
             const top = r.top[0];
             const ok = top !== undefined && (cfg.expectedTop1 === '' || String(top.index) === cfg.expectedTop1);
             const got = top ? `${top.index} (${top.score.toFixed(4)})` : r.status ? `HTTP ${r.status} ${r.error ?? ''}` : r.error;
@@ -36479,13 +36771,13 @@ function sampleDetections(image, expected, threshold, found, modelName) {
         return { summary: `${head}\`${image}\`: **fail**: ${failure}\n\n`, failure };
     }
     const got = found.detections;
-    const det = (d) => `label ${d.label} ${(0,_protocol_detections__WEBPACK_IMPORTED_MODULE_8__/* .formatBox */ .BB)(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
+    const det = (d) => `label ${d.label} ${(0,_protocol_detections__WEBPACK_IMPORTED_MODULE_9__/* .formatBox */ .BB)(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
     const where = `\`${image}\`${found.width ? ` (${found.width}×${found.height})` : ''} through ${found.route}, score ≥ ${threshold}`;
     if (!expected) {
         const list = got.map((d) => `- ${det(d)}`).join('\n');
         return { summary: `${head}${where}: ${got.length} detection${got.length === 1 ? '' : 's'} (none expected: not checked)\n\n${list}${list ? '\n\n' : ''}` };
     }
-    const m = (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_8__/* .matchDetections */ .Cz)(expected, got);
+    const m = (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_9__/* .matchDetections */ .Cz)(expected, got);
     const rows = expected.map((e, i) => {
         const g = m.matches[i].got;
         return `| ${det(e)} | ${g >= 0 ? det(got[g]) : '—'} | ${g >= 0 ? m.matches[i].iou.toFixed(3) : ''} | ${g >= 0 ? 'pass' : '**fail**'} |`;
@@ -36504,7 +36796,7 @@ function sampleDetections(image, expected, threshold, found, modelName) {
         let best = -1;
         let bestIou = 0;
         got.forEach((g, j) => {
-            const v = (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_8__/* .iou */ .sJ)(e.box, g.box);
+            const v = (0,_protocol_detections__WEBPACK_IMPORTED_MODULE_9__/* .iou */ .sJ)(e.box, g.box);
             if (v > bestIou)
                 [best, bestIou] = [j, v];
         });
