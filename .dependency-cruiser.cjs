@@ -60,13 +60,17 @@ const LAYERS = [
 const STAGES = '(convert|compile|image|smoke|rollout|preview|store|serve)';
 const LAYERED = LAYERS.map((l) => l.path).join('|');
 
-const noUpward = LAYERS.slice(0, -1).map((layer, i) => ({
-  name: `no-upward-from-${layer.name}`,
-  comment: `${layer.name} may import only ${LAYERS.slice(0, i + 1).map((l) => l.name).join(', ')}: what is shared lives below its users`,
-  severity: 'error',
-  from: { path: layer.path },
-  to: { path: LAYERS.slice(i + 1).map((l) => l.path).join('|') },
-}));
+const noUpward = LAYERS.slice(0, -1).map((layer, i) => {
+  const below = LAYERS.slice(0, i + 1).map((l) => l.name);
+  const above = LAYERS.slice(i + 1).map((l) => l.path);
+  return {
+    name: `no-upward-from-${layer.name}`,
+    comment: `${layer.name} may import only ${below.join(', ')}: what is shared lives below its users`,
+    severity: 'error',
+    from: { path: layer.path },
+    to: { path: above.join('|') },
+  };
+});
 
 module.exports = {
   forbidden: [
@@ -96,7 +100,7 @@ module.exports = {
     {
       name: 'preview-composes-rollout',
       comment:
-        "A preview is a rollout into a per-PR namespace, and its cleanup removes one: preview/ runs the rollout stage and reads its inputs, and shares its Kubernetes client (kube.ts) and permission checks (permissions.ts). Those four modules are all of rollout/ it may import; no other stage.",
+        'A preview is a rollout into a per-PR namespace, and its cleanup removes one: preview/ runs the rollout stage and reads its inputs, and shares its Kubernetes client (kube.ts) and permission checks (permissions.ts). Those four modules are all of rollout/ it may import; no other stage.',
       severity: 'error',
       from: { path: '^src/preview/' },
       to: { path: `^src/${STAGES}/`, pathNot: '^src/(preview/|rollout/(index|inputs|kube|permissions)\\.ts$)' },
@@ -151,6 +155,10 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default', 'types'], mainFields: ['main', 'types', 'typings'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      mainFields: ['main', 'types', 'typings'],
+    },
   },
 };

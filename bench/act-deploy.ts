@@ -37,18 +37,84 @@ async function main(): Promise<void> {
   const home = path.join(work, 'home');
   fs.mkdirSync(home);
   const repo = path.join(work, 'models');
-  const withValues = { ...LENET_WITH, image: `${registry}/bench/lenet-${tag}`, 'model-name': 'lenet', 'base-image': baseImage, 'node-mirror': mirror.url, gpu: false, environment: 'production', namespace: ns, replicas: 1, ...LAB_ROLLOUT_WITH };
+  const withValues = {
+    ...LENET_WITH,
+    image: `${registry}/bench/lenet-${tag}`,
+    'model-name': 'lenet',
+    'base-image': baseImage,
+    'node-mirror': mirror.url,
+    gpu: false,
+    environment: 'production',
+    namespace: ns,
+    replicas: 1,
+    ...LAB_ROLLOUT_WITH,
+  };
   let sha = callerRepo(repo, lenetFiles(LENET), { 'deploy.yml': callerFromTemplate('deploy-caller.yml', 'deploy', withValues) });
   const deploy = async () => {
-    const r = await runAct({ repo, workflow: 'deploy.yml', event: 'push', payload: { ref: 'refs/heads/main', after: sha }, actionDir, standIns: stand, secrets: { GITHUB_TOKEN: 'bench', KUBECONFIG: fs.readFileSync(KUBECONFIG, 'utf8') }, work, home });
-    if (r.code !== 0 || r.needs.deploy?.outputs.decision !== 'promoted') throw new Error(`act deploy failed (${r.code}, ${JSON.stringify(r.needs)}):\n${r.log.slice(-4000)}`);
+    const r = await runAct({
+      repo,
+      workflow: 'deploy.yml',
+      event: 'push',
+      payload: { ref: 'refs/heads/main', after: sha },
+      actionDir,
+      standIns: stand,
+      secrets: { GITHUB_TOKEN: 'bench', KUBECONFIG: fs.readFileSync(KUBECONFIG, 'utf8') },
+      work,
+      home,
+    });
+    if (r.code !== 0 || r.needs.deploy?.outputs.decision !== 'promoted')
+      throw new Error(`act deploy failed (${r.code}, ${JSON.stringify(r.needs)}):\n${r.log.slice(-4000)}`);
     return r.seconds;
   };
   // the same inputs in one process: modelship pipeline (convert → compile → image → smoke → rollout)
   // (spawned, not spawnSync: the Node.js mirror answers from this process's event loop)
   const pipeline = async () => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), 'pipeline', '--prototxt', path.join(repo, LENET_WITH.prototxt), '--caffemodel', path.join(repo, LENET_WITH.caffemodel), '--reference', path.join(repo, LENET_WITH.reference), '--out', path.join(work, 'model.onnx'), '--image', `${registry}/bench/lenet-${tag}-cli`, '--model-name', 'lenet', '--base-image', baseImage, '--node-mirror', mirror.url, '--namespace', `${ns}-cli`, '--replicas', '1', '--node-selector', 'realnode=true', '--tolerations', LAB_ROLLOUT_WITH.tolerations, '--cpu', '200m', '--memory', '512Mi', '--bake-time', '10', '--revision', sha, '--ref', 'refs/heads/main', '--compose-file', path.join(work, 'compose.yml'), '--json'], { env: { ...process.env, KUBECONFIG }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(REPO, 'dist/index.js'),
+        'pipeline',
+        '--prototxt',
+        path.join(repo, LENET_WITH.prototxt),
+        '--caffemodel',
+        path.join(repo, LENET_WITH.caffemodel),
+        '--reference',
+        path.join(repo, LENET_WITH.reference),
+        '--out',
+        path.join(work, 'model.onnx'),
+        '--image',
+        `${registry}/bench/lenet-${tag}-cli`,
+        '--model-name',
+        'lenet',
+        '--base-image',
+        baseImage,
+        '--node-mirror',
+        mirror.url,
+        '--namespace',
+        `${ns}-cli`,
+        '--replicas',
+        '1',
+        '--node-selector',
+        'realnode=true',
+        '--tolerations',
+        LAB_ROLLOUT_WITH.tolerations,
+        '--cpu',
+        '200m',
+        '--memory',
+        '512Mi',
+        '--bake-time',
+        '10',
+        '--revision',
+        sha,
+        '--ref',
+        'refs/heads/main',
+        '--compose-file',
+        path.join(work, 'compose.yml'),
+        '--json',
+      ],
+      { env: { ...process.env, KUBECONFIG }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const code = await new Promise<number | null>((r) => child.on('close', r));
@@ -69,7 +135,9 @@ async function main(): Promise<void> {
     }
     const w = median(warm);
     const c = median(cli);
-    console.log(`\nwarm act deploy median ${w.toFixed(1)} s (goal ≤ 45 s: ${w <= 45 ? 'met' : 'missed'}); modelship pipeline (same stages, one process) ${c.toFixed(1)} s; ratio ${(w / c).toFixed(2)}×; cold ${cold.toFixed(1)} s`);
+    console.log(
+      `\nwarm act deploy median ${w.toFixed(1)} s (goal ≤ 45 s: ${w <= 45 ? 'met' : 'missed'}); modelship pipeline (same stages, one process) ${c.toFixed(1)} s; ratio ${(w / c).toFixed(2)}×; cold ${cold.toFixed(1)} s`,
+    );
   } finally {
     await mirror.close();
     for (const n of [ns, `${ns}-cli`]) spawnSync(KUBECTL, ['delete', 'namespace', n, '--wait=false'], { env: { ...process.env, KUBECONFIG } });

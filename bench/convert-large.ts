@@ -48,23 +48,50 @@ function vgg16(): LayerDef[] {
   for (const c of CONV_PLAN) {
     if (c === 'M') {
       const top = `pool${stage}`;
-      layers.push({ name: top, v1: 'POOLING', v2: 'Pooling', bottom: blob, top, param: 'pooling_param {\n    pool: MAX\n    kernel_size: 2\n    stride: 2\n  }' });
+      layers.push({
+        name: top,
+        v1: 'POOLING',
+        v2: 'Pooling',
+        bottom: blob,
+        top,
+        param: 'pooling_param {\n    pool: MAX\n    kernel_size: 2\n    stride: 2\n  }',
+      });
       blob = top;
       stage++;
       sub = 1;
       continue;
     }
     const name = `conv${stage}_${sub}`;
-    layers.push({ name, v1: 'CONVOLUTION', v2: 'Convolution', bottom: blob, top: name, param: `convolution_param {\n    num_output: ${c}\n    pad: 1\n    kernel_size: 3\n  }`, blobs: [[c, channels, 3, 3], [c]] });
+    layers.push({
+      name,
+      v1: 'CONVOLUTION',
+      v2: 'Convolution',
+      bottom: blob,
+      top: name,
+      param: `convolution_param {\n    num_output: ${c}\n    pad: 1\n    kernel_size: 3\n  }`,
+      blobs: [[c, channels, 3, 3], [c]],
+    });
     layers.push({ name: `relu${stage}_${sub}`, v1: 'RELU', v2: 'ReLU', bottom: name, top: name });
     blob = name;
     channels = c;
     sub++;
   }
   let inputs = channels * 7 * 7;
-  for (const [i, n] of [[6, 4096], [7, 4096], [8, 1000]]) {
+  for (const [i, n] of [
+    [6, 4096],
+    [7, 4096],
+    [8, 1000],
+  ]) {
     const name = `fc${i}`;
-    layers.push({ name, v1: 'INNER_PRODUCT', v2: 'InnerProduct', bottom: blob, top: name, param: `inner_product_param {\n    num_output: ${n}\n  }`, blobs: [[n, inputs], [n]] });
+    layers.push({
+      name,
+      v1: 'INNER_PRODUCT',
+      v2: 'InnerProduct',
+      bottom: blob,
+      top: name,
+      param: `inner_product_param {\n    num_output: ${n}\n  }`,
+      blobs: [[n, inputs], [n]],
+    });
     if (i < 8) {
       layers.push({ name: `relu${i}`, v1: 'RELU', v2: 'ReLU', bottom: name, top: name });
       layers.push({ name: `drop${i}`, v1: 'DROPOUT', v2: 'Dropout', bottom: name, top: name, param: 'dropout_param {\n    dropout_ratio: 0.5\n  }' });
@@ -133,7 +160,7 @@ function writeCaffemodel(file: string, layers: LayerDef[], seed: number): number
         put([...lenField(7, blobLens[i]), ...h.head]);
         // small uniform values, weight-like (the converter never looks at them)
         const scale = 0.05;
-        for (let left = h.count; left > 0; ) {
+        for (let left = h.count; left > 0;) {
           const n = Math.min(left, chunk.length / 4);
           // float32 little-endian, as Caffe writes on every platform it runs on
           for (let k = 0; k < n; k++) dv.setFloat32(k * 4, (r() * 2 - 1) * scale, true);
@@ -162,7 +189,7 @@ async function child(mode: Mode, dir: string, src: string): Promise<void> {
   const out = path.join(dir, `out-${process.pid}.onnx`);
   let ms = 0;
   if (mode === 'floor' || mode === 'floor-nosync') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the floor child loads fsx alone, not the converter it is compared with
     const { writeFileAtomic } = require('../src/util/fsx') as typeof import('../src/util/fsx');
     const t0 = process.hrtime.bigint();
     const bytes = fs.readFileSync(weights);
@@ -170,7 +197,7 @@ async function child(mode: Mode, dir: string, src: string): Promise<void> {
     else fs.writeFileSync(out, bytes);
     ms = Number(process.hrtime.bigint() - t0) / 1e6;
   } else {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a path known at run time: this checkout's src/ or the one compared with
     const { cli } = require(path.join(src, 'cli')) as typeof import('../src/cli');
     const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
     const t0 = process.hrtime.bigint();
@@ -206,7 +233,9 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     const size = writeCaffemodel(weights, layers, seed);
     fs.writeFileSync(stamp, `${seed} ${size}`);
-    console.log(`wrote ${weights}: ${(size / 1e6).toFixed(1)} MB, ${values.toLocaleString('en')} float32 values, in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `wrote ${weights}: ${(size / 1e6).toFixed(1)} MB, ${values.toLocaleString('en')} float32 values, in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
   }
   const size = fs.statSync(weights).size;
   fs.readFileSync(weights); // warm the page cache once, so the first round does not pay the disk
@@ -219,7 +248,7 @@ async function main(): Promise<void> {
       for (const mode of MODES) {
         const c = spawnSync(process.execPath, [...process.execArgv, __filename, '--child', mode, dir, srcOf(mode)], { encoding: 'utf8', maxBuffer: 1 << 24 });
         if (c.status !== 0) throw new Error(`${mode} child failed: ${c.stderr}`);
-        samples[mode].push(JSON.parse(c.stdout.trim().split('\n').pop()!));
+        samples[mode].push(JSON.parse(c.stdout.trim().split('\n').pop()!) as Sample & { size: number });
       }
     }
   } finally {
@@ -231,7 +260,9 @@ async function main(): Promise<void> {
   const c = med('convert');
   const onnx = samples.convert[0].size;
   const all = (m: Mode) => samples[m].map((s) => `${(s.ms / 1000).toFixed(2)}s/${(s.maxRssKiB / 1024).toFixed(0)}M`).join(' ');
-  console.log(`VGG16 (synthetic): caffemodel ${(size / 1e6).toFixed(1)} MB (${(size / 2 ** 20).toFixed(1)} MiB), ONNX ${(onnx / 1e6).toFixed(1)} MB; node ${process.version}, ${os.cpus().length} CPUs, ${runs} rounds, medians`);
+  console.log(
+    `VGG16 (synthetic): caffemodel ${(size / 1e6).toFixed(1)} MB (${(size / 2 ** 20).toFixed(1)} MiB), ONNX ${(onnx / 1e6).toFixed(1)} MB; node ${process.version}, ${os.cpus().length} CPUs, ${runs} rounds, medians`,
+  );
   console.log(`floor (read + write, fsync) : ${(f.ms / 1000).toFixed(2)} s, peak RSS ${f.mib.toFixed(0)} MiB   [${all('floor')}]`);
   console.log(`floor (read + write)        : ${(fn.ms / 1000).toFixed(2)} s, peak RSS ${fn.mib.toFixed(0)} MiB   [${all('floor-nosync')}]`);
   console.log(`modelship convert           : ${(c.ms / 1000).toFixed(2)} s, peak RSS ${c.mib.toFixed(0)} MiB   [${all('convert')}]`);
@@ -240,7 +271,9 @@ async function main(): Promise<void> {
   if (also) {
     const a = med('convert-also');
     console.log(`convert, ${also}: ${(a.ms / 1000).toFixed(2)} s, peak RSS ${a.mib.toFixed(0)} MiB   [${all('convert-also')}]`);
-    console.log(`  / floor (fsync) time ${(a.ms / f.ms).toFixed(2)}x, peak RSS ${(a.mib / f.mib).toFixed(2)}x; / floor (no fsync) time ${(a.ms / fn.ms).toFixed(2)}x, peak RSS ${(a.mib / fn.mib).toFixed(2)}x`);
+    console.log(
+      `  / floor (fsync) time ${(a.ms / f.ms).toFixed(2)}x, peak RSS ${(a.mib / f.mib).toFixed(2)}x; / floor (no fsync) time ${(a.ms / fn.ms).toFixed(2)}x, peak RSS ${(a.mib / fn.mib).toFixed(2)}x`,
+    );
   }
 }
 

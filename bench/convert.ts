@@ -64,7 +64,10 @@ function cliRatio(dir: string, bundles: string[], runs: number): void {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-cli-'));
   try {
     REPORT_HOOK = path.join(tmp, 'report.js');
-    fs.writeFileSync(REPORT_HOOK, "process.on('exit', () => require('fs').writeFileSync(process.env.BENCH_REPORT, JSON.stringify(process.resourceUsage())));\n");
+    fs.writeFileSync(
+      REPORT_HOOK,
+      "process.on('exit', () => require('fs').writeFileSync(process.env.BENCH_REPORT, JSON.stringify(process.resourceUsage())));\n",
+    );
     const report = path.join(tmp, 'usage.json');
     const protoFile = path.join(tmp, 'caffe.proto');
     fs.writeFileSync(protoFile, CAFFE_PROTO);
@@ -77,7 +80,11 @@ function cliRatio(dir: string, bundles: string[], runs: number): void {
     const out = path.join(tmp, 'model.onnx');
     const rows: { name: string; argv: string[]; s: ReturnType<typeof run>[] }[] = [
       { name: 'bare protobufjs decode (node -e)', argv: decode, s: [] },
-      ...bundles.map((b) => ({ name: `node ${b} convert`, argv: [path.resolve(b), 'convert', '--prototxt', proto, '--caffemodel', weights, '--out', out], s: [] })),
+      ...bundles.map((b) => ({
+        name: `node ${b} convert`,
+        argv: [path.resolve(b), 'convert', '--prototxt', proto, '--caffemodel', weights, '--out', out],
+        s: [],
+      })),
       { name: 'node -e 0 (start-up alone)', argv: ['-e', '0'], s: [] },
     ];
     for (const r of rows) run(r.argv, report); // warm the page cache
@@ -105,7 +112,10 @@ function main(): void {
   const runsAt = args.indexOf('--runs');
   const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 5;
   const bundles = args.flatMap((a, i) => (a === '--bundle' ? [args[i + 1]] : []));
-  const dir = path.resolve(args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--runs' && args[i - 1] !== '--bundle') ?? path.join(__dirname, '../../shared/caffe-oracle/models/bvlc_googlenet'));
+  const dir = path.resolve(
+    args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--runs' && args[i - 1] !== '--bundle') ??
+      path.join(__dirname, '../../shared/caffe-oracle/models/bvlc_googlenet'),
+  );
   const size = fs.statSync(path.join(dir, 'weights.caffemodel')).size;
   const results: Record<Mode, { ms: number; rssMiB: number }> = {} as never;
   for (const mode of ['baseline', 'decode', 'convert'] as Mode[]) {
@@ -120,8 +130,12 @@ function main(): void {
   const over = (m: Mode) => results[m].rssMiB - results.baseline.rssMiB;
   console.log(`model: ${dir} (caffemodel ${mib.toFixed(1)} MiB), node ${process.version}, ${runs} runs each, medians`);
   console.log(`bare protobufjs decode : ${results.decode.ms.toFixed(1)} ms, peak RSS +${over('decode').toFixed(1)} MiB over baseline`);
-  console.log(`modelship convert      : ${results.convert.ms.toFixed(1)} ms, peak RSS +${over('convert').toFixed(1)} MiB over baseline (${results.baseline.rssMiB.toFixed(1)} MiB)`);
-  console.log(`ratio convert/decode   : ${(results.convert.ms / results.decode.ms).toFixed(2)}x (goal ≤ 2x; ≤ 500 ms: ${results.convert.ms <= 500 ? 'yes' : 'no'})`);
+  console.log(
+    `modelship convert      : ${results.convert.ms.toFixed(1)} ms, peak RSS +${over('convert').toFixed(1)} MiB over baseline (${results.baseline.rssMiB.toFixed(1)} MiB)`,
+  );
+  console.log(
+    `ratio convert/decode   : ${(results.convert.ms / results.decode.ms).toFixed(2)}x (goal ≤ 2x; ≤ 500 ms: ${results.convert.ms <= 500 ? 'yes' : 'no'})`,
+  );
   console.log(`convert RSS / model    : ${(over('convert') / mib).toFixed(2)}x the caffemodel size (goal ≤ 3x)`);
   console.log('');
   cliRatio(dir, bundles.length ? bundles : [path.join(__dirname, '../dist/index.js')], runs);

@@ -40,10 +40,19 @@ for (let run = 1; run <= RUNS; run++) {
   const r2 = rng(2);
   const bytes = timed(4000, (i) => {
     const net = NETS[i % 3];
-    return { prototxt: Buffer.from(net.prototxt, 'utf8'), caffemodel: mutateBytes(net.caffemodel, r2), replay: `caffemodel case ${i}, seed 2, net ${net.name}` };
+    return {
+      prototxt: Buffer.from(net.prototxt, 'utf8'),
+      caffemodel: mutateBytes(net.caffemodel, r2),
+      replay: `caffemodel case ${i}, seed 2, net ${net.name}`,
+    };
   });
-  for (const [what, r, cases, budget] of [['6,000 mutated prototxts', text, 6000, 100_000], ['4,000 mutated caffemodels', bytes, 4000, Infinity]] as const) {
-    console.log(`run ${run}: ${what}: ${(r.ms / 1000).toFixed(1)} s, ${(r.ms / cases).toFixed(2)} ms per case; slowest ${r.slowest.ms.toFixed(0)} ms (${r.slowest.replay})`);
+  for (const [what, r, cases, budget] of [
+    ['6,000 mutated prototxts', text, 6000, 100_000],
+    ['4,000 mutated caffemodels', bytes, 4000, Infinity],
+  ] as const) {
+    console.log(
+      `run ${run}: ${what}: ${(r.ms / 1000).toFixed(1)} s, ${(r.ms / cases).toFixed(2)} ms per case; slowest ${r.slowest.ms.toFixed(0)} ms (${r.slowest.replay})`,
+    );
     if (r.ms >= budget) missed.push(`${what}: ${(r.ms / 1000).toFixed(1)} s (goal < ${budget / 1000} s)`);
     if (r.slowest.ms >= 1000) missed.push(`${what}: one case took ${r.slowest.ms.toFixed(0)} ms (${r.slowest.replay}; goal < 1 s)`);
   }

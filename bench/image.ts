@@ -27,14 +27,29 @@ async function main(): Promise<void> {
   last.blobs[last.blobs.length - 1].data[0] += 0.5;
   const b = path.join(work, 'b', 'a.onnx');
   fs.mkdirSync(path.dirname(b));
-  fs.writeFileSync(b, convertCaffe({ prototxt: proto, prototxtFile: 'p', caffemodel: T.encode(net as never).finish(), caffemodelFile: 'w' }).onnx);
+  fs.writeFileSync(b, convertCaffe({ prototxt: proto, prototxtFile: 'p', caffemodel: T.encode(net).finish(), caffemodelFile: 'w' }).onnx);
 
   const registry = process.env.LAB_REGISTRY ?? '127.0.0.1:5000';
   const repo = `${registry}/modelship-bench/image-${Date.now()}`;
   const base = `${registry}/local/debian:bookworm`;
   const quiet = { info: () => undefined, warning: () => undefined, group: <R>(_n: string, fn: () => Promise<R>) => fn() };
   const build = async (model: string, rev: string) => {
-    const cfg = readConfig((n) => ({ stage: 'image', image: repo, model, 'model-name': 'googlenet', 'base-image': base, 'node-binary': process.execPath, revision: rev, ref: 'refs/heads/bench', 'compose-file': path.join(work, 'compose.yml') } as Record<string, string>)[n]);
+    const cfg = readConfig(
+      (n) =>
+        (
+          ({
+            stage: 'image',
+            image: repo,
+            model,
+            'model-name': 'googlenet',
+            'base-image': base,
+            'node-binary': process.execPath,
+            revision: rev,
+            ref: 'refs/heads/bench',
+            'compose-file': path.join(work, 'compose.yml'),
+          }) as Record<string, string>
+        )[n],
+    );
     const t0 = Date.now();
     const r = await runImage(cfg.image, quiet);
     return { s: (Date.now() - t0) / 1000, image: r.outputs.image };
@@ -51,7 +66,9 @@ async function main(): Promise<void> {
   const total = mb.layers.reduce((s, l) => s + l.size, 0);
   const modelLayer = mb.layers[mb.layers.length - 1];
   console.log(`cold build+push: ${cold.s.toFixed(1)} s; model-only rebuild+push: ${warm.s.toFixed(1)} s; ratio ${(warm.s / cold.s).toFixed(2)} (goal ≤ 0.2)`);
-  console.log(`rebuild pushed ${pushed.length} of ${mb.layers.length} layers: ${(pushed.reduce((s, l) => s + l.size, 0) / 2 ** 20).toFixed(1)} MiB of ${(total / 2 ** 20).toFixed(1)} MiB (model layer ${(modelLayer.size / 2 ** 20).toFixed(1)} MiB compressed)`);
+  console.log(
+    `rebuild pushed ${pushed.length} of ${mb.layers.length} layers: ${(pushed.reduce((s, l) => s + l.size, 0) / 2 ** 20).toFixed(1)} MiB of ${(total / 2 ** 20).toFixed(1)} MiB (model layer ${(modelLayer.size / 2 ** 20).toFixed(1)} MiB compressed)`,
+  );
   fs.rmSync(work, { recursive: true, force: true });
 }
 

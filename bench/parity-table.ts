@@ -124,7 +124,10 @@ async function main() {
   const noMutants = args.includes('--no-mutants');
   let dirs = args.filter((a) => !a.startsWith('--'));
   if (dirs.length === 0) {
-    dirs = [...['lenet', 'bvlc_googlenet', 'squeezenet_v1.1', 'mobilenet_v1'].map((n) => path.join(ORACLE, 'models', n)), path.join(ORACLE, 'models-v1', 'lenet')];
+    dirs = [
+      ...['lenet', 'bvlc_googlenet', 'squeezenet_v1.1', 'mobilenet_v1'].map((n) => path.join(ORACLE, 'models', n)),
+      path.join(ORACLE, 'models-v1', 'lenet'),
+    ];
   }
   const rows: Row[] = [];
   for (const dir of dirs) {
@@ -143,21 +146,45 @@ async function main() {
   ];
   process.stdout.write(lines.join('\n') + '\n');
   const worst = Math.max(...rows.flatMap((r) => LEVELS.flatMap((l) => Object.values(r.e2e[l]))));
-  process.stdout.write(`\nworst correct end-to-end max |Δ|: ${e(worst)}; worst relative (max |Δ| / max |ref|): ${e(Math.max(...rows.map((r) => r.relative)))}\n`);
-  const mutants: { name: string; net: string; e2e: number; limit: number; topK: boolean; layer?: string; layerDiff?: number; layerLimit?: number; verdict: string }[] = [];
+  process.stdout.write(
+    `\nworst correct end-to-end max |Δ|: ${e(worst)}; worst relative (max |Δ| / max |ref|): ${e(Math.max(...rows.map((r) => r.relative)))}\n`,
+  );
+  const mutants: {
+    name: string;
+    net: string;
+    e2e: number;
+    limit: number;
+    topK: boolean;
+    layer?: string;
+    layerDiff?: number;
+    layerLimit?: number;
+    verdict: string;
+  }[] = [];
   if (!noMutants) {
-    process.stdout.write('\n| mutant | net | end-to-end max \\|Δ\\| / limit | top-5 (strict) | per-layer: first diverging layer, max \\|Δ\\| / limit | which failed |\n|---|---|---:|:---:|---|---|\n');
+    process.stdout.write(
+      '\n| mutant | net | end-to-end max \\|Δ\\| / limit | top-5 (strict) | per-layer: first diverging layer, max \\|Δ\\| / limit | which failed |\n|---|---|---:|:---:|---|---|\n',
+    );
     for (const m of MUTANTS) {
       const r = await runMutant(m);
       const worstOut = r.outputs.reduce((a, b) => (b.maxAbsDiff / b.limit > a.maxAbsDiff / a.limit ? b : a));
       const f = r.perLayer?.firstDivergence;
-      const row = { name: m.name, net: m.net, e2e: worstOut.maxAbsDiff, limit: worstOut.limit, topK: r.outputs.every((c) => c.topK.every((t) => t.onnx.join() === t.reference.join())), layer: f?.layer, layerDiff: f?.maxAbsDiff, layerLimit: f?.limit, verdict: r.verdict.failed };
+      const row = {
+        name: m.name,
+        net: m.net,
+        e2e: worstOut.maxAbsDiff,
+        limit: worstOut.limit,
+        topK: r.outputs.every((c) => c.topK.every((t) => t.onnx.join() === t.reference.join())),
+        layer: f?.layer,
+        layerDiff: f?.maxAbsDiff,
+        layerLimit: f?.limit,
+        verdict: r.verdict.failed,
+      };
       mutants.push(row);
       const layer = f ? `\`${f.layer}\`, ${e(f.maxAbsDiff)} / ${e(f.limit)}` : '–';
       process.stdout.write(`| ${row.name} | ${row.net} | ${e(row.e2e)} / ${e(row.limit)} | ${row.topK ? 'same' : 'differs'} | ${layer} | ${row.verdict} |\n`);
     }
   }
-  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ rows, mutants }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ rows, mutants }, (_k, v: unknown) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
 }
 
 main().catch((err) => {

@@ -23,45 +23,119 @@ const timeoutS = 120;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-rollout-'));
 const ns = `bench-rollout-${Date.now() % 100000}`;
 
-const cli = (args: string[]) => JSON.parse(execFileSync(process.execPath, [path.join(REPO, 'dist/index.js'), ...args, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as Record<string, string>;
+const cli = (args: string[]) =>
+  JSON.parse(
+    execFileSync(process.execPath, [path.join(REPO, 'dist/index.js'), ...args, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+  ) as Record<string, string>;
 const kubectl = (args: string[]) => execFileSync(KUBECTL, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+/** The fields of a pod this benchmark reads. */
+interface Pod {
+  metadata: { name: string; labels: Record<string, string>; deletionTimestamp?: string };
+  spec: { containers: { image: string }[] };
+  status: { phase: string; containerStatuses?: { ready: boolean; state?: { running?: unknown } }[] };
+}
+/** `kubectl get pods` in the benchmark's namespace, by label selector. */
+const pods = (selector: string) => (JSON.parse(kubectl(['-n', ns, 'get', 'pods', '-l', selector, '-o', 'json'])) as { items: Pod[] }).items;
 
-function rollout(image: string, extra: string[] = []): Promise<{ outputs: Record<string, string>; log: string; child: ReturnType<typeof spawn> }> & { child: ReturnType<typeof spawn>; log: () => string } {
+function rollout(
+  image: string,
+  extra: string[] = [],
+): Promise<{ outputs: Record<string, string>; log: string; child: ReturnType<typeof spawn> }> & { child: ReturnType<typeof spawn>; log: () => string } {
   const patch = extra.includes('--patch') ? [] : ['--patch', path.join(work, 'realnode.yaml')];
-  const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), 'rollout', '--image', image, '--model-name', 'lenet', '--app', 'lenet', '--namespace', ns, '--replicas', '2', '--bake-time', String(bakeS), '--rollout-timeout', String(timeoutS), '--reference', LENET, '--cpu', '400m', '--memory', '256Mi', ...patch, ...extra, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(REPO, 'dist/index.js'),
+      'rollout',
+      '--image',
+      image,
+      '--model-name',
+      'lenet',
+      '--app',
+      'lenet',
+      '--namespace',
+      ns,
+      '--replicas',
+      '2',
+      '--bake-time',
+      String(bakeS),
+      '--rollout-timeout',
+      String(timeoutS),
+      '--reference',
+      LENET,
+      '--cpu',
+      '400m',
+      '--memory',
+      '256Mi',
+      ...patch,
+      ...extra,
+      '--json',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   let log = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (log += d));
-  const p = new Promise<{ outputs: Record<string, string>; log: string; child: typeof child }>((resolve) => child.on('close', () => resolve({ outputs: JSON.parse(out || '{}'), log, child })));
+  const p = new Promise<{ outputs: Record<string, string>; log: string; child: typeof child }>((resolve) =>
+    child.on('close', () => resolve({ outputs: JSON.parse(out || '{}') as Record<string, string>, log, child })),
+  );
   return Object.assign(p, { child, log: () => log });
 }
 
 /** Wait until every pod of the app is a stable pod of `image` that is not terminating, or has exited (`gone`: is deleted). */
 async function settled(image: string, gone = false): Promise<void> {
   for (const t0 = Date.now(); Date.now() - t0 < 180_000; await new Promise((r) => setTimeout(r, 500))) {
-    const pods = JSON.parse(kubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=lenet', '-o', 'json'])).items as any[];
+    const current = pods('app.kubernetes.io/name=lenet');
     // (once its container has stopped, a terminating pod on the 1.20 kubelet may show it as waiting again)
-    const exited = (p: any) => !gone && (['Succeeded', 'Failed'].includes(p.status.phase) || (!!p.metadata.deletionTimestamp && !(p.status.containerStatuses ?? []).some((c: any) => c.state?.running)));
-    if (pods.every((p) => (p.metadata.labels.track === 'stable' && p.spec.containers[0].image === image && !p.metadata.deletionTimestamp) || exited(p))) return;
+    const exited = (p: Pod) =>
+      !gone &&
+      (['Succeeded', 'Failed'].includes(p.status.phase) ||
+        (!!p.metadata.deletionTimestamp && !(p.status.containerStatuses ?? []).some((c) => c.state?.running)));
+    if (current.every((p) => (p.metadata.labels.track === 'stable' && p.spec.containers[0].image === image && !p.metadata.deletionTimestamp) || exited(p)))
+      return;
   }
   throw new Error(`the replaced pods were not ${gone ? 'deleted' : 'stopped'} within 180 s`);
 }
 
 async function main(): Promise<void> {
   fs.writeFileSync(path.join(work, 'realnode.yaml'), REAL_NODE_PATCH);
-  fs.writeFileSync(path.join(work, 'crash.yaml'), fs.readFileSync(path.join(work, 'realnode.yaml'), 'utf8') + '      containers:\n      - name: model-server\n        env:\n        - {name: MODELSHIP_MODEL, value: /models/missing.onnx}\n');
+  fs.writeFileSync(
+    path.join(work, 'crash.yaml'),
+    fs.readFileSync(path.join(work, 'realnode.yaml'), 'utf8') +
+      '      containers:\n      - name: model-server\n        env:\n        - {name: MODELSHIP_MODEL, value: /models/missing.onnx}\n',
+  );
   const onnx = path.join(work, 'lenet.onnx');
   cli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx]);
   const repo = `${registry}/modelship-bench/rollout`;
   // the Node.js running this script goes into the image (as bench/image.ts and scripts/demo.sh do): no download
-  const img = (rev: string) => cli(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--base-image', process.env.LAB_BASE_IMAGE ?? 'local/debian:bookworm', '--revision', rev.repeat(40), '--ref', 'refs/heads/bench', '--compose-file', path.join(work, 'c.yml'), '--node-binary', process.execPath]).image;
+  const img = (rev: string) =>
+    cli([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      onnx,
+      '--model-name',
+      'lenet',
+      '--base-image',
+      process.env.LAB_BASE_IMAGE ?? 'local/debian:bookworm',
+      '--revision',
+      rev.repeat(40),
+      '--ref',
+      'refs/heads/bench',
+      '--compose-file',
+      path.join(work, 'c.yml'),
+      '--node-binary',
+      process.execPath,
+    ]).image;
   const a = img('a');
   const b = img('b');
   const rows: [string, string, string][] = [];
   const first = await rollout(a);
   rows.push(['first deploy (canary verified, then stable created)', first.outputs.decision, first.outputs['decision-seconds']]);
-  if (first.outputs.decision !== 'promoted') throw new Error(`the first deploy was not promoted (${first.outputs.reason ?? first.log.slice(-500)}); is realnode's CPU taken by other namespaces?`);
+  if (first.outputs.decision !== 'promoted')
+    throw new Error(`the first deploy was not promoted (${first.outputs.reason ?? first.log.slice(-500)}); is realnode's CPU taken by other namespaces?`);
   await settled(a, true);
   // good canaries promoted while the Service is under load: the first is the timed "good canary"
   const lost: { image: string; decision: string; sent: number; ok: number; failed: string[]; seconds: number }[] = [];
@@ -75,7 +149,9 @@ async function main(): Promise<void> {
     await new Promise((res) => setTimeout(res, 3000));
     lost.push({ image, decision: r.outputs.decision, ...(await load.stop()) });
     const l = lost[lost.length - 1];
-    console.error(`promotion ${i + 1} under load: ${l.decision}${l.decision === 'promoted' ? '' : ` (${r.outputs.reason?.split('\n')[0]})`}; sent ${l.sent}, ok ${l.ok}, failed ${l.failed.length}`);
+    console.error(
+      `promotion ${i + 1} under load: ${l.decision}${l.decision === 'promoted' ? '' : ` (${r.outputs.reason?.split('\n')[0]})`}; sent ${l.sent}, ok ${l.ok}, failed ${l.failed.length}`,
+    );
     // the lab's kubelet keeps terminated pods (and their CPU requests) up to ~70 s: let them go before the next canary
     await settled(image, true).catch((e: Error) => console.error(e.message));
     good ??= r;
@@ -88,8 +164,7 @@ async function main(): Promise<void> {
   while (!/\] bake /.test(killed.log())) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, Math.min(3000, (bakeS * 1000) / 3)));
   // this canary's running pod (earlier canaries' pods may still be terminating)
-  const canaryPods = JSON.parse(kubectl(['-n', ns, 'get', 'pods', '-l', 'track=canary', '-o', 'json'])).items as any[];
-  const pod = canaryPods.find((p) => !p.metadata.deletionTimestamp && (p.status.containerStatuses ?? []).some((c: any) => c.ready)).metadata.name as string;
+  const pod = pods('track=canary').find((p) => !p.metadata.deletionTimestamp && (p.status.containerStatuses ?? []).some((c) => c.ready))!.metadata.name;
   const tKill = Date.now();
   kubectl(['-n', ns, 'exec', pod, '--', 'sh', '-c', 'kill 1']);
   const killedRes = await killed;
@@ -105,7 +180,9 @@ async function main(): Promise<void> {
     console.log(`    promotion ${i + 1} (${l.decision}): sent ${l.sent}, ok ${l.ok}, failed ${l.failed.length} in ${l.seconds.toFixed(1)} s`);
     for (const f of l.failed.slice(0, 5)) console.log(`      ${f.slice(0, 240)}`);
   }
-  console.log(`  server stopped during the bake → decision (process exit): ${detectS.toFixed(1)} s (probe period: readiness 2 s, startup 1 s; the bake checks once a second)`);
+  console.log(
+    `  server stopped during the bake → decision (process exit): ${detectS.toFixed(1)} s (probe period: readiness 2 s, startup 1 s; the bake checks once a second)`,
+  );
   console.log(`  reason: ${killedRes.outputs.reason.split('\n')[0]}`);
 }
 

@@ -32,7 +32,15 @@ process.on('exit', () => {
 
 const lenet = path.join(ROOT, 'test/fixtures/caffe/lenet');
 const model = path.join(work, 'lenet.onnx');
-fs.writeFileSync(model, convertCaffe({ prototxt: fs.readFileSync(path.join(lenet, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(lenet, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx);
+fs.writeFileSync(
+  model,
+  convertCaffe({
+    prototxt: fs.readFileSync(path.join(lenet, 'deploy.prototxt')),
+    prototxtFile: 'p',
+    caffemodel: fs.readFileSync(path.join(lenet, 'weights.caffemodel')),
+    caffemodelFile: 'w',
+  }).onnx,
+);
 
 /** A raw connection: write `data`, collect the reply until the server closes or `ms` pass. */
 function raw(port: number, data: string | Buffer, ms = 30_000): Promise<{ reply: string; afterMs: number }> {
@@ -55,7 +63,8 @@ const health = (port: number) => raw(port, 'GET /v2/health/ready HTTP/1.1\r\nHos
 
 /** `inflated` zero bytes compressed about 1000:1, made as a stream. */
 async function bomb(coding: 'gzip' | 'deflate', inflated = 2 ** 30): Promise<Buffer> {
-  const z = coding === 'gzip' ? zlib.createGzip({ level: 9, strategy: zlib.constants.Z_RLE }) : zlib.createDeflate({ level: 9, strategy: zlib.constants.Z_RLE });
+  const z =
+    coding === 'gzip' ? zlib.createGzip({ level: 9, strategy: zlib.constants.Z_RLE }) : zlib.createDeflate({ level: 9, strategy: zlib.constants.Z_RLE });
   const out: Buffer[] = [];
   z.on('data', (c: Buffer) => out.push(c));
   const ended = new Promise((r) => z.on('end', r));
@@ -68,12 +77,31 @@ async function bomb(coding: 'gzip' | 'deflate', inflated = 2 ** 30): Promise<Buf
 
 async function serve(more: string[]): Promise<{ port: number; child: ChildProcess }> {
   const stderr: string[] = [];
-  const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(ROOT, 'test/helpers/serve-main.ts'), '--model', model, '--model-name', 'lenet', '--host', '127.0.0.1', '--port', '0', '--metrics-port', 'off', ...more], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--require',
+      require.resolve('tsx/cjs'),
+      path.join(ROOT, 'test/helpers/serve-main.ts'),
+      '--model',
+      model,
+      '--model-name',
+      'lenet',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--metrics-port',
+      'off',
+      ...more,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   children.push(child);
-  child.stderr!.on('data', (d) => stderr.push(d.toString()));
+  child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no listening line: ${stderr.join('')}`)), 60_000);
-    child.stderr!.on('data', () => {
+    child.stderr.on('data', () => {
       const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr.join(''));
       if (m) {
         clearTimeout(t);
@@ -83,7 +111,8 @@ async function serve(more: string[]): Promise<{ port: number; child: ChildProces
   });
   return { port, child };
 }
-const rss = (pid: number, field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const rss = (pid: number, field: 'VmRSS' | 'VmHWM') =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
 
 const missed: string[] = [];
@@ -104,7 +133,16 @@ async function healthWhileBusy(): Promise<void> {
   const body = Buffer.from(`{"inputs":[{"name":"data","shape":[${items},1,28,28],"datatype":"FP32","data":[${data}]}]}`);
   for (let round = 1; round <= ROUNDS; round++) {
     const t0 = Date.now();
-    const big = raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`), body]), 120_000);
+    const big = raw(
+      port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`,
+        ),
+        body,
+      ]),
+      120_000,
+    );
     let done = false;
     void big.then(() => (done = true));
     const lat: number[] = [];
@@ -132,7 +170,13 @@ async function oneBomb(): Promise<void> {
       const body = framing.startsWith('Content-Length') ? b : Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);
       const times: number[] = [];
       for (let round = 1; round <= ROUNDS; round++) {
-        const r = await raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: ${coding}\r\n${framing}`), body]));
+        const r = await raw(
+          port,
+          Buffer.concat([
+            Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: ${coding}\r\n${framing}`),
+            body,
+          ]),
+        );
         if (statusOf(r.reply) !== 413) throw new Error(`${coding} bomb answered ${r.reply.split('\r\n')[0]}`);
         times.push(r.afterMs);
       }
@@ -150,7 +194,19 @@ async function sixteenBombs(): Promise<void> {
     if (statusOf((await health(port)).reply) !== 200) throw new Error('not ready');
     const base = rss(child.pid!, 'VmHWM');
     const t0 = Date.now();
-    const answers = await Promise.all(Array.from({ length: 16 }, () => raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Length: ${b.length}\r\n\r\n`), b]))));
+    const answers = await Promise.all(
+      Array.from({ length: 16 }, () =>
+        raw(
+          port,
+          Buffer.concat([
+            Buffer.from(
+              `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Length: ${b.length}\r\n\r\n`,
+            ),
+            b,
+          ]),
+        ),
+      ),
+    );
     const took = Date.now() - t0;
     const peak = rss(child.pid!, 'VmHWM');
     const statuses = answers.map((a) => statusOf(a.reply));

@@ -36,10 +36,13 @@ function pct(xs: number[], p: number): number {
 
 function post(port: number, body: Buffer, hl: number, agent: http.Agent): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/v2/models/googlenet/infer', method: 'POST', agent, headers: { [HEADER_LENGTH]: hl, 'content-length': body.length } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/v2/models/googlenet/infer', method: 'POST', agent, headers: { [HEADER_LENGTH]: hl, 'content-length': body.length } },
+      (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -52,11 +55,40 @@ const phase = (what: string) => process.env.BENCH_SERVER_LOG && console.error(`[
 
 async function startServer(model: string, maxBatch: number, more: string[] = []): Promise<{ port: number; child: ChildProcess }> {
   const port = 18600 + Math.floor(Math.random() * 300);
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/index.js'), 'serve', '--model', model, '--model-name', 'googlenet', '--port', String(port), '--host', '127.0.0.1', '--metrics-port', 'off', '--max-batch-size', String(maxBatch), '--max-queue-delay-ms', maxBatch > 1 ? (process.env.BENCH_QUEUE_DELAY_MS ?? '2') : '0', ...more], { stdio: ['ignore', 'ignore', process.env.BENCH_SERVER_LOG ? 'inherit' : 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, 'dist/index.js'),
+      'serve',
+      '--model',
+      model,
+      '--model-name',
+      'googlenet',
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--metrics-port',
+      'off',
+      '--max-batch-size',
+      String(maxBatch),
+      '--max-queue-delay-ms',
+      maxBatch > 1 ? (process.env.BENCH_QUEUE_DELAY_MS ?? '2') : '0',
+      ...more,
+    ],
+    { stdio: ['ignore', 'ignore', process.env.BENCH_SERVER_LOG ? 'inherit' : 'pipe'] },
+  );
   children.push(child);
   for (let i = 0; i < 200; i++) {
     await new Promise((r) => setTimeout(r, 100));
-    const ok = await new Promise<boolean>((res) => http.get({ host: '127.0.0.1', port, path: '/v2/health/ready' }, (r) => { r.resume(); res(r.statusCode === 200); }).on('error', () => res(false)));
+    const ok = await new Promise<boolean>((res) =>
+      http
+        .get({ host: '127.0.0.1', port, path: '/v2/health/ready' }, (r) => {
+          r.resume();
+          res(r.statusCode === 200);
+        })
+        .on('error', () => res(false)),
+    );
     if (ok) return { port, child };
   }
   throw new Error('server did not start');
@@ -70,19 +102,21 @@ async function load(conc: number, fn: () => Promise<void>, seconds = SECONDS): P
   const lat: number[] = [];
   const end = Date.now() + seconds * 1000;
   const t0 = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: conc }, async () => {
-    while (Date.now() < end) {
-      const s = process.hrtime.bigint();
-      try {
-        await fn();
-      } catch (e) {
-        const m = (e as Error).message;
-        failures.set(m, (failures.get(m) ?? 0) + 1);
-        continue;
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      while (Date.now() < end) {
+        const s = process.hrtime.bigint();
+        try {
+          await fn();
+        } catch (e) {
+          const m = (e as Error).message;
+          failures.set(m, (failures.get(m) ?? 0) + 1);
+          continue;
+        }
+        lat.push(Number(process.hrtime.bigint() - s) / 1e6);
       }
-      lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-    }
-  }));
+    }),
+  );
   return { lat, calls: lat.length, wall: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
@@ -93,7 +127,11 @@ function healthProbe(port: number, everyMs = 50): { stop: () => Promise<number[]
   const loop = (async () => {
     while (!stopped) {
       const t = process.hrtime.bigint();
-      await new Promise<void>((resolve) => http.get({ host: '127.0.0.1', port, path: '/v2/health/ready', agent: false }, (r) => (r.resume(), r.on('end', () => resolve()))).on('error', () => resolve()));
+      await new Promise<void>((resolve) =>
+        http
+          .get({ host: '127.0.0.1', port, path: '/v2/health/ready', agent: false }, (r) => (r.resume(), r.on('end', () => resolve())))
+          .on('error', () => resolve()),
+      );
       lat.push(Number(process.hrtime.bigint() - t) / 1e6);
       await new Promise((r) => setTimeout(r, everyMs));
     }
@@ -101,7 +139,8 @@ function healthProbe(port: number, everyMs = 50): { stop: () => Promise<number[]
   return { stop: async () => ((stopped = true), await loop, lat) };
 }
 
-const statusOf = (pid: number, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+const statusOf = (pid: number, field: string) =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 /** 16 clients each declaring 64 MiB - 1, sending all but the last MiB, then stalling (15 s at most); their answers. */
 async function uploadAttack(port: number): Promise<number[]> {
@@ -127,7 +166,12 @@ async function uploadAttack(port: number): Promise<number[]> {
 }
 
 async function main(): Promise<void> {
-  const conv = convertCaffe({ prototxt: fs.readFileSync(path.join(dir, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(dir, 'weights.caffemodel')), caffemodelFile: 'w' });
+  const conv = convertCaffe({
+    prototxt: fs.readFileSync(path.join(dir, 'deploy.prototxt')),
+    prototxtFile: 'p',
+    caffemodel: fs.readFileSync(path.join(dir, 'weights.caffemodel')),
+    caffemodelFile: 'w',
+  });
   const model = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-serve-')), 'googlenet.onnx');
   fs.writeFileSync(model, conv.onnx);
   const x1 = readNpy(path.join(dir, 'input_b1.npy'));
@@ -151,7 +195,10 @@ async function main(): Promise<void> {
     inproc1: async () => void (await session.run({ data: new ort.Tensor('float32', x1.data, shape1) })),
     srv1: () => post(batched.port, req1.body, req1.headerLength, agent),
   };
-  const results = Object.fromEntries(Object.keys(cases).map((k) => [k, { lat: [] as number[], calls: 0, wall: 0 }])) as Record<keyof typeof cases, { lat: number[]; calls: number; wall: number }>;
+  const results = Object.fromEntries(Object.keys(cases).map((k) => [k, { lat: [] as number[], calls: 0, wall: 0 }])) as Record<
+    keyof typeof cases,
+    { lat: number[]; calls: number; wall: number }
+  >;
   // warm-up (first runs allocate onnxruntime's buffers)
   for (let i = 0; i < 3; i++) for (const fn of Object.values(cases)) await fn();
   phase('for (let round = 0; round < ROUNDS; roun');
@@ -175,10 +222,20 @@ async function main(): Promise<void> {
   const json32 = Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [32, ...shape1.slice(1)], datatype: 'FP32', data: x32 }] }));
   const postJson = () =>
     new Promise<void>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: batched.port, path: '/v2/models/googlenet/infer', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': json32.length } }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: batched.port,
+          path: '/v2/models/googlenet/infer',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': json32.length },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+        },
+      );
       req.on('error', reject);
       req.end(json32);
     });
@@ -206,15 +263,27 @@ async function main(): Promise<void> {
   const count = (c: number) => answers.filter((a) => a === c).length;
 
   const ips = (r: { calls: number; wall: number }, items: number) => (r.calls * items) / r.wall;
-  console.log(`model ${dir}, node ${process.version}, ${os.cpus().length} CPUs, ${threads} intra-op threads, ${SECONDS} s per measurement (${ROUNDS} alternating rounds for server vs in-process)`);
-  console.log(`batch 8 throughput: server ${ips(srv8, 8).toFixed(1)} img/s, in-process ${ips(inproc8, 8).toFixed(1)} img/s, ratio ${(ips(srv8, 8) / ips(inproc8, 8)).toFixed(3)} (goal ≥ 0.93)`);
-  console.log(`batch 1, concurrency 1: p50 server ${pct(srv1.lat, 50).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 50).toFixed(2)} ms; p99 server ${pct(srv1.lat, 99).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 99).toFixed(2)} ms; p99 overhead ${(pct(srv1.lat, 99) - pct(inproc1.lat, 99)).toFixed(2)} ms (goal ≤ 2 ms)`);
+  console.log(
+    `model ${dir}, node ${process.version}, ${os.cpus().length} CPUs, ${threads} intra-op threads, ${SECONDS} s per measurement (${ROUNDS} alternating rounds for server vs in-process)`,
+  );
+  console.log(
+    `batch 8 throughput: server ${ips(srv8, 8).toFixed(1)} img/s, in-process ${ips(inproc8, 8).toFixed(1)} img/s, ratio ${(ips(srv8, 8) / ips(inproc8, 8)).toFixed(3)} (goal ≥ 0.93)`,
+  );
+  console.log(
+    `batch 1, concurrency 1: p50 server ${pct(srv1.lat, 50).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 50).toFixed(2)} ms; p99 server ${pct(srv1.lat, 99).toFixed(2)} ms vs in-process ${pct(inproc1.lat, 99).toFixed(2)} ms; p99 overhead ${(pct(srv1.lat, 99) - pct(inproc1.lat, 99)).toFixed(2)} ms (goal ≤ 2 ms)`,
+  );
   const h = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms (${xs.length} probes)`;
   console.log(`health under 16 batch-1 clients: ${h(health16)}`);
-  console.log(`health under full load (16 batch-1 binary + 2 batch-32 JSON clients, ${(json32.length / 2 ** 20).toFixed(0)} MiB bodies; ${fullSmall.calls} + ${fullJson.calls} requests): ${h(healthFull)} (goal p99 ≤ 50 ms)`);
-  console.log(`upload attack (16 × 64 MiB never finished, bound 256 MiB): RSS ${rssBefore.toFixed(0)} MiB before (peak so far ${hwmBefore.toFixed(0)}), peak during ${hwm.toFixed(0)} MiB (+${(hwm - hwmBefore).toFixed(0)}), ${rssAfter.toFixed(0)} MiB after; answers: ${count(503)}×503 at once, ${count(408)}×408 at the body timeout, ${answers.length - count(503) - count(408)} other`);
+  console.log(
+    `health under full load (16 batch-1 binary + 2 batch-32 JSON clients, ${(json32.length / 2 ** 20).toFixed(0)} MiB bodies; ${fullSmall.calls} + ${fullJson.calls} requests): ${h(healthFull)} (goal p99 ≤ 50 ms)`,
+  );
+  console.log(
+    `upload attack (16 × 64 MiB never finished, bound 256 MiB): RSS ${rssBefore.toFixed(0)} MiB before (peak so far ${hwmBefore.toFixed(0)}), peak during ${hwm.toFixed(0)} MiB (+${(hwm - hwmBefore).toFixed(0)}), ${rssAfter.toFixed(0)} MiB after; answers: ${count(503)}×503 at once, ${count(408)}×408 at the body timeout, ${answers.length - count(503) - count(408)} other`,
+  );
   console.log(`failed requests: ${failures.size ? [...failures].map(([m, n]) => `${n}× ${m}`).join(', ') : 'none'}`);
-  console.log(`concurrency 16, batch-1 requests: batching on ${ips(c16on, 1).toFixed(1)} img/s (p99 ${pct(c16on.lat, 99).toFixed(0)} ms), off ${ips(c16off, 1).toFixed(1)} img/s (p99 ${pct(c16off.lat, 99).toFixed(0)} ms), gain ${(ips(c16on, 1) / ips(c16off, 1)).toFixed(2)}x`);
+  console.log(
+    `concurrency 16, batch-1 requests: batching on ${ips(c16on, 1).toFixed(1)} img/s (p99 ${pct(c16on.lat, 99).toFixed(0)} ms), off ${ips(c16off, 1).toFixed(1)} img/s (p99 ${pct(c16off.lat, 99).toFixed(0)} ms), gain ${(ips(c16on, 1) / ips(c16off, 1)).toFixed(2)}x`,
+  );
 }
 
 main().catch((e) => {

@@ -41,7 +41,12 @@ function licenseId(pkg) {
 }
 
 function readText(file) {
-  return fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').replace(/^\s*\n/, '').trimEnd();
+  return fs
+    .readFileSync(file, 'utf8')
+    .replace(/^\uFEFF/, '')
+    .replace(/\r\n?/g, '\n')
+    .replace(/^\s*\n/, '')
+    .trimEnd();
 }
 
 /** name, version, license id and license text of the package in `root` */
@@ -49,7 +54,11 @@ export function packageLicense(root) {
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
   if (typeof pkg.name !== 'string' || typeof pkg.version !== 'string') throw new Error(`${root}/package.json: no name or version`);
   const id = licenseId(pkg);
-  const entries = fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+  const entries = fs
+    .readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort();
   let files = entries.filter((f) => LICENSE_FILE.test(f));
   const see = /^SEE LICEN[CS]E IN (.+)$/i.exec(id);
   if (see) {
@@ -66,9 +75,11 @@ export function packageLicense(root) {
 }
 
 function compareVersions(a, b) {
-  const pa = a.split(/[.+-]/), pb = b.split(/[.+-]/);
+  const pa = a.split(/[.+-]/),
+    pb = b.split(/[.+-]/);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i] ?? '', y = pb[i] ?? '';
+    const x = pa[i] ?? '',
+      y = pb[i] ?? '';
     if (x === y) continue;
     if (/^\d+$/.test(x) && /^\d+$/.test(y)) return Number(x) - Number(y);
     return x < y ? -1 : 1;

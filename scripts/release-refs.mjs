@@ -54,7 +54,13 @@ export function badRef(ref) {
 /** The files whose internal references a release pins, relative to root. */
 export function releaseFiles(root) {
   const dir = path.join(root, '.github/workflows');
-  const workflows = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => `.github/workflows/${f}`) : [];
+  const workflows = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort()
+        .map((f) => `.github/workflows/${f}`)
+    : [];
   const action = ['action.yml', 'action.yaml'].filter((f) => fs.existsSync(path.join(root, f)));
   return [...workflows, ...action];
 }
@@ -78,9 +84,10 @@ export const rewriteText = (text, ref) => text.replace(internalRefRe(), (_m, tar
 /** The `uses:` values GitHub reads in a workflow or action document, with where they are. */
 export function usesOf(doc) {
   const out = [];
-  const steps = (list, where) => (Array.isArray(list) ? list : []).forEach((s, i) => {
-    if (s && typeof s.uses === 'string') out.push({ where: `${where}[${i}].uses`, uses: s.uses });
-  });
+  const steps = (list, where) =>
+    (Array.isArray(list) ? list : []).forEach((s, i) => {
+      if (s && typeof s.uses === 'string') out.push({ where: `${where}[${i}].uses`, uses: s.uses });
+    });
   if (doc && typeof doc === 'object') {
     for (const [name, job] of Object.entries(doc.jobs ?? {})) {
       if (!job || typeof job !== 'object') continue;
@@ -189,7 +196,8 @@ function main(argv) {
     else if (a.startsWith('--')) return usage(`unknown option ${a}`);
     else positional.push(a);
   }
-  if (positional.length !== 1) return usage(positional.length === 0 ? 'the ref is missing' : `one ref, not ${positional.length}: ${positional.map((p) => JSON.stringify(p)).join(' ')}`);
+  if (positional.length !== 1)
+    return usage(positional.length === 0 ? 'the ref is missing' : `one ref, not ${positional.length}: ${positional.map((p) => JSON.stringify(p)).join(' ')}`);
   const ref = positional[0];
   const bad = badRef(ref);
   if (bad) return usage(bad);

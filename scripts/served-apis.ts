@@ -43,7 +43,15 @@ const WRITTEN = [
   'rbac.authorization.k8s.io/v1 ClusterRoleBinding',
 ];
 
-type Schema = { $ref?: string; type?: string; format?: string; items?: Schema; additionalProperties?: Schema | boolean; properties?: Record<string, Schema>; 'x-kubernetes-group-version-kind'?: Gvk[] };
+type Schema = {
+  $ref?: string;
+  type?: string;
+  format?: string;
+  items?: Schema;
+  additionalProperties?: Schema | boolean;
+  properties?: Record<string, Schema>;
+  'x-kubernetes-group-version-kind'?: Gvk[];
+};
 type Gvk = { group: string; version: string; kind: string };
 type Op = { 'x-kubernetes-group-version-kind'?: Gvk; 'x-kubernetes-action'?: string };
 
@@ -69,7 +77,8 @@ const ref = (s: Schema) => s.$ref!.replace('#/definitions/', '');
 function typeOf(s: Schema): string {
   if (s.$ref) return ref(s);
   if (s.type === 'array') return `[]${typeOf(s.items ?? {})}`;
-  if (s.type === 'object' || (!s.type && s.additionalProperties)) return typeof s.additionalProperties === 'object' ? `map[${typeOf(s.additionalProperties)}]` : 'object';
+  if (s.type === 'object' || (!s.type && s.additionalProperties))
+    return typeof s.additionalProperties === 'object' ? `map[${typeOf(s.additionalProperties)}]` : 'object';
   if (s.format === 'int-or-string') return 'int-or-string';
   return s.type ?? 'object';
 }
@@ -85,7 +94,9 @@ function offByDefault(instanceGo: string, definitions: Record<string, Schema>): 
   // (a package whose API the release no longer has, autoscaling/v2beta1 say, has no definitions: nothing to leave out)
   const gvOf = (alias: string): string | undefined => {
     const prefix = `io.k8s.api.${pkgs.get(alias)!.replace(/\//g, '.')}.`;
-    const gvk = Object.entries(definitions).find(([d, s]) => d.startsWith(prefix) && s['x-kubernetes-group-version-kind'])?.[1]['x-kubernetes-group-version-kind']![0];
+    const gvk = Object.entries(definitions).find(([d, s]) => d.startsWith(prefix) && s['x-kubernetes-group-version-kind'])?.[1][
+      'x-kubernetes-group-version-kind'
+    ]![0];
     return gvk && (gvk.group ? `${gvk.group}/${gvk.version}` : gvk.version);
   };
   const list = (name: string) => {
@@ -93,13 +104,22 @@ function offByDefault(instanceGo: string, definitions: Record<string, Schema>): 
     if (!m) throw new Error(`${CONTROLPLANE}: no ${name}`);
     return m[1];
   };
-  const off = new Set([...`${list('betaAPIGroupVersionsDisabledByDefault')}${list('alphaAPIGroupVersionsDisabledByDefault')}`.matchAll(/(\w+)\.SchemeGroupVersion/g)].map((m) => gvOf(m[1])).filter((gv): gv is string => gv !== undefined));
-  const legacyOn = new Set([...list('legacyBetaEnabledByDefaultResources').matchAll(/(\w+)\.SchemeGroupVersion\.WithResource\("([^"]+)"\)/g)].map((m) => `${gvOf(m[1])} ${m[2]}`));
+  const off = new Set(
+    [...`${list('betaAPIGroupVersionsDisabledByDefault')}${list('alphaAPIGroupVersionsDisabledByDefault')}`.matchAll(/(\w+)\.SchemeGroupVersion/g)]
+      .map((m) => gvOf(m[1]))
+      .filter((gv): gv is string => gv !== undefined),
+  );
+  const legacyOn = new Set(
+    [...list('legacyBetaEnabledByDefaultResources').matchAll(/(\w+)\.SchemeGroupVersion\.WithResource\("([^"]+)"\)/g)].map((m) => `${gvOf(m[1])} ${m[2]}`),
+  );
   return { off, legacyOn };
 }
 
 /** Each resource served by default (resource or resource/subresource) by group version ("v1" for the core group), and its kind. */
-function servedResources(paths: Record<string, Record<string, Op>>, defaults: { off: Set<string>; legacyOn: Set<string> }): Record<string, Record<string, string>> {
+function servedResources(
+  paths: Record<string, Record<string, Op>>,
+  defaults: { off: Set<string>; legacyOn: Set<string> },
+): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
   for (const [p, ops] of Object.entries(paths)) {
     const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))\/(.*)$/.exec(p);
@@ -114,7 +134,11 @@ function servedResources(paths: Record<string, Record<string, Op>>, defaults: { 
     if (!gvk) continue;
     (out[gv] ??= {})[resource] = gvk.kind;
   }
-  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)).map(([gv, r]) => [gv, Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b)))]));
+  return Object.fromEntries(
+    Object.entries(out)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([gv, r]) => [gv, Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b)))]),
+  );
 }
 
 async function main(): Promise<void> {
@@ -133,7 +157,9 @@ async function main(): Promise<void> {
     const [apiVersion, kind] = w.split(' ');
     const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
     if (defaults.off.has(apiVersion)) continue;
-    const name = Object.keys(spec.definitions).find((d) => spec.definitions[d]['x-kubernetes-group-version-kind']?.some((g) => g.group === group && g.version === version && g.kind === kind));
+    const name = Object.keys(spec.definitions).find((d) =>
+      spec.definitions[d]['x-kubernetes-group-version-kind']?.some((g) => g.group === group && g.version === version && g.kind === kind),
+    );
     if (name) kinds[w] = name;
   }
   // the definitions the written kinds reach, each as property → type (or, with no properties, its own type)
@@ -149,7 +175,8 @@ async function main(): Promise<void> {
     }
     definitions[name] = Object.fromEntries(Object.entries(d.properties).map(([k, s]) => [k, typeOf(s)]));
     for (const s of Object.values(d.properties)) {
-      for (let t: Schema | undefined = s; t; t = t.items ?? (typeof t.additionalProperties === 'object' ? t.additionalProperties : undefined)) if (t.$ref) todo.push(ref(t));
+      for (let t: Schema | undefined = s; t; t = t.items ?? (typeof t.additionalProperties === 'object' ? t.additionalProperties : undefined))
+        if (t.$ref) todo.push(ref(t));
     }
   }
   const fixture = {
@@ -164,7 +191,9 @@ async function main(): Promise<void> {
     definitions: Object.fromEntries(Object.entries(definitions).sort(([a], [b]) => a.localeCompare(b))),
   };
   fs.writeFileSync(OUT, `${JSON.stringify(fixture, null, 1)}\n`);
-  console.log(`wrote ${OUT}: ${Object.keys(fixture.resources).length} group versions, ${Object.keys(kinds).length} kinds, ${Object.keys(definitions).length} definitions (${RELEASE}, sha256 ${sha256})`);
+  console.log(
+    `wrote ${OUT}: ${Object.keys(fixture.resources).length} group versions, ${Object.keys(kinds).length} kinds, ${Object.keys(definitions).length} definitions (${RELEASE}, sha256 ${sha256})`,
+  );
 }
 
 void main().catch((e: Error) => {

@@ -18,7 +18,15 @@ export { STAGES, STAGE_INCLUDES, inputUsedBy, parseBoolean } from './inputs';
 export type { Stage, InputSpec, OutputSpec, InputSource } from './inputs';
 export type { ConvertConfig, CompileConfig, ImageConfig, SmokeConfig, RolloutConfig, PreviewConfig, CleanupConfig };
 
-export const INPUTS: InputSpec[] = [...SHARED_INPUTS, ...CONVERT_INPUTS, ...COMPILE_INPUTS, ...IMAGE_INPUTS, ...SMOKE_INPUTS, ...ROLLOUT_INPUTS, ...PREVIEW_INPUTS];
+export const INPUTS: InputSpec[] = [
+  ...SHARED_INPUTS,
+  ...CONVERT_INPUTS,
+  ...COMPILE_INPUTS,
+  ...IMAGE_INPUTS,
+  ...SMOKE_INPUTS,
+  ...ROLLOUT_INPUTS,
+  ...PREVIEW_INPUTS,
+];
 export const OUTPUTS: OutputSpec[] = [...CONVERT_OUTPUTS, ...COMPILE_OUTPUTS, ...IMAGE_OUTPUTS, ...SMOKE_OUTPUTS, ...ROLLOUT_OUTPUTS, ...PREVIEW_OUTPUTS];
 
 export interface Config {

@@ -31,7 +31,9 @@ export function renderInputsTable(): string {
   return [
     '| input | default | description |',
     '|---|---|---|',
-    ...INPUTS.map((i) => `| \`${i.name}\` | ${i.default === '' ? '' : `\`${cell(i.default)}\``} | ${cell(i.description)}${i.name === 'stage' ? ' **Required.**' : ''} |`),
+    ...INPUTS.map(
+      (i) => `| \`${i.name}\` | ${i.default === '' ? '' : `\`${cell(i.default)}\``} | ${cell(i.description)}${i.name === 'stage' ? ' **Required.**' : ''} |`,
+    ),
   ].join('\n');
 }
 

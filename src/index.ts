@@ -9,7 +9,7 @@ import { isMainThread } from 'worker_threads';
  * runtime or the other stages. The action's door is a chunk of its own in the bundle (dist/NNN.index.js, with
  * @actions/core and its HTTP client, a third of the bundle): the CLI does not even parse it.
  */
-/* eslint-disable @typescript-eslint/no-require-imports */
+/* eslint-disable @typescript-eslint/no-require-imports -- each door requires its modules when taken (above), kept in the bundle's main file */
 const serveWorker = isMainThread ? undefined : (require('./serve/worker') as typeof import('./serve/worker'));
 if (serveWorker?.isServeWorker()) {
   serveWorker.workerMain();
@@ -25,4 +25,4 @@ if (serveWorker?.isServeWorker()) {
     });
   }
 }
-/* eslint-enable @typescript-eslint/no-require-imports */
+/* eslint-enable @typescript-eslint/no-require-imports -- the doors end here */

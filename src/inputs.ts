@@ -69,21 +69,33 @@ export function withInputsMap(source: InputSource, specs: InputSpec[], stage: St
     doc = yaml.load(text);
   } catch (e) {
     const mark = (e as yaml.YAMLException).mark;
-    return fail(INPUTS_MAP, `is not YAML${mark ? ` (line ${mark.line + 1}, column ${mark.column + 1})` : ''}: ${(e as yaml.YAMLException).reason ?? (e as Error).message}`);
+    return fail(
+      INPUTS_MAP,
+      `is not YAML${mark ? ` (line ${mark.line + 1}, column ${mark.column + 1})` : ''}: ${(e as yaml.YAMLException).reason ?? (e as Error).message}`,
+    );
   }
   if (doc === null || doc === undefined) return source;
-  if (typeof doc !== 'object' || Array.isArray(doc)) return fail(INPUTS_MAP, `expected a map of input names to values, got ${JSON.stringify(doc).slice(0, 80)}`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    return fail(INPUTS_MAP, `expected a map of input names to values, got ${JSON.stringify(doc).slice(0, 80)}`);
   const byName = new Map(specs.map((i) => [i.name, i]));
   const extra = new Map<string, string>();
   for (const [name, value] of Object.entries(doc as Record<string, unknown>)) {
     const spec = byName.get(name);
     const where = `${INPUTS_MAP}.${name}`;
-    if (!spec || name === 'stage' || name === INPUTS_MAP) fail(INPUTS_MAP, `"${name}" is not an input of modelship${name === 'stage' || name === INPUTS_MAP ? ' that can be given here' : ''}`);
-    if (!inputUsedBy(spec!, stage)) fail(INPUTS_MAP, `"${name}" is not read by stage ${stage} (it is an input of ${(spec!.stages as Stage[]).join(', ')})`);
-    if (spec!.secret) fail(INPUTS_MAP, `"${name}" is a secret: pass it in with: from a secret, where the runner masks it, not in ${INPUTS_MAP}`);
-    const v = value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
+    if (!spec || name === 'stage' || name === INPUTS_MAP)
+      fail(INPUTS_MAP, `"${name}" is not an input of modelship${name === 'stage' || name === INPUTS_MAP ? ' that can be given here' : ''}`);
+    if (!inputUsedBy(spec, stage)) fail(INPUTS_MAP, `"${name}" is not read by stage ${stage} (it is an input of ${(spec.stages as Stage[]).join(', ')})`);
+    if (spec.secret) fail(INPUTS_MAP, `"${name}" is a secret: pass it in with: from a secret, where the runner masks it, not in ${INPUTS_MAP}`);
+    const v =
+      typeof value === 'string'
+        ? value
+        : typeof value === 'number' || typeof value === 'boolean'
+          ? String(value)
+          : value === null || value === undefined
+            ? ''
+            : JSON.stringify(value);
     const given = (source(name) ?? '').trim();
-    if (given !== '' && given !== spec!.default && given !== v.trim()) fail(name, `given as "${given}" and in ${where} as "${v}": give it once`);
+    if (given !== '' && given !== spec.default && given !== v.trim()) fail(name, `given as "${given}" and in ${where} as "${v}": give it once`);
     extra.set(name, v);
   }
   return (name) => {
@@ -148,7 +160,7 @@ export class Reader {
     if (v === '') return undefined;
     const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([-._a-zA-Z0-9]+)$/.exec(v);
     if (!m) fail(name, `expected <secret name>/<key>, got "${v}"`);
-    return { name: m![1], key: m![3] };
+    return { name: m[1], key: m[3] };
   }
 
   /** does the running stage read this input (directly or through a stage it runs)? */

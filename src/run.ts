@@ -1,7 +1,7 @@
 import { Config } from './config';
 import { Logger, StageResult } from './stage';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
+/* eslint-disable @typescript-eslint/no-require-imports -- a stage's modules load when it runs (below) */
 /**
  * Dispatch a validated config to its stage. The action and the CLI both come through here. A stage's modules
  * are required when it runs (kept in the bundle's main file: required, not imported), so one stage does not
@@ -28,4 +28,4 @@ export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
       return (await import('./pipeline')).runPipeline(cfg, log);
   }
 }
-/* eslint-enable @typescript-eslint/no-require-imports */
+/* eslint-enable @typescript-eslint/no-require-imports -- runStage ends here */

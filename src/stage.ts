@@ -2,9 +2,10 @@ import { ErrorLocation } from './util/errors';
 
 /** How stages talk to the outside: the CLI prints, the action uses @actions/core (groups, annotations). */
 export interface Logger {
-  info(message: string): void;
-  warning(message: string, where?: ErrorLocation): void;
-  group<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  // function-typed properties, not methods: no implementation uses `this`, so `log.info` may be passed on as a callback
+  info: (message: string) => void;
+  warning: (message: string, where?: ErrorLocation) => void;
+  group: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 /** What every stage returns: its outputs (named as in action.yml), a markdown summary, and whether it passed. */

@@ -15,7 +15,17 @@ const outputsOf = (stage: string) => declaredOutputs.filter((o) => OUTPUTS.find(
 describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY)', () => {
   test('stage convert with a reference: every declared output is set, the summary has the parity table', () => {
     const work = tmpDir();
-    const r = runAction({ stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), out: 'build/lenet.onnx', reference: LENET, 'per-layer': 'true' }, { cwd: work });
+    const r = runAction(
+      {
+        stage: 'convert',
+        prototxt: path.join(LENET, 'deploy.prototxt'),
+        caffemodel: path.join(LENET, 'weights.caffemodel'),
+        out: 'build/lenet.onnx',
+        reference: LENET,
+        'per-layer': 'true',
+      },
+      { cwd: work },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(Object.keys(r.outputs).sort()).toEqual(outputsOf('convert').sort());
@@ -29,9 +39,12 @@ describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, 
     expect(r.stdout).toMatch(/::group::Convert Caffe → ONNX/);
   });
 
-  test('stage compile: every compile output is set and the summary shows the optimized model\'s parity', () => {
+  test("stage compile: every compile output is set and the summary shows the optimized model's parity", () => {
     const work = tmpDir();
-    const conv = runAction({ stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), out: 'm.onnx' }, { cwd: work });
+    const conv = runAction(
+      { stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), out: 'm.onnx' },
+      { cwd: work },
+    );
     expect(conv.code).toBe(0);
     const r = runAction({ stage: 'compile', model: 'm.onnx', reference: LENET }, { cwd: work });
     expect(r.code).toBe(0);
@@ -49,7 +62,9 @@ describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, 
     const line = proto.split('\n').findIndex((l) => l.includes('kernel_size = 2')) + 1;
     const errors = r.stdout.split('\n').filter((l) => l.startsWith('::error'));
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatch(new RegExp(`^::error title=modelship%3A syntax error,file=deploy.prototxt,line=${line},col=\\d+::deploy.prototxt:${line}:\\d+: `));
+    expect(errors[0]).toMatch(
+      new RegExp(`^::error title=modelship%3A syntax error,file=deploy.prototxt,line=${line},col=\\d+::deploy.prototxt:${line}:\\d+: `),
+    );
     expect(fs.existsSync(path.join(work, 'model.onnx'))).toBe(false);
     expect(r.outputs).toEqual({});
   });
@@ -66,7 +81,7 @@ describe('the bundled action under the runner contract (INPUT_*, GITHUB_OUTPUT, 
 
   test('the main step saves the state that marks its post step', () => {
     const r = runAction({ stage: 'deploy' });
-    const state = require('fs').readFileSync(r.stateFile, 'utf8');
+    const state = fs.readFileSync(r.stateFile, 'utf8');
     expect(state).toMatch(/^isPost<<ghadelimiter_[0-9a-f-]+\ntrue\n/);
   });
 });

@@ -3,7 +3,6 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, caffeRoot, tmpDir } from './helpers/caffe';
 
-
 const LENET = path.join(FIXTURES, 'lenet');
 const lenetProto = fs.readFileSync(path.join(LENET, 'deploy.prototxt'), 'utf8');
 const lenetWeights = path.join(LENET, 'weights.caffemodel');
@@ -34,13 +33,16 @@ describe('bad input: clear error, non-zero exit, nothing written', () => {
     const broken = lenetProto.replace('num_output: 50', 'num_output 50');
     const f = write('deploy.prototxt', broken);
     const line = broken.split('\n').findIndex((l) => l.includes('num_output 50')) + 1;
-    await expectFailure({ prototxt: f, caffemodel: lenetWeights }, new RegExp(`${f.replace(/[.]/g, '\\.')}:${line}:\\d+: expected ':' after field "num_output"`));
+    await expectFailure(
+      { prototxt: f, caffemodel: lenetWeights },
+      new RegExp(`${f.replace(/[.]/g, '\\.')}:${line}:\\d+: expected ':' after field "num_output"`),
+    );
   });
 
   test('unknown layer type names the layer, its type, its line and the supported types', async () => {
     const broken = lenetProto.replace('type: "ReLU"', 'type: "Swish"');
     const f = write('deploy.prototxt', broken);
-    const line = broken.split('\n').findIndex((l) => l.includes('"Swish"')) ;
+    const line = broken.split('\n').findIndex((l) => l.includes('"Swish"'));
     // the layer's line is where its `layer {` opens, the line before `type:` here
     const r = await expectFailure({ prototxt: f, caffemodel: lenetWeights }, /unsupported layer type "Swish"/);
     expect(r.stderr).toMatch(/layer "relu1"/);
@@ -53,7 +55,10 @@ describe('bad input: clear error, non-zero exit, nothing written', () => {
   });
 
   test('empty caffemodel', async () => {
-    await expectFailure({ prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: write('empty.caffemodel', '') }, /empty\.caffemodel: the caffemodel is empty/);
+    await expectFailure(
+      { prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: write('empty.caffemodel', '') },
+      /empty\.caffemodel: the caffemodel is empty/,
+    );
   });
 
   test('truncated caffemodel', async () => {
@@ -63,26 +68,41 @@ describe('bad input: clear error, non-zero exit, nothing written', () => {
   });
 
   test('a prototxt given as caffemodel', async () => {
-    await expectFailure({ prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'deploy.prototxt') }, /not a valid caffemodel|has no layers/);
+    await expectFailure(
+      { prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'deploy.prototxt') },
+      /not a valid caffemodel|has no layers/,
+    );
   });
 
   test('weights whose shape does not match the prototxt name the layer and both shapes', async () => {
     const f = write('deploy.prototxt', lenetProto.replace('num_output: 20', 'num_output: 24'));
-    await expectFailure({ prototxt: f, caffemodel: lenetWeights }, /layer "conv1": \(Convolution\) weights shape mismatch: the prototxt implies \[24, 1, 5, 5\] but the caffemodel has \[20, 1, 5, 5\]/);
+    await expectFailure(
+      { prototxt: f, caffemodel: lenetWeights },
+      /layer "conv1": \(Convolution\) weights shape mismatch: the prototxt implies \[24, 1, 5, 5\] but the caffemodel has \[20, 1, 5, 5\]/,
+    );
   });
 
   test('a layer with missing weights', async () => {
     const f = write('deploy.prototxt', lenetProto.replace(/name: "ip2"/, 'name: "ip2_renamed"'));
-    await expectFailure({ prototxt: f, caffemodel: lenetWeights }, /layer "ip2_renamed": \(InnerProduct\) has no weights in .*weights\.caffemodel: expected 2 blob\(s\) weights \[10, 500\], bias \[10\]/);
+    await expectFailure(
+      { prototxt: f, caffemodel: lenetWeights },
+      /layer "ip2_renamed": \(InnerProduct\) has no weights in .*weights\.caffemodel: expected 2 blob\(s\) weights \[10, 500\], bias \[10\]/,
+    );
   });
 
   test('a bottom that no layer produces', async () => {
     const f = write('deploy.prototxt', lenetProto.replace('bottom: "pool2"', 'bottom: "pool_two"'));
-    await expectFailure({ prototxt: f, caffemodel: lenetWeights }, /layer "ip1": bottom "pool_two" is not produced by any earlier layer and is not a net input/);
+    await expectFailure(
+      { prototxt: f, caffemodel: lenetWeights },
+      /layer "ip1": bottom "pool_two" is not produced by any earlier layer and is not a net input/,
+    );
   });
 
   test('missing files and bad flags are input errors (exit 2)', async () => {
-    const r1 = await expectFailure({ prototxt: '/nonexistent/deploy.prototxt', caffemodel: lenetWeights }, /\/nonexistent\/deploy\.prototxt: cannot read prototxt: no such file/);
+    const r1 = await expectFailure(
+      { prototxt: '/nonexistent/deploy.prototxt', caffemodel: lenetWeights },
+      /\/nonexistent\/deploy\.prototxt: cannot read prototxt: no such file/,
+    );
     expect(r1.code).toBe(2);
     const r2 = await run(['convert', '--prototxt', 'a', '--caffemodel', 'b', '--tolerance', 'tiny']);
     expect(r2.stderr).toMatch(/input "tolerance": expected a non-negative number, got "tiny"/);
@@ -103,7 +123,9 @@ describe('bad input: clear error, non-zero exit, nothing written', () => {
     expect(() => referenceBatches('/nonexistent/ref')).toThrow(/\/nonexistent\/ref: input "reference": cannot read the reference directory: no such directory/);
     expect(() => referenceBatches(lenetWeights)).toThrow(/input "reference": cannot read the reference directory: not a directory/);
     const { readModel } = await import('../src/serve/model');
-    expect(() => readModel({ modelPath: '/nonexistent/model.onnx', modelKey: '' } as any)).toThrow(/\/nonexistent\/model\.onnx: cannot read the model \(--model, MODELSHIP_MODEL\): no such file/);
+    expect(() => readModel({ modelPath: '/nonexistent/model.onnx', modelKey: '' } as any)).toThrow(
+      /\/nonexistent\/model\.onnx: cannot read the model \(--model, MODELSHIP_MODEL\): no such file/,
+    );
   });
 
   test('a caffemodel layer whose blob data does not fill its declared shape', async () => {
@@ -111,7 +133,10 @@ describe('bad input: clear error, non-zero exit, nothing written', () => {
     const net = T.decode(fs.readFileSync(lenetWeights)) as any;
     net.layer.find((l: any) => l.name === 'ip2').blobs[1].data.pop();
     const f = write('short.caffemodel', T.encode(net).finish());
-    await expectFailure({ prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: f }, /layer "ip2": blob 1 declares shape \[10\] \(10 values\) but holds 9 float values/);
+    await expectFailure(
+      { prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: f },
+      /layer "ip2": blob 1 declares shape \[10\] \(10 values\) but holds 9 float values/,
+    );
   });
 
   test('Caffe-invalid blob reuse is refused as Caffe refuses it', async () => {
@@ -125,7 +150,18 @@ describe('the CLI surface', () => {
   test('convert --json prints the outputs as JSON; plain prints name=value', async () => {
     const dir = tmpDir();
     const out = path.join(dir, 'm.onnx');
-    const r = await run(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', lenetWeights, '--out', out, '--reference', LENET, '--json']);
+    const r = await run([
+      'convert',
+      '--prototxt',
+      path.join(LENET, 'deploy.prototxt'),
+      '--caffemodel',
+      lenetWeights,
+      '--out',
+      out,
+      '--reference',
+      LENET,
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const o = JSON.parse(r.stdout);
     expect(o).toMatchObject({ 'onnx-path': out, parity: 'pass', 'parity-report': path.join(dir, 'parity.json') });
@@ -139,7 +175,17 @@ describe('the CLI surface', () => {
 
   test('a reference that does not fit the net is an input error', async () => {
     const dir = tmpDir();
-    const r = await run(['convert', '--prototxt', path.join(FIXTURES, 'lenet_v1/deploy.prototxt'), '--caffemodel', path.join(FIXTURES, 'lenet_v1/weights.caffemodel'), '--out', path.join(dir, 'm.onnx'), '--reference', path.join(FIXTURES, 'zoo_legacy')]);
+    const r = await run([
+      'convert',
+      '--prototxt',
+      path.join(FIXTURES, 'lenet_v1/deploy.prototxt'),
+      '--caffemodel',
+      path.join(FIXTURES, 'lenet_v1/weights.caffemodel'),
+      '--out',
+      path.join(dir, 'm.onnx'),
+      '--reference',
+      path.join(FIXTURES, 'zoo_legacy'),
+    ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/reference input for "data" has shape \[1,2,9,9\], the net expects \[1,1,28,28\]/);
   });
@@ -150,10 +196,23 @@ describe('the CLI surface', () => {
     net.layer.find((l: any) => l.name === 'ip1').blobs[1].data[3] += 0.5;
     const weights = write('perturbed.caffemodel', T.encode(net).finish());
     const dir = tmpDir();
-    const r = await run(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', weights, '--out', path.join(dir, 'm.onnx'), '--reference', LENET, '--per-layer']);
+    const r = await run([
+      'convert',
+      '--prototxt',
+      path.join(LENET, 'deploy.prototxt'),
+      '--caffemodel',
+      weights,
+      '--out',
+      path.join(dir, 'm.onnx'),
+      '--reference',
+      LENET,
+      '--per-layer',
+    ]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^parity=fail$/m);
-    expect(r.stderr).toMatch(/parity check failed: both checks failed \(the end-to-end gate and the per-layer check, first diverging layer "ip1"\)\. End-to-end gate: max \|Δ\| [0-9.e-]+ > limit 0\.001 /);
+    expect(r.stderr).toMatch(
+      /parity check failed: both checks failed \(the end-to-end gate and the per-layer check, first diverging layer "ip1"\)\. End-to-end gate: max \|Δ\| [0-9.e-]+ > limit 0\.001 /,
+    );
     const report = JSON.parse(fs.readFileSync(path.join(dir, 'parity.json'), 'utf8'));
     expect(report.perLayer.firstDivergence.layer).toBe('ip1');
   });

@@ -20,9 +20,24 @@ const cudaProvider: ShippedLib = {
   file: 'libonnxruntime_providers_cuda.so',
   soname: '',
   machine: X86_64,
-  needed: ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13', 'libcuda.so.1', 'libstdc++.so.6', 'libm.so.6', 'libc.so.6', 'ld-linux-x86-64.so.2'],
+  needed: [
+    'libcublasLt.so.13',
+    'libcublas.so.13',
+    'libcurand.so.10',
+    'libcudart.so.13',
+    'libcuda.so.1',
+    'libstdc++.so.6',
+    'libm.so.6',
+    'libc.so.6',
+    'ld-linux-x86-64.so.2',
+  ],
 };
-const sharedProvider: ShippedLib = { file: 'libonnxruntime_providers_shared.so', soname: 'libonnxruntime_providers_shared.so', machine: X86_64, needed: ['libstdc++.so.6', 'libc.so.6'] };
+const sharedProvider: ShippedLib = {
+  file: 'libonnxruntime_providers_shared.so',
+  soname: 'libonnxruntime_providers_shared.so',
+  machine: X86_64,
+  needed: ['libstdc++.so.6', 'libc.so.6'],
+};
 
 describe('the pure part', () => {
   test('parses an ldconfig -p listing: header skipped, flags split, i386 entries recognisable', () => {
@@ -31,16 +46,28 @@ describe('the pure part', () => {
     expect(entries[0]).toEqual({ name: 'libstdc++.so.6', flags: ['libc6', 'x86-64'], path: '/lib/x86_64-linux-gnu/libstdc++.so.6' });
     expect(entries[1]).toEqual({ name: 'libstdc++.so.6', flags: ['libc6'], path: '/lib/i386-linux-gnu/libstdc++.so.6' });
     expect(entries[2].flags).toEqual(['libc6', 'x86-64', 'OS ABI: Linux 3.2.0']);
-    expect(parseLdconfigListing('0 libs found in cache `/etc/ld.so.cache\'\n')).toEqual([]);
+    expect(parseLdconfigListing("0 libs found in cache `/etc/ld.so.cache'\n")).toEqual([]);
   });
 
   test('resolves NEEDED entries: bundled, exempt, x86-64 only, each missing name with who needs it', () => {
-    const plugin: ShippedLib = { file: 'libmyop.so', soname: 'libmyop.so.2', machine: X86_64, needed: [ORT_LIBRARY, 'libonnxruntime_providers_shared.so', 'libcurand.so.10', 'libc.so.6'] };
+    const plugin: ShippedLib = {
+      file: 'libmyop.so',
+      soname: 'libmyop.so.2',
+      machine: X86_64,
+      needed: [ORT_LIBRARY, 'libonnxruntime_providers_shared.so', 'libcurand.so.10', 'libc.so.6'],
+    };
     const plan = planBaseImageCheck([cudaProvider, sharedProvider, plugin], parseLdconfigListing(LISTING));
     // the x86-64 entry, never the i386 one listed after it
     expect(plan.resolved['libstdc++.so.6']).toBe('/lib/x86_64-linux-gnu/libstdc++.so.6');
     expect(plan.resolved['libcudart.so.13']).toBe('/usr/local/cuda/targets/x86_64-linux/lib/libcudart.so.13');
-    expect(Object.keys(plan.resolved).sort()).toEqual(['ld-linux-x86-64.so.2', 'libc.so.6', 'libcublas.so.13', 'libcudart.so.13', 'libm.so.6', 'libstdc++.so.6']);
+    expect(Object.keys(plan.resolved).sort()).toEqual([
+      'ld-linux-x86-64.so.2',
+      'libc.so.6',
+      'libcublas.so.13',
+      'libcudart.so.13',
+      'libm.so.6',
+      'libstdc++.so.6',
+    ]);
     expect(plan.exempt).toEqual(['libcuda.so.1']);
     expect(plan.bundled).toEqual([ORT_LIBRARY, 'libonnxruntime_providers_shared.so']);
     // libcurand.so.10 exists only as an i386 library: missing for both x86-64 libraries that need it
@@ -61,7 +88,9 @@ describe('the pure part', () => {
     const plan = planBaseImageCheck([cudaProvider], []);
     expect(plan.exempt).toEqual(['libcuda.so.1']);
     expect(plan.missing.map((m) => m.name)).toEqual(cudaProvider.needed.filter((n) => n !== 'libcuda.so.1'));
-    expect(describeMissing('b', plan.missing)).toMatch(/^base image "b" cannot load libonnxruntime_providers_cuda.so: libcublasLt.so.13, libcublas.so.13, .* \(needed by libonnxruntime_providers_cuda.so\) not found/);
+    expect(describeMissing('b', plan.missing)).toMatch(
+      /^base image "b" cannot load libonnxruntime_providers_cuda.so: libcublasLt.so.13, libcublas.so.13, .* \(needed by libonnxruntime_providers_cuda.so\) not found/,
+    );
   });
 
   test('an aarch64 library needs AArch64 entries; an unknown machine accepts any', () => {

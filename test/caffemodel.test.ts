@@ -25,10 +25,11 @@ async function parityWith(weights: Uint8Array) {
 describe('caffemodel decoding', () => {
   test('blobs stored as double_data convert to the same model', async () => {
     const net = decodeFull(lenetWeights);
-    for (const l of net.layer) for (const b of l.blobs) {
-      b.double_data = Array.from(b.data as number[]);
-      b.data = [];
-    }
+    for (const l of net.layer)
+      for (const b of l.blobs) {
+        b.double_data = Array.from(b.data as number[]);
+        b.data = [];
+      }
     const T = caffeRoot().lookupType('caffe.NetParameter');
     const bytes = T.encode(net).finish();
     const w = decodeCaffeModel(bytes, 'x');
@@ -38,7 +39,9 @@ describe('caffemodel decoding', () => {
 
   test('unpacked (non-packed) float data is read too', async () => {
     // the same schema with packed=false writes one tag per float, as some old writers did
-    const root = protobuf.parse(CAFFE_PROTO.replace('repeated float data = 5 [packed = true];', 'repeated float data = 5 [packed = false];'), { keepCase: true }).root;
+    const root = protobuf.parse(CAFFE_PROTO.replace('repeated float data = 5 [packed = true];', 'repeated float data = 5 [packed = false];'), {
+      keepCase: true,
+    }).root;
     const T = root.lookupType('caffe.NetParameter');
     const bytes = T.encode(decodeFull(lenetWeights)).finish();
     expect(bytes.length).toBeGreaterThan(lenetWeights.length * 1.1); // really unpacked: a tag byte per value
@@ -66,7 +69,9 @@ describe('caffemodel decoding', () => {
     const net = decodeFull(lenetWeights);
     net.layer[1].blobs[0].shape.dim = [20, 1, 5, 6];
     const bytes = caffeRoot().lookupType('caffe.NetParameter').encode(net).finish();
-    expect(() => decodeCaffeModel(bytes, 'bad.caffemodel')).toThrow(/bad\.caffemodel: layer "conv1": blob 0 declares shape \[20, 1, 5, 6\] \(600 values\) but holds 500 float values/);
+    expect(() => decodeCaffeModel(bytes, 'bad.caffemodel')).toThrow(
+      /bad\.caffemodel: layer "conv1": blob 0 declares shape \[20, 1, 5, 6\] \(600 values\) but holds 500 float values/,
+    );
   });
 });
 
@@ -84,7 +89,9 @@ describe('prototxt semantics', () => {
 
   test('the net must declare an input, with positive dims', () => {
     expect(() => parsePrototxt(Buffer.from('layer { name: "r" type: "ReLU" bottom: "x" top: "x" }'), 'n.prototxt')).toThrow(/declares no input/);
-    expect(() => parsePrototxt(Buffer.from('input: "data" input_dim: 1 input_dim: 3 input_dim: 0 input_dim: 4'), 'n.prototxt')).toThrow(/n\.prototxt:1: input "data" has an invalid shape \[1, 3, 0, 4\]/);
+    expect(() => parsePrototxt(Buffer.from('input: "data" input_dim: 1 input_dim: 3 input_dim: 0 input_dim: 4'), 'n.prototxt')).toThrow(
+      /n\.prototxt:1: input "data" has an invalid shape \[1, 3, 0, 4\]/,
+    );
     expect(() => parsePrototxt(Buffer.from('input: "data" input_dim: 1 input_dim: 3'), 'n.prototxt')).toThrow(ModelshipError);
   });
 });

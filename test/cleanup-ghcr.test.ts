@@ -14,8 +14,10 @@ import { mockKube } from './helpers/mocks';
 // @actions/github is ESM-only ("exports" has just an "import" condition), which Jest's CommonJS module system cannot
 // load: Node's own require (require(esm), Node >= 20.19) loads the real module by its path, as
 // test/helpers/tool-cache-bridge.js does for @actions/tool-cache.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- jest.mock factories run before the imports: they can only require
 jest.mock('@actions/github', () => require('./helpers/mocks').actionsGithub(), { virtual: true });
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- jest.mock factories run before the imports: they can only require
 jest.mock('../src/rollout/kube', () => require('./helpers/mocks').kubeModule);
 
 const TOKEN = 'ghs_cleanup_token_456';
@@ -29,7 +31,12 @@ const version = (id: number, tags: string[]): Version => ({ id, name: digest(id 
  * in pages with Link headers, deleted by id), the issue comments of octo/models; `fail` answers one route with an
  * error as GitHub words it. Records every request with its raw path.
  */
-function fakeGitHub(o: { accounts: Record<string, 'Organization' | 'User'>; packages: Record<string, Version[]>; perPage?: number; fail?: { method: string; path: RegExp; status: number; message: string } }) {
+function fakeGitHub(o: {
+  accounts: Record<string, 'Organization' | 'User'>;
+  packages: Record<string, Version[]>;
+  perPage?: number;
+  fail?: { method: string; path: RegExp; status: number; message: string };
+}) {
   const requests: { method: string; url: string; auth?: string; body?: any }[] = [];
   const comments: { id: number; body: string; html_url: string }[] = [];
   let base = '';
@@ -44,7 +51,12 @@ function fakeGitHub(o: { accounts: Record<string, 'Organization' | 'User'>; pack
         res.end(payload === undefined ? '' : JSON.stringify(payload));
       };
       const u = new URL(req.url!, 'http://x');
-      if (o.fail && req.method === o.fail.method && o.fail.path.test(u.pathname)) return send(o.fail.status, { message: o.fail.message, documentation_url: 'https://docs.github.com/rest/packages/packages', status: String(o.fail.status) });
+      if (o.fail && req.method === o.fail.method && o.fail.path.test(u.pathname))
+        return send(o.fail.status, {
+          message: o.fail.message,
+          documentation_url: 'https://docs.github.com/rest/packages/packages',
+          status: String(o.fail.status),
+        });
       const account = /^\/users\/([^/]+)$/.exec(u.pathname);
       if (account && req.method === 'GET') {
         const type = o.accounts[account[1]];
@@ -61,7 +73,10 @@ function fakeGitHub(o: { accounts: Record<string, 'Organization' | 'User'>; pack
           const per = Math.min(Number(u.searchParams.get('per_page') ?? 30), o.perPage ?? 100);
           const page = Number(u.searchParams.get('page') ?? 1);
           const last = Math.max(1, Math.ceil(versions.length / per));
-          const link: Record<string, string> = page < last ? { link: `<${base}${u.pathname}?per_page=${per}&page=${page + 1}>; rel="next", <${base}${u.pathname}?per_page=${per}&page=${last}>; rel="last"` } : {};
+          const link: Record<string, string> =
+            page < last
+              ? { link: `<${base}${u.pathname}?per_page=${per}&page=${page + 1}>; rel="next", <${base}${u.pathname}?per_page=${per}&page=${last}>; rel="last"` }
+              : {};
           return send(200, versions.slice((page - 1) * per, page * per), link);
         }
         if (req.method === 'DELETE' && id) {
@@ -110,7 +125,7 @@ function capture(): Logger & { lines: string[]; warnings: string[] } {
 }
 
 describe('ghcr.io: the pr-<N> tag goes through the GitHub Packages API', () => {
-  test('an organization\'s package: the owner is looked up, the versions are listed (every page), the version carrying only the tag is deleted by id', async () => {
+  test("an organization's package: the owner is looked up, the versions are listed (every page), the version carrying only the tag is deleted by id", async () => {
     const versions = [version(301, ['main', 'sha-aaaaaaa']), version(302, []), version(303, ['pr-6']), version(304, ['pr-7']), version(305, ['pr-8'])];
     const { gh, env } = await withGitHub({ accounts: { 'octo-org': 'Organization' }, packages: { 'octo-org/models/lenet': versions }, perPage: 2 });
     const r = await deletePreviewTag('ghcr.io/octo-org/models/lenet:pr-7', { githubToken: TOKEN, env });
@@ -126,13 +141,17 @@ describe('ghcr.io: the pr-<N> tag goes through the GitHub Packages API', () => {
     expect(versions.map((v) => v.id)).toEqual([301, 302, 303, 305]);
   });
 
-  test('a user\'s package, the registry host in any case: the user endpoints', async () => {
+  test("a user's package, the registry host in any case: the user endpoints", async () => {
     const versions = [version(411, ['pr-12']), version(412, ['latest'])];
     const { gh, env } = await withGitHub({ accounts: { octocat: 'User' }, packages: { 'octocat/lenet': versions } });
     const r = await deletePreviewTag('GHCR.io/octocat/lenet:pr-12', { githubToken: TOKEN, env });
     expect(r.warning).toBeUndefined();
     expect(r.removed).toBe(`image GHCR.io/octocat/lenet:pr-12 (${digest(1)}, package version 411)`);
-    expect(gh.calls()).toEqual(['GET /users/octocat', 'GET /users/octocat/packages/container/lenet/versions?per_page=100', 'DELETE /users/octocat/packages/container/lenet/versions/411']);
+    expect(gh.calls()).toEqual([
+      'GET /users/octocat',
+      'GET /users/octocat/packages/container/lenet/versions?per_page=100',
+      'DELETE /users/octocat/packages/container/lenet/versions/411',
+    ]);
     expect(versions.map((v) => v.id)).toEqual([412]);
   });
 
@@ -141,7 +160,9 @@ describe('ghcr.io: the pr-<N> tag goes through the GitHub Packages API', () => {
     const { gh, env } = await withGitHub({ accounts: { 'octo-org': 'Organization' }, packages: { 'octo-org/lenet': versions } });
     const r = await deletePreviewTag('ghcr.io/octo-org/lenet:pr-9', { githubToken: TOKEN, env });
     expect(r.removed).toBeUndefined();
-    expect(r.warning).toBe(`image ghcr.io/octo-org/lenet:pr-9 not deleted: its package version 521 (${digest(1)}) also carries :sha-1234567, :main; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+    expect(r.warning).toBe(
+      `image ghcr.io/octo-org/lenet:pr-9 not deleted: its package version 521 (${digest(1)}) also carries :sha-1234567, :main; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`,
+    );
     expect(gh.calls().filter((c) => c.startsWith('DELETE'))).toEqual([]);
     expect(versions).toHaveLength(1);
   });
@@ -153,13 +174,23 @@ describe('ghcr.io: the pr-<N> tag goes through the GitHub Packages API', () => {
   });
 
   test('the Packages API refuses (403 on the delete, 404 on the list) or there is no token: a warning with the reason', async () => {
-    const forbidden = await withGitHub({ accounts: { 'octo-org': 'Organization' }, packages: { 'octo-org/lenet': [version(701, ['pr-5'])] }, fail: { method: 'DELETE', path: /\/versions\/\d+$/, status: 403, message: 'Permission denied' } });
+    const forbidden = await withGitHub({
+      accounts: { 'octo-org': 'Organization' },
+      packages: { 'octo-org/lenet': [version(701, ['pr-5'])] },
+      fail: { method: 'DELETE', path: /\/versions\/\d+$/, status: 403, message: 'Permission denied' },
+    });
     const r = await deletePreviewTag('ghcr.io/octo-org/lenet:pr-5', { githubToken: TOKEN, env: forbidden.env });
     expect(r.removed).toBeUndefined();
-    expect(r.warning).toMatch(/^image ghcr\.io\/octo-org\/lenet:pr-5 not deleted: GitHub Packages API: DELETE \/orgs\/octo-org\/packages\/container\/lenet\/versions\/701 answered 403: Permission denied \(the github-token needs packages: write and admin access to the package/);
+    expect(r.warning).toMatch(
+      /^image ghcr\.io\/octo-org\/lenet:pr-5 not deleted: GitHub Packages API: DELETE \/orgs\/octo-org\/packages\/container\/lenet\/versions\/701 answered 403: Permission denied \(the github-token needs packages: write and admin access to the package/,
+    );
     const missing = await withGitHub({ accounts: { octocat: 'User' }, packages: {} });
-    expect((await deletePreviewTag('ghcr.io/octocat/lenet:pr-5', { githubToken: TOKEN, env: missing.env })).warning).toBe('image ghcr.io/octocat/lenet:pr-5 not deleted: GitHub Packages API: GET /users/octocat/packages/container/lenet/versions answered 404: Package not found. (no such package, or the github-token cannot see it)');
-    expect((await deletePreviewTag('ghcr.io/octocat/lenet:pr-5', { githubToken: '', env: missing.env })).warning).toBe('image ghcr.io/octocat/lenet:pr-5 not deleted: ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"');
+    expect((await deletePreviewTag('ghcr.io/octocat/lenet:pr-5', { githubToken: TOKEN, env: missing.env })).warning).toBe(
+      'image ghcr.io/octocat/lenet:pr-5 not deleted: GitHub Packages API: GET /users/octocat/packages/container/lenet/versions answered 404: Package not found. (no such package, or the github-token cannot see it)',
+    );
+    expect((await deletePreviewTag('ghcr.io/octocat/lenet:pr-5', { githubToken: '', env: missing.env })).warning).toBe(
+      'image ghcr.io/octocat/lenet:pr-5 not deleted: ghcr.io tags are deleted through the GitHub Packages API, which needs input "github-token"',
+    );
     expect(missing.gh.requests).toHaveLength(2); // none without a token
   });
 });
@@ -194,21 +225,42 @@ describe('other registries: the registry API', () => {
     const unsupported = await refusingRegistry();
     const r = await deletePreviewTag(`${unsupported.host}/octo/lenet:pr-4`, { githubToken: TOKEN });
     expect(r.removed).toBeUndefined();
-    expect(r.warning).toContain(`image ${unsupported.host}/octo/lenet:pr-4 not deleted: registry refused to delete ${unsupported.host}/octo/lenet:pr-4 (${digest(9)}): HTTP 405 {"errors":[{"code":"UNSUPPORTED"`);
+    expect(r.warning).toContain(
+      `image ${unsupported.host}/octo/lenet:pr-4 not deleted: registry refused to delete ${unsupported.host}/octo/lenet:pr-4 (${digest(9)}): HTTP 405 {"errors":[{"code":"UNSUPPORTED"`,
+    );
     expect(r.warning).toContain('(the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)');
     // the tags listed first (no other tag shares the manifest), then the manifest by digest
-    expect(unsupported.requests).toEqual(['HEAD /v2/octo/lenet/manifests/pr-4', 'GET /v2/octo/lenet/tags/list?n=1000', `DELETE /v2/octo/lenet/manifests/${digest(9)}`]);
+    expect(unsupported.requests).toEqual([
+      'HEAD /v2/octo/lenet/manifests/pr-4',
+      'GET /v2/octo/lenet/tags/list?n=1000',
+      `DELETE /v2/octo/lenet/manifests/${digest(9)}`,
+    ]);
     const denied = await refusingRegistry(403, [{ code: 'DENIED', message: 'requested access to the resource is denied' }]);
     const d = await deletePreviewTag(`${denied.host}/octo/lenet:pr-4`, { githubToken: TOKEN, registryAuth: { username: 'u', password: 'p' } });
-    expect(d.warning).toMatch(/HTTP 403 \{"errors":\[\{"code":"DENIED".*\(the registry credentials, registry-username and registry-password, are missing or may not delete\)$/);
+    expect(d.warning).toMatch(
+      /HTTP 403 \{"errors":\[\{"code":"DENIED".*\(the registry credentials, registry-username and registry-password, are missing or may not delete\)$/,
+    );
   });
 });
 
 describe('runCleanup: a tag that cannot be deleted is a warning; the namespace and the comment are still done', () => {
-  const cfg = (image: string, pr: number): CleanupConfig => ({ app: 'lenet', kubeconfig: '', prNumber: pr, image, registryUsername: '', registryPassword: '', githubToken: TOKEN, comment: true });
+  const cfg = (image: string, pr: number): CleanupConfig => ({
+    app: 'lenet',
+    kubeconfig: '',
+    prNumber: pr,
+    image,
+    registryUsername: '',
+    registryPassword: '',
+    githubToken: TOKEN,
+    comment: true,
+  });
 
   test('ghcr.io, the Packages API answers 403: namespace removed, comment marked with the warning, the stage passes', async () => {
-    const { gh, env } = await withGitHub({ accounts: { 'octo-org': 'Organization' }, packages: { 'octo-org/lenet': [version(801, ['pr-31'])] }, fail: { method: 'GET', path: /\/versions$/, status: 403, message: 'Resource not accessible by integration' } });
+    const { gh, env } = await withGitHub({
+      accounts: { 'octo-org': 'Organization' },
+      packages: { 'octo-org/lenet': [version(801, ['pr-31'])] },
+      fail: { method: 'GET', path: /\/versions$/, status: 403, message: 'Resource not accessible by integration' },
+    });
     gh.comments.push({ id: 91, body: `${commentMarker('lenet')}\nthe preview`, html_url: 'https://github.com/octo/models/pull/31#issuecomment-91' });
     mockKube.namespaces.add('lenet-pr-31');
     const log = capture();
@@ -217,7 +269,8 @@ describe('runCleanup: a tag that cannot be deleted is a warning; the namespace a
     expect(mockKube.removed).toContain('lenet-pr-31');
     expect(r.outputs).toEqual({ removed: 'namespace lenet-pr-31', 'preview-namespace': 'lenet-pr-31', 'comment-id': '91' });
     // the versions could not be listed: neither of the preview's tags (pr-<N>, its build's cache ref) was deleted
-    const warning = 'image ghcr.io/octo-org/lenet:pr-31 and :buildcache-pr-31 not deleted: GitHub Packages API: GET /orgs/octo-org/packages/container/lenet/versions answered 403: Resource not accessible by integration (the github-token needs packages: write';
+    const warning =
+      'image ghcr.io/octo-org/lenet:pr-31 and :buildcache-pr-31 not deleted: GitHub Packages API: GET /orgs/octo-org/packages/container/lenet/versions answered 403: Resource not accessible by integration (the github-token needs packages: write';
     expect(log.warnings).toHaveLength(1);
     expect(log.warnings[0]).toContain(warning);
     expect(r.summary).toContain('PR #31: `namespace lenet-pr-31`.');
@@ -242,7 +295,11 @@ describe('runCleanup: a tag that cannot be deleted is a warning; the namespace a
     expect(r.ok).toBe(true);
     expect(log.warnings).toEqual([]);
     expect(r.outputs.removed).toBe(`namespace lenet-pr-32\nimage ghcr.io/octocat/lenet:pr-32 (${digest(1)}, package version 811)`);
-    expect(gh.calls()).toEqual(['GET /users/octocat', 'GET /users/octocat/packages/container/lenet/versions?per_page=100', 'DELETE /users/octocat/packages/container/lenet/versions/811']);
+    expect(gh.calls()).toEqual([
+      'GET /users/octocat',
+      'GET /users/octocat/packages/container/lenet/versions?per_page=100',
+      'DELETE /users/octocat/packages/container/lenet/versions/811',
+    ]);
     expect(versions).toEqual([]);
   });
 
@@ -256,7 +313,9 @@ describe('runCleanup: a tag that cannot be deleted is a warning; the namespace a
     expect(r.ok).toBe(true);
     expect(r.outputs.removed).toBe('namespace lenet-pr-33');
     expect(log.warnings).toHaveLength(1);
-    expect(log.warnings[0]).toMatch(/^image 127\.0\.0\.1:\d+\/octo\/lenet:pr-33 not deleted: registry refused to delete .* HTTP 405 \{"errors":\[\{"code":"UNSUPPORTED"/);
+    expect(log.warnings[0]).toMatch(
+      /^image 127\.0\.0\.1:\d+\/octo\/lenet:pr-33 not deleted: registry refused to delete .* HTTP 405 \{"errors":\[\{"code":"UNSUPPORTED"/,
+    );
     expect(r.summary).toContain('> [!WARNING]');
     expect(gh.comments[0].body).toContain('HTTP 405');
     expect(gh.calls()).toEqual(['GET /repos/octo/models/issues/33/comments?per_page=100', 'PATCH /repos/octo/models/issues/comments/92']);

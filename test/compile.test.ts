@@ -34,10 +34,19 @@ describe('compile: onnxruntime target', () => {
     expect(r.stderr).toMatch(/Optimize with ONNX Runtime \(extended, for the cpu execution provider\)/);
     expect(r.code).toBe(0);
     const o = JSON.parse(r.stdout);
-    expect(o).toMatchObject({ 'artifact-path': path.join(dir, 'zoo_conv.ort.onnx'), 'artifact-metadata': path.join(dir, 'zoo_conv.ort.onnx.json'), 'compile-parity': 'pass' });
+    expect(o).toMatchObject({
+      'artifact-path': path.join(dir, 'zoo_conv.ort.onnx'),
+      'artifact-metadata': path.join(dir, 'zoo_conv.ort.onnx.json'),
+      'compile-parity': 'pass',
+    });
     expect(ops(o['artifact-path'])).not.toContain('BatchNormalization');
     const meta = JSON.parse(fs.readFileSync(o['artifact-metadata'], 'utf8'));
-    expect(meta).toMatchObject({ format: 'onnxruntime', sha256: o['artifact-sha256'], onnxruntime: { executionProvider: 'cpu', graphOptimizationLevel: 'extended' }, parity: { status: 'pass' } });
+    expect(meta).toMatchObject({
+      format: 'onnxruntime',
+      sha256: o['artifact-sha256'],
+      onnxruntime: { executionProvider: 'cpu', graphOptimizationLevel: 'extended' },
+      parity: { status: 'pass' },
+    });
     expect(meta.onnxruntime.version).toMatch(/^\d+\.\d+/);
     expect(meta.inputs).toEqual([{ name: 'data', shape: ['N', 3, 13, 11], elemType: 1 }]);
   });
@@ -55,7 +64,19 @@ describe('compile: onnxruntime target', () => {
   test('fp16 for the CUDA EP: float16 weights, float32 inputs and outputs, parity within the float16 tolerance', async () => {
     const dir = tmpDir();
     const model = await convert('lenet', dir);
-    const r = await run(['compile', '--model', model, '--execution-provider', 'cuda', '--fp16', '--artifact', path.join(dir, 'half.onnx'), '--reference', path.join(FIXTURES, 'lenet'), '--json']);
+    const r = await run([
+      'compile',
+      '--model',
+      model,
+      '--execution-provider',
+      'cuda',
+      '--fp16',
+      '--artifact',
+      path.join(dir, 'half.onnx'),
+      '--reference',
+      path.join(FIXTURES, 'lenet'),
+      '--json',
+    ]);
     expect(r.stderr).toMatch(/Parity of the optimized model \(tolerance 0\.002\)/);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)['compile-parity']).toBe('pass');
@@ -90,9 +111,13 @@ describe('compile: onnxruntime target', () => {
   test('bad input is refused before any work', async () => {
     const dir = tmpDir();
     const model = await convert('lenet', dir);
-    expect((await run(['compile', '--model', model, '--target', 'tflite'])).stderr).toMatch(/input "target": expected one of onnxruntime, tensorrt, got "tflite"/);
+    expect((await run(['compile', '--model', model, '--target', 'tflite'])).stderr).toMatch(
+      /input "target": expected one of onnxruntime, tensorrt, got "tflite"/,
+    );
     expect((await run(['compile', '--model', model, '--int8'])).stderr).toMatch(/input "int8": is only for target tensorrt/);
-    expect((await run(['compile', '--model', model, '--fp16'])).stderr).toMatch(/input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda/);
+    expect((await run(['compile', '--model', model, '--fp16'])).stderr).toMatch(
+      /input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda/,
+    );
     expect((await run(['compile', '--model', model, '--batch-sizes', '8,4,32'])).stderr).toMatch(/input "batch-sizes": expected min,opt,max/);
     const notOnnx = path.join(dir, 'x.onnx');
     fs.writeFileSync(notOnnx, 'hello');
@@ -108,16 +133,65 @@ describe('compile: tensorrt target (runs on GPU runners; the plan and the checks
   const pinned = `nvcr.io/nvidia/tensorrt@sha256:${'a'.repeat(64)}`;
 
   test('trtexec runs in the pinned TensorRT image with the dynamic batch profile', () => {
-    const p = planTensorRT(inputs, 'model.onnx', 'model.plan', '/ws/build', { image: pinned, batches: [1, 8, 32], fp16: true, int8: false, workspaceMiB: 2048, timingCache: 'trt-timing.cache' });
+    const p = planTensorRT(inputs, 'model.onnx', 'model.plan', '/ws/build', {
+      image: pinned,
+      batches: [1, 8, 32],
+      fp16: true,
+      int8: false,
+      workspaceMiB: 2048,
+      timingCache: 'trt-timing.cache',
+    });
     expect(p.dockerArgs).toEqual([
-      'run', '--rm', '--gpus', 'all', '-v', '/ws/build:/work', '-w', '/work', pinned,
-      'trtexec', '--onnx=/work/model.onnx', '--saveEngine=/work/model.plan',
-      '--minShapes=data:1x3x224x224', '--optShapes=data:8x3x224x224', '--maxShapes=data:32x3x224x224',
-      '--timingCacheFile=/work/trt-timing.cache', '--memPoolSize=workspace:2048M', '--fp16',
+      'run',
+      '--rm',
+      '--gpus',
+      'all',
+      '-v',
+      '/ws/build:/work',
+      '-w',
+      '/work',
+      pinned,
+      'trtexec',
+      '--onnx=/work/model.onnx',
+      '--saveEngine=/work/model.plan',
+      '--minShapes=data:1x3x224x224',
+      '--optShapes=data:8x3x224x224',
+      '--maxShapes=data:32x3x224x224',
+      '--timingCacheFile=/work/trt-timing.cache',
+      '--memPoolSize=workspace:2048M',
+      '--fp16',
     ]);
-    expect(p.gpuQueryArgs).toEqual(['run', '--rm', '--gpus', 'all', '--entrypoint', 'nvidia-smi', pinned, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader']);
-    expect(() => planTensorRT([{ name: 'x', shape: ['N', 3, 'H', 'W'] }], 'm.onnx', 'm.plan', '/w', { image: pinned, batches: [1, 1, 1], fp16: false, int8: false, workspaceMiB: 1, timingCache: 't' })).toThrow(/dynamic dimensions other than the batch/);
-    expect(() => planTensorRT(inputs, 'm.onnx', 'm.plan', '/w', { image: 'nvcr.io/nvidia/tensorrt:24.10-py3', batches: [1, 1, 1], fp16: false, int8: false, workspaceMiB: 1, timingCache: 't' })).toThrow(/pinned by digest/);
+    expect(p.gpuQueryArgs).toEqual([
+      'run',
+      '--rm',
+      '--gpus',
+      'all',
+      '--entrypoint',
+      'nvidia-smi',
+      pinned,
+      '--query-gpu=compute_cap,name,driver_version',
+      '--format=csv,noheader',
+    ]);
+    expect(() =>
+      planTensorRT([{ name: 'x', shape: ['N', 3, 'H', 'W'] }], 'm.onnx', 'm.plan', '/w', {
+        image: pinned,
+        batches: [1, 1, 1],
+        fp16: false,
+        int8: false,
+        workspaceMiB: 1,
+        timingCache: 't',
+      }),
+    ).toThrow(/dynamic dimensions other than the batch/);
+    expect(() =>
+      planTensorRT(inputs, 'm.onnx', 'm.plan', '/w', {
+        image: 'nvcr.io/nvidia/tensorrt:24.10-py3',
+        batches: [1, 1, 1],
+        fp16: false,
+        int8: false,
+        workspaceMiB: 1,
+        timingCache: 't',
+      }),
+    ).toThrow(/pinned by digest/);
   });
 
   test('versions and GPU are read from trtexec and nvidia-smi output', () => {
@@ -135,8 +209,14 @@ describe('compile: tensorrt target (runs on GPU runners; the plan and the checks
     const plan = { tensorrtVersion: '10.3.0', computeCapability: '9.0', gpu: 'NVIDIA H100', tensorrtImage: pinned };
     expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0', computeCapability: '9.0' })).not.toThrow();
     expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0.26', computeCapability: '9.0' })).not.toThrow();
-    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.5.0', computeCapability: '9.0', image: 'serving:2' })).toThrow(/TensorRT 10\.3\.0 built the plan, the serving image has TensorRT 10\.5\.0.*Rebuild it with stage compile.*for serving:2/);
-    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.1', computeCapability: '9.0' })).toThrow(/TensorRT 10\.3\.0 built the plan, the serving image has TensorRT 10\.3\.1/);
-    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0', computeCapability: '8.6' })).toThrow(/compute capability 9\.0 \(NVIDIA H100\), the target GPU is 8\.6/);
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.5.0', computeCapability: '9.0', image: 'serving:2' })).toThrow(
+      /TensorRT 10\.3\.0 built the plan, the serving image has TensorRT 10\.5\.0.*Rebuild it with stage compile.*for serving:2/,
+    );
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.1', computeCapability: '9.0' })).toThrow(
+      /TensorRT 10\.3\.0 built the plan, the serving image has TensorRT 10\.3\.1/,
+    );
+    expect(() => checkPlanCompatibility(plan, { tensorrtVersion: '10.3.0', computeCapability: '8.6' })).toThrow(
+      /compute capability 9\.0 \(NVIDIA H100\), the target GPU is 8\.6/,
+    );
   });
 });

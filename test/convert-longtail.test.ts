@@ -23,7 +23,7 @@ function write(name: string, content: string | Uint8Array): string {
 
 const lineOf = (text: string, needle: string) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
 
-test('a net that ends in Silence outputs what only Silence reads (colorization\'s class8_ab), named in a warning', async () => {
+test("a net that ends in Silence outputs what only Silence reads (colorization's class8_ab), named in a warning", async () => {
   const proto = `${lenetProto}\nlayer {\n  name: "silence_prob"\n  type: "Silence"\n  bottom: "prob"\n}\n`;
   const f = write('deploy.prototxt', proto);
   const out = path.join(tmpDir(), 'model.onnx');
@@ -31,19 +31,55 @@ test('a net that ends in Silence outputs what only Silence reads (colorization\'
   expect(r.code).toBe(0);
   expect(r.json().parity).toBe('pass');
   expect(onnxInfo(fs.readFileSync(out)).outputs.map((o) => o.name)).toEqual(['prob']);
-  expect(r.stderr).toMatch(new RegExp(`the outputs are what only Silence reads: "prob" \\(layer "silence_prob", line ${lineOf(proto, 'name: "silence_prob"') - 1}\\)`));
+  expect(r.stderr).toMatch(
+    new RegExp(`the outputs are what only Silence reads: "prob" \\(layer "silence_prob", line ${lineOf(proto, 'name: "silence_prob"') - 1}\\)`),
+  );
 });
 
 test('outputs: chosen blobs, intermediate ones included; an unknown blob is refused naming the input', async () => {
   const out = path.join(tmpDir(), 'model.onnx');
-  const r = await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', weights, '--out', out, '--outputs', 'pool1, prob', '--json']);
+  const r = await runCli([
+    'convert',
+    '--prototxt',
+    path.join(LENET, 'deploy.prototxt'),
+    '--caffemodel',
+    weights,
+    '--out',
+    out,
+    '--outputs',
+    'pool1, prob',
+    '--json',
+  ]);
   expect(r.code).toBe(0);
   const info = onnxInfo(fs.readFileSync(out));
-  expect(info.outputs.map((o) => [o.name, o.shape])).toEqual([['pool1', ['N', 20, 12, 12]], ['prob', ['N', 10]]]);
-  const bad = await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', weights, '--out', path.join(tmpDir(), 'x.onnx'), '--outputs', 'prob,fc7']);
+  expect(info.outputs.map((o) => [o.name, o.shape])).toEqual([
+    ['pool1', ['N', 20, 12, 12]],
+    ['prob', ['N', 10]],
+  ]);
+  const bad = await runCli([
+    'convert',
+    '--prototxt',
+    path.join(LENET, 'deploy.prototxt'),
+    '--caffemodel',
+    weights,
+    '--out',
+    path.join(tmpDir(), 'x.onnx'),
+    '--outputs',
+    'prob,fc7',
+  ]);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toMatch(/input "outputs": no layer produces a blob "fc7"; the net's blobs: conv1, pool1, conv2, pool2, ip1, ip2, prob/);
-  const input = await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', weights, '--out', path.join(tmpDir(), 'y.onnx'), '--outputs', 'data']);
+  const input = await runCli([
+    'convert',
+    '--prototxt',
+    path.join(LENET, 'deploy.prototxt'),
+    '--caffemodel',
+    weights,
+    '--out',
+    path.join(tmpDir(), 'y.onnx'),
+    '--outputs',
+    'data',
+  ]);
   expect(input.stderr).toMatch(/no layer produces a blob "data" \(it is a net input\)/);
 });
 
@@ -56,7 +92,11 @@ test('every unsupported layer is named at once (name, type, line), before the we
   expect(r.code).not.toBe(0);
   const relu = lineOf(proto, 'name: "relu1"') - 1;
   const prob = lineOf(proto, 'name: "prob"') - 1;
-  expect(r.stderr).toMatch(new RegExp(`2 layers of unsupported types \\("Interp", "ShuffleChannel"\\): "relu1" \\(type "Interp", line ${relu}\\); "prob" \\(type "ShuffleChannel", line ${prob}\\)\\. Supported types: `));
+  expect(r.stderr).toMatch(
+    new RegExp(
+      `2 layers of unsupported types \\("Interp", "ShuffleChannel"\\): "relu1" \\(type "Interp", line ${relu}\\); "prob" \\(type "ShuffleChannel", line ${prob}\\)\\. Supported types: `,
+    ),
+  );
   expect(r.stderr).not.toMatch(/caffemodel is empty/);
 });
 
@@ -67,7 +107,9 @@ test('your own layers (input "layers"): the README\'s Upsample module converts a
   const f = write('deploy.prototxt', proto);
   const without = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', path.join(tmpDir(), 'w.onnx')]);
   expect(without.code).not.toBe(0);
-  expect(without.stderr).toMatch(/unsupported layer type "Upsample": "up" \(type "Upsample", line \d+; it also uses fields modelship does not know: upsample_param\)/);
+  expect(without.stderr).toMatch(
+    /unsupported layer type "Upsample": "up" \(type "Upsample", line \d+; it also uses fields modelship does not know: upsample_param\)/,
+  );
   const out = path.join(tmpDir(), 'up.onnx');
   const r = await runCli(['convert', '--prototxt', f, '--caffemodel', weights, '--out', out, '--layers', plugin]);
   if (r.code !== 0) throw new Error(r.stderr);
@@ -76,15 +118,36 @@ test('your own layers (input "layers"): the README\'s Upsample module converts a
   const pool2 = readNpy(path.join(LENET, 'blobs_b1/pool2.npy'));
   const [n, c, h, w] = pool2.shape;
   const up = new Float32Array(n * c * h * 2 * w * 2);
-  for (let i = 0; i < n * c; i++) for (let y = 0; y < 2 * h; y++) for (let x = 0; x < 2 * w; x++) up[(i * 2 * h + y) * 2 * w + x] = pool2.data[(i * h + (y >> 1)) * w + (x >> 1)];
+  for (let i = 0; i < n * c; i++)
+    for (let y = 0; y < 2 * h; y++) for (let x = 0; x < 2 * w; x++) up[(i * 2 * h + y) * 2 * w + x] = pool2.data[(i * h + (y >> 1)) * w + (x >> 1)];
   const got = (await runOnnx(fs.readFileSync(out), { data: readNpy(path.join(LENET, 'input_b1.npy')) }, ['up', 'prob'])).outputs;
   expect(got.up.shape).toEqual([n, c, 2 * h, 2 * w]);
   expect(compareOutput('up', 1, got.up, { shape: [n, c, 2 * h, 2 * w], data: up }, { ...DEFAULT_TOLERANCE, topK: 0 }).pass).toBe(true);
   expect(compareOutput('prob', 1, got.prob, readNpy(path.join(LENET, 'output_b1__prob.npy')), DEFAULT_TOLERANCE).pass).toBe(true);
   // the parameter's default (scale 2) and a bad value, from the module's own schema and check
-  const bad = await runCli(['convert', '--prototxt', write('bad.prototxt', proto.replace('scale: 2', 'scale: 0')), '--caffemodel', weights, '--out', path.join(tmpDir(), 'b.onnx'), '--layers', plugin]);
+  const bad = await runCli([
+    'convert',
+    '--prototxt',
+    write('bad.prototxt', proto.replace('scale: 2', 'scale: 0')),
+    '--caffemodel',
+    weights,
+    '--out',
+    path.join(tmpDir(), 'b.onnx'),
+    '--layers',
+    plugin,
+  ]);
   expect(bad.stderr).toMatch(/layer "up": \(Upsample\) scale must be ≥ 1, got 0/);
-  const typo = await runCli(['convert', '--prototxt', write('typo.prototxt', proto.replace('scale: 2', 'scael: 2')), '--caffemodel', weights, '--out', path.join(tmpDir(), 't.onnx'), '--layers', plugin]);
+  const typo = await runCli([
+    'convert',
+    '--prototxt',
+    write('typo.prototxt', proto.replace('scale: 2', 'scael: 2')),
+    '--caffemodel',
+    weights,
+    '--out',
+    path.join(tmpDir(), 't.onnx'),
+    '--layers',
+    plugin,
+  ]);
   expect(typo.stderr).toMatch(/unknown field "scael"/);
   // a module that would replace a built-in type is refused, naming the input
   const clash = write('clash.js', "module.exports = { handlers: [{ types: ['ReLU'], convert() { return []; } }] };");
@@ -96,17 +159,41 @@ test('your own layers (input "layers"): the README\'s Upsample module converts a
 test("BatchNorm's NVIDIA Caffe fields: fillers (training only) accepted with a note, parity kept; scale_bias refused naming the field", async () => {
   const ZOO = path.join(FIXTURES, 'zoo_conv');
   const proto = fs.readFileSync(path.join(ZOO, 'deploy.prototxt'), 'utf8');
-  const fillers = proto.replace('batch_norm_param { eps: 0.001 }', 'batch_norm_param { eps: 0.001 scale_filler { type: "constant" value: 1 } bias_filler { type: "constant" value: 0 } }');
+  const fillers = proto.replace(
+    'batch_norm_param { eps: 0.001 }',
+    'batch_norm_param { eps: 0.001 scale_filler { type: "constant" value: 1 } bias_filler { type: "constant" value: 0 } }',
+  );
   expect(fillers).not.toBe(proto);
   const f = write('deploy.prototxt', fillers);
-  const r = await runCli(['convert', '--prototxt', f, '--caffemodel', path.join(ZOO, 'weights.caffemodel'), '--out', path.join(tmpDir(), 'm.onnx'), '--reference', ZOO, '--json']);
+  const r = await runCli([
+    'convert',
+    '--prototxt',
+    f,
+    '--caffemodel',
+    path.join(ZOO, 'weights.caffemodel'),
+    '--out',
+    path.join(tmpDir(), 'm.onnx'),
+    '--reference',
+    ZOO,
+    '--json',
+  ]);
   expect(r.code).toBe(0);
   expect(r.json().parity).toBe('pass');
   const line = lineOf(fillers, 'name: "bn"');
-  expect(r.stderr).toContain(`${f}:${line}: layer "bn": batch_norm_param.scale_filler (a field of NVIDIA Caffe) only initialises training: accepted, it does not change inference`);
+  expect(r.stderr).toContain(
+    `${f}:${line}: layer "bn": batch_norm_param.scale_filler (a field of NVIDIA Caffe) only initialises training: accepted, it does not change inference`,
+  );
   expect(r.stderr).toContain('batch_norm_param.bias_filler');
   const scaled = proto.replace('batch_norm_param { eps: 0.001 }', 'batch_norm_param { eps: 0.001 scale_bias: true }');
-  const bad = await runCli(['convert', '--prototxt', write('s.prototxt', scaled), '--caffemodel', path.join(ZOO, 'weights.caffemodel'), '--out', path.join(tmpDir(), 's.onnx')]);
+  const bad = await runCli([
+    'convert',
+    '--prototxt',
+    write('s.prototxt', scaled),
+    '--caffemodel',
+    path.join(ZOO, 'weights.caffemodel'),
+    '--out',
+    path.join(tmpDir(), 's.onnx'),
+  ]);
   expect(bad.code).not.toBe(0);
   expect(bad.stderr).toMatch(/layer "bn": \(BatchNorm\) batch_norm_param\.scale_bias: true .* is not supported/);
 });

@@ -10,7 +10,8 @@ import { onnxInfo } from '../src/formats/onnxinfo';
 // implementation of these layers) on the face detector, MobileNet-SSD and the zoo:
 // test/convert-ssd-parity.tools.test.ts.
 
-const DETECTION = 'num_classes: 3 share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 50 } code_type: CENTER_SIZE keep_top_k: 20 confidence_threshold: 0.4';
+const DETECTION =
+  'num_classes: 3 share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 50 } code_type: CENTER_SIZE keep_top_k: 20 confidence_threshold: 0.4';
 
 /** test/helpers/ssd.ts's tiny SSD with these detection_output_param / prior_box_param bodies */
 const net = (detectionParam: string, priorParam?: string) => tinySsd({ detectionParam, priorParam }).prototxt;
@@ -41,7 +42,11 @@ test.each([
   ["OpenCV's normalized_bbox: false", `${DETECTION} normalized_bbox: false`, /normalized_bbox: false is not supported/],
   ['visualize', `${DETECTION} visualize: true`, /visualize: true is not supported/],
   ['no num_classes', DETECTION.replace('num_classes: 3 ', ''), /detection_output_param\.num_classes is required/],
-  ['a conf blob of the wrong size', DETECTION.replace('num_classes: 3', 'num_classes: 4'), /bottom\[1\] \(conf\) has 2304 values per image; 768 priors × 4 classes = 3072 expected/],
+  [
+    'a conf blob of the wrong size',
+    DETECTION.replace('num_classes: 3', 'num_classes: 4'),
+    /bottom\[1\] \(conf\) has 2304 values per image; 768 priors × 4 classes = 3072 expected/,
+  ],
 ])('DetectionOutput refuses %s, naming the layer and its line', async (_what, param, message) => {
   const r = await convert(net(param));
   expect(r.code).not.toBe(0);
@@ -64,7 +69,10 @@ test.each([
 });
 
 test('Permute refuses an order that repeats an axis or leaves the input', async () => {
-  for (const [order, message] of [['order: 0 order: 2 order: 2 order: 1', /permute_param\.order has 2 twice/], ['order: 0 order: 4', /permute_param\.order 4 is out of range for a 4-D input/]] as const) {
+  for (const [order, message] of [
+    ['order: 0 order: 2 order: 2 order: 1', /permute_param\.order has 2 twice/],
+    ['order: 0 order: 4', /permute_param\.order 4 is out of range for a 4-D input/],
+  ] as const) {
     const r = await convert(net(DETECTION).replace('order: 0 order: 2 order: 3 order: 1', order));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(message);

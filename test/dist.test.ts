@@ -14,12 +14,32 @@ describe('dist/ is the committed bundle', () => {
       p = path.dirname(p);
     }
     const lenet = path.join(FIXTURES, 'lenet');
-    const r = spawnSync(process.execPath, ['dist/index.js', 'convert', '--prototxt', path.join(lenet, 'deploy.prototxt'), '--caffemodel', path.join(lenet, 'weights.caffemodel'), '--out', 'm.onnx', '--reference', lenet, '--json'], { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const r = spawnSync(
+      process.execPath,
+      [
+        'dist/index.js',
+        'convert',
+        '--prototxt',
+        path.join(lenet, 'deploy.prototxt'),
+        '--caffemodel',
+        path.join(lenet, 'weights.caffemodel'),
+        '--out',
+        'm.onnx',
+        '--reference',
+        lenet,
+        '--json',
+      ],
+      { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+    );
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).parity).toBe('pass');
     // the chunks loaded on use (the Kubernetes client) are there too: reading the kubeconfig is the first thing
     // the rollout does after loading them, so a missing chunk would be an internal error (70), not this input error
-    const k = spawnSync(process.execPath, ['dist/index.js', 'rollout', '--image', `r/m@sha256:${'a'.repeat(64)}`, '--kubeconfig', path.join(root, 'missing.kubeconfig')], { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const k = spawnSync(
+      process.execPath,
+      ['dist/index.js', 'rollout', '--image', `r/m@sha256:${'a'.repeat(64)}`, '--kubeconfig', path.join(root, 'missing.kubeconfig')],
+      { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+    );
     expect(k.stderr).toMatch(/input "kubeconfig": cannot read .*missing\.kubeconfig: ENOENT/);
     expect(k.status).toBe(2);
   });

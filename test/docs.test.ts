@@ -21,7 +21,12 @@ function tableRows(name: string): string[][] {
     .trim()
     .split('\n')
     .slice(2)
-    .map((l) => l.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()));
+    .map((l) =>
+      l
+        .split(/(?<!\\)\|/)
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
 }
 const unquote = (c: string) => c.replace(/^`|`$/g, '');
 
@@ -36,7 +41,8 @@ describe('documentation that cannot drift', () => {
       // every input states its default (the required stage excepted)
       expect([name, name === 'stage' ? spec.required : typeof spec.default]).toEqual([name, name === 'stage' ? true : 'string']);
     }
-    for (const [name, spec] of Object.entries(action.outputs as Record<string, { description: string }>)) expect([name, spec.description.length > 10]).toEqual([name, true]);
+    for (const [name, spec] of Object.entries(action.outputs as Record<string, { description: string }>))
+      expect([name, spec.description.length > 10]).toEqual([name, true]);
   });
 
   test('the README inputs table lists exactly the inputs of action.yml with the same defaults', () => {

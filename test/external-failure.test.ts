@@ -12,6 +12,7 @@ import { closedPort } from './helpers/http';
 
 // @actions/github and @actions/core are ESM-only: @actions/github is loaded by Node's own require (see
 // test/cleanup-ghcr.test.ts); @actions/core is replaced by a recorder, as the action's catch block is under test here.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- jest.mock factories run before the imports: they can only require
 jest.mock('@actions/github', () => require('./helpers/mocks').actionsGithub(), { virtual: true });
 const mockCore = { errors: [] as { message: string; props?: Record<string, unknown> }[], failed: [] as string[], outputs: {} as Record<string, string> };
 jest.mock(
@@ -44,7 +45,6 @@ const servers: http.Server[] = [];
 afterAll(() => {
   for (const s of servers) s.close();
 });
-
 
 /** A stand-in for api.github.com that answers every request with `status` (a gateway's 502, say). */
 async function answering(status: number, message: string): Promise<string> {
@@ -100,11 +100,49 @@ beforeAll(async () => {
 
 describe('externalFailure: which system failed, and the call', () => {
   test.each([
-    ['octokit, nothing listening', 'octokitRefused', { system: 'GitHub API', call: 'GET /repos/octo/models/issues/4/comments', status: undefined, message: /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/ }],
-    ['octokit, a 502 from a gateway', 'octokit502', { system: 'GitHub API', call: 'GET /repos/octo/models/issues/4/comments', status: 502, message: /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments answered 502: Server Error$/ }],
-    ['octokit, a 403 (the documentation URL dropped)', 'octokit403', { system: 'GitHub API', status: 403, message: /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments answered 403: Resource not accessible by integration$/ }],
-    ['octokit, a host that does not resolve', 'octokitNoHost', { system: 'GitHub API', status: undefined, message: /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments failed: getaddrinfo (ENOTFOUND|EAI_AGAIN) api\.invalid$/ }],
-    ['fetch, nothing listening (the code is on the cause)', 'fetchRefused', { system: 'network', call: undefined, message: /^network: connect ECONNREFUSED 127\.0\.0\.1:\d+$/ }],
+    [
+      'octokit, nothing listening',
+      'octokitRefused',
+      {
+        system: 'GitHub API',
+        call: 'GET /repos/octo/models/issues/4/comments',
+        status: undefined,
+        message: /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/,
+      },
+    ],
+    [
+      'octokit, a 502 from a gateway',
+      'octokit502',
+      {
+        system: 'GitHub API',
+        call: 'GET /repos/octo/models/issues/4/comments',
+        status: 502,
+        message: /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments answered 502: Server Error$/,
+      },
+    ],
+    [
+      'octokit, a 403 (the documentation URL dropped)',
+      'octokit403',
+      {
+        system: 'GitHub API',
+        status: 403,
+        message: /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments answered 403: Resource not accessible by integration$/,
+      },
+    ],
+    [
+      'octokit, a host that does not resolve',
+      'octokitNoHost',
+      {
+        system: 'GitHub API',
+        status: undefined,
+        message: /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments failed: getaddrinfo (ENOTFOUND|EAI_AGAIN) api\.invalid$/,
+      },
+    ],
+    [
+      'fetch, nothing listening (the code is on the cause)',
+      'fetchRefused',
+      { system: 'network', call: undefined, message: /^network: connect ECONNREFUSED 127\.0\.0\.1:\d+$/ },
+    ],
     ['http, nothing listening', 'httpRefused', { system: 'network', message: /^network: connect ECONNREFUSED 127\.0\.0\.1:\d+$/ }],
     ['http, a host that does not resolve', 'httpNoHost', { system: 'network', message: /^network: getaddrinfo (ENOTFOUND|EAI_AGAIN) registry\.invalid$/ }],
   ])('%s', (_name, which, expected) => {
@@ -117,15 +155,41 @@ describe('externalFailure: which system failed, and the call', () => {
 
   const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), { code: 'ECONNREFUSED' });
   test.each<[string, unknown, string | undefined]>([
-    ['an octokit-shaped error with a response', Object.assign(new Error('Bad Gateway - https://docs.github.com/rest'), { name: 'HttpError', status: 502, response: { status: 502 }, request: { method: 'PATCH', url: 'https://api.github.com/repos/o/r/issues/comments/9' } }), 'GitHub API: PATCH /repos/o/r/issues/comments/9 answered 502: Bad Gateway'],
-    ['an octokit-shaped error without one (status 500, the network below)', Object.assign(new Error('getaddrinfo ENOTFOUND api.example'), { name: 'HttpError', status: 500, request: { method: 'GET', url: 'https://api.example/repos/o/r/issues/4/comments?per_page=100' }, cause: Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND api.example'), { code: 'ENOTFOUND' }) }) }), 'GitHub API: GET /repos/o/r/issues/4/comments failed: getaddrinfo ENOTFOUND api.example'],
+    [
+      'an octokit-shaped error with a response',
+      Object.assign(new Error('Bad Gateway - https://docs.github.com/rest'), {
+        name: 'HttpError',
+        status: 502,
+        response: { status: 502 },
+        request: { method: 'PATCH', url: 'https://api.github.com/repos/o/r/issues/comments/9' },
+      }),
+      'GitHub API: PATCH /repos/o/r/issues/comments/9 answered 502: Bad Gateway',
+    ],
+    [
+      'an octokit-shaped error without one (status 500, the network below)',
+      Object.assign(new Error('getaddrinfo ENOTFOUND api.example'), {
+        name: 'HttpError',
+        status: 500,
+        request: { method: 'GET', url: 'https://api.example/repos/o/r/issues/4/comments?per_page=100' },
+        cause: Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND api.example'), { code: 'ENOTFOUND' }) }),
+      }),
+      'GitHub API: GET /repos/o/r/issues/4/comments failed: getaddrinfo ENOTFOUND api.example',
+    ],
     ['a network error, its code on it', refused, 'network: connect ECONNREFUSED 10.0.0.1:443'],
     ['a reset connection', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'network: read ECONNRESET'],
     ['a timeout', Object.assign(new Error('connect ETIMEDOUT 10.0.0.1:443'), { code: 'ETIMEDOUT' }), 'network: connect ETIMEDOUT 10.0.0.1:443'],
-    ['DNS, temporarily', Object.assign(new Error('getaddrinfo EAI_AGAIN api.github.com'), { code: 'EAI_AGAIN' }), 'network: getaddrinfo EAI_AGAIN api.github.com'],
-    ['Node\'s AggregateError (happy eyeballs: no message of its own, the code and the attempts)', Object.assign(new AggregateError([Object.assign(new Error('connect ECONNREFUSED ::1:5000'), { code: 'ECONNREFUSED' })], ''), { code: 'ECONNREFUSED' }), 'network: connect ECONNREFUSED ::1:5000'],
+    [
+      'DNS, temporarily',
+      Object.assign(new Error('getaddrinfo EAI_AGAIN api.github.com'), { code: 'EAI_AGAIN' }),
+      'network: getaddrinfo EAI_AGAIN api.github.com',
+    ],
+    [
+      "Node's AggregateError (happy eyeballs: no message of its own, the code and the attempts)",
+      Object.assign(new AggregateError([Object.assign(new Error('connect ECONNREFUSED ::1:5000'), { code: 'ECONNREFUSED' })], ''), { code: 'ECONNREFUSED' }),
+      'network: connect ECONNREFUSED ::1:5000',
+    ],
     ['wrapped as the cause of a plain error', new Error('request failed', { cause: refused }), 'network: connect ECONNREFUSED 10.0.0.1:443'],
-    ['a ModelshipError: modelship\'s own report', new ModelshipError('io', 'cannot reach the registry', {}), undefined],
+    ["a ModelshipError: modelship's own report", new ModelshipError('io', 'cannot reach the registry', {}), undefined],
     ['a bug: a TypeError', new TypeError("Cannot read properties of undefined (reading 'x')"), undefined],
     ['a file error is not the network', Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' }), undefined],
     ['an HttpError-named error without its request', Object.assign(new Error('x'), { name: 'HttpError', status: 500 }), undefined],
@@ -160,14 +224,19 @@ describe('the top-level reports: another system\'s failure is named, a bug is st
       await action();
       expect(mockCore.failed).toEqual([]);
       expect(mockCore.errors).toHaveLength(1);
-      expect(mockCore.errors[0].message).toMatch(/^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments failed: getaddrinfo (ENOTFOUND|EAI_AGAIN) api\.invalid$/);
+      expect(mockCore.errors[0].message).toMatch(
+        /^GitHub API: GET \/repos\/octo\/models\/issues\/4\/comments failed: getaddrinfo (ENOTFOUND|EAI_AGAIN) api\.invalid$/,
+      );
       expect(mockCore.errors[0].props).toEqual({ title: 'modelship: GitHub API failure' });
       expect(process.exitCode).toBe(1);
 
       process.exitCode = 0;
       mockStage.error = real.httpRefused;
       await action();
-      expect(mockCore.errors[1]).toEqual({ message: expect.stringMatching(/^network: connect ECONNREFUSED 127\.0\.0\.1:\d+$/), props: { title: 'modelship: network failure' } });
+      expect(mockCore.errors[1]).toEqual({
+        message: expect.stringMatching(/^network: connect ECONNREFUSED 127\.0\.0\.1:\d+$/),
+        props: { title: 'modelship: network failure' },
+      });
       expect(process.exitCode).toBe(1);
 
       mockStage.error = new TypeError('x is not a function');

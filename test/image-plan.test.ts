@@ -32,7 +32,17 @@ describe('image tags follow docker/metadata-action', () => {
 });
 
 describe('the generated Dockerfile and compose file', () => {
-  const df = renderDockerfile({ baseImage: 'local/debian:bookworm', modelFile: 'model.onnx', modelName: 'googlenet', port: 8000, uid: 10001, labels: { 'org.opencontainers.image.revision': SHA }, env: {}, providers: false, ortDir: IMAGE_ORT_DIR });
+  const df = renderDockerfile({
+    baseImage: 'local/debian:bookworm',
+    modelFile: 'model.onnx',
+    modelName: 'googlenet',
+    port: 8000,
+    uid: 10001,
+    labels: { 'org.opencontainers.image.revision': SHA },
+    env: {},
+    providers: false,
+    ortDir: IMAGE_ORT_DIR,
+  });
   const lines = df.split('\n');
   const layers = (d: string) => d.split('\n').filter((l) => /^(COPY|ADD|RUN) /.test(l));
 
@@ -48,13 +58,38 @@ describe('the generated Dockerfile and compose file', () => {
   });
 
   test('gpu: the CUDA provider layer sits next to libonnxruntime.so.1, before the model layer; strict CUDA by default', () => {
-    const gpu = renderDockerfile({ baseImage: 'b', modelFile: 'model.onnx', modelName: 'googlenet', port: 8000, uid: 10001, labels: {}, env: { MODELSHIP_PROVIDER: 'cuda' }, providers: true, ortDir: IMAGE_ORT_DIR });
-    expect(layers(gpu)).toEqual(['COPY node/ /opt/modelship/node/', 'COPY dist/ /opt/modelship/dist/', 'COPY providers/ /opt/modelship/dist/bin/napi-v6/linux/x64/', 'COPY model/ /models/']);
+    const gpu = renderDockerfile({
+      baseImage: 'b',
+      modelFile: 'model.onnx',
+      modelName: 'googlenet',
+      port: 8000,
+      uid: 10001,
+      labels: {},
+      env: { MODELSHIP_PROVIDER: 'cuda' },
+      providers: true,
+      ortDir: IMAGE_ORT_DIR,
+    });
+    expect(layers(gpu)).toEqual([
+      'COPY node/ /opt/modelship/node/',
+      'COPY dist/ /opt/modelship/dist/',
+      'COPY providers/ /opt/modelship/dist/bin/napi-v6/linux/x64/',
+      'COPY model/ /models/',
+    ]);
     expect(gpu).toMatch(/^ENV MODELSHIP_PROVIDER="cuda"$/m);
   });
 
   test('compose: the image by digest, a GPU reservation when asked, secrets only by reference', () => {
-    const c = yaml.load(renderCompose({ service: 'googlenet', image: `${IMG}@sha256:${'a'.repeat(64)}`, port: 8000, hostPort: 8000, gpu: true, env: { MODELSHIP_PROVIDER: 'cuda' }, secretsEnv: ['MODELSHIP_API_KEY'] })) as any;
+    const c = yaml.load(
+      renderCompose({
+        service: 'googlenet',
+        image: `${IMG}@sha256:${'a'.repeat(64)}`,
+        port: 8000,
+        hostPort: 8000,
+        gpu: true,
+        env: { MODELSHIP_PROVIDER: 'cuda' },
+        secretsEnv: ['MODELSHIP_API_KEY'],
+      }),
+    ) as any;
     const svc = c.services.googlenet;
     expect(svc.image).toBe(`${IMG}@sha256:${'a'.repeat(64)}`);
     expect(svc.deploy.resources.reservations.devices).toEqual([{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }]);
@@ -64,8 +99,18 @@ describe('the generated Dockerfile and compose file', () => {
 
   test('cache: inline on the docker driver, gha on GitHub, registry elsewhere', () => {
     expect(cacheFlags('docker', IMG, {}, 'auto')).toEqual(['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', 'type=inline']);
-    expect(cacheFlags('docker-container', IMG, { ACTIONS_CACHE_URL: 'u', ACTIONS_RUNTIME_TOKEN: 't' }, 'auto')).toEqual(['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max']);
-    expect(cacheFlags('docker-container', IMG, {}, 'auto')).toEqual(['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', `type=registry,ref=${IMG}:buildcache,mode=max`]);
+    expect(cacheFlags('docker-container', IMG, { ACTIONS_CACHE_URL: 'u', ACTIONS_RUNTIME_TOKEN: 't' }, 'auto')).toEqual([
+      '--cache-from',
+      'type=gha',
+      '--cache-to',
+      'type=gha,mode=max',
+    ]);
+    expect(cacheFlags('docker-container', IMG, {}, 'auto')).toEqual([
+      '--cache-from',
+      `type=registry,ref=${IMG}:buildcache`,
+      '--cache-to',
+      `type=registry,ref=${IMG}:buildcache,mode=max`,
+    ]);
     expect(cacheFlags('docker', IMG, {}, 'off')).toEqual([]);
   });
 
@@ -89,7 +134,12 @@ describe('the generated Dockerfile and compose file', () => {
   });
 
   test('image references', () => {
-    expect(parseImageRef('127.0.0.1:5000/modelship/googlenet@sha256:' + 'b'.repeat(64))).toEqual({ registry: '127.0.0.1:5000', repository: 'modelship/googlenet', tag: undefined, digest: 'sha256:' + 'b'.repeat(64) });
+    expect(parseImageRef('127.0.0.1:5000/modelship/googlenet@sha256:' + 'b'.repeat(64))).toEqual({
+      registry: '127.0.0.1:5000',
+      repository: 'modelship/googlenet',
+      tag: undefined,
+      digest: 'sha256:' + 'b'.repeat(64),
+    });
     expect(parseImageRef('acme/googlenet:v1')).toMatchObject({ registry: 'docker.io', repository: 'acme/googlenet', tag: 'v1' });
     expect(() => parseImageRef('Not/Valid')).toThrow(/not a valid image reference/);
   });
@@ -97,8 +147,47 @@ describe('the generated Dockerfile and compose file', () => {
 
 describe('smoke plan', () => {
   test('secrets reach the container by name only; GPU runs add --gpus all and nvidia-smi', () => {
-    const p = planSmoke({ image: `${IMG}@sha256:${'c'.repeat(64)}`, runtime: 'modelship', modelName: 'm', tolerance: 1e-5, gpu: true, apiKey: 'topsecret', modelKey: 'k'.repeat(64), sampleImage: '', expectedTop1: '', requests: 1, concurrency: 1, readyTimeoutS: 5, registryUsername: '', registryPassword: '' }, 'modelship-smoke-x', 'run-7');
-    expect(p.run).toEqual(['run', '-d', '--name', 'modelship-smoke-x', '--label', 'dev.modelship.smoke=true', '--label', 'dev.modelship.owner=run-7', '-p', '127.0.0.1::8000', '--gpus', 'all', '-e', 'MODELSHIP_API_KEY', '-e', 'MODELSHIP_MODEL_KEY', '-e', 'MODELSHIP_PROVIDER=cuda', `${IMG}@sha256:${'c'.repeat(64)}`]);
+    const p = planSmoke(
+      {
+        image: `${IMG}@sha256:${'c'.repeat(64)}`,
+        runtime: 'modelship',
+        modelName: 'm',
+        tolerance: 1e-5,
+        gpu: true,
+        apiKey: 'topsecret',
+        modelKey: 'k'.repeat(64),
+        sampleImage: '',
+        expectedTop1: '',
+        requests: 1,
+        concurrency: 1,
+        readyTimeoutS: 5,
+        registryUsername: '',
+        registryPassword: '',
+      },
+      'modelship-smoke-x',
+      'run-7',
+    );
+    expect(p.run).toEqual([
+      'run',
+      '-d',
+      '--name',
+      'modelship-smoke-x',
+      '--label',
+      'dev.modelship.smoke=true',
+      '--label',
+      'dev.modelship.owner=run-7',
+      '-p',
+      '127.0.0.1::8000',
+      '--gpus',
+      'all',
+      '-e',
+      'MODELSHIP_API_KEY',
+      '-e',
+      'MODELSHIP_MODEL_KEY',
+      '-e',
+      'MODELSHIP_PROVIDER=cuda',
+      `${IMG}@sha256:${'c'.repeat(64)}`,
+    ]);
     expect(p.run.join(' ')).not.toContain('topsecret');
     expect(p.gpuQuery).toEqual(['exec', 'modelship-smoke-x', 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader']);
     expect(p.remove).toEqual(['rm', '-f', '-v', 'modelship-smoke-x']);
@@ -116,7 +205,12 @@ describe('secrets are masked by the action', () => {
     expect(r.code).toBe(1);
     for (const secret of ['pa55w0rd-xyz', 'ab'.repeat(32), 'api-k3y']) {
       expect(r.stdout).toContain(`::add-mask::${secret}`);
-      expect(r.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')).not.toContain(secret);
+      expect(
+        r.stdout
+          .split('\n')
+          .filter((l) => !l.startsWith('::add-mask::'))
+          .join('\n'),
+      ).not.toContain(secret);
     }
   });
 });

@@ -41,13 +41,24 @@ describe('build context modes', () => {
     expect(fs.statSync(path.join(dir, 'a')).mtimeMs).toBe(12345_000);
   });
 
-  test("the Triton model repository is written 0755/0644 under umask 077", () => {
+  test('the Triton model repository is written 0755/0644 under umask 077', () => {
     const old = process.umask(0o077);
     try {
-      writeTritonRepository(path.join(work, 'triton-ctx'), 'lenet', { config: 'name: "lenet"\n', file: 'model.onnx', platform: 'onnxruntime_onnx', maxBatchSize: 8 }, Buffer.from('onnx'));
+      writeTritonRepository(
+        path.join(work, 'triton-ctx'),
+        'lenet',
+        { config: 'name: "lenet"\n', file: 'model.onnx', platform: 'onnxruntime_onnx', maxBatchSize: 8 },
+        Buffer.from('onnx'),
+      );
     } finally {
       process.umask(old);
     }
-    expect(modesUnder(path.join(work, 'triton-ctx/models'))).toEqual({ '.': '755', lenet: '755', 'lenet/config.pbtxt': '644', 'lenet/1': '755', 'lenet/1/model.onnx': '644' });
+    expect(modesUnder(path.join(work, 'triton-ctx/models'))).toEqual({
+      '.': '755',
+      lenet: '755',
+      'lenet/config.pbtxt': '644',
+      'lenet/1': '755',
+      'lenet/1/model.onnx': '644',
+    });
   });
 });

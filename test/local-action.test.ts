@@ -13,14 +13,25 @@ function localAction(inputs: Record<string, string>) {
   const dir = tmpDir('modelship-local-action-');
   const env = path.join(dir, '.env');
   fs.writeFileSync(env, [...Object.entries(inputs).map(([k, v]) => `INPUT_${k.toUpperCase()}=${v}`), `LOCAL_ACTION_WORKSPACE=${dir}`, ''].join('\n'));
-  const r = spawnSync(process.execPath, [path.join(REPO, 'node_modules/@github/local-action/bin/local-action.js'), 'run', '.', 'src/action/main.ts', env], { cwd: REPO, encoding: 'utf8', timeout: 110_000 });
+  const r = spawnSync(process.execPath, [path.join(REPO, 'node_modules/@github/local-action/bin/local-action.js'), 'run', '.', 'src/action/main.ts', env], {
+    cwd: REPO,
+    encoding: 'utf8',
+    timeout: 110_000,
+  });
   return { code: r.status, out: r.stdout + r.stderr, dir };
 }
 
 describe('@github/local-action', () => {
   test('runs the convert stage: outputs set, the ONNX and the parity report written', () => {
     const out = path.join(tmpDir('modelship-la-out-'), 'lenet.onnx');
-    const r = localAction({ stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), out, reference: LENET, tolerance: '1e-5' });
+    const r = localAction({
+      stage: 'convert',
+      prototxt: path.join(LENET, 'deploy.prototxt'),
+      caffemodel: path.join(LENET, 'weights.caffemodel'),
+      out,
+      reference: LENET,
+      tolerance: '1e-5',
+    });
     expect(r.code).toBe(0);
     expect(r.out).toContain('::set-output name=parity::pass');
     expect(r.out).toContain(`::set-output name=onnx-path::${out}`);

@@ -19,9 +19,15 @@ function protobufjsEncode(g: GraphBuilder, meta: ModelMeta): Uint8Array {
   const Model = onnxSchema().lookupType('onnx.ModelProto');
   const valueInfo = (v: Value) => ({
     name: v.name,
-    type: { tensor_type: { elem_type: TensorDataType.FLOAT, shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
+    type: {
+      tensor_type: { elem_type: TensorDataType.FLOAT, shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } },
+    },
   });
-  const attrObj = (name: string, a: any) => ({ name, type: a.type, ...(a.type === 3 ? { s: Buffer.from(a.s, 'utf8') } : { f: a.f, i: a.i, floats: a.floats, ints: a.ints }) });
+  const attrObj = (name: string, a: any) => ({
+    name,
+    type: a.type,
+    ...(a.type === 3 ? { s: Buffer.from(a.s, 'utf8') } : { f: a.f, i: a.i, floats: a.floats, ints: a.ints }),
+  });
   const model = {
     ir_version: IR_VERSION,
     opset_import: [{ domain: '', version: OPSET }],
@@ -30,7 +36,13 @@ function protobufjsEncode(g: GraphBuilder, meta: ModelMeta): Uint8Array {
     doc_string: meta.docString ?? '',
     graph: {
       name: meta.graphName,
-      node: g.nodes.map((n) => ({ name: n.name, op_type: n.op, input: n.inputs, output: n.outputs, attribute: Object.entries(n.attrs).map(([k, a]) => attrObj(k, a)) })),
+      node: g.nodes.map((n) => ({
+        name: n.name,
+        op_type: n.op,
+        input: n.inputs,
+        output: n.outputs,
+        attribute: Object.entries(n.attrs).map(([k, a]) => attrObj(k, a)),
+      })),
       initializer: g.initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: t.dataType, raw_data: t.raw })),
       input: g.inputs.map(valueInfo),
       output: g.outputs.map(valueInfo),
@@ -55,7 +67,16 @@ function sampleGraph(bigWeights = 0): GraphBuilder {
   const inputs = [x.name, w, b, '', empty, shape];
   if (bigWeights) inputs.push(g.floatInit('big', [bigWeights], FloatData.fromBytes(crypto.randomBytes(bigWeights * 4))));
   g.currentLayer = 'l1';
-  g.node('Conv', inputs, ['y'], { f: attr.f(0.1), neg0: attr.f(-0), i: attr.i(-3), big: attr.i(2 ** 35), s: attr.s('naïve — 名'), fs: attr.floats([1, -2.5, 3e38]), is: attr.ints([-1, 0, 300, -(2 ** 33)]), none: attr.ints([]) });
+  g.node('Conv', inputs, ['y'], {
+    f: attr.f(0.1),
+    neg0: attr.f(-0),
+    i: attr.i(-3),
+    big: attr.i(2 ** 35),
+    s: attr.s('naïve — 名'),
+    fs: attr.floats([1, -2.5, 3e38]),
+    is: attr.ints([-1, 0, 300, -(2 ** 33)]),
+    none: attr.ints([]),
+  });
   g.node('Identity', ['y'], ['z'], { odd: attr.i(NaN), frac: attr.i(-2.7), huge: attr.ints([2 ** 64 + 2 ** 12, -(2 ** 70), Infinity]) }, '');
   g.addOutput({ name: 'z', shape: ['N', 'C2', 7] });
   return g;
@@ -101,7 +122,14 @@ describe('ONNX serialisation (graph.ts by hand, onnxfile.ts streamed)', () => {
     const g = sampleGraph(5_000_000);
     const side = crypto.randomBytes(3_000_001);
     let sideSha = '';
-    const m = g.model({ ...META, metadata: { get side() { return sideSha; } } });
+    const m = g.model({
+      ...META,
+      metadata: {
+        get side() {
+          return sideSha;
+        },
+      },
+    });
     const file = path.join(tmpDir(), 'sub', 'm.onnx');
     const r = await writeModelFile(file, m, { bytes: side, done: (h) => (sideSha = h) });
     const onDisk = fs.readFileSync(file);
@@ -139,7 +167,9 @@ describe('ONNX serialisation (graph.ts by hand, onnxfile.ts streamed)', () => {
     // Root writes anywhere, and CI runs as root: there the writer runs as an unprivileged user (nobody), in a process
     // of its own, in a directory it owns and has made read-only. Elsewhere as the user running the tests.
     const asRoot = process.getuid?.() === 0;
-    const owner = asRoot ? { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) } : undefined;
+    const owner = asRoot
+      ? { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) }
+      : undefined;
     // (the run's own temporary directory is 0700: nobody could not reach a file in it at all)
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-ro-'));
     try {

@@ -14,7 +14,18 @@ const LENET = path.join(ORACLE, 'models/lenet');
 
 async function convert(prototxt: string, caffemodel: string, reference: string, perLayer = true) {
   const dir = tmpDir('parity-gate-');
-  const r = await runCli(['convert', '--prototxt', prototxt, '--caffemodel', caffemodel, '--out', path.join(dir, 'm.onnx'), '--reference', reference, ...(perLayer ? ['--per-layer'] : [])]);
+  const r = await runCli([
+    'convert',
+    '--prototxt',
+    prototxt,
+    '--caffemodel',
+    caffemodel,
+    '--out',
+    path.join(dir, 'm.onnx'),
+    '--reference',
+    reference,
+    ...(perLayer ? ['--per-layer'] : []),
+  ]);
   const jsonPath = path.join(dir, 'parity.json');
   // the stage ran to its end (outputs printed, the report written): a verdict of the gate, not a crash
   const report = fs.existsSync(jsonPath) ? JSON.parse(fs.readFileSync(jsonPath, 'utf8')) : undefined;
@@ -33,7 +44,12 @@ describe('a correct net passes, and the report says both checks passed', () => {
     const r = await convert(path.join(LENET, 'deploy.prototxt'), path.join(LENET, 'weights.caffemodel'), LENET);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^parity=pass$/m);
-    expect(r.report.verdict).toEqual({ endToEnd: 'pass', perLayer: 'pass', failed: 'none', summary: 'both checks pass (the end-to-end gate and the per-layer check)' });
+    expect(r.report.verdict).toEqual({
+      endToEnd: 'pass',
+      perLayer: 'pass',
+      failed: 'none',
+      summary: 'both checks pass (the end-to-end gate and the per-layer check)',
+    });
     expect(r.md).toContain('**Verdict:** both checks pass (the end-to-end gate and the per-layer check).');
     expect(r.md).toContain('End-to-end gate (max \\|Δ\\| ≤ 0.001 · max(1, max \\|reference\\|), same top-5 up to near-ties): **pass**');
     expect(r.md).toMatch(/Per-layer: \d+ layer outputs compared .*: \*\*pass\*\*\./);
@@ -64,7 +80,12 @@ describe('real mistakes fail the default end-to-end gate loudly (and the per-lay
     expect(r.stderr).toMatch(
       /parity check failed: both checks failed \(the end-to-end gate and the per-layer check, first diverging layer "ip1"\)\. End-to-end gate: max \|Δ\| [0-9.e-]+ > limit 0\.001 \(tolerance 0\.001 · max\(1, max \|reference\|\)\) on "prob" at batch \d, top-5 differs; per-layer check: layer "ip1" \(InnerProduct\), max \|Δ\| [0-9.e-]+ > limit [0-9.e-]+; see .*parity\.json/,
     );
-    expect(r.report.verdict).toEqual({ endToEnd: 'fail', perLayer: 'fail', failed: 'both', summary: 'both checks failed (the end-to-end gate and the per-layer check, first diverging layer "ip1")' });
+    expect(r.report.verdict).toEqual({
+      endToEnd: 'fail',
+      perLayer: 'fail',
+      failed: 'both',
+      summary: 'both checks failed (the end-to-end gate and the per-layer check, first diverging layer "ip1")',
+    });
     expect(r.md).toContain('**Verdict:** both checks failed (the end-to-end gate and the per-layer check, first diverging layer "ip1").');
     expect(r.md).toContain('same top-5 up to near-ties): **fail**');
     expect(r.md).toMatch(/Per-layer: .*: \*\*fail\*\*\.\nFirst divergence: layer `ip1`/);
@@ -76,7 +97,9 @@ describe('real mistakes fail the default end-to-end gate loudly (and the per-lay
     const r = await convert(files.prototxt, files.caffemodel, m.reference, false);
     expect(r.code).toBe(1);
     expect(r.report.verdict).toMatchObject({ endToEnd: 'fail', perLayer: 'not run', failed: 'end-to-end' });
-    expect(r.stderr).toMatch(/parity check failed: the end-to-end gate failed \(per-layer check not run\)\. End-to-end gate: max \|Δ\| [0-9.e-]+ > limit 0\.001/);
+    expect(r.stderr).toMatch(
+      /parity check failed: the end-to-end gate failed \(per-layer check not run\)\. End-to-end gate: max \|Δ\| [0-9.e-]+ > limit 0\.001/,
+    );
   });
 });
 
@@ -89,9 +112,16 @@ describe('the per-layer check is the precise instrument', () => {
     fs.writeFileSync(weights, T.encode(net).finish());
     const r = await convert(path.join(LENET, 'deploy.prototxt'), weights, LENET);
     expect(r.code).toBe(1);
-    expect(r.report.verdict).toEqual({ endToEnd: 'pass', perLayer: 'fail', failed: 'per-layer', summary: 'the per-layer check failed (first diverging layer "conv2"); the end-to-end gate passes' });
+    expect(r.report.verdict).toEqual({
+      endToEnd: 'pass',
+      perLayer: 'fail',
+      failed: 'per-layer',
+      summary: 'the per-layer check failed (first diverging layer "conv2"); the end-to-end gate passes',
+    });
     expect(r.report.maxAbsDiff).toBeGreaterThan(1e-5); // the old default would have caught it end to end; 1e-3 does not
-    expect(r.stderr).toMatch(/parity check failed: the per-layer check failed \(first diverging layer "conv2"\); the end-to-end gate passes\. End-to-end gate: max \|Δ\| [0-9.e-]+ ≤ limit 0\.001 .*; per-layer check: layer "conv2" \(Convolution\)/);
+    expect(r.stderr).toMatch(
+      /parity check failed: the per-layer check failed \(first diverging layer "conv2"\); the end-to-end gate passes\. End-to-end gate: max \|Δ\| [0-9.e-]+ ≤ limit 0\.001 .*; per-layer check: layer "conv2" \(Convolution\)/,
+    );
   });
 });
 

@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { convertCaffe, ConversionResult } from '../src/convert/converter';
 import { checkParity } from '../src/convert/parity';
@@ -31,7 +32,12 @@ describe('parity against real Caffe: committed fixtures', () => {
     const report = await checkParity(conv, path.join(FIXTURES, ref), { perLayer: true });
     expect(report.batches).toEqual([1, 2]);
     for (const c of report.outputs) {
-      expect({ out: c.output, batch: c.batch, diff: c.maxAbsDiff, topk: c.topKMatch }).toEqual({ out: c.output, batch: c.batch, diff: expect.any(Number), topk: true });
+      expect({ out: c.output, batch: c.batch, diff: c.maxAbsDiff, topk: c.topKMatch }).toEqual({
+        out: c.output,
+        batch: c.batch,
+        diff: expect.any(Number),
+        topk: true,
+      });
       expect(c.maxAbsDiff).toBeLessThanOrEqual(c.limit);
     }
     expect(report.perLayer!.firstDivergence).toBeNull();
@@ -109,7 +115,7 @@ describe('per-layer parity names the first layer that diverges', () => {
     const net = T.decode(fs.readFileSync(path.join(dir, 'weights.caffemodel'))) as any;
     const conv2 = net.layer.find((l: any) => l.name === 'conv2');
     conv2.blobs[0].data[7] += 0.05;
-    const tmp = fs.mkdtempSync(path.join(require('os').tmpdir(), 'ms-perturb-'));
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ms-perturb-'));
     const weights = path.join(tmp, 'weights.caffemodel');
     fs.writeFileSync(weights, T.encode(net).finish());
     const conv = convertDir(dir, weights);

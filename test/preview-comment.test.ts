@@ -13,8 +13,10 @@ import { closedPort } from './helpers/http';
 // closed port and a stand-in that answers 502; runCleanup through it, its Kubernetes side a recording stub as in
 // test/cleanup-ghcr.test.ts (runPreview's rollout needs the lab's cluster: its comment goes through the same step).
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- jest.mock factories run before the imports: they can only require
 jest.mock('@actions/github', () => require('./helpers/mocks').actionsGithub(), { virtual: true });
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- jest.mock factories run before the imports: they can only require
 jest.mock('../src/rollout/kube', () => require('./helpers/mocks').kubeModule);
 
 const TOKEN = 'ghs_comment_token_789';
@@ -22,7 +24,6 @@ const servers: http.Server[] = [];
 afterAll(() => {
   for (const s of servers) s.close();
 });
-
 
 /** A stand-in for api.github.com answering every request with `status`; records the requests. */
 async function answering(status: number, message: string) {
@@ -46,7 +47,7 @@ function capture(): Logger & { lines: string[]; warnings: string[] } {
 
 const post = (env: NodeJS.ProcessEnv) => () => upsertComment(TOKEN, 4, commentMarker('lenet'), 'body', false, env);
 
-describe('the comment step: the GitHub API\'s failure is a warning naming the call', () => {
+describe("the comment step: the GitHub API's failure is a warning naming the call", () => {
   test('unreachable (a closed port): "failed" and the network\'s reason', async () => {
     const port = await closedPort();
     const log = capture();
@@ -64,24 +65,45 @@ describe('the comment step: the GitHub API\'s failure is a warning naming the ca
     expect(bad.requests).toEqual(['GET /repos/octo/models/issues/4/comments?per_page=100']);
     const denied = await answering(403, 'Resource not accessible by integration');
     const d = await commentStep(capture(), post({ GITHUB_API_URL: denied.url, GITHUB_REPOSITORY: 'octo/models' }));
-    expect(d.warning).toBe('PR comment not posted: GitHub API: GET /repos/octo/models/issues/4/comments answered 403: Resource not accessible by integration (the github-token needs pull-requests: write, or issues: write, on the repository)');
+    expect(d.warning).toBe(
+      'PR comment not posted: GitHub API: GET /repos/octo/models/issues/4/comments answered 403: Resource not accessible by integration (the github-token needs pull-requests: write, or issues: write, on the repository)',
+    );
   });
 
-  test('modelship\'s own errors still throw: a bug, an input error', async () => {
-    await expect(commentStep(capture(), async () => {
-      throw new TypeError('x is not a function');
-    })).rejects.toThrow(TypeError);
+  test("modelship's own errors still throw: a bug, an input error", async () => {
+    await expect(
+      commentStep(capture(), async () => {
+        throw new TypeError('x is not a function');
+      }),
+    ).rejects.toThrow(TypeError);
     await expect(commentStep(capture(), () => upsertComment('', 4, 'm', 'b', false, {}))).rejects.toThrow(ModelshipError);
     expect(await commentStep(capture(), async () => 7)).toEqual({ value: 7 });
   });
 });
 
 describe('runCleanup: the comment fails after the namespace went; the outputs are still returned', () => {
-  const cfg = (pr: number): CleanupConfig => ({ app: 'lenet', kubeconfig: '', prNumber: pr, image: '', registryUsername: '', registryPassword: '', githubToken: TOKEN, comment: true });
+  const cfg = (pr: number): CleanupConfig => ({
+    app: 'lenet',
+    kubeconfig: '',
+    prNumber: pr,
+    image: '',
+    registryUsername: '',
+    registryPassword: '',
+    githubToken: TOKEN,
+    comment: true,
+  });
 
   test.each([
-    ['the GitHub API answers 502', async () => (await answering(502, 'Server Error')).url, /^PR comment not posted: GitHub API: GET \/repos\/octo\/models\/issues\/(\d+)\/comments answered 502: Server Error$/],
-    ['the GitHub API is unreachable', async () => `http://127.0.0.1:${await closedPort()}`, /^PR comment not posted: GitHub API: GET \/repos\/octo\/models\/issues\/(\d+)\/comments failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/],
+    [
+      'the GitHub API answers 502',
+      async () => (await answering(502, 'Server Error')).url,
+      /^PR comment not posted: GitHub API: GET \/repos\/octo\/models\/issues\/(\d+)\/comments answered 502: Server Error$/,
+    ],
+    [
+      'the GitHub API is unreachable',
+      async () => `http://127.0.0.1:${await closedPort()}`,
+      /^PR comment not posted: GitHub API: GET \/repos\/octo\/models\/issues\/(\d+)\/comments failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/,
+    ],
   ])('%s', async (_n, api, warning) => {
     const pr = 40 + mockKube.removed.length;
     mockKube.namespaces.add(`lenet-pr-${pr}`);
@@ -99,7 +121,9 @@ describe('runCleanup: the comment fails after the namespace went; the outputs ar
   test('no GITHUB_REPOSITORY for the comment: an input error before anything is removed', async () => {
     mockKube.namespaces.add('lenet-pr-60');
     const before = mockKube.removed.length;
-    await expect(runCleanup(cfg(60), capture(), {})).rejects.toThrow(/GITHUB_REPOSITORY \(owner\/repo\) is not set: the PR comment needs the repository \(or set comment: false\)/);
+    await expect(runCleanup(cfg(60), capture(), {})).rejects.toThrow(
+      /GITHUB_REPOSITORY \(owner\/repo\) is not set: the PR comment needs the repository \(or set comment: false\)/,
+    );
     expect(mockKube.removed).toHaveLength(before);
     expect(mockKube.namespaces.has('lenet-pr-60')).toBe(true);
   });

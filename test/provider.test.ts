@@ -13,7 +13,12 @@ import { FIXTURES, tmpDir } from './helpers/caffe';
 
 function lenetModel(): string {
   const d = path.join(FIXTURES, 'lenet');
-  const conv = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' });
+  const conv = convertCaffe({
+    prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')),
+    prototxtFile: 'p',
+    caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')),
+    caffemodelFile: 'w',
+  });
   const f = path.join(tmpDir(), 'lenet.onnx');
   fs.writeFileSync(f, conv.onnx);
   return f;
@@ -21,11 +26,13 @@ function lenetModel(): string {
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let b = '';
-      res.on('data', (c) => (b += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -41,22 +48,39 @@ describe('provider choice', () => {
 
   // the missing CUDA and driver libraries, named from the real provider libraries: provider.tools.test.ts
   test('the cause is named: no device, old driver, stub driver, missing provider library', () => {
-    const ortMsg = (code: number, text: string) => `/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_call.cc:154 std::conditional_t<THRW, void, Status> onnxruntime::CudaCall(...) CUDA failure ${code}: ${text} ; GPU=-1 ; hostname=vm ; file=cuda_execution_provider.cc ; line=352 ; expr=cudaSetDevice(info_.device_id); `;
+    const ortMsg = (code: number, text: string) =>
+      `/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_call.cc:154 std::conditional_t<THRW, void, Status> onnxruntime::CudaCall(...) CUDA failure ${code}: ${text} ; GPU=-1 ; hostname=vm ; file=cuda_execution_provider.cc ; line=352 ; expr=cudaSetDevice(info_.device_id); `;
     const none = tmpDir();
-    expect(diagnoseCudaFailure(ortMsg(100, 'no CUDA-capable device is detected'), none)).toBe('no CUDA device (CUDA failure 100: no CUDA-capable device is detected): run the container with --gpus or on a node with nvidia.com/gpu');
-    expect(diagnoseCudaFailure(ortMsg(35, 'CUDA driver version is insufficient for CUDA runtime version'), none)).toMatch(/^the NVIDIA driver is too old for the CUDA runtime \(CUDA failure 35: .*\): CUDA 13 needs driver 580 or newer$/);
+    expect(diagnoseCudaFailure(ortMsg(100, 'no CUDA-capable device is detected'), none)).toBe(
+      'no CUDA device (CUDA failure 100: no CUDA-capable device is detected): run the container with --gpus or on a node with nvidia.com/gpu',
+    );
+    expect(diagnoseCudaFailure(ortMsg(35, 'CUDA driver version is insufficient for CUDA runtime version'), none)).toMatch(
+      /^the NVIDIA driver is too old for the CUDA runtime \(CUDA failure 35: .*\): CUDA 13 needs driver 580 or newer$/,
+    );
     expect(diagnoseCudaFailure(ortMsg(34, 'CUDA driver is a stub library'), none)).toMatch(/stub/);
     const msg = 'OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library';
-    expect(diagnoseCudaFailure(msg, none)).toBe(`libonnxruntime_providers_shared.so is missing from ${none}: the image was built without the CUDA provider (build it with gpu: true)`);
+    expect(diagnoseCudaFailure(msg, none)).toBe(
+      `libonnxruntime_providers_shared.so is missing from ${none}: the image was built without the CUDA provider (build it with gpu: true)`,
+    );
   });
 });
 
 describe('the server on a build without the CUDA provider', () => {
-  const opts = (model: string, provider: string, log: string[]): ServeOptions => ({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', provider: parseProvider(provider), log: (l) => log.push(l) });
+  const opts = (model: string, provider: string, log: string[]): ServeOptions => ({
+    ...DEFAULT_SERVE,
+    host: '127.0.0.1',
+    port: 0,
+    modelPath: model,
+    modelName: 'lenet',
+    provider: parseProvider(provider),
+    log: (l) => log.push(l),
+  });
 
   test('cuda (strict) refuses to start, naming the cause', async () => {
     const log: string[] = [];
-    await expect(startServer(opts(lenetModel(), 'cuda', log))).rejects.toThrow(/the CUDA execution provider cannot be created: libonnxruntime_providers_shared\.so is missing from .*: the image was built without the CUDA provider \(build it with gpu: true\) \(MODELSHIP_PROVIDER=cuda allows no fallback/);
+    await expect(startServer(opts(lenetModel(), 'cuda', log))).rejects.toThrow(
+      /the CUDA execution provider cannot be created: libonnxruntime_providers_shared\.so is missing from .*: the image was built without the CUDA provider \(build it with gpu: true\) \(MODELSHIP_PROVIDER=cuda allows no fallback/,
+    );
   });
 
   test('cuda,cpu serves on the CPU and says so: log, model metadata, metric label', async () => {
@@ -64,7 +88,9 @@ describe('the server on a build without the CUDA provider', () => {
     const srv = await startServer(opts(lenetModel(), 'cuda,cpu', log));
     try {
       expect(srv.provider).toBe('cpu');
-      expect(log.join('\n')).toMatch(/CUDA execution provider unavailable: libonnxruntime_providers_shared\.so is missing .*; serving on the CPU, as cuda,cpu allows/);
+      expect(log.join('\n')).toMatch(
+        /CUDA execution provider unavailable: libonnxruntime_providers_shared\.so is missing .*; serving on the CPU, as cuda,cpu allows/,
+      );
       const meta = JSON.parse((await get(`${srv.url}/v2/models/lenet`)).body);
       expect(meta.parameters).toMatchObject({ execution_provider: 'cpu', requested_provider: 'cuda,cpu' });
       expect(meta.parameters.provider_fallback).toMatch(/libonnxruntime_providers_shared\.so is missing/);

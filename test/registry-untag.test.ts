@@ -54,10 +54,15 @@ async function fakeRegistry(o: { tagDelete: TagDelete; pageSize?: number; listSt
       const from = last ? all.findIndex((t) => t > last) : 0;
       const page = from < 0 ? [] : all.slice(from, from + per);
       const more = from >= 0 && from + per < all.length;
-      return send(200, more ? { link: `</v2/octo/lenet/tags/list?last=${page[page.length - 1]}&n=${per}>; rel="next"` } : {}, JSON.stringify({ name: 'octo/lenet', tags: page }));
+      return send(
+        200,
+        more ? { link: `</v2/octo/lenet/tags/list?last=${page[page.length - 1]}&n=${per}>; rel="next"` } : {},
+        JSON.stringify({ name: 'octo/lenet', tags: page }),
+      );
     }
     const blob = /^\/v2\/octo\/lenet\/blobs\/(.+)$/.exec(u.pathname);
-    if (blob && req.method === 'GET') return blobs.has(blob[1]) ? send(200, {}, blobs.get(blob[1])) : send(404, {}, JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN' }] }));
+    if (blob && req.method === 'GET')
+      return blobs.has(blob[1]) ? send(200, {}, blobs.get(blob[1])) : send(404, {}, JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN' }] }));
     const m = /^\/v2\/octo\/lenet\/manifests\/(.+)$/.exec(u.pathname);
     if (!m) return send(404, {}, JSON.stringify({ errors: [{ code: 'NAME_UNKNOWN' }] }));
     const ref = m[1];
@@ -65,7 +70,11 @@ async function fakeRegistry(o: { tagDelete: TagDelete; pageSize?: number; listSt
     const manifest = digest ? manifests.get(digest) : undefined;
     if (req.method === 'HEAD' || req.method === 'GET') {
       if (!manifest) return send(404, {}, JSON.stringify({ errors: [{ code: 'MANIFEST_UNKNOWN' }] }));
-      return send(200, { 'content-type': manifest.type, ...(o.headWithoutDigest && req.method === 'HEAD' ? {} : { 'docker-content-digest': digest! }) }, manifest.body);
+      return send(
+        200,
+        { 'content-type': manifest.type, ...(o.headWithoutDigest && req.method === 'HEAD' ? {} : { 'docker-content-digest': digest! }) },
+        manifest.body,
+      );
     }
     if (req.method === 'DELETE') {
       if (!manifest) return send(404, {}, JSON.stringify({ errors: [{ code: 'MANIFEST_UNKNOWN' }] }));
@@ -73,7 +82,8 @@ async function fakeRegistry(o: { tagDelete: TagDelete; pageSize?: number; listSt
         dropManifest(digest!);
         return send(202);
       }
-      if (o.tagDelete === 'refuse') return send(400, {}, JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] }));
+      if (o.tagDelete === 'refuse')
+        return send(400, {}, JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] }));
       if (o.tagDelete === 'everything') dropManifest(digest!);
       else tags.delete(ref);
       return send(202);
@@ -94,12 +104,21 @@ async function fakeRegistry(o: { tagDelete: TagDelete; pageSize?: number; listSt
     const config = JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Labels: labels } });
     const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
     blobs.set(configDigest, config);
-    const digest = put(OCI_MANIFEST, { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { digest: configDigest, size: config.length, mediaType: 'application/vnd.oci.image.config.v1+json' }, layers: [] });
+    const digest = put(OCI_MANIFEST, {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { digest: configDigest, size: config.length, mediaType: 'application/vnd.oci.image.config.v1+json' },
+      layers: [],
+    });
     for (const t of names) tags.set(t, digest);
     return digest;
   };
   const index = (children: string[], ...names: string[]) => {
-    const digest = put(OCI_INDEX, { schemaVersion: 2, mediaType: OCI_INDEX, manifests: children.map((d) => ({ digest: d, mediaType: OCI_MANIFEST, size: 1, platform: { os: 'linux', architecture: 'amd64' } })) });
+    const digest = put(OCI_INDEX, {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: children.map((d) => ({ digest: d, mediaType: OCI_MANIFEST, size: 1, platform: { os: 'linux', architecture: 'amd64' } })),
+    });
     for (const t of names) tags.set(t, digest);
     return digest;
   };
@@ -118,17 +137,40 @@ const D = (n: number) => `sha256:${String(n).repeat(64)}`;
 describe('planUntag: which manifests the tags to remove point to, and who else points to them (pure)', () => {
   test.each<[string, Record<string, string>, Record<string, { digest: string; children?: string[] }>, { digest: string; tags: string[]; others: string[] }[]]>([
     ['the only tag of its manifest', { 'pr-7': D(1) }, { main: { digest: D(2) } }, [{ digest: D(1), tags: ['pr-7'], others: [] }]],
-    ['other tags on the same manifest (the issue\'s buildcache, pr-4242, sha-…)', { 'pr-4242': D(1) }, { buildcache: { digest: D(1) }, 'sha-abc1234': { digest: D(1) }, main: { digest: D(2) } }, [{ digest: D(1), tags: ['pr-4242'], others: ['buildcache', 'sha-abc1234'] }]],
-    ['both preview tags on one manifest: neither counts as the other\'s "other"', { 'pr-9': D(1), 'buildcache-pr-9': D(1) }, { main: { digest: D(2) } }, [{ digest: D(1), tags: ['pr-9', 'buildcache-pr-9'], others: [] }]],
-    ['the preview tags on two manifests', { 'pr-9': D(1), 'buildcache-pr-9': D(3) }, { 'sha-1': { digest: D(1) } }, [{ digest: D(1), tags: ['pr-9'], others: ['sha-1'] }, { digest: D(3), tags: ['buildcache-pr-9'], others: [] }]],
-    ['an image index that lists the manifest counts as pointing to it', { 'pr-5': D(1) }, { multi: { digest: D(4), children: [D(2), D(1)] }, other: { digest: D(5), children: [D(2)] } }, [{ digest: D(1), tags: ['pr-5'], others: ['multi'] }]],
+    [
+      "other tags on the same manifest (the issue's buildcache, pr-4242, sha-…)",
+      { 'pr-4242': D(1) },
+      { buildcache: { digest: D(1) }, 'sha-abc1234': { digest: D(1) }, main: { digest: D(2) } },
+      [{ digest: D(1), tags: ['pr-4242'], others: ['buildcache', 'sha-abc1234'] }],
+    ],
+    [
+      'both preview tags on one manifest: neither counts as the other\'s "other"',
+      { 'pr-9': D(1), 'buildcache-pr-9': D(1) },
+      { main: { digest: D(2) } },
+      [{ digest: D(1), tags: ['pr-9', 'buildcache-pr-9'], others: [] }],
+    ],
+    [
+      'the preview tags on two manifests',
+      { 'pr-9': D(1), 'buildcache-pr-9': D(3) },
+      { 'sha-1': { digest: D(1) } },
+      [
+        { digest: D(1), tags: ['pr-9'], others: ['sha-1'] },
+        { digest: D(3), tags: ['buildcache-pr-9'], others: [] },
+      ],
+    ],
+    [
+      'an image index that lists the manifest counts as pointing to it',
+      { 'pr-5': D(1) },
+      { multi: { digest: D(4), children: [D(2), D(1)] }, other: { digest: D(5), children: [D(2)] } },
+      [{ digest: D(1), tags: ['pr-5'], others: ['multi'] }],
+    ],
     ['nothing to remove', {}, { main: { digest: D(1) } }, []],
   ])('%s', (_n, ours, theirs, expected) => {
     expect(planUntag(ours, theirs)).toEqual(expected);
   });
 });
 
-describe('removeTags / deletePreviewTags against a registry\'s API', () => {
+describe("removeTags / deletePreviewTags against a registry's API", () => {
   test('shared with buildcache and sha-…, tag deletion supported: pr-<N> alone goes, the others still resolve to the manifest', async () => {
     const reg = await fakeRegistry({ tagDelete: 'untag' });
     const d = reg.image('a', 'buildcache', 'pr-4242', 'sha-abc1234');
@@ -165,7 +207,10 @@ describe('removeTags / deletePreviewTags against a registry\'s API', () => {
     const reg = await fakeRegistry({ tagDelete: 'refuse' });
     const d = reg.image('e', 'pr-3', 'buildcache-pr-3');
     reg.image('f', 'main');
-    expect(await deletePreviewTags(reg.repo, previewTags(3), NO_AUTH)).toEqual({ removed: [`image ${reg.repo}:pr-3 (${d})`, `image ${reg.repo}:buildcache-pr-3 (${d})`], warnings: [] });
+    expect(await deletePreviewTags(reg.repo, previewTags(3), NO_AUTH)).toEqual({
+      removed: [`image ${reg.repo}:pr-3 (${d})`, `image ${reg.repo}:buildcache-pr-3 (${d})`],
+      warnings: [],
+    });
     expect(reg.deletes()).toEqual([`DELETE /v2/octo/lenet/manifests/${d}`]);
   });
 
@@ -182,9 +227,21 @@ describe('removeTags / deletePreviewTags against a registry\'s API', () => {
     const d = reg.image('h', 'pr-8', 'zz-keep');
     for (const t of ['a1', 'a2', 'a3', 'a4']) reg.image(t, t);
     expect((await listTags(`${reg.repo}:x`)).sort()).toEqual(['a1', 'a2', 'a3', 'a4', 'pr-8', 'zz-keep']);
-    expect(reg.requests.filter((q) => q.startsWith('GET /v2/octo/lenet/tags/list'))).toEqual(['GET /v2/octo/lenet/tags/list?n=1000', 'GET /v2/octo/lenet/tags/list?last=a2&n=2', 'GET /v2/octo/lenet/tags/list?last=a4&n=2']);
+    expect(reg.requests.filter((q) => q.startsWith('GET /v2/octo/lenet/tags/list'))).toEqual([
+      'GET /v2/octo/lenet/tags/list?n=1000',
+      'GET /v2/octo/lenet/tags/list?last=a2&n=2',
+      'GET /v2/octo/lenet/tags/list?last=a4&n=2',
+    ]);
     const r = await removeTags(reg.repo, ['pr-8']);
-    expect(r).toEqual([{ digest: d, tags: ['pr-8'], others: ['zz-keep'], removed: [], refused: expect.stringMatching(/^DELETE \/v2\/octo\/lenet\/manifests\/pr-8 answered 400/) }]);
+    expect(r).toEqual([
+      {
+        digest: d,
+        tags: ['pr-8'],
+        others: ['zz-keep'],
+        removed: [],
+        refused: expect.stringMatching(/^DELETE \/v2\/octo\/lenet\/manifests\/pr-8 answered 400/),
+      },
+    ]);
     expect(reg.tags.get('zz-keep')).toBe(d);
   });
 
@@ -216,8 +273,12 @@ describe('removeTags / deletePreviewTags against a registry\'s API', () => {
     const r = await deletePreviewTags(refuse.repo, ['pr-5'], NO_AUTH);
     expect(r.removed).toEqual([]);
     expect(r.warnings).toHaveLength(1);
-    expect(r.warnings[0]).toContain(`image ${refuse.repo}:pr-5 not deleted: the repository's tags could not be listed (GET /v2/octo/lenet/tags/list answered 500: `);
-    expect(r.warnings[0]).toContain(`), so other tags may point to its manifest ${d2}; the registry refused to delete the tag alone: DELETE /v2/octo/lenet/manifests/pr-5 answered 400`);
+    expect(r.warnings[0]).toContain(
+      `image ${refuse.repo}:pr-5 not deleted: the repository's tags could not be listed (GET /v2/octo/lenet/tags/list answered 500: `,
+    );
+    expect(r.warnings[0]).toContain(
+      `), so other tags may point to its manifest ${d2}; the registry refused to delete the tag alone: DELETE /v2/octo/lenet/manifests/pr-5 answered 400`,
+    );
     expect(refuse.tags.get('pr-5')).toBe(d2);
   });
 
@@ -233,7 +294,10 @@ describe('removeTags / deletePreviewTags against a registry\'s API', () => {
     const kept = await fakeRegistry({ tagDelete: 'refuse' });
     kept.image('o', 'pr-7', 'sha-7777777');
     expect((await removeTags(kept.repo, ['pr-7'], undefined, async () => false))[0]).toMatchObject({ removed: [], others: ['sha-7777777'] });
-    expect((await removeTags(kept.repo, ['pr-7'], undefined, async () => Promise.reject(new Error('no labels'))))[0]).toMatchObject({ removed: [], others: ['sha-7777777'] });
+    expect((await removeTags(kept.repo, ['pr-7'], undefined, async () => Promise.reject(new Error('no labels'))))[0]).toMatchObject({
+      removed: [],
+      others: ['sha-7777777'],
+    });
     // a tag that points to an index listing the manifest is never claimed
     const idx = await fakeRegistry({ tagDelete: 'refuse' });
     const d2 = idx.image('p', 'pr-7');
@@ -244,7 +308,7 @@ describe('removeTags / deletePreviewTags against a registry\'s API', () => {
     expect(kept.tags.size + idx.tags.size).toBe(4);
   });
 
-  test('deletePreviewTags: a sha-<7> tag is not the preview\'s unless the image says so (no labels here): kept', async () => {
+  test("deletePreviewTags: a sha-<7> tag is not the preview's unless the image says so (no labels here): kept", async () => {
     const reg = await fakeRegistry({ tagDelete: 'refuse' });
     const d = reg.image('q', 'pr-8', 'sha-8888888');
     const r = await deletePreviewTags(reg.repo, previewTags(8), NO_AUTH);
@@ -258,13 +322,43 @@ describe('removeTags / deletePreviewTags against a registry\'s API', () => {
   });
 
   test.each<[string, Record<string, string>, string[], boolean]>([
-    ['built as pr-8 from that commit: the PR build\'s own, deleted with the image', { 'org.opencontainers.image.version': 'pr-8', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') }, ['sha-8888888'], true],
-    ['built as pr-8, with the build\'s cache tag too (docker driver)', { 'org.opencontainers.image.version': 'pr-8', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') }, ['sha-8888888', 'buildcache-pr-8'], true],
-    ['built as another PR', { 'org.opencontainers.image.version': 'pr-9', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') }, ['sha-8888888'], false],
-    ['built as a branch (a deploy\'s image)', { 'org.opencontainers.image.version': 'main', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') }, ['sha-8888888'], false],
-    ['built from another commit (the sha tag was moved onto it)', { 'org.opencontainers.image.version': 'pr-8', 'org.opencontainers.image.revision': '1234567'.padEnd(40, 'a') }, ['sha-8888888'], false],
-    ['a release tag on it too', { 'org.opencontainers.image.version': 'pr-8', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') }, ['sha-8888888', 'v1.0.0'], false],
-  ])('the labels decide whether a sha tag is the PR build\'s: %s', async (_n, labels, extra, deleted) => {
+    [
+      "built as pr-8 from that commit: the PR build's own, deleted with the image",
+      { 'org.opencontainers.image.version': 'pr-8', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') },
+      ['sha-8888888'],
+      true,
+    ],
+    [
+      "built as pr-8, with the build's cache tag too (docker driver)",
+      { 'org.opencontainers.image.version': 'pr-8', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') },
+      ['sha-8888888', 'buildcache-pr-8'],
+      true,
+    ],
+    [
+      'built as another PR',
+      { 'org.opencontainers.image.version': 'pr-9', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') },
+      ['sha-8888888'],
+      false,
+    ],
+    [
+      "built as a branch (a deploy's image)",
+      { 'org.opencontainers.image.version': 'main', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') },
+      ['sha-8888888'],
+      false,
+    ],
+    [
+      'built from another commit (the sha tag was moved onto it)',
+      { 'org.opencontainers.image.version': 'pr-8', 'org.opencontainers.image.revision': '1234567'.padEnd(40, 'a') },
+      ['sha-8888888'],
+      false,
+    ],
+    [
+      'a release tag on it too',
+      { 'org.opencontainers.image.version': 'pr-8', 'org.opencontainers.image.revision': '8888888'.padEnd(40, 'a') },
+      ['sha-8888888', 'v1.0.0'],
+      false,
+    ],
+  ])("the labels decide whether a sha tag is the PR build's: %s", async (_n, labels, extra, deleted) => {
     const reg = await fakeRegistry({ tagDelete: 'refuse' });
     const d = reg.labelled(labels, 'pr-8', ...extra);
     const r = await deletePreviewTags(reg.repo, previewTags(8), NO_AUTH);
@@ -284,7 +378,9 @@ describe('removeTags / deletePreviewTags against a registry\'s API', () => {
     const d = reg.image('m', 'pr-4', 'buildcache');
     const r = await deletePreviewTags(reg.repo, ['pr-4'], NO_AUTH);
     expect(r.removed).toEqual([`image ${reg.repo}:pr-4 (the tag alone: ${d} stays, tagged :buildcache)`]);
-    expect(r.warnings).toEqual([`image ${reg.repo}:pr-4: after the tag deletion :buildcache no longer points to ${d} (the registry deleted more than the tag)`]);
+    expect(r.warnings).toEqual([
+      `image ${reg.repo}:pr-4: after the tag deletion :buildcache no longer points to ${d} (the registry deleted more than the tag)`,
+    ]);
   });
 });
 
@@ -303,11 +399,53 @@ describe('a preview build writes a cache ref of its own', () => {
   });
 
   test.each<[string, string, NodeJS.ProcessEnv, string, number | undefined, string[]]>([
-    ['deploy, docker driver: inline, read from :buildcache', 'docker', {}, 'auto', undefined, ['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', 'type=inline']],
-    ['preview, docker driver: reads its own and the deploy\'s', 'docker', {}, 'auto', 42, ['--cache-from', `type=registry,ref=${IMG}:buildcache-pr-42`, '--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', 'type=inline']],
-    ['deploy, container driver: registry cache :buildcache', 'docker-container', {}, 'auto', undefined, ['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', `type=registry,ref=${IMG}:buildcache,mode=max`]],
-    ['preview, container driver: writes :buildcache-pr-<N> only', 'docker-container', {}, 'registry', 42, ['--cache-from', `type=registry,ref=${IMG}:buildcache-pr-42`, '--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', `type=registry,ref=${IMG}:buildcache-pr-42,mode=max`]],
-    ['preview on GitHub with gha: GitHub scopes the cache to the PR\'s ref', 'docker-container', { ACTIONS_CACHE_URL: 'u', ACTIONS_RUNTIME_TOKEN: 't' }, 'auto', 42, ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max']],
+    [
+      'deploy, docker driver: inline, read from :buildcache',
+      'docker',
+      {},
+      'auto',
+      undefined,
+      ['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', 'type=inline'],
+    ],
+    [
+      "preview, docker driver: reads its own and the deploy's",
+      'docker',
+      {},
+      'auto',
+      42,
+      ['--cache-from', `type=registry,ref=${IMG}:buildcache-pr-42`, '--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', 'type=inline'],
+    ],
+    [
+      'deploy, container driver: registry cache :buildcache',
+      'docker-container',
+      {},
+      'auto',
+      undefined,
+      ['--cache-from', `type=registry,ref=${IMG}:buildcache`, '--cache-to', `type=registry,ref=${IMG}:buildcache,mode=max`],
+    ],
+    [
+      'preview, container driver: writes :buildcache-pr-<N> only',
+      'docker-container',
+      {},
+      'registry',
+      42,
+      [
+        '--cache-from',
+        `type=registry,ref=${IMG}:buildcache-pr-42`,
+        '--cache-from',
+        `type=registry,ref=${IMG}:buildcache`,
+        '--cache-to',
+        `type=registry,ref=${IMG}:buildcache-pr-42,mode=max`,
+      ],
+    ],
+    [
+      "preview on GitHub with gha: GitHub scopes the cache to the PR's ref",
+      'docker-container',
+      { ACTIONS_CACHE_URL: 'u', ACTIONS_RUNTIME_TOKEN: 't' },
+      'auto',
+      42,
+      ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'],
+    ],
     ['off', 'docker', {}, 'off', 42, []],
   ])('cacheFlags: %s', (_n, driver, env, mode, pr, flags) => {
     expect(cacheFlags(driver, IMG, env, mode, pr)).toEqual(flags);
@@ -315,7 +453,7 @@ describe('a preview build writes a cache ref of its own', () => {
     if (pr !== undefined) expect(flags.filter((f) => f.startsWith('type=registry') && f.includes(`ref=${IMG}:buildcache,`))).toEqual([]);
   });
 
-  test('the cache tags: the deploy\'s, the preview\'s; the preview cleanup removes its image tag and its cache tag', () => {
+  test("the cache tags: the deploy's, the preview's; the preview cleanup removes its image tag and its cache tag", () => {
     expect(cacheTag()).toBe('buildcache');
     expect(cacheTag(42)).toBe('buildcache-pr-42');
     expect(previewTags(42)).toEqual(['pr-42', 'buildcache-pr-42']);

@@ -17,7 +17,11 @@ const WORKFLOWS = '.github/workflows';
 const SHA = '0123456789abcdef0123456789abcdef01234567';
 
 const run = (args: string[]) => spawnSync(process.execPath, [SCRIPT, ...args], { encoding: 'utf8' });
-const ymls = (dir: string) => fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+const ymls = (dir: string) =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort();
 
 /** Any `org/modelship…@ref` in a text, comments included (case-insensitive, as GitHub's owner/repo). */
 const LOOSE = /org\/modelship([^\s@'"`]*)@([^\s'"`,}\]#]+)/gi;
@@ -30,7 +34,10 @@ const withRefs = (v: unknown, ref: string): unknown => {
   return v;
 };
 
-interface Doc { jobs?: Record<string, { uses?: string; steps?: { uses?: string }[] }>; runs?: { steps?: { uses?: string }[] } }
+interface Doc {
+  jobs?: Record<string, { uses?: string; steps?: { uses?: string }[] }>;
+  runs?: { steps?: { uses?: string }[] };
+}
 /** Every `uses:` GitHub reads in a workflow (a job's reusable-workflow call, a step's action). */
 function usesValues(doc: Doc): string[] {
   const out: string[] = [];
@@ -72,7 +79,10 @@ const committed = ymls(path.join(REPO, WORKFLOWS)).map((f) => `${WORKFLOWS}/${f}
 const read = (root: string, rel: string) => fs.readFileSync(path.join(root, rel), 'utf8');
 
 describe('scripts/release-refs.mjs rewrites every internal reference to the release ref', () => {
-  test.each([['a tag', 'v1.2.3'], ['a commit SHA', SHA]])('%s: every org/modelship reference at @ref, nothing else changed', (_what, ref) => {
+  test.each([
+    ['a tag', 'v1.2.3'],
+    ['a commit SHA', SHA],
+  ])('%s: every org/modelship reference at @ref, nothing else changed', (_what, ref) => {
     const root = copyRepo();
     const before = snapshot(root);
     const r = run([ref, '--root', root]);
@@ -81,7 +91,9 @@ describe('scripts/release-refs.mjs rewrites every internal reference to the rele
     const after = snapshot(root);
 
     // only the files of .github/workflows/ that name modelship changed; templates, README and action.yml did not
-    const changed = Object.keys(before).filter((f) => before[f] !== after[f]).sort();
+    const changed = Object.keys(before)
+      .filter((f) => before[f] !== after[f])
+      .sort();
     expect(changed).toEqual(committed.filter((f) => internalTextRefs(before[f]).length > 0));
     expect(changed).toEqual(expect.arrayContaining([`${WORKFLOWS}/convert.yml`, `${WORKFLOWS}/deploy.yml`, `${WORKFLOWS}/pr-preview.yml`]));
     expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
@@ -107,7 +119,9 @@ describe('scripts/release-refs.mjs rewrites every internal reference to the rele
     }
     // the reusable workflows' steps: deploy 5, pr-preview 6, convert 1
     expect(internalUses).toBe(12);
-    expect(usesValues(yaml.load(after[`${WORKFLOWS}/deploy.yml`]) as Doc)).toEqual(expect.arrayContaining(['actions/checkout@v4', 'docker/setup-buildx-action@v3', `org/modelship@${ref}`]));
+    expect(usesValues(yaml.load(after[`${WORKFLOWS}/deploy.yml`]) as Doc)).toEqual(
+      expect.arrayContaining(['actions/checkout@v4', 'docker/setup-buildx-action@v3', `org/modelship@${ref}`]),
+    );
 
     // --check agrees; a second run changes nothing
     const check = run([ref, '--check', '--root', root]);
@@ -123,7 +137,10 @@ describe('scripts/release-refs.mjs rewrites every internal reference to the rele
     expect(r.status).toBe(1);
     const expected = committed.flatMap((f) => internalTextRefs(before[f]).map((x) => `${f}:${x.line}`));
     expect(expected.length).toBeGreaterThanOrEqual(15);
-    const named = r.stderr.split('\n').map((l) => /^\s+(\S+:\d+):/.exec(l)?.[1]).filter(Boolean);
+    const named = r.stderr
+      .split('\n')
+      .map((l) => /^\s+(\S+:\d+):/.exec(l)?.[1])
+      .filter(Boolean);
     expect(named).toEqual(expected);
     expect(r.stderr).toMatch(/\.github\/workflows\/deploy\.yml:\d+: org\/modelship@v1, expected @v1\.2\.3/);
     // --check wrote nothing
@@ -137,7 +154,12 @@ describe('scripts/release-refs.mjs rewrites every internal reference to the rele
     fs.writeFileSync(f, lines.join('\n'));
     const one = run(['v1.2.3', '--check', '--root', root]);
     expect(one.status).toBe(1);
-    expect(one.stderr.split('\n').filter((l) => /^\s+\S+:\d+:/.test(l)).map((l) => l.trim())).toEqual([`${WORKFLOWS}/deploy.yml:${i + 1}: org/modelship@v1, expected @v1.2.3`]);
+    expect(
+      one.stderr
+        .split('\n')
+        .filter((l) => /^\s+\S+:\d+:/.test(l))
+        .map((l) => l.trim()),
+    ).toEqual([`${WORKFLOWS}/deploy.yml:${i + 1}: org/modelship@v1, expected @v1.2.3`]);
   });
 
   test.each([
@@ -155,7 +177,10 @@ describe('scripts/release-refs.mjs rewrites every internal reference to the rele
   ])('a bad ref is refused (%s), nothing written', (_what, ref) => {
     const root = copyRepo();
     const before = snapshot(root);
-    for (const args of [[ref, '--root', root], [ref, '--check', '--root', root]]) {
+    for (const args of [
+      [ref, '--root', root],
+      [ref, '--check', '--root', root],
+    ]) {
       const r = run(args);
       expect([JSON.stringify(ref), r.status]).toEqual([JSON.stringify(ref), 2]);
       expect(r.stderr).toMatch(/usage: node scripts\/release-refs\.mjs <ref>/);
@@ -171,7 +196,7 @@ describe('scripts/release-refs.mjs rewrites every internal reference to the rele
     expect(run(['v1.2.3', '--root', path.join(root, 'nothing-here')]).status).toBe(2);
   });
 
-  test('the shapes a reference takes: only this repository\'s, in any form YAML allows on a line', () => {
+  test("the shapes a reference takes: only this repository's, in any form YAML allows on a line", () => {
     const root = tmpDir('modelship-release-');
     fs.mkdirSync(path.join(root, WORKFLOWS), { recursive: true });
     const wf = [
@@ -272,7 +297,11 @@ describe('the committed workflows: one thing for the release to rewrite', () => 
 
   test('release.yml: on a version tag, rewrites with the script, commits, moves the tag and the major tag', () => {
     const text = read(REPO, `${WORKFLOWS}/release.yml`);
-    const wf = yaml.load(text) as { on: { push: { tags: string[] } }; permissions: unknown; jobs: Record<string, { permissions: unknown; steps: { uses?: string; run?: string; with?: Record<string, unknown> }[] }> };
+    const wf = yaml.load(text) as {
+      on: { push: { tags: string[] } };
+      permissions: unknown;
+      jobs: Record<string, { permissions: unknown; steps: { uses?: string; run?: string; with?: Record<string, unknown> }[] }>;
+    };
     expect(wf.on).toEqual({ push: { tags: ['v*.*.*'] } });
     expect(wf.permissions).toEqual({ contents: 'write' });
     const [job] = Object.values(wf.jobs);
@@ -291,11 +320,11 @@ describe('the committed workflows: one thing for the release to rewrite', () => 
     expect(usesValues(wf as unknown as Doc).filter(isInternal)).toEqual([]);
   });
 
-  test('release.yml\'s own steps, run against a local origin: tag and major tag moved to a rewritten child commit', () => {
+  test("release.yml's own steps, run against a local origin: tag and major tag moved to a rewritten child commit", () => {
     // the two `run:` steps of release.yml that touch the repository, as GitHub runs them (bash -eo pipefail), in a
     // clone of a bare "origin" that holds main and the pushed tag; node_modules (js-yaml) linked in, as npm ci would
     const text = read(REPO, `${WORKFLOWS}/release.yml`);
-    const steps = (Object.values((yaml.load(text) as { jobs: Record<string, { steps: { name?: string; run?: string }[] }> }).jobs)[0]).steps;
+    const steps = Object.values((yaml.load(text) as { jobs: Record<string, { steps: { name?: string; run?: string }[] }> }).jobs)[0].steps;
     const rewriteStep = steps.find((s) => s.run?.includes('release-refs.mjs'))!.run!;
     const pushStep = steps.find((s) => s.run?.includes('git push'))!.run!;
     const base = tmpDir('modelship-release-git-');
@@ -341,8 +370,11 @@ describe('the committed workflows: one thing for the release to rewrite', () => 
     expect(sh(dev, `git rev-parse ${v123}^`)).toBe(main);
     expect(sh(dev, 'git ls-remote origin refs/heads/main').split(/\s/)[0]).toBe(main);
     // on it every internal reference is @v1.2.3; only the workflows that name modelship changed
-    for (const f of [`${WORKFLOWS}/deploy.yml`, `${WORKFLOWS}/pr-preview.yml`, `${WORKFLOWS}/convert.yml`]) expect([f, [...new Set(refsIn(v123, f))]]).toEqual([f, ['v1.2.3']]);
-    expect(sh(dev, `git diff --name-only ${main} ${v123}`).split('\n').sort()).toEqual(committed.filter((f) => internalTextRefs(read(REPO, f)).length > 0).sort());
+    for (const f of [`${WORKFLOWS}/deploy.yml`, `${WORKFLOWS}/pr-preview.yml`, `${WORKFLOWS}/convert.yml`])
+      expect([f, [...new Set(refsIn(v123, f))]]).toEqual([f, ['v1.2.3']]);
+    expect(sh(dev, `git diff --name-only ${main} ${v123}`).split('\n').sort()).toEqual(
+      committed.filter((f) => internalTextRefs(read(REPO, f)).length > 0).sort(),
+    );
     // the tag is still annotated, with its message; the major tag points at the same commit
     expect(sh(dev, 'git cat-file -t refs/tags/v1.2.3')).toBe('tag');
     expect(sh(dev, "git tag --list --format='%(contents:subject)' v1.2.3")).toBe('modelship v1.2.3');

@@ -1,4 +1,15 @@
-import { deployment, service, canaryReplicas, validateSpec, gracePeriodSeconds, sleepActionServed, unsupportedServer, budgetMaxUnavailable, disruptionBudget, DeploySpec } from '../src/rollout/manifests';
+import {
+  deployment,
+  service,
+  canaryReplicas,
+  validateSpec,
+  gracePeriodSeconds,
+  sleepActionServed,
+  unsupportedServer,
+  budgetMaxUnavailable,
+  disruptionBudget,
+  DeploySpec,
+} from '../src/rollout/manifests';
 import { applyPatches } from '../src/rollout/patch';
 
 const spec: DeploySpec = {
@@ -44,11 +55,19 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     const pod = (deployment({ ...spec, runtime }, 'stable', 2) as any).spec.template.spec;
     expect(pod.automountServiceAccountToken).toBe(false);
     for (const c of pod.containers) {
-      expect(c.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(c.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
       expect(c.securityContext.runAsUser).toBeGreaterThan(0);
     }
     // restricted allows only these volume types
-    for (const v of pod.volumes ?? []) expect(Object.keys(v).filter((k) => k !== 'name')).toEqual(expect.arrayContaining([expect.stringMatching(/^(emptyDir|configMap|secret|projected|downwardAPI|persistentVolumeClaim|ephemeral|csi)$/)]));
+    for (const v of pod.volumes ?? [])
+      expect(Object.keys(v).filter((k) => k !== 'name')).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^(emptyDir|configMap|secret|projected|downwardAPI|persistentVolumeClaim|ephemeral|csi)$/)]),
+      );
   });
 
   test('canary: its own Deployment with track canary; the main Service selects both tracks, the canary Service only the canary', () => {
@@ -110,8 +129,16 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
   test('the stable PodDisruptionBudget: policy/v1 over the stable pods, unhealthy pods always evictable', () => {
     const stable = deployment(spec, 'stable', 4) as any;
     const pdb = disruptionBudget(spec, 1, stable.spec.selector.matchLabels) as any;
-    expect(pdb).toMatchObject({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'googlenet', namespace: 'models', labels: { 'app.kubernetes.io/managed-by': 'modelship' } } });
-    expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: { 'app.kubernetes.io/name': 'googlenet', 'app.kubernetes.io/component': 'model-server', track: 'stable' } }, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    expect(pdb).toMatchObject({
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'googlenet', namespace: 'models', labels: { 'app.kubernetes.io/managed-by': 'modelship' } },
+    });
+    expect(pdb.spec).toEqual({
+      maxUnavailable: 1,
+      selector: { matchLabels: { 'app.kubernetes.io/name': 'googlenet', 'app.kubernetes.io/component': 'model-server', track: 'stable' } },
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    });
     // it selects the stable pods only: the canary is never held back by it
     const canaryLabels = (deployment(spec, 'canary', 1) as any).spec.template.metadata.labels;
     expect(Object.entries(pdb.spec.selector.matchLabels).every(([k, v]) => canaryLabels[k] === v)).toBe(false);
@@ -120,7 +147,13 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
   test.each(['stable', 'canary'] as const)('%s pods spread across nodes, softly, per ReplicaSet', (track) => {
     const t = (deployment(spec, track, 4) as any).spec.template;
     expect(t.spec.topologySpreadConstraints).toEqual([
-      { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'googlenet', 'app.kubernetes.io/component': 'model-server', track } }, matchLabelKeys: ['pod-template-hash'] },
+      {
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'googlenet', 'app.kubernetes.io/component': 'model-server', track } },
+        matchLabelKeys: ['pod-template-hash'],
+      },
     ]);
     // the constraint's selector picks the Deployment's own pods
     for (const [k, v] of Object.entries(t.spec.topologySpreadConstraints[0].labelSelector.matchLabels)) expect(t.metadata.labels[k]).toBe(v);
@@ -148,7 +181,9 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     for (const runtime of ['modelship', 'triton'] as const) {
       const slept = deployment({ ...spec, runtime, sleepAction: true }, 'stable', 2) as any;
       expect(slept.spec.template.spec.containers[0].lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
-      expect(slept.spec.template.spec.terminationGracePeriodSeconds).toBe((deployment({ ...spec, runtime }, 'stable', 2) as any).spec.template.spec.terminationGracePeriodSeconds);
+      expect(slept.spec.template.spec.terminationGracePeriodSeconds).toBe(
+        (deployment({ ...spec, runtime }, 'stable', 2) as any).spec.template.spec.terminationGracePeriodSeconds,
+      );
     }
     // drain-delay 0: no hook at all (SIGTERM at once), the server still drains its in-flight requests
     const none = deployment({ ...spec, drainDelayS: 0 }, 'stable', 2) as any;
@@ -174,7 +209,23 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
   });
 
   test('a patch can override the drain settings and the hook, merged by name', () => {
-    const patched = applyPatches(deployment(spec, 'stable', 2), [{ kind: 'Deployment', source: 'test', body: { spec: { template: { spec: { terminationGracePeriodSeconds: 90, containers: [{ name: 'model-server', env: [{ name: 'MODELSHIP_DRAIN_TIMEOUT_S', value: '60' }] }] } } } } }], 'googlenet') as any;
+    const patched = applyPatches(
+      deployment(spec, 'stable', 2),
+      [
+        {
+          kind: 'Deployment',
+          source: 'test',
+          body: {
+            spec: {
+              template: {
+                spec: { terminationGracePeriodSeconds: 90, containers: [{ name: 'model-server', env: [{ name: 'MODELSHIP_DRAIN_TIMEOUT_S', value: '60' }] }] },
+              },
+            },
+          },
+        },
+      ],
+      'googlenet',
+    ) as any;
     const c = patched.spec.template.spec.containers[0];
     expect(patched.spec.template.spec.terminationGracePeriodSeconds).toBe(90);
     expect(envOf(c)).toMatchObject({ MODELSHIP_DRAIN_TIMEOUT_S: '60', MODELSHIP_DRAIN_DELAY_S: '2', MODELSHIP_METRICS_PORT: '8002' });

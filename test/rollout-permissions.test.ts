@@ -2,7 +2,18 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as yaml from 'js-yaml';
 import { REPO } from './helpers/caffe';
-import { PERMISSIONS, accessChecks, permissionsFor, preflight, rbacHint, rbacObjects, rbacYaml, rolloutOptions, AccessCheck, AccessReviewer } from '../src/rollout/permissions';
+import {
+  PERMISSIONS,
+  accessChecks,
+  permissionsFor,
+  preflight,
+  rbacHint,
+  rbacObjects,
+  rbacYaml,
+  rolloutOptions,
+  AccessCheck,
+  AccessReviewer,
+} from '../src/rollout/permissions';
 import { rbacMain } from '../src/cli/rbac';
 import { cli } from '../src/cli';
 import { ModelshipError } from '../src/util/errors';
@@ -11,7 +22,10 @@ import { ModelshipError } from '../src/util/errors';
 // `modelship rbac` prints, and the stages' preflight (SelfSubjectAccessReviews before anything is changed). On the
 // lab's cluster, with a ServiceAccount bound to the generated RBAC only: test/rollout-rbac.lab.test.ts.
 
-const rules = (o: Record<string, unknown> | undefined) => ((o?.rules ?? []) as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).map((r) => `${r.apiGroups[0] ? `${r.apiGroups[0]}/` : ''}${r.resources[0]}: ${r.verbs.join(',')}`);
+const rules = (o: Record<string, unknown> | undefined) =>
+  ((o?.rules ?? []) as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).map(
+    (r) => `${r.apiGroups[0] ? `${r.apiGroups[0]}/` : ''}${r.resources[0]}: ${r.verbs.join(',')}`,
+  );
 const kindOf = (objs: Record<string, unknown>[], kind: string) => objs.filter((o) => o.kind === kind);
 
 /** What the rollout always needs in its namespace (its post step included), as `group/resource: verbs`. */
@@ -30,23 +44,44 @@ describe('the table', () => {
   test('every entry is well formed; the one optional entry is neither generated nor checked', () => {
     const verbs = new Set(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']);
     for (const p of PERMISSIONS) {
-      expect([p.resource, p.verbs.every((v) => verbs.has(v)), p.verbs.length > 0, p.why.length > 10, p.stages.length > 0]).toEqual([p.resource, true, true, true, true]);
+      expect([p.resource, p.verbs.every((v) => verbs.has(v)), p.verbs.length > 0, p.why.length > 10, p.stages.length > 0]).toEqual([
+        p.resource,
+        true,
+        true,
+        true,
+        true,
+      ]);
       if (p.scope === 'cluster') expect(p.resource).toBe('namespaces');
     }
     const optional = PERMISSIONS.filter((p) => p.optional);
-    expect(optional.map((p) => `${p.group}/${p.resource} ${p.verbs}`)).toEqual(['*/* list']);
-    for (const stage of ['rollout', 'preview', 'cleanup'] as const) expect(permissionsFor(stage, ['create-namespace', 'create-pull-secret', 'gpu', 'service-proxy']).some((p) => p.optional)).toBe(false);
+    expect(optional.map((p) => `${p.group}/${p.resource} ${p.verbs.join(',')}`)).toEqual(['*/* list']);
+    for (const stage of ['rollout', 'preview', 'cleanup'] as const)
+      expect(permissionsFor(stage, ['create-namespace', 'create-pull-secret', 'gpu', 'service-proxy']).some((p) => p.optional)).toBe(false);
   });
 
   test('every kind the stages read or write by name has an entry (the source, scanned)', () => {
-    const RESOURCE: Record<string, string> = { Deployment: 'deployments', ReplicaSet: 'replicasets', Pod: 'pods', Event: 'events', Service: 'services', Secret: 'secrets', Namespace: 'namespaces', PodDisruptionBudget: 'poddisruptionbudgets', Lease: 'leases' };
+    const RESOURCE: Record<string, string> = {
+      Deployment: 'deployments',
+      ReplicaSet: 'replicasets',
+      Pod: 'pods',
+      Event: 'events',
+      Service: 'services',
+      Secret: 'secrets',
+      Namespace: 'namespaces',
+      PodDisruptionBudget: 'poddisruptionbudgets',
+      Lease: 'leases',
+    };
     const VERB: Record<string, string> = { get: 'get', list: 'list', remove: 'delete', create: 'create', apply: 'patch', replace: 'update' };
     // every module of the rollout stage (its strategies and gates included) and the preview's
-    const rollout = fs.readdirSync(path.join(REPO, 'src/rollout'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => `src/rollout/${f}`);
+    const rollout = fs
+      .readdirSync(path.join(REPO, 'src/rollout'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => `src/rollout/${f}`);
     const files = [...rollout, 'src/preview/index.ts'].filter((f) => fs.existsSync(path.join(REPO, f)));
     const found = new Set<string>();
     for (const f of files) {
-      for (const m of fs.readFileSync(path.join(REPO, f), 'utf8').matchAll(/kube\.(get|list|remove)(?:<[^(]*>)?\(\s*'[^']+',\s*'([A-Za-z]+)'/g)) found.add(`${VERB[m[1]]} ${RESOURCE[m[2]] ?? m[2]}`);
+      for (const m of fs.readFileSync(path.join(REPO, f), 'utf8').matchAll(/kube\.(get|list|remove)(?:<[^(]*>)?\(\s*'[^']+',\s*'([A-Za-z]+)'/g))
+        found.add(`${VERB[m[1]]} ${RESOURCE[m[2]] ?? m[2]}`);
     }
     expect(found.size).toBeGreaterThan(8);
     const table = new Set(PERMISSIONS.flatMap((p) => p.verbs.map((v) => `${v} ${p.resource}`)));
@@ -62,7 +97,10 @@ describe('the generated RBAC', () => {
     expect(objs.map((o) => o.kind)).toEqual(['ServiceAccount', 'Role', 'RoleBinding']);
     expect(objs.every((o) => (o.metadata as { namespace?: string }).namespace === 'prod')).toBe(true);
     expect(rules(kindOf(objs, 'Role')[0])).toEqual(ROLLOUT_RULES);
-    expect(kindOf(objs, 'RoleBinding')[0]).toMatchObject({ roleRef: { kind: 'Role', name: 'deployer' }, subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'prod' }] });
+    expect(kindOf(objs, 'RoleBinding')[0]).toMatchObject({
+      roleRef: { kind: 'Role', name: 'deployer' },
+      subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'prod' }],
+    });
     // nothing broad: no wildcard, no secrets without create-pull-secret, nothing cluster-scoped
     expect(JSON.stringify(objs)).not.toMatch(/"\*"|secrets|namespaces|ClusterRole/);
   });
@@ -76,7 +114,7 @@ describe('the generated RBAC', () => {
 
   test('preview (and create-namespace): a ClusterRole for namespaces only, and the deploy rules bound cluster-wide', () => {
     const objs = rbacObjects({ namespace: 'ci', serviceAccount: 'previewer', stage: 'preview' });
-    expect(objs.map((o) => `${o.kind} ${(o.metadata as { name: string }).name}`)).toEqual([
+    expect(objs.map((o) => `${String(o.kind)} ${(o.metadata as { name: string }).name}`)).toEqual([
       'ServiceAccount previewer',
       'ClusterRole modelship:ci:previewer:namespaces',
       'ClusterRoleBinding modelship:ci:previewer:namespaces',
@@ -86,13 +124,19 @@ describe('the generated RBAC', () => {
     const [nsRole, deployRole] = kindOf(objs, 'ClusterRole');
     expect(rules(nsRole)).toEqual(['namespaces: get,create,delete']);
     expect(rules(deployRole)).toEqual(ROLLOUT_RULES);
-    expect(kindOf(objs, 'ClusterRoleBinding').map((b) => b.subjects)).toEqual([[{ kind: 'ServiceAccount', name: 'previewer', namespace: 'ci' }], [{ kind: 'ServiceAccount', name: 'previewer', namespace: 'ci' }]]);
+    expect(kindOf(objs, 'ClusterRoleBinding').map((b) => b.subjects)).toEqual([
+      [{ kind: 'ServiceAccount', name: 'previewer', namespace: 'ci' }],
+      [{ kind: 'ServiceAccount', name: 'previewer', namespace: 'ci' }],
+    ]);
     const rollout = rbacObjects({ namespace: 'prod', serviceAccount: 'deployer', stage: 'rollout', createNamespace: true });
     expect(rules(kindOf(rollout, 'ClusterRole')[0])).toEqual(['namespaces: get,create,delete']);
   });
 
   test('the YAML is those objects, each rule with its reasons', () => {
-    for (const o of [{ namespace: 'prod', serviceAccount: 'deployer', stage: 'rollout' as const, gpu: true }, { namespace: 'ci', serviceAccount: 'previewer', stage: 'preview' as const, createPullSecret: true }]) {
+    for (const o of [
+      { namespace: 'prod', serviceAccount: 'deployer', stage: 'rollout' as const, gpu: true },
+      { namespace: 'ci', serviceAccount: 'previewer', stage: 'preview' as const, createPullSecret: true },
+    ]) {
       const text = rbacYaml(o);
       expect(yaml.loadAll(text).filter(Boolean)).toEqual(rbacObjects(o));
       expect(text).toContain('# deployments.apps: delete the canary, or a first deploy that failed\n');
@@ -100,8 +144,12 @@ describe('the generated RBAC', () => {
   });
 
   test('examples/rbac/ holds what `modelship rbac` prints', () => {
-    expect(fs.readFileSync(path.join(REPO, 'examples/rbac/rollout.yaml'), 'utf8')).toBe(rbacYaml({ namespace: 'prod', serviceAccount: 'modelship-deployer', stage: 'rollout' }, 'modelship rbac --namespace prod'));
-    expect(fs.readFileSync(path.join(REPO, 'examples/rbac/preview.yaml'), 'utf8')).toBe(rbacYaml({ namespace: 'modelship', serviceAccount: 'modelship-deployer', stage: 'preview' }, 'modelship rbac --stage preview --namespace modelship'));
+    expect(fs.readFileSync(path.join(REPO, 'examples/rbac/rollout.yaml'), 'utf8')).toBe(
+      rbacYaml({ namespace: 'prod', serviceAccount: 'modelship-deployer', stage: 'rollout' }, 'modelship rbac --namespace prod'),
+    );
+    expect(fs.readFileSync(path.join(REPO, 'examples/rbac/preview.yaml'), 'utf8')).toBe(
+      rbacYaml({ namespace: 'modelship', serviceAccount: 'modelship-deployer', stage: 'preview' }, 'modelship rbac --stage preview --namespace modelship'),
+    );
   });
 });
 
@@ -115,7 +163,9 @@ describe('modelship rbac', () => {
   test('prints the YAML; flags in either form; bad ones are input errors (exit 2 through the CLI)', async () => {
     const out = sink();
     expect(rbacMain(['--namespace', 'prod', '--service-account=ci-bot', '--gpu'], out.stream)).toBe(0);
-    expect(out.text()).toBe(rbacYaml({ namespace: 'prod', serviceAccount: 'ci-bot', stage: 'rollout', gpu: true }, 'modelship rbac --namespace prod --service-account=ci-bot --gpu'));
+    expect(out.text()).toBe(
+      rbacYaml({ namespace: 'prod', serviceAccount: 'ci-bot', stage: 'rollout', gpu: true }, 'modelship rbac --namespace prod --service-account=ci-bot --gpu'),
+    );
     expect(() => rbacMain([], sink().stream)).toThrow(/rbac: --namespace is required/);
     expect(() => rbacMain(['--namespace', 'prod', '--stage', 'deploy'], sink().stream)).toThrow(/--stage must be rollout or preview/);
     expect(() => rbacMain(['--namespace', 'Prod_1'], sink().stream)).toThrow(/--namespace must be a DNS label/);
@@ -153,19 +203,54 @@ describe('the preflight', () => {
   test('what a rollout asks: one review per verb and resource, in its namespace; options add theirs', () => {
     const checks = accessChecks({ stage: 'rollout', namespace: 'prod', options: rolloutOptions(rolloutCfg, false) });
     expect(checks.map((c) => `${c.verb} ${c.resource}`)).toEqual([
-      'get deployments', 'create deployments', 'patch deployments', 'update deployments', 'delete deployments', 'list replicasets', 'list pods', 'list events',
-      'get services', 'create services', 'patch services', 'delete services', 'get services/proxy', 'create services/proxy',
-      'get poddisruptionbudgets', 'create poddisruptionbudgets', 'patch poddisruptionbudgets', 'delete poddisruptionbudgets',
-      'get leases', 'delete leases', 'create leases', 'update leases',
+      'get deployments',
+      'create deployments',
+      'patch deployments',
+      'update deployments',
+      'delete deployments',
+      'list replicasets',
+      'list pods',
+      'list events',
+      'get services',
+      'create services',
+      'patch services',
+      'delete services',
+      'get services/proxy',
+      'create services/proxy',
+      'get poddisruptionbudgets',
+      'create poddisruptionbudgets',
+      'patch poddisruptionbudgets',
+      'delete poddisruptionbudgets',
+      'get leases',
+      'delete leases',
+      'create leases',
+      'update leases',
     ]);
     expect(checks.every((c) => c.namespace === 'prod')).toBe(true);
     const all = accessChecks({ stage: 'rollout', namespace: 'prod', options: rolloutOptions({ gpu: true, verifyUrl: 'https://x', pullSecret: {} }, true) });
     const names = all.map((c) => `${c.verb} ${c.resource}${c.namespace ? '' : ' (cluster)'}`);
-    expect(names).toEqual(expect.arrayContaining(['get namespaces (cluster)', 'create namespaces (cluster)', 'delete namespaces (cluster)', 'create secrets', 'delete secrets', 'get pods/proxy', 'get pods/log']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'get namespaces (cluster)',
+        'create namespaces (cluster)',
+        'delete namespaces (cluster)',
+        'create secrets',
+        'delete secrets',
+        'get pods/proxy',
+        'get pods/log',
+      ]),
+    );
     expect(names.some((n) => n.includes('services/proxy'))).toBe(false);
     // a preview creates its namespace; its cleanup only finds and deletes it
-    expect(accessChecks({ stage: 'preview', namespace: 'lenet-pr-3', options: rolloutOptions(rolloutCfg, true) }).filter((c) => !c.namespace).map((c) => c.verb)).toEqual(['get', 'create', 'delete']);
-    expect(accessChecks({ stage: 'cleanup', namespace: 'lenet-pr-3', options: [] }).map((c) => `${c.verb} ${c.resource} ${c.namespace}`)).toEqual(['get namespaces undefined', 'delete namespaces undefined']);
+    expect(
+      accessChecks({ stage: 'preview', namespace: 'lenet-pr-3', options: rolloutOptions(rolloutCfg, true) })
+        .filter((c) => !c.namespace)
+        .map((c) => c.verb),
+    ).toEqual(['get', 'create', 'delete']);
+    expect(accessChecks({ stage: 'cleanup', namespace: 'lenet-pr-3', options: [] }).map((c) => `${c.verb} ${c.resource} ${c.namespace}`)).toEqual([
+      'get namespaces undefined',
+      'delete namespaces undefined',
+    ]);
   });
 
   test('all granted: passes, the reviews asked in parallel', async () => {
@@ -188,24 +273,41 @@ describe('the preflight', () => {
     );
   });
 
-  test('several missing: grouped by resource, cluster-scoped ones said so; the hint carries the run\'s options', async () => {
+  test("several missing: grouped by resource, cluster-scoped ones said so; the hint carries the run's options", async () => {
     const needs = { stage: 'rollout' as const, namespace: 'new-ns', options: rolloutOptions({ gpu: true, verifyUrl: '' }, true) };
-    const e = (await preflight(reviewer(['create namespaces', 'delete namespaces', 'create services/proxy', 'get pods/log', 'update leases', 'create leases'], 'system:serviceaccount:ci:bot').r, accessChecks(needs), rbacHint(needs)).catch((x: unknown) => x)) as Error;
+    const e = (await preflight(
+      reviewer(
+        ['create namespaces', 'delete namespaces', 'create services/proxy', 'get pods/log', 'update leases', 'create leases'],
+        'system:serviceaccount:ci:bot',
+      ).r,
+      accessChecks(needs),
+      rbacHint(needs),
+    ).catch((x: unknown) => x)) as Error;
     expect(e.message).toMatch(/^input "kubeconfig": the kubeconfig's user \(system:serviceaccount:ci:bot\) may not: /);
-    expect(e.message).toContain('create, delete namespaces (cluster-wide) (needed to create the namespace, which does not exist yet; to delete the namespace the run just created when the server-side dry run refuses what goes in it; to delete the namespace a killed run created)');
-    expect(e.message).toContain('may not: create services/proxy in namespace "new-ns" (needed to send the model metadata request (GET) and the golden requests (POST) through the API server\'s service proxy, when verify-url is not given); ');
+    expect(e.message).toContain(
+      'create, delete namespaces (cluster-wide) (needed to create the namespace, which does not exist yet; to delete the namespace the run just created when the server-side dry run refuses what goes in it; to delete the namespace a killed run created)',
+    );
+    expect(e.message).toContain(
+      'may not: create services/proxy in namespace "new-ns" (needed to send the model metadata request (GET) and the golden requests (POST) through the API server\'s service proxy, when verify-url is not given); ',
+    );
     expect(e.message).toContain('; create, update leases.coordination.k8s.io in namespace "new-ns" (needed to take and renew the deploy lease)');
     expect(e.message).toContain('; get pods/log in namespace "new-ns"');
     expect(e.message).toMatch(/ — `modelship rbac --namespace new-ns --create-namespace --gpu` prints/);
   });
 
   test('hints: preview and cleanup name the preview RBAC; verify-url and the pull Secret are carried', () => {
-    expect(rbacHint({ stage: 'preview', namespace: 'lenet-pr-3', options: rolloutOptions({ gpu: false, verifyUrl: 'https://x', pullSecret: {} }, true) })).toMatch(/^`modelship rbac --stage preview --namespace <the ServiceAccount's namespace> --create-pull-secret --verify-url` prints/);
-    expect(rbacHint({ stage: 'cleanup', namespace: 'lenet-pr-3', options: [] })).toMatch(/^`modelship rbac --stage preview --namespace <the ServiceAccount's namespace>` prints/);
+    expect(
+      rbacHint({ stage: 'preview', namespace: 'lenet-pr-3', options: rolloutOptions({ gpu: false, verifyUrl: 'https://x', pullSecret: {} }, true) }),
+    ).toMatch(/^`modelship rbac --stage preview --namespace <the ServiceAccount's namespace> --create-pull-secret --verify-url` prints/);
+    expect(rbacHint({ stage: 'cleanup', namespace: 'lenet-pr-3', options: [] })).toMatch(
+      /^`modelship rbac --stage preview --namespace <the ServiceAccount's namespace>` prints/,
+    );
   });
 
   test('a user the API server cannot name is still named (whoAmI fails)', async () => {
     const r: AccessReviewer = { canI: async () => false, whoAmI: async () => Promise.reject(new Error('x')) };
-    await expect(preflight(r, accessChecks({ stage: 'cleanup', namespace: 'a-pr-1', options: [] }), 'hint')).rejects.toThrow(/user \(unknown\) may not: get, delete namespaces \(cluster-wide\) \(needed to find the preview namespace, check that modelship made it, and delete it\) — hint$/);
+    await expect(preflight(r, accessChecks({ stage: 'cleanup', namespace: 'a-pr-1', options: [] }), 'hint')).rejects.toThrow(
+      /user \(unknown\) may not: get, delete namespaces \(cluster-wide\) \(needed to find the preview namespace, check that modelship made it, and delete it\) — hint$/,
+    );
   });
 });

@@ -12,29 +12,105 @@ import { tmpDir } from './helpers/caffe';
 // the rollout inputs. The cluster behaviour itself is tested on the lab cluster in rollout.lab.test.ts.
 
 const spec: DeploySpec = {
-  app: 'googlenet', runtime: 'modelship', namespace: 'prod', image: `r/googlenet@sha256:${'a'.repeat(64)}`, modelName: 'googlenet', replicas: 4, gpu: true,
-  resources: { cpu: '2', memory: '4Gi' }, nodeSelector: {}, tolerations: [], imagePullSecrets: [], progressDeadlineSeconds: 600, port: 8000,
-  metricsPort: 8002, drainDelayS: 5, drainTimeoutS: 20,
+  app: 'googlenet',
+  runtime: 'modelship',
+  namespace: 'prod',
+  image: `r/googlenet@sha256:${'a'.repeat(64)}`,
+  modelName: 'googlenet',
+  replicas: 4,
+  gpu: true,
+  resources: { cpu: '2', memory: '4Gi' },
+  nodeSelector: {},
+  tolerations: [],
+  imagePullSecrets: [],
+  progressDeadlineSeconds: 600,
+  port: 8000,
+  metricsPort: 8002,
+  drainDelayS: 5,
+  drainTimeoutS: 20,
 };
 
 describe('strategic merge overlays', () => {
   test('maps merge, null deletes, containers and env merge by name, other lists are replaced', () => {
-    const base = { spec: { replicas: 2, template: { spec: { containers: [{ name: 'a', image: 'x', env: [{ name: 'K', value: '1' }, { name: 'L', value: '2' }], args: ['--x'] }], dnsPolicy: 'ClusterFirst' } } } };
-    const patch = { spec: { template: { spec: { dnsPolicy: null, containers: [{ name: 'a', env: [{ name: 'L', value: '3' }, { name: 'M', value: '4' }], args: ['--y'] }, { name: 'sidecar', image: 'y' }] } } } };
+    const base = {
+      spec: {
+        replicas: 2,
+        template: {
+          spec: {
+            containers: [
+              {
+                name: 'a',
+                image: 'x',
+                env: [
+                  { name: 'K', value: '1' },
+                  { name: 'L', value: '2' },
+                ],
+                args: ['--x'],
+              },
+            ],
+            dnsPolicy: 'ClusterFirst',
+          },
+        },
+      },
+    };
+    const patch = {
+      spec: {
+        template: {
+          spec: {
+            dnsPolicy: null,
+            containers: [
+              {
+                name: 'a',
+                env: [
+                  { name: 'L', value: '3' },
+                  { name: 'M', value: '4' },
+                ],
+                args: ['--y'],
+              },
+              { name: 'sidecar', image: 'y' },
+            ],
+          },
+        },
+      },
+    };
     expect(strategicMerge(base as any, patch as any)).toEqual({
-      spec: { replicas: 2, template: { spec: { containers: [{ name: 'a', image: 'x', env: [{ name: 'K', value: '1' }, { name: 'L', value: '3' }, { name: 'M', value: '4' }], args: ['--y'] }, { name: 'sidecar', image: 'y' }] } } },
+      spec: {
+        replicas: 2,
+        template: {
+          spec: {
+            containers: [
+              {
+                name: 'a',
+                image: 'x',
+                env: [
+                  { name: 'K', value: '1' },
+                  { name: 'L', value: '3' },
+                  { name: 'M', value: '4' },
+                ],
+                args: ['--y'],
+              },
+              { name: 'sidecar', image: 'y' },
+            ],
+          },
+        },
+      },
     });
   });
 
   test('$patch: delete removes a list item, $patch: replace replaces a map', () => {
     const base = { containers: [{ name: 'a' }, { name: 'b' }], resources: { limits: { cpu: '1', memory: '1Gi' } } };
-    expect(strategicMerge(base as any, { containers: [{ name: 'b', $patch: 'delete' }], resources: { $patch: 'replace', limits: { cpu: '2' } } } as any)).toEqual({ containers: [{ name: 'a' }], resources: { limits: { cpu: '2' } } });
+    expect(
+      strategicMerge(base as any, { containers: [{ name: 'b', $patch: 'delete' }], resources: { $patch: 'replace', limits: { cpu: '2' } } } as any),
+    ).toEqual({ containers: [{ name: 'a' }], resources: { limits: { cpu: '2' } } });
   });
 
   test('a patch applies to the stable and its canary, and cannot move the selector or routing labels', () => {
     const dir = tmpDir('modelship-patch-');
     const f = path.join(dir, 'p.yaml');
-    fs.writeFileSync(f, 'kind: Deployment\nmetadata: {name: googlenet, labels: {team: vision}}\nspec:\n  selector: {matchLabels: {app: other}}\n  template:\n    metadata: {labels: {track: hijack, extra: "1"}}\n    spec:\n      nodeSelector: {gpu: a100}\n---\nkind: Service\nspec: {type: NodePort}\n');
+    fs.writeFileSync(
+      f,
+      'kind: Deployment\nmetadata: {name: googlenet, labels: {team: vision}}\nspec:\n  selector: {matchLabels: {app: other}}\n  template:\n    metadata: {labels: {track: hijack, extra: "1"}}\n    spec:\n      nodeSelector: {gpu: a100}\n---\nkind: Service\nspec: {type: NodePort}\n',
+    );
     const patches = readPatches(f);
     for (const track of ['stable', 'canary'] as const) {
       const d = applyPatches(deployment(spec, track, 1), patches, 'googlenet') as any;
@@ -51,7 +127,10 @@ describe('strategic merge overlays', () => {
   test('your own manifest is laid over the generated one: its single container is the model server, the image stays ours', () => {
     const dir = tmpDir('modelship-manifest-');
     const f = path.join(dir, 'deploy.yaml');
-    fs.writeFileSync(f, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: googlenet}\nspec:\n  template:\n    spec:\n      serviceAccountName: inference\n      containers:\n      - name: server\n        image: someone/else:latest\n        resources: {limits: {memory: 8Gi}}\n');
+    fs.writeFileSync(
+      f,
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: googlenet}\nspec:\n  template:\n    spec:\n      serviceAccountName: inference\n      containers:\n      - name: server\n        image: someone/else:latest\n        resources: {limits: {memory: 8Gi}}\n',
+    );
     const d = applyPatches(deployment(spec, 'stable', 4), readManifest(f), 'googlenet') as any;
     expect(d.spec.template.spec.serviceAccountName).toBe('inference');
     expect(d.spec.template.spec.containers).toHaveLength(1);
@@ -75,10 +154,51 @@ describe('strategic merge overlays', () => {
 describe('pod health', () => {
   const pod = (status: object, name = 'p') => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, uid: 'u' }, status });
   test('crash loops, pull errors, restarts and terminations are fatal, with the exit reason', () => {
-    expect(fatalReason(podView(pod({ phase: 'Running', containerStatuses: [{ name: 'c', ready: false, restartCount: 2, state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 10s' } }, lastState: { terminated: { reason: 'Error', exitCode: 1 } } }] })))).toBe('pod p: CrashLoopBackOff: back-off 10s; last exit Error (exit code 1)');
-    expect(fatalReason(podView(pod({ phase: 'Pending', containerStatuses: [{ name: 'c', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'not found' } } }] })))).toMatch(/ImagePullBackOff: not found/);
-    expect(fatalReason(podView(pod({ phase: 'Running', containerStatuses: [{ name: 'c', ready: true, restartCount: 1, state: { running: {} }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } } }] })))).toMatch(/restarted 1 time\(s\); last exit OOMKilled \(exit code 137\)/);
-    expect(fatalReason(podView(pod({ phase: 'Running', containerStatuses: [{ name: 'c', ready: false, started: false, restartCount: 0, state: { running: {} } }] })))).toBeUndefined();
+    expect(
+      fatalReason(
+        podView(
+          pod({
+            phase: 'Running',
+            containerStatuses: [
+              {
+                name: 'c',
+                ready: false,
+                restartCount: 2,
+                state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 10s' } },
+                lastState: { terminated: { reason: 'Error', exitCode: 1 } },
+              },
+            ],
+          }),
+        ),
+      ),
+    ).toBe('pod p: CrashLoopBackOff: back-off 10s; last exit Error (exit code 1)');
+    expect(
+      fatalReason(
+        podView(
+          pod({
+            phase: 'Pending',
+            containerStatuses: [{ name: 'c', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'not found' } } }],
+          }),
+        ),
+      ),
+    ).toMatch(/ImagePullBackOff: not found/);
+    expect(
+      fatalReason(
+        podView(
+          pod({
+            phase: 'Running',
+            containerStatuses: [
+              { name: 'c', ready: true, restartCount: 1, state: { running: {} }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } } },
+            ],
+          }),
+        ),
+      ),
+    ).toMatch(/restarted 1 time\(s\); last exit OOMKilled \(exit code 137\)/);
+    expect(
+      fatalReason(
+        podView(pod({ phase: 'Running', containerStatuses: [{ name: 'c', ready: false, started: false, restartCount: 0, state: { running: {} } }] })),
+      ),
+    ).toBeUndefined();
     expect(fatalReason(podView(pod({ phase: 'Pending' })))).toBeUndefined();
   });
 });
@@ -95,7 +215,9 @@ describe('lease validity', () => {
 
 describe('PromQL templates', () => {
   test('placeholders are filled; an unknown one is an error', () => {
-    expect(renderQuery(DEFAULT_QUERIES.modelship.samples, { namespace: 'prod', app: 'g', track: 'canary', model: 'g' })).toBe('sum(modelship_requests_total{namespace="prod",track="canary",route="infer"})');
+    expect(renderQuery(DEFAULT_QUERIES.modelship.samples, { namespace: 'prod', app: 'g', track: 'canary', model: 'g' })).toBe(
+      'sum(modelship_requests_total{namespace="prod",track="canary",route="infer"})',
+    );
     expect(() => renderQuery('up{job="{{jobname}}"}', { namespace: 'prod' })).toThrow(/\{\{jobname\}\}/);
   });
 });
@@ -116,41 +238,83 @@ describe('rollout inputs', () => {
     expect(() => readConfig(inputs({ 'drain-delay': '5s' }))).toThrow(/input "drain-delay": expected a non-negative number, got "5s"/);
     expect(() => readConfig(inputs({ 'drain-delay': '5000' }))).toThrow(/input "drain-delay": expected whole seconds from 0 to 300 .*got "5000"/);
     expect(() => readConfig(inputs({ stage: 'preview', 'drain-delay': '301' }))).toThrow(/input "drain-delay"/);
-    expect(() => readConfig(inputs({ 'disruption-budget': '0' }))).toThrow(/input "disruption-budget": expected auto, none, a number of pods \(1 or more\) or a percentage \(1% to 100%\).*got "0" \(0 would block every node drain/);
+    expect(() => readConfig(inputs({ 'disruption-budget': '0' }))).toThrow(
+      /input "disruption-budget": expected auto, none, a number of pods \(1 or more\) or a percentage \(1% to 100%\).*got "0" \(0 would block every node drain/,
+    );
     expect(() => readConfig(inputs({ 'disruption-budget': '120%' }))).toThrow(/input "disruption-budget".*got "120%"/);
     expect(() => readConfig(inputs({ 'disruption-budget': 'half' }))).toThrow(/input "disruption-budget"/);
   });
   test('parsed into one typed config', () => {
-    const c = readConfig(inputs({ 'model-name': 'googlenet', 'node-selector': 'gpu=a100, zone=b', tolerations: '[{key: gpu, operator: Exists}]', 'model-key-secret': 'model-keys/key', 'prometheus-url': 'http://prom:9090' })).rollout;
-    expect(c).toMatchObject({ app: 'googlenet', namespace: 'default', strategy: 'canary', replicas: 2, canaryPercent: 20, nodeSelector: { gpu: 'a100', zone: 'b' }, tolerations: [{ key: 'gpu', operator: 'Exists' }], modelKeySecret: { name: 'model-keys', key: 'key' } });
+    const c = readConfig(
+      inputs({
+        'model-name': 'googlenet',
+        'node-selector': 'gpu=a100, zone=b',
+        tolerations: '[{key: gpu, operator: Exists}]',
+        'model-key-secret': 'model-keys/key',
+        'prometheus-url': 'http://prom:9090',
+      }),
+    ).rollout;
+    expect(c).toMatchObject({
+      app: 'googlenet',
+      namespace: 'default',
+      strategy: 'canary',
+      replicas: 2,
+      canaryPercent: 20,
+      nodeSelector: { gpu: 'a100', zone: 'b' },
+      tolerations: [{ key: 'gpu', operator: 'Exists' }],
+      modelKeySecret: { name: 'model-keys', key: 'key' },
+    });
     expect(c.prometheus).toMatchObject({ url: 'http://prom:9090', minSamples: 20, maxErrorRate: 0.01 });
     expect(c.drainDelayS).toBe(5);
     expect(readConfig(inputs({ 'drain-delay': '0' })).rollout.drainDelayS).toBe(0);
     expect(c.disruptionBudget).toBe('auto');
-    expect([readConfig(inputs({ 'disruption-budget': '2' })), readConfig(inputs({ 'disruption-budget': '25%' })), readConfig(inputs({ 'disruption-budget': 'none' }))].map((x) => x.rollout.disruptionBudget)).toEqual([2, '25%', 'none']);
+    expect(
+      [
+        readConfig(inputs({ 'disruption-budget': '2' })),
+        readConfig(inputs({ 'disruption-budget': '25%' })),
+        readConfig(inputs({ 'disruption-budget': 'none' })),
+      ].map((x) => x.rollout.disruptionBudget),
+    ).toEqual([2, '25%', 'none']);
     expect(readConfig(inputs({ stage: 'preview', 'drain-delay': '12' })).preview.rollout.drainDelayS).toBe(12);
   });
 });
 
 describe('runtime triton: inputs', () => {
-  const inputs = (o: Record<string, string>) => (n: string) => ({ stage: 'rollout', image: spec.image, 'model-name': 'googlenet', 'prometheus-url': 'http://prom:9090', ...o })[n];
-  test("the default Prometheus queries follow the runtime; a given query wins", () => {
+  const inputs = (o: Record<string, string>) => (n: string) =>
+    ({ stage: 'rollout', image: spec.image, 'model-name': 'googlenet', 'prometheus-url': 'http://prom:9090', ...o })[n];
+  test('the default Prometheus queries follow the runtime; a given query wins', () => {
     const m = readConfig(inputs({})).rollout.prometheus!;
     expect(m.samplesQuery).toBe(DEFAULT_QUERIES.modelship.samples);
     const t = readConfig(inputs({ runtime: 'triton' })).rollout.prometheus!;
     const vars = { namespace: 'prod', app: 'g', track: 'canary', model: 'googlenet' };
-    expect(renderQuery(t.samplesQuery, vars)).toBe('(sum(nv_inference_request_success{namespace="prod",track="canary",model="googlenet"}) + sum(nv_inference_request_failure{namespace="prod",track="canary",model="googlenet"}))');
-    expect(renderQuery(t.errorRateQuery, vars)).toMatch(/^sum\(nv_inference_request_failure\{namespace="prod",track="canary",model="googlenet"\}\) \/ \(sum\(nv_inference_request_success/);
-    expect(renderQuery(t.latencyQuery, vars)).toBe('max(nv_inference_request_summary_us{namespace="prod",track="canary",model="googlenet",quantile="0.99"}) / 1000');
+    expect(renderQuery(t.samplesQuery, vars)).toBe(
+      '(sum(nv_inference_request_success{namespace="prod",track="canary",model="googlenet"}) + sum(nv_inference_request_failure{namespace="prod",track="canary",model="googlenet"}))',
+    );
+    expect(renderQuery(t.errorRateQuery, vars)).toMatch(
+      /^sum\(nv_inference_request_failure\{namespace="prod",track="canary",model="googlenet"\}\) \/ \(sum\(nv_inference_request_success/,
+    );
+    expect(renderQuery(t.latencyQuery, vars)).toBe(
+      'max(nv_inference_request_summary_us{namespace="prod",track="canary",model="googlenet",quantile="0.99"}) / 1000',
+    );
     expect(readConfig(inputs({ runtime: 'triton', 'prometheus-samples-query': 'sum(x)' })).rollout.prometheus!.samplesQuery).toBe('sum(x)');
   });
   test('inputs only the modelship runtime honours are refused with triton, naming the input', () => {
-    expect(() => readConfig(inputs({ runtime: 'triton', 'api-key': 's3cret' }))).toThrow(/input "api-key": is honoured by the modelship runtime only.*runtime: triton/);
-    expect(() => readConfig(inputs({ runtime: 'triton', 'api-key-secret': 'keys/api' }))).toThrow(/input "api-key-secret": is honoured by the modelship runtime only/);
+    expect(() => readConfig(inputs({ runtime: 'triton', 'api-key': 's3cret' }))).toThrow(
+      /input "api-key": is honoured by the modelship runtime only.*runtime: triton/,
+    );
+    expect(() => readConfig(inputs({ runtime: 'triton', 'api-key-secret': 'keys/api' }))).toThrow(
+      /input "api-key-secret": is honoured by the modelship runtime only/,
+    );
     expect(() => readConfig(inputs({ runtime: 'triton', 'model-key-secret': 'keys/model' }))).toThrow(/input "model-key-secret"/);
-    expect(() => readConfig((n: string) => ({ stage: 'image', image: 'r/g', model: 'm.onnx', runtime: 'triton', 'encrypt-model': 'true', 'model-key': 'a'.repeat(64) })[n])).toThrow(/input "(encrypt-model|model-key)": is honoured by the modelship runtime only/);
+    expect(() =>
+      readConfig(
+        (n: string) => ({ stage: 'image', image: 'r/g', model: 'm.onnx', runtime: 'triton', 'encrypt-model': 'true', 'model-key': 'a'.repeat(64) })[n],
+      ),
+    ).toThrow(/input "(encrypt-model|model-key)": is honoured by the modelship runtime only/);
     expect(() => readConfig(inputs({ runtime: 'tensorflow' }))).toThrow(/input "runtime": expected one of modelship, triton, got "tensorflow"/);
-    expect(() => readConfig((n: string) => ({ stage: 'compile', 'triton-release': '24.1' })[n])).toThrow(/input "triton-release": expected NVIDIA's container release yy.mm/);
+    expect(() => readConfig((n: string) => ({ stage: 'compile', 'triton-release': '24.1' })[n])).toThrow(
+      /input "triton-release": expected NVIDIA's container release yy.mm/,
+    );
     // the same inputs pass with the modelship runtime
     expect(readConfig(inputs({ 'api-key': 's3cret' })).rollout.apiKey).toBe('s3cret');
   });

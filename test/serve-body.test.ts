@@ -23,7 +23,10 @@ class FakeRequest extends PassThrough {
 
 const MiB = 2 ** 20;
 
-function read(headers: IncomingHttpHeaders, opts: { maxBodyBytes?: number; bodyTimeoutMs?: number; budget?: ByteBudget } = {}): { req: FakeRequest; read: BodyRead; budget: ByteBudget } {
+function read(
+  headers: IncomingHttpHeaders,
+  opts: { maxBodyBytes?: number; bodyTimeoutMs?: number; budget?: ByteBudget } = {},
+): { req: FakeRequest; read: BodyRead; budget: ByteBudget } {
   const req = new FakeRequest(headers);
   const budget = opts.budget ?? new ByteBudget(16 * MiB);
   return { req, budget, read: readBody(req, { maxBodyBytes: opts.maxBodyBytes ?? MiB, bodyTimeoutMs: opts.bodyTimeoutMs ?? 10_000, budget }) };

@@ -18,7 +18,12 @@ const log: string[] = [];
 
 beforeAll(async () => {
   const d = path.join(FIXTURES, 'lenet');
-  const onnx = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx;
+  const onnx = convertCaffe({
+    prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')),
+    prototxtFile: 'p',
+    caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')),
+    caffemodelFile: 'w',
+  }).onnx;
   model = path.join(tmpDir(), 'lenet.onnx');
   fs.writeFileSync(model, onnx);
   srv = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', apiKey: 'k3y', log: (l) => log.push(l) });
@@ -69,9 +74,15 @@ describe('a client that goes away mid-body is its own fault', () => {
     const before = log.length;
     const body = Buffer.alloc(4096, 1);
     // promises 1 MiB, sends 4 KiB, then disconnects
-    await raw(Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Length: 1048576\r\n\r\n`), body]), { destroyAfterMs: 200, ms: 1000 });
+    await raw(
+      Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Length: 1048576\r\n\r\n`), body]),
+      { destroyAfterMs: 200, ms: 1000 },
+    );
     // and one without a Content-Length (chunked), cut short too
-    await raw(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n${'a'.repeat(100)}`, { destroyAfterMs: 200, ms: 1000 });
+    await raw(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n${'a'.repeat(100)}`, {
+      destroyAfterMs: 200,
+      ms: 1000,
+    });
     await new Promise((r) => setTimeout(r, 300));
     const m = await metrics();
     expect(m).toMatch(/^modelship_requests_total\{route="infer",code="499"\} 2$/m);
@@ -90,11 +101,15 @@ describe('the protocol as written', () => {
   const infer = (body: object): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> =>
     new Promise((resolve, reject) => {
       const data = Buffer.from(JSON.stringify(body));
-      const req = http.request(`${srv.url}/v2/models/lenet/infer`, { method: 'POST', headers: { authorization: 'Bearer k3y', 'content-type': 'application/json', 'content-length': data.length } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      });
+      const req = http.request(
+        `${srv.url}/v2/models/lenet/infer`,
+        { method: 'POST', headers: { authorization: 'Bearer k3y', 'content-type': 'application/json', 'content-length': data.length } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        },
+      );
       req.on('error', reject);
       req.end(data);
     });
@@ -123,7 +138,16 @@ describe('the protocol as written', () => {
 describe('SIGTERM with stalled clients', () => {
   test('readiness goes false, requests are still served through the drain delay (Connection: close), stalled connections are cut at the drain timeout', async () => {
     const lines: string[] = [];
-    const s = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', drainDelayMs: 600, drainTimeoutMs: 800, log: (l) => lines.push(l) });
+    const s = await startServer({
+      ...DEFAULT_SERVE,
+      host: '127.0.0.1',
+      port: 0,
+      modelPath: model,
+      modelName: 'lenet',
+      drainDelayMs: 600,
+      drainTimeoutMs: 800,
+      log: (l) => lines.push(l),
+    });
     const send = (data: string) => {
       const sock = net.connect(s.port, '127.0.0.1');
       let got = '';
@@ -163,7 +187,7 @@ describe('small things', () => {
     expect(status(await raw('GET /v2/models/lenet HTTP/1.1\r\nHost: x\r\nAuthorization: Basic k3y\r\nConnection: close\r\n\r\n'))).toBe(401);
   });
 
-  test('serve --help prints the flags and exits 0; --model-name is the action input\'s name (--name still works)', async () => {
+  test("serve --help prints the flags and exits 0; --model-name is the action input's name (--name still works)", async () => {
     const r = await runCli(['serve', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/--model-name \(alias --name\)/);

@@ -52,19 +52,36 @@ const table = (t: { data: Float32Array; shape: number[] }): NpyArray => ({ data:
 describe('serving a detection model (SSD): /infer split by image_id, /detect in image pixels', () => {
   const dir = tmpDir('modelship-serve-det-');
   const net = tinySsd({ confidence: 0.6 });
-  const conv = convertCaffe({ prototxt: Buffer.from(net.prototxt), prototxtFile: 'deploy.prototxt', caffemodel: net.caffemodel, caffemodelFile: 'w.caffemodel' });
+  const conv = convertCaffe({
+    prototxt: Buffer.from(net.prototxt),
+    prototxtFile: 'deploy.prototxt',
+    caffemodel: net.caffemodel,
+    caffemodelFile: 'w.caffemodel',
+  });
   const model = path.join(dir, 'ssd.onnx');
   fs.writeFileSync(model, conv.onnx);
   const labels = path.join(dir, 'labels.txt');
   fs.writeFileSync(labels, 'background\ncat\ndog\n');
   const lines: string[] = [];
   let srv: RunningServer;
-  const options = (extra: Partial<ServeOptions> = {}): ServeOptions => ({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'ssd', labels: ['background', 'cat', 'dog'], log: (l) => lines.push(l), ...extra });
+  const options = (extra: Partial<ServeOptions> = {}): ServeOptions => ({
+    ...DEFAULT_SERVE,
+    host: '127.0.0.1',
+    port: 0,
+    modelPath: model,
+    modelName: 'ssd',
+    labels: ['background', 'cat', 'dog'],
+    log: (l) => lines.push(l),
+    ...extra,
+  });
   /** the model run by ONNX Runtime alone (graph optimization all, as the server runs it) */
-  const reference = async (x: Float32Array, n: number) => (await runOnnx(conv.onnx, { data: { data: x, shape: [n, 3, 32, 32] } }, ['detection_out'], 'all')).outputs.detection_out;
+  const reference = async (x: Float32Array, n: number) =>
+    (await runOnnx(conv.onnx, { data: { data: x, shape: [n, 3, 32, 32] } }, ['detection_out'], 'all')).outputs.detection_out;
   const infer = async (x: Float32Array, n: number, json = false) => {
     if (json) {
-      const r = await request(`${srv.url}/v2/models/ssd/infer`, { body: JSON.stringify({ inputs: [{ name: 'data', shape: [n, 3, 32, 32], datatype: 'FP32', data: Array.from(x) }] }) });
+      const r = await request(`${srv.url}/v2/models/ssd/infer`, {
+        body: JSON.stringify({ inputs: [{ name: 'data', shape: [n, 3, 32, 32], datatype: 'FP32', data: Array.from(x) }] }),
+      });
       expect(r.status).toBe(200);
       const o = r.json().outputs[0];
       return { shape: o.shape as number[], data: Float32Array.from(o.data as number[]) };
@@ -91,7 +108,7 @@ describe('serving a detection model (SSD): /infer split by image_id, /detect in 
     expect(lines.join('\n')).toMatch(/detection output detection_out: \[1, 1, D, 7\] tables, split per request by image_id/);
   });
 
-  test('a request alone gets the model\'s table: batch 1 and 2, binary and JSON, an empty table as [1, 1, 0, 7]', async () => {
+  test("a request alone gets the model's table: batch 1 and 2, binary and JSON, an empty table as [1, 1, 0, 7]", async () => {
     const x12 = concat(item(1), item(2));
     for (const json of [false, true]) {
       const got = await infer(x12, 2, json);
@@ -243,14 +260,21 @@ describe('serving a detection model (SSD): /infer split by image_id, /detect in 
     fs.writeFileSync(path.join(ref, 'output_b2__detection_out.npy'), encodeNpy([1, 1, o2.shape[2] - 1, 7], o2.data.slice(7)));
     const bad = await goldenRequests(t, { reference: ref, modelName: 'ssd', inputName: 'data', singleInput: true, tolerance: 1e-5 });
     expect(bad.failures).toHaveLength(2);
-    expect(bad.failures[0]).toMatch(/output "detection_out" at batch 1 differs from the reference: detections image 0: \d+; .*max box \|Δ\| 1\.00e-2 \(≤ 0\.0001\)/);
+    expect(bad.failures[0]).toMatch(
+      /output "detection_out" at batch 1 differs from the reference: detections image 0: \d+; .*max box \|Δ\| 1\.00e-2 \(≤ 0\.0001\)/,
+    );
     expect(bad.failures[1]).toMatch(/output "detection_out" at batch 2 differs from the reference: detections image 1: (\d+), expected (\d+)/);
     expect(bad.rows[1]).toMatch(/detections, expected \d+ \| \*\*fail\*\* \|$/);
   });
 
   test('a classifier has no /detect', async () => {
     const d = path.join(FIXTURES, 'lenet');
-    const lenet = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' });
+    const lenet = convertCaffe({
+      prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')),
+      prototxtFile: 'p',
+      caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')),
+      caffemodelFile: 'w',
+    });
     const f = path.join(dir, 'lenet.onnx');
     fs.writeFileSync(f, lenet.onnx);
     const s = await startServer(options({ modelPath: f, modelName: 'lenet' }));
@@ -267,7 +291,9 @@ describe('serving a detection model (SSD): /infer split by image_id, /detect in 
 
 describe('detections, the pure part', () => {
   test('a batch table split by image_id: each part re-based, rows of no item (image_id -1) dropped, order kept', () => {
-    const t = Float32Array.from([0, 1, 0.9, 0, 0, 1, 1, 2, 2, 0.8, 0.1, 0.1, 0.2, 0.2, 2, 1, 0.7, 0, 0, 0.5, 0.5, -1, 0, 0, 0, 0, 0, 0, 3, 1, 0.95, 0.3, 0.3, 0.4, 0.4]);
+    const t = Float32Array.from([
+      0, 1, 0.9, 0, 0, 1, 1, 2, 2, 0.8, 0.1, 0.1, 0.2, 0.2, 2, 1, 0.7, 0, 0, 0.5, 0.5, -1, 0, 0, 0, 0, 0, 0, 3, 1, 0.95, 0.3, 0.3, 0.4, 0.4,
+    ]);
     expect(Array.from(splitDetectionTable(t, 0, 1))).toEqual(Array.from(t.subarray(0, 7)));
     expect(splitDetectionTable(t, 1, 1).length).toBe(0);
     const two = splitDetectionTable(t, 2, 2);
@@ -281,7 +307,10 @@ describe('detections, the pure part', () => {
       const rows: number[] = [];
       for (let i = 0; i < items; i++) if (input[i] > 0) rows.push(i, input[i], 0.9, 0.1, 0.1, 0.2, 0.2);
       await new Promise((r) => setTimeout(r, 20));
-      return { det: { data: Float32Array.from(rows), itemShape: [1, rows.length / 7, 7], detections: true }, y: { data: input.map((v) => v * 2), itemShape: [1] } };
+      return {
+        det: { data: Float32Array.from(rows), itemShape: [1, rows.length / 7, 7], detections: true },
+        y: { data: input.map((v) => v * 2), itemShape: [1] },
+      };
     };
     const b = new DynamicBatcher(runner, 8, 50, undefined, false);
     const outs = await Promise.all([b.submit(Float32Array.from([5]), 1), b.submit(Float32Array.from([0, 7]), 2), b.submit(Float32Array.from([3, 0, 4]), 3)]);
@@ -291,7 +320,11 @@ describe('detections, the pure part', () => {
       [1, 1, 1, 7],
       [1, 1, 2, 7],
     ]);
-    expect(outs.map((o) => Array.from(o.det.data.filter((_, i) => i % 7 < 2)))).toEqual([[0, 5], [1, 7], [0, 3, 2, 4]]);
+    expect(outs.map((o) => Array.from(o.det.data.filter((_, i) => i % 7 < 2)))).toEqual([
+      [0, 5],
+      [1, 7],
+      [0, 3, 2, 4],
+    ]);
     expect(outs.map((o) => Array.from(o.y.data))).toEqual([[10], [0, 14], [6, 0, 8]]);
   });
 
@@ -322,7 +355,12 @@ describe('detections, the pure part', () => {
     expect(matchDetections(e, [got[0]]).pass).toBe(false); // one short
     expect(matchDetections(e, [...got, { label: 1, box: [50, 50, 60, 60] }]).extra).toEqual([2]);
     expect(matchDetections(e, [...got, { label: 1, box: [50, 50, 60, 60] }]).pass).toBe(false); // one too many
-    expect(matchDetections(e, got.map((g) => ({ ...g, label: 2 }))).pass).toBe(false); // wrong label
+    expect(
+      matchDetections(
+        e,
+        got.map((g) => ({ ...g, label: 2 })),
+      ).pass,
+    ).toBe(false); // wrong label
     expect(matchDetections([], []).pass).toBe(true);
   });
 
@@ -333,7 +371,9 @@ describe('detections, the pure part', () => {
     expect(() => parseExpectedDetections('{"label": 1}')).toThrow(/a JSON list of/);
     expect(() => parseExpectedDetections('[{"label": 1.5, "box": [1, 2, 3, 4]}]')).toThrow(/entry 0: "label" must be a class index/);
     expect(() => parseExpectedDetections('[{"label": 1, "box": [1, 2, 3]}]')).toThrow(/entry 0: "box" must be four numbers/);
-    expect(() => parseExpectedDetections('[{"label": 1, "box": [1, 2, 3, 4]}, {"label": 1, "box": [5, 5, 1, 9]}]')).toThrow(/entry 1: "box" \[5,5,1,9\] is empty/);
+    expect(() => parseExpectedDetections('[{"label": 1, "box": [1, 2, 3, 4]}, {"label": 1, "box": [5, 5, 1, 9]}]')).toThrow(
+      /entry 1: "box" \[5,5,1,9\] is empty/,
+    );
     expect(() => parseExpectedDetections('[{"label": 1, "bbox": [1, 2, 3, 4]}]')).toThrow(/entry 0 has unknown field "bbox"/);
     expect(parsePreprocess('{"mean": [104, 177, 123], "resize": 0}')).toEqual({ ...GOOGLENET_PREPROCESS, mean: [104, 177, 123], resize: 0 });
     expect(() => parsePreprocess('{"mean": [104, 177]}')).toThrow(/"mean" must be three numbers/);
@@ -345,8 +385,12 @@ describe('detections, the pure part', () => {
     expect(serveOptions(['--model', 'm.onnx'], {}, () => undefined).detectionThreshold).toBe(0.5);
     expect(serveOptions(['--model', 'm.onnx', '--detection-threshold', '0.8'], {}, () => undefined).detectionThreshold).toBe(0.8);
     expect(serveOptions(['--model', 'm.onnx'], { MODELSHIP_DETECTION_THRESHOLD: '0.25' }, () => undefined).detectionThreshold).toBe(0.25);
-    expect(() => serveOptions(['--model', 'm.onnx', '--detection-threshold', '2'], {}, () => undefined)).toThrow(/--detection-threshold \/ MODELSHIP_DETECTION_THRESHOLD must be a number from 0 to 1, got "2"/);
+    expect(() => serveOptions(['--model', 'm.onnx', '--detection-threshold', '2'], {}, () => undefined)).toThrow(
+      /--detection-threshold \/ MODELSHIP_DETECTION_THRESHOLD must be a number from 0 to 1, got "2"/,
+    );
     expect(serveOptions(['--model', 'm.onnx'], { MODELSHIP_PREPROCESS: '{"mean":[104,177,123]}' }, () => undefined).preprocess.mean).toEqual([104, 177, 123]);
-    expect(() => serveOptions(['--model', 'm.onnx'], { MODELSHIP_PREPROCESS: '{"mean":"104"}' }, () => undefined)).toThrow(/MODELSHIP_PREPROCESS: "mean" must be three numbers/);
+    expect(() => serveOptions(['--model', 'm.onnx'], { MODELSHIP_PREPROCESS: '{"mean":"104"}' }, () => undefined)).toThrow(
+      /MODELSHIP_PREPROCESS: "mean" must be three numbers/,
+    );
   });
 });

@@ -22,7 +22,12 @@ const work = tmpDir('modelship-hostile-');
 
 beforeAll(() => {
   const d = path.join(FIXTURES, 'lenet');
-  const onnx = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx;
+  const onnx = convertCaffe({
+    prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')),
+    prototxtFile: 'p',
+    caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')),
+    caffemodelFile: 'w',
+  }).onnx;
   model = path.join(work, 'lenet.onnx');
   fs.writeFileSync(model, onnx);
 });
@@ -55,17 +60,21 @@ const bombs = new Map<string, Promise<Buffer>>();
 function bomb(coding: 'gzip' | 'deflate', inflated = 2 ** 30): Promise<Buffer> {
   const key = `${coding} ${inflated}`;
   if (!bombs.has(key)) {
-    bombs.set(key, (async () => {
-      const z = coding === 'gzip' ? zlib.createGzip({ level: 9, strategy: zlib.constants.Z_RLE }) : zlib.createDeflate({ level: 9, strategy: zlib.constants.Z_RLE });
-      const out: Buffer[] = [];
-      z.on('data', (c: Buffer) => out.push(c));
-      const ended = new Promise((r) => z.on('end', r));
-      const zero = Buffer.alloc(MiB);
-      for (let n = 0; n < inflated; n += zero.length) if (!z.write(zero)) await new Promise((r) => z.once('drain', r));
-      z.end();
-      await ended;
-      return Buffer.concat(out);
-    })());
+    bombs.set(
+      key,
+      (async () => {
+        const z =
+          coding === 'gzip' ? zlib.createGzip({ level: 9, strategy: zlib.constants.Z_RLE }) : zlib.createDeflate({ level: 9, strategy: zlib.constants.Z_RLE });
+        const out: Buffer[] = [];
+        z.on('data', (c: Buffer) => out.push(c));
+        const ended = new Promise((r) => z.on('end', r));
+        const zero = Buffer.alloc(MiB);
+        for (let n = 0; n < inflated; n += zero.length) if (!z.write(zero)) await new Promise((r) => z.once('drain', r));
+        z.end();
+        await ended;
+        return Buffer.concat(out);
+      })(),
+    );
   }
   return bombs.get(key)!;
 }
@@ -77,7 +86,10 @@ describe('limits, read like the CPU quota', () => {
     const files = (m: Record<string, string>) => (f: string) => m[f];
     expect(memoryLimit(files({ '/sys/fs/cgroup/memory.max': '1073741824\n' }), 64 * 2 ** 30)).toEqual({ bytes: 2 ** 30, source: 'cgroup v2 memory.max' });
     expect(memoryLimit(files({ '/sys/fs/cgroup/memory.max': 'max\n' }), 8 * 2 ** 30).bytes).toBe(8 * 2 ** 30);
-    expect(memoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '536870912' }), 8 * 2 ** 30)).toEqual({ bytes: 2 ** 29, source: 'cgroup v1 memory.limit_in_bytes' });
+    expect(memoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '536870912' }), 8 * 2 ** 30)).toEqual({
+      bytes: 2 ** 29,
+      source: 'cgroup v1 memory.limit_in_bytes',
+    });
     // cgroup v1's "no limit" is a page-rounded LONG_MAX
     expect(memoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '9223372036854771712' }), 8 * 2 ** 30).source).toMatch(/no container limit/);
     expect(defaultInflightBytes({ bytes: 2 ** 30, source: '' }, 64 * MiB)).toBe(256 * MiB);
@@ -93,11 +105,17 @@ describe('limits, read like the CPU quota', () => {
   });
 
   test('serve flags: sizes and seconds, a metrics port by default (off turns it off), bad values named', () => {
-    const o = serveOptions(['--model', 'm.onnx', '--max-inflight-bytes', '128Mi', '--header-timeout', '5', '--body-timeout', '30', '--auth-failure-limit', '3'], {}, () => undefined);
+    const o = serveOptions(
+      ['--model', 'm.onnx', '--max-inflight-bytes', '128Mi', '--header-timeout', '5', '--body-timeout', '30', '--auth-failure-limit', '3'],
+      {},
+      () => undefined,
+    );
     expect(o).toMatchObject({ maxInflightBytes: 128 * MiB, headerTimeoutMs: 5000, bodyTimeoutMs: 30_000, authFailureLimit: 3, metricsPort: 8002 });
     expect(serveOptions([], { MODELSHIP_MODEL: 'm', MODELSHIP_METRICS_PORT: 'off' }, () => undefined).metricsPort).toBeUndefined();
     expect(serveOptions([], { MODELSHIP_MODEL: 'm', MODELSHIP_METRICS_PORT: '9102' }, () => undefined).metricsPort).toBe(9102);
-    expect(() => serveOptions(['--model', 'm', '--max-inflight-bytes', 'lots'], {}, () => undefined)).toThrow(/--max-inflight-bytes \/ MODELSHIP_MAX_INFLIGHT_BYTES must be a size/);
+    expect(() => serveOptions(['--model', 'm', '--max-inflight-bytes', 'lots'], {}, () => undefined)).toThrow(
+      /--max-inflight-bytes \/ MODELSHIP_MAX_INFLIGHT_BYTES must be a size/,
+    );
     expect(() => serveOptions(['--model', 'm', '--body-timeout', '0'], {}, () => undefined)).toThrow(/--body-timeout/);
   });
 
@@ -121,12 +139,32 @@ describe('a server under hostile clients (in-process)', () => {
   let srv: RunningServer;
   const log: string[] = [];
   beforeAll(async () => {
-    srv = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, metricsPort: 0, modelPath: model, modelName: 'lenet', apiKey: 'k3y', authFailureLimit: 5, headerTimeoutMs: 1000, bodyTimeoutMs: 1500, maxInflightBytes: 4 * MiB, maxBodyBytes: 2 * MiB, log: (l) => log.push(l) });
+    srv = await startServer({
+      ...DEFAULT_SERVE,
+      host: '127.0.0.1',
+      port: 0,
+      metricsPort: 0,
+      modelPath: model,
+      modelName: 'lenet',
+      apiKey: 'k3y',
+      authFailureLimit: 5,
+      headerTimeoutMs: 1000,
+      bodyTimeoutMs: 1500,
+      maxInflightBytes: 4 * MiB,
+      maxBodyBytes: 2 * MiB,
+      log: (l) => log.push(l),
+    });
   });
   afterAll(() => srv.drain());
   const metric = async (line: RegExp) => {
     const r = await raw(srv.metricsPort!, 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-    return Number(r.reply.split('\n').find((l) => line.test(l))?.split(' ').pop() ?? 0);
+    return Number(
+      r.reply
+        .split('\n')
+        .find((l) => line.test(l))
+        ?.split(' ')
+        .pop() ?? 0,
+    );
   };
 
   test('a client that never finishes its headers is answered 408 and cut at the header timeout', async () => {
@@ -138,7 +176,11 @@ describe('a server under hostile clients (in-process)', () => {
 
   test('a client that stalls mid-body is answered 408 at the body timeout and cut; counted as 408, without a stack trace', async () => {
     const before = await metric(/^modelship_requests_total\{route="infer",code="408"\}/);
-    const r = await raw(srv.port, 'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Length: 5000\r\n\r\n{"inputs":', 8000);
+    const r = await raw(
+      srv.port,
+      'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Length: 5000\r\n\r\n{"inputs":',
+      8000,
+    );
     expect(r.closedByServer).toBe(true);
     expect(statusOf(r.reply)).toBe(408);
     expect(r.reply).toMatch(/did not arrive within 1500 ms/);
@@ -164,7 +206,15 @@ describe('a server under hostile clients (in-process)', () => {
     expect(await metric(/^modelship_inflight_request_bytes /)).toBe(0);
     const x = new Float32Array(784).fill(0.5);
     const req = encodeInferRequest([{ name: 'data', shape: [1, 1, 28, 28], data: x }], { binaryOutputs: true });
-    const ok = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\n${HEADER_LENGTH}: ${req.headerLength}\r\nContent-Length: ${req.body.length}\r\n\r\n`), req.body]));
+    const ok = await raw(
+      srv.port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\n${HEADER_LENGTH}: ${req.headerLength}\r\nContent-Length: ${req.body.length}\r\n\r\n`,
+        ),
+        req.body,
+      ]),
+    );
     expect(statusOf(ok.reply)).toBe(200);
   });
 
@@ -176,7 +226,16 @@ describe('a server under hostile clients (in-process)', () => {
       // with a Content-Length, and chunked (the wire bytes counted as they come)
       for (const framing of [`Content-Length: ${b.length}\r\n\r\n`, 'Transfer-Encoding: chunked\r\n\r\n']) {
         const body = framing.startsWith('Content-Length') ? b : Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);
-        const r = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: ${coding}\r\n${framing}`), body]), 10_000);
+        const r = await raw(
+          srv.port,
+          Buffer.concat([
+            Buffer.from(
+              `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: ${coding}\r\n${framing}`,
+            ),
+            body,
+          ]),
+          10_000,
+        );
         expect({ coding, framing, status: statusOf(r.reply) }).toEqual({ coding, framing, status: 413 });
         expect(r.reply).toMatch(new RegExp(`exceeds the limit of 2097152 bytes once inflated \\(Content-Encoding: ${coding}\\)`));
         // answered and closed by the server within raw()'s 10 s (how soon: bench/serve-hostile.ts)
@@ -190,18 +249,40 @@ describe('a server under hostile clients (in-process)', () => {
     const x = new Float32Array(784).fill(0.5);
     const req = encodeInferRequest([{ name: 'data', shape: [1, 1, 28, 28], data: x }], { binaryOutputs: true });
     const gz = zlib.gzipSync(req.body);
-    const ok = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: gzip\r\n${HEADER_LENGTH}: ${req.headerLength}\r\nContent-Length: ${gz.length}\r\n\r\n`), gz]));
+    const ok = await raw(
+      srv.port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: gzip\r\n${HEADER_LENGTH}: ${req.headerLength}\r\nContent-Length: ${gz.length}\r\n\r\n`,
+        ),
+        gz,
+      ]),
+    );
     expect(statusOf(ok.reply)).toBe(200);
     // a 501 for an unknown coding is the client's: counted, no stack trace in the log
-    const br = await raw(srv.port, `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}`);
+    const br = await raw(
+      srv.port,
+      `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nConnection: close\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}`,
+    );
     expect(statusOf(br.reply)).toBe(501);
     expect(headerOf(br.reply, 'accept-encoding')).toBe('gzip, deflate');
     expect(log.join('\n')).not.toMatch(/\n\s+at /);
   });
 
   test('a slow compressed body meets the body timeout (408) like any other, its inflater ended and its bytes given back', async () => {
-    const gz = zlib.gzipSync(Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) }] })));
-    const r = await raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Encoding: gzip\r\nContent-Length: ${gz.length}\r\n\r\n`), gz.subarray(0, gz.length >> 1)]), 8000);
+    const gz = zlib.gzipSync(
+      Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) }] })),
+    );
+    const r = await raw(
+      srv.port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\nContent-Encoding: gzip\r\nContent-Length: ${gz.length}\r\n\r\n`,
+        ),
+        gz.subarray(0, gz.length >> 1),
+      ]),
+      8000,
+    );
     expect(statusOf(r.reply)).toBe(408);
     expect(r.closedByServer).toBe(true);
     expect(await metric(/^modelship_inflight_request_bytes /)).toBe(0);
@@ -248,7 +329,16 @@ describe('the event loop stays free', () => {
       const data = [...new Array<string>(Math.floor(n / 1000)).fill(period.join(',')), ...(n % 1000 ? [period.slice(0, n % 1000).join(',')] : [])].join(',');
       const body = Buffer.from(`{"inputs":[{"name":"data","shape":[${items},1,28,28],"datatype":"FP32","data":[${data}]}]}`);
       expect(body.length).toBeGreaterThan(55 * MiB);
-      const big = raw(srv.port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`), body]), 120_000);
+      const big = raw(
+        srv.port,
+        Buffer.concat([
+          Buffer.from(
+            `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`,
+          ),
+          body,
+        ]),
+        120_000,
+      );
       const t0 = Date.now();
       let done = false;
       void big.then(() => (done = true));
@@ -280,12 +370,31 @@ describe('modelship serve as a process', () => {
 
   const start = async (args: string[]) => {
     const stderr: string[] = [];
-    const c = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(__dirname, 'helpers', 'serve-main.ts'), '--model', model, '--model-name', 'lenet', '--host', '127.0.0.1', '--port', '0', '--metrics-port', 'off', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(
+      process.execPath,
+      [
+        '--require',
+        require.resolve('tsx/cjs'),
+        path.join(__dirname, 'helpers', 'serve-main.ts'),
+        '--model',
+        model,
+        '--model-name',
+        'lenet',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--metrics-port',
+        'off',
+        ...args,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     child = c;
-    c.stderr!.on('data', (d) => stderr.push(d.toString()));
+    c.stderr.on('data', (d) => stderr.push(d.toString()));
     const port = await new Promise<number>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no listening line: ${stderr.join('')}`)), 60_000);
-      c.stderr!.on('data', () => {
+      c.stderr.on('data', () => {
         const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr.join(''));
         if (m) {
           clearTimeout(t);
@@ -296,7 +405,8 @@ describe('modelship serve as a process', () => {
     const exited = new Promise<{ code: number | null; at: number }>((r) => c.on('exit', (code) => r({ code, at: Date.now() })));
     return { c, port, stderr, exited };
   };
-  const rss = (pid: number, field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+  const rss = (pid: number, field: 'VmRSS' | 'VmHWM') =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
   test('16 clients each uploading just under 64 MiB and never finishing: peak RSS stays under the in-flight bound plus the model', async () => {
     const bound = 128 * MiB;
@@ -305,12 +415,22 @@ describe('modelship serve as a process', () => {
     const x = new Float32Array(784 * 8).fill(0.5);
     const warm = encodeInferRequest([{ name: 'data', shape: [8, 1, 28, 28], data: x }], { binaryOutputs: true });
     for (let i = 0; i < 3; i++) {
-      const r = await raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${warm.body.length}\r\n\r\n`), warm.body]));
+      const r = await raw(
+        port,
+        Buffer.concat([
+          Buffer.from(
+            `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${warm.body.length}\r\n\r\n`,
+          ),
+          warm.body,
+        ]),
+      );
       expect(statusOf(r.reply)).toBe(200);
     }
     const base = rss(c.pid!, 'VmHWM');
     // the worker threads (inference with ONNX Runtime's pool, decode) run at a lower priority than the HTTP thread
-    const nice = fs.readdirSync(`/proc/${c.pid}/task`).map((t) => Number(fs.readFileSync(`/proc/${c.pid}/task/${t}/stat`, 'utf8').split(') ')[1].split(' ')[16]));
+    const nice = fs
+      .readdirSync(`/proc/${c.pid}/task`)
+      .map((t) => Number(fs.readFileSync(`/proc/${c.pid}/task/${t}/stat`, 'utf8').split(') ')[1].split(' ')[16]));
     // (the inference thread and ONNX Runtime's pool, which inherits it; decode threads start on first use)
     expect(nice.filter((n) => n === 5).length).toBeGreaterThanOrEqual(Math.min(2, os.availableParallelism()));
     expect(Number(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8').split(') ')[1].split(' ')[16])).toBe(0);
@@ -342,7 +462,15 @@ describe('modelship serve as a process', () => {
     // they come, collected a little later): measured 27-33 MiB here. Without the bound, 16 bodies took 1 GiB more.
     expect(peak - base).toBeLessThan(bound + 64 * MiB);
     // and it still serves
-    const r = await raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${warm.body.length}\r\n\r\n`), warm.body]));
+    const r = await raw(
+      port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${warm.body.length}\r\n\r\n`,
+        ),
+        warm.body,
+      ]),
+    );
     expect(statusOf(r.reply)).toBe(200);
     expect(stderr.join('')).toMatch(/request bytes in flight bounded at 134217728 \(configured\)/);
   });
@@ -352,16 +480,40 @@ describe('modelship serve as a process', () => {
     const x = new Float32Array(784 * 8).fill(0.5);
     const warm = encodeInferRequest([{ name: 'data', shape: [8, 1, 28, 28], data: x }], { binaryOutputs: true });
     const gz = zlib.gzipSync(warm.body);
-    const infer = () => raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${gz.length}\r\n\r\n`), gz]));
+    const infer = () =>
+      raw(
+        port,
+        Buffer.concat([
+          Buffer.from(
+            `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\n${HEADER_LENGTH}: ${warm.headerLength}\r\nContent-Length: ${gz.length}\r\n\r\n`,
+          ),
+          gz,
+        ]),
+      );
     for (let i = 0; i < 3; i++) expect(statusOf((await infer()).reply)).toBe(200);
     const b = await bomb('gzip');
     const base = rss(c.pid!, 'VmHWM');
     // each answered within raw()'s 20 s, or its status is missing (how soon all 16 are: bench/serve-hostile.ts, goal
     // < 10 s)
-    const answers = await Promise.all(Array.from({ length: 16 }, () => raw(port, Buffer.concat([Buffer.from(`POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Length: ${b.length}\r\n\r\n`), b]), 20_000)));
+    const answers = await Promise.all(
+      Array.from({ length: 16 }, () =>
+        raw(
+          port,
+          Buffer.concat([
+            Buffer.from(
+              `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Length: ${b.length}\r\n\r\n`,
+            ),
+            b,
+          ]),
+          20_000,
+        ),
+      ),
+    );
     const peak = rss(c.pid!, 'VmHWM');
     expect(answers.map((a) => statusOf(a.reply))).toEqual(new Array(16).fill(413));
-    process.stdout.write(`gzip bombs: 16 x ${(b.length / MiB).toFixed(2)} MiB -> 1 GiB each; RSS ${(base / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB\n`);
+    process.stdout.write(
+      `gzip bombs: 16 x ${(b.length / MiB).toFixed(2)} MiB -> 1 GiB each; RSS ${(base / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB\n`,
+    );
     // each holds at most 4 MiB inflated (and its 1 MiB on the wire, read and discarded): inflated whole, they were 16 GiB
     expect(peak - base).toBeLessThan(128 * MiB);
     expect(statusOf((await raw(port, 'GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).reply)).toBe(200);
@@ -370,7 +522,11 @@ describe('modelship serve as a process', () => {
 
   test('SIGTERM with a silent, a header-stalled and a body-stalled client: exit 0 within the drain timeout', async () => {
     const { c, port, exited, stderr } = await start(['--drain-delay', '1', '--drain-timeout', '2']);
-    const clients = [raw(port, '', 20_000), raw(port, 'GET /v2/health/ready HTTP/1.1\r\nHo', 20_000), raw(port, 'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"in', 20_000)];
+    const clients = [
+      raw(port, '', 20_000),
+      raw(port, 'GET /v2/health/ready HTTP/1.1\r\nHo', 20_000),
+      raw(port, 'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"in', 20_000),
+    ];
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
     c.kill('SIGTERM');

@@ -1,7 +1,17 @@
 import { execFileSync } from 'child_process';
 import * as zlib from 'zlib';
 import type { IncomingHttpHeaders } from 'http';
-import { ProtocolError, parseInferRequest, encodeInferResponse, decodeInferResponse, encodeInferRequest, responseTensors, parseJson, jsonNumberArray, ResponseTensor } from '../src/protocol/kserve';
+import {
+  ProtocolError,
+  parseInferRequest,
+  encodeInferResponse,
+  decodeInferResponse,
+  encodeInferRequest,
+  responseTensors,
+  parseJson,
+  jsonNumberArray,
+  ResponseTensor,
+} from '../src/protocol/kserve';
 import { formatCFloat, topClasses } from '../src/protocol/classification';
 
 /** A JSON request body with one input. */
@@ -32,7 +42,7 @@ function expect400(fn: () => unknown, ...patterns: (RegExp | string)[]): void {
   for (const p of patterns) expect((caught as ProtocolError).message).toMatch(p);
 }
 
-describe('input datatypes: converted to the model\'s FP32 only where nothing is lost', () => {
+describe("input datatypes: converted to the model's FP32 only where nothing is lost", () => {
   test('FP32 is taken as is (JSON numbers round to FP32)', () => {
     expect(parsedData(jsonBody('FP32', [0.1, -2, 1e-7, 3.5]))).toEqual([Math.fround(0.1), -2, Math.fround(1e-7), 3.5]);
   });
@@ -41,11 +51,24 @@ describe('input datatypes: converted to the model\'s FP32 only where nothing is 
     expect(parsedData(jsonBody('FP64', [0.5, -1.25, 16777216, 2 ** -20]))).toEqual([0.5, -1.25, 16777216, 2 ** -20]);
     expect400(() => parsedData(jsonBody('FP64', [0.5, 0.1])), 'input "x"', 'FP64', 'element 1 (0.1)', /not exactly representable in FP32/);
     // nested data: the index is the flat, row-major one
-    expect400(() => parsedData(jsonBody('FP64', [[0.5, 0.25], [1, 1e-50]], [2, 2])), 'element 3 (1e-50)');
+    expect400(
+      () =>
+        parsedData(
+          jsonBody(
+            'FP64',
+            [
+              [0.5, 0.25],
+              [1, 1e-50],
+            ],
+            [2, 2],
+          ),
+        ),
+      'element 3 (1e-50)',
+    );
     expect400(() => parsedData(jsonBody('FP64', [1e39])), 'element 0 (1e+39)', /not exactly representable/);
   });
 
-  test('integers: JSON integers within the type\'s range and exact in FP32', () => {
+  test("integers: JSON integers within the type's range and exact in FP32", () => {
     expect(parsedData(jsonBody('INT32', [16777216, -16777216, 0, 7]))).toEqual([16777216, -16777216, 0, 7]);
     expect400(() => parsedData(jsonBody('INT32', [1, 16777217])), 'input "x"', 'INT32', 'element 1 (16777217)', /not exactly representable in FP32/);
     expect(parsedData(jsonBody('UINT8', [0, 255]))).toEqual([0, 255]);
@@ -72,14 +95,22 @@ describe('input datatypes: converted to the model\'s FP32 only where nothing is 
 
   test('FP16, BF16 and BYTES are refused naming the input; so is a datatype the protocol does not have', () => {
     for (const dt of ['FP16', 'BF16', 'BYTES']) expect400(() => parsedData(jsonBody(dt, [1])), 'input "x"', `datatype ${dt} is not supported`);
-    expect400(() => parsedData(binaryBody('FP16', new Uint8Array(2), [1]).body, binaryBody('FP16', new Uint8Array(2), [1]).headerLength), 'input "x"', 'datatype FP16 is not supported');
-    for (const dt of ['FLOAT', 'constructor', '__proto__', 'toString']) expect400(() => parsedData(jsonBody(dt, [1])), 'input "x"', `datatype ${dt} is not supported`, 'not a KServe v2 datatype');
+    expect400(
+      () => parsedData(binaryBody('FP16', new Uint8Array(2), [1]).body, binaryBody('FP16', new Uint8Array(2), [1]).headerLength),
+      'input "x"',
+      'datatype FP16 is not supported',
+    );
+    for (const dt of ['FLOAT', 'constructor', '__proto__', 'toString'])
+      expect400(() => parsedData(jsonBody(dt, [1])), 'input "x"', `datatype ${dt} is not supported`, 'not a KServe v2 datatype');
   });
 
   test('a value of the wrong JSON type, missing data and absurd nesting are 400s', () => {
     expect400(() => parsedData(jsonBody('FP32', [1, 'a'])), 'FP32 element 1 ("a")', 'is not a number');
     expect400(() => parsedData(jsonBody('FP32', [null])), 'FP32 element 0 (null)');
-    expect400(() => parseInferRequest(Buffer.from(JSON.stringify({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32' }] })), undefined), 'input "x" has neither "data" nor parameters.binary_data_size');
+    expect400(
+      () => parseInferRequest(Buffer.from(JSON.stringify({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32' }] })), undefined),
+      'input "x" has neither "data" nor parameters.binary_data_size',
+    );
     let deep: unknown = [1];
     for (let i = 0; i < 150; i++) deep = [deep];
     expect400(() => parsedData(jsonBody('FP32', deep, [1])), 'nests deeper than 100');
@@ -172,21 +203,25 @@ describe('NaN and infinities in JSON, as Triton writes and reads them', () => {
     expect(jsonNumberArray(Float32Array.from([1, 0.5, -2]))).toBe('[1,0.5,-2]');
   });
 
-  test('Python\'s json module (an independent parser) reads the response, and its output is read by us', () => {
+  test("Python's json module (an independent parser) reads the response, and its output is read by us", () => {
     const enc = encodeInferResponse('m', '1', undefined, [{ name: 'y', shape: [6], data: tricky, binary: false }]);
     const py = 'import json,sys,math; d=json.load(sys.stdin)["outputs"][0]["data"]; print(json.dumps([repr(v) for v in d]))';
     const read = JSON.parse(execFileSync('python3', ['-c', py], { input: enc.body, encoding: 'utf8' }));
     expect(read).toEqual(['nan', 'inf', '-inf', '-0.0', '1.5', String(Math.fround(0.1))]);
     // and a body written by Python's json.dumps (NaN, Infinity, -Infinity) is a valid request here
-    const body = execFileSync('python3', ['-c', 'import json; print(json.dumps({"inputs":[{"name":"x","shape":[4],"datatype":"FP32","data":[float("nan"),float("inf"),-float("inf"),0.25]}]}))']);
+    const body = execFileSync('python3', [
+      '-c',
+      'import json; print(json.dumps({"inputs":[{"name":"x","shape":[4],"datatype":"FP32","data":[float("nan"),float("inf"),-float("inf"),0.25]}]}))',
+    ]);
     const got = parsedData(body);
     expect(got[0]).toBeNaN();
     expect(got.slice(1)).toEqual([Infinity, -Infinity, 0.25]);
   });
 
   test('a request may carry every token rapidjson reads (NaN, Inf, Infinity, each with -) for FP32 and FP64', () => {
-    const text = '{"id":"NaN Infinity -Inf","inputs":[{"name":"x","shape":[2,3],"datatype":"FP32","data":[[NaN, -NaN, Inf],[-Inf, Infinity, -Infinity]]},'
-      + '{"name":"z","shape":[3],"datatype":"FP64","data":[NaN,-Infinity,0.5]}]}';
+    const text =
+      '{"id":"NaN Infinity -Inf","inputs":[{"name":"x","shape":[2,3],"datatype":"FP32","data":[[NaN, -NaN, Inf],[-Inf, Infinity, -Infinity]]},' +
+      '{"name":"z","shape":[3],"datatype":"FP64","data":[NaN,-Infinity,0.5]}]}';
     const req = parseInferRequest(Buffer.from(text), undefined);
     expect(req.id).toBe('NaN Infinity -Inf'); // tokens inside strings are text
     const [x, z] = req.inputs.map((t) => Array.from(t.data));
@@ -202,9 +237,13 @@ describe('NaN and infinities in JSON, as Triton writes and reads them', () => {
     expect400(() => parseInferRequest(body('[NaN]', 'INT32'), undefined), 'INT32 element 0 (NaN)', 'is not an integer');
     expect400(() => parseInferRequest(body('[Infinity]', 'UINT8'), undefined), 'UINT8 element 0 (Infinity)');
     expect400(() => parseInferRequest(body('[NaN]', 'BOOL'), undefined), 'BOOL element 0 (NaN)');
-    for (const bad of ['[Infinit]', '[NaNa]', '[nan]', '[- Infinity]', '[+Infinity]', '[1NaN]']) expect400(() => parseInferRequest(body(bad), undefined), 'malformed JSON');
+    for (const bad of ['[Infinit]', '[NaNa]', '[nan]', '[- Infinity]', '[+Infinity]', '[1NaN]'])
+      expect400(() => parseInferRequest(body(bad), undefined), 'malformed JSON');
     // a token is not a key
-    expect400(() => parseInferRequest(Buffer.from('{NaN: 1, "inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[NaN]}]}'), undefined), 'malformed JSON');
+    expect400(
+      () => parseInferRequest(Buffer.from('{NaN: 1, "inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[NaN]}]}'), undefined),
+      'malformed JSON',
+    );
     // nor can a string pass for a NaN token
     expect400(() => parseInferRequest(body('[NaN, "\\u0000modelship:NaN"]'), undefined), 'malformed JSON');
     expect400(() => parseInferRequest(body('["\\u0000modelship:NaN"]'), undefined), 'FP32 element 0', 'is not a number');
@@ -250,14 +289,16 @@ describe('classification extension', () => {
     expect(enc.headerLength).toBeDefined();
     const head = JSON.parse(enc.body.subarray(0, enc.headerLength).toString());
     const strings = ['0.700000:1:dog', '0.150000:3', '0.500000:2:ünïcode bird', '0.250000:0:cat'];
-    const expected = Buffer.concat(strings.flatMap((s) => {
-      const b = Buffer.from(s, 'utf8');
-      const len = Buffer.alloc(4);
-      len.writeUInt32LE(b.length);
-      return [len, b];
-    }));
+    const expected = Buffer.concat(
+      strings.flatMap((s) => {
+        const b = Buffer.from(s, 'utf8');
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(b.length);
+        return [len, b];
+      }),
+    );
     expect(head.outputs[0]).toEqual({ name: 'prob', datatype: 'BYTES', shape: [2, 2], parameters: { binary_data_size: expected.length } });
-    expect(enc.body.subarray(enc.headerLength!)).toEqual(expected);
+    expect(enc.body.subarray(enc.headerLength)).toEqual(expected);
     // the unclassified output alongside stays FP32 JSON
     expect(head.outputs[1]).toEqual({ name: 'fc', datatype: 'FP32', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] });
     const dec = decodeInferResponse(enc.body, enc.headerLength).outputs;
@@ -265,8 +306,14 @@ describe('classification extension', () => {
     expect(Array.from(dec[1].data)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  test('Triton\'s documented example: [1.1, 3.3, 0.5, 2.4], top 2, no batch dimension', () => {
-    const t = responseTensors({ output0: { data: Float32Array.from([1.1, 3.3, 0.5, 2.4]), shape: [4] } }, [{ name: 'output0', classification: 2 }], false, undefined, { batched: false });
+  test("Triton's documented example: [1.1, 3.3, 0.5, 2.4], top 2, no batch dimension", () => {
+    const t = responseTensors(
+      { output0: { data: Float32Array.from([1.1, 3.3, 0.5, 2.4]), shape: [4] } },
+      [{ name: 'output0', classification: 2 }],
+      false,
+      undefined,
+      { batched: false },
+    );
     // the document shows "3.3:1", "2.4:3"; Triton's server writes std::to_string(float), six decimals
     expect(t[0]).toMatchObject({ datatype: 'BYTES', shape: [2], data: ['3.300000:1', '2.400000:3'] });
   });
@@ -276,13 +323,33 @@ describe('classification extension', () => {
     expect(responseTensors(caffe, [{ name: 'prob', classification: 10 }], false)[0].shape).toEqual([2, 10]);
     expect400(() => responseTensors(caffe, [{ name: 'prob', classification: 11 }], false), 'output "prob"', 'classification 11 is out of range', '1 to 10');
     for (const bad of [0, -1, 2.5, '2', true, null]) {
-      expect400(() => parseInferRequest(jsonBody('FP32', [1], [1], { outputs: [{ name: 'prob', parameters: { classification: bad } }] }), undefined), 'output "prob"', '"classification" must be a positive integer');
+      expect400(
+        () => parseInferRequest(jsonBody('FP32', [1], [1], { outputs: [{ name: 'prob', parameters: { classification: bad } }] }), undefined),
+        'output "prob"',
+        '"classification" must be a positive integer',
+      );
     }
     expect400(() => responseTensors(caffe, [{ name: 'nope' }], false), 'unknown output "nope"');
   });
 
-  test('values are C\'s %f (glibc: exact value, half to even), checked against Python\'s %-formatting', () => {
-    const values = [0.75, Math.fround(3.3), 0.0078125, 0.0234375, 2.5e-6, 1.5e-6, -1e-9, 3.4e38, Math.fround(3.4e38), 1e-45, 123456.789, 0.5, 1, -7.25, Math.fround(0.1)];
+  test("values are C's %f (glibc: exact value, half to even), checked against Python's %-formatting", () => {
+    const values = [
+      0.75,
+      Math.fround(3.3),
+      0.0078125,
+      0.0234375,
+      2.5e-6,
+      1.5e-6,
+      -1e-9,
+      3.4e38,
+      Math.fround(3.4e38),
+      1e-45,
+      123456.789,
+      0.5,
+      1,
+      -7.25,
+      Math.fround(0.1),
+    ];
     const py = 'import sys,json; print(json.dumps(["%f" % v for v in json.load(sys.stdin)]))';
     const expected = JSON.parse(execFileSync('python3', ['-c', py], { input: JSON.stringify(values), encoding: 'utf8' }));
     expect(values.map((v) => formatCFloat(v))).toEqual(expected);
@@ -304,8 +371,12 @@ describe('classification extension', () => {
 });
 
 describe('binary_data per output', () => {
-  test('a per-output binary_data overrides binary_data_output either way; absent, the request\'s setting holds', () => {
-    const results = { a: { data: Float32Array.from([1, 2]), shape: [1, 2] }, b: { data: Float32Array.from([3, NaN]), shape: [1, 2] }, c: { data: Float32Array.from([5]), shape: [1, 1] } };
+  test("a per-output binary_data overrides binary_data_output either way; absent, the request's setting holds", () => {
+    const results = {
+      a: { data: Float32Array.from([1, 2]), shape: [1, 2] },
+      b: { data: Float32Array.from([3, NaN]), shape: [1, 2] },
+      c: { data: Float32Array.from([5]), shape: [1, 1] },
+    };
     const outputs = [{ name: 'a', parameters: { binary_data: false } }, { name: 'b' }, { name: 'c', parameters: { binary_data: true } }];
     let req = parseInferRequest(jsonBody('FP32', [1], [1], { outputs, parameters: { binary_data_output: true } }), undefined);
     expect(req.binaryOutputs).toBe(true);
@@ -327,33 +398,54 @@ describe('binary_data per output', () => {
     req = parseInferRequest(jsonBody('FP32', [1], [1], { outputs }), undefined);
     expect(responseTensors(results, req.outputs, req.binaryOutputs).map((o) => o.binary)).toEqual([false, false, true]);
     t = responseTensors(results, [], false);
-    expect(t.map((o) => [o.name, o.binary])).toEqual([['a', false], ['b', false], ['c', false]]);
+    expect(t.map((o) => [o.name, o.binary])).toEqual([
+      ['a', false],
+      ['b', false],
+      ['c', false],
+    ]);
   });
 
   test('encodeInferRequest can ask for outputs, with binary_data and classification', () => {
-    const req = encodeInferRequest([{ name: 'x', shape: [1, 2], data: Float32Array.from([1, 2]) }], { binaryOutputs: true, outputs: [{ name: 'prob', classification: 5 }, { name: 'fc', binary: false }] });
+    const req = encodeInferRequest([{ name: 'x', shape: [1, 2], data: Float32Array.from([1, 2]) }], {
+      binaryOutputs: true,
+      outputs: [
+        { name: 'prob', classification: 5 },
+        { name: 'fc', binary: false },
+      ],
+    });
     const parsed = parseInferRequest(req.body, req.headerLength);
     expect(parsed.binaryOutputs).toBe(true);
-    expect(parsed.outputs).toEqual([{ name: 'prob', binary: undefined, classification: 5 }, { name: 'fc', binary: false }]);
+    expect(parsed.outputs).toEqual([
+      { name: 'prob', binary: undefined, classification: 5 },
+      { name: 'fc', binary: false },
+    ]);
   });
 });
 
 describe('over HTTP: the server answers as the protocol says', () => {
   // the pure functions above, as the server wires them: a LeNet served in-process, requests over 127.0.0.1
-  /* eslint-disable @typescript-eslint/no-require-imports */
+  /* eslint-disable @typescript-eslint/no-require-imports -- this block's own modules, required with it: the pure-function tests above load none of them */
   const fs = require('fs') as typeof import('fs');
   const path = require('path') as typeof import('path');
   const http = require('http') as typeof import('http');
   const { convertCaffe } = require('../src/convert/converter') as typeof import('../src/convert/converter');
   const { startServer, DEFAULT_SERVE } = require('../src/serve/server') as typeof import('../src/serve/server');
   const { FIXTURES, tmpDir } = require('./helpers/caffe') as typeof import('./helpers/caffe');
-  /* eslint-enable @typescript-eslint/no-require-imports */
+  /* eslint-enable @typescript-eslint/no-require-imports -- the block's modules end here */
   let srv: Awaited<ReturnType<typeof startServer>>;
   const labels = Array.from({ length: 10 }, (_, i) => `digit-${i}`);
   beforeAll(async () => {
     const d = path.join(FIXTURES, 'lenet');
     const model = path.join(tmpDir(), 'lenet.onnx');
-    fs.writeFileSync(model, convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx);
+    fs.writeFileSync(
+      model,
+      convertCaffe({
+        prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')),
+        prototxtFile: 'p',
+        caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')),
+        caffemodelFile: 'w',
+      }).onnx,
+    );
     srv = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', labels, log: () => undefined });
   });
   afterAll(() => srv.drain());
@@ -374,7 +466,14 @@ describe('over HTTP: the server answers as the protocol says', () => {
     const raw = await post(Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [2, 1, 28, 28], datatype: 'FP32', data }] })));
     expect(raw.status).toBe(200);
     const prob = decodeInferResponse(raw.body, undefined).outputs[0];
-    const cls = await post(Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [2, 1, 28, 28], datatype: 'FP32', data }], outputs: [{ name: 'prob', parameters: { classification: 3 } }] })));
+    const cls = await post(
+      Buffer.from(
+        JSON.stringify({
+          inputs: [{ name: 'data', shape: [2, 1, 28, 28], datatype: 'FP32', data }],
+          outputs: [{ name: 'prob', parameters: { classification: 3 } }],
+        }),
+      ),
+    );
     expect(cls.status).toBe(200);
     const out = (JSON.parse(cls.body.toString()) as { outputs: { name: string; datatype: string; shape: number[]; data: string[] }[] }).outputs[0];
     expect(out).toMatchObject({ name: 'prob', datatype: 'BYTES', shape: [2, 3] });
@@ -382,7 +481,9 @@ describe('over HTTP: the server answers as the protocol says', () => {
       const want = topClasses(prob.data, b * 10, 10, 3).map((i) => `${formatCFloat(prob.data[b * 10 + i])}:${i}:digit-${i}`);
       expect(out.data.slice(b * 3, b * 3 + 3)).toEqual(want);
     }
-    const req = encodeInferRequest([{ name: 'data', shape: [2, 1, 28, 28], data: Float32Array.from(data) }], { outputs: [{ name: 'prob', binary: true, classification: 3 }] });
+    const req = encodeInferRequest([{ name: 'data', shape: [2, 1, 28, 28], data: Float32Array.from(data) }], {
+      outputs: [{ name: 'prob', binary: true, classification: 3 }],
+    });
     const bin = await post(req.body, { 'inference-header-content-length': req.headerLength });
     expect(bin.status).toBe(200);
     const dec = decodeInferResponse(bin.body, Number(bin.headers['inference-header-content-length'])).outputs[0];
@@ -390,15 +491,23 @@ describe('over HTTP: the server answers as the protocol says', () => {
     expect(dec.strings).toEqual(out.data);
   });
 
-  test('Content-Encoding gzip and deflate (tritonclient\'s request_compression_algorithm): the whole body inflated, JSON and binary, answered as uncompressed', async () => {
+  test("Content-Encoding gzip and deflate (tritonclient's request_compression_algorithm): the whole body inflated, JSON and binary, answered as uncompressed", async () => {
     const data = pixels(2);
     const json = Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [2, 1, 28, 28], datatype: 'FP32', data }] }));
-    const bin = encodeInferRequest([{ name: 'data', shape: [2, 1, 28, 28], data: Float32Array.from(data) }], { binaryOutputs: true, outputs: [{ name: 'prob' }] });
+    const bin = encodeInferRequest([{ name: 'data', shape: [2, 1, 28, 28], data: Float32Array.from(data) }], {
+      binaryOutputs: true,
+      outputs: [{ name: 'prob' }],
+    });
     const plainJson = await post(json);
     const plainBin = await post(bin.body, { 'inference-header-content-length': bin.headerLength });
     expect([plainJson.status, plainBin.status]).toEqual([200, 200]);
     const probs = decodeInferResponse(plainJson.body, undefined).outputs[0].data;
-    for (const [coding, compress] of [['gzip', zlib.gzipSync], ['deflate', zlib.deflateSync], ['GZip', zlib.gzipSync], ['x-gzip', zlib.gzipSync]] as const) {
+    for (const [coding, compress] of [
+      ['gzip', zlib.gzipSync],
+      ['deflate', zlib.deflateSync],
+      ['GZip', zlib.gzipSync],
+      ['x-gzip', zlib.gzipSync],
+    ] as const) {
       const j = await post(compress(json), { 'content-encoding': coding });
       expect({ coding, status: j.status }).toEqual({ coding, status: 200 });
       expect(j.body.toString()).toBe(plainJson.body.toString());
@@ -413,11 +522,15 @@ describe('over HTTP: the server answers as the protocol says', () => {
     // identity is the body as sent; and a compressed body sent chunked (no Content-Length) is inflated as well
     expect((await post(json, { 'content-encoding': 'identity' })).body.toString()).toBe(plainJson.body.toString());
     const chunked = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-      const r = http.request(`${srv.url}/v2/models/lenet/infer`, { method: 'POST', headers: { 'content-encoding': 'gzip', 'transfer-encoding': 'chunked' } }, (res) => {
-        const c: Buffer[] = [];
-        res.on('data', (x: Buffer) => c.push(x));
-        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(c) }));
-      });
+      const r = http.request(
+        `${srv.url}/v2/models/lenet/infer`,
+        { method: 'POST', headers: { 'content-encoding': 'gzip', 'transfer-encoding': 'chunked' } },
+        (res) => {
+          const c: Buffer[] = [];
+          res.on('data', (x: Buffer) => c.push(x));
+          res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(c) }));
+        },
+      );
       r.on('error', reject);
       const z = zlib.gzipSync(json);
       for (let o = 0; o < z.length; o += 1000) r.write(z.subarray(o, o + 1000));
@@ -461,9 +574,14 @@ describe('over HTTP: the server answers as the protocol says', () => {
     const asFp32 = await post(Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: ints }] })));
     expect(asUint8.status).toBe(200);
     expect(asUint8.body.toString()).toBe(asFp32.body.toString());
-    for (const [datatype, bad, msg] of [['UINT8', 300, /UINT8/], ['INT64', 2.5, /INT64/], ['FP64', 0.1, /not exactly representable in FP32/], ['INT32', 16777217, /not exactly representable in FP32/]] as const) {
+    for (const [datatype, bad, msg] of [
+      ['UINT8', 300, /UINT8/],
+      ['INT64', 2.5, /INT64/],
+      ['FP64', 0.1, /not exactly representable in FP32/],
+      ['INT32', 16777217, /not exactly representable in FP32/],
+    ] as const) {
       const data = ints.slice();
-      data[5] = bad as number;
+      data[5] = bad;
       const r = await post(Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype, data }] })));
       expect(r.status).toBe(400);
       expect(JSON.parse(r.body.toString()).error).toMatch(msg);

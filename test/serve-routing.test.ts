@@ -36,7 +36,11 @@ function fakeEndpoints(called: string[]): Endpoints {
 function router(opts: { apiKey?: string } = {}) {
   const called: string[] = [];
   const lifecycle = new Lifecycle(() => undefined);
-  const r = new Router(servingRoutes(fakeEndpoints(called)), lifecycle, { model: { name: 'lenet', version: '1' }, apiKey: opts.apiKey, authFailures: new FailedAuthLimiter(3) });
+  const r = new Router(servingRoutes(fakeEndpoints(called)), lifecycle, {
+    model: { name: 'lenet', version: '1' },
+    apiKey: opts.apiKey,
+    authFailures: new FailedAuthLimiter(3),
+  });
   const call = async (method: string, url: string, headers: http.IncomingHttpHeaders = {}) => {
     const { res, answer } = fakeResponse();
     const req = { method, url, headers, socket: { remoteAddress: '10.0.0.1' } } as unknown as http.IncomingMessage;
@@ -84,8 +88,17 @@ describe('the route table', () => {
 
   test('another model or version: 404 on the route asked for', async () => {
     const { call } = router();
-    expect(await call('POST', '/v2/models/resnet/infer')).toMatchObject({ route: 'infer', status: 404, called: [], answer: { body: { error: 'model "resnet" is not served here (serving "lenet" version 1)' } } });
-    expect(await call('GET', '/v2/models/lenet/versions/2/ready')).toMatchObject({ route: 'ready', status: 404, answer: { body: { error: 'model "lenet" version 2 is not served here (serving "lenet" version 1)' } } });
+    expect(await call('POST', '/v2/models/resnet/infer')).toMatchObject({
+      route: 'infer',
+      status: 404,
+      called: [],
+      answer: { body: { error: 'model "resnet" is not served here (serving "lenet" version 1)' } },
+    });
+    expect(await call('GET', '/v2/models/lenet/versions/2/ready')).toMatchObject({
+      route: 'ready',
+      status: 404,
+      answer: { body: { error: 'model "lenet" version 2 is not served here (serving "lenet" version 1)' } },
+    });
     // /versions/infer is a version named "infer", not the infer route
     expect(await call('POST', '/v2/models/lenet/versions/infer')).toMatchObject({ route: 'metadata', status: 404 });
   });
@@ -94,7 +107,12 @@ describe('the route table', () => {
     const { call, lifecycle } = router();
     lifecycle.closing = true;
     lifecycle.ready = false;
-    expect(await call('POST', '/v2/models/lenet/infer')).toMatchObject({ route: 'infer', status: 503, called: [], answer: { body: { error: 'the server is shutting down' }, headers: { connection: 'close' } } });
+    expect(await call('POST', '/v2/models/lenet/infer')).toMatchObject({
+      route: 'infer',
+      status: 503,
+      called: [],
+      answer: { body: { error: 'the server is shutting down' }, headers: { connection: 'close' } },
+    });
     expect(await call('GET', '/v2/models/lenet')).toMatchObject({ route: 'metadata', status: 200 });
   });
 
@@ -136,7 +154,11 @@ describe('the route table', () => {
 describe('the error table', () => {
   test.each<[string, Error, Partial<ErrorAnswer>]>([
     ['Overloaded', new Overloaded('full'), { status: 503, headers: { 'retry-after': 1 }, logStack: false, answered: true, cutAfterAnswer: false }],
-    ['UnsupportedEncoding', new UnsupportedEncoding('br'), { status: 501, headers: { 'accept-encoding': 'gzip, deflate' }, logStack: false, answered: true, cutAfterAnswer: false }],
+    [
+      'UnsupportedEncoding',
+      new UnsupportedEncoding('br'),
+      { status: 501, headers: { 'accept-encoding': 'gzip, deflate' }, logStack: false, answered: true, cutAfterAnswer: false },
+    ],
     ['BodyTimeout', new BodyTimeout('slow'), { status: 408, headers: {}, logStack: false, answered: true, cutAfterAnswer: true }],
     ['ClientGone', new ClientGone(), { status: 499, headers: {}, logStack: false, answered: false, cutAfterAnswer: false }],
     ['ProtocolError 400', new ProtocolError(400, 'bad'), { status: 400, headers: {}, logStack: false, answered: true, cutAfterAnswer: false }],
@@ -152,7 +174,7 @@ describe('the error table', () => {
     expect(errorAnswer('a string')).toMatchObject({ status: 500, logStack: true, answered: true });
   });
 
-  test('the headers are the answer\'s own copy', () => {
+  test("the headers are the answer's own copy", () => {
     const a = errorAnswer(new Overloaded('x'));
     a.headers.connection = 'close';
     expect(errorAnswer(new Overloaded('x')).headers).toEqual({ 'retry-after': 1 });

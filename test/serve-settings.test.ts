@@ -44,7 +44,8 @@ describe('serve settings, defined once', () => {
     for (const env of envs) expect(env).toMatch(/^(MODELSHIP_[A-Z_]+|PORT|HOST)$/);
   });
 
-  const withFlag = (kinds?: SettingValue[]) => serveSettings().flatMap(([, s]) => (s.flag && (!kinds || kinds.includes(s.value)) ? [[s.flag, s] as const] : []));
+  const withFlag = (kinds?: SettingValue[]) =>
+    serveSettings().flatMap(([, s]) => (s.flag && (!kinds || kinds.includes(s.value)) ? [[s.flag, s] as const] : []));
 
   test.each(withFlag())('--%s is read from its flag (and aliases) and from its environment variable', (flag, s) => {
     const [given, expected] = SAMPLES[s.value];
@@ -56,7 +57,11 @@ describe('serve settings, defined once', () => {
     for (const alias of s.aliases ?? []) expect(serveOptions([...base, `--${alias}`, given], {}, noLog)[s.option as keyof ServeOptions]).toEqual(expected(s));
   });
 
-  test.each(serveSettings().filter(([, s]) => !s.flag).map(([, s]) => [s.env, s] as const))('%s is read from the environment only', (_, s) => {
+  test.each(
+    serveSettings()
+      .filter(([, s]) => !s.flag)
+      .map(([, s]) => [s.env, s] as const),
+  )('%s is read from the environment only', (_, s) => {
     const [given, expected] = SAMPLES[s.value];
     expect(serveOptions(['--model', 'm.onnx'], { [s.env]: given }, noLog)[s.option as keyof ServeOptions]).toEqual(expected(s));
   });
@@ -65,7 +70,11 @@ describe('serve settings, defined once', () => {
     const dir = tmpDir('serve-secrets-');
     fs.writeFileSync(path.join(dir, 'api'), 's3cret\n');
     fs.writeFileSync(path.join(dir, 'key'), HEX_KEY);
-    const o = serveOptions(['--model', 'm.onnx'], { [SERVE_SETTINGS.apiKey.fileEnv]: path.join(dir, 'api'), [SERVE_SETTINGS.modelKey.fileEnv]: path.join(dir, 'key') }, noLog);
+    const o = serveOptions(
+      ['--model', 'm.onnx'],
+      { [SERVE_SETTINGS.apiKey.fileEnv]: path.join(dir, 'api'), [SERVE_SETTINGS.modelKey.fileEnv]: path.join(dir, 'key') },
+      noLog,
+    );
     expect(o.apiKey).toBe('s3cret');
     expect(o.modelKey).toEqual(Buffer.from(HEX_KEY, 'hex'));
   });
@@ -76,9 +85,12 @@ describe('serve settings, defined once', () => {
     expect(serveOptions(['--model', 'm.onnx', '--model-name', 'a', '--name', 'b'], {}, noLog).modelName).toBe('a');
   });
 
-  test.each(withFlag(['integer', 'seconds', 'boolean', 'bytes', 'fraction', 'port-or-off', 'provider']))('a bad --%s is refused naming its flag and variable', (flag, s) => {
-    expect(() => serveOptions(['--model', 'm.onnx', `--${flag}`, 'lots'], {}, noLog)).toThrow(`--${flag} / ${s.env} must be`);
-  });
+  test.each(withFlag(['integer', 'seconds', 'boolean', 'bytes', 'fraction', 'port-or-off', 'provider']))(
+    'a bad --%s is refused naming its flag and variable',
+    (flag, s) => {
+      expect(() => serveOptions(['--model', 'm.onnx', `--${flag}`, 'lots'], {}, noLog)).toThrow(`--${flag} / ${s.env} must be`);
+    },
+  );
 
   test('the model is required; unknown flags and bare arguments are refused', () => {
     expect(() => serveOptions([], {}, noLog)).toThrow('serve needs --model or MODELSHIP_MODEL');

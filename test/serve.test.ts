@@ -18,7 +18,12 @@ const LENET = path.join(FIXTURES, 'lenet');
 
 function convertTo(dir: string, net: string): string {
   const d = path.join(FIXTURES, net);
-  const conv = convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' });
+  const conv = convertCaffe({
+    prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')),
+    prototxtFile: 'p',
+    caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')),
+    caffemodelFile: 'w',
+  });
   const f = path.join(dir, `${net}.onnx`);
   fs.writeFileSync(f, conv.onnx);
   return f;
@@ -54,7 +59,13 @@ describe('serving runtime: KServe v2 over HTTP', () => {
     expect((await request(`${srv.url}/v2/health/ready`)).status).toBe(200);
     expect((await request(`${srv.url}/v2/models/lenet/ready`)).json()).toEqual({ name: 'lenet', ready: true });
     const meta = (await request(`${srv.url}/v2/models/lenet`)).json();
-    expect(meta).toMatchObject({ name: 'lenet', versions: ['1'], platform: 'onnxruntime_onnx', inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }], outputs: [{ name: 'prob', shape: [-1, 10] }] });
+    expect(meta).toMatchObject({
+      name: 'lenet',
+      versions: ['1'],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }],
+      outputs: [{ name: 'prob', shape: [-1, 10] }],
+    });
     expect(meta.parameters.execution_provider).toBe('cpu');
     // onnxruntime's threads are sized to what this process may use, and stated
     expect(meta.parameters.intra_op_threads).toBe(cpuBudget().cpus);
@@ -62,7 +73,7 @@ describe('serving runtime: KServe v2 over HTTP', () => {
     expect((await request(`${srv.url}/v2`)).json().extensions).toContain('binary_tensor_data');
   });
 
-  test('JSON tensors: the reference input reproduces Caffe\'s output', async () => {
+  test("JSON tensors: the reference input reproduces Caffe's output", async () => {
     const body = JSON.stringify({ id: 'r1', inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] });
     const r = await request(`${srv.url}/v2/models/lenet/infer`, { body, headers: { 'content-type': 'application/json' } });
     expect(r.status).toBe(200);
@@ -73,7 +84,10 @@ describe('serving runtime: KServe v2 over HTTP', () => {
 
   test('binary tensor data extension in and out, batch 2', async () => {
     const req = encodeInferRequest([{ name: 'data', shape: in2.shape, data: in2.data }], { binaryOutputs: true });
-    const r = await request(`${srv.url}/v2/models/lenet/versions/1/infer`, { body: req.body, headers: { [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    const r = await request(`${srv.url}/v2/models/lenet/versions/1/infer`, {
+      body: req.body,
+      headers: { [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' },
+    });
     expect(r.status).toBe(200);
     const hl = Number(r.headers[HEADER_LENGTH]);
     expect(hl).toBeGreaterThan(0);
@@ -110,14 +124,22 @@ describe('serving runtime: KServe v2 over HTTP', () => {
     const post = (body: string | Buffer, headers: Record<string, string | number> = {}) => request(`${srv.url}/v2/models/lenet/infer`, { body, headers });
     const cases: [ReturnType<typeof request>, number, RegExp][] = [
       [post('{"inputs": [ {'), 400, /malformed JSON/],
-      [post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 27], datatype: 'FP32', data: new Array(756).fill(0) }] })), 400, /shape \[1, 1, 28, 27\] does not match the model's \[-1, 1, 28, 28\]/],
+      [
+        post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 27], datatype: 'FP32', data: new Array(756).fill(0) }] })),
+        400,
+        /shape \[1, 1, 28, 27\] does not match the model's \[-1, 1, 28, 28\]/,
+      ],
       [post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'BYTES', data: ['a'] }] })), 400, /datatype BYTES is not supported/],
       [post(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: [1, 2] }] })), 400, /needs 784 values, "data" has 2/],
       [post(JSON.stringify({ inputs: [{ name: 'image', shape: [1], datatype: 'FP32', data: [1] }] })), 400, /unknown input "image"/],
       [post(Buffer.alloc(10), { [HEADER_LENGTH]: 99 }), 400, /does not fit/],
       [request(`${srv.url}/v2/models/resnet/infer`, { body: '{}' }), 404, /model "resnet" is not served here/],
       [request(`${srv.url}/v2/models/lenet/infer`), 405, /needs POST/],
-      [request(`${srv.url}/v2/models/lenet/classify`, { body: Buffer.from('not an image at all') }), 400, /image classification needs a model with one \[N, 3, H, W\] input/],
+      [
+        request(`${srv.url}/v2/models/lenet/classify`, { body: Buffer.from('not an image at all') }),
+        400,
+        /image classification needs a model with one \[N, 3, H, W\] input/,
+      ],
     ];
     for (const [p, status, msg] of cases) {
       const r = await p;
@@ -135,7 +157,9 @@ describe('serving runtime: KServe v2 over HTTP', () => {
       await big.drain();
     }
     // still serving
-    const ok = await request(`${srv.url}/v2/models/lenet/infer`, { body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] }) });
+    const ok = await request(`${srv.url}/v2/models/lenet/infer`, {
+      body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] }),
+    });
     expect(ok.status).toBe(200);
     const metrics = (await request(`${srv.url}/metrics`)).body.toString();
     expect(metrics).toMatch(/modelship_request_errors_total\{route="infer",code="400"\} [1-9]/);
@@ -182,9 +206,15 @@ describe('serving runtime: auth, encryption, images, shutdown', () => {
     const preds = r.json().predictions;
     expect(preds).toHaveLength(3);
     const x = imageToTensor(bytes, 13, 11, DEFAULT_SERVE.preprocess);
-    const inf = await request(`${srv.url}/v2/models/zoo/infer`, { body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 3, 13, 11], datatype: 'FP32', data: Array.from(x) }] }) });
+    const inf = await request(`${srv.url}/v2/models/zoo/infer`, {
+      body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 3, 13, 11], datatype: 'FP32', data: Array.from(x) }] }),
+    });
     const probs: number[] = inf.json().outputs[0].data;
-    const top = probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, i]) => i);
+    const top = probs
+      .map((p, i) => [p, i])
+      .sort((a, b) => b[0] - a[0])
+      .slice(0, 3)
+      .map(([, i]) => i);
     expect(preds.map((p: { index: number }) => p.index)).toEqual(top);
     expect(preds[0].label).toBe(`class-${top[0]}`);
     const bad = await request(`${srv.url}/v2/models/zoo/classify`, { body: Buffer.from('not an image at all') });
@@ -199,7 +229,9 @@ describe('serving runtime: auth, encryption, images, shutdown', () => {
     // idleFlush off: the request waits the 300 ms queue delay, so it is in flight when the drain starts
     const srv = await startServer(options(model, { maxQueueDelayMs: 300, maxBatchSize: 8, idleFlush: false }));
     const in1 = readNpy(path.join(LENET, 'input_b1.npy'));
-    const pending = request(`${srv.url}/v2/models/lenet/infer`, { body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] }) });
+    const pending = request(`${srv.url}/v2/models/lenet/infer`, {
+      body: JSON.stringify({ inputs: [{ name: 'data', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(in1.data) }] }),
+    });
     await new Promise((r) => setTimeout(r, 50)); // the request is queued in the batcher
     const drained = srv.drain();
     const r = await pending;
@@ -248,16 +280,23 @@ describe('serve configuration', () => {
     expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': '40000 100000\n' }), 16).cpus).toBe(1); // a 400m pod
     expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': '800000 100000\n' }), 4).cpus).toBe(4); // quota above the mask
     expect(cpuBudget(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' }), 8).cpus).toBe(8);
-    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us': '300000\n', '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us': '100000\n' }), 8)).toEqual({ cpus: 3, source: 'cgroup v1 cpu.cfs_quota_us: 3 CPU' });
+    expect(
+      cpuBudget(files({ '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us': '300000\n', '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us': '100000\n' }), 8),
+    ).toEqual({ cpus: 3, source: 'cgroup v1 cpu.cfs_quota_us: 3 CPU' });
     expect(cpuBudget(files({}), 0).cpus).toBe(1);
   });
 
   test('serve flags and environment: --idle-flush and --intra-op-threads are accepted, bad values named', () => {
     const o = serveOptions(['--model', 'm.onnx', '--idle-flush', 'false', '--intra-op-threads', '3'], {}, () => undefined);
     expect(o).toMatchObject({ modelPath: 'm.onnx', idleFlush: false, intraOpThreads: 3 });
-    expect(serveOptions([], { MODELSHIP_MODEL: 'm.onnx', MODELSHIP_INTRA_OP_THREADS: '1', MODELSHIP_IDLE_FLUSH: 'on' }, () => undefined)).toMatchObject({ intraOpThreads: 1, idleFlush: true });
+    expect(serveOptions([], { MODELSHIP_MODEL: 'm.onnx', MODELSHIP_INTRA_OP_THREADS: '1', MODELSHIP_IDLE_FLUSH: 'on' }, () => undefined)).toMatchObject({
+      intraOpThreads: 1,
+      idleFlush: true,
+    });
     expect(serveOptions(['--model', 'm.onnx'], {}, () => undefined)).toMatchObject({ intraOpThreads: 0, idleFlush: true });
-    expect(() => serveOptions(['--model', 'm.onnx', '--idle-flush', 'maybe'], {}, () => undefined)).toThrow(/--idle-flush \/ MODELSHIP_IDLE_FLUSH must be true or false, got "maybe"/);
+    expect(() => serveOptions(['--model', 'm.onnx', '--idle-flush', 'maybe'], {}, () => undefined)).toThrow(
+      /--idle-flush \/ MODELSHIP_IDLE_FLUSH must be true or false, got "maybe"/,
+    );
     expect(() => serveOptions(['--model', 'm.onnx', '--intra-op-threads', '-2'], {}, () => undefined)).toThrow(/--intra-op-threads .* integer ≥ 0/);
     expect(() => serveOptions(['--model', 'm.onnx', '--threads', '2'], {}, () => undefined)).toThrow(/unknown serve flag --threads/);
   });

@@ -33,14 +33,18 @@ const served = (gv: string, kind: string) => Object.values(fixture.resources[gv]
  */
 function unknownFields(value: unknown, type: string, at: string): string[] {
   if (value === undefined || value === null) return [];
-  if (type.startsWith('[]')) return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, type.slice(2), `${at}[${i}]`)) : [`${at}: expected a list (${type})`];
-  if (type.startsWith('map[')) return typeof value === 'object' && !Array.isArray(value) ? Object.entries(value as object).flatMap(([k, v]) => unknownFields(v, type.slice(4, -1), `${at}.${k}`)) : [`${at}: expected a map (${type})`];
+  if (type.startsWith('[]'))
+    return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, type.slice(2), `${at}[${i}]`)) : [`${at}: expected a list (${type})`];
+  if (type.startsWith('map['))
+    return typeof value === 'object' && !Array.isArray(value)
+      ? Object.entries(value).flatMap(([k, v]) => unknownFields(v, type.slice(4, -1), `${at}.${k}`))
+      : [`${at}: expected a map (${type})`];
   const json = typeof value;
   switch (type) {
     case 'string':
       return json === 'string' ? [] : [`${at}: expected a string, got ${json}`];
     case 'integer':
-      return Number.isInteger(value) ? [] : [`${at}: expected an integer, got ${String(value)}`];
+      return Number.isInteger(value) ? [] : [`${at}: expected an integer, got ${JSON.stringify(value)}`];
     case 'number':
       return json === 'number' ? [] : [`${at}: expected a number, got ${json}`];
     case 'boolean':
@@ -54,7 +58,7 @@ function unknownFields(value: unknown, type: string, at: string): string[] {
   if (def === undefined) return [`${at}: definition ${type} is not in the fixture (regenerate it: npx tsx scripts/served-apis.ts)`];
   if (typeof def === 'string') return unknownFields(value, def, at);
   if (json !== 'object' || Array.isArray(value)) return [`${at}: expected an object (${type}), got ${json}`];
-  return Object.entries(value as object).flatMap(([k, v]) => (k in def ? unknownFields(v, def[k], `${at}.${k}`) : [`${at}.${k}: not in ${fixture.release}'s ${type}`]));
+  return Object.entries(value).flatMap(([k, v]) => (k in def ? unknownFields(v, def[k], `${at}.${k}`) : [`${at}.${k}: not in ${fixture.release}'s ${type}`]));
 }
 
 const objects = generatedObjects('models', FLOOR);
@@ -71,7 +75,22 @@ test(`the fixture is Kubernetes ${KUBERNETES_FLOOR.major}.${KUBERNETES_FLOOR.min
 
 describe(`every object the stages generate, as for an API server of ${KUBERNETES_FLOOR.major}.${KUBERNETES_FLOOR.minor}`, () => {
   test('covers every kind modelship writes', () => {
-    expect(new Set(objects.map((o) => `${o.obj.apiVersion} ${o.obj.kind}`))).toEqual(new Set(['apps/v1 Deployment', 'v1 Service', 'v1 Secret', 'policy/v1 PodDisruptionBudget', 'v1 Namespace', 'coordination.k8s.io/v1 Lease', 'authorization.k8s.io/v1 SelfSubjectAccessReview', 'v1 ServiceAccount', 'rbac.authorization.k8s.io/v1 Role', 'rbac.authorization.k8s.io/v1 RoleBinding', 'rbac.authorization.k8s.io/v1 ClusterRole', 'rbac.authorization.k8s.io/v1 ClusterRoleBinding']));
+    expect(new Set(objects.map((o) => `${o.obj.apiVersion} ${o.obj.kind}`))).toEqual(
+      new Set([
+        'apps/v1 Deployment',
+        'v1 Service',
+        'v1 Secret',
+        'policy/v1 PodDisruptionBudget',
+        'v1 Namespace',
+        'coordination.k8s.io/v1 Lease',
+        'authorization.k8s.io/v1 SelfSubjectAccessReview',
+        'v1 ServiceAccount',
+        'rbac.authorization.k8s.io/v1 Role',
+        'rbac.authorization.k8s.io/v1 RoleBinding',
+        'rbac.authorization.k8s.io/v1 ClusterRole',
+        'rbac.authorization.k8s.io/v1 ClusterRoleBinding',
+      ]),
+    );
   });
 
   test.each(objects.map((o) => [o.what, o.obj] as const))('%s: its apiVersion and kind are served, every field it sets is in the schema', (_what, obj) => {
@@ -83,7 +102,9 @@ describe(`every object the stages generate, as for an API server of ${KUBERNETES
 
   test('the walk catches a field newer than the floor: the preStop sleep action (1.29) of an API server from 1.33', () => {
     const newer = generatedObjects('models', { major: '1', minor: '33' }).find((o) => o.obj.kind === 'Deployment')!.obj;
-    expect(unknownFields(newer, fixture.kinds['apps/v1 Deployment'], 'Deployment')).toEqual([expect.stringMatching(/\.lifecycle\.preStop\.sleep: not in v1\.27\.\d+'s io\.k8s\.api\.core\.v1\.LifecycleHandler$/)]);
+    expect(unknownFields(newer, fixture.kinds['apps/v1 Deployment'], 'Deployment')).toEqual([
+      expect.stringMatching(/\.lifecycle\.preStop\.sleep: not in v1\.27\.\d+'s io\.k8s\.api\.core\.v1\.LifecycleHandler$/),
+    ]);
   });
 });
 
@@ -95,44 +116,78 @@ describe(`every object the stages generate, as for an API server of ${KUBERNETES
  */
 /** Requests newer than the floor that the code makes knowing it, with what it does where they are not served. */
 const NEWER_WITH_FALLBACK: Record<string, string> = {
-  'authentication.k8s.io/v1 SelfSubjectReview': 'Kube.whoAmI (1.28+): the kubeconfig\'s user name instead',
+  'authentication.k8s.io/v1 SelfSubjectReview': "Kube.whoAmI (1.28+): the kubeconfig's user name instead",
 };
 
 describe('every API request in src/ is served by the floor', () => {
-  const files = ['src/rollout', 'src/preview'].flatMap((d) => fs.readdirSync(path.join(REPO, d), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join(REPO, d, f)));
+  const files = ['src/rollout', 'src/preview'].flatMap((d) =>
+    fs
+      .readdirSync(path.join(REPO, d), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => path.join(REPO, d, f)),
+  );
   const source = files.map((f) => fs.readFileSync(f, 'utf8')).join('\n');
   const uniq = <T>(xs: T[]) => [...new Map(xs.map((x) => [JSON.stringify(x), x])).values()];
 
-  const byKind = uniq([
-    ...source.matchAll(/(?:kube|this)\.(?:get|list|remove)(?:<[\s\S]*?>)?\(\s*'([^']+)',\s*'([A-Z]\w+)'/g),
-    ...source.matchAll(/\[\s*'([a-z0-9./]*v\d\w*)',\s*'([A-Z]\w+)'/g),
-    ...source.matchAll(/apiVersion: '([^']+)',\s*kind: '([A-Z]\w+)'/g),
-  ].map((m) => [m[1], m[2]] as const));
+  const byKind = uniq(
+    [
+      ...source.matchAll(/(?:kube|this)\.(?:get|list|remove)(?:<[\s\S]*?>)?\(\s*'([^']+)',\s*'([A-Z]\w+)'/g),
+      ...source.matchAll(/\[\s*'([a-z0-9./]*v\d\w*)',\s*'([A-Z]\w+)'/g),
+      ...source.matchAll(/apiVersion: '([^']+)',\s*kind: '([A-Z]\w+)'/g),
+    ].map((m) => [m[1], m[2]] as const),
+  );
   // client-node's typed APIs: the fields Kube makes them into, and those made in place; CoordinationV1 → coordination.k8s.io/v1
   const clients = new Map([...source.matchAll(/this\.(\w+) = kc\.makeApiClient\(k8s\.(\w+)Api\)/g)].map((m) => [m[1], m[2]]));
   const apiGv = (api: string) => {
     const [, group, version] = /^(\w+?)(V\d\w*)$/.exec(api)!;
     if (group === 'Core') return version.toLowerCase();
-    return Object.keys(fixture.resources).find((g) => g.split('/')[1] === version.toLowerCase() && g.split(/[./]/)[0] === group.toLowerCase()) ?? `${group.toLowerCase()}/${version.toLowerCase()}`;
+    return (
+      Object.keys(fixture.resources).find((g) => g.split('/')[1] === version.toLowerCase() && g.split(/[./]/)[0] === group.toLowerCase()) ??
+      `${group.toLowerCase()}/${version.toLowerCase()}`
+    );
   };
   const CALL = /(?:create|read|replace|patch|delete|list)(?:Namespaced)?([A-Z]\w*?)(?:WithHttpInfo)?\(/;
   const typedCalls = uniq([
-    ...[...source.matchAll(new RegExp(`\\.(\\w+)\\.${CALL.source}`, 'g'))].filter((m) => clients.has(m[1])).map((m) => [apiGv(clients.get(m[1])!), m[2]] as const),
+    ...[...source.matchAll(new RegExp(`\\.(\\w+)\\.${CALL.source}`, 'g'))]
+      .filter((m) => clients.has(m[1]))
+      .map((m) => [apiGv(clients.get(m[1])!), m[2]] as const),
     ...[...source.matchAll(new RegExp(`makeApiClient\\(k8s\\.(\\w+)Api\\)\\.${CALL.source}`, 'g'))].map((m) => [apiGv(m[1]), m[2]] as const),
   ]);
-  const subresources = uniq([...source.matchAll(/\/api\/v1\/namespaces\/\$\{[^}]+\}\/(\w+)\/\$\{[^}]+\}(?::\$\{[^}]+\}|:\w+)?\/(\w+)/g)].map((m) => `${m[1]}/${m[2]}`));
+  const subresources = uniq(
+    [...source.matchAll(/\/api\/v1\/namespaces\/\$\{[^}]+\}\/(\w+)\/\$\{[^}]+\}(?::\$\{[^}]+\}|:\w+)?\/(\w+)/g)].map((m) => `${m[1]}/${m[2]}`),
+  );
   const typedApis = uniq([...source.matchAll(/k8s\.(\w+?)(V\d\w*?)Api\b/g)].map((m) => [m[1], m[2].toLowerCase()] as const));
   const apiVersions = uniq([...source.matchAll(/'((?:[a-z0-9-]+\.)*(?:k8s\.io|apps|policy|batch|autoscaling)\/v\d\w*)'/g)].map((m) => m[1]));
 
   test('the source scan finds them (so an empty scan cannot pass)', () => {
-    expect(byKind).toEqual(expect.arrayContaining([['apps/v1', 'Deployment'], ['apps/v1', 'ReplicaSet'], ['v1', 'Pod'], ['v1', 'Event'], ['v1', 'Namespace'], ['policy/v1', 'PodDisruptionBudget']]));
+    expect(byKind).toEqual(
+      expect.arrayContaining([
+        ['apps/v1', 'Deployment'],
+        ['apps/v1', 'ReplicaSet'],
+        ['v1', 'Pod'],
+        ['v1', 'Event'],
+        ['v1', 'Namespace'],
+        ['policy/v1', 'PodDisruptionBudget'],
+      ]),
+    );
     expect(subresources).toEqual(expect.arrayContaining(['services/proxy', 'pods/proxy', 'pods/log']));
-    expect(typedApis).toEqual(expect.arrayContaining([['Coordination', 'v1'], ['Authorization', 'v1']]));
+    expect(typedApis).toEqual(
+      expect.arrayContaining([
+        ['Coordination', 'v1'],
+        ['Authorization', 'v1'],
+      ]),
+    );
     expect(apiVersions).toEqual(expect.arrayContaining(['apps/v1', 'policy/v1', 'coordination.k8s.io/v1']));
-    expect(typedCalls).toEqual(expect.arrayContaining([['coordination.k8s.io/v1', 'Lease'], ['authorization.k8s.io/v1', 'SelfSubjectAccessReview']]));
+    expect(typedCalls).toEqual(
+      expect.arrayContaining([
+        ['coordination.k8s.io/v1', 'Lease'],
+        ['authorization.k8s.io/v1', 'SelfSubjectAccessReview'],
+      ]),
+    );
   });
 
-  const unserved = (pairs: (readonly [string, string])[]) => pairs.map(([gv, kind]) => `${gv} ${kind}`).filter((k) => !served(k.split(' ')[0], k.split(' ')[1]) && !(k in NEWER_WITH_FALLBACK));
+  const unserved = (pairs: (readonly [string, string])[]) =>
+    pairs.map(([gv, kind]) => `${gv} ${kind}`).filter((k) => !served(k.split(' ')[0], k.split(' ')[1]) && !(k in NEWER_WITH_FALLBACK));
 
   test('reads, lists and deletions by apiVersion and kind', () => {
     expect(unserved(byKind)).toEqual([]);

@@ -15,7 +15,9 @@ describe('content-addressed model storage', () => {
     expect(pushed.artifactDigest).toBe(`sha256:${sha256(fs.readFileSync(artifact))}`);
     expect(JSON.parse(fs.readFileSync(path.join(store, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
     const index = JSON.parse(fs.readFileSync(path.join(store, 'index.json'), 'utf8'));
-    expect(index.manifests).toEqual([expect.objectContaining({ digest: pushed.manifestDigest, annotations: { 'org.opencontainers.image.ref.name': 'lenet-v1' } })]);
+    expect(index.manifests).toEqual([
+      expect.objectContaining({ digest: pushed.manifestDigest, annotations: { 'org.opencontainers.image.ref.name': 'lenet-v1' } }),
+    ]);
     const out = path.join(dir, 'restored.bin');
     const pulled = await storePull(`dir:${store}@${pushed.manifestDigest}`, out);
     expect(pulled.artifactDigest).toBe(pushed.artifactDigest);

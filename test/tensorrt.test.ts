@@ -29,16 +29,32 @@ describe('planning: the docker argv, as data', () => {
     const p = planTensorRT(inputs, 'model.onnx', 'model.plan', '/ws', opts);
     expect(p.dockerArgs.slice(0, 9)).toEqual(['run', '--rm', '--gpus', 'all', '-v', '/ws:/work', '-w', '/work', PINNED]);
     expect(p.trtexec).toEqual([
-      'trtexec', '--onnx=/work/model.onnx', '--saveEngine=/work/model.plan',
-      '--minShapes=data:1x3x224x224,im_info:1x3', '--optShapes=data:8x3x224x224,im_info:8x3', '--maxShapes=data:32x3x224x224,im_info:32x3',
-      '--timingCacheFile=/work/trt-timing.cache', '--memPoolSize=workspace:1024M', '--noTF32',
+      'trtexec',
+      '--onnx=/work/model.onnx',
+      '--saveEngine=/work/model.plan',
+      '--minShapes=data:1x3x224x224,im_info:1x3',
+      '--optShapes=data:8x3x224x224,im_info:8x3',
+      '--maxShapes=data:32x3x224x224,im_info:32x3',
+      '--timingCacheFile=/work/trt-timing.cache',
+      '--memPoolSize=workspace:1024M',
+      '--noTF32',
     ]);
     expect(p.dockerArgs.slice(9)).toEqual(p.trtexec);
-    expect(p.gpuQueryArgs).toEqual(['run', '--rm', '--gpus', 'all', '--entrypoint', 'nvidia-smi', PINNED, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader']);
+    expect(p.gpuQueryArgs).toEqual([
+      'run',
+      '--rm',
+      '--gpus',
+      'all',
+      '--entrypoint',
+      'nvidia-smi',
+      PINNED,
+      '--query-gpu=compute_cap,name,driver_version',
+      '--format=csv,noheader',
+    ]);
     expect(shapesAt(inputs, 4)).toBe('data:4x3x224x224,im_info:4x3');
   });
 
-  test('--fp16; --int8 with --calib=/work/<cache>; the runner\'s user', () => {
+  test("--fp16; --int8 with --calib=/work/<cache>; the runner's user", () => {
     expect(planTensorRT(inputs, 'm.onnx', 'm.plan', '/w', { ...opts, fp16: true }).trtexec.slice(-1)).toEqual(['--fp16']);
     const int8 = planTensorRT(inputs, 'm.onnx', 'm.plan', '/w', { ...opts, fp16: true, int8: true, calibrationCache: 'calib.cache', user: '1001:121' });
     expect(int8.trtexec.slice(-3)).toEqual(['--fp16', '--int8', '--calib=/work/calib.cache']);
@@ -47,9 +63,13 @@ describe('planning: the docker argv, as data', () => {
   });
 
   test('refused in planning: a tag instead of a digest, int8 without a cache, a dynamic non-batch dimension', () => {
-    expect(() => planTensorRT(inputs, 'm.onnx', 'm.plan', '/w', { ...opts, image: 'nvcr.io/nvidia/tensorrt:24.10-py3' })).toThrow(/pinned by digest \(repository@sha256:\.\.\.\), got "nvcr\.io\/nvidia\/tensorrt:24\.10-py3"/);
+    expect(() => planTensorRT(inputs, 'm.onnx', 'm.plan', '/w', { ...opts, image: 'nvcr.io/nvidia/tensorrt:24.10-py3' })).toThrow(
+      /pinned by digest \(repository@sha256:\.\.\.\), got "nvcr\.io\/nvidia\/tensorrt:24\.10-py3"/,
+    );
     expect(() => planTensorRT(inputs, 'm.onnx', 'm.plan', '/w', { ...opts, int8: true })).toThrow(/input "calibration-cache": is required with int8: true/);
-    expect(() => planTensorRT([{ name: 'x', shape: ['N', 3, 'H', 'W'] }], 'm.onnx', 'm.plan', '/w', opts)).toThrow(/input "x" has dynamic dimensions other than the batch/);
+    expect(() => planTensorRT([{ name: 'x', shape: ['N', 3, 'H', 'W'] }], 'm.onnx', 'm.plan', '/w', opts)).toThrow(
+      /input "x" has dynamic dimensions other than the batch/,
+    );
   });
 
   test('pinning: the digest docker pull reported, checked against RepoDigests of the same repository', () => {
@@ -74,7 +94,9 @@ describe('planning: the docker argv, as data', () => {
     expect(checkCalibrationCache(false, '')).toBeUndefined();
     expect(checkCalibrationCache(true, cache)).toBe(cache);
     expect(() => checkCalibrationCache(true, '')).toThrow(/input "calibration-cache": is required with int8: true/);
-    expect(() => checkCalibrationCache(true, path.join(dir, 'absent.cache'))).toThrow(new RegExp(`input "calibration-cache": cannot read ${path.join(dir, 'absent.cache').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: no such file`));
+    expect(() => checkCalibrationCache(true, path.join(dir, 'absent.cache'))).toThrow(
+      new RegExp(`input "calibration-cache": cannot read ${path.join(dir, 'absent.cache').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: no such file`),
+    );
     expect(() => checkCalibrationCache(true, dir)).toThrow(/is not a file/);
   });
 
@@ -112,7 +134,9 @@ describe('plan files: which runtime may load them', () => {
     const dir = tmpDir();
     const plan = path.join(dir, 'model.plan');
     fs.writeFileSync(plan, 'bytes');
-    expect(() => refuseModelshipPlan(plan)).toThrow(/model\.plan is a TensorRT plan, which the modelship runtime \(ONNX Runtime\) cannot load: serve it with runtime: triton/);
+    expect(() => refuseModelshipPlan(plan)).toThrow(
+      /model\.plan is a TensorRT plan, which the modelship runtime \(ONNX Runtime\) cannot load: serve it with runtime: triton/,
+    );
     try {
       refuseModelshipPlan(plan);
     } catch (e) {
@@ -157,7 +181,11 @@ describe('scripts/gpu-check.sh --triton (the GPU part, run on a GPU runner)', ()
     const byName = new Map(INPUTS.map((i) => [i.name, i]));
     for (const c of commands) {
       for (const [, flag] of c.line.matchAll(/--([a-z][a-z0-9-]*)/g)) {
-        expect({ stage: c.stage, flag, known: byName.has(flag) && inputUsedBy(byName.get(flag)!, c.stage as never) }).toEqual({ stage: c.stage, flag, known: true });
+        expect({ stage: c.stage, flag, known: byName.has(flag) && inputUsedBy(byName.get(flag)!, c.stage as never) }).toEqual({
+          stage: c.stage,
+          flag,
+          known: true,
+        });
       }
     }
     expect(commands[1].line).toMatch(/--target tensorrt .*--tensorrt-image .*--triton-image .*--int8 --calibration-cache/);

@@ -62,7 +62,10 @@ describe('protobuf text format (Caffe prototxt)', () => {
   test('unknown fields are tolerated at layer level (forks) but not inside known messages', () => {
     const m = parse(`layer { name: "p" type: "Permute" permute_param { order: [0, 2, 3, 1] } bottom: "x" top: "y" }`);
     expect((m.layer as any[])[0].bottom).toEqual(['x']);
-    expectError(`layer {\n  name: "c"\n  convolution_param { kernal_size: 3 }\n}`, /unknown field "kernal_size" in ConvolutionParameter/, { line: 3, column: 23 });
+    expectError(`layer {\n  name: "c"\n  convolution_param { kernal_size: 3 }\n}`, /unknown field "kernal_size" in ConvolutionParameter/, {
+      line: 3,
+      column: 23,
+    });
     expectError(`nme: "x"`, /unknown field "nme" in NetParameter/, { line: 1, column: 1 });
   });
 

@@ -11,7 +11,11 @@ describe('ensureToolCacheEnv', () => {
     try {
       const env: NodeJS.ProcessEnv = { HOME: home };
       expect(ensureToolCacheEnv(env)).toEqual({ toolCache: path.join(home, '.cache/modelship/tool-cache'), temp: path.join(home, '.cache/modelship/tmp') });
-      expect(env).toEqual({ HOME: home, RUNNER_TOOL_CACHE: path.join(home, '.cache/modelship/tool-cache'), RUNNER_TEMP: path.join(home, '.cache/modelship/tmp') });
+      expect(env).toEqual({
+        HOME: home,
+        RUNNER_TOOL_CACHE: path.join(home, '.cache/modelship/tool-cache'),
+        RUNNER_TEMP: path.join(home, '.cache/modelship/tmp'),
+      });
       expect(fs.statSync(env.RUNNER_TOOL_CACHE!).isDirectory() && fs.statSync(env.RUNNER_TEMP!).isDirectory()).toBe(true);
 
       const xdg = { HOME: home, XDG_CACHE_HOME: path.join(home, 'xdg') };

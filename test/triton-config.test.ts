@@ -2,7 +2,24 @@ import { modelConfigSchema } from '../src/formats/schema/model_config';
 import { parseTritonConfig, tritonConfig, tritonDataType, tritonMaxBatchSize } from '../src/image/triton-config';
 import { planTritonModel } from '../src/image/triton';
 import { ModelshipError } from '../src/util/errors';
-import { ModelConfig, convertFixture, RICH, SCHEMA, SEMANTIC, SEQUENCE, T_IN, T_OUT, googlenetInputs, lenet, proto3Json, spec, ssd, ssdBytes, ssdSpec, zooBranch } from './helpers/triton-config-cases';
+import {
+  ModelConfig,
+  convertFixture,
+  RICH,
+  SCHEMA,
+  SEMANTIC,
+  SEQUENCE,
+  T_IN,
+  T_OUT,
+  googlenetInputs,
+  lenet,
+  proto3Json,
+  spec,
+  ssd,
+  ssdBytes,
+  ssdSpec,
+  zooBranch,
+} from './helpers/triton-config-cases';
 
 // The generated config.pbtxt and our parser of the text format; against Google's protobuf text-format parser (protoc
 // and python3-protobuf): test/triton-config.tools.test.ts.
@@ -29,9 +46,20 @@ describe('onnxInfo element types', () => {
 describe('tritonDataType', () => {
   test('ONNX element types map to Triton data types', () => {
     const table: [number, string][] = [
-      [1, 'TYPE_FP32'], [2, 'TYPE_UINT8'], [3, 'TYPE_INT8'], [4, 'TYPE_UINT16'], [5, 'TYPE_INT16'], [6, 'TYPE_INT32'],
-      [7, 'TYPE_INT64'], [8, 'TYPE_STRING'], [9, 'TYPE_BOOL'], [10, 'TYPE_FP16'], [11, 'TYPE_FP64'], [12, 'TYPE_UINT32'],
-      [13, 'TYPE_UINT64'], [16, 'TYPE_BF16'],
+      [1, 'TYPE_FP32'],
+      [2, 'TYPE_UINT8'],
+      [3, 'TYPE_INT8'],
+      [4, 'TYPE_UINT16'],
+      [5, 'TYPE_INT16'],
+      [6, 'TYPE_INT32'],
+      [7, 'TYPE_INT64'],
+      [8, 'TYPE_STRING'],
+      [9, 'TYPE_BOOL'],
+      [10, 'TYPE_FP16'],
+      [11, 'TYPE_FP64'],
+      [12, 'TYPE_UINT32'],
+      [13, 'TYPE_UINT64'],
+      [16, 'TYPE_BF16'],
     ];
     const tritonEnum = modelConfigSchema().lookupEnum('inference.DataType');
     for (const [onnx, triton] of table) {
@@ -51,7 +79,15 @@ describe('tritonDataType', () => {
 
 describe('tritonConfig', () => {
   test('LeNet (converted from the Caffe fixture), CPU: the whole text', () => {
-    const text = tritonConfig({ name: 'lenet', platform: 'onnxruntime_onnx', maxBatchSize: 16, inputs: lenet.inputs, outputs: lenet.outputs, maxQueueDelayUs: 250, gpu: false });
+    const text = tritonConfig({
+      name: 'lenet',
+      platform: 'onnxruntime_onnx',
+      maxBatchSize: 16,
+      inputs: lenet.inputs,
+      outputs: lenet.outputs,
+      maxQueueDelayUs: 250,
+      gpu: false,
+    });
     expect(text).toBe(
       [
         '# Triton model configuration, written by modelship',
@@ -108,7 +144,15 @@ describe('tritonConfig', () => {
   });
 
   test('outputs that are only the batch dim (zoo_branch: red, mean, total) become dims [1] with an empty reshape', () => {
-    const text = tritonConfig({ name: 'zoo_branch', platform: 'onnxruntime_onnx', maxBatchSize: 4, inputs: zooBranch.inputs, outputs: zooBranch.outputs, maxQueueDelayUs: 0, gpu: true });
+    const text = tritonConfig({
+      name: 'zoo_branch',
+      platform: 'onnxruntime_onnx',
+      maxBatchSize: 4,
+      inputs: zooBranch.inputs,
+      outputs: zooBranch.outputs,
+      maxQueueDelayUs: 0,
+      gpu: true,
+    });
     const cfg = parseTritonConfig(text, 'zoo_branch/config.pbtxt') as Record<string, any>;
     expect(cfg.input).toEqual([{ name: 'data', data_type: 'TYPE_FP32', dims: [4, 8, 8] }]);
     const outs = Object.fromEntries((cfg.output as any[]).map((o) => [o.name, o]));
@@ -123,7 +167,14 @@ describe('tritonConfig', () => {
   });
 
   test('max_batch_size 0: the full shape, symbolic dims as -1, no dynamic_batching', () => {
-    const text = tritonConfig(spec({ maxBatchSize: 0, maxQueueDelayUs: 100, inputs: [{ name: 'data', shape: ['N', 3, 'H', 'W'], elemType: 10 }], outputs: [{ name: 'logits', shape: [1, 1000], elemType: 10 }] }));
+    const text = tritonConfig(
+      spec({
+        maxBatchSize: 0,
+        maxQueueDelayUs: 100,
+        inputs: [{ name: 'data', shape: ['N', 3, 'H', 'W'], elemType: 10 }],
+        outputs: [{ name: 'logits', shape: [1, 1000], elemType: 10 }],
+      }),
+    );
     const cfg = parseTritonConfig(text, 'm/config.pbtxt') as Record<string, any>;
     expect(cfg.max_batch_size).toBe(0);
     expect(cfg.input[0]).toEqual({ name: 'data', data_type: 'TYPE_FP16', dims: [-1, 3, -1, -1] });
@@ -147,18 +198,40 @@ describe('tritonConfig', () => {
     });
     expect(tritonMaxBatchSize(ssdSpec())).toBe(0);
     // without the metadata's list the table's fixed first dim cannot be a batch: refused as before, naming it
-    expect(thrown(() => tritonConfig(ssdSpec({ detectionOutputs: undefined }))).message).toMatch(/output "detection_out": its first dimension is fixed at 1, so it cannot be the batch dimension while max_batch_size is 32/);
+    expect(thrown(() => tritonConfig(ssdSpec({ detectionOutputs: undefined }))).message).toMatch(
+      /output "detection_out": its first dimension is fixed at 1, so it cannot be the batch dimension while max_batch_size is 32/,
+    );
     // a name in the list that is no output of the model changes nothing
     expect(tritonMaxBatchSize(spec({ detectionOutputs: ['detection_out'] }))).toBe(8);
   });
 
-  test('the image stage plans a detection ONNX with max_batch_size 0 (from the model\'s metadata)', async () => {
-    const m = await planTritonModel({ model: 'ssd.onnx', bytes: ssdBytes, modelName: 'ssd', gpu: true, maxQueueDelayUs: 100, maxBatch: 32, servingImage: 'triton', servingRef: 'triton@sha256:x', env: {} });
+  test("the image stage plans a detection ONNX with max_batch_size 0 (from the model's metadata)", async () => {
+    const m = await planTritonModel({
+      model: 'ssd.onnx',
+      bytes: ssdBytes,
+      modelName: 'ssd',
+      gpu: true,
+      maxQueueDelayUs: 100,
+      maxBatch: 32,
+      servingImage: 'triton',
+      servingRef: 'triton@sha256:x',
+      env: {},
+    });
     expect(m.maxBatchSize).toBe(0);
     expect(m.config).toMatch(/max_batch_size: 0\n/);
     expect(m.config).not.toContain('dynamic_batching');
     expect(m.config).toContain('kind: KIND_GPU');
-    const l = await planTritonModel({ model: 'lenet.onnx', bytes: convertFixture('lenet'), modelName: 'lenet', gpu: false, maxQueueDelayUs: 100, maxBatch: 32, servingImage: 'triton', servingRef: 'triton@sha256:x', env: {} });
+    const l = await planTritonModel({
+      model: 'lenet.onnx',
+      bytes: convertFixture('lenet'),
+      modelName: 'lenet',
+      gpu: false,
+      maxQueueDelayUs: 100,
+      maxBatch: 32,
+      servingImage: 'triton',
+      servingRef: 'triton@sha256:x',
+      env: {},
+    });
     expect(l.maxBatchSize).toBe(32);
   });
 
@@ -175,11 +248,21 @@ describe('tritonConfig', () => {
       /model "m": input "data": its first dimension is fixed at 1, so it cannot be the batch dimension while max_batch_size is 8/,
     );
     // -1 as the first dim is a variable batch
-    expect(parseTritonConfig(tritonConfig(spec({ inputs: [{ name: 'data', shape: [-1, 3], elemType: 1 }] })), 'x').input).toEqual([{ name: 'data', data_type: 'TYPE_FP32', dims: [3] }]);
-    expect(thrown(() => tritonConfig(spec({ outputs: [{ name: 'score', shape: [], elemType: 1 }] }))).message).toMatch(/output "score": a scalar has no batch dimension/);
-    expect(thrown(() => tritonConfig(spec({ outputs: [{ name: 'empty', shape: ['N', 0], elemType: 1 }] }))).message).toMatch(/output "empty": dimension 1 is 0/);
-    expect(thrown(() => tritonConfig(spec({ inputs: [{ name: 'data', shape: ['N', 3] }] }))).message).toMatch(/tensor "data": the model does not give its element type/);
-    expect(thrown(() => tritonConfig(spec({ inputs: [{ name: 'c', shape: ['N', 3], elemType: 15 }] }))).message).toMatch(/tensor "c": ONNX element type 15 \(COMPLEX128\)/);
+    expect(parseTritonConfig(tritonConfig(spec({ inputs: [{ name: 'data', shape: [-1, 3], elemType: 1 }] })), 'x').input).toEqual([
+      { name: 'data', data_type: 'TYPE_FP32', dims: [3] },
+    ]);
+    expect(thrown(() => tritonConfig(spec({ outputs: [{ name: 'score', shape: [], elemType: 1 }] }))).message).toMatch(
+      /output "score": a scalar has no batch dimension/,
+    );
+    expect(thrown(() => tritonConfig(spec({ outputs: [{ name: 'empty', shape: ['N', 0], elemType: 1 }] }))).message).toMatch(
+      /output "empty": dimension 1 is 0/,
+    );
+    expect(thrown(() => tritonConfig(spec({ inputs: [{ name: 'data', shape: ['N', 3] }] }))).message).toMatch(
+      /tensor "data": the model does not give its element type/,
+    );
+    expect(thrown(() => tritonConfig(spec({ inputs: [{ name: 'c', shape: ['N', 3], elemType: 15 }] }))).message).toMatch(
+      /tensor "c": ONNX element type 15 \(COMPLEX128\)/,
+    );
     expect(thrown(() => tritonConfig(spec({ name: '' }))).message).toMatch(/name is empty/);
     expect(thrown(() => tritonConfig(spec({ name: 'a/b' }))).message).toMatch(/Triton model "a\/b": the name is the model directory/);
     expect(thrown(() => tritonConfig(spec({ platform: 'pytorch_libtorch' as never }))).message).toMatch(/platform "pytorch_libtorch" is not one of/);
@@ -217,7 +300,15 @@ describe('parseTritonConfig refusals', () => {
   });
 
   test('platform and backend together are accepted when they agree; every allowed instance kind is accepted', () => {
-    const text = ['name: "m"', 'platform: "tensorrt_plan" backend: "tensorrt"', 'max_batch_size: 2', T_IN, T_OUT, 'dynamic_batching { }', 'instance_group [ { kind: KIND_GPU }, { kind: KIND_CPU }, { kind: KIND_AUTO }, { count: 1 } ]'].join('\n');
+    const text = [
+      'name: "m"',
+      'platform: "tensorrt_plan" backend: "tensorrt"',
+      'max_batch_size: 2',
+      T_IN,
+      T_OUT,
+      'dynamic_batching { }',
+      'instance_group [ { kind: KIND_GPU }, { kind: KIND_CPU }, { kind: KIND_AUTO }, { count: 1 } ]',
+    ].join('\n');
     const cfg = parseTritonConfig(text, 'm/config.pbtxt') as Record<string, any>;
     expect(cfg.instance_group.map((g: any) => g.kind)).toEqual(['KIND_GPU', 'KIND_CPU', 'KIND_AUTO', undefined]);
     expect(cfg.dynamic_batching).toEqual({});

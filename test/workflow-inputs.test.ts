@@ -14,9 +14,20 @@ import { parseReport } from '../src/preview/inputs';
  * reaches every job whose stage reads it, with a compatible type.
  */
 
-interface WorkflowInput { type: string; default?: unknown; description?: string }
-interface Step { uses?: string; id?: string; with?: Record<string, unknown> }
-interface Job { 'runs-on'?: string; steps?: Step[] }
+interface WorkflowInput {
+  type: string;
+  default?: unknown;
+  description?: string;
+}
+interface Step {
+  uses?: string;
+  id?: string;
+  with?: Record<string, unknown>;
+}
+interface Job {
+  'runs-on'?: string;
+  steps?: Step[];
+}
 interface Reusable {
   on: { workflow_call: { inputs?: Record<string, WorkflowInput>; secrets?: Record<string, { required?: boolean }> } };
   jobs: Record<string, Job>;
@@ -35,7 +46,9 @@ function actionSteps(wf: Reusable): { job: string; step: Step; stage: Stage }[] 
 }
 
 /** The names `${{ inputs.X }}` / `${{ secrets.X }}` in an expression. */
-const refs = (v: unknown, ctx: 'inputs' | 'secrets') => [...String(v ?? '').matchAll(new RegExp(`\\b${ctx}\\.([A-Za-z0-9_-]+)`, 'g'))].map((m) => m[1]);
+/** A YAML value's text: a string's, else none (an expression is a string). */
+const text = (v: unknown) => (typeof v === 'string' ? v : '');
+const refs = (v: unknown, ctx: 'inputs' | 'secrets') => [...text(v).matchAll(new RegExp(`\\b${ctx}\\.([A-Za-z0-9_-]+)`, 'g'))].map((m) => m[1]);
 
 const KIND_TYPES: Record<InputSpec['kind'], string[]> = { string: ['string'], path: ['string'], boolean: ['boolean', 'string'], number: ['number', 'string'] };
 
@@ -62,9 +75,10 @@ function problems(file: string, wf: Reusable): string[] {
       if (spec.secret) {
         // a secret is reachable from a workflow secret of its name, or has a default the runner provides (github-token)
         const from = refs(w[spec.name], 'secrets');
-        if (!from.includes(spec.name) && !(spec.default.startsWith('${{') && w[spec.name] === undefined)) out.push(`${where}: secret input ${spec.name} is not passed from secrets.${spec.name}`);
+        if (!from.includes(spec.name) && !(spec.default.startsWith('${{') && w[spec.name] === undefined))
+          out.push(`${where}: secret input ${spec.name} is not passed from secrets.${spec.name}`);
         for (const s of from) if (!wfSecrets[s]) out.push(`${where}: secrets.${s} is not a secret of the workflow`);
-      } else if (wfInputs[spec.name] && !refs(w[spec.name], 'inputs').includes(spec.name) && !/\b(needs|steps)\./.test(String(w[spec.name] ?? ''))) {
+      } else if (wfInputs[spec.name] && !refs(w[spec.name], 'inputs').includes(spec.name) && !/\b(needs|steps)\./.test(text(w[spec.name]))) {
         // a workflow input named as the action's reaches every job whose stage reads it, under the same name (unless
         // the step takes that input from an earlier job or step: the image by digest the build pushed)
         out.push(`${where}: the workflow's input ${spec.name} is not passed to this step as with.${spec.name}`);
@@ -91,13 +105,15 @@ describe('reusable workflows reach every input of the stages they run (derived f
     expect(ACTION.inputs[INPUTS_MAP].default).toBe('');
   });
 
-  test.each(WORKFLOWS)('%s: every input of each job\'s stage is reachable, names and types as the action\'s', (file) => {
+  test.each(WORKFLOWS)("%s: every input of each job's stage is reachable, names and types as the action's", (file) => {
     expect(problems(file, load(file))).toEqual([]);
   });
 
   test('the inputs the first run through an Actions engine missed are named inputs (issue 20)', () => {
     const inputs = (f: string) => Object.keys(load(f).on.workflow_call.inputs ?? {});
-    expect(inputs('deploy.yml')).toEqual(expect.arrayContaining(['node-selector', 'tolerations', 'cpu', 'memory', 'patch', 'rollout-timeout', 'node-binary', 'node-mirror']));
+    expect(inputs('deploy.yml')).toEqual(
+      expect.arrayContaining(['node-selector', 'tolerations', 'cpu', 'memory', 'patch', 'rollout-timeout', 'node-binary', 'node-mirror']),
+    );
     expect(inputs('pr-preview.yml')).toEqual(expect.arrayContaining(['base-image', 'bake-time', 'node-binary', 'node-mirror', 'node-selector', 'tolerations']));
   });
 
@@ -128,10 +144,14 @@ describe('reusable workflows reach every input of the stages they run (derived f
 
 describe('the inputs map (action input "inputs")', () => {
   const src = (m: Record<string, string>) => (name: string) => m[name];
-  const read = (m: Record<string, string>) => readConfig(src({ stage: 'rollout', image: '127.0.0.1:5000/x/y@sha256:' + 'a'.repeat(64), kubeconfig: '/k', ...m }));
+  const read = (m: Record<string, string>) =>
+    readConfig(src({ stage: 'rollout', image: '127.0.0.1:5000/x/y@sha256:' + 'a'.repeat(64), kubeconfig: '/k', ...m }));
 
   test('its values stand where the input is not given or is its default', () => {
-    const c = read({ 'bake-time': '60', [INPUTS_MAP]: 'bake-time: 10\nnode-selector: realnode=true\ncpu: 500m\ntolerations: [{key: realnode, operator: Exists, effect: NoSchedule}]\n' });
+    const c = read({
+      'bake-time': '60',
+      [INPUTS_MAP]: 'bake-time: 10\nnode-selector: realnode=true\ncpu: 500m\ntolerations: [{key: realnode, operator: Exists, effect: NoSchedule}]\n',
+    });
     expect(c.rollout.bakeTimeS).toBe(10);
     expect(c.rollout.cpu).toBe('500m');
     expect(c.rollout.nodeSelector).toEqual({ realnode: 'true' });
@@ -156,7 +176,9 @@ describe('the inputs map (action input "inputs")', () => {
   });
 
   test('an input given both ways with different values fails naming it', () => {
-    expect(() => read({ 'bake-time': '30', [INPUTS_MAP]: 'bake-time: 10' })).toThrow(/input "bake-time": given as "30" and in inputs.bake-time as "10": give it once/);
+    expect(() => read({ 'bake-time': '30', [INPUTS_MAP]: 'bake-time: 10' })).toThrow(
+      /input "bake-time": given as "30" and in inputs.bake-time as "10": give it once/,
+    );
   });
 
   test('without the map the source is the same', () => {
@@ -166,11 +188,20 @@ describe('the inputs map (action input "inputs")', () => {
 });
 
 describe('the PR comment figures (smoke-report)', () => {
-  test('toJSON(needs): the jobs\' outputs merged, so the build job\'s parity arrives', () => {
-    const needs = { build: { result: 'success', outputs: { image: 'r/x@sha256:1', parity: 'pass', 'max-abs-diff': '4.4e-7' } }, smoke: { result: 'success', outputs: { 'latency-p50-ms': '3.1', 'latency-p95-ms': '4.0', 'latency-p99-ms': '' } } };
-    expect(parseReport(JSON.stringify(needs))).toEqual({ image: 'r/x@sha256:1', parity: 'pass', 'max-abs-diff': '4.4e-7', 'latency-p50-ms': '3.1', 'latency-p95-ms': '4.0' });
+  test("toJSON(needs): the jobs' outputs merged, so the build job's parity arrives", () => {
+    const needs = {
+      build: { result: 'success', outputs: { image: 'r/x@sha256:1', parity: 'pass', 'max-abs-diff': '4.4e-7' } },
+      smoke: { result: 'success', outputs: { 'latency-p50-ms': '3.1', 'latency-p95-ms': '4.0', 'latency-p99-ms': '' } },
+    };
+    expect(parseReport(JSON.stringify(needs))).toEqual({
+      image: 'r/x@sha256:1',
+      parity: 'pass',
+      'max-abs-diff': '4.4e-7',
+      'latency-p50-ms': '3.1',
+      'latency-p95-ms': '4.0',
+    });
   });
-  test('one job\'s outputs as before', () => {
+  test("one job's outputs as before", () => {
     expect(parseReport('{"latency-p95-ms":"4.0","parity":"pass"}')).toEqual({ 'latency-p95-ms': '4.0', parity: 'pass' });
   });
   test('not JSON, or not an object, names the input', () => {

@@ -15,7 +15,10 @@ const REUSABLE_DIR = '.github/workflows';
 const TEMPLATE_DIR = 'workflows';
 const yamlFiles = (dir: string) =>
   fs.existsSync(path.join(REPO, dir))
-    ? fs.readdirSync(path.join(REPO, dir)).filter((f) => /\.ya?ml$/.test(f)).map((f) => `${dir}/${f}`)
+    ? fs
+        .readdirSync(path.join(REPO, dir))
+        .filter((f) => /\.ya?ml$/.test(f))
+        .map((f) => `${dir}/${f}`)
     : [];
 const read = (rel: string) => fs.readFileSync(path.join(REPO, rel), 'utf8');
 const README = read('README.md');
@@ -24,7 +27,23 @@ type Level = 'none' | 'read' | 'write';
 const RANK: Record<Level, number> = { none: 0, read: 1, write: 2 };
 type Permissions = Record<string, Level>;
 // the scopes `read-all` / `write-all` stand for (GitHub's GITHUB_TOKEN permissions)
-const SCOPES = ['actions', 'attestations', 'checks', 'contents', 'deployments', 'discussions', 'id-token', 'issues', 'models', 'packages', 'pages', 'pull-requests', 'repository-projects', 'security-events', 'statuses'];
+const SCOPES = [
+  'actions',
+  'attestations',
+  'checks',
+  'contents',
+  'deployments',
+  'discussions',
+  'id-token',
+  'issues',
+  'models',
+  'packages',
+  'pages',
+  'pull-requests',
+  'repository-projects',
+  'security-events',
+  'statuses',
+];
 
 interface Workflow {
   on?: unknown;
@@ -35,11 +54,12 @@ interface Workflow {
 /** A `permissions:` value as scope → level; undefined when absent. */
 function permissionsOf(p: unknown, where: string): Permissions | undefined {
   if (p === undefined || p === null) return undefined;
-  if (p === 'read-all' || p === 'write-all') return Object.fromEntries(SCOPES.map((s) => [s, p === 'read-all' ? 'read' : 'write'])) as Permissions;
+  if (p === 'read-all' || p === 'write-all') return Object.fromEntries(SCOPES.map((s) => [s, p === 'read-all' ? 'read' : 'write']));
   if (typeof p !== 'object' || Array.isArray(p)) throw new Error(`${where}: permissions must be a map, read-all or write-all, not ${JSON.stringify(p)}`);
   const out: Permissions = {};
   for (const [scope, level] of Object.entries(p as Record<string, unknown>)) {
-    if (level !== 'none' && level !== 'read' && level !== 'write') throw new Error(`${where}: permissions.${scope}: ${JSON.stringify(level)} is not none, read or write`);
+    if (level !== 'none' && level !== 'read' && level !== 'write')
+      throw new Error(`${where}: permissions.${scope}: ${JSON.stringify(level)} is not none, read or write`);
     out[scope] = level;
   }
   return out;
@@ -73,7 +93,13 @@ function notReusable(workflowPath: string): string | undefined {
   return undefined;
 }
 
-interface Ref { owner: string; repo: string; workflow: string; ref: string; line: number }
+interface Ref {
+  owner: string;
+  repo: string;
+  workflow: string;
+  ref: string;
+  line: number;
+}
 
 /** Every `uses: <owner>/<repo>/<path>.yml@<ref>` (a reusable-workflow call) and `uses: ./<path>.yml` in a text. */
 function workflowRefs(text: string): Ref[] {
@@ -100,7 +126,10 @@ function neededBy(workflowPath: string): Permissions {
   return needed;
 }
 
-interface Problem { where: string; problem: string }
+interface Problem {
+  where: string;
+  problem: string;
+}
 
 /**
  * Every job of a caller (a workflow document) that calls a reusable workflow of this repository: the path must
@@ -159,7 +188,8 @@ describe('reusable workflows where GitHub looks', () => {
     for (const src of SOURCES) {
       for (const ref of workflowRefs(read(src))) {
         found.push(`${src}:${ref.line}`);
-        if (ref.owner !== '.' && `${ref.owner}/${ref.repo}` !== 'org/modelship') problems.push(`${src}:${ref.line}: ${ref.owner}/${ref.repo} is not this repository`);
+        if (ref.owner !== '.' && `${ref.owner}/${ref.repo}` !== 'org/modelship')
+          problems.push(`${src}:${ref.line}: ${ref.owner}/${ref.repo} is not this repository`);
         const bad = notReusable(ref.workflow);
         if (bad) problems.push(`${src}:${ref.line}: ${bad}`);
       }
@@ -190,12 +220,16 @@ describe('reusable workflows where GitHub looks', () => {
     const check = (text: string) => workflowRefs(text).map((r) => notReusable(r.workflow));
     expect(check('    uses: org/modelship/.github/workflows/deploy.yml@v1')).toEqual([undefined]);
     expect(check("    uses: 'org/modelship/.github/workflows/pr-preview.yml@0123456789abcdef0123456789abcdef01234567'  # pinned")).toEqual([undefined]);
-    expect(check('    uses: org/modelship/.github/workflows/deploy-everything.yml@v1')).toEqual(['.github/workflows/deploy-everything.yml: no such file in this repository']);
+    expect(check('    uses: org/modelship/.github/workflows/deploy-everything.yml@v1')).toEqual([
+      '.github/workflows/deploy-everything.yml: no such file in this repository',
+    ]);
     // where the repository kept them before: GitHub does not look there
     expect(check('    uses: org/modelship/workflows/deploy.yml@v1')[0]).toMatch(/only from \.github\/workflows\//);
     expect(check('    uses: org/modelship/.github/workflows/sub/deploy.yml@v1')[0]).toMatch(/no subdirectories/);
     // a workflow of this repository that is not callable (modelship's own CI)
-    expect(check('    uses: org/modelship/.github/workflows/ci.yml@v1')).toEqual(['.github/workflows/ci.yml: its on: has no workflow_call, so it cannot be called']);
+    expect(check('    uses: org/modelship/.github/workflows/ci.yml@v1')).toEqual([
+      '.github/workflows/ci.yml: its on: has no workflow_call, so it cannot be called',
+    ]);
     expect(check('    uses: ./.github/workflows/nope.yml')).toEqual(['.github/workflows/nope.yml: no such file in this repository']);
     // an action reference is not a workflow call
     expect(workflowRefs('      - uses: org/modelship@v1\n      - uses: actions/checkout@v4')).toEqual([]);
@@ -262,7 +296,9 @@ describe('permissions: the callers grant what the called jobs declare', () => {
 
   test('the check fails on a caller that grants too little', () => {
     const caller = (permissions: string) =>
-      yaml.load(`on: push\njobs:\n  deploy:\n    uses: org/modelship/.github/workflows/deploy.yml@v1\n${permissions}    with: {prototxt: a, caffemodel: b, image: c}\n    secrets:\n      kubeconfig: x\n`) as Workflow;
+      yaml.load(
+        `on: push\njobs:\n  deploy:\n    uses: org/modelship/.github/workflows/deploy.yml@v1\n${permissions}    with: {prototxt: a, caffemodel: b, image: c}\n    secrets:\n      kubeconfig: x\n`,
+      ) as Workflow;
     const problems = (permissions: string) => checkCaller(caller(permissions), 'synthetic').map((p) => p.problem);
     expect(problems('    permissions:\n      contents: read\n      packages: write\n')).toEqual([]);
     expect(problems('    permissions: write-all\n')).toEqual([]);
@@ -274,13 +310,19 @@ describe('permissions: the callers grant what the called jobs declare', () => {
     // nothing granted at all: the repository default decides, so the caller must say it
     expect(problems('')[0]).toMatch(/grants no permissions/);
     // the workflow-level grant counts when the job has none (GitHub's rule)
-    const wfLevel = yaml.load('on: push\npermissions:\n  contents: read\n  packages: write\n  pull-requests: write\njobs:\n  p:\n    uses: org/modelship/.github/workflows/pr-preview.yml@v1\n') as Workflow;
+    const wfLevel = yaml.load(
+      'on: push\npermissions:\n  contents: read\n  packages: write\n  pull-requests: write\njobs:\n  p:\n    uses: org/modelship/.github/workflows/pr-preview.yml@v1\n',
+    ) as Workflow;
     expect(checkCaller(wfLevel, 'synthetic')).toEqual([]);
-    const prTooLittle = yaml.load('on: pull_request\njobs:\n  p:\n    uses: org/modelship/.github/workflows/pr-preview.yml@v1\n    permissions:\n      contents: read\n      packages: write\n') as Workflow;
+    const prTooLittle = yaml.load(
+      'on: pull_request\njobs:\n  p:\n    uses: org/modelship/.github/workflows/pr-preview.yml@v1\n    permissions:\n      contents: read\n      packages: write\n',
+    ) as Workflow;
     expect(checkCaller(prTooLittle, 'synthetic').map((p) => p.problem)).toEqual(['pull-requests: needs write, granted none']);
     // and a caller of a path that does not exist is reported, not skipped
     const wrongPath = yaml.load('on: push\njobs:\n  d:\n    uses: org/modelship/workflows/deploy.yml@v1\n    permissions: write-all\n') as Workflow;
-    expect(checkCaller(wrongPath, 'synthetic').map((p) => p.problem)).toEqual(['workflows/deploy.yml: GitHub runs reusable workflows only from .github/workflows/ (no subdirectories)']);
+    expect(checkCaller(wrongPath, 'synthetic').map((p) => p.problem)).toEqual([
+      'workflows/deploy.yml: GitHub runs reusable workflows only from .github/workflows/ (no subdirectories)',
+    ]);
   });
 });
 
@@ -300,11 +342,13 @@ describe('callers pass what the reusable workflows take', () => {
         const { workflow_call: wf } = (yaml.load(read(ref.workflow)) as { on: Declared }).on;
         const given = (job as Called).with ?? {};
         for (const k of Object.keys(given)) if (!wf.inputs?.[k]) problems.push(`${at}: with.${k} is not an input of ${ref.workflow}`);
-        for (const [k, i] of Object.entries(wf.inputs ?? {})) if (i.required && given[k] === undefined) problems.push(`${at}: ${ref.workflow} requires input ${k}`);
+        for (const [k, i] of Object.entries(wf.inputs ?? {}))
+          if (i.required && given[k] === undefined) problems.push(`${at}: ${ref.workflow} requires input ${k}`);
         const secrets = (job as Called).secrets;
         if (secrets === 'inherit') continue;
         for (const k of Object.keys(secrets ?? {})) if (!wf.secrets?.[k]) problems.push(`${at}: secrets.${k} is not a secret of ${ref.workflow}`);
-        for (const [k, v] of Object.entries(wf.secrets ?? {})) if (v.required && !(secrets as Record<string, unknown> | undefined)?.[k]) problems.push(`${at}: ${ref.workflow} requires secret ${k}`);
+        for (const [k, v] of Object.entries(wf.secrets ?? {}))
+          if (v.required && !(secrets as Record<string, unknown> | undefined)?.[k]) problems.push(`${at}: ${ref.workflow} requires secret ${k}`);
       }
     }
     expect(calls).toBeGreaterThanOrEqual(4);

@@ -17,14 +17,20 @@ module.exports = ({ attr }) => ({
         ctx.arity(1, 1); // one bottom, one top
         const { scale } = ctx.params('upsample_param'); // with the default filled in
         if (!(scale >= 1)) ctx.fail(`scale must be ≥ 1, got ${scale}`);
-        const [n, c, h, w] = ctx.x.shape; // n is the dynamic batch
+        const [n, c] = ctx.x.shape; // n is the dynamic batch; H and W must be static (ctx.staticDim below)
         const scales = ctx.g.floatInit(`${ctx.layer.name}/scales`, [4], [1, 1, scale, scale]);
         // nearest neighbour that repeats each value scale × scale times: asymmetric coordinates, floor
-        ctx.g.node('Resize', [ctx.x.name, '', scales], [ctx.out()], {
-          mode: attr.s('nearest'),
-          coordinate_transformation_mode: attr.s('asymmetric'),
-          nearest_mode: attr.s('floor'),
-        }, ctx.layer.name);
+        ctx.g.node(
+          'Resize',
+          [ctx.x.name, '', scales],
+          [ctx.out()],
+          {
+            mode: attr.s('nearest'),
+            coordinate_transformation_mode: attr.s('asymmetric'),
+            nearest_mode: attr.s('floor'),
+          },
+          ctx.layer.name,
+        );
         return [[n, c, ctx.staticDim(ctx.x.shape, 2) * scale, ctx.staticDim(ctx.x.shape, 3) * scale]];
       },
     },

@@ -52,7 +52,10 @@ export async function action(): Promise<void> {
       // what the post step needs to remove a canary and a lease a cancelled run leaves behind
       const kubeconfig = kubeconfigFile(cfg.rollout.kubeconfig);
       const namespace = cfg.stage === 'preview' ? previewNamespace(cfg.rollout.app, prNumber(cfg.preview.prNumber)) : cfg.rollout.namespace;
-      core.saveState('rollout', JSON.stringify({ kubeconfig, namespace, app: cfg.rollout.app, owner: rolloutOwner(), temporary: kubeconfig !== cfg.rollout.kubeconfig }));
+      core.saveState(
+        'rollout',
+        JSON.stringify({ kubeconfig, namespace, app: cfg.rollout.app, owner: rolloutOwner(), temporary: kubeconfig !== cfg.rollout.kubeconfig }),
+      );
       cfg.rollout.kubeconfig = cfg.preview.rollout.kubeconfig = cfg.cleanup.kubeconfig = kubeconfig;
     }
     const result = await runStage(cfg, actionLogger);
@@ -64,14 +67,19 @@ export async function action(): Promise<void> {
     if (isModelshipError(e)) {
       const loc = e.location;
       // one annotation that points at the file and line (setFailed would add a second, location-less one)
-      core.error(e.message, loc.file ? { file: loc.file, startLine: loc.line, startColumn: loc.column, title: `modelship: ${e.code} error` } : { title: `modelship: ${e.code} error` });
+      core.error(
+        e.message,
+        loc.file
+          ? { file: loc.file, startLine: loc.line, startColumn: loc.column, title: `modelship: ${e.code} error` }
+          : { title: `modelship: ${e.code} error` },
+      );
       process.exitCode = 1;
     } else if (failure) {
       // another system failed (the GitHub API, the network): its failure, named, not a bug in modelship
       core.error(failure.message, { title: `modelship: ${failure.system} failure` });
       process.exitCode = 1;
     } else {
-      core.setFailed(`internal error (a bug in modelship): ${(e as Error).stack ?? e}`);
+      core.setFailed(`internal error (a bug in modelship): ${(e as Error).stack ?? String(e)}`);
     }
   }
 }

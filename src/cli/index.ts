@@ -19,13 +19,17 @@ export function usage(stage?: string): string {
     `stages: ${STAGES.join(', ')}`,
     'runtime: modelship serve --model model.onnx [--name N] [--port 8000] ...  (the KServe v2 server inside the image)',
     'storage: modelship store push --artifact F --to dir:D|oci:REGISTRY/REPO  /  store pull --from LOCATION@sha256:... --out F',
-    'rbac: modelship rbac --namespace NS [--stage rollout|preview] ...  (the deploy identity\'s least RBAC, as YAML; rbac --help)',
+    "rbac: modelship rbac --namespace NS [--stage rollout|preview] ...  (the deploy identity's least RBAC, as YAML; rbac --help)",
     '',
     'inputs (the same names as the action inputs):',
-    ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
+    ...inputs.map(
+      (i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`,
+    ),
     '',
     'outputs are printed as name=value lines, or as one JSON object with --json:',
-    ...OUTPUTS.filter((o) => !known || [stage as Stage, ...(STAGE_INCLUDES[stage as Stage] ?? [])].some((s) => o.stages.includes(s))).map((o) => `  ${o.name}`.padEnd(30) + o.description),
+    ...OUTPUTS.filter((o) => !known || [stage as Stage, ...(STAGE_INCLUDES[stage as Stage] ?? [])].some((s) => o.stages.includes(s))).map(
+      (o) => `  ${o.name}`.padEnd(30) + o.description,
+    ),
     '',
     'example: modelship convert --prototxt deploy.prototxt --caffemodel weights.caffemodel --out model.onnx --reference ref/',
   ];
@@ -48,7 +52,8 @@ export function parseArgs(argv: string[]): { values: Map<string, string>; json: 
       if (!known.has(name)) throw new ModelshipError('input', `unknown flag --${name}; run "modelship --help" for the list`, { field: name });
       if (values.has(name)) throw new ModelshipError('input', `flag --${name} is given twice`, { field: name });
       if (eq >= 0) values.set(name, a.slice(eq + 1));
-      else if (BOOLEAN_FLAGS.has(name) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--') || !/^(true|false|yes|no|0|1|on|off)$/i.test(argv[i + 1]))) values.set(name, 'true');
+      else if (BOOLEAN_FLAGS.has(name) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--') || !/^(true|false|yes|no|0|1|on|off)$/i.test(argv[i + 1])))
+        values.set(name, 'true');
       else {
         const v = argv[++i];
         if (v === undefined) throw new ModelshipError('input', `flag --${name} needs a value`, { field: name });
@@ -68,8 +73,12 @@ async function storeMain(argv: string[], out: NodeJS.WritableStream): Promise<nu
     if (!rest[i].startsWith('--') || rest[i + 1] === undefined) throw new ModelshipError('input', `store: expected --flag value pairs, got "${rest[i]}"`);
     flags.set(rest[i].slice(2), rest[i + 1]);
   }
-  const need = (k: string) => flags.get(k) ?? (() => { throw new ModelshipError('input', `store ${verb} needs --${k}`, { field: k }); })();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const need = (k: string) =>
+    flags.get(k) ??
+    (() => {
+      throw new ModelshipError('input', `store ${verb} needs --${k}`, { field: k });
+    })();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the store loads only for `modelship store`
   const { storePush, storePull } = require('../store') as { storePush: typeof StorePush; storePull: typeof StorePull };
   let r;
   if (verb === 'push') r = await storePush(need('artifact'), need('to'), { tag: flags.get('tag'), metadataFile: flags.get('metadata') });
@@ -87,7 +96,7 @@ export async function cli(argv: string[], out: NodeJS.WritableStream = process.s
       return 0;
     }
     // the serving runtime and the store are required on use: `modelship convert` starts without them
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the serving runtime loads only for `modelship serve`
     if (argv[0] === 'serve') return await (require('../serve/main') as { serveMain: typeof ServeMain }).serveMain(argv.slice(1), out);
     if (argv[0] === 'store') return await storeMain(argv.slice(1), out);
     if (argv[0] === 'rbac') return rbacMain(argv.slice(1), out);
@@ -116,7 +125,7 @@ export async function cli(argv: string[], out: NodeJS.WritableStream = process.s
       err.write(`error: ${failure.message}\n`);
       return 1;
     }
-    err.write(`internal error (a bug in modelship): ${(e as Error).stack ?? e}\n`);
+    err.write(`internal error (a bug in modelship): ${(e as Error).stack ?? String(e)}\n`);
     return 70;
   }
 }

@@ -20,7 +20,7 @@ const BOOLEANS = { 'create-namespace': 'createNamespace', 'create-pull-secret': 
 
 /** `modelship rbac ...`: the RBAC objects on `out`. Returns the exit code. */
 export function rbacMain(argv: string[], out: NodeJS.WritableStream): number {
-  const o: RbacOptions = { namespace: '', serviceAccount: 'modelship-deployer', stage: 'rollout' };
+  const identity: RbacOptions = { namespace: '', serviceAccount: 'modelship-deployer', stage: 'rollout' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
@@ -31,18 +31,21 @@ export function rbacMain(argv: string[], out: NodeJS.WritableStream): number {
     const name = a.startsWith('--') ? a.slice(2, eq >= 0 ? eq : undefined) : '';
     if (name in BOOLEANS) {
       if (eq >= 0) throw new ModelshipError('input', `rbac: --${name} takes no value`, { field: name });
-      o[BOOLEANS[name as keyof typeof BOOLEANS]] = true;
+      identity[BOOLEANS[name as keyof typeof BOOLEANS]] = true;
       continue;
     }
     const value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
     if (!['namespace', 'service-account', 'stage'].includes(name)) throw new ModelshipError('input', `rbac: unexpected argument "${a}"\n${RBAC_USAGE}`);
     if (value === undefined || value === '') throw new ModelshipError('input', `rbac: --${name} needs a value`, { field: name });
-    if (name === 'namespace') o.namespace = value;
-    else if (name === 'service-account') o.serviceAccount = value;
-    else if (value === 'rollout' || value === 'preview') o.stage = value;
+    if (name === 'namespace') identity.namespace = value;
+    else if (name === 'service-account') identity.serviceAccount = value;
+    else if (value === 'rollout' || value === 'preview') identity.stage = value;
     else throw new ModelshipError('input', `rbac: --stage must be rollout or preview (preview includes its cleanup), got "${value}"`, { field: 'stage' });
   }
-  if (!o.namespace) throw new ModelshipError('input', `rbac: --namespace is required (rollout: the deploy namespace; preview: the ServiceAccount's)\n${RBAC_USAGE}`, { field: 'namespace' });
-  out.write(rbacYaml(o, `modelship rbac ${argv.join(' ')}`));
+  if (!identity.namespace)
+    throw new ModelshipError('input', `rbac: --namespace is required (rollout: the deploy namespace; preview: the ServiceAccount's)\n${RBAC_USAGE}`, {
+      field: 'namespace',
+    });
+  out.write(rbacYaml(identity, `modelship rbac ${argv.join(' ')}`));
   return 0;
 }

@@ -25,12 +25,12 @@ export function toHalf(v: number): number {
     let h = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
     const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
+    if (rem > half || (rem === half && h & 1)) h++;
     return sign | h;
   }
   let h = ((exp - 112) << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
   return sign | h;
 }
 
@@ -58,7 +58,12 @@ interface NodeObj {
 export function convertToFloat16(model: Uint8Array): Uint8Array {
   const Model = onnxSchema().lookupType('onnx.ModelProto');
   const m = Model.toObject(Model.decode(model), { longs: Number, bytes: Array }) as {
-    graph: { node: NodeObj[]; initializer?: TensorObj[]; input: { name: string; type: { tensor_type: { elem_type: number } } }[]; output: { name: string; type: { tensor_type: { elem_type: number } } }[] };
+    graph: {
+      node: NodeObj[];
+      initializer?: TensorObj[];
+      input: { name: string; type: { tensor_type: { elem_type: number } } }[];
+      output: { name: string; type: { tensor_type: { elem_type: number } } }[];
+    };
   };
   const g = m.graph;
   for (const t of g.initializer ?? []) {

@@ -48,7 +48,8 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
   let report: ParityReport | undefined;
   let tolerance = cfg.tolerance;
   if (cfg.target === 'onnxruntime') {
-    if (cfg.fp16 && cfg.executionProvider !== 'cuda') throw new ModelshipError('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
+    if (cfg.fp16 && cfg.executionProvider !== 'cuda')
+      throw new ModelshipError('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
     const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
     bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
       const ort = loadOrt();
@@ -72,10 +73,17 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
     }
     // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
     if (cfg.fp16) tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
-    meta.onnxruntime = { version: loadOrt().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
+    meta.onnxruntime = {
+      version: loadOrt().env.versions.node,
+      executionProvider: cfg.executionProvider,
+      graphOptimizationLevel: level,
+      precision: cfg.fp16 ? 'float16' : 'float32',
+    };
     if (cfg.reference) {
       report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
-        const r = await checkOutputParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference!, { tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance } });
+        const r = await checkOutputParity({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference!, {
+          tolerance: { ...DEFAULT_TOLERANCE, maxAbsDiff: tolerance },
+        });
         log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
         return r;
       });
@@ -95,12 +103,15 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
   let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
   if (report) summary += parityMarkdown(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
   const trt = meta.tensorrt as PlanMetadata | undefined;
-  if (trt) summary += `TensorRT ${trt.tensorrtVersion} in \`${trt.tensorrtImage}\` on ${trt.gpu} (compute ${trt.computeCapability}), batch ${trt.profile?.min}/${trt.profile?.opt}/${trt.profile?.max}${trt.precision?.int8 ? ', int8' : trt.precision?.fp16 ? ', fp16' : ''}; for \`${trt.tritonImage}\`\n`;
+  if (trt)
+    summary += `TensorRT ${trt.tensorrtVersion} in \`${trt.tensorrtImage}\` on ${trt.gpu} (compute ${trt.computeCapability}), batch ${trt.profile?.min}/${trt.profile?.opt}/${trt.profile?.max}${trt.precision?.int8 ? ', int8' : trt.precision?.fp16 ? ', fp16' : ''}; for \`${trt.tritonImage}\`\n`;
   return {
     outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
     summary,
     ok,
-    failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report!.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
+    failure: ok
+      ? undefined
+      : `the optimized model fails the parity check: max |Δ| ${report!.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
   };
 }
 
@@ -110,10 +121,15 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
  */
 export async function resolvePinnedImage(ref: string, log: Logger, env: NodeJS.ProcessEnv = process.env, input = 'tensorrt-image'): Promise<string> {
   const pull = await log.group(`docker pull ${ref}`, () => runProcess('docker', ['pull', ref], { env, onLine: log.info }));
-  if (pull.code !== 0) log.warning(`docker pull ${ref} failed (exit ${pull.code}): ${pull.stderr.trim().split('\n').slice(-1)[0] ?? ''}; using the engine's copy if it has one`);
+  if (pull.code !== 0)
+    log.warning(`docker pull ${ref} failed (exit ${pull.code}): ${pull.stderr.trim().split('\n').slice(-1)[0] ?? ''}; using the engine's copy if it has one`);
   const inspect = await runProcess('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], { env });
   if (inspect.code !== 0) {
-    throw new ModelshipError('input', `input "${input}": cannot resolve ${ref}: ${pull.code !== 0 ? `docker pull failed (${(pull.stderr.trim().split('\n').slice(-1)[0] ?? '').slice(0, 300)}) and ` : ''}the local engine does not have it (${inspect.stderr.trim().slice(0, 200)})`, { field: input });
+    throw new ModelshipError(
+      'input',
+      `input "${input}": cannot resolve ${ref}: ${pull.code !== 0 ? `docker pull failed (${(pull.stderr.trim().split('\n').slice(-1)[0] ?? '').slice(0, 300)}) and ` : ''}the local engine does not have it (${inspect.stderr.trim().slice(0, 200)})`,
+      { field: input },
+    );
   }
   let digests: string[] = [];
   try {
@@ -122,7 +138,12 @@ export async function resolvePinnedImage(ref: string, log: Logger, env: NodeJS.P
     digests = [];
   }
   const pinned = pinnedRef(ref, digests, pull.code === 0 ? parsePullDigest(pull.stdout) : undefined);
-  if (!pinned) throw new ModelshipError('input', `input "${input}": ${ref} has no registry digest to pin it by (RepoDigests: ${digests.length ? digests.join(', ') : 'none'}); push it to a registry, or give repository@sha256:...`, { field: input });
+  if (!pinned)
+    throw new ModelshipError(
+      'input',
+      `input "${input}": ${ref} has no registry digest to pin it by (RepoDigests: ${digests.length ? digests.join(', ') : 'none'}); push it to a registry, or give repository@sha256:...`,
+      { field: input },
+    );
   return pinned;
 }
 
@@ -134,7 +155,10 @@ export async function resolvePinnedImage(ref: string, log: Logger, env: NodeJS.P
 async function compileTensorRT(cfg: CompileConfig, inputs: TensorSig[], artifact: string, log: Logger): Promise<{ bytes: Buffer; metadata: PlanMetadata }> {
   const dir = path.dirname(path.resolve(artifact));
   const onnxName = path.basename(cfg.model);
-  if (path.dirname(path.resolve(cfg.model)) !== dir) throw new ModelshipError('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
+  if (path.dirname(path.resolve(cfg.model)) !== dir)
+    throw new ModelshipError('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', {
+      field: 'artifact',
+    });
   shapesAt(inputs, 1); // only the batch may be dynamic
   const calib = checkCalibrationCache(cfg.int8, cfg.calibrationCache);
   if (cfg.calibrationCache && !cfg.int8) log.warning('input "calibration-cache" is only used with int8: true; ignored');
@@ -149,7 +173,11 @@ async function compileTensorRT(cfg: CompileConfig, inputs: TensorSig[], artifact
     log.warning(`cannot read the TensorRT version of ${cfg.tritonImage} (the image stage checks it): ${(e as Error).message}`);
   }
   if (imageVersion && tritonVersion && tensorrtRelease(imageVersion) !== tensorrtRelease(tritonVersion)) {
-    throw new ModelshipError('input', `input "tensorrt-image": ${cfg.tensorrtImage} has TensorRT ${imageVersion}, but the Triton image the plan is for, ${cfg.tritonImage}, has TensorRT ${tritonVersion}: Triton could not load the plan. Use the same triton-release for both (or matching tensorrt-image and triton-image)`, { field: 'tensorrt-image' });
+    throw new ModelshipError(
+      'input',
+      `input "tensorrt-image": ${cfg.tensorrtImage} has TensorRT ${imageVersion}, but the Triton image the plan is for, ${cfg.tritonImage}, has TensorRT ${tritonVersion}: Triton could not load the plan. Use the same triton-release for both (or matching tensorrt-image and triton-image)`,
+      { field: 'tensorrt-image' },
+    );
   }
   let calibName: string | undefined;
   let calibSha: string | undefined;
@@ -159,7 +187,12 @@ async function compileTensorRT(cfg: CompileConfig, inputs: TensorSig[], artifact
     const data = fs.readFileSync(calib);
     calibSha = sha256(data);
     if (path.resolve(inWork) !== calib) {
-      if (fs.existsSync(inWork) && sha256(fs.readFileSync(inWork)) !== calibSha) throw new ModelshipError('input', `input "calibration-cache": ${inWork} exists and differs from ${calib}; the cache is copied next to the model, so rename one of them`, { field: 'calibration-cache' });
+      if (fs.existsSync(inWork) && sha256(fs.readFileSync(inWork)) !== calibSha)
+        throw new ModelshipError(
+          'input',
+          `input "calibration-cache": ${inWork} exists and differs from ${calib}; the cache is copied next to the model, so rename one of them`,
+          { field: 'calibration-cache' },
+        );
       fs.writeFileSync(inWork, data);
     }
   }
@@ -176,13 +209,20 @@ async function compileTensorRT(cfg: CompileConfig, inputs: TensorSig[], artifact
   });
   // the GPU boundary: nothing below runs without a GPU runner (NVIDIA driver and container toolkit)
   const gpu = await runProcess('docker', plan.gpuQueryArgs);
-  if (gpu.code !== 0) throw new ModelshipError('io', `the GPU query in ${image} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`);
+  if (gpu.code !== 0)
+    throw new ModelshipError(
+      'io',
+      `the GPU query in ${image} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit): ${gpu.stderr.trim().slice(-400)}`,
+    );
   const g = parseNvidiaSmi(gpu.stdout);
-  const build = await log.group(`trtexec in ${image} on ${g.name} (compute ${g.computeCapability})`, () => runProcess('docker', plan.dockerArgs, { onLine: log.info }));
+  const build = await log.group(`trtexec in ${image} on ${g.name} (compute ${g.computeCapability})`, () =>
+    runProcess('docker', plan.dockerArgs, { onLine: log.info }),
+  );
   if (build.code !== 0) throw new ModelshipError('graph', `trtexec failed (exit ${build.code}): ${(build.stdout + build.stderr).trim().slice(-800)}`);
   const bytes = readFileChecked(artifact, 'TensorRT plan');
   const tensorrtVersion = parseTensorRTVersion(build.stdout + build.stderr);
-  if (imageVersion && tensorrtRelease(imageVersion) !== tensorrtRelease(tensorrtVersion)) log.warning(`trtexec reports TensorRT ${tensorrtVersion}, but ${cfg.tensorrtImage} declares ${imageVersion}; the plan's metadata records trtexec's`);
+  if (imageVersion && tensorrtRelease(imageVersion) !== tensorrtRelease(tensorrtVersion))
+    log.warning(`trtexec reports TensorRT ${tensorrtVersion}, but ${cfg.tensorrtImage} declares ${imageVersion}; the plan's metadata records trtexec's`);
   const [min, opt, max] = cfg.batchSizes;
   return {
     bytes,

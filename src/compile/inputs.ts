@@ -6,14 +6,16 @@ import { tensorrtImageFor } from '../protocol/runtime';
 export const COMPILE_INPUTS: InputSpec[] = [
   {
     name: 'target',
-    description: 'compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in tensorrt-image, the TensorRT image of the serving Triton\'s release; needs a GPU runner; served by runtime triton only).',
+    description:
+      "compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in tensorrt-image, the TensorRT image of the serving Triton's release; needs a GPU runner; served by runtime triton only).",
     default: 'onnxruntime',
     kind: 'string',
     stages: ['compile'],
   },
   {
     name: 'artifact',
-    description: 'compile: where to write the artifact; empty means next to the model (<model>.ort.onnx or <model>.plan). Its metadata goes to <artifact>.json.',
+    description:
+      'compile: where to write the artifact; empty means next to the model (<model>.ort.onnx or <model>.plan). Its metadata goes to <artifact>.json.',
     default: '',
     kind: 'path',
     stages: ['compile'],
@@ -27,7 +29,8 @@ export const COMPILE_INPUTS: InputSpec[] = [
   },
   {
     name: 'tensorrt-image',
-    description: 'compile (tensorrt): the image that runs trtexec (a mirror, or repository@sha256:...); empty means nvcr.io/nvidia/tensorrt:<triton-release>-py3.',
+    description:
+      'compile (tensorrt): the image that runs trtexec (a mirror, or repository@sha256:...); empty means nvcr.io/nvidia/tensorrt:<triton-release>-py3.',
     default: '',
     kind: 'string',
     stages: ['compile'],
@@ -41,7 +44,8 @@ export const COMPILE_INPUTS: InputSpec[] = [
   },
   {
     name: 'fp16',
-    description: 'compile: float16 artifact. onnxruntime (execution-provider cuda): float16 weights and activations, float32 inputs/outputs, parity checked with max(tolerance, 2e-3); tensorrt: --fp16.',
+    description:
+      'compile: float16 artifact. onnxruntime (execution-provider cuda): float16 weights and activations, float32 inputs/outputs, parity checked with max(tolerance, 2e-3); tensorrt: --fp16.',
     default: 'false',
     kind: 'boolean',
     stages: ['compile'],
@@ -65,7 +69,11 @@ export const COMPILE_INPUTS: InputSpec[] = [
 export const COMPILE_OUTPUTS: OutputSpec[] = [
   { name: 'artifact-path', description: 'compile: path of the deployment artifact (optimized ONNX or TensorRT plan).', stages: ['compile'] },
   { name: 'artifact-sha256', description: 'compile: sha256 of the artifact.', stages: ['compile'] },
-  { name: 'artifact-metadata', description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).', stages: ['compile'] },
+  {
+    name: 'artifact-metadata',
+    description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).',
+    stages: ['compile'],
+  },
   { name: 'compile-parity', description: 'compile: pass, fail or skipped: the parity check of the optimized model.', stages: ['compile'] },
 ];
 

@@ -43,7 +43,8 @@ export function shapesAt(inputs: TensorSig[], b: number): string {
   return inputs
     .map((i) => {
       const rest = i.shape.slice(1);
-      if (rest.some((d) => typeof d !== 'number')) throw new ModelshipError('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
+      if (rest.some((d) => typeof d !== 'number'))
+        throw new ModelshipError('input', `input "${i.name}" has dynamic dimensions other than the batch: [${i.shape.join(', ')}]`);
       return `${i.name}:${[b, ...rest].join('x')}`;
     })
     .join(',');
@@ -54,29 +55,33 @@ export function shapesAt(inputs: TensorSig[], b: number): string {
  * builds (neither fp16 nor int8) pass --noTF32: trtexec otherwise allows TF32 kernels, whose 10-bit mantissa breaks
  * the float32 parity the smoke stage checks against Caffe.
  */
-export function planTensorRT(inputs: TensorSig[], onnxName: string, planName: string, workDir: string, o: TrtOptions): TrtBuildPlan {
-  if (!PINNED.test(o.image)) throw new ModelshipError('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${o.image}"`, { field: 'tensorrt-image' });
-  if (o.int8 && !o.calibrationCache) throw new ModelshipError('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', { field: 'calibration-cache' });
+export function planTensorRT(inputs: TensorSig[], onnxName: string, planName: string, workDir: string, trt: TrtOptions): TrtBuildPlan {
+  if (!PINNED.test(trt.image))
+    throw new ModelshipError('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${trt.image}"`, { field: 'tensorrt-image' });
+  if (trt.int8 && !trt.calibrationCache)
+    throw new ModelshipError('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', {
+      field: 'calibration-cache',
+    });
   const trtexec = [
     'trtexec',
     `--onnx=/work/${onnxName}`,
     `--saveEngine=/work/${planName}`,
-    `--minShapes=${shapesAt(inputs, o.batches[0])}`,
-    `--optShapes=${shapesAt(inputs, o.batches[1])}`,
-    `--maxShapes=${shapesAt(inputs, o.batches[2])}`,
-    `--timingCacheFile=/work/${o.timingCache}`,
-    `--memPoolSize=workspace:${o.workspaceMiB}M`,
-    ...(o.fp16 ? ['--fp16'] : []),
-    ...(o.int8 ? ['--int8', `--calib=/work/${o.calibrationCache}`] : []),
-    ...(!o.fp16 && !o.int8 ? ['--noTF32'] : []),
+    `--minShapes=${shapesAt(inputs, trt.batches[0])}`,
+    `--optShapes=${shapesAt(inputs, trt.batches[1])}`,
+    `--maxShapes=${shapesAt(inputs, trt.batches[2])}`,
+    `--timingCacheFile=/work/${trt.timingCache}`,
+    `--memPoolSize=workspace:${trt.workspaceMiB}M`,
+    ...(trt.fp16 ? ['--fp16'] : []),
+    ...(trt.int8 ? ['--int8', `--calib=/work/${trt.calibrationCache}`] : []),
+    ...(!trt.fp16 && !trt.int8 ? ['--noTF32'] : []),
   ];
   const base = ['run', '--rm', '--gpus', 'all'];
-  const mount = [...(o.user ? ['--user', o.user] : []), '-v', `${workDir}:/work`, '-w', '/work'];
+  const mount = [...(trt.user ? ['--user', trt.user] : []), '-v', `${workDir}:/work`, '-w', '/work'];
   return {
     trtexec,
-    dockerArgs: [...base, ...mount, o.image, ...trtexec],
+    dockerArgs: [...base, ...mount, trt.image, ...trtexec],
     // nvidia-smi straight, without the image's entrypoint: NVIDIA's prints a banner on stdout first
-    gpuQueryArgs: [...base, '--entrypoint', 'nvidia-smi', o.image, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
+    gpuQueryArgs: [...base, '--entrypoint', 'nvidia-smi', trt.image, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
   };
 }
 
@@ -115,13 +120,21 @@ export function parsePullDigest(out: string): string | undefined {
  */
 export function checkCalibrationCache(int8: boolean, cache: string): string | undefined {
   if (!int8) return undefined;
-  if (!cache) throw new ModelshipError('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>; write one with TensorRT\'s calibrator on representative inputs)', { field: 'calibration-cache' });
+  if (!cache)
+    throw new ModelshipError(
+      'input',
+      'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>; write one with TensorRT\'s calibrator on representative inputs)',
+      { field: 'calibration-cache' },
+    );
   let st: fs.Stats;
   try {
     st = fs.statSync(cache);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new ModelshipError('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { field: 'calibration-cache', file: cache });
+    throw new ModelshipError('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, {
+      field: 'calibration-cache',
+      file: cache,
+    });
   }
   if (!st.isFile()) throw new ModelshipError('input', `input "calibration-cache": ${cache} is not a file`, { field: 'calibration-cache', file: cache });
   return path.resolve(cache);
@@ -147,7 +160,10 @@ export interface GpuInfo {
 
 /** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU; other lines are skipped). */
 export function parseNvidiaSmi(out: string): GpuInfo {
-  const line = out.split('\n').map((l) => l.trim()).find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
+  const line = out
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
   const parts = line?.split(',').map((s) => s.trim());
   if (!parts || parts.length < 3) throw new ModelshipError('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
   return { computeCapability: parts[0], name: parts[1], driver: parts[2] };

@@ -200,11 +200,10 @@ function toWeightBlob(raw: RawBlob, where: { file: string; layer: string; index:
   }
   if (nFloat > 0 || nDouble === 0) {
     if (nFloat !== count) {
-      throw new ModelshipError(
-        'binary',
-        `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`,
-        { file: where.file, layer: where.layer },
-      );
+      throw new ModelshipError('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, {
+        file: where.file,
+        layer: where.layer,
+      });
     }
     if (raw.floatValues.length === 0) {
       data = FloatData.fromBytes(concatBytes(raw.floatChunks));
@@ -213,11 +212,10 @@ function toWeightBlob(raw: RawBlob, where: { file: string; layer: string; index:
     }
   } else {
     if (nDouble !== count) {
-      throw new ModelshipError(
-        'binary',
-        `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`,
-        { file: where.file, layer: where.layer },
-      );
+      throw new ModelshipError('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, {
+        file: where.file,
+        layer: where.layer,
+      });
     }
     const values = new Float32Array(count);
     let i = 0;
@@ -241,12 +239,45 @@ function floatsOf(chunks: Uint8Array[]): number[] {
 }
 
 const V1_TYPE_NAMES: Record<number, string> = {
-  35: 'ABSVAL', 1: 'ACCURACY', 30: 'ARGMAX', 2: 'BNLL', 3: 'CONCAT', 37: 'CONTRASTIVE_LOSS', 4: 'CONVOLUTION', 5: 'DATA',
-  39: 'DECONVOLUTION', 6: 'DROPOUT', 32: 'DUMMY_DATA', 7: 'EUCLIDEAN_LOSS', 25: 'ELTWISE', 38: 'EXP', 8: 'FLATTEN',
-  9: 'HDF5_DATA', 10: 'HDF5_OUTPUT', 28: 'HINGE_LOSS', 11: 'IM2COL', 12: 'IMAGE_DATA', 13: 'INFOGAIN_LOSS',
-  14: 'INNER_PRODUCT', 15: 'LRN', 29: 'MEMORY_DATA', 16: 'MULTINOMIAL_LOGISTIC_LOSS', 34: 'MVN', 17: 'POOLING',
-  26: 'POWER', 18: 'RELU', 19: 'SIGMOID', 27: 'SIGMOID_CROSS_ENTROPY_LOSS', 36: 'SILENCE', 20: 'SOFTMAX',
-  21: 'SOFTMAX_LOSS', 22: 'SPLIT', 33: 'SLICE', 23: 'TANH', 24: 'WINDOW_DATA', 31: 'THRESHOLD',
+  35: 'ABSVAL',
+  1: 'ACCURACY',
+  30: 'ARGMAX',
+  2: 'BNLL',
+  3: 'CONCAT',
+  37: 'CONTRASTIVE_LOSS',
+  4: 'CONVOLUTION',
+  5: 'DATA',
+  39: 'DECONVOLUTION',
+  6: 'DROPOUT',
+  32: 'DUMMY_DATA',
+  7: 'EUCLIDEAN_LOSS',
+  25: 'ELTWISE',
+  38: 'EXP',
+  8: 'FLATTEN',
+  9: 'HDF5_DATA',
+  10: 'HDF5_OUTPUT',
+  28: 'HINGE_LOSS',
+  11: 'IM2COL',
+  12: 'IMAGE_DATA',
+  13: 'INFOGAIN_LOSS',
+  14: 'INNER_PRODUCT',
+  15: 'LRN',
+  29: 'MEMORY_DATA',
+  16: 'MULTINOMIAL_LOGISTIC_LOSS',
+  34: 'MVN',
+  17: 'POOLING',
+  26: 'POWER',
+  18: 'RELU',
+  19: 'SIGMOID',
+  27: 'SIGMOID_CROSS_ENTROPY_LOSS',
+  36: 'SILENCE',
+  20: 'SOFTMAX',
+  21: 'SOFTMAX_LOSS',
+  22: 'SPLIT',
+  33: 'SLICE',
+  23: 'TANH',
+  24: 'WINDOW_DATA',
+  31: 'THRESHOLD',
 };
 
 /**

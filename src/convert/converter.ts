@@ -68,10 +68,16 @@ export function convertCaffe(input: ConvertInput): ConversionResult {
 export function checkLayerTypes(net: CaffeNet, plugin?: LayerPlugin): void {
   const bad = net.layers.filter((l) => !REGISTRY.has(l.type) && !SKIPPED_TYPES.has(l.type) && !plugin?.handlers.has(l.type));
   if (bad.length === 0) return;
-  const describe = (l: CaffeNet['layers'][number]) => `"${l.name}" (type "${l.type}", line ${l.loc.line}${l.unknownFields.length ? `; it also uses fields modelship does not know: ${l.unknownFields.join(', ')}` : ''})`;
+  const describe = (l: CaffeNet['layers'][number]) =>
+    `"${l.name}" (type "${l.type}", line ${l.loc.line}${l.unknownFields.length ? `; it also uses fields modelship does not know: ${l.unknownFields.join(', ')}` : ''})`;
   const types = [...new Set(bad.map((l) => l.type))];
-  const head = bad.length === 1 ? `unsupported layer type "${bad[0].type}"` : `${bad.length} layers of unsupported types (${types.map((t) => `"${t}"`).join(', ')})`;
-  throw new ModelshipError('unsupported', `${head}: ${bad.map(describe).join('; ')}. Supported types: ${[...supportedTypes(), ...(plugin ? [...plugin.handlers.keys()].map((t) => `${t} (${plugin.file})`) : [])].join(', ')}. Your own layers: input "layers"`, { file: net.file, line: bad[0].loc.line, layer: bad[0].name });
+  const head =
+    bad.length === 1 ? `unsupported layer type "${bad[0].type}"` : `${bad.length} layers of unsupported types (${types.map((t) => `"${t}"`).join(', ')})`;
+  throw new ModelshipError(
+    'unsupported',
+    `${head}: ${bad.map(describe).join('; ')}. Supported types: ${[...supportedTypes(), ...(plugin ? [...plugin.handlers.keys()].map((t) => `${t} (${plugin.file})`) : [])].join(', ')}. Your own layers: input "layers"`,
+    { file: net.file, line: bad[0].loc.line, layer: bad[0].name },
+  );
 }
 
 function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInput): ConversionResult {
@@ -109,7 +115,11 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     const inputs = layer.bottoms.map((b) => {
       const v = current.get(b);
       if (!v) {
-        throw new ModelshipError('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
+        throw new ModelshipError('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, {
+          file,
+          line: layer.loc.line,
+          layer: layer.name,
+        });
       }
       return v;
     });
@@ -123,16 +133,21 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     g.currentLayer = layer.name;
     const shapes = handler.convert(ctx);
     for (const n of ctx.notes) warnings.push(`${file}:${layer.loc.line}: layer "${layer.name}": ${n}`);
-    if (shapes.length !== layer.tops.length) throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
+    if (shapes.length !== layer.tops.length)
+      throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
     if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
-      throw new ModelshipError('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
+      throw new ModelshipError('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, {
+        file,
+        line: layer.loc.line,
+        layer: layer.name,
+      });
     }
     layer.bottoms.forEach((b) => available.delete(b));
     layer.tops.forEach((t, i) => {
       const v = { name: topNames[i], shape: shapes[i] };
       current.set(t, v);
       available.add(t);
-      versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
+      versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t });
     });
   });
 
@@ -145,7 +160,11 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
       const v = current.get(b);
       if (!v || inputNames.has(b)) {
         const blobs = [...new Set(versions.map((x) => x.blob))];
-        throw new ModelshipError('input', `input "outputs": no layer produces a blob "${b}"${inputNames.has(b) ? ' (it is a net input)' : ''}; the net's blobs: ${blobs.slice(0, 40).join(', ')}${blobs.length > 40 ? ', ...' : ''}`, { file, field: 'outputs' });
+        throw new ModelshipError(
+          'input',
+          `input "outputs": no layer produces a blob "${b}"${inputNames.has(b) ? ' (it is a net input)' : ''}; the net's blobs: ${blobs.slice(0, 40).join(', ')}${blobs.length > 40 ? ', ...' : ''}`,
+          { file, field: 'outputs' },
+        );
       }
       return v;
     });
@@ -155,17 +174,26 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
       const quiet = silenced.filter((x) => !inputNames.has(x.blob) && current.has(x.blob));
       if (quiet.length) {
         outputs = [...new Map(quiet.map((x) => [x.blob, current.get(x.blob)!])).values()];
-        warnings.push(`every blob is consumed; the outputs are what only Silence reads: ${quiet.map((x) => `"${x.blob}" (layer "${x.layer.name}", line ${x.layer.loc.line})`).join(', ')} (choose others with input "outputs")`);
+        warnings.push(
+          `every blob is consumed; the outputs are what only Silence reads: ${quiet.map((x) => `"${x.blob}" (layer "${x.layer.name}", line ${x.layer.loc.line})`).join(', ')} (choose others with input "outputs")`,
+        );
       } else {
         const last = net.layers[net.layers.length - 1];
-        throw new ModelshipError('graph', `the net has no outputs: every blob is consumed by a later layer${last ? `, the last layer "${last.name}" (${last.type}) included` : ''}; name the blobs to output with input "outputs"`, { file, line: last?.loc.line, layer: last?.name });
+        throw new ModelshipError(
+          'graph',
+          `the net has no outputs: every blob is consumed by a later layer${last ? `, the last layer "${last.name}" (${last.type}) included` : ''}; name the blobs to output with input "outputs"`,
+          { file, line: last?.loc.line, layer: last?.name },
+        );
       }
     }
   }
   outputs.forEach((o) => g.addOutput(o));
 
   const unused = [...weights.layers.entries()].filter(([n, l]) => l.blobs.length > 0 && !layerNames.has(n)).map(([n]) => n);
-  if (unused.length) warnings.push(`the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
+  if (unused.length)
+    warnings.push(
+      `the caffemodel has weights for ${unused.length} layer(s) not in the prototxt (ignored, as Caffe does): ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`,
+    );
 
   let caffemodelSha256: string | undefined;
   const metadata: Record<string, string> = {
@@ -198,7 +226,10 @@ function buildGraph(net: CaffeNet, weights: CaffeModelWeights, input: ConvertInp
     versions,
     encodeWithAllOutputs: () => {
       const outNames = new Set(outputs.map((o) => o.name));
-      return g.encode(meta, versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })));
+      return g.encode(
+        meta,
+        versions.filter((v) => !outNames.has(v.onnx)).map((v) => ({ name: v.onnx, shape: v.shape })),
+      );
     },
     encodeLayers: (layers, ins, outs) => g.encodeLayers(meta, layers, ins, outs),
     externalInputs: (layers) => g.externalInputs(layers),
@@ -229,7 +260,11 @@ function checkCaffeBlobRules(net: CaffeNet): void {
     });
     layer.tops.forEach((t, i) => {
       if (existing.has(t) && layer.bottoms[i] !== t) {
-        throw new ModelshipError('graph', `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`, { file, line: layer.loc.line, layer: layer.name });
+        throw new ModelshipError(
+          'graph',
+          `top "${t}" is already produced by an earlier layer; only an in-place layer (top ${i} == bottom ${i}) may reuse a blob name (Caffe: "produced by multiple sources")`,
+          { file, line: layer.loc.line, layer: layer.name },
+        );
       }
       existing.add(t);
       version.set(t, (version.get(t) ?? 0) + 1);
@@ -240,7 +275,11 @@ function checkCaffeBlobRules(net: CaffeNet): void {
     if (list.length > 1 && inPlace) {
       const blob = k.split('\0')[0];
       const others = list.filter((c) => c !== inPlace).map((c) => `"${c.layer.name}"`);
-      throw new ModelshipError('graph', `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`, { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name });
+      throw new ModelshipError(
+        'graph',
+        `works in place on blob "${blob}", which ${others.join(', ')} also read${others.length === 1 ? 's' : ''}; Caffe rejects this (the split it inserts makes the top "produced by multiple sources") — give the in-place layer its own top`,
+        { file, line: inPlace.layer.loc.line, layer: inPlace.layer.name },
+      );
     }
   }
 }

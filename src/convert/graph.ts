@@ -90,7 +90,7 @@ export class GraphBuilder {
     const name = this.unique(base);
     const fd = data instanceof FloatData ? data : FloatData.fromArray(data);
     const count = dims.reduce((a, d) => a * d, 1);
-    if (fd.length !== count) throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
+    if (fd.length !== count) throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims.join(',')}]`);
     this.initializers.push({ name, dims, dataType: TensorDataType.FLOAT, raw: fd.bytes });
     return name;
   }
@@ -128,7 +128,13 @@ export class GraphBuilder {
   encodeLayers(meta: ModelMeta, layers: ReadonlySet<string>, inputs: Value[], outputs: Value[]): Uint8Array {
     const nodes = this.nodes.filter((n) => layers.has(n.layer));
     const used = new Set(nodes.flatMap((n) => n.inputs));
-    return encodeModel(meta, nodes, this.initializers.filter((t) => used.has(t.name)), inputs, outputs).toBytes();
+    return encodeModel(
+      meta,
+      nodes,
+      this.initializers.filter((t) => used.has(t.name)),
+      inputs,
+      outputs,
+    ).toBytes();
   }
 
   /** The values the nodes of `layers` read that neither they nor initializers produce. */
@@ -315,7 +321,12 @@ function encodeModel(meta: ModelMeta, nodes: NodeSpec[], initializers: Initializ
     const tensor = new Pb();
     for (const d of t.dims) tensor.intField(1, d);
     tensor.intField(2, t.dataType).stringField(8, t.name).key(9, 2).uvarint(t.raw.length);
-    add(new Pb().key(5, 2).uvarint(tensor.len + t.raw.length).bytes());
+    add(
+      new Pb()
+        .key(5, 2)
+        .uvarint(tensor.len + t.raw.length)
+        .bytes(),
+    );
     add(tensor.bytes());
     if (t.raw.length) add(t.raw);
   }
@@ -325,7 +336,11 @@ function encodeModel(meta: ModelMeta, nodes: NodeSpec[], initializers: Initializ
   add(io.bytes());
 
   // ModelProto: ir_version (1), producer_name (2), producer_version (3), doc_string (6), graph (7) | opset_import (8) | metadata_props (14)
-  const model = new Pb().intField(1, IR_VERSION).stringField(2, 'modelship').stringField(3, meta.producerVersion).stringField(6, meta.docString ?? '');
+  const model = new Pb()
+    .intField(1, IR_VERSION)
+    .stringField(2, 'modelship')
+    .stringField(3, meta.producerVersion)
+    .stringField(6, meta.docString ?? '');
   model.key(7, 2).uvarint(graphLength);
   const opset = new Pb().messageField(8, new Pb().stringField(1, '').intField(2, OPSET)).bytes();
   const body = [model.bytes(), ...pieces, opset];

@@ -17,7 +17,7 @@ export async function runConvert(cfg: ConvertConfig, log: Logger): Promise<Stage
   const caffemodel = readFileChecked(cfg.caffemodel, 'caffemodel');
   const plugin = cfg.layers ? loadLayerPlugin(cfg.layers) : undefined;
   if (plugin) log.info(`your own layers from ${cfg.layers}: ${[...plugin.handlers.keys()].join(', ')}`);
-  const conv = await log.group('Convert Caffe → ONNX', async () => {
+  const conv = await log.group('Convert Caffe → ONNX', () => {
     const t0 = Date.now();
     const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel, outputs: cfg.outputs, plugin });
     log.info(
@@ -25,7 +25,7 @@ export async function runConvert(cfg: ConvertConfig, log: Logger): Promise<Stage
         `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`,
     );
     for (const w of c.warnings) log.warning(w);
-    return c;
+    return Promise.resolve(c);
   });
 
   let report: ParityReport | undefined;
@@ -56,7 +56,7 @@ export async function runConvert(cfg: ConvertConfig, log: Logger): Promise<Stage
   if (report) {
     const dir = path.dirname(out);
     const jsonPath = path.join(dir, 'parity.json');
-    writeFileAtomic(jsonPath, JSON.stringify({ model: out, sha256: digest, ...report }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
+    writeFileAtomic(jsonPath, JSON.stringify({ model: out, sha256: digest, ...report }, (_k, v: unknown) => (v === Infinity ? 'Infinity' : v), 2) + '\n');
     const md = parityMarkdown(report);
     writeFileAtomic(path.join(dir, 'parity.md'), md);
     outputs['parity-report'] = jsonPath;

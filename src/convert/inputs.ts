@@ -35,14 +35,16 @@ export const CONVERT_INPUTS: InputSpec[] = [
   },
   {
     name: 'outputs',
-    description: 'convert: the blobs to make the ONNX outputs, comma-separated (intermediate blobs included); empty means Caffe\'s rule: the blobs no later layer reads (for a net that ends in Silence, the blobs only Silence reads). The reference must then hold output_b<N>__<blob>.npy for each.',
+    description:
+      "convert: the blobs to make the ONNX outputs, comma-separated (intermediate blobs included); empty means Caffe's rule: the blobs no later layer reads (for a net that ends in Silence, the blobs only Silence reads). The reference must then hold output_b<N>__<blob>.npy for each.",
     default: '',
     kind: 'string',
     stages: ['convert'],
   },
   {
     name: 'layers',
-    description: 'convert: your own layers: a CommonJS module of layer handlers (the API of src/convert/layers/*) with the protobuf messages of their parameters; see the README\'s "Your own layers".',
+    description:
+      'convert: your own layers: a CommonJS module of layer handlers (the API of src/convert/layers/*) with the protobuf messages of their parameters; see the README\'s "Your own layers".',
     default: '',
     kind: 'path',
     stages: ['convert', 'pipeline'],
@@ -53,7 +55,11 @@ export const CONVERT_OUTPUTS: OutputSpec[] = [
   { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
   { name: 'sha256', description: 'convert: sha256 of the ONNX model file.', stages: ['convert'] },
   { name: 'parity', description: 'convert: pass, fail or skipped (no reference given).', stages: ['convert'] },
-  { name: 'max-abs-diff', description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).', stages: ['convert'] },
+  {
+    name: 'max-abs-diff',
+    description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).',
+    stages: ['convert'],
+  },
   { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
 ];
 
@@ -71,7 +77,20 @@ export interface ConvertConfig {
 }
 
 export function readConvertConfig(r: Reader, s: SharedConfig): ConvertConfig {
-  const c: ConvertConfig = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance, outputs: r.raw('outputs').split(',').map((x) => x.trim()).filter(Boolean), layers: r.raw('layers') };
+  const c: ConvertConfig = {
+    prototxt: r.raw('prototxt'),
+    caffemodel: r.raw('caffemodel'),
+    out: r.raw('out'),
+    reference: s.reference,
+    perLayer: r.bool('per-layer'),
+    tolerance: s.tolerance,
+    outputs: r
+      .raw('outputs')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+    layers: r.raw('layers'),
+  };
   if (r.stage === 'convert' && c.perLayer && !c.reference) fail('per-layer', 'needs a reference directory (input "reference")');
   return c;
 }

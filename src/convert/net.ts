@@ -34,15 +34,46 @@ export interface CaffeNet {
 
 /** Legacy V1 enum type → V2 type string (as Caffe's UpgradeV1LayerType does). */
 export const V1_TO_V2: Record<string, string> = {
-  ABSVAL: 'AbsVal', ACCURACY: 'Accuracy', ARGMAX: 'ArgMax', BNLL: 'BNLL', CONCAT: 'Concat',
-  CONTRASTIVE_LOSS: 'ContrastiveLoss', CONVOLUTION: 'Convolution', DATA: 'Data', DECONVOLUTION: 'Deconvolution',
-  DROPOUT: 'Dropout', DUMMY_DATA: 'DummyData', EUCLIDEAN_LOSS: 'EuclideanLoss', ELTWISE: 'Eltwise', EXP: 'Exp',
-  FLATTEN: 'Flatten', HDF5_DATA: 'HDF5Data', HDF5_OUTPUT: 'HDF5Output', HINGE_LOSS: 'HingeLoss', IM2COL: 'Im2col',
-  IMAGE_DATA: 'ImageData', INFOGAIN_LOSS: 'InfogainLoss', INNER_PRODUCT: 'InnerProduct', LRN: 'LRN',
-  MEMORY_DATA: 'MemoryData', MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss', MVN: 'MVN', POOLING: 'Pooling',
-  POWER: 'Power', RELU: 'ReLU', SIGMOID: 'Sigmoid', SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
-  SILENCE: 'Silence', SOFTMAX: 'Softmax', SOFTMAX_LOSS: 'SoftmaxWithLoss', SPLIT: 'Split', SLICE: 'Slice',
-  TANH: 'TanH', WINDOW_DATA: 'WindowData', THRESHOLD: 'Threshold', NONE: 'NONE',
+  ABSVAL: 'AbsVal',
+  ACCURACY: 'Accuracy',
+  ARGMAX: 'ArgMax',
+  BNLL: 'BNLL',
+  CONCAT: 'Concat',
+  CONTRASTIVE_LOSS: 'ContrastiveLoss',
+  CONVOLUTION: 'Convolution',
+  DATA: 'Data',
+  DECONVOLUTION: 'Deconvolution',
+  DROPOUT: 'Dropout',
+  DUMMY_DATA: 'DummyData',
+  EUCLIDEAN_LOSS: 'EuclideanLoss',
+  ELTWISE: 'Eltwise',
+  EXP: 'Exp',
+  FLATTEN: 'Flatten',
+  HDF5_DATA: 'HDF5Data',
+  HDF5_OUTPUT: 'HDF5Output',
+  HINGE_LOSS: 'HingeLoss',
+  IM2COL: 'Im2col',
+  IMAGE_DATA: 'ImageData',
+  INFOGAIN_LOSS: 'InfogainLoss',
+  INNER_PRODUCT: 'InnerProduct',
+  LRN: 'LRN',
+  MEMORY_DATA: 'MemoryData',
+  MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss',
+  MVN: 'MVN',
+  POOLING: 'Pooling',
+  POWER: 'Power',
+  RELU: 'ReLU',
+  SIGMOID: 'Sigmoid',
+  SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
+  SILENCE: 'Silence',
+  SOFTMAX: 'Softmax',
+  SOFTMAX_LOSS: 'SoftmaxWithLoss',
+  SPLIT: 'Split',
+  SLICE: 'Slice',
+  TANH: 'TanH',
+  WINDOW_DATA: 'WindowData',
+  THRESHOLD: 'Threshold',
+  NONE: 'NONE',
 };
 
 /** Reject input that is obviously not a text prototxt before the parser reports a confusing column. */
@@ -52,7 +83,11 @@ function checkLooksLikeText(bytes: Uint8Array, file: string): string {
   for (let i = 0; i < n; i++) {
     const c = bytes[i];
     if (c === 0) {
-      throw new ModelshipError('syntax', 'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?', { file });
+      throw new ModelshipError(
+        'syntax',
+        'this is a binary file, not a text prototxt (NUL byte at offset ' + i + '); did you swap --prototxt and --caffemodel?',
+        { file },
+      );
     }
     if (c < 9 || (c > 13 && c < 32)) control++;
   }
@@ -112,16 +147,28 @@ function normalizeNet(msg: ParsedMessage, file: string): CaffeNet {
     }
     if (inputShape.length > 0) {
       if (inputShape.length !== inputNames.length) {
-        throw new ModelshipError('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
+        throw new ModelshipError('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, {
+          file,
+          line: loc.line,
+          field: 'input_shape',
+        });
       }
       inputNames.forEach((name, i) => inputs.push({ name, shape: (inputShape[i].dim as number[] | undefined) ?? [], loc }));
     } else if (inputDim.length > 0) {
       if (inputDim.length !== 4 * inputNames.length) {
-        throw new ModelshipError('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
+        throw new ModelshipError('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, {
+          file,
+          line: loc.line,
+          field: 'input_dim',
+        });
       }
       inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
     } else {
-      throw new ModelshipError('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
+      throw new ModelshipError('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, {
+        file,
+        line: loc.line,
+        field: 'input',
+      });
     }
   }
 
@@ -132,7 +179,8 @@ function normalizeNet(msg: ParsedMessage, file: string): CaffeNet {
     const loc = locOf(l)!;
     const rawType = l.type as string | undefined;
     if (rawType === undefined || rawType === '') {
-      throw new ModelshipError('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name as string | undefined });
+      const name = l.name as string | undefined;
+      throw new ModelshipError('schema', `layer #${i + 1}${name ? ` "${name}"` : ''} has no type`, { file, line: loc.line, layer: name });
     }
     const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
     const name = (l.name as string | undefined) ?? `${type.toLowerCase()}_${i}`;
@@ -161,7 +209,10 @@ function normalizeNet(msg: ParsedMessage, file: string): CaffeNet {
   }
   for (const inp of inputs) {
     if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-      throw new ModelshipError('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
+      throw new ModelshipError('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, {
+        file,
+        line: inp.loc.line,
+      });
     }
   }
   if (inputs.length === 0) {

@@ -109,7 +109,7 @@ function* chunks(pieces: readonly Uint8Array[]): Generator<Uint8Array[]> {
   let run: Uint8Array[] = [];
   let size = 0;
   for (const p of pieces) {
-    for (let off = 0; off < p.length; ) {
+    for (let off = 0; off < p.length;) {
       const n = Math.min(p.length - off, CHUNK - size);
       run.push(off === 0 && n === p.length ? p : p.subarray(off, off + n));
       size += n;

@@ -16,7 +16,11 @@ import { runOnnx } from '../util/ort';
 export async function checkParity(
   conv: ParityModel | ConversionResult,
   dir: string,
-  opts: { perLayer: boolean; tolerance?: ParityTolerance; /** ORT graph optimization of the end-to-end run (default: disabled, the graph as written) */ optimization?: 'disabled' | 'basic' | 'extended' | 'all' },
+  opts: {
+    perLayer: boolean;
+    tolerance?: ParityTolerance;
+    /** ORT graph optimization of the end-to-end run (default: disabled, the graph as written) */ optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  },
 ): Promise<ParityReport> {
   const report = await checkOutputParity(conv, dir, { tolerance: opts.tolerance, optimization: opts.optimization });
   if (!opts.perLayer) return report;
@@ -73,7 +77,11 @@ async function checkLayers(conv: ConversionResult, dir: string, tol: ParityToler
   };
 
   // The whole net with every layer output exposed: each layer's drift from Caffe end to end (reported, not gated).
-  const all = await runOnnx(conv.encodeWithAllOutputs(), inputs, conv.versions.map((v) => v.onnx));
+  const all = await runOnnx(
+    conv.encodeWithAllOutputs(),
+    inputs,
+    conv.versions.map((v) => v.onnx),
+  );
 
   // A layer is checked on Caffe's own bottoms. Caffe lets only in-place layers read a blob version that is
   // later overwritten, so each blob's chain of versions (producer, then in-place layers) runs as one unit.
@@ -99,8 +107,18 @@ async function checkLayers(conv: ConversionResult, dir: string, tol: ParityToler
     let outputs: Record<string, NpyArray>;
     if (local) {
       const ins = external.map((name) => ({ name, shape: byOnnx.get(name)?.shape ?? conv.inputs.find((i) => i.name === name)!.shape }));
-      const model = conv.encodeLayers(layers, ins, chain.map((v) => ({ name: v.onnx, shape: v.shape })));
-      outputs = (await runOnnx(model, feeds, chain.map((v) => v.onnx))).outputs;
+      const model = conv.encodeLayers(
+        layers,
+        ins,
+        chain.map((v) => ({ name: v.onnx, shape: v.shape })),
+      );
+      outputs = (
+        await runOnnx(
+          model,
+          feeds,
+          chain.map((v) => v.onnx),
+        )
+      ).outputs;
     } else {
       outputs = all.outputs; // no usable bottoms from Caffe: fall back to the end-to-end values
     }

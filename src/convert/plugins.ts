@@ -45,12 +45,18 @@ export function loadLayerPlugin(file: string): LayerPlugin {
   } catch (e) {
     bad(`the module failed to load: ${(e as Error).message.split('\n')[0]}`);
   }
-  const m = ((mod as { default?: unknown }).default ?? mod) as unknown;
-  const def = (typeof m === 'function' ? (m as (api: typeof PLUGIN_API) => unknown)(PLUGIN_API) : m) as { proto?: unknown; params?: unknown; handlers?: unknown };
-  if (!def || !Array.isArray(def.handlers) || def.handlers.length === 0) bad('the module must export { handlers: [{ types: [...], convert(ctx) }] } (or a function returning it)');
+  const m = (mod as { default?: unknown }).default ?? mod;
+  const def = (typeof m === 'function' ? (m as (api: typeof PLUGIN_API) => unknown)(PLUGIN_API) : m) as {
+    proto?: unknown;
+    params?: unknown;
+    handlers?: unknown;
+  };
+  if (!def || !Array.isArray(def.handlers) || def.handlers.length === 0)
+    bad('the module must export { handlers: [{ types: [...], convert(ctx) }] } (or a function returning it)');
   const handlers = new Map<string, LayerHandler>();
   (def.handlers as LayerHandler[]).forEach((h, i) => {
-    if (!h || !Array.isArray(h.types) || h.types.length === 0 || typeof h.convert !== 'function') bad(`handler #${i + 1} needs types (Caffe type names) and convert(ctx)`);
+    if (!h || !Array.isArray(h.types) || h.types.length === 0 || typeof h.convert !== 'function')
+      bad(`handler #${i + 1} needs types (Caffe type names) and convert(ctx)`);
     for (const t of h.types) {
       if (typeof t !== 'string' || t === '') bad(`handler #${i + 1} has a type that is not a name`);
       if (REGISTRY.has(t)) bad(`type "${t}" is converted by modelship itself; a plugin adds types, it does not replace them`);

@@ -22,16 +22,23 @@ type VI = { name: string; type?: { tensor_type?: { elem_type?: number; shape?: {
 /** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
 export function onnxInfo(model: Uint8Array, file = 'model.onnx'): OnnxInfo {
   const Model = onnxSchema().lookupType('onnx.ModelProto');
-  let m: { graph?: { input?: VI[]; output?: VI[]; initializer?: { name: string }[] }; opset_import?: { domain?: string; version?: number }[]; metadata_props?: { key: string; value: string }[] };
+  let m: {
+    graph?: { input?: VI[]; output?: VI[]; initializer?: { name: string }[] };
+    opset_import?: { domain?: string; version?: number }[];
+    metadata_props?: { key: string; value: string }[];
+  };
   try {
-    m = Model.toObject(Model.decode(model), { longs: Number, bytes: String }) as typeof m;
+    m = Model.toObject(Model.decode(model), { longs: Number, bytes: String });
   } catch (e) {
     throw new ModelshipError('binary', `not an ONNX model: ${(e as Error).message}`, { file });
   }
   if (!m.graph) throw new ModelshipError('binary', 'not an ONNX model (no graph)', { file });
   const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
   const sig = (v: VI): TensorSig => {
-    const s: TensorSig = { name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) };
+    const s: TensorSig = {
+      name: v.name,
+      shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))),
+    };
     const elem = v.type?.tensor_type?.elem_type;
     if (elem !== undefined) s.elemType = elem;
     return s;

@@ -133,9 +133,7 @@ class Lexer {
       return { kind: 'ident', text: m[0], line, column };
     }
     if (/[0-9.\-+]/.test(c)) {
-      const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fF]?|inf(?:inity)?|nan)/i.exec(
-        s.slice(this.pos, this.pos + 64),
-      );
+      const m = /^[-+]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[fF]?|inf(?:inity)?|nan)/i.exec(s.slice(this.pos, this.pos + 64));
       if (!m || m[0] === '-' || m[0] === '+') {
         // a lone sign before an identifier such as `-inf` is handled by the regex; anything else is an error
         this.fail(`unexpected character '${c}'`, { line, column });
@@ -311,7 +309,7 @@ class Parser {
       }
       if (t.kind === 'punct' && t.text === '[') {
         this.lx.next();
-        this.parseList(() => this.parseMapEntry(field as unknown as protobuf.MapField, map!));
+        this.parseList(() => this.parseMapEntry(field as unknown as protobuf.MapField, map));
         return;
       }
       this.parseMapEntry(field as unknown as protobuf.MapField, map);
@@ -405,7 +403,8 @@ class Parser {
       }
       this.optionalSeparator();
     }
-    const k = String(key ?? (field.keyType === 'string' ? '' : field.keyType === 'bool' ? false : 0));
+    // a map's key is a scalar: a string, a bool or an integer
+    const k = String((key as string | number | boolean | undefined) ?? (field.keyType === 'string' ? '' : field.keyType === 'bool' ? false : 0));
     if (value === undefined) value = defaultValue(field, { line: open.line, column: open.column }, (loc) => this.newMessage(loc));
     Object.defineProperty(map, k, { value, enumerable: true, writable: true, configurable: true });
     (map as unknown as { $fieldLocs: Record<string, Loc> }).$fieldLocs[k] = keyAt;
@@ -438,8 +437,7 @@ class Parser {
   private parseScalar(field: protobuf.Field): unknown {
     const t = this.lx.next();
     const resolved = field.resolvedType;
-    const bad = (what: string): never =>
-      this.lx.fail(`field "${field.name}" expects ${what}, found ${describe(t)}`, t);
+    const bad = (what: string): never => this.lx.fail(`field "${field.name}" expects ${what}, found ${describe(t)}`, t);
     if (resolved instanceof protobuf.Enum) {
       if (t.kind === 'ident') {
         if (!(t.text in resolved.values)) {

@@ -16,8 +16,7 @@ import { type LdconfigEntry, ldconfigArchFlag, parseLdconfigListing, RUNTIME_PRO
  */
 
 /** The default base image of a GPU build: CUDA 13 and cuDNN 9 runtime, pinned by digest. */
-export const DEFAULT_GPU_BASE_IMAGE =
-  'nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04@sha256:14d94b039cb94bbd5da559f303b46bc4b0d5d6c24ab1a9d7b186e566ed3400dc';
+export const DEFAULT_GPU_BASE_IMAGE = 'nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04@sha256:14d94b039cb94bbd5da559f303b46bc4b0d5d6c24ab1a9d7b186e566ed3400dc';
 
 /**
  * Libraries a shipped library loads with dlopen at run time rather than through a NEEDED entry, so its ELF file does
@@ -118,7 +117,10 @@ export function describeMissing(baseImage: string, missing: MissingLib[]): strin
 
 /** The last lines of docker's stderr, without its "Run 'docker run --help'" boilerplate. */
 function stderrTail(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^Run 'docker run --help'/.test(l));
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^Run 'docker run --help'/.test(l));
   const tail = lines.slice(-4).join(' | ');
   return tail.length > 800 ? `…${tail.slice(-800)}` : tail || '(no output)';
 }
@@ -131,9 +133,13 @@ export async function listBaseImageLibraries(baseImage: string, env: NodeJS.Proc
   if (r.code === 127 || r.code === 126) r = await run('/sbin/ldconfig');
   if (r.code !== 0) {
     const hint = r.code === 127 || r.code === 126 ? ' (no ldconfig on its PATH nor in /sbin: a glibc-based image is needed)' : '';
-    throw new ModelshipError('input', `cannot run ldconfig -p in base image "${baseImage}" to check that it can load the GPU libraries (exit ${r.code})${hint}: ${stderrTail(r.stderr)}`, {
-      field: 'base-image',
-    });
+    throw new ModelshipError(
+      'input',
+      `cannot run ldconfig -p in base image "${baseImage}" to check that it can load the GPU libraries (exit ${r.code})${hint}: ${stderrTail(r.stderr)}`,
+      {
+        field: 'base-image',
+      },
+    );
   }
   return parseLdconfigListing(r.stdout);
 }
@@ -144,7 +150,12 @@ export async function listBaseImageLibraries(baseImage: string, env: NodeJS.Proc
  * ModelshipError('input') naming each missing library, the provider that needs it and the base image. `env` is the
  * docker environment (a DOCKER_CONFIG logged in to a private registry).
  */
-export async function checkBaseImageLoads(baseImage: string, libs: string[], log: { info(l: string): void }, env: NodeJS.ProcessEnv = process.env): Promise<{ resolved: Record<string, string>; exempt: string[] }> {
+export async function checkBaseImageLoads(
+  baseImage: string,
+  libs: string[],
+  log: { info(l: string): void },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ resolved: Record<string, string>; exempt: string[] }> {
   const shipped: ShippedLib[] = libs.map((file) => {
     const elf = readElfFile(file);
     const name = path.basename(file);

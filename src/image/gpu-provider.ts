@@ -4,6 +4,7 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { fileURLToPath } from 'url';
 import AdmZip from 'adm-zip';
+import ortPackage from 'onnxruntime-node/package.json';
 import { ModelshipError } from '../util/errors';
 import { exchange } from '../util/http';
 import { writeFileAtomic } from '../util/fsx';
@@ -18,8 +19,7 @@ import { cacheDir, checkDigests, downloadVerified, ensureToolCacheEnv, FileDiges
  */
 
 /** The bundled onnxruntime-node's version (read at build time: ncc inlines the package.json). */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const ORT_VERSION: string = require('onnxruntime-node/package.json').version;
+export const ORT_VERSION: string = ortPackage.version;
 
 export const PROVIDER_PACKAGE_ID = 'Microsoft.ML.OnnxRuntime.Gpu.Linux';
 export const DEFAULT_NUGET_SOURCE = 'https://api.nuget.org/v3/index.json';
@@ -83,7 +83,8 @@ interface VerifiedPackage extends FileDigests {
  */
 export async function resolveGpuProviders(src: ProviderSource, log: ProviderLog): Promise<GpuProviders> {
   const plan = planSource(src);
-  if (plan.version !== ORT_VERSION) warn(log, `GPU provider ${plan.version} asked for, but the bundled onnxruntime is ${ORT_VERSION}: ONNX Runtime loads only providers of its own version`);
+  if (plan.version !== ORT_VERSION)
+    warn(log, `GPU provider ${plan.version} asked for, but the bundled onnxruntime is ${ORT_VERSION}: ONNX Runtime loads only providers of its own version`);
   ensureToolCacheEnv();
   const hit = await fromCache(plan, log);
   if (hit) return hit;
@@ -101,20 +102,33 @@ function planSource(src: ProviderSource): Plan {
   if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
     throw new ModelshipError('input', `ONNX Runtime version "${src.version}" is not an exact version (x.y.z)`);
   }
-  const sha256 = src.sha256.trim().replace(/^sha256:/i, '').toLowerCase();
+  const sha256 = src.sha256
+    .trim()
+    .replace(/^sha256:/i, '')
+    .toLowerCase();
   if (sha256 && !/^[0-9a-f]{64}$/.test(sha256)) {
-    throw new ModelshipError('input', `input "provider-package-sha256" must be a sha256 (64 hex digits), got "${src.sha256}"`, { field: 'provider-package-sha256' });
+    throw new ModelshipError('input', `input "provider-package-sha256" must be a sha256 (64 hex digits), got "${src.sha256}"`, {
+      field: 'provider-package-sha256',
+    });
   }
   const pkg = src.package.trim();
   if (!pkg) {
     const index = src.nugetSource.trim() || DEFAULT_NUGET_SOURCE;
     if (!/^https?:\/\//i.test(index)) {
-      throw new ModelshipError('input', `input "nuget-source" must be the http(s) URL of a NuGet v3 service index (like ${DEFAULT_NUGET_SOURCE}), got "${index}"`, { field: 'nuget-source' });
+      throw new ModelshipError(
+        'input',
+        `input "nuget-source" must be the http(s) URL of a NuGet v3 service index (like ${DEFAULT_NUGET_SOURCE}), got "${index}"`,
+        { field: 'nuget-source' },
+      );
     }
     return { kind: 'nuget', version, index, sha256 };
   }
   if (!sha256) {
-    throw new ModelshipError('input', `input "provider-package" needs input "provider-package-sha256" (the package's sha256, hex): a package from outside the NuGet feed is verified against it`, { field: 'provider-package-sha256' });
+    throw new ModelshipError(
+      'input',
+      `input "provider-package" needs input "provider-package-sha256" (the package's sha256, hex): a package from outside the NuGet feed is verified against it`,
+      { field: 'provider-package-sha256' },
+    );
   }
   if (/^https?:\/\//i.test(pkg)) return { kind: 'url', version, url: pkg, sha256 };
   if (/^file:/i.test(pkg)) {
@@ -125,7 +139,9 @@ function planSource(src: ProviderSource): Plan {
     }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pkg)) {
-    throw new ModelshipError('input', `input "provider-package" must be an http(s) URL or a local .nupkg path, got "${shownUrl(pkg)}"`, { field: 'provider-package' });
+    throw new ModelshipError('input', `input "provider-package" must be an http(s) URL or a local .nupkg path, got "${shownUrl(pkg)}"`, {
+      field: 'provider-package',
+    });
   }
   return { kind: 'file', version, file: path.resolve(pkg), sha256 };
 }
@@ -152,10 +168,14 @@ async function fromCache(plan: Plan, log: ProviderLog): Promise<GpuProviders | u
     return undefined;
   }
   if (plan.sha256 && found.provenance.sha256 !== plan.sha256) {
-    log.info(`GPU provider: the cached ${PROVIDER_PACKAGE_ID} ${plan.version} has sha256 ${found.provenance.sha256}, not ${plan.sha256}; fetching the package given`);
+    log.info(
+      `GPU provider: the cached ${PROVIDER_PACKAGE_ID} ${plan.version} has sha256 ${found.provenance.sha256}, not ${plan.sha256}; fetching the package given`,
+    );
     return undefined;
   }
-  log.info(`GPU provider: ${PROVIDER_PACKAGE_ID} ${plan.version} from the tool cache (${dir}), verified against ${found.provenance.verifiedAgainst} when fetched from ${found.provenance.source}`);
+  log.info(
+    `GPU provider: ${PROVIDER_PACKAGE_ID} ${plan.version} from the tool cache (${dir}), verified against ${found.provenance.verifiedAgainst} when fetched from ${found.provenance.source}`,
+  );
   return found;
 }
 
@@ -194,7 +214,13 @@ function checkLocalFile(file: string): void {
 // ---- NuGet v3 -------------------------------------------------------------------------------------------------
 
 /** Registration hives by preference: 3.6.0 (gzip, SemVer 2.0.0 packages included), then the older ones. */
-const REGISTRATION_TYPES = ['RegistrationsBaseUrl/3.6.0', 'RegistrationsBaseUrl/3.4.0', 'RegistrationsBaseUrl/3.0.0-rc', 'RegistrationsBaseUrl/3.0.0-beta', 'RegistrationsBaseUrl'];
+const REGISTRATION_TYPES = [
+  'RegistrationsBaseUrl/3.6.0',
+  'RegistrationsBaseUrl/3.4.0',
+  'RegistrationsBaseUrl/3.0.0-rc',
+  'RegistrationsBaseUrl/3.0.0-beta',
+  'RegistrationsBaseUrl',
+];
 
 /**
  * Find the package on a NuGet v3 feed (service index → registration leaf → catalog entry) and download it, checked
@@ -205,7 +231,7 @@ async function fromNuget(plan: Extract<Plan, { kind: 'nuget' }>, log: ProviderLo
   const version = plan.version.toLowerCase();
   const feed = shownUrl(plan.index);
   const index = await getJson(plan.index, 'the NuGet service index');
-  const resources: { '@id'?: unknown; '@type'?: unknown }[] = Array.isArray(index.resources) ? index.resources : [];
+  const resources = Array.isArray(index.resources) ? (index.resources as { '@id'?: unknown; '@type'?: unknown }[]) : [];
   const resource = (type: string) => {
     const r = resources.find((x) => x['@type'] === type && typeof x['@id'] === 'string');
     return r ? withSlash(r['@id'] as string) : undefined;
@@ -215,14 +241,16 @@ async function fromNuget(plan: Extract<Plan, { kind: 'nuget' }>, log: ProviderLo
 
   const leafUrl = `${registrations}${id}/${version}.json`;
   const leaf = await getJson(leafUrl, `${PROVIDER_PACKAGE_ID} ${plan.version}`, `${PROVIDER_PACKAGE_ID} ${plan.version} is not on the feed ${feed}`);
-  if (leaf.listed === false) warn(log, `${PROVIDER_PACKAGE_ID} ${plan.version} is unlisted on ${feed}; using it anyway (it is the bundled onnxruntime's version)`);
-  const catalogUrl = typeof leaf.catalogEntry === 'string' ? leaf.catalogEntry : leaf.catalogEntry?.['@id'];
+  if (leaf.listed === false)
+    warn(log, `${PROVIDER_PACKAGE_ID} ${plan.version} is unlisted on ${feed}; using it anyway (it is the bundled onnxruntime's version)`);
+  const entry = leaf.catalogEntry;
+  const catalogUrl = typeof entry === 'string' ? entry : isJsonObject(entry) ? entry['@id'] : undefined;
   if (typeof catalogUrl !== 'string') throw new ModelshipError('io', `the registration ${leafUrl} has no catalogEntry`);
   const catalog = await getJson(catalogUrl, `the catalog entry of ${PROVIDER_PACKAGE_ID} ${plan.version}`);
   const packageHash = catalog.packageHash;
   if (typeof packageHash !== 'string' || !packageHash) throw new ModelshipError('io', `the catalog entry ${catalogUrl} has no packageHash`);
-  if (String(catalog.packageHashAlgorithm ?? '').toUpperCase() !== 'SHA512') {
-    throw new ModelshipError('io', `the catalog entry ${catalogUrl} gives a ${catalog.packageHashAlgorithm} packageHash; modelship checks SHA512`);
+  if (typeof catalog.packageHashAlgorithm !== 'string' || catalog.packageHashAlgorithm.toUpperCase() !== 'SHA512') {
+    throw new ModelshipError('io', `the catalog entry ${catalogUrl} gives a ${String(catalog.packageHashAlgorithm)} packageHash; modelship checks SHA512`);
   }
   if (typeof catalog.version === 'string' && catalog.version.toLowerCase() !== version) {
     throw new ModelshipError('io', `the catalog entry ${catalogUrl} is for version ${catalog.version}, not ${plan.version}`);
@@ -231,7 +259,11 @@ async function fromNuget(plan: Extract<Plan, { kind: 'nuget' }>, log: ProviderLo
   let url = typeof leaf.packageContent === 'string' ? leaf.packageContent : '';
   if (!url) {
     const base = resource('PackageBaseAddress/3.0.0');
-    if (!base) throw new ModelshipError('io', `neither the registration ${leafUrl} (packageContent) nor the service index ${feed} (PackageBaseAddress/3.0.0) says where to download the package`);
+    if (!base)
+      throw new ModelshipError(
+        'io',
+        `neither the registration ${leafUrl} (packageContent) nor the service index ${feed} (PackageBaseAddress/3.0.0) says where to download the package`,
+      );
     url = `${base}${id}/${version}/${id}.${version}.nupkg`;
   }
   log.info(`GPU provider: downloading ${PROVIDER_PACKAGE_ID} ${plan.version} from ${shownUrl(url)}`);
@@ -251,8 +283,7 @@ const JSON_TIMEOUT_MS = 60_000;
  * GET a NuGet JSON document: redirects followed, gzip bodies inflated (NuGet's registration hives are served
  * gzip-encoded), any other non-2xx an error naming the URL; a 404 says `missing` when given.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function getJson(url: string, what: string, missing?: string): Promise<any> {
+async function getJson(url: string, what: string, missing?: string): Promise<Record<string, unknown>> {
   let at = url;
   for (let hop = 0; ; hop++) {
     let reply;
@@ -268,8 +299,14 @@ async function getJson(url: string, what: string, missing?: string): Promise<any
     }
     if (reply.status === 404 && missing) throw new ModelshipError('io', `${missing}: GET ${shownUrl(at)} answered HTTP 404`);
     if (reply.status < 200 || reply.status >= 300) throw new ModelshipError('io', `cannot fetch ${what}: GET ${shownUrl(at)} answered HTTP ${reply.status}`);
-    return parseJsonBody(reply.body, reply.headers['content-encoding'], shownUrl(at), what);
+    const doc = parseJsonBody(reply.body, reply.headers['content-encoding'], shownUrl(at), what);
+    if (!isJsonObject(doc)) throw new ModelshipError('io', `${what} from ${shownUrl(at)} is not a JSON object`);
+    return doc;
   }
+}
+
+function isJsonObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function parseJsonBody(body: Buffer, encoding: string | undefined, url: string, what: string): unknown {
@@ -309,7 +346,9 @@ async function install(pkg: VerifiedPackage, version: string, log: ProviderLog):
     for (const [lib, digest] of Object.entries(libs)) provenance[`${lib}.sha256`] = digest;
     writeFileAtomic(path.join(staging, PROVENANCE_FILE), JSON.stringify(provenance, null, 2) + '\n');
     const dir = await cacheDir(staging, TOOL_NAME, version, TOOL_ARCH);
-    log.info(`GPU provider: ${PROVIDER_PACKAGE_ID} ${version} verified against ${pkg.verifiedAgainst} (sha256 ${pkg.sha256}); ${PROVIDER_LIBS.join(', ')} cached in ${dir}`);
+    log.info(
+      `GPU provider: ${PROVIDER_PACKAGE_ID} ${version} verified against ${pkg.verifiedAgainst} (sha256 ${pkg.sha256}); ${PROVIDER_LIBS.join(', ')} cached in ${dir}`,
+    );
     return { dir, files: PROVIDER_LIBS.map((l) => path.join(dir, l)), provenance, cached: false };
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
@@ -321,7 +360,8 @@ async function install(pkg: VerifiedPackage, version: string, log: ProviderLog):
  * archive, or one without the libraries, fails naming `where` (the URL or path it came from).
  */
 function extractLibs(file: string, where: string, out: string): Record<string, string> {
-  const corrupt = (e: unknown) => new ModelshipError('io', `the ${PROVIDER_PACKAGE_ID} package ${where} is not a readable zip archive (truncated or corrupt): ${(e as Error).message}`);
+  const corrupt = (e: unknown) =>
+    new ModelshipError('io', `the ${PROVIDER_PACKAGE_ID} package ${where} is not a readable zip archive (truncated or corrupt): ${(e as Error).message}`);
   let zip: AdmZip;
   try {
     zip = new AdmZip(file);

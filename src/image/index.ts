@@ -39,7 +39,7 @@ export async function gitContext(cfg: ImageConfig, env: NodeJS.ProcessEnv): Prom
   let event: { pull_request?: { number?: number; head?: { sha?: string } }; repository?: { default_branch?: string; html_url?: string } } = {};
   if (env.GITHUB_EVENT_PATH && fs.existsSync(env.GITHUB_EVENT_PATH)) {
     try {
-      event = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8'));
+      event = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) as typeof event;
     } catch {
       event = {};
     }
@@ -53,9 +53,17 @@ export async function gitContext(cfg: ImageConfig, env: NodeJS.ProcessEnv): Prom
     }
   };
   const sha = cfg.revision || event.pull_request?.head?.sha || env.GITHUB_SHA || (await git(['rev-parse', 'HEAD']));
-  const ref = cfg.ref || env.GITHUB_REF || ((await git(['symbolic-ref', '-q', 'HEAD'])) || '');
-  const source = cfg.source || event.repository?.html_url || (env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}` : '');
-  return { sha, ref, eventName: env.GITHUB_EVENT_NAME ?? 'push', defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch, prNumber: event.pull_request?.number, source };
+  const ref = cfg.ref || env.GITHUB_REF || (await git(['symbolic-ref', '-q', 'HEAD'])) || '';
+  const source =
+    cfg.source || event.repository?.html_url || (env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}` : '');
+  return {
+    sha,
+    ref,
+    eventName: env.GITHUB_EVENT_NAME ?? 'push',
+    defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch,
+    prNumber: event.pull_request?.number,
+    source,
+  };
 }
 
 /**
@@ -69,7 +77,8 @@ export function cacheFlags(driver: string, image: string, env: NodeJS.ProcessEnv
   const ref = `${image}:${cacheTag(pr)}`;
   const from = [...new Set([ref, `${image}:${cacheTag()}`])].flatMap((r) => ['--cache-from', `type=registry,ref=${r}`]);
   if (driver === 'docker') return [...from, '--cache-to', 'type=inline'];
-  if (mode === 'gha' || (mode === 'auto' && env.ACTIONS_CACHE_URL && env.ACTIONS_RUNTIME_TOKEN)) return ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'];
+  if (mode === 'gha' || (mode === 'auto' && env.ACTIONS_CACHE_URL && env.ACTIONS_RUNTIME_TOKEN))
+    return ['--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max'];
   return [...from, '--cache-to', `type=registry,ref=${ref},mode=max`];
 }
 
@@ -198,7 +207,8 @@ function prepareContext(c: ContextInputs): string {
  */
 export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
   const ref = parseImageRef(cfg.image);
-  if (ref.tag || ref.digest) throw new ModelshipError('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
+  if (ref.tag || ref.digest)
+    throw new ModelshipError('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
   // the builder's driver decides the cache flags; asking takes a third of a second, so it runs while the context is prepared
   const inspecting = runProcess('docker', ['buildx', 'inspect']).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
   const model = readFileChecked(cfg.model, 'model');
@@ -214,7 +224,10 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
   const tags = computeTags(cfg.image, git);
   // a pull request's build (tagged pr-<N>) writes its own build cache ref
   const pr = pullRequestOf(git);
-  if (tags.length === 0) throw new ModelshipError('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
+  if (tags.length === 0)
+    throw new ModelshipError('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', {
+      field: 'revision',
+    });
   const labels: Record<string, string> = {
     'org.opencontainers.image.title': cfg.modelName,
     'org.opencontainers.image.description': `${cfg.runtime === 'triton' ? 'Triton Inference Server' : 'modelship'} serving image for ${cfg.modelName} (KServe v2)`,
@@ -238,7 +251,10 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
   try {
     // everything fetched and checked before anything is built
-    const { ctx, dockerfile } = cfg.runtime === 'triton' ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log) : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest, labels, env: dockerEnv }, log);
+    const { ctx, dockerfile } =
+      cfg.runtime === 'triton'
+        ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log)
+        : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest, labels, env: dockerEnv }, log);
     // the Dockerfile stays outside the context (its labels change every build)
     fs.writeFileSync(path.join(work, 'Dockerfile'), dockerfile);
 
@@ -247,35 +263,68 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
     const metaFile = path.join(work, 'buildx-metadata.json');
     const args = [
-      'buildx', 'build',
-      '--file', path.join(work, 'Dockerfile'),
+      'buildx',
+      'build',
+      '--file',
+      path.join(work, 'Dockerfile'),
       ...tags.flatMap((t) => ['--tag', t]),
       ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:${cacheTag(pr)}`] : []),
       '--provenance=false',
-      '--metadata-file', metaFile,
+      '--metadata-file',
+      metaFile,
       ...cacheFlags(driver, cfg.image, env, cfg.cache, pr),
       cfg.push ? '--push' : '--load',
       ctx,
     ];
     const t0 = Date.now();
-    const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () => runProcess('docker', args, { onLine: log.info, env: dockerEnv }));
-    if (build.code !== 0) throw new ModelshipError('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
+    const build = await log.group(`docker buildx build (${driver} driver) → ${tags.join(', ')}`, () =>
+      runProcess('docker', args, { onLine: log.info, env: dockerEnv }),
+    );
+    if (build.code !== 0)
+      throw new ModelshipError('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
     const seconds = (Date.now() - t0) / 1000;
     const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as Record<string, unknown>;
-    const digest = String(meta['containerimage.digest'] ?? '');
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ModelshipError('io', `buildx reported no image digest (metadata: ${JSON.stringify(meta).slice(0, 300)})`);
+    const reported = meta['containerimage.digest'];
+    const digest = typeof reported === 'string' ? reported : '';
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+      throw new ModelshipError('io', `buildx reported no image digest (metadata: ${JSON.stringify(meta).slice(0, 300)})`);
     const cached = (build.stdout + build.stderr).split('\n').filter((l) => /\bCACHED\b/.test(l)).length;
     const pinned = `${cfg.image}@${digest}`;
     let layers: { digest: string; size: number }[] = [];
-    if (cfg.push) layers = (await fetchManifest(pinned, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined)).layers;
+    if (cfg.push)
+      layers = (await fetchManifest(pinned, cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined)).layers;
     const size = layers.reduce((a, l) => a + l.size, 0);
 
     const composePath = cfg.composeFile;
     const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
     const secretsEnv = [...(cfg.encryptModel ? [SERVE_SETTINGS.modelKey.env] : []), ...(cfg.apiKeyRequired ? [SERVE_SETTINGS.apiKey.env] : [])];
-    writeFileAtomic(composePath, renderCompose({ service, image: pinned, port: SERVING_PORT, hostPort: SERVING_PORT, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { [SERVE_SETTINGS.provider.env]: 'cuda' } : {}, secretsEnv }));
+    writeFileAtomic(
+      composePath,
+      renderCompose({
+        service,
+        image: pinned,
+        port: SERVING_PORT,
+        hostPort: SERVING_PORT,
+        gpu: cfg.gpu,
+        env: cfg.gpu && cfg.runtime === 'modelship' ? { [SERVE_SETTINGS.provider.env]: 'cuda' } : {},
+        secretsEnv,
+      }),
+    );
 
-    const metadata = { image: pinned, digest, tags, labels, runtime: cfg.runtime, ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}), layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
+    const metadata = {
+      image: pinned,
+      digest,
+      tags,
+      labels,
+      runtime: cfg.runtime,
+      ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}),
+      layers: layers.map((l) => l.digest),
+      size,
+      driver,
+      buildSeconds: seconds,
+      layersCached: cached,
+      buildx: meta,
+    };
     const summary = [
       '## modelship image',
       '',
@@ -302,20 +351,41 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
 }
 
 /** The modelship runtime's context: Node.js, the server bundle, for a GPU image the CUDA provider, the model. */
-async function modelshipContext(cfg: ImageConfig, build: { modelFile: string; modelBytes: Uint8Array; modelSha: string; labels: Record<string, string>; env: NodeJS.ProcessEnv }, log: Logger): Promise<{ ctx: string; dockerfile: string }> {
+async function modelshipContext(
+  cfg: ImageConfig,
+  build: { modelFile: string; modelBytes: Uint8Array; modelSha: string; labels: Record<string, string>; env: NodeJS.ProcessEnv },
+  log: Logger,
+): Promise<{ ctx: string; dockerfile: string }> {
   refuseModelshipPlan(cfg.model);
-  const node = await log.group('Node.js for the image', () => resolveNodeRuntime({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
+  const node = await log.group('Node.js for the image', () =>
+    resolveNodeRuntime({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log),
+  );
   build.labels['dev.modelship.node.version'] = node.version;
   let providers: string[] | undefined;
   if (cfg.gpu) {
-    const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
+    const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () =>
+      resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log),
+    );
     await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log, build.env));
     providers = gpu.files;
     build.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
     build.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
   }
   const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: build.modelFile, modelBytes: build.modelBytes, modelSha: build.modelSha });
-  const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: build.modelFile, modelName: cfg.modelName, port: SERVING_PORT, uid: SERVING_UID, labels: build.labels, env: { ...(cfg.gpu ? { [SERVE_SETTINGS.provider.env]: 'cuda' } : {}), ...(cfg.preprocess ? { [SERVE_SETTINGS.preprocess.env]: JSON.stringify(cfg.preprocess) } : {}) }, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+  const dockerfile = renderDockerfile({
+    baseImage: cfg.baseImage,
+    modelFile: build.modelFile,
+    modelName: cfg.modelName,
+    port: SERVING_PORT,
+    uid: SERVING_UID,
+    labels: build.labels,
+    env: {
+      ...(cfg.gpu ? { [SERVE_SETTINGS.provider.env]: 'cuda' } : {}),
+      ...(cfg.preprocess ? { [SERVE_SETTINGS.preprocess.env]: JSON.stringify(cfg.preprocess) } : {}),
+    },
+    providers: !!providers,
+    ortDir: IMAGE_ORT_DIR,
+  });
   return { ctx, dockerfile };
 }
 
@@ -324,27 +394,44 @@ async function modelshipContext(cfg: ImageConfig, build: { modelFile: string; mo
  * pinned to the digest it resolves to now (recorded in the labels and the metadata output). A TensorRT plan must
  * have been built by the TensorRT of that image.
  */
-async function tritonContext(cfg: ImageConfig, o: { model: Uint8Array; labels: Record<string, string>; work: string; env: NodeJS.ProcessEnv }, log: Logger): Promise<{ ctx: string; dockerfile: string }> {
+async function tritonContext(
+  cfg: ImageConfig,
+  build: { model: Uint8Array; labels: Record<string, string>; work: string; env: NodeJS.ProcessEnv },
+  log: Logger,
+): Promise<{ ctx: string; dockerfile: string }> {
   const creds = cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined;
   // pinned first: a plan's TensorRT is checked against the image that will be built FROM, not a local tag
   const base = await log.group(`resolve ${cfg.tritonImage}`, async () => {
-    const b = await pinImage(cfg.tritonImage, o.env);
+    const b = await pinImage(cfg.tritonImage, build.env);
     log.info(b.pinned);
     return b;
   });
   const m = await log.group(`Triton model repository for ${cfg.modelName}`, async () => {
-    const t = await planTritonModel({ model: cfg.model, bytes: o.model, modelName: cfg.modelName, gpu: cfg.gpu, maxQueueDelayUs: cfg.maxQueueDelayUs, maxBatch: cfg.maxBatchSize, servingImage: cfg.tritonImage, servingRef: base.pinned, env: o.env, creds });
-    log.info(`${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`);
+    const t = await planTritonModel({
+      model: cfg.model,
+      bytes: build.model,
+      modelName: cfg.modelName,
+      gpu: cfg.gpu,
+      maxQueueDelayUs: cfg.maxQueueDelayUs,
+      maxBatch: cfg.maxBatchSize,
+      servingImage: cfg.tritonImage,
+      servingRef: base.pinned,
+      env: build.env,
+      creds,
+    });
+    log.info(
+      `${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`,
+    );
     for (const line of t.config.trimEnd().split('\n')) log.info(`  ${line}`);
     return t;
   });
-  o.labels['org.opencontainers.image.base.digest'] = base.digest;
-  o.labels['dev.modelship.triton.platform'] = m.platform;
-  if (m.tensorrt) o.labels['dev.modelship.tensorrt.version'] = m.tensorrt.plan;
-  const ctx = path.join(o.work, 'context');
-  writeTritonRepository(ctx, cfg.modelName, m, o.model);
+  build.labels['org.opencontainers.image.base.digest'] = base.digest;
+  build.labels['dev.modelship.triton.platform'] = m.platform;
+  if (m.tensorrt) build.labels['dev.modelship.tensorrt.version'] = m.tensorrt.plan;
+  const ctx = path.join(build.work, 'context');
+  writeTritonRepository(ctx, cfg.modelName, m, build.model);
   // BuildKit's context transfer trusts size + mtime, across builds: a new model or config of the same size (KIND_CPU
   // and KIND_GPU are) must not be taken for the one it sent before, so the mtime is derived from their content
-  setTimes(ctx, parseInt(sha256(Buffer.concat([Buffer.from(m.config), o.model])).slice(0, 7), 16));
-  return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: o.labels }) };
+  setTimes(ctx, parseInt(sha256(Buffer.concat([Buffer.from(m.config), build.model])).slice(0, 7), 16));
+  return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: build.labels }) };
 }

@@ -17,7 +17,7 @@ export const IMAGE_INPUTS: InputSpec[] = [
   },
   {
     name: 'max-queue-delay-us',
-    description: 'image (triton): dynamic batching\'s max_queue_delay_microseconds in the generated config.pbtxt.',
+    description: "image (triton): dynamic batching's max_queue_delay_microseconds in the generated config.pbtxt.",
     default: '1000',
     kind: 'number',
     stages: ['image'],
@@ -31,7 +31,8 @@ export const IMAGE_INPUTS: InputSpec[] = [
   },
   {
     name: 'cache',
-    description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off. A pull request\'s build (tagged pr-<N>) writes <image>:buildcache-pr-<N> instead and reads both, so a preview never moves the deploy\'s cache; the cleanup stage removes it with pr-<N>.',
+    description:
+      "image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off. A pull request's build (tagged pr-<N>) writes <image>:buildcache-pr-<N> instead and reads both, so a preview never moves the deploy's cache; the cleanup stage removes it with pr-<N>.",
     default: 'auto',
     kind: 'string',
     stages: ['image'],
@@ -45,28 +46,29 @@ export const IMAGE_INPUTS: InputSpec[] = [
   },
   {
     name: 'parity',
-    description: 'image: the convert stage\'s parity result, recorded as the image label dev.modelship.parity.',
+    description: "image: the convert stage's parity result, recorded as the image label dev.modelship.parity.",
     default: 'unknown',
     kind: 'string',
     stages: ['image'],
   },
   {
     name: 'revision',
-    description: 'image: the source commit (default: the event\'s commit, else git rev-parse HEAD); gives the sha-<7> tag and the revision label.',
+    description: "image: the source commit (default: the event's commit, else git rev-parse HEAD); gives the sha-<7> tag and the revision label.",
     default: '',
     kind: 'string',
     stages: ['image'],
   },
   {
     name: 'ref',
-    description: 'image: the git ref (refs/heads/..., refs/tags/v1.2.3, refs/pull/N/merge) for the branch, semver or pr-N tags (default: GITHUB_REF, else the checked-out branch).',
+    description:
+      'image: the git ref (refs/heads/..., refs/tags/v1.2.3, refs/pull/N/merge) for the branch, semver or pr-N tags (default: GITHUB_REF, else the checked-out branch).',
     default: '',
     kind: 'string',
     stages: ['image'],
   },
   {
     name: 'source',
-    description: 'image: the source repository URL for the org.opencontainers.image.source label (default: the workflow\'s repository).',
+    description: "image: the source repository URL for the org.opencontainers.image.source label (default: the workflow's repository).",
     default: '',
     kind: 'string',
     stages: ['image'],
@@ -80,28 +82,32 @@ export const IMAGE_INPUTS: InputSpec[] = [
   },
   {
     name: 'node-binary',
-    description: 'image: a Node.js binary to put in the image instead of the official release (glibc linux-x64; a LICENSE file beside its bin/ directory is shipped too). Empty: the official Node.js node-version, downloaded and checked against its SHASUMS256.txt.',
+    description:
+      'image: a Node.js binary to put in the image instead of the official release (glibc linux-x64; a LICENSE file beside its bin/ directory is shipped too). Empty: the official Node.js node-version, downloaded and checked against its SHASUMS256.txt.',
     default: '',
     kind: 'path',
     stages: ['image'],
   },
   {
     name: 'node-version',
-    description: 'image: the official Node.js release put in the image (linux-x64), downloaded from node-mirror into the tool cache and checked against the release\'s SHASUMS256.txt; its LICENSE is shipped in the image.',
+    description:
+      "image: the official Node.js release put in the image (linux-x64), downloaded from node-mirror into the tool cache and checked against the release's SHASUMS256.txt; its LICENSE is shipped in the image.",
     default: DEFAULT_NODE_VERSION,
     kind: 'string',
     stages: ['image'],
   },
   {
     name: 'node-mirror',
-    description: 'image: where Node.js releases are downloaded from (the layout of nodejs.org/dist: v<version>/SHASUMS256.txt and node-v<version>-linux-x64.tar.gz).',
+    description:
+      'image: where Node.js releases are downloaded from (the layout of nodejs.org/dist: v<version>/SHASUMS256.txt and node-v<version>-linux-x64.tar.gz).',
     default: 'https://nodejs.org/dist',
     kind: 'string',
     stages: ['image'],
   },
   {
     name: 'provider-package',
-    description: 'image (gpu): a mirror URL or a local path of the Microsoft.ML.OnnxRuntime.Gpu.Linux .nupkg (of the bundled ONNX Runtime version) that carries the CUDA provider libraries, for air-gapped runners; needs provider-package-sha256. Empty: from nuget-source, verified against the SHA-512 NuGet publishes.',
+    description:
+      'image (gpu): a mirror URL or a local path of the Microsoft.ML.OnnxRuntime.Gpu.Linux .nupkg (of the bundled ONNX Runtime version) that carries the CUDA provider libraries, for air-gapped runners; needs provider-package-sha256. Empty: from nuget-source, verified against the SHA-512 NuGet publishes.',
     default: '',
     kind: 'string',
     stages: ['image'],
@@ -126,7 +132,11 @@ export const IMAGE_OUTPUTS: OutputSpec[] = [
   { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
   { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
   { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
-  { name: 'metadata', description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.', stages: ['image'] },
+  {
+    name: 'metadata',
+    description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.',
+    stages: ['image'],
+  },
   { name: 'compose-file', description: 'image: path of the generated docker-compose.yml.', stages: ['image'] },
 ];
 
@@ -198,7 +208,9 @@ export function readImageConfig(r: Reader, s: SharedConfig): ImageConfig {
     nugetSource: r.raw('nuget-source'),
   };
   if (!/^\d+\.\d+\.\d+$/.test(c.nodeVersion)) fail('node-version', `expected a Node.js release version x.y.z, got "${c.nodeVersion}"`);
-  if (c.providerPackageSha256 && !/^[0-9a-f]{64}$/.test(c.providerPackageSha256)) fail('provider-package-sha256', `expected 64 hex digits, got "${r.raw('provider-package-sha256')}"`);
-  if (c.providerPackage && !c.providerPackageSha256) fail('provider-package-sha256', 'is required with provider-package: the sha256 that the package must have');
+  if (c.providerPackageSha256 && !/^[0-9a-f]{64}$/.test(c.providerPackageSha256))
+    fail('provider-package-sha256', `expected 64 hex digits, got "${r.raw('provider-package-sha256')}"`);
+  if (c.providerPackage && !c.providerPackageSha256)
+    fail('provider-package-sha256', 'is required with provider-package: the sha256 that the package must have');
   return c;
 }

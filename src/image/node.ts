@@ -86,7 +86,8 @@ export function checkNodeBinary(file: string, what: string, field: Field = 'node
     const why = msg.includes('not a usable ELF file: ') ? msg.slice(msg.lastIndexOf('not a usable ELF file: ') + 23) : msg;
     return refuse(`not a Linux executable (${why}): give a linux-x64 node binary`);
   }
-  if (info.machine !== EM_X86_64) refuse(`is ${/^[aeiou]/i.test(info.machineName) ? 'an' : 'a'} ${info.machineName} binary; the serving image is linux/amd64: give an x64 build`);
+  if (info.machine !== EM_X86_64)
+    refuse(`is ${/^[aeiou]/i.test(info.machineName) ? 'an' : 'a'} ${info.machineName} binary; the serving image is linux/amd64: give an x64 build`);
   const libc = libcOf(info);
   if (libc === 'musl') {
     refuse('is a musl build (Alpine); the serving base images are glibc-based: use an official linux-x64 Node.js release (node-binary empty) or a glibc build');
@@ -94,7 +95,9 @@ export function checkNodeBinary(file: string, what: string, field: Field = 'node
   if (libc === 'glibc') {
     // the loader path is baked into the binary: a Nix store or custom-prefix path does not exist in the image
     if (!/^\/(usr\/)?lib(64|32|x32)?\/([^/]+\/)?ld-linux[^/]*$/.test(info.interpreter)) {
-      refuse(`its program interpreter ${info.interpreter} will not exist in the serving image (a Nix or custom-prefix build?): use an official linux-x64 Node.js release (node-binary empty)`);
+      refuse(
+        `its program interpreter ${info.interpreter} will not exist in the serving image (a Nix or custom-prefix build?): use an official linux-x64 Node.js release (node-binary empty)`,
+      );
     }
   } else if (info.interpreter) {
     refuse(`its program interpreter ${info.interpreter} is neither glibc's nor musl's: use an official linux-x64 Node.js release (node-binary empty)`);
@@ -122,7 +125,11 @@ function fromBinary(file: string, log: NodeLog): NodeRuntime {
   }
   const candidate = path.join(path.dirname(real), '..', 'LICENSE');
   const license = isFile(candidate) ? path.resolve(candidate) : undefined;
-  if (!license) warn(log, `node-binary ${file}: no LICENSE in ${path.resolve(path.dirname(real), '..')} (the official tarball has one beside bin/): the image will carry no Node.js license file`);
+  if (!license)
+    warn(
+      log,
+      `node-binary ${file}: no LICENSE in ${path.resolve(path.dirname(real), '..')} (the official tarball has one beside bin/): the image will carry no Node.js license file`,
+    );
   const version = versionOf(file);
   if (version && !atLeast(version, [20, 19, 0])) warn(log, `node-binary ${file} is Node.js ${version}; the server needs 20.19 or later`);
   log.info(`Node.js for the image: node-binary ${file}${version ? ` (v${version})` : ''}`);
@@ -152,7 +159,10 @@ async function fromRelease(version: string, mirror: string, log: NodeLog): Promi
     const shasumsFile = await notFoundIsInput(download(shasumsUrl, `the SHASUMS256.txt of Node.js v${version}`), version);
     downloads.push(shasumsFile);
     const expected = checksumFor(fs.readFileSync(shasumsFile, 'utf8'), `${name}.tar.gz`);
-    if (!expected) throw new ModelshipError('input', `${shasumsUrl} has no checksum for ${name}.tar.gz: is ${version} a Node.js release with a linux-x64 build?`, { field: 'node-version' });
+    if (!expected)
+      throw new ModelshipError('input', `${shasumsUrl} has no checksum for ${name}.tar.gz: is ${version} a Node.js release with a linux-x64 build?`, {
+        field: 'node-version',
+      });
 
     // a mismatch deletes the download and names the URL with both digests
     const { file: tarball } = await notFoundIsInput(downloadVerified(tarballUrl, { sha256: expected }, `Node.js v${version}`), version);
@@ -227,7 +237,10 @@ function checksumFor(shasums: string, file: string): string | undefined {
 
 function parseVersion(v: string): string {
   const m = /^v?(\d+\.\d+\.\d+)$/.exec(v.trim());
-  if (!m) throw new ModelshipError('input', `input "node-version": expected a Node.js release version like ${DEFAULT_NODE_VERSION}, got "${v}"`, { field: 'node-version' });
+  if (!m)
+    throw new ModelshipError('input', `input "node-version": expected a Node.js release version like ${DEFAULT_NODE_VERSION}, got "${v}"`, {
+      field: 'node-version',
+    });
   return m[1];
 }
 
@@ -239,7 +252,8 @@ function parseMirror(m: string): string {
   } catch {
     throw new ModelshipError('input', `input "node-mirror": not a URL: "${m}"`, { field: 'node-mirror' });
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ModelshipError('input', `input "node-mirror": expected an http(s) URL, got "${m}"`, { field: 'node-mirror' });
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new ModelshipError('input', `input "node-mirror": expected an http(s) URL, got "${m}"`, { field: 'node-mirror' });
   return mirror;
 }
 
@@ -279,14 +293,15 @@ function isFile(f: string): boolean {
 async function quietly<T>(log: NodeLog, fn: () => Promise<T>): Promise<T> {
   if (process.env.GITHUB_ACTIONS === 'true') return fn();
   const out = process.stdout;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- kept only to be put back on process.stdout below, never called detached
   const write = out.write;
   out.write = function (chunk: unknown, enc?: unknown, cb?: unknown): boolean {
     const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
     for (const line of text.split(/\r?\n/)) if (line.trim() && !line.startsWith('::')) log.info(line);
     const done = typeof enc === 'function' ? enc : cb;
-    if (typeof done === 'function') process.nextTick(done as () => void);
+    if (typeof done === 'function') process.nextTick(done);
     return true;
-  } as typeof out.write;
+  };
   try {
     return await fn();
   } finally {

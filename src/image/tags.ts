@@ -17,7 +17,10 @@ const SEMVER = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)
 
 /** Docker tag charset: [A-Za-z0-9_.-], at most 128 chars, not starting with '.' or '-'. */
 export function sanitizeTag(s: string): string {
-  return s.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 128);
+  return s
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .replace(/^[.-]+/, '')
+    .slice(0, 128);
 }
 
 /** The pull request a build is for (its image gets the pr-<N> tag), else undefined: a branch or tag build. */

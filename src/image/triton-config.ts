@@ -1,4 +1,3 @@
-import * as protobuf from 'protobufjs';
 import { fieldLocOf, itemLocOf, Loc, locOf, parseTextFormat } from '../formats/textformat';
 import { ModelshipError } from '../util/errors';
 import { TensorSig } from '../formats/onnxinfo';
@@ -81,10 +80,7 @@ export function tritonDataType(elemType: number | undefined, tensor: string): st
   const t = ONNX_TO_TRITON[elemType];
   if (t === undefined) {
     const name = ONNX_TYPE_NAMES[elemType];
-    throw new ModelshipError(
-      'unsupported',
-      `tensor "${tensor}": ONNX element type ${elemType}${name ? ` (${name})` : ''} has no Triton data type`,
-    );
+    throw new ModelshipError('unsupported', `tensor "${tensor}": ONNX element type ${elemType}${name ? ` (${name})` : ''} has no Triton data type`);
   }
   return t;
 }
@@ -192,7 +188,9 @@ export function tritonConfig(spec: TritonModelSpec): string {
     '# Triton model configuration, written by modelship',
     `name: ${quote(spec.name)}`,
     `platform: ${quote(spec.platform)}`,
-    ...(maxBatchSize !== spec.maxBatchSize ? [`# a detection model (${spec.detectionOutputs!.join(', ')}: one [1, 1, D, 7] table per batch, not batch-first): no batching`] : []),
+    ...(maxBatchSize !== spec.maxBatchSize
+      ? [`# a detection model (${spec.detectionOutputs!.join(', ')}: one [1, 1, D, 7] table per batch, not batch-first): no batching`]
+      : []),
     `max_batch_size: ${maxBatchSize}`,
     ...tensorBlock('input', inputs),
     ...tensorBlock('output', outputs),
@@ -239,8 +237,8 @@ function written(m: Msg, field: string): boolean {
  * Fields left out are absent from the result (not filled with proto3 defaults); maps are plain objects.
  */
 export function parseTritonConfig(text: string, file: string): Record<string, unknown> {
-  const type = modelConfigSchema().lookupType('inference.ModelConfig') as protobuf.Type;
-  const cfg = parseTextFormat(text, type, { file }) as Msg;
+  const type = modelConfigSchema().lookupType('inference.ModelConfig');
+  const cfg = parseTextFormat(text, type, { file });
   const fail = (message: string, at: Loc | undefined, field?: string): never => {
     throw new ModelshipError('schema', message, { file, line: at?.line ?? 1, column: at?.column ?? 1, field });
   };
@@ -287,7 +285,11 @@ export function parseTritonConfig(text: string, file: string): Record<string, un
       if (t.data_type === 'TYPE_INVALID') fail(`${what} has data_type TYPE_INVALID`, fieldLocOf(t, 'data_type'), 'data_type');
       const dims = (t.dims as number[] | undefined) ?? [];
       if (dims.length === 0) {
-        fail(`${what} has no dims${maxBatch > 0 ? ' (besides the batch; a per-item scalar is dims: [ 1 ] with reshape: { shape: [ ] })' : ''}`, written(t, 'dims') ? fieldLocOf(t, 'dims') : at, 'dims');
+        fail(
+          `${what} has no dims${maxBatch > 0 ? ' (besides the batch; a per-item scalar is dims: [ 1 ] with reshape: { shape: [ ] })' : ''}`,
+          written(t, 'dims') ? fieldLocOf(t, 'dims') : at,
+          'dims',
+        );
       }
       dims.forEach((d, j) => {
         if (!(d > 0 || d === -1)) fail(`${what}: dims[${j}] is ${d}; a dim must be > 0 or -1 (variable)`, itemLocOf(t, 'dims', j), 'dims');

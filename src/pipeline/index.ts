@@ -19,7 +19,12 @@ export async function runPipeline(cfg: Config, log: Logger): Promise<StageResult
     summaries.push(r.summary);
     return r;
   };
-  const done = (r: StageResult, stage: string): StageResult => ({ outputs, summary: summaries.join('\n'), ok: r.ok, failure: r.ok ? undefined : `${stage}: ${r.failure}` });
+  const done = (r: StageResult, stage: string): StageResult => ({
+    outputs,
+    summary: summaries.join('\n'),
+    ok: r.ok,
+    failure: r.ok ? undefined : `${stage}: ${r.failure}`,
+  });
 
   const convert = await step('convert', () => runConvert(cfg.convert, log));
   if (!convert.ok) return done(convert, 'convert');

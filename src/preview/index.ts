@@ -22,7 +22,12 @@ export function prNumber(given: number | undefined, env: NodeJS.ProcessEnv = pro
   let payload: { pull_request?: { number?: number }; number?: number } = {};
   if (env.GITHUB_EVENT_PATH && fs.existsSync(env.GITHUB_EVENT_PATH)) payload = JSON.parse(fs.readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) as typeof payload;
   const n = payload.pull_request?.number ?? payload.number;
-  if (!n) throw new ModelshipError('input', `input "pr-number": not given, and the event (${env.GITHUB_EVENT_NAME ?? 'none'}) has no pull_request; run on pull_request or pass pr-number`, { field: 'pr-number' });
+  if (!n)
+    throw new ModelshipError(
+      'input',
+      `input "pr-number": not given, and the event (${env.GITHUB_EVENT_NAME ?? 'none'}) has no pull_request; run on pull_request or pass pr-number`,
+      { field: 'pr-number' },
+    );
   return n;
 }
 
@@ -30,25 +35,40 @@ export const previewNamespace = (app: string, pr: number) => `${app}-pr-${pr}`.s
 export const commentMarker = (app: string) => `<!-- modelship-preview:${app} -->`;
 
 /** The PR comment, as markdown (pure). */
-export function previewComment(o: { app: string; pr: number; namespace: string; url: string; image: string; decision: string; reason: string; verifyP95: string; report: Record<string, string>; sha?: string }): string {
-  const r = o.report;
+export function previewComment(preview: {
+  app: string;
+  pr: number;
+  namespace: string;
+  url: string;
+  image: string;
+  decision: string;
+  reason: string;
+  verifyP95: string;
+  report: Record<string, string>;
+  sha?: string;
+}): string {
+  const r = preview.report;
   const parity = r.parity ? `${r.parity}${r['max-abs-diff'] ? ` (max \\|Δ\\| ${Number(r['max-abs-diff']).toExponential(2)})` : ''}` : 'not reported';
-  const smoke = r['latency-p50-ms'] ? `p50 ${r['latency-p50-ms']} ms, p95 ${r['latency-p95-ms']} ms, p99 ${r['latency-p99-ms'] ?? '–'} ms${r['throughput-rps'] ? `, ${r['throughput-rps']} req/s` : ''}` : 'not reported';
-  const ok = o.decision === 'promoted';
+  const smoke = r['latency-p50-ms']
+    ? `p50 ${r['latency-p50-ms']} ms, p95 ${r['latency-p95-ms']} ms, p99 ${r['latency-p99-ms'] ?? '–'} ms${r['throughput-rps'] ? `, ${r['throughput-rps']} req/s` : ''}`
+    : 'not reported';
+  const ok = preview.decision === 'promoted';
   return [
-    commentMarker(o.app),
-    `### ${ok ? '🚀' : '❌'} modelship preview: \`${o.app}\` for #${o.pr}`,
+    commentMarker(preview.app),
+    `### ${ok ? '🚀' : '❌'} modelship preview: \`${preview.app}\` for #${preview.pr}`,
     '',
     '| | |',
     '|---|---|',
-    `| preview | ${ok ? o.url : `not deployed: ${o.reason.split('\n')[0].replace(/\|/g, '\\|')}`} |`,
-    `| namespace | \`${o.namespace}\` |`,
-    `| image | \`${o.image}\` |`,
+    `| preview | ${ok ? preview.url : `not deployed: ${preview.reason.split('\n')[0].replace(/\|/g, '\\|')}`} |`,
+    `| namespace | \`${preview.namespace}\` |`,
+    `| image | \`${preview.image}\` |`,
     `| parity against Caffe | ${parity} |`,
     `| smoke latency | ${smoke} |`,
-    `| preview golden requests | ${o.verifyP95 ? `p95 ${o.verifyP95} ms` : '–'} (${o.decision}) |`,
+    `| preview golden requests | ${preview.verifyP95 ? `p95 ${preview.verifyP95} ms` : '–'} (${preview.decision}) |`,
     '',
-    o.sha ? `<sub>Updated for ${o.sha.slice(0, 7)}. This comment is updated on every push and marked when the PR closes.</sub>` : '<sub>This comment is updated on every push and marked when the PR closes.</sub>',
+    preview.sha
+      ? `<sub>Updated for ${preview.sha.slice(0, 7)}. This comment is updated on every push and marked when the PR closes.</sub>`
+      : '<sub>This comment is updated on every push and marked when the PR closes.</sub>',
     '',
   ].join('\n');
 }
@@ -62,13 +82,24 @@ async function octokitFor(token: string, env: NodeJS.ProcessEnv) {
 /** The repository the PR comment goes to (GITHUB_REPOSITORY, owner/repo). */
 function commentRepository(env: NodeJS.ProcessEnv): [owner: string, repo: string] {
   const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
-  if (!owner || !repo) throw new ModelshipError('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository (or set comment: false)', { field: 'comment' });
+  if (!owner || !repo)
+    throw new ModelshipError('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository (or set comment: false)', {
+      field: 'comment',
+    });
   return [owner, repo];
 }
 
 /** Post the comment, or update the one this app posted before (found by its marker). */
-export async function upsertComment(token: string, pr: number, marker: string, body: string, onlyUpdate = false, env: NodeJS.ProcessEnv = process.env): Promise<{ id: number; url: string } | undefined> {
-  if (!token) throw new ModelshipError('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+export async function upsertComment(
+  token: string,
+  pr: number,
+  marker: string,
+  body: string,
+  onlyUpdate = false,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ id: number; url: string } | undefined> {
+  if (!token)
+    throw new ModelshipError('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
   const [owner, repo] = commentRepository(env);
   const octokit = await octokitFor(token, env);
   const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: pr, per_page: 100 });
@@ -138,14 +169,19 @@ function pushedByPrBuild(repository: string, pr: number | undefined, auth?: { us
 const prOfTags = (tags: string[]) => tags.map((t) => /^pr-(\d+)$/.exec(t)?.[1]).find(Boolean);
 
 /** `repo:a and :b` (tags of one repository, in a message). */
-const named = (repository: string, tags: string[]) => `${repository}:${tags[0]}${tags.slice(1).map((t) => ` and :${t}`).join('')}`;
+const named = (repository: string, tags: string[]) =>
+  `${repository}:${tags
+    .map((t) => `:${t}`)
+    .join(' and ')
+    .slice(1)}`;
 const tagList = (tags: string[]) => tags.map((t) => `:${t}`).join(', ');
 
 /** A hint for a refusal, by the status in its text. */
 function refusalHint(message: string, alone: boolean): string {
   const status = Number(/\b(?:HTTP|answered) (\d{3})\b/.exec(message)?.[1]);
   if (status === 401 || status === 403) return ' (the registry credentials, registry-username and registry-password, are missing or may not delete)';
-  if (alone && (status === 400 || status === 405)) return ' (a registry that deletes manifests only by digest, such as distribution 2.x, cannot remove one tag of a manifest that other tags share)';
+  if (alone && (status === 400 || status === 405))
+    return ' (a registry that deletes manifests only by digest, such as distribution 2.x, cannot remove one tag of a manifest that other tags share)';
   if (status === 405) return ' (the registry does not allow deleting manifests; a distribution registry needs REGISTRY_STORAGE_DELETE_ENABLED=true)';
   return '';
 }
@@ -157,7 +193,10 @@ function refusalHint(message: string, alone: boolean): string {
  * the tag alone where the registry can. A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a token without the permission, a manifest or
  * version that carries other tags too) comes back as a warning with its reason.
  */
-export async function deletePreviewTag(ref: string, o: { githubToken: string; registryAuth?: { username: string; password: string }; env?: NodeJS.ProcessEnv }): Promise<TagCleanup> {
+export async function deletePreviewTag(
+  ref: string,
+  access: { githubToken: string; registryAuth?: { username: string; password: string }; env?: NodeJS.ProcessEnv },
+): Promise<TagCleanup> {
   let parsed: ReturnType<typeof parseImageRef>;
   try {
     parsed = parseImageRef(ref);
@@ -166,7 +205,7 @@ export async function deletePreviewTag(ref: string, o: { githubToken: string; re
   }
   const tag = parsed.tag;
   if (!tag || parsed.digest) return { warning: `image ${ref} not deleted: expected registry/repository:tag` };
-  const r = await deletePreviewTags(ref.slice(0, ref.length - tag.length - 1), [tag], o);
+  const r = await deletePreviewTags(ref.slice(0, ref.length - tag.length - 1), [tag], access);
   return { ...(r.removed.length ? { removed: r.removed.join('\n') } : {}), ...(r.warnings.length ? { warning: r.warnings.join('\n') } : {}) };
 }
 
@@ -174,7 +213,11 @@ export async function deletePreviewTag(ref: string, o: { githubToken: string; re
  * Delete tags the preview made (`tags` of `repository`, registry/repository without a tag) and nothing else: see
  * deletePreviewTag. Tags that share one manifest or package version are removed together.
  */
-export async function deletePreviewTags(repository: string, tags: string[], o: { githubToken: string; registryAuth?: { username: string; password: string }; env?: NodeJS.ProcessEnv }): Promise<TagsCleanup> {
+export async function deletePreviewTags(
+  repository: string,
+  tags: string[],
+  access: { githubToken: string; registryAuth?: { username: string; password: string }; env?: NodeJS.ProcessEnv },
+): Promise<TagsCleanup> {
   const kept = (which: string[], why: string): TagsCleanup => ({ removed: [], warnings: [`image ${named(repository, which)} not deleted: ${why}`] });
   let registry: string;
   try {
@@ -185,27 +228,43 @@ export async function deletePreviewTags(repository: string, tags: string[], o: {
   const pr = prOfTags(tags);
   const claim = (auth?: { username: string; password: string }) => pushedByPrBuild(repository, pr === undefined ? undefined : Number(pr), auth);
   // ghcr.io's registry API takes the GitHub token as a password (to read an image's labels)
-  if (isGhcr(registry)) return deleteGhcrTags(repository, tags, o.githubToken, o.env ?? process.env, claim(o.registryAuth ?? (o.githubToken ? { username: 'modelship', password: o.githubToken } : undefined)));
+  if (isGhcr(registry))
+    return deleteGhcrTags(
+      repository,
+      tags,
+      access.githubToken,
+      access.env ?? process.env,
+      claim(access.registryAuth ?? (access.githubToken ? { username: 'modelship', password: access.githubToken } : undefined)),
+    );
   let results;
   try {
-    results = await removeTags(repository, tags, o.registryAuth, claim(o.registryAuth));
+    results = await removeTags(repository, tags, access.registryAuth, claim(access.registryAuth));
   } catch (e) {
     const message = (e as Error).message;
     return kept(tags, `${message}${refusalHint(message, false)}`);
   }
   const out: TagsCleanup = { removed: [], warnings: [] };
   for (const x of results) {
-    for (const t of x.removed) out.removed.push(x.how === 'manifest' ? `image ${repository}:${t} (${x.digest})` : `image ${repository}:${t} (the tag alone: ${x.digest} stays${x.others.length ? `, tagged ${tagList(x.others)}` : ''})`);
+    for (const t of x.removed)
+      out.removed.push(
+        x.how === 'manifest'
+          ? `image ${repository}:${t} (${x.digest})`
+          : `image ${repository}:${t} (the tag alone: ${x.digest} stays${x.others.length ? `, tagged ${tagList(x.others)}` : ''})`,
+      );
     const stayed = x.tags.filter((t) => !x.removed.includes(t));
     if (stayed.length) {
       const refused = x.refused ?? 'no answer';
-      const why =
-        x.unlisted ? `the repository's tags could not be listed (${x.unlisted}), so other tags may point to its manifest ${x.digest}; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
-        : x.others.length ? `its manifest ${x.digest} is also tagged ${tagList(x.others)}, which deleting the manifest would delete too; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
-        : `registry refused to delete ${named(repository, stayed)} (${x.digest}): ${refused}${refusalHint(refused, false)}`;
+      const why = x.unlisted
+        ? `the repository's tags could not be listed (${x.unlisted}), so other tags may point to its manifest ${x.digest}; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
+        : x.others.length
+          ? `its manifest ${x.digest} is also tagged ${tagList(x.others)}, which deleting the manifest would delete too; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
+          : `registry refused to delete ${named(repository, stayed)} (${x.digest}): ${refused}${refusalHint(refused, false)}`;
       out.warnings.push(`image ${named(repository, stayed)} not deleted: ${why}`);
     }
-    if (x.lost?.length) out.warnings.push(`image ${named(repository, x.removed)}: after the tag deletion ${tagList(x.lost)} no longer point${x.lost.length === 1 ? 's' : ''} to ${x.digest} (the registry deleted more than the tag)`);
+    if (x.lost?.length)
+      out.warnings.push(
+        `image ${named(repository, x.removed)}: after the tag deletion ${tagList(x.lost)} no longer point${x.lost.length === 1 ? 's' : ''} to ${x.digest} (the registry deleted more than the tag)`,
+      );
   }
   return out;
 }
@@ -215,16 +274,27 @@ function apiFailure(e: unknown): string {
   const failure = externalFailure(e);
   if (!failure?.call) return (e as Error).message;
   const hint =
-    failure.status === 401 || failure.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
-    : failure.status === 404 ? ' (no such package, or the github-token cannot see it)'
-    : '';
+    failure.status === 401 || failure.status === 403
+      ? " (the github-token needs packages: write and admin access to the package: a workflow's GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package's Manage Actions access, or use a token with delete:packages)"
+      : failure.status === 404
+        ? ' (no such package, or the github-token cannot see it)'
+        : '';
   return `${failure.message.replace(/^GitHub API: /, '')}${hint}`;
 }
 
 /** ghcr.io/<owner>/<package>:<tag> through the GitHub Packages API (the registry API answers 405 UNSUPPORTED). */
-async function deleteGhcrTags(repository: string, tags: string[], token: string, env: NodeJS.ProcessEnv, claim: (others: string[], digest: string) => Promise<boolean>): Promise<TagsCleanup> {
+async function deleteGhcrTags(
+  repository: string,
+  tags: string[],
+  token: string,
+  env: NodeJS.ProcessEnv,
+  claim: (others: string[], digest: string) => Promise<boolean>,
+): Promise<TagsCleanup> {
   const out: TagsCleanup = { removed: [], warnings: [] };
-  const kept = (which: string[], why: string): TagsCleanup => ({ removed: out.removed, warnings: [...out.warnings, `image ${named(repository, which)} not deleted: ${why}`] });
+  const kept = (which: string[], why: string): TagsCleanup => ({
+    removed: out.removed,
+    warnings: [...out.warnings, `image ${named(repository, which)} not deleted: ${why}`],
+  });
   const path = parseImageRef(`${repository}:${tags[0]}`).repository;
   const slash = path.indexOf('/');
   if (slash < 0) return kept(tags, 'a ghcr.io image is ghcr.io/<owner>/<package>:<tag>');
@@ -259,7 +329,9 @@ async function deleteGhcrTags(repository: string, tags: string[], token: string,
       // the PR build's own sha-<7> tag goes with the version (a version's name is its manifest digest)
       if (others.length && (await claim(others, version.name).catch(() => false))) mine = version.tags;
       else if (others.length) {
-        out.warnings.push(`image ${named(repository, mine)} not deleted: its package version ${version.id} (${version.name}) also carries ${tagList(others)}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`);
+        out.warnings.push(
+          `image ${named(repository, mine)} not deleted: its package version ${version.id} (${version.name}) also carries ${tagList(others)}; deleting the version would delete those tags too, and GitHub has no API to remove one tag from a version`,
+        );
         continue;
       }
       pending = mine;
@@ -278,7 +350,8 @@ export async function runPreview(cfg: PreviewConfig, log: Logger, env: NodeJS.Pr
   const pr = prNumber(cfg.prNumber, env);
   const app = cfg.rollout.app;
   const namespace = previewNamespace(app, pr);
-  if (cfg.comment && !cfg.githubToken) throw new ModelshipError('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
+  if (cfg.comment && !cfg.githubToken)
+    throw new ModelshipError('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
   if (cfg.comment && !cfg.rollout.dryRun) commentRepository(env); // checked before the rollout, not after it
   const { runRollout } = await import('../rollout');
   const { Kube } = await import('../rollout/kube');
@@ -290,16 +363,38 @@ export async function runPreview(cfg: PreviewConfig, log: Logger, env: NodeJS.Pr
   const r = await runRollout({ ...cfg.rollout, namespace, createNamespace: true }, log, env);
   const server = kube.server.replace(/\/$/, '');
   const url = cfg.previewUrl
-    ? cfg.previewUrl.replace(/\{\{\s*app\s*\}\}/g, app).replace(/\{\{\s*namespace\s*\}\}/g, namespace).replace(/\{\{\s*pr\s*\}\}/g, String(pr))
+    ? cfg.previewUrl
+        .replace(/\{\{\s*app\s*\}\}/g, app)
+        .replace(/\{\{\s*namespace\s*\}\}/g, namespace)
+        .replace(/\{\{\s*pr\s*\}\}/g, String(pr))
     : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
-  const body = previewComment({ app, pr, namespace, url, image: cfg.rollout.image, decision: r.outputs.decision, reason: r.outputs.reason, verifyP95: r.outputs['verify-latency-p95-ms'], report: cfg.smokeReport, sha: env.GITHUB_SHA });
+  const body = previewComment({
+    app,
+    pr,
+    namespace,
+    url,
+    image: cfg.rollout.image,
+    decision: r.outputs.decision,
+    reason: r.outputs.reason,
+    verifyP95: r.outputs['verify-latency-p95-ms'],
+    report: cfg.smokeReport,
+    sha: env.GITHUB_SHA,
+  });
   // the preview is deployed: the comment's failure (the GitHub API, the network) is a warning, the outputs stand
-  const posted = cfg.comment && !cfg.rollout.dryRun ? await log.group('PR comment', () => commentStep(log, () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env))) : {};
+  const posted =
+    cfg.comment && !cfg.rollout.dryRun
+      ? await log.group('PR comment', () => commentStep(log, () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env)))
+      : {};
   const comment = posted.value;
   if (comment) log.info(`PR comment ${comment.url}`);
   return {
     ...r,
-    outputs: { ...r.outputs, 'preview-url': r.outputs.decision === 'promoted' ? url : '', 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
+    outputs: {
+      ...r.outputs,
+      'preview-url': r.outputs.decision === 'promoted' ? url : '',
+      'preview-namespace': namespace,
+      'comment-id': comment ? String(comment.id) : '',
+    },
     summary: `${r.summary}\n### PR preview\n\n${body}${posted.warning ? `\n> [!WARNING]\n> ${posted.warning}\n` : ''}`,
   };
 }
@@ -316,7 +411,12 @@ export async function runCleanup(cfg: CleanupConfig, log: Logger, env: NodeJS.Pr
   const ns = await kube.get('v1', 'Namespace', undefined, namespace);
   if (ns) {
     // only a namespace the preview created: never a namespace someone else made under that name
-    if (ns.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'modelship') throw new ModelshipError('input', `namespace ${namespace} was not created by modelship (no app.kubernetes.io/managed-by=modelship label); not deleting it`, { field: 'app' });
+    if (ns.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'modelship')
+      throw new ModelshipError(
+        'input',
+        `namespace ${namespace} was not created by modelship (no app.kubernetes.io/managed-by=modelship label); not deleting it`,
+        { field: 'app' },
+      );
     await kube.remove('v1', 'Namespace', '', namespace);
     removed.push(`namespace ${namespace}`);
   }
@@ -325,7 +425,11 @@ export async function runCleanup(cfg: CleanupConfig, log: Logger, env: NodeJS.Pr
     // the repository, without a tag or digest the input may carry (a registry's :port stays); the tags the preview
     // made: the image's pr-<N> and its build's cache ref
     const repository = cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '');
-    const tags = await deletePreviewTags(repository, previewTags(pr), { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
+    const tags = await deletePreviewTags(repository, previewTags(pr), {
+      githubToken: cfg.githubToken,
+      registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined,
+      env,
+    });
     removed.push(...tags.removed);
     warnings.push(...tags.warnings);
   }

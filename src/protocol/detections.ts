@@ -15,7 +15,12 @@ export const DETECTION_OUTPUTS_KEY = 'modelship.detection_outputs';
 
 /** The detection outputs a model's metadata names, those of `outputs` only, in the model's order. */
 export function detectionOutputNames(metadata: Record<string, string>, outputs: readonly string[]): string[] {
-  const listed = new Set((metadata[DETECTION_OUTPUTS_KEY] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  const listed = new Set(
+    (metadata[DETECTION_OUTPUTS_KEY] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   return outputs.filter((o) => listed.has(o));
 }
 
@@ -58,18 +63,21 @@ export interface ImageDetection {
  * `width` x `height` pixels (the whole image was resized to the model's input, so x scales by the width and y by
  * the height), highest score first; `labels[label]` as `label_name` when there is one.
  */
-export function imageDetections(table: Float32Array, o: { image?: number; threshold: number; width: number; height: number; labels?: readonly string[] }): ImageDetection[] {
-  const image = o.image ?? 0;
+export function imageDetections(
+  table: Float32Array,
+  frame: { image?: number; threshold: number; width: number; height: number; labels?: readonly string[] },
+): ImageDetection[] {
+  const image = frame.image ?? 0;
   const out: ImageDetection[] = [];
   for (let i = 0; i + 7 <= table.length; i += 7) {
-    if (table[i] !== image || !(table[i + 2] >= o.threshold)) continue;
+    if (table[i] !== image || !(table[i + 2] >= frame.threshold)) continue;
     const label = table[i + 1];
-    const name = Number.isInteger(label) ? o.labels?.[label] : undefined;
+    const name = Number.isInteger(label) ? frame.labels?.[label] : undefined;
     out.push({
       label,
       ...(name !== undefined ? { label_name: name } : {}),
       score: table[i + 2],
-      box: [table[i + 3] * o.width, table[i + 4] * o.height, table[i + 5] * o.width, table[i + 6] * o.height],
+      box: [table[i + 3] * frame.width, table[i + 4] * frame.height, table[i + 5] * frame.width, table[i + 6] * frame.height],
     });
   }
   // (stable: rows of equal score keep the model's order)
@@ -106,7 +114,11 @@ export interface DetectionMatch {
  * at least `minIou`. The matching is a maximum one (augmenting paths, as a greedy choice can leave a detection
  * unmatched that another assignment would match), preferring higher IoU.
  */
-export function matchDetections(expected: readonly ExpectedDetection[], got: readonly { label: number; box: readonly number[] }[], minIou = 0.5): DetectionMatch {
+export function matchDetections(
+  expected: readonly ExpectedDetection[],
+  got: readonly { label: number; box: readonly number[] }[],
+  minIou = 0.5,
+): DetectionMatch {
   // candidates per expected detection, best IoU first
   const cand = expected.map((e) =>
     got
@@ -157,15 +169,20 @@ export function parseExpectedDetections(text: string): ExpectedDetection[] {
   return v.map((d, i): ExpectedDetection => {
     const at = `entry ${i}`;
     if (typeof d !== 'object' || d === null || Array.isArray(d)) throw new Error(`${at} is not an object {"label": N, "box": [xmin, ymin, xmax, ymax]}`);
-    const o = d as Record<string, unknown>;
-    const unknown = Object.keys(o).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
-    if (unknown.length) throw new Error(`${at} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (label and box are compared; score and label_name are ignored)`);
-    if (typeof o.label !== 'number' || !Number.isInteger(o.label) || o.label < 0) throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(o.label)}`);
-    const b = o.box;
-    if (!Array.isArray(b) || b.length !== 4 || b.some((x) => typeof x !== 'number' || !Number.isFinite(x))) throw new Error(`${at}: "box" must be four numbers [xmin, ymin, xmax, ymax] in pixels, got ${JSON.stringify(b)}`);
+    const fields = d as Record<string, unknown>;
+    const unknown = Object.keys(fields).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
+    if (unknown.length)
+      throw new Error(
+        `${at} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (label and box are compared; score and label_name are ignored)`,
+      );
+    if (typeof fields.label !== 'number' || !Number.isInteger(fields.label) || fields.label < 0)
+      throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(fields.label)}`);
+    const b = fields.box;
+    if (!Array.isArray(b) || b.length !== 4 || b.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
+      throw new Error(`${at}: "box" must be four numbers [xmin, ymin, xmax, ymax] in pixels, got ${JSON.stringify(b)}`);
     const box = b as [number, number, number, number];
     if (!(box[2] > box[0] && box[3] > box[1])) throw new Error(`${at}: "box" ${JSON.stringify(box)} is empty: xmax must exceed xmin and ymax ymin`);
-    return { label: o.label, box };
+    return { label: fields.label, box };
   });
 }
 

@@ -10,11 +10,19 @@ import { imageDetections, ImageDetection, isDetectionShape } from './detections'
  * How requests travel to a server: a plain HTTP base URL (httpTransport), or the Kubernetes API server's pod and
  * service proxy (the rollout's). What is asked is the same.
  */
-export type Transport = (path: string, opts?: { method?: string; body?: Buffer; headers?: Record<string, string | number>; timeoutMs?: number }) => Promise<Reply>;
+export type Transport = (
+  path: string,
+  opts?: { method?: string; body?: Buffer; headers?: Record<string, string | number>; timeoutMs?: number },
+) => Promise<Reply>;
 
 /** A transport to a plain HTTP base URL (a published container port, a port-forward, a verify-url). */
 export function httpTransport(base: string, agent?: http.Agent): Transport {
-  return (p, opts = {}) => exchange(base.replace(/\/$/, '') + p, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 }, opts.body);
+  return (p, opts = {}) =>
+    exchange(
+      base.replace(/\/$/, '') + p,
+      { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent, timeout: opts.timeoutMs ?? 30_000 },
+      opts.body,
+    );
 }
 
 /**
@@ -57,13 +65,21 @@ export async function detectServer(t: Transport, headers: Headers = {}): Promise
  * model configuration's instance groups — every group KIND_GPU is the GPU, any KIND_CPU group the CPU (Triton has no
  * provider field; KIND_AUTO resolves to one of the two in the config Triton reports).
  */
-export async function modelPlacement(t: Transport, server: ServerInfo, modelName: string, headers: Headers = {}): Promise<{ device: 'cuda' | 'cpu' | 'unknown'; detail: string }> {
+export async function modelPlacement(
+  t: Transport,
+  server: ServerInfo,
+  modelName: string,
+  headers: Headers = {},
+): Promise<{ device: 'cuda' | 'cpu' | 'unknown'; detail: string }> {
   if (server.runtime === 'modelship') {
     const r = await t(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 });
     if (r.status !== 200) return { device: 'unknown', detail: `model metadata answered HTTP ${r.status}` };
     const p = json<ModelMeta>(r.body).parameters ?? {};
     const provider = p.execution_provider ?? 'unknown';
-    return { device: provider === 'cuda' ? 'cuda' : provider === 'cpu' ? 'cpu' : 'unknown', detail: `execution provider ${provider}${p.provider_fallback ? ` (${p.provider_fallback})` : ''}` };
+    return {
+      device: provider === 'cuda' ? 'cuda' : provider === 'cpu' ? 'cpu' : 'unknown',
+      detail: `execution provider ${provider}${p.provider_fallback ? ` (${p.provider_fallback})` : ''}`,
+    };
   }
   const r = await t(`/v2/models/${modelName}/config`, { headers, timeoutMs: 10_000 });
   if (r.status !== 200) return { device: 'unknown', detail: `model configuration answered HTTP ${r.status}` };
@@ -79,17 +95,24 @@ export async function modelPlacement(t: Transport, server: ServerInfo, modelName
  * preprocessing code the modelship server runs (resize, center crop, BGR, mean), and sent as a [1, 3, H, W] FP32
  * tensor; the top-k of the first output. (modelship's own /classify route is not a Triton route.)
  */
-export async function classifyImage(t: Transport, o: { modelName: string; meta: ModelMeta; image: Buffer; k: number; headers?: Headers; preprocess?: Preprocess }): Promise<{ status: number; top: { index: number; score: number }[]; error?: string }> {
-  const input = o.meta.inputs[0];
+export async function classifyImage(
+  t: Transport,
+  request: { modelName: string; meta: ModelMeta; image: Buffer; k: number; headers?: Headers; preprocess?: Preprocess },
+): Promise<{ status: number; top: { index: number; score: number }[]; error?: string }> {
+  const input = request.meta.inputs[0];
   const [, c, h, w] = input.shape;
-  if (input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0)) return { status: 0, top: [], error: `input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it` };
-  const x = imageToTensor(o.image, h, w, o.preprocess ?? GOOGLENET_PREPROCESS);
+  if (input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
+    return { status: 0, top: [], error: `input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it` };
+  const x = imageToTensor(request.image, h, w, request.preprocess ?? GOOGLENET_PREPROCESS);
   const req = encodeInferRequest([{ name: input.name, shape: [1, 3, h, w], data: x }], { binaryOutputs: true });
-  const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+  const r = await t(`/v2/models/${request.modelName}/infer`, {
+    body: req.body,
+    headers: { ...(request.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' },
+  });
   if (r.status !== 200) return { status: r.status, top: [], error: r.body.toString().slice(0, 200) };
   const out = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs[0];
   const count = out.data.length / (out.shape[0] || 1);
-  return { status: 200, top: topClasses(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
+  return { status: 200, top: topClasses(out.data, 0, count, request.k).map((i) => ({ index: i, score: out.data[i] })) };
 }
 
 /**
@@ -111,30 +134,54 @@ export function detectionOutput(meta: ModelMeta): string | undefined {
  */
 export async function detectImage(
   t: Transport,
-  o: { runtime: Runtime; modelName: string; meta: ModelMeta; image: Buffer; threshold: number; headers?: Headers; preprocess?: Preprocess },
+  request: { runtime: Runtime; modelName: string; meta: ModelMeta; image: Buffer; threshold: number; headers?: Headers; preprocess?: Preprocess },
 ): Promise<{ status: number; route: '/detect' | '/infer'; detections: ImageDetection[]; width?: number; height?: number; error?: string }> {
-  if (o.runtime === 'modelship') {
-    const r = await t(`/v2/models/${o.modelName}/detect?threshold=${o.threshold}`, { body: o.image, headers: { ...(o.headers ?? {}), 'content-type': 'application/octet-stream' } });
+  if (request.runtime === 'modelship') {
+    const r = await t(`/v2/models/${request.modelName}/detect?threshold=${request.threshold}`, {
+      body: request.image,
+      headers: { ...(request.headers ?? {}), 'content-type': 'application/octet-stream' },
+    });
     if (r.status !== 200) return { status: r.status, route: '/detect', detections: [], error: r.body.toString().slice(0, 300) };
     const j = json<{ detections?: ImageDetection[]; width?: number; height?: number }>(r.body);
     return { status: 200, route: '/detect', detections: j.detections ?? [], width: j.width, height: j.height };
   }
   const fail = (error: string) => ({ status: 0, route: '/infer' as const, detections: [], error });
-  const input = o.meta.inputs[0];
+  const input = request.meta.inputs[0];
   const [, c, h, w] = input.shape;
-  if (o.meta.inputs.length !== 1 || input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0)) return fail(`input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it`);
-  const name = detectionOutput(o.meta);
-  if (!name) return fail(`no output of model "${o.modelName}" is a detection table [1, 1, -1, 7] (outputs ${o.meta.outputs.map((x) => `${x.name} [${x.shape.join(', ')}]`).join(', ')})`);
+  if (request.meta.inputs.length !== 1 || input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
+    return fail(`input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it`);
+  const name = detectionOutput(request.meta);
+  if (!name)
+    return fail(
+      `no output of model "${request.modelName}" is a detection table [1, 1, -1, 7] (outputs ${request.meta.outputs.map((x) => `${x.name} [${x.shape.join(', ')}]`).join(', ')})`,
+    );
   let x: { data: Float32Array; width: number; height: number };
   try {
-    x = imageToDetectionTensor(o.image, h, w, o.preprocess ?? GOOGLENET_PREPROCESS);
+    x = imageToDetectionTensor(request.image, h, w, request.preprocess ?? GOOGLENET_PREPROCESS);
   } catch (e) {
     return fail(`the sample image: ${(e as Error).message}`);
   }
   const req = encodeInferRequest([{ name: input.name, shape: [1, 3, h, w], data: x.data }], { binaryOutputs: true, outputs: [{ name, binary: true }] });
-  const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+  const r = await t(`/v2/models/${request.modelName}/infer`, {
+    body: req.body,
+    headers: { ...(request.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' },
+  });
   if (r.status !== 200) return { status: r.status, route: '/infer', detections: [], error: r.body.toString().slice(0, 300) };
-  const out = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs.find((t) => t.name === name);
-  if (!out || out.shape.length !== 4 || out.shape[3] !== 7) return { status: 200, route: '/infer', detections: [], error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}` };
-  return { status: 200, route: '/infer', detections: imageDetections(out.data, { threshold: o.threshold, width: x.width, height: x.height }), width: x.width, height: x.height };
+  const out = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs.find(
+    (t) => t.name === name,
+  );
+  if (!out || out.shape.length !== 4 || out.shape[3] !== 7)
+    return {
+      status: 200,
+      route: '/infer',
+      detections: [],
+      error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}`,
+    };
+  return {
+    status: 200,
+    route: '/infer',
+    detections: imageDetections(out.data, { threshold: request.threshold, width: x.width, height: x.height }),
+    width: x.width,
+    height: x.height,
+  };
 }

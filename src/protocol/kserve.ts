@@ -52,7 +52,9 @@ export interface InferRequest {
 }
 
 /** A response tensor: the model's FP32 output, or (classification) BYTES strings. */
-export type ResponseTensor = { name: string; shape: number[]; binary: boolean } & ({ datatype?: 'FP32'; data: Float32Array } | { datatype: 'BYTES'; data: string[] });
+export type ResponseTensor = { name: string; shape: number[]; binary: boolean } & (
+  { datatype?: 'FP32'; data: Float32Array } | { datatype: 'BYTES'; data: string[] }
+);
 
 /** A tensor decoded by the client side: numeric outputs as FP32 in `data`; BYTES outputs in `strings` (`data` empty). */
 export interface DecodedTensor {
@@ -67,7 +69,9 @@ export interface DecodedTensor {
 export const HEADER_LENGTH = 'inference-header-content-length';
 
 // (Maps, not object literals: a client's datatype "constructor" must not find Object.prototype's)
-const BYTES_PER = new Map<string, number>(Object.entries({ BOOL: 1, UINT8: 1, UINT16: 2, UINT32: 4, UINT64: 8, INT8: 1, INT16: 2, INT32: 4, INT64: 8, FP32: 4, FP64: 8 }));
+const BYTES_PER = new Map<string, number>(
+  Object.entries({ BOOL: 1, UINT8: 1, UINT16: 2, UINT32: 4, UINT64: 8, INT8: 1, INT16: 2, INT32: 4, INT64: 8, FP32: 4, FP64: 8 }),
+);
 /** protocol datatypes the model's FP32 input cannot take (FP16/BF16 would convert, but are not accepted: say so) */
 const REFUSED = new Set(['FP16', 'BF16', 'BYTES']);
 /** integer datatypes: their range, and how an error message writes it */
@@ -144,7 +148,7 @@ function reviveNaN(root: unknown): unknown {
     const v = stack.pop();
     if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) {
-        const x = v[i];
+        const x: unknown = v[i];
         if (x === NAN_SENTINEL) v[i] = NaN;
         else if (typeof x === 'object' && x !== null) stack.push(x);
       }
@@ -204,7 +208,11 @@ export function jsonNumberArray(a: ArrayLike<number>): string {
 // FP16, BF16 and BYTES are refused (400 naming the input).
 
 function checkDatatype(datatype: string, name: string): void {
-  if (REFUSED.has(datatype)) throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported (the model takes FP32; send FP32, or FP64, INT8-64, UINT8-64 or BOOL values that FP32 holds exactly)`);
+  if (REFUSED.has(datatype))
+    throw new ProtocolError(
+      400,
+      `input "${name}": datatype ${datatype} is not supported (the model takes FP32; send FP32, or FP64, INT8-64, UINT8-64 or BOOL values that FP32 holds exactly)`,
+    );
   if (!BYTES_PER.has(datatype)) throw new ProtocolError(400, `input "${name}": datatype ${datatype} is not supported (not a KServe v2 datatype)`);
 }
 
@@ -219,7 +227,7 @@ function badElement(name: string, datatype: string, index: number, value: unknow
   return new ProtocolError(400, `input "${name}": ${datatype} element ${index} (${shown(value)}) ${why}`);
 }
 
-const NOT_EXACT = 'is not exactly representable in FP32, the model\'s datatype';
+const NOT_EXACT = "is not exactly representable in FP32, the model's datatype";
 
 /**
  * Binary tensor data as FP32. `strict` (the server): every element must be valid for its datatype and exactly
@@ -326,7 +334,8 @@ function jsonToFloat32(datatype: string, leaves: unknown[], name: string): Float
     if (!Number.isInteger(v)) throw badElement(name, datatype, i, v, 'is not an integer');
     if (v < lo || v > hi) throw badElement(name, datatype, i, v, `is out of the ${datatype} range ${range}`);
     // past 2^53 the JSON parser has already rounded the number: whether the client's integer was exact is unknowable
-    if (wide && !Number.isSafeInteger(v)) throw badElement(name, datatype, i, v, 'is beyond ±2^53, where a JSON number cannot be checked exactly; send it as binary data');
+    if (wide && !Number.isSafeInteger(v))
+      throw badElement(name, datatype, i, v, 'is beyond ±2^53, where a JSON number cannot be checked exactly; send it as binary data');
     out[i] = v;
     if (out[i] !== v) throw badElement(name, datatype, i, v, NOT_EXACT);
   }
@@ -371,7 +380,8 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
     const name = typeof t?.name === 'string' ? t.name : '';
     if (!name) throw new ProtocolError(400, `inputs[${i}] has no "name"`);
     const shape = t.shape;
-    if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) throw new ProtocolError(400, `input "${name}": "shape" must be an array of non-negative integers`);
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0))
+      throw new ProtocolError(400, `input "${name}": "shape" must be an array of non-negative integers`);
     const datatype = typeof t.datatype === 'string' ? t.datatype : '';
     if (!datatype) throw new ProtocolError(400, `input "${name}": "datatype" is required`);
     checkDatatype(datatype, name);
@@ -380,7 +390,7 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
     if (params.binary_data_size !== undefined) {
       const size = Number(params.binary_data_size);
       if (!Number.isInteger(size) || size < 0 || offset + size > binary.length) {
-        throw new ProtocolError(400, `input "${name}": binary_data_size ${params.binary_data_size} exceeds the binary part of the body`);
+        throw new ProtocolError(400, `input "${name}": binary_data_size ${shown(params.binary_data_size)} exceeds the binary part of the body`);
       }
       const data = binaryToFloat32(datatype, binary.subarray(offset, offset + size), count, name);
       offset += size;
@@ -390,14 +400,15 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
     const leaves: unknown[] = [];
     if (Array.isArray(t.data)) flatten(t.data, leaves, name, 1);
     else leaves.push(t.data);
-    if (leaves.length !== count) throw new ProtocolError(400, `input "${name}": shape [${(shape as number[]).join(', ')}] needs ${count} values, "data" has ${leaves.length}`);
+    if (leaves.length !== count)
+      throw new ProtocolError(400, `input "${name}": shape [${(shape as number[]).join(', ')}] needs ${count} values, "data" has ${leaves.length}`);
     return { name, shape: shape as number[], datatype, data: jsonToFloat32(datatype, leaves, name) };
   });
   if (offset !== binary.length) throw new ProtocolError(400, `${binary.length - offset} bytes of binary data are not claimed by any input`);
   const reqParams = (req.parameters ?? {}) as Record<string, unknown>;
   const outputs = Array.isArray(req.outputs)
     ? (req.outputs as Record<string, unknown>[]).map((o) => {
-        const name = String(o?.name ?? '');
+        const name = typeof o?.name === 'string' ? o.name : '';
         const params = (o?.parameters ?? {}) as Record<string, unknown>;
         // a per-output binary_data, true or false, overrides binary_data_output; absent, the request's setting holds
         const b = params.binary_data;
@@ -479,7 +490,12 @@ function decodeBytesTensor(bytes: Uint8Array, count: number, name: string): stri
 }
 
 /** Encode an infer response: JSON, or JSON header + binary tensors (returns the header length to send). */
-export function encodeInferResponse(model: string, version: string, id: string | undefined, outputs: ResponseTensor[]): { body: Buffer; headerLength?: number } {
+export function encodeInferResponse(
+  model: string,
+  version: string,
+  id: string | undefined,
+  outputs: ResponseTensor[],
+): { body: Buffer; headerLength?: number } {
   const binaries: Buffer[] = [];
   const parts = outputs.map((o) => {
     const head = { name: o.name, datatype: o.datatype === 'BYTES' ? 'BYTES' : 'FP32', shape: o.shape };
@@ -508,7 +524,10 @@ export function encodeInferRequest(
     ...(opts.outputs
       ? {
           outputs: opts.outputs.map((o) => {
-            const parameters = { ...(o.binary !== undefined ? { binary_data: o.binary } : {}), ...(o.classification !== undefined ? { classification: o.classification } : {}) };
+            const parameters = {
+              ...(o.binary !== undefined ? { binary_data: o.binary } : {}),
+              ...(o.classification !== undefined ? { classification: o.classification } : {}),
+            };
             return { name: o.name, ...(Object.keys(parameters).length ? { parameters } : {}) };
           }),
         }
@@ -525,7 +544,9 @@ export function encodeInferRequest(
  */
 export function decodeInferResponse(body: Buffer, headerLength: number | undefined): { outputs: DecodedTensor[] } {
   const head = headerLength === undefined ? body : body.subarray(0, headerLength);
-  const json = parseJson(head.toString('utf8')) as { outputs: { name: string; shape: number[]; datatype: string; data?: unknown[]; parameters?: { binary_data_size?: number } }[] };
+  const json = parseJson(head.toString('utf8')) as {
+    outputs: { name: string; shape: number[]; datatype: string; data?: unknown[]; parameters?: { binary_data_size?: number } }[];
+  };
   let offset = headerLength ?? body.length;
   return {
     outputs: json.outputs.map((o): DecodedTensor => {

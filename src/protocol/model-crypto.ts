@@ -27,7 +27,8 @@ export function parseKey(text: string, source: string): Buffer {
 
 /** The key from `envName` or, when that is unset, from the file `keyFile`. */
 export function loadKey(env: NodeJS.ProcessEnv, envName: string, keyFile: string | undefined): Buffer | undefined {
-  if (env[envName]) return parseKey(env[envName]!, `$${envName}`);
+  const fromEnv = env[envName];
+  if (fromEnv) return parseKey(fromEnv, `$${envName}`);
   if (keyFile && fs.existsSync(keyFile)) return parseKey(fs.readFileSync(keyFile, 'utf8'), keyFile);
   return undefined;
 }
@@ -40,7 +41,8 @@ export function encryptModel(plain: Uint8Array, key: Buffer): Buffer {
 }
 
 export function decryptModel(bytes: Uint8Array, key: Buffer | undefined, file: string): Buffer {
-  if (!key) throw new ModelshipError('input', `the model is encrypted but no key was given (set ${SERVE_SETTINGS.modelKey.env} or mount the key file)`, { file });
+  if (!key)
+    throw new ModelshipError('input', `the model is encrypted but no key was given (set ${SERVE_SETTINGS.modelKey.env} or mount the key file)`, { file });
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const iv = b.subarray(MAGIC.length, MAGIC.length + 12);
   const tag = b.subarray(MAGIC.length + 12, MAGIC.length + 28);

@@ -24,25 +24,31 @@ export function parsePreprocess(text: string, base: Preprocess = GOOGLENET_PREPR
     throw new Error(`not JSON: ${(e as Error).message}`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object with any of resize, channelOrder, mean, scale');
-  const o = v as Record<string, unknown>;
-  const unknown = Object.keys(o).filter((k) => !['resize', 'channelOrder', 'mean', 'scale'].includes(k));
-  if (unknown.length) throw new Error(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: resize, channelOrder, mean, scale)`);
+  const fields = v as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((k) => !['resize', 'channelOrder', 'mean', 'scale'].includes(k));
+  if (unknown.length)
+    throw new Error(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: resize, channelOrder, mean, scale)`);
   const p = { ...base };
-  if (o.resize !== undefined) {
-    if (typeof o.resize !== 'number' || !Number.isInteger(o.resize) || o.resize < 0) throw new Error(`"resize" must be a whole number ≥ 0 (the short side before the center crop; 0: straight to the crop), got ${JSON.stringify(o.resize)}`);
-    p.resize = o.resize;
+  if (fields.resize !== undefined) {
+    if (typeof fields.resize !== 'number' || !Number.isInteger(fields.resize) || fields.resize < 0)
+      throw new Error(
+        `"resize" must be a whole number ≥ 0 (the short side before the center crop; 0: straight to the crop), got ${JSON.stringify(fields.resize)}`,
+      );
+    p.resize = fields.resize;
   }
-  if (o.channelOrder !== undefined) {
-    if (o.channelOrder !== 'BGR' && o.channelOrder !== 'RGB') throw new Error(`"channelOrder" must be "BGR" or "RGB", got ${JSON.stringify(o.channelOrder)}`);
-    p.channelOrder = o.channelOrder;
+  if (fields.channelOrder !== undefined) {
+    if (fields.channelOrder !== 'BGR' && fields.channelOrder !== 'RGB')
+      throw new Error(`"channelOrder" must be "BGR" or "RGB", got ${JSON.stringify(fields.channelOrder)}`);
+    p.channelOrder = fields.channelOrder;
   }
-  if (o.mean !== undefined) {
-    if (!Array.isArray(o.mean) || o.mean.length !== 3 || o.mean.some((x) => typeof x !== 'number' || !Number.isFinite(x))) throw new Error(`"mean" must be three numbers, per channel in channelOrder, got ${JSON.stringify(o.mean)}`);
-    p.mean = o.mean as number[];
+  if (fields.mean !== undefined) {
+    if (!Array.isArray(fields.mean) || fields.mean.length !== 3 || fields.mean.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
+      throw new Error(`"mean" must be three numbers, per channel in channelOrder, got ${JSON.stringify(fields.mean)}`);
+    p.mean = fields.mean as number[];
   }
-  if (o.scale !== undefined) {
-    if (typeof o.scale !== 'number' || !Number.isFinite(o.scale)) throw new Error(`"scale" must be a number, got ${JSON.stringify(o.scale)}`);
-    p.scale = o.scale;
+  if (fields.scale !== undefined) {
+    if (typeof fields.scale !== 'number' || !Number.isFinite(fields.scale)) throw new Error(`"scale" must be a number, got ${JSON.stringify(fields.scale)}`);
+    p.scale = fields.scale;
   }
   return p;
 }

@@ -66,8 +66,13 @@ export function refusesPods(level: string, policy: NamespacePolicy | undefined):
 }
 
 /** The stage's message for pods that Pod Security refuses (or will): the namespace, its level, the object, the violations. */
-export function podSecurityMessage(namespace: string, verdict: { level: string; version: string; violations: string }, what: string, labelled: boolean): string {
-  return `namespace "${namespace}" enforces Pod Security "${verdict.level}:${verdict.version}"${labelled ? '' : ' (the cluster\'s default: it has no enforce label)'}: ${what}: ${verdict.violations}`;
+export function podSecurityMessage(
+  namespace: string,
+  verdict: { level: string; version: string; violations: string },
+  what: string,
+  labelled: boolean,
+): string {
+  return `namespace "${namespace}" enforces Pod Security "${verdict.level}:${verdict.version}"${labelled ? '' : " (the cluster's default: it has no enforce label)"}: ${what}: ${verdict.violations}`;
 }
 
 /**
@@ -75,17 +80,25 @@ export function podSecurityMessage(namespace: string, verdict: { level: string; 
  * Security will refuse its pods) and `warnings` (anything else the API server said: a deprecation, a warn-level
  * violation), as lines naming the object.
  */
-export function judgeDryRun(namespace: string, obj: K8sObject, answer: DryRunAnswer, policy: NamespacePolicy | undefined): { refused?: string; warnings: string[] } {
+export function judgeDryRun(
+  namespace: string,
+  obj: K8sObject,
+  answer: DryRunAnswer,
+  policy: NamespacePolicy | undefined,
+): { refused?: string; warnings: string[] } {
   const name = `${obj.kind} ${obj.metadata.name}`;
   const warnings: string[] = [];
   let refused: string | undefined;
   if (answer.status < 200 || answer.status > 299) {
     const verdict = podSecurityVerdict(answer.message);
-    refused = verdict ? podSecurityMessage(namespace, verdict, `${name} would be refused`, true) : `Kubernetes: ${name} in namespace "${namespace}" would be refused (HTTP ${answer.status}): ${answer.message}`;
+    refused = verdict
+      ? podSecurityMessage(namespace, verdict, `${name} would be refused`, true)
+      : `Kubernetes: ${name} in namespace "${namespace}" would be refused (HTTP ${answer.status}): ${answer.message}`;
   }
   for (const w of answer.warnings) {
     const verdict = podSecurityVerdict(w);
-    if (verdict && refusesPods(verdict.level, policy)) refused ??= podSecurityMessage(namespace, verdict, `the pods of ${name} would be refused`, policy?.enforce !== undefined);
+    if (verdict && refusesPods(verdict.level, policy))
+      refused ??= podSecurityMessage(namespace, verdict, `the pods of ${name} would be refused`, policy?.enforce !== undefined);
     else warnings.push(`${name}: ${w}`);
   }
   return { refused, warnings };
@@ -112,7 +125,9 @@ export async function checkAdmission(kube: Kube, namespace: string, objects: K8s
     for (const w of judged.warnings) log.warning(`Kubernetes: ${w}`);
   }
   if (refused.length) {
-    const profiles = refused.some((r) => r.includes('enforces Pod Security')) ? '; the levels: https://kubernetes.io/docs/concepts/security/pod-security-standards/' : '';
+    const profiles = refused.some((r) => r.includes('enforces Pod Security'))
+      ? '; the levels: https://kubernetes.io/docs/concepts/security/pod-security-standards/'
+      : '';
     throw new ModelshipError('cluster', `${refused.join('\n')}\n(a server-side dry run, before anything was applied${profiles})`);
   }
   log.info(`server-side dry run: the API server admits ${objects.map((o) => `${o.kind} ${o.metadata.name}`).join(', ')} in namespace ${namespace}`);
@@ -123,7 +138,8 @@ export async function checkAdmission(kube: Kube, namespace: string, objects: K8s
  * FailedCreate, "... forbidden: violates PodSecurity ...") never gets one; the stage's message for it, or undefined.
  */
 export function replicaSetRefusal(namespace: string, deployment: string, rs: K8sObject | undefined): string | undefined {
-  const conditions = (rs as { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } } | undefined)?.status?.conditions ?? [];
+  const conditions =
+    (rs as { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } } | undefined)?.status?.conditions ?? [];
   const failure = conditions.find((c) => c.type === 'ReplicaFailure' && c.status === 'True' && c.reason === 'FailedCreate');
   const verdict = failure?.message ? podSecurityVerdict(failure.message) : undefined;
   return verdict ? podSecurityMessage(namespace, verdict, `the pods of Deployment ${deployment} are refused`, true) : undefined;

@@ -23,7 +23,11 @@ export async function cleanupRollout(kubeconfig: string, namespace: string, app:
   const createdByRun = (obj: K8sObject | undefined) => obj?.metadata.annotations?.[CREATED_BY] === owner;
   // what the identity may not read (a Secret without create-pull-secret, the namespace for a namespaced Role:
   // permissions.ts) the run cannot have made either
-  const readable = (p: Promise<K8sObject | undefined>) => p.catch((e: unknown) => (/HTTP 403/.test(msg(e)) ? undefined : Promise.reject(e)));
+  const readable = (p: Promise<K8sObject | undefined>) =>
+    p.catch((e: unknown) => {
+      if (/HTTP 403/.test(msg(e))) return undefined;
+      throw e;
+    });
   const canary = await kube.get('apps/v1', 'Deployment', namespace, `${app}-canary`);
   if (canary && canary.metadata.labels?.[OWNER_LABEL] === owner) {
     await deleteCanary(kube, namespace, app);
@@ -35,10 +39,16 @@ export async function cleanupRollout(kubeconfig: string, namespace: string, app:
   const stable = await kube.get('apps/v1', 'Deployment', namespace, app);
   const unfinished = (await leaseHolder(kube, namespace, app)) === owner && stable?.metadata.annotations?.[PROMOTED_BY] !== owner;
   if (unfinished) {
-    const made: [string, string, string][] = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['policy/v1', 'PodDisruptionBudget', app], ['v1', 'Secret', pullSecretName(app)]];
+    const made: [string, string, string][] = [
+      ['apps/v1', 'Deployment', app],
+      ['v1', 'Service', app],
+      ['policy/v1', 'PodDisruptionBudget', app],
+      ['v1', 'Secret', pullSecretName(app)],
+    ];
     for (const [apiVersion, kind, name] of made) {
       const obj = kind === 'Deployment' ? stable : await readable(kube.get(apiVersion, kind, namespace, name));
-      if (createdByRun(obj) && (await kube.remove(apiVersion, kind, namespace, name))) done.push(`deleted ${kind} ${namespace}/${name}, which this run created`);
+      if (createdByRun(obj) && (await kube.remove(apiVersion, kind, namespace, name)))
+        done.push(`deleted ${kind} ${namespace}/${name}, which this run created`);
     }
   }
   if (await releaseIfHeld(kube, namespace, app, owner)) done.push(`released the deploy lease of ${namespace}/${app}`);
@@ -53,7 +63,9 @@ export async function cleanupRollout(kubeconfig: string, namespace: string, app:
       await kube.remove('v1', 'Namespace', '', namespace);
       done.push(`deleted namespace ${namespace}, which this run created`);
     } else {
-      log.info(`modelship post: kept namespace ${namespace}, which this run created: it also holds ${others.slice(0, 10).join(', ')}${others.length > 10 ? ` and ${others.length - 10} more` : ''}`);
+      log.info(
+        `modelship post: kept namespace ${namespace}, which this run created: it also holds ${others.slice(0, 10).join(', ')}${others.length > 10 ? ` and ${others.length - 10} more` : ''}`,
+      );
     }
   }
   for (const d of done) log.info(`modelship post: ${d}`);
@@ -69,6 +81,9 @@ function madeWithNamespace(obj: K8sObject & { metadata: { deletionTimestamp?: st
   const m = obj.metadata;
   if (m.annotations?.[CREATED_BY] === owner || m.deletionTimestamp || (m.ownerReferences ?? []).length > 0) return true;
   if (obj.apiVersion !== 'v1') return false;
-  return (obj.kind === 'ServiceAccount' && m.name === 'default') || (obj.kind === 'Secret' && obj.type === 'kubernetes.io/service-account-token' && m.annotations?.['kubernetes.io/service-account.name'] === 'default') || (obj.kind === 'ConfigMap' && m.name === 'kube-root-ca.crt');
+  return (
+    (obj.kind === 'ServiceAccount' && m.name === 'default') ||
+    (obj.kind === 'Secret' && obj.type === 'kubernetes.io/service-account-token' && m.annotations?.['kubernetes.io/service-account.name'] === 'default') ||
+    (obj.kind === 'ConfigMap' && m.name === 'kube-root-ca.crt')
+  );
 }
-

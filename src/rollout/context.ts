@@ -74,7 +74,10 @@ export class DeployRun implements RolloutRun {
 
   startDeadline(): void {
     const startedAt = Date.now();
-    this.deadline = { startedAt, timer: setTimeout(() => this.controller.abort(`timeout: no decision within rollout-timeout ${this.settings.timeoutS} s`), this.timeoutMs) };
+    this.deadline = {
+      startedAt,
+      timer: setTimeout(() => this.controller.abort(`timeout: no decision within rollout-timeout ${this.settings.timeoutS} s`), this.timeoutMs),
+    };
   }
 
   stopDeadline(): void {

@@ -17,20 +17,43 @@ export async function dryRun(kube: Kube, cfg: RolloutConfig, plan: RolloutPlan, 
   const lines: string[] = [`dry run: ${cfg.strategy} rollout of ${cfg.image} to ${cfg.namespace}/${cfg.app} (nothing is changed)`];
   if (!nsExists) lines.push(`- would create namespace ${cfg.namespace}`);
   if (plan.takeover) lines.push(`- would take over Deployment ${cfg.app}, which modelship did not create (its selector is kept)`);
-  if (cfg.strategy === 'canary') lines.push(`- would run ${plan.canaryReplicas} canary replica(s), verify them (pods, golden requests${cfg.prometheus ? ', Prometheus' : ''}), then promote ${cfg.app} or delete the canary`);
+  if (cfg.strategy === 'canary')
+    lines.push(
+      `- would run ${plan.canaryReplicas} canary replica(s), verify them (pods, golden requests${cfg.prometheus ? ', Prometheus' : ''}), then promote ${cfg.app} or delete the canary`,
+    );
   for (const obj of plan.planned) {
     const live = nsExists ? await kube.get(obj.apiVersion, obj.kind, cfg.namespace, obj.metadata.name) : undefined;
     // the API server's own view of the result: a server-side dry run of the same apply
     const result = nsExists ? await kube.apply(obj, true) : obj;
-    const patch = createTwoFilesPatch(`live/${obj.kind}/${obj.metadata.name}`, `planned/${obj.kind}/${obj.metadata.name}`, comparable(live), comparable(result), undefined, undefined, { context: 3 });
+    const patch = createTwoFilesPatch(
+      `live/${obj.kind}/${obj.metadata.name}`,
+      `planned/${obj.kind}/${obj.metadata.name}`,
+      comparable(live),
+      comparable(result),
+      undefined,
+      undefined,
+      { context: 3 },
+    );
     const changed = comparable(live) !== comparable(result);
     lines.push(`- ${obj.kind} ${obj.metadata.name}: ${live ? (changed ? 'would change' : 'unchanged') : 'would create'}`);
-    sections.push(`### ${obj.kind} ${obj.metadata.name}: ${live ? (changed ? 'changes' : 'unchanged') : 'new'}\n\n\`\`\`diff\n${patch.split('\n').slice(2).join('\n')}\n\`\`\``);
+    sections.push(
+      `### ${obj.kind} ${obj.metadata.name}: ${live ? (changed ? 'changes' : 'unchanged') : 'new'}\n\n\`\`\`diff\n${patch.split('\n').slice(2).join('\n')}\n\`\`\``,
+    );
   }
   log.info(lines.join('\n'));
   for (const s of sections) log.info(s.replace(/```(diff)?\n?/g, ''));
   return {
-    outputs: { decision: 'dry-run', reason: 'dry run: the plan was printed and nothing was changed', 'canary-replicas': String(plan.canaryReplicas), 'gate-pods': 'skipped', 'gate-golden': 'skipped', 'gate-prometheus': 'skipped', 'verify-latency-p95-ms': '', 'decision-seconds': '', 'rollout-report': JSON.stringify({ decision: 'dry-run', plan: lines }) },
+    outputs: {
+      decision: 'dry-run',
+      reason: 'dry run: the plan was printed and nothing was changed',
+      'canary-replicas': String(plan.canaryReplicas),
+      'gate-pods': 'skipped',
+      'gate-golden': 'skipped',
+      'gate-prometheus': 'skipped',
+      'verify-latency-p95-ms': '',
+      'decision-seconds': '',
+      'rollout-report': JSON.stringify({ decision: 'dry-run', plan: lines }),
+    },
     summary: `## modelship rollout (dry run)\n\n${lines.join('\n')}\n\n${sections.join('\n\n')}\n`,
     ok: true,
   };

@@ -25,13 +25,18 @@ type ContainerState = { waiting?: { reason?: string; message?: string }; termina
 type PodObj = K8sObject & {
   metadata: { uid?: string; labels?: Record<string, string> };
   spec?: { nodeName?: string };
-  status?: { phase?: string; conditions?: { type: string; status: string; reason?: string; message?: string }[]; containerStatuses?: { name: string; ready: boolean; started?: boolean; restartCount: number; state?: ContainerState; lastState?: ContainerState }[] };
+  status?: {
+    phase?: string;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+    containerStatuses?: { name: string; ready: boolean; started?: boolean; restartCount: number; state?: ContainerState; lastState?: ContainerState }[];
+  };
 };
 
 export function podView(p: K8sObject): PodView {
   const pod = p as PodObj;
   const cs = pod.status?.containerStatuses ?? [];
-  const term = (s?: ContainerState) => (s?.terminated ? { reason: s.terminated.reason ?? '', exitCode: s.terminated.exitCode ?? 0, message: s.terminated.message ?? '' } : undefined);
+  const term = (s?: ContainerState) =>
+    s?.terminated ? { reason: s.terminated.reason ?? '', exitCode: s.terminated.exitCode ?? 0, message: s.terminated.message ?? '' } : undefined;
   const waiting = cs.map((c) => c.state?.waiting).find((w) => w?.reason);
   return {
     name: pod.metadata.name,
@@ -48,12 +53,23 @@ export function podView(p: K8sObject): PodView {
   };
 }
 
-const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'ErrImageNeverPull']);
+const FATAL_WAITING = new Set([
+  'CrashLoopBackOff',
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+  'ErrImageNeverPull',
+]);
 
 /** Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not crash. */
 export function fatalReason(p: PodView): string | undefined {
-  const exit = (t: { reason: string; exitCode: number; message: string }) => `${t.reason || 'exited'} (exit code ${t.exitCode})${t.message ? `: ${t.message.trim().slice(0, 300)}` : ''}`;
-  if (p.waiting && FATAL_WAITING.has(p.waiting.reason)) return `pod ${p.name}: ${p.waiting.reason}${p.waiting.message ? `: ${p.waiting.message.slice(0, 300)}` : ''}${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
+  const exit = (t: { reason: string; exitCode: number; message: string }) =>
+    `${t.reason || 'exited'} (exit code ${t.exitCode})${t.message ? `: ${t.message.trim().slice(0, 300)}` : ''}`;
+  if (p.waiting && FATAL_WAITING.has(p.waiting.reason))
+    return `pod ${p.name}: ${p.waiting.reason}${p.waiting.message ? `: ${p.waiting.message.slice(0, 300)}` : ''}${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
   if (p.restarts > 0) return `pod ${p.name} restarted ${p.restarts} time(s)${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
   if (p.terminated) return `pod ${p.name}: container terminated: ${exit(p.terminated)}`;
   if (p.phase === 'Failed') return `pod ${p.name} failed`;
@@ -94,7 +110,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 type DeploymentObj = K8sObject & {
   metadata: { generation?: number; uid?: string; annotations?: Record<string, string> };
   spec: { replicas?: number; selector: { matchLabels?: Record<string, string> }; template: { metadata?: { labels?: Record<string, string> } } };
-  status?: { observedGeneration?: number; replicas?: number; updatedReplicas?: number; readyReplicas?: number; availableReplicas?: number; conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    readyReplicas?: number;
+    availableReplicas?: number;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
 };
 
 export const selectorString = (labels: Record<string, string>) =>
@@ -104,9 +127,17 @@ export const selectorString = (labels: Record<string, string>) =>
 
 /** The newest ReplicaSet of a Deployment (highest revision) and its pod-template-hash. */
 async function newestReplicaSet(kube: Kube, d: DeploymentObj): Promise<K8sObject | undefined> {
-  const rss = await kube.list<K8sObject & { metadata: { ownerReferences?: { uid: string }[]; annotations?: Record<string, string> } }>('apps/v1', 'ReplicaSet', d.metadata.namespace!, selectorString(d.spec.selector.matchLabels ?? {}));
-  const owned = rss.filter((r) => r.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid));
-  owned.sort((a, b) => Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0));
+  const rss = await kube.list<K8sObject & { metadata: { ownerReferences?: { uid: string }[]; annotations?: Record<string, string> } }>(
+    'apps/v1',
+    'ReplicaSet',
+    d.metadata.namespace!,
+    selectorString(d.spec.selector.matchLabels ?? {}),
+  );
+  const owned = rss.filter((r) => r.metadata.ownerReferences?.some((ref) => ref.uid === d.metadata.uid));
+  owned.sort(
+    (a, b) =>
+      Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0),
+  );
   return owned[0];
 }
 
@@ -135,8 +166,8 @@ export interface WaitOptions {
  * Security refuses the new ReplicaSet's pods (admission.ts: the backstop of the stage's dry run); fails at
  * the progress deadline or at timeoutMs, with the pods' states and warning events as evidence.
  */
-export async function waitDeployment(kube: Kube, namespace: string, name: string, o: WaitOptions): Promise<{ pods: PodView[] }> {
-  const deadline = Date.now() + o.timeoutMs;
+export async function waitDeployment(kube: Kube, namespace: string, name: string, wait: WaitOptions): Promise<{ pods: PodView[] }> {
+  const deadline = Date.now() + wait.timeoutMs;
   const notReadySince = new Map<string, number>();
   let last = '';
   for (;;) {
@@ -153,28 +184,44 @@ export async function waitDeployment(kube: Kube, namespace: string, name: string
     // the ReplicaSet's own pods: a Deployment deleted a moment ago (an earlier canary of the same template) can
     // leave terminating pods with the same pod-template-hash behind
     const rsUid = (rs?.metadata as { uid?: string } | undefined)?.uid;
-    const owned = (p: K8sObject) => (p.metadata as { ownerReferences?: { uid: string }[]; deletionTimestamp?: string }).ownerReferences?.some((o) => o.uid === rsUid) && !(p.metadata as { deletionTimestamp?: string }).deletionTimestamp;
-    const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).filter(owned).map(podView) : [];
+    const owned = (p: K8sObject) =>
+      (p.metadata as { ownerReferences?: { uid: string }[]; deletionTimestamp?: string }).ownerReferences?.some((ref) => ref.uid === rsUid) &&
+      !(p.metadata as { deletionTimestamp?: string }).deletionTimestamp;
+    const pods = hash
+      ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash })))
+          .filter(owned)
+          .map(podView)
+      : [];
     for (const p of pods) {
       const why = fatalReason(p);
       if (why) throw new GateFailure(why, await podEvidence(kube, namespace, [p]));
       if (p.started && !p.ready && p.phase === 'Running') {
         const since = notReadySince.get(p.uid) ?? Date.now();
         notReadySince.set(p.uid, since);
-        if (Date.now() - since > o.readinessGraceMs) {
+        if (Date.now() - since > wait.readinessGraceMs) {
           const ev = await podEvidence(kube, namespace, [p]);
           if (ev.some((l) => /Readiness probe failed/.test(l))) throw new GateFailure(`pod ${p.name} started but fails its readiness probe`, ev);
         }
       } else notReadySince.delete(p.uid);
     }
-    if (progressing?.reason === 'ProgressDeadlineExceeded') throw new GateFailure(`Deployment ${name}: ${progressing.message ?? 'progress deadline exceeded'}`, await podEvidence(kube, namespace, pods));
-    const done = (st.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) && (st.updatedReplicas ?? 0) === want && (st.availableReplicas ?? 0) >= want && (st.replicas ?? 0) === want && pods.filter((p) => p.ready).length >= want;
+    if (progressing?.reason === 'ProgressDeadlineExceeded')
+      throw new GateFailure(`Deployment ${name}: ${progressing.message ?? 'progress deadline exceeded'}`, await podEvidence(kube, namespace, pods));
+    const done =
+      (st.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) &&
+      (st.updatedReplicas ?? 0) === want &&
+      (st.availableReplicas ?? 0) >= want &&
+      (st.replicas ?? 0) === want &&
+      pods.filter((p) => p.ready).length >= want;
     if (done) return { pods: pods.filter((p) => p.ready) };
     const line = `${name}: ${st.updatedReplicas ?? 0}/${want} updated, ${st.availableReplicas ?? 0} available, ${pods.filter((p) => p.ready).length} new ready`;
-    if (line !== last) o.onProgress?.(line);
+    if (line !== last) wait.onProgress?.(line);
     last = line;
-    if (Date.now() >= deadline) throw new GateFailure(`Deployment ${name} was not ready within ${Math.round(o.timeoutMs / 1000)} s (${line})`, await podEvidence(kube, namespace, pods));
-    await sleep(1000, o.signal);
+    if (Date.now() >= deadline)
+      throw new GateFailure(
+        `Deployment ${name} was not ready within ${Math.round(wait.timeoutMs / 1000)} s (${line})`,
+        await podEvidence(kube, namespace, pods),
+      );
+    await sleep(1000, wait.signal);
   }
 }
 
@@ -182,7 +229,15 @@ export async function waitDeployment(kube: Kube, namespace: string, name: string
  * The bake window: the pods that passed readiness must stay Ready, without a restart, replacement or crash,
  * for `ms`. Checked once a second, so a failure ends the window at once.
  */
-export async function bake(kube: Kube, namespace: string, selector: Record<string, string>, pods: PodView[], ms: number, signal?: AbortSignal, tick?: () => Promise<void>): Promise<void> {
+export async function bake(
+  kube: Kube,
+  namespace: string,
+  selector: Record<string, string>,
+  pods: PodView[],
+  ms: number,
+  signal?: AbortSignal,
+  tick?: () => Promise<void>,
+): Promise<void> {
   const start = Date.now();
   const uids = new Set(pods.map((p) => p.uid));
   while (Date.now() - start < ms) {

@@ -45,7 +45,8 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   const ns = cfg.namespace;
 
   const namespaceExists = await namespaceIsThere(kube, ns);
-  if (!namespaceExists && !cfg.dryRun && !cfg.createNamespace) throw new ModelshipError('input', `input "namespace": namespace "${ns}" does not exist (create-namespace is false)`, { field: 'namespace' });
+  if (!namespaceExists && !cfg.dryRun && !cfg.createNamespace)
+    throw new ModelshipError('input', `input "namespace": namespace "${ns}" does not exist (create-namespace is false)`, { field: 'namespace' });
   // every permission this run and its post step use (creating the namespace included), asked before anything is
   // read or changed in it: a missing one fails here, each named (permissions.ts)
   const needs: RunNeeds = { stage: 'rollout', namespace: ns, options: rolloutOptions(cfg, !namespaceExists && cfg.createNamespace) };
@@ -95,10 +96,13 @@ async function deploy(kube: Kube, cfg: RolloutConfig, plan: RolloutPlan, admit: 
         }),
       );
     }
-    await run.step('take the deploy lease', () => lock.acquire(cfg.lockTimeoutS, (holder) => log.info(`another deploy holds the lease (${holder}); waiting up to ${cfg.lockTimeoutS} s`)));
+    await run.step('take the deploy lease', () =>
+      lock.acquire(cfg.lockTimeoutS, (holder) => log.info(`another deploy holds the lease (${holder}); waiting up to ${cfg.lockTimeoutS} s`)),
+    );
     locked = true;
     const secret = plan.objects.pullSecret;
-    if (secret) await run.step(`apply the image pull Secret ${secret.object.metadata.name} (${secret.registry})`, () => applyMarked(kube, secret.object, plan.owner));
+    if (secret)
+      await run.step(`apply the image pull Secret ${secret.object.metadata.name} (${secret.registry})`, () => applyMarked(kube, secret.object, plan.owner));
     if (lock.takenOverFrom) log.info(`took over the lease from "${lock.takenOverFrom}", which stopped renewing it`);
     outcome = await runStrategy(strategyOf(plan), run);
   } finally {
@@ -106,7 +110,13 @@ async function deploy(kube: Kube, cfg: RolloutConfig, plan: RolloutPlan, admit: 
     if (locked) await lock.release();
   }
   log.info(`decision: ${outcome.decision}: ${outcome.reason}`);
-  return rolloutResult(plan, { outcome, gates: run.gates.records, timeline: run.timeline.entries, latencyP95Ms: run.latencyP95Ms, totalSeconds: run.timeline.secondsSinceStart() });
+  return rolloutResult(plan, {
+    outcome,
+    gates: run.gates.records,
+    timeline: run.timeline.entries,
+    latencyP95Ms: run.latencyP95Ms,
+    totalSeconds: run.timeline.secondsSinceStart(),
+  });
 }
 
 function strategyOf(plan: RolloutPlan): Strategy {

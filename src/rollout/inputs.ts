@@ -32,7 +32,8 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'strategy',
-    description: 'rollout: canary (a verified <app>-canary Deployment, then promote or roll back) or basic (update in place, roll back to the previous ReplicaSet on failure).',
+    description:
+      'rollout: canary (a verified <app>-canary Deployment, then promote or roll back) or basic (update in place, roll back to the previous ReplicaSet on failure).',
     default: 'canary',
     kind: 'string',
     stages: ['rollout'],
@@ -46,7 +47,8 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'disruption-budget',
-    description: 'rollout: a PodDisruptionBudget for the stable Deployment, so a node drain or cluster upgrade evicts its pods a few at a time: auto (a quarter of replicas, at least 1; none with 1 replica, where a budget would block every drain or protect nothing), the pods that may be unavailable at once as a number or percentage (maxUnavailable, e.g. 1 or 25%), or none (and a budget modelship made before is deleted).',
+    description:
+      'rollout: a PodDisruptionBudget for the stable Deployment, so a node drain or cluster upgrade evicts its pods a few at a time: auto (a quarter of replicas, at least 1; none with 1 replica, where a budget would block every drain or protect nothing), the pods that may be unavailable at once as a number or percentage (maxUnavailable, e.g. 1 or 25%), or none (and a budget modelship made before is deleted).',
     default: 'auto',
     kind: 'string',
     stages: ['rollout'],
@@ -74,14 +76,16 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'rollout-timeout',
-    description: 'rollout: seconds from the first apply to the decision (readiness, verification, bake); also each Deployment\'s progress deadline. Past it: rolled back.',
+    description:
+      "rollout: seconds from the first apply to the decision (readiness, verification, bake); also each Deployment's progress deadline. Past it: rolled back.",
     default: '600',
     kind: 'number',
     stages: ['rollout'],
   },
   {
     name: 'verify-url',
-    description: 'rollout: base URL of the canary for golden requests (empty: the canary-only Service through the API server\'s service proxy, which drops Authorization headers, so an API key needs a verify-url).',
+    description:
+      "rollout: base URL of the canary for golden requests (empty: the canary-only Service through the API server's service proxy, which drops Authorization headers, so an API key needs a verify-url).",
     default: '',
     kind: 'string',
     stages: ['rollout'],
@@ -95,7 +99,7 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'max-latency-ms',
-    description: 'rollout: largest allowed p95 latency of the canary\'s golden requests in ms (0: no limit).',
+    description: "rollout: largest allowed p95 latency of the canary's golden requests in ms (0: no limit).",
     default: '0',
     kind: 'number',
     stages: ['rollout'],
@@ -186,7 +190,8 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'patch',
-    description: 'rollout: a YAML file of strategic-merge patches (kustomize patchesStrategicMerge style, one document per object, `kind` required) applied on top, to the canary and the stable alike.',
+    description:
+      'rollout: a YAML file of strategic-merge patches (kustomize patchesStrategicMerge style, one document per object, `kind` required) applied on top, to the canary and the stable alike.',
     default: '',
     kind: 'path',
     stages: ['rollout'],
@@ -214,7 +219,8 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'create-pull-secret',
-    description: 'rollout, preview: create (or update) the image pull Secret <app>-registry (kubernetes.io/dockerconfigjson, labelled as modelship\'s) in the namespace from registry-username and registry-password, and pull with it; a preview\'s goes with its namespace.',
+    description:
+      "rollout, preview: create (or update) the image pull Secret <app>-registry (kubernetes.io/dockerconfigjson, labelled as modelship's) in the namespace from registry-username and registry-password, and pull with it; a preview's goes with its namespace.",
     default: 'false',
     kind: 'boolean',
     stages: ['rollout', 'preview'],
@@ -253,12 +259,28 @@ export const ROLLOUT_OUTPUTS: OutputSpec[] = [
   { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
   { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
   { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
-  { name: 'gate-pods', description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.', stages: ['rollout'] },
-  { name: 'gate-golden', description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.', stages: ['rollout'] },
-  { name: 'gate-prometheus', description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).', stages: ['rollout'] },
+  {
+    name: 'gate-pods',
+    description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.',
+    stages: ['rollout'],
+  },
+  {
+    name: 'gate-golden',
+    description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.',
+    stages: ['rollout'],
+  },
+  {
+    name: 'gate-prometheus',
+    description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).',
+    stages: ['rollout'],
+  },
   { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
   { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
-  { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
+  {
+    name: 'rollout-report',
+    description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.',
+    stages: ['rollout'],
+  },
 ];
 
 export interface RolloutConfig {
@@ -309,7 +331,10 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
   const canaryPercent = r.num('canary-percent');
   if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100)) fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
   const nodeSelector: Record<string, string> = {};
-  for (const pair of raw('node-selector').split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const pair of raw('node-selector')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const eq = pair.indexOf('=');
     if (eq <= 0) fail('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
     nodeSelector[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
@@ -322,7 +347,8 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     } catch (e) {
       fail('tolerations', `is not YAML: ${(e as Error).message.split('\n')[0]}`);
     }
-    if (!Array.isArray(t) || !t.every((x) => typeof x === 'object' && x !== null)) fail('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
+    if (!Array.isArray(t) || !t.every((x) => typeof x === 'object' && x !== null))
+      fail('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
     tolerations = t as RolloutConfig['tolerations'];
   }
   const q = DEFAULT_QUERIES[s.runtime];
@@ -348,7 +374,15 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     apiKey: s.apiKey,
     gpu: s.gpu,
     prometheus: raw('prometheus-url')
-      ? { url: raw('prometheus-url'), samplesQuery: raw('prometheus-samples-query') || q.samples, errorRateQuery: raw('prometheus-error-rate-query') || q.errorRate, latencyQuery: raw('prometheus-latency-query') || q.latency, minSamples: r.int('min-samples', 1), maxErrorRate: r.num('max-error-rate'), maxP99Ms: r.num('max-p99-ms') }
+      ? {
+          url: raw('prometheus-url'),
+          samplesQuery: raw('prometheus-samples-query') || q.samples,
+          errorRateQuery: raw('prometheus-error-rate-query') || q.errorRate,
+          latencyQuery: raw('prometheus-latency-query') || q.latency,
+          minSamples: r.int('min-samples', 1),
+          maxErrorRate: r.num('max-error-rate'),
+          maxP99Ms: r.num('max-p99-ms'),
+        }
       : undefined,
     dryRun: r.bool('dry-run'),
     createNamespace: r.bool('create-namespace'),
@@ -358,7 +392,10 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     patch: raw('patch'),
     nodeSelector,
     tolerations,
-    imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
+    imagePullSecrets: raw('image-pull-secrets')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
     pullSecret: r.bool('create-pull-secret') ? { username: s.registryUsername, password: s.registryPassword } : undefined,
     apiKeySecret: r.secretRef('api-key-secret'),
     modelKeySecret: r.secretRef('model-key-secret'),
@@ -366,12 +403,24 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     memory: raw('memory'),
   };
   if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50) fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63) fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
-    if (rollout.drainDelayS > MAX_DRAIN_DELAY_S) fail('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S} (every pod termination waits that long), got "${raw('drain-delay')}"`);
-    if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image)) fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
-    if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password)) fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
-    if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference) fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50)
+      fail(
+        raw('app') ? 'app' : 'model-name',
+        `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`,
+      );
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63)
+      fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
+    if (rollout.drainDelayS > MAX_DRAIN_DELAY_S)
+      fail('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S} (every pod termination waits that long), got "${raw('drain-delay')}"`);
+    if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image))
+      fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+    if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password))
+      fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
+    if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference)
+      fail(
+        'verify-url',
+        "is required with api-key-secret: the API server's service proxy drops the Authorization header, so golden requests need a direct URL to the canary",
+      );
     if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url)) fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
     if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl)) fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
   }
@@ -385,5 +434,8 @@ function readBudget(v: string): DisruptionBudget {
   if (/^[1-9]\d*$/.test(t)) return Number(t);
   const pct = /^([1-9]\d*)%$/.exec(t);
   if (pct && Number(pct[1]) <= 100) return t as `${number}%`;
-  return fail('disruption-budget', `expected auto, none, a number of pods (1 or more) or a percentage (1% to 100%) that may be unavailable at once, got "${v}"${/^0%?$/.test(t) ? ' (0 would block every node drain: use none for no budget)' : ''}`);
+  return fail(
+    'disruption-budget',
+    `expected auto, none, a number of pods (1 or more) or a percentage (1% to 100%) that may be unavailable at once, got "${v}"${/^0%?$/.test(t) ? ' (0 would block every node drain: use none for no budget)' : ''}`,
+  );
 }

@@ -50,11 +50,12 @@ export class Kube {
         // kubeconfig is a secret that is not set or is misspelled)
         const home = process.env.HOME ?? '';
         if (!process.env.KUBECONFIG && !(home && fs.existsSync(`${home}/.kube/config`)) && !process.env.KUBERNETES_SERVICE_HOST) {
-          return bad('is empty, and there is no $KUBECONFIG, no ~/.kube/config and no in-cluster service account: give the kubeconfig (in a workflow, from a secret: is that secret set, and spelled as the caller passes it?)');
+          return bad(
+            'is empty, and there is no $KUBECONFIG, no ~/.kube/config and no in-cluster service account: give the kubeconfig (in a workflow, from a secret: is that secret set, and spelled as the caller passes it?)',
+          );
         }
         kc.loadFromDefault();
-      }
-      else if (/\bapiVersion\s*:/.test(source) || /\bclusters\s*:/.test(source)) kc.loadFromString(source);
+      } else if (/\bapiVersion\s*:/.test(source) || /\bclusters\s*:/.test(source)) kc.loadFromString(source);
       else {
         let text: string;
         try {
@@ -66,7 +67,9 @@ export class Kube {
       }
     } catch (e) {
       if (e instanceof ModelshipError) throw e;
-      return bad(`${source ? `${source.includes('\n') ? 'the given kubeconfig' : source}` : 'the default kubeconfig'} is not a usable kubeconfig: ${(e as Error).message}`);
+      return bad(
+        `${source ? `${source.includes('\n') ? 'the given kubeconfig' : source}` : 'the default kubeconfig'} is not a usable kubeconfig: ${(e as Error).message}`,
+      );
     }
     if (!kc.getCurrentCluster()) bad(`${source || 'the default kubeconfig'} has no current cluster (current-context "${kc.getCurrentContext()}")`);
     return new Kube(kc);
@@ -81,7 +84,13 @@ export class Kube {
     }
   }
 
-  async list<T extends K8sObject = K8sObject>(apiVersion: string, kind: string, namespace: string, labelSelector?: string, fieldSelector?: string): Promise<T[]> {
+  async list<T extends K8sObject = K8sObject>(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    labelSelector?: string,
+    fieldSelector?: string,
+  ): Promise<T[]> {
     try {
       const l = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector);
       return plain<T[]>(l.items);
@@ -93,7 +102,7 @@ export class Kube {
   /** Server-side apply under field manager `modelship`, taking over conflicting fields (force). */
   async apply<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false): Promise<T> {
     try {
-      return plain<T>(await this.objects.patch(obj as k8s.KubernetesObject, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply));
+      return plain<T>(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply));
     } catch (e) {
       throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
     }
@@ -106,7 +115,7 @@ export class Kube {
    */
   async dryRunWrite(obj: K8sObject, how: 'apply' | 'replace' = 'apply'): Promise<DryRunAnswer> {
     const what = `dry run of ${how} ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-    const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) })}`;
+    const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) }).toString()}`;
     // JSON is YAML: server-side apply takes the object as application/apply-patch+yaml
     const headers = { 'content-type': how === 'apply' ? 'application/apply-patch+yaml' : 'application/json', accept: 'application/json' };
     let r: Awaited<ReturnType<Transport>>;
@@ -131,7 +140,9 @@ export class Kube {
     const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
     let resources = this.discovered.get(obj.apiVersion);
     if (!resources) {
-      resources = (await this.getJson<{ resources: { name: string; kind: string; namespaced: boolean }[] }>(base)).resources.filter((r) => !r.name.includes('/'));
+      resources = (await this.getJson<{ resources: { name: string; kind: string; namespaced: boolean }[] }>(base)).resources.filter(
+        (r) => !r.name.includes('/'),
+      );
       this.discovered.set(obj.apiVersion, resources);
     }
     const r = resources.find((x) => x.kind === obj.kind);
@@ -142,7 +153,7 @@ export class Kube {
 
   async replace<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false): Promise<T> {
     try {
-      return plain<T>(await this.objects.replace(obj as k8s.KubernetesObject, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER));
+      return plain<T>(await this.objects.replace(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER));
     } catch (e) {
       throw this.wrap(e, `replace ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
     }
@@ -150,7 +161,7 @@ export class Kube {
 
   async create<T extends K8sObject = K8sObject>(obj: K8sObject): Promise<T> {
     try {
-      return plain<T>(await this.objects.create(obj as k8s.KubernetesObject, undefined, undefined, FIELD_MANAGER));
+      return plain<T>(await this.objects.create(obj, undefined, undefined, FIELD_MANAGER));
     } catch (e) {
       throw this.wrap(e, `create ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`);
     }
@@ -159,7 +170,15 @@ export class Kube {
   /** Delete (foreground, so the pods go with a Deployment); false when it was not there. */
   async remove(apiVersion: string, kind: string, namespace: string, name: string, preconditionResourceVersion?: string): Promise<boolean> {
     try {
-      await this.objects.delete({ apiVersion, kind, metadata: { name, namespace } }, undefined, undefined, undefined, undefined, 'Background', preconditionResourceVersion ? { preconditions: { resourceVersion: preconditionResourceVersion } } : undefined);
+      await this.objects.delete(
+        { apiVersion, kind, metadata: { name, namespace } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+        preconditionResourceVersion ? { preconditions: { resourceVersion: preconditionResourceVersion } } : undefined,
+      );
       return true;
     } catch (e) {
       if (apiError(e)?.code === 404) return false;
@@ -176,9 +195,17 @@ export class Kube {
   async namespaceObjects(namespace: string): Promise<K8sObject[]> {
     const get = <T>(p: string) => this.getJson<T>(p);
     type Resources = { groupVersion: string; resources: { name: string; kind: string; namespaced: boolean; verbs: string[] }[] };
-    const groups = (await get<{ groups: { name: string; preferredVersion: { groupVersion: string } }[] }>('/apis')).groups.filter((g) => !/^(events|metrics)\.k8s\.io$/.test(g.name));
+    const groups = (await get<{ groups: { name: string; preferredVersion: { groupVersion: string } }[] }>('/apis')).groups.filter(
+      (g) => !/^(events|metrics)\.k8s\.io$/.test(g.name),
+    );
     const lists = await Promise.all([get<Resources>('/api/v1'), ...groups.map((g) => get<Resources>(`/apis/${g.preferredVersion.groupVersion}`))]);
-    const wanted = lists.flatMap((l) => l.resources.filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind))).map((r) => ({ ...r, groupVersion: l.groupVersion })));
+    const wanted = lists.flatMap((l) =>
+      l.resources
+        .filter(
+          (r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind)),
+        )
+        .map((r) => ({ ...r, groupVersion: l.groupVersion })),
+    );
     const items = await Promise.all(
       wanted.map(async (r) => {
         const base = r.groupVersion === 'v1' ? '/api/v1' : `/apis/${r.groupVersion}`;
@@ -191,7 +218,13 @@ export class Kube {
 
   /** Events about one object, oldest first. */
   async events(namespace: string, name: string): Promise<{ type: string; reason: string; message: string; count: number }[]> {
-    const items = await this.list<K8sObject & { type?: string; reason?: string; message?: string; count?: number; lastTimestamp?: string }>('v1', 'Event', namespace, undefined, `involvedObject.name=${name}`);
+    const items = await this.list<K8sObject & { type?: string; reason?: string; message?: string; count?: number; lastTimestamp?: string }>(
+      'v1',
+      'Event',
+      namespace,
+      undefined,
+      `involvedObject.name=${name}`,
+    );
     return items.map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }));
   }
 
@@ -216,7 +249,9 @@ export class Kube {
   async canI(verb: string, resource: string, group = '', namespace?: string): Promise<boolean> {
     const [res, subresource] = resource.split('/');
     try {
-      const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } } });
+      const r = await this.authz.createSelfSubjectAccessReview({
+        body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } },
+      });
       return r.status?.allowed === true;
     } catch (e) {
       throw this.wrap(e, `check permission to ${verb} ${resource}`);
@@ -226,7 +261,9 @@ export class Kube {
   /** Who the kubeconfig's user is to the API server (a SelfSubjectReview, 1.28+), else the kubeconfig's user entry. */
   async whoAmI(): Promise<string> {
     try {
-      const r = await this.kc.makeApiClient(k8s.AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+      const r = await this.kc
+        .makeApiClient(k8s.AuthenticationV1Api)
+        .createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
       if (r.status?.userInfo?.username) return r.status.userInfo.username;
     } catch {
       /* an older API server, or one that refuses it: the kubeconfig's name for the user */
@@ -253,7 +290,11 @@ export class Kube {
   private proxy(prefix: string): Transport {
     return async (p, opts = {}) => {
       const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
-      const ro: https.RequestOptions = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
+      const ro: https.RequestOptions = {
+        method: opts.method ?? (opts.body ? 'POST' : 'GET'),
+        headers: { ...(opts.headers ?? {}) },
+        timeout: opts.timeoutMs ?? 30_000,
+      };
       await this.kc.applyToHTTPSOptions(ro);
       return exchange(url, ro, opts.body);
     };

@@ -52,7 +52,12 @@ export class DeployLock {
     try {
       const l = await this.kube.coordination.readNamespacedLease({ name: leaseName(this.app), namespace: this.namespace });
       const renew = l.spec?.renewTime as unknown;
-      return { holder: l.spec?.holderIdentity ?? '', renewTime: renew instanceof Date ? renew.toISOString() : (renew as string | undefined), durationS: l.spec?.leaseDurationSeconds ?? this.durationS, resourceVersion: l.metadata?.resourceVersion };
+      return {
+        holder: l.spec?.holderIdentity ?? '',
+        renewTime: renew instanceof Date ? renew.toISOString() : (renew as string | undefined),
+        durationS: l.spec?.leaseDurationSeconds ?? this.durationS,
+        resourceVersion: l.metadata?.resourceVersion,
+      };
     } catch (e) {
       if (apiError(e)?.code === 404) return undefined;
       throw e;
@@ -77,7 +82,11 @@ export class DeployLock {
         }
         if (!heldByOther(cur, this.holder, Date.now())) {
           if (cur.holder && cur.holder !== this.holder) this.takenOverFrom = cur.holder;
-          const l = await this.kube.coordination.replaceNamespacedLease({ name: leaseName(this.app), namespace: this.namespace, body: this.body(cur.resourceVersion) });
+          const l = await this.kube.coordination.replaceNamespacedLease({
+            name: leaseName(this.app),
+            namespace: this.namespace,
+            body: this.body(cur.resourceVersion),
+          });
           this.resourceVersion = l.metadata?.resourceVersion;
           break;
         }
@@ -87,7 +96,11 @@ export class DeployLock {
         }
       } catch (e) {
         const code = apiError(e)?.code;
-        if (code !== 409) throw new ModelshipError('cluster', `Kubernetes: taking the deploy lease ${this.namespace}/${leaseName(this.app)} failed: ${apiError(e)?.message ?? (e as Error).message}`);
+        if (code !== 409)
+          throw new ModelshipError(
+            'cluster',
+            `Kubernetes: taking the deploy lease ${this.namespace}/${leaseName(this.app)} failed: ${apiError(e)?.message ?? (e as Error).message}`,
+          );
         // 409: another run created or renewed it between our read and write; look again
       }
       if (Date.now() >= deadline) {
@@ -107,7 +120,11 @@ export class DeployLock {
 
   private async renew(): Promise<void> {
     try {
-      const l = await this.kube.coordination.replaceNamespacedLease({ name: leaseName(this.app), namespace: this.namespace, body: this.body(this.resourceVersion) });
+      const l = await this.kube.coordination.replaceNamespacedLease({
+        name: leaseName(this.app),
+        namespace: this.namespace,
+        body: this.body(this.resourceVersion),
+      });
       this.resourceVersion = l.metadata?.resourceVersion;
     } catch {
       /* the next renewal or the release will tell */
@@ -119,7 +136,8 @@ export class DeployLock {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     const cur = await this.read().catch(() => undefined);
-    if (cur && cur.holder === this.holder) await this.kube.remove('coordination.k8s.io/v1', 'Lease', this.namespace, leaseName(this.app), cur.resourceVersion).catch(() => false);
+    if (cur && cur.holder === this.holder)
+      await this.kube.remove('coordination.k8s.io/v1', 'Lease', this.namespace, leaseName(this.app), cur.resourceVersion).catch(() => false);
   }
 }
 

@@ -100,9 +100,15 @@ export function gracePeriodSeconds(s: Pick<DeploySpec, 'drainDelayS' | 'drainTim
  * drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too. Triton has no such
  * phase: on SIGTERM it finishes what is in flight within --exit-timeout-secs (the image's CMD sets DRAIN_TIMEOUT_S).
  */
-const serverDrainDelay = (s: Pick<DeploySpec, 'drainDelayS'> & { runtime?: Runtime }): number => (s.drainDelayS > 0 && s.runtime !== 'triton' ? SERVER_DRAIN_DELAY_S : 0);
+const serverDrainDelay = (s: Pick<DeploySpec, 'drainDelayS'> & { runtime?: Runtime }): number =>
+  s.drainDelayS > 0 && s.runtime !== 'triton' ? SERVER_DRAIN_DELAY_S : 0;
 
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: unknown };
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: unknown;
+};
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -110,11 +116,13 @@ export function validateSpec(s: DeploySpec): void {
   const bad = (field: string, why: string): never => {
     throw new ModelshipError('input', `input "${field}": ${why}`, { field });
   };
-  if (!NAME.test(s.app) || s.app.length > 50) bad('app', `must be a DNS label of at most 50 characters (it names the Deployment and its -canary twin), got "${s.app}"`);
+  if (!NAME.test(s.app) || s.app.length > 50)
+    bad('app', `must be a DNS label of at most 50 characters (it names the Deployment and its -canary twin), got "${s.app}"`);
   if (!NAME.test(s.namespace) || s.namespace.length > 63) bad('namespace', `must be a DNS label, got "${s.namespace}"`);
   if (!/@sha256:[0-9a-f]{64}$/.test(s.image)) bad('image', `deploy the image by digest (repository@sha256:...), got "${s.image}"`);
   if (!Number.isInteger(s.replicas) || s.replicas < 1) bad('replicas', `must be a positive integer, got ${s.replicas}`);
-  if (!Number.isInteger(s.drainDelayS) || s.drainDelayS < 0 || s.drainDelayS > MAX_DRAIN_DELAY_S) bad('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S}, got ${s.drainDelayS}`);
+  if (!Number.isInteger(s.drainDelayS) || s.drainDelayS < 0 || s.drainDelayS > MAX_DRAIN_DELAY_S)
+    bad('drain-delay', `expected whole seconds from 0 to ${MAX_DRAIN_DELAY_S}, got ${s.drainDelayS}`);
 }
 
 /** The labels that select the serving pods; the canary adds `track: canary`, the stable `track: stable`. */
@@ -136,7 +144,8 @@ function modelshipEnv(s: DeploySpec): Record<string, unknown>[] {
   ];
   if (s.gpu) env.push({ name: SERVE_SETTINGS.provider.env, value: 'cuda' });
   if (s.apiKeySecret) env.push({ name: SERVE_SETTINGS.apiKey.env, valueFrom: { secretKeyRef: { name: s.apiKeySecret.name, key: s.apiKeySecret.key } } });
-  if (s.modelKeySecret) env.push({ name: SERVE_SETTINGS.modelKey.env, valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
+  if (s.modelKeySecret)
+    env.push({ name: SERVE_SETTINGS.modelKey.env, valueFrom: { secretKeyRef: { name: s.modelKeySecret.name, key: s.modelKeySecret.key } } });
   return env;
 }
 
@@ -155,7 +164,12 @@ function container(s: DeploySpec): Record<string, unknown> {
   const triton = s.runtime === 'triton';
   const limits: Record<string, string> = { cpu: s.resources.cpu, memory: s.resources.memory };
   if (s.gpu) limits['nvidia.com/gpu'] = '1';
-  const probe = (path: string, period: number, failures: number) => ({ httpGet: { path, port: 'http' }, periodSeconds: period, failureThreshold: failures, timeoutSeconds: 2 });
+  const probe = (path: string, period: number, failures: number) => ({
+    httpGet: { path, port: 'http' },
+    periodSeconds: period,
+    failureThreshold: failures,
+    timeoutSeconds: 2,
+  });
   return {
     name: 'model-server',
     image: s.image,
@@ -176,7 +190,14 @@ function container(s: DeploySpec): Record<string, unknown> {
     // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
     ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
     // what Pod Security's `restricted` profile requires (and a read-only root beyond it)
-    securityContext: { runAsNonRoot: true, runAsUser: triton ? TRITON_UID : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: triton ? TRITON_UID : 10001,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
   };
 }
 
@@ -268,7 +289,11 @@ export function service(s: DeploySpec, which: 'main' | 'canary'): K8sObject {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: which === 'main' ? s.app : `${s.app}-canary`, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+    metadata: {
+      name: which === 'main' ? s.app : `${s.app}-canary`,
+      namespace: s.namespace,
+      labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' },
+    },
     // protocol is explicit (TCP, the default; the server-side apply of Kubernetes before 1.21 required it)
     spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
   };
@@ -298,7 +323,10 @@ export function pullSecret(s: DeploySpec, registry: string, username: string, pa
  * `latest`). Warnings follow the enforce level when the namespace sets no warn level, so a Deployment whose pods would
  * be refused is answered with a warning (what the stage's dry run reads: admission.ts).
  */
-export const RESTRICTED_NAMESPACE_LABELS: Record<string, string> = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+export const RESTRICTED_NAMESPACE_LABELS: Record<string, string> = {
+  'pod-security.kubernetes.io/enforce': 'restricted',
+  'pod-security.kubernetes.io/enforce-version': 'latest',
+};
 
 /**
  * A namespace modelship creates (create-namespace, PR previews): labelled as modelship's, and enforcing Pod Security
@@ -306,7 +334,11 @@ export const RESTRICTED_NAMESPACE_LABELS: Record<string, string> = { 'pod-securi
  * RuntimeDefault seccomp), so nothing runs privileged in a namespace it made.
  */
 export function namespaceManifest(name: string, annotations: Record<string, string> = {}): K8sObject {
-  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship', ...RESTRICTED_NAMESPACE_LABELS }, annotations } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship', ...RESTRICTED_NAMESPACE_LABELS }, annotations },
+  };
 }
 
 /** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */

@@ -31,7 +31,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 function mergeKeyOf(field: string, items: Json[]): string | undefined {
   const keys = MERGE_KEYS[field];
   if (!keys || !items.every(isObj)) return undefined;
-  return keys.find((k) => items.every((i) => (i as Obj)[k] !== undefined));
+  return keys.find((k) => items.every((i) => i[k] !== undefined));
 }
 
 export function strategicMerge(base: Json | undefined, patch: Json, field = ''): Json {
@@ -77,26 +77,35 @@ export function readPatches(file: string): PatchDoc[] {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ModelshipError('input', `input "patch": cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { field: 'patch', file });
+    throw new ModelshipError('input', `input "patch": cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+      field: 'patch',
+      file,
+    });
   }
   let docs: unknown[];
   try {
     docs = yaml.loadAll(text);
   } catch (e) {
     const m = (e as yaml.YAMLException).mark;
-    throw new ModelshipError('input', `input "patch": ${file} is not YAML: ${(e as yaml.YAMLException).reason}`, { field: 'patch', file, line: m ? m.line + 1 : undefined, column: m ? m.column + 1 : undefined });
+    throw new ModelshipError('input', `input "patch": ${file} is not YAML: ${(e as yaml.YAMLException).reason}`, {
+      field: 'patch',
+      file,
+      line: m ? m.line + 1 : undefined,
+      column: m ? m.column + 1 : undefined,
+    });
   }
   return docs
     .filter((d) => d !== null && d !== undefined)
     .map((d, i) => {
-      if (!isObj(d) || typeof d.kind !== 'string') throw new ModelshipError('input', `input "patch": document ${i + 1} of ${file} needs a "kind" (Deployment or Service)`, { field: 'patch', file });
+      if (!isObj(d) || typeof d.kind !== 'string')
+        throw new ModelshipError('input', `input "patch": document ${i + 1} of ${file} needs a "kind" (Deployment or Service)`, { field: 'patch', file });
       const name = isObj(d.metadata) && typeof d.metadata.name === 'string' ? d.metadata.name : undefined;
       const { apiVersion: _a, kind: _k, ...body } = d;
       if (isObj(body.metadata)) {
         const { name: _n, namespace: _ns, ...meta } = body.metadata;
         body.metadata = meta;
       }
-      return { kind: d.kind, name, body: body as Obj, source: `${file} (document ${i + 1})` };
+      return { kind: d.kind, name, body, source: `${file} (document ${i + 1})` };
     });
 }
 
@@ -118,8 +127,17 @@ export function applyPatches(obj: K8sObject, patches: PatchDoc[], app: string): 
   const outSpec = (out as { spec?: Obj }).spec;
   if (spec && outSpec) {
     outSpec.selector = spec.selector;
-    if (isObj(spec.template) && isObj(outSpec.template) && isObj(spec.template.metadata) && isObj(outSpec.template.metadata) && isObj(spec.template.metadata.labels)) {
-      outSpec.template.metadata.labels = { ...(isObj(outSpec.template.metadata.labels) ? outSpec.template.metadata.labels : {}), ...spec.template.metadata.labels };
+    if (
+      isObj(spec.template) &&
+      isObj(outSpec.template) &&
+      isObj(spec.template.metadata) &&
+      isObj(outSpec.template.metadata) &&
+      isObj(spec.template.metadata.labels)
+    ) {
+      outSpec.template.metadata.labels = {
+        ...(isObj(outSpec.template.metadata.labels) ? outSpec.template.metadata.labels : {}),
+        ...spec.template.metadata.labels,
+      };
     }
   }
   // nor the image: the release under test is the digest modelship built and verified
@@ -127,7 +145,12 @@ export function applyPatches(obj: K8sObject, patches: PatchDoc[], app: string): 
   const image = (spec as Pod | undefined)?.template?.spec?.containers?.find((c) => c.name === 'model-server')?.image;
   const server = (outSpec as Pod | undefined)?.template?.spec?.containers?.find((c) => c.name === 'model-server');
   if (image && server) server.image = image;
-  out.metadata = { ...out.metadata, name: obj.metadata.name, namespace: obj.metadata.namespace, labels: { ...(out.metadata.labels ?? {}), ...(obj.metadata.labels ?? {}) } };
+  out.metadata = {
+    ...out.metadata,
+    name: obj.metadata.name,
+    namespace: obj.metadata.namespace,
+    labels: { ...(out.metadata.labels ?? {}), ...(obj.metadata.labels ?? {}) },
+  };
   return out;
 }
 
@@ -136,7 +159,9 @@ export function readManifest(file: string): PatchDoc[] {
   const docs = readPatches(file).map((d) => ({ ...d, source: `manifest ${d.source}` }));
   for (const d of docs) {
     // a single container under another name is the model server: keep one container, not two
-    const containers = ((d.body.spec as { template?: { spec?: { containers?: { name?: string }[] } } } | undefined)?.template?.spec?.containers ?? []) as { name?: string }[];
+    const containers = ((d.body.spec as { template?: { spec?: { containers?: { name?: string }[] } } } | undefined)?.template?.spec?.containers ?? []) as {
+      name?: string;
+    }[];
     if (d.kind === 'Deployment' && containers.length === 1) containers[0].name = 'model-server';
   }
   return docs;

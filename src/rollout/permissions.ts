@@ -50,36 +50,192 @@ export interface Permission {
 
 export const PERMISSIONS: readonly Permission[] = [
   // ---- the Deployments: the stable <app> and the canary <app>-canary
-  { group: 'apps', resource: 'deployments', verbs: ['get'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read the stable and canary Deployments and follow their rollouts' },
-  { group: 'apps', resource: 'deployments', verbs: ['create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the Deployments (server-side apply: patch, and create for a new one)' },
-  { group: 'apps', resource: 'deployments', verbs: ['update'], scope: 'namespace', stages: ['rollout'], why: 'take over a Deployment modelship did not create, or return the stable to its previous template' },
-  { group: 'apps', resource: 'deployments', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete the canary, or a first deploy that failed' },
-  { group: 'apps', resource: 'replicasets', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'find a Deployment\'s newest ReplicaSet while it rolls out' },
+  {
+    group: 'apps',
+    resource: 'deployments',
+    verbs: ['get'],
+    scope: 'namespace',
+    stages: ['rollout', 'post'],
+    why: 'read the stable and canary Deployments and follow their rollouts',
+  },
+  {
+    group: 'apps',
+    resource: 'deployments',
+    verbs: ['create', 'patch'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    why: 'apply the Deployments (server-side apply: patch, and create for a new one)',
+  },
+  {
+    group: 'apps',
+    resource: 'deployments',
+    verbs: ['update'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    why: 'take over a Deployment modelship did not create, or return the stable to its previous template',
+  },
+  {
+    group: 'apps',
+    resource: 'deployments',
+    verbs: ['delete'],
+    scope: 'namespace',
+    stages: ['rollout', 'post'],
+    why: 'delete the canary, or a first deploy that failed',
+  },
+  {
+    group: 'apps',
+    resource: 'replicasets',
+    verbs: ['list'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    why: "find a Deployment's newest ReplicaSet while it rolls out",
+  },
   { group: '', resource: 'pods', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'watch the new pods start and bake' },
-  { group: '', resource: 'events', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'give a failing pod\'s warning events as evidence' },
+  { group: '', resource: 'events', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: "give a failing pod's warning events as evidence" },
   // ---- the Services: <app> and <app>-canary, and what goes through them
-  { group: '', resource: 'services', verbs: ['get'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read the Services (is the main one new: then it is marked as the run\'s)' },
+  {
+    group: '',
+    resource: 'services',
+    verbs: ['get'],
+    scope: 'namespace',
+    stages: ['rollout', 'post'],
+    why: "read the Services (is the main one new: then it is marked as the run's)",
+  },
   { group: '', resource: 'services', verbs: ['create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the Services (server-side apply)' },
-  { group: '', resource: 'services', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete the canary\'s Service, or a main Service the run created and rolled back' },
-  { group: '', resource: 'services/proxy', verbs: ['get', 'create'], scope: 'namespace', stages: ['rollout'], option: 'service-proxy', why: 'send the model metadata request (GET) and the golden requests (POST) through the API server\'s service proxy, when verify-url is not given' },
+  {
+    group: '',
+    resource: 'services',
+    verbs: ['delete'],
+    scope: 'namespace',
+    stages: ['rollout', 'post'],
+    why: "delete the canary's Service, or a main Service the run created and rolled back",
+  },
+  {
+    group: '',
+    resource: 'services/proxy',
+    verbs: ['get', 'create'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    option: 'service-proxy',
+    why: "send the model metadata request (GET) and the golden requests (POST) through the API server's service proxy, when verify-url is not given",
+  },
   // ---- the stable's PodDisruptionBudget <app>
-  { group: 'policy', resource: 'poddisruptionbudgets', verbs: ['get', 'create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the stable\'s PodDisruptionBudget (server-side apply)' },
-  { group: 'policy', resource: 'poddisruptionbudgets', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete a PodDisruptionBudget modelship made (disruption-budget none, a failed first deploy, a killed run\'s)' },
+  {
+    group: 'policy',
+    resource: 'poddisruptionbudgets',
+    verbs: ['get', 'create', 'patch'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    why: "apply the stable's PodDisruptionBudget (server-side apply)",
+  },
+  {
+    group: 'policy',
+    resource: 'poddisruptionbudgets',
+    verbs: ['delete'],
+    scope: 'namespace',
+    stages: ['rollout', 'post'],
+    why: "delete a PodDisruptionBudget modelship made (disruption-budget none, a failed first deploy, a killed run's)",
+  },
   // ---- the deploy lease modelship-<app>
-  { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read and give back the deploy lease' },
-  { group: 'coordination.k8s.io', resource: 'leases', verbs: ['create', 'update'], scope: 'namespace', stages: ['rollout'], why: 'take and renew the deploy lease' },
+  {
+    group: 'coordination.k8s.io',
+    resource: 'leases',
+    verbs: ['get', 'delete'],
+    scope: 'namespace',
+    stages: ['rollout', 'post'],
+    why: 'read and give back the deploy lease',
+  },
+  {
+    group: 'coordination.k8s.io',
+    resource: 'leases',
+    verbs: ['create', 'update'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    why: 'take and renew the deploy lease',
+  },
   // ---- create-pull-secret: the image pull Secret <app>-registry
-  { group: '', resource: 'secrets', verbs: ['get', 'create', 'patch'], scope: 'namespace', stages: ['rollout'], option: 'create-pull-secret', why: 'apply the image pull Secret (server-side apply)' },
-  { group: '', resource: 'secrets', verbs: ['get', 'delete'], scope: 'namespace', stages: ['post'], option: 'create-pull-secret', why: 'delete the pull Secret a killed run created' },
+  {
+    group: '',
+    resource: 'secrets',
+    verbs: ['get', 'create', 'patch'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    option: 'create-pull-secret',
+    why: 'apply the image pull Secret (server-side apply)',
+  },
+  {
+    group: '',
+    resource: 'secrets',
+    verbs: ['get', 'delete'],
+    scope: 'namespace',
+    stages: ['post'],
+    option: 'create-pull-secret',
+    why: 'delete the pull Secret a killed run created',
+  },
   // ---- gpu: where each pod computes
-  { group: '', resource: 'pods/proxy', verbs: ['get', 'create'], scope: 'namespace', stages: ['rollout'], option: 'gpu', why: 'ask each new pod where it computes, through the API server\'s pod proxy' },
-  { group: '', resource: 'pods/log', verbs: ['get'], scope: 'namespace', stages: ['rollout'], option: 'gpu', why: 'read a pod\'s start-up log, which names its provider when an API key hides its metadata' },
+  {
+    group: '',
+    resource: 'pods/proxy',
+    verbs: ['get', 'create'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    option: 'gpu',
+    why: "ask each new pod where it computes, through the API server's pod proxy",
+  },
+  {
+    group: '',
+    resource: 'pods/log',
+    verbs: ['get'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    option: 'gpu',
+    why: "read a pod's start-up log, which names its provider when an API key hides its metadata",
+  },
   // ---- namespaces: cluster-scoped
-  { group: '', resource: 'namespaces', verbs: ['get'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'tell whether the namespace exists (without it, a rollout takes its namespace to exist)' },
-  { group: '', resource: 'namespaces', verbs: ['create'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'create the namespace, which does not exist yet' },
-  { group: '', resource: 'namespaces', verbs: ['get', 'delete'], scope: 'cluster', stages: ['cleanup'], why: 'find the preview namespace, check that modelship made it, and delete it' },
-  { group: '', resource: 'namespaces', verbs: ['delete'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'delete the namespace the run just created when the server-side dry run refuses what goes in it' },
-  { group: '', resource: 'namespaces', verbs: ['get', 'delete'], scope: 'cluster', stages: ['post'], option: 'create-namespace', why: 'delete the namespace a killed run created' },
+  {
+    group: '',
+    resource: 'namespaces',
+    verbs: ['get'],
+    scope: 'cluster',
+    stages: ['rollout'],
+    option: 'create-namespace',
+    why: 'tell whether the namespace exists (without it, a rollout takes its namespace to exist)',
+  },
+  {
+    group: '',
+    resource: 'namespaces',
+    verbs: ['create'],
+    scope: 'cluster',
+    stages: ['rollout'],
+    option: 'create-namespace',
+    why: 'create the namespace, which does not exist yet',
+  },
+  {
+    group: '',
+    resource: 'namespaces',
+    verbs: ['get', 'delete'],
+    scope: 'cluster',
+    stages: ['cleanup'],
+    why: 'find the preview namespace, check that modelship made it, and delete it',
+  },
+  {
+    group: '',
+    resource: 'namespaces',
+    verbs: ['delete'],
+    scope: 'cluster',
+    stages: ['rollout'],
+    option: 'create-namespace',
+    why: 'delete the namespace the run just created when the server-side dry run refuses what goes in it',
+  },
+  {
+    group: '',
+    resource: 'namespaces',
+    verbs: ['get', 'delete'],
+    scope: 'cluster',
+    stages: ['post'],
+    option: 'create-namespace',
+    why: 'delete the namespace a killed run created',
+  },
   {
     group: '*',
     resource: '*',
@@ -88,7 +244,7 @@ export const PERMISSIONS: readonly Permission[] = [
     stages: ['post'],
     option: 'create-namespace',
     why: 'see that a namespace a killed run created holds nothing else before deleting it',
-    optional: 'the post step keeps that namespace, and says why (a preview\'s goes with the PR\'s cleanup)',
+    optional: "the post step keeps that namespace, and says why (a preview's goes with the PR's cleanup)",
   },
 ];
 
@@ -135,7 +291,12 @@ export function accessChecks(n: RunNeeds): AccessCheck[] {
 
 /** A rollout's options, from its inputs; `createsNamespace`: its namespace does not exist and create-namespace is on. */
 export function rolloutOptions(cfg: { pullSecret?: unknown; gpu: boolean; verifyUrl: string }, createsNamespace: boolean): PermissionOption[] {
-  return [...(createsNamespace ? (['create-namespace'] as const) : []), ...(cfg.pullSecret ? (['create-pull-secret'] as const) : []), ...(cfg.gpu ? (['gpu'] as const) : []), ...(cfg.verifyUrl ? [] : (['service-proxy'] as const))];
+  return [
+    ...(createsNamespace ? (['create-namespace'] as const) : []),
+    ...(cfg.pullSecret ? (['create-pull-secret'] as const) : []),
+    ...(cfg.gpu ? (['gpu'] as const) : []),
+    ...(cfg.verifyUrl ? [] : (['service-proxy'] as const)),
+  ];
 }
 
 /** What the preflight asks the cluster: Kube implements it (SelfSubjectAccessReview, SelfSubjectReview). */
@@ -166,7 +327,10 @@ export function permissionError(user: string, missing: AccessCheck[], hint: stri
     for (const w of m.why.split('; ')) if (!g.whys.includes(w)) g.whys.push(w);
     groups.set(key, g);
   }
-  const items = [...groups.values()].map((g) => `${g.verbs.sort(byVerb).join(', ')} ${resourceName(g.check.group, g.check.resource)} ${g.check.namespace !== undefined ? `in namespace "${g.check.namespace}"` : '(cluster-wide)'} (needed to ${g.whys.join('; to ')})`);
+  const items = [...groups.values()].map(
+    (g) =>
+      `${g.verbs.sort(byVerb).join(', ')} ${resourceName(g.check.group, g.check.resource)} ${g.check.namespace !== undefined ? `in namespace "${g.check.namespace}"` : '(cluster-wide)'} (needed to ${g.whys.join('; to ')})`,
+  );
   return new ModelshipError('input', `input "kubeconfig": the kubeconfig's user (${user}) may not: ${items.join('; ')} — ${hint}`, { field: 'kubeconfig' });
 }
 
@@ -186,7 +350,7 @@ export async function preflight(reviewer: AccessReviewer, checks: AccessCheck[],
 export function rbacHint(n: { stage: RunNeeds['stage']; namespace: string; options: readonly PermissionOption[] }): string {
   const has = (o: PermissionOption) => n.options.includes(o);
   const flags = [
-    ...(n.stage === 'rollout' ? [`--namespace ${n.namespace}`] : ['--stage preview', '--namespace <the ServiceAccount\'s namespace>']),
+    ...(n.stage === 'rollout' ? [`--namespace ${n.namespace}`] : ['--stage preview', "--namespace <the ServiceAccount's namespace>"]),
     ...(n.stage === 'rollout' && has('create-namespace') ? ['--create-namespace'] : []),
     ...(has('create-pull-secret') ? ['--create-pull-secret'] : []),
     ...(has('gpu') ? ['--gpu'] : []),
@@ -238,50 +402,96 @@ interface Doc {
   rules?: { rule: RbacRule; why: string[] }[];
 }
 
-const optionsOf = (o: RbacOptions): PermissionOption[] => [
-  ...(o.verifyUrl ? [] : (['service-proxy'] as const)),
-  ...(o.createNamespace || o.stage === 'preview' ? (['create-namespace'] as const) : []),
-  ...(o.createPullSecret ? (['create-pull-secret'] as const) : []),
-  ...(o.gpu ? (['gpu'] as const) : []),
+const optionsOf = (identity: RbacOptions): PermissionOption[] => [
+  ...(identity.verifyUrl ? [] : (['service-proxy'] as const)),
+  ...(identity.createNamespace || identity.stage === 'preview' ? (['create-namespace'] as const) : []),
+  ...(identity.createPullSecret ? (['create-pull-secret'] as const) : []),
+  ...(identity.gpu ? (['gpu'] as const) : []),
 ];
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-function rbacDocs(o: RbacOptions): Doc[] {
-  for (const [flag, v] of [['namespace', o.namespace], ['service-account', o.serviceAccount]] as const) {
-    if (!DNS_LABEL.test(v) || v.length > 63) throw new ModelshipError('input', `rbac: --${flag} must be a DNS label (lowercase letters, digits, -), got "${v}"`, { field: flag });
+function rbacDocs(identity: RbacOptions): Doc[] {
+  for (const [flag, v] of [
+    ['namespace', identity.namespace],
+    ['service-account', identity.serviceAccount],
+  ] as const) {
+    if (!DNS_LABEL.test(v) || v.length > 63)
+      throw new ModelshipError('input', `rbac: --${flag} must be a DNS label (lowercase letters, digits, -), got "${v}"`, { field: flag });
   }
-  const stage = o.stage === 'preview' ? 'preview' : 'rollout';
-  const entries = permissionsFor(stage === 'preview' ? 'preview' : 'rollout', optionsOf(o));
+  const stage = identity.stage === 'preview' ? 'preview' : 'rollout';
+  const entries = permissionsFor(stage === 'preview' ? 'preview' : 'rollout', optionsOf(identity));
   if (stage === 'preview') entries.push(...permissionsFor('cleanup', []));
   const namespaced = rulesOf(entries.filter((p) => p.scope === 'namespace'));
   const cluster = rulesOf(entries.filter((p) => p.scope === 'cluster'));
-  const sa = { kind: 'ServiceAccount', name: o.serviceAccount, namespace: o.namespace };
+  const sa = { kind: 'ServiceAccount', name: identity.serviceAccount, namespace: identity.namespace };
   const rbac = 'rbac.authorization.k8s.io/v1';
-  const docs: Doc[] = [{ obj: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: o.serviceAccount, namespace: o.namespace } }, comment: ['the deploy identity'] }];
+  const docs: Doc[] = [
+    {
+      obj: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: identity.serviceAccount, namespace: identity.namespace } },
+      comment: ['the deploy identity'],
+    },
+  ];
   // a namespace the run creates has no Role before it exists: then the namespaced rules are granted cluster-wide
-  const madeByRun = stage === 'preview' || !!o.createNamespace;
+  const madeByRun = stage === 'preview' || !!identity.createNamespace;
   if (!madeByRun) {
-    docs.push({ obj: { apiVersion: rbac, kind: 'Role', metadata: { name: o.serviceAccount, namespace: o.namespace } }, comment: [`what modelship rollout (and its post step) do in namespace ${o.namespace}`], rules: namespaced });
-    docs.push({ obj: { apiVersion: rbac, kind: 'RoleBinding', metadata: { name: o.serviceAccount, namespace: o.namespace }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: o.serviceAccount }, subjects: [sa] }, comment: [] });
+    docs.push({
+      obj: { apiVersion: rbac, kind: 'Role', metadata: { name: identity.serviceAccount, namespace: identity.namespace } },
+      comment: [`what modelship rollout (and its post step) do in namespace ${identity.namespace}`],
+      rules: namespaced,
+    });
+    docs.push({
+      obj: {
+        apiVersion: rbac,
+        kind: 'RoleBinding',
+        metadata: { name: identity.serviceAccount, namespace: identity.namespace },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: identity.serviceAccount },
+        subjects: [sa],
+      },
+      comment: [],
+    });
     return docs;
   }
-  const base = `modelship:${o.namespace}:${o.serviceAccount}`;
-  const why = stage === 'preview' ? 'the preview namespaces <app>-pr-<N>, which the preview creates and its cleanup deletes' : 'the namespace the rollout creates (create-namespace)';
+  const base = `modelship:${identity.namespace}:${identity.serviceAccount}`;
+  const why =
+    stage === 'preview'
+      ? 'the preview namespaces <app>-pr-<N>, which the preview creates and its cleanup deletes'
+      : 'the namespace the rollout creates (create-namespace)';
   docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRole', metadata: { name: `${base}:namespaces` } }, comment: [`cluster-scoped: ${why}`], rules: cluster });
-  docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRoleBinding', metadata: { name: `${base}:namespaces` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:namespaces` }, subjects: [sa] }, comment: [] });
+  docs.push({
+    obj: {
+      apiVersion: rbac,
+      kind: 'ClusterRoleBinding',
+      metadata: { name: `${base}:namespaces` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:namespaces` },
+      subjects: [sa],
+    },
+    comment: [],
+  });
   docs.push({
     obj: { apiVersion: rbac, kind: 'ClusterRole', metadata: { name: `${base}:deploy` } },
-    comment: ['what the rollout (and its post step) do in its namespace; bound cluster-wide because a namespace the run creates', 'has no Role before it exists (with namespaces made beforehand, use the Role of `modelship rbac --namespace NS` in each)'],
+    comment: [
+      'what the rollout (and its post step) do in its namespace; bound cluster-wide because a namespace the run creates',
+      'has no Role before it exists (with namespaces made beforehand, use the Role of `modelship rbac --namespace NS` in each)',
+    ],
     rules: namespaced,
   });
-  docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRoleBinding', metadata: { name: `${base}:deploy` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:deploy` }, subjects: [sa] }, comment: [] });
+  docs.push({
+    obj: {
+      apiVersion: rbac,
+      kind: 'ClusterRoleBinding',
+      metadata: { name: `${base}:deploy` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:deploy` },
+      subjects: [sa],
+    },
+    comment: [],
+  });
   return docs;
 }
 
 /** The RBAC objects as plain objects (what `kubectl apply` receives). */
-export function rbacObjects(o: RbacOptions): Record<string, unknown>[] {
-  return rbacDocs(o).map((d) => (d.rules ? { ...d.obj, rules: d.rules.map((r) => r.rule) } : d.obj));
+export function rbacObjects(identity: RbacOptions): Record<string, unknown>[] {
+  return rbacDocs(identity).map((d) => (d.rules ? { ...d.obj, rules: d.rules.map((r) => r.rule) } : d.obj));
 }
 
 const scalar = (s: string) => (/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(s) && !/^(true|false|null|yes|no|on|off|~|[\d.eE+-]+)$/i.test(s) ? s : JSON.stringify(s));
@@ -290,22 +500,30 @@ const flow = (l: string[]) => `[${l.map(scalar).join(', ')}]`;
 function render(v: unknown, indent: string): string[] {
   if (Array.isArray(v)) return v.flatMap((x) => render(x, `${indent}  `).map((l, i) => (i === 0 ? `${indent}- ${l.trimStart()}` : l)));
   if (v && typeof v === 'object') {
-    return Object.entries(v).flatMap(([k, x]) => (x && typeof x === 'object' ? [`${indent}${k}:`, ...render(x, Array.isArray(x) ? indent : `${indent}  `)] : [`${indent}${k}: ${scalar(String(x))}`]));
+    return Object.entries(v).flatMap(([k, x]) =>
+      x && typeof x === 'object' ? [`${indent}${k}:`, ...render(x, Array.isArray(x) ? indent : `${indent}  `)] : [`${indent}${k}: ${scalar(String(x))}`],
+    );
   }
   return [`${indent}${scalar(String(v))}`];
 }
 
 /** The RBAC objects as one YAML stream (`kubectl apply -f -`), each rule with the reasons it is there. */
-export function rbacYaml(o: RbacOptions, command = 'modelship rbac'): string {
+export function rbacYaml(identity: RbacOptions, command = 'modelship rbac'): string {
   const head = [
-    `# the least-privilege deploy identity of modelship ${o.stage === 'preview' ? 'preview and cleanup' : 'rollout'}: generated by \`${command}\` from src/rollout/permissions.ts`,
-    `# apply with: kubectl apply -f <this file>; then a token kubeconfig for ServiceAccount ${o.namespace}/${o.serviceAccount}: see README "Least-privilege deploy identity"`,
+    `# the least-privilege deploy identity of modelship ${identity.stage === 'preview' ? 'preview and cleanup' : 'rollout'}: generated by \`${command}\` from src/rollout/permissions.ts`,
+    `# apply with: kubectl apply -f <this file>; then a token kubeconfig for ServiceAccount ${identity.namespace}/${identity.serviceAccount}: see README "Least-privilege deploy identity"`,
   ];
-  const docs = rbacDocs(o).map((d) => {
+  const docs = rbacDocs(identity).map((d) => {
     const lines = [...d.comment.map((c) => `# ${c}`), ...render(d.obj, '')];
     if (d.rules) {
       lines.push('rules:');
-      for (const r of d.rules) lines.push(...r.why.map((w) => `# ${resourceName(r.rule.apiGroups[0], r.rule.resources[0])}: ${w}`), `- apiGroups: ${flow(r.rule.apiGroups)}`, `  resources: ${flow(r.rule.resources)}`, `  verbs: ${flow(r.rule.verbs)}`);
+      for (const r of d.rules)
+        lines.push(
+          ...r.why.map((w) => `# ${resourceName(r.rule.apiGroups[0], r.rule.resources[0])}: ${w}`),
+          `- apiGroups: ${flow(r.rule.apiGroups)}`,
+          `  resources: ${flow(r.rule.resources)}`,
+          `  verbs: ${flow(r.rule.verbs)}`,
+        );
     }
     return lines.join('\n');
   });

@@ -1,7 +1,21 @@
 import type { RolloutConfig } from './inputs';
 import { SERVING_PORT } from '../protocol/runtime';
 import { parseImageRef } from '../shared/registry';
-import { pullSecret, pullSecretName, deployment, service, canaryReplicas, validateSpec, selectorLabels, disruptionBudget, budgetMaxUnavailable, DeploySpec, K8sObject, METRICS_PORT, DRAIN_TIMEOUT_S } from './manifests';
+import {
+  pullSecret,
+  pullSecretName,
+  deployment,
+  service,
+  canaryReplicas,
+  validateSpec,
+  selectorLabels,
+  disruptionBudget,
+  budgetMaxUnavailable,
+  DeploySpec,
+  K8sObject,
+  METRICS_PORT,
+  DRAIN_TIMEOUT_S,
+} from './manifests';
 import { applyPatches, PatchDoc } from './patch';
 import { OWNER_LABEL } from './owner';
 import { prometheusProvider } from './prometheus';
@@ -155,18 +169,32 @@ export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: stri
   };
 }
 
-const goldenSettings = (cfg: RolloutConfig): GoldenSettings => ({ modelName: cfg.modelName, reference: cfg.reference, tolerance: cfg.tolerance, apiKey: cfg.apiKey, verifyRequests: cfg.verifyRequests, maxLatencyMs: cfg.maxLatencyMs });
+const goldenSettings = (cfg: RolloutConfig): GoldenSettings => ({
+  modelName: cfg.modelName,
+  reference: cfg.reference,
+  tolerance: cfg.tolerance,
+  apiKey: cfg.apiKey,
+  verifyRequests: cfg.verifyRequests,
+  maxLatencyMs: cfg.maxLatencyMs,
+});
 
 /** The canary beside the stable: its pods Ready (on the GPU), its golden requests, its bake, then its metrics. */
 function canaryVerification(cfg: RolloutConfig, canary: K8sObject, canaryService: K8sObject, stableRuns: boolean): Verification {
-  const release: Release = { track: 'canary', deployment: canary.metadata.name, service: canaryService.metadata.name, podSelector: { ...selectorLabels(cfg.app), track: 'canary' } };
+  const release: Release = {
+    track: 'canary',
+    deployment: canary.metadata.name,
+    service: canaryService.metadata.name,
+    podSelector: { ...selectorLabels(cfg.app), track: 'canary' },
+  };
   const golden = goldenSettings(cfg);
   const gates = [
     podsReadyGate('canary pods Ready', (ready) => `${ready} canary pod(s) Ready`),
     ...(cfg.gpu ? [gpuProviderGate('canary pods compute on the GPU', cfg.modelName)] : []),
     goldenGate(`golden requests to ${release.service}`, golden),
     bakeGate(cfg.bakeTimeS, 'canary pod(s)', golden),
-    ...(cfg.prometheus ? [metricsGate(prometheusProvider(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableRuns)] : []),
+    ...(cfg.prometheus
+      ? [metricsGate(prometheusProvider(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableRuns)]
+      : []),
   ];
   return { release, gates };
 }
@@ -186,5 +214,9 @@ function basicVerification(cfg: RolloutConfig): Verification {
 
 function initialGateRecords(cfg: RolloutConfig): GateRecord[] {
   const skipped = (gate: GateRecord['gate'], detail: string): GateRecord => ({ gate, result: 'skipped', detail, evidence: [], seconds: 0 });
-  return [skipped('pods', ''), skipped('golden', cfg.reference ? '' : 'no reference given: only /v2/models/<model>/ready was checked'), skipped('prometheus', cfg.prometheus ? '' : 'no prometheus-url')];
+  return [
+    skipped('pods', ''),
+    skipped('golden', cfg.reference ? '' : 'no reference given: only /v2/models/<model>/ready was checked'),
+    skipped('prometheus', cfg.prometheus ? '' : 'no prometheus-url'),
+  ];
 }

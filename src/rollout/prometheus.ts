@@ -43,8 +43,9 @@ export const DEFAULT_QUERIES: Record<Runtime, { samples: string; errorRate: stri
 /** Fill {{namespace}}, {{app}}, {{track}}, {{model}} in a query template; an unknown placeholder is an error. */
 export function renderQuery(template: string, vars: Record<string, string>): string {
   return template.replace(/\{\{\s*([a-z]+)\s*\}\}/g, (_, k: string) => {
-    if (!(k in vars)) throw new GateFailure(`PromQL template uses {{${k}}}; known: ${Object.keys(vars).map((v) => `{{${v}}}`).join(', ')}`);
-    return vars[k];
+    if (k in vars) return vars[k];
+    const known = Object.keys(vars).map((v) => `{{${v}}}`);
+    throw new GateFailure(`PromQL template uses {{${k}}}; known: ${known.join(', ')}`);
   });
 }
 
@@ -52,12 +53,17 @@ export function renderQuery(template: string, vars: Record<string, string>): str
 export async function promQuery(url: string, query: string, signal?: AbortSignal): Promise<number | undefined> {
   let res: Response;
   try {
-    res = await fetch(`${url.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query })}`, { signal });
+    res = await fetch(`${url.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query }).toString()}`, { signal });
   } catch (e) {
     throw new GateFailure(`Prometheus at ${url} is unreachable: ${(e as Error).message}`);
   }
-  const body = (await res.json().catch(() => ({}))) as { status?: string; error?: string; data?: { resultType: string; result: { value: [number, string] }[] | [number, string] } };
-  if (res.status !== 200 || body.status !== 'success') throw new GateFailure(`Prometheus query failed (HTTP ${res.status}): ${body.error ?? 'no error message'}; query: ${query}`);
+  const body = (await res.json().catch(() => ({}))) as {
+    status?: string;
+    error?: string;
+    data?: { resultType: string; result: { value: [number, string] }[] | [number, string] };
+  };
+  if (res.status !== 200 || body.status !== 'success')
+    throw new GateFailure(`Prometheus query failed (HTTP ${res.status}): ${body.error ?? 'no error message'}; query: ${query}`);
   const d = body.data!;
   const raw = d.resultType === 'scalar' ? (d.result as [number, string])[1] : (d.result as { value: [number, string] }[])[0]?.value[1];
   const n = raw === undefined ? NaN : Number(raw);

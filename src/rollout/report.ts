@@ -31,7 +31,18 @@ export function rolloutResult(plan: RolloutPlan, record: DeployRecord): StageRes
     'gate-prometheus': gate('prometheus'),
     'verify-latency-p95-ms': record.latencyP95Ms === undefined ? '' : record.latencyP95Ms.toFixed(2),
     'decision-seconds': Number.isNaN(decisionSeconds) ? '' : decisionSeconds.toFixed(1),
-    'rollout-report': JSON.stringify({ decision, reason, strategy: plan.strategy, namespace, app, image, takeover: plan.takeover, gates: record.gates, timeline: record.timeline, totalSeconds: record.totalSeconds }),
+    'rollout-report': JSON.stringify({
+      decision,
+      reason,
+      strategy: plan.strategy,
+      namespace,
+      app,
+      image,
+      takeover: plan.takeover,
+      gates: record.gates,
+      timeline: record.timeline,
+      totalSeconds: record.totalSeconds,
+    }),
   };
   const summary = rolloutSummary(plan, record);
   return decision === 'promoted' ? { outputs, summary, ok: true } : { outputs, summary, ok: false, failure: `rolled back: ${reason}` };
@@ -41,10 +52,28 @@ function rolloutSummary(plan: RolloutPlan, record: DeployRecord): string {
   const { decision, reason } = record.outcome;
   const { app, namespace, image, replicas } = plan.spec;
   const icon = decision === 'promoted' ? '✅' : '❌';
-  const rows = record.gates.map((g) => `| ${g.gate} | ${g.result === 'fail' ? '**fail**' : g.result} | ${g.seconds.toFixed(1)} s | ${g.detail.split('\n')[0].replace(/\|/g, '\\|').slice(0, 300)} |`);
-  const tl = record.timeline.map((t) => `| ${t.atS.toFixed(1)} s | ${t.step} | ${t.seconds.toFixed(1)} s | ${t.result === 'ok' ? 'ok' : `**fail**: ${(t.detail ?? '').replace(/\|/g, '\\|').slice(0, 200)}`} |`);
-  const gantt = ['```mermaid', 'gantt', '  title Rollout timeline', '  dateFormat X', '  axisFormat %Ss', ...record.timeline.map((t, i) => `  ${t.step.replace(/[:#;]/g, ' ')} :${t.result === 'fail' ? 'crit, ' : ''}s${i}, ${Math.round(t.atS)}, ${Math.max(1, Math.round(t.seconds))}s`), '```'];
-  const evidence = record.gates.filter((g) => g.evidence.length && g.result === 'fail').map((g) => `<details><summary>evidence: ${g.gate}</summary>\n\n\`\`\`\n${g.evidence.join('\n')}\n\`\`\`\n</details>`);
+  const rows = record.gates.map(
+    (g) =>
+      `| ${g.gate} | ${g.result === 'fail' ? '**fail**' : g.result} | ${g.seconds.toFixed(1)} s | ${g.detail.split('\n')[0].replace(/\|/g, '\\|').slice(0, 300)} |`,
+  );
+  const tl = record.timeline.map(
+    (t) =>
+      `| ${t.atS.toFixed(1)} s | ${t.step} | ${t.seconds.toFixed(1)} s | ${t.result === 'ok' ? 'ok' : `**fail**: ${(t.detail ?? '').replace(/\|/g, '\\|').slice(0, 200)}`} |`,
+  );
+  const gantt = [
+    '```mermaid',
+    'gantt',
+    '  title Rollout timeline',
+    '  dateFormat X',
+    '  axisFormat %Ss',
+    ...record.timeline.map(
+      (t, i) => `  ${t.step.replace(/[:#;]/g, ' ')} :${t.result === 'fail' ? 'crit, ' : ''}s${i}, ${Math.round(t.atS)}, ${Math.max(1, Math.round(t.seconds))}s`,
+    ),
+    '```',
+  ];
+  const evidence = record.gates
+    .filter((g) => g.evidence.length && g.result === 'fail')
+    .map((g) => `<details><summary>evidence: ${g.gate}</summary>\n\n\`\`\`\n${g.evidence.join('\n')}\n\`\`\`\n</details>`);
   return [
     `## modelship rollout: ${icon} ${decision}`,
     '',

@@ -35,7 +35,13 @@ export class Timeline {
       this.recorded.push({ step: name, atS, seconds: (Date.now() - started) / 1000, result: 'ok' });
       return result;
     } catch (e) {
-      this.recorded.push({ step: name, atS, seconds: (Date.now() - started) / 1000, result: 'fail', detail: (e instanceof Error ? e.message : String(e)).split('\n')[0] });
+      this.recorded.push({
+        step: name,
+        atS,
+        seconds: (Date.now() - started) / 1000,
+        result: 'fail',
+        detail: (e instanceof Error ? e.message : String(e)).split('\n')[0],
+      });
       throw e;
     }
   }

@@ -39,7 +39,10 @@ export async function takeOver(kube: ObjectStore, obj: K8sObject): Promise<void>
   for (let i = 0; ; i++) {
     const cur = await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
     try {
-      await kube.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: (cur?.metadata as { resourceVersion?: string } | undefined)?.resourceVersion } } as K8sObject);
+      await kube.replace({
+        ...obj,
+        metadata: { ...obj.metadata, resourceVersion: (cur?.metadata as { resourceVersion?: string } | undefined)?.resourceVersion },
+      } as K8sObject);
       return;
     } catch (e) {
       if (i >= 4 || !/HTTP 409/.test(msg(e))) throw e; // the controller updated its status in between

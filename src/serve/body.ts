@@ -73,7 +73,8 @@ export function readBody(req: BodySource, limits: BodyLimits): BodyRead {
       req.resume();
       reject(e);
     };
-    const overloaded = (n: number) => new Overloaded(`the server holds ${budget.inUse} request bytes (bound ${budget.limit}); this request's ${n} more do not fit now`);
+    const overloaded = (n: number) =>
+      new Overloaded(`the server holds ${budget.inUse} request bytes (bound ${budget.limit}); this request's ${n} more do not fit now`);
     const tooLarge = () => new ProtocolError(413, `request body exceeds the limit of ${maxBodyBytes} bytes`);
     const timer = setTimeout(() => {
       inflater?.destroy();
@@ -120,7 +121,8 @@ export function readBody(req: BodySource, limits: BodyLimits): BodyRead {
       z.on('data', (c: Buffer) => {
         if (over) return;
         size += c.length;
-        if (size > maxBodyBytes) return fail(new ProtocolError(413, `request body exceeds the limit of ${maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
+        if (size > maxBodyBytes)
+          return fail(new ProtocolError(413, `request body exceeds the limit of ${maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
         if (!grow(size)) return fail(overloaded(size - reserved));
         chunks.push(c);
       });

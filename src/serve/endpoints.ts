@@ -79,7 +79,17 @@ export class Endpoints {
       platform: 'onnxruntime_onnx',
       inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
       outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
-      parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: model.threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, ...(model.detectionOutputs.length ? { detection_outputs: model.detectionOutputs.join(',') } : {}), preprocess: JSON.stringify(opts.preprocess), server: `modelship ${VERSION}` },
+      parameters: {
+        execution_provider: provider,
+        requested_provider: opts.provider.requested,
+        ...(fallbackReason ? { provider_fallback: fallbackReason } : {}),
+        intra_op_threads: model.threads,
+        max_batch_size: opts.maxBatchSize,
+        max_queue_delay_ms: opts.maxQueueDelayMs,
+        ...(model.detectionOutputs.length ? { detection_outputs: model.detectionOutputs.join(',') } : {}),
+        preprocess: JSON.stringify(opts.preprocess),
+        server: `modelship ${VERSION}`,
+      },
     });
     return 200;
   }
@@ -92,20 +102,30 @@ export class Endpoints {
     const headerLength = hl === undefined ? undefined : Number(hl);
     // a large JSON part is decoded on a decode thread (60 MiB of JSON takes seconds to parse)
     const jsonBytes = headerLength ?? body.length;
-    const parsed = jsonBytes > OFFLOAD_JSON_BYTES && Number.isSafeInteger(jsonBytes) ? await model.decoders.json(body, headerLength) : parseInferRequest(body, headerLength);
+    const parsed =
+      jsonBytes > OFFLOAD_JSON_BYTES && Number.isSafeInteger(jsonBytes) ? await model.decoders.json(body, headerLength) : parseInferRequest(body, headerLength);
     const known = new Map(sig.inputs.map((i) => [i.name, i]));
     for (const t of parsed.inputs) {
       const info = known.get(t.name);
       if (!info) throw new ProtocolError(400, `unknown input "${t.name}"; the model's inputs are ${[...known.keys()].join(', ')}`);
       const want = info.shape;
       const ok = t.shape.length === want.length && t.shape.every((d, i) => typeof want[i] !== 'number' || want[i] === d) && t.shape[0] > 0;
-      if (!ok) throw new ProtocolError(400, `input "${t.name}": shape [${t.shape.join(', ')}] does not match the model's [${want.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`);
+      if (!ok)
+        throw new ProtocolError(
+          400,
+          `input "${t.name}": shape [${t.shape.join(', ')}] does not match the model's [${want.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`,
+        );
     }
     for (const i of sig.inputs) if (!parsed.inputs.find((t) => t.name === i.name)) throw new ProtocolError(400, `missing input "${i.name}"`);
     const outNames = sig.outputs.map((o) => o.name);
-    for (const o of parsed.outputs) if (!outNames.includes(o.name)) throw new ProtocolError(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
+    for (const o of parsed.outputs)
+      if (!outNames.includes(o.name)) throw new ProtocolError(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
     for (const o of parsed.outputs) {
-      if (o.classification !== undefined && model.detectionOutputs.includes(o.name)) throw new ProtocolError(400, `output "${o.name}" is a detection table (rows image_id, label, score, xmin, ymin, xmax, ymax), not class scores: "classification" does not apply (POST an image to /v2/models/${name}/detect for detections in pixels)`);
+      if (o.classification !== undefined && model.detectionOutputs.includes(o.name))
+        throw new ProtocolError(
+          400,
+          `output "${o.name}" is a detection table (rows image_id, label, score, xmin, ymin, xmax, ymax), not class scores: "classification" does not apply (POST an image to /v2/models/${name}/detect for detections in pixels)`,
+        );
     }
     let results: Record<string, { data: Float32Array; shape: number[] }>;
     if (sig.inputs.length === 1) {
@@ -125,7 +145,11 @@ export class Endpoints {
   async classify({ req, res, url }: Call): Promise<number> {
     const { model, batcher, opts } = this.ctx;
     const { name, version, sig, detectionOutputs } = model;
-    if (detectionOutputs.length) throw new ProtocolError(400, `model "${name}" is a detection model (output ${detectionOutputs.join(', ')}: a table of detections, not class scores): POST the image to /v2/models/${name}/detect`);
+    if (detectionOutputs.length)
+      throw new ProtocolError(
+        400,
+        `model "${name}" is a detection model (output ${detectionOutputs.join(', ')}: a table of detections, not class scores): POST the image to /v2/models/${name}/detect`,
+      );
     const body = await this.body(req, res);
     const [H, W] = this.imageInput('image classification');
     const k = Math.max(1, Math.min(1000, Number(url.searchParams.get('top_k') ?? opts.topK) || opts.topK));
@@ -134,21 +158,33 @@ export class Endpoints {
     const out = await batcher.submit(x, 1);
     const first = out[sig.outputs[0].name].data;
     const idx = topClasses(first, 0, first.length, Math.min(k, first.length));
-    this.send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
+    this.send(res, 200, {
+      model_name: name,
+      model_version: version,
+      predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })),
+    });
     return 200;
   }
 
   async detect({ req, res, url }: Call): Promise<number> {
     const { model, batcher, opts } = this.ctx;
     const { name, version, detectionOutputs } = model;
-    if (!detectionOutputs.length) throw new ProtocolError(400, `model "${name}" is not a detection model (no output is a detection table; its ONNX metadata has no ${DETECTION_OUTPUTS_KEY}): POST the image to /v2/models/${name}/classify`);
+    if (!detectionOutputs.length)
+      throw new ProtocolError(
+        400,
+        `model "${name}" is not a detection model (no output is a detection table; its ONNX metadata has no ${DETECTION_OUTPUTS_KEY}): POST the image to /v2/models/${name}/classify`,
+      );
     const t = url.searchParams.get('threshold');
     const threshold = t === null ? opts.detectionThreshold : Number(t);
-    if (t !== null && (t.trim() === '' || !(threshold >= 0 && threshold <= 1))) throw new ProtocolError(400, `threshold must be a number from 0 to 1 (a detection's score), got "${t.slice(0, 40)}"`);
+    if (t !== null && (t.trim() === '' || !(threshold >= 0 && threshold <= 1)))
+      throw new ProtocolError(400, `threshold must be a number from 0 to 1 (a detection's score), got "${t.slice(0, 40)}"`);
     const body = await this.body(req, res);
     const [H, W] = this.imageInput('object detection');
     // the whole image resized to the input (SSD's transform): decoded on a decode thread when it is large
-    const img = body.length > OFFLOAD_JSON_BYTES / 16 ? await model.decoders.detectionImage(body, H, W, opts.preprocess) : imageToDetectionTensor(body, H, W, opts.preprocess);
+    const img =
+      body.length > OFFLOAD_JSON_BYTES / 16
+        ? await model.decoders.detectionImage(body, H, W, opts.preprocess)
+        : imageToDetectionTensor(body, H, W, opts.preprocess);
     const out = await batcher.submit(img.data, 1);
     const table = out[detectionOutputs[0]].data;
     const detections = imageDetections(table, { threshold, width: img.width, height: img.height, labels: opts.labels });

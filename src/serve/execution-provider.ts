@@ -25,7 +25,11 @@ export const PROVIDER_CHOICES = ['cpu', 'cuda', 'cuda,cpu'] as const;
 export function parseProvider(raw: string, field = 'provider'): ProviderRequest {
   const v = raw.trim().toLowerCase().replace(/\s+/g, '');
   if (!(PROVIDER_CHOICES as readonly string[]).includes(v)) {
-    throw new ModelshipError('input', `${settingLabel(SERVE_SETTINGS.provider)} must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`, { field });
+    throw new ModelshipError(
+      'input',
+      `${settingLabel(SERVE_SETTINGS.provider)} must be one of ${PROVIDER_CHOICES.join(', ')} (cuda,cpu allows a fallback to the CPU), got "${raw}"`,
+      { field },
+    );
   }
   return { requested: v, wanted: v === 'cpu' ? 'cpu' : 'cuda', fallback: v === 'cuda,cpu' };
 }
@@ -55,7 +59,12 @@ export async function createSession(
     return { session: await ort.InferenceSession.create(bytes, options(['cuda'])), provider: 'cuda' };
   } catch (e) {
     const cause = diagnoseCudaFailure((e as Error).message, ortLibDir());
-    if (!req.fallback) throw new ModelshipError('io', `the CUDA execution provider cannot be created: ${cause} (${SERVE_SETTINGS.provider.env}=cuda allows no fallback; cuda,cpu would serve on the CPU)`, { field: 'provider' });
+    if (!req.fallback)
+      throw new ModelshipError(
+        'io',
+        `the CUDA execution provider cannot be created: ${cause} (${SERVE_SETTINGS.provider.env}=cuda allows no fallback; cuda,cpu would serve on the CPU)`,
+        { field: 'provider' },
+      );
     return { session: await ort.InferenceSession.create(bytes, options(['cpu'])), provider: 'cpu', fallbackReason: cause };
   }
 }
@@ -75,7 +84,8 @@ export function diagnoseCudaFailure(message: string, libDir: string, resolve: (l
     return text;
   }
   for (const lib of CUDA_PROVIDER_LIBS) {
-    if (!fs.existsSync(path.join(libDir, lib))) return `${lib} is missing from ${libDir}: the image was built without the CUDA provider (build it with gpu: true)`;
+    if (!fs.existsSync(path.join(libDir, lib)))
+      return `${lib} is missing from ${libDir}: the image was built without the CUDA provider (build it with gpu: true)`;
   }
   const missing: string[] = [];
   for (const lib of CUDA_PROVIDER_LIBS) {
@@ -98,7 +108,15 @@ export function diagnoseCudaFailure(message: string, libDir: string, resolve: (l
 /** Is `lib` found by the dynamic loader: LD_LIBRARY_PATH, the ldconfig cache, the default directories? */
 function defaultResolver(): (lib: string) => boolean {
   let cache: Set<string> | undefined;
-  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/lib', '/usr/lib', '/lib64', '/usr/lib64', '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'];
+  const dirs = [
+    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
+    '/lib',
+    '/usr/lib',
+    '/lib64',
+    '/usr/lib64',
+    '/lib/x86_64-linux-gnu',
+    '/usr/lib/x86_64-linux-gnu',
+  ];
   return (lib) => {
     if (dirs.some((d) => fs.existsSync(path.join(d, lib)))) return true;
     if (!cache) {

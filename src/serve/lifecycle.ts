@@ -48,7 +48,11 @@ export class Lifecycle {
     const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     // while draining, every answer ends its connection: keep-alive clients reconnect to another replica
     if (!this.ready) headers = { ...headers, connection: 'close' };
-    res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[HEADER_LENGTH] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
+    res.writeHead(status, {
+      'content-type': Buffer.isBuffer(body) && headers[HEADER_LENGTH] !== undefined ? 'application/octet-stream' : 'application/json',
+      'content-length': buf.length,
+      ...headers,
+    });
     res.end(buf);
   }
 

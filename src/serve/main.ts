@@ -25,7 +25,8 @@ export function serveOptions(argv: string[], env: NodeJS.ProcessEnv, log: (l: st
   const known = new Set(serveSettings().flatMap(([, s]) => (s.flag ? [s.flag, ...(s.aliases ?? [])] : [])));
   for (const k of flags.keys()) if (!known.has(k)) throw new ModelshipError('input', `unknown serve flag --${k}`, { field: k });
   // the flag, else its first alias given
-  const given = (s: { flag?: string; aliases?: readonly string[] }) => (s.flag ? [s.flag, ...(s.aliases ?? [])].map((f) => flags.get(f)).find((v) => v !== undefined) : undefined);
+  const given = (s: { flag?: string; aliases?: readonly string[] }) =>
+    s.flag ? [s.flag, ...(s.aliases ?? [])].map((f) => flags.get(f)).find((v) => v !== undefined) : undefined;
   return readSettings(given, env, log);
 }
 

@@ -24,7 +24,7 @@ export function memoryLimit(read: Read = readFile, total: number = os.totalmem()
     const n = Number(read('/sys/fs/cgroup/memory/memory.limit_in_bytes')?.trim());
     if (n > 0 && n < Math.min(total, UNLIMITED)) return { bytes: n, source: 'cgroup v1 memory.limit_in_bytes' };
   }
-  return { bytes: total, source: 'the machine\'s memory (no container limit)' };
+  return { bytes: total, source: "the machine's memory (no container limit)" };
 }
 
 /**

@@ -29,8 +29,19 @@ export class ServerMetrics {
     // `type` label of its namesake without the suffix, which stays
     for (const what of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
     this.requests = new prom.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers });
-    this.errors = new prom.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers });
-    this.latency = new prom.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.errors = new prom.Counter({
+      name: 'modelship_request_errors_total',
+      help: 'Requests answered with 4xx/5xx',
+      labelNames: ['route', 'code'],
+      registers,
+    });
+    this.latency = new prom.Histogram({
+      name: 'modelship_request_duration_seconds',
+      help: 'Request latency',
+      labelNames: ['route'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
     this.batchSizes = new prom.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
     this.inflight = new prom.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers });
     new prom.Gauge({
@@ -41,9 +52,15 @@ export class ServerMetrics {
         this.set(sources.inflightBytes());
       },
     });
-    new prom.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers }).set(sources.inflightBytesLimit);
-    new prom.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers })
-      .set({ provider: sources.provider, requested: sources.requestedProvider, fallback: String(sources.fallback) }, 1);
+    new prom.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers }).set(
+      sources.inflightBytesLimit,
+    );
+    new prom.Gauge({
+      name: 'modelship_execution_provider',
+      help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback',
+      labelNames: ['provider', 'requested', 'fallback'],
+      registers,
+    }).set({ provider: sources.provider, requested: sources.requestedProvider, fallback: String(sources.fallback) }, 1);
   }
 
   /** A request has begun: counted in flight; the returned function ends it, its latency observed under `route`. */

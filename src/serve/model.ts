@@ -38,18 +38,33 @@ export async function startModel(bytes: Uint8Array, sig: OnnxInfo, opts: ServeOp
   const budget = cpuBudget();
   const threads = opts.intraOpThreads > 0 ? opts.intraOpThreads : budget.cpus;
   // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
-  const engine = await InferenceThread.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), onCrash);
+  const engine = await InferenceThread.start(
+    bytes,
+    threads,
+    opts.provider,
+    sig.outputs.map((o) => o.name),
+    onCrash,
+  );
   const decoders = new DecodeThreads(opts.decodeThreads);
   const { provider, fallbackReason } = engine;
   if (fallbackReason) opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
-  opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
+  opts.log(
+    `model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}`,
+  );
   // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
-  const detectionOutputs = detectionOutputNames(sig.metadata, sig.outputs.map((o) => o.name));
+  const detectionOutputs = detectionOutputNames(
+    sig.metadata,
+    sig.outputs.map((o) => o.name),
+  );
   return { name: opts.modelName, version: opts.modelVersion, sig, engine, decoders, threads, detectionOutputs };
 }
 
 /** Dynamic batching of the model's first input: concurrent requests run as one batch, split back per request. */
-export function modelBatcher(model: ServedModel, opts: Pick<ServeOptions, 'maxBatchSize' | 'maxQueueDelayMs' | 'idleFlush'>, onBatch: (items: number) => void): DynamicBatcher {
+export function modelBatcher(
+  model: ServedModel,
+  opts: Pick<ServeOptions, 'maxBatchSize' | 'maxQueueDelayMs' | 'idleFlush'>,
+  onBatch: (items: number) => void,
+): DynamicBatcher {
   const input0 = model.sig.inputs[0];
   const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
   const isDetection = new Set(model.detectionOutputs);
@@ -63,7 +78,10 @@ export function modelBatcher(model: ServedModel, opts: Pick<ServeOptions, 'maxBa
           continue;
         }
         // an output that is not batch-first cannot be split by item: refuse rather than hand out wrong slices
-        if (v.shape[0] !== items) throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${DETECTION_OUTPUTS_KEY} metadata)`);
+        if (v.shape[0] !== items)
+          throw new Error(
+            `output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${DETECTION_OUTPUTS_KEY} metadata)`,
+          );
         out[k] = { data: v.data, itemShape: v.shape.slice(1) };
       }
       return out;

@@ -100,13 +100,15 @@ const READERS: { [K in SettingValue]: Reader<SettingValues[K]> } = {
   bytes: (text, s) => {
     const v = text ?? s.default ?? '0';
     const n = parseBytes(v);
-    if (n === undefined) throw new ModelshipError('input', `${settingLabel(s)} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flagOf(s) });
+    if (n === undefined)
+      throw new ModelshipError('input', `${settingLabel(s)} must be a size in bytes (e.g. 268435456, 256Mi, 1Gi), got "${v}"`, { field: flagOf(s) });
     return n;
   },
   fraction: (text, s) => {
     const v = text ?? s.default ?? '0';
     const n = Number(v);
-    if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new ModelshipError('input', `${settingLabel(s)} must be a number from 0 to 1, got "${v}"`, { field: flagOf(s) });
+    if (v.trim() === '' || !(n >= 0 && n <= 1))
+      throw new ModelshipError('input', `${settingLabel(s)} must be a number from 0 to 1, got "${v}"`, { field: flagOf(s) });
     return n;
   },
   'port-or-off': (text, s) => {
@@ -114,7 +116,14 @@ const READERS: { [K in SettingValue]: Reader<SettingValues[K]> } = {
     return v === undefined || /^(off|none|false)$/i.test(v) ? undefined : integerOf(v, s);
   },
   provider: (text, s) => parseProvider(text ?? s.default ?? 'cpu', flagOf(s)),
-  'labels-file': (text) => (text ? fs.readFileSync(text, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined),
+  'labels-file': (text) =>
+    text
+      ? fs
+          .readFileSync(text, 'utf8')
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+      : undefined,
   'preprocess-json': (text, s) => {
     if (!text) return GOOGLENET_PREPROCESS;
     try {

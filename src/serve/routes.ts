@@ -93,7 +93,11 @@ export class Router {
     const send: Reply = (status, body, headers) => (this.lifecycle.send(res, status, body, headers), status);
     let route: Route | undefined;
     let match: RegExpExecArray | null = null;
-    for (const r of this.routes) if ((match = r.path.exec(path))) { route = r; break; }
+    for (const r of this.routes)
+      if ((match = r.path.exec(path))) {
+        route = r;
+        break;
+      }
     if (!route?.open) {
       // (an unknown path too: without the key, nothing about what is served)
       const refused = this.refusal(req, send);
@@ -105,9 +109,16 @@ export class Router {
       const served = this.options.model;
       const wanted = decodePath(model);
       // counted on the route asked for (an infer on another model is an infer answered 404)
-      if (wanted !== served.name || (version !== undefined && version !== served.version)) return [route.name, send(404, { error: `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})` })];
+      if (wanted !== served.name || (version !== undefined && version !== served.version))
+        return [
+          route.name,
+          send(404, {
+            error: `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})`,
+          }),
+        ];
     }
-    if (route.methods && !route.methods.includes(method)) return [route.name, send(405, { error: `${route.name} needs ${route.methods.join(' or ')}` }, { allow: route.methods.join(', ') })];
+    if (route.methods && !route.methods.includes(method))
+      return [route.name, send(405, { error: `${route.name} needs ${route.methods.join(' or ')}` }, { allow: route.methods.join(', ') })];
     if (route.refusedWhileClosing && this.lifecycle.closing) return [route.name, send(503, { error: 'the server is shutting down' })];
     return [route.name, await route.handle({ req, res, url })];
   }

@@ -49,25 +49,52 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const { bytes, sig } = readModel(opts);
   const mem = memoryLimit();
   const inflightLimit = opts.maxInflightBytes > 0 ? opts.maxInflightBytes : defaultInflightBytes(mem, opts.maxBodyBytes);
-  if (inflightLimit < opts.maxBodyBytes) throw new ModelshipError('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
+  if (inflightLimit < opts.maxBodyBytes)
+    throw new ModelshipError(
+      'input',
+      `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`,
+      { field: 'max-inflight-bytes' },
+    );
 
   const lifecycle = new Lifecycle(opts.log);
   // the inference thread's death, heard once the model has started and until the server is drained
   let onCrash: ((e: Error) => void) | undefined;
   const model = await startModel(bytes, sig, opts, (e) => onCrash?.(e));
   onCrash = (e) => lifecycle.fail(e);
-  opts.log(`request bytes in flight bounded at ${inflightLimit} (${opts.maxInflightBytes > 0 ? 'configured' : `a quarter of ${mem.source}: ${mem.bytes}`}); headers within ${opts.headerTimeoutMs} ms, bodies within ${opts.bodyTimeoutMs} ms`);
+  opts.log(
+    `request bytes in flight bounded at ${inflightLimit} (${opts.maxInflightBytes > 0 ? 'configured' : `a quarter of ${mem.source}: ${mem.bytes}`}); headers within ${opts.headerTimeoutMs} ms, bodies within ${opts.bodyTimeoutMs} ms`,
+  );
   const budget = new ByteBudget(inflightLimit);
   const { provider, fallbackReason } = model.engine;
-  const metrics = new ServerMetrics({ inflightBytes: () => budget.inUse, inflightBytesLimit: inflightLimit, provider, requestedProvider: opts.provider.requested, fallback: Boolean(fallbackReason) });
-  if (model.detectionOutputs.length) opts.log(`detection output${model.detectionOutputs.length > 1 ? 's' : ''} ${model.detectionOutputs.join(', ')}: [1, 1, D, 7] tables, split per request by image_id; POST /v2/models/${opts.modelName}/detect takes an image`);
+  const metrics = new ServerMetrics({
+    inflightBytes: () => budget.inUse,
+    inflightBytesLimit: inflightLimit,
+    provider,
+    requestedProvider: opts.provider.requested,
+    fallback: Boolean(fallbackReason),
+  });
+  if (model.detectionOutputs.length)
+    opts.log(
+      `detection output${model.detectionOutputs.length > 1 ? 's' : ''} ${model.detectionOutputs.join(', ')}: [1, 1, D, 7] tables, split per request by image_id; POST /v2/models/${opts.modelName}/detect takes an image`,
+    );
   const batcher = modelBatcher(model, opts, (n) => metrics.batch(n));
-  const endpoints = new Endpoints({ model, batcher, lifecycle, metrics, bodyLimits: { maxBodyBytes: opts.maxBodyBytes, bodyTimeoutMs: opts.bodyTimeoutMs, budget }, opts });
+  const endpoints = new Endpoints({
+    model,
+    batcher,
+    lifecycle,
+    metrics,
+    bodyLimits: { maxBodyBytes: opts.maxBodyBytes, bodyTimeoutMs: opts.bodyTimeoutMs, budget },
+    opts,
+  });
   const router = new Router(servingRoutes(endpoints), lifecycle, { model, apiKey: opts.apiKey, authFailures: new FailedAuthLimiter(opts.authFailureLimit) });
 
   // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
   // to the body's timer, the whole request; checked every second rather than every 30 s
-  const serverOptions: http.ServerOptions = { headersTimeout: opts.headerTimeoutMs, requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000, connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs) };
+  const serverOptions: http.ServerOptions = {
+    headersTimeout: opts.headerTimeoutMs,
+    requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000,
+    connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs),
+  };
   const server = http.createServer(serverOptions, requestListener(router, lifecycle, metrics, opts.log));
   server.keepAliveTimeout = 5000;
   const stopThreads = () => Promise.all([model.engine.release(), model.decoders.stop()]);
@@ -92,7 +119,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     await stopThreads();
     throw new ModelshipError('io', `cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`, { field: 'port' });
   }
-  opts.log(`listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`);
+  opts.log(
+    `listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`,
+  );
 
   return {
     url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
@@ -126,7 +155,7 @@ function requestListener(router: Router, lifecycle: Lifecycle, metrics: ServerMe
       })
       .catch((e: unknown) => {
         const answer = errorAnswer(e);
-        if (answer.logStack) log(`error: ${(e as Error).stack ?? e}`);
+        if (answer.logStack) log(`error: ${(e as Error).stack ?? String(e)}`);
         answerFailure(req, res, answer, lifecycle);
         metrics.answered(routeName, answer.status);
       })

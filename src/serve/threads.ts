@@ -105,7 +105,11 @@ export class InferenceThread {
 
   /** Run the model; the feeds' buffers are moved to the session's thread, the outputs' come back the same way. */
   run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    return this.thread.call('run', { feeds } satisfies Payload<'run'>, Object.values(feeds).map((t) => t.data));
+    return this.thread.call(
+      'run',
+      { feeds } satisfies Payload<'run'>,
+      Object.values(feeds).map((t) => t.data),
+    );
   }
 
   async release(): Promise<void> {
@@ -127,7 +131,9 @@ export class DecodeThreads {
   /** the least busy thread */
   private pick(): WorkerThread {
     // (a thread that failed — out of memory on a hostile body, say — is replaced, not reused)
-    this.threads = Array.from({ length: Math.max(1, this.count) }, (_, i) => (this.threads?.[i]?.alive ? this.threads[i] : new WorkerThread({ modelshipWorker: 'decode' })));
+    this.threads = Array.from({ length: Math.max(1, this.count) }, (_, i) =>
+      this.threads?.[i]?.alive ? this.threads[i] : new WorkerThread({ modelshipWorker: 'decode' }),
+    );
     return this.threads.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
   }
 

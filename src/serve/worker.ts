@@ -42,9 +42,16 @@ export type WorkerRequest =
   | { id: number; op: 'release' };
 
 /** An error that crossed the thread boundary, rebuilt with its class on the other side. */
-export type WireError = { kind: 'protocol'; status: number; message: string } | { kind: 'modelship'; code: ModelshipError['code']; message: string; location: ModelshipError['location'] } | { kind: 'error'; message: string; stack?: string };
+export type WireError =
+  | { kind: 'protocol'; status: number; message: string }
+  | { kind: 'modelship'; code: ModelshipError['code']; message: string; location: ModelshipError['location'] }
+  | { kind: 'error'; message: string; stack?: string };
 
-export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError } | { id: 0; ready: true; provider?: string; fallbackReason?: string } | { id: 0; ready: false; error: WireError };
+export type WorkerReply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: WireError }
+  | { id: 0; ready: true; provider?: string; fallbackReason?: string }
+  | { id: 0; ready: false; error: WireError };
 
 export function toWire(e: unknown): WireError {
   if (e instanceof ProtocolError) return { kind: 'protocol', status: e.status, message: e.message };
@@ -102,7 +109,11 @@ async function inferWorker(port: MessagePort, init: WorkerInit): Promise<void> {
     // no spin-waiting between ops: a spinning pool takes the CPU the server needs to read the next request
     // (measured on GoogLeNet at batch 8 with 2 threads on 2 CPUs: 0.84-0.88x in-process throughput with spinning,
     // 0.90-0.92x without)
-    const options = (providers: string[]): Ort.InferenceSession.SessionOptions => ({ executionProviders: providers, graphOptimizationLevel: 'all', ...ortThreading(threads) });
+    const options = (providers: string[]): Ort.InferenceSession.SessionOptions => ({
+      executionProviders: providers,
+      graphOptimizationLevel: 'all',
+      ...ortThreading(threads),
+    });
     const created = await createSession(ort, init.model!, options, init.provider!);
     session = created.session;
     port.postMessage({ id: 0, ready: true, provider: created.provider, fallbackReason: created.fallbackReason } satisfies WorkerReply);
@@ -123,7 +134,11 @@ async function inferWorker(port: MessagePort, init: WorkerInit): Promise<void> {
       (res) => {
         const out: Record<string, Tensor> = {};
         for (const o of outputs) out[o] = { data: res[o].data as Float32Array, shape: res[o].dims.map(Number) };
-        post(port, { id: m.id, ok: true, value: out }, Object.values(out).map((t) => t.data));
+        post(
+          port,
+          { id: m.id, ok: true, value: out },
+          Object.values(out).map((t) => t.data),
+        );
       },
       (e: unknown) => post(port, { id: m.id, ok: false, error: toWire(e) }),
     );

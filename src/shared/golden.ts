@@ -1,5 +1,4 @@
 import * as fs from 'fs';
-import * as path from 'path';
 import { readNpy } from '../util/npy';
 import { referenceBatches, inputFile, outputFile } from './reference';
 import { compareOutput, DEFAULT_TOLERANCE } from './compare';
@@ -35,20 +34,26 @@ export const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top
  * same count per image, each reference detection matched by one of the same label, score and box within
  * DETECTION_TOLERANCE), its table row giving the count in the top-5 column.
  */
-export async function goldenRequests(t: Transport, o: { reference: string; modelName: string; inputName: string; singleInput: boolean; tolerance: number; headers?: Record<string, string> }): Promise<GoldenResult> {
+export async function goldenRequests(
+  t: Transport,
+  golden: { reference: string; modelName: string; inputName: string; singleInput: boolean; tolerance: number; headers?: Record<string, string> },
+): Promise<GoldenResult> {
   const res: GoldenResult = { rows: [], failures: [], compared: 0 };
-  for (const b of referenceBatches(o.reference)) {
-    const x = readNpy(inputFile(o.reference, b, o.inputName, o.singleInput));
-    const req = encodeInferRequest([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
+  for (const b of referenceBatches(golden.reference)) {
+    const x = readNpy(inputFile(golden.reference, b, golden.inputName, golden.singleInput));
+    const req = encodeInferRequest([{ name: golden.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
     if (b === 1) res.batch1 = req;
-    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    const r = await t(`/v2/models/${golden.modelName}/infer`, {
+      body: req.body,
+      headers: { ...(golden.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' },
+    });
     if (r.status !== 200) {
       res.failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
       continue;
     }
     const dec = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH]));
     for (const out of dec.outputs) {
-      const refFile = outputFile(o.reference, b, out.name);
+      const refFile = outputFile(golden.reference, b, out.name);
       if (!fs.existsSync(refFile)) continue;
       const ref = readNpy(refFile);
       res.compared++;
@@ -56,17 +61,27 @@ export async function goldenRequests(t: Transport, o: { reference: string; model
         const d = compareDetections(out.name, b, out, ref);
         const got = d.counts.reduce((a, x) => a + x.got, 0);
         const want = d.counts.reduce((a, x) => a + x.reference, 0);
-        res.rows.push(`| ${b} | ${out.name} | ${Math.max(d.maxScoreDiff, d.maxBoxDiff).toExponential(2)} | ${Math.max(d.tolerance.score, d.tolerance.box).toExponential(2)} | ${got === want && d.unmatched === 0 ? `${got} detections` : `${got} detections, expected ${want}`} | ${d.pass ? 'pass' : '**fail**'} |`);
+        res.rows.push(
+          `| ${b} | ${out.name} | ${Math.max(d.maxScoreDiff, d.maxBoxDiff).toExponential(2)} | ${Math.max(d.tolerance.score, d.tolerance.box).toExponential(2)} | ${got === want && d.unmatched === 0 ? `${got} detections` : `${got} detections, expected ${want}`} | ${d.pass ? 'pass' : '**fail**'} |`,
+        );
         if (!d.pass) res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: ${describeDetections(d)}`);
         continue;
       }
-      const c = compareOutput(out.name, b, out, ref, { ...DEFAULT_TOLERANCE, maxAbsDiff: o.tolerance });
-      const mismatches = c.topK.flatMap((tk, n) => (tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]));
-      res.rows.push(`| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
-      if (!c.pass) res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${out.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
+      const c = compareOutput(out.name, b, out, ref, { ...DEFAULT_TOLERANCE, maxAbsDiff: golden.tolerance });
+      const mismatches = c.topK.flatMap((tk, n) =>
+        tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`],
+      );
+      res.rows.push(
+        `| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`,
+      );
+      if (!c.pass)
+        res.failures.push(
+          `output "${out.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${out.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`,
+        );
     }
   }
-  if (res.compared === 0 && res.failures.length === 0) res.failures.push(`no output of the model matched a reference file output_b<N>__<blob>.npy in ${o.reference}`);
+  if (res.compared === 0 && res.failures.length === 0)
+    res.failures.push(`no output of the model matched a reference file output_b<N>__<blob>.npy in ${golden.reference}`);
   return res;
 }
 
@@ -77,7 +92,14 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /** Send `requests` copies of one request from `concurrency` workers; latencies in ms, sorted. */
-export async function measureLatency(t: Transport, p: string, req: { body: Buffer; headerLength: number }, requests: number, concurrency: number, headers: Record<string, string> = {}): Promise<{ sorted: number[]; errors: number; wallS: number; firstError?: string }> {
+export async function measureLatency(
+  t: Transport,
+  p: string,
+  req: { body: Buffer; headerLength: number },
+  requests: number,
+  concurrency: number,
+  headers: Record<string, string> = {},
+): Promise<{ sorted: number[]; errors: number; wallS: number; firstError?: string }> {
   const lat: number[] = [];
   let next = 0;
   let errors = 0;

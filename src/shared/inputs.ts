@@ -16,7 +16,7 @@ export const SHARED_INPUTS: InputSpec[] = [
   {
     name: 'inputs',
     description:
-      'all stages: more inputs as a YAML (or JSON) map of input name to value, e.g. "node-selector: {gpu: \"true\"}" (the reusable workflows pass their <stage>-inputs through it). Each key must be an input the stage reads and not a secret; its value stands where that input is not given or is its default; an input given both ways with different values fails.',
+      'all stages: more inputs as a YAML (or JSON) map of input name to value, e.g. "node-selector: {gpu: "true"}" (the reusable workflows pass their <stage>-inputs through it). Each key must be an input the stage reads and not a secret; its value stands where that input is not given or is its default; an input given both ways with different values fails.',
     default: '',
     kind: 'string',
     stages: 'all',
@@ -31,49 +31,55 @@ export const SHARED_INPUTS: InputSpec[] = [
   },
   {
     name: 'tolerance',
-    description: 'convert, compile, smoke, rollout: the end-to-end parity gate: largest allowed max |Δ| between the model\'s and Caffe\'s outputs, scaled by max(1, max |reference|) (so absolute for probabilities); top-5 must also agree (reference near-ties within that limit may swap). The default has headroom over the float32 drift of every correct net measured (README "The parity gate").',
+    description:
+      'convert, compile, smoke, rollout: the end-to-end parity gate: largest allowed max |Δ| between the model\'s and Caffe\'s outputs, scaled by max(1, max |reference|) (so absolute for probabilities); top-5 must also agree (reference near-ties within that limit may swap). The default has headroom over the float32 drift of every correct net measured (README "The parity gate").',
     default: '1e-3',
     kind: 'number',
     stages: ['convert', 'compile', 'smoke', 'rollout'],
   },
   {
     name: 'model',
-    description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path); image: the model file to serve (an ONNX, e.g. compile\'s artifact-path).',
+    description: "compile: the ONNX model to compile (the convert stage's onnx-path); image: the model file to serve (an ONNX, e.g. compile's artifact-path).",
     default: 'model.onnx',
     kind: 'path',
     stages: ['compile', 'image'],
   },
   {
     name: 'runtime',
-    description: 'image, smoke, rollout, preview: the serving runtime: modelship (this project\'s KServe v2 server on ONNX Runtime) or triton (NVIDIA Triton Inference Server with a generated model repository; serves ONNX and TensorRT plans). smoke and rollout also learn it from the server itself (GET /v2).',
+    description:
+      "image, smoke, rollout, preview: the serving runtime: modelship (this project's KServe v2 server on ONNX Runtime) or triton (NVIDIA Triton Inference Server with a generated model repository; serves ONNX and TensorRT plans). smoke and rollout also learn it from the server itself (GET /v2).",
     default: 'modelship',
     kind: 'string',
     stages: ['image', 'smoke', 'rollout', 'preview'],
   },
   {
     name: 'triton-release',
-    description: 'compile (tensorrt), image (triton): NVIDIA\'s container release yy.mm: Triton serves from nvcr.io/nvidia/tritonserver:<release>-py3 and trtexec runs in nvcr.io/nvidia/tensorrt:<release>-py3, so a plan is built by the TensorRT that serves it.',
+    description:
+      "compile (tensorrt), image (triton): NVIDIA's container release yy.mm: Triton serves from nvcr.io/nvidia/tritonserver:<release>-py3 and trtexec runs in nvcr.io/nvidia/tensorrt:<release>-py3, so a plan is built by the TensorRT that serves it.",
     default: DEFAULT_TRITON_RELEASE,
     kind: 'string',
     stages: ['compile', 'image'],
   },
   {
     name: 'triton-image',
-    description: 'image (triton): the Triton server image to build FROM (a mirror, or repository@sha256:... to pin it); empty means nvcr.io/nvidia/tritonserver:<triton-release>-py3. The digest it resolves to is recorded in the image\'s labels and metadata. compile (tensorrt): recorded with the plan as the image it is built for.',
+    description:
+      "image (triton): the Triton server image to build FROM (a mirror, or repository@sha256:... to pin it); empty means nvcr.io/nvidia/tritonserver:<triton-release>-py3. The digest it resolves to is recorded in the image's labels and metadata. compile (tensorrt): recorded with the plan as the image it is built for.",
     default: '',
     kind: 'string',
     stages: ['compile', 'image'],
   },
   {
     name: 'batch-sizes',
-    description: 'compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile; image (triton): its max is the max_batch_size of an ONNX model (a plan\'s comes from its profile).',
+    description:
+      "compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile; image (triton): its max is the max_batch_size of an ONNX model (a plan's comes from its profile).",
     default: '1,8,32',
     kind: 'string',
     stages: ['compile', 'image'],
   },
   {
     name: 'image',
-    description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).',
+    description:
+      "image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action's rules. smoke, rollout, preview: the image to run, by digest (the image stage's image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).",
     default: '',
     kind: 'string',
     stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
@@ -88,14 +94,16 @@ export const SHARED_INPUTS: InputSpec[] = [
   },
   {
     name: 'gpu',
-    description: 'image: add ONNX Runtime\'s CUDA provider libraries (checked against the base image before the build), serve with the CUDA execution provider (strict: no CPU fallback) and reserve a GPU in the generated docker-compose.yml; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod, serve with CUDA and roll back a canary pod that serves on the CPU.',
+    description:
+      "image: add ONNX Runtime's CUDA provider libraries (checked against the base image before the build), serve with the CUDA execution provider (strict: no CPU fallback) and reserve a GPU in the generated docker-compose.yml; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod, serve with CUDA and roll back a canary pod that serves on the CPU.",
     default: 'false',
     kind: 'boolean',
     stages: ['image', 'smoke', 'rollout'],
   },
   {
     name: 'registry-username',
-    description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).',
+    description:
+      "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
     default: '',
     kind: 'string',
     stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
@@ -110,8 +118,7 @@ export const SHARED_INPUTS: InputSpec[] = [
   },
   {
     name: 'preprocess',
-    description:
-      `image, smoke: the model's Caffe preprocessing of images, JSON with any of resize, channelOrder, mean, scale, e.g. \`{"mean": [104, 177, 123]}\` (OpenCV's face detector); empty: GoogLeNet's (resize 256, BGR, mean 104/117/123, scale 1). image (runtime modelship): written into the image as ${SERVE_SETTINGS.preprocess.env}, so /classify and /detect preprocess as the model needs wherever it runs; smoke: how it preprocesses the sample image where it does so itself (Triton), and given to a modelship container.`,
+    description: `image, smoke: the model's Caffe preprocessing of images, JSON with any of resize, channelOrder, mean, scale, e.g. \`{"mean": [104, 177, 123]}\` (OpenCV's face detector); empty: GoogLeNet's (resize 256, BGR, mean 104/117/123, scale 1). image (runtime modelship): written into the image as ${SERVE_SETTINGS.preprocess.env}, so /classify and /detect preprocess as the model needs wherever it runs; smoke: how it preprocesses the sample image where it does so itself (Triton), and given to a modelship container.`,
     default: '',
     kind: 'string',
     stages: ['image', 'smoke'],
@@ -166,7 +173,8 @@ export function parseBatches(text: string): [number, number, number] {
 
 export function readSharedConfig(r: Reader): SharedConfig {
   const tritonRelease = r.raw('triton-release');
-  if (!/^\d\d\.\d\d$/.test(tritonRelease)) fail('triton-release', `expected NVIDIA's container release yy.mm (e.g. ${DEFAULT_TRITON_RELEASE}), got "${tritonRelease}"`);
+  if (!/^\d\d\.\d\d$/.test(tritonRelease))
+    fail('triton-release', `expected NVIDIA's container release yy.mm (e.g. ${DEFAULT_TRITON_RELEASE}), got "${tritonRelease}"`);
   const s: SharedConfig = {
     reference: r.raw('reference') || undefined,
     tolerance: r.num('tolerance'),
@@ -191,13 +199,19 @@ export function readSharedConfig(r: Reader): SharedConfig {
       fail('preprocess', (e as Error).message);
     }
   }
-  if (!['convert', 'compile', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName)) fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
+  if (!['convert', 'compile', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName))
+    fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
   if (s.runtime === 'triton' && (r.uses('runtime') || r.stage === 'pipeline')) {
     // what only modelship's own server honours: Triton would serve without the key, or could not read the model
     for (const name of ['api-key', 'api-key-secret', 'model-key', 'model-key-secret']) {
-      if (r.raw(name) !== '') fail(name, 'is honoured by the modelship runtime only; Triton Inference Server has no API key or model decryption (runtime: triton). Put the endpoint behind an authenticating proxy or ingress instead');
+      if (r.raw(name) !== '')
+        fail(
+          name,
+          'is honoured by the modelship runtime only; Triton Inference Server has no API key or model decryption (runtime: triton). Put the endpoint behind an authenticating proxy or ingress instead',
+        );
     }
-    if (r.bool('encrypt-model')) fail('encrypt-model', 'is honoured by the modelship runtime only: Triton Inference Server cannot decrypt a model (runtime: triton)');
+    if (r.bool('encrypt-model'))
+      fail('encrypt-model', 'is honoured by the modelship runtime only: Triton Inference Server cannot decrypt a model (runtime: triton)');
   }
   return s;
 }

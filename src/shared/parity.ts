@@ -67,18 +67,27 @@ export interface ParityModel {
 export async function checkOutputParity(
   conv: ParityModel,
   dir: string,
-  opts: { tolerance?: ParityTolerance; /** ORT graph optimization of the end-to-end run (default: disabled, the graph as written) */ optimization?: 'disabled' | 'basic' | 'extended' | 'all' },
+  opts: {
+    tolerance?: ParityTolerance;
+    /** ORT graph optimization of the end-to-end run (default: disabled, the graph as written) */ optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  },
 ): Promise<ParityReport> {
   const tol = opts.tolerance ?? DEFAULT_TOLERANCE;
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new ModelshipError('input', 'reference directory not found', { file: dir, field: 'reference' });
   }
   const batches = referenceBatches(dir);
-  if (batches.length === 0) throw new ModelshipError('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
+  if (batches.length === 0)
+    throw new ModelshipError('input', 'no reference inputs (input_b<N>.npy) in the reference directory', { file: dir, field: 'reference' });
   const single = conv.inputs.length === 1;
   const checks: OutputCheck[] = [];
   const detections: DetectionCheck[] = [];
-  const detectionNames = new Set(detectionOutputNames(conv.metadata ?? {}, conv.outputs.map((o) => o.name)));
+  const detectionNames = new Set(
+    detectionOutputNames(
+      conv.metadata ?? {},
+      conv.outputs.map((o) => o.name),
+    ),
+  );
   let runtime = '';
   for (const batch of batches) {
     const feeds: Record<string, NpyArray> = {};
@@ -86,18 +95,26 @@ export async function checkOutputParity(
       const arr = readNpy(inputFile(dir, batch, inp.name, single));
       const want = [batch, ...inp.shape.slice(1)];
       if (arr.shape.join() !== want.join()) {
-        throw new ModelshipError('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
+        throw new ModelshipError('input', `reference input for "${inp.name}" has shape [${arr.shape.join(',')}], the net expects [${want.join(',')}]`, {
+          file: dir,
+        });
       }
       feeds[inp.name] = arr;
     }
-    const result = await runOnnx(conv.onnx, feeds, conv.outputs.map((o) => o.name), opts.optimization);
+    const result = await runOnnx(
+      conv.onnx,
+      feeds,
+      conv.outputs.map((o) => o.name),
+      opts.optimization,
+    );
     runtime = result.runtime;
     for (const out of conv.outputs) {
       const refFile = outputFile(dir, batch, out.name);
       if (!fs.existsSync(refFile)) throw new ModelshipError('input', `reference output ${path.basename(refFile)} not found`, { file: dir });
       const got = result.outputs[out.name];
       const ref = readNpy(refFile);
-      if (detectionNames.has(out.name) && isDetectionShape(ref.shape) && isDetectionShape(got.shape)) detections.push(compareDetections(out.name, batch, got, ref));
+      if (detectionNames.has(out.name) && isDetectionShape(ref.shape) && isDetectionShape(got.shape))
+        detections.push(compareDetections(out.name, batch, got, ref));
       else checks.push(compareOutput(out.name, batch, got, ref, tol));
     }
   }
@@ -175,7 +192,10 @@ export function parityMarkdown(r: ParityReport): string {
     '',
     `| batch | output | shape | max \\|Δ\\| | limit | top-${r.tolerance.topK} match | result |`,
     '|---:|---|---|---:|---:|:---:|:---:|',
-    ...r.outputs.map((c) => `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`),
+    ...r.outputs.map(
+      (c) =>
+        `| ${c.batch} | ${c.output} | [${c.shape.join(', ')}] | ${fmt(c.maxAbsDiff)} | ${fmt(c.limit)} | ${c.topKMatch ? 'yes' : 'no'} | ${c.pass ? 'pass' : '**fail**'} |`,
+    ),
   ];
   if (r.detections?.length) {
     const t = r.detections[0].tolerance;
@@ -185,11 +205,17 @@ export function parityMarkdown(r: ParityReport): string {
       '',
       '| batch | output | detections per image (got / reference) | max score \\|Δ\\| | max box \\|Δ\\| | unmatched | result |',
       '|---:|---|---|---:|---:|---:|:---:|',
-      ...r.detections.map((d) => `| ${d.batch} | ${d.output} | ${d.counts.map((c) => `${c.got} / ${c.reference}`).join(', ') || 'none'} | ${fmt(d.maxScoreDiff)} | ${fmt(d.maxBoxDiff)} | ${d.unmatched} | ${d.pass ? 'pass' : '**fail**'} |`),
+      ...r.detections.map(
+        (d) =>
+          `| ${d.batch} | ${d.output} | ${d.counts.map((c) => `${c.got} / ${c.reference}`).join(', ') || 'none'} | ${fmt(d.maxScoreDiff)} | ${fmt(d.maxBoxDiff)} | ${d.unmatched} | ${d.pass ? 'pass' : '**fail**'} |`,
+      ),
     );
   }
   if (r.perLayer) {
-    lines.push('', `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1, each layer run on Caffe's own bottoms (max \\|Δ\\| ≤ ${r.tolerance.layerRelative} · max(1, max \\|reference\\|)): **${r.verdict.perLayer}**.`);
+    lines.push(
+      '',
+      `Per-layer: ${r.perLayer.checked} layer outputs compared at batch 1, each layer run on Caffe's own bottoms (max \\|Δ\\| ≤ ${r.tolerance.layerRelative} · max(1, max \\|reference\\|)): **${r.verdict.perLayer}**.`,
+    );
     const f = r.perLayer.firstDivergence;
     if (f) {
       lines.push(`First divergence: layer \`${f.layer}\` (${f.type}), blob \`${f.blob}\`: max |Δ| ${fmt(f.maxAbsDiff)} > ${fmt(f.limit)}.`);

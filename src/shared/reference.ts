@@ -35,9 +35,12 @@ export function inputFile(dir: string, batch: number, name: string, single: bool
   if (fs.existsSync(named)) return named;
   const plain = path.join(dir, `input_b${batch}.npy`);
   if (single && fs.existsSync(plain)) return plain;
-  throw new ModelshipError('input', `reference input for "${name}" at batch ${batch} not found (expected ${path.basename(named)}${single ? ` or ${path.basename(plain)}` : ''})`, { file: dir });
+  throw new ModelshipError(
+    'input',
+    `reference input for "${name}" at batch ${batch} not found (expected ${path.basename(named)}${single ? ` or ${path.basename(plain)}` : ''})`,
+    { file: dir },
+  );
 }
-
 
 /** Caffe's output `name` at `batch`: output_b<N>__<name>.npy in `dir`. */
 export function outputFile(dir: string, batch: number, name: string): string {

@@ -4,7 +4,10 @@ import { exchange, Reply } from '../util/http';
 
 /** `registry/repo[:tag|@digest]` split into its parts (Docker's reference rules, enough for our images). */
 export function parseImageRef(ref: string): { registry: string; repository: string; tag?: string; digest?: string } {
-  const m = /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(ref);
+  const m =
+    /^(?:([a-zA-Z0-9.-]+(?::\d+)?|localhost(?::\d+)?)\/)?([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(
+      ref,
+    );
   if (!m) throw new ModelshipError('input', `"${ref}" is not a valid image reference (registry/repository[:tag][@sha256:...], lower case)`, { field: 'image' });
   let [, registry, repository] = m;
   if (!registry || (!registry.includes('.') && !registry.includes(':') && registry !== 'localhost')) {
@@ -85,7 +88,8 @@ export async function listTags(repo: string, auth?: { username: string; password
   let url: string | undefined = `${r.base}/tags/list?n=1000`;
   for (let page = 0; url && page < 1000; page++) {
     const res = await registryRequest('GET', url, undefined, headers);
-    if (res.status !== 200) throw new ModelshipError('io', `GET ${new URL(url).pathname} answered ${res.status}: ${res.body.toString('utf8').trim().slice(0, 200)}`);
+    if (res.status !== 200)
+      throw new ModelshipError('io', `GET ${new URL(url).pathname} answered ${res.status}: ${res.body.toString('utf8').trim().slice(0, 200)}`);
     let body: { tags?: string[] | null };
     try {
       body = JSON.parse(res.body.toString('utf8')) as typeof body;
@@ -106,7 +110,9 @@ async function resolveTag(base: string, tag: string, headers: Record<string, str
   if (head.status === 404) return undefined;
   if (head.status !== 200) throw new ModelshipError('io', `HEAD ${new URL(url).pathname} answered ${head.status}`);
   let digest = head.headers['docker-content-digest'];
-  const type = String(head.headers['content-type'] ?? '').split(';')[0].trim();
+  const type = String(head.headers['content-type'] ?? '')
+    .split(';')[0]
+    .trim();
   if (typeof digest === 'string' && !INDEX_TYPES.has(type)) return { digest };
   const get = await registryRequest('GET', url, undefined, headers);
   if (get.status === 404) return undefined;
@@ -175,14 +181,16 @@ export interface UntagResult extends UntagPlan {
 
 /** Run `fn` over `items`, `width` at a time. */
 async function pool<T, R>(items: T[], width: number, fn: (x: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
+  const out = new Array<R>(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]);
+      }
+    }),
+  );
   return out;
 }
 
@@ -195,7 +203,12 @@ async function pool<T, R>(items: T[], width: number, fn: (x: T) => Promise<R>): 
  * `claim(others, digest)` may say that all the other tags on a manifest are the caller's too (a build's own tags,
  * told by the manifest's labels): then they go with it.
  */
-export async function removeTags(repo: string, tags: string[], auth?: { username: string; password: string }, claim?: (others: string[], digest: string) => Promise<boolean>): Promise<UntagResult[]> {
+export async function removeTags(
+  repo: string,
+  tags: string[],
+  auth?: { username: string; password: string },
+  claim?: (others: string[], digest: string) => Promise<boolean>,
+): Promise<UntagResult[]> {
   const r = registryBase(repo);
   const headers = registryHeaders(auth);
   const ours: Record<string, string> = {};
@@ -210,7 +223,11 @@ export async function removeTags(repo: string, tags: string[], auth?: { username
     const all = await listTags(repo, auth);
     // a list without our tags is not the whole list (a registry still catching up, a proxy): nothing to trust
     const missing = Object.keys(ours).filter((t) => !all.includes(t));
-    if (missing.length) throw new ModelshipError('io', `GET ${new URL(r.base).pathname}/tags/list leaves out ${missing.map((t) => `:${t}`).join(', ')}, which exist${missing.length === 1 ? 's' : ''}: the list is not the whole`);
+    if (missing.length)
+      throw new ModelshipError(
+        'io',
+        `GET ${new URL(r.base).pathname}/tags/list leaves out ${missing.map((t) => `:${t}`).join(', ')}, which exist${missing.length === 1 ? 's' : ''}: the list is not the whole`,
+      );
     const others = all.filter((t) => !(t in ours));
     const resolved = await pool(others, 8, (t) => resolveTag(r.base, t, headers));
     others.forEach((t, i) => {
@@ -224,7 +241,13 @@ export async function removeTags(repo: string, tags: string[], auth?: { username
     const result: UntagResult = { ...plan, removed: [], ...(unlisted ? { unlisted } : {}) };
     results.push(result);
     // every other tag on this very manifest (none through an index) the caller's own: they go with the manifest
-    if (!unlisted && claim && plan.others.length && plan.others.every((t) => theirs[t]?.digest === plan.digest) && (await claim(plan.others, plan.digest).catch(() => false))) {
+    if (
+      !unlisted &&
+      claim &&
+      plan.others.length &&
+      plan.others.every((t) => theirs[t]?.digest === plan.digest) &&
+      (await claim(plan.others, plan.digest).catch(() => false))
+    ) {
       Object.assign(result, { tags: [...plan.tags, ...plan.others], others: [], claimed: plan.others });
       plan.tags = result.tags;
       plan.others = [];
@@ -301,7 +324,11 @@ async function registryGet(url: string, accept: string, auth?: { username: strin
     const th: Record<string, string> = { accept: 'application/json' };
     if (auth?.username) th.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
     const tr = await get(t.toString(), th);
-    if (tr.status !== 200) throw new ModelshipError('io', `registry token service answered ${tr.status} for ${t.origin}${t.pathname} (scope ${params.scope ?? '-'})${auth?.username ? '' : '; the image may need registry credentials'}`);
+    if (tr.status !== 200)
+      throw new ModelshipError(
+        'io',
+        `registry token service answered ${tr.status} for ${t.origin}${t.pathname} (scope ${params.scope ?? '-'})${auth?.username ? '' : '; the image may need registry credentials'}`,
+      );
     try {
       const body = JSON.parse(tr.body.toString('utf8')) as { token?: string; access_token?: string };
       token.value = body.token ?? body.access_token;
@@ -324,7 +351,11 @@ async function registryGet(url: string, accept: string, auth?: { username: strin
  * an index, the one for `platform`, default this machine's linux/<arch>), then the config blob it names, checked
  * against its digest.
  */
-export async function fetchImageConfig(ref: string, auth?: { username: string; password: string }, platform: { os: string; architecture: string } = { os: 'linux', architecture: GOARCH[process.arch] ?? process.arch }): Promise<ImageConfigBlob> {
+export async function fetchImageConfig(
+  ref: string,
+  auth?: { username: string; password: string },
+  platform: { os: string; architecture: string } = { os: 'linux', architecture: GOARCH[process.arch] ?? process.arch },
+): Promise<ImageConfigBlob> {
   const r = registryBase(ref);
   const token: { value?: string } = {};
   const manifest = async (reference: string): Promise<Manifest & IndexManifest> => {
@@ -341,7 +372,11 @@ export async function fetchImageConfig(ref: string, auth?: { username: string; p
   let m = await manifest(r.digest ?? r.tag ?? 'latest');
   if (Array.isArray(m.manifests)) {
     const entry = m.manifests.find((e) => e.platform?.os === platform.os && e.platform?.architecture === platform.architecture);
-    if (!entry) throw new ModelshipError('io', `${ref} has no image for ${platform.os}/${platform.architecture} (it has ${m.manifests.map((e) => `${e.platform?.os}/${e.platform?.architecture}`).join(', ')})`);
+    if (!entry)
+      throw new ModelshipError(
+        'io',
+        `${ref} has no image for ${platform.os}/${platform.architecture} (it has ${m.manifests.map((e) => `${e.platform?.os}/${e.platform?.architecture}`).join(', ')})`,
+      );
     m = await manifest(entry.digest);
   }
   if (!m.config?.digest) throw new ModelshipError('io', `the manifest of ${ref} names no config blob (media type ${m.mediaType ?? 'unknown'})`);
@@ -349,7 +384,8 @@ export async function fetchImageConfig(ref: string, auth?: { username: string; p
   const res = await registryGet(url, '*/*', auth, token);
   if (res.status !== 200) throw new ModelshipError('io', `registry answered ${res.status} for ${url}: ${res.body.toString('utf8').slice(0, 300)}`);
   const [alg, hex] = m.config.digest.split(':');
-  if (alg === 'sha256' && createHash('sha256').update(res.body).digest('hex') !== hex) throw new ModelshipError('io', `the config blob of ${ref} does not match its digest ${m.config.digest}`);
+  if (alg === 'sha256' && createHash('sha256').update(res.body).digest('hex') !== hex)
+    throw new ModelshipError('io', `the config blob of ${ref} does not match its digest ${m.config.digest}`);
   try {
     return JSON.parse(res.body.toString('utf8')) as ImageConfigBlob;
   } catch (e) {

@@ -74,13 +74,21 @@ export async function registryImageEnv(image: string, creds?: { username: string
  * when it declares none. Read from the local engine when it has the image, else from the registry. `env` is the
  * environment docker runs with (the stage's registry session), `creds` the registry credentials for the API.
  */
-export async function imageTensorRTVersion(image: string, env: NodeJS.ProcessEnv = process.env, creds?: { username: string; password: string }): Promise<string | undefined> {
+export async function imageTensorRTVersion(
+  image: string,
+  env: NodeJS.ProcessEnv = process.env,
+  creds?: { username: string; password: string },
+): Promise<string | undefined> {
   let vars = await localImageEnv(image, env);
   if (!vars) {
     try {
       vars = await registryImageEnv(image, creds);
     } catch (e) {
-      if (e instanceof ModelshipError) throw new ModelshipError('io', `cannot read the image config of ${image}: the local Docker engine does not have it, and the registry API failed: ${e.message}`);
+      if (e instanceof ModelshipError)
+        throw new ModelshipError(
+          'io',
+          `cannot read the image config of ${image}: the local Docker engine does not have it, and the registry API failed: ${e.message}`,
+        );
       throw e;
     }
   }
@@ -151,7 +159,11 @@ export function readPlanMetadata(file: string): PlanArtifactMetadata | undefined
   const meta = readMetadataFile(file);
   if (!isPlan(file, meta)) return undefined;
   if (!meta?.tensorrt?.tensorrtVersion) {
-    throw new ModelshipError('input', `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`, { field: 'model', file });
+    throw new ModelshipError(
+      'input',
+      `${file} is a TensorRT plan without the metadata that says which TensorRT built it (${file}.json with a "tensorrt" block); build it with stage compile (target: tensorrt), which writes both`,
+      { field: 'model', file },
+    );
   }
   return meta;
 }
@@ -162,7 +174,11 @@ export function readPlanMetadata(file: string): PlanArtifactMetadata | undefined
  */
 export function refuseModelshipPlan(file: string): void {
   if (!isTensorRTPlan(file)) return;
-  throw new ModelshipError('input', `${file} is a TensorRT plan, which the modelship runtime (ONNX Runtime) cannot load: serve it with runtime: triton (Triton's TensorRT backend), or give the ONNX model (the convert stage's onnx-path, or compile with target onnxruntime)`, { field: 'runtime', file });
+  throw new ModelshipError(
+    'input',
+    `${file} is a TensorRT plan, which the modelship runtime (ONNX Runtime) cannot load: serve it with runtime: triton (Triton's TensorRT backend), or give the ONNX model (the convert stage's onnx-path, or compile with target onnxruntime)`,
+    { field: 'runtime', file },
+  );
 }
 
 /**
@@ -173,11 +189,20 @@ export function refuseModelshipPlan(file: string): void {
  * max_batch_size).
  */
 export function checkPlanForImage(planMeta: PlanArtifactMetadata | PlanMetadata, servingImage: string, servingVersion: string | undefined): PlanMetadata {
-  const trt: PlanMetadata | undefined = 'tensorrtVersion' in planMeta ? (planMeta as PlanMetadata) : (planMeta as PlanArtifactMetadata).tensorrt;
-  if (!trt?.tensorrtVersion) throw new ModelshipError('input', 'the plan\'s metadata records no TensorRT version (its "tensorrt" block); build it with stage compile (target: tensorrt)', { field: 'model' });
+  const trt: PlanMetadata | undefined = 'tensorrtVersion' in planMeta ? (planMeta as PlanMetadata) : planMeta.tensorrt;
+  if (!trt?.tensorrtVersion)
+    throw new ModelshipError(
+      'input',
+      'the plan\'s metadata records no TensorRT version (its "tensorrt" block); build it with stage compile (target: tensorrt)',
+      { field: 'model' },
+    );
   const built = `TensorRT ${trt.tensorrtVersion}${trt.tensorrtImage ? ` in ${trt.tensorrtImage}` : ''}`;
   if (!servingVersion) {
-    throw new ModelshipError('input', `the serving image ${servingImage} declares no TensorRT version (looked for ${TENSORRT_ENV_VARS.join(', ')} in its config's environment), so nothing shows it can load the TensorRT plan built by ${built}. Use NVIDIA's Triton image (nvcr.io/nvidia/tritonserver:<release>-py3) or a mirror of it`, { field: 'triton-image' });
+    throw new ModelshipError(
+      'input',
+      `the serving image ${servingImage} declares no TensorRT version (looked for ${TENSORRT_ENV_VARS.join(', ')} in its config's environment), so nothing shows it can load the TensorRT plan built by ${built}. Use NVIDIA's Triton image (nvcr.io/nvidia/tritonserver:<release>-py3) or a mirror of it`,
+      { field: 'triton-image' },
+    );
   }
   if (tensorrtRelease(trt.tensorrtVersion) !== tensorrtRelease(servingVersion)) {
     throw new ModelshipError(
@@ -203,6 +228,9 @@ export function checkPlanCompatibility(plan: PlanMetadata, target: { tensorrtVer
     problems.push(`the plan is for compute capability ${plan.computeCapability} (${plan.gpu}), the target GPU is ${target.computeCapability}`);
   }
   if (problems.length) {
-    throw new ModelshipError('input', `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile (tensorrt-image of the serving image's release) on the target GPU${target.image ? `, for ${target.image}` : ''}.`);
+    throw new ModelshipError(
+      'input',
+      `refusing to deploy the TensorRT plan: ${problems.join('; ')}. Rebuild it with stage compile (tensorrt-image of the serving image's release) on the target GPU${target.image ? `, for ${target.image}` : ''}.`,
+    );
   }
 }

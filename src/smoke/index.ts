@@ -1,5 +1,4 @@
 import * as fs from 'fs';
-import * as path from 'path';
 import * as http from 'http';
 import * as crypto from 'crypto';
 import { SmokeConfig } from './inputs';
@@ -21,7 +20,11 @@ export function smokeOwner(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** The docker commands of a smoke run, as data. */
-export function planSmoke(cfg: SmokeConfig, name: string, owner = smokeOwner()): { pull: string[]; run: string[]; gpuQuery: string[]; logs: string[]; remove: string[] } {
+export function planSmoke(
+  cfg: SmokeConfig,
+  name: string,
+  owner = smokeOwner(),
+): { pull: string[]; run: string[]; gpuQuery: string[]; logs: string[]; remove: string[] } {
   const env: string[] = [];
   // secrets travel by name only: docker reads their values from its own environment, never from argv
   if (cfg.apiKey) env.push('-e', SERVE_SETTINGS.apiKey.env);
@@ -31,7 +34,21 @@ export function planSmoke(cfg: SmokeConfig, name: string, owner = smokeOwner()):
   if (cfg.preprocess && cfg.runtime === 'modelship') env.push('-e', `${SERVE_SETTINGS.preprocess.env}=${JSON.stringify(cfg.preprocess)}`);
   return {
     pull: ['pull', cfg.image],
-    run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${SERVING_PORT}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+    run: [
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--label',
+      'dev.modelship.smoke=true',
+      '--label',
+      `dev.modelship.owner=${owner}`,
+      '-p',
+      `127.0.0.1::${SERVING_PORT}`,
+      ...(cfg.gpu ? ['--gpus', 'all'] : []),
+      ...env,
+      cfg.image,
+    ],
     gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
     logs: ['logs', '--tail', '60', name],
     remove: ['rm', '-f', '-v', name],
@@ -43,7 +60,15 @@ export { percentile };
 /** A mermaid xychart of the latency percentiles for the job summary. */
 function latencyChart(p: Record<string, number>): string {
   const keys = Object.keys(p);
-  return ['```mermaid', 'xychart-beta', '  title "Smoke latency (ms)"', `  x-axis [${keys.map((k) => `"${k}"`).join(', ')}]`, `  y-axis "ms" 0 --> ${Math.ceil(Math.max(...Object.values(p)) * 1.2 + 1)}`, `  bar [${keys.map((k) => p[k].toFixed(2)).join(', ')}]`, '```'].join('\n');
+  return [
+    '```mermaid',
+    'xychart-beta',
+    '  title "Smoke latency (ms)"',
+    `  x-axis [${keys.map((k) => `"${k}"`).join(', ')}]`,
+    `  y-axis "ms" 0 --> ${Math.ceil(Math.max(...Object.values(p)) * 1.2 + 1)}`,
+    `  bar [${keys.map((k) => p[k].toFixed(2)).join(', ')}]`,
+    '```',
+  ].join('\n');
 }
 
 /**
@@ -54,14 +79,22 @@ function latencyChart(p: Record<string, number>): string {
  */
 export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
   if (!/@sha256:[0-9a-f]{64}$/.test(cfg.image) && !cfg.allowTag) {
-    throw new ModelshipError('input', `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`, { field: 'image' });
+    throw new ModelshipError(
+      'input',
+      `input "image": smoke runs the pushed image by digest (repository@sha256:..., the image stage's "image" output), got "${cfg.image}"`,
+      { field: 'image' },
+    );
   }
   if (cfg.reference) referenceBatches(cfg.reference); // fails early on a missing directory
   const name = `modelship-smoke-${crypto.randomBytes(4).toString('hex')}`;
   const plan = planSmoke(cfg, name);
   // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
   const session = await openRegistrySession(parseImageRef(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
-  const dockerEnv = { ...session.env, ...(cfg.apiKey ? { [SERVE_SETTINGS.apiKey.env]: cfg.apiKey } : {}), ...(cfg.modelKey ? { [SERVE_SETTINGS.modelKey.env]: cfg.modelKey } : {}) };
+  const dockerEnv = {
+    ...session.env,
+    ...(cfg.apiKey ? { [SERVE_SETTINGS.apiKey.env]: cfg.apiKey } : {}),
+    ...(cfg.modelKey ? { [SERVE_SETTINGS.modelKey.env]: cfg.modelKey } : {}),
+  };
   const docker = (args: string[], onLine?: (l: string) => void) => runProcess('docker', args, { env: dockerEnv, onLine });
   let started = false;
   const cleanup = async () => {
@@ -80,14 +113,26 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   process.once('SIGTERM', onSignal);
   const auth: Record<string, string> = cfg.apiKey ? { authorization: `Bearer ${cfg.apiKey}` } : {};
   const failures: string[] = [];
-  const outputs: Record<string, string> = { smoke: 'fail', 'latency-p50-ms': '', 'latency-p95-ms': '', 'latency-p99-ms': '', 'throughput-rps': '', 'gpu-info': '' };
+  const outputs: Record<string, string> = {
+    smoke: 'fail',
+    'latency-p50-ms': '',
+    'latency-p95-ms': '',
+    'latency-p99-ms': '',
+    'throughput-rps': '',
+    'gpu-info': '',
+  };
   let summary = '## modelship smoke\n\n';
+  let logTail = '';
   try {
     const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
     if (pull.code !== 0) {
       const registry = parseImageRef(cfg.image).registry;
       const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
-      const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
+      const hint = denied
+        ? cfg.registryUsername
+          ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")`
+          : ` (registry ${registry} requires a login: give registry-username and registry-password)`
+        : '';
       throw new ModelshipError('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
     }
     const run = await docker(plan.run);
@@ -126,10 +171,12 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       throw new ModelshipError('io', (e as Error).message);
     }
     log.info(`the server is ${server.name} ${server.version}`);
-    if (server.runtime !== cfg.runtime) failures.push(`the image was meant for runtime ${cfg.runtime}, but its server says it is ${server.name} ${server.version} (GET /v2)`);
+    if (server.runtime !== cfg.runtime)
+      failures.push(`the image was meant for runtime ${cfg.runtime}, but its server says it is ${server.name} ${server.version} (GET /v2)`);
     const mr = await t(`/v2/models/${cfg.modelName}`, { headers: auth });
     const meta = JSON.parse(mr.body.toString() || '{}') as Partial<ModelMeta> & { error?: string };
-    if (mr.status !== 200 || !meta.inputs) throw new ModelshipError('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
+    if (mr.status !== 200 || !meta.inputs)
+      throw new ModelshipError('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
     const placement = await modelPlacement(t, server, cfg.modelName, auth);
     if (cfg.gpu) {
       const g = await docker(plan.gpuQuery);
@@ -142,7 +189,14 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     // golden requests: the parity reference
     let goldenBody: { body: Buffer; headerLength: number } | undefined;
     if (cfg.reference) {
-      const g = await goldenRequests(t, { reference: cfg.reference, modelName: cfg.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: cfg.tolerance, headers: auth });
+      const g = await goldenRequests(t, {
+        reference: cfg.reference,
+        modelName: cfg.modelName,
+        inputName: meta.inputs[0].name,
+        singleInput: meta.inputs.length === 1,
+        tolerance: cfg.tolerance,
+        headers: auth,
+      });
       goldenBody = g.batch1;
       failures.push(...g.failures);
       summary += `### Golden requests (the parity reference)\n\n${[...GOLDEN_TABLE_HEAD, ...g.rows].join('\n')}\n\n`;
@@ -150,16 +204,38 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     // golden request: a sample image, a detection model's detections or a classifier's top-1
     const detector = detectionOutput(meta as ModelMeta);
     if (cfg.sampleImage && detector && cfg.expectedTop1 !== '') {
-      failures.push(`expected-top1 is given, but model "${cfg.modelName}" is a detection model (output ${detector}, a table of detections): give expected-detections instead`);
+      failures.push(
+        `expected-top1 is given, but model "${cfg.modelName}" is a detection model (output ${detector}, a table of detections): give expected-detections instead`,
+      );
     } else if (cfg.sampleImage && (cfg.expectedDetections || detector)) {
       const threshold = cfg.detectionThreshold ?? 0.5;
-      const r = detector ? await detectImage(t, { runtime: server.runtime, modelName: cfg.modelName, meta: meta as ModelMeta, image: fs.readFileSync(cfg.sampleImage), threshold, headers: auth, preprocess: cfg.preprocess }) : undefined;
+      const r = detector
+        ? await detectImage(t, {
+            runtime: server.runtime,
+            modelName: cfg.modelName,
+            meta: meta as ModelMeta,
+            image: fs.readFileSync(cfg.sampleImage),
+            threshold,
+            headers: auth,
+            preprocess: cfg.preprocess,
+          })
+        : undefined;
       const check = sampleDetections(cfg.sampleImage, cfg.expectedDetections, threshold, r, cfg.modelName);
       summary += check.summary;
-      if (r && r.error === undefined) log.info(`sample image: ${r.detections.length} detection${r.detections.length === 1 ? '' : 's'} with score ≥ ${threshold} through ${r.route}${cfg.expectedDetections ? `, expected ${cfg.expectedDetections.length}: ${check.failure ? 'fail' : 'pass'}` : ''}`);
+      if (r && r.error === undefined)
+        log.info(
+          `sample image: ${r.detections.length} detection${r.detections.length === 1 ? '' : 's'} with score ≥ ${threshold} through ${r.route}${cfg.expectedDetections ? `, expected ${cfg.expectedDetections.length}: ${check.failure ? 'fail' : 'pass'}` : ''}`,
+        );
       if (check.failure) failures.push(check.failure);
     } else if (cfg.sampleImage) {
-      const r = await classifyImage(t, { modelName: cfg.modelName, meta: meta as ModelMeta, image: fs.readFileSync(cfg.sampleImage), k: 5, headers: auth, preprocess: cfg.preprocess });
+      const r = await classifyImage(t, {
+        modelName: cfg.modelName,
+        meta: meta as ModelMeta,
+        image: fs.readFileSync(cfg.sampleImage),
+        k: 5,
+        headers: auth,
+        preprocess: cfg.preprocess,
+      });
       const top = r.top[0];
       const ok = top !== undefined && (cfg.expectedTop1 === '' || String(top.index) === cfg.expectedTop1);
       const got = top ? `${top.index} (${top.score.toFixed(4)})` : r.status ? `HTTP ${r.status} ${r.error ?? ''}` : r.error;
@@ -182,12 +258,13 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       outputs['throughput-rps'] = (cfg.requests / wall).toFixed(1);
       if (errors) failures.push(`${errors} of ${cfg.requests} latency requests failed`);
       summary += `### Latency (${cfg.requests} requests, concurrency ${cfg.concurrency}, batch 1)\n\np50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} requests/s\n\n${latencyChart(p)}\n\n`;
-      log.info(`latency p50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} req/s`);
+      log.info(
+        `latency p50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} req/s`,
+      );
     }
   } catch (e) {
     failures.push(e instanceof ModelshipError ? e.message : `unexpected error: ${(e as Error).message}`);
   } finally {
-    let logTail = '';
     if (started && failures.length) {
       // docker logs replays the container's stdout and stderr on its own stdout and stderr
       const l = await docker(plan.logs);
@@ -197,13 +274,12 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     session.close();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
-    if (failures.length) {
-      const tail = logTail ? `\n\ncontainer log (last lines):\n${logTail.split('\n').slice(-30).join('\n')}` : '';
-      summary += `### Failed\n\n${failures.map((f) => `- ${f}`).join('\n')}\n${logTail ? `\n<details><summary>container log</summary>\n\n\`\`\`\n${logTail}\n\`\`\`\n</details>\n` : ''}`;
-      outputs.smoke = 'fail';
-      // eslint-disable-next-line no-unsafe-finally
-      return { outputs, summary, ok: false, failure: `smoke failed:\n- ${failures.join('\n- ')}${tail}` };
-    }
+  }
+  if (failures.length) {
+    const tail = logTail ? `\n\ncontainer log (last lines):\n${logTail.split('\n').slice(-30).join('\n')}` : '';
+    summary += `### Failed\n\n${failures.map((f) => `- ${f}`).join('\n')}\n${logTail ? `\n<details><summary>container log</summary>\n\n\`\`\`\n${logTail}\n\`\`\`\n</details>\n` : ''}`;
+    outputs.smoke = 'fail';
+    return { outputs, summary, ok: false, failure: `smoke failed:\n- ${failures.join('\n- ')}${tail}` };
   }
   outputs.smoke = 'pass';
   return { outputs, summary, ok: true };
@@ -231,7 +307,8 @@ export function sampleDetections(
     return { summary: `${head}\`${image}\`: **fail**: ${failure}\n\n`, failure };
   }
   const got = found.detections;
-  const det = (d: { label: number; box: readonly number[]; score?: number }) => `label ${d.label} ${formatBox(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
+  const det = (d: { label: number; box: readonly number[]; score?: number }) =>
+    `label ${d.label} ${formatBox(d.box)}${d.score !== undefined ? ` score ${d.score.toFixed(3)}` : ''}`;
   const where = `\`${image}\`${found.width ? ` (${found.width}×${found.height})` : ''} through ${found.route}, score ≥ ${threshold}`;
   if (!expected) {
     const list = got.map((d) => `- ${det(d)}`).join('\n');
@@ -259,7 +336,10 @@ export function sampleDetections(
     problems.push(`expected ${det(e)} has no match (same label, IoU ≥ 0.5)${best >= 0 ? `; nearest found: ${det(got[best])}, IoU ${bestIou.toFixed(3)}` : ''}`);
   });
   for (const j of m.extra) problems.push(`found ${det(got[j])} was not expected`);
-  return { summary, failure: `the sample image gave ${got.length} detection${got.length === 1 ? '' : 's'} (score ≥ ${threshold}), expected ${expected.length}: ${problems.join('; ')}` };
+  return {
+    summary,
+    failure: `the sample image gave ${got.length} detection${got.length === 1 ? '' : 's'} (score ≥ ${threshold}), expected ${expected.length}: ${problems.join('; ')}`,
+  };
 }
 
 /**
@@ -268,9 +348,21 @@ export function sampleDetections(
  */
 export async function cleanupSmokeContainers(log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
   const owner = smokeOwner(env);
-  const ps = await runProcess('docker', ['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `label=dev.modelship.owner=${owner}`, '--format', '{{.Names}}']);
+  const ps = await runProcess('docker', [
+    'ps',
+    '-a',
+    '--filter',
+    'label=dev.modelship.smoke=true',
+    '--filter',
+    `label=dev.modelship.owner=${owner}`,
+    '--format',
+    '{{.Names}}',
+  ]);
   if (ps.code !== 0) return []; // no docker on this runner: nothing to clean
-  const names = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  const names = ps.stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const n of names) {
     await runProcess('docker', ['rm', '-f', '-v', n]);
     log.info(`removed smoke container ${n} left by this job`);

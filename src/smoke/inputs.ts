@@ -8,14 +8,16 @@ import type { Preprocess } from '../protocol/preprocess';
 export const SMOKE_INPUTS: InputSpec[] = [
   {
     name: 'sample-image',
-    description: 'smoke: a JPEG or PNG checked as a golden request (empty: skipped): a classifier\'s top-1 (expected-top1), a detection model\'s detections (expected-detections).',
+    description:
+      "smoke: a JPEG or PNG checked as a golden request (empty: skipped): a classifier's top-1 (expected-top1), a detection model's detections (expected-detections).",
     default: '',
     kind: 'path',
     stages: ['smoke'],
   },
   {
     name: 'expected-top1',
-    description: 'smoke: the class index the sample image must give as top-1 (the image is preprocessed by smoke itself, Caffe-style as the modelship server does, and sent as a tensor to /infer, so it works on either runtime).',
+    description:
+      'smoke: the class index the sample image must give as top-1 (the image is preprocessed by smoke itself, Caffe-style as the modelship server does, and sent as a tensor to /infer, so it works on either runtime).',
     default: '',
     kind: 'string',
     stages: ['smoke'],
@@ -95,7 +97,8 @@ export interface SmokeConfig {
 }
 
 export function readSmokeConfig(r: Reader, s: SharedConfig): SmokeConfig {
-  if (r.raw('expected-top1') !== '' && !/^\d+$/.test(r.raw('expected-top1'))) fail('expected-top1', `expected a class index (a whole number), got "${r.raw('expected-top1')}"`);
+  if (r.raw('expected-top1') !== '' && !/^\d+$/.test(r.raw('expected-top1')))
+    fail('expected-top1', `expected a class index (a whole number), got "${r.raw('expected-top1')}"`);
   let expectedDetections: ExpectedDetection[] | undefined;
   if (r.raw('expected-detections') !== '') {
     try {

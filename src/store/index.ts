@@ -87,7 +87,8 @@ async function uploadBlob(base: string, data: Uint8Array, mediaType: string): Pr
   const d = digestOf(data);
   if ((await registryRequest('HEAD', `${base}/blobs/${d}`)).status === 200) return; // already there: content addressing
   const start = await registryRequest('POST', `${base}/blobs/uploads/`);
-  if (start.status !== 202 || !start.headers.location) throw new ModelshipError('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
+  if (start.status !== 202 || !start.headers.location)
+    throw new ModelshipError('io', `registry refused the upload of ${mediaType}: HTTP ${start.status} ${start.body.toString().slice(0, 200)}`);
   const loc = new URL(start.headers.location, base);
   loc.searchParams.set('digest', d);
   const put = await registryRequest('PUT', loc.toString(), data, { 'content-type': 'application/octet-stream' });
@@ -117,9 +118,16 @@ export async function storePush(artifactFile: string, to: string, opts: { tag?: 
     putBlob(t.path, config);
     putBlob(t.path, manifest);
     const indexFile = path.join(t.path, 'index.json');
-    const index = fs.existsSync(indexFile) ? (JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { schemaVersion: 2; manifests: Descriptor[] }) : { schemaVersion: 2 as const, manifests: [] };
+    const index = fs.existsSync(indexFile)
+      ? (JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { schemaVersion: 2; manifests: Descriptor[] })
+      : { schemaVersion: 2 as const, manifests: [] };
     index.manifests = index.manifests.filter((m) => m.annotations?.['org.opencontainers.image.ref.name'] !== tag && m.digest !== manifestDigest);
-    index.manifests.push({ mediaType: MANIFEST_TYPE, digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } });
+    index.manifests.push({
+      mediaType: MANIFEST_TYPE,
+      digest: manifestDigest,
+      size: manifest.length,
+      annotations: { 'org.opencontainers.image.ref.name': tag },
+    });
     writeFileAtomic(indexFile, JSON.stringify(index, null, 2));
     return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `dir:${t.path}@${manifestDigest}` };
   }
@@ -144,7 +152,7 @@ export async function storePull(from: string, out: string): Promise<StoredArtifa
     const dir = t.path.slice(0, at);
     manifestDigest = t.path.slice(at + 1);
     manifest = getBlob(dir, manifestDigest);
-    blob = async (d) => getBlob(dir, d);
+    blob = (d) => Promise.resolve(getBlob(dir, d));
   } else {
     const reg = registryBase(t.ref);
     if (!reg.digest) throw new ModelshipError('input', `pull needs a digest: oci:<registry>/<repository>@sha256:<manifest digest>, got "${from}"`);
@@ -156,7 +164,8 @@ export async function storePull(from: string, out: string): Promise<StoredArtifa
     blob = (d) => downloadBlob(reg.base, d);
   }
   const m = JSON.parse(manifest.toString('utf8')) as Manifest;
-  if (m.artifactType !== ARTIFACT_TYPE || m.layers?.length !== 1) throw new ModelshipError('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
+  if (m.artifactType !== ARTIFACT_TYPE || m.layers?.length !== 1)
+    throw new ModelshipError('input', `${manifestDigest} is not a modelship model artifact (artifactType ${m.artifactType})`);
   const data = await blob(m.layers[0].digest);
   writeFileAtomic(out, data);
   return { manifestDigest, artifactDigest: m.layers[0].digest, size: data.length, location: from };

@@ -45,7 +45,12 @@ function sessionConfig(file: string, registry: string): Record<string, unknown> 
  * the environment as it is). The password goes on stdin and never appears in an error. `close()` removes the
  * directory, credentials and all: call it in a finally.
  */
-export async function openRegistrySession(registry: string, username: string, password: string, env: NodeJS.ProcessEnv = process.env): Promise<DockerSession & { close(): void }> {
+export async function openRegistrySession(
+  registry: string,
+  username: string,
+  password: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<DockerSession & { close(): void }> {
   if (!username) return { env, close: () => undefined };
   if (!password) throw new ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
   const user = userDockerConfig(env);

@@ -58,7 +58,10 @@ export function readElf(bytes: Uint8Array, what: string): ElfInfo {
     if (ptype === PT_LOAD) loads.push({ vaddr, offset, filesz });
     else if (ptype === PT_INTERP) {
       if (offset + filesz > b.length) bad('PT_INTERP past the end of the file');
-      interpreter = b.subarray(offset, offset + filesz).toString('latin1').replace(/\0.*$/s, '');
+      interpreter = b
+        .subarray(offset, offset + filesz)
+        .toString('latin1')
+        .replace(/\0.*$/s, '');
     } else if (ptype === PT_DYNAMIC) dyn = { offset, size: filesz };
   }
   const info: ElfInfo = { machine, machineName: MACHINES[machine] ?? `machine ${machine}`, type, interpreter, needed: [], soname: '', runpath: [] };

@@ -72,22 +72,55 @@ export interface ExternalFailure {
 
 /** Error codes of a connection that failed (Node's net/dns/tls, undici's): the other end, not modelship. */
 const NETWORK_CODES = new Set([
-  'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EPIPE',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
-  'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-type Loose = { name?: unknown; message?: unknown; code?: unknown; status?: unknown; response?: unknown; request?: { method?: unknown; url?: unknown }; cause?: unknown; errors?: unknown; address?: unknown; port?: unknown; hostname?: unknown };
+type Loose = {
+  name?: unknown;
+  message?: unknown;
+  code?: unknown;
+  status?: unknown;
+  response?: unknown;
+  request?: { method?: unknown; url?: unknown };
+  cause?: unknown;
+  errors?: unknown;
+  address?: unknown;
+  port?: unknown;
+  hostname?: unknown;
+};
 
 /** The first error in `e`'s cause chain (and an AggregateError's errors) with a network error code. */
 function networkCause(e: unknown, depth = 0): (Loose & { code: string }) | undefined {
   if (!e || typeof e !== 'object' || depth > 6) return undefined;
   const x = e as Loose;
   if (typeof x.code === 'string' && NETWORK_CODES.has(x.code)) return x as Loose & { code: string };
-  if (Array.isArray(x.errors)) for (const inner of x.errors) {
-    const found = networkCause(inner, depth + 1);
-    if (found) return found;
-  }
+  if (Array.isArray(x.errors))
+    for (const inner of x.errors) {
+      const found = networkCause(inner, depth + 1);
+      if (found) return found;
+    }
   return networkCause(x.cause, depth + 1);
 }
 
@@ -96,7 +129,12 @@ function networkDetail(n: Loose & { code: string }): string {
   if (typeof n.message === 'string' && n.message) return n.message;
   const first = Array.isArray(n.errors) ? (n.errors[0] as Loose | undefined) : undefined;
   if (first && typeof first.message === 'string' && first.message) return first.message;
-  const where = typeof n.hostname === 'string' ? n.hostname : typeof n.address === 'string' ? `${n.address}${n.port !== undefined ? `:${String(n.port)}` : ''}` : '';
+  const where =
+    typeof n.hostname === 'string'
+      ? n.hostname
+      : typeof n.address === 'string'
+        ? `${n.address}${typeof n.port === 'number' || typeof n.port === 'string' ? `:${n.port}` : ''}`
+        : '';
   return `${n.code}${where ? ` ${where}` : ''}`;
 }
 

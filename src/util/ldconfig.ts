@@ -25,7 +25,14 @@ export function parseLdconfigListing(text: string): LdconfigEntry[] {
   for (const line of text.split('\n')) {
     const m = /^\s+(\S+)\s+\(([^)]*)\)\s+=>\s+(.+?)\s*$/.exec(line);
     if (!m) continue;
-    out.push({ name: m[1], flags: m[2].split(',').map((f) => f.trim()).filter(Boolean), path: m[3] });
+    out.push({
+      name: m[1],
+      flags: m[2]
+        .split(',')
+        .map((f) => f.trim())
+        .filter(Boolean),
+      path: m[3],
+    });
   }
   return out;
 }

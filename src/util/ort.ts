@@ -7,7 +7,7 @@ import { ModelshipError } from './errors';
 /** onnxruntime is loaded on first use: converting without a parity check never maps its 45 MB library. */
 let ortModule: typeof OrtModule | undefined;
 export function loadOrt(): typeof OrtModule {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, synchronously: the native library maps only when needed
   ortModule ??= require('onnxruntime-node') as typeof OrtModule;
   return ortModule;
 }

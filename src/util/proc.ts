@@ -8,7 +8,11 @@ export interface ProcResult {
 }
 
 /** Run a command (no shell), capture its output; a missing binary is a clear error. */
-export function runProcess(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; onLine?: (line: string) => void } = {}): Promise<ProcResult> {
+export function runProcess(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; onLine?: (line: string) => void } = {},
+): Promise<ProcResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

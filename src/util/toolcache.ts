@@ -22,6 +22,7 @@ export async function loadToolCache(): Promise<ToolCache> {
     // never gets here: ncc resolves the import() above. Inside Jest's sandbox a test maps the module instead.)
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED' && code !== 'ERR_REQUIRE_ESM') throw e;
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- Node's own import(), out of reach of the CommonJS compile (above)
     const nativeImport = new Function('id', 'return import(id)') as (id: string) => Promise<ToolCache>;
     return nativeImport('@actions/tool-cache');
   }
@@ -53,11 +54,13 @@ export function ensureToolCacheEnv(env: NodeJS.ProcessEnv = process.env): ToolCa
       try {
         fs.mkdirSync(dflt, { recursive: true });
       } catch (e) {
-        throw new ModelshipError('io', `cannot create the download cache ${dflt} (set ${name} to a writable directory): ${(e as Error).message}`, { file: dflt });
+        throw new ModelshipError('io', `cannot create the download cache ${dflt} (set ${name} to a writable directory): ${(e as Error).message}`, {
+          file: dflt,
+        });
       }
       env[name] = dflt;
     }
-    dirs[key] = env[name] as string;
+    dirs[key] = env[name];
   }
   return dirs;
 }
@@ -120,6 +123,7 @@ let realWrite: typeof process.stdout.write | undefined;
 async function quietDebug<T>(fn: () => Promise<T>): Promise<T> {
   if (process.env.GITHUB_ACTIONS === 'true') return fn();
   if (quieted++ === 0) {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(this) below and put back on process.stdout after
     const write = (realWrite = process.stdout.write);
     process.stdout.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
       if (typeof chunk === 'string' && chunk.startsWith('::debug::')) {
@@ -128,7 +132,7 @@ async function quietDebug<T>(fn: () => Promise<T>): Promise<T> {
         return true;
       }
       return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-    } as typeof process.stdout.write;
+    };
   }
   try {
     return await fn();
@@ -176,7 +180,7 @@ export async function downloadVerified(url: string, expected: Expected, what: st
 export async function findCached(tool: string, version: string, arch: string): Promise<string> {
   ensureToolCacheEnv();
   const tc = await loadToolCache();
-  return quietDebug(async () => tc.find(tool, version, arch));
+  return quietDebug(() => Promise.resolve(tc.find(tool, version, arch)));
 }
 
 /**

@@ -10,7 +10,17 @@ import { reshape } from './common';
 function caffeTopK(ctx: LayerContext, input: string, axis: number, len: number, k: number): [string, string] {
   const n = ctx.layer.name;
   const rev = ctx.tmp('reversed');
-  ctx.g.node('Slice', [input, ctx.g.int64Init(`${n}/rev_starts`, [-1]), ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]), ctx.g.int64Init(`${n}/rev_axes`, [axis]), ctx.g.int64Init(`${n}/rev_steps`, [-1])], [rev]);
+  ctx.g.node(
+    'Slice',
+    [
+      input,
+      ctx.g.int64Init(`${n}/rev_starts`, [-1]),
+      ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]),
+      ctx.g.int64Init(`${n}/rev_axes`, [axis]),
+      ctx.g.int64Init(`${n}/rev_steps`, [-1]),
+    ],
+    [rev],
+  );
   const values = ctx.tmp('values');
   const revIdx = ctx.tmp('rev_indices');
   ctx.g.node('TopK', [rev, ctx.g.int64Init(`${n}/k`, [k])], [values, revIdx], { axis: attr.i(axis), largest: attr.i(1), sorted: attr.i(1) });
@@ -54,7 +64,7 @@ export const argmax: LayerHandler = {
       ctx.g.node('Concat', [indices, values], [joined], { axis: attr.i(1) });
     }
     const rank = Math.max(3, x.shape.length);
-    const out: Shape = [x.shape[0], outMax ? 2 : 1, k, ...Array(rank - 3).fill(1)];
+    const out: Shape = [x.shape[0], outMax ? 2 : 1, k, ...Array<number>(rank - 3).fill(1)];
     reshape(ctx, { name: joined, shape: [x.shape[0], (outMax ? 2 : 1) * k] }, out, ctx.out());
     return [out];
   },

@@ -16,8 +16,12 @@ export const batchNorm: LayerHandler = {
       ctx.unsupported('use_global_stats: false normalises with batch statistics at test time; only stored statistics are supported');
     }
     // forks: fillers only initialise training; a scale and bias inside the layer change its output
-    for (const f of ['scale_filler', 'bias_filler']) if (f in raw) ctx.note(`batch_norm_param.${f} (a field of NVIDIA Caffe) only initialises training: accepted, it does not change inference`);
-    if (raw.scale_bias === true) ctx.unsupported('batch_norm_param.scale_bias: true (NVIDIA Caffe: a learned scale and bias inside BatchNorm) is not supported; a BVLC net follows BatchNorm with a Scale layer');
+    for (const f of ['scale_filler', 'bias_filler'])
+      if (f in raw) ctx.note(`batch_norm_param.${f} (a field of NVIDIA Caffe) only initialises training: accepted, it does not change inference`);
+    if (raw.scale_bias === true)
+      ctx.unsupported(
+        'batch_norm_param.scale_bias: true (NVIDIA Caffe: a learned scale and bias inside BatchNorm) is not supported; a BVLC net follows BatchNorm with a Scale layer',
+      );
     const x = ctx.x;
     if (x.shape.length < 2) ctx.fail(`input [${x.shape.join(', ')}] needs a channel axis`);
     const C = ctx.staticDim(x.shape, 1, 'BatchNorm');

@@ -30,9 +30,9 @@ export function spatialParam(
   const list = v === undefined ? [] : Array.isArray(v) ? (v as number[]) : [v as number];
   if (list.length === 0) {
     if (fallback === undefined) ctx.fail(`${base} is required`);
-    return Array(nsp).fill(fallback);
+    return Array<number>(nsp).fill(fallback);
   }
-  if (list.length === 1) return Array(nsp).fill(list[0]);
+  if (list.length === 1) return Array<number>(nsp).fill(list[0]);
   if (list.length !== nsp) ctx.fail(`${base} has ${list.length} values for ${nsp} spatial axes`);
   return list;
 }
@@ -47,7 +47,8 @@ export function reshape(ctx: LayerContext, x: Value, target: Shape, out: string)
     if (x.shape[i] === d) return 0;
     return -1;
   });
-  if (spec.filter((d) => d === -1).length > 1) ctx.unsupported(`cannot express reshape of [${x.shape.join(', ')}] to [${target.join(', ')}] with a dynamic batch`);
+  if (spec.filter((d) => d === -1).length > 1)
+    ctx.unsupported(`cannot express reshape of [${x.shape.join(', ')}] to [${target.join(', ')}] with a dynamic batch`);
   const shapeName = ctx.g.int64Init(`${ctx.layer.name}/shape`, spec);
   ctx.g.node('Reshape', [x.name, shapeName], [out]);
 }
@@ -96,7 +97,7 @@ export function convGeometry(ctx: LayerContext): ConvGeometry {
   ctx.arity(1, 1);
   const p = ctx.params('convolution_param');
   const x = ctx.x;
-  if ((p.axis as number) !== 1) ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
+  if ((p.axis as number) !== 1) ctx.unsupported(`axis ${String(p.axis)} is not supported (only channel axis 1)`);
   const nsp = x.shape.length - 2;
   if (nsp < 1) ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
   const C = ctx.staticDim(x.shape, 1, ctx.layer.type);
@@ -120,18 +121,30 @@ export function convGeometry(ctx: LayerContext): ConvGeometry {
 }
 
 /** Emit Conv / ConvTranspose with the layer's checked weights; `weightShape` is Caffe's blob 0 layout. */
-export function emitConv(ctx: LayerContext, op: 'Conv' | 'ConvTranspose', g: ConvGeometry, weightShape: number[], extra: Record<string, ReturnType<typeof attr.f>> = {}): void {
+export function emitConv(
+  ctx: LayerContext,
+  op: 'Conv' | 'ConvTranspose',
+  g: ConvGeometry,
+  weightShape: number[],
+  extra: Record<string, ReturnType<typeof attr.f>> = {},
+): void {
   const expected = [{ name: 'weights', shape: weightShape }];
   if (g.biasTerm) expected.push({ name: 'bias', shape: [g.numOutput] });
   const [w, b] = ctx.weights(expected);
   const inputs = [ctx.x.name, ctx.g.floatInit(`${ctx.layer.name}/W`, weightShape, w)];
   if (g.biasTerm) inputs.push(ctx.g.floatInit(`${ctx.layer.name}/B`, [g.numOutput], b));
-  ctx.g.node(op, inputs, [ctx.out()], {
-    kernel_shape: attr.ints(g.kernel),
-    pads: attr.ints([...g.pad, ...g.pad]),
-    strides: attr.ints(g.stride),
-    dilations: attr.ints(g.dilation),
-    group: attr.i(g.group),
-    ...extra,
-  }, ctx.layer.name);
+  ctx.g.node(
+    op,
+    inputs,
+    [ctx.out()],
+    {
+      kernel_shape: attr.ints(g.kernel),
+      pads: attr.ints([...g.pad, ...g.pad]),
+      strides: attr.ints(g.stride),
+      dilations: attr.ints(g.dilation),
+      group: attr.i(g.group),
+      ...extra,
+    },
+    ctx.layer.name,
+  );
 }

@@ -20,8 +20,14 @@ export const concat: LayerHandler = {
       }
       parts.push(v.shape[axis]);
     }
-    const total = parts.every((d) => typeof d === 'number') ? (parts as number[]).reduce((a, b) => a + b, 0) : parts.join('+');
-    ctx.g.node('Concat', ctx.inputs.map((v) => v.name), [ctx.out()], { axis: attr.i(axis) }, ctx.layer.name);
+    const total = parts.every((d) => typeof d === 'number') ? parts.reduce((a, b) => a + b, 0) : parts.join('+');
+    ctx.g.node(
+      'Concat',
+      ctx.inputs.map((v) => v.name),
+      [ctx.out()],
+      { axis: attr.i(axis) },
+      ctx.layer.name,
+    );
     return [first.shape.map((d, j) => (j === axis ? total : d))];
   },
 };

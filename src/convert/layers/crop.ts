@@ -29,7 +29,13 @@ export const crop: LayerHandler = {
       out[i] = size;
     }
     const n0 = ctx.layer.name;
-    ctx.g.node('Slice', [x.name, ctx.g.int64Init(`${n0}/starts`, starts), ctx.g.int64Init(`${n0}/ends`, ends), ctx.g.int64Init(`${n0}/axes`, axes)], [ctx.out()], {}, n0);
+    ctx.g.node(
+      'Slice',
+      [x.name, ctx.g.int64Init(`${n0}/starts`, starts), ctx.g.int64Init(`${n0}/ends`, ends), ctx.g.int64Init(`${n0}/axes`, axes)],
+      [ctx.out()],
+      {},
+      n0,
+    );
     return [out];
   },
 };

@@ -50,8 +50,10 @@ export const detectionOutput: LayerHandler = {
     if (prior.shape[0] !== 1 || priorLen % (4 * priorRows) !== 0) ctx.fail(`bottom[2] (priors) [${prior.shape.join(', ')}] is not [1, ${priorRows}, 4·priors]`);
     const P = priorLen / (4 * priorRows);
     const Cl = share ? 1 : C;
-    if (perItem(loc.shape, 'loc') !== P * Cl * 4) ctx.fail(`bottom[0] (loc) has ${perItem(loc.shape, 'loc')} values per image; ${P} priors × ${Cl} location class(es) × 4 = ${P * Cl * 4} expected`);
-    if (perItem(conf.shape, 'conf') !== P * C) ctx.fail(`bottom[1] (conf) has ${perItem(conf.shape, 'conf')} values per image; ${P} priors × ${C} classes = ${P * C} expected`);
+    if (perItem(loc.shape, 'loc') !== P * Cl * 4)
+      ctx.fail(`bottom[0] (loc) has ${perItem(loc.shape, 'loc')} values per image; ${P} priors × ${Cl} location class(es) × 4 = ${P * Cl * 4} expected`);
+    if (perItem(conf.shape, 'conf') !== P * C)
+      ctx.fail(`bottom[1] (conf) has ${perItem(conf.shape, 'conf')} values per image; ${P} priors × ${C} classes = ${P * C} expected`);
     const fg = Array.from({ length: C }, (_, c) => c).filter((c) => c !== bg);
     if (fg.length === 0) ctx.fail('no foreground class: num_classes is 1 and it is the background');
     const Cf = fg.length;
@@ -77,10 +79,12 @@ export const detectionOutput: LayerHandler = {
     const column = (x: string, i: number) => one('Gather', [x, i64(`col${i}`, [i])], { axis: attr.i(3) });
     const boxRows = one('Gather', [priors3, i64('row0', [0])], { axis: attr.i(0) }); // [1, P, 1, 4]
     const pb = [0, 1, 2, 3].map((i) => reshape(column(boxRows, i), [P, 1, 1]));
-    const pv = varianceInTarget ? [] : (() => {
-      const varRows = one('Gather', [priors3, i64('row1', [1])], { axis: attr.i(0) });
-      return [0, 1, 2, 3].map((i) => reshape(column(varRows, i), [P, 1, 1]));
-    })();
+    const pv = varianceInTarget
+      ? []
+      : (() => {
+          const varRows = one('Gather', [priors3, i64('row1', [1])], { axis: attr.i(0) });
+          return [0, 1, 2, 3].map((i) => reshape(column(varRows, i), [P, 1, 1]));
+        })();
     // predictions [N, P, Cl, 1] per coordinate, scaled by the variances
     const loc4 = reshape(loc.name, [0, P, Cl, 4]);
     const l = [0, 1, 2, 3].map((i) => {
@@ -126,7 +130,13 @@ export const detectionOutput: LayerHandler = {
     const nmsBoxes = reshape(candBoxes, [-1, K, 4]);
     const flatScores = reshape(candScores, [-1, K]);
     const nmsScores = reshape(candScores, [-1, 1, K]);
-    const selected = one('NonMaxSuppression', [nmsBoxes, nmsScores, i64('max_out', [K]), g.floatInit(`${n}/iou`, [1], [nmsThreshold]), g.floatInit(`${n}/score_floor`, [1], [-FLT_MAX])]);
+    const selected = one('NonMaxSuppression', [
+      nmsBoxes,
+      nmsScores,
+      i64('max_out', [K]),
+      g.floatInit(`${n}/iou`, [1], [nmsThreshold]),
+      g.floatInit(`${n}/score_floor`, [1], [-FLT_MAX]),
+    ]);
     const where = one('Gather', [selected, i64('sel_cols', [0, 2])], { axis: attr.i(1) }); // [M, 2]: (image·Cf + class, candidate)
     const zeros = one('ConstantOfShape', [one('Shape', [flatScores])]);
     const ones = one('Add', [one('ConstantOfShape', [one('Slice', [one('Shape', [where]), i64('s0', [0]), i64('s1', [1])])]), f('one_v', 1)]);
@@ -147,7 +157,9 @@ export const detectionOutput: LayerHandler = {
     const nz = one('NonZero', [one('Greater', [topScores, f('floor', -FLT_MAX)])]); // [2, D]
     const nzT = one('Transpose', [nz], { perm: attr.ints([1, 0]) }); // [D, 2]
     const rows = one('GatherND', [rows6, nzT]); // [D, 6]
-    const imageIds = one('Cast', [one('Transpose', [one('Gather', [nz, i64('img_row', [0])], { axis: attr.i(0) })], { perm: attr.ints([1, 0]) })], { to: attr.i(1) }); // [D, 1]
+    const imageIds = one('Cast', [one('Transpose', [one('Gather', [nz, i64('img_row', [0])], { axis: attr.i(0) })], { perm: attr.ints([1, 0]) })], {
+      to: attr.i(1),
+    }); // [D, 1]
     const table = one('Concat', [imageIds, rows], { axis: attr.i(1) });
     g.node('Reshape', [table, i64('out_shape', [1, 1, -1, 7])], [ctx.out()], {}, n);
     return [[1, 1, 'detections', 7]];

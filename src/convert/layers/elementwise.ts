@@ -27,7 +27,8 @@ export const dropout: LayerHandler = {
   convert(ctx: LayerContext): Shape[] {
     ctx.arity(1, 1);
     const p = ctx.params('dropout_param');
-    if (p.sample_weights_test) ctx.unsupported('dropout_param.sample_weights_test: true samples at test time (a fork field); modelship converts deterministic inference only');
+    if (p.sample_weights_test)
+      ctx.unsupported('dropout_param.sample_weights_test: true samples at test time (a fork field); modelship converts deterministic inference only');
     const ratio = p.dropout_ratio as number;
     if (p.scale_train === false) {
       if (!(ratio >= 0 && ratio < 1)) ctx.fail(`dropout_ratio must be in [0, 1), got ${ratio}`);

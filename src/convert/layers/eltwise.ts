@@ -26,7 +26,13 @@ export const eltwise: LayerHandler = {
       ctx.g.node('Sum', names, [ctx.out()], {}, ctx.layer.name);
     } else {
       if (coeff.length > 0) ctx.fail('coeff is only allowed for SUM');
-      ctx.g.node(op === 'PROD' ? 'Mul' : 'Max', op === 'PROD' ? names.slice(0, 2) : names, [op === 'PROD' && names.length > 2 ? ctx.tmp('prod') : ctx.out()], {}, ctx.layer.name);
+      ctx.g.node(
+        op === 'PROD' ? 'Mul' : 'Max',
+        op === 'PROD' ? names.slice(0, 2) : names,
+        [op === 'PROD' && names.length > 2 ? ctx.tmp('prod') : ctx.out()],
+        {},
+        ctx.layer.name,
+      );
       if (op === 'PROD' && names.length > 2) {
         // left fold: ((a*b)*c)*d, as Caffe multiplies in order
         let acc = ctx.g.nodes[ctx.g.nodes.length - 1].outputs[0];

@@ -27,7 +27,7 @@ export const normalize: LayerHandler = {
     const C = ctx.staticDim(x.shape, 1, 'Normalize');
     const shared = p.channel_shared as boolean;
     const [scale] = ctx.weights([{ name: 'scale', shape: [shared ? 1 : C] }]);
-    const dims = shared ? [] : [C, ...Array(rank - 2).fill(1)];
+    const dims = shared ? [] : [C, ...Array<number>(rank - 2).fill(1)];
     ctx.g.node('Mul', [normalized, ctx.g.floatInit(`${n}/scale`, dims, scale)], [ctx.out()], {}, n);
     return [x.shape];
   },

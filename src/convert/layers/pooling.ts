@@ -30,10 +30,11 @@ export const pooling: LayerHandler = {
     const pad = spatialParam(ctx, 'pooling_param', 'pad', 2, 0);
     const stride = spatialParam(ctx, 'pooling_param', 'stride', 2, 1);
     if (k.some((v) => v < 1) || stride.some((v) => v < 1)) ctx.fail('kernel and stride must be positive');
-    if (pad.some((v, i) => v >= k[i])) ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
+    if (pad.some((v, i) => v >= k[i])) ctx.fail(`pad [${pad.join(',')}] must be smaller than kernel [${k.join(',')}]`);
     // BVLC's round_mode, or the forks' ceil_mode (false: floor); both given must agree
     const raw = (ctx.layer.msg.pooling_param ?? {}) as Record<string, unknown>;
-    if ('ceil_mode' in raw && 'round_mode' in raw && (p.ceil_mode as boolean) !== ((p.round_mode as string) !== 'FLOOR')) ctx.fail(`ceil_mode: ${p.ceil_mode} and round_mode: ${p.round_mode} contradict each other; give one`);
+    if ('ceil_mode' in raw && 'round_mode' in raw && (p.ceil_mode as boolean) !== ((p.round_mode as string) !== 'FLOOR'))
+      ctx.fail(`ceil_mode: ${String(p.ceil_mode)} and round_mode: ${String(p.round_mode)} contradict each other; give one`);
     const ceil = 'ceil_mode' in raw ? (p.ceil_mode as boolean) : (p.round_mode as string) !== 'FLOOR';
     const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
     const out = dims.map((H, i) => {

@@ -12,7 +12,7 @@ export const prelu: LayerHandler = {
     const C = shared ? 1 : ctx.staticDim(x.shape, 1, 'PReLU');
     // Caffe stores a shared slope as a 0-D blob
     const [slope] = ctx.weights([{ name: 'slope', shape: shared ? [] : [C] }]);
-    const dims = shared ? [1] : [C, ...Array(x.shape.length - 2).fill(1)];
+    const dims = shared ? [1] : [C, ...Array<number>(x.shape.length - 2).fill(1)];
     ctx.g.node('PRelu', [x.name, ctx.g.floatInit(`${ctx.layer.name}/slope`, dims, slope)], [ctx.out()], {}, ctx.layer.name);
     return [x.shape];
   },

@@ -22,7 +22,8 @@ export const priorBox: LayerHandler = {
     const maxSizes = list('max_size');
     if (minSizes.length === 0) ctx.fail('prior_box_param.min_size is required');
     minSizes.forEach((s) => s > 0 || ctx.fail(`prior_box_param.min_size ${s} must be positive`));
-    if (maxSizes.length > 0 && maxSizes.length !== minSizes.length) ctx.fail(`prior_box_param has ${minSizes.length} min_size but ${maxSizes.length} max_size values; give one max_size per min_size`);
+    if (maxSizes.length > 0 && maxSizes.length !== minSizes.length)
+      ctx.fail(`prior_box_param has ${minSizes.length} min_size but ${maxSizes.length} max_size values; give one max_size per min_size`);
     maxSizes.forEach((m, i) => m > minSizes[i] || ctx.fail(`prior_box_param.max_size ${m} must be greater than min_size ${minSizes[i]}`));
     const fractional = [...minSizes, ...maxSizes].filter((s) => !Number.isInteger(s));
     if (fractional.length) ctx.note(`prior sizes ${fractional.join(', ')} are truncated to integers, as the SSD fork of Caffe does`);
@@ -36,7 +37,7 @@ export const priorBox: LayerHandler = {
     const variance = list('variance');
     if (variance.length > 1 && variance.length !== 4) ctx.fail(`prior_box_param.variance has ${variance.length} values; give 1 or 4`);
     variance.forEach((v) => v > 0 || ctx.fail(`prior_box_param.variance ${v} must be positive`));
-    const variances = variance.length === 4 ? variance : Array(4).fill(variance.length === 1 ? variance[0] : f32(0.1));
+    const variances = variance.length === 4 ? variance : Array<number>(4).fill(variance.length === 1 ? variance[0] : f32(0.1));
 
     if (has('img_size') && (has('img_h') || has('img_w'))) ctx.fail('give either img_size or img_h/img_w, not both');
     if (has('step') && (has('step_h') || has('step_w'))) ctx.fail('give either step or step_h/step_w, not both');

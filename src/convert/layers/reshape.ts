@@ -36,7 +36,10 @@ export const reshapeLayer: LayerHandler = {
       // static product of the replaced part / static product of the explicit new dims; symbols carry over
       let num = 1;
       const syms: string[] = [];
-      for (const d of replaced) typeof d === 'number' ? (num *= d) : syms.push(d);
+      for (const d of replaced) {
+        if (typeof d === 'number') num *= d;
+        else syms.push(d);
+      }
       let den = 1;
       for (const [i, d] of newPart.entries()) {
         if (i === infer) continue;
@@ -53,8 +56,14 @@ export const reshapeLayer: LayerHandler = {
     } else {
       const a = replaced.filter((d): d is number => typeof d === 'number').reduce((m, d) => m * d, 1);
       const b = newPart.filter((d): d is number => typeof d === 'number').reduce((m, d) => m * d, 1);
-      const symA = replaced.filter((d) => typeof d !== 'number').sort().join();
-      const symB = newPart.filter((d) => typeof d !== 'number').sort().join();
+      const symA = replaced
+        .filter((d) => typeof d !== 'number')
+        .sort()
+        .join();
+      const symB = newPart
+        .filter((d) => typeof d !== 'number')
+        .sort()
+        .join();
       if (symA === symB && a !== b) ctx.fail(`cannot reshape [${x.shape.join(', ')}] (${a} values in the reshaped axes) to [${newPart.join(', ')}] (${b})`);
     }
     const out: Shape = [...x.shape.slice(0, axis), ...newPart, ...x.shape.slice(end)];

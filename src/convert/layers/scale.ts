@@ -15,14 +15,15 @@ function operandGeometry(ctx: LayerContext, x: Value, axisParam: number, numAxes
   if (second) {
     covered = second.shape;
     const ok = covered.every((d, i) => x.shape[axis + i] === d);
-    if (!ok || axis + covered.length > rank) ctx.fail(`bottom[1] shape [${covered.join(', ')}] does not match bottom[0] [${x.shape.join(', ')}] at axis ${axis}`);
+    if (!ok || axis + covered.length > rank)
+      ctx.fail(`bottom[1] shape [${covered.join(', ')}] does not match bottom[0] [${x.shape.join(', ')}] at axis ${axis}`);
   } else {
     if (numAxes < -1) ctx.fail(`num_axes ${numAxes} must be -1 or non-negative`);
     const end = numAxes === -1 ? rank : axis + numAxes;
     if (end > rank) ctx.fail(`axis ${axis} + num_axes ${numAxes} exceeds the input rank ${rank}`);
     covered = x.shape.slice(axis, end);
   }
-  return { shape: covered, bcast: [...covered, ...Array(rank - axis - covered.length).fill(1)] };
+  return { shape: covered, bcast: [...covered, ...Array<number>(rank - axis - covered.length).fill(1)] };
 }
 
 function scaleOrBias(kind: 'Scale' | 'Bias') {

@@ -24,7 +24,7 @@ export const slice: LayerHandler = {
       }
     } else {
       if (dim % tops !== 0) ctx.fail(`axis ${axis} of size ${dim} cannot be split evenly into ${tops} tops`);
-      sizes = Array(tops).fill(dim / tops);
+      sizes = Array<number>(tops).fill(dim / tops);
     }
     const outs = ctx.layer.tops.map((_, i) => ctx.out(i));
     ctx.g.node('Split', [x.name, ctx.g.int64Init(`${ctx.layer.name}/split`, sizes)], outs, { axis: attr.i(axis) }, ctx.layer.name);

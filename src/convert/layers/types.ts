@@ -126,7 +126,7 @@ export class LayerContext {
 function shapeEquals(b: WeightBlob, expected: number[]): boolean {
   if (!b.legacy) return b.shape.length === expected.length && b.shape.every((d, i) => d === expected[i]);
   if (expected.length > 4) return false;
-  const padded = [...Array(4 - expected.length).fill(1), ...expected];
+  const padded = [...Array<number>(4 - expected.length).fill(1), ...expected];
   return padded.every((d, i) => d === b.shape[i]);
 }
 

@@ -29,8 +29,12 @@ function goldenTick(ctx: GateContext, request: { modelName: string; apiKey: stri
   const service = ctx.release.service;
   const transport = ctx.transport(service);
   return async () => {
-    const r = await transport(`/v2/models/${request.modelName}/infer`, { body: golden.body, headers: { ...authorization(request.apiKey), [HEADER_LENGTH]: golden.headerLength } });
-    if (r.status !== 200) throw new GateFailure(`during the bake window: a golden request to ${service} answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
+    const r = await transport(`/v2/models/${request.modelName}/infer`, {
+      body: golden.body,
+      headers: { ...authorization(request.apiKey), [HEADER_LENGTH]: golden.headerLength },
+    });
+    if (r.status !== 200)
+      throw new GateFailure(`during the bake window: a golden request to ${service} answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
     decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH]));
   };
 }

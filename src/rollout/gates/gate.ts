@@ -52,7 +52,7 @@ export interface GateContext {
   /** where golden requests to `service` go: verify-url, else the Service through the API server's service proxy */
   transport(service: string): Transport;
   readonly found: Findings;
-  observed(o: Observation): void;
+  observed(observation: Observation): void;
 }
 
 /** A gate's verdict when it did not throw. */

@@ -33,7 +33,14 @@ async function sendGoldenRequests(ctx: GateContext, s: GoldenSettings): Promise<
   const headers = authorization(s.apiKey);
   const meta = await modelMetadata(transport, service, s.modelName, headers, ctx.signal);
   if (!s.reference) return { passes: true };
-  const res = await goldenRequests(transport, { reference: s.reference, modelName: s.modelName, inputName: meta.inputs![0].name, singleInput: meta.inputs!.length === 1, tolerance: s.tolerance, headers });
+  const res = await goldenRequests(transport, {
+    reference: s.reference,
+    modelName: s.modelName,
+    inputName: meta.inputs![0].name,
+    singleInput: meta.inputs!.length === 1,
+    tolerance: s.tolerance,
+    headers,
+  });
   const table = [...GOLDEN_TABLE_HEAD, ...res.rows];
   ctx.observed({ evidence: table });
   if (res.failures.length) throw new GateFailure(`golden requests to ${service}: ${res.failures[0]}`, [...res.failures, ...table]);
@@ -43,18 +50,33 @@ async function sendGoldenRequests(ctx: GateContext, s: GoldenSettings): Promise<
     p95 = percentile(m.sorted, 95);
     ctx.observed({ latencyP95Ms: p95 });
     if (m.errors) throw new GateFailure(`${m.errors} of ${s.verifyRequests} golden requests to ${service} failed: ${m.firstError}`);
-    if (s.maxLatencyMs > 0 && p95 > s.maxLatencyMs) throw new GateFailure(`golden requests to ${service}: latency p95 ${p95.toFixed(1)} ms > max-latency-ms ${s.maxLatencyMs} (p50 ${percentile(m.sorted, 50).toFixed(1)} ms, ${s.verifyRequests} requests)`);
+    if (s.maxLatencyMs > 0 && p95 > s.maxLatencyMs)
+      throw new GateFailure(
+        `golden requests to ${service}: latency p95 ${p95.toFixed(1)} ms > max-latency-ms ${s.maxLatencyMs} (p50 ${percentile(m.sorted, 50).toFixed(1)} ms, ${s.verifyRequests} requests)`,
+      );
   }
-  const latency = p95 !== undefined ? `; p95 ${p95.toFixed(1)} ms over ${s.verifyRequests} requests${s.maxLatencyMs > 0 ? ` (limit ${s.maxLatencyMs} ms)` : ''}` : '';
+  const latency =
+    p95 !== undefined ? `; p95 ${p95.toFixed(1)} ms over ${s.verifyRequests} requests${s.maxLatencyMs > 0 ? ` (limit ${s.maxLatencyMs} ms)` : ''}` : '';
   return { passes: true, detail: `${res.compared} outputs match the reference${latency}`, evidence: table, found: { goldenRequest: res.batch1 } };
 }
 
 /** The model's metadata from `service`; the proxy answers 503 until the Service's endpoints catch up with the pods' readiness. */
-async function modelMetadata(transport: Transport, service: string, modelName: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ inputs?: { name: string }[] }> {
+async function modelMetadata(
+  transport: Transport,
+  service: string,
+  modelName: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<{ inputs?: { name: string }[] }> {
   for (let i = 0; ; i++) {
-    const r = await transport(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 }).catch((e: Error) => ({ status: 0, body: Buffer.from(e.message), headers: {} }));
+    const r = await transport(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 }).catch((e: Error) => ({
+      status: 0,
+      body: Buffer.from(e.message),
+      headers: {},
+    }));
     if (r.status === 200) return JSON.parse(r.body.toString()) as { inputs?: { name: string }[] };
-    if (i >= 20 || (r.status >= 400 && r.status < 500 && r.status !== 404)) throw new GateFailure(`model metadata from ${service}: HTTP ${r.status}: ${r.body.toString().slice(0, 300)}`);
+    if (i >= 20 || (r.status >= 400 && r.status < 500 && r.status !== 404))
+      throw new GateFailure(`model metadata from ${service}: HTTP ${r.status}: ${r.body.toString().slice(0, 300)}`);
     await sleep(500, signal);
   }
 }

@@ -29,7 +29,8 @@ export async function checkPodProviders(kube: Kube, namespace: string, pods: Pod
     evidence.push(`pod ${pod.name}: ${provider}${detail ? ` (${detail})` : ''}`);
     if (provider !== 'cuda') onCpu.push(`${pod.name} serves on ${provider}${detail ? `: ${detail}` : ''}`);
   }
-  if (onCpu.length) throw new GateFailure(`gpu is true but ${onCpu.length} of ${pods.length} pod(s) do not serve the model on the GPU: ${onCpu.join('; ')}`, evidence);
+  if (onCpu.length)
+    throw new GateFailure(`gpu is true but ${onCpu.length} of ${pods.length} pod(s) do not serve the model on the GPU: ${onCpu.join('; ')}`, evidence);
   return evidence;
 }
 

@@ -37,20 +37,36 @@ const MAX_SCRAPE_WAIT_MS = 30_000;
  * The gate on the canary's metrics. `compareWithStable`: a stable runs beside the canary, and its numbers are
  * reported beside the canary's.
  */
-export function metricsGate(metrics: MetricProvider, thresholds: MetricThresholds, vars: { namespace: string; app: string; model: string }, compareWithStable: boolean): Gate {
+export function metricsGate(
+  metrics: MetricProvider,
+  thresholds: MetricThresholds,
+  vars: { namespace: string; app: string; model: string },
+  compareWithStable: boolean,
+): Gate {
   return {
     gate: 'prometheus',
     name: 'Prometheus gate',
     async run(ctx) {
       const waitMs = Math.max(0, Math.min(MAX_SCRAPE_WAIT_MS, ctx.remainingMs() - 2000));
       const r = await judgeCanaryMetrics(metrics, thresholds, waitMs, vars, compareWithStable, ctx.signal);
-      return { passes: true, detail: `canary ${describeMetrics(r.canary)}; stable ${compareWithStable ? describeMetrics(r.stable) : 'none'}`, evidence: r.queries };
+      return {
+        passes: true,
+        detail: `canary ${describeMetrics(r.canary)}; stable ${compareWithStable ? describeMetrics(r.stable) : 'none'}`,
+        evidence: r.queries,
+      };
     },
   };
 }
 
 /** Ask for the canary's numbers (waiting up to `waitMs` for min-samples), then the stable's, and judge the canary's. */
-export async function judgeCanaryMetrics(metrics: MetricProvider, c: MetricThresholds, waitMs: number, vars: { namespace: string; app: string; model: string }, hasStable: boolean, signal?: AbortSignal): Promise<CanaryMetrics> {
+export async function judgeCanaryMetrics(
+  metrics: MetricProvider,
+  c: MetricThresholds,
+  waitMs: number,
+  vars: { namespace: string; app: string; model: string },
+  hasStable: boolean,
+  signal?: AbortSignal,
+): Promise<CanaryMetrics> {
   const q = (t: string, track: string) => renderQuery(t, { ...vars, track });
   const res: CanaryMetrics = { canary: {}, stable: {}, queries: [q(c.samplesQuery, 'canary'), q(c.errorRateQuery, 'canary'), q(c.latencyQuery, 'canary')] };
   const deadline = Date.now() + waitMs;
@@ -59,8 +75,12 @@ export async function judgeCanaryMetrics(metrics: MetricProvider, c: MetricThres
     if ((res.canary.samples ?? 0) >= c.minSamples || Date.now() >= deadline) break;
     await sleep(1000, signal);
   }
-  if (res.canary.samples === undefined) throw new GateFailure(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [`waited ${Math.round(waitMs / 1000)} s for the scrape`]);
-  if (res.canary.samples < c.minSamples) throw new GateFailure(`Prometheus has ${res.canary.samples} samples for the canary, fewer than min-samples ${c.minSamples}`);
+  if (res.canary.samples === undefined)
+    throw new GateFailure(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [
+      `waited ${Math.round(waitMs / 1000)} s for the scrape`,
+    ]);
+  if (res.canary.samples < c.minSamples)
+    throw new GateFailure(`Prometheus has ${res.canary.samples} samples for the canary, fewer than min-samples ${c.minSamples}`);
   res.canary.errorRate = await metrics.measure(q(c.errorRateQuery, 'canary'), signal);
   res.canary.p99Ms = await metrics.measure(q(c.latencyQuery, 'canary'), signal);
   if (hasStable) {
@@ -70,7 +90,8 @@ export async function judgeCanaryMetrics(metrics: MetricProvider, c: MetricThres
   }
   const cmp = `canary ${describeMetrics(res.canary)}; stable ${hasStable ? describeMetrics(res.stable) : 'none'}`;
   if (res.canary.errorRate === undefined) throw new GateFailure(`Prometheus returned no error rate for the canary; no data is a failure (${cmp})`);
-  if (res.canary.errorRate > c.maxErrorRate) throw new GateFailure(`canary error rate ${res.canary.errorRate.toFixed(4)} > max-error-rate ${c.maxErrorRate} (${cmp})`);
+  if (res.canary.errorRate > c.maxErrorRate)
+    throw new GateFailure(`canary error rate ${res.canary.errorRate.toFixed(4)} > max-error-rate ${c.maxErrorRate} (${cmp})`);
   if (c.maxP99Ms > 0) {
     if (res.canary.p99Ms === undefined) throw new GateFailure(`Prometheus returned no p99 latency for the canary; no data is a failure (${cmp})`);
     if (res.canary.p99Ms > c.maxP99Ms) throw new GateFailure(`canary p99 latency ${res.canary.p99Ms.toFixed(1)} ms > max-p99-ms ${c.maxP99Ms} (${cmp})`);

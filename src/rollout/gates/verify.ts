@@ -20,9 +20,9 @@ export async function verify(release: Release, gates: readonly Gate[], run: Roll
       progress: (line) => run.log.info(line),
       transport: (service) => run.transport(service),
       found,
-      observed: (o) => {
-        if (o.evidence) observedEvidence = o.evidence;
-        if (o.latencyP95Ms !== undefined) run.latencyP95Ms = o.latencyP95Ms;
+      observed: (observation) => {
+        if (observation.evidence) observedEvidence = observation.evidence;
+        if (observation.latencyP95Ms !== undefined) run.latencyP95Ms = observation.latencyP95Ms;
       },
     };
     const started = Date.now();

@@ -40,9 +40,17 @@ export function canaryStrategy(plan: RolloutPlan): Strategy {
         await applyBudget(run, plan);
       });
       try {
-        await run.step(`stable rollout of ${app}`, () => waitDeployment(run.kube, run.namespace, app, { timeoutMs: run.timeoutMs, signal: run.signal, readinessGraceMs: READINESS_GRACE_MS, onProgress: (line) => run.log.info(line) }));
+        await run.step(`stable rollout of ${app}`, () =>
+          waitDeployment(run.kube, run.namespace, app, {
+            timeoutMs: run.timeoutMs,
+            signal: run.signal,
+            readinessGraceMs: READINESS_GRACE_MS,
+            onProgress: (line) => run.log.info(line),
+          }),
+        );
       } catch (e) {
-        if (liveStable) await run.step(`roll ${app} back to its previous template`, () => restoreTemplate(run.kube, run.namespace, app, liveStable.spec.template));
+        if (liveStable)
+          await run.step(`roll ${app} back to its previous template`, () => restoreTemplate(run.kube, run.namespace, app, liveStable.spec.template));
         throw e;
       }
       await run.step(`delete ${canary.metadata.name}`, () => deleteCanary(run.kube, run.namespace, app));
