@@ -10,7 +10,9 @@
 # probe server. The second real node realnode2 (tainted realnode and realnode2): a pod pinned there
 # serves on a NodePort, pods on the two nodes reach each other (pod IP, ClusterIP), logs/exec work,
 # `kubectl drain` evicts it and `uncordon` brings it back (only this run's pods are evicted: the drain
-# has a --pod-selector). Last line: "N passed, M failed"; exit status 1 on any failure.
+# has a --pod-selector). With metrics-server/KEDA up (up.sh autoscale), smoke-autoscale.sh runs beside
+# it (its log is printed at the end) and its counts are added. Last line: "N passed, M failed"; exit status
+# 1 on any failure.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib/common.sh
@@ -20,7 +22,7 @@ RUN_ID=$(date +%s)
 NS=k134-smoke-$RUN_ID
 IMG=$REGISTRY/$BUSYBOX_IMAGE
 TMP=$(mktemp -d)
-PASS=0 FAIL=0 PROBE_PID='' PF_PID='' DRAINED=''
+PASS=0 FAIL=0 PROBE_PID='' PF_PID='' DRAINED='' AS_PID=''
 ok()    { PASS=$((PASS + 1)); log "PASS $*"; }
 bad()   { FAIL=$((FAIL + 1)); log "FAIL $*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; return 1; fi; }
@@ -30,6 +32,7 @@ like()  { [[ $1 == $2 ]]; }   # like STRING GLOB
 k()     { k134_kc -n "$NS" "$@"; }
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 cleanup() {
+  [ -n "$AS_PID" ] && kill "$AS_PID" 2>/dev/null   # (only when this run ends early: its own trap cleans up)
   [ -n "$PF_PID" ] && kill "$PF_PID" 2>/dev/null
   [ -n "$PROBE_PID" ] && kill "$PROBE_PID" 2>/dev/null
   [ -n "$DRAINED" ] && k134_kc uncordon "$K134_REAL_NODE2" >/dev/null 2>&1
@@ -41,6 +44,10 @@ trap finish EXIT
 T0=$SECONDS
 
 check "k134 apiserver ready on $K134_APISERVER" quiet k134_api_get /readyz || exit 1
+# metrics-server / KEDA (up.sh autoscale): their check mostly waits (metric scrapes, HPA syncs), so it runs beside this one
+if alive k134-metrics-server || alive k134-keda-operator || alive k134-keda-adapter; then
+  "$HERE/smoke-autoscale.sh" > "$TMP/autoscale.out" 2> "$TMP/autoscale.log" & AS_PID=$!
+fi
 OUT=$(k134_kc version -o json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
 check "server version $OUT" [ "$OUT" = "$K134_VERSION" ]
 check "node $K134_REAL_NODE Ready" retry 30 k134_node_ready "$K134_REAL_NODE"
@@ -253,3 +260,13 @@ check "hollow pod NotReady after the probe server says 500" retry 10 not_ready
 echo 200 > "$TMP/probe-status"
 ready() { [ "$(k get deploy hollow -o jsonpath='{.status.readyReplicas}')" = 1 ]; }
 check "hollow pod Ready again after 200" retry 10 ready
+
+# ------------------------------------------------------------ autoscaling (smoke-autoscale.sh, started above)
+if [ -n "$AS_PID" ]; then
+  wait "$AS_PID"; AS_PID=''
+  log "---- smoke-autoscale.sh (ran beside the checks above):"; cat "$TMP/autoscale.log" >&2
+  OUT=$(tail -n 1 "$TMP/autoscale.out")
+  if [[ $OUT =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    PASS=$((PASS + BASH_REMATCH[1])) FAIL=$((FAIL + BASH_REMATCH[2]))
+  else bad "smoke-autoscale.sh gave no result ('$OUT')"; fi
+fi

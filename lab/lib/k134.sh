@@ -637,6 +637,7 @@ k134_env() {
     alive k134-kubelet2 && echo "export LAB_REAL_NODE2=$K134_REAL_NODE2    # tainted realnode AND realnode2 (drain tests)"
     alive k134-hollow-node && echo "export LAB_HOLLOW_NODE=$K134_HOLLOW_NODE LAB_PROBE_PORT=$K134_PROBE_PORT LAB_PROBE_STATUS=$K134/probe-status"
     alive k134-proxy && echo "export LAB_NODEPORT_HOST=$(k134_node_ip)    # NodePorts answer on the node IP (nftables mode), not on 127.0.0.1"
+    declare -F as_env >/dev/null && as_env   # metrics-server, KEDA (lib/autoscale.sh, up.sh autoscale)
     true
   } > "$K134/env.sh"
 }
