@@ -23,7 +23,10 @@ exports.modules = {
 /** Who runs this deploy: the workflow run and job on GitHub, else this process (the Lease holder, the canary's owner label). */
 function rolloutOwner(env = process.env) {
     const raw = env.GITHUB_RUN_ID ? `gh-${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `${os__WEBPACK_IMPORTED_MODULE_1__.hostname()}-${process.pid}`;
-    return raw.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
+    return raw
+        .replace(/[^A-Za-z0-9._-]/g, '-')
+        .slice(0, 63)
+        .replace(/[^A-Za-z0-9]+$/, '');
 }
 /** For the post step: write an inline kubeconfig to a private file the post step can read again. */
 function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir()) {

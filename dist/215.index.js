@@ -92,7 +92,10 @@ function readPatches(file) {
         text = external_fs_.readFileSync(file, 'utf8');
     }
     catch (e) {
-        throw new errors/* ModelshipError */.W7('input', `input "patch": cannot read ${file}: ${e.code ?? e.message}`, { field: 'patch', file });
+        throw new errors/* ModelshipError */.W7('input', `input "patch": cannot read ${file}: ${e.code ?? e.message}`, {
+            field: 'patch',
+            file,
+        });
     }
     let docs;
     try {
@@ -100,7 +103,12 @@ function readPatches(file) {
     }
     catch (e) {
         const m = e.mark;
-        throw new errors/* ModelshipError */.W7('input', `input "patch": ${file} is not YAML: ${e.reason}`, { field: 'patch', file, line: m ? m.line + 1 : undefined, column: m ? m.column + 1 : undefined });
+        throw new errors/* ModelshipError */.W7('input', `input "patch": ${file} is not YAML: ${e.reason}`, {
+            field: 'patch',
+            file,
+            line: m ? m.line + 1 : undefined,
+            column: m ? m.column + 1 : undefined,
+        });
     }
     return docs
         .filter((d) => d !== null && d !== undefined)
@@ -113,7 +121,7 @@ function readPatches(file) {
             const { name: _n, namespace: _ns, ...meta } = body.metadata;
             body.metadata = meta;
         }
-        return { kind: d.kind, name, body: body, source: `${file} (document ${i + 1})` };
+        return { kind: d.kind, name, body, source: `${file} (document ${i + 1})` };
     });
 }
 /**
@@ -137,15 +145,27 @@ function applyPatches(obj, patches, app) {
     const outSpec = out.spec;
     if (spec && outSpec) {
         outSpec.selector = spec.selector;
-        if (isObj(spec.template) && isObj(outSpec.template) && isObj(spec.template.metadata) && isObj(outSpec.template.metadata) && isObj(spec.template.metadata.labels)) {
-            outSpec.template.metadata.labels = { ...(isObj(outSpec.template.metadata.labels) ? outSpec.template.metadata.labels : {}), ...spec.template.metadata.labels };
+        if (isObj(spec.template) &&
+            isObj(outSpec.template) &&
+            isObj(spec.template.metadata) &&
+            isObj(outSpec.template.metadata) &&
+            isObj(spec.template.metadata.labels)) {
+            outSpec.template.metadata.labels = {
+                ...(isObj(outSpec.template.metadata.labels) ? outSpec.template.metadata.labels : {}),
+                ...spec.template.metadata.labels,
+            };
         }
     }
     const image = spec?.template?.spec?.containers?.find((c) => c.name === 'model-server')?.image;
     const server = outSpec?.template?.spec?.containers?.find((c) => c.name === 'model-server');
     if (image && server)
         server.image = image;
-    out.metadata = { ...out.metadata, name: obj.metadata.name, namespace: obj.metadata.namespace, labels: { ...(out.metadata.labels ?? {}), ...(obj.metadata.labels ?? {}) } };
+    out.metadata = {
+        ...out.metadata,
+        name: obj.metadata.name,
+        namespace: obj.metadata.namespace,
+        labels: { ...(out.metadata.labels ?? {}), ...(obj.metadata.labels ?? {}) },
+    };
     return out;
 }
 /** The manifest input: the user's own Deployment/Service documents, laid over the generated ones like patches. */
@@ -205,7 +225,12 @@ class DeployLock {
         try {
             const l = await this.kube.coordination.readNamespacedLease({ name: leaseName(this.app), namespace: this.namespace });
             const renew = l.spec?.renewTime;
-            return { holder: l.spec?.holderIdentity ?? '', renewTime: renew instanceof Date ? renew.toISOString() : renew, durationS: l.spec?.leaseDurationSeconds ?? this.durationS, resourceVersion: l.metadata?.resourceVersion };
+            return {
+                holder: l.spec?.holderIdentity ?? '',
+                renewTime: renew instanceof Date ? renew.toISOString() : renew,
+                durationS: l.spec?.leaseDurationSeconds ?? this.durationS,
+                resourceVersion: l.metadata?.resourceVersion,
+            };
         }
         catch (e) {
             if ((0,kube_errors/* apiError */.p)(e)?.code === 404)
@@ -231,7 +256,11 @@ class DeployLock {
                 if (!heldByOther(cur, this.holder, Date.now())) {
                     if (cur.holder && cur.holder !== this.holder)
                         this.takenOverFrom = cur.holder;
-                    const l = await this.kube.coordination.replaceNamespacedLease({ name: leaseName(this.app), namespace: this.namespace, body: this.body(cur.resourceVersion) });
+                    const l = await this.kube.coordination.replaceNamespacedLease({
+                        name: leaseName(this.app),
+                        namespace: this.namespace,
+                        body: this.body(cur.resourceVersion),
+                    });
                     this.resourceVersion = l.metadata?.resourceVersion;
                     break;
                 }
@@ -258,7 +287,11 @@ class DeployLock {
     }
     async renew() {
         try {
-            const l = await this.kube.coordination.replaceNamespacedLease({ name: leaseName(this.app), namespace: this.namespace, body: this.body(this.resourceVersion) });
+            const l = await this.kube.coordination.replaceNamespacedLease({
+                name: leaseName(this.app),
+                namespace: this.namespace,
+                body: this.body(this.resourceVersion),
+            });
             this.resourceVersion = l.metadata?.resourceVersion;
         }
         catch {
@@ -414,7 +447,14 @@ async function sendGoldenRequests(ctx, s) {
     const meta = await modelMetadata(transport, service, s.modelName, headers, ctx.signal);
     if (!s.reference)
         return { passes: true };
-    const res = await (0,golden/* goldenRequests */.Ic)(transport, { reference: s.reference, modelName: s.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: s.tolerance, headers });
+    const res = await (0,golden/* goldenRequests */.Ic)(transport, {
+        reference: s.reference,
+        modelName: s.modelName,
+        inputName: meta.inputs[0].name,
+        singleInput: meta.inputs.length === 1,
+        tolerance: s.tolerance,
+        headers,
+    });
     const table = [...golden/* GOLDEN_TABLE_HEAD */.Qi, ...res.rows];
     ctx.observed({ evidence: table });
     if (res.failures.length)
@@ -435,7 +475,11 @@ async function sendGoldenRequests(ctx, s) {
 /** The model's metadata from `service`; the proxy answers 503 until the Service's endpoints catch up with the pods' readiness. */
 async function modelMetadata(transport, service, modelName, headers, signal) {
     for (let i = 0;; i++) {
-        const r = await transport(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 }).catch((e) => ({ status: 0, body: Buffer.from(e.message), headers: {} }));
+        const r = await transport(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 }).catch((e) => ({
+            status: 0,
+            body: Buffer.from(e.message),
+            headers: {},
+        }));
         if (r.status === 200)
             return JSON.parse(r.body.toString());
         if (i >= 20 || (r.status >= 400 && r.status < 500 && r.status !== 404))
@@ -477,7 +521,10 @@ function goldenTick(ctx, request) {
     const service = ctx.release.service;
     const transport = ctx.transport(service);
     return async () => {
-        const r = await transport(`/v2/models/${request.modelName}/infer`, { body: golden.body, headers: { ...authorization(request.apiKey), [kserve/* HEADER_LENGTH */.Bs]: golden.headerLength } });
+        const r = await transport(`/v2/models/${request.modelName}/infer`, {
+            body: golden.body,
+            headers: { ...authorization(request.apiKey), [kserve/* HEADER_LENGTH */.Bs]: golden.headerLength },
+        });
         if (r.status !== 200)
             throw new health/* GateFailure */.In(`during the bake window: a golden request to ${service} answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
         (0,kserve/* decodeInferResponse */.mJ)(r.body, Number(r.headers[kserve/* HEADER_LENGTH */.Bs]));
@@ -500,7 +547,11 @@ function metricsGate(metrics, thresholds, vars, compareWithStable) {
         async run(ctx) {
             const waitMs = Math.max(0, Math.min(MAX_SCRAPE_WAIT_MS, ctx.remainingMs() - 2000));
             const r = await judgeCanaryMetrics(metrics, thresholds, waitMs, vars, compareWithStable, ctx.signal);
-            return { passes: true, detail: `canary ${describeMetrics(r.canary)}; stable ${compareWithStable ? describeMetrics(r.stable) : 'none'}`, evidence: r.queries };
+            return {
+                passes: true,
+                detail: `canary ${describeMetrics(r.canary)}; stable ${compareWithStable ? describeMetrics(r.stable) : 'none'}`,
+                evidence: r.queries,
+            };
         },
     };
 }
@@ -516,7 +567,9 @@ async function judgeCanaryMetrics(metrics, c, waitMs, vars, hasStable, signal) {
         await (0,health/* sleep */.yy)(1000, signal);
     }
     if (res.canary.samples === undefined)
-        throw new health/* GateFailure */.In(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [`waited ${Math.round(waitMs / 1000)} s for the scrape`]);
+        throw new health/* GateFailure */.In(`Prometheus has no samples for the canary (query: ${q(c.samplesQuery, 'canary')}); no data is a failure`, [
+            `waited ${Math.round(waitMs / 1000)} s for the scrape`,
+        ]);
     if (res.canary.samples < c.minSamples)
         throw new health/* GateFailure */.In(`Prometheus has ${res.canary.samples} samples for the canary, fewer than min-samples ${c.minSamples}`);
     res.canary.errorRate = await metrics.measure(q(c.errorRateQuery, 'canary'), signal);
@@ -630,17 +683,31 @@ function planRollout(cfg, patches, owner, live) {
         gates: initialGateRecords(cfg),
     };
 }
-const goldenSettings = (cfg) => ({ modelName: cfg.modelName, reference: cfg.reference, tolerance: cfg.tolerance, apiKey: cfg.apiKey, verifyRequests: cfg.verifyRequests, maxLatencyMs: cfg.maxLatencyMs });
+const goldenSettings = (cfg) => ({
+    modelName: cfg.modelName,
+    reference: cfg.reference,
+    tolerance: cfg.tolerance,
+    apiKey: cfg.apiKey,
+    verifyRequests: cfg.verifyRequests,
+    maxLatencyMs: cfg.maxLatencyMs,
+});
 /** The canary beside the stable: its pods Ready (on the GPU), its golden requests, its bake, then its metrics. */
 function canaryVerification(cfg, canary, canaryService, stableRuns) {
-    const release = { track: 'canary', deployment: canary.metadata.name, service: canaryService.metadata.name, podSelector: { ...(0,manifests/* selectorLabels */.Zn)(cfg.app), track: 'canary' } };
+    const release = {
+        track: 'canary',
+        deployment: canary.metadata.name,
+        service: canaryService.metadata.name,
+        podSelector: { ...(0,manifests/* selectorLabels */.Zn)(cfg.app), track: 'canary' },
+    };
     const golden = goldenSettings(cfg);
     const gates = [
         podsReadyGate('canary pods Ready', (ready) => `${ready} canary pod(s) Ready`),
         ...(cfg.gpu ? [gpuProviderGate('canary pods compute on the GPU', cfg.modelName)] : []),
         goldenGate(`golden requests to ${release.service}`, golden),
         bakeGate(cfg.bakeTimeS, 'canary pod(s)', golden),
-        ...(cfg.prometheus ? [metricsGate((0,prometheus/* prometheusProvider */.mM)(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableRuns)] : []),
+        ...(cfg.prometheus
+            ? [metricsGate((0,prometheus/* prometheusProvider */.mM)(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableRuns)]
+            : []),
     ];
     return { release, gates };
 }
@@ -658,7 +725,11 @@ function basicVerification(cfg) {
 }
 function initialGateRecords(cfg) {
     const skipped = (gate, detail) => ({ gate, result: 'skipped', detail, evidence: [], seconds: 0 });
-    return [skipped('pods', ''), skipped('golden', cfg.reference ? '' : 'no reference given: only /v2/models/<model>/ready was checked'), skipped('prometheus', cfg.prometheus ? '' : 'no prometheus-url')];
+    return [
+        skipped('pods', ''),
+        skipped('golden', cfg.reference ? '' : 'no reference given: only /v2/models/<model>/ready was checked'),
+        skipped('prometheus', cfg.prometheus ? '' : 'no prometheus-url'),
+    ];
 }
 
 ;// CONCATENATED MODULE: ./src/rollout/gates/ledger.ts
@@ -745,7 +816,13 @@ class Timeline {
             return result;
         }
         catch (e) {
-            this.recorded.push({ step: name, atS, seconds: (Date.now() - started) / 1000, result: 'fail', detail: (e instanceof Error ? e.message : String(e)).split('\n')[0] });
+            this.recorded.push({
+                step: name,
+                atS,
+                seconds: (Date.now() - started) / 1000,
+                result: 'fail',
+                detail: (e instanceof Error ? e.message : String(e)).split('\n')[0],
+            });
             throw e;
         }
     }
@@ -789,7 +866,10 @@ class DeployRun {
     }
     startDeadline() {
         const startedAt = Date.now();
-        this.deadline = { startedAt, timer: setTimeout(() => this.controller.abort(`timeout: no decision within rollout-timeout ${this.settings.timeoutS} s`), this.timeoutMs) };
+        this.deadline = {
+            startedAt,
+            timer: setTimeout(() => this.controller.abort(`timeout: no decision within rollout-timeout ${this.settings.timeoutS} s`), this.timeoutMs),
+        };
     }
     stopDeadline() {
         if (this.deadline)
@@ -829,11 +909,11 @@ async function verify(release, gates, run) {
             progress: (line) => run.log.info(line),
             transport: (service) => run.transport(service),
             found,
-            observed: (o) => {
-                if (o.evidence)
-                    observedEvidence = o.evidence;
-                if (o.latencyP95Ms !== undefined)
-                    run.latencyP95Ms = o.latencyP95Ms;
+            observed: (observation) => {
+                if (observation.evidence)
+                    observedEvidence = observation.evidence;
+                if (observation.latencyP95Ms !== undefined)
+                    run.latencyP95Ms = observation.latencyP95Ms;
             },
         };
         const started = Date.now();
@@ -876,7 +956,10 @@ async function takeOver(kube, obj) {
     for (let i = 0;; i++) {
         const cur = await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
         try {
-            await kube.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: cur?.metadata?.resourceVersion } });
+            await kube.replace({
+                ...obj,
+                metadata: { ...obj.metadata, resourceVersion: cur?.metadata?.resourceVersion },
+            });
             return;
         }
         catch (e) {
@@ -1001,7 +1084,12 @@ function canaryStrategy(plan) {
                 await applyBudget(run, plan);
             });
             try {
-                await run.step(`stable rollout of ${app}`, () => (0,health/* waitDeployment */.b_)(run.kube, run.namespace, app, { timeoutMs: run.timeoutMs, signal: run.signal, readinessGraceMs: READINESS_GRACE_MS, onProgress: (line) => run.log.info(line) }));
+                await run.step(`stable rollout of ${app}`, () => (0,health/* waitDeployment */.b_)(run.kube, run.namespace, app, {
+                    timeoutMs: run.timeoutMs,
+                    signal: run.signal,
+                    readinessGraceMs: READINESS_GRACE_MS,
+                    onProgress: (line) => run.log.info(line),
+                }));
             }
             catch (e) {
                 if (liveStable)
@@ -1100,7 +1188,17 @@ async function dryRun(kube, cfg, plan, log) {
     for (const s of sections)
         log.info(s.replace(/```(diff)?\n?/g, ''));
     return {
-        outputs: { decision: 'dry-run', reason: 'dry run: the plan was printed and nothing was changed', 'canary-replicas': String(plan.canaryReplicas), 'gate-pods': 'skipped', 'gate-golden': 'skipped', 'gate-prometheus': 'skipped', 'verify-latency-p95-ms': '', 'decision-seconds': '', 'rollout-report': JSON.stringify({ decision: 'dry-run', plan: lines }) },
+        outputs: {
+            decision: 'dry-run',
+            reason: 'dry run: the plan was printed and nothing was changed',
+            'canary-replicas': String(plan.canaryReplicas),
+            'gate-pods': 'skipped',
+            'gate-golden': 'skipped',
+            'gate-prometheus': 'skipped',
+            'verify-latency-p95-ms': '',
+            'decision-seconds': '',
+            'rollout-report': JSON.stringify({ decision: 'dry-run', plan: lines }),
+        },
         summary: `## modelship rollout (dry run)\n\n${lines.join('\n')}\n\n${sections.join('\n\n')}\n`,
         ok: true,
     };
@@ -1143,7 +1241,18 @@ function rolloutResult(plan, record) {
         'gate-prometheus': gate('prometheus'),
         'verify-latency-p95-ms': record.latencyP95Ms === undefined ? '' : record.latencyP95Ms.toFixed(2),
         'decision-seconds': Number.isNaN(decisionSeconds) ? '' : decisionSeconds.toFixed(1),
-        'rollout-report': JSON.stringify({ decision, reason, strategy: plan.strategy, namespace, app, image, takeover: plan.takeover, gates: record.gates, timeline: record.timeline, totalSeconds: record.totalSeconds }),
+        'rollout-report': JSON.stringify({
+            decision,
+            reason,
+            strategy: plan.strategy,
+            namespace,
+            app,
+            image,
+            takeover: plan.takeover,
+            gates: record.gates,
+            timeline: record.timeline,
+            totalSeconds: record.totalSeconds,
+        }),
     };
     const summary = rolloutSummary(plan, record);
     return decision === 'promoted' ? { outputs, summary, ok: true } : { outputs, summary, ok: false, failure: `rolled back: ${reason}` };
@@ -1154,8 +1263,18 @@ function rolloutSummary(plan, record) {
     const icon = decision === 'promoted' ? '✅' : '❌';
     const rows = record.gates.map((g) => `| ${g.gate} | ${g.result === 'fail' ? '**fail**' : g.result} | ${g.seconds.toFixed(1)} s | ${g.detail.split('\n')[0].replace(/\|/g, '\\|').slice(0, 300)} |`);
     const tl = record.timeline.map((t) => `| ${t.atS.toFixed(1)} s | ${t.step} | ${t.seconds.toFixed(1)} s | ${t.result === 'ok' ? 'ok' : `**fail**: ${(t.detail ?? '').replace(/\|/g, '\\|').slice(0, 200)}`} |`);
-    const gantt = ['```mermaid', 'gantt', '  title Rollout timeline', '  dateFormat X', '  axisFormat %Ss', ...record.timeline.map((t, i) => `  ${t.step.replace(/[:#;]/g, ' ')} :${t.result === 'fail' ? 'crit, ' : ''}s${i}, ${Math.round(t.atS)}, ${Math.max(1, Math.round(t.seconds))}s`), '```'];
-    const evidence = record.gates.filter((g) => g.evidence.length && g.result === 'fail').map((g) => `<details><summary>evidence: ${g.gate}</summary>\n\n\`\`\`\n${g.evidence.join('\n')}\n\`\`\`\n</details>`);
+    const gantt = [
+        '```mermaid',
+        'gantt',
+        '  title Rollout timeline',
+        '  dateFormat X',
+        '  axisFormat %Ss',
+        ...record.timeline.map((t, i) => `  ${t.step.replace(/[:#;]/g, ' ')} :${t.result === 'fail' ? 'crit, ' : ''}s${i}, ${Math.round(t.atS)}, ${Math.max(1, Math.round(t.seconds))}s`),
+        '```',
+    ];
+    const evidence = record.gates
+        .filter((g) => g.evidence.length && g.result === 'fail')
+        .map((g) => `<details><summary>evidence: ${g.gate}</summary>\n\n\`\`\`\n${g.evidence.join('\n')}\n\`\`\`\n</details>`);
     return [
         `## modelship rollout: ${icon} ${decision}`,
         '',
@@ -1205,7 +1324,11 @@ async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
     const createdByRun = (obj) => obj?.metadata.annotations?.[rollout_owner/* CREATED_BY */.VI] === owner;
     // what the identity may not read (a Secret without create-pull-secret, the namespace for a namespaced Role:
     // permissions.ts) the run cannot have made either
-    const readable = (p) => p.catch((e) => (/HTTP 403/.test(cleanup_msg(e)) ? undefined : Promise.reject(e)));
+    const readable = (p) => p.catch((e) => {
+        if (/HTTP 403/.test(cleanup_msg(e)))
+            return undefined;
+        throw e;
+    });
     const canary = await kube.get('apps/v1', 'Deployment', namespace, `${app}-canary`);
     if (canary && canary.metadata.labels?.[rollout_owner/* OWNER_LABEL */.pk] === owner) {
         await deleteCanary(kube, namespace, app);
@@ -1218,7 +1341,12 @@ async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
     const stable = await kube.get('apps/v1', 'Deployment', namespace, app);
     const unfinished = (await leaseHolder(kube, namespace, app)) === owner && stable?.metadata.annotations?.[rollout_owner/* PROMOTED_BY */.vm] !== owner;
     if (unfinished) {
-        const made = [['apps/v1', 'Deployment', app], ['v1', 'Service', app], ['policy/v1', 'PodDisruptionBudget', app], ['v1', 'Secret', (0,manifests/* pullSecretName */.JA)(app)]];
+        const made = [
+            ['apps/v1', 'Deployment', app],
+            ['v1', 'Service', app],
+            ['policy/v1', 'PodDisruptionBudget', app],
+            ['v1', 'Secret', (0,manifests/* pullSecretName */.JA)(app)],
+        ];
         for (const [apiVersion, kind, name] of made) {
             const obj = kind === 'Deployment' ? stable : await readable(kube.get(apiVersion, kind, namespace, name));
             if (createdByRun(obj) && (await kube.remove(apiVersion, kind, namespace, name)))
@@ -1258,7 +1386,9 @@ function madeWithNamespace(obj, owner) {
         return true;
     if (obj.apiVersion !== 'v1')
         return false;
-    return (obj.kind === 'ServiceAccount' && m.name === 'default') || (obj.kind === 'Secret' && obj.type === 'kubernetes.io/service-account-token' && m.annotations?.['kubernetes.io/service-account.name'] === 'default') || (obj.kind === 'ConfigMap' && m.name === 'kube-root-ca.crt');
+    return ((obj.kind === 'ServiceAccount' && m.name === 'default') ||
+        (obj.kind === 'Secret' && obj.type === 'kubernetes.io/service-account-token' && m.annotations?.['kubernetes.io/service-account.name'] === 'default') ||
+        (obj.kind === 'ConfigMap' && m.name === 'kube-root-ca.crt'));
 }
 
 ;// CONCATENATED MODULE: ./src/rollout/index.ts
@@ -1369,7 +1499,13 @@ async function deploy(kube, cfg, plan, admit, log) {
             await lock.release();
     }
     log.info(`decision: ${outcome.decision}: ${outcome.reason}`);
-    return rolloutResult(plan, { outcome, gates: run.gates.records, timeline: run.timeline.entries, latencyP95Ms: run.latencyP95Ms, totalSeconds: run.timeline.secondsSinceStart() });
+    return rolloutResult(plan, {
+        outcome,
+        gates: run.gates.records,
+        timeline: run.timeline.entries,
+        latencyP95Ms: run.latencyP95Ms,
+        totalSeconds: run.timeline.secondsSinceStart(),
+    });
 }
 function strategyOf(plan) {
     return plan.strategy === 'canary' ? canaryStrategy(plan) : basicStrategy(plan);
@@ -1531,7 +1667,7 @@ class Kube {
      */
     async dryRunWrite(obj, how = 'apply') {
         const what = `dry run of ${how} ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) })}`;
+        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) }).toString()}`;
         // JSON is YAML: server-side apply takes the object as application/apply-patch+yaml
         const headers = { 'content-type': how === 'apply' ? 'application/apply-patch+yaml' : 'application/json', accept: 'application/json' };
         let r;
@@ -1604,7 +1740,9 @@ class Kube {
         const get = (p) => this.getJson(p);
         const groups = (await get('/apis')).groups.filter((g) => !/^(events|metrics)\.k8s\.io$/.test(g.name));
         const lists = await Promise.all([get('/api/v1'), ...groups.map((g) => get(`/apis/${g.preferredVersion.groupVersion}`))]);
-        const wanted = lists.flatMap((l) => l.resources.filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind))).map((r) => ({ ...r, groupVersion: l.groupVersion })));
+        const wanted = lists.flatMap((l) => l.resources
+            .filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind)))
+            .map((r) => ({ ...r, groupVersion: l.groupVersion })));
         const items = await Promise.all(wanted.map(async (r) => {
             const base = r.groupVersion === 'v1' ? '/api/v1' : `/apis/${r.groupVersion}`;
             const l = await get(`${base}/namespaces/${namespace}/${r.name}`);
@@ -1638,7 +1776,9 @@ class Kube {
     async canI(verb, resource, group = '', namespace) {
         const [res, subresource] = resource.split('/');
         try {
-            const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } } });
+            const r = await this.authz.createSelfSubjectAccessReview({
+                body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } },
+            });
             return r.status?.allowed === true;
         }
         catch (e) {
@@ -1648,7 +1788,9 @@ class Kube {
     /** Who the kubeconfig's user is to the API server (a SelfSubjectReview, 1.28+), else the kubeconfig's user entry. */
     async whoAmI() {
         try {
-            const r = await this.kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .AuthenticationV1Api */ .At).createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+            const r = await this.kc
+                .makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .AuthenticationV1Api */ .At)
+                .createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
             if (r.status?.userInfo?.username)
                 return r.status.userInfo.username;
         }
@@ -1673,7 +1815,11 @@ class Kube {
     proxy(prefix) {
         return async (p, opts = {}) => {
             const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
-            const ro = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
+            const ro = {
+                method: opts.method ?? (opts.body ? 'POST' : 'GET'),
+                headers: { ...(opts.headers ?? {}) },
+                timeout: opts.timeoutMs ?? 30_000,
+            };
             await this.kc.applyToHTTPSOptions(ro);
             return (0,_util_http__WEBPACK_IMPORTED_MODULE_3__/* .exchange */ .c)(url, ro, opts.body);
         };

@@ -156,7 +156,7 @@ class Kube {
      */
     async dryRunWrite(obj, how = 'apply') {
         const what = `dry run of ${how} ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) })}`;
+        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) }).toString()}`;
         // JSON is YAML: server-side apply takes the object as application/apply-patch+yaml
         const headers = { 'content-type': how === 'apply' ? 'application/apply-patch+yaml' : 'application/json', accept: 'application/json' };
         let r;
@@ -229,7 +229,9 @@ class Kube {
         const get = (p) => this.getJson(p);
         const groups = (await get('/apis')).groups.filter((g) => !/^(events|metrics)\.k8s\.io$/.test(g.name));
         const lists = await Promise.all([get('/api/v1'), ...groups.map((g) => get(`/apis/${g.preferredVersion.groupVersion}`))]);
-        const wanted = lists.flatMap((l) => l.resources.filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind))).map((r) => ({ ...r, groupVersion: l.groupVersion })));
+        const wanted = lists.flatMap((l) => l.resources
+            .filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && !(l.groupVersion === 'v1' && ['Event', 'Endpoints'].includes(r.kind)))
+            .map((r) => ({ ...r, groupVersion: l.groupVersion })));
         const items = await Promise.all(wanted.map(async (r) => {
             const base = r.groupVersion === 'v1' ? '/api/v1' : `/apis/${r.groupVersion}`;
             const l = await get(`${base}/namespaces/${namespace}/${r.name}`);
@@ -263,7 +265,9 @@ class Kube {
     async canI(verb, resource, group = '', namespace) {
         const [res, subresource] = resource.split('/');
         try {
-            const r = await this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } } });
+            const r = await this.authz.createSelfSubjectAccessReview({
+                body: { spec: { resourceAttributes: { verb, resource: res, subresource, group, namespace } } },
+            });
             return r.status?.allowed === true;
         }
         catch (e) {
@@ -273,7 +277,9 @@ class Kube {
     /** Who the kubeconfig's user is to the API server (a SelfSubjectReview, 1.28+), else the kubeconfig's user entry. */
     async whoAmI() {
         try {
-            const r = await this.kc.makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .AuthenticationV1Api */ .At).createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+            const r = await this.kc
+                .makeApiClient(_kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .AuthenticationV1Api */ .At)
+                .createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
             if (r.status?.userInfo?.username)
                 return r.status.userInfo.username;
         }
@@ -298,7 +304,11 @@ class Kube {
     proxy(prefix) {
         return async (p, opts = {}) => {
             const url = new URL(this.server.replace(/\/$/, '') + prefix + p);
-            const ro = { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: { ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 30_000 };
+            const ro = {
+                method: opts.method ?? (opts.body ? 'POST' : 'GET'),
+                headers: { ...(opts.headers ?? {}) },
+                timeout: opts.timeoutMs ?? 30_000,
+            };
             await this.kc.applyToHTTPSOptions(ro);
             return (0,_util_http__WEBPACK_IMPORTED_MODULE_3__/* .exchange */ .c)(url, ro, opts.body);
         };

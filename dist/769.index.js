@@ -92,7 +92,9 @@ async function action() {
         if ((0,_util_errors__WEBPACK_IMPORTED_MODULE_4__/* .isModelshipError */ .yh)(e)) {
             const loc = e.location;
             // one annotation that points at the file and line (setFailed would add a second, location-less one)
-            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .error */ .z3(e.message, loc.file ? { file: loc.file, startLine: loc.line, startColumn: loc.column, title: `modelship: ${e.code} error` } : { title: `modelship: ${e.code} error` });
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .error */ .z3(e.message, loc.file
+                ? { file: loc.file, startLine: loc.line, startColumn: loc.column, title: `modelship: ${e.code} error` }
+                : { title: `modelship: ${e.code} error` });
             process.exitCode = 1;
         }
         else if (failure) {
@@ -101,7 +103,7 @@ async function action() {
             process.exitCode = 1;
         }
         else {
-            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setFailed */ .C1(`internal error (a bug in modelship): ${e.stack ?? e}`);
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .setFailed */ .C1(`internal error (a bug in modelship): ${e.stack ?? String(e)}`);
         }
     }
 }
@@ -163,25 +165,29 @@ function prNumber(given, env = process.env) {
 const previewNamespace = (app, pr) => `${app}-pr-${pr}`.slice(0, 63);
 const commentMarker = (app) => `<!-- modelship-preview:${app} -->`;
 /** The PR comment, as markdown (pure). */
-function previewComment(o) {
-    const r = o.report;
+function previewComment(preview) {
+    const r = preview.report;
     const parity = r.parity ? `${r.parity}${r['max-abs-diff'] ? ` (max \\|Δ\\| ${Number(r['max-abs-diff']).toExponential(2)})` : ''}` : 'not reported';
-    const smoke = r['latency-p50-ms'] ? `p50 ${r['latency-p50-ms']} ms, p95 ${r['latency-p95-ms']} ms, p99 ${r['latency-p99-ms'] ?? '–'} ms${r['throughput-rps'] ? `, ${r['throughput-rps']} req/s` : ''}` : 'not reported';
-    const ok = o.decision === 'promoted';
+    const smoke = r['latency-p50-ms']
+        ? `p50 ${r['latency-p50-ms']} ms, p95 ${r['latency-p95-ms']} ms, p99 ${r['latency-p99-ms'] ?? '–'} ms${r['throughput-rps'] ? `, ${r['throughput-rps']} req/s` : ''}`
+        : 'not reported';
+    const ok = preview.decision === 'promoted';
     return [
-        commentMarker(o.app),
-        `### ${ok ? '🚀' : '❌'} modelship preview: \`${o.app}\` for #${o.pr}`,
+        commentMarker(preview.app),
+        `### ${ok ? '🚀' : '❌'} modelship preview: \`${preview.app}\` for #${preview.pr}`,
         '',
         '| | |',
         '|---|---|',
-        `| preview | ${ok ? o.url : `not deployed: ${o.reason.split('\n')[0].replace(/\|/g, '\\|')}`} |`,
-        `| namespace | \`${o.namespace}\` |`,
-        `| image | \`${o.image}\` |`,
+        `| preview | ${ok ? preview.url : `not deployed: ${preview.reason.split('\n')[0].replace(/\|/g, '\\|')}`} |`,
+        `| namespace | \`${preview.namespace}\` |`,
+        `| image | \`${preview.image}\` |`,
         `| parity against Caffe | ${parity} |`,
         `| smoke latency | ${smoke} |`,
-        `| preview golden requests | ${o.verifyP95 ? `p95 ${o.verifyP95} ms` : '–'} (${o.decision}) |`,
+        `| preview golden requests | ${preview.verifyP95 ? `p95 ${preview.verifyP95} ms` : '–'} (${preview.decision}) |`,
         '',
-        o.sha ? `<sub>Updated for ${o.sha.slice(0, 7)}. This comment is updated on every push and marked when the PR closes.</sub>` : '<sub>This comment is updated on every push and marked when the PR closes.</sub>',
+        preview.sha
+            ? `<sub>Updated for ${preview.sha.slice(0, 7)}. This comment is updated on every push and marked when the PR closes.</sub>`
+            : '<sub>This comment is updated on every push and marked when the PR closes.</sub>',
         '',
     ].join('\n');
 }
@@ -194,7 +200,9 @@ async function octokitFor(token, env) {
 function commentRepository(env) {
     const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
     if (!owner || !repo)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository (or set comment: false)', { field: 'comment' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', 'GITHUB_REPOSITORY (owner/repo) is not set: the PR comment needs the repository (or set comment: false)', {
+            field: 'comment',
+        });
     return [owner, repo];
 }
 /** Post the comment, or update the one this app posted before (found by its marker). */
@@ -256,7 +264,10 @@ function pushedByPrBuild(repository, pr, auth) {
 /** The PR number of the preview's tags (its pr-<N>). */
 const prOfTags = (tags) => tags.map((t) => /^pr-(\d+)$/.exec(t)?.[1]).find(Boolean);
 /** `repo:a and :b` (tags of one repository, in a message). */
-const named = (repository, tags) => `${repository}:${tags[0]}${tags.slice(1).map((t) => ` and :${t}`).join('')}`;
+const named = (repository, tags) => `${repository}:${tags
+    .map((t) => `:${t}`)
+    .join(' and ')
+    .slice(1)}`;
 const tagList = (tags) => tags.map((t) => `:${t}`).join(', ');
 /** A hint for a refusal, by the status in its text. */
 function refusalHint(message, alone) {
@@ -276,7 +287,7 @@ function refusalHint(message, alone) {
  * the tag alone where the registry can. A tag that does not exist is nothing to remove. Whatever stops the deletion (a registry that refuses deletes, a token without the permission, a manifest or
  * version that carries other tags too) comes back as a warning with its reason.
  */
-async function deletePreviewTag(ref, o) {
+async function deletePreviewTag(ref, access) {
     let parsed;
     try {
         parsed = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(ref);
@@ -287,14 +298,14 @@ async function deletePreviewTag(ref, o) {
     const tag = parsed.tag;
     if (!tag || parsed.digest)
         return { warning: `image ${ref} not deleted: expected registry/repository:tag` };
-    const r = await deletePreviewTags(ref.slice(0, ref.length - tag.length - 1), [tag], o);
+    const r = await deletePreviewTags(ref.slice(0, ref.length - tag.length - 1), [tag], access);
     return { ...(r.removed.length ? { removed: r.removed.join('\n') } : {}), ...(r.warnings.length ? { warning: r.warnings.join('\n') } : {}) };
 }
 /**
  * Delete tags the preview made (`tags` of `repository`, registry/repository without a tag) and nothing else: see
  * deletePreviewTag. Tags that share one manifest or package version are removed together.
  */
-async function deletePreviewTags(repository, tags, o) {
+async function deletePreviewTags(repository, tags, access) {
     const kept = (which, why) => ({ removed: [], warnings: [`image ${named(repository, which)} not deleted: ${why}`] });
     let registry;
     try {
@@ -307,10 +318,10 @@ async function deletePreviewTags(repository, tags, o) {
     const claim = (auth) => pushedByPrBuild(repository, pr === undefined ? undefined : Number(pr), auth);
     // ghcr.io's registry API takes the GitHub token as a password (to read an image's labels)
     if (isGhcr(registry))
-        return deleteGhcrTags(repository, tags, o.githubToken, o.env ?? process.env, claim(o.registryAuth ?? (o.githubToken ? { username: 'modelship', password: o.githubToken } : undefined)));
+        return deleteGhcrTags(repository, tags, access.githubToken, access.env ?? process.env, claim(access.registryAuth ?? (access.githubToken ? { username: 'modelship', password: access.githubToken } : undefined)));
     let results;
     try {
-        results = await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .removeTags */ ._M)(repository, tags, o.registryAuth, claim(o.registryAuth));
+        results = await (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .removeTags */ ._M)(repository, tags, access.registryAuth, claim(access.registryAuth));
     }
     catch (e) {
         const message = e.message;
@@ -319,12 +330,16 @@ async function deletePreviewTags(repository, tags, o) {
     const out = { removed: [], warnings: [] };
     for (const x of results) {
         for (const t of x.removed)
-            out.removed.push(x.how === 'manifest' ? `image ${repository}:${t} (${x.digest})` : `image ${repository}:${t} (the tag alone: ${x.digest} stays${x.others.length ? `, tagged ${tagList(x.others)}` : ''})`);
+            out.removed.push(x.how === 'manifest'
+                ? `image ${repository}:${t} (${x.digest})`
+                : `image ${repository}:${t} (the tag alone: ${x.digest} stays${x.others.length ? `, tagged ${tagList(x.others)}` : ''})`);
         const stayed = x.tags.filter((t) => !x.removed.includes(t));
         if (stayed.length) {
             const refused = x.refused ?? 'no answer';
-            const why = x.unlisted ? `the repository's tags could not be listed (${x.unlisted}), so other tags may point to its manifest ${x.digest}; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
-                : x.others.length ? `its manifest ${x.digest} is also tagged ${tagList(x.others)}, which deleting the manifest would delete too; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
+            const why = x.unlisted
+                ? `the repository's tags could not be listed (${x.unlisted}), so other tags may point to its manifest ${x.digest}; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
+                : x.others.length
+                    ? `its manifest ${x.digest} is also tagged ${tagList(x.others)}, which deleting the manifest would delete too; the registry refused to delete the tag alone: ${refused}${refusalHint(refused, true)}`
                     : `registry refused to delete ${named(repository, stayed)} (${x.digest}): ${refused}${refusalHint(refused, false)}`;
             out.warnings.push(`image ${named(repository, stayed)} not deleted: ${why}`);
         }
@@ -338,15 +353,20 @@ function apiFailure(e) {
     const failure = (0,_util_errors__WEBPACK_IMPORTED_MODULE_1__/* .externalFailure */ .Qf)(e);
     if (!failure?.call)
         return e.message;
-    const hint = failure.status === 401 || failure.status === 403 ? ' (the github-token needs packages: write and admin access to the package: a workflow\'s GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package\'s Manage Actions access, or use a token with delete:packages)'
-        : failure.status === 404 ? ' (no such package, or the github-token cannot see it)'
+    const hint = failure.status === 401 || failure.status === 403
+        ? " (the github-token needs packages: write and admin access to the package: a workflow's GITHUB_TOKEN has it for packages its repository published; otherwise grant the repository the Admin role under the package's Manage Actions access, or use a token with delete:packages)"
+        : failure.status === 404
+            ? ' (no such package, or the github-token cannot see it)'
             : '';
     return `${failure.message.replace(/^GitHub API: /, '')}${hint}`;
 }
 /** ghcr.io/<owner>/<package>:<tag> through the GitHub Packages API (the registry API answers 405 UNSUPPORTED). */
 async function deleteGhcrTags(repository, tags, token, env, claim) {
     const out = { removed: [], warnings: [] };
-    const kept = (which, why) => ({ removed: out.removed, warnings: [...out.warnings, `image ${named(repository, which)} not deleted: ${why}`] });
+    const kept = (which, why) => ({
+        removed: out.removed,
+        warnings: [...out.warnings, `image ${named(repository, which)} not deleted: ${why}`],
+    });
     const path = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(`${repository}:${tags[0]}`).repository;
     const slash = path.indexOf('/');
     if (slash < 0)
@@ -423,17 +443,38 @@ async function runPreview(cfg, log, env = process.env) {
     const r = await runRollout({ ...cfg.rollout, namespace, createNamespace: true }, log, env);
     const server = kube.server.replace(/\/$/, '');
     const url = cfg.previewUrl
-        ? cfg.previewUrl.replace(/\{\{\s*app\s*\}\}/g, app).replace(/\{\{\s*namespace\s*\}\}/g, namespace).replace(/\{\{\s*pr\s*\}\}/g, String(pr))
+        ? cfg.previewUrl
+            .replace(/\{\{\s*app\s*\}\}/g, app)
+            .replace(/\{\{\s*namespace\s*\}\}/g, namespace)
+            .replace(/\{\{\s*pr\s*\}\}/g, String(pr))
         : `${server}/api/v1/namespaces/${namespace}/services/${app}:http/proxy/v2/models/${cfg.rollout.modelName}`;
-    const body = previewComment({ app, pr, namespace, url, image: cfg.rollout.image, decision: r.outputs.decision, reason: r.outputs.reason, verifyP95: r.outputs['verify-latency-p95-ms'], report: cfg.smokeReport, sha: env.GITHUB_SHA });
+    const body = previewComment({
+        app,
+        pr,
+        namespace,
+        url,
+        image: cfg.rollout.image,
+        decision: r.outputs.decision,
+        reason: r.outputs.reason,
+        verifyP95: r.outputs['verify-latency-p95-ms'],
+        report: cfg.smokeReport,
+        sha: env.GITHUB_SHA,
+    });
     // the preview is deployed: the comment's failure (the GitHub API, the network) is a warning, the outputs stand
-    const posted = cfg.comment && !cfg.rollout.dryRun ? await log.group('PR comment', () => commentStep(log, () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env))) : {};
+    const posted = cfg.comment && !cfg.rollout.dryRun
+        ? await log.group('PR comment', () => commentStep(log, () => upsertComment(cfg.githubToken, pr, commentMarker(app), body, false, env)))
+        : {};
     const comment = posted.value;
     if (comment)
         log.info(`PR comment ${comment.url}`);
     return {
         ...r,
-        outputs: { ...r.outputs, 'preview-url': r.outputs.decision === 'promoted' ? url : '', 'preview-namespace': namespace, 'comment-id': comment ? String(comment.id) : '' },
+        outputs: {
+            ...r.outputs,
+            'preview-url': r.outputs.decision === 'promoted' ? url : '',
+            'preview-namespace': namespace,
+            'comment-id': comment ? String(comment.id) : '',
+        },
         summary: `${r.summary}\n### PR preview\n\n${body}${posted.warning ? `\n> [!WARNING]\n> ${posted.warning}\n` : ''}`,
     };
 }
@@ -460,7 +501,11 @@ async function runCleanup(cfg, log, env = process.env) {
         // the repository, without a tag or digest the input may carry (a registry's :port stays); the tags the preview
         // made: the image's pr-<N> and its build's cache ref
         const repository = cfg.image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, '');
-        const tags = await deletePreviewTags(repository, previewTags(pr), { githubToken: cfg.githubToken, registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined, env });
+        const tags = await deletePreviewTags(repository, previewTags(pr), {
+            githubToken: cfg.githubToken,
+            registryAuth: cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined,
+            env,
+        });
         removed.push(...tags.removed);
         warnings.push(...tags.warnings);
     }
@@ -506,7 +551,10 @@ async function runCleanup(cfg, log, env = process.env) {
 /** Who runs this deploy: the workflow run and job on GitHub, else this process (the Lease holder, the canary's owner label). */
 function rolloutOwner(env = process.env) {
     const raw = env.GITHUB_RUN_ID ? `gh-${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `${os__WEBPACK_IMPORTED_MODULE_1__.hostname()}-${process.pid}`;
-    return raw.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
+    return raw
+        .replace(/[^A-Za-z0-9._-]/g, '-')
+        .slice(0, 63)
+        .replace(/[^A-Za-z0-9]+$/, '');
 }
 /** For the post step: write an inline kubeconfig to a private file the post step can read again. */
 function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir()) {

@@ -12,7 +12,7 @@ __webpack_require__.r(__webpack_exports__);
 /* harmony export */ });
 /* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(5770);
 /* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(3630);
-/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(56866);
+/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(12534);
 /* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(38697);
 
 
@@ -32,7 +32,12 @@ async function runPipeline(cfg, log) {
         summaries.push(r.summary);
         return r;
     };
-    const done = (r, stage) => ({ outputs, summary: summaries.join('\n'), ok: r.ok, failure: r.ok ? undefined : `${stage}: ${r.failure}` });
+    const done = (r, stage) => ({
+        outputs,
+        summary: summaries.join('\n'),
+        ok: r.ok,
+        failure: r.ok ? undefined : `${stage}: ${r.failure}`,
+    });
     const convert = await step('convert', () => (0,_convert__WEBPACK_IMPORTED_MODULE_0__/* .runConvert */ .B)(cfg.convert, log));
     if (!convert.ok)
         return done(convert, 'convert');

@@ -22906,7 +22906,7 @@ See README "Least-privilege deploy identity" for the token kubeconfig to give as
 const BOOLEANS = { 'create-namespace': 'createNamespace', 'create-pull-secret': 'createPullSecret', gpu: 'gpu', 'verify-url': 'verifyUrl' };
 /** `modelship rbac ...`: the RBAC objects on `out`. Returns the exit code. */
 function rbacMain(argv, out) {
-    const o = { namespace: '', serviceAccount: 'modelship-deployer', stage: 'rollout' };
+    const identity = { namespace: '', serviceAccount: 'modelship-deployer', stage: 'rollout' };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (a === '--help' || a === '-h') {
@@ -22918,7 +22918,7 @@ function rbacMain(argv, out) {
         if (name in BOOLEANS) {
             if (eq >= 0)
                 throw new errors/* ModelshipError */.W7('input', `rbac: --${name} takes no value`, { field: name });
-            o[BOOLEANS[name]] = true;
+            identity[BOOLEANS[name]] = true;
             continue;
         }
         const value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
@@ -22927,17 +22927,19 @@ function rbacMain(argv, out) {
         if (value === undefined || value === '')
             throw new errors/* ModelshipError */.W7('input', `rbac: --${name} needs a value`, { field: name });
         if (name === 'namespace')
-            o.namespace = value;
+            identity.namespace = value;
         else if (name === 'service-account')
-            o.serviceAccount = value;
+            identity.serviceAccount = value;
         else if (value === 'rollout' || value === 'preview')
-            o.stage = value;
+            identity.stage = value;
         else
             throw new errors/* ModelshipError */.W7('input', `rbac: --stage must be rollout or preview (preview includes its cleanup), got "${value}"`, { field: 'stage' });
     }
-    if (!o.namespace)
-        throw new errors/* ModelshipError */.W7('input', `rbac: --namespace is required (rollout: the deploy namespace; preview: the ServiceAccount's)\n${RBAC_USAGE}`, { field: 'namespace' });
-    out.write((0,permissions/* rbacYaml */.Cr)(o, `modelship rbac ${argv.join(' ')}`));
+    if (!identity.namespace)
+        throw new errors/* ModelshipError */.W7('input', `rbac: --namespace is required (rollout: the deploy namespace; preview: the ServiceAccount's)\n${RBAC_USAGE}`, {
+            field: 'namespace',
+        });
+    out.write((0,permissions/* rbacYaml */.Cr)(identity, `modelship rbac ${argv.join(' ')}`));
     return 0;
 }
 
@@ -22959,7 +22961,7 @@ function usage(stage) {
         `stages: ${config/* STAGES */.an.join(', ')}`,
         'runtime: modelship serve --model model.onnx [--name N] [--port 8000] ...  (the KServe v2 server inside the image)',
         'storage: modelship store push --artifact F --to dir:D|oci:REGISTRY/REPO  /  store pull --from LOCATION@sha256:... --out F',
-        'rbac: modelship rbac --namespace NS [--stage rollout|preview] ...  (the deploy identity\'s least RBAC, as YAML; rbac --help)',
+        "rbac: modelship rbac --namespace NS [--stage rollout|preview] ...  (the deploy identity's least RBAC, as YAML; rbac --help)",
         '',
         'inputs (the same names as the action inputs):',
         ...inputs.map((i) => `  --${i.name}${i.kind === 'boolean' ? '' : ' <value>'}`.padEnd(30) + `${i.description}${i.default ? ` (default: ${i.default})` : ''}`),
@@ -23017,8 +23019,11 @@ async function storeMain(argv, out) {
             throw new errors/* ModelshipError */.W7('input', `store: expected --flag value pairs, got "${rest[i]}"`);
         flags.set(rest[i].slice(2), rest[i + 1]);
     }
-    const need = (k) => flags.get(k) ?? (() => { throw new errors/* ModelshipError */.W7('input', `store ${verb} needs --${k}`, { field: k }); })();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const need = (k) => flags.get(k) ??
+        (() => {
+            throw new errors/* ModelshipError */.W7('input', `store ${verb} needs --${k}`, { field: k });
+        })();
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the store loads only for `modelship store`
     const { storePush, storePull } = __nccwpck_require__(42689);
     let r;
     if (verb === 'push')
@@ -23038,7 +23043,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
             return 0;
         }
         // the serving runtime and the store are required on use: `modelship convert` starts without them
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- the serving runtime loads only for `modelship serve`
         if (argv[0] === 'serve')
             return await (__nccwpck_require__(10853)/* .serveMain */ .Z)(argv.slice(1), out);
         if (argv[0] === 'store')
@@ -23074,7 +23079,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
             err.write(`error: ${failure.message}\n`);
             return 1;
         }
-        err.write(`internal error (a bug in modelship): ${e.stack ?? e}\n`);
+        err.write(`internal error (a bug in modelship): ${e.stack ?? String(e)}\n`);
         return 70;
     }
 }
@@ -23133,31 +23138,33 @@ function shapesAt(inputs, b) {
  * builds (neither fp16 nor int8) pass --noTF32: trtexec otherwise allows TF32 kernels, whose 10-bit mantissa breaks
  * the float32 parity the smoke stage checks against Caffe.
  */
-function planTensorRT(inputs, onnxName, planName, workDir, o) {
-    if (!PINNED.test(o.image))
-        throw new errors/* ModelshipError */.W7('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${o.image}"`, { field: 'tensorrt-image' });
-    if (o.int8 && !o.calibrationCache)
-        throw new errors/* ModelshipError */.W7('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', { field: 'calibration-cache' });
+function planTensorRT(inputs, onnxName, planName, workDir, trt) {
+    if (!PINNED.test(trt.image))
+        throw new errors/* ModelshipError */.W7('input', `trtexec runs in an image pinned by digest (repository@sha256:...), got "${trt.image}"`, { field: 'tensorrt-image' });
+    if (trt.int8 && !trt.calibrationCache)
+        throw new errors/* ModelshipError */.W7('input', 'input "calibration-cache": is required with int8: true (trtexec --int8 --calib=<cache>)', {
+            field: 'calibration-cache',
+        });
     const trtexec = [
         'trtexec',
         `--onnx=/work/${onnxName}`,
         `--saveEngine=/work/${planName}`,
-        `--minShapes=${shapesAt(inputs, o.batches[0])}`,
-        `--optShapes=${shapesAt(inputs, o.batches[1])}`,
-        `--maxShapes=${shapesAt(inputs, o.batches[2])}`,
-        `--timingCacheFile=/work/${o.timingCache}`,
-        `--memPoolSize=workspace:${o.workspaceMiB}M`,
-        ...(o.fp16 ? ['--fp16'] : []),
-        ...(o.int8 ? ['--int8', `--calib=/work/${o.calibrationCache}`] : []),
-        ...(!o.fp16 && !o.int8 ? ['--noTF32'] : []),
+        `--minShapes=${shapesAt(inputs, trt.batches[0])}`,
+        `--optShapes=${shapesAt(inputs, trt.batches[1])}`,
+        `--maxShapes=${shapesAt(inputs, trt.batches[2])}`,
+        `--timingCacheFile=/work/${trt.timingCache}`,
+        `--memPoolSize=workspace:${trt.workspaceMiB}M`,
+        ...(trt.fp16 ? ['--fp16'] : []),
+        ...(trt.int8 ? ['--int8', `--calib=/work/${trt.calibrationCache}`] : []),
+        ...(!trt.fp16 && !trt.int8 ? ['--noTF32'] : []),
     ];
     const base = ['run', '--rm', '--gpus', 'all'];
-    const mount = [...(o.user ? ['--user', o.user] : []), '-v', `${workDir}:/work`, '-w', '/work'];
+    const mount = [...(trt.user ? ['--user', trt.user] : []), '-v', `${workDir}:/work`, '-w', '/work'];
     return {
         trtexec,
-        dockerArgs: [...base, ...mount, o.image, ...trtexec],
+        dockerArgs: [...base, ...mount, trt.image, ...trtexec],
         // nvidia-smi straight, without the image's entrypoint: NVIDIA's prints a banner on stdout first
-        gpuQueryArgs: [...base, '--entrypoint', 'nvidia-smi', o.image, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
+        gpuQueryArgs: [...base, '--entrypoint', 'nvidia-smi', trt.image, '--query-gpu=compute_cap,name,driver_version', '--format=csv,noheader'],
     };
 }
 /** The repository part of a reference, as docker writes it in RepoDigests (docker.io/library/x and x are the same). */
@@ -23202,7 +23209,10 @@ function checkCalibrationCache(int8, cache) {
     }
     catch (e) {
         const err = e;
-        throw new errors/* ModelshipError */.W7('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { field: 'calibration-cache', file: cache });
+        throw new errors/* ModelshipError */.W7('input', `input "calibration-cache": cannot read ${cache}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, {
+            field: 'calibration-cache',
+            file: cache,
+        });
     }
     if (!st.isFile())
         throw new errors/* ModelshipError */.W7('input', `input "calibration-cache": ${cache} is not a file`, { field: 'calibration-cache', file: cache });
@@ -23222,7 +23232,10 @@ function parseTensorRTVersion(log) {
 }
 /** `nvidia-smi --query-gpu=compute_cap,name,driver_version --format=csv,noheader` (first GPU; other lines are skipped). */
 function parseNvidiaSmi(out) {
-    const line = out.split('\n').map((l) => l.trim()).find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
+    const line = out
+        .split('\n')
+        .map((l) => l.trim())
+        .find((l) => /^\d+\.\d+\s*,[^,]+,/.test(l));
     const parts = line?.split(',').map((s) => s.trim());
     if (!parts || parts.length < 3)
         throw new errors/* ModelshipError */.W7('graph', `unexpected nvidia-smi output: "${out.trim().slice(0, 200)}"`);
@@ -23262,13 +23275,13 @@ function toHalf(v) {
         let h = mant >>> shift;
         const rem = mant & ((1 << shift) - 1);
         const half = 1 << (shift - 1);
-        if (rem > half || (rem === half && (h & 1)))
+        if (rem > half || (rem === half && h & 1))
             h++;
         return sign | h;
     }
     let h = ((exp - 112) << 10) | (mant >>> 13);
     const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (h & 1)))
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1))
         h++;
     return sign | h;
 }
@@ -23407,10 +23420,17 @@ async function runCompile(cfg, log) {
         // float16 keeps about 3 significant digits: its parity check allows FP16_TOLERANCE (top-5 must still match)
         if (cfg.fp16)
             tolerance = Math.max(cfg.tolerance, FP16_TOLERANCE);
-        meta.onnxruntime = { version: (0,util_ort/* loadOrt */.sR)().env.versions.node, executionProvider: cfg.executionProvider, graphOptimizationLevel: level, precision: cfg.fp16 ? 'float16' : 'float32' };
+        meta.onnxruntime = {
+            version: (0,util_ort/* loadOrt */.sR)().env.versions.node,
+            executionProvider: cfg.executionProvider,
+            graphOptimizationLevel: level,
+            precision: cfg.fp16 ? 'float16' : 'float32',
+        };
         if (cfg.reference) {
             report = await log.group(`Parity of the optimized model (tolerance ${tolerance})`, async () => {
-                const r = await (0,parity/* checkOutputParity */.TI)({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference, { tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: tolerance } });
+                const r = await (0,parity/* checkOutputParity */.TI)({ onnx: bytes, inputs: info.inputs, outputs: info.outputs, metadata: info.metadata }, cfg.reference, {
+                    tolerance: { ...parity/* DEFAULT_TOLERANCE */.s6, maxAbsDiff: tolerance },
+                });
                 log.info(`parity ${r.status}: max |Δ| ${r.maxAbsDiff.toExponential(3)}`);
                 return r;
             });
@@ -23440,7 +23460,9 @@ async function runCompile(cfg, log) {
         outputs: { 'artifact-path': artifact, 'artifact-sha256': digest, 'artifact-metadata': metaPath, 'compile-parity': report ? report.status : 'skipped' },
         summary,
         ok,
-        failure: ok ? undefined : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
+        failure: ok
+            ? undefined
+            : `the optimized model fails the parity check: max |Δ| ${report.maxAbsDiff} (tolerance ${tolerance}${cfg.fp16 ? ', float16' : ''})`,
     };
 }
 /**
@@ -23476,7 +23498,9 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
     const dir = external_path_.dirname(external_path_.resolve(artifact));
     const onnxName = external_path_.basename(cfg.model);
     if (external_path_.dirname(external_path_.resolve(cfg.model)) !== dir)
-        throw new errors/* ModelshipError */.W7('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', { field: 'artifact' });
+        throw new errors/* ModelshipError */.W7('input', 'for target tensorrt the artifact must be written next to the model (both are mounted into the container)', {
+            field: 'artifact',
+        });
     shapesAt(inputs, 1); // only the batch may be dynamic
     const calib = checkCalibrationCache(cfg.int8, cfg.calibrationCache);
     if (cfg.calibrationCache && !cfg.int8)
@@ -23638,7 +23662,13 @@ function withInputsMap(source, specs, stage) {
             fail(INPUTS_MAP, `"${name}" is not read by stage ${stage} (it is an input of ${spec.stages.join(', ')})`);
         if (spec.secret)
             fail(INPUTS_MAP, `"${name}" is a secret: pass it in with: from a secret, where the runner masks it, not in ${INPUTS_MAP}`);
-        const v = value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
+        const v = typeof value === 'string'
+            ? value
+            : typeof value === 'number' || typeof value === 'boolean'
+                ? String(value)
+                : value === null || value === undefined
+                    ? ''
+                    : JSON.stringify(value);
         const given = (source(name) ?? '').trim();
         if (given !== '' && given !== spec.default && given !== v.trim())
             fail(name, `given as "${given}" and in ${where} as "${v}": give it once`);
@@ -23735,7 +23765,7 @@ const SHARED_INPUTS = [
     },
     {
         name: 'inputs',
-        description: 'all stages: more inputs as a YAML (or JSON) map of input name to value, e.g. "node-selector: {gpu: \"true\"}" (the reusable workflows pass their <stage>-inputs through it). Each key must be an input the stage reads and not a secret; its value stands where that input is not given or is its default; an input given both ways with different values fails.',
+        description: 'all stages: more inputs as a YAML (or JSON) map of input name to value, e.g. "node-selector: {gpu: "true"}" (the reusable workflows pass their <stage>-inputs through it). Each key must be an input the stage reads and not a secret; its value stands where that input is not given or is its default; an input given both ways with different values fails.',
         default: '',
         kind: 'string',
         stages: 'all',
@@ -23756,42 +23786,42 @@ const SHARED_INPUTS = [
     },
     {
         name: 'model',
-        description: 'compile: the ONNX model to compile (the convert stage\'s onnx-path); image: the model file to serve (an ONNX, e.g. compile\'s artifact-path).',
+        description: "compile: the ONNX model to compile (the convert stage's onnx-path); image: the model file to serve (an ONNX, e.g. compile's artifact-path).",
         default: 'model.onnx',
         kind: 'path',
         stages: ['compile', 'image'],
     },
     {
         name: 'runtime',
-        description: 'image, smoke, rollout, preview: the serving runtime: modelship (this project\'s KServe v2 server on ONNX Runtime) or triton (NVIDIA Triton Inference Server with a generated model repository; serves ONNX and TensorRT plans). smoke and rollout also learn it from the server itself (GET /v2).',
+        description: "image, smoke, rollout, preview: the serving runtime: modelship (this project's KServe v2 server on ONNX Runtime) or triton (NVIDIA Triton Inference Server with a generated model repository; serves ONNX and TensorRT plans). smoke and rollout also learn it from the server itself (GET /v2).",
         default: 'modelship',
         kind: 'string',
         stages: ['image', 'smoke', 'rollout', 'preview'],
     },
     {
         name: 'triton-release',
-        description: 'compile (tensorrt), image (triton): NVIDIA\'s container release yy.mm: Triton serves from nvcr.io/nvidia/tritonserver:<release>-py3 and trtexec runs in nvcr.io/nvidia/tensorrt:<release>-py3, so a plan is built by the TensorRT that serves it.',
+        description: "compile (tensorrt), image (triton): NVIDIA's container release yy.mm: Triton serves from nvcr.io/nvidia/tritonserver:<release>-py3 and trtexec runs in nvcr.io/nvidia/tensorrt:<release>-py3, so a plan is built by the TensorRT that serves it.",
         default: runtime/* DEFAULT_TRITON_RELEASE */.HC,
         kind: 'string',
         stages: ['compile', 'image'],
     },
     {
         name: 'triton-image',
-        description: 'image (triton): the Triton server image to build FROM (a mirror, or repository@sha256:... to pin it); empty means nvcr.io/nvidia/tritonserver:<triton-release>-py3. The digest it resolves to is recorded in the image\'s labels and metadata. compile (tensorrt): recorded with the plan as the image it is built for.',
+        description: "image (triton): the Triton server image to build FROM (a mirror, or repository@sha256:... to pin it); empty means nvcr.io/nvidia/tritonserver:<triton-release>-py3. The digest it resolves to is recorded in the image's labels and metadata. compile (tensorrt): recorded with the plan as the image it is built for.",
         default: '',
         kind: 'string',
         stages: ['compile', 'image'],
     },
     {
         name: 'batch-sizes',
-        description: 'compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile; image (triton): its max is the max_batch_size of an ONNX model (a plan\'s comes from its profile).',
+        description: "compile (tensorrt): min,opt,max batch of the dynamic-batch optimization profile; image (triton): its max is the max_batch_size of an ONNX model (a plan's comes from its profile).",
         default: '1,8,32',
         kind: 'string',
         stages: ['compile', 'image'],
     },
     {
         name: 'image',
-        description: 'image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action\'s rules. smoke, rollout, preview: the image to run, by digest (the image stage\'s image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).',
+        description: "image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action's rules. smoke, rollout, preview: the image to run, by digest (the image stage's image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).",
         default: '',
         kind: 'string',
         stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
@@ -23806,14 +23836,14 @@ const SHARED_INPUTS = [
     },
     {
         name: 'gpu',
-        description: 'image: add ONNX Runtime\'s CUDA provider libraries (checked against the base image before the build), serve with the CUDA execution provider (strict: no CPU fallback) and reserve a GPU in the generated docker-compose.yml; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod, serve with CUDA and roll back a canary pod that serves on the CPU.',
+        description: "image: add ONNX Runtime's CUDA provider libraries (checked against the base image before the build), serve with the CUDA execution provider (strict: no CPU fallback) and reserve a GPU in the generated docker-compose.yml; smoke: run with --gpus all, report nvidia-smi and require the CUDA execution provider; rollout: request nvidia.com/gpu: 1 per pod, serve with CUDA and roll back a canary pod that serves on the CPU.",
         default: 'false',
         kind: 'boolean',
         stages: ['image', 'smoke', 'rollout'],
     },
     {
         name: 'registry-username',
-        description: 'image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage\'s own, removed when it ends. rollout, preview: with create-pull-secret, the pods\' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).',
+        description: "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
         default: '',
         kind: 'string',
         stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
@@ -23937,7 +23967,7 @@ const CONVERT_INPUTS = [
     },
     {
         name: 'outputs',
-        description: 'convert: the blobs to make the ONNX outputs, comma-separated (intermediate blobs included); empty means Caffe\'s rule: the blobs no later layer reads (for a net that ends in Silence, the blobs only Silence reads). The reference must then hold output_b<N>__<blob>.npy for each.',
+        description: "convert: the blobs to make the ONNX outputs, comma-separated (intermediate blobs included); empty means Caffe's rule: the blobs no later layer reads (for a net that ends in Silence, the blobs only Silence reads). The reference must then hold output_b<N>__<blob>.npy for each.",
         default: '',
         kind: 'string',
         stages: ['convert'],
@@ -23954,11 +23984,28 @@ const CONVERT_OUTPUTS = [
     { name: 'onnx-path', description: 'convert: path of the written ONNX model.', stages: ['convert'] },
     { name: 'sha256', description: 'convert: sha256 of the ONNX model file.', stages: ['convert'] },
     { name: 'parity', description: 'convert: pass, fail or skipped (no reference given).', stages: ['convert'] },
-    { name: 'max-abs-diff', description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).', stages: ['convert'] },
+    {
+        name: 'max-abs-diff',
+        description: 'convert: largest |Δ| between ONNX and Caffe outputs over all reference batches (empty when skipped).',
+        stages: ['convert'],
+    },
     { name: 'parity-report', description: 'convert: path of parity.json (empty when skipped).', stages: ['convert'] },
 ];
 function readConvertConfig(r, s) {
-    const c = { prototxt: r.raw('prototxt'), caffemodel: r.raw('caffemodel'), out: r.raw('out'), reference: s.reference, perLayer: r.bool('per-layer'), tolerance: s.tolerance, outputs: r.raw('outputs').split(',').map((x) => x.trim()).filter(Boolean), layers: r.raw('layers') };
+    const c = {
+        prototxt: r.raw('prototxt'),
+        caffemodel: r.raw('caffemodel'),
+        out: r.raw('out'),
+        reference: s.reference,
+        perLayer: r.bool('per-layer'),
+        tolerance: s.tolerance,
+        outputs: r
+            .raw('outputs')
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean),
+        layers: r.raw('layers'),
+    };
     if (r.stage === 'convert' && c.perLayer && !c.reference)
         fail('per-layer', 'needs a reference directory (input "reference")');
     return c;
@@ -23971,7 +24018,7 @@ function readConvertConfig(r, s) {
 const COMPILE_INPUTS = [
     {
         name: 'target',
-        description: 'compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in tensorrt-image, the TensorRT image of the serving Triton\'s release; needs a GPU runner; served by runtime triton only).',
+        description: "compile: onnxruntime (ORT-optimized ONNX) or tensorrt (a TensorRT plan built by trtexec in tensorrt-image, the TensorRT image of the serving Triton's release; needs a GPU runner; served by runtime triton only).",
         default: 'onnxruntime',
         kind: 'string',
         stages: ['compile'],
@@ -24029,7 +24076,11 @@ const COMPILE_INPUTS = [
 const COMPILE_OUTPUTS = [
     { name: 'artifact-path', description: 'compile: path of the deployment artifact (optimized ONNX or TensorRT plan).', stages: ['compile'] },
     { name: 'artifact-sha256', description: 'compile: sha256 of the artifact.', stages: ['compile'] },
-    { name: 'artifact-metadata', description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).', stages: ['compile'] },
+    {
+        name: 'artifact-metadata',
+        description: 'compile: path of the artifact metadata JSON (runtime versions, execution provider; TensorRT version and compute capability).',
+        stages: ['compile'],
+    },
     { name: 'compile-parity', description: 'compile: pass, fail or skipped: the parity check of the optimized model.', stages: ['compile'] },
 ];
 function readCompileConfig(r, s) {
@@ -24073,7 +24124,7 @@ const IMAGE_INPUTS = [
     },
     {
         name: 'max-queue-delay-us',
-        description: 'image (triton): dynamic batching\'s max_queue_delay_microseconds in the generated config.pbtxt.',
+        description: "image (triton): dynamic batching's max_queue_delay_microseconds in the generated config.pbtxt.",
         default: '1000',
         kind: 'number',
         stages: ['image'],
@@ -24087,7 +24138,7 @@ const IMAGE_INPUTS = [
     },
     {
         name: 'cache',
-        description: 'image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off. A pull request\'s build (tagged pr-<N>) writes <image>:buildcache-pr-<N> instead and reads both, so a preview never moves the deploy\'s cache; the cleanup stage removes it with pr-<N>.',
+        description: "image: build cache: auto (gha on GitHub with a container driver, registry <image>:buildcache elsewhere, inline on the docker driver), gha, registry or off. A pull request's build (tagged pr-<N>) writes <image>:buildcache-pr-<N> instead and reads both, so a preview never moves the deploy's cache; the cleanup stage removes it with pr-<N>.",
         default: 'auto',
         kind: 'string',
         stages: ['image'],
@@ -24101,14 +24152,14 @@ const IMAGE_INPUTS = [
     },
     {
         name: 'parity',
-        description: 'image: the convert stage\'s parity result, recorded as the image label dev.modelship.parity.',
+        description: "image: the convert stage's parity result, recorded as the image label dev.modelship.parity.",
         default: 'unknown',
         kind: 'string',
         stages: ['image'],
     },
     {
         name: 'revision',
-        description: 'image: the source commit (default: the event\'s commit, else git rev-parse HEAD); gives the sha-<7> tag and the revision label.',
+        description: "image: the source commit (default: the event's commit, else git rev-parse HEAD); gives the sha-<7> tag and the revision label.",
         default: '',
         kind: 'string',
         stages: ['image'],
@@ -24122,7 +24173,7 @@ const IMAGE_INPUTS = [
     },
     {
         name: 'source',
-        description: 'image: the source repository URL for the org.opencontainers.image.source label (default: the workflow\'s repository).',
+        description: "image: the source repository URL for the org.opencontainers.image.source label (default: the workflow's repository).",
         default: '',
         kind: 'string',
         stages: ['image'],
@@ -24143,7 +24194,7 @@ const IMAGE_INPUTS = [
     },
     {
         name: 'node-version',
-        description: 'image: the official Node.js release put in the image (linux-x64), downloaded from node-mirror into the tool cache and checked against the release\'s SHASUMS256.txt; its LICENSE is shipped in the image.',
+        description: "image: the official Node.js release put in the image (linux-x64), downloaded from node-mirror into the tool cache and checked against the release's SHASUMS256.txt; its LICENSE is shipped in the image.",
         default: node/* DEFAULT_NODE_VERSION */.__,
         kind: 'string',
         stages: ['image'],
@@ -24181,7 +24232,11 @@ const IMAGE_OUTPUTS = [
     { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
     { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
     { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
-    { name: 'metadata', description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.', stages: ['image'] },
+    {
+        name: 'metadata',
+        description: 'image: JSON: digest, tags, labels, layer digests, compressed size, cache reuse, build time, buildx metadata.',
+        stages: ['image'],
+    },
     { name: 'compose-file', description: 'image: path of the generated docker-compose.yml.', stages: ['image'] },
 ];
 function readImageConfig(r, s) {
@@ -24233,7 +24288,7 @@ var detections = __nccwpck_require__(68806);
 const SMOKE_INPUTS = [
     {
         name: 'sample-image',
-        description: 'smoke: a JPEG or PNG checked as a golden request (empty: skipped): a classifier\'s top-1 (expected-top1), a detection model\'s detections (expected-detections).',
+        description: "smoke: a JPEG or PNG checked as a golden request (empty: skipped): a classifier's top-1 (expected-top1), a detection model's detections (expected-detections).",
         default: '',
         kind: 'path',
         stages: ['smoke'],
@@ -24409,14 +24464,14 @@ const ROLLOUT_INPUTS = [
     },
     {
         name: 'rollout-timeout',
-        description: 'rollout: seconds from the first apply to the decision (readiness, verification, bake); also each Deployment\'s progress deadline. Past it: rolled back.',
+        description: "rollout: seconds from the first apply to the decision (readiness, verification, bake); also each Deployment's progress deadline. Past it: rolled back.",
         default: '600',
         kind: 'number',
         stages: ['rollout'],
     },
     {
         name: 'verify-url',
-        description: 'rollout: base URL of the canary for golden requests (empty: the canary-only Service through the API server\'s service proxy, which drops Authorization headers, so an API key needs a verify-url).',
+        description: "rollout: base URL of the canary for golden requests (empty: the canary-only Service through the API server's service proxy, which drops Authorization headers, so an API key needs a verify-url).",
         default: '',
         kind: 'string',
         stages: ['rollout'],
@@ -24430,7 +24485,7 @@ const ROLLOUT_INPUTS = [
     },
     {
         name: 'max-latency-ms',
-        description: 'rollout: largest allowed p95 latency of the canary\'s golden requests in ms (0: no limit).',
+        description: "rollout: largest allowed p95 latency of the canary's golden requests in ms (0: no limit).",
         default: '0',
         kind: 'number',
         stages: ['rollout'],
@@ -24549,7 +24604,7 @@ const ROLLOUT_INPUTS = [
     },
     {
         name: 'create-pull-secret',
-        description: 'rollout, preview: create (or update) the image pull Secret <app>-registry (kubernetes.io/dockerconfigjson, labelled as modelship\'s) in the namespace from registry-username and registry-password, and pull with it; a preview\'s goes with its namespace.',
+        description: "rollout, preview: create (or update) the image pull Secret <app>-registry (kubernetes.io/dockerconfigjson, labelled as modelship's) in the namespace from registry-username and registry-password, and pull with it; a preview's goes with its namespace.",
         default: 'false',
         kind: 'boolean',
         stages: ['rollout', 'preview'],
@@ -24587,12 +24642,28 @@ const ROLLOUT_OUTPUTS = [
     { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
     { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
     { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
-    { name: 'gate-pods', description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.', stages: ['rollout'] },
-    { name: 'gate-golden', description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.', stages: ['rollout'] },
-    { name: 'gate-prometheus', description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).', stages: ['rollout'] },
+    {
+        name: 'gate-pods',
+        description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.',
+        stages: ['rollout'],
+    },
+    {
+        name: 'gate-golden',
+        description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.',
+        stages: ['rollout'],
+    },
+    {
+        name: 'gate-prometheus',
+        description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).',
+        stages: ['rollout'],
+    },
     { name: 'verify-latency-p95-ms', description: 'rollout: p95 latency of the golden requests to the canary in ms.', stages: ['rollout'] },
     { name: 'decision-seconds', description: 'rollout: seconds from the first apply to the decision.', stages: ['rollout'] },
-    { name: 'rollout-report', description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.', stages: ['rollout'] },
+    {
+        name: 'rollout-report',
+        description: 'rollout: JSON: gates with results and evidence, the timeline of steps with durations, objects applied.',
+        stages: ['rollout'],
+    },
 ];
 function readRolloutConfig(r, s) {
     const stage = r.stage;
@@ -24602,7 +24673,10 @@ function readRolloutConfig(r, s) {
     if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100))
         fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
     const nodeSelector = {};
-    for (const pair of raw('node-selector').split(',').map((x) => x.trim()).filter(Boolean)) {
+    for (const pair of raw('node-selector')
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
         const eq = pair.indexOf('=');
         if (eq <= 0)
             fail('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
@@ -24644,7 +24718,15 @@ function readRolloutConfig(r, s) {
         apiKey: s.apiKey,
         gpu: s.gpu,
         prometheus: raw('prometheus-url')
-            ? { url: raw('prometheus-url'), samplesQuery: raw('prometheus-samples-query') || q.samples, errorRateQuery: raw('prometheus-error-rate-query') || q.errorRate, latencyQuery: raw('prometheus-latency-query') || q.latency, minSamples: r.int('min-samples', 1), maxErrorRate: r.num('max-error-rate'), maxP99Ms: r.num('max-p99-ms') }
+            ? {
+                url: raw('prometheus-url'),
+                samplesQuery: raw('prometheus-samples-query') || q.samples,
+                errorRateQuery: raw('prometheus-error-rate-query') || q.errorRate,
+                latencyQuery: raw('prometheus-latency-query') || q.latency,
+                minSamples: r.int('min-samples', 1),
+                maxErrorRate: r.num('max-error-rate'),
+                maxP99Ms: r.num('max-p99-ms'),
+            }
             : undefined,
         dryRun: r.bool('dry-run'),
         createNamespace: r.bool('create-namespace'),
@@ -24654,7 +24736,10 @@ function readRolloutConfig(r, s) {
         patch: raw('patch'),
         nodeSelector,
         tolerations,
-        imagePullSecrets: raw('image-pull-secrets').split(',').map((x) => x.trim()).filter(Boolean),
+        imagePullSecrets: raw('image-pull-secrets')
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean),
         pullSecret: r.bool('create-pull-secret') ? { username: s.registryUsername, password: s.registryPassword } : undefined,
         apiKeySecret: r.secretRef('api-key-secret'),
         modelKeySecret: r.secretRef('model-key-secret'),
@@ -24673,7 +24758,7 @@ function readRolloutConfig(r, s) {
         if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password))
             fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
         if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference)
-            fail('verify-url', 'is required with api-key-secret: the API server\'s service proxy drops the Authorization header, so golden requests need a direct URL to the canary');
+            fail('verify-url', "is required with api-key-secret: the API server's service proxy drops the Authorization header, so golden requests need a direct URL to the canary");
         if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url))
             fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
         if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl))
@@ -24700,14 +24785,14 @@ function readBudget(v) {
 const PREVIEW_INPUTS = [
     {
         name: 'pr-number',
-        description: 'preview, cleanup: the pull request number (default: the pull_request event\'s); the preview namespace is <app>-pr-<N>.',
+        description: "preview, cleanup: the pull request number (default: the pull_request event's); the preview namespace is <app>-pr-<N>.",
         default: '',
         kind: 'number',
         stages: ['preview', 'cleanup'],
     },
     {
         name: 'github-token',
-        description: 'preview, cleanup: token for the one PR comment (post, update; masked); cleanup: also deletes a ghcr.io image\'s pr-<N> package version through the GitHub Packages API (packages: write, admin access to the package).',
+        description: "preview, cleanup: token for the one PR comment (post, update; masked); cleanup: also deletes a ghcr.io image's pr-<N> package version through the GitHub Packages API (packages: write, admin access to the package).",
         default: '${{ github.token }}',
         kind: 'string',
         stages: ['preview', 'cleanup'],
@@ -24715,7 +24800,7 @@ const PREVIEW_INPUTS = [
     },
     {
         name: 'preview-url',
-        description: 'preview: the URL the PR comment links to ({{app}}, {{namespace}}, {{pr}} are filled in; default: the Service through the API server\'s proxy).',
+        description: "preview: the URL the PR comment links to ({{app}}, {{namespace}}, {{pr}} are filled in; default: the Service through the API server's proxy).",
         default: '',
         kind: 'string',
         stages: ['preview'],
@@ -24729,17 +24814,25 @@ const PREVIEW_INPUTS = [
     },
     {
         name: 'smoke-report',
-        description: 'preview: the convert and smoke figures for the PR comment, as JSON: the outputs of the jobs before (toJSON(needs), whose jobs\' outputs are merged) or one job\'s outputs (toJSON(needs.smoke.outputs)); keys used: parity, max-abs-diff, latency-p50-ms, latency-p95-ms, latency-p99-ms, throughput-rps.',
+        description: "preview: the convert and smoke figures for the PR comment, as JSON: the outputs of the jobs before (toJSON(needs), whose jobs' outputs are merged) or one job's outputs (toJSON(needs.smoke.outputs)); keys used: parity, max-abs-diff, latency-p50-ms, latency-p95-ms, latency-p99-ms, throughput-rps.",
         default: '',
         kind: 'string',
         stages: ['preview'],
     },
 ];
 const PREVIEW_OUTPUTS = [
-    { name: 'preview-url', description: 'preview: the URL of the PR\'s preview deployment.', stages: ['preview'] },
+    { name: 'preview-url', description: "preview: the URL of the PR's preview deployment.", stages: ['preview'] },
     { name: 'preview-namespace', description: 'preview, cleanup: the preview namespace <app>-pr-<N>.', stages: ['preview', 'cleanup'] },
-    { name: 'comment-id', description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).', stages: ['preview', 'cleanup'] },
-    { name: 'removed', description: 'cleanup: what was removed, one per line (the namespace, the preview\'s tags: pr-<N>, buildcache-pr-<N>, and the sha-<7> its build pushed with them); a tag that could not be deleted (the registry refused, or another tag shares its manifest and the registry cannot delete a tag alone) is a warning and not listed.', stages: ['cleanup'] },
+    {
+        name: 'comment-id',
+        description: 'preview, cleanup: the id of the PR comment posted or updated (empty when comment is false).',
+        stages: ['preview', 'cleanup'],
+    },
+    {
+        name: 'removed',
+        description: "cleanup: what was removed, one per line (the namespace, the preview's tags: pr-<N>, buildcache-pr-<N>, and the sha-<7> its build pushed with them); a tag that could not be deleted (the registry refused, or another tag shares its manifest and the registry cannot delete a tag alone) is a warning and not listed.",
+        stages: ['cleanup'],
+    },
 ];
 /**
  * The figures for the PR comment: a map of outputs (`toJSON(needs.smoke.outputs)`), or a `needs` context
@@ -24768,8 +24861,24 @@ function readPreviewConfig(r, s, rollout) {
     const smokeReport = r.raw('smoke-report') ? parseReport(r.raw('smoke-report')) : {};
     // an unexpanded expression (a workflow that passed the literal text) is no token
     const githubToken = r.raw('github-token').startsWith('${{') ? '' : r.raw('github-token');
-    const preview = { rollout, prNumber: prRaw ? Number(prRaw) : undefined, githubToken, previewUrl: r.raw('preview-url'), comment: r.bool('comment'), smokeReport };
-    const cleanup = { app: rollout.app, kubeconfig: rollout.kubeconfig, prNumber: preview.prNumber, image: s.image, registryUsername: s.registryUsername, registryPassword: s.registryPassword, githubToken, comment: preview.comment };
+    const preview = {
+        rollout,
+        prNumber: prRaw ? Number(prRaw) : undefined,
+        githubToken,
+        previewUrl: r.raw('preview-url'),
+        comment: r.bool('comment'),
+        smokeReport,
+    };
+    const cleanup = {
+        app: rollout.app,
+        kubeconfig: rollout.kubeconfig,
+        prNumber: preview.prNumber,
+        image: s.image,
+        registryUsername: s.registryUsername,
+        registryPassword: s.registryPassword,
+        githubToken,
+        comment: preview.comment,
+    };
     if (r.stage === 'cleanup' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cleanup.app))
         fail(r.raw('app') ? 'app' : 'model-name', `the app name must be a DNS label, got "${cleanup.app}"`);
     return { preview, cleanup };
@@ -24791,7 +24900,15 @@ function readPreviewConfig(r, s, rollout) {
  * README tables are generated from INPUTS and OUTPUTS and checked against them by a test, so the three cannot drift.
  */
 
-const INPUTS = [...SHARED_INPUTS, ...CONVERT_INPUTS, ...COMPILE_INPUTS, ...IMAGE_INPUTS, ...SMOKE_INPUTS, ...ROLLOUT_INPUTS, ...PREVIEW_INPUTS];
+const INPUTS = [
+    ...SHARED_INPUTS,
+    ...CONVERT_INPUTS,
+    ...COMPILE_INPUTS,
+    ...IMAGE_INPUTS,
+    ...SMOKE_INPUTS,
+    ...ROLLOUT_INPUTS,
+    ...PREVIEW_INPUTS,
+];
 const OUTPUTS = [...CONVERT_OUTPUTS, ...COMPILE_OUTPUTS, ...IMAGE_OUTPUTS, ...SMOKE_OUTPUTS, ...ROLLOUT_OUTPUTS, ...PREVIEW_OUTPUTS];
 /** Read and validate every input once, before any work. Unknown stage, missing or malformed values fail here. */
 function readConfig(given) {
@@ -24947,7 +25064,7 @@ class GraphBuilder {
         const fd = data instanceof _floatdata__WEBPACK_IMPORTED_MODULE_1__/* .FloatData */ .D ? data : _floatdata__WEBPACK_IMPORTED_MODULE_1__/* .FloatData */ .D.fromArray(data);
         const count = dims.reduce((a, d) => a * d, 1);
         if (fd.length !== count)
-            throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims}]`);
+            throw new Error(`internal: initializer ${name} has ${fd.length} values for dims [${dims.join(',')}]`);
         this.initializers.push({ name, dims, dataType: _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__/* .TensorDataType */ .um.FLOAT, raw: fd.bytes });
         return name;
     }
@@ -25152,7 +25269,10 @@ function encodeModel(meta, nodes, initializers, inputs, outputs) {
         for (const d of t.dims)
             tensor.intField(1, d);
         tensor.intField(2, t.dataType).stringField(8, t.name).key(9, 2).uvarint(t.raw.length);
-        add(new Pb().key(5, 2).uvarint(tensor.len + t.raw.length).bytes());
+        add(new Pb()
+            .key(5, 2)
+            .uvarint(tensor.len + t.raw.length)
+            .bytes());
         add(tensor.bytes());
         if (t.raw.length)
             add(t.raw);
@@ -25164,7 +25284,11 @@ function encodeModel(meta, nodes, initializers, inputs, outputs) {
         io.messageField(12, encodeValueInfo(v));
     add(io.bytes());
     // ModelProto: ir_version (1), producer_name (2), producer_version (3), doc_string (6), graph (7) | opset_import (8) | metadata_props (14)
-    const model = new Pb().intField(1, IR_VERSION).stringField(2, 'modelship').stringField(3, meta.producerVersion).stringField(6, meta.docString ?? '');
+    const model = new Pb()
+        .intField(1, IR_VERSION)
+        .stringField(2, 'modelship')
+        .stringField(3, meta.producerVersion)
+        .stringField(6, meta.docString ?? '');
     model.key(7, 2).uvarint(graphLength);
     const opset = new Pb().messageField(8, new Pb().stringField(1, '').intField(2, OPSET)).bytes();
     const body = [model.bytes(), ...pieces, opset];
@@ -25222,15 +25346,46 @@ var errors = __nccwpck_require__(70017);
 
 /** Legacy V1 enum type → V2 type string (as Caffe's UpgradeV1LayerType does). */
 const V1_TO_V2 = {
-    ABSVAL: 'AbsVal', ACCURACY: 'Accuracy', ARGMAX: 'ArgMax', BNLL: 'BNLL', CONCAT: 'Concat',
-    CONTRASTIVE_LOSS: 'ContrastiveLoss', CONVOLUTION: 'Convolution', DATA: 'Data', DECONVOLUTION: 'Deconvolution',
-    DROPOUT: 'Dropout', DUMMY_DATA: 'DummyData', EUCLIDEAN_LOSS: 'EuclideanLoss', ELTWISE: 'Eltwise', EXP: 'Exp',
-    FLATTEN: 'Flatten', HDF5_DATA: 'HDF5Data', HDF5_OUTPUT: 'HDF5Output', HINGE_LOSS: 'HingeLoss', IM2COL: 'Im2col',
-    IMAGE_DATA: 'ImageData', INFOGAIN_LOSS: 'InfogainLoss', INNER_PRODUCT: 'InnerProduct', LRN: 'LRN',
-    MEMORY_DATA: 'MemoryData', MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss', MVN: 'MVN', POOLING: 'Pooling',
-    POWER: 'Power', RELU: 'ReLU', SIGMOID: 'Sigmoid', SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
-    SILENCE: 'Silence', SOFTMAX: 'Softmax', SOFTMAX_LOSS: 'SoftmaxWithLoss', SPLIT: 'Split', SLICE: 'Slice',
-    TANH: 'TanH', WINDOW_DATA: 'WindowData', THRESHOLD: 'Threshold', NONE: 'NONE',
+    ABSVAL: 'AbsVal',
+    ACCURACY: 'Accuracy',
+    ARGMAX: 'ArgMax',
+    BNLL: 'BNLL',
+    CONCAT: 'Concat',
+    CONTRASTIVE_LOSS: 'ContrastiveLoss',
+    CONVOLUTION: 'Convolution',
+    DATA: 'Data',
+    DECONVOLUTION: 'Deconvolution',
+    DROPOUT: 'Dropout',
+    DUMMY_DATA: 'DummyData',
+    EUCLIDEAN_LOSS: 'EuclideanLoss',
+    ELTWISE: 'Eltwise',
+    EXP: 'Exp',
+    FLATTEN: 'Flatten',
+    HDF5_DATA: 'HDF5Data',
+    HDF5_OUTPUT: 'HDF5Output',
+    HINGE_LOSS: 'HingeLoss',
+    IM2COL: 'Im2col',
+    IMAGE_DATA: 'ImageData',
+    INFOGAIN_LOSS: 'InfogainLoss',
+    INNER_PRODUCT: 'InnerProduct',
+    LRN: 'LRN',
+    MEMORY_DATA: 'MemoryData',
+    MULTINOMIAL_LOGISTIC_LOSS: 'MultinomialLogisticLoss',
+    MVN: 'MVN',
+    POOLING: 'Pooling',
+    POWER: 'Power',
+    RELU: 'ReLU',
+    SIGMOID: 'Sigmoid',
+    SIGMOID_CROSS_ENTROPY_LOSS: 'SigmoidCrossEntropyLoss',
+    SILENCE: 'Silence',
+    SOFTMAX: 'Softmax',
+    SOFTMAX_LOSS: 'SoftmaxWithLoss',
+    SPLIT: 'Split',
+    SLICE: 'Slice',
+    TANH: 'TanH',
+    WINDOW_DATA: 'WindowData',
+    THRESHOLD: 'Threshold',
+    NONE: 'NONE',
 };
 /** Reject input that is obviously not a text prototxt before the parser reports a confusing column. */
 function checkLooksLikeText(bytes, file) {
@@ -25301,18 +25456,30 @@ function normalizeNet(msg, file) {
         }
         if (inputShape.length > 0) {
             if (inputShape.length !== inputNames.length) {
-                throw new errors/* ModelshipError */.W7('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, { file, line: loc.line, field: 'input_shape' });
+                throw new errors/* ModelshipError */.W7('schema', `${inputNames.length} input(s) but ${inputShape.length} input_shape(s)`, {
+                    file,
+                    line: loc.line,
+                    field: 'input_shape',
+                });
             }
             inputNames.forEach((name, i) => inputs.push({ name, shape: inputShape[i].dim ?? [], loc }));
         }
         else if (inputDim.length > 0) {
             if (inputDim.length !== 4 * inputNames.length) {
-                throw new errors/* ModelshipError */.W7('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, { file, line: loc.line, field: 'input_dim' });
+                throw new errors/* ModelshipError */.W7('schema', `${inputNames.length} input(s) need ${4 * inputNames.length} input_dim values, found ${inputDim.length}`, {
+                    file,
+                    line: loc.line,
+                    field: 'input_dim',
+                });
             }
             inputNames.forEach((name, i) => inputs.push({ name, shape: inputDim.slice(4 * i, 4 * i + 4), loc }));
         }
         else {
-            throw new errors/* ModelshipError */.W7('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, { file, line: loc.line, field: 'input' });
+            throw new errors/* ModelshipError */.W7('schema', `input "${inputNames[0]}" has no shape: add input_shape { dim: ... } or four input_dim values`, {
+                file,
+                line: loc.line,
+                field: 'input',
+            });
         }
     }
     const layers = [];
@@ -25323,7 +25490,8 @@ function normalizeNet(msg, file) {
         const loc = (0,textformat/* locOf */.ym)(l);
         const rawType = l.type;
         if (rawType === undefined || rawType === '') {
-            throw new errors/* ModelshipError */.W7('schema', `layer #${i + 1}${l.name ? ` "${l.name}"` : ''} has no type`, { file, line: loc.line, layer: l.name });
+            const name = l.name;
+            throw new errors/* ModelshipError */.W7('schema', `layer #${i + 1}${name ? ` "${name}"` : ''} has no type`, { file, line: loc.line, layer: name });
         }
         const type = format === 'V1' ? (V1_TO_V2[rawType] ?? rawType) : rawType;
         const name = l.name ?? `${type.toLowerCase()}_${i}`;
@@ -25352,7 +25520,10 @@ function normalizeNet(msg, file) {
     }
     for (const inp of inputs) {
         if (inp.shape.length === 0 || inp.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-            throw new errors/* ModelshipError */.W7('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, { file, line: inp.loc.line });
+            throw new errors/* ModelshipError */.W7('schema', `input "${inp.name}" has an invalid shape [${inp.shape.join(', ')}]: every dimension must be a positive integer`, {
+                file,
+                line: inp.loc.line,
+            });
         }
     }
     if (inputs.length === 0) {
@@ -25578,7 +25749,10 @@ function toWeightBlob(raw, where) {
     }
     if (nFloat > 0 || nDouble === 0) {
         if (nFloat !== count) {
-            throw new errors/* ModelshipError */.W7('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, { file: where.file, layer: where.layer });
+            throw new errors/* ModelshipError */.W7('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nFloat} float values`, {
+                file: where.file,
+                layer: where.layer,
+            });
         }
         if (raw.floatValues.length === 0) {
             data = floatdata/* FloatData */.D.fromBytes(concatBytes(raw.floatChunks));
@@ -25589,7 +25763,10 @@ function toWeightBlob(raw, where) {
     }
     else {
         if (nDouble !== count) {
-            throw new errors/* ModelshipError */.W7('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, { file: where.file, layer: where.layer });
+            throw new errors/* ModelshipError */.W7('binary', `blob ${where.index} declares shape [${shape.join(', ')}] (${count} values) but holds ${nDouble} double values`, {
+                file: where.file,
+                layer: where.layer,
+            });
         }
         const values = new Float32Array(count);
         let i = 0;
@@ -25614,12 +25791,45 @@ function floatsOf(chunks) {
     return out;
 }
 const V1_TYPE_NAMES = {
-    35: 'ABSVAL', 1: 'ACCURACY', 30: 'ARGMAX', 2: 'BNLL', 3: 'CONCAT', 37: 'CONTRASTIVE_LOSS', 4: 'CONVOLUTION', 5: 'DATA',
-    39: 'DECONVOLUTION', 6: 'DROPOUT', 32: 'DUMMY_DATA', 7: 'EUCLIDEAN_LOSS', 25: 'ELTWISE', 38: 'EXP', 8: 'FLATTEN',
-    9: 'HDF5_DATA', 10: 'HDF5_OUTPUT', 28: 'HINGE_LOSS', 11: 'IM2COL', 12: 'IMAGE_DATA', 13: 'INFOGAIN_LOSS',
-    14: 'INNER_PRODUCT', 15: 'LRN', 29: 'MEMORY_DATA', 16: 'MULTINOMIAL_LOGISTIC_LOSS', 34: 'MVN', 17: 'POOLING',
-    26: 'POWER', 18: 'RELU', 19: 'SIGMOID', 27: 'SIGMOID_CROSS_ENTROPY_LOSS', 36: 'SILENCE', 20: 'SOFTMAX',
-    21: 'SOFTMAX_LOSS', 22: 'SPLIT', 33: 'SLICE', 23: 'TANH', 24: 'WINDOW_DATA', 31: 'THRESHOLD',
+    35: 'ABSVAL',
+    1: 'ACCURACY',
+    30: 'ARGMAX',
+    2: 'BNLL',
+    3: 'CONCAT',
+    37: 'CONTRASTIVE_LOSS',
+    4: 'CONVOLUTION',
+    5: 'DATA',
+    39: 'DECONVOLUTION',
+    6: 'DROPOUT',
+    32: 'DUMMY_DATA',
+    7: 'EUCLIDEAN_LOSS',
+    25: 'ELTWISE',
+    38: 'EXP',
+    8: 'FLATTEN',
+    9: 'HDF5_DATA',
+    10: 'HDF5_OUTPUT',
+    28: 'HINGE_LOSS',
+    11: 'IM2COL',
+    12: 'IMAGE_DATA',
+    13: 'INFOGAIN_LOSS',
+    14: 'INNER_PRODUCT',
+    15: 'LRN',
+    29: 'MEMORY_DATA',
+    16: 'MULTINOMIAL_LOGISTIC_LOSS',
+    34: 'MVN',
+    17: 'POOLING',
+    26: 'POWER',
+    18: 'RELU',
+    19: 'SIGMOID',
+    27: 'SIGMOID_CROSS_ENTROPY_LOSS',
+    36: 'SILENCE',
+    20: 'SOFTMAX',
+    21: 'SOFTMAX_LOSS',
+    22: 'SPLIT',
+    33: 'SLICE',
+    23: 'TANH',
+    24: 'WINDOW_DATA',
+    31: 'THRESHOLD',
 };
 /**
  * Decode a binary .caffemodel (NetParameter). Both the V2 `layer` field (100) and the legacy V1 `layers`
@@ -25983,7 +26193,11 @@ function buildGraph(net, weights, input) {
         const inputs = layer.bottoms.map((b) => {
             const v = current.get(b);
             if (!v) {
-                throw new errors/* ModelshipError */.W7('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, { file, line: layer.loc.line, layer: layer.name });
+                throw new errors/* ModelshipError */.W7('graph', `bottom "${b}" is not produced by any earlier layer and is not a net input`, {
+                    file,
+                    line: layer.loc.line,
+                    layer: layer.name,
+                });
             }
             return v;
         });
@@ -26002,14 +26216,18 @@ function buildGraph(net, weights, input) {
         if (shapes.length !== layer.tops.length)
             throw new Error(`internal: handler for ${layer.type} returned ${shapes.length} shapes for ${layer.tops.length} tops`);
         if (wl && wl.blobs.length > 0 && !ctx.consumedWeights) {
-            throw new errors/* ModelshipError */.W7('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, { file, line: layer.loc.line, layer: layer.name });
+            throw new errors/* ModelshipError */.W7('weights', `(${layer.type}) the caffemodel has ${wl.blobs.length} blob(s) for this layer, which takes none`, {
+                file,
+                line: layer.loc.line,
+                layer: layer.name,
+            });
         }
         layer.bottoms.forEach((b) => available.delete(b));
         layer.tops.forEach((t, i) => {
             const v = { name: topNames[i], shape: shapes[i] };
             current.set(t, v);
             available.add(t);
-            versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t, });
+            versions.push({ blob: t, onnx: v.name, shape: v.shape, layer: layer.name, layerType: layer.type, final: v.name === t });
         });
     });
     // Net outputs: the blobs asked for; else the blobs produced and never consumed afterwards (Caffe's available-blobs
@@ -26304,14 +26522,14 @@ async function runConvert(cfg, log) {
     const plugin = cfg.layers ? (0,plugins/* loadLayerPlugin */.z)(cfg.layers) : undefined;
     if (plugin)
         log.info(`your own layers from ${cfg.layers}: ${[...plugin.handlers.keys()].join(', ')}`);
-    const conv = await log.group('Convert Caffe → ONNX', async () => {
+    const conv = await log.group('Convert Caffe → ONNX', () => {
         const t0 = Date.now();
         const c = convertCaffe({ prototxt, prototxtFile: cfg.prototxt, caffemodel, caffemodelFile: cfg.caffemodel, outputs: cfg.outputs, plugin });
         log.info(`${c.net.name}: ${c.net.layers.length} layers (${c.net.format} prototxt, ${c.weightsFormat} caffemodel) → ${c.nodeCount} ONNX nodes, opset 13, ` +
             `inputs ${c.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}, outputs ${c.outputs.map((o) => `${o.name}[${o.shape.join(',')}]`).join(' ')} in ${Date.now() - t0} ms`);
         for (const w of c.warnings)
             log.warning(w);
-        return c;
+        return Promise.resolve(c);
     });
     let report;
     if (cfg.reference) {
@@ -26460,7 +26678,7 @@ function convGeometry(ctx) {
     const p = ctx.params('convolution_param');
     const x = ctx.x;
     if (p.axis !== 1)
-        ctx.unsupported(`axis ${p.axis} is not supported (only channel axis 1)`);
+        ctx.unsupported(`axis ${String(p.axis)} is not supported (only channel axis 1)`);
     const nsp = x.shape.length - 2;
     if (nsp < 1)
         ctx.fail(`input [${x.shape.join(', ')}] has no spatial axes`);
@@ -26640,11 +26858,11 @@ const pooling = {
         if (k.some((v) => v < 1) || stride.some((v) => v < 1))
             ctx.fail('kernel and stride must be positive');
         if (pad.some((v, i) => v >= k[i]))
-            ctx.fail(`pad [${pad}] must be smaller than kernel [${k}]`);
+            ctx.fail(`pad [${pad.join(',')}] must be smaller than kernel [${k.join(',')}]`);
         // BVLC's round_mode, or the forks' ceil_mode (false: floor); both given must agree
         const raw = (ctx.layer.msg.pooling_param ?? {});
         if ('ceil_mode' in raw && 'round_mode' in raw && p.ceil_mode !== (p.round_mode !== 'FLOOR'))
-            ctx.fail(`ceil_mode: ${p.ceil_mode} and round_mode: ${p.round_mode} contradict each other; give one`);
+            ctx.fail(`ceil_mode: ${String(p.ceil_mode)} and round_mode: ${String(p.round_mode)} contradict each other; give one`);
         const ceil = 'ceil_mode' in raw ? p.ceil_mode : p.round_mode !== 'FLOOR';
         const dims = [2, 3].map((a) => ctx.staticDim(x.shape, a, 'pooling'));
         const out = dims.map((H, i) => {
@@ -27188,7 +27406,7 @@ const flatten = {
         const axis = ctx.axis(p.axis, rank);
         const end = ctx.axis(p.end_axis, rank, 'end_axis');
         if (end < axis)
-            ctx.fail(`end_axis ${p.end_axis} is before axis ${p.axis}`);
+            ctx.fail(`end_axis ${String(p.end_axis)} is before axis ${String(p.axis)}`);
         const out = [...x.shape.slice(0, axis), product(x.shape.slice(axis, end + 1)), ...x.shape.slice(end + 1)];
         if (end === rank - 1 && axis === 1) {
             ctx.g.node('Flatten', [x.name], [ctx.out()], { axis: graph/* attr */.CF.i(1) }, ctx.layer.name);
@@ -27242,8 +27460,12 @@ const reshapeLayer = {
             // static product of the replaced part / static product of the explicit new dims; symbols carry over
             let num = 1;
             const syms = [];
-            for (const d of replaced)
-                typeof d === 'number' ? (num *= d) : syms.push(d);
+            for (const d of replaced) {
+                if (typeof d === 'number')
+                    num *= d;
+                else
+                    syms.push(d);
+            }
             let den = 1;
             for (const [i, d] of newPart.entries()) {
                 if (i === infer)
@@ -27265,8 +27487,14 @@ const reshapeLayer = {
         else {
             const a = replaced.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
             const b = newPart.filter((d) => typeof d === 'number').reduce((m, d) => m * d, 1);
-            const symA = replaced.filter((d) => typeof d !== 'number').sort().join();
-            const symB = newPart.filter((d) => typeof d !== 'number').sort().join();
+            const symA = replaced
+                .filter((d) => typeof d !== 'number')
+                .sort()
+                .join();
+            const symB = newPart
+                .filter((d) => typeof d !== 'number')
+                .sort()
+                .join();
             if (symA === symB && a !== b)
                 ctx.fail(`cannot reshape [${x.shape.join(', ')}] (${a} values in the reshaped axes) to [${newPart.join(', ')}] (${b})`);
         }
@@ -27343,7 +27571,13 @@ const crop = {
 function caffeTopK(ctx, input, axis, len, k) {
     const n = ctx.layer.name;
     const rev = ctx.tmp('reversed');
-    ctx.g.node('Slice', [input, ctx.g.int64Init(`${n}/rev_starts`, [-1]), ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]), ctx.g.int64Init(`${n}/rev_axes`, [axis]), ctx.g.int64Init(`${n}/rev_steps`, [-1])], [rev]);
+    ctx.g.node('Slice', [
+        input,
+        ctx.g.int64Init(`${n}/rev_starts`, [-1]),
+        ctx.g.int64Init(`${n}/rev_ends`, [-(2 ** 53) + 1]),
+        ctx.g.int64Init(`${n}/rev_axes`, [axis]),
+        ctx.g.int64Init(`${n}/rev_steps`, [-1]),
+    ], [rev]);
     const values = ctx.tmp('values');
     const revIdx = ctx.tmp('rev_indices');
     ctx.g.node('TopK', [rev, ctx.g.int64Init(`${n}/k`, [k])], [values, revIdx], { axis: graph/* attr */.CF.i(axis), largest: graph/* attr */.CF.i(1), sorted: graph/* attr */.CF.i(1) });
@@ -27712,10 +27946,12 @@ const detectionOutput = {
         const column = (x, i) => one('Gather', [x, i64(`col${i}`, [i])], { axis: graph/* attr */.CF.i(3) });
         const boxRows = one('Gather', [priors3, i64('row0', [0])], { axis: graph/* attr */.CF.i(0) }); // [1, P, 1, 4]
         const pb = [0, 1, 2, 3].map((i) => reshape(column(boxRows, i), [P, 1, 1]));
-        const pv = varianceInTarget ? [] : (() => {
-            const varRows = one('Gather', [priors3, i64('row1', [1])], { axis: graph/* attr */.CF.i(0) });
-            return [0, 1, 2, 3].map((i) => reshape(column(varRows, i), [P, 1, 1]));
-        })();
+        const pv = varianceInTarget
+            ? []
+            : (() => {
+                const varRows = one('Gather', [priors3, i64('row1', [1])], { axis: graph/* attr */.CF.i(0) });
+                return [0, 1, 2, 3].map((i) => reshape(column(varRows, i), [P, 1, 1]));
+            })();
         // predictions [N, P, Cl, 1] per coordinate, scaled by the variances
         const loc4 = reshape(loc.name, [0, P, Cl, 4]);
         const l = [0, 1, 2, 3].map((i) => {
@@ -27764,7 +28000,13 @@ const detectionOutput = {
         const nmsBoxes = reshape(candBoxes, [-1, K, 4]);
         const flatScores = reshape(candScores, [-1, K]);
         const nmsScores = reshape(candScores, [-1, 1, K]);
-        const selected = one('NonMaxSuppression', [nmsBoxes, nmsScores, i64('max_out', [K]), g.floatInit(`${n}/iou`, [1], [nmsThreshold]), g.floatInit(`${n}/score_floor`, [1], [-FLT_MAX])]);
+        const selected = one('NonMaxSuppression', [
+            nmsBoxes,
+            nmsScores,
+            i64('max_out', [K]),
+            g.floatInit(`${n}/iou`, [1], [nmsThreshold]),
+            g.floatInit(`${n}/score_floor`, [1], [-FLT_MAX]),
+        ]);
         const where = one('Gather', [selected, i64('sel_cols', [0, 2])], { axis: graph/* attr */.CF.i(1) }); // [M, 2]: (image·Cf + class, candidate)
         const zeros = one('ConstantOfShape', [one('Shape', [flatScores])]);
         const ones = one('Add', [one('ConstantOfShape', [one('Slice', [one('Shape', [where]), i64('s0', [0]), i64('s1', [1])])]), f('one_v', 1)]);
@@ -27786,7 +28028,9 @@ const detectionOutput = {
         const nz = one('NonZero', [one('Greater', [topScores, f('floor', -FLT_MAX)])]); // [2, D]
         const nzT = one('Transpose', [nz], { perm: graph/* attr */.CF.ints([1, 0]) }); // [D, 2]
         const rows = one('GatherND', [rows6, nzT]); // [D, 6]
-        const imageIds = one('Cast', [one('Transpose', [one('Gather', [nz, i64('img_row', [0])], { axis: graph/* attr */.CF.i(0) })], { perm: graph/* attr */.CF.ints([1, 0]) })], { to: graph/* attr */.CF.i(1) }); // [D, 1]
+        const imageIds = one('Cast', [one('Transpose', [one('Gather', [nz, i64('img_row', [0])], { axis: graph/* attr */.CF.i(0) })], { perm: graph/* attr */.CF.ints([1, 0]) })], {
+            to: graph/* attr */.CF.i(1),
+        }); // [D, 1]
         const table = one('Concat', [imageIds, rows], { axis: graph/* attr */.CF.i(1) });
         g.node('Reshape', [table, i64('out_shape', [1, 1, -1, 7])], [ctx.out()], {}, n);
         return [[1, 1, 'detections', 7]];
@@ -27824,9 +28068,41 @@ const detectionOutput = {
  * added to this list.
  */
 const HANDLERS = [
-    convolution, deconvolution, innerProduct, pooling, lrn, relu, prelu, sigmoid, tanh, absval, bnll, dropout, elu,
-    power, exp, log, threshold, softmax, batchNorm, scale, bias, eltwise, concat, slice, split, flatten, reshapeLayer,
-    crop, argmax, reduction, tile, permute, normalize, priorBox, detectionOutput,
+    convolution,
+    deconvolution,
+    innerProduct,
+    pooling,
+    lrn,
+    relu,
+    prelu,
+    sigmoid,
+    tanh,
+    absval,
+    bnll,
+    dropout,
+    elu,
+    power,
+    exp,
+    log,
+    threshold,
+    softmax,
+    batchNorm,
+    scale,
+    bias,
+    eltwise,
+    concat,
+    slice,
+    split,
+    flatten,
+    reshapeLayer,
+    crop,
+    argmax,
+    reduction,
+    tile,
+    permute,
+    normalize,
+    priorBox,
+    detectionOutput,
 ];
 const REGISTRY = new Map(HANDLERS.flatMap((h) => h.types.map((t) => [t, h])));
 /** Layer types that produce nothing at inference and are dropped. */
@@ -27882,7 +28158,7 @@ function loadLayerPlugin(file) {
     catch (e) {
         bad(`the module failed to load: ${e.message.split('\n')[0]}`);
     }
-    const m = (mod.default ?? mod);
+    const m = mod.default ?? mod;
     const def = (typeof m === 'function' ? m(PLUGIN_API) : m);
     if (!def || !Array.isArray(def.handlers) || def.handlers.length === 0)
         bad('the module must export { handlers: [{ types: [...], convert(ctx) }] } (or a function returning it)');
@@ -27980,7 +28256,10 @@ function onnxInfo(model, file = 'model.onnx') {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('binary', 'not an ONNX model (no graph)', { file });
     const inits = new Set((m.graph.initializer ?? []).map((i) => i.name));
     const sig = (v) => {
-        const s = { name: v.name, shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))) };
+        const s = {
+            name: v.name,
+            shape: (v.type?.tensor_type?.shape?.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : (d.dim_param ?? '?'))),
+        };
         const elem = v.type?.tensor_type?.elem_type;
         if (elem !== undefined)
             s.elemType = elem;
@@ -28971,6 +29250,7 @@ class Parser {
             }
             this.optionalSeparator();
         }
+        // a map's key is a scalar: a string, a bool or an integer
         const k = String(key ?? (field.keyType === 'string' ? '' : field.keyType === 'bool' ? false : 0));
         if (value === undefined)
             value = defaultValue(field, { line: open.line, column: open.column }, (loc) => this.newMessage(loc));
@@ -29272,7 +29552,10 @@ function describeMissing(baseImage, missing) {
 }
 /** The last lines of docker's stderr, without its "Run 'docker run --help'" boilerplate. */
 function stderrTail(stderr) {
-    const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^Run 'docker run --help'/.test(l));
+    const lines = stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !/^Run 'docker run --help'/.test(l));
     const tail = lines.slice(-4).join(' | ');
     return tail.length > 800 ? `…${tail.slice(-800)}` : tail || '(no output)';
 }
@@ -29318,7 +29601,7 @@ async function checkBaseImageLoads(baseImage, libs, log, env = process.env) {
 
 /***/ }),
 
-/***/ 56866:
+/***/ 12534:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -29370,7 +29653,9 @@ function renderDockerfile(s) {
         `FROM ${s.baseImage}`,
         'COPY node/ /opt/modelship/node/',
         'COPY dist/ /opt/modelship/dist/',
-        ...(s.providers ? ["# ONNX Runtime's CUDA provider libraries, next to libonnxruntime.so.1 (reused while only the model changes)", `COPY providers/ ${s.ortDir}/`] : []),
+        ...(s.providers
+            ? ["# ONNX Runtime's CUDA provider libraries, next to libonnxruntime.so.1 (reused while only the model changes)", `COPY providers/ ${s.ortDir}/`]
+            : []),
         '# the model changes most often: its layer comes last',
         'COPY model/ /models/',
         ...Object.entries(env).map(([k, v]) => `ENV ${k}=${q(v)}`),
@@ -29417,29 +29702,33 @@ function setContextModes(p) {
     external_fs_.chmodSync(p, mode);
 }
 /** docker-compose.yml for single-host serving of the pushed image (a GPU reservation when gpu is true). */
-function renderCompose(o) {
-    const environment = { ...o.env };
+function renderCompose(compose) {
+    const environment = { ...compose.env };
     // secrets come from the host environment at `up` time, never from this file
-    for (const k of o.secretsEnv)
+    for (const k of compose.secretsEnv)
         environment[k] = `\${${k}}`;
     const service = {
-        image: o.image,
+        image: compose.image,
         restart: 'unless-stopped',
         // the host port can be moved at `up` time: MODELSHIP_PORT=8080 docker-compose up -d
-        ports: [`127.0.0.1:\${MODELSHIP_PORT:-${o.hostPort}}:${o.port}`],
+        ports: [`127.0.0.1:\${MODELSHIP_PORT:-${compose.hostPort}}:${compose.port}`],
     };
     if (Object.keys(environment).length)
         service.environment = environment;
-    if (o.gpu)
+    if (compose.gpu)
         service.deploy = { resources: { reservations: { devices: [{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }] } } };
-    return '# Generated by modelship (stage image): single-host serving of the image by digest.\n' + js_yaml/* dump */.Bh({ services: { [o.service]: service } }, { lineWidth: 200 });
+    return ('# Generated by modelship (stage image): single-host serving of the image by digest.\n' +
+        js_yaml/* dump */.Bh({ services: { [compose.service]: service } }, { lineWidth: 200 }));
 }
 
 ;// CONCATENATED MODULE: ./src/image/tags.ts
 const SEMVER = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
 /** Docker tag charset: [A-Za-z0-9_.-], at most 128 chars, not starting with '.' or '-'. */
 function sanitizeTag(s) {
-    return s.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 128);
+    return s
+        .replace(/[^A-Za-z0-9_.-]/g, '-')
+        .replace(/^[.-]+/, '')
+        .slice(0, 128);
 }
 /** The pull request a build is for (its image gets the pr-<N> tag), else undefined: a branch or tag build. */
 function pullRequestOf(ctx) {
@@ -29503,11 +29792,14 @@ var external_url_ = __nccwpck_require__(87016);
 // EXTERNAL MODULE: ./node_modules/adm-zip/adm-zip.js
 var adm_zip = __nccwpck_require__(71316);
 var adm_zip_default = /*#__PURE__*/__nccwpck_require__.n(adm_zip);
+;// CONCATENATED MODULE: ./node_modules/onnxruntime-node/package.json
+const package_namespaceObject = {"rE":"1.30.0"};
 // EXTERNAL MODULE: ./src/util/http.ts
 var http = __nccwpck_require__(44098);
 // EXTERNAL MODULE: ./src/util/toolcache.ts
 var toolcache = __nccwpck_require__(60348);
 ;// CONCATENATED MODULE: ./src/image/gpu-provider.ts
+
 
 
 
@@ -29526,8 +29818,7 @@ var toolcache = __nccwpck_require__(60348);
  * `provider-package-sha256`; only verified libraries enter the tool cache, where later runs find them offline.
  */
 /** The bundled onnxruntime-node's version (read at build time: ncc inlines the package.json). */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const ORT_VERSION = (__nccwpck_require__(41302)/* .version */ .rE);
+const ORT_VERSION = package_namespaceObject.rE;
 const PROVIDER_PACKAGE_ID = 'Microsoft.ML.OnnxRuntime.Gpu.Linux';
 const DEFAULT_NUGET_SOURCE = 'https://api.nuget.org/v3/index.json';
 /** The provider libraries, and where a .nupkg keeps them. */
@@ -29565,9 +29856,14 @@ function planSource(src) {
     if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
         throw new errors/* ModelshipError */.W7('input', `ONNX Runtime version "${src.version}" is not an exact version (x.y.z)`);
     }
-    const sha256 = src.sha256.trim().replace(/^sha256:/i, '').toLowerCase();
+    const sha256 = src.sha256
+        .trim()
+        .replace(/^sha256:/i, '')
+        .toLowerCase();
     if (sha256 && !/^[0-9a-f]{64}$/.test(sha256)) {
-        throw new errors/* ModelshipError */.W7('input', `input "provider-package-sha256" must be a sha256 (64 hex digits), got "${src.sha256}"`, { field: 'provider-package-sha256' });
+        throw new errors/* ModelshipError */.W7('input', `input "provider-package-sha256" must be a sha256 (64 hex digits), got "${src.sha256}"`, {
+            field: 'provider-package-sha256',
+        });
     }
     const pkg = src.package.trim();
     if (!pkg) {
@@ -29591,7 +29887,9 @@ function planSource(src) {
         }
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pkg)) {
-        throw new errors/* ModelshipError */.W7('input', `input "provider-package" must be an http(s) URL or a local .nupkg path, got "${(0,toolcache/* shownUrl */.zA)(pkg)}"`, { field: 'provider-package' });
+        throw new errors/* ModelshipError */.W7('input', `input "provider-package" must be an http(s) URL or a local .nupkg path, got "${(0,toolcache/* shownUrl */.zA)(pkg)}"`, {
+            field: 'provider-package',
+        });
     }
     return { kind: 'file', version, file: external_path_.resolve(pkg), sha256 };
 }
@@ -29661,7 +29959,13 @@ function checkLocalFile(file) {
 }
 // ---- NuGet v3 -------------------------------------------------------------------------------------------------
 /** Registration hives by preference: 3.6.0 (gzip, SemVer 2.0.0 packages included), then the older ones. */
-const REGISTRATION_TYPES = ['RegistrationsBaseUrl/3.6.0', 'RegistrationsBaseUrl/3.4.0', 'RegistrationsBaseUrl/3.0.0-rc', 'RegistrationsBaseUrl/3.0.0-beta', 'RegistrationsBaseUrl'];
+const REGISTRATION_TYPES = [
+    'RegistrationsBaseUrl/3.6.0',
+    'RegistrationsBaseUrl/3.4.0',
+    'RegistrationsBaseUrl/3.0.0-rc',
+    'RegistrationsBaseUrl/3.0.0-beta',
+    'RegistrationsBaseUrl',
+];
 /**
  * Find the package on a NuGet v3 feed (service index → registration leaf → catalog entry) and download it, checked
  * against the catalog's SHA-512 packageHash (and `sha256` too when given).
@@ -29683,15 +29987,16 @@ async function fromNuget(plan, log) {
     const leaf = await getJson(leafUrl, `${PROVIDER_PACKAGE_ID} ${plan.version}`, `${PROVIDER_PACKAGE_ID} ${plan.version} is not on the feed ${feed}`);
     if (leaf.listed === false)
         warn(log, `${PROVIDER_PACKAGE_ID} ${plan.version} is unlisted on ${feed}; using it anyway (it is the bundled onnxruntime's version)`);
-    const catalogUrl = typeof leaf.catalogEntry === 'string' ? leaf.catalogEntry : leaf.catalogEntry?.['@id'];
+    const entry = leaf.catalogEntry;
+    const catalogUrl = typeof entry === 'string' ? entry : isJsonObject(entry) ? entry['@id'] : undefined;
     if (typeof catalogUrl !== 'string')
         throw new errors/* ModelshipError */.W7('io', `the registration ${leafUrl} has no catalogEntry`);
     const catalog = await getJson(catalogUrl, `the catalog entry of ${PROVIDER_PACKAGE_ID} ${plan.version}`);
     const packageHash = catalog.packageHash;
     if (typeof packageHash !== 'string' || !packageHash)
         throw new errors/* ModelshipError */.W7('io', `the catalog entry ${catalogUrl} has no packageHash`);
-    if (String(catalog.packageHashAlgorithm ?? '').toUpperCase() !== 'SHA512') {
-        throw new errors/* ModelshipError */.W7('io', `the catalog entry ${catalogUrl} gives a ${catalog.packageHashAlgorithm} packageHash; modelship checks SHA512`);
+    if (typeof catalog.packageHashAlgorithm !== 'string' || catalog.packageHashAlgorithm.toUpperCase() !== 'SHA512') {
+        throw new errors/* ModelshipError */.W7('io', `the catalog entry ${catalogUrl} gives a ${String(catalog.packageHashAlgorithm)} packageHash; modelship checks SHA512`);
     }
     if (typeof catalog.version === 'string' && catalog.version.toLowerCase() !== version) {
         throw new errors/* ModelshipError */.W7('io', `the catalog entry ${catalogUrl} is for version ${catalog.version}, not ${plan.version}`);
@@ -29717,7 +30022,6 @@ const JSON_TIMEOUT_MS = 60_000;
  * GET a NuGet JSON document: redirects followed, gzip bodies inflated (NuGet's registration hives are served
  * gzip-encoded), any other non-2xx an error naming the URL; a 404 says `missing` when given.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function getJson(url, what, missing) {
     let at = url;
     for (let hop = 0;; hop++) {
@@ -29737,8 +30041,14 @@ async function getJson(url, what, missing) {
             throw new errors/* ModelshipError */.W7('io', `${missing}: GET ${(0,toolcache/* shownUrl */.zA)(at)} answered HTTP 404`);
         if (reply.status < 200 || reply.status >= 300)
             throw new errors/* ModelshipError */.W7('io', `cannot fetch ${what}: GET ${(0,toolcache/* shownUrl */.zA)(at)} answered HTTP ${reply.status}`);
-        return parseJsonBody(reply.body, reply.headers['content-encoding'], (0,toolcache/* shownUrl */.zA)(at), what);
+        const doc = parseJsonBody(reply.body, reply.headers['content-encoding'], (0,toolcache/* shownUrl */.zA)(at), what);
+        if (!isJsonObject(doc))
+            throw new errors/* ModelshipError */.W7('io', `${what} from ${(0,toolcache/* shownUrl */.zA)(at)} is not a JSON object`);
+        return doc;
     }
+}
+function isJsonObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 function parseJsonBody(body, encoding, url, what) {
     let text = body;
@@ -30458,7 +30768,9 @@ function tritonConfig(spec) {
         '# Triton model configuration, written by modelship',
         `name: ${quote(spec.name)}`,
         `platform: ${quote(spec.platform)}`,
-        ...(maxBatchSize !== spec.maxBatchSize ? [`# a detection model (${spec.detectionOutputs.join(', ')}: one [1, 1, D, 7] table per batch, not batch-first): no batching`] : []),
+        ...(maxBatchSize !== spec.maxBatchSize
+            ? [`# a detection model (${spec.detectionOutputs.join(', ')}: one [1, 1, D, 7] table per batch, not batch-first): no batching`]
+            : []),
         `max_batch_size: ${maxBatchSize}`,
         ...tensorBlock('input', inputs),
         ...tensorBlock('output', outputs),
@@ -30607,15 +30919,15 @@ function tritonCommand() {
     ];
 }
 const triton_q = (s) => JSON.stringify(s);
-function renderTritonDockerfile(o) {
+function renderTritonDockerfile(image) {
     return [
         "# Generated by modelship (stage image, runtime triton). Layers: NVIDIA's Triton server image (by digest), the model repository (last).",
-        `FROM ${o.baseImage}`,
+        `FROM ${image.baseImage}`,
         `COPY models/ ${TRITON_REPOSITORY}/`,
         `USER ${runtime/* TRITON_UID */.ex}:${runtime/* TRITON_UID */.ex}`,
         `EXPOSE ${TRITON_PORTS.http} ${TRITON_PORTS.grpc} ${TRITON_PORTS.metrics}`,
         `CMD [${tritonCommand().map(triton_q).join(', ')}]`,
-        ...Object.entries(o.labels).map(([k, v]) => `LABEL ${k}=${triton_q(v)}`),
+        ...Object.entries(image.labels).map(([k, v]) => `LABEL ${k}=${triton_q(v)}`),
         '',
     ].join('\n');
 }
@@ -30626,37 +30938,48 @@ function renderTritonDockerfile(o) {
  * stale local tag is never read) is read for its declared TensorRT version only when the model is a plan;
  * `servingImage` names it in messages.
  */
-async function planTritonModel(o) {
-    const plan = (0,shared_tensorrt/* readPlanMetadata */.Xg)(o.model);
+async function planTritonModel(request) {
+    const plan = (0,shared_tensorrt/* readPlanMetadata */.Xg)(request.model);
     let inputs;
     let outputs;
-    let maxBatchSize = o.maxBatch;
+    let maxBatchSize = request.maxBatch;
     let tensorrt;
     let detectionOutputs = [];
     if (plan) {
-        if (!o.gpu)
-            throw new errors/* ModelshipError */.W7('input', `input "gpu": ${o.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
-        const servingVersion = await (0,shared_tensorrt/* imageTensorRTVersion */.pH)(o.servingRef, o.env, o.creds);
-        const trt = (0,shared_tensorrt/* checkPlanForImage */.uK)(plan, o.servingImage, servingVersion);
+        if (!request.gpu)
+            throw new errors/* ModelshipError */.W7('input', `input "gpu": ${request.model} is a TensorRT plan, which runs on a GPU only; set gpu: true`, { field: 'gpu' });
+        const servingVersion = await (0,shared_tensorrt/* imageTensorRTVersion */.pH)(request.servingRef, request.env, request.creds);
+        const trt = (0,shared_tensorrt/* checkPlanForImage */.uK)(plan, request.servingImage, servingVersion);
         inputs = plan.inputs ?? [];
         outputs = plan.outputs ?? [];
         if (!inputs.length || !outputs.length)
-            throw new errors/* ModelshipError */.W7('input', `${o.model}.json records no inputs or outputs; build the plan with stage compile (target: tensorrt)`, { file: `${o.model}.json` });
+            throw new errors/* ModelshipError */.W7('input', `${request.model}.json records no inputs or outputs; build the plan with stage compile (target: tensorrt)`, {
+                file: `${request.model}.json`,
+            });
         const profileMax = trt.profile?.max ?? trt.batches?.[2];
         if (!profileMax)
-            throw new errors/* ModelshipError */.W7('input', `${o.model}.json records no batch profile (tensorrt.profile); build the plan with stage compile (target: tensorrt)`, { file: `${o.model}.json` });
+            throw new errors/* ModelshipError */.W7('input', `${request.model}.json records no batch profile (tensorrt.profile); build the plan with stage compile (target: tensorrt)`, { file: `${request.model}.json` });
         maxBatchSize = profileMax;
         tensorrt = { plan: trt.tensorrtVersion, image: servingVersion };
     }
     else {
-        const info = (0,onnxinfo/* onnxInfo */.e)(o.bytes, o.model);
+        const info = (0,onnxinfo/* onnxInfo */.e)(request.bytes, request.model);
         inputs = info.inputs;
         outputs = info.outputs;
         detectionOutputs = (0,detections/* detectionOutputNames */.Rr)(info.metadata, outputs.map((x) => x.name));
     }
     const platform = plan ? 'tensorrt_plan' : 'onnxruntime_onnx';
     // (a detection model's outputs are not batch-first: max_batch_size 0, see tritonMaxBatchSize)
-    const spec = { name: o.modelName, platform, maxBatchSize, inputs, outputs, maxQueueDelayUs: o.maxQueueDelayUs, gpu: o.gpu, detectionOutputs };
+    const spec = {
+        name: request.modelName,
+        platform,
+        maxBatchSize,
+        inputs,
+        outputs,
+        maxQueueDelayUs: request.maxQueueDelayUs,
+        gpu: request.gpu,
+        detectionOutputs,
+    };
     const config = tritonConfig(spec);
     return { config, file: plan ? 'model.plan' : 'model.onnx', platform, maxBatchSize: tritonMaxBatchSize(spec), tensorrt };
 }
@@ -30748,9 +31071,16 @@ async function gitContext(cfg, env) {
         }
     };
     const sha = cfg.revision || event.pull_request?.head?.sha || env.GITHUB_SHA || (await git(['rev-parse', 'HEAD']));
-    const ref = cfg.ref || env.GITHUB_REF || ((await git(['symbolic-ref', '-q', 'HEAD'])) || '');
+    const ref = cfg.ref || env.GITHUB_REF || (await git(['symbolic-ref', '-q', 'HEAD'])) || '';
     const source = cfg.source || event.repository?.html_url || (env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}` : '');
-    return { sha, ref, eventName: env.GITHUB_EVENT_NAME ?? 'push', defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch, prNumber: event.pull_request?.number, source };
+    return {
+        sha,
+        ref,
+        eventName: env.GITHUB_EVENT_NAME ?? 'push',
+        defaultBranch: event.repository?.default_branch ?? cfg.defaultBranch,
+        prNumber: event.pull_request?.number,
+        source,
+    };
 }
 /**
  * buildx cache flags: registry cache where the driver can export it, gha on GitHub, inline on the docker driver (the
@@ -30905,7 +31235,9 @@ async function runImage(cfg, log, env = process.env) {
     // a pull request's build (tagged pr-<N>) writes its own build cache ref
     const pr = pullRequestOf(git);
     if (tags.length === 0)
-        throw new errors/* ModelshipError */.W7('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', { field: 'revision' });
+        throw new errors/* ModelshipError */.W7('input', 'no image tag could be computed: give input "revision" (a commit sha) or run inside a git checkout', {
+            field: 'revision',
+        });
     const labels = {
         'org.opencontainers.image.title': cfg.modelName,
         'org.opencontainers.image.description': `${cfg.runtime === 'triton' ? 'Triton Inference Server' : 'modelship'} serving image for ${cfg.modelName} (KServe v2)`,
@@ -30928,7 +31260,9 @@ async function runImage(cfg, log, env = process.env) {
     const work = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-image-'));
     try {
         // everything fetched and checked before anything is built
-        const { ctx, dockerfile } = cfg.runtime === 'triton' ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log) : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest, labels, env: dockerEnv }, log);
+        const { ctx, dockerfile } = cfg.runtime === 'triton'
+            ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log)
+            : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest, labels, env: dockerEnv }, log);
         // the Dockerfile stays outside the context (its labels change every build)
         external_fs_.writeFileSync(external_path_.join(work, 'Dockerfile'), dockerfile);
         const inspect = await inspecting;
@@ -30937,12 +31271,15 @@ async function runImage(cfg, log, env = process.env) {
         const driver = /Driver:\s*(\S+)/.exec(inspect.stdout)?.[1] ?? 'docker';
         const metaFile = external_path_.join(work, 'buildx-metadata.json');
         const args = [
-            'buildx', 'build',
-            '--file', external_path_.join(work, 'Dockerfile'),
+            'buildx',
+            'build',
+            '--file',
+            external_path_.join(work, 'Dockerfile'),
             ...tags.flatMap((t) => ['--tag', t]),
             ...(driver === 'docker' && cfg.cache !== 'off' ? ['--tag', `${cfg.image}:${(0,registry/* cacheTag */.z)(pr)}`] : []),
             '--provenance=false',
-            '--metadata-file', metaFile,
+            '--metadata-file',
+            metaFile,
             ...cacheFlags(driver, cfg.image, env, cfg.cache, pr),
             cfg.push ? '--push' : '--load',
             ctx,
@@ -30953,7 +31290,8 @@ async function runImage(cfg, log, env = process.env) {
             throw new errors/* ModelshipError */.W7('io', `docker buildx build failed (exit ${build.code}):\n${build.stderr.trim().split('\n').slice(-15).join('\n')}`);
         const seconds = (Date.now() - t0) / 1000;
         const meta = JSON.parse(external_fs_.readFileSync(metaFile, 'utf8'));
-        const digest = String(meta['containerimage.digest'] ?? '');
+        const reported = meta['containerimage.digest'];
+        const digest = typeof reported === 'string' ? reported : '';
         if (!/^sha256:[0-9a-f]{64}$/.test(digest))
             throw new errors/* ModelshipError */.W7('io', `buildx reported no image digest (metadata: ${JSON.stringify(meta).slice(0, 300)})`);
         const cached = (build.stdout + build.stderr).split('\n').filter((l) => /\bCACHED\b/.test(l)).length;
@@ -30965,8 +31303,29 @@ async function runImage(cfg, log, env = process.env) {
         const composePath = cfg.composeFile;
         const service = cfg.modelName.replace(/[^a-z0-9-]/gi, '-').toLowerCase() || 'model';
         const secretsEnv = [...(cfg.encryptModel ? [serve_settings/* SERVE_SETTINGS */._O.modelKey.env] : []), ...(cfg.apiKeyRequired ? [serve_settings/* SERVE_SETTINGS */._O.apiKey.env] : [])];
-        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({ service, image: pinned, port: runtime/* SERVING_PORT */.b0, hostPort: runtime/* SERVING_PORT */.b0, gpu: cfg.gpu, env: cfg.gpu && cfg.runtime === 'modelship' ? { [serve_settings/* SERVE_SETTINGS */._O.provider.env]: 'cuda' } : {}, secretsEnv }));
-        const metadata = { image: pinned, digest, tags, labels, runtime: cfg.runtime, ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}), layers: layers.map((l) => l.digest), size, driver, buildSeconds: seconds, layersCached: cached, buildx: meta };
+        (0,fsx/* writeFileAtomic */.Zf)(composePath, renderCompose({
+            service,
+            image: pinned,
+            port: runtime/* SERVING_PORT */.b0,
+            hostPort: runtime/* SERVING_PORT */.b0,
+            gpu: cfg.gpu,
+            env: cfg.gpu && cfg.runtime === 'modelship' ? { [serve_settings/* SERVE_SETTINGS */._O.provider.env]: 'cuda' } : {},
+            secretsEnv,
+        }));
+        const metadata = {
+            image: pinned,
+            digest,
+            tags,
+            labels,
+            runtime: cfg.runtime,
+            ...(cfg.runtime === 'triton' ? { baseImage: `${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}` } : {}),
+            layers: layers.map((l) => l.digest),
+            size,
+            driver,
+            buildSeconds: seconds,
+            layersCached: cached,
+            buildx: meta,
+        };
         const summary = [
             '## modelship image',
             '',
@@ -31006,7 +31365,20 @@ async function modelshipContext(cfg, build, log) {
         build.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
     }
     const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: build.modelFile, modelBytes: build.modelBytes, modelSha: build.modelSha });
-    const dockerfile = renderDockerfile({ baseImage: cfg.baseImage, modelFile: build.modelFile, modelName: cfg.modelName, port: runtime/* SERVING_PORT */.b0, uid: SERVING_UID, labels: build.labels, env: { ...(cfg.gpu ? { [serve_settings/* SERVE_SETTINGS */._O.provider.env]: 'cuda' } : {}), ...(cfg.preprocess ? { [serve_settings/* SERVE_SETTINGS */._O.preprocess.env]: JSON.stringify(cfg.preprocess) } : {}) }, providers: !!providers, ortDir: IMAGE_ORT_DIR });
+    const dockerfile = renderDockerfile({
+        baseImage: cfg.baseImage,
+        modelFile: build.modelFile,
+        modelName: cfg.modelName,
+        port: runtime/* SERVING_PORT */.b0,
+        uid: SERVING_UID,
+        labels: build.labels,
+        env: {
+            ...(cfg.gpu ? { [serve_settings/* SERVE_SETTINGS */._O.provider.env]: 'cuda' } : {}),
+            ...(cfg.preprocess ? { [serve_settings/* SERVE_SETTINGS */._O.preprocess.env]: JSON.stringify(cfg.preprocess) } : {}),
+        },
+        providers: !!providers,
+        ortDir: IMAGE_ORT_DIR,
+    });
     return { ctx, dockerfile };
 }
 /**
@@ -31014,31 +31386,42 @@ async function modelshipContext(cfg, build, log) {
  * pinned to the digest it resolves to now (recorded in the labels and the metadata output). A TensorRT plan must
  * have been built by the TensorRT of that image.
  */
-async function tritonContext(cfg, o, log) {
+async function tritonContext(cfg, build, log) {
     const creds = cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined;
     // pinned first: a plan's TensorRT is checked against the image that will be built FROM, not a local tag
     const base = await log.group(`resolve ${cfg.tritonImage}`, async () => {
-        const b = await pinImage(cfg.tritonImage, o.env);
+        const b = await pinImage(cfg.tritonImage, build.env);
         log.info(b.pinned);
         return b;
     });
     const m = await log.group(`Triton model repository for ${cfg.modelName}`, async () => {
-        const t = await planTritonModel({ model: cfg.model, bytes: o.model, modelName: cfg.modelName, gpu: cfg.gpu, maxQueueDelayUs: cfg.maxQueueDelayUs, maxBatch: cfg.maxBatchSize, servingImage: cfg.tritonImage, servingRef: base.pinned, env: o.env, creds });
+        const t = await planTritonModel({
+            model: cfg.model,
+            bytes: build.model,
+            modelName: cfg.modelName,
+            gpu: cfg.gpu,
+            maxQueueDelayUs: cfg.maxQueueDelayUs,
+            maxBatch: cfg.maxBatchSize,
+            servingImage: cfg.tritonImage,
+            servingRef: base.pinned,
+            env: build.env,
+            creds,
+        });
         log.info(`${t.platform}, max_batch_size ${t.maxBatchSize}${t.tensorrt ? `; the plan's TensorRT ${t.tensorrt.plan} is the serving image's ${t.tensorrt.image}` : ''}`);
         for (const line of t.config.trimEnd().split('\n'))
             log.info(`  ${line}`);
         return t;
     });
-    o.labels['org.opencontainers.image.base.digest'] = base.digest;
-    o.labels['dev.modelship.triton.platform'] = m.platform;
+    build.labels['org.opencontainers.image.base.digest'] = base.digest;
+    build.labels['dev.modelship.triton.platform'] = m.platform;
     if (m.tensorrt)
-        o.labels['dev.modelship.tensorrt.version'] = m.tensorrt.plan;
-    const ctx = external_path_.join(o.work, 'context');
-    writeTritonRepository(ctx, cfg.modelName, m, o.model);
+        build.labels['dev.modelship.tensorrt.version'] = m.tensorrt.plan;
+    const ctx = external_path_.join(build.work, 'context');
+    writeTritonRepository(ctx, cfg.modelName, m, build.model);
     // BuildKit's context transfer trusts size + mtime, across builds: a new model or config of the same size (KIND_CPU
     // and KIND_GPU are) must not be taken for the one it sent before, so the mtime is derived from their content
-    setTimes(ctx, parseInt((0,fsx/* sha256 */.sc)(Buffer.concat([Buffer.from(m.config), o.model])).slice(0, 7), 16));
-    return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: o.labels }) };
+    setTimes(ctx, parseInt((0,fsx/* sha256 */.sc)(Buffer.concat([Buffer.from(m.config), build.model])).slice(0, 7), 16));
+    return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: build.labels }) };
 }
 
 
@@ -31181,7 +31564,9 @@ async function fromRelease(version, mirror, log) {
         downloads.push(shasumsFile);
         const expected = checksumFor(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(shasumsFile, 'utf8'), `${name}.tar.gz`);
         if (!expected)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `${shasumsUrl} has no checksum for ${name}.tar.gz: is ${version} a Node.js release with a linux-x64 build?`, { field: 'node-version' });
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `${shasumsUrl} has no checksum for ${name}.tar.gz: is ${version} a Node.js release with a linux-x64 build?`, {
+                field: 'node-version',
+            });
         // a mismatch deletes the download and names the URL with both digests
         const { file: tarball } = await notFoundIsInput((0,_util_toolcache__WEBPACK_IMPORTED_MODULE_5__/* .downloadVerified */ .nz)(tarballUrl, { sha256: expected }, `Node.js v${version}`), version);
         downloads.push(tarball);
@@ -31257,7 +31642,9 @@ function checksumFor(shasums, file) {
 function parseVersion(v) {
     const m = /^v?(\d+\.\d+\.\d+)$/.exec(v.trim());
     if (!m)
-        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `input "node-version": expected a Node.js release version like ${DEFAULT_NODE_VERSION}, got "${v}"`, { field: 'node-version' });
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', `input "node-version": expected a Node.js release version like ${DEFAULT_NODE_VERSION}, got "${v}"`, {
+            field: 'node-version',
+        });
     return m[1];
 }
 function parseMirror(m) {
@@ -31313,6 +31700,7 @@ async function quietly(log, fn) {
     if (process.env.GITHUB_ACTIONS === 'true')
         return fn();
     const out = process.stdout;
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- kept only to be put back on process.stdout below, never called detached
     const write = out.write;
     out.write = function (chunk, enc, cb) {
         const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
@@ -31351,7 +31739,7 @@ __nccwpck_require__.r(__webpack_exports__);
  * runtime or the other stages. The action's door is a chunk of its own in the bundle (dist/NNN.index.js, with
  * @actions/core and its HTTP client, a third of the bundle): the CLI does not even parse it.
  */
-/* eslint-disable @typescript-eslint/no-require-imports */
+/* eslint-disable @typescript-eslint/no-require-imports -- each door requires its modules when taken (above), kept in the bundle's main file */
 const serveWorker = worker_threads__WEBPACK_IMPORTED_MODULE_0__.isMainThread ? undefined : __nccwpck_require__(71265);
 if (serveWorker?.isServeWorker()) {
     serveWorker.workerMain();
@@ -31369,7 +31757,7 @@ else {
         });
     }
 }
-/* eslint-enable @typescript-eslint/no-require-imports */
+/* eslint-enable @typescript-eslint/no-require-imports -- the doors end here */
 
 
 /***/ }),
@@ -31523,7 +31911,10 @@ function classificationStrings(d, items, count, k, labels) {
 const DETECTION_OUTPUTS_KEY = 'modelship.detection_outputs';
 /** The detection outputs a model's metadata names, those of `outputs` only, in the model's order. */
 function detectionOutputNames(metadata, outputs) {
-    const listed = new Set((metadata[DETECTION_OUTPUTS_KEY] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+    const listed = new Set((metadata[DETECTION_OUTPUTS_KEY] ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean));
     return outputs.filter((o) => listed.has(o));
 }
 /** A declared shape that can be a detection table: [1, 1, D, 7], D variable (-1 or symbolic) or a number. */
@@ -31557,19 +31948,19 @@ function splitDetectionTable(table, start, items) {
  * `width` x `height` pixels (the whole image was resized to the model's input, so x scales by the width and y by
  * the height), highest score first; `labels[label]` as `label_name` when there is one.
  */
-function imageDetections(table, o) {
-    const image = o.image ?? 0;
+function imageDetections(table, frame) {
+    const image = frame.image ?? 0;
     const out = [];
     for (let i = 0; i + 7 <= table.length; i += 7) {
-        if (table[i] !== image || !(table[i + 2] >= o.threshold))
+        if (table[i] !== image || !(table[i + 2] >= frame.threshold))
             continue;
         const label = table[i + 1];
-        const name = Number.isInteger(label) ? o.labels?.[label] : undefined;
+        const name = Number.isInteger(label) ? frame.labels?.[label] : undefined;
         out.push({
             label,
             ...(name !== undefined ? { label_name: name } : {}),
             score: table[i + 2],
-            box: [table[i + 3] * o.width, table[i + 4] * o.height, table[i + 5] * o.width, table[i + 6] * o.height],
+            box: [table[i + 3] * frame.width, table[i + 4] * frame.height, table[i + 5] * frame.width, table[i + 6] * frame.height],
         });
     }
     // (stable: rows of equal score keep the model's order)
@@ -31644,19 +32035,19 @@ function parseExpectedDetections(text) {
         const at = `entry ${i}`;
         if (typeof d !== 'object' || d === null || Array.isArray(d))
             throw new Error(`${at} is not an object {"label": N, "box": [xmin, ymin, xmax, ymax]}`);
-        const o = d;
-        const unknown = Object.keys(o).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
+        const fields = d;
+        const unknown = Object.keys(fields).filter((k) => !['label', 'box', 'score', 'label_name'].includes(k));
         if (unknown.length)
             throw new Error(`${at} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (label and box are compared; score and label_name are ignored)`);
-        if (typeof o.label !== 'number' || !Number.isInteger(o.label) || o.label < 0)
-            throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(o.label)}`);
-        const b = o.box;
+        if (typeof fields.label !== 'number' || !Number.isInteger(fields.label) || fields.label < 0)
+            throw new Error(`${at}: "label" must be a class index (a whole number ≥ 0), got ${JSON.stringify(fields.label)}`);
+        const b = fields.box;
         if (!Array.isArray(b) || b.length !== 4 || b.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
             throw new Error(`${at}: "box" must be four numbers [xmin, ymin, xmax, ymax] in pixels, got ${JSON.stringify(b)}`);
         const box = b;
         if (!(box[2] > box[0] && box[3] > box[1]))
             throw new Error(`${at}: "box" ${JSON.stringify(box)} is empty: xmax must exceed xmin and ymax ymin`);
-        return { label: o.label, box };
+        return { label: fields.label, box };
     });
 }
 /**
@@ -31771,7 +32162,10 @@ async function modelPlacement(t, server, modelName, headers = {}) {
             return { device: 'unknown', detail: `model metadata answered HTTP ${r.status}` };
         const p = json(r.body).parameters ?? {};
         const provider = p.execution_provider ?? 'unknown';
-        return { device: provider === 'cuda' ? 'cuda' : provider === 'cpu' ? 'cpu' : 'unknown', detail: `execution provider ${provider}${p.provider_fallback ? ` (${p.provider_fallback})` : ''}` };
+        return {
+            device: provider === 'cuda' ? 'cuda' : provider === 'cpu' ? 'cpu' : 'unknown',
+            detail: `execution provider ${provider}${p.provider_fallback ? ` (${p.provider_fallback})` : ''}`,
+        };
     }
     const r = await t(`/v2/models/${modelName}/config`, { headers, timeoutMs: 10_000 });
     if (r.status !== 200)
@@ -31787,19 +32181,22 @@ async function modelPlacement(t, server, modelName, headers = {}) {
  * preprocessing code the modelship server runs (resize, center crop, BGR, mean), and sent as a [1, 3, H, W] FP32
  * tensor; the top-k of the first output. (modelship's own /classify route is not a Triton route.)
  */
-async function classifyImage(t, o) {
-    const input = o.meta.inputs[0];
+async function classifyImage(t, request) {
+    const input = request.meta.inputs[0];
     const [, c, h, w] = input.shape;
     if (input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
         return { status: 0, top: [], error: `input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it` };
-    const x = (0,_pixels__WEBPACK_IMPORTED_MODULE_2__/* .imageToTensor */ .Y4)(o.image, h, w, o.preprocess ?? _pixels__WEBPACK_IMPORTED_MODULE_2__/* .GOOGLENET_PREPROCESS */ .od);
+    const x = (0,_pixels__WEBPACK_IMPORTED_MODULE_2__/* .imageToTensor */ .Y4)(request.image, h, w, request.preprocess ?? _pixels__WEBPACK_IMPORTED_MODULE_2__/* .GOOGLENET_PREPROCESS */ .od);
     const req = (0,_kserve__WEBPACK_IMPORTED_MODULE_1__/* .encodeInferRequest */ .AG)([{ name: input.name, shape: [1, 3, h, w], data: x }], { binaryOutputs: true });
-    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    const r = await t(`/v2/models/${request.modelName}/infer`, {
+        body: req.body,
+        headers: { ...(request.headers ?? {}), [_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' },
+    });
     if (r.status !== 200)
         return { status: r.status, top: [], error: r.body.toString().slice(0, 200) };
     const out = (0,_kserve__WEBPACK_IMPORTED_MODULE_1__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs])).outputs[0];
     const count = out.data.length / (out.shape[0] || 1);
-    return { status: 200, top: (0,_classification__WEBPACK_IMPORTED_MODULE_4__/* .topClasses */ .ot)(out.data, 0, count, o.k).map((i) => ({ index: i, score: out.data[i] })) };
+    return { status: 200, top: (0,_classification__WEBPACK_IMPORTED_MODULE_4__/* .topClasses */ .ot)(out.data, 0, count, request.k).map((i) => ({ index: i, score: out.data[i] })) };
 }
 /**
  * The detection output of a model, from its metadata: modelship names it (`parameters.detection_outputs`); Triton
@@ -31818,37 +32215,54 @@ function detectionOutput(meta) {
  * `/infer`, and the detection table read here: rows of image 0 with score ≥ `threshold`, corners times the image's
  * width and height, highest score first.
  */
-async function detectImage(t, o) {
-    if (o.runtime === 'modelship') {
-        const r = await t(`/v2/models/${o.modelName}/detect?threshold=${o.threshold}`, { body: o.image, headers: { ...(o.headers ?? {}), 'content-type': 'application/octet-stream' } });
+async function detectImage(t, request) {
+    if (request.runtime === 'modelship') {
+        const r = await t(`/v2/models/${request.modelName}/detect?threshold=${request.threshold}`, {
+            body: request.image,
+            headers: { ...(request.headers ?? {}), 'content-type': 'application/octet-stream' },
+        });
         if (r.status !== 200)
             return { status: r.status, route: '/detect', detections: [], error: r.body.toString().slice(0, 300) };
         const j = json(r.body);
         return { status: 200, route: '/detect', detections: j.detections ?? [], width: j.width, height: j.height };
     }
     const fail = (error) => ({ status: 0, route: '/infer', detections: [], error });
-    const input = o.meta.inputs[0];
+    const input = request.meta.inputs[0];
     const [, c, h, w] = input.shape;
-    if (o.meta.inputs.length !== 1 || input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
+    if (request.meta.inputs.length !== 1 || input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
         return fail(`input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it`);
-    const name = detectionOutput(o.meta);
+    const name = detectionOutput(request.meta);
     if (!name)
-        return fail(`no output of model "${o.modelName}" is a detection table [1, 1, -1, 7] (outputs ${o.meta.outputs.map((x) => `${x.name} [${x.shape.join(', ')}]`).join(', ')})`);
+        return fail(`no output of model "${request.modelName}" is a detection table [1, 1, -1, 7] (outputs ${request.meta.outputs.map((x) => `${x.name} [${x.shape.join(', ')}]`).join(', ')})`);
     let x;
     try {
-        x = (0,_pixels__WEBPACK_IMPORTED_MODULE_2__/* .imageToDetectionTensor */ .Lq)(o.image, h, w, o.preprocess ?? _pixels__WEBPACK_IMPORTED_MODULE_2__/* .GOOGLENET_PREPROCESS */ .od);
+        x = (0,_pixels__WEBPACK_IMPORTED_MODULE_2__/* .imageToDetectionTensor */ .Lq)(request.image, h, w, request.preprocess ?? _pixels__WEBPACK_IMPORTED_MODULE_2__/* .GOOGLENET_PREPROCESS */ .od);
     }
     catch (e) {
         return fail(`the sample image: ${e.message}`);
     }
     const req = (0,_kserve__WEBPACK_IMPORTED_MODULE_1__/* .encodeInferRequest */ .AG)([{ name: input.name, shape: [1, 3, h, w], data: x.data }], { binaryOutputs: true, outputs: [{ name, binary: true }] });
-    const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+    const r = await t(`/v2/models/${request.modelName}/infer`, {
+        body: req.body,
+        headers: { ...(request.headers ?? {}), [_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' },
+    });
     if (r.status !== 200)
         return { status: r.status, route: '/infer', detections: [], error: r.body.toString().slice(0, 300) };
     const out = (0,_kserve__WEBPACK_IMPORTED_MODULE_1__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_kserve__WEBPACK_IMPORTED_MODULE_1__/* .HEADER_LENGTH */ .Bs])).outputs.find((t) => t.name === name);
     if (!out || out.shape.length !== 4 || out.shape[3] !== 7)
-        return { status: 200, route: '/infer', detections: [], error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}` };
-    return { status: 200, route: '/infer', detections: (0,_detections__WEBPACK_IMPORTED_MODULE_3__/* .imageDetections */ .ar)(out.data, { threshold: o.threshold, width: x.width, height: x.height }), width: x.width, height: x.height };
+        return {
+            status: 200,
+            route: '/infer',
+            detections: [],
+            error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}`,
+        };
+    return {
+        status: 200,
+        route: '/infer',
+        detections: (0,_detections__WEBPACK_IMPORTED_MODULE_3__/* .imageDetections */ .ar)(out.data, { threshold: request.threshold, width: x.width, height: x.height }),
+        width: x.width,
+        height: x.height,
+    };
 }
 
 
@@ -32054,7 +32468,7 @@ function shown(v) {
 function badElement(name, datatype, index, value, why) {
     return new ProtocolError(400, `input "${name}": ${datatype} element ${index} (${shown(value)}) ${why}`);
 }
-const NOT_EXACT = 'is not exactly representable in FP32, the model\'s datatype';
+const NOT_EXACT = "is not exactly representable in FP32, the model's datatype";
 /**
  * Binary tensor data as FP32. `strict` (the server): every element must be valid for its datatype and exactly
  * representable in FP32, else 400 naming the first that is not. Not strict (the client reading a response): converted
@@ -32238,7 +32652,7 @@ function parseInferRequest(body, headerLength) {
         if (params.binary_data_size !== undefined) {
             const size = Number(params.binary_data_size);
             if (!Number.isInteger(size) || size < 0 || offset + size > binary.length) {
-                throw new ProtocolError(400, `input "${name}": binary_data_size ${params.binary_data_size} exceeds the binary part of the body`);
+                throw new ProtocolError(400, `input "${name}": binary_data_size ${shown(params.binary_data_size)} exceeds the binary part of the body`);
             }
             const data = binaryToFloat32(datatype, binary.subarray(offset, offset + size), count, name);
             offset += size;
@@ -32260,7 +32674,7 @@ function parseInferRequest(body, headerLength) {
     const reqParams = (req.parameters ?? {});
     const outputs = Array.isArray(req.outputs)
         ? req.outputs.map((o) => {
-            const name = String(o?.name ?? '');
+            const name = typeof o?.name === 'string' ? o.name : '';
             const params = (o?.parameters ?? {});
             // a per-output binary_data, true or false, overrides binary_data_output; absent, the request's setting holds
             const b = params.binary_data;
@@ -32362,7 +32776,10 @@ function encodeInferRequest(inputs, opts = {}) {
         ...(opts.outputs
             ? {
                 outputs: opts.outputs.map((o) => {
-                    const parameters = { ...(o.binary !== undefined ? { binary_data: o.binary } : {}), ...(o.classification !== undefined ? { classification: o.classification } : {}) };
+                    const parameters = {
+                        ...(o.binary !== undefined ? { binary_data: o.binary } : {}),
+                        ...(o.classification !== undefined ? { classification: o.classification } : {}),
+                    };
                     return { name: o.name, ...(Object.keys(parameters).length ? { parameters } : {}) };
                 }),
             }
@@ -32449,8 +32866,9 @@ function parseKey(text, source) {
 }
 /** The key from `envName` or, when that is unset, from the file `keyFile`. */
 function loadKey(env, envName, keyFile) {
-    if (env[envName])
-        return parseKey(env[envName], `$${envName}`);
+    const fromEnv = env[envName];
+    if (fromEnv)
+        return parseKey(fromEnv, `$${envName}`);
     if (keyFile && fs__WEBPACK_IMPORTED_MODULE_1__.existsSync(keyFile))
         return parseKey(fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync(keyFile, 'utf8'), keyFile);
     return undefined;
@@ -32608,30 +33026,30 @@ function parsePreprocess(text, base = GOOGLENET_PREPROCESS) {
     }
     if (typeof v !== 'object' || v === null || Array.isArray(v))
         throw new Error('expected a JSON object with any of resize, channelOrder, mean, scale');
-    const o = v;
-    const unknown = Object.keys(o).filter((k) => !['resize', 'channelOrder', 'mean', 'scale'].includes(k));
+    const fields = v;
+    const unknown = Object.keys(fields).filter((k) => !['resize', 'channelOrder', 'mean', 'scale'].includes(k));
     if (unknown.length)
         throw new Error(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: resize, channelOrder, mean, scale)`);
     const p = { ...base };
-    if (o.resize !== undefined) {
-        if (typeof o.resize !== 'number' || !Number.isInteger(o.resize) || o.resize < 0)
-            throw new Error(`"resize" must be a whole number ≥ 0 (the short side before the center crop; 0: straight to the crop), got ${JSON.stringify(o.resize)}`);
-        p.resize = o.resize;
+    if (fields.resize !== undefined) {
+        if (typeof fields.resize !== 'number' || !Number.isInteger(fields.resize) || fields.resize < 0)
+            throw new Error(`"resize" must be a whole number ≥ 0 (the short side before the center crop; 0: straight to the crop), got ${JSON.stringify(fields.resize)}`);
+        p.resize = fields.resize;
     }
-    if (o.channelOrder !== undefined) {
-        if (o.channelOrder !== 'BGR' && o.channelOrder !== 'RGB')
-            throw new Error(`"channelOrder" must be "BGR" or "RGB", got ${JSON.stringify(o.channelOrder)}`);
-        p.channelOrder = o.channelOrder;
+    if (fields.channelOrder !== undefined) {
+        if (fields.channelOrder !== 'BGR' && fields.channelOrder !== 'RGB')
+            throw new Error(`"channelOrder" must be "BGR" or "RGB", got ${JSON.stringify(fields.channelOrder)}`);
+        p.channelOrder = fields.channelOrder;
     }
-    if (o.mean !== undefined) {
-        if (!Array.isArray(o.mean) || o.mean.length !== 3 || o.mean.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
-            throw new Error(`"mean" must be three numbers, per channel in channelOrder, got ${JSON.stringify(o.mean)}`);
-        p.mean = o.mean;
+    if (fields.mean !== undefined) {
+        if (!Array.isArray(fields.mean) || fields.mean.length !== 3 || fields.mean.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
+            throw new Error(`"mean" must be three numbers, per channel in channelOrder, got ${JSON.stringify(fields.mean)}`);
+        p.mean = fields.mean;
     }
-    if (o.scale !== undefined) {
-        if (typeof o.scale !== 'number' || !Number.isFinite(o.scale))
-            throw new Error(`"scale" must be a number, got ${JSON.stringify(o.scale)}`);
-        p.scale = o.scale;
+    if (fields.scale !== undefined) {
+        if (typeof fields.scale !== 'number' || !Number.isFinite(fields.scale))
+            throw new Error(`"scale" must be a number, got ${JSON.stringify(fields.scale)}`);
+        p.scale = fields.scale;
     }
     return p;
 }
@@ -32706,30 +33124,190 @@ const SERVER_DRAIN_TIMEOUT_S = 20;
 
 /** Every setting of `modelship serve`, in the order --help lists them. */
 const SERVE_SETTINGS = {
-    model: { option: 'modelPath', flag: 'model', env: 'MODELSHIP_MODEL', value: 'text', required: true, help: 'ONNX file (plain or AES-256-GCM encrypted by the image stage)' },
-    modelName: { option: 'modelName', flag: 'model-name', aliases: ['name'], env: 'MODELSHIP_MODEL_NAME', value: 'text', default: 'model', help: "the model's name in the URL (the action's input is named the same)" },
-    modelVersion: { option: 'modelVersion', flag: 'version', env: 'MODELSHIP_MODEL_VERSION', value: 'text', default: '1', help: "the model's version in the URL" },
+    model: {
+        option: 'modelPath',
+        flag: 'model',
+        env: 'MODELSHIP_MODEL',
+        value: 'text',
+        required: true,
+        help: 'ONNX file (plain or AES-256-GCM encrypted by the image stage)',
+    },
+    modelName: {
+        option: 'modelName',
+        flag: 'model-name',
+        aliases: ['name'],
+        env: 'MODELSHIP_MODEL_NAME',
+        value: 'text',
+        default: 'model',
+        help: "the model's name in the URL (the action's input is named the same)",
+    },
+    modelVersion: {
+        option: 'modelVersion',
+        flag: 'version',
+        env: 'MODELSHIP_MODEL_VERSION',
+        value: 'text',
+        default: '1',
+        help: "the model's version in the URL",
+    },
     port: { option: 'port', flag: 'port', env: 'PORT', value: 'integer', min: 0, default: String(_runtime__WEBPACK_IMPORTED_MODULE_0__/* .SERVING_PORT */ .b0), help: 'the KServe v2 port (0: any free port)' },
     host: { option: 'host', flag: 'host', env: 'HOST', value: 'text', default: '0.0.0.0', help: 'the address to listen on' },
-    maxBatchSize: { option: 'maxBatchSize', flag: 'max-batch-size', env: 'MODELSHIP_MAX_BATCH_SIZE', value: 'integer', min: 1, default: '8', help: 'items in one executed batch at most (dynamic batching)' },
-    maxQueueDelay: { option: 'maxQueueDelayMs', flag: 'max-queue-delay-ms', env: 'MODELSHIP_MAX_QUEUE_DELAY_MS', value: 'integer', min: 0, default: '2', help: 'milliseconds a request waits for others to batch with' },
-    idleFlush: { option: 'idleFlush', flag: 'idle-flush', env: 'MODELSHIP_IDLE_FLUSH', value: 'boolean', default: 'true', help: 'true: a request that finds the server idle runs at once; false: it waits the queue delay' },
-    provider: { option: 'provider', flag: 'provider', env: 'MODELSHIP_PROVIDER', value: 'provider', default: 'cpu', help: 'cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (CUDA, else the CPU, stated in the log, metadata and metrics)' },
-    intraOpThreads: { option: 'intraOpThreads', flag: 'intra-op-threads', env: 'MODELSHIP_INTRA_OP_THREADS', value: 'integer', min: 0, default: '0', help: 'onnxruntime threads (0: the CPUs the container may use, its cgroup CPU quota included)' },
-    labels: { option: 'labels', flag: 'labels', env: 'MODELSHIP_LABELS', value: 'labels-file', help: "a file of class labels, one per line (a detection model's: by label index)" },
-    detectionThreshold: { option: 'detectionThreshold', flag: 'detection-threshold', env: 'MODELSHIP_DETECTION_THRESHOLD', value: 'fraction', default: '0.5', help: "/detect's minimum score when the request sets none" },
-    drainDelay: { option: 'drainDelayMs', flag: 'drain-delay', env: 'MODELSHIP_DRAIN_DELAY_S', value: 'seconds', min: 0, default: '0', help: 'after SIGTERM, seconds to keep serving with readiness false (every answer closes its connection)' },
-    drainTimeout: { option: 'drainTimeoutMs', flag: 'drain-timeout', env: 'MODELSHIP_DRAIN_TIMEOUT_S', value: 'seconds', min: 1, default: String(_runtime__WEBPACK_IMPORTED_MODULE_0__/* .SERVER_DRAIN_TIMEOUT_S */ .lo), help: 'then seconds to finish in-flight requests before cutting them' },
-    metricsPort: { option: 'metricsPort', flag: 'metrics-port', env: 'MODELSHIP_METRICS_PORT', value: 'port-or-off', min: 0, default: String(_runtime__WEBPACK_IMPORTED_MODULE_0__/* .METRICS_PORT */ .Ip), help: 'a listener for GET /metrics only, without the API key (off: none)' },
-    maxBodyBytes: { option: 'maxBodyBytes', flag: 'max-body-bytes', env: 'MODELSHIP_MAX_BODY_BYTES', value: 'bytes', default: '64Mi', help: "one request's body at most (larger: 413)" },
-    maxInflightBytes: { option: 'maxInflightBytes', flag: 'max-inflight-bytes', env: 'MODELSHIP_MAX_INFLIGHT_BYTES', value: 'bytes', default: '0', help: "request bytes held at once (0: a quarter of the container's memory limit); a body that does not fit: 503 + Retry-After" },
-    headerTimeout: { option: 'headerTimeoutMs', flag: 'header-timeout', env: 'MODELSHIP_HEADER_TIMEOUT_S', value: 'seconds', min: 1, default: '10', help: "seconds for a request's headers (else 408)" },
-    bodyTimeout: { option: 'bodyTimeoutMs', flag: 'body-timeout', env: 'MODELSHIP_BODY_TIMEOUT_S', value: 'seconds', min: 1, default: '60', help: "then seconds for its body (else 408)" },
-    authFailureLimit: { option: 'authFailureLimit', flag: 'auth-failure-limit', env: 'MODELSHIP_AUTH_FAILURE_LIMIT', value: 'integer', min: 1, default: '10', help: 'failed API keys per client address per minute (then 429)' },
-    decodeThreads: { option: 'decodeThreads', flag: 'decode-threads', env: 'MODELSHIP_DECODE_THREADS', value: 'integer', min: 1, default: '1', help: 'threads decoding large JSON bodies and images' },
-    apiKey: { option: 'apiKey', env: 'MODELSHIP_API_KEY', fileEnv: 'MODELSHIP_API_KEY_FILE', value: 'api-key', help: 'require "Authorization: Bearer <key>" on all routes but health' },
-    modelKey: { option: 'modelKey', env: 'MODELSHIP_MODEL_KEY', fileEnv: 'MODELSHIP_MODEL_KEY_FILE', value: 'model-key', help: 'the key of an encrypted model, hex or base64 (never baked into the image)' },
-    preprocess: { option: 'preprocess', env: 'MODELSHIP_PREPROCESS', value: 'preprocess-json', help: "JSON: any of resize, channelOrder, mean, scale (unset: GoogLeNet's)" },
+    maxBatchSize: {
+        option: 'maxBatchSize',
+        flag: 'max-batch-size',
+        env: 'MODELSHIP_MAX_BATCH_SIZE',
+        value: 'integer',
+        min: 1,
+        default: '8',
+        help: 'items in one executed batch at most (dynamic batching)',
+    },
+    maxQueueDelay: {
+        option: 'maxQueueDelayMs',
+        flag: 'max-queue-delay-ms',
+        env: 'MODELSHIP_MAX_QUEUE_DELAY_MS',
+        value: 'integer',
+        min: 0,
+        default: '2',
+        help: 'milliseconds a request waits for others to batch with',
+    },
+    idleFlush: {
+        option: 'idleFlush',
+        flag: 'idle-flush',
+        env: 'MODELSHIP_IDLE_FLUSH',
+        value: 'boolean',
+        default: 'true',
+        help: 'true: a request that finds the server idle runs at once; false: it waits the queue delay',
+    },
+    provider: {
+        option: 'provider',
+        flag: 'provider',
+        env: 'MODELSHIP_PROVIDER',
+        value: 'provider',
+        default: 'cpu',
+        help: 'cpu | cuda (strict: no CUDA provider, no server) | cuda,cpu (CUDA, else the CPU, stated in the log, metadata and metrics)',
+    },
+    intraOpThreads: {
+        option: 'intraOpThreads',
+        flag: 'intra-op-threads',
+        env: 'MODELSHIP_INTRA_OP_THREADS',
+        value: 'integer',
+        min: 0,
+        default: '0',
+        help: 'onnxruntime threads (0: the CPUs the container may use, its cgroup CPU quota included)',
+    },
+    labels: {
+        option: 'labels',
+        flag: 'labels',
+        env: 'MODELSHIP_LABELS',
+        value: 'labels-file',
+        help: "a file of class labels, one per line (a detection model's: by label index)",
+    },
+    detectionThreshold: {
+        option: 'detectionThreshold',
+        flag: 'detection-threshold',
+        env: 'MODELSHIP_DETECTION_THRESHOLD',
+        value: 'fraction',
+        default: '0.5',
+        help: "/detect's minimum score when the request sets none",
+    },
+    drainDelay: {
+        option: 'drainDelayMs',
+        flag: 'drain-delay',
+        env: 'MODELSHIP_DRAIN_DELAY_S',
+        value: 'seconds',
+        min: 0,
+        default: '0',
+        help: 'after SIGTERM, seconds to keep serving with readiness false (every answer closes its connection)',
+    },
+    drainTimeout: {
+        option: 'drainTimeoutMs',
+        flag: 'drain-timeout',
+        env: 'MODELSHIP_DRAIN_TIMEOUT_S',
+        value: 'seconds',
+        min: 1,
+        default: String(_runtime__WEBPACK_IMPORTED_MODULE_0__/* .SERVER_DRAIN_TIMEOUT_S */ .lo),
+        help: 'then seconds to finish in-flight requests before cutting them',
+    },
+    metricsPort: {
+        option: 'metricsPort',
+        flag: 'metrics-port',
+        env: 'MODELSHIP_METRICS_PORT',
+        value: 'port-or-off',
+        min: 0,
+        default: String(_runtime__WEBPACK_IMPORTED_MODULE_0__/* .METRICS_PORT */ .Ip),
+        help: 'a listener for GET /metrics only, without the API key (off: none)',
+    },
+    maxBodyBytes: {
+        option: 'maxBodyBytes',
+        flag: 'max-body-bytes',
+        env: 'MODELSHIP_MAX_BODY_BYTES',
+        value: 'bytes',
+        default: '64Mi',
+        help: "one request's body at most (larger: 413)",
+    },
+    maxInflightBytes: {
+        option: 'maxInflightBytes',
+        flag: 'max-inflight-bytes',
+        env: 'MODELSHIP_MAX_INFLIGHT_BYTES',
+        value: 'bytes',
+        default: '0',
+        help: "request bytes held at once (0: a quarter of the container's memory limit); a body that does not fit: 503 + Retry-After",
+    },
+    headerTimeout: {
+        option: 'headerTimeoutMs',
+        flag: 'header-timeout',
+        env: 'MODELSHIP_HEADER_TIMEOUT_S',
+        value: 'seconds',
+        min: 1,
+        default: '10',
+        help: "seconds for a request's headers (else 408)",
+    },
+    bodyTimeout: {
+        option: 'bodyTimeoutMs',
+        flag: 'body-timeout',
+        env: 'MODELSHIP_BODY_TIMEOUT_S',
+        value: 'seconds',
+        min: 1,
+        default: '60',
+        help: 'then seconds for its body (else 408)',
+    },
+    authFailureLimit: {
+        option: 'authFailureLimit',
+        flag: 'auth-failure-limit',
+        env: 'MODELSHIP_AUTH_FAILURE_LIMIT',
+        value: 'integer',
+        min: 1,
+        default: '10',
+        help: 'failed API keys per client address per minute (then 429)',
+    },
+    decodeThreads: {
+        option: 'decodeThreads',
+        flag: 'decode-threads',
+        env: 'MODELSHIP_DECODE_THREADS',
+        value: 'integer',
+        min: 1,
+        default: '1',
+        help: 'threads decoding large JSON bodies and images',
+    },
+    apiKey: {
+        option: 'apiKey',
+        env: 'MODELSHIP_API_KEY',
+        fileEnv: 'MODELSHIP_API_KEY_FILE',
+        value: 'api-key',
+        help: 'require "Authorization: Bearer <key>" on all routes but health',
+    },
+    modelKey: {
+        option: 'modelKey',
+        env: 'MODELSHIP_MODEL_KEY',
+        fileEnv: 'MODELSHIP_MODEL_KEY_FILE',
+        value: 'model-key',
+        help: 'the key of an encrypted model, hex or base64 (never baked into the image)',
+    },
+    preprocess: {
+        option: 'preprocess',
+        env: 'MODELSHIP_PREPROCESS',
+        value: 'preprocess-json',
+        help: "JSON: any of resize, channelOrder, mean, scale (unset: GoogLeNet's)",
+    },
 };
 /** The settings in table order, with their names. */
 const serveSettings = () => Object.entries(SERVE_SETTINGS);
@@ -32813,7 +33391,7 @@ function refusesPods(level, policy) {
 }
 /** The stage's message for pods that Pod Security refuses (or will): the namespace, its level, the object, the violations. */
 function podSecurityMessage(namespace, verdict, what, labelled) {
-    return `namespace "${namespace}" enforces Pod Security "${verdict.level}:${verdict.version}"${labelled ? '' : ' (the cluster\'s default: it has no enforce label)'}: ${what}: ${verdict.violations}`;
+    return `namespace "${namespace}" enforces Pod Security "${verdict.level}:${verdict.version}"${labelled ? '' : " (the cluster's default: it has no enforce label)"}: ${what}: ${verdict.violations}`;
 }
 /**
  * What a dry run's answer means for one object: `refused` (the stage must stop: the API server refused it, or Pod
@@ -32826,7 +33404,9 @@ function judgeDryRun(namespace, obj, answer, policy) {
     let refused;
     if (answer.status < 200 || answer.status > 299) {
         const verdict = podSecurityVerdict(answer.message);
-        refused = verdict ? podSecurityMessage(namespace, verdict, `${name} would be refused`, true) : `Kubernetes: ${name} in namespace "${namespace}" would be refused (HTTP ${answer.status}): ${answer.message}`;
+        refused = verdict
+            ? podSecurityMessage(namespace, verdict, `${name} would be refused`, true)
+            : `Kubernetes: ${name} in namespace "${namespace}" would be refused (HTTP ${answer.status}): ${answer.message}`;
     }
     for (const w of answer.warnings) {
         const verdict = podSecurityVerdict(w);
@@ -32861,7 +33441,9 @@ async function checkAdmission(kube, namespace, objects, log, replaced = []) {
             log.warning(`Kubernetes: ${w}`);
     }
     if (refused.length) {
-        const profiles = refused.some((r) => r.includes('enforces Pod Security')) ? '; the levels: https://kubernetes.io/docs/concepts/security/pod-security-standards/' : '';
+        const profiles = refused.some((r) => r.includes('enforces Pod Security'))
+            ? '; the levels: https://kubernetes.io/docs/concepts/security/pod-security-standards/'
+            : '';
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('cluster', `${refused.join('\n')}\n(a server-side dry run, before anything was applied${profiles})`);
     }
     log.info(`server-side dry run: the API server admits ${objects.map((o) => `${o.kind} ${o.metadata.name}`).join(', ')} in namespace ${namespace}`);
@@ -32897,7 +33479,7 @@ function replicaSetRefusal(namespace, deployment, rs) {
 function podView(p) {
     const pod = p;
     const cs = pod.status?.containerStatuses ?? [];
-    const term = (s) => (s?.terminated ? { reason: s.terminated.reason ?? '', exitCode: s.terminated.exitCode ?? 0, message: s.terminated.message ?? '' } : undefined);
+    const term = (s) => s?.terminated ? { reason: s.terminated.reason ?? '', exitCode: s.terminated.exitCode ?? 0, message: s.terminated.message ?? '' } : undefined;
     const waiting = cs.map((c) => c.state?.waiting).find((w) => w?.reason);
     return {
         name: pod.metadata.name,
@@ -32913,7 +33495,16 @@ function podView(p) {
         labels: pod.metadata.labels ?? {},
     };
 }
-const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'ErrImageNeverPull']);
+const FATAL_WAITING = new Set([
+    'CrashLoopBackOff',
+    'ErrImagePull',
+    'ImagePullBackOff',
+    'InvalidImageName',
+    'CreateContainerConfigError',
+    'CreateContainerError',
+    'RunContainerError',
+    'ErrImageNeverPull',
+]);
 /** Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not crash. */
 function fatalReason(p) {
     const exit = (t) => `${t.reason || 'exited'} (exit code ${t.exitCode})${t.message ? `: ${t.message.trim().slice(0, 300)}` : ''}`;
@@ -32961,7 +33552,7 @@ const selectorString = (labels) => Object.entries(labels)
 /** The newest ReplicaSet of a Deployment (highest revision) and its pod-template-hash. */
 async function newestReplicaSet(kube, d) {
     const rss = await kube.list('apps/v1', 'ReplicaSet', d.metadata.namespace, selectorString(d.spec.selector.matchLabels ?? {}));
-    const owned = rss.filter((r) => r.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid));
+    const owned = rss.filter((r) => r.metadata.ownerReferences?.some((ref) => ref.uid === d.metadata.uid));
     owned.sort((a, b) => Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0));
     return owned[0];
 }
@@ -32982,8 +33573,8 @@ async function podEvidence(kube, namespace, pods) {
  * Security refuses the new ReplicaSet's pods (admission.ts: the backstop of the stage's dry run); fails at
  * the progress deadline or at timeoutMs, with the pods' states and warning events as evidence.
  */
-async function waitDeployment(kube, namespace, name, o) {
-    const deadline = Date.now() + o.timeoutMs;
+async function waitDeployment(kube, namespace, name, wait) {
+    const deadline = Date.now() + wait.timeoutMs;
     const notReadySince = new Map();
     let last = '';
     for (;;) {
@@ -33002,8 +33593,13 @@ async function waitDeployment(kube, namespace, name, o) {
         // the ReplicaSet's own pods: a Deployment deleted a moment ago (an earlier canary of the same template) can
         // leave terminating pods with the same pod-template-hash behind
         const rsUid = rs?.metadata?.uid;
-        const owned = (p) => p.metadata.ownerReferences?.some((o) => o.uid === rsUid) && !p.metadata.deletionTimestamp;
-        const pods = hash ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash }))).filter(owned).map(podView) : [];
+        const owned = (p) => p.metadata.ownerReferences?.some((ref) => ref.uid === rsUid) &&
+            !p.metadata.deletionTimestamp;
+        const pods = hash
+            ? (await kube.list('v1', 'Pod', namespace, selectorString({ ...(d.spec.selector.matchLabels ?? {}), 'pod-template-hash': hash })))
+                .filter(owned)
+                .map(podView)
+            : [];
         for (const p of pods) {
             const why = fatalReason(p);
             if (why)
@@ -33011,7 +33607,7 @@ async function waitDeployment(kube, namespace, name, o) {
             if (p.started && !p.ready && p.phase === 'Running') {
                 const since = notReadySince.get(p.uid) ?? Date.now();
                 notReadySince.set(p.uid, since);
-                if (Date.now() - since > o.readinessGraceMs) {
+                if (Date.now() - since > wait.readinessGraceMs) {
                     const ev = await podEvidence(kube, namespace, [p]);
                     if (ev.some((l) => /Readiness probe failed/.test(l)))
                         throw new GateFailure(`pod ${p.name} started but fails its readiness probe`, ev);
@@ -33022,16 +33618,20 @@ async function waitDeployment(kube, namespace, name, o) {
         }
         if (progressing?.reason === 'ProgressDeadlineExceeded')
             throw new GateFailure(`Deployment ${name}: ${progressing.message ?? 'progress deadline exceeded'}`, await podEvidence(kube, namespace, pods));
-        const done = (st.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) && (st.updatedReplicas ?? 0) === want && (st.availableReplicas ?? 0) >= want && (st.replicas ?? 0) === want && pods.filter((p) => p.ready).length >= want;
+        const done = (st.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) &&
+            (st.updatedReplicas ?? 0) === want &&
+            (st.availableReplicas ?? 0) >= want &&
+            (st.replicas ?? 0) === want &&
+            pods.filter((p) => p.ready).length >= want;
         if (done)
             return { pods: pods.filter((p) => p.ready) };
         const line = `${name}: ${st.updatedReplicas ?? 0}/${want} updated, ${st.availableReplicas ?? 0} available, ${pods.filter((p) => p.ready).length} new ready`;
         if (line !== last)
-            o.onProgress?.(line);
+            wait.onProgress?.(line);
         last = line;
         if (Date.now() >= deadline)
-            throw new GateFailure(`Deployment ${name} was not ready within ${Math.round(o.timeoutMs / 1000)} s (${line})`, await podEvidence(kube, namespace, pods));
-        await sleep(1000, o.signal);
+            throw new GateFailure(`Deployment ${name} was not ready within ${Math.round(wait.timeoutMs / 1000)} s (${line})`, await podEvidence(kube, namespace, pods));
+        await sleep(1000, wait.signal);
     }
 }
 /**
@@ -33146,7 +33746,7 @@ function gracePeriodSeconds(s) {
  * drain-delay 0 asks for no waiting at all: then the server stops taking work on SIGTERM too. Triton has no such
  * phase: on SIGTERM it finishes what is in flight within --exit-timeout-secs (the image's CMD sets DRAIN_TIMEOUT_S).
  */
-const serverDrainDelay = (s) => (s.drainDelayS > 0 && s.runtime !== 'triton' ? SERVER_DRAIN_DELAY_S : 0);
+const serverDrainDelay = (s) => s.drainDelayS > 0 && s.runtime !== 'triton' ? SERVER_DRAIN_DELAY_S : 0;
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 function validateSpec(s) {
     const bad = (field, why) => {
@@ -33203,7 +33803,12 @@ function container(s) {
     const limits = { cpu: s.resources.cpu, memory: s.resources.memory };
     if (s.gpu)
         limits['nvidia.com/gpu'] = '1';
-    const probe = (path, period, failures) => ({ httpGet: { path, port: 'http' }, periodSeconds: period, failureThreshold: failures, timeoutSeconds: 2 });
+    const probe = (path, period, failures) => ({
+        httpGet: { path, port: 'http' },
+        periodSeconds: period,
+        failureThreshold: failures,
+        timeoutSeconds: 2,
+    });
     return {
         name: 'model-server',
         image: s.image,
@@ -33224,7 +33829,14 @@ function container(s) {
         // Triton (and its Python backend's stubs) write to /tmp: a writable emptyDir under a read-only root
         ...(triton ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
         // what Pod Security's `restricted` profile requires (and a read-only root beyond it)
-        securityContext: { runAsNonRoot: true, runAsUser: triton ? _protocol_runtime__WEBPACK_IMPORTED_MODULE_2__/* .TRITON_UID */ .ex : 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+        securityContext: {
+            runAsNonRoot: true,
+            runAsUser: triton ? _protocol_runtime__WEBPACK_IMPORTED_MODULE_2__/* .TRITON_UID */ .ex : 10001,
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+        },
     };
 }
 /** A Deployment for the stable track (`<app>`) or the canary (`<app>-canary`). */
@@ -33310,7 +33922,11 @@ function service(s, which) {
     return {
         apiVersion: 'v1',
         kind: 'Service',
-        metadata: { name: which === 'main' ? s.app : `${s.app}-canary`, namespace: s.namespace, labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' } },
+        metadata: {
+            name: which === 'main' ? s.app : `${s.app}-canary`,
+            namespace: s.namespace,
+            labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' },
+        },
         // protocol is explicit (TCP, the default; the server-side apply of Kubernetes before 1.21 required it)
         spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
     };
@@ -33337,14 +33953,21 @@ function pullSecret(s, registry, username, password) {
  * `latest`). Warnings follow the enforce level when the namespace sets no warn level, so a Deployment whose pods would
  * be refused is answered with a warning (what the stage's dry run reads: admission.ts).
  */
-const RESTRICTED_NAMESPACE_LABELS = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+const RESTRICTED_NAMESPACE_LABELS = {
+    'pod-security.kubernetes.io/enforce': 'restricted',
+    'pod-security.kubernetes.io/enforce-version': 'latest',
+};
 /**
  * A namespace modelship creates (create-namespace, PR previews): labelled as modelship's, and enforcing Pod Security
  * `restricted`, which modelship's own pods meet (container(): non-root, no privilege escalation, no capabilities,
  * RuntimeDefault seccomp), so nothing runs privileged in a namespace it made.
  */
 function namespaceManifest(name, annotations = {}) {
-    return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship', ...RESTRICTED_NAMESPACE_LABELS }, annotations } };
+    return {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'modelship', ...RESTRICTED_NAMESPACE_LABELS }, annotations },
+    };
 }
 /** Canary replicas for `percent` of `replicas`: rounded up, at least 1. */
 function canaryReplicas(replicas, percent) {
@@ -33373,36 +33996,192 @@ function canaryReplicas(replicas, percent) {
 
 const PERMISSIONS = [
     // ---- the Deployments: the stable <app> and the canary <app>-canary
-    { group: 'apps', resource: 'deployments', verbs: ['get'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read the stable and canary Deployments and follow their rollouts' },
-    { group: 'apps', resource: 'deployments', verbs: ['create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the Deployments (server-side apply: patch, and create for a new one)' },
-    { group: 'apps', resource: 'deployments', verbs: ['update'], scope: 'namespace', stages: ['rollout'], why: 'take over a Deployment modelship did not create, or return the stable to its previous template' },
-    { group: 'apps', resource: 'deployments', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete the canary, or a first deploy that failed' },
-    { group: 'apps', resource: 'replicasets', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'find a Deployment\'s newest ReplicaSet while it rolls out' },
+    {
+        group: 'apps',
+        resource: 'deployments',
+        verbs: ['get'],
+        scope: 'namespace',
+        stages: ['rollout', 'post'],
+        why: 'read the stable and canary Deployments and follow their rollouts',
+    },
+    {
+        group: 'apps',
+        resource: 'deployments',
+        verbs: ['create', 'patch'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        why: 'apply the Deployments (server-side apply: patch, and create for a new one)',
+    },
+    {
+        group: 'apps',
+        resource: 'deployments',
+        verbs: ['update'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        why: 'take over a Deployment modelship did not create, or return the stable to its previous template',
+    },
+    {
+        group: 'apps',
+        resource: 'deployments',
+        verbs: ['delete'],
+        scope: 'namespace',
+        stages: ['rollout', 'post'],
+        why: 'delete the canary, or a first deploy that failed',
+    },
+    {
+        group: 'apps',
+        resource: 'replicasets',
+        verbs: ['list'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        why: "find a Deployment's newest ReplicaSet while it rolls out",
+    },
     { group: '', resource: 'pods', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'watch the new pods start and bake' },
-    { group: '', resource: 'events', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: 'give a failing pod\'s warning events as evidence' },
+    { group: '', resource: 'events', verbs: ['list'], scope: 'namespace', stages: ['rollout'], why: "give a failing pod's warning events as evidence" },
     // ---- the Services: <app> and <app>-canary, and what goes through them
-    { group: '', resource: 'services', verbs: ['get'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read the Services (is the main one new: then it is marked as the run\'s)' },
+    {
+        group: '',
+        resource: 'services',
+        verbs: ['get'],
+        scope: 'namespace',
+        stages: ['rollout', 'post'],
+        why: "read the Services (is the main one new: then it is marked as the run's)",
+    },
     { group: '', resource: 'services', verbs: ['create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the Services (server-side apply)' },
-    { group: '', resource: 'services', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete the canary\'s Service, or a main Service the run created and rolled back' },
-    { group: '', resource: 'services/proxy', verbs: ['get', 'create'], scope: 'namespace', stages: ['rollout'], option: 'service-proxy', why: 'send the model metadata request (GET) and the golden requests (POST) through the API server\'s service proxy, when verify-url is not given' },
+    {
+        group: '',
+        resource: 'services',
+        verbs: ['delete'],
+        scope: 'namespace',
+        stages: ['rollout', 'post'],
+        why: "delete the canary's Service, or a main Service the run created and rolled back",
+    },
+    {
+        group: '',
+        resource: 'services/proxy',
+        verbs: ['get', 'create'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        option: 'service-proxy',
+        why: "send the model metadata request (GET) and the golden requests (POST) through the API server's service proxy, when verify-url is not given",
+    },
     // ---- the stable's PodDisruptionBudget <app>
-    { group: 'policy', resource: 'poddisruptionbudgets', verbs: ['get', 'create', 'patch'], scope: 'namespace', stages: ['rollout'], why: 'apply the stable\'s PodDisruptionBudget (server-side apply)' },
-    { group: 'policy', resource: 'poddisruptionbudgets', verbs: ['delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'delete a PodDisruptionBudget modelship made (disruption-budget none, a failed first deploy, a killed run\'s)' },
+    {
+        group: 'policy',
+        resource: 'poddisruptionbudgets',
+        verbs: ['get', 'create', 'patch'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        why: "apply the stable's PodDisruptionBudget (server-side apply)",
+    },
+    {
+        group: 'policy',
+        resource: 'poddisruptionbudgets',
+        verbs: ['delete'],
+        scope: 'namespace',
+        stages: ['rollout', 'post'],
+        why: "delete a PodDisruptionBudget modelship made (disruption-budget none, a failed first deploy, a killed run's)",
+    },
     // ---- the deploy lease modelship-<app>
-    { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'delete'], scope: 'namespace', stages: ['rollout', 'post'], why: 'read and give back the deploy lease' },
-    { group: 'coordination.k8s.io', resource: 'leases', verbs: ['create', 'update'], scope: 'namespace', stages: ['rollout'], why: 'take and renew the deploy lease' },
+    {
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        verbs: ['get', 'delete'],
+        scope: 'namespace',
+        stages: ['rollout', 'post'],
+        why: 'read and give back the deploy lease',
+    },
+    {
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        verbs: ['create', 'update'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        why: 'take and renew the deploy lease',
+    },
     // ---- create-pull-secret: the image pull Secret <app>-registry
-    { group: '', resource: 'secrets', verbs: ['get', 'create', 'patch'], scope: 'namespace', stages: ['rollout'], option: 'create-pull-secret', why: 'apply the image pull Secret (server-side apply)' },
-    { group: '', resource: 'secrets', verbs: ['get', 'delete'], scope: 'namespace', stages: ['post'], option: 'create-pull-secret', why: 'delete the pull Secret a killed run created' },
+    {
+        group: '',
+        resource: 'secrets',
+        verbs: ['get', 'create', 'patch'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        option: 'create-pull-secret',
+        why: 'apply the image pull Secret (server-side apply)',
+    },
+    {
+        group: '',
+        resource: 'secrets',
+        verbs: ['get', 'delete'],
+        scope: 'namespace',
+        stages: ['post'],
+        option: 'create-pull-secret',
+        why: 'delete the pull Secret a killed run created',
+    },
     // ---- gpu: where each pod computes
-    { group: '', resource: 'pods/proxy', verbs: ['get', 'create'], scope: 'namespace', stages: ['rollout'], option: 'gpu', why: 'ask each new pod where it computes, through the API server\'s pod proxy' },
-    { group: '', resource: 'pods/log', verbs: ['get'], scope: 'namespace', stages: ['rollout'], option: 'gpu', why: 'read a pod\'s start-up log, which names its provider when an API key hides its metadata' },
+    {
+        group: '',
+        resource: 'pods/proxy',
+        verbs: ['get', 'create'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        option: 'gpu',
+        why: "ask each new pod where it computes, through the API server's pod proxy",
+    },
+    {
+        group: '',
+        resource: 'pods/log',
+        verbs: ['get'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        option: 'gpu',
+        why: "read a pod's start-up log, which names its provider when an API key hides its metadata",
+    },
     // ---- namespaces: cluster-scoped
-    { group: '', resource: 'namespaces', verbs: ['get'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'tell whether the namespace exists (without it, a rollout takes its namespace to exist)' },
-    { group: '', resource: 'namespaces', verbs: ['create'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'create the namespace, which does not exist yet' },
-    { group: '', resource: 'namespaces', verbs: ['get', 'delete'], scope: 'cluster', stages: ['cleanup'], why: 'find the preview namespace, check that modelship made it, and delete it' },
-    { group: '', resource: 'namespaces', verbs: ['delete'], scope: 'cluster', stages: ['rollout'], option: 'create-namespace', why: 'delete the namespace the run just created when the server-side dry run refuses what goes in it' },
-    { group: '', resource: 'namespaces', verbs: ['get', 'delete'], scope: 'cluster', stages: ['post'], option: 'create-namespace', why: 'delete the namespace a killed run created' },
+    {
+        group: '',
+        resource: 'namespaces',
+        verbs: ['get'],
+        scope: 'cluster',
+        stages: ['rollout'],
+        option: 'create-namespace',
+        why: 'tell whether the namespace exists (without it, a rollout takes its namespace to exist)',
+    },
+    {
+        group: '',
+        resource: 'namespaces',
+        verbs: ['create'],
+        scope: 'cluster',
+        stages: ['rollout'],
+        option: 'create-namespace',
+        why: 'create the namespace, which does not exist yet',
+    },
+    {
+        group: '',
+        resource: 'namespaces',
+        verbs: ['get', 'delete'],
+        scope: 'cluster',
+        stages: ['cleanup'],
+        why: 'find the preview namespace, check that modelship made it, and delete it',
+    },
+    {
+        group: '',
+        resource: 'namespaces',
+        verbs: ['delete'],
+        scope: 'cluster',
+        stages: ['rollout'],
+        option: 'create-namespace',
+        why: 'delete the namespace the run just created when the server-side dry run refuses what goes in it',
+    },
+    {
+        group: '',
+        resource: 'namespaces',
+        verbs: ['get', 'delete'],
+        scope: 'cluster',
+        stages: ['post'],
+        option: 'create-namespace',
+        why: 'delete the namespace a killed run created',
+    },
     {
         group: '*',
         resource: '*',
@@ -33411,7 +34190,7 @@ const PERMISSIONS = [
         stages: ['post'],
         option: 'create-namespace',
         why: 'see that a namespace a killed run created holds nothing else before deleting it',
-        optional: 'the post step keeps that namespace, and says why (a preview\'s goes with the PR\'s cleanup)',
+        optional: "the post step keeps that namespace, and says why (a preview's goes with the PR's cleanup)",
     },
 ];
 const STAGES_OF = { rollout: ['rollout', 'post'], preview: ['rollout', 'post', 'preview'], cleanup: ['cleanup'] };
@@ -33440,7 +34219,12 @@ function accessChecks(n) {
 }
 /** A rollout's options, from its inputs; `createsNamespace`: its namespace does not exist and create-namespace is on. */
 function rolloutOptions(cfg, createsNamespace) {
-    return [...(createsNamespace ? ['create-namespace'] : []), ...(cfg.pullSecret ? ['create-pull-secret'] : []), ...(cfg.gpu ? ['gpu'] : []), ...(cfg.verifyUrl ? [] : ['service-proxy'])];
+    return [
+        ...(createsNamespace ? ['create-namespace'] : []),
+        ...(cfg.pullSecret ? ['create-pull-secret'] : []),
+        ...(cfg.gpu ? ['gpu'] : []),
+        ...(cfg.verifyUrl ? [] : ['service-proxy']),
+    ];
 }
 const VERB_ORDER = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
 const verbRank = (v) => (VERB_ORDER.includes(v) ? VERB_ORDER.indexOf(v) : VERB_ORDER.length);
@@ -33482,7 +34266,7 @@ async function preflight(reviewer, checks, hint) {
 function rbacHint(n) {
     const has = (o) => n.options.includes(o);
     const flags = [
-        ...(n.stage === 'rollout' ? [`--namespace ${n.namespace}`] : ['--stage preview', '--namespace <the ServiceAccount\'s namespace>']),
+        ...(n.stage === 'rollout' ? [`--namespace ${n.namespace}`] : ['--stage preview', "--namespace <the ServiceAccount's namespace>"]),
         ...(n.stage === 'rollout' && has('create-namespace') ? ['--create-namespace'] : []),
         ...(has('create-pull-secret') ? ['--create-pull-secret'] : []),
         ...(has('gpu') ? ['--gpu'] : []),
@@ -33507,49 +34291,93 @@ function rulesOf(entries) {
         r.rule.verbs.sort(byVerb);
     return [...out.values()];
 }
-const optionsOf = (o) => [
-    ...(o.verifyUrl ? [] : ['service-proxy']),
-    ...(o.createNamespace || o.stage === 'preview' ? ['create-namespace'] : []),
-    ...(o.createPullSecret ? ['create-pull-secret'] : []),
-    ...(o.gpu ? ['gpu'] : []),
+const optionsOf = (identity) => [
+    ...(identity.verifyUrl ? [] : ['service-proxy']),
+    ...(identity.createNamespace || identity.stage === 'preview' ? ['create-namespace'] : []),
+    ...(identity.createPullSecret ? ['create-pull-secret'] : []),
+    ...(identity.gpu ? ['gpu'] : []),
 ];
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-function rbacDocs(o) {
-    for (const [flag, v] of [['namespace', o.namespace], ['service-account', o.serviceAccount]]) {
+function rbacDocs(identity) {
+    for (const [flag, v] of [
+        ['namespace', identity.namespace],
+        ['service-account', identity.serviceAccount],
+    ]) {
         if (!DNS_LABEL.test(v) || v.length > 63)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_0__/* .ModelshipError */ .W7('input', `rbac: --${flag} must be a DNS label (lowercase letters, digits, -), got "${v}"`, { field: flag });
     }
-    const stage = o.stage === 'preview' ? 'preview' : 'rollout';
-    const entries = permissionsFor(stage === 'preview' ? 'preview' : 'rollout', optionsOf(o));
+    const stage = identity.stage === 'preview' ? 'preview' : 'rollout';
+    const entries = permissionsFor(stage === 'preview' ? 'preview' : 'rollout', optionsOf(identity));
     if (stage === 'preview')
         entries.push(...permissionsFor('cleanup', []));
     const namespaced = rulesOf(entries.filter((p) => p.scope === 'namespace'));
     const cluster = rulesOf(entries.filter((p) => p.scope === 'cluster'));
-    const sa = { kind: 'ServiceAccount', name: o.serviceAccount, namespace: o.namespace };
+    const sa = { kind: 'ServiceAccount', name: identity.serviceAccount, namespace: identity.namespace };
     const rbac = 'rbac.authorization.k8s.io/v1';
-    const docs = [{ obj: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: o.serviceAccount, namespace: o.namespace } }, comment: ['the deploy identity'] }];
+    const docs = [
+        {
+            obj: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: identity.serviceAccount, namespace: identity.namespace } },
+            comment: ['the deploy identity'],
+        },
+    ];
     // a namespace the run creates has no Role before it exists: then the namespaced rules are granted cluster-wide
-    const madeByRun = stage === 'preview' || !!o.createNamespace;
+    const madeByRun = stage === 'preview' || !!identity.createNamespace;
     if (!madeByRun) {
-        docs.push({ obj: { apiVersion: rbac, kind: 'Role', metadata: { name: o.serviceAccount, namespace: o.namespace } }, comment: [`what modelship rollout (and its post step) do in namespace ${o.namespace}`], rules: namespaced });
-        docs.push({ obj: { apiVersion: rbac, kind: 'RoleBinding', metadata: { name: o.serviceAccount, namespace: o.namespace }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: o.serviceAccount }, subjects: [sa] }, comment: [] });
+        docs.push({
+            obj: { apiVersion: rbac, kind: 'Role', metadata: { name: identity.serviceAccount, namespace: identity.namespace } },
+            comment: [`what modelship rollout (and its post step) do in namespace ${identity.namespace}`],
+            rules: namespaced,
+        });
+        docs.push({
+            obj: {
+                apiVersion: rbac,
+                kind: 'RoleBinding',
+                metadata: { name: identity.serviceAccount, namespace: identity.namespace },
+                roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: identity.serviceAccount },
+                subjects: [sa],
+            },
+            comment: [],
+        });
         return docs;
     }
-    const base = `modelship:${o.namespace}:${o.serviceAccount}`;
-    const why = stage === 'preview' ? 'the preview namespaces <app>-pr-<N>, which the preview creates and its cleanup deletes' : 'the namespace the rollout creates (create-namespace)';
+    const base = `modelship:${identity.namespace}:${identity.serviceAccount}`;
+    const why = stage === 'preview'
+        ? 'the preview namespaces <app>-pr-<N>, which the preview creates and its cleanup deletes'
+        : 'the namespace the rollout creates (create-namespace)';
     docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRole', metadata: { name: `${base}:namespaces` } }, comment: [`cluster-scoped: ${why}`], rules: cluster });
-    docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRoleBinding', metadata: { name: `${base}:namespaces` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:namespaces` }, subjects: [sa] }, comment: [] });
+    docs.push({
+        obj: {
+            apiVersion: rbac,
+            kind: 'ClusterRoleBinding',
+            metadata: { name: `${base}:namespaces` },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:namespaces` },
+            subjects: [sa],
+        },
+        comment: [],
+    });
     docs.push({
         obj: { apiVersion: rbac, kind: 'ClusterRole', metadata: { name: `${base}:deploy` } },
-        comment: ['what the rollout (and its post step) do in its namespace; bound cluster-wide because a namespace the run creates', 'has no Role before it exists (with namespaces made beforehand, use the Role of `modelship rbac --namespace NS` in each)'],
+        comment: [
+            'what the rollout (and its post step) do in its namespace; bound cluster-wide because a namespace the run creates',
+            'has no Role before it exists (with namespaces made beforehand, use the Role of `modelship rbac --namespace NS` in each)',
+        ],
         rules: namespaced,
     });
-    docs.push({ obj: { apiVersion: rbac, kind: 'ClusterRoleBinding', metadata: { name: `${base}:deploy` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:deploy` }, subjects: [sa] }, comment: [] });
+    docs.push({
+        obj: {
+            apiVersion: rbac,
+            kind: 'ClusterRoleBinding',
+            metadata: { name: `${base}:deploy` },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${base}:deploy` },
+            subjects: [sa],
+        },
+        comment: [],
+    });
     return docs;
 }
 /** The RBAC objects as plain objects (what `kubectl apply` receives). */
-function rbacObjects(o) {
-    return rbacDocs(o).map((d) => (d.rules ? { ...d.obj, rules: d.rules.map((r) => r.rule) } : d.obj));
+function rbacObjects(identity) {
+    return rbacDocs(identity).map((d) => (d.rules ? { ...d.obj, rules: d.rules.map((r) => r.rule) } : d.obj));
 }
 const scalar = (s) => (/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(s) && !/^(true|false|null|yes|no|on|off|~|[\d.eE+-]+)$/i.test(s) ? s : JSON.stringify(s));
 const flow = (l) => `[${l.map(scalar).join(', ')}]`;
@@ -33557,17 +34385,17 @@ function render(v, indent) {
     if (Array.isArray(v))
         return v.flatMap((x) => render(x, `${indent}  `).map((l, i) => (i === 0 ? `${indent}- ${l.trimStart()}` : l)));
     if (v && typeof v === 'object') {
-        return Object.entries(v).flatMap(([k, x]) => (x && typeof x === 'object' ? [`${indent}${k}:`, ...render(x, Array.isArray(x) ? indent : `${indent}  `)] : [`${indent}${k}: ${scalar(String(x))}`]));
+        return Object.entries(v).flatMap(([k, x]) => x && typeof x === 'object' ? [`${indent}${k}:`, ...render(x, Array.isArray(x) ? indent : `${indent}  `)] : [`${indent}${k}: ${scalar(String(x))}`]);
     }
     return [`${indent}${scalar(String(v))}`];
 }
 /** The RBAC objects as one YAML stream (`kubectl apply -f -`), each rule with the reasons it is there. */
-function rbacYaml(o, command = 'modelship rbac') {
+function rbacYaml(identity, command = 'modelship rbac') {
     const head = [
-        `# the least-privilege deploy identity of modelship ${o.stage === 'preview' ? 'preview and cleanup' : 'rollout'}: generated by \`${command}\` from src/rollout/permissions.ts`,
-        `# apply with: kubectl apply -f <this file>; then a token kubeconfig for ServiceAccount ${o.namespace}/${o.serviceAccount}: see README "Least-privilege deploy identity"`,
+        `# the least-privilege deploy identity of modelship ${identity.stage === 'preview' ? 'preview and cleanup' : 'rollout'}: generated by \`${command}\` from src/rollout/permissions.ts`,
+        `# apply with: kubectl apply -f <this file>; then a token kubeconfig for ServiceAccount ${identity.namespace}/${identity.serviceAccount}: see README "Least-privilege deploy identity"`,
     ];
-    const docs = rbacDocs(o).map((d) => {
+    const docs = rbacDocs(identity).map((d) => {
         const lines = [...d.comment.map((c) => `# ${c}`), ...render(d.obj, '')];
         if (d.rules) {
             lines.push('rules:');
@@ -33623,16 +34451,17 @@ const DEFAULT_QUERIES = {
 /** Fill {{namespace}}, {{app}}, {{track}}, {{model}} in a query template; an unknown placeholder is an error. */
 function renderQuery(template, vars) {
     return template.replace(/\{\{\s*([a-z]+)\s*\}\}/g, (_, k) => {
-        if (!(k in vars))
-            throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`PromQL template uses {{${k}}}; known: ${Object.keys(vars).map((v) => `{{${v}}}`).join(', ')}`);
-        return vars[k];
+        if (k in vars)
+            return vars[k];
+        const known = Object.keys(vars).map((v) => `{{${v}}}`);
+        throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`PromQL template uses {{${k}}}; known: ${known.join(', ')}`);
     });
 }
 /** One instant query; undefined when the result is empty or not a number (no data). */
 async function promQuery(url, query, signal) {
     let res;
     try {
-        res = await fetch(`${url.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query })}`, { signal });
+        res = await fetch(`${url.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query }).toString()}`, { signal });
     }
     catch (e) {
         throw new _health__WEBPACK_IMPORTED_MODULE_0__/* .GateFailure */ .In(`Prometheus at ${url} is unreachable: ${e.message}`);
@@ -33656,7 +34485,7 @@ async function promQuery(url, query, signal) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   S: () => (/* binding */ runStage)
 /* harmony export */ });
-/* eslint-disable @typescript-eslint/no-require-imports */
+/* eslint-disable @typescript-eslint/no-require-imports -- a stage's modules load when it runs (below) */
 /**
  * Dispatch a validated config to its stage. The action and the CLI both come through here. A stage's modules
  * are required when it runs (kept in the bundle's main file: required, not imported), so one stage does not
@@ -33669,7 +34498,7 @@ async function runStage(cfg, log) {
         case 'compile':
             return (__nccwpck_require__(3630)/* .runCompile */ .Jz)(cfg.compile, log);
         case 'image':
-            return (__nccwpck_require__(56866)/* .runImage */ .DG)(cfg.image, log);
+            return (__nccwpck_require__(12534)/* .runImage */ .DG)(cfg.image, log);
         case 'smoke':
             return (__nccwpck_require__(38697)/* .runSmoke */ .Lw)(cfg.smoke, log);
         case 'rollout':
@@ -33683,7 +34512,7 @@ async function runStage(cfg, log) {
             return (await __nccwpck_require__.e(/* import() */ 782).then(__nccwpck_require__.bind(__nccwpck_require__, 77782))).runPipeline(cfg, log);
     }
 }
-/* eslint-enable @typescript-eslint/no-require-imports */
+/* eslint-enable @typescript-eslint/no-require-imports -- runStage ends here */
 
 
 /***/ }),
@@ -33789,7 +34618,15 @@ function diagnoseCudaFailure(message, libDir, resolve = defaultResolver()) {
 /** Is `lib` found by the dynamic loader: LD_LIBRARY_PATH, the ldconfig cache, the default directories? */
 function defaultResolver() {
     let cache;
-    const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/lib', '/usr/lib', '/lib64', '/usr/lib64', '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'];
+    const dirs = [
+        ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
+        '/lib',
+        '/usr/lib',
+        '/lib64',
+        '/usr/lib64',
+        '/lib/x86_64-linux-gnu',
+        '/usr/lib/x86_64-linux-gnu',
+    ];
     return (lib) => {
         if (dirs.some((d) => fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_1__.join(d, lib))))
             return true;
@@ -33897,7 +34734,7 @@ function memoryLimit(read = readFile, total = external_os_.totalmem()) {
         if (n > 0 && n < Math.min(total, UNLIMITED))
             return { bytes: n, source: 'cgroup v1 memory.limit_in_bytes' };
     }
-    return { bytes: total, source: 'the machine\'s memory (no container limit)' };
+    return { bytes: total, source: "the machine's memory (no container limit)" };
 }
 /**
  * The default bound on request bytes held at once: a quarter of the memory limit (the model, ONNX Runtime's arenas,
@@ -34319,7 +35156,17 @@ class Endpoints {
             platform: 'onnxruntime_onnx',
             inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
             outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
-            parameters: { execution_provider: provider, requested_provider: opts.provider.requested, ...(fallbackReason ? { provider_fallback: fallbackReason } : {}), intra_op_threads: model.threads, max_batch_size: opts.maxBatchSize, max_queue_delay_ms: opts.maxQueueDelayMs, ...(model.detectionOutputs.length ? { detection_outputs: model.detectionOutputs.join(',') } : {}), preprocess: JSON.stringify(opts.preprocess), server: `modelship ${version/* VERSION */.x}` },
+            parameters: {
+                execution_provider: provider,
+                requested_provider: opts.provider.requested,
+                ...(fallbackReason ? { provider_fallback: fallbackReason } : {}),
+                intra_op_threads: model.threads,
+                max_batch_size: opts.maxBatchSize,
+                max_queue_delay_ms: opts.maxQueueDelayMs,
+                ...(model.detectionOutputs.length ? { detection_outputs: model.detectionOutputs.join(',') } : {}),
+                preprocess: JSON.stringify(opts.preprocess),
+                server: `modelship ${version/* VERSION */.x}`,
+            },
         });
         return 200;
     }
@@ -34381,7 +35228,11 @@ class Endpoints {
         const out = await batcher.submit(x, 1);
         const first = out[sig.outputs[0].name].data;
         const idx = (0,classification/* topClasses */.ot)(first, 0, first.length, Math.min(k, first.length));
-        this.send(res, 200, { model_name: name, model_version: version, predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })) });
+        this.send(res, 200, {
+            model_name: name,
+            model_version: version,
+            predictions: idx.map((i) => ({ index: i, label: opts.labels?.[i] ?? String(i), score: first[i] })),
+        });
         return 200;
     }
     async detect({ req, res, url }) {
@@ -34396,7 +35247,9 @@ class Endpoints {
         const body = await this.body(req, res);
         const [H, W] = this.imageInput('object detection');
         // the whole image resized to the input (SSD's transform): decoded on a decode thread when it is large
-        const img = body.length > OFFLOAD_JSON_BYTES / 16 ? await model.decoders.detectionImage(body, H, W, opts.preprocess) : (0,pixels/* imageToDetectionTensor */.Lq)(body, H, W, opts.preprocess);
+        const img = body.length > OFFLOAD_JSON_BYTES / 16
+            ? await model.decoders.detectionImage(body, H, W, opts.preprocess)
+            : (0,pixels/* imageToDetectionTensor */.Lq)(body, H, W, opts.preprocess);
         const out = await batcher.submit(img.data, 1);
         const table = out[detectionOutputs[0]].data;
         const detections = (0,protocol_detections/* imageDetections */.ar)(table, { threshold, width: img.width, height: img.height, labels: opts.labels });
@@ -34467,7 +35320,11 @@ class Lifecycle {
         // while draining, every answer ends its connection: keep-alive clients reconnect to another replica
         if (!this.ready)
             headers = { ...headers, connection: 'close' };
-        res.writeHead(status, { 'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json', 'content-length': buf.length, ...headers });
+        res.writeHead(status, {
+            'content-type': Buffer.isBuffer(body) && headers[kserve/* HEADER_LENGTH */.Bs] !== undefined ? 'application/octet-stream' : 'application/json',
+            'content-length': buf.length,
+            ...headers,
+        });
         res.end(buf);
     }
     /**
@@ -34527,8 +35384,19 @@ class ServerMetrics {
         for (const what of ['handles', 'requests', 'resources'])
             this.registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
         this.requests = new prom_client.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers });
-        this.errors = new prom_client.Counter({ name: 'modelship_request_errors_total', help: 'Requests answered with 4xx/5xx', labelNames: ['route', 'code'], registers });
-        this.latency = new prom_client.Histogram({ name: 'modelship_request_duration_seconds', help: 'Request latency', labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+        this.errors = new prom_client.Counter({
+            name: 'modelship_request_errors_total',
+            help: 'Requests answered with 4xx/5xx',
+            labelNames: ['route', 'code'],
+            registers,
+        });
+        this.latency = new prom_client.Histogram({
+            name: 'modelship_request_duration_seconds',
+            help: 'Request latency',
+            labelNames: ['route'],
+            buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+            registers,
+        });
         this.batchSizes = new prom_client.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
         this.inflight = new prom_client.Gauge({ name: 'modelship_inflight_requests', help: 'Requests being handled', registers });
         new prom_client.Gauge({
@@ -34540,8 +35408,12 @@ class ServerMetrics {
             },
         });
         new prom_client.Gauge({ name: 'modelship_inflight_request_bytes_limit', help: 'The bound on request bytes held at once', registers }).set(sources.inflightBytesLimit);
-        new prom_client.Gauge({ name: 'modelship_execution_provider', help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback', labelNames: ['provider', 'requested', 'fallback'], registers })
-            .set({ provider: sources.provider, requested: sources.requestedProvider, fallback: String(sources.fallback) }, 1);
+        new prom_client.Gauge({
+            name: 'modelship_execution_provider',
+            help: 'The execution provider the model runs on (1), what was requested, and whether that is a fallback',
+            labelNames: ['provider', 'requested', 'fallback'],
+            registers,
+        }).set({ provider: sources.provider, requested: sources.requestedProvider, fallback: String(sources.fallback) }, 1);
     }
     /** A request has begun: counted in flight; the returned function ends it, its latency observed under `route`. */
     begin() {
@@ -34725,7 +35597,7 @@ async function startModel(bytes, sig, opts, onCrash) {
     const { provider, fallbackReason } = engine;
     if (fallbackReason)
         opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
-    opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape}]`).join(' ')}`);
+    opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}`);
     // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
     const detectionOutputs = (0,protocol_detections/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
     return { name: opts.modelName, version: opts.modelVersion, sig, engine, decoders, threads, detectionOutputs };
@@ -34837,7 +35709,12 @@ class Router {
             const wanted = decodePath(model);
             // counted on the route asked for (an infer on another model is an infer answered 404)
             if (wanted !== served.name || (version !== undefined && version !== served.version))
-                return [route.name, send(404, { error: `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})` })];
+                return [
+                    route.name,
+                    send(404, {
+                        error: `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})`,
+                    }),
+                ];
         }
         if (route.methods && !route.methods.includes(method))
             return [route.name, send(405, { error: `${route.name} needs ${route.methods.join(' or ')}` }, { allow: route.methods.join(', ') })];
@@ -34937,7 +35814,12 @@ const READERS = {
         return v === undefined || /^(off|none|false)$/i.test(v) ? undefined : integerOf(v, s);
     },
     provider: (text, s) => (0,execution_provider/* parseProvider */.te)(text ?? s.default ?? 'cpu', flagOf(s)),
-    'labels-file': (text) => (text ? external_fs_.readFileSync(text, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined),
+    'labels-file': (text) => text
+        ? external_fs_.readFileSync(text, 'utf8')
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean)
+        : undefined,
     'preprocess-json': (text, s) => {
         if (!text)
             return pixels/* GOOGLENET_PREPROCESS */.od;
@@ -35026,15 +35908,32 @@ async function startServer(opts) {
     opts.log(`request bytes in flight bounded at ${inflightLimit} (${opts.maxInflightBytes > 0 ? 'configured' : `a quarter of ${mem.source}: ${mem.bytes}`}); headers within ${opts.headerTimeoutMs} ms, bodies within ${opts.bodyTimeoutMs} ms`);
     const budget = new ByteBudget(inflightLimit);
     const { provider, fallbackReason } = model.engine;
-    const metrics = new ServerMetrics({ inflightBytes: () => budget.inUse, inflightBytesLimit: inflightLimit, provider, requestedProvider: opts.provider.requested, fallback: Boolean(fallbackReason) });
+    const metrics = new ServerMetrics({
+        inflightBytes: () => budget.inUse,
+        inflightBytesLimit: inflightLimit,
+        provider,
+        requestedProvider: opts.provider.requested,
+        fallback: Boolean(fallbackReason),
+    });
     if (model.detectionOutputs.length)
         opts.log(`detection output${model.detectionOutputs.length > 1 ? 's' : ''} ${model.detectionOutputs.join(', ')}: [1, 1, D, 7] tables, split per request by image_id; POST /v2/models/${opts.modelName}/detect takes an image`);
     const batcher = modelBatcher(model, opts, (n) => metrics.batch(n));
-    const endpoints = new Endpoints({ model, batcher, lifecycle, metrics, bodyLimits: { maxBodyBytes: opts.maxBodyBytes, bodyTimeoutMs: opts.bodyTimeoutMs, budget }, opts });
+    const endpoints = new Endpoints({
+        model,
+        batcher,
+        lifecycle,
+        metrics,
+        bodyLimits: { maxBodyBytes: opts.maxBodyBytes, bodyTimeoutMs: opts.bodyTimeoutMs, budget },
+        opts,
+    });
     const router = new Router(servingRoutes(endpoints), lifecycle, { model, apiKey: opts.apiKey, authFailures: new FailedAuthLimiter(opts.authFailureLimit) });
     // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
     // to the body's timer, the whole request; checked every second rather than every 30 s
-    const serverOptions = { headersTimeout: opts.headerTimeoutMs, requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000, connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs) };
+    const serverOptions = {
+        headersTimeout: opts.headerTimeoutMs,
+        requestTimeout: opts.headerTimeoutMs + opts.bodyTimeoutMs + 1000,
+        connectionsCheckingInterval: Math.min(1000, opts.headerTimeoutMs),
+    };
     const server = external_http_.createServer(serverOptions, requestListener(router, lifecycle, metrics, opts.log));
     server.keepAliveTimeout = 5000;
     const stopThreads = () => Promise.all([model.engine.release(), model.decoders.stop()]);
@@ -35093,7 +35992,7 @@ function requestListener(router, lifecycle, metrics, log) {
             .catch((e) => {
             const answer = errorAnswer(e);
             if (answer.logStack)
-                log(`error: ${e.stack ?? e}`);
+                log(`error: ${e.stack ?? String(e)}`);
             answerFailure(req, res, answer, lifecycle);
             metrics.answered(routeName, answer.status);
         })
@@ -35149,7 +36048,7 @@ function serveOptions(argv, env, log) {
         if (!known.has(k))
             throw new errors/* ModelshipError */.W7('input', `unknown serve flag --${k}`, { field: k });
     // the flag, else its first alias given
-    const given = (s) => (s.flag ? [s.flag, ...(s.aliases ?? [])].map((f) => flags.get(f)).find((v) => v !== undefined) : undefined);
+    const given = (s) => s.flag ? [s.flag, ...(s.aliases ?? [])].map((f) => flags.get(f)).find((v) => v !== undefined) : undefined;
     return readSettings(given, env, log);
 }
 /** The metrics-only listener of `modelship serve` (Triton's metrics port); `--metrics-port off` has none. */
@@ -35315,7 +36214,7 @@ class DecodeThreads {
     /** the least busy thread */
     pick() {
         // (a thread that failed — out of memory on a hostile body, say — is replaced, not reused)
-        this.threads = Array.from({ length: Math.max(1, this.count) }, (_, i) => (this.threads?.[i]?.alive ? this.threads[i] : new WorkerThread({ modelshipWorker: 'decode' })));
+        this.threads = Array.from({ length: Math.max(1, this.count) }, (_, i) => this.threads?.[i]?.alive ? this.threads[i] : new WorkerThread({ modelshipWorker: 'decode' }));
         return this.threads.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
     }
     /** parseInferRequest in a worker; `body`'s buffer is moved there (and comes back holding the tensors). */
@@ -35442,7 +36341,11 @@ async function inferWorker(port, init) {
         // no spin-waiting between ops: a spinning pool takes the CPU the server needs to read the next request
         // (measured on GoogLeNet at batch 8 with 2 threads on 2 CPUs: 0.84-0.88x in-process throughput with spinning,
         // 0.90-0.92x without)
-        const options = (providers) => ({ executionProviders: providers, graphOptimizationLevel: 'all', ...ortThreading(threads) });
+        const options = (providers) => ({
+            executionProviders: providers,
+            graphOptimizationLevel: 'all',
+            ...ortThreading(threads),
+        });
         const created = await (0,_execution_provider__WEBPACK_IMPORTED_MODULE_5__/* .createSession */ .jw)(ort, init.model, options, init.provider);
         session = created.session;
         port.postMessage({ id: 0, ready: true, provider: created.provider, fallbackReason: created.fallbackReason });
@@ -35647,21 +36550,24 @@ const GOLDEN_TABLE_HEAD = ['| batch | output | max \\|Δ\\| | limit | top-5 | re
  * same count per image, each reference detection matched by one of the same label, score and box within
  * DETECTION_TOLERANCE), its table row giving the count in the top-5 column.
  */
-async function goldenRequests(t, o) {
+async function goldenRequests(t, golden) {
     const res = { rows: [], failures: [], compared: 0 };
-    for (const b of (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .referenceBatches */ .WN)(o.reference)) {
-        const x = (0,_util_npy__WEBPACK_IMPORTED_MODULE_1__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(o.reference, b, o.inputName, o.singleInput));
-        const req = (0,_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .encodeInferRequest */ .AG)([{ name: o.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
+    for (const b of (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .referenceBatches */ .WN)(golden.reference)) {
+        const x = (0,_util_npy__WEBPACK_IMPORTED_MODULE_1__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(golden.reference, b, golden.inputName, golden.singleInput));
+        const req = (0,_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .encodeInferRequest */ .AG)([{ name: golden.inputName, shape: x.shape, data: x.data }], { binaryOutputs: true });
         if (b === 1)
             res.batch1 = req;
-        const r = await t(`/v2/models/${o.modelName}/infer`, { body: req.body, headers: { ...(o.headers ?? {}), [_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' } });
+        const r = await t(`/v2/models/${golden.modelName}/infer`, {
+            body: req.body,
+            headers: { ...(golden.headers ?? {}), [_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]: req.headerLength, 'content-type': 'application/octet-stream' },
+        });
         if (r.status !== 200) {
             res.failures.push(`golden request at batch ${b} answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
             continue;
         }
         const dec = (0,_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .decodeInferResponse */ .mJ)(r.body, r.headers[_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs] === undefined ? undefined : Number(r.headers[_protocol_kserve__WEBPACK_IMPORTED_MODULE_5__/* .HEADER_LENGTH */ .Bs]));
         for (const out of dec.outputs) {
-            const refFile = (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .outputFile */ .i9)(o.reference, b, out.name);
+            const refFile = (0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .outputFile */ .i9)(golden.reference, b, out.name);
             if (!fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(refFile))
                 continue;
             const ref = (0,_util_npy__WEBPACK_IMPORTED_MODULE_1__/* .readNpy */ .e5)(refFile);
@@ -35675,15 +36581,15 @@ async function goldenRequests(t, o) {
                     res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: ${(0,_protocol_detections__WEBPACK_IMPORTED_MODULE_4__/* .describeDetections */ .Qj)(d)}`);
                 continue;
             }
-            const c = (0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, b, out, ref, { ..._compare__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6, maxAbsDiff: o.tolerance });
-            const mismatches = c.topK.flatMap((tk, n) => (tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]));
+            const c = (0,_compare__WEBPACK_IMPORTED_MODULE_3__/* .compareOutput */ .NM)(out.name, b, out, ref, { ..._compare__WEBPACK_IMPORTED_MODULE_3__/* .DEFAULT_TOLERANCE */ .s6, maxAbsDiff: golden.tolerance });
+            const mismatches = c.topK.flatMap((tk, n) => tk.onnx.join() === tk.reference.join() ? [] : [`item ${n}: top-5 ${JSON.stringify(tk.onnx)}, expected ${JSON.stringify(tk.reference)}`]);
             res.rows.push(`| ${b} | ${out.name} | ${c.maxAbsDiff.toExponential(2)} | ${c.limit.toExponential(2)} | ${c.topKMatch ? 'same' : 'differs'} | ${c.pass ? 'pass' : '**fail**'} |`);
             if (!c.pass)
                 res.failures.push(`output "${out.name}" at batch ${b} differs from the reference: max |Δ| ${c.maxAbsDiff.toExponential(3)} > ${c.limit.toExponential(3)}${c.topK.length === 0 ? ` (shape [${out.shape.join(', ')}])` : ''}${mismatches.length ? `; ${mismatches.join('; ')}` : ''}`);
         }
     }
     if (res.compared === 0 && res.failures.length === 0)
-        res.failures.push(`no output of the model matched a reference file output_b<N>__<blob>.npy in ${o.reference}`);
+        res.failures.push(`no output of the model matched a reference file output_b<N>__<blob>.npy in ${golden.reference}`);
     return res;
 }
 function percentile(sorted, p) {
@@ -35773,7 +36679,9 @@ async function checkOutputParity(conv, dir, opts) {
             const arr = (0,_util_npy__WEBPACK_IMPORTED_MODULE_5__/* .readNpy */ .e5)((0,_reference__WEBPACK_IMPORTED_MODULE_2__/* .inputFile */ .xm)(dir, batch, inp.name, single));
             const want = [batch, ...inp.shape.slice(1)];
             if (arr.shape.join() !== want.join()) {
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `reference input for "${inp.name}" has shape [${arr.shape}], the net expects [${want}]`, { file: dir });
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_6__/* .ModelshipError */ .W7('input', `reference input for "${inp.name}" has shape [${arr.shape.join(',')}], the net expects [${want.join(',')}]`, {
+                    file: dir,
+                });
             }
             feeds[inp.name] = arr;
         }
@@ -36066,7 +36974,9 @@ async function resolveTag(base, tag, headers) {
     if (head.status !== 200)
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('io', `HEAD ${new URL(url).pathname} answered ${head.status}`);
     let digest = head.headers['docker-content-digest'];
-    const type = String(head.headers['content-type'] ?? '').split(';')[0].trim();
+    const type = String(head.headers['content-type'] ?? '')
+        .split(';')[0]
+        .trim();
     if (typeof digest === 'string' && !INDEX_TYPES.has(type))
         return { digest };
     const get = await registryRequest('GET', url, undefined, headers);
@@ -36166,7 +37076,11 @@ async function removeTags(repo, tags, auth, claim) {
         const result = { ...plan, removed: [], ...(unlisted ? { unlisted } : {}) };
         results.push(result);
         // every other tag on this very manifest (none through an index) the caller's own: they go with the manifest
-        if (!unlisted && claim && plan.others.length && plan.others.every((t) => theirs[t]?.digest === plan.digest) && (await claim(plan.others, plan.digest).catch(() => false))) {
+        if (!unlisted &&
+            claim &&
+            plan.others.length &&
+            plan.others.every((t) => theirs[t]?.digest === plan.digest) &&
+            (await claim(plan.others, plan.digest).catch(() => false))) {
             Object.assign(result, { tags: [...plan.tags, ...plan.others], others: [], claimed: plan.others });
             plan.tags = result.tags;
             plan.others = [];
@@ -36565,7 +37479,21 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
         env.push('-e', `${_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.preprocess.env}=${JSON.stringify(cfg.preprocess)}`);
     return {
         pull: ['pull', cfg.image],
-        run: ['run', '-d', '--name', name, '--label', 'dev.modelship.smoke=true', '--label', `dev.modelship.owner=${owner}`, '-p', `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_12__/* .SERVING_PORT */ .b0}`, ...(cfg.gpu ? ['--gpus', 'all'] : []), ...env, cfg.image],
+        run: [
+            'run',
+            '-d',
+            '--name',
+            name,
+            '--label',
+            'dev.modelship.smoke=true',
+            '--label',
+            `dev.modelship.owner=${owner}`,
+            '-p',
+            `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_12__/* .SERVING_PORT */ .b0}`,
+            ...(cfg.gpu ? ['--gpus', 'all'] : []),
+            ...env,
+            cfg.image,
+        ],
         gpuQuery: ['exec', name, 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader'],
         logs: ['logs', '--tail', '60', name],
         remove: ['rm', '-f', '-v', name],
@@ -36575,7 +37503,15 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
 /** A mermaid xychart of the latency percentiles for the job summary. */
 function latencyChart(p) {
     const keys = Object.keys(p);
-    return ['```mermaid', 'xychart-beta', '  title "Smoke latency (ms)"', `  x-axis [${keys.map((k) => `"${k}"`).join(', ')}]`, `  y-axis "ms" 0 --> ${Math.ceil(Math.max(...Object.values(p)) * 1.2 + 1)}`, `  bar [${keys.map((k) => p[k].toFixed(2)).join(', ')}]`, '```'].join('\n');
+    return [
+        '```mermaid',
+        'xychart-beta',
+        '  title "Smoke latency (ms)"',
+        `  x-axis [${keys.map((k) => `"${k}"`).join(', ')}]`,
+        `  y-axis "ms" 0 --> ${Math.ceil(Math.max(...Object.values(p)) * 1.2 + 1)}`,
+        `  bar [${keys.map((k) => p[k].toFixed(2)).join(', ')}]`,
+        '```',
+    ].join('\n');
 }
 /**
  * The smoke stage, the GPU runner's gate: run the pushed image by digest, wait for readiness, send golden
@@ -36593,7 +37529,11 @@ async function runSmoke(cfg, log, env = process.env) {
     const plan = planSmoke(cfg, name);
     // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
     const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_11__/* .openRegistrySession */ .M)((0,_shared_registry__WEBPACK_IMPORTED_MODULE_10__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
-    const dockerEnv = { ...session.env, ...(cfg.apiKey ? { [_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.apiKey.env]: cfg.apiKey } : {}), ...(cfg.modelKey ? { [_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.modelKey.env]: cfg.modelKey } : {}) };
+    const dockerEnv = {
+        ...session.env,
+        ...(cfg.apiKey ? { [_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.apiKey.env]: cfg.apiKey } : {}),
+        ...(cfg.modelKey ? { [_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_7__/* .SERVE_SETTINGS */ ._O.modelKey.env]: cfg.modelKey } : {}),
+    };
     const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
     let started = false;
     const cleanup = async () => {
@@ -36612,14 +37552,26 @@ async function runSmoke(cfg, log, env = process.env) {
     process.once('SIGTERM', onSignal);
     const auth = cfg.apiKey ? { authorization: `Bearer ${cfg.apiKey}` } : {};
     const failures = [];
-    const outputs = { smoke: 'fail', 'latency-p50-ms': '', 'latency-p95-ms': '', 'latency-p99-ms': '', 'throughput-rps': '', 'gpu-info': '' };
+    const outputs = {
+        smoke: 'fail',
+        'latency-p50-ms': '',
+        'latency-p95-ms': '',
+        'latency-p99-ms': '',
+        'throughput-rps': '',
+        'gpu-info': '',
+    };
     let summary = '## modelship smoke\n\n';
+    let logTail = '';
     try {
         const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
         if (pull.code !== 0) {
             const registry = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_10__/* .parseImageRef */ .Q)(cfg.image).registry;
             const denied = /unauthorized|no basic auth credentials|authentication required|denied/i.test(pull.stderr);
-            const hint = denied ? (cfg.registryUsername ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")` : ` (registry ${registry} requires a login: give registry-username and registry-password)`) : '';
+            const hint = denied
+                ? cfg.registryUsername
+                    ? ` (registry ${registry} refused the login of "${cfg.registryUsername}")`
+                    : ` (registry ${registry} requires a login: give registry-username and registry-password)`
+                : '';
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker pull ${cfg.image} failed${hint}: ${pull.stderr.trim().slice(-400)}`);
         }
         const run = await docker(plan.run);
@@ -36682,7 +37634,14 @@ async function runSmoke(cfg, log, env = process.env) {
         // golden requests: the parity reference
         let goldenBody;
         if (cfg.reference) {
-            const g = await (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .goldenRequests */ .Ic)(t, { reference: cfg.reference, modelName: cfg.modelName, inputName: meta.inputs[0].name, singleInput: meta.inputs.length === 1, tolerance: cfg.tolerance, headers: auth });
+            const g = await (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .goldenRequests */ .Ic)(t, {
+                reference: cfg.reference,
+                modelName: cfg.modelName,
+                inputName: meta.inputs[0].name,
+                singleInput: meta.inputs.length === 1,
+                tolerance: cfg.tolerance,
+                headers: auth,
+            });
             goldenBody = g.batch1;
             failures.push(...g.failures);
             summary += `### Golden requests (the parity reference)\n\n${[..._shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .GOLDEN_TABLE_HEAD */ .Qi, ...g.rows].join('\n')}\n\n`;
@@ -36694,7 +37653,17 @@ async function runSmoke(cfg, log, env = process.env) {
         }
         else if (cfg.sampleImage && (cfg.expectedDetections || detector)) {
             const threshold = cfg.detectionThreshold ?? 0.5;
-            const r = detector ? await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .detectImage */ .Vb)(t, { runtime: server.runtime, modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), threshold, headers: auth, preprocess: cfg.preprocess }) : undefined;
+            const r = detector
+                ? await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .detectImage */ .Vb)(t, {
+                    runtime: server.runtime,
+                    modelName: cfg.modelName,
+                    meta: meta,
+                    image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage),
+                    threshold,
+                    headers: auth,
+                    preprocess: cfg.preprocess,
+                })
+                : undefined;
             const check = sampleDetections(cfg.sampleImage, cfg.expectedDetections, threshold, r, cfg.modelName);
             summary += check.summary;
             if (r && r.error === undefined)
@@ -36703,7 +37672,14 @@ async function runSmoke(cfg, log, env = process.env) {
                 failures.push(check.failure);
         }
         else if (cfg.sampleImage) {
-            const r = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .classifyImage */ ._u)(t, { modelName: cfg.modelName, meta: meta, image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage), k: 5, headers: auth, preprocess: cfg.preprocess });
+            const r = await (0,_protocol_kserve_client__WEBPACK_IMPORTED_MODULE_8__/* .classifyImage */ ._u)(t, {
+                modelName: cfg.modelName,
+                meta: meta,
+                image: fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(cfg.sampleImage),
+                k: 5,
+                headers: auth,
+                preprocess: cfg.preprocess,
+            });
             const top = r.top[0];
             const ok = top !== undefined && (cfg.expectedTop1 === '' || String(top.index) === cfg.expectedTop1);
             const got = top ? `${top.index} (${top.score.toFixed(4)})` : r.status ? `HTTP ${r.status} ${r.error ?? ''}` : r.error;
@@ -36734,7 +37710,6 @@ async function runSmoke(cfg, log, env = process.env) {
         failures.push(e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7 ? e.message : `unexpected error: ${e.message}`);
     }
     finally {
-        let logTail = '';
         if (started && failures.length) {
             // docker logs replays the container's stdout and stderr on its own stdout and stderr
             const l = await docker(plan.logs);
@@ -36744,13 +37719,12 @@ async function runSmoke(cfg, log, env = process.env) {
         session.close();
         process.removeListener('SIGINT', onSignal);
         process.removeListener('SIGTERM', onSignal);
-        if (failures.length) {
-            const tail = logTail ? `\n\ncontainer log (last lines):\n${logTail.split('\n').slice(-30).join('\n')}` : '';
-            summary += `### Failed\n\n${failures.map((f) => `- ${f}`).join('\n')}\n${logTail ? `\n<details><summary>container log</summary>\n\n\`\`\`\n${logTail}\n\`\`\`\n</details>\n` : ''}`;
-            outputs.smoke = 'fail';
-            // eslint-disable-next-line no-unsafe-finally
-            return { outputs, summary, ok: false, failure: `smoke failed:\n- ${failures.join('\n- ')}${tail}` };
-        }
+    }
+    if (failures.length) {
+        const tail = logTail ? `\n\ncontainer log (last lines):\n${logTail.split('\n').slice(-30).join('\n')}` : '';
+        summary += `### Failed\n\n${failures.map((f) => `- ${f}`).join('\n')}\n${logTail ? `\n<details><summary>container log</summary>\n\n\`\`\`\n${logTail}\n\`\`\`\n</details>\n` : ''}`;
+        outputs.smoke = 'fail';
+        return { outputs, summary, ok: false, failure: `smoke failed:\n- ${failures.join('\n- ')}${tail}` };
     }
     outputs.smoke = 'pass';
     return { outputs, summary, ok: true };
@@ -36804,7 +37778,10 @@ function sampleDetections(image, expected, threshold, found, modelName) {
     });
     for (const j of m.extra)
         problems.push(`found ${det(got[j])} was not expected`);
-    return { summary, failure: `the sample image gave ${got.length} detection${got.length === 1 ? '' : 's'} (score ≥ ${threshold}), expected ${expected.length}: ${problems.join('; ')}` };
+    return {
+        summary,
+        failure: `the sample image gave ${got.length} detection${got.length === 1 ? '' : 's'} (score ≥ ${threshold}), expected ${expected.length}: ${problems.join('; ')}`,
+    };
 }
 /**
  * The action's post step: remove smoke containers this job left behind (a cancelled or killed run cannot clean
@@ -36812,10 +37789,22 @@ function sampleDetections(image, expected, threshold, found, modelName) {
  */
 async function cleanupSmokeContainers(log, env = process.env) {
     const owner = smokeOwner(env);
-    const ps = await (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', ['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `label=dev.modelship.owner=${owner}`, '--format', '{{.Names}}']);
+    const ps = await (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', [
+        'ps',
+        '-a',
+        '--filter',
+        'label=dev.modelship.smoke=true',
+        '--filter',
+        `label=dev.modelship.owner=${owner}`,
+        '--format',
+        '{{.Names}}',
+    ]);
     if (ps.code !== 0)
         return []; // no docker on this runner: nothing to clean
-    const names = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    const names = ps.stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
     for (const n of names) {
         await (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', ['rm', '-f', '-v', n]);
         log.info(`removed smoke container ${n} left by this job`);
@@ -36936,9 +37925,16 @@ async function storePush(artifactFile, to, opts = {}) {
         putBlob(t.path, config);
         putBlob(t.path, manifest);
         const indexFile = path__WEBPACK_IMPORTED_MODULE_1__.join(t.path, 'index.json');
-        const index = fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(indexFile) ? JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(indexFile, 'utf8')) : { schemaVersion: 2, manifests: [] };
+        const index = fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(indexFile)
+            ? JSON.parse(fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync(indexFile, 'utf8'))
+            : { schemaVersion: 2, manifests: [] };
         index.manifests = index.manifests.filter((m) => m.annotations?.['org.opencontainers.image.ref.name'] !== tag && m.digest !== manifestDigest);
-        index.manifests.push({ mediaType: MANIFEST_TYPE, digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } });
+        index.manifests.push({
+            mediaType: MANIFEST_TYPE,
+            digest: manifestDigest,
+            size: manifest.length,
+            annotations: { 'org.opencontainers.image.ref.name': tag },
+        });
         (0,_util_fsx__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)(indexFile, JSON.stringify(index, null, 2));
         return { manifestDigest, artifactDigest: digestOf(artifact), size: artifact.length, location: `dir:${t.path}@${manifestDigest}` };
     }
@@ -36964,7 +37960,7 @@ async function storePull(from, out) {
         const dir = t.path.slice(0, at);
         manifestDigest = t.path.slice(at + 1);
         manifest = getBlob(dir, manifestDigest);
-        blob = async (d) => getBlob(dir, d);
+        blob = (d) => Promise.resolve(getBlob(dir, d));
     }
     else {
         const reg = (0,_shared_registry__WEBPACK_IMPORTED_MODULE_4__/* .registryBase */ .bu)(t.ref);
@@ -37126,7 +38122,10 @@ function readElf(bytes, what) {
         else if (ptype === PT_INTERP) {
             if (offset + filesz > b.length)
                 bad('PT_INTERP past the end of the file');
-            interpreter = b.subarray(offset, offset + filesz).toString('latin1').replace(/\0.*$/s, '');
+            interpreter = b
+                .subarray(offset, offset + filesz)
+                .toString('latin1')
+                .replace(/\0.*$/s, '');
         }
         else if (ptype === PT_DYNAMIC)
             dyn = { offset, size: filesz };
@@ -37228,9 +38227,29 @@ function isModelshipError(e) {
 }
 /** Error codes of a connection that failed (Node's net/dns/tls, undici's): the other end, not modelship. */
 const NETWORK_CODES = new Set([
-    'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EPIPE',
-    'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
-    'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'ERR_TLS_CERT_ALTNAME_INVALID',
+    'ENOTFOUND',
+    'EAI_AGAIN',
+    'EAI_FAIL',
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'ECONNABORTED',
+    'ETIMEDOUT',
+    'EHOSTUNREACH',
+    'ENETUNREACH',
+    'EHOSTDOWN',
+    'ENETDOWN',
+    'EPIPE',
+    'UND_ERR_CONNECT_TIMEOUT',
+    'UND_ERR_HEADERS_TIMEOUT',
+    'UND_ERR_BODY_TIMEOUT',
+    'UND_ERR_SOCKET',
+    'UND_ERR_CLOSED',
+    'CERT_HAS_EXPIRED',
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'SELF_SIGNED_CERT_IN_CHAIN',
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+    'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 /** The first error in `e`'s cause chain (and an AggregateError's errors) with a network error code. */
 function networkCause(e, depth = 0) {
@@ -37254,7 +38273,11 @@ function networkDetail(n) {
     const first = Array.isArray(n.errors) ? n.errors[0] : undefined;
     if (first && typeof first.message === 'string' && first.message)
         return first.message;
-    const where = typeof n.hostname === 'string' ? n.hostname : typeof n.address === 'string' ? `${n.address}${n.port !== undefined ? `:${String(n.port)}` : ''}` : '';
+    const where = typeof n.hostname === 'string'
+        ? n.hostname
+        : typeof n.address === 'string'
+            ? `${n.address}${typeof n.port === 'number' || typeof n.port === 'string' ? `:${n.port}` : ''}`
+            : '';
     return `${n.code}${where ? ` ${where}` : ''}`;
 }
 /**
@@ -37432,7 +38455,14 @@ function parseLdconfigListing(text) {
         const m = /^\s+(\S+)\s+\(([^)]*)\)\s+=>\s+(.+?)\s*$/.exec(line);
         if (!m)
             continue;
-        out.push({ name: m[1], flags: m[2].split(',').map((f) => f.trim()).filter(Boolean), path: m[3] });
+        out.push({
+            name: m[1],
+            flags: m[2]
+                .split(',')
+                .map((f) => f.trim())
+                .filter(Boolean),
+            path: m[3],
+        });
     }
     return out;
 }
@@ -37566,7 +38596,7 @@ function encodeNpy(shape, data) {
 /** onnxruntime is loaded on first use: converting without a parity check never maps its 45 MB library. */
 let ortModule;
 function loadOrt() {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, synchronously: the native library maps only when needed
     ortModule ??= __nccwpck_require__(30701);
     return ortModule;
 }
@@ -37705,6 +38735,7 @@ async function loadToolCache() {
         const code = e.code;
         if (code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED' && code !== 'ERR_REQUIRE_ESM')
             throw e;
+        // eslint-disable-next-line @typescript-eslint/no-implied-eval -- Node's own import(), out of reach of the CommonJS compile (above)
         const nativeImport = new Function('id', 'return import(id)');
         return nativeImport('@actions/tool-cache');
     }
@@ -37730,7 +38761,9 @@ function ensureToolCacheEnv(env = process.env) {
                 fs__WEBPACK_IMPORTED_MODULE_1__.mkdirSync(dflt, { recursive: true });
             }
             catch (e) {
-                throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `cannot create the download cache ${dflt} (set ${name} to a writable directory): ${e.message}`, { file: dflt });
+                throw new _errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `cannot create the download cache ${dflt} (set ${name} to a writable directory): ${e.message}`, {
+                    file: dflt,
+                });
             }
             env[name] = dflt;
         }
@@ -37784,6 +38817,7 @@ async function quietDebug(fn) {
     if (process.env.GITHUB_ACTIONS === 'true')
         return fn();
     if (quieted++ === 0) {
+        // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(this) below and put back on process.stdout after
         const write = (realWrite = process.stdout.write);
         process.stdout.write = function (chunk, ...rest) {
             if (typeof chunk === 'string' && chunk.startsWith('::debug::')) {
@@ -37843,7 +38877,7 @@ async function downloadVerified(url, expected, what) {
 async function findCached(tool, version, arch) {
     ensureToolCacheEnv();
     const tc = await loadToolCache();
-    return quietDebug(async () => tc.find(tool, version, arch));
+    return quietDebug(() => Promise.resolve(tc.find(tool, version, arch)));
 }
 /**
  * Copy the contents of `dir` into the tool cache as `tool` `version` `arch` (replacing what was there) and mark it
@@ -47026,14 +48060,6 @@ const {
 
 //# sourceMappingURL=js-yaml.mjs.map
 
-
-/***/ }),
-
-/***/ 41302:
-/***/ ((module) => {
-
-"use strict";
-module.exports = {"rE":"1.30.0"};
 
 /***/ })
 
