@@ -432,9 +432,18 @@ EOK
 }
 EOK
   [ $changed = 1 ] && alive "$KN_CD" && { log "$KN_CD config changed"; stop "$KN_CD"; }
+  local fresh=0 from=0
+  alive "$KN_CD" || { fresh=1; from=$(($(wc -l < "$LOGS/$KN_CD.log" 2>/dev/null || echo 0) + 1)); }
   daemon "$KN_CD" /usr/bin/containerd --config "$C/config.toml"
   wait_for "$KN_CD" 30 test -S "$KN_SOCK"
+  # The socket serves before the CRI plugin has recovered its state; a kubelet started then exits
+  # ("validate CRI v1 runtime API ... server is not initialized yet"). containerd 1.6 marks the CRI
+  # service initialized right after it logs "Start streaming server" (pkg/cri/server/service.go Run).
+  [ $fresh = 0 ] || wait_for "$KN_CD" 60 k134_cri_initialized "$LOGS/$KN_CD.log" "$from"
 }
+
+# k134_cri_initialized LOG FROM-LINE: the CRI plugin of the containerd started at FROM-LINE is serving
+k134_cri_initialized() { tail -n "+$2" "$1" | grep -q 'msg="Start streaming server"'; }
 
 k134_forward_rules() {
   # br_netfilter is built in, so bridge traffic (pod -> pod, pod -> ClusterIP -> pod) traverses
