@@ -10,7 +10,11 @@
  *     tools too. Its global setup also fills the tool cache with the pinned Node.js release the images carry.
  *   A file whose lab part or tool is missing is skipped saying which and how to get it; under CI=true that is a
  *   failure (test/helpers/needs.ts).
- * `npm test` (scripts/test.sh, = .ci/run) installs and starts all of it and runs every project.
+ * `npm test` (scripts/test.sh, = .ci/run) installs and starts all of it and runs every project: the unit tier first,
+ * alone, then tools and lab together with 4 workers (the lab files mostly wait on the cluster; files that share
+ * cluster state take turns through locks, test/helpers/shared.ts). Jest's own default is a worker per CPU less one, a
+ * single one on the 2-CPU lab machine: `npx jest --selectProjects lab` runs the files one at a time there; add
+ * --maxWorkers=4 to run them as scripts/test.sh does.
  */
 const shared = {
   testEnvironment: '<rootDir>/test/helpers/environment.js',
@@ -18,7 +22,10 @@ const shared = {
   // ESM-only, loaded natively through a bridge (see the file)
   moduleNameMapper: { '^@actions/tool-cache$': '<rootDir>/test/helpers/tool-cache-bridge.js' },
   transform: {
-    '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true, module: 'commonjs', moduleResolution: 'node', target: 'ES2022', esModuleInterop: true, resolveJsonModule: true } }],
+    '^.+\\.ts$': [
+      'ts-jest',
+      { tsconfig: { isolatedModules: true, module: 'commonjs', moduleResolution: 'node', target: 'ES2022', esModuleInterop: true, resolveJsonModule: true } },
+    ],
   },
   // removes the run's temporary directories
   globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
@@ -50,4 +57,6 @@ module.exports = {
     },
   ],
   testTimeout: 120000,
+  // the slow second-tier files first, whatever the jest cache knows (a fresh clone knows nothing)
+  testSequencer: '<rootDir>/test/helpers/sequencer.js',
 };

@@ -60,12 +60,22 @@ done
 npx tsc --noEmit
 # the layers of src/ and the rules between them (.dependency-cruiser.cjs; README, "How it is built")
 npm run --silent lint:deps
-results=$(mktemp --suffix=.json)
+# ESLint with typescript-eslint's type-checked rules, and Prettier's check (eslint.config.mjs, .prettierrc.json)
+npm run --silent lint
+npm run --silent format:check
+# jest in two runs. The unit tier first, alone (CPU-bound; 3 workers, as `npm run test:unit`): its load-sensitive
+# tests get the machine to themselves. Then the second tier with MODELSHIP_JEST_WORKERS (4) workers: the lab files
+# mostly wait on the cluster (pods starting, bakes), so several run at once; those that share cluster state (a node's
+# GPUs, the shared LeNet images) take turns through locks (test/helpers/shared.ts).
+results=$(mktemp -d)
 status=0
-npx jest --ci --json --outputFile="$results" "$@" || status=$?
+npx jest --ci --selectProjects unit --maxWorkers=3 --passWithNoTests --json --outputFile="$results/unit.json" "$@" || status=$?
+npx jest --ci --selectProjects tools lab --maxWorkers="${MODELSHIP_JEST_WORKERS:-4}" --passWithNoTests --json --outputFile="$results/second.json" "$@" || status=$?
 node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
-' "$results" || true
-rm -f "$results"
+  const fs = require("fs");
+  const runs = process.argv.slice(1).filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
+  const n = (k) => runs.reduce((s, r) => s + r[k], 0);
+  console.log(`jest: ${n("numPassedTests")} passed, ${n("numFailedTests")} failed` + (n("numPendingTests") ? `, ${n("numPendingTests")} skipped` : ""));
+' "$results/unit.json" "$results/second.json" || true
+rm -rf "$results"
 exit $status

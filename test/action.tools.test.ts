@@ -11,7 +11,10 @@ labDescribe(['node24'])('the bundled action under the runner contract, on Node 2
   test('the same bundle runs on Node 24, the runtime action.yml declares', () => {
     expect(execFileSync(NODE24, ['--version'], { encoding: 'utf8' })).toMatch(/^v24\./);
     const work = tmpDir();
-    const r = runAction({ stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), reference: LENET }, { cwd: work, node: NODE24 });
+    const r = runAction(
+      { stage: 'convert', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), reference: LENET },
+      { cwd: work, node: NODE24 },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.outputs.parity).toBe('pass');

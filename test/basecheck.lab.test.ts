@@ -105,12 +105,23 @@ int main(void) {
       const r = spawnSync(
         'docker',
         [
-          'run', '--rm', '--network', 'none',
-          '-v', `${libcudaStub()}:${LIBCUDA_MOUNT}:ro`,
-          '-v', `${libs.cuda}:/opt/ort/libonnxruntime_providers_cuda.so:ro`,
-          '-v', `${libs.shared}:/opt/ort/libonnxruntime_providers_shared.so:ro`,
-          '-v', `${path.join(dir, 'probe')}:/probe:ro`,
-          '--entrypoint', 'sh', stubBase, '-c', script,
+          'run',
+          '--rm',
+          '--network',
+          'none',
+          '-v',
+          `${libcudaStub()}:${LIBCUDA_MOUNT}:ro`,
+          '-v',
+          `${libs.cuda}:/opt/ort/libonnxruntime_providers_cuda.so:ro`,
+          '-v',
+          `${libs.shared}:/opt/ort/libonnxruntime_providers_shared.so:ro`,
+          '-v',
+          `${path.join(dir, 'probe')}:/probe:ro`,
+          '--entrypoint',
+          'sh',
+          stubBase,
+          '-c',
+          script,
         ],
         { encoding: 'utf8' },
       );
@@ -119,7 +130,8 @@ int main(void) {
       const list = part('list');
       expect(list).not.toMatch(/not found/);
       expect(list).toContain('rc=0');
-      for (const name of ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13']) expect(list).toContain(`${name} => ${CUDA_LIB_DIR}/${name}`);
+      for (const name of ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13'])
+        expect(list).toContain(`${name} => ${CUDA_LIB_DIR}/${name}`);
       expect(list).toMatch(/libcuda\.so\.1 => \S*\/x86_64-linux-gnu\/libcuda\.so\.1/);
       const bind = part('bind');
       expect(bind).toContain('/opt/ort/libonnxruntime_providers_shared.so');

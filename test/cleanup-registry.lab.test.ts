@@ -3,7 +3,6 @@ import * as path from 'path';
 import { deletePreviewTag, runCleanup } from '../src/preview';
 import { resolveDigest } from '../src/shared/registry';
 import { storePush } from '../src/store';
-import { CleanupConfig } from '../src/config';
 import { Logger } from '../src/stage';
 import { LAB, requireLab } from './helpers/lab';
 import { tmpDir } from './helpers/caffe';
@@ -39,7 +38,11 @@ async function tag(repo: string, digest: string, tag: string): Promise<void> {
   const base = `http://${repo.replace(LAB.registry, `${LAB.registry}/v2`)}/manifests`;
   const get = await fetch(`${base}/${digest}`, { headers: { accept: MANIFEST_TYPES } });
   expect(get.status).toBe(200);
-  const put = await fetch(`${base}/${tag}`, { method: 'PUT', headers: { 'content-type': get.headers.get('content-type')! }, body: Buffer.from(await get.arrayBuffer()) });
+  const put = await fetch(`${base}/${tag}`, {
+    method: 'PUT',
+    headers: { 'content-type': get.headers.get('content-type')! },
+    body: Buffer.from(await get.arrayBuffer()),
+  });
   expect(put.status).toBe(201);
 }
 
@@ -49,15 +52,16 @@ function capture(): Logger & { warnings: string[] } {
 }
 
 const cleanup = (image: string, pr: number, log: Logger) =>
-  runCleanup({ app: 'lenet', kubeconfig: '', prNumber: pr, image, registryUsername: '', registryPassword: '', githubToken: '', comment: false } as CleanupConfig, log, {});
+  runCleanup({ app: 'lenet', kubeconfig: '', prNumber: pr, image, registryUsername: '', registryPassword: '', githubToken: '', comment: false }, log, {});
 
 beforeAll(() => requireLab());
 // the test's own manifests, by digest (what is already gone answers 404)
 afterAll(async () => {
-  for (const ref of pushed) await fetch(`http://${ref.replace(LAB.registry, `${LAB.registry}/v2`).replace('@', '/manifests/')}`, { method: 'DELETE' }).catch(() => undefined);
+  for (const ref of pushed)
+    await fetch(`http://${ref.replace(LAB.registry, `${LAB.registry}/v2`).replace('@', '/manifests/')}`, { method: 'DELETE' }).catch(() => undefined);
 });
 
-describeLab('cleanup on a registry other than ghcr.io (the lab\'s distribution 2.8)', () => {
+describeLab("cleanup on a registry other than ghcr.io (the lab's distribution 2.8)", () => {
   test('buildcache, pr-4242 and sha-… on one manifest: buildcache and sha-… still resolve to it afterwards', async () => {
     const repo = `${LAB.registry}/modelship-test/cleanup-shared-${RUN}`;
     const d = await push(repo, 'shared', 'pr-4242');
@@ -77,12 +81,14 @@ describeLab('cleanup on a registry other than ghcr.io (the lab\'s distribution 2
       expect(r.outputs.removed).toBe('');
       expect(await resolveDigest(`${repo}:pr-4242`)).toBe(d);
       expect(log.warnings).toHaveLength(1);
-      expect(log.warnings[0]).toContain(`image ${repo}:pr-4242 not deleted: its manifest ${d} is also tagged :buildcache, :sha-abc1234, which deleting the manifest would delete too; the registry refused to delete the tag alone: DELETE /v2/modelship-test/cleanup-shared-${RUN}/manifests/pr-4242 answered 400`);
+      expect(log.warnings[0]).toContain(
+        `image ${repo}:pr-4242 not deleted: its manifest ${d} is also tagged :buildcache, :sha-abc1234, which deleting the manifest would delete too; the registry refused to delete the tag alone: DELETE /v2/modelship-test/cleanup-shared-${RUN}/manifests/pr-4242 answered 400`,
+      );
       expect(r.summary).toContain('> [!WARNING]');
     }
   });
 
-  test('pr-<N> and buildcache-pr-<N> the only tags of their manifests: both deleted; the deploy\'s tags stay', async () => {
+  test("pr-<N> and buildcache-pr-<N> the only tags of their manifests: both deleted; the deploy's tags stay", async () => {
     const repo = `${LAB.registry}/modelship-test/cleanup-own-${RUN}`;
     const main = await push(repo, 'main', 'main');
     await tag(repo, main, 'buildcache');
@@ -99,7 +105,7 @@ describeLab('cleanup on a registry other than ghcr.io (the lab\'s distribution 2
     expect(await resolveDigest(`${repo}:buildcache`)).toBe(main);
   });
 
-  test('pr-<N> and a sha-… tag on a manifest that is not the PR build\'s image (no labels saying so): both kept, a warning', async () => {
+  test("pr-<N> and a sha-… tag on a manifest that is not the PR build's image (no labels saying so): both kept, a warning", async () => {
     const repo = `${LAB.registry}/modelship-test/cleanup-sha-${RUN}`;
     const d = await push(repo, 'sha', 'pr-4245');
     await tag(repo, d, 'sha-1234567');
@@ -107,7 +113,9 @@ describeLab('cleanup on a registry other than ghcr.io (the lab\'s distribution 2
     const r = await cleanup(repo, 4245, log);
     expect(r.outputs.removed).toBe('');
     expect(log.warnings).toHaveLength(1);
-    expect(log.warnings[0]).toContain(`image ${repo}:pr-4245 not deleted: its manifest ${d} is also tagged :sha-1234567, which deleting the manifest would delete too`);
+    expect(log.warnings[0]).toContain(
+      `image ${repo}:pr-4245 not deleted: its manifest ${d} is also tagged :sha-1234567, which deleting the manifest would delete too`,
+    );
     expect(await resolveDigest(`${repo}:sha-1234567`)).toBe(d);
     expect(await resolveDigest(`${repo}:pr-4245`)).toBe(d);
   });
@@ -133,7 +141,10 @@ describeLab('the pr-<N> tag on a registry other than ghcr.io, through the regist
     const stored = await storePush(file, `oci:${repo}`, { tag: 'pr-21' });
     const r = await deletePreviewTag(`${repo}:pr-21`, { githubToken: 'ghs_cleanup_token_456' });
     expect(r).toEqual({ removed: `image ${repo}:pr-21 (${stored.manifestDigest})` });
-    const head = await fetch(`http://${repo.replace(LAB.registry, `${LAB.registry}/v2`)}/manifests/pr-21`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const head = await fetch(`http://${repo.replace(LAB.registry, `${LAB.registry}/v2`)}/manifests/pr-21`, {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     expect(head.status).toBe(404);
     // a second cleanup finds nothing to remove
     expect(await deletePreviewTag(`${repo}:pr-21`, { githubToken: 'ghs_cleanup_token_456' })).toEqual({});

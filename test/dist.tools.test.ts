@@ -4,7 +4,8 @@ import { execFileSync } from 'child_process';
 import { REPO, tmpDir } from './helpers/caffe';
 
 function filesUnder(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => path.relative(dir, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)))
     .sort();
@@ -25,7 +26,15 @@ function build(out: string, statsFile: string): Stats {
   const statsArg = ncc?.[ncc.indexOf('--stats-out') + 1];
   if (!ncc || !ncc.includes('--stats-out') || !statsArg) throw new Error(`package.json "build" runs no \`ncc build … --stats-out FILE\`: ${script}`);
   const sub = (a: string): string =>
-    a === 'dist' ? out : a.startsWith('dist/') ? path.join(out, a.slice(5)) : a === statsArg ? statsFile : a === path.dirname(statsArg) ? path.dirname(statsFile) : a;
+    a === 'dist'
+      ? out
+      : a.startsWith('dist/')
+        ? path.join(out, a.slice(5))
+        : a === statsArg
+          ? statsFile
+          : a === path.dirname(statsArg)
+            ? path.dirname(statsFile)
+            : a;
   let stats: Stats | undefined;
   for (const [cmd, ...args] of steps.map((c) => c.map(sub))) {
     if (cmd === 'rm' && args[0] === '-rf') for (const p of args.slice(1)) fs.rmSync(path.resolve(REPO, p), { recursive: true, force: true });
@@ -65,7 +74,12 @@ function bundledPackages(stats: Stats, out: string): string[] {
   const dirs = new Set<string>();
   const visit = (m: StatsModule): void => {
     // identifier: [type|]loader!…!loader!/abs/file[?query][|hash]; externals and webpack's runtime name no file
-    const file = m.identifier.split('!').pop()!.split('|').find((p) => path.isAbsolute(p))?.replace(/\?.*$/, '');
+    const file = m.identifier
+      .split('!')
+      .pop()!
+      .split('|')
+      .find((p) => path.isAbsolute(p))
+      ?.replace(/\?.*$/, '');
     const dir = file && packageDir(file);
     if (dir) dirs.add(dir);
     m.modules?.forEach(visit);
@@ -83,13 +97,16 @@ function bundledPackages(stats: Stats, out: string): string[] {
 
 /** name@version of each section of a licenses.txt, in file order; each section must hold some license text */
 function listedPackages(file: string): string[] {
-  return fs.readFileSync(file, 'utf8').split(`\n${'='.repeat(80)}\n`).map((section) => {
-    const [head, ...text] = section.trim().split('\n');
-    const m = /^(.+)@([^@\s]+) \(([^()]+|\(.+\))\)$/.exec(head);
-    if (!m) throw new Error(`${file}: section heading ${JSON.stringify(head)} is not "name@version (LICENSE)"`);
-    expect({ head, text: text.join('\n').trim().length > 0 }).toEqual({ head, text: true });
-    return `${m[1]}@${m[2]}`;
-  });
+  return fs
+    .readFileSync(file, 'utf8')
+    .split(`\n${'='.repeat(80)}\n`)
+    .map((section) => {
+      const [head, ...text] = section.trim().split('\n');
+      const m = /^(.+)@([^@\s]+) \(([^()]+|\(.+\))\)$/.exec(head);
+      if (!m) throw new Error(`${file}: section heading ${JSON.stringify(head)} is not "name@version (LICENSE)"`);
+      expect({ head, text: text.join('\n').trim().length > 0 }).toEqual({ head, text: true });
+      return `${m[1]}@${m[2]}`;
+    });
 }
 
 // The committed bundle rebuilt (`npm run build`, ~30 s: the second tier); that it runs without node_modules:
@@ -113,12 +130,26 @@ describe('dist/ is the committed bundle', () => {
     });
 
     test('licenses.txt lists every package in the bundle, and nothing else', () => {
-      for (const known of ['protobufjs', 'js-yaml', 'prom-client', 'pngjs', 'jpeg-js', 'onnxruntime-node', 'onnxruntime-common', '@actions/core', '@kubernetes/client-node']) {
+      for (const known of [
+        'protobufjs',
+        'js-yaml',
+        'prom-client',
+        'pngjs',
+        'jpeg-js',
+        'onnxruntime-node',
+        'onnxruntime-common',
+        '@actions/core',
+        '@kubernetes/client-node',
+      ]) {
         expect(bundled).toContain(nameAtVersion(path.join(REPO, 'node_modules', known)));
       }
       for (const file of [path.join(out, 'licenses.txt'), path.join(REPO, 'dist/licenses.txt')]) {
         const listed = listedPackages(file);
-        expect({ file, missing: bundled.filter((p) => !listed.includes(p)), extra: listed.filter((p) => !bundled.includes(p)) }).toEqual({ file, missing: [], extra: [] });
+        expect({ file, missing: bundled.filter((p) => !listed.includes(p)), extra: listed.filter((p) => !bundled.includes(p)) }).toEqual({
+          file,
+          missing: [],
+          extra: [],
+        });
         expect(listed.length).toBe(bundled.length); // each once
         const names = listed.map((p) => p.slice(0, p.lastIndexOf('@')));
         expect(names).toEqual([...names].sort()); // sorted by name

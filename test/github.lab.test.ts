@@ -5,7 +5,7 @@ import { AddressInfo } from 'net';
 import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, waitFor, KUBECONFIG, RESTRICTED, privilegedPodRefusal } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, exists, pods, waitFor, KUBECONFIG, RESTRICTED, privilegedPodRefusal, CPU_BURST_PATCH } from './helpers/kube';
 import { startAction, RunnerResult } from './helpers/runner';
 import { OUTPUTS, STAGE_INCLUDES } from '../src/config';
 import { labDescribe } from './helpers/needs';
@@ -20,7 +20,9 @@ const describeLab = labDescribe(['docker', 'registry', 'cluster', 'node24']);
 const LENET = path.join(FIXTURES, 'lenet');
 const work = tmpDir('modelship-github-');
 const repo = `${LAB.registry}/modelship-test/lenet-gh-${process.pid}`;
-const patch = path.join(REPO, 'examples/lab-realnode.patch.yaml');
+/** examples/lab-realnode.patch.yaml (the real node), after the CPU burst (the pods start in seconds, not at 50m's pace) */
+const patch = path.join(work, 'lab-realnode.patch.yaml');
+fs.writeFileSync(patch, `${CPU_BURST_PATCH}${fs.readFileSync(path.join(REPO, 'examples/lab-realnode.patch.yaml'), 'utf8')}`);
 const owned: string[] = [];
 
 beforeAll(() => {
@@ -77,7 +79,17 @@ describeLab('the pipeline stage through the bundled action', () => {
       if (!emptyAllowed.has(o.name)) expect([o.name, r.outputs[o.name]]).not.toEqual([o.name, '']);
     }
     expect(r.outputs).toMatchObject({ parity: 'pass', 'compile-parity': 'pass', smoke: 'pass', decision: 'promoted' });
-    for (const section of ['## modelship convert', '## modelship compile', '## modelship image', '## modelship smoke', '## modelship rollout: ✅ promoted', '### Parity against Caffe', '```mermaid\nxychart-beta', '### Timeline', '```mermaid\ngantt']) {
+    for (const section of [
+      '## modelship convert',
+      '## modelship compile',
+      '## modelship image',
+      '## modelship smoke',
+      '## modelship rollout: ✅ promoted',
+      '### Parity against Caffe',
+      '```mermaid\nxychart-beta',
+      '### Timeline',
+      '```mermaid\ngantt',
+    ]) {
       expect(r.summary).toContain(section);
     }
     // long steps are folded into log groups
@@ -133,8 +145,28 @@ describeLab('PR deploy previews', () => {
       owned.push(ns);
       // the PR's image, tagged pr-<N> by the image stage from the PR's merge ref
       const onnx = path.join(work, 'pr/lenet.onnx');
-      expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx])).code).toBe(0);
-      const img = await runCli(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--revision', 'e'.repeat(40), '--ref', `refs/pull/${pr}/merge`, '--compose-file', path.join(work, 'pr/c.yml'), '--json']);
+      expect(
+        (await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx]))
+          .code,
+      ).toBe(0);
+      const img = await runCli([
+        'image',
+        '--image',
+        repo,
+        '--model',
+        onnx,
+        '--model-name',
+        'lenet',
+        '--base-image',
+        LAB.baseImage,
+        '--revision',
+        'e'.repeat(40),
+        '--ref',
+        `refs/pull/${pr}/merge`,
+        '--compose-file',
+        path.join(work, 'pr/c.yml'),
+        '--json',
+      ]);
       expect(img.code).toBe(0);
       expect(img.json().tags).toContain(`${repo}:pr-${pr}`);
       const image = img.json().image as string;
@@ -142,17 +174,63 @@ describeLab('PR deploy previews', () => {
       // a pull_request event payload as GitHub sends it (the fields the preview reads, and the usual ones around them)
       const event = (action: string) => {
         const f = path.join(work, `event-${action}.json`);
-        fs.writeFileSync(f, JSON.stringify({
-          action, number: pr,
-          pull_request: { number: pr, state: action === 'closed' ? 'closed' : 'open', merged: false, title: 'Retrain GoogLeNet', head: { ref: 'retrain', sha: 'd'.repeat(40) }, base: { ref: 'main', sha: 'c'.repeat(40) }, html_url: `https://github.com/octo/models/pull/${pr}`, user: { login: 'octocat' } },
-          repository: { name: 'models', full_name: 'octo/models', owner: { login: 'octo' } },
-          sender: { login: 'octocat' },
-        }));
-        return { GITHUB_EVENT_NAME: 'pull_request', GITHUB_EVENT_PATH: f, GITHUB_REPOSITORY: 'octo/models', GITHUB_API_URL: api, GITHUB_SHA: 'd'.repeat(40), GITHUB_RUN_ID: '991', GITHUB_JOB: 'preview' };
+        fs.writeFileSync(
+          f,
+          JSON.stringify({
+            action,
+            number: pr,
+            pull_request: {
+              number: pr,
+              state: action === 'closed' ? 'closed' : 'open',
+              merged: false,
+              title: 'Retrain GoogLeNet',
+              head: { ref: 'retrain', sha: 'd'.repeat(40) },
+              base: { ref: 'main', sha: 'c'.repeat(40) },
+              html_url: `https://github.com/octo/models/pull/${pr}`,
+              user: { login: 'octocat' },
+            },
+            repository: { name: 'models', full_name: 'octo/models', owner: { login: 'octo' } },
+            sender: { login: 'octocat' },
+          }),
+        );
+        return {
+          GITHUB_EVENT_NAME: 'pull_request',
+          GITHUB_EVENT_PATH: f,
+          GITHUB_REPOSITORY: 'octo/models',
+          GITHUB_API_URL: api,
+          GITHUB_SHA: 'd'.repeat(40),
+          GITHUB_RUN_ID: '991',
+          GITHUB_JOB: 'preview',
+        };
       };
-      const smokeReport = JSON.stringify({ parity: 'pass', 'max-abs-diff': '2.98e-7', 'latency-p50-ms': '3.10', 'latency-p95-ms': '4.20', 'latency-p99-ms': '5.00', 'throughput-rps': '812.5' });
+      const smokeReport = JSON.stringify({
+        parity: 'pass',
+        'max-abs-diff': '2.98e-7',
+        'latency-p50-ms': '3.10',
+        'latency-p95-ms': '4.20',
+        'latency-p99-ms': '5.00',
+        'throughput-rps': '812.5',
+      });
+      // drain-delay 0: the test waits for the closed preview's namespace to go, hence for its pods to end
       const preview = (action: string) =>
-        startAction({ stage: 'preview', image, 'model-name': 'lenet', reference: LENET, replicas: '1', 'bake-time': '2', cpu: '50m', memory: '256Mi', patch, kubeconfig: KUBECONFIG, 'github-token': 'ghs_test_token_123', 'smoke-report': smokeReport }, { env: event(action) }).done;
+        startAction(
+          {
+            stage: 'preview',
+            image,
+            'model-name': 'lenet',
+            reference: LENET,
+            replicas: '1',
+            'bake-time': '2',
+            'drain-delay': '0',
+            cpu: '50m',
+            memory: '256Mi',
+            patch,
+            kubeconfig: KUBECONFIG,
+            'github-token': 'ghs_test_token_123',
+            'smoke-report': smokeReport,
+          },
+          { env: event(action) },
+        ).done;
 
       const opened = await preview('opened');
       expectOk(opened);
@@ -192,12 +270,18 @@ describeLab('PR deploy previews', () => {
       expect(gh.comments).toHaveLength(1);
 
       // closed: the namespace and the pr-<N> tag go, and the comment says so
-      const closed = await startAction({ stage: 'cleanup', 'model-name': 'lenet', image: repo, kubeconfig: KUBECONFIG, 'github-token': 'ghs_test_token_123' }, { env: event('closed') }).done;
+      const closed = await startAction(
+        { stage: 'cleanup', 'model-name': 'lenet', image: repo, kubeconfig: KUBECONFIG, 'github-token': 'ghs_test_token_123' },
+        { env: event('closed') },
+      ).done;
       expectOk(closed);
       expect(closed.outputs.removed).toContain(`namespace ${ns}`);
       expect(closed.outputs.removed).toContain(`image ${repo}:pr-${pr}`);
       await waitFor('the preview namespace to be gone', () => !exists('namespace', '', ns), 180_000);
-      const tag = await fetch(`http://${LAB.registry}/v2/${repo.slice(LAB.registry.length + 1)}/manifests/pr-${pr}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' } });
+      const tag = await fetch(`http://${LAB.registry}/v2/${repo.slice(LAB.registry.length + 1)}/manifests/pr-${pr}`, {
+        method: 'HEAD',
+        headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
+      });
       expect(tag.status).toBe(404);
       expect(gh.comments[0].body).toContain(`modelship preview: \`lenet\` for #${pr} removed`);
       expect(closed.outputs['comment-id']).toBe(String(gh.comments[0].id));
@@ -207,9 +291,11 @@ describeLab('PR deploy previews', () => {
   });
 
   test('a preview outside a pull_request, without pr-number, fails naming the input', async () => {
-    const r = await startAction({ stage: 'preview', image: `${repo}@sha256:${'0'.repeat(64)}`, 'model-name': 'lenet', kubeconfig: KUBECONFIG, 'github-token': 't' }, { env: { GITHUB_EVENT_NAME: 'push' } }).done;
+    const r = await startAction(
+      { stage: 'preview', image: `${repo}@sha256:${'0'.repeat(64)}`, 'model-name': 'lenet', kubeconfig: KUBECONFIG, 'github-token': 't' },
+      { env: { GITHUB_EVENT_NAME: 'push' } },
+    ).done;
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/::error title=modelship%3A input error::input "pr-number": not given, and the event \(push\) has no pull_request/);
   });
 });
-

@@ -10,7 +10,16 @@ import { tmpDir } from './helpers/caffe';
 import { labDescribe } from './helpers/needs';
 import { isModelshipError } from '../src/util/errors';
 import { hashFile, loadToolCache } from '../src/util/toolcache';
-import { NUPKG_NATIVE_DIR, ORT_VERSION, PROVENANCE_FILE, PROVIDER_LIBS, PROVIDER_PACKAGE_ID, ProviderSource, resolveGpuProviders, TOOL_NAME } from '../src/image/gpu-provider';
+import {
+  NUPKG_NATIVE_DIR,
+  ORT_VERSION,
+  PROVENANCE_FILE,
+  PROVIDER_LIBS,
+  PROVIDER_PACKAGE_ID,
+  ProviderSource,
+  resolveGpuProviders,
+  TOOL_NAME,
+} from '../src/image/gpu-provider';
 
 // @actions/tool-cache (ESM-only) is the real one, loaded through test/helpers/tool-cache-bridge.js (jest.config.js).
 
@@ -206,7 +215,13 @@ labDescribe(['gpu-wheels'])('GPU provider libraries (ONNX Runtime CUDA provider 
     expect(server.requests).toEqual([urls.index, urls.leaf, urls.catalog, urls.nupkg].map((u) => new URL(u).pathname));
 
     const digests = await realNupkgDigests();
-    expect(got.provenance).toMatchObject({ source: urls.nupkg, sha256: digests.sha256, sha512: digests.sha512, verifiedAgainst: 'nuget packageHash', version: V });
+    expect(got.provenance).toMatchObject({
+      source: urls.nupkg,
+      sha256: digests.sha256,
+      sha512: digests.sha512,
+      verifiedAgainst: 'nuget packageHash',
+      version: V,
+    });
     expect(JSON.parse(fs.readFileSync(path.join(got.dir, PROVENANCE_FILE), 'utf8'))).toEqual(got.provenance);
     expect(logs.join('\n')).toContain(`downloading ${PROVIDER_PACKAGE_ID} ${V} from ${urls.nupkg}`);
     expect(logs.join('\n')).toContain('verified against nuget packageHash');
@@ -223,7 +238,11 @@ labDescribe(['gpu-wheels'])('GPU provider libraries (ONNX Runtime CUDA provider 
     const small = smallNupkg(path.join(work, 'small.nupkg'), { marker: 'replacement' });
     server.routes.set('/mirror/small.nupkg', { file: small });
     const replaced = await resolveGpuProviders(source({ package: `${server.base}/mirror/small.nupkg`, sha256: sha256(fs.readFileSync(small)) }), log);
-    expect(replaced).toMatchObject({ dir: got.dir, cached: false, provenance: { verifiedAgainst: 'provider-package-sha256', source: `${server.base}/mirror/small.nupkg` } });
+    expect(replaced).toMatchObject({
+      dir: got.dir,
+      cached: false,
+      provenance: { verifiedAgainst: 'provider-package-sha256', source: `${server.base}/mirror/small.nupkg` },
+    });
     expect(fs.readFileSync(replaced.files[0], 'utf8')).toMatch(/^replacement libonnxruntime_providers_cuda\.so/);
   });
 
@@ -261,7 +280,9 @@ labDescribe(['gpu-wheels'])('GPU provider libraries (ONNX Runtime CUDA provider 
 
     // a mirror's credentials in its URL stay out of the message
     const port = new URL(server.base).port;
-    e = await failure(() => resolveGpuProviders(source({ package: `http://ci:s3cret@127.0.0.1:${port}/private/p.nupkg`, sha256: sha256(fs.readFileSync(pkg)) }), log));
+    e = await failure(() =>
+      resolveGpuProviders(source({ package: `http://ci:s3cret@127.0.0.1:${port}/private/p.nupkg`, sha256: sha256(fs.readFileSync(pkg)) }), log),
+    );
     expect(e.message).toBe(`cannot download the ${PROVIDER_PACKAGE_ID} package from http://127.0.0.1:${port}/private/p.nupkg: HTTP 404`);
 
     e = await failure(() => resolveGpuProviders(source({ nugetSource: `${server.base}/nothing/index.json` }), log));
@@ -289,7 +310,9 @@ labDescribe(['gpu-wheels'])('GPU provider libraries (ONNX Runtime CUDA provider 
     const wrong = 'ab'.repeat(32);
     let e = await failure(() => resolveGpuProviders(source({ package: `${server.base}/mirror/small.nupkg`, sha256: wrong }), log));
     expect(e.code).toBe('io');
-    expect(e.message).toBe(`checksum mismatch for the ${PROVIDER_PACKAGE_ID} package ${server.base}/mirror/small.nupkg: expected sha256 ${wrong}, got ${sha256(fs.readFileSync(small))}`);
+    expect(e.message).toBe(
+      `checksum mismatch for the ${PROVIDER_PACKAGE_ID} package ${server.base}/mirror/small.nupkg: expected sha256 ${wrong}, got ${sha256(fs.readFileSync(small))}`,
+    );
     expect(await cachedDir()).toBe('');
     tempIsEmpty();
 
@@ -308,7 +331,11 @@ labDescribe(['gpu-wheels'])('GPU provider libraries (ONNX Runtime CUDA provider 
     server.requests.length = 0;
     const got = await resolveGpuProviders(source({ package: url, sha256: digests.sha256.toUpperCase() }), log);
     expect(server.requests).toEqual([new URL(url).pathname]);
-    expect(got).toMatchObject({ dir: await cachedDir(), cached: false, provenance: { source: url, sha256: digests.sha256, verifiedAgainst: 'provider-package-sha256' } });
+    expect(got).toMatchObject({
+      dir: await cachedDir(),
+      cached: false,
+      provenance: { source: url, sha256: digests.sha256, verifiedAgainst: 'provider-package-sha256' },
+    });
     expect(sameBytes(got.files[0], providerLibs().cuda)).toBe(true);
     expect(logs.join('\n')).toContain('verified against provider-package-sha256');
     tempIsEmpty();
@@ -335,7 +362,10 @@ labDescribe(['gpu-wheels'])('GPU provider libraries (ONNX Runtime CUDA provider 
     const pkg = realNupkg();
     const digests = await realNupkgDigests();
     const got = await resolveGpuProviders(source({ package: pkg, sha256: digests.sha256 }), log);
-    expect(got).toMatchObject({ cached: false, provenance: { source: pkg, sha256: digests.sha256, sha512: digests.sha512, verifiedAgainst: 'provider-package-sha256' } });
+    expect(got).toMatchObject({
+      cached: false,
+      provenance: { source: pkg, sha256: digests.sha256, sha512: digests.sha512, verifiedAgainst: 'provider-package-sha256' },
+    });
     expect(sameBytes(got.files[1], providerLibs().shared)).toBe(true);
     expect(fs.existsSync(pkg)).toBe(true); // a local package is left where it is
 

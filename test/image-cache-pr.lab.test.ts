@@ -34,21 +34,39 @@ afterAll(async () => {
   if (saved === undefined) delete process.env.MODELSHIP_DIST;
   else process.env.MODELSHIP_DIST = saved;
   // the test's own images, by digest (what cleanup deleted already answers 404)
-  for (const digest of built) await fetch(`http://${LAB.registry}/v2/${repo.slice(LAB.registry.length + 1)}/manifests/${digest}`, { method: 'DELETE' }).catch(() => undefined);
+  for (const digest of built)
+    await fetch(`http://${LAB.registry}/v2/${repo.slice(LAB.registry.length + 1)}/manifests/${digest}`, { method: 'DELETE' }).catch(() => undefined);
 });
 
 /** The image stage from source: `model` bytes as the model, built for `ref` at `revision`; its JSON outputs. */
 async function build(name: string, ref: string, revision: string): Promise<Record<string, string>> {
   const model = path.join(work, `${name}.onnx`);
   fs.writeFileSync(model, `not a real model: ${name} ${RUN}`);
-  const r = await runCli(['image', '--image', repo, '--model', model, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--ref', ref, '--revision', revision, '--compose-file', path.join(work, `${name}.yml`), '--json']);
+  const r = await runCli([
+    'image',
+    '--image',
+    repo,
+    '--model',
+    model,
+    '--model-name',
+    'lenet',
+    '--base-image',
+    LAB.baseImage,
+    '--ref',
+    ref,
+    '--revision',
+    revision,
+    '--compose-file',
+    path.join(work, `${name}.yml`),
+    '--json',
+  ]);
   if (r.code !== 0) throw new Error(`image stage failed (${r.code}):\n${r.stderr.slice(-3000)}`);
   built.push(r.json().digest);
   return r.json();
 }
 
 labDescribe(['docker', 'registry', 'node24'])('image caches of a preview build', () => {
-  test('a preview build writes buildcache-pr-<N>, not the deploy\'s buildcache; the PR\'s cleanup leaves the deploy\'s tags', async () => {
+  test("a preview build writes buildcache-pr-<N>, not the deploy's buildcache; the PR's cleanup leaves the deploy's tags", async () => {
     const deploy = await build('deploy', 'refs/heads/main', 'a'.repeat(40));
     expect(deploy.tags.split('\n')).toEqual([`${repo}:main`, `${repo}:sha-aaaaaaa`]);
     const cache = await resolveDigest(`${repo}:buildcache`);
@@ -64,7 +82,11 @@ labDescribe(['docker', 'registry', 'node24'])('image caches of a preview build',
 
     const { runCleanup } = await import('../src/preview');
     const warnings: string[] = [];
-    const r = await runCleanup({ app: 'lenet', kubeconfig: '', prNumber: 4242, image: repo, registryUsername: '', registryPassword: '', githubToken: '', comment: false }, { info: () => undefined, warning: (m) => warnings.push(m), group: (_n, fn) => fn() }, {});
+    const r = await runCleanup(
+      { app: 'lenet', kubeconfig: '', prNumber: 4242, image: repo, registryUsername: '', registryPassword: '', githubToken: '', comment: false },
+      { info: () => undefined, warning: (m) => warnings.push(m), group: (_n, fn) => fn() },
+      {},
+    );
     expect(r.ok).toBe(true);
     // the deploy's tags as they were
     expect(await resolveDigest(`${repo}:buildcache`)).toBe(cache);
@@ -76,7 +98,11 @@ labDescribe(['docker', 'registry', 'node24'])('image caches of a preview build',
     expect(warnings).toEqual([]);
     const removed = r.outputs.removed.split('\n').sort();
     if (JSON.parse(preview.metadata).driver === 'docker') {
-      expect(removed).toEqual([`image ${repo}:buildcache-pr-4242 (${preview.digest})`, `image ${repo}:pr-4242 (${preview.digest})`, `image ${repo}:sha-bbbbbbb (${preview.digest})`]);
+      expect(removed).toEqual([
+        `image ${repo}:buildcache-pr-4242 (${preview.digest})`,
+        `image ${repo}:pr-4242 (${preview.digest})`,
+        `image ${repo}:sha-bbbbbbb (${preview.digest})`,
+      ]);
     } else {
       // a container driver: the registry cache is a manifest of its own, deleted by digest too
       expect(removed).toEqual(expect.arrayContaining([`image ${repo}:pr-4242 (${preview.digest})`, `image ${repo}:sha-bbbbbbb (${preview.digest})`]));

@@ -48,7 +48,9 @@ beforeAll(async () => {
   process.env.RUNNER_TEMP = path.join(work, 'runner-temp');
   fs.mkdirSync(process.env.RUNNER_TEMP, { recursive: true });
   const nodeDist = await releaseMirror(DEFAULT_NODE_VERSION);
-  await resolveNodeRuntime({ nodeBinary: '', nodeVersion: DEFAULT_NODE_VERSION, nodeMirror: nodeDist.url }, { info: () => undefined }).finally(() => nodeDist.close());
+  await resolveNodeRuntime({ nodeBinary: '', nodeVersion: DEFAULT_NODE_VERSION, nodeMirror: nodeDist.url }, { info: () => undefined }).finally(() =>
+    nodeDist.close(),
+  );
   const pkg = path.join(GPU_CACHE, 'Microsoft.ML.OnnxRuntime.Gpu.Linux.1.30.0.nupkg');
   if (!fs.existsSync(pkg)) makeNupkg(pkg, '1.30.0');
   nupkgSha = sha256(fs.readFileSync(pkg));
@@ -78,11 +80,34 @@ afterAll(async () => {
   if (server) await new Promise((r) => server.close(r));
 });
 
-const imageArgs = (model: string, extra: string[]) => ['image', '--image', repo, '--model', model, '--model-name', 'lenet', '--gpu', '--revision', crypto.randomBytes(20).toString('hex'), '--ref', 'refs/heads/main', '--compose-file', path.join(work, 'compose.yml'), '--provider-package', mirror, '--provider-package-sha256', nupkgSha, '--json', ...extra];
+const imageArgs = (model: string, extra: string[]) => [
+  'image',
+  '--image',
+  repo,
+  '--model',
+  model,
+  '--model-name',
+  'lenet',
+  '--gpu',
+  '--revision',
+  crypto.randomBytes(20).toString('hex'),
+  '--ref',
+  'refs/heads/main',
+  '--compose-file',
+  path.join(work, 'compose.yml'),
+  '--provider-package',
+  mirror,
+  '--provider-package-sha256',
+  nupkgSha,
+  '--json',
+  ...extra,
+];
 
 async function tagsOf(r: string): Promise<number> {
   const [host, ...rest] = r.split('/');
-  return new Promise((resolve, reject) => http.get(`http://${host}/v2/${rest.join('/')}/tags/list`, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject));
+  return new Promise((resolve, reject) =>
+    http.get(`http://${host}/v2/${rest.join('/')}/tags/list`, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject),
+  );
 }
 
 describeLab('gpu: true — the CUDA provider in the image', () => {
@@ -90,12 +115,18 @@ describeLab('gpu: true — the CUDA provider in the image', () => {
     const before = requests;
     const r = await runCli(imageArgs(convert('lenet'), ['--base-image', LAB.baseImage]));
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`base image "${LAB.baseImage}" cannot load libonnxruntime_providers_cuda\\.so: libcublasLt\\.so\\.13, libcublas\\.so\\.13, libcurand\\.so\\.10, libcudart\\.so\\.13`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `base image "${LAB.baseImage}" cannot load libonnxruntime_providers_cuda\\.so: libcublasLt\\.so\\.13, libcublas\\.so\\.13, libcurand\\.so\\.10, libcudart\\.so\\.13`,
+      ),
+    );
     expect(r.stderr).not.toMatch(/docker buildx build/);
     expect(await tagsOf(repo)).toBe(404); // nothing was pushed
     // the package itself was fine: downloaded once, verified, and kept in the tool cache
     expect(requests - before).toBe(1);
-    expect(fs.readdirSync(path.join(toolCache, 'onnxruntime-gpu-linux', '1.30.0', 'x64'))).toEqual(expect.arrayContaining(['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so']));
+    expect(fs.readdirSync(path.join(toolCache, 'onnxruntime-gpu-linux', '1.30.0', 'x64'))).toEqual(
+      expect.arrayContaining(['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so']),
+    );
   });
 
   test('a provider package with the wrong sha256 is refused before the build, naming the URL', async () => {
@@ -125,8 +156,19 @@ describeLab('gpu: true — the CUDA provider in the image', () => {
     // in the build context, and in the pushed image beside libonnxruntime.so.1, byte for byte the package's libraries
     const ctx = path.join(os.tmpdir(), 'modelship-build', sha256(repo).slice(0, 16), 'providers');
     expect(fs.readdirSync(ctx).sort()).toEqual(['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so']);
-    const listing = docker(['run', '--rm', '--entrypoint', 'sha256sum', image, '/opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime.so.1', '/opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_shared.so', '/opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so']);
-    expect(listing).toContain(`${sha256(fs.readFileSync(providerLibs().shared))}  /opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_shared.so`);
+    const listing = docker([
+      'run',
+      '--rm',
+      '--entrypoint',
+      'sha256sum',
+      image,
+      '/opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime.so.1',
+      '/opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_shared.so',
+      '/opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so',
+    ]);
+    expect(listing).toContain(
+      `${sha256(fs.readFileSync(providerLibs().shared))}  /opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_shared.so`,
+    );
     expect(listing).toContain(`${sha256(fs.readFileSync(providerLibs().cuda))}  /opt/modelship/dist/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so`);
     expect(JSON.parse(docker(['image', 'inspect', image]))[0].Config.Env).toContain('MODELSHIP_PROVIDER=cuda');
     // the official Node.js release (from the tool cache) with its LICENSE
@@ -167,17 +209,29 @@ describeLab('gpu: true — the CUDA provider in the image', () => {
       // no driver mounted (docker run without the NVIDIA runtime)
       run(names[0], []);
       expect(await waitExit(names[0])).not.toBe(0);
-      expect(logsOf(names[0])).toMatch(/the CUDA execution provider cannot be created: missing driver library libcuda\.so\.1 \(needed by libonnxruntime_providers_cuda\.so\): no NVIDIA driver is mounted/);
+      expect(logsOf(names[0])).toMatch(
+        /the CUDA execution provider cannot be created: missing driver library libcuda\.so\.1 \(needed by libonnxruntime_providers_cuda\.so\): no NVIDIA driver is mounted/,
+      );
       // a driver, no device: the real cudart's own words
       run(names[1], ['-v', `${libcudaStub()}:${LIBCUDA_MOUNT}:ro`]);
       expect(await waitExit(names[1])).not.toBe(0);
-      expect(logsOf(names[1])).toMatch(/the CUDA execution provider cannot be created: no CUDA device \(CUDA failure 100: no CUDA-capable device is detected\)/);
+      expect(logsOf(names[1])).toMatch(
+        /the CUDA execution provider cannot be created: no CUDA device \(CUDA failure 100: no CUDA-capable device is detected\)/,
+      );
       // the fallback, asked for explicitly
       run(names[2], ['-v', `${libcudaStub()}:${LIBCUDA_MOUNT}:ro`, '-e', 'MODELSHIP_PROVIDER=cuda,cpu']);
       const port = docker(['port', names[2], '8000/tcp']).trim().split('\n')[0].split(':').pop();
       let meta: any;
       for (let i = 0; i < 120 && !meta; i++) {
-        meta = await new Promise((resolve) => http.get(`http://127.0.0.1:${port}/v2/models/lenet`, (res) => { let b = ''; res.on('data', (c) => (b += c)); res.on('end', () => resolve(res.statusCode === 200 ? JSON.parse(b) : undefined)); }).on('error', () => resolve(undefined)));
+        meta = await new Promise((resolve) =>
+          http
+            .get(`http://127.0.0.1:${port}/v2/models/lenet`, (res) => {
+              let b = '';
+              res.on('data', (c) => (b += c));
+              res.on('end', () => resolve(res.statusCode === 200 ? JSON.parse(b) : undefined));
+            })
+            .on('error', () => resolve(undefined)),
+        );
         if (!meta) await new Promise((r) => setTimeout(r, 250));
       }
       expect(meta.parameters).toMatchObject({ execution_provider: 'cpu', requested_provider: 'cuda,cpu' });

@@ -21,20 +21,24 @@ const run = runCli;
 
 function get(url: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
-    http.get(url, { headers }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    }).on('error', reject);
+    http
+      .get(url, { headers }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+      .on('error', reject);
   });
 }
 
 function getJson(url: string): Promise<any> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let b = '';
-      res.on('data', (c) => (b += c));
-      res.on('end', () => resolve(JSON.parse(b)));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve(JSON.parse(b)));
+      })
+      .on('error', reject);
   });
 }
 
@@ -76,7 +80,21 @@ beforeAll(async () => {
   requireLab();
   // the pipeline as it runs: convert, then compile (ORT-optimized, parity re-checked); the image serves the artifact
   const converted = path.join(work, 'googlenet.onnx');
-  expect((await run(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', path.join(GOOGLENET, 'weights.caffemodel'), '--out', converted, '--reference', GOOGLENET])).code).toBe(0);
+  expect(
+    (
+      await run([
+        'convert',
+        '--prototxt',
+        path.join(GOOGLENET, 'deploy.prototxt'),
+        '--caffemodel',
+        path.join(GOOGLENET, 'weights.caffemodel'),
+        '--out',
+        converted,
+        '--reference',
+        GOOGLENET,
+      ])
+    ).code,
+  ).toBe(0);
   const compiled = await run(['compile', '--model', converted, '--artifact', modelA, '--reference', GOOGLENET, '--json']);
   expect(compiled.code).toBe(0);
   expect(compiled.json()['compile-parity']).toBe('pass');
@@ -91,14 +109,37 @@ beforeAll(async () => {
 
 describeLab('image and smoke against the real engine, buildx and registry', () => {
   test('convert → compile → build → push → pull back by digest → smoke passes (golden outputs, latency)', async () => {
-    const r = await run(['image', '--image', repo, '--model', modelA, '--model-name', 'googlenet', '--base-image', LAB.baseImage, '--revision', 'a'.repeat(40), '--ref', 'refs/heads/feature/new-model', '--parity', 'pass', '--compose-file', path.join(work, 'docker-compose.yml'), '--json']);
+    const r = await run([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      modelA,
+      '--model-name',
+      'googlenet',
+      '--base-image',
+      LAB.baseImage,
+      '--revision',
+      'a'.repeat(40),
+      '--ref',
+      'refs/heads/feature/new-model',
+      '--parity',
+      'pass',
+      '--compose-file',
+      path.join(work, 'docker-compose.yml'),
+      '--json',
+    ]);
     expect(r.stderr).not.toMatch(/error:/);
     expect(r.code).toBe(0);
     const o = r.json();
     expect(o.image).toMatch(new RegExp(`^${repo.replace(/[./]/g, '\\$&')}@sha256:[0-9a-f]{64}$`));
     expect(o.tags.split('\n')).toEqual([`${repo}:feature-new-model`, `${repo}:sha-aaaaaaa`]);
     const meta = JSON.parse(o.metadata);
-    expect(meta.labels).toMatchObject({ 'org.opencontainers.image.revision': 'a'.repeat(40), 'dev.modelship.parity': 'pass', 'dev.modelship.model.name': 'googlenet' });
+    expect(meta.labels).toMatchObject({
+      'org.opencontainers.image.revision': 'a'.repeat(40),
+      'dev.modelship.parity': 'pass',
+      'dev.modelship.model.name': 'googlenet',
+    });
     imageA = o.image;
     // the image as pushed: OCI labels, non-root user, the model layer last
     docker(['pull', imageA]);
@@ -109,7 +150,20 @@ describeLab('image and smoke against the real engine, buildx and registry', () =
     expect(cfg.ExposedPorts).toEqual({ '8000/tcp': {}, '8002/tcp': {} });
     expect(cfg.Env.join('\n')).not.toMatch(/KEY/);
 
-    const s = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--reference', GOOGLENET, '--requests', '40', '--concurrency', '4', '--json']);
+    const s = await run([
+      'smoke',
+      '--image',
+      imageA,
+      '--model-name',
+      'googlenet',
+      '--reference',
+      GOOGLENET,
+      '--requests',
+      '40',
+      '--concurrency',
+      '4',
+      '--json',
+    ]);
     expect(s.stderr).not.toMatch(/error:/);
     expect(s.code).toBe(0);
     const so = s.json();
@@ -120,7 +174,24 @@ describeLab('image and smoke against the real engine, buildx and registry', () =
   });
 
   test('a wrong model fails smoke with the diff and the container log; the container is removed', async () => {
-    const r = await run(['image', '--image', repo, '--model', modelB, '--model-name', 'googlenet', '--base-image', LAB.baseImage, '--revision', 'b'.repeat(40), '--ref', 'refs/heads/feature/new-model', '--compose-file', path.join(work, 'b.yml'), '--json']);
+    const r = await run([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      modelB,
+      '--model-name',
+      'googlenet',
+      '--base-image',
+      LAB.baseImage,
+      '--revision',
+      'b'.repeat(40),
+      '--ref',
+      'refs/heads/feature/new-model',
+      '--compose-file',
+      path.join(work, 'b.yml'),
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     imageB = r.json().image;
     const s = await run(['smoke', '--image', imageB, '--model-name', 'googlenet', '--reference', GOOGLENET, '--requests', '5']);
@@ -140,11 +211,16 @@ describeLab('image and smoke against the real engine, buildx and registry', () =
   });
 
   test('API key: 401 without it, 200 with it; health stays open', async () => {
-    await withServer(`modelship-auth-${process.pid}`, ['-e', 'MODELSHIP_API_KEY'], { ...process.env, MODELSHIP_API_KEY: 'k3y-for-tests' }, async (url, name) => {
-      expect(await get(`${url}/v2/models/googlenet`)).toBe(401);
-      expect(await get(`${url}/v2/models/googlenet`, { authorization: 'Bearer k3y-for-tests' })).toBe(200);
-      expect(docker(['inspect', '-f', '{{json .Config.Cmd}} {{json .Args}}', name])).not.toContain('k3y-for-tests');
-    });
+    await withServer(
+      `modelship-auth-${process.pid}`,
+      ['-e', 'MODELSHIP_API_KEY'],
+      { ...process.env, MODELSHIP_API_KEY: 'k3y-for-tests' },
+      async (url, name) => {
+        expect(await get(`${url}/v2/models/googlenet`)).toBe(401);
+        expect(await get(`${url}/v2/models/googlenet`, { authorization: 'Bearer k3y-for-tests' })).toBe(200);
+        expect(docker(['inspect', '-f', '{{json .Config.Cmd}} {{json .Args}}', name])).not.toContain('k3y-for-tests');
+      },
+    );
     const s = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--api-key', 'k3y-for-tests', '--reference', GOOGLENET, '--requests', '0']);
     expect(s.code).toBe(0);
   });
@@ -162,7 +238,27 @@ describeLab('image and smoke against the real engine, buildx and registry', () =
 
   test('encrypted model: the right key serves, a wrong key refuses to start (and smoke says why)', async () => {
     const key = 'ab'.repeat(32);
-    const r = await run(['image', '--image', repo, '--model', modelA, '--model-name', 'googlenet', '--base-image', LAB.baseImage, '--revision', 'c'.repeat(40), '--ref', 'refs/pull/7/merge', '--encrypt-model', '--model-key', key, '--compose-file', path.join(work, 'c.yml'), '--json']);
+    const r = await run([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      modelA,
+      '--model-name',
+      'googlenet',
+      '--base-image',
+      LAB.baseImage,
+      '--revision',
+      'c'.repeat(40),
+      '--ref',
+      'refs/pull/7/merge',
+      '--encrypt-model',
+      '--model-key',
+      key,
+      '--compose-file',
+      path.join(work, 'c.yml'),
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const img = r.json().image;
     expect(r.json().tags.split('\n')).toEqual([`${repo}:pr-7`, `${repo}:sha-ccccccc`]);
@@ -172,7 +268,21 @@ describeLab('image and smoke against the real engine, buildx and registry', () =
     expect(spawnSync('grep', ['-c', key, saved]).stdout.toString().trim()).toBe('0');
     const ok = await run(['smoke', '--image', img, '--model-name', 'googlenet', '--model-key', key, '--reference', GOOGLENET, '--requests', '0']);
     expect(ok.code).toBe(0);
-    const bad = await run(['smoke', '--image', img, '--model-name', 'googlenet', '--model-key', 'cd'.repeat(32), '--reference', GOOGLENET, '--requests', '0', '--ready-timeout', '30']);
+    const bad = await run([
+      'smoke',
+      '--image',
+      img,
+      '--model-name',
+      'googlenet',
+      '--model-key',
+      'cd'.repeat(32),
+      '--reference',
+      GOOGLENET,
+      '--requests',
+      '0',
+      '--ready-timeout',
+      '30',
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/the container exited before it became ready/);
     expect(bad.stderr).toMatch(/cannot decrypt the model: wrong key/);
@@ -206,13 +316,29 @@ describeLab('image and smoke against the real engine, buildx and registry', () =
     const top1 = prob.indexOf(Math.max(...prob));
     const ok = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--sample-image', file, '--expected-top1', String(top1), '--requests', '0']);
     expect(ok.code).toBe(0);
-    const bad = await run(['smoke', '--image', imageA, '--model-name', 'googlenet', '--sample-image', file, '--expected-top1', String((top1 + 1) % 1000), '--requests', '0']);
+    const bad = await run([
+      'smoke',
+      '--image',
+      imageA,
+      '--model-name',
+      'googlenet',
+      '--sample-image',
+      file,
+      '--expected-top1',
+      String((top1 + 1) % 1000),
+      '--requests',
+      '0',
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(new RegExp(`the sample image gave top-1 ${top1} \\(0\\.\\d{4}\\), expected ${(top1 + 1) % 1000}`));
   });
 
   test('a cancelled smoke run (SIGTERM) still removes its container', async () => {
-    const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), 'smoke', '--image', imageA, '--model-name', 'googlenet', '--reference', GOOGLENET, '--requests', '100000'], { stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [path.join(REPO, 'dist/index.js'), 'smoke', '--image', imageA, '--model-name', 'googlenet', '--reference', GOOGLENET, '--requests', '100000'],
+      { stdio: 'ignore' },
+    );
     const running = () => docker(['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--format', '{{.Names}}']).trim();
     for (let i = 0; i < 120 && running() === ''; i++) await new Promise((r) => setTimeout(r, 250));
     expect(running()).not.toBe('');

@@ -56,7 +56,19 @@ function fakePlan(dir: string, tensorrtVersion: string): string {
   const sig = (name: string, rest: number[]) => ({ name, shape: ['N', ...rest], elemType: 1 });
   fs.writeFileSync(
     `${plan}.json`,
-    JSON.stringify({ format: 'tensorrt', inputs: [sig('data', [3, 224, 224])], outputs: [sig('prob', [1000])], tensorrt: { tensorrtVersion, computeCapability: '9.0', gpu: 'NVIDIA H200', tensorrtImage: `nvcr.io/nvidia/tensorrt:24.10-py3@sha256:${'e'.repeat(64)}`, tritonImage: 'nvcr.io/nvidia/tritonserver:24.10-py3', profile: { min: 1, opt: 4, max: 16 } } }),
+    JSON.stringify({
+      format: 'tensorrt',
+      inputs: [sig('data', [3, 224, 224])],
+      outputs: [sig('prob', [1000])],
+      tensorrt: {
+        tensorrtVersion,
+        computeCapability: '9.0',
+        gpu: 'NVIDIA H200',
+        tensorrtImage: `nvcr.io/nvidia/tensorrt:24.10-py3@sha256:${'e'.repeat(64)}`,
+        tritonImage: 'nvcr.io/nvidia/tritonserver:24.10-py3',
+        profile: { min: 1, opt: 4, max: 16 },
+      },
+    }),
   );
   return plan;
 }
@@ -64,7 +76,15 @@ function fakePlan(dir: string, tensorrtVersion: string): string {
 beforeAll(async () => {
   requireLab();
   triton = await buildTritonLabImage();
-  const c = await cmd(['convert', '--prototxt', path.join(GOOGLENET, 'deploy.prototxt'), '--caffemodel', path.join(GOOGLENET, 'weights.caffemodel'), '--out', converted]);
+  const c = await cmd([
+    'convert',
+    '--prototxt',
+    path.join(GOOGLENET, 'deploy.prototxt'),
+    '--caffemodel',
+    path.join(GOOGLENET, 'weights.caffemodel'),
+    '--out',
+    converted,
+  ]);
   expect(c.code).toBe(0);
   const o = await cmd(['compile', '--model', converted, '--artifact', onnx]);
   expect(o.code).toBe(0);
@@ -72,7 +92,24 @@ beforeAll(async () => {
 
 describeLab('runtime triton: the image', () => {
   test('FROM the Triton image pinned by the digest it resolves to, the model repository with the generated config as the last layer', async () => {
-    const r = await cmd(['image', '--image', repo, '--model', onnx, '--model-name', 'googlenet', '--runtime', 'triton', '--triton-image', triton, '--revision', 'a'.repeat(40), '--compose-file', path.join(work, 'compose.yml'), '--json']);
+    const r = await cmd([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      onnx,
+      '--model-name',
+      'googlenet',
+      '--runtime',
+      'triton',
+      '--triton-image',
+      triton,
+      '--revision',
+      'a'.repeat(40),
+      '--compose-file',
+      path.join(work, 'compose.yml'),
+      '--json',
+    ]);
     if (r.code !== 0) throw new Error(r.stderr.slice(-3000));
     const out = r.json();
     image = out.image;
@@ -82,7 +119,12 @@ describeLab('runtime triton: the image', () => {
     const digest = JSON.parse(baseDigest).digest as string;
     expect(meta.runtime).toBe('triton');
     expect(meta.baseImage).toBe(`${triton}@${digest}`);
-    expect(meta.labels).toMatchObject({ 'dev.modelship.runtime': 'triton', 'org.opencontainers.image.base.name': triton, 'org.opencontainers.image.base.digest': digest, 'dev.modelship.triton.platform': 'onnxruntime_onnx' });
+    expect(meta.labels).toMatchObject({
+      'dev.modelship.runtime': 'triton',
+      'org.opencontainers.image.base.name': triton,
+      'org.opencontainers.image.base.digest': digest,
+      'dev.modelship.triton.platform': 'onnxruntime_onnx',
+    });
     // the base image's layers, then exactly one more: the model repository
     const mine = await fetchManifest(image);
     const base = await fetchManifest(`${triton.replace(/:[^:/]+$/, '')}@${digest}`);
@@ -122,7 +164,28 @@ describeLab('runtime triton: the image', () => {
     const x = imageToTensor(fs.readFileSync(sample), 224, 224, GOOGLENET_PREPROCESS);
     const prob = (await session.run({ data: new ort.Tensor('float32', x, [1, 3, 224, 224]) })).prob.data as Float32Array;
     const top1 = prob.indexOf(Math.max(...prob));
-    const ok = await cmd(['smoke', '--image', image, '--runtime', 'triton', '--model-name', 'googlenet', '--reference', GOOGLENET, '--sample-image', sample, '--expected-top1', String(top1), '--requests', '20', '--concurrency', '2', '--ready-timeout', '120', '--json']);
+    const ok = await cmd([
+      'smoke',
+      '--image',
+      image,
+      '--runtime',
+      'triton',
+      '--model-name',
+      'googlenet',
+      '--reference',
+      GOOGLENET,
+      '--sample-image',
+      sample,
+      '--expected-top1',
+      String(top1),
+      '--requests',
+      '20',
+      '--concurrency',
+      '2',
+      '--ready-timeout',
+      '120',
+      '--json',
+    ]);
     if (ok.code !== 0) throw new Error(ok.stderr.slice(-3000));
     const o = ok.json();
     expect(o.smoke).toBe('pass');
@@ -133,7 +196,23 @@ describeLab('runtime triton: the image', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/the image was meant for runtime modelship, but its server says it is triton 2\.51\.0 \(GET \/v2\)/);
     // a wrong expectation for the sample fails, naming what came back
-    const bad = await cmd(['smoke', '--image', image, '--runtime', 'triton', '--model-name', 'googlenet', '--sample-image', sample, '--expected-top1', String((top1 + 1) % 1000), '--requests', '0', '--ready-timeout', '120']);
+    const bad = await cmd([
+      'smoke',
+      '--image',
+      image,
+      '--runtime',
+      'triton',
+      '--model-name',
+      'googlenet',
+      '--sample-image',
+      sample,
+      '--expected-top1',
+      String((top1 + 1) % 1000),
+      '--requests',
+      '0',
+      '--ready-timeout',
+      '120',
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(new RegExp(`the sample image gave top-1 ${top1} \\(`));
   });
@@ -170,41 +249,157 @@ describeLab('runtime triton: the image', () => {
 describeLab('runtime triton: refusals before anything is built', () => {
   test('a TensorRT plan: refused by the modelship runtime; with Triton, only when the serving image has the TensorRT that built it', async () => {
     const plan = fakePlan(path.join(work, 'plan'), '10.5.0.18');
-    const modelship = await cmd(['image', '--image', repo, '--model', plan, '--model-name', 'googlenet', '--revision', 'b'.repeat(40), '--compose-file', path.join(work, 'c1.yml')]);
+    const modelship = await cmd([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      plan,
+      '--model-name',
+      'googlenet',
+      '--revision',
+      'b'.repeat(40),
+      '--compose-file',
+      path.join(work, 'c1.yml'),
+    ]);
     expect(modelship.code).toBe(2); // an input error
     expect(modelship.stderr).toMatch(/is a TensorRT plan, which the modelship runtime \(ONNX Runtime\) cannot load: serve it with runtime: triton/);
     // a plan runs on a GPU only
-    const noGpu = await cmd(['image', '--image', repo, '--model', plan, '--model-name', 'googlenet', '--runtime', 'triton', '--triton-image', triton, '--revision', 'b'.repeat(40), '--compose-file', path.join(work, 'c2.yml')]);
+    const noGpu = await cmd([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      plan,
+      '--model-name',
+      'googlenet',
+      '--runtime',
+      'triton',
+      '--triton-image',
+      triton,
+      '--revision',
+      'b'.repeat(40),
+      '--compose-file',
+      path.join(work, 'c2.yml'),
+    ]);
     expect(noGpu.code).toBe(2); // an input error
     expect(noGpu.stderr).toMatch(/input "gpu": .* is a TensorRT plan, which runs on a GPU only/);
     // the lab's Triton (from the pytriton wheel) carries no TensorRT and declares none
-    const none = await cmd(['image', '--image', repo, '--model', plan, '--model-name', 'googlenet', '--runtime', 'triton', '--gpu', '--triton-image', trtImage(undefined), '--revision', 'b'.repeat(40), '--compose-file', path.join(work, 'c3.yml')]);
+    const none = await cmd([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      plan,
+      '--model-name',
+      'googlenet',
+      '--runtime',
+      'triton',
+      '--gpu',
+      '--triton-image',
+      trtImage(undefined),
+      '--revision',
+      'b'.repeat(40),
+      '--compose-file',
+      path.join(work, 'c3.yml'),
+    ]);
     expect(none.code).toBe(2); // an input error
-    expect(none.stderr).toMatch(/the serving image \S+trt-serving-\d+:none declares no TensorRT version \(looked for TRT_VERSION, TENSORRT_VERSION, NVIDIA_TENSORRT_VERSION/);
+    expect(none.stderr).toMatch(
+      /the serving image \S+trt-serving-\d+:none declares no TensorRT version \(looked for TRT_VERSION, TENSORRT_VERSION, NVIDIA_TENSORRT_VERSION/,
+    );
     // another TensorRT: both named
     const older = trtImage('10.3.0.26');
-    const mismatch = await cmd(['image', '--image', repo, '--model', plan, '--model-name', 'googlenet', '--runtime', 'triton', '--gpu', '--triton-image', older, '--revision', 'b'.repeat(40), '--compose-file', path.join(work, 'c4.yml')]);
+    const mismatch = await cmd([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      plan,
+      '--model-name',
+      'googlenet',
+      '--runtime',
+      'triton',
+      '--gpu',
+      '--triton-image',
+      older,
+      '--revision',
+      'b'.repeat(40),
+      '--compose-file',
+      path.join(work, 'c4.yml'),
+    ]);
     expect(mismatch.code).toBe(2); // an input error
     expect(mismatch.stderr).toMatch(/TensorRT 10\.5\.0\.18 .*built it, but the serving image \S+:10\.3\.0\.26 has TensorRT 10\.3\.0\.26/);
     // nothing was pushed by the refused runs
     expect(() => docker(['buildx', 'imagetools', 'inspect', `${repo}:sha-bbbbbbb`])).toThrow();
     // the same TensorRT: the plan goes into a tensorrt_plan repository, max_batch_size from the plan's profile, on the GPU
-    const same = await cmd(['image', '--image', repo, '--model', plan, '--model-name', 'googlenet', '--runtime', 'triton', '--gpu', '--triton-image', trtImage('10.5.0.18'), '--revision', 'b'.repeat(40), '--compose-file', path.join(work, 'c5.yml'), '--json']);
+    const same = await cmd([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      plan,
+      '--model-name',
+      'googlenet',
+      '--runtime',
+      'triton',
+      '--gpu',
+      '--triton-image',
+      trtImage('10.5.0.18'),
+      '--revision',
+      'b'.repeat(40),
+      '--compose-file',
+      path.join(work, 'c5.yml'),
+      '--json',
+    ]);
     if (same.code !== 0) throw new Error(same.stderr.slice(-3000));
     const built = same.json().image;
     expect(JSON.parse(same.json().metadata).labels['dev.modelship.tensorrt.version']).toBe('10.5.0.18');
     docker(['pull', '-q', built]);
     const text = docker(['run', '--rm', '--network', 'none', built, 'cat', '/models/googlenet/config.pbtxt']);
-    expect(parseTritonConfig(text, 'config.pbtxt')).toMatchObject({ platform: 'tensorrt_plan', max_batch_size: 16, instance_group: [expect.objectContaining({ kind: 'KIND_GPU' })] });
+    expect(parseTritonConfig(text, 'config.pbtxt')).toMatchObject({
+      platform: 'tensorrt_plan',
+      max_batch_size: 16,
+      instance_group: [expect.objectContaining({ kind: 'KIND_GPU' })],
+    });
     expect(docker(['run', '--rm', '--network', 'none', built, 'ls', '/models/googlenet/1'])).toBe('model.plan\n');
   });
 
   test('inputs only the modelship runtime honours, and an unresolvable Triton image, fail naming the input', async () => {
-    const key = await cmd(['image', '--image', repo, '--model', onnx, '--model-name', 'googlenet', '--runtime', 'triton', '--api-key', 's3cret', '--triton-image', triton]);
+    const key = await cmd([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      onnx,
+      '--model-name',
+      'googlenet',
+      '--runtime',
+      'triton',
+      '--api-key',
+      's3cret',
+      '--triton-image',
+      triton,
+    ]);
     expect(key.code).toBe(2); // an input error
     expect(key.stderr).toMatch(/input "api-key": is honoured by the modelship runtime only/);
     expect(key.stderr).not.toContain('s3cret');
-    const missing = await cmd(['image', '--image', repo, '--model', onnx, '--model-name', 'googlenet', '--runtime', 'triton', '--triton-image', `${LAB.registry}/modelship-test/no-such-triton:24.10`, '--revision', 'c'.repeat(40), '--compose-file', path.join(work, 'c6.yml')]);
+    const missing = await cmd([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      onnx,
+      '--model-name',
+      'googlenet',
+      '--runtime',
+      'triton',
+      '--triton-image',
+      `${LAB.registry}/modelship-test/no-such-triton:24.10`,
+      '--revision',
+      'c'.repeat(40),
+      '--compose-file',
+      path.join(work, 'c6.yml'),
+    ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/cannot resolve the Triton image \S+no-such-triton:24\.10 to a digest/);
   });

@@ -24,7 +24,11 @@ const TSX = path.join(REPO, 'node_modules/.bin/tsx');
 /** `modelship <args>` from source in `bash -c 'umask 077; …'`, with TMPDIR and the bundle given. */
 function stageUnderUmask077(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('bash', ['-c', 'umask 077 && exec "$@"', 'bash', TSX, path.join(REPO, 'src/index.ts'), ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', 'umask 077 && exec "$@"', 'bash', TSX, path.join(REPO, 'src/index.ts'), ...args], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -51,9 +55,26 @@ function modesUnder(root: string): Record<string, string> {
  */
 function readAllInImage(image: string, dirs: string[], shell: boolean): { uid: string; entries: Map<string, string>; errors: string[] } {
   const out = shell
-    ? docker(['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', image, '-c', `id -u; for d in ${dirs.join(' ')}; do find "$d" -exec stat -c 'M %a %n' {} \\; ; find "$d" -type f -exec sh -c 'cat "$1" > /dev/null || echo "E $1"' sh {} \\; ; done 2>&1; true`])
+    ? docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--entrypoint',
+        '/bin/sh',
+        image,
+        '-c',
+        `id -u; for d in ${dirs.join(' ')}; do find "$d" -exec stat -c 'M %a %n' {} \\; ; find "$d" -type f -exec sh -c 'cat "$1" > /dev/null || echo "E $1"' sh {} \\; ; done 2>&1; true`,
+      ])
     : docker([
-        'run', '--rm', '--network', 'none', '--entrypoint', '/opt/modelship/node/bin/node', image, '-e',
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--entrypoint',
+        '/opt/modelship/node/bin/node',
+        image,
+        '-e',
         `const fs=require('fs'),path=require('path');console.log(process.getuid());
          const walk=(p)=>{let st;try{st=fs.statSync(p)}catch(e){console.log('E '+p+' '+e.code);return}
            console.log('M '+(st.mode&0o7777).toString(8)+' '+p);
@@ -92,7 +113,25 @@ labDescribe(['docker', 'registry', 'node24'])('the image stage under umask 077 (
 
   test('runtime modelship: every file of the image is readable by its user (10001), and smoke passes', async () => {
     const repo = `${LAB.registry}/modelship-test/lenet-umask-${process.pid}`;
-    const r = await stageUnderUmask077(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--revision', 'd'.repeat(40), '--compose-file', path.join(work, 'compose.yml'), '--json'], { TMPDIR: tmp, MODELSHIP_DIST: bundle });
+    const r = await stageUnderUmask077(
+      [
+        'image',
+        '--image',
+        repo,
+        '--model',
+        onnx,
+        '--model-name',
+        'lenet',
+        '--base-image',
+        LAB.baseImage,
+        '--revision',
+        'd'.repeat(40),
+        '--compose-file',
+        path.join(work, 'compose.yml'),
+        '--json',
+      ],
+      { TMPDIR: tmp, MODELSHIP_DIST: bundle },
+    );
     if (r.code !== 0) throw new Error(`image stage failed (${r.code}):\n${r.stderr.slice(-3000)}`);
     const image = JSON.parse(r.stdout).image as string;
 
@@ -120,16 +159,42 @@ labDescribe(['docker', 'registry', 'node24'])('the image stage under umask 077 (
     if (s.code !== 0) throw new Error(`smoke failed:\n${s.stderr.slice(-3000)}`);
   });
 
-  test('runtime triton: the model repository in the image is readable by Triton\'s user', async () => {
+  test("runtime triton: the model repository in the image is readable by Triton's user", async () => {
     const repo = `${LAB.registry}/modelship-test/lenet-umask-triton-${process.pid}`;
     // any image serves as the base for the build and the read: the Triton server itself is image-triton.lab.test.ts's
     const base = `${LAB.registry}/${LAB.baseImage}`;
-    const r = await stageUnderUmask077(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--runtime', 'triton', '--triton-image', base, '--revision', 'e'.repeat(40), '--compose-file', path.join(work, 'compose-triton.yml'), '--json'], { TMPDIR: tmp, MODELSHIP_DIST: bundle });
+    const r = await stageUnderUmask077(
+      [
+        'image',
+        '--image',
+        repo,
+        '--model',
+        onnx,
+        '--model-name',
+        'lenet',
+        '--runtime',
+        'triton',
+        '--triton-image',
+        base,
+        '--revision',
+        'e'.repeat(40),
+        '--compose-file',
+        path.join(work, 'compose-triton.yml'),
+        '--json',
+      ],
+      { TMPDIR: tmp, MODELSHIP_DIST: bundle },
+    );
     if (r.code !== 0) throw new Error(`image stage failed (${r.code}):\n${r.stderr.slice(-3000)}`);
     const image = JSON.parse(r.stdout).image as string;
     const seen = readAllInImage(image, ['/models'], true);
     expect(seen.uid).toBe(String(TRITON_UID));
     expect(seen.errors).toEqual([]);
-    expect(Object.fromEntries(seen.entries)).toEqual({ '/models': '755', '/models/lenet': '755', '/models/lenet/config.pbtxt': '644', '/models/lenet/1': '755', '/models/lenet/1/model.onnx': '644' });
+    expect(Object.fromEntries(seen.entries)).toEqual({
+      '/models': '755',
+      '/models/lenet': '755',
+      '/models/lenet/config.pbtxt': '644',
+      '/models/lenet/1': '755',
+      '/models/lenet/1/model.onnx': '644',
+    });
   });
 });

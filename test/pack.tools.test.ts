@@ -11,7 +11,12 @@ import { REPO, tmpDir } from './helpers/caffe';
  */
 
 const npm = (args: string[], cwd: string) =>
-  spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', npm_config_update_notifier: 'false' }, maxBuffer: 64 << 20 });
+  spawnSync('npm', args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', npm_config_update_notifier: 'false' },
+    maxBuffer: 64 << 20,
+  });
 
 const tmp = tmpDir('modelship-pack-');
 let tgz = '';

@@ -13,6 +13,8 @@ labDescribe(['gpu-wheels'])('provider choice: the cause named from the real prov
     expect(diagnoseCudaFailure(msg, dir, (l) => glibc.has(l))).toBe(
       'missing libraries libcublasLt.so.13 (needed by libonnxruntime_providers_cuda.so), libcublas.so.13 (needed by libonnxruntime_providers_cuda.so), libcurand.so.10 (needed by libonnxruntime_providers_cuda.so), libcudart.so.13 (needed by libonnxruntime_providers_cuda.so): the base image lacks the CUDA 13 / cuDNN 9 runtime',
     );
-    expect(diagnoseCudaFailure(msg, dir, (l) => l !== 'libcuda.so.1')).toBe('missing driver library libcuda.so.1 (needed by libonnxruntime_providers_cuda.so): no NVIDIA driver is mounted (run with --gpus / the NVIDIA container toolkit)');
+    expect(diagnoseCudaFailure(msg, dir, (l) => l !== 'libcuda.so.1')).toBe(
+      'missing driver library libcuda.so.1 (needed by libonnxruntime_providers_cuda.so): no NVIDIA driver is mounted (run with --gpus / the NVIDIA container toolkit)',
+    );
   });
 });

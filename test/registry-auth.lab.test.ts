@@ -4,7 +4,7 @@ import { spawn, execFileSync, ChildProcess } from 'child_process';
 import { runCli } from './helpers/cli';
 import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
 import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, runCliProcess } from './helpers/kube';
+import { requireCluster, kubectl, kubectlJson, runCliProcess, CPU_BURST_PATCH } from './helpers/kube';
 import { labDescribe } from './helpers/needs';
 
 // A second, real registry (Debian's docker-registry, as in the lab) with htpasswd auth, to prove the image stage's
@@ -21,18 +21,25 @@ let privateImage = '';
 
 beforeAll(async () => {
   requireLab();
-  const hash = execFileSync('/usr/bin/python3', ['-c', "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", 's3cret-Pa55'], { encoding: 'utf8' }).trim();
+  const hash = execFileSync(
+    '/usr/bin/python3',
+    ['-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))', 's3cret-Pa55'],
+    { encoding: 'utf8' },
+  ).trim();
   fs.writeFileSync(path.join(dir, 'htpasswd'), `ci-bot:${hash}\n`);
-  fs.writeFileSync(path.join(dir, 'config.yml'), [
-    'version: 0.1',
-    'storage:',
-    `  filesystem: { rootdirectory: ${path.join(dir, 'data')} }`,
-    'http:',
-    `  addr: ${REGISTRY}`,
-    'auth:',
-    `  htpasswd: { realm: modelship-test, path: ${path.join(dir, 'htpasswd')} }`,
-    '',
-  ].join('\n'));
+  fs.writeFileSync(
+    path.join(dir, 'config.yml'),
+    [
+      'version: 0.1',
+      'storage:',
+      `  filesystem: { rootdirectory: ${path.join(dir, 'data')} }`,
+      'http:',
+      `  addr: ${REGISTRY}`,
+      'auth:',
+      `  htpasswd: { realm: modelship-test, path: ${path.join(dir, 'htpasswd')} }`,
+      '',
+    ].join('\n'),
+  );
   registry = spawn('/usr/bin/docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
     await new Promise((r) => setTimeout(r, 100));
@@ -60,7 +67,11 @@ describeLab('image stage: registry login', () => {
   // store, a buildx directory; modelship must leave it exactly as it was
   const userConfig = path.join(dir, 'user-docker');
   const runnerTemp = path.join(dir, 'runner-temp');
-  const userConfigJson = JSON.stringify({ auths: { 'other.registry.example': { auth: Buffer.from('someone:else').toString('base64') } }, credsStore: 'no-such-helper' }, null, 2);
+  const userConfigJson = JSON.stringify(
+    { auths: { 'other.registry.example': { auth: Buffer.from('someone:else').toString('base64') } }, credsStore: 'no-such-helper' },
+    null,
+    2,
+  );
   beforeAll(() => {
     fs.mkdirSync(path.join(userConfig, 'buildx'), { recursive: true });
     fs.writeFileSync(path.join(userConfig, 'config.json'), userConfigJson);
@@ -75,8 +86,29 @@ describeLab('image stage: registry login', () => {
   test('pushes with registry-username/password to a registry that requires them; the password is never printed', async () => {
     const model = path.join(dir, 'lenet.onnx');
     const lenet = path.join(FIXTURES, 'lenet');
-    expect((await runCli(['convert', '--prototxt', path.join(lenet, 'deploy.prototxt'), '--caffemodel', path.join(lenet, 'weights.caffemodel'), '--out', model])).code).toBe(0);
-    const common = ['image', '--image', `${REGISTRY}/modelship/lenet`, '--model', model, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--revision', 'd'.repeat(40), '--ref', 'refs/heads/main', '--compose-file', path.join(dir, 'c.yml'), '--registry-username', 'ci-bot'];
+    expect(
+      (await runCli(['convert', '--prototxt', path.join(lenet, 'deploy.prototxt'), '--caffemodel', path.join(lenet, 'weights.caffemodel'), '--out', model]))
+        .code,
+    ).toBe(0);
+    const common = [
+      'image',
+      '--image',
+      `${REGISTRY}/modelship/lenet`,
+      '--model',
+      model,
+      '--model-name',
+      'lenet',
+      '--base-image',
+      LAB.baseImage,
+      '--revision',
+      'd'.repeat(40),
+      '--ref',
+      'refs/heads/main',
+      '--compose-file',
+      path.join(dir, 'c.yml'),
+      '--registry-username',
+      'ci-bot',
+    ];
     const bad = await runCli([...common, '--registry-password', 'wrong-Pa55']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(new RegExp(`docker login ${REGISTRY.replace(/\./g, '\\.')} failed`));
@@ -91,7 +123,9 @@ describeLab('image stage: registry login', () => {
     expect(fs.readdirSync(userConfig).sort()).toEqual(['buildx', 'config.json']);
     expect(fs.readdirSync(runnerTemp).filter((f) => f.startsWith('modelship-docker-config-'))).toEqual([]);
     // anonymous access is refused: the push really went through the login
-    expect(execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REGISTRY}/v2/modelship/lenet/tags/list`], { encoding: 'utf8' })).toBe('401');
+    expect(execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${REGISTRY}/v2/modelship/lenet/tags/list`], { encoding: 'utf8' })).toBe(
+      '401',
+    );
     privateImage = ok.json().image;
   });
 
@@ -111,13 +145,45 @@ describeLab('image stage: registry login', () => {
   });
 
   labDescribe(['cluster'])('on the lab cluster', () => {
-    test('rollout: the pods pull the private image with the pull Secret made from the same credentials (labelled as modelship\'s)', async () => {
+    test("rollout: the pods pull the private image with the pull Secret made from the same credentials (labelled as modelship's)", async () => {
       requireCluster();
       expect(privateImage).not.toBe('');
       execFileSync('docker', ['image', 'rm', '-f', privateImage], { stdio: 'ignore' }); // the kubelet must pull it
       const ns = `pull${process.pid}`;
+      // examples/lab-realnode.patch.yaml (the real node), after the CPU burst (the pod starts in seconds, not at 50m's pace)
+      const patch = path.join(dir, 'lab-realnode.patch.yaml');
+      fs.writeFileSync(patch, `${CPU_BURST_PATCH}${fs.readFileSync(path.join(REPO, 'examples/lab-realnode.patch.yaml'), 'utf8')}`);
       try {
-        const r = await runCliProcess(['rollout', '--image', privateImage, '--model-name', 'lenet', '--app', 'lenet', '--namespace', ns, '--replicas', '1', '--bake-time', '0', '--rollout-timeout', '120', '--reference', path.join(FIXTURES, 'lenet'), '--cpu', '50m', '--memory', '256Mi', '--patch', path.join(REPO, 'examples/lab-realnode.patch.yaml'), '--registry-username', 'ci-bot', '--registry-password', 's3cret-Pa55', '--create-pull-secret']);
+        const r = await runCliProcess([
+          'rollout',
+          '--image',
+          privateImage,
+          '--model-name',
+          'lenet',
+          '--app',
+          'lenet',
+          '--namespace',
+          ns,
+          '--replicas',
+          '1',
+          '--bake-time',
+          '0',
+          '--rollout-timeout',
+          '120',
+          '--reference',
+          path.join(FIXTURES, 'lenet'),
+          '--cpu',
+          '50m',
+          '--memory',
+          '256Mi',
+          '--patch',
+          patch,
+          '--registry-username',
+          'ci-bot',
+          '--registry-password',
+          's3cret-Pa55',
+          '--create-pull-secret',
+        ]);
         if (r.code !== 0) throw new Error(`rollout exited ${r.code}:\n${r.stderr.slice(-3000)}`);
         expect(r.outputs.decision).toBe('promoted');
         expect(r.stderr + r.stdout).not.toContain('s3cret-Pa55');

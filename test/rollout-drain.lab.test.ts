@@ -1,10 +1,22 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { execFile } from 'child_process';
-import { runCli } from './helpers/cli';
-import { FIXTURES, tmpDir } from './helpers/caffe';
-import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, apiRequest, runCliProcess, rolloutArgs, serviceClient, dropNamespaces, KUBECTL, KUBECONFIG } from './helpers/kube';
+import { tmpDir } from './helpers/caffe';
+import { requireLab } from './helpers/lab';
+import {
+  requireCluster,
+  kubectl,
+  kubectlJson,
+  apiRequest,
+  runCliProcess,
+  rolloutArgs,
+  serviceClient,
+  dropNamespaces,
+  KUBECTL,
+  KUBECONFIG,
+  CPU_BURST_PATCH,
+} from './helpers/kube';
+import { lenetImage, LENET } from './helpers/lenet-image';
 import { labDescribe } from './helpers/needs';
 
 // Issue 21, point 3: a node drain on the lab's Kubernetes v1.34 cluster while a client calls the Service. The stable
@@ -16,10 +28,8 @@ jest.setTimeout(600_000);
 
 const describeLab = labDescribe(['docker', 'registry', 'cluster', 'node24']);
 
-const LENET = path.join(FIXTURES, 'lenet');
 const NODE2 = process.env.LAB_REAL_NODE2 ?? 'realnode2';
 const work = tmpDir('modelship-drain-');
-const repo = `${LAB.registry}/modelship-test/lenet-drain-${process.pid}`;
 const ns = `dr${process.pid}`;
 const REPLICAS = 4;
 let image = '';
@@ -58,8 +68,11 @@ async function stablePods(): Promise<PodState[]> {
 /** `kubectl drain` as an operator runs it, in the background (its output shows the evictions the budget refused). */
 function drain(node: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(KUBECTL, ['drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=240s', `--pod-selector=app.kubernetes.io/name=lenet`], { env: { ...process.env, KUBECONFIG }, encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` }),
+    execFile(
+      KUBECTL,
+      ['drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=240s', `--pod-selector=app.kubernetes.io/name=lenet`],
+      { env: { ...process.env, KUBECONFIG }, encoding: 'utf8' },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` }),
     );
   });
 }
@@ -68,12 +81,10 @@ beforeAll(async () => {
   requireLab();
   requireCluster();
   const node = kubectlJson<any>(['get', 'node', NODE2]);
-  if (!(node.status.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')) throw new Error(`the lab's second real node ${NODE2} is not Ready: lab/up.sh k134 starts it`);
-  const onnx = path.join(work, 'lenet.onnx');
-  expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx])).code).toBe(0);
-  const r = await runCli(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--revision', 'd'.repeat(40), '--compose-file', path.join(work, 'compose.yml'), '--json']);
-  if (r.code !== 0) throw new Error(r.stderr.slice(-3000));
-  image = r.json().image;
+  if (!(node.status.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'))
+    throw new Error(`the lab's second real node ${NODE2} is not Ready: lab/up.sh k134 starts it`);
+  // the run's LeNet image, built once for every rollout file (test/helpers/lenet-image.ts)
+  image = await lenetImage('a');
   // a namespace that enforces Pod Security's restricted profile, as production namespaces often do
   kubectl(['create', 'namespace', ns]);
   kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=latest']);
@@ -91,15 +102,32 @@ afterAll(() => {
 describeLab('lab: a node drain during serving (PodDisruptionBudget, topology spread)', () => {
   test(`draining a node that serves stable pods loses no request, and the evictions wait for the budget`, async () => {
     const patch = path.join(work, 'both-nodes.yaml');
-    fs.writeFileSync(patch, BOTH_NODES_PATCH);
-    const args = rolloutArgs({ image, 'model-name': 'lenet', app: 'lenet', namespace: ns, strategy: 'basic', replicas: String(REPLICAS), 'bake-time': '1', 'rollout-timeout': '180', reference: LENET, cpu: '50m', memory: '256Mi', patch });
+    fs.writeFileSync(patch, `${CPU_BURST_PATCH}${BOTH_NODES_PATCH}`);
+    const args = rolloutArgs({
+      image,
+      'model-name': 'lenet',
+      app: 'lenet',
+      namespace: ns,
+      strategy: 'basic',
+      replicas: String(REPLICAS),
+      'bake-time': '1',
+      'rollout-timeout': '180',
+      reference: LENET,
+      cpu: '50m',
+      memory: '256Mi',
+      patch,
+    });
     const r = await runCliProcess(args);
     if (r.code !== 0) throw new Error(`rollout exit ${r.code}:\n${r.stderr.slice(-3000)}`);
     expect(r.outputs.decision).toBe('promoted');
 
     // the budget modelship made: auto with 4 replicas is one pod at a time, unhealthy pods always evictable
     const pdb = kubectlJson<any>(['-n', ns, 'get', 'poddisruptionbudget', 'lenet']);
-    expect(pdb.spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow', selector: { matchLabels: { 'app.kubernetes.io/name': 'lenet', track: 'stable' } } });
+    expect(pdb.spec).toMatchObject({
+      maxUnavailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+      selector: { matchLabels: { 'app.kubernetes.io/name': 'lenet', track: 'stable' } },
+    });
     // the soft spread put the pods on both real nodes
     const before = await stablePods();
     const onNode2 = before.filter((p) => p.node === NODE2);

@@ -1,9 +1,20 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { runCli } from './helpers/cli';
-import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
-import { LAB, requireLab } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, waitFor, KUBECONFIG, REAL_NODE_PATCH, dropNamespaces, RESTRICTED, createRestrictedNamespace } from './helpers/kube';
+import { REPO, tmpDir } from './helpers/caffe';
+import { requireLab } from './helpers/lab';
+import {
+  requireCluster,
+  kubectl,
+  kubectlJson,
+  exists,
+  waitFor,
+  KUBECONFIG,
+  LAB_PODS_PATCH,
+  dropNamespaces,
+  RESTRICTED,
+  createRestrictedNamespace,
+} from './helpers/kube';
+import { lenetImage, LENET } from './helpers/lenet-image';
 import { startAction, runAction, parseOutputFile, RunnerResult } from './helpers/runner';
 import { labDescribe } from './helpers/needs';
 
@@ -16,14 +27,12 @@ import { labDescribe } from './helpers/needs';
 jest.setTimeout(600_000);
 
 const BUNDLE = process.env.MODELSHIP_TEST_BUNDLE ?? path.join(REPO, 'dist/index.js');
-const LENET = path.join(FIXTURES, 'lenet');
 const work = tmpDir('modelship-rollout-post-');
-const repo = `${LAB.registry}/modelship-test/lenet-post-${process.pid}`;
 const nsPrefix = `rp${process.pid}`;
 const onRealNode = path.join(work, 'realnode.yaml');
 let image = '';
 
-fs.writeFileSync(onRealNode, REAL_NODE_PATCH);
+fs.writeFileSync(onRealNode, LAB_PODS_PATCH);
 
 const leaseHolder = (ns: string) => {
   try {
@@ -39,19 +48,38 @@ const annotation = (kind: string, ns: string | undefined, name: string, key: str
 beforeAll(async () => {
   requireLab();
   requireCluster();
-  const onnx = path.join(work, 'lenet.onnx');
-  expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx])).code).toBe(0);
-  const r = await runCli(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--revision', 'f'.repeat(40), '--compose-file', path.join(work, 'compose.yml'), '--json']);
-  if (r.code !== 0) throw new Error(r.stderr.slice(-3000));
-  image = r.json().image;
+  // the run's LeNet image, built once for every rollout file (test/helpers/lenet-image.ts)
+  image = await lenetImage('a');
 });
 
 afterAll(() => dropNamespaces(nsPrefix));
 
-/** The action's rollout (a 60 s bake), killed with SIGKILL once the bake has started; returns what it saved for its post step. */
-async function killMidBake(ns: string, run: string, more: Record<string, string> = {}): Promise<{ env: Record<string, string>; state: Record<string, string> }> {
+/**
+ * The action's rollout (a 60 s bake), killed with SIGKILL once the bake has started; returns what it saved for its post
+ * step. drain-delay 0: how the pods terminate is not what these tests are about, and a namespace goes once its pods
+ * have (the preStop wait would add its 5 s, and the server's own 2 s, to every wait for a namespace to go).
+ */
+async function killMidBake(
+  ns: string,
+  run: string,
+  more: Record<string, string> = {},
+): Promise<{ env: Record<string, string>; state: Record<string, string> }> {
   const kubeconfig = fs.readFileSync(KUBECONFIG, 'utf8');
-  const inputs = { stage: 'rollout', image, 'model-name': 'lenet', app: 'lenet', namespace: ns, 'bake-time': '60', reference: LENET, cpu: '50m', memory: '256Mi', patch: onRealNode, kubeconfig, ...more };
+  const inputs = {
+    stage: 'rollout',
+    image,
+    'model-name': 'lenet',
+    app: 'lenet',
+    namespace: ns,
+    'bake-time': '60',
+    'drain-delay': '0',
+    reference: LENET,
+    cpu: '50m',
+    memory: '256Mi',
+    patch: onRealNode,
+    kubeconfig,
+    ...more,
+  };
   const env = { GITHUB_RUN_ID: run, GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'deploy' };
   const started = startAction(inputs, { env, main: BUNDLE });
   try {
@@ -73,14 +101,24 @@ function post(k: { env: Record<string, string>; state: Record<string, string> })
 }
 
 /** The post step's report lines, in order of the sorted `expected` to compare with. */
-const postLines = (r: RunnerResult) => r.stdout.split('\n').filter((l) => l.startsWith('modelship post:')).sort();
+const postLines = (r: RunnerResult) =>
+  r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('modelship post:'))
+    .sort();
 const sorted = (l: string[]) => [...l].sort();
 
 const nsExists = (ns: string) => kubectl(['get', 'namespaces', '-o', 'name']).split('\n').includes(`namespace/${ns}`);
 const none = (ns: string, objects: string[][]) => {
   for (const [kind, name] of objects) expect(`${kind}/${name} ${exists(kind, ns, name)}`).toBe(`${kind}/${name} false`);
 };
-const RUN_OBJECTS = [['deployment', 'lenet-canary'], ['service', 'lenet-canary'], ['service', 'lenet'], ['secret', 'lenet-registry'], ['lease', 'modelship-lenet']];
+const RUN_OBJECTS = [
+  ['deployment', 'lenet-canary'],
+  ['service', 'lenet-canary'],
+  ['service', 'lenet'],
+  ['secret', 'lenet-registry'],
+  ['lease', 'modelship-lenet'],
+];
 
 labDescribe(['docker', 'registry', 'cluster', 'node24'])('the post step after a killed job', () => {
   test('killed in a namespace it created: the post step removes the canary, its Service, the main Service, the pull Secret, the lease and the namespace', async () => {
@@ -97,13 +135,15 @@ labDescribe(['docker', 'registry', 'cluster', 'node24'])('the post step after a 
     expect(kubectlJson<any>(['get', 'namespace', ns]).metadata.labels).toMatchObject(RESTRICTED);
     expect(leaseHolder(ns)).toBe(owner);
     const r = post(k);
-    expect(postLines(r)).toEqual(sorted([
-      `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
-      `modelship post: deleted Secret ${ns}/lenet-registry, which this run created`,
-      `modelship post: deleted Service ${ns}/lenet, which this run created`,
-      `modelship post: deleted namespace ${ns}, which this run created`,
-      `modelship post: released the deploy lease of ${ns}/lenet`,
-    ]));
+    expect(postLines(r)).toEqual(
+      sorted([
+        `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
+        `modelship post: deleted Secret ${ns}/lenet-registry, which this run created`,
+        `modelship post: deleted Service ${ns}/lenet, which this run created`,
+        `modelship post: deleted namespace ${ns}, which this run created`,
+        `modelship post: released the deploy lease of ${ns}/lenet`,
+      ]),
+    );
     await waitFor('the namespace to go', () => !nsExists(ns), 120_000);
   });
 
@@ -112,13 +152,15 @@ labDescribe(['docker', 'registry', 'cluster', 'node24'])('the post step after a 
     const k = await killMidBake(ns, '9004', { 'create-pull-secret': 'true', 'registry-username': 'lab', 'registry-password': 'lab-password' });
     kubectl(['-n', ns, 'create', 'configmap', 'someone-elses', '--from-literal=a=b']);
     const r = post(k);
-    expect(postLines(r)).toEqual(sorted([
-      `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
-      `modelship post: deleted Secret ${ns}/lenet-registry, which this run created`,
-      `modelship post: deleted Service ${ns}/lenet, which this run created`,
-      `modelship post: kept namespace ${ns}, which this run created: it also holds ConfigMap someone-elses`,
-      `modelship post: released the deploy lease of ${ns}/lenet`,
-    ]));
+    expect(postLines(r)).toEqual(
+      sorted([
+        `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
+        `modelship post: deleted Secret ${ns}/lenet-registry, which this run created`,
+        `modelship post: deleted Service ${ns}/lenet, which this run created`,
+        `modelship post: kept namespace ${ns}, which this run created: it also holds ConfigMap someone-elses`,
+        `modelship post: released the deploy lease of ${ns}/lenet`,
+      ]),
+    );
     none(ns, RUN_OBJECTS);
     expect(exists('configmap', ns, 'someone-elses')).toBe(true);
     expect(nsExists(ns)).toBe(true);
@@ -127,7 +169,15 @@ labDescribe(['docker', 'registry', 'cluster', 'node24'])('the post step after a 
   test('killed where the namespace and a Service of the same name were there before: both are kept', async () => {
     const ns = `${nsPrefix}-old`;
     createRestrictedNamespace(ns);
-    kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'lenet', labels: { team: 'theirs' } }, spec: { selector: { app: 'theirs' }, ports: [{ name: 'http', port: 80, targetPort: 8000, protocol: 'TCP' }] } }));
+    kubectl(
+      ['-n', ns, 'apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'lenet', labels: { team: 'theirs' } },
+        spec: { selector: { app: 'theirs' }, ports: [{ name: 'http', port: 80, targetPort: 8000, protocol: 'TCP' }] },
+      }),
+    );
     const uid = kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet']).metadata.uid;
     const k = await killMidBake(ns, '9002');
     const owner = 'gh-9002-1-deploy';
@@ -135,8 +185,14 @@ labDescribe(['docker', 'registry', 'cluster', 'node24'])('the post step after a 
     expect(annotation('service', ns, 'lenet', 'modelship.dev/created-by')).toBeUndefined();
     expect(leaseHolder(ns)).toBe(owner);
     const r = post(k);
-    expect(postLines(r)).toEqual(sorted([`modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`, `modelship post: released the deploy lease of ${ns}/lenet`]));
-    none(ns, [['deployment', 'lenet-canary'], ['service', 'lenet-canary'], ['lease', 'modelship-lenet']]);
+    expect(postLines(r)).toEqual(
+      sorted([`modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`, `modelship post: released the deploy lease of ${ns}/lenet`]),
+    );
+    none(ns, [
+      ['deployment', 'lenet-canary'],
+      ['service', 'lenet-canary'],
+      ['lease', 'modelship-lenet'],
+    ]);
     // the Service that was there before: the same object, kept
     expect(kubectlJson<any>(['-n', ns, 'get', 'service', 'lenet']).metadata.uid).toBe(uid);
     expect(nsExists(ns)).toBe(true);
@@ -146,7 +202,19 @@ labDescribe(['docker', 'registry', 'cluster', 'node24'])('the post step after a 
     const ns = `${nsPrefix}-done`;
     const kubeconfig = fs.readFileSync(KUBECONFIG, 'utf8');
     const env = { GITHUB_RUN_ID: '9003', GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'deploy' };
-    const inputs = { stage: 'rollout', image, 'model-name': 'lenet', app: 'lenet', namespace: ns, 'bake-time': '2', reference: LENET, cpu: '50m', memory: '256Mi', patch: onRealNode, kubeconfig };
+    const inputs = {
+      stage: 'rollout',
+      image,
+      'model-name': 'lenet',
+      app: 'lenet',
+      namespace: ns,
+      'bake-time': '2',
+      reference: LENET,
+      cpu: '50m',
+      memory: '256Mi',
+      patch: onRealNode,
+      kubeconfig,
+    };
     const main = runAction(inputs, { env, main: BUNDLE });
     if (main.code !== 0) throw new Error(`rollout exit ${main.code}:\n${main.stdout.slice(-3000)}`);
     expect(main.outputs.decision).toBe('promoted');

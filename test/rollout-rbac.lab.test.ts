@@ -2,10 +2,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as yaml from 'js-yaml';
 import { execFileSync } from 'child_process';
-import { runCli } from './helpers/cli';
-import { FIXTURES, REPO, tmpDir } from './helpers/caffe';
-import { LAB } from './helpers/lab';
-import { kubectl, exists, runCliProcess, waitFor, KUBECTL, REAL_NODE_PATCH, rolloutArgs, dropNamespaces } from './helpers/kube';
+import { REPO, tmpDir } from './helpers/caffe';
+import { kubectl, exists, runCliProcess, waitFor, KUBECTL, LAB_PODS_PATCH, rolloutArgs, dropNamespaces } from './helpers/kube';
+import { lenetImage, LENET } from './helpers/lenet-image';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
 import { labDescribe } from './helpers/needs';
 
@@ -18,15 +17,13 @@ import { labDescribe } from './helpers/needs';
 // (test/helpers/needs.ts).
 jest.setTimeout(600_000);
 
-const LENET = path.join(FIXTURES, 'lenet');
 const BUNDLE = path.join(REPO, 'dist/index.js');
 const work = tmpDir('modelship-rollout-rbac-');
-const repo = `${LAB.registry}/modelship-test/lenet-rbac-${process.pid}`;
 const nsPrefix = `rb${process.pid}`;
 const onRealNode = path.join(work, 'realnode.yaml');
 let image = '';
 
-fs.writeFileSync(onRealNode, REAL_NODE_PATCH);
+fs.writeFileSync(onRealNode, LAB_PODS_PATCH);
 
 const describeLab = labDescribe(['docker', 'registry', 'cluster', 'node24']);
 
@@ -42,7 +39,10 @@ function tokenKubeconfig(ns: string, sa: string): string {
   const ca = path.join(work, 'ca.crt');
   const token = kubectl(['-n', ns, 'create', 'token', sa, '--duration=1h']).trim();
   const server = kubectl(['config', 'view', '--minify', '--raw', '-o', 'jsonpath={.clusters[0].cluster.server}']);
-  fs.writeFileSync(ca, Buffer.from(kubectl(['config', 'view', '--minify', '--raw', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}']), 'base64'));
+  fs.writeFileSync(
+    ca,
+    Buffer.from(kubectl(['config', 'view', '--minify', '--raw', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}']), 'base64'),
+  );
   kubectl(['config', 'set-cluster', 'lab', `--server=${server}`, `--certificate-authority=${ca}`, '--embed-certs', `--kubeconfig=${file}`]);
   kubectl(['config', 'set-credentials', sa, `--token=${token}`, `--kubeconfig=${file}`]);
   kubectl(['config', 'set-context', 'deploy', '--cluster=lab', `--user=${sa}`, `--namespace=${ns}`, `--kubeconfig=${file}`]);
@@ -60,7 +60,19 @@ function canI(kubeconfig: string, args: string[]): boolean {
   }
 }
 
-const flags = (kubeconfig: string) => ({ image, 'model-name': 'lenet', app: 'lenet', replicas: '1', 'bake-time': '2', 'rollout-timeout': '120', reference: LENET, cpu: '50m', memory: '256Mi', patch: onRealNode, kubeconfig });
+const flags = (kubeconfig: string) => ({
+  image,
+  'model-name': 'lenet',
+  app: 'lenet',
+  replicas: '1',
+  'bake-time': '2',
+  'rollout-timeout': '120',
+  reference: LENET,
+  cpu: '50m',
+  memory: '256Mi',
+  patch: onRealNode,
+  kubeconfig,
+});
 const args = (ns: string, kubeconfig: string) => rolloutArgs({ ...flags(kubeconfig), namespace: ns });
 
 function expectExit(r: { code: number | null; stderr: string }, code: number): void {
@@ -68,18 +80,18 @@ function expectExit(r: { code: number | null; stderr: string }, code: number): v
 }
 
 /** The namespaced objects a rollout makes, in `ns` (empty: none). */
-const madeIn = (ns: string) => kubectl(['-n', ns, 'get', 'deployments,services,leases,poddisruptionbudgets,secrets', '-o', 'name']).split('\n').filter((l) => l && !l.startsWith('secret/') && !/^service\/kubernetes$/.test(l));
+const madeIn = (ns: string) =>
+  kubectl(['-n', ns, 'get', 'deployments,services,leases,poddisruptionbudgets,secrets', '-o', 'name'])
+    .split('\n')
+    .filter((l) => l && !l.startsWith('secret/') && !/^service\/kubernetes$/.test(l));
 
 const clusterScoped: string[] = [];
 
 describeLab('the deploy identity with the generated RBAC only', () => {
   beforeAll(async () => {
     if (!fs.existsSync(BUNDLE)) throw new Error('dist/index.js is missing: npm run build');
-    const onnx = path.join(work, 'lenet.onnx');
-    expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx])).code).toBe(0);
-    const r = await runCli(['image', '--image', repo, '--model', onnx, '--model-name', 'lenet', '--base-image', LAB.baseImage, '--revision', 'e'.repeat(40), '--compose-file', path.join(work, 'compose.yml'), '--json']);
-    if (r.code !== 0) throw new Error(r.stderr.slice(-3000));
-    image = r.json().image;
+    // the run's LeNet image, built once for every rollout file (test/helpers/lenet-image.ts)
+    image = await lenetImage('a');
   });
 
   afterAll(() => {
@@ -94,7 +106,13 @@ describeLab('the deploy identity with the generated RBAC only', () => {
     const kc = tokenKubeconfig(ns, 'deployer');
     await waitFor('the RoleBinding to take effect', () => canI(kc, ['patch', 'deployments', '-n', ns]), 30_000);
     // what the Role says and no more: nothing cluster-wide, nothing in another namespace, no Secrets
-    expect([canI(kc, ['create', 'namespaces']), canI(kc, ['get', 'namespaces']), canI(kc, ['create', 'deployments', '-n', 'default']), canI(kc, ['get', 'secrets', '-n', ns]), canI(kc, ['create', 'pods', '-n', ns])]).toEqual([false, false, false, false, false]);
+    expect([
+      canI(kc, ['create', 'namespaces']),
+      canI(kc, ['get', 'namespaces']),
+      canI(kc, ['create', 'deployments', '-n', 'default']),
+      canI(kc, ['get', 'secrets', '-n', ns]),
+      canI(kc, ['create', 'pods', '-n', ns]),
+    ]).toEqual([false, false, false, false, false]);
     const r = await runCliProcess(args(ns, kc));
     expectExit(r, 0);
     expect(r.outputs).toMatchObject({ decision: 'promoted', 'gate-pods': 'pass', 'gate-golden': 'pass' });
@@ -118,13 +136,15 @@ describeLab('the deploy identity with the generated RBAC only', () => {
     const r = await runCliProcess(args(ns, kc));
     const seconds = (Date.now() - t0) / 1000;
     expectExit(r, 2);
-    expect(r.stderr).toContain(`error: input "kubeconfig": the kubeconfig's user (system:serviceaccount:${ns}:deployer) may not: delete deployments.apps in namespace "${ns}" (needed to delete the canary, or a first deploy that failed) — \`modelship rbac --namespace ${ns}\` prints`);
+    expect(r.stderr).toContain(
+      `error: input "kubeconfig": the kubeconfig's user (system:serviceaccount:${ns}:deployer) may not: delete deployments.apps in namespace "${ns}" (needed to delete the canary, or a first deploy that failed) — \`modelship rbac --namespace ${ns}\` prints`,
+    );
     expect(r.stderr).toContain('README "Least-privilege deploy identity"');
     expect(seconds).toBeLessThan(20);
     expect(madeIn(ns)).toEqual([]);
   });
 
-  test('killed mid-bake, the action\'s post step with the same identity removes what the run made', async () => {
+  test("killed mid-bake, the action's post step with the same identity removes what the run made", async () => {
     const ns = `${nsPrefix}-post`;
     kubectl(['create', 'namespace', ns]);
     kubectl(['apply', '-f', '-'], rbac(['--namespace', ns, '--service-account', 'deployer']));
@@ -144,11 +164,18 @@ describeLab('the deploy identity with the generated RBAC only', () => {
     // the post step: a namespaced identity may read neither the namespace nor Secrets; that is no failure
     const post = runAction({}, { env: { ...env, ...Object.fromEntries(Object.entries(state).map(([n, v]) => [`STATE_${n}`, v])) }, main: BUNDLE });
     if (post.code !== 0) throw new Error(`post step exit ${post.code}:\n${post.stdout.slice(-2000)}\n${post.stderr.slice(-2000)}`);
-    expect(post.stdout.split('\n').filter((l) => l.startsWith('modelship post:')).sort()).toEqual([
-      `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
-      `modelship post: deleted Service ${ns}/lenet, which this run created`,
-      `modelship post: released the deploy lease of ${ns}/lenet`,
-    ].sort());
+    expect(
+      post.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('modelship post:'))
+        .sort(),
+    ).toEqual(
+      [
+        `modelship post: deleted ${ns}/lenet-canary (Deployment and Service)`,
+        `modelship post: deleted Service ${ns}/lenet, which this run created`,
+        `modelship post: released the deploy lease of ${ns}/lenet`,
+      ].sort(),
+    );
     expect(madeIn(ns)).toEqual([]);
   });
 
@@ -161,7 +188,11 @@ describeLab('the deploy identity with the generated RBAC only', () => {
     clusterScoped.push(...objects.filter((o) => o.kind.startsWith('Cluster')).map((o) => `${o.kind.toLowerCase()}/${o.metadata.name}`));
     kubectl(['apply', '-f', '-'], rbac(['--stage', 'preview', '--namespace', saNs, '--service-account', 'previewer']));
     const kc = tokenKubeconfig(saNs, 'previewer');
-    await waitFor('the ClusterRoleBindings to take effect', () => canI(kc, ['create', 'namespaces']) && canI(kc, ['patch', 'deployments', '-n', previewNs]), 30_000);
+    await waitFor(
+      'the ClusterRoleBindings to take effect',
+      () => canI(kc, ['create', 'namespaces']) && canI(kc, ['patch', 'deployments', '-n', previewNs]),
+      30_000,
+    );
     const r = await runCliProcess(['preview', ...rolloutArgs({ ...flags(kc), app, 'pr-number': '7', comment: 'false' }).slice(1)]);
     expectExit(r, 0);
     expect(r.outputs).toMatchObject({ decision: 'promoted', 'preview-namespace': previewNs });
@@ -169,9 +200,23 @@ describeLab('the deploy identity with the generated RBAC only', () => {
     // a rollout-only identity (the Role in its namespace) may not delete the preview's namespace: named before anything goes
     kubectl(['apply', '-f', '-'], rbac(['--namespace', saNs, '--service-account', 'deployer']));
     const namespaced = tokenKubeconfig(saNs, 'deployer');
-    const refused = await runCliProcess(['cleanup', '--app', app, '--model-name', 'lenet', '--pr-number', '7', '--comment', 'false', '--kubeconfig', namespaced]);
+    const refused = await runCliProcess([
+      'cleanup',
+      '--app',
+      app,
+      '--model-name',
+      'lenet',
+      '--pr-number',
+      '7',
+      '--comment',
+      'false',
+      '--kubeconfig',
+      namespaced,
+    ]);
     expectExit(refused, 2);
-    expect(refused.stderr).toContain(`may not: get, delete namespaces (cluster-wide) (needed to find the preview namespace, check that modelship made it, and delete it) — \`modelship rbac --stage preview`);
+    expect(refused.stderr).toContain(
+      `may not: get, delete namespaces (cluster-wide) (needed to find the preview namespace, check that modelship made it, and delete it) — \`modelship rbac --stage preview`,
+    );
     expect(exists('namespace', '', previewNs)).toBe(true);
     const cleanup = await runCliProcess(['cleanup', '--app', app, '--model-name', 'lenet', '--pr-number', '7', '--comment', 'false', '--kubeconfig', kc]);
     expectExit(cleanup, 0);

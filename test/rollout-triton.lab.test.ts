@@ -4,7 +4,23 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { FIXTURES, tmpDir, wrongLenetCaffemodel } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
-import { requireCluster, kubectl, kubectlJson, exists, pods, apiRequest, runCliProcess, PROMETHEUS, REAL_NODE_PATCH, rolloutArgs, dropNamespaces, setNodeGpus, serverVersion, RESTRICTED, privilegedPodRefusal } from './helpers/kube';
+import {
+  requireCluster,
+  kubectl,
+  kubectlJson,
+  exists,
+  pods,
+  apiRequest,
+  runCliProcess,
+  PROMETHEUS,
+  REAL_NODE_PATCH,
+  rolloutArgs,
+  dropNamespaces,
+  withNodeGpus,
+  serverVersion,
+  RESTRICTED,
+  privilegedPodRefusal,
+} from './helpers/kube';
 import { sleepActionServed } from '../src/rollout/manifests';
 import { buildTritonLabImage } from './helpers/triton-lab';
 import { readNpy } from '../src/util/npy';
@@ -38,7 +54,23 @@ const TRITON_CPU = '250m';
 
 /** The rollout flags of these tests; `more` overrides any of them. */
 const base = (ns: string, image: string, more: string[] = []) =>
-  rolloutArgs({ image, runtime: 'triton', 'model-name': 'lenet', app: 'lenet', namespace: ns, replicas: '2', 'bake-time': '3', 'rollout-timeout': '90', reference: LENET, cpu: TRITON_CPU, memory: '512Mi', patch: onRealNode }, more);
+  rolloutArgs(
+    {
+      image,
+      runtime: 'triton',
+      'model-name': 'lenet',
+      app: 'lenet',
+      namespace: ns,
+      replicas: '2',
+      'bake-time': '3',
+      'rollout-timeout': '90',
+      reference: LENET,
+      cpu: TRITON_CPU,
+      memory: '512Mi',
+      patch: onRealNode,
+    },
+    more,
+  );
 
 /** The exit code, with the run's log in the failure message when it is not the expected one. */
 function expectExit(r: { code: number | null; stderr: string }, code: number): void {
@@ -47,7 +79,10 @@ function expectExit(r: { code: number | null; stderr: string }, code: number): v
 
 const golden = () => {
   const x = readNpy(path.join(LENET, 'input_b1.npy'));
-  return { req: encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true }), ref: readNpy(path.join(LENET, 'output_b1__prob.npy')) };
+  return {
+    req: encodeInferRequest([{ name: 'data', shape: x.shape, data: x.data }], { binaryOutputs: true }),
+    ref: readNpy(path.join(LENET, 'output_b1__prob.npy')),
+  };
 };
 
 /** The golden batch-1 request to `p` (a service or pod proxy path to port 8000); throws unless 200 and the reference's answer. */
@@ -75,7 +110,7 @@ function imageModelSha(image: string): string {
 
 /** An instant query at `time` (unix seconds). */
 async function promValue(query: string, time: number): Promise<number | undefined> {
-  const r = await fetch(`${PROMETHEUS}/api/v1/query?${new URLSearchParams({ query, time: time.toFixed(3) })}`);
+  const r = await fetch(`${PROMETHEUS}/api/v1/query?${new URLSearchParams({ query, time: time.toFixed(3) }).toString()}`);
   const body = (await r.json()) as { data: { result: { value: [number, string] }[] } };
   const v = body.data.result[0]?.value[1];
   return v === undefined ? undefined : Number(v);
@@ -86,12 +121,48 @@ beforeAll(async () => {
   requireCluster();
   const tritonImage = await buildTritonLabImage();
   const onnx = path.join(work, 'lenet.onnx');
-  expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', path.join(LENET, 'weights.caffemodel'), '--out', onnx, '--reference', LENET])).code).toBe(0);
+  expect(
+    (
+      await runCli([
+        'convert',
+        '--prototxt',
+        path.join(LENET, 'deploy.prototxt'),
+        '--caffemodel',
+        path.join(LENET, 'weights.caffemodel'),
+        '--out',
+        onnx,
+        '--reference',
+        LENET,
+      ])
+    ).code,
+  ).toBe(0);
   const wrongModel = wrongLenetCaffemodel(LENET, path.join(work, 'wrong.caffemodel'));
   const wrongOnnx = path.join(work, 'wrong', 'lenet.onnx');
   expect((await runCli(['convert', '--prototxt', path.join(LENET, 'deploy.prototxt'), '--caffemodel', wrongModel, '--out', wrongOnnx])).code).toBe(0);
-  for (const [k, model, rev] of [['good', onnx, 'a'], ['wrong', wrongOnnx, 'c']] as const) {
-    const r = await runCli(['image', '--image', repo, '--model', model, '--model-name', 'lenet', '--runtime', 'triton', '--triton-image', tritonImage, '--revision', rev.repeat(40), '--ref', `refs/heads/${k}`, '--compose-file', path.join(work, `${k}.yml`), '--json']);
+  for (const [k, model, rev] of [
+    ['good', onnx, 'a'],
+    ['wrong', wrongOnnx, 'c'],
+  ] as const) {
+    const r = await runCli([
+      'image',
+      '--image',
+      repo,
+      '--model',
+      model,
+      '--model-name',
+      'lenet',
+      '--runtime',
+      'triton',
+      '--triton-image',
+      tritonImage,
+      '--revision',
+      rev.repeat(40),
+      '--ref',
+      `refs/heads/${k}`,
+      '--compose-file',
+      path.join(work, `${k}.yml`),
+      '--json',
+    ]);
     expectExit(r, 0);
     expect(r.json().metadata).toContain('"runtime":"triton"');
     images[k] = r.json().image;
@@ -108,7 +179,22 @@ labDescribe(['docker', 'registry', 'cluster', 'node24', 'prometheus'])('canary r
     if (!PROMETHEUS) throw new Error('LAB_PROMETHEUS is not set: start Prometheus with `lab/up.sh prometheus` as root');
     // no prometheus-*-query flags: the gate uses the runtime's default queries (Triton's nv_inference_* metrics)
     const started = Date.now();
-    const r = await runCliProcess(base(ns, images.good, ['--prometheus-url', PROMETHEUS, '--min-samples', '20', '--max-error-rate', '0', '--max-p99-ms', '5000', '--bake-time', '8', '--rollout-timeout', '120']));
+    const r = await runCliProcess(
+      base(ns, images.good, [
+        '--prometheus-url',
+        PROMETHEUS,
+        '--min-samples',
+        '20',
+        '--max-error-rate',
+        '0',
+        '--max-p99-ms',
+        '5000',
+        '--bake-time',
+        '8',
+        '--rollout-timeout',
+        '120',
+      ]),
+    );
     expectExit(r, 0);
     expect(r.outputs).toMatchObject({ decision: 'promoted', 'gate-pods': 'pass', 'gate-golden': 'pass', 'gate-prometheus': 'pass', 'canary-replicas': '1' });
     // Triton's pods too run where Pod Security restricted is enforced: the namespace the run created refuses a privileged pod
@@ -120,7 +206,11 @@ labDescribe(['docker', 'registry', 'cluster', 'node24', 'prometheus'])('canary r
     // the Prometheus gate: Triton's own metrics, as scraped from the canary pod's metrics port
     const g = report.gates.find((x: any) => x.gate === 'prometheus');
     const vars = { namespace: ns, app: 'lenet', model: 'lenet', track: 'canary' };
-    expect(g.evidence).toEqual([renderQuery(DEFAULT_QUERIES.triton.samples, vars), renderQuery(DEFAULT_QUERIES.triton.errorRate, vars), renderQuery(DEFAULT_QUERIES.triton.latency, vars)]);
+    expect(g.evidence).toEqual([
+      renderQuery(DEFAULT_QUERIES.triton.samples, vars),
+      renderQuery(DEFAULT_QUERIES.triton.errorRate, vars),
+      renderQuery(DEFAULT_QUERIES.triton.latency, vars),
+    ]);
     const sel = `namespace="${ns}",track="canary",model="lenet"`;
     expect(g.evidence[0]).toContain(`nv_inference_request_success{${sel}}`);
     expect(g.evidence[0]).toContain(`nv_inference_request_failure{${sel}}`);
@@ -137,7 +227,9 @@ labDescribe(['docker', 'registry', 'cluster', 'node24', 'prometheus'])('canary r
     expect(stable).toHaveLength(2);
     expect(stable.every((p) => p.image === images.good && p.ready && p.restarts === 0)).toBe(true);
     expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
-    const items = kubectlJson<{ items: any[] }>(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=lenet,track=stable']).items.filter((p) => !p.metadata.deletionTimestamp);
+    const items = kubectlJson<{ items: any[] }>(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=lenet,track=stable']).items.filter(
+      (p) => !p.metadata.deletionTimestamp,
+    );
     expect(items).toHaveLength(2);
     for (const p of items) {
       const c = p.spec.containers[0];
@@ -148,13 +240,28 @@ labDescribe(['docker', 'registry', 'cluster', 'node24', 'prometheus'])('canary r
       expect(c.lifecycle.preStop).toEqual(sleepActionServed(serverVersion()) ? { sleep: { seconds: 5 } } : { exec: { command: ['sleep', '5'] } });
       // drain-delay 5 + Triton's --exit-timeout-secs 20 + margin 5 (no modelship Connection: close phase)
       expect(p.spec.terminationGracePeriodSeconds).toBe(30);
-      expect(c.ports).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'http', containerPort: 8000 }), expect.objectContaining({ name: 'metrics', containerPort: 8002 })]));
+      expect(c.ports).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ name: 'http', containerPort: 8000 }),
+          expect.objectContaining({ name: 'metrics', containerPort: 8002 }),
+        ]),
+      );
       expect(p.metadata.annotations['prometheus.io/port']).toBe('8002');
       // inside: Triton is PID 1 with the image's CMD flags (the lab's wrapper execs it, its --model-repository pointing
       // at a mirror of /models under /tmp: test/triton-lab/README.md), running as uid 1000
       const cmdline = kubectl(['-n', ns, 'exec', p.metadata.name, '--', 'cat', '/proc/1/cmdline']).split('\0');
       expect(cmdline[0]).toMatch(/\/tritonserver-2\.51\.0$/);
-      expect(cmdline).toEqual(expect.arrayContaining(['--http-port=8000', '--grpc-port=8001', '--metrics-port=8002', '--metrics-config=summary_latencies=true', '--disable-auto-complete-config', '--strict-readiness=true', '--exit-timeout-secs=20']));
+      expect(cmdline).toEqual(
+        expect.arrayContaining([
+          '--http-port=8000',
+          '--grpc-port=8001',
+          '--metrics-port=8002',
+          '--metrics-config=summary_latencies=true',
+          '--disable-auto-complete-config',
+          '--strict-readiness=true',
+          '--exit-timeout-secs=20',
+        ]),
+      );
       expect(kubectl(['-n', ns, 'logs', p.metadata.name])).toMatch(/Repository \/models copied to \/tmp\/[\s\S]*Started HTTPService at 0\.0\.0\.0:8000/);
       expect(kubectl(['-n', ns, 'exec', p.metadata.name, '--', 'id', '-u']).trim()).toBe('1000');
       // the metrics port serves Triton's metrics (what Prometheus scraped)
@@ -181,7 +288,10 @@ labDescribe(['docker', 'registry', 'cluster', 'node24', 'prometheus'])('canary r
     const poller = (async () => {
       while (!stop) {
         for (const p of before) {
-          await inferGolden(`/api/v1/namespaces/${ns}/pods/${p.name}:8000/proxy`).then(() => stats.ok++, (e: Error) => stats.failed.push(`${p.name}: ${e.message}`));
+          await inferGolden(`/api/v1/namespaces/${ns}/pods/${p.name}:8000/proxy`).then(
+            () => stats.ok++,
+            (e: Error) => stats.failed.push(`${p.name}: ${e.message}`),
+          );
         }
         await new Promise((res) => setTimeout(res, 300));
       }
@@ -216,43 +326,46 @@ describeLab('gpu: true with a Triton image whose instance group is KIND_CPU', ()
   test('the pods hold an nvidia.com/gpu on the real node; the pods gate reads the model configuration, names the pod and its KIND_CPU instance group, and the canary is rolled back', async () => {
     // no device plugin here: the real node advertises the extended resource in its status, so GPU pods schedule
     // there for real and Triton runs there on the CPU, as the image's config.pbtxt says (KIND_CPU: built without --gpu)
-    await setNodeGpus('realnode', 4);
+    // (the files that set the node's GPUs take turns: withNodeGpus)
     const ns = `${nsPrefix}-gpu`;
-    try {
-      // what the pods asked for, seen while they exist
-      const limits = new Set<string>();
-      let watching = true;
-      const watcher = (async () => {
-        while (watching) {
-          try {
-            for (const p of kubectlJson<{ items: any[] }>(['-n', ns, 'get', 'pods']).items) limits.add(JSON.stringify(p.spec.containers[0].resources.limits));
-          } catch {
-            /* the namespace is not there yet */
+    await withNodeGpus('realnode', 4, async () => {
+      try {
+        // what the pods asked for, seen while they exist
+        const limits = new Set<string>();
+        let watching = true;
+        const watcher = (async () => {
+          while (watching) {
+            try {
+              for (const p of kubectlJson<{ items: any[] }>(['-n', ns, 'get', 'pods']).items) limits.add(JSON.stringify(p.spec.containers[0].resources.limits));
+            } catch {
+              /* the namespace is not there yet */
+            }
+            await new Promise((res) => setTimeout(res, 500));
           }
-          await new Promise((res) => setTimeout(res, 500));
-        }
-      })();
-      const r = await runCliProcess(base(ns, images.good, ['--gpu', '--replicas', '1']));
-      watching = false;
-      await watcher;
-      expectExit(r, 1);
-      expect([...limits]).toEqual([JSON.stringify({ cpu: TRITON_CPU, memory: '512Mi', 'nvidia.com/gpu': '1' })]);
-      expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'gate-pods': 'fail', 'gate-golden': 'skipped' });
-      expect(r.outputs.reason).toMatch(/^gate "pods" failed: gpu is true but 1 of 1 pod\(s\) do not serve the model on the GPU: lenet-canary-[a-z0-9]+-[a-z0-9]+ serves on cpu: triton: instance_group KIND_CPU/);
-      const report = JSON.parse(r.outputs['rollout-report']);
-      const gate = report.gates.find((g: any) => g.gate === 'pods');
-      expect(gate.evidence).toEqual([expect.stringMatching(/^pod lenet-canary-[a-z0-9]+-[a-z0-9]+: cpu \(triton: instance_group KIND_CPU/)]);
-      // Triton started and was Ready: it is the placement check that failed it, not the pod
-      expect(report.timeline).toContainEqual(expect.objectContaining({ step: 'canary pods Ready', result: 'ok' }));
-      expect(report.timeline).toContainEqual(expect.objectContaining({ result: 'fail', step: expect.stringMatching(/^canary pods compute on the GPU/) }));
-      // the canary asked for the GPU and landed on the node that has them; then it was deleted, and (a first deploy) nothing stayed
-      const events = kubectl(['-n', ns, 'get', 'events', '-o', 'json']);
-      expect(events).toMatch(/Successfully assigned .*lenet-canary-.* to realnode/);
-      expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
-      expect(exists('deployment', ns, 'lenet')).toBe(false);
-    } finally {
-      dropNamespaces(nsPrefix, ns);
-      await setNodeGpus('realnode', 0);
-    }
+        })();
+        const r = await runCliProcess(base(ns, images.good, ['--gpu', '--replicas', '1']));
+        watching = false;
+        await watcher;
+        expectExit(r, 1);
+        expect([...limits]).toEqual([JSON.stringify({ cpu: TRITON_CPU, memory: '512Mi', 'nvidia.com/gpu': '1' })]);
+        expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'gate-pods': 'fail', 'gate-golden': 'skipped' });
+        expect(r.outputs.reason).toMatch(
+          /^gate "pods" failed: gpu is true but 1 of 1 pod\(s\) do not serve the model on the GPU: lenet-canary-[a-z0-9]+-[a-z0-9]+ serves on cpu: triton: instance_group KIND_CPU/,
+        );
+        const report = JSON.parse(r.outputs['rollout-report']);
+        const gate = report.gates.find((g: any) => g.gate === 'pods');
+        expect(gate.evidence).toEqual([expect.stringMatching(/^pod lenet-canary-[a-z0-9]+-[a-z0-9]+: cpu \(triton: instance_group KIND_CPU/)]);
+        // Triton started and was Ready: it is the placement check that failed it, not the pod
+        expect(report.timeline).toContainEqual(expect.objectContaining({ step: 'canary pods Ready', result: 'ok' }));
+        expect(report.timeline).toContainEqual(expect.objectContaining({ result: 'fail', step: expect.stringMatching(/^canary pods compute on the GPU/) }));
+        // the canary asked for the GPU and landed on the node that has them; then it was deleted, and (a first deploy) nothing stayed
+        const events = kubectl(['-n', ns, 'get', 'events', '-o', 'json']);
+        expect(events).toMatch(/Successfully assigned .*lenet-canary-.* to realnode/);
+        expect(exists('deployment', ns, 'lenet-canary')).toBe(false);
+        expect(exists('deployment', ns, 'lenet')).toBe(false);
+      } finally {
+        dropNamespaces(nsPrefix, ns);
+      }
+    });
   });
 });

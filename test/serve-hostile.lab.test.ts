@@ -27,7 +27,15 @@ labDescribe(['promtool'])('the metrics exposition', () => {
   beforeAll(async () => {
     const d = path.join(FIXTURES, 'lenet');
     const model = path.join(tmpDir('modelship-metrics-'), 'lenet.onnx');
-    fs.writeFileSync(model, convertCaffe({ prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')), prototxtFile: 'p', caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')), caffemodelFile: 'w' }).onnx);
+    fs.writeFileSync(
+      model,
+      convertCaffe({
+        prototxt: fs.readFileSync(path.join(d, 'deploy.prototxt')),
+        prototxtFile: 'p',
+        caffemodel: fs.readFileSync(path.join(d, 'weights.caffemodel')),
+        caffemodelFile: 'w',
+      }).onnx,
+    );
     srv = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, metricsPort: 0, modelPath: model, modelName: 'lenet', log: () => undefined });
     // a request of each kind the counters label: served, refused
     await get(srv.port, '/v2/health/ready');

@@ -52,13 +52,56 @@ labDescribe(['docker', 'registry', 'node24'])('the face detector worked example 
 
   // the modelship image carries the face detector's preprocessing (image input `preprocess` → MODELSHIP_PREPROCESS):
   // smoke is not told it; Triton does not preprocess, so smoke does, with the same input
-  const smokeArgs = (image: string, runtime: string, expected: string) => ['smoke', '--image', image, '--runtime', runtime, '--model-name', 'face', '--reference', REF, '--sample-image', SAMPLE, '--expected-detections', expected, ...(runtime === 'triton' ? ['--preprocess', PREPROCESS] : []), '--requests', '10', '--concurrency', '2', '--ready-timeout', '180', '--json'];
+  const smokeArgs = (image: string, runtime: string, expected: string) => [
+    'smoke',
+    '--image',
+    image,
+    '--runtime',
+    runtime,
+    '--model-name',
+    'face',
+    '--reference',
+    REF,
+    '--sample-image',
+    SAMPLE,
+    '--expected-detections',
+    expected,
+    ...(runtime === 'triton' ? ['--preprocess', PREPROCESS] : []),
+    '--requests',
+    '10',
+    '--concurrency',
+    '2',
+    '--ready-timeout',
+    '180',
+    '--json',
+  ];
 
   for (const runtime of ['modelship', 'triton'] as const) {
     test(`runtime ${runtime}: the expected detections pass; moved ones fail, naming them; the container is removed`, async () => {
       const repo = `${LAB.registry}/modelship-test/face-${runtime}-${process.pid}`;
-      const extra = runtime === 'triton' ? ['--runtime', 'triton', '--triton-image', await buildTritonLabImage(), '--batch-sizes', '1,4,8'] : ['--base-image', LAB.baseImage];
-      const r = await runCli(['image', '--image', repo, '--model', artifact, '--model-name', 'face', '--revision', 'f'.repeat(40), '--parity', 'pass', '--compose-file', path.join(work, `${runtime}.yml`), '--preprocess', PREPROCESS, ...extra, '--json']);
+      const extra =
+        runtime === 'triton'
+          ? ['--runtime', 'triton', '--triton-image', await buildTritonLabImage(), '--batch-sizes', '1,4,8']
+          : ['--base-image', LAB.baseImage];
+      const r = await runCli([
+        'image',
+        '--image',
+        repo,
+        '--model',
+        artifact,
+        '--model-name',
+        'face',
+        '--revision',
+        'f'.repeat(40),
+        '--parity',
+        'pass',
+        '--compose-file',
+        path.join(work, `${runtime}.yml`),
+        '--preprocess',
+        PREPROCESS,
+        ...extra,
+        '--json',
+      ]);
       expect(r.stderr).not.toMatch(/error:/);
       expect(r.code).toBe(0);
       const image = r.json().image as string;
@@ -78,8 +121,12 @@ labDescribe(['docker', 'registry', 'node24'])('the face detector worked example 
       const f = await runCli(smokeArgs(image, runtime, JSON.stringify(wrong)).filter((a) => a !== '--json'));
       expect(f.code).toBe(1);
       expect(f.stdout).toMatch(/^smoke=fail$/m);
-      expect(f.stderr).toMatch(new RegExp(`the sample image gave 3 detections \\(score ≥ 0\\.5\\), expected 3: expected label 1 \\[99, 280\\.5, 164\\.4, 317\\] has no match`));
-      expect(f.stderr).toMatch(/expected label 2 \[199\.8, 139\.2, 262\.6, 170\.3\] has no match \(same label, IoU ≥ 0\.5\); nearest found: label 1 \[199\.8, 139\.2, 262\.6, 170\.3\]/);
+      expect(f.stderr).toMatch(
+        new RegExp(`the sample image gave 3 detections \\(score ≥ 0\\.5\\), expected 3: expected label 1 \\[99, 280\\.5, 164\\.4, 317\\] has no match`),
+      );
+      expect(f.stderr).toMatch(
+        /expected label 2 \[199\.8, 139\.2, 262\.6, 170\.3\] has no match \(same label, IoU ≥ 0\.5\); nearest found: label 1 \[199\.8, 139\.2, 262\.6, 170\.3\]/,
+      );
       expect(f.stderr).toContain('container log (last lines)');
       expect(docker(['ps', '-a', '--filter', 'label=dev.modelship.smoke=true', '--filter', `ancestor=${image}`, '--format', '{{.Names}}']).trim()).toBe('');
     });

@@ -17,7 +17,7 @@ import { labDescribe } from './helpers/needs';
 const untag = (ref: string) => removeTags(ref.slice(0, ref.lastIndexOf(':')), [ref.slice(ref.lastIndexOf(':') + 1)]);
 
 /** Lab images declaring their TensorRT in the image config, as NVIDIA's do (see src/shared/tensorrt.ts). */
-labDescribe(['docker', 'registry'])('the serving image\'s TensorRT, read from real images (lab Docker engine and registry)', () => {
+labDescribe(['docker', 'registry'])("the serving image's TensorRT, read from real images (lab Docker engine and registry)", () => {
   const id = `${process.pid}-${Date.now() % 100000}`;
   const repo = (name: string) => `${LAB.registry}/modelship-test/trt-${name}-${id}`;
   // registry-only refs (their local copy is removed), local-only refs (never pushed), and pushed digests
@@ -74,17 +74,23 @@ labDescribe(['docker', 'registry'])('the serving image\'s TensorRT, read from re
     const pinned = `${repo('triton')}@${digests.triton103}`;
     expect(await localImageEnv(pinned)).toBeUndefined();
     expect(await imageTensorRTVersion(pinned)).toBe('10.3.0.26');
-    await expect(imageTensorRTVersion(`${repo('absent')}:1`)).rejects.toThrow(new RegExp(`cannot read the image config of ${repo('absent')}:1: the local Docker engine does not have it, and the registry API failed: registry answered 404`));
+    await expect(imageTensorRTVersion(`${repo('absent')}:1`)).rejects.toThrow(
+      new RegExp(
+        `cannot read the image config of ${repo('absent')}:1: the local Docker engine does not have it, and the registry API failed: registry answered 404`,
+      ),
+    );
   });
 
   test('a multi-platform index (as nvcr.io serves): the manifest for this platform', async () => {
     const r = registryBase(images.triton105.ref);
     const manifest = await new Promise<{ size: number; type: string }>((resolve, reject) => {
-      http.get(`${r.base}/manifests/${digests.triton105}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ size: Buffer.concat(chunks).length, type: String(res.headers['content-type']) }));
-      }).on('error', reject);
+      http
+        .get(`${r.base}/manifests/${digests.triton105}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ size: Buffer.concat(chunks).length, type: String(res.headers['content-type']) }));
+        })
+        .on('error', reject);
     });
     const index = JSON.stringify({
       schemaVersion: 2,
@@ -92,17 +98,25 @@ labDescribe(['docker', 'registry'])('the serving image\'s TensorRT, read from re
       manifests: [{ mediaType: manifest.type, digest: digests.triton105, size: manifest.size, platform: { os: 'linux', architecture: 'amd64' } }],
     });
     await new Promise<void>((resolve, reject) => {
-      const req = http.request(`${r.base}/manifests/multi`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`PUT index: HTTP ${res.statusCode}`))));
-      });
+      const req = http.request(
+        `${r.base}/manifests/multi`,
+        { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`PUT index: HTTP ${res.statusCode}`))));
+        },
+      );
       req.on('error', reject);
       req.end(index);
     });
     const multi = `${repo('triton')}:multi`;
     try {
-      expect((await fetchImageConfig(multi, undefined, { os: 'linux', architecture: 'amd64' })).config?.Env).toEqual(expect.arrayContaining(['TRT_VERSION=10.5.0.18']));
-      await expect(fetchImageConfig(multi, undefined, { os: 'linux', architecture: 'arm64' })).rejects.toThrow(/has no image for linux\/arm64 \(it has linux\/amd64\)/);
+      expect((await fetchImageConfig(multi, undefined, { os: 'linux', architecture: 'amd64' })).config?.Env).toEqual(
+        expect.arrayContaining(['TRT_VERSION=10.5.0.18']),
+      );
+      await expect(fetchImageConfig(multi, undefined, { os: 'linux', architecture: 'arm64' })).rejects.toThrow(
+        /has no image for linux\/arm64 \(it has linux\/amd64\)/,
+      );
     } finally {
       await untag(multi).catch(() => undefined);
     }
@@ -111,10 +125,12 @@ labDescribe(['docker', 'registry'])('the serving image\'s TensorRT, read from re
   test('a registry that wants a Bearer token (nvcr.io, ghcr.io): the token from its realm; the blob from a CDN without it', async () => {
     const seen: { tokenAuth?: string; cdnAuth?: string } = {};
     const forward = (target: string, req: http.IncomingMessage, res: http.ServerResponse) => {
-      http.get(`http://${LAB.registry}${target}`, { headers: { accept: String(req.headers.accept ?? '*/*') } }, (up) => {
-        res.writeHead(up.statusCode ?? 502, { 'content-type': String(up.headers['content-type'] ?? 'application/octet-stream') });
-        up.pipe(res);
-      }).on('error', () => res.writeHead(502).end());
+      http
+        .get(`http://${LAB.registry}${target}`, { headers: { accept: String(req.headers.accept ?? '*/*') } }, (up) => {
+          res.writeHead(up.statusCode ?? 502, { 'content-type': String(up.headers['content-type'] ?? 'application/octet-stream') });
+          up.pipe(res);
+        })
+        .on('error', () => res.writeHead(502).end());
     };
     const cdn = http.createServer((req, res) => {
       seen.cdnAuth = req.headers.authorization;
@@ -129,7 +145,9 @@ labDescribe(['docker', 'registry'])('the serving image\'s TensorRT, read from re
         return;
       }
       if (req.headers.authorization !== 'Bearer T0K') {
-        res.writeHead(401, { 'www-authenticate': `Bearer realm="${self}/token",service="lab",scope="repository:modelship-test/trt-triton-${id}:pull"` }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+        res
+          .writeHead(401, { 'www-authenticate': `Bearer realm="${self}/token",service="lab",scope="repository:modelship-test/trt-triton-${id}:pull"` })
+          .end('{"errors":[{"code":"UNAUTHORIZED"}]}');
         return;
       }
       if (req.url!.includes('/blobs/')) {
@@ -144,7 +162,9 @@ labDescribe(['docker', 'registry'])('the serving image\'s TensorRT, read from re
       expect(await imageTensorRTVersion(ref, process.env, { username: 'robot', password: 's3cret' })).toBe('10.5.0.18');
       expect(seen.tokenAuth).toBe(`Basic ${Buffer.from('robot:s3cret').toString('base64')}`);
       expect(seen.cdnAuth).toBeUndefined();
-      await expect(imageTensorRTVersion(ref, process.env, { username: 'robot', password: 'wrong' })).rejects.toThrow(/token service answered 401 .*scope repository:modelship-test\/trt-triton-/);
+      await expect(imageTensorRTVersion(ref, process.env, { username: 'robot', password: 'wrong' })).rejects.toThrow(
+        /token service answered 401 .*scope repository:modelship-test\/trt-triton-/,
+      );
     } finally {
       reg.close();
       cdn.close();
@@ -172,10 +192,14 @@ labDescribe(['docker', 'registry'])('the serving image\'s TensorRT, read from re
     const v103 = await imageTensorRTVersion(images.triton103.ref);
     const mismatch = () => checkPlanForImage(plan, images.triton103.ref, v103);
     expect(mismatch).toThrow(ModelshipError);
-    expect(mismatch).toThrow(/refusing the TensorRT plan: TensorRT 10\.5\.0 in 127\.0\.0\.1:5000\/modelship-test\/trt-tensorrt-[0-9-]+@sha256:[0-9a-f]{64} built it, but the serving image 127\.0\.0\.1:5000\/modelship-test\/trt-triton-[0-9-]+:24\.08 has TensorRT 10\.3\.0\.26/);
+    expect(mismatch).toThrow(
+      /refusing the TensorRT plan: TensorRT 10\.5\.0 in 127\.0\.0\.1:5000\/modelship-test\/trt-tensorrt-[0-9-]+@sha256:[0-9a-f]{64} built it, but the serving image 127\.0\.0\.1:5000\/modelship-test\/trt-triton-[0-9-]+:24\.08 has TensorRT 10\.3\.0\.26/,
+    );
     expect(mismatch).toThrow(new RegExp(`serve with the Triton image it was built for \\(${images.triton105.ref.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));
     const missing = async () => checkPlanForImage(plan, images.none.ref, await imageTensorRTVersion(images.none.ref));
-    await expect(missing()).rejects.toThrow(/the serving image 127\.0\.0\.1:5000\/modelship-test\/trt-none-[0-9-]+:1 declares no TensorRT version \(looked for TRT_VERSION, TENSORRT_VERSION, NVIDIA_TENSORRT_VERSION in its config's environment\)/);
+    await expect(missing()).rejects.toThrow(
+      /the serving image 127\.0\.0\.1:5000\/modelship-test\/trt-none-[0-9-]+:1 declares no TensorRT version \(looked for TRT_VERSION, TENSORRT_VERSION, NVIDIA_TENSORRT_VERSION in its config's environment\)/,
+    );
     expect(() => checkPlanForImage({ format: 'tensorrt' }, images.triton105.ref, '10.5.0.18')).toThrow(/records no TensorRT version/);
   });
 
@@ -216,19 +240,33 @@ labDescribe(['docker', 'registry'])('the serving image\'s TensorRT, read from re
     test('a TensorRT image of another TensorRT than the Triton image is refused before the GPU query, naming both', async () => {
       const r = await compile('--tensorrt-image', images.tensorrt103.ref, '--triton-image', images.triton105.ref);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`input "tensorrt-image": ${images.tensorrt103.ref} has TensorRT 10.3.0.26, but the Triton image the plan is for, ${images.triton105.ref}, has TensorRT 10.5.0.18`);
+      expect(r.stderr).toContain(
+        `input "tensorrt-image": ${images.tensorrt103.ref} has TensorRT 10.3.0.26, but the Triton image the plan is for, ${images.triton105.ref}, has TensorRT 10.5.0.18`,
+      );
       expect(r.stderr).not.toMatch(/GPU query/);
     });
 
     test('matching images: pulled, pinned by digest, the cache copied next to the model, then the GPU query (no GPU here)', async () => {
       const cache = path.join(tmpDir(), 'lenet-int8.cache');
       fs.writeFileSync(cache, 'TRT-100500-EntropyCalibration2\ndata: 3c010a14\n');
-      const r = await compile('--int8', '--calibration-cache', cache, '--batch-sizes', '1,4,16', '--tensorrt-image', images.tensorrt105.ref, '--triton-image', images.triton105.ref);
+      const r = await compile(
+        '--int8',
+        '--calibration-cache',
+        cache,
+        '--batch-sizes',
+        '1,4,16',
+        '--tensorrt-image',
+        images.tensorrt105.ref,
+        '--triton-image',
+        images.triton105.ref,
+      );
       expect(r.code).toBe(1); // an io error: the GPU query
       expect(r.stderr).toContain(`docker pull ${images.tensorrt105.ref}`);
       expect(r.stderr).toContain(`${images.tensorrt105.ref} → ${repo('tensorrt')}@${digests.tensorrt105} (TensorRT 10.5.0.18)`);
       // what needs a GPU starts here, in the image pinned by digest
-      expect(r.stderr).toContain(`the GPU query in ${repo('tensorrt')}@${digests.tensorrt105} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit)`);
+      expect(r.stderr).toContain(
+        `the GPU query in ${repo('tensorrt')}@${digests.tensorrt105} failed (target tensorrt needs a GPU runner with the NVIDIA container toolkit)`,
+      );
       expect(fs.readFileSync(path.join(path.dirname(model), 'lenet-int8.cache'), 'utf8')).toBe(fs.readFileSync(cache, 'utf8'));
       expect(fs.existsSync(path.join(path.dirname(model), 'lenet.plan.json'))).toBe(false);
     });

@@ -65,10 +65,33 @@ describeOracle("agreement with Google's protobuf text-format parser", () => {
 
   test('generated configs and hand-written ones read the same with both parsers', () => {
     const texts = [
-      tritonConfig({ name: 'lenet', platform: 'onnxruntime_onnx', maxBatchSize: 16, inputs: lenet.inputs, outputs: lenet.outputs, maxQueueDelayUs: 250, gpu: false }),
+      tritonConfig({
+        name: 'lenet',
+        platform: 'onnxruntime_onnx',
+        maxBatchSize: 16,
+        inputs: lenet.inputs,
+        outputs: lenet.outputs,
+        maxQueueDelayUs: 250,
+        gpu: false,
+      }),
       tritonConfig(spec({ name: 'googlenet', platform: 'tensorrt_plan', maxBatchSize: 32, maxQueueDelayUs: 5000 })),
-      tritonConfig({ name: 'zoo_branch', platform: 'onnxruntime_onnx', maxBatchSize: 4, inputs: zooBranch.inputs, outputs: zooBranch.outputs, maxQueueDelayUs: 0, gpu: true }),
-      tritonConfig(spec({ name: 'nobatch', maxBatchSize: 0, inputs: [{ name: 'in "q"\\', shape: ['N', 3, 'H', 'W'], elemType: 7 }], outputs: [{ name: 'é', shape: [2], elemType: 9 }] })),
+      tritonConfig({
+        name: 'zoo_branch',
+        platform: 'onnxruntime_onnx',
+        maxBatchSize: 4,
+        inputs: zooBranch.inputs,
+        outputs: zooBranch.outputs,
+        maxQueueDelayUs: 0,
+        gpu: true,
+      }),
+      tritonConfig(
+        spec({
+          name: 'nobatch',
+          maxBatchSize: 0,
+          inputs: [{ name: 'in "q"\\', shape: ['N', 3, 'H', 'W'], elemType: 7 }],
+          outputs: [{ name: 'é', shape: [2], elemType: 9 }],
+        }),
+      ),
       RICH,
       SEQUENCE,
     ];

@@ -24,7 +24,12 @@ const GOOGLENET = path.join(ORACLE, 'models/bvlc_googlenet');
 
 function onnxOf(dir: string): Buffer {
   return Buffer.from(
-    convertCaffe({ prototxt: fs.readFileSync(path.join(dir, 'deploy.prototxt')), prototxtFile: 'deploy.prototxt', caffemodel: fs.readFileSync(path.join(dir, 'weights.caffemodel')), caffemodelFile: 'weights.caffemodel' }).onnx,
+    convertCaffe({
+      prototxt: fs.readFileSync(path.join(dir, 'deploy.prototxt')),
+      prototxtFile: 'deploy.prototxt',
+      caffemodel: fs.readFileSync(path.join(dir, 'weights.caffemodel')),
+      caffemodelFile: 'weights.caffemodel',
+    }).onnx,
   );
 }
 
@@ -117,7 +122,18 @@ describeLab('the image looks like nvcr.io/nvidia/tritonserver:24.10-py3 from the
     expect(cfg.Env).toEqual(expect.arrayContaining(['TRITON_SERVER_VERSION=2.51.0', 'NVIDIA_TRITON_SERVER_VERSION=24.10']));
     expect(cfg.Env.find((e: string) => e.startsWith('PATH='))).toMatch(/^PATH=\/opt\/tritonserver\/bin:/);
     expect(cfg.Entrypoint ?? null).toBeNull();
-    const out = docker(['run', '--rm', '--network', 'none', '--user', '1000', image, 'sh', '-c', 'id -un; id -u; command -v tritonserver; ls /opt/tritonserver/backends /opt/tritonserver/backends/python']);
+    const out = docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--user',
+      '1000',
+      image,
+      'sh',
+      '-c',
+      'id -un; id -u; command -v tritonserver; ls /opt/tritonserver/backends /opt/tritonserver/backends/python',
+    ]);
     expect(out.split('\n').slice(0, 3)).toEqual(['triton-server', '1000', '/opt/tritonserver/bin/tritonserver']);
     expect(out).toMatch(/^python$/m);
     expect(out).toMatch(/^triton_python_backend_stub$/m);
@@ -127,7 +143,17 @@ describeLab('the image looks like nvcr.io/nvidia/tritonserver:24.10-py3 from the
   test('a second build.sh finds the image in the registry and builds nothing', () => {
     // what it did, from its log and the registry (not from how long it took): no download, no build, no push
     const [repo, tag] = [image.slice(0, image.lastIndexOf(':')), image.slice(image.lastIndexOf(':') + 1)];
-    const manifest = () => execFileSync('curl', ['-sf', '-H', 'Accept: application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json', `http://${repo.replace('/', '/v2/')}/manifests/${tag}`], { encoding: 'utf8' });
+    const manifest = () =>
+      execFileSync(
+        'curl',
+        [
+          '-sf',
+          '-H',
+          'Accept: application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json',
+          `http://${repo.replace('/', '/v2/')}/manifests/${tag}`,
+        ],
+        { encoding: 'utf8' },
+      );
     const before = manifest();
     const r = spawnSync('bash', ['test/triton-lab/build.sh'], { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
     expect(r.status).toBe(0);
@@ -142,7 +168,9 @@ describeLab('the real Triton 2.51.0 serving the generated config', () => {
   test('the wrapper says what it rewrote, and only that', () => {
     const logs = triton.logs();
     for (const m of ['lenet', 'googlenet']) {
-      expect(logs).toMatch(new RegExp(`model "${m}": config.pbtxt line \`platform: "onnxruntime_onnx"\` replaced by \`backend: "python"\`.*the rest of the config is as written`));
+      expect(logs).toMatch(
+        new RegExp(`model "${m}": config.pbtxt line \`platform: "onnxruntime_onnx"\` replaced by \`backend: "python"\`.*the rest of the config is as written`),
+      );
     }
     expect(logs).toMatch(/successfully loaded 'lenet'/);
     expect(logs).toMatch(/modelship onnx adapter: model 'googlenet' version 1: ONNX Runtime 1\.19\.2 \(CPUExecutionProvider\)/);
@@ -169,7 +197,12 @@ describeLab('the real Triton 2.51.0 serving the generated config', () => {
       instance_group: [{ kind: 'KIND_CPU', count: 1 }],
     });
     const meta = await getJson(`${triton.url}/v2/models/lenet`);
-    expect(meta.body).toMatchObject({ name: 'lenet', versions: ['1'], inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }], outputs: [{ name: 'prob', datatype: 'FP32', shape: [-1, 10] }] });
+    expect(meta.body).toMatchObject({
+      name: 'lenet',
+      versions: ['1'],
+      inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }],
+      outputs: [{ name: 'prob', datatype: 'FP32', shape: [-1, 10] }],
+    });
   });
 
   test.each([
@@ -199,10 +232,13 @@ describeLab('the real Triton 2.51.0 serving the generated config', () => {
     const x = readNpy(path.join(LENET, 'input_b2.npy'));
     const y = readNpy(path.join(LENET, 'output_b2__prob.npy'));
     const item = (n: number) => Array.from(x.data.subarray(n * 784, (n + 1) * 784));
-    const stats = async () => (await getJson(`${triton.url}/v2/models/lenet/stats`)).body.model_stats[0] as { inference_count: number; execution_count: number };
+    const stats = async () =>
+      (await getJson(`${triton.url}/v2/models/lenet/stats`)).body.model_stats[0] as { inference_count: number; execution_count: number };
     const s0 = await stats();
     const replies = await Promise.all(
-      Array.from({ length: 32 }, (_, i) => postJson(`${triton.url}/v2/models/lenet/infer`, { inputs: [{ name: 'data', datatype: 'FP32', shape: [1, 1, 28, 28], data: item(i % 2) }] })),
+      Array.from({ length: 32 }, (_, i) =>
+        postJson(`${triton.url}/v2/models/lenet/infer`, { inputs: [{ name: 'data', datatype: 'FP32', shape: [1, 1, 28, 28], data: item(i % 2) }] }),
+      ),
     );
     replies.forEach((r, i) => {
       expect(r.status).toBe(200);
@@ -238,15 +274,21 @@ describeLab('the real Triton 2.51.0 serving the generated config', () => {
 });
 
 describeLab('a config that does not fit the model is refused', () => {
-  test('a wrong dim: the model is not ready and the log says why (as Triton\'s ONNX Runtime backend would); run as uid 1000', async () => {
+  test("a wrong dim: the model is not ready and the log says why (as Triton's ONNX Runtime backend would); run as uid 1000", async () => {
     const repo = tmpDir('triton-bad-');
     writeModel(repo, 'lenet', lenetOnnx, configPbtxt('lenet', ['data', [1, 28, 29]], ['prob', [10]]));
-    const bad = await startTriton(repo, { user: '1000', waitReady: false, args: ['--model-repository=/models', '--http-port=8000', '--grpc-port=8001', '--metrics-port=8002', '--exit-on-error=false'] });
+    const bad = await startTriton(repo, {
+      user: '1000',
+      waitReady: false,
+      args: ['--model-repository=/models', '--http-port=8000', '--grpc-port=8001', '--metrics-port=8002', '--exit-on-error=false'],
+    });
     try {
       expect((await fetch(`${bad.url}/v2/models/lenet/ready`)).status).toBe(400);
       expect((await fetch(`${bad.url}/v2/health/ready`)).status).toBe(400);
       const logs = bad.logs();
-      expect(logs).toMatch(/failed to load 'lenet' version 1: .*model 'lenet', tensor 'data': the model expects 4 dimensions \(shape \[-1,1,28,28\]\) but the model configuration specifies 4 dimensions \(an initial batch dimension because max_batch_size > 0 followed by the explicit tensor shape, making complete shape \[-1,1,28,29\]\)/);
+      expect(logs).toMatch(
+        /failed to load 'lenet' version 1: .*model 'lenet', tensor 'data': the model expects 4 dimensions \(shape \[-1,1,28,28\]\) but the model configuration specifies 4 dimensions \(an initial batch dimension because max_batch_size > 0 followed by the explicit tensor shape, making complete shape \[-1,1,28,29\]\)/,
+      );
       const index = await postJson(`${bad.url}/v2/repository/index`, {});
       expect(index.body).toEqual([expect.objectContaining({ name: 'lenet', state: 'UNAVAILABLE' })]);
     } finally {
@@ -269,11 +311,21 @@ describeLab("Triton's own Python client (tritonclient.http) against both runtime
     // on failure, the report names the step, the exception and the trace
     expect(r.errors).toEqual([]);
     expect(r.steps).toMatchObject({ is_server_live: true, is_server_ready: true, is_model_ready: true, get_server_metadata: { name: serverName } });
-    expect(r.steps.get_model_metadata).toMatchObject({ name: 'lenet', platform, inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }], outputs: [{ name: 'prob', datatype: 'FP32', shape: [-1, 10] }] });
+    expect(r.steps.get_model_metadata).toMatchObject({
+      name: 'lenet',
+      platform,
+      inputs: [{ name: 'data', datatype: 'FP32', shape: [-1, 1, 28, 28] }],
+      outputs: [{ name: 'prob', datatype: 'FP32', shape: [-1, 10] }],
+    });
     for (const b of [1, 2]) {
       for (const enc of ['binary', 'json']) {
         const s = r.steps[`infer_b${b}_${enc}`];
-        expect({ step: `infer_b${b}_${enc}`, shape: s.shape, dtype: s.dtype, top5: s.top5 }).toEqual({ step: `infer_b${b}_${enc}`, shape: [b, 10], dtype: 'float32', top5: s.ref_top5 });
+        expect({ step: `infer_b${b}_${enc}`, shape: s.shape, dtype: s.dtype, top5: s.top5 }).toEqual({
+          step: `infer_b${b}_${enc}`,
+          shape: [b, 10],
+          dtype: 'float32',
+          top5: s.ref_top5,
+        });
         expect(s.max_abs_diff).toBeLessThanOrEqual(1e-5);
       }
     }

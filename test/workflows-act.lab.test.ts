@@ -4,7 +4,19 @@ import { LAB, requireLab } from './helpers/lab';
 import { ORACLE, tmpDir } from './helpers/caffe';
 import { KUBECONFIG, kubectlJson, requireCluster, dropNamespaces, exists, RESTRICTED } from './helpers/kube';
 import { releaseMirror, Mirror } from './helpers/node-release';
-import { actionCheckout, callerFromTemplate, callerRepo, githubFake, requireAct, runAct, standIns, ActRun, lenetFiles, LENET_WITH, LAB_ROLLOUT_WITH } from './helpers/act';
+import {
+  actionCheckout,
+  callerFromTemplate,
+  callerRepo,
+  githubFake,
+  requireAct,
+  runAct,
+  standIns,
+  ActRun,
+  lenetFiles,
+  LENET_WITH,
+  LAB_ROLLOUT_WITH,
+} from './helpers/act';
 import { DEFAULT_NODE_VERSION } from '../src/image/node';
 import { resolveDigest } from '../src/shared/registry';
 import { labDescribe } from './helpers/needs';
@@ -40,7 +52,6 @@ let api: Awaited<ReturnType<typeof githubFake>>;
 let sha = '';
 let deploySha = '';
 
-
 const act = (workflow: string, event: string, payload: object) =>
   runAct({
     repo,
@@ -50,7 +61,11 @@ const act = (workflow: string, event: string, payload: object) =>
     actionDir,
     standIns: stand,
     // the templates' secret names: KUBECONFIG for deploys, PREVIEW_KUBECONFIG for previews
-    secrets: { GITHUB_TOKEN: 'ghs_actTestToken0123456789', KUBECONFIG: fs.readFileSync(KUBECONFIG, 'utf8'), PREVIEW_KUBECONFIG: fs.readFileSync(KUBECONFIG, 'utf8') },
+    secrets: {
+      GITHUB_TOKEN: 'ghs_actTestToken0123456789',
+      KUBECONFIG: fs.readFileSync(KUBECONFIG, 'utf8'),
+      PREVIEW_KUBECONFIG: fs.readFileSync(KUBECONFIG, 'utf8'),
+    },
     env: { GITHUB_API_URL: api.url },
     work,
   });
@@ -74,16 +89,14 @@ beforeAll(async () => {
   api = await githubFake();
   repo = path.join(work, 'models');
   const image = `${LAB.registry}/\${{ github.repository }}/lenet-${RUN}`;
+  // a 2 s bake (LAB_ROLLOUT_WITH's 10 s is bench/act-deploy.ts's): these jobs prove the outputs, not the bake
+  const rollout = { ...LAB_ROLLOUT_WITH, 'bake-time': 2 };
   const build = { ...LENET_WITH, image, 'model-name': 'lenet', 'base-image': LAB.baseImage, 'node-mirror': mirror.url, gpu: false };
-  sha = callerRepo(
-    repo,
-    lenetFiles(LENET),
-    {
-      'deploy.yml': callerFromTemplate('deploy-caller.yml', 'deploy', { ...build, environment: 'production', namespace: NAMESPACE, replicas: 1, ...LAB_ROLLOUT_WITH }),
-      'pr-preview.yml': callerFromTemplate('pr-preview-caller.yml', 'preview', { ...build, ...LAB_ROLLOUT_WITH }),
-      'convert.yml': callerFromTemplate('convert-caller.yml', 'convert', LENET_WITH),
-    },
-  );
+  sha = callerRepo(repo, lenetFiles(LENET), {
+    'deploy.yml': callerFromTemplate('deploy-caller.yml', 'deploy', { ...build, environment: 'production', namespace: NAMESPACE, replicas: 1, ...rollout }),
+    'pr-preview.yml': callerFromTemplate('pr-preview-caller.yml', 'preview', { ...build, ...rollout }),
+    'convert.yml': callerFromTemplate('convert-caller.yml', 'convert', LENET_WITH),
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -108,7 +121,16 @@ describeLab('lab: the caller templates run by an Actions engine (act)', () => {
     expect(Number(called.outputs['latency-p95-ms'])).toBeGreaterThan(0);
     expect(called.outputs.decision).toBe('promoted');
     // the stable pods run the pushed digest, on the real node (node-selector and tolerations reached the rollout)
-    const pods = kubectlJson<{ items: { spec: { nodeName: string; containers: { image: string; resources: { requests: Record<string, string> } }[] } }[] }>(['get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=lenet', '-o', 'json']).items;
+    const pods = kubectlJson<{ items: { spec: { nodeName: string; containers: { image: string; resources: { requests: Record<string, string> } }[] } }[] }>([
+      'get',
+      'pods',
+      '-n',
+      NAMESPACE,
+      '-l',
+      'app.kubernetes.io/name=lenet',
+      '-o',
+      'json',
+    ]).items;
     expect(pods.length).toBeGreaterThan(0);
     for (const p of pods) {
       expect(p.spec.nodeName).toBe('realnode');
@@ -130,9 +152,15 @@ describeLab('lab: the caller templates run by an Actions engine (act)', () => {
     // the pull request's head: a commit after the deployed one
     sha = callerRepo(repo, { 'models/lenet/NOTES.md': 'a change under review\n' }, {});
     cacheBefore = await tagDigest('buildcache');
-    deployTags = Object.fromEntries(await Promise.all(['latest', 'main', `sha-${deploySha.slice(0, 7)}`, 'buildcache'].map(async (t) => [t, await tagDigest(t)])));
+    deployTags = Object.fromEntries(
+      await Promise.all(['latest', 'main', `sha-${deploySha.slice(0, 7)}`, 'buildcache'].map(async (t) => [t, await tagDigest(t)])),
+    );
     expect(Object.values(deployTags).every((d) => d?.startsWith('sha256:'))).toBe(true);
-    const r = await act('pr-preview.yml', 'pull_request', { action: 'opened', number: PR, pull_request: { number: PR, head: { sha, ref: 'new-model' }, base: { ref: 'main' } } });
+    const r = await act('pr-preview.yml', 'pull_request', {
+      action: 'opened',
+      number: PR,
+      pull_request: { number: PR, head: { sha, ref: 'new-model' }, base: { ref: 'main' } },
+    });
     expectSuccess(r);
     // cleanup is skipped (its if: is for closed)
     expect(r.jobs).toEqual({ build: 'succeeded', smoke: 'succeeded', preview: 'succeeded', report: 'succeeded' });
@@ -154,8 +182,13 @@ describeLab('lab: the caller templates run by an Actions engine (act)', () => {
   }, 600_000);
 
   test('pr-preview closed: cleanup removes only what the preview made', async () => {
-    for (const t of [`pr-${PR}`, `buildcache-pr-${PR}`, `sha-${sha.slice(0, 7)}`]) expect([t, await tagDigest(t)]).toEqual([t, expect.stringMatching(/^sha256:/)]);
-    const r = await act('pr-preview.yml', 'pull_request', { action: 'closed', number: PR, pull_request: { number: PR, head: { sha, ref: 'new-model' }, base: { ref: 'main' }, merged: false } });
+    for (const t of [`pr-${PR}`, `buildcache-pr-${PR}`, `sha-${sha.slice(0, 7)}`])
+      expect([t, await tagDigest(t)]).toEqual([t, expect.stringMatching(/^sha256:/)]);
+    const r = await act('pr-preview.yml', 'pull_request', {
+      action: 'closed',
+      number: PR,
+      pull_request: { number: PR, head: { sha, ref: 'new-model' }, base: { ref: 'main' }, merged: false },
+    });
     expectSuccess(r);
     // build, smoke and preview are skipped on closed; cleanup ran
     expect(r.jobs).toEqual({ cleanup: 'succeeded', report: 'succeeded' });
@@ -165,7 +198,9 @@ describeLab('lab: the caller templates run by an Actions engine (act)', () => {
     for (const [tag, digest] of Object.entries(deployTags)) expect([tag, await tagDigest(tag)]).toEqual([tag, digest]);
     // the deploy's namespace and its Deployment stay; the preview's namespace goes
     expect(exists('deployment', NAMESPACE, 'lenet')).toBe(true);
-    const ns = kubectlJson<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>(['get', 'namespaces', '-o', 'json']).items.find((n) => n.metadata.name === `lenet-pr-${PR}`);
+    const ns = kubectlJson<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>(['get', 'namespaces', '-o', 'json']).items.find(
+      (n) => n.metadata.name === `lenet-pr-${PR}`,
+    );
     expect(ns === undefined || ns.metadata.deletionTimestamp !== undefined).toBe(true);
     // the comment was updated, not duplicated
     expect(api.comments.size).toBe(1);
@@ -173,7 +208,11 @@ describeLab('lab: the caller templates run by an Actions engine (act)', () => {
   }, 600_000);
 
   test('convert on a pull request: parity passes, the outputs reach the caller, the model is uploaded', async () => {
-    const r = await act('convert.yml', 'pull_request', { action: 'synchronize', number: PR, pull_request: { number: PR, head: { sha, ref: 'new-model' }, base: { ref: 'main' } } });
+    const r = await act('convert.yml', 'pull_request', {
+      action: 'synchronize',
+      number: PR,
+      pull_request: { number: PR, head: { sha, ref: 'new-model' }, base: { ref: 'main' } },
+    });
     expectSuccess(r);
     expect(r.jobs).toEqual({ convert: 'succeeded', report: 'succeeded' });
     expect(r.needs.convert.result).toBe('success');

@@ -30,12 +30,17 @@ export function requireAct(): void {
   } catch {
     /* missing */
   }
-  if (v !== `act version ${ACT_VERSION}`) throw new Error(`${ACT} is not nektos/act ${ACT_VERSION} (${v || 'missing'}): scripts/test.sh builds it (GOFLAGS=-mod=mod GOBIN=$PWD/.tools/bin go install github.com/nektos/act@v${ACT_VERSION})`);
+  if (v !== `act version ${ACT_VERSION}`)
+    throw new Error(
+      `${ACT} is not nektos/act ${ACT_VERSION} (${v || 'missing'}): scripts/test.sh builds it (GOFLAGS=-mod=mod GOBIN=$PWD/.tools/bin go install github.com/nektos/act@v${ACT_VERSION})`,
+    );
 }
 
 /** This repository as a tag checkout has it: tracked and unignored files (no node_modules, no .tools). */
 export function actionCheckout(dir: string): string {
-  const files = execFileSync('git', ['ls-files', '-z', '-co', '--exclude-standard'], { cwd: REPO, encoding: 'utf8' }).split('\0').filter((f) => f && fs.existsSync(path.join(REPO, f)));
+  const files = execFileSync('git', ['ls-files', '-z', '-co', '--exclude-standard'], { cwd: REPO, encoding: 'utf8' })
+    .split('\0')
+    .filter((f) => f && fs.existsSync(path.join(REPO, f)));
   for (const f of files) {
     fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
     fs.copyFileSync(path.join(REPO, f), path.join(dir, f));
@@ -57,7 +62,13 @@ export function standIns(dir: string): Record<string, string> {
       outputs: { name: { value: '${{ steps.b.outputs.name }}' }, driver: { value: '${{ steps.b.outputs.driver }}' } },
       runs: {
         using: 'composite',
-        steps: [{ id: 'b', shell: 'bash', run: 'docker buildx version\necho "name=$(docker buildx inspect | sed -n "s/^Name: *//p" | head -1)" >> "$GITHUB_OUTPUT"\necho "driver=$(docker buildx inspect | sed -n "s/^Driver: *//p" | head -1)" >> "$GITHUB_OUTPUT"' }],
+        steps: [
+          {
+            id: 'b',
+            shell: 'bash',
+            run: 'docker buildx version\necho "name=$(docker buildx inspect | sed -n "s/^Name: *//p" | head -1)" >> "$GITHUB_OUTPUT"\necho "driver=$(docker buildx inspect | sed -n "s/^Driver: *//p" | head -1)" >> "$GITHUB_OUTPUT"',
+          },
+        ],
       },
     }),
     'actions/upload-artifact@v4': write('upload-artifact', {
@@ -65,16 +76,32 @@ export function standIns(dir: string): Record<string, string> {
       inputs: { name: { default: 'artifact' }, path: { required: true }, 'if-no-files-found': { default: 'warn' } },
       runs: {
         using: 'composite',
-        steps: [{ shell: 'bash', env: { NAME: '${{ inputs.name }}', FILES: '${{ inputs.path }}' }, run: 'mkdir -p "$ACT_ARTIFACTS/$NAME"\nwhile IFS= read -r f; do [ -n "$f" ] && [ -e "$f" ] && cp -r "$f" "$ACT_ARTIFACTS/$NAME/"; done <<< "$FILES"\nls "$ACT_ARTIFACTS/$NAME"' }],
+        steps: [
+          {
+            shell: 'bash',
+            env: { NAME: '${{ inputs.name }}', FILES: '${{ inputs.path }}' },
+            run: 'mkdir -p "$ACT_ARTIFACTS/$NAME"\nwhile IFS= read -r f; do [ -n "$f" ] && [ -e "$f" ] && cp -r "$f" "$ACT_ARTIFACTS/$NAME/"; done <<< "$FILES"\nls "$ACT_ARTIFACTS/$NAME"',
+          },
+        ],
       },
     }),
   };
 }
 
-export interface ApiRequest { method: string; path: string; auth?: string; body?: { body?: string } }
+export interface ApiRequest {
+  method: string;
+  path: string;
+  auth?: string;
+  body?: { body?: string };
+}
 
 /** A recording fake of GitHub's REST API: the issue-comments endpoints the preview and cleanup stages call. */
-export async function githubFake(): Promise<{ url: string; requests: ApiRequest[]; comments: Map<number, { id: number; issue: number; body: string }>; close: () => Promise<void> }> {
+export async function githubFake(): Promise<{
+  url: string;
+  requests: ApiRequest[];
+  comments: Map<number, { id: number; issue: number; body: string }>;
+  close: () => Promise<void>;
+}> {
   const requests: ApiRequest[] = [];
   const comments = new Map<number, { id: number; issue: number; body: string }>();
   let next = 1000;
@@ -89,7 +116,11 @@ export async function githubFake(): Promise<{ url: string; requests: ApiRequest[
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(payload));
       };
-      const view = (c: { id: number; issue: number; body: string }) => ({ id: c.id, body: c.body, html_url: `https://github.com/acme/models/pull/${c.issue}#issuecomment-${c.id}` });
+      const view = (c: { id: number; issue: number; body: string }) => ({
+        id: c.id,
+        body: c.body,
+        html_url: `https://github.com/acme/models/pull/${c.issue}#issuecomment-${c.id}`,
+      });
       const list = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/.exec(u.pathname);
       if (list && req.method === 'GET') return send(200, [...comments.values()].filter((c) => c.issue === Number(list[1])).map(view));
       if (list && req.method === 'POST') {
@@ -155,14 +186,24 @@ export function callerRepo(dir: string, files: Record<string, string | { copy: s
 
 /** The model of the lab's callers: LeNet and real Caffe's outputs for it, at the paths the caller's `with:` names. */
 export function lenetFiles(lenetDir: string): Record<string, { copy: string }> {
-  const files: Record<string, { copy: string }> = { 'models/lenet/deploy.prototxt': { copy: path.join(lenetDir, 'deploy.prototxt') }, 'models/lenet/weights.caffemodel': { copy: path.join(lenetDir, 'weights.caffemodel') } };
-  for (const f of ['input_b1.npy', 'output_b1__prob.npy', 'summary.json', 'blobs_b1']) if (fs.existsSync(path.join(lenetDir, f))) files[`models/lenet/reference/${f}`] = { copy: path.join(lenetDir, f) };
+  const files: Record<string, { copy: string }> = {
+    'models/lenet/deploy.prototxt': { copy: path.join(lenetDir, 'deploy.prototxt') },
+    'models/lenet/weights.caffemodel': { copy: path.join(lenetDir, 'weights.caffemodel') },
+  };
+  for (const f of ['input_b1.npy', 'output_b1__prob.npy', 'summary.json', 'blobs_b1'])
+    if (fs.existsSync(path.join(lenetDir, f))) files[`models/lenet/reference/${f}`] = { copy: path.join(lenetDir, f) };
   return files;
 }
 
 export const LENET_WITH = { prototxt: 'models/lenet/deploy.prototxt', caffemodel: 'models/lenet/weights.caffemodel', reference: 'models/lenet/reference' };
 /** What the lab needs of every rollout, through the workflows' named inputs: the real node (its label and taint), small pods, a short bake. */
-export const LAB_ROLLOUT_WITH = { 'node-selector': 'realnode=true', tolerations: '[{key: realnode, operator: Exists, effect: NoSchedule}]', cpu: '200m', memory: '512Mi', 'bake-time': 10 };
+export const LAB_ROLLOUT_WITH = {
+  'node-selector': 'realnode=true',
+  tolerations: '[{key: realnode, operator: Exists, effect: NoSchedule}]',
+  cpu: '200m',
+  memory: '512Mi',
+  'bake-time': 10,
+};
 
 /** A caller workflow from a template of workflows/: its `on:`, permissions and secrets, the given `with:`, a report job. */
 export function callerFromTemplate(template: string, job: string, withValues: Record<string, unknown>): object {
@@ -203,25 +244,45 @@ export function runAct(o: {
   fs.writeFileSync(eventFile, JSON.stringify(o.payload));
   // secrets as a dotenv file (multi-line values escaped), removed when act is done
   const secretFile = path.join(o.work, `secrets-${Date.now()}.env`);
-  fs.writeFileSync(secretFile, Object.entries(o.secrets).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n', { mode: 0o600 });
+  fs.writeFileSync(
+    secretFile,
+    Object.entries(o.secrets)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join('\n') + '\n',
+    { mode: 0o600 },
+  );
   const report = path.join(o.work, `needs-${Date.now()}.json`);
   const artifacts = path.join(o.work, 'artifacts');
   const env = { ACT_REPORT: report, ACT_ARTIFACTS: artifacts, ...(o.env ?? {}) };
   const args = [
     o.event,
-    '-W', `.github/workflows/${o.workflow}`,
-    '-e', eventFile,
-    '-P', 'ubuntu-latest=-self-hosted', '-P', 'self-hosted=-self-hosted', '-P', 'gpu=-self-hosted',
+    '-W',
+    `.github/workflows/${o.workflow}`,
+    '-e',
+    eventFile,
+    '-P',
+    'ubuntu-latest=-self-hosted',
+    '-P',
+    'self-hosted=-self-hosted',
+    '-P',
+    'gpu=-self-hosted',
     '--action-offline-mode',
-    '--local-repository', `org/modelship@v1=${o.actionDir}`,
+    '--local-repository',
+    `org/modelship@v1=${o.actionDir}`,
     ...Object.entries(o.standIns).flatMap(([ref, dir]) => ['--local-repository', `${ref}=${dir}`]),
-    '--secret-file', secretFile,
-    '--actor', 'octocat',
+    '--secret-file',
+    secretFile,
+    '--actor',
+    'octocat',
     ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
   ];
   const started = Date.now();
   // a runner's environment, not the test's: Node 24 first on PATH (the action's node24), nothing of the lab's
-  const childEnv: NodeJS.ProcessEnv = { PATH: `${path.dirname(NODE24)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, HOME: o.home ?? process.env.HOME, LANG: 'C.UTF-8' };
+  const childEnv: NodeJS.ProcessEnv = {
+    PATH: `${path.dirname(NODE24)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+    HOME: o.home ?? process.env.HOME,
+    LANG: 'C.UTF-8',
+  };
   return new Promise((resolve, reject) => {
     const child = spawn(ACT, args, { cwd: o.repo, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';

@@ -1,5 +1,6 @@
 import * as path from 'path';
 import * as fs from 'fs';
+import * as os from 'os';
 import { caffeSchema } from '../../src/formats/schema/caffe';
 
 /** Caffe's full schema (the project's), whose NetParameter writes caffemodels in the layouts real files use. */
@@ -27,7 +28,7 @@ export function oracleAvailable(): boolean {
  * not pile up in /tmp.
  */
 export function tmpDir(prefix = 'modelship-test-'): string {
-  return fs.mkdtempSync(path.join(process.env.MODELSHIP_TEST_TMP || require('os').tmpdir(), prefix));
+  return fs.mkdtempSync(path.join(process.env.MODELSHIP_TEST_TMP || os.tmpdir(), prefix));
 }
 
 /**

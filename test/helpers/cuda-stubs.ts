@@ -59,7 +59,8 @@ export function providerImports(): Record<string, string[]> {
     if (m && imports[m[2]]) imports[m[2]].push(m[1]);
   }
   for (const [lib, syms] of Object.entries(imports)) {
-    if (!syms.length) throw new Error(`the CUDA provider imports no symbol versioned @${lib}: has its build changed? (nm -D --undefined-only ${providerLibs().cuda})`);
+    if (!syms.length)
+      throw new Error(`the CUDA provider imports no symbol versioned @${lib}: has its build changed? (nm -D --undefined-only ${providerLibs().cuda})`);
     syms.sort();
   }
   return imports;
@@ -115,11 +116,32 @@ export function cudaStubLibDir(): string {
       // the version node named like the library gives every symbol the version the provider asks for (sym@lib)
       fs.writeFileSync(path.join(tmp, `${base}.map`), `${lib} { global: *; };\n`);
       const deps = lib === 'libcublas.so.13' ? ['-l:libcublasLt.so.13'] : [];
-      gcc(['-shared', '-fPIC', '-o', lib, `${base}.c`, `-Wl,-soname,${lib}`, `-Wl,--version-script=${base}.map`, '-Wl,--no-as-needed', '-L.', ...deps, '-l:libcudart.so.13'], tmp);
+      gcc(
+        [
+          '-shared',
+          '-fPIC',
+          '-o',
+          lib,
+          `${base}.c`,
+          `-Wl,-soname,${lib}`,
+          `-Wl,--version-script=${base}.map`,
+          '-Wl,--no-as-needed',
+          '-L.',
+          ...deps,
+          '-l:libcudart.so.13',
+        ],
+        tmp,
+      );
     }
-    fs.writeFileSync(path.join(tmp, 'libcurand.c'), '/* STAND-IN for libcurand.so.10: empty; the CUDA provider NEEDs it but imports no symbol from it. */\nint modelship_curand_stub;\n');
+    fs.writeFileSync(
+      path.join(tmp, 'libcurand.c'),
+      '/* STAND-IN for libcurand.so.10: empty; the CUDA provider NEEDs it but imports no symbol from it. */\nint modelship_curand_stub;\n',
+    );
     gcc(['-shared', '-fPIC', '-o', 'libcurand.so.10', 'libcurand.c', '-Wl,-soname,libcurand.so.10'], tmp);
-    fs.writeFileSync(path.join(tmp, 'libcudnn.c'), '/* STAND-IN for libcudnn.so.9: empty; the CUDA provider loads cuDNN with dlopen, and no test runs a convolution on a GPU. */\nint modelship_cudnn_stub;\n');
+    fs.writeFileSync(
+      path.join(tmp, 'libcudnn.c'),
+      '/* STAND-IN for libcudnn.so.9: empty; the CUDA provider loads cuDNN with dlopen, and no test runs a convolution on a GPU. */\nint modelship_cudnn_stub;\n',
+    );
     gcc(['-shared', '-fPIC', '-o', 'libcudnn.so.9', 'libcudnn.c', '-Wl,-soname,libcudnn.so.9'], tmp);
     fs.writeFileSync(path.join(tmp, 'cuda.conf'), `${CUDA_LIB_DIR}\n`);
     // no `# syntax=` line, no heredocs: the lab's engine (20.10) must build it with any builder
@@ -154,7 +176,11 @@ export function libcudaStub(): string {
 function inRegistry(ref: string): boolean {
   const m = /^([^/]+)\/(.+):([^:/]+)$/.exec(ref)!;
   try {
-    execFileSync('curl', ['-sf', '-o', '/dev/null', '-I', '-H', 'Accept: application/vnd.docker.distribution.manifest.v2+json', `http://${m[1]}/v2/${m[2]}/manifests/${m[3]}`], { stdio: 'pipe' });
+    execFileSync(
+      'curl',
+      ['-sf', '-o', '/dev/null', '-I', '-H', 'Accept: application/vnd.docker.distribution.manifest.v2+json', `http://${m[1]}/v2/${m[2]}/manifests/${m[3]}`],
+      { stdio: 'pipe' },
+    );
     return true;
   } catch {
     return false;

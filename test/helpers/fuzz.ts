@@ -4,7 +4,50 @@ import { FIXTURES } from './caffe';
 
 // The mutators of the convert fuzz (test/fuzz.test.ts; its timing: bench/fuzz.ts), seeded through rng.ts.
 
-const TOKENS = ['{', '}', ':', '"', "'", '#', '[', ']', ',', '-', '0', '-1', '999999999', '1e40', 'nan', 'inf', '\\', '\n', ' ', 'layer', 'bottom', 'top', 'type', 'num_output', 'kernel_size', 'stride: 0', 'pad: 7', 'group: 3', 'axis: -9', 'dim: 0', 'dim: -1', 'slice_point: 1', 'type: "Reshape"', 'type: "Crop"', 'type: "Eltwise"', 'type: "Slice"', 'type: "Split"', 'top: "data"', 'bottom: "data"', '\u0000', '\u00ff', 'é'];
+const TOKENS = [
+  '{',
+  '}',
+  ':',
+  '"',
+  "'",
+  '#',
+  '[',
+  ']',
+  ',',
+  '-',
+  '0',
+  '-1',
+  '999999999',
+  '1e40',
+  'nan',
+  'inf',
+  '\\',
+  '\n',
+  ' ',
+  'layer',
+  'bottom',
+  'top',
+  'type',
+  'num_output',
+  'kernel_size',
+  'stride: 0',
+  'pad: 7',
+  'group: 3',
+  'axis: -9',
+  'dim: 0',
+  'dim: -1',
+  'slice_point: 1',
+  'type: "Reshape"',
+  'type: "Crop"',
+  'type: "Eltwise"',
+  'type: "Slice"',
+  'type: "Split"',
+  'top: "data"',
+  'bottom: "data"',
+  '\u0000',
+  '\u00ff',
+  'é',
+];
 
 export function mutateText(src: string, r: () => number): string {
   const n = 1 + Math.floor(r() * 3);
@@ -24,7 +67,7 @@ export function mutateText(src: string, r: () => number): string {
         if (nums.length) {
           const m = nums[Math.floor(r() * nums.length)];
           const repl = ['0', '-1', '1', '3', '65535', '2147483648', '1e9', '0.5', '-7'][Math.floor(r() * 9)];
-          s = s.slice(0, m.index!) + repl + s.slice(m.index! + m[0].length);
+          s = s.slice(0, m.index) + repl + s.slice(m.index + m[0].length);
         }
         break;
       }
@@ -43,7 +86,7 @@ export function mutateText(src: string, r: () => number): string {
         if (names.length > 1) {
           const a = names[Math.floor(r() * names.length)];
           const b = names[Math.floor(r() * names.length)];
-          s = s.slice(0, a.index!) + b[0] + s.slice(a.index! + a[0].length);
+          s = s.slice(0, a.index) + b[0] + s.slice(a.index + a[0].length);
         }
         break;
       }

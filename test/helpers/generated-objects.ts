@@ -1,4 +1,15 @@
-import { deployment, service, pullSecret, disruptionBudget, budgetMaxUnavailable, namespaceManifest, selectorLabels, sleepActionServed, DeploySpec, K8sObject } from '../../src/rollout/manifests';
+import {
+  deployment,
+  service,
+  pullSecret,
+  disruptionBudget,
+  budgetMaxUnavailable,
+  namespaceManifest,
+  selectorLabels,
+  sleepActionServed,
+  DeploySpec,
+  K8sObject,
+} from '../../src/rollout/manifests';
 import { leaseObject } from '../../src/rollout/lease';
 import { MicroTime } from '../../src/rollout/kube-errors';
 import { rbacObjects } from '../../src/rollout/permissions';
@@ -42,21 +53,38 @@ export function generatedObjects(namespace: string, version: { major: string; mi
   for (const runtime of ['modelship', 'triton'] as const) {
     for (const gpu of [false, true]) {
       const s = spec(runtime, gpu, gpu ? 0 : 5);
-      for (const track of ['stable', 'canary'] as const) out.push({ what: `Deployment (${runtime}, ${track}${gpu ? ', gpu, secrets, no drain delay' : ''})`, obj: deployment(s, track, track === 'stable' ? 4 : 1) });
+      for (const track of ['stable', 'canary'] as const)
+        out.push({
+          what: `Deployment (${runtime}, ${track}${gpu ? ', gpu, secrets, no drain delay' : ''})`,
+          obj: deployment(s, track, track === 'stable' ? 4 : 1),
+        });
     }
   }
   const s = spec('modelship', false, 5);
   out.push({ what: 'Service (main)', obj: service(s, 'main') }, { what: 'Service (canary)', obj: service(s, 'canary') });
   out.push({ what: 'pull Secret', obj: pullSecret(s, '127.0.0.1:5000', 'robot', 'hunter2') });
-  for (const budget of [2, '25%'] as const) out.push({ what: `PodDisruptionBudget (maxUnavailable ${budget})`, obj: disruptionBudget(s, budgetMaxUnavailable(budget, 4)!, { ...selectorLabels('lenet'), track: 'stable' }) });
+  for (const budget of [2, '25%'] as const)
+    out.push({
+      what: `PodDisruptionBudget (maxUnavailable ${budget})`,
+      obj: disruptionBudget(s, budgetMaxUnavailable(budget, 4)!, { ...selectorLabels('lenet'), track: 'stable' }),
+    });
   out.push({ what: 'Namespace', obj: namespaceManifest(namespace, { 'modelship.dev/created-by': 'gh-1-1-deploy' }) });
   // as the API server receives them: JSON (MicroTime's six decimals)
   out.push({ what: 'Lease', obj: JSON.parse(JSON.stringify(leaseObject(namespace, 'lenet', 'gh-1-1-deploy', 15, new MicroTime()))) as K8sObject });
   // Kube.canI's body (client-node sends the kind's apiVersion and kind with it)
-  out.push({ what: 'SelfSubjectAccessReview', obj: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', metadata: { name: '' }, spec: { resourceAttributes: { verb: 'get', resource: 'services', subresource: 'proxy', group: '', namespace } } } });
+  out.push({
+    what: 'SelfSubjectAccessReview',
+    obj: {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SelfSubjectAccessReview',
+      metadata: { name: '' },
+      spec: { resourceAttributes: { verb: 'get', resource: 'services', subresource: 'proxy', group: '', namespace } },
+    },
+  });
   for (const stage of ['rollout', 'preview'] as const) {
     for (const createNamespace of [false, true]) {
-      for (const o of rbacObjects({ namespace, serviceAccount: 'deployer', stage, createNamespace, createPullSecret: true, gpu: true })) out.push({ what: `modelship rbac (${stage}${createNamespace ? ', create-namespace' : ''}): ${String(o.kind)}`, obj: o as K8sObject });
+      for (const o of rbacObjects({ namespace, serviceAccount: 'deployer', stage, createNamespace, createPullSecret: true, gpu: true }))
+        out.push({ what: `modelship rbac (${stage}${createNamespace ? ', create-namespace' : ''}): ${String(o.kind)}`, obj: o as K8sObject });
     }
   }
   return out;

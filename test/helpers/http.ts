@@ -1,7 +1,10 @@
 import { exchange, Reply } from '../../src/util/http';
 
 /** One HTTP request to a test server (no keep-alive agent), through the project's own client; `json()` parses the body. */
-export async function request(url: string, opts: { method?: string; body?: Buffer | string; headers?: Record<string, string | number> } = {}): Promise<Reply & { json: () => any }> {
+export async function request(
+  url: string,
+  opts: { method?: string; body?: Buffer | string; headers?: Record<string, string | number> } = {},
+): Promise<Reply & { json: () => any }> {
   const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
   const r = await exchange(url, { method: opts.method ?? (opts.body ? 'POST' : 'GET'), headers: opts.headers, agent: false }, body);
   return { ...r, json: () => JSON.parse(r.body.toString()) };

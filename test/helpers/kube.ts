@@ -4,6 +4,7 @@ import * as path from 'path';
 import * as yaml from 'js-yaml';
 import { execFileSync, spawn, spawnSync, ChildProcess } from 'child_process';
 import { REPO } from './caffe';
+import { withLock } from './shared';
 import { readNpy } from '../../src/util/npy';
 import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from '../../src/protocol/kserve';
 import { compareOutput, DEFAULT_TOLERANCE } from '../../src/shared/compare';
@@ -34,7 +35,10 @@ export function kubectlJson<T = any>(args: string[]): T {
 }
 
 /** Pod Security admission's labels of a namespace that enforces `restricted` (what modelship puts on namespaces it creates). */
-export const RESTRICTED: Record<string, string> = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+export const RESTRICTED: Record<string, string> = {
+  'pod-security.kubernetes.io/enforce': 'restricted',
+  'pod-security.kubernetes.io/enforce-version': 'latest',
+};
 
 /** Create a namespace that enforces Pod Security `restricted` (plus `labels`: a warn level, say). */
 export function createRestrictedNamespace(ns: string, labels: Record<string, string> = {}): void {
@@ -46,14 +50,26 @@ export function createRestrictedNamespace(ns: string, labels: Record<string, str
  * pod there (a server-side dry run: nothing is created). Returns the refusal's text ('' when the pod was admitted).
  */
 export function privilegedPodRefusal(ns: string): string {
-  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'privileged-probe', namespace: ns }, spec: { containers: [{ name: 'c', image: 'local/busybox:static', securityContext: { privileged: true } }] } };
-  const r = spawnSync(KUBECTL, ['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pod), encoding: 'utf8', env: { ...process.env, KUBECONFIG } });
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'privileged-probe', namespace: ns },
+    spec: { containers: [{ name: 'c', image: 'local/busybox:static', securityContext: { privileged: true } }] },
+  };
+  const r = spawnSync(KUBECTL, ['create', '--dry-run=server', '-f', '-'], {
+    input: JSON.stringify(pod),
+    encoding: 'utf8',
+    env: { ...process.env, KUBECONFIG },
+  });
   return r.status === 0 ? '' : r.stderr;
 }
 
 /** `kubectl apply --server-side --dry-run=server` of one object (create, for one that is not stored): exit code, and stderr (the API server's warnings). */
 export function serverDryRun(obj: object, verb: 'apply' | 'create' = 'apply'): { code: number | null; stderr: string } {
-  const args = verb === 'apply' ? ['apply', '--server-side', '--field-manager=modelship', '--force-conflicts', '--dry-run=server', '-f', '-'] : ['create', '--dry-run=server', '-f', '-'];
+  const args =
+    verb === 'apply'
+      ? ['apply', '--server-side', '--field-manager=modelship', '--force-conflicts', '--dry-run=server', '-f', '-']
+      : ['create', '--dry-run=server', '-f', '-'];
   const r = spawnSync(KUBECTL, args, { input: JSON.stringify(obj), encoding: 'utf8', env: { ...process.env, KUBECONFIG } });
   return { code: r.status, stderr: r.stderr };
 }
@@ -84,7 +100,10 @@ export function pods(ns: string, app: string, track: string): { name: string; ui
 const kc = () => yaml.load(fs.readFileSync(KUBECONFIG, 'utf8')) as any;
 
 /** An HTTP request through the API server (service or pod proxy), authenticated with the kubeconfig's client certificate. */
-export function apiRequest(p: string, opts: { method?: string; body?: Buffer; headers?: Record<string, string | number> } = {}): Promise<{ status: number; headers: Record<string, any>; body: Buffer }> {
+export function apiRequest(
+  p: string,
+  opts: { method?: string; body?: Buffer; headers?: Record<string, string | number> } = {},
+): Promise<{ status: number; headers: Record<string, any>; body: Buffer }> {
   const c = kc();
   const cluster = c.clusters[0].cluster;
   const user = c.users[0].user;
@@ -122,10 +141,20 @@ export function serverVersion(): { major: string; minor: string } {
 export function serviceAccountKubeconfig(ns: string, name: string, rules: object[], file: string): void {
   kubectl(['create', 'namespace', ns]);
   kubectl(['-n', ns, 'create', 'serviceaccount', name]);
-  kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: `${ns}-${name}` }, rules }));
+  kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: `${ns}-${name}` }, rules }),
+  );
   kubectl(['create', 'clusterrolebinding', `${ns}-${name}`, `--clusterrole=${ns}-${name}`, `--serviceaccount=${ns}:${name}`]);
   // a TokenRequest (every release the lab runs has it; from 1.24 a ServiceAccount gets no token Secret)
-  const token = (JSON.parse(kubectl(['create', '--raw', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, '-f', '-'], JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } }))) as { status: { token: string } }).status.token;
+  const token = (
+    JSON.parse(
+      kubectl(
+        ['create', '--raw', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, '-f', '-'],
+        JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } }),
+      ),
+    ) as { status: { token: string } }
+  ).status.token;
   const c = kc();
   fs.writeFileSync(
     file,
@@ -150,11 +179,14 @@ export interface CliRun {
 
 /** Start `node dist/index.js <args> --json`; `done` resolves when it exits. */
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
-  const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), ...args, '--json'], { env: { ...process.env, KUBECONFIG, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(REPO, 'dist/index.js'), ...args, '--json'], {
+    env: { ...process.env, KUBECONFIG, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
   const done = new Promise<CliRun>((resolve) =>
     child.on('close', (code, signal) => {
       let outputs: Record<string, string> = {};
@@ -171,11 +203,15 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: 
 
 export const runCliProcess = (args: string[], env: NodeJS.ProcessEnv = {}) => startCli(args, env).done;
 
+/**
+ * Poll `cond` until it holds, for at most `ms`. The first checks come 250 ms apart, then further apart up to 1 s: most
+ * conditions here cost a kubectl process, and the lab's files run at once on two CPUs.
+ */
 export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
   const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
+  for (let pause = 250; Date.now() - t0 < ms; pause = Math.min(1000, pause * 1.5)) {
     if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, pause));
   }
   throw new Error(`timed out waiting for ${what}`);
 }
@@ -192,6 +228,27 @@ spec:
 `;
 
 /**
+ * A --patch document that lets the model server burst to one CPU while it asks for what --cpu says (the tests' 50m:
+ * what the scheduler counts stays small, so the files that run at once fit the real node's 2 CPUs). With the limit at
+ * 50m too, the kernel throttles the server's start to ~13 s a pod (~4 s at 250m): waiting for nothing, on every pod of
+ * every rollout. First in the file, so a test that appends container settings to REAL_NODE_PATCH's document still can.
+ */
+export const CPU_BURST_PATCH = `# let the model server burst beyond its CPU request (the lab's tests ask for little)
+kind: Deployment
+spec:
+  template:
+    spec:
+      containers:
+      - name: model-server
+        resources:
+          limits: {cpu: "1"}
+---
+`;
+
+/** REAL_NODE_PATCH with CPU_BURST_PATCH before it: the LeNet rollouts of the lab tests. */
+export const LAB_PODS_PATCH = `${CPU_BURST_PATCH}${REAL_NODE_PATCH}`;
+
+/**
  * `rollout --flag value ...` from the default flags, each overridden by `more` (`--flag value`, or a bare `--flag`
  * for a boolean): the CLI refuses a flag given twice.
  */
@@ -205,10 +262,13 @@ export function rolloutArgs(defaults: Record<string, string>, more: string[] = [
   return ['rollout', ...[...flags].flatMap(([k, v]) => (v === undefined ? [`--${k}`] : [`--${k}`, v]))];
 }
 
-/** Delete the namespaces whose names start with `prefix` (or only the one named `only`), without waiting. */
+/**
+ * Delete the namespace `prefix` and those named `<prefix>-...` (or only the one named `only`), without waiting. (Not
+ * every name that starts with `prefix`: ro12 would take ro123-canary, another worker's.)
+ */
 export function dropNamespaces(prefix: string, only?: string): void {
   for (const l of kubectl(['get', 'namespaces', '-o', 'name']).split('\n')) {
-    if (only ? l === `namespace/${only}` : l.startsWith(`namespace/${prefix}`)) {
+    if (only ? l === `namespace/${only}` : l === `namespace/${prefix}` || l.startsWith(`namespace/${prefix}-`)) {
       try {
         kubectl(['delete', l, '--wait=false']);
       } catch {
@@ -223,11 +283,42 @@ export function dropNamespaces(prefix: string, only?: string): void {
  * resource in the status is what lets pods that ask for a GPU schedule on the real node (and run on its CPU).
  */
 export async function setNodeGpus(node: string, count: number): Promise<void> {
-  const op = count > 0 ? { op: 'add', path: '/status/capacity/nvidia.com~1gpu', value: String(count) } : { op: 'remove', path: '/status/capacity/nvidia.com~1gpu' };
-  const r = await apiRequest(`/api/v1/nodes/${node}/status`, { method: 'PATCH', body: Buffer.from(JSON.stringify([op])), headers: { 'content-type': 'application/json-patch+json' } });
+  const op =
+    count > 0 ? { op: 'add', path: '/status/capacity/nvidia.com~1gpu', value: String(count) } : { op: 'remove', path: '/status/capacity/nvidia.com~1gpu' };
+  const r = await apiRequest(`/api/v1/nodes/${node}/status`, {
+    method: 'PATCH',
+    body: Buffer.from(JSON.stringify([op])),
+    headers: { 'content-type': 'application/json-patch+json' },
+  });
   // (removing what is not there: 422, nothing to do)
-  if (r.status !== 200 && !(count === 0 && r.status === 422)) throw new Error(`PATCH node ${node} status (nvidia.com/gpu ${count}): HTTP ${r.status} ${r.body.toString().slice(0, 300)}`);
-  await waitFor(`nvidia.com/gpu allocatable ${count} on ${node}`, () => (kubectlJson<any>(['get', 'node', node]).status.allocatable?.['nvidia.com/gpu'] ?? '0') === String(count), 30_000);
+  if (r.status !== 200 && !(count === 0 && r.status === 422))
+    throw new Error(`PATCH node ${node} status (nvidia.com/gpu ${count}): HTTP ${r.status} ${r.body.toString().slice(0, 300)}`);
+  await waitFor(
+    `nvidia.com/gpu allocatable ${count} on ${node}`,
+    () => (kubectlJson<any>(['get', 'node', node]).status.allocatable?.['nvidia.com/gpu'] ?? '0') === String(count),
+    30_000,
+  );
+}
+
+/**
+ * `fn` while `node` advertises `count` nvidia.com/gpu (setNodeGpus), withdrawn after. The node's status is the
+ * cluster's, not a test's: the files that use it (rollout-basic, rollout-triton), which run at once in different
+ * workers, take turns through a lock (machine-wide: another jest run on the lab too), so one never withdraws the GPUs
+ * under the other's pods.
+ */
+export async function withNodeGpus<T>(node: string, count: number, fn: () => Promise<T>): Promise<T> {
+  return withLock(
+    `node-gpus-${node}`,
+    async () => {
+      await setNodeGpus(node, count);
+      try {
+        return await fn();
+      } finally {
+        await setNodeGpus(node, 0);
+      }
+    },
+    { machine: true },
+  );
 }
 
 /**
@@ -249,7 +340,10 @@ export function serviceClient(o: { ns: string; service: string; model: string; r
       const at = ((Date.now() - t0) / 1000).toFixed(1);
       stats.sent++;
       try {
-        const r = await apiRequest(`/api/v1/namespaces/${o.ns}/services/${o.service}:http/proxy/v2/models/${o.model}/infer`, { body: req.body, headers: { [HEADER_LENGTH]: req.headerLength } });
+        const r = await apiRequest(`/api/v1/namespaces/${o.ns}/services/${o.service}:http/proxy/v2/models/${o.model}/infer`, {
+          body: req.body,
+          headers: { [HEADER_LENGTH]: req.headerLength },
+        });
         if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body.toString().slice(0, 200)}`);
         const out = decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH])).outputs[0];
         if (!compareOutput('prob', 1, out, ref, DEFAULT_TOLERANCE).pass) throw new Error('wrong output');

@@ -13,7 +13,9 @@ export function requireLab(): void {
     execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'pipe' });
     execFileSync('curl', ['-sf', `http://${LAB.registry}/v2/`], { stdio: 'pipe' });
   } catch (e) {
-    throw new Error(`the lab's Docker engine and registry are not running: start them with \`lab/up.sh docker\` as root (${(e as Error).message.split('\n')[0]})`);
+    throw new Error(
+      `the lab's Docker engine and registry are not running: start them with \`lab/up.sh docker\` as root (${(e as Error).message.split('\n')[0]})`,
+    );
   }
 }
 

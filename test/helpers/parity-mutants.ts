@@ -65,7 +65,8 @@ export const MUTANTS: Mutant[] = [
     make() {
       const f = files(this.reference);
       let p: Buffer = f.prototxt;
-      for (const l of ['pool3', 'pool5']) p = editLayerParam(p, l, 'pooling_param', (b) => b.replace('pooling_param {', 'pooling_param {\n    round_mode: FLOOR'));
+      for (const l of ['pool3', 'pool5'])
+        p = editLayerParam(p, l, 'pooling_param', (b) => b.replace('pooling_param {', 'pooling_param {\n    round_mode: FLOOR'));
       return { prototxt: p, caffemodel: f.caffemodel };
     },
   },

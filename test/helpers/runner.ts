@@ -92,10 +92,12 @@ export function startAction(inputs: Record<string, string>, opts: RunOptions = {
   const child = spawn(opts.node ?? process.execPath, [main], { cwd: opts.cwd ?? dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
   const done = new Promise<RunnerResult>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr, outputs: parseOutputFile(fs.readFileSync(outFile, 'utf8')), summary: fs.readFileSync(summaryFile, 'utf8'), stateFile })),
+    child.on('close', (code) =>
+      resolve({ code, stdout, stderr, outputs: parseOutputFile(fs.readFileSync(outFile, 'utf8')), summary: fs.readFileSync(summaryFile, 'utf8'), stateFile }),
+    ),
   );
   return { child, log: () => stdout + stderr, done };
 }

@@ -26,7 +26,10 @@ export function ssdReference(net: string): { dir: string; weights: string; outpu
   if (!fs.existsSync(path.join(dir, 'input_b1.npy'))) execFileSync(ssdPython(), [script, 'inputs', src, dir], { stdio: 'pipe' });
   const weights = path.join(dir, 'weights.caffemodel');
   execFileSync(ssdPython(), [script, 'weights', src, weights], { stdio: 'pipe' });
-  const outputs = fs.readdirSync(dir).flatMap((f) => /^output_b1__(.+)\.npy$/.exec(f)?.[1] ?? []).sort();
+  const outputs = fs
+    .readdirSync(dir)
+    .flatMap((f) => /^output_b1__(.+)\.npy$/.exec(f)?.[1] ?? [])
+    .sort();
   return { dir, weights, outputs };
 }
 
@@ -35,14 +38,28 @@ export function ssdReference(net: string): { dir: string; weights: string; outpu
  * Softmax and DetectionOutput as SSD's deploy nets use them. `confidence` is DetectionOutput's confidence_threshold,
  * `keepTopK` its keep_top_k. Returns the prototxt text and the caffemodel bytes.
  */
-export function tinySsd(o: { confidence?: number; keepTopK?: number; seed?: number; /** replaces detection_output_param's body */ detectionParam?: string; /** replaces prior_box_param's body */ priorParam?: string } = {}): { prototxt: string; caffemodel: Uint8Array } {
+export function tinySsd(
+  o: {
+    confidence?: number;
+    keepTopK?: number;
+    seed?: number;
+    /** replaces detection_output_param's body */ detectionParam?: string;
+    /** replaces prior_box_param's body */ priorParam?: string;
+  } = {},
+): { prototxt: string; caffemodel: Uint8Array } {
   let seed = o.seed ?? 7;
   const rnd = () => {
     seed = (seed * 1103515245 + 12345) % 2147483648;
     return seed / 2147483648 - 0.5;
   };
   const arr = (n: number, s: number) => Array.from({ length: n }, () => rnd() * s);
-  const blob = (shape: number[], s: number, off = 0) => ({ shape: { dim: shape }, data: arr(shape.reduce((a, b) => a * b, 1), s).map((x) => x + off) });
+  const blob = (shape: number[], s: number, off = 0) => ({
+    shape: { dim: shape },
+    data: arr(
+      shape.reduce((a, b) => a * b, 1),
+      s,
+    ).map((x) => x + off),
+  });
   const conf = blob([9], 0.5);
   // the background class a little likelier: scores spread instead of every box being an object
   conf.data = conf.data.map((x, i) => (i % 3 === 0 ? x + 1.5 : x));

@@ -29,20 +29,22 @@ const set = (values) => {
 // Jest runs test files one after another in one process and builds each file's process.env from Node's: a test's
 // temporary RUNNER_* must not outlive the call, or the next file inherits directories that are gone. So each call
 // sees the test's values, and Node's own are put back when it settles.
-const withTestEnv = (fn) => (...args) => {
-  const saved = Object.fromEntries(KEYS.map((k) => [k, nodeProcess.env[k]]));
-  set(process.env);
-  let r;
-  try {
-    r = fn(...args);
-  } catch (e) {
+const withTestEnv =
+  (fn) =>
+  (...args) => {
+    const saved = Object.fromEntries(KEYS.map((k) => [k, nodeProcess.env[k]]));
+    set(process.env);
+    let r;
+    try {
+      r = fn(...args);
+    } catch (e) {
+      set(saved);
+      throw e;
+    }
+    if (r && typeof r.then === 'function') return r.finally(() => set(saved));
     set(saved);
-    throw e;
-  }
-  if (r && typeof r.then === 'function') return r.finally(() => set(saved));
-  set(saved);
-  return r;
-};
+    return r;
+  };
 for (const [name, value] of Object.entries(real)) {
   const isClass = typeof value === 'function' && /^class\b/.test(Function.prototype.toString.call(value));
   module.exports[name] = typeof value === 'function' && !isClass ? withTestEnv(value) : value;

@@ -22,7 +22,8 @@ export function proto3Json(msg: Record<string, unknown>, type: protobuf.Type): R
   const scalar = (v: unknown, f: { type: string; resolvedType: protobuf.ReflectionObject | null }): unknown => {
     if (f.resolvedType instanceof protobuf.Type) return proto3Json(v as Record<string, unknown>, f.resolvedType);
     if (/^(u?int64|sint64|s?fixed64)$/.test(f.type)) return String(v);
-    if ((f.type === 'float' || f.type === 'double') && typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+    if ((f.type === 'float' || f.type === 'double') && typeof v === 'number' && !Number.isFinite(v))
+      return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
     return v;
   };
   const isDefault = (v: unknown, f: protobuf.Field): boolean => {
@@ -61,9 +62,27 @@ export function convertFixture(dir: string): Uint8Array {
 export const lenet = onnxInfo(convertFixture('lenet'));
 /** a tiny SSD: its DetectionOutput is one [1, 1, D, 7] table per batch, named in the ONNX metadata */
 export const ssdNet = tinySsd();
-export const ssdBytes = convertCaffe({ prototxt: Buffer.from(ssdNet.prototxt), prototxtFile: 'deploy.prototxt', caffemodel: ssdNet.caffemodel, caffemodelFile: 'w.caffemodel' }).onnx;
+export const ssdBytes = convertCaffe({
+  prototxt: Buffer.from(ssdNet.prototxt),
+  prototxtFile: 'deploy.prototxt',
+  caffemodel: ssdNet.caffemodel,
+  caffemodelFile: 'w.caffemodel',
+}).onnx;
 export const ssd = onnxInfo(ssdBytes);
-export const ssdSpec = (over: Partial<TritonModelSpec> = {}): TritonModelSpec => ({ name: 'ssd', platform: 'onnxruntime_onnx', maxBatchSize: 32, inputs: ssd.inputs, outputs: ssd.outputs, maxQueueDelayUs: 100, gpu: false, detectionOutputs: detectionOutputNames(ssd.metadata, ssd.outputs.map((o) => o.name)), ...over });
+export const ssdSpec = (over: Partial<TritonModelSpec> = {}): TritonModelSpec => ({
+  name: 'ssd',
+  platform: 'onnxruntime_onnx',
+  maxBatchSize: 32,
+  inputs: ssd.inputs,
+  outputs: ssd.outputs,
+  maxQueueDelayUs: 100,
+  gpu: false,
+  detectionOutputs: detectionOutputNames(
+    ssd.metadata,
+    ssd.outputs.map((o) => o.name),
+  ),
+  ...over,
+});
 export const zooBranch = onnxInfo(convertFixture('zoo_branch'));
 
 /** GoogLeNet's deploy signature (BVLC bvlc_googlenet: data 3x224x224 → prob 1000), as onnxInfo reports it */
@@ -71,7 +90,16 @@ export const googlenetInputs: TensorSig[] = [{ name: 'data', shape: ['N', 3, 224
 export const googlenetOutputs: TensorSig[] = [{ name: 'prob', shape: ['N', 1000], elemType: 1 }];
 
 export function spec(over: Partial<TritonModelSpec>): TritonModelSpec {
-  return { name: 'm', platform: 'onnxruntime_onnx', maxBatchSize: 8, inputs: googlenetInputs, outputs: googlenetOutputs, maxQueueDelayUs: 100, gpu: true, ...over };
+  return {
+    name: 'm',
+    platform: 'onnxruntime_onnx',
+    maxBatchSize: 8,
+    inputs: googlenetInputs,
+    outputs: googlenetOutputs,
+    maxQueueDelayUs: 100,
+    gpu: true,
+    ...over,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -91,33 +119,137 @@ export const SEMANTIC: [string, string, number, number, RegExp][] = [
   ['negative max_batch_size', ['name: "m"', 'platform: "tensorrt_plan"', '', 'max_batch_size: -2'].join('\n'), 4, 1, /max_batch_size is -2; it must be >= 0/],
   ['input without name', ['name: "m"', 'backend: "onnxruntime"', 'input [ { data_type: TYPE_FP32 dims: [ 3 ] } ]'].join('\n'), 3, 9, /input #1 has no name/],
   ['output with empty name', ['name: "m"', 'backend: "onnxruntime"', T_IN, 'output {', '  name: ""', '}'].join('\n'), 5, 3, /output #1 has an empty name/],
-  ['missing data_type', ['name: "m"', 'backend: "onnxruntime"', T_IN, T_OUT, 'output {', '  name: "z" dims: 4', '}'].join('\n'), 5, 8, /output "z" has no data_type/],
-  ['TYPE_INVALID', ['name: "m"', 'backend: "onnxruntime"', 'input [ { name: "x" data_type: TYPE_INVALID dims: 3 } ]'].join('\n'), 3, 21, /input "x" has data_type TYPE_INVALID/],
-  ['TYPE_INVALID by number', ['name: "m"', 'backend: "onnxruntime"', 'input [ { name: "x" data_type: 0 dims: 3 } ]'].join('\n'), 3, 21, /input "x" has data_type TYPE_INVALID/],
-  ['no dims', ['name: "m"', 'backend: "onnxruntime"', T_IN, 'input [', '  { name: "a" data_type: TYPE_FP32 },', '  { name: "b" data_type: TYPE_FP32 }', ']'].join('\n'), 5, 3, /input "a" has no dims/],
-  ['empty dims list', ['name: "m"', 'backend: "onnxruntime"', 'max_batch_size: 4', 'input [ { name: "x" data_type: TYPE_FP32 dims: [ ] } ]'].join('\n'), 4, 42, /input "x" has no dims \(besides the batch/],
-  ['dim 0', ['name: "m"', 'backend: "onnxruntime"', 'input [ { name: "x" data_type: TYPE_FP32 dims: [ 3, 0, 5 ] } ]'].join('\n'), 3, 53, /input "x": dims\[1\] is 0; a dim must be > 0 or -1/],
-  ['dim -2 (repeated form)', ['name: "m"', 'backend: "onnxruntime"', 'output {', '  name: "y" data_type: TYPE_FP32', '  dims: 3', '  dims: -2', '}'].join('\n'), 6, 9, /output "y": dims\[1\] is -2/],
-  ['duplicate input', ['name: "m"', 'platform: "onnxruntime_onnx"', T_IN, 'input { name: "q" data_type: TYPE_INT64 dims: 1 }', 'input { name: "x" data_type: TYPE_INT64 dims: 1 }'].join('\n'), 5, 9, /input "x" is declared twice/],
-  ['duplicate output', ['name: "m"', 'platform: "onnxruntime_onnx"', T_IN, 'output [', '  { name: "y" data_type: TYPE_FP32 dims: 1 },', '  { data_type: TYPE_FP32 dims: 1 name: "y" }', ']'].join('\n'), 6, 34, /output "y" is declared twice/],
-  ['dynamic_batching without max_batch_size', ['name: "m"', 'platform: "onnxruntime_onnx"', T_IN, T_OUT, '  dynamic_batching { }'].join('\n'), 5, 3, /dynamic_batching needs max_batch_size > 0/],
-  ['dynamic_batching with max_batch_size 0', ['name: "m"', 'platform: "onnxruntime_onnx"', 'max_batch_size: 0', T_IN, 'dynamic_batching { max_queue_delay_microseconds: 10 }'].join('\n'), 5, 1, /dynamic_batching needs max_batch_size > 0/],
-  ['instance_group KIND_MODEL', ['name: "m"', 'platform: "onnxruntime_onnx"', T_IN, 'instance_group [ { kind: KIND_GPU }, { count: 2 kind: KIND_MODEL } ]'].join('\n'), 4, 49, /instance_group #2: kind KIND_MODEL is not one of KIND_GPU, KIND_CPU, KIND_AUTO/],
+  [
+    'missing data_type',
+    ['name: "m"', 'backend: "onnxruntime"', T_IN, T_OUT, 'output {', '  name: "z" dims: 4', '}'].join('\n'),
+    5,
+    8,
+    /output "z" has no data_type/,
+  ],
+  [
+    'TYPE_INVALID',
+    ['name: "m"', 'backend: "onnxruntime"', 'input [ { name: "x" data_type: TYPE_INVALID dims: 3 } ]'].join('\n'),
+    3,
+    21,
+    /input "x" has data_type TYPE_INVALID/,
+  ],
+  [
+    'TYPE_INVALID by number',
+    ['name: "m"', 'backend: "onnxruntime"', 'input [ { name: "x" data_type: 0 dims: 3 } ]'].join('\n'),
+    3,
+    21,
+    /input "x" has data_type TYPE_INVALID/,
+  ],
+  [
+    'no dims',
+    ['name: "m"', 'backend: "onnxruntime"', T_IN, 'input [', '  { name: "a" data_type: TYPE_FP32 },', '  { name: "b" data_type: TYPE_FP32 }', ']'].join('\n'),
+    5,
+    3,
+    /input "a" has no dims/,
+  ],
+  [
+    'empty dims list',
+    ['name: "m"', 'backend: "onnxruntime"', 'max_batch_size: 4', 'input [ { name: "x" data_type: TYPE_FP32 dims: [ ] } ]'].join('\n'),
+    4,
+    42,
+    /input "x" has no dims \(besides the batch/,
+  ],
+  [
+    'dim 0',
+    ['name: "m"', 'backend: "onnxruntime"', 'input [ { name: "x" data_type: TYPE_FP32 dims: [ 3, 0, 5 ] } ]'].join('\n'),
+    3,
+    53,
+    /input "x": dims\[1\] is 0; a dim must be > 0 or -1/,
+  ],
+  [
+    'dim -2 (repeated form)',
+    ['name: "m"', 'backend: "onnxruntime"', 'output {', '  name: "y" data_type: TYPE_FP32', '  dims: 3', '  dims: -2', '}'].join('\n'),
+    6,
+    9,
+    /output "y": dims\[1\] is -2/,
+  ],
+  [
+    'duplicate input',
+    [
+      'name: "m"',
+      'platform: "onnxruntime_onnx"',
+      T_IN,
+      'input { name: "q" data_type: TYPE_INT64 dims: 1 }',
+      'input { name: "x" data_type: TYPE_INT64 dims: 1 }',
+    ].join('\n'),
+    5,
+    9,
+    /input "x" is declared twice/,
+  ],
+  [
+    'duplicate output',
+    [
+      'name: "m"',
+      'platform: "onnxruntime_onnx"',
+      T_IN,
+      'output [',
+      '  { name: "y" data_type: TYPE_FP32 dims: 1 },',
+      '  { data_type: TYPE_FP32 dims: 1 name: "y" }',
+      ']',
+    ].join('\n'),
+    6,
+    34,
+    /output "y" is declared twice/,
+  ],
+  [
+    'dynamic_batching without max_batch_size',
+    ['name: "m"', 'platform: "onnxruntime_onnx"', T_IN, T_OUT, '  dynamic_batching { }'].join('\n'),
+    5,
+    3,
+    /dynamic_batching needs max_batch_size > 0/,
+  ],
+  [
+    'dynamic_batching with max_batch_size 0',
+    ['name: "m"', 'platform: "onnxruntime_onnx"', 'max_batch_size: 0', T_IN, 'dynamic_batching { max_queue_delay_microseconds: 10 }'].join('\n'),
+    5,
+    1,
+    /dynamic_batching needs max_batch_size > 0/,
+  ],
+  [
+    'instance_group KIND_MODEL',
+    ['name: "m"', 'platform: "onnxruntime_onnx"', T_IN, 'instance_group [ { kind: KIND_GPU }, { count: 2 kind: KIND_MODEL } ]'].join('\n'),
+    4,
+    49,
+    /instance_group #2: kind KIND_MODEL is not one of KIND_GPU, KIND_CPU, KIND_AUTO/,
+  ],
 ];
 
 /** text-format / schema errors the parser itself raises: [what, text, line, column, message] */
 export const SCHEMA: [string, string, number, number, RegExp][] = [
   ['unknown field', ['name: "m"', 'platform: "onnxruntime_onnx"', 'max_batch: 8'].join('\n'), 3, 1, /unknown field "max_batch" in ModelConfig/],
   ['unknown nested field', ['name: "m"', 'input { name: "x" shape: [ 3 ] }'].join('\n'), 2, 19, /unknown field "shape" in ModelInput/],
-  ['bad data_type enum', ['name: "m"', 'input { name: "x" data_type: TYPE_FLOAT32 dims: 3 }'].join('\n'), 2, 30, /field "data_type" expects one of TYPE_INVALID, .*TYPE_FP32/],
-  ['bad instance kind enum', ['name: "m"', 'instance_group { kind: KIND_TPU }'].join('\n'), 2, 24, /field "kind" expects one of KIND_AUTO, KIND_GPU, KIND_CPU, KIND_MODEL/],
+  [
+    'bad data_type enum',
+    ['name: "m"', 'input { name: "x" data_type: TYPE_FLOAT32 dims: 3 }'].join('\n'),
+    2,
+    30,
+    /field "data_type" expects one of TYPE_INVALID, .*TYPE_FP32/,
+  ],
+  [
+    'bad instance kind enum',
+    ['name: "m"', 'instance_group { kind: KIND_TPU }'].join('\n'),
+    2,
+    24,
+    /field "kind" expects one of KIND_AUTO, KIND_GPU, KIND_CPU, KIND_MODEL/,
+  ],
   ['string for int', 'max_batch_size: "8"', 1, 17, /field "max_batch_size" expects an integer/],
   ['float for int64 dim', 'input { dims: 2.5 }', 1, 15, /field "dims" expects an integer/],
   ['int32 overflow', 'max_batch_size: 4294967296', 1, 17, /expects a 32-bit integer/],
   ['negative uint64', 'dynamic_batching { max_queue_delay_microseconds: -1 }', 1, 50, /expects a non-negative integer/],
   ['unclosed message', ['name: "m"', 'dynamic_batching {', '  max_queue_delay_microseconds: 1'].join('\n'), 3, 34, /unexpected end of file: missing '}'/],
   ['singular field twice', ['name: "m"', 'name: "n"'].join('\n'), 2, 1, /non-repeated field "name" of ModelConfig is given more than once/],
-  ['two members of a oneof', ['name: "m"', 'dynamic_batching { }', 'sequence_batching { }'].join('\n'), 3, 1, /"sequence_batching" of ModelConfig is given along with "dynamic_batching": both belong to oneof "scheduling_choice"/],
+  [
+    'two members of a oneof',
+    ['name: "m"', 'dynamic_batching { }', 'sequence_batching { }'].join('\n'),
+    3,
+    1,
+    /"sequence_batching" of ModelConfig is given along with "dynamic_batching": both belong to oneof "scheduling_choice"/,
+  ],
   ['unknown field in a map entry', 'parameters { key: "a" val { string_value: "b" } }', 1, 23, /unknown field "val" in parameters entry/],
   ['map value of the wrong type', 'metric_tags { key: "a" value: 3 }', 1, 31, /field "value" expects a quoted string/],
   ['unknown field in a map value', 'parameters { key: "a" value { text: "b" } }', 1, 31, /unknown field "text" in ModelParameter/],
@@ -185,4 +317,3 @@ sequence_batching {
   oldest { max_candidate_sequences: 4 preferred_batch_size: 2 }
 }
 `;
-

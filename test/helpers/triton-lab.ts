@@ -78,7 +78,12 @@ export async function startTriton(modelRepoDir: string, o: StartTritonOptions = 
   args.push(image);
   if (o.args) args.push('tritonserver', ...o.args);
   await run('docker', args);
-  const port = (p: number) => execFileSync('docker', ['port', container, `${p}/tcp`], { encoding: 'utf8' }).trim().split('\n')[0].split(':').pop();
+  const port = (p: number) =>
+    execFileSync('docker', ['port', container, `${p}/tcp`], { encoding: 'utf8' })
+      .trim()
+      .split('\n')[0]
+      .split(':')
+      .pop();
   // Triton logs to stderr, the wrapper's line too
   const logs = () => {
     const r = spawnSync('docker', ['logs', container], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
@@ -97,7 +102,11 @@ export async function startTriton(modelRepoDir: string, o: StartTritonOptions = 
     for (;;) {
       const state = execFileSync('docker', ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', container], { encoding: 'utf8' }).trim();
       if (!state.startsWith('running')) throw new Error(`the Triton container stopped (${state})`);
-      const ok = await fetch(t.url + probe).then((r) => r.status === 200, () => false);
+      // (a probe the published port accepts but never answers must not hold the loop: undici would wait 300 s)
+      const ok = await fetch(t.url + probe, { signal: AbortSignal.timeout(5000) }).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok) return t;
       if (Date.now() > deadline) throw new Error(`Triton not ${o.waitReady === false ? 'live' : 'ready'} after ${o.timeoutMs ?? 90_000} ms`);
       await new Promise((r) => setTimeout(r, 250));
@@ -178,6 +187,9 @@ export interface TritonClientReport {
 
 /** Run TRITON_CLIENT_CHECK with the venv's Python. */
 export async function tritonClientCheck(url: string, model: string, reference: string, headers?: Record<string, string>): Promise<TritonClientReport> {
-  const r = await run(tritonClientPython(), ['-c', TRITON_CLIENT_CHECK, url, model, reference, headers ? JSON.stringify(headers) : ''], { maxBuffer: 16 * 2 ** 20, timeout: 120_000 });
+  const r = await run(tritonClientPython(), ['-c', TRITON_CLIENT_CHECK, url, model, reference, headers ? JSON.stringify(headers) : ''], {
+    maxBuffer: 16 * 2 ** 20,
+    timeout: 120_000,
+  });
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
