@@ -1,7 +1,7 @@
 import * as yaml from 'js-yaml';
 import { computeTags, sanitizeTag } from '../src/image/tags';
 import { renderDockerfile, renderCompose } from '../src/image/dockerfile';
-import { cacheFlags, pruneContexts, IMAGE_ORT_DIR } from '../src/image';
+import { cacheFlags, contextLock, pruneContexts, IMAGE_ORT_DIR } from '../src/image';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -127,10 +127,48 @@ describe('the generated Dockerfile and compose file', () => {
     for (let i = 0; i < 8; i++) mk(`old${i}`, 10 + i); // old0 most recent … old7 oldest
     mk('fresh1', 0.1);
     mk('fresh2', 0.5);
-    mk('unmarked', undefined); // from an older version: no .used marker
+    mk('unmarked', undefined); // from an older version: no .used marker, made long ago
+    const longAgo = (now - 20 * 3600_000) / 1000;
+    fs.utimesSync(path.join(root, 'unmarked'), longAgo, longAgo);
     pruneContexts(root, path.join(root, 'current'), now);
     expect(fs.readdirSync(root).sort()).toEqual(['current', 'fresh1', 'fresh2', 'old0', 'old1', 'old2'].sort());
     fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test('a context another build is making (no .used yet) or holds (its lock) is never pruned', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-ctx-'));
+    const now = Date.now();
+    const old = (d: string) => {
+      fs.mkdirSync(d, { recursive: true });
+      fs.writeFileSync(path.join(d, '.used'), '');
+      fs.utimesSync(path.join(d, '.used'), (now - 30 * 3600_000) / 1000, (now - 30 * 3600_000) / 1000);
+    };
+    for (let i = 0; i < 8; i++) old(path.join(root, `old${i}`));
+    fs.mkdirSync(path.join(root, 'making')); // mkdir'd by another build this instant
+    const unlock = await contextLock(path.join(root, 'old7'));
+    pruneContexts(root, path.join(root, 'current'), now);
+    // the five most recent stay anyway (making, old0-old3); of old4-old7 the held one stays
+    expect(fs.readdirSync(root).sort()).toEqual(['making', 'old0', 'old1', 'old2', 'old3', 'old7', 'old7.lock'].sort());
+    await unlock();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test('two builds of one repository take turns on its context (contextLock)', async () => {
+    const ctx = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-ctx-')), 'repo');
+    const events: string[] = [];
+    const waits: string[] = [];
+    const build = async (n: string) => {
+      const unlock = await contextLock(ctx, { info: (l: string) => waits.push(`${n}: ${l}`) } as never);
+      events.push(`${n} in`);
+      await new Promise((r) => setTimeout(r, 300));
+      events.push(`${n} out`);
+      await unlock();
+    };
+    await Promise.all([build('a'), build('b')]);
+    expect(events).toEqual(['a in', 'a out', 'b in', 'b out']);
+    expect(waits).toEqual([expect.stringMatching(/^b: another build of this image repository on this host holds its build context .*; waiting for it$/)]);
+    expect(fs.existsSync(`${ctx}.lock`)).toBe(false);
+    fs.rmSync(path.dirname(ctx), { recursive: true, force: true });
   });
 
   test('image references', () => {

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as lockfile from 'proper-lockfile';
 import { ImageConfig } from './inputs';
 import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
@@ -98,22 +99,51 @@ const KEEP_RECENT_MS = 3600_000;
 
 /** Remove build contexts of other image repositories that have not been used for a while (each holds a runtime copy). */
 export function pruneContexts(root: string, current: string, now = Date.now()): void {
+  // a context without .used is being made by another build right now: its directory's own time counts
   const used = (d: string) => {
-    try {
-      return fs.statSync(path.join(d, '.used')).mtimeMs;
-    } catch {
-      return 0;
+    for (const f of [path.join(d, '.used'), d]) {
+      try {
+        return fs.statSync(f).mtimeMs;
+      } catch {
+        /* the next */
+      }
     }
+    return 0;
   };
   const dirs = fs
     .readdirSync(root)
+    .filter((n) => !n.endsWith('.lock'))
     .map((n) => path.join(root, n))
     .filter((d) => d !== current)
     .map((d) => ({ d, t: used(d) }))
     .sort((a, b) => b.t - a.t);
   for (const [i, { d, t }] of dirs.entries()) {
-    if (i >= KEEP_CONTEXTS - 1 && now - t > KEEP_RECENT_MS) fs.rmSync(d, { recursive: true, force: true });
+    // never one another build holds (contextLock)
+    if (i >= KEEP_CONTEXTS - 1 && now - t > KEEP_RECENT_MS && !lockfile.checkSync(d, { realpath: false, stale: LOCK_STALE_MS }))
+      fs.rmSync(d, { recursive: true, force: true });
   }
+}
+
+/** A build context's lock is stale when its holder has not refreshed it for this long (proper-lockfile's mtime check). */
+const LOCK_STALE_MS = 30_000;
+
+/**
+ * Hold the build context of one image repository from its preparation to the end of its build: two builds of the same
+ * repository on one host (two jobs of a self-hosted runner, a pull request's build beside the push's) take turns,
+ * neither rewriting the context the other's buildx is reading; a build of another repository never prunes it. A lock
+ * left by a killed build goes stale in 30 s. proper-lockfile: an atomic mkdir of `<ctx>.lock`, refreshed while held.
+ */
+export async function contextLock(ctx: string, log?: Logger): Promise<() => Promise<void>> {
+  fs.mkdirSync(ctx, { recursive: true });
+  const opts = { realpath: false, stale: LOCK_STALE_MS, update: LOCK_STALE_MS / 3 };
+  try {
+    return await lockfile.lock(ctx, { ...opts, retries: 0 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
+  }
+  log?.info(`another build of this image repository on this host holds its build context (${ctx}); waiting for it`);
+  // up to ~10 minutes, a try every 1-2 s
+  return lockfile.lock(ctx, { ...opts, retries: { retries: 400, minTimeout: 1000, maxTimeout: 2000 } });
 }
 
 /** The directory ONNX Runtime's libraries live in inside the image (next to the binding, in the bundle). */
@@ -157,15 +187,20 @@ export interface ContextInputs {
  * their source changes; the model gets an mtime derived from its sha256, so a new model of the same size is never
  * mistaken for the old one. Contexts of repositories not built for a while are pruned.
  */
-function prepareContext(c: ContextInputs): string {
-  const root = path.join(os.tmpdir(), 'modelship-build');
-  const ctx = path.join(root, sha256(c.image).slice(0, 16));
+export function contextDir(image: string): string {
+  return path.join(os.tmpdir(), 'modelship-build', sha256(image).slice(0, 16));
+}
+
+/** (the caller holds contextLock(ctx)) */
+function prepareContext(c: ContextInputs, ctx: string): string {
+  const root = path.dirname(ctx);
   const dist = distDir();
   const stamp = (f: string) => {
     const st = fs.statSync(f);
     return [f, st.size, st.mtimeMs];
   };
   fs.mkdirSync(ctx, { recursive: true });
+  fs.writeFileSync(path.join(ctx, '.used'), '');
   for (const old of ['runtime', '.runtime-key']) fs.rmSync(path.join(ctx, old), { recursive: true, force: true }); // an older layout
   keyed(path.join(ctx, 'node'), JSON.stringify({ node: stamp(c.node.binary), license: c.node.license ? stamp(c.node.license) : null }), () => {
     fs.mkdirSync(path.join(ctx, 'node/bin'));
@@ -249,12 +284,20 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
   const docker = await openRegistrySession(ref.registry, cfg.registryUsername, cfg.registryPassword, env);
   const dockerEnv = docker.env;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-image-'));
+  let unlock: (() => Promise<void>) | undefined;
   try {
+    // runtime modelship builds from a context kept per image repository (prepareContext), held until its build ends
+    const context = cfg.runtime === 'triton' ? '' : contextDir(cfg.image);
+    if (context) unlock = await contextLock(context, log);
     // everything fetched and checked before anything is built
     const { ctx, dockerfile } =
       cfg.runtime === 'triton'
         ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log)
-        : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest, labels, env: dockerEnv }, log);
+        : await modelshipContext(
+            cfg,
+            { modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest, labels, env: dockerEnv, contextDir: context },
+            log,
+          );
     // the Dockerfile stays outside the context (its labels change every build)
     fs.writeFileSync(path.join(work, 'Dockerfile'), dockerfile);
 
@@ -345,6 +388,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       ok: true,
     };
   } finally {
+    await unlock?.().catch(() => undefined);
     docker.close();
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -353,7 +397,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
 /** The modelship runtime's context: Node.js, the server bundle, for a GPU image the CUDA provider, the model. */
 async function modelshipContext(
   cfg: ImageConfig,
-  build: { modelFile: string; modelBytes: Uint8Array; modelSha: string; labels: Record<string, string>; env: NodeJS.ProcessEnv },
+  build: { modelFile: string; modelBytes: Uint8Array; modelSha: string; labels: Record<string, string>; env: NodeJS.ProcessEnv; contextDir: string },
   log: Logger,
 ): Promise<{ ctx: string; dockerfile: string }> {
   refuseModelshipPlan(cfg.model);
@@ -371,7 +415,10 @@ async function modelshipContext(
     build.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
     build.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
   }
-  const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: build.modelFile, modelBytes: build.modelBytes, modelSha: build.modelSha });
+  const ctx = prepareContext(
+    { image: cfg.image, node, providers, modelFile: build.modelFile, modelBytes: build.modelBytes, modelSha: build.modelSha },
+    build.contextDir,
+  );
   const dockerfile = renderDockerfile({
     baseImage: cfg.baseImage,
     modelFile: build.modelFile,
