@@ -11,7 +11,7 @@ import type { Transport } from '../../shared/golden';
  * The report has three gates, the outputs gate-pods, gate-golden and gate-prometheus (GateName); several checks can
  * count under one: the pods gate is its pods Ready, on the GPU, and still healthy at the end of the bake window.
  */
-export type GateName = 'pods' | 'golden' | 'prometheus';
+export type GateName = 'pods' | 'golden' | 'prometheus' | 'analysis';
 
 /** What a step verifies: the canary beside the stable, or (strategy basic) the stable updated in place. */
 export interface Release {
