@@ -244,6 +244,33 @@ describe('rollout inputs', () => {
     expect(() => readConfig(inputs({ 'disruption-budget': '120%' }))).toThrow(/input "disruption-budget".*got "120%"/);
     expect(() => readConfig(inputs({ 'disruption-budget': 'half' }))).toThrow(/input "disruption-budget"/);
   });
+  test('canary-steps: whole percentages, increasing, at most 10; canary-percent is the one-step form', () => {
+    const steps = (o: Record<string, string>) => readConfig(inputs(o)).rollout.canarySteps;
+    expect(steps({ 'canary-steps': '10,25,50,100' })).toEqual([10, 25, 50, 100]);
+    expect(steps({ 'canary-steps': ' 5%, 50% ,100 ' })).toEqual([5, 50, 100]);
+    expect(steps({ 'canary-steps': '30' })).toEqual([30]);
+    expect(steps({})).toEqual([20]);
+    expect(steps({ 'canary-percent': '40' })).toEqual([40]);
+    // the default canary-percent (as the action passes every input) does not conflict
+    expect(steps({ 'canary-percent': '20', 'canary-steps': '10,100' })).toEqual([10, 100]);
+    expect(readConfig(inputs({ strategy: 'basic' })).rollout.canarySteps).toEqual([20]);
+    expect(() => steps({ 'canary-steps': '10,5,50' })).toThrow(
+      /input "canary-steps": each step must be larger than the one before .*got 5 after 10 in "10,5,50"/,
+    );
+    expect(() => steps({ 'canary-steps': '10,10' })).toThrow(/input "canary-steps": each step must be larger/);
+    expect(() => steps({ 'canary-steps': '0,50' })).toThrow(/input "canary-steps": expected whole percentages from 1 to 100.*got "0" at step 1 of "0,50"/);
+    expect(() => steps({ 'canary-steps': '50,101' })).toThrow(/input "canary-steps": .*got "101" at step 2/);
+    expect(() => steps({ 'canary-steps': '10,,50' })).toThrow(/input "canary-steps": .*got "" at step 2/);
+    expect(() => steps({ 'canary-steps': '12.5,50' })).toThrow(/input "canary-steps": expected whole percentages .*got "12.5"/);
+    expect(() => steps({ 'canary-steps': '10 25 50' })).toThrow(/input "canary-steps": .*comma-separated.*got "10 25 50"/);
+    expect(() => steps({ 'canary-steps': Array.from({ length: 11 }, (_, i) => i + 1).join(',') })).toThrow(/input "canary-steps": at most 10 steps .*got 11/);
+    expect(() => steps({ strategy: 'basic', 'canary-steps': '10,100' })).toThrow(
+      /input "canary-steps": is for strategy canary \(strategy basic updates the stable in place/,
+    );
+    expect(() => steps({ 'canary-percent': '30', 'canary-steps': '10,100' })).toThrow(
+      /input "canary-steps": and canary-percent 30 are both given: canary-percent is the one-step form of canary-steps/,
+    );
+  });
   test('parsed into one typed config', () => {
     const c = readConfig(
       inputs({
@@ -260,6 +287,7 @@ describe('rollout inputs', () => {
       strategy: 'canary',
       replicas: 2,
       canaryPercent: 20,
+      canarySteps: [20],
       nodeSelector: { gpu: 'a100', zone: 'b' },
       tolerations: [{ key: 'gpu', operator: 'Exists' }],
       modelKeySecret: { name: 'model-keys', key: 'key' },

@@ -3,7 +3,7 @@ import type { RolloutConfig } from '../src/rollout/inputs';
 import type { Kube } from '../src/rollout/kube';
 import type { K8sObject } from '../src/rollout/manifests';
 import { CREATED_BY, OWNER_LABEL, PROMOTED_BY } from '../src/rollout/owner';
-import { planRollout, LiveDeployment, RolloutPlan } from '../src/rollout/plan';
+import { planRollout, LiveDeployment, RolloutPlan, atStep, stepLabel } from '../src/rollout/plan';
 import { DeployRun } from '../src/rollout/context';
 import { GateFailure, sleep } from '../src/rollout/health';
 import type { Gate } from '../src/rollout/gates/gate';
@@ -15,6 +15,7 @@ import { runStrategy, Strategy } from '../src/rollout/strategies/strategy';
 import { canaryStrategy } from '../src/rollout/strategies/canary';
 import { basicStrategy } from '../src/rollout/strategies/basic';
 import { rolloutResult } from '../src/rollout/report';
+import { dryRun } from '../src/rollout/dry-run';
 import type { Logger } from '../src/stage';
 
 // The rollout as a plan (pure) and a strategy's one step sequence (apply, the gates in order, then promote or roll
@@ -62,13 +63,13 @@ describe('the plan', () => {
     expect([plan.objects.canary.metadata.labels?.[OWNER_LABEL], plan.objects.canaryService.metadata.labels?.[OWNER_LABEL]]).toEqual([OWNER, OWNER]);
     expect((plan.objects.canary as any).spec.replicas).toBe(1);
     expect((plan.objects.stable as any).spec.template.spec.containers[0].lifecycle.preStop).toEqual({ sleep: { seconds: 5 } });
-    expect(plan.verification.release).toEqual({
+    expect(plan.verifications[0].release).toEqual({
       track: 'canary',
       deployment: 'lenet-canary',
       service: 'lenet-canary',
       podSelector: { 'app.kubernetes.io/name': 'lenet', 'app.kubernetes.io/component': 'model-server', track: 'canary' },
     });
-    expect(plan.verification.gates.map((g) => [g.gate, g.name, !!g.silent])).toEqual([
+    expect(plan.verifications[0].gates.map((g) => [g.gate, g.name, !!g.silent])).toEqual([
       ['pods', 'canary pods Ready', false],
       ['golden', 'golden requests to lenet-canary', false],
       ['pods', 'bake 0 s', true],
@@ -88,7 +89,7 @@ describe('the plan', () => {
       { namespaceExists: true, sleepAction: false },
     );
     expect(plan.canaryReplicas).toBe(3);
-    expect(plan.verification.gates.map((g) => `${g.gate}: ${g.name}`)).toEqual([
+    expect(plan.verifications[0].gates.map((g) => `${g.gate}: ${g.name}`)).toEqual([
       'pods: canary pods Ready',
       'pods: canary pods compute on the GPU',
       'golden: golden requests to lenet-canary',
@@ -132,8 +133,81 @@ describe('the plan', () => {
     expect(names(plan.admitted)).toEqual(['Deployment lenet', 'Service lenet', 'Secret lenet-registry']);
     expect(plan.objects.pullSecret?.registry).toBe('registry.example');
     expect(plan.budgetSetting).toBe('disruption-budget auto: 1 replica');
-    expect(plan.verification.release).toMatchObject({ track: 'stable', deployment: 'lenet', service: 'lenet' });
-    expect(plan.verification.gates.map((g) => g.name)).toEqual(['lenet rollout', 'lenet pods compute on the GPU', 'golden requests to lenet', 'bake 5 s']);
+    expect(plan.verifications[0].release).toMatchObject({ track: 'stable', deployment: 'lenet', service: 'lenet' });
+    expect(plan.verifications[0].gates.map((g) => g.name)).toEqual(['lenet rollout', 'lenet pods compute on the GPU', 'golden requests to lenet', 'bake 5 s']);
+  });
+});
+
+describe('the plan of a stepped canary (canary-steps)', () => {
+  const stepped = (inputs: Record<string, string> = {}) =>
+    planRollout(config({ replicas: '4', 'canary-steps': '10,25,50,100', ...inputs }), [], OWNER, { namespaceExists: true, sleepAction: true });
+
+  test('each step sized from the stable replicas (rounded up, at least 1); the canary object is applied at the first', () => {
+    const plan = stepped();
+    expect(plan.stableReplicas).toBe(4);
+    expect(plan.steps).toEqual([
+      { percent: 10, replicas: 1 },
+      { percent: 25, replicas: 1 },
+      { percent: 50, replicas: 2 },
+      { percent: 100, replicas: 4 },
+    ]);
+    expect(plan.canaryReplicas).toBe(1);
+    expect((plan.objects.canary as any).spec.replicas).toBe(1);
+    // the same objects as one step: the stable keeps its replicas, the main Service selects both tracks
+    expect((plan.objects.stable as any).spec.replicas).toBe(4);
+    expect((plan.objects.mainService as any).spec.selector).not.toHaveProperty('track');
+    // with 2 replicas 10% and 25% are both one pod; 100% as many as the stable
+    expect(stepped({ replicas: '2', 'canary-steps': '10,25,100' }).steps.map((s) => s.replicas)).toEqual([1, 1, 2]);
+    // the one-step form: canary-percent
+    expect(planRollout(config({ replicas: '10', 'canary-percent': '25' }), [], OWNER, { namespaceExists: true, sleepAction: true }).steps).toEqual([
+      { percent: 25, replicas: 3 },
+    ]);
+    expect(planRollout(config({ strategy: 'basic' }), [], OWNER, { namespaceExists: true, sleepAction: true })).toMatchObject({ steps: [], canaryReplicas: 0 });
+  });
+
+  test('the gates of each step: the golden requests at the first only; pods (on the GPU), bake and analysis at every one, named by step', () => {
+    const plan = stepped({ gpu: 'true', 'bake-time': '30', 'prometheus-url': 'http://prom:9090' });
+    expect(plan.verifications).toHaveLength(4);
+    expect(plan.verifications.map((v) => v.release.deployment)).toEqual(Array(4).fill('lenet-canary'));
+    expect(plan.verifications.map((v) => v.gates.map((g) => `${g.gate}: ${g.name}`))).toEqual([
+      [
+        'pods: step 1/4 (10%): canary pods Ready',
+        'pods: step 1/4 (10%): canary pods compute on the GPU',
+        'golden: step 1/4 (10%): golden requests to lenet-canary',
+        'pods: step 1/4 (10%): bake 30 s',
+        'prometheus: step 1/4 (10%): Prometheus gate',
+      ],
+      ...[2, 3, 4].map((n) => {
+        const label = `step ${n}/4 (${[0, 10, 25, 50, 100][n]}%)`;
+        return [
+          `pods: ${label}: canary pods Ready`,
+          `pods: ${label}: canary pods compute on the GPU`,
+          `pods: ${label}: bake 30 s`,
+          `prometheus: ${label}: Prometheus gate`,
+        ];
+      }),
+    ]);
+    // one step is named as before
+    const one = planRollout(config({ 'prometheus-url': 'http://prom:9090' }), [], OWNER, { namespaceExists: true, sleepAction: true });
+    expect(one.verifications.map((v) => v.gates.map((g) => g.name))).toEqual([
+      ['canary pods Ready', 'golden requests to lenet-canary', 'bake 0 s', 'Prometheus gate'],
+    ]);
+  });
+
+  test('the dry run prints each step: its size, its share of the traffic, what it verifies', async () => {
+    const cfg = config({ replicas: '2', 'canary-steps': '10,25,100', 'bake-time': '60', 'prometheus-url': 'http://prom:9090' });
+    const plan = planRollout(cfg, [], OWNER, { namespaceExists: false, sleepAction: true });
+    // a namespace that does not exist yet: the dry run asks the cluster nothing
+    const r = await dryRun({} as Kube, cfg, plan, quietLog());
+    const lines = JSON.parse(r.outputs['rollout-report']).plan as string[];
+    expect(lines.slice(1, 6)).toEqual([
+      '- would create namespace prod',
+      '- would run the canary in 3 steps beside the 2 stable replicas (which keep running until the promotion), then promote lenet, or delete the canary at the first step that fails:',
+      '  - step 1/3: 10%: 1 canary replica(s) (about 33% of the traffic); verify pods, golden requests, bake 60 s, Prometheus',
+      '  - step 2/3: 25%: 1 canary replica(s), the same as step 1 (about 33% of the traffic); verify pods, bake 60 s, Prometheus',
+      '  - step 3/3: 100%: 2 canary replica(s) (about 50% of the traffic); verify pods, bake 60 s, Prometheus',
+    ]);
+    expect(r.outputs).toMatchObject({ decision: 'dry-run', 'canary-replicas': '1', 'canary-step': '' });
   });
 });
 
@@ -250,8 +324,11 @@ const fakeGate = (gate: Gate['gate'], name: string, outcome: { detail?: string; 
   },
 });
 
-/** The plan with these gates in place of its own. */
-const withGates = (plan: RolloutPlan, gates: Gate[]): RolloutPlan => ({ ...plan, verification: { ...plan.verification, gates } });
+/** The plan with these gates in place of its own, at every step (or, a function, each step's own). */
+const withGates = (plan: RolloutPlan, gates: Gate[] | ((step: number) => Gate[])): RolloutPlan => ({
+  ...plan,
+  verifications: plan.verifications.map((v, i) => ({ ...v, gates: typeof gates === 'function' ? gates(i) : gates })),
+});
 
 async function deploy(plan: RolloutPlan, strategy: (p: RolloutPlan) => Strategy, cluster: FakeCluster, timeoutS = 30) {
   const log: string[] = [];
@@ -322,6 +399,7 @@ describe('the canary strategy, one step sequence', () => {
         'gate-golden': 'fail',
         'gate-prometheus': 'skipped',
         'canary-replicas': '1',
+        'canary-step': '1/1',
         'verify-latency-p95-ms': '',
       },
     });
@@ -333,6 +411,8 @@ describe('the canary strategy, one step sequence', () => {
       'app',
       'image',
       'takeover',
+      'canarySteps',
+      'canaryStep',
       'gates',
       'timeline',
       'totalSeconds',
@@ -394,6 +474,159 @@ describe('the canary strategy, one step sequence', () => {
     const r = await deploy(withGates(plan, [flaky]), canaryStrategy, cluster);
     expect(r.outcome.reason).toBe('gate "golden" failed: socket hang up\n| table |');
     expect(r.run.latencyP95Ms).toBe(12.5);
+  });
+});
+
+describe('a stepped canary: the same sequence, one step per canary size', () => {
+  /** An earlier deploy's stable (4 replicas) and main Service, as the cluster returns them. */
+  const earlier = planRollout(config({ replicas: '4' }), [], 'gh-0-0-deploy', { namespaceExists: true, sleepAction: true });
+  const liveStable = (): LiveDeployment => {
+    const stable = JSON.parse(JSON.stringify(earlier.objects.stable)) as LiveDeployment;
+    (stable.spec as any).template.spec.containers[0].image = 'registry.example/lenet@sha256:' + 'a'.repeat(64);
+    return stable;
+  };
+  /** the cluster, with the canary's size at each of its applies (and its owner label) recorded */
+  const clusterWith = (stable?: LiveDeployment) => {
+    const cluster = new FakeCluster();
+    if (stable) [stable, earlier.objects.mainService].forEach((o) => cluster.add(o));
+    const canarySizes: string[] = [];
+    const apply = cluster.apply.bind(cluster);
+    cluster.apply = async (obj: K8sObject) => {
+      if (obj.kind === 'Deployment' && obj.metadata.name === 'lenet-canary')
+        canarySizes.push(`${(obj as any).spec.replicas} ${obj.metadata.labels?.[OWNER_LABEL]}`);
+      return apply(obj);
+    };
+    return { cluster, canarySizes };
+  };
+  const golden = fakeGate('golden', 'golden requests to lenet-canary', { passes: true, detail: '3 outputs match the reference' });
+  /** the plan's own gates, but the golden requests (which need a server) and the metrics (a Prometheus) faked, at their step */
+  const faked = (plan: RolloutPlan, metrics: (step: number) => Gate) =>
+    withGates(plan, (i) =>
+      plan.verifications[i].gates.map((g) =>
+        g.gate === 'golden' ? atStep(golden, stepLabel(i, plan.steps)) : g.gate === 'prometheus' ? atStep(metrics(i), stepLabel(i, plan.steps)) : g,
+      ),
+    );
+  const metricsPass = (i: number) => fakeGate('prometheus', 'Prometheus gate', { passes: true, detail: `canary samples ${20 * (i + 1)}` });
+  /** the writes to the stable Deployment `lenet` */
+  const stableWrites = (cluster: FakeCluster) => cluster.writes.filter((w) => / Deployment lenet$/.test(w));
+
+  test('every step passes: the canary grows 1, 1, 2, 4 pods beside the untouched stable, then the promotion', async () => {
+    const live = liveStable();
+    const { cluster, canarySizes } = clusterWith(live);
+    const plan = planRollout(config({ replicas: '4', 'canary-steps': '10,25,50,100', 'prometheus-url': 'http://prom:9090' }), [], OWNER, {
+      namespaceExists: true,
+      stable: live,
+      sleepAction: true,
+    });
+    const r = await deploy(faked(plan, metricsPass), canaryStrategy, cluster);
+    expect(r.outcome).toMatchObject({
+      decision: 'promoted',
+      reason: `canary verified (pods, golden, prometheus) through 4 steps (10%, 25%, 50%, 100%) and promoted: lenet runs ${IMAGE}`,
+      steps: { reached: 4, of: 4 },
+    });
+    expect(r.steps).toEqual([
+      'step 1/4: canary at 10% (1 of 4 replicas): apply lenet-canary and its Service: ok',
+      'step 1/4 (10%): canary pods Ready: ok',
+      'step 1/4 (10%): golden requests to lenet-canary: ok',
+      'step 1/4 (10%): Prometheus gate: ok',
+      'step 2/4: canary at 25% (still 1 of 4 replicas): ok',
+      'step 2/4 (25%): canary pods Ready: ok',
+      'step 2/4 (25%): Prometheus gate: ok',
+      'step 3/4: canary at 50% (2 of 4 replicas): ok',
+      'step 3/4 (50%): canary pods Ready: ok',
+      'step 3/4 (50%): Prometheus gate: ok',
+      'step 4/4: canary at 100% (4 of 4 replicas): ok',
+      'step 4/4 (100%): canary pods Ready: ok',
+      'step 4/4 (100%): Prometheus gate: ok',
+      'promote: lenet takes the new image: ok',
+      'stable rollout of lenet: ok',
+      'delete lenet-canary: ok',
+    ]);
+    // the same Deployment applied again at each size, always this run's (the post step of a killed run finds it)
+    expect(canarySizes).toEqual([`1 ${OWNER}`, `1 ${OWNER}`, `2 ${OWNER}`, `4 ${OWNER}`]);
+    expect(r.log).toContainEqual(
+      '25% of 4 replicas is still 1 canary pod(s), as at step 1 (replica weighting): no new pods; the step bakes and is analysed again',
+    );
+    // the stable: written once, by the promotion, after the last step
+    expect(stableWrites(cluster)).toEqual(['apply Deployment lenet']);
+    expect(cluster.writes.indexOf('apply Deployment lenet')).toBeGreaterThan(cluster.writes.lastIndexOf('apply Deployment lenet-canary'));
+    expect(r.gates).toEqual({ pods: 'pass', golden: 'pass', prometheus: 'pass' });
+    expect(r.run.gates.record('pods').detail).toBe('step 4/4 (100%): 4 canary pod(s) Ready, no restart or NotReady during 0 s');
+    expect(r.run.gates.record('prometheus').detail).toBe('step 4/4 (100%): canary samples 80');
+    expect(r.run.gates.record('golden').detail).toBe('step 1/4 (10%): 3 outputs match the reference');
+    const result = rolloutResult(plan, { outcome: r.outcome, gates: r.run.gates.records, timeline: r.run.timeline.entries, totalSeconds: 1 });
+    expect(result.outputs).toMatchObject({ decision: 'promoted', 'canary-replicas': '4', 'canary-step': '4/4', 'gate-prometheus': 'pass' });
+    expect(JSON.parse(result.outputs['rollout-report'])).toMatchObject({ canarySteps: plan.steps, canaryStep: { reached: 4, of: 4 } });
+    expect(result.summary).toContain('strategy canary (canary steps 10%: 1, 25%: 1, 50%: 2, 100%: 4 of 4 replicas; reached step 4/4).');
+    expect(result.summary).toContain('| step 3/4: canary at 50% (2 of 4 replicas) | ');
+    expect(result.summary).toContain('| step 3/4 (50%): Prometheus gate | ');
+  });
+
+  test('a failed analysis at step 3 of 4 rolls back to the untouched stable: the canary goes, the report names the step', async () => {
+    const live = liveStable();
+    const { cluster, canarySizes } = clusterWith(live);
+    const before = await cluster.get('apps/v1', 'Deployment', 'prod', 'lenet');
+    const plan = planRollout(config({ replicas: '4', 'canary-steps': '10,25,50,100', 'prometheus-url': 'http://prom:9090' }), [], OWNER, {
+      namespaceExists: true,
+      stable: live,
+      sleepAction: true,
+    });
+    const errors = new GateFailure('canary error rate 0.2000 > max-error-rate 0.01', ['sum(errors{track="canary"})']);
+    const r = await deploy(
+      faked(plan, (i) => (i === 2 ? fakeGate('prometheus', 'Prometheus gate', { failure: errors }) : metricsPass(i))),
+      canaryStrategy,
+      cluster,
+    );
+    expect(r.outcome).toMatchObject({
+      decision: 'rolled-back',
+      reason: 'gate "prometheus" failed: step 3/4 (50%): canary error rate 0.2000 > max-error-rate 0.01\nsum(errors{track="canary"})',
+      steps: { reached: 3, of: 4 },
+    });
+    expect(r.steps.slice(7)).toEqual([
+      'step 3/4: canary at 50% (2 of 4 replicas): ok',
+      'step 3/4 (50%): canary pods Ready: ok',
+      'step 3/4 (50%): Prometheus gate: fail',
+      'roll back at step 3/4: delete lenet-canary: ok',
+    ]);
+    expect(canarySizes).toEqual([`1 ${OWNER}`, `1 ${OWNER}`, `2 ${OWNER}`]);
+    // the stable was never written, and is as it was; the canary and its Service are gone
+    expect(stableWrites(cluster)).toEqual([]);
+    expect(await cluster.get('apps/v1', 'Deployment', 'prod', 'lenet')).toEqual(before);
+    expect([...cluster.objects.keys()].sort()).toEqual(['Deployment lenet', 'Service lenet']);
+    // step 3's pods passed (its bake comes before its analysis); the golden requests ran at step 1 only
+    expect(r.gates).toEqual({ pods: 'pass', golden: 'pass', prometheus: 'fail' });
+    expect(r.run.gates.record('pods').detail).toBe('step 3/4 (50%): 2 canary pod(s) Ready, no restart or NotReady during 0 s');
+    const result = rolloutResult(plan, { outcome: r.outcome, gates: r.run.gates.records, timeline: r.run.timeline.entries, totalSeconds: 1 });
+    expect(result).toMatchObject({ ok: false, outputs: { decision: 'rolled-back', 'canary-replicas': '2', 'canary-step': '3/4', 'gate-prometheus': 'fail' } });
+    expect(result.summary).toContain('reached step 3/4');
+    expect(result.summary).toContain('| step 3/4 (50%): Prometheus gate | 0.0 s | **fail**: step 3/4 (50%): canary error rate 0.2000 > max-error-rate 0.01 |');
+  });
+
+  test('rollout-timeout is the whole run: a step that waits past it is aborted and rolled back; what passed before is no pass', async () => {
+    const { cluster } = clusterWith();
+    const plan = planRollout(config({ replicas: '4', 'canary-steps': '25,100', 'prometheus-url': 'http://prom:9090' }), [], OWNER, {
+      namespaceExists: true,
+      sleepAction: true,
+    });
+    const stuck = atStep({ gate: 'pods', name: 'canary pods Ready', run: async (ctx) => (await sleep(60_000, ctx.signal), {}) }, stepLabel(1, plan.steps));
+    const passing = faked(plan, metricsPass);
+    const r = await deploy(
+      withGates(passing, (i) => (i === 0 ? passing.verifications[0].gates : [stuck, ...passing.verifications[1].gates.slice(1)])),
+      canaryStrategy,
+      cluster,
+      0.5,
+    );
+    expect(r.outcome).toMatchObject({ decision: 'rolled-back', reason: 'timeout: no decision within rollout-timeout 0.5 s', steps: { reached: 2, of: 2 } });
+    expect(r.steps.slice(-3)).toEqual([
+      'step 2/2: canary at 100% (4 of 4 replicas): ok',
+      'step 2/2 (100%): canary pods Ready: fail',
+      'roll back at step 2/2: delete lenet-canary: ok',
+    ]);
+    // the Prometheus gate passed at step 1 and never ran at step 2
+    expect(r.gates).toEqual({ pods: 'fail', golden: 'pass', prometheus: 'skipped' });
+    expect(r.run.gates.record('prometheus').detail).toBe('step 2/2 (100%): not verified (the steps before it passed)');
+    // a first deploy: the main Service this run created goes with the canary
+    expect([...cluster.objects.keys()]).toEqual([]);
   });
 });
 

@@ -17,10 +17,23 @@ export async function dryRun(kube: Kube, cfg: RolloutConfig, plan: RolloutPlan, 
   const lines: string[] = [`dry run: ${cfg.strategy} rollout of ${cfg.image} to ${cfg.namespace}/${cfg.app} (nothing is changed)`];
   if (!nsExists) lines.push(`- would create namespace ${cfg.namespace}`);
   if (plan.takeover) lines.push(`- would take over Deployment ${cfg.app}, which modelship did not create (its selector is kept)`);
-  if (cfg.strategy === 'canary')
+  if (cfg.strategy === 'canary' && plan.steps.length === 1)
     lines.push(
       `- would run ${plan.canaryReplicas} canary replica(s), verify them (pods, golden requests${cfg.prometheus ? ', Prometheus' : ''}), then promote ${cfg.app} or delete the canary`,
     );
+  if (cfg.strategy === 'canary' && plan.steps.length > 1) {
+    lines.push(
+      `- would run the canary in ${plan.steps.length} steps beside the ${plan.stableReplicas} stable replicas (which keep running until the promotion), then promote ${cfg.app}, or delete the canary at the first step that fails:`,
+    );
+    plan.steps.forEach((s, i) => {
+      const same = i > 0 && plan.steps[i - 1].replicas === s.replicas ? `, the same as step ${i}` : '';
+      const checks = ['pods', ...(i === 0 ? ['golden requests'] : []), `bake ${cfg.bakeTimeS} s`, ...(cfg.prometheus ? ['Prometheus'] : [])].join(', ');
+      const share = Math.round((100 * s.replicas) / (s.replicas + plan.stableReplicas));
+      lines.push(
+        `  - step ${i + 1}/${plan.steps.length}: ${s.percent}%: ${s.replicas} canary replica(s)${same} (about ${share}% of the traffic); verify ${checks}`,
+      );
+    });
+  }
   for (const obj of plan.planned) {
     const live = nsExists ? await kube.get(obj.apiVersion, obj.kind, cfg.namespace, obj.metadata.name) : undefined;
     // the API server's own view of the result: a server-side dry run of the same apply
@@ -47,6 +60,7 @@ export async function dryRun(kube: Kube, cfg: RolloutConfig, plan: RolloutPlan, 
       decision: 'dry-run',
       reason: 'dry run: the plan was printed and nothing was changed',
       'canary-replicas': String(plan.canaryReplicas),
+      'canary-step': '',
       'gate-pods': 'skipped',
       'gate-golden': 'skipped',
       'gate-prometheus': 'skipped',

@@ -68,6 +68,14 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
     stages: ['rollout'],
   },
   {
+    name: 'canary-steps',
+    description:
+      "rollout: a stepped canary: the canary's size at each step as percentages of the stable's replicas, increasing, comma-separated (e.g. 10,25,50,100; at most 10 steps); each step's pods rounded up, at least 1 (replica weighting: the canary takes about canary/(canary + stable) of the main Service's traffic). Every step waits for its pods, bakes bake-time and runs the Prometheus gate; the first also sends the golden requests; a failed step rolls back. Empty: one step at canary-percent. Strategy canary only.",
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
     name: 'bake-time',
     description: 'rollout: seconds the canary must stay Ready without a restart after its golden requests pass.',
     default: '60',
@@ -258,7 +266,16 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
 export const ROLLOUT_OUTPUTS: OutputSpec[] = [
   { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
   { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
-  { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
+  {
+    name: 'canary-replicas',
+    description: 'rollout: replicas of the canary Deployment at the last step reached (with canary-steps; 0 for strategy basic).',
+    stages: ['rollout'],
+  },
+  {
+    name: 'canary-step',
+    description: 'rollout: the last canary step reached, as step/steps (e.g. 2/4; 1/1 without canary-steps); empty for strategy basic and a dry run.',
+    stages: ['rollout'],
+  },
   {
     name: 'gate-pods',
     description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.',
@@ -295,6 +312,8 @@ export interface RolloutConfig {
   /** disruption-budget: the stable Deployment's PodDisruptionBudget */
   disruptionBudget: DisruptionBudget;
   canaryPercent: number;
+  /** canary-steps: the canary's size at each step, in percent of the stable's replicas; [canaryPercent] without it (basic: unused) */
+  canarySteps: number[];
   /** drain-delay: seconds a terminating pod keeps serving (its preStop hook) */
   drainDelayS: number;
   bakeTimeS: number;
@@ -330,6 +349,12 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
   const strategy = r.oneOf('strategy', ['canary', 'basic'] as const);
   const canaryPercent = r.num('canary-percent');
   if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100)) fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
+  const canarySteps = readCanarySteps(raw('canary-steps'));
+  if (canarySteps.length && strategy !== 'canary')
+    fail('canary-steps', `is for strategy canary (strategy ${strategy} updates the stable in place: there is no canary to step), got "${raw('canary-steps')}"`);
+  const percentGiven = r.given('canary-percent')?.trim();
+  if (canarySteps.length && percentGiven && Number(percentGiven) !== Number(inputDefault('canary-percent')))
+    fail('canary-steps', `and canary-percent ${percentGiven} are both given: canary-percent is the one-step form of canary-steps, give one of them`);
   const nodeSelector: Record<string, string> = {};
   for (const pair of raw('node-selector')
     .split(',')
@@ -363,6 +388,7 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     replicas: r.int('replicas', 1),
     disruptionBudget: readBudget(raw('disruption-budget')),
     canaryPercent,
+    canarySteps: canarySteps.length ? canarySteps : [canaryPercent],
     drainDelayS: r.int('drain-delay', 0),
     bakeTimeS: r.num('bake-time'),
     timeoutS: r.int('rollout-timeout', 1),
@@ -425,6 +451,32 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl)) fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
   }
   return rollout;
+}
+
+/** The most steps canary-steps may have: each one waits for its pods, a bake and an analysis. */
+export const MAX_CANARY_STEPS = 10;
+
+const inputDefault = (name: string): string => ROLLOUT_INPUTS.find((i) => i.name === name)!.default;
+
+/** canary-steps: whole percentages from 1 to 100, strictly increasing, at most MAX_CANARY_STEPS; '' is none. */
+export function readCanarySteps(v: string): number[] {
+  if (v.trim() === '') return [];
+  const items = v.split(',').map((x) => x.trim());
+  const steps: number[] = [];
+  for (const [i, item] of items.entries()) {
+    if (!/^\d+%?$/.test(item) || Number(item.replace('%', '')) < 1 || Number(item.replace('%', '')) > 100)
+      fail('canary-steps', `expected whole percentages from 1 to 100, comma-separated (e.g. 10,25,50,100), got "${item}" at step ${i + 1} of "${v}"`);
+    const p = Number(item.replace('%', ''));
+    if (steps.length && p <= steps[steps.length - 1])
+      fail(
+        'canary-steps',
+        `each step must be larger than the one before (the canary only grows until the promotion), got ${p} after ${steps[steps.length - 1]} in "${v}"`,
+      );
+    steps.push(p);
+  }
+  if (steps.length > MAX_CANARY_STEPS)
+    fail('canary-steps', `at most ${MAX_CANARY_STEPS} steps (each waits for its pods, bake-time and its analysis), got ${steps.length} in "${v}"`);
+  return steps;
 }
 
 /** disruption-budget: auto, none, a positive number of pods or a percentage from 1% to 100% (maxUnavailable). */

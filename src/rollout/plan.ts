@@ -19,6 +19,7 @@ import {
 import { applyPatches, PatchDoc } from './patch';
 import { OWNER_LABEL } from './owner';
 import { prometheusProvider } from './prometheus';
+import { Aborted } from './health';
 import type { Gate, Release } from './gates/gate';
 import type { GateRecord } from './gates/ledger';
 import { podsReadyGate } from './gates/pods';
@@ -58,13 +59,30 @@ export interface Verification {
   gates: Gate[];
 }
 
+/**
+ * One step of a canary (canary-steps, or one at canary-percent): its size in percent of the stable's replicas, and
+ * the canary's replicas then (rounded up, at least 1). Replica weighting: the main Service selects both tracks, so
+ * the canary takes about replicas / (replicas + stable replicas) of its traffic.
+ */
+export interface CanaryStepPlan {
+  percent: number;
+  replicas: number;
+}
+
 export interface RolloutPlan {
   strategy: RolloutConfig['strategy'];
   spec: DeploySpec;
   /** who runs this deploy (owner.ts): the lease holder, and the mark on what it creates */
   owner: string;
-  /** replicas of the canary (0 for basic) */
+  /** replicas of the canary at its first step (0 for basic) */
   canaryReplicas: number;
+  /**
+   * the stable's replicas: what the canary's steps are sized from (the replicas input; the stable keeps them, and is
+   * never scaled down, until the promotion)
+   */
+  stableReplicas: number;
+  /** canary: its steps, in order (canary-steps, else one at canary-percent); basic: none */
+  steps: CanaryStepPlan[];
   /** the namespace does not exist: the run creates it (a dry run says it would) */
   createsNamespace: boolean;
   /** the stable as it runs now: the template a failure returns to */
@@ -90,7 +108,8 @@ export interface RolloutPlan {
   admitted: K8sObject[];
   /** of those, what is written by a full replace (a takeover's stable) */
   replaced: K8sObject[];
-  verification: Verification;
+  /** what each step of the strategy verifies, in order: canary, one per step of `steps` (stepGates); basic, the stable's one */
+  verifications: Verification[];
   /** the gates of the report before anything ran: skipped, with why when one cannot run */
   gates: GateRecord[];
 }
@@ -121,9 +140,15 @@ export function deploySpec(cfg: RolloutConfig): DeploySpec {
   return spec;
 }
 
-/** Replicas of the canary: 0 for basic; a canary-percent out of range fails. */
+/** Replicas of the canary at its first step: 0 for basic; a canary-percent out of range fails. */
 export function canaryCount(cfg: RolloutConfig): number {
-  return cfg.strategy === 'canary' ? canaryReplicas(cfg.replicas, cfg.canaryPercent) : 0;
+  return canarySteps(cfg, cfg.replicas)[0]?.replicas ?? 0;
+}
+
+/** The canary's steps, sized from `stableReplicas` (basic: none); a percentage out of range fails. */
+export function canarySteps(cfg: RolloutConfig, stableReplicas: number): CanaryStepPlan[] {
+  if (cfg.strategy !== 'canary') return [];
+  return cfg.canarySteps.map((percent) => ({ percent, replicas: canaryReplicas(stableReplicas, percent) }));
 }
 
 export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: string, live: LiveState): RolloutPlan {
@@ -137,7 +162,10 @@ export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: stri
     stable.spec.selector = liveStable.spec.selector as { matchLabels: Labels };
     stable.spec.template.metadata.labels = { ...(liveStable.spec.selector.matchLabels ?? {}), ...stable.spec.template.metadata.labels };
   }
-  const nCanary = canaryCount(cfg);
+  // the stable's replicas, which size the canary's steps: the replicas input (one number, used for every step)
+  const stableReplicas = cfg.replicas;
+  const steps = canarySteps(cfg, stableReplicas);
+  const nCanary = steps[0]?.replicas ?? 0;
   const canary = applyPatches(deployment(spec, 'canary', nCanary || 1), patches, app);
   canary.metadata.labels = { ...canary.metadata.labels, [OWNER_LABEL]: owner };
   const mainService = applyPatches(service(spec, 'main'), patches, app);
@@ -155,6 +183,8 @@ export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: stri
     spec,
     owner,
     canaryReplicas: nCanary,
+    stableReplicas,
+    steps,
     createsNamespace: !live.namespaceExists,
     liveStable,
     takeover,
@@ -164,7 +194,7 @@ export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: stri
     // a takeover's main Service is applied with the promotion, after the dry run's diff
     admitted: [...planned, ...(isCanary && takeover ? [mainService] : []), ...(secret ? [secret] : [])],
     replaced: takeover ? [stable] : [],
-    verification: isCanary ? canaryVerification(cfg, canary, canaryService, liveStable !== undefined) : basicVerification(cfg),
+    verifications: isCanary ? canaryVerifications(cfg, steps, canary, canaryService, liveStable !== undefined) : [basicVerification(cfg)],
     gates: initialGateRecords(cfg),
   };
 }
@@ -178,25 +208,63 @@ const goldenSettings = (cfg: RolloutConfig): GoldenSettings => ({
   maxLatencyMs: cfg.maxLatencyMs,
 });
 
-/** The canary beside the stable: its pods Ready (on the GPU), its golden requests, its bake, then its metrics. */
-function canaryVerification(cfg: RolloutConfig, canary: K8sObject, canaryService: K8sObject, stableRuns: boolean): Verification {
+/** The canary beside the stable, one verification per step: the same release, each step's gates (stepGates). */
+function canaryVerifications(cfg: RolloutConfig, steps: CanaryStepPlan[], canary: K8sObject, canaryService: K8sObject, stableRuns: boolean): Verification[] {
   const release: Release = {
     track: 'canary',
     deployment: canary.metadata.name,
     service: canaryService.metadata.name,
     podSelector: { ...selectorLabels(cfg.app), track: 'canary' },
   };
+  return steps.map((_, i) => {
+    const gates = stepGates(cfg, i, release, stableRuns);
+    // a stepped canary's timeline and gate details say which step a check belongs to; one step says nothing more
+    return { release, gates: steps.length > 1 ? gates.map((g) => atStep(g, stepLabel(i, steps))) : gates };
+  });
+}
+
+/**
+ * The gates of the canary's step `i` (0-based), in order. The first: its pods Ready (on the GPU), the golden requests,
+ * the bake, then the metrics. Every later one: its pods Ready (the new ones, on the GPU), the bake, the metrics: the
+ * golden requests run once, at the first step (the later ones add pods of the same template). A per-step analysis
+ * gate goes at the end of the list, for every step.
+ */
+export function stepGates(cfg: RolloutConfig, i: number, release: Release, stableRuns: boolean): Gate[] {
   const golden = goldenSettings(cfg);
-  const gates = [
+  const first = i === 0;
+  return [
     podsReadyGate('canary pods Ready', (ready) => `${ready} canary pod(s) Ready`),
     ...(cfg.gpu ? [gpuProviderGate('canary pods compute on the GPU', cfg.modelName)] : []),
-    goldenGate(`golden requests to ${release.service}`, golden),
+    ...(first ? [goldenGate(`golden requests to ${release.service}`, golden)] : []),
     bakeGate(cfg.bakeTimeS, 'canary pod(s)', golden),
     ...(cfg.prometheus
       ? [metricsGate(prometheusProvider(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableRuns)]
       : []),
+    // ---- per-step analysis gates: appended here, they run at every step
   ];
-  return { release, gates };
+}
+
+/** How the timeline and the gates' details name step `i` of `steps`: `step 2/4 (25%)`. */
+export const stepLabel = (i: number, steps: readonly CanaryStepPlan[]): string => `step ${i + 1}/${steps.length} (${steps[i].percent}%)`;
+
+/**
+ * `gate` as a check of one step of a stepped canary: its timeline step is named `step 2/4 (25%): <name>`, and what
+ * it says, passed or failed, starts with the step (the report's gate details, a roll back's reason).
+ */
+export function atStep(gate: Gate, label: string): Gate {
+  return {
+    ...gate,
+    name: `${label}: ${gate.name}`,
+    async run(ctx) {
+      try {
+        const result = await gate.run(ctx);
+        return result.detail ? { ...result, detail: `${label}: ${result.detail}` } : result;
+      } catch (e) {
+        if (e instanceof Error && !(e instanceof Aborted)) e.message = `${label}: ${e.message}`;
+        throw e;
+      }
+    },
+  };
 }
 
 /** The stable updated in place: the same checks, but the metrics gate, which judges a canary. */

@@ -22,10 +22,13 @@ export function rolloutResult(plan: RolloutPlan, record: DeployRecord): StageRes
   const { decision, reason, decisionSeconds } = record.outcome;
   const { app, namespace, image } = plan.spec;
   const gate = (name: GateRecord['gate']) => record.gates.find((g) => g.gate === name)!.result;
+  const { reached, of } = record.outcome.steps;
   const outputs: Record<string, string> = {
     decision,
     reason,
-    'canary-replicas': String(plan.canaryReplicas),
+    // the canary's size at the last step reached: what ran beside the stable when the decision came
+    'canary-replicas': String(plan.steps[Math.max(0, reached - 1)]?.replicas ?? 0),
+    'canary-step': plan.strategy === 'canary' ? `${reached}/${of}` : '',
     'gate-pods': gate('pods'),
     'gate-golden': gate('golden'),
     'gate-prometheus': gate('prometheus'),
@@ -39,6 +42,8 @@ export function rolloutResult(plan: RolloutPlan, record: DeployRecord): StageRes
       app,
       image,
       takeover: plan.takeover,
+      canarySteps: plan.steps,
+      canaryStep: plan.strategy === 'canary' ? { reached, of } : undefined,
       gates: record.gates,
       timeline: record.timeline,
       totalSeconds: record.totalSeconds,
@@ -50,7 +55,7 @@ export function rolloutResult(plan: RolloutPlan, record: DeployRecord): StageRes
 
 function rolloutSummary(plan: RolloutPlan, record: DeployRecord): string {
   const { decision, reason } = record.outcome;
-  const { app, namespace, image, replicas } = plan.spec;
+  const { app, namespace, image } = plan.spec;
   const icon = decision === 'promoted' ? '✅' : '❌';
   const rows = record.gates.map(
     (g) =>
@@ -77,7 +82,7 @@ function rolloutSummary(plan: RolloutPlan, record: DeployRecord): string {
   return [
     `## modelship rollout: ${icon} ${decision}`,
     '',
-    `\`${image}\` → ${namespace}/${app}, strategy ${plan.strategy}${plan.strategy === 'canary' ? ` (${plan.canaryReplicas} canary of ${replicas} replicas)` : ''}.`,
+    `\`${image}\` → ${namespace}/${app}, strategy ${plan.strategy}${plan.strategy === 'canary' ? ` (${canarySize(plan, record.outcome.steps.reached)})` : ''}.`,
     '',
     `**Reason:** ${reason.split('\n')[0]}`,
     '',
@@ -98,4 +103,12 @@ function rolloutSummary(plan: RolloutPlan, record: DeployRecord): string {
     ...evidence,
     '',
   ].join('\n');
+}
+
+/** The canary's size in the summary: `1 canary of 2 replicas`, or each step's, and the step the run reached. */
+function canarySize(plan: RolloutPlan, reached: number): string {
+  const { steps, stableReplicas } = plan;
+  if (steps.length === 1) return `${steps[0].replicas} canary of ${stableReplicas} replicas`;
+  const each = steps.map((s) => `${s.percent}%: ${s.replicas}`).join(', ');
+  return `canary steps ${each} of ${stableReplicas} replicas; reached step ${reached}/${steps.length}`;
 }

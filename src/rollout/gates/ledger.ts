@@ -55,6 +55,15 @@ export class GateLedger {
     }));
   }
 
+  /**
+   * A later step (a stepped canary's) checks `gate` again: a gate that passed no longer counts as passed, with
+   * `detail`, until that step's checks pass it again; its time so far stays. So a run reports a gate as passed only
+   * when it passed at every step that checks it.
+   */
+  reopen(gate: GateName, detail: string): void {
+    if (this.record(gate).result === 'pass') this.replace(gate, (r) => ({ ...r, result: 'skipped', detail }));
+  }
+
   /** A check of `gate` failed with `error` after `seconds`: the gate fails, with the failure's evidence (or what it reported). */
   checkFailed(gate: GateName, seconds: number, error: unknown, observed?: string[]): void {
     this.replace(gate, (r) => ({

@@ -23,7 +23,7 @@ export function basicStrategy(plan: RolloutPlan): Strategy {
           await applyMarked(run.kube, mainService, owner);
           createdBudget = await applyBudget(run, plan);
         },
-        ...plan.verification,
+        ...plan.verifications[0],
       },
     ],
 

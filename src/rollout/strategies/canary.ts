@@ -1,6 +1,7 @@
 import { waitDeployment } from '../health';
 import { READINESS_GRACE_MS } from '../gates/pods';
-import type { RolloutPlan } from '../plan';
+import type { K8sObject } from '../manifests';
+import { RolloutPlan, stepLabel } from '../plan';
 import { applyMarked, deleteCanary, markCreated, markPromoted, restoreTemplate, takeOver } from '../writes';
 import { applyBudget, Strategy } from './strategy';
 
@@ -9,25 +10,50 @@ import { applyBudget, Strategy } from './strategy';
  * the untouched stable, and is verified there; promoted, the stable takes the new image and the canary goes. A roll
  * back deletes the canary: the stable never changed (or, when its own rollout fails after a promotion, it gets its
  * previous template back).
+ *
+ * With canary-steps the canary grows step by step (plan.steps: 10%, 25%, 50%, 100% of the stable's replicas), each
+ * step the same Deployment applied again with its replicas, then verified by its own gates (plan.verifications);
+ * the stable keeps all its replicas until the promotion, so a roll back at any step only deletes the canary.
  */
 export function canaryStrategy(plan: RolloutPlan): Strategy {
-  const { app, image, replicas } = plan.spec;
+  const { app, image } = plan.spec;
   const { stable, canary, canaryService, mainService } = plan.objects;
-  const { liveStable, takeover, owner } = plan;
+  const { liveStable, takeover, owner, steps, stableReplicas } = plan;
+  const several = steps.length > 1;
   /** the main Service was created by this run (a first deploy): a roll back removes it again */
   let createdMainService = false;
+  /** the step being applied or verified (1-based), for the roll back's name */
+  let reached = 0;
   return {
-    steps: [
-      {
-        name: `apply ${canary.metadata.name} (${plan.canaryReplicas} of ${replicas} replicas) and its Service`,
+    steps: steps.map((step, i) => {
+      const size = `${step.replicas} of ${stableReplicas} replicas`;
+      const unchanged = i > 0 && steps[i - 1].replicas === step.replicas;
+      const name = !several
+        ? `apply ${canary.metadata.name} (${size}) and its Service`
+        : i === 0
+          ? `step 1/${steps.length}: canary at ${step.percent}% (${size}): apply ${canary.metadata.name} and its Service`
+          : `step ${i + 1}/${steps.length}: canary at ${step.percent}% (${unchanged ? `still ${size}` : size})`;
+      return {
+        name,
+        label: several ? stepLabel(i, steps) : undefined,
         async apply(run) {
-          await run.kube.apply(canary);
-          await run.kube.apply(canaryService);
-          if (!takeover) createdMainService = await applyMarked(run.kube, mainService, owner);
+          reached = i + 1;
+          if (i === 0) {
+            await run.kube.apply(canary);
+            await run.kube.apply(canaryService);
+            if (!takeover) createdMainService = await applyMarked(run.kube, mainService, owner);
+            return;
+          }
+          if (unchanged)
+            run.log.info(
+              `${step.percent}% of ${stableReplicas} replicas is still ${step.replicas} canary pod(s), as at step ${i} (replica weighting): no new pods; the step bakes and is analysed again`,
+            );
+          // the same Deployment with the step's replicas: its pods keep running, new ones join them
+          await run.kube.apply(withReplicas(canary, step.replicas));
         },
-        ...plan.verification,
-      },
-    ],
+        ...plan.verifications[i],
+      };
+    }),
 
     async promote(run, verified) {
       // the stable takes the new image (taking over a Deployment modelship did not create)
@@ -54,14 +80,20 @@ export function canaryStrategy(plan: RolloutPlan): Strategy {
         throw e;
       }
       await run.step(`delete ${canary.metadata.name}`, () => deleteCanary(run.kube, run.namespace, app));
-      return `canary verified (${verified.join(', ')}) and promoted: ${app} runs ${image}`;
+      const through = several ? ` through ${steps.length} steps (${steps.map((s) => `${s.percent}%`).join(', ')})` : '';
+      return `canary verified (${verified.join(', ')})${through} and promoted: ${app} runs ${image}`;
     },
 
     async rollBack(run) {
-      await run.step(`roll back: delete ${app}-canary`, async () => {
+      await run.step(`roll back${several && reached ? ` at step ${reached}/${steps.length}` : ''}: delete ${app}-canary`, async () => {
         await deleteCanary(run.kube, run.namespace, app);
         if (!liveStable && createdMainService) await run.kube.remove('v1', 'Service', run.namespace, app);
       });
     },
   };
+}
+
+/** The canary Deployment with `replicas`: what a later step applies (server-side apply: the same object, another size). */
+function withReplicas(canary: K8sObject, replicas: number): K8sObject {
+  return { ...canary, spec: { ...(canary.spec as Record<string, unknown>), replicas } };
 }

@@ -10,8 +10,9 @@ import { applyMarked } from '../writes';
 /**
  * A strategy is a sequence of steps to a decision, then a promotion, or a roll back. Each step changes something
  * (applies the canary, or the stable in place) and then verifies a release with its gates; the run promotes once
- * every step has passed, and rolls back from any failure: a gate, a timeout, an exception, a cancellation. canary.ts
- * and basic.ts have one step each; a stepped canary (10%, 50%, 100%) is more steps of the same shape.
+ * every step has passed, and rolls back from any failure: a gate, a timeout, an exception, a cancellation. basic.ts
+ * has one step; canary.ts one per canary step (canary-steps: 10%, 25%, 50%, 100%, each the same shape), and a failure
+ * at any of them rolls back the same way.
  */
 export interface RolloutStep {
   /** its step in the timeline */
@@ -20,6 +21,8 @@ export interface RolloutStep {
   apply(run: RolloutRun): Promise<void>;
   release: Release;
   gates: readonly Gate[];
+  /** a step of several (a stepped canary): how the gates' records name it, `step 2/4 (25%)` */
+  label?: string;
 }
 
 export interface Strategy {
@@ -35,6 +38,8 @@ export interface Outcome {
   reason: string;
   /** from the first apply to the decision */
   decisionSeconds: number;
+  /** the strategy's steps: the last one reached (1-based; 0 when none began) and how many there are */
+  steps: { reached: number; of: number };
 }
 
 /** Run `strategy` to its decision: rollout-timeout counts from the first step's apply to the decision. */
@@ -43,20 +48,26 @@ export async function runStrategy(strategy: Strategy, run: RolloutRun): Promise<
   run.startDeadline();
   let decisionSeconds: number | undefined;
   const decide = () => (decisionSeconds ??= (Date.now() - startedAt) / 1000);
+  const steps = { reached: 0, of: strategy.steps.length };
   try {
-    for (const step of strategy.steps) {
+    for (const [i, step] of strategy.steps.entries()) {
+      steps.reached = i + 1;
+      // a gate checked again counts as passed only once this step's checks pass
+      if (i > 0)
+        for (const gate of new Set(step.gates.map((g) => g.gate)))
+          run.gates.reopen(gate, `${step.label ?? step.name}: not verified (the steps before it passed)`);
       await run.step(step.name, () => step.apply(run));
       await verify(step.release, step.gates, run);
     }
     decide();
     run.stopDeadline();
     const reason = await strategy.promote(run, run.gates.passed());
-    return { decision: 'promoted', reason, decisionSeconds: decide() };
+    return { decision: 'promoted', reason, decisionSeconds: decide(), steps };
   } catch (e) {
     decide();
     const reason = run.signal.aborted ? `${String(run.signal.reason)}${e instanceof Aborted ? '' : `: ${message(e)}`}` : failureReason(e, run.gates);
     await strategy.rollBack(run);
-    return { decision: 'rolled-back', reason, decisionSeconds: decide() };
+    return { decision: 'rolled-back', reason, decisionSeconds: decide(), steps };
   }
 }
 
