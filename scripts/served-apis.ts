@@ -22,8 +22,9 @@ const CONTROLPLANE = `k8s.io/kubernetes@${RELEASE}/pkg/controlplane/instance.go`
 const OUT = 'test/fixtures/k8s-1.27-served.json';
 
 /**
- * The kinds modelship writes (apiVersion kind): the rollout's objects (manifests.ts), its namespace, its deploy Lease,
- * its permission checks, and what `modelship rbac` prints (permissions.ts). A kind the floor does not serve has no
+ * The kinds modelship writes (apiVersion kind): the rollout's objects (manifests.ts, autoscale.ts's HPA; KEDA's
+ * ScaledObject is a custom resource, in no release's spec), its namespace, its deploy Lease, its permission checks, and
+ * what `modelship rbac` prints (permissions.ts). A kind the floor does not serve has no
  * definition here, and the test says so.
  */
 const WRITTEN = [
@@ -32,6 +33,7 @@ const WRITTEN = [
   'v1 Secret',
   'v1 Namespace',
   'policy/v1 PodDisruptionBudget',
+  'autoscaling/v2 HorizontalPodAutoscaler',
   'coordination.k8s.io/v1 Lease',
   'authorization.k8s.io/v1 SelfSubjectAccessReview',
   'authentication.k8s.io/v1 SelfSubjectReview',

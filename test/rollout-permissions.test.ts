@@ -311,3 +311,22 @@ describe('the preflight', () => {
     );
   });
 });
+
+describe('the analysis against the stable from the pods own /metrics (option pod-metrics)', () => {
+  const base = { gpu: false, verifyUrl: 'http://canary.example' };
+  test('needs pods/proxy get only when it reads the pods (no prometheus-url)', () => {
+    expect(rolloutOptions({ ...base, comparison: {} }, false)).toEqual(['pod-metrics']);
+    expect(rolloutOptions({ ...base, comparison: {}, prometheus: {} }, false)).toEqual([]);
+    expect(rolloutOptions(base, false)).toEqual([]);
+    const checks = accessChecks({ stage: 'rollout', namespace: 'prod', options: ['pod-metrics'] });
+    expect(checks.filter((c) => c.resource === 'pods/proxy').map((c) => c.verb)).toEqual(['get']);
+  });
+
+  test('modelship rbac --pod-metrics grants it, with why', () => {
+    let out = '';
+    rbacMain(['--namespace', 'prod', '--pod-metrics'], { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream);
+    const role = yaml.loadAll(out).find((d) => (d as { kind: string }).kind === 'Role') as { rules: { resources: string[]; verbs: string[] }[] };
+    expect(role.rules.filter((r) => r.resources.includes('pods/proxy'))).toEqual([expect.objectContaining({ verbs: ['get'] })]);
+    expect(out).toMatch(/compare-with-stable without prometheus-url/);
+  });
+});

@@ -2,7 +2,8 @@ import { ModelshipError } from '../util/errors';
 import { rbacYaml, RbacOptions } from '../rollout/permissions';
 
 export const RBAC_USAGE = `usage: modelship rbac --namespace NS [--service-account NAME] [--stage rollout|preview]
-                     [--create-namespace] [--create-pull-secret] [--gpu] [--verify-url]
+                     [--create-namespace] [--create-pull-secret] [--gpu] [--verify-url] [--autoscale]
+                     [--pod-metrics]
 
 Prints, as YAML for \`kubectl apply -f -\`, a ServiceAccount and the least RBAC its runs need (generated from the
 table in src/rollout/permissions.ts; each rule says why it is there):
@@ -13,10 +14,19 @@ table in src/rollout/permissions.ts; each rule says why it is there):
   --service-account NAME     default modelship-deployer
   --create-namespace         the rollout creates NS (as --stage preview: cluster-scoped)
   --create-pull-secret, --gpu, --verify-url: the runs use these inputs (Secrets; the pod proxy and logs; no service proxy)
+  --autoscale                the runs use autoscale (HorizontalPodAutoscalers, KEDA ScaledObjects)
+  --pod-metrics              the runs use compare-with-stable without prometheus-url (the pod proxy, for /metrics)
 See README "Least-privilege deploy identity" for the token kubeconfig to give as the kubeconfig secret.
 `;
 
-const BOOLEANS = { 'create-namespace': 'createNamespace', 'create-pull-secret': 'createPullSecret', gpu: 'gpu', 'verify-url': 'verifyUrl' } as const;
+const BOOLEANS = {
+  'create-namespace': 'createNamespace',
+  'create-pull-secret': 'createPullSecret',
+  gpu: 'gpu',
+  'verify-url': 'verifyUrl',
+  autoscale: 'autoscale',
+  'pod-metrics': 'podMetrics',
+} as const;
 
 /** `modelship rbac ...`: the RBAC objects on `out`. Returns the exit code. */
 export function rbacMain(argv: string[], out: NodeJS.WritableStream): number {

@@ -99,10 +99,14 @@ export class Kube {
     }
   }
 
-  /** Server-side apply under field manager `modelship`, taking over conflicting fields (force). */
-  async apply<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false): Promise<T> {
+  /**
+   * Server-side apply under field manager `modelship`, taking over conflicting fields (force). `as`: another field
+   * manager, or no force (a conflict is then an HTTP 409): the hand-over of replicas to an autoscaler (autoscale-writes.ts).
+   */
+  async apply<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false, as: { fieldManager?: string; force?: boolean } = {}): Promise<T> {
+    const manager = as.fieldManager ?? FIELD_MANAGER;
     try {
-      return plain<T>(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply));
+      return plain<T>(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, manager, as.force ?? true, k8s.PatchStrategy.ServerSideApply));
     } catch (e) {
       throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
     }

@@ -23,9 +23,10 @@ export type PermissionStage = 'rollout' | 'preview' | 'cleanup' | 'post';
  * The run's options that need more: `create-namespace` (the namespace does not exist and the run creates it: a
  * rollout with create-namespace, every preview), `create-pull-secret`, `gpu` (each pod asked where it computes), and
  * `service-proxy` (the model metadata and golden requests through the API server's service proxy: every run
- * without verify-url).
+ * without verify-url), `autoscale` (the stable's HorizontalPodAutoscaler or KEDA ScaledObject), `pod-metrics` (the
+ * analysis against the stable reads the pods' own /metrics: compare-with-stable without prometheus-url).
  */
-export type PermissionOption = 'create-namespace' | 'create-pull-secret' | 'gpu' | 'service-proxy';
+export type PermissionOption = 'create-namespace' | 'create-pull-secret' | 'gpu' | 'service-proxy' | 'autoscale' | 'pod-metrics';
 
 export interface Permission {
   /** API group ('' for the core group) */
@@ -136,6 +137,43 @@ export const PERMISSIONS: readonly Permission[] = [
     stages: ['rollout', 'post'],
     why: "delete a PodDisruptionBudget modelship made (disruption-budget none, a failed first deploy, a killed run's)",
   },
+  // ---- autoscale: the stable's autoscaler <app>, a HorizontalPodAutoscaler (cpu) or a KEDA ScaledObject (inflight)
+  {
+    group: 'autoscaling',
+    resource: 'horizontalpodautoscalers',
+    verbs: ['get', 'create', 'patch'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    option: 'autoscale',
+    why: "apply the stable's HorizontalPodAutoscaler (server-side apply)",
+  },
+  {
+    group: 'autoscaling',
+    resource: 'horizontalpodautoscalers',
+    verbs: ['delete'],
+    scope: 'namespace',
+    stages: ['rollout', 'post'],
+    option: 'autoscale',
+    why: "delete an autoscaler modelship made that no longer applies (autoscale changed or off, a failed first deploy, a killed run's)",
+  },
+  {
+    group: 'keda.sh',
+    resource: 'scaledobjects',
+    verbs: ['get', 'create', 'patch'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    option: 'autoscale',
+    why: "apply the stable's KEDA ScaledObject (server-side apply; autoscale with inflight)",
+  },
+  {
+    group: 'keda.sh',
+    resource: 'scaledobjects',
+    verbs: ['delete'],
+    scope: 'namespace',
+    stages: ['rollout', 'post'],
+    option: 'autoscale',
+    why: "delete an autoscaler modelship made that no longer applies (autoscale changed or off, a failed first deploy, a killed run's)",
+  },
   // ---- the deploy lease modelship-<app>
   {
     group: 'coordination.k8s.io',
@@ -190,6 +228,16 @@ export const PERMISSIONS: readonly Permission[] = [
     stages: ['rollout'],
     option: 'gpu',
     why: "read a pod's start-up log, which names its provider when an API key hides its metadata",
+  },
+  // ---- pod-metrics: the analysis against the stable, without Prometheus
+  {
+    group: '',
+    resource: 'pods/proxy',
+    verbs: ['get'],
+    scope: 'namespace',
+    stages: ['rollout'],
+    option: 'pod-metrics',
+    why: "scrape the canary's and the stable's /metrics through the API server's pod proxy (compare-with-stable without prometheus-url)",
   },
   // ---- namespaces: cluster-scoped
   {
@@ -290,12 +338,17 @@ export function accessChecks(n: RunNeeds): AccessCheck[] {
 }
 
 /** A rollout's options, from its inputs; `createsNamespace`: its namespace does not exist and create-namespace is on. */
-export function rolloutOptions(cfg: { pullSecret?: unknown; gpu: boolean; verifyUrl: string }, createsNamespace: boolean): PermissionOption[] {
+export function rolloutOptions(
+  cfg: { pullSecret?: unknown; gpu: boolean; verifyUrl: string; autoscale?: unknown; comparison?: unknown; prometheus?: unknown },
+  createsNamespace: boolean,
+): PermissionOption[] {
   return [
     ...(createsNamespace ? (['create-namespace'] as const) : []),
     ...(cfg.pullSecret ? (['create-pull-secret'] as const) : []),
     ...(cfg.gpu ? (['gpu'] as const) : []),
     ...(cfg.verifyUrl ? [] : (['service-proxy'] as const)),
+    ...(cfg.autoscale ? (['autoscale'] as const) : []),
+    ...(cfg.comparison && !cfg.prometheus ? (['pod-metrics'] as const) : []),
   ];
 }
 
@@ -355,6 +408,8 @@ export function rbacHint(n: { stage: RunNeeds['stage']; namespace: string; optio
     ...(has('create-pull-secret') ? ['--create-pull-secret'] : []),
     ...(has('gpu') ? ['--gpu'] : []),
     ...(n.stage !== 'cleanup' && !has('service-proxy') ? ['--verify-url'] : []),
+    ...(has('autoscale') ? ['--autoscale'] : []),
+    ...(has('pod-metrics') ? ['--pod-metrics'] : []),
   ];
   return `\`modelship rbac ${flags.join(' ')}\` prints a ServiceAccount and the RBAC that grant them; see ${README_SECTION}`;
 }
@@ -374,6 +429,10 @@ export interface RbacOptions {
   gpu?: boolean;
   /** the runs give verify-url: their golden requests do not go through the service proxy */
   verifyUrl?: boolean;
+  /** the runs autoscale the stable (an HPA or a KEDA ScaledObject) */
+  autoscale?: boolean;
+  /** the runs compare the canary with the stable from the pods' own /metrics (compare-with-stable, no prometheus-url) */
+  podMetrics?: boolean;
 }
 
 export interface RbacRule {
@@ -407,6 +466,8 @@ const optionsOf = (identity: RbacOptions): PermissionOption[] => [
   ...(identity.createNamespace || identity.stage === 'preview' ? (['create-namespace'] as const) : []),
   ...(identity.createPullSecret ? (['create-pull-secret'] as const) : []),
   ...(identity.gpu ? (['gpu'] as const) : []),
+  ...(identity.autoscale ? (['autoscale'] as const) : []),
+  ...(identity.podMetrics ? (['pod-metrics'] as const) : []),
 ];
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

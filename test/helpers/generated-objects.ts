@@ -13,12 +13,14 @@ import {
 import { leaseObject } from '../../src/rollout/lease';
 import { MicroTime } from '../../src/rollout/kube-errors';
 import { rbacObjects } from '../../src/rollout/permissions';
+import { horizontalPodAutoscaler, parseAutoscale } from '../../src/rollout/autoscale';
 
 /**
  * Every object the rollout and preview stages generate, over the options that change what they write: both runtimes,
  * canary and stable Deployments, with and without GPU, drain delay, API and model key Secrets, scheduling and pull
- * Secrets; both Services, the pull Secret, the PodDisruptionBudget (a count and a percentage), the namespace it
- * creates, its deploy Lease, a permission check (SelfSubjectAccessReview), and the RBAC objects `modelship rbac`
+ * Secrets; both Services, the pull Secret, the PodDisruptionBudget (a count and a percentage), the stable's
+ * HorizontalPodAutoscaler (autoscale with cpu; KEDA's ScaledObject is a custom resource, left out: test/served-apis.test.ts
+ * says why, test/autoscale.lab.test.ts has KEDA accept it), the namespace it creates, its deploy Lease, a permission check (SelfSubjectAccessReview), and the RBAC objects `modelship rbac`
  * prints. For test/served-apis.test.ts (the floor's schema) and the lab's server-side dry run (rollout.lab.test.ts).
  * `version`: the API server's, which picks the preStop hook (sleepActionServed).
  */
@@ -68,6 +70,8 @@ export function generatedObjects(namespace: string, version: { major: string; mi
       what: `PodDisruptionBudget (maxUnavailable ${budget})`,
       obj: disruptionBudget(s, budgetMaxUnavailable(budget, 4)!, { ...selectorLabels('lenet'), track: 'stable' }),
     });
+  for (const autoscale of ['min=2,max=8,cpu=70', 'min=1,max=4,cpu=50,scale-down=60'])
+    out.push({ what: `HorizontalPodAutoscaler (autoscale ${autoscale})`, obj: horizontalPodAutoscaler(parseAutoscale(autoscale)!, 'lenet', namespace) });
   out.push({ what: 'Namespace', obj: namespaceManifest(namespace, { 'modelship.dev/created-by': 'gh-1-1-deploy' }) });
   // as the API server receives them: JSON (MicroTime's six decimals)
   out.push({ what: 'Lease', obj: JSON.parse(JSON.stringify(leaseObject(namespace, 'lenet', 'gh-1-1-deploy', 15, new MicroTime()))) as K8sObject });
@@ -83,7 +87,7 @@ export function generatedObjects(namespace: string, version: { major: string; mi
   });
   for (const stage of ['rollout', 'preview'] as const) {
     for (const createNamespace of [false, true]) {
-      for (const o of rbacObjects({ namespace, serviceAccount: 'deployer', stage, createNamespace, createPullSecret: true, gpu: true }))
+      for (const o of rbacObjects({ namespace, serviceAccount: 'deployer', stage, createNamespace, createPullSecret: true, gpu: true, autoscale: true }))
         out.push({ what: `modelship rbac (${stage}${createNamespace ? ', create-namespace' : ''}): ${String(o.kind)}`, obj: o as K8sObject });
     }
   }

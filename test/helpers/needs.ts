@@ -22,6 +22,8 @@ export type Need =
   | 'cluster'
   /** the lab's Prometheus at $LAB_PROMETHEUS (env.sh) */
   | 'prometheus'
+  /** the v1.34 cluster's metrics-server and KEDA (lab/up.sh autoscale): both their APIServices Available */
+  | 'autoscale'
   /** promtool, from the Debian prometheus package lab/up.sh prometheus installs */
   | 'promtool'
   /** Debian's docker-compose */
@@ -71,6 +73,15 @@ const CHECKS: Record<Need, { what: string; start: string; check: () => string }>
     what: "the lab's Prometheus",
     start: `as root: lab/up.sh prometheus; then ${ENV_SH}`,
     check: () => (process.env.LAB_PROMETHEUS ? fails('curl', ['-sf', '-m', '5', `${process.env.LAB_PROMETHEUS}/-/ready`]) : 'LAB_PROMETHEUS is not set'),
+  },
+  autoscale: {
+    what: "the lab's metrics-server and KEDA (APIServices v1beta1.metrics.k8s.io, v1beta1.external.metrics.k8s.io)",
+    start: `as root: lab/up.sh autoscale; then ${ENV_SH}`,
+    check: () =>
+      fails(KUBECTL, ['wait', '--for=condition=Available', '--timeout=5s', 'apiservice/v1beta1.metrics.k8s.io', 'apiservice/v1beta1.external.metrics.k8s.io'], {
+        ...process.env,
+        KUBECONFIG,
+      }),
   },
   promtool: {
     what: "promtool, Debian prometheus's",
