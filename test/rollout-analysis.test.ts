@@ -425,6 +425,7 @@ describe('comparisonGate', () => {
       signal: new AbortController().signal,
       remainingMs: () => deadline - Date.now(),
       progress: (l: string) => progress.push(l),
+      found: { pods: [] },
     } as unknown as GateContext;
     return { ctx, progress };
   }

@@ -77,6 +77,7 @@ describe('the plan', () => {
     expect(plan.gates).toEqual([
       { gate: 'pods', result: 'skipped', detail: '', evidence: [], seconds: 0 },
       { gate: 'golden', result: 'skipped', detail: 'no reference given: only /v2/models/<model>/ready was checked', evidence: [], seconds: 0 },
+      { gate: 'analysis', result: 'skipped', detail: 'compare-with-stable is off (auto: on with canary-steps)', evidence: [], seconds: 0 },
       { gate: 'prometheus', result: 'skipped', detail: 'no prometheus-url', evidence: [], seconds: 0 },
     ]);
   });
@@ -135,6 +136,57 @@ describe('the plan', () => {
     expect(plan.budgetSetting).toBe('disruption-budget auto: 1 replica');
     expect(plan.verifications[0].release).toMatchObject({ track: 'stable', deployment: 'lenet', service: 'lenet' });
     expect(plan.verifications[0].gates.map((g) => g.name)).toEqual(['lenet rollout', 'lenet pods compute on the GPU', 'golden requests to lenet', 'bake 5 s']);
+  });
+});
+
+describe('the analysis against the stable (compare-with-stable)', () => {
+  const live = (): LiveDeployment => JSON.parse(JSON.stringify(handMadeManaged())) as LiveDeployment;
+  /** a stable modelship made before: the same plan's stable */
+  const handMadeManaged = () =>
+    planRollout(config({ replicas: '4' }), [], OWNER, { namespaceExists: true, sleepAction: true }).objects.stable as unknown as LiveDeployment;
+  /** stable null: a first deploy */
+  const plan = (inputs: Record<string, string>, stable: LiveDeployment | null = live()) =>
+    planRollout(config({ replicas: '4', 'bake-time': '30', ...inputs }), [], OWNER, { namespaceExists: true, stable: stable ?? undefined, sleepAction: true });
+  const gateNames = (p: RolloutPlan, i: number) => p.verifications[i].gates.map((g) => `${g.gate}: ${g.name}${g.silent ? ' (silent)' : ''}`);
+
+  test('on with canary-steps (auto): its window opens before the bake and is judged right after it, at every step', () => {
+    const p = plan({ 'canary-steps': '25,100' });
+    expect(gateNames(p, 0)).toEqual([
+      'pods: step 1/2 (25%): canary pods Ready',
+      'golden: step 1/2 (25%): golden requests to lenet-canary',
+      'analysis: step 1/2 (25%): open the analysis window (silent)',
+      'pods: step 1/2 (25%): bake 30 s',
+      'analysis: step 1/2 (25%): analysis against the stable, 30 s',
+    ]);
+    expect(gateNames(p, 1)).toEqual([
+      'pods: step 2/2 (100%): canary pods Ready',
+      'analysis: step 2/2 (100%): open the analysis window (silent)',
+      'pods: step 2/2 (100%): bake 30 s',
+      'analysis: step 2/2 (100%): analysis against the stable, 30 s',
+    ]);
+    expect(p.gates.find((g) => g.gate === 'analysis')).toMatchObject({ result: 'skipped', detail: '' });
+  });
+
+  test('off without canary-steps (auto) or with false; on for one step with true; never without a stable to compare with', () => {
+    expect(gateNames(plan({}), 0).filter((n) => n.startsWith('analysis'))).toEqual([]);
+    expect(plan({}).gates.find((g) => g.gate === 'analysis')!.detail).toBe('compare-with-stable is off (auto: on with canary-steps)');
+    expect(gateNames(plan({ 'canary-steps': '25,100', 'compare-with-stable': 'false' }), 0).filter((n) => n.startsWith('analysis'))).toEqual([]);
+    expect(gateNames(plan({ 'compare-with-stable': 'true' }), 0).filter((n) => n.startsWith('analysis'))).toEqual([
+      'analysis: open the analysis window (silent)',
+      'analysis: analysis against the stable, 30 s',
+    ]);
+    const first = plan({ 'canary-steps': '25,100' }, null);
+    expect(first.verifications.flatMap((v) => v.gates).filter((g) => g.gate === 'analysis')).toEqual([]);
+    expect(first.gates.find((g) => g.gate === 'analysis')!.detail).toBe('no stable to compare with (a first deploy)');
+  });
+
+  test.each([
+    [{ 'compare-with-stable': 'maybe' }, /input "compare-with-stable"/],
+    [{ 'compare-with-stable': 'true', 'max-latency-ratio': '0.5' }, /input "max-latency-ratio": expected a ratio of 1 or more, got "0.5"/],
+    [{ 'compare-with-stable': 'true', 'max-error-rate-increase': '2' }, /input "max-error-rate-increase": expected a share from 0 to 1, got "2"/],
+    [{ 'compare-with-stable': 'true', 'analysis-min-samples': '0' }, /input "analysis-min-samples"/],
+  ])('bad thresholds name their input: %j', (inputs, error) => {
+    expect(() => config(inputs)).toThrow(error);
   });
 });
 
@@ -375,7 +427,7 @@ describe('the canary strategy, one step sequence', () => {
       'roll back: delete lenet-canary: ok',
     ]);
     // the pods gate ends with the bake, which never came: Ready, but not passed
-    expect(r.gates).toEqual({ pods: 'skipped', golden: 'fail', prometheus: 'skipped' });
+    expect(r.gates).toEqual({ pods: 'skipped', golden: 'fail', analysis: 'skipped', prometheus: 'skipped' });
     expect(r.run.gates.record('pods').detail).toBe('1 canary pod(s) Ready');
     expect(r.run.gates.record('golden').evidence).toEqual(wrong.evidence);
     expect([...cluster.objects.keys()]).toEqual([]);
@@ -500,12 +552,24 @@ describe('a stepped canary: the same sequence, one step per canary size', () => 
   };
   const golden = fakeGate('golden', 'golden requests to lenet-canary', { passes: true, detail: '3 outputs match the reference' });
   /** the plan's own gates, but the golden requests (which need a server) and the metrics (a Prometheus) faked, at their step */
-  const faked = (plan: RolloutPlan, metrics: (step: number) => Gate) =>
+  const faked = (plan: RolloutPlan, metrics: (step: number) => Gate, analysis: (step: number) => Gate = analysisPass) =>
     withGates(plan, (i) =>
-      plan.verifications[i].gates.map((g) =>
-        g.gate === 'golden' ? atStep(golden, stepLabel(i, plan.steps)) : g.gate === 'prometheus' ? atStep(metrics(i), stepLabel(i, plan.steps)) : g,
-      ),
+      plan.verifications[i].gates
+        // the analysis's window is opened by a silent gate before the bake: the fake needs none
+        .filter((g) => !(g.gate === 'analysis' && g.silent))
+        .map((g) =>
+          g.gate === 'golden'
+            ? atStep(golden, stepLabel(i, plan.steps))
+            : g.gate === 'prometheus'
+              ? atStep(metrics(i), stepLabel(i, plan.steps))
+              : g.gate === 'analysis'
+                ? atStep(analysis(i), stepLabel(i, plan.steps))
+                : g,
+        ),
     );
+  /** the analysis against the stable (which needs traffic and metrics) faked */
+  const analysisPass = (i: number) =>
+    fakeGate('analysis', 'analysis against the stable', { passes: true, detail: `canary ${100 * (i + 1)} requests, stable ${300 * (i + 1)} requests` });
   const metricsPass = (i: number) => fakeGate('prometheus', 'Prometheus gate', { passes: true, detail: `canary samples ${20 * (i + 1)}` });
   /** the writes to the stable Deployment `lenet` */
   const stableWrites = (cluster: FakeCluster) => cluster.writes.filter((w) => / Deployment lenet$/.test(w));
@@ -521,22 +585,26 @@ describe('a stepped canary: the same sequence, one step per canary size', () => 
     const r = await deploy(faked(plan, metricsPass), canaryStrategy, cluster);
     expect(r.outcome).toMatchObject({
       decision: 'promoted',
-      reason: `canary verified (pods, golden, prometheus) through 4 steps (10%, 25%, 50%, 100%) and promoted: lenet runs ${IMAGE}`,
+      reason: `canary verified (pods, golden, analysis, prometheus) through 4 steps (10%, 25%, 50%, 100%) and promoted: lenet runs ${IMAGE}`,
       steps: { reached: 4, of: 4 },
     });
     expect(r.steps).toEqual([
       'step 1/4: canary at 10% (1 of 4 replicas): apply lenet-canary and its Service: ok',
       'step 1/4 (10%): canary pods Ready: ok',
       'step 1/4 (10%): golden requests to lenet-canary: ok',
+      'step 1/4 (10%): analysis against the stable: ok',
       'step 1/4 (10%): Prometheus gate: ok',
       'step 2/4: canary at 25% (still 1 of 4 replicas): ok',
       'step 2/4 (25%): canary pods Ready: ok',
+      'step 2/4 (25%): analysis against the stable: ok',
       'step 2/4 (25%): Prometheus gate: ok',
       'step 3/4: canary at 50% (2 of 4 replicas): ok',
       'step 3/4 (50%): canary pods Ready: ok',
+      'step 3/4 (50%): analysis against the stable: ok',
       'step 3/4 (50%): Prometheus gate: ok',
       'step 4/4: canary at 100% (4 of 4 replicas): ok',
       'step 4/4 (100%): canary pods Ready: ok',
+      'step 4/4 (100%): analysis against the stable: ok',
       'step 4/4 (100%): Prometheus gate: ok',
       'promote: lenet takes the new image: ok',
       'stable rollout of lenet: ok',
@@ -550,7 +618,7 @@ describe('a stepped canary: the same sequence, one step per canary size', () => 
     // the stable: written once, by the promotion, after the last step
     expect(stableWrites(cluster)).toEqual(['apply Deployment lenet']);
     expect(cluster.writes.indexOf('apply Deployment lenet')).toBeGreaterThan(cluster.writes.lastIndexOf('apply Deployment lenet-canary'));
-    expect(r.gates).toEqual({ pods: 'pass', golden: 'pass', prometheus: 'pass' });
+    expect(r.gates).toEqual({ pods: 'pass', golden: 'pass', analysis: 'pass', prometheus: 'pass' });
     expect(r.run.gates.record('pods').detail).toBe('step 4/4 (100%): 4 canary pod(s) Ready, no restart or NotReady during 0 s');
     expect(r.run.gates.record('prometheus').detail).toBe('step 4/4 (100%): canary samples 80');
     expect(r.run.gates.record('golden').detail).toBe('step 1/4 (10%): 3 outputs match the reference');
@@ -571,21 +639,24 @@ describe('a stepped canary: the same sequence, one step per canary size', () => 
       stable: live,
       sleepAction: true,
     });
-    const errors = new GateFailure('canary error rate 0.2000 > max-error-rate 0.01', ['sum(errors{track="canary"})']);
+    const worse = new GateFailure("canary error rate 0.2000 exceeds the stable's 0.0000 by more than max-error-rate-increase 0.01", [
+      'sum(increase(modelship_requests_total{track="canary"}[30s]))',
+    ]);
     const r = await deploy(
-      faked(plan, (i) => (i === 2 ? fakeGate('prometheus', 'Prometheus gate', { failure: errors }) : metricsPass(i))),
+      faked(plan, metricsPass, (i) => (i === 2 ? fakeGate('analysis', 'analysis against the stable', { failure: worse }) : analysisPass(i))),
       canaryStrategy,
       cluster,
     );
     expect(r.outcome).toMatchObject({
       decision: 'rolled-back',
-      reason: 'gate "prometheus" failed: step 3/4 (50%): canary error rate 0.2000 > max-error-rate 0.01\nsum(errors{track="canary"})',
+      reason:
+        'gate "analysis" failed: step 3/4 (50%): canary error rate 0.2000 exceeds the stable\'s 0.0000 by more than max-error-rate-increase 0.01\nsum(increase(modelship_requests_total{track="canary"}[30s]))',
       steps: { reached: 3, of: 4 },
     });
-    expect(r.steps.slice(7)).toEqual([
+    expect(r.steps.slice(9)).toEqual([
       'step 3/4: canary at 50% (2 of 4 replicas): ok',
       'step 3/4 (50%): canary pods Ready: ok',
-      'step 3/4 (50%): Prometheus gate: fail',
+      'step 3/4 (50%): analysis against the stable: fail',
       'roll back at step 3/4: delete lenet-canary: ok',
     ]);
     expect(canarySizes).toEqual([`1 ${OWNER}`, `1 ${OWNER}`, `2 ${OWNER}`]);
@@ -593,13 +664,16 @@ describe('a stepped canary: the same sequence, one step per canary size', () => 
     expect(stableWrites(cluster)).toEqual([]);
     expect(await cluster.get('apps/v1', 'Deployment', 'prod', 'lenet')).toEqual(before);
     expect([...cluster.objects.keys()].sort()).toEqual(['Deployment lenet', 'Service lenet']);
-    // step 3's pods passed (its bake comes before its analysis); the golden requests ran at step 1 only
-    expect(r.gates).toEqual({ pods: 'pass', golden: 'pass', prometheus: 'fail' });
+    // step 3's pods passed (its bake comes before its analysis); the golden requests ran at step 1 only; the
+    // Prometheus gate, after the analysis, passed at steps 1-2 and never ran at step 3: no pass
+    expect(r.gates).toEqual({ pods: 'pass', golden: 'pass', analysis: 'fail', prometheus: 'skipped' });
     expect(r.run.gates.record('pods').detail).toBe('step 3/4 (50%): 2 canary pod(s) Ready, no restart or NotReady during 0 s');
     const result = rolloutResult(plan, { outcome: r.outcome, gates: r.run.gates.records, timeline: r.run.timeline.entries, totalSeconds: 1 });
-    expect(result).toMatchObject({ ok: false, outputs: { decision: 'rolled-back', 'canary-replicas': '2', 'canary-step': '3/4', 'gate-prometheus': 'fail' } });
+    expect(result).toMatchObject({ ok: false, outputs: { decision: 'rolled-back', 'canary-replicas': '2', 'canary-step': '3/4', 'gate-analysis': 'fail' } });
     expect(result.summary).toContain('reached step 3/4');
-    expect(result.summary).toContain('| step 3/4 (50%): Prometheus gate | 0.0 s | **fail**: step 3/4 (50%): canary error rate 0.2000 > max-error-rate 0.01 |');
+    expect(result.summary).toContain(
+      "| step 3/4 (50%): analysis against the stable | 0.0 s | **fail**: step 3/4 (50%): canary error rate 0.2000 exceeds the stable's 0.0000 by more than max-error-rate-increase 0.01 |",
+    );
   });
 
   test('rollout-timeout is the whole run: a step that waits past it is aborted and rolled back; what passed before is no pass', async () => {
@@ -623,7 +697,7 @@ describe('a stepped canary: the same sequence, one step per canary size', () => 
       'roll back at step 2/2: delete lenet-canary: ok',
     ]);
     // the Prometheus gate passed at step 1 and never ran at step 2
-    expect(r.gates).toEqual({ pods: 'fail', golden: 'pass', prometheus: 'skipped' });
+    expect(r.gates).toEqual({ pods: 'fail', golden: 'pass', analysis: 'skipped', prometheus: 'skipped' });
     expect(r.run.gates.record('prometheus').detail).toBe('step 2/2 (100%): not verified (the steps before it passed)');
     // a first deploy: the main Service this run created goes with the canary
     expect([...cluster.objects.keys()]).toEqual([]);
@@ -673,7 +747,7 @@ describe('the basic strategy, the same sequence', () => {
     );
     expect(passing.outcome).toMatchObject({ decision: 'promoted', reason: `lenet updated and verified: runs ${IMAGE}` });
     expect(passing.steps).toEqual(['apply lenet: ok', 'lenet rollout: ok', 'golden requests to lenet: ok']);
-    expect(passing.gates).toEqual({ pods: 'pass', golden: 'pass', prometheus: 'skipped' });
+    expect(passing.gates).toEqual({ pods: 'pass', golden: 'pass', analysis: 'skipped', prometheus: 'skipped' });
     expect(passing.run.gates.record('pods').detail).toBe('2 pod(s) Ready, no restart or NotReady during 0 s');
     expect((await cluster.get('apps/v1', 'Deployment', 'prod', 'lenet'))?.metadata.annotations).toMatchObject({ [CREATED_BY]: OWNER, [PROMOTED_BY]: OWNER });
     expect(cluster.writes).toEqual(['apply Deployment lenet', 'apply Service lenet', 'apply PodDisruptionBudget lenet', 'apply Deployment lenet']);

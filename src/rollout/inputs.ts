@@ -4,6 +4,7 @@ import type { SharedConfig } from '../shared/inputs';
 import type { Runtime } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { DEFAULT_QUERIES } from './prometheus';
+import { ComparisonThresholds, DEFAULT_COMPARISON_THRESHOLDS } from './analysis/judge';
 import { DisruptionBudget, DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './manifests';
 
 /** The rollout stage's own inputs and outputs (a preview is a rollout: it reads these too). */
@@ -162,6 +163,35 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
     stages: ['rollout'],
   },
   {
+    name: 'compare-with-stable',
+    description:
+      "rollout: judge the canary against the stable pods serving the same traffic in the same window (the bake of every step), as Kayenta and Flagger do: its error rate may exceed the stable's by at most max-error-rate-increase, its latency p95 be at most max-latency-ratio times the stable's (differences under 10 ms are noise), once each track has served analysis-min-samples requests (too few: it waits, then fails at rollout-timeout; never a pass). Numbers from Prometheus with prometheus-url, else from the pods' own /metrics through the API server. It needs real traffic through the main Service (both tracks) and a stable to compare with (a first deploy has none: skipped). auto: on with canary-steps; true; false.",
+    default: 'auto',
+    kind: 'string',
+    stages: ['rollout'],
+  },
+  {
+    name: 'max-error-rate-increase',
+    description: "rollout: compare-with-stable: the most the canary's error rate (5xx share) may exceed the stable's.",
+    default: String(DEFAULT_COMPARISON_THRESHOLDS.maxErrorRateIncrease),
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'max-latency-ratio',
+    description: "rollout: compare-with-stable: the most the canary's latency p95 may be as a multiple of the stable's (Triton: the mean).",
+    default: String(DEFAULT_COMPARISON_THRESHOLDS.maxLatencyRatio),
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
+    name: 'analysis-min-samples',
+    description: 'rollout: compare-with-stable: requests each track must have served in the window before a verdict.',
+    default: String(DEFAULT_COMPARISON_THRESHOLDS.minSamples),
+    kind: 'number',
+    stages: ['rollout'],
+  },
+  {
     name: 'dry-run',
     description: 'rollout: print the plan (the objects and their diff against the live state, from a server-side dry run) and change nothing.',
     default: 'false',
@@ -287,6 +317,11 @@ export const ROLLOUT_OUTPUTS: OutputSpec[] = [
     stages: ['rollout'],
   },
   {
+    name: 'gate-analysis',
+    description: 'rollout: pass, fail or skipped: the canary judged against the stable at every step (compare-with-stable).',
+    stages: ['rollout'],
+  },
+  {
     name: 'gate-prometheus',
     description: 'rollout: pass, fail or skipped: the Prometheus gate (min-samples, max-error-rate, max-p99-ms).',
     stages: ['rollout'],
@@ -326,6 +361,8 @@ export interface RolloutConfig {
   apiKey: string;
   gpu: boolean;
   prometheus?: { url: string; samplesQuery: string; errorRateQuery: string; latencyQuery: string; minSamples: number; maxErrorRate: number; maxP99Ms: number };
+  /** compare-with-stable: the analysis against the stable, with its thresholds (undefined: off) */
+  comparison?: ComparisonThresholds;
   dryRun: boolean;
   createNamespace: boolean;
   lockTimeoutS: number;
@@ -410,6 +447,7 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
           maxP99Ms: r.num('max-p99-ms'),
         }
       : undefined,
+    comparison: readComparison(r, canarySteps.length > 0),
     dryRun: r.bool('dry-run'),
     createNamespace: r.bool('create-namespace'),
     lockTimeoutS: r.num('lock-timeout'),
@@ -477,6 +515,22 @@ export function readCanarySteps(v: string): number[] {
   if (steps.length > MAX_CANARY_STEPS)
     fail('canary-steps', `at most ${MAX_CANARY_STEPS} steps (each waits for its pods, bake-time and its analysis), got ${steps.length} in "${v}"`);
   return steps;
+}
+
+/** compare-with-stable (auto: on with a stepped canary) and its thresholds. */
+function readComparison(r: Reader, stepped: boolean): ComparisonThresholds | undefined {
+  const on = r.oneOf('compare-with-stable', ['auto', 'true', 'false'] as const);
+  if (on === 'false' || (on === 'auto' && !stepped)) return undefined;
+  const t: ComparisonThresholds = {
+    ...DEFAULT_COMPARISON_THRESHOLDS,
+    maxErrorRateIncrease: r.num('max-error-rate-increase'),
+    maxLatencyRatio: r.num('max-latency-ratio'),
+    minSamples: r.int('analysis-min-samples', 1),
+  };
+  if (!(t.maxErrorRateIncrease >= 0 && t.maxErrorRateIncrease <= 1))
+    fail('max-error-rate-increase', `expected a share from 0 to 1, got "${r.raw('max-error-rate-increase')}"`);
+  if (!(t.maxLatencyRatio >= 1)) fail('max-latency-ratio', `expected a ratio of 1 or more, got "${r.raw('max-latency-ratio')}"`);
+  return t;
 }
 
 /** disruption-budget: auto, none, a positive number of pods or a percentage from 1% to 100% (maxUnavailable). */

@@ -27,6 +27,11 @@ import { gpuProviderGate } from './gates/gpu-provider';
 import { goldenGate, GoldenSettings } from './gates/golden';
 import { bakeGate } from './gates/bake';
 import { metricsGate } from './gates/prometheus';
+import { comparisonGate, openWindowGate } from './gates/comparison';
+import type { ComparisonSource } from './analysis/window';
+import { prometheusWindowSource } from './analysis/prometheus-window';
+import { podMetricsSource } from './analysis/pod-metrics';
+import type { GateContext } from './gates/gate';
 
 /**
  * The rollout as data, before anything is written: from the inputs and what the cluster runs now, the objects the
@@ -194,8 +199,10 @@ export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: stri
     // a takeover's main Service is applied with the promotion, after the dry run's diff
     admitted: [...planned, ...(isCanary && takeover ? [mainService] : []), ...(secret ? [secret] : [])],
     replaced: takeover ? [stable] : [],
-    verifications: isCanary ? canaryVerifications(cfg, steps, canary, canaryService, liveStable !== undefined) : [basicVerification(cfg)],
-    gates: initialGateRecords(cfg),
+    verifications: isCanary
+      ? canaryVerifications(cfg, steps, canary, canaryService, liveStable ? stable.spec.selector.matchLabels : undefined)
+      : [basicVerification(cfg)],
+    gates: initialGateRecords(cfg, isCanary, liveStable !== undefined),
   };
 }
 
@@ -209,7 +216,13 @@ const goldenSettings = (cfg: RolloutConfig): GoldenSettings => ({
 });
 
 /** The canary beside the stable, one verification per step: the same release, each step's gates (stepGates). */
-function canaryVerifications(cfg: RolloutConfig, steps: CanaryStepPlan[], canary: K8sObject, canaryService: K8sObject, stableRuns: boolean): Verification[] {
+function canaryVerifications(
+  cfg: RolloutConfig,
+  steps: CanaryStepPlan[],
+  canary: K8sObject,
+  canaryService: K8sObject,
+  stableSelector: Labels | undefined,
+): Verification[] {
   const release: Release = {
     track: 'canary',
     deployment: canary.metadata.name,
@@ -217,7 +230,7 @@ function canaryVerifications(cfg: RolloutConfig, steps: CanaryStepPlan[], canary
     podSelector: { ...selectorLabels(cfg.app), track: 'canary' },
   };
   return steps.map((_, i) => {
-    const gates = stepGates(cfg, i, release, stableRuns);
+    const gates = stepGates(cfg, i, release, stableSelector);
     // a stepped canary's timeline and gate details say which step a check belongs to; one step says nothing more
     return { release, gates: steps.length > 1 ? gates.map((g) => atStep(g, stepLabel(i, steps))) : gates };
   });
@@ -229,19 +242,55 @@ function canaryVerifications(cfg: RolloutConfig, steps: CanaryStepPlan[], canary
  * golden requests run once, at the first step (the later ones add pods of the same template). A per-step analysis
  * gate goes at the end of the list, for every step.
  */
-export function stepGates(cfg: RolloutConfig, i: number, release: Release, stableRuns: boolean): Gate[] {
+export function stepGates(cfg: RolloutConfig, i: number, release: Release, stableSelector: Labels | undefined): Gate[] {
   const golden = goldenSettings(cfg);
   const first = i === 0;
+  // the analysis against the stable (compare-with-stable): its window is the bake, so it opens just before it
+  const source = cfg.comparison && stableSelector ? comparisonSource(cfg, release, stableSelector) : undefined;
   return [
     podsReadyGate('canary pods Ready', (ready) => `${ready} canary pod(s) Ready`),
     ...(cfg.gpu ? [gpuProviderGate('canary pods compute on the GPU', cfg.modelName)] : []),
     ...(first ? [goldenGate(`golden requests to ${release.service}`, golden)] : []),
+    ...(source ? [openWindowGate(source)] : []),
     bakeGate(cfg.bakeTimeS, 'canary pod(s)', golden),
+    ...(source && cfg.comparison ? [comparisonGate(source, cfg.comparison, { windowS: cfg.bakeTimeS })] : []),
     ...(cfg.prometheus
-      ? [metricsGate(prometheusProvider(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableRuns)]
+      ? [
+          metricsGate(
+            prometheusProvider(cfg.prometheus.url),
+            cfg.prometheus,
+            { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName },
+            stableSelector !== undefined,
+          ),
+        ]
       : []),
-    // ---- per-step analysis gates: appended here, they run at every step
   ];
+}
+
+/**
+ * Where the analysis's numbers come from: Prometheus with prometheus-url, else the pods' own /metrics through the API
+ * server (the stable's pods by its selector: a taken-over stable's own labels).
+ */
+function comparisonSource(cfg: RolloutConfig, release: Release, stableSelector: Labels): (ctx: GateContext) => ComparisonSource {
+  const prometheus = cfg.prometheus;
+  if (prometheus) {
+    const source = prometheusWindowSource({
+      metrics: prometheusProvider(prometheus.url),
+      url: prometheus.url,
+      namespace: cfg.namespace,
+      runtime: cfg.runtime,
+      model: cfg.modelName,
+    });
+    return () => source;
+  }
+  return (ctx) =>
+    podMetricsSource({
+      kube: ctx.kube,
+      namespace: ctx.namespace,
+      runtime: cfg.runtime,
+      model: cfg.modelName,
+      selectors: { canary: release.podSelector, stable: stableSelector },
+    });
 }
 
 /** How the timeline and the gates' details name step `i` of `steps`: `step 2/4 (25%)`. */
@@ -280,11 +329,21 @@ function basicVerification(cfg: RolloutConfig): Verification {
   return { release, gates };
 }
 
-function initialGateRecords(cfg: RolloutConfig): GateRecord[] {
+function initialGateRecords(cfg: RolloutConfig, isCanary: boolean, stableRuns: boolean): GateRecord[] {
   const skipped = (gate: GateRecord['gate'], detail: string): GateRecord => ({ gate, result: 'skipped', detail, evidence: [], seconds: 0 });
   return [
     skipped('pods', ''),
     skipped('golden', cfg.reference ? '' : 'no reference given: only /v2/models/<model>/ready was checked'),
+    skipped(
+      'analysis',
+      !cfg.comparison
+        ? 'compare-with-stable is off (auto: on with canary-steps)'
+        : !isCanary
+          ? 'strategy basic: no canary to compare'
+          : stableRuns
+            ? ''
+            : 'no stable to compare with (a first deploy)',
+    ),
     skipped('prometheus', cfg.prometheus ? '' : 'no prometheus-url'),
   ];
 }

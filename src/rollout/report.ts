@@ -31,6 +31,7 @@ export function rolloutResult(plan: RolloutPlan, record: DeployRecord): StageRes
     'canary-step': plan.strategy === 'canary' ? `${reached}/${of}` : '',
     'gate-pods': gate('pods'),
     'gate-golden': gate('golden'),
+    'gate-analysis': gate('analysis'),
     'gate-prometheus': gate('prometheus'),
     'verify-latency-p95-ms': record.latencyP95Ms === undefined ? '' : record.latencyP95Ms.toFixed(2),
     'decision-seconds': Number.isNaN(decisionSeconds) ? '' : decisionSeconds.toFixed(1),

@@ -1,6 +1,7 @@
 import type { Kube } from '../kube';
 import type { PodView } from '../health';
 import type { Transport } from '../../shared/golden';
+import type { OpenWindow } from '../analysis/window';
 
 /**
  * A gate: one check of a release before it is promoted (its pods Ready, on the GPU, the golden requests, the bake
@@ -28,6 +29,8 @@ export interface Release {
 export interface Findings {
   pods: PodView[];
   goldenRequest?: { body: Buffer; headerLength: number };
+  /** the analysis window opened before the bake (gates/comparison.ts), judged after it */
+  analysis?: { window: OpenWindow; opened: number; source: string };
 }
 
 /** Known before a gate's verdict, and kept in the report when the gate then fails. */
