@@ -24,10 +24,15 @@ import {
   MODELSHIP_MANAGER,
   ReplicasObject,
   ReplicaStore,
+  checkAutoscalerServed,
+  Discovery,
 } from '../src/rollout/autoscale-writes';
 import { deployment, canaryReplicas, DeploySpec, K8sObject } from '../src/rollout/manifests';
 import { accessChecks, rbacHint, rbacObjects, rolloutOptions } from '../src/rollout/permissions';
 import { rbacMain } from '../src/cli/rbac';
+import { readConfig } from '../src/config';
+import { ROLLOUT_INPUTS } from '../src/rollout/inputs';
+import { planRollout, LiveDeployment } from '../src/rollout/plan';
 import { ModelshipError } from '../src/util/errors';
 
 // Issue 23 §3, autoscaling: the `autoscale` input, the HorizontalPodAutoscaler and KEDA ScaledObject it makes, and how
@@ -352,5 +357,105 @@ describe('permissions with autoscale', () => {
     expect(rbacMain(['--namespace', 'prod', '--autoscale'], out)).toBe(0);
     expect(text).toContain('# horizontalpodautoscalers.autoscaling: apply the stable');
     expect(text).toContain('- apiGroups: [keda.sh]\n  resources: [scaledobjects]\n  verbs: [get, create, patch, delete]');
+  });
+});
+
+describe('autoscale in the rollout stage', () => {
+  const IMAGE = `registry.example/lenet@sha256:${'b'.repeat(64)}`;
+  const config = (inputs: Record<string, string> = {}) =>
+    readConfig((n: string) => ({ stage: 'rollout', image: IMAGE, 'model-name': 'lenet', app: 'lenet', namespace: 'prod', 'bake-time': '0', ...inputs })[n])
+      .rollout;
+  const liveStable = (replicas: number, labels: Record<string, string> = LABELS): LiveDeployment => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'lenet', namespace: 'prod', labels },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: 'lenet-old' } },
+      template: { metadata: { labels: { app: 'lenet-old' } } },
+    },
+  });
+  const plan = (inputs: Record<string, string>, stable?: LiveDeployment) =>
+    planRollout(config(inputs), [], 'gh-1-1-deploy', { namespaceExists: true, stable, sleepAction: true });
+
+  test('the input: in the rollout inputs (action.yml, README), read into the config; replicas says what it means with autoscale', () => {
+    expect(ROLLOUT_INPUTS).toContain(AUTOSCALE_INPUT);
+    expect(ROLLOUT_INPUTS.find((i) => i.name === 'replicas')!.description).toContain("With autoscale: only a first deploy's (within its min and max)");
+    expect(config().autoscale).toBeUndefined();
+    expect(config({ autoscale: 'min=1,max=3,cpu=50,scale-down=15' }).autoscale).toEqual({ min: 1, max: 3, cpu: 50, scaleDownS: 15 });
+    expect(() => config({ autoscale: 'min=3' })).toThrow(/^input "autoscale": max is required/);
+    expect(fs.readFileSync(path.join(REPO, 'action.yml'), 'utf8')).toMatch(/\n {2}autoscale:\n/);
+  });
+
+  test('off: the plan has no autoscaler and the stable its replicas input, whatever the live count', () => {
+    const p = plan({ replicas: '2' }, liveStable(5));
+    expect(p.objects.autoscaler).toBeUndefined();
+    expect(p.stableReplicas).toBe(2);
+    expect((p.objects.stable.spec as { replicas?: number }).replicas).toBe(2);
+  });
+
+  test('on, the stable exists: sized from its live count (canary steps, budget), applied without replicas, the autoscaler planned and admitted', () => {
+    const p = plan({ autoscale: 'min=2,max=10,cpu=70', replicas: '2', 'canary-steps': '25,100' }, liveStable(8));
+    expect(p.stableReplicas).toBe(8);
+    expect(p.steps).toEqual([
+      { percent: 25, replicas: 2 },
+      { percent: 100, replicas: 8 },
+    ]);
+    expect(p.objects.stable.spec).not.toHaveProperty('replicas');
+    // auto: a quarter of the 8 it runs now
+    expect((p.objects.disruptionBudget as K8sObject & { spec: { maxUnavailable: number } }).spec.maxUnavailable).toBe(2);
+    expect(p.objects.autoscaler).toEqual(horizontalPodAutoscaler(parseAutoscale('min=2,max=10,cpu=70')!, 'lenet', 'prod'));
+    expect(p.planned.at(-1)).toBe(p.objects.autoscaler);
+    expect(p.admitted).toContain(p.objects.autoscaler);
+    // KEDA: the ScaledObject, its query by the runtime
+    const keda = plan({ autoscale: 'max=4,inflight=3,prometheus=http://p:9090', runtime: 'triton' }, liveStable(2)).objects.autoscaler!;
+    expect(keda.kind).toBe('ScaledObject');
+    expect(JSON.stringify(keda)).toContain('nv_inference_pending_request_count');
+  });
+
+  test('a takeover with autoscale: the full replace keeps the live count (a PUT without it would set 1), the apply after it has none', () => {
+    const p = plan({ autoscale: 'max=6,cpu=70' }, liveStable(4, { app: 'handmade' }));
+    expect(p.takeover).toBe(true);
+    expect((p.objects.takeoverStable.spec as { replicas?: number }).replicas).toBe(4);
+    expect(p.objects.stable.spec).not.toHaveProperty('replicas');
+    expect(p.replaced).toEqual([p.objects.takeoverStable]);
+    expect(p.admitted).toContain(p.objects.takeoverStable);
+    expect(p.admitted).not.toContain(p.objects.stable);
+    // without autoscale: one object, as before
+    const off = plan({}, liveStable(4, { app: 'handmade' }));
+    expect(off.objects.takeoverStable).toBe(off.objects.stable);
+  });
+
+  test('a first deploy: the replicas input within min and max', () => {
+    expect((plan({ autoscale: 'min=3,max=6,cpu=70', replicas: '2' }).objects.stable.spec as { replicas?: number }).replicas).toBe(3);
+    expect((plan({ autoscale: 'min=1,max=4,cpu=70', replicas: '9' }).objects.stable.spec as { replicas?: number }).replicas).toBe(4);
+    expect(plan({ autoscale: 'min=1,max=4,cpu=70', replicas: '9' }).stableReplicas).toBe(4);
+  });
+
+  test('the cluster must serve the autoscaler: KEDA for inflight (a clear error naming the input); no resource metrics is a warning', async () => {
+    const served = (kinds: string[]): Discovery => ({ serves: async (gv: string, kind: string) => kinds.includes(`${gv} ${kind}`) });
+    const cpu = parseAutoscale('max=4,cpu=70')!;
+    const inflight = parseAutoscale('max=4,inflight=3,prometheus=http://p:9090')!;
+    const all = ['autoscaling/v2 HorizontalPodAutoscaler', 'keda.sh/v1alpha1 ScaledObject', 'metrics.k8s.io/v1beta1 PodMetrics'];
+    expect(await checkAutoscalerServed(served(all), cpu, horizontalPodAutoscaler(cpu, 'lenet', 'prod'))).toBeUndefined();
+    expect(await checkAutoscalerServed(served(all), inflight, scaledObject(inflight, 'lenet', 'prod'))).toBeUndefined();
+    let err: unknown;
+    await checkAutoscalerServed(served(all.slice(0, 1)), inflight, scaledObject(inflight, 'lenet', 'prod')).catch((e: unknown) => (err = e));
+    expect(err).toBeInstanceOf(ModelshipError);
+    expect((err as ModelshipError).message).toBe(
+      'input "autoscale": inflight=3 makes a KEDA ScaledObject (keda.sh/v1alpha1), and this cluster does not serve it: install KEDA (its CRDs, operator and metrics API server: https://keda.sh/docs/latest/deploy/), or autoscale on cpu alone (a HorizontalPodAutoscaler)',
+    );
+    expect((err as ModelshipError).location.field).toBe('autoscale');
+    expect(await checkAutoscalerServed(served(all.slice(0, 2)), cpu, horizontalPodAutoscaler(cpu, 'lenet', 'prod'))).toMatch(
+      /^autoscale cpu=70: the cluster serves no resource metrics \(metrics\.k8s\.io, from metrics-server\)/,
+    );
+    await expect(checkAutoscalerServed(served([]), cpu, horizontalPodAutoscaler(cpu, 'lenet', 'prod'))).rejects.toThrow(
+      'input "autoscale": the cluster does not serve autoscaling/v2 HorizontalPodAutoscaler (Kubernetes 1.23 and later do)',
+    );
+  });
+
+  test('the post step of a killed run looks for the autoscalers it created, as for its other objects', () => {
+    const cleanup = fs.readFileSync(path.join(REPO, 'src/rollout/cleanup.ts'), 'utf8');
+    expect(cleanup).toContain('...AUTOSCALER_KINDS.map(');
   });
 });

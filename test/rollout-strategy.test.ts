@@ -17,6 +17,7 @@ import { basicStrategy } from '../src/rollout/strategies/basic';
 import { rolloutResult } from '../src/rollout/report';
 import { dryRun } from '../src/rollout/dry-run';
 import type { Logger } from '../src/stage';
+import { withoutReplicas } from '../src/rollout/autoscale-writes';
 
 // The rollout as a plan (pure) and a strategy's one step sequence (apply, the gates in order, then promote or roll
 // back), on an in-memory cluster with fake gates where a gate's own checks are not the point. The same on the lab's
@@ -794,5 +795,332 @@ describe('the metrics gate on a metric provider', () => {
     await expect(judgeCanaryMetrics(provider({ ...values, 'p99{track="canary"}': 150 }), thresholds, 0, vars, true)).rejects.toThrow(
       /^canary p99 latency 150\.0 ms > max-p99-ms 100/,
     );
+  });
+});
+
+// ---- autoscale (issue 23 §3): the stable's replicas are the autoscaler's; see also test/rollout-autoscale.test.ts
+
+/**
+ * FakeCluster with what server-side apply does to a Deployment's spec.replicas, as the lab's v1.34 API server does it
+ * (test/autoscale.lab.test.ts): its owners are tracked (managedFields); an apply that leaves the field out drops its
+ * manager's claim, and a field nobody owns any more goes back to the default, 1; an HPA's scaling (scale()) is an
+ * update through the scale subresource, which takes the field from everyone. Every apply of the stable is recorded
+ * with the replicas it carried.
+ */
+class AutoscaleCluster extends FakeCluster {
+  /** `manager replicas`: each write to the stable `lenet`, `-` for an apply without replicas */
+  readonly stableWrites: string[] = [];
+  /** kinds the deploy identity may not read (HTTP 403) */
+  readonly forbidden = new Set<string>();
+  private owners = new Set<string>();
+
+  /** the stable as an earlier deploy left it: `replicas`, owned by `owners` (e.g. 'modelship Apply') */
+  addStable(stable: K8sObject, replicas: number, owners: string[]): void {
+    this.owners = new Set(owners);
+    this.add(this.withFields({ ...stable, spec: { ...(stable.spec as object), replicas } }));
+  }
+
+  /** the HPA controller scales the stable (an update through the scale subresource) */
+  scale(replicas: number): void {
+    const live = this.objects.get('Deployment lenet') as any;
+    this.owners = new Set(['kube-controller-manager Update/scale']);
+    this.add(this.withFields({ ...live, spec: { ...live.spec, replicas } }));
+  }
+
+  replicasOf(): number {
+    return (this.objects.get('Deployment lenet') as any).spec.replicas;
+  }
+
+  ownersOf(): string[] {
+    return [...this.owners].sort();
+  }
+
+  override async get<T extends K8sObject = K8sObject>(apiVersion: string, kind: string, ns: string | undefined, name: string): Promise<T | undefined> {
+    if (this.forbidden.has(kind)) throw new Error(`Kubernetes: read ${kind} ${ns}/${name} failed (HTTP 403): forbidden`);
+    return super.get<T>(apiVersion, kind, ns, name);
+  }
+
+  override async apply<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false, as: { fieldManager?: string; force?: boolean } = {}): Promise<T> {
+    if (obj.kind !== 'Deployment' || obj.metadata.name !== 'lenet') return dryRun ? (JSON.parse(JSON.stringify(obj)) as T) : super.apply<T>(obj);
+    const live = this.objects.get('Deployment lenet') as any;
+    const manager = `${as.fieldManager ?? 'modelship'} Apply`;
+    const replicas = (obj.spec as { replicas?: number }).replicas;
+    const owners = new Set(this.owners);
+    let next: number;
+    if (replicas !== undefined) {
+      // force (modelship's): a value that differs takes the field from the others; the same value is shared
+      if (live && live.spec.replicas !== replicas) owners.clear();
+      owners.add(manager);
+      next = replicas;
+    } else {
+      owners.delete(manager);
+      next = owners.size > 0 && live ? live.spec.replicas : 1;
+    }
+    const merged =
+      as.fieldManager && live
+        ? { ...live, spec: { ...live.spec, replicas: next } } // the hand-over: spec.replicas alone
+        : { ...obj, spec: { ...(obj.spec as object), replicas: next } };
+    if (dryRun) return this.withFields(merged, owners) as T;
+    this.stableWrites.push(`${as.fieldManager ?? 'modelship'} ${replicas ?? '-'}`);
+    this.owners = owners;
+    if (as.fieldManager && live) {
+      this.add(this.withFields(merged));
+      return (await this.get<T>('apps/v1', 'Deployment', 'prod', 'lenet'))!;
+    }
+    return super.apply<T>(this.withFields(merged));
+  }
+
+  private withFields(obj: any, owners = this.owners): K8sObject {
+    const managedFields = [...owners].map((o) => {
+      const [manager, op] = o.split(' ');
+      const [operation, subresource] = op.split('/');
+      return { manager, operation, ...(subresource ? { subresource } : {}), fieldsV1: { 'f:spec': { 'f:replicas': {} } } };
+    });
+    return { ...obj, metadata: { ...obj.metadata, managedFields } };
+  }
+}
+
+describe('autoscale: the rollout works with the autoscaler, not against it', () => {
+  const passing = (plan: RolloutPlan, during?: (step: number) => void) =>
+    withGates(plan, (i) => [
+      {
+        gate: 'pods',
+        name: 'canary pods Ready',
+        async run() {
+          during?.(i);
+          return { passes: true, detail: 'Ready' };
+        },
+      },
+      fakeGate('golden', 'golden requests', { passes: true }),
+    ]);
+  /** an earlier deploy's stable and main Service (modelship's), as the cluster has them */
+  const earlier = (cluster: AutoscaleCluster, replicas: number, owners: string[]) => {
+    const prior = planRollout(config({ replicas: String(replicas) }), [], 'gh-0-0-deploy', { namespaceExists: true, sleepAction: true });
+    const stable = JSON.parse(JSON.stringify(prior.objects.stable)) as LiveDeployment;
+    (stable.spec as any).template.spec.containers[0].image = `registry.example/lenet@sha256:${'a'.repeat(64)}`;
+    cluster.addStable(stable, replicas, owners);
+    cluster.add(prior.objects.mainService);
+    return cluster.get<LiveDeployment>('apps/v1', 'Deployment', 'prod', 'lenet');
+  };
+  const hpaOf = (cluster: AutoscaleCluster, as = 'min=1,max=8,cpu=50') =>
+    planRollout(config({ autoscale: as }), [], 'gh-0-0-deploy', { namespaceExists: true, sleepAction: true }).objects.autoscaler!;
+
+  test('a first deploy (canary): the canary sized from the initial replicas; the promotion creates the stable at them, hands them over at once, and creates the HPA', async () => {
+    const cluster = new AutoscaleCluster();
+    const plan = planRollout(config({ autoscale: 'min=2,max=6,cpu=50', replicas: '1' }), [], OWNER, { namespaceExists: true, sleepAction: true });
+    // replicas 1 is below min: the first deploy runs min
+    expect(plan).toMatchObject({ stableReplicas: 2, canaryReplicas: 1 });
+    expect((plan.objects.stable as any).spec.replicas).toBe(2);
+    expect(names(plan.planned)).toEqual([
+      'Deployment lenet-canary',
+      'Service lenet-canary',
+      'Deployment lenet',
+      'Service lenet',
+      'PodDisruptionBudget lenet',
+      'HorizontalPodAutoscaler lenet',
+    ]);
+    const r = await deploy(passing(plan), canaryStrategy, cluster);
+    expect(r.outcome.decision).toBe('promoted');
+    expect(r.steps[0]).toBe('apply lenet-canary (1 of 2 replicas) and its Service: ok');
+    // created at 2 by modelship's apply, then shared with the hand-over manager: no later apply of modelship's owns it alone
+    expect(cluster.stableWrites).toEqual(['modelship 2', 'modelship-handover-to-hpa 2']);
+    expect(cluster.ownersOf()).toEqual(['modelship Apply', 'modelship-handover-to-hpa Apply']);
+    const hpa = await cluster.get<any>('autoscaling/v2', 'HorizontalPodAutoscaler', 'prod', 'lenet');
+    expect(hpa.spec).toMatchObject({ scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'lenet' }, minReplicas: 2, maxReplicas: 6 });
+    expect(hpa.metadata.annotations).toMatchObject({ [CREATED_BY]: OWNER });
+    expect(cluster.writes.indexOf('apply HorizontalPodAutoscaler lenet')).toBeGreaterThan(cluster.writes.indexOf('apply Deployment lenet'));
+    expect(r.log).toContainEqual('created HorizontalPodAutoscaler lenet on Deployment lenet (2 to 6 replicas)');
+    // the next deploy's apply without replicas keeps the 2
+    await cluster.apply(withoutReplicas(plan.objects.stable));
+    expect(cluster.replicasOf()).toBe(2);
+  });
+
+  test('a later canary: the HPA owns 5 replicas; the steps are sized from 5, spec.replicas is never written, and the HPA scaling during the run is kept', async () => {
+    const cluster = new AutoscaleCluster();
+    const live = await earlier(cluster, 5, ['kube-controller-manager Update/scale']);
+    cluster.add(hpaOf(cluster, 'min=2,max=8,cpu=50'));
+    const plan = planRollout(config({ autoscale: 'min=2,max=8,cpu=50', replicas: '2', 'canary-steps': '20,60,100' }), [], OWNER, {
+      namespaceExists: true,
+      stable: live,
+      sleepAction: true,
+    });
+    expect(plan.stableReplicas).toBe(5);
+    expect(plan.steps).toEqual([
+      { percent: 20, replicas: 1 },
+      { percent: 60, replicas: 3 },
+      { percent: 100, replicas: 5 },
+    ]);
+    expect(plan.objects.stable.spec).not.toHaveProperty('replicas');
+    // auto: a quarter of the 5 it runs (1), not of the replicas input (2: none... 1 anyway) — 8 would be 2
+    expect((plan.objects.disruptionBudget as any).spec.maxUnavailable).toBe(1);
+    expect(plan.budgetSetting).toBe('disruption-budget auto: 5 replica');
+    // the HPA scales the stable out to 7 while the canary is at its second step
+    const r = await deploy(
+      passing(plan, (i) => i === 1 && cluster.scale(7)),
+      canaryStrategy,
+      cluster,
+    );
+    expect(r.outcome.decision).toBe('promoted');
+    expect(r.steps.filter((s) => s.startsWith('step '))).toEqual([
+      'step 1/3: canary at 20% (1 of 5 replicas): apply lenet-canary and its Service: ok',
+      'step 2/3: canary at 60% (3 of 5 replicas): ok',
+      'step 3/3: canary at 100% (5 of 5 replicas): ok',
+    ]);
+    // one write of the stable, without replicas; nothing to hand over (the HPA owns them)
+    expect(cluster.stableWrites).toEqual(['modelship -']);
+    expect(cluster.replicasOf()).toBe(7);
+    expect(cluster.ownersOf()).toEqual(['kube-controller-manager Update/scale']);
+    const stable = await cluster.get<any>('apps/v1', 'Deployment', 'prod', 'lenet');
+    expect(stable.spec.template.spec.containers[0].image).toBe(IMAGE);
+    // the HPA is applied again (not created: no mark), still on the stable
+    const hpa = await cluster.get<any>('autoscaling/v2', 'HorizontalPodAutoscaler', 'prod', 'lenet');
+    expect(hpa.spec.scaleTargetRef.name).toBe('lenet');
+    expect(hpa.metadata.annotations ?? {}).not.toHaveProperty(CREATED_BY);
+    expect(r.log).toContainEqual('applied HorizontalPodAutoscaler lenet on Deployment lenet (2 to 8 replicas)');
+  });
+
+  test('autoscale turned on for a stable whose replicas modelship applied: handed over first, so the apply without them keeps 3 (not 1)', async () => {
+    const cluster = new AutoscaleCluster();
+    const live = await earlier(cluster, 3, ['modelship Apply']);
+    const plan = planRollout(config({ autoscale: 'max=6,cpu=50', strategy: 'basic' }), [], OWNER, { namespaceExists: true, stable: live, sleepAction: true });
+    const r = await deploy(passing(plan), basicStrategy, cluster);
+    expect(r.outcome.decision).toBe('promoted');
+    // the step: hand-over, the apply without replicas; the promotion's mark: without replicas too
+    expect(cluster.stableWrites).toEqual(['modelship-handover-to-hpa 3', 'modelship -', 'modelship -']);
+    expect(cluster.replicasOf()).toBe(3);
+    expect(cluster.ownersOf()).toEqual(['modelship-handover-to-hpa Apply']);
+    expect(r.log).toContainEqual(
+      "spec.replicas of Deployment lenet (3) handed over to its autoscaler (field manager modelship-handover-to-hpa): modelship's apply leaves it out from now on",
+    );
+    // the control: the same apply without the hand-over would have dropped the field (the Deployment's default, 1)
+    const control = new AutoscaleCluster();
+    await earlier(control, 3, ['modelship Apply']);
+    await control.apply(plan.objects.stable);
+    expect(control.replicasOf()).toBe(1);
+  });
+
+  test('basic, a first deploy: the HPA moves the replicas during the verification, and the promotion (its mark) keeps them', async () => {
+    const cluster = new AutoscaleCluster();
+    const plan = planRollout(config({ autoscale: 'min=1,max=4,cpu=50', strategy: 'basic', replicas: '2' }), [], OWNER, {
+      namespaceExists: true,
+      sleepAction: true,
+    });
+    const r = await deploy(
+      passing(plan, () => cluster.scale(4)),
+      basicStrategy,
+      cluster,
+    );
+    expect(r.outcome.decision).toBe('promoted');
+    expect(cluster.stableWrites).toEqual(['modelship 2', 'modelship-handover-to-hpa 2', 'modelship -']);
+    expect(cluster.replicasOf()).toBe(4);
+    expect((await cluster.get('apps/v1', 'Deployment', 'prod', 'lenet'))?.metadata.annotations).toMatchObject({ [PROMOTED_BY]: OWNER });
+  });
+
+  test('basic, a first deploy that fails: the Deployment and the HPA this run created are deleted', async () => {
+    const cluster = new AutoscaleCluster();
+    const plan = planRollout(config({ autoscale: 'min=1,max=4,cpu=50', strategy: 'basic' }), [], OWNER, { namespaceExists: true, sleepAction: true });
+    const r = await deploy(
+      withGates(plan, [fakeGate('golden', 'golden requests to lenet', { failure: new GateFailure('wrong outputs') })]),
+      basicStrategy,
+      cluster,
+    );
+    expect(r.outcome.decision).toBe('rolled-back');
+    expect(cluster.writes.slice(cluster.writes.indexOf('delete HorizontalPodAutoscaler lenet'))).toEqual([
+      'delete HorizontalPodAutoscaler lenet',
+      'delete Deployment lenet',
+      'delete PodDisruptionBudget lenet',
+    ]);
+    expect(cluster.objects.has('HorizontalPodAutoscaler lenet')).toBe(false);
+    expect(cluster.objects.has('Deployment lenet')).toBe(false);
+    expect(r.log).toContainEqual('deleted HorizontalPodAutoscaler lenet, which this run created');
+  });
+
+  test('switching cpu → inflight: the HPA modelship made is deleted before the ScaledObject is applied; one it did not make is left alone', async () => {
+    const cluster = new AutoscaleCluster();
+    const live = await earlier(cluster, 4, ['kube-controller-manager Update/scale']);
+    cluster.add(hpaOf(cluster));
+    const as = 'min=2,max=8,inflight=4,prometheus=http://prom:9090';
+    const plan = planRollout(config({ autoscale: as }), [], OWNER, { namespaceExists: true, stable: live, sleepAction: true });
+    expect(plan.objects.autoscaler?.kind).toBe('ScaledObject');
+    const r = await deploy(passing(plan), canaryStrategy, cluster);
+    expect(r.outcome.decision).toBe('promoted');
+    const promotion = cluster.writes.slice(cluster.writes.indexOf('delete HorizontalPodAutoscaler lenet'));
+    expect(promotion.slice(0, 3)).toEqual(['delete HorizontalPodAutoscaler lenet', 'apply Deployment lenet', 'apply ScaledObject lenet']);
+    expect(cluster.objects.has('HorizontalPodAutoscaler lenet')).toBe(false);
+    expect(cluster.replicasOf()).toBe(4);
+    expect(r.log).toContainEqual('deleted HorizontalPodAutoscaler lenet, which modelship made (autoscale now makes a ScaledObject)');
+
+    // someone else's HPA named lenet: not deleted, said
+    const other = new AutoscaleCluster();
+    const live2 = await earlier(other, 4, ['kube-controller-manager Update/scale']);
+    const theirs = hpaOf(other);
+    other.add({ ...theirs, metadata: { ...theirs.metadata, labels: {} } });
+    const r2 = await deploy(
+      passing(planRollout(config({ autoscale: as }), [], OWNER, { namespaceExists: true, stable: live2, sleepAction: true })),
+      canaryStrategy,
+      other,
+    );
+    expect(other.objects.has('HorizontalPodAutoscaler lenet')).toBe(true);
+    expect(r2.log).toContainEqual(
+      "HorizontalPodAutoscaler lenet is not modelship's (no managed-by label): left alone, though it may scale Deployment lenet against the ScaledObject",
+    );
+  });
+
+  test('autoscale off: the HPA modelship made is deleted first, then the apply with the replicas input takes them back', async () => {
+    const cluster = new AutoscaleCluster();
+    const live = await earlier(cluster, 5, ['kube-controller-manager Update/scale']);
+    cluster.add(hpaOf(cluster));
+    const plan = planRollout(config({ replicas: '2' }), [], OWNER, { namespaceExists: true, stable: live, sleepAction: true });
+    expect(plan.objects.autoscaler).toBeUndefined();
+    expect(plan.stableReplicas).toBe(2);
+    const r = await deploy(passing(plan), canaryStrategy, cluster);
+    expect(r.outcome.decision).toBe('promoted');
+    expect(cluster.writes.indexOf('delete HorizontalPodAutoscaler lenet')).toBeLessThan(cluster.writes.lastIndexOf('apply Deployment lenet'));
+    expect(cluster.stableWrites).toEqual(['modelship 2']);
+    expect(cluster.replicasOf()).toBe(2);
+    expect(cluster.ownersOf()).toEqual(['modelship Apply']);
+    expect(r.log).toContainEqual('deleted HorizontalPodAutoscaler lenet, which modelship made (autoscale is off)');
+  });
+
+  test('autoscale off, an identity that may not read autoscalers: the deploy goes on; the log says so only when the replicas show an autoscaler', async () => {
+    for (const [owners, said] of [
+      [['modelship Apply'], false],
+      [['kube-controller-manager Update/scale'], true],
+    ] as const) {
+      const cluster = new AutoscaleCluster();
+      const live = await earlier(cluster, 3, [...owners]);
+      cluster.forbidden.add('HorizontalPodAutoscaler').add('ScaledObject');
+      const r = await deploy(
+        passing(planRollout(config({ replicas: '3' }), [], OWNER, { namespaceExists: true, stable: live, sleepAction: true })),
+        canaryStrategy,
+        cluster,
+      );
+      expect(r.outcome.decision).toBe('promoted');
+      expect(r.log.some((l) => l.startsWith('the deploy identity may not read HorizontalPodAutoscaler or ScaledObject objects in prod'))).toBe(said);
+    }
+  });
+
+  test('the dry run: the autoscaler would be created; the stable keeps its live replicas in the diff (the hand-over), no change to 1', async () => {
+    const cluster = new AutoscaleCluster();
+    const prior = planRollout(config({ replicas: '3' }), [], OWNER, { namespaceExists: true, sleepAction: true });
+    cluster.addStable(prior.objects.stable, 3, ['modelship Apply']);
+    cluster.add(prior.objects.mainService);
+    const live = await cluster.get<LiveDeployment>('apps/v1', 'Deployment', 'prod', 'lenet');
+    const cfg = config({ replicas: '3', autoscale: 'min=2,max=6,cpu=60', 'dry-run': 'true' });
+    const plan = planRollout(cfg, [], OWNER, { namespaceExists: true, stable: live, sleepAction: true });
+    const r = await dryRun(cluster as unknown as Kube, cfg, plan, quietLog());
+    const lines = JSON.parse(r.outputs['rollout-report']).plan as string[];
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        '- would autoscale the stable with HorizontalPodAutoscaler lenet on Deployment lenet (2 to 6 replicas); it runs 3 now',
+        '- would hand spec.replicas of Deployment lenet (3) over to the autoscaler, then apply it without them',
+        '- Deployment lenet: unchanged',
+        '- HorizontalPodAutoscaler lenet: would create',
+      ]),
+    );
+    expect(r.summary).toContain('### Deployment lenet: unchanged');
+    // nothing was written
+    expect(cluster.stableWrites).toEqual([]);
+    expect(cluster.objects.has('HorizontalPodAutoscaler lenet')).toBe(false);
   });
 });

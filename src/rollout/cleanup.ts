@@ -4,6 +4,7 @@ import { leaseHolder, releaseIfHeld } from './lease';
 import { K8sObject, pullSecretName } from './manifests';
 import { CREATED_BY, OWNER_LABEL, PROMOTED_BY } from './owner';
 import { deleteCanary } from './writes';
+import { AUTOSCALER_KINDS } from './autoscale';
 
 const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -13,7 +14,8 @@ const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
  * - its canary: the Deployment (and its Service) labelled with the owner;
  * - when the run did not finish — it still holds the deploy lease (a run that ends by itself gives it back after its
  *   decision) and no stable Deployment is marked as promoted by it — the objects it created: the main Service, the
- *   pull Secret, a first stable Deployment (basic strategy);
+ *   pull Secret, a first stable Deployment (basic strategy), its PodDisruptionBudget, the autoscaler (autoscale: the
+ *   HPA or KEDA ScaledObject);
  * - its lease;
  * - then the namespace, if the unfinished run created it and it holds nothing the run did not create.
  */
@@ -44,6 +46,7 @@ export async function cleanupRollout(kubeconfig: string, namespace: string, app:
       ['v1', 'Service', app],
       ['policy/v1', 'PodDisruptionBudget', app],
       ['v1', 'Secret', pullSecretName(app)],
+      ...AUTOSCALER_KINDS.map((k): [string, string, string] => [k.apiVersion, k.kind, app]),
     ];
     for (const [apiVersion, kind, name] of made) {
       const obj = kind === 'Deployment' ? stable : await readable(kube.get(apiVersion, kind, namespace, name));

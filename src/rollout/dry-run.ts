@@ -6,6 +6,7 @@ import type { Kube } from './kube';
 import type { K8sObject } from './manifests';
 import { CREATED_BY, OWNER_LABEL, PROMOTED_BY } from './owner';
 import type { RolloutPlan } from './plan';
+import { appliesReplicas, describeAutoscaler, otherAutoscalers, ReplicasObject } from './autoscale-writes';
 
 /**
  * dry-run: the plan printed, and each object's diff against the live one as the API server would store it (a
@@ -34,10 +35,27 @@ export async function dryRun(kube: Kube, cfg: RolloutConfig, plan: RolloutPlan, 
       );
     });
   }
+  const autoscaler = plan.objects.autoscaler;
+  if (autoscaler)
+    lines.push(`- would autoscale the stable with ${describeAutoscaler(autoscaler)}${plan.liveStable ? `; it runs ${plan.stableReplicas} now` : ''}`);
+  if (nsExists) {
+    // what the deploy deletes: an autoscaler modelship made that autoscale no longer asks for
+    const others = await otherAutoscalers(kube, cfg.namespace, cfg.app, autoscaler);
+    for (const a of others.found.filter((x) => x.modelships))
+      lines.push(`- would delete ${a.kind} ${cfg.app}, which modelship made (${autoscaler ? `autoscale now makes a ${autoscaler.kind}` : 'autoscale is off'})`);
+  }
   for (const obj of plan.planned) {
     const live = nsExists ? await kube.get(obj.apiVersion, obj.kind, cfg.namespace, obj.metadata.name) : undefined;
     // the API server's own view of the result: a server-side dry run of the same apply
     const result = nsExists ? await kube.apply(obj, true) : obj;
+    if (autoscaler && live && obj === plan.objects.stable) {
+      // the deploy hands spec.replicas over to the autoscaler before this apply (autoscale-writes.ts): the live count
+      // stays, where a dry run of the apply alone would drop the field modelship's apply owns (and show 1)
+      const liveReplicas = (live as ReplicasObject).spec?.replicas;
+      if (appliesReplicas(live))
+        lines.push(`- would hand spec.replicas of Deployment ${cfg.app} (${liveReplicas}) over to the autoscaler, then apply it without them`);
+      (result as ReplicasObject).spec = { ...((result as ReplicasObject).spec ?? {}), replicas: liveReplicas };
+    }
     const patch = createTwoFilesPatch(
       `live/${obj.kind}/${obj.metadata.name}`,
       `planned/${obj.kind}/${obj.metadata.name}`,

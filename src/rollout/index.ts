@@ -17,6 +17,7 @@ import { basicStrategy } from './strategies/basic';
 import { applyMarked } from './writes';
 import { dryRun } from './dry-run';
 import { rolloutResult } from './report';
+import { checkAutoscalerServed } from './autoscale-writes';
 
 export { cleanupRollout } from './cleanup';
 
@@ -55,6 +56,11 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   const stable = namespaceExists ? await kube.get<LiveDeployment>('apps/v1', 'Deployment', ns, cfg.app) : undefined;
   // the preStop hook: the kubelet's sleep action where every kubelet the API server allows runs it
   const plan = planRollout(cfg, patches, owner, { namespaceExists, stable, sleepAction: sleepActionServed(version) });
+  // autoscale: the autoscaler's kind is served (KEDA's ScaledObject needs KEDA), else a clear error now
+  if (cfg.autoscale && plan.objects.autoscaler) {
+    const warning = await checkAutoscalerServed(kube, cfg.autoscale, plan.objects.autoscaler);
+    if (warning) log.warning(warning);
+  }
 
   // everything the run may write, through the API server's admission before anything is applied (admission.ts): a
   // refusal, or pods that Pod Security would refuse, fail here. A takeover's stable is written by a full PUT.

@@ -6,6 +6,7 @@ import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { DEFAULT_QUERIES } from './prometheus';
 import { ComparisonThresholds, DEFAULT_COMPARISON_THRESHOLDS } from './analysis/judge';
 import { DisruptionBudget, DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './manifests';
+import { AUTOSCALE_INPUT, AutoscaleSpec, parseAutoscale } from './autoscale';
 
 /** The rollout stage's own inputs and outputs (a preview is a rollout: it reads these too). */
 export const ROLLOUT_INPUTS: InputSpec[] = [
@@ -41,7 +42,8 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'replicas',
-    description: 'rollout: replicas of the stable Deployment.',
+    description:
+      "rollout: replicas of the stable Deployment. With autoscale: only a first deploy's (within its min and max); later deploys keep the autoscaler's count.",
     default: '2',
     kind: 'number',
     stages: ['rollout'],
@@ -49,7 +51,7 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   {
     name: 'disruption-budget',
     description:
-      'rollout: a PodDisruptionBudget for the stable Deployment, so a node drain or cluster upgrade evicts its pods a few at a time: auto (a quarter of replicas, at least 1; none with 1 replica, where a budget would block every drain or protect nothing), the pods that may be unavailable at once as a number or percentage (maxUnavailable, e.g. 1 or 25%), or none (and a budget modelship made before is deleted).',
+      'rollout: a PodDisruptionBudget for the stable Deployment, so a node drain or cluster upgrade evicts its pods a few at a time: auto (a quarter of replicas, at least 1, with autoscale of those the stable runs at the deploy; none with 1 replica, where a budget would block every drain or protect nothing), the pods that may be unavailable at once as a number or percentage (maxUnavailable, e.g. 1 or 25%), or none (and a budget modelship made before is deleted).',
     default: 'auto',
     kind: 'string',
     stages: ['rollout'],
@@ -63,7 +65,7 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
   },
   {
     name: 'canary-percent',
-    description: 'rollout: canary replicas as a percentage of replicas (rounded up, at least 1); 1 to 100.',
+    description: "rollout: canary replicas as a percentage of the stable's replicas (rounded up, at least 1; with autoscale, of those it runs now); 1 to 100.",
     default: '20',
     kind: 'number',
     stages: ['rollout'],
@@ -277,6 +279,7 @@ export const ROLLOUT_INPUTS: InputSpec[] = [
     kind: 'string',
     stages: ['rollout'],
   },
+  AUTOSCALE_INPUT,
   {
     name: 'cpu',
     description: 'rollout: CPU request and limit per pod.',
@@ -343,7 +346,10 @@ export interface RolloutConfig {
   image: string;
   modelName: string;
   strategy: 'canary' | 'basic';
+  /** the stable's replicas; with autoscale, a first deploy's only (within min and max) */
   replicas: number;
+  /** autoscale: the stable's HorizontalPodAutoscaler or KEDA ScaledObject (undefined: off) */
+  autoscale?: AutoscaleSpec;
   /** disruption-budget: the stable Deployment's PodDisruptionBudget */
   disruptionBudget: DisruptionBudget;
   canaryPercent: number;
@@ -423,6 +429,7 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     modelName: s.modelName,
     strategy,
     replicas: r.int('replicas', 1),
+    autoscale: parseAutoscale(raw('autoscale')),
     disruptionBudget: readBudget(raw('disruption-budget')),
     canaryPercent,
     canarySteps: canarySteps.length ? canarySteps : [canaryPercent],

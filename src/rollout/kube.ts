@@ -155,6 +155,20 @@ export class Kube {
     return `${base}${ns}/${r.name}/${encodeURIComponent(obj.metadata.name)}`;
   }
 
+  /** Whether the API server serves `kind` in `apiVersion` (discovery): for a custom resource, whether its CRD is installed. */
+  async serves(apiVersion: string, kind: string): Promise<boolean> {
+    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    let r: { status: number; body: Buffer };
+    try {
+      r = await this.proxy('')(base, { timeoutMs: 15_000 });
+    } catch (e) {
+      throw this.wrap(e, `GET ${base}`);
+    }
+    if (r.status === 404) return false;
+    if (r.status !== 200) throw new ModelshipError('cluster', `Kubernetes: GET ${base} failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
+    return (JSON.parse(r.body.toString()) as { resources: { kind: string }[] }).resources.some((x) => x.kind === kind);
+  }
+
   async replace<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false): Promise<T> {
     try {
       return plain<T>(await this.objects.replace(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER));

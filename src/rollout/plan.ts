@@ -32,6 +32,8 @@ import type { ComparisonSource } from './analysis/window';
 import { prometheusWindowSource } from './analysis/prometheus-window';
 import { podMetricsSource } from './analysis/pod-metrics';
 import type { GateContext } from './gates/gate';
+import { autoscalerObject } from './autoscale';
+import { stableForAutoscale, stableReplicas as currentStableReplicas, ManagedFieldsEntry } from './autoscale-writes';
 
 /**
  * The rollout as data, before anything is written: from the inputs and what the cluster runs now, the objects the
@@ -43,8 +45,11 @@ export const MANAGED_BY = 'app.kubernetes.io/managed-by';
 
 type Labels = Record<string, string>;
 
-/** The stable Deployment `<app>` as the cluster runs it before the deploy. */
-export type LiveDeployment = K8sObject & { spec: { selector: { matchLabels?: Labels }; template: { metadata?: { labels?: Labels } } } };
+/** The stable Deployment `<app>` as the cluster runs it before the deploy (its replicas and who owns them: autoscale). */
+export type LiveDeployment = K8sObject & {
+  metadata: { managedFields?: ManagedFieldsEntry[] };
+  spec: { replicas?: number; selector: { matchLabels?: Labels }; template: { metadata?: { labels?: Labels } } };
+};
 
 /** A generated Deployment: its selector and pod labels are always there. */
 export type PlannedDeployment = K8sObject & { spec: { selector: { matchLabels: Labels }; template: { metadata: { labels: Labels } } } };
@@ -82,8 +87,9 @@ export interface RolloutPlan {
   /** replicas of the canary at its first step (0 for basic) */
   canaryReplicas: number;
   /**
-   * the stable's replicas: what the canary's steps are sized from (the replicas input; the stable keeps them, and is
-   * never scaled down, until the promotion)
+   * the stable's replicas: what the canary's steps are sized from (the replicas input; with autoscale, the count the
+   * live stable runs, or a first deploy's replicas within min and max). The stable keeps them, and is never scaled
+   * down by modelship, until the promotion.
    */
   stableReplicas: number;
   /** canary: its steps, in order (canary-steps, else one at canary-percent); basic: none */
@@ -95,8 +101,15 @@ export interface RolloutPlan {
   /** the stable exists and modelship did not make it: the first write replaces it whole */
   takeover: boolean;
   objects: {
-    /** the stable `<app>`, keeping the live selector when there is one */
+    /**
+     * the stable `<app>`, keeping the live selector when there is one; with autoscale and a live stable, without
+     * spec.replicas (the autoscaler's: autoscale-writes.ts)
+     */
     stable: PlannedDeployment;
+    /** the stable as a takeover's full replace writes it (with autoscale: at the live count; else `stable` itself) */
+    takeoverStable: PlannedDeployment;
+    /** autoscale: the stable's HorizontalPodAutoscaler or KEDA ScaledObject `<app>` */
+    autoscaler?: K8sObject;
     canary: K8sObject;
     mainService: K8sObject;
     canaryService: K8sObject;
@@ -161,14 +174,21 @@ export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: stri
   const app = cfg.app;
   const liveStable = live.stable;
   const takeover = liveStable !== undefined && liveStable.metadata.labels?.[MANAGED_BY] !== 'modelship';
-  const stable = applyPatches(deployment(spec, 'stable', cfg.replicas), patches, app) as PlannedDeployment;
+  const generated = applyPatches(deployment(spec, 'stable', cfg.replicas), patches, app) as PlannedDeployment;
   if (liveStable) {
     // a Deployment's selector is immutable: keep the live one, and make the pods carry its labels and ours
-    stable.spec.selector = liveStable.spec.selector as { matchLabels: Labels };
-    stable.spec.template.metadata.labels = { ...(liveStable.spec.selector.matchLabels ?? {}), ...stable.spec.template.metadata.labels };
+    generated.spec.selector = liveStable.spec.selector as { matchLabels: Labels };
+    generated.spec.template.metadata.labels = { ...(liveStable.spec.selector.matchLabels ?? {}), ...generated.spec.template.metadata.labels };
   }
-  // the stable's replicas, which size the canary's steps: the replicas input (one number, used for every step)
-  const stableReplicas = cfg.replicas;
+  // with autoscale the replicas are the autoscaler's once the stable exists: applied without them (a first deploy:
+  // the replicas input within min and max; a takeover's replace: the live count, a PUT without them would set 1)
+  const as = cfg.autoscale;
+  const stable = as ? stableForAutoscale(generated, liveStable, as) : generated;
+  const takeoverStable = as && takeover ? stableForAutoscale(generated, liveStable, as, 'replace') : stable;
+  const autoscalerObj = as ? autoscalerObject(as, app, cfg.namespace, cfg.runtime) : undefined;
+  // the stable's replicas, which size the canary's steps (one number, used for every step): the replicas input;
+  // with autoscale, what the stable runs now (the autoscaler's count)
+  const stableReplicas = currentStableReplicas(liveStable, as, cfg.replicas);
   const steps = canarySteps(cfg, stableReplicas);
   const nCanary = steps[0]?.replicas ?? 0;
   const canary = applyPatches(deployment(spec, 'canary', nCanary || 1), patches, app);
@@ -177,12 +197,16 @@ export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: stri
   const canaryService = service(spec, 'canary');
   canaryService.metadata.labels = { ...canaryService.metadata.labels, [OWNER_LABEL]: owner };
   // the stable's PodDisruptionBudget, over its pods as its (live) selector picks them
-  const maxUnavailable = budgetMaxUnavailable(cfg.disruptionBudget, cfg.replicas);
+  const maxUnavailable = budgetMaxUnavailable(cfg.disruptionBudget, stableReplicas);
   const budget = maxUnavailable === undefined ? undefined : disruptionBudget(spec, maxUnavailable, stable.spec.selector.matchLabels);
   const registry = cfg.pullSecret ? parseImageRef(cfg.image).registry : '';
   const secret = cfg.pullSecret ? pullSecret(spec, registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
   const isCanary = cfg.strategy === 'canary';
-  const planned = [...(isCanary ? [canary, canaryService, stable, ...(takeover ? [] : [mainService])] : [stable, mainService]), ...(budget ? [budget] : [])];
+  const planned = [
+    ...(isCanary ? [canary, canaryService, stable, ...(takeover ? [] : [mainService])] : [stable, mainService]),
+    ...(budget ? [budget] : []),
+    ...(autoscalerObj ? [autoscalerObj] : []),
+  ];
   return {
     strategy: cfg.strategy,
     spec,
@@ -193,12 +217,22 @@ export function planRollout(cfg: RolloutConfig, patches: PatchDoc[], owner: stri
     createsNamespace: !live.namespaceExists,
     liveStable,
     takeover,
-    objects: { stable, canary, mainService, canaryService, disruptionBudget: budget, pullSecret: secret ? { object: secret, registry } : undefined },
-    budgetSetting: `disruption-budget ${cfg.disruptionBudget}${cfg.disruptionBudget === 'auto' ? `: ${cfg.replicas} replica` : ''}`,
+    objects: {
+      stable,
+      takeoverStable,
+      autoscaler: autoscalerObj,
+      canary,
+      mainService,
+      canaryService,
+      disruptionBudget: budget,
+      pullSecret: secret ? { object: secret, registry } : undefined,
+    },
+    budgetSetting: `disruption-budget ${cfg.disruptionBudget}${cfg.disruptionBudget === 'auto' ? `: ${stableReplicas} replica` : ''}`,
     planned,
-    // a takeover's main Service is applied with the promotion, after the dry run's diff
-    admitted: [...planned, ...(isCanary && takeover ? [mainService] : []), ...(secret ? [secret] : [])],
-    replaced: takeover ? [stable] : [],
+    // a takeover's main Service is applied with the promotion, after the dry run's diff; its stable is written by a
+    // full replace first (dry-run so)
+    admitted: [...planned.map((o) => (o === stable ? takeoverStable : o)), ...(isCanary && takeover ? [mainService] : []), ...(secret ? [secret] : [])],
+    replaced: takeover ? [takeoverStable] : [],
     verifications: isCanary
       ? canaryVerifications(cfg, steps, canary, canaryService, liveStable ? stable.spec.selector.matchLabels : undefined)
       : [basicVerification(cfg)],

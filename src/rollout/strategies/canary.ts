@@ -2,8 +2,9 @@ import { waitDeployment } from '../health';
 import { READINESS_GRACE_MS } from '../gates/pods';
 import type { K8sObject } from '../manifests';
 import { RolloutPlan, stepLabel } from '../plan';
-import { applyMarked, deleteCanary, markCreated, markPromoted, restoreTemplate, takeOver } from '../writes';
-import { applyBudget, Strategy } from './strategy';
+import { applyMarked, deleteCanary, markCreated, markPromoted, restoreTemplate } from '../writes';
+import { writeStable } from '../autoscale-writes';
+import { applyBudget, removeAutoscaler, Strategy } from './strategy';
 
 /**
  * canary (the default): the new image runs as `<app>-canary` (canary-percent of the replicas, its own Service) beside
@@ -14,14 +15,20 @@ import { applyBudget, Strategy } from './strategy';
  * With canary-steps the canary grows step by step (plan.steps: 10%, 25%, 50%, 100% of the stable's replicas), each
  * step the same Deployment applied again with its replicas, then verified by its own gates (plan.verifications);
  * the stable keeps all its replicas until the promotion, so a roll back at any step only deletes the canary.
+ *
+ * With autoscale the steps are sized from the replicas the stable runs now (the autoscaler's), and the promotion
+ * writes the stable without them and applies its autoscaler (writeStable): an HPA targets `<app>` by name, and so
+ * follows the stable through the promotion.
  */
 export function canaryStrategy(plan: RolloutPlan): Strategy {
   const { app, image } = plan.spec;
-  const { stable, canary, canaryService, mainService } = plan.objects;
+  const { stable, canary, canaryService, mainService, autoscaler, takeoverStable } = plan.objects;
   const { liveStable, takeover, owner, steps, stableReplicas } = plan;
   const several = steps.length > 1;
   /** the main Service was created by this run (a first deploy): a roll back removes it again */
   let createdMainService = false;
+  /** the autoscaler was created by this run's promotion: a roll back (its stable rollout failed) removes it */
+  let createdAutoscaler = false;
   /** the step being applied or verified (1-based), for the roll back's name */
   let reached = 0;
   return {
@@ -60,8 +67,12 @@ export function canaryStrategy(plan: RolloutPlan): Strategy {
       await run.step(`promote: ${app} takes the new image`, async () => {
         // marked as promoted by this run: from here on its post step leaves the stable and what serves it alone
         const promoted = markPromoted(liveStable ? stable : markCreated(stable, owner), owner);
-        if (takeover) await takeOver(run.kube, promoted);
-        await run.kube.apply(promoted);
+        const written = await writeStable(
+          run.kube,
+          { namespace: run.namespace, app, owner, stable: promoted, takeover: takeover ? markPromoted(takeoverStable, owner) : undefined, autoscaler },
+          (line) => run.log.info(line),
+        );
+        createdAutoscaler = written.createdAutoscaler;
         if (takeover) await run.kube.apply(mainService);
         await applyBudget(run, plan);
       });
@@ -88,6 +99,7 @@ export function canaryStrategy(plan: RolloutPlan): Strategy {
       await run.step(`roll back${several && reached ? ` at step ${reached}/${steps.length}` : ''}: delete ${app}-canary`, async () => {
         await deleteCanary(run.kube, run.namespace, app);
         if (!liveStable && createdMainService) await run.kube.remove('v1', 'Service', run.namespace, app);
+        if (createdAutoscaler) await removeAutoscaler(run, autoscaler);
       });
     },
   };

@@ -6,6 +6,7 @@ import type { GateLedger } from '../gates/ledger';
 import { verify } from '../gates/verify';
 import { MANAGED_BY, RolloutPlan } from '../plan';
 import { applyMarked } from '../writes';
+import type { K8sObject } from '../manifests';
 
 /**
  * A strategy is a sequence of steps to a decision, then a promotion, or a roll back. Each step changes something
@@ -95,4 +96,11 @@ export async function applyBudget(run: RolloutRun, plan: RolloutPlan): Promise<b
     run.log.info(`deleted PodDisruptionBudget ${app} (${plan.budgetSetting})`);
   }
   return false;
+}
+
+/** Remove the autoscaler this run created (a roll back), saying so. */
+export async function removeAutoscaler(run: RolloutRun, autoscaler: K8sObject | undefined): Promise<void> {
+  if (!autoscaler) return;
+  if (await run.kube.remove(autoscaler.apiVersion, autoscaler.kind, run.namespace, autoscaler.metadata.name))
+    run.log.info(`deleted ${autoscaler.kind} ${autoscaler.metadata.name}, which this run created`);
 }
