@@ -160,6 +160,8 @@ interface FakePod {
   track: 'canary' | 'stable';
   ready?: boolean;
   restarts?: number;
+  /** being deleted (deletionTimestamp), still Ready: a terminating pod in its preStop */
+  deleting?: boolean;
 }
 
 /** The pod list and the pod proxy: `pods` and `metrics` (by pod name) are read at each call, so a test changes them between scrapes. */
@@ -168,7 +170,13 @@ function fakeCluster() {
   const podObject = (p: FakePod): K8sObject => ({
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: p.name, namespace: NS, uid: `uid-${p.name}`, labels: { ...selectorLabels('lenet'), track: p.track } } as K8sObject['metadata'],
+    metadata: {
+      name: p.name,
+      namespace: NS,
+      uid: `uid-${p.name}`,
+      labels: { ...selectorLabels('lenet'), track: p.track },
+      ...(p.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+    } as K8sObject['metadata'],
     status: {
       phase: 'Running',
       conditions: [{ type: 'Ready', status: p.ready === false ? 'False' : 'True' }],
@@ -263,6 +271,23 @@ describe("the pods' /metrics as the comparison's source", () => {
     ]);
   });
 
+  test("a pod being deleted (a rolled-back canary's of an earlier run, still Ready in its preStop) is not scraped", async () => {
+    const { state, kube } = fakeCluster();
+    const all = (n: number) => modelshipText({ c200: n, buckets: [n, n, n, n, n, n] });
+    state.pods = [
+      { name: 'old', track: 'canary', deleting: true },
+      { name: 'c1', track: 'canary' },
+      { name: 's1', track: 'stable' },
+    ];
+    state.metrics = { old: all(1000), c1: all(10), s1: all(100) };
+    const window = await podMetricsSource({ kube, namespace: NS, runtime: 'modelship', model: 'lenet', selectors }).open();
+    state.metrics = { old: all(1500), c1: all(60), s1: all(200) };
+    const r = await window.read();
+    expect(state.scraped.filter((x) => x.includes('/old:'))).toEqual([]);
+    expect([r.canary.requests, r.stable.requests]).toEqual([50, 100]);
+    expect(r.evidence.slice(1)).toEqual(['canary pod c1: 50 requests, 0 errors', 'stable pod s1: 100 requests, 0 errors']);
+  });
+
   test("the real server's exposition: its infer requests, 5xx and latency are found by the table's names", async () => {
     const { state, kube } = fakeCluster();
     const server = new ServerMetrics({ inflightBytes: () => 0, inflightBytesLimit: 1, provider: 'cpu', requestedProvider: 'cpu', fallback: false });
@@ -342,7 +367,7 @@ describe('Prometheus as the source', () => {
     return { asked, metrics };
   }
 
-  test('modelship: increase() over the time since open, rounded up, for both tracks alike', async () => {
+  test("modelship: the counters' growth over the time since open, rounded up, for both tracks alike", async () => {
     let now = 1_000_000;
     const { asked, metrics } = fakeProvider((q) => {
       const canary = q.includes('track="canary"');
@@ -355,9 +380,10 @@ describe('Prometheus as the source', () => {
     now += 60_200;
     const r = await window.read();
     expect(asked.filter((q) => q.includes('track="canary"'))).toEqual([
-      '(sum(increase(modelship_requests_total{namespace="prod",track="canary",route="infer"}[61s])) or vector(0))',
-      '(sum(increase(modelship_requests_total{namespace="prod",track="canary",route="infer",code=~"5.."}[61s])) or vector(0))',
-      '1000 * histogram_quantile(0.95, sum by (le) (increase(modelship_request_duration_seconds_bucket{namespace="prod",track="canary",route="infer"}[61s])))',
+      // (not increase(): it would extrapolate a pod new in the window back to 0, its requests from before it with it)
+      '(sum(modelship_requests_total{namespace="prod",track="canary",route="infer"} - min_over_time(modelship_requests_total{namespace="prod",track="canary",route="infer"}[61s])) or vector(0))',
+      '(sum(modelship_requests_total{namespace="prod",track="canary",route="infer",code=~"5.."} - min_over_time(modelship_requests_total{namespace="prod",track="canary",route="infer",code=~"5.."}[61s])) or vector(0))',
+      '1000 * histogram_quantile(0.95, sum by (le) (modelship_request_duration_seconds_bucket{namespace="prod",track="canary",route="infer"} - min_over_time(modelship_request_duration_seconds_bucket{namespace="prod",track="canary",route="infer"}[61s])))',
     ]);
     expect(asked.filter((q) => q.includes('track="stable"'))).toHaveLength(3);
     expect(r.canary).toEqual(p95(412, 0, 3.1));
@@ -394,9 +420,9 @@ describe('Prometheus as the source', () => {
     const r = await window.read();
     const S = 'namespace="prod",track="stable",model="lenet"';
     expect(asked.filter((q) => q.includes('track="stable"'))).toEqual([
-      `(sum(increase(nv_inference_request_success{${S}}[30s])) or vector(0)) + (sum(increase(nv_inference_request_failure{${S}}[30s])) or vector(0))`,
-      `(sum(increase(nv_inference_request_failure{${S}}[30s])) or vector(0))`,
-      `0.001 * sum(increase(nv_inference_request_duration_us{${S}}[30s])) / sum(increase(nv_inference_request_success{${S}}[30s]))`,
+      `(sum(nv_inference_request_success{${S}} - min_over_time(nv_inference_request_success{${S}}[30s])) or vector(0)) + (sum(nv_inference_request_failure{${S}} - min_over_time(nv_inference_request_failure{${S}}[30s])) or vector(0))`,
+      `(sum(nv_inference_request_failure{${S}} - min_over_time(nv_inference_request_failure{${S}}[30s])) or vector(0))`,
+      `0.001 * sum(nv_inference_request_duration_us{${S}} - min_over_time(nv_inference_request_duration_us{${S}}[30s])) / sum(nv_inference_request_success{${S}} - min_over_time(nv_inference_request_success{${S}}[30s]))`,
     ]);
     expect(r.stable.latencyKind).toBe('mean');
   });

@@ -10,8 +10,8 @@ const Sequencer = require('@jest/test-sequencer').default;
 const SECONDS = {
   'dist.tools.test.ts': 230,
   'autoscale-rollout.lab.test.ts': 180,
-  'rollout-steps.lab.test.ts': 175,
   'rollout.lab.test.ts': 150,
+  'rollout-steps.lab.test.ts': 150,
   'image-smoke.lab.test.ts': 140,
   'image-gpu.lab.test.ts': 140,
   'workflows-act.lab.test.ts': 110,

@@ -13,7 +13,8 @@ import { ComparisonSource, matches, promSeries, RUNTIME_METRICS, RuntimeMetrics,
  * that restarted (its restart count went up, or a counter went down) counts from 0 too: its counters started again.
  * The differences are summed per track; the histogram's buckets too, and the track's p95 is taken from the sum as
  * PromQL's histogram_quantile would (quantile.ts). A pod that left between the two scrapes takes its requests with it:
- * both tracks lose them alike, as a pod's series ending inside the range does in Prometheus.
+ * both tracks lose them alike, as a pod's series ending inside the range does in Prometheus. A pod being deleted is
+ * not scraped: it has left the Service's endpoints (the pods gate leaves it out too).
  */
 export type PodMetricsKube = Pick<Kube, 'list' | 'podProxy'>;
 
@@ -127,7 +128,13 @@ export function podMetricsSource(o: PodMetricsOptions): ComparisonSource {
 
   const scrapeTrack = async (track: Track, signal?: AbortSignal): Promise<PodScrape[]> => {
     signal?.throwIfAborted();
-    const pods = (await o.kube.list('v1', 'Pod', o.namespace, selectorString(o.selectors[track]))).map(podView).filter((p) => p.ready);
+    // a terminating pod (deletionTimestamp: a rolled-back canary's of an earlier run, still draining) has left the
+    // Service's endpoints and is no pod of this release: Ready alone would count it
+    const listed = await o.kube.list('v1', 'Pod', o.namespace, selectorString(o.selectors[track]));
+    const pods = listed
+      .filter((x) => !(x.metadata as { deletionTimestamp?: string }).deletionTimestamp)
+      .map(podView)
+      .filter((p) => p.ready);
     return Promise.all(pods.map(async (p) => ({ name: p.name, uid: p.uid || p.name, restarts: p.restarts, counts: await scrapePod(p.name) })));
   };
 

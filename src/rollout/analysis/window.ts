@@ -9,7 +9,7 @@ import type { Runtime } from '../../protocol/runtime';
 
 /** What one track served in the window. */
 export interface TrackWindow {
-  /** requests served (a Prometheus increase() may be fractional: it extrapolates) */
+  /** requests served */
   requests: number;
   /** of those, the ones that failed */
   errors: number;
