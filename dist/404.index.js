@@ -140,10 +140,14 @@ class Kube {
             throw this.wrap(e, `list ${kind} in ${namespace}`);
         }
     }
-    /** Server-side apply under field manager `modelship`, taking over conflicting fields (force). */
-    async apply(obj, dryRun = false) {
+    /**
+     * Server-side apply under field manager `modelship`, taking over conflicting fields (force). `as`: another field
+     * manager, or no force (a conflict is then an HTTP 409): the hand-over of replicas to an autoscaler (autoscale-writes.ts).
+     */
+    async apply(obj, dryRun = false, as = {}) {
+        const manager = as.fieldManager ?? FIELD_MANAGER;
         try {
-            return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .PatchStrategy */ .Qve.ServerSideApply));
+            return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, manager, as.force ?? true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .PatchStrategy */ .Qve.ServerSideApply));
         }
         catch (e) {
             throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -190,6 +194,22 @@ class Kube {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: the API server does not serve ${obj.kind} in ${obj.apiVersion}`);
         const ns = r.namespaced ? `/namespaces/${encodeURIComponent(obj.metadata.namespace ?? '')}` : '';
         return `${base}${ns}/${r.name}/${encodeURIComponent(obj.metadata.name)}`;
+    }
+    /** Whether the API server serves `kind` in `apiVersion` (discovery): for a custom resource, whether its CRD is installed. */
+    async serves(apiVersion, kind) {
+        const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+        let r;
+        try {
+            r = await this.proxy('')(base, { timeoutMs: 15_000 });
+        }
+        catch (e) {
+            throw this.wrap(e, `GET ${base}`);
+        }
+        if (r.status === 404)
+            return false;
+        if (r.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET ${base} failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
+        return JSON.parse(r.body.toString()).resources.some((x) => x.kind === kind);
     }
     async replace(obj, dryRun = false) {
         try {

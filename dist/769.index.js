@@ -15,7 +15,7 @@ __webpack_require__.r(__webpack_exports__);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(46058);
-/* harmony import */ var _config__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(52638);
+/* harmony import */ var _config__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(69104);
 /* harmony import */ var _run__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(79786);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(70017);
 /* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(38697);
@@ -45,7 +45,7 @@ async function post() {
         if (state) {
             const r = JSON.parse(state);
             try {
-                const { cleanupRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(291), __webpack_require__.e(215)]).then(__webpack_require__.bind(__webpack_require__, 80215));
+                const { cleanupRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(139), __webpack_require__.e(57)]).then(__webpack_require__.bind(__webpack_require__, 46057));
                 removed.push(...(await cleanupRollout(r.kubeconfig, r.namespace, r.app, r.owner, actionLogger)));
             }
             finally {
@@ -433,7 +433,7 @@ async function runPreview(cfg, log, env = process.env) {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
     if (cfg.comment && !cfg.rollout.dryRun)
         commentRepository(env); // checked before the rollout, not after it
-    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(291), __webpack_require__.e(215), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 80215));
+    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(139), __webpack_require__.e(57), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 46057));
     const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
     const kube = Kube.load(cfg.rollout.kubeconfig);
     // what a preview needs (its namespace made, the rollout in it, its post step), asked before anything is changed,

@@ -50,7 +50,7 @@ async function runPipeline(cfg, log) {
     const smoke = await step('smoke', () => (0,_smoke__WEBPACK_IMPORTED_MODULE_3__/* .runSmoke */ .Lw)({ ...cfg.smoke, image: image.outputs.image }, log));
     if (!smoke.ok)
         return done(smoke, 'smoke');
-    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(291), __webpack_require__.e(215), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 80215));
+    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(139), __webpack_require__.e(57), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 46057));
     const rollout = await step('rollout', () => runRollout({ ...cfg.rollout, image: image.outputs.image }, log));
     return done(rollout, 'rollout');
 }

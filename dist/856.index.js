@@ -323,7 +323,7 @@ async function runPreview(cfg, log, env = process.env) {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
     if (cfg.comment && !cfg.rollout.dryRun)
         commentRepository(env); // checked before the rollout, not after it
-    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(291), __webpack_require__.e(215), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 80215));
+    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(139), __webpack_require__.e(57), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 46057));
     const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
     const kube = Kube.load(cfg.rollout.kubeconfig);
     // what a preview needs (its namespace made, the rollout in it, its post step), asked before anything is changed,

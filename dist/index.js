@@ -5389,6 +5389,979 @@ module.exports = TreeBase;
 
 /***/ }),
 
+/***/ 73964:
+/***/ ((module) => {
+
+"use strict";
+
+
+module.exports = clone
+
+var getPrototypeOf = Object.getPrototypeOf || function (obj) {
+  return obj.__proto__
+}
+
+function clone (obj) {
+  if (obj === null || typeof obj !== 'object')
+    return obj
+
+  if (obj instanceof Object)
+    var copy = { __proto__: getPrototypeOf(obj) }
+  else
+    var copy = Object.create(null)
+
+  Object.getOwnPropertyNames(obj).forEach(function (key) {
+    Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(obj, key))
+  })
+
+  return copy
+}
+
+
+/***/ }),
+
+/***/ 35744:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+var fs = __nccwpck_require__(79896)
+var polyfills = __nccwpck_require__(83501)
+var legacy = __nccwpck_require__(12270)
+var clone = __nccwpck_require__(73964)
+
+var util = __nccwpck_require__(39023)
+
+/* istanbul ignore next - node 0.x polyfill */
+var gracefulQueue
+var previousSymbol
+
+/* istanbul ignore else - node 0.x polyfill */
+if (typeof Symbol === 'function' && typeof Symbol.for === 'function') {
+  gracefulQueue = Symbol.for('graceful-fs.queue')
+  // This is used in testing by future versions
+  previousSymbol = Symbol.for('graceful-fs.previous')
+} else {
+  gracefulQueue = '___graceful-fs.queue'
+  previousSymbol = '___graceful-fs.previous'
+}
+
+function noop () {}
+
+function publishQueue(context, queue) {
+  Object.defineProperty(context, gracefulQueue, {
+    get: function() {
+      return queue
+    }
+  })
+}
+
+var debug = noop
+if (util.debuglog)
+  debug = util.debuglog('gfs4')
+else if (/\bgfs4\b/i.test(process.env.NODE_DEBUG || ''))
+  debug = function() {
+    var m = util.format.apply(util, arguments)
+    m = 'GFS4: ' + m.split(/\n/).join('\nGFS4: ')
+    console.error(m)
+  }
+
+// Once time initialization
+if (!fs[gracefulQueue]) {
+  // This queue can be shared by multiple loaded instances
+  var queue = global[gracefulQueue] || []
+  publishQueue(fs, queue)
+
+  // Patch fs.close/closeSync to shared queue version, because we need
+  // to retry() whenever a close happens *anywhere* in the program.
+  // This is essential when multiple graceful-fs instances are
+  // in play at the same time.
+  fs.close = (function (fs$close) {
+    function close (fd, cb) {
+      return fs$close.call(fs, fd, function (err) {
+        // This function uses the graceful-fs shared queue
+        if (!err) {
+          resetQueue()
+        }
+
+        if (typeof cb === 'function')
+          cb.apply(this, arguments)
+      })
+    }
+
+    Object.defineProperty(close, previousSymbol, {
+      value: fs$close
+    })
+    return close
+  })(fs.close)
+
+  fs.closeSync = (function (fs$closeSync) {
+    function closeSync (fd) {
+      // This function uses the graceful-fs shared queue
+      fs$closeSync.apply(fs, arguments)
+      resetQueue()
+    }
+
+    Object.defineProperty(closeSync, previousSymbol, {
+      value: fs$closeSync
+    })
+    return closeSync
+  })(fs.closeSync)
+
+  if (/\bgfs4\b/i.test(process.env.NODE_DEBUG || '')) {
+    process.on('exit', function() {
+      debug(fs[gracefulQueue])
+      __nccwpck_require__(42613).equal(fs[gracefulQueue].length, 0)
+    })
+  }
+}
+
+if (!global[gracefulQueue]) {
+  publishQueue(global, fs[gracefulQueue]);
+}
+
+module.exports = patch(clone(fs))
+if (process.env.TEST_GRACEFUL_FS_GLOBAL_PATCH && !fs.__patched) {
+    module.exports = patch(fs)
+    fs.__patched = true;
+}
+
+function patch (fs) {
+  // Everything that references the open() function needs to be in here
+  polyfills(fs)
+  fs.gracefulify = patch
+
+  fs.createReadStream = createReadStream
+  fs.createWriteStream = createWriteStream
+  var fs$readFile = fs.readFile
+  fs.readFile = readFile
+  function readFile (path, options, cb) {
+    if (typeof options === 'function')
+      cb = options, options = null
+
+    return go$readFile(path, options, cb)
+
+    function go$readFile (path, options, cb, startTime) {
+      return fs$readFile(path, options, function (err) {
+        if (err && (err.code === 'EMFILE' || err.code === 'ENFILE'))
+          enqueue([go$readFile, [path, options, cb], err, startTime || Date.now(), Date.now()])
+        else {
+          if (typeof cb === 'function')
+            cb.apply(this, arguments)
+        }
+      })
+    }
+  }
+
+  var fs$writeFile = fs.writeFile
+  fs.writeFile = writeFile
+  function writeFile (path, data, options, cb) {
+    if (typeof options === 'function')
+      cb = options, options = null
+
+    return go$writeFile(path, data, options, cb)
+
+    function go$writeFile (path, data, options, cb, startTime) {
+      return fs$writeFile(path, data, options, function (err) {
+        if (err && (err.code === 'EMFILE' || err.code === 'ENFILE'))
+          enqueue([go$writeFile, [path, data, options, cb], err, startTime || Date.now(), Date.now()])
+        else {
+          if (typeof cb === 'function')
+            cb.apply(this, arguments)
+        }
+      })
+    }
+  }
+
+  var fs$appendFile = fs.appendFile
+  if (fs$appendFile)
+    fs.appendFile = appendFile
+  function appendFile (path, data, options, cb) {
+    if (typeof options === 'function')
+      cb = options, options = null
+
+    return go$appendFile(path, data, options, cb)
+
+    function go$appendFile (path, data, options, cb, startTime) {
+      return fs$appendFile(path, data, options, function (err) {
+        if (err && (err.code === 'EMFILE' || err.code === 'ENFILE'))
+          enqueue([go$appendFile, [path, data, options, cb], err, startTime || Date.now(), Date.now()])
+        else {
+          if (typeof cb === 'function')
+            cb.apply(this, arguments)
+        }
+      })
+    }
+  }
+
+  var fs$copyFile = fs.copyFile
+  if (fs$copyFile)
+    fs.copyFile = copyFile
+  function copyFile (src, dest, flags, cb) {
+    if (typeof flags === 'function') {
+      cb = flags
+      flags = 0
+    }
+    return go$copyFile(src, dest, flags, cb)
+
+    function go$copyFile (src, dest, flags, cb, startTime) {
+      return fs$copyFile(src, dest, flags, function (err) {
+        if (err && (err.code === 'EMFILE' || err.code === 'ENFILE'))
+          enqueue([go$copyFile, [src, dest, flags, cb], err, startTime || Date.now(), Date.now()])
+        else {
+          if (typeof cb === 'function')
+            cb.apply(this, arguments)
+        }
+      })
+    }
+  }
+
+  var fs$readdir = fs.readdir
+  fs.readdir = readdir
+  var noReaddirOptionVersions = /^v[0-5]\./
+  function readdir (path, options, cb) {
+    if (typeof options === 'function')
+      cb = options, options = null
+
+    var go$readdir = noReaddirOptionVersions.test(process.version)
+      ? function go$readdir (path, options, cb, startTime) {
+        return fs$readdir(path, fs$readdirCallback(
+          path, options, cb, startTime
+        ))
+      }
+      : function go$readdir (path, options, cb, startTime) {
+        return fs$readdir(path, options, fs$readdirCallback(
+          path, options, cb, startTime
+        ))
+      }
+
+    return go$readdir(path, options, cb)
+
+    function fs$readdirCallback (path, options, cb, startTime) {
+      return function (err, files) {
+        if (err && (err.code === 'EMFILE' || err.code === 'ENFILE'))
+          enqueue([
+            go$readdir,
+            [path, options, cb],
+            err,
+            startTime || Date.now(),
+            Date.now()
+          ])
+        else {
+          if (files && files.sort)
+            files.sort()
+
+          if (typeof cb === 'function')
+            cb.call(this, err, files)
+        }
+      }
+    }
+  }
+
+  if (process.version.substr(0, 4) === 'v0.8') {
+    var legStreams = legacy(fs)
+    ReadStream = legStreams.ReadStream
+    WriteStream = legStreams.WriteStream
+  }
+
+  var fs$ReadStream = fs.ReadStream
+  if (fs$ReadStream) {
+    ReadStream.prototype = Object.create(fs$ReadStream.prototype)
+    ReadStream.prototype.open = ReadStream$open
+  }
+
+  var fs$WriteStream = fs.WriteStream
+  if (fs$WriteStream) {
+    WriteStream.prototype = Object.create(fs$WriteStream.prototype)
+    WriteStream.prototype.open = WriteStream$open
+  }
+
+  Object.defineProperty(fs, 'ReadStream', {
+    get: function () {
+      return ReadStream
+    },
+    set: function (val) {
+      ReadStream = val
+    },
+    enumerable: true,
+    configurable: true
+  })
+  Object.defineProperty(fs, 'WriteStream', {
+    get: function () {
+      return WriteStream
+    },
+    set: function (val) {
+      WriteStream = val
+    },
+    enumerable: true,
+    configurable: true
+  })
+
+  // legacy names
+  var FileReadStream = ReadStream
+  Object.defineProperty(fs, 'FileReadStream', {
+    get: function () {
+      return FileReadStream
+    },
+    set: function (val) {
+      FileReadStream = val
+    },
+    enumerable: true,
+    configurable: true
+  })
+  var FileWriteStream = WriteStream
+  Object.defineProperty(fs, 'FileWriteStream', {
+    get: function () {
+      return FileWriteStream
+    },
+    set: function (val) {
+      FileWriteStream = val
+    },
+    enumerable: true,
+    configurable: true
+  })
+
+  function ReadStream (path, options) {
+    if (this instanceof ReadStream)
+      return fs$ReadStream.apply(this, arguments), this
+    else
+      return ReadStream.apply(Object.create(ReadStream.prototype), arguments)
+  }
+
+  function ReadStream$open () {
+    var that = this
+    open(that.path, that.flags, that.mode, function (err, fd) {
+      if (err) {
+        if (that.autoClose)
+          that.destroy()
+
+        that.emit('error', err)
+      } else {
+        that.fd = fd
+        that.emit('open', fd)
+        that.read()
+      }
+    })
+  }
+
+  function WriteStream (path, options) {
+    if (this instanceof WriteStream)
+      return fs$WriteStream.apply(this, arguments), this
+    else
+      return WriteStream.apply(Object.create(WriteStream.prototype), arguments)
+  }
+
+  function WriteStream$open () {
+    var that = this
+    open(that.path, that.flags, that.mode, function (err, fd) {
+      if (err) {
+        that.destroy()
+        that.emit('error', err)
+      } else {
+        that.fd = fd
+        that.emit('open', fd)
+      }
+    })
+  }
+
+  function createReadStream (path, options) {
+    return new fs.ReadStream(path, options)
+  }
+
+  function createWriteStream (path, options) {
+    return new fs.WriteStream(path, options)
+  }
+
+  var fs$open = fs.open
+  fs.open = open
+  function open (path, flags, mode, cb) {
+    if (typeof mode === 'function')
+      cb = mode, mode = null
+
+    return go$open(path, flags, mode, cb)
+
+    function go$open (path, flags, mode, cb, startTime) {
+      return fs$open(path, flags, mode, function (err, fd) {
+        if (err && (err.code === 'EMFILE' || err.code === 'ENFILE'))
+          enqueue([go$open, [path, flags, mode, cb], err, startTime || Date.now(), Date.now()])
+        else {
+          if (typeof cb === 'function')
+            cb.apply(this, arguments)
+        }
+      })
+    }
+  }
+
+  return fs
+}
+
+function enqueue (elem) {
+  debug('ENQUEUE', elem[0].name, elem[1])
+  fs[gracefulQueue].push(elem)
+  retry()
+}
+
+// keep track of the timeout between retry() calls
+var retryTimer
+
+// reset the startTime and lastTime to now
+// this resets the start of the 60 second overall timeout as well as the
+// delay between attempts so that we'll retry these jobs sooner
+function resetQueue () {
+  var now = Date.now()
+  for (var i = 0; i < fs[gracefulQueue].length; ++i) {
+    // entries that are only a length of 2 are from an older version, don't
+    // bother modifying those since they'll be retried anyway.
+    if (fs[gracefulQueue][i].length > 2) {
+      fs[gracefulQueue][i][3] = now // startTime
+      fs[gracefulQueue][i][4] = now // lastTime
+    }
+  }
+  // call retry to make sure we're actively processing the queue
+  retry()
+}
+
+function retry () {
+  // clear the timer and remove it to help prevent unintended concurrency
+  clearTimeout(retryTimer)
+  retryTimer = undefined
+
+  if (fs[gracefulQueue].length === 0)
+    return
+
+  var elem = fs[gracefulQueue].shift()
+  var fn = elem[0]
+  var args = elem[1]
+  // these items may be unset if they were added by an older graceful-fs
+  var err = elem[2]
+  var startTime = elem[3]
+  var lastTime = elem[4]
+
+  // if we don't have a startTime we have no way of knowing if we've waited
+  // long enough, so go ahead and retry this item now
+  if (startTime === undefined) {
+    debug('RETRY', fn.name, args)
+    fn.apply(null, args)
+  } else if (Date.now() - startTime >= 60000) {
+    // it's been more than 60 seconds total, bail now
+    debug('TIMEOUT', fn.name, args)
+    var cb = args.pop()
+    if (typeof cb === 'function')
+      cb.call(null, err)
+  } else {
+    // the amount of time between the last attempt and right now
+    var sinceAttempt = Date.now() - lastTime
+    // the amount of time between when we first tried, and when we last tried
+    // rounded up to at least 1
+    var sinceStart = Math.max(lastTime - startTime, 1)
+    // backoff. wait longer than the total time we've been retrying, but only
+    // up to a maximum of 100ms
+    var desiredDelay = Math.min(sinceStart * 1.2, 100)
+    // it's been long enough since the last retry, do it again
+    if (sinceAttempt >= desiredDelay) {
+      debug('RETRY', fn.name, args)
+      fn.apply(null, args.concat([startTime]))
+    } else {
+      // if we can't do this job yet, push it to the end of the queue
+      // and let the next iteration check again
+      fs[gracefulQueue].push(elem)
+    }
+  }
+
+  // schedule our next run if one isn't already scheduled
+  if (retryTimer === undefined) {
+    retryTimer = setTimeout(retry, 0)
+  }
+}
+
+
+/***/ }),
+
+/***/ 12270:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+var Stream = (__nccwpck_require__(2203).Stream)
+
+module.exports = legacy
+
+function legacy (fs) {
+  return {
+    ReadStream: ReadStream,
+    WriteStream: WriteStream
+  }
+
+  function ReadStream (path, options) {
+    if (!(this instanceof ReadStream)) return new ReadStream(path, options);
+
+    Stream.call(this);
+
+    var self = this;
+
+    this.path = path;
+    this.fd = null;
+    this.readable = true;
+    this.paused = false;
+
+    this.flags = 'r';
+    this.mode = 438; /*=0666*/
+    this.bufferSize = 64 * 1024;
+
+    options = options || {};
+
+    // Mixin options into this
+    var keys = Object.keys(options);
+    for (var index = 0, length = keys.length; index < length; index++) {
+      var key = keys[index];
+      this[key] = options[key];
+    }
+
+    if (this.encoding) this.setEncoding(this.encoding);
+
+    if (this.start !== undefined) {
+      if ('number' !== typeof this.start) {
+        throw TypeError('start must be a Number');
+      }
+      if (this.end === undefined) {
+        this.end = Infinity;
+      } else if ('number' !== typeof this.end) {
+        throw TypeError('end must be a Number');
+      }
+
+      if (this.start > this.end) {
+        throw new Error('start must be <= end');
+      }
+
+      this.pos = this.start;
+    }
+
+    if (this.fd !== null) {
+      process.nextTick(function() {
+        self._read();
+      });
+      return;
+    }
+
+    fs.open(this.path, this.flags, this.mode, function (err, fd) {
+      if (err) {
+        self.emit('error', err);
+        self.readable = false;
+        return;
+      }
+
+      self.fd = fd;
+      self.emit('open', fd);
+      self._read();
+    })
+  }
+
+  function WriteStream (path, options) {
+    if (!(this instanceof WriteStream)) return new WriteStream(path, options);
+
+    Stream.call(this);
+
+    this.path = path;
+    this.fd = null;
+    this.writable = true;
+
+    this.flags = 'w';
+    this.encoding = 'binary';
+    this.mode = 438; /*=0666*/
+    this.bytesWritten = 0;
+
+    options = options || {};
+
+    // Mixin options into this
+    var keys = Object.keys(options);
+    for (var index = 0, length = keys.length; index < length; index++) {
+      var key = keys[index];
+      this[key] = options[key];
+    }
+
+    if (this.start !== undefined) {
+      if ('number' !== typeof this.start) {
+        throw TypeError('start must be a Number');
+      }
+      if (this.start < 0) {
+        throw new Error('start must be >= zero');
+      }
+
+      this.pos = this.start;
+    }
+
+    this.busy = false;
+    this._queue = [];
+
+    if (this.fd === null) {
+      this._open = fs.open;
+      this._queue.push([this._open, this.path, this.flags, this.mode, undefined]);
+      this.flush();
+    }
+  }
+}
+
+
+/***/ }),
+
+/***/ 83501:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+var constants = __nccwpck_require__(49140)
+
+var origCwd = process.cwd
+var cwd = null
+
+var platform = process.env.GRACEFUL_FS_PLATFORM || process.platform
+
+process.cwd = function() {
+  if (!cwd)
+    cwd = origCwd.call(process)
+  return cwd
+}
+try {
+  process.cwd()
+} catch (er) {}
+
+// This check is needed until node.js 12 is required
+if (typeof process.chdir === 'function') {
+  var chdir = process.chdir
+  process.chdir = function (d) {
+    cwd = null
+    chdir.call(process, d)
+  }
+  if (Object.setPrototypeOf) Object.setPrototypeOf(process.chdir, chdir)
+}
+
+module.exports = patch
+
+function patch (fs) {
+  // (re-)implement some things that are known busted or missing.
+
+  // lchmod, broken prior to 0.6.2
+  // back-port the fix here.
+  if (constants.hasOwnProperty('O_SYMLINK') &&
+      process.version.match(/^v0\.6\.[0-2]|^v0\.5\./)) {
+    patchLchmod(fs)
+  }
+
+  // lutimes implementation, or no-op
+  if (!fs.lutimes) {
+    patchLutimes(fs)
+  }
+
+  // https://github.com/isaacs/node-graceful-fs/issues/4
+  // Chown should not fail on einval or eperm if non-root.
+  // It should not fail on enosys ever, as this just indicates
+  // that a fs doesn't support the intended operation.
+
+  fs.chown = chownFix(fs.chown)
+  fs.fchown = chownFix(fs.fchown)
+  fs.lchown = chownFix(fs.lchown)
+
+  fs.chmod = chmodFix(fs.chmod)
+  fs.fchmod = chmodFix(fs.fchmod)
+  fs.lchmod = chmodFix(fs.lchmod)
+
+  fs.chownSync = chownFixSync(fs.chownSync)
+  fs.fchownSync = chownFixSync(fs.fchownSync)
+  fs.lchownSync = chownFixSync(fs.lchownSync)
+
+  fs.chmodSync = chmodFixSync(fs.chmodSync)
+  fs.fchmodSync = chmodFixSync(fs.fchmodSync)
+  fs.lchmodSync = chmodFixSync(fs.lchmodSync)
+
+  fs.stat = statFix(fs.stat)
+  fs.fstat = statFix(fs.fstat)
+  fs.lstat = statFix(fs.lstat)
+
+  fs.statSync = statFixSync(fs.statSync)
+  fs.fstatSync = statFixSync(fs.fstatSync)
+  fs.lstatSync = statFixSync(fs.lstatSync)
+
+  // if lchmod/lchown do not exist, then make them no-ops
+  if (fs.chmod && !fs.lchmod) {
+    fs.lchmod = function (path, mode, cb) {
+      if (cb) process.nextTick(cb)
+    }
+    fs.lchmodSync = function () {}
+  }
+  if (fs.chown && !fs.lchown) {
+    fs.lchown = function (path, uid, gid, cb) {
+      if (cb) process.nextTick(cb)
+    }
+    fs.lchownSync = function () {}
+  }
+
+  // on Windows, A/V software can lock the directory, causing this
+  // to fail with an EACCES or EPERM if the directory contains newly
+  // created files.  Try again on failure, for up to 60 seconds.
+
+  // Set the timeout this long because some Windows Anti-Virus, such as Parity
+  // bit9, may lock files for up to a minute, causing npm package install
+  // failures. Also, take care to yield the scheduler. Windows scheduling gives
+  // CPU to a busy looping process, which can cause the program causing the lock
+  // contention to be starved of CPU by node, so the contention doesn't resolve.
+  if (platform === "win32") {
+    fs.rename = typeof fs.rename !== 'function' ? fs.rename
+    : (function (fs$rename) {
+      function rename (from, to, cb) {
+        var start = Date.now()
+        var backoff = 0;
+        fs$rename(from, to, function CB (er) {
+          if (er
+              && (er.code === "EACCES" || er.code === "EPERM" || er.code === "EBUSY")
+              && Date.now() - start < 60000) {
+            setTimeout(function() {
+              fs.stat(to, function (stater, st) {
+                if (stater && stater.code === "ENOENT")
+                  fs$rename(from, to, CB);
+                else
+                  cb(er)
+              })
+            }, backoff)
+            if (backoff < 100)
+              backoff += 10;
+            return;
+          }
+          if (cb) cb(er)
+        })
+      }
+      if (Object.setPrototypeOf) Object.setPrototypeOf(rename, fs$rename)
+      return rename
+    })(fs.rename)
+  }
+
+  // if read() returns EAGAIN, then just try it again.
+  fs.read = typeof fs.read !== 'function' ? fs.read
+  : (function (fs$read) {
+    function read (fd, buffer, offset, length, position, callback_) {
+      var callback
+      if (callback_ && typeof callback_ === 'function') {
+        var eagCounter = 0
+        callback = function (er, _, __) {
+          if (er && er.code === 'EAGAIN' && eagCounter < 10) {
+            eagCounter ++
+            return fs$read.call(fs, fd, buffer, offset, length, position, callback)
+          }
+          callback_.apply(this, arguments)
+        }
+      }
+      return fs$read.call(fs, fd, buffer, offset, length, position, callback)
+    }
+
+    // This ensures `util.promisify` works as it does for native `fs.read`.
+    if (Object.setPrototypeOf) Object.setPrototypeOf(read, fs$read)
+    return read
+  })(fs.read)
+
+  fs.readSync = typeof fs.readSync !== 'function' ? fs.readSync
+  : (function (fs$readSync) { return function (fd, buffer, offset, length, position) {
+    var eagCounter = 0
+    while (true) {
+      try {
+        return fs$readSync.call(fs, fd, buffer, offset, length, position)
+      } catch (er) {
+        if (er.code === 'EAGAIN' && eagCounter < 10) {
+          eagCounter ++
+          continue
+        }
+        throw er
+      }
+    }
+  }})(fs.readSync)
+
+  function patchLchmod (fs) {
+    fs.lchmod = function (path, mode, callback) {
+      fs.open( path
+             , constants.O_WRONLY | constants.O_SYMLINK
+             , mode
+             , function (err, fd) {
+        if (err) {
+          if (callback) callback(err)
+          return
+        }
+        // prefer to return the chmod error, if one occurs,
+        // but still try to close, and report closing errors if they occur.
+        fs.fchmod(fd, mode, function (err) {
+          fs.close(fd, function(err2) {
+            if (callback) callback(err || err2)
+          })
+        })
+      })
+    }
+
+    fs.lchmodSync = function (path, mode) {
+      var fd = fs.openSync(path, constants.O_WRONLY | constants.O_SYMLINK, mode)
+
+      // prefer to return the chmod error, if one occurs,
+      // but still try to close, and report closing errors if they occur.
+      var threw = true
+      var ret
+      try {
+        ret = fs.fchmodSync(fd, mode)
+        threw = false
+      } finally {
+        if (threw) {
+          try {
+            fs.closeSync(fd)
+          } catch (er) {}
+        } else {
+          fs.closeSync(fd)
+        }
+      }
+      return ret
+    }
+  }
+
+  function patchLutimes (fs) {
+    if (constants.hasOwnProperty("O_SYMLINK") && fs.futimes) {
+      fs.lutimes = function (path, at, mt, cb) {
+        fs.open(path, constants.O_SYMLINK, function (er, fd) {
+          if (er) {
+            if (cb) cb(er)
+            return
+          }
+          fs.futimes(fd, at, mt, function (er) {
+            fs.close(fd, function (er2) {
+              if (cb) cb(er || er2)
+            })
+          })
+        })
+      }
+
+      fs.lutimesSync = function (path, at, mt) {
+        var fd = fs.openSync(path, constants.O_SYMLINK)
+        var ret
+        var threw = true
+        try {
+          ret = fs.futimesSync(fd, at, mt)
+          threw = false
+        } finally {
+          if (threw) {
+            try {
+              fs.closeSync(fd)
+            } catch (er) {}
+          } else {
+            fs.closeSync(fd)
+          }
+        }
+        return ret
+      }
+
+    } else if (fs.futimes) {
+      fs.lutimes = function (_a, _b, _c, cb) { if (cb) process.nextTick(cb) }
+      fs.lutimesSync = function () {}
+    }
+  }
+
+  function chmodFix (orig) {
+    if (!orig) return orig
+    return function (target, mode, cb) {
+      return orig.call(fs, target, mode, function (er) {
+        if (chownErOk(er)) er = null
+        if (cb) cb.apply(this, arguments)
+      })
+    }
+  }
+
+  function chmodFixSync (orig) {
+    if (!orig) return orig
+    return function (target, mode) {
+      try {
+        return orig.call(fs, target, mode)
+      } catch (er) {
+        if (!chownErOk(er)) throw er
+      }
+    }
+  }
+
+
+  function chownFix (orig) {
+    if (!orig) return orig
+    return function (target, uid, gid, cb) {
+      return orig.call(fs, target, uid, gid, function (er) {
+        if (chownErOk(er)) er = null
+        if (cb) cb.apply(this, arguments)
+      })
+    }
+  }
+
+  function chownFixSync (orig) {
+    if (!orig) return orig
+    return function (target, uid, gid) {
+      try {
+        return orig.call(fs, target, uid, gid)
+      } catch (er) {
+        if (!chownErOk(er)) throw er
+      }
+    }
+  }
+
+  function statFix (orig) {
+    if (!orig) return orig
+    // Older versions of Node erroneously returned signed integers for
+    // uid + gid.
+    return function (target, options, cb) {
+      if (typeof options === 'function') {
+        cb = options
+        options = null
+      }
+      function callback (er, stats) {
+        if (stats) {
+          if (stats.uid < 0) stats.uid += 0x100000000
+          if (stats.gid < 0) stats.gid += 0x100000000
+        }
+        if (cb) cb.apply(this, arguments)
+      }
+      return options ? orig.call(fs, target, options, callback)
+        : orig.call(fs, target, callback)
+    }
+  }
+
+  function statFixSync (orig) {
+    if (!orig) return orig
+    // Older versions of Node erroneously returned signed integers for
+    // uid + gid.
+    return function (target, options) {
+      var stats = options ? orig.call(fs, target, options)
+        : orig.call(fs, target)
+      if (stats) {
+        if (stats.uid < 0) stats.uid += 0x100000000
+        if (stats.gid < 0) stats.gid += 0x100000000
+      }
+      return stats;
+    }
+  }
+
+  // ENOSYS means that the fs doesn't support the op. Just ignore
+  // that, because it doesn't matter.
+  //
+  // if there's no getuid, or if getuid() is something other
+  // than 0, and the error is EINVAL or EPERM, then just ignore
+  // it.
+  //
+  // This specific case is a silent failure in cp, install, tar,
+  // and most other unix tools that manage permissions.
+  //
+  // When running as root, or if other types of errors are
+  // encountered, then it's strict.
+  function chownErOk (er) {
+    if (!er)
+      return true
+
+    if (er.code === "ENOSYS")
+      return true
+
+    var nonroot = !process.getuid || process.getuid() !== 0
+    if (nonroot) {
+      if (er.code === "EINVAL" || er.code === "EPERM")
+        return true
+    }
+
+    return false
+  }
+}
+
+
+/***/ }),
+
 /***/ 83598:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -13434,6 +14407,560 @@ exports.validateLabel = function validateLabel(savedLabels, labels) {
 		}
 	}
 };
+
+
+/***/ }),
+
+/***/ 83648:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const lockfile = __nccwpck_require__(70743);
+const { toPromise, toSync, toSyncOptions } = __nccwpck_require__(3271);
+
+async function lock(file, options) {
+    const release = await toPromise(lockfile.lock)(file, options);
+
+    return toPromise(release);
+}
+
+function lockSync(file, options) {
+    const release = toSync(lockfile.lock)(file, toSyncOptions(options));
+
+    return toSync(release);
+}
+
+function unlock(file, options) {
+    return toPromise(lockfile.unlock)(file, options);
+}
+
+function unlockSync(file, options) {
+    return toSync(lockfile.unlock)(file, toSyncOptions(options));
+}
+
+function check(file, options) {
+    return toPromise(lockfile.check)(file, options);
+}
+
+function checkSync(file, options) {
+    return toSync(lockfile.check)(file, toSyncOptions(options));
+}
+
+module.exports = lock;
+module.exports.lock = lock;
+module.exports.unlock = unlock;
+module.exports.lockSync = lockSync;
+module.exports.unlockSync = unlockSync;
+module.exports.check = check;
+module.exports.checkSync = checkSync;
+
+
+/***/ }),
+
+/***/ 3271:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const fs = __nccwpck_require__(35744);
+
+function createSyncFs(fs) {
+    const methods = ['mkdir', 'realpath', 'stat', 'rmdir', 'utimes'];
+    const newFs = { ...fs };
+
+    methods.forEach((method) => {
+        newFs[method] = (...args) => {
+            const callback = args.pop();
+            let ret;
+
+            try {
+                ret = fs[`${method}Sync`](...args);
+            } catch (err) {
+                return callback(err);
+            }
+
+            callback(null, ret);
+        };
+    });
+
+    return newFs;
+}
+
+// ----------------------------------------------------------
+
+function toPromise(method) {
+    return (...args) => new Promise((resolve, reject) => {
+        args.push((err, result) => {
+            if (err) {
+                reject(err);
+            } else {
+                resolve(result);
+            }
+        });
+
+        method(...args);
+    });
+}
+
+function toSync(method) {
+    return (...args) => {
+        let err;
+        let result;
+
+        args.push((_err, _result) => {
+            err = _err;
+            result = _result;
+        });
+
+        method(...args);
+
+        if (err) {
+            throw err;
+        }
+
+        return result;
+    };
+}
+
+function toSyncOptions(options) {
+    // Shallow clone options because we are oging to mutate them
+    options = { ...options };
+
+    // Transform fs to use the sync methods instead
+    options.fs = createSyncFs(options.fs || fs);
+
+    // Retries are not allowed because it requires the flow to be sync
+    if (
+        (typeof options.retries === 'number' && options.retries > 0) ||
+        (options.retries && typeof options.retries.retries === 'number' && options.retries.retries > 0)
+    ) {
+        throw Object.assign(new Error('Cannot use retries with the sync api'), { code: 'ESYNC' });
+    }
+
+    return options;
+}
+
+module.exports = {
+    toPromise,
+    toSync,
+    toSyncOptions,
+};
+
+
+/***/ }),
+
+/***/ 70743:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const path = __nccwpck_require__(16928);
+const fs = __nccwpck_require__(35744);
+const retry = __nccwpck_require__(5546);
+const onExit = __nccwpck_require__(66627);
+const mtimePrecision = __nccwpck_require__(34747);
+
+const locks = {};
+
+function getLockFile(file, options) {
+    return options.lockfilePath || `${file}.lock`;
+}
+
+function resolveCanonicalPath(file, options, callback) {
+    if (!options.realpath) {
+        return callback(null, path.resolve(file));
+    }
+
+    // Use realpath to resolve symlinks
+    // It also resolves relative paths
+    options.fs.realpath(file, callback);
+}
+
+function acquireLock(file, options, callback) {
+    const lockfilePath = getLockFile(file, options);
+
+    // Use mkdir to create the lockfile (atomic operation)
+    options.fs.mkdir(lockfilePath, (err) => {
+        if (!err) {
+            // At this point, we acquired the lock!
+            // Probe the mtime precision
+            return mtimePrecision.probe(lockfilePath, options.fs, (err, mtime, mtimePrecision) => {
+                // If it failed, try to remove the lock..
+                /* istanbul ignore if */
+                if (err) {
+                    options.fs.rmdir(lockfilePath, () => {});
+
+                    return callback(err);
+                }
+
+                callback(null, mtime, mtimePrecision);
+            });
+        }
+
+        // If error is not EEXIST then some other error occurred while locking
+        if (err.code !== 'EEXIST') {
+            return callback(err);
+        }
+
+        // Otherwise, check if lock is stale by analyzing the file mtime
+        if (options.stale <= 0) {
+            return callback(Object.assign(new Error('Lock file is already being held'), { code: 'ELOCKED', file }));
+        }
+
+        options.fs.stat(lockfilePath, (err, stat) => {
+            if (err) {
+                // Retry if the lockfile has been removed (meanwhile)
+                // Skip stale check to avoid recursiveness
+                if (err.code === 'ENOENT') {
+                    return acquireLock(file, { ...options, stale: 0 }, callback);
+                }
+
+                return callback(err);
+            }
+
+            if (!isLockStale(stat, options)) {
+                return callback(Object.assign(new Error('Lock file is already being held'), { code: 'ELOCKED', file }));
+            }
+
+            // If it's stale, remove it and try again!
+            // Skip stale check to avoid recursiveness
+            removeLock(file, options, (err) => {
+                if (err) {
+                    return callback(err);
+                }
+
+                acquireLock(file, { ...options, stale: 0 }, callback);
+            });
+        });
+    });
+}
+
+function isLockStale(stat, options) {
+    return stat.mtime.getTime() < Date.now() - options.stale;
+}
+
+function removeLock(file, options, callback) {
+    // Remove lockfile, ignoring ENOENT errors
+    options.fs.rmdir(getLockFile(file, options), (err) => {
+        if (err && err.code !== 'ENOENT') {
+            return callback(err);
+        }
+
+        callback();
+    });
+}
+
+function updateLock(file, options) {
+    const lock = locks[file];
+
+    // Just for safety, should never happen
+    /* istanbul ignore if */
+    if (lock.updateTimeout) {
+        return;
+    }
+
+    lock.updateDelay = lock.updateDelay || options.update;
+    lock.updateTimeout = setTimeout(() => {
+        lock.updateTimeout = null;
+
+        // Stat the file to check if mtime is still ours
+        // If it is, we can still recover from a system sleep or a busy event loop
+        options.fs.stat(lock.lockfilePath, (err, stat) => {
+            const isOverThreshold = lock.lastUpdate + options.stale < Date.now();
+
+            // If it failed to update the lockfile, keep trying unless
+            // the lockfile was deleted or we are over the threshold
+            if (err) {
+                if (err.code === 'ENOENT' || isOverThreshold) {
+                    return setLockAsCompromised(file, lock, Object.assign(err, { code: 'ECOMPROMISED' }));
+                }
+
+                lock.updateDelay = 1000;
+
+                return updateLock(file, options);
+            }
+
+            const isMtimeOurs = lock.mtime.getTime() === stat.mtime.getTime();
+
+            if (!isMtimeOurs) {
+                return setLockAsCompromised(
+                    file,
+                    lock,
+                    Object.assign(
+                        new Error('Unable to update lock within the stale threshold'),
+                        { code: 'ECOMPROMISED' }
+                    ));
+            }
+
+            const mtime = mtimePrecision.getMtime(lock.mtimePrecision);
+
+            options.fs.utimes(lock.lockfilePath, mtime, mtime, (err) => {
+                const isOverThreshold = lock.lastUpdate + options.stale < Date.now();
+
+                // Ignore if the lock was released
+                if (lock.released) {
+                    return;
+                }
+
+                // If it failed to update the lockfile, keep trying unless
+                // the lockfile was deleted or we are over the threshold
+                if (err) {
+                    if (err.code === 'ENOENT' || isOverThreshold) {
+                        return setLockAsCompromised(file, lock, Object.assign(err, { code: 'ECOMPROMISED' }));
+                    }
+
+                    lock.updateDelay = 1000;
+
+                    return updateLock(file, options);
+                }
+
+                // All ok, keep updating..
+                lock.mtime = mtime;
+                lock.lastUpdate = Date.now();
+                lock.updateDelay = null;
+                updateLock(file, options);
+            });
+        });
+    }, lock.updateDelay);
+
+    // Unref the timer so that the nodejs process can exit freely
+    // This is safe because all acquired locks will be automatically released
+    // on process exit
+
+    // We first check that `lock.updateTimeout.unref` exists because some users
+    // may be using this module outside of NodeJS (e.g., in an electron app),
+    // and in those cases `setTimeout` return an integer.
+    /* istanbul ignore else */
+    if (lock.updateTimeout.unref) {
+        lock.updateTimeout.unref();
+    }
+}
+
+function setLockAsCompromised(file, lock, err) {
+    // Signal the lock has been released
+    lock.released = true;
+
+    // Cancel lock mtime update
+    // Just for safety, at this point updateTimeout should be null
+    /* istanbul ignore if */
+    if (lock.updateTimeout) {
+        clearTimeout(lock.updateTimeout);
+    }
+
+    if (locks[file] === lock) {
+        delete locks[file];
+    }
+
+    lock.options.onCompromised(err);
+}
+
+// ----------------------------------------------------------
+
+function lock(file, options, callback) {
+    /* istanbul ignore next */
+    options = {
+        stale: 10000,
+        update: null,
+        realpath: true,
+        retries: 0,
+        fs,
+        onCompromised: (err) => { throw err; },
+        ...options,
+    };
+
+    options.retries = options.retries || 0;
+    options.retries = typeof options.retries === 'number' ? { retries: options.retries } : options.retries;
+    options.stale = Math.max(options.stale || 0, 2000);
+    options.update = options.update == null ? options.stale / 2 : options.update || 0;
+    options.update = Math.max(Math.min(options.update, options.stale / 2), 1000);
+
+    // Resolve to a canonical file path
+    resolveCanonicalPath(file, options, (err, file) => {
+        if (err) {
+            return callback(err);
+        }
+
+        // Attempt to acquire the lock
+        const operation = retry.operation(options.retries);
+
+        operation.attempt(() => {
+            acquireLock(file, options, (err, mtime, mtimePrecision) => {
+                if (operation.retry(err)) {
+                    return;
+                }
+
+                if (err) {
+                    return callback(operation.mainError());
+                }
+
+                // We now own the lock
+                const lock = locks[file] = {
+                    lockfilePath: getLockFile(file, options),
+                    mtime,
+                    mtimePrecision,
+                    options,
+                    lastUpdate: Date.now(),
+                };
+
+                // We must keep the lock fresh to avoid staleness
+                updateLock(file, options);
+
+                callback(null, (releasedCallback) => {
+                    if (lock.released) {
+                        return releasedCallback &&
+                            releasedCallback(Object.assign(new Error('Lock is already released'), { code: 'ERELEASED' }));
+                    }
+
+                    // Not necessary to use realpath twice when unlocking
+                    unlock(file, { ...options, realpath: false }, releasedCallback);
+                });
+            });
+        });
+    });
+}
+
+function unlock(file, options, callback) {
+    options = {
+        fs,
+        realpath: true,
+        ...options,
+    };
+
+    // Resolve to a canonical file path
+    resolveCanonicalPath(file, options, (err, file) => {
+        if (err) {
+            return callback(err);
+        }
+
+        // Skip if the lock is not acquired
+        const lock = locks[file];
+
+        if (!lock) {
+            return callback(Object.assign(new Error('Lock is not acquired/owned by you'), { code: 'ENOTACQUIRED' }));
+        }
+
+        lock.updateTimeout && clearTimeout(lock.updateTimeout); // Cancel lock mtime update
+        lock.released = true; // Signal the lock has been released
+        delete locks[file]; // Delete from locks
+
+        removeLock(file, options, callback);
+    });
+}
+
+function check(file, options, callback) {
+    options = {
+        stale: 10000,
+        realpath: true,
+        fs,
+        ...options,
+    };
+
+    options.stale = Math.max(options.stale || 0, 2000);
+
+    // Resolve to a canonical file path
+    resolveCanonicalPath(file, options, (err, file) => {
+        if (err) {
+            return callback(err);
+        }
+
+        // Check if lockfile exists
+        options.fs.stat(getLockFile(file, options), (err, stat) => {
+            if (err) {
+                // If does not exist, file is not locked. Otherwise, callback with error
+                return err.code === 'ENOENT' ? callback(null, false) : callback(err);
+            }
+
+            // Otherwise, check if lock is stale by analyzing the file mtime
+            return callback(null, !isLockStale(stat, options));
+        });
+    });
+}
+
+function getLocks() {
+    return locks;
+}
+
+// Remove acquired locks on exit
+/* istanbul ignore next */
+onExit(() => {
+    for (const file in locks) {
+        const options = locks[file].options;
+
+        try { options.fs.rmdirSync(getLockFile(file, options)); } catch (e) { /* Empty */ }
+    }
+});
+
+module.exports.lock = lock;
+module.exports.unlock = unlock;
+module.exports.check = check;
+module.exports.getLocks = getLocks;
+
+
+/***/ }),
+
+/***/ 34747:
+/***/ ((module) => {
+
+"use strict";
+
+
+const cacheSymbol = Symbol();
+
+function probe(file, fs, callback) {
+    const cachedPrecision = fs[cacheSymbol];
+
+    if (cachedPrecision) {
+        return fs.stat(file, (err, stat) => {
+            /* istanbul ignore if */
+            if (err) {
+                return callback(err);
+            }
+
+            callback(null, stat.mtime, cachedPrecision);
+        });
+    }
+
+    // Set mtime by ceiling Date.now() to seconds + 5ms so that it's "not on the second"
+    const mtime = new Date((Math.ceil(Date.now() / 1000) * 1000) + 5);
+
+    fs.utimes(file, mtime, mtime, (err) => {
+        /* istanbul ignore if */
+        if (err) {
+            return callback(err);
+        }
+
+        fs.stat(file, (err, stat) => {
+            /* istanbul ignore if */
+            if (err) {
+                return callback(err);
+            }
+
+            const precision = stat.mtime.getTime() % 1000 === 0 ? 's' : 'ms';
+
+            // Cache the precision in a non-enumerable way
+            Object.defineProperty(fs, cacheSymbol, { value: precision });
+
+            callback(null, stat.mtime, precision);
+        });
+    });
+}
+
+function getMtime(precision) {
+    let now = Date.now();
+
+    if (precision === 's') {
+        now = Math.ceil(now / 1000) * 1000;
+    }
+
+    return new Date(now);
+}
+
+module.exports.probe = probe;
+module.exports.getMtime = getMtime;
 
 
 /***/ }),
@@ -22452,6 +23979,554 @@ BufferWriter._configure();
 
 /***/ }),
 
+/***/ 5546:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+module.exports = __nccwpck_require__(67084);
+
+/***/ }),
+
+/***/ 67084:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+var RetryOperation = __nccwpck_require__(39538);
+
+exports.operation = function(options) {
+  var timeouts = exports.timeouts(options);
+  return new RetryOperation(timeouts, {
+      forever: options && options.forever,
+      unref: options && options.unref,
+      maxRetryTime: options && options.maxRetryTime
+  });
+};
+
+exports.timeouts = function(options) {
+  if (options instanceof Array) {
+    return [].concat(options);
+  }
+
+  var opts = {
+    retries: 10,
+    factor: 2,
+    minTimeout: 1 * 1000,
+    maxTimeout: Infinity,
+    randomize: false
+  };
+  for (var key in options) {
+    opts[key] = options[key];
+  }
+
+  if (opts.minTimeout > opts.maxTimeout) {
+    throw new Error('minTimeout is greater than maxTimeout');
+  }
+
+  var timeouts = [];
+  for (var i = 0; i < opts.retries; i++) {
+    timeouts.push(this.createTimeout(i, opts));
+  }
+
+  if (options && options.forever && !timeouts.length) {
+    timeouts.push(this.createTimeout(i, opts));
+  }
+
+  // sort the array numerically ascending
+  timeouts.sort(function(a,b) {
+    return a - b;
+  });
+
+  return timeouts;
+};
+
+exports.createTimeout = function(attempt, opts) {
+  var random = (opts.randomize)
+    ? (Math.random() + 1)
+    : 1;
+
+  var timeout = Math.round(random * opts.minTimeout * Math.pow(opts.factor, attempt));
+  timeout = Math.min(timeout, opts.maxTimeout);
+
+  return timeout;
+};
+
+exports.wrap = function(obj, options, methods) {
+  if (options instanceof Array) {
+    methods = options;
+    options = null;
+  }
+
+  if (!methods) {
+    methods = [];
+    for (var key in obj) {
+      if (typeof obj[key] === 'function') {
+        methods.push(key);
+      }
+    }
+  }
+
+  for (var i = 0; i < methods.length; i++) {
+    var method   = methods[i];
+    var original = obj[method];
+
+    obj[method] = function retryWrapper(original) {
+      var op       = exports.operation(options);
+      var args     = Array.prototype.slice.call(arguments, 1);
+      var callback = args.pop();
+
+      args.push(function(err) {
+        if (op.retry(err)) {
+          return;
+        }
+        if (err) {
+          arguments[0] = op.mainError();
+        }
+        callback.apply(this, arguments);
+      });
+
+      op.attempt(function() {
+        original.apply(obj, args);
+      });
+    }.bind(obj, original);
+    obj[method].options = options;
+  }
+};
+
+
+/***/ }),
+
+/***/ 39538:
+/***/ ((module) => {
+
+function RetryOperation(timeouts, options) {
+  // Compatibility for the old (timeouts, retryForever) signature
+  if (typeof options === 'boolean') {
+    options = { forever: options };
+  }
+
+  this._originalTimeouts = JSON.parse(JSON.stringify(timeouts));
+  this._timeouts = timeouts;
+  this._options = options || {};
+  this._maxRetryTime = options && options.maxRetryTime || Infinity;
+  this._fn = null;
+  this._errors = [];
+  this._attempts = 1;
+  this._operationTimeout = null;
+  this._operationTimeoutCb = null;
+  this._timeout = null;
+  this._operationStart = null;
+
+  if (this._options.forever) {
+    this._cachedTimeouts = this._timeouts.slice(0);
+  }
+}
+module.exports = RetryOperation;
+
+RetryOperation.prototype.reset = function() {
+  this._attempts = 1;
+  this._timeouts = this._originalTimeouts;
+}
+
+RetryOperation.prototype.stop = function() {
+  if (this._timeout) {
+    clearTimeout(this._timeout);
+  }
+
+  this._timeouts       = [];
+  this._cachedTimeouts = null;
+};
+
+RetryOperation.prototype.retry = function(err) {
+  if (this._timeout) {
+    clearTimeout(this._timeout);
+  }
+
+  if (!err) {
+    return false;
+  }
+  var currentTime = new Date().getTime();
+  if (err && currentTime - this._operationStart >= this._maxRetryTime) {
+    this._errors.unshift(new Error('RetryOperation timeout occurred'));
+    return false;
+  }
+
+  this._errors.push(err);
+
+  var timeout = this._timeouts.shift();
+  if (timeout === undefined) {
+    if (this._cachedTimeouts) {
+      // retry forever, only keep last error
+      this._errors.splice(this._errors.length - 1, this._errors.length);
+      this._timeouts = this._cachedTimeouts.slice(0);
+      timeout = this._timeouts.shift();
+    } else {
+      return false;
+    }
+  }
+
+  var self = this;
+  var timer = setTimeout(function() {
+    self._attempts++;
+
+    if (self._operationTimeoutCb) {
+      self._timeout = setTimeout(function() {
+        self._operationTimeoutCb(self._attempts);
+      }, self._operationTimeout);
+
+      if (self._options.unref) {
+          self._timeout.unref();
+      }
+    }
+
+    self._fn(self._attempts);
+  }, timeout);
+
+  if (this._options.unref) {
+      timer.unref();
+  }
+
+  return true;
+};
+
+RetryOperation.prototype.attempt = function(fn, timeoutOps) {
+  this._fn = fn;
+
+  if (timeoutOps) {
+    if (timeoutOps.timeout) {
+      this._operationTimeout = timeoutOps.timeout;
+    }
+    if (timeoutOps.cb) {
+      this._operationTimeoutCb = timeoutOps.cb;
+    }
+  }
+
+  var self = this;
+  if (this._operationTimeoutCb) {
+    this._timeout = setTimeout(function() {
+      self._operationTimeoutCb();
+    }, self._operationTimeout);
+  }
+
+  this._operationStart = new Date().getTime();
+
+  this._fn(this._attempts);
+};
+
+RetryOperation.prototype.try = function(fn) {
+  console.log('Using RetryOperation.try() is deprecated');
+  this.attempt(fn);
+};
+
+RetryOperation.prototype.start = function(fn) {
+  console.log('Using RetryOperation.start() is deprecated');
+  this.attempt(fn);
+};
+
+RetryOperation.prototype.start = RetryOperation.prototype.try;
+
+RetryOperation.prototype.errors = function() {
+  return this._errors;
+};
+
+RetryOperation.prototype.attempts = function() {
+  return this._attempts;
+};
+
+RetryOperation.prototype.mainError = function() {
+  if (this._errors.length === 0) {
+    return null;
+  }
+
+  var counts = {};
+  var mainError = null;
+  var mainErrorCount = 0;
+
+  for (var i = 0; i < this._errors.length; i++) {
+    var error = this._errors[i];
+    var message = error.message;
+    var count = (counts[message] || 0) + 1;
+
+    counts[message] = count;
+
+    if (count >= mainErrorCount) {
+      mainError = error;
+      mainErrorCount = count;
+    }
+  }
+
+  return mainError;
+};
+
+
+/***/ }),
+
+/***/ 66627:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+// Note: since nyc uses this module to output coverage, any lines
+// that are in the direct sync flow of nyc's outputCoverage are
+// ignored, since we can never get coverage for them.
+// grab a reference to node's real process object right away
+var process = global.process
+
+const processOk = function (process) {
+  return process &&
+    typeof process === 'object' &&
+    typeof process.removeListener === 'function' &&
+    typeof process.emit === 'function' &&
+    typeof process.reallyExit === 'function' &&
+    typeof process.listeners === 'function' &&
+    typeof process.kill === 'function' &&
+    typeof process.pid === 'number' &&
+    typeof process.on === 'function'
+}
+
+// some kind of non-node environment, just no-op
+/* istanbul ignore if */
+if (!processOk(process)) {
+  module.exports = function () {
+    return function () {}
+  }
+} else {
+  var assert = __nccwpck_require__(42613)
+  var signals = __nccwpck_require__(41430)
+  var isWin = /^win/i.test(process.platform)
+
+  var EE = __nccwpck_require__(24434)
+  /* istanbul ignore if */
+  if (typeof EE !== 'function') {
+    EE = EE.EventEmitter
+  }
+
+  var emitter
+  if (process.__signal_exit_emitter__) {
+    emitter = process.__signal_exit_emitter__
+  } else {
+    emitter = process.__signal_exit_emitter__ = new EE()
+    emitter.count = 0
+    emitter.emitted = {}
+  }
+
+  // Because this emitter is a global, we have to check to see if a
+  // previous version of this library failed to enable infinite listeners.
+  // I know what you're about to say.  But literally everything about
+  // signal-exit is a compromise with evil.  Get used to it.
+  if (!emitter.infinite) {
+    emitter.setMaxListeners(Infinity)
+    emitter.infinite = true
+  }
+
+  module.exports = function (cb, opts) {
+    /* istanbul ignore if */
+    if (!processOk(global.process)) {
+      return function () {}
+    }
+    assert.equal(typeof cb, 'function', 'a callback must be provided for exit handler')
+
+    if (loaded === false) {
+      load()
+    }
+
+    var ev = 'exit'
+    if (opts && opts.alwaysLast) {
+      ev = 'afterexit'
+    }
+
+    var remove = function () {
+      emitter.removeListener(ev, cb)
+      if (emitter.listeners('exit').length === 0 &&
+          emitter.listeners('afterexit').length === 0) {
+        unload()
+      }
+    }
+    emitter.on(ev, cb)
+
+    return remove
+  }
+
+  var unload = function unload () {
+    if (!loaded || !processOk(global.process)) {
+      return
+    }
+    loaded = false
+
+    signals.forEach(function (sig) {
+      try {
+        process.removeListener(sig, sigListeners[sig])
+      } catch (er) {}
+    })
+    process.emit = originalProcessEmit
+    process.reallyExit = originalProcessReallyExit
+    emitter.count -= 1
+  }
+  module.exports.unload = unload
+
+  var emit = function emit (event, code, signal) {
+    /* istanbul ignore if */
+    if (emitter.emitted[event]) {
+      return
+    }
+    emitter.emitted[event] = true
+    emitter.emit(event, code, signal)
+  }
+
+  // { <signal>: <listener fn>, ... }
+  var sigListeners = {}
+  signals.forEach(function (sig) {
+    sigListeners[sig] = function listener () {
+      /* istanbul ignore if */
+      if (!processOk(global.process)) {
+        return
+      }
+      // If there are no other listeners, an exit is coming!
+      // Simplest way: remove us and then re-send the signal.
+      // We know that this will kill the process, so we can
+      // safely emit now.
+      var listeners = process.listeners(sig)
+      if (listeners.length === emitter.count) {
+        unload()
+        emit('exit', null, sig)
+        /* istanbul ignore next */
+        emit('afterexit', null, sig)
+        /* istanbul ignore next */
+        if (isWin && sig === 'SIGHUP') {
+          // "SIGHUP" throws an `ENOSYS` error on Windows,
+          // so use a supported signal instead
+          sig = 'SIGINT'
+        }
+        /* istanbul ignore next */
+        process.kill(process.pid, sig)
+      }
+    }
+  })
+
+  module.exports.signals = function () {
+    return signals
+  }
+
+  var loaded = false
+
+  var load = function load () {
+    if (loaded || !processOk(global.process)) {
+      return
+    }
+    loaded = true
+
+    // This is the number of onSignalExit's that are in play.
+    // It's important so that we can count the correct number of
+    // listeners on signals, and don't wait for the other one to
+    // handle it instead of us.
+    emitter.count += 1
+
+    signals = signals.filter(function (sig) {
+      try {
+        process.on(sig, sigListeners[sig])
+        return true
+      } catch (er) {
+        return false
+      }
+    })
+
+    process.emit = processEmit
+    process.reallyExit = processReallyExit
+  }
+  module.exports.load = load
+
+  var originalProcessReallyExit = process.reallyExit
+  var processReallyExit = function processReallyExit (code) {
+    /* istanbul ignore if */
+    if (!processOk(global.process)) {
+      return
+    }
+    process.exitCode = code || /* istanbul ignore next */ 0
+    emit('exit', process.exitCode, null)
+    /* istanbul ignore next */
+    emit('afterexit', process.exitCode, null)
+    /* istanbul ignore next */
+    originalProcessReallyExit.call(process, process.exitCode)
+  }
+
+  var originalProcessEmit = process.emit
+  var processEmit = function processEmit (ev, arg) {
+    if (ev === 'exit' && processOk(global.process)) {
+      /* istanbul ignore else */
+      if (arg !== undefined) {
+        process.exitCode = arg
+      }
+      var ret = originalProcessEmit.apply(this, arguments)
+      /* istanbul ignore next */
+      emit('exit', process.exitCode, null)
+      /* istanbul ignore next */
+      emit('afterexit', process.exitCode, null)
+      /* istanbul ignore next */
+      return ret
+    } else {
+      return originalProcessEmit.apply(this, arguments)
+    }
+  }
+}
+
+
+/***/ }),
+
+/***/ 41430:
+/***/ ((module) => {
+
+// This is not the set of all possible signals.
+//
+// It IS, however, the set of all signals that trigger
+// an exit on either Linux or BSD systems.  Linux is a
+// superset of the signal names supported on BSD, and
+// the unknown signals just fail to register, so we can
+// catch that easily enough.
+//
+// Don't bother with SIGKILL.  It's uncatchable, which
+// means that we can't fire any callbacks anyway.
+//
+// If a user does happen to register a handler on a non-
+// fatal signal like SIGWINCH or something, and then
+// exit, it'll end up firing `process.emit('exit')`, so
+// the handler will be fired anyway.
+//
+// SIGBUS, SIGFPE, SIGSEGV and SIGILL, when not raised
+// artificially, inherently leave the process in a
+// state from which it is not safe to try and enter JS
+// listeners.
+module.exports = [
+  'SIGABRT',
+  'SIGALRM',
+  'SIGHUP',
+  'SIGINT',
+  'SIGTERM'
+]
+
+if (process.platform !== 'win32') {
+  module.exports.push(
+    'SIGVTALRM',
+    'SIGXCPU',
+    'SIGXFSZ',
+    'SIGUSR2',
+    'SIGTRAP',
+    'SIGSYS',
+    'SIGQUIT',
+    'SIGIOT'
+    // should detect profiler and enable/disable accordingly.
+    // see #21
+    // 'SIGPROF'
+  )
+}
+
+if (process.platform === 'linux') {
+  module.exports.push(
+    'SIGIO',
+    'SIGPOLL',
+    'SIGPWR',
+    'SIGSTKFLT',
+    'SIGUNUSED'
+  )
+}
+
+
+/***/ }),
+
 /***/ 83528:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -22866,8 +24941,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   usage: () => (/* binding */ usage)
 });
 
-// EXTERNAL MODULE: ./src/config.ts + 8 modules
-var config = __nccwpck_require__(52638);
+// EXTERNAL MODULE: ./src/config.ts + 7 modules
+var config = __nccwpck_require__(69104);
 ;// CONCATENATED MODULE: ./src/stage.ts
 const consoleLogger = (stream = process.stderr) => ({
     info: (m) => stream.write(m + '\n'),
@@ -22890,7 +24965,8 @@ var permissions = __nccwpck_require__(69141);
 
 
 const RBAC_USAGE = `usage: modelship rbac --namespace NS [--service-account NAME] [--stage rollout|preview]
-                     [--create-namespace] [--create-pull-secret] [--gpu] [--verify-url]
+                     [--create-namespace] [--create-pull-secret] [--gpu] [--verify-url] [--autoscale]
+                     [--pod-metrics]
 
 Prints, as YAML for \`kubectl apply -f -\`, a ServiceAccount and the least RBAC its runs need (generated from the
 table in src/rollout/permissions.ts; each rule says why it is there):
@@ -22901,9 +24977,18 @@ table in src/rollout/permissions.ts; each rule says why it is there):
   --service-account NAME     default modelship-deployer
   --create-namespace         the rollout creates NS (as --stage preview: cluster-scoped)
   --create-pull-secret, --gpu, --verify-url: the runs use these inputs (Secrets; the pod proxy and logs; no service proxy)
+  --autoscale                the runs use autoscale (HorizontalPodAutoscalers, KEDA ScaledObjects)
+  --pod-metrics              the runs use compare-with-stable without prometheus-url (the pod proxy, for /metrics)
 See README "Least-privilege deploy identity" for the token kubeconfig to give as the kubeconfig secret.
 `;
-const BOOLEANS = { 'create-namespace': 'createNamespace', 'create-pull-secret': 'createPullSecret', gpu: 'gpu', 'verify-url': 'verifyUrl' };
+const BOOLEANS = {
+    'create-namespace': 'createNamespace',
+    'create-pull-secret': 'createPullSecret',
+    gpu: 'gpu',
+    'verify-url': 'verifyUrl',
+    autoscale: 'autoscale',
+    'pod-metrics': 'podMetrics',
+};
 /** `modelship rbac ...`: the RBAC objects on `out`. Returns the exit code. */
 function rbacMain(argv, out) {
     const identity = { namespace: '', serviceAccount: 'modelship-deployer', stage: 'rollout' };
@@ -23577,7 +25662,7 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
 
 /***/ }),
 
-/***/ 52638:
+/***/ 69104:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -23586,162 +25671,16 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
 __nccwpck_require__.d(__webpack_exports__, {
   mc: () => (/* binding */ INPUTS),
   py: () => (/* binding */ OUTPUTS),
-  an: () => (/* reexport */ STAGES),
-  n4: () => (/* reexport */ STAGE_INCLUDES),
-  dj: () => (/* reexport */ inputUsedBy),
+  an: () => (/* reexport */ inputs/* STAGES */.an),
+  n4: () => (/* reexport */ inputs/* STAGE_INCLUDES */.n4),
+  dj: () => (/* reexport */ inputs/* inputUsedBy */.dj),
   Xg: () => (/* binding */ readConfig)
 });
 
 // UNUSED EXPORTS: parseBoolean
 
-// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
-var js_yaml = __nccwpck_require__(33243);
-// EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(70017);
-;// CONCATENATED MODULE: ./src/inputs.ts
-
-
-/**
- * How inputs are declared and read, for every stage. Each stage declares its own inputs and outputs beside it
- * (`src/<stage>/inputs.ts`), inputs that several stages read live in `src/shared/inputs.ts`, and `src/config.ts`
- * puts them together: action.yml, the CLI flags and the README tables are generated from that one list.
- */
-const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'];
-/** The stages whose inputs a stage also reads: the pipeline runs five, a preview is a rollout. */
-const STAGE_INCLUDES = { pipeline: ['convert', 'compile', 'image', 'smoke', 'rollout'], preview: ['rollout'] };
-/** Does `stage` read input `i` (directly, or through a stage it runs)? */
-function inputUsedBy(i, stage) {
-    if (i.stages === 'all')
-        return true;
-    return [stage, ...(STAGE_INCLUDES[stage] ?? [])].some((s) => i.stages.includes(s));
-}
-/** A bad input: the error names it. */
-function fail(input, message) {
-    throw new errors/* ModelshipError */.W7('input', `input "${input}": ${message}`, { field: input });
-}
-function parseBoolean(name, raw) {
-    const v = raw.trim().toLowerCase();
-    if (['true', 'yes', '1', 'on'].includes(v))
-        return true;
-    if (['false', 'no', '0', 'off', ''].includes(v))
-        return false;
-    return fail(name, `expected true or false, got "${raw}"`);
-}
-/** The input that carries more inputs as a YAML map: how a reusable workflow passes what it does not name. */
-const INPUTS_MAP = 'inputs';
-/**
- * The source with input `inputs` (a YAML or JSON map of input name → value) applied: a key must be an input the
- * stage reads and not a secret (secrets come through `with:` from secrets, where the runner masks them); its value
- * stands where the input itself is not given or is its default. An input given both ways, with different values,
- * fails naming both, as does a malformed map.
- */
-function withInputsMap(source, specs, stage) {
-    const text = source(INPUTS_MAP) ?? '';
-    if (text.trim() === '')
-        return source;
-    let doc;
-    try {
-        doc = js_yaml/* load */.Hh(text);
-    }
-    catch (e) {
-        const mark = e.mark;
-        return fail(INPUTS_MAP, `is not YAML${mark ? ` (line ${mark.line + 1}, column ${mark.column + 1})` : ''}: ${e.reason ?? e.message}`);
-    }
-    if (doc === null || doc === undefined)
-        return source;
-    if (typeof doc !== 'object' || Array.isArray(doc))
-        return fail(INPUTS_MAP, `expected a map of input names to values, got ${JSON.stringify(doc).slice(0, 80)}`);
-    const byName = new Map(specs.map((i) => [i.name, i]));
-    const extra = new Map();
-    for (const [name, value] of Object.entries(doc)) {
-        const spec = byName.get(name);
-        const where = `${INPUTS_MAP}.${name}`;
-        if (!spec || name === 'stage' || name === INPUTS_MAP)
-            fail(INPUTS_MAP, `"${name}" is not an input of modelship${name === 'stage' || name === INPUTS_MAP ? ' that can be given here' : ''}`);
-        if (!inputUsedBy(spec, stage))
-            fail(INPUTS_MAP, `"${name}" is not read by stage ${stage} (it is an input of ${spec.stages.join(', ')})`);
-        if (spec.secret)
-            fail(INPUTS_MAP, `"${name}" is a secret: pass it in with: from a secret, where the runner masks it, not in ${INPUTS_MAP}`);
-        const v = typeof value === 'string'
-            ? value
-            : typeof value === 'number' || typeof value === 'boolean'
-                ? String(value)
-                : value === null || value === undefined
-                    ? ''
-                    : JSON.stringify(value);
-        const given = (source(name) ?? '').trim();
-        if (given !== '' && given !== spec.default && given !== v.trim())
-            fail(name, `given as "${given}" and in ${where} as "${v}": give it once`);
-        extra.set(name, v);
-    }
-    return (name) => {
-        const v = extra.get(name);
-        if (v === undefined)
-            return source(name);
-        const given = source(name);
-        return given === undefined || given.trim() === '' || given.trim() === byName.get(name).default ? v : given;
-    };
-}
-/** Typed access to the raw inputs, defaults applied; every malformed value fails naming its input. */
-class Reader {
-    source;
-    stage;
-    specs;
-    constructor(source, specs, stage) {
-        this.source = source;
-        this.stage = stage;
-        this.specs = new Map(specs.map((i) => [i.name, i]));
-    }
-    /** the value, trimmed, or the input's default when it is not given */
-    raw(name) {
-        const spec = this.specs.get(name);
-        if (!spec)
-            throw new Error(`internal: no input named "${name}"`);
-        const v = this.source(name);
-        return (v === undefined || v.trim() === '' ? spec.default : v).trim();
-    }
-    /** the value exactly as given (undefined when not given): for values whose whitespace matters */
-    given(name) {
-        return this.source(name);
-    }
-    num(name) {
-        const v = this.raw(name);
-        const n = Number(v);
-        if (v === '' || !Number.isFinite(n) || n < 0)
-            fail(name, `expected a non-negative number, got "${v}"`);
-        return n;
-    }
-    int(name, min) {
-        const n = this.num(name);
-        if (!Number.isInteger(n) || n < min)
-            fail(name, `expected an integer ≥ ${min}, got "${this.raw(name)}"`);
-        return n;
-    }
-    bool(name) {
-        return parseBoolean(name, this.raw(name));
-    }
-    oneOf(name, values) {
-        const v = this.raw(name);
-        if (!values.includes(v))
-            fail(name, `expected one of ${values.join(', ')}, got "${v}"`);
-        return v;
-    }
-    /** a Kubernetes Secret reference `<secret name>/<key>` */
-    secretRef(name) {
-        const v = this.raw(name);
-        if (v === '')
-            return undefined;
-        const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([-._a-zA-Z0-9]+)$/.exec(v);
-        if (!m)
-            fail(name, `expected <secret name>/<key>, got "${v}"`);
-        return { name: m[1], key: m[3] };
-    }
-    /** does the running stage read this input (directly or through a stage it runs)? */
-    uses(name) {
-        return inputUsedBy(this.specs.get(name), this.stage);
-    }
-}
-
+// EXTERNAL MODULE: ./src/inputs.ts
+var inputs = __nccwpck_require__(38422);
 // EXTERNAL MODULE: ./src/protocol/preprocess.ts
 var preprocess = __nccwpck_require__(20756);
 // EXTERNAL MODULE: ./src/protocol/runtime.ts
@@ -23757,11 +25696,11 @@ var serve_settings = __nccwpck_require__(10941);
 const SHARED_INPUTS = [
     {
         name: 'stage',
-        description: `Which stage to run: ${STAGES.join(' | ')}.`,
+        description: `Which stage to run: ${inputs/* STAGES */.an.join(' | ')}.`,
         default: '',
         kind: 'string',
         stages: 'all',
-        required: [...STAGES],
+        required: [...inputs/* STAGES */.an],
     },
     {
         name: 'inputs',
@@ -23884,14 +25823,14 @@ const SHARED_INPUTS = [
 function parseBatches(text) {
     const parts = text.split(',').map((s) => Number(s.trim()));
     if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1) || !(parts[0] <= parts[1] && parts[1] <= parts[2])) {
-        fail('batch-sizes', `expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`);
+        (0,inputs/* fail */.fJ)('batch-sizes', `expected min,opt,max batch sizes with min ≤ opt ≤ max, got "${text}"`);
     }
     return parts;
 }
 function readSharedConfig(r) {
     const tritonRelease = r.raw('triton-release');
     if (!/^\d\d\.\d\d$/.test(tritonRelease))
-        fail('triton-release', `expected NVIDIA's container release yy.mm (e.g. ${runtime/* DEFAULT_TRITON_RELEASE */.HC}), got "${tritonRelease}"`);
+        (0,inputs/* fail */.fJ)('triton-release', `expected NVIDIA's container release yy.mm (e.g. ${runtime/* DEFAULT_TRITON_RELEASE */.HC}), got "${tritonRelease}"`);
     const s = {
         reference: r.raw('reference') || undefined,
         tolerance: r.num('tolerance'),
@@ -23914,19 +25853,19 @@ function readSharedConfig(r) {
             s.preprocess = (0,preprocess/* parsePreprocess */._)(r.raw('preprocess'));
         }
         catch (e) {
-            fail('preprocess', e.message);
+            (0,inputs/* fail */.fJ)('preprocess', e.message);
         }
     }
     if (!['convert', 'compile', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName))
-        fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
+        (0,inputs/* fail */.fJ)('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
     if (s.runtime === 'triton' && (r.uses('runtime') || r.stage === 'pipeline')) {
         // what only modelship's own server honours: Triton would serve without the key, or could not read the model
         for (const name of ['api-key', 'api-key-secret', 'model-key', 'model-key-secret']) {
             if (r.raw(name) !== '')
-                fail(name, 'is honoured by the modelship runtime only; Triton Inference Server has no API key or model decryption (runtime: triton). Put the endpoint behind an authenticating proxy or ingress instead');
+                (0,inputs/* fail */.fJ)(name, 'is honoured by the modelship runtime only; Triton Inference Server has no API key or model decryption (runtime: triton). Put the endpoint behind an authenticating proxy or ingress instead');
         }
         if (r.bool('encrypt-model'))
-            fail('encrypt-model', 'is honoured by the modelship runtime only: Triton Inference Server cannot decrypt a model (runtime: triton)');
+            (0,inputs/* fail */.fJ)('encrypt-model', 'is honoured by the modelship runtime only: Triton Inference Server cannot decrypt a model (runtime: triton)');
     }
     return s;
 }
@@ -24007,7 +25946,7 @@ function readConvertConfig(r, s) {
         layers: r.raw('layers'),
     };
     if (r.stage === 'convert' && c.perLayer && !c.reference)
-        fail('per-layer', 'needs a reference directory (input "reference")');
+        (0,inputs/* fail */.fJ)('per-layer', 'needs a reference directory (input "reference")');
     return c;
 }
 
@@ -24100,7 +26039,7 @@ function readCompileConfig(r, s) {
         tolerance: s.tolerance,
     };
     if (c.int8 && c.target !== 'tensorrt')
-        fail('int8', 'is only for target tensorrt');
+        (0,inputs/* fail */.fJ)('int8', 'is only for target tensorrt');
     return c;
 }
 
@@ -24271,11 +26210,11 @@ function readImageConfig(r, s) {
         nugetSource: r.raw('nuget-source'),
     };
     if (!/^\d+\.\d+\.\d+$/.test(c.nodeVersion))
-        fail('node-version', `expected a Node.js release version x.y.z, got "${c.nodeVersion}"`);
+        (0,inputs/* fail */.fJ)('node-version', `expected a Node.js release version x.y.z, got "${c.nodeVersion}"`);
     if (c.providerPackageSha256 && !/^[0-9a-f]{64}$/.test(c.providerPackageSha256))
-        fail('provider-package-sha256', `expected 64 hex digits, got "${r.raw('provider-package-sha256')}"`);
+        (0,inputs/* fail */.fJ)('provider-package-sha256', `expected 64 hex digits, got "${r.raw('provider-package-sha256')}"`);
     if (c.providerPackage && !c.providerPackageSha256)
-        fail('provider-package-sha256', 'is required with provider-package: the sha256 that the package must have');
+        (0,inputs/* fail */.fJ)('provider-package-sha256', 'is required with provider-package: the sha256 that the package must have');
     return c;
 }
 
@@ -24346,23 +26285,23 @@ const SMOKE_OUTPUTS = [
 ];
 function readSmokeConfig(r, s) {
     if (r.raw('expected-top1') !== '' && !/^\d+$/.test(r.raw('expected-top1')))
-        fail('expected-top1', `expected a class index (a whole number), got "${r.raw('expected-top1')}"`);
+        (0,inputs/* fail */.fJ)('expected-top1', `expected a class index (a whole number), got "${r.raw('expected-top1')}"`);
     let expectedDetections;
     if (r.raw('expected-detections') !== '') {
         try {
             expectedDetections = (0,detections/* parseExpectedDetections */.Mz)(r.raw('expected-detections'));
         }
         catch (e) {
-            fail('expected-detections', e.message);
+            (0,inputs/* fail */.fJ)('expected-detections', e.message);
         }
         if (r.raw('sample-image') === '')
-            fail('expected-detections', 'the detections are those of the sample image: give sample-image too');
+            (0,inputs/* fail */.fJ)('expected-detections', 'the detections are those of the sample image: give sample-image too');
         if (r.raw('expected-top1') !== '')
-            fail('expected-detections', 'give expected-top1 (a classifier) or expected-detections (a detection model), not both');
+            (0,inputs/* fail */.fJ)('expected-detections', 'give expected-top1 (a classifier) or expected-detections (a detection model), not both');
     }
     const detectionThreshold = r.num('detection-threshold');
     if (detectionThreshold > 1)
-        fail('detection-threshold', `expected a score from 0 to 1, got "${r.raw('detection-threshold')}"`);
+        (0,inputs/* fail */.fJ)('detection-threshold', `expected a score from 0 to 1, got "${r.raw('detection-threshold')}"`);
     const preprocess = s.preprocess;
     return {
         image: s.image,
@@ -24386,11 +26325,19 @@ function readSmokeConfig(r, s) {
     };
 }
 
+// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __nccwpck_require__(33243);
 // EXTERNAL MODULE: ./src/rollout/prometheus.ts
 var prometheus = __nccwpck_require__(89825);
+// EXTERNAL MODULE: ./src/rollout/analysis/judge.ts
+var judge = __nccwpck_require__(58099);
 // EXTERNAL MODULE: ./src/rollout/manifests.ts
 var manifests = __nccwpck_require__(59795);
+// EXTERNAL MODULE: ./src/rollout/autoscale.ts
+var autoscale = __nccwpck_require__(34134);
 ;// CONCATENATED MODULE: ./src/rollout/inputs.ts
+
+
 
 
 
@@ -24429,14 +26376,14 @@ const ROLLOUT_INPUTS = [
     },
     {
         name: 'replicas',
-        description: 'rollout: replicas of the stable Deployment.',
+        description: "rollout: replicas of the stable Deployment. With autoscale: only a first deploy's (within its min and max); later deploys keep the autoscaler's count.",
         default: '2',
         kind: 'number',
         stages: ['rollout'],
     },
     {
         name: 'disruption-budget',
-        description: 'rollout: a PodDisruptionBudget for the stable Deployment, so a node drain or cluster upgrade evicts its pods a few at a time: auto (a quarter of replicas, at least 1; none with 1 replica, where a budget would block every drain or protect nothing), the pods that may be unavailable at once as a number or percentage (maxUnavailable, e.g. 1 or 25%), or none (and a budget modelship made before is deleted).',
+        description: 'rollout: a PodDisruptionBudget for the stable Deployment, so a node drain or cluster upgrade evicts its pods a few at a time: auto (a quarter of replicas, at least 1, with autoscale of those the stable runs at the deploy; none with 1 replica, where a budget would block every drain or protect nothing), the pods that may be unavailable at once as a number or percentage (maxUnavailable, e.g. 1 or 25%), or none (and a budget modelship made before is deleted).',
         default: 'auto',
         kind: 'string',
         stages: ['rollout'],
@@ -24450,9 +26397,16 @@ const ROLLOUT_INPUTS = [
     },
     {
         name: 'canary-percent',
-        description: 'rollout: canary replicas as a percentage of replicas (rounded up, at least 1); 1 to 100.',
+        description: "rollout: canary replicas as a percentage of the stable's replicas (rounded up, at least 1; with autoscale, of those it runs now); 1 to 100.",
         default: '20',
         kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'canary-steps',
+        description: "rollout: a stepped canary: the canary's size at each step as percentages of the stable's replicas, increasing, comma-separated (e.g. 10,25,50,100; at most 10 steps); each step's pods rounded up, at least 1 (replica weighting: the canary takes about canary/(canary + stable) of the main Service's traffic). Every step waits for its pods, bakes bake-time and runs the Prometheus gate; the first also sends the golden requests; a failed step rolls back. Empty: one step at canary-percent. Strategy canary only.",
+        default: '',
+        kind: 'string',
         stages: ['rollout'],
     },
     {
@@ -24540,6 +26494,34 @@ const ROLLOUT_INPUTS = [
         stages: ['rollout'],
     },
     {
+        name: 'compare-with-stable',
+        description: "rollout: judge the canary against the stable pods serving the same traffic in the same window (the bake of every step), as Kayenta and Flagger do: its error rate may exceed the stable's by at most max-error-rate-increase, its latency p95 be at most max-latency-ratio times the stable's (differences under 10 ms are noise), once each track has served analysis-min-samples requests (too few: it waits, then fails at rollout-timeout; never a pass). Numbers from Prometheus with prometheus-url, else from the pods' own /metrics through the API server. It needs real traffic through the main Service (both tracks) and a stable to compare with (a first deploy has none: skipped). auto: on with canary-steps; true; false.",
+        default: 'auto',
+        kind: 'string',
+        stages: ['rollout'],
+    },
+    {
+        name: 'max-error-rate-increase',
+        description: "rollout: compare-with-stable: the most the canary's error rate (5xx share) may exceed the stable's.",
+        default: String(judge/* DEFAULT_COMPARISON_THRESHOLDS */.rK.maxErrorRateIncrease),
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'max-latency-ratio',
+        description: "rollout: compare-with-stable: the most the canary's latency p95 may be as a multiple of the stable's (Triton: the mean).",
+        default: String(judge/* DEFAULT_COMPARISON_THRESHOLDS */.rK.maxLatencyRatio),
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
+        name: 'analysis-min-samples',
+        description: 'rollout: compare-with-stable: requests each track must have served in the window before a verdict.',
+        default: String(judge/* DEFAULT_COMPARISON_THRESHOLDS */.rK.minSamples),
+        kind: 'number',
+        stages: ['rollout'],
+    },
+    {
         name: 'dry-run',
         description: 'rollout: print the plan (the objects and their diff against the live state, from a server-side dry run) and change nothing.',
         default: 'false',
@@ -24623,6 +26605,7 @@ const ROLLOUT_INPUTS = [
         kind: 'string',
         stages: ['rollout'],
     },
+    autoscale/* AUTOSCALE_INPUT */.tJ,
     {
         name: 'cpu',
         description: 'rollout: CPU request and limit per pod.',
@@ -24641,7 +26624,16 @@ const ROLLOUT_INPUTS = [
 const ROLLOUT_OUTPUTS = [
     { name: 'decision', description: 'rollout: promoted, rolled-back or dry-run.', stages: ['rollout'] },
     { name: 'reason', description: 'rollout: why: the gate that failed and its evidence, or what was verified.', stages: ['rollout'] },
-    { name: 'canary-replicas', description: 'rollout: replicas of the canary Deployment (0 for strategy basic).', stages: ['rollout'] },
+    {
+        name: 'canary-replicas',
+        description: 'rollout: replicas of the canary Deployment at the last step reached (with canary-steps; 0 for strategy basic).',
+        stages: ['rollout'],
+    },
+    {
+        name: 'canary-step',
+        description: 'rollout: the last canary step reached, as step/steps (e.g. 2/4; 1/1 without canary-steps); empty for strategy basic and a dry run.',
+        stages: ['rollout'],
+    },
     {
         name: 'gate-pods',
         description: 'rollout: pass, fail or skipped: canary pods Ready in time, then no restart or NotReady during bake-time.',
@@ -24650,6 +26642,11 @@ const ROLLOUT_OUTPUTS = [
     {
         name: 'gate-golden',
         description: 'rollout: pass, fail or skipped: golden requests to the canary reproduce the reference within tolerance, p95 within max-latency-ms.',
+        stages: ['rollout'],
+    },
+    {
+        name: 'gate-analysis',
+        description: 'rollout: pass, fail or skipped: the canary judged against the stable at every step (compare-with-stable).',
         stages: ['rollout'],
     },
     {
@@ -24671,7 +26668,13 @@ function readRolloutConfig(r, s) {
     const strategy = r.oneOf('strategy', ['canary', 'basic']);
     const canaryPercent = r.num('canary-percent');
     if (stage === 'rollout' && (canaryPercent < 1 || canaryPercent > 100))
-        fail('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
+        (0,inputs/* fail */.fJ)('canary-percent', `must be between 1 and 100, got ${raw('canary-percent')}`);
+    const canarySteps = readCanarySteps(raw('canary-steps'));
+    if (canarySteps.length && strategy !== 'canary')
+        (0,inputs/* fail */.fJ)('canary-steps', `is for strategy canary (strategy ${strategy} updates the stable in place: there is no canary to step), got "${raw('canary-steps')}"`);
+    const percentGiven = r.given('canary-percent')?.trim();
+    if (canarySteps.length && percentGiven && Number(percentGiven) !== Number(inputDefault('canary-percent')))
+        (0,inputs/* fail */.fJ)('canary-steps', `and canary-percent ${percentGiven} are both given: canary-percent is the one-step form of canary-steps, give one of them`);
     const nodeSelector = {};
     for (const pair of raw('node-selector')
         .split(',')
@@ -24679,7 +26682,7 @@ function readRolloutConfig(r, s) {
         .filter(Boolean)) {
         const eq = pair.indexOf('=');
         if (eq <= 0)
-            fail('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
+            (0,inputs/* fail */.fJ)('node-selector', `expected key=value pairs separated by commas, got "${pair}"`);
         nodeSelector[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
     }
     let tolerations = [];
@@ -24689,10 +26692,10 @@ function readRolloutConfig(r, s) {
             t = js_yaml/* load */.Hh(raw('tolerations'));
         }
         catch (e) {
-            fail('tolerations', `is not YAML: ${e.message.split('\n')[0]}`);
+            (0,inputs/* fail */.fJ)('tolerations', `is not YAML: ${e.message.split('\n')[0]}`);
         }
         if (!Array.isArray(t) || !t.every((x) => typeof x === 'object' && x !== null))
-            fail('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
+            (0,inputs/* fail */.fJ)('tolerations', 'expected a list of tolerations, e.g. [{key: gpu, operator: Exists, effect: NoSchedule}]');
         tolerations = t;
     }
     const q = prometheus/* DEFAULT_QUERIES */.HH[s.runtime];
@@ -24705,8 +26708,10 @@ function readRolloutConfig(r, s) {
         modelName: s.modelName,
         strategy,
         replicas: r.int('replicas', 1),
+        autoscale: (0,autoscale/* parseAutoscale */.lL)(raw('autoscale')),
         disruptionBudget: readBudget(raw('disruption-budget')),
         canaryPercent,
+        canarySteps: canarySteps.length ? canarySteps : [canaryPercent],
         drainDelayS: r.int('drain-delay', 0),
         bakeTimeS: r.num('bake-time'),
         timeoutS: r.int('rollout-timeout', 1),
@@ -24728,6 +26733,7 @@ function readRolloutConfig(r, s) {
                 maxP99Ms: r.num('max-p99-ms'),
             }
             : undefined,
+        comparison: readComparison(r, canarySteps.length > 0),
         dryRun: r.bool('dry-run'),
         createNamespace: r.bool('create-namespace'),
         lockTimeoutS: r.num('lock-timeout'),
@@ -24748,23 +26754,61 @@ function readRolloutConfig(r, s) {
     };
     if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50)
-            fail(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
+            (0,inputs/* fail */.fJ)(raw('app') ? 'app' : 'model-name', `the app name must be a DNS label of at most 50 characters (it names the Deployment and <app>-canary), got "${rollout.app}"`);
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.namespace) || rollout.namespace.length > 63)
-            fail('namespace', `must be a DNS label, got "${rollout.namespace}"`);
+            (0,inputs/* fail */.fJ)('namespace', `must be a DNS label, got "${rollout.namespace}"`);
         if (rollout.drainDelayS > manifests/* MAX_DRAIN_DELAY_S */.I6)
-            fail('drain-delay', `expected whole seconds from 0 to ${manifests/* MAX_DRAIN_DELAY_S */.I6} (every pod termination waits that long), got "${raw('drain-delay')}"`);
+            (0,inputs/* fail */.fJ)('drain-delay', `expected whole seconds from 0 to ${manifests/* MAX_DRAIN_DELAY_S */.I6} (every pod termination waits that long), got "${raw('drain-delay')}"`);
         if (stage !== 'pipeline' && !/@sha256:[0-9a-f]{64}$/.test(rollout.image))
-            fail('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
+            (0,inputs/* fail */.fJ)('image', `${stage} deploys the image by digest (repository@sha256:..., the image stage's "image" output), got "${rollout.image}"`);
         if (rollout.pullSecret && (!rollout.pullSecret.username || !rollout.pullSecret.password))
-            fail('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
+            (0,inputs/* fail */.fJ)('create-pull-secret', 'needs registry-username and registry-password (the pull Secret is made from them)');
         if (rollout.apiKeySecret && !rollout.verifyUrl && rollout.reference)
-            fail('verify-url', "is required with api-key-secret: the API server's service proxy drops the Authorization header, so golden requests need a direct URL to the canary");
+            (0,inputs/* fail */.fJ)('verify-url', "is required with api-key-secret: the API server's service proxy drops the Authorization header, so golden requests need a direct URL to the canary");
         if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url))
-            fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
+            (0,inputs/* fail */.fJ)('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
         if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl))
-            fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
+            (0,inputs/* fail */.fJ)('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
     }
     return rollout;
+}
+/** The most steps canary-steps may have: each one waits for its pods, a bake and an analysis. */
+const MAX_CANARY_STEPS = 10;
+const inputDefault = (name) => ROLLOUT_INPUTS.find((i) => i.name === name).default;
+/** canary-steps: whole percentages from 1 to 100, strictly increasing, at most MAX_CANARY_STEPS; '' is none. */
+function readCanarySteps(v) {
+    if (v.trim() === '')
+        return [];
+    const items = v.split(',').map((x) => x.trim());
+    const steps = [];
+    for (const [i, item] of items.entries()) {
+        if (!/^\d+%?$/.test(item) || Number(item.replace('%', '')) < 1 || Number(item.replace('%', '')) > 100)
+            (0,inputs/* fail */.fJ)('canary-steps', `expected whole percentages from 1 to 100, comma-separated (e.g. 10,25,50,100), got "${item}" at step ${i + 1} of "${v}"`);
+        const p = Number(item.replace('%', ''));
+        if (steps.length && p <= steps[steps.length - 1])
+            (0,inputs/* fail */.fJ)('canary-steps', `each step must be larger than the one before (the canary only grows until the promotion), got ${p} after ${steps[steps.length - 1]} in "${v}"`);
+        steps.push(p);
+    }
+    if (steps.length > MAX_CANARY_STEPS)
+        (0,inputs/* fail */.fJ)('canary-steps', `at most ${MAX_CANARY_STEPS} steps (each waits for its pods, bake-time and its analysis), got ${steps.length} in "${v}"`);
+    return steps;
+}
+/** compare-with-stable (auto: on with a stepped canary) and its thresholds. */
+function readComparison(r, stepped) {
+    const on = r.oneOf('compare-with-stable', ['auto', 'true', 'false']);
+    if (on === 'false' || (on === 'auto' && !stepped))
+        return undefined;
+    const t = {
+        ...judge/* DEFAULT_COMPARISON_THRESHOLDS */.rK,
+        maxErrorRateIncrease: r.num('max-error-rate-increase'),
+        maxLatencyRatio: r.num('max-latency-ratio'),
+        minSamples: r.int('analysis-min-samples', 1),
+    };
+    if (!(t.maxErrorRateIncrease >= 0 && t.maxErrorRateIncrease <= 1))
+        (0,inputs/* fail */.fJ)('max-error-rate-increase', `expected a share from 0 to 1, got "${r.raw('max-error-rate-increase')}"`);
+    if (!(t.maxLatencyRatio >= 1))
+        (0,inputs/* fail */.fJ)('max-latency-ratio', `expected a ratio of 1 or more, got "${r.raw('max-latency-ratio')}"`);
+    return t;
 }
 /** disruption-budget: auto, none, a positive number of pods or a percentage from 1% to 100% (maxUnavailable). */
 function readBudget(v) {
@@ -24776,7 +26820,7 @@ function readBudget(v) {
     const pct = /^([1-9]\d*)%$/.exec(t);
     if (pct && Number(pct[1]) <= 100)
         return t;
-    return fail('disruption-budget', `expected auto, none, a number of pods (1 or more) or a percentage (1% to 100%) that may be unavailable at once, got "${v}"${/^0%?$/.test(t) ? ' (0 would block every node drain: use none for no budget)' : ''}`);
+    return (0,inputs/* fail */.fJ)('disruption-budget', `expected auto, none, a number of pods (1 or more) or a percentage (1% to 100%) that may be unavailable at once, got "${v}"${/^0%?$/.test(t) ? ' (0 would block every node drain: use none for no budget)' : ''}`);
 }
 
 ;// CONCATENATED MODULE: ./src/preview/inputs.ts
@@ -24845,10 +26889,10 @@ function parseReport(text) {
         v = JSON.parse(text);
     }
     catch (e) {
-        return fail('smoke-report', `is not JSON: ${e.message}`);
+        return (0,inputs/* fail */.fJ)('smoke-report', `is not JSON: ${e.message}`);
     }
     if (!v || typeof v !== 'object' || Array.isArray(v))
-        return fail('smoke-report', `expected a JSON object of outputs or a needs context, got ${text.slice(0, 80)}`);
+        return (0,inputs/* fail */.fJ)('smoke-report', `expected a JSON object of outputs or a needs context, got ${text.slice(0, 80)}`);
     const entries = Object.entries(v);
     const isJob = (x) => !!x && typeof x === 'object' && !Array.isArray(x) && ('outputs' in x || 'result' in x);
     const flat = entries.flatMap(([k, x]) => (isJob(x) ? Object.entries(x.outputs ?? {}) : [[k, x]]));
@@ -24857,7 +26901,7 @@ function parseReport(text) {
 function readPreviewConfig(r, s, rollout) {
     const prRaw = r.raw('pr-number');
     if (prRaw !== '' && !/^[1-9]\d*$/.test(prRaw))
-        fail('pr-number', `expected a pull request number, got "${prRaw}"`);
+        (0,inputs/* fail */.fJ)('pr-number', `expected a pull request number, got "${prRaw}"`);
     const smokeReport = r.raw('smoke-report') ? parseReport(r.raw('smoke-report')) : {};
     // an unexpanded expression (a workflow that passed the literal text) is no token
     const githubToken = r.raw('github-token').startsWith('${{') ? '' : r.raw('github-token');
@@ -24880,7 +26924,7 @@ function readPreviewConfig(r, s, rollout) {
         comment: preview.comment,
     };
     if (r.stage === 'cleanup' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cleanup.app))
-        fail(r.raw('app') ? 'app' : 'model-name', `the app name must be a DNS label, got "${cleanup.app}"`);
+        (0,inputs/* fail */.fJ)(r.raw('app') ? 'app' : 'model-name', `the app name must be a DNS label, got "${cleanup.app}"`);
     return { preview, cleanup };
 }
 
@@ -24914,15 +26958,15 @@ const OUTPUTS = [...CONVERT_OUTPUTS, ...COMPILE_OUTPUTS, ...IMAGE_OUTPUTS, ...SM
 function readConfig(given) {
     const stageRaw = (given('stage') ?? '').trim();
     if (stageRaw === '')
-        fail('stage', `is required: one of ${STAGES.join(', ')}`);
-    if (!STAGES.includes(stageRaw))
-        fail('stage', `unknown stage "${stageRaw}"; expected one of ${STAGES.join(', ')}`);
+        (0,inputs/* fail */.fJ)('stage', `is required: one of ${inputs/* STAGES */.an.join(', ')}`);
+    if (!inputs/* STAGES */.an.includes(stageRaw))
+        (0,inputs/* fail */.fJ)('stage', `unknown stage "${stageRaw}"; expected one of ${inputs/* STAGES */.an.join(', ')}`);
     const stage = stageRaw;
-    const source = withInputsMap(given, INPUTS, stage);
-    const r = new Reader(source, INPUTS, stage);
+    const source = (0,inputs/* withInputsMap */.Sl)(given, INPUTS, stage);
+    const r = new inputs/* Reader */.mP(source, INPUTS, stage);
     for (const s of INPUTS) {
         if (s.required?.includes(stage) && r.raw(s.name) === '')
-            fail(s.name, `is required for stage ${stage}`);
+            (0,inputs/* fail */.fJ)(s.name, `is required for stage ${stage}`);
     }
     const shared = readSharedConfig(r);
     const rollout = readRolloutConfig(r, shared);
@@ -29611,7 +31655,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   DG: () => (/* binding */ runImage)
 });
 
-// UNUSED EXPORTS: IMAGE_ORT_DIR, SERVING_PORT, SERVING_UID, cacheFlags, distDir, gitContext, pruneContexts
+// UNUSED EXPORTS: IMAGE_ORT_DIR, SERVING_PORT, SERVING_UID, cacheFlags, contextDir, contextLock, distDir, gitContext, pruneContexts
 
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(79896);
@@ -29619,6 +31663,8 @@ var external_fs_ = __nccwpck_require__(79896);
 var external_os_ = __nccwpck_require__(70857);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(16928);
+// EXTERNAL MODULE: ./node_modules/proper-lockfile/index.js
+var proper_lockfile = __nccwpck_require__(83648);
 // EXTERNAL MODULE: ./src/util/errors.ts
 var errors = __nccwpck_require__(70017);
 // EXTERNAL MODULE: ./src/util/fsx.ts
@@ -31037,6 +33083,7 @@ async function pinImage(image, env = process.env) {
 
 
 
+
 const SERVING_UID = 10001;
 /** The directory of the server bundle to ship: the running bundle, or the repository's dist/ when run from source. */
 function distDir() {
@@ -31114,23 +33161,51 @@ const KEEP_CONTEXTS = 6;
 const KEEP_RECENT_MS = 3600_000;
 /** Remove build contexts of other image repositories that have not been used for a while (each holds a runtime copy). */
 function pruneContexts(root, current, now = Date.now()) {
+    // a context without .used is being made by another build right now: its directory's own time counts
     const used = (d) => {
-        try {
-            return external_fs_.statSync(external_path_.join(d, '.used')).mtimeMs;
+        for (const f of [external_path_.join(d, '.used'), d]) {
+            try {
+                return external_fs_.statSync(f).mtimeMs;
+            }
+            catch {
+                /* the next */
+            }
         }
-        catch {
-            return 0;
-        }
+        return 0;
     };
     const dirs = external_fs_.readdirSync(root)
+        .filter((n) => !n.endsWith('.lock'))
         .map((n) => external_path_.join(root, n))
         .filter((d) => d !== current)
         .map((d) => ({ d, t: used(d) }))
         .sort((a, b) => b.t - a.t);
     for (const [i, { d, t }] of dirs.entries()) {
-        if (i >= KEEP_CONTEXTS - 1 && now - t > KEEP_RECENT_MS)
+        // never one another build holds (contextLock)
+        if (i >= KEEP_CONTEXTS - 1 && now - t > KEEP_RECENT_MS && !proper_lockfile.checkSync(d, { realpath: false, stale: LOCK_STALE_MS }))
             external_fs_.rmSync(d, { recursive: true, force: true });
     }
+}
+/** A build context's lock is stale when its holder has not refreshed it for this long (proper-lockfile's mtime check). */
+const LOCK_STALE_MS = 30_000;
+/**
+ * Hold the build context of one image repository from its preparation to the end of its build: two builds of the same
+ * repository on one host (two jobs of a self-hosted runner, a pull request's build beside the push's) take turns,
+ * neither rewriting the context the other's buildx is reading; a build of another repository never prunes it. A lock
+ * left by a killed build goes stale in 30 s. proper-lockfile: an atomic mkdir of `<ctx>.lock`, refreshed while held.
+ */
+async function contextLock(ctx, log) {
+    external_fs_.mkdirSync(ctx, { recursive: true });
+    const opts = { realpath: false, stale: LOCK_STALE_MS, update: LOCK_STALE_MS / 3 };
+    try {
+        return await proper_lockfile.lock(ctx, { ...opts, retries: 0 });
+    }
+    catch (e) {
+        if (e.code !== 'ELOCKED')
+            throw e;
+    }
+    log?.info(`another build of this image repository on this host holds its build context (${ctx}); waiting for it`);
+    // up to ~10 minutes, a try every 1-2 s
+    return proper_lockfile.lock(ctx, { ...opts, retries: { retries: 400, minTimeout: 1000, maxTimeout: 2000 } });
 }
 /** The directory ONNX Runtime's libraries live in inside the image (next to the binding, in the bundle). */
 const IMAGE_ORT_DIR = '/opt/modelship/dist/bin/napi-v6/linux/x64';
@@ -31162,15 +33237,19 @@ function keyed(dir, key, fill) {
  * their source changes; the model gets an mtime derived from its sha256, so a new model of the same size is never
  * mistaken for the old one. Contexts of repositories not built for a while are pruned.
  */
-function prepareContext(c) {
-    const root = external_path_.join(external_os_.tmpdir(), 'modelship-build');
-    const ctx = external_path_.join(root, (0,fsx/* sha256 */.sc)(c.image).slice(0, 16));
+function contextDir(image) {
+    return external_path_.join(external_os_.tmpdir(), 'modelship-build', (0,fsx/* sha256 */.sc)(image).slice(0, 16));
+}
+/** (the caller holds contextLock(ctx)) */
+function prepareContext(c, ctx) {
+    const root = external_path_.dirname(ctx);
     const dist = distDir();
     const stamp = (f) => {
         const st = external_fs_.statSync(f);
         return [f, st.size, st.mtimeMs];
     };
     external_fs_.mkdirSync(ctx, { recursive: true });
+    external_fs_.writeFileSync(external_path_.join(ctx, '.used'), '');
     for (const old of ['runtime', '.runtime-key'])
         external_fs_.rmSync(external_path_.join(ctx, old), { recursive: true, force: true }); // an older layout
     keyed(external_path_.join(ctx, 'node'), JSON.stringify({ node: stamp(c.node.binary), license: c.node.license ? stamp(c.node.license) : null }), () => {
@@ -31258,11 +33337,16 @@ async function runImage(cfg, log, env = process.env) {
     const docker = await (0,dockerconfig/* openRegistrySession */.M)(ref.registry, cfg.registryUsername, cfg.registryPassword, env);
     const dockerEnv = docker.env;
     const work = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-image-'));
+    let unlock;
     try {
+        // runtime modelship builds from a context kept per image repository (prepareContext), held until its build ends
+        const context = cfg.runtime === 'triton' ? '' : contextDir(cfg.image);
+        if (context)
+            unlock = await contextLock(context, log);
         // everything fetched and checked before anything is built
         const { ctx, dockerfile } = cfg.runtime === 'triton'
             ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log)
-            : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest, labels, env: dockerEnv }, log);
+            : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest, labels, env: dockerEnv, contextDir: context }, log);
         // the Dockerfile stays outside the context (its labels change every build)
         external_fs_.writeFileSync(external_path_.join(work, 'Dockerfile'), dockerfile);
         const inspect = await inspecting;
@@ -31347,6 +33431,7 @@ async function runImage(cfg, log, env = process.env) {
         };
     }
     finally {
+        await unlock?.().catch(() => undefined);
         docker.close();
         external_fs_.rmSync(work, { recursive: true, force: true });
     }
@@ -31364,7 +33449,7 @@ async function modelshipContext(cfg, build, log) {
         build.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
         build.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
     }
-    const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: build.modelFile, modelBytes: build.modelBytes, modelSha: build.modelSha });
+    const ctx = prepareContext({ image: cfg.image, node, providers, modelFile: build.modelFile, modelBytes: build.modelBytes, modelSha: build.modelSha }, build.contextDir);
     const dockerfile = renderDockerfile({
         baseImage: cfg.baseImage,
         modelFile: build.modelFile,
@@ -31758,6 +33843,167 @@ else {
     }
 }
 /* eslint-enable @typescript-eslint/no-require-imports -- the doors end here */
+
+
+/***/ }),
+
+/***/ 38422:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Sl: () => (/* binding */ withInputsMap),
+/* harmony export */   an: () => (/* binding */ STAGES),
+/* harmony export */   dj: () => (/* binding */ inputUsedBy),
+/* harmony export */   fJ: () => (/* binding */ fail),
+/* harmony export */   mP: () => (/* binding */ Reader),
+/* harmony export */   n4: () => (/* binding */ STAGE_INCLUDES)
+/* harmony export */ });
+/* unused harmony exports parseBoolean, INPUTS_MAP */
+/* harmony import */ var js_yaml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(33243);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
+
+
+/**
+ * How inputs are declared and read, for every stage. Each stage declares its own inputs and outputs beside it
+ * (`src/<stage>/inputs.ts`), inputs that several stages read live in `src/shared/inputs.ts`, and `src/config.ts`
+ * puts them together: action.yml, the CLI flags and the README tables are generated from that one list.
+ */
+const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'];
+/** The stages whose inputs a stage also reads: the pipeline runs five, a preview is a rollout. */
+const STAGE_INCLUDES = { pipeline: ['convert', 'compile', 'image', 'smoke', 'rollout'], preview: ['rollout'] };
+/** Does `stage` read input `i` (directly, or through a stage it runs)? */
+function inputUsedBy(i, stage) {
+    if (i.stages === 'all')
+        return true;
+    return [stage, ...(STAGE_INCLUDES[stage] ?? [])].some((s) => i.stages.includes(s));
+}
+/** A bad input: the error names it. */
+function fail(input, message) {
+    throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', `input "${input}": ${message}`, { field: input });
+}
+function parseBoolean(name, raw) {
+    const v = raw.trim().toLowerCase();
+    if (['true', 'yes', '1', 'on'].includes(v))
+        return true;
+    if (['false', 'no', '0', 'off', ''].includes(v))
+        return false;
+    return fail(name, `expected true or false, got "${raw}"`);
+}
+/** The input that carries more inputs as a YAML map: how a reusable workflow passes what it does not name. */
+const INPUTS_MAP = 'inputs';
+/**
+ * The source with input `inputs` (a YAML or JSON map of input name → value) applied: a key must be an input the
+ * stage reads and not a secret (secrets come through `with:` from secrets, where the runner masks them); its value
+ * stands where the input itself is not given or is its default. An input given both ways, with different values,
+ * fails naming both, as does a malformed map.
+ */
+function withInputsMap(source, specs, stage) {
+    const text = source(INPUTS_MAP) ?? '';
+    if (text.trim() === '')
+        return source;
+    let doc;
+    try {
+        doc = js_yaml__WEBPACK_IMPORTED_MODULE_0__/* .load */ .Hh(text);
+    }
+    catch (e) {
+        const mark = e.mark;
+        return fail(INPUTS_MAP, `is not YAML${mark ? ` (line ${mark.line + 1}, column ${mark.column + 1})` : ''}: ${e.reason ?? e.message}`);
+    }
+    if (doc === null || doc === undefined)
+        return source;
+    if (typeof doc !== 'object' || Array.isArray(doc))
+        return fail(INPUTS_MAP, `expected a map of input names to values, got ${JSON.stringify(doc).slice(0, 80)}`);
+    const byName = new Map(specs.map((i) => [i.name, i]));
+    const extra = new Map();
+    for (const [name, value] of Object.entries(doc)) {
+        const spec = byName.get(name);
+        const where = `${INPUTS_MAP}.${name}`;
+        if (!spec || name === 'stage' || name === INPUTS_MAP)
+            fail(INPUTS_MAP, `"${name}" is not an input of modelship${name === 'stage' || name === INPUTS_MAP ? ' that can be given here' : ''}`);
+        if (!inputUsedBy(spec, stage))
+            fail(INPUTS_MAP, `"${name}" is not read by stage ${stage} (it is an input of ${spec.stages.join(', ')})`);
+        if (spec.secret)
+            fail(INPUTS_MAP, `"${name}" is a secret: pass it in with: from a secret, where the runner masks it, not in ${INPUTS_MAP}`);
+        const v = typeof value === 'string'
+            ? value
+            : typeof value === 'number' || typeof value === 'boolean'
+                ? String(value)
+                : value === null || value === undefined
+                    ? ''
+                    : JSON.stringify(value);
+        const given = (source(name) ?? '').trim();
+        if (given !== '' && given !== spec.default && given !== v.trim())
+            fail(name, `given as "${given}" and in ${where} as "${v}": give it once`);
+        extra.set(name, v);
+    }
+    return (name) => {
+        const v = extra.get(name);
+        if (v === undefined)
+            return source(name);
+        const given = source(name);
+        return given === undefined || given.trim() === '' || given.trim() === byName.get(name).default ? v : given;
+    };
+}
+/** Typed access to the raw inputs, defaults applied; every malformed value fails naming its input. */
+class Reader {
+    source;
+    stage;
+    specs;
+    constructor(source, specs, stage) {
+        this.source = source;
+        this.stage = stage;
+        this.specs = new Map(specs.map((i) => [i.name, i]));
+    }
+    /** the value, trimmed, or the input's default when it is not given */
+    raw(name) {
+        const spec = this.specs.get(name);
+        if (!spec)
+            throw new Error(`internal: no input named "${name}"`);
+        const v = this.source(name);
+        return (v === undefined || v.trim() === '' ? spec.default : v).trim();
+    }
+    /** the value exactly as given (undefined when not given): for values whose whitespace matters */
+    given(name) {
+        return this.source(name);
+    }
+    num(name) {
+        const v = this.raw(name);
+        const n = Number(v);
+        if (v === '' || !Number.isFinite(n) || n < 0)
+            fail(name, `expected a non-negative number, got "${v}"`);
+        return n;
+    }
+    int(name, min) {
+        const n = this.num(name);
+        if (!Number.isInteger(n) || n < min)
+            fail(name, `expected an integer ≥ ${min}, got "${this.raw(name)}"`);
+        return n;
+    }
+    bool(name) {
+        return parseBoolean(name, this.raw(name));
+    }
+    oneOf(name, values) {
+        const v = this.raw(name);
+        if (!values.includes(v))
+            fail(name, `expected one of ${values.join(', ')}, got "${v}"`);
+        return v;
+    }
+    /** a Kubernetes Secret reference `<secret name>/<key>` */
+    secretRef(name) {
+        const v = this.raw(name);
+        if (v === '')
+            return undefined;
+        const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([-._a-zA-Z0-9]+)$/.exec(v);
+        if (!m)
+            fail(name, `expected <secret name>/<key>, got "${v}"`);
+        return { name: m[1], key: m[3] };
+    }
+    /** does the running stage read this input (directly or through a stage it runs)? */
+    uses(name) {
+        return inputUsedBy(this.specs.get(name), this.stage);
+    }
+}
 
 
 /***/ }),
@@ -33462,18 +35708,273 @@ function replicaSetRefusal(namespace, deployment, rs) {
 
 /***/ }),
 
+/***/ 58099:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   rK: () => (/* binding */ DEFAULT_COMPARISON_THRESHOLDS),
+/* harmony export */   tk: () => (/* binding */ judgeComparison)
+/* harmony export */ });
+/* unused harmony export describeComparison */
+/**
+ * Defaults that do not fail a healthy canary under load:
+ * - minSamples 100 = 1 / maxErrorRateIncrease: at the minimum, one stray 5xx on the canary (a connection cut while a
+ *   pod drains) is an increase of exactly 0.01, not more: one error alone never fails it, two do. A p95 of 100
+ *   requests is their 95th, not (as with 20) all but the slowest one.
+ * - maxErrorRateIncrease 0.01: a point of errors more than the stable's, Flagger's default success rate of 99%
+ *   taken relative to the stable instead of absolute.
+ * - maxLatencyRatio 1.5: half as slow again as the stable, well beyond what two identical pods differ by under the
+ *   same load, well within what a model that lost its GPU, its batching or its TensorRT plan shows.
+ * - latencyNoiseFloorMs 10: at millisecond latencies a ratio means little. modelship's histogram buckets are 1, 2.5,
+ *   5, 10 ms wide up to 10 ms, and a p95 interpolated within one can move by a bucket's width with a handful of
+ *   requests; a CPU-throttled pod, a GC pause or a busy node adds milliseconds that say nothing of the model. A canary
+ *   at 4 ms beside a stable at 2 ms (ratio 2) is no regression anyone serves; at 40 ms beside 20 ms it is.
+ */
+const DEFAULT_COMPARISON_THRESHOLDS = {
+    minSamples: 100,
+    maxErrorRateIncrease: 0.01,
+    maxLatencyRatio: 1.5,
+    latencyNoiseFloorMs: 10,
+};
+const rate = (t) => (t.requests > 0 ? t.errors / t.requests : 0);
+const count = (n) => (Number.isInteger(n) ? String(n) : n.toFixed(1));
+const known = (x) => x !== undefined && Number.isFinite(x);
+const ms = (t) => (!known(t.p95Ms) ? `${t.latencyKind} none` : `${t.latencyKind} ${t.p95Ms.toFixed(1)} ms`);
+/** `canary 412 requests, error rate 0.0000, p95 3.1 ms; stable 1650 requests, error rate 0.0000, p95 2.9 ms` */
+function describeComparison(canary, stable) {
+    const one = (name, t) => `${name} ${count(t.requests)} requests, error rate ${rate(t).toFixed(4)}, ${ms(t)}`;
+    return `${one('canary', canary)}; ${one('stable', stable)}`;
+}
+/**
+ * The canary judged against the stable (pure): enough requests on both tracks, an error rate no more than
+ * maxErrorRateIncrease above the stable's, a latency no more than maxLatencyRatio times the stable's (beyond the noise
+ * floor). No latency on a track that served enough requests is a failure, never a pass: it proves nothing.
+ */
+function judgeComparison(canary, stable, t) {
+    const numbers = describeComparison(canary, stable);
+    if (!(canary.requests >= t.minSamples && stable.requests >= t.minSamples))
+        return {
+            verdict: 'wait',
+            detail: `too few samples: canary ${count(canary.requests)}, stable ${count(stable.requests)}, fewer than min-samples ${t.minSamples}`,
+        };
+    const increase = rate(canary) - rate(stable);
+    if (increase > t.maxErrorRateIncrease)
+        return {
+            verdict: 'fail',
+            detail: `canary error rate ${rate(canary).toFixed(4)} is ${increase.toFixed(4)} above the stable's ${rate(stable).toFixed(4)}, more than max-error-rate-increase ${t.maxErrorRateIncrease} (${numbers})`,
+        };
+    if (canary.latencyKind !== stable.latencyKind)
+        return {
+            verdict: 'fail',
+            detail: `the tracks' latencies are not comparable: the canary's is a ${canary.latencyKind}, the stable's a ${stable.latencyKind} (${numbers})`,
+        };
+    const kind = canary.latencyKind;
+    const c = canary.p95Ms;
+    const s = stable.p95Ms;
+    if (!known(c) || !known(s)) {
+        const missing = [!known(c) && 'canary', !known(s) && 'stable'].filter(Boolean);
+        return { verdict: 'fail', detail: `no ${kind} latency for the ${missing.join(' and the ')}; no data is a failure (${numbers})` };
+    }
+    const ratio = s > 0 ? c / s : c > 0 ? Infinity : 1;
+    const ratioText = Number.isFinite(ratio) ? ratio.toFixed(2) : '∞';
+    if (ratio <= t.maxLatencyRatio)
+        return { verdict: 'pass', detail: `${numbers} (ratio ${ratioText} ≤ ${t.maxLatencyRatio})` };
+    if (c - s <= t.latencyNoiseFloorMs)
+        return {
+            verdict: 'pass',
+            detail: `${numbers} (ratio ${ratioText} > ${t.maxLatencyRatio}, but the canary is ${(c - s).toFixed(1)} ms slower: within the ${t.latencyNoiseFloorMs} ms noise floor)`,
+        };
+    return {
+        verdict: 'fail',
+        detail: `canary ${kind} latency ${c.toFixed(1)} ms is ${ratioText}× the stable's ${s.toFixed(1)} ms, more than max-latency-ratio ${t.maxLatencyRatio} (${numbers})`,
+    };
+}
+
+
+/***/ }),
+
+/***/ 34134:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   fr: () => (/* binding */ autoscalerObject),
+/* harmony export */   lL: () => (/* binding */ parseAutoscale),
+/* harmony export */   tJ: () => (/* binding */ AUTOSCALE_INPUT),
+/* harmony export */   u3: () => (/* binding */ AUTOSCALER_KINDS)
+/* harmony export */ });
+/* unused harmony exports DEFAULT_SCALE_DOWN_S, MAX_SCALE_DOWN_S, autoscaler, kedaHpaName, inflightQuery, horizontalPodAutoscaler, scaledObject */
+/* harmony import */ var _inputs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(38422);
+/* harmony import */ var _manifests__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(59795);
+
+
+/** Kubernetes' default scale-down stabilization window (seconds), and the largest it accepts. */
+const DEFAULT_SCALE_DOWN_S = 300;
+const MAX_SCALE_DOWN_S = 3600;
+const KEYS = ['min', 'max', 'cpu', 'inflight', 'prometheus', 'scale-down'];
+const EXAMPLES = 'min=2,max=8,cpu=70 or min=2,max=8,inflight=4,prometheus=http://prometheus.monitoring:9090';
+/** The `autoscale` input's declaration, for the rollout stage's list of inputs. */
+const AUTOSCALE_INPUT = {
+    name: 'autoscale',
+    description: `rollout: autoscale the stable Deployment (never the canary), as key=value pairs: ${EXAMPLES}. min (default 1) and max bound the replicas (replicas then only sizes the first deploy); cpu=PERCENT of the CPU request: an autoscaling/v2 HorizontalPodAutoscaler; inflight=N requests in flight per pod from prometheus=URL: a KEDA ScaledObject (with cpu too: both triggers); scale-down=SECONDS: the scale-down stabilization window (default ${DEFAULT_SCALE_DOWN_S}). Empty: off.`,
+    default: '',
+    kind: 'string',
+    stages: ['rollout'],
+};
+/** The `autoscale` input: undefined when it is empty (off); a bad value fails naming the input and the key. */
+function parseAutoscale(raw) {
+    const text = raw.trim();
+    if (text === '')
+        return undefined;
+    const bad = (why) => (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('autoscale', `${why} (e.g. ${EXAMPLES})`);
+    const got = new Map();
+    for (const item of text.split(',').map((x) => x.trim())) {
+        if (item === '')
+            bad(`an empty item in "${text}"; expected key=value pairs separated by commas`);
+        const eq = item.indexOf('=');
+        if (eq <= 0)
+            bad(`expected key=value, got "${item}"`);
+        const key = item.slice(0, eq).trim();
+        const value = item.slice(eq + 1).trim();
+        if (!KEYS.includes(key))
+            bad(`unknown key "${key}"; the keys are ${KEYS.join(', ')}`);
+        if (got.has(key))
+            bad(`"${key}" is given twice`);
+        if (value === '')
+            bad(`${key}= has no value`);
+        got.set(key, value);
+    }
+    const whole = (key, lo, hi, what) => {
+        const v = got.get(key);
+        if (v === undefined)
+            return undefined;
+        if (!/^\d+$/.test(v) || Number(v) < lo || Number(v) > hi)
+            bad(`${key} must be ${what}, got "${v}"`);
+        return Number(v);
+    };
+    const min = whole('min', 1, 10_000, 'a whole number of replicas, 1 or more (no scale to zero)') ?? 1;
+    const max = whole('max', 1, 10_000, 'a whole number of replicas, 1 or more');
+    if (max === undefined)
+        return bad('max is required: the most replicas the autoscaler may run');
+    if (max < min)
+        bad(`max (${max}) is below min (${min})`);
+    const cpu = whole('cpu', 1, 10_000, "a whole percentage of the pods' CPU request, 1 or more");
+    let inflight;
+    const rawInflight = got.get('inflight');
+    if (rawInflight !== undefined) {
+        if (!/^\d+(\.\d+)?$/.test(rawInflight) || !(Number(rawInflight) > 0))
+            bad(`inflight must be a positive number of requests per pod, got "${rawInflight}"`);
+        inflight = Number(rawInflight);
+    }
+    const prometheus = got.get('prometheus');
+    if (prometheus !== undefined && !/^https?:\/\/\S+$/.test(prometheus))
+        bad(`prometheus must be an http(s) URL, got "${prometheus}"`);
+    if (inflight !== undefined && prometheus === undefined)
+        bad('inflight needs prometheus=URL: the Prometheus KEDA asks for the requests in flight');
+    if (inflight === undefined && prometheus !== undefined)
+        bad('prometheus is only used with inflight=N');
+    if (cpu === undefined && inflight === undefined)
+        bad('needs a target: cpu=PERCENT (a HorizontalPodAutoscaler on CPU) or inflight=N with prometheus=URL (KEDA, requests in flight per pod)');
+    const scaleDownS = whole('scale-down', 0, MAX_SCALE_DOWN_S, `whole seconds from 0 to ${MAX_SCALE_DOWN_S}`) ?? DEFAULT_SCALE_DOWN_S;
+    return { min, max, ...(cpu !== undefined ? { cpu } : {}), ...(inflight !== undefined ? { inflight, prometheus } : {}), scaleDownS };
+}
+/** What scales the stable: a plain HPA (cpu alone) or KEDA (inflight, with cpu as a second trigger when given). */
+const autoscaler = (spec) => (spec.inflight !== undefined ? 'keda' : 'hpa');
+/** The HPA KEDA makes for the ScaledObject `<app>` (its default name; the rollout never writes it). */
+const kedaHpaName = (app) => `keda-hpa-${app}`;
+const labels = (app) => ({ ...(0,_manifests__WEBPACK_IMPORTED_MODULE_1__/* .selectorLabels */ .Zn)(app), 'app.kubernetes.io/managed-by': 'modelship' });
+/** The stable Deployment: the canary `<app>-canary` is never a target. */
+const target = (app) => ({ apiVersion: 'apps/v1', kind: 'Deployment', name: app });
+const scaleDown = (spec) => ({ scaleDown: { stabilizationWindowSeconds: spec.scaleDownS } });
+/**
+ * The PromQL of the requests in flight in the stable's pods, summed (KEDA divides by the threshold: the replicas it
+ * asks for). modelship's server: its modelship_inflight_requests gauge; Triton: the requests waiting to execute.
+ */
+function inflightQuery(namespace, runtime = 'modelship') {
+    const metric = runtime === 'triton' ? 'nv_inference_pending_request_count' : 'modelship_inflight_requests';
+    return `sum(${metric}{namespace="${namespace}",track="stable"})`;
+}
+/** An autoscaling/v2 HorizontalPodAutoscaler `<app>` on the stable Deployment's CPU utilisation (spec.cpu). */
+function horizontalPodAutoscaler(spec, app, namespace) {
+    if (spec.cpu === undefined)
+        throw new Error('horizontalPodAutoscaler: the autoscale spec has no cpu target');
+    return {
+        apiVersion: 'autoscaling/v2',
+        kind: 'HorizontalPodAutoscaler',
+        metadata: { name: app, namespace, labels: labels(app) },
+        spec: {
+            scaleTargetRef: target(app),
+            minReplicas: spec.min,
+            maxReplicas: spec.max,
+            metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: spec.cpu } } }],
+            behavior: scaleDown(spec),
+        },
+    };
+}
+/**
+ * A KEDA ScaledObject `<app>` (keda.sh/v1alpha1, a custom resource: KEDA must be installed) on the stable Deployment:
+ * a prometheus trigger whose threshold is the in-flight requests per pod (metricType AverageValue: KEDA's HPA asks
+ * for sum / threshold replicas), and KEDA's cpu trigger when spec.cpu is given too. ignoreNullValues false: a query
+ * that finds no series (Prometheus lost the pods, or does not label them as the query expects) is an error the HPA
+ * shows, and it keeps the replicas, instead of a 0 that scales the model down to min.
+ */
+function scaledObject(spec, app, namespace, runtime = 'modelship') {
+    if (spec.inflight === undefined || spec.prometheus === undefined)
+        throw new Error('scaledObject: the autoscale spec has no inflight target');
+    const triggers = [
+        {
+            type: 'prometheus',
+            metricType: 'AverageValue',
+            metadata: { serverAddress: spec.prometheus, query: inflightQuery(namespace, runtime), threshold: String(spec.inflight), ignoreNullValues: 'false' },
+        },
+    ];
+    if (spec.cpu !== undefined)
+        triggers.push({ type: 'cpu', metricType: 'Utilization', metadata: { value: String(spec.cpu) } });
+    return {
+        apiVersion: 'keda.sh/v1alpha1',
+        kind: 'ScaledObject',
+        metadata: { name: app, namespace, labels: labels(app) },
+        spec: {
+            scaleTargetRef: target(app),
+            minReplicaCount: spec.min,
+            maxReplicaCount: spec.max,
+            advanced: { horizontalPodAutoscalerConfig: { behavior: scaleDown(spec) } },
+            triggers,
+        },
+    };
+}
+/** The object that autoscales the stable for `spec`: the HPA or the ScaledObject, both named `<app>`. */
+function autoscalerObject(spec, app, namespace, runtime = 'modelship') {
+    return autoscaler(spec) === 'keda' ? scaledObject(spec, app, namespace, runtime) : horizontalPodAutoscaler(spec, app, namespace);
+}
+/**
+ * Both kinds of autoscaler modelship may have made for `<app>` (apiVersion, kind; named `<app>`): a deploy applies
+ * the one its spec calls for and deletes the other where modelship made it (label managed-by), since two autoscalers
+ * on one Deployment fight; autoscale turned off deletes both.
+ */
+const AUTOSCALER_KINDS = [
+    { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', when: 'hpa' },
+    { apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', when: 'keda' },
+];
+
+
+/***/ }),
+
 /***/ 20407:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   H9: () => (/* binding */ podView),
 /* harmony export */   In: () => (/* binding */ GateFailure),
 /* harmony export */   Wq: () => (/* binding */ bake),
 /* harmony export */   aG: () => (/* binding */ Aborted),
 /* harmony export */   b_: () => (/* binding */ waitDeployment),
-/* harmony export */   yy: () => (/* binding */ sleep)
+/* harmony export */   yy: () => (/* binding */ sleep),
+/* harmony export */   zD: () => (/* binding */ selectorString)
 /* harmony export */ });
-/* unused harmony exports podView, fatalReason, describePod, selectorString, podEvidence */
+/* unused harmony exports fatalReason, describePod, podEvidence */
 /* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(26760);
 
 function podView(p) {
@@ -34082,6 +36583,43 @@ const PERMISSIONS = [
         stages: ['rollout', 'post'],
         why: "delete a PodDisruptionBudget modelship made (disruption-budget none, a failed first deploy, a killed run's)",
     },
+    // ---- autoscale: the stable's autoscaler <app>, a HorizontalPodAutoscaler (cpu) or a KEDA ScaledObject (inflight)
+    {
+        group: 'autoscaling',
+        resource: 'horizontalpodautoscalers',
+        verbs: ['get', 'create', 'patch'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        option: 'autoscale',
+        why: "apply the stable's HorizontalPodAutoscaler (server-side apply)",
+    },
+    {
+        group: 'autoscaling',
+        resource: 'horizontalpodautoscalers',
+        verbs: ['delete'],
+        scope: 'namespace',
+        stages: ['rollout', 'post'],
+        option: 'autoscale',
+        why: "delete an autoscaler modelship made that no longer applies (autoscale changed or off, a failed first deploy, a killed run's)",
+    },
+    {
+        group: 'keda.sh',
+        resource: 'scaledobjects',
+        verbs: ['get', 'create', 'patch'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        option: 'autoscale',
+        why: "apply the stable's KEDA ScaledObject (server-side apply; autoscale with inflight)",
+    },
+    {
+        group: 'keda.sh',
+        resource: 'scaledobjects',
+        verbs: ['delete'],
+        scope: 'namespace',
+        stages: ['rollout', 'post'],
+        option: 'autoscale',
+        why: "delete an autoscaler modelship made that no longer applies (autoscale changed or off, a failed first deploy, a killed run's)",
+    },
     // ---- the deploy lease modelship-<app>
     {
         group: 'coordination.k8s.io',
@@ -34136,6 +36674,16 @@ const PERMISSIONS = [
         stages: ['rollout'],
         option: 'gpu',
         why: "read a pod's start-up log, which names its provider when an API key hides its metadata",
+    },
+    // ---- pod-metrics: the analysis against the stable, without Prometheus
+    {
+        group: '',
+        resource: 'pods/proxy',
+        verbs: ['get'],
+        scope: 'namespace',
+        stages: ['rollout'],
+        option: 'pod-metrics',
+        why: "scrape the canary's and the stable's /metrics through the API server's pod proxy (compare-with-stable without prometheus-url)",
     },
     // ---- namespaces: cluster-scoped
     {
@@ -34224,6 +36772,8 @@ function rolloutOptions(cfg, createsNamespace) {
         ...(cfg.pullSecret ? ['create-pull-secret'] : []),
         ...(cfg.gpu ? ['gpu'] : []),
         ...(cfg.verifyUrl ? [] : ['service-proxy']),
+        ...(cfg.autoscale ? ['autoscale'] : []),
+        ...(cfg.comparison && !cfg.prometheus ? ['pod-metrics'] : []),
     ];
 }
 const VERB_ORDER = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
@@ -34271,6 +36821,8 @@ function rbacHint(n) {
         ...(has('create-pull-secret') ? ['--create-pull-secret'] : []),
         ...(has('gpu') ? ['--gpu'] : []),
         ...(n.stage !== 'cleanup' && !has('service-proxy') ? ['--verify-url'] : []),
+        ...(has('autoscale') ? ['--autoscale'] : []),
+        ...(has('pod-metrics') ? ['--pod-metrics'] : []),
     ];
     return `\`modelship rbac ${flags.join(' ')}\` prints a ServiceAccount and the RBAC that grant them; see ${README_SECTION}`;
 }
@@ -34296,6 +36848,8 @@ const optionsOf = (identity) => [
     ...(identity.createNamespace || identity.stage === 'preview' ? ['create-namespace'] : []),
     ...(identity.createPullSecret ? ['create-pull-secret'] : []),
     ...(identity.gpu ? ['gpu'] : []),
+    ...(identity.autoscale ? ['autoscale'] : []),
+    ...(identity.podMetrics ? ['pod-metrics'] : []),
 ];
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 function rbacDocs(identity) {
@@ -34503,7 +37057,7 @@ async function runStage(cfg, log) {
             return (__nccwpck_require__(38697)/* .runSmoke */ .Lw)(cfg.smoke, log);
         case 'rollout':
             // loaded on use: @kubernetes/client-node is large and ESM-only
-            return (await Promise.all(/* import() */[__nccwpck_require__.e(482), __nccwpck_require__.e(291), __nccwpck_require__.e(215), __nccwpck_require__.e(158)]).then(__nccwpck_require__.bind(__nccwpck_require__, 80215))).runRollout(cfg.rollout, log);
+            return (await Promise.all(/* import() */[__nccwpck_require__.e(482), __nccwpck_require__.e(139), __nccwpck_require__.e(57), __nccwpck_require__.e(158)]).then(__nccwpck_require__.bind(__nccwpck_require__, 46057))).runRollout(cfg.rollout, log);
         case 'preview':
             return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runPreview(cfg.preview, log);
         case 'cleanup':
@@ -38946,6 +41500,14 @@ module.exports = require("child_process");
 
 "use strict";
 module.exports = require("cluster");
+
+/***/ }),
+
+/***/ 49140:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("constants");
 
 /***/ }),
 

@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 215;
-exports.ids = [215,404];
+exports.id = 57;
+exports.ids = [57,404];
 exports.modules = {
 
-/***/ 80215:
+/***/ 46057:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -344,7 +344,7 @@ var runtime = __webpack_require__(44832);
 // EXTERNAL MODULE: ./src/shared/registry.ts
 var shared_registry = __webpack_require__(9222);
 // EXTERNAL MODULE: ./src/rollout/prometheus.ts
-var prometheus = __webpack_require__(89825);
+var rollout_prometheus = __webpack_require__(89825);
 // EXTERNAL MODULE: ./src/rollout/health.ts
 var health = __webpack_require__(20407);
 ;// CONCATENATED MODULE: ./src/rollout/gates/pods.ts
@@ -557,7 +557,7 @@ function metricsGate(metrics, thresholds, vars, compareWithStable) {
 }
 /** Ask for the canary's numbers (waiting up to `waitMs` for min-samples), then the stable's, and judge the canary's. */
 async function judgeCanaryMetrics(metrics, c, waitMs, vars, hasStable, signal) {
-    const q = (t, track) => (0,prometheus/* renderQuery */.no)(t, { ...vars, track });
+    const q = (t, track) => (0,rollout_prometheus/* renderQuery */.no)(t, { ...vars, track });
     const res = { canary: {}, stable: {}, queries: [q(c.samplesQuery, 'canary'), q(c.errorRateQuery, 'canary'), q(c.latencyQuery, 'canary')] };
     const deadline = Date.now() + waitMs;
     for (;;) {
@@ -594,7 +594,648 @@ async function judgeCanaryMetrics(metrics, c, waitMs, vars, hasStable, signal) {
 }
 const describeMetrics = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate === undefined ? 'none' : m.errorRate.toFixed(4)}, p99 ${m.p99Ms === undefined ? 'none' : `${m.p99Ms.toFixed(1)} ms`}`;
 
+// EXTERNAL MODULE: ./src/rollout/analysis/judge.ts
+var judge = __webpack_require__(58099);
+;// CONCATENATED MODULE: ./src/rollout/gates/comparison.ts
+
+
+/** How often a window with too few requests is read again. */
+const REREAD_MS = 2000;
+/** Left before rollout-timeout: the gate's failure, and the rollback after it, need a moment. */
+const MARGIN_MS = 2000;
+/** A progress line while waiting for min-samples, at most this often. */
+const PROGRESS_EVERY_MS = 10_000;
+/**
+ * The analysis judged against the stable (gate `analysis`): opens a window on `source`, lets the canary and the
+ * stable serve the same traffic for windowS seconds, reads what each served and judges the canary against the stable
+ * (analysis/judge.ts). Too few requests on a track: the same window is read again every 2 s (it only grows) until
+ * rollout-timeout is near, then the gate fails: too little traffic proves nothing, it never passes. A window that
+ * cannot fit in the time left fails at once rather than being judged cut short. `stepName`: the canary step it
+ * judges (a stepped canary runs it at each step).
+ */
+function comparisonGate(source, thresholds, o) {
+    return {
+        gate: 'analysis',
+        name: `analysis against the stable${o.stepName ? ` (${o.stepName})` : ''}, ${o.windowS} s`,
+        async run(ctx) {
+            const left = () => ctx.remainingMs() - MARGIN_MS;
+            // a window opened before the bake (openWindowGate) is the bake's: only what is left of windowS is waited for
+            let open = ctx.found.analysis;
+            if (!open) {
+                if (left() < o.windowS * 1000)
+                    throw new health/* GateFailure */.In(`the analysis window of ${o.windowS} s does not fit in the ${Math.max(0, Math.floor(ctx.remainingMs() / 1000))} s left before rollout-timeout`);
+                const s = typeof source === 'function' ? source(ctx) : source;
+                open = { window: await s.open(ctx.signal), opened: Date.now(), source: s.name };
+                ctx.progress(`analysis: ${o.windowS} s of traffic on the canary and the stable, from ${s.name}`);
+            }
+            const { window, opened } = open;
+            const sourceName = open.source;
+            await (0,health/* sleep */.yy)(Math.max(0, o.windowS * 1000 - (Date.now() - opened)), ctx.signal);
+            let lastProgress = 0;
+            for (;;) {
+                const r = await window.read(ctx.signal);
+                const j = (0,judge/* judgeComparison */.tk)(r.canary, r.stable, thresholds);
+                const seconds = Math.round((Date.now() - opened) / 1000);
+                const evidence = [`${sourceName}, ${seconds} s`, ...r.evidence];
+                if (j.verdict === 'pass')
+                    return { passes: true, detail: `${j.detail}, over ${seconds} s`, evidence };
+                if (j.verdict === 'fail')
+                    throw new health/* GateFailure */.In(`${j.detail}, over ${seconds} s`, evidence);
+                if (left() < REREAD_MS)
+                    throw new health/* GateFailure */.In(`${j.detail} after ${seconds} s (rollout-timeout is near)`, evidence);
+                if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+                    ctx.progress(`analysis: ${j.detail} after ${seconds} s; waiting for more traffic`);
+                    lastProgress = Date.now();
+                }
+                await (0,health/* sleep */.yy)(REREAD_MS, ctx.signal);
+            }
+        },
+    };
+}
+/**
+ * Opens the analysis window before the bake, so the bake's seconds are the window's: the canary and the stable serve
+ * the same traffic while the bake watches the canary's pods, and comparisonGate judges right after it. Silent: no step
+ * of its own in the timeline, no verdict (the comparison gives it).
+ */
+function openWindowGate(source) {
+    return {
+        gate: 'analysis',
+        name: 'open the analysis window',
+        silent: true,
+        async run(ctx) {
+            const s = source(ctx);
+            const window = await s.open(ctx.signal);
+            ctx.progress(`analysis: the window opens; the canary and the stable serve the same traffic until it is judged (${s.name})`);
+            return { found: { analysis: { window, opened: Date.now(), source: s.name } } };
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/rollout/analysis/window.ts
+const TRACKS = ['canary', 'stable'];
+/**
+ * The one table of metric names per runtime, for both sources (`model`: the model's name, Triton's `model` label).
+ * modelship: its request counter and latency histogram on route infer (5xx are errors; 4xx are the client's).
+ * Triton: nv_inference_request_success / _failure (every failure reason is an error), and the mean request latency:
+ * nv_inference_request_duration_us over the successful requests, which are the ones it is accumulated for (Triton's
+ * metrics guide: a summary's _count matches nv_inference_request_success). nv_inference_count would be the wrong
+ * divisor: it counts a batch of n as n inferences. The summaries' quantiles are a sliding window of their own, not
+ * this one, and cannot be summed across pods.
+ */
+const RUNTIME_METRICS = {
+    modelship: () => {
+        const infer = { label: 'route', value: 'infer' };
+        return {
+            requests: [{ metric: 'modelship_requests_total', match: [infer] }],
+            errors: [{ metric: 'modelship_requests_total', match: [infer, { label: 'code', value: '5..', regex: true }] }],
+            latency: { kind: 'p95', buckets: { metric: 'modelship_request_duration_seconds_bucket', match: [infer] }, toMs: 1000 },
+        };
+    },
+    triton: (model) => {
+        const m = [{ label: 'model', value: model }];
+        const success = { metric: 'nv_inference_request_success', match: m };
+        const failure = { metric: 'nv_inference_request_failure', match: m };
+        return {
+            requests: [success, failure],
+            errors: [failure],
+            latency: { kind: 'mean', sum: { metric: 'nv_inference_request_duration_us', match: m }, count: success, toMs: 0.001 },
+        };
+    },
+};
+/** A series as PromQL writes it, after `extra` matchers (namespace, track). */
+function promSeries(s, extra) {
+    const m = [...extra, ...s.match].map((x) => `${x.label}${x.regex ? '=~' : '='}${JSON.stringify(x.value)}`);
+    return `${s.metric}{${m.join(',')}}`;
+}
+/** Whether a scraped sample belongs to `s` (a regex matcher is anchored, as in PromQL). */
+function matches(s, name, labels) {
+    return name === s.metric && s.match.every((x) => (x.regex ? new RegExp(`^(?:${x.value})$`).test(labels[x.label] ?? '') : labels[x.label] === x.value));
+}
+
+;// CONCATENATED MODULE: ./src/rollout/analysis/prometheus-window.ts
+
+const DEFAULT_SCRAPE_INTERVAL_S = 10;
+/**
+ * How much the counters of `series` grew in the last `windowS` seconds, per series, from the samples inside that
+ * range alone: the value now minus the least in the range (after a counter reset, what it counted since). Not
+ * increase(): it extrapolates a series that starts inside its range back to 0, and every new canary pod's does (its
+ * first scrape comes after the window opened), so the pod's requests from before the window came with it, its cold
+ * start and the golden requests: on the lab an identical canary read p95 44.8 ms beside the stable's 24.0 ms (1.87×,
+ * rolled back), where the samples inside the window say 22.4 ms. The pods' own /metrics count from the window's opening
+ * too (pod-metrics.ts).
+ */
+const growth = (series, windowS) => `${series} - min_over_time(${series}[${windowS}s])`;
+/** The queries of one track over a window of `windowS` seconds. */
+function windowQueries(m, namespace, track, windowS) {
+    const sel = [
+        { label: 'namespace', value: namespace },
+        { label: 'track', value: track },
+    ];
+    const inc = (s) => `sum(${growth(promSeries(s, sel), windowS)})`;
+    // a counter no pod has exported yet (no 5xx so far) is no series at all, not a zero
+    const total = (ss) => ss.map((s) => `(${inc(s)} or vector(0))`).join(' + ');
+    const l = m.latency;
+    const latency = l.kind === 'p95'
+        ? `${l.toMs} * histogram_quantile(0.95, sum by (le) (${growth(promSeries(l.buckets, sel), windowS)}))`
+        : `${l.toMs} * ${inc(l.sum)} / ${inc(l.count)}`;
+    return { requests: total(m.requests), errors: total(m.errors), latency };
+}
+function prometheusWindowSource(o) {
+    const now = o.now ?? Date.now;
+    const scrapeS = o.scrapeIntervalS ?? DEFAULT_SCRAPE_INTERVAL_S;
+    const m = RUNTIME_METRICS[o.runtime](o.model);
+    return {
+        name: `Prometheus at ${o.url}`,
+        open() {
+            const opened = now();
+            return Promise.resolve({
+                async read(signal) {
+                    const windowS = Math.max(Math.ceil((now() - opened) / 1000), 2 * scrapeS);
+                    const queries = TRACKS.map((track) => windowQueries(m, o.namespace, track, windowS));
+                    const read = async (q) => {
+                        const [requests, errors, latency] = await Promise.all([q.requests, q.errors, q.latency].map((x) => o.metrics.measure(x, signal)));
+                        // no series is nothing served: too few samples, never a pass
+                        return { requests: requests ?? 0, errors: errors ?? 0, p95Ms: latency, latencyKind: m.latency.kind };
+                    };
+                    const [canary, stable] = await Promise.all(queries.map(read));
+                    const evidence = [
+                        `Prometheus at ${o.url}, the last ${windowS} s (at least two ${scrapeS} s scrape intervals):`,
+                        ...queries.flatMap((q) => [q.requests, q.errors, q.latency]),
+                    ];
+                    return { canary, stable, evidence };
+                },
+            });
+        },
+    };
+}
+
+// EXTERNAL MODULE: ./node_modules/parse-prometheus-text-format/dist/parse-prometheus-text-format.cjs.js
+var parse_prometheus_text_format_cjs = __webpack_require__(22625);
+var parse_prometheus_text_format_cjs_default = /*#__PURE__*/__webpack_require__.n(parse_prometheus_text_format_cjs);
+;// CONCATENATED MODULE: ./src/rollout/analysis/exposition.ts
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- the parser ships no types; its declaration lives beside its one user, and the layer check (no-orphans) counts this reference as the declaration's importer
+/// <reference path="./parse-prometheus-text-format.d.ts" />
+
+/**
+ * The samples of a Prometheus text-format exposition (a pod's /metrics), read by parse-prometheus-text-format.
+ * Two of that parser's habits (1.1.1) are worked around here, not by reading the format ourselves:
+ * - for a family TYPEd histogram or summary it folds every series into one sample: the `le` buckets of whichever
+ *   label set came last win, and labelled _sum/_count lines are dropped, so route="infer" could not be told from the
+ *   health routes. Without its `# TYPE` lines every family is untyped and each sample line comes back as written,
+ *   with all its labels, `le` among them; the analysis knows its metrics by their full names.
+ * - it drops the last sample when the text does not end with a newline: one is added.
+ * A line it cannot read throws; the caller says whose metrics they were.
+ */
+function parseExposition(text) {
+    const untyped = text
+        .split('\n')
+        .filter((l) => !/^\s*#\s+TYPE\s/.test(l))
+        .join('\n');
+    const out = [];
+    for (const family of parse_prometheus_text_format_cjs_default()(`${untyped}\n`))
+        for (const s of family.metrics)
+            if (s.value !== undefined)
+                out.push({ name: family.name, labels: s.labels ?? {}, value: sampleValue(s.value) });
+    return out;
+}
+/** A sample value or an `le` bound as the text format writes it: a Go float, or +Inf, -Inf, NaN. */
+function sampleValue(v) {
+    const t = v.trim();
+    if (/^\+?inf$/i.test(t))
+        return Infinity;
+    if (/^-inf$/i.test(t))
+        return -Infinity;
+    return t === '' ? NaN : Number(t);
+}
+
+;// CONCATENATED MODULE: ./src/rollout/analysis/quantile.ts
+/**
+ * The q-quantile of a histogram's cumulative buckets as PromQL's histogram_quantile computes it, so the pods' own
+ * /metrics and Prometheus give the same p95 for the same counts: linear interpolation within the bucket the rank falls
+ * in (the first bucket starting at 0), the last finite bound when it falls in the +Inf bucket. Undefined when there
+ * is nothing to say: no +Inf bucket, fewer than two buckets, no observations.
+ */
+function histogramQuantile(q, buckets) {
+    const b = [...buckets].sort((x, y) => x.le - y.le);
+    if (b.length < 2 || b[b.length - 1].le !== Infinity)
+        return undefined;
+    // counts summed from several pods, or deltas read a moment apart, can dip: PromQL makes them monotonic the same way
+    for (let i = 1; i < b.length; i++)
+        if (b[i].count < b[i - 1].count)
+            b[i] = { ...b[i], count: b[i - 1].count };
+    const total = b[b.length - 1].count;
+    if (!(total > 0))
+        return undefined;
+    if (q <= 0)
+        return -Infinity;
+    if (q >= 1)
+        return Infinity;
+    const rank = q * total;
+    const i = b.slice(0, -1).findIndex((x) => x.count >= rank);
+    if (i === -1)
+        return b[b.length - 2].le; // in the +Inf bucket: its lower bound is all that is known
+    if (i === 0 && b[0].le <= 0)
+        return b[0].le;
+    const start = i === 0 ? 0 : b[i - 1].le;
+    const below = i === 0 ? 0 : b[i - 1].count;
+    return start + ((b[i].le - start) * (rank - below)) / (b[i].count - below);
+}
+
+;// CONCATENATED MODULE: ./src/rollout/analysis/pod-metrics.ts
+
+
+
+
+
+const SCRAPE_TIMEOUT_MS = 10_000;
+function countsOf(samples, m) {
+    const total = (ss) => samples.filter((x) => ss.some((s) => matches(s, x.name, x.labels))).reduce((n, x) => n + x.value, 0);
+    const c = { requests: total(m.requests), errors: total(m.errors), buckets: new Map(), sum: 0, count: 0 };
+    const l = m.latency;
+    if (l.kind === 'p95') {
+        for (const x of samples.filter((s) => matches(l.buckets, s.name, s.labels) && s.labels.le !== undefined)) {
+            const le = sampleValue(x.labels.le);
+            c.buckets.set(le, (c.buckets.get(le) ?? 0) + x.value);
+        }
+    }
+    else {
+        c.sum = total([l.sum]);
+        c.count = total([l.count]);
+    }
+    return c;
+}
+/** now − before, or undefined when something went down (the pod's counters started again). */
+function subtract(now, before) {
+    const d = {
+        requests: now.requests - before.requests,
+        errors: now.errors - before.errors,
+        buckets: new Map(),
+        sum: now.sum - before.sum,
+        count: now.count - before.count,
+    };
+    for (const le of new Set([...now.buckets.keys(), ...before.buckets.keys()]))
+        d.buckets.set(le, (now.buckets.get(le) ?? 0) - (before.buckets.get(le) ?? 0));
+    return [d.requests, d.errors, d.sum, d.count, ...d.buckets.values()].some((v) => v < 0) ? undefined : d;
+}
+function add(a, b) {
+    const buckets = new Map(a.buckets);
+    for (const [le, n] of b.buckets)
+        buckets.set(le, (buckets.get(le) ?? 0) + n);
+    return { requests: a.requests + b.requests, errors: a.errors + b.errors, buckets, sum: a.sum + b.sum, count: a.count + b.count };
+}
+const ZERO = { requests: 0, errors: 0, buckets: new Map(), sum: 0, count: 0 };
+function trackWindow(c, m) {
+    const l = m.latency;
+    const latency = l.kind === 'p95'
+        ? histogramQuantile(0.95, [...c.buckets].map(([le, count]) => ({ le, count })))
+        : c.count > 0
+            ? c.sum / c.count
+            : undefined;
+    return { requests: c.requests, errors: c.errors, p95Ms: latency === undefined ? undefined : latency * l.toMs, latencyKind: l.kind };
+}
+function podMetricsSource(o) {
+    const port = o.port ?? manifests/* METRICS_PORT */.Ip;
+    const m = RUNTIME_METRICS[o.runtime](o.model);
+    const scrapePod = async (name) => {
+        const where = `the metrics of pod ${name} (port ${port}, through the API server's pod proxy)`;
+        const r = await o.kube
+            .podProxy(o.namespace, name, port)('/metrics', { timeoutMs: SCRAPE_TIMEOUT_MS, headers: { accept: 'text/plain' } })
+            .catch((e) => {
+            throw new health/* GateFailure */.In(`${where} could not be read: ${e.message}`);
+        });
+        if (r.status !== 200)
+            throw new health/* GateFailure */.In(`${where} could not be read: HTTP ${r.status}: ${r.body.toString().slice(0, 200)}${r.status === 403 ? ' (the rollout needs get on pods/proxy)' : ''}`);
+        try {
+            return countsOf(parseExposition(r.body.toString()), m);
+        }
+        catch (e) {
+            throw new health/* GateFailure */.In(`${where} are not in the Prometheus text format: ${e.message.slice(0, 200)}`);
+        }
+    };
+    const scrapeTrack = async (track, signal) => {
+        signal?.throwIfAborted();
+        // a terminating pod (deletionTimestamp: a rolled-back canary's of an earlier run, still draining) has left the
+        // Service's endpoints and is no pod of this release: Ready alone would count it
+        const listed = await o.kube.list('v1', 'Pod', o.namespace, (0,health/* selectorString */.zD)(o.selectors[track]));
+        const pods = listed
+            .filter((x) => !x.metadata.deletionTimestamp)
+            .map(health/* podView */.H9)
+            .filter((p) => p.ready);
+        return Promise.all(pods.map(async (p) => ({ name: p.name, uid: p.uid || p.name, restarts: p.restarts, counts: await scrapePod(p.name) })));
+    };
+    const scrapeBoth = async (signal) => {
+        const [canary, stable] = await Promise.all(TRACKS.map((t) => scrapeTrack(t, signal)));
+        return { canary, stable };
+    };
+    const names = [...m.requests, ...m.errors, ...(m.latency.kind === 'p95' ? [m.latency.buckets] : [m.latency.sum, m.latency.count])];
+    const head = `the pods' /metrics on port ${port}, through the API server's pod proxy, at the window's start and end: ${[...new Set(names.map((s) => promSeries(s, [])))].join(', ')}`;
+    return {
+        name: `the pods' own /metrics (port ${port}, through the API server)`,
+        async open(signal) {
+            const start = await scrapeBoth(signal);
+            return {
+                async read(signal) {
+                    const end = await scrapeBoth(signal);
+                    const evidence = [head];
+                    const sum = (track) => {
+                        const before = new Map(start[track].map((p) => [p.uid, p]));
+                        let total = ZERO;
+                        for (const p of end[track]) {
+                            const b = before.get(p.uid);
+                            const d = b && p.restarts === b.restarts ? subtract(p.counts, b.counts) : undefined;
+                            const why = !b ? ' (new since the window opened: counted from 0)' : d ? '' : ' (restarted: counted from 0)';
+                            const counted = d ?? p.counts;
+                            total = add(total, counted);
+                            evidence.push(`${track} pod ${p.name}: ${counted.requests} requests, ${counted.errors} errors${why}`);
+                            before.delete(p.uid);
+                        }
+                        for (const p of before.values())
+                            evidence.push(`${track} pod ${p.name}: gone or not Ready at the window's end, not counted`);
+                        return trackWindow(total, m);
+                    };
+                    return { canary: sum('canary'), stable: sum('stable'), evidence };
+                },
+            };
+        },
+    };
+}
+
+// EXTERNAL MODULE: ./src/rollout/autoscale.ts
+var autoscale = __webpack_require__(34134);
+;// CONCATENATED MODULE: ./src/rollout/writes.ts
+
+/** `obj` marked as created by the run `owner`: it was not there before, and its post step may remove it. */
+const markCreated = (obj, owner) => (0,rollout_owner/* annotated */.dR)(obj, { [rollout_owner/* CREATED_BY */.VI]: owner });
+/** `obj` marked as promoted (or, basic, verified) by the run `owner`: from then on its post step leaves it alone. */
+const markPromoted = (obj, owner) => (0,rollout_owner/* annotated */.dR)(obj, { [rollout_owner/* PROMOTED_BY */.vm]: owner });
+/** Apply `obj`, marked as created by `owner` when it is not there yet; true when it was new. */
+async function applyMarked(kube, obj, owner) {
+    const isNew = (await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name)) === undefined;
+    await kube.apply(isNew ? markCreated(obj, owner) : obj);
+    return isNew;
+}
+async function deleteCanary(kube, namespace, app) {
+    await kube.remove('apps/v1', 'Deployment', namespace, `${app}-canary`);
+    await kube.remove('v1', 'Service', namespace, `${app}-canary`);
+}
+const msg = (e) => (e instanceof Error ? e.message : String(e));
+/**
+ * Take over a Deployment modelship did not create: one full replace (PUT) with the generated object, so fields
+ * owned by its old manager (a container under another name, say) go, then server-side apply owns it from here.
+ */
+async function takeOver(kube, obj) {
+    for (let i = 0;; i++) {
+        const cur = await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
+        try {
+            await kube.replace({
+                ...obj,
+                metadata: { ...obj.metadata, resourceVersion: cur?.metadata?.resourceVersion },
+            });
+            return;
+        }
+        catch (e) {
+            if (i >= 4 || !/HTTP 409/.test(msg(e)))
+                throw e; // the controller updated its status in between
+        }
+    }
+}
+/** Put a Deployment's pod template back (what `kubectl rollout undo` does), and wait for it briefly. */
+async function restoreTemplate(kube, namespace, app, template) {
+    for (let i = 0; i < 5; i++) {
+        const cur = await kube.get('apps/v1', 'Deployment', namespace, app);
+        if (!cur)
+            return;
+        cur.spec.template = template;
+        try {
+            await kube.replace(cur);
+            return;
+        }
+        catch (e) {
+            if (!/HTTP 409/.test(msg(e)))
+                throw e;
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/rollout/autoscale-writes.ts
+
+
+
+/**
+ * How the rollout works with an autoscaler instead of against it (issue 23 §3): once the stable Deployment exists its
+ * replicas are the autoscaler's (an HPA, or KEDA's), so modelship's apply of the stable leaves spec.replicas out, and
+ * the canary is sized from the stable's current replicas.
+ *
+ * Leaving a field out of a server-side apply is not neutral: a field the applier owned (it set it in its last apply)
+ * and now omits is removed, and a Deployment without replicas defaults to 1. Whether modelship still owns the field
+ * depends on the autoscaler: an HPA writes replicas through the scale subresource, an update, which takes the field
+ * from every other manager when it changes the value; as long as the HPA has never changed it (its recommendation
+ * equals what modelship set, or it cannot read its metrics yet), modelship's apply still owns it. So, before the first
+ * apply without replicas, the field is handed over as Kubernetes documents it (server-side apply, "Transferring
+ * ownership"): one apply of only {spec.replicas: <the current value>} under a field manager of its own
+ * (HANDOVER_MANAGER), without force (the same value: it shares the field with modelship, no conflict), then modelship's
+ * own apply without replicas drops only modelship's claim; the hand-over manager keeps the field, at its value, until
+ * the HPA changes it and so takes it. A conflict means the HPA changed the value in between: it owns it now, and
+ * modelship no longer does.
+ */
+/** The field manager of modelship's own applies: kube.ts's FIELD_MANAGER (kube.ts is not imported here: it loads client-node). */
+const MODELSHIP_MANAGER = 'modelship';
+/** The field manager that takes spec.replicas over from modelship for the autoscaler (the hand-over). */
+const HANDOVER_MANAGER = 'modelship-handover-to-hpa';
+const ownsReplicasField = (m) => {
+    const spec = m.fieldsV1?.['f:spec'];
+    return spec !== undefined && 'f:replicas' in spec;
+};
+/** Who owns spec.replicas of a live object: `manager operation[/subresource]` of each owner (evidence for logs and tests). */
+function replicasOwners(live) {
+    return (live.metadata.managedFields ?? []).filter(ownsReplicasField).map((m) => `${m.manager} ${m.operation}${m.subresource ? `/${m.subresource}` : ''}`);
+}
+/** Whether `manager`'s server-side apply owns spec.replicas: leaving it out of that manager's next apply would remove it. */
+function appliesReplicas(live, manager = MODELSHIP_MANAGER) {
+    return (live.metadata.managedFields ?? []).some((m) => m.manager === manager && m.operation === 'Apply' && !m.subresource && ownsReplicasField(m));
+}
+/** The replicas a first deploy creates the stable with: the `replicas` input within the autoscaler's min and max. */
+const initialReplicas = (spec, replicas) => Math.min(spec.max, Math.max(spec.min, replicas));
+/**
+ * The stable's current replicas, which size the canary (canary-percent of them) and the disruption budget: with
+ * autoscale, what the live Deployment runs (the autoscaler's count), or on a first deploy its initial replicas;
+ * without, the `replicas` input.
+ */
+function autoscale_writes_stableReplicas(live, spec, replicas) {
+    if (!spec)
+        return replicas;
+    return live?.spec?.replicas ?? initialReplicas(spec, replicas);
+}
+/**
+ * The stable Deployment as modelship writes it with autoscale on: on a first deploy (no live stable) with its initial
+ * replicas; then, applied (`apply`), without spec.replicas (the autoscaler's; hand it over first: handOverReplicas);
+ * written whole by a takeover's replace (`replace`: a PUT without replicas would set 1), with the live count.
+ */
+function stableForAutoscale(planned, live, spec, how = 'apply') {
+    const plannedSpec = (planned.spec ?? {});
+    const next = { ...plannedSpec };
+    if (!live)
+        next.replicas = initialReplicas(spec, plannedSpec.replicas ?? spec.min);
+    else if (how === 'replace')
+        next.replicas = live.spec?.replicas ?? initialReplicas(spec, plannedSpec.replicas ?? spec.min);
+    else
+        delete next.replicas;
+    return { ...planned, spec: next };
+}
+const message = (e) => (e instanceof Error ? e.message : String(e));
+/**
+ * Before modelship's first apply of the stable `<app>` without spec.replicas: hand the field over from modelship's
+ * apply (see above), so leaving it out keeps the current count. Nothing is written when modelship's apply does not
+ * own it (an HPA has changed it since: it owns it; or an earlier deploy handed it over). Undefined when there is no
+ * stable yet. A conflict (the HPA changed the count between the read and the hand-over) is read again.
+ */
+async function handOverReplicas(kube, namespace, app) {
+    for (let attempt = 0;; attempt++) {
+        const live = await kube.get('apps/v1', 'Deployment', namespace, app);
+        if (!live)
+            return undefined;
+        const replicas = live.spec?.replicas ?? 1;
+        const ownersBefore = replicasOwners(live);
+        if (!appliesReplicas(live))
+            return { replicas, handedOver: false, ownersBefore };
+        try {
+            await kube.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: app, namespace }, spec: { replicas } }, false, {
+                fieldManager: HANDOVER_MANAGER,
+                force: false,
+            });
+            return { replicas, handedOver: true, ownersBefore };
+        }
+        catch (e) {
+            if (!/HTTP 409/.test(message(e)))
+                throw e;
+            if (attempt >= 4)
+                throw new errors/* ModelshipError */.W7('cluster', `Kubernetes: handing spec.replicas of Deployment ${namespace}/${app} over to its autoscaler kept conflicting: ${message(e)}`);
+        }
+    }
+}
+/** The stable Deployment without spec.replicas (a copy): an apply that leaves them to the autoscaler. */
+function withoutReplicas(obj) {
+    const spec = { ...(obj.spec ?? {}) };
+    delete spec.replicas;
+    return { ...obj, spec };
+}
+const MANAGED_BY = 'app.kubernetes.io/managed-by';
+/**
+ * The autoscalers `<app>` in `namespace` of the kinds a deploy with `keep` (the autoscaler it applies; undefined:
+ * autoscale is off) does not use: the other kind, or both. `unreadable`: the kinds the deploy identity may not read
+ * (HTTP 403: it was not given the autoscale permissions), about which nothing can be told. A kind the API server does
+ * not serve (KEDA not installed) has none.
+ */
+async function otherAutoscalers(kube, namespace, app, keep) {
+    const found = [];
+    const unreadable = [];
+    for (const k of autoscale/* AUTOSCALER_KINDS */.u3) {
+        if (keep?.kind === k.kind)
+            continue;
+        let live;
+        try {
+            live = await kube.get(k.apiVersion, k.kind, namespace, app);
+        }
+        catch (e) {
+            if (!/HTTP 403/.test(message(e)))
+                throw e;
+            unreadable.push(k.kind);
+            continue;
+        }
+        if (live)
+            found.push({ apiVersion: k.apiVersion, kind: k.kind, modelships: live.metadata.labels?.[MANAGED_BY] === 'modelship' });
+    }
+    return { found, unreadable };
+}
+/**
+ * Write the stable Deployment and what scales it (every strategy's write of the stable: basic's step, the canary's
+ * promotion, a first deploy's too), in this order:
+ * 1. the autoscalers modelship made that this deploy does not use are deleted: the other kind (cpu ↔ inflight: two
+ *    autoscalers on one Deployment fight), or both with autoscale off; then the apply in 3, with the replicas input,
+ *    takes spec.replicas back (server-side apply with force takes it from the HPA's update);
+ * 2. a takeover's full replace (at the live count with autoscale);
+ * 3. with autoscale and a live stable, spec.replicas handed over (handOverReplicas: only where modelship's apply owns
+ *    it), then the stable applied without it: the replicas the autoscaler set stay; a first deploy's stable is created
+ *    with its initial replicas and handed over right after;
+ * 4. the autoscaler applied (marked as this run's when it creates it): an HPA targets `<app>` by name, so it follows
+ *    the stable through the promotion, the same Deployment with a new template.
+ * Nothing here asks for a permission autoscale off does not have: a deploy identity that may not read autoscalers
+ * (HTTP 403) is told in the log when the stable's replicas show an autoscaler (not modelship's own apply).
+ */
+async function writeStable(kube, w, log) {
+    const { namespace, app } = w;
+    const others = await otherAutoscalers(kube, namespace, app, w.autoscaler);
+    const deleted = [];
+    const why = w.autoscaler ? `autoscale now makes a ${w.autoscaler.kind}` : 'autoscale is off';
+    for (const a of others.found) {
+        if (!a.modelships) {
+            log(`${a.kind} ${app} is not modelship's (no managed-by label): left alone, though it may scale Deployment ${app} against ${w.autoscaler ? `the ${w.autoscaler.kind}` : 'the replicas input'}`);
+            continue;
+        }
+        if (await kube.remove(a.apiVersion, a.kind, namespace, app)) {
+            deleted.push(`${a.kind} ${app}`);
+            log(`deleted ${a.kind} ${app}, which modelship made (${why})`);
+        }
+    }
+    if (others.unreadable.length && !w.autoscaler) {
+        const live = await kube.get('apps/v1', 'Deployment', namespace, app);
+        if (live && !appliesReplicas(live))
+            log(`the deploy identity may not read ${others.unreadable.join(' or ')} objects in ${namespace}: an autoscaler modelship made for ${app} (autoscale) would keep scaling it; its replicas are owned by ${replicasOwners(live).join(', ') || 'nobody'} (\`modelship rbac --autoscale\` grants the permissions)`);
+    }
+    if (w.takeover)
+        await takeOver(kube, w.takeover);
+    let handOver;
+    if (w.autoscaler) {
+        handOver = await handOverReplicas(kube, namespace, app);
+        if (handOver?.handedOver)
+            log(`spec.replicas of Deployment ${app} (${handOver.replicas}) handed over to its autoscaler (field manager ${HANDOVER_MANAGER}): modelship's apply leaves it out from now on`);
+    }
+    await kube.apply(w.stable);
+    if (w.autoscaler && !handOver) {
+        // a first deploy: created with its initial replicas, under modelship's apply; handed over at once, so that no later
+        // apply of modelship's (basic's promotion, the next deploy) can take the autoscaler's count back
+        handOver = await handOverReplicas(kube, namespace, app);
+        if (handOver?.handedOver)
+            log(`spec.replicas of the new Deployment ${app} (${handOver.replicas}) handed over to its autoscaler (field manager ${HANDOVER_MANAGER})`);
+    }
+    let createdAutoscaler = false;
+    if (w.autoscaler) {
+        createdAutoscaler = await applyMarked(kube, w.autoscaler, w.owner);
+        log(`${createdAutoscaler ? 'created' : 'applied'} ${describeAutoscaler(w.autoscaler)}`);
+    }
+    return { createdAutoscaler, handOver, deleted };
+}
+/** `HorizontalPodAutoscaler lenet on Deployment lenet (1 to 3 replicas)`, for the log and the dry run. */
+function describeAutoscaler(obj) {
+    const spec = (obj.spec ?? {});
+    const min = spec.minReplicas ?? spec.minReplicaCount;
+    const max = spec.maxReplicas ?? spec.maxReplicaCount;
+    return `${obj.kind} ${obj.metadata.name} on Deployment ${obj.metadata.name} (${min} to ${max} replicas)`;
+}
+/**
+ * Before anything is written: the API server serves the autoscaler's kind (KEDA's ScaledObject is a custom resource:
+ * without KEDA's CRDs there is none, and the server-side dry run could only say "not found"). Fails naming the input
+ * and what to install. Returns a warning when the HPA's CPU metric has no source (metrics.k8s.io: metrics-server).
+ */
+async function checkAutoscalerServed(kube, spec, obj) {
+    if (!(await kube.serves(obj.apiVersion, obj.kind))) {
+        const why = obj.kind === 'ScaledObject'
+            ? `inflight=${spec.inflight} makes a KEDA ScaledObject (${obj.apiVersion}), and this cluster does not serve it: install KEDA (its CRDs, operator and metrics API server: https://keda.sh/docs/latest/deploy/), or autoscale on cpu alone (a HorizontalPodAutoscaler)`
+            : `the cluster does not serve ${obj.apiVersion} ${obj.kind} (Kubernetes 1.23 and later do)`;
+        throw new errors/* ModelshipError */.W7('input', `input "autoscale": ${why}`, { field: 'autoscale' });
+    }
+    if (spec.cpu !== undefined && !(await kube.serves('metrics.k8s.io/v1beta1', 'PodMetrics')))
+        return `autoscale cpu=${spec.cpu}: the cluster serves no resource metrics (metrics.k8s.io, from metrics-server): the autoscaler cannot read the pods' CPU, and keeps the replicas as they are until it can`;
+    return undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/rollout/plan.ts
+
+
+
+
+
+
 
 
 
@@ -611,7 +1252,7 @@ const describeMetrics = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.e
  * run applies (as the API server will get them), which of them it creates, what goes through the server-side dry
  * run, and the gates its strategy runs, in order. Pure: no cluster, no clock (test/rollout-plan.test.ts).
  */
-const MANAGED_BY = 'app.kubernetes.io/managed-by';
+const plan_MANAGED_BY = 'app.kubernetes.io/managed-by';
 /** The deploy spec from the inputs, validated: what is wrong with them fails here, before the cluster is asked anything. */
 function deploySpec(cfg) {
     const spec = {
@@ -637,50 +1278,84 @@ function deploySpec(cfg) {
     (0,manifests/* validateSpec */.QN)(spec);
     return spec;
 }
-/** Replicas of the canary: 0 for basic; a canary-percent out of range fails. */
+/** Replicas of the canary at its first step: 0 for basic; a canary-percent out of range fails. */
 function canaryCount(cfg) {
-    return cfg.strategy === 'canary' ? (0,manifests/* canaryReplicas */.Gy)(cfg.replicas, cfg.canaryPercent) : 0;
+    return canarySteps(cfg, cfg.replicas)[0]?.replicas ?? 0;
+}
+/** The canary's steps, sized from `stableReplicas` (basic: none); a percentage out of range fails. */
+function canarySteps(cfg, stableReplicas) {
+    if (cfg.strategy !== 'canary')
+        return [];
+    return cfg.canarySteps.map((percent) => ({ percent, replicas: (0,manifests/* canaryReplicas */.Gy)(stableReplicas, percent) }));
 }
 function planRollout(cfg, patches, owner, live) {
     const spec = { ...deploySpec(cfg), sleepAction: live.sleepAction };
     const app = cfg.app;
     const liveStable = live.stable;
-    const takeover = liveStable !== undefined && liveStable.metadata.labels?.[MANAGED_BY] !== 'modelship';
-    const stable = applyPatches((0,manifests/* deployment */.kG)(spec, 'stable', cfg.replicas), patches, app);
+    const takeover = liveStable !== undefined && liveStable.metadata.labels?.[plan_MANAGED_BY] !== 'modelship';
+    const generated = applyPatches((0,manifests/* deployment */.kG)(spec, 'stable', cfg.replicas), patches, app);
     if (liveStable) {
         // a Deployment's selector is immutable: keep the live one, and make the pods carry its labels and ours
-        stable.spec.selector = liveStable.spec.selector;
-        stable.spec.template.metadata.labels = { ...(liveStable.spec.selector.matchLabels ?? {}), ...stable.spec.template.metadata.labels };
+        generated.spec.selector = liveStable.spec.selector;
+        generated.spec.template.metadata.labels = { ...(liveStable.spec.selector.matchLabels ?? {}), ...generated.spec.template.metadata.labels };
     }
-    const nCanary = canaryCount(cfg);
+    // with autoscale the replicas are the autoscaler's once the stable exists: applied without them (a first deploy:
+    // the replicas input within min and max; a takeover's replace: the live count, a PUT without them would set 1)
+    const as = cfg.autoscale;
+    const stable = as ? stableForAutoscale(generated, liveStable, as) : generated;
+    const takeoverStable = as && takeover ? stableForAutoscale(generated, liveStable, as, 'replace') : stable;
+    const autoscalerObj = as ? (0,autoscale/* autoscalerObject */.fr)(as, app, cfg.namespace, cfg.runtime) : undefined;
+    // the stable's replicas, which size the canary's steps (one number, used for every step): the replicas input;
+    // with autoscale, what the stable runs now (the autoscaler's count)
+    const stableReplicas = autoscale_writes_stableReplicas(liveStable, as, cfg.replicas);
+    const steps = canarySteps(cfg, stableReplicas);
+    const nCanary = steps[0]?.replicas ?? 0;
     const canary = applyPatches((0,manifests/* deployment */.kG)(spec, 'canary', nCanary || 1), patches, app);
     canary.metadata.labels = { ...canary.metadata.labels, [rollout_owner/* OWNER_LABEL */.pk]: owner };
     const mainService = applyPatches((0,manifests/* service */.eu)(spec, 'main'), patches, app);
     const canaryService = (0,manifests/* service */.eu)(spec, 'canary');
     canaryService.metadata.labels = { ...canaryService.metadata.labels, [rollout_owner/* OWNER_LABEL */.pk]: owner };
     // the stable's PodDisruptionBudget, over its pods as its (live) selector picks them
-    const maxUnavailable = (0,manifests/* budgetMaxUnavailable */.sj)(cfg.disruptionBudget, cfg.replicas);
+    const maxUnavailable = (0,manifests/* budgetMaxUnavailable */.sj)(cfg.disruptionBudget, stableReplicas);
     const budget = maxUnavailable === undefined ? undefined : (0,manifests/* disruptionBudget */.r5)(spec, maxUnavailable, stable.spec.selector.matchLabels);
     const registry = cfg.pullSecret ? (0,shared_registry/* parseImageRef */.Q)(cfg.image).registry : '';
     const secret = cfg.pullSecret ? (0,manifests/* pullSecret */.QS)(spec, registry, cfg.pullSecret.username, cfg.pullSecret.password) : undefined;
     const isCanary = cfg.strategy === 'canary';
-    const planned = [...(isCanary ? [canary, canaryService, stable, ...(takeover ? [] : [mainService])] : [stable, mainService]), ...(budget ? [budget] : [])];
+    const planned = [
+        ...(isCanary ? [canary, canaryService, stable, ...(takeover ? [] : [mainService])] : [stable, mainService]),
+        ...(budget ? [budget] : []),
+        ...(autoscalerObj ? [autoscalerObj] : []),
+    ];
     return {
         strategy: cfg.strategy,
         spec,
         owner,
         canaryReplicas: nCanary,
+        stableReplicas,
+        steps,
         createsNamespace: !live.namespaceExists,
         liveStable,
         takeover,
-        objects: { stable, canary, mainService, canaryService, disruptionBudget: budget, pullSecret: secret ? { object: secret, registry } : undefined },
-        budgetSetting: `disruption-budget ${cfg.disruptionBudget}${cfg.disruptionBudget === 'auto' ? `: ${cfg.replicas} replica` : ''}`,
+        objects: {
+            stable,
+            takeoverStable,
+            autoscaler: autoscalerObj,
+            canary,
+            mainService,
+            canaryService,
+            disruptionBudget: budget,
+            pullSecret: secret ? { object: secret, registry } : undefined,
+        },
+        budgetSetting: `disruption-budget ${cfg.disruptionBudget}${cfg.disruptionBudget === 'auto' ? `: ${stableReplicas} replica` : ''}`,
         planned,
-        // a takeover's main Service is applied with the promotion, after the dry run's diff
-        admitted: [...planned, ...(isCanary && takeover ? [mainService] : []), ...(secret ? [secret] : [])],
-        replaced: takeover ? [stable] : [],
-        verification: isCanary ? canaryVerification(cfg, canary, canaryService, liveStable !== undefined) : basicVerification(cfg),
-        gates: initialGateRecords(cfg),
+        // a takeover's main Service is applied with the promotion, after the dry run's diff; its stable is written by a
+        // full replace first (dry-run so)
+        admitted: [...planned.map((o) => (o === stable ? takeoverStable : o)), ...(isCanary && takeover ? [mainService] : []), ...(secret ? [secret] : [])],
+        replaced: takeover ? [takeoverStable] : [],
+        verifications: isCanary
+            ? canaryVerifications(cfg, steps, canary, canaryService, liveStable ? stable.spec.selector.matchLabels : undefined)
+            : [basicVerification(cfg)],
+        gates: initialGateRecords(cfg, isCanary, liveStable !== undefined),
     };
 }
 const goldenSettings = (cfg) => ({
@@ -691,25 +1366,91 @@ const goldenSettings = (cfg) => ({
     verifyRequests: cfg.verifyRequests,
     maxLatencyMs: cfg.maxLatencyMs,
 });
-/** The canary beside the stable: its pods Ready (on the GPU), its golden requests, its bake, then its metrics. */
-function canaryVerification(cfg, canary, canaryService, stableRuns) {
+/** The canary beside the stable, one verification per step: the same release, each step's gates (stepGates). */
+function canaryVerifications(cfg, steps, canary, canaryService, stableSelector) {
     const release = {
         track: 'canary',
         deployment: canary.metadata.name,
         service: canaryService.metadata.name,
         podSelector: { ...(0,manifests/* selectorLabels */.Zn)(cfg.app), track: 'canary' },
     };
+    return steps.map((_, i) => {
+        const gates = stepGates(cfg, i, release, stableSelector);
+        // a stepped canary's timeline and gate details say which step a check belongs to; one step says nothing more
+        return { release, gates: steps.length > 1 ? gates.map((g) => atStep(g, stepLabel(i, steps))) : gates };
+    });
+}
+/**
+ * The gates of the canary's step `i` (0-based), in order. The first: its pods Ready (on the GPU), the golden requests,
+ * the bake, then the metrics. Every later one: its pods Ready (the new ones, on the GPU), the bake, the metrics: the
+ * golden requests run once, at the first step (the later ones add pods of the same template). A per-step analysis
+ * gate goes at the end of the list, for every step.
+ */
+function stepGates(cfg, i, release, stableSelector) {
     const golden = goldenSettings(cfg);
-    const gates = [
+    const first = i === 0;
+    // the analysis against the stable (compare-with-stable): its window is the bake, so it opens just before it
+    const source = cfg.comparison && stableSelector ? comparisonSource(cfg, release, stableSelector) : undefined;
+    return [
         podsReadyGate('canary pods Ready', (ready) => `${ready} canary pod(s) Ready`),
         ...(cfg.gpu ? [gpuProviderGate('canary pods compute on the GPU', cfg.modelName)] : []),
-        goldenGate(`golden requests to ${release.service}`, golden),
+        ...(first ? [goldenGate(`golden requests to ${release.service}`, golden)] : []),
+        ...(source ? [openWindowGate(source)] : []),
         bakeGate(cfg.bakeTimeS, 'canary pod(s)', golden),
+        ...(source && cfg.comparison ? [comparisonGate(source, cfg.comparison, { windowS: cfg.bakeTimeS })] : []),
         ...(cfg.prometheus
-            ? [metricsGate((0,prometheus/* prometheusProvider */.mM)(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableRuns)]
+            ? [
+                metricsGate((0,rollout_prometheus/* prometheusProvider */.mM)(cfg.prometheus.url), cfg.prometheus, { namespace: cfg.namespace, app: cfg.app, model: cfg.modelName }, stableSelector !== undefined),
+            ]
             : []),
     ];
-    return { release, gates };
+}
+/**
+ * Where the analysis's numbers come from: Prometheus with prometheus-url, else the pods' own /metrics through the API
+ * server (the stable's pods by its selector: a taken-over stable's own labels).
+ */
+function comparisonSource(cfg, release, stableSelector) {
+    const prometheus = cfg.prometheus;
+    if (prometheus) {
+        const source = prometheusWindowSource({
+            metrics: (0,rollout_prometheus/* prometheusProvider */.mM)(prometheus.url),
+            url: prometheus.url,
+            namespace: cfg.namespace,
+            runtime: cfg.runtime,
+            model: cfg.modelName,
+        });
+        return () => source;
+    }
+    return (ctx) => podMetricsSource({
+        kube: ctx.kube,
+        namespace: ctx.namespace,
+        runtime: cfg.runtime,
+        model: cfg.modelName,
+        selectors: { canary: release.podSelector, stable: stableSelector },
+    });
+}
+/** How the timeline and the gates' details name step `i` of `steps`: `step 2/4 (25%)`. */
+const stepLabel = (i, steps) => `step ${i + 1}/${steps.length} (${steps[i].percent}%)`;
+/**
+ * `gate` as a check of one step of a stepped canary: its timeline step is named `step 2/4 (25%): <name>`, and what
+ * it says, passed or failed, starts with the step (the report's gate details, a roll back's reason).
+ */
+function atStep(gate, label) {
+    return {
+        ...gate,
+        name: `${label}: ${gate.name}`,
+        async run(ctx) {
+            try {
+                const result = await gate.run(ctx);
+                return result.detail ? { ...result, detail: `${label}: ${result.detail}` } : result;
+            }
+            catch (e) {
+                if (e instanceof Error && !(e instanceof health/* Aborted */.aG))
+                    e.message = `${label}: ${e.message}`;
+                throw e;
+            }
+        },
+    };
 }
 /** The stable updated in place: the same checks, but the metrics gate, which judges a canary. */
 function basicVerification(cfg) {
@@ -723,11 +1464,18 @@ function basicVerification(cfg) {
     ];
     return { release, gates };
 }
-function initialGateRecords(cfg) {
+function initialGateRecords(cfg, isCanary, stableRuns) {
     const skipped = (gate, detail) => ({ gate, result: 'skipped', detail, evidence: [], seconds: 0 });
     return [
         skipped('pods', ''),
         skipped('golden', cfg.reference ? '' : 'no reference given: only /v2/models/<model>/ready was checked'),
+        skipped('analysis', !cfg.comparison
+            ? 'compare-with-stable is off (auto: on with canary-steps)'
+            : !isCanary
+                ? 'strategy basic: no canary to compare'
+                : stableRuns
+                    ? ''
+                    : 'no stable to compare with (a first deploy)'),
         skipped('prometheus', cfg.prometheus ? '' : 'no prometheus-url'),
     ];
 }
@@ -771,6 +1519,15 @@ class GateLedger {
             evidence: evidence ?? r.evidence,
             seconds: r.seconds + seconds,
         }));
+    }
+    /**
+     * A later step (a stepped canary's) checks `gate` again: a gate that passed no longer counts as passed, with
+     * `detail`, until that step's checks pass it again; its time so far stays. So a run reports a gate as passed only
+     * when it passed at every step that checks it.
+     */
+    reopen(gate, detail) {
+        if (this.record(gate).result === 'pass')
+            this.replace(gate, (r) => ({ ...r, result: 'skipped', detail }));
     }
     /** A check of `gate` failed with `error` after `seconds`: the gate fails, with the failure's evidence (or what it reported). */
     checkFailed(gate, seconds, error, observed) {
@@ -931,61 +1688,6 @@ async function verify(release, gates, run) {
     return found;
 }
 
-;// CONCATENATED MODULE: ./src/rollout/writes.ts
-
-/** `obj` marked as created by the run `owner`: it was not there before, and its post step may remove it. */
-const markCreated = (obj, owner) => (0,rollout_owner/* annotated */.dR)(obj, { [rollout_owner/* CREATED_BY */.VI]: owner });
-/** `obj` marked as promoted (or, basic, verified) by the run `owner`: from then on its post step leaves it alone. */
-const markPromoted = (obj, owner) => (0,rollout_owner/* annotated */.dR)(obj, { [rollout_owner/* PROMOTED_BY */.vm]: owner });
-/** Apply `obj`, marked as created by `owner` when it is not there yet; true when it was new. */
-async function applyMarked(kube, obj, owner) {
-    const isNew = (await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name)) === undefined;
-    await kube.apply(isNew ? markCreated(obj, owner) : obj);
-    return isNew;
-}
-async function deleteCanary(kube, namespace, app) {
-    await kube.remove('apps/v1', 'Deployment', namespace, `${app}-canary`);
-    await kube.remove('v1', 'Service', namespace, `${app}-canary`);
-}
-const msg = (e) => (e instanceof Error ? e.message : String(e));
-/**
- * Take over a Deployment modelship did not create: one full replace (PUT) with the generated object, so fields
- * owned by its old manager (a container under another name, say) go, then server-side apply owns it from here.
- */
-async function takeOver(kube, obj) {
-    for (let i = 0;; i++) {
-        const cur = await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
-        try {
-            await kube.replace({
-                ...obj,
-                metadata: { ...obj.metadata, resourceVersion: cur?.metadata?.resourceVersion },
-            });
-            return;
-        }
-        catch (e) {
-            if (i >= 4 || !/HTTP 409/.test(msg(e)))
-                throw e; // the controller updated its status in between
-        }
-    }
-}
-/** Put a Deployment's pod template back (what `kubectl rollout undo` does), and wait for it briefly. */
-async function restoreTemplate(kube, namespace, app, template) {
-    for (let i = 0; i < 5; i++) {
-        const cur = await kube.get('apps/v1', 'Deployment', namespace, app);
-        if (!cur)
-            return;
-        cur.spec.template = template;
-        try {
-            await kube.replace(cur);
-            return;
-        }
-        catch (e) {
-            if (!/HTTP 409/.test(msg(e)))
-                throw e;
-        }
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/rollout/strategies/strategy.ts
 
 
@@ -998,31 +1700,37 @@ async function runStrategy(strategy, run) {
     run.startDeadline();
     let decisionSeconds;
     const decide = () => (decisionSeconds ??= (Date.now() - startedAt) / 1000);
+    const steps = { reached: 0, of: strategy.steps.length };
     try {
-        for (const step of strategy.steps) {
+        for (const [i, step] of strategy.steps.entries()) {
+            steps.reached = i + 1;
+            // a gate checked again counts as passed only once this step's checks pass
+            if (i > 0)
+                for (const gate of new Set(step.gates.map((g) => g.gate)))
+                    run.gates.reopen(gate, `${step.label ?? step.name}: not verified (the steps before it passed)`);
             await run.step(step.name, () => step.apply(run));
             await verify(step.release, step.gates, run);
         }
         decide();
         run.stopDeadline();
         const reason = await strategy.promote(run, run.gates.passed());
-        return { decision: 'promoted', reason, decisionSeconds: decide() };
+        return { decision: 'promoted', reason, decisionSeconds: decide(), steps };
     }
     catch (e) {
         decide();
-        const reason = run.signal.aborted ? `${String(run.signal.reason)}${e instanceof health/* Aborted */.aG ? '' : `: ${message(e)}`}` : failureReason(e, run.gates);
+        const reason = run.signal.aborted ? `${String(run.signal.reason)}${e instanceof health/* Aborted */.aG ? '' : `: ${strategy_message(e)}`}` : failureReason(e, run.gates);
         await strategy.rollBack(run);
-        return { decision: 'rolled-back', reason, decisionSeconds: decide() };
+        return { decision: 'rolled-back', reason, decisionSeconds: decide(), steps };
     }
 }
-const message = (e) => (e instanceof Error ? e.message : String(e));
+const strategy_message = (e) => (e instanceof Error ? e.message : String(e));
 /** Why a run rolled back: the gate that failed with its detail and first evidence, else the error itself. */
 function failureReason(e, gates) {
     const failed = gates.failed();
     if (failed)
         return `gate "${failed.gate}" failed: ${failed.detail}${failed.evidence.length ? `\n${failed.evidence.slice(0, 12).join('\n')}` : ''}`;
     const evidence = e instanceof health/* GateFailure */.In && e.evidence.length ? `\n${e.evidence.slice(0, 12).join('\n')}` : '';
-    return ((0,errors/* isModelshipError */.yh)(e) || e instanceof health/* GateFailure */.In ? message(e) : `error: ${message(e)}`) + evidence;
+    return ((0,errors/* isModelshipError */.yh)(e) || e instanceof health/* GateFailure */.In ? strategy_message(e) : `error: ${strategy_message(e)}`) + evidence;
 }
 /**
  * Apply the stable's PodDisruptionBudget, or delete the one modelship made when the plan has none (disruption-budget
@@ -1034,14 +1742,23 @@ async function applyBudget(run, plan) {
         return applyMarked(run.kube, budget, plan.owner);
     const app = plan.spec.app;
     const live = await run.kube.get('policy/v1', 'PodDisruptionBudget', run.namespace, app);
-    if (live?.metadata.labels?.[MANAGED_BY] === 'modelship') {
+    if (live?.metadata.labels?.[plan_MANAGED_BY] === 'modelship') {
         await run.kube.remove('policy/v1', 'PodDisruptionBudget', run.namespace, app);
         run.log.info(`deleted PodDisruptionBudget ${app} (${plan.budgetSetting})`);
     }
     return false;
 }
+/** Remove the autoscaler this run created (a roll back), saying so. */
+async function removeAutoscaler(run, autoscaler) {
+    if (!autoscaler)
+        return;
+    if (await run.kube.remove(autoscaler.apiVersion, autoscaler.kind, run.namespace, autoscaler.metadata.name))
+        run.log.info(`deleted ${autoscaler.kind} ${autoscaler.metadata.name}, which this run created`);
+}
 
 ;// CONCATENATED MODULE: ./src/rollout/strategies/canary.ts
+
+
 
 
 
@@ -1051,34 +1768,62 @@ async function applyBudget(run, plan) {
  * the untouched stable, and is verified there; promoted, the stable takes the new image and the canary goes. A roll
  * back deletes the canary: the stable never changed (or, when its own rollout fails after a promotion, it gets its
  * previous template back).
+ *
+ * With canary-steps the canary grows step by step (plan.steps: 10%, 25%, 50%, 100% of the stable's replicas), each
+ * step the same Deployment applied again with its replicas, then verified by its own gates (plan.verifications);
+ * the stable keeps all its replicas until the promotion, so a roll back at any step only deletes the canary.
+ *
+ * With autoscale the steps are sized from the replicas the stable runs now (the autoscaler's), and the promotion
+ * writes the stable without them and applies its autoscaler (writeStable): an HPA targets `<app>` by name, and so
+ * follows the stable through the promotion.
  */
 function canaryStrategy(plan) {
-    const { app, image, replicas } = plan.spec;
-    const { stable, canary, canaryService, mainService } = plan.objects;
-    const { liveStable, takeover, owner } = plan;
+    const { app, image } = plan.spec;
+    const { stable, canary, canaryService, mainService, autoscaler, takeoverStable } = plan.objects;
+    const { liveStable, takeover, owner, steps, stableReplicas } = plan;
+    const several = steps.length > 1;
     /** the main Service was created by this run (a first deploy): a roll back removes it again */
     let createdMainService = false;
+    /** the autoscaler was created by this run's promotion: a roll back (its stable rollout failed) removes it */
+    let createdAutoscaler = false;
+    /** the step being applied or verified (1-based), for the roll back's name */
+    let reached = 0;
     return {
-        steps: [
-            {
-                name: `apply ${canary.metadata.name} (${plan.canaryReplicas} of ${replicas} replicas) and its Service`,
+        steps: steps.map((step, i) => {
+            const size = `${step.replicas} of ${stableReplicas} replicas`;
+            const unchanged = i > 0 && steps[i - 1].replicas === step.replicas;
+            const name = !several
+                ? `apply ${canary.metadata.name} (${size}) and its Service`
+                : i === 0
+                    ? `step 1/${steps.length}: canary at ${step.percent}% (${size}): apply ${canary.metadata.name} and its Service`
+                    : `step ${i + 1}/${steps.length}: canary at ${step.percent}% (${unchanged ? `still ${size}` : size})`;
+            return {
+                name,
+                label: several ? stepLabel(i, steps) : undefined,
                 async apply(run) {
-                    await run.kube.apply(canary);
-                    await run.kube.apply(canaryService);
-                    if (!takeover)
-                        createdMainService = await applyMarked(run.kube, mainService, owner);
+                    reached = i + 1;
+                    if (i === 0) {
+                        await run.kube.apply(canary);
+                        await run.kube.apply(canaryService);
+                        if (!takeover)
+                            createdMainService = await applyMarked(run.kube, mainService, owner);
+                        return;
+                    }
+                    if (unchanged)
+                        run.log.info(`${step.percent}% of ${stableReplicas} replicas is still ${step.replicas} canary pod(s), as at step ${i} (replica weighting): no new pods; the step bakes and is analysed again`);
+                    // the same Deployment with the step's replicas: its pods keep running, new ones join them
+                    await run.kube.apply(withReplicas(canary, step.replicas));
                 },
-                ...plan.verification,
-            },
-        ],
+                ...plan.verifications[i],
+            };
+        }),
         async promote(run, verified) {
             // the stable takes the new image (taking over a Deployment modelship did not create)
             await run.step(`promote: ${app} takes the new image`, async () => {
                 // marked as promoted by this run: from here on its post step leaves the stable and what serves it alone
                 const promoted = markPromoted(liveStable ? stable : markCreated(stable, owner), owner);
-                if (takeover)
-                    await takeOver(run.kube, promoted);
-                await run.kube.apply(promoted);
+                const written = await writeStable(run.kube, { namespace: run.namespace, app, owner, stable: promoted, takeover: takeover ? markPromoted(takeoverStable, owner) : undefined, autoscaler }, (line) => run.log.info(line));
+                createdAutoscaler = written.createdAutoscaler;
                 if (takeover)
                     await run.kube.apply(mainService);
                 await applyBudget(run, plan);
@@ -1097,53 +1842,65 @@ function canaryStrategy(plan) {
                 throw e;
             }
             await run.step(`delete ${canary.metadata.name}`, () => deleteCanary(run.kube, run.namespace, app));
-            return `canary verified (${verified.join(', ')}) and promoted: ${app} runs ${image}`;
+            const through = several ? ` through ${steps.length} steps (${steps.map((s) => `${s.percent}%`).join(', ')})` : '';
+            return `canary verified (${verified.join(', ')})${through} and promoted: ${app} runs ${image}`;
         },
         async rollBack(run) {
-            await run.step(`roll back: delete ${app}-canary`, async () => {
+            await run.step(`roll back${several && reached ? ` at step ${reached}/${steps.length}` : ''}: delete ${app}-canary`, async () => {
                 await deleteCanary(run.kube, run.namespace, app);
                 if (!liveStable && createdMainService)
                     await run.kube.remove('v1', 'Service', run.namespace, app);
+                if (createdAutoscaler)
+                    await removeAutoscaler(run, autoscaler);
             });
         },
     };
+}
+/** The canary Deployment with `replicas`: what a later step applies (server-side apply: the same object, another size). */
+function withReplicas(canary, replicas) {
+    return { ...canary, spec: { ...canary.spec, replicas } };
 }
 
 ;// CONCATENATED MODULE: ./src/rollout/strategies/basic.ts
 
 
+
 /**
  * basic: the stable `<app>` is updated in place and verified as it rolls out; a roll back returns it to its previous
- * pod template (a first deploy: deletes it), and removes the PodDisruptionBudget the run created.
+ * pod template (a first deploy: deletes it), and removes the PodDisruptionBudget and the autoscaler the run created.
+ * With autoscale the step writes the stable's replicas over to the autoscaler and applies it (writeStable).
  */
 function basicStrategy(plan) {
     const { app, image } = plan.spec;
-    const { stable, mainService } = plan.objects;
+    const { stable, mainService, autoscaler, takeoverStable } = plan.objects;
     const { liveStable, takeover, owner } = plan;
-    /** ours: a roll back deletes it again */
+    /** ours: a roll back deletes them again */
     let createdBudget = false;
+    let createdAutoscaler = false;
     const stableToApply = liveStable ? stable : markCreated(stable, owner);
     return {
         steps: [
             {
                 name: `apply ${app}`,
                 async apply(run) {
-                    if (takeover)
-                        await takeOver(run.kube, stableToApply);
-                    await run.kube.apply(stableToApply);
+                    const written = await writeStable(run.kube, { namespace: run.namespace, app, owner, stable: stableToApply, takeover: takeover ? takeoverStable : undefined, autoscaler }, (line) => run.log.info(line));
+                    createdAutoscaler = written.createdAutoscaler;
                     await applyMarked(run.kube, mainService, owner);
                     createdBudget = await applyBudget(run, plan);
                 },
-                ...plan.verification,
+                ...plan.verifications[0],
             },
         ],
         async promote(run) {
-            // verified: marked as this run's (the same apply, an annotation more), so its post step leaves it alone
-            await run.kube.apply(markPromoted(stableToApply, owner));
+            // verified: marked as this run's (the same apply, an annotation more), so its post step leaves it alone; with
+            // autoscale without replicas, a first deploy's too: the step handed them over, the autoscaler may have moved them
+            await run.kube.apply(markPromoted(autoscaler ? withoutReplicas(stableToApply) : stableToApply, owner));
             return `${app} updated and verified: runs ${image}`;
         },
         async rollBack(run) {
             await run.step(liveStable ? `roll ${app} back to the previous ReplicaSet's template` : `delete ${app} (first deploy)`, async () => {
+                if (createdAutoscaler)
+                    await removeAutoscaler(run, autoscaler);
                 if (liveStable)
                     await restoreTemplate(run.kube, run.namespace, app, liveStable.spec.template);
                 else
@@ -1161,6 +1918,7 @@ var create = __webpack_require__(37291);
 
 
 
+
 /**
  * dry-run: the plan printed, and each object's diff against the live one as the API server would store it (a
  * server-side dry run of the same apply); nothing is changed. The pull Secret is left out: its data would be printed.
@@ -1173,12 +1931,38 @@ async function dryRun(kube, cfg, plan, log) {
         lines.push(`- would create namespace ${cfg.namespace}`);
     if (plan.takeover)
         lines.push(`- would take over Deployment ${cfg.app}, which modelship did not create (its selector is kept)`);
-    if (cfg.strategy === 'canary')
+    if (cfg.strategy === 'canary' && plan.steps.length === 1)
         lines.push(`- would run ${plan.canaryReplicas} canary replica(s), verify them (pods, golden requests${cfg.prometheus ? ', Prometheus' : ''}), then promote ${cfg.app} or delete the canary`);
+    if (cfg.strategy === 'canary' && plan.steps.length > 1) {
+        lines.push(`- would run the canary in ${plan.steps.length} steps beside the ${plan.stableReplicas} stable replicas (which keep running until the promotion), then promote ${cfg.app}, or delete the canary at the first step that fails:`);
+        plan.steps.forEach((s, i) => {
+            const same = i > 0 && plan.steps[i - 1].replicas === s.replicas ? `, the same as step ${i}` : '';
+            const checks = ['pods', ...(i === 0 ? ['golden requests'] : []), `bake ${cfg.bakeTimeS} s`, ...(cfg.prometheus ? ['Prometheus'] : [])].join(', ');
+            const share = Math.round((100 * s.replicas) / (s.replicas + plan.stableReplicas));
+            lines.push(`  - step ${i + 1}/${plan.steps.length}: ${s.percent}%: ${s.replicas} canary replica(s)${same} (about ${share}% of the traffic); verify ${checks}`);
+        });
+    }
+    const autoscaler = plan.objects.autoscaler;
+    if (autoscaler)
+        lines.push(`- would autoscale the stable with ${describeAutoscaler(autoscaler)}${plan.liveStable ? `; it runs ${plan.stableReplicas} now` : ''}`);
+    if (nsExists) {
+        // what the deploy deletes: an autoscaler modelship made that autoscale no longer asks for
+        const others = await otherAutoscalers(kube, cfg.namespace, cfg.app, autoscaler);
+        for (const a of others.found.filter((x) => x.modelships))
+            lines.push(`- would delete ${a.kind} ${cfg.app}, which modelship made (${autoscaler ? `autoscale now makes a ${autoscaler.kind}` : 'autoscale is off'})`);
+    }
     for (const obj of plan.planned) {
         const live = nsExists ? await kube.get(obj.apiVersion, obj.kind, cfg.namespace, obj.metadata.name) : undefined;
         // the API server's own view of the result: a server-side dry run of the same apply
         const result = nsExists ? await kube.apply(obj, true) : obj;
+        if (autoscaler && live && obj === plan.objects.stable) {
+            // the deploy hands spec.replicas over to the autoscaler before this apply (autoscale-writes.ts): the live count
+            // stays, where a dry run of the apply alone would drop the field modelship's apply owns (and show 1)
+            const liveReplicas = live.spec?.replicas;
+            if (appliesReplicas(live))
+                lines.push(`- would hand spec.replicas of Deployment ${cfg.app} (${liveReplicas}) over to the autoscaler, then apply it without them`);
+            result.spec = { ...(result.spec ?? {}), replicas: liveReplicas };
+        }
         const patch = (0,create/* createTwoFilesPatch */.ss)(`live/${obj.kind}/${obj.metadata.name}`, `planned/${obj.kind}/${obj.metadata.name}`, comparable(live), comparable(result), undefined, undefined, { context: 3 });
         const changed = comparable(live) !== comparable(result);
         lines.push(`- ${obj.kind} ${obj.metadata.name}: ${live ? (changed ? 'would change' : 'unchanged') : 'would create'}`);
@@ -1192,8 +1976,10 @@ async function dryRun(kube, cfg, plan, log) {
             decision: 'dry-run',
             reason: 'dry run: the plan was printed and nothing was changed',
             'canary-replicas': String(plan.canaryReplicas),
+            'canary-step': '',
             'gate-pods': 'skipped',
             'gate-golden': 'skipped',
+            'gate-analysis': 'skipped',
             'gate-prometheus': 'skipped',
             'verify-latency-p95-ms': '',
             'decision-seconds': '',
@@ -1232,12 +2018,16 @@ function rolloutResult(plan, record) {
     const { decision, reason, decisionSeconds } = record.outcome;
     const { app, namespace, image } = plan.spec;
     const gate = (name) => record.gates.find((g) => g.gate === name).result;
+    const { reached, of } = record.outcome.steps;
     const outputs = {
         decision,
         reason,
-        'canary-replicas': String(plan.canaryReplicas),
+        // the canary's size at the last step reached: what ran beside the stable when the decision came
+        'canary-replicas': String(plan.steps[Math.max(0, reached - 1)]?.replicas ?? 0),
+        'canary-step': plan.strategy === 'canary' ? `${reached}/${of}` : '',
         'gate-pods': gate('pods'),
         'gate-golden': gate('golden'),
+        'gate-analysis': gate('analysis'),
         'gate-prometheus': gate('prometheus'),
         'verify-latency-p95-ms': record.latencyP95Ms === undefined ? '' : record.latencyP95Ms.toFixed(2),
         'decision-seconds': Number.isNaN(decisionSeconds) ? '' : decisionSeconds.toFixed(1),
@@ -1249,6 +2039,8 @@ function rolloutResult(plan, record) {
             app,
             image,
             takeover: plan.takeover,
+            canarySteps: plan.steps,
+            canaryStep: plan.strategy === 'canary' ? { reached, of } : undefined,
             gates: record.gates,
             timeline: record.timeline,
             totalSeconds: record.totalSeconds,
@@ -1259,7 +2051,7 @@ function rolloutResult(plan, record) {
 }
 function rolloutSummary(plan, record) {
     const { decision, reason } = record.outcome;
-    const { app, namespace, image, replicas } = plan.spec;
+    const { app, namespace, image } = plan.spec;
     const icon = decision === 'promoted' ? '✅' : '❌';
     const rows = record.gates.map((g) => `| ${g.gate} | ${g.result === 'fail' ? '**fail**' : g.result} | ${g.seconds.toFixed(1)} s | ${g.detail.split('\n')[0].replace(/\|/g, '\\|').slice(0, 300)} |`);
     const tl = record.timeline.map((t) => `| ${t.atS.toFixed(1)} s | ${t.step} | ${t.seconds.toFixed(1)} s | ${t.result === 'ok' ? 'ok' : `**fail**: ${(t.detail ?? '').replace(/\|/g, '\\|').slice(0, 200)}`} |`);
@@ -1278,7 +2070,7 @@ function rolloutSummary(plan, record) {
     return [
         `## modelship rollout: ${icon} ${decision}`,
         '',
-        `\`${image}\` → ${namespace}/${app}, strategy ${plan.strategy}${plan.strategy === 'canary' ? ` (${plan.canaryReplicas} canary of ${replicas} replicas)` : ''}.`,
+        `\`${image}\` → ${namespace}/${app}, strategy ${plan.strategy}${plan.strategy === 'canary' ? ` (${canarySize(plan, record.outcome.steps.reached)})` : ''}.`,
         '',
         `**Reason:** ${reason.split('\n')[0]}`,
         '',
@@ -1300,8 +2092,17 @@ function rolloutSummary(plan, record) {
         '',
     ].join('\n');
 }
+/** The canary's size in the summary: `1 canary of 2 replicas`, or each step's, and the step the run reached. */
+function canarySize(plan, reached) {
+    const { steps, stableReplicas } = plan;
+    if (steps.length === 1)
+        return `${steps[0].replicas} canary of ${stableReplicas} replicas`;
+    const each = steps.map((s) => `${s.percent}%: ${s.replicas}`).join(', ');
+    return `canary steps ${each} of ${stableReplicas} replicas; reached step ${reached}/${steps.length}`;
+}
 
 ;// CONCATENATED MODULE: ./src/rollout/cleanup.ts
+
 
 
 
@@ -1314,7 +2115,8 @@ const cleanup_msg = (e) => (e instanceof Error ? e.message : String(e));
  * - its canary: the Deployment (and its Service) labelled with the owner;
  * - when the run did not finish — it still holds the deploy lease (a run that ends by itself gives it back after its
  *   decision) and no stable Deployment is marked as promoted by it — the objects it created: the main Service, the
- *   pull Secret, a first stable Deployment (basic strategy);
+ *   pull Secret, a first stable Deployment (basic strategy), its PodDisruptionBudget, the autoscaler (autoscale: the
+ *   HPA or KEDA ScaledObject);
  * - its lease;
  * - then the namespace, if the unfinished run created it and it holds nothing the run did not create.
  */
@@ -1346,6 +2148,7 @@ async function cleanupRollout(kubeconfig, namespace, app, owner, log) {
             ['v1', 'Service', app],
             ['policy/v1', 'PodDisruptionBudget', app],
             ['v1', 'Secret', (0,manifests/* pullSecretName */.JA)(app)],
+            ...autoscale/* AUTOSCALER_KINDS */.u3.map((k) => [k.apiVersion, k.kind, app]),
         ];
         for (const [apiVersion, kind, name] of made) {
             const obj = kind === 'Deployment' ? stable : await readable(kube.get(apiVersion, kind, namespace, name));
@@ -1410,6 +2213,7 @@ function madeWithNamespace(obj, owner) {
 
 
 
+
 /**
  * The rollout stage: put a new model in front of traffic and decide by itself. `canary` (default) runs the new
  * image as `<app>-canary` next to the untouched stable, verifies it (pods, golden requests, Prometheus), then
@@ -1445,6 +2249,12 @@ async function runRollout(cfg, log, env = process.env) {
     const stable = namespaceExists ? await kube.get('apps/v1', 'Deployment', ns, cfg.app) : undefined;
     // the preStop hook: the kubelet's sleep action where every kubelet the API server allows runs it
     const plan = planRollout(cfg, patches, owner, { namespaceExists, stable, sleepAction: (0,manifests/* sleepActionServed */.pN)(version) });
+    // autoscale: the autoscaler's kind is served (KEDA's ScaledObject needs KEDA), else a clear error now
+    if (cfg.autoscale && plan.objects.autoscaler) {
+        const warning = await checkAutoscalerServed(kube, cfg.autoscale, plan.objects.autoscaler);
+        if (warning)
+            log.warning(warning);
+    }
     // everything the run may write, through the API server's admission before anything is applied (admission.ts): a
     // refusal, or pods that Pod Security would refuse, fail here. A takeover's stable is written by a full PUT.
     const admit = () => (0,admission/* checkAdmission */.OU)(kube, ns, plan.admitted, log, plan.replaced);
@@ -1651,10 +2461,14 @@ class Kube {
             throw this.wrap(e, `list ${kind} in ${namespace}`);
         }
     }
-    /** Server-side apply under field manager `modelship`, taking over conflicting fields (force). */
-    async apply(obj, dryRun = false) {
+    /**
+     * Server-side apply under field manager `modelship`, taking over conflicting fields (force). `as`: another field
+     * manager, or no force (a conflict is then an HTTP 409): the hand-over of replicas to an autoscaler (autoscale-writes.ts).
+     */
+    async apply(obj, dryRun = false, as = {}) {
+        const manager = as.fieldManager ?? FIELD_MANAGER;
         try {
-            return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .PatchStrategy */ .Qve.ServerSideApply));
+            return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, manager, as.force ?? true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .PatchStrategy */ .Qve.ServerSideApply));
         }
         catch (e) {
             throw this.wrap(e, `apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -1701,6 +2515,22 @@ class Kube {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: the API server does not serve ${obj.kind} in ${obj.apiVersion}`);
         const ns = r.namespaced ? `/namespaces/${encodeURIComponent(obj.metadata.namespace ?? '')}` : '';
         return `${base}${ns}/${r.name}/${encodeURIComponent(obj.metadata.name)}`;
+    }
+    /** Whether the API server serves `kind` in `apiVersion` (discovery): for a custom resource, whether its CRD is installed. */
+    async serves(apiVersion, kind) {
+        const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+        let r;
+        try {
+            r = await this.proxy('')(base, { timeoutMs: 15_000 });
+        }
+        catch (e) {
+            throw this.wrap(e, `GET ${base}`);
+        }
+        if (r.status === 404)
+            return false;
+        if (r.status !== 200)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: GET ${base} failed (HTTP ${r.status}): ${r.body.toString().slice(0, 200)}`);
+        return JSON.parse(r.body.toString()).resources.some((x) => x.kind === kind);
     }
     async replace(obj, dryRun = false) {
         try {
