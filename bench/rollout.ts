@@ -7,6 +7,9 @@
 // the golden batch-1 request from 4 concurrent loops through the main Service (the API server's service proxy, which
 // picks a ready endpoint per request), from before the rollout starts until the replaced stable pods and the canary's
 // have exited, plus 3 s; `promotions` good canaries (alternating digests, default 2) are promoted under it.
+// Then a four-step canary (canary-steps 10,25,50,100, judged against the stable at every step) under the same load:
+// each step's time from its apply to its last check, against bake-time (goal: bake + ≤ 5 s), and the requests lost
+// (goal 0); beside it, in the same run, the one-step canary's decision − bake (the baseline).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -98,6 +101,38 @@ async function settled(image: string, gone = false): Promise<void> {
   throw new Error(`the replaced pods were not ${gone ? 'deleted' : 'stopped'} within 180 s`);
 }
 
+/**
+ * A four-step canary of `image` under 4 loops of load through the main Service: each step's seconds from its apply
+ * to its last check (the timeline of rollout-report), the decision, and the requests lost until the replaced pods
+ * have exited.
+ */
+async function steppedCanary(image: string) {
+  const load = serviceClient({ ns, service: 'lenet', model: 'lenet', reference: LENET, maxMs: Infinity });
+  const r = await rollout(image, ['--canary-steps', '10,25,50,100']);
+  await settled(image).catch((e: Error) => console.error(e.message));
+  await new Promise((res) => setTimeout(res, 3000));
+  const stats = await load.stop();
+  if (r.outputs.decision !== 'promoted') console.error(`the four-step canary was not promoted: ${r.outputs.reason ?? r.log.slice(-800)}`);
+  const report = JSON.parse(r.outputs['rollout-report'] ?? '{"timeline":[],"gates":[]}') as {
+    timeline: { step: string; atS: number; seconds: number }[];
+    gates: { gate: string; detail: string }[];
+  };
+  const steps = [1, 2, 3, 4].map((n) => {
+    const mine = report.timeline.filter((e) => e.step.startsWith(`step ${n}/4`));
+    const start = Math.min(...mine.map((e) => e.atS));
+    const end = Math.max(...mine.map((e) => e.atS + e.seconds));
+    return { name: mine[0]?.step.split(': ').slice(0, 2).join(': ') ?? `step ${n}/4`, seconds: end - start };
+  });
+  await settled(image, true).catch((e: Error) => console.error(e.message));
+  return {
+    decision: r.outputs.decision,
+    decisionS: r.outputs['decision-seconds'],
+    steps,
+    load: stats,
+    analysis: report.gates.find((g) => g.gate === 'analysis')?.detail ?? 'none',
+  };
+}
+
 async function main(): Promise<void> {
   fs.writeFileSync(path.join(work, 'realnode.yaml'), REAL_NODE_PATCH);
   fs.writeFileSync(
@@ -140,8 +175,10 @@ async function main(): Promise<void> {
   // good canaries promoted while the Service is under load: the first is the timed "good canary"
   const lost: { image: string; decision: string; sent: number; ok: number; failed: string[]; seconds: number }[] = [];
   let good: Awaited<ReturnType<typeof rollout>> | undefined;
+  let stableImage = a;
   for (let i = 0; i < Math.max(1, promotions); i++) {
     const image = i % 2 === 0 ? b : a;
+    stableImage = image;
     // 4 loops sending the golden request through the main Service (every answer must be 200 and match the reference)
     const load = serviceClient({ ns, service: 'lenet', model: 'lenet', reference: LENET, maxMs: Infinity });
     const r = await rollout(image);
@@ -157,6 +194,8 @@ async function main(): Promise<void> {
     good ??= r;
   }
   rows.push(['good canary', good!.outputs.decision, good!.outputs['decision-seconds']]);
+  const stepped = await steppedCanary(stableImage === a ? b : a);
+  stableImage = stableImage === a ? b : a;
   const crash = await rollout(a, ['--patch', path.join(work, 'crash.yaml')]);
   rows.push(['bad canary: crash-loops at start', crash.outputs.decision ?? `exit: ${crash.log.slice(-200)}`, crash.outputs['decision-seconds']]);
   // a canary that fails in the middle of its bake: its server is stopped at a known moment
@@ -180,6 +219,14 @@ async function main(): Promise<void> {
     console.log(`    promotion ${i + 1} (${l.decision}): sent ${l.sent}, ok ${l.ok}, failed ${l.failed.length} in ${l.seconds.toFixed(1)} s`);
     for (const f of l.failed.slice(0, 5)) console.log(`      ${f.slice(0, 240)}`);
   }
+  console.log(`  four-step canary (canary-steps 10,25,50,100, compare-with-stable auto): ${stepped.decision} after ${stepped.decisionS} s`);
+  for (const st of stepped.steps)
+    console.log(`    ${st.name.padEnd(48)} ${st.seconds.toFixed(1)} s = bake + ${(st.seconds - bakeS).toFixed(1)} s (goal ≤ 5 s)`);
+  console.log(
+    `    requests through the Service during the four steps and the promotion: sent ${stepped.load.sent}, ok ${stepped.load.ok}, failed ${stepped.load.failed.length} in ${stepped.load.seconds.toFixed(1)} s (goal 0 failed)`,
+  );
+  for (const f of stepped.load.failed.slice(0, 5)) console.log(`      ${f.slice(0, 240)}`);
+  console.log(`    analysis: ${stepped.analysis}`);
   console.log(
     `  server stopped during the bake → decision (process exit): ${detectS.toFixed(1)} s (probe period: readiness 2 s, startup 1 s; the bake checks once a second)`,
   );
