@@ -23,7 +23,7 @@ describe('judgeComparison', () => {
   test('a healthy canary passes, both tracks named with their numbers', () => {
     expect(judgeComparison(p95(412, 0, 3.1), p95(1650, 0, 2.9), T)).toEqual({
       verdict: 'pass',
-      detail: 'canary 412 requests, error rate 0.0000, p95 3.1 ms; stable 1650 requests, error rate 0.0000, p95 2.9 ms (ratio 1.07 ≤ 1.5)',
+      detail: 'canary 412 requests, error rate 0.0000, p95 3.1 ms; stable 1650 requests, error rate 0.0000, p95 2.9 ms (ratio 1.07 ≤ 2)',
     });
   });
 
@@ -33,9 +33,9 @@ describe('judgeComparison', () => {
       p95(400, 0, 45),
       p95(1600, 0, 20),
       'fail',
-      /canary p95 latency 45\.0 ms is 2\.25× the stable's 20\.0 ms, more than max-latency-ratio 1\.5/,
+      /canary p95 latency 45\.0 ms is 2\.25× the stable's 20\.0 ms, more than max-latency-ratio 2/,
     ],
-    ['a canary just within the ratio passes', p95(400, 0, 30), p95(1600, 0, 20), 'pass', /\(ratio 1\.50 ≤ 1\.5\)$/],
+    ['a canary just within the ratio passes', p95(400, 0, 40), p95(1600, 0, 20), 'pass', /\(ratio 2\.00 ≤ 2\)$/],
     [
       'a canary with more 5xx than the stable fails',
       p95(200, 6, 3),
@@ -53,7 +53,7 @@ describe('judgeComparison', () => {
       p95(400, 0, 8),
       p95(1600, 0, 2),
       'pass',
-      /ratio 4\.00 > 1\.5, but the canary is 6\.0 ms slower: within the 10 ms noise floor/,
+      /ratio 4\.00 > 2, but the canary is 6\.0 ms slower: within the 10 ms noise floor/,
     ],
     ['beyond the noise floor the ratio counts', p95(400, 0, 13), p95(1600, 0, 2), 'fail', /6\.50× the stable's 2\.0 ms/],
     ['a stable at 0 ms and a canary beyond the floor: an infinite ratio', p95(400, 0, 11), p95(1600, 0, 0), 'fail', /is ∞× the stable's/],
@@ -74,7 +74,7 @@ describe('judgeComparison', () => {
   test("Triton's mean is named as a mean; latencies of two kinds are not compared", () => {
     const mean = (ms: number): TrackWindow => ({ requests: 500, errors: 0, p95Ms: ms, latencyKind: 'mean' });
     expect(judgeComparison(mean(4), mean(3.5), T).detail).toBe(
-      'canary 500 requests, error rate 0.0000, mean 4.0 ms; stable 500 requests, error rate 0.0000, mean 3.5 ms (ratio 1.14 ≤ 1.5)',
+      'canary 500 requests, error rate 0.0000, mean 4.0 ms; stable 500 requests, error rate 0.0000, mean 3.5 ms (ratio 1.14 ≤ 2)',
     );
     expect(judgeComparison(mean(4), p95(500, 0, 4), T)).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/not comparable/) });
   });
@@ -463,7 +463,7 @@ describe('comparisonGate', () => {
     const r = await gate.run(context(30_000).ctx);
     expect(r).toEqual({
       passes: true,
-      detail: expect.stringMatching(/^canary 412 requests.*\(ratio 1\.07 ≤ 1\.5\), over 0 s$/),
+      detail: expect.stringMatching(/^canary 412 requests.*\(ratio 1\.07 ≤ 2\), over 0 s$/),
       evidence: ['scripted, 0 s', 'pods scraped: c1, s1'],
     });
   });

@@ -188,7 +188,7 @@ describeLab('stepped canaries judged against the stable, with traffic through th
     expectExit(r, 1);
     expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'canary-step': '1/2', 'gate-pods': 'pass', 'gate-golden': 'pass', 'gate-analysis': 'fail' });
     expect(r.outputs.reason).toMatch(
-      /^gate "analysis" failed: step 1\/2 \(50%\): canary p95 latency [\d.]+ ms is [\d.]+× the stable's [\d.]+ ms, more than max-latency-ratio 1\.5 \(canary \d+ requests, error rate 0\.0000, p95 [\d.]+ ms; stable \d+ requests, error rate 0\.0000/,
+      /^gate "analysis" failed: step 1\/2 \(50%\): canary p95 latency [\d.]+ ms is [\d.]+× the stable's [\d.]+ ms, more than max-latency-ratio 2 \(canary \d+ requests, error rate 0\.0000, p95 [\d.]+ ms; stable \d+ requests, error rate 0\.0000/,
     );
     expect(r.outputs.reason).toContain("the pods' own /metrics");
     const [, canaryMs, , stableMs] = /canary p95 latency ([\d.]+) ms is ([\d.]+)× the stable's ([\d.]+) ms/.exec(r.outputs.reason)!.map(Number);
