@@ -460,12 +460,15 @@ describe('comparisonGate', () => {
     const { source } = scripted([{ canary: p95(412, 0, 3.1), stable: p95(1650, 0, 2.9) }]);
     const gate = comparisonGate(source, T, { windowS: 0, stepName: 'step 1 of 3 (25%)' });
     expect([gate.gate, gate.name]).toEqual(['analysis', 'analysis against the stable (step 1 of 3 (25%)), 0 s']);
-    const r = await gate.run(context(30_000).ctx);
+    const { ctx, progress } = context(30_000);
+    const r = await gate.run(ctx);
     expect(r).toEqual({
       passes: true,
       detail: expect.stringMatching(/^canary 412 requests.*\(ratio 1\.07 ≤ 2\), over 0 s$/),
       evidence: ['scripted, 0 s', 'pods scraped: c1, s1'],
     });
+    // each step's numbers in the log (the report keeps the last step's)
+    expect(progress[progress.length - 1]).toMatch(/^analysis passed: canary 412 requests.*\(ratio 1\.07 ≤ 2\), over 0 s$/);
   });
 
   test('too few samples: keeps reading the same window, then fails near rollout-timeout, never passes', async () => {

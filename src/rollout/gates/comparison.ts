@@ -48,7 +48,11 @@ export function comparisonGate(
         const j = judgeComparison(r.canary, r.stable, thresholds);
         const seconds = Math.round((Date.now() - opened) / 1000);
         const evidence = [`${sourceName}, ${seconds} s`, ...r.evidence];
-        if (j.verdict === 'pass') return { passes: true, detail: `${j.detail}, over ${seconds} s`, evidence };
+        if (j.verdict === 'pass') {
+          // in the log too: the report keeps only the last step's detail, and each step's numbers matter
+          ctx.progress(`analysis passed: ${j.detail}, over ${seconds} s`);
+          return { passes: true, detail: `${j.detail}, over ${seconds} s`, evidence };
+        }
         if (j.verdict === 'fail') throw new GateFailure(`${j.detail}, over ${seconds} s`, evidence);
         if (left() < REREAD_MS) throw new GateFailure(`${j.detail} after ${seconds} s (rollout-timeout is near)`, evidence);
         if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
