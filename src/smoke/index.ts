@@ -139,7 +139,11 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     if (run.code !== 0) throw new ModelshipError('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
     started = true;
     const port = (await docker(['port', name, `${SERVING_PORT}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
-    if (!port) throw new ModelshipError('io', 'the container published no port');
+    if (!port) {
+      // a container that has already exited (a model it cannot load, a wrong key) has no port mapping left: say so
+      const running = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
+      throw new ModelshipError('io', running === 'true' ? 'the container published no port' : 'the container exited before it became ready');
+    }
     const base = `http://127.0.0.1:${port}`;
     log.info(`container ${name} serving on ${base}`);
     const t: Transport = httpTransport(base);
