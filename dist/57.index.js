@@ -637,8 +637,11 @@ function comparisonGate(source, thresholds, o) {
                 const j = (0,judge/* judgeComparison */.tk)(r.canary, r.stable, thresholds);
                 const seconds = Math.round((Date.now() - opened) / 1000);
                 const evidence = [`${sourceName}, ${seconds} s`, ...r.evidence];
-                if (j.verdict === 'pass')
+                if (j.verdict === 'pass') {
+                    // in the log too: the report keeps only the last step's detail, and each step's numbers matter
+                    ctx.progress(`analysis passed: ${j.detail}, over ${seconds} s`);
                     return { passes: true, detail: `${j.detail}, over ${seconds} s`, evidence };
+                }
                 if (j.verdict === 'fail')
                     throw new health/* GateFailure */.In(`${j.detail}, over ${seconds} s`, evidence);
                 if (left() < REREAD_MS)

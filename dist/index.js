@@ -40136,8 +40136,11 @@ async function runSmoke(cfg, log, env = process.env) {
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
         const port = (await docker(['port', name, `${_protocol_runtime__WEBPACK_IMPORTED_MODULE_12__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
-        if (!port)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', 'the container published no port');
+        if (!port) {
+            // a container that has already exited (a model it cannot load, a wrong key) has no port mapping left: say so
+            const running = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', running === 'true' ? 'the container published no port' : 'the container exited before it became ready');
+        }
         const base = `http://127.0.0.1:${port}`;
         log.info(`container ${name} serving on ${base}`);
         const t = (0,_shared_golden__WEBPACK_IMPORTED_MODULE_6__/* .httpTransport */ .k6)(base);
