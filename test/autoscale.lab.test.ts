@@ -1,5 +1,6 @@
 import { apiRequest, createRestrictedNamespace, dropNamespaces, kubectlJson, requireCluster, serverDryRun, waitFor, PROMETHEUS } from './helpers/kube';
 import { labDescribe } from './helpers/needs';
+import { FIELD_MANAGER } from '../src/rollout/owner';
 import { deployment, DeploySpec, K8sObject } from '../src/rollout/manifests';
 import { horizontalPodAutoscaler, inflightQuery, kedaHpaName, parseAutoscale, scaledObject, AutoscaleSpec } from '../src/rollout/autoscale';
 import {
@@ -8,7 +9,6 @@ import {
   replicasOwners,
   stableForAutoscale,
   HANDOVER_MANAGER,
-  MODELSHIP_MANAGER,
   ReplicasObject,
   ReplicaStore,
 } from '../src/rollout/autoscale-writes';
@@ -54,7 +54,7 @@ const labKube = {
   },
   async apply<T extends K8sObject = K8sObject>(obj: K8sObject, dryRun = false, as: { fieldManager?: string; force?: boolean } = {}): Promise<T> {
     const q = new URLSearchParams({
-      fieldManager: as.fieldManager ?? MODELSHIP_MANAGER,
+      fieldManager: as.fieldManager ?? FIELD_MANAGER,
       force: String(as.force ?? true),
       ...(dryRun ? { dryRun: 'All' } : {}),
     });
@@ -119,7 +119,7 @@ describeLab('lab: the stable replicas are left to the HPA (server-side apply own
   test("the HPA has scaled the stable (2 → 3, its minReplicas): it owns the field, and modelship's apply without it keeps 3", async () => {
     const as = parseAutoscale('min=3,max=4,cpu=70')!;
     await labKube.apply(stable('scaled', 2));
-    expect(replicasOwners(await read('scaled'))).toEqual([`${MODELSHIP_MANAGER} Apply`]);
+    expect(replicasOwners(await read('scaled'))).toEqual([`${FIELD_MANAGER} Apply`]);
     // the generated HPA, applied as modelship applies it: the API server takes it, and its controller acts on it
     await labKube.apply(horizontalPodAutoscaler(as, 'scaled', ns));
     await waitFor('the HPA to scale Deployment scaled to its minReplicas 3', async () => (await replicasOf('scaled')) === 3, 120_000);
@@ -161,8 +161,8 @@ describeLab('lab: the stable replicas are left to the HPA (server-side apply own
 
     // the hand-over: {replicas: 3} alone under modelship-handover-to-hpa, then modelship's apply without replicas
     const h = await handOverReplicas(kube, ns, 'handover');
-    expect(h).toEqual({ replicas: 3, handedOver: true, ownersBefore: [`${MODELSHIP_MANAGER} Apply`] });
-    expect(replicasOwners(await read('handover')).sort()).toEqual([`${MODELSHIP_MANAGER} Apply`, `${HANDOVER_MANAGER} Apply`]);
+    expect(h).toEqual({ replicas: 3, handedOver: true, ownersBefore: [`${FIELD_MANAGER} Apply`] });
+    expect(replicasOwners(await read('handover')).sort()).toEqual([`${FIELD_MANAGER} Apply`, `${HANDOVER_MANAGER} Apply`]);
     note(`after the hand-over apply: ${await state('handover')}`);
     const handedOver = await labKube.apply(stableForAutoscale(stable('handover', 3), await read('handover'), as));
     expect(applied(handedOver)).toBe(3);

@@ -21,7 +21,6 @@ import {
   stableForAutoscale,
   stableReplicas,
   HANDOVER_MANAGER,
-  MODELSHIP_MANAGER,
   ReplicasObject,
   ReplicaStore,
   checkAutoscalerServed,
@@ -229,10 +228,6 @@ describe('the replicas with an autoscaler', () => {
     expect(appliesReplicas(live(2, [entry('modelship', 'Update', true)]))).toBe(false);
     expect(appliesReplicas(live(2, [entry(HANDOVER_MANAGER, 'Apply', true)]))).toBe(false);
     expect(appliesReplicas(live(2, [entry(HANDOVER_MANAGER, 'Apply', true)]), HANDOVER_MANAGER)).toBe(true);
-  });
-
-  test("modelship's manager is kube.ts's FIELD_MANAGER", () => {
-    expect(fs.readFileSync(path.join(REPO, 'src/rollout/kube.ts'), 'utf8')).toContain(`export const FIELD_MANAGER = '${MODELSHIP_MANAGER}';`);
   });
 
   test('the stable as modelship writes it: initial replicas on a first deploy, then none (apply) or the live count (replace)', () => {

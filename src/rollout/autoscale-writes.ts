@@ -3,6 +3,7 @@ import type { Kube } from './kube';
 import type { K8sObject } from './manifests';
 import { AUTOSCALER_KINDS, AutoscaleSpec } from './autoscale';
 import { applyMarked, takeOver, ObjectStore } from './writes';
+import { FIELD_MANAGER } from './owner';
 
 /**
  * How the rollout works with an autoscaler instead of against it (issue 23 §3): once the stable Deployment exists its
@@ -22,8 +23,6 @@ import { applyMarked, takeOver, ObjectStore } from './writes';
  * modelship no longer does.
  */
 
-/** The field manager of modelship's own applies: kube.ts's FIELD_MANAGER (kube.ts is not imported here: it loads client-node). */
-export const MODELSHIP_MANAGER = 'modelship';
 /** The field manager that takes spec.replicas over from modelship for the autoscaler (the hand-over). */
 export const HANDOVER_MANAGER = 'modelship-handover-to-hpa';
 
@@ -49,7 +48,7 @@ export function replicasOwners(live: ReplicasObject): string[] {
 }
 
 /** Whether `manager`'s server-side apply owns spec.replicas: leaving it out of that manager's next apply would remove it. */
-export function appliesReplicas(live: ReplicasObject, manager = MODELSHIP_MANAGER): boolean {
+export function appliesReplicas(live: ReplicasObject, manager = FIELD_MANAGER): boolean {
   return (live.metadata.managedFields ?? []).some((m) => m.manager === manager && m.operation === 'Apply' && !m.subresource && ownsReplicasField(m));
 }
 

@@ -8,13 +8,13 @@ import type { K8sObject } from './manifests';
 import { apiError } from './kube-errors';
 import { parseWarnings, DryRunAnswer } from './admission';
 
+import { FIELD_MANAGER } from './owner';
 export { apiError, MicroTime } from './kube-errors';
 
 /**
  * The one place that talks to Kubernetes, through @kubernetes/client-node. Objects travel as plain JSON
  * (K8sObject); server-side apply uses field manager `modelship`. Everything else in rollout takes a Kube.
  */
-export const FIELD_MANAGER = 'modelship';
 
 const plain = <T>(o: unknown): T => JSON.parse(JSON.stringify(o)) as T;
 

@@ -26,6 +26,8 @@ export function kubeconfigFile(source: string, dir = process.env.RUNNER_TEMP || 
  * PROMOTED_BY. Server-side apply drops an annotation the next apply leaves out, so the next run's apply of the same
  * object clears them: only the last run that made an object can ever claim it.
  */
+/** The field manager of modelship's own writes (server-side apply, replace, create): kube.ts, autoscale-writes.ts. */
+export const FIELD_MANAGER = 'modelship';
 export const OWNER_LABEL = 'modelship.dev/owner';
 export const CREATED_BY = 'modelship.dev/created-by';
 export const PROMOTED_BY = 'modelship.dev/promoted-by';
