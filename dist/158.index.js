@@ -12,7 +12,8 @@ exports.modules = {
 /* harmony export */   dR: () => (/* binding */ annotated),
 /* harmony export */   pk: () => (/* binding */ OWNER_LABEL),
 /* harmony export */   q: () => (/* binding */ kubeconfigFile),
-/* harmony export */   vm: () => (/* binding */ PROMOTED_BY)
+/* harmony export */   vm: () => (/* binding */ PROMOTED_BY),
+/* harmony export */   vy: () => (/* binding */ FIELD_MANAGER)
 /* harmony export */ });
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
@@ -44,6 +45,8 @@ function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMP
  * PROMOTED_BY. Server-side apply drops an annotation the next apply leaves out, so the next run's apply of the same
  * object clears them: only the last run that made an object can ever claim it.
  */
+/** The field manager of modelship's own writes (server-side apply, replace, create): kube.ts, autoscale-writes.ts. */
+const FIELD_MANAGER = 'modelship';
 const OWNER_LABEL = 'modelship.dev/owner';
 const CREATED_BY = 'modelship.dev/created-by';
 const PROMOTED_BY = 'modelship.dev/promoted-by';

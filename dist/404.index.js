@@ -1,6 +1,6 @@
 "use strict";
 exports.id = 404;
-exports.ids = [404];
+exports.ids = [404,158];
 exports.modules = {
 
 /***/ 36526:
@@ -44,14 +44,15 @@ class MicroTime extends Date {
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   Kube: () => (/* binding */ Kube)
 /* harmony export */ });
-/* unused harmony export FIELD_MANAGER */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
 /* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(36526);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(36526);
 /* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(26760);
+/* harmony import */ var _owner__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(19158);
+
 
 
 
@@ -63,7 +64,6 @@ class MicroTime extends Date {
  * The one place that talks to Kubernetes, through @kubernetes/client-node. Objects travel as plain JSON
  * (K8sObject); server-side apply uses field manager `modelship`. Everything else in rollout takes a Kube.
  */
-const FIELD_MANAGER = 'modelship';
 const plain = (o) => JSON.parse(JSON.stringify(o));
 class Kube {
     kc;
@@ -126,7 +126,7 @@ class Kube {
             return plain(await this.objects.read({ apiVersion, kind, metadata: { name, namespace } }));
         }
         catch (e) {
-            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e)?.code === 404)
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_6__/* .apiError */ .p)(e)?.code === 404)
                 return undefined;
             throw this.wrap(e, `read ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
         }
@@ -145,7 +145,7 @@ class Kube {
      * manager, or no force (a conflict is then an HTTP 409): the hand-over of replicas to an autoscaler (autoscale-writes.ts).
      */
     async apply(obj, dryRun = false, as = {}) {
-        const manager = as.fieldManager ?? FIELD_MANAGER;
+        const manager = as.fieldManager ?? _owner__WEBPACK_IMPORTED_MODULE_5__/* .FIELD_MANAGER */ .vy;
         try {
             return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, manager, as.force ?? true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .PatchStrategy */ .Qve.ServerSideApply));
         }
@@ -160,7 +160,7 @@ class Kube {
      */
     async dryRunWrite(obj, how = 'apply') {
         const what = `dry run of ${how} ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) }).toString()}`;
+        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: _owner__WEBPACK_IMPORTED_MODULE_5__/* .FIELD_MANAGER */ .vy, ...(how === 'apply' ? { force: 'true' } : {}) }).toString()}`;
         // JSON is YAML: server-side apply takes the object as application/apply-patch+yaml
         const headers = { 'content-type': how === 'apply' ? 'application/apply-patch+yaml' : 'application/json', accept: 'application/json' };
         let r;
@@ -213,7 +213,7 @@ class Kube {
     }
     async replace(obj, dryRun = false) {
         try {
-            return plain(await this.objects.replace(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER));
+            return plain(await this.objects.replace(obj, undefined, dryRun ? 'All' : undefined, _owner__WEBPACK_IMPORTED_MODULE_5__/* .FIELD_MANAGER */ .vy));
         }
         catch (e) {
             throw this.wrap(e, `replace ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -221,7 +221,7 @@ class Kube {
     }
     async create(obj) {
         try {
-            return plain(await this.objects.create(obj, undefined, undefined, FIELD_MANAGER));
+            return plain(await this.objects.create(obj, undefined, undefined, _owner__WEBPACK_IMPORTED_MODULE_5__/* .FIELD_MANAGER */ .vy));
         }
         catch (e) {
             throw this.wrap(e, `create ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`);
@@ -234,7 +234,7 @@ class Kube {
             return true;
         }
         catch (e) {
-            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e)?.code === 404)
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_6__/* .apiError */ .p)(e)?.code === 404)
                 return false;
             throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
         }
@@ -334,7 +334,7 @@ class Kube {
         };
     }
     wrap(e, what) {
-        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e);
+        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_6__/* .apiError */ .p)(e);
         if (a)
             return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
         // the network's failure (util/errors decides which codes are), or a fetch that failed without saying why
@@ -343,6 +343,61 @@ class Kube {
             return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what}: cannot reach the API server ${this.server}: ${err.message}`);
         return e;
     }
+}
+
+
+/***/ }),
+
+/***/ 19158:
+/***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   Jo: () => (/* binding */ rolloutOwner),
+/* harmony export */   VI: () => (/* binding */ CREATED_BY),
+/* harmony export */   dR: () => (/* binding */ annotated),
+/* harmony export */   pk: () => (/* binding */ OWNER_LABEL),
+/* harmony export */   q: () => (/* binding */ kubeconfigFile),
+/* harmony export */   vm: () => (/* binding */ PROMOTED_BY),
+/* harmony export */   vy: () => (/* binding */ FIELD_MANAGER)
+/* harmony export */ });
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(70857);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__webpack_require__.n(os__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/** Who runs this deploy: the workflow run and job on GitHub, else this process (the Lease holder, the canary's owner label). */
+function rolloutOwner(env = process.env) {
+    const raw = env.GITHUB_RUN_ID ? `gh-${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? '1'}-${env.GITHUB_JOB ?? 'job'}` : `${os__WEBPACK_IMPORTED_MODULE_1__.hostname()}-${process.pid}`;
+    return raw
+        .replace(/[^A-Za-z0-9._-]/g, '-')
+        .slice(0, 63)
+        .replace(/[^A-Za-z0-9]+$/, '');
+}
+/** For the post step: write an inline kubeconfig to a private file the post step can read again. */
+function kubeconfigFile(source, dir = process.env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir()) {
+    if (source === '' || !/\bapiVersion\s*:|\bclusters\s*:/.test(source))
+        return source;
+    const file = `${dir}/modelship-kubeconfig-${process.pid}-${Date.now()}`;
+    fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(file, source, { mode: 0o600 });
+    return file;
+}
+/**
+ * What a run leaves on the objects it makes, so its post step can tell them apart after the main process was killed:
+ * the canary's Deployment and Service carry the run's owner as a label; an object the run created (it was not
+ * there before: the namespace, the main Service, the pull Secret, the first stable Deployment) carries it in the
+ * annotation CREATED_BY; the stable Deployment a run promoted (or, basic strategy, verified) carries it in
+ * PROMOTED_BY. Server-side apply drops an annotation the next apply leaves out, so the next run's apply of the same
+ * object clears them: only the last run that made an object can ever claim it.
+ */
+/** The field manager of modelship's own writes (server-side apply, replace, create): kube.ts, autoscale-writes.ts. */
+const FIELD_MANAGER = 'modelship';
+const OWNER_LABEL = 'modelship.dev/owner';
+const CREATED_BY = 'modelship.dev/created-by';
+const PROMOTED_BY = 'modelship.dev/promoted-by';
+/** `obj` with annotations added (a copy). */
+function annotated(obj, annotations) {
+    return { ...obj, metadata: { ...obj.metadata, annotations: { ...(obj.metadata.annotations ?? {}), ...annotations } } };
 }
 
 

@@ -1,6 +1,6 @@
 "use strict";
 exports.id = 57;
-exports.ids = [57,404];
+exports.ids = [57];
 exports.modules = {
 
 /***/ 46057:
@@ -1024,6 +1024,7 @@ async function restoreTemplate(kube, namespace, app, template) {
 
 
 
+
 /**
  * How the rollout works with an autoscaler instead of against it (issue 23 §3): once the stable Deployment exists its
  * replicas are the autoscaler's (an HPA, or KEDA's), so modelship's apply of the stable leaves spec.replicas out, and
@@ -1041,8 +1042,6 @@ async function restoreTemplate(kube, namespace, app, template) {
  * the HPA changes it and so takes it. A conflict means the HPA changed the value in between: it owns it now, and
  * modelship no longer does.
  */
-/** The field manager of modelship's own applies: kube.ts's FIELD_MANAGER (kube.ts is not imported here: it loads client-node). */
-const MODELSHIP_MANAGER = 'modelship';
 /** The field manager that takes spec.replicas over from modelship for the autoscaler (the hand-over). */
 const HANDOVER_MANAGER = 'modelship-handover-to-hpa';
 const ownsReplicasField = (m) => {
@@ -1054,7 +1053,7 @@ function replicasOwners(live) {
     return (live.metadata.managedFields ?? []).filter(ownsReplicasField).map((m) => `${m.manager} ${m.operation}${m.subresource ? `/${m.subresource}` : ''}`);
 }
 /** Whether `manager`'s server-side apply owns spec.replicas: leaving it out of that manager's next apply would remove it. */
-function appliesReplicas(live, manager = MODELSHIP_MANAGER) {
+function appliesReplicas(live, manager = rollout_owner/* FIELD_MANAGER */.vy) {
     return (live.metadata.managedFields ?? []).some((m) => m.manager === manager && m.operation === 'Apply' && !m.subresource && ownsReplicasField(m));
 }
 /** The replicas a first deploy creates the stable with: the `replicas` input within the autoscaler's min and max. */
@@ -2368,14 +2367,15 @@ class MicroTime extends Date {
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   Kube: () => (/* binding */ Kube)
 /* harmony export */ });
-/* unused harmony export FIELD_MANAGER */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
 /* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
 /* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(36526);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(36526);
 /* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(26760);
+/* harmony import */ var _owner__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(19158);
+
 
 
 
@@ -2387,7 +2387,6 @@ class MicroTime extends Date {
  * The one place that talks to Kubernetes, through @kubernetes/client-node. Objects travel as plain JSON
  * (K8sObject); server-side apply uses field manager `modelship`. Everything else in rollout takes a Kube.
  */
-const FIELD_MANAGER = 'modelship';
 const plain = (o) => JSON.parse(JSON.stringify(o));
 class Kube {
     kc;
@@ -2450,7 +2449,7 @@ class Kube {
             return plain(await this.objects.read({ apiVersion, kind, metadata: { name, namespace } }));
         }
         catch (e) {
-            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e)?.code === 404)
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_6__/* .apiError */ .p)(e)?.code === 404)
                 return undefined;
             throw this.wrap(e, `read ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
         }
@@ -2469,7 +2468,7 @@ class Kube {
      * manager, or no force (a conflict is then an HTTP 409): the hand-over of replicas to an autoscaler (autoscale-writes.ts).
      */
     async apply(obj, dryRun = false, as = {}) {
-        const manager = as.fieldManager ?? FIELD_MANAGER;
+        const manager = as.fieldManager ?? _owner__WEBPACK_IMPORTED_MODULE_5__/* .FIELD_MANAGER */ .vy;
         try {
             return plain(await this.objects.patch(obj, undefined, dryRun ? 'All' : undefined, manager, as.force ?? true, _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__/* .PatchStrategy */ .Qve.ServerSideApply));
         }
@@ -2484,7 +2483,7 @@ class Kube {
      */
     async dryRunWrite(obj, how = 'apply') {
         const what = `dry run of ${how} ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: FIELD_MANAGER, ...(how === 'apply' ? { force: 'true' } : {}) }).toString()}`;
+        const path = `${await this.resourcePath(obj)}?${new URLSearchParams({ dryRun: 'All', fieldManager: _owner__WEBPACK_IMPORTED_MODULE_5__/* .FIELD_MANAGER */ .vy, ...(how === 'apply' ? { force: 'true' } : {}) }).toString()}`;
         // JSON is YAML: server-side apply takes the object as application/apply-patch+yaml
         const headers = { 'content-type': how === 'apply' ? 'application/apply-patch+yaml' : 'application/json', accept: 'application/json' };
         let r;
@@ -2537,7 +2536,7 @@ class Kube {
     }
     async replace(obj, dryRun = false) {
         try {
-            return plain(await this.objects.replace(obj, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER));
+            return plain(await this.objects.replace(obj, undefined, dryRun ? 'All' : undefined, _owner__WEBPACK_IMPORTED_MODULE_5__/* .FIELD_MANAGER */ .vy));
         }
         catch (e) {
             throw this.wrap(e, `replace ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -2545,7 +2544,7 @@ class Kube {
     }
     async create(obj) {
         try {
-            return plain(await this.objects.create(obj, undefined, undefined, FIELD_MANAGER));
+            return plain(await this.objects.create(obj, undefined, undefined, _owner__WEBPACK_IMPORTED_MODULE_5__/* .FIELD_MANAGER */ .vy));
         }
         catch (e) {
             throw this.wrap(e, `create ${obj.kind} ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`);
@@ -2558,7 +2557,7 @@ class Kube {
             return true;
         }
         catch (e) {
-            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e)?.code === 404)
+            if ((0,_kube_errors__WEBPACK_IMPORTED_MODULE_6__/* .apiError */ .p)(e)?.code === 404)
                 return false;
             throw this.wrap(e, `delete ${kind} ${namespace}/${name}`);
         }
@@ -2658,7 +2657,7 @@ class Kube {
         };
     }
     wrap(e, what) {
-        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_5__/* .apiError */ .p)(e);
+        const a = (0,_kube_errors__WEBPACK_IMPORTED_MODULE_6__/* .apiError */ .p)(e);
         if (a)
             return new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('cluster', `Kubernetes: ${what} failed (HTTP ${a.code}): ${a.message}`);
         // the network's failure (util/errors decides which codes are), or a fetch that failed without saying why
