@@ -18,10 +18,12 @@ export const tritonImageFor = (release: string): string => `nvcr.io/nvidia/trito
 export const tensorrtImageFor = (release: string): string => `nvcr.io/nvidia/tensorrt:${release}-py3`;
 
 /**
- * The ports a serving image answers on, whatever its runtime: KServe v2 over HTTP, and a metrics-only listener (GET
+ * The ports a serving image answers on, whatever its runtime: KServe v2 over HTTP and over gRPC, and a metrics-only listener (GET
  * /metrics without the API key). The image, smoke and the manifests all use these.
  */
 export const SERVING_PORT = 8000;
+/** KServe v2 over gRPC (inference.GRPCInferenceService), Triton's port for it */
+export const GRPC_PORT = 8001;
 export const METRICS_PORT = 8002;
 
 /** the user NVIDIA's Triton images provide (triton-server): the image runs as it, and so do its pods */

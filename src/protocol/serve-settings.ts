@@ -5,7 +5,7 @@
  * stages that configure a modelship container (the image's ENV, smoke's `docker run -e`, the rollout's pod
  * environment) name the variables through it, e.g. `SERVE_SETTINGS.drainDelay.env`.
  */
-import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT } from './runtime';
+import { GRPC_PORT, METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT } from './runtime';
 
 /** How a setting's text is read (the server holds one reader per kind, serve/options.ts). */
 export type SettingValue =
@@ -84,6 +84,15 @@ export const SERVE_SETTINGS = {
     help: "the model's version in the URL",
   },
   port: { option: 'port', flag: 'port', env: 'PORT', value: 'integer', min: 0, default: String(SERVING_PORT), help: 'the KServe v2 port (0: any free port)' },
+  grpcPort: {
+    option: 'grpcPort',
+    flag: 'grpc-port',
+    env: 'MODELSHIP_GRPC_PORT',
+    value: 'port-or-off',
+    min: 0,
+    default: String(GRPC_PORT),
+    help: 'KServe v2 over gRPC (inference.GRPCInferenceService), the same model, batcher and API key (0: any free port; off: none)',
+  },
   host: { option: 'host', flag: 'host', env: 'HOST', value: 'text', default: '0.0.0.0', help: 'the address to listen on' },
   maxBatchSize: {
     option: 'maxBatchSize',

@@ -10,6 +10,7 @@ import { ServerMetrics } from './metrics';
 import { ServedModel } from './model';
 import type { ServeOptions } from './options';
 import { VERSION } from '../version';
+import { runInference } from './inference';
 
 /** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
 export const OFFLOAD_JSON_BYTES = 64 * 1024;
@@ -96,7 +97,7 @@ export class Endpoints {
 
   async infer({ req, res }: Call): Promise<number> {
     const { model, batcher } = this.ctx;
-    const { sig, name, version } = model;
+    const { name, version } = model;
     const body = await this.body(req, res);
     const hl = req.headers[HEADER_LENGTH];
     const headerLength = hl === undefined ? undefined : Number(hl);
@@ -104,39 +105,7 @@ export class Endpoints {
     const jsonBytes = headerLength ?? body.length;
     const parsed =
       jsonBytes > OFFLOAD_JSON_BYTES && Number.isSafeInteger(jsonBytes) ? await model.decoders.json(body, headerLength) : parseInferRequest(body, headerLength);
-    const known = new Map(sig.inputs.map((i) => [i.name, i]));
-    for (const t of parsed.inputs) {
-      const info = known.get(t.name);
-      if (!info) throw new ProtocolError(400, `unknown input "${t.name}"; the model's inputs are ${[...known.keys()].join(', ')}`);
-      const want = info.shape;
-      const ok = t.shape.length === want.length && t.shape.every((d, i) => typeof want[i] !== 'number' || want[i] === d) && t.shape[0] > 0;
-      if (!ok)
-        throw new ProtocolError(
-          400,
-          `input "${t.name}": shape [${t.shape.join(', ')}] does not match the model's [${want.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`,
-        );
-    }
-    for (const i of sig.inputs) if (!parsed.inputs.find((t) => t.name === i.name)) throw new ProtocolError(400, `missing input "${i.name}"`);
-    const outNames = sig.outputs.map((o) => o.name);
-    for (const o of parsed.outputs)
-      if (!outNames.includes(o.name)) throw new ProtocolError(400, `unknown output "${o.name}"; the model's outputs are ${outNames.join(', ')}`);
-    for (const o of parsed.outputs) {
-      if (o.classification !== undefined && model.detectionOutputs.includes(o.name))
-        throw new ProtocolError(
-          400,
-          `output "${o.name}" is a detection table (rows image_id, label, score, xmin, ymin, xmax, ymax), not class scores: "classification" does not apply (POST an image to /v2/models/${name}/detect for detections in pixels)`,
-        );
-    }
-    let results: Record<string, { data: Float32Array; shape: number[] }>;
-    if (sig.inputs.length === 1) {
-      const t = parsed.inputs[0];
-      const out = await batcher.submit(t.data, t.shape[0]);
-      results = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data, shape: v.shape ?? [t.shape[0], ...v.itemShape] }]));
-    } else {
-      results = await model.engine.run(Object.fromEntries(parsed.inputs.map((t) => [t.name, { data: t.data, shape: t.shape }])));
-    }
-    // the requested outputs in the model's order when none are named; `classification: N` as Triton answers it
-    const ordered = Object.fromEntries(outNames.map((n) => [n, results[n]]));
+    const ordered = await runInference(model, batcher, parsed);
     const enc = encodeInferResponse(name, version, parsed.id, responseTensors(ordered, parsed.outputs, parsed.binaryOutputs, this.ctx.opts.labels));
     this.send(res, 200, enc.body, enc.headerLength !== undefined ? { [HEADER_LENGTH]: enc.headerLength } : {});
     return 200;

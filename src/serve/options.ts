@@ -32,6 +32,8 @@ export interface ServeOptions {
   authFailureLimit: number;
   /** a second listener that serves only GET /metrics, without the API key (for the scrape configuration); undefined = none */
   metricsPort?: number;
+  /** KServe v2 over gRPC (inference.GRPCInferenceService) on this port; undefined = none */
+  grpcPort?: number;
   /** threads that decode large JSON bodies and images (the main thread only speaks HTTP) */
   decodeThreads: number;
   preprocess: Preprocess;
@@ -154,14 +156,14 @@ export function readSettings(given: (s: ServeSetting) => string | undefined, env
 }
 
 /**
- * The options startServer starts from: each setting's default, the top 5 classes, and no metrics-only listener
- * (`modelship serve` opens one by default; a server started in a process of its own, as the tests start dozens, only
- * when asked).
+ * The options startServer starts from: each setting's default, the top 5 classes, and no metrics-only or gRPC
+ * listener (`modelship serve` opens both by default; a server started in a process of its own, as the tests start
+ * dozens, only when asked).
  */
 export const DEFAULT_SERVE: Omit<ServeOptions, 'modelPath' | 'log'> = (() => {
   const defaults: Record<string, unknown> = { topK: 5 };
   for (const [name, s] of serveSettings()) {
-    if (s.required || name === 'metricsPort') continue;
+    if (s.required || name === 'metricsPort' || name === 'grpcPort') continue;
     const value = (READERS[s.value] as Reader<unknown>)(undefined, s, {});
     if (value !== undefined) defaults[s.option] = value;
   }
