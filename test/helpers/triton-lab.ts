@@ -123,7 +123,7 @@ export async function startTriton(modelRepoDir: string, o: StartTritonOptions = 
  * the repository root (rebuilt when the requirements change; pip reaches PyPI the first time).
  */
 export function tritonClientPython(): string {
-  return pythonVenv('triton-client', 'import tritonclient.http');
+  return pythonVenv('triton-client', 'import tritonclient.http, tritonclient.grpc');
 }
 
 /**
