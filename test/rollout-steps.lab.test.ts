@@ -49,7 +49,7 @@ function podsPatch(name: string, cpuLimit: string, more = ''): string {
   return f;
 }
 
-/** The CPU limit of the stable's pods and of every canary but the slow one, which gets a tenth of it. */
+/** The CPU limit of every pod. */
 const CPU_LIMIT = '750m';
 
 /** One batch-1 request of the client loops, as its bytes go on the wire (JSON header and binary tensor). */
@@ -181,9 +181,18 @@ describeLab('stepped canaries judged against the stable, with traffic through th
   });
   afterAll(() => dropNamespaces());
 
-  test("slower canary (a tenth of the stable's CPU), pod metrics: rolled back at its first step by the latency ratio; not one request failed", async () => {
-    // CPU limit 75m beside the stable's 750m: CFS throttling makes it slower under load, not broken
-    const { r, stats } = await underTraffic(ns, () => runCliProcess(stepped('50,100', 12, ['--patch', podsPatch('slow.yaml', '75m')])));
+  test('slower canary (every request held 300 ms by its batcher), pod metrics: rolled back at its first step by the latency ratio; not one request failed', async () => {
+    // a canary that waits for batches that never fill: max-queue-delay-ms 300 with idle-flush off holds each request up
+    // to 300 ms (4 client loops never make a batch of 8), whatever the lab's load. (A tenth of the stable's CPU was
+    // the first way: CFS throttling at 75m slowed it only while its share of the loops' requests needed more CPU than
+    // that, which a busy lab's slower loops did not: one CI run passed it at step 1 and failed it at 2.45× at step 2;
+    // at 25m its readiness probes timed out.)
+    const slow = podsPatch(
+      'slow.yaml',
+      CPU_LIMIT,
+      `        env:\n        - {name: MODELSHIP_MAX_QUEUE_DELAY_MS, value: "300"}\n        - {name: MODELSHIP_IDLE_FLUSH, value: "false"}\n`,
+    );
+    const { r, stats } = await underTraffic(ns, () => runCliProcess(stepped('50,100', 12, ['--patch', slow])));
     console.log(describeRun('slower canary', r, stats));
     expectExit(r, 1);
     expect(r.outputs).toMatchObject({ decision: 'rolled-back', 'canary-step': '1/2', 'gate-pods': 'pass', 'gate-golden': 'pass', 'gate-analysis': 'fail' });
