@@ -70,6 +70,8 @@ async function startServer(model: string, maxBatch: number, more: string[] = [])
       '127.0.0.1',
       '--metrics-port',
       'off',
+      '--grpc-port',
+      'off',
       '--max-batch-size',
       String(maxBatch),
       '--max-queue-delay-ms',

@@ -319,7 +319,16 @@ describe('a server under hostile clients (in-process)', () => {
 
 describe('the event loop stays free', () => {
   test('health answers while a 60 MiB JSON body is decoded and its batch runs (both off the main thread)', async () => {
-    const srv = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', log: () => undefined });
+    // (a batch of ~8,900 items: the max batch size lets it through, as Triton refuses a batch above it)
+    const srv = await startServer({
+      ...DEFAULT_SERVE,
+      maxBatchSize: 10_000,
+      host: '127.0.0.1',
+      port: 0,
+      modelPath: model,
+      modelName: 'lenet',
+      log: () => undefined,
+    });
     try {
       // ~60 MiB of JSON numbers: LeNet items of 784 values, "0.123456," each
       const items = Math.floor((60 * MiB) / (784 * 9));
@@ -385,6 +394,8 @@ describe('modelship serve as a process', () => {
         '--port',
         '0',
         '--metrics-port',
+        'off',
+        '--grpc-port',
         'off',
         ...args,
       ],

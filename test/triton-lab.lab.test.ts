@@ -8,7 +8,15 @@ import { startServer, DEFAULT_SERVE, RunningServer } from '../src/serve/server';
 import { readNpy } from '../src/util/npy';
 import { ORACLE, tmpDir } from './helpers/caffe';
 import { requireLab, docker } from './helpers/lab';
-import { buildTritonLabImage, startTriton, RunningTriton, tritonClientCheck, tritonClientPython, TritonClientReport } from './helpers/triton-lab';
+import {
+  buildTritonLabImage,
+  startTriton,
+  RunningTriton,
+  tritonClientCheck,
+  tritonClientPython,
+  TritonClientReport,
+  tritonExtensionsCheck,
+} from './helpers/triton-lab';
 import { labDescribe } from './helpers/needs';
 
 // The lab's REAL Triton Inference Server 2.51.0 (test/triton-lab/: from PyPI's nvidia-pytriton, laid out like
@@ -303,7 +311,17 @@ describeLab("Triton's own Python client (tritonclient.http) against both runtime
     tritonClientPython(); // the venv, once
     const model = path.join(tmpDir(), 'lenet.onnx');
     fs.writeFileSync(model, lenetOnnx);
-    ms = await startServer({ ...DEFAULT_SERVE, host: '127.0.0.1', port: 0, modelPath: model, modelName: 'lenet', log: () => undefined });
+    // batching as the lab's config.pbtxt for Triton says (max_batch_size 8, max_queue_delay_microseconds 1000)
+    ms = await startServer({
+      ...DEFAULT_SERVE,
+      host: '127.0.0.1',
+      port: 0,
+      modelPath: model,
+      modelName: 'lenet',
+      maxBatchSize: 8,
+      maxQueueDelayMs: 1,
+      log: () => undefined,
+    });
   }, 600_000);
   afterAll(() => ms?.drain());
 
@@ -350,6 +368,94 @@ describeLab("Triton's own Python client (tritonclient.http) against both runtime
 
   test('modelship: a request body with Content-Encoding: gzip / deflate (tritonclient request_compression_algorithm)', async () => {
     await compressed(ms.url);
+  });
+
+  // Triton's model-configuration and statistics extensions and the repository index, through tritonclient
+  // (get_model_config, get_inference_statistics, get_model_repository_index), around inferences at batch 1, 4, the
+  // max (8) and one over it, which both refuse. Each runtime's session runs once, the tests below read it.
+  const sessions = new Map<string, Promise<TritonClientReport>>();
+  const extensions = (runtime: 'triton' | 'modelship') => {
+    if (!sessions.has(runtime)) sessions.set(runtime, tritonExtensionsCheck(runtime === 'triton' ? triton.url : ms.url, 'lenet', LENET, 8));
+    return sessions.get(runtime)!;
+  };
+
+  type Duration = { count: number; ns: number };
+  const delta = (a: Duration, b: Duration): Duration => ({ count: a.count - b.count, ns: a.ns - b.ns });
+
+  /** What both runtimes answer alike; the change in the model's failure count, which is where they differ. */
+  const expectExtensions = (r: TritonClientReport): number => {
+    // on failure, the report names the step, the exception and the trace
+    expect(r.errors).toEqual([]);
+    const { steps } = r;
+    expect(steps.get_model_config).toMatchObject({
+      name: 'lenet',
+      max_batch_size: 8,
+      input: [{ name: 'data', data_type: 'TYPE_FP32', format: 'FORMAT_NONE', dims: [1, 28, 28] }],
+      output: [{ name: 'prob', data_type: 'TYPE_FP32', dims: [10] }],
+      dynamic_batching: { preferred_batch_size: [8], max_queue_delay_microseconds: 1000 },
+      instance_group: [{ name: 'lenet_0', kind: 'KIND_CPU', count: 1 }],
+      version_policy: { latest: { num_versions: 1 } },
+    });
+    expect(steps.get_model_config_v1).toEqual(steps.get_model_config);
+    expect(steps.get_model_repository_index).toContainEqual({ name: 'lenet', version: '1', state: 'READY' });
+    for (const b of [1, 4, 8]) {
+      expect({ b, shape: steps[`infer_b${b}`].shape }).toEqual({ b, shape: [b, 10] });
+      expect(steps[`infer_b${b}`].max_abs_diff).toBeLessThanOrEqual(1e-5);
+    }
+    expect(steps.infer_b9).toEqual({ refused: { status: '400', message: expect.stringMatching(/inference request batch-size must be <= 8 for 'lenet'/) } });
+    const [s0] = steps.stats_before.model_stats;
+    const [s1] = steps.stats_after.model_stats;
+    expect(s1).toMatchObject({ name: 'lenet', version: '1' });
+    expect(steps.stats_after_v1).toEqual(steps.stats_after);
+    expect(steps.stats_all.model_stats).toContainEqual(s1);
+    // three requests, each its own execution (one at a time): 13 items, one batch of each size
+    expect([s1.inference_count - s0.inference_count, s1.execution_count - s0.execution_count]).toEqual([13, 3]);
+    const d = Object.fromEntries(Object.keys(s1.inference_stats).map((k) => [k, delta(s1.inference_stats[k], s0.inference_stats[k])]));
+    for (const k of ['success', 'queue', 'compute_input', 'compute_infer', 'compute_output']) {
+      expect({ k, count: d[k].count }).toEqual({ k, count: 3 });
+      expect(d[k].ns).toBeGreaterThan(0);
+    }
+    expect(d.success.ns).toBeGreaterThanOrEqual(d.queue.ns + d.compute_input.ns + d.compute_infer.ns + d.compute_output.ns);
+    const batches = (s: any, size: number): number => s.batch_stats.find((b: any) => b.batch_size === size)?.compute_infer.count ?? 0;
+    for (const size of [1, 4, 8]) expect({ size, executions: batches(s1, size) - batches(s0, size) }).toEqual({ size, executions: 1 });
+    expect(batches(s1, 9)).toBe(0);
+    return d.fail.count;
+  };
+
+  test('extensions: the Triton container', async () => {
+    // Triton refuses a batch over max_batch_size before the request reaches the model, and counts it nowhere
+    expect(expectExtensions(await extensions('triton'))).toBe(0);
+  });
+
+  test("extensions: modelship's server (from source)", async () => {
+    // modelship counts every inference request it refuses as a failure of the model (Triton 2.51 does not, above)
+    expect(expectExtensions(await extensions('modelship'))).toBe(1);
+  });
+
+  test("extensions: modelship's configuration is Triton's for the same config.pbtxt, field by field", async () => {
+    const theirs = (await extensions('triton')).steps.get_model_config;
+    const ours = (await extensions('modelship')).steps.get_model_config;
+    // Triton 2.51 prints empty maps as {} and fields newer than the protocol modelship carries (tritonclient 2.41's
+    // proto): modelship leaves those out (src/serve/model-config.ts), so in Triton's they must be empty or default
+    const { runtime, cc_model_filenames, metric_tags, parameters, ...rest } = theirs;
+    expect({ runtime, cc_model_filenames, metric_tags, parameters }).toEqual({ runtime: '', cc_model_filenames: {}, metric_tags: {}, parameters: {} });
+    const { priority_queue_policy, ...batching } = rest.dynamic_batching;
+    expect(priority_queue_policy).toEqual({});
+    const tensors = (ts: any[]) =>
+      ts.map(({ is_non_linear_format_io, ...t }) => {
+        expect(is_non_linear_format_io).toBe(false);
+        return t;
+      });
+    // where they genuinely differ: the lab's Triton runs the ONNX model on its python backend (the wheel has no ONNX
+    // Runtime backend: test/triton-lab/README.md), modelship on ONNX Runtime, as the config's platform says
+    expect([rest.platform, rest.backend, rest.default_model_filename]).toEqual(['', 'python', 'model.py']);
+    expect([ours.platform, ours.backend, ours.default_model_filename]).toEqual(['onnxruntime_onnx', 'onnxruntime', 'model.onnx']);
+    expect({ ...ours, platform: '', backend: 'python', default_model_filename: 'model.py' }).toEqual({
+      ...rest,
+      dynamic_batching: batching,
+      input: tensors(rest.input),
+      output: tensors(rest.output),
+    });
   });
 });
 

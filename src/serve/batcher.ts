@@ -1,4 +1,5 @@
 import { splitDetectionTable } from '../protocol/detections';
+import { InferenceStatistics, Instant, now } from './statistics';
 
 /**
  * Dynamic batching: concurrent requests are concatenated along the batch axis up to `maxBatchSize` items or
@@ -24,6 +25,9 @@ export type BatchRunner = (input: Float32Array, items: number) => Promise<BatchO
 interface Pending {
   data: Float32Array;
   items: number;
+  /** when its request was taken, and when it was queued (the statistics' success and queue durations) */
+  began: Instant;
+  queued: Instant;
   resolve: (out: BatchOutput) => void;
   reject: (e: unknown) => void;
 }
@@ -46,12 +50,17 @@ export class DynamicBatcher {
     private readonly maxQueueDelayMs: number,
     private readonly onBatch: (size: number) => void = () => undefined,
     private readonly idleFlush = true,
+    /** where each batch run and each request answered (or failed) is counted: the model's, read by GET .../stats */
+    private readonly statistics?: InferenceStatistics,
   ) {}
 
-  /** Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. */
-  submit(data: Float32Array, items: number): Promise<BatchOutput> {
+  /**
+   * Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. `began`:
+   * when the request was taken (before its checks), from which its duration in the statistics runs.
+   */
+  submit(data: Float32Array, items: number, began: Instant = now()): Promise<BatchOutput> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ data, items, resolve, reject });
+      this.queue.push({ data, items, began, queued: now(), resolve, reject });
       this.queued += items;
       // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
       // under load they are (requests that arrive during a run form the next batch without any timer)
@@ -89,6 +98,7 @@ export class DynamicBatcher {
     }
     this.queued -= items;
     this.running = true;
+    const start = now();
     try {
       const per = batch[0].data.length / batch[0].items;
       const input = batch.length === 1 ? batch[0].data : new Float32Array(items * per);
@@ -102,24 +112,33 @@ export class DynamicBatcher {
       this.stats.batches++;
       this.stats.items += items;
       this.onBatch(items);
+      const inputDone = now();
       const out = await this.run(input, items);
-      let start = 0;
+      const inferDone = now();
+      const parts: BatchOutput[] = [];
+      let first = 0;
       for (const p of batch) {
         const mine: BatchOutput = {};
         for (const [name, o] of Object.entries(out)) {
           if (o.detections) {
-            const rows = splitDetectionTable(o.data, start, p.items);
+            const rows = splitDetectionTable(o.data, first, p.items);
             mine[name] = { data: rows, itemShape: [1, rows.length / 7, 7], detections: true, shape: [1, 1, rows.length / 7, 7] };
             continue;
           }
           const size = o.data.length / items;
-          mine[name] = { data: o.data.slice(start * size, (start + p.items) * size), itemShape: o.itemShape };
+          mine[name] = { data: o.data.slice(first * size, (first + p.items) * size), itemShape: o.itemShape };
         }
-        start += p.items;
-        p.resolve(mine);
+        first += p.items;
+        parts.push(mine);
       }
+      // counted before any request hears its answer: a client that reads the statistics next finds itself there
+      this.statistics?.executed(items, batch, { start, inputDone, inferDone, end: now() });
+      batch.forEach((p, i) => p.resolve(parts[i]));
     } catch (e) {
-      for (const p of batch) p.reject(e);
+      for (const p of batch) {
+        this.statistics?.failed(p.began);
+        p.reject(e);
+      }
     } finally {
       this.running = false;
       // whatever queued during the run has waited long enough

@@ -11,6 +11,7 @@ import { ServedModel } from './model';
 import type { ServeOptions } from './options';
 import { VERSION } from '../version';
 import { runInference } from './inference';
+import { modelConfig, repositoryIndex } from './model-config';
 
 /** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
 export const OFFLOAD_JSON_BYTES = 64 * 1024;
@@ -33,8 +34,9 @@ export interface EndpointContext {
 }
 
 /**
- * The server's endpoints, each answering one call and returning its status: health, metadata, metrics and the
- * model's inference (KServe v2 /infer, and the classification and detection extensions /classify and /detect).
+ * The server's endpoints, each answering one call and returning its status: health, metadata, metrics, the model's
+ * inference (KServe v2 /infer, and the classification and detection extensions /classify and /detect), and Triton's
+ * extensions that its tools ask for (the model's configuration, its statistics, the repository index).
  * Which URL reaches which is the route table's (routes.ts).
  */
 export class Endpoints {
@@ -66,7 +68,44 @@ export class Endpoints {
   }
 
   serverMetadata({ res }: Call): number {
-    this.send(res, 200, { name: 'modelship', version: VERSION, extensions: ['binary_tensor_data', 'classification', 'detection'] });
+    this.send(res, 200, {
+      name: 'modelship',
+      version: VERSION,
+      extensions: ['binary_tensor_data', 'classification', 'detection', 'model_configuration', 'statistics'],
+    });
+    return 200;
+  }
+
+  /** Triton's model-configuration extension: the configuration Triton would report for the model (model-config.ts). */
+  modelConfig({ res }: Call): number {
+    this.send(res, 200, modelConfig(this.ctx.model, this.ctx.opts));
+    return 200;
+  }
+
+  /** Triton's statistics extension, for the model (GET /v2/models/{m}[/versions/{v}]/stats) or all models (one). */
+  modelStatistics({ res }: Call): number {
+    this.send(res, 200, { model_stats: [this.ctx.model.statistics.json()] });
+    return 200;
+  }
+
+  /**
+   * The repository index (Triton's model-repository extension, its index alone: models are not loaded or unloaded
+   * through the API, so the extension is not listed in GET /v2). The body may ask `{"ready": true}` for the ready
+   * models only.
+   */
+  async repositoryIndex({ req, res }: Call): Promise<number> {
+    const body = await this.body(req, res);
+    let asked: unknown = {};
+    try {
+      if (body.length) asked = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      throw new ProtocolError(400, `malformed JSON in the repository index request: ${(e as Error).message}`);
+    }
+    if (typeof asked !== 'object' || asked === null || Array.isArray(asked))
+      throw new ProtocolError(400, 'the repository index request must be a JSON object, such as {"ready": true}');
+    const { ready } = asked as { ready?: unknown };
+    if (ready !== undefined && typeof ready !== 'boolean') throw new ProtocolError(400, `"ready" must be true or false, got ${JSON.stringify(ready)}`);
+    this.send(res, 200, repositoryIndex(this.ctx.model, this.ctx.lifecycle.broken, ready === true));
     return 200;
   }
 

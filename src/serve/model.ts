@@ -8,6 +8,8 @@ import { ModelshipError } from '../util/errors';
 import { readFileChecked } from '../util/fsx';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import type { ServeOptions } from './options';
+import { InferenceStatistics } from './statistics';
+import { servedMaxBatchSize } from './model-config';
 
 /** The model a server serves: its signature, the thread its session runs on, the threads that decode for it. */
 export interface ServedModel {
@@ -20,6 +22,13 @@ export interface ServedModel {
   threads: number;
   /** outputs that are detection tables (SSD's DetectionOutput), split per request by image_id */
   detectionOutputs: string[];
+  /**
+   * the max_batch_size of its configuration (GET .../config): a request whose batch is larger is refused, as Triton
+   * refuses it; 0: any batch (a detection model, or one without a batch dimension)
+   */
+  maxBatchSize: number;
+  /** what it has done (GET .../stats, gRPC ModelStatistics), counted where requests run (inference.ts, batcher.ts) */
+  statistics: InferenceStatistics;
 }
 
 /** The model file, decrypted when it is encrypted, and what it declares. */
@@ -56,7 +65,17 @@ export async function startModel(bytes: Uint8Array, sig: OnnxInfo, opts: ServeOp
     sig.metadata,
     sig.outputs.map((o) => o.name),
   );
-  return { name: opts.modelName, version: opts.modelVersion, sig, engine, decoders, threads, detectionOutputs };
+  return {
+    name: opts.modelName,
+    version: opts.modelVersion,
+    sig,
+    engine,
+    decoders,
+    threads,
+    detectionOutputs,
+    maxBatchSize: servedMaxBatchSize(sig, detectionOutputs, opts.maxBatchSize),
+    statistics: new InferenceStatistics(opts.modelName, opts.modelVersion),
+  };
 }
 
 /** Dynamic batching of the model's first input: concurrent requests run as one batch, split back per request. */
@@ -90,5 +109,6 @@ export function modelBatcher(
     opts.maxQueueDelayMs,
     onBatch,
     opts.idleFlush,
+    model.statistics,
   );
 }

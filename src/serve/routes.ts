@@ -30,12 +30,18 @@ export function servingRoutes(endpoints: Endpoints): Route[] {
     { name: 'health', path: /^\/v2\/health\/ready$/, open: true, handle: (c) => endpoints.ready(c) },
     { name: 'metrics', path: /^\/metrics$/, handle: (c) => endpoints.metrics(c) },
     { name: 'metadata', path: /^\/v2$/, handle: (c) => endpoints.serverMetadata(c) },
+    // Triton's statistics of every model (before the model routes: it would be model "stats"'s metadata)
+    { name: 'stats', path: /^\/v2\/models\/stats$/, methods: ['GET'], handle: (c) => endpoints.modelStatistics(c) },
+    { name: 'repository', path: /^\/v2\/repository\/index$/, methods: ['POST'], handle: (c) => endpoints.repositoryIndex(c) },
     // (before the actions: /v2/models/m/versions/infer is version "infer"'s metadata)
     { name: 'metadata', path: modelPath(''), handle: (c) => endpoints.modelMetadata(c) },
     { name: 'ready', path: modelPath('/ready'), handle: (c) => endpoints.modelReady(c) },
     { name: 'infer', path: modelPath('/infer'), ...inference, handle: (c) => endpoints.infer(c) },
     { name: 'classify', path: modelPath('/classify'), ...inference, handle: (c) => endpoints.classify(c) },
     { name: 'detect', path: modelPath('/detect'), ...inference, handle: (c) => endpoints.detect(c) },
+    // Triton's model-configuration and statistics extensions (perf_analyzer reads both)
+    { name: 'config', path: modelPath('/config'), methods: ['GET'], handle: (c) => endpoints.modelConfig(c) },
+    { name: 'stats', path: modelPath('/stats'), methods: ['GET'], handle: (c) => endpoints.modelStatistics(c) },
   ];
 }
 
@@ -62,7 +68,7 @@ export function decodePath(segment: string): string {
 
 /** A request's metrics label before it is routed (so that a request that fails is counted on its route). */
 export function provisionalRouteName(target: string | undefined): string {
-  const m = /\/(infer|classify|detect|ready)\/?$/.exec(target?.split('?')[0] ?? '');
+  const m = /\/(infer|classify|detect|ready|config|stats)\/?$/.exec(target?.split('?')[0] ?? '');
   return m ? m[1] : /health/.test(target ?? '') ? 'health' : 'other';
 }
 

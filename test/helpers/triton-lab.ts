@@ -193,3 +193,71 @@ export async function tritonClientCheck(url: string, model: string, reference: s
   });
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
+
+/**
+ * Triton's extensions through tritonclient.http against `url`: get_model_config, get_model_repository_index and
+ * get_inference_statistics (the model's and all models') around inferences of the reference input input_b1.npy
+ * repeated to batch sizes 1, 4, `maxBatch` and `maxBatch` + 1, one at a time (each its own execution), each compared
+ * with output_b1__<output>.npy repeated; a refused one reports the client's exception (status and message).
+ */
+export const TRITON_EXTENSIONS_CHECK = `
+import json, sys, time, traceback
+import numpy as np
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+url, model, ref, max_batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+report = {'url': url, 'model': model, 'steps': {}, 'errors': []}
+
+def step(name, fn):
+    try:
+        v = fn()
+        report['steps'][name] = v
+        return v
+    except Exception as e:
+        report['errors'].append({'step': name, 'type': type(e).__name__, 'message': str(e), 'trace': traceback.format_exc()[-2000:]})
+        return None
+
+c = httpclient.InferenceServerClient(url=url.split('://', 1)[-1])
+config = step('get_model_config', lambda: c.get_model_config(model))
+step('get_model_config_v1', lambda: c.get_model_config(model, model_version='1'))
+step('get_model_repository_index', lambda: c.get_model_repository_index())
+step('stats_before', lambda: c.get_inference_statistics(model))
+inp = config['input'][0]['name'] if config else 'data'
+out = config['output'][0]['name'] if config else 'prob'
+x1 = np.load('%s/input_b1.npy' % ref).astype(np.float32)
+y1 = np.load('%s/output_b1__%s.npy' % (ref, out.replace('/', '_')))
+for b in (1, 4, max_batch, max_batch + 1):
+    x = np.repeat(x1, b, axis=0)
+    y = np.repeat(y1, b, axis=0)
+    def infer():
+        i = httpclient.InferInput(inp, list(x.shape), 'FP32')
+        i.set_data_from_numpy(x, binary_data=True)
+        try:
+            got = c.infer(model, [i], outputs=[httpclient.InferRequestedOutput(out, binary_data=True)]).as_numpy(out)
+        except InferenceServerException as e:
+            return {'refused': {'status': e.status(), 'message': e.message()}}
+        return {'shape': list(got.shape), 'max_abs_diff': float(np.max(np.abs(got.astype(np.float64) - y.astype(np.float64))))}
+    step('infer_b%d' % b, infer)
+# (Triton counts a request when it releases it, which can be just after the response: read until the figures settle)
+after = step('stats_after', lambda: c.get_inference_statistics(model))
+for _ in range(20):
+    time.sleep(0.1)
+    again = step('stats_after', lambda: c.get_inference_statistics(model))
+    if again == after:
+        break
+    after = again
+step('stats_after_v1', lambda: c.get_inference_statistics(model, model_version='1'))
+step('stats_all', lambda: c.get_inference_statistics())
+c.close()
+print(json.dumps(report))
+`;
+
+/** Run TRITON_EXTENSIONS_CHECK with the venv's Python. */
+export async function tritonExtensionsCheck(url: string, model: string, reference: string, maxBatch: number): Promise<TritonClientReport> {
+  const r = await run(tritonClientPython(), ['-c', TRITON_EXTENSIONS_CHECK, url, model, reference, String(maxBatch)], {
+    maxBuffer: 16 * 2 ** 20,
+    timeout: 120_000,
+  });
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
