@@ -4,7 +4,7 @@ import * as path from 'path';
 import { tmpDir } from './helpers/caffe';
 import { SERVE_SETTINGS, ServeSetting, SettingValue, serveSettings, serveUsage } from '../src/protocol/serve-settings';
 import { GOOGLENET_PREPROCESS } from '../src/protocol/pixels';
-import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT } from '../src/protocol/runtime';
+import { GRPC_PORT, METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT } from '../src/protocol/runtime';
 import { DEFAULT_SERVE, ServeOptions } from '../src/serve/options';
 import { SERVE_USAGE, serveOptions } from '../src/serve/main';
 
@@ -137,8 +137,19 @@ describe('serve settings, defined once', () => {
       drainTimeoutMs: SERVER_DRAIN_TIMEOUT_S * 1000,
     };
     expect(DEFAULT_SERVE).toEqual(expected);
-    // the CLI opens the metrics-only listener by default; startServer from DEFAULT_SERVE only when asked
-    expect(cli).toEqual({ ...expected, modelPath: 'm.onnx', metricsPort: METRICS_PORT, apiKey: undefined, modelKey: undefined, labels: undefined, log: noLog });
+    // the CLI opens the metrics-only and the gRPC listeners by default; startServer from DEFAULT_SERVE only when asked
+    expect(cli).toEqual({
+      ...expected,
+      modelPath: 'm.onnx',
+      metricsPort: METRICS_PORT,
+      grpcPort: GRPC_PORT,
+      apiKey: undefined,
+      modelKey: undefined,
+      labels: undefined,
+      log: noLog,
+    });
     expect(serveOptions(['--model', 'm.onnx', '--metrics-port', 'off'], {}, noLog).metricsPort).toBeUndefined();
+    expect(serveOptions(['--model', 'm.onnx', '--grpc-port', 'off'], {}, noLog).grpcPort).toBeUndefined();
+    expect(serveOptions(['--model', 'm.onnx'], { MODELSHIP_GRPC_PORT: '9001' }, noLog).grpcPort).toBe(9001);
   });
 });

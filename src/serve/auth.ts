@@ -52,3 +52,20 @@ export class FailedAuthLimiter {
     e.count++;
   }
 }
+
+/** Why a request's credentials are refused: none or a wrong key (401), or too many failures from its address (429). */
+export type KeyRefusal = { status: 401 } | { status: 429; retryAfterS: number };
+
+/**
+ * The API-key check both front doors make (HTTP's Authorization header, gRPC's `authorization` metadata): the
+ * refusal, or undefined when `header` carries `key` (or no key is set). A wrong key counts against `addr` in
+ * `failures`, whichever door it came by, so that a guesser gains nothing by switching.
+ */
+export function checkApiKey(key: string | undefined, header: string | undefined, addr: string, failures: FailedAuthLimiter): KeyRefusal | undefined {
+  if (!key) return undefined;
+  const wait = failures.blockedFor(addr);
+  if (wait > 0) return { status: 429, retryAfterS: wait };
+  if (bearerMatches(header, key)) return undefined;
+  failures.fail(addr);
+  return { status: 401 };
+}

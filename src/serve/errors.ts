@@ -1,4 +1,6 @@
+import { status as GrpcCode } from '@grpc/grpc-js';
 import { ProtocolError } from '../protocol/kserve';
+import { grpcCodeOf } from './grpc/status';
 
 /** The server cannot take this request now (too many bytes in flight): 503 with Retry-After, before its body is read. */
 export class Overloaded extends ProtocolError {
@@ -41,6 +43,8 @@ export interface ErrorAnswer {
   answered: boolean;
   /** after the answer, the connection is cut at once: a client this slow is not waited for any longer */
   cutAfterAnswer: boolean;
+  /** the status of a gRPC call's answer: the kind's own, else the HTTP status's (grpc/status.ts) */
+  grpcCode: GrpcCode;
 }
 
 /** One kind of error: the class it is an instance of, and what the answer says beyond its status and message. */
@@ -52,6 +56,8 @@ interface ErrorKind {
   /** default true */
   answered?: boolean;
   cutAfterAnswer?: boolean;
+  /** its gRPC status, where that is not the HTTP status's */
+  grpcCode?: GrpcCode;
 }
 
 /**
@@ -60,14 +66,15 @@ interface ErrorKind {
  * is a bug: 500 "internal error", its stack trace logged.
  */
 export const ERROR_KINDS: readonly ErrorKind[] = [
-  // (Retry-After: a second's wait, by which in-flight bodies have usually been answered)
-  { type: Overloaded, headers: { 'retry-after': 1 } },
+  // (Retry-After: a second's wait, by which in-flight bodies have usually been answered); over gRPC it is the
+  // status for a resource that has run out, not a 503's UNAVAILABLE (which says the server is down)
+  { type: Overloaded, headers: { 'retry-after': 1 }, grpcCode: GrpcCode.RESOURCE_EXHAUSTED },
   // the codings that are read (RFC 9110 12.5.3; Triton sends the same); the client's to fix: no stack trace
   { type: UnsupportedEncoding, headers: { 'accept-encoding': 'gzip, deflate' } },
   { type: BodyTimeout, cutAfterAnswer: true },
   { type: ClientGone, answered: false },
-  // a 503 (a stated condition, such as a stopped thread's) is not a bug either
-  { type: ProtocolError, logStack: (status) => status >= 500 && status !== 503 },
+  // a 503 (a stated condition, such as a stopped thread's) is not a bug either, nor a 501 (what the server does not do)
+  { type: ProtocolError, logStack: (status) => status >= 500 && status !== 501 && status !== 503 },
   { type: Error, logStack: () => true },
 ];
 
@@ -82,5 +89,6 @@ export function errorAnswer(e: unknown): ErrorAnswer {
     logStack: kind.logStack?.(status) ?? false,
     answered: kind.answered ?? true,
     cutAfterAnswer: kind.cutAfterAnswer ?? false,
+    grpcCode: kind.grpcCode ?? grpcCodeOf(status),
   };
 }

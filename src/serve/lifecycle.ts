@@ -1,3 +1,4 @@
+import type * as grpc from '@grpc/grpc-js';
 import * as http from 'http';
 import { AddressInfo } from 'net';
 import { HEADER_LENGTH } from '../protocol/kserve';
@@ -6,7 +7,8 @@ import { HEADER_LENGTH } from '../protocol/kserve';
  * A server's life: ready, then (SIGTERM) draining — readiness false, every answer closing its connection so that
  * keep-alive clients reconnect to another replica — then closing: no new inference, in-flight requests finished
  * within the drain timeout, stalled connections cut. A crashed inference thread breaks it: liveness fails, so that
- * the orchestrator restarts the container.
+ * the orchestrator restarts the container. Both front doors, HTTP and gRPC, share it: their requests are counted in
+ * flight alike, and they are closed together.
  */
 export class Lifecycle {
   /** readiness: false from the start of a drain, or once broken */
@@ -58,26 +60,35 @@ export class Lifecycle {
 
   /**
    * Stop taking work: readiness false, `delayMs` more of serving (answers closing their connections), then close
-   * `server` and wait at most `timeoutMs` for its in-flight requests before cutting what is still open; then close
-   * `metricsServer`.
+   * `server` and `grpcServer` and wait at most `timeoutMs` for their in-flight requests before cutting what is still
+   * open; then close `metricsServer`.
    */
-  async drain(server: http.Server, metricsServer: http.Server | undefined, delayMs: number, timeoutMs: number): Promise<void> {
+  async drain(server: http.Server, metricsServer: http.Server | undefined, delayMs: number, timeoutMs: number, grpcServer?: grpc.Server): Promise<void> {
     this.ready = false;
     this.log(`draining: readiness is false${delayMs ? `; serving ${delayMs} ms more while load balancers take this replica out` : ''}`);
     if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
     this.closing = true;
     this.log(`closing: no new connections; finishing ${this.inflight} in-flight request${this.inflight === 1 ? '' : 's'} (at most ${timeoutMs} ms)`);
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
+    let cut: () => void = () => undefined;
+    const httpClosed = new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
       this.whenIdle = () => server.closeIdleConnections();
-      // a client that stalls (headers or body never finished) must not hold the process past the bound
-      timer = setTimeout(() => {
-        this.log(`drain timeout: cutting ${this.inflight} unfinished request${this.inflight === 1 ? '' : 's'} and any stalled connection`);
-        server.closeAllConnections();
-      }, timeoutMs);
     });
+    // gRPC's graceful shutdown: no new connections, a GOAWAY on each open one (channels reconnect to another replica;
+    // a call that arrives meanwhile is refused with UNAVAILABLE), and done once the calls in flight are answered
+    const grpcClosed = new Promise<void>((resolve) => {
+      if (!grpcServer) return resolve();
+      grpcServer.tryShutdown(() => resolve());
+      cut = () => (grpcServer.forceShutdown(), resolve());
+    });
+    // a client that stalls (headers or body never finished, a call never answered) must not hold the process past the bound
+    const timer = setTimeout(() => {
+      this.log(`drain timeout: cutting ${this.inflight} unfinished request${this.inflight === 1 ? '' : 's'} and any stalled connection`);
+      server.closeAllConnections();
+      cut();
+    }, timeoutMs);
+    await Promise.all([httpClosed, grpcClosed]);
     clearTimeout(timer);
     if (metricsServer) {
       metricsServer.closeAllConnections();

@@ -15,9 +15,9 @@ export interface MetricsSources {
 /** The server's Prometheus metrics (modelship_*), Node's and the process's among them, in a registry of its own. */
 export class ServerMetrics {
   readonly registry = new prom.Registry();
-  private readonly requests: prom.Counter<'route' | 'code'>;
-  private readonly errors: prom.Counter<'route' | 'code'>;
-  private readonly latency: prom.Histogram<'route'>;
+  private readonly requests: prom.Counter<'route' | 'code' | 'protocol'>;
+  private readonly errors: prom.Counter<'route' | 'code' | 'protocol'>;
+  private readonly latency: prom.Histogram<'route' | 'protocol'>;
   private readonly batchSizes: prom.Histogram;
   private readonly inflight: prom.Gauge;
 
@@ -28,17 +28,27 @@ export class ServerMetrics {
     // three of prom-client's gauges end in _total, which names counters (promtool warns); each is the sum over the
     // `type` label of its namesake without the suffix, which stays
     for (const what of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`modelship_nodejs_active_${what}_total`);
-    this.requests = new prom.Counter({ name: 'modelship_requests_total', help: 'HTTP requests', labelNames: ['route', 'code'], registers });
+    // Both front doors count on the same series names and routes (infer, ready, metadata, health, ...). An HTTP
+    // request's labels are route and code, its status, as they always were; a gRPC call's add protocol="grpc", and
+    // its code is the HTTP status google.rpc.Code maps its gRPC status to (grpc/status.ts: OK 200, INVALID_ARGUMENT
+    // 400, UNAUTHENTICATED 401, NOT_FOUND 404, RESOURCE_EXHAUSTED 429, CANCELLED 499, INTERNAL 500, UNIMPLEMENTED
+    // 501, UNAVAILABLE 503, DEADLINE_EXCEEDED 504), so that code=~"5.." (the rollout's error rate) means the same on both
+    this.requests = new prom.Counter({
+      name: 'modelship_requests_total',
+      help: 'Requests answered: HTTP, and gRPC (protocol="grpc", code its HTTP equivalent)',
+      labelNames: ['route', 'code', 'protocol'],
+      registers,
+    });
     this.errors = new prom.Counter({
       name: 'modelship_request_errors_total',
-      help: 'Requests answered with 4xx/5xx',
-      labelNames: ['route', 'code'],
+      help: 'Requests answered with 4xx/5xx (gRPC: a status whose HTTP equivalent is one)',
+      labelNames: ['route', 'code', 'protocol'],
       registers,
     });
     this.latency = new prom.Histogram({
       name: 'modelship_request_duration_seconds',
       help: 'Request latency',
-      labelNames: ['route'],
+      labelNames: ['route', 'protocol'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
@@ -63,20 +73,24 @@ export class ServerMetrics {
     }).set({ provider: sources.provider, requested: sources.requestedProvider, fallback: String(sources.fallback) }, 1);
   }
 
-  /** A request has begun: counted in flight; the returned function ends it, its latency observed under `route`. */
-  begin(): (route: string) => void {
+  /**
+   * A request has begun: counted in flight; the returned function ends it, its latency observed under `route` (and
+   * `protocol`, for a gRPC call).
+   */
+  begin(): (route: string, protocol?: 'grpc') => void {
     this.inflight.inc();
     const end = this.latency.startTimer();
-    return (route) => {
-      end({ route });
+    return (route, protocol) => {
+      end(protocol ? { route, protocol } : { route });
       this.inflight.dec();
     };
   }
 
-  /** A request answered with `code` (an error too, from 400 on). */
-  answered(route: string, code: number): void {
-    this.requests.inc({ route, code: String(code) });
-    if (code >= 400) this.errors.inc({ route, code: String(code) });
+  /** A request answered with `code` (an error too, from 400 on); a gRPC call's code is its status's HTTP equivalent. */
+  answered(route: string, code: number, protocol?: 'grpc'): void {
+    const labels = { route, code: String(code), ...(protocol ? { protocol } : {}) };
+    this.requests.inc(labels);
+    if (code >= 400) this.errors.inc(labels);
   }
 
   /** A batch of `items` has run. */

@@ -5,6 +5,7 @@ import { ByteBudget, defaultInflightBytes, memoryLimit } from './memory';
 import { FailedAuthLimiter } from './auth';
 import { ErrorAnswer, errorAnswer } from './errors';
 import { Endpoints } from './endpoints';
+import { GrpcDoor } from './grpc/service';
 import { Lifecycle, listen } from './lifecycle';
 import { ServerMetrics } from './metrics';
 import { modelBatcher, readModel, startModel } from './model';
@@ -15,7 +16,8 @@ import { ModelshipError } from '../util/errors';
 /**
  * modelship's KServe v2 server, put together: the model (model.ts) on its inference thread behind a dynamic batcher,
  * request bodies read within their limits (body.ts), the route table (routes.ts) over the endpoints (endpoints.ts),
- * errors answered from one table (errors.ts), the metrics (metrics.ts), and listening and draining (lifecycle.ts).
+ * errors answered from one table (errors.ts), the metrics (metrics.ts), and listening and draining (lifecycle.ts);
+ * and the same over gRPC (grpc/), a second front door onto all of it.
  */
 
 export { DEFAULT_SERVE } from './options';
@@ -37,6 +39,8 @@ export interface RunningServer {
   batcher: DynamicBatcher;
   /** the metrics-only listener's port, when there is one */
   metricsPort?: number;
+  /** the gRPC listener's port (inference.GRPCInferenceService), when there is one */
+  grpcPort?: number;
   /** the bound on request bytes held at once */
   maxInflightBytes: number;
 }
@@ -86,7 +90,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     bodyLimits: { maxBodyBytes: opts.maxBodyBytes, bodyTimeoutMs: opts.bodyTimeoutMs, budget },
     opts,
   });
-  const router = new Router(servingRoutes(endpoints), lifecycle, { model, apiKey: opts.apiKey, authFailures: new FailedAuthLimiter(opts.authFailureLimit) });
+  // (one count of failed keys per address, whichever door they come by)
+  const authFailures = new FailedAuthLimiter(opts.authFailureLimit);
+  const router = new Router(servingRoutes(endpoints), lifecycle, { model, apiKey: opts.apiKey, authFailures });
 
   // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
   // to the body's timer, the whole request; checked every second rather than every 30 s
@@ -111,16 +117,30 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     await stopThreads();
     throw new ModelshipError('io', `cannot listen for metrics on ${opts.host}:${opts.metricsPort}: ${(e as Error).message}`, { field: 'metrics-port' });
   }
+  let grpcDoor: GrpcDoor | undefined;
+  let grpcPort: number | undefined;
+  try {
+    if (opts.grpcPort !== undefined) {
+      grpcDoor = new GrpcDoor({ model, batcher, lifecycle, metrics, budget, authFailures, opts });
+      grpcPort = await grpcDoor.listen(opts.grpcPort, opts.host);
+    }
+  } catch (e) {
+    grpcDoor?.server.forceShutdown();
+    metricsServer?.close();
+    await stopThreads();
+    throw new ModelshipError('io', `cannot listen for gRPC on ${opts.host}:${opts.grpcPort}: ${(e as Error).message}`, { field: 'grpc-port' });
+  }
   let port: number;
   try {
     port = await listen(server, opts.port, opts.host);
   } catch (e) {
+    grpcDoor?.server.forceShutdown();
     metricsServer?.close();
     await stopThreads();
     throw new ModelshipError('io', `cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`, { field: 'port' });
   }
   opts.log(
-    `listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`,
+    `listening on http://${opts.host}:${port} (KServe v2; max batch ${opts.maxBatchSize}, max queue delay ${opts.maxQueueDelayMs} ms${opts.apiKey ? ', API key required' : ''})${grpcPort !== undefined ? `; gRPC on :${grpcPort}` : ''}${metricsPort !== undefined ? `; metrics on :${metricsPort}/metrics` : ''}`,
   );
 
   return {
@@ -130,9 +150,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     metrics: metrics.registry,
     batcher,
     metricsPort,
+    grpcPort,
     maxInflightBytes: inflightLimit,
     async drain() {
-      await lifecycle.drain(server, metricsServer, opts.drainDelayMs, opts.drainTimeoutMs);
+      await lifecycle.drain(server, metricsServer, opts.drainDelayMs, opts.drainTimeoutMs, grpcDoor?.server);
       onCrash = undefined;
       await stopThreads();
       opts.log('drained; bye');
