@@ -259,7 +259,7 @@ describe('KServe v2 over gRPC: every RPC', () => {
 
   test('requested outputs: classification comes back as BYTES (Triton\'s "<score>:<index>"), raw', async () => {
     const x = inputs(2, 7);
-    const r = await c.call('ModelInfer', rawRequest(x, { outputs: [{ name: 'prob', parameters: [{ key: 'classification', value: { int64_param: 3 } }] }] }));
+    const r = await c.call('ModelInfer', rawRequest(x, { outputs: [{ name: 'prob', parameters: { classification: { int64_param: 3 } } }] }));
     expect(r.outputs).toEqual([{ name: 'prob', datatype: 'BYTES', shape: [2, 3] }]);
     // the BYTES tensor's raw form: each element a 4-byte little-endian length, then its bytes
     const b: Buffer = r.raw_output_contents[0];
@@ -270,7 +270,7 @@ describe('KServe v2 over gRPC: every RPC', () => {
     expect(strings).toEqual(http.json().outputs[0].data);
     expect(strings[0]).toMatch(/^\d\.\d+:\d$/);
     await expectStatus(
-      c.call('ModelInfer', rawRequest(x, { outputs: [{ name: 'prob', parameters: [{ key: 'classification', value: { int64_param: 11 } }] }] })),
+      c.call('ModelInfer', rawRequest(x, { outputs: [{ name: 'prob', parameters: { classification: { int64_param: 11 } } }] })),
       grpc.status.INVALID_ARGUMENT,
       /output "prob": classification 11 is out of range: it must be 1 to 10/,
     );

@@ -13,10 +13,8 @@ import type { ServeOptions } from './options';
  * policy, input format, optimization, preferred batch size, instance name, ...), as Triton 2.51 answers it.
  *
  * Field names and enum values are model_config.proto's, so one object is both the HTTP answer and the gRPC message
- * (proto-loader with keepCase, enums as strings). Triton prints empty maps (parameters, metric_tags,
- * cc_model_filenames, dynamic_batching.priority_queue_policy) as {}; they are left out here, because the gRPC proto
- * (src/protocol/grpc-service.json) holds maps as lists of entries, where {} is no list. Fields newer than that proto
- * (runtime, is_non_linear_format_io) are left out too.
+ * (proto-loader with keepCase, enums as strings, maps as objects). Fields newer than that proto (Triton 2.51's runtime,
+ * is_non_linear_format_io) are left out.
  */
 
 /** An input of the configuration, as Triton fills it in (ModelInput). */
@@ -57,6 +55,7 @@ export interface ModelConfig {
     preserve_ordering: boolean;
     priority_levels: number;
     default_priority_level: number;
+    priority_queue_policy: Record<string, never>;
   };
   instance_group: {
     name: string;
@@ -69,6 +68,9 @@ export interface ModelConfig {
     host_policy: string;
   }[];
   default_model_filename: string;
+  cc_model_filenames: Record<string, string>;
+  metric_tags: Record<string, string>;
+  parameters: Record<string, { string_value: string }>;
   model_warmup: never[];
 }
 
@@ -131,6 +133,7 @@ export function modelConfig(model: ServedModel, opts: Pick<ServeOptions, 'maxQue
             preserve_ordering: false,
             priority_levels: 0,
             default_priority_level: 0,
+            priority_queue_policy: {},
           },
         }
       : {}),
@@ -147,6 +150,9 @@ export function modelConfig(model: ServedModel, opts: Pick<ServeOptions, 'maxQue
     })),
     // what the image stage names the model in Triton's repository (<model>/1/model.onnx)
     default_model_filename: 'model.onnx',
+    cc_model_filenames: {},
+    metric_tags: {},
+    parameters: {},
     model_warmup: [],
   };
 }

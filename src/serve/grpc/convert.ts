@@ -18,12 +18,8 @@ export interface InferParameter {
   parameter_choice?: string;
 }
 
-/**
- * A proto `map<string, InferParameter>`: a list of entries as the committed descriptor JSON declares maps
- * (protobufjs' fromDescriptor keeps a map as its repeated MapEntry message; the wire form is the same), or an object
- * as a map field loaded from the .proto reads.
- */
-export type ParameterMap = { key: string; value?: InferParameter }[] | Record<string, InferParameter>;
+/** A proto `map<string, InferParameter>`, as proto-loader reads a map field: an object by key. */
+export type ParameterMap = Record<string, InferParameter>;
 
 export interface InferTensorContents {
   bool_contents?: boolean[];
@@ -54,11 +50,9 @@ export interface ModelInferResponse {
   raw_output_contents: Buffer[];
 }
 
-/** A parameter map's values by key, whichever form it came in. */
+/** A parameter map's values by key. */
 export function parameterValues(p: ParameterMap | undefined): Map<string, InferParameter> {
-  if (!p) return new Map();
-  if (Array.isArray(p)) return new Map(p.map((e) => [e.key, e.value ?? {}]));
-  return new Map(Object.entries(p));
+  return new Map(Object.entries(p ?? {}));
 }
 
 /** An InferParameter's value, whichever of the oneof's fields holds it. */
