@@ -1,12 +1,16 @@
 import * as yaml from 'js-yaml';
 import { computeTags, sanitizeTag } from '../src/image/tags';
-import { renderDockerfile, renderCompose } from '../src/image/dockerfile';
+import { renderDockerfile, renderCompose, composeHealthcheck } from '../src/image/dockerfile';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import { runProcess } from '../src/util/proc';
 import { cacheFlags, contextLock, pruneContexts, IMAGE_ORT_DIR } from '../src/image';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseImageRef } from '../src/shared/registry';
 import { planSmoke, percentile } from '../src/smoke';
+import type { SmokeConfig } from '../src/smoke/inputs';
 import { runAction } from './helpers/runner';
 
 const IMG = 'ghcr.io/acme/googlenet';
@@ -44,6 +48,10 @@ describe('the generated Dockerfile and compose file', () => {
     ortDir: IMAGE_ORT_DIR,
   });
   const lines = df.split('\n');
+  test('EXPOSE: KServe v2 over HTTP (8000) and gRPC (8001), metrics (8002)', () => {
+    expect(lines).toContain('EXPOSE 8000 8001 8002');
+  });
+
   const layers = (d: string) => d.split('\n').filter((l) => /^(COPY|ADD|RUN) /.test(l));
 
   test('no syntax line or heredoc; the model COPY is the last layer instruction; non-root', () => {
@@ -83,6 +91,7 @@ describe('the generated Dockerfile and compose file', () => {
       renderCompose({
         service: 'googlenet',
         image: `${IMG}@sha256:${'a'.repeat(64)}`,
+        runtime: 'modelship',
         port: 8000,
         hostPort: 8000,
         gpu: true,
@@ -94,7 +103,43 @@ describe('the generated Dockerfile and compose file', () => {
     expect(svc.image).toBe(`${IMG}@sha256:${'a'.repeat(64)}`);
     expect(svc.deploy.resources.reservations.devices).toEqual([{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }]);
     expect(svc.environment).toEqual({ MODELSHIP_PROVIDER: 'cuda', MODELSHIP_API_KEY: '${MODELSHIP_API_KEY}' });
-    expect(svc.ports).toEqual(['127.0.0.1:${MODELSHIP_PORT:-8000}:8000']);
+    // KServe v2 over HTTP and gRPC, and the metrics port, each movable at `up` time
+    expect(svc.ports).toEqual([
+      '127.0.0.1:${MODELSHIP_PORT:-8000}:8000',
+      '127.0.0.1:${MODELSHIP_GRPC_PORT:-8001}:8001',
+      '127.0.0.1:${MODELSHIP_METRICS_PORT:-8002}:8002',
+    ]);
+    expect(svc.healthcheck).toMatchObject({
+      test: ['CMD', '/opt/modelship/node/bin/node', '-e', expect.stringContaining('/v2/health/ready')],
+      start_period: '120s',
+    });
+  });
+
+  // the healthcheck commands as the container runs them (the image's Node.js here is this one; python3 is the host's),
+  // against a server that is ready, one that is not, and none at all: only the first is healthy
+  test.each(['modelship', 'triton'] as const)('compose healthcheck (%s): exit 0 only when /v2/health/ready answers 200', async (runtime) => {
+    let status = 200;
+    const server = http.createServer((req, res) => {
+      res.statusCode = req.url === '/v2/health/ready' ? status : 404;
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const check = async (p: number) => {
+      const [, cmd, ...args] = composeHealthcheck(runtime, p);
+      const r = await runProcess(cmd === '/opt/modelship/node/bin/node' ? process.execPath : cmd, args);
+      return r.code;
+    };
+    try {
+      expect(await check(port)).toBe(0);
+      status = 503;
+      expect(await check(port)).not.toBe(0);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    expect(await check(port)).not.toBe(0);
+    // nothing a compose file would interpolate
+    expect(composeHealthcheck(runtime, 8000).join(' ')).not.toContain('$');
   });
 
   test('cache: inline on the docker driver, gha on GitHub, registry elsewhere', () => {
@@ -185,26 +230,24 @@ describe('the generated Dockerfile and compose file', () => {
 
 describe('smoke plan', () => {
   test('secrets reach the container by name only; GPU runs add --gpus all and nvidia-smi', () => {
-    const p = planSmoke(
-      {
-        image: `${IMG}@sha256:${'c'.repeat(64)}`,
-        runtime: 'modelship',
-        modelName: 'm',
-        tolerance: 1e-5,
-        gpu: true,
-        apiKey: 'topsecret',
-        modelKey: 'k'.repeat(64),
-        sampleImage: '',
-        expectedTop1: '',
-        requests: 1,
-        concurrency: 1,
-        readyTimeoutS: 5,
-        registryUsername: '',
-        registryPassword: '',
-      },
-      'modelship-smoke-x',
-      'run-7',
-    );
+    const cfg: SmokeConfig = {
+      image: `${IMG}@sha256:${'c'.repeat(64)}`,
+      runtime: 'modelship',
+      protocol: 'http',
+      modelName: 'm',
+      tolerance: 1e-5,
+      gpu: true,
+      apiKey: 'topsecret',
+      modelKey: 'k'.repeat(64),
+      sampleImage: '',
+      expectedTop1: '',
+      requests: 1,
+      concurrency: 1,
+      readyTimeoutS: 5,
+      registryUsername: '',
+      registryPassword: '',
+    };
+    const p = planSmoke(cfg, 'modelship-smoke-x', 'run-7');
     expect(p.run).toEqual([
       'run',
       '-d',
@@ -229,6 +272,9 @@ describe('smoke plan', () => {
     expect(p.run.join(' ')).not.toContain('topsecret');
     expect(p.gpuQuery).toEqual(['exec', 'modelship-smoke-x', 'nvidia-smi', '--query-gpu=name,driver_version,compute_cap', '--format=csv,noheader']);
     expect(p.remove).toEqual(['rm', '-f', '-v', 'modelship-smoke-x']);
+    // over gRPC its port is published beside HTTP's (readiness and the model's placement stay on HTTP)
+    const g = planSmoke({ ...cfg, protocol: 'grpc' }, 'modelship-smoke-x', 'run-7');
+    expect(g.run.slice(8, 12)).toEqual(['-p', '127.0.0.1::8000', '-p', '127.0.0.1::8001']);
   });
 
   test('percentiles (nearest rank)', () => {

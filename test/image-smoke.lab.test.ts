@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as http from 'http';
-import { execFileSync, spawnSync, spawn } from 'child_process';
+import { spawnSync, spawn } from 'child_process';
 import { PNG } from 'pngjs';
 import * as ort from 'onnxruntime-node';
 import { imageToTensor, GOOGLENET_PREPROCESS } from '../src/protocol/pixels';
@@ -11,6 +11,7 @@ import { fetchManifest } from '../src/shared/registry';
 import { ORACLE, REPO, caffeRoot, tmpDir } from './helpers/caffe';
 import { LAB, requireLab, docker } from './helpers/lab';
 import { labDescribe } from './helpers/needs';
+import { composeServe } from './helpers/compose';
 
 // Real engine, real buildx, real registry (lab/up.sh docker). Slow by nature: one image build is ~10 s.
 jest.setTimeout(300_000);
@@ -146,8 +147,8 @@ describeLab('image and smoke against the real engine, buildx and registry', () =
     const cfg = JSON.parse(docker(['image', 'inspect', imageA]))[0].Config;
     expect(cfg.User).toBe('10001:10001');
     expect(cfg.Labels['org.opencontainers.image.created']).toMatch(/^\d{4}-\d\d-\d\dT/);
-    // the serving port and the metrics-only port
-    expect(cfg.ExposedPorts).toEqual({ '8000/tcp': {}, '8002/tcp': {} });
+    // the serving port, KServe v2 over gRPC and the metrics-only port
+    expect(cfg.ExposedPorts).toEqual({ '8000/tcp': {}, '8001/tcp': {}, '8002/tcp': {} });
     expect(cfg.Env.join('\n')).not.toMatch(/KEY/);
 
     const s = await run([
@@ -289,18 +290,13 @@ describeLab('image and smoke against the real engine, buildx and registry', () =
   });
 
   labDescribe(['compose'])('the compose file', () => {
-    test('docker-compose.yml from the image stage serves the image by digest (Debian docker-compose)', async () => {
+    test('docker-compose.yml from the image stage serves the image by digest, healthy, on its three ports (Debian docker-compose)', async () => {
       const compose = path.join(work, 'docker-compose.yml');
       expect(fs.readFileSync(compose, 'utf8')).toContain(imageA);
-      const env = { ...process.env, MODELSHIP_PORT: '18723' };
-      const project = `mscompose${process.pid}`;
-      execFileSync('docker-compose', ['-p', project, '-f', compose, 'up', '-d'], { env, stdio: 'pipe' });
-      try {
-        await waitReady('http://127.0.0.1:18723');
-        expect(await get('http://127.0.0.1:18723/v2/models/googlenet')).toBe(200);
-      } finally {
-        execFileSync('docker-compose', ['-p', project, '-f', compose, 'down', '-v'], { env, stdio: 'pipe' });
-      }
+      // (test/compose.lab.test.ts does the same for both runtimes with LeNet)
+      const r = await composeServe(compose, `mscompose${process.pid}`);
+      expect(r.ps).toMatch(/Up \(healthy\)/);
+      expect({ ready: r.ready, grpcReady: r.grpcReady, metrics: r.metrics.status }).toEqual({ ready: 200, grpcReady: true, metrics: 200 });
     });
   });
 

@@ -78,7 +78,12 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     const canary = service(spec, 'canary') as any;
     expect(main.spec.selector).toEqual({ 'app.kubernetes.io/name': 'googlenet', 'app.kubernetes.io/component': 'model-server' });
     expect(canary.spec.selector).toEqual({ ...main.spec.selector, track: 'canary' });
-    expect(main.spec.ports).toEqual([{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]);
+    const ports = [
+      { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+      { name: 'grpc', port: 8001, targetPort: 'grpc', protocol: 'TCP' },
+    ];
+    expect(main.spec.ports).toEqual(ports);
+    expect(canary.spec.ports).toEqual(ports);
   });
 
   test('canary replicas: percent of the stable count, rounded up, at least one; bad input named', () => {
@@ -192,20 +197,25 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
     expect(envOf(none.spec.template.spec.containers[0]).MODELSHIP_DRAIN_DELAY_S).toBe('0');
   });
 
-  test('metrics: a metrics-only port 8002 declared and pointed at by the scrape annotations; the Service exposes only http', () => {
+  test('metrics: a metrics-only port 8002 declared and pointed at by the scrape annotations; gRPC on 8001; the Service exposes http and grpc', () => {
     for (const track of ['stable', 'canary'] as const) {
       const d = deployment(spec, track, 2) as any;
       const c = d.spec.template.spec.containers[0];
       expect(c.ports).toEqual([
         { name: 'http', containerPort: 8000, protocol: 'TCP' },
+        { name: 'grpc', containerPort: 8001, protocol: 'TCP' },
         { name: 'metrics', containerPort: 8002, protocol: 'TCP' },
       ]);
-      expect(envOf(c)).toMatchObject({ PORT: '8000', MODELSHIP_METRICS_PORT: '8002' });
+      expect(envOf(c)).toMatchObject({ PORT: '8000', MODELSHIP_GRPC_PORT: '8001', MODELSHIP_METRICS_PORT: '8002' });
       expect(d.spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8002', 'prometheus.io/path': '/metrics' });
       // the probes stay on the main port
       expect([c.readinessProbe.httpGet.port, c.livenessProbe.httpGet.port, c.startupProbe.httpGet.port]).toEqual(['http', 'http', 'http']);
     }
-    expect((service(spec, 'main') as any).spec.ports).toEqual([{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]);
+    // the metrics port is scraped from the pods, never served by the Service
+    expect((service(spec, 'main') as any).spec.ports).toEqual([
+      { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+      { name: 'grpc', port: 8001, targetPort: 'grpc', protocol: 'TCP' },
+    ]);
   });
 
   test('a patch can override the drain settings and the hook, merged by name', () => {
@@ -247,9 +257,10 @@ describe('rollout manifests (issue 4 groundwork: declared data, no cluster)', ()
       const d = deployment(t, track, 2) as any;
       const pod = d.spec.template;
       const c = pod.spec.containers[0];
-      // Triton serves KServe v2 on 8000 and its metrics on 8002 (the image's CMD sets both): the same named ports
+      // Triton serves KServe v2 on 8000 (HTTP) and 8001 (gRPC), its metrics on 8002 (the image's CMD sets them): the same named ports
       expect(c.ports).toEqual([
         { name: 'http', containerPort: 8000, protocol: 'TCP' },
+        { name: 'grpc', containerPort: 8001, protocol: 'TCP' },
         { name: 'metrics', containerPort: 8002, protocol: 'TCP' },
       ]);
       expect(pod.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8002', 'prometheus.io/path': '/metrics' });

@@ -243,6 +243,7 @@ labDescribe(['docker', 'registry', 'cluster', 'node24', 'prometheus'])('canary r
       expect(c.ports).toEqual(
         expect.arrayContaining([
           expect.objectContaining({ name: 'http', containerPort: 8000 }),
+          expect.objectContaining({ name: 'grpc', containerPort: 8001 }),
           expect.objectContaining({ name: 'metrics', containerPort: 8002 }),
         ]),
       );

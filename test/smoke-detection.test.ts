@@ -48,6 +48,7 @@ describe('smoke inputs for detection models', () => {
     const base: SmokeConfig = {
       image: DIGEST,
       runtime: 'modelship',
+      protocol: 'http',
       modelName: 'face',
       tolerance: 1e-5,
       gpu: false,

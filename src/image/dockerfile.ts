@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as yaml from 'js-yaml';
-import { METRICS_PORT } from '../protocol/runtime';
+import { GRPC_PORT, METRICS_PORT, Runtime } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 
 /**
@@ -26,6 +26,9 @@ export interface ImageSpec {
 
 const q = (s: string) => JSON.stringify(s);
 
+/** The image's own Node.js (runtime modelship): its server's, and the compose healthcheck's only tool (no shell, no curl). */
+export const IMAGE_NODE = '/opt/modelship/node/bin/node';
+
 export function renderDockerfile(s: ImageSpec): string {
   const env = {
     NODE_ENV: 'production',
@@ -46,9 +49,9 @@ export function renderDockerfile(s: ImageSpec): string {
     'COPY model/ /models/',
     ...Object.entries(env).map(([k, v]) => `ENV ${k}=${q(v)}`),
     `USER ${s.uid}:${s.uid}`,
-    // the serving port, and the metrics-only one (GET /metrics without the API key)
-    `EXPOSE ${s.port} ${METRICS_PORT}`,
-    'ENTRYPOINT ["/opt/modelship/node/bin/node", "/opt/modelship/dist/index.js", "serve"]',
+    // the serving port, KServe v2 over gRPC, and the metrics-only one (GET /metrics without the API key)
+    `EXPOSE ${s.port} ${GRPC_PORT} ${METRICS_PORT}`,
+    `ENTRYPOINT [${q(IMAGE_NODE)}, "/opt/modelship/dist/index.js", "serve"]`,
     ...Object.entries(s.labels).map(([k, v]) => `LABEL ${k}=${q(v)}`),
     '',
   ].join('\n');
@@ -85,10 +88,28 @@ export function setContextModes(p: string): void {
   fs.chmodSync(p, mode);
 }
 
-/** docker-compose.yml for single-host serving of the pushed image (a GPU reservation when gpu is true). */
+/**
+ * The compose healthcheck's command: GET /v2/health/ready inside the container, with what the image has. modelship's
+ * image has no shell or curl (its base may be anything), only its own Node.js; NVIDIA's Triton images have python3 (the
+ * python backend's) and curl, the lab's Triton image python3 alone: Python's urllib, which fails on anything but 2xx.
+ * (No `$` in either: compose would take it for a variable.)
+ */
+export function composeHealthcheck(runtime: Runtime, port: number): string[] {
+  const url = `http://127.0.0.1:${port}/v2/health/ready`;
+  return runtime === 'triton'
+    ? ['CMD', 'python3', '-c', `import urllib.request; urllib.request.urlopen(${q(url)}, timeout=4)`]
+    : ['CMD', IMAGE_NODE, '-e', `require('http').get(${q(url)}, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))`];
+}
+
+/**
+ * docker-compose.yml for single-host serving of the pushed image: its KServe v2 ports over HTTP and gRPC and its
+ * metrics port published on 127.0.0.1, a healthcheck on readiness (`docker-compose ps` says healthy), a GPU reservation
+ * when gpu is true.
+ */
 export function renderCompose(compose: {
   service: string;
   image: string;
+  runtime: Runtime;
   port: number;
   hostPort: number;
   gpu: boolean;
@@ -101,8 +122,14 @@ export function renderCompose(compose: {
   const service: Record<string, unknown> = {
     image: compose.image,
     restart: 'unless-stopped',
-    // the host port can be moved at `up` time: MODELSHIP_PORT=8080 docker-compose up -d
-    ports: [`127.0.0.1:\${MODELSHIP_PORT:-${compose.hostPort}}:${compose.port}`],
+    // the host ports can be moved at `up` time: MODELSHIP_PORT=8080 MODELSHIP_GRPC_PORT=8081 docker-compose up -d
+    ports: [
+      `127.0.0.1:\${MODELSHIP_PORT:-${compose.hostPort}}:${compose.port}`,
+      `127.0.0.1:\${MODELSHIP_GRPC_PORT:-${GRPC_PORT}}:${GRPC_PORT}`,
+      `127.0.0.1:\${MODELSHIP_METRICS_PORT:-${METRICS_PORT}}:${METRICS_PORT}`,
+    ],
+    // healthy once the model is loaded; a slow load (a large model, a TensorRT plan) is not counted against it
+    healthcheck: { test: composeHealthcheck(compose.runtime, compose.port), interval: '10s', timeout: '5s', retries: 3, start_period: '120s' },
   };
   if (Object.keys(environment).length) service.environment = environment;
   if (compose.gpu) service.deploy = { resources: { reservations: { devices: [{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }] } } };

@@ -346,6 +346,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       renderCompose({
         service,
         image: pinned,
+        runtime: cfg.runtime,
         port: SERVING_PORT,
         hostPort: SERVING_PORT,
         gpu: cfg.gpu,

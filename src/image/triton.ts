@@ -7,7 +7,7 @@ import { tritonConfig, tritonMaxBatchSize, TritonModelSpec } from './triton-conf
 import { setContextModes } from './dockerfile';
 import { detectionOutputNames } from '../protocol/detections';
 import { checkPlanForImage, imageTensorRTVersion, readPlanMetadata } from '../shared/tensorrt';
-import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '../protocol/runtime';
+import { GRPC_PORT, METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '../protocol/runtime';
 
 /**
  * The image of runtime triton, as declared data: NVIDIA's Triton server image (pinned by the digest it resolves to at
@@ -15,13 +15,13 @@ import { METRICS_PORT, SERVER_DRAIN_TIMEOUT_S, SERVING_PORT, TRITON_UID } from '
  * layer. The generated config.pbtxt is validated against Triton's model_config.proto before anything is built.
  */
 export const TRITON_REPOSITORY = '/models';
-/** the ports every serving image answers on, and Triton's gRPC */
-export const TRITON_PORTS = { http: SERVING_PORT, grpc: 8001, metrics: METRICS_PORT } as const;
+/** the ports every serving image answers on (KServe v2 over HTTP and gRPC, metrics) */
+export const TRITON_PORTS = { http: SERVING_PORT, grpc: GRPC_PORT, metrics: METRICS_PORT } as const;
 
 /**
- * How the image starts Triton (CMD, so NVIDIA's ENTRYPOINT still runs first): KServe v2 over HTTP on 8000, metrics on
- * 8002 with latency summaries (p99 for the Prometheus gate), our validated config taken as is, and in-flight requests
- * given SERVER_DRAIN_TIMEOUT_S after SIGTERM, as modelship's server does.
+ * How the image starts Triton (CMD, so NVIDIA's ENTRYPOINT still runs first): KServe v2 over HTTP on 8000 and over
+ * gRPC on 8001, metrics on 8002 with latency summaries (p99 for the Prometheus gate), our validated config taken as
+ * is, and in-flight requests given SERVER_DRAIN_TIMEOUT_S after SIGTERM, as modelship's server does.
  */
 export function tritonCommand(): string[] {
   return [

@@ -1,7 +1,8 @@
 import type * as http from 'http';
 import { exchange, Reply } from '../util/http';
 import { Runtime } from './runtime';
-import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH } from './kserve';
+import { encodeInferRequest, decodeInferResponse, HEADER_LENGTH, DecodedTensor } from './kserve';
+import { KServeGrpcClient } from './kserve-grpc-client';
 import { imageToTensor, imageToDetectionTensor, Preprocess, GOOGLENET_PREPROCESS } from './pixels';
 import { topClasses } from './classification';
 import { imageDetections, ImageDetection, isDetectionShape } from './detections';
@@ -91,12 +92,40 @@ export async function modelPlacement(
 }
 
 /**
- * A sample image through plain `/infer`, on either runtime: decoded and preprocessed here, by the same Caffe
- * preprocessing code the modelship server runs (resize, center crop, BGR, mean), and sent as a [1, 3, H, W] FP32
- * tensor; the top-k of the first output. (modelship's own /classify route is not a Triton route.)
+ * One FP32 tensor through plain inference: `/infer` with binary outputs over HTTP (a Transport), ModelInfer over gRPC
+ * (a KServeGrpcClient). `status` is the HTTP status (200 over gRPC when it answered); a failed gRPC call has status 0
+ * and its error names the gRPC status or says there was no answer.
+ */
+async function inferTensor(
+  t: Transport | KServeGrpcClient,
+  modelName: string,
+  input: { name: string; shape: number[]; data: Float32Array },
+  o: { outputs?: string[]; headers?: Headers; errorChars: number },
+): Promise<{ status: number; outputs: DecodedTensor[]; error?: string }> {
+  if (t instanceof KServeGrpcClient) {
+    try {
+      return { status: 200, ...(await t.infer(modelName, [input], { outputs: o.outputs, headers: o.headers })) };
+    } catch (e) {
+      return { status: 0, outputs: [], error: (e as Error).message };
+    }
+  }
+  const req = encodeInferRequest([input], { binaryOutputs: true, ...(o.outputs ? { outputs: o.outputs.map((name) => ({ name, binary: true })) } : {}) });
+  const r = await t(`/v2/models/${modelName}/infer`, {
+    body: req.body,
+    headers: { ...(o.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' },
+  });
+  if (r.status !== 200) return { status: r.status, outputs: [], error: r.body.toString().slice(0, o.errorChars) };
+  return { status: 200, outputs: decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs };
+}
+
+/**
+ * A sample image through plain inference (`/infer` over HTTP, ModelInfer over gRPC), on either runtime: decoded and
+ * preprocessed here, by the same Caffe preprocessing code the modelship server runs (resize, center crop, BGR, mean),
+ * and sent as a [1, 3, H, W] FP32 tensor; the top-k of the first output. (modelship's own /classify route is not a
+ * Triton route.)
  */
 export async function classifyImage(
-  t: Transport,
+  t: Transport | KServeGrpcClient,
   request: { modelName: string; meta: ModelMeta; image: Buffer; k: number; headers?: Headers; preprocess?: Preprocess },
 ): Promise<{ status: number; top: { index: number; score: number }[]; error?: string }> {
   const input = request.meta.inputs[0];
@@ -104,13 +133,9 @@ export async function classifyImage(
   if (input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
     return { status: 0, top: [], error: `input "${input.name}" has shape [${input.shape.join(', ')}], not [N, 3, H, W]: a sample image cannot be fed to it` };
   const x = imageToTensor(request.image, h, w, request.preprocess ?? GOOGLENET_PREPROCESS);
-  const req = encodeInferRequest([{ name: input.name, shape: [1, 3, h, w], data: x }], { binaryOutputs: true });
-  const r = await t(`/v2/models/${request.modelName}/infer`, {
-    body: req.body,
-    headers: { ...(request.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' },
-  });
-  if (r.status !== 200) return { status: r.status, top: [], error: r.body.toString().slice(0, 200) };
-  const out = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs[0];
+  const r = await inferTensor(t, request.modelName, { name: input.name, shape: [1, 3, h, w], data: x }, { headers: request.headers, errorChars: 200 });
+  if (r.status !== 200) return { status: r.status, top: [], error: r.error };
+  const out = r.outputs[0];
   const count = out.data.length / (out.shape[0] || 1);
   return { status: 200, top: topClasses(out.data, 0, count, request.k).map((i) => ({ index: i, score: out.data[i] })) };
 }
@@ -126,17 +151,18 @@ export function detectionOutput(meta: ModelMeta): string | undefined {
 }
 
 /**
- * A sample image's detections in its own pixels, on either runtime, with only what that server defines. modelship:
- * its `/detect` route (the server's own preprocessing). Triton: decoded and preprocessed here as the modelship server
- * does for /detect (the whole image resized to the input, channel order, mean, scale), a [1, 3, H, W] tensor to
- * `/infer`, and the detection table read here: rows of image 0 with score ≥ `threshold`, corners times the image's
- * width and height, highest score first.
+ * A sample image's detections in its own pixels, on either runtime, with only what that server defines. modelship
+ * over HTTP: its `/detect` route (the server's own preprocessing). Triton, or gRPC (which has no /detect): decoded
+ * and preprocessed here as the modelship server does for /detect (the whole image resized to the input, channel
+ * order, mean, scale), a [1, 3, H, W] tensor to `/infer` (ModelInfer over gRPC), and the detection table read here:
+ * rows of image 0 with score ≥ `threshold`, corners times the image's width and height, highest score first.
  */
 export async function detectImage(
-  t: Transport,
+  t: Transport | KServeGrpcClient,
   request: { runtime: Runtime; modelName: string; meta: ModelMeta; image: Buffer; threshold: number; headers?: Headers; preprocess?: Preprocess },
-): Promise<{ status: number; route: '/detect' | '/infer'; detections: ImageDetection[]; width?: number; height?: number; error?: string }> {
-  if (request.runtime === 'modelship') {
+): Promise<{ status: number; route: '/detect' | '/infer' | 'ModelInfer'; detections: ImageDetection[]; width?: number; height?: number; error?: string }> {
+  const route = t instanceof KServeGrpcClient ? ('ModelInfer' as const) : ('/infer' as const);
+  if (request.runtime === 'modelship' && !(t instanceof KServeGrpcClient)) {
     const r = await t(`/v2/models/${request.modelName}/detect?threshold=${request.threshold}`, {
       body: request.image,
       headers: { ...(request.headers ?? {}), 'content-type': 'application/octet-stream' },
@@ -145,7 +171,7 @@ export async function detectImage(
     const j = json<{ detections?: ImageDetection[]; width?: number; height?: number }>(r.body);
     return { status: 200, route: '/detect', detections: j.detections ?? [], width: j.width, height: j.height };
   }
-  const fail = (error: string) => ({ status: 0, route: '/infer' as const, detections: [], error });
+  const fail = (error: string) => ({ status: 0, route, detections: [], error });
   const input = request.meta.inputs[0];
   const [, c, h, w] = input.shape;
   if (request.meta.inputs.length !== 1 || input.shape.length !== 4 || c !== 3 || !(h > 0) || !(w > 0))
@@ -161,25 +187,28 @@ export async function detectImage(
   } catch (e) {
     return fail(`the sample image: ${(e as Error).message}`);
   }
-  const req = encodeInferRequest([{ name: input.name, shape: [1, 3, h, w], data: x.data }], { binaryOutputs: true, outputs: [{ name, binary: true }] });
-  const r = await t(`/v2/models/${request.modelName}/infer`, {
-    body: req.body,
-    headers: { ...(request.headers ?? {}), [HEADER_LENGTH]: req.headerLength, 'content-type': 'application/octet-stream' },
-  });
-  if (r.status !== 200) return { status: r.status, route: '/infer', detections: [], error: r.body.toString().slice(0, 300) };
-  const out = decodeInferResponse(r.body, r.headers[HEADER_LENGTH] === undefined ? undefined : Number(r.headers[HEADER_LENGTH])).outputs.find(
-    (t) => t.name === name,
+  const r = await inferTensor(
+    t,
+    request.modelName,
+    { name: input.name, shape: [1, 3, h, w], data: x.data },
+    {
+      outputs: [name],
+      headers: request.headers,
+      errorChars: 300,
+    },
   );
+  if (r.status !== 200) return { status: r.status, route, detections: [], error: r.error };
+  const out = r.outputs.find((o) => o.name === name);
   if (!out || out.shape.length !== 4 || out.shape[3] !== 7)
     return {
       status: 200,
-      route: '/infer',
+      route,
       detections: [],
       error: `output "${name}" came back ${out ? `with shape [${out.shape.join(', ')}], not a detection table [1, 1, D, 7]` : 'missing from the answer'}`,
     };
   return {
     status: 200,
-    route: '/infer',
+    route,
     detections: imageDetections(out.data, { threshold: request.threshold, width: x.width, height: x.height }),
     width: x.width,
     height: x.height,

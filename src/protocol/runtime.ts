@@ -26,6 +26,20 @@ export const SERVING_PORT = 8000;
 export const GRPC_PORT = 8001;
 export const METRICS_PORT = 8002;
 
+/** How smoke and the rollout's golden requests reach a server (input `protocol`): KServe v2 over HTTP or over gRPC. */
+export const PROTOCOLS = ['http', 'grpc'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/**
+ * The gRPC target of a URL: `grpc://host:port` (plaintext HTTP/2, as both runtimes serve it), `grpcs://host:port`
+ * (TLS, an ingress in front), or a bare `host:port`. Undefined when it is none of them.
+ */
+export function grpcTarget(url: string): { target: string; tls: boolean } | undefined {
+  const m = /^(?:(grpcs?):\/\/)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(url.trim());
+  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) return undefined;
+  return { target: `${m[2]}:${m[3]}`, tls: m[1] === 'grpcs' };
+}
+
 /** the user NVIDIA's Triton images provide (triton-server): the image runs as it, and so do its pods */
 export const TRITON_UID = 1000;
 

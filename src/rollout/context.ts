@@ -1,5 +1,7 @@
 import type { Logger } from '../stage';
-import { httpTransport, Transport } from '../shared/golden';
+import { GoldenTarget, httpTransport } from '../shared/golden';
+import { KServeGrpcClient } from '../protocol/kserve-grpc-client';
+import type { Protocol } from '../protocol/runtime';
 import type { Kube } from './kube';
 import { GateLedger, GateRecord } from './gates/ledger';
 import { Timeline } from './timeline';
@@ -25,16 +27,21 @@ export interface RolloutRun {
   stopDeadline(): void;
   /** ms left before rollout-timeout */
   remainingMs(): number;
-  /** where golden requests to `service` go: verify-url, else the Service through the API server's service proxy */
-  transport(service: string): Transport;
+  /**
+   * where golden requests to `service` go: verify-url, else the Service through the API server's service proxy;
+   * with protocol grpc, a gRPC client of verify-url (one connection for the run)
+   */
+  transport(service: string): GoldenTarget;
   /** latency p95 of the golden requests in ms, once measured */
   latencyP95Ms?: number;
 }
 
 export interface RunSettings {
   timeoutS: number;
-  /** verify-url ('' for the service proxy) */
+  /** verify-url ('' for the service proxy; grpc://host:port with protocol grpc) */
   verifyUrl: string;
+  /** how golden requests travel (input `protocol`; http when absent) */
+  protocol?: Protocol;
 }
 
 export class DeployRun implements RolloutRun {
@@ -45,6 +52,7 @@ export class DeployRun implements RolloutRun {
   private readonly controller = new AbortController();
   private readonly onSignal = (sig: NodeJS.Signals) => this.controller.abort(`cancelled (${sig})`);
   private deadline?: { startedAt: number; timer: NodeJS.Timeout };
+  private grpcClient?: KServeGrpcClient;
 
   constructor(
     readonly kube: Kube,
@@ -88,13 +96,17 @@ export class DeployRun implements RolloutRun {
     return Math.max(0, this.timeoutMs - (this.deadline ? Date.now() - this.deadline.startedAt : 0));
   }
 
-  transport(service: string): Transport {
+  transport(service: string): GoldenTarget {
+    // gRPC cannot go through the API server's service proxy (HTTP/1.1): the inputs require verify-url with it
+    if (this.settings.protocol === 'grpc') return (this.grpcClient ??= new KServeGrpcClient(this.settings.verifyUrl));
     return this.settings.verifyUrl ? httpTransport(this.settings.verifyUrl) : this.kube.serviceProxy(this.namespace, service, 'http');
   }
 
   /** The deploy is over: no deadline, no signal handlers. */
   close(): void {
     this.stopDeadline();
+    this.grpcClient?.close();
+    this.grpcClient = undefined;
     process.removeListener('SIGINT', this.onSignal);
     process.removeListener('SIGTERM', this.onSignal);
   }

@@ -84,7 +84,7 @@ async function namespaceIsThere(kube: Kube, namespace: string): Promise<boolean>
 /** The deploy: the namespace when it is new, the lease, the pull Secret, then the strategy to its decision. */
 async function deploy(kube: Kube, cfg: RolloutConfig, plan: RolloutPlan, admit: () => Promise<void>, log: Logger): Promise<StageResult> {
   const ns = cfg.namespace;
-  const run = new DeployRun(kube, ns, log, { timeoutS: cfg.timeoutS, verifyUrl: cfg.verifyUrl }, plan.gates);
+  const run = new DeployRun(kube, ns, log, { timeoutS: cfg.timeoutS, verifyUrl: cfg.verifyUrl, protocol: cfg.protocol }, plan.gates);
   // cancellation (SIGINT/SIGTERM from the runner) and the overall timeout both end in a roll back
   run.listenForCancellation();
   const lock = new DeployLock(kube, ns, cfg.app, plan.owner, cfg.leaseDurationS);

@@ -1,7 +1,7 @@
 import * as yaml from 'js-yaml';
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
-import type { Runtime } from '../protocol/runtime';
+import { grpcTarget, type Protocol, type Runtime } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { DEFAULT_QUERIES } from './prometheus';
 import { ComparisonThresholds, DEFAULT_COMPARISON_THRESHOLDS } from './analysis/judge';
@@ -360,6 +360,8 @@ export interface RolloutConfig {
   bakeTimeS: number;
   timeoutS: number;
   verifyUrl: string;
+  /** how golden requests travel: http, or grpc to verify-url (grpc://host:port) */
+  protocol: Protocol;
   verifyRequests: number;
   maxLatencyMs: number;
   reference?: string;
@@ -437,6 +439,7 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     bakeTimeS: r.num('bake-time'),
     timeoutS: r.int('rollout-timeout', 1),
     verifyUrl: raw('verify-url'),
+    protocol: s.protocol,
     verifyRequests: r.int('verify-requests', 0),
     maxLatencyMs: r.num('max-latency-ms'),
     reference: s.reference,
@@ -493,7 +496,20 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
         "is required with api-key-secret: the API server's service proxy drops the Authorization header, so golden requests need a direct URL to the canary",
       );
     if (rollout.prometheus && !/^https?:\/\//.test(rollout.prometheus.url)) fail('prometheus-url', `expected an http(s) URL, got "${rollout.prometheus.url}"`);
-    if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl)) fail('verify-url', `expected an http(s) URL, got "${rollout.verifyUrl}"`);
+    if (rollout.protocol === 'grpc') {
+      // the API server's service proxy speaks HTTP/1.1: gRPC (HTTP/2) needs a direct address of the canary
+      if (!rollout.verifyUrl)
+        fail(
+          'verify-url',
+          "is required with protocol grpc: the API server's service proxy carries HTTP/1.1 only, so golden requests over gRPC need the canary's gRPC address, grpc://host:port (grpcs:// for TLS)",
+        );
+      if (!/^grpcs?:\/\//.test(rollout.verifyUrl) || !grpcTarget(rollout.verifyUrl))
+        fail('verify-url', `with protocol grpc, expected the canary's gRPC address grpc://host:port (grpcs:// for TLS), got "${rollout.verifyUrl}"`);
+    } else if (rollout.verifyUrl && !/^https?:\/\//.test(rollout.verifyUrl))
+      fail(
+        'verify-url',
+        `expected an http(s) URL, got "${rollout.verifyUrl}"${/^grpcs?:/.test(rollout.verifyUrl) ? ' (a gRPC address needs protocol: grpc)' : ''}`,
+      );
   }
   return rollout;
 }

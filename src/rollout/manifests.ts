@@ -1,5 +1,5 @@
 import { ModelshipError } from '../util/errors';
-import { METRICS_PORT as SERVING_METRICS_PORT, Runtime, SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../protocol/runtime';
+import { GRPC_PORT, METRICS_PORT as SERVING_METRICS_PORT, Runtime, SERVER_DRAIN_TIMEOUT_S, TRITON_UID } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 
 /**
@@ -135,6 +135,7 @@ function modelshipEnv(s: DeploySpec): Record<string, unknown>[] {
   const env: Record<string, unknown>[] = [
     { name: SERVE_SETTINGS.modelName.env, value: s.modelName },
     { name: SERVE_SETTINGS.port.env, value: String(s.port) },
+    { name: SERVE_SETTINGS.grpcPort.env, value: String(GRPC_PORT) },
     { name: SERVE_SETTINGS.metricsPort.env, value: String(s.metricsPort) },
     // the preStop hook has already kept the pod serving for drain-delay seconds while it left the Service's
     // endpoints: on SIGTERM the server only sheds its keep-alive clients (Connection: close) for a moment, then
@@ -176,6 +177,8 @@ function container(s: DeploySpec): Record<string, unknown> {
     imagePullPolicy: 'IfNotPresent',
     ports: [
       { name: 'http', containerPort: s.port, protocol: 'TCP' },
+      // KServe v2 over gRPC: modelship's MODELSHIP_GRPC_PORT, Triton's --grpc-port (its image's CMD)
+      { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
       { name: 'metrics', containerPort: s.metricsPort, protocol: 'TCP' },
     ],
     ...(triton ? {} : { env: modelshipEnv(s) }),
@@ -294,8 +297,15 @@ export function service(s: DeploySpec, which: 'main' | 'canary'): K8sObject {
       namespace: s.namespace,
       labels: { ...selectorLabels(s.app), 'app.kubernetes.io/managed-by': 'modelship' },
     },
-    // protocol is explicit (TCP, the default; the server-side apply of Kubernetes before 1.21 required it)
-    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+    // protocol is explicit (TCP, the default; the server-side apply of Kubernetes before 1.21 required it). Clients
+    // call KServe v2 over HTTP or gRPC; the metrics port is scraped from the pods (their annotations), not served here
+    spec: {
+      selector,
+      ports: [
+        { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+        { name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP' },
+      ],
+    },
   };
 }
 

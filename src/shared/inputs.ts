@@ -1,6 +1,6 @@
 import { parsePreprocess, Preprocess } from '../protocol/preprocess';
 import { fail, InputSpec, Reader, STAGES } from '../inputs';
-import { DEFAULT_TRITON_RELEASE, RUNTIMES, Runtime, tritonImageFor } from '../protocol/runtime';
+import { DEFAULT_TRITON_RELEASE, GRPC_PORT, PROTOCOLS, Protocol, RUNTIMES, Runtime, tritonImageFor } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 
 /** Inputs that several stages read (each stage's own inputs live beside it, in src/<stage>/inputs.ts). */
@@ -51,6 +51,13 @@ export const SHARED_INPUTS: InputSpec[] = [
     default: 'modelship',
     kind: 'string',
     stages: ['image', 'smoke', 'rollout', 'preview'],
+  },
+  {
+    name: 'protocol',
+    description: `smoke, rollout: how the golden requests travel: http (KServe v2 over HTTP, port 8000) or grpc (KServe v2 over gRPC, inference.GRPCInferenceService on port ${GRPC_PORT}, on either runtime). smoke: readiness (ServerReady), the server's and the model's metadata, the reference batches, the sample image and the latency over gRPC; where the model runs is still read over HTTP. rollout: the canary's golden requests and the bake's, to verify-url given as grpc://host:port (grpcs:// for TLS): the API server's service proxy carries HTTP/1.1 only.`,
+    default: 'http',
+    kind: 'string',
+    stages: ['smoke', 'rollout'],
   },
   {
     name: 'triton-release',
@@ -146,6 +153,8 @@ export interface SharedConfig {
   tolerance: number;
   model: string;
   runtime: Runtime;
+  /** how golden requests travel (smoke, rollout) */
+  protocol: Protocol;
   tritonRelease: string;
   /** the Triton server image: triton-image, else nvcr.io/nvidia/tritonserver:<triton-release>-py3 */
   tritonImage: string;
@@ -180,6 +189,7 @@ export function readSharedConfig(r: Reader): SharedConfig {
     tolerance: r.num('tolerance'),
     model: r.raw('model'),
     runtime: r.oneOf('runtime', RUNTIMES),
+    protocol: r.oneOf('protocol', PROTOCOLS),
     tritonRelease,
     tritonImage: r.raw('triton-image') || tritonImageFor(tritonRelease),
     batchSizes: parseBatches(r.raw('batch-sizes')),

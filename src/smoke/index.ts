@@ -6,8 +6,9 @@ import { Logger, StageResult } from '../stage';
 import { ModelshipError } from '../util/errors';
 import { runProcess } from '../util/proc';
 import { referenceBatches } from '../shared/reference';
-import { goldenRequests, GOLDEN_TABLE_HEAD, httpTransport, measureLatency, percentile, Transport } from '../shared/golden';
-import { SERVING_PORT } from '../protocol/runtime';
+import { goldenRequests, GOLDEN_TABLE_HEAD, GoldenRequest, GoldenTarget, httpTransport, measureLatency, percentile, Transport } from '../shared/golden';
+import { GRPC_PORT, SERVING_PORT } from '../protocol/runtime';
+import { KServeGrpcClient } from '../protocol/kserve-grpc-client';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { classifyImage, detectImage, detectionOutput, detectServer, modelPlacement, ModelMeta, ServerInfo } from '../protocol/kserve-client';
 import { formatBox, iou, matchDetections, ExpectedDetection, ImageDetection } from '../protocol/detections';
@@ -45,6 +46,8 @@ export function planSmoke(
       `dev.modelship.owner=${owner}`,
       '-p',
       `127.0.0.1::${SERVING_PORT}`,
+      // over gRPC, its port too (HTTP stays: readiness, and where the model runs, which only modelship's HTTP metadata says)
+      ...(cfg.protocol === 'grpc' ? ['-p', `127.0.0.1::${GRPC_PORT}`] : []),
       ...(cfg.gpu ? ['--gpus', 'all'] : []),
       ...env,
       cfg.image,
@@ -123,6 +126,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   };
   let summary = '## modelship smoke\n\n';
   let logTail = '';
+  let grpcClient: KServeGrpcClient | undefined;
   try {
     const pull = await log.group(`docker pull ${cfg.image}`, () => docker(plan.pull, log.info));
     if (pull.code !== 0) {
@@ -165,22 +169,38 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       await new Promise((r) => setTimeout(r, 250));
     }
     if (!ready) throw new ModelshipError('io', `the server was not ready within ${cfg.readyTimeoutS} s`);
+    // over gRPC: the same server on its gRPC port must say it is ready too (ServerReady), within what is left
+    let target: GoldenTarget = t;
+    if (cfg.protocol === 'grpc') {
+      const grpcPort = (await docker(['port', name, `${GRPC_PORT}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+      if (!grpcPort) throw new ModelshipError('io', `the container published no gRPC port (${GRPC_PORT})`);
+      grpcClient = new KServeGrpcClient(`127.0.0.1:${grpcPort}`, { headers: auth });
+      target = grpcClient;
+      log.info(`KServe v2 over gRPC on 127.0.0.1:${grpcPort}`);
+      while (!(await grpcClient.ready(2000))) {
+        if (Date.now() - t0 > cfg.readyTimeoutS * 1000)
+          throw new ModelshipError(
+            'io',
+            `the server answered HTTP but was not ready over gRPC (ServerReady on port ${GRPC_PORT}) within ${cfg.readyTimeoutS} s`,
+          );
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
     const readyMs = Date.now() - t0;
     log.info(`ready after ${readyMs} ms`);
     // what answers: the runtime decides what else may be asked (only what that server defines)
     let server: ServerInfo;
     try {
-      server = await detectServer(t, auth);
+      server = grpcClient ? await grpcClient.server() : await detectServer(t, auth);
     } catch (e) {
       throw new ModelshipError('io', (e as Error).message);
     }
     log.info(`the server is ${server.name} ${server.version}`);
     if (server.runtime !== cfg.runtime)
-      failures.push(`the image was meant for runtime ${cfg.runtime}, but its server says it is ${server.name} ${server.version} (GET /v2)`);
-    const mr = await t(`/v2/models/${cfg.modelName}`, { headers: auth });
-    const meta = JSON.parse(mr.body.toString() || '{}') as Partial<ModelMeta> & { error?: string };
-    if (mr.status !== 200 || !meta.inputs)
-      throw new ModelshipError('io', `model metadata of "${cfg.modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
+      failures.push(
+        `the image was meant for runtime ${cfg.runtime}, but its server says it is ${server.name} ${server.version} (${grpcClient ? 'gRPC ServerMetadata' : 'GET /v2'})`,
+      );
+    const meta = grpcClient ? await grpcModelMeta(grpcClient, cfg.modelName) : await httpModelMeta(t, cfg.modelName, auth);
     const placement = await modelPlacement(t, server, cfg.modelName, auth);
     if (cfg.gpu) {
       const g = await docker(plan.gpuQuery);
@@ -191,9 +211,9 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     summary += `Image \`${cfg.image}\` ready in ${readyMs} ms: ${server.name} ${server.version}, ${placement.detail}${outputs['gpu-info'] ? `, GPU ${outputs['gpu-info']}` : ''}.\n\n`;
 
     // golden requests: the parity reference
-    let goldenBody: { body: Buffer; headerLength: number } | undefined;
+    let goldenBody: GoldenRequest | undefined;
     if (cfg.reference) {
-      const g = await goldenRequests(t, {
+      const g = await goldenRequests(target, {
         reference: cfg.reference,
         modelName: cfg.modelName,
         inputName: meta.inputs[0].name,
@@ -206,7 +226,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       summary += `### Golden requests (the parity reference)\n\n${[...GOLDEN_TABLE_HEAD, ...g.rows].join('\n')}\n\n`;
     }
     // golden request: a sample image, a detection model's detections or a classifier's top-1
-    const detector = detectionOutput(meta as ModelMeta);
+    const detector = detectionOutput(meta);
     if (cfg.sampleImage && detector && cfg.expectedTop1 !== '') {
       failures.push(
         `expected-top1 is given, but model "${cfg.modelName}" is a detection model (output ${detector}, a table of detections): give expected-detections instead`,
@@ -214,10 +234,10 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     } else if (cfg.sampleImage && (cfg.expectedDetections || detector)) {
       const threshold = cfg.detectionThreshold ?? 0.5;
       const r = detector
-        ? await detectImage(t, {
+        ? await detectImage(target, {
             runtime: server.runtime,
             modelName: cfg.modelName,
-            meta: meta as ModelMeta,
+            meta,
             image: fs.readFileSync(cfg.sampleImage),
             threshold,
             headers: auth,
@@ -232,9 +252,9 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
         );
       if (check.failure) failures.push(check.failure);
     } else if (cfg.sampleImage) {
-      const r = await classifyImage(t, {
+      const r = await classifyImage(target, {
         modelName: cfg.modelName,
-        meta: meta as ModelMeta,
+        meta,
         image: fs.readFileSync(cfg.sampleImage),
         k: 5,
         headers: auth,
@@ -249,8 +269,9 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
 
     // latency and throughput
     if (cfg.requests > 0 && goldenBody) {
+      // over HTTP, keep-alive connections, one per client; over gRPC, the clients' calls share one HTTP/2 connection
       const agent = new http.Agent({ keepAlive: true, maxSockets: cfg.concurrency });
-      const m = await measureLatency(httpTransport(base, agent), `/v2/models/${cfg.modelName}/infer`, goldenBody, cfg.requests, cfg.concurrency, auth);
+      const m = await measureLatency(grpcClient ?? httpTransport(base, agent), cfg.modelName, goldenBody, cfg.requests, cfg.concurrency, auth);
       agent.destroy();
       const lat = m.sorted;
       const errors = m.errors;
@@ -261,7 +282,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       outputs['latency-p99-ms'] = p.p99.toFixed(2);
       outputs['throughput-rps'] = (cfg.requests / wall).toFixed(1);
       if (errors) failures.push(`${errors} of ${cfg.requests} latency requests failed`);
-      summary += `### Latency (${cfg.requests} requests, concurrency ${cfg.concurrency}, batch 1)\n\np50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} requests/s\n\n${latencyChart(p)}\n\n`;
+      summary += `### Latency (${cfg.requests} requests over ${grpcClient ? 'gRPC' : 'HTTP'}, concurrency ${cfg.concurrency}, batch 1)\n\np50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} requests/s\n\n${latencyChart(p)}\n\n`;
       log.info(
         `latency p50 ${outputs['latency-p50-ms']} ms, p95 ${outputs['latency-p95-ms']} ms, p99 ${outputs['latency-p99-ms']} ms; ${outputs['throughput-rps']} req/s`,
       );
@@ -274,6 +295,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
       const l = await docker(plan.logs);
       logTail = (l.stdout + l.stderr).trim();
     }
+    grpcClient?.close();
     await cleanup();
     session.close();
     process.removeListener('SIGINT', onSignal);
@@ -287,6 +309,24 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   }
   outputs.smoke = 'pass';
   return { outputs, summary, ok: true };
+}
+
+/** The model's metadata over HTTP (GET /v2/models/<name>), with modelship's parameters (its provider, its detection outputs). */
+async function httpModelMeta(t: Transport, modelName: string, auth: Record<string, string>): Promise<ModelMeta> {
+  const mr = await t(`/v2/models/${modelName}`, { headers: auth });
+  const meta = JSON.parse(mr.body.toString() || '{}') as Partial<ModelMeta> & { error?: string };
+  if (mr.status !== 200 || !meta.inputs)
+    throw new ModelshipError('io', `model metadata of "${modelName}" unavailable (HTTP ${mr.status}): ${meta.error ?? mr.body.toString().slice(0, 200)}`);
+  return meta as ModelMeta;
+}
+
+/** The model's metadata over gRPC (ModelMetadata): its inputs and outputs. */
+async function grpcModelMeta(c: KServeGrpcClient, modelName: string): Promise<ModelMeta> {
+  try {
+    return await c.modelMetadata(modelName);
+  } catch (e) {
+    throw new ModelshipError('io', `model metadata of "${modelName}" unavailable: ${(e as Error).message}`);
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
-import type { Runtime } from '../protocol/runtime';
+import type { Protocol, Runtime } from '../protocol/runtime';
 import { parseExpectedDetections, ExpectedDetection } from '../protocol/detections';
 import type { Preprocess } from '../protocol/preprocess';
 
@@ -73,6 +73,8 @@ export interface SmokeConfig {
   image: string;
   /** the runtime the image was built for; smoke checks it against what the server says (GET /v2) */
   runtime: Runtime;
+  /** how the golden requests, readiness, metadata and latency travel: KServe v2 over HTTP or gRPC (input `protocol`) */
+  protocol: Protocol;
   /** accept a tag instead of a digest (local use only; the action always passes the digest) */
   allowTag?: boolean;
   modelName: string;
@@ -115,6 +117,7 @@ export function readSmokeConfig(r: Reader, s: SharedConfig): SmokeConfig {
   return {
     image: s.image,
     runtime: s.runtime,
+    protocol: s.protocol,
     modelName: s.modelName,
     reference: s.reference,
     tolerance: s.tolerance,

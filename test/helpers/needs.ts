@@ -90,7 +90,7 @@ const CHECKS: Record<Need, { what: string; start: string; check: () => string }>
   },
   compose: {
     what: "Debian's docker-compose",
-    start: 'as root: apt-get install docker-compose (scripts/test.sh does)',
+    start: "as root: lab/up.sh docker (it installs Debian's docker-compose)",
     check: () => (fs.existsSync('/usr/bin/docker-compose') ? '' : '/usr/bin/docker-compose: not found'),
   },
   node24: {

@@ -1,4 +1,4 @@
-import { decodeInferResponse, HEADER_LENGTH } from '../../protocol/kserve';
+import { sendGolden } from '../../shared/golden';
 import { bake, GateFailure } from '../health';
 import { authorization } from './golden';
 import type { Gate, GateContext } from './gate';
@@ -29,12 +29,7 @@ function goldenTick(ctx: GateContext, request: { modelName: string; apiKey: stri
   const service = ctx.release.service;
   const transport = ctx.transport(service);
   return async () => {
-    const r = await transport(`/v2/models/${request.modelName}/infer`, {
-      body: golden.body,
-      headers: { ...authorization(request.apiKey), [HEADER_LENGTH]: golden.headerLength },
-    });
-    if (r.status !== 200)
-      throw new GateFailure(`during the bake window: a golden request to ${service} answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
-    decodeInferResponse(r.body, Number(r.headers[HEADER_LENGTH]));
+    const r = await sendGolden(transport, request.modelName, golden, authorization(request.apiKey));
+    if (r.failure !== undefined) throw new GateFailure(`during the bake window: a golden request to ${service} ${r.failure.slice(0, 300)}`);
   };
 }

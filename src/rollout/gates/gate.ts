@@ -1,6 +1,6 @@
 import type { Kube } from '../kube';
 import type { PodView } from '../health';
-import type { Transport } from '../../shared/golden';
+import type { GoldenRequest, GoldenTarget } from '../../shared/golden';
 import type { OpenWindow } from '../analysis/window';
 
 /**
@@ -28,7 +28,7 @@ export interface Release {
 /** What the gates before found, for the ones after: the release's Ready pods, the golden request the bake repeats. */
 export interface Findings {
   pods: PodView[];
-  goldenRequest?: { body: Buffer; headerLength: number };
+  goldenRequest?: GoldenRequest;
   /** the analysis window opened before the bake (gates/comparison.ts), judged after it */
   analysis?: { window: OpenWindow; opened: number; source: string };
 }
@@ -52,8 +52,11 @@ export interface GateContext {
   remainingMs(): number;
   /** a progress line for the log (a Deployment's rollout) */
   progress(line: string): void;
-  /** where golden requests to `service` go: verify-url, else the Service through the API server's service proxy */
-  transport(service: string): Transport;
+  /**
+   * where golden requests to `service` go: verify-url, else the Service through the API server's service proxy;
+   * with protocol grpc, a gRPC client of verify-url
+   */
+  transport(service: string): GoldenTarget;
   readonly found: Findings;
   observed(observation: Observation): void;
 }

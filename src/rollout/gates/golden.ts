@@ -1,4 +1,6 @@
-import { goldenRequests, measureLatency, percentile, Transport, GOLDEN_TABLE_HEAD } from '../../shared/golden';
+import { goldenRequests, measureLatency, percentile, GoldenTarget, GOLDEN_TABLE_HEAD } from '../../shared/golden';
+import { KServeGrpcClient, KServeGrpcError } from '../../protocol/kserve-grpc-client';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { GateFailure, sleep } from '../health';
 import type { Gate, GateContext, GateResult } from './gate';
 
@@ -46,7 +48,7 @@ async function sendGoldenRequests(ctx: GateContext, s: GoldenSettings): Promise<
   if (res.failures.length) throw new GateFailure(`golden requests to ${service}: ${res.failures[0]}`, [...res.failures, ...table]);
   let p95: number | undefined;
   if (res.batch1 && s.verifyRequests > 0) {
-    const m = await measureLatency(transport, `/v2/models/${s.modelName}/infer`, res.batch1, s.verifyRequests, 1, headers);
+    const m = await measureLatency(transport, s.modelName, res.batch1, s.verifyRequests, 1, headers);
     p95 = percentile(m.sorted, 95);
     ctx.observed({ latencyP95Ms: p95 });
     if (m.errors) throw new GateFailure(`${m.errors} of ${s.verifyRequests} golden requests to ${service} failed: ${m.firstError}`);
@@ -60,14 +62,28 @@ async function sendGoldenRequests(ctx: GateContext, s: GoldenSettings): Promise<
   return { passes: true, detail: `${res.compared} outputs match the reference${latency}`, evidence: table, found: { goldenRequest: res.batch1 } };
 }
 
-/** The model's metadata from `service`; the proxy answers 503 until the Service's endpoints catch up with the pods' readiness. */
+/**
+ * The model's metadata from `service`; the proxy answers 503 until the Service's endpoints catch up with the pods'
+ * readiness (over gRPC: no answer yet, or UNAVAILABLE, from what is in front of the canary).
+ */
 async function modelMetadata(
-  transport: Transport,
+  transport: GoldenTarget,
   service: string,
   modelName: string,
   headers: Record<string, string>,
   signal: AbortSignal,
 ): Promise<{ inputs?: { name: string }[] }> {
+  if (transport instanceof KServeGrpcClient) {
+    for (let i = 0; ; i++) {
+      try {
+        return await transport.modelMetadata(modelName, { headers });
+      } catch (e) {
+        const retry = e instanceof KServeGrpcError && (e.source !== 'server' || e.code === grpcStatus.UNAVAILABLE);
+        if (i >= 20 || !retry) throw new GateFailure(`model metadata from ${service} over gRPC: ${(e as Error).message}`);
+      }
+      await sleep(500, signal);
+    }
+  }
   for (let i = 0; ; i++) {
     const r = await transport(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 }).catch((e: Error) => ({
       status: 0,
