@@ -57,6 +57,15 @@ for name in triton-client opencv; do
     cp "test/requirements-$name.txt" ".venv-$name/requirements.txt"
   fi
 done
+# Debian's libb64-0d, which perf_analyzer (a binary in the triton-client venv, tritonclient's wheel) links beside the
+# venv's libcudart.so.12: `apt-get download`, unpacked into .deb-cache/libb64-0d/, not installed
+# (test/helpers/perf-analyzer.ts puts both on LD_LIBRARY_PATH)
+if [ ! -e .deb-cache/libb64-0d/usr/lib/x86_64-linux-gnu/libb64.so.0d ]; then
+  rm -rf .deb-cache && mkdir -p .deb-cache
+  get() { (cd .deb-cache && apt-get download -q -o APT::Sandbox::User=root libb64-0d >&2); }
+  get || { [ "$(id -u)" = 0 ] && apt-get update -qq && get; } || { echo "scripts/test.sh: apt-get download libb64-0d failed (run apt-get update)" >&2; exit 1; }
+  dpkg-deb -x .deb-cache/libb64-0d_*.deb .deb-cache/libb64-0d
+fi
 npx tsc --noEmit
 # the layers of src/ and the rules between them (.dependency-cruiser.cjs; README, "How it is built")
 npm run --silent lint:deps

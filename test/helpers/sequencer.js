@@ -28,6 +28,7 @@ const SECONDS = {
   'rollout-basic.lab.test.ts': 75,
   'pack.tools.test.ts': 60,
   'image-triton.lab.test.ts': 60,
+  'perf-analyzer.lab.test.ts': 60,
 };
 
 class SlowestFirst extends Sequencer {
