@@ -13,6 +13,7 @@ import { checkCalibrationCache, parseNvidiaSmi, parsePullDigest, parseTensorRTVe
 import { imageTensorRTVersion, localImageEnv, PlanMetadata, tensorrtRelease, tensorRTVersionFromEnv } from '../shared/tensorrt';
 import { VERSION } from '../version';
 import { convertToFloat16 } from './fp16';
+import { chooseLrnForm, lrnMarkdown, LrnRecord } from './lrn';
 
 /** The parity tolerance of float16 artifacts (float32 models use the `tolerance` input). */
 export const FP16_TOLERANCE = 2e-3;
@@ -51,13 +52,20 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
     if (cfg.fp16 && cfg.executionProvider !== 'cuda')
       throw new ModelshipError('input', 'input "fp16": float16 artifacts are for GPU execution providers; set execution-provider to cuda', { field: 'fp16' });
     const level = cfg.executionProvider === 'cuda' ? 'basic' : 'extended';
+    // the LRN op, or the same function in primitive operators where that runs faster (src/compile/lrn.ts)
+    const lrn = await chooseLrnForm(
+      source,
+      { setting: cfg.lrn, executionProvider: cfg.executionProvider, inputs: info.inputs, reference: cfg.reference, tolerance: cfg.tolerance, file: cfg.model },
+      log,
+    );
+    if (lrn.record) meta.lrn = lrn.record;
     bytes = await log.group(`Optimize with ONNX Runtime (${level}, for the ${cfg.executionProvider} execution provider)`, async () => {
       const ort = loadOrt();
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'modelship-compile-'));
       try {
         const out = path.join(tmp, 'optimized.onnx');
         const t0 = Date.now();
-        const s = await ort.InferenceSession.create(source, { executionProviders: ['cpu'], graphOptimizationLevel: level, optimizedModelFilePath: out });
+        const s = await ort.InferenceSession.create(lrn.model, { executionProviders: ['cpu'], graphOptimizationLevel: level, optimizedModelFilePath: out });
         await s.release();
         const b = fs.readFileSync(out);
         log.info(`optimized in ${Date.now() - t0} ms: ${source.length} → ${b.length} bytes`);
@@ -101,6 +109,7 @@ export async function runCompile(cfg: CompileConfig, log: Logger): Promise<Stage
   writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
   const ok = !report || report.status === 'pass';
   let summary = `## modelship compile\n\n\`${cfg.model}\` → \`${artifact}\` (${cfg.target}, sha256 \`${digest.slice(0, 16)}…\`, ${bytes.length} bytes)\n\n`;
+  if (meta.lrn) summary += lrnMarkdown(meta.lrn as LrnRecord) + '\n';
   if (report) summary += parityMarkdown(report).replace('### Parity against Caffe', '### Parity of the optimized model against Caffe');
   const trt = meta.tensorrt as PlanMetadata | undefined;
   if (trt)

@@ -28,6 +28,14 @@ export const COMPILE_INPUTS: InputSpec[] = [
     stages: ['compile'],
   },
   {
+    name: 'lrn',
+    description:
+      "compile (onnxruntime): the form of LRN layers in the artifact: op (ONNX LRN), primitive (the same function in Mul, AveragePool, Sqrt or Pow, Div, checked against the op), or auto: for execution-provider cpu the faster of the two on the bundled ONNX Runtime, measured while compiling (ONNX Runtime's CPU LRN kernel is ~3x slower after 1.20); for cuda the op. The choice and its figures go to the summary and <artifact>.json.",
+    default: 'auto',
+    kind: 'string',
+    stages: ['compile'],
+  },
+  {
     name: 'tensorrt-image',
     description:
       'compile (tensorrt): the image that runs trtexec (a mirror, or repository@sha256:...); empty means nvcr.io/nvidia/tensorrt:<triton-release>-py3.',
@@ -82,6 +90,8 @@ export interface CompileConfig {
   target: 'onnxruntime' | 'tensorrt';
   artifact: string;
   executionProvider: 'cpu' | 'cuda';
+  /** lrn: the LRN form of an onnxruntime artifact (src/compile/lrn.ts) */
+  lrn: 'auto' | 'op' | 'primitive';
   batchSizes: [number, number, number];
   fp16: boolean;
   int8: boolean;
@@ -102,6 +112,7 @@ export function readCompileConfig(r: Reader, s: SharedConfig): CompileConfig {
     target: r.oneOf('target', ['onnxruntime', 'tensorrt'] as const),
     artifact: r.raw('artifact'),
     executionProvider: r.oneOf('execution-provider', ['cpu', 'cuda'] as const),
+    lrn: r.oneOf('lrn', ['auto', 'op', 'primitive'] as const),
     batchSizes: s.batchSizes,
     fp16: r.bool('fp16'),
     int8: r.bool('int8'),
@@ -113,5 +124,8 @@ export function readCompileConfig(r: Reader, s: SharedConfig): CompileConfig {
     tolerance: s.tolerance,
   };
   if (c.int8 && c.target !== 'tensorrt') fail('int8', 'is only for target tensorrt');
+  if (c.lrn === 'primitive' && c.target !== 'onnxruntime') fail('lrn', 'primitive is for target onnxruntime (TensorRT runs the LRN op natively)');
+  // x² of activations in the hundreds passes float16's largest value, 65504: the squares would be inf
+  if (c.lrn === 'primitive' && c.fp16) fail('lrn', 'primitive is float32 only: its squares overflow float16');
   return c;
 }

@@ -3,8 +3,10 @@ import { LayerContext, LayerHandler } from './types';
 import { scalar } from './common';
 
 /**
- * LRN. ACROSS_CHANNELS → ONNX LRN (bias = k). WITHIN_CHANNEL follows Caffe's decomposition:
- * x · (1 + alpha · avgpool(x², local_size, pad (size-1)/2))^(-beta); Caffe does not use k there.
+ * LRN. ACROSS_CHANNELS → ONNX LRN (bias = k): the portable form, which CUDA and TensorRT run natively; the compile
+ * stage rewrites it into primitive operators for the CPU where that measures faster (src/compile/lrn.ts).
+ * WITHIN_CHANNEL follows Caffe's decomposition: x / (1 + alpha · avgpool(x², local_size, pad (size-1)/2))^beta
+ * (Caffe's AVE pooling divides by size² everywhere at stride 1: count_include_pad); Caffe does not use k there.
  */
 export const lrn: LayerHandler = {
   types: ['LRN'],
@@ -30,9 +32,27 @@ export const lrn: LayerHandler = {
     ctx.g.node('Mul', [avg, scalar(ctx, 'alpha', alpha)], [scaled]);
     const shifted = ctx.tmp('shifted');
     ctx.g.node('Add', [scaled, scalar(ctx, 'one', 1)], [shifted]);
-    const pw = ctx.tmp('pow');
-    ctx.g.node('Pow', [shifted, scalar(ctx, 'neg_beta', -beta)], [pw]);
-    ctx.g.node('Mul', [x.name, pw], [ctx.out()], {}, ctx.layer.name);
+    ctx.g.node('Div', [x.name, power(ctx, shifted, beta)], [ctx.out()], {}, ctx.layer.name);
     return [x.shape];
   },
 };
+
+/**
+ * base^beta. Caffe's nets use beta 0.75, which is √b·√√b: two square roots cost a fraction of Pow's per-value
+ * exp/log on ONNX Runtime's CPU kernels, within an ulp or two of it.
+ */
+function power(ctx: LayerContext, base: string, beta: number): string {
+  if (beta === 1) return base;
+  const out = ctx.tmp('pow');
+  if (beta !== 0.5 && beta !== 0.75) {
+    ctx.g.node('Pow', [base, scalar(ctx, 'beta', beta)], [out]);
+    return out;
+  }
+  const root = beta === 0.5 ? out : ctx.tmp('sqrt');
+  ctx.g.node('Sqrt', [base], [root]);
+  if (beta === 0.5) return out;
+  const root4 = ctx.tmp('sqrt4');
+  ctx.g.node('Sqrt', [root], [root4]);
+  ctx.g.node('Mul', [root, root4], [out]);
+  return out;
+}
