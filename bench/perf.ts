@@ -20,7 +20,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as net from 'net';
-import { execFileSync, spawn, ChildProcess } from 'child_process';
+import { spawn, ChildProcess } from 'child_process';
 import * as ort from 'onnxruntime-node';
 import { convertCaffe } from '../src/convert/converter';
 import { onnxInfo } from '../src/formats/onnxinfo';
@@ -234,11 +234,7 @@ async function main(): Promise<void> {
     // else pending would exit there; jest's worker holds it in the tests, this interval here)
     const hold = setInterval(() => undefined, 1000);
     triton = await startTriton(repo, { timeoutMs: 300_000 }).finally(() => clearInterval(hold));
-    // startTriton publishes HTTP and metrics; gRPC (8001) is reached on the container's own address
-    const ip = execFileSync('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', triton.container], {
-      encoding: 'utf8',
-    }).trim();
-    tritonGrpc = `${ip}:8001`;
+    tritonGrpc = triton.grpcTarget;
   }
   // in-process: the server's session options (optimization level, threads, no spinning); its threads sleep while
   // the servers are measured

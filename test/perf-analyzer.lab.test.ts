@@ -1,4 +1,4 @@
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
@@ -164,11 +164,7 @@ describeLab("perf_analyzer against the lab's Triton 2.51.0", () => {
       }),
     );
     triton = await startTriton(repo);
-    // startTriton publishes HTTP (8000) and metrics (8002); gRPC (8001) is reached on the container's own address
-    const ip = execFileSync('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', triton.container], {
-      encoding: 'utf8',
-    }).trim();
-    grpcUrl = `${ip}:8001`;
+    grpcUrl = triton.grpcTarget;
   }, 600_000);
   afterAll(() => triton?.stop());
 

@@ -29,6 +29,7 @@ const SECONDS = {
   'pack.tools.test.ts': 60,
   'image-triton.lab.test.ts': 60,
   'perf-analyzer.lab.test.ts': 60,
+  'compose.lab.test.ts': 60,
 };
 
 class SlowestFirst extends Sequencer {

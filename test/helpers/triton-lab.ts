@@ -35,6 +35,8 @@ export function buildTritonLabImage(): Promise<string> {
 export interface RunningTriton {
   /** http://127.0.0.1:<port published for 8000> */
   url: string;
+  /** 127.0.0.1:<port published for 8001>: KServe v2 over gRPC (a grpc-js or tritonclient target) */
+  grpcTarget: string;
   /** http://127.0.0.1:<port published for 8002>/metrics */
   metricsUrl: string;
   container: string;
@@ -57,7 +59,7 @@ export interface StartTritonOptions {
 
 /**
  * Run Triton on `modelRepoDir` the way a product image would: a derived image (COPY of the repository to /models,
- * CMD tritonserver ...), ports 8000 and 8002 published on 127.0.0.1. Resolves when it is ready (or live); rejects with
+ * CMD tritonserver ...), ports 8000, 8001 and 8002 published on 127.0.0.1. Resolves when it is ready (or live); rejects with
  * its logs when it exits or the timeout passes.
  */
 export async function startTriton(modelRepoDir: string, o: StartTritonOptions = {}): Promise<RunningTriton> {
@@ -73,7 +75,7 @@ export async function startTriton(modelRepoDir: string, o: StartTritonOptions = 
   } finally {
     fs.rmSync(ctx, { recursive: true, force: true });
   }
-  const args = ['run', '-d', '--name', container, '-p', '127.0.0.1::8000', '-p', '127.0.0.1::8002'];
+  const args = ['run', '-d', '--name', container, '-p', '127.0.0.1::8000', '-p', '127.0.0.1::8001', '-p', '127.0.0.1::8002'];
   if (o.user) args.push('--user', o.user);
   args.push(image);
   if (o.args) args.push('tritonserver', ...o.args);
@@ -93,9 +95,10 @@ export async function startTriton(modelRepoDir: string, o: StartTritonOptions = 
     spawnSync('docker', ['rm', '-f', container], { stdio: 'ignore' });
     spawnSync('docker', ['rmi', '-f', image], { stdio: 'ignore' });
   };
-  const t: RunningTriton = { url: '', metricsUrl: '', container, image, logs, stop };
+  const t: RunningTriton = { url: '', grpcTarget: '', metricsUrl: '', container, image, logs, stop };
   try {
     t.url = `http://127.0.0.1:${port(8000)}`;
+    t.grpcTarget = `127.0.0.1:${port(8001)}`;
     t.metricsUrl = `http://127.0.0.1:${port(8002)}/metrics`;
     const deadline = Date.now() + (o.timeoutMs ?? 90_000);
     const probe = o.waitReady === false ? '/v2/health/live' : '/v2/health/ready';
