@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 57;
-exports.ids = [57];
+exports.id = 618;
+exports.ids = [618];
 exports.modules = {
 
-/***/ 46057:
+/***/ 36618:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -16,15 +16,15 @@ __webpack_require__.d(__webpack_exports__, {
 });
 
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __webpack_require__(70017);
+var errors = __webpack_require__(16364);
 // EXTERNAL MODULE: ./src/shared/reference.ts
-var reference = __webpack_require__(39724);
+var reference = __webpack_require__(89303);
 // EXTERNAL MODULE: ./src/rollout/manifests.ts
-var manifests = __webpack_require__(59795);
+var manifests = __webpack_require__(86858);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __webpack_require__(79896);
-// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
-var js_yaml = __webpack_require__(33243);
+// EXTERNAL MODULE: ../../work/main/node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __webpack_require__(53555);
 ;// CONCATENATED MODULE: ./src/rollout/patch.ts
 
 
@@ -181,9 +181,9 @@ function readManifest(file) {
 }
 
 // EXTERNAL MODULE: ./src/rollout/kube.ts
-var rollout_kube = __webpack_require__(57404);
+var rollout_kube = __webpack_require__(75275);
 // EXTERNAL MODULE: ./src/rollout/kube-errors.ts
-var kube_errors = __webpack_require__(36526);
+var kube_errors = __webpack_require__(92887);
 ;// CONCATENATED MODULE: ./src/rollout/lease.ts
 
 
@@ -334,19 +334,19 @@ async function releaseIfHeld(kube, namespace, app, holder) {
 }
 
 // EXTERNAL MODULE: ./src/rollout/owner.ts
-var rollout_owner = __webpack_require__(19158);
+var rollout_owner = __webpack_require__(64139);
 // EXTERNAL MODULE: ./src/rollout/admission.ts
-var admission = __webpack_require__(26760);
+var admission = __webpack_require__(78885);
 // EXTERNAL MODULE: ./src/rollout/permissions.ts
-var permissions = __webpack_require__(69141);
+var permissions = __webpack_require__(82136);
 // EXTERNAL MODULE: ./src/protocol/runtime.ts
-var runtime = __webpack_require__(44832);
+var runtime = __webpack_require__(92991);
 // EXTERNAL MODULE: ./src/shared/registry.ts
-var shared_registry = __webpack_require__(9222);
+var shared_registry = __webpack_require__(91659);
 // EXTERNAL MODULE: ./src/rollout/prometheus.ts
-var rollout_prometheus = __webpack_require__(89825);
+var rollout_prometheus = __webpack_require__(72374);
 // EXTERNAL MODULE: ./src/rollout/health.ts
-var health = __webpack_require__(20407);
+var health = __webpack_require__(52792);
 ;// CONCATENATED MODULE: ./src/rollout/gates/pods.ts
 
 /**
@@ -376,7 +376,7 @@ function podsReadyGate(name, readyDetail) {
 }
 
 // EXTERNAL MODULE: ./src/protocol/kserve-client.ts
-var kserve_client = __webpack_require__(29628);
+var kserve_client = __webpack_require__(7275);
 ;// CONCATENATED MODULE: ./src/rollout/gates/gpu-provider.ts
 
 
@@ -427,8 +427,14 @@ async function podProvider(kube, namespace, pod, modelName, port) {
 }
 
 // EXTERNAL MODULE: ./src/shared/golden.ts
-var golden = __webpack_require__(71636);
+var shared_golden = __webpack_require__(55777);
+// EXTERNAL MODULE: ./src/protocol/kserve-grpc-client.ts
+var kserve_grpc_client = __webpack_require__(46026);
+// EXTERNAL MODULE: ../../work/main/node_modules/@grpc/grpc-js/build/src/index.js
+var src = __webpack_require__(73017);
 ;// CONCATENATED MODULE: ./src/rollout/gates/golden.ts
+
+
 
 
 const authorization = (apiKey) => (apiKey ? { authorization: `Bearer ${apiKey}` } : {});
@@ -447,7 +453,7 @@ async function sendGoldenRequests(ctx, s) {
     const meta = await modelMetadata(transport, service, s.modelName, headers, ctx.signal);
     if (!s.reference)
         return { passes: true };
-    const res = await (0,golden/* goldenRequests */.Ic)(transport, {
+    const res = await (0,shared_golden/* goldenRequests */.Ic)(transport, {
         reference: s.reference,
         modelName: s.modelName,
         inputName: meta.inputs[0].name,
@@ -455,25 +461,41 @@ async function sendGoldenRequests(ctx, s) {
         tolerance: s.tolerance,
         headers,
     });
-    const table = [...golden/* GOLDEN_TABLE_HEAD */.Qi, ...res.rows];
+    const table = [...shared_golden/* GOLDEN_TABLE_HEAD */.Qi, ...res.rows];
     ctx.observed({ evidence: table });
     if (res.failures.length)
         throw new health/* GateFailure */.In(`golden requests to ${service}: ${res.failures[0]}`, [...res.failures, ...table]);
     let p95;
     if (res.batch1 && s.verifyRequests > 0) {
-        const m = await (0,golden/* measureLatency */.RJ)(transport, `/v2/models/${s.modelName}/infer`, res.batch1, s.verifyRequests, 1, headers);
-        p95 = (0,golden/* percentile */.Ym)(m.sorted, 95);
+        const m = await (0,shared_golden/* measureLatency */.RJ)(transport, s.modelName, res.batch1, s.verifyRequests, 1, headers);
+        p95 = (0,shared_golden/* percentile */.Ym)(m.sorted, 95);
         ctx.observed({ latencyP95Ms: p95 });
         if (m.errors)
             throw new health/* GateFailure */.In(`${m.errors} of ${s.verifyRequests} golden requests to ${service} failed: ${m.firstError}`);
         if (s.maxLatencyMs > 0 && p95 > s.maxLatencyMs)
-            throw new health/* GateFailure */.In(`golden requests to ${service}: latency p95 ${p95.toFixed(1)} ms > max-latency-ms ${s.maxLatencyMs} (p50 ${(0,golden/* percentile */.Ym)(m.sorted, 50).toFixed(1)} ms, ${s.verifyRequests} requests)`);
+            throw new health/* GateFailure */.In(`golden requests to ${service}: latency p95 ${p95.toFixed(1)} ms > max-latency-ms ${s.maxLatencyMs} (p50 ${(0,shared_golden/* percentile */.Ym)(m.sorted, 50).toFixed(1)} ms, ${s.verifyRequests} requests)`);
     }
     const latency = p95 !== undefined ? `; p95 ${p95.toFixed(1)} ms over ${s.verifyRequests} requests${s.maxLatencyMs > 0 ? ` (limit ${s.maxLatencyMs} ms)` : ''}` : '';
     return { passes: true, detail: `${res.compared} outputs match the reference${latency}`, evidence: table, found: { goldenRequest: res.batch1 } };
 }
-/** The model's metadata from `service`; the proxy answers 503 until the Service's endpoints catch up with the pods' readiness. */
+/**
+ * The model's metadata from `service`; the proxy answers 503 until the Service's endpoints catch up with the pods'
+ * readiness (over gRPC: no answer yet, or UNAVAILABLE, from what is in front of the canary).
+ */
 async function modelMetadata(transport, service, modelName, headers, signal) {
+    if (transport instanceof kserve_grpc_client/* KServeGrpcClient */.O) {
+        for (let i = 0;; i++) {
+            try {
+                return await transport.modelMetadata(modelName, { headers });
+            }
+            catch (e) {
+                const retry = e instanceof kserve_grpc_client/* KServeGrpcError */.x && (e.source !== 'server' || e.code === src/* status */.h5.UNAVAILABLE);
+                if (i >= 20 || !retry)
+                    throw new health/* GateFailure */.In(`model metadata from ${service} over gRPC: ${e.message}`);
+            }
+            await (0,health/* sleep */.yy)(500, signal);
+        }
+    }
     for (let i = 0;; i++) {
         const r = await transport(`/v2/models/${modelName}`, { headers, timeoutMs: 10_000 }).catch((e) => ({
             status: 0,
@@ -488,8 +510,6 @@ async function modelMetadata(transport, service, modelName, headers, signal) {
     }
 }
 
-// EXTERNAL MODULE: ./src/protocol/kserve.ts
-var kserve = __webpack_require__(26214);
 ;// CONCATENATED MODULE: ./src/rollout/gates/bake.ts
 
 
@@ -521,13 +541,9 @@ function goldenTick(ctx, request) {
     const service = ctx.release.service;
     const transport = ctx.transport(service);
     return async () => {
-        const r = await transport(`/v2/models/${request.modelName}/infer`, {
-            body: golden.body,
-            headers: { ...authorization(request.apiKey), [kserve/* HEADER_LENGTH */.Bs]: golden.headerLength },
-        });
-        if (r.status !== 200)
-            throw new health/* GateFailure */.In(`during the bake window: a golden request to ${service} answered HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
-        (0,kserve/* decodeInferResponse */.mJ)(r.body, Number(r.headers[kserve/* HEADER_LENGTH */.Bs]));
+        const r = await (0,shared_golden/* sendGolden */.Gr)(transport, request.modelName, golden, authorization(request.apiKey));
+        if (r.failure !== undefined)
+            throw new health/* GateFailure */.In(`during the bake window: a golden request to ${service} ${r.failure.slice(0, 300)}`);
     };
 }
 
@@ -595,7 +611,7 @@ async function judgeCanaryMetrics(metrics, c, waitMs, vars, hasStable, signal) {
 const describeMetrics = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate === undefined ? 'none' : m.errorRate.toFixed(4)}, p99 ${m.p99Ms === undefined ? 'none' : `${m.p99Ms.toFixed(1)} ms`}`;
 
 // EXTERNAL MODULE: ./src/rollout/analysis/judge.ts
-var judge = __webpack_require__(58099);
+var judge = __webpack_require__(16180);
 ;// CONCATENATED MODULE: ./src/rollout/gates/comparison.ts
 
 
@@ -772,8 +788,8 @@ function prometheusWindowSource(o) {
     };
 }
 
-// EXTERNAL MODULE: ./node_modules/parse-prometheus-text-format/dist/parse-prometheus-text-format.cjs.js
-var parse_prometheus_text_format_cjs = __webpack_require__(22625);
+// EXTERNAL MODULE: ../../work/main/node_modules/parse-prometheus-text-format/dist/parse-prometheus-text-format.cjs.js
+var parse_prometheus_text_format_cjs = __webpack_require__(5217);
 var parse_prometheus_text_format_cjs_default = /*#__PURE__*/__webpack_require__.n(parse_prometheus_text_format_cjs);
 ;// CONCATENATED MODULE: ./src/rollout/analysis/exposition.ts
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- the parser ships no types; its declaration lives beside its one user, and the layer check (no-orphans) counts this reference as the declaration's importer
@@ -964,7 +980,7 @@ function podMetricsSource(o) {
 }
 
 // EXTERNAL MODULE: ./src/rollout/autoscale.ts
-var autoscale = __webpack_require__(34134);
+var autoscale = __webpack_require__(45447);
 ;// CONCATENATED MODULE: ./src/rollout/writes.ts
 
 /** `obj` marked as created by the run `owner`: it was not there before, and its post step may remove it. */
@@ -1591,6 +1607,7 @@ class Timeline {
 
 
 
+
 class DeployRun {
     kube;
     namespace;
@@ -1603,6 +1620,7 @@ class DeployRun {
     controller = new AbortController();
     onSignal = (sig) => this.controller.abort(`cancelled (${sig})`);
     deadline;
+    grpcClient;
     constructor(kube, namespace, log, settings, gates) {
         this.kube = kube;
         this.namespace = namespace;
@@ -1638,11 +1656,16 @@ class DeployRun {
         return Math.max(0, this.timeoutMs - (this.deadline ? Date.now() - this.deadline.startedAt : 0));
     }
     transport(service) {
-        return this.settings.verifyUrl ? (0,golden/* httpTransport */.k6)(this.settings.verifyUrl) : this.kube.serviceProxy(this.namespace, service, 'http');
+        // gRPC cannot go through the API server's service proxy (HTTP/1.1): the inputs require verify-url with it
+        if (this.settings.protocol === 'grpc')
+            return (this.grpcClient ??= new kserve_grpc_client/* KServeGrpcClient */.O(this.settings.verifyUrl));
+        return this.settings.verifyUrl ? (0,shared_golden/* httpTransport */.k6)(this.settings.verifyUrl) : this.kube.serviceProxy(this.namespace, service, 'http');
     }
     /** The deploy is over: no deadline, no signal handlers. */
     close() {
         this.stopDeadline();
+        this.grpcClient?.close();
+        this.grpcClient = undefined;
         process.removeListener('SIGINT', this.onSignal);
         process.removeListener('SIGTERM', this.onSignal);
     }
@@ -1914,8 +1937,8 @@ function basicStrategy(plan) {
     };
 }
 
-// EXTERNAL MODULE: ./node_modules/diff/libesm/patch/create.js + 2 modules
-var create = __webpack_require__(37291);
+// EXTERNAL MODULE: ../../work/main/node_modules/diff/libesm/patch/create.js + 2 modules
+var create = __webpack_require__(20387);
 ;// CONCATENATED MODULE: ./src/rollout/dry-run.ts
 
 
@@ -2280,7 +2303,7 @@ async function namespaceIsThere(kube, namespace) {
 /** The deploy: the namespace when it is new, the lease, the pull Secret, then the strategy to its decision. */
 async function deploy(kube, cfg, plan, admit, log) {
     const ns = cfg.namespace;
-    const run = new DeployRun(kube, ns, log, { timeoutS: cfg.timeoutS, verifyUrl: cfg.verifyUrl }, plan.gates);
+    const run = new DeployRun(kube, ns, log, { timeoutS: cfg.timeoutS, verifyUrl: cfg.verifyUrl, protocol: cfg.protocol }, plan.gates);
     // cancellation (SIGINT/SIGTERM from the runner) and the overall timeout both end in a roll back
     run.listenForCancellation();
     const lock = new DeployLock(kube, ns, cfg.app, plan.owner, cfg.leaseDurationS);
@@ -2326,7 +2349,7 @@ function strategyOf(plan) {
 
 /***/ }),
 
-/***/ 36526:
+/***/ 92887:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
@@ -2361,7 +2384,7 @@ class MicroTime extends Date {
 
 /***/ }),
 
-/***/ 57404:
+/***/ 75275:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
@@ -2369,12 +2392,12 @@ class MicroTime extends Date {
 /* harmony export */ });
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(36526);
-/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(26760);
-/* harmony import */ var _owner__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(19158);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(55466);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(16364);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(37251);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(92887);
+/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(78885);
+/* harmony import */ var _owner__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(64139);
 
 
 
