@@ -305,7 +305,7 @@ describeLab('a config that does not fit the model is refused', () => {
   }, 180_000);
 });
 
-describeLab("Triton's own Python client (tritonclient.http) against both runtimes", () => {
+describeLab("Triton's own Python client (tritonclient.http, tritonclient.grpc) against both runtimes", () => {
   let ms: RunningServer;
   beforeAll(async () => {
     tritonClientPython(); // the venv, once
@@ -320,6 +320,7 @@ describeLab("Triton's own Python client (tritonclient.http) against both runtime
       modelName: 'lenet',
       maxBatchSize: 8,
       maxQueueDelayMs: 1,
+      grpcPort: 0,
       log: () => undefined,
     });
   }, 600_000);
@@ -374,16 +375,18 @@ describeLab("Triton's own Python client (tritonclient.http) against both runtime
   // (get_model_config, get_inference_statistics, get_model_repository_index), around inferences at batch 1, 4, the
   // max (8) and one over it, which both refuse. Each runtime's session runs once, the tests below read it.
   const sessions = new Map<string, Promise<TritonClientReport>>();
-  const extensions = (runtime: 'triton' | 'modelship') => {
-    if (!sessions.has(runtime)) sessions.set(runtime, tritonExtensionsCheck(runtime === 'triton' ? triton.url : ms.url, 'lenet', LENET, 8));
-    return sessions.get(runtime)!;
+  const extensions = (runtime: 'triton' | 'modelship', protocol: 'http' | 'grpc' = 'http') => {
+    const key = `${runtime} ${protocol}`;
+    const url = protocol === 'grpc' ? (runtime === 'triton' ? triton.grpcTarget : `127.0.0.1:${ms.grpcPort}`) : runtime === 'triton' ? triton.url : ms.url;
+    if (!sessions.has(key)) sessions.set(key, tritonExtensionsCheck(url, 'lenet', LENET, 8, protocol));
+    return sessions.get(key)!;
   };
 
   type Duration = { count: number; ns: number };
   const delta = (a: Duration, b: Duration): Duration => ({ count: a.count - b.count, ns: a.ns - b.ns });
 
   /** What both runtimes answer alike; the change in the model's failure count, which is where they differ. */
-  const expectExtensions = (r: TritonClientReport): number => {
+  const expectExtensions = (r: TritonClientReport, refusedStatus = '400'): number => {
     // on failure, the report names the step, the exception and the trace
     expect(r.errors).toEqual([]);
     const { steps } = r;
@@ -402,7 +405,9 @@ describeLab("Triton's own Python client (tritonclient.http) against both runtime
       expect({ b, shape: steps[`infer_b${b}`].shape }).toEqual({ b, shape: [b, 10] });
       expect(steps[`infer_b${b}`].max_abs_diff).toBeLessThanOrEqual(1e-5);
     }
-    expect(steps.infer_b9).toEqual({ refused: { status: '400', message: expect.stringMatching(/inference request batch-size must be <= 8 for 'lenet'/) } });
+    expect(steps.infer_b9).toEqual({
+      refused: { status: refusedStatus, message: expect.stringMatching(/inference request batch-size must be <= 8 for 'lenet'/) },
+    });
     const [s0] = steps.stats_before.model_stats;
     const [s1] = steps.stats_after.model_stats;
     expect(s1).toMatchObject({ name: 'lenet', version: '1' });
@@ -430,6 +435,31 @@ describeLab("Triton's own Python client (tritonclient.http) against both runtime
   test("extensions: modelship's server (from source)", async () => {
     // modelship counts every inference request it refuses as a failure of the model (Triton 2.51 does not, above)
     expect(expectExtensions(await extensions('modelship'))).toBe(1);
+  });
+
+  // the same session over gRPC (tritonclient.grpc; its answers read as HTTP's JSON: every field, int64s as numbers),
+  // with the same expectations; a refused batch is INVALID_ARGUMENT
+  test('extensions over gRPC: the Triton container', async () => {
+    expect(expectExtensions(await extensions('triton', 'grpc'), 'StatusCode.INVALID_ARGUMENT')).toBe(0);
+  });
+
+  test("extensions over gRPC: modelship's server (from source)", async () => {
+    expect(expectExtensions(await extensions('modelship', 'grpc'), 'StatusCode.INVALID_ARGUMENT')).toBe(1);
+  });
+
+  test('each runtime answers the same configuration over gRPC as over HTTP', async () => {
+    for (const runtime of ['triton', 'modelship'] as const) {
+      const http = (await extensions(runtime)).steps.get_model_config;
+      const grpc = (await extensions(runtime, 'grpc')).steps.get_model_config;
+      // (fields newer than tritonclient 2.41's proto, which its gRPC client cannot read: Triton 2.51's runtime,
+      // is_non_linear_format_io)
+      const known = (c: any) => {
+        const { runtime: _r, ...rest } = c;
+        const tensors = (ts: any[]) => ts.map(({ is_non_linear_format_io: _n, ...t }) => t);
+        return { ...rest, input: tensors(rest.input), output: tensors(rest.output) };
+      };
+      expect({ runtime, config: known(grpc) }).toEqual({ runtime, config: known(http) });
+    }
   });
 
   test("extensions: modelship's configuration is Triton's for the same config.pbtxt, field by field", async () => {

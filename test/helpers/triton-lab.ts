@@ -207,10 +207,53 @@ export const TRITON_EXTENSIONS_CHECK = `
 import json, sys, time, traceback
 import numpy as np
 import tritonclient.http as httpclient
+import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 url, model, ref, max_batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-report = {'url': url, 'model': model, 'steps': {}, 'errors': []}
+protocol = sys.argv[5] if len(sys.argv) > 5 else 'http'
+report = {'url': url, 'model': model, 'protocol': protocol, 'steps': {}, 'errors': []}
+
+def to_dict(msg):
+    # a gRPC answer as Triton's HTTP JSON reads: every field (defaults too), the proto's names, enums by name, int64s as
+    # numbers (protobuf's own JSON writes them as strings and leaves defaults out)
+    out = {}
+    for f in msg.DESCRIPTOR.fields:
+        v = getattr(msg, f.name)
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            vf = f.message_type.fields_by_name['value']
+            out[f.name] = {k: value(vf, x) for k, x in v.items()}
+        elif f.label == f.LABEL_REPEATED:
+            out[f.name] = [value(f, x) for x in v]
+        elif f.message_type is not None and not msg.HasField(f.name):
+            continue
+        else:
+            out[f.name] = value(f, v)
+    return out
+
+def value(f, v):
+    if f.message_type is not None:
+        return to_dict(v)
+    if f.enum_type is not None:
+        return f.enum_type.values_by_number[v].name
+    return v
+
+class GrpcAsHttp:
+    # tritonclient.grpc's calls, answering what tritonclient.http's answer
+    def __init__(self, target):
+        self.c = grpcclient.InferenceServerClient(url=target)
+    def get_model_config(self, model, model_version=''):
+        return to_dict(self.c.get_model_config(model, model_version=model_version).config)
+    def get_model_repository_index(self):
+        return [{k: v for k, v in to_dict(m).items() if v != ''} for m in self.c.get_model_repository_index().models]
+    def get_inference_statistics(self, model_name='', model_version=''):
+        return to_dict(self.c.get_inference_statistics(model_name, model_version=model_version))
+    def infer(self, model, inputs, outputs):
+        return self.c.infer(model, inputs, outputs=outputs)
+    def close(self):
+        self.c.close()
+
+client = grpcclient if protocol == 'grpc' else httpclient
 
 def step(name, fn):
     try:
@@ -221,7 +264,7 @@ def step(name, fn):
         report['errors'].append({'step': name, 'type': type(e).__name__, 'message': str(e), 'trace': traceback.format_exc()[-2000:]})
         return None
 
-c = httpclient.InferenceServerClient(url=url.split('://', 1)[-1])
+c = GrpcAsHttp(url) if protocol == 'grpc' else httpclient.InferenceServerClient(url=url.split('://', 1)[-1])
 config = step('get_model_config', lambda: c.get_model_config(model))
 step('get_model_config_v1', lambda: c.get_model_config(model, model_version='1'))
 step('get_model_repository_index', lambda: c.get_model_repository_index())
@@ -234,10 +277,15 @@ for b in (1, 4, max_batch, max_batch + 1):
     x = np.repeat(x1, b, axis=0)
     y = np.repeat(y1, b, axis=0)
     def infer():
-        i = httpclient.InferInput(inp, list(x.shape), 'FP32')
-        i.set_data_from_numpy(x, binary_data=True)
+        i = client.InferInput(inp, list(x.shape), 'FP32')
+        if protocol == 'grpc':
+            i.set_data_from_numpy(x)
+            requested = client.InferRequestedOutput(out)
+        else:
+            i.set_data_from_numpy(x, binary_data=True)
+            requested = client.InferRequestedOutput(out, binary_data=True)
         try:
-            got = c.infer(model, [i], outputs=[httpclient.InferRequestedOutput(out, binary_data=True)]).as_numpy(out)
+            got = c.infer(model, [i], outputs=[requested]).as_numpy(out)
         except InferenceServerException as e:
             return {'refused': {'status': e.status(), 'message': e.message()}}
         return {'shape': list(got.shape), 'max_abs_diff': float(np.max(np.abs(got.astype(np.float64) - y.astype(np.float64))))}
@@ -256,9 +304,15 @@ c.close()
 print(json.dumps(report))
 `;
 
-/** Run TRITON_EXTENSIONS_CHECK with the venv's Python. */
-export async function tritonExtensionsCheck(url: string, model: string, reference: string, maxBatch: number): Promise<TritonClientReport> {
-  const r = await run(tritonClientPython(), ['-c', TRITON_EXTENSIONS_CHECK, url, model, reference, String(maxBatch)], {
+/** Run TRITON_EXTENSIONS_CHECK with the venv's Python, over HTTP (url: http://host:port) or gRPC (url: host:port). */
+export async function tritonExtensionsCheck(
+  url: string,
+  model: string,
+  reference: string,
+  maxBatch: number,
+  protocol: 'http' | 'grpc' = 'http',
+): Promise<TritonClientReport> {
+  const r = await run(tritonClientPython(), ['-c', TRITON_EXTENSIONS_CHECK, url, model, reference, String(maxBatch), protocol], {
     maxBuffer: 16 * 2 ** 20,
     timeout: 120_000,
   });
