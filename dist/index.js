@@ -2,7 +2,7 @@
 /******/ (() => { // webpackBootstrap
 /******/ 	var __webpack_modules__ = ({
 
-/***/ 99826:
+/***/ 52914:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -39,7 +39,7 @@ function addAdminServicesToServer(server) {
 
 /***/ }),
 
-/***/ 31539:
+/***/ 14643:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -62,8 +62,8 @@ function addAdminServicesToServer(server) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BackoffTimeout = void 0;
-const constants_1 = __nccwpck_require__(2208);
-const logging = __nccwpck_require__(94104);
+const constants_1 = __nccwpck_require__(68288);
+const logging = __nccwpck_require__(8536);
 const TRACER_NAME = 'backoff';
 const INITIAL_BACKOFF_MS = 1000;
 const BACKOFF_MULTIPLIER = 1.6;
@@ -255,7 +255,7 @@ BackoffTimeout.nextId = 0;
 
 /***/ }),
 
-/***/ 46006:
+/***/ 79190:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -279,7 +279,7 @@ BackoffTimeout.nextId = 0;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CallCredentials = void 0;
 exports.isEmptyCallCredentials = isEmptyCallCredentials;
-const metadata_1 = __nccwpck_require__(39972);
+const metadata_1 = __nccwpck_require__(36100);
 function isCurrentOauth2Client(client) {
     return ('getRequestHeaders' in client &&
         typeof client.getRequestHeaders === 'function');
@@ -425,7 +425,7 @@ function isEmptyCallCredentials(callCredentials) {
 
 /***/ }),
 
-/***/ 72779:
+/***/ 61803:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -451,7 +451,7 @@ exports.InterceptingListenerImpl = void 0;
 exports.statusOrFromValue = statusOrFromValue;
 exports.statusOrFromError = statusOrFromError;
 exports.isInterceptingListener = isInterceptingListener;
-const metadata_1 = __nccwpck_require__(39972);
+const metadata_1 = __nccwpck_require__(36100);
 function statusOrFromValue(value) {
     return {
         ok: true,
@@ -532,7 +532,7 @@ exports.InterceptingListenerImpl = InterceptingListenerImpl;
 
 /***/ }),
 
-/***/ 55259:
+/***/ 35675:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -563,7 +563,7 @@ function getNextCallNumber() {
 
 /***/ }),
 
-/***/ 36646:
+/***/ 91161:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -589,7 +589,7 @@ exports.ClientDuplexStreamImpl = exports.ClientWritableStreamImpl = exports.Clie
 exports.callErrorFromStatus = callErrorFromStatus;
 const events_1 = __nccwpck_require__(24434);
 const stream_1 = __nccwpck_require__(2203);
-const constants_1 = __nccwpck_require__(2208);
+const constants_1 = __nccwpck_require__(68288);
 /**
  * Construct a ServiceError from a StatusObject. This function exists primarily
  * as an attempt to make the error stack trace clearly communicate that the
@@ -722,7 +722,7 @@ exports.ClientDuplexStreamImpl = ClientDuplexStreamImpl;
 
 /***/ }),
 
-/***/ 23462:
+/***/ 27974:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -746,8 +746,8 @@ exports.ClientDuplexStreamImpl = ClientDuplexStreamImpl;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.FileWatcherCertificateProvider = void 0;
 const fs = __nccwpck_require__(79896);
-const logging = __nccwpck_require__(94104);
-const constants_1 = __nccwpck_require__(2208);
+const logging = __nccwpck_require__(8536);
+const constants_1 = __nccwpck_require__(68288);
 const util_1 = __nccwpck_require__(39023);
 const TRACER_NAME = 'certificate_provider';
 function trace(text) {
@@ -870,7 +870,7 @@ exports.FileWatcherCertificateProvider = FileWatcherCertificateProvider;
 
 /***/ }),
 
-/***/ 82689:
+/***/ 32257:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -895,12 +895,12 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ChannelCredentials = void 0;
 exports.createCertificateProviderChannelCredentials = createCertificateProviderChannelCredentials;
 const tls_1 = __nccwpck_require__(64756);
-const call_credentials_1 = __nccwpck_require__(46006);
-const tls_helpers_1 = __nccwpck_require__(35468);
-const uri_parser_1 = __nccwpck_require__(74299);
-const resolver_1 = __nccwpck_require__(74207);
-const logging_1 = __nccwpck_require__(94104);
-const constants_1 = __nccwpck_require__(2208);
+const call_credentials_1 = __nccwpck_require__(79190);
+const tls_helpers_1 = __nccwpck_require__(68876);
+const uri_parser_1 = __nccwpck_require__(56027);
+const resolver_1 = __nccwpck_require__(76255);
+const logging_1 = __nccwpck_require__(8536);
+const constants_1 = __nccwpck_require__(68288);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function verifyIsBufferOrNull(obj, friendlyName) {
     if (obj && !(obj instanceof Buffer)) {
@@ -1308,7 +1308,7 @@ class ComposedChannelCredentialsImpl extends ChannelCredentials {
 
 /***/ }),
 
-/***/ 25577:
+/***/ 86793:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -1388,7 +1388,7 @@ function channelOptionsEqual(options1, options2) {
 
 /***/ }),
 
-/***/ 15558:
+/***/ 86918:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -1411,8 +1411,8 @@ function channelOptionsEqual(options1, options2) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ChannelImplementation = void 0;
-const channel_credentials_1 = __nccwpck_require__(82689);
-const internal_channel_1 = __nccwpck_require__(60850);
+const channel_credentials_1 = __nccwpck_require__(32257);
+const internal_channel_1 = __nccwpck_require__(40114);
 class ChannelImplementation {
     constructor(target, credentials, options) {
         if (typeof target !== 'string') {
@@ -1463,7 +1463,7 @@ exports.ChannelImplementation = ChannelImplementation;
 
 /***/ }),
 
-/***/ 3974:
+/***/ 68198:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -1492,12 +1492,12 @@ exports.getChannelzHandlers = getChannelzHandlers;
 exports.getChannelzServiceDefinition = getChannelzServiceDefinition;
 exports.setup = setup;
 const net_1 = __nccwpck_require__(69278);
-const ordered_map_1 = __nccwpck_require__(20777);
-const connectivity_state_1 = __nccwpck_require__(59882);
-const constants_1 = __nccwpck_require__(2208);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const admin_1 = __nccwpck_require__(99826);
-const make_client_1 = __nccwpck_require__(90679);
+const ordered_map_1 = __nccwpck_require__(60137);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const constants_1 = __nccwpck_require__(68288);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const admin_1 = __nccwpck_require__(52914);
+const make_client_1 = __nccwpck_require__(76983);
 function channelRefToMessage(ref) {
     return {
         channel_id: ref.id,
@@ -2047,7 +2047,7 @@ function getChannelzServiceDefinition() {
     }
     /* The purpose of this complexity is to avoid loading @grpc/proto-loader at
      * runtime for users who will not use/enable channelz. */
-    const loaderLoadSync = (__nccwpck_require__(46609)/* .loadSync */ .Yi);
+    const loaderLoadSync = (__nccwpck_require__(76081)/* .loadSync */ .Yi);
     const loadedProto = loaderLoadSync('channelz.proto', {
         keepCase: true,
         longs: String,
@@ -2068,7 +2068,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 28947:
+/***/ 82451:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -2092,10 +2092,10 @@ function setup() {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.InterceptingCall = exports.RequesterBuilder = exports.ListenerBuilder = exports.InterceptorConfigurationError = void 0;
 exports.getInterceptingCall = getInterceptingCall;
-const metadata_1 = __nccwpck_require__(39972);
-const call_interface_1 = __nccwpck_require__(72779);
-const constants_1 = __nccwpck_require__(2208);
-const error_1 = __nccwpck_require__(66667);
+const metadata_1 = __nccwpck_require__(36100);
+const call_interface_1 = __nccwpck_require__(61803);
+const constants_1 = __nccwpck_require__(68288);
+const error_1 = __nccwpck_require__(98219);
 /**
  * Error class associated with passing both interceptors and interceptor
  * providers to a client constructor or as call options.
@@ -2509,7 +2509,7 @@ methodDefinition, options, channel) {
 
 /***/ }),
 
-/***/ 49986:
+/***/ 54210:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -2532,12 +2532,12 @@ methodDefinition, options, channel) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Client = void 0;
-const call_1 = __nccwpck_require__(36646);
-const channel_1 = __nccwpck_require__(15558);
-const connectivity_state_1 = __nccwpck_require__(59882);
-const constants_1 = __nccwpck_require__(2208);
-const metadata_1 = __nccwpck_require__(39972);
-const client_interceptors_1 = __nccwpck_require__(28947);
+const call_1 = __nccwpck_require__(91161);
+const channel_1 = __nccwpck_require__(86918);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const constants_1 = __nccwpck_require__(68288);
+const metadata_1 = __nccwpck_require__(36100);
+const client_interceptors_1 = __nccwpck_require__(82451);
 const CHANNEL_SYMBOL = Symbol();
 const INTERCEPTOR_SYMBOL = Symbol();
 const INTERCEPTOR_PROVIDER_SYMBOL = Symbol();
@@ -2949,7 +2949,7 @@ exports.Client = Client;
 
 /***/ }),
 
-/***/ 81410:
+/***/ 24130:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -2982,7 +2982,7 @@ var CompressionAlgorithms;
 
 /***/ }),
 
-/***/ 44486:
+/***/ 43430:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -3006,10 +3006,10 @@ var CompressionAlgorithms;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CompressionFilterFactory = exports.CompressionFilter = void 0;
 const zlib = __nccwpck_require__(43106);
-const compression_algorithms_1 = __nccwpck_require__(81410);
-const constants_1 = __nccwpck_require__(2208);
-const filter_1 = __nccwpck_require__(79515);
-const logging = __nccwpck_require__(94104);
+const compression_algorithms_1 = __nccwpck_require__(24130);
+const constants_1 = __nccwpck_require__(68288);
+const filter_1 = __nccwpck_require__(81467);
+const logging = __nccwpck_require__(8536);
 const isCompressionAlgorithmKey = (key) => {
     return (typeof key === 'number' && typeof compression_algorithms_1.CompressionAlgorithms[key] === 'string');
 };
@@ -3296,7 +3296,7 @@ exports.CompressionFilterFactory = CompressionFilterFactory;
 
 /***/ }),
 
-/***/ 59882:
+/***/ 60778:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -3331,7 +3331,7 @@ var ConnectivityState;
 
 /***/ }),
 
-/***/ 2208:
+/***/ 68288:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -3402,7 +3402,7 @@ exports.DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024;
 
 /***/ }),
 
-/***/ 56058:
+/***/ 39962:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -3425,7 +3425,7 @@ exports.DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.restrictControlPlaneStatusCode = restrictControlPlaneStatusCode;
-const constants_1 = __nccwpck_require__(2208);
+const constants_1 = __nccwpck_require__(68288);
 const INAPPROPRIATE_CONTROL_PLANE_CODES = [
     constants_1.Status.OK,
     constants_1.Status.INVALID_ARGUMENT,
@@ -3451,7 +3451,7 @@ function restrictControlPlaneStatusCode(code, details) {
 
 /***/ }),
 
-/***/ 56589:
+/***/ 52173:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -3568,7 +3568,7 @@ function formatDateDifference(startDate, endDate) {
 
 /***/ }),
 
-/***/ 81721:
+/***/ 63929:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -3649,7 +3649,7 @@ function durationToString(duration) {
 
 /***/ }),
 
-/***/ 71108:
+/***/ 16964:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -3679,7 +3679,7 @@ exports.GRPC_NODE_DEBUG_SEND_ERROR_DETAILS = ((_b = process.env.GRPC_NODE_DEBUG_
 
 /***/ }),
 
-/***/ 66667:
+/***/ 98219:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -3726,72 +3726,72 @@ function getErrorCode(error) {
 
 /***/ }),
 
-/***/ 63791:
+/***/ 20079:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX = exports.createCertificateProviderChannelCredentials = exports.FileWatcherCertificateProvider = exports.createCertificateProviderServerCredentials = exports.createServerCredentialsWithInterceptors = exports.BaseSubchannelWrapper = exports.registerAdminService = exports.FilterStackFactory = exports.BaseFilter = exports.statusOrFromError = exports.statusOrFromValue = exports.PickResultType = exports.QueuePicker = exports.UnavailablePicker = exports.ChildLoadBalancerHandler = exports.EndpointMap = exports.endpointHasAddress = exports.endpointToString = exports.subchannelAddressToString = exports.LeafLoadBalancer = exports.isLoadBalancerNameRegistered = exports.parseLoadBalancingConfig = exports.selectLbConfigFromList = exports.registerLoadBalancerType = exports.createChildChannelControlHelper = exports.BackoffTimeout = exports.parseDuration = exports.durationToMs = exports.splitHostPort = exports.uriToString = exports.CHANNEL_ARGS_CONFIG_SELECTOR_KEY = exports.createResolver = exports.registerResolver = exports.log = exports.trace = void 0;
-var logging_1 = __nccwpck_require__(94104);
+var logging_1 = __nccwpck_require__(8536);
 Object.defineProperty(exports, "trace", ({ enumerable: true, get: function () { return logging_1.trace; } }));
 Object.defineProperty(exports, "log", ({ enumerable: true, get: function () { return logging_1.log; } }));
-var resolver_1 = __nccwpck_require__(74207);
+var resolver_1 = __nccwpck_require__(76255);
 Object.defineProperty(exports, "registerResolver", ({ enumerable: true, get: function () { return resolver_1.registerResolver; } }));
 Object.defineProperty(exports, "createResolver", ({ enumerable: true, get: function () { return resolver_1.createResolver; } }));
 Object.defineProperty(exports, "CHANNEL_ARGS_CONFIG_SELECTOR_KEY", ({ enumerable: true, get: function () { return resolver_1.CHANNEL_ARGS_CONFIG_SELECTOR_KEY; } }));
-var uri_parser_1 = __nccwpck_require__(74299);
+var uri_parser_1 = __nccwpck_require__(56027);
 Object.defineProperty(exports, "uriToString", ({ enumerable: true, get: function () { return uri_parser_1.uriToString; } }));
 Object.defineProperty(exports, "splitHostPort", ({ enumerable: true, get: function () { return uri_parser_1.splitHostPort; } }));
-var duration_1 = __nccwpck_require__(81721);
+var duration_1 = __nccwpck_require__(63929);
 Object.defineProperty(exports, "durationToMs", ({ enumerable: true, get: function () { return duration_1.durationToMs; } }));
 Object.defineProperty(exports, "parseDuration", ({ enumerable: true, get: function () { return duration_1.parseDuration; } }));
-var backoff_timeout_1 = __nccwpck_require__(31539);
+var backoff_timeout_1 = __nccwpck_require__(14643);
 Object.defineProperty(exports, "BackoffTimeout", ({ enumerable: true, get: function () { return backoff_timeout_1.BackoffTimeout; } }));
-var load_balancer_1 = __nccwpck_require__(53976);
+var load_balancer_1 = __nccwpck_require__(7000);
 Object.defineProperty(exports, "createChildChannelControlHelper", ({ enumerable: true, get: function () { return load_balancer_1.createChildChannelControlHelper; } }));
 Object.defineProperty(exports, "registerLoadBalancerType", ({ enumerable: true, get: function () { return load_balancer_1.registerLoadBalancerType; } }));
 Object.defineProperty(exports, "selectLbConfigFromList", ({ enumerable: true, get: function () { return load_balancer_1.selectLbConfigFromList; } }));
 Object.defineProperty(exports, "parseLoadBalancingConfig", ({ enumerable: true, get: function () { return load_balancer_1.parseLoadBalancingConfig; } }));
 Object.defineProperty(exports, "isLoadBalancerNameRegistered", ({ enumerable: true, get: function () { return load_balancer_1.isLoadBalancerNameRegistered; } }));
-var load_balancer_pick_first_1 = __nccwpck_require__(22287);
+var load_balancer_pick_first_1 = __nccwpck_require__(78639);
 Object.defineProperty(exports, "LeafLoadBalancer", ({ enumerable: true, get: function () { return load_balancer_pick_first_1.LeafLoadBalancer; } }));
-var subchannel_address_1 = __nccwpck_require__(67293);
+var subchannel_address_1 = __nccwpck_require__(97021);
 Object.defineProperty(exports, "subchannelAddressToString", ({ enumerable: true, get: function () { return subchannel_address_1.subchannelAddressToString; } }));
 Object.defineProperty(exports, "endpointToString", ({ enumerable: true, get: function () { return subchannel_address_1.endpointToString; } }));
 Object.defineProperty(exports, "endpointHasAddress", ({ enumerable: true, get: function () { return subchannel_address_1.endpointHasAddress; } }));
 Object.defineProperty(exports, "EndpointMap", ({ enumerable: true, get: function () { return subchannel_address_1.EndpointMap; } }));
-var load_balancer_child_handler_1 = __nccwpck_require__(74026);
+var load_balancer_child_handler_1 = __nccwpck_require__(21450);
 Object.defineProperty(exports, "ChildLoadBalancerHandler", ({ enumerable: true, get: function () { return load_balancer_child_handler_1.ChildLoadBalancerHandler; } }));
-var picker_1 = __nccwpck_require__(69839);
+var picker_1 = __nccwpck_require__(71663);
 Object.defineProperty(exports, "UnavailablePicker", ({ enumerable: true, get: function () { return picker_1.UnavailablePicker; } }));
 Object.defineProperty(exports, "QueuePicker", ({ enumerable: true, get: function () { return picker_1.QueuePicker; } }));
 Object.defineProperty(exports, "PickResultType", ({ enumerable: true, get: function () { return picker_1.PickResultType; } }));
-var call_interface_1 = __nccwpck_require__(72779);
+var call_interface_1 = __nccwpck_require__(61803);
 Object.defineProperty(exports, "statusOrFromValue", ({ enumerable: true, get: function () { return call_interface_1.statusOrFromValue; } }));
 Object.defineProperty(exports, "statusOrFromError", ({ enumerable: true, get: function () { return call_interface_1.statusOrFromError; } }));
-var filter_1 = __nccwpck_require__(79515);
+var filter_1 = __nccwpck_require__(81467);
 Object.defineProperty(exports, "BaseFilter", ({ enumerable: true, get: function () { return filter_1.BaseFilter; } }));
-var filter_stack_1 = __nccwpck_require__(54606);
+var filter_stack_1 = __nccwpck_require__(95726);
 Object.defineProperty(exports, "FilterStackFactory", ({ enumerable: true, get: function () { return filter_stack_1.FilterStackFactory; } }));
-var admin_1 = __nccwpck_require__(99826);
+var admin_1 = __nccwpck_require__(52914);
 Object.defineProperty(exports, "registerAdminService", ({ enumerable: true, get: function () { return admin_1.registerAdminService; } }));
-var subchannel_interface_1 = __nccwpck_require__(45458);
+var subchannel_interface_1 = __nccwpck_require__(70098);
 Object.defineProperty(exports, "BaseSubchannelWrapper", ({ enumerable: true, get: function () { return subchannel_interface_1.BaseSubchannelWrapper; } }));
-var server_credentials_1 = __nccwpck_require__(97537);
+var server_credentials_1 = __nccwpck_require__(36545);
 Object.defineProperty(exports, "createServerCredentialsWithInterceptors", ({ enumerable: true, get: function () { return server_credentials_1.createServerCredentialsWithInterceptors; } }));
 Object.defineProperty(exports, "createCertificateProviderServerCredentials", ({ enumerable: true, get: function () { return server_credentials_1.createCertificateProviderServerCredentials; } }));
-var certificate_provider_1 = __nccwpck_require__(23462);
+var certificate_provider_1 = __nccwpck_require__(27974);
 Object.defineProperty(exports, "FileWatcherCertificateProvider", ({ enumerable: true, get: function () { return certificate_provider_1.FileWatcherCertificateProvider; } }));
-var channel_credentials_1 = __nccwpck_require__(82689);
+var channel_credentials_1 = __nccwpck_require__(32257);
 Object.defineProperty(exports, "createCertificateProviderChannelCredentials", ({ enumerable: true, get: function () { return channel_credentials_1.createCertificateProviderChannelCredentials; } }));
-var internal_channel_1 = __nccwpck_require__(60850);
+var internal_channel_1 = __nccwpck_require__(40114);
 Object.defineProperty(exports, "SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX", ({ enumerable: true, get: function () { return internal_channel_1.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX; } }));
 //# sourceMappingURL=experimental.js.map
 
 /***/ }),
 
-/***/ 54606:
+/***/ 95726:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -3880,7 +3880,7 @@ exports.FilterStackFactory = FilterStackFactory;
 
 /***/ }),
 
-/***/ 79515:
+/***/ 81467:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -3925,7 +3925,7 @@ exports.BaseFilter = BaseFilter;
 
 /***/ }),
 
-/***/ 59978:
+/***/ 18954:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -3950,15 +3950,15 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.parseCIDR = parseCIDR;
 exports.mapProxyName = mapProxyName;
 exports.getProxiedConnection = getProxiedConnection;
-const logging_1 = __nccwpck_require__(94104);
-const constants_1 = __nccwpck_require__(2208);
+const logging_1 = __nccwpck_require__(8536);
+const constants_1 = __nccwpck_require__(68288);
 const net_1 = __nccwpck_require__(69278);
 const http = __nccwpck_require__(58611);
-const logging = __nccwpck_require__(94104);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const uri_parser_1 = __nccwpck_require__(74299);
+const logging = __nccwpck_require__(8536);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const uri_parser_1 = __nccwpck_require__(56027);
 const url_1 = __nccwpck_require__(87016);
-const resolver_dns_1 = __nccwpck_require__(36813);
+const resolver_dns_1 = __nccwpck_require__(51149);
 const TRACER_NAME = 'proxy';
 function trace(text) {
     logging.trace(constants_1.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -4206,7 +4206,7 @@ function getProxiedConnection(address, channelOptions) {
 
 /***/ }),
 
-/***/ 73017:
+/***/ 83033:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -4230,34 +4230,34 @@ var __webpack_unused_export__;
  */
 __webpack_unused_export__ = ({ value: true });
 __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = exports.O2 = exports.gq = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = exports.ex = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = exports.h5 = __webpack_unused_export__ = exports.OS = exports.z3 = void 0;
-const call_credentials_1 = __nccwpck_require__(46006);
+const call_credentials_1 = __nccwpck_require__(79190);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return call_credentials_1.CallCredentials; } });
-const channel_1 = __nccwpck_require__(15558);
+const channel_1 = __nccwpck_require__(86918);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return channel_1.ChannelImplementation; } });
-const compression_algorithms_1 = __nccwpck_require__(81410);
+const compression_algorithms_1 = __nccwpck_require__(24130);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return compression_algorithms_1.CompressionAlgorithms; } });
-const connectivity_state_1 = __nccwpck_require__(59882);
+const connectivity_state_1 = __nccwpck_require__(60778);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return connectivity_state_1.ConnectivityState; } });
-const channel_credentials_1 = __nccwpck_require__(82689);
+const channel_credentials_1 = __nccwpck_require__(32257);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return channel_credentials_1.ChannelCredentials; } });
-const client_1 = __nccwpck_require__(49986);
+const client_1 = __nccwpck_require__(54210);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return client_1.Client; } });
-const constants_1 = __nccwpck_require__(2208);
+const constants_1 = __nccwpck_require__(68288);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return constants_1.LogVerbosity; } });
 Object.defineProperty(exports, "h5", ({ enumerable: true, get: function () { return constants_1.Status; } }));
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return constants_1.Propagate; } });
-const logging = __nccwpck_require__(94104);
-const make_client_1 = __nccwpck_require__(90679);
+const logging = __nccwpck_require__(8536);
+const make_client_1 = __nccwpck_require__(76983);
 Object.defineProperty(exports, "ex", ({ enumerable: true, get: function () { return make_client_1.loadPackageDefinition; } }));
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return make_client_1.makeClientConstructor; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return make_client_1.makeClientConstructor; } });
-const metadata_1 = __nccwpck_require__(39972);
+const metadata_1 = __nccwpck_require__(36100);
 Object.defineProperty(exports, "OS", ({ enumerable: true, get: function () { return metadata_1.Metadata; } }));
-const server_1 = __nccwpck_require__(83718);
+const server_1 = __nccwpck_require__(12390);
 Object.defineProperty(exports, "gq", ({ enumerable: true, get: function () { return server_1.Server; } }));
-const server_credentials_1 = __nccwpck_require__(97537);
+const server_credentials_1 = __nccwpck_require__(36545);
 Object.defineProperty(exports, "O2", ({ enumerable: true, get: function () { return server_credentials_1.ServerCredentials; } }));
-const status_builder_1 = __nccwpck_require__(97181);
+const status_builder_1 = __nccwpck_require__(7901);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return status_builder_1.StatusBuilder; } });
 /**** Client Credentials ****/
 // Using assign only copies enumerable properties, which is what we want
@@ -4322,32 +4322,32 @@ const getClientChannel = (client) => {
     return client_1.Client.prototype.getChannel.call(client);
 };
 __webpack_unused_export__ = getClientChannel;
-var client_interceptors_1 = __nccwpck_require__(28947);
+var client_interceptors_1 = __nccwpck_require__(82451);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return client_interceptors_1.ListenerBuilder; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return client_interceptors_1.RequesterBuilder; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return client_interceptors_1.InterceptingCall; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return client_interceptors_1.InterceptorConfigurationError; } });
-var channelz_1 = __nccwpck_require__(3974);
+var channelz_1 = __nccwpck_require__(68198);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return channelz_1.getChannelzServiceDefinition; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return channelz_1.getChannelzHandlers; } });
-var admin_1 = __nccwpck_require__(99826);
+var admin_1 = __nccwpck_require__(52914);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return admin_1.addAdminServicesToServer; } });
-var server_interceptors_1 = __nccwpck_require__(12999);
+var server_interceptors_1 = __nccwpck_require__(42151);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return server_interceptors_1.ServerListenerBuilder; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return server_interceptors_1.ResponderBuilder; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return server_interceptors_1.ServerInterceptingCall; } });
-var orca_1 = __nccwpck_require__(33356);
+var orca_1 = __nccwpck_require__(82124);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return orca_1.ServerMetricRecorder; } });
-const experimental = __nccwpck_require__(63791);
+const experimental = __nccwpck_require__(20079);
 __webpack_unused_export__ = experimental;
-const resolver_dns = __nccwpck_require__(36813);
-const resolver_uds = __nccwpck_require__(69412);
-const resolver_ip = __nccwpck_require__(70633);
-const load_balancer_pick_first = __nccwpck_require__(22287);
-const load_balancer_round_robin = __nccwpck_require__(92128);
-const load_balancer_outlier_detection = __nccwpck_require__(4911);
-const load_balancer_weighted_round_robin = __nccwpck_require__(320);
-const channelz = __nccwpck_require__(3974);
+const resolver_dns = __nccwpck_require__(51149);
+const resolver_uds = __nccwpck_require__(69252);
+const resolver_ip = __nccwpck_require__(52617);
+const load_balancer_pick_first = __nccwpck_require__(78639);
+const load_balancer_round_robin = __nccwpck_require__(71936);
+const load_balancer_outlier_detection = __nccwpck_require__(95343);
+const load_balancer_weighted_round_robin = __nccwpck_require__(47616);
+const channelz = __nccwpck_require__(68198);
 (() => {
     resolver_dns.setup();
     resolver_uds.setup();
@@ -4362,7 +4362,7 @@ const channelz = __nccwpck_require__(3974);
 
 /***/ }),
 
-/***/ 60850:
+/***/ 40114:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -4385,27 +4385,27 @@ const channelz = __nccwpck_require__(3974);
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.InternalChannel = exports.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX = void 0;
-const channel_credentials_1 = __nccwpck_require__(82689);
-const resolving_load_balancer_1 = __nccwpck_require__(17594);
-const subchannel_pool_1 = __nccwpck_require__(98551);
-const picker_1 = __nccwpck_require__(69839);
-const metadata_1 = __nccwpck_require__(39972);
-const constants_1 = __nccwpck_require__(2208);
-const filter_stack_1 = __nccwpck_require__(54606);
-const compression_filter_1 = __nccwpck_require__(44486);
-const resolver_1 = __nccwpck_require__(74207);
-const logging_1 = __nccwpck_require__(94104);
-const http_proxy_1 = __nccwpck_require__(59978);
-const uri_parser_1 = __nccwpck_require__(74299);
-const connectivity_state_1 = __nccwpck_require__(59882);
-const channelz_1 = __nccwpck_require__(3974);
-const load_balancing_call_1 = __nccwpck_require__(63040);
-const deadline_1 = __nccwpck_require__(56589);
-const resolving_call_1 = __nccwpck_require__(87799);
-const call_number_1 = __nccwpck_require__(55259);
-const control_plane_status_1 = __nccwpck_require__(56058);
-const retrying_call_1 = __nccwpck_require__(46084);
-const subchannel_interface_1 = __nccwpck_require__(45458);
+const channel_credentials_1 = __nccwpck_require__(32257);
+const resolving_load_balancer_1 = __nccwpck_require__(63962);
+const subchannel_pool_1 = __nccwpck_require__(48695);
+const picker_1 = __nccwpck_require__(71663);
+const metadata_1 = __nccwpck_require__(36100);
+const constants_1 = __nccwpck_require__(68288);
+const filter_stack_1 = __nccwpck_require__(95726);
+const compression_filter_1 = __nccwpck_require__(43430);
+const resolver_1 = __nccwpck_require__(76255);
+const logging_1 = __nccwpck_require__(8536);
+const http_proxy_1 = __nccwpck_require__(18954);
+const uri_parser_1 = __nccwpck_require__(56027);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const channelz_1 = __nccwpck_require__(68198);
+const load_balancing_call_1 = __nccwpck_require__(58944);
+const deadline_1 = __nccwpck_require__(52173);
+const resolving_call_1 = __nccwpck_require__(8023);
+const call_number_1 = __nccwpck_require__(35675);
+const control_plane_status_1 = __nccwpck_require__(39962);
+const retrying_call_1 = __nccwpck_require__(2532);
+const subchannel_interface_1 = __nccwpck_require__(70098);
 /**
  * See https://nodejs.org/api/timers.html#timers_setinterval_callback_delay_args
  */
@@ -5046,7 +5046,7 @@ InternalChannel.MAX_METHODS_PER_HOST = 100;
 
 /***/ }),
 
-/***/ 74026:
+/***/ 21450:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -5069,8 +5069,8 @@ InternalChannel.MAX_METHODS_PER_HOST = 100;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ChildLoadBalancerHandler = void 0;
-const load_balancer_1 = __nccwpck_require__(53976);
-const connectivity_state_1 = __nccwpck_require__(59882);
+const load_balancer_1 = __nccwpck_require__(7000);
+const connectivity_state_1 = __nccwpck_require__(60778);
 const TYPE_NAME = 'child_load_balancer_helper';
 class ChildLoadBalancerHandler {
     constructor(channelControlHelper) {
@@ -5204,7 +5204,7 @@ exports.ChildLoadBalancerHandler = ChildLoadBalancerHandler;
 
 /***/ }),
 
-/***/ 4911:
+/***/ 95343:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -5229,16 +5229,16 @@ var _a;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.OutlierDetectionLoadBalancer = exports.OutlierDetectionLoadBalancingConfig = void 0;
 exports.setup = setup;
-const connectivity_state_1 = __nccwpck_require__(59882);
-const constants_1 = __nccwpck_require__(2208);
-const duration_1 = __nccwpck_require__(81721);
-const experimental_1 = __nccwpck_require__(63791);
-const load_balancer_1 = __nccwpck_require__(53976);
-const load_balancer_child_handler_1 = __nccwpck_require__(74026);
-const picker_1 = __nccwpck_require__(69839);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const subchannel_interface_1 = __nccwpck_require__(45458);
-const logging = __nccwpck_require__(94104);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const constants_1 = __nccwpck_require__(68288);
+const duration_1 = __nccwpck_require__(63929);
+const experimental_1 = __nccwpck_require__(20079);
+const load_balancer_1 = __nccwpck_require__(7000);
+const load_balancer_child_handler_1 = __nccwpck_require__(21450);
+const picker_1 = __nccwpck_require__(71663);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const subchannel_interface_1 = __nccwpck_require__(70098);
+const logging = __nccwpck_require__(8536);
 const TRACER_NAME = 'outlier_detection';
 function trace(text) {
     logging.trace(constants_1.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -5782,7 +5782,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 22287:
+/***/ 78639:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -5807,15 +5807,15 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.LeafLoadBalancer = exports.PickFirstLoadBalancer = exports.PickFirstLoadBalancingConfig = void 0;
 exports.shuffled = shuffled;
 exports.setup = setup;
-const load_balancer_1 = __nccwpck_require__(53976);
-const connectivity_state_1 = __nccwpck_require__(59882);
-const picker_1 = __nccwpck_require__(69839);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const logging = __nccwpck_require__(94104);
-const constants_1 = __nccwpck_require__(2208);
-const subchannel_address_2 = __nccwpck_require__(67293);
+const load_balancer_1 = __nccwpck_require__(7000);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const picker_1 = __nccwpck_require__(71663);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const logging = __nccwpck_require__(8536);
+const constants_1 = __nccwpck_require__(68288);
+const subchannel_address_2 = __nccwpck_require__(97021);
 const net_1 = __nccwpck_require__(69278);
-const call_interface_1 = __nccwpck_require__(72779);
+const call_interface_1 = __nccwpck_require__(61803);
 const TRACER_NAME = 'pick_first';
 function trace(text) {
     logging.trace(constants_1.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -6303,7 +6303,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 92128:
+/***/ 71936:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -6327,13 +6327,13 @@ function setup() {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RoundRobinLoadBalancer = void 0;
 exports.setup = setup;
-const load_balancer_1 = __nccwpck_require__(53976);
-const connectivity_state_1 = __nccwpck_require__(59882);
-const picker_1 = __nccwpck_require__(69839);
-const logging = __nccwpck_require__(94104);
-const constants_1 = __nccwpck_require__(2208);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const load_balancer_pick_first_1 = __nccwpck_require__(22287);
+const load_balancer_1 = __nccwpck_require__(7000);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const picker_1 = __nccwpck_require__(71663);
+const logging = __nccwpck_require__(8536);
+const constants_1 = __nccwpck_require__(68288);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const load_balancer_pick_first_1 = __nccwpck_require__(78639);
 const TRACER_NAME = 'round_robin';
 function trace(text) {
     logging.trace(constants_1.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -6514,7 +6514,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 320:
+/***/ 47616:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -6538,16 +6538,16 @@ function setup() {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.WeightedRoundRobinLoadBalancingConfig = void 0;
 exports.setup = setup;
-const connectivity_state_1 = __nccwpck_require__(59882);
-const constants_1 = __nccwpck_require__(2208);
-const duration_1 = __nccwpck_require__(81721);
-const load_balancer_1 = __nccwpck_require__(53976);
-const load_balancer_pick_first_1 = __nccwpck_require__(22287);
-const logging = __nccwpck_require__(94104);
-const orca_1 = __nccwpck_require__(33356);
-const picker_1 = __nccwpck_require__(69839);
-const priority_queue_1 = __nccwpck_require__(3955);
-const subchannel_address_1 = __nccwpck_require__(67293);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const constants_1 = __nccwpck_require__(68288);
+const duration_1 = __nccwpck_require__(63929);
+const load_balancer_1 = __nccwpck_require__(7000);
+const load_balancer_pick_first_1 = __nccwpck_require__(78639);
+const logging = __nccwpck_require__(8536);
+const orca_1 = __nccwpck_require__(82124);
+const picker_1 = __nccwpck_require__(71663);
+const priority_queue_1 = __nccwpck_require__(58291);
+const subchannel_address_1 = __nccwpck_require__(97021);
 const TRACER_NAME = 'weighted_round_robin';
 function trace(text) {
     logging.trace(constants_1.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -6913,7 +6913,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 53976:
+/***/ 7000:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -6943,8 +6943,8 @@ exports.isLoadBalancerNameRegistered = isLoadBalancerNameRegistered;
 exports.parseLoadBalancingConfig = parseLoadBalancingConfig;
 exports.getDefaultConfig = getDefaultConfig;
 exports.selectLbConfigFromList = selectLbConfigFromList;
-const logging_1 = __nccwpck_require__(94104);
-const constants_1 = __nccwpck_require__(2208);
+const logging_1 = __nccwpck_require__(8536);
+const constants_1 = __nccwpck_require__(68288);
 /**
  * Create a child ChannelControlHelper that overrides some methods of the
  * parent while letting others pass through to the parent unmodified. This
@@ -7036,7 +7036,7 @@ function selectLbConfigFromList(configs, fallbackTodefault = false) {
 
 /***/ }),
 
-/***/ 63040:
+/***/ 58944:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -7059,14 +7059,14 @@ function selectLbConfigFromList(configs, fallbackTodefault = false) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.LoadBalancingCall = void 0;
-const call_credentials_1 = __nccwpck_require__(46006);
-const connectivity_state_1 = __nccwpck_require__(59882);
-const constants_1 = __nccwpck_require__(2208);
-const deadline_1 = __nccwpck_require__(56589);
-const metadata_1 = __nccwpck_require__(39972);
-const picker_1 = __nccwpck_require__(69839);
-const logging = __nccwpck_require__(94104);
-const control_plane_status_1 = __nccwpck_require__(56058);
+const call_credentials_1 = __nccwpck_require__(79190);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const constants_1 = __nccwpck_require__(68288);
+const deadline_1 = __nccwpck_require__(52173);
+const metadata_1 = __nccwpck_require__(36100);
+const picker_1 = __nccwpck_require__(71663);
+const logging = __nccwpck_require__(8536);
+const control_plane_status_1 = __nccwpck_require__(39962);
 const http2 = __nccwpck_require__(85675);
 const TRACER_NAME = 'load_balancing_call';
 const RESOLVED_EMPTY_METADATA = Promise.resolve(undefined);
@@ -7364,7 +7364,7 @@ exports.LoadBalancingCall = LoadBalancingCall;
 
 /***/ }),
 
-/***/ 94104:
+/***/ 8536:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -7390,9 +7390,9 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.log = exports.setLoggerVerbosity = exports.setLogger = exports.getLogger = void 0;
 exports.trace = trace;
 exports.isTracerEnabled = isTracerEnabled;
-const constants_1 = __nccwpck_require__(2208);
+const constants_1 = __nccwpck_require__(68288);
 const process_1 = __nccwpck_require__(932);
-const clientVersion = (__nccwpck_require__(23130)/* .version */ .rE);
+const clientVersion = (__nccwpck_require__(9943)/* .version */ .rE);
 const DEFAULT_LOGGER = {
     error: (message, ...optionalParams) => {
         console.error('E ' + message, ...optionalParams);
@@ -7500,7 +7500,7 @@ function isTracerEnabled(tracer) {
 
 /***/ }),
 
-/***/ 90679:
+/***/ 76983:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -7524,7 +7524,7 @@ function isTracerEnabled(tracer) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.makeClientConstructor = makeClientConstructor;
 exports.loadPackageDefinition = loadPackageDefinition;
-const client_1 = __nccwpck_require__(49986);
+const client_1 = __nccwpck_require__(54210);
 /**
  * Map with short names for each of the requester maker functions. Used in
  * makeClientConstructor
@@ -7650,7 +7650,7 @@ function loadPackageDefinition(packageDef) {
 
 /***/ }),
 
-/***/ 39972:
+/***/ 36100:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -7673,9 +7673,9 @@ function loadPackageDefinition(packageDef) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Metadata = void 0;
-const logging_1 = __nccwpck_require__(94104);
-const constants_1 = __nccwpck_require__(2208);
-const error_1 = __nccwpck_require__(66667);
+const logging_1 = __nccwpck_require__(8536);
+const constants_1 = __nccwpck_require__(68288);
+const error_1 = __nccwpck_require__(98219);
 const LEGAL_KEY_REGEX = /^[:0-9a-z_.-]+$/;
 const LEGAL_NON_BINARY_VALUE_REGEX = /^[ -~]*$/;
 function isLegalKey(key) {
@@ -7934,7 +7934,7 @@ const bufToString = (val) => {
 
 /***/ }),
 
-/***/ 33356:
+/***/ 82124:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -7959,13 +7959,13 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.OrcaOobMetricsSubchannelWrapper = exports.GRPC_METRICS_HEADER = exports.ServerMetricRecorder = exports.PerRequestMetricRecorder = void 0;
 exports.createOrcaClient = createOrcaClient;
 exports.createMetricsReader = createMetricsReader;
-const make_client_1 = __nccwpck_require__(90679);
-const duration_1 = __nccwpck_require__(81721);
-const channel_credentials_1 = __nccwpck_require__(82689);
-const subchannel_interface_1 = __nccwpck_require__(45458);
-const constants_1 = __nccwpck_require__(2208);
-const backoff_timeout_1 = __nccwpck_require__(31539);
-const connectivity_state_1 = __nccwpck_require__(59882);
+const make_client_1 = __nccwpck_require__(76983);
+const duration_1 = __nccwpck_require__(63929);
+const channel_credentials_1 = __nccwpck_require__(32257);
+const subchannel_interface_1 = __nccwpck_require__(70098);
+const constants_1 = __nccwpck_require__(68288);
+const backoff_timeout_1 = __nccwpck_require__(14643);
+const connectivity_state_1 = __nccwpck_require__(60778);
 const loadedOrcaProto = null;
 function loadOrcaProto() {
     if (loadedOrcaProto) {
@@ -7973,7 +7973,7 @@ function loadOrcaProto() {
     }
     /* The purpose of this complexity is to avoid loading @grpc/proto-loader at
      * runtime for users who will not use/enable ORCA. */
-    const loaderLoadSync = (__nccwpck_require__(46609)/* .loadSync */ .Yi);
+    const loaderLoadSync = (__nccwpck_require__(76081)/* .loadSync */ .Yi);
     const loadedProto = loaderLoadSync('xds/service/orca/v3/orca.proto', {
         keepCase: true,
         longs: String,
@@ -8263,7 +8263,7 @@ function createOobMetricsDataProducer(subchannel) {
 
 /***/ }),
 
-/***/ 69839:
+/***/ 71663:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -8286,8 +8286,8 @@ function createOobMetricsDataProducer(subchannel) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.QueuePicker = exports.UnavailablePicker = exports.PickResultType = void 0;
-const metadata_1 = __nccwpck_require__(39972);
-const constants_1 = __nccwpck_require__(2208);
+const metadata_1 = __nccwpck_require__(36100);
+const constants_1 = __nccwpck_require__(68288);
 var PickResultType;
 (function (PickResultType) {
     PickResultType[PickResultType["COMPLETE"] = 0] = "COMPLETE";
@@ -8356,7 +8356,7 @@ exports.QueuePicker = QueuePicker;
 
 /***/ }),
 
-/***/ 3955:
+/***/ 58291:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -8483,7 +8483,7 @@ exports.PriorityQueue = PriorityQueue;
 
 /***/ }),
 
-/***/ 36813:
+/***/ 51149:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -8506,18 +8506,18 @@ exports.PriorityQueue = PriorityQueue;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DEFAULT_PORT = void 0;
 exports.setup = setup;
-const resolver_1 = __nccwpck_require__(74207);
+const resolver_1 = __nccwpck_require__(76255);
 const dns_1 = __nccwpck_require__(72250);
-const service_config_1 = __nccwpck_require__(66389);
-const constants_1 = __nccwpck_require__(2208);
-const call_interface_1 = __nccwpck_require__(72779);
-const metadata_1 = __nccwpck_require__(39972);
-const logging = __nccwpck_require__(94104);
-const constants_2 = __nccwpck_require__(2208);
-const uri_parser_1 = __nccwpck_require__(74299);
+const service_config_1 = __nccwpck_require__(70005);
+const constants_1 = __nccwpck_require__(68288);
+const call_interface_1 = __nccwpck_require__(61803);
+const metadata_1 = __nccwpck_require__(36100);
+const logging = __nccwpck_require__(8536);
+const constants_2 = __nccwpck_require__(68288);
+const uri_parser_1 = __nccwpck_require__(56027);
 const net_1 = __nccwpck_require__(69278);
-const backoff_timeout_1 = __nccwpck_require__(31539);
-const environment_1 = __nccwpck_require__(71108);
+const backoff_timeout_1 = __nccwpck_require__(14643);
+const environment_1 = __nccwpck_require__(16964);
 const TRACER_NAME = 'dns_resolver';
 function trace(text) {
     logging.trace(constants_2.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -8853,7 +8853,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 70633:
+/***/ 52617:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -8876,13 +8876,13 @@ function setup() {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.setup = setup;
 const net_1 = __nccwpck_require__(69278);
-const call_interface_1 = __nccwpck_require__(72779);
-const constants_1 = __nccwpck_require__(2208);
-const metadata_1 = __nccwpck_require__(39972);
-const resolver_1 = __nccwpck_require__(74207);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const uri_parser_1 = __nccwpck_require__(74299);
-const logging = __nccwpck_require__(94104);
+const call_interface_1 = __nccwpck_require__(61803);
+const constants_1 = __nccwpck_require__(68288);
+const metadata_1 = __nccwpck_require__(36100);
+const resolver_1 = __nccwpck_require__(76255);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const uri_parser_1 = __nccwpck_require__(56027);
+const logging = __nccwpck_require__(8536);
 const TRACER_NAME = 'ip_resolver';
 function trace(text) {
     logging.trace(constants_1.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -8966,7 +8966,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 69412:
+/***/ 69252:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -8988,8 +8988,8 @@ function setup() {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.setup = setup;
-const resolver_1 = __nccwpck_require__(74207);
-const call_interface_1 = __nccwpck_require__(72779);
+const resolver_1 = __nccwpck_require__(76255);
+const call_interface_1 = __nccwpck_require__(61803);
 class UdsResolver {
     constructor(target, listener, channelOptions) {
         this.listener = listener;
@@ -9024,7 +9024,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 74207:
+/***/ 76255:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -9052,7 +9052,7 @@ exports.registerDefaultScheme = registerDefaultScheme;
 exports.createResolver = createResolver;
 exports.getDefaultAuthority = getDefaultAuthority;
 exports.mapUriDefaultScheme = mapUriDefaultScheme;
-const uri_parser_1 = __nccwpck_require__(74299);
+const uri_parser_1 = __nccwpck_require__(56027);
 exports.CHANNEL_ARGS_CONFIG_SELECTOR_KEY = 'grpc.internal.config_selector';
 const registeredResolvers = {};
 let defaultScheme = null;
@@ -9120,7 +9120,7 @@ function mapUriDefaultScheme(target) {
 
 /***/ }),
 
-/***/ 87799:
+/***/ 8023:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -9143,12 +9143,12 @@ function mapUriDefaultScheme(target) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ResolvingCall = void 0;
-const call_credentials_1 = __nccwpck_require__(46006);
-const constants_1 = __nccwpck_require__(2208);
-const deadline_1 = __nccwpck_require__(56589);
-const metadata_1 = __nccwpck_require__(39972);
-const logging = __nccwpck_require__(94104);
-const control_plane_status_1 = __nccwpck_require__(56058);
+const call_credentials_1 = __nccwpck_require__(79190);
+const constants_1 = __nccwpck_require__(68288);
+const deadline_1 = __nccwpck_require__(52173);
+const metadata_1 = __nccwpck_require__(36100);
+const logging = __nccwpck_require__(8536);
+const control_plane_status_1 = __nccwpck_require__(39962);
 const TRACER_NAME = 'resolving_call';
 class ResolvingCall {
     constructor(channel, method, options, filterStackFactory, callNumber) {
@@ -9472,7 +9472,7 @@ exports.ResolvingCall = ResolvingCall;
 
 /***/ }),
 
-/***/ 17594:
+/***/ 63962:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -9496,18 +9496,18 @@ exports.ResolvingCall = ResolvingCall;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ResolvingLoadBalancer = void 0;
 exports.getDefaultConfigSelector = getDefaultConfigSelector;
-const load_balancer_1 = __nccwpck_require__(53976);
-const service_config_1 = __nccwpck_require__(66389);
-const connectivity_state_1 = __nccwpck_require__(59882);
-const resolver_1 = __nccwpck_require__(74207);
-const picker_1 = __nccwpck_require__(69839);
-const backoff_timeout_1 = __nccwpck_require__(31539);
-const constants_1 = __nccwpck_require__(2208);
-const metadata_1 = __nccwpck_require__(39972);
-const logging = __nccwpck_require__(94104);
-const constants_2 = __nccwpck_require__(2208);
-const uri_parser_1 = __nccwpck_require__(74299);
-const load_balancer_child_handler_1 = __nccwpck_require__(74026);
+const load_balancer_1 = __nccwpck_require__(7000);
+const service_config_1 = __nccwpck_require__(70005);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const resolver_1 = __nccwpck_require__(76255);
+const picker_1 = __nccwpck_require__(71663);
+const backoff_timeout_1 = __nccwpck_require__(14643);
+const constants_1 = __nccwpck_require__(68288);
+const metadata_1 = __nccwpck_require__(36100);
+const logging = __nccwpck_require__(8536);
+const constants_2 = __nccwpck_require__(68288);
+const uri_parser_1 = __nccwpck_require__(56027);
+const load_balancer_child_handler_1 = __nccwpck_require__(21450);
 const TRACER_NAME = 'resolving_load_balancer';
 function trace(text) {
     logging.trace(constants_2.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -9791,7 +9791,7 @@ exports.ResolvingLoadBalancer = ResolvingLoadBalancer;
 
 /***/ }),
 
-/***/ 46084:
+/***/ 2532:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -9814,11 +9814,11 @@ exports.ResolvingLoadBalancer = ResolvingLoadBalancer;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RetryingCall = exports.MessageBufferTracker = exports.RetryThrottler = void 0;
-const constants_1 = __nccwpck_require__(2208);
-const deadline_1 = __nccwpck_require__(56589);
-const metadata_1 = __nccwpck_require__(39972);
-const logging = __nccwpck_require__(94104);
-const call_number_1 = __nccwpck_require__(55259);
+const constants_1 = __nccwpck_require__(68288);
+const deadline_1 = __nccwpck_require__(52173);
+const metadata_1 = __nccwpck_require__(36100);
+const logging = __nccwpck_require__(8536);
+const call_number_1 = __nccwpck_require__(35675);
 const TRACER_NAME = 'retrying_call';
 class RetryThrottler {
     constructor(maxTokens, tokenRatio, previousRetryThrottler) {
@@ -10566,7 +10566,7 @@ exports.RetryingCall = RetryingCall;
 
 /***/ }),
 
-/***/ 2231:
+/***/ 34615:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -10592,8 +10592,8 @@ exports.ServerDuplexStreamImpl = exports.ServerWritableStreamImpl = exports.Serv
 exports.serverErrorToStatus = serverErrorToStatus;
 const events_1 = __nccwpck_require__(24434);
 const stream_1 = __nccwpck_require__(2203);
-const constants_1 = __nccwpck_require__(2208);
-const metadata_1 = __nccwpck_require__(39972);
+const constants_1 = __nccwpck_require__(68288);
+const metadata_1 = __nccwpck_require__(36100);
 function serverErrorToStatus(error, overrideTrailers) {
     var _a;
     const status = {
@@ -10799,7 +10799,7 @@ exports.ServerDuplexStreamImpl = ServerDuplexStreamImpl;
 
 /***/ }),
 
-/***/ 97537:
+/***/ 36545:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -10824,7 +10824,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ServerCredentials = void 0;
 exports.createCertificateProviderServerCredentials = createCertificateProviderServerCredentials;
 exports.createServerCredentialsWithInterceptors = createServerCredentialsWithInterceptors;
-const tls_helpers_1 = __nccwpck_require__(35468);
+const tls_helpers_1 = __nccwpck_require__(68876);
 class ServerCredentials {
     constructor(serverConstructorOptions, contextOptions) {
         this.serverConstructorOptions = serverConstructorOptions;
@@ -11120,7 +11120,7 @@ function createServerCredentialsWithInterceptors(credentials, interceptors) {
 
 /***/ }),
 
-/***/ 12999:
+/***/ 42151:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -11145,16 +11145,16 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BaseServerInterceptingCall = exports.ServerInterceptingCall = exports.ResponderBuilder = exports.ServerListenerBuilder = void 0;
 exports.isInterceptingServerListener = isInterceptingServerListener;
 exports.getServerInterceptingCall = getServerInterceptingCall;
-const metadata_1 = __nccwpck_require__(39972);
-const constants_1 = __nccwpck_require__(2208);
+const metadata_1 = __nccwpck_require__(36100);
+const constants_1 = __nccwpck_require__(68288);
 const http2 = __nccwpck_require__(85675);
-const error_1 = __nccwpck_require__(66667);
+const error_1 = __nccwpck_require__(98219);
 const zlib = __nccwpck_require__(43106);
-const stream_decoder_1 = __nccwpck_require__(48948);
-const logging = __nccwpck_require__(94104);
+const stream_decoder_1 = __nccwpck_require__(47956);
+const logging = __nccwpck_require__(8536);
 const tls_1 = __nccwpck_require__(64756);
-const orca_1 = __nccwpck_require__(33356);
-const environment_1 = __nccwpck_require__(71108);
+const orca_1 = __nccwpck_require__(82124);
+const environment_1 = __nccwpck_require__(16964);
 const TRACER_NAME = 'server_call';
 function trace(text) {
     logging.trace(constants_1.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -11965,7 +11965,7 @@ function getServerInterceptingCall(interceptors, stream, headers, callEventTrack
 
 /***/ }),
 
-/***/ 83718:
+/***/ 12390:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 "use strict";
@@ -12024,16 +12024,16 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Server = void 0;
 const http2 = __nccwpck_require__(85675);
 const util = __nccwpck_require__(39023);
-const constants_1 = __nccwpck_require__(2208);
-const server_call_1 = __nccwpck_require__(2231);
-const server_credentials_1 = __nccwpck_require__(97537);
-const resolver_1 = __nccwpck_require__(74207);
-const logging = __nccwpck_require__(94104);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const uri_parser_1 = __nccwpck_require__(74299);
-const channelz_1 = __nccwpck_require__(3974);
-const server_interceptors_1 = __nccwpck_require__(12999);
-const environment_1 = __nccwpck_require__(71108);
+const constants_1 = __nccwpck_require__(68288);
+const server_call_1 = __nccwpck_require__(34615);
+const server_credentials_1 = __nccwpck_require__(36545);
+const resolver_1 = __nccwpck_require__(76255);
+const logging = __nccwpck_require__(8536);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const uri_parser_1 = __nccwpck_require__(56027);
+const channelz_1 = __nccwpck_require__(68198);
+const server_interceptors_1 = __nccwpck_require__(42151);
+const environment_1 = __nccwpck_require__(16964);
 const UNLIMITED_CONNECTION_AGE_MS = ~(1 << 31);
 const KEEPALIVE_MAX_TIME_MS = ~(1 << 31);
 const KEEPALIVE_TIMEOUT_MS = 20000;
@@ -13623,7 +13623,7 @@ function handleBidiStreaming(call, handler) {
 
 /***/ }),
 
-/***/ 66389:
+/***/ 70005:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -13658,7 +13658,7 @@ exports.extractAndSelectServiceConfig = extractAndSelectServiceConfig;
  * runtime */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const os = __nccwpck_require__(70857);
-const constants_1 = __nccwpck_require__(2208);
+const constants_1 = __nccwpck_require__(68288);
 /**
  * Recognizes a number with up to 9 digits after the decimal point, followed by
  * an "s", representing a number of seconds.
@@ -14060,7 +14060,7 @@ function extractAndSelectServiceConfig(txtRecord, percentage) {
 
 /***/ }),
 
-/***/ 83485:
+/***/ 40701:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -14083,17 +14083,17 @@ function extractAndSelectServiceConfig(txtRecord, percentage) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SingleSubchannelChannel = void 0;
-const call_number_1 = __nccwpck_require__(55259);
-const channelz_1 = __nccwpck_require__(3974);
-const compression_filter_1 = __nccwpck_require__(44486);
-const connectivity_state_1 = __nccwpck_require__(59882);
-const constants_1 = __nccwpck_require__(2208);
-const control_plane_status_1 = __nccwpck_require__(56058);
-const deadline_1 = __nccwpck_require__(56589);
-const filter_stack_1 = __nccwpck_require__(54606);
-const metadata_1 = __nccwpck_require__(39972);
-const resolver_1 = __nccwpck_require__(74207);
-const uri_parser_1 = __nccwpck_require__(74299);
+const call_number_1 = __nccwpck_require__(35675);
+const channelz_1 = __nccwpck_require__(68198);
+const compression_filter_1 = __nccwpck_require__(43430);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const constants_1 = __nccwpck_require__(68288);
+const control_plane_status_1 = __nccwpck_require__(39962);
+const deadline_1 = __nccwpck_require__(52173);
+const filter_stack_1 = __nccwpck_require__(95726);
+const metadata_1 = __nccwpck_require__(36100);
+const resolver_1 = __nccwpck_require__(76255);
+const uri_parser_1 = __nccwpck_require__(56027);
 class SubchannelCallWrapper {
     constructor(subchannel, method, filterStackFactory, options, callNumber) {
         this.subchannel = subchannel;
@@ -14300,7 +14300,7 @@ exports.SingleSubchannelChannel = SingleSubchannelChannel;
 
 /***/ }),
 
-/***/ 97181:
+/***/ 7901:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -14375,7 +14375,7 @@ exports.StatusBuilder = StatusBuilder;
 
 /***/ }),
 
-/***/ 48948:
+/***/ 47956:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -14482,7 +14482,7 @@ exports.StreamDecoder = StreamDecoder;
 
 /***/ }),
 
-/***/ 67293:
+/***/ 97021:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -14691,7 +14691,7 @@ exports.EndpointMap = EndpointMap;
 
 /***/ }),
 
-/***/ 51553:
+/***/ 17953:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -14716,11 +14716,11 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Http2SubchannelCall = void 0;
 const http2 = __nccwpck_require__(85675);
 const os = __nccwpck_require__(70857);
-const constants_1 = __nccwpck_require__(2208);
-const metadata_1 = __nccwpck_require__(39972);
-const stream_decoder_1 = __nccwpck_require__(48948);
-const logging = __nccwpck_require__(94104);
-const constants_2 = __nccwpck_require__(2208);
+const constants_1 = __nccwpck_require__(68288);
+const metadata_1 = __nccwpck_require__(36100);
+const stream_decoder_1 = __nccwpck_require__(47956);
+const logging = __nccwpck_require__(8536);
+const constants_2 = __nccwpck_require__(68288);
 const TRACER_NAME = 'subchannel_call';
 /**
  * Should do approximately the same thing as util.getSystemErrorName but the
@@ -15304,7 +15304,7 @@ exports.Http2SubchannelCall = Http2SubchannelCall;
 
 /***/ }),
 
-/***/ 45458:
+/***/ 70098:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -15425,7 +15425,7 @@ exports.BaseSubchannelWrapper = BaseSubchannelWrapper;
 
 /***/ }),
 
-/***/ 98551:
+/***/ 48695:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -15449,11 +15449,11 @@ exports.BaseSubchannelWrapper = BaseSubchannelWrapper;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SubchannelPool = void 0;
 exports.getSubchannelPool = getSubchannelPool;
-const channel_options_1 = __nccwpck_require__(25577);
-const subchannel_1 = __nccwpck_require__(76768);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const uri_parser_1 = __nccwpck_require__(74299);
-const transport_1 = __nccwpck_require__(52132);
+const channel_options_1 = __nccwpck_require__(86793);
+const subchannel_1 = __nccwpck_require__(68416);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const uri_parser_1 = __nccwpck_require__(56027);
+const transport_1 = __nccwpck_require__(33860);
 // 10 seconds in milliseconds. This value is arbitrary.
 /**
  * The amount of time in between checks for dropping subchannels that have no
@@ -15569,7 +15569,7 @@ function getSubchannelPool(global) {
 
 /***/ }),
 
-/***/ 76768:
+/***/ 68416:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -15592,14 +15592,14 @@ function getSubchannelPool(global) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Subchannel = void 0;
-const connectivity_state_1 = __nccwpck_require__(59882);
-const backoff_timeout_1 = __nccwpck_require__(31539);
-const logging = __nccwpck_require__(94104);
-const constants_1 = __nccwpck_require__(2208);
-const uri_parser_1 = __nccwpck_require__(74299);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const channelz_1 = __nccwpck_require__(3974);
-const single_subchannel_channel_1 = __nccwpck_require__(83485);
+const connectivity_state_1 = __nccwpck_require__(60778);
+const backoff_timeout_1 = __nccwpck_require__(14643);
+const logging = __nccwpck_require__(8536);
+const constants_1 = __nccwpck_require__(68288);
+const uri_parser_1 = __nccwpck_require__(56027);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const channelz_1 = __nccwpck_require__(68198);
+const single_subchannel_channel_1 = __nccwpck_require__(40701);
 const TRACER_NAME = 'subchannel';
 /* setInterval and setTimeout only accept signed 32 bit integers. JS doesn't
  * have a constant for the max signed 32 bit integer, so this is a simple way
@@ -15993,7 +15993,7 @@ exports.Subchannel = Subchannel;
 
 /***/ }),
 
-/***/ 35468:
+/***/ 68876:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -16034,7 +16034,7 @@ function getDefaultRootsData() {
 
 /***/ }),
 
-/***/ 52132:
+/***/ 33860:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -16059,19 +16059,19 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Http2SubchannelConnector = void 0;
 const http2 = __nccwpck_require__(85675);
 const tls_1 = __nccwpck_require__(64756);
-const channelz_1 = __nccwpck_require__(3974);
-const constants_1 = __nccwpck_require__(2208);
-const http_proxy_1 = __nccwpck_require__(59978);
-const logging = __nccwpck_require__(94104);
-const resolver_1 = __nccwpck_require__(74207);
-const subchannel_address_1 = __nccwpck_require__(67293);
-const uri_parser_1 = __nccwpck_require__(74299);
+const channelz_1 = __nccwpck_require__(68198);
+const constants_1 = __nccwpck_require__(68288);
+const http_proxy_1 = __nccwpck_require__(18954);
+const logging = __nccwpck_require__(8536);
+const resolver_1 = __nccwpck_require__(76255);
+const subchannel_address_1 = __nccwpck_require__(97021);
+const uri_parser_1 = __nccwpck_require__(56027);
 const net = __nccwpck_require__(69278);
-const subchannel_call_1 = __nccwpck_require__(51553);
-const call_number_1 = __nccwpck_require__(55259);
+const subchannel_call_1 = __nccwpck_require__(17953);
+const call_number_1 = __nccwpck_require__(35675);
 const TRACER_NAME = 'transport';
 const FLOW_CONTROL_TRACER_NAME = 'transport_flowctrl';
-const clientVersion = (__nccwpck_require__(23130)/* .version */ .rE);
+const clientVersion = (__nccwpck_require__(9943)/* .version */ .rE);
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_TE, HTTP2_HEADER_USER_AGENT, } = http2.constants;
 const KEEPALIVE_TIMEOUT_MS = 20000;
 const tooManyPingsData = Buffer.from('too_many_pings', 'ascii');
@@ -16732,7 +16732,7 @@ exports.Http2SubchannelConnector = Http2SubchannelConnector;
 
 /***/ }),
 
-/***/ 74299:
+/***/ 56027:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -16891,7 +16891,7 @@ function computeServiceUrl(host, methodName) {
 
 /***/ }),
 
-/***/ 46609:
+/***/ 76081:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -16916,11 +16916,11 @@ var __webpack_unused_export__;
  */
 __webpack_unused_export__ = ({ value: true });
 __webpack_unused_export__ = __webpack_unused_export__ = exports.rS = exports.Yi = __webpack_unused_export__ = exports.Ib = __webpack_unused_export__ = __webpack_unused_export__ = void 0;
-const camelCase = __nccwpck_require__(12069);
-const Protobuf = __nccwpck_require__(4792);
-const descriptor = __nccwpck_require__(73900);
-const util_1 = __nccwpck_require__(8601);
-const Long = __nccwpck_require__(45646);
+const camelCase = __nccwpck_require__(14277);
+const Protobuf = __nccwpck_require__(23928);
+const descriptor = __nccwpck_require__(6412);
+const util_1 = __nccwpck_require__(48057);
+const Long = __nccwpck_require__(66390);
 __webpack_unused_export__ = Long;
 function isAnyExtension(obj) {
     return ('@type' in obj) && (typeof obj['@type'] === 'string');
@@ -17145,7 +17145,7 @@ __webpack_unused_export__ = loadFileDescriptorSetFromObject;
 
 /***/ }),
 
-/***/ 8601:
+/***/ 48057:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -17171,7 +17171,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.addCommonProtos = exports.loadProtosWithOptionsSync = exports.loadProtosWithOptions = void 0;
 const fs = __nccwpck_require__(79896);
 const path = __nccwpck_require__(16928);
-const Protobuf = __nccwpck_require__(4792);
+const Protobuf = __nccwpck_require__(23928);
 function addIncludePathResolver(root, includePaths) {
     const originalResolvePath = root.resolvePath;
     root.resolvePath = (origin, target) => {
@@ -17227,10 +17227,10 @@ function addCommonProtos() {
     // Protobuf.js exposes: any, duration, empty, field_mask, struct, timestamp,
     // and wrappers. compiler/plugin is excluded in Protobuf.js and here.
     // Using constant strings for compatibility with tools like Webpack
-    const apiDescriptor = __nccwpck_require__(46469);
-    const descriptorDescriptor = __nccwpck_require__(90126);
-    const sourceContextDescriptor = __nccwpck_require__(30294);
-    const typeDescriptor = __nccwpck_require__(45459);
+    const apiDescriptor = __nccwpck_require__(15434);
+    const descriptorDescriptor = __nccwpck_require__(93951);
+    const sourceContextDescriptor = __nccwpck_require__(92939);
+    const typeDescriptor = __nccwpck_require__(36710);
     Protobuf.common('api', apiDescriptor.nested.google.nested.protobuf.nested);
     Protobuf.common('descriptor', descriptorDescriptor.nested.google.nested.protobuf.nested);
     Protobuf.common('source_context', sourceContextDescriptor.nested.google.nested.protobuf.nested);
@@ -17241,7 +17241,7 @@ exports.addCommonProtos = addCommonProtos;
 
 /***/ }),
 
-/***/ 20777:
+/***/ 60137:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -18044,7 +18044,7 @@ exports.OrderedMap = OrderedMap;
 
 /***/ }),
 
-/***/ 98814:
+/***/ 92222:
 /***/ ((module) => {
 
 "use strict";
@@ -18104,7 +18104,7 @@ function asPromise(fn, ctx/*, varargs */) {
 
 /***/ }),
 
-/***/ 58086:
+/***/ 25478:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -18251,7 +18251,7 @@ base64.test = function test(string) {
 
 /***/ }),
 
-/***/ 42722:
+/***/ 25346:
 /***/ ((module) => {
 
 "use strict";
@@ -18371,7 +18371,7 @@ function safeFunctionName(name) {
 
 /***/ }),
 
-/***/ 31531:
+/***/ 32491:
 /***/ ((module) => {
 
 "use strict";
@@ -18465,15 +18465,15 @@ EventEmitter.prototype.emit = function emit(evt) {
 
 /***/ }),
 
-/***/ 32951:
+/***/ 44279:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = fetch;
 
-var asPromise = __nccwpck_require__(98814),
-    fs        = __nccwpck_require__(80609);
+var asPromise = __nccwpck_require__(92222),
+    fs        = __nccwpck_require__(20193);
 
 /**
  * Node-style callback as used by {@link util.fetch}.
@@ -18585,7 +18585,7 @@ fetch.xhr = function fetch_xhr(filename, options, callback) {
 
 /***/ }),
 
-/***/ 80609:
+/***/ 20193:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -18604,7 +18604,7 @@ module.exports = fs;
 
 /***/ }),
 
-/***/ 15605:
+/***/ 8597:
 /***/ ((module) => {
 
 "use strict";
@@ -18947,7 +18947,7 @@ function readUintBE(buf, pos) {
 
 /***/ }),
 
-/***/ 54794:
+/***/ 66090:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -19020,7 +19020,7 @@ path.resolve = function resolve(originPath, includePath, alreadyNormalized) {
 
 /***/ }),
 
-/***/ 56015:
+/***/ 56239:
 /***/ ((module) => {
 
 "use strict";
@@ -19076,7 +19076,7 @@ function pool(alloc, slice, size) {
 
 /***/ }),
 
-/***/ 38798:
+/***/ 70958:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -19199,13 +19199,13 @@ utf8.write = function utf8_write(string, buffer, offset) {
 
 /***/ }),
 
-/***/ 86004:
+/***/ 71316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const Utils = __nccwpck_require__(60191);
+const Utils = __nccwpck_require__(55391);
 const pth = __nccwpck_require__(16928);
-const ZipEntry = __nccwpck_require__(16097);
-const ZipFile = __nccwpck_require__(57487);
+const ZipEntry = __nccwpck_require__(52609);
+const ZipFile = __nccwpck_require__(26991);
 
 const get_Bool = (...val) => Utils.findLast(val, (c) => typeof c === "boolean");
 const get_Str = (...val) => Utils.findLast(val, (c) => typeof c === "string");
@@ -20226,10 +20226,10 @@ module.exports = function (/**String*/ input, /** object */ options) {
 
 /***/ }),
 
-/***/ 24962:
+/***/ 3746:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var Utils = __nccwpck_require__(60191),
+var Utils = __nccwpck_require__(55391),
     Constants = Utils.Constants;
 
 /* The central directory file header */
@@ -20629,19 +20629,19 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 55843:
+/***/ 71907:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-exports.EntryHeader = __nccwpck_require__(24962);
-exports.MainHeader = __nccwpck_require__(96575);
+exports.EntryHeader = __nccwpck_require__(3746);
+exports.MainHeader = __nccwpck_require__(9311);
 
 
 /***/ }),
 
-/***/ 96575:
+/***/ 9311:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var Utils = __nccwpck_require__(60191),
+var Utils = __nccwpck_require__(55391),
     Constants = Utils.Constants;
 
 /* The entries in the end of central directory */
@@ -20822,7 +20822,7 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 27632:
+/***/ 35120:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = function (/*Buffer*/ inbuf) {
@@ -20862,21 +20862,21 @@ module.exports = function (/*Buffer*/ inbuf) {
 
 /***/ }),
 
-/***/ 33027:
+/***/ 53667:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-exports.Deflater = __nccwpck_require__(27632);
-exports.Inflater = __nccwpck_require__(37556);
-exports.ZipCrypto = __nccwpck_require__(15489);
+exports.Deflater = __nccwpck_require__(35120);
+exports.Inflater = __nccwpck_require__(79540);
+exports.ZipCrypto = __nccwpck_require__(62689);
 
 
 /***/ }),
 
-/***/ 37556:
+/***/ 79540:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const version = +(process?.versions?.node ?? "").split(".")[0] || 0;
-const Errors = __nccwpck_require__(37448);
+const Errors = __nccwpck_require__(36232);
 
 module.exports = function (/*Buffer*/ inbuf, /*number*/ expectedLength) {
     var zlib = __nccwpck_require__(43106);
@@ -20943,7 +20943,7 @@ module.exports = function (/*Buffer*/ inbuf, /*number*/ expectedLength) {
 
 /***/ }),
 
-/***/ 15489:
+/***/ 62689:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -20952,7 +20952,7 @@ module.exports = function (/*Buffer*/ inbuf, /*number*/ expectedLength) {
 // node crypt, we use it for generate salt
 // eslint-disable-next-line node/no-unsupported-features/node-builtins
 const { randomFillSync } = __nccwpck_require__(76982);
-const Errors = __nccwpck_require__(37448);
+const Errors = __nccwpck_require__(36232);
 
 // generate CRC32 lookup table
 const crctable = new Uint32Array(256).map((t, crc) => {
@@ -21126,7 +21126,7 @@ module.exports = { decrypt, encrypt, _salter };
 
 /***/ }),
 
-/***/ 97986:
+/***/ 52834:
 /***/ ((module) => {
 
 module.exports = {
@@ -21275,7 +21275,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 76875:
+/***/ 81579:
 /***/ ((module) => {
 
 module.exports = {
@@ -21287,7 +21287,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 37448:
+/***/ 36232:
 /***/ ((__unused_webpack_module, exports) => {
 
 const errors = {
@@ -21360,7 +21360,7 @@ for (const msg of Object.keys(errors)) {
 
 /***/ }),
 
-/***/ 43990:
+/***/ 70038:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const pth = __nccwpck_require__(16928);
@@ -21443,25 +21443,25 @@ module.exports = function (/*String*/ path, /*Utils object*/ { fs }) {
 
 /***/ }),
 
-/***/ 60191:
+/***/ 55391:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(35546);
-module.exports.Constants = __nccwpck_require__(97986);
-module.exports.Errors = __nccwpck_require__(37448);
-module.exports.FileAttr = __nccwpck_require__(43990);
-module.exports.decoder = __nccwpck_require__(76875);
+module.exports = __nccwpck_require__(19066);
+module.exports.Constants = __nccwpck_require__(52834);
+module.exports.Errors = __nccwpck_require__(36232);
+module.exports.FileAttr = __nccwpck_require__(70038);
+module.exports.decoder = __nccwpck_require__(81579);
 
 
 /***/ }),
 
-/***/ 35546:
+/***/ 19066:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const fsystem = __nccwpck_require__(79896);
 const pth = __nccwpck_require__(16928);
-const Constants = __nccwpck_require__(97986);
-const Errors = __nccwpck_require__(37448);
+const Constants = __nccwpck_require__(52834);
+const Errors = __nccwpck_require__(36232);
 const isWin = typeof process === "object" && "win32" === process.platform;
 
 const is_Obj = (obj) => typeof obj === "object" && obj !== null;
@@ -21943,13 +21943,13 @@ Utils.crcTable = crcTable;
 
 /***/ }),
 
-/***/ 16097:
+/***/ 52609:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var Utils = __nccwpck_require__(60191),
-    Headers = __nccwpck_require__(55843),
+var Utils = __nccwpck_require__(55391),
+    Headers = __nccwpck_require__(71907),
     Constants = Utils.Constants,
-    Methods = __nccwpck_require__(33027);
+    Methods = __nccwpck_require__(53667);
 
 module.exports = function (/** object */ options, /*Buffer*/ input) {
     var _centralHeader = new Headers.EntryHeader(),
@@ -22365,12 +22365,12 @@ module.exports = function (/** object */ options, /*Buffer*/ input) {
 
 /***/ }),
 
-/***/ 57487:
+/***/ 26991:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const ZipEntry = __nccwpck_require__(16097);
-const Headers = __nccwpck_require__(55843);
-const Utils = __nccwpck_require__(60191);
+const ZipEntry = __nccwpck_require__(52609);
+const Headers = __nccwpck_require__(71907);
+const Utils = __nccwpck_require__(55391);
 
 module.exports = function (/*Buffer|null*/ inBuffer, /** object */ options) {
     var entryList = [],
@@ -22838,22 +22838,22 @@ module.exports = function (/*Buffer|null*/ inBuffer, /** object */ options) {
 
 /***/ }),
 
-/***/ 50390:
+/***/ 17750:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = {
-    RBTree: __nccwpck_require__(95980),
-    BinTree: __nccwpck_require__(12247)
+    RBTree: __nccwpck_require__(5004),
+    BinTree: __nccwpck_require__(92663)
 };
 
 
 /***/ }),
 
-/***/ 12247:
+/***/ 92663:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-var TreeBase = __nccwpck_require__(41757);
+var TreeBase = __nccwpck_require__(20253);
 
 function Node(data) {
     this.data = data;
@@ -22964,11 +22964,11 @@ module.exports = BinTree;
 
 /***/ }),
 
-/***/ 95980:
+/***/ 5004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-var TreeBase = __nccwpck_require__(41757);
+var TreeBase = __nccwpck_require__(20253);
 
 function Node(data) {
     this.data = data;
@@ -23189,7 +23189,7 @@ module.exports = RBTree;
 
 /***/ }),
 
-/***/ 41757:
+/***/ 20253:
 /***/ ((module) => {
 
 
@@ -23431,7 +23431,7 @@ module.exports = TreeBase;
 
 /***/ }),
 
-/***/ 66508:
+/***/ 73964:
 /***/ ((module) => {
 
 "use strict";
@@ -23462,13 +23462,13 @@ function clone (obj) {
 
 /***/ }),
 
-/***/ 63776:
+/***/ 35744:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var fs = __nccwpck_require__(79896)
-var polyfills = __nccwpck_require__(74381)
-var legacy = __nccwpck_require__(59630)
-var clone = __nccwpck_require__(66508)
+var polyfills = __nccwpck_require__(83501)
+var legacy = __nccwpck_require__(12270)
+var clone = __nccwpck_require__(73964)
 
 var util = __nccwpck_require__(39023)
 
@@ -23917,7 +23917,7 @@ function retry () {
 
 /***/ }),
 
-/***/ 59630:
+/***/ 12270:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var Stream = (__nccwpck_require__(2203).Stream)
@@ -24042,7 +24042,7 @@ function legacy (fs) {
 
 /***/ }),
 
-/***/ 74381:
+/***/ 83501:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var constants = __nccwpck_require__(49140)
@@ -24404,11 +24404,11 @@ function patch (fs) {
 
 /***/ }),
 
-/***/ 24334:
+/***/ 83598:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var encode = __nccwpck_require__(88498),
-    decode = __nccwpck_require__(98118);
+var encode = __nccwpck_require__(58706),
+    decode = __nccwpck_require__(51558);
 
 module.exports = {
   encode: encode,
@@ -24418,7 +24418,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 98118:
+/***/ 51558:
 /***/ ((module) => {
 
 /* -*- tab-width: 2; indent-tabs-mode: nil; c-basic-offset: 2 -*- /
@@ -25573,7 +25573,7 @@ function decode(jpegData, userOpts = {}) {
 
 /***/ }),
 
-/***/ 88498:
+/***/ 58706:
 /***/ ((module) => {
 
 /*
@@ -26391,7 +26391,7 @@ function getImageDataFromImage(idOrElement){
 
 /***/ }),
 
-/***/ 12069:
+/***/ 14277:
 /***/ ((module) => {
 
 /**
@@ -26997,7 +26997,7 @@ module.exports = camelCase;
 
 /***/ }),
 
-/***/ 91805:
+/***/ 26461:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 "use strict";
@@ -27018,7 +27018,7 @@ var __classPrivateFieldGet = (this && this.__classPrivateFieldGet) || function (
 var _OnnxruntimeSessionHandler_inferenceSession;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
-const binding_1 = __nccwpck_require__(456);
+const binding_1 = __nccwpck_require__(14216);
 const dataTypeStrings = [
     undefined, // 0
     'float32',
@@ -27152,7 +27152,7 @@ exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
 
 /***/ }),
 
-/***/ 456:
+/***/ 14216:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -27162,7 +27162,7 @@ exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.initOrt = exports.binding = void 0;
 const worker_threads_1 = __nccwpck_require__(28167);
-const onnxruntime_common_1 = __nccwpck_require__(82024);
+const onnxruntime_common_1 = __nccwpck_require__(25376);
 // export native binding
 exports.binding = 
 // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
@@ -27201,7 +27201,7 @@ exports.initOrt = initOrt;
 
 /***/ }),
 
-/***/ 80045:
+/***/ 30701:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 "use strict";
@@ -27224,12 +27224,12 @@ var __exportStar = (this && this.__exportStar) || function(m, exports) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.listSupportedBackends = void 0;
-__exportStar(__nccwpck_require__(82024), exports);
-var backend_1 = __nccwpck_require__(91805);
+__exportStar(__nccwpck_require__(25376), exports);
+var backend_1 = __nccwpck_require__(26461);
 Object.defineProperty(exports, "listSupportedBackends", ({ enumerable: true, get: function () { return backend_1.listSupportedBackends; } }));
-const onnxruntime_common_1 = __nccwpck_require__(82024);
-const version_1 = __nccwpck_require__(28357);
-const backend_2 = __nccwpck_require__(91805);
+const onnxruntime_common_1 = __nccwpck_require__(25376);
+const version_1 = __nccwpck_require__(5541);
+const backend_2 = __nccwpck_require__(26461);
 const backends = (0, backend_2.listSupportedBackends)();
 for (const backend of backends) {
     (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
@@ -27239,7 +27239,7 @@ Object.defineProperty(onnxruntime_common_1.env.versions, 'node', { value: versio
 
 /***/ }),
 
-/***/ 28357:
+/***/ 5541:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -27255,13 +27255,13 @@ exports.version = '1.30.0';
 
 /***/ }),
 
-/***/ 55898:
+/***/ 26106:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-let interlaceUtils = __nccwpck_require__(83665);
+let interlaceUtils = __nccwpck_require__(92689);
 
 let pixelBppMapper = [
   // 0 - dummy entry
@@ -27530,13 +27530,13 @@ exports.dataToBitMap = function (data, bitmapInfo) {
 
 /***/ }),
 
-/***/ 54273:
+/***/ 69889:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-let constants = __nccwpck_require__(91161);
+let constants = __nccwpck_require__(51929);
 
 module.exports = function (dataIn, width, height, options) {
   let outHasAlpha =
@@ -27696,7 +27696,7 @@ module.exports = function (dataIn, width, height, options) {
 
 /***/ }),
 
-/***/ 17537:
+/***/ 74369:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -27893,7 +27893,7 @@ ChunkStream.prototype._process = function () {
 
 /***/ }),
 
-/***/ 91161:
+/***/ 51929:
 /***/ ((module) => {
 
 "use strict";
@@ -27933,7 +27933,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 66870:
+/***/ 52918:
 /***/ ((module) => {
 
 "use strict";
@@ -27981,13 +27981,13 @@ CrcCalculator.crc32 = function (buf) {
 
 /***/ }),
 
-/***/ 19320:
+/***/ 88696:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-let paethPredictor = __nccwpck_require__(25539);
+let paethPredictor = __nccwpck_require__(29635);
 
 function filterNone(pxData, pxPos, byteWidth, rawData, rawPos) {
   for (let x = 0; x < byteWidth; x++) {
@@ -28160,15 +28160,15 @@ module.exports = function (pxData, width, height, options, bpp) {
 
 /***/ }),
 
-/***/ 63435:
+/***/ 38539:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 let util = __nccwpck_require__(39023);
-let ChunkStream = __nccwpck_require__(17537);
-let Filter = __nccwpck_require__(41262);
+let ChunkStream = __nccwpck_require__(74369);
+let Filter = __nccwpck_require__(63054);
 
 let FilterAsync = (module.exports = function (bitmapInfo) {
   ChunkStream.call(this);
@@ -28192,14 +28192,14 @@ util.inherits(FilterAsync, ChunkStream);
 
 /***/ }),
 
-/***/ 32408:
+/***/ 88056:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-let SyncReader = __nccwpck_require__(65445);
-let Filter = __nccwpck_require__(41262);
+let SyncReader = __nccwpck_require__(28613);
+let Filter = __nccwpck_require__(63054);
 
 exports.process = function (inBuffer, bitmapInfo) {
   let outBuffers = [];
@@ -28221,14 +28221,14 @@ exports.process = function (inBuffer, bitmapInfo) {
 
 /***/ }),
 
-/***/ 41262:
+/***/ 63054:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-let interlaceUtils = __nccwpck_require__(83665);
-let paethPredictor = __nccwpck_require__(25539);
+let interlaceUtils = __nccwpck_require__(92689);
+let paethPredictor = __nccwpck_require__(29635);
 
 function getByteWidth(width, bpp, depth) {
   let byteWidth = width * bpp;
@@ -28406,7 +28406,7 @@ Filter.prototype._reverseFilterLine = function (rawData) {
 
 /***/ }),
 
-/***/ 57750:
+/***/ 70998:
 /***/ ((module) => {
 
 "use strict";
@@ -28507,7 +28507,7 @@ module.exports = function (indata, imageData, skipRescale = false) {
 
 /***/ }),
 
-/***/ 83665:
+/***/ 92689:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -28610,7 +28610,7 @@ exports.getInterlaceIterator = function (width) {
 
 /***/ }),
 
-/***/ 85449:
+/***/ 30281:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -28618,8 +28618,8 @@ exports.getInterlaceIterator = function (width) {
 
 let util = __nccwpck_require__(39023);
 let Stream = __nccwpck_require__(2203);
-let constants = __nccwpck_require__(91161);
-let Packer = __nccwpck_require__(72600);
+let constants = __nccwpck_require__(51929);
+let Packer = __nccwpck_require__(31736);
 
 let PackerAsync = (module.exports = function (opt) {
   Stream.call(this);
@@ -28668,7 +28668,7 @@ PackerAsync.prototype.pack = function (data, width, height, gamma) {
 
 /***/ }),
 
-/***/ 25394:
+/***/ 8562:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -28679,8 +28679,8 @@ let zlib = __nccwpck_require__(43106);
 if (!zlib.deflateSync) {
   hasSyncZlib = false;
 }
-let constants = __nccwpck_require__(91161);
-let Packer = __nccwpck_require__(72600);
+let constants = __nccwpck_require__(51929);
+let Packer = __nccwpck_require__(31736);
 
 module.exports = function (metaData, opt) {
   if (!hasSyncZlib) {
@@ -28732,16 +28732,16 @@ module.exports = function (metaData, opt) {
 
 /***/ }),
 
-/***/ 72600:
+/***/ 31736:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-let constants = __nccwpck_require__(91161);
-let CrcStream = __nccwpck_require__(66870);
-let bitPacker = __nccwpck_require__(54273);
-let filter = __nccwpck_require__(19320);
+let constants = __nccwpck_require__(51929);
+let CrcStream = __nccwpck_require__(52918);
+let bitPacker = __nccwpck_require__(69889);
+let filter = __nccwpck_require__(88696);
 let zlib = __nccwpck_require__(43106);
 
 let Packer = (module.exports = function (options) {
@@ -28869,7 +28869,7 @@ Packer.prototype.packIEND = function () {
 
 /***/ }),
 
-/***/ 25539:
+/***/ 29635:
 /***/ ((module) => {
 
 "use strict";
@@ -28893,7 +28893,7 @@ module.exports = function paethPredictor(left, above, upLeft) {
 
 /***/ }),
 
-/***/ 26144:
+/***/ 97504:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -28901,11 +28901,11 @@ module.exports = function paethPredictor(left, above, upLeft) {
 
 let util = __nccwpck_require__(39023);
 let zlib = __nccwpck_require__(43106);
-let ChunkStream = __nccwpck_require__(17537);
-let FilterAsync = __nccwpck_require__(63435);
-let Parser = __nccwpck_require__(75249);
-let bitmapper = __nccwpck_require__(55898);
-let formatNormaliser = __nccwpck_require__(57750);
+let ChunkStream = __nccwpck_require__(74369);
+let FilterAsync = __nccwpck_require__(38539);
+let Parser = __nccwpck_require__(46609);
+let bitmapper = __nccwpck_require__(26106);
+let formatNormaliser = __nccwpck_require__(70998);
 
 let ParserAsync = (module.exports = function (options) {
   ChunkStream.call(this);
@@ -29070,7 +29070,7 @@ ParserAsync.prototype._complete = function (filteredData) {
 
 /***/ }),
 
-/***/ 93089:
+/***/ 57345:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -29078,15 +29078,15 @@ ParserAsync.prototype._complete = function (filteredData) {
 
 let hasSyncZlib = true;
 let zlib = __nccwpck_require__(43106);
-let inflateSync = __nccwpck_require__(19679);
+let inflateSync = __nccwpck_require__(60447);
 if (!zlib.deflateSync) {
   hasSyncZlib = false;
 }
-let SyncReader = __nccwpck_require__(65445);
-let FilterSync = __nccwpck_require__(32408);
-let Parser = __nccwpck_require__(75249);
-let bitmapper = __nccwpck_require__(55898);
-let formatNormaliser = __nccwpck_require__(57750);
+let SyncReader = __nccwpck_require__(28613);
+let FilterSync = __nccwpck_require__(88056);
+let Parser = __nccwpck_require__(46609);
+let bitmapper = __nccwpck_require__(26106);
+let formatNormaliser = __nccwpck_require__(70998);
 
 module.exports = function (buffer, options) {
   if (!hasSyncZlib) {
@@ -29190,14 +29190,14 @@ module.exports = function (buffer, options) {
 
 /***/ }),
 
-/***/ 75249:
+/***/ 46609:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-let constants = __nccwpck_require__(91161);
-let CrcCalculator = __nccwpck_require__(66870);
+let constants = __nccwpck_require__(51929);
+let CrcCalculator = __nccwpck_require__(52918);
 
 let Parser = (module.exports = function (options, dependencies) {
   this._options = options;
@@ -29488,14 +29488,14 @@ Parser.prototype._parseIEND = function (data) {
 
 /***/ }),
 
-/***/ 83535:
+/***/ 73647:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-let parse = __nccwpck_require__(93089);
-let pack = __nccwpck_require__(25394);
+let parse = __nccwpck_require__(57345);
+let pack = __nccwpck_require__(8562);
 
 exports.read = function (buffer, options) {
   return parse(buffer, options || {});
@@ -29508,7 +29508,7 @@ exports.write = function (png, options) {
 
 /***/ }),
 
-/***/ 1015:
+/***/ 10359:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -29516,9 +29516,9 @@ exports.write = function (png, options) {
 
 let util = __nccwpck_require__(39023);
 let Stream = __nccwpck_require__(2203);
-let Parser = __nccwpck_require__(26144);
-let Packer = __nccwpck_require__(85449);
-let PNGSync = __nccwpck_require__(83535);
+let Parser = __nccwpck_require__(97504);
+let Packer = __nccwpck_require__(30281);
+let PNGSync = __nccwpck_require__(73647);
 
 let PNG = (exports.O = function (options) {
   Stream.call(this);
@@ -29710,7 +29710,7 @@ PNG.prototype.adjustGamma = function () {
 
 /***/ }),
 
-/***/ 19679:
+/***/ 60447:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -29886,7 +29886,7 @@ exports.inflateSync = inflateSync;
 
 /***/ }),
 
-/***/ 65445:
+/***/ 28613:
 /***/ ((module) => {
 
 "use strict";
@@ -29939,7 +29939,7 @@ SyncReader.prototype.process = function () {
 
 /***/ }),
 
-/***/ 11286:
+/***/ 95222:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -29951,8 +29951,8 @@ var __webpack_unused_export__;
 
 
 
-exports.register = __nccwpck_require__(80779).globalRegistry;
-exports.Registry = __nccwpck_require__(80779);
+exports.register = __nccwpck_require__(11627).globalRegistry;
+exports.Registry = __nccwpck_require__(11627);
 __webpack_unused_export__ = ({
 	configurable: false,
 	enumerable: true,
@@ -29965,26 +29965,26 @@ __webpack_unused_export__ = ({
 });
 __webpack_unused_export__ = exports.Registry.PROMETHEUS_CONTENT_TYPE;
 __webpack_unused_export__ = exports.Registry.OPENMETRICS_CONTENT_TYPE;
-/* unused reexport */ __nccwpck_require__(6851).validateMetricName;
+/* unused reexport */ __nccwpck_require__(81539).validateMetricName;
 
-exports.Counter = __nccwpck_require__(97950);
-exports.Gauge = __nccwpck_require__(81701);
-exports.Histogram = __nccwpck_require__(27288);
-/* unused reexport */ __nccwpck_require__(73558);
-/* unused reexport */ __nccwpck_require__(80452);
+exports.Counter = __nccwpck_require__(88606);
+exports.Gauge = __nccwpck_require__(87173);
+exports.Histogram = __nccwpck_require__(55416);
+/* unused reexport */ __nccwpck_require__(65910);
+/* unused reexport */ __nccwpck_require__(87524);
 
-/* unused reexport */ __nccwpck_require__(21748);
-/* unused reexport */ __nccwpck_require__(21748);
+/* unused reexport */ __nccwpck_require__(90964);
+/* unused reexport */ __nccwpck_require__(90964);
 
-exports.collectDefaultMetrics = __nccwpck_require__(46882);
+exports.collectDefaultMetrics = __nccwpck_require__(35106);
 
-/* unused reexport */ __nccwpck_require__(90180).aggregators;
-/* unused reexport */ __nccwpck_require__(36688);
+/* unused reexport */ __nccwpck_require__(5924).aggregators;
+/* unused reexport */ __nccwpck_require__(40816);
 
 
 /***/ }),
 
-/***/ 21748:
+/***/ 90964:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -30024,7 +30024,7 @@ __webpack_unused_export__ = (start, factor, count) => {
 
 /***/ }),
 
-/***/ 36688:
+/***/ 40816:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -30038,9 +30038,9 @@ __webpack_unused_export__ = (start, factor, count) => {
  * cluster master.
  */
 
-const Registry = __nccwpck_require__(80779);
-const { Grouper } = __nccwpck_require__(54676);
-const { aggregators } = __nccwpck_require__(90180);
+const Registry = __nccwpck_require__(11627);
+const { Grouper } = __nccwpck_require__(89588);
+const { aggregators } = __nccwpck_require__(5924);
 // We need to lazy-load the 'cluster' module as some application servers -
 // namely Passenger - crash when it is imported.
 let cluster = () => {
@@ -30251,7 +30251,7 @@ module.exports = AggregatorRegistry;
 
 /***/ }),
 
-/***/ 97950:
+/***/ 88606:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -30267,10 +30267,10 @@ const {
 	getLabels,
 	removeLabels,
 	nowTimestamp,
-} = __nccwpck_require__(54676);
-const { validateLabel } = __nccwpck_require__(6851);
-const { Metric } = __nccwpck_require__(54268);
-const Exemplar = __nccwpck_require__(60128);
+} = __nccwpck_require__(89588);
+const { validateLabel } = __nccwpck_require__(81539);
+const { Metric } = __nccwpck_require__(12476);
+const Exemplar = __nccwpck_require__(69024);
 
 class Counter extends Metric {
 	constructor(config) {
@@ -30406,28 +30406,28 @@ module.exports = Counter;
 
 /***/ }),
 
-/***/ 46882:
+/***/ 35106:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { isObject } = __nccwpck_require__(54676);
+const { isObject } = __nccwpck_require__(89588);
 
 // Default metrics.
-const processCpuTotal = __nccwpck_require__(87365);
-const processStartTime = __nccwpck_require__(94900);
-const osMemoryHeap = __nccwpck_require__(95805);
-const processOpenFileDescriptors = __nccwpck_require__(45233);
-const processMaxFileDescriptors = __nccwpck_require__(99751);
-const eventLoopLag = __nccwpck_require__(66268);
-const processHandles = __nccwpck_require__(70290);
-const processRequests = __nccwpck_require__(33199);
-const processResources = __nccwpck_require__(12324);
-const heapSizeAndUsed = __nccwpck_require__(54173);
-const heapSpacesSizeAndUsed = __nccwpck_require__(60756);
-const version = __nccwpck_require__(95824);
-const gc = __nccwpck_require__(66584);
+const processCpuTotal = __nccwpck_require__(68293);
+const processStartTime = __nccwpck_require__(98228);
+const osMemoryHeap = __nccwpck_require__(13981);
+const processOpenFileDescriptors = __nccwpck_require__(75217);
+const processMaxFileDescriptors = __nccwpck_require__(19655);
+const eventLoopLag = __nccwpck_require__(14460);
+const processHandles = __nccwpck_require__(5490);
+const processRequests = __nccwpck_require__(67439);
+const processResources = __nccwpck_require__(10884);
+const heapSizeAndUsed = __nccwpck_require__(42365);
+const heapSpacesSizeAndUsed = __nccwpck_require__(33844);
+const version = __nccwpck_require__(63344);
+const gc = __nccwpck_require__(69336);
 
 const metrics = {
 	processCpuTotal,
@@ -30465,7 +30465,7 @@ module.exports.metricsList = metricsList;
 
 /***/ }),
 
-/***/ 60128:
+/***/ 69024:
 /***/ ((module) => {
 
 "use strict";
@@ -30510,7 +30510,7 @@ module.exports = Exemplar;
 
 /***/ }),
 
-/***/ 81701:
+/***/ 87173:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -30528,9 +30528,9 @@ const {
 	hashObject,
 	isObject,
 	removeLabels,
-} = __nccwpck_require__(54676);
-const { validateLabel } = __nccwpck_require__(6851);
-const { Metric } = __nccwpck_require__(54268);
+} = __nccwpck_require__(89588);
+const { validateLabel } = __nccwpck_require__(81539);
+const { Metric } = __nccwpck_require__(12476);
 
 class Gauge extends Metric {
 	constructor(config) {
@@ -30691,7 +30691,7 @@ module.exports = Gauge;
 
 /***/ }),
 
-/***/ 27288:
+/***/ 55416:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -30707,10 +30707,10 @@ const {
 	isObject,
 	removeLabels,
 	nowTimestamp,
-} = __nccwpck_require__(54676);
-const { validateLabel } = __nccwpck_require__(6851);
-const { Metric } = __nccwpck_require__(54268);
-const Exemplar = __nccwpck_require__(60128);
+} = __nccwpck_require__(89588);
+const { validateLabel } = __nccwpck_require__(81539);
+const { Metric } = __nccwpck_require__(12476);
+const Exemplar = __nccwpck_require__(69024);
 
 class Histogram extends Metric {
 	constructor(config) {
@@ -31050,15 +31050,15 @@ module.exports = Histogram;
 
 /***/ }),
 
-/***/ 54268:
+/***/ 12476:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Registry = __nccwpck_require__(80779);
-const { isObject } = __nccwpck_require__(54676);
-const { validateMetricName, validateLabelName } = __nccwpck_require__(6851);
+const Registry = __nccwpck_require__(11627);
+const { isObject } = __nccwpck_require__(89588);
+const { validateMetricName, validateLabelName } = __nccwpck_require__(81539);
 
 /**
  * @abstract
@@ -31131,13 +31131,13 @@ module.exports = { Metric };
 
 /***/ }),
 
-/***/ 90180:
+/***/ 5924:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { Grouper, hashObject } = __nccwpck_require__(54676);
+const { Grouper, hashObject } = __nccwpck_require__(89588);
 
 /**
  * Returns a new function that applies the `aggregatorFn` to the values.
@@ -31220,13 +31220,13 @@ exports.aggregators = {
 
 /***/ }),
 
-/***/ 66268:
+/***/ 14460:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
+const Gauge = __nccwpck_require__(87173);
 
 // Check if perf_hooks module is available
 let perf_hooks;
@@ -31371,12 +31371,12 @@ module.exports.metricNames = [
 
 /***/ }),
 
-/***/ 66584:
+/***/ 69336:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
-const Histogram = __nccwpck_require__(27288);
+const Histogram = __nccwpck_require__(55416);
 
 let perf_hooks;
 
@@ -31437,14 +31437,14 @@ module.exports.metricNames = [NODEJS_GC_DURATION_SECONDS];
 
 /***/ }),
 
-/***/ 54173:
+/***/ 42365:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
-const safeMemoryUsage = __nccwpck_require__(6979);
+const Gauge = __nccwpck_require__(87173);
+const safeMemoryUsage = __nccwpck_require__(81315);
 
 const NODEJS_HEAP_SIZE_TOTAL = 'nodejs_heap_size_total_bytes';
 const NODEJS_HEAP_SIZE_USED = 'nodejs_heap_size_used_bytes';
@@ -31501,13 +31501,13 @@ module.exports.metricNames = [
 
 /***/ }),
 
-/***/ 60756:
+/***/ 33844:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
+const Gauge = __nccwpck_require__(87173);
 const v8 = __nccwpck_require__(11493);
 
 const METRICS = ['total', 'used', 'available'];
@@ -31566,7 +31566,7 @@ module.exports.metricNames = Object.values(NODEJS_HEAP_SIZE);
 
 /***/ }),
 
-/***/ 23997:
+/***/ 67965:
 /***/ ((module) => {
 
 "use strict";
@@ -31606,7 +31606,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6979:
+/***/ 81315:
 /***/ ((module) => {
 
 "use strict";
@@ -31626,15 +31626,15 @@ module.exports = safeMemoryUsage;
 
 /***/ }),
 
-/***/ 95805:
+/***/ 13981:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
-const linuxVariant = __nccwpck_require__(42719);
-const safeMemoryUsage = __nccwpck_require__(6979);
+const Gauge = __nccwpck_require__(87173);
+const linuxVariant = __nccwpck_require__(37567);
+const safeMemoryUsage = __nccwpck_require__(81315);
 
 const PROCESS_RESIDENT_MEMORY = 'process_resident_memory_bytes';
 
@@ -31672,13 +31672,13 @@ module.exports.metricNames =
 
 /***/ }),
 
-/***/ 42719:
+/***/ 37567:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
+const Gauge = __nccwpck_require__(87173);
 const fs = __nccwpck_require__(79896);
 
 const values = ['VmSize', 'VmRSS', 'VmData'];
@@ -31762,14 +31762,14 @@ module.exports.metricNames = [
 
 /***/ }),
 
-/***/ 87365:
+/***/ 68293:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const OtelApi = __nccwpck_require__(38396);
-const Counter = __nccwpck_require__(97950);
+const OtelApi = __nccwpck_require__(91408);
+const Counter = __nccwpck_require__(88606);
 
 const PROCESS_CPU_USER_SECONDS = 'process_cpu_user_seconds_total';
 const PROCESS_CPU_SYSTEM_SECONDS = 'process_cpu_system_seconds_total';
@@ -31858,15 +31858,15 @@ module.exports.metricNames = [
 
 /***/ }),
 
-/***/ 70290:
+/***/ 5490:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { aggregateByObjectName } = __nccwpck_require__(23997);
-const { updateMetrics } = __nccwpck_require__(23997);
-const Gauge = __nccwpck_require__(81701);
+const { aggregateByObjectName } = __nccwpck_require__(67965);
+const { updateMetrics } = __nccwpck_require__(67965);
+const Gauge = __nccwpck_require__(87173);
 
 const NODEJS_ACTIVE_HANDLES = 'nodejs_active_handles';
 const NODEJS_ACTIVE_HANDLES_TOTAL = 'nodejs_active_handles_total';
@@ -31912,13 +31912,13 @@ module.exports.metricNames = [
 
 /***/ }),
 
-/***/ 99751:
+/***/ 19655:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
+const Gauge = __nccwpck_require__(87173);
 const fs = __nccwpck_require__(79896);
 
 const PROCESS_MAX_FDS = 'process_max_fds';
@@ -31965,13 +31965,13 @@ module.exports.metricNames = [PROCESS_MAX_FDS];
 
 /***/ }),
 
-/***/ 45233:
+/***/ 75217:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
+const Gauge = __nccwpck_require__(87173);
 const fs = __nccwpck_require__(79896);
 const process = __nccwpck_require__(932);
 
@@ -32009,14 +32009,14 @@ module.exports.metricNames = [PROCESS_OPEN_FDS];
 
 /***/ }),
 
-/***/ 33199:
+/***/ 67439:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
-const Gauge = __nccwpck_require__(81701);
-const { aggregateByObjectName } = __nccwpck_require__(23997);
-const { updateMetrics } = __nccwpck_require__(23997);
+const Gauge = __nccwpck_require__(87173);
+const { aggregateByObjectName } = __nccwpck_require__(67965);
+const { updateMetrics } = __nccwpck_require__(67965);
 
 const NODEJS_ACTIVE_REQUESTS = 'nodejs_active_requests';
 const NODEJS_ACTIVE_REQUESTS_TOTAL = 'nodejs_active_requests_total';
@@ -32062,13 +32062,13 @@ module.exports.metricNames = [
 
 /***/ }),
 
-/***/ 12324:
+/***/ 10884:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
-const Gauge = __nccwpck_require__(81701);
-const { updateMetrics } = __nccwpck_require__(23997);
+const Gauge = __nccwpck_require__(87173);
+const { updateMetrics } = __nccwpck_require__(67965);
 
 const NODEJS_ACTIVE_RESOURCES = 'nodejs_active_resources';
 const NODEJS_ACTIVE_RESOURCES_TOTAL = 'nodejs_active_resources_total';
@@ -32127,13 +32127,13 @@ module.exports.metricNames = [
 
 /***/ }),
 
-/***/ 94900:
+/***/ 98228:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
+const Gauge = __nccwpck_require__(87173);
 const startInSeconds = Math.round(Date.now() / 1000 - process.uptime());
 
 const PROCESS_START_TIME = 'process_start_time_seconds';
@@ -32160,13 +32160,13 @@ module.exports.metricNames = [PROCESS_START_TIME];
 
 /***/ }),
 
-/***/ 95824:
+/***/ 63344:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const Gauge = __nccwpck_require__(81701);
+const Gauge = __nccwpck_require__(87173);
 const version = process.version;
 const versionSegments = version.slice(1).split('.').map(Number);
 
@@ -32201,7 +32201,7 @@ module.exports.metricNames = [NODE_VERSION_INFO];
 
 /***/ }),
 
-/***/ 80452:
+/***/ 87524:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -32211,7 +32211,7 @@ const url = __nccwpck_require__(87016);
 const http = __nccwpck_require__(58611);
 const https = __nccwpck_require__(65692);
 const { gzipSync } = __nccwpck_require__(43106);
-const { globalRegistry } = __nccwpck_require__(80779);
+const { globalRegistry } = __nccwpck_require__(11627);
 
 class Pushgateway {
 	constructor(gatewayUrl, options, registry) {
@@ -32345,13 +32345,13 @@ module.exports = Pushgateway;
 
 /***/ }),
 
-/***/ 80779:
+/***/ 11627:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { getValueAsString } = __nccwpck_require__(54676);
+const { getValueAsString } = __nccwpck_require__(89588);
 
 class Registry {
 	static get PROMETHEUS_CONTENT_TYPE() {
@@ -32595,7 +32595,7 @@ module.exports.globalRegistry = new Registry();
 
 /***/ }),
 
-/***/ 73558:
+/***/ 65910:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -32605,10 +32605,10 @@ module.exports.globalRegistry = new Registry();
 
 
 const util = __nccwpck_require__(39023);
-const { getLabels, hashObject, removeLabels } = __nccwpck_require__(54676);
-const { validateLabel } = __nccwpck_require__(6851);
-const { Metric } = __nccwpck_require__(54268);
-const timeWindowQuantiles = __nccwpck_require__(73063);
+const { getLabels, hashObject, removeLabels } = __nccwpck_require__(89588);
+const { validateLabel } = __nccwpck_require__(81539);
+const { Metric } = __nccwpck_require__(12476);
+const timeWindowQuantiles = __nccwpck_require__(57639);
 
 const DEFAULT_COMPRESS_COUNT = 1000; // every 1000 measurements
 
@@ -32811,13 +32811,13 @@ module.exports = Summary;
 
 /***/ }),
 
-/***/ 73063:
+/***/ 57639:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const { TDigest } = __nccwpck_require__(29544);
+const { TDigest } = __nccwpck_require__(83528);
 
 class TimeWindowQuantiles {
 	constructor(maxAgeSeconds, ageBuckets) {
@@ -32886,7 +32886,7 @@ module.exports = TimeWindowQuantiles;
 
 /***/ }),
 
-/***/ 54676:
+/***/ 89588:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -33024,7 +33024,7 @@ exports.Grouper = Grouper;
 
 /***/ }),
 
-/***/ 6851:
+/***/ 81539:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -33059,14 +33059,14 @@ exports.validateLabel = function validateLabel(savedLabels, labels) {
 
 /***/ }),
 
-/***/ 68640:
+/***/ 83648:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const lockfile = __nccwpck_require__(17591);
-const { toPromise, toSync, toSyncOptions } = __nccwpck_require__(97383);
+const lockfile = __nccwpck_require__(70743);
+const { toPromise, toSync, toSyncOptions } = __nccwpck_require__(3271);
 
 async function lock(file, options) {
     const release = await toPromise(lockfile.lock)(file, options);
@@ -33107,13 +33107,13 @@ module.exports.checkSync = checkSync;
 
 /***/ }),
 
-/***/ 97383:
+/***/ 3271:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
-const fs = __nccwpck_require__(63776);
+const fs = __nccwpck_require__(35744);
 
 function createSyncFs(fs) {
     const methods = ['mkdir', 'realpath', 'stat', 'rmdir', 'utimes'];
@@ -33200,17 +33200,17 @@ module.exports = {
 
 /***/ }),
 
-/***/ 17591:
+/***/ 70743:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 
 const path = __nccwpck_require__(16928);
-const fs = __nccwpck_require__(63776);
-const retry = __nccwpck_require__(21290);
-const onExit = __nccwpck_require__(41891);
-const mtimePrecision = __nccwpck_require__(76059);
+const fs = __nccwpck_require__(35744);
+const retry = __nccwpck_require__(5546);
+const onExit = __nccwpck_require__(66627);
+const mtimePrecision = __nccwpck_require__(34747);
 
 const locks = {};
 
@@ -33550,7 +33550,7 @@ module.exports.getLocks = getLocks;
 
 /***/ }),
 
-/***/ 76059:
+/***/ 34747:
 /***/ ((module) => {
 
 "use strict";
@@ -33613,13 +33613,13 @@ module.exports.getMtime = getMtime;
 
 /***/ }),
 
-/***/ 73900:
+/***/ 6412:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 "use strict";
 
-var $protobuf = __nccwpck_require__(4792);
-module.exports = exports = $protobuf.descriptor = $protobuf.Root.fromJSON(__nccwpck_require__(90126)).lookup(".google.protobuf");
+var $protobuf = __nccwpck_require__(23928);
+module.exports = exports = $protobuf.descriptor = $protobuf.Root.fromJSON(__nccwpck_require__(93951)).lookup(".google.protobuf");
 
 var Namespace = $protobuf.Namespace,
     Root      = $protobuf.Root,
@@ -34807,19 +34807,19 @@ function editionToDescriptor(edition, fileDescriptor) {
 
 /***/ }),
 
-/***/ 4792:
+/***/ 23928:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 // full library entry point.
 
 
-module.exports = __nccwpck_require__(31057);
+module.exports = __nccwpck_require__(58513);
 
 
 /***/ }),
 
-/***/ 1416:
+/***/ 60872:
 /***/ ((module) => {
 
 "use strict";
@@ -35226,7 +35226,7 @@ common.get = function get(file) {
 
 /***/ }),
 
-/***/ 26261:
+/***/ 92437:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -35237,8 +35237,8 @@ common.get = function get(file) {
  */
 var converter = exports;
 
-var Enum = __nccwpck_require__(1976),
-    util = __nccwpck_require__(98809);
+var Enum = __nccwpck_require__(73528),
+    util = __nccwpck_require__(39609);
 
 /**
  * Generates a partial value fromObject conveter.
@@ -35552,16 +35552,16 @@ converter.toObject = function toObject(mtype) {
 
 /***/ }),
 
-/***/ 88181:
+/***/ 45301:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = decoder;
 
-var Enum    = __nccwpck_require__(1976),
-    types   = __nccwpck_require__(57536),
-    util    = __nccwpck_require__(98809);
+var Enum    = __nccwpck_require__(73528),
+    types   = __nccwpck_require__(21024),
+    util    = __nccwpck_require__(39609);
 
 function missing(field) {
     return "missing required '" + field.name + "'";
@@ -35724,16 +35724,16 @@ function decoder(mtype) {
 
 /***/ }),
 
-/***/ 14265:
+/***/ 67641:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = encoder;
 
-var Enum     = __nccwpck_require__(1976),
-    types    = __nccwpck_require__(57536),
-    util     = __nccwpck_require__(98809);
+var Enum     = __nccwpck_require__(73528),
+    types    = __nccwpck_require__(21024),
+    util     = __nccwpck_require__(39609);
 
 /**
  * Generates a partial message type encoder.
@@ -35835,7 +35835,7 @@ function encoder(mtype) {
 
 /***/ }),
 
-/***/ 1976:
+/***/ 73528:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -35843,11 +35843,11 @@ function encoder(mtype) {
 module.exports = Enum;
 
 // extends ReflectionObject
-var ReflectionObject = __nccwpck_require__(13162);
+var ReflectionObject = __nccwpck_require__(67946);
 ((Enum.prototype = Object.create(ReflectionObject.prototype)).constructor = Enum).className = "Enum";
 
-var Namespace = __nccwpck_require__(84570),
-    util = __nccwpck_require__(98809);
+var Namespace = __nccwpck_require__(21946),
+    util = __nccwpck_require__(39609);
 
 /**
  * Constructs a new enum instance.
@@ -36069,7 +36069,7 @@ Enum.prototype.isReservedName = function isReservedName(name) {
 
 /***/ }),
 
-/***/ 65017:
+/***/ 30457:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -36077,12 +36077,12 @@ Enum.prototype.isReservedName = function isReservedName(name) {
 module.exports = Field;
 
 // extends ReflectionObject
-var ReflectionObject = __nccwpck_require__(13162);
+var ReflectionObject = __nccwpck_require__(67946);
 ((Field.prototype = Object.create(ReflectionObject.prototype)).constructor = Field).className = "Field";
 
-var Enum  = __nccwpck_require__(1976),
-    types = __nccwpck_require__(57536),
-    util  = __nccwpck_require__(98809);
+var Enum  = __nccwpck_require__(73528),
+    types = __nccwpck_require__(21024),
+    util  = __nccwpck_require__(39609);
 
 var Type; // cyclic
 
@@ -36530,12 +36530,12 @@ Field._configure = function configure(Type_) {
 
 /***/ }),
 
-/***/ 42352:
+/***/ 35504:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
-var protobuf = module.exports = __nccwpck_require__(10355);
+var protobuf = module.exports = __nccwpck_require__(66579);
 
 protobuf.build = "light";
 
@@ -36608,30 +36608,30 @@ function loadSync(filename, root) {
 protobuf.loadSync = loadSync;
 
 // Serialization
-protobuf.encoder          = __nccwpck_require__(14265);
-protobuf.decoder          = __nccwpck_require__(88181);
-protobuf.verifier         = __nccwpck_require__(32727);
-protobuf.converter        = __nccwpck_require__(26261);
+protobuf.encoder          = __nccwpck_require__(67641);
+protobuf.decoder          = __nccwpck_require__(45301);
+protobuf.verifier         = __nccwpck_require__(7639);
+protobuf.converter        = __nccwpck_require__(92437);
 
 // Reflection
-protobuf.ReflectionObject = __nccwpck_require__(13162);
-protobuf.Namespace        = __nccwpck_require__(84570);
-protobuf.Root             = __nccwpck_require__(70361);
-protobuf.Enum             = __nccwpck_require__(1976);
-protobuf.Type             = __nccwpck_require__(71317);
-protobuf.Field            = __nccwpck_require__(65017);
-protobuf.OneOf            = __nccwpck_require__(7664);
-protobuf.MapField         = __nccwpck_require__(96199);
-protobuf.Service          = __nccwpck_require__(3970);
-protobuf.Method           = __nccwpck_require__(94228);
+protobuf.ReflectionObject = __nccwpck_require__(67946);
+protobuf.Namespace        = __nccwpck_require__(21946);
+protobuf.Root             = __nccwpck_require__(8185);
+protobuf.Enum             = __nccwpck_require__(73528);
+protobuf.Type             = __nccwpck_require__(70901);
+protobuf.Field            = __nccwpck_require__(30457);
+protobuf.OneOf            = __nccwpck_require__(84624);
+protobuf.MapField         = __nccwpck_require__(58791);
+protobuf.Service          = __nccwpck_require__(30338);
+protobuf.Method           = __nccwpck_require__(59988);
 
 // Runtime
-protobuf.Message          = __nccwpck_require__(69706);
-protobuf.wrappers         = __nccwpck_require__(6213);
+protobuf.Message          = __nccwpck_require__(69450);
+protobuf.wrappers         = __nccwpck_require__(59781);
 
 // Utility
-protobuf.types            = __nccwpck_require__(57536);
-protobuf.util             = __nccwpck_require__(98809);
+protobuf.types            = __nccwpck_require__(21024);
+protobuf.util             = __nccwpck_require__(39609);
 
 // Set up possibly cyclic reflection dependencies
 protobuf.ReflectionObject._configure(protobuf.Root);
@@ -36642,7 +36642,7 @@ protobuf.Field._configure(protobuf.Type);
 
 /***/ }),
 
-/***/ 10355:
+/***/ 66579:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -36658,15 +36658,15 @@ var protobuf = exports;
 protobuf.build = "minimal";
 
 // Serialization
-protobuf.Writer       = __nccwpck_require__(33526);
-protobuf.BufferWriter = __nccwpck_require__(88167);
-protobuf.Reader       = __nccwpck_require__(4742);
-protobuf.BufferReader = __nccwpck_require__(69623);
+protobuf.Writer       = __nccwpck_require__(33654);
+protobuf.BufferWriter = __nccwpck_require__(3751);
+protobuf.Reader       = __nccwpck_require__(69350);
+protobuf.BufferReader = __nccwpck_require__(42423);
 
 // Utility
-protobuf.util         = __nccwpck_require__(66057);
-protobuf.rpc          = __nccwpck_require__(21338);
-protobuf.roots        = __nccwpck_require__(73852);
+protobuf.util         = __nccwpck_require__(22857);
+protobuf.rpc          = __nccwpck_require__(9882);
+protobuf.roots        = __nccwpck_require__(34460);
 protobuf.configure    = configure;
 
 /* istanbul ignore next */
@@ -36686,19 +36686,19 @@ configure();
 
 /***/ }),
 
-/***/ 31057:
+/***/ 58513:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
-var protobuf = module.exports = __nccwpck_require__(42352);
+var protobuf = module.exports = __nccwpck_require__(35504);
 
 protobuf.build = "full";
 
 // Parser
-protobuf.tokenize         = __nccwpck_require__(77860);
-protobuf.parse            = __nccwpck_require__(95206);
-protobuf.common           = __nccwpck_require__(1416);
+protobuf.tokenize         = __nccwpck_require__(580);
+protobuf.parse            = __nccwpck_require__(58790);
+protobuf.common           = __nccwpck_require__(60872);
 
 // Configure parser
 protobuf.Root._configure(protobuf.Type, protobuf.parse, protobuf.common);
@@ -36706,7 +36706,7 @@ protobuf.Root._configure(protobuf.Type, protobuf.parse, protobuf.common);
 
 /***/ }),
 
-/***/ 96199:
+/***/ 58791:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -36714,11 +36714,11 @@ protobuf.Root._configure(protobuf.Type, protobuf.parse, protobuf.common);
 module.exports = MapField;
 
 // extends Field
-var Field = __nccwpck_require__(65017);
+var Field = __nccwpck_require__(30457);
 ((MapField.prototype = Object.create(Field.prototype)).constructor = MapField).className = "MapField";
 
-var types   = __nccwpck_require__(57536),
-    util    = __nccwpck_require__(98809);
+var types   = __nccwpck_require__(21024),
+    util    = __nccwpck_require__(39609);
 
 /**
  * Constructs a new map field instance.
@@ -36840,14 +36840,14 @@ MapField.d = function decorateMapField(fieldId, fieldKeyType, fieldValueType) {
 
 /***/ }),
 
-/***/ 69706:
+/***/ 69450:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = Message;
 
-var util = __nccwpck_require__(66057);
+var util = __nccwpck_require__(22857);
 
 /**
  * Constructs a new message instance.
@@ -36991,7 +36991,7 @@ Message.prototype.toJSON = function toJSON() {
 
 /***/ }),
 
-/***/ 94228:
+/***/ 59988:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -36999,10 +36999,10 @@ Message.prototype.toJSON = function toJSON() {
 module.exports = Method;
 
 // extends ReflectionObject
-var ReflectionObject = __nccwpck_require__(13162);
+var ReflectionObject = __nccwpck_require__(67946);
 ((Method.prototype = Object.create(ReflectionObject.prototype)).constructor = Method).className = "Method";
 
-var util = __nccwpck_require__(98809);
+var util = __nccwpck_require__(39609);
 
 /**
  * Constructs a new service method instance.
@@ -37159,7 +37159,7 @@ Method.prototype.resolve = function resolve() {
 
 /***/ }),
 
-/***/ 84570:
+/***/ 21946:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -37167,12 +37167,12 @@ Method.prototype.resolve = function resolve() {
 module.exports = Namespace;
 
 // extends ReflectionObject
-var ReflectionObject = __nccwpck_require__(13162);
+var ReflectionObject = __nccwpck_require__(67946);
 ((Namespace.prototype = Object.create(ReflectionObject.prototype)).constructor = Namespace).className = "Namespace";
 
-var Field    = __nccwpck_require__(65017),
-    util     = __nccwpck_require__(98809),
-    OneOf    = __nccwpck_require__(7664);
+var Field    = __nccwpck_require__(30457),
+    util     = __nccwpck_require__(39609),
+    OneOf    = __nccwpck_require__(84624);
 
 var Type,    // cyclic
     Service,
@@ -37725,7 +37725,7 @@ Namespace._configure = function(Type_, Service_, Enum_) {
 
 /***/ }),
 
-/***/ 13162:
+/***/ 67946:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -37734,8 +37734,8 @@ module.exports = ReflectionObject;
 
 ReflectionObject.className = "ReflectionObject";
 
-const OneOf = __nccwpck_require__(7664);
-var util = __nccwpck_require__(98809);
+const OneOf = __nccwpck_require__(84624);
+var util = __nccwpck_require__(39609);
 
 var Root; // cyclic
 
@@ -38115,7 +38115,7 @@ ReflectionObject._configure = function(Root_) {
 
 /***/ }),
 
-/***/ 7664:
+/***/ 84624:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -38123,11 +38123,11 @@ ReflectionObject._configure = function(Root_) {
 module.exports = OneOf;
 
 // extends ReflectionObject
-var ReflectionObject = __nccwpck_require__(13162);
+var ReflectionObject = __nccwpck_require__(67946);
 ((OneOf.prototype = Object.create(ReflectionObject.prototype)).constructor = OneOf).className = "OneOf";
 
-var Field = __nccwpck_require__(65017),
-    util  = __nccwpck_require__(98809);
+var Field = __nccwpck_require__(30457),
+    util  = __nccwpck_require__(39609);
 
 /**
  * Constructs a new oneof instance.
@@ -38345,7 +38345,7 @@ OneOf.d = function decorateOneOf() {
 
 /***/ }),
 
-/***/ 95206:
+/***/ 58790:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -38355,18 +38355,18 @@ module.exports = parse;
 parse.filename = null;
 parse.defaults = { keepCase: false };
 
-var tokenize  = __nccwpck_require__(77860),
-    Root      = __nccwpck_require__(70361),
-    Type      = __nccwpck_require__(71317),
-    Field     = __nccwpck_require__(65017),
-    MapField  = __nccwpck_require__(96199),
-    OneOf     = __nccwpck_require__(7664),
-    Enum      = __nccwpck_require__(1976),
-    Service   = __nccwpck_require__(3970),
-    Method    = __nccwpck_require__(94228),
-    ReflectionObject = __nccwpck_require__(13162),
-    types     = __nccwpck_require__(57536),
-    util      = __nccwpck_require__(98809);
+var tokenize  = __nccwpck_require__(580),
+    Root      = __nccwpck_require__(8185),
+    Type      = __nccwpck_require__(70901),
+    Field     = __nccwpck_require__(30457),
+    MapField  = __nccwpck_require__(58791),
+    OneOf     = __nccwpck_require__(84624),
+    Enum      = __nccwpck_require__(73528),
+    Service   = __nccwpck_require__(30338),
+    Method    = __nccwpck_require__(59988),
+    ReflectionObject = __nccwpck_require__(67946),
+    types     = __nccwpck_require__(21024),
+    util      = __nccwpck_require__(39609);
 
 var base10Re    = /^[1-9][0-9]*$/,
     base10NegRe = /^-?[1-9][0-9]*$/,
@@ -39345,14 +39345,14 @@ function parse(source, root, options) {
 
 /***/ }),
 
-/***/ 4742:
+/***/ 69350:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = Reader;
 
-var util      = __nccwpck_require__(66057);
+var util      = __nccwpck_require__(22857);
 
 var BufferReader; // cyclic
 
@@ -39799,7 +39799,7 @@ Reader._configure = function(BufferReader_) {
 
 /***/ }),
 
-/***/ 69623:
+/***/ 42423:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -39807,10 +39807,10 @@ Reader._configure = function(BufferReader_) {
 module.exports = BufferReader;
 
 // extends Reader
-var Reader = __nccwpck_require__(4742);
+var Reader = __nccwpck_require__(69350);
 (BufferReader.prototype = Object.create(Reader.prototype)).constructor = BufferReader;
 
-var util = __nccwpck_require__(66057);
+var util = __nccwpck_require__(22857);
 
 /**
  * Constructs a new buffer reader instance.
@@ -39858,7 +39858,7 @@ BufferReader._configure();
 
 /***/ }),
 
-/***/ 70361:
+/***/ 8185:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -39866,13 +39866,13 @@ BufferReader._configure();
 module.exports = Root;
 
 // extends Namespace
-var Namespace = __nccwpck_require__(84570);
+var Namespace = __nccwpck_require__(21946);
 ((Root.prototype = Object.create(Namespace.prototype)).constructor = Root).className = "Root";
 
-var Field   = __nccwpck_require__(65017),
-    Enum    = __nccwpck_require__(1976),
-    OneOf   = __nccwpck_require__(7664),
-    util    = __nccwpck_require__(98809);
+var Field   = __nccwpck_require__(30457),
+    Enum    = __nccwpck_require__(73528),
+    OneOf   = __nccwpck_require__(84624),
+    util    = __nccwpck_require__(39609);
 
 var Type,   // cyclic
     parse,  // might be excluded
@@ -40278,7 +40278,7 @@ Root._configure = function(Type_, parse_, common_) {
 
 /***/ }),
 
-/***/ 73852:
+/***/ 34460:
 /***/ ((module) => {
 
 "use strict";
@@ -40304,7 +40304,7 @@ module.exports = Object.create(null);
 
 /***/ }),
 
-/***/ 21338:
+/***/ 9882:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -40343,19 +40343,19 @@ var rpc = exports;
  * @returns {undefined}
  */
 
-rpc.Service = __nccwpck_require__(85290);
+rpc.Service = __nccwpck_require__(34026);
 
 
 /***/ }),
 
-/***/ 85290:
+/***/ 34026:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = Service;
 
-var util = __nccwpck_require__(66057);
+var util = __nccwpck_require__(22857);
 
 // Extends EventEmitter
 (Service.prototype = Object.create(util.EventEmitter.prototype)).constructor = Service;
@@ -40498,7 +40498,7 @@ Service.prototype.end = function end(endedByRPC) {
 
 /***/ }),
 
-/***/ 3970:
+/***/ 30338:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -40506,12 +40506,12 @@ Service.prototype.end = function end(endedByRPC) {
 module.exports = Service;
 
 // extends Namespace
-var Namespace = __nccwpck_require__(84570);
+var Namespace = __nccwpck_require__(21946);
 ((Service.prototype = Object.create(Namespace.prototype)).constructor = Service).className = "Service";
 
-var Method = __nccwpck_require__(94228),
-    util   = __nccwpck_require__(98809),
-    rpc    = __nccwpck_require__(21338);
+var Method = __nccwpck_require__(59988),
+    util   = __nccwpck_require__(39609),
+    rpc    = __nccwpck_require__(9882);
 
 /**
  * Constructs a new service instance.
@@ -40699,7 +40699,7 @@ Service.prototype.create = function create(rpcImpl, requestDelimited, responseDe
 
 /***/ }),
 
-/***/ 77860:
+/***/ 580:
 /***/ ((module) => {
 
 "use strict";
@@ -41123,7 +41123,7 @@ function tokenize(source, alternateCommentMode) {
 
 /***/ }),
 
-/***/ 71317:
+/***/ 70901:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -41131,23 +41131,23 @@ function tokenize(source, alternateCommentMode) {
 module.exports = Type;
 
 // extends Namespace
-var Namespace = __nccwpck_require__(84570);
+var Namespace = __nccwpck_require__(21946);
 ((Type.prototype = Object.create(Namespace.prototype)).constructor = Type).className = "Type";
 
-var Enum      = __nccwpck_require__(1976),
-    OneOf     = __nccwpck_require__(7664),
-    Field     = __nccwpck_require__(65017),
-    MapField  = __nccwpck_require__(96199),
-    Service   = __nccwpck_require__(3970),
-    Message   = __nccwpck_require__(69706),
-    Reader    = __nccwpck_require__(4742),
-    Writer    = __nccwpck_require__(33526),
-    util      = __nccwpck_require__(98809),
-    encoder   = __nccwpck_require__(14265),
-    decoder   = __nccwpck_require__(88181),
-    verifier  = __nccwpck_require__(32727),
-    converter = __nccwpck_require__(26261),
-    wrappers  = __nccwpck_require__(6213);
+var Enum      = __nccwpck_require__(73528),
+    OneOf     = __nccwpck_require__(84624),
+    Field     = __nccwpck_require__(30457),
+    MapField  = __nccwpck_require__(58791),
+    Service   = __nccwpck_require__(30338),
+    Message   = __nccwpck_require__(69450),
+    Reader    = __nccwpck_require__(69350),
+    Writer    = __nccwpck_require__(33654),
+    util      = __nccwpck_require__(39609),
+    encoder   = __nccwpck_require__(67641),
+    decoder   = __nccwpck_require__(45301),
+    verifier  = __nccwpck_require__(7639),
+    converter = __nccwpck_require__(92437),
+    wrappers  = __nccwpck_require__(59781);
 
 /**
  * Constructs a new reflected message type instance.
@@ -41763,7 +41763,7 @@ Type.d = function decorateType(typeName) {
 
 /***/ }),
 
-/***/ 57536:
+/***/ 21024:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -41775,7 +41775,7 @@ Type.d = function decorateType(typeName) {
  */
 var types = exports;
 
-var util = __nccwpck_require__(98809);
+var util = __nccwpck_require__(39609);
 
 var s = [
     "double",   // 0
@@ -41967,7 +41967,7 @@ types.packed = bake([
 
 /***/ }),
 
-/***/ 98809:
+/***/ 39609:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -41977,17 +41977,17 @@ types.packed = bake([
  * Various utility functions.
  * @namespace
  */
-var util = module.exports = __nccwpck_require__(66057);
+var util = module.exports = __nccwpck_require__(22857);
 
-var roots = __nccwpck_require__(73852);
+var roots = __nccwpck_require__(34460);
 
 var Type, // cyclic
     Enum;
 
-util.codegen = __nccwpck_require__(42722);
-util.fetch   = __nccwpck_require__(32951);
-util.path    = __nccwpck_require__(54794);
-util.patterns = __nccwpck_require__(33092);
+util.codegen = __nccwpck_require__(25346);
+util.fetch   = __nccwpck_require__(44279);
+util.path    = __nccwpck_require__(66090);
+util.patterns = __nccwpck_require__(91991);
 
 var reservedRe = util.patterns.reservedRe;
 
@@ -41995,7 +41995,7 @@ var reservedRe = util.patterns.reservedRe;
  * Node's fs module if available.
  * @type {Object.<string,*>}
  */
-util.fs = __nccwpck_require__(36083);
+util.fs = __nccwpck_require__(35763);
 
 /**
  * Checks a recursion depth.
@@ -42119,7 +42119,7 @@ util.decorateType = function decorateType(ctor, typeName) {
 
     /* istanbul ignore next */
     if (!Type)
-        Type = __nccwpck_require__(71317);
+        Type = __nccwpck_require__(70901);
 
     var type = new Type(typeName || ctor.name);
     util.decorateRoot.add(type);
@@ -42144,7 +42144,7 @@ util.decorateEnum = function decorateEnum(object) {
 
     /* istanbul ignore next */
     if (!Enum)
-        Enum = __nccwpck_require__(1976);
+        Enum = __nccwpck_require__(73528);
 
     var enm = new Enum("Enum" + decorateEnumIndex++, object);
     util.decorateRoot.add(enm);
@@ -42198,14 +42198,14 @@ util.setProperty = function setProperty(dst, path, value, ifNotSet) {
  */
 Object.defineProperty(util, "decorateRoot", {
     get: function() {
-        return roots["decorated"] || (roots["decorated"] = new (__nccwpck_require__(70361))());
+        return roots["decorated"] || (roots["decorated"] = new (__nccwpck_require__(8185))());
     }
 });
 
 
 /***/ }),
 
-/***/ 36083:
+/***/ 35763:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -42224,14 +42224,14 @@ module.exports = fs;
 
 /***/ }),
 
-/***/ 32562:
+/***/ 70994:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = LongBits;
 
-var util = __nccwpck_require__(66057);
+var util = __nccwpck_require__(22857);
 
 /**
  * Constructs new long bits.
@@ -42432,7 +42432,7 @@ LongBits.prototype.length = function length() {
 
 /***/ }),
 
-/***/ 66057:
+/***/ 22857:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 "use strict";
@@ -42440,25 +42440,25 @@ LongBits.prototype.length = function length() {
 var util = exports;
 
 // used to return a Promise where callback is omitted
-util.asPromise = __nccwpck_require__(98814);
+util.asPromise = __nccwpck_require__(92222);
 
 // converts to / from base64 encoded strings
-util.base64 = __nccwpck_require__(58086);
+util.base64 = __nccwpck_require__(25478);
 
 // base class of rpc.Service
-util.EventEmitter = __nccwpck_require__(31531);
+util.EventEmitter = __nccwpck_require__(32491);
 
 // float handling accross browsers
-util.float = __nccwpck_require__(15605);
+util.float = __nccwpck_require__(8597);
 
 // converts to / from utf8 encoded strings
-util.utf8 = __nccwpck_require__(38798);
+util.utf8 = __nccwpck_require__(70958);
 
 // provides a node-like buffer pool in the browser
-util.pool = __nccwpck_require__(56015);
+util.pool = __nccwpck_require__(56239);
 
 // utility to work with the low and high bits of a 64 bit value
-util.LongBits = __nccwpck_require__(32562);
+util.LongBits = __nccwpck_require__(70994);
 
 /**
  * Tests if the specified key can affect object prototypes.
@@ -42628,7 +42628,7 @@ util.Long = /* istanbul ignore next */ util.global.dcodeIO && /* istanbul ignore
          || /* istanbul ignore next */ util.global.Long
          || (function() {
                 try {
-                    var Long = __nccwpck_require__(45646);
+                    var Long = __nccwpck_require__(66390);
                     return Long && Long.isLong ? Long : null;
                 } catch (e) {
                     /* istanbul ignore next */
@@ -42931,7 +42931,7 @@ util._configure = function() {
 
 /***/ }),
 
-/***/ 33092:
+/***/ 91991:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -42946,15 +42946,15 @@ patterns.reservedRe  = /^(?:do|if|in|for|let|new|try|var|case|else|enum|eval|fal
 
 /***/ }),
 
-/***/ 32727:
+/***/ 7639:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = verifier;
 
-var Enum      = __nccwpck_require__(1976),
-    util      = __nccwpck_require__(98809);
+var Enum      = __nccwpck_require__(73528),
+    util      = __nccwpck_require__(39609);
 
 function invalid(field, expected) {
     return field.name + ": " + expected + (field.repeated && expected !== "array" ? "[]" : field.map && expected !== "object" ? "{k:"+field.keyType+"}" : "") + " expected";
@@ -43134,7 +43134,7 @@ function verifier(mtype) {
 
 /***/ }),
 
-/***/ 6213:
+/***/ 59781:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -43147,8 +43147,8 @@ function verifier(mtype) {
  */
 var wrappers = exports;
 
-var Message = __nccwpck_require__(69706),
-    util    = __nccwpck_require__(66057);
+var Message = __nccwpck_require__(69450),
+    util    = __nccwpck_require__(22857);
 
 /**
  * From object converter part of an {@link IWrapper}.
@@ -43253,14 +43253,14 @@ wrappers[".google.protobuf.Any"] = {
 
 /***/ }),
 
-/***/ 33526:
+/***/ 33654:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
 
 module.exports = Writer;
 
-var util      = __nccwpck_require__(66057);
+var util      = __nccwpck_require__(22857);
 
 var BufferWriter; // cyclic
 
@@ -43728,7 +43728,7 @@ Writer._configure = function(BufferWriter_) {
 
 /***/ }),
 
-/***/ 88167:
+/***/ 3751:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 "use strict";
@@ -43736,10 +43736,10 @@ Writer._configure = function(BufferWriter_) {
 module.exports = BufferWriter;
 
 // extends Writer
-var Writer = __nccwpck_require__(33526);
+var Writer = __nccwpck_require__(33654);
 (BufferWriter.prototype = Object.create(Writer.prototype)).constructor = BufferWriter;
 
-var util = __nccwpck_require__(66057);
+var util = __nccwpck_require__(22857);
 
 /**
  * Constructs a new buffer writer instance.
@@ -43821,17 +43821,17 @@ BufferWriter._configure();
 
 /***/ }),
 
-/***/ 21290:
+/***/ 5546:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(94700);
+module.exports = __nccwpck_require__(67084);
 
 /***/ }),
 
-/***/ 94700:
+/***/ 67084:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-var RetryOperation = __nccwpck_require__(68242);
+var RetryOperation = __nccwpck_require__(39538);
 
 exports.operation = function(options) {
   var timeouts = exports.timeouts(options);
@@ -43935,7 +43935,7 @@ exports.wrap = function(obj, options, methods) {
 
 /***/ }),
 
-/***/ 68242:
+/***/ 39538:
 /***/ ((module) => {
 
 function RetryOperation(timeouts, options) {
@@ -44100,7 +44100,7 @@ RetryOperation.prototype.mainError = function() {
 
 /***/ }),
 
-/***/ 41891:
+/***/ 66627:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Note: since nyc uses this module to output coverage, any lines
@@ -44129,7 +44129,7 @@ if (!processOk(process)) {
   }
 } else {
   var assert = __nccwpck_require__(42613)
-  var signals = __nccwpck_require__(45398)
+  var signals = __nccwpck_require__(41430)
   var isWin = /^win/i.test(process.platform)
 
   var EE = __nccwpck_require__(24434)
@@ -44309,7 +44309,7 @@ if (!processOk(process)) {
 
 /***/ }),
 
-/***/ 45398:
+/***/ 41430:
 /***/ ((module) => {
 
 // This is not the set of all possible signals.
@@ -44369,7 +44369,7 @@ if (process.platform === 'linux') {
 
 /***/ }),
 
-/***/ 29544:
+/***/ 83528:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 //
@@ -44377,7 +44377,7 @@ if (process.platform === 'linux') {
 //
 // approximate distribution percentiles from a stream of reals
 //
-var RBTree = (__nccwpck_require__(50390).RBTree);
+var RBTree = (__nccwpck_require__(17750).RBTree);
 
 function TDigest(delta, K, CX) {
     // allocate a TDigest structure.
@@ -44769,7 +44769,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 85005:
+/***/ 30083:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -44784,7 +44784,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 });
 
 // EXTERNAL MODULE: ./src/config.ts + 7 modules
-var config = __nccwpck_require__(48572);
+var config = __nccwpck_require__(69104);
 ;// CONCATENATED MODULE: ./src/stage.ts
 const consoleLogger = (stream = process.stderr) => ({
     info: (m) => stream.write(m + '\n'),
@@ -44796,13 +44796,13 @@ const consoleLogger = (stream = process.stderr) => ({
 });
 
 // EXTERNAL MODULE: ./src/run.ts
-var run = __nccwpck_require__(19059);
+var run = __nccwpck_require__(79786);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(16364);
+var errors = __nccwpck_require__(70017);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
-var version = __nccwpck_require__(95948);
+var version = __nccwpck_require__(71013);
 // EXTERNAL MODULE: ./src/rollout/permissions.ts
-var permissions = __nccwpck_require__(82136);
+var permissions = __nccwpck_require__(69141);
 ;// CONCATENATED MODULE: ./src/cli/rbac.ts
 
 
@@ -44951,7 +44951,7 @@ async function storeMain(argv, out) {
             throw new errors/* ModelshipError */.W7('input', `store ${verb} needs --${k}`, { field: k });
         })();
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- the store loads only for `modelship store`
-    const { storePush, storePull } = __nccwpck_require__(78416);
+    const { storePush, storePull } = __nccwpck_require__(42689);
     let r;
     if (verb === 'push')
         r = await storePush(need('artifact'), need('to'), { tag: flags.get('tag'), metadataFile: flags.get('metadata') });
@@ -44972,7 +44972,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
         // the serving runtime and the store are required on use: `modelship convert` starts without them
         // eslint-disable-next-line @typescript-eslint/no-require-imports -- the serving runtime loads only for `modelship serve`
         if (argv[0] === 'serve')
-            return await (__nccwpck_require__(92246)/* .serveMain */ .Z)(argv.slice(1), out);
+            return await (__nccwpck_require__(8708)/* .serveMain */ .Z)(argv.slice(1), out);
         if (argv[0] === 'store')
             return await storeMain(argv.slice(1), out);
         if (argv[0] === 'rbac')
@@ -45014,7 +45014,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
 
 /***/ }),
 
-/***/ 94450:
+/***/ 15379:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -45033,17 +45033,17 @@ var external_os_ = __nccwpck_require__(70857);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(16928);
 // EXTERNAL MODULE: ./src/util/fsx.ts
-var fsx = __nccwpck_require__(27158);
+var fsx = __nccwpck_require__(32141);
 // EXTERNAL MODULE: ./src/formats/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(89694);
+var onnxinfo = __nccwpck_require__(4861);
 // EXTERNAL MODULE: ./src/util/proc.ts
-var proc = __nccwpck_require__(10711);
+var proc = __nccwpck_require__(39946);
 // EXTERNAL MODULE: ./src/util/ort.ts
-var util_ort = __nccwpck_require__(90520);
+var util_ort = __nccwpck_require__(27171);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(16364);
+var errors = __nccwpck_require__(70017);
 // EXTERNAL MODULE: ./src/shared/parity.ts
-var parity = __nccwpck_require__(63625);
+var parity = __nccwpck_require__(94212);
 ;// CONCATENATED MODULE: ./src/compile/tensorrt.ts
 
 
@@ -45170,11 +45170,11 @@ function parseNvidiaSmi(out) {
 }
 
 // EXTERNAL MODULE: ./src/shared/tensorrt.ts
-var tensorrt = __nccwpck_require__(29599);
+var tensorrt = __nccwpck_require__(22590);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
-var version = __nccwpck_require__(95948);
+var version = __nccwpck_require__(71013);
 // EXTERNAL MODULE: ./src/formats/schema/onnx.ts
-var onnx = __nccwpck_require__(47470);
+var onnx = __nccwpck_require__(51675);
 ;// CONCATENATED MODULE: ./src/compile/fp16.ts
 
 
@@ -45274,14 +45274,14 @@ function convertToFloat16(model) {
     return Model.encode(Model.fromObject(m)).finish();
 }
 
-// EXTERNAL MODULE: ../../work/main/node_modules/protobufjs/index.js
-var protobufjs = __nccwpck_require__(4792);
+// EXTERNAL MODULE: ./node_modules/protobufjs/index.js
+var protobufjs = __nccwpck_require__(23928);
 // EXTERNAL MODULE: ./src/shared/compare.ts
-var compare = __nccwpck_require__(91009);
+var compare = __nccwpck_require__(96718);
 // EXTERNAL MODULE: ./src/shared/reference.ts
-var shared_reference = __nccwpck_require__(89303);
+var shared_reference = __nccwpck_require__(39724);
 // EXTERNAL MODULE: ./src/util/npy.ts
-var npy = __nccwpck_require__(87078);
+var npy = __nccwpck_require__(57821);
 ;// CONCATENATED MODULE: ./src/compile/lrn.ts
 
 
@@ -45978,7 +45978,7 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
 
 /***/ }),
 
-/***/ 48572:
+/***/ 69104:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -45996,13 +45996,13 @@ __nccwpck_require__.d(__webpack_exports__, {
 // UNUSED EXPORTS: parseBoolean
 
 // EXTERNAL MODULE: ./src/inputs.ts
-var inputs = __nccwpck_require__(45433);
+var inputs = __nccwpck_require__(38422);
 // EXTERNAL MODULE: ./src/protocol/preprocess.ts
-var preprocess = __nccwpck_require__(90629);
+var preprocess = __nccwpck_require__(20756);
 // EXTERNAL MODULE: ./src/protocol/runtime.ts
-var runtime = __nccwpck_require__(92991);
+var runtime = __nccwpck_require__(44832);
 // EXTERNAL MODULE: ./src/protocol/serve-settings.ts
-var serve_settings = __nccwpck_require__(49808);
+var serve_settings = __nccwpck_require__(10941);
 ;// CONCATENATED MODULE: ./src/shared/inputs.ts
 
 
@@ -46381,9 +46381,9 @@ function readCompileConfig(r, s) {
 }
 
 // EXTERNAL MODULE: ./src/image/basecheck.ts
-var basecheck = __nccwpck_require__(19563);
+var basecheck = __nccwpck_require__(12758);
 // EXTERNAL MODULE: ./src/image/node.ts
-var node = __nccwpck_require__(34982);
+var node = __nccwpck_require__(97733);
 ;// CONCATENATED MODULE: ./src/image/inputs.ts
 
 
@@ -46556,7 +46556,7 @@ function readImageConfig(r, s) {
 }
 
 // EXTERNAL MODULE: ./src/protocol/detections.ts
-var detections = __nccwpck_require__(66663);
+var detections = __nccwpck_require__(68806);
 ;// CONCATENATED MODULE: ./src/smoke/inputs.ts
 
 
@@ -46663,16 +46663,16 @@ function readSmokeConfig(r, s) {
     };
 }
 
-// EXTERNAL MODULE: ../../work/main/node_modules/js-yaml/dist/js-yaml.mjs
-var js_yaml = __nccwpck_require__(53555);
+// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __nccwpck_require__(33243);
 // EXTERNAL MODULE: ./src/rollout/prometheus.ts
-var prometheus = __nccwpck_require__(72374);
+var prometheus = __nccwpck_require__(89825);
 // EXTERNAL MODULE: ./src/rollout/analysis/judge.ts
-var judge = __nccwpck_require__(16180);
+var judge = __nccwpck_require__(58099);
 // EXTERNAL MODULE: ./src/rollout/manifests.ts
-var manifests = __nccwpck_require__(86858);
+var manifests = __nccwpck_require__(59795);
 // EXTERNAL MODULE: ./src/rollout/autoscale.ts
-var autoscale = __nccwpck_require__(45447);
+var autoscale = __nccwpck_require__(34134);
 ;// CONCATENATED MODULE: ./src/rollout/inputs.ts
 
 
@@ -47331,7 +47331,7 @@ function readConfig(given) {
 
 /***/ }),
 
-/***/ 38236:
+/***/ 70065:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -47393,7 +47393,7 @@ class FloatData {
 
 /***/ }),
 
-/***/ 90110:
+/***/ 60635:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -47403,8 +47403,8 @@ class FloatData {
 /* harmony export */   Q: () => (/* binding */ GraphBuilder)
 /* harmony export */ });
 /* unused harmony exports OPSET, IR_VERSION, EncodedModel, count */
-/* harmony import */ var _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(47470);
-/* harmony import */ var _floatdata__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(38236);
+/* harmony import */ var _formats_schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51675);
+/* harmony import */ var _floatdata__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70065);
 
 
 const BATCH = 'N';
@@ -47708,7 +47708,7 @@ function count(shape) {
 
 /***/ }),
 
-/***/ 48534:
+/***/ 5770:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -47721,15 +47721,15 @@ __nccwpck_require__.d(__webpack_exports__, {
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(16928);
 // EXTERNAL MODULE: ./src/convert/graph.ts
-var graph = __nccwpck_require__(90110);
-// EXTERNAL MODULE: ../../work/main/node_modules/protobufjs/index.js
-var protobufjs = __nccwpck_require__(4792);
+var graph = __nccwpck_require__(60635);
+// EXTERNAL MODULE: ./node_modules/protobufjs/index.js
+var protobufjs = __nccwpck_require__(23928);
 // EXTERNAL MODULE: ./src/formats/schema/caffe.ts
-var caffe = __nccwpck_require__(36810);
+var caffe = __nccwpck_require__(7937);
 // EXTERNAL MODULE: ./src/formats/textformat.ts
-var textformat = __nccwpck_require__(89901);
+var textformat = __nccwpck_require__(11046);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(16364);
+var errors = __nccwpck_require__(70017);
 ;// CONCATENATED MODULE: ./src/convert/net.ts
 
 
@@ -47970,7 +47970,7 @@ function hasParam(layer, field, sub) {
 }
 
 // EXTERNAL MODULE: ./src/convert/floatdata.ts
-var floatdata = __nccwpck_require__(38236);
+var floatdata = __nccwpck_require__(70065);
 ;// CONCATENATED MODULE: ./src/convert/caffemodel.ts
 
 
@@ -48373,13 +48373,13 @@ function shapeEquals(b, expected) {
 }
 
 // EXTERNAL MODULE: ./src/convert/layers/index.ts + 26 modules
-var convert_layers = __nccwpck_require__(633);
+var convert_layers = __nccwpck_require__(21327);
 // EXTERNAL MODULE: ./src/protocol/detections.ts
-var detections = __nccwpck_require__(66663);
+var detections = __nccwpck_require__(68806);
 // EXTERNAL MODULE: ./src/util/fsx.ts
-var fsx = __nccwpck_require__(27158);
+var fsx = __nccwpck_require__(32141);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
-var version = __nccwpck_require__(95948);
+var version = __nccwpck_require__(71013);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(79896);
 // EXTERNAL MODULE: external "crypto"
@@ -48732,17 +48732,17 @@ function checkCaffeBlobRules(net) {
 }
 
 // EXTERNAL MODULE: ./src/convert/plugins.ts
-var plugins = __nccwpck_require__(59938);
+var plugins = __nccwpck_require__(35659);
 // EXTERNAL MODULE: ./src/shared/parity.ts
-var parity = __nccwpck_require__(63625);
+var parity = __nccwpck_require__(94212);
 // EXTERNAL MODULE: ./src/shared/compare.ts
-var compare = __nccwpck_require__(91009);
+var compare = __nccwpck_require__(96718);
 // EXTERNAL MODULE: ./src/shared/reference.ts
-var reference = __nccwpck_require__(89303);
+var reference = __nccwpck_require__(39724);
 // EXTERNAL MODULE: ./src/util/npy.ts
-var npy = __nccwpck_require__(87078);
+var npy = __nccwpck_require__(57821);
 // EXTERNAL MODULE: ./src/util/ort.ts
-var ort = __nccwpck_require__(90520);
+var ort = __nccwpck_require__(27171);
 ;// CONCATENATED MODULE: ./src/convert/parity.ts
 
 
@@ -48970,7 +48970,7 @@ async function runConvert(cfg, log) {
 
 /***/ }),
 
-/***/ 633:
+/***/ 21327:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -48983,7 +48983,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 });
 
 // EXTERNAL MODULE: ./src/convert/graph.ts
-var graph = __nccwpck_require__(90110);
+var graph = __nccwpck_require__(60635);
 ;// CONCATENATED MODULE: ./src/convert/layers/common.ts
 
 /**
@@ -50526,7 +50526,7 @@ function supportedTypes() {
 
 /***/ }),
 
-/***/ 59938:
+/***/ 35659:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -50538,12 +50538,12 @@ function supportedTypes() {
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4792);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(23928);
 /* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _graph__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(90110);
-/* harmony import */ var _formats_schema_caffe__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(36810);
-/* harmony import */ var _layers__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(633);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(16364);
+/* harmony import */ var _graph__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(60635);
+/* harmony import */ var _formats_schema_caffe__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7937);
+/* harmony import */ var _layers__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(21327);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(70017);
 
 
 
@@ -50643,15 +50643,15 @@ function extendCaffeSchema(proto, params, file) {
 
 /***/ }),
 
-/***/ 89694:
+/***/ 4861:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   e: () => (/* binding */ onnxInfo)
 /* harmony export */ });
-/* harmony import */ var _schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(47470);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16364);
+/* harmony import */ var _schema_onnx__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51675);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
 
 
 /** Inputs (initializers excluded), outputs, opset and metadata of an ONNX model. */
@@ -50688,14 +50688,14 @@ function onnxInfo(model, file = 'model.onnx') {
 
 /***/ }),
 
-/***/ 99795:
+/***/ 49262:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   T: () => (/* binding */ lazyProtoRoot)
 /* harmony export */ });
-/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4792);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23928);
 /* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
 
 /**
@@ -50717,7 +50717,7 @@ function lazyProtoRoot(proto) {
 
 /***/ }),
 
-/***/ 36810:
+/***/ 7937:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -50725,7 +50725,7 @@ function lazyProtoRoot(proto) {
 /* harmony export */   l: () => (/* binding */ caffeSchema)
 /* harmony export */ });
 /* unused harmony export CAFFE_PROTO */
-/* harmony import */ var _proto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(99795);
+/* harmony import */ var _proto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(49262);
 
 /**
  * The subset of Caffe's caffe.proto that a deploy net needs, written for modelship.
@@ -51150,7 +51150,7 @@ const caffeSchema = (0,_proto__WEBPACK_IMPORTED_MODULE_0__/* .lazyProtoRoot */ .
 
 /***/ }),
 
-/***/ 47470:
+/***/ 51675:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -51160,7 +51160,7 @@ const caffeSchema = (0,_proto__WEBPACK_IMPORTED_MODULE_0__/* .lazyProtoRoot */ .
 /* harmony export */   um: () => (/* binding */ TensorDataType)
 /* harmony export */ });
 /* unused harmony export ONNX_PROTO */
-/* harmony import */ var _proto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(99795);
+/* harmony import */ var _proto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(49262);
 
 /**
  * The part of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto, IR version 7+) that modelship writes and reads.
@@ -51286,7 +51286,7 @@ const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, S
 
 /***/ }),
 
-/***/ 89901:
+/***/ 11046:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -51298,9 +51298,9 @@ const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, S
 /* harmony export */   ym: () => (/* binding */ locOf)
 /* harmony export */ });
 /* unused harmony exports parseFloatLiteral, parseIntLiteral */
-/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4792);
+/* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(23928);
 /* harmony import */ var protobufjs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(protobufjs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16364);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
 
 
 function locOf(obj) {
@@ -51862,7 +51862,7 @@ function parseTextFormat(src, type, opts) {
 
 /***/ }),
 
-/***/ 19563:
+/***/ 12758:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -51873,10 +51873,10 @@ function parseTextFormat(src, type, opts) {
 /* unused harmony exports LOADED_AT_RUN_TIME, ORT_LIBRARY, planBaseImageCheck, describeMissing, listBaseImageLibraries */
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(20558);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(16364);
-/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(10711);
-/* harmony import */ var _util_ldconfig__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(18277);
+/* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(39946);
+/* harmony import */ var _util_ldconfig__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(42776);
 
 
 
@@ -52013,7 +52013,7 @@ async function checkBaseImageLoads(baseImage, libs, log, env = process.env) {
 
 /***/ }),
 
-/***/ 2566:
+/***/ 12534:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -52031,22 +52031,22 @@ var external_fs_ = __nccwpck_require__(79896);
 var external_os_ = __nccwpck_require__(70857);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(16928);
-// EXTERNAL MODULE: ../../work/main/node_modules/proper-lockfile/index.js
-var proper_lockfile = __nccwpck_require__(68640);
+// EXTERNAL MODULE: ./node_modules/proper-lockfile/index.js
+var proper_lockfile = __nccwpck_require__(83648);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(16364);
+var errors = __nccwpck_require__(70017);
 // EXTERNAL MODULE: ./src/util/fsx.ts
-var fsx = __nccwpck_require__(27158);
+var fsx = __nccwpck_require__(32141);
 // EXTERNAL MODULE: ./src/util/proc.ts
-var proc = __nccwpck_require__(10711);
+var proc = __nccwpck_require__(39946);
 // EXTERNAL MODULE: ./src/protocol/model-crypto.ts
-var model_crypto = __nccwpck_require__(8902);
-// EXTERNAL MODULE: ../../work/main/node_modules/js-yaml/dist/js-yaml.mjs
-var js_yaml = __nccwpck_require__(53555);
+var model_crypto = __nccwpck_require__(28051);
+// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __nccwpck_require__(33243);
 // EXTERNAL MODULE: ./src/protocol/runtime.ts
-var runtime = __nccwpck_require__(92991);
+var runtime = __nccwpck_require__(44832);
 // EXTERNAL MODULE: ./src/protocol/serve-settings.ts
-var serve_settings = __nccwpck_require__(49808);
+var serve_settings = __nccwpck_require__(10941);
 ;// CONCATENATED MODULE: ./src/image/dockerfile.ts
 
 
@@ -52216,26 +52216,26 @@ function computeTags(image, ctx) {
 }
 
 // EXTERNAL MODULE: ./src/shared/registry.ts
-var registry = __nccwpck_require__(91659);
+var registry = __nccwpck_require__(9222);
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
-var version = __nccwpck_require__(95948);
+var version = __nccwpck_require__(71013);
 // EXTERNAL MODULE: ./src/image/node.ts
-var image_node = __nccwpck_require__(34982);
+var image_node = __nccwpck_require__(97733);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __nccwpck_require__(76982);
 // EXTERNAL MODULE: external "zlib"
 var external_zlib_ = __nccwpck_require__(43106);
 // EXTERNAL MODULE: external "url"
 var external_url_ = __nccwpck_require__(87016);
-// EXTERNAL MODULE: ../../work/main/node_modules/adm-zip/adm-zip.js
-var adm_zip = __nccwpck_require__(86004);
+// EXTERNAL MODULE: ./node_modules/adm-zip/adm-zip.js
+var adm_zip = __nccwpck_require__(71316);
 var adm_zip_default = /*#__PURE__*/__nccwpck_require__.n(adm_zip);
-;// CONCATENATED MODULE: ../../work/main/node_modules/onnxruntime-node/package.json
+;// CONCATENATED MODULE: ./node_modules/onnxruntime-node/package.json
 const package_namespaceObject = {"rE":"1.30.0"};
 // EXTERNAL MODULE: ./src/util/http.ts
-var http = __nccwpck_require__(37251);
+var http = __nccwpck_require__(44098);
 // EXTERNAL MODULE: ./src/util/toolcache.ts
-var toolcache = __nccwpck_require__(80319);
+var toolcache = __nccwpck_require__(60348);
 ;// CONCATENATED MODULE: ./src/image/gpu-provider.ts
 
 
@@ -52589,17 +52589,17 @@ function warn(log, line) {
 }
 
 // EXTERNAL MODULE: ./src/image/basecheck.ts
-var basecheck = __nccwpck_require__(19563);
+var basecheck = __nccwpck_require__(12758);
 // EXTERNAL MODULE: ./src/util/dockerconfig.ts
-var dockerconfig = __nccwpck_require__(67825);
+var dockerconfig = __nccwpck_require__(94944);
 // EXTERNAL MODULE: ./src/shared/tensorrt.ts
-var shared_tensorrt = __nccwpck_require__(29599);
+var shared_tensorrt = __nccwpck_require__(22590);
 // EXTERNAL MODULE: ./src/formats/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(89694);
+var onnxinfo = __nccwpck_require__(4861);
 // EXTERNAL MODULE: ./src/formats/textformat.ts
-var textformat = __nccwpck_require__(89901);
+var textformat = __nccwpck_require__(11046);
 // EXTERNAL MODULE: ./src/formats/proto.ts
-var proto = __nccwpck_require__(99795);
+var proto = __nccwpck_require__(49262);
 ;// CONCATENATED MODULE: ./src/formats/schema/model_config.ts
 
 /**
@@ -53051,7 +53051,7 @@ const MODEL_CONFIG_PROTO_SOURCE = {
 const modelConfigSchema = (0,proto/* lazyProtoRoot */.T)(MODEL_CONFIG_PROTO);
 
 // EXTERNAL MODULE: ./src/protocol/triton-model-config.ts
-var triton_model_config = __nccwpck_require__(78804);
+var triton_model_config = __nccwpck_require__(22599);
 ;// CONCATENATED MODULE: ./src/image/triton-config.ts
 
 
@@ -53225,7 +53225,7 @@ function parseTritonConfig(text, file) {
 }
 
 // EXTERNAL MODULE: ./src/protocol/detections.ts
-var detections = __nccwpck_require__(66663);
+var detections = __nccwpck_require__(68806);
 ;// CONCATENATED MODULE: ./src/image/triton.ts
 
 
@@ -53812,7 +53812,7 @@ async function tritonContext(cfg, build, log) {
 
 /***/ }),
 
-/***/ 34982:
+/***/ 97733:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -53827,9 +53827,9 @@ async function tritonContext(cfg, build, log) {
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(35317);
 /* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(child_process__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(16364);
-/* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(20558);
-/* harmony import */ var _util_toolcache__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(80319);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1229);
+/* harmony import */ var _util_toolcache__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(60348);
 
 
 
@@ -54108,7 +54108,7 @@ async function quietly(log, fn) {
 
 /***/ }),
 
-/***/ 7890:
+/***/ 79407:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -54125,7 +54125,7 @@ __nccwpck_require__.r(__webpack_exports__);
  * @actions/core and its HTTP client, a third of the bundle): the CLI does not even parse it.
  */
 /* eslint-disable @typescript-eslint/no-require-imports -- each door requires its modules when taken (above), kept in the bundle's main file */
-const serveWorker = worker_threads__WEBPACK_IMPORTED_MODULE_0__.isMainThread ? undefined : __nccwpck_require__(63666);
+const serveWorker = worker_threads__WEBPACK_IMPORTED_MODULE_0__.isMainThread ? undefined : __nccwpck_require__(71265);
 if (serveWorker?.isServeWorker()) {
     serveWorker.workerMain();
 }
@@ -54133,10 +54133,10 @@ else {
     const argv = process.argv.slice(2);
     if (argv.length === 0 && process.env.GITHUB_ACTIONS === 'true') {
         // the runner gives the post step the state the main step saved (@actions/core saveState → STATE_isPost)
-        void Promise.all(/* import() */[__nccwpck_require__.e(631), __nccwpck_require__.e(722), __nccwpck_require__.e(396)]).then(__nccwpck_require__.bind(__nccwpck_require__, 9396)).then(({ action, post }) => (process.env.STATE_isPost === 'true' ? post() : action()));
+        void Promise.all(/* import() */[__nccwpck_require__.e(119), __nccwpck_require__.e(58), __nccwpck_require__.e(769)]).then(__nccwpck_require__.bind(__nccwpck_require__, 36769)).then(({ action, post }) => (process.env.STATE_isPost === 'true' ? post() : action()));
     }
     else {
-        const { cli } = __nccwpck_require__(85005);
+        const { cli } = __nccwpck_require__(30083);
         void cli(argv).then((code) => {
             process.exitCode = code;
         });
@@ -54147,7 +54147,7 @@ else {
 
 /***/ }),
 
-/***/ 45433:
+/***/ 38422:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -54160,8 +54160,8 @@ else {
 /* harmony export */   n4: () => (/* binding */ STAGE_INCLUDES)
 /* harmony export */ });
 /* unused harmony exports parseBoolean, INPUTS_MAP */
-/* harmony import */ var js_yaml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(53555);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16364);
+/* harmony import */ var js_yaml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(33243);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
 
 
 /**
@@ -54308,7 +54308,7 @@ class Reader {
 
 /***/ }),
 
-/***/ 66763:
+/***/ 40062:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -54425,7 +54425,7 @@ function classificationStrings(d, items, count, k, labels) {
 
 /***/ }),
 
-/***/ 66663:
+/***/ 68806:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -54657,7 +54657,7 @@ function describeDetections(c) {
 
 /***/ }),
 
-/***/ 52773:
+/***/ 51955:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -54669,10 +54669,10 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: GRPC_LOADER_OPTIONS, GRPC_SERVICE, grpcPackage
 
-// EXTERNAL MODULE: ../../work/main/node_modules/@grpc/grpc-js/build/src/index.js
-var src = __nccwpck_require__(73017);
-// EXTERNAL MODULE: ../../work/main/node_modules/@grpc/proto-loader/build/src/index.js
-var build_src = __nccwpck_require__(46609);
+// EXTERNAL MODULE: ./node_modules/@grpc/grpc-js/build/src/index.js
+var src = __nccwpck_require__(83033);
+// EXTERNAL MODULE: ./node_modules/@grpc/proto-loader/build/src/index.js
+var build_src = __nccwpck_require__(76081);
 ;// CONCATENATED MODULE: ./src/protocol/grpc-service.json
 const grpc_service_namespaceObject = /*#__PURE__*/JSON.parse('{"nested":{"inference":{"nested":{"ModelRateLimiter":{"fields":{"resources":{"rule":"repeated","type":".inference.ModelRateLimiter.Resource","id":1},"priority":{"type":"uint32","id":2}},"nested":{"Resource":{"fields":{"name":{"type":"string","id":1},"global":{"type":"bool","id":2},"count":{"type":"uint32","id":3}}}}},"ModelInstanceGroup":{"fields":{"name":{"type":"string","id":1},"kind":{"type":".inference.ModelInstanceGroup.Kind","id":4},"count":{"type":"int32","id":2},"rate_limiter":{"type":".inference.ModelRateLimiter","id":6},"gpus":{"rule":"repeated","type":"int32","id":3},"secondary_devices":{"rule":"repeated","type":".inference.ModelInstanceGroup.SecondaryDevice","id":8},"profile":{"rule":"repeated","type":"string","id":5},"passive":{"type":"bool","id":7},"host_policy":{"type":"string","id":9}},"nested":{"SecondaryDevice":{"fields":{"kind":{"type":".inference.ModelInstanceGroup.SecondaryDevice.SecondaryDeviceKind","id":1},"device_id":{"type":"int64","id":2}},"nested":{"SecondaryDeviceKind":{"values":{"KIND_NVDLA":0}}}},"Kind":{"values":{"KIND_AUTO":0,"KIND_GPU":1,"KIND_CPU":2,"KIND_MODEL":3}}}},"ModelTensorReshape":{"fields":{"shape":{"rule":"repeated","type":"int64","id":1}}},"ModelInput":{"fields":{"name":{"type":"string","id":1},"data_type":{"type":".inference.DataType","id":2},"format":{"type":".inference.ModelInput.Format","id":3},"dims":{"rule":"repeated","type":"int64","id":4},"reshape":{"type":".inference.ModelTensorReshape","id":5},"is_shape_tensor":{"type":"bool","id":6},"allow_ragged_batch":{"type":"bool","id":7},"optional":{"type":"bool","id":8}},"nested":{"Format":{"values":{"FORMAT_NONE":0,"FORMAT_NHWC":1,"FORMAT_NCHW":2}}}},"ModelOutput":{"fields":{"name":{"type":"string","id":1},"data_type":{"type":".inference.DataType","id":2},"dims":{"rule":"repeated","type":"int64","id":3},"reshape":{"type":".inference.ModelTensorReshape","id":5},"label_filename":{"type":"string","id":4},"is_shape_tensor":{"type":"bool","id":6}}},"BatchInput":{"fields":{"kind":{"type":".inference.BatchInput.Kind","id":1},"target_name":{"rule":"repeated","type":"string","id":2},"data_type":{"type":".inference.DataType","id":3},"source_input":{"rule":"repeated","type":"string","id":4}},"nested":{"Kind":{"values":{"BATCH_ELEMENT_COUNT":0,"BATCH_ACCUMULATED_ELEMENT_COUNT":1,"BATCH_ACCUMULATED_ELEMENT_COUNT_WITH_ZERO":2,"BATCH_MAX_ELEMENT_COUNT_AS_SHAPE":3,"BATCH_ITEM_SHAPE":4,"BATCH_ITEM_SHAPE_FLATTEN":5}}}},"BatchOutput":{"fields":{"target_name":{"rule":"repeated","type":"string","id":1},"kind":{"type":".inference.BatchOutput.Kind","id":2},"source_input":{"rule":"repeated","type":"string","id":3}},"nested":{"Kind":{"values":{"BATCH_SCATTER_WITH_INPUT_SHAPE":0}}}},"ModelVersionPolicy":{"oneofs":{"policy_choice":{"oneof":["latest","all","specific"]}},"fields":{"latest":{"type":".inference.ModelVersionPolicy.Latest","id":1},"all":{"type":".inference.ModelVersionPolicy.All","id":2},"specific":{"type":".inference.ModelVersionPolicy.Specific","id":3}},"nested":{"Latest":{"fields":{"num_versions":{"type":"uint32","id":1}}},"All":{"fields":{}},"Specific":{"fields":{"versions":{"rule":"repeated","type":"int64","id":1}}}}},"ModelOptimizationPolicy":{"fields":{"graph":{"type":".inference.ModelOptimizationPolicy.Graph","id":1},"priority":{"type":".inference.ModelOptimizationPolicy.ModelPriority","id":2},"cuda":{"type":".inference.ModelOptimizationPolicy.Cuda","id":3},"execution_accelerators":{"type":".inference.ModelOptimizationPolicy.ExecutionAccelerators","id":4},"input_pinned_memory":{"type":".inference.ModelOptimizationPolicy.PinnedMemoryBuffer","id":5},"output_pinned_memory":{"type":".inference.ModelOptimizationPolicy.PinnedMemoryBuffer","id":6},"gather_kernel_buffer_threshold":{"type":"uint32","id":7},"eager_batching":{"type":"bool","id":8}},"nested":{"Graph":{"fields":{"level":{"type":"int32","id":1}}},"Cuda":{"fields":{"graphs":{"type":"bool","id":1},"busy_wait_events":{"type":"bool","id":2},"graph_spec":{"rule":"repeated","type":".inference.ModelOptimizationPolicy.Cuda.GraphSpec","id":3},"output_copy_stream":{"type":"bool","id":4}},"nested":{"GraphSpec":{"fields":{"batch_size":{"type":"int32","id":1},"input":{"keyType":"string","type":".inference.ModelOptimizationPolicy.Cuda.GraphSpec.Shape","id":2},"graph_lower_bound":{"type":".inference.ModelOptimizationPolicy.Cuda.GraphSpec.LowerBound","id":3}},"nested":{"Shape":{"fields":{"dim":{"rule":"repeated","type":"int64","id":1}}},"LowerBound":{"fields":{"batch_size":{"type":"int32","id":1},"input":{"keyType":"string","type":".inference.ModelOptimizationPolicy.Cuda.GraphSpec.Shape","id":2}},"nested":{}}}}}},"ExecutionAccelerators":{"fields":{"gpu_execution_accelerator":{"rule":"repeated","type":".inference.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator","id":1},"cpu_execution_accelerator":{"rule":"repeated","type":".inference.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator","id":2}},"nested":{"Accelerator":{"fields":{"name":{"type":"string","id":1},"parameters":{"keyType":"string","type":"string","id":2}},"nested":{}}}},"PinnedMemoryBuffer":{"fields":{"enable":{"type":"bool","id":1}}},"ModelPriority":{"values":{"PRIORITY_DEFAULT":0,"PRIORITY_MAX":1,"PRIORITY_MIN":2}}}},"ModelQueuePolicy":{"fields":{"timeout_action":{"type":".inference.ModelQueuePolicy.TimeoutAction","id":1},"default_timeout_microseconds":{"type":"uint64","id":2},"allow_timeout_override":{"type":"bool","id":3},"max_queue_size":{"type":"uint32","id":4}},"nested":{"TimeoutAction":{"values":{"REJECT":0,"DELAY":1}}}},"ModelDynamicBatching":{"fields":{"preferred_batch_size":{"rule":"repeated","type":"int32","id":1},"max_queue_delay_microseconds":{"type":"uint64","id":2},"preserve_ordering":{"type":"bool","id":3},"priority_levels":{"type":"uint64","id":4},"default_priority_level":{"type":"uint64","id":5},"default_queue_policy":{"type":".inference.ModelQueuePolicy","id":6},"priority_queue_policy":{"keyType":"uint64","type":".inference.ModelQueuePolicy","id":7}},"nested":{}},"ModelSequenceBatching":{"oneofs":{"strategy_choice":{"oneof":["direct","oldest"]}},"fields":{"direct":{"type":".inference.ModelSequenceBatching.StrategyDirect","id":3},"oldest":{"type":".inference.ModelSequenceBatching.StrategyOldest","id":4},"max_sequence_idle_microseconds":{"type":"uint64","id":1},"control_input":{"rule":"repeated","type":".inference.ModelSequenceBatching.ControlInput","id":2},"state":{"rule":"repeated","type":".inference.ModelSequenceBatching.State","id":5},"iterative_sequence":{"type":"bool","id":6}},"nested":{"Control":{"fields":{"kind":{"type":".inference.ModelSequenceBatching.Control.Kind","id":1},"int32_false_true":{"rule":"repeated","type":"int32","id":2},"fp32_false_true":{"rule":"repeated","type":"float","id":3},"bool_false_true":{"rule":"repeated","type":"bool","id":5},"data_type":{"type":".inference.DataType","id":4}},"nested":{"Kind":{"values":{"CONTROL_SEQUENCE_START":0,"CONTROL_SEQUENCE_READY":1,"CONTROL_SEQUENCE_END":2,"CONTROL_SEQUENCE_CORRID":3}}}},"ControlInput":{"fields":{"name":{"type":"string","id":1},"control":{"rule":"repeated","type":".inference.ModelSequenceBatching.Control","id":2}}},"InitialState":{"oneofs":{"state_data":{"oneof":["zero_data","data_file"]}},"fields":{"data_type":{"type":".inference.DataType","id":1},"dims":{"rule":"repeated","type":"int64","id":2},"zero_data":{"type":"bool","id":3},"data_file":{"type":"string","id":4},"name":{"type":"string","id":5}}},"State":{"fields":{"input_name":{"type":"string","id":1},"output_name":{"type":"string","id":2},"data_type":{"type":".inference.DataType","id":3},"dims":{"rule":"repeated","type":"int64","id":4},"initial_state":{"rule":"repeated","type":".inference.ModelSequenceBatching.InitialState","id":5},"use_same_buffer_for_input_output":{"type":"bool","id":6},"use_growable_memory":{"type":"bool","id":7}}},"StrategyDirect":{"fields":{"max_queue_delay_microseconds":{"type":"uint64","id":1},"minimum_slot_utilization":{"type":"float","id":2}}},"StrategyOldest":{"fields":{"max_candidate_sequences":{"type":"int32","id":1},"preferred_batch_size":{"rule":"repeated","type":"int32","id":2},"max_queue_delay_microseconds":{"type":"uint64","id":3},"preserve_ordering":{"type":"bool","id":4}}}}},"ModelEnsembling":{"fields":{"step":{"rule":"repeated","type":".inference.ModelEnsembling.Step","id":1}},"nested":{"Step":{"fields":{"model_name":{"type":"string","id":1},"model_version":{"type":"int64","id":2},"input_map":{"keyType":"string","type":"string","id":3},"output_map":{"keyType":"string","type":"string","id":4},"model_namespace":{"type":"string","id":5}},"nested":{}}}},"ModelParameter":{"fields":{"string_value":{"type":"string","id":1}}},"ModelWarmup":{"fields":{"name":{"type":"string","id":1},"batch_size":{"type":"uint32","id":2},"inputs":{"keyType":"string","type":".inference.ModelWarmup.Input","id":3},"count":{"type":"uint32","id":4}},"nested":{"Input":{"oneofs":{"input_data_type":{"oneof":["zero_data","random_data","input_data_file"]}},"fields":{"data_type":{"type":".inference.DataType","id":1},"dims":{"rule":"repeated","type":"int64","id":2},"zero_data":{"type":"bool","id":3},"random_data":{"type":"bool","id":4},"input_data_file":{"type":"string","id":5}}}}},"ModelOperations":{"fields":{"op_library_filename":{"rule":"repeated","type":"string","id":1}}},"ModelTransactionPolicy":{"fields":{"decoupled":{"type":"bool","id":1}}},"ModelRepositoryAgents":{"fields":{"agents":{"rule":"repeated","type":".inference.ModelRepositoryAgents.Agent","id":1}},"nested":{"Agent":{"fields":{"name":{"type":"string","id":1},"parameters":{"keyType":"string","type":"string","id":2}},"nested":{}}}},"ModelResponseCache":{"fields":{"enable":{"type":"bool","id":1}}},"ModelConfig":{"oneofs":{"scheduling_choice":{"oneof":["dynamic_batching","sequence_batching","ensemble_scheduling"]}},"fields":{"name":{"type":"string","id":1},"platform":{"type":"string","id":2},"backend":{"type":"string","id":17},"version_policy":{"type":".inference.ModelVersionPolicy","id":3},"max_batch_size":{"type":"int32","id":4},"input":{"rule":"repeated","type":".inference.ModelInput","id":5},"output":{"rule":"repeated","type":".inference.ModelOutput","id":6},"batch_input":{"rule":"repeated","type":".inference.BatchInput","id":20},"batch_output":{"rule":"repeated","type":".inference.BatchOutput","id":21},"optimization":{"type":".inference.ModelOptimizationPolicy","id":12},"dynamic_batching":{"type":".inference.ModelDynamicBatching","id":11},"sequence_batching":{"type":".inference.ModelSequenceBatching","id":13},"ensemble_scheduling":{"type":".inference.ModelEnsembling","id":15},"instance_group":{"rule":"repeated","type":".inference.ModelInstanceGroup","id":7},"default_model_filename":{"type":"string","id":8},"cc_model_filenames":{"keyType":"string","type":"string","id":9},"metric_tags":{"keyType":"string","type":"string","id":10},"parameters":{"keyType":"string","type":".inference.ModelParameter","id":14},"model_warmup":{"rule":"repeated","type":".inference.ModelWarmup","id":16},"model_operations":{"type":".inference.ModelOperations","id":18},"model_transaction_policy":{"type":".inference.ModelTransactionPolicy","id":19},"model_repository_agents":{"type":".inference.ModelRepositoryAgents","id":23},"response_cache":{"type":".inference.ModelResponseCache","id":24}},"nested":{}},"DataType":{"values":{"TYPE_INVALID":0,"TYPE_BOOL":1,"TYPE_UINT8":2,"TYPE_UINT16":3,"TYPE_UINT32":4,"TYPE_UINT64":5,"TYPE_INT8":6,"TYPE_INT16":7,"TYPE_INT32":8,"TYPE_INT64":9,"TYPE_FP16":10,"TYPE_FP32":11,"TYPE_FP64":12,"TYPE_STRING":13,"TYPE_BF16":14}},"ServerLiveRequest":{"fields":{}},"ServerLiveResponse":{"fields":{"live":{"type":"bool","id":1}}},"ServerReadyRequest":{"fields":{}},"ServerReadyResponse":{"fields":{"ready":{"type":"bool","id":1}}},"ModelReadyRequest":{"fields":{"name":{"type":"string","id":1},"version":{"type":"string","id":2}}},"ModelReadyResponse":{"fields":{"ready":{"type":"bool","id":1}}},"ServerMetadataRequest":{"fields":{}},"ServerMetadataResponse":{"fields":{"name":{"type":"string","id":1},"version":{"type":"string","id":2},"extensions":{"rule":"repeated","type":"string","id":3}}},"ModelMetadataRequest":{"fields":{"name":{"type":"string","id":1},"version":{"type":"string","id":2}}},"ModelMetadataResponse":{"fields":{"name":{"type":"string","id":1},"versions":{"rule":"repeated","type":"string","id":2},"platform":{"type":"string","id":3},"inputs":{"rule":"repeated","type":".inference.ModelMetadataResponse.TensorMetadata","id":4},"outputs":{"rule":"repeated","type":".inference.ModelMetadataResponse.TensorMetadata","id":5}},"nested":{"TensorMetadata":{"fields":{"name":{"type":"string","id":1},"datatype":{"type":"string","id":2},"shape":{"rule":"repeated","type":"int64","id":3}}}}},"InferParameter":{"oneofs":{"parameter_choice":{"oneof":["bool_param","int64_param","string_param","double_param","uint64_param"]}},"fields":{"bool_param":{"type":"bool","id":1},"int64_param":{"type":"int64","id":2},"string_param":{"type":"string","id":3},"double_param":{"type":"double","id":4},"uint64_param":{"type":"uint64","id":5}}},"InferTensorContents":{"fields":{"bool_contents":{"rule":"repeated","type":"bool","id":1},"int_contents":{"rule":"repeated","type":"int32","id":2},"int64_contents":{"rule":"repeated","type":"int64","id":3},"uint_contents":{"rule":"repeated","type":"uint32","id":4},"uint64_contents":{"rule":"repeated","type":"uint64","id":5},"fp32_contents":{"rule":"repeated","type":"float","id":6},"fp64_contents":{"rule":"repeated","type":"double","id":7},"bytes_contents":{"rule":"repeated","type":"bytes","id":8}}},"ModelInferRequest":{"fields":{"model_name":{"type":"string","id":1},"model_version":{"type":"string","id":2},"id":{"type":"string","id":3},"parameters":{"keyType":"string","type":".inference.InferParameter","id":4},"inputs":{"rule":"repeated","type":".inference.ModelInferRequest.InferInputTensor","id":5},"outputs":{"rule":"repeated","type":".inference.ModelInferRequest.InferRequestedOutputTensor","id":6},"raw_input_contents":{"rule":"repeated","type":"bytes","id":7}},"nested":{"InferInputTensor":{"fields":{"name":{"type":"string","id":1},"datatype":{"type":"string","id":2},"shape":{"rule":"repeated","type":"int64","id":3},"parameters":{"keyType":"string","type":".inference.InferParameter","id":4},"contents":{"type":".inference.InferTensorContents","id":5}},"nested":{}},"InferRequestedOutputTensor":{"fields":{"name":{"type":"string","id":1},"parameters":{"keyType":"string","type":".inference.InferParameter","id":2}},"nested":{}}}},"ModelInferResponse":{"fields":{"model_name":{"type":"string","id":1},"model_version":{"type":"string","id":2},"id":{"type":"string","id":3},"parameters":{"keyType":"string","type":".inference.InferParameter","id":4},"outputs":{"rule":"repeated","type":".inference.ModelInferResponse.InferOutputTensor","id":5},"raw_output_contents":{"rule":"repeated","type":"bytes","id":6}},"nested":{"InferOutputTensor":{"fields":{"name":{"type":"string","id":1},"datatype":{"type":"string","id":2},"shape":{"rule":"repeated","type":"int64","id":3},"parameters":{"keyType":"string","type":".inference.InferParameter","id":4},"contents":{"type":".inference.InferTensorContents","id":5}},"nested":{}}}},"ModelStreamInferResponse":{"fields":{"error_message":{"type":"string","id":1},"infer_response":{"type":".inference.ModelInferResponse","id":2}}},"ModelConfigRequest":{"fields":{"name":{"type":"string","id":1},"version":{"type":"string","id":2}}},"ModelConfigResponse":{"fields":{"config":{"type":".inference.ModelConfig","id":1}}},"ModelStatisticsRequest":{"fields":{"name":{"type":"string","id":1},"version":{"type":"string","id":2}}},"StatisticDuration":{"fields":{"count":{"type":"uint64","id":1},"ns":{"type":"uint64","id":2}}},"InferStatistics":{"fields":{"success":{"type":".inference.StatisticDuration","id":1},"fail":{"type":".inference.StatisticDuration","id":2},"queue":{"type":".inference.StatisticDuration","id":3},"compute_input":{"type":".inference.StatisticDuration","id":4},"compute_infer":{"type":".inference.StatisticDuration","id":5},"compute_output":{"type":".inference.StatisticDuration","id":6},"cache_hit":{"type":".inference.StatisticDuration","id":7},"cache_miss":{"type":".inference.StatisticDuration","id":8}}},"InferBatchStatistics":{"fields":{"batch_size":{"type":"uint64","id":1},"compute_input":{"type":".inference.StatisticDuration","id":2},"compute_infer":{"type":".inference.StatisticDuration","id":3},"compute_output":{"type":".inference.StatisticDuration","id":4}}},"MemoryUsage":{"fields":{"type":{"type":"string","id":1},"id":{"type":"int64","id":2},"byte_size":{"type":"uint64","id":3}}},"ModelStatistics":{"fields":{"name":{"type":"string","id":1},"version":{"type":"string","id":2},"last_inference":{"type":"uint64","id":3},"inference_count":{"type":"uint64","id":4},"execution_count":{"type":"uint64","id":5},"inference_stats":{"type":".inference.InferStatistics","id":6},"batch_stats":{"rule":"repeated","type":".inference.InferBatchStatistics","id":7},"memory_usage":{"rule":"repeated","type":".inference.MemoryUsage","id":8}}},"ModelStatisticsResponse":{"fields":{"model_stats":{"rule":"repeated","type":".inference.ModelStatistics","id":1}}},"ModelRepositoryParameter":{"oneofs":{"parameter_choice":{"oneof":["bool_param","int64_param","string_param","bytes_param"]}},"fields":{"bool_param":{"type":"bool","id":1},"int64_param":{"type":"int64","id":2},"string_param":{"type":"string","id":3},"bytes_param":{"type":"bytes","id":4}}},"RepositoryIndexRequest":{"fields":{"repository_name":{"type":"string","id":1},"ready":{"type":"bool","id":2}}},"RepositoryIndexResponse":{"fields":{"models":{"rule":"repeated","type":".inference.RepositoryIndexResponse.ModelIndex","id":1}},"nested":{"ModelIndex":{"fields":{"name":{"type":"string","id":1},"version":{"type":"string","id":2},"state":{"type":"string","id":3},"reason":{"type":"string","id":4}}}}},"RepositoryModelLoadRequest":{"fields":{"repository_name":{"type":"string","id":1},"model_name":{"type":"string","id":2},"parameters":{"keyType":"string","type":".inference.ModelRepositoryParameter","id":3}},"nested":{}},"RepositoryModelLoadResponse":{"fields":{}},"RepositoryModelUnloadRequest":{"fields":{"repository_name":{"type":"string","id":1},"model_name":{"type":"string","id":2},"parameters":{"keyType":"string","type":".inference.ModelRepositoryParameter","id":3}},"nested":{}},"RepositoryModelUnloadResponse":{"fields":{}},"SystemSharedMemoryStatusRequest":{"fields":{"name":{"type":"string","id":1}}},"SystemSharedMemoryStatusResponse":{"fields":{"regions":{"keyType":"string","type":".inference.SystemSharedMemoryStatusResponse.RegionStatus","id":1}},"nested":{"RegionStatus":{"fields":{"name":{"type":"string","id":1},"key":{"type":"string","id":2},"offset":{"type":"uint64","id":3},"byte_size":{"type":"uint64","id":4}}}}},"SystemSharedMemoryRegisterRequest":{"fields":{"name":{"type":"string","id":1},"key":{"type":"string","id":2},"offset":{"type":"uint64","id":3},"byte_size":{"type":"uint64","id":4}}},"SystemSharedMemoryRegisterResponse":{"fields":{}},"SystemSharedMemoryUnregisterRequest":{"fields":{"name":{"type":"string","id":1}}},"SystemSharedMemoryUnregisterResponse":{"fields":{}},"CudaSharedMemoryStatusRequest":{"fields":{"name":{"type":"string","id":1}}},"CudaSharedMemoryStatusResponse":{"fields":{"regions":{"keyType":"string","type":".inference.CudaSharedMemoryStatusResponse.RegionStatus","id":1}},"nested":{"RegionStatus":{"fields":{"name":{"type":"string","id":1},"device_id":{"type":"uint64","id":2},"byte_size":{"type":"uint64","id":3}}}}},"CudaSharedMemoryRegisterRequest":{"fields":{"name":{"type":"string","id":1},"raw_handle":{"type":"bytes","id":2},"device_id":{"type":"int64","id":3},"byte_size":{"type":"uint64","id":4}}},"CudaSharedMemoryRegisterResponse":{"fields":{}},"CudaSharedMemoryUnregisterRequest":{"fields":{"name":{"type":"string","id":1}}},"CudaSharedMemoryUnregisterResponse":{"fields":{}},"TraceSettingRequest":{"fields":{"settings":{"keyType":"string","type":".inference.TraceSettingRequest.SettingValue","id":1},"model_name":{"type":"string","id":2}},"nested":{"SettingValue":{"fields":{"value":{"rule":"repeated","type":"string","id":1}}}}},"TraceSettingResponse":{"fields":{"settings":{"keyType":"string","type":".inference.TraceSettingResponse.SettingValue","id":1}},"nested":{"SettingValue":{"fields":{"value":{"rule":"repeated","type":"string","id":1}}}}},"LogSettingsRequest":{"fields":{"settings":{"keyType":"string","type":".inference.LogSettingsRequest.SettingValue","id":1}},"nested":{"SettingValue":{"oneofs":{"parameter_choice":{"oneof":["bool_param","uint32_param","string_param"]}},"fields":{"bool_param":{"type":"bool","id":1},"uint32_param":{"type":"uint32","id":2},"string_param":{"type":"string","id":3}}}}},"LogSettingsResponse":{"fields":{"settings":{"keyType":"string","type":".inference.LogSettingsResponse.SettingValue","id":1}},"nested":{"SettingValue":{"oneofs":{"parameter_choice":{"oneof":["bool_param","uint32_param","string_param"]}},"fields":{"bool_param":{"type":"bool","id":1},"uint32_param":{"type":"uint32","id":2},"string_param":{"type":"string","id":3}}}}},"GRPCInferenceService":{"methods":{"ServerLive":{"requestType":".inference.ServerLiveRequest","responseType":".inference.ServerLiveResponse","options":{}},"ServerReady":{"requestType":".inference.ServerReadyRequest","responseType":".inference.ServerReadyResponse","options":{}},"ModelReady":{"requestType":".inference.ModelReadyRequest","responseType":".inference.ModelReadyResponse","options":{}},"ServerMetadata":{"requestType":".inference.ServerMetadataRequest","responseType":".inference.ServerMetadataResponse","options":{}},"ModelMetadata":{"requestType":".inference.ModelMetadataRequest","responseType":".inference.ModelMetadataResponse","options":{}},"ModelInfer":{"requestType":".inference.ModelInferRequest","responseType":".inference.ModelInferResponse","options":{}},"ModelStreamInfer":{"requestType":".inference.ModelInferRequest","requestStream":true,"responseType":".inference.ModelStreamInferResponse","responseStream":true,"options":{}},"ModelConfig":{"requestType":".inference.ModelConfigRequest","responseType":".inference.ModelConfigResponse","options":{}},"ModelStatistics":{"requestType":".inference.ModelStatisticsRequest","responseType":".inference.ModelStatisticsResponse","options":{}},"RepositoryIndex":{"requestType":".inference.RepositoryIndexRequest","responseType":".inference.RepositoryIndexResponse","options":{}},"RepositoryModelLoad":{"requestType":".inference.RepositoryModelLoadRequest","responseType":".inference.RepositoryModelLoadResponse","options":{}},"RepositoryModelUnload":{"requestType":".inference.RepositoryModelUnloadRequest","responseType":".inference.RepositoryModelUnloadResponse","options":{}},"SystemSharedMemoryStatus":{"requestType":".inference.SystemSharedMemoryStatusRequest","responseType":".inference.SystemSharedMemoryStatusResponse","options":{}},"SystemSharedMemoryRegister":{"requestType":".inference.SystemSharedMemoryRegisterRequest","responseType":".inference.SystemSharedMemoryRegisterResponse","options":{}},"SystemSharedMemoryUnregister":{"requestType":".inference.SystemSharedMemoryUnregisterRequest","responseType":".inference.SystemSharedMemoryUnregisterResponse","options":{}},"CudaSharedMemoryStatus":{"requestType":".inference.CudaSharedMemoryStatusRequest","responseType":".inference.CudaSharedMemoryStatusResponse","options":{}},"CudaSharedMemoryRegister":{"requestType":".inference.CudaSharedMemoryRegisterRequest","responseType":".inference.CudaSharedMemoryRegisterResponse","options":{}},"CudaSharedMemoryUnregister":{"requestType":".inference.CudaSharedMemoryUnregisterRequest","responseType":".inference.CudaSharedMemoryUnregisterResponse","options":{}},"TraceSetting":{"requestType":".inference.TraceSettingRequest","responseType":".inference.TraceSettingResponse","options":{}},"LogSettings":{"requestType":".inference.LogSettingsRequest","responseType":".inference.LogSettingsResponse","options":{}}}}}}}}');
 ;// CONCATENATED MODULE: ./src/protocol/grpc.ts
@@ -54703,7 +54703,7 @@ function inferenceService() {
 
 /***/ }),
 
-/***/ 7275:
+/***/ 29628:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -54715,12 +54715,12 @@ function inferenceService() {
 /* harmony export */   k6: () => (/* binding */ httpTransport),
 /* harmony export */   xy: () => (/* binding */ modelPlacement)
 /* harmony export */ });
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(37251);
-/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10087);
-/* harmony import */ var _kserve_grpc_client__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(46026);
-/* harmony import */ var _pixels__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(88338);
-/* harmony import */ var _classification__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(66763);
-/* harmony import */ var _detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(66663);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(44098);
+/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(26214);
+/* harmony import */ var _kserve_grpc_client__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(46411);
+/* harmony import */ var _pixels__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(99363);
+/* harmony import */ var _classification__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(40062);
+/* harmony import */ var _detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(68806);
 
 
 
@@ -54883,7 +54883,7 @@ async function detectImage(t, request) {
 
 /***/ }),
 
-/***/ 46026:
+/***/ 46411:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -54891,10 +54891,10 @@ async function detectImage(t, request) {
 /* harmony export */   O: () => (/* binding */ KServeGrpcClient),
 /* harmony export */   x: () => (/* binding */ KServeGrpcError)
 /* harmony export */ });
-/* harmony import */ var _grpc_grpc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(73017);
-/* harmony import */ var _grpc__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(52773);
-/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(10087);
-/* harmony import */ var _runtime__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(92991);
+/* harmony import */ var _grpc_grpc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83033);
+/* harmony import */ var _grpc__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(51955);
+/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(26214);
+/* harmony import */ var _runtime__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(44832);
 
 
 
@@ -55072,7 +55072,7 @@ function decodeOutputs(r) {
 
 /***/ }),
 
-/***/ 10087:
+/***/ 26214:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55087,7 +55087,7 @@ function decodeOutputs(r) {
 /* harmony export */   ru: () => (/* binding */ jsonNumberArray)
 /* harmony export */ });
 /* unused harmony export parseJson */
-/* harmony import */ var _classification__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(66763);
+/* harmony import */ var _classification__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(40062);
 /**
  * The KServe v2 inference protocol (also Triton's): JSON tensors, the binary tensor data extension and the
  * classification extension. Pure functions from request bytes to typed tensors and back, so the server and the
@@ -55626,7 +55626,7 @@ function decodeInferResponse(body, headerLength) {
 
 /***/ }),
 
-/***/ 8902:
+/***/ 28051:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55641,8 +55641,8 @@ function decodeInferResponse(body, headerLength) {
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(16364);
-/* harmony import */ var _serve_settings__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(49808);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+/* harmony import */ var _serve_settings__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(10941);
 
 
 
@@ -55703,7 +55703,7 @@ function decryptModel(bytes, key, file) {
 
 /***/ }),
 
-/***/ 88338:
+/***/ 99363:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55714,11 +55714,11 @@ function decryptModel(bytes, key, file) {
 /* harmony export */   od: () => (/* reexport safe */ _preprocess__WEBPACK_IMPORTED_MODULE_3__.o)
 /* harmony export */ });
 /* unused harmony export decodeImage */
-/* harmony import */ var jpeg_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(24334);
+/* harmony import */ var jpeg_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83598);
 /* harmony import */ var jpeg_js__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(jpeg_js__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var pngjs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1015);
-/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(10087);
-/* harmony import */ var _preprocess__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(90629);
+/* harmony import */ var pngjs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10359);
+/* harmony import */ var _kserve__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(26214);
+/* harmony import */ var _preprocess__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(20756);
 
 
 
@@ -55807,7 +55807,7 @@ function imageToDetectionTensor(bytes, height, width, p) {
 
 /***/ }),
 
-/***/ 90629:
+/***/ 20756:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55862,7 +55862,7 @@ function parsePreprocess(text, base = GOOGLENET_PREPROCESS) {
 
 /***/ }),
 
-/***/ 92991:
+/***/ 44832:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55925,7 +55925,7 @@ const SERVER_DRAIN_TIMEOUT_S = 20;
 
 /***/ }),
 
-/***/ 49808:
+/***/ 10941:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55935,7 +55935,7 @@ const SERVER_DRAIN_TIMEOUT_S = 20;
 /* harmony export */   h$: () => (/* binding */ serveUsage),
 /* harmony export */   px: () => (/* binding */ settingLabel)
 /* harmony export */ });
-/* harmony import */ var _runtime__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(92991);
+/* harmony import */ var _runtime__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(44832);
 /**
  * The settings of modelship's server (`modelship serve`), defined once: for each, the command-line flag, the
  * environment variable a container is configured by, the default, how its text is read and its line in --help.
@@ -56162,7 +56162,7 @@ function serveUsage() {
 
 /***/ }),
 
-/***/ 78804:
+/***/ 22599:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56172,7 +56172,7 @@ function serveUsage() {
 /* harmony export */   m2: () => (/* binding */ tritonMaxBatchSize)
 /* harmony export */ });
 /* unused harmony export tritonDataType */
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16364);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
 
 /** platform → the backend Triton runs it with (`ensemble` has none) */
 const TRITON_PLATFORM_BACKENDS = {
@@ -56301,7 +56301,7 @@ function tritonConfigFields(spec) {
 
 /***/ }),
 
-/***/ 78885:
+/***/ 26760:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56311,7 +56311,7 @@ function tritonConfigFields(spec) {
 /* harmony export */   X$: () => (/* binding */ parseWarnings)
 /* harmony export */ });
 /* unused harmony exports PSA_ENFORCE, PSA_WARN, podSecurityVerdict, namespacePolicy, refusesPods, podSecurityMessage, judgeDryRun */
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16364);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
 
 /**
  * Admission before acting: every object a rollout may write goes through a server-side dry run (dryRun=All) first, so
@@ -56432,7 +56432,7 @@ function replicaSetRefusal(namespace, deployment, rs) {
 
 /***/ }),
 
-/***/ 16180:
+/***/ 58099:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56521,7 +56521,7 @@ function judgeComparison(canary, stable, t) {
 
 /***/ }),
 
-/***/ 45447:
+/***/ 34134:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56532,8 +56532,8 @@ function judgeComparison(canary, stable, t) {
 /* harmony export */   u3: () => (/* binding */ AUTOSCALER_KINDS)
 /* harmony export */ });
 /* unused harmony exports DEFAULT_SCALE_DOWN_S, MAX_SCALE_DOWN_S, autoscaler, kedaHpaName, inflightQuery, horizontalPodAutoscaler, scaledObject */
-/* harmony import */ var _inputs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(45433);
-/* harmony import */ var _manifests__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(86858);
+/* harmony import */ var _inputs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(38422);
+/* harmony import */ var _manifests__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(59795);
 
 
 /** Kubernetes' default scale-down stabilization window (seconds), and the largest it accepts. */
@@ -56688,7 +56688,7 @@ const AUTOSCALER_KINDS = [
 
 /***/ }),
 
-/***/ 52792:
+/***/ 20407:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56702,7 +56702,7 @@ const AUTOSCALER_KINDS = [
 /* harmony export */   zD: () => (/* binding */ selectorString)
 /* harmony export */ });
 /* unused harmony exports fatalReason, describePod, podEvidence */
-/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(78885);
+/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(26760);
 
 function podView(p) {
     const pod = p;
@@ -56888,7 +56888,7 @@ async function bake(kube, namespace, selector, pods, ms, signal, tick) {
 
 /***/ }),
 
-/***/ 86858:
+/***/ 59795:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -56912,9 +56912,9 @@ async function bake(kube, namespace, selector, pods, ms, signal, tick) {
 /* harmony export */   z7: () => (/* binding */ SERVER_DRAIN_DELAY_S)
 /* harmony export */ });
 /* unused harmony exports KUBERNETES_FLOOR, IMAGE_NODE, gracePeriodSeconds, spreadAcrossNodes, RESTRICTED_NAMESPACE_LABELS */
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16364);
-/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(92991);
-/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(49808);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
+/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(44832);
+/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10941);
 
 
 
@@ -57218,7 +57218,7 @@ function canaryReplicas(replicas, percent) {
 
 /***/ }),
 
-/***/ 82136:
+/***/ 69141:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -57230,7 +57230,7 @@ function canaryReplicas(replicas, percent) {
 /* harmony export */   iz: () => (/* binding */ accessChecks)
 /* harmony export */ });
 /* unused harmony exports PERMISSIONS, permissionsFor, resourceName, README_SECTION, permissionError, rulesOf, rbacObjects */
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16364);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
 
 const PERMISSIONS = [
     // ---- the Deployments: the stable <app> and the canary <app>-canary
@@ -57701,7 +57701,7 @@ function rbacYaml(identity, command = 'modelship rbac') {
 
 /***/ }),
 
-/***/ 72374:
+/***/ 89825:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -57711,7 +57711,7 @@ function rbacYaml(identity, command = 'modelship rbac') {
 /* harmony export */   no: () => (/* binding */ renderQuery)
 /* harmony export */ });
 /* unused harmony export promQuery */
-/* harmony import */ var _health__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(52792);
+/* harmony import */ var _health__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(20407);
 
 /** Prometheus's HTTP API at `url`: instant queries. */
 function prometheusProvider(url) {
@@ -57769,7 +57769,7 @@ async function promQuery(url, query, signal) {
 
 /***/ }),
 
-/***/ 19059:
+/***/ 79786:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -57785,22 +57785,22 @@ async function promQuery(url, query, signal) {
 async function runStage(cfg, log) {
     switch (cfg.stage) {
         case 'convert':
-            return (__nccwpck_require__(48534)/* .runConvert */ .B)(cfg.convert, log);
+            return (__nccwpck_require__(5770)/* .runConvert */ .B)(cfg.convert, log);
         case 'compile':
-            return (__nccwpck_require__(94450)/* .runCompile */ .Jz)(cfg.compile, log);
+            return (__nccwpck_require__(15379)/* .runCompile */ .Jz)(cfg.compile, log);
         case 'image':
-            return (__nccwpck_require__(2566)/* .runImage */ .DG)(cfg.image, log);
+            return (__nccwpck_require__(12534)/* .runImage */ .DG)(cfg.image, log);
         case 'smoke':
-            return (__nccwpck_require__(82840)/* .runSmoke */ .Lw)(cfg.smoke, log);
+            return (__nccwpck_require__(38697)/* .runSmoke */ .Lw)(cfg.smoke, log);
         case 'rollout':
             // loaded on use: @kubernetes/client-node is large and ESM-only
-            return (await Promise.all(/* import() */[__nccwpck_require__.e(466), __nccwpck_require__.e(787), __nccwpck_require__.e(618), __nccwpck_require__.e(139)]).then(__nccwpck_require__.bind(__nccwpck_require__, 36618))).runRollout(cfg.rollout, log);
+            return (await Promise.all(/* import() */[__nccwpck_require__.e(482), __nccwpck_require__.e(139), __nccwpck_require__.e(57), __nccwpck_require__.e(158)]).then(__nccwpck_require__.bind(__nccwpck_require__, 46057))).runRollout(cfg.rollout, log);
         case 'preview':
-            return (await __nccwpck_require__.e(/* import() */ 717).then(__nccwpck_require__.bind(__nccwpck_require__, 73717))).runPreview(cfg.preview, log);
+            return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runPreview(cfg.preview, log);
         case 'cleanup':
-            return (await __nccwpck_require__.e(/* import() */ 717).then(__nccwpck_require__.bind(__nccwpck_require__, 73717))).runCleanup(cfg.cleanup, log);
+            return (await __nccwpck_require__.e(/* import() */ 856).then(__nccwpck_require__.bind(__nccwpck_require__, 99856))).runCleanup(cfg.cleanup, log);
         case 'pipeline':
-            return (await __nccwpck_require__.e(/* import() */ 177).then(__nccwpck_require__.bind(__nccwpck_require__, 28177))).runPipeline(cfg, log);
+            return (await __nccwpck_require__.e(/* import() */ 782).then(__nccwpck_require__.bind(__nccwpck_require__, 77782))).runPipeline(cfg, log);
     }
 }
 /* eslint-enable @typescript-eslint/no-require-imports -- runStage ends here */
@@ -57808,7 +57808,7 @@ async function runStage(cfg, log) {
 
 /***/ }),
 
-/***/ 64992:
+/***/ 56099:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -57823,11 +57823,11 @@ async function runStage(cfg, log) {
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(35317);
 /* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(child_process__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(16364);
-/* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(20558);
-/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(90520);
-/* harmony import */ var _util_ldconfig__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(18277);
-/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(49808);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_elf__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1229);
+/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(27171);
+/* harmony import */ var _util_ldconfig__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(42776);
+/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(10941);
 
 
 
@@ -57944,7 +57944,7 @@ function defaultResolver() {
 
 /***/ }),
 
-/***/ 92246:
+/***/ 8708:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -58145,10 +58145,10 @@ function checkApiKey(key, header, addr, failures) {
     return { status: 401 };
 }
 
-// EXTERNAL MODULE: ../../work/main/node_modules/@grpc/grpc-js/build/src/index.js
-var src = __nccwpck_require__(73017);
+// EXTERNAL MODULE: ./node_modules/@grpc/grpc-js/build/src/index.js
+var src = __nccwpck_require__(83033);
 // EXTERNAL MODULE: ./src/protocol/kserve.ts
-var kserve = __nccwpck_require__(10087);
+var kserve = __nccwpck_require__(26214);
 ;// CONCATENATED MODULE: ./src/serve/grpc/status.ts
 
 /**
@@ -58265,11 +58265,11 @@ function errorAnswer(e) {
 }
 
 // EXTERNAL MODULE: ./src/protocol/classification.ts
-var classification = __nccwpck_require__(66763);
+var classification = __nccwpck_require__(40062);
 // EXTERNAL MODULE: ./src/protocol/pixels.ts
-var pixels = __nccwpck_require__(88338);
+var pixels = __nccwpck_require__(99363);
 // EXTERNAL MODULE: ./src/protocol/detections.ts
-var protocol_detections = __nccwpck_require__(66663);
+var protocol_detections = __nccwpck_require__(68806);
 // EXTERNAL MODULE: external "zlib"
 var external_zlib_ = __nccwpck_require__(43106);
 ;// CONCATENATED MODULE: ./src/serve/body.ts
@@ -58471,7 +58471,7 @@ function joined(chunks, size, pad) {
 }
 
 // EXTERNAL MODULE: ./src/version.ts + 1 modules
-var version = __nccwpck_require__(95948);
+var version = __nccwpck_require__(71013);
 ;// CONCATENATED MODULE: ./src/serve/statistics.ts
 /**
  * Triton's statistics extension (GET /v2/models/{m}/stats, gRPC ModelStatistics): what the served model has done,
@@ -58647,9 +58647,9 @@ function checkRequest(model, parsed) {
 }
 
 // EXTERNAL MODULE: ./src/protocol/triton-model-config.ts
-var triton_model_config = __nccwpck_require__(78804);
+var triton_model_config = __nccwpck_require__(22599);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(16364);
+var errors = __nccwpck_require__(70017);
 ;// CONCATENATED MODULE: ./src/serve/model-config.ts
 
 
@@ -58928,7 +58928,7 @@ class Endpoints {
 }
 
 // EXTERNAL MODULE: ./src/protocol/grpc.ts + 1 modules
-var grpc = __nccwpck_require__(52773);
+var grpc = __nccwpck_require__(51955);
 ;// CONCATENATED MODULE: ./src/serve/grpc/convert.ts
 
 /** A parameter map's values by key. */
@@ -59403,8 +59403,8 @@ const listen = (server, port, host) => new Promise((resolve, reject) => {
     server.listen(port, host, () => resolve(server.address().port));
 });
 
-// EXTERNAL MODULE: ../../work/main/node_modules/prom-client/index.js
-var prom_client = __nccwpck_require__(11286);
+// EXTERNAL MODULE: ./node_modules/prom-client/index.js
+var prom_client = __nccwpck_require__(95222);
 ;// CONCATENATED MODULE: ./src/serve/metrics.ts
 
 /** The server's Prometheus metrics (modelship_*), Node's and the process's among them, in a registry of its own. */
@@ -59625,15 +59625,15 @@ class DynamicBatcher {
 }
 
 // EXTERNAL MODULE: ./src/protocol/model-crypto.ts
-var model_crypto = __nccwpck_require__(8902);
+var model_crypto = __nccwpck_require__(28051);
 // EXTERNAL MODULE: ./src/formats/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(89694);
+var onnxinfo = __nccwpck_require__(4861);
 // EXTERNAL MODULE: ./src/serve/threads.ts
-var serve_threads = __nccwpck_require__(59323);
+var serve_threads = __nccwpck_require__(52754);
 // EXTERNAL MODULE: ./src/util/fsx.ts
-var fsx = __nccwpck_require__(27158);
+var fsx = __nccwpck_require__(32141);
 // EXTERNAL MODULE: ./src/protocol/serve-settings.ts
-var serve_settings = __nccwpck_require__(49808);
+var serve_settings = __nccwpck_require__(10941);
 ;// CONCATENATED MODULE: ./src/serve/model.ts
 
 
@@ -59845,7 +59845,7 @@ function metricsOnly(endpoints, lifecycle) {
 }
 
 // EXTERNAL MODULE: ./src/serve/execution-provider.ts
-var execution_provider = __nccwpck_require__(64992);
+var execution_provider = __nccwpck_require__(56099);
 ;// CONCATENATED MODULE: ./src/serve/options.ts
 
 
@@ -59955,7 +59955,7 @@ const DEFAULT_SERVE = (() => {
 })();
 
 // EXTERNAL MODULE: ./src/serve/worker.ts
-var worker = __nccwpck_require__(63666);
+var worker = __nccwpck_require__(71265);
 ;// CONCATENATED MODULE: ./src/serve/server.ts
 
 
@@ -60184,7 +60184,7 @@ async function serveMain(argv, out = process.stdout) {
 
 /***/ }),
 
-/***/ 59323:
+/***/ 52754:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -60197,7 +60197,7 @@ async function serveMain(argv, out = process.stdout) {
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var worker_threads__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(28167);
 /* harmony import */ var worker_threads__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(worker_threads__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _worker__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(63666);
+/* harmony import */ var _worker__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(71265);
 
 
 
@@ -60353,7 +60353,7 @@ class DecodeThreads {
 
 /***/ }),
 
-/***/ 63666:
+/***/ 71265:
 /***/ ((module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -60376,11 +60376,11 @@ __nccwpck_require__.r(__webpack_exports__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_2__);
 /* harmony import */ var worker_threads__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(28167);
 /* harmony import */ var worker_threads__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(worker_threads__WEBPACK_IMPORTED_MODULE_3__);
-/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(90520);
-/* harmony import */ var _execution_provider__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(64992);
-/* harmony import */ var _protocol_kserve__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(10087);
-/* harmony import */ var _protocol_pixels__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(88338);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(16364);
+/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(27171);
+/* harmony import */ var _execution_provider__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(56099);
+/* harmony import */ var _protocol_kserve__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(26214);
+/* harmony import */ var _protocol_pixels__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(99363);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(70017);
 /* module decorator */ module = __nccwpck_require__.hmd(module);
 
 
@@ -60545,7 +60545,7 @@ if (isServeWorker() && __nccwpck_require__.c[__nccwpck_require__.s] === module)
 
 /***/ }),
 
-/***/ 91009:
+/***/ 96718:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -60623,7 +60623,7 @@ function compareOutput(name, batch, got, ref, tol) {
 
 /***/ }),
 
-/***/ 55777:
+/***/ 71636:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -60638,13 +60638,13 @@ function compareOutput(name, batch, got, ref, tol) {
 /* unused harmony export goldenRequest */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(87078);
-/* harmony import */ var _reference__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(89303);
-/* harmony import */ var _compare__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(91009);
-/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(66663);
-/* harmony import */ var _protocol_kserve__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(10087);
-/* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7275);
-/* harmony import */ var _protocol_kserve_grpc_client__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(46026);
+/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(57821);
+/* harmony import */ var _reference__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(39724);
+/* harmony import */ var _compare__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96718);
+/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(68806);
+/* harmony import */ var _protocol_kserve__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(26214);
+/* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(29628);
+/* harmony import */ var _protocol_kserve_grpc_client__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(46411);
 
 
 
@@ -60767,7 +60767,7 @@ async function measureLatency(t, modelName, req, requests, concurrency, headers 
 
 /***/ }),
 
-/***/ 63625:
+/***/ 94212:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -60782,12 +60782,12 @@ async function measureLatency(t, modelName, req, requests, concurrency, headers 
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _reference__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(89303);
-/* harmony import */ var _compare__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(91009);
-/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(66663);
-/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(87078);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(16364);
-/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(90520);
+/* harmony import */ var _reference__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(39724);
+/* harmony import */ var _compare__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96718);
+/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(68806);
+/* harmony import */ var _util_npy__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(57821);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_ort__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(27171);
 
 
 
@@ -60936,7 +60936,7 @@ function parityMarkdown(r) {
 
 /***/ }),
 
-/***/ 89303:
+/***/ 39724:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -60950,7 +60950,7 @@ function parityMarkdown(r) {
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(16364);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
 
 
 
@@ -60998,7 +60998,7 @@ function outputFile(dir, batch, name) {
 
 /***/ }),
 
-/***/ 91659:
+/***/ 9222:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61014,8 +61014,8 @@ function outputFile(dir, batch, name) {
 /* unused harmony exports registryHeaders, listTags, resolveDigest, planUntag */
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16364);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(37251);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(44098);
 
 
 
@@ -61363,7 +61363,7 @@ async function fetchImageConfig(ref, auth, platform = { os: 'linux', architectur
 
 /***/ }),
 
-/***/ 29599:
+/***/ 22590:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61381,9 +61381,9 @@ async function fetchImageConfig(ref, auth, platform = { os: 'linux', architectur
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(16364);
-/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(10711);
-/* harmony import */ var _registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(91659);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(39946);
+/* harmony import */ var _registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9222);
 
 
 
@@ -61563,7 +61563,7 @@ function checkPlanCompatibility(plan, target) {
 
 /***/ }),
 
-/***/ 82840:
+/***/ 38697:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -61578,17 +61578,17 @@ function checkPlanCompatibility(plan, target) {
 /* harmony import */ var http__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(http__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76982);
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(16364);
-/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(10711);
-/* harmony import */ var _shared_reference__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(89303);
-/* harmony import */ var _shared_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(55777);
-/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(92991);
-/* harmony import */ var _protocol_kserve_grpc_client__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(46026);
-/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(49808);
-/* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7275);
-/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(66663);
-/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(91659);
-/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(67825);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
+/* harmony import */ var _shared_reference__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39724);
+/* harmony import */ var _shared_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(71636);
+/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(44832);
+/* harmony import */ var _protocol_kserve_grpc_client__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(46411);
+/* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(10941);
+/* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(29628);
+/* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(68806);
+/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(9222);
+/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(94944);
 
 
 
@@ -61995,7 +61995,7 @@ async function cleanupSmokeContainers(log, env = process.env) {
 
 /***/ }),
 
-/***/ 78416:
+/***/ 42689:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62009,9 +62009,9 @@ __nccwpck_require__.r(__webpack_exports__);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(16364);
-/* harmony import */ var _util_fsx__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(27158);
-/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(91659);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_fsx__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(32141);
+/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9222);
 
 
 
@@ -62166,7 +62166,7 @@ async function storePull(from, out) {
 
 /***/ }),
 
-/***/ 67825:
+/***/ 94944:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62180,8 +62180,8 @@ async function storePull(from, out) {
 /* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(os__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(16364);
-/* harmony import */ var _proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(10711);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
+/* harmony import */ var _proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
 
 
 
@@ -62245,7 +62245,7 @@ async function openRegistrySession(registry, username, password, env = process.e
 
 /***/ }),
 
-/***/ 20558:
+/***/ 1229:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62256,7 +62256,7 @@ async function openRegistrySession(registry, username, password, env = process.e
 /* unused harmony export readElf */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16364);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
 
 
 const MACHINES = { 3: 'x86', 40: 'arm', 62: 'x86-64', 183: 'aarch64', 243: 'riscv' };
@@ -62369,7 +62369,7 @@ function libcOf(info) {
 
 /***/ }),
 
-/***/ 16364:
+/***/ 70017:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62499,7 +62499,7 @@ function externalFailure(e) {
 
 /***/ }),
 
-/***/ 27158:
+/***/ 32141:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62514,7 +62514,7 @@ function externalFailure(e) {
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76982);
 /* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(16364);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(70017);
 
 
 
@@ -62571,7 +62571,7 @@ function sha256(data) {
 
 /***/ }),
 
-/***/ 37251:
+/***/ 44098:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62608,7 +62608,7 @@ function exchange(url, opts = {}, body) {
 
 /***/ }),
 
-/***/ 18277:
+/***/ 42776:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62657,7 +62657,7 @@ function ldconfigArchFlag(machine) {
 
 /***/ }),
 
-/***/ 87078:
+/***/ 57821:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62665,8 +62665,8 @@ function ldconfigArchFlag(machine) {
 /* harmony export */   e5: () => (/* binding */ readNpy)
 /* harmony export */ });
 /* unused harmony exports parseNpy, encodeNpy */
-/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16364);
-/* harmony import */ var _fsx__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(27158);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(70017);
+/* harmony import */ var _fsx__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(32141);
 
 
 /**
@@ -62756,7 +62756,7 @@ function encodeNpy(shape, data) {
 
 /***/ }),
 
-/***/ 90520:
+/***/ 27171:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62769,7 +62769,7 @@ function encodeNpy(shape, data) {
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(16364);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
 
 
 
@@ -62777,7 +62777,7 @@ function encodeNpy(shape, data) {
 let ortModule;
 function loadOrt() {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, synchronously: the native library maps only when needed
-    ortModule ??= __nccwpck_require__(80045);
+    ortModule ??= __nccwpck_require__(30701);
     return ortModule;
 }
 /**
@@ -62827,7 +62827,7 @@ async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
 
 /***/ }),
 
-/***/ 10711:
+/***/ 39946:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62836,7 +62836,7 @@ async function runOnnx(model, feeds, outputNames, optimization = 'disabled') {
 /* harmony export */ });
 /* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(35317);
 /* harmony import */ var child_process__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(child_process__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16364);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
 
 
 /** Run a command (no shell), capture its output; a missing binary is a clear error. */
@@ -62874,7 +62874,7 @@ function runProcess(cmd, args, opts = {}) {
 
 /***/ }),
 
-/***/ 80319:
+/***/ 60348:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -62897,7 +62897,7 @@ function runProcess(cmd, args, opts = {}) {
 /* harmony import */ var os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(os__WEBPACK_IMPORTED_MODULE_2__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(16928);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_3__);
-/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(16364);
+/* harmony import */ var _errors__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(70017);
 
 
 
@@ -62906,7 +62906,7 @@ function runProcess(cmd, args, opts = {}) {
 /** @actions/tool-cache itself, loaded on first use (for what the wrappers below do not cover, e.g. extractTar). */
 async function loadToolCache() {
     try {
-        return await Promise.all(/* import() */[__nccwpck_require__.e(631), __nccwpck_require__.e(722), __nccwpck_require__.e(789)]).then(__nccwpck_require__.bind(__nccwpck_require__, 22789));
+        return await Promise.all(/* import() */[__nccwpck_require__.e(119), __nccwpck_require__.e(58), __nccwpck_require__.e(805)]).then(__nccwpck_require__.bind(__nccwpck_require__, 59805));
     }
     catch (e) {
         // Compiled to CommonJS (ts-jest, ts-node), import() becomes require(), which cannot load a package whose
@@ -63077,7 +63077,7 @@ async function cacheDir(dir, tool, version, arch) {
 
 /***/ }),
 
-/***/ 95948:
+/***/ 71013:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -63545,7 +63545,7 @@ module.exports = require("zlib");
 
 /***/ }),
 
-/***/ 45646:
+/***/ 66390:
 /***/ (function(module, exports) {
 
 // GENERATED FILE. DO NOT EDIT.
@@ -65168,7 +65168,7 @@ module.exports = require("zlib");
 
 /***/ }),
 
-/***/ 77459:
+/***/ 49291:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -65322,7 +65322,7 @@ exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProvider
 
 /***/ }),
 
-/***/ 63108:
+/***/ 22316:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -65331,13 +65331,13 @@ exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProvider
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.registerBackend = void 0;
-var backend_impl_js_1 = __nccwpck_require__(77459);
+var backend_impl_js_1 = __nccwpck_require__(49291);
 Object.defineProperty(exports, "registerBackend", ({ enumerable: true, get: function () { return backend_impl_js_1.registerBackend; } }));
 //# sourceMappingURL=backend.js.map
 
 /***/ }),
 
-/***/ 30102:
+/***/ 30174:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -65346,7 +65346,7 @@ Object.defineProperty(exports, "registerBackend", ({ enumerable: true, get: func
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.env = void 0;
-const version_js_1 = __nccwpck_require__(67220);
+const version_js_1 = __nccwpck_require__(24012);
 let logLevelValue = 'warning';
 exports.env = {
     wasm: {},
@@ -65372,7 +65372,7 @@ Object.defineProperty(exports.env, 'logLevel', { enumerable: true });
 
 /***/ }),
 
-/***/ 34195:
+/***/ 48139:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -65381,7 +65381,7 @@ Object.defineProperty(exports.env, 'logLevel', { enumerable: true });
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.env = void 0;
-const env_impl_js_1 = __nccwpck_require__(30102);
+const env_impl_js_1 = __nccwpck_require__(30174);
 /**
  * Represent a set of flags as a global singleton.
  */
@@ -65390,7 +65390,7 @@ exports.env = env_impl_js_1.env;
 
 /***/ }),
 
-/***/ 82024:
+/***/ 25376:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 "use strict";
@@ -65427,20 +65427,20 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
  *
  * @packageDocumentation
  */
-__exportStar(__nccwpck_require__(63108), exports);
-__exportStar(__nccwpck_require__(34195), exports);
-__exportStar(__nccwpck_require__(24518), exports);
-__exportStar(__nccwpck_require__(46515), exports);
-__exportStar(__nccwpck_require__(84872), exports);
-__exportStar(__nccwpck_require__(50908), exports);
-__exportStar(__nccwpck_require__(18969), exports);
-__exportStar(__nccwpck_require__(25121), exports);
-__exportStar(__nccwpck_require__(15377), exports);
+__exportStar(__nccwpck_require__(22316), exports);
+__exportStar(__nccwpck_require__(48139), exports);
+__exportStar(__nccwpck_require__(60766), exports);
+__exportStar(__nccwpck_require__(81003), exports);
+__exportStar(__nccwpck_require__(1904), exports);
+__exportStar(__nccwpck_require__(36452), exports);
+__exportStar(__nccwpck_require__(86561), exports);
+__exportStar(__nccwpck_require__(98713), exports);
+__exportStar(__nccwpck_require__(51497), exports);
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 23025:
+/***/ 99865:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -65449,9 +65449,9 @@ __exportStar(__nccwpck_require__(15377), exports);
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.InferenceSession = void 0;
-const backend_impl_js_1 = __nccwpck_require__(77459);
-const tensor_js_1 = __nccwpck_require__(46515);
-const trace_js_1 = __nccwpck_require__(18969);
+const backend_impl_js_1 = __nccwpck_require__(49291);
+const tensor_js_1 = __nccwpck_require__(81003);
+const trace_js_1 = __nccwpck_require__(86561);
 class InferenceSession {
     constructor(handler) {
         this.handler = handler;
@@ -65659,7 +65659,7 @@ exports.InferenceSession = InferenceSession;
 
 /***/ }),
 
-/***/ 24518:
+/***/ 60766:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -65668,14 +65668,14 @@ exports.InferenceSession = InferenceSession;
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.InferenceSession = void 0;
-const inference_session_impl_js_1 = __nccwpck_require__(23025);
+const inference_session_impl_js_1 = __nccwpck_require__(99865);
 // eslint-disable-next-line @typescript-eslint/naming-convention
 exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
 //# sourceMappingURL=inference-session.js.map
 
 /***/ }),
 
-/***/ 25121:
+/***/ 98713:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -65687,7 +65687,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 
 /***/ }),
 
-/***/ 15377:
+/***/ 51497:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -65699,7 +65699,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 
 /***/ }),
 
-/***/ 24007:
+/***/ 59263:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -65906,7 +65906,7 @@ exports.tensorToImageData = tensorToImageData;
 
 /***/ }),
 
-/***/ 84872:
+/***/ 1904:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -65918,7 +65918,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 
 /***/ }),
 
-/***/ 41499:
+/***/ 243:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -65927,7 +65927,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
-const tensor_impl_js_1 = __nccwpck_require__(60246);
+const tensor_impl_js_1 = __nccwpck_require__(86174);
 /**
  * Create a new tensor object from image object
  *
@@ -66199,7 +66199,7 @@ exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
 
 /***/ }),
 
-/***/ 50908:
+/***/ 36452:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -66211,7 +66211,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 
 /***/ }),
 
-/***/ 73712:
+/***/ 21640:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -66280,7 +66280,7 @@ exports.checkTypedArray = checkTypedArray;
 
 /***/ }),
 
-/***/ 60246:
+/***/ 86174:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -66289,10 +66289,10 @@ exports.checkTypedArray = checkTypedArray;
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Tensor = void 0;
-const tensor_conversion_impl_js_1 = __nccwpck_require__(24007);
-const tensor_factory_impl_js_1 = __nccwpck_require__(41499);
-const tensor_impl_type_mapping_js_1 = __nccwpck_require__(73712);
-const tensor_utils_impl_js_1 = __nccwpck_require__(58950);
+const tensor_conversion_impl_js_1 = __nccwpck_require__(59263);
+const tensor_factory_impl_js_1 = __nccwpck_require__(243);
+const tensor_impl_type_mapping_js_1 = __nccwpck_require__(21640);
+const tensor_utils_impl_js_1 = __nccwpck_require__(66014);
 /**
  * the implementation of Tensor interface.
  *
@@ -66657,7 +66657,7 @@ exports.Tensor = Tensor;
 
 /***/ }),
 
-/***/ 58950:
+/***/ 66014:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -66666,7 +66666,7 @@ exports.Tensor = Tensor;
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.tensorReshape = exports.calculateSize = void 0;
-const tensor_impl_js_1 = __nccwpck_require__(60246);
+const tensor_impl_js_1 = __nccwpck_require__(86174);
 /**
  * calculate size from dims.
  *
@@ -66731,7 +66731,7 @@ exports.tensorReshape = tensorReshape;
 
 /***/ }),
 
-/***/ 46515:
+/***/ 81003:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -66740,14 +66740,14 @@ exports.tensorReshape = tensorReshape;
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Tensor = void 0;
-const tensor_impl_js_1 = __nccwpck_require__(60246);
+const tensor_impl_js_1 = __nccwpck_require__(86174);
 // eslint-disable-next-line @typescript-eslint/naming-convention
 exports.Tensor = tensor_impl_js_1.Tensor;
 //# sourceMappingURL=tensor.js.map
 
 /***/ }),
 
-/***/ 18969:
+/***/ 86561:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
@@ -66756,7 +66756,7 @@ exports.Tensor = tensor_impl_js_1.Tensor;
 // Licensed under the MIT License.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
-const env_impl_js_1 = __nccwpck_require__(30102);
+const env_impl_js_1 = __nccwpck_require__(30174);
 /**
  * @ignore
  */
@@ -66831,7 +66831,7 @@ exports.TRACE_EVENT_END = TRACE_EVENT_END;
 
 /***/ }),
 
-/***/ 67220:
+/***/ 24012:
 /***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
@@ -66847,12 +66847,12 @@ exports.version = '1.30.0';
 
 /***/ }),
 
-/***/ 35732:
+/***/ 8352:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_global_utils = __nccwpck_require__(79007);
-const require_diag = __nccwpck_require__(94050);
-const require_NoopContextManager = __nccwpck_require__(75298);
+const require_global_utils = __nccwpck_require__(89227);
+const require_diag = __nccwpck_require__(49982);
+const require_NoopContextManager = __nccwpck_require__(10006);
 //#region src/api/context.ts
 const API_NAME = "context";
 const NOOP_CONTEXT_MANAGER = new require_NoopContextManager.NoopContextManager();
@@ -66953,13 +66953,13 @@ exports.ContextAPI = ContextAPI;
 
 /***/ }),
 
-/***/ 94050:
+/***/ 49982:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_global_utils = __nccwpck_require__(79007);
-const require_ComponentLogger = __nccwpck_require__(23533);
-__nccwpck_require__(13491);
-const require_logLevelLogger = __nccwpck_require__(81998);
+const require_global_utils = __nccwpck_require__(89227);
+const require_ComponentLogger = __nccwpck_require__(21977);
+__nccwpck_require__(54351);
+const require_logLevelLogger = __nccwpck_require__(21714);
 //#region src/api/diag.ts
 const API_NAME = "diag";
 /**
@@ -67027,12 +67027,12 @@ exports.DiagAPI = DiagAPI;
 
 /***/ }),
 
-/***/ 19994:
+/***/ 19102:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_global_utils = __nccwpck_require__(79007);
-const require_diag = __nccwpck_require__(94050);
-const require_ProxyLoggerProvider = __nccwpck_require__(88999);
+const require_global_utils = __nccwpck_require__(89227);
+const require_diag = __nccwpck_require__(49982);
+const require_ProxyLoggerProvider = __nccwpck_require__(69035);
 //#region src/api/logs.ts
 const API_NAME = "logs";
 /**
@@ -67092,12 +67092,12 @@ exports.e = LogsAPI;
 
 /***/ }),
 
-/***/ 70778:
+/***/ 33510:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_global_utils = __nccwpck_require__(79007);
-const require_diag = __nccwpck_require__(94050);
-const require_NoopMeterProvider = __nccwpck_require__(38958);
+const require_global_utils = __nccwpck_require__(89227);
+const require_diag = __nccwpck_require__(49982);
+const require_NoopMeterProvider = __nccwpck_require__(47554);
 //#region src/api/metrics.ts
 const API_NAME = "metrics";
 /**
@@ -67144,15 +67144,15 @@ exports.k = MetricsAPI;
 
 /***/ }),
 
-/***/ 62451:
+/***/ 93007:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_global_utils = __nccwpck_require__(79007);
-const require_diag = __nccwpck_require__(94050);
-const require_utils = __nccwpck_require__(11488);
-const require_TextMapPropagator = __nccwpck_require__(51777);
-const require_NoopTextMapPropagator = __nccwpck_require__(20005);
-const require_context_helpers = __nccwpck_require__(69338);
+const require_global_utils = __nccwpck_require__(89227);
+const require_diag = __nccwpck_require__(49982);
+const require_utils = __nccwpck_require__(45196);
+const require_TextMapPropagator = __nccwpck_require__(43565);
+const require_NoopTextMapPropagator = __nccwpck_require__(80345);
+const require_context_helpers = __nccwpck_require__(97510);
 //#region src/api/propagation.ts
 const API_NAME = "propagation";
 const NOOP_TEXT_MAP_PROPAGATOR = new require_NoopTextMapPropagator.NoopTextMapPropagator();
@@ -67224,14 +67224,14 @@ exports.R = PropagationAPI;
 
 /***/ }),
 
-/***/ 62050:
+/***/ 5446:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_global_utils = __nccwpck_require__(79007);
-const require_diag = __nccwpck_require__(94050);
-const require_context_utils = __nccwpck_require__(67463);
-const require_spancontext_utils = __nccwpck_require__(74823);
-const require_ProxyTracerProvider = __nccwpck_require__(85966);
+const require_global_utils = __nccwpck_require__(89227);
+const require_diag = __nccwpck_require__(49982);
+const require_context_utils = __nccwpck_require__(3779);
+const require_spancontext_utils = __nccwpck_require__(83723);
+const require_ProxyTracerProvider = __nccwpck_require__(55930);
 //#region src/api/trace.ts
 const API_NAME = "trace";
 /**
@@ -67292,11 +67292,11 @@ exports.C = TraceAPI;
 
 /***/ }),
 
-/***/ 69338:
+/***/ 97510:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_context = __nccwpck_require__(75021);
-const require_context$1 = __nccwpck_require__(35732);
+const require_context = __nccwpck_require__(83041);
+const require_context$1 = __nccwpck_require__(8352);
 //#region src/baggage/context-helpers.ts
 /**
 * Baggage key
@@ -67346,7 +67346,7 @@ exports.setBaggage = setBaggage;
 
 /***/ }),
 
-/***/ 3860:
+/***/ 10176:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/baggage/internal/baggage-impl.ts
@@ -67388,7 +67388,7 @@ exports.BaggageImpl = BaggageImpl;
 
 /***/ }),
 
-/***/ 60441:
+/***/ 9333:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/baggage/internal/symbol.ts
@@ -67403,12 +67403,12 @@ exports.baggageEntryMetadataSymbol = baggageEntryMetadataSymbol;
 
 /***/ }),
 
-/***/ 11488:
+/***/ 45196:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_diag = __nccwpck_require__(94050);
-const require_baggage_impl = __nccwpck_require__(3860);
-const require_symbol = __nccwpck_require__(60441);
+const require_diag = __nccwpck_require__(49982);
+const require_baggage_impl = __nccwpck_require__(10176);
+const require_symbol = __nccwpck_require__(9333);
 //#region src/baggage/utils.ts
 const diag = require_diag.DiagAPI.instance();
 /**
@@ -67446,7 +67446,7 @@ exports.createBaggage = createBaggage;
 
 /***/ }),
 
-/***/ 33066:
+/***/ 42534:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 //#region src/context-api.ts
@@ -67454,7 +67454,7 @@ exports.createBaggage = createBaggage;
 * Entrypoint for context API
 * @since 1.0.0
 */
-const context = (__nccwpck_require__(35732).ContextAPI).getInstance();
+const context = (__nccwpck_require__(8352).ContextAPI).getInstance();
 //#endregion
 exports.context = context;
 
@@ -67462,10 +67462,10 @@ exports.context = context;
 
 /***/ }),
 
-/***/ 75298:
+/***/ 10006:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_context = __nccwpck_require__(75021);
+const require_context = __nccwpck_require__(83041);
 //#region src/context/NoopContextManager.ts
 var NoopContextManager = class {
 	active() {
@@ -67495,7 +67495,7 @@ exports.NoopContextManager = NoopContextManager;
 
 /***/ }),
 
-/***/ 75021:
+/***/ 83041:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/context/context.ts
@@ -67542,7 +67542,7 @@ exports.createContextKey = createContextKey;
 
 /***/ }),
 
-/***/ 8294:
+/***/ 31778:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 //#region src/diag-api.ts
@@ -67554,7 +67554,7 @@ exports.createContextKey = createContextKey;
 *
 * @since 1.0.0
 */
-const diag = (__nccwpck_require__(94050).DiagAPI).instance();
+const diag = (__nccwpck_require__(49982).DiagAPI).instance();
 //#endregion
 exports.diag = diag;
 
@@ -67562,10 +67562,10 @@ exports.diag = diag;
 
 /***/ }),
 
-/***/ 23533:
+/***/ 21977:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_global_utils = __nccwpck_require__(79007);
+const require_global_utils = __nccwpck_require__(89227);
 //#region src/diag/ComponentLogger.ts
 /**
 * Component Logger which is meant to be used as part of any component which
@@ -67608,7 +67608,7 @@ exports.DiagComponentLogger = DiagComponentLogger;
 
 /***/ }),
 
-/***/ 1331:
+/***/ 19199:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/diag/consoleLogger.ts
@@ -67676,10 +67676,10 @@ exports._originalConsoleMethods = _originalConsoleMethods;
 
 /***/ }),
 
-/***/ 81998:
+/***/ 21714:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-__nccwpck_require__(13491);
+__nccwpck_require__(54351);
 //#region src/diag/internal/logLevelLogger.ts
 function createLogLevelDiagLogger(maxLevel, logger) {
 	if (maxLevel < 0) maxLevel = 0;
@@ -67705,7 +67705,7 @@ exports.createLogLevelDiagLogger = createLogLevelDiagLogger;
 
 /***/ }),
 
-/***/ 13491:
+/***/ 54351:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/diag/types.ts
@@ -67743,37 +67743,37 @@ exports.DiagLogLevel = DiagLogLevel;
 
 /***/ }),
 
-/***/ 38396:
+/***/ 91408:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperties(exports, {
 	__esModule: { value: true },
 	[Symbol.toStringTag]: { value: "Module" }
 });
-const require_types = __nccwpck_require__(13491);
-const require_utils = __nccwpck_require__(11488);
-const require_context = __nccwpck_require__(75021);
-const require_consoleLogger = __nccwpck_require__(1331);
-const require_NoopMeter = __nccwpck_require__(97145);
-const require_Metric = __nccwpck_require__(21094);
-const require_NoopLogger = __nccwpck_require__(76568);
-const require_LogRecord = __nccwpck_require__(16537);
-const require_TextMapPropagator = __nccwpck_require__(51777);
-const require_trace_flags = __nccwpck_require__(79657);
-const require_invalid_span_constants = __nccwpck_require__(64532);
-const require_spancontext_utils = __nccwpck_require__(74823);
-const require_ProxyTracer = __nccwpck_require__(29593);
-const require_span_kind = __nccwpck_require__(21975);
-const require_status = __nccwpck_require__(6812);
-const require_utils$1 = __nccwpck_require__(24359);
-const require_ProxyTracerProvider = __nccwpck_require__(85966);
-const require_SamplingResult = __nccwpck_require__(38566);
-const require_context_api = __nccwpck_require__(33066);
-const require_diag_api = __nccwpck_require__(8294);
-const require_logs_api = __nccwpck_require__(78394);
-const require_metrics_api = __nccwpck_require__(36760);
-const require_propagation_api = __nccwpck_require__(38105);
-const require_trace_api = __nccwpck_require__(38644);
+const require_types = __nccwpck_require__(54351);
+const require_utils = __nccwpck_require__(45196);
+const require_context = __nccwpck_require__(83041);
+const require_consoleLogger = __nccwpck_require__(19199);
+const require_NoopMeter = __nccwpck_require__(1677);
+const require_Metric = __nccwpck_require__(80626);
+const require_NoopLogger = __nccwpck_require__(69140);
+const require_LogRecord = __nccwpck_require__(8973);
+const require_TextMapPropagator = __nccwpck_require__(43565);
+const require_trace_flags = __nccwpck_require__(43245);
+const require_invalid_span_constants = __nccwpck_require__(63552);
+const require_spancontext_utils = __nccwpck_require__(83723);
+const require_ProxyTracer = __nccwpck_require__(33861);
+const require_span_kind = __nccwpck_require__(97483);
+const require_status = __nccwpck_require__(17632);
+const require_utils$1 = __nccwpck_require__(2219);
+const require_ProxyTracerProvider = __nccwpck_require__(55930);
+const require_SamplingResult = __nccwpck_require__(55346);
+const require_context_api = __nccwpck_require__(42534);
+const require_diag_api = __nccwpck_require__(31778);
+const require_logs_api = __nccwpck_require__(15662);
+const require_metrics_api = __nccwpck_require__(57876);
+const require_propagation_api = __nccwpck_require__(97045);
+const require_trace_api = __nccwpck_require__(78936);
 //#region src/index.ts
 var src_default = {
 	context: require_context_api.context,
@@ -67820,11 +67820,11 @@ exports.trace = require_trace_api.trace;
 
 /***/ }),
 
-/***/ 79007:
+/***/ 89227:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_version = __nccwpck_require__(74252);
-const require_semver = __nccwpck_require__(72638);
+const require_version = __nccwpck_require__(39128);
+const require_semver = __nccwpck_require__(41418);
 //#region src/internal/global-utils.ts
 const major = require_version.VERSION.split(".")[0];
 const GLOBAL_OPENTELEMETRY_API_KEY = Symbol.for(`opentelemetry.js.api.${major}`);
@@ -67878,10 +67878,10 @@ exports.unregisterGlobal = unregisterGlobal;
 
 /***/ }),
 
-/***/ 72638:
+/***/ 41418:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_version = __nccwpck_require__(74252);
+const require_version = __nccwpck_require__(39128);
 //#region src/internal/semver.ts
 const re = /^(\d+)\.(\d+)\.(\d+)(-(.+))?$/;
 /**
@@ -67967,7 +67967,7 @@ exports.isCompatible = isCompatible;
 
 /***/ }),
 
-/***/ 78394:
+/***/ 15662:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 //#region src/logs-api.ts
@@ -67976,7 +67976,7 @@ exports.isCompatible = isCompatible;
 *
 * @since 1.10.0
 */
-const logs = (__nccwpck_require__(19994)/* .LogsAPI */ .e).getInstance();
+const logs = (__nccwpck_require__(19102)/* .LogsAPI */ .e).getInstance();
 //#endregion
 exports.logs = logs;
 
@@ -67984,7 +67984,7 @@ exports.logs = logs;
 
 /***/ }),
 
-/***/ 16537:
+/***/ 8973:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/logs/LogRecord.ts
@@ -68023,7 +68023,7 @@ exports.SeverityNumber = SeverityNumber;
 
 /***/ }),
 
-/***/ 76568:
+/***/ 69140:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/logs/NoopLogger.ts
@@ -68049,10 +68049,10 @@ exports.createNoopLogger = createNoopLogger;
 
 /***/ }),
 
-/***/ 55327:
+/***/ 71995:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_NoopLogger = __nccwpck_require__(76568);
+const require_NoopLogger = __nccwpck_require__(69140);
 //#region src/logs/NoopLoggerProvider.ts
 var NoopLoggerProvider = class {
 	getLogger(_name, _version, _options) {
@@ -68068,10 +68068,10 @@ exports.NoopLoggerProvider = NoopLoggerProvider;
 
 /***/ }),
 
-/***/ 39680:
+/***/ 38916:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_NoopLogger = __nccwpck_require__(76568);
+const require_NoopLogger = __nccwpck_require__(69140);
 //#region src/logs/ProxyLogger.ts
 var ProxyLogger = class {
 	constructor(provider, name, version, options) {
@@ -68110,11 +68110,11 @@ exports.ProxyLogger = ProxyLogger;
 
 /***/ }),
 
-/***/ 88999:
+/***/ 69035:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_NoopLoggerProvider = __nccwpck_require__(55327);
-const require_ProxyLogger = __nccwpck_require__(39680);
+const require_NoopLoggerProvider = __nccwpck_require__(71995);
+const require_ProxyLogger = __nccwpck_require__(38916);
 //#region src/logs/ProxyLoggerProvider.ts
 var ProxyLoggerProvider = class {
 	getLogger(name, version, options) {
@@ -68152,7 +68152,7 @@ exports.ProxyLoggerProvider = ProxyLoggerProvider;
 
 /***/ }),
 
-/***/ 36760:
+/***/ 57876:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 //#region src/metrics-api.ts
@@ -68161,7 +68161,7 @@ exports.ProxyLoggerProvider = ProxyLoggerProvider;
 *
 * @since 1.3.0
 */
-const metrics = (__nccwpck_require__(70778)/* .MetricsAPI */ .k).getInstance();
+const metrics = (__nccwpck_require__(33510)/* .MetricsAPI */ .k).getInstance();
 //#endregion
 exports.metrics = metrics;
 
@@ -68169,7 +68169,7 @@ exports.metrics = metrics;
 
 /***/ }),
 
-/***/ 21094:
+/***/ 80626:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/metrics/Metric.ts
@@ -68190,7 +68190,7 @@ exports.ValueType = ValueType;
 
 /***/ }),
 
-/***/ 97145:
+/***/ 1677:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/metrics/NoopMeter.ts
@@ -68312,10 +68312,10 @@ exports.createNoopMeter = createNoopMeter;
 
 /***/ }),
 
-/***/ 38958:
+/***/ 47554:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_NoopMeter = __nccwpck_require__(97145);
+const require_NoopMeter = __nccwpck_require__(1677);
 //#region src/metrics/NoopMeterProvider.ts
 /**
 * An implementation of the {@link MeterProvider} which returns an impotent Meter
@@ -68335,7 +68335,7 @@ exports.NoopMeterProvider = NoopMeterProvider;
 
 /***/ }),
 
-/***/ 38105:
+/***/ 97045:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 //#region src/propagation-api.ts
@@ -68344,7 +68344,7 @@ exports.NoopMeterProvider = NoopMeterProvider;
 *
 * @since 1.0.0
 */
-const propagation = (__nccwpck_require__(62451)/* .PropagationAPI */ .R).getInstance();
+const propagation = (__nccwpck_require__(93007)/* .PropagationAPI */ .R).getInstance();
 //#endregion
 exports.propagation = propagation;
 
@@ -68352,7 +68352,7 @@ exports.propagation = propagation;
 
 /***/ }),
 
-/***/ 20005:
+/***/ 80345:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/propagation/NoopTextMapPropagator.ts
@@ -68377,7 +68377,7 @@ exports.NoopTextMapPropagator = NoopTextMapPropagator;
 
 /***/ }),
 
-/***/ 51777:
+/***/ 43565:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/propagation/TextMapPropagator.ts
@@ -68409,7 +68409,7 @@ exports.defaultTextMapSetter = defaultTextMapSetter;
 
 /***/ }),
 
-/***/ 38644:
+/***/ 78936:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 //#region src/trace-api.ts
@@ -68418,7 +68418,7 @@ exports.defaultTextMapSetter = defaultTextMapSetter;
 *
 * @since 1.0.0
 */
-const trace = (__nccwpck_require__(62050)/* .TraceAPI */ .C).getInstance();
+const trace = (__nccwpck_require__(5446)/* .TraceAPI */ .C).getInstance();
 //#endregion
 exports.trace = trace;
 
@@ -68426,10 +68426,10 @@ exports.trace = trace;
 
 /***/ }),
 
-/***/ 10684:
+/***/ 55744:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_invalid_span_constants = __nccwpck_require__(64532);
+const require_invalid_span_constants = __nccwpck_require__(63552);
 //#region src/trace/NonRecordingSpan.ts
 /**
 * The NonRecordingSpan is the default {@link Span} that is used when no Span
@@ -68477,13 +68477,13 @@ exports.NonRecordingSpan = NonRecordingSpan;
 
 /***/ }),
 
-/***/ 4345:
+/***/ 1725:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_context = __nccwpck_require__(35732);
-const require_NonRecordingSpan = __nccwpck_require__(10684);
-const require_context_utils = __nccwpck_require__(67463);
-const require_spancontext_utils = __nccwpck_require__(74823);
+const require_context = __nccwpck_require__(8352);
+const require_NonRecordingSpan = __nccwpck_require__(55744);
+const require_context_utils = __nccwpck_require__(3779);
+const require_spancontext_utils = __nccwpck_require__(83723);
 //#region src/trace/NoopTracer.ts
 const contextApi = require_context.ContextAPI.getInstance();
 /**
@@ -68527,10 +68527,10 @@ exports.NoopTracer = NoopTracer;
 
 /***/ }),
 
-/***/ 81422:
+/***/ 83186:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_NoopTracer = __nccwpck_require__(4345);
+const require_NoopTracer = __nccwpck_require__(1725);
 //#region src/trace/NoopTracerProvider.ts
 /**
 * An implementation of the {@link TracerProvider} which returns an impotent
@@ -68550,11 +68550,11 @@ exports.b = NoopTracerProvider;
 
 /***/ }),
 
-/***/ 29593:
+/***/ 33861:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 //#region src/trace/ProxyTracer.ts
-const NOOP_TRACER = new (__nccwpck_require__(4345).NoopTracer)();
+const NOOP_TRACER = new (__nccwpck_require__(1725).NoopTracer)();
 /**
 * Proxy tracer provided by the proxy tracer provider
 *
@@ -68593,12 +68593,12 @@ exports.ProxyTracer = ProxyTracer;
 
 /***/ }),
 
-/***/ 85966:
+/***/ 55930:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_ProxyTracer = __nccwpck_require__(29593);
+const require_ProxyTracer = __nccwpck_require__(33861);
 //#region src/trace/ProxyTracerProvider.ts
-const NOOP_TRACER_PROVIDER = new (__nccwpck_require__(81422)/* .NoopTracerProvider */ .b)();
+const NOOP_TRACER_PROVIDER = new (__nccwpck_require__(83186)/* .NoopTracerProvider */ .b)();
 /**
 * Tracer provider which provides {@link ProxyTracer}s.
 *
@@ -68640,7 +68640,7 @@ exports.ProxyTracerProvider = ProxyTracerProvider;
 
 /***/ }),
 
-/***/ 38566:
+/***/ 55346:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/trace/SamplingResult.ts
@@ -68676,12 +68676,12 @@ exports.SamplingDecision = SamplingDecision;
 
 /***/ }),
 
-/***/ 67463:
+/***/ 3779:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_context = __nccwpck_require__(75021);
-const require_context$1 = __nccwpck_require__(35732);
-const require_NonRecordingSpan = __nccwpck_require__(10684);
+const require_context = __nccwpck_require__(83041);
+const require_context$1 = __nccwpck_require__(8352);
+const require_NonRecordingSpan = __nccwpck_require__(55744);
 //#region src/trace/context-utils.ts
 /**
 * span key
@@ -68749,10 +68749,10 @@ exports.setSpanContext = setSpanContext;
 
 /***/ }),
 
-/***/ 11869:
+/***/ 48457:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_tracestate_validators = __nccwpck_require__(90354);
+const require_tracestate_validators = __nccwpck_require__(38534);
 //#region src/trace/internal/tracestate-impl.ts
 const MAX_TRACE_STATE_ITEMS = 32;
 const MAX_TRACE_STATE_LEN = 512;
@@ -68832,7 +68832,7 @@ exports.TraceStateImpl = TraceStateImpl;
 
 /***/ }),
 
-/***/ 90354:
+/***/ 38534:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/trace/internal/tracestate-validators.ts
@@ -68866,10 +68866,10 @@ exports.validateValue = validateValue;
 
 /***/ }),
 
-/***/ 24359:
+/***/ 2219:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const require_tracestate_impl = __nccwpck_require__(11869);
+const require_tracestate_impl = __nccwpck_require__(48457);
 //#region src/trace/internal/utils.ts
 /**
 * @deprecated Use TraceState from "@opentelemetry/core". This will be removed in the next major version.
@@ -68885,10 +68885,10 @@ exports.createTraceState = createTraceState;
 
 /***/ }),
 
-/***/ 64532:
+/***/ 63552:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-__nccwpck_require__(79657);
+__nccwpck_require__(43245);
 //#region src/trace/invalid-span-constants.ts
 /**
 * @since 1.0.0
@@ -68915,7 +68915,7 @@ exports.INVALID_TRACEID = INVALID_TRACEID;
 
 /***/ }),
 
-/***/ 21975:
+/***/ 97483:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/trace/span_kind.ts
@@ -68956,11 +68956,11 @@ exports.SpanKind = SpanKind;
 
 /***/ }),
 
-/***/ 74823:
+/***/ 83723:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-__nccwpck_require__(64532);
-const require_NonRecordingSpan = __nccwpck_require__(10684);
+__nccwpck_require__(63552);
+const require_NonRecordingSpan = __nccwpck_require__(55744);
 //#region src/trace/spancontext-utils.ts
 const isHex = new Uint8Array([
 	0,
@@ -69113,7 +69113,7 @@ exports.wrapSpanContext = wrapSpanContext;
 
 /***/ }),
 
-/***/ 6812:
+/***/ 17632:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/trace/status.ts
@@ -69145,7 +69145,7 @@ exports.SpanStatusCode = SpanStatusCode;
 
 /***/ }),
 
-/***/ 79657:
+/***/ 43245:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/trace/trace_flags.ts
@@ -69166,7 +69166,7 @@ exports.TraceFlags = TraceFlags;
 
 /***/ }),
 
-/***/ 74252:
+/***/ 39128:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/version.ts
@@ -69178,7 +69178,7 @@ exports.VERSION = VERSION;
 
 /***/ }),
 
-/***/ 53555:
+/***/ 33243:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -72259,7 +72259,7 @@ const {
 
 /***/ }),
 
-/***/ 23130:
+/***/ 9943:
 /***/ ((module) => {
 
 "use strict";
@@ -72267,7 +72267,7 @@ module.exports = {"rE":"1.14.7"};
 
 /***/ }),
 
-/***/ 46469:
+/***/ 15434:
 /***/ ((module) => {
 
 "use strict";
@@ -72275,7 +72275,7 @@ module.exports = /*#__PURE__*/JSON.parse('{"nested":{"google":{"nested":{"protob
 
 /***/ }),
 
-/***/ 90126:
+/***/ 93951:
 /***/ ((module) => {
 
 "use strict";
@@ -72283,7 +72283,7 @@ module.exports = /*#__PURE__*/JSON.parse('{"nested":{"google":{"nested":{"protob
 
 /***/ }),
 
-/***/ 30294:
+/***/ 92939:
 /***/ ((module) => {
 
 "use strict";
@@ -72291,7 +72291,7 @@ module.exports = /*#__PURE__*/JSON.parse('{"nested":{"google":{"nested":{"protob
 
 /***/ }),
 
-/***/ 45459:
+/***/ 36710:
 /***/ ((module) => {
 
 "use strict";
@@ -72498,7 +72498,7 @@ module.exports = /*#__PURE__*/JSON.parse('{"nested":{"google":{"nested":{"protob
 /******/ 	// module cache are used so entry inlining is disabled
 /******/ 	// startup
 /******/ 	// Load entry module and return exports
-/******/ 	var __webpack_exports__ = __nccwpck_require__(__nccwpck_require__.s = 7890);
+/******/ 	var __webpack_exports__ = __nccwpck_require__(__nccwpck_require__.s = 79407);
 /******/ 	module.exports = __webpack_exports__;
 /******/ 	
 /******/ })()

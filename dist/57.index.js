@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 618;
-exports.ids = [618];
+exports.id = 57;
+exports.ids = [57];
 exports.modules = {
 
-/***/ 36618:
+/***/ 46057:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -16,15 +16,15 @@ __webpack_require__.d(__webpack_exports__, {
 });
 
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __webpack_require__(16364);
+var errors = __webpack_require__(70017);
 // EXTERNAL MODULE: ./src/shared/reference.ts
-var reference = __webpack_require__(89303);
+var reference = __webpack_require__(39724);
 // EXTERNAL MODULE: ./src/rollout/manifests.ts
-var manifests = __webpack_require__(86858);
+var manifests = __webpack_require__(59795);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __webpack_require__(79896);
-// EXTERNAL MODULE: ../../work/main/node_modules/js-yaml/dist/js-yaml.mjs
-var js_yaml = __webpack_require__(53555);
+// EXTERNAL MODULE: ./node_modules/js-yaml/dist/js-yaml.mjs
+var js_yaml = __webpack_require__(33243);
 ;// CONCATENATED MODULE: ./src/rollout/patch.ts
 
 
@@ -181,9 +181,9 @@ function readManifest(file) {
 }
 
 // EXTERNAL MODULE: ./src/rollout/kube.ts
-var rollout_kube = __webpack_require__(75275);
+var rollout_kube = __webpack_require__(57404);
 // EXTERNAL MODULE: ./src/rollout/kube-errors.ts
-var kube_errors = __webpack_require__(92887);
+var kube_errors = __webpack_require__(36526);
 ;// CONCATENATED MODULE: ./src/rollout/lease.ts
 
 
@@ -334,19 +334,19 @@ async function releaseIfHeld(kube, namespace, app, holder) {
 }
 
 // EXTERNAL MODULE: ./src/rollout/owner.ts
-var rollout_owner = __webpack_require__(64139);
+var rollout_owner = __webpack_require__(19158);
 // EXTERNAL MODULE: ./src/rollout/admission.ts
-var admission = __webpack_require__(78885);
+var admission = __webpack_require__(26760);
 // EXTERNAL MODULE: ./src/rollout/permissions.ts
-var permissions = __webpack_require__(82136);
+var permissions = __webpack_require__(69141);
 // EXTERNAL MODULE: ./src/protocol/runtime.ts
-var runtime = __webpack_require__(92991);
+var runtime = __webpack_require__(44832);
 // EXTERNAL MODULE: ./src/shared/registry.ts
-var shared_registry = __webpack_require__(91659);
+var shared_registry = __webpack_require__(9222);
 // EXTERNAL MODULE: ./src/rollout/prometheus.ts
-var rollout_prometheus = __webpack_require__(72374);
+var rollout_prometheus = __webpack_require__(89825);
 // EXTERNAL MODULE: ./src/rollout/health.ts
-var health = __webpack_require__(52792);
+var health = __webpack_require__(20407);
 ;// CONCATENATED MODULE: ./src/rollout/gates/pods.ts
 
 /**
@@ -376,7 +376,7 @@ function podsReadyGate(name, readyDetail) {
 }
 
 // EXTERNAL MODULE: ./src/protocol/kserve-client.ts
-var kserve_client = __webpack_require__(7275);
+var kserve_client = __webpack_require__(29628);
 ;// CONCATENATED MODULE: ./src/rollout/gates/gpu-provider.ts
 
 
@@ -427,11 +427,11 @@ async function podProvider(kube, namespace, pod, modelName, port) {
 }
 
 // EXTERNAL MODULE: ./src/shared/golden.ts
-var shared_golden = __webpack_require__(55777);
+var shared_golden = __webpack_require__(71636);
 // EXTERNAL MODULE: ./src/protocol/kserve-grpc-client.ts
-var kserve_grpc_client = __webpack_require__(46026);
-// EXTERNAL MODULE: ../../work/main/node_modules/@grpc/grpc-js/build/src/index.js
-var src = __webpack_require__(73017);
+var kserve_grpc_client = __webpack_require__(46411);
+// EXTERNAL MODULE: ./node_modules/@grpc/grpc-js/build/src/index.js
+var src = __webpack_require__(83033);
 ;// CONCATENATED MODULE: ./src/rollout/gates/golden.ts
 
 
@@ -611,7 +611,7 @@ async function judgeCanaryMetrics(metrics, c, waitMs, vars, hasStable, signal) {
 const describeMetrics = (m) => `samples ${m.samples ?? 'none'}, error rate ${m.errorRate === undefined ? 'none' : m.errorRate.toFixed(4)}, p99 ${m.p99Ms === undefined ? 'none' : `${m.p99Ms.toFixed(1)} ms`}`;
 
 // EXTERNAL MODULE: ./src/rollout/analysis/judge.ts
-var judge = __webpack_require__(16180);
+var judge = __webpack_require__(58099);
 ;// CONCATENATED MODULE: ./src/rollout/gates/comparison.ts
 
 
@@ -788,8 +788,8 @@ function prometheusWindowSource(o) {
     };
 }
 
-// EXTERNAL MODULE: ../../work/main/node_modules/parse-prometheus-text-format/dist/parse-prometheus-text-format.cjs.js
-var parse_prometheus_text_format_cjs = __webpack_require__(5217);
+// EXTERNAL MODULE: ./node_modules/parse-prometheus-text-format/dist/parse-prometheus-text-format.cjs.js
+var parse_prometheus_text_format_cjs = __webpack_require__(22625);
 var parse_prometheus_text_format_cjs_default = /*#__PURE__*/__webpack_require__.n(parse_prometheus_text_format_cjs);
 ;// CONCATENATED MODULE: ./src/rollout/analysis/exposition.ts
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- the parser ships no types; its declaration lives beside its one user, and the layer check (no-orphans) counts this reference as the declaration's importer
@@ -980,7 +980,7 @@ function podMetricsSource(o) {
 }
 
 // EXTERNAL MODULE: ./src/rollout/autoscale.ts
-var autoscale = __webpack_require__(45447);
+var autoscale = __webpack_require__(34134);
 ;// CONCATENATED MODULE: ./src/rollout/writes.ts
 
 /** `obj` marked as created by the run `owner`: it was not there before, and its post step may remove it. */
@@ -1937,8 +1937,8 @@ function basicStrategy(plan) {
     };
 }
 
-// EXTERNAL MODULE: ../../work/main/node_modules/diff/libesm/patch/create.js + 2 modules
-var create = __webpack_require__(20387);
+// EXTERNAL MODULE: ./node_modules/diff/libesm/patch/create.js + 2 modules
+var create = __webpack_require__(37291);
 ;// CONCATENATED MODULE: ./src/rollout/dry-run.ts
 
 
@@ -2349,7 +2349,7 @@ function strategyOf(plan) {
 
 /***/ }),
 
-/***/ 92887:
+/***/ 36526:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
@@ -2384,7 +2384,7 @@ class MicroTime extends Date {
 
 /***/ }),
 
-/***/ 75275:
+/***/ 57404:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
@@ -2392,12 +2392,12 @@ class MicroTime extends Date {
 /* harmony export */ });
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(55466);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(16364);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(37251);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(92887);
-/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(78885);
-/* harmony import */ var _owner__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(64139);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(36526);
+/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(26760);
+/* harmony import */ var _owner__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(19158);
 
 
 

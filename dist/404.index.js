@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 275;
-exports.ids = [275,139];
+exports.id = 404;
+exports.ids = [404,158];
 exports.modules = {
 
-/***/ 92887:
+/***/ 36526:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
@@ -38,7 +38,7 @@ class MicroTime extends Date {
 
 /***/ }),
 
-/***/ 75275:
+/***/ 57404:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
@@ -46,12 +46,12 @@ class MicroTime extends Date {
 /* harmony export */ });
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(55466);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(16364);
-/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(37251);
-/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(92887);
-/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(78885);
-/* harmony import */ var _owner__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(64139);
+/* harmony import */ var _kubernetes_client_node__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(50482);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(70017);
+/* harmony import */ var _util_http__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(44098);
+/* harmony import */ var _kube_errors__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(36526);
+/* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(26760);
+/* harmony import */ var _owner__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(19158);
 
 
 
@@ -348,7 +348,7 @@ class Kube {
 
 /***/ }),
 
-/***/ 64139:
+/***/ 19158:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {

@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 396;
-exports.ids = [396,139,717];
+exports.id = 769;
+exports.ids = [769,158,856];
 exports.modules = {
 
-/***/ 9396:
+/***/ 36769:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 __webpack_require__.r(__webpack_exports__);
@@ -14,13 +14,13 @@ __webpack_require__.r(__webpack_exports__);
 /* harmony export */ });
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(98722);
-/* harmony import */ var _config__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(48572);
-/* harmony import */ var _run__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(19059);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(16364);
-/* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(82840);
-/* harmony import */ var _rollout_owner__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(64139);
-/* harmony import */ var _preview__WEBPACK_IMPORTED_MODULE_7__ = __webpack_require__(73717);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(46058);
+/* harmony import */ var _config__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(69104);
+/* harmony import */ var _run__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(79786);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(70017);
+/* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(38697);
+/* harmony import */ var _rollout_owner__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(19158);
+/* harmony import */ var _preview__WEBPACK_IMPORTED_MODULE_7__ = __webpack_require__(99856);
 
 
 
@@ -45,7 +45,7 @@ async function post() {
         if (state) {
             const r = JSON.parse(state);
             try {
-                const { cleanupRollout } = await Promise.all(/* import() */[__webpack_require__.e(466), __webpack_require__.e(787), __webpack_require__.e(618)]).then(__webpack_require__.bind(__webpack_require__, 36618));
+                const { cleanupRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(139), __webpack_require__.e(57)]).then(__webpack_require__.bind(__webpack_require__, 46057));
                 removed.push(...(await cleanupRollout(r.kubeconfig, r.namespace, r.app, r.owner, actionLogger)));
             }
             finally {
@@ -113,7 +113,7 @@ const run = action;
 
 /***/ }),
 
-/***/ 73717:
+/***/ 99856:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 __webpack_require__.r(__webpack_exports__);
@@ -133,9 +133,9 @@ __webpack_require__.r(__webpack_exports__);
 /* harmony export */ });
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(16364);
-/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(91659);
-/* harmony import */ var _rollout_permissions__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(82136);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(70017);
+/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(9222);
+/* harmony import */ var _rollout_permissions__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(69141);
 
 
 
@@ -193,7 +193,7 @@ function previewComment(preview) {
 }
 /** The octokit of the run: @actions/github's, with the token, against GITHUB_API_URL (api.github.com by default). */
 async function octokitFor(token, env) {
-    const github = await Promise.all(/* import() */[__webpack_require__.e(631), __webpack_require__.e(221)]).then(__webpack_require__.bind(__webpack_require__, 57221));
+    const github = await Promise.all(/* import() */[__webpack_require__.e(119), __webpack_require__.e(413)]).then(__webpack_require__.bind(__webpack_require__, 92413));
     return github.getOctokit(token, env.GITHUB_API_URL ? { baseUrl: env.GITHUB_API_URL.replace(/\/+$/, '') } : {});
 }
 /** The repository the PR comment goes to (GITHUB_REPOSITORY, owner/repo). */
@@ -433,8 +433,8 @@ async function runPreview(cfg, log, env = process.env) {
         throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('input', 'input "github-token": needed to comment on the pull request (or set comment: false)', { field: 'github-token' });
     if (cfg.comment && !cfg.rollout.dryRun)
         commentRepository(env); // checked before the rollout, not after it
-    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(466), __webpack_require__.e(787), __webpack_require__.e(618), __webpack_require__.e(139)]).then(__webpack_require__.bind(__webpack_require__, 36618));
-    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(466), __webpack_require__.e(275)]).then(__webpack_require__.bind(__webpack_require__, 75275));
+    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(139), __webpack_require__.e(57), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 46057));
+    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
     const kube = Kube.load(cfg.rollout.kubeconfig);
     // what a preview needs (its namespace made, the rollout in it, its post step), asked before anything is changed,
     // whether or not this push's namespace exists yet: every missing permission named (rollout/permissions.ts)
@@ -484,7 +484,7 @@ async function runCleanup(cfg, log, env = process.env) {
     if (cfg.comment && cfg.githubToken)
         commentRepository(env); // checked before anything is removed
     const removed = [];
-    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(466), __webpack_require__.e(275)]).then(__webpack_require__.bind(__webpack_require__, 75275));
+    const { Kube } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(404)]).then(__webpack_require__.bind(__webpack_require__, 57404));
     const kube = Kube.load(cfg.kubeconfig);
     const needs = { stage: 'cleanup', namespace, options: [] };
     await (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .preflight */ .Mz)(kube, (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .accessChecks */ .iz)(needs), (0,_rollout_permissions__WEBPACK_IMPORTED_MODULE_3__/* .rbacHint */ .Wy)(needs));
@@ -531,7 +531,7 @@ async function runCleanup(cfg, log, env = process.env) {
 
 /***/ }),
 
-/***/ 64139:
+/***/ 19158:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {

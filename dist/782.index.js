@@ -1,19 +1,19 @@
 "use strict";
-exports.id = 177;
-exports.ids = [177];
+exports.id = 782;
+exports.ids = [782];
 exports.modules = {
 
-/***/ 28177:
+/***/ 77782:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 __webpack_require__.r(__webpack_exports__);
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   runPipeline: () => (/* binding */ runPipeline)
 /* harmony export */ });
-/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(48534);
-/* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(94450);
-/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2566);
-/* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(82840);
+/* harmony import */ var _convert__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(5770);
+/* harmony import */ var _compile__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(15379);
+/* harmony import */ var _image__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(12534);
+/* harmony import */ var _smoke__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(38697);
 
 
 
@@ -50,7 +50,7 @@ async function runPipeline(cfg, log) {
     const smoke = await step('smoke', () => (0,_smoke__WEBPACK_IMPORTED_MODULE_3__/* .runSmoke */ .Lw)({ ...cfg.smoke, image: image.outputs.image }, log));
     if (!smoke.ok)
         return done(smoke, 'smoke');
-    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(466), __webpack_require__.e(787), __webpack_require__.e(618), __webpack_require__.e(139)]).then(__webpack_require__.bind(__webpack_require__, 36618));
+    const { runRollout } = await Promise.all(/* import() */[__webpack_require__.e(482), __webpack_require__.e(139), __webpack_require__.e(57), __webpack_require__.e(158)]).then(__webpack_require__.bind(__webpack_require__, 46057));
     const rollout = await step('rollout', () => runRollout({ ...cfg.rollout, image: image.outputs.image }, log));
     return done(rollout, 'rollout');
 }
