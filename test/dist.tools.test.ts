@@ -86,8 +86,17 @@ function bundledPackages(stats: Stats, out: string): string[] {
   };
   for (const c of stats.chunks) c.modules?.forEach(visit);
   const ort = path.join(REPO, 'node_modules/onnxruntime-node');
+  // @grpc/grpc-js reads its own .proto files at run time (channelz, ORCA load reports): ncc copies its proto/ folder
+  // as assets, at dist/proto/ and again at the top for the paths it resolves from there
+  const grpcJs = path.join(REPO, 'node_modules/@grpc/grpc-js');
   for (const f of filesUnder(out)) {
     if (/^[^/]+\.js$/.test(f) || f === 'licenses.txt') continue;
+    const grpcAsset = path.join(grpcJs, 'proto', f.replace(/^proto\//, ''));
+    if (/^(proto|xds|protoc-gen-validate)\//.test(f) && fs.existsSync(grpcAsset)) {
+      expect({ f, same: Buffer.compare(fs.readFileSync(path.join(out, f)), fs.readFileSync(grpcAsset)) }).toEqual({ f, same: 0 });
+      dirs.add(grpcJs);
+      continue;
+    }
     if (!f.startsWith('bin/')) throw new Error(`dist/${f}: which package is this from? (teach bundledPackages in test/dist.tools.test.ts)`);
     expect(Buffer.compare(fs.readFileSync(path.join(out, f)), fs.readFileSync(path.join(ort, f)))).toBe(0);
     dirs.add(ort);

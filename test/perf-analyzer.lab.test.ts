@@ -6,7 +6,6 @@ import { convertCaffe } from '../src/convert/converter';
 import { onnxInfo } from '../src/formats/onnxinfo';
 import { tritonConfig } from '../src/image/triton-config';
 import { ORACLE, tmpDir } from './helpers/caffe';
-import { closedPort } from './helpers/http';
 import { perfAnalyzerDescribe, PerfMeasurement, PerfRun, runPerfAnalyzer } from './helpers/perf-analyzer';
 import { RunningTriton, startTriton } from './helpers/triton-lab';
 
@@ -205,8 +204,8 @@ describeLab('perf_analyzer against modelship serve (from source)', () => {
   beforeAll(async () => {
     const model = path.join(tmpDir('perf-modelship-'), 'lenet.onnx');
     fs.writeFileSync(model, lenetOnnx());
-    grpcPort = await closedPort();
-    // `modelship serve` as its own process, as in the image (gRPC on a port of its own; /metrics on the serving port)
+    // `modelship serve` as its own process, as in the image (gRPC on a port of its own, any free one: a port found free
+    // and closed first can be taken by another file's server before this one binds it; /metrics on the serving port)
     const c = spawn(
       process.execPath,
       [
@@ -222,7 +221,7 @@ describeLab('perf_analyzer against modelship serve (from source)', () => {
         '--port',
         '0',
         '--grpc-port',
-        String(grpcPort),
+        '0',
         '--metrics-port',
         'off',
       ],
@@ -234,8 +233,11 @@ describeLab('perf_analyzer against modelship serve (from source)', () => {
       const t = setTimeout(() => reject(new Error(`modelship serve did not say where it listens: ${log.join('')}`)), 60_000);
       c.on('exit', (code) => reject(new Error(`modelship serve exited ${code}: ${log.join('')}`)));
       c.stderr.on('data', () => {
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log.join(''));
-        if (m) resolve((clearTimeout(t), m[1]));
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+).*; gRPC on :(\d+)/.exec(log.join(''));
+        if (m) {
+          grpcPort = Number(m[2]);
+          resolve((clearTimeout(t), m[1]));
+        }
       });
     });
   }, 120_000);
