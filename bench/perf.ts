@@ -1,7 +1,7 @@
 // Benchmark: perf_analyzer, the load tool Triton's users measure servers with (tritonclient 2.41.0's binary,
 // test/helpers/perf-analyzer.ts), on GoogLeNet (converted from the Caffe oracle's) on the CPU, batch-1 requests at
 // concurrency 1, 4 and 16, all in one run:
-//   npx tsx bench/perf.ts [model-dir] [--requests N] [--stability PCT] [--seconds S] [--no-triton]
+//   npx tsx bench/perf.ts [model-dir] [--lrn primitive|op] [--requests N] [--stability PCT] [--seconds S] [--no-triton]
 //   (needs scripts/test.sh's .venv-triton-client and .deb-cache; the Triton rows need lab/up.sh docker)
 // 1. modelship serve, from source in a process of its own (test/helpers/serve-main.ts), max batch 8, queue delay 2 ms,
 //    over HTTP (-i http) and gRPC (-i grpc)
@@ -22,6 +22,7 @@ import * as path from 'path';
 import * as net from 'net';
 import { spawn, ChildProcess } from 'child_process';
 import * as ort from 'onnxruntime-node';
+import { decomposeLrn } from '../src/compile/lrn';
 import { convertCaffe } from '../src/convert/converter';
 import { onnxInfo } from '../src/formats/onnxinfo';
 import { tritonConfig } from '../src/image/triton-config';
@@ -33,7 +34,7 @@ import { startTriton, RunningTriton } from '../test/helpers/triton-lab';
 
 const args = process.argv.slice(2);
 const flag = (name: string, def: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : def);
-const valued = new Set(['--requests', '--stability', '--seconds']);
+const valued = new Set(['--requests', '--stability', '--seconds', '--lrn']);
 const dir = path.resolve(
   args.find((a, i) => !a.startsWith('--') && !valued.has(args[i - 1])) ?? path.join(__dirname, '../../shared/caffe-oracle/models/bvlc_googlenet'),
 );
@@ -46,6 +47,9 @@ const REQUESTS = flag('--requests', 40);
 const STABILITY = flag('--stability', 50);
 const SECONDS = flag('--seconds', 8);
 const TRITON = !args.includes('--no-triton');
+// the model every side runs: LRN as compile's CPU artifact has it for GoogLeNet (lrn: auto chooses the primitive
+// form on the bundled ONNX Runtime: bench/lrn.ts), or as the converter writes it (--lrn op)
+const LRN = args.includes('--lrn') ? args[args.indexOf('--lrn') + 1] : 'primitive';
 const LEVELS = [1, 4, 16];
 const MAX_BATCH = 8;
 const QUEUE_DELAY_MS = 2;
@@ -191,12 +195,17 @@ function fastestOrtRow(batch: number): Omit<Row, 'server' | 'protocol' | 'concur
 async function main(): Promise<void> {
   const missing = perfAnalyzerMissing();
   if (missing) throw new Error(`perf_analyzer cannot run: ${missing}`);
-  const onnx = convertCaffe({
+  const converted = convertCaffe({
     prototxt: fs.readFileSync(path.join(dir, 'deploy.prototxt')),
     prototxtFile: 'deploy.prototxt',
     caffemodel: fs.readFileSync(path.join(dir, 'weights.caffemodel')),
     caffemodelFile: 'weights.caffemodel',
   }).onnx;
+  if (LRN !== 'op' && LRN !== 'primitive') throw new Error(`--lrn is op or primitive, not "${LRN}"`);
+  const onnx = LRN === 'primitive' ? decomposeLrn(converted).model : converted;
+  console.error(
+    `[bench] GoogLeNet with LRN as ${LRN === 'primitive' ? "primitive operators (compile's CPU artifact)" : "the ONNX op (the converter's output)"}`,
+  );
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-perf-'));
   process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
   const model = path.join(work, 'googlenet.onnx');
