@@ -461,8 +461,8 @@ export function responseTensors(
   });
 }
 
-/** BYTES binary form: per element a 4-byte little-endian length, then its (UTF-8) bytes. */
-function encodeBytesTensor(strings: string[]): Buffer {
+/** BYTES binary form (the binary extension's, and gRPC's raw contents): per element a 4-byte little-endian length, then its (UTF-8) bytes. */
+export function encodeBytesTensor(strings: string[]): Buffer {
   const parts = strings.map((s) => Buffer.from(s, 'utf8'));
   const out = Buffer.allocUnsafe(parts.reduce((a, p) => a + 4 + p.length, 0));
   let at = 0;

@@ -16,6 +16,27 @@ import { modelConfig, repositoryIndex } from './model-config';
 /** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
 export const OFFLOAD_JSON_BYTES = 64 * 1024;
 
+/** GET /v2 and gRPC's ServerMetadata: the server, and the protocol extensions it serves. */
+export function serverMetadata(): { name: string; version: string; extensions: string[] } {
+  return { name: 'modelship', version: VERSION, extensions: ['binary_tensor_data', 'classification', 'detection', 'model_configuration', 'statistics'] };
+}
+
+/**
+ * The model's metadata as both doors answer it (GET /v2/models/{m}, gRPC's ModelMetadata): its name, version,
+ * platform and tensors, a symbolic dim as -1. HTTP's answer adds `parameters`, which ModelMetadataResponse has no
+ * field for.
+ */
+export function modelMetadata(model: Pick<ServedModel, 'name' | 'version' | 'sig'>) {
+  const dims = (shape: (number | string)[]) => shape.map((d) => (typeof d === 'number' ? d : -1));
+  return {
+    name: model.name,
+    versions: [model.version],
+    platform: 'onnxruntime_onnx',
+    inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
+    outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
+  };
+}
+
 /** A request to an endpoint: what it asks, where to answer, its URL. */
 export interface Call {
   req: http.IncomingMessage;
@@ -68,11 +89,7 @@ export class Endpoints {
   }
 
   serverMetadata({ res }: Call): number {
-    this.send(res, 200, {
-      name: 'modelship',
-      version: VERSION,
-      extensions: ['binary_tensor_data', 'classification', 'detection', 'model_configuration', 'statistics'],
-    });
+    this.send(res, 200, serverMetadata());
     return 200;
   }
 
@@ -112,13 +129,8 @@ export class Endpoints {
   modelMetadata({ res }: Call): number {
     const { model, opts } = this.ctx;
     const { provider, fallbackReason } = model.engine;
-    const dims = (shape: (number | string)[]) => shape.map((d) => (typeof d === 'number' ? d : -1));
     this.send(res, 200, {
-      name: model.name,
-      versions: [model.version],
-      platform: 'onnxruntime_onnx',
-      inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
-      outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
+      ...modelMetadata(model),
       parameters: {
         execution_provider: provider,
         requested_provider: opts.provider.requested,

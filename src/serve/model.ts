@@ -31,6 +31,11 @@ export interface ServedModel {
   statistics: InferenceStatistics;
 }
 
+/** Why a request for model `wanted` (version `version`, when it names one) is 404 here: what is served instead. */
+export function notServed(served: Pick<ServedModel, 'name' | 'version'>, wanted: string, version?: string): string {
+  return `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})`;
+}
+
 /** The model file, decrypted when it is encrypted, and what it declares. */
 export function readModel(opts: Pick<ServeOptions, 'modelPath' | 'modelKey'>): { bytes: Uint8Array; sig: OnnxInfo } {
   let bytes: Uint8Array = readFileChecked(opts.modelPath, `the model (--${SERVE_SETTINGS.model.flag}, ${SERVE_SETTINGS.model.env})`);

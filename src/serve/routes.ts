@@ -1,8 +1,9 @@
 import type * as http from 'http';
 import { ProtocolError } from '../protocol/kserve';
-import { bearerMatches, FailedAuthLimiter } from './auth';
+import { checkApiKey, FailedAuthLimiter } from './auth';
 import { Call, Endpoints } from './endpoints';
 import { Lifecycle } from './lifecycle';
+import { notServed } from './model';
 
 /** One endpoint of the server: which requests reach it, and what is checked before it answers. */
 export interface Route {
@@ -116,12 +117,7 @@ export class Router {
       const wanted = decodePath(model);
       // counted on the route asked for (an infer on another model is an infer answered 404)
       if (wanted !== served.name || (version !== undefined && version !== served.version))
-        return [
-          route.name,
-          send(404, {
-            error: `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})`,
-          }),
-        ];
+        return [route.name, send(404, { error: notServed(served, wanted, version) })];
     }
     if (route.methods && !route.methods.includes(method))
       return [route.name, send(405, { error: `${route.name} needs ${route.methods.join(' or ')}` }, { allow: route.methods.join(', ') })];
@@ -132,13 +128,16 @@ export class Router {
   /** The status of an answer refusing the API key (429 after too many failures, 401), or undefined: it may pass. */
   private refusal(req: http.IncomingMessage, send: Reply): number | undefined {
     const { apiKey, authFailures } = this.options;
-    if (!apiKey) return undefined;
     const addr = req.socket.remoteAddress ?? 'unknown';
-    const wait = authFailures.blockedFor(addr);
-    if (wait > 0) return send(429, { error: `too many failed API-key attempts from ${addr}; try again in ${wait} s` }, { 'retry-after': wait });
-    if (bearerMatches(req.headers.authorization, apiKey)) return undefined;
-    authFailures.fail(addr);
-    return send(401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
+    const refusal = checkApiKey(apiKey, req.headers.authorization, addr, authFailures);
+    if (refusal?.status === 429)
+      return send(
+        429,
+        { error: `too many failed API-key attempts from ${addr}; try again in ${refusal.retryAfterS} s` },
+        { 'retry-after': refusal.retryAfterS },
+      );
+    if (refusal) return send(401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
+    return undefined;
   }
 }
 

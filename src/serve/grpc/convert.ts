@@ -1,4 +1,4 @@
-import { encodeInferResponse, jsonNumberArray, ProtocolError, RequestedOutput, responseTensors, ResponseTensor } from '../../protocol/kserve';
+import { encodeBytesTensor, jsonNumberArray, ProtocolError, RequestedOutput, responseTensors, ResponseTensor } from '../../protocol/kserve';
 import { InferResults } from '../inference';
 
 /**
@@ -139,10 +139,7 @@ export function requestBody(msg: ModelInferRequest): { body: Buffer; headerLengt
 
 /** The raw bytes of a response tensor, as Triton sends them: FP32 little-endian; BYTES each a 4-byte length, then its bytes. */
 function rawContents(t: ResponseTensor): Buffer {
-  if (t.datatype !== 'BYTES') return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  // the binary extension's form of a BYTES tensor is the same: the one tensor's bytes follow the JSON part
-  const enc = encodeInferResponse('', '', undefined, [{ ...t, binary: true }]);
-  return enc.body.subarray(enc.headerLength);
+  return t.datatype === 'BYTES' ? encodeBytesTensor(t.data) : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
 /**

@@ -1,17 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { inferenceService } from '../../protocol/grpc';
 import { parseInferRequest, ProtocolError } from '../../protocol/kserve';
-import { VERSION } from '../../version';
 import { checkApiKey, FailedAuthLimiter } from '../auth';
 import { DynamicBatcher } from '../batcher';
-import { OFFLOAD_JSON_BYTES } from '../endpoints';
+import { modelMetadata, OFFLOAD_JSON_BYTES, serverMetadata } from '../endpoints';
 import { errorAnswer, Overloaded } from '../errors';
 import { runInference } from '../inference';
 import { Lifecycle } from '../lifecycle';
 import { ByteBudget } from '../memory';
 import { ServerMetrics } from '../metrics';
-import { ServedModel } from '../model';
-import { modelConfig } from '../model-config';
+import { notServed, ServedModel } from '../model';
+import { modelConfig, repositoryIndex } from '../model-config';
 import type { ServeOptions } from '../options';
 import { inferResponse, ModelInferRequest, ModelInferResponse, requestBody } from './convert';
 import { httpStatusOf } from './status';
@@ -148,16 +147,8 @@ export class GrpcDoor {
         route: 'ready',
         handle: (r: { name?: string; version?: string }) => (this.servedModel(r.name, r.version), { ready: lifecycle.ready }),
       },
-      ServerMetadata: {
-        route: 'metadata',
-        // (HTTP's list: the test compares the two answers)
-        handle: () => ({
-          name: 'modelship',
-          version: VERSION,
-          extensions: ['binary_tensor_data', 'classification', 'detection', 'model_configuration', 'statistics'],
-        }),
-      },
-      ModelMetadata: { route: 'metadata', handle: (r: { name?: string; version?: string }) => (this.servedModel(r.name, r.version), this.modelMetadata()) },
+      ServerMetadata: { route: 'metadata', handle: () => serverMetadata() },
+      ModelMetadata: { route: 'metadata', handle: (r: { name?: string; version?: string }) => (this.servedModel(r.name, r.version), modelMetadata(model)) },
       ModelInfer: { route: 'infer', refusedWhileClosing: true, holdsBytes: true, handle: (r: ModelInferRequest) => this.infer(r) },
       // Triton's model-configuration and statistics extensions, the same objects as HTTP's (model_config.proto's names)
       ModelConfig: {
@@ -179,11 +170,7 @@ export class GrpcDoor {
       // the reason once its inference thread has died (then none, when only ready ones are asked for), as HTTP's
       RepositoryIndex: {
         route: 'repository',
-        handle: (r: { ready?: boolean }) => {
-          const { broken } = lifecycle;
-          if (r.ready && broken) return { models: [] };
-          return { models: [{ name: model.name, version: model.version, state: broken ? 'UNAVAILABLE' : 'READY', ...(broken ? { reason: broken } : {}) }] };
-        },
+        handle: (r: { ready?: boolean }) => ({ models: repositoryIndex(model, lifecycle.broken, r.ready === true) }),
       },
       RepositoryModelLoad: modelControl,
       RepositoryModelUnload: modelControl,
@@ -201,24 +188,7 @@ export class GrpcDoor {
   /** The served model, when `name` and `version` (empty: any) name it; else NOT_FOUND (HTTP's 404, in its words). */
   private servedModel(name: string | undefined, version: string | undefined): void {
     const { model } = this.ctx;
-    if (name !== model.name || (version && version !== model.version))
-      throw new ProtocolError(
-        404,
-        `model "${name ?? ''}"${version ? ` version ${version}` : ''} is not served here (serving "${model.name}" version ${model.version})`,
-      );
-  }
-
-  /** What HTTP's GET /v2/models/{model} says, less its parameters (ModelMetadataResponse has no such field). */
-  private modelMetadata() {
-    const { model } = this.ctx;
-    const dims = (shape: (number | string)[]) => shape.map((d) => (typeof d === 'number' ? d : -1));
-    return {
-      name: model.name,
-      versions: [model.version],
-      platform: 'onnxruntime_onnx',
-      inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
-      outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
-    };
+    if (name !== model.name || (version && version !== model.version)) throw new ProtocolError(404, notServed(model, name ?? '', version));
   }
 
   private async infer(msg: ModelInferRequest): Promise<ModelInferResponse> {
