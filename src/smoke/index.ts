@@ -99,6 +99,9 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     ...(cfg.modelKey ? { [SERVE_SETTINGS.modelKey.env]: cfg.modelKey } : {}),
   };
   const docker = (args: string[], onLine?: (l: string) => void) => runProcess('docker', args, { env: dockerEnv, onLine });
+  /** the host port `docker run -p 127.0.0.1::<port>` published for the container's `port`, or undefined */
+  const publishedPort = async (container: string, port: number) =>
+    (await docker(['port', container, `${port}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop() || undefined;
   let started = false;
   const cleanup = async () => {
     if (started) {
@@ -142,7 +145,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     const run = await docker(plan.run);
     if (run.code !== 0) throw new ModelshipError('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
     started = true;
-    const port = (await docker(['port', name, `${SERVING_PORT}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+    const port = await publishedPort(name, SERVING_PORT);
     if (!port) {
       // a container that has already exited (a model it cannot load, a wrong key) has no port mapping left: say so
       const running = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
@@ -172,7 +175,7 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
     // over gRPC: the same server on its gRPC port must say it is ready too (ServerReady), within what is left
     let target: GoldenTarget = t;
     if (cfg.protocol === 'grpc') {
-      const grpcPort = (await docker(['port', name, `${GRPC_PORT}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+      const grpcPort = await publishedPort(name, GRPC_PORT);
       if (!grpcPort) throw new ModelshipError('io', `the container published no gRPC port (${GRPC_PORT})`);
       grpcClient = new KServeGrpcClient(`127.0.0.1:${grpcPort}`, { headers: auth });
       target = grpcClient;
