@@ -55084,6 +55084,7 @@ function decodeOutputs(r) {
 /* harmony export */   bd: () => (/* binding */ ProtocolError),
 /* harmony export */   lA: () => (/* binding */ parseInferRequest),
 /* harmony export */   mJ: () => (/* binding */ decodeInferResponse),
+/* harmony export */   pR: () => (/* binding */ encodeBytesTensor),
 /* harmony export */   ru: () => (/* binding */ jsonNumberArray)
 /* harmony export */ });
 /* unused harmony export parseJson */
@@ -55525,7 +55526,7 @@ function responseTensors(results, requested, binaryDefault, labels, opts = {}) {
         return { name: o.name, datatype: 'BYTES', shape: batched ? [items, k] : [k], data: (0,_classification__WEBPACK_IMPORTED_MODULE_0__/* .classificationStrings */ .hi)(r.data, items, classes, k, labels), binary };
     });
 }
-/** BYTES binary form: per element a 4-byte little-endian length, then its (UTF-8) bytes. */
+/** BYTES binary form (the binary extension's, and gRPC's raw contents): per element a 4-byte little-endian length, then its (UTF-8) bytes. */
 function encodeBytesTensor(strings) {
     const parts = strings.map((s) => Buffer.from(s, 'utf8'));
     const out = Buffer.allocUnsafe(parts.reduce((a, p) => a + 4 + p.length, 0));
@@ -58760,6 +58761,25 @@ function repositoryIndex(model, broken, readyOnly = false) {
 
 /** JSON parts larger than this are decoded on a decode thread (smaller ones take well under a millisecond) */
 const OFFLOAD_JSON_BYTES = 64 * 1024;
+/** GET /v2 and gRPC's ServerMetadata: the server, and the protocol extensions it serves. */
+function serverMetadata() {
+    return { name: 'modelship', version: version/* VERSION */.x, extensions: ['binary_tensor_data', 'classification', 'detection', 'model_configuration', 'statistics'] };
+}
+/**
+ * The model's metadata as both doors answer it (GET /v2/models/{m}, gRPC's ModelMetadata): its name, version,
+ * platform and tensors, a symbolic dim as -1. HTTP's answer adds `parameters`, which ModelMetadataResponse has no
+ * field for.
+ */
+function modelMetadata(model) {
+    const dims = (shape) => shape.map((d) => (typeof d === 'number' ? d : -1));
+    return {
+        name: model.name,
+        versions: [model.version],
+        platform: 'onnxruntime_onnx',
+        inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
+        outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
+    };
+}
 /**
  * The server's endpoints, each answering one call and returning its status: health, metadata, metrics, the model's
  * inference (KServe v2 /infer, and the classification and detection extensions /classify and /detect), and Triton's
@@ -58791,11 +58811,7 @@ class Endpoints {
         return 200;
     }
     serverMetadata({ res }) {
-        this.send(res, 200, {
-            name: 'modelship',
-            version: version/* VERSION */.x,
-            extensions: ['binary_tensor_data', 'classification', 'detection', 'model_configuration', 'statistics'],
-        });
+        this.send(res, 200, serverMetadata());
         return 200;
     }
     /** Triton's model-configuration extension: the configuration Triton would report for the model (model-config.ts). */
@@ -58834,13 +58850,8 @@ class Endpoints {
     modelMetadata({ res }) {
         const { model, opts } = this.ctx;
         const { provider, fallbackReason } = model.engine;
-        const dims = (shape) => shape.map((d) => (typeof d === 'number' ? d : -1));
         this.send(res, 200, {
-            name: model.name,
-            versions: [model.version],
-            platform: 'onnxruntime_onnx',
-            inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
-            outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
+            ...modelMetadata(model),
             parameters: {
                 execution_provider: provider,
                 requested_provider: opts.provider.requested,
@@ -58929,6 +58940,218 @@ class Endpoints {
 
 // EXTERNAL MODULE: ./src/protocol/grpc.ts + 1 modules
 var grpc = __nccwpck_require__(51955);
+;// CONCATENATED MODULE: ./src/serve/batcher.ts
+
+
+class DynamicBatcher {
+    run;
+    maxBatchSize;
+    maxQueueDelayMs;
+    onBatch;
+    idleFlush;
+    statistics;
+    queue = [];
+    queued = 0;
+    timer;
+    running = false;
+    stats = { batches: 0, items: 0 };
+    constructor(run, maxBatchSize, maxQueueDelayMs, onBatch = () => undefined, idleFlush = true, 
+    /** where each batch run and each request answered (or failed) is counted: the model's, read by GET .../stats */
+    statistics) {
+        this.run = run;
+        this.maxBatchSize = maxBatchSize;
+        this.maxQueueDelayMs = maxQueueDelayMs;
+        this.onBatch = onBatch;
+        this.idleFlush = idleFlush;
+        this.statistics = statistics;
+    }
+    /**
+     * Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. `began`:
+     * when the request was taken (before its checks), from which its duration in the statistics runs.
+     */
+    submit(data, items, began = now()) {
+        return new Promise((resolve, reject) => {
+            this.queue.push({ data, items, began, queued: now(), resolve, reject });
+            this.queued += items;
+            // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
+            // under load they are (requests that arrive during a run form the next batch without any timer)
+            const idle = this.idleFlush && !this.running && this.queue.length === 1;
+            if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0 || idle)
+                this.flushSoon(0);
+            else if (!this.timer)
+                this.flushSoon(this.maxQueueDelayMs);
+        });
+    }
+    flushSoon(delay) {
+        this.cancelTimer();
+        const go = () => {
+            this.timer = undefined;
+            void this.flush();
+        };
+        // setTimeout(0) waits at least 1 ms in Node; an immediate flush should not
+        this.timer = delay <= 0 ? { immediate: setImmediate(go) } : { timeout: setTimeout(go, delay) };
+    }
+    cancelTimer() {
+        if (this.timer && 'timeout' in this.timer)
+            clearTimeout(this.timer.timeout);
+        else if (this.timer)
+            clearImmediate(this.timer.immediate);
+        this.timer = undefined;
+    }
+    async flush() {
+        if (this.running || this.queue.length === 0)
+            return;
+        // take requests up to maxBatchSize items (a single larger request runs alone)
+        const batch = [];
+        let items = 0;
+        while (this.queue.length && (batch.length === 0 || items + this.queue[0].items <= this.maxBatchSize)) {
+            const p = this.queue.shift();
+            batch.push(p);
+            items += p.items;
+        }
+        this.queued -= items;
+        this.running = true;
+        const start = now();
+        try {
+            const per = batch[0].data.length / batch[0].items;
+            const input = batch.length === 1 ? batch[0].data : new Float32Array(items * per);
+            if (batch.length > 1) {
+                let o = 0;
+                for (const p of batch) {
+                    input.set(p.data, o);
+                    o += p.data.length;
+                }
+            }
+            this.stats.batches++;
+            this.stats.items += items;
+            this.onBatch(items);
+            const inputDone = now();
+            const out = await this.run(input, items);
+            const inferDone = now();
+            const parts = [];
+            let first = 0;
+            for (const p of batch) {
+                const mine = {};
+                for (const [name, o] of Object.entries(out)) {
+                    if (o.detections) {
+                        const rows = (0,protocol_detections/* splitDetectionTable */.WZ)(o.data, first, p.items);
+                        mine[name] = { data: rows, itemShape: [1, rows.length / 7, 7], detections: true, shape: [1, 1, rows.length / 7, 7] };
+                        continue;
+                    }
+                    const size = o.data.length / items;
+                    mine[name] = { data: o.data.slice(first * size, (first + p.items) * size), itemShape: o.itemShape };
+                }
+                first += p.items;
+                parts.push(mine);
+            }
+            // counted before any request hears its answer: a client that reads the statistics next finds itself there
+            this.statistics?.executed(items, batch, { start, inputDone, inferDone, end: now() });
+            batch.forEach((p, i) => p.resolve(parts[i]));
+        }
+        catch (e) {
+            for (const p of batch) {
+                this.statistics?.failed(p.began);
+                p.reject(e);
+            }
+        }
+        finally {
+            this.running = false;
+            // whatever queued during the run has waited long enough
+            if (this.queue.length)
+                this.flushSoon(0);
+        }
+    }
+    /** Requests waiting or running. */
+    get busy() {
+        return this.running || this.queue.length > 0;
+    }
+}
+
+// EXTERNAL MODULE: ./src/protocol/model-crypto.ts
+var model_crypto = __nccwpck_require__(28051);
+// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(4861);
+// EXTERNAL MODULE: ./src/serve/threads.ts
+var serve_threads = __nccwpck_require__(52754);
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(32141);
+// EXTERNAL MODULE: ./src/protocol/serve-settings.ts
+var serve_settings = __nccwpck_require__(10941);
+;// CONCATENATED MODULE: ./src/serve/model.ts
+
+
+
+
+
+
+
+
+
+
+
+/** Why a request for model `wanted` (version `version`, when it names one) is 404 here: what is served instead. */
+function notServed(served, wanted, version) {
+    return `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})`;
+}
+/** The model file, decrypted when it is encrypted, and what it declares. */
+function readModel(opts) {
+    let bytes = (0,fsx/* readFileChecked */.WM)(opts.modelPath, `the model (--${serve_settings/* SERVE_SETTINGS */._O.model.flag}, ${serve_settings/* SERVE_SETTINGS */._O.model.env})`);
+    if ((0,model_crypto/* isEncrypted */.ph)(bytes))
+        bytes = (0,model_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
+    const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
+    if (sig.inputs.length === 0)
+        throw new errors/* ModelshipError */.W7('input', 'the model has no inputs', { file: opts.modelPath });
+    return { bytes, sig };
+}
+/** Start the model's session on an inference thread (`bytes` are moved there); `onCrash` hears of its death. */
+async function startModel(bytes, sig, opts, onCrash) {
+    // onnxruntime's own default sizes its pool from the host, not from the container's quota (on a 2-vCPU VM it
+    // ran GoogLeNet at 1.6x the latency of an explicit 2), so the thread count is always set
+    const budget = cpuBudget();
+    const threads = opts.intraOpThreads > 0 ? opts.intraOpThreads : budget.cpus;
+    // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
+    const engine = await serve_threads/* InferenceThread */.qg.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), onCrash);
+    const decoders = new serve_threads/* DecodeThreads */.yM(opts.decodeThreads);
+    const { provider, fallbackReason } = engine;
+    if (fallbackReason)
+        opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
+    opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}`);
+    // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
+    const detectionOutputs = (0,protocol_detections/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
+    return {
+        name: opts.modelName,
+        version: opts.modelVersion,
+        sig,
+        engine,
+        decoders,
+        threads,
+        detectionOutputs,
+        maxBatchSize: servedMaxBatchSize(sig, detectionOutputs, opts.maxBatchSize),
+        statistics: new InferenceStatistics(opts.modelName, opts.modelVersion),
+    };
+}
+/** Dynamic batching of the model's first input: concurrent requests run as one batch, split back per request. */
+function modelBatcher(model, opts, onBatch) {
+    const input0 = model.sig.inputs[0];
+    const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
+    const isDetection = new Set(model.detectionOutputs);
+    return new DynamicBatcher(async (input, items) => {
+        const res = await model.engine.run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
+        const out = {};
+        for (const [k, v] of Object.entries(res)) {
+            if (isDetection.has(k)) {
+                out[k] = { data: v.data, itemShape: v.shape.slice(1), detections: true };
+                continue;
+            }
+            // an output that is not batch-first cannot be split by item: refuse rather than hand out wrong slices
+            if (v.shape[0] !== items)
+                throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${protocol_detections/* DETECTION_OUTPUTS_KEY */.B} metadata)`);
+            out[k] = { data: v.data, itemShape: v.shape.slice(1) };
+        }
+        return out;
+    }, opts.maxBatchSize, opts.maxQueueDelayMs, onBatch, opts.idleFlush, model.statistics);
+}
+
 ;// CONCATENATED MODULE: ./src/serve/grpc/convert.ts
 
 /** A parameter map's values by key. */
@@ -59016,11 +59239,7 @@ function requestBody(msg) {
 }
 /** The raw bytes of a response tensor, as Triton sends them: FP32 little-endian; BYTES each a 4-byte length, then its bytes. */
 function rawContents(t) {
-    if (t.datatype !== 'BYTES')
-        return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    // the binary extension's form of a BYTES tensor is the same: the one tensor's bytes follow the JSON part
-    const enc = (0,kserve/* encodeInferResponse */.Ue)('', '', undefined, [{ ...t, binary: true }]);
-    return enc.body.subarray(enc.headerLength);
+    return t.datatype === 'BYTES' ? (0,kserve/* encodeBytesTensor */.pR)(t.data) : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 /**
  * The model's results as a ModelInferResponse: the requested outputs (all, in the model's order, when none are
@@ -59138,16 +59357,8 @@ class GrpcDoor {
                 route: 'ready',
                 handle: (r) => (this.servedModel(r.name, r.version), { ready: lifecycle.ready }),
             },
-            ServerMetadata: {
-                route: 'metadata',
-                // (HTTP's list: the test compares the two answers)
-                handle: () => ({
-                    name: 'modelship',
-                    version: version/* VERSION */.x,
-                    extensions: ['binary_tensor_data', 'classification', 'detection', 'model_configuration', 'statistics'],
-                }),
-            },
-            ModelMetadata: { route: 'metadata', handle: (r) => (this.servedModel(r.name, r.version), this.modelMetadata()) },
+            ServerMetadata: { route: 'metadata', handle: () => serverMetadata() },
+            ModelMetadata: { route: 'metadata', handle: (r) => (this.servedModel(r.name, r.version), modelMetadata(model)) },
             ModelInfer: { route: 'infer', refusedWhileClosing: true, holdsBytes: true, handle: (r) => this.infer(r) },
             // Triton's model-configuration and statistics extensions, the same objects as HTTP's (model_config.proto's names)
             ModelConfig: {
@@ -59170,12 +59381,7 @@ class GrpcDoor {
             // the reason once its inference thread has died (then none, when only ready ones are asked for), as HTTP's
             RepositoryIndex: {
                 route: 'repository',
-                handle: (r) => {
-                    const { broken } = lifecycle;
-                    if (r.ready && broken)
-                        return { models: [] };
-                    return { models: [{ name: model.name, version: model.version, state: broken ? 'UNAVAILABLE' : 'READY', ...(broken ? { reason: broken } : {}) }] };
-                },
+                handle: (r) => ({ models: repositoryIndex(model, lifecycle.broken, r.ready === true) }),
             },
             RepositoryModelLoad: modelControl,
             RepositoryModelUnload: modelControl,
@@ -59193,19 +59399,7 @@ class GrpcDoor {
     servedModel(name, version) {
         const { model } = this.ctx;
         if (name !== model.name || (version && version !== model.version))
-            throw new kserve/* ProtocolError */.bd(404, `model "${name ?? ''}"${version ? ` version ${version}` : ''} is not served here (serving "${model.name}" version ${model.version})`);
-    }
-    /** What HTTP's GET /v2/models/{model} says, less its parameters (ModelMetadataResponse has no such field). */
-    modelMetadata() {
-        const { model } = this.ctx;
-        const dims = (shape) => shape.map((d) => (typeof d === 'number' ? d : -1));
-        return {
-            name: model.name,
-            versions: [model.version],
-            platform: 'onnxruntime_onnx',
-            inputs: model.sig.inputs.map((i) => ({ name: i.name, datatype: 'FP32', shape: dims(i.shape) })),
-            outputs: model.sig.outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: dims(o.shape) })),
-        };
+            throw new kserve/* ProtocolError */.bd(404, notServed(model, name ?? '', version));
     }
     async infer(msg) {
         const { model, batcher, opts } = this.ctx;
@@ -59497,215 +59691,8 @@ class ServerMetrics {
     }
 }
 
-;// CONCATENATED MODULE: ./src/serve/batcher.ts
-
-
-class DynamicBatcher {
-    run;
-    maxBatchSize;
-    maxQueueDelayMs;
-    onBatch;
-    idleFlush;
-    statistics;
-    queue = [];
-    queued = 0;
-    timer;
-    running = false;
-    stats = { batches: 0, items: 0 };
-    constructor(run, maxBatchSize, maxQueueDelayMs, onBatch = () => undefined, idleFlush = true, 
-    /** where each batch run and each request answered (or failed) is counted: the model's, read by GET .../stats */
-    statistics) {
-        this.run = run;
-        this.maxBatchSize = maxBatchSize;
-        this.maxQueueDelayMs = maxQueueDelayMs;
-        this.onBatch = onBatch;
-        this.idleFlush = idleFlush;
-        this.statistics = statistics;
-    }
-    /**
-     * Queue `items` batch items (their values concatenated in `data`); resolves with this request's outputs. `began`:
-     * when the request was taken (before its checks), from which its duration in the statistics runs.
-     */
-    submit(data, items, began = now()) {
-        return new Promise((resolve, reject) => {
-            this.queue.push({ data, items, began, queued: now(), resolve, reject });
-            this.queued += items;
-            // an idle server runs a lone request at once: waiting the queue delay only pays when others are coming, and
-            // under load they are (requests that arrive during a run form the next batch without any timer)
-            const idle = this.idleFlush && !this.running && this.queue.length === 1;
-            if (this.queued >= this.maxBatchSize || this.maxQueueDelayMs <= 0 || idle)
-                this.flushSoon(0);
-            else if (!this.timer)
-                this.flushSoon(this.maxQueueDelayMs);
-        });
-    }
-    flushSoon(delay) {
-        this.cancelTimer();
-        const go = () => {
-            this.timer = undefined;
-            void this.flush();
-        };
-        // setTimeout(0) waits at least 1 ms in Node; an immediate flush should not
-        this.timer = delay <= 0 ? { immediate: setImmediate(go) } : { timeout: setTimeout(go, delay) };
-    }
-    cancelTimer() {
-        if (this.timer && 'timeout' in this.timer)
-            clearTimeout(this.timer.timeout);
-        else if (this.timer)
-            clearImmediate(this.timer.immediate);
-        this.timer = undefined;
-    }
-    async flush() {
-        if (this.running || this.queue.length === 0)
-            return;
-        // take requests up to maxBatchSize items (a single larger request runs alone)
-        const batch = [];
-        let items = 0;
-        while (this.queue.length && (batch.length === 0 || items + this.queue[0].items <= this.maxBatchSize)) {
-            const p = this.queue.shift();
-            batch.push(p);
-            items += p.items;
-        }
-        this.queued -= items;
-        this.running = true;
-        const start = now();
-        try {
-            const per = batch[0].data.length / batch[0].items;
-            const input = batch.length === 1 ? batch[0].data : new Float32Array(items * per);
-            if (batch.length > 1) {
-                let o = 0;
-                for (const p of batch) {
-                    input.set(p.data, o);
-                    o += p.data.length;
-                }
-            }
-            this.stats.batches++;
-            this.stats.items += items;
-            this.onBatch(items);
-            const inputDone = now();
-            const out = await this.run(input, items);
-            const inferDone = now();
-            const parts = [];
-            let first = 0;
-            for (const p of batch) {
-                const mine = {};
-                for (const [name, o] of Object.entries(out)) {
-                    if (o.detections) {
-                        const rows = (0,protocol_detections/* splitDetectionTable */.WZ)(o.data, first, p.items);
-                        mine[name] = { data: rows, itemShape: [1, rows.length / 7, 7], detections: true, shape: [1, 1, rows.length / 7, 7] };
-                        continue;
-                    }
-                    const size = o.data.length / items;
-                    mine[name] = { data: o.data.slice(first * size, (first + p.items) * size), itemShape: o.itemShape };
-                }
-                first += p.items;
-                parts.push(mine);
-            }
-            // counted before any request hears its answer: a client that reads the statistics next finds itself there
-            this.statistics?.executed(items, batch, { start, inputDone, inferDone, end: now() });
-            batch.forEach((p, i) => p.resolve(parts[i]));
-        }
-        catch (e) {
-            for (const p of batch) {
-                this.statistics?.failed(p.began);
-                p.reject(e);
-            }
-        }
-        finally {
-            this.running = false;
-            // whatever queued during the run has waited long enough
-            if (this.queue.length)
-                this.flushSoon(0);
-        }
-    }
-    /** Requests waiting or running. */
-    get busy() {
-        return this.running || this.queue.length > 0;
-    }
-}
-
-// EXTERNAL MODULE: ./src/protocol/model-crypto.ts
-var model_crypto = __nccwpck_require__(28051);
-// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(4861);
-// EXTERNAL MODULE: ./src/serve/threads.ts
-var serve_threads = __nccwpck_require__(52754);
-// EXTERNAL MODULE: ./src/util/fsx.ts
-var fsx = __nccwpck_require__(32141);
-// EXTERNAL MODULE: ./src/protocol/serve-settings.ts
-var serve_settings = __nccwpck_require__(10941);
-;// CONCATENATED MODULE: ./src/serve/model.ts
-
-
-
-
-
-
-
-
-
-
-
-/** The model file, decrypted when it is encrypted, and what it declares. */
-function readModel(opts) {
-    let bytes = (0,fsx/* readFileChecked */.WM)(opts.modelPath, `the model (--${serve_settings/* SERVE_SETTINGS */._O.model.flag}, ${serve_settings/* SERVE_SETTINGS */._O.model.env})`);
-    if ((0,model_crypto/* isEncrypted */.ph)(bytes))
-        bytes = (0,model_crypto/* decryptModel */.hD)(bytes, opts.modelKey, opts.modelPath);
-    const sig = (0,onnxinfo/* onnxInfo */.e)(bytes, opts.modelPath);
-    if (sig.inputs.length === 0)
-        throw new errors/* ModelshipError */.W7('input', 'the model has no inputs', { file: opts.modelPath });
-    return { bytes, sig };
-}
-/** Start the model's session on an inference thread (`bytes` are moved there); `onCrash` hears of its death. */
-async function startModel(bytes, sig, opts, onCrash) {
-    // onnxruntime's own default sizes its pool from the host, not from the container's quota (on a 2-vCPU VM it
-    // ran GoogLeNet at 1.6x the latency of an explicit 2), so the thread count is always set
-    const budget = cpuBudget();
-    const threads = opts.intraOpThreads > 0 ? opts.intraOpThreads : budget.cpus;
-    // the session lives on its own thread: onnxruntime-node's session.run blocks the thread that calls it
-    const engine = await serve_threads/* InferenceThread */.qg.start(bytes, threads, opts.provider, sig.outputs.map((o) => o.name), onCrash);
-    const decoders = new serve_threads/* DecodeThreads */.yM(opts.decodeThreads);
-    const { provider, fallbackReason } = engine;
-    if (fallbackReason)
-        opts.log(`CUDA execution provider unavailable: ${fallbackReason}; serving on the CPU, as ${opts.provider.requested} allows`);
-    opts.log(`model ${opts.modelName} v${opts.modelVersion} loaded from ${opts.modelPath} on ${provider} with ${threads} intra-op thread${threads === 1 ? '' : 's'} (${opts.intraOpThreads > 0 ? 'configured' : budget.source}) on an inference thread; inputs ${sig.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`).join(' ')}`);
-    // detection tables (SSD's DetectionOutput) are one table for the whole batch, not batch-first: split by image_id
-    const detectionOutputs = (0,protocol_detections/* detectionOutputNames */.Rr)(sig.metadata, sig.outputs.map((o) => o.name));
-    return {
-        name: opts.modelName,
-        version: opts.modelVersion,
-        sig,
-        engine,
-        decoders,
-        threads,
-        detectionOutputs,
-        maxBatchSize: servedMaxBatchSize(sig, detectionOutputs, opts.maxBatchSize),
-        statistics: new InferenceStatistics(opts.modelName, opts.modelVersion),
-    };
-}
-/** Dynamic batching of the model's first input: concurrent requests run as one batch, split back per request. */
-function modelBatcher(model, opts, onBatch) {
-    const input0 = model.sig.inputs[0];
-    const itemShape = input0.shape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
-    const isDetection = new Set(model.detectionOutputs);
-    return new DynamicBatcher(async (input, items) => {
-        const res = await model.engine.run({ [input0.name]: { data: input, shape: [items, ...itemShape] } });
-        const out = {};
-        for (const [k, v] of Object.entries(res)) {
-            if (isDetection.has(k)) {
-                out[k] = { data: v.data, itemShape: v.shape.slice(1), detections: true };
-                continue;
-            }
-            // an output that is not batch-first cannot be split by item: refuse rather than hand out wrong slices
-            if (v.shape[0] !== items)
-                throw new Error(`output "${k}" has shape [${v.shape.join(', ')}] for a batch of ${items}: its first dimension is not the batch, so the server cannot split it per request (a detection table must be listed in the model's ${protocol_detections/* DETECTION_OUTPUTS_KEY */.B} metadata)`);
-            out[k] = { data: v.data, itemShape: v.shape.slice(1) };
-        }
-        return out;
-    }, opts.maxBatchSize, opts.maxQueueDelayMs, onBatch, opts.idleFlush, model.statistics);
-}
-
 ;// CONCATENATED MODULE: ./src/serve/routes.ts
+
 
 
 /** A route of the served model: /v2/models/{model}[/versions/{version}]`action`. */
@@ -59796,12 +59783,7 @@ class Router {
             const wanted = decodePath(model);
             // counted on the route asked for (an infer on another model is an infer answered 404)
             if (wanted !== served.name || (version !== undefined && version !== served.version))
-                return [
-                    route.name,
-                    send(404, {
-                        error: `model "${wanted}"${version ? ` version ${version}` : ''} is not served here (serving "${served.name}" version ${served.version})`,
-                    }),
-                ];
+                return [route.name, send(404, { error: notServed(served, wanted, version) })];
         }
         if (route.methods && !route.methods.includes(method))
             return [route.name, send(405, { error: `${route.name} needs ${route.methods.join(' or ')}` }, { allow: route.methods.join(', ') })];
@@ -59812,16 +59794,13 @@ class Router {
     /** The status of an answer refusing the API key (429 after too many failures, 401), or undefined: it may pass. */
     refusal(req, send) {
         const { apiKey, authFailures } = this.options;
-        if (!apiKey)
-            return undefined;
         const addr = req.socket.remoteAddress ?? 'unknown';
-        const wait = authFailures.blockedFor(addr);
-        if (wait > 0)
-            return send(429, { error: `too many failed API-key attempts from ${addr}; try again in ${wait} s` }, { 'retry-after': wait });
-        if (bearerMatches(req.headers.authorization, apiKey))
-            return undefined;
-        authFailures.fail(addr);
-        return send(401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
+        const refusal = checkApiKey(apiKey, req.headers.authorization, addr, authFailures);
+        if (refusal?.status === 429)
+            return send(429, { error: `too many failed API-key attempts from ${addr}; try again in ${refusal.retryAfterS} s` }, { 'retry-after': refusal.retryAfterS });
+        if (refusal)
+            return send(401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
+        return undefined;
     }
 }
 /**
@@ -61680,6 +61659,8 @@ async function runSmoke(cfg, log, env = process.env) {
         ...(cfg.modelKey ? { [_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_8__/* .SERVE_SETTINGS */ ._O.modelKey.env]: cfg.modelKey } : {}),
     };
     const docker = (args, onLine) => (0,_util_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', args, { env: dockerEnv, onLine });
+    /** the host port `docker run -p 127.0.0.1::<port>` published for the container's `port`, or undefined */
+    const publishedPort = async (container, port) => (await docker(['port', container, `${port}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop() || undefined;
     let started = false;
     const cleanup = async () => {
         if (started) {
@@ -61724,7 +61705,7 @@ async function runSmoke(cfg, log, env = process.env) {
         if (run.code !== 0)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
-        const port = (await docker(['port', name, `${_protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .SERVING_PORT */ .b0}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+        const port = await publishedPort(name, _protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .SERVING_PORT */ .b0);
         if (!port) {
             // a container that has already exited (a model it cannot load, a wrong key) has no port mapping left: say so
             const running = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
@@ -61756,7 +61737,7 @@ async function runSmoke(cfg, log, env = process.env) {
         // over gRPC: the same server on its gRPC port must say it is ready too (ServerReady), within what is left
         let target = t;
         if (cfg.protocol === 'grpc') {
-            const grpcPort = (await docker(['port', name, `${_protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .GRPC_PORT */ .ps}/tcp`])).stdout.trim().split('\n')[0]?.split(':').pop();
+            const grpcPort = await publishedPort(name, _protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .GRPC_PORT */ .ps);
             if (!grpcPort)
                 throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the container published no gRPC port (${_protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .GRPC_PORT */ .ps})`);
             grpcClient = new _protocol_kserve_grpc_client__WEBPACK_IMPORTED_MODULE_7__/* .KServeGrpcClient */ .O(`127.0.0.1:${grpcPort}`, { headers: auth });
