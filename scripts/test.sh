@@ -80,11 +80,7 @@ results=$(mktemp -d)
 status=0
 npx jest --ci --selectProjects unit --maxWorkers=3 --passWithNoTests --json --outputFile="$results/unit.json" "$@" || status=$?
 npx jest --ci --selectProjects tools lab --maxWorkers="${MODELSHIP_JEST_WORKERS:-4}" --passWithNoTests --json --outputFile="$results/second.json" "$@" || status=$?
-node -e '
-  const fs = require("fs");
-  const runs = process.argv.slice(1).filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
-  const n = (k) => runs.reduce((s, r) => s + r[k], 0);
-  console.log(`jest: ${n("numPassedTests")} passed, ${n("numFailedTests")} failed` + (n("numPendingTests") ? `, ${n("numPendingTests")} skipped` : ""));
-' "$results/unit.json" "$results/second.json" || true
+# what failed, a line each, and the machine's state (memory, disk, Docker, nodes, OOM kills), then the closing line
+node scripts/test-digest.js "$results/unit.json" "$results/second.json" || true
 rm -rf "$results"
 exit $status

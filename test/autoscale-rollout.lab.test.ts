@@ -6,7 +6,7 @@ import { lenetImage, LENET } from './helpers/lenet-image';
 import { rolloutFile, expectExit } from './helpers/rollout';
 import { watchRamp, rampFigures } from './helpers/autoscale-ramp';
 import { appliesReplicas, replicasOwners, HANDOVER_MANAGER, ReplicasObject } from '../src/rollout/autoscale-writes';
-import { kedaHpaName } from '../src/rollout/autoscale';
+import { inflightQuery, kedaHpaName } from '../src/rollout/autoscale';
 import { startAction, runAction, parseOutputFile } from './helpers/runner';
 
 // Issue 23 §3, the rollout stage with `autoscale`, on the lab's Kubernetes v1.34 cluster (its HPA controller,
@@ -27,6 +27,8 @@ const images: Record<'a' | 'b', string> = { a: '', b: '' };
 /** The HPA: 1 to 3 replicas, 50 % of the 100m request, 15 s before scaling down (Kubernetes' default: 300 s). */
 const CPU_AUTOSCALE = 'min=1,max=3,cpu=50,scale-down=15';
 const LOOPS = 6;
+/** KEDA's target: average requests in flight per pod (a low one: the loops keep a fraction of LeNet's pod busy) */
+const INFLIGHT = 0.05;
 
 beforeAll(async () => {
   requireLab();
@@ -174,7 +176,7 @@ describeLab('lab: a rollout with autoscale (HPA on CPU), under a load ramp', () 
         '--rollout-timeout',
         '240',
         '--autoscale',
-        `min=1,max=3,inflight=0.2,prometheus=${PROMETHEUS},scale-down=15`,
+        `min=1,max=3,inflight=${INFLIGHT},prometheus=${PROMETHEUS},scale-down=15`,
       ]),
     );
     expectExit(keda, 0);
@@ -183,13 +185,17 @@ describeLab('lab: a rollout with autoscale (HPA on CPU), under a load ramp', () 
     expect(has(ns, 'hpa', 'lenet')).toBe(false);
     await waitFor(`KEDA to make ${kedaHpaName('lenet')}`, () => has(ns, 'hpa', kedaHpaName('lenet')), 120_000);
     expect(hpa(ns, kedaHpaName('lenet')).spec.scaleTargetRef.name).toBe('lenet');
-    // under load the requests in flight (summed over the stable pods by the lab Prometheus) exceed 0.2 per pod
+    // under load the requests in flight (the stable pods' average over a minute, by Little's law, from the lab
+    // Prometheus) exceed INFLIGHT per pod: LeNet answers in about a millisecond, so the loops keep a fraction of a
+    // request in flight (the value when it scaled is noted)
     const client = serviceClient({ ns, service: 'lenet', model: 'lenet', reference: LENET, loops: LOOPS, maxMs: 600_000 });
     const watch = watchRamp(ns, 'lenet');
     try {
       await waitFor("KEDA's HPA to scale the stable out on the requests in flight", () => watch.current() > 1, 240_000);
       const f = rampFigures(watch, 1);
-      note(`KEDA (inflight=0.2 per pod): scaled out at ${f.scaledS?.toFixed(1)} s to ${watch.current()}`);
+      const q = await fetch(`${PROMETHEUS}/api/v1/query?${new URLSearchParams({ query: inflightQuery(ns) }).toString()}`);
+      const value = ((await q.json()) as { data: { result: { value: [number, string] }[] } }).data.result[0]?.value[1];
+      note(`KEDA (inflight=${INFLIGHT} per pod): scaled out at ${f.scaledS?.toFixed(1)} s to ${watch.current()}; requests in flight then: ${value}`);
     } finally {
       const stats = await client.stop();
       await watch.stop();

@@ -139,7 +139,7 @@ describe('the autoscalers', () => {
             metricType: 'AverageValue',
             metadata: {
               serverAddress: 'http://prometheus.monitoring:9090',
-              query: 'sum(modelship_inflight_requests{namespace="prod",track="stable"})',
+              query: inflightQuery('prod'),
               threshold: '4',
               ignoreNullValues: 'false',
             },
@@ -161,10 +161,14 @@ describe('the autoscalers', () => {
     expect(so.spec.triggers[1]).toEqual({ type: 'cpu', metricType: 'Utilization', metadata: { value: '70' } });
   });
 
-  test("the query: the metric modelship's server exports (src/serve/metrics.ts), or Triton's pending requests", () => {
-    expect(inflightQuery('prod')).toBe('sum(modelship_inflight_requests{namespace="prod",track="stable"})');
-    expect(inflightQuery('prod', 'triton')).toBe('sum(nv_inference_pending_request_count{namespace="prod",track="stable"})');
-    expect(fs.readFileSync(path.join(REPO, 'src/serve/metrics.ts'), 'utf8')).toContain("name: 'modelship_inflight_requests'");
+  test("the query: the average requests in flight from the latency sum modelship's server exports (src/serve/metrics.ts, its inference routes), or Triton's", () => {
+    // Little's law over a minute: the seconds of request time served per second (the gauge's scrape samples miss
+    // requests shorter than the scrape interval)
+    expect(inflightQuery('prod')).toBe('sum(rate(modelship_request_duration_seconds_sum{namespace="prod",track="stable",route=~"infer|classify|detect"}[1m]))');
+    expect(inflightQuery('prod', 'triton')).toBe('sum(rate(nv_inference_request_duration_us{namespace="prod",track="stable"}[1m])) / 1e6');
+    expect(fs.readFileSync(path.join(REPO, 'src/serve/metrics.ts'), 'utf8')).toContain("name: 'modelship_request_duration_seconds'");
+    const routes = fs.readFileSync(path.join(REPO, 'src/serve/routes.ts'), 'utf8');
+    for (const route of ['infer', 'classify', 'detect']) expect(routes).toContain(`{ name: '${route}', path: modelPath('/${route}')`);
     // the stable's pods carry the label the query selects (the lab's pod discovery, like Prometheus' usual
     // labelmap, turns pod labels into series labels)
     const stable = deployment(spec(), 'stable', 2) as K8sObject & { spec: { template: { metadata: { labels: Record<string, string> } } } };
@@ -405,7 +409,7 @@ describe('autoscale in the rollout stage', () => {
     // KEDA: the ScaledObject, its query by the runtime
     const keda = plan({ autoscale: 'max=4,inflight=3,prometheus=http://p:9090', runtime: 'triton' }, liveStable(2)).objects.autoscaler!;
     expect(keda.kind).toBe('ScaledObject');
-    expect(JSON.stringify(keda)).toContain('nv_inference_pending_request_count');
+    expect(JSON.stringify(keda)).toContain('nv_inference_request_duration_us');
   });
 
   test('a takeover with autoscale: the full replace keeps the live count (a PUT without it would set 1), the apply after it has none', () => {

@@ -20,9 +20,9 @@ import { selectorLabels, K8sObject } from './manifests';
  *   input then only sizes the first deploy (within min and max); later deploys keep what the autoscaler set.
  * - `cpu=PERCENT`: average CPU utilisation, in % of the pods' CPU request (the `cpu` input, which modelship also sets
  *   as the limit, so above 100 scales only when a patch raises the limit). Alone: a plain HPA (needs metrics-server).
- * - `inflight=N`: requests in flight per pod (a positive number): KEDA's prometheus trigger on
- *   `sum(modelship_inflight_requests{namespace="<namespace>",track="stable"})` (Triton: its pending requests,
- *   `nv_inference_pending_request_count`), averaged over the pods. Needs `prometheus=URL`, the Prometheus KEDA's
+ * - `inflight=N`: requests in flight per pod (a positive number): KEDA's prometheus trigger on the stable's average
+ *   requests in flight over the last minute, by Little's law (inflightQuery: the rate of the inference routes' summed
+ *   latency; Triton: of `nv_inference_request_duration_us`), averaged over the pods. Needs `prometheus=URL`, the Prometheus KEDA's
  *   operator queries (no commas in it), scraping the pods with their `namespace` and pod labels (`track`), as the
  *   metrics gate's default queries do.
  * - `scale-down=SECONDS`: how long a lower recommendation must hold before the autoscaler scales down
@@ -116,12 +116,20 @@ const scaleDown = (spec: AutoscaleSpec) => ({ scaleDown: { stabilizationWindowSe
 
 /**
  * The PromQL of the requests in flight in the stable's pods, summed (KEDA divides by the threshold: the replicas it
- * asks for). modelship's server: its modelship_inflight_requests gauge; Triton: the requests waiting to execute.
+ * asks for): their average over the last minute by Little's law, the seconds of request time served per second —
+ * `rate()` of the latency sum. Not the in-flight gauge: KEDA and Prometheus see one sample of it every scrape, and
+ * requests shorter than the scrape interval are mostly between samples (a loaded server whose requests take a
+ * millisecond reads 0). modelship's server: the inference routes' modelship_request_duration_seconds_sum (both
+ * protocols); Triton: nv_inference_request_duration_us (queue and compute, microseconds).
  */
 export function inflightQuery(namespace: string, runtime: Runtime = 'modelship'): string {
-  const metric = runtime === 'triton' ? 'nv_inference_pending_request_count' : 'modelship_inflight_requests';
-  return `sum(${metric}{namespace="${namespace}",track="stable"})`;
+  const sel = `namespace="${namespace}",track="stable"`;
+  return runtime === 'triton'
+    ? `sum(rate(nv_inference_request_duration_us{${sel}}[${INFLIGHT_WINDOW}])) / 1e6`
+    : `sum(rate(modelship_request_duration_seconds_sum{${sel},route=~"infer|classify|detect"}[${INFLIGHT_WINDOW}]))`;
 }
+/** The window the in-flight average is taken over: four samples at Prometheus's default 15 s scrape interval. */
+export const INFLIGHT_WINDOW = '1m';
 
 /** An autoscaling/v2 HorizontalPodAutoscaler `<app>` on the stable Deployment's CPU utilisation (spec.cpu). */
 export function horizontalPodAutoscaler(spec: AutoscaleSpec, app: string, namespace: string): K8sObject {
