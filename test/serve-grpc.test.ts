@@ -501,15 +501,18 @@ describe('the API key over gRPC', () => {
     expect(sample(m, 'modelship_requests_total{route="auth",code="401",protocol="grpc"}')).toBe(3);
   });
 
-  test('failed keys count per address across both doors; past the limit both refuse even the right key (RESOURCE_EXHAUSTED, 429)', async () => {
+  test('failed keys count per address across both doors; past the limit both refuse a wrong or missing key (RESOURCE_EXHAUSTED, 429), never the right one', async () => {
     // three failures so far over gRPC; the fourth over HTTP reaches the limit of 4
     expect((await request(`${srv.url}/v2/models/lenet`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
     await expectStatus(
-      c.call('ModelMetadata', { name: 'lenet' }, { key: 'k3y' }),
+      c.call('ModelMetadata', { name: 'lenet' }, { key: 'nope' }),
       grpc.status.RESOURCE_EXHAUSTED,
-      /^too many failed API-key attempts from 127\.0\.0\.1; try again in \d+ s$/,
+      /^too many failed API-key attempts from 127\.0\.0\.1; without the right key, try again in \d+ s$/,
     );
-    expect((await request(`${srv.url}/v2/models/lenet`, { headers: { authorization: 'Bearer k3y' } })).status).toBe(429);
+    expect((await request(`${srv.url}/v2/models/lenet`)).status).toBe(429);
+    // the right key is served on both doors, whatever its address's count
+    expect((await c.call('ModelMetadata', { name: 'lenet' }, { key: 'k3y' })).name).toBe('lenet');
+    expect((await request(`${srv.url}/v2/models/lenet`, { headers: { authorization: 'Bearer k3y' } })).status).toBe(200);
     // health stays open to the orchestrator's probes
     expect(await c.call('ServerReady')).toEqual({ ready: true });
   });

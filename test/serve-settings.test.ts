@@ -24,6 +24,7 @@ const SAMPLES: Record<SettingValue, [string, (s: ServeSetting) => unknown]> = {
   provider: ['cuda,cpu', () => ({ requested: 'cuda,cpu', wanted: 'cuda', fallback: true })],
   'labels-file': [labelsFile, () => ['cat', 'dog']],
   'preprocess-json': ['{"mean":[104,177,123]}', () => ({ ...GOOGLENET_PREPROCESS, mean: [104, 177, 123] })],
+  'address-list': ['10.0.0.0/8, ::1,', () => ['10.0.0.0/8', '::1']],
   'api-key': ['s3cret', () => 's3cret'],
   'model-key': [HEX_KEY, () => Buffer.from(HEX_KEY, 'hex')],
 };
@@ -85,7 +86,7 @@ describe('serve settings, defined once', () => {
     expect(serveOptions(['--model', 'm.onnx', '--model-name', 'a', '--name', 'b'], {}, noLog).modelName).toBe('a');
   });
 
-  test.each(withFlag(['integer', 'seconds', 'boolean', 'bytes', 'fraction', 'port-or-off', 'provider']))(
+  test.each(withFlag(['integer', 'seconds', 'boolean', 'bytes', 'fraction', 'port-or-off', 'provider', 'address-list']))(
     'a bad --%s is refused naming its flag and variable',
     (flag, s) => {
       expect(() => serveOptions(['--model', 'm.onnx', `--${flag}`, 'lots'], {}, noLog)).toThrow(`--${flag} / ${s.env} must be`);
@@ -129,6 +130,7 @@ describe('serve settings, defined once', () => {
       headerTimeoutMs: 10_000,
       bodyTimeoutMs: 60_000,
       authFailureLimit: 10,
+      trustedProxies: [],
       decodeThreads: 1,
       preprocess: GOOGLENET_PREPROCESS,
       topK: 5,

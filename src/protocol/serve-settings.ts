@@ -29,6 +29,8 @@ export type SettingValue =
   | 'labels-file'
   /** JSON: resize, channelOrder, mean, scale */
   | 'preprocess-json'
+  /** IP addresses and CIDRs, comma-separated (IPv4 and IPv6) */
+  | 'address-list'
   /** a secret given as is, or in the file `fileEnv` names */
   | 'api-key'
   /** a 32-byte key, hex or base64, or in the file `fileEnv` names */
@@ -220,7 +222,15 @@ export const SERVE_SETTINGS = {
     value: 'integer',
     min: 1,
     default: '10',
-    help: 'failed API keys per client address per minute (then 429)',
+    help: 'missing or wrong API keys per client address per minute; past them, its missing or wrong keys get 429 (the right key is always served)',
+  },
+  trustedProxies: {
+    option: 'trustedProxies',
+    flag: 'trusted-proxies',
+    env: 'MODELSHIP_TRUSTED_PROXIES',
+    value: 'address-list',
+    default: '',
+    help: 'proxies, as addresses or CIDRs (comma-separated): from one, failed API keys count against the client its X-Forwarded-For / Forwarded names (empty: none; every peer is its own client)',
   },
   decodeThreads: {
     option: 'decodeThreads',

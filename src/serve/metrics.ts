@@ -20,6 +20,7 @@ export class ServerMetrics {
   private readonly latency: prom.Histogram<'route' | 'protocol'>;
   private readonly batchSizes: prom.Histogram;
   private readonly inflight: prom.Gauge;
+  private readonly authFailures: prom.Counter<'route' | 'reason' | 'protocol'>;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -50,6 +51,14 @@ export class ServerMetrics {
       help: 'Request latency',
       labelNames: ['route', 'protocol'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    // Refused keys, by why: none sent, a wrong one, or either from an address past --auth-failure-limit (429). Unlike
+    // the request counters, protocol is always set: a failed key is a security event whichever door it came by
+    this.authFailures = new prom.Counter({
+      name: 'modelship_auth_failures_total',
+      help: 'Requests refused for their API key: reason missing or wrong (401), or limited (429: too many failures from the client address)',
+      labelNames: ['route', 'reason', 'protocol'],
       registers,
     });
     this.batchSizes = new prom.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
@@ -91,6 +100,11 @@ export class ServerMetrics {
     const labels = { route, code: String(code), ...(protocol ? { protocol } : {}) };
     this.requests.inc(labels);
     if (code >= 400) this.errors.inc(labels);
+  }
+
+  /** A request refused for its API key: on `route`, for `reason`, by either door. */
+  authFailure(route: string, reason: 'missing' | 'wrong' | 'limited', protocol: 'http' | 'grpc'): void {
+    this.authFailures.inc({ route, reason, protocol });
   }
 
   /** A batch of `items` has run. */

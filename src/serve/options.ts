@@ -3,6 +3,7 @@ import { ModelshipError } from '../util/errors';
 import { loadKey } from '../protocol/model-crypto';
 import { GOOGLENET_PREPROCESS, Preprocess, parsePreprocess } from '../protocol/pixels';
 import { SERVE_SETTINGS, ServeSetting, SettingValue, serveSettings, settingLabel } from '../protocol/serve-settings';
+import { addressList } from './client-address';
 import { parseProvider, ProviderRequest } from './execution-provider';
 import { parseBytes } from './memory';
 
@@ -28,8 +29,15 @@ export interface ServeOptions {
   /** a request's headers must arrive within this; its body within bodyTimeoutMs after them (else 408) */
   headerTimeoutMs: number;
   bodyTimeoutMs: number;
-  /** failed API-key attempts per client address per minute before it gets 429s */
+  /** missing or wrong API keys per client address per window; past them, its missing or wrong keys get 429 */
   authFailureLimit: number;
+  /** that window (tests only; default a minute) */
+  authFailureWindowMs?: number;
+  /**
+   * proxies (addresses, CIDRs) whose X-Forwarded-For / Forwarded are believed: a request from one is counted against
+   * the forwarded client address (client-address.ts); none: against its peer's
+   */
+  trustedProxies: string[];
   /** a second listener that serves only GET /metrics, without the API key (for the scrape configuration); undefined = none */
   metricsPort?: number;
   /** KServe v2 over gRPC (inference.GRPCInferenceService) on this port; undefined = none */
@@ -60,6 +68,7 @@ interface SettingValues {
   provider: ProviderRequest;
   'labels-file': string[] | undefined;
   'preprocess-json': Preprocess;
+  'address-list': string[];
   'api-key': string | undefined;
   'model-key': Buffer | undefined;
 }
@@ -67,9 +76,9 @@ interface SettingValues {
 type Settings = typeof SERVE_SETTINGS;
 /** (compile time) the settings whose kind reads into something their option cannot hold: none */
 type Mismatched = { [K in keyof Settings]: SettingValues[Settings[K]['value']] extends ServeOptions[Settings[K]['option']] ? never : K }[keyof Settings];
-/** (compile time) the options no setting sets: the top-k default of /classify and the log */
+/** (compile time) the options no setting sets: the top-k default of /classify, the log, and the tests' failed-key window */
 type Unset = Exclude<keyof ServeOptions, Settings[keyof Settings]['option']>;
-const settingsFitOptions: [Mismatched, Unset] extends [never, 'topK' | 'log'] ? true : never = true;
+const settingsFitOptions: [Mismatched, Unset] extends [never, 'topK' | 'log' | 'authFailureWindowMs'] ? true : never = true;
 void settingsFitOptions;
 
 /** A setting's text, as given (undefined: neither the flag nor the environment gives it), into its value. */
@@ -133,6 +142,15 @@ const READERS: { [K in SettingValue]: Reader<SettingValues[K]> } = {
     } catch (e) {
       throw new ModelshipError('input', `${settingLabel(s)}: ${(e as Error).message}`);
     }
+  },
+  'address-list': (text, s) => {
+    const entries = (text ?? s.default ?? '')
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
+    // (refused here, at start, naming the setting; the server makes its list from the same entries)
+    addressList(entries, s);
+    return entries;
   },
   'api-key': (text, s, env) => {
     if (text) return text;

@@ -1,6 +1,7 @@
 import type * as http from 'http';
 import { ProtocolError } from '../protocol/kserve';
-import { checkApiKey, FailedAuthLimiter } from './auth';
+import { KeyGuard } from './auth';
+import { forwardingHeaders } from './client-address';
 import { Call, Endpoints } from './endpoints';
 import { Lifecycle } from './lifecycle';
 import { notServed } from './model';
@@ -76,9 +77,8 @@ export function provisionalRouteName(target: string | undefined): string {
 export interface RouterOptions {
   /** the served model's name and version: a model route for another is 404 */
   model: { name: string; version: string };
-  /** when set, every route but the open ones needs "Authorization: Bearer <key>" */
-  apiKey?: string;
-  authFailures: FailedAuthLimiter;
+  /** the API key (when set, every route but the open ones needs "Authorization: Bearer <key>"), shared with gRPC */
+  keys: KeyGuard;
 }
 
 /** Answer the request being routed; the status answered. */
@@ -107,7 +107,7 @@ export class Router {
       }
     if (!route?.open) {
       // (an unknown path too: without the key, nothing about what is served)
-      const refused = this.refusal(req, send);
+      const refused = this.refusal(req, send, route?.name ?? 'unknown');
       if (refused !== undefined) return ['auth', refused];
     }
     if (!route || !match) return ['unknown', send(404, { error: `no route ${method} ${path}` })];
@@ -125,15 +125,17 @@ export class Router {
     return [route.name, await route.handle({ req, res, url })];
   }
 
-  /** The status of an answer refusing the API key (429 after too many failures, 401), or undefined: it may pass. */
-  private refusal(req: http.IncomingMessage, send: Reply): number | undefined {
-    const { apiKey, authFailures } = this.options;
-    const addr = req.socket.remoteAddress ?? 'unknown';
-    const refusal = checkApiKey(apiKey, req.headers.authorization, addr, authFailures);
+  /**
+   * The status of an answer refusing the API key (401; 429 when the client is past its failure limit), or undefined:
+   * it may pass. `route`: the route asked for, the metrics' label of a refusal.
+   */
+  private refusal(req: http.IncomingMessage, send: Reply, route: string): number | undefined {
+    const forwarding = forwardingHeaders((name) => req.headers[name]);
+    const refusal = this.options.keys.check(req.headers.authorization, req.socket.remoteAddress, forwarding, { protocol: 'http', route });
     if (refusal?.status === 429)
       return send(
         429,
-        { error: `too many failed API-key attempts from ${addr}; try again in ${refusal.retryAfterS} s` },
+        { error: `too many failed API-key attempts from ${refusal.client.address}; without the right key, try again in ${refusal.retryAfterS} s` },
         { 'retry-after': refusal.retryAfterS },
       );
     if (refusal) return send(401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });

@@ -2,7 +2,8 @@ import * as http from 'http';
 import type * as prom from 'prom-client';
 import { DynamicBatcher } from './batcher';
 import { ByteBudget, defaultInflightBytes, memoryLimit } from './memory';
-import { FailedAuthLimiter } from './auth';
+import { AuthFailureLog, FailedAuthLimiter, KeyGuard } from './auth';
+import { addressList, ClientAddresses } from './client-address';
 import { ErrorAnswer, errorAnswer } from './errors';
 import { Endpoints } from './endpoints';
 import { GrpcDoor } from './grpc/service';
@@ -60,6 +61,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       { field: 'max-inflight-bytes' },
     );
 
+  // (a bad entry is refused before the model is loaded)
+  const clients = new ClientAddresses(addressList(opts.trustedProxies));
+
   const lifecycle = new Lifecycle(opts.log);
   // the inference thread's death, heard once the model has started and until the server is drained
   let onCrash: ((e: Error) => void) | undefined;
@@ -90,9 +94,19 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     bodyLimits: { maxBodyBytes: opts.maxBodyBytes, bodyTimeoutMs: opts.bodyTimeoutMs, budget },
     opts,
   });
-  // (one count of failed keys per address, whichever door they come by)
-  const authFailures = new FailedAuthLimiter(opts.authFailureLimit);
-  const router = new Router(servingRoutes(endpoints), lifecycle, { model, apiKey: opts.apiKey, authFailures });
+  // (one count of failed keys per client address, whichever door they come by)
+  const authWindowMs = opts.authFailureWindowMs ?? 60_000;
+  const authLog = new AuthFailureLog(opts.log, authWindowMs);
+  const keys = new KeyGuard({
+    key: opts.apiKey,
+    failures: new FailedAuthLimiter(opts.authFailureLimit, authWindowMs),
+    clients,
+    metrics,
+    log: authLog,
+  });
+  if (opts.apiKey && opts.trustedProxies.length)
+    opts.log(`trusted proxies ${opts.trustedProxies.join(', ')}: failed API keys from them count against the client their X-Forwarded-For / Forwarded names`);
+  const router = new Router(servingRoutes(endpoints), lifecycle, { model, keys });
 
   // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
   // to the body's timer, the whole request; checked every second rather than every 30 s
@@ -121,7 +135,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let grpcPort: number | undefined;
   try {
     if (opts.grpcPort !== undefined) {
-      grpcDoor = new GrpcDoor({ model, batcher, lifecycle, metrics, budget, authFailures, opts });
+      grpcDoor = new GrpcDoor({ model, batcher, lifecycle, metrics, budget, keys, opts });
       grpcPort = await grpcDoor.listen(opts.grpcPort, opts.host);
     }
   } catch (e) {
@@ -156,6 +170,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       await lifecycle.drain(server, metricsServer, opts.drainDelayMs, opts.drainTimeoutMs, grpcDoor?.server);
       onCrash = undefined;
       await stopThreads();
+      authLog.summarize();
       opts.log('drained; bye');
     },
   };

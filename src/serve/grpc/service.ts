@@ -1,12 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { inferenceService } from '../../protocol/grpc';
 import { parseInferRequest, ProtocolError } from '../../protocol/kserve';
-import { checkApiKey, FailedAuthLimiter } from '../auth';
+import { KeyGuard } from '../auth';
 import { DynamicBatcher } from '../batcher';
 import { modelMetadata, OFFLOAD_JSON_BYTES, serverMetadata } from '../endpoints';
 import { errorAnswer, Overloaded } from '../errors';
 import { runInference } from '../inference';
 import { Lifecycle } from '../lifecycle';
+import { forwardingHeaders, peerAddress } from '../client-address';
 import { ByteBudget } from '../memory';
 import { ServerMetrics } from '../metrics';
 import { notServed, ServedModel } from '../model';
@@ -30,9 +31,9 @@ export interface GrpcContext {
   metrics: ServerMetrics;
   /** request bytes held at once, shared with HTTP's bodies */
   budget: ByteBudget;
-  /** failed API-key attempts per address, shared with HTTP */
-  authFailures: FailedAuthLimiter;
-  opts: Pick<ServeOptions, 'apiKey' | 'labels' | 'maxBodyBytes' | 'maxQueueDelayMs' | 'log'>;
+  /** the API key and the failed attempts per client address, shared with HTTP */
+  keys: KeyGuard;
+  opts: Pick<ServeOptions, 'labels' | 'maxBodyBytes' | 'maxQueueDelayMs' | 'log'>;
 }
 
 /** One RPC: its label in the metrics, what is checked before it answers, and its answer. */
@@ -82,11 +83,6 @@ function serviceDefinition(): grpc.ServiceDefinition {
       },
     ]),
   );
-}
-
-/** The client's address without its port ("::1:52614" → "::1"), as HTTP's socket.remoteAddress gives it. */
-function peerAddress(peer: string): string {
-  return peer.replace(/:\d+$/, '');
 }
 
 /** The gRPC door: a grpc-js server with the service's handlers, not yet listening. */
@@ -233,7 +229,7 @@ export class GrpcDoor {
         // (cancelled before it began: nothing to take or run)
         if (over) return undefined;
         const request = call.request;
-        const refused = rpc.open ? undefined : this.refusal(call);
+        const refused = rpc.open ? undefined : this.refusal(call, rpc.route);
         if (refused) {
           // (counted as HTTP counts a refused key)
           route = 'auth';
@@ -267,16 +263,24 @@ export class GrpcDoor {
 
   /**
    * The call's API key checked as HTTP's Authorization header is: undefined when it may pass, else the refusal, 401
-   * (UNAUTHENTICATED) or, after too many failures from its address, 429. That one is RESOURCE_EXHAUSTED, as gRPC's
-   * status guide has it for "a per-user quota" (google.rpc.Code maps HTTP's 429 to it too), not UNAVAILABLE: that says
-   * the service is down and that the call may be retried at once, which clients with a retry policy then do.
+   * (UNAUTHENTICATED) or, for a missing or wrong key from a client past its failure limit, 429. That one is
+   * RESOURCE_EXHAUSTED, as gRPC's status guide has it for "a per-user quota" (google.rpc.Code maps HTTP's 429 to it
+   * too), not UNAVAILABLE: that says the service is down and that the call may be retried at once, which clients with
+   * a retry policy then do. The client is the peer's address, or behind a trusted proxy the one its metadata
+   * `x-forwarded-for` / `forwarded` names, as over HTTP.
    */
-  private refusal(call: grpc.ServerUnaryCall<unknown, unknown>): ProtocolError | undefined {
-    const { opts, authFailures } = this.ctx;
-    const addr = peerAddress(call.getPeer());
+  private refusal(call: grpc.ServerUnaryCall<unknown, unknown>, route: string): ProtocolError | undefined {
     const header = call.metadata.get('authorization')[0];
-    const refusal = checkApiKey(opts.apiKey, typeof header === 'string' ? header : undefined, addr, authFailures);
-    if (refusal?.status === 429) return new ProtocolError(429, `too many failed API-key attempts from ${addr}; try again in ${refusal.retryAfterS} s`);
+    const forwarding = forwardingHeaders((name) => call.metadata.get(name));
+    const refusal = this.ctx.keys.check(typeof header === 'string' ? header : undefined, peerAddress(call.getPeer()), forwarding, {
+      protocol: 'grpc',
+      route,
+    });
+    if (refusal?.status === 429)
+      return new ProtocolError(
+        429,
+        `too many failed API-key attempts from ${refusal.client.address}; without the right key, try again in ${refusal.retryAfterS} s`,
+      );
     if (refusal) return new ProtocolError(401, 'missing or invalid API key: send the metadata "authorization: Bearer <key>"');
     return undefined;
   }
