@@ -4,10 +4,14 @@ import * as net from 'net';
 import * as os from 'os';
 import * as zlib from 'zlib';
 import { spawn, ChildProcess } from 'child_process';
+import { PassThrough } from 'stream';
+import type { IncomingHttpHeaders } from 'http';
 import { convertCaffe } from '../src/convert/converter';
 import { startServer, DEFAULT_SERVE, RunningServer } from '../src/serve/server';
 import { serveOptions } from '../src/serve/main';
-import { memoryLimit, defaultInflightBytes, parseBytes, ByteBudget } from '../src/serve/memory';
+import { memoryLimit, defaultInflightBytes, parseBytes, ByteBudget, PIECE_BYTES } from '../src/serve/memory';
+import { readBody } from '../src/serve/body';
+import { Overloaded } from '../src/serve/errors';
 import { FailedAuthLimiter } from '../src/serve/auth';
 import { encodeInferRequest, HEADER_LENGTH } from '../src/protocol/kserve';
 import { FIXTURES, tmpDir } from './helpers/caffe';
@@ -133,6 +137,145 @@ describe('limits, read like the CPU quota', () => {
     now = 60_000;
     expect(l.blockedFor('a')).toBe(0);
   });
+});
+
+describe('bodies of unknown length within the in-flight bound (readBody, no socket)', () => {
+  /** a request as readBody sees it */
+  class Upload extends PassThrough {
+    complete = false;
+    constructor(readonly headers: IncomingHttpHeaders) {
+      super();
+    }
+  }
+  /** a budget that records the most it ever held, idle pieces included */
+  class WatchedBudget extends ByteBudget {
+    peak = 0;
+    override take(n: number, forPiece = false): boolean {
+      const ok = super.take(n, forPiece);
+      // (bytes for a piece: counted once piece() has handed it out, from the idle ones or new)
+      if (!forPiece) this.watch();
+      return ok;
+    }
+    override piece(): Buffer {
+      const p = super.piece();
+      this.watch();
+      return p;
+    }
+    private watch() {
+      this.peak = Math.max(this.peak, this.inUse + this.idleBytes);
+    }
+  }
+  const tick = () => new Promise((r) => setImmediate(r));
+  /** write `data` in 64 KiB writes until readBody settles or it is all written; then finish it if `finish` */
+  async function send(req: Upload, body: Promise<Buffer>, data: Buffer, finish = false): Promise<unknown> {
+    let settled: unknown;
+    body.then(
+      (b) => (settled = b),
+      (e: unknown) => (settled = e),
+    );
+    for (let at = 0; at < data.length && settled === undefined; at += 64 * 1024) {
+      req.write(data.subarray(at, at + 64 * 1024));
+      await tick();
+    }
+    if (finish && settled === undefined) {
+      req.complete = true;
+      req.end();
+    }
+    return body.catch((e: unknown) => e);
+  }
+
+  test('chunked: pieces reserved as they come, 503 (Overloaded) as soon as one does not fit, every byte given back, the pieces kept for the next body', async () => {
+    const budget = new WatchedBudget(4 * MiB);
+    // another request holds 256 KiB meanwhile
+    const held = 256 * 1024;
+    const otherReq = new Upload({ 'content-length': String(held) });
+    const other = readBody(otherReq, { maxBodyBytes: 16 * MiB, bodyTimeoutMs: 10_000, budget });
+    expect(budget.inUse).toBe(held);
+    const req = new Upload({});
+    const read = readBody(req, { maxBodyBytes: 16 * MiB, bodyTimeoutMs: 10_000, budget });
+    const e = await send(req, read.body, Buffer.alloc(8 * MiB, 1));
+    expect(e).toBeInstanceOf(Overloaded);
+    expect((e as Overloaded).status).toBe(503);
+    expect((e as Overloaded).message).toMatch(/bound 4194304\); this request's \d+ more do not fit now/);
+    // refused within the bound: its bytes given back at once (and again by release: nothing more), its whole pieces idle
+    expect(budget.peak).toBeLessThanOrEqual(4 * MiB);
+    expect(budget.inUse).toBe(held);
+    expect(budget.idleBytes).toBeGreaterThanOrEqual(PIECE_BYTES);
+    read.release();
+    expect(budget.inUse).toBe(held);
+    // the next body of unknown length takes them again: served whole, and within the bound (its 2 MiB of pieces and
+    // their 1.5 MiB copy, with the other's 256 KiB)
+    const next = new Upload({});
+    const again = readBody(next, { maxBodyBytes: 16 * MiB, bodyTimeoutMs: 10_000, budget });
+    const data = Buffer.alloc(1.5 * MiB);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+    // (compared as buffers: jest's toEqual walks 1.5 MiB for seconds)
+    expect(data.equals((await send(next, again.body, data, true)) as Buffer)).toBe(true);
+    expect(budget.peak).toBeLessThanOrEqual(4 * MiB);
+    // (the body alone is held once joined)
+    expect(budget.inUse).toBe(held + data.length);
+    again.release();
+    // (the other gives up: its bytes are given back)
+    otherReq.destroy();
+    await expect(other.body).rejects.toThrow(/closed the connection/);
+    // no request holds a byte: the idle pieces are let go of too
+    expect([budget.inUse, budget.idleBytes]).toEqual([0, 0]);
+  });
+
+  test('chunked: joining the pieces into one buffer is reserved too; a copy that does not fit is 503 at the end, nothing held', async () => {
+    const data = Buffer.alloc(2 * MiB, 7);
+    // pieces of 2 MiB and their 2 MiB copy do not fit in 3 MiB
+    const small = new WatchedBudget(3 * MiB);
+    const req = new Upload({});
+    const read = readBody(req, { maxBodyBytes: 16 * MiB, bodyTimeoutMs: 10_000, budget: small });
+    const e = await send(req, read.body, data, true);
+    expect(e).toBeInstanceOf(Overloaded);
+    expect((e as Overloaded).message).toMatch(/this request's 2097152 more do not fit now/);
+    expect([small.peak <= 3 * MiB, small.inUse, small.idleBytes]).toEqual([true, 0, 0]);
+    // in 5 MiB they do: both held for a moment, then the body alone
+    const big = new WatchedBudget(5 * MiB);
+    const req2 = new Upload({});
+    const read2 = readBody(req2, { maxBodyBytes: 16 * MiB, bodyTimeoutMs: 10_000, budget: big });
+    expect(data.equals((await send(req2, read2.body, data, true)) as Buffer)).toBe(true);
+    expect(big.peak).toBe(4 * MiB);
+    expect(big.inUse).toBe(2 * MiB);
+    read2.release();
+    expect([big.inUse, big.idleBytes]).toEqual([0, 0]);
+  });
+
+  test.each([
+    ['with a Content-Length', true],
+    ['chunked', false],
+  ])(
+    'compressed (%s): the inflated pieces and the wire bytes queued for zlib are reserved; 503 (Overloaded) once they do not fit, every byte given back',
+    async (_, declared) => {
+      // 8 MiB of zeros: ~8 KiB on the wire, within max-body-bytes inflated, not within the bound
+      const wire = zlib.gzipSync(Buffer.alloc(8 * MiB));
+      expect(wire.length).toBeLessThan(64 * 1024);
+      const budget = new WatchedBudget(2 * MiB);
+      const req = new Upload({ 'content-encoding': 'gzip', ...(declared ? { 'content-length': String(wire.length) } : {}) });
+      const read = readBody(req, { maxBodyBytes: 16 * MiB, bodyTimeoutMs: 10_000, budget });
+      if (declared) expect(budget.inUse).toBe(wire.length);
+      const e = await send(req, read.body, wire, true);
+      expect(e).toBeInstanceOf(Overloaded);
+      expect((e as Overloaded).status).toBe(503);
+      expect(budget.peak).toBeLessThanOrEqual(2 * MiB);
+      expect([budget.inUse, budget.idleBytes]).toEqual([0, 0]);
+      read.release();
+      expect(budget.inUse).toBe(0);
+      // the same body within a bound it fits: inflated whole, the inflated body alone held after
+      const roomy = new WatchedBudget(24 * MiB);
+      const req2 = new Upload({ 'content-encoding': 'gzip', ...(declared ? { 'content-length': String(wire.length) } : {}) });
+      const read2 = readBody(req2, { maxBodyBytes: 16 * MiB, bodyTimeoutMs: 10_000, budget: roomy });
+      const b = (await send(req2, read2.body, wire, true)) as Buffer;
+      expect(b.length).toBe(8 * MiB);
+      expect(b.every((x) => x === 0)).toBe(true);
+      expect(roomy.inUse).toBe(8 * MiB);
+      expect(roomy.peak).toBeLessThanOrEqual(16 * MiB + 2 * PIECE_BYTES);
+      read2.release();
+      expect(roomy.inUse).toBe(0);
+    },
+  );
 });
 
 describe('a server under hostile clients (in-process)', () => {
@@ -288,14 +431,16 @@ describe('a server under hostile clients (in-process)', () => {
     expect(await metric(/^modelship_inflight_request_bytes /)).toBe(0);
   });
 
-  test('wrong API keys: 401 up to the limit, then 429 with Retry-After for that address, even with the right key', async () => {
+  test('wrong API keys: 401 up to the limit, then 429 with Retry-After for that address; the right key from it is still served', async () => {
     const get = (key: string) => raw(srv.port, `GET /v2/models/lenet HTTP/1.1\r\nHost: x\r\nAuthorization: bearer ${key}\r\nConnection: close\r\n\r\n`);
     expect(statusOf((await get('k3y')).reply)).toBe(200);
     for (let i = 0; i < 5; i++) expect(statusOf((await get(`guess${i}`)).reply)).toBe(401);
     const r = await get('guess5');
     expect(statusOf(r.reply)).toBe(429);
     expect(Number(headerOf(r.reply, 'retry-after'))).toBeGreaterThan(50);
-    expect(statusOf((await get('k3y')).reply)).toBe(429);
+    // (the clients behind one proxy share its address: one of them guessing must not lock the others out)
+    expect(statusOf((await get('k3y')).reply)).toBe(200);
+    expect(statusOf((await get('guess6')).reply)).toBe(429);
     // health stays open: probes carry no key
     expect(statusOf((await raw(srv.port, 'GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).reply)).toBe(200);
   });
@@ -465,12 +610,15 @@ describe('modelship serve as a process', () => {
     };
     const answers = await Promise.all(Array.from({ length: 16 }, attack));
     const peak = rss(c.pid!, 'VmHWM');
-    // two fit the bound and meet the body timeout (408); the other fourteen are refused at once (503)
-    expect(answers.filter((s) => s === 503).length).toBeGreaterThanOrEqual(14);
+    // two fit the bound and meet the body timeout (408); the others are refused at once (503). Usually fourteen: on a
+    // loaded machine the server may read a late client's headers only after the first two timed out and freed the
+    // bound (CI saw 13), so a few more can be admitted in turn — never more than two at once, which the peak shows
+    expect(answers.filter((s) => s === 503).length).toBeGreaterThanOrEqual(11);
     expect(answers.every((s) => s === 503 || s === 408)).toBe(true);
     process.stdout.write(`upload attack: RSS ${(base / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB (bound ${bound / MiB} MiB)\n`);
-    // the two admitted bodies are the bound; above it are the socket's read chunks of the refused bodies (discarded as
-    // they come, collected a little later): measured 27-33 MiB here. Without the bound, 16 bodies took 1 GiB more.
+    // the two admitted bodies are the bound; above it are the socket's read chunks (each copied into its body, or of a
+    // refused one the little read before its answer, and collected a little later): measured 27-37 MiB here. Without
+    // the bound, 16 bodies took 1 GiB more.
     expect(peak - base).toBeLessThan(bound + 64 * MiB);
     // and it still serves
     const r = await raw(
@@ -484,6 +632,126 @@ describe('modelship serve as a process', () => {
     );
     expect(statusOf(r.reply)).toBe(200);
     expect(stderr.join('')).toMatch(/request bytes in flight bounded at 134217728 \(configured\)/);
+  });
+
+  /** a small batch through the model, 200 (the first runs allocate the session's arenas) */
+  const infer = async (port: number) => {
+    const x = new Float32Array(784 * 8).fill(0.5);
+    const req = encodeInferRequest([{ name: 'data', shape: [8, 1, 28, 28], data: x }], { binaryOutputs: true });
+    const r = await raw(
+      port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${HEADER_LENGTH}: ${req.headerLength}\r\nContent-Length: ${req.body.length}\r\n\r\n`,
+        ),
+        req.body,
+      ]),
+    );
+    return statusOf(r.reply);
+  };
+  /** a counter or gauge of the server's /metrics (its metrics port) */
+  const metricOf = async (metricsPort: number, line: RegExp) => {
+    const r = await raw(metricsPort, 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    return Number(
+      r.reply
+        .split('\n')
+        .find((l) => line.test(l))
+        ?.split(' ')
+        .pop() ?? 0,
+    );
+  };
+  /**
+   * A client that sends `head`, then `pieces` as fast as the server takes them, and never finishes: it stops sending
+   * once an answer comes, and waits for the server to close the connection (15 s at most). Its status; or none, `cut`
+   * by the server while it was still sending (its write failed: Node's client then destroys the socket before reading
+   * the answer that had come).
+   */
+  async function stalledUpload(port: number, head: string, pieces: Buffer[]): Promise<{ status?: number; reply: string; cut?: string }> {
+    const sock = net.connect(port, '127.0.0.1');
+    let reply = '';
+    let cut: string | undefined;
+    sock.on('data', (d) => (reply += d.toString('latin1')));
+    sock.on('error', (e: NodeJS.ErrnoException) => (cut = e.code ?? e.message));
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    sock.write(head);
+    for (const p of pieces) {
+      if (reply || sock.destroyed) break;
+      if (!sock.write(p))
+        await new Promise<void>((r) => {
+          const go = () => (sock.off('drain', go), sock.off('close', go), r());
+          sock.on('drain', go);
+          sock.on('close', go);
+        });
+    }
+    const stop = setTimeout(() => sock.destroy(), 15_000);
+    await closed;
+    clearTimeout(stop);
+    return { status: statusOf(reply) || undefined, reply, cut };
+  }
+  /**
+   * 16 stalled uploads against a 128 MiB bound: each answered 503 (or cut while still sending a refused body) or
+   * 408, as the server counted them; peak RSS under the bound plus one body (max-body-bytes, 64 MiB); the budget
+   * back to 0, and it still serves. The figures go to stdout.
+   */
+  async function attack(what: string, upload: (port: number) => Promise<{ status?: number; reply: string; cut?: string }>) {
+    const bound = 128 * MiB;
+    const { c, port, stderr } = await start(['--max-inflight-bytes', String(bound), '--body-timeout', '4', '--metrics-port', '0']);
+    const metricsPort = Number(/metrics on :(\d+)\/metrics/.exec(stderr.join(''))?.[1]);
+    for (let i = 0; i < 3; i++) expect(await infer(port)).toBe(200);
+    const base = rss(c.pid!, 'VmHWM');
+    const answers = await Promise.all(Array.from({ length: 16 }, () => upload(port)));
+    const peak = rss(c.pid!, 'VmHWM');
+    const refused = await metricOf(metricsPort, /^modelship_requests_total\{route="infer",code="503"\}/);
+    const late = await metricOf(metricsPort, /^modelship_requests_total\{route="infer",code="408"\}/);
+    const n = (status?: number) => answers.filter((a) => a.status === status).length;
+    process.stdout.write(
+      `${what}: RSS ${(base / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB (bound ${bound / MiB} MiB, one body 64 MiB); ` +
+        `answers ${n(503)} x 503, ${n(408)} x 408, ${n(undefined)} cut while sending (the server counted ${refused} x 503, ${late} x 408)\n`,
+    );
+    // each is refused (503) as soon as a piece of it does not fit, or fits and meets the body timeout (408). Usually two
+    // fit: on a loaded machine a late client may be read only once they have timed out and be admitted too (as above)
+    for (const a of answers) expect(a.status === 503 || a.status === 408 || (a.status === undefined && /^(EPIPE|ECONNRESET)$/.test(a.cut ?? ''))).toBe(true);
+    expect([refused, late]).toEqual([n(503) + n(undefined), n(408)]);
+    expect(refused).toBeGreaterThanOrEqual(11);
+    // what is held is the bound (the admitted bodies); above it, the socket's reads and the inflater's output, each
+    // copied into a body's pieces and collected a little later
+    expect(peak - base).toBeLessThan(bound + 64 * MiB);
+    expect(await metricOf(metricsPort, /^modelship_inflight_request_bytes /)).toBe(0);
+    expect(await infer(port)).toBe(200);
+    return answers;
+  }
+
+  test('16 clients each sending a ~60 MiB chunked body and never finishing it: 503 as soon as a piece does not fit, peak RSS under the bound plus one body', async () => {
+    const chunk = Buffer.alloc(MiB, 0x31);
+    const framed = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]);
+    const answers = await attack('chunked upload attack', (port) =>
+      stalledUpload(port, 'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', new Array<Buffer>(59).fill(framed)),
+    );
+    for (const a of answers.filter((x) => x.status === 503)) expect(a.reply).toMatch(/this request's \d+ more do not fit now/);
+  });
+
+  test('16 clients each sending a gzip body that inflates to ~60 MiB and never finishing it: 503 once the inflated pieces do not fit, peak RSS under the bound plus one body', async () => {
+    // 60 MiB of zeros, ~60 KiB on the wire: all of them fit the bound as sent (a Content-Length's bytes are reserved
+    // before the body is read), not once inflated. Half with a Content-Length, half chunked; the last KiB never sent
+    const b = await bomb('gzip', 60 * MiB);
+    expect(b.length).toBeLessThan(MiB);
+    const slices: Buffer[] = [];
+    for (let at = 0; at < b.length - 1024; at += 16 * 1024) slices.push(b.subarray(at, Math.min(at + 16 * 1024, b.length - 1024)));
+    const frame = (p: Buffer) => Buffer.concat([Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]);
+    let i = 0;
+    const answers = await attack('gzip upload attack', (port) =>
+      i++ % 2
+        ? stalledUpload(
+            port,
+            'POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n',
+            slices.map(frame),
+          )
+        : stalledUpload(port, `POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: ${b.length}\r\n\r\n`, slices),
+    );
+    // refused for their inflated bytes: a piece of them (not the Content-Length, which fit)
+    const steps = answers.filter((a) => a.status === 503).map((a) => Number(/this request's (\d+) more do not fit now/.exec(a.reply)?.[1]));
+    expect(steps.length).toBeGreaterThan(0);
+    for (const n of steps) expect(n).toBeLessThanOrEqual(PIECE_BYTES);
   });
 
   test('16 gzip bombs at once (1 MiB each on the wire, 1 GiB inflated): all 413, peak RSS bounded by max-body-bytes, and it still serves', async () => {

@@ -45,26 +45,62 @@ export function parseBytes(raw: string): number | undefined {
 }
 
 /**
- * Request bytes admitted at once. A request reserves its declared Content-Length before its body is read (or its
- * bytes as they come, when chunked) and gives them back when it is answered; one that does not fit is refused at
- * once, before its body is buffered.
+ * The pieces a body of unknown length (chunked, or inflated) is stored in, past its first few: a refused or joined
+ * body's pieces are kept for the next body (ByteBudget.keep), not left to the garbage collector.
+ */
+export const PIECE_BYTES = 2 ** 20;
+
+/**
+ * Request bytes admitted at once: what is allocated for request bodies. A request reserves its declared
+ * Content-Length before its body is read (or, of unknown length, each piece before it is allocated) and gives them
+ * back when it is answered; one that does not fit is refused at once, before its body (or more of it) is buffered.
+ *
+ * It also keeps the pieces of bodies given back (idle, not in `inUse`), for the next body of unknown length: the
+ * garbage collector frees dropped buffers only some time later, while a request refused mid-body makes room for the
+ * next at once. Idle pieces stay within the bound with the bytes in use (let go of when a reservation needs their
+ * room), and are let go of when no request holds any bytes.
  */
 export class ByteBudget {
   private used = 0;
+  private readonly idle: Buffer[] = [];
   constructor(readonly limit: number) {}
 
-  /** reserve `n` bytes; false (nothing reserved) when they do not fit */
-  take(n: number): boolean {
+  /**
+   * Reserve `n` bytes; false (nothing reserved) when they do not fit. Idle pieces make room as needed, all but one
+   * when the bytes are for a piece (`forPiece`: the next `piece()` hands that one out).
+   */
+  take(n: number, forPiece = false): boolean {
     if (n < 0 || this.used + n > this.limit) return false;
+    const reused = forPiece ? 1 : 0;
+    while (this.idle.length > reused && this.used + (this.idle.length - reused) * PIECE_BYTES + n > this.limit) this.idle.pop();
     this.used += n;
     return true;
   }
 
   give(n: number): void {
     this.used = Math.max(0, this.used - n);
+    if (this.used === 0) this.idle.length = 0;
+  }
+
+  /** a piece of PIECE_BYTES, its bytes reserved by the caller (`take(…, true)`): an idle one, else a new one */
+  piece(): Buffer {
+    return this.idle.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
+  }
+
+  /** pieces no body holds any more (their bytes given back): those of PIECE_BYTES kept idle while they fit */
+  keep(pieces: readonly Buffer[]): void {
+    for (const p of pieces) {
+      if (this.used === 0 || this.used + (this.idle.length + 1) * PIECE_BYTES > this.limit) return;
+      if (p.length === PIECE_BYTES && p.byteOffset === 0 && p.buffer.byteLength === PIECE_BYTES) this.idle.push(p);
+    }
   }
 
   get inUse(): number {
     return this.used;
+  }
+
+  /** bytes in idle pieces */
+  get idleBytes(): number {
+    return this.idle.length * PIECE_BYTES;
   }
 }
