@@ -274,8 +274,10 @@ describeLab('stepped canaries judged against the stable, with traffic through th
   test('identical canary, Prometheus: promoted through every step (25, 50, 100%); the analysis passed at each; not one request failed', async () => {
     if (!PROMETHEUS) throw new Error('LAB_PROMETHEUS is not set: start Prometheus with `lab/up.sh prometheus` as root');
     // the same model and settings as the stable, another build (image b); 15 s a step: the Prometheus window is at
-    // least two scrape intervals (10 s assumed)
-    const { r, stats } = await underTraffic(ns, () => runCliProcess(stepped('25,50,100', 15, ['--prometheus-url', PROMETHEUS])));
+    // least two scrape intervals (10 s assumed). Ratio 3, as above: a 25% canary's fresh pods answer ~130 requests in
+    // a step, and the histogram's 10-25 ms bucket turns a few slow ones into a p95 of 21.6 ms beside the stable's 9.6
+    // (2.26×, 12 ms: past the 10 ms floor) on a loaded CI machine
+    const { r, stats } = await underTraffic(ns, () => runCliProcess(stepped('25,50,100', 15, ['--prometheus-url', PROMETHEUS, '--max-latency-ratio', '3'])));
     console.log(describeRun('identical canary', r, stats));
     expectExit(r, 0);
     expect(r.outputs).toMatchObject({
