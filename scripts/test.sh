@@ -22,6 +22,14 @@ if ! .tools/bin/act --version 2>/dev/null | grep -qx "act version $ACT_VERSION";
   GO=$(command -v go || echo /usr/local/go/bin/go)
   GOFLAGS=-mod=mod GOBIN="$PWD/.tools/bin" "$GO" install "github.com/nektos/act@v$ACT_VERSION"
 fi
+# cosign, which the image stage signs and attests with and smoke and rollout verify with (test/helpers/cosign.ts serves
+# it to them from a local mirror, as its GitHub release would be), built from the Go module proxy into .tools/bin
+# (~3-6 min on 2 CPUs with an empty Go cache; a 135 MiB binary, kept between runs).
+COSIGN_VERSION=3.1.3
+if ! .tools/bin/cosign version 2>/dev/null | grep -q "GitVersion: *v$COSIGN_VERSION$"; then
+  GO=$(command -v go || echo /usr/local/go/bin/go)
+  GOFLAGS=-mod=mod GOBIN="$PWD/.tools/bin" "$GO" install "github.com/sigstore/cosign/v3/cmd/cosign@v$COSIGN_VERSION"
+fi
 # Real ONNX Runtime GPU provider libraries and the CUDA runtime, from PyPI wheels (test/requirements-gpu.txt): the
 # GPU-path tests read them out of the wheels (no GPU needed). Kept in .whl/ between runs.
 if ! cmp -s test/requirements-gpu.txt .whl/requirements-gpu.txt || ! (cd .whl && sha256sum -c --quiet SHA256SUMS); then
@@ -48,9 +56,10 @@ fi
 # built and pushed to the lab registry (skipped when its inputs are unchanged). Triton's own Python client
 # (tritonclient[http]) goes in .venv-triton-client/.
 bash test/triton-lab/build.sh >/dev/null
-# Python oracles and peers, pinned (test/requirements-<name>.txt → .venv-<name>/): Triton's own client, and OpenCV's
-# DNN module (an independent reader of Caffe nets, with the layers of common forks and of SSD)
-for name in triton-client opencv; do
+# Python oracles and peers, pinned (test/requirements-<name>.txt → .venv-<name>/): Triton's own client, OpenCV's
+# DNN module (an independent reader of Caffe nets, with the layers of common forks and of SSD), and CycloneDX's own
+# Python library (the independent validator of the ML-BOM against the CycloneDX 1.6 schema)
+for name in triton-client opencv cyclonedx; do
   if ! cmp -s "test/requirements-$name.txt" ".venv-$name/requirements.txt"; then
     rm -rf ".venv-$name" && python3 -m venv ".venv-$name"
     ".venv-$name/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "test/requirements-$name.txt"

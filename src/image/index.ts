@@ -13,13 +13,14 @@ import { computeTags, GitContext, pullRequestOf } from './tags';
 import { cacheTag, fetchManifest, parseImageRef } from '../shared/registry';
 import { VERSION } from '../version';
 import { resolveNodeRuntime, NodeRuntime } from './node';
-import { resolveGpuProviders, ORT_VERSION } from './gpu-provider';
+import { resolveGpuProviders, ORT_VERSION, GpuProviders } from './gpu-provider';
 import { checkBaseImageLoads } from './basecheck';
 import { openRegistrySession } from '../util/dockerconfig';
 import { refuseModelshipPlan } from '../shared/tensorrt';
 import { pinImage, planTritonModel, renderTritonDockerfile, writeTritonRepository } from './triton';
 import { SERVING_PORT } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
+import { ContextFacts, imageFacts, recordSupplyChain } from './supply-chain';
 
 export { SERVING_PORT };
 export const SERVING_UID = 10001;
@@ -241,6 +242,7 @@ function prepareContext(c: ContextInputs, ctx: string): string {
  * and report the digest, tags and metadata; also write a docker-compose.yml that serves the image by digest.
  */
 export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
+  const startedOn = new Date().toISOString();
   const ref = parseImageRef(cfg.image);
   if (ref.tag || ref.digest)
     throw new ModelshipError('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
@@ -290,14 +292,17 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
     const context = cfg.runtime === 'triton' ? '' : contextDir(cfg.image);
     if (context) unlock = await contextLock(context, log);
     // everything fetched and checked before anything is built
-    const { ctx, dockerfile } =
-      cfg.runtime === 'triton'
-        ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log)
-        : await modelshipContext(
-            cfg,
-            { modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest, labels, env: dockerEnv, contextDir: context },
-            log,
-          );
+    const {
+      ctx,
+      dockerfile,
+      facts: contextFacts,
+    } = cfg.runtime === 'triton'
+      ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log)
+      : await modelshipContext(
+          cfg,
+          { modelFile, modelBytes, modelSha: cfg.encryptModel ? sha256(modelBytes) : modelDigest, labels, env: dockerEnv, contextDir: context },
+          log,
+        );
     // the Dockerfile stays outside the context (its labels change every build)
     fs.writeFileSync(path.join(work, 'Dockerfile'), dockerfile);
 
@@ -355,6 +360,38 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       }),
     );
 
+    // what went into the image and how it was built, as files; signed and attested to the digest with input sign
+    const supply = await recordSupplyChain(
+      {
+        facts: imageFacts({
+          repository: cfg.image,
+          digest,
+          tags,
+          runtime: cfg.runtime,
+          gpu: cfg.gpu,
+          created: labels['org.opencontainers.image.created'],
+          model: {
+            name: cfg.modelName,
+            path: cfg.model,
+            bytes: model,
+            fileInImage: modelFile,
+            ...(cfg.encryptModel ? { encrypted: { file: modelFile, sha256: sha256(modelBytes) } } : {}),
+            parity: cfg.parity,
+          },
+          context: contextFacts,
+        }),
+        inputs: cfg,
+        git,
+        buildxDriver: driver,
+        startedOn,
+        files: { mlBom: cfg.mlBomFile, provenance: cfg.provenanceFile },
+        signing: cfg.signing,
+        pinned,
+      },
+      log,
+      dockerEnv,
+    );
+
     const metadata = {
       image: pinned,
       digest,
@@ -381,10 +418,20 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
       `| build time | ${seconds.toFixed(1)} s (${driver} driver) |`,
       `| runtime | ${cfg.runtime === 'triton' ? `Triton Inference Server, FROM \`${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}\`` : 'modelship'} |`,
       `| model | \`${cfg.model}\` sha256 \`${modelDigest.slice(0, 16)}…\`${cfg.encryptModel ? ' (AES-256-GCM encrypted)' : ''}, parity ${cfg.parity} |`,
+      `| supply chain | ML-BOM \`${supply.mlBomFile}\`, provenance \`${supply.provenanceFile}\`; ${supply.signed ? `signed and attested with cosign (${cfg.signing.sign})` : 'not signed'} |`,
       '',
     ].join('\n');
     return {
-      outputs: { image: pinned, digest, tags: tags.join('\n'), metadata: JSON.stringify(metadata), 'compose-file': composePath },
+      outputs: {
+        image: pinned,
+        digest,
+        tags: tags.join('\n'),
+        metadata: JSON.stringify(metadata),
+        'compose-file': composePath,
+        'ml-bom': supply.mlBomFile,
+        provenance: supply.provenanceFile,
+        signed: String(supply.signed),
+      },
       summary,
       ok: true,
     };
@@ -400,19 +447,21 @@ async function modelshipContext(
   cfg: ImageConfig,
   build: { modelFile: string; modelBytes: Uint8Array; modelSha: string; labels: Record<string, string>; env: NodeJS.ProcessEnv; contextDir: string },
   log: Logger,
-): Promise<{ ctx: string; dockerfile: string }> {
+): Promise<{ ctx: string; dockerfile: string; facts: ContextFacts }> {
   refuseModelshipPlan(cfg.model);
   const node = await log.group('Node.js for the image', () =>
     resolveNodeRuntime({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log),
   );
   build.labels['dev.modelship.node.version'] = node.version;
   let providers: string[] | undefined;
+  let gpuProviders: GpuProviders | undefined;
   if (cfg.gpu) {
     const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () =>
       resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log),
     );
     await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => checkBaseImageLoads(cfg.baseImage, gpu.files, log, build.env));
     providers = gpu.files;
+    gpuProviders = gpu;
     build.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
     build.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
   }
@@ -434,7 +483,14 @@ async function modelshipContext(
     providers: !!providers,
     ortDir: IMAGE_ORT_DIR,
   });
-  return { ctx, dockerfile };
+  const base = parseImageRef(cfg.baseImage);
+  const facts: ContextFacts = {
+    base: { name: cfg.baseImage.replace(/@sha256:[0-9a-f]{64}$/, ''), ...(base.digest ? { digest: base.digest } : {}) },
+    node,
+    ...(gpuProviders ? { providers: gpuProviders } : {}),
+    dist: path.join(ctx, 'dist'),
+  };
+  return { ctx, dockerfile, facts };
 }
 
 /**
@@ -446,7 +502,7 @@ async function tritonContext(
   cfg: ImageConfig,
   build: { model: Uint8Array; labels: Record<string, string>; work: string; env: NodeJS.ProcessEnv },
   log: Logger,
-): Promise<{ ctx: string; dockerfile: string }> {
+): Promise<{ ctx: string; dockerfile: string; facts: ContextFacts }> {
   const creds = cfg.registryUsername ? { username: cfg.registryUsername, password: cfg.registryPassword } : undefined;
   // pinned first: a plan's TensorRT is checked against the image that will be built FROM, not a local tag
   const base = await log.group(`resolve ${cfg.tritonImage}`, async () => {
@@ -481,5 +537,12 @@ async function tritonContext(
   // BuildKit's context transfer trusts size + mtime, across builds: a new model or config of the same size (KIND_CPU
   // and KIND_GPU are) must not be taken for the one it sent before, so the mtime is derived from their content
   setTimes(ctx, parseInt(sha256(Buffer.concat([Buffer.from(m.config), build.model])).slice(0, 7), 16));
-  return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: build.labels }) };
+  return {
+    ctx,
+    dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: build.labels }),
+    facts: {
+      base: { name: cfg.tritonImage.replace(/@sha256:[0-9a-f]{64}$/, ''), digest: base.digest },
+      triton: { release: cfg.tritonRelease, config: m.config, platform: m.platform },
+    },
+  };
 }

@@ -18,6 +18,9 @@ import { applyMarked } from './writes';
 import { dryRun } from './dry-run';
 import { rolloutResult } from './report';
 import { checkAutoscalerServed } from './autoscale-writes';
+import { ImageVerification, verifyBeforeUse } from '../shared/verify-image';
+import { parseImageRef } from '../shared/registry';
+import { openAuthConfig } from '../util/dockerconfig';
 
 export { cleanupRollout } from './cleanup';
 
@@ -38,6 +41,9 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   // the spec and the canary's size, checked now (planRollout makes them again, with what the cluster runs)
   deploySpec(cfg);
   canaryCount(cfg);
+  // verify (cosign) before the cluster is asked anything: what does not verify stops here, and every object of the
+  // plan names the image by the digest that verified
+  if (cfg.verification) cfg = { ...cfg, image: await verifiedImage(cfg, cfg.verification, log, env) };
   const kube = Kube.load(cfg.kubeconfig);
   const version = await kube.serverVersion();
   const unsupported = unsupportedServer(version);
@@ -69,6 +75,16 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
 
   if (cfg.dryRun) return dryRun(kube, cfg, plan, log);
   return deploy(kube, cfg, plan, admit, log);
+}
+
+/** The image by the digest its signature (and attestation-policy) verified; registry-username/password read a private registry. */
+async function verifiedImage(cfg: RolloutConfig, v: ImageVerification, log: Logger, env: NodeJS.ProcessEnv): Promise<string> {
+  const login = openAuthConfig(parseImageRef(cfg.image).registry, cfg.registryLogin?.username ?? '', cfg.registryLogin?.password ?? '', env);
+  try {
+    return (await verifyBeforeUse(v, cfg.image, log, login.env)).image;
+  } finally {
+    login.close();
+  }
 }
 
 /** Whether the namespace exists; a namespaced identity may not read Namespaces: it then deploys into one that exists. */

@@ -7,6 +7,7 @@ import { DEFAULT_QUERIES } from './prometheus';
 import { ComparisonThresholds, DEFAULT_COMPARISON_THRESHOLDS } from './analysis/judge';
 import { DisruptionBudget, DRAIN_TIMEOUT_S, GRACE_MARGIN_S, MAX_DRAIN_DELAY_S, SERVER_DRAIN_DELAY_S } from './manifests';
 import { AUTOSCALE_INPUT, AutoscaleSpec, parseAutoscale } from './autoscale';
+import type { ImageVerification } from '../shared/verify-image';
 
 /** The rollout stage's own inputs and outputs (a preview is a rollout: it reads these too). */
 export const ROLLOUT_INPUTS: InputSpec[] = [
@@ -386,6 +387,10 @@ export interface RolloutConfig {
   modelKeySecret?: { name: string; key: string };
   cpu: string;
   memory: string;
+  /** verify the image (cosign) before anything is deployed; undefined: verify off */
+  verification?: ImageVerification;
+  /** registry-username/password: how verification reads a private registry (undefined: anonymously) */
+  registryLogin?: { username: string; password: string };
 }
 
 export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
@@ -475,6 +480,8 @@ export function readRolloutConfig(r: Reader, s: SharedConfig): RolloutConfig {
     modelKeySecret: r.secretRef('model-key-secret'),
     cpu: raw('cpu'),
     memory: raw('memory'),
+    verification: s.verification,
+    registryLogin: s.registryUsername ? { username: s.registryUsername, password: s.registryPassword } : undefined,
   };
   if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50)

@@ -2,6 +2,8 @@ import { parsePreprocess, Preprocess } from '../protocol/preprocess';
 import { fail, InputSpec, Reader, STAGES } from '../inputs';
 import { DEFAULT_TRITON_RELEASE, GRPC_PORT, PROTOCOLS, Protocol, RUNTIMES, Runtime, tritonImageFor } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
+import { COSIGN_CHECKSUMS, CosignSource, DEFAULT_COSIGN_VERSION } from './cosign';
+import { GITHUB_OIDC_ISSUER, ImageVerification, POLICY_RULES, readCosignSource, readVerification } from './verify-image';
 
 /** Inputs that several stages read (each stage's own inputs live beside it, in src/<stage>/inputs.ts). */
 export const SHARED_INPUTS: InputSpec[] = [
@@ -110,14 +112,15 @@ export const SHARED_INPUTS: InputSpec[] = [
   {
     name: 'registry-username',
     description:
-      "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
+      "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; with verify, cosign reads the signatures with it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
     default: '',
     kind: 'string',
     stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
   },
   {
     name: 'registry-password',
-    description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret; cleanup: for the tag deletion.',
+    description:
+      'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret and verify; cleanup: for the tag deletion.',
     default: '',
     kind: 'string',
     stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
@@ -146,6 +149,82 @@ export const SHARED_INPUTS: InputSpec[] = [
     stages: ['image', 'smoke'],
     secret: true,
   },
+  {
+    name: 'verify',
+    description:
+      "smoke, rollout, preview: verify the image's cosign signature before it is pulled or deployed: off, key (signed with the private key of verify-key) or keyless (a Sigstore certificate of certificate-identity from certificate-oidc-issuer, e.g. the image stage's keyless signing in a workflow). The stage then runs the image by the digest it verified; a signature that does not verify (none, another key, another identity) or an attestation-policy that fails stops the stage before anything is pulled or deployed.",
+    default: 'off',
+    kind: 'string',
+    stages: ['smoke', 'rollout'],
+  },
+  {
+    name: 'verify-key',
+    description: 'smoke, rollout, preview: verify: key: the cosign public key, PEM text or the path of a PEM file (cosign.pub).',
+    default: '',
+    kind: 'string',
+    stages: ['smoke', 'rollout'],
+  },
+  {
+    name: 'certificate-identity',
+    description:
+      "smoke, rollout, preview: verify: keyless: the signing certificate's identity that must match exactly; for a workflow's keyless signing, https://github.com/<owner>/<repo>/.github/workflows/<file>@<ref> of the workflow that built the image.",
+    default: '',
+    kind: 'string',
+    stages: ['smoke', 'rollout'],
+  },
+  {
+    name: 'certificate-oidc-issuer',
+    description: "smoke, rollout, preview: verify: keyless: the OIDC issuer the signing certificate must name (GitHub Actions' by default).",
+    default: GITHUB_OIDC_ISSUER,
+    kind: 'string',
+    stages: ['smoke', 'rollout'],
+  },
+  {
+    name: 'certificate-roots',
+    description:
+      "smoke, rollout, preview: verify: keyless with a private CA: a PEM file of its root certificates (or a Sigstore trusted_root.json); empty: Sigstore's public roots (Fulcio). A private CA's roots carry no transparency log keys: use them with transparency-log false.",
+    default: '',
+    kind: 'path',
+    stages: ['smoke', 'rollout'],
+  },
+  {
+    name: 'transparency-log',
+    description:
+      "image: record signatures and attestations in Sigstore's transparency log (Rekor); smoke, rollout, preview: require their log entries when verifying. false: neither (a private key or CA without Rekor; verification then skips the log and, keyless, the certificate's SCT).",
+    default: 'true',
+    kind: 'boolean',
+    stages: ['image', 'smoke', 'rollout'],
+  },
+  {
+    name: 'attestation-policy',
+    description: `smoke, rollout, preview: checks on the image's verified attestations, key=value comma-separated, e.g. parity=pass,model-sha256=<hex>,runtime=modelship (needs verify). Every attestation of the key's type must state the value: ${POLICY_RULES.map((r) => `${r.key} (${r.type}: ${r.describe})`).join('; ')}. An attestation that is missing, or signed by anyone but the verified signer, fails it.`,
+    default: '',
+    kind: 'string',
+    stages: ['smoke', 'rollout'],
+  },
+  {
+    name: 'cosign-version',
+    description: `image, smoke, rollout: the cosign release that signs and verifies, downloaded from its GitHub release (cosign-linux-amd64 / -arm64) into the tool cache and checked against its sha256 (pinned for ${Object.keys(COSIGN_CHECKSUMS).join(', ')}; another version needs cosign-sha256).`,
+    default: DEFAULT_COSIGN_VERSION,
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout'],
+  },
+  {
+    name: 'cosign-mirror',
+    description:
+      "image, smoke, rollout: a mirror of cosign's GitHub releases with the same layout (<mirror>/v<version>/cosign-linux-amd64); needs cosign-sha256.",
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout'],
+  },
+  {
+    name: 'cosign-sha256',
+    description:
+      "image, smoke, rollout: the sha256 the cosign binary must have (its line of the release's cosign_checksums.txt); required with cosign-mirror or a cosign-version modelship has no checksum for.",
+    default: '',
+    kind: 'string',
+    stages: ['image', 'smoke', 'rollout'],
+  },
 ];
 
 export interface SharedConfig {
@@ -169,6 +248,12 @@ export interface SharedConfig {
   apiKey: string;
   /** the model's image preprocessing (input `preprocess`); undefined: the server's default */
   preprocess?: Preprocess;
+  /** signatures and attestations go to (image) and are looked up in (smoke, rollout) the transparency log */
+  transparencyLog: boolean;
+  /** where cosign comes from (image, smoke, rollout) */
+  cosign: CosignSource;
+  /** what smoke and rollout verify before they pull or deploy; undefined: verify off */
+  verification?: ImageVerification;
 }
 
 /** `min,opt,max` with min ≤ opt ≤ max, all ≥ 1 */
@@ -201,6 +286,9 @@ export function readSharedConfig(r: Reader): SharedConfig {
     modelKey: r.raw('model-key'),
     apiKey: r.raw('api-key'),
     preprocess: undefined,
+    transparencyLog: r.bool('transparency-log'),
+    cosign: readCosignSource(r),
+    verification: readVerification(r),
   };
   if (['image', 'smoke', 'pipeline'].includes(r.stage) && r.raw('preprocess') !== '') {
     try {

@@ -30,10 +30,15 @@ export interface Manifest {
   layers: { digest: string; size: number; mediaType: string }[];
 }
 
+/** Whether a registry speaks plain HTTP: a loopback one, like the lab's (everything else is HTTPS). */
+export function plainHttpRegistry(registry: string): boolean {
+  return /^(127\.|localhost)/.test(registry);
+}
+
 /** The base URL of a repository in the registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
 export function registryBase(ref: string): { base: string; repository: string; tag?: string; digest?: string } {
   const r = parseImageRef(ref);
-  const plain = /^(127\.|localhost)/.test(r.registry);
+  const plain = plainHttpRegistry(r.registry);
   return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
 }
 

@@ -14,6 +14,7 @@ import { classifyImage, detectImage, detectionOutput, detectServer, modelPlaceme
 import { formatBox, iou, matchDetections, ExpectedDetection, ImageDetection } from '../protocol/detections';
 import { parseImageRef } from '../shared/registry';
 import { openRegistrySession } from '../util/dockerconfig';
+import { verifyBeforeUse } from '../shared/verify-image';
 
 /** Who started a smoke container: the workflow run and job on GitHub, else this process (for the post-step cleanup). */
 export function smokeOwner(env: NodeJS.ProcessEnv = process.env): string {
@@ -90,9 +91,19 @@ export async function runSmoke(cfg: SmokeConfig, log: Logger, env: NodeJS.Proces
   }
   if (cfg.reference) referenceBatches(cfg.reference); // fails early on a missing directory
   const name = `modelship-smoke-${crypto.randomBytes(4).toString('hex')}`;
-  const plan = planSmoke(cfg, name);
   // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
   const session = await openRegistrySession(parseImageRef(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+  // verify (cosign) before anything is pulled: what does not verify stops the stage here, and from here on the image
+  // is the digest that verified (a tag, where allowed, resolved once)
+  if (cfg.verification) {
+    try {
+      cfg = { ...cfg, image: (await verifyBeforeUse(cfg.verification, cfg.image, log, session.env)).image };
+    } catch (e) {
+      session.close();
+      throw e;
+    }
+  }
+  const plan = planSmoke(cfg, name);
   const dockerEnv = {
     ...session.env,
     ...(cfg.apiKey ? { [SERVE_SETTINGS.apiKey.env]: cfg.apiKey } : {}),

@@ -3,6 +3,7 @@ import type { SharedConfig } from '../shared/inputs';
 import type { Protocol, Runtime } from '../protocol/runtime';
 import { parseExpectedDetections, ExpectedDetection } from '../protocol/detections';
 import type { Preprocess } from '../protocol/preprocess';
+import type { ImageVerification } from '../shared/verify-image';
 
 /** The smoke stage's own inputs and outputs (image, model-name, gpu, keys, reference, tolerance are shared). */
 export const SMOKE_INPUTS: InputSpec[] = [
@@ -96,6 +97,8 @@ export interface SmokeConfig {
   readyTimeoutS: number;
   registryUsername: string;
   registryPassword: string;
+  /** verify the image (cosign) before it is pulled; undefined: verify off */
+  verification?: ImageVerification;
 }
 
 export function readSmokeConfig(r: Reader, s: SharedConfig): SmokeConfig {
@@ -134,5 +137,6 @@ export function readSmokeConfig(r: Reader, s: SharedConfig): SmokeConfig {
     readyTimeoutS: r.int('ready-timeout', 1),
     registryUsername: s.registryUsername,
     registryPassword: s.registryPassword,
+    verification: s.verification,
   };
 }

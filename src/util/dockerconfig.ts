@@ -71,3 +71,34 @@ export async function openRegistrySession(
     throw e;
   }
 }
+
+/** The key of a registry in config.json's `auths`: Docker Hub's is its legacy URL, as docker login writes it. */
+export function authsKey(registry: string): string {
+  return registry === 'docker.io' || registry === 'index.docker.io' ? 'https://index.docker.io/v1/' : registry;
+}
+
+/**
+ * Registry credentials for tools that read a Docker config themselves (cosign, through go-containerregistry) where no
+ * docker CLI may be installed (a rollout runner): the same private DOCKER_CONFIG as openRegistrySession, the user's
+ * config carried over, but the login written into its config.json directly (the password in a 0600 file of a 0700
+ * directory, never in an argv). Without `username` it is the environment as it is. `close()` removes the directory.
+ */
+export function openAuthConfig(registry: string, username: string, password: string, env: NodeJS.ProcessEnv = process.env): DockerSession & { close(): void } {
+  if (!username) return { env, close: () => undefined };
+  if (!password) throw new ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
+  const user = userDockerConfig(env);
+  const dir = fs.mkdtempSync(path.join(env.RUNNER_TEMP || os.tmpdir(), 'modelship-docker-config-'));
+  const close = () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    fs.chmodSync(dir, 0o700);
+    const config = sessionConfig(path.join(user, 'config.json'), registry);
+    const auths = (config.auths ?? {}) as Record<string, unknown>;
+    auths[authsKey(registry)] = { auth: Buffer.from(`${username}:${password}`).toString('base64') };
+    config.auths = auths;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+    return { env: { ...env, DOCKER_CONFIG: dir }, close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}

@@ -22,7 +22,8 @@ export type ErrorCode =
   | 'weights' // missing or mismatched weights
   | 'parity' // numeric parity failure
   | 'io' // file system
-  | 'cluster'; // the Kubernetes API refused or could not be reached
+  | 'cluster' // the Kubernetes API refused or could not be reached
+  | 'verify'; // an image's signature or attestations did not verify (cosign), or broke the attestation policy
 
 export class ModelshipError extends Error {
   readonly code: ErrorCode;

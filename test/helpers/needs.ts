@@ -34,13 +34,15 @@ export type Need =
   | 'gpu-wheels'
   /** nektos/act in .tools/bin/ */
   | 'act'
+  /** sigstore's cosign in .tools/bin/ (built from the Go module proxy by scripts/test.sh) */
+  | 'cosign'
   /** protoc and python3-protobuf (Google's text-format parser, the oracle of the generated Triton config) */
   | 'protoc';
 
 const LAB_REGISTRY = process.env.LAB_REGISTRY ?? '127.0.0.1:5000';
 const KUBECTL = process.env.LAB_KUBECTL ?? '/var/lib/modelship-lab/bin/kubectl';
 const KUBECONFIG = process.env.KUBECONFIG ?? '/var/lib/modelship-lab/pki/admin.kubeconfig';
-/** scripts/test.sh's NODE24_VERSION and ACT_VERSION */
+/** scripts/test.sh's NODE24_VERSION, ACT_VERSION and COSIGN_VERSION */
 const pinned = (name: string) => new RegExp(`^${name}=(\\S+)$`, 'm').exec(fs.readFileSync(path.join(REPO, 'scripts/test.sh'), 'utf8'))?.[1] ?? '?';
 const ENV_SH = 'source /var/lib/modelship-lab/env.sh';
 
@@ -120,6 +122,15 @@ const CHECKS: Record<Need, { what: string; start: string; check: () => string }>
       const r = spawnSync(path.join(REPO, '.tools/bin/act'), ['--version'], { encoding: 'utf8' });
       const v = r.stdout?.trim() ?? '';
       return v === `act version ${pinned('ACT_VERSION')}` ? '' : `.tools/bin/act is ${v || 'missing'}`;
+    },
+  },
+  cosign: {
+    what: 'cosign in .tools/bin/',
+    start: `scripts/test.sh builds it (GOFLAGS=-mod=mod GOBIN=$PWD/.tools/bin go install github.com/sigstore/cosign/v3/cmd/cosign@v${pinned('COSIGN_VERSION')})`,
+    check: () => {
+      const r = spawnSync(path.join(REPO, '.tools/bin/cosign'), ['version'], { encoding: 'utf8' });
+      const v = /GitVersion:\s*(\S+)/.exec(r.stdout ?? '')?.[1] ?? '';
+      return v === `v${pinned('COSIGN_VERSION')}` ? '' : `.tools/bin/cosign is ${v || 'missing'}`;
     },
   },
   protoc: {
