@@ -2126,6 +2126,10 @@ function canarySize(plan, reached) {
     return `canary steps ${each} of ${stableReplicas} replicas; reached step ${reached}/${steps.length}`;
 }
 
+// EXTERNAL MODULE: ./src/shared/verify-image.ts
+var verify_image = __webpack_require__(94476);
+// EXTERNAL MODULE: ./src/util/dockerconfig.ts
+var dockerconfig = __webpack_require__(94944);
 ;// CONCATENATED MODULE: ./src/rollout/cleanup.ts
 
 
@@ -2239,6 +2243,9 @@ function madeWithNamespace(obj, owner) {
 
 
 
+
+
+
 /**
  * The rollout stage: put a new model in front of traffic and decide by itself. `canary` (default) runs the new
  * image as `<app>-canary` next to the untouched stable, verifies it (pods, golden requests, Prometheus), then
@@ -2257,6 +2264,10 @@ async function runRollout(cfg, log, env = process.env) {
     // the spec and the canary's size, checked now (planRollout makes them again, with what the cluster runs)
     deploySpec(cfg);
     canaryCount(cfg);
+    // verify (cosign) before the cluster is asked anything: what does not verify stops here, and every object of the
+    // plan names the image by the digest that verified
+    if (cfg.verification)
+        cfg = { ...cfg, image: await verifiedImage(cfg, cfg.verification, log, env) };
     const kube = rollout_kube.Kube.load(cfg.kubeconfig);
     const version = await kube.serverVersion();
     const unsupported = (0,manifests/* unsupportedServer */.tT)(version);
@@ -2288,6 +2299,16 @@ async function runRollout(cfg, log, env = process.env) {
     if (cfg.dryRun)
         return dryRun(kube, cfg, plan, log);
     return deploy(kube, cfg, plan, admit, log);
+}
+/** The image by the digest its signature (and attestation-policy) verified; registry-username/password read a private registry. */
+async function verifiedImage(cfg, v, log, env) {
+    const login = (0,dockerconfig/* openAuthConfig */.bd)((0,shared_registry/* parseImageRef */.Q)(cfg.image).registry, cfg.registryLogin?.username ?? '', cfg.registryLogin?.password ?? '', env);
+    try {
+        return (await (0,verify_image/* verifyBeforeUse */.i$)(v, cfg.image, log, login.env)).image;
+    }
+    finally {
+        login.close();
+    }
 }
 /** Whether the namespace exists; a namespaced identity may not read Namespaces: it then deploys into one that exists. */
 async function namespaceIsThere(kube, namespace) {

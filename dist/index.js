@@ -27255,6 +27255,1510 @@ exports.version = '1.30.0';
 
 /***/ }),
 
+/***/ 87091:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+/*!
+Copyright (c) the purl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+*/
+
+
+const {
+  PackageURL,
+  PurlComponent,
+  PurlQualifierNames,
+  PurlType
+} = __nccwpck_require__(36686)
+
+module.exports = {
+  PackageURL,
+  PurlComponent,
+  PurlQualifierNames,
+  PurlType
+}
+
+
+/***/ }),
+
+/***/ 93779:
+/***/ ((module) => {
+
+"use strict";
+
+
+const LOOP_SENTINEL = 1_000_000
+
+const REUSED_SEARCH_PARAMS = new URLSearchParams()
+
+const REUSED_SEARCH_PARAMS_KEY = '_'
+
+const REUSED_SEARCH_PARAMS_OFFSET = 2 // '_='.length
+
+module.exports = {
+    LOOP_SENTINEL,
+    REUSED_SEARCH_PARAMS,
+    REUSED_SEARCH_PARAMS_KEY,
+    REUSED_SEARCH_PARAMS_OFFSET
+}
+
+
+/***/ }),
+
+/***/ 50782:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const { PurlError } = __nccwpck_require__(616)
+
+const { decodeURIComponent } = globalThis
+
+function decodePurlComponent(comp, encodedURIComponent) {
+    try {
+        return decodeURIComponent(encodedURIComponent)
+    } catch {}
+    throw new PurlError(`unable to decode "${comp}" component`)
+}
+
+module.exports = {
+    decodePurlComponent
+}
+
+
+/***/ }),
+
+/***/ 75954:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const {
+    REUSED_SEARCH_PARAMS,
+    REUSED_SEARCH_PARAMS_KEY,
+    REUSED_SEARCH_PARAMS_OFFSET
+} = __nccwpck_require__(93779)
+const { isObject } = __nccwpck_require__(57018)
+const { isNonEmptyString } = __nccwpck_require__(22764)
+
+const { encodeURIComponent } = globalThis
+
+function encodeNamespace(namespace) {
+    return isNonEmptyString(namespace)
+        ? encodeURIComponent(namespace)
+              .replace(/%3A/g, ':')
+              .replace(/%2F/g, '/')
+        : ''
+}
+
+function encodeQualifierParam(param) {
+    if (isNonEmptyString(param)) {
+        // Param key and value are encoded with `percentEncodeSet` of
+        // 'application/x-www-form-urlencoded' and `spaceAsPlus` of `true`.
+        // https://url.spec.whatwg.org/#urlencoded-serializing
+        REUSED_SEARCH_PARAMS.set(REUSED_SEARCH_PARAMS_KEY, param)
+        return replacePlusSignWithPercentEncodedSpace(
+            REUSED_SEARCH_PARAMS.toString().slice(REUSED_SEARCH_PARAMS_OFFSET)
+        )
+    }
+    return ''
+}
+
+function encodeQualifiers(qualifiers) {
+    if (isObject(qualifiers)) {
+        // Sort this list of qualifier strings lexicographically.
+        const qualifiersKeys = Object.keys(qualifiers).sort()
+        const searchParams = new URLSearchParams()
+        for (let i = 0, { length } = qualifiersKeys; i < length; i += 1) {
+            const key = qualifiersKeys[i]
+            searchParams.set(key, qualifiers[key])
+        }
+        return replacePlusSignWithPercentEncodedSpace(searchParams.toString())
+    }
+    return ''
+}
+
+function encodeSubpath(subpath) {
+    return isNonEmptyString(subpath)
+        ? encodeURIComponent(subpath).replace(/%2F/g, '/')
+        : ''
+}
+
+function encodeVersion(version) {
+    return isNonEmptyString(version)
+        ? encodeURIComponent(version).replace(/%3A/g, ':').replace(/%2B/g, '+')
+        : ''
+}
+
+function replacePlusSignWithPercentEncodedSpace(str) {
+    // Convert plus signs to %20 for better portability.
+    return str.replace(/\+/g, '%20')
+}
+
+module.exports = {
+    encodeNamespace,
+    encodeVersion,
+    encodeQualifiers,
+    encodeQualifierParam,
+    encodeSubpath,
+    encodeURIComponent
+}
+
+
+/***/ }),
+
+/***/ 616:
+/***/ ((module) => {
+
+"use strict";
+
+
+function formatPurlErrorMessage(message = '') {
+    const { length } = message
+    let formatted = ''
+    if (length) {
+        // Lower case start of message.
+        const code0 = message.charCodeAt(0)
+        formatted =
+            code0 >= 65 /*'A'*/ || code0 <= 90 /*'Z'*/
+                ? `${message[0].toLowerCase()}${message.slice(1)}`
+                : message
+        // Remove period from end of message.
+        if (
+            length > 1 &&
+            message.charCodeAt(length - 1) === 46 /*'.'*/ &&
+            message.charCodeAt(length - 2) !== 46
+        ) {
+            formatted = formatted.slice(0, -1)
+        }
+    }
+    return `Invalid purl: ${formatted}`
+}
+
+class PurlError extends Error {
+    constructor(message) {
+        super(formatPurlErrorMessage(message))
+    }
+}
+
+module.exports = {
+    formatPurlErrorMessage,
+    PurlError
+}
+
+
+/***/ }),
+
+/***/ 54947:
+/***/ ((module) => {
+
+"use strict";
+
+
+function createHelpersNamespaceObject(helpers, options_ = {}) {
+    const { comparator, ...defaults } = { __proto__: null, ...options_ }
+    const helperNames = Object.keys(helpers).sort()
+    const propNames = [
+        ...new Set([...Object.values(helpers)].map(Object.keys).flat())
+    ].sort(comparator)
+    const nsObject = Object.create(null)
+    for (let i = 0, { length } = propNames; i < length; i += 1) {
+        const propName = propNames[i]
+        const helpersForProp = Object.create(null)
+        for (
+            let j = 0, { length: length_j } = helperNames;
+            j < length_j;
+            j += 1
+        ) {
+            const helperName = helperNames[j]
+            const helperValue =
+                helpers[helperName][propName] ?? defaults[helperName]
+            if (helperValue !== undefined) {
+                helpersForProp[helperName] = helperValue
+            }
+        }
+        nsObject[propName] = helpersForProp
+    }
+    return nsObject
+}
+
+module.exports = {
+    createHelpersNamespaceObject
+}
+
+
+/***/ }),
+
+/***/ 86808:
+/***/ ((module) => {
+
+"use strict";
+
+
+function isNullishOrEmptyString(value) {
+    return (
+        value === null ||
+        value === undefined ||
+        (typeof value === 'string' && value.length === 0)
+    )
+}
+
+module.exports = {
+    isNullishOrEmptyString
+}
+
+
+/***/ }),
+
+/***/ 44265:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const { isObject } = __nccwpck_require__(57018)
+const { isBlank } = __nccwpck_require__(22764)
+
+function normalizeName(rawName) {
+    return typeof rawName === 'string' ? rawName.trim() : undefined
+}
+
+function normalizeNamespace(rawNamespace) {
+    return typeof rawNamespace === 'string'
+        ? normalizePath(rawNamespace)
+        : undefined
+}
+
+function normalizePath(pathname, callback) {
+    let collapsed = ''
+    let start = 0
+    // Leading and trailing slashes, i.e. '/', are not significant and should be
+    // stripped in the canonical form.
+    while (pathname.charCodeAt(start) === 47 /*'/'*/) {
+        start += 1
+    }
+    let nextIndex = pathname.indexOf('/', start)
+    if (nextIndex === -1) {
+        return pathname.slice(start)
+    }
+    // Discard any empty string segments by collapsing repeated segment
+    // separator slashes, i.e. '/'.
+    while (nextIndex !== -1) {
+        const segment = pathname.slice(start, nextIndex)
+        if (callback === undefined || callback(segment)) {
+            collapsed =
+                collapsed + (collapsed.length === 0 ? '' : '/') + segment
+        }
+        start = nextIndex + 1
+        while (pathname.charCodeAt(start) === 47) {
+            start += 1
+        }
+        nextIndex = pathname.indexOf('/', start)
+    }
+    const lastSegment = pathname.slice(start)
+    if (
+        lastSegment.length !== 0 &&
+        (callback === undefined || callback(lastSegment))
+    ) {
+        collapsed = collapsed + '/' + lastSegment
+    }
+    return collapsed
+}
+
+function normalizeQualifiers(rawQualifiers) {
+    let qualifiers
+    for (const { 0: key, 1: value } of qualifiersToEntries(rawQualifiers)) {
+        const strValue = typeof value === 'string' ? value : String(value)
+        const trimmed = strValue.trim()
+        // A key=value pair with an empty value is the same as no key/value
+        // at all for this key.
+        if (trimmed.length === 0) {
+            continue
+        }
+        if (qualifiers === undefined) {
+            qualifiers = { __proto__: null }
+        }
+        // A key is case insensitive. The canonical form is lowercase.
+        qualifiers[key.toLowerCase()] = trimmed
+    }
+    return qualifiers
+}
+
+function normalizeSubpath(rawSubpath) {
+    return typeof rawSubpath === 'string'
+        ? normalizePath(rawSubpath, subpathFilter)
+        : undefined
+}
+
+function normalizeType(rawType) {
+    // The type must NOT be percent-encoded.
+    // The type is case insensitive. The canonical form is lowercase.
+    return typeof rawType === 'string'
+        ? rawType.trim().toLowerCase()
+        : undefined
+}
+
+function normalizeVersion(rawVersion) {
+    return typeof rawVersion === 'string' ? rawVersion.trim() : undefined
+}
+
+function qualifiersToEntries(rawQualifiers) {
+    if (isObject(rawQualifiers)) {
+        return rawQualifiers instanceof URLSearchParams
+            ? rawQualifiers.entries()
+            : Object.entries(rawQualifiers)
+    }
+    return typeof rawQualifiers === 'string'
+        ? new URLSearchParams(rawQualifiers).entries()
+        : Object.entries({})
+}
+
+function subpathFilter(segment) {
+    // When percent-decoded, a segment
+    //   - must not be any of '.' or '..'
+    //   - must not be empty
+    const { length } = segment
+    if (length === 1 && segment.charCodeAt(0) === 46 /*'.'*/) return false
+    if (
+        length === 2 &&
+        segment.charCodeAt(0) === 46 &&
+        segment.charCodeAt(1) === 46
+    ) {
+        return false
+    }
+    return !isBlank(segment)
+}
+
+module.exports = {
+    normalizeName,
+    normalizeNamespace,
+    normalizePath,
+    normalizeQualifiers,
+    normalizeSubpath,
+    normalizeType,
+    normalizeVersion
+}
+
+
+/***/ }),
+
+/***/ 57018:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const { LOOP_SENTINEL } = __nccwpck_require__(93779)
+
+function isObject(value) {
+    return value !== null && typeof value === 'object'
+}
+
+function recursiveFreeze(value_) {
+    if (
+        value_ === null ||
+        !(typeof value_ === 'object' || typeof value_ === 'function') ||
+        Object.isFrozen(value_)
+    ) {
+        return value_
+    }
+    const queue = [value_]
+    let { length: queueLength } = queue
+    let pos = 0
+    while (pos < queueLength) {
+        if (pos === LOOP_SENTINEL) {
+            throw new Error(
+                'Detected infinite loop in object crawl of recursiveFreeze'
+            )
+        }
+        const obj = queue[pos++]
+        Object.freeze(obj)
+        if (Array.isArray(obj)) {
+            for (let i = 0, { length } = obj; i < length; i += 1) {
+                const item = obj[i]
+                if (
+                    item !== null &&
+                    (typeof item === 'object' || typeof item === 'function') &&
+                    !Object.isFrozen(item)
+                ) {
+                    queue[queueLength++] = item
+                }
+            }
+        } else {
+            const keys = Reflect.ownKeys(obj)
+            for (let i = 0, { length } = keys; i < length; i += 1) {
+                const propValue = obj[keys[i]]
+                if (
+                    propValue !== null &&
+                    (typeof propValue === 'object' ||
+                        typeof propValue === 'function') &&
+                    !Object.isFrozen(propValue)
+                ) {
+                    queue[queueLength++] = propValue
+                }
+            }
+        }
+    }
+    return value_
+}
+
+module.exports = {
+    isObject,
+    recursiveFreeze
+}
+
+
+/***/ }),
+
+/***/ 36686:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+/*!
+Copyright (c) the purl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+*/
+
+
+const { decodePurlComponent } = __nccwpck_require__(50782)
+const { isObject, recursiveFreeze } = __nccwpck_require__(57018)
+const { isBlank, isNonEmptyString, trimLeadingSlashes } = __nccwpck_require__(22764)
+
+const { PurlComponent } = __nccwpck_require__(71487)
+const { PurlQualifierNames } = __nccwpck_require__(37197)
+const { PurlType } = __nccwpck_require__(48958)
+const { PurlError } = __nccwpck_require__(616)
+
+class PackageURL {
+    static Component = recursiveFreeze(PurlComponent)
+    static KnownQualifierNames = recursiveFreeze(PurlQualifierNames)
+    static Type = recursiveFreeze(PurlType)
+
+    constructor(
+        rawType,
+        rawNamespace,
+        rawName,
+        rawVersion,
+        rawQualifiers,
+        rawSubpath
+    ) {
+        const type = isNonEmptyString(rawType)
+            ? PurlComponent.type.normalize(rawType)
+            : rawType
+        PurlComponent.type.validate(type, true)
+
+        const namespace = isNonEmptyString(rawNamespace)
+            ? PurlComponent.namespace.normalize(rawNamespace)
+            : rawNamespace
+        PurlComponent.namespace.validate(namespace, true)
+
+        const name = isNonEmptyString(rawName)
+            ? PurlComponent.name.normalize(rawName)
+            : rawName
+        PurlComponent.name.validate(name, true)
+
+        const version = isNonEmptyString(rawVersion)
+            ? PurlComponent.version.normalize(rawVersion)
+            : rawVersion
+        PurlComponent.version.validate(version, true)
+
+        const qualifiers =
+            typeof rawQualifiers === 'string' || isObject(rawQualifiers)
+                ? PurlComponent.qualifiers.normalize(rawQualifiers)
+                : rawQualifiers
+        PurlComponent.qualifiers.validate(qualifiers, true)
+
+        const subpath = isNonEmptyString(rawSubpath)
+            ? PurlComponent.subpath.normalize(rawSubpath)
+            : rawSubpath
+        PurlComponent.subpath.validate(subpath, true)
+
+        this.type = type
+        this.name = name
+        this.namespace = namespace ?? undefined
+        this.version = version ?? undefined
+        this.qualifiers = qualifiers ?? undefined
+        this.subpath = subpath ?? undefined
+
+        const typeHelpers = PurlType[type]
+        if (typeHelpers) {
+            typeHelpers.normalize(this)
+            typeHelpers.validate(this, true)
+        }
+    }
+
+    toString() {
+        const { namespace, name, version, qualifiers, subpath, type } = this
+        let purlStr = `pkg:${PurlComponent.type.encode(type)}/`
+        if (namespace) {
+            purlStr = `${purlStr}${PurlComponent.namespace.encode(namespace)}/`
+        }
+        purlStr = `${purlStr}${PurlComponent.name.encode(name)}`
+        if (version) {
+            purlStr = `${purlStr}@${PurlComponent.version.encode(version)}`
+        }
+        if (qualifiers) {
+            purlStr = `${purlStr}?${PurlComponent.qualifiers.encode(qualifiers)}`
+        }
+        if (subpath) {
+            purlStr = `${purlStr}#${PurlComponent.subpath.encode(subpath)}`
+        }
+        return purlStr
+    }
+
+    static fromString(purlStr) {
+        return new PackageURL(...PackageURL.parseString(purlStr))
+    }
+
+    static parseString(purlStr) {
+        // https://github.com/package-url/purl-spec/blob/master/PURL-SPECIFICATION.rst#how-to-parse-a-purl-string-in-its-components
+        if (typeof purlStr !== 'string') {
+            throw new Error('A purl string argument is required.')
+        }
+        if (isBlank(purlStr)) {
+            return [
+                undefined,
+                undefined,
+                undefined,
+                undefined,
+                undefined,
+                undefined
+            ]
+        }
+
+        // Split the remainder once from left on ':'.
+        const colonIndex = purlStr.indexOf(':')
+        // Use WHATWG URL to split up the purl string.
+        //   - Split the purl string once from right on '#'
+        //   - Split the remainder once from right on '?'
+        //   - Split the remainder once from left on ':'
+        let url
+        let maybeUrlWithAuth
+        if (colonIndex !== -1) {
+            try {
+                // Since a purl never contains a URL Authority, its scheme
+                // must not be suffixed with double slash as in 'pkg://'
+                // and should use instead 'pkg:'. Purl parsers must accept
+                // URLs such as 'pkg://' and must ignore the '//'
+                const beforeColon = purlStr.slice(0, colonIndex)
+                const afterColon = purlStr.slice(colonIndex + 1)
+                const trimmedAfterColon = trimLeadingSlashes(afterColon)
+                url = new URL(`${beforeColon}:${trimmedAfterColon}`)
+                maybeUrlWithAuth =
+                    afterColon.length === trimmedAfterColon.length
+                        ? url
+                        : new URL(purlStr)
+            } catch (e) {
+                throw new PurlError('failed to parse as URL', {
+                    cause: e
+                })
+            }
+        }
+        // The scheme is a constant with the value "pkg".
+        if (url?.protocol !== 'pkg:') {
+            throw new PurlError('missing required "pkg" scheme component')
+        }
+        // A purl must NOT contain a URL Authority i.e. there is no support for
+        // username, password, host and port components.
+        if (
+            maybeUrlWithAuth.username !== '' ||
+            maybeUrlWithAuth.password !== ''
+        ) {
+            throw new PurlError('cannot contain a "user:pass@host:port"')
+        }
+
+        const { pathname } = url
+        const firstSlashIndex = pathname.indexOf('/')
+        const rawType = decodePurlComponent(
+            'type',
+            firstSlashIndex === -1
+                ? pathname
+                : pathname.slice(0, firstSlashIndex)
+        )
+        if (firstSlashIndex < 1) {
+            return [
+                rawType,
+                undefined,
+                undefined,
+                undefined,
+                undefined,
+                undefined
+            ]
+        }
+
+        let rawVersion
+        let atSignIndex = pathname.lastIndexOf('@')
+        // Handle unencoded leading '@' characters. This is a small break from
+        // the specification to make parsing more forgiving so that users don't
+        // have to deal with it.
+        if (
+            atSignIndex !== -1 &&
+            pathname.charCodeAt(atSignIndex - 1) === 47 /*'/'*/
+        ) {
+            atSignIndex = -1
+        }
+        const beforeVersion = pathname.slice(
+            rawType.length + 1,
+            atSignIndex === -1 ? pathname.length : atSignIndex
+        )
+        if (atSignIndex !== -1) {
+            // Split the remainder once from right on '@'.
+            rawVersion = decodePurlComponent(
+                'version',
+                pathname.slice(atSignIndex + 1)
+            )
+        }
+
+        let rawNamespace
+        let rawName
+        const lastSlashIndex = beforeVersion.lastIndexOf('/')
+        if (lastSlashIndex === -1) {
+            // Split the remainder once from right on '/'.
+            rawName = decodePurlComponent('name', beforeVersion)
+        } else {
+            // Split the remainder once from right on '/'.
+            rawName = decodePurlComponent(
+                'name',
+                beforeVersion.slice(lastSlashIndex + 1)
+            )
+            // Split the remainder on '/'.
+            rawNamespace = decodePurlComponent(
+                'namespace',
+                beforeVersion.slice(0, lastSlashIndex)
+            )
+        }
+
+        let rawQualifiers
+        const { searchParams } = url
+        if (searchParams.size !== 0) {
+            searchParams.forEach((value) =>
+                decodePurlComponent('qualifiers', value)
+            )
+            // Split the remainder once from right on '?'.
+            rawQualifiers = searchParams
+        }
+
+        let rawSubpath
+        const { hash } = url
+        if (hash.length !== 0) {
+            // Split the purl string once from right on '#'.
+            rawSubpath = decodePurlComponent('subpath', hash.slice(1))
+        }
+
+        return [
+            rawType,
+            rawNamespace,
+            rawName,
+            rawVersion,
+            rawQualifiers,
+            rawSubpath
+        ]
+    }
+}
+
+for (const staticProp of ['Component', 'KnownQualifierNames', 'Type']) {
+    Reflect.defineProperty(PackageURL, staticProp, {
+        ...Reflect.getOwnPropertyDescriptor(PackageURL, staticProp),
+        writable: false
+    })
+}
+
+Reflect.setPrototypeOf(PackageURL.prototype, null)
+
+module.exports = {
+    PackageURL,
+    PurlComponent,
+    PurlQualifierNames,
+    PurlType
+}
+
+
+/***/ }),
+
+/***/ 71487:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const {
+    encodeNamespace,
+    encodeVersion,
+    encodeQualifiers,
+    encodeQualifierParam,
+    encodeSubpath,
+    encodeURIComponent
+} = __nccwpck_require__(75954)
+
+const { createHelpersNamespaceObject } = __nccwpck_require__(54947)
+
+const {
+    normalizeType,
+    normalizeNamespace,
+    normalizeName,
+    normalizeVersion,
+    normalizeQualifiers,
+    normalizeSubpath
+} = __nccwpck_require__(44265)
+
+const { localeCompare, isNonEmptyString } = __nccwpck_require__(22764)
+
+const {
+    validateType,
+    validateNamespace,
+    validateName,
+    validateVersion,
+    validateQualifiers,
+    validateQualifierKey,
+    validateSubpath
+} = __nccwpck_require__(93206)
+
+const PurlComponentEncoder = (comp) =>
+    isNonEmptyString(comp) ? encodeURIComponent(comp) : ''
+
+const PurlComponentStringNormalizer = (comp) =>
+    typeof comp === 'string' ? comp : undefined
+
+const PurlComponentValidator = (_comp, _throws) => true
+
+const componentSortOrderLookup = {
+    __proto__: null,
+    type: 0,
+    namespace: 1,
+    name: 2,
+    version: 3,
+    qualifiers: 4,
+    qualifierKey: 5,
+    qualifierValue: 6,
+    subpath: 7
+}
+
+function componentSortOrder(comp) {
+    return componentSortOrderLookup[comp] ?? comp
+}
+
+function componentComparator(compA, compB) {
+    return localeCompare(componentSortOrder(compA), componentSortOrder(compB))
+}
+
+module.exports = {
+    // Rules for each purl component:
+    // https://github.com/package-url/purl-spec/blob/master/PURL-SPECIFICATION.rst#rules-for-each-purl-component
+    PurlComponent: createHelpersNamespaceObject(
+        {
+            encode: {
+                namespace: encodeNamespace,
+                version: encodeVersion,
+                qualifiers: encodeQualifiers,
+                qualifierKey: encodeQualifierParam,
+                qualifierValue: encodeQualifierParam,
+                subpath: encodeSubpath
+            },
+            normalize: {
+                type: normalizeType,
+                namespace: normalizeNamespace,
+                name: normalizeName,
+                version: normalizeVersion,
+                qualifiers: normalizeQualifiers,
+                subpath: normalizeSubpath
+            },
+            validate: {
+                type: validateType,
+                namespace: validateNamespace,
+                name: validateName,
+                version: validateVersion,
+                qualifierKey: validateQualifierKey,
+                qualifiers: validateQualifiers,
+                subpath: validateSubpath
+            }
+        },
+        {
+            comparator: componentComparator,
+            encode: PurlComponentEncoder,
+            normalize: PurlComponentStringNormalizer,
+            validate: PurlComponentValidator
+        }
+    )
+}
+
+
+/***/ }),
+
+/***/ 37197:
+/***/ ((module) => {
+
+"use strict";
+
+
+module.exports = {
+    // Known qualifiers:
+    // https://github.com/package-url/purl-spec/blob/master/PURL-SPECIFICATION.rst#known-qualifiers-keyvalue-pairs
+    PurlQualifierNames: {
+        __proto__: null,
+        RepositoryUrl: 'repository_url',
+        DownloadUrl: 'download_url',
+        VcsUrl: 'vcs_url',
+        FileName: 'file_name',
+        Checksum: 'checksum'
+    }
+}
+
+
+/***/ }),
+
+/***/ 48958:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const { isNullishOrEmptyString } = __nccwpck_require__(86808)
+
+const { createHelpersNamespaceObject } = __nccwpck_require__(54947)
+
+const {
+    isSemverString,
+    lowerName,
+    lowerNamespace,
+    lowerVersion,
+    replaceDashesWithUnderscores,
+    replaceUnderscoresWithDashes
+} = __nccwpck_require__(22764)
+
+const { validateEmptyByType, validateRequiredByType } = __nccwpck_require__(93206)
+const { PurlError } = __nccwpck_require__(616)
+
+const PurlTypNormalizer = (purl) => purl
+
+const PurlTypeValidator = (_purl, _throws) => true
+
+module.exports = {
+    // PURL types:
+    // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst
+    PurlType: createHelpersNamespaceObject(
+        {
+            normalize: {
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#alpm
+                alpm(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#apk
+                apk(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#bitbucket
+                bitbucket(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#bitnami
+                bitnami(purl) {
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#composer
+                composer(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#deb
+                deb(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#other-candidate-types-to-define
+                gitlab(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#github
+                github(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#golang
+                // golang(purl) {
+                //     // Ignore case-insensitive rule because go.mod are case-sensitive.
+                //     // Pending spec change: https://github.com/package-url/purl-spec/pull/196
+                //     lowerNamespace(purl)
+                //     lowerName(purl)
+                //     return purl
+                // },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#hex
+                hex(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#huggingface
+                huggingface(purl) {
+                    lowerVersion(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#mlflow
+                mlflow(purl) {
+                    if (
+                        purl.qualifiers?.repository_url?.includes('databricks')
+                    ) {
+                        lowerName(purl)
+                    }
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#npm
+                npm(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#luarocks
+                luarocks(purl) {
+                    lowerVersion(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#oci
+                oci(purl) {
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#pub
+                pub(purl) {
+                    lowerName(purl)
+                    purl.name = replaceDashesWithUnderscores(purl.name)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#pypi
+                pypi(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    purl.name = replaceUnderscoresWithDashes(purl.name)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#qpkg
+                qpkg(purl) {
+                    lowerNamespace(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#rpm
+                rpm(purl) {
+                    lowerNamespace(purl)
+                    return purl
+                }
+            },
+            validate: {
+                // TODO: cocoapods name validation
+                // TODO: cpan namespace validation
+                // TODO: swid qualifier validation
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#conan
+                conan(purl, throws) {
+                    if (isNullishOrEmptyString(purl.namespace)) {
+                        if (purl.qualifiers?.channel) {
+                            if (throws) {
+                                throw new PurlError(
+                                    'conan requires a "namespace" component when a "channel" qualifier is present'
+                                )
+                            }
+                            return false
+                        }
+                    } else if (isNullishOrEmptyString(purl.qualifiers)) {
+                        if (throws) {
+                            throw new PurlError(
+                                'conan requires a "qualifiers" component when a namespace is present'
+                            )
+                        }
+                        return false
+                    }
+                    return true
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#cran
+                cran(purl, throws) {
+                    return validateRequiredByType(
+                        'cran',
+                        'version',
+                        purl.version,
+                        throws
+                    )
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#golang
+                golang(purl) {
+                    // Still being lenient here since the standard changes aren't official.
+                    // Pending spec change: https://github.com/package-url/purl-spec/pull/196
+                    const { version } = purl
+                    const length =
+                        typeof version === 'string' ? version.length : 0
+                    // If the version starts with a "v" then ensure its a valid semver version.
+                    // This, by semver semantics, also supports pseudo-version number.
+                    // https://go.dev/doc/modules/version-numbers#pseudo-version-number
+                    if (
+                        length &&
+                        version.charCodeAt(0) === 118 /*'v'*/ &&
+                        !isSemverString(version.slice(1))
+                    ) {
+                        if (throws) {
+                            throw new PurlError(
+                                'golang "version" component starting with a "v" must be followed by a valid semver version'
+                            )
+                        }
+                        return false
+                    }
+                    return true
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#maven
+                maven(purl, throws) {
+                    return validateRequiredByType(
+                        'maven',
+                        'namespace',
+                        purl.namespace,
+                        throws
+                    )
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#mlflow
+                mlflow(purl, throws) {
+                    return validateEmptyByType(
+                        'mlflow',
+                        'namespace',
+                        purl.namespace,
+                        throws
+                    )
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#oci
+                oci(purl, throws) {
+                    return validateEmptyByType(
+                        'oci',
+                        'namespace',
+                        purl.namespace,
+                        throws
+                    )
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#pub
+                pub(purl, throws) {
+                    const { name } = purl
+                    for (let i = 0, { length } = name; i < length; i += 1) {
+                        const code = name.charCodeAt(i)
+                        // prettier-ignore
+                        if (
+                  !(
+                      (
+                          (code >= 48 && code <= 57)  || // 0-9
+                          (code >= 97 && code <= 122) || // a-z
+                          code === 95 // _
+                      )
+                  )
+              ) {
+                  if (throws) {
+                      throw new PurlError(
+                          'pub "name" component may only contain [a-z0-9_] characters'
+                      )
+                  }
+                  return false
+              }
+                    }
+                    return true
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#swift
+                swift(purl, throws) {
+                    return (
+                        validateRequiredByType(
+                            'swift',
+                            'namespace',
+                            purl.namespace,
+                            throws
+                        ) &&
+                        validateRequiredByType(
+                            'swift',
+                            'version',
+                            purl.version,
+                            throws
+                        )
+                    )
+                }
+            }
+        },
+        {
+            normalize: PurlTypNormalizer,
+            validate: PurlTypeValidator
+        }
+    )
+}
+
+
+/***/ }),
+
+/***/ 22764:
+/***/ ((module) => {
+
+"use strict";
+
+
+// Intl.Collator is faster than String#localeCompare
+// https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/String/localeCompare:
+// > When comparing large numbers of strings, such as in sorting large arrays,
+// > it is better to create an Intl.Collator object and use the function provided
+// > by its compare() method.
+const { compare: localeCompare } = new Intl.Collator()
+
+// This regexp is valid as of 2024-08-01.
+// https://semver.org/#is-there-a-suggested-regular-expression-regex-to-check-a-semver-string
+const regexSemverNumberedGroups =
+    /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/
+
+function isBlank(str) {
+    for (let i = 0, { length } = str; i < length; i += 1) {
+        const code = str.charCodeAt(i)
+        // prettier-ignore
+        if (
+            !(
+                // Whitespace characters according to ECMAScript spec:
+                // https://tc39.es/ecma262/#sec-white-space
+                (
+                    code === 0x0020 || // Space
+                    code === 0x0009 || // Tab
+                    code === 0x000a || // Line Feed
+                    code === 0x000b || // Vertical Tab
+                    code === 0x000c || // Form Feed
+                    code === 0x000d || // Carriage Return
+                    code === 0x00a0 || // No-Break Space
+                    code === 0x1680 || // Ogham Space Mark
+                    code === 0x2000 || // En Quad
+                    code === 0x2001 || // Em Quad
+                    code === 0x2002 || // En Space
+                    code === 0x2003 || // Em Space
+                    code === 0x2004 || // Three-Per-Em Space
+                    code === 0x2005 || // Four-Per-Em Space
+                    code === 0x2006 || // Six-Per-Em Space
+                    code === 0x2007 || // Figure Space
+                    code === 0x2008 || // Punctuation Space
+                    code === 0x2009 || // Thin Space
+                    code === 0x200a || // Hair Space
+                    code === 0x2028 || // Line Separator
+                    code === 0x2029 || // Paragraph Separator
+                    code === 0x202f || // Narrow No-Break Space
+                    code === 0x205f || // Medium Mathematical Space
+                    code === 0x3000 || // Ideographic Space
+                    code === 0xfeff    // Byte Order Mark
+                )
+            )
+        ) {
+            return false
+        }
+    }
+    return true
+}
+
+function isNonEmptyString(value) {
+    return typeof value === 'string' && value.length > 0
+}
+
+function isSemverString(value) {
+    return typeof value === 'string' && regexSemverNumberedGroups.test(value)
+}
+
+function lowerName(purl) {
+    purl.name = purl.name.toLowerCase()
+}
+
+function lowerNamespace(purl) {
+    const { namespace } = purl
+    if (typeof namespace === 'string') {
+        purl.namespace = namespace.toLowerCase()
+    }
+}
+
+function lowerVersion(purl) {
+    const { version } = purl
+    if (typeof version === 'string') {
+        purl.version = version.toLowerCase()
+    }
+}
+
+function replaceDashesWithUnderscores(str) {
+    // Replace all "-" with "_"
+    let result = ''
+    let fromIndex = 0
+    let index = 0
+    while ((index = str.indexOf('-', fromIndex)) !== -1) {
+        result = result + str.slice(fromIndex, index) + '_'
+        fromIndex = index + 1
+    }
+    return fromIndex ? result + str.slice(fromIndex) : str
+}
+
+function replaceUnderscoresWithDashes(str) {
+    // Replace all "_" with "-"
+    let result = ''
+    let fromIndex = 0
+    let index = 0
+    while ((index = str.indexOf('_', fromIndex)) !== -1) {
+        result = result + str.slice(fromIndex, index) + '-'
+        fromIndex = index + 1
+    }
+    return fromIndex ? result + str.slice(fromIndex) : str
+}
+
+function trimLeadingSlashes(str) {
+    let start = 0
+    while (str.charCodeAt(start) === 47 /*'/'*/) {
+        start += 1
+    }
+    return start === 0 ? str : str.slice(start)
+}
+
+module.exports = {
+    isBlank,
+    isNonEmptyString,
+    isSemverString,
+    localeCompare,
+    lowerName,
+    lowerNamespace,
+    lowerVersion,
+    replaceDashesWithUnderscores,
+    replaceUnderscoresWithDashes,
+    trimLeadingSlashes
+}
+
+
+/***/ }),
+
+/***/ 93206:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+const { PurlError } = __nccwpck_require__(616)
+const { isNullishOrEmptyString } = __nccwpck_require__(86808)
+const { isNonEmptyString } = __nccwpck_require__(22764)
+
+function validateEmptyByType(type, name, value, throws) {
+    if (!isNullishOrEmptyString(value)) {
+        if (throws) {
+            throw new PurlError(`${type} "${name}" component must be empty`)
+        }
+        return false
+    }
+    return true
+}
+
+function validateName(name, throws) {
+    return (
+        validateRequired('name', name, throws) &&
+        validateStrings('name', name, throws)
+    )
+}
+
+function validateNamespace(namespace, throws) {
+    return validateStrings('namespace', namespace, throws)
+}
+
+function validateQualifiers(qualifiers, throws) {
+    if (qualifiers === null || qualifiers === undefined) {
+        return true
+    }
+    if (typeof qualifiers !== 'object') {
+        if (throws) {
+            throw new PurlError('"qualifiers" must be an object')
+        }
+        return false
+    }
+    const keysIterable =
+        // URL searchParams have an "keys" method that returns an iterator.
+        typeof qualifiers.keys === 'function'
+            ? qualifiers.keys()
+            : Object.keys(qualifiers)
+    for (const key of keysIterable) {
+        if (!validateQualifierKey(key, throws)) {
+            return false
+        }
+    }
+    return true
+}
+
+function validateQualifierKey(key, throws) {
+    // A key cannot start with a number.
+    if (!validateStartsWithoutNumber('qualifier', key, throws)) {
+        return false
+    }
+    // The key must be composed only of ASCII letters and numbers,
+    // '.', '-' and '_' (period, dash and underscore).
+    for (let i = 0, { length } = key; i < length; i += 1) {
+        const code = key.charCodeAt(i)
+        // prettier-ignore
+        if (
+            !(
+                (
+                    (code >= 48 && code <= 57)  || // 0-9
+                    (code >= 65 && code <= 90)  || // A-Z
+                    (code >= 97 && code <= 122) || // a-z
+                    code === 46 || // .
+                    code === 45 || // -
+                    code === 95    // _
+                )
+            )
+        ) {
+            if (throws) {
+                throw new PurlError(
+                    `qualifier "${key}" contains an illegal character`
+                )
+            }
+            return false
+        }
+    }
+    return true
+}
+
+function validateRequired(name, value, throws) {
+    if (isNullishOrEmptyString(value)) {
+        if (throws) {
+            throw new PurlError(`"${name}" is a required component`)
+        }
+        return false
+    }
+    return true
+}
+
+function validateRequiredByType(type, name, value, throws) {
+    if (isNullishOrEmptyString(value)) {
+        if (throws) {
+            throw new PurlError(`${type} requires a "${name}" component`)
+        }
+        return false
+    }
+    return true
+}
+
+function validateStartsWithoutNumber(name, value, throws) {
+    if (isNonEmptyString(value)) {
+        const code = value.charCodeAt(0)
+        if (code >= 48 /*'0'*/ && code <= 57 /*'9'*/) {
+            if (throws) {
+                throw new PurlError(
+                    `${name} "${value}" cannot start with a number`
+                )
+            }
+            return false
+        }
+    }
+    return true
+}
+
+function validateStrings(name, value, throws) {
+    if (value === null || value === undefined || typeof value === 'string') {
+        return true
+    }
+    if (throws) {
+        throw new PurlError(`"'${name}" must be a string`)
+    }
+    return false
+}
+
+function validateSubpath(subpath, throws) {
+    return validateStrings('subpath', subpath, throws)
+}
+
+function validateType(type, throws) {
+    // The type cannot be nullish, an empty string, or start with a number.
+    if (
+        !validateRequired('type', type, throws) ||
+        !validateStrings('type', type, throws) ||
+        !validateStartsWithoutNumber('type', type, throws)
+    ) {
+        return false
+    }
+    // The package type is composed only of ASCII letters and numbers,
+    // '.', '+' and '-' (period, plus, and dash)
+    for (let i = 0, { length } = type; i < length; i += 1) {
+        const code = type.charCodeAt(i)
+        // prettier-ignore
+        if (
+            !(
+                (
+                    (code >= 48 && code <= 57)  || // 0-9
+                    (code >= 65 && code <= 90)  || // A-Z
+                    (code >= 97 && code <= 122) || // a-z
+                    code === 46 || // .
+                    code === 43 || // +
+                    code === 45    // -
+                )
+            )
+        ) {
+            if (throws) {
+                throw new PurlError(
+                    `type "${type}" contains an illegal character`
+                )
+            }
+            return false
+        }
+    }
+    return true
+}
+
+function validateVersion(version, throws) {
+    return validateStrings('version', version, throws)
+}
+
+module.exports = {
+    validateEmptyByType,
+    validateName,
+    validateNamespace,
+    validateQualifiers,
+    validateQualifierKey,
+    validateRequired,
+    validateRequiredByType,
+    validateStartsWithoutNumber,
+    validateStrings,
+    validateSubpath,
+    validateType,
+    validateVersion
+}
+
+
+/***/ }),
+
 /***/ 26106:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -44369,6 +45873,315 @@ if (process.platform === 'linux') {
 
 /***/ }),
 
+/***/ 93326:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+var scan = __nccwpck_require__(86849)
+var parse = __nccwpck_require__(25501)
+
+module.exports = function (source) {
+  return parse(scan(source))
+}
+
+
+/***/ }),
+
+/***/ 25501:
+/***/ ((module) => {
+
+"use strict";
+
+
+// The ABNF grammar in the spec is totally ambiguous.
+//
+// This parser follows the operator precedence defined in the
+// `Order of Precedence and Parentheses` section.
+
+module.exports = function (tokens) {
+  var index = 0
+
+  function hasMore () {
+    return index < tokens.length
+  }
+
+  function token () {
+    return hasMore() ? tokens[index] : null
+  }
+
+  function next () {
+    if (!hasMore()) {
+      throw new Error()
+    }
+    index++
+  }
+
+  function parseOperator (operator) {
+    var t = token()
+    if (t && t.type === 'OPERATOR' && operator === t.string) {
+      next()
+      return t.string
+    }
+  }
+
+  function parseWith () {
+    if (parseOperator('WITH')) {
+      var t = token()
+      if (t && t.type === 'EXCEPTION') {
+        next()
+        return t.string
+      }
+      throw new Error('Expected exception after `WITH`')
+    }
+  }
+
+  function parseLicenseRef () {
+    // TODO: Actually, everything is concatenated into one string
+    // for backward-compatibility but it could be better to return
+    // a nice structure.
+    var begin = index
+    var string = ''
+    var t = token()
+    if (t.type === 'DOCUMENTREF') {
+      next()
+      string += 'DocumentRef-' + t.string + ':'
+      if (!parseOperator(':')) {
+        throw new Error('Expected `:` after `DocumentRef-...`')
+      }
+    }
+    t = token()
+    if (t === null) {
+      throw new Error('Unexpected end of input')
+    }
+    if (t.type === 'LICENSEREF') {
+      next()
+      string += 'LicenseRef-' + t.string
+      var node = { license: string }
+      var exception = parseWith()
+      if (exception) {
+        node.exception = exception
+      }
+      return node
+    }
+    index = begin
+  }
+
+  function parseLicense () {
+    var t = token()
+    if (t && t.type === 'LICENSE') {
+      next()
+      var node = { license: t.string }
+      if (parseOperator('+')) {
+        node.plus = true
+      }
+      var exception = parseWith()
+      if (exception) {
+        node.exception = exception
+      }
+      return node
+    }
+  }
+
+  function parseParenthesizedExpression () {
+    var left = parseOperator('(')
+    if (!left) {
+      return
+    }
+
+    var expr = parseExpression()
+
+    if (!parseOperator(')')) {
+      throw new Error('Expected `)`')
+    }
+
+    return expr
+  }
+
+  function parseAtom () {
+    return (
+      parseParenthesizedExpression() ||
+      parseLicenseRef() ||
+      parseLicense()
+    )
+  }
+
+  function makeBinaryOpParser (operator, nextParser) {
+    return function parseBinaryOp () {
+      var left = nextParser()
+      if (!left) {
+        return
+      }
+
+      if (!parseOperator(operator)) {
+        return left
+      }
+
+      var right = parseBinaryOp()
+      if (!right) {
+        throw new Error('Expected expression')
+      }
+      return {
+        left: left,
+        conjunction: operator.toLowerCase(),
+        right: right
+      }
+    }
+  }
+
+  var parseAnd = makeBinaryOpParser('AND', parseAtom)
+  var parseExpression = makeBinaryOpParser('OR', parseAnd)
+
+  var node = parseExpression()
+  if (!node || hasMore()) {
+    throw new Error('Syntax error')
+  }
+  return node
+}
+
+
+/***/ }),
+
+/***/ 86849:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+"use strict";
+
+
+var licenses = []
+  .concat(__nccwpck_require__(75204))
+  .concat(__nccwpck_require__(3389))
+var exceptions = __nccwpck_require__(53988)
+
+module.exports = function (source) {
+  var index = 0
+
+  function hasMore () {
+    return index < source.length
+  }
+
+  // `value` can be a regexp or a string.
+  // If it is recognized, the matching source string is returned and
+  // the index is incremented. Otherwise `undefined` is returned.
+  function read (value) {
+    if (value instanceof RegExp) {
+      var chars = source.slice(index)
+      var match = chars.match(value)
+      if (match) {
+        index += match[0].length
+        return match[0]
+      }
+    } else {
+      if (source.indexOf(value, index) === index) {
+        index += value.length
+        return value
+      }
+    }
+  }
+
+  function skipWhitespace () {
+    read(/[ ]*/)
+  }
+
+  function operator () {
+    var string
+    var possibilities = [/^WITH/i, /^AND/i, /^OR/i, '(', ')', ':', '+']
+    for (var i = 0; i < possibilities.length; i++) {
+      string = read(possibilities[i])
+      if (string) {
+        break
+      }
+    }
+
+    if (string === '+' && index > 1 && source[index - 2] === ' ') {
+      throw new Error('Space before `+`')
+    }
+
+    return string && {
+      type: 'OPERATOR',
+      string: string.toUpperCase()
+    }
+  }
+
+  function idstring () {
+    return read(/[A-Za-z0-9-.]+/)
+  }
+
+  function expectIdstring () {
+    var string = idstring()
+    if (!string) {
+      throw new Error('Expected idstring at offset ' + index)
+    }
+    return string
+  }
+
+  function documentRef () {
+    if (read('DocumentRef-')) {
+      var string = expectIdstring()
+      return { type: 'DOCUMENTREF', string: string }
+    }
+  }
+
+  function licenseRef () {
+    if (read('LicenseRef-')) {
+      var string = expectIdstring()
+      return { type: 'LICENSEREF', string: string }
+    }
+  }
+
+  function identifier () {
+    var begin = index
+    var string = idstring()
+
+    if (licenses.indexOf(string) !== -1) {
+      return {
+        type: 'LICENSE',
+        string: string
+      }
+    } else if (exceptions.indexOf(string) !== -1) {
+      return {
+        type: 'EXCEPTION',
+        string: string
+      }
+    }
+
+    index = begin
+  }
+
+  // Tries to read the next token. Returns `undefined` if no token is
+  // recognized.
+  function parseToken () {
+    // Ordering matters
+    return (
+      operator() ||
+      documentRef() ||
+      licenseRef() ||
+      identifier()
+    )
+  }
+
+  var tokens = []
+  while (hasMore()) {
+    skipWhitespace()
+    if (!hasMore()) {
+      break
+    }
+
+    var token = parseToken()
+    if (!token) {
+      throw new Error('Unexpected `' + source[index] +
+                      '` at offset ' + index)
+    }
+
+    tokens.push(token)
+  }
+  return tokens
+}
+
+
+/***/ }),
+
 /***/ 83528:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -44972,7 +46785,7 @@ async function cli(argv, out = process.stdout, err = process.stderr) {
         // the serving runtime and the store are required on use: `modelship convert` starts without them
         // eslint-disable-next-line @typescript-eslint/no-require-imports -- the serving runtime loads only for `modelship serve`
         if (argv[0] === 'serve')
-            return await (__nccwpck_require__(8708)/* .serveMain */ .Z)(argv.slice(1), out);
+            return await (__nccwpck_require__(92180)/* .serveMain */ .Z)(argv.slice(1), out);
         if (argv[0] === 'store')
             return await storeMain(argv.slice(1), out);
         if (argv[0] === 'rbac')
@@ -46003,7 +47816,13 @@ var preprocess = __nccwpck_require__(20756);
 var runtime = __nccwpck_require__(44832);
 // EXTERNAL MODULE: ./src/protocol/serve-settings.ts
 var serve_settings = __nccwpck_require__(10941);
+// EXTERNAL MODULE: ./src/shared/cosign.ts
+var cosign = __nccwpck_require__(2382);
+// EXTERNAL MODULE: ./src/shared/verify-image.ts
+var verify_image = __nccwpck_require__(94476);
 ;// CONCATENATED MODULE: ./src/shared/inputs.ts
+
+
 
 
 
@@ -46105,14 +47924,14 @@ const SHARED_INPUTS = [
     },
     {
         name: 'registry-username',
-        description: "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
+        description: "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; with verify, cosign reads the signatures with it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
         default: '',
         kind: 'string',
         stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
     },
     {
         name: 'registry-password',
-        description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret; cleanup: for the tag deletion.',
+        description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret and verify; cleanup: for the tag deletion.',
         default: '',
         kind: 'string',
         stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
@@ -46140,6 +47959,76 @@ const SHARED_INPUTS = [
         kind: 'string',
         stages: ['image', 'smoke'],
         secret: true,
+    },
+    {
+        name: 'verify',
+        description: "smoke, rollout, preview: verify the image's cosign signature before it is pulled or deployed: off, key (signed with the private key of verify-key) or keyless (a Sigstore certificate of certificate-identity from certificate-oidc-issuer, e.g. the image stage's keyless signing in a workflow). The stage then runs the image by the digest it verified; a signature that does not verify (none, another key, another identity) or an attestation-policy that fails stops the stage before anything is pulled or deployed.",
+        default: 'off',
+        kind: 'string',
+        stages: ['smoke', 'rollout'],
+    },
+    {
+        name: 'verify-key',
+        description: 'smoke, rollout, preview: verify: key: the cosign public key, PEM text or the path of a PEM file (cosign.pub).',
+        default: '',
+        kind: 'string',
+        stages: ['smoke', 'rollout'],
+    },
+    {
+        name: 'certificate-identity',
+        description: "smoke, rollout, preview: verify: keyless: the signing certificate's identity that must match exactly; for a workflow's keyless signing, https://github.com/<owner>/<repo>/.github/workflows/<file>@<ref> of the workflow that built the image.",
+        default: '',
+        kind: 'string',
+        stages: ['smoke', 'rollout'],
+    },
+    {
+        name: 'certificate-oidc-issuer',
+        description: "smoke, rollout, preview: verify: keyless: the OIDC issuer the signing certificate must name (GitHub Actions' by default).",
+        default: verify_image/* GITHUB_OIDC_ISSUER */.oP,
+        kind: 'string',
+        stages: ['smoke', 'rollout'],
+    },
+    {
+        name: 'certificate-roots',
+        description: "smoke, rollout, preview: verify: keyless with a private CA: a PEM file of its root certificates (or a Sigstore trusted_root.json); empty: Sigstore's public roots (Fulcio). A private CA's roots carry no transparency log keys: use them with transparency-log false.",
+        default: '',
+        kind: 'path',
+        stages: ['smoke', 'rollout'],
+    },
+    {
+        name: 'transparency-log',
+        description: "image: record signatures and attestations in Sigstore's transparency log (Rekor); smoke, rollout, preview: require their log entries when verifying. false: neither (a private key or CA without Rekor; verification then skips the log and, keyless, the certificate's SCT).",
+        default: 'true',
+        kind: 'boolean',
+        stages: ['image', 'smoke', 'rollout'],
+    },
+    {
+        name: 'attestation-policy',
+        description: `smoke, rollout, preview: checks on the image's verified attestations, key=value comma-separated, e.g. parity=pass,model-sha256=<hex>,runtime=modelship (needs verify). Every attestation of the key's type must state the value: ${verify_image/* POLICY_RULES */.b2.map((r) => `${r.key} (${r.type}: ${r.describe})`).join('; ')}. An attestation that is missing, or signed by anyone but the verified signer, fails it.`,
+        default: '',
+        kind: 'string',
+        stages: ['smoke', 'rollout'],
+    },
+    {
+        name: 'cosign-version',
+        description: `image, smoke, rollout: the cosign release that signs and verifies, downloaded from its GitHub release (cosign-linux-amd64 / -arm64) into the tool cache and checked against its sha256 (pinned for ${Object.keys(cosign/* COSIGN_CHECKSUMS */.r1).join(', ')}; another version needs cosign-sha256).`,
+        default: cosign/* DEFAULT_COSIGN_VERSION */.ZP,
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout'],
+    },
+    {
+        name: 'cosign-mirror',
+        description: "image, smoke, rollout: a mirror of cosign's GitHub releases with the same layout (<mirror>/v<version>/cosign-linux-amd64); needs cosign-sha256.",
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout'],
+    },
+    {
+        name: 'cosign-sha256',
+        description: "image, smoke, rollout: the sha256 the cosign binary must have (its line of the release's cosign_checksums.txt); required with cosign-mirror or a cosign-version modelship has no checksum for.",
+        default: '',
+        kind: 'string',
+        stages: ['image', 'smoke', 'rollout'],
     },
 ];
 /** `min,opt,max` with min ≤ opt ≤ max, all ≥ 1 */
@@ -46171,6 +48060,9 @@ function readSharedConfig(r) {
         modelKey: r.raw('model-key'),
         apiKey: r.raw('api-key'),
         preprocess: undefined,
+        transparencyLog: r.bool('transparency-log'),
+        cosign: (0,verify_image/* readCosignSource */.tF)(r),
+        verification: (0,verify_image/* readVerification */.C1)(r),
     };
     if (['image', 'smoke', 'pipeline'].includes(r.stage) && r.raw('preprocess') !== '') {
         try {
@@ -46380,11 +48272,17 @@ function readCompileConfig(r, s) {
     return c;
 }
 
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(16928);
 // EXTERNAL MODULE: ./src/image/basecheck.ts
 var basecheck = __nccwpck_require__(12758);
 // EXTERNAL MODULE: ./src/image/node.ts
 var node = __nccwpck_require__(97733);
+// EXTERNAL MODULE: ./src/image/supply-chain.ts + 3 modules
+var supply_chain = __nccwpck_require__(62675);
 ;// CONCATENATED MODULE: ./src/image/inputs.ts
+
+
 
 
 
@@ -46503,6 +48401,43 @@ const IMAGE_INPUTS = [
         kind: 'string',
         stages: ['image'],
     },
+    {
+        name: 'ml-bom-file',
+        description: "image: where to write the image's ML-BOM, a CycloneDX 1.6 JSON document: the model (a machine-learning-model component: its sha256, its lineage from the caffemodel and prototxt hashes through conversion and compile, the parity result, a model card), the base image by digest, Node.js, every bundled npm package, ONNX Runtime and the CUDA provider libraries with their hashes (Triton: its image and the config.pbtxt). Empty: ml-bom.cdx.json beside compose-file.",
+        default: '',
+        kind: 'path',
+        stages: ['image'],
+    },
+    {
+        name: 'provenance-file',
+        description: 'image: where to write the build provenance, an in-toto statement with an SLSA provenance v1 predicate: the builder (the workflow run on GitHub, else the CLI), the inputs that shaped the image, the materials by digest (model, caffemodel, prototxt, base image, Node.js, provider package, the commit). Empty: provenance.intoto.json beside compose-file.',
+        default: '',
+        kind: 'path',
+        stages: ['image'],
+    },
+    {
+        name: 'sign',
+        description: "image: sign the pushed digest with cosign and attach the ML-BOM and the provenance to it as signed attestations (cosign attest --type cyclonedx / slsaprovenance1): off; key (signing-key, a cosign private key, and signing-key-password); keyless (a Sigstore certificate for the workflow's GitHub OIDC token: the job needs permissions id-token: write). Smoke and rollout verify them with input verify.",
+        default: 'off',
+        kind: 'string',
+        stages: ['image'],
+    },
+    {
+        name: 'signing-key',
+        description: 'image: sign: key: the cosign private key (cosign generate-key-pair), its PEM text (from a secret) or the path of the file; written only to a private temporary file while cosign runs.',
+        default: '',
+        kind: 'string',
+        stages: ['image'],
+        secret: true,
+    },
+    {
+        name: 'signing-key-password',
+        description: "image: sign: key: the private key's password (given to cosign in its environment only, never on its command line).",
+        default: '',
+        kind: 'string',
+        stages: ['image'],
+        secret: true,
+    },
 ];
 const IMAGE_OUTPUTS = [
     { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
@@ -46514,6 +48449,13 @@ const IMAGE_OUTPUTS = [
         stages: ['image'],
     },
     { name: 'compose-file', description: 'image: path of the generated docker-compose.yml.', stages: ['image'] },
+    { name: 'ml-bom', description: "image: path of the image's ML-BOM (CycloneDX 1.6 JSON; input ml-bom-file).", stages: ['image'] },
+    {
+        name: 'provenance',
+        description: "image: path of the image's provenance (in-toto statement, SLSA provenance v1; input provenance-file).",
+        stages: ['image'],
+    },
+    { name: 'signed', description: 'image: true when the digest was signed and both documents attested to it with cosign (input sign).', stages: ['image'] },
 ];
 function readImageConfig(r, s) {
     const c = {
@@ -46545,7 +48487,29 @@ function readImageConfig(r, s) {
         providerPackage: r.raw('provider-package'),
         providerPackageSha256: r.raw('provider-package-sha256').toLowerCase(),
         nugetSource: r.raw('nuget-source'),
+        tritonRelease: s.tritonRelease,
+        mlBomFile: r.raw('ml-bom-file') || external_path_.join(external_path_.dirname(r.raw('compose-file')), 'ml-bom.cdx.json'),
+        provenanceFile: r.raw('provenance-file') || external_path_.join(external_path_.dirname(r.raw('compose-file')), 'provenance.intoto.json'),
+        signing: {
+            sign: r.oneOf('sign', supply_chain/* SIGN_MODES */.xL),
+            signingKey: r.raw('signing-key'),
+            signingKeyPassword: r.raw('signing-key-password'),
+            transparencyLog: s.transparencyLog,
+            cosign: s.cosign,
+        },
     };
+    if (c.signing.sign === 'key' && !c.signing.signingKey)
+        (0,inputs/* fail */.fJ)('signing-key', 'sign: key needs the cosign private key (PEM text from a secret, or a file path)');
+    if (c.signing.sign !== 'key' && c.signing.signingKey)
+        (0,inputs/* fail */.fJ)('signing-key', `is only used with sign: key (sign is ${c.signing.sign})`);
+    if (c.signing.sign !== 'off' && !c.push)
+        (0,inputs/* fail */.fJ)('sign', 'a signature is stored in the registry beside the image: it needs push true');
+    for (const [input, file] of [
+        ['ml-bom-file', c.mlBomFile],
+        ['provenance-file', c.provenanceFile],
+    ])
+        if (external_path_.resolve(file) === external_path_.resolve(c.composeFile))
+            (0,inputs/* fail */.fJ)(input, `is the compose-file's path (${file}): give each its own file`);
     if (!/^\d+\.\d+\.\d+$/.test(c.nodeVersion))
         (0,inputs/* fail */.fJ)('node-version', `expected a Node.js release version x.y.z, got "${c.nodeVersion}"`);
     if (c.providerPackageSha256 && !/^[0-9a-f]{64}$/.test(c.providerPackageSha256))
@@ -46660,6 +48624,7 @@ function readSmokeConfig(r, s) {
         readyTimeoutS: r.int('ready-timeout', 1),
         registryUsername: s.registryUsername,
         registryPassword: s.registryPassword,
+        verification: s.verification,
     };
 }
 
@@ -47091,6 +49056,8 @@ function readRolloutConfig(r, s) {
         modelKeySecret: r.secretRef('model-key-secret'),
         cpu: raw('cpu'),
         memory: raw('memory'),
+        verification: s.verification,
+        registryLogin: s.registryUsername ? { username: s.registryUsername, password: s.registryPassword } : undefined,
     };
     if (stage === 'rollout' || stage === 'preview' || stage === 'pipeline') {
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rollout.app) || rollout.app.length > 50)
@@ -53361,7 +55328,10 @@ async function pinImage(image, env = process.env) {
     return { pinned: `${image}@${digest}`, digest };
 }
 
+// EXTERNAL MODULE: ./src/image/supply-chain.ts + 3 modules
+var supply_chain = __nccwpck_require__(62675);
 ;// CONCATENATED MODULE: ./src/image/index.ts
+
 
 
 
@@ -53593,6 +55563,7 @@ function prepareContext(c, ctx) {
  * and report the digest, tags and metadata; also write a docker-compose.yml that serves the image by digest.
  */
 async function runImage(cfg, log, env = process.env) {
+    const startedOn = new Date().toISOString();
     const ref = (0,registry/* parseImageRef */.Q)(cfg.image);
     if (ref.tag || ref.digest)
         throw new errors/* ModelshipError */.W7('input', `input "image": give the repository without a tag (tags are computed), got "${cfg.image}"`, { field: 'image' });
@@ -53633,7 +55604,7 @@ async function runImage(cfg, log, env = process.env) {
     };
     // registry credentials live in a DOCKER_CONFIG of this stage's own, removed when it ends (the base image checks
     // may pull from the same private registry)
-    const docker = await (0,dockerconfig/* openRegistrySession */.M)(ref.registry, cfg.registryUsername, cfg.registryPassword, env);
+    const docker = await (0,dockerconfig/* openRegistrySession */.MM)(ref.registry, cfg.registryUsername, cfg.registryPassword, env);
     const dockerEnv = docker.env;
     const work = external_fs_.mkdtempSync(external_path_.join(external_os_.tmpdir(), 'modelship-image-'));
     let unlock;
@@ -53643,7 +55614,7 @@ async function runImage(cfg, log, env = process.env) {
         if (context)
             unlock = await contextLock(context, log);
         // everything fetched and checked before anything is built
-        const { ctx, dockerfile } = cfg.runtime === 'triton'
+        const { ctx, dockerfile, facts: contextFacts, } = cfg.runtime === 'triton'
             ? await tritonContext(cfg, { model, labels, work, env: dockerEnv }, log)
             : await modelshipContext(cfg, { modelFile, modelBytes, modelSha: cfg.encryptModel ? (0,fsx/* sha256 */.sc)(modelBytes) : modelDigest, labels, env: dockerEnv, contextDir: context }, log);
         // the Dockerfile stays outside the context (its labels change every build)
@@ -53696,6 +55667,33 @@ async function runImage(cfg, log, env = process.env) {
             env: cfg.gpu && cfg.runtime === 'modelship' ? { [serve_settings/* SERVE_SETTINGS */._O.provider.env]: 'cuda' } : {},
             secretsEnv,
         }));
+        // what went into the image and how it was built, as files; signed and attested to the digest with input sign
+        const supply = await (0,supply_chain/* recordSupplyChain */.YF)({
+            facts: (0,supply_chain/* imageFacts */.JC)({
+                repository: cfg.image,
+                digest,
+                tags,
+                runtime: cfg.runtime,
+                gpu: cfg.gpu,
+                created: labels['org.opencontainers.image.created'],
+                model: {
+                    name: cfg.modelName,
+                    path: cfg.model,
+                    bytes: model,
+                    fileInImage: modelFile,
+                    ...(cfg.encryptModel ? { encrypted: { file: modelFile, sha256: (0,fsx/* sha256 */.sc)(modelBytes) } } : {}),
+                    parity: cfg.parity,
+                },
+                context: contextFacts,
+            }),
+            inputs: cfg,
+            git,
+            buildxDriver: driver,
+            startedOn,
+            files: { mlBom: cfg.mlBomFile, provenance: cfg.provenanceFile },
+            signing: cfg.signing,
+            pinned,
+        }, log, dockerEnv);
         const metadata = {
             image: pinned,
             digest,
@@ -53722,10 +55720,20 @@ async function runImage(cfg, log, env = process.env) {
             `| build time | ${seconds.toFixed(1)} s (${driver} driver) |`,
             `| runtime | ${cfg.runtime === 'triton' ? `Triton Inference Server, FROM \`${labels['org.opencontainers.image.base.name']}@${labels['org.opencontainers.image.base.digest']}\`` : 'modelship'} |`,
             `| model | \`${cfg.model}\` sha256 \`${modelDigest.slice(0, 16)}…\`${cfg.encryptModel ? ' (AES-256-GCM encrypted)' : ''}, parity ${cfg.parity} |`,
+            `| supply chain | ML-BOM \`${supply.mlBomFile}\`, provenance \`${supply.provenanceFile}\`; ${supply.signed ? `signed and attested with cosign (${cfg.signing.sign})` : 'not signed'} |`,
             '',
         ].join('\n');
         return {
-            outputs: { image: pinned, digest, tags: tags.join('\n'), metadata: JSON.stringify(metadata), 'compose-file': composePath },
+            outputs: {
+                image: pinned,
+                digest,
+                tags: tags.join('\n'),
+                metadata: JSON.stringify(metadata),
+                'compose-file': composePath,
+                'ml-bom': supply.mlBomFile,
+                provenance: supply.provenanceFile,
+                signed: String(supply.signed),
+            },
             summary,
             ok: true,
         };
@@ -53742,10 +55750,12 @@ async function modelshipContext(cfg, build, log) {
     const node = await log.group('Node.js for the image', () => (0,image_node/* resolveNodeRuntime */.lo)({ nodeBinary: cfg.nodeBinary, nodeVersion: cfg.nodeVersion, nodeMirror: cfg.nodeMirror }, log));
     build.labels['dev.modelship.node.version'] = node.version;
     let providers;
+    let gpuProviders;
     if (cfg.gpu) {
         const gpu = await log.group(`ONNX Runtime ${ORT_VERSION} CUDA provider`, () => resolveGpuProviders({ version: ORT_VERSION, package: cfg.providerPackage, sha256: cfg.providerPackageSha256, nugetSource: cfg.nugetSource }, log));
         await log.group(`can ${cfg.baseImage} load the CUDA provider?`, () => (0,basecheck/* checkBaseImageLoads */.iI)(cfg.baseImage, gpu.files, log, build.env));
         providers = gpu.files;
+        gpuProviders = gpu;
         build.labels['dev.modelship.onnxruntime.provider'] = 'cuda';
         build.labels['dev.modelship.onnxruntime.provider-package'] = `Microsoft.ML.OnnxRuntime.Gpu.Linux ${ORT_VERSION} sha256:${gpu.provenance.sha256 ?? ''}`;
     }
@@ -53764,7 +55774,14 @@ async function modelshipContext(cfg, build, log) {
         providers: !!providers,
         ortDir: IMAGE_ORT_DIR,
     });
-    return { ctx, dockerfile };
+    const base = (0,registry/* parseImageRef */.Q)(cfg.baseImage);
+    const facts = {
+        base: { name: cfg.baseImage.replace(/@sha256:[0-9a-f]{64}$/, ''), ...(base.digest ? { digest: base.digest } : {}) },
+        node,
+        ...(gpuProviders ? { providers: gpuProviders } : {}),
+        dist: external_path_.join(ctx, 'dist'),
+    };
+    return { ctx, dockerfile, facts };
 }
 /**
  * Runtime triton's context: a model repository with a generated, validated config.pbtxt; FROM the Triton image
@@ -53806,7 +55823,14 @@ async function tritonContext(cfg, build, log) {
     // BuildKit's context transfer trusts size + mtime, across builds: a new model or config of the same size (KIND_CPU
     // and KIND_GPU are) must not be taken for the one it sent before, so the mtime is derived from their content
     setTimes(ctx, parseInt((0,fsx/* sha256 */.sc)(Buffer.concat([Buffer.from(m.config), build.model])).slice(0, 7), 16));
-    return { ctx, dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: build.labels }) };
+    return {
+        ctx,
+        dockerfile: renderTritonDockerfile({ baseImage: base.pinned, labels: build.labels }),
+        facts: {
+            base: { name: cfg.tritonImage.replace(/@sha256:[0-9a-f]{64}$/, ''), digest: base.digest },
+            triton: { release: cfg.tritonRelease, config: m.config, platform: m.platform },
+        },
+    };
 }
 
 
@@ -54103,6 +56127,886 @@ async function quietly(log, fn) {
     finally {
         out.write = write;
     }
+}
+
+
+/***/ }),
+
+/***/ 62675:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  xL: () => (/* binding */ SIGN_MODES),
+  JC: () => (/* binding */ imageFacts),
+  YF: () => (/* binding */ recordSupplyChain)
+});
+
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(79896);
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(70857);
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(16928);
+// EXTERNAL MODULE: ./src/util/fsx.ts
+var fsx = __nccwpck_require__(32141);
+// EXTERNAL MODULE: ./src/shared/cosign.ts
+var shared_cosign = __nccwpck_require__(2382);
+// EXTERNAL MODULE: external "crypto"
+var external_crypto_ = __nccwpck_require__(76982);
+// EXTERNAL MODULE: ./node_modules/packageurl-js/index.js
+var packageurl_js = __nccwpck_require__(87091);
+// EXTERNAL MODULE: ./node_modules/@cyclonedx/cyclonedx-library/dist.node/index.node.js
+var index_node = __nccwpck_require__(54567);
+;// CONCATENATED MODULE: ./node_modules/@cyclonedx/cyclonedx-library/package.json
+const package_namespaceObject = {"rE":"10.3.0"};
+// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
+var onnxinfo = __nccwpck_require__(4861);
+// EXTERNAL MODULE: ./src/protocol/detections.ts
+var detections = __nccwpck_require__(68806);
+// EXTERNAL MODULE: ./src/shared/registry.ts
+var registry = __nccwpck_require__(9222);
+// EXTERNAL MODULE: ./src/shared/tensorrt.ts
+var tensorrt = __nccwpck_require__(22590);
+// EXTERNAL MODULE: ./src/util/errors.ts
+var errors = __nccwpck_require__(70017);
+// EXTERNAL MODULE: ./src/version.ts + 1 modules
+var version = __nccwpck_require__(71013);
+;// CONCATENATED MODULE: ./src/image/mlbom.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * The image's ML-BOM: a CycloneDX 1.6 document of what is in a serving image — the model (with its lineage back to
+ * the Caffe files and every step that made it), the base image by digest, and for runtime modelship the Node.js
+ * release, every npm package bundled into the server, ONNX Runtime's native libraries and the CUDA provider; for
+ * runtime triton the Triton image and the generated config.pbtxt. Built by `buildMlBom` from a typed ImageFacts (pure:
+ * equal facts give the same bytes), with the CycloneDX library's models and serializer.
+ *
+ * The library (10.x) has no models for two 1.6 fields an ML-BOM is about: a component's `modelCard` and `pedigree`.
+ * They are added, for the model component only, by a subclass of the library's JSON normalizer (MlNormalizerFactory),
+ * in the schema's own shape, so the document stays the library's output and a schema validator checks them too.
+ * What the schema has no place for is a property in the `modelship:` namespace (PROPERTY).
+ */
+/** The modelship repository: the BOM's tool, the provenance's build type and CLI builder (provenance.ts). */
+const MODELSHIP_REPOSITORY_URL = 'https://github.com/org/modelship';
+/** The names of modelship's CycloneDX properties; the attestation policy reads some of them (src/shared/verify-image.ts). */
+const PROPERTY = {
+    runtime: 'modelship:runtime',
+    /** the parity verdict the image stage was given (input `parity`; also the image label dev.modelship.parity) */
+    parity: 'modelship:parity:status',
+    gpu: 'modelship:gpu',
+    imageTag: 'modelship:image:tag',
+    modelFile: 'modelship:model:file',
+    modelFormat: 'modelship:model:format',
+    modelEncrypted: 'modelship:model:encrypted',
+    modelEncryptedSha256: 'modelship:model:encrypted-sha256',
+    converterVersion: 'modelship:lineage:converter-version',
+    sourceFormat: 'modelship:lineage:source-format',
+    netName: 'modelship:lineage:net-name',
+    lineageRole: 'modelship:lineage:role',
+    compile: 'modelship:compile:', // + format, onnxruntime-version, execution-provider, ..., parity:status, parity:max-abs-diff
+    nodeSource: 'modelship:node:source',
+    providerSource: 'modelship:provider:source',
+    tritonRelease: 'modelship:triton:release',
+    tritonPlatform: 'modelship:triton:platform',
+};
+// ---------------------------------------------------------------------------------------------------------------
+// gathering facts from files
+/** A line between two packages of dist/licenses.txt (scripts/licenses.mjs SEPARATOR: it is in no license text). */
+const LICENSES_SEPARATOR = /^={80}$/m;
+/** A section's first line: `name@version (license)`; a scoped name starts with @ */
+const LICENSES_HEADER = /^((?:@[^@\s/]+\/)?[^@\s/]+)@(\S+) \((.*)\)$/;
+/**
+ * The packages of a licenses.txt as scripts/licenses.mjs writes it (dist/licenses.txt: the packages ncc bundled):
+ * sections separated by a line of 80 '=', each opening with `name@version (license)`. A section that does not open so
+ * means the file is not such a list: a ModelshipError, not a silently shorter BOM.
+ */
+function bundledPackages(text) {
+    const out = [];
+    const sections = text.replace(/\r\n?/g, '\n').split(LICENSES_SEPARATOR);
+    for (const [i, section] of sections.entries()) {
+        const first = section.trim().split('\n', 1)[0];
+        if (first === '' && sections.length === 1)
+            return [];
+        const m = LICENSES_HEADER.exec(first);
+        if (!m)
+            throw new errors/* ModelshipError */.W7('input', `licenses list, section ${i + 1}: expected "name@version (license)", got "${first.slice(0, 120)}"`, {
+                file: 'licenses.txt',
+            });
+        out.push({ name: m[1], version: m[2], license: m[3].trim() });
+    }
+    return out;
+}
+/**
+ * What the model file says of its lineage: for an ONNX model its metadata_props (the converter's modelship.* keys:
+ * the caffemodel's and prototxt's sha256, converter version, source format, net name) and its inputs and outputs;
+ * and `<model>.json`, the compile stage's record, when it is there and records this very file (its sha256).
+ */
+function modelLineage(modelPath, bytes) {
+    const warnings = [];
+    let compile = readCompileRecord(`${modelPath}.json`);
+    if (compile?.sha256 !== undefined && compile.sha256 !== (0,fsx/* sha256 */.sc)(bytes)) {
+        warnings.push(`${modelPath}.json is the compile record of another artifact (sha256 ${compile.sha256}, the model's is ${(0,fsx/* sha256 */.sc)(bytes)}): the ML-BOM leaves it out`);
+        compile = undefined;
+    }
+    if (compile?.format === 'tensorrt' || (0,tensorrt/* isTensorRTPlan */.dC)(modelPath))
+        return { format: 'tensorrt', compile, warnings };
+    const info = (0,onnxinfo/* onnxInfo */.e)(bytes, modelPath);
+    return { format: 'onnx', onnxMetadata: info.metadata, inputs: info.inputs, outputs: info.outputs, opset: info.opset, compile, warnings };
+}
+/** `<artifact>.json` parsed, the fields the BOM uses checked for their type (others are ignored); undefined when absent. */
+function readCompileRecord(file) {
+    if (!external_fs_.existsSync(file))
+        return undefined;
+    let j;
+    try {
+        j = JSON.parse(external_fs_.readFileSync(file, 'utf8'));
+    }
+    catch (e) {
+        throw new errors/* ModelshipError */.W7('input', `not JSON: ${e.message}`, { file });
+    }
+    const o = (x) => (x && typeof x === 'object' && !Array.isArray(x) ? x : undefined);
+    const s = (x) => (typeof x === 'string' ? x : undefined);
+    const r = o(j);
+    if (!r || typeof r.format !== 'string')
+        throw new errors/* ModelshipError */.W7('input', 'not a compile record (no "format")', { file });
+    const src = o(r.source);
+    const ort = o(r.onnxruntime);
+    const par = o(r.parity);
+    const lrn = o(r.lrn);
+    const sigs = (x) => (Array.isArray(x) ? x.filter((t) => typeof t?.name === 'string' && Array.isArray(t.shape)) : undefined);
+    return {
+        format: r.format,
+        modelship: s(r.modelship),
+        source: src && { path: s(src.path), sha256: s(src.sha256), opset: typeof src.opset === 'number' ? src.opset : undefined },
+        inputs: sigs(r.inputs),
+        outputs: sigs(r.outputs),
+        created: s(r.created),
+        sha256: s(r.sha256),
+        onnxruntime: ort && {
+            version: s(ort.version),
+            executionProvider: s(ort.executionProvider),
+            graphOptimizationLevel: s(ort.graphOptimizationLevel),
+            precision: s(ort.precision),
+        },
+        lrn: lrn && { form: s(lrn.form), reason: s(lrn.reason) },
+        parity: par && typeof par.status === 'string'
+            ? {
+                status: par.status,
+                maxAbsDiff: typeof par.maxAbsDiff === 'number' ? par.maxAbsDiff : undefined,
+                batches: Array.isArray(par.batches) ? par.batches.filter((b) => typeof b === 'number') : undefined,
+            }
+            : undefined,
+        tensorrt: o(r.tensorrt),
+    };
+}
+/** The library's component normalizer, plus `pedigree` and `modelCard` for the components that have them. */
+class MlComponentNormalizer extends index_node.Serialize.JSON.Normalize.ComponentNormalizer {
+    extras;
+    constructor(factory, extras) {
+        super(factory);
+        this.extras = extras;
+    }
+    normalize(data, options) {
+        const c = super.normalize(data, options);
+        const x = this.extras.get(data);
+        if (!c || !x)
+            return c;
+        const pedigree = x.pedigree && {
+            ancestors: this.normalizeIterable(new index_node.Models.ComponentRepository(x.pedigree.ancestors), options),
+            notes: x.pedigree.notes,
+        };
+        return { ...c, ...(pedigree ? { pedigree } : {}), ...(x.modelCard ? { modelCard: x.modelCard } : {}) };
+    }
+}
+class MlNormalizerFactory extends index_node.Serialize.JSON.Normalize.Factory {
+    extras;
+    constructor(extras) {
+        super(index_node.Spec.Spec1dot6);
+        this.extras = extras;
+    }
+    makeForComponent() {
+        return new MlComponentNormalizer(this, this.extras);
+    }
+}
+const HEX64 = /^[0-9a-f]{64}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** A sha256 the facts give, checked: a malformed one would make an invalid BOM, so it is the caller's bad input. */
+function hex64(value, what) {
+    const v = value.toLowerCase();
+    if (!HEX64.test(v))
+        throw new errors/* ModelshipError */.W7('input', `ML-BOM: ${what} is not a sha256 (64 hex digits): "${value}"`);
+    return v;
+}
+function digestHex(value, what) {
+    if (!DIGEST.test(value))
+        throw new errors/* ModelshipError */.W7('input', `ML-BOM: ${what} is not a digest sha256:<64 hex>: "${value}"`);
+    return value.slice('sha256:'.length);
+}
+const hashes = (entries) => new index_node.Models.HashDictionary(entries);
+const props = (entries) => new index_node.Models.PropertyRepository(entries.filter((e) => e[1] !== undefined && e[1] !== '').map(([k, v]) => new index_node.Models.Property(k, v)));
+/** UUID v5 (RFC 9562) of `name` in modelship's namespace: the same image always gets the same serial number. */
+const UUID_NAMESPACE = Buffer.from('5c1a3e0e6a6f4f0e9d2b0f8e7d3c2b1a', 'hex');
+function uuidV5(name) {
+    const h = external_crypto_.createHash('sha1').update(UUID_NAMESPACE).update(name).digest();
+    h[6] = (h[6] & 0x0f) | 0x50;
+    h[8] = (h[8] & 0x3f) | 0x80;
+    const x = h.subarray(0, 16).toString('hex');
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+/**
+ * An OCI image's package URL, pkg:oci/<name>@<digest>?repository_url=<registry/repository>[&tag=<tag>]; `digest`
+ * overrides one in `ref`. Also its repository URL and digest, for the callers that state them apart.
+ */
+function ociPurl(ref, digest) {
+    const r = (0,registry/* parseImageRef */.Q)(ref);
+    const pinned = digest ?? r.digest;
+    // Docker Hub's official images live under library/ (docker.io/debian is docker.io/library/debian)
+    const repository = r.registry === 'docker.io' && !r.repository.includes('/') ? `library/${r.repository}` : r.repository;
+    const repositoryUrl = `${r.registry}/${repository}`;
+    const name = repository.split('/').pop();
+    const purl = new packageurl_js.PackageURL('oci', undefined, name, pinned, { repository_url: repositoryUrl, ...(r.tag ? { tag: r.tag } : {}) }).toString();
+    return { purl, repositoryUrl, digest: pinned, tag: r.tag };
+}
+/** An OCI image as a container component: name = registry/repository, version = digest, purl pkg:oci by digest. */
+function imageComponent(ref, digest, bomRef, op = {}) {
+    const { purl, repositoryUrl, digest: pinned, tag } = ociPurl(ref, digest);
+    return new index_node.Models.Component(index_node.Enums.ComponentType.Container, repositoryUrl, {
+        bomRef,
+        version: pinned ?? tag,
+        purl,
+        hashes: pinned ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], digestHex(pinned, `the digest of ${ref}`)]]) : undefined,
+        ...op,
+    });
+}
+/** A file of the image as a component (type file) with its SHA-256. */
+function fileComponent(f, bomRef, what, op = {}) {
+    return new index_node.Models.Component(index_node.Enums.ComponentType.File, f.file, { bomRef, hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(f.sha256, what)]]), ...op });
+}
+const ELEM_TYPES = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
+/** `data: float32 [N, 1, 28, 28]`: a tensor's format for the model card */
+const tensorFormat = (t) => `${t.name}: ${t.elemType !== undefined ? `${ELEM_TYPES[t.elemType] ?? `type ${t.elemType}`} ` : ''}[${t.shape.join(', ')}]`;
+/** The model card: what the model does (when known), its architecture and tensors, and the parity measured at compile. */
+function modelCard(m) {
+    const l = m.lineage;
+    const meta = l?.onnxMetadata ?? {};
+    const c = l?.compile;
+    const task = m.task ?? (meta[detections/* DETECTION_OUTPUTS_KEY */.B] ? 'object detection' : undefined);
+    const inputs = l?.inputs ?? c?.inputs;
+    const outputs = l?.outputs ?? c?.outputs;
+    const card = {};
+    const params = {
+        ...(task ? { task } : {}),
+        ...(meta['modelship.net_name'] ? { modelArchitecture: meta['modelship.net_name'] } : {}),
+        ...(inputs?.length ? { inputs: inputs.map((t) => ({ format: tensorFormat(t) })) } : {}),
+        ...(outputs?.length ? { outputs: outputs.map((t) => ({ format: tensorFormat(t) })) } : {}),
+    };
+    if (Object.keys(params).length)
+        card.modelParameters = params;
+    const p = c?.parity;
+    if (p) {
+        const slice = p.batches?.length ? `the reference batches of ${p.batches.join(', ')}` : undefined;
+        card.quantitativeAnalysis = {
+            performanceMetrics: [
+                { type: 'parity against Caffe', value: p.status, ...(slice ? { slice } : {}) },
+                ...(p.maxAbsDiff !== undefined ? [{ type: 'max |Δ| against Caffe', value: String(p.maxAbsDiff), ...(slice ? { slice } : {}) }] : []),
+            ],
+        };
+    }
+    const limits = [];
+    const tradeoffs = [];
+    if (p)
+        limits.push(`parity with Caffe is measured on the reference batches only${p.batches?.length ? ` (${p.batches.join(', ')})` : ''}`);
+    if (c?.onnxruntime?.precision === 'float16')
+        tradeoffs.push('float16 weights and activations: about 3 significant digits, for GPU execution providers');
+    const trt = c?.tensorrt;
+    if (trt?.tensorrtVersion)
+        limits.push(`a TensorRT ${trt.tensorrtVersion} plan: runs only with that TensorRT${trt.computeCapability ? `, on GPUs of compute capability ${trt.computeCapability}` : ''}`);
+    if (trt?.precision?.int8)
+        tradeoffs.push('int8 precision (calibrated)');
+    else if (trt?.precision?.fp16)
+        tradeoffs.push('float16 precision');
+    if (limits.length || tradeoffs.length)
+        card.considerations = { ...(limits.length ? { technicalLimitations: limits } : {}), ...(tradeoffs.length ? { performanceTradeoffs: tradeoffs } : {}) };
+    return Object.keys(card).length ? card : undefined;
+}
+/** The Caffe files the converter read (their sha256 from the ONNX metadata), as ancestors. */
+function caffeAncestors(meta) {
+    const out = [];
+    const files = [
+        ['prototxt', 'modelship.prototxt_sha256', 'the Caffe net definition (prototxt) converted'],
+        ['caffemodel', 'modelship.caffemodel_sha256', 'the Caffe weights (caffemodel) converted'],
+    ];
+    for (const [role, key, description] of files) {
+        const v = meta[key];
+        if (v === undefined)
+            continue;
+        out.push(new index_node.Models.Component(index_node.Enums.ComponentType.File, role, {
+            bomRef: `model:source:${role}`,
+            description,
+            hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(v, `the model's ${key}`)]]),
+            properties: props([[PROPERTY.lineageRole, role]]),
+        }));
+    }
+    return out;
+}
+/** Converted from Caffe by modelship <v> (caffe-V2, net LeNet) */
+function conversionNote(meta) {
+    if (!meta['modelship.converter_version'] && !meta['modelship.caffemodel_sha256'])
+        return undefined;
+    const what = [meta['modelship.source_format'], meta['modelship.net_name'] && `net "${meta['modelship.net_name']}"`].filter(Boolean).join(', ');
+    return `converted from Caffe${what ? ` (${what})` : ''} to ONNX by modelship ${meta['modelship.converter_version'] ?? '(unknown version)'}`;
+}
+/** compiled: ONNX Runtime 1.30.0 graph optimization (extended, for cpu, float32), parity pass (max |Δ| 4.47e-7) */
+function compileNote(c) {
+    const o = c.onnxruntime;
+    const t = c.tensorrt;
+    const how = c.format === 'tensorrt'
+        ? `built into a TensorRT${t?.tensorrtVersion ? ` ${t.tensorrtVersion}` : ''} plan${t?.gpu ? ` on ${t.gpu}` : ''}${t?.tensorrtImage ? ` in ${t.tensorrtImage}` : ''}`
+        : `optimized by ONNX Runtime${o?.version ? ` ${o.version}` : ''} (${[o?.graphOptimizationLevel, o?.executionProvider && `for the ${o.executionProvider} execution provider`, o?.precision].filter(Boolean).join(', ')})`;
+    const parity = c.parity ? `; parity against Caffe ${c.parity.status}${c.parity.maxAbsDiff !== undefined ? ` (max |Δ| ${c.parity.maxAbsDiff})` : ''}` : '';
+    return `${how} by modelship ${c.modelship ?? '(unknown version)'}${parity}`;
+}
+/**
+ * The model: its hash, the parity verdict, how it was made (properties), its model card and its pedigree: the ONNX
+ * model it was compiled from (when compiled), and before it the Caffe prototxt and caffemodel it was converted from.
+ */
+function modelComponent(f, extras) {
+    const m = f.model;
+    const l = m.lineage;
+    const meta = l?.onnxMetadata ?? {};
+    const c = l?.compile;
+    const cp = (k, v) => [`${PROPERTY.compile}${k}`, v === undefined ? undefined : String(v)];
+    const trt = c?.tensorrt;
+    const model = new index_node.Models.Component(index_node.Enums.ComponentType.MachineLearningModel, m.name, {
+        bomRef: 'model',
+        description: [conversionNote(meta), c && compileNote(c)].filter(Boolean).join('; then ') || undefined,
+        hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(m.sha256, 'the model sha256')]]),
+        properties: props([
+            [PROPERTY.parity, m.parity || 'unknown'],
+            [PROPERTY.modelFile, m.encrypted?.file ?? m.file],
+            [PROPERTY.modelFormat, l?.format],
+            [PROPERTY.modelEncrypted, String(!!m.encrypted)],
+            [PROPERTY.modelEncryptedSha256, m.encrypted && hex64(m.encrypted.sha256, 'the encrypted model sha256')],
+            [PROPERTY.converterVersion, meta['modelship.converter_version']],
+            [PROPERTY.sourceFormat, meta['modelship.source_format']],
+            [PROPERTY.netName, meta['modelship.net_name']],
+            cp('format', c?.format),
+            cp('modelship-version', c?.modelship),
+            cp('onnxruntime-version', c?.onnxruntime?.version),
+            cp('execution-provider', c?.onnxruntime?.executionProvider),
+            cp('graph-optimization-level', c?.onnxruntime?.graphOptimizationLevel),
+            cp('precision', c?.onnxruntime?.precision ?? (trt?.precision ? (trt.precision.int8 ? 'int8' : trt.precision.fp16 ? 'float16' : 'float32') : undefined)),
+            cp('lrn', c?.lrn?.form),
+            cp('parity:status', c?.parity?.status),
+            cp('parity:max-abs-diff', c?.parity?.maxAbsDiff),
+            cp('parity:batches', c?.parity?.batches?.join(',')),
+            cp('tensorrt-version', trt?.tensorrtVersion),
+            cp('tensorrt-image', trt?.tensorrtImage),
+            cp('compute-capability', trt?.computeCapability),
+            cp('gpu', trt?.gpu),
+            cp('batch-profile', trt?.profile && `${trt.profile.min}/${trt.profile.opt}/${trt.profile.max}`),
+        ]),
+    });
+    // pedigree: compiled from an ONNX model (which was converted from the Caffe files), or converted from them itself
+    const caffe = caffeAncestors(meta);
+    let ancestors = caffe;
+    let notes = conversionNote(meta);
+    if (c?.source?.sha256) {
+        const onnx = new index_node.Models.Component(index_node.Enums.ComponentType.MachineLearningModel, m.name, {
+            bomRef: 'model:source:onnx',
+            description: 'the ONNX model compiled',
+            hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(c.source.sha256, 'the compile record source.sha256')]]),
+            properties: props([
+                [PROPERTY.lineageRole, 'onnx'],
+                ['modelship:onnx:opset', c.source.opset === undefined ? undefined : String(c.source.opset)],
+            ]),
+        });
+        // the metadata the artifact carries is its source's (ONNX Runtime keeps metadata_props; a plan has none)
+        if (caffe.length)
+            extras.set(onnx, { pedigree: { ancestors: caffe, notes: conversionNote(meta) } });
+        ancestors = [onnx];
+        notes = compileNote(c);
+    }
+    const card = modelCard(m);
+    if (ancestors.length || card)
+        extras.set(model, { ...(ancestors.length ? { pedigree: { ancestors, notes } } : {}), ...(card ? { modelCard: card } : {}) });
+    return model;
+}
+/** A license as the library models it: an SPDX id, an SPDX expression, or a named one; none for UNKNOWN or ''. */
+function licenses(factory, license) {
+    const l = license.trim();
+    if (l === '' || /^UNKNOWN$/i.test(l))
+        return new index_node.Models.LicenseRepository();
+    return new index_node.Models.LicenseRepository([factory.makeFromString(l)]);
+}
+const isDownload = (source) => /^https?:\/\//.test(source);
+/** Node.js's package URL: pkg:generic/node@<version>, with the release tarball it came from as download_url */
+function nodePurl(n) {
+    return new packageurl_js.PackageURL('generic', undefined, 'node', n.version || undefined, isDownload(n.source) ? { download_url: n.source } : undefined).toString();
+}
+/** spdx-expression-parse (no type declarations): throws on what is not an SPDX expression */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- an untyped CommonJS function; this is its one use
+const spdxParse = __nccwpck_require__(93326);
+/** The modelship runtime's parts: Node.js, the server bundle and its npm packages, ONNX Runtime, the CUDA provider. */
+function modelshipParts(f, image) {
+    const out = [];
+    const licenseFactory = new index_node.Contrib.License.Factories.LicenseFactory((e) => void spdxParse(e));
+    if (f.node) {
+        const n = f.node;
+        const official = isDownload(n.source);
+        const node = new index_node.Models.Component(index_node.Enums.ComponentType.Platform, 'node', {
+            bomRef: 'node',
+            version: n.version || undefined,
+            description: official ? 'Node.js, the official release' : 'Node.js, the binary given as input node-binary',
+            purl: nodePurl(n),
+            hashes: n.sha256 ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(n.sha256, 'the node binary sha256')]]) : undefined,
+            // an official release's license; a binary of one's own may be another build
+            licenses: official ? licenses(licenseFactory, 'MIT') : undefined,
+            externalReferences: official
+                ? new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(n.source, index_node.Enums.ExternalReferenceType.Distribution)])
+                : undefined,
+            properties: props([[PROPERTY.nodeSource, n.source]]),
+        });
+        out.push(node);
+        image.dependencies.add(node.bomRef);
+    }
+    const server = new index_node.Models.Component(index_node.Enums.ComponentType.Application, 'modelship', {
+        bomRef: 'modelship-server',
+        version: version/* VERSION */.x,
+        description: 'the modelship model server: its bundle (dist/), with the npm packages bundled into it',
+        hashes: f.bundleSha256 ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(f.bundleSha256, 'the bundle sha256')]]) : undefined,
+        licenses: licenses(licenseFactory, 'MIT'),
+        externalReferences: new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(MODELSHIP_REPOSITORY_URL, index_node.Enums.ExternalReferenceType.VCS)]),
+    });
+    out.push(server);
+    image.dependencies.add(server.bomRef);
+    // the npm packages: the library's builder (name → group/name, the license) and a pkg:npm purl
+    const builder = new index_node.Contrib.FromNodePackageJson.Builders.ComponentBuilder(new index_node.Contrib.FromNodePackageJson.Factories.ExternalReferenceFactory(), licenseFactory);
+    const npm = new Map();
+    for (const p of f.npmPackages ?? []) {
+        const c = builder.makeComponent({ name: p.name, version: p.version });
+        if (!c)
+            throw new errors/* ModelshipError */.W7('input', `ML-BOM: "${p.name}@${p.version}" is not an npm package name`);
+        const purl = new packageurl_js.PackageURL('npm', c.group, c.name, p.version).toString();
+        if (npm.has(purl))
+            continue;
+        const component = new index_node.Models.Component(index_node.Enums.ComponentType.Library, c.name, {
+            bomRef: purl,
+            group: c.group,
+            version: p.version,
+            purl,
+            licenses: licenses(licenseFactory, p.license),
+        });
+        npm.set(purl, component);
+        out.push(component);
+        server.dependencies.add(component.bomRef);
+    }
+    if (f.onnxruntime) {
+        const o = f.onnxruntime;
+        const ort = new index_node.Models.Component(index_node.Enums.ComponentType.Library, 'onnxruntime', {
+            bomRef: 'onnxruntime',
+            group: 'microsoft',
+            version: o.version,
+            description: "ONNX Runtime's native libraries, as onnxruntime-node ships them",
+            purl: new packageurl_js.PackageURL('github', 'microsoft', 'onnxruntime', `v${o.version}`).toString(),
+            licenses: licenses(licenseFactory, 'MIT'),
+            components: new index_node.Models.ComponentRepository(o.libraries.map((l) => fileComponent(l, `onnxruntime:${l.file}`, `the sha256 of ${l.file}`, { version: o.version }))),
+        });
+        out.push(ort);
+        // onnxruntime-node (the binding) loads them; without it listed, the server does
+        const binding = [...npm.values()].find((c) => c.name === 'onnxruntime-node' && !c.group);
+        (binding ?? server).dependencies.add(ort.bomRef);
+    }
+    if (f.providers) {
+        const p = f.providers;
+        const provider = new index_node.Models.Component(index_node.Enums.ComponentType.Library, p.package, {
+            bomRef: 'onnxruntime-cuda-provider',
+            version: p.version,
+            description: "ONNX Runtime's CUDA execution provider libraries, from the NuGet package",
+            purl: new packageurl_js.PackageURL('nuget', undefined, p.package, p.version).toString(),
+            hashes: hashes([
+                ...(p.sha256 ? [[index_node.Enums.HashAlgorithm['SHA-256'], hex64(p.sha256, 'the provider package sha256')]] : []),
+                ...(p.sha512 && /^[0-9a-f]{128}$/i.test(p.sha512) ? [[index_node.Enums.HashAlgorithm['SHA-512'], p.sha512.toLowerCase()]] : []),
+            ]),
+            licenses: licenses(licenseFactory, 'MIT'),
+            components: new index_node.Models.ComponentRepository(p.files.map((l) => fileComponent(l, `onnxruntime-cuda-provider:${l.file}`, `the sha256 of ${l.file}`, { version: p.version }))),
+            properties: props([[PROPERTY.providerSource, p.source]]),
+        });
+        out.push(provider);
+        image.dependencies.add(provider.bomRef);
+        if (f.onnxruntime)
+            out.find((c) => c.bomRef.value === 'onnxruntime').dependencies.add(provider.bomRef);
+    }
+    return out;
+}
+/** The Triton runtime's parts: the generated config.pbtxt (the Triton image is the base). */
+function tritonParts(f, image) {
+    const t = f.triton;
+    if (!t?.config)
+        return [];
+    const config = fileComponent(t.config, 'triton-config', 'the config.pbtxt sha256', {
+        description: "the model's Triton configuration, generated by modelship",
+        properties: props([[PROPERTY.tritonPlatform, t.platform]]),
+    });
+    image.dependencies.add(config.bomRef);
+    return [config];
+}
+/** The facts checked where a mistake would make an invalid or misleading BOM. */
+function checkFacts(f) {
+    if (!f.model.name)
+        throw new errors/* ModelshipError */.W7('input', 'ML-BOM: the model has no name (input model-name)', { field: 'model-name' });
+    if (f.image.digest !== undefined)
+        digestHex(f.image.digest, 'the image digest');
+    if (f.base.digest !== undefined)
+        digestHex(f.base.digest, 'the base image digest');
+    if (Number.isNaN(Date.parse(f.created)))
+        throw new errors/* ModelshipError */.W7('input', `ML-BOM: "created" is not a date: "${f.created}"`);
+    if (f.serialNumber !== undefined && !/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(f.serialNumber))
+        throw new errors/* ModelshipError */.W7('input', `ML-BOM: the serial number must be urn:uuid:<lower-case uuid>, got "${f.serialNumber}"`);
+}
+/**
+ * The image's ML-BOM (CycloneDX 1.6 JSON): metadata (timestamp, the tools, the image itself as the component, the
+ * runtime), the model, the base image and the runtime's parts, and the dependency graph image → its parts. Pure:
+ * lists are sorted and the serial number derives from the image, so equal facts give equal bytes.
+ */
+function buildMlBom(f) {
+    checkFacts(f);
+    const extras = new WeakMap();
+    const image = imageComponent(f.image.digest ? `${f.image.repository}@${f.image.digest}` : f.image.repository, undefined, 'image', {
+        description: `the serving image of ${f.model.name} (${f.runtime === 'triton' ? 'Triton Inference Server' : 'modelship'})`,
+        properties: props([
+            [PROPERTY.runtime, f.runtime],
+            [PROPERTY.gpu, f.gpu === undefined ? undefined : String(f.gpu)],
+            ...f.image.tags.map((t) => [PROPERTY.imageTag, t]),
+        ]),
+    });
+    // the image's name is the repository as given (the action's input), not Docker Hub's canonical form
+    image.name = f.image.repository;
+    const model = modelComponent(f, extras);
+    const base = imageComponent(f.base.name, f.base.digest, 'base-image', {
+        description: f.runtime === 'triton' ? 'Triton Inference Server, the image built FROM' : 'the serving base image, the image built FROM',
+        properties: props([[PROPERTY.tritonRelease, f.runtime === 'triton' ? f.triton?.release : undefined]]),
+    });
+    image.dependencies.add(model.bomRef);
+    image.dependencies.add(base.bomRef);
+    const parts = f.runtime === 'triton' ? tritonParts(f, image) : modelshipParts(f, image);
+    const tools = new index_node.Models.Tools({
+        components: new index_node.Models.ComponentRepository([
+            new index_node.Models.Component(index_node.Enums.ComponentType.Application, 'modelship', {
+                version: version/* VERSION */.x,
+                externalReferences: new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(MODELSHIP_REPOSITORY_URL, index_node.Enums.ExternalReferenceType.VCS)]),
+            }),
+            new index_node.Models.Component(index_node.Enums.ComponentType.Library, 'cyclonedx-library', {
+                group: '@cyclonedx',
+                version: package_namespaceObject.rE,
+                purl: new packageurl_js.PackageURL('npm', '@cyclonedx', 'cyclonedx-library', package_namespaceObject.rE).toString(),
+            }),
+        ]),
+    });
+    const bom = new index_node.Models.Bom({
+        serialNumber: f.serialNumber ?? `urn:uuid:${uuidV5(`${f.image.repository}@${f.image.digest ?? `model:${f.model.sha256}:${f.created}`}`)}`,
+        metadata: new index_node.Models.Metadata({
+            timestamp: new Date(f.created),
+            lifecycles: new index_node.Models.LifecycleRepository([index_node.Enums.LifecyclePhase.Build]),
+            tools,
+            component: image,
+            properties: props([[PROPERTY.runtime, f.runtime]]),
+        }),
+        components: new index_node.Models.ComponentRepository([model, base, ...parts]),
+    });
+    const json = new index_node.Serialize.JsonSerializer(new MlNormalizerFactory(extras)).serialize(bom, { sortLists: true, space: 2 }) + '\n';
+    return { json, document: JSON.parse(json) };
+}
+
+;// CONCATENATED MODULE: ./src/image/provenance.ts
+
+
+
+
+
+/**
+ * The image's provenance: an in-toto Statement v1 about the image (by digest) with an SLSA provenance v1 predicate —
+ * what shaped it (the stage's inputs), what went into it by digest (the source commit, the model and the Caffe files
+ * it came from, the base image, Node.js, the CUDA provider package) and who built it (the GitHub workflow run, or the
+ * CLI on a host). `provenanceStatement` is pure: the environment and the clock come in as arguments.
+ */
+const IN_TOTO_STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
+const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
+/** What a modelship image build is: its externalParameters are the image stage's inputs, by input name. */
+const BUILD_TYPE = `${MODELSHIP_REPOSITORY_URL}/image@v1`;
+/** The builder off GitHub: modelship's CLI (`${CLI_BUILDER}@<version>`). */
+const CLI_BUILDER = `${MODELSHIP_REPOSITORY_URL}/cli`;
+/** A URL with its credentials (user:password@) and query (a token, a signature) taken out: provenance is public. */
+function redactUrl(value) {
+    let u;
+    try {
+        u = new URL(value);
+    }
+    catch {
+        return value; // a path
+    }
+    if (u.username || u.password) {
+        u.username = 'redacted';
+        u.password = '';
+    }
+    if (u.search)
+        u.search = '?redacted';
+    return u.toString();
+}
+/** externalParameters.inputs: the inputs by their action names, those of this runtime (and of gpu) only */
+function externalInputs(p) {
+    const modelship = p.runtime !== 'triton';
+    const entries = [
+        ['image', p.image],
+        ['model', p.model],
+        ['model-name', p.modelName],
+        ['runtime', p.runtime],
+        ['gpu', p.gpu],
+        ['parity', p.parity],
+        ['encrypt-model', p.encryptModel],
+        ['cache', p.cache],
+        ['push', p.push],
+        ...(modelship
+            ? [
+                ['base-image', p.baseImage],
+                ...(p.nodeBinary
+                    ? [['node-binary', p.nodeBinary]]
+                    : [
+                        ['node-version', p.nodeVersion],
+                        ['node-mirror', p.nodeMirror && redactUrl(p.nodeMirror)],
+                    ]),
+                ...(p.gpu
+                    ? [
+                        ['provider-package', p.providerPackage && redactUrl(p.providerPackage)],
+                        ['nuget-source', p.nugetSource && redactUrl(p.nugetSource)],
+                    ]
+                    : []),
+                ['preprocess', p.preprocess],
+            ]
+            : [
+                ['triton-image', p.tritonImage],
+                ['max-batch-size', p.maxBatchSize],
+                ['max-queue-delay-us', p.maxQueueDelayUs],
+            ]),
+    ];
+    return Object.fromEntries(entries.filter(([, v]) => v !== undefined && v !== ''));
+}
+/** What went into the image, by digest. */
+function resolvedDependencies(f, params) {
+    const out = [];
+    const g = params.git;
+    // the commit, also when the repository's URL is unknown (a CLI run outside a clone with a remote): named then
+    if (g && /^[0-9a-f]{40}$/i.test(g.sha))
+        out.push({
+            ...(g.source ? { uri: `git+${redactUrl(g.source)}${g.ref ? `@${g.ref}` : ''}` } : { name: 'source', ...(g.ref ? { annotations: { ref: g.ref } } : {}) }),
+            digest: { gitCommit: g.sha.toLowerCase() },
+        });
+    out.push({ name: external_path_.basename(params.inputs.model || f.model.file), digest: { sha256: f.model.sha256.toLowerCase() }, annotations: { role: 'model' } });
+    const c = f.model.lineage?.compile;
+    if (c?.source?.sha256)
+        out.push({
+            name: external_path_.basename(c.source.path ?? 'model.onnx'),
+            digest: { sha256: c.source.sha256 },
+            annotations: { role: 'onnx (compiled into the model)' },
+        });
+    const meta = f.model.lineage?.onnxMetadata ?? {};
+    for (const role of ['prototxt', 'caffemodel']) {
+        const v = meta[`modelship.${role}_sha256`];
+        if (v)
+            out.push({ name: role, digest: { sha256: v }, annotations: { role: `caffe ${role} (converted into the model)` } });
+    }
+    const base = ociPurl(f.base.name, f.base.digest);
+    out.push({
+        name: f.base.name,
+        uri: base.purl,
+        ...(base.digest ? { digest: { sha256: base.digest.slice('sha256:'.length) } } : {}),
+        annotations: { role: 'base image' },
+    });
+    if (f.node)
+        out.push({
+            name: 'node',
+            uri: nodePurl(f.node),
+            ...(f.node.sha256 ? { digest: { sha256: f.node.sha256 } } : {}),
+            ...(/^https?:\/\//.test(f.node.source) ? { downloadLocation: f.node.source } : {}),
+            annotations: { role: 'Node.js (the digest is of bin/node)' },
+        });
+    const p = f.providers;
+    if (p)
+        out.push({
+            name: p.package,
+            uri: new packageurl_js.PackageURL('nuget', undefined, p.package, p.version).toString(),
+            ...(p.sha256 || p.sha512 ? { digest: { ...(p.sha256 ? { sha256: p.sha256 } : {}), ...(p.sha512 ? { sha512: p.sha512 } : {}) } } : {}),
+            ...(p.source && /^https?:\/\//.test(p.source) ? { downloadLocation: redactUrl(p.source) } : {}),
+            annotations: { role: 'CUDA provider package' },
+        });
+    return out;
+}
+/** GITHUB_WORKFLOW_REF (owner/repo/.github/workflows/x.yml@refs/heads/main): the workflow's path in its repository */
+function workflowPath(workflowRef, repository) {
+    const at = workflowRef.lastIndexOf('@');
+    const p = at < 0 ? workflowRef : workflowRef.slice(0, at);
+    return p.startsWith(`${repository}/`) ? p.slice(repository.length + 1) : undefined;
+}
+/**
+ * The image's provenance statement. On GitHub (GITHUB_ACTIONS=true with GITHUB_REPOSITORY and GITHUB_RUN_ID) the
+ * builder is the workflow (`${GITHUB_SERVER_URL}/${GITHUB_WORKFLOW_REF}`) and the invocation its run attempt;
+ * elsewhere the builder is modelship's CLI of this version, on `params.hostname`.
+ */
+function provenanceStatement(facts, params, env) {
+    const digest = facts.image.digest;
+    if (!digest || !/^sha256:[0-9a-f]{64}$/.test(digest))
+        throw new errors/* ModelshipError */.W7('input', `provenance: the image has no digest (sha256:<64 hex>) to name as its subject, got "${digest ?? ''}"`);
+    const onGitHub = env.GITHUB_ACTIONS === 'true' && !!env.GITHUB_REPOSITORY && !!env.GITHUB_RUN_ID;
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const externalParameters = { inputs: externalInputs(params.inputs) };
+    const internalParameters = { modelship: version/* VERSION */.x, ...(params.buildxDriver ? { buildxDriver: params.buildxDriver } : {}) };
+    let builder;
+    let invocationId;
+    if (onGitHub) {
+        const repository = env.GITHUB_REPOSITORY;
+        builder = { id: env.GITHUB_WORKFLOW_REF ? `${server}/${env.GITHUB_WORKFLOW_REF}` : `${server}/${repository}/actions`, version: { modelship: version/* VERSION */.x } };
+        invocationId = `${server}/${repository}/actions/runs/${env.GITHUB_RUN_ID}/attempts/${env.GITHUB_RUN_ATTEMPT || '1'}`;
+        const wf = env.GITHUB_WORKFLOW_REF ? workflowPath(env.GITHUB_WORKFLOW_REF, repository) : undefined;
+        externalParameters.workflow = { repository: `${server}/${repository}`, ...(env.GITHUB_REF ? { ref: env.GITHUB_REF } : {}), ...(wf ? { path: wf } : {}) };
+        // the run's context as GitHub's own build type records it (ids survive renames; the runner says who ran it)
+        const github = Object.fromEntries([
+            ['event_name', env.GITHUB_EVENT_NAME],
+            ['repository_id', env.GITHUB_REPOSITORY_ID],
+            ['repository_owner_id', env.GITHUB_REPOSITORY_OWNER_ID],
+            ['runner_environment', env.RUNNER_ENVIRONMENT],
+        ].filter(([, v]) => v));
+        if (Object.keys(github).length)
+            internalParameters.github = github;
+    }
+    else {
+        builder = { id: `${CLI_BUILDER}@${version/* VERSION */.x}`, version: { modelship: version/* VERSION */.x } };
+        if (params.hostname)
+            internalParameters.hostname = params.hostname;
+    }
+    const config = facts.triton?.config;
+    return {
+        _type: IN_TOTO_STATEMENT_V1,
+        subject: [{ name: facts.image.repository, digest: { sha256: digest.slice('sha256:'.length) } }],
+        predicateType: SLSA_PROVENANCE_V1,
+        predicate: {
+            buildDefinition: { buildType: BUILD_TYPE, externalParameters, internalParameters, resolvedDependencies: resolvedDependencies(facts, params) },
+            runDetails: {
+                builder,
+                metadata: { ...(invocationId ? { invocationId } : {}), startedOn: params.startedOn, finishedOn: params.finishedOn },
+                // what the build generated beside the image: Triton's config.pbtxt
+                ...(config ? { byproducts: [{ name: 'config.pbtxt', digest: { sha256: config.sha256 }, annotations: { path: config.file } }] } : {}),
+            },
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/image/supply-chain.ts
+
+
+
+
+
+
+
+/**
+ * The image's supply chain: what went into it (a CycloneDX ML-BOM), how it was built (an in-toto statement with an
+ * SLSA provenance v1 predicate), both written as files for the workflow to keep, and — with input `sign` — the pushed
+ * digest signed with cosign and both documents attached to it as signed attestations, which smoke and rollout verify
+ * (src/shared/verify-image.ts) before they pull or deploy it.
+ */
+/** input `sign`: no signature, a cosign key pair's private key (signing-key), or keyless (GitHub's OIDC token). */
+const SIGN_MODES = ['off', 'key', 'keyless'];
+/** onnxruntime-node's native libraries in the bundle (what IMAGE_ORT_DIR holds in the image). */
+const ORT_LIBS = external_path_.join('bin', 'napi-v6', 'linux', 'x64');
+const fileDigest = (file, name = external_path_.basename(file)) => ({ file: name, sha256: (0,fsx/* sha256 */.sc)(external_fs_.readFileSync(file)) });
+/** The facts the BOM and the provenance are made of, gathered from the stage's inputs and what its context holds. */
+function imageFacts(o) {
+    const c = o.context;
+    const facts = {
+        image: { repository: o.repository, digest: o.digest, tags: o.tags },
+        runtime: o.runtime,
+        gpu: o.gpu,
+        created: o.created,
+        model: {
+            name: o.model.name,
+            file: o.model.fileInImage,
+            sha256: (0,fsx/* sha256 */.sc)(o.model.bytes),
+            ...(o.model.encrypted ? { encrypted: o.model.encrypted } : {}),
+            lineage: modelLineage(o.model.path, o.model.bytes),
+            parity: o.model.parity,
+        },
+        base: c.base,
+    };
+    if (c.node)
+        facts.node = { version: c.node.version, sha256: fileDigest(c.node.binary).sha256, source: c.node.source };
+    if (c.dist) {
+        facts.npmPackages = bundledPackages(external_fs_.readFileSync(external_path_.join(c.dist, 'licenses.txt'), 'utf8'));
+        facts.bundleSha256 = fileDigest(external_path_.join(c.dist, 'index.js')).sha256;
+        const ortDir = external_path_.join(c.dist, ORT_LIBS);
+        const ort = facts.npmPackages.find((p) => p.name === 'onnxruntime-node');
+        if (ort && external_fs_.existsSync(ortDir))
+            facts.onnxruntime = {
+                version: ort.version,
+                libraries: external_fs_.readdirSync(ortDir)
+                    .sort()
+                    .map((f) => fileDigest(external_path_.join(ortDir, f))),
+            };
+    }
+    if (c.providers) {
+        const p = c.providers.provenance;
+        facts.providers = {
+            package: p.package,
+            version: p.version,
+            ...(p.sha256 ? { sha256: p.sha256 } : {}),
+            ...(p.sha512 ? { sha512: p.sha512 } : {}),
+            ...(p.source ? { source: p.source } : {}),
+            files: c.providers.files.map((f) => p[`${external_path_.basename(f)}.sha256`] ? { file: external_path_.basename(f), sha256: p[`${external_path_.basename(f)}.sha256`] } : fileDigest(f)),
+        };
+    }
+    if (c.triton)
+        facts.triton = {
+            release: c.triton.release,
+            config: { file: `${o.model.name}/config.pbtxt`, sha256: (0,fsx/* sha256 */.sc)(Buffer.from(c.triton.config)) },
+            platform: c.triton.platform,
+        };
+    return facts;
+}
+/**
+ * Write the ML-BOM and the provenance statement (atomically: a file is whole or not there), then, when signing, sign
+ * the pushed digest and attest both documents to it. cosign comes from its release through the tool cache.
+ */
+async function recordSupplyChain(o, log, env) {
+    const bom = buildMlBom(o.facts);
+    const statement = provenanceStatement(o.facts, { inputs: o.inputs, git: o.git, buildxDriver: o.buildxDriver, startedOn: o.startedOn, finishedOn: new Date().toISOString(), hostname: external_os_.hostname() }, env);
+    (0,fsx/* writeFileAtomic */.Zf)(o.files.mlBom, bom.json);
+    (0,fsx/* writeFileAtomic */.Zf)(o.files.provenance, JSON.stringify(statement, null, 2) + '\n');
+    log.info(`ML-BOM (CycloneDX 1.6): ${o.files.mlBom}; provenance (in-toto, SLSA v1): ${o.files.provenance}`);
+    const s = o.signing;
+    if (s.sign === 'off')
+        return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: false };
+    const signer = s.sign === 'key' ? { kind: 'key', key: s.signingKey, password: s.signingKeyPassword, field: 'signing-key' } : { kind: 'keyless' };
+    await log.group(`sign ${o.pinned} and attest its ML-BOM and provenance (cosign ${s.cosign.version})`, async () => {
+        const cosign = await (0,shared_cosign/* installCosign */.F1)(s.cosign, log);
+        const base = { image: o.pinned, signer, transparencyLog: s.transparencyLog };
+        await (0,shared_cosign/* signImage */.jV)(cosign, base, log, env);
+        await (0,shared_cosign/* attestImage */.DT)(cosign, { ...base, type: 'cyclonedx', predicate: bom.document }, log, env);
+        // cosign makes the statement itself, with the signed digest as its subject: it is given the predicate
+        await (0,shared_cosign/* attestImage */.DT)(cosign, { ...base, type: 'slsaprovenance1', predicate: statement.predicate }, log, env);
+    });
+    return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: true };
 }
 
 
@@ -56109,7 +59013,15 @@ const SERVE_SETTINGS = {
         value: 'integer',
         min: 1,
         default: '10',
-        help: 'failed API keys per client address per minute (then 429)',
+        help: 'missing or wrong API keys per client address per minute; past them, its missing or wrong keys get 429 (the right key is always served)',
+    },
+    trustedProxies: {
+        option: 'trustedProxies',
+        flag: 'trusted-proxies',
+        env: 'MODELSHIP_TRUSTED_PROXIES',
+        value: 'address-list',
+        default: '',
+        help: 'proxies, as addresses or CIDRs (comma-separated): from one, failed API keys count against the client its X-Forwarded-For / Forwarded names (empty: none; every peer is its own client)',
     },
     decodeThreads: {
         option: 'decodeThreads',
@@ -56532,7 +59444,7 @@ function judgeComparison(canary, stable, t) {
 /* harmony export */   tJ: () => (/* binding */ AUTOSCALE_INPUT),
 /* harmony export */   u3: () => (/* binding */ AUTOSCALER_KINDS)
 /* harmony export */ });
-/* unused harmony exports DEFAULT_SCALE_DOWN_S, MAX_SCALE_DOWN_S, autoscaler, kedaHpaName, inflightQuery, horizontalPodAutoscaler, scaledObject */
+/* unused harmony exports DEFAULT_SCALE_DOWN_S, MAX_SCALE_DOWN_S, autoscaler, kedaHpaName, inflightQuery, INFLIGHT_WINDOW, horizontalPodAutoscaler, scaledObject */
 /* harmony import */ var _inputs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(38422);
 /* harmony import */ var _manifests__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(59795);
 
@@ -56617,12 +59529,20 @@ const target = (app) => ({ apiVersion: 'apps/v1', kind: 'Deployment', name: app 
 const scaleDown = (spec) => ({ scaleDown: { stabilizationWindowSeconds: spec.scaleDownS } });
 /**
  * The PromQL of the requests in flight in the stable's pods, summed (KEDA divides by the threshold: the replicas it
- * asks for). modelship's server: its modelship_inflight_requests gauge; Triton: the requests waiting to execute.
+ * asks for): their average over the last minute by Little's law, the seconds of request time served per second —
+ * `rate()` of the latency sum. Not the in-flight gauge: KEDA and Prometheus see one sample of it every scrape, and
+ * requests shorter than the scrape interval are mostly between samples (a loaded server whose requests take a
+ * millisecond reads 0). modelship's server: the inference routes' modelship_request_duration_seconds_sum (both
+ * protocols); Triton: nv_inference_request_duration_us (queue and compute, microseconds).
  */
 function inflightQuery(namespace, runtime = 'modelship') {
-    const metric = runtime === 'triton' ? 'nv_inference_pending_request_count' : 'modelship_inflight_requests';
-    return `sum(${metric}{namespace="${namespace}",track="stable"})`;
+    const sel = `namespace="${namespace}",track="stable"`;
+    return runtime === 'triton'
+        ? `sum(rate(nv_inference_request_duration_us{${sel}}[${INFLIGHT_WINDOW}])) / 1e6`
+        : `sum(rate(modelship_request_duration_seconds_sum{${sel},route=~"infer|classify|detect"}[${INFLIGHT_WINDOW}]))`;
 }
+/** The window the in-flight average is taken over: four samples at Prometheus's default 15 s scrape interval. */
+const INFLIGHT_WINDOW = '1m';
 /** An autoscaling/v2 HorizontalPodAutoscaler `<app>` on the stable Deployment's CPU utilisation (spec.cpu). */
 function horizontalPodAutoscaler(spec, app, namespace) {
     if (spec.cpu === undefined)
@@ -57945,7 +60865,7 @@ function defaultResolver() {
 
 /***/ }),
 
-/***/ 8708:
+/***/ 92180:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -58045,28 +60965,64 @@ function parseBytes(raw) {
     return Number.isSafeInteger(n) ? n : undefined;
 }
 /**
- * Request bytes admitted at once. A request reserves its declared Content-Length before its body is read (or its
- * bytes as they come, when chunked) and gives them back when it is answered; one that does not fit is refused at
- * once, before its body is buffered.
+ * The pieces a body of unknown length (chunked, or inflated) is stored in, past its first few: a refused or joined
+ * body's pieces are kept for the next body (ByteBudget.keep), not left to the garbage collector.
+ */
+const PIECE_BYTES = 2 ** 20;
+/**
+ * Request bytes admitted at once: what is allocated for request bodies. A request reserves its declared
+ * Content-Length before its body is read (or, of unknown length, each piece before it is allocated) and gives them
+ * back when it is answered; one that does not fit is refused at once, before its body (or more of it) is buffered.
+ *
+ * It also keeps the pieces of bodies given back (idle, not in `inUse`), for the next body of unknown length: the
+ * garbage collector frees dropped buffers only some time later, while a request refused mid-body makes room for the
+ * next at once. Idle pieces stay within the bound with the bytes in use (let go of when a reservation needs their
+ * room), and are let go of when no request holds any bytes.
  */
 class ByteBudget {
     limit;
     used = 0;
+    idle = [];
     constructor(limit) {
         this.limit = limit;
     }
-    /** reserve `n` bytes; false (nothing reserved) when they do not fit */
-    take(n) {
+    /**
+     * Reserve `n` bytes; false (nothing reserved) when they do not fit. Idle pieces make room as needed, all but one
+     * when the bytes are for a piece (`forPiece`: the next `piece()` hands that one out).
+     */
+    take(n, forPiece = false) {
         if (n < 0 || this.used + n > this.limit)
             return false;
+        const reused = forPiece ? 1 : 0;
+        while (this.idle.length > reused && this.used + (this.idle.length - reused) * PIECE_BYTES + n > this.limit)
+            this.idle.pop();
         this.used += n;
         return true;
     }
     give(n) {
         this.used = Math.max(0, this.used - n);
+        if (this.used === 0)
+            this.idle.length = 0;
+    }
+    /** a piece of PIECE_BYTES, its bytes reserved by the caller (`take(…, true)`): an idle one, else a new one */
+    piece() {
+        return this.idle.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
+    }
+    /** pieces no body holds any more (their bytes given back): those of PIECE_BYTES kept idle while they fit */
+    keep(pieces) {
+        for (const p of pieces) {
+            if (this.used === 0 || this.used + (this.idle.length + 1) * PIECE_BYTES > this.limit)
+                return;
+            if (p.length === PIECE_BYTES && p.byteOffset === 0 && p.buffer.byteLength === PIECE_BYTES)
+                this.idle.push(p);
+        }
     }
     get inUse() {
         return this.used;
+    }
+    /** bytes in idle pieces */
+    get idleBytes() {
+        return this.idle.length * PIECE_BYTES;
     }
 }
 
@@ -58085,10 +61041,12 @@ function bearerMatches(header, key) {
     return external_crypto_.timingSafeEqual(a, b);
 }
 /**
- * Failed API-key attempts per client address: after `limit` failures within `windowMs`, the address is refused
- * (429 with Retry-After) until the window that began with its first failure ends. A good key does not clear the
- * count (a guesser that also holds a key gains nothing). At most `maxClients` addresses are tracked; the oldest
- * windows go first.
+ * Failed API-key attempts per client address: after `limit` failures within `windowMs`, the address's further
+ * failures are refused harder (429 with Retry-After rather than 401) until the window that began with its first
+ * failure ends. It slows a guesser, and never stands between a client and the right key: clients behind one proxy
+ * address share its count, and one of them misconfigured must not lock the others out. A good key does not clear
+ * the count either (a guesser that also holds a key would gain by it). At most `maxClients` addresses are tracked;
+ * the oldest windows go first.
  */
 class FailedAuthLimiter {
     limit;
@@ -58102,7 +61060,7 @@ class FailedAuthLimiter {
         this.maxClients = maxClients;
         this.now = now;
     }
-    /** seconds until `addr` may try again; 0 when it may now */
+    /** seconds until `addr` is no longer refused 429; 0 when it is not now */
     blockedFor(addr) {
         const e = this.seen.get(addr);
         const t = this.now();
@@ -58110,6 +61068,7 @@ class FailedAuthLimiter {
             return 0;
         return e.count >= this.limit ? Math.ceil((e.until - t) / 1000) : 0;
     }
+    /** A failure from `addr`; its number within the address's window (1: the first, which opened the window). */
     fail(addr) {
         const t = this.now();
         let e = this.seen.get(addr);
@@ -58126,24 +61085,228 @@ class FailedAuthLimiter {
             e = { count: 0, until: t + this.windowMs };
             this.seen.set(addr, e);
         }
-        e.count++;
+        return ++e.count;
     }
 }
 /**
  * The API-key check both front doors make (HTTP's Authorization header, gRPC's `authorization` metadata): the
- * refusal, or undefined when `header` carries `key` (or no key is set). A wrong key counts against `addr` in
- * `failures`, whichever door it came by, so that a guesser gains nothing by switching.
+ * refusal, or undefined when `header` carries `key` (or no key is set), whatever `addr`'s count. A missing or wrong
+ * key counts against `addr` in `failures`, whichever door it came by, so that a guesser gains nothing by switching;
+ * past the limit it is refused 429 (and no longer counted: the window stays the one its first failure opened).
  */
 function checkApiKey(key, header, addr, failures) {
     if (!key)
         return undefined;
-    const wait = failures.blockedFor(addr);
-    if (wait > 0)
-        return { status: 429, retryAfterS: wait };
+    // (compared in constant time before anything else: how long a refusal takes says nothing of the count either)
     if (bearerMatches(header, key))
         return undefined;
-    failures.fail(addr);
-    return { status: 401 };
+    const wait = failures.blockedFor(addr);
+    if (wait > 0)
+        return { status: 429, reason: 'limited', retryAfterS: wait };
+    return { status: 401, reason: header ? 'wrong' : 'missing', attempt: failures.fail(addr) };
+}
+/**
+ * The log's side of refused keys, bounded: an address's first failure in its window is logged with the address
+ * (never the key, nor a header's text), at most `maxLines` of them per window, the rest only counted and summed up
+ * in one line once a window has passed (with the next failure after it, or at drain), so that a flood of wrong keys,
+ * from one address or from many, cannot flood the log too.
+ */
+class AuthFailureLog {
+    log;
+    windowMs;
+    now;
+    maxLines;
+    lines = 0;
+    notLogged = 0;
+    limited = 0;
+    since;
+    constructor(log, windowMs, now = Date.now, maxLines = 100) {
+        this.log = log;
+        this.windowMs = windowMs;
+        this.now = now;
+        this.maxLines = maxLines;
+        this.since = now();
+    }
+    refused(client, refusal, site) {
+        if (this.now() - this.since >= this.windowMs)
+            this.summarize();
+        if (refusal.status === 401 && refusal.attempt === 1 && this.lines < this.maxLines) {
+            this.lines++;
+            const via = client.peer !== client.address ? ` via ${client.peer}` : '';
+            this.log(`auth: ${refusal.reason} API key from ${client.address}${via} (${site.protocol}, route ${site.route}); more failures from it within ${Math.ceil(this.windowMs / 1000)} s are counted (modelship_auth_failures_total), not logged one by one`);
+            return;
+        }
+        this.notLogged++;
+        if (refusal.status === 429)
+            this.limited++;
+    }
+    /** The failures not logged one by one since the last summary, in one line (none: nothing). */
+    summarize() {
+        if (this.notLogged)
+            this.log(`auth: ${this.notLogged} more failed API-key attempt${this.notLogged > 1 ? 's' : ''} in the last ${Math.ceil((this.now() - this.since) / 1000)} s, not logged one by one (${this.limited} refused 429: past their address's limit)`);
+        this.lines = 0;
+        this.notLogged = 0;
+        this.limited = 0;
+        this.since = this.now();
+    }
+}
+/** The API-key check of both front doors, with one count of failures per client and the same metrics and log. */
+class KeyGuard {
+    parts;
+    constructor(parts) {
+        this.parts = parts;
+    }
+    /**
+     * A request's key (`header`, the Authorization header's or metadata's text) checked: undefined when it may pass;
+     * else the refusal and the client it was counted against, `peer` (the socket's address) or the forwarded one.
+     */
+    check(header, peer, forwarding, site) {
+        const { key, failures, clients, metrics, log } = this.parts;
+        if (!key)
+            return undefined;
+        const client = clients.of(peer, forwarding);
+        const refusal = checkApiKey(key, header, client.address, failures);
+        if (!refusal)
+            return undefined;
+        metrics.authFailure(site.route, refusal.reason, site.protocol);
+        log.refused(client, refusal, site);
+        return { ...refusal, client };
+    }
+}
+
+// EXTERNAL MODULE: external "net"
+var external_net_ = __nccwpck_require__(69278);
+// EXTERNAL MODULE: ./src/protocol/serve-settings.ts
+var serve_settings = __nccwpck_require__(10941);
+// EXTERNAL MODULE: ./src/util/errors.ts
+var errors = __nccwpck_require__(70017);
+;// CONCATENATED MODULE: ./src/serve/client-address.ts
+
+
+
+/**
+ * A request's forwarding headers from its header (HTTP) or metadata (gRPC) values by name; repeated ones joined in
+ * order, as one list (each proxy appends its hop).
+ */
+function forwardingHeaders(get) {
+    const text = (v) => (Array.isArray(v) ? v.map(String).join(',') : typeof v === 'string' ? v : '') || undefined;
+    return { xForwardedFor: text(get('x-forwarded-for')), forwarded: text(get('forwarded')) };
+}
+/** A gRPC peer's address without its port ("[::1]:52614" or "::1:52614" → "::1"), as HTTP's socket.remoteAddress gives it. */
+function peerAddress(peer) {
+    const m = /^\[?(.*?)\]?:\d+$/.exec(peer);
+    return m && external_net_.isIP(m[1]) ? m[1] : peer;
+}
+/** An IP address in one canonical form (IPv6 compressed and lower case, an IPv4-mapped one as IPv4); else undefined. */
+function canonicalAddress(text) {
+    const family = external_net_.isIP(text);
+    if (family === 4)
+        return text;
+    if (family !== 6)
+        return undefined;
+    try {
+        // (so that one client counts as one, however its address is written: ::FFFF:a00:1 is 10.0.0.1)
+        const v6 = new external_net_.SocketAddress({ address: text, family: 'ipv6' }).address;
+        return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(v6)?.[1] ?? v6;
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * One hop's address as a forwarding header writes it: `192.0.2.60`, `192.0.2.60:4711`, `2001:db8::17`,
+ * `"[2001:db8::17]:4711"` (RFC 7239 quotes and brackets an IPv6 address; either header may carry a port). Undefined
+ * for what names no address: `unknown`, an obfuscated identifier (`_hidden`), anything else.
+ */
+function hopAddress(text) {
+    const t = text.trim().replace(/^"(.*)"$/, '$1');
+    return canonicalAddress(t) ?? canonicalAddress(/^\[([^\]]+)\](?::\d+)?$/.exec(t)?.[1] ?? /^([\d.]+):\d+$/.exec(t)?.[1] ?? '');
+}
+/** `text` split at each `sep` that is not inside a quoted string (Forwarded's values may be quoted). */
+function splitUnquoted(text, sep) {
+    const parts = [];
+    let quoted = false;
+    let start = 0;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (c === '\\' && quoted)
+            i++;
+        else if (c === '"')
+            quoted = !quoted;
+        else if (c === sep && !quoted) {
+            parts.push(text.slice(start, i));
+            start = i + 1;
+        }
+    }
+    parts.push(text.slice(start));
+    return parts;
+}
+/** X-Forwarded-For's hops, the client first: each an address, or undefined where it names none. */
+function xForwardedForHops(header) {
+    return header.split(',').map(hopAddress);
+}
+/** RFC 7239 Forwarded's hops, the client first: each element's `for=` address, or undefined where it names none. */
+function forwardedHops(header) {
+    return splitUnquoted(header, ',').map((element) => {
+        const pair = splitUnquoted(element, ';').find((p) => /^\s*for\s*=/i.test(p));
+        return pair === undefined ? undefined : hopAddress(pair.slice(pair.indexOf('=') + 1));
+    });
+}
+/**
+ * Comma-separated addresses and CIDRs (`10.0.0.0/8, fd00::/8, 127.0.0.1`) as a BlockList; undefined when there are
+ * none. An entry that is neither is refused naming `setting`. (BlockList matches an IPv4-mapped IPv6 address, as a
+ * dual-stack socket reports an IPv4 peer, against IPv4 entries.)
+ */
+function addressList(entries, setting = serve_settings/* SERVE_SETTINGS */._O.trustedProxies) {
+    if (!entries.length)
+        return undefined;
+    const list = new external_net_.BlockList();
+    for (const entry of entries) {
+        const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(entry.trim());
+        const family = m ? external_net_.isIP(m[1]) : 0;
+        const prefix = m?.[2] === undefined ? undefined : Number(m[2]);
+        try {
+            if (!m || family === 0 || (prefix !== undefined && prefix > (family === 4 ? 32 : 128)))
+                throw new Error();
+            if (prefix === undefined)
+                list.addAddress(m[1], family === 4 ? 'ipv4' : 'ipv6');
+            else
+                list.addSubnet(m[1], prefix, family === 4 ? 'ipv4' : 'ipv6');
+        }
+        catch {
+            throw new errors/* ModelshipError */.W7('input', `${(0,serve_settings/* settingLabel */.px)(setting)} must be IP addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8,fd00::/8,127.0.0.1); "${entry.slice(0, 100)}" is neither`, { field: setting.flag ?? setting.env });
+        }
+    }
+    return list;
+}
+/** The client addresses of requests, given the trusted proxies (none: every request is its peer's). */
+class ClientAddresses {
+    trusted;
+    constructor(trusted) {
+        this.trusted = trusted;
+    }
+    /** The client of a request from `peer` (the socket's remote address, or undefined once it is gone) with `headers`. */
+    of(peer, headers) {
+        const from = peer ? (canonicalAddress(peer) ?? peer) : 'unknown';
+        if (!this.trusts(from))
+            return { address: from, peer: from };
+        // X-Forwarded-For is what ingresses, meshes and the API server's proxy write; Forwarded only without it (a
+        // proxy that writes one header passes the other through as the client sent it)
+        const hops = headers.xForwardedFor ? xForwardedForHops(headers.xForwardedFor) : headers.forwarded ? forwardedHops(headers.forwarded) : [];
+        let address = from;
+        for (let i = hops.length - 1; i >= 0 && this.trusts(address); i--) {
+            const hop = hops[i];
+            // (a hop that names no address: nothing beyond it can be told apart, so the request is its peer's)
+            if (hop === undefined)
+                return { address: from, peer: from };
+            address = hop;
+        }
+        return { address, peer: from };
+    }
+    trusts(address) {
+        const family = external_net_.isIP(address);
+        return this.trusted !== undefined && family !== 0 && this.trusted.check(address, family === 4 ? 'ipv4' : 'ipv6');
+    }
 }
 
 // EXTERNAL MODULE: ./node_modules/@grpc/grpc-js/build/src/index.js
@@ -58277,6 +61440,7 @@ var external_zlib_ = __nccwpck_require__(43106);
 
 
 
+
 /**
  * A request's Content-Encoding, as Triton reads it (src/http_server.cc, GetRequestCompressionType): absent, empty or
  * `identity` is the body as sent; `gzip` and `deflate` are inflated; anything else (a list of codings too) is refused
@@ -58297,39 +61461,77 @@ function bodyCoding(header) {
 const INFLATE_CHUNK = 64 * 1024;
 /**
  * Read a request body into one buffer of its own (so that it can be moved to a worker thread), its bytes reserved
- * in the in-flight budget until `release`: a request that does not fit is refused before its body is read. With a
- * Content-Length it is read straight into a buffer placed so that the binary tensor data (after the JSON header)
- * starts 4-byte aligned: the FP32 tensor is then a view, not a copy. A body sent with Content-Encoding gzip or
- * deflate is inflated as it comes, into such a buffer too. A refused body is discarded as it goes on arriving
- * (destroying the socket would lose the answer); the body timeout bounds a client that never finishes.
+ * in the in-flight budget until `release`: the budget counts what is allocated for the body. With a Content-Length
+ * the body is reserved before it is read (a request that does not fit is refused 503 before a byte of its body), and
+ * read straight into a buffer placed so that the binary tensor data (after the JSON header) starts 4-byte aligned:
+ * the FP32 tensor is then a view, not a copy. A body of unknown length (chunked, or sent with Content-Encoding gzip
+ * or deflate and inflated as it comes) is copied into pieces, each reserved before it is allocated, and refused 503
+ * as soon as one does not fit; when it has all arrived its pieces are joined into such a buffer (the copy reserved
+ * too, the pieces then given back). A refused body costs nothing more: its bytes are given back at once, what had
+ * arrived is let go of (its pieces kept for the next body), and the rest is not read (the socket stops being read once
+ * Node's small read-ahead is full); the answer goes out with Connection: close, and Node closes the connection after
+ * it. The body timeout bounds a client that never finishes.
  */
 function readBody(req, limits) {
     const { maxBodyBytes, bodyTimeoutMs, budget } = limits;
     let reserved = 0;
-    const release = () => {
-        budget.give(reserved);
-        reserved = 0;
+    /**
+     * the body holds at least `n` bytes reserved (`forPiece`: for a piece it is about to take, ByteBudget.take); false
+     * (nothing more reserved) when they do not fit
+     */
+    const hold = (n, forPiece = false) => {
+        if (n <= reserved)
+            return true;
+        if (!budget.take(n - reserved, forPiece))
+            return false;
+        reserved = n;
+        return true;
     };
+    /** the body holds at most `n` bytes reserved (the rest is no longer allocated) */
+    const holdOnly = (n) => {
+        if (n >= reserved)
+            return;
+        budget.give(reserved - n);
+        reserved = n;
+    };
+    const release = () => holdOnly(0);
     const body = new Promise((resolve, reject) => {
+        let settled = false;
         // the compressed body's inflater, when there is one: ended with the request, whichever way it ends
         let inflater;
-        const stop = (e) => {
+        // the bytes read so far, let go of when the body is refused (the request object, and the listeners that hold
+        // them, may outlive its answer)
+        let drop = () => undefined;
+        const settle = () => {
+            if (settled)
+                return false;
+            settled = true;
             clearTimeout(timer);
             inflater?.destroy();
-            // answer and discard the rest of the body; the connection closes after the answer
+            return true;
+        };
+        const finish = (b) => settle() && resolve(b);
+        const stop = (e) => {
+            if (!settle())
+                return;
+            release();
+            drop();
             req.removeAllListeners('data');
-            req.resume();
+            // a body cut short is not read on: Node stops reading the socket once its read-ahead (16 KiB) is full, answers,
+            // and closes the connection after the answer (Connection: close), the client's unsent bytes never read. (One
+            // that has all arrived is drained: its bytes are already here, and the connection may go on.)
+            if (req.complete)
+                req.resume();
+            else
+                req.pause();
             reject(e);
         };
         const overloaded = (n) => new Overloaded(`the server holds ${budget.inUse} request bytes (bound ${budget.limit}); this request's ${n} more do not fit now`);
         const tooLarge = () => new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${maxBodyBytes} bytes`);
-        const timer = setTimeout(() => {
-            inflater?.destroy();
-            reject(new BodyTimeout(`the request body did not arrive within ${bodyTimeoutMs} ms`));
-            req.removeAllListeners('data');
-        }, bodyTimeoutMs);
-        const done = () => clearTimeout(timer);
-        const gone = () => (done(), reject(new ClientGone()));
+        const timer = setTimeout(() => stop(new BodyTimeout(`the request body did not arrive within ${bodyTimeoutMs} ms`)), bodyTimeoutMs);
+        const gone = () => stop(new ClientGone());
+        req.on('error', gone);
+        req.on('close', () => req.complete || gone());
         let coding;
         try {
             coding = bodyCoding(req.headers['content-encoding']);
@@ -58342,122 +61544,166 @@ function readBody(req, limits) {
             return stop(tooLarge());
         const headerLength = Number(req.headers[kserve/* HEADER_LENGTH */.Bs] ?? 0);
         const pad = Number.isSafeInteger(headerLength) && headerLength > 0 ? (4 - (headerLength % 4)) % 4 : 0;
+        /** the body of unknown length in one buffer, once it has all arrived (its copy reserved, the pieces given back) */
+        const complete = (pieces) => {
+            if (settled)
+                return;
+            const b = pieces.join();
+            if (!b)
+                return stop(overloaded(pieces.refused));
+            holdOnly(b.length);
+            budget.keep(pieces.taken());
+            finish(b);
+        };
         if (coding !== 'identity') {
             // compressed: inflated as the bytes come (on zlib's threads). As Triton (inflateInit2 with 15|32), zlib tells
             // the format from its header: a gzip or a zlib stream, under either name. The limits hold for the inflated
             // bytes as for the wire's: a body that inflates past max-body-bytes (a zip bomb) is refused 413 as soon as it
-            // does, and the budget holds the larger of the wire bytes (declared, or seen so far) and the inflated ones.
-            // Corrupt or truncated data is a 400 naming the coding (Triton 2.51 does not look: it serves what inflated)
+            // does. The budget holds the declared Content-Length from the start (a body that does not fit is refused before
+            // it is read), then at least the inflated pieces and the wire bytes given to zlib and not yet inflated; once
+            // whole, the inflated body alone. Corrupt or truncated data is a 400 naming the coding (Triton 2.51 does not
+            // look: it serves what inflated)
             const z = (inflater = external_zlib_.createUnzip({ chunkSize: INFLATE_CHUNK }));
-            const grow = (n) => {
-                if (n <= reserved)
-                    return true;
-                if (!budget.take(n - reserved))
-                    return false;
-                reserved = n;
-                return true;
-            };
-            const chunks = [];
             let wire = 0;
-            let size = 0;
-            let over = false;
-            const fail = (e) => {
-                if (over)
-                    return;
-                over = true;
-                chunks.length = 0;
-                stop(e);
-            };
-            z.on('error', (e) => fail(new kserve/* ProtocolError */.bd(400, `the request body is not valid ${coding} data (Content-Encoding: ${coding}): ${e.message}`)));
-            if (declared !== undefined && !grow(declared))
-                return fail(overloaded(declared));
+            // wire bytes written to zlib and not yet inflated
+            let queued = 0;
+            const inflated = new Pieces(pad, maxBodyBytes, budget, (capacity, forPiece) => hold(capacity + queued, forPiece));
+            drop = () => budget.keep(inflated.taken());
+            z.on('error', (e) => stop(new kserve/* ProtocolError */.bd(400, `the request body is not valid ${coding} data (Content-Encoding: ${coding}): ${e.message}`)));
+            if (declared !== undefined && !hold(declared))
+                return stop(overloaded(declared));
             z.on('data', (c) => {
-                if (over)
+                if (settled)
                     return;
-                size += c.length;
-                if (size > maxBodyBytes)
-                    return fail(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
-                if (!grow(size))
-                    return fail(overloaded(size - reserved));
-                chunks.push(c);
+                if (inflated.size + c.length > maxBodyBytes)
+                    return stop(new kserve/* ProtocolError */.bd(413, `request body exceeds the limit of ${maxBodyBytes} bytes once inflated (Content-Encoding: ${coding})`));
+                if (!inflated.add(c))
+                    stop(overloaded(inflated.refused));
             });
-            z.on('end', () => {
-                if (over)
-                    return;
-                over = true;
-                done();
-                resolve(joined(chunks, size, pad));
-                chunks.length = 0;
-            });
+            z.on('end', () => complete(inflated));
             req.on('data', (c) => {
-                if (over || z.destroyed)
+                if (settled)
                     return;
                 wire += c.length;
                 if (wire > maxBodyBytes)
-                    return fail(tooLarge());
-                if (!grow(wire))
-                    return fail(overloaded(wire - reserved));
+                    return stop(tooLarge());
+                if (!hold(inflated.capacity + queued + c.length))
+                    return stop(overloaded(c.length));
+                queued += c.length;
                 // zlib is behind: the socket waits for it
-                if (!z.write(c)) {
+                if (!z.write(c, () => (queued -= c.length))) {
                     req.pause();
-                    z.once('drain', () => over || req.resume());
+                    z.once('drain', () => settled || req.resume());
                 }
             });
-            req.on('end', () => over || z.destroyed || z.end());
-            const inflaterGone = () => {
-                if (over)
-                    return;
-                over = true;
-                z.destroy();
-                gone();
-            };
-            req.on('error', inflaterGone);
-            req.on('close', () => req.complete || inflaterGone());
+            req.on('end', () => settled || z.end());
             return;
         }
         if (declared !== undefined && Number.isSafeInteger(declared)) {
-            if (!budget.take(declared))
+            if (!hold(declared))
                 return stop(overloaded(declared));
-            reserved = declared;
-            const buffer = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
+            let buffer = Buffer.allocUnsafeSlow(pad + declared).subarray(pad);
+            drop = () => (buffer = undefined);
             let size = 0;
             req.on('data', (c) => {
-                if (size + c.length > declared)
+                if (!buffer || size + c.length > declared)
                     return; // Node's parser keeps to Content-Length; never write past it
                 c.copy(buffer, size);
                 size += c.length;
             });
             req.on('end', () => {
-                done();
-                if (size === declared)
-                    resolve(buffer);
+                if (buffer && size === declared)
+                    finish(buffer);
                 else
-                    reject(new kserve/* ProtocolError */.bd(400, `the body has ${size} bytes, Content-Length says ${declared}`));
+                    stop(new kserve/* ProtocolError */.bd(400, `the body has ${size} bytes, Content-Length says ${declared}`));
             });
-            req.on('error', gone);
-            req.on('close', () => req.complete || gone());
             return;
         }
-        // chunked: the budget is taken as the bytes come
-        const chunks = [];
-        let size = 0;
+        // chunked: the budget is taken piece by piece as the bytes come
+        const pieces = new Pieces(pad, maxBodyBytes, budget, hold);
+        drop = () => budget.keep(pieces.taken());
         req.on('data', (c) => {
-            size += c.length;
-            if (size > maxBodyBytes)
+            if (pieces.size + c.length > maxBodyBytes)
                 return stop(tooLarge());
-            if (!budget.take(c.length))
-                return stop(overloaded(c.length));
-            reserved += c.length;
-            chunks.push(c);
+            if (!pieces.add(c))
+                stop(overloaded(pieces.refused));
         });
-        req.on('end', () => {
-            done();
-            resolve(joined(chunks, size, 0));
-        });
-        req.on('error', gone);
-        req.on('close', () => req.complete || gone());
+        req.on('end', () => complete(pieces));
     });
     return { body, release };
+}
+/**
+ * A body of unknown length as it comes, copied into pieces (never kept as slices of the socket's reads, which would
+ * hold the whole read, framing and all), each reserved (`hold`: the capacity it brings the body to) before it is
+ * allocated. The first is the size of the first chunk (starting `pad` bytes into its memory), each next one as large as
+ * all before it (a small body holds little, and at most twice its size), up to PIECE_BYTES (then at most a piece more
+ * than its size): those the budget keeps and hands out again.
+ */
+class Pieces {
+    pad;
+    max;
+    budget;
+    hold;
+    pieces = [];
+    /** bytes stored in the last piece */
+    used = 0;
+    /** bytes allocated, all pieces */
+    capacity = 0;
+    /** bytes stored */
+    size = 0;
+    /** after `add` or `join` said no: the bytes that did not fit */
+    refused = 0;
+    constructor(pad, max, budget, hold) {
+        this.pad = pad;
+        this.max = max;
+        this.budget = budget;
+        this.hold = hold;
+    }
+    /** store `c` (the caller keeps `size` within `max`); false when a piece it needs does not fit in the budget */
+    add(c) {
+        for (let at = 0; at < c.length;) {
+            let last = this.pieces[this.pieces.length - 1];
+            if (!last || this.used === last.length) {
+                // (all pieces are full: capacity is size, and max - size holds the rest of c)
+                const n = Math.min(this.max - this.capacity, Math.max(c.length - at, Math.min(PIECE_BYTES, this.capacity)));
+                const whole = n === PIECE_BYTES && this.pieces.length > 0;
+                if (!this.hold(this.capacity + n, whole)) {
+                    this.refused = n;
+                    return false;
+                }
+                last = whole ? this.budget.piece() : this.pieces.length ? Buffer.allocUnsafeSlow(n) : Buffer.allocUnsafeSlow(this.pad + n).subarray(this.pad);
+                this.pieces.push(last);
+                this.capacity += n;
+                this.used = 0;
+            }
+            const k = c.copy(last, this.used, at);
+            this.used += k;
+            this.size += k;
+            at += k;
+        }
+        return true;
+    }
+    /**
+     * The body in one buffer of its own, starting `pad` bytes into its memory: the one piece as it is, or the pieces
+     * copied into one (the copy reserved first, alongside them); undefined when that does not fit.
+     */
+    join() {
+        if (this.pieces.length === 1 && this.used === this.pieces[0].length)
+            return this.pieces.pop();
+        if (this.pieces.length > 0 && !this.hold(this.capacity + this.size, false)) {
+            this.refused = this.size;
+            return undefined;
+        }
+        const last = this.pieces.length - 1;
+        return joined(this.pieces.map((p, i) => (i === last ? p.subarray(0, this.used) : p)), this.size, this.pad);
+    }
+    /** the pieces, no longer this body's (joined, or refused) */
+    taken() {
+        const pieces = this.pieces;
+        this.pieces = [];
+        this.used = 0;
+        return pieces;
+    }
 }
 /**
  * `chunks` in one buffer of its own (never a slice of Node's shared pool: it may be moved to a worker thread),
@@ -58649,8 +61895,6 @@ function checkRequest(model, parsed) {
 
 // EXTERNAL MODULE: ./src/protocol/triton-model-config.ts
 var triton_model_config = __nccwpck_require__(22599);
-// EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(70017);
 ;// CONCATENATED MODULE: ./src/serve/model-config.ts
 
 
@@ -59075,8 +62319,6 @@ var onnxinfo = __nccwpck_require__(4861);
 var serve_threads = __nccwpck_require__(52754);
 // EXTERNAL MODULE: ./src/util/fsx.ts
 var fsx = __nccwpck_require__(32141);
-// EXTERNAL MODULE: ./src/protocol/serve-settings.ts
-var serve_settings = __nccwpck_require__(10941);
 ;// CONCATENATED MODULE: ./src/serve/model.ts
 
 
@@ -59305,10 +62547,6 @@ function serviceDefinition() {
         },
     ]));
 }
-/** The client's address without its port ("::1:52614" → "::1"), as HTTP's socket.remoteAddress gives it. */
-function peerAddress(peer) {
-    return peer.replace(/:\d+$/, '');
-}
 /** The gRPC door: a grpc-js server with the service's handlers, not yet listening. */
 class GrpcDoor {
     ctx;
@@ -59444,7 +62682,7 @@ class GrpcDoor {
                 if (over)
                     return undefined;
                 const request = call.request;
-                const refused = rpc.open ? undefined : this.refusal(call);
+                const refused = rpc.open ? undefined : this.refusal(call, rpc.route);
                 if (refused) {
                     // (counted as HTTP counts a refused key)
                     route = 'auth';
@@ -59479,17 +62717,21 @@ class GrpcDoor {
     }
     /**
      * The call's API key checked as HTTP's Authorization header is: undefined when it may pass, else the refusal, 401
-     * (UNAUTHENTICATED) or, after too many failures from its address, 429. That one is RESOURCE_EXHAUSTED, as gRPC's
-     * status guide has it for "a per-user quota" (google.rpc.Code maps HTTP's 429 to it too), not UNAVAILABLE: that says
-     * the service is down and that the call may be retried at once, which clients with a retry policy then do.
+     * (UNAUTHENTICATED) or, for a missing or wrong key from a client past its failure limit, 429. That one is
+     * RESOURCE_EXHAUSTED, as gRPC's status guide has it for "a per-user quota" (google.rpc.Code maps HTTP's 429 to it
+     * too), not UNAVAILABLE: that says the service is down and that the call may be retried at once, which clients with
+     * a retry policy then do. The client is the peer's address, or behind a trusted proxy the one its metadata
+     * `x-forwarded-for` / `forwarded` names, as over HTTP.
      */
-    refusal(call) {
-        const { opts, authFailures } = this.ctx;
-        const addr = peerAddress(call.getPeer());
+    refusal(call, route) {
         const header = call.metadata.get('authorization')[0];
-        const refusal = checkApiKey(opts.apiKey, typeof header === 'string' ? header : undefined, addr, authFailures);
+        const forwarding = forwardingHeaders((name) => call.metadata.get(name));
+        const refusal = this.ctx.keys.check(typeof header === 'string' ? header : undefined, peerAddress(call.getPeer()), forwarding, {
+            protocol: 'grpc',
+            route,
+        });
         if (refusal?.status === 429)
-            return new kserve/* ProtocolError */.bd(429, `too many failed API-key attempts from ${addr}; try again in ${refusal.retryAfterS} s`);
+            return new kserve/* ProtocolError */.bd(429, `too many failed API-key attempts from ${refusal.client.address}; without the right key, try again in ${refusal.retryAfterS} s`);
         if (refusal)
             return new kserve/* ProtocolError */.bd(401, 'missing or invalid API key: send the metadata "authorization: Bearer <key>"');
         return undefined;
@@ -59609,6 +62851,7 @@ class ServerMetrics {
     latency;
     batchSizes;
     inflight;
+    authFailures;
     constructor(sources) {
         const registers = [this.registry];
         // prom-client's own names already start with process_ / nodejs_: the prefix is modelship_ alone
@@ -59639,6 +62882,14 @@ class ServerMetrics {
             help: 'Request latency',
             labelNames: ['route', 'protocol'],
             buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+            registers,
+        });
+        // Refused keys, by why: none sent, a wrong one, or either from an address past --auth-failure-limit (429). Unlike
+        // the request counters, protocol is always set: a failed key is a security event whichever door it came by
+        this.authFailures = new prom_client.Counter({
+            name: 'modelship_auth_failures_total',
+            help: 'Requests refused for their API key: reason missing or wrong (401), or limited (429: too many failures from the client address)',
+            labelNames: ['route', 'reason', 'protocol'],
             registers,
         });
         this.batchSizes = new prom_client.Histogram({ name: 'modelship_batch_size', help: 'Items per executed batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
@@ -59677,6 +62928,10 @@ class ServerMetrics {
         this.requests.inc(labels);
         if (code >= 400)
             this.errors.inc(labels);
+    }
+    /** A request refused for its API key: on `route`, for `reason`, by either door. */
+    authFailure(route, reason, protocol) {
+        this.authFailures.inc({ route, reason, protocol });
     }
     /** A batch of `items` has run. */
     batch(items) {
@@ -59771,7 +63026,7 @@ class Router {
             }
         if (!route?.open) {
             // (an unknown path too: without the key, nothing about what is served)
-            const refused = this.refusal(req, send);
+            const refused = this.refusal(req, send, route?.name ?? 'unknown');
             if (refused !== undefined)
                 return ['auth', refused];
         }
@@ -59791,13 +63046,15 @@ class Router {
             return [route.name, send(503, { error: 'the server is shutting down' })];
         return [route.name, await route.handle({ req, res, url })];
     }
-    /** The status of an answer refusing the API key (429 after too many failures, 401), or undefined: it may pass. */
-    refusal(req, send) {
-        const { apiKey, authFailures } = this.options;
-        const addr = req.socket.remoteAddress ?? 'unknown';
-        const refusal = checkApiKey(apiKey, req.headers.authorization, addr, authFailures);
+    /**
+     * The status of an answer refusing the API key (401; 429 when the client is past its failure limit), or undefined:
+     * it may pass. `route`: the route asked for, the metrics' label of a refusal.
+     */
+    refusal(req, send, route) {
+        const forwarding = forwardingHeaders((name) => req.headers[name]);
+        const refusal = this.options.keys.check(req.headers.authorization, req.socket.remoteAddress, forwarding, { protocol: 'http', route });
         if (refusal?.status === 429)
-            return send(429, { error: `too many failed API-key attempts from ${addr}; try again in ${refusal.retryAfterS} s` }, { 'retry-after': refusal.retryAfterS });
+            return send(429, { error: `too many failed API-key attempts from ${refusal.client.address}; without the right key, try again in ${refusal.retryAfterS} s` }, { 'retry-after': refusal.retryAfterS });
         if (refusal)
             return send(401, { error: 'missing or invalid API key: send "Authorization: Bearer <key>"' }, { 'www-authenticate': 'Bearer' });
         return undefined;
@@ -59826,6 +63083,7 @@ function metricsOnly(endpoints, lifecycle) {
 // EXTERNAL MODULE: ./src/serve/execution-provider.ts
 var execution_provider = __nccwpck_require__(56099);
 ;// CONCATENATED MODULE: ./src/serve/options.ts
+
 
 
 
@@ -59896,6 +63154,15 @@ const READERS = {
             throw new errors/* ModelshipError */.W7('input', `${(0,serve_settings/* settingLabel */.px)(s)}: ${e.message}`);
         }
     },
+    'address-list': (text, s) => {
+        const entries = (text ?? s.default ?? '')
+            .split(',')
+            .map((e) => e.trim())
+            .filter(Boolean);
+        // (refused here, at start, naming the setting; the server makes its list from the same entries)
+        addressList(entries, s);
+        return entries;
+    },
     'api-key': (text, s, env) => {
         if (text)
             return text;
@@ -59947,6 +63214,7 @@ var worker = __nccwpck_require__(71265);
 
 
 
+
 /**
  * modelship's KServe v2 server, put together: the model (model.ts) on its inference thread behind a dynamic batcher,
  * request bodies read within their limits (body.ts), the route table (routes.ts) over the endpoints (endpoints.ts),
@@ -59968,6 +63236,8 @@ async function startServer(opts) {
     const inflightLimit = opts.maxInflightBytes > 0 ? opts.maxInflightBytes : defaultInflightBytes(mem, opts.maxBodyBytes);
     if (inflightLimit < opts.maxBodyBytes)
         throw new errors/* ModelshipError */.W7('input', `the in-flight bound (${inflightLimit} bytes) is below the body limit (${opts.maxBodyBytes}): the largest request could never be taken`, { field: 'max-inflight-bytes' });
+    // (a bad entry is refused before the model is loaded)
+    const clients = new ClientAddresses(addressList(opts.trustedProxies));
     const lifecycle = new Lifecycle(opts.log);
     // the inference thread's death, heard once the model has started and until the server is drained
     let onCrash;
@@ -59994,9 +63264,19 @@ async function startServer(opts) {
         bodyLimits: { maxBodyBytes: opts.maxBodyBytes, bodyTimeoutMs: opts.bodyTimeoutMs, budget },
         opts,
     });
-    // (one count of failed keys per address, whichever door they come by)
-    const authFailures = new FailedAuthLimiter(opts.authFailureLimit);
-    const router = new Router(servingRoutes(endpoints), lifecycle, { model, apiKey: opts.apiKey, authFailures });
+    // (one count of failed keys per client address, whichever door they come by)
+    const authWindowMs = opts.authFailureWindowMs ?? 60_000;
+    const authLog = new AuthFailureLog(opts.log, authWindowMs);
+    const keys = new KeyGuard({
+        key: opts.apiKey,
+        failures: new FailedAuthLimiter(opts.authFailureLimit, authWindowMs),
+        clients,
+        metrics,
+        log: authLog,
+    });
+    if (opts.apiKey && opts.trustedProxies.length)
+        opts.log(`trusted proxies ${opts.trustedProxies.join(', ')}: failed API keys from them count against the client their X-Forwarded-For / Forwarded names`);
+    const router = new Router(servingRoutes(endpoints), lifecycle, { model, keys });
     // Node's own clocks bound a client that never finishes its headers (it answers 408 itself) and, as a backstop
     // to the body's timer, the whole request; checked every second rather than every 30 s
     const serverOptions = {
@@ -60024,7 +63304,7 @@ async function startServer(opts) {
     let grpcPort;
     try {
         if (opts.grpcPort !== undefined) {
-            grpcDoor = new GrpcDoor({ model, batcher, lifecycle, metrics, budget, authFailures, opts });
+            grpcDoor = new GrpcDoor({ model, batcher, lifecycle, metrics, budget, keys, opts });
             grpcPort = await grpcDoor.listen(opts.grpcPort, opts.host);
         }
     }
@@ -60058,6 +63338,7 @@ async function startServer(opts) {
             await lifecycle.drain(server, metricsServer, opts.drainDelayMs, opts.drainTimeoutMs, grpcDoor?.server);
             onCrash = undefined;
             await stopThreads();
+            authLog.summarize();
             opts.log('drained; bye');
         },
     };
@@ -60602,6 +63883,566 @@ function compareOutput(name, batch, got, ref, tol) {
 
 /***/ }),
 
+/***/ 2382:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $_: () => (/* binding */ trustedRootFor),
+/* harmony export */   Cs: () => (/* binding */ PREDICATE_TYPES),
+/* harmony export */   DT: () => (/* binding */ attestImage),
+/* harmony export */   F1: () => (/* binding */ installCosign),
+/* harmony export */   ZG: () => (/* binding */ verifyImage),
+/* harmony export */   ZP: () => (/* binding */ DEFAULT_COSIGN_VERSION),
+/* harmony export */   jV: () => (/* binding */ signImage),
+/* harmony export */   r1: () => (/* binding */ COSIGN_CHECKSUMS),
+/* harmony export */   rm: () => (/* binding */ verifyAttestations),
+/* harmony export */   vb: () => (/* binding */ planCosignDownload)
+/* harmony export */ });
+/* unused harmony exports COSIGN_RELEASES, COSIGN_TOOL, cosignPlatform, downloadFailure, signArgs, attestArgs, verifyArgs, verifyAttestationArgs, cosignError, classifyCosignFailure, verifyReason, decodeEnvelopes, verifiedDigests, redact */
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76982);
+/* harmony import */ var crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70857);
+/* harmony import */ var os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(os__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(16928);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(path__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(70017);
+/* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39946);
+/* harmony import */ var _util_toolcache__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(60348);
+/* harmony import */ var _registry__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9222);
+
+
+
+
+
+
+
+
+/**
+ * cosign (sigstore/cosign): signatures and attestations of the serving image, shared by the image stage (sign,
+ * attest), smoke and rollout (verify before they pull or deploy). Three parts, kept apart:
+ * - the install: the release binary through @actions/tool-cache, pinned by sha256 (a table below, or cosign-sha256);
+ * - the argument builders: pure, one per cosign command, from what is to be signed or verified (table-tested);
+ * - the effects: run cosign with the secrets in files of a private temporary directory and the password in the
+ *   child's environment only, and turn what it says into a verdict: a 'verify' ModelshipError naming what did not
+ *   verify, or the registry's, the network's or Sigstore's failure named as theirs.
+ * Registry credentials come from the DOCKER_CONFIG of the stage's session (cosign reads it like docker does).
+ */
+const DEFAULT_COSIGN_VERSION = '3.1.3';
+const COSIGN_RELEASES = 'https://github.com/sigstore/cosign/releases/download';
+/** The tool-cache name: modelship's own, so another action's cosign entry is neither used nor replaced. */
+const COSIGN_TOOL = 'modelship-cosign';
+/**
+ * sha256 of the release binaries, as each release's cosign_checksums.txt publishes them. A version or platform not
+ * here (or any mirror) needs cosign-sha256.
+ */
+const COSIGN_CHECKSUMS = {
+    '3.1.3': {
+        'linux-amd64': '4629c757b7618056f8ddd7e2625ae9fdd94c0372a65049520bc7d9df9efc7f71',
+        'linux-arm64': 'c5d324e091826b0d7a78eb16fef316450b4eb9aaec045611c08ba06f5e73220a',
+    },
+};
+const GOARCH = { x64: 'amd64', arm64: 'arm64' };
+const GOOS = { linux: 'linux', darwin: 'darwin' };
+/** This machine as cosign's release assets name it, e.g. linux-amd64. */
+function cosignPlatform(platform = process.platform, arch = process.arch) {
+    const os_ = GOOS[platform];
+    const arch_ = GOARCH[arch];
+    if (!os_ || !arch_)
+        throw new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('unsupported', `cosign: no release binary for ${platform}/${arch} (linux or darwin, x64 or arm64)`);
+    return `${os_}-${arch_}`;
+}
+/** The download for a source, its inputs checked (pure): a bad or unpinned input fails naming it. */
+function planCosignDownload(src, platform = cosignPlatform()) {
+    const v = /^v?(\d+\.\d+\.\d+)$/.exec(src.version.trim());
+    if (!v)
+        throw input('cosign-version', `expected a cosign release version like ${DEFAULT_COSIGN_VERSION}, got "${src.version}"`);
+    const version = v[1];
+    const mirror = src.mirror.trim().replace(/\/+$/, '');
+    if (mirror) {
+        let u;
+        try {
+            u = new URL(mirror);
+        }
+        catch {
+            /* below */
+        }
+        if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:'))
+            throw input('cosign-mirror', `expected an http(s) URL, got "${src.mirror}"`);
+    }
+    const given = src.sha256.trim().toLowerCase();
+    if (given && !/^[0-9a-f]{64}$/.test(given))
+        throw input('cosign-sha256', `expected a sha256 in hex (64 characters), got "${src.sha256}"`);
+    const pinned = COSIGN_CHECKSUMS[version]?.[platform];
+    // a mirror may serve anything: its files are pinned by whoever chose it
+    if (!given && (mirror || !pinned))
+        throw input('cosign-sha256', mirror
+            ? `cosign from the mirror ${(0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .shownUrl */ .zA)(mirror)} needs its sha256 (cosign-sha256: the cosign_checksums.txt line of cosign-${platform})`
+            : `cosign ${version} (${platform}) has no sha256 in modelship's table (${Object.keys(COSIGN_CHECKSUMS).join(', ')}): give cosign-sha256 (the cosign_checksums.txt line of cosign-${platform})`);
+    const sha256 = given || pinned;
+    return { version, platform, url: `${mirror || COSIGN_RELEASES}/v${version}/cosign-${platform}`, sha256 };
+}
+/**
+ * cosign for this runner: from the tool cache when an entry of this version hashes to the pinned sha256 (re-verified
+ * on every run), else downloaded, checked against the pin before it is used and cached. A mismatch names the URL
+ * and both digests; a 404 is a wrong cosign-version (or cosign-mirror); any other download failure is the mirror's.
+ */
+async function installCosign(src, log) {
+    const plan = planCosignDownload(src);
+    const arch = plan.platform.split('-')[1];
+    const cached = await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .findCached */ .aY)(COSIGN_TOOL, plan.version, arch);
+    if (cached) {
+        const binary = path__WEBPACK_IMPORTED_MODULE_3__.join(cached, 'cosign');
+        const have = fs__WEBPACK_IMPORTED_MODULE_1__.existsSync(binary) ? (await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .hashFile */ .DC)(binary)).sha256 : '';
+        if (have === plan.sha256) {
+            log.info(`cosign v${plan.version} from the tool cache (${cached}): sha256 ${plan.sha256} verified`);
+            return { binary, version: plan.version, url: plan.url, sha256: plan.sha256 };
+        }
+        log.info(`cosign v${plan.version} in the tool cache (${cached}) does not hash to ${plan.sha256}${have ? ` (it is ${have})` : ''}: downloading it again`);
+    }
+    const { temp } = (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .ensureToolCacheEnv */ .yK)();
+    const mirror = src.mirror.trim();
+    log.info(`cosign v${plan.version}: downloading ${(0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .shownUrl */ .zA)(plan.url)}`);
+    let file;
+    try {
+        file = (await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .downloadVerified */ .nz)(plan.url, { sha256: plan.sha256 }, `cosign v${plan.version}`)).file;
+    }
+    catch (e) {
+        throw downloadFailure(e, plan, mirror);
+    }
+    const work = fs__WEBPACK_IMPORTED_MODULE_1__.mkdtempSync(path__WEBPACK_IMPORTED_MODULE_3__.join(temp, 'modelship-cosign-'));
+    try {
+        fs__WEBPACK_IMPORTED_MODULE_1__.copyFileSync(file, path__WEBPACK_IMPORTED_MODULE_3__.join(work, 'cosign'));
+        fs__WEBPACK_IMPORTED_MODULE_1__.chmodSync(path__WEBPACK_IMPORTED_MODULE_3__.join(work, 'cosign'), 0o755);
+        const dir = await (0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .cacheDir */ .e8)(work, COSIGN_TOOL, plan.version, arch);
+        log.info(`cosign v${plan.version}: sha256 ${plan.sha256} verified; cached in ${dir}`);
+        return { binary: path__WEBPACK_IMPORTED_MODULE_3__.join(dir, 'cosign'), version: plan.version, url: plan.url, sha256: plan.sha256 };
+    }
+    finally {
+        fs__WEBPACK_IMPORTED_MODULE_1__.rmSync(file, { force: true });
+        fs__WEBPACK_IMPORTED_MODULE_1__.rmSync(work, { recursive: true, force: true });
+    }
+}
+/** A failed download as the user can act on it: a checksum mismatch as it is, a 404 as the inputs', the rest as the mirror's. */
+function downloadFailure(e, plan, mirror) {
+    if (!(e instanceof _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7))
+        return e;
+    if (/checksum mismatch/.test(e.message))
+        return e;
+    if (/\bHTTP 404\b/.test(e.message))
+        return input(mirror ? 'cosign-mirror' : 'cosign-version', `there is no cosign v${plan.version} at ${(0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .shownUrl */ .zA)(plan.url)} (HTTP 404): check cosign-version${mirror ? ' and cosign-mirror' : ''}`);
+    const where = mirror ? `the cosign mirror ${(0,_util_toolcache__WEBPACK_IMPORTED_MODULE_6__/* .shownUrl */ .zA)(mirror)}` : 'GitHub releases (github.com)';
+    return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${where} failed: ${e.message}`, { field: mirror ? 'cosign-mirror' : 'cosign-version' });
+}
+// ---------------------------------------------------------------------------------------------------------------
+// the argument builders (pure)
+/** The attestation types modelship writes and reads, as cosign's --type names them, and their in-toto predicate types. */
+const PREDICATE_TYPES = {
+    cyclonedx: 'https://cyclonedx.org/bom',
+    slsaprovenance1: 'https://slsa.dev/provenance/v1',
+};
+function signerFlags(s) {
+    if (s.kind === 'keyless')
+        return ['--oidc-provider=github-actions'];
+    return ['--key', s.keyFile, ...(s.certificateFile ? ['--certificate', s.certificateFile] : []), ...(s.chainFile ? ['--certificate-chain', s.chainFile] : [])];
+}
+/** cosign v3 signs through the signing config (TUF) that names Rekor; without the log, neither. */
+const signTlogFlags = (on) => (on ? [] : ['--tlog-upload=false', '--use-signing-config=false']);
+function verifierFlags(v) {
+    if (v.kind === 'key')
+        return ['--key', v.keyFile];
+    return [
+        '--certificate-identity',
+        v.identity,
+        '--certificate-oidc-issuer',
+        v.issuer,
+        // a private CA's certificate travels with its chain (cosign sign --certificate-chain): allowed only there
+        ...(v.trustedRootFile ? ['--trusted-root', v.trustedRootFile, '--allow-certificate-chain'] : []),
+    ];
+}
+/** Without the log there is no inclusion proof, and (keyless) the certificate has no SCT to check unless Fulcio's. */
+const verifyTlogFlags = (on, v) => on ? [] : ['--insecure-ignore-tlog=true', ...(v.kind === 'keyless' ? ['--insecure-ignore-sct=true'] : [])];
+/** A plain-HTTP registry (a loopback one, registry.ts) must be allowed by name. */
+const registryFlags = (image) => ((0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .plainHttpRegistry */ .C_)((0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry) ? ['--allow-http-registry'] : []);
+function signArgs(o) {
+    return ['sign', ...signerFlags(o.signer), ...signTlogFlags(o.transparencyLog), ...registryFlags(o.image), '--yes', o.image];
+}
+function attestArgs(o) {
+    return [
+        'attest',
+        ...signerFlags(o.signer),
+        '--predicate',
+        o.predicateFile,
+        '--type',
+        o.type,
+        ...signTlogFlags(o.transparencyLog),
+        ...registryFlags(o.image),
+        '--yes',
+        o.image,
+    ];
+}
+function verifyArgs(o) {
+    return ['verify', ...verifierFlags(o.verifier), ...verifyTlogFlags(o.transparencyLog, o.verifier), ...registryFlags(o.image), '--output', 'json', o.image];
+}
+function verifyAttestationArgs(o) {
+    return [
+        'verify-attestation',
+        ...verifierFlags(o.verifier),
+        '--type',
+        o.type,
+        ...verifyTlogFlags(o.transparencyLog, o.verifier),
+        ...registryFlags(o.image),
+        o.image,
+    ];
+}
+/** cosign's own error line (`Error: ...`), else its last line. */
+function cosignError(stderr) {
+    const lines = stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+    const err = [...lines].reverse().find((l) => l.startsWith('Error: '));
+    return (err ? err.slice(7) : (lines.pop() ?? '')).replace(/^error during command execution: /, '');
+}
+/** Whose failure cosign's message says it is: the registry's, the network's, Sigstore's services', the key's, or a verdict. */
+function classifyCosignFailure(message) {
+    // Go's net/http quotes the URL of a request that got no answer: a connection, DNS or TLS failure
+    if (/\b(Get|Head|Post|Put|Patch) "https?:\/\/[^"]+": /.test(message))
+        return 'network';
+    if (/dial tcp|no such host|connection refused|i\/o timeout|TLS handshake timeout|connection reset|network is unreachable|server misbehaving|context deadline exceeded/i.test(message))
+        return 'network';
+    if (/MANIFEST_UNKNOWN|NAME_UNKNOWN|BLOB_UNKNOWN|image tag not found|UNAUTHORIZED|DENIED|authentication required|toomanyrequests|NAME_INVALID|could not parse reference|unexpected status code \d+/.test(message))
+        return 'registry';
+    if (/loading public key|reading key|decrypt|incorrect password|encrypted|private key|PEM|signing config|getting signer/i.test(message) &&
+        !/verify/i.test(message))
+        return 'key';
+    if (/\btuf\b|trusted_root|trusted root|rekor|fulcio|transparency log|ct log|oidc|id token|identity token/i.test(message) &&
+        !/no matching|failed to verify|identity/i.test(message))
+        return 'sigstore';
+    if (/no signatures found|no matching (signatures|attestations)|failed to verify|do not match threshold|none of the attestations matched|invalid signature|signature verification|certificate identity|expected SAN|expected issuer|unknown authority|certificate chain|expired|no valid bundles|claims|verifying|x509/i.test(message))
+        return 'verify';
+    return 'other';
+}
+/** What did not verify, in words, from cosign's message (for a verdict). */
+function verifyReason(message, v, type) {
+    const what = type ? `${type} attestation` : 'signature';
+    // cosign lists the types of what verified: an attestation signed by anyone else is not among them
+    if (/none of the attestations matched the predicate type/.test(message))
+        return `no ${type ?? 'such'} attestation verified (missing, altered, or signed by another signer; what verified: ${/found: (.*)$/.exec(message)?.[1] ?? 'other types'})`;
+    // verify-attestation's words for an image with no attestation (and no bundle) at all: the list of errors is empty
+    if (/no signatures found|no valid bundles|no matching attestations:\s*$/.test(message))
+        return `no ${type ? 'attestation' : 'signature'} (the image is not signed${type ? ' or not attested' : ''})`;
+    if (/certificate identity|expected SAN|expected issuer|OIDC issuer/i.test(message))
+        return `the ${what}'s certificate is not of certificate-identity / certificate-oidc-issuer (identity mismatch)`;
+    if (/unknown authority|certificate chain|leaf certificate|x509/i.test(message))
+        return `the ${what}'s certificate does not chain to the trusted roots (certificate-roots, else Sigstore's)`;
+    if (/expired/i.test(message))
+        return `the ${what}'s certificate has expired`;
+    if (v.kind === 'key' && /do not match threshold|failed to verify signature|invalid signature|signature verification/i.test(message))
+        return `the ${what} was not made with verify-key (another key, or altered after signing)`;
+    return `the ${what} did not verify`;
+}
+const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
+const DIGEST_REF = /@sha256:[0-9a-f]{64}$/;
+/** Sign the image (by digest). */
+async function signImage(cosign, o, log, env = process.env) {
+    byDigest(o.image, 'sign');
+    await withFiles(env, async (files) => {
+        const signer = materializeSigner(files, o.signer, env);
+        const r = await run(cosign, signArgs({ image: o.image, signer, transparencyLog: o.transparencyLog }), files, log);
+        if (r.code !== 0)
+            throw signFailure('cosign sign', o.image, r.stderr, files.secrets);
+        log.info(`signed ${o.image}${o.transparencyLog ? ' (recorded in the transparency log)' : ' (no transparency log)'}`);
+    });
+}
+/** Attest the image (by digest): `predicate` is the predicate itself (written as JSON) or the path of a JSON file. */
+async function attestImage(cosign, o, log, env = process.env) {
+    byDigest(o.image, 'attest');
+    await withFiles(env, async (files) => {
+        const signer = materializeSigner(files, o.signer, env);
+        const predicateFile = typeof o.predicate === 'string' ? o.predicate : files.write('predicate.json', JSON.stringify(o.predicate));
+        const r = await run(cosign, attestArgs({ image: o.image, signer, transparencyLog: o.transparencyLog, predicateFile, type: o.type }), files, log);
+        if (r.code !== 0)
+            throw signFailure(`cosign attest --type ${o.type}`, o.image, r.stderr, files.secrets);
+        log.info(`attested ${o.image}: ${o.type} (${PREDICATE_TYPES[o.type]})`);
+    });
+}
+/**
+ * Verify the image's signature; returns the digest it verified and the image by that digest (repository@sha256:...).
+ * A reference by digest must come back with that digest; a tag is resolved by cosign, once, and what was verified is
+ * the digest it named: the caller then uses that digest only (a tag moved afterwards changes nothing).
+ */
+async function verifyImage(cosign, o, log, env = process.env) {
+    const ref = (0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(o.image);
+    return withFiles(env, async (files) => {
+        const verifier = materializeVerifier(files, o.verifier, o.transparencyLog);
+        const r = await run(cosign, verifyArgs({ image: o.image, verifier, transparencyLog: o.transparencyLog }), files, log);
+        if (r.code !== 0)
+            throw verifyFailure(o.image, r.stderr, o.verifier);
+        const digests = new Set(verifiedDigests(r.stdout));
+        if (digests.size !== 1)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('verify', `image ${o.image}: cosign verified ${digests.size ? `signatures of several digests (${[...digests].join(', ')})` : 'no signature payload it printed'}`, { field: 'verify' });
+        const digest = [...digests][0];
+        if (ref.digest && ref.digest !== digest)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('verify', `image ${o.image}: the verified signature is for ${digest}, not the digest asked for`, { field: 'verify' });
+        const image = `${repositoryOf(o.image)}@${digest}`;
+        log.info(`verified the signature of ${image}${ref.digest ? '' : ` (${o.image} resolved to it)`}`);
+        return { image, digest };
+    });
+}
+/**
+ * Verify the image's attestations of one type (by digest); returns their in-toto statements (predicate included),
+ * decoded from the DSSE envelopes cosign prints once it has verified them. None is a verdict: missing.
+ */
+async function verifyAttestations(cosign, o, log, env = process.env) {
+    byDigest(o.image, 'verify-attestation');
+    const digest = o.image.slice(o.image.lastIndexOf('@sha256:') + 8);
+    return withFiles(env, async (files) => {
+        const verifier = materializeVerifier(files, o.verifier, o.transparencyLog);
+        const r = await run(cosign, verifyAttestationArgs({ image: o.image, verifier, transparencyLog: o.transparencyLog, type: o.type }), files, log);
+        if (r.code !== 0)
+            throw verifyFailure(o.image, r.stderr, o.verifier, o.type);
+        const statements = decodeEnvelopes(r.stdout).filter((s) => s.predicateType === PREDICATE_TYPES[o.type] && s.subject.some((x) => x.digest.sha256 === digest));
+        if (!statements.length)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('verify', `image ${o.image}: no ${o.type} attestation of this digest verified (${PREDICATE_TYPES[o.type]})`, {
+                field: 'verify',
+            });
+        log.info(`verified ${statements.length} ${o.type} attestation${statements.length === 1 ? '' : 's'} of ${o.image}`);
+        return statements;
+    });
+}
+/** The in-toto statements of verify-attestation's output: one DSSE envelope (JSON) per line, its payload base64. */
+function decodeEnvelopes(stdout) {
+    const out = [];
+    for (const line of stdout.split('\n')) {
+        const t = line.trim();
+        if (!t.startsWith('{'))
+            continue;
+        let env;
+        try {
+            env = JSON.parse(t);
+        }
+        catch {
+            continue;
+        }
+        if (env.payloadType !== 'application/vnd.in-toto+json' || typeof env.payload !== 'string')
+            continue;
+        try {
+            const s = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8'));
+            if (typeof s.predicateType === 'string' && Array.isArray(s.subject))
+                out.push(s);
+        }
+        catch {
+            /* not a statement */
+        }
+    }
+    return out;
+}
+/** The manifest digests of verify's output (a JSON array of simple-signing payloads). */
+function verifiedDigests(stdout) {
+    const line = stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .find((l) => l.startsWith('['));
+    if (!line)
+        return [];
+    try {
+        const payloads = JSON.parse(line);
+        return payloads.map((p) => p.critical?.image?.['docker-manifest-digest'] ?? '').filter((d) => /^sha256:[0-9a-f]{64}$/.test(d));
+    }
+    catch {
+        return [];
+    }
+}
+/** registry/repository of a reference, without tag or digest. */
+function repositoryOf(image) {
+    return image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, '');
+}
+function byDigest(image, what) {
+    (0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image);
+    if (!DIGEST_REF.test(image))
+        throw input('image', `cosign ${what} works on an image by digest (repository@sha256:...), got "${image}"`);
+}
+/** The verdict of a failed verification, or the failure of whatever stood in its way (registry, network, Sigstore). */
+function verifyFailure(image, stderr, v, type) {
+    const message = cosignError(stderr);
+    const what = type ? `cosign verify-attestation --type ${type}` : 'cosign verify';
+    switch (classifyCosignFailure(message)) {
+        case 'network':
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: the network failed (registry ${(0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry} or Sigstore): ${message}`);
+        case 'registry':
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: registry ${(0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry} refused: ${message}`);
+        case 'sigstore':
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: Sigstore's services (TUF trusted root, Rekor) failed: ${message}`);
+        case 'key':
+            return input(v.kind === 'key' ? 'verify-key' : 'certificate-roots', `${what}: cosign cannot use it: ${message}`);
+        default:
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('verify', `image ${image}: ${verifyReason(message, v, type)} (cosign: ${message})`, { field: 'verify' });
+    }
+}
+function signFailure(what, image, stderr, secrets) {
+    const message = redact(cosignError(stderr), secrets);
+    switch (classifyCosignFailure(message)) {
+        case 'network':
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: the network failed (registry ${(0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry} or Sigstore): ${message}`);
+        case 'registry':
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: registry ${(0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry} refused: ${message}`);
+        case 'sigstore':
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: Sigstore's services (Fulcio, Rekor, TUF) failed: ${message}`);
+        case 'key':
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('input', `${what}: the signing key cannot be used (wrong password, or not a cosign key): ${message}`);
+        default:
+            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image} failed: ${message}`);
+    }
+}
+async function withFiles(env, fn) {
+    const dir = fs__WEBPACK_IMPORTED_MODULE_1__.mkdtempSync(path__WEBPACK_IMPORTED_MODULE_3__.join(env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_2__.tmpdir(), 'modelship-cosign-'));
+    try {
+        fs__WEBPACK_IMPORTED_MODULE_1__.chmodSync(dir, 0o700);
+        const files = {
+            dir,
+            write: (name, content) => {
+                const f = path__WEBPACK_IMPORTED_MODULE_3__.join(dir, name);
+                fs__WEBPACK_IMPORTED_MODULE_1__.writeFileSync(f, content, { mode: 0o600 });
+                return f;
+            },
+            secrets: [],
+            env: { ...env },
+        };
+        return await fn(files);
+    }
+    finally {
+        fs__WEBPACK_IMPORTED_MODULE_1__.rmSync(dir, { recursive: true, force: true });
+    }
+}
+/** PEM text into a file of the private directory; a path as it is (it must exist). */
+function pemFile(files, value, name, field) {
+    if (PEM.test(value))
+        return files.write(name, value.trim() + '\n');
+    const f = value.trim();
+    if (!fs__WEBPACK_IMPORTED_MODULE_1__.existsSync(f) || !fs__WEBPACK_IMPORTED_MODULE_1__.statSync(f).isFile())
+        throw input(field, `expected PEM text or the path of a PEM file, got "${f.length > 80 ? `${f.slice(0, 80)}...` : f}" (no such file)`);
+    return f;
+}
+function materializeSigner(files, s, env) {
+    if (s.kind === 'keyless') {
+        // cosign's github-actions provider asks the runner for the job's OIDC token with these
+        if (!env.ACTIONS_ID_TOKEN_REQUEST_URL || !env.ACTIONS_ID_TOKEN_REQUEST_TOKEN)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('input', "keyless signing uses the job's GitHub OIDC token, and there is none (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set): give the job `permissions: id-token: write`, or sign with a key");
+        return { kind: 'keyless' };
+    }
+    const field = s.field ?? 'signing-key';
+    if (PEM.test(s.key)) {
+        files.secrets.push(s.key);
+        maskInLog(s.key);
+    }
+    // COSIGN_PASSWORD set, even empty: cosign must never wait for a password on a terminal
+    files.env.COSIGN_PASSWORD = s.password ?? '';
+    if (s.password) {
+        files.secrets.push(s.password);
+        maskInLog(s.password);
+    }
+    return {
+        kind: 'key',
+        keyFile: pemFile(files, s.key, 'cosign.key', field),
+        certificateFile: s.certificate ? pemFile(files, s.certificate, 'certificate.pem', field) : undefined,
+        chainFile: s.certificateChain ? pemFile(files, s.certificateChain, 'chain.pem', field) : undefined,
+    };
+}
+function materializeVerifier(files, v, transparencyLog) {
+    if (v.kind === 'key')
+        return { kind: 'key', keyFile: pemFile(files, v.key, 'verify.pub', 'verify-key') };
+    const roots = v.roots?.trim();
+    return {
+        kind: 'keyless',
+        identity: v.identity,
+        issuer: v.issuer,
+        trustedRootFile: roots ? files.write('trusted_root.json', trustedRootFor(roots, transparencyLog)) : undefined,
+    };
+}
+/**
+ * certificate-roots as cosign v3 takes a private CA (--trusted-root; --ca-roots is refused with Sigstore bundles): a
+ * trusted_root.json given as it is, or one made from a PEM file of root (and intermediate) certificates, each root
+ * its own certificate authority valid over the certificate's validity. Such a root has no transparency log keys, so
+ * it verifies only with transparency-log false.
+ */
+function trustedRootFor(roots, transparencyLog) {
+    let text;
+    try {
+        text = PEM.test(roots) ? roots : fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync(roots, 'utf8');
+    }
+    catch (e) {
+        throw input('certificate-roots', `cannot read ${roots}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    }
+    if (text.trim().startsWith('{')) {
+        try {
+            const doc = JSON.parse(text);
+            if (!String(doc.mediaType).startsWith('application/vnd.dev.sigstore.trustedroot+json'))
+                throw new Error(`mediaType is ${JSON.stringify(doc.mediaType)}, not application/vnd.dev.sigstore.trustedroot+json`);
+        }
+        catch (e) {
+            throw input('certificate-roots', `is JSON but not a Sigstore trusted_root.json: ${e.message}`);
+        }
+        return text;
+    }
+    const pems = [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => m[0]);
+    if (!pems.length)
+        throw input('certificate-roots', 'expected a PEM file of CA certificates (or a Sigstore trusted_root.json), found no certificate');
+    if (transparencyLog)
+        throw input('certificate-roots', "a private CA's roots carry no transparency log keys: verify its signatures with transparency-log false (or give a trusted_root.json that names your Rekor)");
+    const certificateAuthorities = pems.map((p) => {
+        let x;
+        try {
+            x = new crypto__WEBPACK_IMPORTED_MODULE_0__.X509Certificate(p);
+        }
+        catch (e) {
+            throw input('certificate-roots', `a certificate does not parse: ${e.message}`);
+        }
+        const field = (k) => new RegExp(`^${k}=(.*)$`, 'm').exec(x.subject)?.[1];
+        return {
+            subject: { organization: field('O') ?? '', commonName: field('CN') ?? '' },
+            certChain: { certificates: [{ rawBytes: x.raw.toString('base64') }] },
+            validFor: { start: new Date(x.validFrom).toISOString(), end: new Date(x.validTo).toISOString() },
+        };
+    });
+    return JSON.stringify({ mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [], certificateAuthorities, ctlogs: [], timestampAuthorities: [] }, null, 2);
+}
+/** Run cosign: its messages to the log (secrets redacted), registry credentials from the session's DOCKER_CONFIG. */
+async function run(cosign, args, files, log) {
+    log.info(`cosign ${args.join(' ')}`);
+    const r = await (0,_util_proc__WEBPACK_IMPORTED_MODULE_5__/* .runProcess */ .R)(cosign.binary, args, { env: files.env });
+    for (const line of r.stderr.split('\n'))
+        if (line.trim() && !/^Flag --\S+ has been deprecated/.test(line))
+            log.info(`  ${redact(line, files.secrets)}`);
+    return { ...r, stderr: redact(r.stderr, files.secrets) };
+}
+/** `text` with every secret (and each line of a multi-line one) replaced by ***. */
+function redact(text, secrets) {
+    let out = text;
+    for (const s of secrets) {
+        for (const part of [s, ...s.split('\n').map((l) => l.trim())])
+            if (part.length >= 6 && !/^-----/.test(part))
+                out = out.split(part).join('***');
+    }
+    return out;
+}
+/** On a runner: mask a secret in the job's log, line by line (the runner masks a multi-line value only whole). */
+function maskInLog(secret) {
+    if (process.env.GITHUB_ACTIONS !== 'true')
+        return;
+    for (const line of secret.split('\n').map((l) => l.trim()))
+        if (line.length >= 6 && !/^-----/.test(line))
+            process.stdout.write(`::add-mask::${line}\n`);
+}
+function input(field, message) {
+    return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('input', `input "${field}": ${message}`, { field });
+}
+
+
+/***/ }),
+
 /***/ 71636:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -60982,6 +64823,7 @@ function outputFile(dir, batch, name) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C_: () => (/* binding */ plainHttpRegistry),
 /* harmony export */   Cj: () => (/* binding */ fetchManifest),
 /* harmony export */   Q: () => (/* binding */ parseImageRef),
 /* harmony export */   _M: () => (/* binding */ removeTags),
@@ -61016,10 +64858,14 @@ const ACCEPT = [
     'application/vnd.oci.image.index.v1+json',
     'application/vnd.docker.distribution.manifest.list.v2+json',
 ].join(', ');
+/** Whether a registry speaks plain HTTP: a loopback one, like the lab's (everything else is HTTPS). */
+function plainHttpRegistry(registry) {
+    return /^(127\.|localhost)/.test(registry);
+}
 /** The base URL of a repository in the registry's HTTP API (plain HTTP for loopback registries, like the lab's). */
 function registryBase(ref) {
     const r = parseImageRef(ref);
-    const plain = /^(127\.|localhost)/.test(r.registry);
+    const plain = plainHttpRegistry(r.registry);
     return { base: `${plain ? 'http' : 'https'}://${r.registry}/v2/${r.repository}`, repository: r.repository, tag: r.tag, digest: r.digest };
 }
 /** One HTTP request to a registry; network failures become ModelshipErrors naming the URL. */
@@ -61349,13 +65195,14 @@ async function fetchImageConfig(ref, auth, platform = { os: 'linux', architectur
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   TA: () => (/* binding */ tensorrtRelease),
 /* harmony export */   Xg: () => (/* binding */ readPlanMetadata),
+/* harmony export */   dC: () => (/* binding */ isTensorRTPlan),
 /* harmony export */   pH: () => (/* binding */ imageTensorRTVersion),
 /* harmony export */   tE: () => (/* binding */ tensorRTVersionFromEnv),
 /* harmony export */   uK: () => (/* binding */ checkPlanForImage),
 /* harmony export */   yM: () => (/* binding */ localImageEnv),
 /* harmony export */   z4: () => (/* binding */ refuseModelshipPlan)
 /* harmony export */ });
-/* unused harmony exports TENSORRT_ENV_VARS, registryImageEnv, isTensorRTPlan, checkPlanCompatibility */
+/* unused harmony exports TENSORRT_ENV_VARS, registryImageEnv, checkPlanCompatibility */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
@@ -61542,6 +65389,265 @@ function checkPlanCompatibility(plan, target) {
 
 /***/ }),
 
+/***/ 94476:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C1: () => (/* binding */ readVerification),
+/* harmony export */   b2: () => (/* binding */ POLICY_RULES),
+/* harmony export */   i$: () => (/* binding */ verifyBeforeUse),
+/* harmony export */   oP: () => (/* binding */ GITHUB_OIDC_ISSUER),
+/* harmony export */   tF: () => (/* binding */ readCosignSource)
+/* harmony export */ });
+/* unused harmony exports VERIFY_MODES, modelComponents, parsePolicy, evaluatePolicy, planVerification, describePlan */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _inputs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(38422);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
+/* harmony import */ var _cosign__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2382);
+
+
+
+
+/**
+ * Verification of the image before smoke pulls it or rollout deploys it (inputs verify, verify-key,
+ * certificate-identity, certificate-oidc-issuer, certificate-roots, transparency-log, attestation-policy): its cosign
+ * signature, then, when the policy asks, its attestations (the image stage's CycloneDX ML-BOM and SLSA provenance),
+ * each checked by a rule of POLICY_RULES. What to verify is data (planVerification); verifyBeforeUse does it and
+ * returns the image by the digest it verified, the only reference the stage may use afterwards.
+ */
+const VERIFY_MODES = ['off', 'key', 'keyless'];
+/** GitHub Actions' OIDC issuer: keyless signatures made in a workflow carry it. */
+const GITHUB_OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
+const obj = (x) => (x && typeof x === 'object' && !Array.isArray(x) ? x : {});
+const arr = (x) => (Array.isArray(x) ? x : []);
+const str = (x) => (typeof x === 'string' && x !== '' ? [x] : []);
+/** The ML-BOM's model components (type machine-learning-model): metadata.component and components, nested ones too. */
+function modelComponents(bom) {
+    const out = [];
+    const walk = (c) => {
+        const o = obj(c);
+        if (o.type === 'machine-learning-model')
+            out.push(o);
+        arr(o.components).forEach(walk);
+    };
+    walk(obj(obj(bom).metadata).component);
+    arr(obj(bom).components).forEach(walk);
+    return out;
+}
+/** A CycloneDX property's values on the model components (and, where a component lacks it, the BOM's metadata). */
+function bomProperty(name) {
+    const of = (o) => arr(o.properties)
+        .map(obj)
+        .filter((p) => p.name === name)
+        .flatMap((p) => str(p.value));
+    return (bom) => {
+        const models = modelComponents(bom);
+        const values = models.flatMap(of);
+        return values.length ? values : of(obj(obj(bom).metadata));
+    };
+}
+const word = (what) => (v) => (/^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$/.test(v) ? v : { error: `expected ${what}, got "${v}"` });
+const hex = (len, what) => (v) => new RegExp(`^[0-9a-fA-F]{${len}}$`).test(v) ? v.toLowerCase() : { error: `expected ${what}, got "${v}"` };
+/** The keys attestation-policy knows. Kept small and data-like: a key is a line here. */
+const POLICY_RULES = [
+    {
+        key: 'parity',
+        type: 'cyclonedx',
+        describe: 'the parity result the ML-BOM records for the model (property modelship:parity:status: pass, fail, skipped)',
+        parse: word('a parity status (pass)'),
+        read: bomProperty('modelship:parity:status'),
+    },
+    {
+        key: 'model-sha256',
+        type: 'cyclonedx',
+        describe: "the model file's SHA-256 in the ML-BOM (the model component's hashes)",
+        parse: hex(64, 'a sha256 in hex'),
+        read: (bom) => modelComponents(bom).flatMap((c) => arr(c.hashes)
+            .map(obj)
+            .filter((h) => h.alg === 'SHA-256')
+            .flatMap((h) => str(h.content).map((x) => x.toLowerCase()))),
+    },
+    {
+        key: 'model-name',
+        type: 'cyclonedx',
+        describe: "the model component's name in the ML-BOM",
+        parse: word('a model name'),
+        read: (bom) => modelComponents(bom).flatMap((c) => str(c.name)),
+    },
+    {
+        key: 'runtime',
+        type: 'cyclonedx',
+        describe: 'the serving runtime the ML-BOM records (property modelship:runtime: modelship, triton)',
+        parse: word('a runtime (modelship or triton)'),
+        read: bomProperty('modelship:runtime'),
+    },
+    {
+        key: 'builder-id',
+        type: 'slsaprovenance1',
+        describe: "the SLSA provenance's builder (runDetails.builder.id)",
+        parse: word('a builder id (a URI)'),
+        read: (p) => str(obj(obj(obj(p).runDetails).builder).id),
+    },
+    {
+        key: 'build-type',
+        type: 'slsaprovenance1',
+        describe: "the SLSA provenance's buildDefinition.buildType",
+        parse: word('a build type (a URI)'),
+        read: (p) => str(obj(obj(p).buildDefinition).buildType),
+    },
+    {
+        key: 'source-revision',
+        type: 'slsaprovenance1',
+        describe: "the git commit the SLSA provenance names (a resolvedDependencies entry's digest.gitCommit)",
+        parse: hex(40, 'a git commit (40 hex)'),
+        read: (p) => arr(obj(obj(p).buildDefinition).resolvedDependencies)
+            .map(obj)
+            .flatMap((d) => str(obj(d.digest).gitCommit).map((x) => x.toLowerCase())),
+    },
+];
+const RULES = new Map(POLICY_RULES.map((r) => [r.key, r]));
+/** attestation-policy: `key=value` pairs, comma-separated; an unknown key or a malformed value fails naming the input. */
+function parsePolicy(text) {
+    const checks = [];
+    for (const item of text
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
+        const eq = item.indexOf('=');
+        if (eq <= 0)
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', `expected key=value pairs separated by commas, got "${item}"`);
+        const key = item.slice(0, eq).trim();
+        const rule = RULES.get(key);
+        if (!rule)
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', `unknown key "${key}"; the keys are ${POLICY_RULES.map((r) => r.key).join(', ')}`);
+        const v = rule.parse(item.slice(eq + 1).trim());
+        if (typeof v !== 'string')
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', `${key}: ${v.error}`);
+        if (checks.some((c) => c.key === key))
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', `"${key}" is given twice`);
+        checks.push({ key, expected: v });
+    }
+    return checks;
+}
+/** The policy on the verified statements, by type (pure). A type with no verified attestation fails its checks. */
+function evaluatePolicy(checks, statements) {
+    return checks.map((c) => {
+        const rule = RULES.get(c.key);
+        const list = statements[rule.type] ?? [];
+        const found = list.map((s) => rule.read(s.predicate));
+        if (!list.length)
+            return { ...c, type: rule.type, pass: false, found, why: `no verified ${rule.type} attestation` };
+        const bad = found.findIndex((values) => !values.includes(c.expected));
+        if (bad < 0)
+            return { ...c, type: rule.type, pass: true, found };
+        const got = found[bad].length ? found[bad].map((v) => `"${v}"`).join(', ') : 'nothing';
+        return {
+            ...c,
+            type: rule.type,
+            pass: false,
+            found,
+            why: `the ${rule.type} attestation${list.length > 1 ? ` (${bad + 1} of ${list.length})` : ''} states ${got} for ${rule.describe}, the policy wants "${c.expected}"`,
+        };
+    });
+}
+// ---------------------------------------------------------------------------------------------------------------
+// the inputs
+/** The cosign install inputs (image, smoke, rollout). */
+function readCosignSource(r) {
+    return { version: r.raw('cosign-version'), mirror: r.raw('cosign-mirror'), sha256: r.raw('cosign-sha256') };
+}
+/** verify and what goes with it, checked (undefined: off). Only for stages that read verify. */
+function readVerification(r) {
+    if (!r.uses('verify'))
+        return undefined;
+    const mode = r.oneOf('verify', VERIFY_MODES);
+    const transparencyLog = r.bool('transparency-log');
+    const policyText = r.raw('attestation-policy');
+    const keylessOnly = ['certificate-identity', 'certificate-roots'];
+    if (mode === 'off') {
+        if (policyText)
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', 'checks verified attestations: give verify (key or keyless) too');
+        return undefined;
+    }
+    const policy = parsePolicy(policyText);
+    const cosign = readCosignSource(r);
+    (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .planCosignDownload */ .vb)(cosign); // a malformed or unpinned cosign input fails now, not after the build
+    if (mode === 'key') {
+        if (r.raw('verify-key') === '')
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('verify-key', 'is required with verify: key (the public key, PEM text or a file)');
+        for (const name of keylessOnly)
+            if (r.raw(name) !== '')
+                (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)(name, 'is for verify: keyless (verify: key checks verify-key only)');
+        const key = r.raw('verify-key');
+        if (!/-----BEGIN [A-Z0-9 ]+-----/.test(key) && !isFile(key))
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('verify-key', `expected the public key as PEM text or the path of a PEM file, got "${key.length > 80 ? `${key.slice(0, 80)}...` : key}" (no such file)`);
+        return { verifier: { kind: 'key', key }, transparencyLog, policy, cosign };
+    }
+    if (r.raw('verify-key') !== '')
+        (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('verify-key', 'is for verify: key (verify: keyless checks the certificate identity)');
+    const identity = r.raw('certificate-identity');
+    if (!identity)
+        (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('certificate-identity', 'is required with verify: keyless (e.g. https://github.com/org/repo/.github/workflows/deploy.yml@refs/heads/main)');
+    const issuer = r.raw('certificate-oidc-issuer');
+    if (!/^https?:\/\//.test(issuer))
+        (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('certificate-oidc-issuer', `expected the OIDC issuer's URL (e.g. ${GITHUB_OIDC_ISSUER}), got "${issuer}"`);
+    const roots = r.raw('certificate-roots');
+    if (roots)
+        (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .trustedRootFor */ .$_)(roots, transparencyLog); // readable, certificates or a trusted root, and usable with the log switch
+    return { verifier: { kind: 'keyless', identity, issuer, roots: roots || undefined }, transparencyLog, policy, cosign };
+}
+function planVerification(v, image) {
+    const attestations = [...new Set(v.policy.map((c) => RULES.get(c.key).type))];
+    return { image, verifier: v.verifier, transparencyLog: v.transparencyLog, attestations, checks: v.policy };
+}
+/** The plan in words, for the log. */
+function describePlan(p) {
+    const who = p.verifier.kind === 'key'
+        ? 'verify-key'
+        : `certificate-identity ${p.verifier.identity} (issuer ${p.verifier.issuer}${p.verifier.roots ? ', certificate-roots' : ", Sigstore's roots"})`;
+    const atts = p.attestations.length ? `; attestations ${p.attestations.map((t) => `${t} (${_cosign__WEBPACK_IMPORTED_MODULE_3__/* .PREDICATE_TYPES */ .Cs[t]})`).join(', ')}` : '';
+    return `verify ${p.image}: signature by ${who}${p.transparencyLog ? '' : ', transparency log off'}${atts}${p.checks.length ? `; policy ${p.checks.map((c) => `${c.key}=${c.expected}`).join(',')}` : ''}`;
+}
+/**
+ * Verify before use: install cosign, verify the signature (a tag resolves to a digest here, once), then each
+ * attestation the policy needs by that digest, then the policy. Anything that does not verify throws a 'verify'
+ * ModelshipError naming it; the registry's or the network's failure is named as theirs. `env` carries the stage's
+ * DOCKER_CONFIG (a private registry's login).
+ */
+async function verifyBeforeUse(v, image, log, env = process.env) {
+    const plan = planVerification(v, image);
+    return log.group(`verify ${image}`, async () => {
+        log.info(describePlan(plan));
+        const cosign = await (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .installCosign */ .F1)(v.cosign, log);
+        const verified = await (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .verifyImage */ .ZG)(cosign, { image, verifier: plan.verifier, transparencyLog: plan.transparencyLog }, log, env);
+        const attestations = {};
+        for (const type of plan.attestations)
+            attestations[type] = await (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .verifyAttestations */ .rm)(cosign, { image: verified.image, verifier: plan.verifier, transparencyLog: plan.transparencyLog, type }, log, env);
+        const policy = evaluatePolicy(plan.checks, attestations);
+        const failed = policy.filter((p) => !p.pass);
+        if (failed.length)
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('verify', `image ${verified.image}: attestation-policy failed: ${failed.map((f) => `${f.key}: ${f.why}`).join('; ')}`, {
+                field: 'attestation-policy',
+            });
+        if (policy.length)
+            log.info(`attestation-policy: ${policy.map((p) => `${p.key}=${p.expected}`).join(', ')}: pass`);
+        return { ...verified, attestations, policy };
+    });
+}
+function isFile(f) {
+    try {
+        return fs__WEBPACK_IMPORTED_MODULE_0__.statSync(f).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+
+
+/***/ }),
+
 /***/ 38697:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -61561,13 +65667,15 @@ function checkPlanCompatibility(plan, target) {
 /* harmony import */ var _util_proc__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(39946);
 /* harmony import */ var _shared_reference__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39724);
 /* harmony import */ var _shared_golden__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(71636);
-/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(44832);
+/* harmony import */ var _protocol_runtime__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(44832);
 /* harmony import */ var _protocol_kserve_grpc_client__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(46411);
 /* harmony import */ var _protocol_serve_settings__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(10941);
 /* harmony import */ var _protocol_kserve_client__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(29628);
 /* harmony import */ var _protocol_detections__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(68806);
 /* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(9222);
 /* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(94944);
+/* harmony import */ var _shared_verify_image__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(94476);
+
 
 
 
@@ -61611,9 +65719,9 @@ function planSmoke(cfg, name, owner = smokeOwner()) {
             '--label',
             `dev.modelship.owner=${owner}`,
             '-p',
-            `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .SERVING_PORT */ .b0}`,
+            `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_14__/* .SERVING_PORT */ .b0}`,
             // over gRPC, its port too (HTTP stays: readiness, and where the model runs, which only modelship's HTTP metadata says)
-            ...(cfg.protocol === 'grpc' ? ['-p', `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .GRPC_PORT */ .ps}`] : []),
+            ...(cfg.protocol === 'grpc' ? ['-p', `127.0.0.1::${_protocol_runtime__WEBPACK_IMPORTED_MODULE_14__/* .GRPC_PORT */ .ps}`] : []),
             ...(cfg.gpu ? ['--gpus', 'all'] : []),
             ...env,
             cfg.image,
@@ -61650,9 +65758,20 @@ async function runSmoke(cfg, log, env = process.env) {
     if (cfg.reference)
         (0,_shared_reference__WEBPACK_IMPORTED_MODULE_5__/* .referenceBatches */ .WN)(cfg.reference); // fails early on a missing directory
     const name = `modelship-smoke-${crypto__WEBPACK_IMPORTED_MODULE_2__.randomBytes(4).toString('hex')}`;
-    const plan = planSmoke(cfg, name);
     // a private image: the login lives in a DOCKER_CONFIG of this stage's own, removed when it ends
-    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_12__/* .openRegistrySession */ .M)((0,_shared_registry__WEBPACK_IMPORTED_MODULE_11__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    const session = await (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_12__/* .openRegistrySession */ .MM)((0,_shared_registry__WEBPACK_IMPORTED_MODULE_11__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    // verify (cosign) before anything is pulled: what does not verify stops the stage here, and from here on the image
+    // is the digest that verified (a tag, where allowed, resolved once)
+    if (cfg.verification) {
+        try {
+            cfg = { ...cfg, image: (await (0,_shared_verify_image__WEBPACK_IMPORTED_MODULE_13__/* .verifyBeforeUse */ .i$)(cfg.verification, cfg.image, log, session.env)).image };
+        }
+        catch (e) {
+            session.close();
+            throw e;
+        }
+    }
+    const plan = planSmoke(cfg, name);
     const dockerEnv = {
         ...session.env,
         ...(cfg.apiKey ? { [_protocol_serve_settings__WEBPACK_IMPORTED_MODULE_8__/* .SERVE_SETTINGS */ ._O.apiKey.env]: cfg.apiKey } : {}),
@@ -61705,7 +65824,7 @@ async function runSmoke(cfg, log, env = process.env) {
         if (run.code !== 0)
             throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker run failed: ${run.stderr.trim().slice(-600)}`);
         started = true;
-        const port = await publishedPort(name, _protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .SERVING_PORT */ .b0);
+        const port = await publishedPort(name, _protocol_runtime__WEBPACK_IMPORTED_MODULE_14__/* .SERVING_PORT */ .b0);
         if (!port) {
             // a container that has already exited (a model it cannot load, a wrong key) has no port mapping left: say so
             const running = (await docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim();
@@ -61737,15 +65856,15 @@ async function runSmoke(cfg, log, env = process.env) {
         // over gRPC: the same server on its gRPC port must say it is ready too (ServerReady), within what is left
         let target = t;
         if (cfg.protocol === 'grpc') {
-            const grpcPort = await publishedPort(name, _protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .GRPC_PORT */ .ps);
+            const grpcPort = await publishedPort(name, _protocol_runtime__WEBPACK_IMPORTED_MODULE_14__/* .GRPC_PORT */ .ps);
             if (!grpcPort)
-                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the container published no gRPC port (${_protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .GRPC_PORT */ .ps})`);
+                throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the container published no gRPC port (${_protocol_runtime__WEBPACK_IMPORTED_MODULE_14__/* .GRPC_PORT */ .ps})`);
             grpcClient = new _protocol_kserve_grpc_client__WEBPACK_IMPORTED_MODULE_7__/* .KServeGrpcClient */ .O(`127.0.0.1:${grpcPort}`, { headers: auth });
             target = grpcClient;
             log.info(`KServe v2 over gRPC on 127.0.0.1:${grpcPort}`);
             while (!(await grpcClient.ready(2000))) {
                 if (Date.now() - t0 > cfg.readyTimeoutS * 1000)
-                    throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the server answered HTTP but was not ready over gRPC (ServerReady on port ${_protocol_runtime__WEBPACK_IMPORTED_MODULE_13__/* .GRPC_PORT */ .ps}) within ${cfg.readyTimeoutS} s`);
+                    throw new _util_errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `the server answered HTTP but was not ready over gRPC (ServerReady on port ${_protocol_runtime__WEBPACK_IMPORTED_MODULE_14__/* .GRPC_PORT */ .ps}) within ${cfg.readyTimeoutS} s`);
                 await new Promise((r) => setTimeout(r, 250));
             }
         }
@@ -62152,9 +66271,10 @@ async function storePull(from, out) {
 
 "use strict";
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   M: () => (/* binding */ openRegistrySession)
+/* harmony export */   MM: () => (/* binding */ openRegistrySession),
+/* harmony export */   bd: () => (/* binding */ openAuthConfig)
 /* harmony export */ });
-/* unused harmony export userDockerConfig */
+/* unused harmony exports userDockerConfig, authsKey */
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
 /* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70857);
@@ -62216,6 +66336,38 @@ async function openRegistrySession(registry, username, password, env = process.e
         if (login.code !== 0)
             throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker login ${registry} failed: ${login.stderr.split(password).join('***').trim()}`);
         return { env: sessionEnv, close };
+    }
+    catch (e) {
+        close();
+        throw e;
+    }
+}
+/** The key of a registry in config.json's `auths`: Docker Hub's is its legacy URL, as docker login writes it. */
+function authsKey(registry) {
+    return registry === 'docker.io' || registry === 'index.docker.io' ? 'https://index.docker.io/v1/' : registry;
+}
+/**
+ * Registry credentials for tools that read a Docker config themselves (cosign, through go-containerregistry) where no
+ * docker CLI may be installed (a rollout runner): the same private DOCKER_CONFIG as openRegistrySession, the user's
+ * config carried over, but the login written into its config.json directly (the password in a 0600 file of a 0700
+ * directory, never in an argv). Without `username` it is the environment as it is. `close()` removes the directory.
+ */
+function openAuthConfig(registry, username, password, env = process.env) {
+    if (!username)
+        return { env, close: () => undefined };
+    if (!password)
+        throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
+    const user = userDockerConfig(env);
+    const dir = fs__WEBPACK_IMPORTED_MODULE_0__.mkdtempSync(path__WEBPACK_IMPORTED_MODULE_2__.join(env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir(), 'modelship-docker-config-'));
+    const close = () => fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(dir, { recursive: true, force: true });
+    try {
+        fs__WEBPACK_IMPORTED_MODULE_0__.chmodSync(dir, 0o700);
+        const config = sessionConfig(path__WEBPACK_IMPORTED_MODULE_2__.join(user, 'config.json'), registry);
+        const auths = (config.auths ?? {});
+        auths[authsKey(registry)] = { auth: Buffer.from(`${username}:${password}`).toString('base64') };
+        config.auths = auths;
+        fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(path__WEBPACK_IMPORTED_MODULE_2__.join(dir, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+        return { env: { ...env, DOCKER_CONFIG: dir }, close };
     }
     catch (e) {
         close();
@@ -63078,6 +67230,46 @@ const VERSION = package_namespaceObject.rE;
 
 /***/ }),
 
+/***/ 55082:
+/***/ ((module) => {
+
+module.exports = eval("require")("ajv");
+
+
+/***/ }),
+
+/***/ 55245:
+/***/ ((module) => {
+
+module.exports = eval("require")("ajv-formats");
+
+
+/***/ }),
+
+/***/ 14747:
+/***/ ((module) => {
+
+module.exports = eval("require")("ajv-formats-draft2019");
+
+
+/***/ }),
+
+/***/ 90854:
+/***/ ((module) => {
+
+module.exports = eval("require")("libxmljs2");
+
+
+/***/ }),
+
+/***/ 44893:
+/***/ ((module) => {
+
+module.exports = eval("require")("xmlbuilder2");
+
+
+/***/ }),
+
 /***/ 42613:
 /***/ ((module) => {
 
@@ -63259,6 +67451,14 @@ module.exports = require("node:events");
 
 "use strict";
 module.exports = require("node:fs");
+
+/***/ }),
+
+/***/ 51455:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:fs/promises");
 
 /***/ }),
 
@@ -63523,6 +67723,8201 @@ module.exports = require("worker_threads");
 
 "use strict";
 module.exports = require("zlib");
+
+/***/ }),
+
+/***/ 27180:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.chainI = chainI;
+function* chainI(...iterables) {
+    for (const iterable of iterables) {
+        yield* iterable;
+    }
+}
+//# sourceMappingURL=iterable.js.map
+
+/***/ }),
+
+/***/ 73837:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.isNotUndefined = isNotUndefined;
+function isNotUndefined(value) {
+    return value !== undefined;
+}
+//# sourceMappingURL=notUndefined.js.map
+
+/***/ }),
+
+/***/ 21393:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.isObject = isObject;
+exports.isPlainObject = isPlainObject;
+function isObject(o) {
+    return o !== null
+        && typeof o === "object"
+        && !Array.isArray(o);
+}
+function isPlainObject(o) {
+    if (!isObject(o))
+        return false;
+    const proto = Object.getPrototypeOf(o);
+    return proto === Object.prototype
+        || proto === null;
+}
+//# sourceMappingURL=object.js.map
+
+/***/ }),
+
+/***/ 40094:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.SortableNumbers = exports.SortableStringables = exports.SortableComparables = exports.SortableSet = exports.compareObjectsSymbol = void 0;
+exports.compareObjectsSymbol = Symbol('internal compare function');
+class SortableSet extends Set {
+    sorted() {
+        return Array.from(this).sort(this[exports.compareObjectsSymbol]);
+    }
+    compare(other) {
+        const sortedOther = other.sorted();
+        const sortedSelf = this.sorted();
+        if (sortedSelf.length !== sortedOther.length) {
+            return sortedSelf.length - sortedOther.length;
+        }
+        for (let i = sortedSelf.length - 1; i >= 0; --i) {
+            const iCompared = this[exports.compareObjectsSymbol](sortedSelf[i], sortedOther[i]);
+            if (iCompared !== 0) {
+                return iCompared;
+            }
+        }
+        return 0;
+    }
+}
+exports.SortableSet = SortableSet;
+class SortableComparables extends SortableSet {
+    [exports.compareObjectsSymbol](a, b) {
+        if (a.constructor === b.constructor) {
+            return a.compare(b);
+        }
+        return a.constructor.name.localeCompare(b.constructor.name);
+    }
+}
+exports.SortableComparables = SortableComparables;
+class SortableStringables extends SortableSet {
+    [exports.compareObjectsSymbol](a, b) {
+        return a.toString().localeCompare(b.toString());
+    }
+}
+exports.SortableStringables = SortableStringables;
+class SortableNumbers extends SortableSet {
+    [exports.compareObjectsSymbol](a, b) {
+        return a - b;
+    }
+}
+exports.SortableNumbers = SortableNumbers;
+//# sourceMappingURL=sortable.js.map
+
+/***/ }),
+
+/***/ 66698:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.treeIteratorSymbol = void 0;
+exports.treeIteratorSymbol = Symbol('iterator of a tree/nesting-like structure');
+//# sourceMappingURL=tree.js.map
+
+/***/ }),
+
+/***/ 72818:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.escapeUri = escapeUri;
+const _ESCAPES = [
+    [/ /g, '%20'],
+    [/"/g, '%22'],
+    [/'/g, '%27'],
+    [/\[/g, '%5B'],
+    [/]/g, '%5D'],
+    [/</g, '%3C'],
+    [/>/g, '%3E'],
+    [/\{/g, '%7B'],
+    [/}/g, '%7D'],
+];
+function escapeUri(value) {
+    if (value === undefined) {
+        return value;
+    }
+    for (const [s, r] of _ESCAPES) {
+        value = value.replace(s, r);
+    }
+    return value;
+}
+//# sourceMappingURL=uri.js.map
+
+/***/ }),
+
+/***/ 18503:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+const promises_1 = __nccwpck_require__(51455);
+const ajv_1 = __importDefault(__nccwpck_require__(55082));
+const ajv_formats_1 = __importDefault(__nccwpck_require__(55245));
+const ajv_formats_draft2019_1 = __importDefault(__nccwpck_require__(14747));
+const ajvOptions = Object.freeze({
+    useDefaults: false,
+    strict: false,
+    strictSchema: false,
+    addUsedSchema: false,
+    loadSchema: (uri) => { throw new Error(`Remote schemas are disabled: ${uri}`); }
+});
+exports["default"] = (async function (schemaPath, schemaMap = {}) {
+    const [schema, schemas] = await Promise.all([
+        (0, promises_1.readFile)(schemaPath, 'utf-8').then(c => JSON.parse(c)),
+        Promise.all(Object.entries(schemaMap).map(async ([k, v]) => await (0, promises_1.readFile)(v, 'utf-8').then(c => [k, JSON.parse(c)]))).then(es => Object.fromEntries(es))
+    ]);
+    const ajv = new ajv_1.default({ ...ajvOptions, schemas });
+    (0, ajv_formats_1.default)(ajv);
+    (0, ajv_formats_draft2019_1.default)(ajv, { formats: ['idn-email'] });
+    ajv.addFormat('iri-reference', true);
+    const validator = ajv.compile(schema);
+    return function (data) {
+        return validator(JSON.parse(data))
+            ? null
+            : validator.errors;
+    };
+});
+//# sourceMappingURL=ajv.js.map
+
+/***/ }),
+
+/***/ 7391:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+var __webpack_unused_export__;
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+__webpack_unused_export__ = ({ value: true });
+const xmlbuilder2_1 = __nccwpck_require__(44893);
+if (typeof xmlbuilder2_1.create !== 'function') {
+    throw new Error('`create` is not a function');
+}
+exports.A = (function (rootElement, { space } = {}) {
+    const indent = makeIndent(space);
+    const doc = (0, xmlbuilder2_1.create)({ encoding: 'UTF-8' });
+    addEle(doc, rootElement);
+    return doc.end({
+        format: 'xml',
+        newline: '\n',
+        prettyPrint: indent.length > 0,
+        indent
+    });
+});
+function addEle(parent, element, parentNS = null) {
+    if (element.type !== 'element') {
+        return;
+    }
+    const ns = getNS(element) ?? parentNS;
+    const ele = parent.ele(ns, element.name, element.attributes);
+    if (element.children === undefined) {
+    }
+    else if (typeof element.children === 'string' || typeof element.children === 'number') {
+        ele.txt(element.children.toString());
+    }
+    else {
+        for (const child of element.children) {
+            addEle(ele, child, ns);
+        }
+    }
+}
+function getNS(element) {
+    const ns = (element.namespace ?? element.attributes?.xmlns)?.toString() ?? '';
+    return ns.length > 0
+        ? ns
+        : null;
+}
+function makeIndent(space) {
+    if (typeof space === 'number') {
+        return ' '.repeat(Math.max(0, space));
+    }
+    if (typeof space === 'string') {
+        return space;
+    }
+    return '';
+}
+//# sourceMappingURL=xmlbuilder2.js.map
+
+/***/ }),
+
+/***/ 57622:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+var __webpack_unused_export__;
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+__webpack_unused_export__ = ({ value: true });
+const promises_1 = __nccwpck_require__(51455);
+const node_url_1 = __nccwpck_require__(73136);
+const libxmljs2_1 = __nccwpck_require__(90854);
+const xmlParseOptions = Object.freeze({
+    nonet: true,
+    compact: true,
+    noent: false,
+    dtdload: false
+});
+exports.A = (async function (schemaPath) {
+    const schema = (0, libxmljs2_1.parseXml)(await (0, promises_1.readFile)(schemaPath, 'utf-8'), { ...xmlParseOptions, baseUrl: (0, node_url_1.pathToFileURL)(schemaPath).toString() });
+    return function (data) {
+        const doc = (0, libxmljs2_1.parseXml)(data, xmlParseOptions);
+        return doc.validate(schema)
+            ? null
+            : doc.validationErrors;
+    };
+});
+//# sourceMappingURL=libxmljs2.js.map
+
+/***/ }),
+
+/***/ 71744:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports["default"] = default_1;
+const errors_1 = __nccwpck_require__(98835);
+function makeWIllThrow(message) {
+    const f = function () {
+        throw new errors_1.OptPlugError(message);
+    };
+    f.fails = true;
+    return Object.freeze(f);
+}
+function default_1(name, pf) {
+    for (const [, getF] of pf) {
+        try {
+            return getF();
+        }
+        catch {
+        }
+    }
+    return makeWIllThrow(`No ${name} available.\n` +
+        'Please install one of the optional dependencies: ' +
+        pf.map(kv => kv[0]).join(' || '));
+}
+//# sourceMappingURL=_wrapper.js.map
+
+/***/ }),
+
+/***/ 98835:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.OptPlugError = void 0;
+class OptPlugError extends Error {
+    cause;
+    constructor(message, cause) {
+        super(message);
+        this.cause = cause;
+    }
+}
+exports.OptPlugError = OptPlugError;
+//# sourceMappingURL=errors.js.map
+
+/***/ }),
+
+/***/ 87354:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+const _wrapper_1 = __importDefault(__nccwpck_require__(71744));
+exports["default"] = (0, _wrapper_1.default)('JsonValidator', [
+    ['( ajv && ajv-formats && ajv-formats-draft2019 )', () => (__nccwpck_require__(18503)["default"])]
+]);
+//# sourceMappingURL=jsonValidator.js.map
+
+/***/ }),
+
+/***/ 38830:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+const _wrapper_1 = __importDefault(__nccwpck_require__(71744));
+exports["default"] = (0, _wrapper_1.default)('XmlStringifier', [
+    ['xmlbuilder2', () => (__nccwpck_require__(7391)/* ["default"] */ .A)]
+]);
+//# sourceMappingURL=xmlStringify.js.map
+
+/***/ }),
+
+/***/ 69133:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+const _wrapper_1 = __importDefault(__nccwpck_require__(71744));
+exports["default"] = (0, _wrapper_1.default)('XmlValidator', [
+    ['libxmljs2', () => (__nccwpck_require__(57622)/* ["default"] */ .A)]
+]);
+//# sourceMappingURL=xmlValidator.js.map
+
+/***/ }),
+
+/***/ 35818:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Utils = void 0;
+exports.Utils = __importStar(__nccwpck_require__(39131));
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 39131:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.randomSerialNumber = randomSerialNumber;
+function randomSerialNumber() {
+    const b = [
+        Math.round(Math.random() * 0xFFFF),
+        Math.round(Math.random() * 0xFFFF),
+        Math.round(Math.random() * 0xFFFF),
+        Math.round(Math.random() * 0x0FFF) | 0x4000,
+        Math.round(Math.random() * 0x3FFF) | 0x8000,
+        Math.round(Math.random() * 0xFFFF),
+        Math.round(Math.random() * 0xFFFF),
+        Math.round(Math.random() * 0xFFFF)
+    ].map(n => n.toString(16).padStart(4, '0'));
+    return `urn:uuid:${b[0]}${b[1]}-${b[2]}-${b[3]}-${b[4]}-${b[5]}${b[6]}${b[7]}`;
+}
+//# sourceMappingURL=utils.js.map
+
+/***/ }),
+
+/***/ 91536:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.tryCanonicalizeGitUrl = tryCanonicalizeGitUrl;
+const _sshConnStringRE = /^(?<user>[^@:]+)@(?<host>[^:]+):(?<path>.*)$/;
+function tryCanonicalizeGitUrl(value) {
+    if (value === undefined || value.length <= 0) {
+        return undefined;
+    }
+    try {
+        return new URL(value);
+    }
+    catch {
+    }
+    const sshGs = _sshConnStringRE.exec(value)?.groups;
+    if (sshGs !== undefined) {
+        try {
+            const u = new URL(`git+ssh://${sshGs.host}`);
+            u.username = sshGs.user;
+            u.pathname = sshGs.path;
+            return u;
+        }
+        catch {
+        }
+    }
+    return value;
+}
+//# sourceMappingURL=gitUrl.js.map
+
+/***/ }),
+
+/***/ 45715:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.splitNameGroup = splitNameGroup;
+function splitNameGroup(data) {
+    const delimGroup = data.startsWith('@')
+        ? data.indexOf('/', 2)
+        : 0;
+    return delimGroup > 0
+        ? [data.slice(delimGroup + 1), data.slice(0, delimGroup)]
+        : [data, undefined];
+}
+//# sourceMappingURL=packageJson.js.map
+
+/***/ }),
+
+/***/ 89308:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ComponentBuilder = exports.ToolBuilder = void 0;
+const iterable_1 = __nccwpck_require__(27180);
+const object_1 = __nccwpck_require__(21393);
+const componentType_1 = __nccwpck_require__(79915);
+const component_1 = __nccwpck_require__(5663);
+const externalReference_1 = __nccwpck_require__(91916);
+const license_1 = __nccwpck_require__(27027);
+const property_1 = __nccwpck_require__(44799);
+const tool_1 = __nccwpck_require__(28468);
+const packageJson_1 = __nccwpck_require__(45715);
+class ToolBuilder {
+    #extRefFactory;
+    constructor(extRefFactory) {
+        this.#extRefFactory = extRefFactory;
+    }
+    get extRefFactory() {
+        return this.#extRefFactory;
+    }
+    makeTool(data) {
+        const [name, vendor] = typeof data.name === 'string'
+            ? (0, packageJson_1.splitNameGroup)(data.name)
+            : [];
+        return new tool_1.Tool({
+            vendor,
+            name,
+            version: (typeof data.version === 'string')
+                ? data.version
+                : undefined,
+            externalReferences: new externalReference_1.ExternalReferenceRepository(this.#extRefFactory.makeExternalReferences(data))
+        });
+    }
+}
+exports.ToolBuilder = ToolBuilder;
+class ComponentBuilder {
+    #extRefFactory;
+    #licenseFactory;
+    constructor(extRefFactory, licenseFactory) {
+        this.#extRefFactory = extRefFactory;
+        this.#licenseFactory = licenseFactory;
+    }
+    get extRefFactory() {
+        return this.#extRefFactory;
+    }
+    get licenseFactory() {
+        return this.#licenseFactory;
+    }
+    makeComponent(data, type = componentType_1.ComponentType.Library) {
+        if (typeof data.name !== 'string') {
+            return undefined;
+        }
+        const [name, group] = (0, packageJson_1.splitNameGroup)(data.name);
+        if (name.length <= 0) {
+            return undefined;
+        }
+        const author = typeof data.author === 'string'
+            ? data.author
+            : (typeof data.author?.name === 'string'
+                ? data.author.name
+                : undefined);
+        const description = typeof data.description === 'string'
+            ? data.description
+            : undefined;
+        const version = typeof data.version === 'string'
+            ? data.version
+            : undefined;
+        const externalReferences = new externalReference_1.ExternalReferenceRepository(this.#extRefFactory.makeExternalReferences(data));
+        const licenses = new license_1.LicenseRepository((0, iterable_1.chainI)((typeof data.license === 'string'
+            ? [this.#licenseFactory.makeFromString(data.license)]
+            : []), this.#makeLicenses(data.licenses)));
+        const properties = new property_1.PropertyRepository(this.#makeEngineProperties(data.engines));
+        return new component_1.Component(type, name, {
+            author,
+            description,
+            externalReferences,
+            group,
+            licenses,
+            properties,
+            version
+        });
+    }
+    *#makeLicenses(licenses) {
+        if (!Array.isArray(licenses))
+            return;
+        for (const licenseData of licenses) {
+            if (!(0, object_1.isObject)(licenseData))
+                continue;
+            const { type, url } = licenseData;
+            if (typeof type !== 'string')
+                continue;
+            const license = this.#licenseFactory.makeDisjunctive(type);
+            license.url = typeof url === 'string'
+                ? url
+                : undefined;
+            yield license;
+        }
+    }
+    *#makeEngineProperties(engines) {
+        if (!(0, object_1.isObject)(engines))
+            return;
+        for (const [engine, constraint] of Object.entries(engines)) {
+            if (typeof constraint !== 'string')
+                continue;
+            yield new property_1.Property(`cdx:npm:package:constraint:engine:${engine}`, constraint);
+        }
+    }
+}
+exports.ComponentBuilder = ComponentBuilder;
+//# sourceMappingURL=builders.js.map
+
+/***/ }),
+
+/***/ 37496:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ExternalReferenceFactory = void 0;
+const notUndefined_1 = __nccwpck_require__(73837);
+const object_1 = __nccwpck_require__(21393);
+const externalReferenceType_1 = __nccwpck_require__(86408);
+const hashAlogorithm_1 = __nccwpck_require__(12310);
+const externalReference_1 = __nccwpck_require__(91916);
+const hash_1 = __nccwpck_require__(24810);
+const gitUrl_1 = __nccwpck_require__(91536);
+const utils_1 = __nccwpck_require__(10007);
+class ExternalReferenceFactory {
+    makeExternalReferences(data) {
+        const refs = [];
+        try {
+            refs.push(this.makeVcs(data));
+        }
+        catch { }
+        try {
+            refs.push(this.makeHomepage(data));
+        }
+        catch { }
+        try {
+            refs.push(this.makeIssueTracker(data));
+        }
+        catch { }
+        try {
+            refs.push(this.makeDist(data));
+        }
+        catch { }
+        return refs.filter(notUndefined_1.isNotUndefined);
+    }
+    makeVcs(data) {
+        const repository = data.repository;
+        let url;
+        let comment;
+        if ((0, object_1.isObject)(repository)) {
+            url = (0, gitUrl_1.tryCanonicalizeGitUrl)(repository.url);
+            comment = 'as detected from PackageJson property "repository.url"';
+            if (typeof repository.directory === 'string' && url instanceof URL) {
+                url.hash = repository.directory.replace(/#/g, '%23');
+                comment += ' and "repository.directory"';
+            }
+        }
+        else {
+            url = (0, gitUrl_1.tryCanonicalizeGitUrl)(repository);
+            comment = 'as detected from PackageJson property "repository"';
+        }
+        return url === undefined
+            ? undefined
+            : new externalReference_1.ExternalReference(url.toString(), externalReferenceType_1.ExternalReferenceType.VCS, { comment });
+    }
+    makeHomepage(data) {
+        const url = data.homepage;
+        return typeof url === 'string' && url.length > 0
+            ? new externalReference_1.ExternalReference(url, externalReferenceType_1.ExternalReferenceType.Website, { comment: 'as detected from PackageJson property "homepage"' })
+            : undefined;
+    }
+    makeIssueTracker(data) {
+        const bugs = data.bugs;
+        let url;
+        let comment;
+        if ((0, object_1.isObject)(bugs)) {
+            url = bugs.url;
+            comment = 'as detected from PackageJson property "bugs.url"';
+        }
+        else {
+            url = bugs;
+            comment = 'as detected from PackageJson property "bugs"';
+        }
+        return typeof url === 'string' && url.length > 0
+            ? new externalReference_1.ExternalReference(url, externalReferenceType_1.ExternalReferenceType.IssueTracker, { comment })
+            : undefined;
+    }
+    makeDist(data) {
+        const { tarball, integrity, shasum } = data.dist ?? {};
+        if (typeof tarball === 'string') {
+            const hashes = new hash_1.HashDictionary();
+            let comment = 'as detected from PackageJson property "dist.tarball"';
+            if (typeof integrity === 'string') {
+                try {
+                    hashes.set(...(0, utils_1.parsePackageIntegrity)(integrity));
+                    comment += ' and property "dist.integrity"';
+                }
+                catch { }
+            }
+            if (typeof shasum === 'string' && shasum.length === 40) {
+                hashes.set(hashAlogorithm_1.HashAlgorithm['SHA-1'], shasum);
+                comment += ' and property "dist.shasum"';
+            }
+            return new externalReference_1.ExternalReference(tarball, externalReferenceType_1.ExternalReferenceType.Distribution, { hashes, comment });
+        }
+        return undefined;
+    }
+}
+exports.ExternalReferenceFactory = ExternalReferenceFactory;
+//# sourceMappingURL=factories.js.map
+
+/***/ }),
+
+/***/ 19810:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Utils = exports.Types = exports.Factories = exports.Builders = void 0;
+exports.Builders = __importStar(__nccwpck_require__(89308));
+exports.Factories = __importStar(__nccwpck_require__(37496));
+exports.Types = __importStar(__nccwpck_require__(11595));
+exports.Utils = __importStar(__nccwpck_require__(10007));
+//# sourceMappingURL=index.node.js.map
+
+/***/ }),
+
+/***/ 11595:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.isNodePackageJson = isNodePackageJson;
+exports.assertNodePackageJson = assertNodePackageJson;
+function isNodePackageJson(value) {
+    throw new Error('Not implemented');
+}
+function assertNodePackageJson(value) {
+    throw new Error('Not implemented');
+}
+//# sourceMappingURL=types.js.map
+
+/***/ }),
+
+/***/ 10007:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.defaultRegistryMatcher = void 0;
+exports.parsePackageIntegrity = parsePackageIntegrity;
+const hashAlogorithm_1 = __nccwpck_require__(12310);
+const integrityRE = new Map([
+    [hashAlogorithm_1.HashAlgorithm['SHA-512'], /^sha512-([a-z0-9+/]{86}==)$/i],
+    [hashAlogorithm_1.HashAlgorithm['SHA-1'], /^sha1-([a-z0-9+/]{27}=)$/i],
+    [hashAlogorithm_1.HashAlgorithm['SHA-256'], /^sha256-([a-z0-9+/]{43}=)$/i],
+    [hashAlogorithm_1.HashAlgorithm['SHA-384'], /^sha384-([a-z0-9+/]{64})$/i]
+]);
+function parsePackageIntegrity(integrity) {
+    for (const [hashAlgorithm, hashRE] of integrityRE) {
+        const hashMatchBase64 = hashRE.exec(integrity) ?? [];
+        if (hashMatchBase64.length === 2) {
+            return [
+                hashAlgorithm,
+                Buffer.from(hashMatchBase64[1], 'base64').toString('hex')
+            ];
+        }
+    }
+    throw new RangeError('unparsable value');
+}
+exports.defaultRegistryMatcher = /^https?:\/\/registry\.npmjs\.org(:?\/|$)/;
+//# sourceMappingURL=utils.js.map
+
+/***/ }),
+
+/***/ 86208:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Bom = void 0;
+exports.Bom = __importStar(__nccwpck_require__(35818));
+//# sourceMappingURL=index.common.js.map
+
+/***/ }),
+
+/***/ 70881:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.License = exports.FromNodePackageJson = void 0;
+__exportStar(__nccwpck_require__(86208), exports);
+exports.FromNodePackageJson = __importStar(__nccwpck_require__(19810));
+exports.License = __importStar(__nccwpck_require__(84909));
+//# sourceMappingURL=index.node.js.map
+
+/***/ }),
+
+/***/ 83808:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.guessMimeTypeForLicenseFile = guessMimeTypeForLicenseFile;
+const node_path_1 = __nccwpck_require__(76760);
+const MIMETYPE_TEXT_PLAIN = 'text/plain';
+const MAP_TEXT_EXTENSION_MIMETYPE = {
+    '': MIMETYPE_TEXT_PLAIN,
+    '.csv': 'text/csv',
+    '.htm': 'text/html',
+    '.html': 'text/html',
+    '.md': 'text/markdown',
+    '.txt': MIMETYPE_TEXT_PLAIN,
+    '.rst': 'text/prs.fallenstein.rst',
+    '.rtf': 'application/rtf',
+    '.xml': 'text/xml',
+    '.license': MIMETYPE_TEXT_PLAIN,
+    '.licence': MIMETYPE_TEXT_PLAIN,
+};
+const LICENSE_FILENAME_BASE = new Set(['licence', 'license']);
+const LICENSE_FILENAME_EXT = new Set([
+    '.apache',
+    '.bsd',
+    '.gpl',
+    '.mit',
+]);
+function guessMimeTypeForLicenseFile(filename) {
+    const { name, ext } = (0, node_path_1.parse)(filename.toLowerCase());
+    return LICENSE_FILENAME_BASE.has(name) && LICENSE_FILENAME_EXT.has(ext)
+        ? MIMETYPE_TEXT_PLAIN
+        : MAP_TEXT_EXTENSION_MIMETYPE[ext];
+}
+//# sourceMappingURL=mime.node.js.map
+
+/***/ }),
+
+/***/ 53361:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LicenseFactory = void 0;
+const license_1 = __nccwpck_require__(27027);
+const spdx_1 = __nccwpck_require__(61290);
+class LicenseFactory {
+    #spdxExpressionValidate;
+    constructor(spdxExpressionValidate) {
+        this.#spdxExpressionValidate = spdxExpressionValidate;
+    }
+    makeFromString(value) {
+        try {
+            return this.makeSpdxLicense(value);
+        }
+        catch {
+        }
+        try {
+            return this.makeExpression(value);
+        }
+        catch {
+        }
+        return this.makeNamedLicense(value);
+    }
+    makeExpression(value) {
+        const expression = String(value);
+        try {
+            this.#spdxExpressionValidate(expression);
+        }
+        catch (err) {
+            throw new RangeError('Invalid SPDX license expression', { cause: err });
+        }
+        return new license_1.LicenseExpression(expression);
+    }
+    makeDisjunctive(value) {
+        try {
+            return this.makeSpdxLicense(value);
+        }
+        catch {
+            return this.makeNamedLicense(value);
+        }
+    }
+    makeSpdxLicense(value) {
+        const fixed = (0, spdx_1.fixupSpdxId)(String(value));
+        if (undefined === fixed) {
+            throw new RangeError('Unsupported SPDX license ID');
+        }
+        return new license_1.SpdxLicense(fixed);
+    }
+    makeNamedLicense(value) {
+        return new license_1.NamedLicense(String(value));
+    }
+}
+exports.LicenseFactory = LicenseFactory;
+//# sourceMappingURL=factories.js.map
+
+/***/ }),
+
+/***/ 92324:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Factories = void 0;
+exports.Factories = __importStar(__nccwpck_require__(53361));
+//# sourceMappingURL=index.common.js.map
+
+/***/ }),
+
+/***/ 84909:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Utils = void 0;
+__exportStar(__nccwpck_require__(92324), exports);
+exports.Utils = __importStar(__nccwpck_require__(29634));
+//# sourceMappingURL=index.node.js.map
+
+/***/ }),
+
+/***/ 29634:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LicenseEvidenceGatherer = void 0;
+const attachmentEncoding_1 = __nccwpck_require__(47866);
+const attachment_1 = __nccwpck_require__(63159);
+const mime_node_1 = __nccwpck_require__(83808);
+const LICENSE_FILENAME_PATTERN = /^(?:UN)?LICEN[CS]E|.\.LICEN[CS]E$|^NOTICE$/i;
+class LicenseEvidenceGatherer {
+    #fs;
+    #path;
+    constructor(options = {}) {
+        this.#fs = options.fs ?? __nccwpck_require__(73024);
+        this.#path = options.path ?? __nccwpck_require__(76760);
+    }
+    *getFileAttachments(prefixPath, onError = noop) {
+        const files = this.#fs.readdirSync(prefixPath);
+        for (const file of files) {
+            if (!LICENSE_FILENAME_PATTERN.test(file)) {
+                continue;
+            }
+            const filePath = this.#path.join(prefixPath, file);
+            if (!this.#fs.statSync(filePath).isFile()) {
+                continue;
+            }
+            const contentType = (0, mime_node_1.guessMimeTypeForLicenseFile)(file);
+            if (contentType === undefined) {
+                continue;
+            }
+            try {
+                yield { filePath, file, text: new attachment_1.Attachment(this.#fs.readFileSync(filePath)
+                        .toString('base64'), { contentType, encoding: attachmentEncoding_1.AttachmentEncoding.Base64 }) };
+            }
+            catch (cause) {
+                onError(new Error(`skipped license file ${filePath}`, { cause }));
+            }
+        }
+    }
+}
+exports.LicenseEvidenceGatherer = LicenseEvidenceGatherer;
+function noop() { }
+//# sourceMappingURL=utils.node.js.map
+
+/***/ }),
+
+/***/ 47866:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.AttachmentEncoding = void 0;
+var AttachmentEncoding;
+(function (AttachmentEncoding) {
+    AttachmentEncoding["Base64"] = "base64";
+})(AttachmentEncoding || (exports.AttachmentEncoding = AttachmentEncoding = {}));
+//# sourceMappingURL=attachmentEncoding.js.map
+
+/***/ }),
+
+/***/ 91919:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ComponentScope = void 0;
+var ComponentScope;
+(function (ComponentScope) {
+    ComponentScope["Required"] = "required";
+    ComponentScope["Optional"] = "optional";
+    ComponentScope["Excluded"] = "excluded";
+})(ComponentScope || (exports.ComponentScope = ComponentScope = {}));
+//# sourceMappingURL=componentScope.js.map
+
+/***/ }),
+
+/***/ 79915:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ComponentType = void 0;
+var ComponentType;
+(function (ComponentType) {
+    ComponentType["Application"] = "application";
+    ComponentType["Framework"] = "framework";
+    ComponentType["Library"] = "library";
+    ComponentType["Container"] = "container";
+    ComponentType["Platform"] = "platform";
+    ComponentType["OperatingSystem"] = "operating-system";
+    ComponentType["Device"] = "device";
+    ComponentType["DeviceDriver"] = "device-driver";
+    ComponentType["Firmware"] = "firmware";
+    ComponentType["File"] = "file";
+    ComponentType["MachineLearningModel"] = "machine-learning-model";
+    ComponentType["Data"] = "data";
+    ComponentType["CryptographicAsset"] = "cryptographic-asset";
+})(ComponentType || (exports.ComponentType = ComponentType = {}));
+//# sourceMappingURL=componentType.js.map
+
+/***/ }),
+
+/***/ 86408:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ExternalReferenceType = void 0;
+var ExternalReferenceType;
+(function (ExternalReferenceType) {
+    ExternalReferenceType["VCS"] = "vcs";
+    ExternalReferenceType["IssueTracker"] = "issue-tracker";
+    ExternalReferenceType["Website"] = "website";
+    ExternalReferenceType["Advisories"] = "advisories";
+    ExternalReferenceType["BOM"] = "bom";
+    ExternalReferenceType["MailingList"] = "mailing-list";
+    ExternalReferenceType["Social"] = "social";
+    ExternalReferenceType["Chat"] = "chat";
+    ExternalReferenceType["Documentation"] = "documentation";
+    ExternalReferenceType["Support"] = "support";
+    ExternalReferenceType["SourceDistribution"] = "source-distribution";
+    ExternalReferenceType["Distribution"] = "distribution";
+    ExternalReferenceType["DistributionIntake"] = "distribution-intake";
+    ExternalReferenceType["License"] = "license";
+    ExternalReferenceType["BuildMeta"] = "build-meta";
+    ExternalReferenceType["BuildSystem"] = "build-system";
+    ExternalReferenceType["ReleaseNotes"] = "release-notes";
+    ExternalReferenceType["SecurityContact"] = "security-contact";
+    ExternalReferenceType["ModelCard"] = "model-card";
+    ExternalReferenceType["Log"] = "log";
+    ExternalReferenceType["Configuration"] = "configuration";
+    ExternalReferenceType["Evidence"] = "evidence";
+    ExternalReferenceType["Formulation"] = "formulation";
+    ExternalReferenceType["Attestation"] = "attestation";
+    ExternalReferenceType["ThreatModel"] = "threat-model";
+    ExternalReferenceType["AdversaryModel"] = "adversary-model";
+    ExternalReferenceType["RiskAssessment"] = "risk-assessment";
+    ExternalReferenceType["VulnerabilityAssertion"] = "vulnerability-assertion";
+    ExternalReferenceType["ExploitabilityStatement"] = "exploitability-statement";
+    ExternalReferenceType["PentestReport"] = "pentest-report";
+    ExternalReferenceType["StaticAnalysisReport"] = "static-analysis-report";
+    ExternalReferenceType["DynamicAnalysisReport"] = "dynamic-analysis-report";
+    ExternalReferenceType["RuntimeAnalysisReport"] = "runtime-analysis-report";
+    ExternalReferenceType["ComponentAnalysisReport"] = "component-analysis-report";
+    ExternalReferenceType["MaturityReport"] = "maturity-report";
+    ExternalReferenceType["CertificationReport"] = "certification-report";
+    ExternalReferenceType["CodifiedInfrastructure"] = "codified-infrastructure";
+    ExternalReferenceType["QualityMetrics"] = "quality-metrics";
+    ExternalReferenceType["POAM"] = "poam";
+    ExternalReferenceType["ElectronicSignature"] = "electronic-signature";
+    ExternalReferenceType["DigitalSignature"] = "digital-signature";
+    ExternalReferenceType["RFC9116"] = "rfc-9116";
+    ExternalReferenceType["Citation"] = "citation";
+    ExternalReferenceType["Patent"] = "patent";
+    ExternalReferenceType["PatentAssertion"] = "patent-assertion";
+    ExternalReferenceType["PatentFamily"] = "patent-family";
+    ExternalReferenceType["Other"] = "other";
+})(ExternalReferenceType || (exports.ExternalReferenceType = ExternalReferenceType = {}));
+//# sourceMappingURL=externalReferenceType.js.map
+
+/***/ }),
+
+/***/ 12310:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.HashAlgorithm = void 0;
+var HashAlgorithm;
+(function (HashAlgorithm) {
+    HashAlgorithm["MD5"] = "MD5";
+    HashAlgorithm["SHA-1"] = "SHA-1";
+    HashAlgorithm["SHA-256"] = "SHA-256";
+    HashAlgorithm["SHA-384"] = "SHA-384";
+    HashAlgorithm["SHA-512"] = "SHA-512";
+    HashAlgorithm["SHA3-256"] = "SHA3-256";
+    HashAlgorithm["SHA3-384"] = "SHA3-384";
+    HashAlgorithm["SHA3-512"] = "SHA3-512";
+    HashAlgorithm["BLAKE2b-256"] = "BLAKE2b-256";
+    HashAlgorithm["BLAKE2b-384"] = "BLAKE2b-384";
+    HashAlgorithm["BLAKE2b-512"] = "BLAKE2b-512";
+    HashAlgorithm["BLAKE3"] = "BLAKE3";
+    HashAlgorithm["Streebog-256"] = "Streebog-256";
+    HashAlgorithm["Streebog-512"] = "Streebog-512";
+})(HashAlgorithm || (exports.HashAlgorithm = HashAlgorithm = {}));
+//# sourceMappingURL=hashAlogorithm.js.map
+
+/***/ }),
+
+/***/ 6820:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Vulnerability = void 0;
+__exportStar(__nccwpck_require__(47866), exports);
+__exportStar(__nccwpck_require__(91919), exports);
+__exportStar(__nccwpck_require__(79915), exports);
+__exportStar(__nccwpck_require__(86408), exports);
+__exportStar(__nccwpck_require__(12310), exports);
+__exportStar(__nccwpck_require__(66399), exports);
+__exportStar(__nccwpck_require__(10209), exports);
+exports.Vulnerability = __importStar(__nccwpck_require__(60845));
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 66399:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LicenseAcknowledgement = void 0;
+var LicenseAcknowledgement;
+(function (LicenseAcknowledgement) {
+    LicenseAcknowledgement["Declared"] = "declared";
+    LicenseAcknowledgement["Concluded"] = "concluded";
+})(LicenseAcknowledgement || (exports.LicenseAcknowledgement = LicenseAcknowledgement = {}));
+//# sourceMappingURL=licenseAcknowledgement.js.map
+
+/***/ }),
+
+/***/ 10209:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LifecyclePhase = void 0;
+var LifecyclePhase;
+(function (LifecyclePhase) {
+    LifecyclePhase["Design"] = "design";
+    LifecyclePhase["PreBuild"] = "pre-build";
+    LifecyclePhase["Build"] = "build";
+    LifecyclePhase["PostBuild"] = "post-build";
+    LifecyclePhase["Operations"] = "operations";
+    LifecyclePhase["Discovery"] = "discovery";
+    LifecyclePhase["Decommission"] = "decommission";
+})(LifecyclePhase || (exports.LifecyclePhase = LifecyclePhase = {}));
+//# sourceMappingURL=lifecyclePhase.js.map
+
+/***/ }),
+
+/***/ 86586:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.AffectStatus = void 0;
+var AffectStatus;
+(function (AffectStatus) {
+    AffectStatus["Affected"] = "affected";
+    AffectStatus["Unaffected"] = "unaffected";
+    AffectStatus["Unknown"] = "unknown";
+})(AffectStatus || (exports.AffectStatus = AffectStatus = {}));
+//# sourceMappingURL=affectStatus.js.map
+
+/***/ }),
+
+/***/ 55177:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.AnalysisJustification = void 0;
+var AnalysisJustification;
+(function (AnalysisJustification) {
+    AnalysisJustification["CodeNotPresent"] = "code_not_present";
+    AnalysisJustification["CodeNotReachable"] = "code_not_reachable";
+    AnalysisJustification["RequiresConfiguration"] = "requires_configuration";
+    AnalysisJustification["RequiresDependency"] = "requires_dependency";
+    AnalysisJustification["RequiresEnvironment"] = "requires_environment";
+    AnalysisJustification["ProtectedByCompiler"] = "protected_by_compiler";
+    AnalysisJustification["ProtectedAtRuntime"] = "protected_at_runtime";
+    AnalysisJustification["ProtectedAtPerimeter"] = "protected_at_perimeter";
+    AnalysisJustification["ProtectedByMitigatingControl"] = "protected_by_mitigating_control";
+})(AnalysisJustification || (exports.AnalysisJustification = AnalysisJustification = {}));
+//# sourceMappingURL=analysisJustification.js.map
+
+/***/ }),
+
+/***/ 26824:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.AnalysisResponseRepository = exports.AnalysisResponse = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+var AnalysisResponse;
+(function (AnalysisResponse) {
+    AnalysisResponse["CanNotFix"] = "can_not_fix";
+    AnalysisResponse["WillNotFix"] = "will_not_fix";
+    AnalysisResponse["Update"] = "update";
+    AnalysisResponse["Rollback"] = "rollback";
+    AnalysisResponse["WorkaroundAvailable"] = "workaround_available";
+})(AnalysisResponse || (exports.AnalysisResponse = AnalysisResponse = {}));
+class AnalysisResponseRepository extends sortable_1.SortableStringables {
+}
+exports.AnalysisResponseRepository = AnalysisResponseRepository;
+//# sourceMappingURL=analysisResponse.js.map
+
+/***/ }),
+
+/***/ 92834:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.AnalysisState = void 0;
+var AnalysisState;
+(function (AnalysisState) {
+    AnalysisState["Resolved"] = "resolved";
+    AnalysisState["ResolvedWithPedigree"] = "resolved_with_pedigree";
+    AnalysisState["Exploitable"] = "exploitable";
+    AnalysisState["InTriage"] = "in_triage";
+    AnalysisState["FalsePositive"] = "false_positive";
+    AnalysisState["NotAffected"] = "not_affected";
+})(AnalysisState || (exports.AnalysisState = AnalysisState = {}));
+//# sourceMappingURL=analysisState.js.map
+
+/***/ }),
+
+/***/ 60845:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+__exportStar(__nccwpck_require__(86586), exports);
+__exportStar(__nccwpck_require__(55177), exports);
+__exportStar(__nccwpck_require__(26824), exports);
+__exportStar(__nccwpck_require__(92834), exports);
+__exportStar(__nccwpck_require__(21369), exports);
+__exportStar(__nccwpck_require__(66650), exports);
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 21369:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.RatingMethod = void 0;
+var RatingMethod;
+(function (RatingMethod) {
+    RatingMethod["CVSSv2"] = "CVSSv2";
+    RatingMethod["CVSSv3"] = "CVSSv3";
+    RatingMethod["CVSSv31"] = "CVSSv31";
+    RatingMethod["CVSSv4"] = "CVSSv4";
+    RatingMethod["OWASP"] = "OWASP";
+    RatingMethod["SSVC"] = "SSVC";
+    RatingMethod["Other"] = "other";
+})(RatingMethod || (exports.RatingMethod = RatingMethod = {}));
+//# sourceMappingURL=ratingMethod.js.map
+
+/***/ }),
+
+/***/ 66650:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Severity = void 0;
+var Severity;
+(function (Severity) {
+    Severity["Critical"] = "critical";
+    Severity["High"] = "high";
+    Severity["Medium"] = "medium";
+    Severity["Low"] = "low";
+    Severity["Info"] = "info";
+    Severity["None"] = "none";
+    Severity["Unknown"] = "unknown";
+})(Severity || (exports.Severity = Severity = {}));
+//# sourceMappingURL=severity.js.map
+
+/***/ }),
+
+/***/ 28886:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Types = exports.Spec = exports.SPDX = exports.Models = exports.Enums = void 0;
+exports.Enums = __importStar(__nccwpck_require__(6820));
+exports.Models = __importStar(__nccwpck_require__(50320));
+exports.SPDX = __importStar(__nccwpck_require__(61290));
+exports.Spec = __importStar(__nccwpck_require__(94321));
+exports.Types = __importStar(__nccwpck_require__(32107));
+//# sourceMappingURL=index.common.js.map
+
+/***/ }),
+
+/***/ 54567:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports._Resources = exports.Validation = exports.Serialize = exports.Contrib = void 0;
+__exportStar(__nccwpck_require__(28886), exports);
+exports.Contrib = __importStar(__nccwpck_require__(70881));
+exports.Serialize = __importStar(__nccwpck_require__(51248));
+exports.Validation = __importStar(__nccwpck_require__(18655));
+exports._Resources = __importStar(__nccwpck_require__(31864));
+//# sourceMappingURL=index.node.js.map
+
+/***/ }),
+
+/***/ 63159:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Attachment = void 0;
+class Attachment {
+    contentType;
+    content;
+    encoding;
+    constructor(content, op = {}) {
+        this.contentType = op.contentType;
+        this.content = content;
+        this.encoding = op.encoding;
+    }
+}
+exports.Attachment = Attachment;
+//# sourceMappingURL=attachment.js.map
+
+/***/ }),
+
+/***/ 2266:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Bom = void 0;
+const integer_1 = __nccwpck_require__(36181);
+const component_1 = __nccwpck_require__(5663);
+const metadata_1 = __nccwpck_require__(81015);
+const service_1 = __nccwpck_require__(63547);
+const vulnerability_1 = __nccwpck_require__(17191);
+class Bom {
+    metadata;
+    components;
+    services;
+    vulnerabilities;
+    #version = 1;
+    #serialNumber;
+    constructor(op = {}) {
+        this.metadata = op.metadata ?? new metadata_1.Metadata();
+        this.components = op.components ?? new component_1.ComponentRepository();
+        this.services = op.services ?? new service_1.ServiceRepository();
+        this.version = op.version ?? this.version;
+        this.vulnerabilities = op.vulnerabilities ?? new vulnerability_1.VulnerabilityRepository();
+        this.serialNumber = op.serialNumber;
+    }
+    get version() {
+        return this.#version;
+    }
+    set version(value) {
+        if (!(0, integer_1.isPositiveInteger)(value)) {
+            throw new TypeError('Not PositiveInteger');
+        }
+        this.#version = value;
+    }
+    get serialNumber() {
+        return this.#serialNumber;
+    }
+    set serialNumber(value) {
+        this.#serialNumber = value === ''
+            ? undefined
+            : value;
+    }
+}
+exports.Bom = Bom;
+//# sourceMappingURL=bom.js.map
+
+/***/ }),
+
+/***/ 47286:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.BomLinkElement = exports.BomLinkDocument = void 0;
+class BomLinkBase {
+    #value;
+    constructor(value) {
+        this.value = value;
+    }
+    get value() {
+        return this.#value;
+    }
+    set value(value) {
+        if (!this._isValid(value)) {
+            throw new RangeError('invalid value');
+        }
+        this.#value = value;
+    }
+    compare(other) {
+        return this.toString().localeCompare(other.toString());
+    }
+    toString() {
+        return this.value;
+    }
+}
+class BomLinkDocument extends BomLinkBase {
+    static #pattern = /^urn:cdx:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\/[1-9][0-9]*$/;
+    static isValid(value) {
+        return typeof value === 'string' &&
+            this.#pattern.test(value);
+    }
+    _isValid(value) {
+        return BomLinkDocument.isValid(value);
+    }
+}
+exports.BomLinkDocument = BomLinkDocument;
+class BomLinkElement extends BomLinkBase {
+    static #pattern = /^urn:cdx:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\/[1-9][0-9]*#.+$/;
+    static isValid(value) {
+        return typeof value === 'string' &&
+            this.#pattern.test(value);
+    }
+    _isValid(value) {
+        return BomLinkElement.isValid(value);
+    }
+}
+exports.BomLinkElement = BomLinkElement;
+//# sourceMappingURL=bomLink.js.map
+
+/***/ }),
+
+/***/ 97385:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.BomRefRepository = exports.BomRef = void 0;
+class BomRef {
+    value;
+    constructor(value) {
+        this.value = value;
+    }
+    compare(other) {
+        return this.toString().localeCompare(other.toString());
+    }
+    toString() {
+        return this.value ?? '';
+    }
+}
+exports.BomRef = BomRef;
+class BomRefRepository extends Set {
+}
+exports.BomRefRepository = BomRefRepository;
+//# sourceMappingURL=bomRef.js.map
+
+/***/ }),
+
+/***/ 5663:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ComponentEvidence = exports.ComponentRepository = exports.Component = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+const tree_1 = __nccwpck_require__(66698);
+const cpe_1 = __nccwpck_require__(51013);
+const bomRef_1 = __nccwpck_require__(97385);
+const copyright_1 = __nccwpck_require__(16985);
+const externalReference_1 = __nccwpck_require__(91916);
+const hash_1 = __nccwpck_require__(24810);
+const license_1 = __nccwpck_require__(27027);
+const property_1 = __nccwpck_require__(44799);
+class Component {
+    type;
+    name;
+    author;
+    copyright;
+    description;
+    externalReferences;
+    group;
+    hashes;
+    licenses;
+    publisher;
+    purl;
+    scope;
+    supplier;
+    swid;
+    version;
+    components;
+    properties;
+    evidence;
+    #bomRef;
+    #cpe;
+    dependencies;
+    constructor(type, name, op = {}) {
+        this.#bomRef = new bomRef_1.BomRef(op.bomRef);
+        this.type = type;
+        this.name = name;
+        this.supplier = op.supplier;
+        this.author = op.author;
+        this.copyright = op.copyright;
+        this.externalReferences = op.externalReferences ?? new externalReference_1.ExternalReferenceRepository();
+        this.group = op.group;
+        this.hashes = op.hashes ?? new hash_1.HashDictionary();
+        this.licenses = op.licenses ?? new license_1.LicenseRepository();
+        this.publisher = op.publisher;
+        this.purl = op.purl;
+        this.scope = op.scope;
+        this.swid = op.swid;
+        this.version = op.version;
+        this.description = op.description;
+        this.components = op.components ?? new ComponentRepository();
+        this.cpe = op.cpe;
+        this.properties = op.properties ?? new property_1.PropertyRepository();
+        this.evidence = op.evidence;
+        this.dependencies = op.dependencies ?? new bomRef_1.BomRefRepository();
+    }
+    get bomRef() {
+        return this.#bomRef;
+    }
+    get cpe() {
+        return this.#cpe;
+    }
+    set cpe(value) {
+        if (value !== undefined && !(0, cpe_1.isCPE)(value)) {
+            throw new TypeError('Not CPE nor undefined');
+        }
+        this.#cpe = value;
+    }
+    compare(other) {
+        const bomRefCompare = this.bomRef.compare(other.bomRef);
+        if (bomRefCompare !== 0) {
+            return bomRefCompare;
+        }
+        if (this.purl !== undefined && other.purl !== undefined) {
+            return this.purl.localeCompare(other.purl);
+        }
+        if (this.#cpe !== undefined && other.#cpe !== undefined) {
+            return this.#cpe.localeCompare(other.#cpe);
+        }
+        return (this.group ?? '').localeCompare(other.group ?? '') ||
+            this.name.localeCompare(other.name) ||
+            (this.version ?? '').localeCompare(other.version ?? '');
+    }
+}
+exports.Component = Component;
+class ComponentRepository extends sortable_1.SortableComparables {
+    *[tree_1.treeIteratorSymbol]() {
+        for (const component of this) {
+            yield component;
+            yield* component.components[tree_1.treeIteratorSymbol]();
+        }
+    }
+}
+exports.ComponentRepository = ComponentRepository;
+class ComponentEvidence {
+    licenses;
+    copyright;
+    constructor(op = {}) {
+        this.licenses = op.licenses ?? new license_1.LicenseRepository();
+        this.copyright = op.copyright ?? new copyright_1.CopyrightRepository();
+    }
+}
+exports.ComponentEvidence = ComponentEvidence;
+//# sourceMappingURL=component.js.map
+
+/***/ }),
+
+/***/ 16985:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.CopyrightRepository = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+class CopyrightRepository extends sortable_1.SortableStringables {
+}
+exports.CopyrightRepository = CopyrightRepository;
+//# sourceMappingURL=copyright.js.map
+
+/***/ }),
+
+/***/ 91916:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ExternalReferenceRepository = exports.ExternalReference = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+const hash_1 = __nccwpck_require__(24810);
+class ExternalReference {
+    url;
+    type;
+    hashes;
+    comment;
+    constructor(url, type, op = {}) {
+        this.url = url;
+        this.type = type;
+        this.hashes = op.hashes ?? new hash_1.HashDictionary();
+        this.comment = op.comment;
+    }
+    compare(other) {
+        return this.type.localeCompare(other.type) ||
+            this.url.toString().localeCompare(other.url.toString());
+    }
+}
+exports.ExternalReference = ExternalReference;
+class ExternalReferenceRepository extends sortable_1.SortableComparables {
+}
+exports.ExternalReferenceRepository = ExternalReferenceRepository;
+//# sourceMappingURL=externalReference.js.map
+
+/***/ }),
+
+/***/ 24810:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.HashDictionary = void 0;
+class HashDictionary extends Map {
+    static #compareItems([a1, c1], [a2, c2]) {
+        return a1.localeCompare(a2) ||
+            c1.localeCompare(c2);
+    }
+    sorted() {
+        return Array.from(this.entries()).sort(HashDictionary.#compareItems);
+    }
+}
+exports.HashDictionary = HashDictionary;
+//# sourceMappingURL=hash.js.map
+
+/***/ }),
+
+/***/ 50320:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Vulnerability = void 0;
+__exportStar(__nccwpck_require__(63159), exports);
+__exportStar(__nccwpck_require__(2266), exports);
+__exportStar(__nccwpck_require__(47286), exports);
+__exportStar(__nccwpck_require__(97385), exports);
+__exportStar(__nccwpck_require__(5663), exports);
+__exportStar(__nccwpck_require__(16985), exports);
+__exportStar(__nccwpck_require__(91916), exports);
+__exportStar(__nccwpck_require__(24810), exports);
+__exportStar(__nccwpck_require__(27027), exports);
+__exportStar(__nccwpck_require__(604), exports);
+__exportStar(__nccwpck_require__(81015), exports);
+__exportStar(__nccwpck_require__(50330), exports);
+__exportStar(__nccwpck_require__(39047), exports);
+__exportStar(__nccwpck_require__(44799), exports);
+__exportStar(__nccwpck_require__(63547), exports);
+__exportStar(__nccwpck_require__(74501), exports);
+__exportStar(__nccwpck_require__(28468), exports);
+exports.Vulnerability = __importStar(__nccwpck_require__(46105));
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 27027:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LicenseRepository = exports.SpdxLicense = exports.NamedLicense = exports.LicenseExpression = void 0;
+const property_1 = __nccwpck_require__(44799);
+class LicenseExpression {
+    #expression;
+    acknowledgement;
+    constructor(expression) {
+        this.expression = expression;
+    }
+    get expression() {
+        return this.#expression;
+    }
+    set expression(value) {
+        if (value === '') {
+            throw new RangeError('value is empty string');
+        }
+        this.#expression = value;
+    }
+    compare(other) {
+        return this.#expression.localeCompare(other.#expression);
+    }
+}
+exports.LicenseExpression = LicenseExpression;
+class DisjunctiveLicenseBase {
+    acknowledgement;
+    text;
+    #url;
+    properties;
+    constructor(op = {}) {
+        this.acknowledgement = op.acknowledgement;
+        this.text = op.text;
+        this.url = op.url;
+        this.properties = op.properties ?? new property_1.PropertyRepository();
+    }
+    get url() {
+        return this.#url;
+    }
+    set url(value) {
+        this.#url = value === ''
+            ? undefined
+            : value;
+    }
+}
+class NamedLicense extends DisjunctiveLicenseBase {
+    name;
+    constructor(name, op = {}) {
+        super(op);
+        this.name = name;
+    }
+    compare(other) {
+        return this.name.localeCompare(other.name);
+    }
+}
+exports.NamedLicense = NamedLicense;
+class SpdxLicense extends DisjunctiveLicenseBase {
+    #id;
+    constructor(id, op = {}) {
+        super(op);
+        this.id = id;
+    }
+    get id() {
+        return this.#id;
+    }
+    set id(value) {
+        if (value === '') {
+            throw new RangeError('value is empty string');
+        }
+        this.#id = value;
+    }
+    compare(other) {
+        return this.#id.localeCompare(other.#id);
+    }
+}
+exports.SpdxLicense = SpdxLicense;
+class LicenseRepository extends Set {
+    static #compareItems(a, b) {
+        if (a.constructor === b.constructor) {
+            return a.compare(b);
+        }
+        return a.constructor.name.localeCompare(b.constructor.name);
+    }
+    sorted() {
+        return Array.from(this).sort(LicenseRepository.#compareItems);
+    }
+}
+exports.LicenseRepository = LicenseRepository;
+//# sourceMappingURL=license.js.map
+
+/***/ }),
+
+/***/ 604:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LifecycleRepository = exports.NamedLifecycle = void 0;
+class NamedLifecycle {
+    name;
+    description;
+    constructor(name, op = {}) {
+        this.name = name;
+        this.description = op.description;
+    }
+    compare(other) {
+        return this.name.localeCompare(other.name);
+    }
+}
+exports.NamedLifecycle = NamedLifecycle;
+class LifecycleRepository extends Set {
+    static #compareItems(a, b) {
+        if (a.constructor === b.constructor) {
+            return a instanceof NamedLifecycle
+                ? a.compare(b)
+                : a.localeCompare(b);
+        }
+        return a.constructor.name.localeCompare(b.constructor.name);
+    }
+    sorted() {
+        return Array.from(this).sort(LifecycleRepository.#compareItems);
+    }
+}
+exports.LifecycleRepository = LifecycleRepository;
+//# sourceMappingURL=lifecycle.js.map
+
+/***/ }),
+
+/***/ 81015:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Metadata = void 0;
+const license_1 = __nccwpck_require__(27027);
+const lifecycle_1 = __nccwpck_require__(604);
+const organizationalContact_1 = __nccwpck_require__(50330);
+const property_1 = __nccwpck_require__(44799);
+const tool_1 = __nccwpck_require__(28468);
+class Metadata {
+    timestamp;
+    lifecycles;
+    tools;
+    authors;
+    component;
+    manufacture;
+    supplier;
+    licenses;
+    properties;
+    constructor(op = {}) {
+        this.timestamp = op.timestamp;
+        this.lifecycles = op.lifecycles ?? new lifecycle_1.LifecycleRepository();
+        this.tools = op.tools ?? new tool_1.Tools();
+        this.authors = op.authors ?? new organizationalContact_1.OrganizationalContactRepository();
+        this.component = op.component;
+        this.manufacture = op.manufacture;
+        this.supplier = op.supplier;
+        this.licenses = op.licenses ?? new license_1.LicenseRepository();
+        this.properties = op.properties ?? new property_1.PropertyRepository();
+    }
+}
+exports.Metadata = Metadata;
+//# sourceMappingURL=metadata.js.map
+
+/***/ }),
+
+/***/ 50330:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.OrganizationalContactRepository = exports.OrganizationalContact = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+class OrganizationalContact {
+    name;
+    email;
+    phone;
+    constructor(op = {}) {
+        this.name = op.name;
+        this.email = op.email;
+        this.phone = op.phone;
+    }
+    compare(other) {
+        return (this.name ?? '').localeCompare(other.name ?? '') ||
+            (this.email ?? '').localeCompare(other.email ?? '') ||
+            (this.phone ?? '').localeCompare(other.phone ?? '');
+    }
+}
+exports.OrganizationalContact = OrganizationalContact;
+class OrganizationalContactRepository extends sortable_1.SortableComparables {
+}
+exports.OrganizationalContactRepository = OrganizationalContactRepository;
+//# sourceMappingURL=organizationalContact.js.map
+
+/***/ }),
+
+/***/ 39047:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.OrganizationalEntityRepository = exports.OrganizationalEntity = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+const organizationalContact_1 = __nccwpck_require__(50330);
+class OrganizationalEntity {
+    name;
+    url;
+    contact;
+    constructor(op = {}) {
+        this.name = op.name;
+        this.url = op.url ?? new Set();
+        this.contact = op.contact ?? new organizationalContact_1.OrganizationalContactRepository();
+    }
+    compare(other) {
+        return (this.name ?? '').localeCompare(other.name ?? '') ||
+            this.contact.compare(other.contact) ||
+            (new sortable_1.SortableStringables(this.url)).compare(new sortable_1.SortableStringables(other.url));
+    }
+}
+exports.OrganizationalEntity = OrganizationalEntity;
+class OrganizationalEntityRepository extends sortable_1.SortableComparables {
+}
+exports.OrganizationalEntityRepository = OrganizationalEntityRepository;
+//# sourceMappingURL=organizationalEntity.js.map
+
+/***/ }),
+
+/***/ 44799:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.PropertyRepository = exports.Property = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+class Property {
+    name;
+    value;
+    constructor(name, value) {
+        this.name = name;
+        this.value = value;
+    }
+    compare(other) {
+        return this.name.localeCompare(other.name) ||
+            this.value.localeCompare(other.value);
+    }
+}
+exports.Property = Property;
+class PropertyRepository extends sortable_1.SortableComparables {
+}
+exports.PropertyRepository = PropertyRepository;
+//# sourceMappingURL=property.js.map
+
+/***/ }),
+
+/***/ 63547:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ServiceRepository = exports.Service = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+const tree_1 = __nccwpck_require__(66698);
+const bomRef_1 = __nccwpck_require__(97385);
+const externalReference_1 = __nccwpck_require__(91916);
+const license_1 = __nccwpck_require__(27027);
+const property_1 = __nccwpck_require__(44799);
+class Service {
+    provider;
+    group;
+    name;
+    version;
+    description;
+    licenses;
+    externalReferences;
+    services;
+    properties;
+    #bomRef;
+    dependencies;
+    constructor(name, op = {}) {
+        this.#bomRef = new bomRef_1.BomRef(op.bomRef);
+        this.provider = op.provider;
+        this.group = op.group;
+        this.name = name;
+        this.version = op.version;
+        this.description = op.description;
+        this.licenses = op.licenses ?? new license_1.LicenseRepository();
+        this.externalReferences = op.externalReferences ?? new externalReference_1.ExternalReferenceRepository();
+        this.services = op.services ?? new ServiceRepository();
+        this.properties = op.properties ?? new property_1.PropertyRepository();
+        this.dependencies = op.dependencies ?? new bomRef_1.BomRefRepository();
+    }
+    get bomRef() {
+        return this.#bomRef;
+    }
+    compare(other) {
+        const bomRefCompare = this.bomRef.compare(other.bomRef);
+        if (bomRefCompare !== 0) {
+            return bomRefCompare;
+        }
+        return (this.group ?? '').localeCompare(other.group ?? '') ||
+            this.name.localeCompare(other.name) ||
+            (this.version ?? '').localeCompare(other.version ?? '');
+    }
+}
+exports.Service = Service;
+class ServiceRepository extends sortable_1.SortableComparables {
+    *[tree_1.treeIteratorSymbol]() {
+        for (const service of this) {
+            yield service;
+            yield* service.services[tree_1.treeIteratorSymbol]();
+        }
+    }
+}
+exports.ServiceRepository = ServiceRepository;
+//# sourceMappingURL=service.js.map
+
+/***/ }),
+
+/***/ 74501:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.SWID = void 0;
+const integer_1 = __nccwpck_require__(36181);
+class SWID {
+    tagId;
+    name;
+    version;
+    patch;
+    text;
+    url;
+    #tagVersion;
+    constructor(tagId, name, op = {}) {
+        this.tagId = tagId;
+        this.name = name;
+        this.version = op.version;
+        this.patch = op.patch;
+        this.text = op.text;
+        this.url = op.url;
+        this.tagVersion = op.tagVersion;
+    }
+    get tagVersion() {
+        return this.#tagVersion;
+    }
+    set tagVersion(value) {
+        if (value !== undefined && !(0, integer_1.isNonNegativeInteger)(value)) {
+            throw new TypeError('Not NonNegativeInteger nor undefined');
+        }
+        this.#tagVersion = value;
+    }
+}
+exports.SWID = SWID;
+//# sourceMappingURL=swid.js.map
+
+/***/ }),
+
+/***/ 28468:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Tools = exports.ToolRepository = exports.Tool = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+const component_1 = __nccwpck_require__(5663);
+const externalReference_1 = __nccwpck_require__(91916);
+const hash_1 = __nccwpck_require__(24810);
+const service_1 = __nccwpck_require__(63547);
+class Tool {
+    vendor;
+    name;
+    version;
+    hashes;
+    externalReferences;
+    constructor(op = {}) {
+        this.vendor = op.vendor;
+        this.name = op.name;
+        this.version = op.version;
+        this.hashes = op.hashes ?? new hash_1.HashDictionary();
+        this.externalReferences = op.externalReferences ?? new externalReference_1.ExternalReferenceRepository();
+    }
+    compare(other) {
+        return (this.vendor ?? '').localeCompare(other.vendor ?? '') ||
+            (this.name ?? '').localeCompare(other.name ?? '') ||
+            (this.version ?? '').localeCompare(other.version ?? '');
+    }
+    static fromComponent(component) {
+        return new Tool({
+            vendor: component.group,
+            name: component.name,
+            version: component.version,
+            hashes: component.hashes,
+            externalReferences: component.externalReferences
+        });
+    }
+    static fromService(service) {
+        return new Tool({
+            vendor: service.group,
+            name: service.name,
+            version: service.version,
+            externalReferences: service.externalReferences
+        });
+    }
+}
+exports.Tool = Tool;
+class ToolRepository extends sortable_1.SortableComparables {
+}
+exports.ToolRepository = ToolRepository;
+class Tools {
+    components;
+    services;
+    tools;
+    constructor(op = {}) {
+        this.components = op.components ?? new component_1.ComponentRepository();
+        this.services = op.services ?? new service_1.ServiceRepository();
+        this.tools = op.tools ?? new ToolRepository();
+    }
+    get size() {
+        return this.components.size
+            + this.services.size
+            + this.tools.size;
+    }
+}
+exports.Tools = Tools;
+//# sourceMappingURL=tool.js.map
+
+/***/ }),
+
+/***/ 4102:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.AdvisoryRepository = exports.Advisory = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+class Advisory {
+    title;
+    url;
+    constructor(url, op = {}) {
+        this.url = url;
+        this.title = op.title;
+    }
+    compare(other) {
+        return this.url.toString().localeCompare(other.url.toString()) ||
+            (this.title ?? '').localeCompare(other.title ?? '');
+    }
+}
+exports.Advisory = Advisory;
+class AdvisoryRepository extends sortable_1.SortableComparables {
+}
+exports.AdvisoryRepository = AdvisoryRepository;
+//# sourceMappingURL=advisory.js.map
+
+/***/ }),
+
+/***/ 78616:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.AffectedVersionRepository = exports.AffectedVersionRange = exports.AffectedSingleVersion = exports.AffectRepository = exports.Affect = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+class Affect {
+    ref;
+    versions;
+    constructor(ref, op = {}) {
+        this.ref = ref;
+        this.versions = op.versions ?? new AffectedVersionRepository();
+    }
+    compare(other) {
+        return this.ref.compare(other.ref) ||
+            this.versions.compare(other.versions);
+    }
+}
+exports.Affect = Affect;
+class AffectRepository extends sortable_1.SortableComparables {
+}
+exports.AffectRepository = AffectRepository;
+class AffectedSingleVersion {
+    version;
+    status;
+    constructor(version, op = {}) {
+        this.version = version;
+        this.status = op.status;
+    }
+    compare(other) {
+        return (this.version).localeCompare(other.version) ||
+            (this.status ?? '').localeCompare(other.status ?? '');
+    }
+}
+exports.AffectedSingleVersion = AffectedSingleVersion;
+class AffectedVersionRange {
+    range;
+    status;
+    constructor(range, op = {}) {
+        this.range = range;
+        this.status = op.status;
+    }
+    compare(other) {
+        return (this.range).localeCompare(other.range) ||
+            (this.status ?? '').localeCompare(other.status ?? '');
+    }
+}
+exports.AffectedVersionRange = AffectedVersionRange;
+class AffectedVersionRepository extends sortable_1.SortableComparables {
+}
+exports.AffectedVersionRepository = AffectedVersionRepository;
+//# sourceMappingURL=affect.js.map
+
+/***/ }),
+
+/***/ 80631:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Analysis = void 0;
+const analysisResponse_1 = __nccwpck_require__(26824);
+class Analysis {
+    state;
+    justification;
+    response;
+    detail;
+    constructor(op = {}) {
+        this.state = op.state;
+        this.justification = op.justification;
+        this.response = op.response ?? new analysisResponse_1.AnalysisResponseRepository();
+        this.detail = op.detail;
+    }
+}
+exports.Analysis = Analysis;
+//# sourceMappingURL=analysis.js.map
+
+/***/ }),
+
+/***/ 93747:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Credits = void 0;
+const organizationalContact_1 = __nccwpck_require__(50330);
+const organizationalEntity_1 = __nccwpck_require__(39047);
+class Credits {
+    organizations;
+    individuals;
+    constructor(op = {}) {
+        this.organizations = op.organizations ?? new organizationalEntity_1.OrganizationalEntityRepository();
+        this.individuals = op.individuals ?? new organizationalContact_1.OrganizationalContactRepository();
+    }
+}
+exports.Credits = Credits;
+//# sourceMappingURL=credits.js.map
+
+/***/ }),
+
+/***/ 46105:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+__exportStar(__nccwpck_require__(4102), exports);
+__exportStar(__nccwpck_require__(78616), exports);
+__exportStar(__nccwpck_require__(80631), exports);
+__exportStar(__nccwpck_require__(93747), exports);
+__exportStar(__nccwpck_require__(51264), exports);
+__exportStar(__nccwpck_require__(73204), exports);
+__exportStar(__nccwpck_require__(78284), exports);
+__exportStar(__nccwpck_require__(17191), exports);
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 51264:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.RatingRepository = exports.Rating = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+class Rating {
+    source;
+    score;
+    severity;
+    method;
+    vector;
+    justification;
+    constructor(op = {}) {
+        this.source = op.source;
+        this.score = op.score;
+        this.severity = op.severity;
+        this.method = op.method;
+        this.vector = op.vector;
+        this.justification = op.justification;
+    }
+    compare(other) {
+        return ((this.score ?? 0) - (other.score ?? 0)) ||
+            (this.vector ?? '').localeCompare(other.vector ?? '') ||
+            (this.justification ?? '').localeCompare(other.justification ?? '') ||
+            (this.severity ?? '').localeCompare(other.severity ?? '') ||
+            (this.method ?? '').localeCompare(other.method ?? '') ||
+            (this.source && other.source ? this.source.compare(other.source) : 0);
+    }
+}
+exports.Rating = Rating;
+class RatingRepository extends sortable_1.SortableComparables {
+}
+exports.RatingRepository = RatingRepository;
+//# sourceMappingURL=rating.js.map
+
+/***/ }),
+
+/***/ 73204:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.ReferenceRepository = exports.Reference = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+class Reference {
+    id;
+    source;
+    constructor(id, source) {
+        this.id = id;
+        this.source = source;
+    }
+    compare(other) {
+        return this.id.localeCompare(other.id) ||
+            this.source.compare(other.source);
+    }
+}
+exports.Reference = Reference;
+class ReferenceRepository extends sortable_1.SortableComparables {
+}
+exports.ReferenceRepository = ReferenceRepository;
+//# sourceMappingURL=reference.js.map
+
+/***/ }),
+
+/***/ 78284:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Source = void 0;
+class Source {
+    name;
+    url;
+    constructor(op = {}) {
+        this.name = op.name;
+        this.url = op.url;
+    }
+    compare(other) {
+        return (this.url?.toString() ?? '').localeCompare(other.url?.toString() ?? '') ||
+            (this.name ?? '').localeCompare(other.name ?? '');
+    }
+}
+exports.Source = Source;
+//# sourceMappingURL=source.js.map
+
+/***/ }),
+
+/***/ 17191:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.VulnerabilityRepository = exports.Vulnerability = void 0;
+const sortable_1 = __nccwpck_require__(40094);
+const cwe_1 = __nccwpck_require__(43198);
+const bomRef_1 = __nccwpck_require__(97385);
+const property_1 = __nccwpck_require__(44799);
+const tool_1 = __nccwpck_require__(28468);
+const advisory_1 = __nccwpck_require__(4102);
+const affect_1 = __nccwpck_require__(78616);
+const rating_1 = __nccwpck_require__(51264);
+const reference_1 = __nccwpck_require__(73204);
+class Vulnerability {
+    #bomRef;
+    id;
+    source;
+    references;
+    ratings;
+    cwes;
+    description;
+    detail;
+    recommendation;
+    advisories;
+    created;
+    published;
+    updated;
+    credits;
+    tools;
+    analysis;
+    affects;
+    properties;
+    constructor(op = {}) {
+        this.#bomRef = new bomRef_1.BomRef(op.bomRef);
+        this.id = op.id;
+        this.source = op.source;
+        this.references = op.references ?? new reference_1.ReferenceRepository();
+        this.ratings = op.ratings ?? new rating_1.RatingRepository();
+        this.cwes = op.cwes ?? new cwe_1.CweRepository();
+        this.description = op.description;
+        this.detail = op.detail;
+        this.recommendation = op.recommendation;
+        this.advisories = op.advisories ?? new advisory_1.AdvisoryRepository();
+        this.created = op.created;
+        this.published = op.published;
+        this.updated = op.updated;
+        this.credits = op.credits;
+        this.tools = op.tools ?? new tool_1.Tools();
+        this.analysis = op.analysis;
+        this.affects = op.affects ?? new affect_1.AffectRepository();
+        this.properties = op.properties ?? new property_1.PropertyRepository();
+    }
+    get bomRef() {
+        return this.#bomRef;
+    }
+    compare(other) {
+        const bomRefCompare = this.bomRef.compare(other.bomRef);
+        if (bomRefCompare !== 0) {
+            return bomRefCompare;
+        }
+        return (this.id ?? '').localeCompare(other.id ?? '') ||
+            (this.created?.getTime() ?? 0) - (other.created?.getTime() ?? 0) ||
+            (this.published?.getTime() ?? 0) - (other.published?.getTime() ?? 0) ||
+            (this.updated?.getTime() ?? 0) - (other.updated?.getTime() ?? 0) ||
+            this.ratings.compare(other.ratings) ||
+            this.cwes.compare(other.cwes) ||
+            (this.description ?? '').localeCompare(other.description ?? '') ||
+            (this.detail ?? '').localeCompare(other.detail ?? '') ||
+            (this.recommendation ?? '').localeCompare(other.recommendation ?? '') ||
+            (this.source && other.source ? this.source.compare(other.source) : 0) ||
+            this.properties.compare(other.properties);
+    }
+}
+exports.Vulnerability = Vulnerability;
+class VulnerabilityRepository extends sortable_1.SortableComparables {
+}
+exports.VulnerabilityRepository = VulnerabilityRepository;
+//# sourceMappingURL=vulnerability.js.map
+
+/***/ }),
+
+/***/ 31864:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.FILES = exports.SCHEMA_ROOT = exports.ROOT = void 0;
+const node_path_1 = __nccwpck_require__(76760);
+const enums_1 = __nccwpck_require__(33671);
+exports.ROOT = (0, node_path_1.resolve)(__dirname, '..', 'res');
+exports.SCHEMA_ROOT = (0, node_path_1.resolve)(exports.ROOT, 'schema');
+exports.FILES = Object.freeze({
+    CDX: Object.freeze({
+        XML_SCHEMA: Object.freeze({
+            [enums_1.Version.v1dot7]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.7.SNAPSHOT.xsd'),
+            [enums_1.Version.v1dot6]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.6.SNAPSHOT.xsd'),
+            [enums_1.Version.v1dot5]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.5.SNAPSHOT.xsd'),
+            [enums_1.Version.v1dot4]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.4.SNAPSHOT.xsd'),
+            [enums_1.Version.v1dot3]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.3.SNAPSHOT.xsd'),
+            [enums_1.Version.v1dot2]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.2.SNAPSHOT.xsd'),
+            [enums_1.Version.v1dot1]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.1.SNAPSHOT.xsd'),
+            [enums_1.Version.v1dot0]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.0.SNAPSHOT.xsd')
+        }),
+        JSON_SCHEMA: Object.freeze({
+            [enums_1.Version.v1dot7]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.7.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot6]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.6.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot5]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.5.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot4]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.4.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot3]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.3.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot2]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.2.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot1]: undefined,
+            [enums_1.Version.v1dot0]: undefined
+        }),
+        JSON_STRICT_SCHEMA: Object.freeze({
+            [enums_1.Version.v1dot7]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.7.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot6]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.6.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot5]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.5.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot4]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.4.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot3]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.3-strict.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot2]: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'bom-1.2-strict.SNAPSHOT.schema.json'),
+            [enums_1.Version.v1dot1]: undefined,
+            [enums_1.Version.v1dot0]: undefined
+        })
+    }),
+    SPDX: Object.freeze({
+        XML_SCHEMA: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'spdx.SNAPSHOT.xsd'),
+        JSON_SCHEMA: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'spdx.SNAPSHOT.schema.json')
+    }),
+    CryptoDefs: Object.freeze({
+        JSON_SCHEMA: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'cryptography-defs.SNAPSHOT.schema.json')
+    }),
+    JSF: Object.freeze({
+        JSON_SCHEMA: (0, node_path_1.resolve)(exports.SCHEMA_ROOT, 'jsf-0.82.SNAPSHOT.schema.json')
+    })
+});
+//# sourceMappingURL=resources.node.js.map
+
+/***/ }),
+
+/***/ 39983:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.BaseSerializer = void 0;
+const tree_1 = __nccwpck_require__(66698);
+const bomRefDiscriminator_1 = __nccwpck_require__(81637);
+class BaseSerializer {
+    *#getAllBomRefs(bom) {
+        if (bom.metadata.component !== undefined) {
+            yield bom.metadata.component.bomRef;
+            for (const { bomRef } of bom.metadata.component.components[tree_1.treeIteratorSymbol]()) {
+                yield bomRef;
+            }
+        }
+        for (const { bomRef } of bom.components[tree_1.treeIteratorSymbol]()) {
+            yield bomRef;
+        }
+        for (const { bomRef } of bom.services[tree_1.treeIteratorSymbol]()) {
+            yield bomRef;
+        }
+        for (const { bomRef } of bom.vulnerabilities) {
+            yield bomRef;
+        }
+    }
+    #normalize(bom, options) {
+        const bomRefDiscriminator = new bomRefDiscriminator_1.BomRefDiscriminator(this.#getAllBomRefs(bom));
+        bomRefDiscriminator.discriminate();
+        try {
+            return this._normalize(bom, options);
+        }
+        finally {
+            bomRefDiscriminator.reset();
+        }
+    }
+    serialize(bom, options) {
+        return this._serialize(this.#normalize(bom, options), options);
+    }
+}
+exports.BaseSerializer = BaseSerializer;
+//# sourceMappingURL=baseSerializer.js.map
+
+/***/ }),
+
+/***/ 81637:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.BomRefDiscriminator = void 0;
+class BomRefDiscriminator {
+    #originalValues;
+    #prefix;
+    constructor(bomRefs, prefix = 'BomRef') {
+        this.#originalValues = Array.from(bomRefs, r => [r, r.value]);
+        this.#prefix = prefix;
+    }
+    get prefix() {
+        return this.#prefix;
+    }
+    *[Symbol.iterator]() {
+        for (const [bomRef] of this.#originalValues) {
+            yield bomRef;
+        }
+    }
+    discriminate() {
+        const knownRefValues = new Set(['']);
+        for (const [bomRef] of this.#originalValues) {
+            let value = bomRef.value;
+            if (value === undefined || knownRefValues.has(value)) {
+                value = this.#makeUniqueId();
+                bomRef.value = value;
+            }
+            knownRefValues.add(value);
+        }
+    }
+    reset() {
+        for (const [bomRef, originalValue] of this.#originalValues) {
+            bomRef.value = originalValue;
+        }
+    }
+    #makeUniqueId() {
+        return `${this.#prefix}${Math.random().toString(32).substring(1)}${Math.random().toString(32).substring(1)}`;
+    }
+}
+exports.BomRefDiscriminator = BomRefDiscriminator;
+//# sourceMappingURL=bomRefDiscriminator.js.map
+
+/***/ }),
+
+/***/ 98485:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.MissingOptionalDependencyError = void 0;
+const errors_1 = __nccwpck_require__(98835);
+class MissingOptionalDependencyError extends errors_1.OptPlugError {
+}
+exports.MissingOptionalDependencyError = MissingOptionalDependencyError;
+//# sourceMappingURL=errors.js.map
+
+/***/ }),
+
+/***/ 57621:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.XML = exports.JSON = exports.Types = void 0;
+__exportStar(__nccwpck_require__(81637), exports);
+__exportStar(__nccwpck_require__(98485), exports);
+exports.Types = __importStar(__nccwpck_require__(54897));
+__exportStar(__nccwpck_require__(39983), exports);
+exports.JSON = __importStar(__nccwpck_require__(85395));
+__exportStar(__nccwpck_require__(55976), exports);
+exports.XML = __importStar(__nccwpck_require__(74494));
+__exportStar(__nccwpck_require__(63568), exports);
+//# sourceMappingURL=index.common.js.map
+
+/***/ }),
+
+/***/ 51248:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+__exportStar(__nccwpck_require__(57621), exports);
+__exportStar(__nccwpck_require__(86179), exports);
+//# sourceMappingURL=index.node.js.map
+
+/***/ }),
+
+/***/ 85395:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Types = exports.Normalize = void 0;
+exports.Normalize = __importStar(__nccwpck_require__(52608));
+exports.Types = __importStar(__nccwpck_require__(84466));
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 52608:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.VulnerabilityAnalysisNormalizer = exports.VulnerabilityAffectedVersionNormalizer = exports.VulnerabilityAffectNormalizer = exports.VulnerabilityCreditsNormalizer = exports.VulnerabilityAdvisoryNormalizer = exports.VulnerabilityRatingNormalizer = exports.VulnerabilityReferenceNormalizer = exports.VulnerabilitySourceNormalizer = exports.VulnerabilityNormalizer = exports.DependencyGraphNormalizer = exports.PropertyNormalizer = exports.AttachmentNormalizer = exports.ExternalReferenceNormalizer = exports.SWIDNormalizer = exports.LicenseNormalizer = exports.ComponentEvidenceNormalizer = exports.ServiceNormalizer = exports.ComponentNormalizer = exports.OrganizationalEntityNormalizer = exports.OrganizationalContactNormalizer = exports.HashNormalizer = exports.ToolsNormalizer = exports.ToolNormalizer = exports.LifecycleNormalizer = exports.MetadataNormalizer = exports.BomNormalizer = exports.Factory = void 0;
+const iterable_1 = __nccwpck_require__(27180);
+const notUndefined_1 = __nccwpck_require__(73837);
+const tree_1 = __nccwpck_require__(66698);
+const uri_1 = __nccwpck_require__(72818);
+const license_1 = __nccwpck_require__(27027);
+const lifecycle_1 = __nccwpck_require__(604);
+const tool_1 = __nccwpck_require__(28468);
+const affect_1 = __nccwpck_require__(78616);
+const spdx_1 = __nccwpck_require__(61290);
+const enums_1 = __nccwpck_require__(33671);
+const types_1 = __nccwpck_require__(84466);
+class Factory {
+    #spec;
+    constructor(spec) {
+        this.#spec = spec;
+    }
+    get spec() {
+        return this.#spec;
+    }
+    makeForBom() {
+        return new BomNormalizer(this);
+    }
+    makeForMetadata() {
+        return new MetadataNormalizer(this);
+    }
+    makeForComponent() {
+        return new ComponentNormalizer(this);
+    }
+    makeForService() {
+        return new ServiceNormalizer(this);
+    }
+    makeForComponentEvidence() {
+        return new ComponentEvidenceNormalizer(this);
+    }
+    makeForLifecycle() {
+        return new LifecycleNormalizer(this);
+    }
+    makeForTool() {
+        return new ToolNormalizer(this);
+    }
+    makeForTools() {
+        return new ToolsNormalizer(this);
+    }
+    makeForOrganizationalContact() {
+        return new OrganizationalContactNormalizer(this);
+    }
+    makeForOrganizationalEntity() {
+        return new OrganizationalEntityNormalizer(this);
+    }
+    makeForHash() {
+        return new HashNormalizer(this);
+    }
+    makeForLicense() {
+        return new LicenseNormalizer(this);
+    }
+    makeForSWID() {
+        return new SWIDNormalizer(this);
+    }
+    makeForExternalReference() {
+        return new ExternalReferenceNormalizer(this);
+    }
+    makeForAttachment() {
+        return new AttachmentNormalizer(this);
+    }
+    makeForProperty() {
+        return new PropertyNormalizer(this);
+    }
+    makeForDependencyGraph() {
+        return new DependencyGraphNormalizer(this);
+    }
+    makeForVulnerability() {
+        return new VulnerabilityNormalizer(this);
+    }
+    makeForVulnerabilitySource() {
+        return new VulnerabilitySourceNormalizer(this);
+    }
+    makeForVulnerabilityReference() {
+        return new VulnerabilityReferenceNormalizer(this);
+    }
+    makeForVulnerabilityRating() {
+        return new VulnerabilityRatingNormalizer(this);
+    }
+    makeForVulnerabilityAdvisory() {
+        return new VulnerabilityAdvisoryNormalizer(this);
+    }
+    makeForVulnerabilityCredits() {
+        return new VulnerabilityCreditsNormalizer(this);
+    }
+    makeForVulnerabilityAffect() {
+        return new VulnerabilityAffectNormalizer(this);
+    }
+    makeForVulnerabilityAffectedVersion() {
+        return new VulnerabilityAffectedVersionNormalizer(this);
+    }
+    makeForVulnerabilityAnalysis() {
+        return new VulnerabilityAnalysisNormalizer(this);
+    }
+}
+exports.Factory = Factory;
+const schemaUrl = new Map([
+    [enums_1.Version.v1dot7, 'http://cyclonedx.org/schema/bom-1.7.schema.json'],
+    [enums_1.Version.v1dot6, 'http://cyclonedx.org/schema/bom-1.6.schema.json'],
+    [enums_1.Version.v1dot5, 'http://cyclonedx.org/schema/bom-1.5.schema.json'],
+    [enums_1.Version.v1dot4, 'http://cyclonedx.org/schema/bom-1.4.schema.json'],
+    [enums_1.Version.v1dot3, 'http://cyclonedx.org/schema/bom-1.3a.schema.json'],
+    [enums_1.Version.v1dot2, 'http://cyclonedx.org/schema/bom-1.2b.schema.json']
+]);
+class BaseJsonNormalizer {
+    _factory;
+    constructor(factory) {
+        this._factory = factory;
+    }
+    get factory() {
+        return this._factory;
+    }
+}
+class BomNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            $schema: schemaUrl.get(this._factory.spec.version),
+            bomFormat: 'CycloneDX',
+            specVersion: this._factory.spec.version,
+            version: data.version,
+            serialNumber: this.#isEligibleSerialNumber(data.serialNumber)
+                ? data.serialNumber
+                : undefined,
+            metadata: this._factory.makeForMetadata().normalize(data.metadata, options),
+            components: data.components.size > 0
+                ? this._factory.makeForComponent().normalizeIterable(data.components, options)
+                : [],
+            services: this._factory.spec.supportsServices && data.services.size > 0
+                ? this._factory.makeForService().normalizeIterable(data.services, options)
+                : undefined,
+            dependencies: this._factory.spec.supportsDependencyGraph
+                ? this._factory.makeForDependencyGraph().normalize(data, options)
+                : undefined,
+            vulnerabilities: this._factory.spec.supportsVulnerabilities && data.vulnerabilities.size > 0
+                ? this._factory.makeForVulnerability().normalizeIterable(data.vulnerabilities, options)
+                : undefined
+        };
+    }
+    #isEligibleSerialNumber(v) {
+        return v !== undefined &&
+            /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v);
+    }
+}
+exports.BomNormalizer = BomNormalizer;
+class MetadataNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        const orgEntityNormalizer = this._factory.makeForOrganizationalEntity();
+        return {
+            timestamp: data.timestamp?.toISOString(),
+            lifecycles: this._factory.spec.supportsMetadataLifecycles && data.lifecycles.size > 0
+                ? this._factory.makeForLifecycle().normalizeIterable(data.lifecycles, options)
+                : undefined,
+            tools: data.tools.size > 0
+                ? this._factory.makeForTools().normalize(data.tools, options)
+                : undefined,
+            authors: data.authors.size > 0
+                ? this._factory.makeForOrganizationalContact().normalizeIterable(data.authors, options)
+                : undefined,
+            component: data.component === undefined
+                ? undefined
+                : this._factory.makeForComponent().normalize(data.component, options),
+            manufacture: data.manufacture === undefined
+                ? undefined
+                : orgEntityNormalizer.normalize(data.manufacture, options),
+            supplier: data.supplier === undefined
+                ? undefined
+                : orgEntityNormalizer.normalize(data.supplier, options),
+            licenses: this._factory.spec.supportsMetadataLicenses && data.licenses.size > 0
+                ? this._factory.makeForLicense().normalizeIterable(data.licenses, options)
+                : undefined,
+            properties: this._factory.spec.supportsMetadataProperties && data.properties.size > 0
+                ? this._factory.makeForProperty().normalizeIterable(data.properties, options)
+                : undefined
+        };
+    }
+}
+exports.MetadataNormalizer = MetadataNormalizer;
+class LifecycleNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return data instanceof lifecycle_1.NamedLifecycle
+            ? { name: data.name, description: data.description }
+            : { phase: data };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(lc => this.normalize(lc, options));
+    }
+}
+exports.LifecycleNormalizer = LifecycleNormalizer;
+class ToolNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            vendor: data.vendor || undefined,
+            name: data.name || undefined,
+            version: data.version || undefined,
+            hashes: data.hashes.size > 0
+                ? this._factory.makeForHash().normalizeIterable(data.hashes, options)
+                : undefined,
+            externalReferences: this._factory.spec.supportsToolReferences && data.externalReferences.size > 0
+                ? this._factory.makeForExternalReference().normalizeIterable(data.externalReferences, options)
+                : undefined
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(t => this.normalize(t, options));
+    }
+}
+exports.ToolNormalizer = ToolNormalizer;
+class ToolsNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        if (data.tools.size > 0 || !this._factory.spec.supportsToolsComponentsServices) {
+            return this._factory.makeForTool().normalizeIterable(new tool_1.ToolRepository((0, iterable_1.chainI)(Array.from(data.components, tool_1.Tool.fromComponent), Array.from(data.services, tool_1.Tool.fromService), data.tools)), options);
+        }
+        return {
+            components: data.components.size > 0
+                ? this._factory.makeForComponent().normalizeIterable(data.components, options)
+                : undefined,
+            services: data.services.size > 0
+                ? this._factory.makeForService().normalizeIterable(data.services, options)
+                : undefined
+        };
+    }
+}
+exports.ToolsNormalizer = ToolsNormalizer;
+class HashNormalizer extends BaseJsonNormalizer {
+    normalize([algorithm, content], options) {
+        const spec = this._factory.spec;
+        return spec.supportsHashAlgorithm(algorithm) && spec.supportsHashValue(content)
+            ? {
+                alg: algorithm,
+                content
+            }
+            : undefined;
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(h => this.normalize(h, options)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.HashNormalizer = HashNormalizer;
+class OrganizationalContactNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            name: data.name || undefined,
+            email: types_1.JsonSchema.isIdnEmail(data.email)
+                ? data.email
+                : undefined,
+            phone: data.phone || undefined
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(oc => this.normalize(oc, options));
+    }
+}
+exports.OrganizationalContactNormalizer = OrganizationalContactNormalizer;
+class OrganizationalEntityNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        const urls = normalizeStringableIter(Array.from(data.url, (s) => (0, uri_1.escapeUri)(s.toString())), options).filter(types_1.JsonSchema.isIriReference);
+        return {
+            name: data.name || undefined,
+            url: urls.length > 0
+                ? urls
+                : undefined,
+            contact: data.contact.size > 0
+                ? this._factory.makeForOrganizationalContact().normalizeIterable(data.contact, options)
+                : undefined
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(oe => this.normalize(oe, options));
+    }
+}
+exports.OrganizationalEntityNormalizer = OrganizationalEntityNormalizer;
+class ComponentNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        const spec = this._factory.spec;
+        if (!spec.supportsComponentType(data.type)) {
+            return undefined;
+        }
+        const version = data.version ?? '';
+        return {
+            type: data.type,
+            name: data.name,
+            group: data.group || undefined,
+            version: version.length > 0 || spec.requiresComponentVersion
+                ? version
+                : undefined,
+            'bom-ref': data.bomRef.value || undefined,
+            supplier: data.supplier === undefined
+                ? undefined
+                : this._factory.makeForOrganizationalEntity().normalize(data.supplier, options),
+            author: data.author || undefined,
+            publisher: data.publisher || undefined,
+            description: data.description || undefined,
+            scope: data.scope,
+            hashes: data.hashes.size > 0
+                ? this._factory.makeForHash().normalizeIterable(data.hashes, options)
+                : undefined,
+            licenses: data.licenses.size > 0
+                ? this._factory.makeForLicense().normalizeIterable(data.licenses, options)
+                : undefined,
+            copyright: data.copyright?.toString() || undefined,
+            cpe: data.cpe || undefined,
+            purl: data.purl?.toString(),
+            swid: data.swid === undefined
+                ? undefined
+                : this._factory.makeForSWID().normalize(data.swid, options),
+            externalReferences: data.externalReferences.size > 0
+                ? this._factory.makeForExternalReference().normalizeIterable(data.externalReferences, options)
+                : undefined,
+            properties: spec.supportsProperties(data) && data.properties.size > 0
+                ? this._factory.makeForProperty().normalizeIterable(data.properties, options)
+                : undefined,
+            components: data.components.size > 0
+                ? this.normalizeIterable(data.components, options)
+                : undefined,
+            evidence: spec.supportsComponentEvidence && data.evidence !== undefined
+                ? this._factory.makeForComponentEvidence().normalize(data.evidence, options)
+                : undefined
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(c => this.normalize(c, options)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.ComponentNormalizer = ComponentNormalizer;
+class ServiceNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        const spec = this._factory.spec;
+        return {
+            'bom-ref': data.bomRef.value || undefined,
+            provider: data.provider
+                ? this._factory.makeForOrganizationalEntity().normalize(data.provider, options)
+                : undefined,
+            group: data.group,
+            name: data.name,
+            version: data.version || undefined,
+            description: data.description || undefined,
+            licenses: data.licenses.size > 0
+                ? this._factory.makeForLicense().normalizeIterable(data.licenses, options)
+                : undefined,
+            externalReferences: data.externalReferences.size > 0
+                ? this._factory.makeForExternalReference().normalizeIterable(data.externalReferences, options)
+                : undefined,
+            services: data.services.size > 0
+                ? this._factory.makeForService().normalizeIterable(data.services, options)
+                : undefined,
+            properties: spec.supportsProperties(data) && data.properties.size > 0
+                ? this._factory.makeForProperty().normalizeIterable(data.properties, options)
+                : undefined,
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(s => this.normalize(s, options));
+    }
+}
+exports.ServiceNormalizer = ServiceNormalizer;
+class ComponentEvidenceNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            licenses: data.licenses.size > 0
+                ? this._factory.makeForLicense().normalizeIterable(data.licenses, options)
+                : undefined,
+            copyright: data.copyright.size > 0
+                ? (options.sortLists
+                    ? data.copyright.sorted().map(ComponentEvidenceNormalizer.#normalizeCopyright)
+                    : Array.from(data.copyright, ComponentEvidenceNormalizer.#normalizeCopyright))
+                : undefined
+        };
+    }
+    static #normalizeCopyright(c) {
+        return { text: c.toString() };
+    }
+}
+exports.ComponentEvidenceNormalizer = ComponentEvidenceNormalizer;
+class LicenseNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        switch (true) {
+            case data instanceof license_1.NamedLicense:
+                return this.#normalizeNamedLicense(data, options);
+            case data instanceof license_1.SpdxLicense:
+                return (0, spdx_1.isSupportedSpdxId)(data.id)
+                    ? this.#normalizeSpdxLicense(data, options)
+                    : this.#normalizeNamedLicense(new license_1.NamedLicense(data.id, { url: data.url }), options);
+            case data instanceof license_1.LicenseExpression:
+                return this.#normalizeLicenseExpression(data);
+            default:
+                throw new TypeError('Unexpected LicenseChoice');
+        }
+    }
+    #normalizeNamedLicense(data, options) {
+        const spec = this._factory.spec;
+        const url = (0, uri_1.escapeUri)(data.url?.toString());
+        return {
+            license: {
+                name: data.name,
+                acknowledgement: spec.supportsLicenseAcknowledgement
+                    ? data.acknowledgement
+                    : undefined,
+                text: data.text === undefined
+                    ? undefined
+                    : this._factory.makeForAttachment().normalize(data.text, options),
+                url: types_1.JsonSchema.isIriReference(url)
+                    ? url
+                    : undefined,
+                properties: spec.supportsProperties(data) && data.properties.size > 0
+                    ? this._factory.makeForProperty().normalizeIterable(data.properties, options)
+                    : undefined
+            }
+        };
+    }
+    #normalizeSpdxLicense(data, options) {
+        const spec = this._factory.spec;
+        const url = (0, uri_1.escapeUri)(data.url?.toString());
+        return {
+            license: {
+                id: data.id,
+                acknowledgement: spec.supportsLicenseAcknowledgement
+                    ? data.acknowledgement
+                    : undefined,
+                text: data.text === undefined
+                    ? undefined
+                    : this._factory.makeForAttachment().normalize(data.text, options),
+                url: types_1.JsonSchema.isIriReference(url)
+                    ? url
+                    : undefined,
+                properties: spec.supportsProperties(data) && data.properties.size > 0
+                    ? this._factory.makeForProperty().normalizeIterable(data.properties, options)
+                    : undefined
+            }
+        };
+    }
+    #normalizeLicenseExpression(data) {
+        return {
+            expression: data.expression,
+            acknowledgement: this._factory.spec.supportsLicenseAcknowledgement
+                ? data.acknowledgement
+                : undefined
+        };
+    }
+    normalizeIterable(data, options) {
+        const licenses = options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data);
+        if (licenses.length > 1) {
+            const expressions = licenses.filter(l => l instanceof license_1.LicenseExpression);
+            if (expressions.length > 0) {
+                return [this.#normalizeLicenseExpression(expressions[0])];
+            }
+        }
+        return licenses.map(l => this.normalize(l, options));
+    }
+}
+exports.LicenseNormalizer = LicenseNormalizer;
+class SWIDNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        const url = (0, uri_1.escapeUri)(data.url?.toString());
+        return {
+            tagId: data.tagId,
+            name: data.name,
+            version: data.version || undefined,
+            tagVersion: data.tagVersion,
+            patch: data.patch,
+            text: data.text === undefined
+                ? undefined
+                : this._factory.makeForAttachment().normalize(data.text, options),
+            url: types_1.JsonSchema.isIriReference(url)
+                ? url
+                : undefined
+        };
+    }
+}
+exports.SWIDNormalizer = SWIDNormalizer;
+class ExternalReferenceNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return this._factory.spec.supportsExternalReferenceType(data.type)
+            ? {
+                url: (0, uri_1.escapeUri)(data.url.toString()),
+                type: data.type,
+                hashes: this._factory.spec.supportsExternalReferenceHashes && data.hashes.size > 0
+                    ? this._factory.makeForHash().normalizeIterable(data.hashes, options)
+                    : undefined,
+                comment: data.comment || undefined
+            }
+            : undefined;
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(r => this.normalize(r, options)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.ExternalReferenceNormalizer = ExternalReferenceNormalizer;
+class AttachmentNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            content: data.content.toString(),
+            contentType: data.contentType || undefined,
+            encoding: data.encoding
+        };
+    }
+}
+exports.AttachmentNormalizer = AttachmentNormalizer;
+class PropertyNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            name: data.name,
+            value: data.value
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(p => this.normalize(p, options));
+    }
+}
+exports.PropertyNormalizer = PropertyNormalizer;
+class DependencyGraphNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        const allRefs = new Map();
+        if (data.metadata.component !== undefined) {
+            allRefs.set(data.metadata.component.bomRef, data.metadata.component.dependencies);
+            for (const component of data.metadata.component.components[tree_1.treeIteratorSymbol]()) {
+                allRefs.set(component.bomRef, component.dependencies);
+            }
+        }
+        for (const component of data.components[tree_1.treeIteratorSymbol]()) {
+            allRefs.set(component.bomRef, component.dependencies);
+        }
+        for (const service of data.services[tree_1.treeIteratorSymbol]()) {
+            allRefs.set(service.bomRef, service.dependencies);
+        }
+        const normalized = [];
+        for (const [ref, deps] of allRefs) {
+            const dep = this.#normalizeDependency(ref, deps, allRefs, options);
+            if ((0, notUndefined_1.isNotUndefined)(dep)) {
+                normalized.push(dep);
+            }
+        }
+        if (options.sortLists ?? false) {
+            normalized.sort(({ ref: a }, { ref: b }) => a.localeCompare(b));
+        }
+        return normalized;
+    }
+    #normalizeDependency(ref, deps, allRefs, options) {
+        const bomRef = ref.toString();
+        if (bomRef.length === 0) {
+            return undefined;
+        }
+        const dependsOn = normalizeStringableIter(Array.from(deps).filter(d => allRefs.has(d) && d !== ref), options).filter(d => d.length > 0);
+        return {
+            ref: bomRef,
+            dependsOn: dependsOn.length > 0
+                ? dependsOn
+                : undefined
+        };
+    }
+}
+exports.DependencyGraphNormalizer = DependencyGraphNormalizer;
+class VulnerabilityNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            'bom-ref': data.bomRef.value || undefined,
+            id: data.id || undefined,
+            source: data.source === undefined
+                ? undefined
+                : this._factory.makeForVulnerabilitySource().normalize(data.source, options),
+            references: data.references.size > 0
+                ? this._factory.makeForVulnerabilityReference().normalizeIterable(data.references, options)
+                : undefined,
+            ratings: data.ratings.size > 0
+                ? this._factory.makeForVulnerabilityRating().normalizeIterable(data.ratings, options)
+                : undefined,
+            cwes: data.cwes.size > 0
+                ? (options.sortLists ?? false
+                    ? data.cwes.sorted()
+                    : Array.from(data.cwes))
+                : undefined,
+            description: data.description,
+            detail: data.detail,
+            recommendation: data.recommendation,
+            advisories: data.advisories.size > 0
+                ? this._factory.makeForVulnerabilityAdvisory().normalizeIterable(data.advisories, options)
+                : undefined,
+            created: data.created?.toISOString(),
+            published: data.published?.toISOString(),
+            updated: data.updated?.toISOString(),
+            credits: data.credits === undefined
+                ? undefined
+                : this._factory.makeForVulnerabilityCredits().normalize(data.credits, options),
+            tools: data.tools.size > 0
+                ? this._factory.makeForTools().normalize(data.tools, options)
+                : undefined,
+            analysis: data.analysis === undefined
+                ? undefined
+                : this._factory.makeForVulnerabilityAnalysis().normalize(data.analysis, options),
+            affects: data.affects.size > 0
+                ? this._factory.makeForVulnerabilityAffect().normalizeIterable(data.affects, options)
+                : undefined,
+            properties: data.properties.size > 0
+                ? this._factory.makeForProperty().normalizeIterable(data.properties, options)
+                : undefined
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(v => this.normalize(v, options));
+    }
+}
+exports.VulnerabilityNormalizer = VulnerabilityNormalizer;
+class VulnerabilitySourceNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            name: data.name,
+            url: data.url?.toString()
+        };
+    }
+}
+exports.VulnerabilitySourceNormalizer = VulnerabilitySourceNormalizer;
+class VulnerabilityReferenceNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            id: data.id,
+            source: this._factory.makeForVulnerabilitySource().normalize(data.source, options)
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(r => this.normalize(r, options));
+    }
+}
+exports.VulnerabilityReferenceNormalizer = VulnerabilityReferenceNormalizer;
+class VulnerabilityRatingNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            source: data.source === undefined
+                ? undefined
+                : this._factory.makeForVulnerabilitySource().normalize(data.source, options),
+            score: data.score,
+            severity: data.severity,
+            method: this._factory.spec.supportsVulnerabilityRatingMethod(data.method)
+                ? data.method
+                : undefined,
+            vector: data.vector,
+            justification: data.justification
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(r => this.normalize(r, options));
+    }
+}
+exports.VulnerabilityRatingNormalizer = VulnerabilityRatingNormalizer;
+class VulnerabilityAdvisoryNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        const url = (0, uri_1.escapeUri)(data.url.toString());
+        if (!types_1.JsonSchema.isIriReference(url)) {
+            return undefined;
+        }
+        return {
+            title: data.title,
+            url
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(a => this.normalize(a, options)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.VulnerabilityAdvisoryNormalizer = VulnerabilityAdvisoryNormalizer;
+class VulnerabilityCreditsNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            organizations: data.organizations.size > 0
+                ? this._factory.makeForOrganizationalEntity().normalizeIterable(data.organizations, options)
+                : undefined,
+            individuals: data.individuals.size > 0
+                ? this._factory.makeForOrganizationalContact().normalizeIterable(data.individuals, options)
+                : undefined
+        };
+    }
+}
+exports.VulnerabilityCreditsNormalizer = VulnerabilityCreditsNormalizer;
+class VulnerabilityAffectNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            ref: data.ref.toString(),
+            versions: data.versions.size > 0
+                ? this._factory.makeForVulnerabilityAffectedVersion().normalizeIterable(data.versions, options)
+                : undefined
+        };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(a => this.normalize(a, options));
+    }
+}
+exports.VulnerabilityAffectNormalizer = VulnerabilityAffectNormalizer;
+class VulnerabilityAffectedVersionNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        switch (true) {
+            case data instanceof affect_1.AffectedSingleVersion:
+                return this.#normalizeAffectedSingleVersion(data);
+            case data instanceof affect_1.AffectedVersionRange:
+                return this.#normalizeAffectedVersionRange(data);
+            default:
+                throw new TypeError('Unexpected Vulnerability AffectedVersion');
+        }
+    }
+    #normalizeAffectedSingleVersion(data) {
+        return data.version.length < 1
+            ? undefined
+            : {
+                version: data.version.substring(0, 1024),
+                status: data.status
+            };
+    }
+    #normalizeAffectedVersionRange(data) {
+        return data.range.length < 1
+            ? undefined
+            : {
+                range: data.range.substring(0, 1024),
+                status: data.status
+            };
+    }
+    normalizeIterable(data, options) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(av => this.normalize(av, options)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.VulnerabilityAffectedVersionNormalizer = VulnerabilityAffectedVersionNormalizer;
+class VulnerabilityAnalysisNormalizer extends BaseJsonNormalizer {
+    normalize(data, options) {
+        return {
+            state: data.state,
+            justification: data.justification,
+            response: data.response.size > 0
+                ? (options.sortLists ?? false
+                    ? data.response.sorted()
+                    : Array.from(data.response))
+                : undefined,
+            detail: data.detail
+        };
+    }
+}
+exports.VulnerabilityAnalysisNormalizer = VulnerabilityAnalysisNormalizer;
+function normalizeStringableIter(data, options) {
+    const r = Array.from(data, d => d.toString());
+    if (options.sortLists ?? false) {
+        r.sort((a, b) => a.localeCompare(b));
+    }
+    return r;
+}
+//# sourceMappingURL=normalize.js.map
+
+/***/ }),
+
+/***/ 84466:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.JsonSchema = void 0;
+var JsonSchema;
+(function (JsonSchema) {
+    function isIriReference(value) {
+        return typeof value === 'string' &&
+            value.length > 0;
+    }
+    JsonSchema.isIriReference = isIriReference;
+    function isIdnEmail(value) {
+        return typeof value === 'string' &&
+            value.length > 0;
+    }
+    JsonSchema.isIdnEmail = isIdnEmail;
+})(JsonSchema || (exports.JsonSchema = JsonSchema = {}));
+//# sourceMappingURL=types.js.map
+
+/***/ }),
+
+/***/ 55976:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.JsonSerializer = void 0;
+const enums_1 = __nccwpck_require__(33671);
+const errors_1 = __nccwpck_require__(36134);
+const baseSerializer_1 = __nccwpck_require__(39983);
+class JsonSerializer extends baseSerializer_1.BaseSerializer {
+    #normalizerFactory;
+    constructor(normalizerFactory) {
+        if (!normalizerFactory.spec.supportsFormat(enums_1.Format.JSON)) {
+            throw new errors_1.UnsupportedFormatError('Spec does not support JSON format.');
+        }
+        super();
+        this.#normalizerFactory = normalizerFactory;
+    }
+    get normalizerFactory() {
+        return this.#normalizerFactory;
+    }
+    _normalize(bom, options = {}) {
+        return this.#normalizerFactory.makeForBom()
+            .normalize(bom, options);
+    }
+    _serialize(bom, { space } = {}) {
+        return JSON.stringify(bom, null, space);
+    }
+}
+exports.JsonSerializer = JsonSerializer;
+//# sourceMappingURL=jsonSerializer.js.map
+
+/***/ }),
+
+/***/ 54897:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+//# sourceMappingURL=types.js.map
+
+/***/ }),
+
+/***/ 98020:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.normalizedString = normalizedString;
+exports.token = token;
+const _normalizeStringForbiddenSearch = /\r\n|\t|\n|\r/g;
+const _normalizeStringForbiddenReplace = ' ';
+function normalizedString(s) {
+    return s.replace(_normalizeStringForbiddenSearch, _normalizeStringForbiddenReplace);
+}
+const _tokenMultispaceSearch = / {2,}/g;
+const _tokenMultispaceReplace = ' ';
+function token(s) {
+    return normalizedString(s).trim().replace(_tokenMultispaceSearch, _tokenMultispaceReplace);
+}
+//# sourceMappingURL=_xsd.js.map
+
+/***/ }),
+
+/***/ 74494:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Types = exports.Normalize = void 0;
+exports.Normalize = __importStar(__nccwpck_require__(42341));
+exports.Types = __importStar(__nccwpck_require__(58547));
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 42341:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.VulnerabilityAffectedVersionNormalizer = exports.VulnerabilityAffectNormalizer = exports.VulnerabilityAnalysisNormalizer = exports.VulnerabilityCreditsNormalizer = exports.VulnerabilityAdvisoryNormalizer = exports.VulnerabilityRatingNormalizer = exports.VulnerabilityReferenceNormalizer = exports.VulnerabilitySourceNormalizer = exports.VulnerabilityNormalizer = exports.DependencyGraphNormalizer = exports.PropertyNormalizer = exports.AttachmentNormalizer = exports.ExternalReferenceNormalizer = exports.SWIDNormalizer = exports.LicenseNormalizer = exports.ComponentEvidenceNormalizer = exports.ServiceNormalizer = exports.ComponentNormalizer = exports.OrganizationalEntityNormalizer = exports.OrganizationalContactNormalizer = exports.HashNormalizer = exports.ToolsNormalizer = exports.ToolNormalizer = exports.LifecycleNormalizer = exports.MetadataNormalizer = exports.BomNormalizer = exports.Factory = void 0;
+const iterable_1 = __nccwpck_require__(27180);
+const notUndefined_1 = __nccwpck_require__(73837);
+const tree_1 = __nccwpck_require__(66698);
+const uri_1 = __nccwpck_require__(72818);
+const models_1 = __nccwpck_require__(50320);
+const license_1 = __nccwpck_require__(27027);
+const lifecycle_1 = __nccwpck_require__(604);
+const affect_1 = __nccwpck_require__(78616);
+const spdx_1 = __nccwpck_require__(61290);
+const enums_1 = __nccwpck_require__(33671);
+const _xsd_1 = __nccwpck_require__(98020);
+const types_1 = __nccwpck_require__(58547);
+class Factory {
+    #spec;
+    constructor(spec) {
+        this.#spec = spec;
+    }
+    get spec() {
+        return this.#spec;
+    }
+    makeForBom() {
+        return new BomNormalizer(this);
+    }
+    makeForMetadata() {
+        return new MetadataNormalizer(this);
+    }
+    makeForLifecycle() {
+        return new LifecycleNormalizer(this);
+    }
+    makeForComponent() {
+        return new ComponentNormalizer(this);
+    }
+    makeForService() {
+        return new ServiceNormalizer(this);
+    }
+    makeForComponentEvidence() {
+        return new ComponentEvidenceNormalizer(this);
+    }
+    makeForTool() {
+        return new ToolNormalizer(this);
+    }
+    makeForTools() {
+        return new ToolsNormalizer(this);
+    }
+    makeForOrganizationalContact() {
+        return new OrganizationalContactNormalizer(this);
+    }
+    makeForOrganizationalEntity() {
+        return new OrganizationalEntityNormalizer(this);
+    }
+    makeForHash() {
+        return new HashNormalizer(this);
+    }
+    makeForLicense() {
+        return new LicenseNormalizer(this);
+    }
+    makeForSWID() {
+        return new SWIDNormalizer(this);
+    }
+    makeForExternalReference() {
+        return new ExternalReferenceNormalizer(this);
+    }
+    makeForAttachment() {
+        return new AttachmentNormalizer(this);
+    }
+    makeForProperty() {
+        return new PropertyNormalizer(this);
+    }
+    makeForDependencyGraph() {
+        return new DependencyGraphNormalizer(this);
+    }
+    makeForVulnerability() {
+        return new VulnerabilityNormalizer(this);
+    }
+    makeForVulnerabilitySource() {
+        return new VulnerabilitySourceNormalizer(this);
+    }
+    makeForVulnerabilityReference() {
+        return new VulnerabilityReferenceNormalizer(this);
+    }
+    makeForVulnerabilityRating() {
+        return new VulnerabilityRatingNormalizer(this);
+    }
+    makeForVulnerabilityAdvisory() {
+        return new VulnerabilityAdvisoryNormalizer(this);
+    }
+    makeForVulnerabilityCredits() {
+        return new VulnerabilityCreditsNormalizer(this);
+    }
+    makeForVulnerabilityAffect() {
+        return new VulnerabilityAffectNormalizer(this);
+    }
+    makeForVulnerabilityAffectedVersion() {
+        return new VulnerabilityAffectedVersionNormalizer(this);
+    }
+    makeForVulnerabilityAnalysis() {
+        return new VulnerabilityAnalysisNormalizer(this);
+    }
+}
+exports.Factory = Factory;
+const xmlNamespace = new Map([
+    [enums_1.Version.v1dot7, 'http://cyclonedx.org/schema/bom/1.7'],
+    [enums_1.Version.v1dot6, 'http://cyclonedx.org/schema/bom/1.6'],
+    [enums_1.Version.v1dot5, 'http://cyclonedx.org/schema/bom/1.5'],
+    [enums_1.Version.v1dot4, 'http://cyclonedx.org/schema/bom/1.4'],
+    [enums_1.Version.v1dot3, 'http://cyclonedx.org/schema/bom/1.3'],
+    [enums_1.Version.v1dot2, 'http://cyclonedx.org/schema/bom/1.2'],
+    [enums_1.Version.v1dot1, 'http://cyclonedx.org/schema/bom/1.1'],
+    [enums_1.Version.v1dot0, 'http://cyclonedx.org/schema/bom/1.0']
+]);
+class BaseXmlNormalizer {
+    _factory;
+    constructor(factory) {
+        this._factory = factory;
+    }
+    get factory() {
+        return this._factory;
+    }
+}
+class BomNormalizer extends BaseXmlNormalizer {
+    normalize(data, options) {
+        const components = {
+            type: 'element',
+            name: 'components',
+            children: data.components.size > 0
+                ? this._factory.makeForComponent().normalizeIterable(data.components, options, 'component')
+                : undefined
+        };
+        const services = this._factory.spec.supportsServices && data.services.size > 0
+            ? {
+                type: 'element',
+                name: 'services',
+                children: this._factory.makeForService().normalizeIterable(data.services, options, 'service')
+            }
+            : undefined;
+        const vulnerabilities = this._factory.spec.supportsVulnerabilities && data.vulnerabilities.size > 0
+            ? {
+                type: 'element',
+                name: 'vulnerabilities',
+                children: this._factory.makeForVulnerability().normalizeIterable(data.vulnerabilities, options, 'vulnerability')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: 'bom',
+            namespace: xmlNamespace.get(this._factory.spec.version),
+            attributes: {
+                version: data.version,
+                serialNumber: this.#isEligibleSerialNumber(data.serialNumber)
+                    ? data.serialNumber
+                    : undefined
+            },
+            children: [
+                this._factory.makeForMetadata().normalize(data.metadata, options, 'metadata'),
+                components,
+                services,
+                this._factory.spec.supportsDependencyGraph
+                    ? this._factory.makeForDependencyGraph().normalize(data, options, 'dependencies')
+                    : undefined,
+                vulnerabilities
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    #isEligibleSerialNumber(v) {
+        return v !== undefined &&
+            /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}$/.test(v);
+    }
+}
+exports.BomNormalizer = BomNormalizer;
+class MetadataNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const orgEntityNormalizer = this._factory.makeForOrganizationalEntity();
+        const lifecycles = this._factory.spec.supportsMetadataLifecycles && data.lifecycles.size > 0
+            ? {
+                type: 'element',
+                name: 'lifecycles',
+                children: this._factory.makeForLifecycle().normalizeIterable(data.lifecycles, options, 'lifecycle')
+            }
+            : undefined;
+        const tools = data.tools.size > 0
+            ? this._factory.makeForTools().normalize(data.tools, options, 'tools')
+            : undefined;
+        const authors = data.authors.size > 0
+            ? {
+                type: 'element',
+                name: 'authors',
+                children: this._factory.makeForOrganizationalContact().normalizeIterable(data.authors, options, 'author')
+            }
+            : undefined;
+        const licenses = this._factory.spec.supportsMetadataLicenses && data.licenses.size > 0
+            ? {
+                type: 'element',
+                name: 'licenses',
+                children: this._factory.makeForLicense().normalizeIterable(data.licenses, options)
+            }
+            : undefined;
+        const properties = this._factory.spec.supportsMetadataProperties && data.properties.size > 0
+            ? {
+                type: 'element',
+                name: 'properties',
+                children: this._factory.makeForProperty().normalizeIterable(data.properties, options, 'property')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeOptionalDateTimeElement(data.timestamp, 'timestamp'),
+                lifecycles,
+                tools,
+                authors,
+                data.component === undefined
+                    ? undefined
+                    : this._factory.makeForComponent().normalize(data.component, options, 'component'),
+                data.manufacture === undefined
+                    ? undefined
+                    : orgEntityNormalizer.normalize(data.manufacture, options, 'manufacture'),
+                data.supplier === undefined
+                    ? undefined
+                    : orgEntityNormalizer.normalize(data.supplier, options, 'supplier'),
+                licenses,
+                properties
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+}
+exports.MetadataNormalizer = MetadataNormalizer;
+class LifecycleNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        return data instanceof lifecycle_1.NamedLifecycle
+            ? {
+                type: 'element',
+                name: elementName,
+                children: [
+                    makeTextElement(data.name, 'name', _xsd_1.normalizedString),
+                    makeOptionalTextElement(data.description, 'description')
+                ].filter(notUndefined_1.isNotUndefined)
+            }
+            : {
+                type: 'element',
+                name: elementName,
+                children: [
+                    makeTextElement(data, 'phase')
+                ]
+            };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(t => this.normalize(t, options, elementName));
+    }
+}
+exports.LifecycleNormalizer = LifecycleNormalizer;
+class ToolNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const hashes = data.hashes.size > 0
+            ? {
+                type: 'element',
+                name: 'hashes',
+                children: this._factory.makeForHash().normalizeIterable(data.hashes, options, 'hash')
+            }
+            : undefined;
+        const externalReferences = this._factory.spec.supportsToolReferences && data.externalReferences.size > 0
+            ? {
+                type: 'element',
+                name: 'externalReferences',
+                children: this._factory.makeForExternalReference().normalizeIterable(data.externalReferences, options, 'reference')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeOptionalTextElement(data.vendor, 'vendor', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.name, 'name', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.version, 'version', _xsd_1.normalizedString),
+                hashes,
+                externalReferences
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(t => this.normalize(t, options, elementName));
+    }
+}
+exports.ToolNormalizer = ToolNormalizer;
+class ToolsNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        let children = [];
+        if (data.tools.size > 0 || !this._factory.spec.supportsToolsComponentsServices) {
+            children = this._factory.makeForTool().normalizeIterable(new models_1.ToolRepository((0, iterable_1.chainI)(Array.from(data.components, models_1.Tool.fromComponent), Array.from(data.services, models_1.Tool.fromService), data.tools)), options, 'tool');
+        }
+        else {
+            if (data.components.size > 0) {
+                children.push({
+                    type: 'element',
+                    name: 'components',
+                    children: this._factory.makeForComponent().normalizeIterable(data.components, options, 'component')
+                });
+            }
+            if (data.services.size > 0) {
+                children.push({
+                    type: 'element',
+                    name: 'services',
+                    children: this._factory.makeForService().normalizeIterable(data.services, options, 'service')
+                });
+            }
+        }
+        return {
+            type: 'element',
+            name: elementName,
+            children
+        };
+    }
+}
+exports.ToolsNormalizer = ToolsNormalizer;
+class HashNormalizer extends BaseXmlNormalizer {
+    normalize([algorithm, content], options, elementName) {
+        const spec = this._factory.spec;
+        return spec.supportsHashAlgorithm(algorithm) && spec.supportsHashValue(content)
+            ? {
+                type: 'element',
+                name: elementName,
+                attributes: { alg: algorithm },
+                children: (0, _xsd_1.token)(content)
+            }
+            : undefined;
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(h => this.normalize(h, options, elementName)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.HashNormalizer = HashNormalizer;
+class OrganizationalContactNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeOptionalTextElement(data.name, 'name', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.email, 'email', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.phone, 'phone', _xsd_1.normalizedString)
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(oc => this.normalize(oc, options, elementName));
+    }
+}
+exports.OrganizationalContactNormalizer = OrganizationalContactNormalizer;
+class OrganizationalEntityNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeOptionalTextElement(data.name, 'name', _xsd_1.normalizedString),
+                ...makeTextElementIter(Array.from(data.url, (s) => (0, uri_1.escapeUri)(s.toString())), options, 'url').filter(({ children: u }) => types_1.XmlSchema.isAnyURI(u)),
+                ...this._factory.makeForOrganizationalContact().normalizeIterable(data.contact, options, 'contact')
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(oe => this.normalize(oe, options, elementName));
+    }
+}
+exports.OrganizationalEntityNormalizer = OrganizationalEntityNormalizer;
+class ComponentNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const spec = this._factory.spec;
+        if (!spec.supportsComponentType(data.type)) {
+            return undefined;
+        }
+        const supplier = data.supplier === undefined
+            ? undefined
+            : this._factory.makeForOrganizationalEntity().normalize(data.supplier, options, 'supplier');
+        const version = (spec.requiresComponentVersion
+            ? makeTextElement
+            : makeOptionalTextElement)(data.version ?? '', 'version', _xsd_1.normalizedString);
+        const hashes = data.hashes.size > 0
+            ? {
+                type: 'element',
+                name: 'hashes',
+                children: this._factory.makeForHash().normalizeIterable(data.hashes, options, 'hash')
+            }
+            : undefined;
+        const licenses = data.licenses.size > 0
+            ? {
+                type: 'element',
+                name: 'licenses',
+                children: this._factory.makeForLicense().normalizeIterable(data.licenses, options)
+            }
+            : undefined;
+        const swid = data.swid === undefined
+            ? undefined
+            : this._factory.makeForSWID().normalize(data.swid, options, 'swid');
+        const extRefs = data.externalReferences.size > 0
+            ? {
+                type: 'element',
+                name: 'externalReferences',
+                children: this._factory.makeForExternalReference().normalizeIterable(data.externalReferences, options, 'reference')
+            }
+            : undefined;
+        const properties = spec.supportsProperties(data) && data.properties.size > 0
+            ? {
+                type: 'element',
+                name: 'properties',
+                children: this._factory.makeForProperty().normalizeIterable(data.properties, options, 'property')
+            }
+            : undefined;
+        const components = data.components.size > 0
+            ? {
+                type: 'element',
+                name: 'components',
+                children: this.normalizeIterable(data.components, options, 'component')
+            }
+            : undefined;
+        const evidence = spec.supportsComponentEvidence && data.evidence !== undefined
+            ? this._factory.makeForComponentEvidence().normalize(data.evidence, options, 'evidence')
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            attributes: {
+                type: data.type,
+                'bom-ref': data.bomRef.value
+            },
+            children: [
+                supplier,
+                makeOptionalTextElement(data.author, 'author', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.publisher, 'publisher', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.group, 'group', _xsd_1.normalizedString),
+                makeTextElement(data.name, 'name', _xsd_1.normalizedString),
+                version,
+                makeOptionalTextElement(data.description, 'description', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.scope, 'scope'),
+                hashes,
+                licenses,
+                makeOptionalTextElement(data.copyright, 'copyright', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.cpe, 'cpe'),
+                makeOptionalTextElement(data.purl, 'purl'),
+                swid,
+                extRefs,
+                properties,
+                components,
+                evidence
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(c => this.normalize(c, options, elementName)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.ComponentNormalizer = ComponentNormalizer;
+class ServiceNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const spec = this._factory.spec;
+        const provider = data.provider === undefined
+            ? undefined
+            : this._factory.makeForOrganizationalEntity().normalize(data.provider, options, 'provider');
+        const licenses = data.licenses.size > 0
+            ? {
+                type: 'element',
+                name: 'licenses',
+                children: this._factory.makeForLicense().normalizeIterable(data.licenses, options)
+            }
+            : undefined;
+        const extRefs = data.externalReferences.size > 0
+            ? {
+                type: 'element',
+                name: 'externalReferences',
+                children: this._factory.makeForExternalReference().normalizeIterable(data.externalReferences, options, 'reference')
+            }
+            : undefined;
+        const properties = spec.supportsProperties(data) && data.properties.size > 0
+            ? {
+                type: 'element',
+                name: 'properties',
+                children: this._factory.makeForProperty().normalizeIterable(data.properties, options, 'property')
+            }
+            : undefined;
+        const services = data.services.size > 0
+            ? {
+                type: 'element',
+                name: 'services',
+                children: this.normalizeIterable(data.services, options, 'service')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            attributes: {
+                'bom-ref': data.bomRef.value
+            },
+            children: [
+                provider,
+                makeOptionalTextElement(data.group, 'group', _xsd_1.normalizedString),
+                makeTextElement(data.name, 'name', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.version, 'version', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.description, 'description', _xsd_1.normalizedString),
+                licenses,
+                extRefs,
+                properties,
+                services,
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(s => this.normalize(s, options, elementName));
+    }
+}
+exports.ServiceNormalizer = ServiceNormalizer;
+class ComponentEvidenceNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const licenses = data.licenses.size > 0
+            ? {
+                type: 'element',
+                name: 'licenses',
+                children: this._factory.makeForLicense().normalizeIterable(data.licenses, options)
+            }
+            : undefined;
+        const copyright = data.copyright.size > 0
+            ? {
+                type: 'element',
+                name: 'copyright',
+                children: makeTextElementIter(data.copyright, options, 'text')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                licenses,
+                copyright
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+}
+exports.ComponentEvidenceNormalizer = ComponentEvidenceNormalizer;
+class LicenseNormalizer extends BaseXmlNormalizer {
+    normalize(data, options) {
+        switch (true) {
+            case data instanceof license_1.NamedLicense:
+                return this.#normalizeNamedLicense(data, options);
+            case data instanceof license_1.SpdxLicense:
+                return (0, spdx_1.isSupportedSpdxId)(data.id)
+                    ? this.#normalizeSpdxLicense(data, options)
+                    : this.#normalizeNamedLicense(new license_1.NamedLicense(data.id, { url: data.url }), options);
+            case data instanceof license_1.LicenseExpression:
+                return this.#normalizeLicenseExpression(data);
+            default:
+                throw new TypeError('Unexpected LicenseChoice');
+        }
+    }
+    #normalizeNamedLicense(data, options) {
+        const spec = this._factory.spec;
+        const url = (0, uri_1.escapeUri)(data.url?.toString());
+        const properties = spec.supportsProperties(data) && data.properties.size > 0
+            ? {
+                type: 'element',
+                name: 'properties',
+                children: this._factory.makeForProperty().normalizeIterable(data.properties, options, 'property')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: 'license',
+            attributes: {
+                acknowledgement: spec.supportsLicenseAcknowledgement
+                    ? data.acknowledgement
+                    : undefined
+            },
+            children: [
+                makeTextElement(data.name, 'name', _xsd_1.normalizedString),
+                data.text === undefined
+                    ? undefined
+                    : this._factory.makeForAttachment().normalize(data.text, options, 'text'),
+                types_1.XmlSchema.isAnyURI(url)
+                    ? makeTextElement(url, 'url')
+                    : undefined,
+                properties
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    #normalizeSpdxLicense(data, options) {
+        const spec = this._factory.spec;
+        const url = (0, uri_1.escapeUri)(data.url?.toString());
+        const properties = spec.supportsProperties(data) && data.properties.size > 0
+            ? {
+                type: 'element',
+                name: 'properties',
+                children: this._factory.makeForProperty().normalizeIterable(data.properties, options, 'property')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: 'license',
+            attributes: {
+                acknowledgement: spec.supportsLicenseAcknowledgement
+                    ? data.acknowledgement
+                    : undefined
+            },
+            children: [
+                makeTextElement(data.id, 'id'),
+                data.text === undefined
+                    ? undefined
+                    : this._factory.makeForAttachment().normalize(data.text, options, 'text'),
+                types_1.XmlSchema.isAnyURI(url)
+                    ? makeTextElement(url, 'url')
+                    : undefined,
+                properties
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    #normalizeLicenseExpression(data) {
+        const elem = makeTextElement(data.expression, 'expression', _xsd_1.normalizedString);
+        elem.attributes = {
+            acknowledgement: this._factory.spec.supportsLicenseAcknowledgement
+                ? data.acknowledgement
+                : undefined
+        };
+        return elem;
+    }
+    normalizeIterable(data, options) {
+        const licenses = options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data);
+        if (licenses.length > 1) {
+            const expressions = licenses.filter(l => l instanceof license_1.LicenseExpression);
+            if (expressions.length > 0) {
+                return [this.#normalizeLicenseExpression(expressions[0])];
+            }
+        }
+        return licenses.map(l => this.normalize(l, options));
+    }
+}
+exports.LicenseNormalizer = LicenseNormalizer;
+class SWIDNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const url = (0, uri_1.escapeUri)(data.url?.toString());
+        return {
+            type: 'element',
+            name: elementName,
+            attributes: {
+                tagId: data.tagId,
+                name: data.name,
+                version: data.version || undefined,
+                tagVersion: data.tagVersion,
+                patch: data.patch === undefined
+                    ? undefined
+                    : (data.patch ? 'true' : 'false')
+            },
+            children: [
+                data.text === undefined
+                    ? undefined
+                    : this._factory.makeForAttachment().normalize(data.text, options, 'text'),
+                types_1.XmlSchema.isAnyURI(url)
+                    ? makeTextElement(url, 'url')
+                    : undefined
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+}
+exports.SWIDNormalizer = SWIDNormalizer;
+class ExternalReferenceNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const url = (0, uri_1.escapeUri)(data.url.toString());
+        const hashes = this._factory.spec.supportsExternalReferenceHashes && data.hashes.size > 0
+            ? {
+                type: 'element',
+                name: 'hashes',
+                children: this._factory.makeForHash().normalizeIterable(data.hashes, options, 'hash')
+            }
+            : undefined;
+        return this._factory.spec.supportsExternalReferenceType(data.type) &&
+            types_1.XmlSchema.isAnyURI(url)
+            ? {
+                type: 'element',
+                name: elementName,
+                attributes: {
+                    type: data.type
+                },
+                children: [
+                    makeTextElement(url, 'url'),
+                    makeOptionalTextElement(data.comment, 'comment'),
+                    hashes
+                ].filter(notUndefined_1.isNotUndefined)
+            }
+            : undefined;
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(r => this.normalize(r, options, elementName)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.ExternalReferenceNormalizer = ExternalReferenceNormalizer;
+class AttachmentNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        return {
+            type: 'element',
+            name: elementName,
+            attributes: {
+                'content-type': data.contentType
+                    ? (0, _xsd_1.normalizedString)(data.contentType)
+                    : undefined,
+                encoding: data.encoding || undefined
+            },
+            children: data.content.toString()
+        };
+    }
+}
+exports.AttachmentNormalizer = AttachmentNormalizer;
+class PropertyNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        return {
+            type: 'element',
+            name: elementName,
+            attributes: {
+                name: data.name
+            },
+            children: (0, _xsd_1.normalizedString)(data.value)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(p => this.normalize(p, options, elementName));
+    }
+}
+exports.PropertyNormalizer = PropertyNormalizer;
+class DependencyGraphNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const allRefs = new Map();
+        if (data.metadata.component !== undefined) {
+            allRefs.set(data.metadata.component.bomRef, data.metadata.component.dependencies);
+            for (const component of data.metadata.component.components[tree_1.treeIteratorSymbol]()) {
+                allRefs.set(component.bomRef, component.dependencies);
+            }
+        }
+        for (const component of data.components[tree_1.treeIteratorSymbol]()) {
+            allRefs.set(component.bomRef, component.dependencies);
+        }
+        for (const service of data.services[tree_1.treeIteratorSymbol]()) {
+            allRefs.set(service.bomRef, service.dependencies);
+        }
+        const normalized = [];
+        for (const [ref, deps] of allRefs) {
+            const dep = this.#normalizeDependency(ref, deps, allRefs, options);
+            if ((0, notUndefined_1.isNotUndefined)(dep)) {
+                normalized.push(dep);
+            }
+        }
+        if (options.sortLists ?? false) {
+            normalized.sort(({ attributes: { ref: a } }, { attributes: { ref: b } }) => a.localeCompare(b));
+        }
+        return {
+            type: 'element',
+            name: elementName,
+            children: normalized
+        };
+    }
+    #normalizeDependency(ref, deps, allRefs, options) {
+        const bomRef = ref.toString();
+        if (bomRef.length === 0) {
+            return undefined;
+        }
+        const dependsOn = Array.from(deps).filter(d => allRefs.has(d) && d !== ref)
+            .map(d => d.toString()).filter(d => d.length > 0);
+        if (options.sortLists ?? false) {
+            dependsOn.sort((a, b) => a.localeCompare(b));
+        }
+        return {
+            type: 'element',
+            name: 'dependency',
+            attributes: { ref: bomRef },
+            children: dependsOn.map(d => ({
+                type: 'element',
+                name: 'dependency',
+                attributes: { ref: d }
+            }))
+        };
+    }
+}
+exports.DependencyGraphNormalizer = DependencyGraphNormalizer;
+class VulnerabilityNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const references = data.references.size > 0
+            ? {
+                type: 'element',
+                name: 'references',
+                children: this._factory.makeForVulnerabilityReference().normalizeIterable(data.references, options, 'reference')
+            }
+            : undefined;
+        const ratings = data.ratings.size > 0
+            ? {
+                type: 'element',
+                name: 'ratings',
+                children: this._factory.makeForVulnerabilityRating().normalizeIterable(data.ratings, options, 'rating')
+            }
+            : undefined;
+        const cwes = data.cwes.size > 0
+            ? {
+                type: 'element',
+                name: 'cwes',
+                children: (options.sortLists
+                    ? data.cwes.sorted()
+                    : Array.from(data.cwes)).map(cwe => makeTextElement(cwe, 'cwe'))
+            }
+            : undefined;
+        const advisories = data.advisories.size > 0
+            ? {
+                type: 'element',
+                name: 'advisories',
+                children: this._factory.makeForVulnerabilityAdvisory().normalizeIterable(data.advisories, options, 'advisory')
+            }
+            : undefined;
+        const tools = data.tools.size > 0
+            ? this._factory.makeForTools().normalize(data.tools, options, 'tools')
+            : undefined;
+        const affects = data.affects.size > 0
+            ? {
+                type: 'element',
+                name: 'affects',
+                children: this._factory.makeForVulnerabilityAffect().normalizeIterable(data.affects, options, 'target')
+            }
+            : undefined;
+        const properties = data.properties.size > 0
+            ? {
+                type: 'element',
+                name: 'properties',
+                children: this._factory.makeForProperty().normalizeIterable(data.properties, options, 'property')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            attributes: { 'bom-ref': data.bomRef.value || undefined },
+            children: [
+                makeOptionalTextElement(data.id, 'id', _xsd_1.normalizedString),
+                data.source === undefined
+                    ? undefined
+                    : this._factory.makeForVulnerabilitySource().normalize(data.source, options, 'source'),
+                references,
+                ratings,
+                cwes,
+                makeOptionalTextElement(data.description, 'description'),
+                makeOptionalTextElement(data.detail, 'detail'),
+                makeOptionalTextElement(data.recommendation, 'recommendation'),
+                advisories,
+                makeOptionalDateTimeElement(data.created, 'created'),
+                makeOptionalDateTimeElement(data.created, 'published'),
+                makeOptionalDateTimeElement(data.created, 'updated'),
+                data.credits === undefined
+                    ? undefined
+                    : this._factory.makeForVulnerabilityCredits().normalize(data.credits, options, 'credits'),
+                tools,
+                data.analysis === undefined
+                    ? undefined
+                    : this._factory.makeForVulnerabilityAnalysis().normalize(data.analysis, options, 'analysis'),
+                affects,
+                properties
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(v => this.normalize(v, options, elementName));
+    }
+}
+exports.VulnerabilityNormalizer = VulnerabilityNormalizer;
+class VulnerabilitySourceNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const url = (0, uri_1.escapeUri)(data.url?.toString());
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeOptionalTextElement(data.name, 'name', _xsd_1.normalizedString),
+                types_1.XmlSchema.isAnyURI(url)
+                    ? makeTextElement(url, 'url')
+                    : undefined
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+}
+exports.VulnerabilitySourceNormalizer = VulnerabilitySourceNormalizer;
+class VulnerabilityReferenceNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeTextElement(data.id, 'id'),
+                this._factory.makeForVulnerabilitySource().normalize(data.source, options, 'source')
+            ]
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(r => this.normalize(r, options, elementName));
+    }
+}
+exports.VulnerabilityReferenceNormalizer = VulnerabilityReferenceNormalizer;
+class VulnerabilityRatingNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                data.source === undefined
+                    ? undefined
+                    : this._factory.makeForVulnerabilitySource().normalize(data.source, options, 'source'),
+                makeOptionalTextElement(data.score, 'score'),
+                makeOptionalTextElement(data.severity, 'severity'),
+                this._factory.spec.supportsVulnerabilityRatingMethod(data.method)
+                    ? makeOptionalTextElement(data.method, 'method')
+                    : undefined,
+                makeOptionalTextElement(data.vector, 'vector', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.justification, 'justification')
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(r => this.normalize(r, options, elementName));
+    }
+}
+exports.VulnerabilityRatingNormalizer = VulnerabilityRatingNormalizer;
+class VulnerabilityAdvisoryNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const url = (0, uri_1.escapeUri)(data.url.toString());
+        if (!types_1.XmlSchema.isAnyURI(url)) {
+            return undefined;
+        }
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeOptionalTextElement(data.title, 'title'),
+                makeTextElement(url, 'url')
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(a => this.normalize(a, options, elementName)).filter(notUndefined_1.isNotUndefined);
+    }
+}
+exports.VulnerabilityAdvisoryNormalizer = VulnerabilityAdvisoryNormalizer;
+class VulnerabilityCreditsNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const organizations = data.organizations.size > 0
+            ? {
+                type: 'element',
+                name: 'organizations',
+                children: this._factory.makeForOrganizationalEntity().normalizeIterable(data.organizations, options, 'organization')
+            }
+            : undefined;
+        const individuals = data.individuals.size > 0
+            ? {
+                type: 'element',
+                name: 'individuals',
+                children: this._factory.makeForOrganizationalContact().normalizeIterable(data.individuals, options, 'individual')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                organizations,
+                individuals
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+}
+exports.VulnerabilityCreditsNormalizer = VulnerabilityCreditsNormalizer;
+class VulnerabilityAnalysisNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const responses = data.response.size > 0
+            ? {
+                type: 'element',
+                name: 'responses',
+                children: (options.sortLists ?? false
+                    ? data.response.sorted()
+                    : Array.from(data.response)).map(ar => makeTextElement(ar, 'response'))
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeOptionalTextElement(data.state, 'state'),
+                makeOptionalTextElement(data.justification, 'justification'),
+                responses,
+                makeOptionalTextElement(data.detail, 'detail')
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+}
+exports.VulnerabilityAnalysisNormalizer = VulnerabilityAnalysisNormalizer;
+class VulnerabilityAffectNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        const versions = data.versions.size > 0
+            ? {
+                type: 'element',
+                name: 'versions',
+                children: this._factory.makeForVulnerabilityAffectedVersion().normalizeIterable(data.versions, options, 'version')
+            }
+            : undefined;
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeTextElement(data.ref, 'ref'),
+                versions
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(a => this.normalize(a, options, elementName));
+    }
+}
+exports.VulnerabilityAffectNormalizer = VulnerabilityAffectNormalizer;
+class VulnerabilityAffectedVersionNormalizer extends BaseXmlNormalizer {
+    normalize(data, options, elementName) {
+        switch (true) {
+            case data instanceof affect_1.AffectedSingleVersion:
+                return this.#normalizeAffectedSingleVersion(data, elementName);
+            case data instanceof affect_1.AffectedVersionRange:
+                return this.#normalizeAffectedVersionRange(data, elementName);
+            default:
+                throw new TypeError('Unexpected Vulnerability AffectedVersion');
+        }
+    }
+    #normalizeAffectedSingleVersion(data, elementName) {
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeTextElement(data.version, 'version', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.status, 'status')
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    #normalizeAffectedVersionRange(data, elementName) {
+        return {
+            type: 'element',
+            name: elementName,
+            children: [
+                makeTextElement(data.range, 'range', _xsd_1.normalizedString),
+                makeOptionalTextElement(data.status, 'status')
+            ].filter(notUndefined_1.isNotUndefined)
+        };
+    }
+    normalizeIterable(data, options, elementName) {
+        return (options.sortLists ?? false
+            ? data.sorted()
+            : Array.from(data)).map(av => this.normalize(av, options, elementName));
+    }
+}
+exports.VulnerabilityAffectedVersionNormalizer = VulnerabilityAffectedVersionNormalizer;
+const noTEM = (s) => s;
+function makeOptionalTextElement(data, elementName, mod = noTEM) {
+    const s = mod(data?.toString() ?? '');
+    return s.length > 0
+        ? makeTextElement(s, elementName)
+        : undefined;
+}
+function makeTextElement(data, elementName, mod = noTEM) {
+    return {
+        type: 'element',
+        name: elementName,
+        children: mod(data.toString())
+    };
+}
+function makeTextElementIter(data, options, elementName, mod = noTEM) {
+    const r = Array.from(data, d => makeTextElement(d, elementName, mod));
+    if (options.sortLists ?? false) {
+        r.sort(({ children: a }, { children: b }) => a.localeCompare(b));
+    }
+    return r;
+}
+function makeOptionalDateTimeElement(data, elementName, mod = noTEM) {
+    const d = data?.toISOString();
+    return d === undefined
+        ? undefined
+        : makeTextElement(d, elementName, mod);
+}
+//# sourceMappingURL=normalize.js.map
+
+/***/ }),
+
+/***/ 58547:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.XmlSchema = void 0;
+var XmlSchema;
+(function (XmlSchema) {
+    const _AnyUriSchemePattern = /^[a-z][a-z0-9+\-.]*$/i;
+    function isAnyURI(value) {
+        if (typeof value !== 'string') {
+            return false;
+        }
+        if (value.length === 0) {
+            return false;
+        }
+        const fragmentPos = value.indexOf('#');
+        let beforeFragment = value;
+        if (fragmentPos >= 0) {
+            if (value.includes('#', fragmentPos + 1)) {
+                return false;
+            }
+            beforeFragment = value.slice(undefined, fragmentPos);
+        }
+        const schemePos = beforeFragment.indexOf(':');
+        if (schemePos >= 0) {
+            if (!_AnyUriSchemePattern.test(beforeFragment.slice(undefined, schemePos))) {
+                return false;
+            }
+        }
+        return true;
+    }
+    XmlSchema.isAnyURI = isAnyURI;
+})(XmlSchema || (exports.XmlSchema = XmlSchema = {}));
+//# sourceMappingURL=types.js.map
+
+/***/ }),
+
+/***/ 63568:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.XmlBaseSerializer = void 0;
+const enums_1 = __nccwpck_require__(33671);
+const errors_1 = __nccwpck_require__(36134);
+const baseSerializer_1 = __nccwpck_require__(39983);
+class XmlBaseSerializer extends baseSerializer_1.BaseSerializer {
+    #normalizerFactory;
+    constructor(normalizerFactory) {
+        if (!normalizerFactory.spec.supportsFormat(enums_1.Format.XML)) {
+            throw new errors_1.UnsupportedFormatError('Spec does not support XML format.');
+        }
+        super();
+        this.#normalizerFactory = normalizerFactory;
+    }
+    get normalizerFactory() {
+        return this.#normalizerFactory;
+    }
+    _normalize(bom, options = {}) {
+        return this.#normalizerFactory.makeForBom()
+            .normalize(bom, options);
+    }
+}
+exports.XmlBaseSerializer = XmlBaseSerializer;
+//# sourceMappingURL=xmlBaseSerializer.js.map
+
+/***/ }),
+
+/***/ 86179:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.XmlSerializer = void 0;
+const errors_1 = __nccwpck_require__(98835);
+const xmlStringify_1 = __importDefault(__nccwpck_require__(38830));
+const errors_2 = __nccwpck_require__(98485);
+const xmlBaseSerializer_1 = __nccwpck_require__(63568);
+class XmlSerializer extends xmlBaseSerializer_1.XmlBaseSerializer {
+    _serialize(normalizedBom, options = {}) {
+        try {
+            return (0, xmlStringify_1.default)(normalizedBom, options);
+        }
+        catch (err) {
+            if (err instanceof errors_1.OptPlugError) {
+                throw new errors_2.MissingOptionalDependencyError(err.message, err);
+            }
+            throw err;
+        }
+    }
+}
+exports.XmlSerializer = XmlSerializer;
+//# sourceMappingURL=xmlSerializer.node.js.map
+
+/***/ }),
+
+/***/ 61290:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.isSupportedSpdxId = isSupportedSpdxId;
+exports.fixupSpdxId = fixupSpdxId;
+const spdx_SNAPSHOT_schema_json_1 = __nccwpck_require__(52094);
+const spdxIds = new Set(spdx_SNAPSHOT_schema_json_1.enum);
+const spdxLowerToActual = Object.freeze(Object.fromEntries(spdx_SNAPSHOT_schema_json_1.enum.map(spdxId => [spdxId.toLowerCase(), spdxId])));
+function isSupportedSpdxId(value) {
+    return spdxIds.has(value);
+}
+function fixupSpdxId(value) {
+    return typeof value === 'string' && value.length > 0
+        ? spdxLowerToActual[value.toLowerCase()]
+        : undefined;
+}
+//# sourceMappingURL=spdx.js.map
+
+/***/ }),
+
+/***/ 41088:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports._Spec = void 0;
+const models_1 = __nccwpck_require__(50320);
+class _Spec {
+    #version;
+    #formats;
+    #componentTypes;
+    #hashAlgorithms;
+    #hashValuePattern;
+    #externalReferenceTypes;
+    #vulnerabilityRatingMethods;
+    #supportsDependencyGraph;
+    #supportsToolReferences;
+    #requiresComponentVersion;
+    #supportsProperties;
+    #supportsVulnerabilities;
+    #supportsComponentEvidence;
+    #supportsMetadataLifecycles;
+    #supportsMetadataLicenses;
+    #supportsMetadataProperties;
+    #supportsExternalReferenceHashes;
+    #supportsLicenseAcknowledgement;
+    #supportsServices;
+    #supportsToolsComponentsServices;
+    #supportsLicenseProperties;
+    constructor(version, formats, componentTypes, hashAlgorithms, hashValuePattern, externalReferenceTypes, supportsDependencyGraph, supportsToolReferences, requiresComponentVersion, supportsProperties, supportsVulnerabilities, vulnerabilityRatingMethods, supportsComponentEvidence, supportsMetadataLifecycles, supportsMetadataLicenses, supportsMetadataProperties, supportsExternalReferenceHashes, supportsLicenseAcknowledgement, supportsServices, supportsToolsComponentsServices, supportsLicenseProperties) {
+        this.#version = version;
+        this.#formats = new Set(formats);
+        this.#componentTypes = new Set(componentTypes);
+        this.#hashAlgorithms = new Set(hashAlgorithms);
+        this.#hashValuePattern = hashValuePattern;
+        this.#externalReferenceTypes = new Set(externalReferenceTypes);
+        this.#supportsDependencyGraph = supportsDependencyGraph;
+        this.#supportsToolReferences = supportsToolReferences;
+        this.#requiresComponentVersion = requiresComponentVersion;
+        this.#supportsProperties = supportsProperties;
+        this.#supportsVulnerabilities = supportsVulnerabilities;
+        this.#vulnerabilityRatingMethods = new Set(vulnerabilityRatingMethods);
+        this.#supportsComponentEvidence = supportsComponentEvidence;
+        this.#supportsMetadataLifecycles = supportsMetadataLifecycles;
+        this.#supportsMetadataLicenses = supportsMetadataLicenses;
+        this.#supportsMetadataProperties = supportsMetadataProperties;
+        this.#supportsExternalReferenceHashes = supportsExternalReferenceHashes;
+        this.#supportsLicenseAcknowledgement = supportsLicenseAcknowledgement;
+        this.#supportsServices = supportsServices;
+        this.#supportsToolsComponentsServices = supportsToolsComponentsServices;
+        this.#supportsLicenseProperties = supportsLicenseProperties;
+    }
+    get version() {
+        return this.#version;
+    }
+    supportsFormat(f) {
+        return this.#formats.has(f);
+    }
+    supportsComponentType(ct) {
+        return this.#componentTypes.has(ct);
+    }
+    supportsHashAlgorithm(ha) {
+        return this.#hashAlgorithms.has(ha);
+    }
+    supportsHashValue(hv) {
+        return typeof hv === 'string' &&
+            this.#hashValuePattern.test(hv);
+    }
+    supportsExternalReferenceType(ert) {
+        return this.#externalReferenceTypes.has(ert);
+    }
+    get supportsDependencyGraph() {
+        return this.#supportsDependencyGraph;
+    }
+    get supportsToolReferences() {
+        return this.#supportsToolReferences;
+    }
+    get requiresComponentVersion() {
+        return this.#requiresComponentVersion;
+    }
+    supportsProperties(model) {
+        switch (true) {
+            case model instanceof models_1.NamedLicense || model instanceof models_1.SpdxLicense:
+                return this.#supportsLicenseProperties;
+            default:
+                return this.#supportsProperties;
+        }
+    }
+    get supportsVulnerabilities() {
+        return this.#supportsVulnerabilities;
+    }
+    supportsVulnerabilityRatingMethod(rm) {
+        return this.#vulnerabilityRatingMethods.has(rm);
+    }
+    get supportsComponentEvidence() {
+        return this.#supportsComponentEvidence;
+    }
+    get supportsMetadataLifecycles() {
+        return this.#supportsMetadataLifecycles;
+    }
+    get supportsMetadataLicenses() {
+        return this.#supportsMetadataLicenses;
+    }
+    get supportsMetadataProperties() {
+        return this.#supportsMetadataProperties;
+    }
+    get supportsExternalReferenceHashes() {
+        return this.#supportsExternalReferenceHashes;
+    }
+    get supportsLicenseAcknowledgement() {
+        return this.#supportsLicenseAcknowledgement;
+    }
+    get supportsServices() {
+        return this.#supportsServices;
+    }
+    get supportsToolsComponentsServices() {
+        return this.#supportsToolsComponentsServices;
+    }
+}
+exports._Spec = _Spec;
+//# sourceMappingURL=_protocol.js.map
+
+/***/ }),
+
+/***/ 64641:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.SpecVersionDict = exports.Spec1dot7 = exports.Spec1dot6 = exports.Spec1dot5 = exports.Spec1dot4 = exports.Spec1dot3 = exports.Spec1dot2 = void 0;
+const componentType_1 = __nccwpck_require__(79915);
+const externalReferenceType_1 = __nccwpck_require__(86408);
+const hashAlogorithm_1 = __nccwpck_require__(12310);
+const ratingMethod_1 = __nccwpck_require__(21369);
+const _protocol_1 = __nccwpck_require__(41088);
+const enums_1 = __nccwpck_require__(33671);
+exports.Spec1dot2 = Object.freeze(new _protocol_1._Spec(enums_1.Version.v1dot2, [
+    enums_1.Format.XML,
+    enums_1.Format.JSON
+], [
+    componentType_1.ComponentType.Application,
+    componentType_1.ComponentType.Framework,
+    componentType_1.ComponentType.Library,
+    componentType_1.ComponentType.Container,
+    componentType_1.ComponentType.OperatingSystem,
+    componentType_1.ComponentType.Device,
+    componentType_1.ComponentType.Firmware,
+    componentType_1.ComponentType.File
+], [
+    hashAlogorithm_1.HashAlgorithm.MD5,
+    hashAlogorithm_1.HashAlgorithm['SHA-1'],
+    hashAlogorithm_1.HashAlgorithm['SHA-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA-512'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-512'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-256'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-384'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-512'],
+    hashAlogorithm_1.HashAlgorithm.BLAKE3
+], /^([a-fA-F0-9]{32})$|^([a-fA-F0-9]{40})$|^([a-fA-F0-9]{64})$|^([a-fA-F0-9]{96})$|^([a-fA-F0-9]{128})$/, [
+    externalReferenceType_1.ExternalReferenceType.VCS,
+    externalReferenceType_1.ExternalReferenceType.IssueTracker,
+    externalReferenceType_1.ExternalReferenceType.Website,
+    externalReferenceType_1.ExternalReferenceType.Advisories,
+    externalReferenceType_1.ExternalReferenceType.BOM,
+    externalReferenceType_1.ExternalReferenceType.MailingList,
+    externalReferenceType_1.ExternalReferenceType.Social,
+    externalReferenceType_1.ExternalReferenceType.Chat,
+    externalReferenceType_1.ExternalReferenceType.Documentation,
+    externalReferenceType_1.ExternalReferenceType.Support,
+    externalReferenceType_1.ExternalReferenceType.Distribution,
+    externalReferenceType_1.ExternalReferenceType.License,
+    externalReferenceType_1.ExternalReferenceType.BuildMeta,
+    externalReferenceType_1.ExternalReferenceType.BuildSystem,
+    externalReferenceType_1.ExternalReferenceType.Other
+], true, false, true, false, false, [], false, false, false, false, false, false, true, false, false));
+exports.Spec1dot3 = Object.freeze(new _protocol_1._Spec(enums_1.Version.v1dot3, [
+    enums_1.Format.XML,
+    enums_1.Format.JSON
+], [
+    componentType_1.ComponentType.Application,
+    componentType_1.ComponentType.Framework,
+    componentType_1.ComponentType.Library,
+    componentType_1.ComponentType.Container,
+    componentType_1.ComponentType.OperatingSystem,
+    componentType_1.ComponentType.Device,
+    componentType_1.ComponentType.Firmware,
+    componentType_1.ComponentType.File
+], [
+    hashAlogorithm_1.HashAlgorithm.MD5,
+    hashAlogorithm_1.HashAlgorithm['SHA-1'],
+    hashAlogorithm_1.HashAlgorithm['SHA-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA-512'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-512'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-256'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-384'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-512'],
+    hashAlogorithm_1.HashAlgorithm.BLAKE3
+], /^([a-fA-F0-9]{32})$|^([a-fA-F0-9]{40})$|^([a-fA-F0-9]{64})$|^([a-fA-F0-9]{96})$|^([a-fA-F0-9]{128})$/, [
+    externalReferenceType_1.ExternalReferenceType.VCS,
+    externalReferenceType_1.ExternalReferenceType.IssueTracker,
+    externalReferenceType_1.ExternalReferenceType.Website,
+    externalReferenceType_1.ExternalReferenceType.Advisories,
+    externalReferenceType_1.ExternalReferenceType.BOM,
+    externalReferenceType_1.ExternalReferenceType.MailingList,
+    externalReferenceType_1.ExternalReferenceType.Social,
+    externalReferenceType_1.ExternalReferenceType.Chat,
+    externalReferenceType_1.ExternalReferenceType.Documentation,
+    externalReferenceType_1.ExternalReferenceType.Support,
+    externalReferenceType_1.ExternalReferenceType.Distribution,
+    externalReferenceType_1.ExternalReferenceType.License,
+    externalReferenceType_1.ExternalReferenceType.BuildMeta,
+    externalReferenceType_1.ExternalReferenceType.BuildSystem,
+    externalReferenceType_1.ExternalReferenceType.Other
+], true, false, true, true, false, [], true, false, true, true, true, false, true, false, false));
+exports.Spec1dot4 = Object.freeze(new _protocol_1._Spec(enums_1.Version.v1dot4, [
+    enums_1.Format.XML,
+    enums_1.Format.JSON
+], [
+    componentType_1.ComponentType.Application,
+    componentType_1.ComponentType.Framework,
+    componentType_1.ComponentType.Library,
+    componentType_1.ComponentType.Container,
+    componentType_1.ComponentType.OperatingSystem,
+    componentType_1.ComponentType.Device,
+    componentType_1.ComponentType.Firmware,
+    componentType_1.ComponentType.File
+], [
+    hashAlogorithm_1.HashAlgorithm.MD5,
+    hashAlogorithm_1.HashAlgorithm['SHA-1'],
+    hashAlogorithm_1.HashAlgorithm['SHA-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA-512'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-512'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-256'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-384'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-512'],
+    hashAlogorithm_1.HashAlgorithm.BLAKE3
+], /^([a-fA-F0-9]{32})$|^([a-fA-F0-9]{40})$|^([a-fA-F0-9]{64})$|^([a-fA-F0-9]{96})$|^([a-fA-F0-9]{128})$/, [
+    externalReferenceType_1.ExternalReferenceType.VCS,
+    externalReferenceType_1.ExternalReferenceType.IssueTracker,
+    externalReferenceType_1.ExternalReferenceType.Website,
+    externalReferenceType_1.ExternalReferenceType.Advisories,
+    externalReferenceType_1.ExternalReferenceType.BOM,
+    externalReferenceType_1.ExternalReferenceType.MailingList,
+    externalReferenceType_1.ExternalReferenceType.Social,
+    externalReferenceType_1.ExternalReferenceType.Chat,
+    externalReferenceType_1.ExternalReferenceType.Documentation,
+    externalReferenceType_1.ExternalReferenceType.Support,
+    externalReferenceType_1.ExternalReferenceType.Distribution,
+    externalReferenceType_1.ExternalReferenceType.License,
+    externalReferenceType_1.ExternalReferenceType.BuildMeta,
+    externalReferenceType_1.ExternalReferenceType.BuildSystem,
+    externalReferenceType_1.ExternalReferenceType.ReleaseNotes,
+    externalReferenceType_1.ExternalReferenceType.Other
+], true, true, false, true, true, [
+    ratingMethod_1.RatingMethod.CVSSv2,
+    ratingMethod_1.RatingMethod.CVSSv3,
+    ratingMethod_1.RatingMethod.CVSSv31,
+    ratingMethod_1.RatingMethod.OWASP,
+    ratingMethod_1.RatingMethod.Other
+], true, false, true, true, true, false, true, false, false));
+exports.Spec1dot5 = Object.freeze(new _protocol_1._Spec(enums_1.Version.v1dot5, [
+    enums_1.Format.XML,
+    enums_1.Format.JSON
+], [
+    componentType_1.ComponentType.Application,
+    componentType_1.ComponentType.Framework,
+    componentType_1.ComponentType.Library,
+    componentType_1.ComponentType.Container,
+    componentType_1.ComponentType.Platform,
+    componentType_1.ComponentType.OperatingSystem,
+    componentType_1.ComponentType.Device,
+    componentType_1.ComponentType.DeviceDriver,
+    componentType_1.ComponentType.Firmware,
+    componentType_1.ComponentType.File,
+    componentType_1.ComponentType.MachineLearningModel,
+    componentType_1.ComponentType.Data
+], [
+    hashAlogorithm_1.HashAlgorithm.MD5,
+    hashAlogorithm_1.HashAlgorithm['SHA-1'],
+    hashAlogorithm_1.HashAlgorithm['SHA-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA-512'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-512'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-256'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-384'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-512'],
+    hashAlogorithm_1.HashAlgorithm.BLAKE3
+], /^([a-fA-F0-9]{32})$|^([a-fA-F0-9]{40})$|^([a-fA-F0-9]{64})$|^([a-fA-F0-9]{96})$|^([a-fA-F0-9]{128})$/, [
+    externalReferenceType_1.ExternalReferenceType.VCS,
+    externalReferenceType_1.ExternalReferenceType.IssueTracker,
+    externalReferenceType_1.ExternalReferenceType.Website,
+    externalReferenceType_1.ExternalReferenceType.Advisories,
+    externalReferenceType_1.ExternalReferenceType.BOM,
+    externalReferenceType_1.ExternalReferenceType.MailingList,
+    externalReferenceType_1.ExternalReferenceType.Social,
+    externalReferenceType_1.ExternalReferenceType.Chat,
+    externalReferenceType_1.ExternalReferenceType.Documentation,
+    externalReferenceType_1.ExternalReferenceType.Support,
+    externalReferenceType_1.ExternalReferenceType.Distribution,
+    externalReferenceType_1.ExternalReferenceType.DistributionIntake,
+    externalReferenceType_1.ExternalReferenceType.License,
+    externalReferenceType_1.ExternalReferenceType.BuildMeta,
+    externalReferenceType_1.ExternalReferenceType.BuildSystem,
+    externalReferenceType_1.ExternalReferenceType.ReleaseNotes,
+    externalReferenceType_1.ExternalReferenceType.SecurityContact,
+    externalReferenceType_1.ExternalReferenceType.ModelCard,
+    externalReferenceType_1.ExternalReferenceType.Log,
+    externalReferenceType_1.ExternalReferenceType.Configuration,
+    externalReferenceType_1.ExternalReferenceType.Evidence,
+    externalReferenceType_1.ExternalReferenceType.Formulation,
+    externalReferenceType_1.ExternalReferenceType.Attestation,
+    externalReferenceType_1.ExternalReferenceType.ThreatModel,
+    externalReferenceType_1.ExternalReferenceType.AdversaryModel,
+    externalReferenceType_1.ExternalReferenceType.RiskAssessment,
+    externalReferenceType_1.ExternalReferenceType.VulnerabilityAssertion,
+    externalReferenceType_1.ExternalReferenceType.ExploitabilityStatement,
+    externalReferenceType_1.ExternalReferenceType.PentestReport,
+    externalReferenceType_1.ExternalReferenceType.StaticAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.DynamicAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.RuntimeAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.ComponentAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.MaturityReport,
+    externalReferenceType_1.ExternalReferenceType.CertificationReport,
+    externalReferenceType_1.ExternalReferenceType.CodifiedInfrastructure,
+    externalReferenceType_1.ExternalReferenceType.QualityMetrics,
+    externalReferenceType_1.ExternalReferenceType.POAM,
+    externalReferenceType_1.ExternalReferenceType.Other
+], true, true, false, true, true, [
+    ratingMethod_1.RatingMethod.CVSSv2,
+    ratingMethod_1.RatingMethod.CVSSv3,
+    ratingMethod_1.RatingMethod.CVSSv31,
+    ratingMethod_1.RatingMethod.CVSSv4,
+    ratingMethod_1.RatingMethod.OWASP,
+    ratingMethod_1.RatingMethod.SSVC,
+    ratingMethod_1.RatingMethod.Other
+], true, true, true, true, true, false, true, true, true));
+exports.Spec1dot6 = Object.freeze(new _protocol_1._Spec(enums_1.Version.v1dot6, [
+    enums_1.Format.XML,
+    enums_1.Format.JSON
+], [
+    componentType_1.ComponentType.Application,
+    componentType_1.ComponentType.Framework,
+    componentType_1.ComponentType.Library,
+    componentType_1.ComponentType.Container,
+    componentType_1.ComponentType.Platform,
+    componentType_1.ComponentType.OperatingSystem,
+    componentType_1.ComponentType.Device,
+    componentType_1.ComponentType.DeviceDriver,
+    componentType_1.ComponentType.Firmware,
+    componentType_1.ComponentType.File,
+    componentType_1.ComponentType.MachineLearningModel,
+    componentType_1.ComponentType.Data,
+    componentType_1.ComponentType.CryptographicAsset
+], [
+    hashAlogorithm_1.HashAlgorithm.MD5,
+    hashAlogorithm_1.HashAlgorithm['SHA-1'],
+    hashAlogorithm_1.HashAlgorithm['SHA-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA-512'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-512'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-256'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-384'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-512'],
+    hashAlogorithm_1.HashAlgorithm.BLAKE3
+], /^([a-fA-F0-9]{32})$|^([a-fA-F0-9]{40})$|^([a-fA-F0-9]{64})$|^([a-fA-F0-9]{96})$|^([a-fA-F0-9]{128})$/, [
+    externalReferenceType_1.ExternalReferenceType.VCS,
+    externalReferenceType_1.ExternalReferenceType.IssueTracker,
+    externalReferenceType_1.ExternalReferenceType.Website,
+    externalReferenceType_1.ExternalReferenceType.Advisories,
+    externalReferenceType_1.ExternalReferenceType.BOM,
+    externalReferenceType_1.ExternalReferenceType.MailingList,
+    externalReferenceType_1.ExternalReferenceType.Social,
+    externalReferenceType_1.ExternalReferenceType.Chat,
+    externalReferenceType_1.ExternalReferenceType.Documentation,
+    externalReferenceType_1.ExternalReferenceType.Support,
+    externalReferenceType_1.ExternalReferenceType.SourceDistribution,
+    externalReferenceType_1.ExternalReferenceType.Distribution,
+    externalReferenceType_1.ExternalReferenceType.DistributionIntake,
+    externalReferenceType_1.ExternalReferenceType.License,
+    externalReferenceType_1.ExternalReferenceType.BuildMeta,
+    externalReferenceType_1.ExternalReferenceType.BuildSystem,
+    externalReferenceType_1.ExternalReferenceType.ReleaseNotes,
+    externalReferenceType_1.ExternalReferenceType.SecurityContact,
+    externalReferenceType_1.ExternalReferenceType.ModelCard,
+    externalReferenceType_1.ExternalReferenceType.Log,
+    externalReferenceType_1.ExternalReferenceType.Configuration,
+    externalReferenceType_1.ExternalReferenceType.Evidence,
+    externalReferenceType_1.ExternalReferenceType.Formulation,
+    externalReferenceType_1.ExternalReferenceType.Attestation,
+    externalReferenceType_1.ExternalReferenceType.ThreatModel,
+    externalReferenceType_1.ExternalReferenceType.AdversaryModel,
+    externalReferenceType_1.ExternalReferenceType.RiskAssessment,
+    externalReferenceType_1.ExternalReferenceType.VulnerabilityAssertion,
+    externalReferenceType_1.ExternalReferenceType.ExploitabilityStatement,
+    externalReferenceType_1.ExternalReferenceType.PentestReport,
+    externalReferenceType_1.ExternalReferenceType.StaticAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.DynamicAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.RuntimeAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.ComponentAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.MaturityReport,
+    externalReferenceType_1.ExternalReferenceType.CertificationReport,
+    externalReferenceType_1.ExternalReferenceType.CodifiedInfrastructure,
+    externalReferenceType_1.ExternalReferenceType.QualityMetrics,
+    externalReferenceType_1.ExternalReferenceType.POAM,
+    externalReferenceType_1.ExternalReferenceType.ElectronicSignature,
+    externalReferenceType_1.ExternalReferenceType.DigitalSignature,
+    externalReferenceType_1.ExternalReferenceType.RFC9116,
+    externalReferenceType_1.ExternalReferenceType.Other
+], true, true, false, true, true, [
+    ratingMethod_1.RatingMethod.CVSSv2,
+    ratingMethod_1.RatingMethod.CVSSv3,
+    ratingMethod_1.RatingMethod.CVSSv31,
+    ratingMethod_1.RatingMethod.CVSSv4,
+    ratingMethod_1.RatingMethod.OWASP,
+    ratingMethod_1.RatingMethod.SSVC,
+    ratingMethod_1.RatingMethod.Other
+], true, true, true, true, true, true, true, true, true));
+exports.Spec1dot7 = Object.freeze(new _protocol_1._Spec(enums_1.Version.v1dot7, [
+    enums_1.Format.XML,
+    enums_1.Format.JSON
+], [
+    componentType_1.ComponentType.Application,
+    componentType_1.ComponentType.Framework,
+    componentType_1.ComponentType.Library,
+    componentType_1.ComponentType.Container,
+    componentType_1.ComponentType.Platform,
+    componentType_1.ComponentType.OperatingSystem,
+    componentType_1.ComponentType.Device,
+    componentType_1.ComponentType.DeviceDriver,
+    componentType_1.ComponentType.Firmware,
+    componentType_1.ComponentType.File,
+    componentType_1.ComponentType.MachineLearningModel,
+    componentType_1.ComponentType.Data,
+    componentType_1.ComponentType.CryptographicAsset
+], [
+    hashAlogorithm_1.HashAlgorithm.MD5,
+    hashAlogorithm_1.HashAlgorithm['SHA-1'],
+    hashAlogorithm_1.HashAlgorithm['SHA-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA-512'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-256'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-384'],
+    hashAlogorithm_1.HashAlgorithm['SHA3-512'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-256'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-384'],
+    hashAlogorithm_1.HashAlgorithm['BLAKE2b-512'],
+    hashAlogorithm_1.HashAlgorithm.BLAKE3,
+    hashAlogorithm_1.HashAlgorithm['Streebog-256'],
+    hashAlogorithm_1.HashAlgorithm['Streebog-512'],
+], /^([a-fA-F0-9]{32})$|^([a-fA-F0-9]{40})$|^([a-fA-F0-9]{64})$|^([a-fA-F0-9]{96})$|^([a-fA-F0-9]{128})$/, [
+    externalReferenceType_1.ExternalReferenceType.VCS,
+    externalReferenceType_1.ExternalReferenceType.IssueTracker,
+    externalReferenceType_1.ExternalReferenceType.Website,
+    externalReferenceType_1.ExternalReferenceType.Advisories,
+    externalReferenceType_1.ExternalReferenceType.BOM,
+    externalReferenceType_1.ExternalReferenceType.MailingList,
+    externalReferenceType_1.ExternalReferenceType.Social,
+    externalReferenceType_1.ExternalReferenceType.Chat,
+    externalReferenceType_1.ExternalReferenceType.Documentation,
+    externalReferenceType_1.ExternalReferenceType.Support,
+    externalReferenceType_1.ExternalReferenceType.SourceDistribution,
+    externalReferenceType_1.ExternalReferenceType.Distribution,
+    externalReferenceType_1.ExternalReferenceType.DistributionIntake,
+    externalReferenceType_1.ExternalReferenceType.License,
+    externalReferenceType_1.ExternalReferenceType.BuildMeta,
+    externalReferenceType_1.ExternalReferenceType.BuildSystem,
+    externalReferenceType_1.ExternalReferenceType.ReleaseNotes,
+    externalReferenceType_1.ExternalReferenceType.SecurityContact,
+    externalReferenceType_1.ExternalReferenceType.ModelCard,
+    externalReferenceType_1.ExternalReferenceType.Log,
+    externalReferenceType_1.ExternalReferenceType.Configuration,
+    externalReferenceType_1.ExternalReferenceType.Evidence,
+    externalReferenceType_1.ExternalReferenceType.Formulation,
+    externalReferenceType_1.ExternalReferenceType.Attestation,
+    externalReferenceType_1.ExternalReferenceType.ThreatModel,
+    externalReferenceType_1.ExternalReferenceType.AdversaryModel,
+    externalReferenceType_1.ExternalReferenceType.RiskAssessment,
+    externalReferenceType_1.ExternalReferenceType.VulnerabilityAssertion,
+    externalReferenceType_1.ExternalReferenceType.ExploitabilityStatement,
+    externalReferenceType_1.ExternalReferenceType.PentestReport,
+    externalReferenceType_1.ExternalReferenceType.StaticAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.DynamicAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.RuntimeAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.ComponentAnalysisReport,
+    externalReferenceType_1.ExternalReferenceType.MaturityReport,
+    externalReferenceType_1.ExternalReferenceType.CertificationReport,
+    externalReferenceType_1.ExternalReferenceType.CodifiedInfrastructure,
+    externalReferenceType_1.ExternalReferenceType.QualityMetrics,
+    externalReferenceType_1.ExternalReferenceType.POAM,
+    externalReferenceType_1.ExternalReferenceType.ElectronicSignature,
+    externalReferenceType_1.ExternalReferenceType.DigitalSignature,
+    externalReferenceType_1.ExternalReferenceType.RFC9116,
+    externalReferenceType_1.ExternalReferenceType.Citation,
+    externalReferenceType_1.ExternalReferenceType.Patent,
+    externalReferenceType_1.ExternalReferenceType.PatentAssertion,
+    externalReferenceType_1.ExternalReferenceType.PatentFamily,
+    externalReferenceType_1.ExternalReferenceType.RFC9116,
+    externalReferenceType_1.ExternalReferenceType.Other
+], true, true, false, true, true, [
+    ratingMethod_1.RatingMethod.CVSSv2,
+    ratingMethod_1.RatingMethod.CVSSv3,
+    ratingMethod_1.RatingMethod.CVSSv31,
+    ratingMethod_1.RatingMethod.CVSSv4,
+    ratingMethod_1.RatingMethod.OWASP,
+    ratingMethod_1.RatingMethod.SSVC,
+    ratingMethod_1.RatingMethod.Other
+], true, true, true, true, true, true, true, true, true));
+exports.SpecVersionDict = Object.freeze({
+    [enums_1.Version.v1dot7]: exports.Spec1dot7,
+    [enums_1.Version.v1dot6]: exports.Spec1dot6,
+    [enums_1.Version.v1dot5]: exports.Spec1dot5,
+    [enums_1.Version.v1dot4]: exports.Spec1dot4,
+    [enums_1.Version.v1dot3]: exports.Spec1dot3,
+    [enums_1.Version.v1dot2]: exports.Spec1dot2
+});
+//# sourceMappingURL=consts.js.map
+
+/***/ }),
+
+/***/ 33671:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Format = exports.Version = void 0;
+var Version;
+(function (Version) {
+    Version["v1dot7"] = "1.7";
+    Version["v1dot6"] = "1.6";
+    Version["v1dot5"] = "1.5";
+    Version["v1dot4"] = "1.4";
+    Version["v1dot3"] = "1.3";
+    Version["v1dot2"] = "1.2";
+    Version["v1dot1"] = "1.1";
+    Version["v1dot0"] = "1.0";
+})(Version || (exports.Version = Version = {}));
+var Format;
+(function (Format) {
+    Format["XML"] = "xml";
+    Format["JSON"] = "json";
+})(Format || (exports.Format = Format = {}));
+//# sourceMappingURL=enums.js.map
+
+/***/ }),
+
+/***/ 36134:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.UnsupportedFormatError = void 0;
+class UnsupportedFormatError extends Error {
+}
+exports.UnsupportedFormatError = UnsupportedFormatError;
+//# sourceMappingURL=errors.js.map
+
+/***/ }),
+
+/***/ 94321:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+__exportStar(__nccwpck_require__(64641), exports);
+__exportStar(__nccwpck_require__(33671), exports);
+__exportStar(__nccwpck_require__(36134), exports);
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 51013:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.isCPE = isCPE;
+const cpePattern = /^([c][pP][eE]:\/[AHOaho]?(:[A-Za-z0-9\._\-~%]*){0,6})$|^(cpe:2\.3:[aho\*\-](:(((\?*|\*?)([a-zA-Z0-9\-\._]|(\\[\\\*\?!"#$$%&'\(\)\+,\/:;<=>@\[\]\^`\{\|}~]))+(\?*|\*?))|[\*\-])){5}(:(([a-zA-Z]{2,3}(-([a-zA-Z]{2}|[0-9]{3}))?)|[\*\-]))(:(((\?*|\*?)([a-zA-Z0-9\-\._]|(\\[\\\*\?!"#$$%&'\(\)\+,\/:;<=>@\[\]\^`\{\|}~]))+(\?*|\*?))|[\*\-])){4})$/;
+function isCPE(value) {
+    return typeof value === 'string' &&
+        cpePattern.test(value);
+}
+//# sourceMappingURL=cpe.js.map
+
+/***/ }),
+
+/***/ 43198:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.CweRepository = void 0;
+exports.isCWE = isCWE;
+const sortable_1 = __nccwpck_require__(40094);
+const integer_1 = __nccwpck_require__(36181);
+function isCWE(value) {
+    return (0, integer_1.isPositiveInteger)(value);
+}
+class CweRepository extends sortable_1.SortableNumbers {
+}
+exports.CweRepository = CweRepository;
+//# sourceMappingURL=cwe.js.map
+
+/***/ }),
+
+/***/ 32107:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+__exportStar(__nccwpck_require__(51013), exports);
+__exportStar(__nccwpck_require__(43198), exports);
+__exportStar(__nccwpck_require__(36181), exports);
+__exportStar(__nccwpck_require__(47255), exports);
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 36181:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.isInteger = isInteger;
+exports.isNonNegativeInteger = isNonNegativeInteger;
+exports.isPositiveInteger = isPositiveInteger;
+function isInteger(value) {
+    return Number.isInteger(value);
+}
+function isNonNegativeInteger(value) {
+    return isInteger(value) &&
+        value >= 0;
+}
+function isPositiveInteger(value) {
+    return isInteger(value) &&
+        value > 0;
+}
+//# sourceMappingURL=integer.js.map
+
+/***/ }),
+
+/***/ 47255:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.isMimeType = isMimeType;
+const mimeTypePattern = /^[-+a-z0-9.]+\/[-+a-z0-9.]+$/;
+function isMimeType(value) {
+    return typeof value === 'string' &&
+        mimeTypePattern.test(value);
+}
+//# sourceMappingURL=mimeType.js.map
+
+/***/ }),
+
+/***/ 66300:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.BaseValidator = void 0;
+class BaseValidator {
+    #version;
+    constructor(version) {
+        this.#version = version;
+    }
+    get version() {
+        return this.#version;
+    }
+}
+exports.BaseValidator = BaseValidator;
+//# sourceMappingURL=baseValidator.js.map
+
+/***/ }),
+
+/***/ 73514:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.MissingOptionalDependencyError = exports.NotImplementedError = void 0;
+const errors_1 = __nccwpck_require__(98835);
+class NotImplementedError extends Error {
+    constructor(version) {
+        super(`not implemented for CycloneDX version: ${version}`);
+    }
+}
+exports.NotImplementedError = NotImplementedError;
+class MissingOptionalDependencyError extends errors_1.OptPlugError {
+}
+exports.MissingOptionalDependencyError = MissingOptionalDependencyError;
+//# sourceMappingURL=errors.js.map
+
+/***/ }),
+
+/***/ 99134:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.Types = void 0;
+__exportStar(__nccwpck_require__(73514), exports);
+exports.Types = __importStar(__nccwpck_require__(38156));
+//# sourceMappingURL=index.common.js.map
+
+/***/ }),
+
+/***/ 18655:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+__exportStar(__nccwpck_require__(99134), exports);
+__exportStar(__nccwpck_require__(91467), exports);
+__exportStar(__nccwpck_require__(55592), exports);
+//# sourceMappingURL=index.node.js.map
+
+/***/ }),
+
+/***/ 91467:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.JsonStrictValidator = exports.JsonValidator = void 0;
+const errors_1 = __nccwpck_require__(98835);
+const jsonValidator_1 = __importDefault(__nccwpck_require__(87354));
+const resources_node_1 = __nccwpck_require__(31864);
+const baseValidator_1 = __nccwpck_require__(66300);
+const errors_2 = __nccwpck_require__(73514);
+class BaseJsonValidator extends baseValidator_1.BaseValidator {
+    #getSchemaFilePath() {
+        const s = this._getSchemaFile();
+        if (s === undefined) {
+            throw new errors_2.NotImplementedError(this.version);
+        }
+        return s;
+    }
+    #validatorCache = undefined;
+    async #getValidator() {
+        if (this.#validatorCache === undefined) {
+            try {
+                this.#validatorCache = await (0, jsonValidator_1.default)(this.#getSchemaFilePath(), {
+                    'http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json': resources_node_1.FILES.SPDX.JSON_SCHEMA,
+                    'http://cyclonedx.org/schema/cryptography-defs.SNAPSHOT.schema.json': resources_node_1.FILES.CryptoDefs.JSON_SCHEMA,
+                    'http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json': resources_node_1.FILES.JSF.JSON_SCHEMA
+                });
+            }
+            catch (err) {
+                if (err instanceof errors_1.OptPlugError) {
+                    throw new errors_2.MissingOptionalDependencyError(err.message, err);
+                }
+                throw err;
+            }
+        }
+        return this.#validatorCache;
+    }
+    async validate(data) {
+        return (await this.#getValidator())(data);
+    }
+}
+class JsonValidator extends BaseJsonValidator {
+    _getSchemaFile() {
+        return resources_node_1.FILES.CDX.JSON_SCHEMA[this.version];
+    }
+}
+exports.JsonValidator = JsonValidator;
+class JsonStrictValidator extends BaseJsonValidator {
+    _getSchemaFile() {
+        return resources_node_1.FILES.CDX.JSON_STRICT_SCHEMA[this.version];
+    }
+}
+exports.JsonStrictValidator = JsonStrictValidator;
+//# sourceMappingURL=jsonValidator.node.js.map
+
+/***/ }),
+
+/***/ 38156:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+//# sourceMappingURL=types.js.map
+
+/***/ }),
+
+/***/ 55592:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+/*!
+This file is part of CycloneDX JavaScript Library.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+   http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+
+SPDX-License-Identifier: Apache-2.0
+Copyright (c) OWASP Foundation. All Rights Reserved.
+*/
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.XmlValidator = void 0;
+const errors_1 = __nccwpck_require__(98835);
+const xmlValidator_1 = __importDefault(__nccwpck_require__(69133));
+const resources_node_1 = __nccwpck_require__(31864);
+const baseValidator_1 = __nccwpck_require__(66300);
+const errors_2 = __nccwpck_require__(73514);
+class XmlValidator extends baseValidator_1.BaseValidator {
+    #getSchemaFilePath() {
+        const s = resources_node_1.FILES.CDX.XML_SCHEMA[this.version];
+        if (s === undefined) {
+            throw new errors_2.NotImplementedError(this.version);
+        }
+        return s;
+    }
+    #validatorCache = undefined;
+    async #getValidator() {
+        if (this.#validatorCache === undefined) {
+            try {
+                this.#validatorCache = await (0, xmlValidator_1.default)(this.#getSchemaFilePath());
+            }
+            catch (err) {
+                if (err instanceof errors_1.OptPlugError) {
+                    throw new errors_2.MissingOptionalDependencyError(err.message, err);
+                }
+                throw err;
+            }
+        }
+        return this.#validatorCache;
+    }
+    async validate(data) {
+        return (await this.#getValidator())(data);
+    }
+}
+exports.XmlValidator = XmlValidator;
+//# sourceMappingURL=xmlValidator.node.js.map
 
 /***/ }),
 
@@ -72240,6 +84635,14 @@ const {
 
 /***/ }),
 
+/***/ 52094:
+/***/ ((module) => {
+
+"use strict";
+module.exports = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"http://cyclonedx.org/schema/spdx.schema.json","$comment":"v1.1-3.29.0","type":"string","enum":["0BSD","3D-Slicer-1.0","AAL","Abstyles","AdaCore-doc","Adobe-2006","Adobe-Display-PostScript","Adobe-Glyph","Adobe-Utopia","ADSL","Advanced-Cryptics-Dictionary","AFL-1.1","AFL-1.2","AFL-2.0","AFL-2.1","AFL-3.0","Afmparse","AGPL-1.0","AGPL-1.0-only","AGPL-1.0-or-later","AGPL-3.0","AGPL-3.0-only","AGPL-3.0-or-later","Aladdin","ALGLIB-Documentation","AMD-newlib","AMDPLPA","AML","AML-glslang","AMPAS","ANTLR-PD","ANTLR-PD-fallback","any-OSI","any-OSI-perl-modules","Apache-1.0","Apache-1.1","Apache-2.0","APAFML","APL-1.0","App-s2p","APSL-1.0","APSL-1.1","APSL-1.2","APSL-2.0","Arphic-1999","Artistic-1.0","Artistic-1.0-cl8","Artistic-1.0-Perl","Artistic-2.0","Artistic-dist","Aspell-RU","ASWF-Digital-Assets-1.0","ASWF-Digital-Assets-1.1","atc-game","Baekmuk","Bahyph","Barr","bcrypt-Solar-Designer","Beerware","Bitstream-Charter","Bitstream-Vera","BitTorrent-1.0","BitTorrent-1.1","blessing","BlueOak-1.0.0","Boehm-GC","Boehm-GC-without-fee","BOLA-1.1","Borceux","Brian-Gladman-2-Clause","Brian-Gladman-3-Clause","Brian-Gladman-3-Clause-no-conversion","BSD-1-Clause","BSD-2-Clause","BSD-2-Clause-Darwin","BSD-2-Clause-first-lines","BSD-2-Clause-FreeBSD","BSD-2-Clause-NetBSD","BSD-2-Clause-Patent","BSD-2-Clause-pkgconf-disclaimer","BSD-2-Clause-pos-unchanged","BSD-2-Clause-Views","BSD-3-Clause","BSD-3-Clause-acpica","BSD-3-Clause-Attribution","BSD-3-Clause-Clear","BSD-3-Clause-flex","BSD-3-Clause-HP","BSD-3-Clause-LBNL","BSD-3-Clause-Modification","BSD-3-Clause-No-Military-License","BSD-3-Clause-No-Nuclear-License","BSD-3-Clause-No-Nuclear-License-2014","BSD-3-Clause-No-Nuclear-Warranty","BSD-3-Clause-Open-MPI","BSD-3-Clause-OpenWebUI","BSD-3-Clause-Sun","BSD-3-Clause-Tso","BSD-4-Clause","BSD-4-Clause-Shortened","BSD-4-Clause-UC","BSD-4.3RENO","BSD-4.3TAHOE","BSD-Advertising-Acknowledgement","BSD-ask-to-endorse","BSD-Attribution-HPND-disclaimer","BSD-Inferno-Nettverk","BSD-Mark-Modifications","BSD-Protection","BSD-Source-alt-GPL","BSD-Source-beginning-file","BSD-Source-Code","BSD-Source-Code-no-disclaimer","BSD-Systemics","BSD-Systemics-W3Works","BSL-1.0","Buddy","Bugroff","BUSL-1.1","bzip2-1.0.5","bzip2-1.0.6","C-UDA-1.0","CAL-1.0","CAL-1.0-Combined-Work-Exception","Caldera","Caldera-no-preamble","CAPEC-tou","Catharon","CATOSL-1.1","CC-BY-1.0","CC-BY-2.0","CC-BY-2.5","CC-BY-2.5-AU","CC-BY-3.0","CC-BY-3.0-AT","CC-BY-3.0-AU","CC-BY-3.0-DE","CC-BY-3.0-IGO","CC-BY-3.0-NL","CC-BY-3.0-US","CC-BY-4.0","CC-BY-NC-1.0","CC-BY-NC-2.0","CC-BY-NC-2.5","CC-BY-NC-3.0","CC-BY-NC-3.0-DE","CC-BY-NC-3.0-IGO","CC-BY-NC-4.0","CC-BY-NC-ND-1.0","CC-BY-NC-ND-2.0","CC-BY-NC-ND-2.5","CC-BY-NC-ND-3.0","CC-BY-NC-ND-3.0-DE","CC-BY-NC-ND-3.0-IGO","CC-BY-NC-ND-4.0","CC-BY-NC-SA-1.0","CC-BY-NC-SA-2.0","CC-BY-NC-SA-2.0-DE","CC-BY-NC-SA-2.0-FR","CC-BY-NC-SA-2.0-UK","CC-BY-NC-SA-2.5","CC-BY-NC-SA-3.0","CC-BY-NC-SA-3.0-DE","CC-BY-NC-SA-3.0-IGO","CC-BY-NC-SA-4.0","CC-BY-ND-1.0","CC-BY-ND-2.0","CC-BY-ND-2.5","CC-BY-ND-3.0","CC-BY-ND-3.0-DE","CC-BY-ND-4.0","CC-BY-SA-1.0","CC-BY-SA-2.0","CC-BY-SA-2.0-UK","CC-BY-SA-2.1-JP","CC-BY-SA-2.5","CC-BY-SA-3.0","CC-BY-SA-3.0-AT","CC-BY-SA-3.0-DE","CC-BY-SA-3.0-IGO","CC-BY-SA-4.0","CC-PDDC","CC-PDM-1.0","CC-SA-1.0","CC0-1.0","CDDL-1.0","CDDL-1.1","CDL-1.0","CDLA-Permissive-1.0","CDLA-Permissive-2.0","CDLA-Sharing-1.0","CECILL-1.0","CECILL-1.1","CECILL-2.0","CECILL-2.1","CECILL-B","CECILL-C","CERN-OHL-1.1","CERN-OHL-1.2","CERN-OHL-P-2.0","CERN-OHL-S-2.0","CERN-OHL-W-2.0","CFITSIO","check-cvs","checkmk","ClArtistic","Clips","CMU-Mach","CMU-Mach-nodoc","CNRI-Jython","CNRI-Python","CNRI-Python-GPL-Compatible","COIL-1.0","Community-Spec-1.0","Condor-1.1","copyleft-next-0.3.0","copyleft-next-0.3.1","Cornell-Lossless-JPEG","CPAL-1.0","CPL-1.0","CPOL-1.02","Cronyx","Crossword","CryptoSwift","CrystalStacker","CUA-OPL-1.0","Cube","curl","cve-tou","D-FSL-1.0","DEC-3-Clause","diffmark","DL-DE-BY-2.0","DL-DE-ZERO-2.0","DOC","DocBook-DTD","DocBook-Schema","DocBook-Stylesheet","DocBook-XML","Dotseqn","DRL-1.0","DRL-1.1","DSDP","dtoa","dvipdfm","ECL-1.0","ECL-2.0","eCos-2.0","EFL-1.0","EFL-2.0","eGenix","Elastic-2.0","Entessa","EPICS","EPL-1.0","EPL-2.0","ErlPL-1.1","ESA-PL-permissive-2.4","ESA-PL-strong-copyleft-2.4","ESA-PL-weak-copyleft-2.4","etalab-2.0","EUDatagrid","EUPL-1.0","EUPL-1.1","EUPL-1.2","Eurosym","Fair","FBM","FDK-AAC","FDK-MPEG-H","Ferguson-Twofish","Frameworx-1.0","FreeBSD-DOC","FreeImage","FSFAP","FSFAP-no-warranty-disclaimer","FSFUL","FSFULLR","FSFULLRSD","FSFULLRWD","FSL-1.1-ALv2","FSL-1.1-MIT","FTL","Furuseth","fwlw","Game-Programming-Gems","GCR-docs","GD","generic-xts","GFDL-1.1","GFDL-1.1-invariants-only","GFDL-1.1-invariants-or-later","GFDL-1.1-no-invariants-only","GFDL-1.1-no-invariants-or-later","GFDL-1.1-only","GFDL-1.1-or-later","GFDL-1.2","GFDL-1.2-invariants-only","GFDL-1.2-invariants-or-later","GFDL-1.2-no-invariants-only","GFDL-1.2-no-invariants-or-later","GFDL-1.2-only","GFDL-1.2-or-later","GFDL-1.3","GFDL-1.3-invariants-only","GFDL-1.3-invariants-or-later","GFDL-1.3-no-invariants-only","GFDL-1.3-no-invariants-or-later","GFDL-1.3-only","GFDL-1.3-or-later","Giftware","GL2PS","Glide","Glulxe","GLWTPL","gnuplot","GPL-1.0","GPL-1.0+","GPL-1.0-only","GPL-1.0-or-later","GPL-2.0","GPL-2.0+","GPL-2.0-only","GPL-2.0-or-later","GPL-2.0-with-autoconf-exception","GPL-2.0-with-bison-exception","GPL-2.0-with-classpath-exception","GPL-2.0-with-font-exception","GPL-2.0-with-GCC-exception","GPL-3.0","GPL-3.0+","GPL-3.0-only","GPL-3.0-or-later","GPL-3.0-with-autoconf-exception","GPL-3.0-with-GCC-exception","Graphics-Gems","gSOAP-1.3b","gtkbook","Gutmann","HaskellReport","HDF5","hdparm","HIDAPI","Hippocratic-2.1","Hippocratic-3.0-core","HP-1986","HP-1989","HPND","HPND-DEC","HPND-doc","HPND-doc-sell","HPND-export-US","HPND-export-US-acknowledgement","HPND-export-US-modify","HPND-export2-US","HPND-Fenneberg-Livingston","HPND-INRIA-IMAG","HPND-Intel","HPND-Kevlin-Henney","HPND-Markus-Kuhn","HPND-merchantability-variant","HPND-MIT-disclaimer","HPND-Netrek","HPND-Pbmplus","HPND-sell-MIT-disclaimer-xserver","HPND-sell-regexpr","HPND-sell-variant","HPND-sell-variant-critical-systems","HPND-sell-variant-MIT-disclaimer","HPND-sell-variant-MIT-disclaimer-rev","HPND-SMC","HPND-UC","HPND-UC-export-US","HTMLTIDY","hyphen-bulgarian","IBM-pibs","ICU","IEC-Code-Components-EULA","IJG","IJG-short","ImageMagick","iMatix","Imlib2","Info-ZIP","Informatica","Inner-Net-2.0","InnoSetup","Intel","Intel-ACPI","Interbase-1.0","IPA","IPL-1.0","ISC","ISC-Veillard","ISO-permission","Jam","JasPer-2.0","jove","JPL-image","JPNIC","JSON","Kastrup","Kazlib","Knuth-CTAN","LAL-1.2","LAL-1.3","Latex2e","Latex2e-translated-notice","Leptonica","LGPL-2.0","LGPL-2.0+","LGPL-2.0-only","LGPL-2.0-or-later","LGPL-2.1","LGPL-2.1+","LGPL-2.1-only","LGPL-2.1-or-later","LGPL-3.0","LGPL-3.0+","LGPL-3.0-only","LGPL-3.0-or-later","LGPLLR","Libpng","libpng-1.6.35","libpng-2.0","libselinux-1.0","libtiff","libutil-David-Nugent","LiLiQ-P-1.1","LiLiQ-R-1.1","LiLiQ-Rplus-1.1","Linux-man-pages-1-para","Linux-man-pages-copyleft","Linux-man-pages-copyleft-2-para","Linux-man-pages-copyleft-var","Linux-OpenIB","LOOP","LPD-document","LPL-1.0","LPL-1.02","LPPL-1.0","LPPL-1.1","LPPL-1.2","LPPL-1.3a","LPPL-1.3c","lsof","Lucida-Bitmap-Fonts","LZMA-SDK-9.11-to-9.20","LZMA-SDK-9.22","Mackerras-3-Clause","Mackerras-3-Clause-acknowledgment","magaz","mailprio","MakeIndex","man2html","Martin-Birgmeier","McPhee-slideshow","metamail","Minpack","MIPS","MirOS","MIT","MIT-0","MIT-advertising","MIT-Click","MIT-CMU","MIT-enna","MIT-feh","MIT-Festival","MIT-Khronos-old","MIT-Modern-Variant","MIT-open-group","MIT-STK","MIT-testregex","MIT-Wu","MITNFA","MMIXware","MMPL-1.0.1","Motosoto","MPEG-SSG","mpi-permissive","mpich2","MPL-1.0","MPL-1.1","MPL-2.0","MPL-2.0-no-copyleft-exception","mplus","MS-LPL","MS-PL","MS-RL","MTLL","MulanPSL-1.0","MulanPSL-2.0","Multics","Mup","MVT-1.1","NAIST-2003","NASA-1.3","Naumen","NBPL-1.0","NCBI-PD","NCGL-UK-2.0","NCL","NCSA","Net-SNMP","NetCDF","Newsletr","NGPL","ngrep","NICTA-1.0","NIST-PD","NIST-PD-fallback","NIST-PD-TNT","NIST-Software","NLOD-1.0","NLOD-2.0","NLPL","Nokia","NOSL","Noweb","NPL-1.0","NPL-1.1","NPOSL-3.0","NRL","NTIA-PD","NTP","NTP-0","Nunit","O-UDA-1.0","OAR","OCCT-PL","OCLC-2.0","ODbL-1.0","ODC-By-1.0","OFFIS","OFL-1.0","OFL-1.0-no-RFN","OFL-1.0-RFN","OFL-1.1","OFL-1.1-no-RFN","OFL-1.1-RFN","OGC-1.0","OGDL-Taiwan-1.0","OGL-Canada-2.0","OGL-UK-1.0","OGL-UK-2.0","OGL-UK-3.0","OGTSL","OLDAP-1.1","OLDAP-1.2","OLDAP-1.3","OLDAP-1.4","OLDAP-2.0","OLDAP-2.0.1","OLDAP-2.1","OLDAP-2.2","OLDAP-2.2.1","OLDAP-2.2.2","OLDAP-2.3","OLDAP-2.4","OLDAP-2.5","OLDAP-2.6","OLDAP-2.7","OLDAP-2.8","OLFL-1.3","OML","OpenMDW-1.0","OpenPBS-2.3","OpenSSL","OpenSSL-standalone","OpenVision","OPL-1.0","OPL-UK-3.0","OPUBL-1.0","OSC-1.0","OSET-PL-2.1","OSL-1.0","OSL-1.1","OSL-2.0","OSL-2.1","OSL-3.0","OSSP","PADL","ParaType-Free-Font-1.3","Parity-6.0.0","Parity-7.0.0","PDDL-1.0","PHP-3.0","PHP-3.01","Pixar","pkgconf","Plexus","pnmstitch","PolyForm-Noncommercial-1.0.0","PolyForm-Small-Business-1.0.0","PostgreSQL","PPL","PSF-2.0","psfrag","psutils","Python-2.0","Python-2.0.1","python-ldap","Qhull","QPL-1.0","QPL-1.0-INRIA-2004","radvd","Rdisc","RHeCos-1.1","RPL-1.1","RPL-1.5","RPSL-1.0","RSA-MD","RSCPL","Ruby","Ruby-pty","SAX-PD","SAX-PD-2.0","Saxpath","SCEA","SchemeReport","Sendmail","Sendmail-8.23","Sendmail-Open-Source-1.1","SGI-B-1.0","SGI-B-1.1","SGI-B-2.0","SGI-OpenGL","SGMLUG-PM","SGP4","SHL-0.5","SHL-0.51","SimPL-2.0","SISSL","SISSL-1.2","SL","Sleepycat","SMAIL-GPL","SMLNJ","SMPPL","SNIA","snprintf","SOFA","softSurfer","Soundex","Spencer-86","Spencer-94","Spencer-99","SPL-1.0","ssh-keyscan","SSH-OpenSSH","SSH-short","SSLeay-standalone","SSPL-1.0","StandardML-NJ","SugarCRM-1.1.3","SUL-1.0","Sun-PPP","Sun-PPP-2000","SunPro","SWL","swrule","Symlinks","TAPR-OHL-1.0","TCL","TCP-wrappers","TekHVC","TermReadKey","TGPPL-1.0","ThirdEye","threeparttable","TMate","TORQUE-1.1","TOSL","TPDL","TPL-1.0","TrustedQSL","TTWL","TTYP0","TU-Berlin-1.0","TU-Berlin-2.0","Ubuntu-font-1.0","UCAR","UCL-1.0","ulem","UMich-Merit","Unicode-3.0","Unicode-DFS-2015","Unicode-DFS-2016","Unicode-TOU","UnixCrypt","Unlicense","Unlicense-libtelnet","Unlicense-libwhirlpool","UnRAR","UPL-1.0","URT-RLE","Vim","Vixie-Cron","VOSTROM","VSL-1.0","W3C","W3C-19980720","W3C-20150513","w3m","Watcom-1.0","Widget-Workshop","WordNet","Wsuipa","WTFNMFPL","WTFPL","wwl","wxWindows","X11","X11-distribute-modifications-variant","X11-no-permit-persons","X11-swapped","Xdebug-1.03","Xerox","Xfig","XFree86-1.1","xinetd","xkeyboard-config-Zinoviev","xlock","Xnet","xpp","XSkat","xzoom","YPL-1.0","YPL-1.1","Zed","Zeeff","Zend-2.0","Zimbra-1.3","Zimbra-1.4","Zlib","zlib-acknowledgement","ZPL-1.1","ZPL-2.0","ZPL-2.1","389-exception","Asterisk-exception","Asterisk-linking-protocols-exception","Autoconf-exception-2.0","Autoconf-exception-3.0","Autoconf-exception-generic","Autoconf-exception-generic-3.0","Autoconf-exception-macro","Bison-exception-1.24","Bison-exception-2.2","Bootloader-exception","CGAL-linking-exception","Classpath-exception-2.0","Classpath-exception-2.0-short","CLISP-exception-2.0","cryptsetup-OpenSSL-exception","Digia-Qt-LGPL-exception-1.1","DigiRule-FOSS-exception","eCos-exception-2.0","erlang-otp-linking-exception","Fawkes-Runtime-exception","FLTK-exception","fmt-exception","Font-exception-2.0","freertos-exception-2.0","GCC-exception-2.0","GCC-exception-2.0-note","GCC-exception-3.1","Gmsh-exception","GNAT-exception","GNOME-examples-exception","GNU-compiler-exception","gnu-javamail-exception","Google-Patent-WebM","GPL-3.0-389-ds-base-exception","GPL-3.0-interface-exception","GPL-3.0-linking-exception","GPL-3.0-linking-source-exception","GPL-CC-1.0","GStreamer-exception-2005","GStreamer-exception-2008","harbour-exception","i2p-gpl-java-exception","Independent-modules-exception","KiCad-libraries-exception","kvirc-openssl-exception","LGPL-3.0-linking-exception","libpri-OpenH323-exception","Libtool-exception","Linux-syscall-note","LLGPL","LLVM-exception","LZMA-exception","mif-exception","mxml-exception","Nokia-Qt-exception-1.1","OCaml-LGPL-linking-exception","OCCT-exception-1.0","OpenJDK-assembly-exception-1.0","openvpn-openssl-exception","PCRE2-exception","polyparse-exception","PS-or-PDF-font-exception-20170817","QPL-1.0-INRIA-2004-exception","Qt-GPL-exception-1.0","Qt-LGPL-exception-1.1","Qwt-exception-1.0","romic-exception","RRDtool-FLOSS-exception-2.0","rsync-linking-exception","SANE-exception","SHL-2.0","SHL-2.1","Simple-Library-Usage-exception","Spelling-Provider-LGPL-exception","sqlitestudio-OpenSSL-exception","stunnel-exception","SWI-exception","Swift-exception","Texinfo-exception","u-boot-exception-2.0","UBDL-exception","Universal-FOSS-exception-1.0","vsftpd-openssl-exception","WxWindows-exception-3.1","x11vnc-openssl-exception"],"meta:enum":{"0BSD":"BSD Zero Clause License","3D-Slicer-1.0":"3D Slicer License v1.0","AAL":"Attribution Assurance License","Abstyles":"Abstyles License","AdaCore-doc":"AdaCore Doc License","Adobe-2006":"Adobe Systems Incorporated Source Code License Agreement","Adobe-Display-PostScript":"Adobe Display PostScript License","Adobe-Glyph":"Adobe Glyph List License","Adobe-Utopia":"Adobe Utopia Font License","ADSL":"Amazon Digital Services License","Advanced-Cryptics-Dictionary":"Advanced Cryptics Dictionary License","AFL-1.1":"Academic Free License v1.1","AFL-1.2":"Academic Free License v1.2","AFL-2.0":"Academic Free License v2.0","AFL-2.1":"Academic Free License v2.1","AFL-3.0":"Academic Free License v3.0","Afmparse":"Afmparse License","AGPL-1.0":"Affero General Public License v1.0","AGPL-1.0-only":"Affero General Public License v1.0 only","AGPL-1.0-or-later":"Affero General Public License v1.0 or later","AGPL-3.0":"GNU Affero General Public License v3.0","AGPL-3.0-only":"GNU Affero General Public License v3.0 only","AGPL-3.0-or-later":"GNU Affero General Public License v3.0 or later","Aladdin":"Aladdin Free Public License","ALGLIB-Documentation":"ALGLIB Documentation License","AMD-newlib":"AMD newlib License","AMDPLPA":"AMD\'s plpa_map.c License","AML":"Apple MIT License","AML-glslang":"AML glslang variant License","AMPAS":"Academy of Motion Picture Arts and Sciences BSD","ANTLR-PD":"ANTLR Software Rights Notice","ANTLR-PD-fallback":"ANTLR Software Rights Notice with license fallback","any-OSI":"Any OSI License","any-OSI-perl-modules":"Any OSI License - Perl Modules","Apache-1.0":"Apache License 1.0","Apache-1.1":"Apache License 1.1","Apache-2.0":"Apache License 2.0","APAFML":"Adobe Postscript AFM License","APL-1.0":"Adaptive Public License 1.0","App-s2p":"App::s2p License","APSL-1.0":"Apple Public Source License 1.0","APSL-1.1":"Apple Public Source License 1.1","APSL-1.2":"Apple Public Source License 1.2","APSL-2.0":"Apple Public Source License 2.0","Arphic-1999":"Arphic Public License","Artistic-1.0":"Artistic License 1.0","Artistic-1.0-cl8":"Artistic License 1.0 w/clause 8","Artistic-1.0-Perl":"Artistic License 1.0 (Perl)","Artistic-2.0":"Artistic License 2.0","Artistic-dist":"Artistic License 1.0 (dist)","Aspell-RU":"Aspell Russian License","ASWF-Digital-Assets-1.0":"ASWF Digital Assets License version 1.0","ASWF-Digital-Assets-1.1":"ASWF Digital Assets License 1.1","atc-game":"atc Game License","Baekmuk":"Baekmuk License","Bahyph":"Bahyph License","Barr":"Barr License","bcrypt-Solar-Designer":"bcrypt Solar Designer License","Beerware":"Beerware License","Bitstream-Charter":"Bitstream Charter Font License","Bitstream-Vera":"Bitstream Vera Font License","BitTorrent-1.0":"BitTorrent Open Source License v1.0","BitTorrent-1.1":"BitTorrent Open Source License v1.1","blessing":"SQLite Blessing","BlueOak-1.0.0":"Blue Oak Model License 1.0.0","Boehm-GC":"Boehm-Demers-Weiser GC License","Boehm-GC-without-fee":"Boehm-Demers-Weiser GC License (without fee)","BOLA-1.1":"Buena Onda License Agreement v1.1","Borceux":"Borceux license","Brian-Gladman-2-Clause":"Brian Gladman 2-Clause License","Brian-Gladman-3-Clause":"Brian Gladman 3-Clause License","Brian-Gladman-3-Clause-no-conversion":"Brian Gladman 3-Clause License (no conversion clause)","BSD-1-Clause":"BSD 1-Clause License","BSD-2-Clause":"BSD 2-Clause \\"Simplified\\" License","BSD-2-Clause-Darwin":"BSD 2-Clause - Ian Darwin variant","BSD-2-Clause-first-lines":"BSD 2-Clause - first lines requirement","BSD-2-Clause-FreeBSD":"BSD 2-Clause FreeBSD License","BSD-2-Clause-NetBSD":"BSD 2-Clause NetBSD License","BSD-2-Clause-Patent":"BSD-2-Clause Plus Patent License","BSD-2-Clause-pkgconf-disclaimer":"BSD 2-Clause pkgconf disclaimer variant","BSD-2-Clause-pos-unchanged":"BSD 2-Clause - position unchanged variant","BSD-2-Clause-Views":"BSD 2-Clause with views sentence","BSD-3-Clause":"BSD 3-Clause \\"New\\" or \\"Revised\\" License","BSD-3-Clause-acpica":"BSD 3-Clause acpica variant","BSD-3-Clause-Attribution":"BSD with attribution","BSD-3-Clause-Clear":"BSD 3-Clause Clear License","BSD-3-Clause-flex":"BSD 3-Clause Flex variant","BSD-3-Clause-HP":"Hewlett-Packard BSD variant license","BSD-3-Clause-LBNL":"Lawrence Berkeley National Labs BSD variant license","BSD-3-Clause-Modification":"BSD 3-Clause Modification","BSD-3-Clause-No-Military-License":"BSD 3-Clause No Military License","BSD-3-Clause-No-Nuclear-License":"BSD 3-Clause No Nuclear License","BSD-3-Clause-No-Nuclear-License-2014":"BSD 3-Clause No Nuclear License 2014","BSD-3-Clause-No-Nuclear-Warranty":"BSD 3-Clause No Nuclear Warranty","BSD-3-Clause-Open-MPI":"BSD 3-Clause Open MPI variant","BSD-3-Clause-OpenWebUI":"BSD 3-Clause - OpenWebUI variant","BSD-3-Clause-Sun":"BSD 3-Clause Sun Microsystems","BSD-3-Clause-Tso":"BSD 3-Clause Tso variant","BSD-4-Clause":"BSD 4-Clause \\"Original\\" or \\"Old\\" License","BSD-4-Clause-Shortened":"BSD 4 Clause Shortened","BSD-4-Clause-UC":"BSD-4-Clause (University of California-Specific)","BSD-4.3RENO":"BSD 4.3 RENO License","BSD-4.3TAHOE":"BSD 4.3 TAHOE License","BSD-Advertising-Acknowledgement":"BSD Advertising Acknowledgement License","BSD-ask-to-endorse":"BSD - ask to endorse","BSD-Attribution-HPND-disclaimer":"BSD with Attribution and HPND disclaimer","BSD-Inferno-Nettverk":"BSD-Inferno-Nettverk","BSD-Mark-Modifications":"BSD Mark Modifications License","BSD-Protection":"BSD Protection License","BSD-Source-alt-GPL":"BSD Source Code Attribution - GPL alternative","BSD-Source-beginning-file":"BSD Source Code Attribution - beginning of file variant","BSD-Source-Code":"BSD Source Code Attribution","BSD-Source-Code-no-disclaimer":"BSD Source Code Attribution - no disclaimer","BSD-Systemics":"Systemics BSD variant license","BSD-Systemics-W3Works":"Systemics W3Works BSD variant license","BSL-1.0":"Boost Software License 1.0","Buddy":"Buddy License","Bugroff":"Bugroff License","BUSL-1.1":"Business Source License 1.1","bzip2-1.0.5":"bzip2 and libbzip2 License v1.0.5","bzip2-1.0.6":"bzip2 and libbzip2 License v1.0.6","C-UDA-1.0":"Computational Use of Data Agreement v1.0","CAL-1.0":"Cryptographic Autonomy License 1.0","CAL-1.0-Combined-Work-Exception":"Cryptographic Autonomy License 1.0 (Combined Work Exception)","Caldera":"Caldera License","Caldera-no-preamble":"Caldera License (without preamble)","CAPEC-tou":"Common Attack    Pattern Enumeration and Classification License","Catharon":"Catharon License","CATOSL-1.1":"Computer Associates Trusted Open Source License 1.1","CC-BY-1.0":"Creative Commons Attribution 1.0 Generic","CC-BY-2.0":"Creative Commons Attribution 2.0 Generic","CC-BY-2.5":"Creative Commons Attribution 2.5 Generic","CC-BY-2.5-AU":"Creative Commons Attribution 2.5 Australia","CC-BY-3.0":"Creative Commons Attribution 3.0 Unported","CC-BY-3.0-AT":"Creative Commons Attribution 3.0 Austria","CC-BY-3.0-AU":"Creative Commons Attribution 3.0 Australia","CC-BY-3.0-DE":"Creative Commons Attribution 3.0 Germany","CC-BY-3.0-IGO":"Creative Commons Attribution 3.0 IGO","CC-BY-3.0-NL":"Creative Commons Attribution 3.0 Netherlands","CC-BY-3.0-US":"Creative Commons Attribution 3.0 United States","CC-BY-4.0":"Creative Commons Attribution 4.0 International","CC-BY-NC-1.0":"Creative Commons Attribution Non Commercial 1.0 Generic","CC-BY-NC-2.0":"Creative Commons Attribution Non Commercial 2.0 Generic","CC-BY-NC-2.5":"Creative Commons Attribution Non Commercial 2.5 Generic","CC-BY-NC-3.0":"Creative Commons Attribution Non Commercial 3.0 Unported","CC-BY-NC-3.0-DE":"Creative Commons Attribution Non Commercial 3.0 Germany","CC-BY-NC-3.0-IGO":"Creative Commons Attribution Non Commercial 3.0 IGO","CC-BY-NC-4.0":"Creative Commons Attribution Non Commercial 4.0 International","CC-BY-NC-ND-1.0":"Creative Commons Attribution Non Commercial No Derivatives 1.0 Generic","CC-BY-NC-ND-2.0":"Creative Commons Attribution Non Commercial No Derivatives 2.0 Generic","CC-BY-NC-ND-2.5":"Creative Commons Attribution Non Commercial No Derivatives 2.5 Generic","CC-BY-NC-ND-3.0":"Creative Commons Attribution Non Commercial No Derivatives 3.0 Unported","CC-BY-NC-ND-3.0-DE":"Creative Commons Attribution Non Commercial No Derivatives 3.0 Germany","CC-BY-NC-ND-3.0-IGO":"Creative Commons Attribution Non Commercial No Derivatives 3.0 IGO","CC-BY-NC-ND-4.0":"Creative Commons Attribution Non Commercial No Derivatives 4.0 International","CC-BY-NC-SA-1.0":"Creative Commons Attribution Non Commercial Share Alike 1.0 Generic","CC-BY-NC-SA-2.0":"Creative Commons Attribution Non Commercial Share Alike 2.0 Generic","CC-BY-NC-SA-2.0-DE":"Creative Commons Attribution Non Commercial Share Alike 2.0 Germany","CC-BY-NC-SA-2.0-FR":"Creative Commons Attribution-NonCommercial-ShareAlike 2.0 France","CC-BY-NC-SA-2.0-UK":"Creative Commons Attribution Non Commercial Share Alike 2.0 England and Wales","CC-BY-NC-SA-2.5":"Creative Commons Attribution Non Commercial Share Alike 2.5 Generic","CC-BY-NC-SA-3.0":"Creative Commons Attribution Non Commercial Share Alike 3.0 Unported","CC-BY-NC-SA-3.0-DE":"Creative Commons Attribution Non Commercial Share Alike 3.0 Germany","CC-BY-NC-SA-3.0-IGO":"Creative Commons Attribution Non Commercial Share Alike 3.0 IGO","CC-BY-NC-SA-4.0":"Creative Commons Attribution Non Commercial Share Alike 4.0 International","CC-BY-ND-1.0":"Creative Commons Attribution No Derivatives 1.0 Generic","CC-BY-ND-2.0":"Creative Commons Attribution No Derivatives 2.0 Generic","CC-BY-ND-2.5":"Creative Commons Attribution No Derivatives 2.5 Generic","CC-BY-ND-3.0":"Creative Commons Attribution No Derivatives 3.0 Unported","CC-BY-ND-3.0-DE":"Creative Commons Attribution No Derivatives 3.0 Germany","CC-BY-ND-4.0":"Creative Commons Attribution No Derivatives 4.0 International","CC-BY-SA-1.0":"Creative Commons Attribution Share Alike 1.0 Generic","CC-BY-SA-2.0":"Creative Commons Attribution Share Alike 2.0 Generic","CC-BY-SA-2.0-UK":"Creative Commons Attribution Share Alike 2.0 England and Wales","CC-BY-SA-2.1-JP":"Creative Commons Attribution Share Alike 2.1 Japan","CC-BY-SA-2.5":"Creative Commons Attribution Share Alike 2.5 Generic","CC-BY-SA-3.0":"Creative Commons Attribution Share Alike 3.0 Unported","CC-BY-SA-3.0-AT":"Creative Commons Attribution Share Alike 3.0 Austria","CC-BY-SA-3.0-DE":"Creative Commons Attribution Share Alike 3.0 Germany","CC-BY-SA-3.0-IGO":"Creative Commons Attribution-ShareAlike 3.0 IGO","CC-BY-SA-4.0":"Creative Commons Attribution Share Alike 4.0 International","CC-PDDC":"Creative Commons Public Domain Dedication and Certification","CC-PDM-1.0":"Creative    Commons Public Domain Mark 1.0 Universal","CC-SA-1.0":"Creative Commons Share Alike 1.0 Generic","CC0-1.0":"Creative Commons Zero v1.0 Universal","CDDL-1.0":"Common Development and Distribution License 1.0","CDDL-1.1":"Common Development and Distribution License 1.1","CDL-1.0":"Common Documentation License 1.0","CDLA-Permissive-1.0":"Community Data License Agreement Permissive 1.0","CDLA-Permissive-2.0":"Community Data License Agreement Permissive 2.0","CDLA-Sharing-1.0":"Community Data License Agreement Sharing 1.0","CECILL-1.0":"CeCILL Free Software License Agreement v1.0","CECILL-1.1":"CeCILL Free Software License Agreement v1.1","CECILL-2.0":"CeCILL Free Software License Agreement v2.0","CECILL-2.1":"CeCILL Free Software License Agreement v2.1","CECILL-B":"CeCILL-B Free Software License Agreement","CECILL-C":"CeCILL-C Free Software License Agreement","CERN-OHL-1.1":"CERN Open Hardware Licence v1.1","CERN-OHL-1.2":"CERN Open Hardware Licence v1.2","CERN-OHL-P-2.0":"CERN Open Hardware Licence Version 2 - Permissive","CERN-OHL-S-2.0":"CERN Open Hardware Licence Version 2 - Strongly Reciprocal","CERN-OHL-W-2.0":"CERN Open Hardware Licence Version 2 - Weakly Reciprocal","CFITSIO":"CFITSIO License","check-cvs":"check-cvs License","checkmk":"Checkmk License","ClArtistic":"Clarified Artistic License","Clips":"Clips License","CMU-Mach":"CMU Mach License","CMU-Mach-nodoc":"CMU    Mach - no notices-in-documentation variant","CNRI-Jython":"CNRI Jython License","CNRI-Python":"CNRI Python License","CNRI-Python-GPL-Compatible":"CNRI Python Open Source GPL Compatible License Agreement","COIL-1.0":"Copyfree Open Innovation License","Community-Spec-1.0":"Community Specification License 1.0","Condor-1.1":"Condor Public License v1.1","copyleft-next-0.3.0":"copyleft-next 0.3.0","copyleft-next-0.3.1":"copyleft-next 0.3.1","Cornell-Lossless-JPEG":"Cornell Lossless JPEG License","CPAL-1.0":"Common Public Attribution License 1.0","CPL-1.0":"Common Public License 1.0","CPOL-1.02":"Code Project Open License 1.02","Cronyx":"Cronyx License","Crossword":"Crossword License","CryptoSwift":"CryptoSwift License","CrystalStacker":"CrystalStacker License","CUA-OPL-1.0":"CUA Office Public License v1.0","Cube":"Cube License","curl":"curl License","cve-tou":"Common Vulnerability Enumeration ToU License","D-FSL-1.0":"Deutsche Freie Software Lizenz","DEC-3-Clause":"DEC 3-Clause License","diffmark":"diffmark license","DL-DE-BY-2.0":"Data licence Germany – attribution – version 2.0","DL-DE-ZERO-2.0":"Data licence Germany – zero – version 2.0","DOC":"DOC License","DocBook-DTD":"DocBook DTD License","DocBook-Schema":"DocBook Schema License","DocBook-Stylesheet":"DocBook Stylesheet License","DocBook-XML":"DocBook XML License","Dotseqn":"Dotseqn License","DRL-1.0":"Detection Rule License 1.0","DRL-1.1":"Detection Rule License 1.1","DSDP":"DSDP License","dtoa":"David M. Gay dtoa License","dvipdfm":"dvipdfm License","ECL-1.0":"Educational Community License v1.0","ECL-2.0":"Educational Community License v2.0","eCos-2.0":"eCos license version 2.0","EFL-1.0":"Eiffel Forum License v1.0","EFL-2.0":"Eiffel Forum License v2.0","eGenix":"eGenix.com Public License 1.1.0","Elastic-2.0":"Elastic License 2.0","Entessa":"Entessa Public License v1.0","EPICS":"EPICS Open License","EPL-1.0":"Eclipse Public License 1.0","EPL-2.0":"Eclipse Public License 2.0","ErlPL-1.1":"Erlang Public License v1.1","ESA-PL-permissive-2.4":"European Space Agency Public License – v2.4 – Permissive (Type 3)","ESA-PL-strong-copyleft-2.4":"European Space Agency Public License (ESA-PL) - V2.4 - Strong Copyleft (Type 1)","ESA-PL-weak-copyleft-2.4":"European Space Agency Public License – v2.4 – Weak Copyleft (Type 2)","etalab-2.0":"Etalab Open License 2.0","EUDatagrid":"EU DataGrid Software License","EUPL-1.0":"European Union Public License 1.0","EUPL-1.1":"European Union Public License 1.1","EUPL-1.2":"European Union Public License 1.2","Eurosym":"Eurosym License","Fair":"Fair License","FBM":"Fuzzy Bitmap License","FDK-AAC":"Fraunhofer FDK AAC Codec Library","FDK-MPEG-H":"Fraunhofer FDK MPEG-H Software","Ferguson-Twofish":"Ferguson Twofish License","Frameworx-1.0":"Frameworx Open License 1.0","FreeBSD-DOC":"FreeBSD Documentation License","FreeImage":"FreeImage Public License v1.0","FSFAP":"FSF All Permissive License","FSFAP-no-warranty-disclaimer":"FSF All Permissive License (without Warranty)","FSFUL":"FSF Unlimited License","FSFULLR":"FSF Unlimited License (with License Retention)","FSFULLRSD":"FSF Unlimited License (with License Retention and Short Disclaimer)","FSFULLRWD":"FSF Unlimited License (With License Retention and Warranty Disclaimer)","FSL-1.1-ALv2":"Functional Source License, Version 1.1, ALv2 Future License","FSL-1.1-MIT":"Functional Source License, Version 1.1, MIT Future License","FTL":"Freetype Project License","Furuseth":"Furuseth License","fwlw":"fwlw License","Game-Programming-Gems":"Game Programming Gems License","GCR-docs":"Gnome GCR Documentation License","GD":"GD License","generic-xts":"Generic XTS License","GFDL-1.1":"GNU Free Documentation License v1.1","GFDL-1.1-invariants-only":"GNU Free Documentation License v1.1 only - invariants","GFDL-1.1-invariants-or-later":"GNU Free Documentation License v1.1 or later - invariants","GFDL-1.1-no-invariants-only":"GNU Free Documentation License v1.1 only - no invariants","GFDL-1.1-no-invariants-or-later":"GNU Free Documentation License v1.1 or later - no invariants","GFDL-1.1-only":"GNU Free Documentation License v1.1 only","GFDL-1.1-or-later":"GNU Free Documentation License v1.1 or later","GFDL-1.2":"GNU Free Documentation License v1.2","GFDL-1.2-invariants-only":"GNU Free Documentation License v1.2 only - invariants","GFDL-1.2-invariants-or-later":"GNU Free Documentation License v1.2 or later - invariants","GFDL-1.2-no-invariants-only":"GNU Free Documentation License v1.2 only - no invariants","GFDL-1.2-no-invariants-or-later":"GNU Free Documentation License v1.2 or later - no invariants","GFDL-1.2-only":"GNU Free Documentation License v1.2 only","GFDL-1.2-or-later":"GNU Free Documentation License v1.2 or later","GFDL-1.3":"GNU Free Documentation License v1.3","GFDL-1.3-invariants-only":"GNU Free Documentation License v1.3 only - invariants","GFDL-1.3-invariants-or-later":"GNU Free Documentation License v1.3 or later - invariants","GFDL-1.3-no-invariants-only":"GNU Free Documentation License v1.3 only - no invariants","GFDL-1.3-no-invariants-or-later":"GNU Free Documentation License v1.3 or later - no invariants","GFDL-1.3-only":"GNU Free Documentation License v1.3 only","GFDL-1.3-or-later":"GNU Free Documentation License v1.3 or later","Giftware":"Giftware License","GL2PS":"GL2PS License","Glide":"3dfx Glide License","Glulxe":"Glulxe License","GLWTPL":"Good Luck With That Public License","gnuplot":"gnuplot License","GPL-1.0":"GNU General Public License v1.0 only","GPL-1.0+":"GNU General Public License v1.0 or later","GPL-1.0-only":"GNU General Public License v1.0 only","GPL-1.0-or-later":"GNU General Public License v1.0 or later","GPL-2.0":"GNU General Public License v2.0 only","GPL-2.0+":"GNU General Public License v2.0 or later","GPL-2.0-only":"GNU General Public License v2.0 only","GPL-2.0-or-later":"GNU General Public License v2.0 or later","GPL-2.0-with-autoconf-exception":"GNU General Public License v2.0 w/Autoconf exception","GPL-2.0-with-bison-exception":"GNU General Public License v2.0 w/Bison exception","GPL-2.0-with-classpath-exception":"GNU General Public License v2.0 w/Classpath exception","GPL-2.0-with-font-exception":"GNU General Public License v2.0 w/Font exception","GPL-2.0-with-GCC-exception":"GNU General Public License v2.0 w/GCC Runtime Library exception","GPL-3.0":"GNU General Public License v3.0 only","GPL-3.0+":"GNU General Public License v3.0 or later","GPL-3.0-only":"GNU General Public License v3.0 only","GPL-3.0-or-later":"GNU General Public License v3.0 or later","GPL-3.0-with-autoconf-exception":"GNU General Public License v3.0 w/Autoconf exception","GPL-3.0-with-GCC-exception":"GNU General Public License v3.0 w/GCC Runtime Library exception","Graphics-Gems":"Graphics Gems License","gSOAP-1.3b":"gSOAP Public License v1.3b","gtkbook":"gtkbook License","Gutmann":"Gutmann License","HaskellReport":"Haskell Language Report License","HDF5":"HDF5 License","hdparm":"hdparm License","HIDAPI":"HIDAPI License","Hippocratic-2.1":"Hippocratic License 2.1","Hippocratic-3.0-core":"Hippocratic License 3.0","HP-1986":"Hewlett-Packard 1986 License","HP-1989":"Hewlett-Packard 1989 License","HPND":"Historical Permission Notice and Disclaimer","HPND-DEC":"Historical Permission Notice and Disclaimer - DEC variant","HPND-doc":"Historical Permission Notice and Disclaimer - documentation variant","HPND-doc-sell":"Historical Permission Notice and Disclaimer - documentation sell variant","HPND-export-US":"HPND with US Government export control warning","HPND-export-US-acknowledgement":"HPND with US Government export control warning and acknowledgment","HPND-export-US-modify":"HPND with US Government export control warning and modification rqmt","HPND-export2-US":"HPND with US Government export control and 2 disclaimers","HPND-Fenneberg-Livingston":"Historical Permission Notice and Disclaimer - Fenneberg-Livingston variant","HPND-INRIA-IMAG":"Historical Permission Notice and Disclaimer    - INRIA-IMAG variant","HPND-Intel":"Historical Permission Notice and Disclaimer - Intel variant","HPND-Kevlin-Henney":"Historical Permission Notice and Disclaimer - Kevlin Henney variant","HPND-Markus-Kuhn":"Historical Permission Notice and Disclaimer - Markus Kuhn variant","HPND-merchantability-variant":"Historical Permission Notice and Disclaimer - merchantability variant","HPND-MIT-disclaimer":"Historical Permission Notice and Disclaimer with MIT disclaimer","HPND-Netrek":"Historical Permission Notice and Disclaimer - Netrek variant","HPND-Pbmplus":"Historical Permission Notice and Disclaimer - Pbmplus variant","HPND-sell-MIT-disclaimer-xserver":"Historical Permission Notice and Disclaimer - sell xserver variant with MIT disclaimer","HPND-sell-regexpr":"Historical Permission Notice and Disclaimer - sell regexpr variant","HPND-sell-variant":"Historical Permission Notice and Disclaimer - sell variant","HPND-sell-variant-critical-systems":"HPND - sell variant with safety critical systems clause","HPND-sell-variant-MIT-disclaimer":"HPND sell variant with MIT disclaimer","HPND-sell-variant-MIT-disclaimer-rev":"HPND sell variant with MIT disclaimer - reverse","HPND-SMC":"Historical Permission Notice and Disclaimer - SMC variant","HPND-UC":"Historical Permission Notice and Disclaimer - University of California variant","HPND-UC-export-US":"Historical Permission Notice and Disclaimer - University of California, US export warning","HTMLTIDY":"HTML Tidy License","hyphen-bulgarian":"hyphen-bulgarian License","IBM-pibs":"IBM PowerPC Initialization and Boot Software","ICU":"ICU License","IEC-Code-Components-EULA":"IEC    Code Components End-user licence agreement","IJG":"Independent JPEG Group License","IJG-short":"Independent JPEG Group License - short","ImageMagick":"ImageMagick License","iMatix":"iMatix Standard Function Library Agreement","Imlib2":"Imlib2 License","Info-ZIP":"Info-ZIP License","Informatica":"Informatica License","Inner-Net-2.0":"Inner Net License v2.0","InnoSetup":"Inno Setup License","Intel":"Intel Open Source License","Intel-ACPI":"Intel ACPI Software License Agreement","Interbase-1.0":"Interbase Public License v1.0","IPA":"IPA Font License","IPL-1.0":"IBM Public License v1.0","ISC":"ISC License","ISC-Veillard":"ISC Veillard variant","ISO-permission":"ISO permission notice","Jam":"Jam License","JasPer-2.0":"JasPer License","jove":"Jove License","JPL-image":"JPL Image Use Policy","JPNIC":"Japan Network Information Center License","JSON":"JSON License","Kastrup":"Kastrup License","Kazlib":"Kazlib License","Knuth-CTAN":"Knuth CTAN License","LAL-1.2":"Licence Art Libre 1.2","LAL-1.3":"Licence Art Libre 1.3","Latex2e":"Latex2e License","Latex2e-translated-notice":"Latex2e with translated notice permission","Leptonica":"Leptonica License","LGPL-2.0":"GNU Library General Public License v2 only","LGPL-2.0+":"GNU Library General Public License v2 or later","LGPL-2.0-only":"GNU Library General Public License v2 only","LGPL-2.0-or-later":"GNU Library General Public License v2 or later","LGPL-2.1":"GNU Lesser General Public License v2.1 only","LGPL-2.1+":"GNU Lesser General Public License v2.1 or later","LGPL-2.1-only":"GNU Lesser General Public License v2.1 only","LGPL-2.1-or-later":"GNU Lesser General Public License v2.1 or later","LGPL-3.0":"GNU Lesser General Public License v3.0 only","LGPL-3.0+":"GNU Lesser General Public License v3.0 or later","LGPL-3.0-only":"GNU Lesser General Public License v3.0 only","LGPL-3.0-or-later":"GNU Lesser General Public License v3.0 or later","LGPLLR":"Lesser General Public License For Linguistic Resources","Libpng":"libpng License","libpng-1.6.35":"PNG Reference Library License v1 (for libpng 0.5 through 1.6.35)","libpng-2.0":"PNG Reference Library version 2","libselinux-1.0":"libselinux public domain notice","libtiff":"libtiff License","libutil-David-Nugent":"libutil David Nugent License","LiLiQ-P-1.1":"Licence Libre du Québec – Permissive version 1.1","LiLiQ-R-1.1":"Licence Libre du Québec – Réciprocité version 1.1","LiLiQ-Rplus-1.1":"Licence Libre du Québec – Réciprocité forte version 1.1","Linux-man-pages-1-para":"Linux man-pages - 1 paragraph","Linux-man-pages-copyleft":"Linux man-pages Copyleft","Linux-man-pages-copyleft-2-para":"Linux man-pages Copyleft - 2 paragraphs","Linux-man-pages-copyleft-var":"Linux man-pages Copyleft Variant","Linux-OpenIB":"Linux Kernel Variant of OpenIB.org license","LOOP":"Common Lisp LOOP License","LPD-document":"LPD Documentation License","LPL-1.0":"Lucent Public License Version 1.0","LPL-1.02":"Lucent Public License v1.02","LPPL-1.0":"LaTeX Project Public License v1.0","LPPL-1.1":"LaTeX Project Public License v1.1","LPPL-1.2":"LaTeX Project Public License v1.2","LPPL-1.3a":"LaTeX Project Public License v1.3a","LPPL-1.3c":"LaTeX Project Public License v1.3c","lsof":"lsof License","Lucida-Bitmap-Fonts":"Lucida Bitmap Fonts License","LZMA-SDK-9.11-to-9.20":"LZMA SDK License (versions 9.11 to 9.20)","LZMA-SDK-9.22":"LZMA SDK License (versions 9.22 and beyond)","Mackerras-3-Clause":"Mackerras 3-Clause License","Mackerras-3-Clause-acknowledgment":"Mackerras 3-Clause - acknowledgment variant","magaz":"magaz License","mailprio":"mailprio License","MakeIndex":"MakeIndex License","man2html":"man2html License","Martin-Birgmeier":"Martin Birgmeier License","McPhee-slideshow":"McPhee Slideshow License","metamail":"metamail License","Minpack":"Minpack License","MIPS":"MIPS License","MirOS":"The MirOS Licence","MIT":"MIT License","MIT-0":"MIT No Attribution","MIT-advertising":"Enlightenment License (e16)","MIT-Click":"MIT Click License","MIT-CMU":"CMU License","MIT-enna":"enna License","MIT-feh":"feh License","MIT-Festival":"MIT Festival Variant","MIT-Khronos-old":"MIT Khronos - old variant","MIT-Modern-Variant":"MIT License Modern Variant","MIT-open-group":"MIT Open Group variant","MIT-STK":"MIT-STK License","MIT-testregex":"MIT testregex Variant","MIT-Wu":"MIT Tom Wu Variant","MITNFA":"MIT +no-false-attribs license","MMIXware":"MMIXware License","MMPL-1.0.1":"Minecraft Mod Public License v1.0.1","Motosoto":"Motosoto License","MPEG-SSG":"MPEG Software Simulation","mpi-permissive":"mpi Permissive License","mpich2":"mpich2 License","MPL-1.0":"Mozilla Public License 1.0","MPL-1.1":"Mozilla Public License 1.1","MPL-2.0":"Mozilla Public License 2.0","MPL-2.0-no-copyleft-exception":"Mozilla Public License 2.0 (no copyleft exception)","mplus":"mplus Font License","MS-LPL":"Microsoft Limited Public License","MS-PL":"Microsoft Public License","MS-RL":"Microsoft Reciprocal License","MTLL":"Matrix Template Library License","MulanPSL-1.0":"Mulan Permissive Software License, Version 1","MulanPSL-2.0":"Mulan Permissive Software License, Version 2","Multics":"Multics License","Mup":"Mup License","MVT-1.1":"MVT License 1.1","NAIST-2003":"Nara Institute of Science and Technology License (2003)","NASA-1.3":"NASA Open Source Agreement 1.3","Naumen":"Naumen Public License","NBPL-1.0":"Net Boolean Public License v1","NCBI-PD":"NCBI Public Domain Notice","NCGL-UK-2.0":"Non-Commercial Government Licence","NCL":"NCL Source Code License","NCSA":"University of Illinois/NCSA Open Source License","Net-SNMP":"Net-SNMP License","NetCDF":"NetCDF license","Newsletr":"Newsletr License","NGPL":"Nethack General Public License","ngrep":"ngrep License","NICTA-1.0":"NICTA Public Software License, Version 1.0","NIST-PD":"NIST Public Domain Notice","NIST-PD-fallback":"NIST Public Domain Notice with license fallback","NIST-PD-TNT":"NIST    Public Domain Notice TNT variant","NIST-Software":"NIST Software License","NLOD-1.0":"Norwegian Licence for Open Government Data (NLOD) 1.0","NLOD-2.0":"Norwegian Licence for Open Government Data (NLOD) 2.0","NLPL":"No Limit Public License","Nokia":"Nokia Open Source License","NOSL":"Netizen Open Source License","Noweb":"Noweb License","NPL-1.0":"Netscape Public License v1.0","NPL-1.1":"Netscape Public License v1.1","NPOSL-3.0":"Non-Profit Open Software License 3.0","NRL":"NRL License","NTIA-PD":"NTIA Public Domain Notice","NTP":"NTP License","NTP-0":"NTP No Attribution","Nunit":"Nunit License","O-UDA-1.0":"Open Use of Data Agreement v1.0","OAR":"OAR License","OCCT-PL":"Open CASCADE Technology Public License","OCLC-2.0":"OCLC Research Public License 2.0","ODbL-1.0":"Open Data Commons Open Database License v1.0","ODC-By-1.0":"Open Data Commons Attribution License v1.0","OFFIS":"OFFIS License","OFL-1.0":"SIL Open Font License 1.0","OFL-1.0-no-RFN":"SIL Open Font License 1.0 with no Reserved Font Name","OFL-1.0-RFN":"SIL Open Font License 1.0 with Reserved Font Name","OFL-1.1":"SIL Open Font License 1.1","OFL-1.1-no-RFN":"SIL Open Font License 1.1 with no Reserved Font Name","OFL-1.1-RFN":"SIL Open Font License 1.1 with Reserved Font Name","OGC-1.0":"OGC Software License, Version 1.0","OGDL-Taiwan-1.0":"Taiwan Open Government Data License, version 1.0","OGL-Canada-2.0":"Open Government Licence - Canada","OGL-UK-1.0":"Open Government Licence v1.0","OGL-UK-2.0":"Open Government Licence v2.0","OGL-UK-3.0":"Open Government Licence v3.0","OGTSL":"Open Group Test Suite License","OLDAP-1.1":"Open LDAP Public License v1.1","OLDAP-1.2":"Open LDAP Public License v1.2","OLDAP-1.3":"Open LDAP Public License v1.3","OLDAP-1.4":"Open LDAP Public License v1.4","OLDAP-2.0":"Open LDAP Public License v2.0 (or possibly 2.0A and 2.0B)","OLDAP-2.0.1":"Open LDAP Public License v2.0.1","OLDAP-2.1":"Open LDAP Public License v2.1","OLDAP-2.2":"Open LDAP Public License v2.2","OLDAP-2.2.1":"Open LDAP Public License v2.2.1","OLDAP-2.2.2":"Open LDAP Public License 2.2.2","OLDAP-2.3":"Open LDAP Public License v2.3","OLDAP-2.4":"Open LDAP Public License v2.4","OLDAP-2.5":"Open LDAP Public License v2.5","OLDAP-2.6":"Open LDAP Public License v2.6","OLDAP-2.7":"Open LDAP Public License v2.7","OLDAP-2.8":"Open LDAP Public License v2.8","OLFL-1.3":"Open Logistics Foundation License Version 1.3","OML":"Open Market License","OpenMDW-1.0":"OpenMDW License Agreement v1.0","OpenPBS-2.3":"OpenPBS v2.3 Software License","OpenSSL":"OpenSSL License","OpenSSL-standalone":"OpenSSL License - standalone","OpenVision":"OpenVision License","OPL-1.0":"Open Public License v1.0","OPL-UK-3.0":"United    Kingdom Open Parliament Licence v3.0","OPUBL-1.0":"Open Publication License v1.0","OSC-1.0":"OSC License 1.0","OSET-PL-2.1":"OSET Public License version 2.1","OSL-1.0":"Open Software License 1.0","OSL-1.1":"Open Software License 1.1","OSL-2.0":"Open Software License 2.0","OSL-2.1":"Open Software License 2.1","OSL-3.0":"Open Software License 3.0","OSSP":"OSSP License","PADL":"PADL License","ParaType-Free-Font-1.3":"ParaType Free Font Licensing Agreement v1.3","Parity-6.0.0":"The Parity Public License 6.0.0","Parity-7.0.0":"The Parity Public License 7.0.0","PDDL-1.0":"Open Data Commons Public Domain Dedication & License 1.0","PHP-3.0":"PHP License v3.0","PHP-3.01":"PHP License v3.01","Pixar":"Pixar License","pkgconf":"pkgconf License","Plexus":"Plexus Classworlds License","pnmstitch":"pnmstitch License","PolyForm-Noncommercial-1.0.0":"PolyForm Noncommercial License 1.0.0","PolyForm-Small-Business-1.0.0":"PolyForm Small Business License 1.0.0","PostgreSQL":"PostgreSQL License","PPL":"Peer Production License","PSF-2.0":"Python Software Foundation License 2.0","psfrag":"psfrag License","psutils":"psutils License","Python-2.0":"Python License 2.0","Python-2.0.1":"Python License 2.0.1","python-ldap":"Python ldap License","Qhull":"Qhull License","QPL-1.0":"Q Public License 1.0","QPL-1.0-INRIA-2004":"Q Public License 1.0 - INRIA 2004 variant","radvd":"radvd License","Rdisc":"Rdisc License","RHeCos-1.1":"Red Hat eCos Public License v1.1","RPL-1.1":"Reciprocal Public License 1.1","RPL-1.5":"Reciprocal Public License 1.5","RPSL-1.0":"RealNetworks Public Source License v1.0","RSA-MD":"RSA Message-Digest License","RSCPL":"Ricoh Source Code Public License","Ruby":"Ruby License","Ruby-pty":"Ruby pty extension license","SAX-PD":"Sax Public Domain Notice","SAX-PD-2.0":"Sax Public Domain Notice 2.0","Saxpath":"Saxpath License","SCEA":"SCEA Shared Source License","SchemeReport":"Scheme Language Report License","Sendmail":"Sendmail License","Sendmail-8.23":"Sendmail License 8.23","Sendmail-Open-Source-1.1":"Sendmail Open Source License v1.1","SGI-B-1.0":"SGI Free Software License B v1.0","SGI-B-1.1":"SGI Free Software License B v1.1","SGI-B-2.0":"SGI Free Software License B v2.0","SGI-OpenGL":"SGI OpenGL License","SGMLUG-PM":"SGMLUG Parser Materials License","SGP4":"SGP4 Permission Notice","SHL-0.5":"Solderpad Hardware License v0.5","SHL-0.51":"Solderpad Hardware License, Version 0.51","SimPL-2.0":"Simple Public License 2.0","SISSL":"Sun Industry Standards Source License v1.1","SISSL-1.2":"Sun Industry Standards Source License v1.2","SL":"SL License","Sleepycat":"Sleepycat License","SMAIL-GPL":"SMAIL General Public License","SMLNJ":"Standard ML of New Jersey License","SMPPL":"Secure Messaging Protocol Public License","SNIA":"SNIA Public License 1.1","snprintf":"snprintf License","SOFA":"SOFA Software License","softSurfer":"softSurfer License","Soundex":"Soundex License","Spencer-86":"Spencer License 86","Spencer-94":"Spencer License 94","Spencer-99":"Spencer License 99","SPL-1.0":"Sun Public License v1.0","ssh-keyscan":"ssh-keyscan License","SSH-OpenSSH":"SSH OpenSSH license","SSH-short":"SSH short notice","SSLeay-standalone":"SSLeay License - standalone","SSPL-1.0":"Server Side Public License, v 1","StandardML-NJ":"Standard ML of New Jersey License","SugarCRM-1.1.3":"SugarCRM Public License v1.1.3","SUL-1.0":"Sustainable Use License v1.0","Sun-PPP":"Sun PPP License","Sun-PPP-2000":"Sun PPP License (2000)","SunPro":"SunPro License","SWL":"Scheme Widget Library (SWL) Software License Agreement","swrule":"swrule License","Symlinks":"Symlinks License","TAPR-OHL-1.0":"TAPR Open Hardware License v1.0","TCL":"TCL/TK License","TCP-wrappers":"TCP Wrappers License","TekHVC":"TekHVC License","TermReadKey":"TermReadKey License","TGPPL-1.0":"Transitive Grace Period Public Licence 1.0","ThirdEye":"ThirdEye License","threeparttable":"threeparttable License","TMate":"TMate Open Source License","TORQUE-1.1":"TORQUE v2.5+ Software License v1.1","TOSL":"Trusster Open Source License","TPDL":"Time::ParseDate License","TPL-1.0":"THOR Public License 1.0","TrustedQSL":"TrustedQSL License","TTWL":"Text-Tabs+Wrap License","TTYP0":"TTYP0 License","TU-Berlin-1.0":"Technische Universitaet Berlin License 1.0","TU-Berlin-2.0":"Technische Universitaet Berlin License 2.0","Ubuntu-font-1.0":"Ubuntu Font Licence v1.0","UCAR":"UCAR License","UCL-1.0":"Upstream Compatibility License v1.0","ulem":"ulem License","UMich-Merit":"Michigan/Merit Networks License","Unicode-3.0":"Unicode License v3","Unicode-DFS-2015":"Unicode License Agreement - Data Files and Software (2015)","Unicode-DFS-2016":"Unicode License Agreement - Data Files and Software (2016)","Unicode-TOU":"Unicode Terms of Use","UnixCrypt":"UnixCrypt License","Unlicense":"The Unlicense","Unlicense-libtelnet":"Unlicense - libtelnet variant","Unlicense-libwhirlpool":"Unlicense - libwhirlpool variant","UnRAR":"UnRAR License","UPL-1.0":"Universal Permissive License v1.0","URT-RLE":"Utah Raster Toolkit Run Length Encoded License","Vim":"Vim License","Vixie-Cron":"Vixie Cron License","VOSTROM":"VOSTROM Public License for Open Source","VSL-1.0":"Vovida Software License v1.0","W3C":"W3C Software Notice and License (2002-12-31)","W3C-19980720":"W3C Software Notice and License (1998-07-20)","W3C-20150513":"W3C Software Notice and Document License (2015-05-13)","w3m":"w3m License","Watcom-1.0":"Sybase Open Watcom Public License 1.0","Widget-Workshop":"Widget Workshop License","WordNet":"WordNet License","Wsuipa":"Wsuipa License","WTFNMFPL":"Do What The F*ck You Want To But It\'s Not My Fault Public License","WTFPL":"Do What The F*ck You Want To Public License","wwl":"WWL License","wxWindows":"wxWindows Library License","X11":"X11 License","X11-distribute-modifications-variant":"X11 License Distribution Modification Variant","X11-no-permit-persons":"X11 no permit persons clause","X11-swapped":"X11 swapped final paragraphs","Xdebug-1.03":"Xdebug License v 1.03","Xerox":"Xerox License","Xfig":"Xfig License","XFree86-1.1":"XFree86 License 1.1","xinetd":"xinetd License","xkeyboard-config-Zinoviev":"xkeyboard-config Zinoviev License","xlock":"xlock License","Xnet":"X.Net License","xpp":"XPP License","XSkat":"XSkat License","xzoom":"xzoom License","YPL-1.0":"Yahoo! Public License v1.0","YPL-1.1":"Yahoo! Public License v1.1","Zed":"Zed License","Zeeff":"Zeeff License","Zend-2.0":"Zend License v2.0","Zimbra-1.3":"Zimbra Public License v1.3","Zimbra-1.4":"Zimbra Public License v1.4","Zlib":"zlib License","zlib-acknowledgement":"zlib/libpng License with Acknowledgement","ZPL-1.1":"Zope Public License 1.1","ZPL-2.0":"Zope Public License 2.0","ZPL-2.1":"Zope Public License 2.1","389-exception":"389 Directory Server Exception","Asterisk-exception":"Asterisk exception","Asterisk-linking-protocols-exception":"Asterisk linking protocols exception","Autoconf-exception-2.0":"Autoconf exception 2.0","Autoconf-exception-3.0":"Autoconf exception 3.0","Autoconf-exception-generic":"Autoconf generic exception","Autoconf-exception-generic-3.0":"Autoconf generic exception for GPL-3.0","Autoconf-exception-macro":"Autoconf macro exception","Bison-exception-1.24":"Bison exception 1.24","Bison-exception-2.2":"Bison exception 2.2","Bootloader-exception":"Bootloader Distribution Exception","CGAL-linking-exception":"CGAL Linking Exception","Classpath-exception-2.0":"Classpath exception 2.0","Classpath-exception-2.0-short":"Classpath exception 2.0 - short","CLISP-exception-2.0":"CLISP exception 2.0","cryptsetup-OpenSSL-exception":"cryptsetup OpenSSL exception","Digia-Qt-LGPL-exception-1.1":"Digia Qt LGPL Exception version 1.1","DigiRule-FOSS-exception":"DigiRule FOSS License Exception","eCos-exception-2.0":"eCos exception 2.0","erlang-otp-linking-exception":"Erlang/OTP Linking Exception","Fawkes-Runtime-exception":"Fawkes Runtime Exception","FLTK-exception":"FLTK exception","fmt-exception":"fmt exception","Font-exception-2.0":"Font exception 2.0","freertos-exception-2.0":"FreeRTOS Exception 2.0","GCC-exception-2.0":"GCC Runtime Library exception 2.0","GCC-exception-2.0-note":"GCC    Runtime Library exception 2.0 - note variant","GCC-exception-3.1":"GCC Runtime Library exception 3.1","Gmsh-exception":"Gmsh exception","GNAT-exception":"GNAT exception","GNOME-examples-exception":"GNOME examples exception","GNU-compiler-exception":"GNU Compiler Exception","gnu-javamail-exception":"GNU JavaMail exception","Google-Patent-WebM":"Google Additional IP Rights Grant (Patents) - WebM","GPL-3.0-389-ds-base-exception":"GPL-3.0 389 DS Base Exception","GPL-3.0-interface-exception":"GPL-3.0 Interface Exception","GPL-3.0-linking-exception":"GPL-3.0 Linking Exception","GPL-3.0-linking-source-exception":"GPL-3.0 Linking Exception (with Corresponding Source)","GPL-CC-1.0":"GPL Cooperation Commitment 1.0","GStreamer-exception-2005":"GStreamer Exception (2005)","GStreamer-exception-2008":"GStreamer Exception (2008)","harbour-exception":"harbour exception","i2p-gpl-java-exception":"i2p GPL+Java Exception","Independent-modules-exception":"Independent Module Linking exception","KiCad-libraries-exception":"KiCad Libraries Exception","kvirc-openssl-exception":"kvirc OpenSSL Exception","LGPL-3.0-linking-exception":"LGPL-3.0 Linking Exception","libpri-OpenH323-exception":"libpri OpenH323 exception","Libtool-exception":"Libtool Exception","Linux-syscall-note":"Linux Syscall Note","LLGPL":"LLGPL Preamble","LLVM-exception":"LLVM Exception","LZMA-exception":"LZMA exception","mif-exception":"Macros and Inline Functions Exception","mxml-exception":"mxml Exception","Nokia-Qt-exception-1.1":"Nokia Qt LGPL exception 1.1","OCaml-LGPL-linking-exception":"OCaml LGPL Linking Exception","OCCT-exception-1.0":"Open CASCADE Exception 1.0","OpenJDK-assembly-exception-1.0":"OpenJDK Assembly exception 1.0","openvpn-openssl-exception":"OpenVPN OpenSSL Exception","PCRE2-exception":"PCRE2 exception","polyparse-exception":"Polyparse Exception","PS-or-PDF-font-exception-20170817":"PS/PDF font exception (2017-08-17)","QPL-1.0-INRIA-2004-exception":"INRIA QPL 1.0 2004 variant exception","Qt-GPL-exception-1.0":"Qt GPL exception 1.0","Qt-LGPL-exception-1.1":"Qt LGPL exception 1.1","Qwt-exception-1.0":"Qwt exception 1.0","romic-exception":"Romic Exception","RRDtool-FLOSS-exception-2.0":"RRDtool FLOSS exception 2.0","rsync-linking-exception":"rsync Linking Exception","SANE-exception":"SANE Exception","SHL-2.0":"Solderpad Hardware License v2.0","SHL-2.1":"Solderpad Hardware License v2.1","Simple-Library-Usage-exception":"Simple Library Usage Exception","Spelling-Provider-LGPL-exception":"Spelling Provider LGPL exception","sqlitestudio-OpenSSL-exception":"sqlitestudio OpenSSL exception","stunnel-exception":"stunnel Exception","SWI-exception":"SWI exception","Swift-exception":"Swift Exception","Texinfo-exception":"Texinfo exception","u-boot-exception-2.0":"U-Boot exception 2.0","UBDL-exception":"Unmodified Binary Distribution exception","Universal-FOSS-exception-1.0":"Universal FOSS Exception, Version 1.0","vsftpd-openssl-exception":"vsftpd OpenSSL exception","WxWindows-exception-3.1":"WxWindows Library Exception 3.1","x11vnc-openssl-exception":"x11vnc OpenSSL Exception"}}');
+
+/***/ }),
+
 /***/ 9943:
 /***/ ((module) => {
 
@@ -72277,6 +84680,30 @@ module.exports = /*#__PURE__*/JSON.parse('{"nested":{"google":{"nested":{"protob
 
 "use strict";
 module.exports = /*#__PURE__*/JSON.parse('{"nested":{"google":{"nested":{"protobuf":{"nested":{"Type":{"fields":{"name":{"type":"string","id":1},"fields":{"rule":"repeated","type":"Field","id":2},"oneofs":{"rule":"repeated","type":"string","id":3},"options":{"rule":"repeated","type":"Option","id":4},"sourceContext":{"type":"SourceContext","id":5},"syntax":{"type":"Syntax","id":6}}},"Field":{"fields":{"kind":{"type":"Kind","id":1},"cardinality":{"type":"Cardinality","id":2},"number":{"type":"int32","id":3},"name":{"type":"string","id":4},"typeUrl":{"type":"string","id":6},"oneofIndex":{"type":"int32","id":7},"packed":{"type":"bool","id":8},"options":{"rule":"repeated","type":"Option","id":9},"jsonName":{"type":"string","id":10},"defaultValue":{"type":"string","id":11}},"nested":{"Kind":{"values":{"TYPE_UNKNOWN":0,"TYPE_DOUBLE":1,"TYPE_FLOAT":2,"TYPE_INT64":3,"TYPE_UINT64":4,"TYPE_INT32":5,"TYPE_FIXED64":6,"TYPE_FIXED32":7,"TYPE_BOOL":8,"TYPE_STRING":9,"TYPE_GROUP":10,"TYPE_MESSAGE":11,"TYPE_BYTES":12,"TYPE_UINT32":13,"TYPE_ENUM":14,"TYPE_SFIXED32":15,"TYPE_SFIXED64":16,"TYPE_SINT32":17,"TYPE_SINT64":18}},"Cardinality":{"values":{"CARDINALITY_UNKNOWN":0,"CARDINALITY_OPTIONAL":1,"CARDINALITY_REQUIRED":2,"CARDINALITY_REPEATED":3}}}},"Enum":{"fields":{"name":{"type":"string","id":1},"enumvalue":{"rule":"repeated","type":"EnumValue","id":2},"options":{"rule":"repeated","type":"Option","id":3},"sourceContext":{"type":"SourceContext","id":4},"syntax":{"type":"Syntax","id":5}}},"EnumValue":{"fields":{"name":{"type":"string","id":1},"number":{"type":"int32","id":2},"options":{"rule":"repeated","type":"Option","id":3}}},"Option":{"fields":{"name":{"type":"string","id":1},"value":{"type":"Any","id":2}}},"Syntax":{"values":{"SYNTAX_PROTO2":0,"SYNTAX_PROTO3":1}},"Any":{"fields":{"type_url":{"type":"string","id":1},"value":{"type":"bytes","id":2}}},"SourceContext":{"fields":{"fileName":{"type":"string","id":1}}}}}}}}}');
+
+/***/ }),
+
+/***/ 53988:
+/***/ ((module) => {
+
+"use strict";
+module.exports = /*#__PURE__*/JSON.parse('["389-exception","Asterisk-exception","Autoconf-exception-2.0","Autoconf-exception-3.0","Autoconf-exception-generic","Autoconf-exception-generic-3.0","Autoconf-exception-macro","Bison-exception-1.24","Bison-exception-2.2","Bootloader-exception","Classpath-exception-2.0","CLISP-exception-2.0","cryptsetup-OpenSSL-exception","DigiRule-FOSS-exception","eCos-exception-2.0","Fawkes-Runtime-exception","FLTK-exception","fmt-exception","Font-exception-2.0","freertos-exception-2.0","GCC-exception-2.0","GCC-exception-2.0-note","GCC-exception-3.1","Gmsh-exception","GNAT-exception","GNOME-examples-exception","GNU-compiler-exception","gnu-javamail-exception","GPL-3.0-interface-exception","GPL-3.0-linking-exception","GPL-3.0-linking-source-exception","GPL-CC-1.0","GStreamer-exception-2005","GStreamer-exception-2008","i2p-gpl-java-exception","KiCad-libraries-exception","LGPL-3.0-linking-exception","libpri-OpenH323-exception","Libtool-exception","Linux-syscall-note","LLGPL","LLVM-exception","LZMA-exception","mif-exception","OCaml-LGPL-linking-exception","OCCT-exception-1.0","OpenJDK-assembly-exception-1.0","openvpn-openssl-exception","PS-or-PDF-font-exception-20170817","QPL-1.0-INRIA-2004-exception","Qt-GPL-exception-1.0","Qt-LGPL-exception-1.1","Qwt-exception-1.0","SANE-exception","SHL-2.0","SHL-2.1","stunnel-exception","SWI-exception","Swift-exception","Texinfo-exception","u-boot-exception-2.0","UBDL-exception","Universal-FOSS-exception-1.0","vsftpd-openssl-exception","WxWindows-exception-3.1","x11vnc-openssl-exception"]');
+
+/***/ }),
+
+/***/ 3389:
+/***/ ((module) => {
+
+"use strict";
+module.exports = /*#__PURE__*/JSON.parse('["AGPL-1.0","AGPL-3.0","BSD-2-Clause-FreeBSD","BSD-2-Clause-NetBSD","GFDL-1.1","GFDL-1.2","GFDL-1.3","GPL-1.0","GPL-2.0","GPL-2.0-with-GCC-exception","GPL-2.0-with-autoconf-exception","GPL-2.0-with-bison-exception","GPL-2.0-with-classpath-exception","GPL-2.0-with-font-exception","GPL-3.0","GPL-3.0-with-GCC-exception","GPL-3.0-with-autoconf-exception","LGPL-2.0","LGPL-2.1","LGPL-3.0","Net-SNMP","Nunit","StandardML-NJ","bzip2-1.0.5","eCos-2.0","wxWindows"]');
+
+/***/ }),
+
+/***/ 75204:
+/***/ ((module) => {
+
+"use strict";
+module.exports = /*#__PURE__*/JSON.parse('["0BSD","3D-Slicer-1.0","AAL","ADSL","AFL-1.1","AFL-1.2","AFL-2.0","AFL-2.1","AFL-3.0","AGPL-1.0-only","AGPL-1.0-or-later","AGPL-3.0-only","AGPL-3.0-or-later","ALGLIB-Documentation","AMD-newlib","AMDPLPA","AML","AML-glslang","AMPAS","ANTLR-PD","ANTLR-PD-fallback","APAFML","APL-1.0","APSL-1.0","APSL-1.1","APSL-1.2","APSL-2.0","ASWF-Digital-Assets-1.0","ASWF-Digital-Assets-1.1","Abstyles","AdaCore-doc","Adobe-2006","Adobe-Display-PostScript","Adobe-Glyph","Adobe-Utopia","Advanced-Cryptics-Dictionary","Afmparse","Aladdin","Apache-1.0","Apache-1.1","Apache-2.0","App-s2p","Arphic-1999","Artistic-1.0","Artistic-1.0-Perl","Artistic-1.0-cl8","Artistic-2.0","Artistic-dist","Aspell-RU","BOLA-1.1","BSD-1-Clause","BSD-2-Clause","BSD-2-Clause-Darwin","BSD-2-Clause-Patent","BSD-2-Clause-Views","BSD-2-Clause-first-lines","BSD-2-Clause-pkgconf-disclaimer","BSD-2-Clause-pos-unchanged","BSD-3-Clause","BSD-3-Clause-Attribution","BSD-3-Clause-Clear","BSD-3-Clause-HP","BSD-3-Clause-LBNL","BSD-3-Clause-Modification","BSD-3-Clause-No-Military-License","BSD-3-Clause-No-Nuclear-License","BSD-3-Clause-No-Nuclear-License-2014","BSD-3-Clause-No-Nuclear-Warranty","BSD-3-Clause-Open-MPI","BSD-3-Clause-OpenWebUI","BSD-3-Clause-Sun","BSD-3-Clause-Tso","BSD-3-Clause-acpica","BSD-3-Clause-flex","BSD-4-Clause","BSD-4-Clause-Shortened","BSD-4-Clause-UC","BSD-4.3RENO","BSD-4.3TAHOE","BSD-Advertising-Acknowledgement","BSD-Attribution-HPND-disclaimer","BSD-Inferno-Nettverk","BSD-Mark-Modifications","BSD-Protection","BSD-Source-Code","BSD-Source-Code-no-disclaimer","BSD-Source-alt-GPL","BSD-Source-beginning-file","BSD-Systemics","BSD-Systemics-W3Works","BSD-ask-to-endorse","BSL-1.0","BUSL-1.1","Baekmuk","Bahyph","Barr","Beerware","BitTorrent-1.0","BitTorrent-1.1","Bitstream-Charter","Bitstream-Vera","BlueOak-1.0.0","Boehm-GC","Boehm-GC-without-fee","Borceux","Brian-Gladman-2-Clause","Brian-Gladman-3-Clause","Brian-Gladman-3-Clause-no-conversion","Buddy","Bugroff","C-UDA-1.0","CAL-1.0","CAL-1.0-Combined-Work-Exception","CAPEC-tou","CATOSL-1.1","CC-BY-1.0","CC-BY-2.0","CC-BY-2.5","CC-BY-2.5-AU","CC-BY-3.0","CC-BY-3.0-AT","CC-BY-3.0-AU","CC-BY-3.0-DE","CC-BY-3.0-IGO","CC-BY-3.0-NL","CC-BY-3.0-US","CC-BY-4.0","CC-BY-NC-1.0","CC-BY-NC-2.0","CC-BY-NC-2.5","CC-BY-NC-3.0","CC-BY-NC-3.0-DE","CC-BY-NC-3.0-IGO","CC-BY-NC-4.0","CC-BY-NC-ND-1.0","CC-BY-NC-ND-2.0","CC-BY-NC-ND-2.5","CC-BY-NC-ND-3.0","CC-BY-NC-ND-3.0-DE","CC-BY-NC-ND-3.0-IGO","CC-BY-NC-ND-4.0","CC-BY-NC-SA-1.0","CC-BY-NC-SA-2.0","CC-BY-NC-SA-2.0-DE","CC-BY-NC-SA-2.0-FR","CC-BY-NC-SA-2.0-UK","CC-BY-NC-SA-2.5","CC-BY-NC-SA-3.0","CC-BY-NC-SA-3.0-DE","CC-BY-NC-SA-3.0-IGO","CC-BY-NC-SA-4.0","CC-BY-ND-1.0","CC-BY-ND-2.0","CC-BY-ND-2.5","CC-BY-ND-3.0","CC-BY-ND-3.0-DE","CC-BY-ND-4.0","CC-BY-SA-1.0","CC-BY-SA-2.0","CC-BY-SA-2.0-UK","CC-BY-SA-2.1-JP","CC-BY-SA-2.5","CC-BY-SA-3.0","CC-BY-SA-3.0-AT","CC-BY-SA-3.0-DE","CC-BY-SA-3.0-IGO","CC-BY-SA-4.0","CC-PDDC","CC-PDM-1.0","CC-SA-1.0","CC0-1.0","CDDL-1.0","CDDL-1.1","CDL-1.0","CDLA-Permissive-1.0","CDLA-Permissive-2.0","CDLA-Sharing-1.0","CECILL-1.0","CECILL-1.1","CECILL-2.0","CECILL-2.1","CECILL-B","CECILL-C","CERN-OHL-1.1","CERN-OHL-1.2","CERN-OHL-P-2.0","CERN-OHL-S-2.0","CERN-OHL-W-2.0","CFITSIO","CMU-Mach","CMU-Mach-nodoc","CNRI-Jython","CNRI-Python","CNRI-Python-GPL-Compatible","COIL-1.0","CPAL-1.0","CPL-1.0","CPOL-1.02","CUA-OPL-1.0","Caldera","Caldera-no-preamble","Catharon","ClArtistic","Clips","Community-Spec-1.0","Condor-1.1","Cornell-Lossless-JPEG","Cronyx","Crossword","CryptoSwift","CrystalStacker","Cube","D-FSL-1.0","DEC-3-Clause","DL-DE-BY-2.0","DL-DE-ZERO-2.0","DOC","DRL-1.0","DRL-1.1","DSDP","DocBook-DTD","DocBook-Schema","DocBook-Stylesheet","DocBook-XML","Dotseqn","ECL-1.0","ECL-2.0","EFL-1.0","EFL-2.0","EPICS","EPL-1.0","EPL-2.0","ESA-PL-permissive-2.4","ESA-PL-strong-copyleft-2.4","ESA-PL-weak-copyleft-2.4","EUDatagrid","EUPL-1.0","EUPL-1.1","EUPL-1.2","Elastic-2.0","Entessa","ErlPL-1.1","Eurosym","FBM","FDK-AAC","FDK-MPEG-H","FSFAP","FSFAP-no-warranty-disclaimer","FSFUL","FSFULLR","FSFULLRSD","FSFULLRWD","FSL-1.1-ALv2","FSL-1.1-MIT","FTL","Fair","Ferguson-Twofish","Frameworx-1.0","FreeBSD-DOC","FreeImage","Furuseth","GCR-docs","GD","GFDL-1.1-invariants-only","GFDL-1.1-invariants-or-later","GFDL-1.1-no-invariants-only","GFDL-1.1-no-invariants-or-later","GFDL-1.1-only","GFDL-1.1-or-later","GFDL-1.2-invariants-only","GFDL-1.2-invariants-or-later","GFDL-1.2-no-invariants-only","GFDL-1.2-no-invariants-or-later","GFDL-1.2-only","GFDL-1.2-or-later","GFDL-1.3-invariants-only","GFDL-1.3-invariants-or-later","GFDL-1.3-no-invariants-only","GFDL-1.3-no-invariants-or-later","GFDL-1.3-only","GFDL-1.3-or-later","GL2PS","GLWTPL","GPL-1.0-only","GPL-1.0-or-later","GPL-2.0-only","GPL-2.0-or-later","GPL-3.0-only","GPL-3.0-or-later","Game-Programming-Gems","Giftware","Glide","Glulxe","Graphics-Gems","Gutmann","HDF5","HIDAPI","HP-1986","HP-1989","HPND","HPND-DEC","HPND-Fenneberg-Livingston","HPND-INRIA-IMAG","HPND-Intel","HPND-Kevlin-Henney","HPND-MIT-disclaimer","HPND-Markus-Kuhn","HPND-Netrek","HPND-Pbmplus","HPND-SMC","HPND-UC","HPND-UC-export-US","HPND-doc","HPND-doc-sell","HPND-export-US","HPND-export-US-acknowledgement","HPND-export-US-modify","HPND-export2-US","HPND-merchantability-variant","HPND-sell-MIT-disclaimer-xserver","HPND-sell-regexpr","HPND-sell-variant","HPND-sell-variant-MIT-disclaimer","HPND-sell-variant-MIT-disclaimer-rev","HPND-sell-variant-critical-systems","HTMLTIDY","HaskellReport","Hippocratic-2.1","Hippocratic-3.0-core","IBM-pibs","ICU","IEC-Code-Components-EULA","IJG","IJG-short","IPA","IPL-1.0","ISC","ISC-Veillard","ISO-permission","ImageMagick","Imlib2","Info-ZIP","Informatica","Inner-Net-2.0","InnoSetup","Intel","Intel-ACPI","Interbase-1.0","JPL-image","JPNIC","JSON","Jam","JasPer-2.0","Kastrup","Kazlib","Knuth-CTAN","LAL-1.2","LAL-1.3","LGPL-2.0-only","LGPL-2.0-or-later","LGPL-2.1-only","LGPL-2.1-or-later","LGPL-3.0-only","LGPL-3.0-or-later","LGPLLR","LOOP","LPD-document","LPL-1.0","LPL-1.02","LPPL-1.0","LPPL-1.1","LPPL-1.2","LPPL-1.3a","LPPL-1.3c","LZMA-SDK-9.11-to-9.20","LZMA-SDK-9.22","Latex2e","Latex2e-translated-notice","Leptonica","LiLiQ-P-1.1","LiLiQ-R-1.1","LiLiQ-Rplus-1.1","Libpng","Linux-OpenIB","Linux-man-pages-1-para","Linux-man-pages-copyleft","Linux-man-pages-copyleft-2-para","Linux-man-pages-copyleft-var","Lucida-Bitmap-Fonts","MIPS","MIT","MIT-0","MIT-CMU","MIT-Click","MIT-Festival","MIT-Khronos-old","MIT-Modern-Variant","MIT-STK","MIT-Wu","MIT-advertising","MIT-enna","MIT-feh","MIT-open-group","MIT-testregex","MITNFA","MMIXware","MMPL-1.0.1","MPEG-SSG","MPL-1.0","MPL-1.1","MPL-2.0","MPL-2.0-no-copyleft-exception","MS-LPL","MS-PL","MS-RL","MTLL","MVT-1.1","Mackerras-3-Clause","Mackerras-3-Clause-acknowledgment","MakeIndex","Martin-Birgmeier","McPhee-slideshow","Minpack","MirOS","Motosoto","MulanPSL-1.0","MulanPSL-2.0","Multics","Mup","NAIST-2003","NASA-1.3","NBPL-1.0","NCBI-PD","NCGL-UK-2.0","NCL","NCSA","NGPL","NICTA-1.0","NIST-PD","NIST-PD-TNT","NIST-PD-fallback","NIST-Software","NLOD-1.0","NLOD-2.0","NLPL","NOSL","NPL-1.0","NPL-1.1","NPOSL-3.0","NRL","NTIA-PD","NTP","NTP-0","Naumen","NetCDF","Newsletr","Nokia","Noweb","O-UDA-1.0","OAR","OCCT-PL","OCLC-2.0","ODC-By-1.0","ODbL-1.0","OFFIS","OFL-1.0","OFL-1.0-RFN","OFL-1.0-no-RFN","OFL-1.1","OFL-1.1-RFN","OFL-1.1-no-RFN","OGC-1.0","OGDL-Taiwan-1.0","OGL-Canada-2.0","OGL-UK-1.0","OGL-UK-2.0","OGL-UK-3.0","OGTSL","OLDAP-1.1","OLDAP-1.2","OLDAP-1.3","OLDAP-1.4","OLDAP-2.0","OLDAP-2.0.1","OLDAP-2.1","OLDAP-2.2","OLDAP-2.2.1","OLDAP-2.2.2","OLDAP-2.3","OLDAP-2.4","OLDAP-2.5","OLDAP-2.6","OLDAP-2.7","OLDAP-2.8","OLFL-1.3","OML","OPL-1.0","OPL-UK-3.0","OPUBL-1.0","OSC-1.0","OSET-PL-2.1","OSL-1.0","OSL-1.1","OSL-2.0","OSL-2.1","OSL-3.0","OSSP","OpenMDW-1.0","OpenPBS-2.3","OpenSSL","OpenSSL-standalone","OpenVision","PADL","PDDL-1.0","PHP-3.0","PHP-3.01","PPL","PSF-2.0","ParaType-Free-Font-1.3","Parity-6.0.0","Parity-7.0.0","Pixar","Plexus","PolyForm-Noncommercial-1.0.0","PolyForm-Small-Business-1.0.0","PostgreSQL","Python-2.0","Python-2.0.1","QPL-1.0","QPL-1.0-INRIA-2004","Qhull","RHeCos-1.1","RPL-1.1","RPL-1.5","RPSL-1.0","RSA-MD","RSCPL","Rdisc","Ruby","Ruby-pty","SAX-PD","SAX-PD-2.0","SCEA","SGI-B-1.0","SGI-B-1.1","SGI-B-2.0","SGI-OpenGL","SGMLUG-PM","SGP4","SHL-0.5","SHL-0.51","SISSL","SISSL-1.2","SL","SMAIL-GPL","SMLNJ","SMPPL","SNIA","SOFA","SPL-1.0","SSH-OpenSSH","SSH-short","SSLeay-standalone","SSPL-1.0","SUL-1.0","SWL","Saxpath","SchemeReport","Sendmail","Sendmail-8.23","Sendmail-Open-Source-1.1","SimPL-2.0","Sleepycat","Soundex","Spencer-86","Spencer-94","Spencer-99","SugarCRM-1.1.3","Sun-PPP","Sun-PPP-2000","SunPro","Symlinks","TAPR-OHL-1.0","TCL","TCP-wrappers","TGPPL-1.0","TMate","TORQUE-1.1","TOSL","TPDL","TPL-1.0","TTWL","TTYP0","TU-Berlin-1.0","TU-Berlin-2.0","TekHVC","TermReadKey","ThirdEye","TrustedQSL","UCAR","UCL-1.0","UMich-Merit","UPL-1.0","URT-RLE","Ubuntu-font-1.0","UnRAR","Unicode-3.0","Unicode-DFS-2015","Unicode-DFS-2016","Unicode-TOU","UnixCrypt","Unlicense","Unlicense-libtelnet","Unlicense-libwhirlpool","VOSTROM","VSL-1.0","Vim","Vixie-Cron","W3C","W3C-19980720","W3C-20150513","WTFNMFPL","WTFPL","Watcom-1.0","Widget-Workshop","WordNet","Wsuipa","X11","X11-distribute-modifications-variant","X11-no-permit-persons","X11-swapped","XFree86-1.1","XSkat","Xdebug-1.03","Xerox","Xfig","Xnet","YPL-1.0","YPL-1.1","ZPL-1.1","ZPL-2.0","ZPL-2.1","Zed","Zeeff","Zend-2.0","Zimbra-1.3","Zimbra-1.4","Zlib","any-OSI","any-OSI-perl-modules","atc-game","bcrypt-Solar-Designer","blessing","bzip2-1.0.6","check-cvs","checkmk","copyleft-next-0.3.0","copyleft-next-0.3.1","curl","cve-tou","diffmark","dtoa","dvipdfm","eGenix","etalab-2.0","fwlw","gSOAP-1.3b","generic-xts","gnuplot","gtkbook","hdparm","hyphen-bulgarian","iMatix","jove","libpng-1.6.35","libpng-2.0","libselinux-1.0","libtiff","libutil-David-Nugent","lsof","magaz","mailprio","man2html","metamail","mpi-permissive","mpich2","mplus","ngrep","pkgconf","pnmstitch","psfrag","psutils","python-ldap","radvd","snprintf","softSurfer","ssh-keyscan","swrule","threeparttable","ulem","w3m","wwl","xinetd","xkeyboard-config-Zinoviev","xlock","xpp","xzoom","zlib-acknowledgement"]');
 
 /***/ })
 
