@@ -379,6 +379,7 @@ export async function runImage(cfg: ImageConfig, log: Logger, env: NodeJS.Proces
             parity: cfg.parity,
           },
           context: contextFacts,
+          warn: (line) => log.warning(line),
         }),
         inputs: cfg,
         git,

@@ -55,8 +55,19 @@ export function imageFacts(o: {
   created: string;
   model: { name: string; path: string; bytes: Uint8Array; fileInImage: string; encrypted?: FileDigest; parity: string };
   context: ContextFacts;
+  /** what could not be read (the BOM is then made without it) */
+  warn: (line: string) => void;
 }): ImageFacts {
   const c = o.context;
+  // the lineage is what the model's own metadata says: a file that is not an ONNX model or a TensorRT plan modelship
+  // can read has none, and the image (whose server will judge the model) is still described
+  let lineage: ImageFacts['model']['lineage'];
+  try {
+    lineage = modelLineage(o.model.path, o.model.bytes);
+    for (const w of lineage.warnings) o.warn(`ML-BOM: ${w}`);
+  } catch (e) {
+    o.warn(`ML-BOM: no lineage for ${o.model.path}: ${(e as Error).message}`);
+  }
   const facts: ImageFacts = {
     image: { repository: o.repository, digest: o.digest, tags: o.tags },
     runtime: o.runtime,
@@ -67,17 +78,20 @@ export function imageFacts(o: {
       file: o.model.fileInImage,
       sha256: sha256(o.model.bytes),
       ...(o.model.encrypted ? { encrypted: o.model.encrypted } : {}),
-      lineage: modelLineage(o.model.path, o.model.bytes),
+      ...(lineage ? { lineage } : {}),
       parity: o.model.parity,
     },
     base: c.base,
   };
   if (c.node) facts.node = { version: c.node.version, sha256: fileDigest(c.node.binary).sha256, source: c.node.source };
   if (c.dist) {
-    facts.npmPackages = bundledPackages(fs.readFileSync(path.join(c.dist, 'licenses.txt'), 'utf8'));
+    // a bundle of one's own (MODELSHIP_DIST) may come without ncc's license list: then no packages are listed
+    const licenses = path.join(c.dist, 'licenses.txt');
+    if (fs.existsSync(licenses)) facts.npmPackages = bundledPackages(fs.readFileSync(licenses, 'utf8'));
+    else o.warn(`ML-BOM: the server bundle has no licenses.txt (${licenses}): its npm packages are not listed`);
     facts.bundleSha256 = fileDigest(path.join(c.dist, 'index.js')).sha256;
     const ortDir = path.join(c.dist, ORT_LIBS);
-    const ort = facts.npmPackages.find((p) => p.name === 'onnxruntime-node');
+    const ort = facts.npmPackages?.find((p) => p.name === 'onnxruntime-node');
     if (ort && fs.existsSync(ortDir))
       facts.onnxruntime = {
         version: ort.version,
