@@ -55685,6 +55685,7 @@ async function runImage(cfg, log, env = process.env) {
                     parity: cfg.parity,
                 },
                 context: contextFacts,
+                warn: (line) => log.warning(line),
             }),
             inputs: cfg,
             git,
@@ -56935,6 +56936,17 @@ const fileDigest = (file, name = external_path_.basename(file)) => ({ file: name
 /** The facts the BOM and the provenance are made of, gathered from the stage's inputs and what its context holds. */
 function imageFacts(o) {
     const c = o.context;
+    // the lineage is what the model's own metadata says: a file that is not an ONNX model or a TensorRT plan modelship
+    // can read has none, and the image (whose server will judge the model) is still described
+    let lineage;
+    try {
+        lineage = modelLineage(o.model.path, o.model.bytes);
+        for (const w of lineage.warnings)
+            o.warn(`ML-BOM: ${w}`);
+    }
+    catch (e) {
+        o.warn(`ML-BOM: no lineage for ${o.model.path}: ${e.message}`);
+    }
     const facts = {
         image: { repository: o.repository, digest: o.digest, tags: o.tags },
         runtime: o.runtime,
@@ -56945,7 +56957,7 @@ function imageFacts(o) {
             file: o.model.fileInImage,
             sha256: (0,fsx/* sha256 */.sc)(o.model.bytes),
             ...(o.model.encrypted ? { encrypted: o.model.encrypted } : {}),
-            lineage: modelLineage(o.model.path, o.model.bytes),
+            ...(lineage ? { lineage } : {}),
             parity: o.model.parity,
         },
         base: c.base,
@@ -56953,10 +56965,15 @@ function imageFacts(o) {
     if (c.node)
         facts.node = { version: c.node.version, sha256: fileDigest(c.node.binary).sha256, source: c.node.source };
     if (c.dist) {
-        facts.npmPackages = bundledPackages(external_fs_.readFileSync(external_path_.join(c.dist, 'licenses.txt'), 'utf8'));
+        // a bundle of one's own (MODELSHIP_DIST) may come without ncc's license list: then no packages are listed
+        const licenses = external_path_.join(c.dist, 'licenses.txt');
+        if (external_fs_.existsSync(licenses))
+            facts.npmPackages = bundledPackages(external_fs_.readFileSync(licenses, 'utf8'));
+        else
+            o.warn(`ML-BOM: the server bundle has no licenses.txt (${licenses}): its npm packages are not listed`);
         facts.bundleSha256 = fileDigest(external_path_.join(c.dist, 'index.js')).sha256;
         const ortDir = external_path_.join(c.dist, ORT_LIBS);
-        const ort = facts.npmPackages.find((p) => p.name === 'onnxruntime-node');
+        const ort = facts.npmPackages?.find((p) => p.name === 'onnxruntime-node');
         if (ort && external_fs_.existsSync(ortDir))
             facts.onnxruntime = {
                 version: ort.version,
