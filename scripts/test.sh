@@ -75,6 +75,9 @@ if [ ! -e .deb-cache/libb64-0d/usr/lib/x86_64-linux-gnu/libb64.so.0d ]; then
   get || { [ "$(id -u)" = 0 ] && apt-get update -qq && get; } || { echo "scripts/test.sh: apt-get download libb64-0d failed (run apt-get update)" >&2; exit 1; }
   dpkg-deb -x .deb-cache/libb64-0d_*.deb .deb-cache/libb64-0d
 fi
+# what earlier test runs left (their images, build contexts, temporary directories; hours old) goes first: a CI
+# machine that keeps its disk between runs would otherwise fill it
+bash scripts/test-cleanup.sh || true
 npx tsc --noEmit
 # the layers of src/ and the rules between them (.dependency-cruiser.cjs; README, "How it is built")
 npm run --silent lint:deps
