@@ -2,7 +2,7 @@
 # What earlier test runs left on this machine, removed once it is older than a few hours (a run going on beside this
 # one keeps its own): the images the tests built and pulled into the engine (repositories the tests name:
 # modelship-test/, modelship-bench/, the act workflows' acme/models/, and those of the temporary registries the
-# registry tests start on other 127.0.0.1 ports), the engine's build cache older than a day, the image stage's build
+# registry tests start on other 127.0.0.1 ports), the engine's build cache older than a day or beyond 8 GB, the image stage's build
 # contexts (`$TMPDIR/modelship-build/`, which the stage itself keeps for a day) and the tests' own temporary
 # directories. A CI machine that keeps its disk between runs otherwise fills it: a run leaves 5-10 GB. The lab's base
 # images (local/...), the lab registry's contents and every cache the tests reuse (.tools, .venv-*, .whl*) stay.
@@ -27,7 +27,9 @@ if docker info >/dev/null 2>&1; then
       [ "$t" -lt "$cutoff" ] && { [ "${ref%:<none>}" = "$ref" ] && echo "$ref" || echo "$id"; }
     done |
     xargs -r -n 50 docker image rm >/dev/null 2>&1
+  # BuildKit's cache: a day of it, and at most 8 GB (it grows by several GB a run: each run's test images are new)
   docker builder prune -f --filter until=24h >/dev/null 2>&1
+  docker builder prune -f --keep-storage 8GB >/dev/null 2>&1
 fi
 for d in "$tmp"/modelship-build/*/ "$tmp"/modelship-run-*/ "$tmp"/bench-*/; do
   [ -d "$d" ] || continue

@@ -65,13 +65,19 @@ function machine() {
   const docker = sh('docker', ['info', '--format', '{{.ContainersRunning}}']);
   parts.push(docker === undefined ? 'docker: not answering' : `docker: ${docker} containers running`);
   if (process.env.KUBECONFIG) {
-    const nodes = sh('kubectl', ['get', 'nodes', '--no-headers']);
+    // each node with the conditions that are true (Ready, and any DiskPressure, MemoryPressure, PIDPressure)
+    const nodes = sh('kubectl', [
+      'get',
+      'nodes',
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name}{" "}{range .status.conditions[?(@.status=="True")]}{.type}{"+"}{end}{"\\n"}{end}',
+    ]);
     parts.push(
       nodes === undefined
         ? 'kubernetes: not answering'
         : `nodes: ${nodes
             .split('\n')
-            .map((l) => l.split(/\s+/).slice(0, 2).join(' '))
+            .map((l) => l.replace(/\+$/, ''))
             .join(', ')}`,
     );
   }
