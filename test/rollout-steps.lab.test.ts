@@ -273,11 +273,12 @@ describeLab('stepped canaries judged against the stable, with traffic through th
 
   test('identical canary, Prometheus: promoted through every step (25, 50, 100%); the analysis passed at each; not one request failed', async () => {
     if (!PROMETHEUS) throw new Error('LAB_PROMETHEUS is not set: start Prometheus with `lab/up.sh prometheus` as root');
-    // the same model and settings as the stable, another build (image b); 15 s a step: the Prometheus window is at
-    // least two scrape intervals (10 s assumed). Ratio 3, as above: a 25% canary's fresh pods answer ~130 requests in
-    // a step, and the histogram's 10-25 ms bucket turns a few slow ones into a p95 of 21.6 ms beside the stable's 9.6
-    // (2.26×, 12 ms: past the 10 ms floor) on a loaded CI machine
-    const { r, stats } = await underTraffic(ns, () => runCliProcess(stepped('25,50,100', 15, ['--prometheus-url', PROMETHEUS, '--max-latency-ratio', '3'])));
+    // the same model and settings as the stable, another build (image b); 30 s a step (the Prometheus window is at
+    // least two scrape intervals). A fresh canary's first requests are slow (its session's first runs): in a 15 s step
+    // a 25% canary answers only ~140 requests, so a few slow ones are its p95 — CI saw 21.6 ms beside the stable's 9.6
+    // (2.26×) and 46.4 beside 10.8 (4.29×) on a loaded machine; twice the requests halve their weight. Ratio 3, as above.
+    // (The analysis judging a canary's warm-up is noted as a product follow-up: a step's window could start after it.)
+    const { r, stats } = await underTraffic(ns, () => runCliProcess(stepped('25,50,100', 30, ['--prometheus-url', PROMETHEUS, '--max-latency-ratio', '3'])));
     console.log(describeRun('identical canary', r, stats));
     expectExit(r, 0);
     expect(r.outputs).toMatchObject({
