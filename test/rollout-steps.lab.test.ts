@@ -278,7 +278,8 @@ describeLab('stepped canaries judged against the stable, with traffic through th
     // a 25% canary answers only ~140 requests, so a few slow ones are its p95 — CI saw 21.6 ms beside the stable's 9.6
     // (2.26×) and 46.4 beside 10.8 (4.29×) on a loaded machine; twice the requests halve their weight. Ratio 3, as above.
     // (The analysis judging a canary's warm-up is noted as a product follow-up: a step's window could start after it.)
-    const { r, stats } = await underTraffic(ns, () => runCliProcess(stepped('25,50,100', 30, ['--prometheus-url', PROMETHEUS, '--max-latency-ratio', '3'])));
+    const bake = 30;
+    const { r, stats } = await underTraffic(ns, () => runCliProcess(stepped('25,50,100', bake, ['--prometheus-url', PROMETHEUS, '--max-latency-ratio', '3'])));
     console.log(describeRun('identical canary', r, stats));
     expectExit(r, 0);
     expect(r.outputs).toMatchObject({
@@ -298,7 +299,7 @@ describeLab('stepped canaries judged against the stable, with traffic through th
     const steps = report.timeline.map((t: any) => t.step);
     for (const s of ['step 1/3 (25%)', 'step 2/3 (50%)', 'step 3/3 (100%)'])
       expect(steps).toEqual(
-        expect.arrayContaining([`${s}: bake 15 s`, expect.stringMatching(new RegExp(`^${s.replace(/[()]/g, '\\$&')}: analysis against the stable`))]),
+        expect.arrayContaining([`${s}: bake ${bake} s`, expect.stringMatching(new RegExp(`^${s.replace(/[()]/g, '\\$&')}: analysis against the stable`))]),
       );
     expect(steps).toContainEqual(expect.stringMatching(/^step 2\/3: canary at 50% \(still 1 of 2 replicas\)/));
     const d = kubectlJson<any>(['-n', ns, 'get', 'deployment', 'lenet']);
