@@ -53,19 +53,37 @@ export async function openRegistrySession(
 ): Promise<DockerSession & { close(): void }> {
   if (!username) return { env, close: () => undefined };
   if (!password) throw new ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
+  const session = privateDockerConfig(registry, env, (config) => config);
+  try {
+    const login = await runProcess('docker', ['login', registry, '--username', username, '--password-stdin'], { input: password, env: session.env });
+    if (login.code !== 0) throw new ModelshipError('io', `docker login ${registry} failed: ${login.stderr.split(password).join('***').trim()}`);
+    return session;
+  } catch (e) {
+    session.close();
+    throw e;
+  }
+}
+
+/**
+ * A DOCKER_CONFIG of the stage's own: a 0700 directory in RUNNER_TEMP (or the system's), its config.json (0600) the
+ * user's with `registry`'s login left out and then `edit`ed, the user's buildx, cli-plugins and contexts linked in.
+ * Removed again if making it fails; else `close()` removes it.
+ */
+function privateDockerConfig(
+  registry: string,
+  env: NodeJS.ProcessEnv,
+  edit: (config: Record<string, unknown>) => Record<string, unknown>,
+): DockerSession & { close(): void } {
   const user = userDockerConfig(env);
   const dir = fs.mkdtempSync(path.join(env.RUNNER_TEMP || os.tmpdir(), 'modelship-docker-config-'));
   const close = () => fs.rmSync(dir, { recursive: true, force: true });
   try {
     fs.chmodSync(dir, 0o700);
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(sessionConfig(path.join(user, 'config.json'), registry), null, 2), { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(edit(sessionConfig(path.join(user, 'config.json'), registry)), null, 2), { mode: 0o600 });
     for (const sub of ['buildx', 'cli-plugins', 'contexts']) {
       if (fs.existsSync(path.join(user, sub))) fs.symlinkSync(path.join(user, sub), path.join(dir, sub));
     }
-    const sessionEnv = { ...env, DOCKER_CONFIG: dir };
-    const login = await runProcess('docker', ['login', registry, '--username', username, '--password-stdin'], { input: password, env: sessionEnv });
-    if (login.code !== 0) throw new ModelshipError('io', `docker login ${registry} failed: ${login.stderr.split(password).join('***').trim()}`);
-    return { env: sessionEnv, close };
+    return { env: { ...env, DOCKER_CONFIG: dir }, close };
   } catch (e) {
     close();
     throw e;
@@ -86,19 +104,8 @@ export function authsKey(registry: string): string {
 export function openAuthConfig(registry: string, username: string, password: string, env: NodeJS.ProcessEnv = process.env): DockerSession & { close(): void } {
   if (!username) return { env, close: () => undefined };
   if (!password) throw new ModelshipError('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
-  const user = userDockerConfig(env);
-  const dir = fs.mkdtempSync(path.join(env.RUNNER_TEMP || os.tmpdir(), 'modelship-docker-config-'));
-  const close = () => fs.rmSync(dir, { recursive: true, force: true });
-  try {
-    fs.chmodSync(dir, 0o700);
-    const config = sessionConfig(path.join(user, 'config.json'), registry);
-    const auths = (config.auths ?? {}) as Record<string, unknown>;
-    auths[authsKey(registry)] = { auth: Buffer.from(`${username}:${password}`).toString('base64') };
-    config.auths = auths;
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
-    return { env: { ...env, DOCKER_CONFIG: dir }, close };
-  } catch (e) {
-    close();
-    throw e;
-  }
+  return privateDockerConfig(registry, env, (config) => ({
+    ...config,
+    auths: { ...((config.auths ?? {}) as Record<string, unknown>), [authsKey(registry)]: { auth: Buffer.from(`${username}:${password}`).toString('base64') } },
+  }));
 }
