@@ -523,38 +523,33 @@ function byDigest(image: string, what: string): void {
   if (!DIGEST_REF.test(image)) throw input('image', `cosign ${what} works on an image by digest (repository@sha256:...), got "${image}"`);
 }
 
+/** A failure of another system cosign talked to (the network, the registry, Sigstore's `services`), named as such. */
+function otherSystemFailure(kind: CosignFailureKind, what: string, image: string, message: string, services: string): ModelshipError | undefined {
+  const registry = parseImageRef(image).registry;
+  if (kind === 'network') return new ModelshipError('io', `${what} ${image}: the network failed (registry ${registry} or Sigstore): ${message}`);
+  if (kind === 'registry') return new ModelshipError('io', `${what} ${image}: registry ${registry} refused: ${message}`);
+  if (kind === 'sigstore') return new ModelshipError('io', `${what} ${image}: Sigstore's services (${services}) failed: ${message}`);
+  return undefined;
+}
+
 /** The verdict of a failed verification, or the failure of whatever stood in its way (registry, network, Sigstore). */
 function verifyFailure(image: string, stderr: string, v: Verifier, type?: AttestationType): ModelshipError {
   const message = cosignError(stderr);
   const what = type ? `cosign verify-attestation --type ${type}` : 'cosign verify';
-  switch (classifyCosignFailure(message)) {
-    case 'network':
-      return new ModelshipError('io', `${what} ${image}: the network failed (registry ${parseImageRef(image).registry} or Sigstore): ${message}`);
-    case 'registry':
-      return new ModelshipError('io', `${what} ${image}: registry ${parseImageRef(image).registry} refused: ${message}`);
-    case 'sigstore':
-      return new ModelshipError('io', `${what} ${image}: Sigstore's services (TUF trusted root, Rekor) failed: ${message}`);
-    case 'key':
-      return input(v.kind === 'key' ? 'verify-key' : 'certificate-roots', `${what}: cosign cannot use it: ${message}`);
-    default:
-      return new ModelshipError('verify', `image ${image}: ${verifyReason(message, v, type)} (cosign: ${message})`, { field: 'verify' });
-  }
+  const kind = classifyCosignFailure(message);
+  const other = otherSystemFailure(kind, what, image, message, 'TUF trusted root, Rekor');
+  if (other) return other;
+  if (kind === 'key') return input(v.kind === 'key' ? 'verify-key' : 'certificate-roots', `${what}: cosign cannot use it: ${message}`);
+  return new ModelshipError('verify', `image ${image}: ${verifyReason(message, v, type)} (cosign: ${message})`, { field: 'verify' });
 }
 
 function signFailure(what: string, image: string, stderr: string, secrets: string[]): ModelshipError {
   const message = redact(cosignError(stderr), secrets);
-  switch (classifyCosignFailure(message)) {
-    case 'network':
-      return new ModelshipError('io', `${what} ${image}: the network failed (registry ${parseImageRef(image).registry} or Sigstore): ${message}`);
-    case 'registry':
-      return new ModelshipError('io', `${what} ${image}: registry ${parseImageRef(image).registry} refused: ${message}`);
-    case 'sigstore':
-      return new ModelshipError('io', `${what} ${image}: Sigstore's services (Fulcio, Rekor, TUF) failed: ${message}`);
-    case 'key':
-      return new ModelshipError('input', `${what}: the signing key cannot be used (wrong password, or not a cosign key): ${message}`);
-    default:
-      return new ModelshipError('io', `${what} ${image} failed: ${message}`);
-  }
+  const kind = classifyCosignFailure(message);
+  const other = otherSystemFailure(kind, what, image, message, 'Fulcio, Rekor, TUF');
+  if (other) return other;
+  if (kind === 'key') return new ModelshipError('input', `${what}: the signing key cannot be used (wrong password, or not a cosign key): ${message}`);
+  return new ModelshipError('io', `${what} ${image} failed: ${message}`);
 }
 
 /** A private directory (0700, removed when done) for the key, certificates and predicate files of one cosign run. */
