@@ -64282,37 +64282,38 @@ function byDigest(image, what) {
     if (!DIGEST_REF.test(image))
         throw input('image', `cosign ${what} works on an image by digest (repository@sha256:...), got "${image}"`);
 }
+/** A failure of another system cosign talked to (the network, the registry, Sigstore's `services`), named as such. */
+function otherSystemFailure(kind, what, image, message, services) {
+    const registry = (0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry;
+    if (kind === 'network')
+        return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: the network failed (registry ${registry} or Sigstore): ${message}`);
+    if (kind === 'registry')
+        return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: registry ${registry} refused: ${message}`);
+    if (kind === 'sigstore')
+        return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: Sigstore's services (${services}) failed: ${message}`);
+    return undefined;
+}
 /** The verdict of a failed verification, or the failure of whatever stood in its way (registry, network, Sigstore). */
 function verifyFailure(image, stderr, v, type) {
     const message = cosignError(stderr);
     const what = type ? `cosign verify-attestation --type ${type}` : 'cosign verify';
-    switch (classifyCosignFailure(message)) {
-        case 'network':
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: the network failed (registry ${(0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry} or Sigstore): ${message}`);
-        case 'registry':
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: registry ${(0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry} refused: ${message}`);
-        case 'sigstore':
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: Sigstore's services (TUF trusted root, Rekor) failed: ${message}`);
-        case 'key':
-            return input(v.kind === 'key' ? 'verify-key' : 'certificate-roots', `${what}: cosign cannot use it: ${message}`);
-        default:
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('verify', `image ${image}: ${verifyReason(message, v, type)} (cosign: ${message})`, { field: 'verify' });
-    }
+    const kind = classifyCosignFailure(message);
+    const other = otherSystemFailure(kind, what, image, message, 'TUF trusted root, Rekor');
+    if (other)
+        return other;
+    if (kind === 'key')
+        return input(v.kind === 'key' ? 'verify-key' : 'certificate-roots', `${what}: cosign cannot use it: ${message}`);
+    return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('verify', `image ${image}: ${verifyReason(message, v, type)} (cosign: ${message})`, { field: 'verify' });
 }
 function signFailure(what, image, stderr, secrets) {
     const message = redact(cosignError(stderr), secrets);
-    switch (classifyCosignFailure(message)) {
-        case 'network':
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: the network failed (registry ${(0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry} or Sigstore): ${message}`);
-        case 'registry':
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: registry ${(0,_registry__WEBPACK_IMPORTED_MODULE_7__/* .parseImageRef */ .Q)(image).registry} refused: ${message}`);
-        case 'sigstore':
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image}: Sigstore's services (Fulcio, Rekor, TUF) failed: ${message}`);
-        case 'key':
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('input', `${what}: the signing key cannot be used (wrong password, or not a cosign key): ${message}`);
-        default:
-            return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image} failed: ${message}`);
-    }
+    const kind = classifyCosignFailure(message);
+    const other = otherSystemFailure(kind, what, image, message, 'Fulcio, Rekor, TUF');
+    if (other)
+        return other;
+    if (kind === 'key')
+        return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('input', `${what}: the signing key cannot be used (wrong password, or not a cosign key): ${message}`);
+    return new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('io', `${what} ${image} failed: ${message}`);
 }
 async function withFiles(env, fn) {
     const dir = fs__WEBPACK_IMPORTED_MODULE_1__.mkdtempSync(path__WEBPACK_IMPORTED_MODULE_3__.join(env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_2__.tmpdir(), 'modelship-cosign-'));
@@ -66338,21 +66339,35 @@ async function openRegistrySession(registry, username, password, env = process.e
         return { env, close: () => undefined };
     if (!password)
         throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
+    const session = privateDockerConfig(registry, env, (config) => config);
+    try {
+        const login = await (0,_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', ['login', registry, '--username', username, '--password-stdin'], { input: password, env: session.env });
+        if (login.code !== 0)
+            throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker login ${registry} failed: ${login.stderr.split(password).join('***').trim()}`);
+        return session;
+    }
+    catch (e) {
+        session.close();
+        throw e;
+    }
+}
+/**
+ * A DOCKER_CONFIG of the stage's own: a 0700 directory in RUNNER_TEMP (or the system's), its config.json (0600) the
+ * user's with `registry`'s login left out and then `edit`ed, the user's buildx, cli-plugins and contexts linked in.
+ * Removed again if making it fails; else `close()` removes it.
+ */
+function privateDockerConfig(registry, env, edit) {
     const user = userDockerConfig(env);
     const dir = fs__WEBPACK_IMPORTED_MODULE_0__.mkdtempSync(path__WEBPACK_IMPORTED_MODULE_2__.join(env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir(), 'modelship-docker-config-'));
     const close = () => fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(dir, { recursive: true, force: true });
     try {
         fs__WEBPACK_IMPORTED_MODULE_0__.chmodSync(dir, 0o700);
-        fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(path__WEBPACK_IMPORTED_MODULE_2__.join(dir, 'config.json'), JSON.stringify(sessionConfig(path__WEBPACK_IMPORTED_MODULE_2__.join(user, 'config.json'), registry), null, 2), { mode: 0o600 });
+        fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(path__WEBPACK_IMPORTED_MODULE_2__.join(dir, 'config.json'), JSON.stringify(edit(sessionConfig(path__WEBPACK_IMPORTED_MODULE_2__.join(user, 'config.json'), registry)), null, 2), { mode: 0o600 });
         for (const sub of ['buildx', 'cli-plugins', 'contexts']) {
             if (fs__WEBPACK_IMPORTED_MODULE_0__.existsSync(path__WEBPACK_IMPORTED_MODULE_2__.join(user, sub)))
                 fs__WEBPACK_IMPORTED_MODULE_0__.symlinkSync(path__WEBPACK_IMPORTED_MODULE_2__.join(user, sub), path__WEBPACK_IMPORTED_MODULE_2__.join(dir, sub));
         }
-        const sessionEnv = { ...env, DOCKER_CONFIG: dir };
-        const login = await (0,_proc__WEBPACK_IMPORTED_MODULE_4__/* .runProcess */ .R)('docker', ['login', registry, '--username', username, '--password-stdin'], { input: password, env: sessionEnv });
-        if (login.code !== 0)
-            throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('io', `docker login ${registry} failed: ${login.stderr.split(password).join('***').trim()}`);
-        return { env: sessionEnv, close };
+        return { env: { ...env, DOCKER_CONFIG: dir }, close };
     }
     catch (e) {
         close();
@@ -66374,22 +66389,10 @@ function openAuthConfig(registry, username, password, env = process.env) {
         return { env, close: () => undefined };
     if (!password)
         throw new _errors__WEBPACK_IMPORTED_MODULE_3__/* .ModelshipError */ .W7('input', 'input "registry-username" needs "registry-password"', { field: 'registry-password' });
-    const user = userDockerConfig(env);
-    const dir = fs__WEBPACK_IMPORTED_MODULE_0__.mkdtempSync(path__WEBPACK_IMPORTED_MODULE_2__.join(env.RUNNER_TEMP || os__WEBPACK_IMPORTED_MODULE_1__.tmpdir(), 'modelship-docker-config-'));
-    const close = () => fs__WEBPACK_IMPORTED_MODULE_0__.rmSync(dir, { recursive: true, force: true });
-    try {
-        fs__WEBPACK_IMPORTED_MODULE_0__.chmodSync(dir, 0o700);
-        const config = sessionConfig(path__WEBPACK_IMPORTED_MODULE_2__.join(user, 'config.json'), registry);
-        const auths = (config.auths ?? {});
-        auths[authsKey(registry)] = { auth: Buffer.from(`${username}:${password}`).toString('base64') };
-        config.auths = auths;
-        fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync(path__WEBPACK_IMPORTED_MODULE_2__.join(dir, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
-        return { env: { ...env, DOCKER_CONFIG: dir }, close };
-    }
-    catch (e) {
-        close();
-        throw e;
-    }
+    return privateDockerConfig(registry, env, (config) => ({
+        ...config,
+        auths: { ...(config.auths ?? {}), [authsKey(registry)]: { auth: Buffer.from(`${username}:${password}`).toString('base64') } },
+    }));
 }
 
 
