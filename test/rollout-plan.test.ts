@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { strategicMerge, readPatches, applyPatches, readManifest } from '../src/rollout/patch';
-import { podView, fatalReason } from '../src/rollout/health';
+import { podView, fatalReason, waitDeployment, GateFailure, PULL_GRACE_MS } from '../src/rollout/health';
+import type { Kube } from '../src/rollout/kube';
 import { heldByOther } from '../src/rollout/lease';
 import { renderQuery, DEFAULT_QUERIES } from '../src/rollout/prometheus';
 import { deployment, DeploySpec } from '../src/rollout/manifests';
@@ -200,6 +201,85 @@ describe('pod health', () => {
       ),
     ).toBeUndefined();
     expect(fatalReason(podView(pod({ phase: 'Pending' })))).toBeUndefined();
+  });
+
+  test("a failed image pull is judged only once it outlasts the kubelet's retry", () => {
+    const pulling = podView(
+      pod({
+        phase: 'Pending',
+        containerStatuses: [{ name: 'c', ready: false, restartCount: 0, state: { waiting: { reason: 'ErrImagePull', message: '401 Unauthorized' } } }],
+      }),
+    );
+    expect(fatalReason(pulling, 0)).toBeUndefined();
+    expect(fatalReason(pulling, PULL_GRACE_MS - 1)).toBeUndefined();
+    expect(fatalReason(pulling, PULL_GRACE_MS)).toBe('pod p: ErrImagePull: 401 Unauthorized');
+    // a name the kubelet can never pull is not retried: at once
+    const invalid = podView(
+      pod({ phase: 'Pending', containerStatuses: [{ name: 'c', ready: false, restartCount: 0, state: { waiting: { reason: 'InvalidImageName' } } }] }),
+    );
+    expect(fatalReason(invalid, 0)).toBe('pod p: InvalidImageName');
+  });
+
+  // A stand-in Kube (the API server's answers as data): the real kubelet race this covers — a pull Secret applied a
+  // moment before the pod, not yet in the kubelet's cache, one ErrImagePull, then the retry pulls — was seen on the
+  // lab cluster in registry-auth.lab.test.ts.
+  function kubeOf(podStates: object[]): { kube: Kube; polls: () => number } {
+    let poll = 0;
+    const labels = { app: 'lenet', 'pod-template-hash': 'h1' };
+    const kube = {
+      get: async () => {
+        const ready = (podStates[Math.min(poll, podStates.length - 1)] as { ready?: boolean }).ready;
+        poll++;
+        return {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: 'lenet', namespace: 'ns', uid: 'd1', generation: 1 },
+          spec: { replicas: 1, selector: { matchLabels: { app: 'lenet' } }, template: {} },
+          status: { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: ready ? 1 : 0 },
+        };
+      },
+      list: async (_v: string, kind: string) =>
+        kind === 'ReplicaSet'
+          ? [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'lenet-h1', uid: 'rs1', labels, ownerReferences: [{ uid: 'd1' }] } }]
+          : [
+              {
+                apiVersion: 'v1',
+                kind: 'Pod',
+                metadata: { name: 'lenet-h1-x', uid: 'p1', labels, ownerReferences: [{ uid: 'rs1' }] },
+                status: podStates[Math.min(poll - 1, podStates.length - 1)],
+              },
+            ],
+      events: async () => [
+        { type: 'Warning', reason: 'FailedToRetrieveImagePullSecret', message: 'Unable to retrieve some image pull secrets (lenet-registry)', count: 1 },
+      ],
+    } as unknown as Kube;
+    return { kube, polls: () => poll };
+  }
+  const failedPull = (reason: string) => ({
+    phase: 'Pending',
+    containerStatuses: [{ name: 'c', ready: false, restartCount: 0, state: { waiting: { reason, message: 'pull failed' } } }],
+  });
+  const running = {
+    phase: 'Running',
+    ready: true,
+    conditions: [{ type: 'Ready', status: 'True' }],
+    containerStatuses: [{ name: 'c', ready: true, started: true, restartCount: 0, state: { running: {} } }],
+  };
+
+  test('the rollout waits out a failed pull the kubelet then retries successfully', async () => {
+    const k = kubeOf([failedPull('ErrImagePull'), failedPull('ImagePullBackOff'), running]);
+    const { pods } = await waitDeployment(k.kube, 'ns', 'lenet', { timeoutMs: 20_000, readinessGraceMs: 10_000, pullGraceMs: 10_000 });
+    expect(pods.map((p) => p.name)).toEqual(['lenet-h1-x']);
+    expect(k.polls()).toBe(3);
+  });
+
+  test('a pull still failing past the grace fails the rollout with the pull error and its events', async () => {
+    const k = kubeOf([failedPull('ErrImagePull'), failedPull('ImagePullBackOff'), failedPull('ErrImagePull')]);
+    const err = await waitDeployment(k.kube, 'ns', 'lenet', { timeoutMs: 20_000, readinessGraceMs: 10_000, pullGraceMs: 1_500 }).catch((e) => e);
+    expect(err).toBeInstanceOf(GateFailure);
+    expect(err.message).toMatch(/^pod lenet-h1-x: (ErrImagePull|ImagePullBackOff): pull failed$/);
+    expect((err as GateFailure).evidence.join('\n')).toContain('FailedToRetrieveImagePullSecret');
+    expect(k.polls()).toBeGreaterThanOrEqual(3);
   });
 });
 

@@ -64,10 +64,27 @@ const FATAL_WAITING = new Set([
   'ErrImageNeverPull',
 ]);
 
-/** Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not crash. */
-export function fatalReason(p: PodView): string | undefined {
+/**
+ * A failed image pull the kubelet retries by itself (after a 10 s back-off): the first failure can be a moment's
+ * (the kubelet's cache of a pull Secret applied a second before the pod, a registry restarting), so it is fatal
+ * only once it has lasted past one retry.
+ */
+const RETRIED_PULL = new Set(['ErrImagePull', 'ImagePullBackOff']);
+/** How long a retried pull may keep failing before the pod is judged: the kubelet's first back-off (10 s) and a second pull. */
+export const PULL_GRACE_MS = 25_000;
+
+/** Is this pod waiting on an image pull that failed (and that the kubelet will retry)? */
+export const pullFailing = (p: PodView): boolean => !!p.waiting && RETRIED_PULL.has(p.waiting.reason);
+
+/**
+ * Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not
+ * crash. `pullFailingMs`: how long the pod has been in a failed pull (pullFailing) — under PULL_GRACE_MS it is not
+ * judged yet; a caller that does not track it gets the verdict at once.
+ */
+export function fatalReason(p: PodView, pullFailingMs = Infinity, pullGraceMs = PULL_GRACE_MS): string | undefined {
   const exit = (t: { reason: string; exitCode: number; message: string }) =>
     `${t.reason || 'exited'} (exit code ${t.exitCode})${t.message ? `: ${t.message.trim().slice(0, 300)}` : ''}`;
+  if (pullFailing(p) && pullFailingMs < pullGraceMs) return undefined;
   if (p.waiting && FATAL_WAITING.has(p.waiting.reason))
     return `pod ${p.name}: ${p.waiting.reason}${p.waiting.message ? `: ${p.waiting.message.slice(0, 300)}` : ''}${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
   if (p.restarts > 0) return `pod ${p.name} restarted ${p.restarts} time(s)${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
@@ -157,18 +174,21 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** readiness probe period × failure threshold: a started pod not Ready for longer has failed its readiness */
   readinessGraceMs: number;
+  /** how long a failed image pull may last before the pod is judged (default PULL_GRACE_MS) */
+  pullGraceMs?: number;
   onProgress?: (line: string) => void;
 }
 
 /**
  * Wait for a Deployment's rollout: every replica updated and available, none of the old ones left. Fails at
- * once when a new pod crash-loops, cannot pull its image, or fails its readiness probe after starting, or when Pod
+ * once when a new pod crash-loops, cannot pull its image (still failing after the kubelet's retry: PULL_GRACE_MS), or fails its readiness probe after starting, or when Pod
  * Security refuses the new ReplicaSet's pods (admission.ts: the backstop of the stage's dry run); fails at
  * the progress deadline or at timeoutMs, with the pods' states and warning events as evidence.
  */
 export async function waitDeployment(kube: Kube, namespace: string, name: string, wait: WaitOptions): Promise<{ pods: PodView[] }> {
   const deadline = Date.now() + wait.timeoutMs;
   const notReadySince = new Map<string, number>();
+  const pullFailingSince = new Map<string, number>();
   let last = '';
   for (;;) {
     const d = await kube.get<DeploymentObj>('apps/v1', 'Deployment', namespace, name);
@@ -193,7 +213,11 @@ export async function waitDeployment(kube: Kube, namespace: string, name: string
           .map(podView)
       : [];
     for (const p of pods) {
-      const why = fatalReason(p);
+      if (pullFailing(p)) {
+        if (!pullFailingSince.has(p.uid)) pullFailingSince.set(p.uid, Date.now());
+      } else pullFailingSince.delete(p.uid);
+      const since = pullFailingSince.get(p.uid);
+      const why = fatalReason(p, since === undefined ? 0 : Date.now() - since, wait.pullGraceMs);
       if (why) throw new GateFailure(why, await podEvidence(kube, namespace, [p]));
       if (p.started && !p.ready && p.phase === 'Running') {
         const since = notReadySince.get(p.uid) ?? Date.now();
