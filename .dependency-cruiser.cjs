@@ -35,14 +35,15 @@ const LAYERS = [
   {
     // What several stages use, below all of them: inputs read by more than one stage, the Caffe reference directory,
     // output comparison and the end-to-end parity gate (convert, compile), golden requests (smoke, rollout), the
-    // OCI registry client (image, smoke, rollout, preview, store), TensorRT versions and plan checks (compile, image).
+    // OCI registry client (image, smoke, rollout, preview, store), TensorRT versions and plan checks (compile, image),
+    // cosign and the one sign-and-attest sequence (attest.ts: image, sign; verify-image.ts: smoke, rollout).
     name: 'shared',
     path: '^src/shared/',
   },
   {
     // The stages, each a room of its own (see no-cross-stage), and serve, the model server shipped in the images.
     name: 'stages',
-    path: '^src/(convert|compile|image|smoke|rollout|preview|store|serve)/',
+    path: '^src/(convert|compile|image|sign|smoke|rollout|preview|store|serve)/',
   },
   {
     // What puts stages together: config.ts (every stage's inputs into one Config), run.ts (a stage by name),
@@ -57,7 +58,7 @@ const LAYERS = [
   },
 ];
 
-const STAGES = '(convert|compile|image|smoke|rollout|preview|store|serve)';
+const STAGES = '(convert|compile|image|sign|smoke|rollout|preview|store|serve)';
 const LAYERED = LAYERS.map((l) => l.path).join('|');
 
 const noUpward = LAYERS.slice(0, -1).map((layer, i) => {

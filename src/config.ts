@@ -1,8 +1,9 @@
 import { InputSource, InputSpec, OutputSpec, Reader, Stage, STAGES, fail, withInputsMap } from './inputs';
-import { SHARED_INPUTS, readSharedConfig } from './shared/inputs';
+import { SHARED_INPUTS, SHARED_OUTPUTS, readSharedConfig } from './shared/inputs';
 import { CONVERT_INPUTS, CONVERT_OUTPUTS, ConvertConfig, readConvertConfig } from './convert/inputs';
 import { COMPILE_INPUTS, COMPILE_OUTPUTS, CompileConfig, readCompileConfig } from './compile/inputs';
 import { IMAGE_INPUTS, IMAGE_OUTPUTS, ImageConfig, readImageConfig } from './image/inputs';
+import { SIGN_INPUTS, SIGN_OUTPUTS, SignConfig, readSignConfig } from './sign/inputs';
 import { SMOKE_INPUTS, SMOKE_OUTPUTS, SmokeConfig, readSmokeConfig } from './smoke/inputs';
 import { ROLLOUT_INPUTS, ROLLOUT_OUTPUTS, RolloutConfig, readRolloutConfig } from './rollout/inputs';
 import { PREVIEW_INPUTS, PREVIEW_OUTPUTS, PreviewConfig, CleanupConfig, readPreviewConfig } from './preview/inputs';
@@ -16,24 +17,35 @@ import { PREVIEW_INPUTS, PREVIEW_OUTPUTS, PreviewConfig, CleanupConfig, readPrev
 
 export { STAGES, STAGE_INCLUDES, inputUsedBy, parseBoolean } from './inputs';
 export type { Stage, InputSpec, OutputSpec, InputSource } from './inputs';
-export type { ConvertConfig, CompileConfig, ImageConfig, SmokeConfig, RolloutConfig, PreviewConfig, CleanupConfig };
+export type { ConvertConfig, CompileConfig, ImageConfig, SignConfig, SmokeConfig, RolloutConfig, PreviewConfig, CleanupConfig };
 
 export const INPUTS: InputSpec[] = [
   ...SHARED_INPUTS,
   ...CONVERT_INPUTS,
   ...COMPILE_INPUTS,
   ...IMAGE_INPUTS,
+  ...SIGN_INPUTS,
   ...SMOKE_INPUTS,
   ...ROLLOUT_INPUTS,
   ...PREVIEW_INPUTS,
 ];
-export const OUTPUTS: OutputSpec[] = [...CONVERT_OUTPUTS, ...COMPILE_OUTPUTS, ...IMAGE_OUTPUTS, ...SMOKE_OUTPUTS, ...ROLLOUT_OUTPUTS, ...PREVIEW_OUTPUTS];
+export const OUTPUTS: OutputSpec[] = [
+  ...CONVERT_OUTPUTS,
+  ...COMPILE_OUTPUTS,
+  ...SHARED_OUTPUTS,
+  ...IMAGE_OUTPUTS,
+  ...SIGN_OUTPUTS,
+  ...SMOKE_OUTPUTS,
+  ...ROLLOUT_OUTPUTS,
+  ...PREVIEW_OUTPUTS,
+];
 
 export interface Config {
   stage: Stage;
   convert: ConvertConfig;
   compile: CompileConfig;
   image: ImageConfig;
+  sign: SignConfig;
   smoke: SmokeConfig;
   rollout: RolloutConfig;
   preview: PreviewConfig;
@@ -58,6 +70,7 @@ export function readConfig(given: InputSource): Config {
     convert: readConvertConfig(r, shared),
     compile: readCompileConfig(r, shared),
     image: readImageConfig(r, shared),
+    sign: readSignConfig(r, shared),
     smoke: readSmokeConfig(r, shared),
     rollout,
     ...readPreviewConfig(r, shared, rollout),

@@ -7,7 +7,7 @@ import { ModelshipError } from './util/errors';
  * puts them together: action.yml, the CLI flags and the README tables are generated from that one list.
  */
 
-export const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'] as const;
+export const STAGES = ['convert', 'compile', 'image', 'sign', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** The stages whose inputs a stage also reads: the pipeline runs five, a preview is a rollout. */

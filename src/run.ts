@@ -15,6 +15,8 @@ export async function runStage(cfg: Config, log: Logger): Promise<StageResult> {
       return (require('./compile') as typeof import('./compile')).runCompile(cfg.compile, log);
     case 'image':
       return (require('./image') as typeof import('./image')).runImage(cfg.image, log);
+    case 'sign':
+      return (require('./sign') as typeof import('./sign')).runSign(cfg.sign, log);
     case 'smoke':
       return (require('./smoke') as typeof import('./smoke')).runSmoke(cfg.smoke, log);
     case 'rollout':

@@ -6,9 +6,13 @@ import type { Runtime } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { DEFAULT_GPU_BASE_IMAGE } from './basecheck';
 import { DEFAULT_NODE_VERSION } from './node';
-import { SIGN_MODES, SigningConfig } from './supply-chain';
+import type { SigningConfig } from '../shared/attest';
 
-/** The image stage's own inputs and outputs (image, model, model-name, gpu, runtime, registry login are shared). */
+/**
+ * The image stage's own inputs and outputs (image, model, model-name, gpu, runtime, registry login, and the supply
+ * chain's ml-bom-file, provenance-file, sign, signing-key, transparency-log, cosign-*, outputs image and signed, which
+ * the sign stage reads and sets too, are shared).
+ */
 export const IMAGE_INPUTS: InputSpec[] = [
   {
     name: 'base-image',
@@ -128,51 +132,9 @@ export const IMAGE_INPUTS: InputSpec[] = [
     kind: 'string',
     stages: ['image'],
   },
-  {
-    name: 'ml-bom-file',
-    description:
-      "image: where to write the image's ML-BOM, a CycloneDX 1.6 JSON document: the model (a machine-learning-model component: its sha256, its lineage from the caffemodel and prototxt hashes through conversion and compile, the parity result, a model card), the base image by digest, Node.js, every bundled npm package, ONNX Runtime and the CUDA provider libraries with their hashes (Triton: its image and the config.pbtxt). Empty: ml-bom.cdx.json beside compose-file.",
-    default: '',
-    kind: 'path',
-    stages: ['image'],
-  },
-  {
-    name: 'provenance-file',
-    description:
-      'image: where to write the build provenance, an in-toto statement with an SLSA provenance v1 predicate: the builder (the workflow run on GitHub, else the CLI), the inputs that shaped the image, the materials by digest (model, caffemodel, prototxt, base image, Node.js, provider package, the commit). Empty: provenance.intoto.json beside compose-file.',
-    default: '',
-    kind: 'path',
-    stages: ['image'],
-  },
-  {
-    name: 'sign',
-    description:
-      "image: sign the pushed digest with cosign and attach the ML-BOM and the provenance to it as signed attestations (cosign attest --type cyclonedx / slsaprovenance1): off; key (signing-key, a cosign private key, and signing-key-password); keyless (a Sigstore certificate for the workflow's GitHub OIDC token: the job needs permissions id-token: write). Smoke and rollout verify them with input verify.",
-    default: 'off',
-    kind: 'string',
-    stages: ['image'],
-  },
-  {
-    name: 'signing-key',
-    description:
-      'image: sign: key: the cosign private key (cosign generate-key-pair), its PEM text (from a secret) or the path of the file; written only to a private temporary file while cosign runs.',
-    default: '',
-    kind: 'string',
-    stages: ['image'],
-    secret: true,
-  },
-  {
-    name: 'signing-key-password',
-    description: "image: sign: key: the private key's password (given to cosign in its environment only, never on its command line).",
-    default: '',
-    kind: 'string',
-    stages: ['image'],
-    secret: true,
-  },
 ];
 
 export const IMAGE_OUTPUTS: OutputSpec[] = [
-  { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
   { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
   { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
   {
@@ -187,7 +149,6 @@ export const IMAGE_OUTPUTS: OutputSpec[] = [
     description: "image: path of the image's provenance (in-toto statement, SLSA provenance v1; input provenance-file).",
     stages: ['image'],
   },
-  { name: 'signed', description: 'image: true when the digest was signed and both documents attested to it with cosign (input sign).', stages: ['image'] },
 ];
 
 export interface ImageConfig {
@@ -264,16 +225,8 @@ export function readImageConfig(r: Reader, s: SharedConfig): ImageConfig {
     tritonRelease: s.tritonRelease,
     mlBomFile: r.raw('ml-bom-file') || path.join(path.dirname(r.raw('compose-file')), 'ml-bom.cdx.json'),
     provenanceFile: r.raw('provenance-file') || path.join(path.dirname(r.raw('compose-file')), 'provenance.intoto.json'),
-    signing: {
-      sign: r.oneOf('sign', SIGN_MODES),
-      signingKey: r.raw('signing-key'),
-      signingKeyPassword: r.raw('signing-key-password'),
-      transparencyLog: s.transparencyLog,
-      cosign: s.cosign,
-    },
+    signing: s.signing,
   };
-  if (c.signing.sign === 'key' && !c.signing.signingKey) fail('signing-key', 'sign: key needs the cosign private key (PEM text from a secret, or a file path)');
-  if (c.signing.sign !== 'key' && c.signing.signingKey) fail('signing-key', `is only used with sign: key (sign is ${c.signing.sign})`);
   if (c.signing.sign !== 'off' && !c.push) fail('sign', 'a signature is stored in the registry beside the image: it needs push true');
   for (const [input, file] of [
     ['ml-bom-file', c.mlBomFile],

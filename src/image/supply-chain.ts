@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Logger } from '../stage';
 import { sha256, writeFileAtomic } from '../util/fsx';
-import { attestImage, installCosign, signImage, type CosignSource, type Signer } from '../shared/cosign';
+import { signAndAttest, type SigningConfig } from '../shared/attest';
 import { buildMlBom, bundledPackages, modelLineage, type FileDigest, type ImageFacts } from './mlbom';
 import { provenanceStatement, type ImageParameters } from './provenance';
 import type { NodeRuntime } from './node';
@@ -12,22 +12,9 @@ import type { GpuProviders } from './gpu-provider';
 /**
  * The image's supply chain: what went into it (a CycloneDX ML-BOM), how it was built (an in-toto statement with an
  * SLSA provenance v1 predicate), both written as files for the workflow to keep, and — with input `sign` — the pushed
- * digest signed with cosign and both documents attached to it as signed attestations, which smoke and rollout verify
- * (src/shared/verify-image.ts) before they pull or deploy it.
+ * digest signed with cosign and both documents attached to it as signed attestations (src/shared/attest.ts, which the
+ * sign stage shares), which smoke and rollout verify (src/shared/verify-image.ts) before they pull or deploy it.
  */
-
-/** input `sign`: no signature, a cosign key pair's private key (signing-key), or keyless (GitHub's OIDC token). */
-export const SIGN_MODES = ['off', 'key', 'keyless'] as const;
-export type SignMode = (typeof SIGN_MODES)[number];
-
-export interface SigningConfig {
-  sign: SignMode;
-  /** sign: key: the cosign private key, PEM text or a file path (a secret) */
-  signingKey: string;
-  signingKeyPassword: string;
-  transparencyLog: boolean;
-  cosign: CosignSource;
-}
 
 /** What the runtime's context put in the image, for the BOM (each context fills in its part). */
 export interface ContextFacts {
@@ -157,16 +144,8 @@ export async function recordSupplyChain(
   writeFileAtomic(o.files.mlBom, bom.json);
   writeFileAtomic(o.files.provenance, JSON.stringify(statement, null, 2) + '\n');
   log.info(`ML-BOM (CycloneDX 1.6): ${o.files.mlBom}; provenance (in-toto, SLSA v1): ${o.files.provenance}`);
-  const s = o.signing;
-  if (s.sign === 'off') return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: false };
-  const signer: Signer = s.sign === 'key' ? { kind: 'key', key: s.signingKey, password: s.signingKeyPassword, field: 'signing-key' } : { kind: 'keyless' };
-  await log.group(`sign ${o.pinned} and attest its ML-BOM and provenance (cosign ${s.cosign.version})`, async () => {
-    const cosign = await installCosign(s.cosign, log);
-    const base = { image: o.pinned, signer, transparencyLog: s.transparencyLog };
-    await signImage(cosign, base, log, env);
-    await attestImage(cosign, { ...base, type: 'cyclonedx', predicate: bom.document }, log, env);
-    // cosign makes the statement itself, with the signed digest as its subject: it is given the predicate
-    await attestImage(cosign, { ...base, type: 'slsaprovenance1', predicate: statement.predicate }, log, env);
-  });
+  if (o.signing.sign === 'off') return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: false };
+  // the sequence the sign stage runs too (src/shared/attest.ts), on the documents as they were written
+  await signAndAttest({ image: o.pinned, signing: o.signing, mlBom: bom.document, provenance: statement }, log, env);
   return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: true };
 }

@@ -598,7 +598,7 @@ function materializeSigner(files: Files, s: Signer, env: NodeJS.ProcessEnv): Sig
     if (!env.ACTIONS_ID_TOKEN_REQUEST_URL || !env.ACTIONS_ID_TOKEN_REQUEST_TOKEN)
       throw new ModelshipError(
         'input',
-        "keyless signing uses the job's GitHub OIDC token, and there is none (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set): give the job `permissions: id-token: write`, or sign with a key",
+        "keyless signing uses the job's GitHub OIDC token, and there is none (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set): give the job `permissions: id-token: write` (calling modelship's reusable workflows: the calling job grants it, for their sign job), or sign with a key",
       );
     return { kind: 'keyless' };
   }

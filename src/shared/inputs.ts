@@ -1,9 +1,10 @@
 import { parsePreprocess, Preprocess } from '../protocol/preprocess';
-import { fail, InputSpec, Reader, STAGES } from '../inputs';
+import { fail, InputSpec, OutputSpec, Reader, STAGES } from '../inputs';
 import { DEFAULT_TRITON_RELEASE, GRPC_PORT, PROTOCOLS, Protocol, RUNTIMES, Runtime, tritonImageFor } from '../protocol/runtime';
 import { SERVE_SETTINGS } from '../protocol/serve-settings';
 import { COSIGN_CHECKSUMS, CosignSource, DEFAULT_COSIGN_VERSION } from './cosign';
 import { GITHUB_OIDC_ISSUER, ImageVerification, POLICY_RULES, readCosignSource, readVerification } from './verify-image';
+import { readSigning, SigningConfig } from './attest';
 
 /** Inputs that several stages read (each stage's own inputs live beside it, in src/<stage>/inputs.ts). */
 export const SHARED_INPUTS: InputSpec[] = [
@@ -88,11 +89,11 @@ export const SHARED_INPUTS: InputSpec[] = [
   {
     name: 'image',
     description:
-      "image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action's rules. smoke, rollout, preview: the image to run, by digest (the image stage's image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).",
+      "image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action's rules. sign: the pushed image to sign and attest, by digest (repository@sha256:..., the image stage's image output); smoke, rollout, preview: the image to run, by digest (the image stage's image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).",
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
-    required: ['image', 'smoke', 'rollout', 'preview', 'pipeline'],
+    stages: ['image', 'sign', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
+    required: ['image', 'sign', 'smoke', 'rollout', 'preview', 'pipeline'],
   },
   {
     name: 'model-name',
@@ -112,18 +113,18 @@ export const SHARED_INPUTS: InputSpec[] = [
   {
     name: 'registry-username',
     description:
-      "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; with verify, cosign reads the signatures with it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
+      "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. sign: cosign stores the signature and attestations beside the image with it; rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; with verify, cosign reads the signatures with it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
+    stages: ['image', 'sign', 'smoke', 'rollout', 'preview', 'cleanup'],
   },
   {
     name: 'registry-password',
     description:
-      'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret and verify; cleanup: for the tag deletion.',
+      'image, smoke: registry password or token (masked; sent on stdin); sign: for cosign (masked; in a 0600 file of the private DOCKER_CONFIG, removed when the stage ends); rollout, preview: for create-pull-secret and verify; cleanup: for the tag deletion.',
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
+    stages: ['image', 'sign', 'smoke', 'rollout', 'preview', 'cleanup'],
     secret: true,
   },
   {
@@ -190,10 +191,10 @@ export const SHARED_INPUTS: InputSpec[] = [
   {
     name: 'transparency-log',
     description:
-      "image: record signatures and attestations in Sigstore's transparency log (Rekor); smoke, rollout, preview: require their log entries when verifying. false: neither (a private key or CA without Rekor; verification then skips the log and, keyless, the certificate's SCT).",
+      "image, sign: record signatures and attestations in Sigstore's transparency log (Rekor); smoke, rollout, preview: require their log entries when verifying. false: neither (a private key or CA without Rekor; verification then skips the log and, keyless, the certificate's SCT).",
     default: 'true',
     kind: 'boolean',
-    stages: ['image', 'smoke', 'rollout'],
+    stages: ['image', 'sign', 'smoke', 'rollout'],
   },
   {
     name: 'attestation-policy',
@@ -204,26 +205,77 @@ export const SHARED_INPUTS: InputSpec[] = [
   },
   {
     name: 'cosign-version',
-    description: `image, smoke, rollout: the cosign release that signs and verifies, downloaded from its GitHub release (cosign-linux-amd64 / -arm64) into the tool cache and checked against its sha256 (pinned for ${Object.keys(COSIGN_CHECKSUMS).join(', ')}; another version needs cosign-sha256).`,
+    description: `image, sign, smoke, rollout: the cosign release that signs and verifies, downloaded from its GitHub release (cosign-linux-amd64 / -arm64) into the tool cache and checked against its sha256 (pinned for ${Object.keys(COSIGN_CHECKSUMS).join(', ')}; another version needs cosign-sha256).`,
     default: DEFAULT_COSIGN_VERSION,
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout'],
+    stages: ['image', 'sign', 'smoke', 'rollout'],
   },
   {
     name: 'cosign-mirror',
     description:
-      "image, smoke, rollout: a mirror of cosign's GitHub releases with the same layout (<mirror>/v<version>/cosign-linux-amd64); needs cosign-sha256.",
+      "image, sign, smoke, rollout: a mirror of cosign's GitHub releases with the same layout (<mirror>/v<version>/cosign-linux-amd64); needs cosign-sha256.",
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout'],
+    stages: ['image', 'sign', 'smoke', 'rollout'],
   },
   {
     name: 'cosign-sha256',
     description:
-      "image, smoke, rollout: the sha256 the cosign binary must have (its line of the release's cosign_checksums.txt); required with cosign-mirror or a cosign-version modelship has no checksum for.",
+      "image, sign, smoke, rollout: the sha256 the cosign binary must have (its line of the release's cosign_checksums.txt); required with cosign-mirror or a cosign-version modelship has no checksum for.",
     default: '',
     kind: 'string',
-    stages: ['image', 'smoke', 'rollout'],
+    stages: ['image', 'sign', 'smoke', 'rollout'],
+  },
+  {
+    name: 'ml-bom-file',
+    description:
+      "image: where to write the image's ML-BOM, a CycloneDX 1.6 JSON document: the model (a machine-learning-model component: its sha256, its lineage from the caffemodel and prototxt hashes through conversion and compile, the parity result, a model card), the base image by digest, Node.js, every bundled npm package, ONNX Runtime and the CUDA provider libraries with their hashes (Triton: its image and the config.pbtxt). Empty: ml-bom.cdx.json beside compose-file. sign: the ML-BOM to attest to the image (the image stage's ml-bom output: a CycloneDX JSON document of this digest); empty: none attested.",
+    default: '',
+    kind: 'path',
+    stages: ['image', 'sign'],
+  },
+  {
+    name: 'provenance-file',
+    description:
+      "image: where to write the build provenance, an in-toto statement with an SLSA provenance v1 predicate: the builder (the workflow run on GitHub, else the CLI), the inputs that shaped the image, the materials by digest (model, caffemodel, prototxt, base image, Node.js, provider package, the commit). Empty: provenance.intoto.json beside compose-file. sign: the provenance to attest to the image (the image stage's provenance output: an in-toto statement whose subject is this digest; its predicate is attested); empty: none attested.",
+    default: '',
+    kind: 'path',
+    stages: ['image', 'sign'],
+  },
+  {
+    name: 'sign',
+    description:
+      "image: sign the pushed digest with cosign and attach the ML-BOM and the provenance to it as signed attestations (cosign attest --type cyclonedx / slsaprovenance1): off; key (signing-key, a cosign private key, and signing-key-password); keyless (a Sigstore certificate for the workflow's GitHub OIDC token: the job needs permissions id-token: write). Smoke and rollout verify them with input verify. sign: the same for an image already pushed (image, by digest) and the documents the image stage wrote (ml-bom-file, provenance-file), in a job of its own (the one that holds id-token: write); off: nothing is signed (output signed false).",
+    default: 'off',
+    kind: 'string',
+    stages: ['image', 'sign'],
+  },
+  {
+    name: 'signing-key',
+    description:
+      'image, sign: sign: key: the cosign private key (cosign generate-key-pair), its PEM text (from a secret) or the path of the file; written only to a private temporary file while cosign runs.',
+    default: '',
+    kind: 'string',
+    stages: ['image', 'sign'],
+    secret: true,
+  },
+  {
+    name: 'signing-key-password',
+    description: "image, sign: sign: key: the private key's password (given to cosign in its environment only, never on its command line).",
+    default: '',
+    kind: 'string',
+    stages: ['image', 'sign'],
+    secret: true,
+  },
+];
+
+/** Outputs that several stages set (each stage's own outputs live beside it, in src/<stage>/inputs.ts). */
+export const SHARED_OUTPUTS: OutputSpec[] = [
+  { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...); sign: the image signed, by digest.', stages: ['image', 'sign'] },
+  {
+    name: 'signed',
+    description: 'image, sign: true when the digest was signed and its documents (image: both; sign: those given) attested to it with cosign (input sign).',
+    stages: ['image', 'sign'],
   },
 ];
 
@@ -250,8 +302,10 @@ export interface SharedConfig {
   preprocess?: Preprocess;
   /** signatures and attestations go to (image) and are looked up in (smoke, rollout) the transparency log */
   transparencyLog: boolean;
-  /** where cosign comes from (image, smoke, rollout) */
+  /** where cosign comes from (image, sign, smoke, rollout) */
   cosign: CosignSource;
+  /** how image and sign sign (inputs sign, signing-key, signing-key-password, transparency-log, cosign-*) */
+  signing: SigningConfig;
   /** what smoke and rollout verify before they pull or deploy; undefined: verify off */
   verification?: ImageVerification;
 }
@@ -288,6 +342,7 @@ export function readSharedConfig(r: Reader): SharedConfig {
     preprocess: undefined,
     transparencyLog: r.bool('transparency-log'),
     cosign: readCosignSource(r),
+    signing: readSigning(r),
     verification: readVerification(r),
   };
   if (['image', 'smoke', 'pipeline'].includes(r.stage) && r.raw('preprocess') !== '') {
@@ -297,7 +352,7 @@ export function readSharedConfig(r: Reader): SharedConfig {
       fail('preprocess', (e as Error).message);
     }
   }
-  if (!['convert', 'compile', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName))
+  if (!['convert', 'compile', 'sign', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName))
     fail('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
   if (s.runtime === 'triton' && (r.uses('runtime') || r.stage === 'pipeline')) {
     // what only modelship's own server honours: Triton would serve without the key, or could not read the model

@@ -202,3 +202,48 @@ export async function alterAttestation(
   }
   throw new Error(`${image} has no ${predicateType} bundle in ${tag}`);
 }
+
+/**
+ * The supply-chain documents the image stage writes for `image` (repository@sha256:...), made by its own builders
+ * (recordSupplyChain with sign off: the ML-BOM and the provenance statement, nothing signed): what the sign stage
+ * takes as ml-bom-file and provenance-file. The model is a small file of its own (no lineage: a warning, as the image
+ * stage gives for a model it cannot read).
+ */
+export async function supplyChainFiles(image: string, dir: string, parity = 'pass'): Promise<{ mlBom: string; provenance: string }> {
+  // loaded on use: the ML-BOM's CycloneDX library is large, and the other users of this file need none of it
+  const { imageFacts, recordSupplyChain } = await import('../../src/image/supply-chain');
+  const at = image.indexOf('@sha256:');
+  const repository = image.slice(0, at);
+  const digest = image.slice(at + 1);
+  const d = fs.mkdtempSync(path.join(dir, 'supply-chain-'));
+  const model = path.join(d, 'model.onnx');
+  const bytes = Buffer.from(`a model for ${image}`);
+  fs.writeFileSync(model, bytes);
+  const files = { mlBom: path.join(d, 'ml-bom.cdx.json'), provenance: path.join(d, 'provenance.intoto.json') };
+  const quiet = { info: () => undefined, warning: () => undefined, group: <T>(_n: string, fn: () => Promise<T>) => fn() };
+  await recordSupplyChain(
+    {
+      facts: imageFacts({
+        repository,
+        digest,
+        tags: [`${repository}:sha-aaaaaaa`],
+        runtime: 'modelship',
+        gpu: false,
+        created: '2026-12-07T00:00:00.000Z',
+        model: { name: 'lenet', path: model, bytes, fileInImage: 'model.onnx', parity },
+        context: { base: { name: `${LAB.registry}/local/debian`, digest: `sha256:${'b'.repeat(64)}` } },
+        warn: () => undefined,
+      }),
+      inputs: { image: repository, model, modelName: 'lenet', runtime: 'modelship', gpu: false, parity, encryptModel: false, cache: 'off', push: true },
+      git: { source: 'https://github.com/org/repo', sha: 'a'.repeat(40), ref: 'refs/heads/main' },
+      buildxDriver: 'docker-container',
+      startedOn: '2026-12-07T00:00:00.000Z',
+      files,
+      signing: { sign: 'off', signingKey: '', signingKeyPassword: '', transparencyLog: false, cosign: { version: '3.1.3', mirror: '', sha256: '' } },
+      pinned: image,
+    },
+    quiet,
+    {},
+  );
+  return files;
+}
