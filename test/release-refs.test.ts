@@ -117,8 +117,8 @@ describe('scripts/release-refs.mjs rewrites every internal reference to the rele
       expect(usesAfter.filter((u) => !isInternal(u))).toEqual(usesBefore.filter((u) => !isInternal(u)));
       internalUses += usesAfter.filter(isInternal).length;
     }
-    // the reusable workflows' steps: deploy 5, pr-preview 6, convert 1
-    expect(internalUses).toBe(12);
+    // the reusable workflows' steps: deploy 6, pr-preview 7 (each with its sign job), convert 1
+    expect(internalUses).toBe(14);
     expect(usesValues(yaml.load(after[`${WORKFLOWS}/deploy.yml`]) as Doc)).toEqual(
       expect.arrayContaining(['actions/checkout@v4', 'docker/setup-buildx-action@v3', `org/modelship@${ref}`]),
     );

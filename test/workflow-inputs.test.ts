@@ -52,6 +52,15 @@ const refs = (v: unknown, ctx: 'inputs' | 'secrets') => [...text(v).matchAll(new
 
 const KIND_TYPES: Record<InputSpec['kind'], string[]> = { string: ['string'], path: ['string'], boolean: ['boolean', 'string'], number: ['number', 'string'] };
 
+/**
+ * Inputs a stage reads that a workflow deliberately keeps from one of its jobs, and why: the image stage can sign,
+ * but in the reusable workflows the sign job does (the build job holds neither the signing key nor an OIDC token;
+ * workflows.test.ts checks that only the sign job names the key).
+ */
+const WITHHELD: Record<string, { stage: Stage; inputs: string[]; why: string }> = {
+  build: { stage: 'image', inputs: ['sign', 'signing-key', 'signing-key-password'], why: 'the sign job signs' },
+};
+
 /** What is wrong with a workflow against the action (empty when nothing). */
 function problems(file: string, wf: Reusable): string[] {
   const out: string[] = [];
@@ -71,7 +80,9 @@ function problems(file: string, wf: Reusable): string[] {
     const through = `${stage}-inputs`;
     if (!wfInputs[through]) out.push(`${where}: the workflow has no input ${through} (the pass-through of the stage's other inputs)`);
     else if (!refs(w[INPUTS_MAP], 'inputs').includes(through)) out.push(`${where}: with.${INPUTS_MAP} is not \${{ inputs.${through} }}`);
-    for (const spec of INPUTS.filter((i) => i.name !== 'stage' && i.name !== INPUTS_MAP && inputUsedBy(i, stage))) {
+    const withheld = WITHHELD[job]?.stage === stage ? WITHHELD[job].inputs : [];
+    for (const name of withheld) if (w[name] !== undefined) out.push(`${where}: with.${name} is given, but ${WITHHELD[job].why}`);
+    for (const spec of INPUTS.filter((i) => i.name !== 'stage' && i.name !== INPUTS_MAP && inputUsedBy(i, stage) && !withheld.includes(i.name))) {
       if (spec.secret) {
         // a secret is reachable from a workflow secret of its name, or has a default the runner provides (github-token)
         const from = refs(w[spec.name], 'secrets');

@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import * as yaml from 'js-yaml';
 import { LAB, requireLab } from './helpers/lab';
 import { ORACLE, tmpDir } from './helpers/caffe';
 import { KUBECONFIG, kubectlJson, requireCluster, dropNamespaces, exists, RESTRICTED } from './helpers/kube';
@@ -20,16 +21,20 @@ import {
 import { DEFAULT_NODE_VERSION } from '../src/image/node';
 import { resolveDigest } from '../src/shared/registry';
 import { labDescribe } from './helpers/needs';
+import { cosignRelease, generateKeyPair } from './helpers/cosign';
 
-const describeLab = labDescribe(['act', 'docker', 'registry', 'cluster', 'node24']);
+const describeLab = labDescribe(['act', 'docker', 'registry', 'cluster', 'node24', 'cosign']);
 
 /**
  * Lab: the caller templates of workflows/ run by a GitHub Actions engine (nektos/act, test/helpers/act.ts) on this
  * host against the lab (registry, Kubernetes with its real node), with LeNet and real Caffe's reference: deploy on
  * push; pr-preview opened, then closed; convert on a pull request. The jobs run the action from a copy of this
- * repository as `org/modelship@v1`, and the reusable workflows are resolved from it as GitHub would.
- * Stand-ins, named: actions/checkout (act copies the caller's tree), docker/setup-buildx-action and
- * actions/upload-artifact (composite actions of ours), GitHub's REST API (a recording fake, via GITHUB_API_URL).
+ * repository as `org/modelship@v1`, and the reusable workflows are resolved from it as GitHub would. The deploy
+ * signs with a key in its sign job (real cosign, served from a local mirror as its release would be) and smoke and
+ * the rollout verify it before they pull or deploy.
+ * Stand-ins, named: actions/checkout (act copies the caller's tree), docker/setup-buildx-action,
+ * actions/upload-artifact and actions/download-artifact (composite actions of ours), GitHub's REST API (a recording
+ * fake, via GITHUB_API_URL), cosign's GitHub release (a local mirror of the binary built from the Go module proxy).
  * What act does not enforce, and so this test cannot check: `permissions:` (the grants are checked statically in
  * workflows.test.ts), `environment:` protection rules and `concurrency:` groups (their presence is checked
  * statically there too), runner labels (every label runs on this host), and `paths:` / `types:` filters of the
@@ -49,6 +54,8 @@ let actionDir: string;
 let stand: Record<string, string>;
 let mirror: Mirror;
 let api: Awaited<ReturnType<typeof githubFake>>;
+let cosign: Awaited<ReturnType<typeof cosignRelease>>;
+let signingKey: ReturnType<typeof generateKeyPair>;
 let sha = '';
 let deploySha = '';
 
@@ -65,6 +72,8 @@ const act = (workflow: string, event: string, payload: object) =>
       GITHUB_TOKEN: 'ghs_actTestToken0123456789',
       KUBECONFIG: fs.readFileSync(KUBECONFIG, 'utf8'),
       PREVIEW_KUBECONFIG: fs.readFileSync(KUBECONFIG, 'utf8'),
+      COSIGN_KEY: fs.readFileSync(signingKey.key, 'utf8'),
+      COSIGN_PASSWORD: signingKey.password,
     },
     env: { GITHUB_API_URL: api.url },
     work,
@@ -87,13 +96,39 @@ beforeAll(async () => {
   stand = standIns(path.join(work, 'stand-ins'));
   mirror = await releaseMirror(DEFAULT_NODE_VERSION);
   api = await githubFake();
+  cosign = await cosignRelease();
+  signingKey = generateKeyPair(work, 'deploy', 'act-signing-Pa55');
+  const cosignInputs = { 'cosign-version': cosign.source.version, 'cosign-mirror': cosign.source.mirror, 'cosign-sha256': cosign.source.sha256 };
+  const verifyInputs = {
+    ...cosignInputs,
+    verify: 'key',
+    'verify-key': fs.readFileSync(signingKey.pub, 'utf8'),
+    'transparency-log': false,
+    'attestation-policy': 'parity=pass,model-name=lenet',
+  };
   repo = path.join(work, 'models');
   const image = `${LAB.registry}/\${{ github.repository }}/lenet-${RUN}`;
   // a 2 s bake (LAB_ROLLOUT_WITH's 10 s is bench/act-deploy.ts's): these jobs prove the outputs, not the bake
   const rollout = { ...LAB_ROLLOUT_WITH, 'bake-time': 2 };
   const build = { ...LENET_WITH, image, 'model-name': 'lenet', 'base-image': LAB.baseImage, 'node-mirror': mirror.url, gpu: false };
   sha = callerRepo(repo, lenetFiles(LENET), {
-    'deploy.yml': callerFromTemplate('deploy-caller.yml', 'deploy', { ...build, environment: 'production', namespace: NAMESPACE, replicas: 1, ...rollout }),
+    'deploy.yml': callerFromTemplate(
+      'deploy-caller.yml',
+      'deploy',
+      {
+        ...build,
+        environment: 'production',
+        namespace: NAMESPACE,
+        replicas: 1,
+        ...rollout,
+        // signed in the sign job with a key; smoke and the rollout verify it (no Rekor here: transparency-log false)
+        sign: 'key',
+        'sign-inputs': yaml.dump({ ...cosignInputs, 'transparency-log': false }),
+        'smoke-inputs': yaml.dump(verifyInputs),
+        'rollout-inputs': yaml.dump(verifyInputs),
+      },
+      { 'signing-key': '${{ secrets.COSIGN_KEY }}', 'signing-key-password': '${{ secrets.COSIGN_PASSWORD }}' },
+    ),
     'pr-preview.yml': callerFromTemplate('pr-preview-caller.yml', 'preview', { ...build, ...rollout }),
     'convert.yml': callerFromTemplate('convert-caller.yml', 'convert', LENET_WITH),
   });
@@ -104,6 +139,7 @@ afterAll(async () => {
   dropNamespaces('', `lenet-pr-${PR}`);
   await mirror?.close();
   await api?.close();
+  await cosign?.close();
 });
 
 describeLab('lab: the caller templates run by an Actions engine (act)', () => {
@@ -113,9 +149,15 @@ describeLab('lab: the caller templates run by an Actions engine (act)', () => {
     deploySha = sha;
     deploy = await act('deploy.yml', 'push', { ref: 'refs/heads/main', after: sha, head_commit: { id: sha } });
     expectSuccess(deploy);
-    expect(deploy.jobs).toEqual({ build: 'succeeded', smoke: 'succeeded', rollout: 'succeeded', report: 'succeeded' });
+    expect(deploy.jobs).toEqual({ build: 'succeeded', sign: 'succeeded', smoke: 'succeeded', rollout: 'succeeded', report: 'succeeded' });
     const { deploy: called } = deploy.needs;
     expect(called.result).toBe('success');
+    expect(called.outputs.signed).toBe('true');
+    // the sign job took cosign from its release (the mirror) and signed; smoke and the rollout verified before running
+    expect(cosign.requests.length).toBeGreaterThan(0);
+    expect(deploy.log).not.toContain('act-signing-Pa55');
+    expect(deploy.log).not.toContain('ENCRYPTED SIGSTORE PRIVATE KEY');
+    expect(deploy.log.match(/attestation-policy: parity=pass, model-name=lenet: pass/g)?.length).toBeGreaterThanOrEqual(2);
     expect(called.outputs.image).toMatch(new RegExp(`^${IMAGE_REPO.replace(/[.]/g, '\\.')}@sha256:[0-9a-f]{64}$`));
     expect(called.outputs.parity).toBe('pass');
     expect(Number(called.outputs['latency-p95-ms'])).toBeGreaterThan(0);

@@ -48,7 +48,7 @@ const SCOPES = [
 interface Workflow {
   on?: unknown;
   permissions?: unknown;
-  jobs?: Record<string, { uses?: string; permissions?: unknown; steps?: unknown[] }>;
+  jobs?: Record<string, { uses?: string; permissions?: unknown; steps?: unknown[]; with?: Record<string, unknown> }>;
 }
 
 /** A `permissions:` value as scope → level; undefined when absent. */
@@ -113,13 +113,39 @@ function workflowRefs(text: string): Ref[] {
   return refs;
 }
 
-/** The union (highest level per scope) of the permissions every job of a reusable workflow declares. */
-function neededBy(workflowPath: string): Permissions {
+/**
+ * Jobs of the reusable workflows that declare no `permissions:`, and so take what the calling job grants (GitHub's
+ * rule for a called job without its own permissions when its workflow has none), with what they use of that grant,
+ * given the caller's `with:`. The sign job is one so that only callers that sign keyless grant `id-token: write`: a
+ * job asking for it would make GitHub refuse every caller that does not grant it, even when its `if:` skips the job.
+ */
+type With = Record<string, unknown> | undefined;
+const signUses = (w: With): Permissions => {
+  const mode = typeof w?.sign === 'string' ? w.sign : 'off';
+  if (mode === 'off') return {}; // skipped
+  // an expression may come to keyless
+  return { packages: 'write', ...(mode === 'keyless' || mode.includes('${{') ? { 'id-token': 'write' as const } : {}) };
+};
+const INHERITING: Record<string, (w: With) => Permissions> = {
+  '.github/workflows/deploy.yml#sign': signUses,
+  '.github/workflows/pr-preview.yml#sign': signUses,
+};
+
+/**
+ * The union (highest level per scope) of the permissions every job of a reusable workflow declares, and of what
+ * its inheriting jobs use for this caller's `with:`.
+ */
+function neededBy(workflowPath: string, withValues?: With): Permissions {
   const wf = yaml.load(read(workflowPath)) as Workflow;
   const needed: Permissions = {};
   for (const [name, job] of Object.entries(wf.jobs ?? {})) {
     // a job without its own permissions gets the workflow's, else everything the caller has: declare them per job
-    const p = permissionsOf(job.permissions, `${workflowPath} jobs.${name}`) ?? permissionsOf(wf.permissions, `${workflowPath}`);
+    // (but the inheriting jobs above, whose use is known)
+    const inherits = INHERITING[`${workflowPath}#${name}`];
+    const p =
+      permissionsOf(job.permissions, `${workflowPath} jobs.${name}`) ??
+      permissionsOf(wf.permissions, `${workflowPath}`) ??
+      (job.permissions === undefined && inherits ? inherits(withValues) : undefined);
     if (!p) throw new Error(`${workflowPath}: job ${name} declares no permissions`);
     for (const [scope, level] of Object.entries(p)) if (RANK[level] > RANK[needed[scope] ?? 'none']) needed[scope] = level;
   }
@@ -147,8 +173,12 @@ function checkCaller(doc: Workflow, where: string): Problem[] {
       continue;
     }
     const granted = permissionsOf(job.permissions, `${where} jobs.${name}`) ?? permissionsOf(doc.permissions, where);
-    const missing = missingGrants(neededBy(ref.workflow), granted);
+    const missing = missingGrants(neededBy(ref.workflow, job.with), granted);
     if (!granted) missing.unshift('grants no permissions: the called jobs get the repository default (read-only in many repositories)');
+    // an OIDC token only where a job signs keyless: the inheriting jobs would hold it otherwise
+    const grant = job.permissions ?? doc.permissions;
+    const explicit = typeof grant === 'object' && grant !== null && (grant as Record<string, unknown>)['id-token'] === 'write'; // not write-all
+    if (explicit && neededBy(ref.workflow, job.with)['id-token'] !== 'write') missing.push('id-token: granted write, which only sign: keyless uses');
     for (const m of missing) problems.push({ where: `${where} jobs.${name} (${ref.workflow})`, problem: m });
   }
   return problems;
@@ -240,24 +270,49 @@ describe('permissions: the callers grant what the called jobs declare', () => {
   test('each job of the reusable workflows declares its permissions, least: the expected sets', () => {
     for (const f of REUSABLE) {
       const wf = yaml.load(read(f)) as Workflow;
-      for (const [name, job] of Object.entries(wf.jobs ?? {})) expect([f, name, job.permissions !== undefined]).toEqual([f, name, true]);
+      for (const [name, job] of Object.entries(wf.jobs ?? {}))
+        expect([f, name, job.permissions !== undefined]).toEqual([f, name, INHERITING[`${f}#${name}`] === undefined]);
       // no workflow-wide grant that every job would inherit
       expect([f, wf.permissions]).toEqual([f, undefined]);
     }
     const perJob = (f: string) => Object.fromEntries(Object.entries((yaml.load(read(f)) as Workflow).jobs ?? {}).map(([n, j]) => [n, j.permissions]));
     expect(perJob('.github/workflows/deploy.yml')).toEqual({
       build: { contents: 'read', packages: 'write' },
+      sign: undefined,
       smoke: { contents: 'read', packages: 'read' },
       rollout: { contents: 'read' },
     });
     expect(perJob('.github/workflows/pr-preview.yml')).toEqual({
       build: { contents: 'read', packages: 'write' },
+      sign: undefined,
       smoke: { contents: 'read', packages: 'read' },
       preview: { contents: 'read', 'pull-requests': 'write' },
       cleanup: { packages: 'write', 'pull-requests': 'write' },
     });
     expect(perJob('.github/workflows/convert.yml')).toEqual({ convert: { contents: 'read' } });
     expect(neededBy('.github/workflows/pr-preview.yml')).toEqual({ contents: 'read', packages: 'write', 'pull-requests': 'write' });
+    expect(neededBy('.github/workflows/deploy.yml', { sign: 'key' })).toEqual({ contents: 'read', packages: 'write' });
+    expect(neededBy('.github/workflows/deploy.yml', { sign: 'keyless' })).toEqual({ contents: 'read', packages: 'write', 'id-token': 'write' });
+  });
+
+  test('only the sign job signs, and it runs no build: the signing key and the OIDC token reach no other job', () => {
+    for (const f of ['.github/workflows/deploy.yml', '.github/workflows/pr-preview.yml']) {
+      type Step = { uses?: string; with?: Record<string, string> };
+      const wf = yaml.load(read(f)) as { jobs: Record<string, { if?: string; needs?: string | string[]; steps?: Step[] }> };
+      const stages = (job: string) => (wf.jobs[job].steps ?? []).filter((st) => /modelship@/.test(st.uses ?? '')).map((st) => st.with?.stage);
+      expect([f, stages('sign')]).toEqual([f, ['sign']]);
+      expect([f, wf.jobs.sign.if]).toEqual([f, "inputs.sign != 'off'"]);
+      for (const [name, job] of Object.entries(wf.jobs)) {
+        const text = JSON.stringify(job.steps ?? []);
+        expect([f, name, /secrets\.signing-key/.test(text)]).toEqual([f, name, name === 'sign']);
+        // the image stage is told where to write the documents the sign job takes, and never signs itself
+        for (const st of job.steps ?? [])
+          if (st.with?.stage === 'image')
+            expect([f, name, st.with.sign, st.with['ml-bom-file']]).toEqual([f, name, undefined, 'build/supply-chain/ml-bom.cdx.json']);
+      }
+      // smoke waits for the signature (or its absence), so it can verify it
+      expect([f, wf.jobs.smoke.needs]).toEqual([f, ['build', 'sign']]);
+    }
   });
 
   test('a job that writes with GITHUB_TOKEN is granted the write it uses (steps against permissions)', () => {
@@ -309,6 +364,20 @@ describe('permissions: the callers grant what the called jobs declare', () => {
     expect(problems('    permissions: {}\n')).toEqual(['contents: needs read, granted none', 'packages: needs write, granted none']);
     // nothing granted at all: the repository default decides, so the caller must say it
     expect(problems('')[0]).toMatch(/grants no permissions/);
+    // keyless signing: the sign job takes the caller's grant, so id-token: write comes from the caller, and only then
+    const signing = (sign: string, permissions: string) =>
+      checkCaller(
+        yaml.load(
+          `on: push\njobs:\n  deploy:\n    uses: org/modelship/.github/workflows/deploy.yml@v1\n${permissions}    with: {prototxt: a, caffemodel: b, image: c, sign: ${sign}}\n`,
+        ) as Workflow,
+        'synthetic',
+      ).map((p) => p.problem);
+    const base = '    permissions:\n      contents: read\n      packages: write\n';
+    expect(signing('keyless', base + '      id-token: write\n')).toEqual([]);
+    expect(signing('keyless', base)).toEqual(['id-token: needs write, granted none']);
+    expect(signing('key', base)).toEqual([]);
+    expect(signing('key', base + '      id-token: write\n')).toEqual(['id-token: granted write, which only sign: keyless uses']);
+    expect(signing('off', base + '      id-token: write\n')).toEqual(['id-token: granted write, which only sign: keyless uses']);
     // the workflow-level grant counts when the job has none (GitHub's rule)
     const wfLevel = yaml.load(
       'on: push\npermissions:\n  contents: read\n  packages: write\n  pull-requests: write\njobs:\n  p:\n    uses: org/modelship/.github/workflows/pr-preview.yml@v1\n',

@@ -14,9 +14,10 @@ import { NODE24 } from './runner';
  * it. What cannot be had here is stood in for, each named:
  * - actions/checkout@v4: act copies the caller's working tree into the job's workspace instead (its built-in
  *   behaviour for a checkout of the repository under test);
- * - docker/setup-buildx-action@v3 and actions/upload-artifact@v4: composite actions of ours (GitHub's code cannot be
- *   downloaded here): the first reports the host's buildx builder, the second copies the files into a directory the
- *   test reads;
+ * - docker/setup-buildx-action@v3, actions/upload-artifact@v4 and actions/download-artifact@v4: composite
+ *   actions of ours (GitHub's code cannot be downloaded here): the first reports the host's buildx builder, the second
+ *   copies the files (a directory's contents, as GitHub's does) into a directory the test reads, the third copies
+ *   them back into a later job's workspace;
  * - GitHub's REST API: a recording fake of the issue-comments endpoints (githubFake), reached through GITHUB_API_URL.
  */
 
@@ -80,7 +81,21 @@ export function standIns(dir: string): Record<string, string> {
           {
             shell: 'bash',
             env: { NAME: '${{ inputs.name }}', FILES: '${{ inputs.path }}' },
-            run: 'mkdir -p "$ACT_ARTIFACTS/$NAME"\nwhile IFS= read -r f; do [ -n "$f" ] && [ -e "$f" ] && cp -r "$f" "$ACT_ARTIFACTS/$NAME/"; done <<< "$FILES"\nls "$ACT_ARTIFACTS/$NAME"',
+            run: 'mkdir -p "$ACT_ARTIFACTS/$NAME"\nwhile IFS= read -r f; do [ -n "$f" ] && [ -e "$f" ] || continue; if [ -d "$f" ]; then cp -r "$f/." "$ACT_ARTIFACTS/$NAME/"; else cp "$f" "$ACT_ARTIFACTS/$NAME/"; fi; done <<< "$FILES"\nls "$ACT_ARTIFACTS/$NAME"',
+          },
+        ],
+      },
+    }),
+    'actions/download-artifact@v4': write('download-artifact', {
+      name: 'stand-in for actions/download-artifact (copies $ACT_ARTIFACTS/<name>/ into path)',
+      inputs: { name: { required: true }, path: { default: '.' } },
+      runs: {
+        using: 'composite',
+        steps: [
+          {
+            shell: 'bash',
+            env: { NAME: '${{ inputs.name }}', DEST: '${{ inputs.path }}' },
+            run: '[ -d "$ACT_ARTIFACTS/$NAME" ] || { echo "::error::Artifact not found: $NAME"; exit 1; }\nmkdir -p "$DEST"\ncp -r "$ACT_ARTIFACTS/$NAME/." "$DEST/"\nls "$DEST"',
           },
         ],
       },
@@ -205,12 +220,15 @@ export const LAB_ROLLOUT_WITH = {
   'bake-time': 10,
 };
 
-/** A caller workflow from a template of workflows/: its `on:`, permissions and secrets, the given `with:`, a report job. */
-export function callerFromTemplate(template: string, job: string, withValues: Record<string, unknown>): object {
-  const wf = yaml.load(fs.readFileSync(path.join(REPO, 'workflows', template), 'utf8')) as { jobs: Record<string, { with?: Record<string, unknown> }> };
+/** A caller workflow from a template of workflows/: its `on:`, permissions and secrets (and moreSecrets), the given `with:`, a report job. */
+export function callerFromTemplate(template: string, job: string, withValues: Record<string, unknown>, moreSecrets: Record<string, string> = {}): object {
+  const wf = yaml.load(fs.readFileSync(path.join(REPO, 'workflows', template), 'utf8')) as {
+    jobs: Record<string, { with?: Record<string, unknown>; secrets?: Record<string, string> }>;
+  };
   const called = wf.jobs[job];
   if (!called) throw new Error(`workflows/${template} has no job ${job}`);
   called.with = { ...withValues };
+  if (Object.keys(moreSecrets).length) called.secrets = { ...called.secrets, ...moreSecrets };
   return {
     ...wf,
     jobs: {
