@@ -46596,8 +46596,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   usage: () => (/* binding */ usage)
 });
 
-// EXTERNAL MODULE: ./src/config.ts + 7 modules
-var config = __nccwpck_require__(69104);
+// EXTERNAL MODULE: ./src/config.ts + 8 modules
+var config = __nccwpck_require__(38354);
 ;// CONCATENATED MODULE: ./src/stage.ts
 const consoleLogger = (stream = process.stderr) => ({
     info: (m) => stream.write(m + '\n'),
@@ -47791,7 +47791,7 @@ async function compileTensorRT(cfg, inputs, artifact, log) {
 
 /***/ }),
 
-/***/ 69104:
+/***/ 38354:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -47820,7 +47820,10 @@ var serve_settings = __nccwpck_require__(10941);
 var cosign = __nccwpck_require__(2382);
 // EXTERNAL MODULE: ./src/shared/verify-image.ts
 var verify_image = __nccwpck_require__(94476);
+// EXTERNAL MODULE: ./src/shared/attest.ts
+var attest = __nccwpck_require__(57796);
 ;// CONCATENATED MODULE: ./src/shared/inputs.ts
+
 
 
 
@@ -47902,11 +47905,11 @@ const SHARED_INPUTS = [
     },
     {
         name: 'image',
-        description: "image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action's rules. smoke, rollout, preview: the image to run, by digest (the image stage's image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).",
+        description: "image: the image repository to push, without a tag (e.g. ghcr.io/org/googlenet); tags follow docker/metadata-action's rules. sign: the pushed image to sign and attest, by digest (repository@sha256:..., the image stage's image output); smoke, rollout, preview: the image to run, by digest (the image stage's image output); pipeline: the repository, as for image; cleanup: the repository whose pr-<N> tag is deleted (on ghcr.io the package version carrying only that tag, through the GitHub Packages API; elsewhere through the registry API).",
         default: '',
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
-        required: ['image', 'smoke', 'rollout', 'preview', 'pipeline'],
+        stages: ['image', 'sign', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'],
+        required: ['image', 'sign', 'smoke', 'rollout', 'preview', 'pipeline'],
     },
     {
         name: 'model-name',
@@ -47924,17 +47927,17 @@ const SHARED_INPUTS = [
     },
     {
         name: 'registry-username',
-        description: "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; with verify, cosign reads the signatures with it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
+        description: "image: registry user for docker login, to push (and pull a private base image); smoke: to pull a private image (empty: no login). The login lives in a DOCKER_CONFIG of the stage's own, removed when it ends. sign: cosign stores the signature and attestations beside the image with it; rollout, preview: with create-pull-secret, the pods' pull Secret is made from it; with verify, cosign reads the signatures with it; cleanup: to delete the pr-<N> tag (a registry other than ghcr.io).",
         default: '',
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
+        stages: ['image', 'sign', 'smoke', 'rollout', 'preview', 'cleanup'],
     },
     {
         name: 'registry-password',
-        description: 'image, smoke: registry password or token (masked; sent on stdin); rollout, preview: for create-pull-secret and verify; cleanup: for the tag deletion.',
+        description: 'image, smoke: registry password or token (masked; sent on stdin); sign: for cosign (masked; in a 0600 file of the private DOCKER_CONFIG, removed when the stage ends); rollout, preview: for create-pull-secret and verify; cleanup: for the tag deletion.',
         default: '',
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout', 'preview', 'cleanup'],
+        stages: ['image', 'sign', 'smoke', 'rollout', 'preview', 'cleanup'],
         secret: true,
     },
     {
@@ -47997,10 +48000,10 @@ const SHARED_INPUTS = [
     },
     {
         name: 'transparency-log',
-        description: "image: record signatures and attestations in Sigstore's transparency log (Rekor); smoke, rollout, preview: require their log entries when verifying. false: neither (a private key or CA without Rekor; verification then skips the log and, keyless, the certificate's SCT).",
+        description: "image, sign: record signatures and attestations in Sigstore's transparency log (Rekor); smoke, rollout, preview: require their log entries when verifying. false: neither (a private key or CA without Rekor; verification then skips the log and, keyless, the certificate's SCT).",
         default: 'true',
         kind: 'boolean',
-        stages: ['image', 'smoke', 'rollout'],
+        stages: ['image', 'sign', 'smoke', 'rollout'],
     },
     {
         name: 'attestation-policy',
@@ -48011,24 +48014,70 @@ const SHARED_INPUTS = [
     },
     {
         name: 'cosign-version',
-        description: `image, smoke, rollout: the cosign release that signs and verifies, downloaded from its GitHub release (cosign-linux-amd64 / -arm64) into the tool cache and checked against its sha256 (pinned for ${Object.keys(cosign/* COSIGN_CHECKSUMS */.r1).join(', ')}; another version needs cosign-sha256).`,
+        description: `image, sign, smoke, rollout: the cosign release that signs and verifies, downloaded from its GitHub release (cosign-linux-amd64 / -arm64) into the tool cache and checked against its sha256 (pinned for ${Object.keys(cosign/* COSIGN_CHECKSUMS */.r1).join(', ')}; another version needs cosign-sha256).`,
         default: cosign/* DEFAULT_COSIGN_VERSION */.ZP,
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout'],
+        stages: ['image', 'sign', 'smoke', 'rollout'],
     },
     {
         name: 'cosign-mirror',
-        description: "image, smoke, rollout: a mirror of cosign's GitHub releases with the same layout (<mirror>/v<version>/cosign-linux-amd64); needs cosign-sha256.",
+        description: "image, sign, smoke, rollout: a mirror of cosign's GitHub releases with the same layout (<mirror>/v<version>/cosign-linux-amd64); needs cosign-sha256.",
         default: '',
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout'],
+        stages: ['image', 'sign', 'smoke', 'rollout'],
     },
     {
         name: 'cosign-sha256',
-        description: "image, smoke, rollout: the sha256 the cosign binary must have (its line of the release's cosign_checksums.txt); required with cosign-mirror or a cosign-version modelship has no checksum for.",
+        description: "image, sign, smoke, rollout: the sha256 the cosign binary must have (its line of the release's cosign_checksums.txt); required with cosign-mirror or a cosign-version modelship has no checksum for.",
         default: '',
         kind: 'string',
-        stages: ['image', 'smoke', 'rollout'],
+        stages: ['image', 'sign', 'smoke', 'rollout'],
+    },
+    {
+        name: 'ml-bom-file',
+        description: "image: where to write the image's ML-BOM, a CycloneDX 1.6 JSON document: the model (a machine-learning-model component: its sha256, its lineage from the caffemodel and prototxt hashes through conversion and compile, the parity result, a model card), the base image by digest, Node.js, every bundled npm package, ONNX Runtime and the CUDA provider libraries with their hashes (Triton: its image and the config.pbtxt). Empty: ml-bom.cdx.json beside compose-file. sign: the ML-BOM to attest to the image (the image stage's ml-bom output: a CycloneDX JSON document of this digest); empty: none attested.",
+        default: '',
+        kind: 'path',
+        stages: ['image', 'sign'],
+    },
+    {
+        name: 'provenance-file',
+        description: "image: where to write the build provenance, an in-toto statement with an SLSA provenance v1 predicate: the builder (the workflow run on GitHub, else the CLI), the inputs that shaped the image, the materials by digest (model, caffemodel, prototxt, base image, Node.js, provider package, the commit). Empty: provenance.intoto.json beside compose-file. sign: the provenance to attest to the image (the image stage's provenance output: an in-toto statement whose subject is this digest; its predicate is attested); empty: none attested.",
+        default: '',
+        kind: 'path',
+        stages: ['image', 'sign'],
+    },
+    {
+        name: 'sign',
+        description: "image: sign the pushed digest with cosign and attach the ML-BOM and the provenance to it as signed attestations (cosign attest --type cyclonedx / slsaprovenance1): off; key (signing-key, a cosign private key, and signing-key-password); keyless (a Sigstore certificate for the workflow's GitHub OIDC token: the job needs permissions id-token: write). Smoke and rollout verify them with input verify. sign: the same for an image already pushed (image, by digest) and the documents the image stage wrote (ml-bom-file, provenance-file), in a job of its own (the one that holds id-token: write); off: nothing is signed (output signed false).",
+        default: 'off',
+        kind: 'string',
+        stages: ['image', 'sign'],
+    },
+    {
+        name: 'signing-key',
+        description: 'image, sign: sign: key: the cosign private key (cosign generate-key-pair), its PEM text (from a secret) or the path of the file; written only to a private temporary file while cosign runs.',
+        default: '',
+        kind: 'string',
+        stages: ['image', 'sign'],
+        secret: true,
+    },
+    {
+        name: 'signing-key-password',
+        description: "image, sign: sign: key: the private key's password (given to cosign in its environment only, never on its command line).",
+        default: '',
+        kind: 'string',
+        stages: ['image', 'sign'],
+        secret: true,
+    },
+];
+/** Outputs that several stages set (each stage's own outputs live beside it, in src/<stage>/inputs.ts). */
+const SHARED_OUTPUTS = [
+    { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...); sign: the image signed, by digest.', stages: ['image', 'sign'] },
+    {
+        name: 'signed',
+        description: 'image, sign: true when the digest was signed and its documents (image: both; sign: those given) attested to it with cosign (input sign).',
+        stages: ['image', 'sign'],
     },
 ];
 /** `min,opt,max` with min ≤ opt ≤ max, all ≥ 1 */
@@ -48062,6 +48111,7 @@ function readSharedConfig(r) {
         preprocess: undefined,
         transparencyLog: r.bool('transparency-log'),
         cosign: (0,verify_image/* readCosignSource */.tF)(r),
+        signing: (0,attest/* readSigning */.ac)(r),
         verification: (0,verify_image/* readVerification */.C1)(r),
     };
     if (['image', 'smoke', 'pipeline'].includes(r.stage) && r.raw('preprocess') !== '') {
@@ -48072,7 +48122,7 @@ function readSharedConfig(r) {
             (0,inputs/* fail */.fJ)('preprocess', e.message);
         }
     }
-    if (!['convert', 'compile', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName))
+    if (!['convert', 'compile', 'sign', 'cleanup'].includes(r.stage) && !/^[a-z0-9][a-z0-9_-]*$/.test(s.modelName))
         (0,inputs/* fail */.fJ)('model-name', `must be lower-case letters, digits, '-' or '_', got "${s.modelName}"`);
     if (s.runtime === 'triton' && (r.uses('runtime') || r.stage === 'pipeline')) {
         // what only modelship's own server honours: Triton would serve without the key, or could not read the model
@@ -48278,16 +48328,17 @@ var external_path_ = __nccwpck_require__(16928);
 var basecheck = __nccwpck_require__(12758);
 // EXTERNAL MODULE: ./src/image/node.ts
 var node = __nccwpck_require__(97733);
-// EXTERNAL MODULE: ./src/image/supply-chain.ts + 3 modules
-var supply_chain = __nccwpck_require__(62675);
 ;// CONCATENATED MODULE: ./src/image/inputs.ts
 
 
 
 
 
-
-/** The image stage's own inputs and outputs (image, model, model-name, gpu, runtime, registry login are shared). */
+/**
+ * The image stage's own inputs and outputs (image, model, model-name, gpu, runtime, registry login, and the supply
+ * chain's ml-bom-file, provenance-file, sign, signing-key, transparency-log, cosign-*, outputs image and signed, which
+ * the sign stage reads and sets too, are shared).
+ */
 const IMAGE_INPUTS = [
     {
         name: 'base-image',
@@ -48401,46 +48452,8 @@ const IMAGE_INPUTS = [
         kind: 'string',
         stages: ['image'],
     },
-    {
-        name: 'ml-bom-file',
-        description: "image: where to write the image's ML-BOM, a CycloneDX 1.6 JSON document: the model (a machine-learning-model component: its sha256, its lineage from the caffemodel and prototxt hashes through conversion and compile, the parity result, a model card), the base image by digest, Node.js, every bundled npm package, ONNX Runtime and the CUDA provider libraries with their hashes (Triton: its image and the config.pbtxt). Empty: ml-bom.cdx.json beside compose-file.",
-        default: '',
-        kind: 'path',
-        stages: ['image'],
-    },
-    {
-        name: 'provenance-file',
-        description: 'image: where to write the build provenance, an in-toto statement with an SLSA provenance v1 predicate: the builder (the workflow run on GitHub, else the CLI), the inputs that shaped the image, the materials by digest (model, caffemodel, prototxt, base image, Node.js, provider package, the commit). Empty: provenance.intoto.json beside compose-file.',
-        default: '',
-        kind: 'path',
-        stages: ['image'],
-    },
-    {
-        name: 'sign',
-        description: "image: sign the pushed digest with cosign and attach the ML-BOM and the provenance to it as signed attestations (cosign attest --type cyclonedx / slsaprovenance1): off; key (signing-key, a cosign private key, and signing-key-password); keyless (a Sigstore certificate for the workflow's GitHub OIDC token: the job needs permissions id-token: write). Smoke and rollout verify them with input verify.",
-        default: 'off',
-        kind: 'string',
-        stages: ['image'],
-    },
-    {
-        name: 'signing-key',
-        description: 'image: sign: key: the cosign private key (cosign generate-key-pair), its PEM text (from a secret) or the path of the file; written only to a private temporary file while cosign runs.',
-        default: '',
-        kind: 'string',
-        stages: ['image'],
-        secret: true,
-    },
-    {
-        name: 'signing-key-password',
-        description: "image: sign: key: the private key's password (given to cosign in its environment only, never on its command line).",
-        default: '',
-        kind: 'string',
-        stages: ['image'],
-        secret: true,
-    },
 ];
 const IMAGE_OUTPUTS = [
-    { name: 'image', description: 'image: the pushed image by digest (repository@sha256:...).', stages: ['image'] },
     { name: 'digest', description: 'image: the image manifest digest.', stages: ['image'] },
     { name: 'tags', description: 'image: the pushed tags, one per line.', stages: ['image'] },
     {
@@ -48455,7 +48468,6 @@ const IMAGE_OUTPUTS = [
         description: "image: path of the image's provenance (in-toto statement, SLSA provenance v1; input provenance-file).",
         stages: ['image'],
     },
-    { name: 'signed', description: 'image: true when the digest was signed and both documents attested to it with cosign (input sign).', stages: ['image'] },
 ];
 function readImageConfig(r, s) {
     const c = {
@@ -48490,18 +48502,8 @@ function readImageConfig(r, s) {
         tritonRelease: s.tritonRelease,
         mlBomFile: r.raw('ml-bom-file') || external_path_.join(external_path_.dirname(r.raw('compose-file')), 'ml-bom.cdx.json'),
         provenanceFile: r.raw('provenance-file') || external_path_.join(external_path_.dirname(r.raw('compose-file')), 'provenance.intoto.json'),
-        signing: {
-            sign: r.oneOf('sign', supply_chain/* SIGN_MODES */.xL),
-            signingKey: r.raw('signing-key'),
-            signingKeyPassword: r.raw('signing-key-password'),
-            transparencyLog: s.transparencyLog,
-            cosign: s.cosign,
-        },
+        signing: s.signing,
     };
-    if (c.signing.sign === 'key' && !c.signing.signingKey)
-        (0,inputs/* fail */.fJ)('signing-key', 'sign: key needs the cosign private key (PEM text from a secret, or a file path)');
-    if (c.signing.sign !== 'key' && c.signing.signingKey)
-        (0,inputs/* fail */.fJ)('signing-key', `is only used with sign: key (sign is ${c.signing.sign})`);
     if (c.signing.sign !== 'off' && !c.push)
         (0,inputs/* fail */.fJ)('sign', 'a signature is stored in the registry beside the image: it needs push true');
     for (const [input, file] of [
@@ -48517,6 +48519,126 @@ function readImageConfig(r, s) {
     if (c.providerPackage && !c.providerPackageSha256)
         (0,inputs/* fail */.fJ)('provider-package-sha256', 'is required with provider-package: the sha256 that the package must have');
     return c;
+}
+
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(79896);
+// EXTERNAL MODULE: ./src/shared/registry.ts
+var registry = __nccwpck_require__(9222);
+;// CONCATENATED MODULE: ./src/sign/inputs.ts
+
+
+
+
+/**
+ * The sign stage has no input or output of its own: each of its inputs (image, ml-bom-file, provenance-file, sign,
+ * signing-key, signing-key-password, transparency-log, cosign-*, registry-username, registry-password) and outputs
+ * (image, signed) is the image stage's too, declared once in src/shared/inputs.ts. What is its own is how it reads
+ * them: the image by digest, the documents the image stage wrote read and checked against that digest before
+ * anything is signed.
+ */
+const SIGN_INPUTS = [];
+const SIGN_OUTPUTS = [];
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
+const isObject = (x) => typeof x === 'object' && x !== null && !Array.isArray(x);
+/** A file's JSON, or an input error naming the input and the file. */
+function readJson(input, file) {
+    let text;
+    try {
+        text = external_fs_.readFileSync(file, 'utf8');
+    }
+    catch (e) {
+        const code = e.code;
+        (0,inputs/* fail */.fJ)(input, `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : e.message}`);
+    }
+    try {
+        return JSON.parse(text);
+    }
+    catch (e) {
+        return (0,inputs/* fail */.fJ)(input, `${file} is not JSON: ${e.message}`);
+    }
+}
+/**
+ * The ML-BOM of ml-bom-file: a CycloneDX JSON document; where it names the image it describes (its metadata
+ * component, a container, by digest: the image stage's does), that must be this digest.
+ */
+function readMlBom(file, digest) {
+    const doc = readJson('ml-bom-file', file);
+    if (!isObject(doc) || doc.bomFormat !== 'CycloneDX')
+        (0,inputs/* fail */.fJ)('ml-bom-file', `${file} is not a CycloneDX JSON document (bomFormat is ${JSON.stringify(isObject(doc) ? doc.bomFormat : undefined)}, not "CycloneDX")`);
+    const component = isObject(doc.metadata) && isObject(doc.metadata.component) ? doc.metadata.component : {};
+    const version = component.type === 'container' && typeof component.version === 'string' ? component.version : '';
+    if (DIGEST.test(version) && version !== digest)
+        (0,inputs/* fail */.fJ)('ml-bom-file', `${file} describes another image (${String(component.name)}@${version}), not the image to sign (${digest})`);
+    return doc;
+}
+/**
+ * The provenance of provenance-file: an in-toto statement (v1) with an SLSA provenance v1 predicate whose subject is
+ * this digest. cosign attests the predicate in a statement of its own, with the signed digest as its subject: a
+ * document of another image would be attested to this one, so it is refused.
+ */
+function readProvenance(file, digest) {
+    const doc = readJson('provenance-file', file);
+    if (!isObject(doc) || typeof doc._type !== 'string' || !doc._type.startsWith('https://in-toto.io/Statement/'))
+        (0,inputs/* fail */.fJ)('provenance-file', `${file} is not an in-toto statement (_type is ${JSON.stringify(isObject(doc) ? doc._type : undefined)}, not https://in-toto.io/Statement/v1)`);
+    if (doc.predicateType !== cosign/* PREDICATE_TYPES */.Cs.slsaprovenance1)
+        (0,inputs/* fail */.fJ)('provenance-file', `${file} is not SLSA provenance: predicateType is ${JSON.stringify(doc.predicateType)}, not ${cosign/* PREDICATE_TYPES */.Cs.slsaprovenance1}`);
+    if (!isObject(doc.predicate))
+        (0,inputs/* fail */.fJ)('provenance-file', `${file} has no predicate (the SLSA provenance object the attestation carries)`);
+    const subject = Array.isArray(doc.subject) ? doc.subject.filter(isObject) : [];
+    const digests = subject.map((s) => (isObject(s.digest) && typeof s.digest.sha256 === 'string' ? `sha256:${s.digest.sha256}` : '')).filter(Boolean);
+    if (!digests.length)
+        (0,inputs/* fail */.fJ)('provenance-file', `${file} names no subject by sha256 digest: it cannot be matched to the image`);
+    if (!digests.includes(digest))
+        (0,inputs/* fail */.fJ)('provenance-file', `${file} describes another image (subject ${digests.join(', ')}), not the image to sign (${digest})`);
+    return doc;
+}
+function readSignConfig(r, s) {
+    const c = {
+        image: s.image,
+        digest: '',
+        signing: s.signing,
+        registryUsername: s.registryUsername,
+        registryPassword: s.registryPassword,
+    };
+    // only the sign stage reads these as documents: for the image stage ml-bom-file and provenance-file are where it writes
+    if (r.stage !== 'sign')
+        return c;
+    let ref;
+    try {
+        ref = (0,registry/* parseImageRef */.Q)(s.image);
+    }
+    catch (e) {
+        return (0,inputs/* fail */.fJ)('image', e.message);
+    }
+    if (!ref.digest)
+        (0,inputs/* fail */.fJ)('image', `the sign stage signs a pushed image by digest (repository@sha256:<64 hex>, the image stage's image output), got "${s.image}": a tag can move between the push and the signature`);
+    c.digest = ref.digest;
+    // what is signed is the digest: a tag given beside it is dropped
+    c.image = s.image.replace(/:[^/@]+(?=@sha256:)/, '');
+    if (c.registryUsername && !c.registryPassword)
+        (0,inputs/* fail */.fJ)('registry-password', 'is required with registry-username (cosign logs in with both)');
+    const mlBomFile = r.raw('ml-bom-file');
+    const provenanceFile = r.raw('provenance-file');
+    if (mlBomFile)
+        c.mlBom = { file: mlBomFile, document: readMlBom(mlBomFile, c.digest) };
+    if (provenanceFile)
+        c.provenance = { file: provenanceFile, document: readProvenance(provenanceFile, c.digest) };
+    if (c.signing.sign === 'key' && !PEM.test(c.signing.signingKey) && !isFile(c.signing.signingKey))
+        (0,inputs/* fail */.fJ)('signing-key', 'expected the cosign private key as PEM text or the path of its file, and there is no such file');
+    // a malformed or unpinned cosign input fails now, before anything is signed
+    if (c.signing.sign !== 'off')
+        (0,cosign/* planCosignDownload */.vb)(c.signing.cosign);
+    return c;
+}
+function isFile(f) {
+    try {
+        return external_fs_.statSync(f).isFile();
+    }
+    catch {
+        return false;
+    }
 }
 
 // EXTERNAL MODULE: ./src/protocol/detections.ts
@@ -49251,6 +49373,7 @@ function readPreviewConfig(r, s, rollout) {
 
 
 
+
 /**
  * The one surface shared by the action and the CLI: every action input is a CLI flag of the same name
  * (`--per-layer`), read once into a typed Config. Each stage declares its inputs and outputs beside it
@@ -49263,11 +49386,21 @@ const INPUTS = [
     ...CONVERT_INPUTS,
     ...COMPILE_INPUTS,
     ...IMAGE_INPUTS,
+    ...SIGN_INPUTS,
     ...SMOKE_INPUTS,
     ...ROLLOUT_INPUTS,
     ...PREVIEW_INPUTS,
 ];
-const OUTPUTS = [...CONVERT_OUTPUTS, ...COMPILE_OUTPUTS, ...IMAGE_OUTPUTS, ...SMOKE_OUTPUTS, ...ROLLOUT_OUTPUTS, ...PREVIEW_OUTPUTS];
+const OUTPUTS = [
+    ...CONVERT_OUTPUTS,
+    ...COMPILE_OUTPUTS,
+    ...SHARED_OUTPUTS,
+    ...IMAGE_OUTPUTS,
+    ...SIGN_OUTPUTS,
+    ...SMOKE_OUTPUTS,
+    ...ROLLOUT_OUTPUTS,
+    ...PREVIEW_OUTPUTS,
+];
 /** Read and validate every input once, before any work. Unknown stage, missing or malformed values fail here. */
 function readConfig(given) {
     const stageRaw = (given('stage') ?? '').trim();
@@ -49289,6 +49422,7 @@ function readConfig(given) {
         convert: readConvertConfig(r, shared),
         compile: readCompileConfig(r, shared),
         image: readImageConfig(r, shared),
+        sign: readSignConfig(r, shared),
         smoke: readSmokeConfig(r, shared),
         rollout,
         ...readPreviewConfig(r, shared, rollout),
@@ -53980,7 +54114,7 @@ async function checkBaseImageLoads(baseImage, libs, log, env = process.env) {
 
 /***/ }),
 
-/***/ 12534:
+/***/ 20094:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 "use strict";
@@ -55328,8 +55462,849 @@ async function pinImage(image, env = process.env) {
     return { pinned: `${image}@${digest}`, digest };
 }
 
-// EXTERNAL MODULE: ./src/image/supply-chain.ts + 3 modules
-var supply_chain = __nccwpck_require__(62675);
+// EXTERNAL MODULE: ./src/shared/attest.ts
+var attest = __nccwpck_require__(57796);
+// EXTERNAL MODULE: ./node_modules/packageurl-js/index.js
+var packageurl_js = __nccwpck_require__(87091);
+// EXTERNAL MODULE: ./node_modules/@cyclonedx/cyclonedx-library/dist.node/index.node.js
+var index_node = __nccwpck_require__(54567);
+;// CONCATENATED MODULE: ./node_modules/@cyclonedx/cyclonedx-library/package.json
+const cyclonedx_library_package_namespaceObject = {"rE":"10.3.0"};
+;// CONCATENATED MODULE: ./src/image/mlbom.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * The image's ML-BOM: a CycloneDX 1.6 document of what is in a serving image — the model (with its lineage back to
+ * the Caffe files and every step that made it), the base image by digest, and for runtime modelship the Node.js
+ * release, every npm package bundled into the server, ONNX Runtime's native libraries and the CUDA provider; for
+ * runtime triton the Triton image and the generated config.pbtxt. Built by `buildMlBom` from a typed ImageFacts (pure:
+ * equal facts give the same bytes), with the CycloneDX library's models and serializer.
+ *
+ * The library (10.x) has no models for two 1.6 fields an ML-BOM is about: a component's `modelCard` and `pedigree`.
+ * They are added, for the model component only, by a subclass of the library's JSON normalizer (MlNormalizerFactory),
+ * in the schema's own shape, so the document stays the library's output and a schema validator checks them too.
+ * What the schema has no place for is a property in the `modelship:` namespace (PROPERTY).
+ */
+/** The modelship repository: the BOM's tool, the provenance's build type and CLI builder (provenance.ts). */
+const MODELSHIP_REPOSITORY_URL = 'https://github.com/org/modelship';
+/** The names of modelship's CycloneDX properties; the attestation policy reads some of them (src/shared/verify-image.ts). */
+const PROPERTY = {
+    runtime: 'modelship:runtime',
+    /** the parity verdict the image stage was given (input `parity`; also the image label dev.modelship.parity) */
+    parity: 'modelship:parity:status',
+    gpu: 'modelship:gpu',
+    imageTag: 'modelship:image:tag',
+    modelFile: 'modelship:model:file',
+    modelFormat: 'modelship:model:format',
+    modelEncrypted: 'modelship:model:encrypted',
+    modelEncryptedSha256: 'modelship:model:encrypted-sha256',
+    converterVersion: 'modelship:lineage:converter-version',
+    sourceFormat: 'modelship:lineage:source-format',
+    netName: 'modelship:lineage:net-name',
+    lineageRole: 'modelship:lineage:role',
+    compile: 'modelship:compile:', // + format, onnxruntime-version, execution-provider, ..., parity:status, parity:max-abs-diff
+    nodeSource: 'modelship:node:source',
+    providerSource: 'modelship:provider:source',
+    tritonRelease: 'modelship:triton:release',
+    tritonPlatform: 'modelship:triton:platform',
+};
+// ---------------------------------------------------------------------------------------------------------------
+// gathering facts from files
+/** A line between two packages of dist/licenses.txt (scripts/licenses.mjs SEPARATOR: it is in no license text). */
+const LICENSES_SEPARATOR = /^={80}$/m;
+/** A section's first line: `name@version (license)`; a scoped name starts with @ */
+const LICENSES_HEADER = /^((?:@[^@\s/]+\/)?[^@\s/]+)@(\S+) \((.*)\)$/;
+/**
+ * The packages of a licenses.txt as scripts/licenses.mjs writes it (dist/licenses.txt: the packages ncc bundled):
+ * sections separated by a line of 80 '=', each opening with `name@version (license)`. A section that does not open so
+ * means the file is not such a list: a ModelshipError, not a silently shorter BOM.
+ */
+function bundledPackages(text) {
+    const out = [];
+    const sections = text.replace(/\r\n?/g, '\n').split(LICENSES_SEPARATOR);
+    for (const [i, section] of sections.entries()) {
+        const first = section.trim().split('\n', 1)[0];
+        if (first === '' && sections.length === 1)
+            return [];
+        const m = LICENSES_HEADER.exec(first);
+        if (!m)
+            throw new errors/* ModelshipError */.W7('input', `licenses list, section ${i + 1}: expected "name@version (license)", got "${first.slice(0, 120)}"`, {
+                file: 'licenses.txt',
+            });
+        out.push({ name: m[1], version: m[2], license: m[3].trim() });
+    }
+    return out;
+}
+/**
+ * What the model file says of its lineage: for an ONNX model its metadata_props (the converter's modelship.* keys:
+ * the caffemodel's and prototxt's sha256, converter version, source format, net name) and its inputs and outputs;
+ * and `<model>.json`, the compile stage's record, when it is there and records this very file (its sha256).
+ */
+function modelLineage(modelPath, bytes) {
+    const warnings = [];
+    let compile = readCompileRecord(`${modelPath}.json`);
+    if (compile?.sha256 !== undefined && compile.sha256 !== (0,fsx/* sha256 */.sc)(bytes)) {
+        warnings.push(`${modelPath}.json is the compile record of another artifact (sha256 ${compile.sha256}, the model's is ${(0,fsx/* sha256 */.sc)(bytes)}): the ML-BOM leaves it out`);
+        compile = undefined;
+    }
+    if (compile?.format === 'tensorrt' || (0,shared_tensorrt/* isTensorRTPlan */.dC)(modelPath))
+        return { format: 'tensorrt', compile, warnings };
+    const info = (0,onnxinfo/* onnxInfo */.e)(bytes, modelPath);
+    return { format: 'onnx', onnxMetadata: info.metadata, inputs: info.inputs, outputs: info.outputs, opset: info.opset, compile, warnings };
+}
+/** `<artifact>.json` parsed, the fields the BOM uses checked for their type (others are ignored); undefined when absent. */
+function readCompileRecord(file) {
+    if (!external_fs_.existsSync(file))
+        return undefined;
+    let j;
+    try {
+        j = JSON.parse(external_fs_.readFileSync(file, 'utf8'));
+    }
+    catch (e) {
+        throw new errors/* ModelshipError */.W7('input', `not JSON: ${e.message}`, { file });
+    }
+    const o = (x) => (x && typeof x === 'object' && !Array.isArray(x) ? x : undefined);
+    const s = (x) => (typeof x === 'string' ? x : undefined);
+    const r = o(j);
+    if (!r || typeof r.format !== 'string')
+        throw new errors/* ModelshipError */.W7('input', 'not a compile record (no "format")', { file });
+    const src = o(r.source);
+    const ort = o(r.onnxruntime);
+    const par = o(r.parity);
+    const lrn = o(r.lrn);
+    const sigs = (x) => (Array.isArray(x) ? x.filter((t) => typeof t?.name === 'string' && Array.isArray(t.shape)) : undefined);
+    return {
+        format: r.format,
+        modelship: s(r.modelship),
+        source: src && { path: s(src.path), sha256: s(src.sha256), opset: typeof src.opset === 'number' ? src.opset : undefined },
+        inputs: sigs(r.inputs),
+        outputs: sigs(r.outputs),
+        created: s(r.created),
+        sha256: s(r.sha256),
+        onnxruntime: ort && {
+            version: s(ort.version),
+            executionProvider: s(ort.executionProvider),
+            graphOptimizationLevel: s(ort.graphOptimizationLevel),
+            precision: s(ort.precision),
+        },
+        lrn: lrn && { form: s(lrn.form), reason: s(lrn.reason) },
+        parity: par && typeof par.status === 'string'
+            ? {
+                status: par.status,
+                maxAbsDiff: typeof par.maxAbsDiff === 'number' ? par.maxAbsDiff : undefined,
+                batches: Array.isArray(par.batches) ? par.batches.filter((b) => typeof b === 'number') : undefined,
+            }
+            : undefined,
+        tensorrt: o(r.tensorrt),
+    };
+}
+/** The library's component normalizer, plus `pedigree` and `modelCard` for the components that have them. */
+class MlComponentNormalizer extends index_node.Serialize.JSON.Normalize.ComponentNormalizer {
+    extras;
+    constructor(factory, extras) {
+        super(factory);
+        this.extras = extras;
+    }
+    normalize(data, options) {
+        const c = super.normalize(data, options);
+        const x = this.extras.get(data);
+        if (!c || !x)
+            return c;
+        const pedigree = x.pedigree && {
+            ancestors: this.normalizeIterable(new index_node.Models.ComponentRepository(x.pedigree.ancestors), options),
+            notes: x.pedigree.notes,
+        };
+        return { ...c, ...(pedigree ? { pedigree } : {}), ...(x.modelCard ? { modelCard: x.modelCard } : {}) };
+    }
+}
+class MlNormalizerFactory extends index_node.Serialize.JSON.Normalize.Factory {
+    extras;
+    constructor(extras) {
+        super(index_node.Spec.Spec1dot6);
+        this.extras = extras;
+    }
+    makeForComponent() {
+        return new MlComponentNormalizer(this, this.extras);
+    }
+}
+const HEX64 = /^[0-9a-f]{64}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** A sha256 the facts give, checked: a malformed one would make an invalid BOM, so it is the caller's bad input. */
+function hex64(value, what) {
+    const v = value.toLowerCase();
+    if (!HEX64.test(v))
+        throw new errors/* ModelshipError */.W7('input', `ML-BOM: ${what} is not a sha256 (64 hex digits): "${value}"`);
+    return v;
+}
+function digestHex(value, what) {
+    if (!DIGEST.test(value))
+        throw new errors/* ModelshipError */.W7('input', `ML-BOM: ${what} is not a digest sha256:<64 hex>: "${value}"`);
+    return value.slice('sha256:'.length);
+}
+const hashes = (entries) => new index_node.Models.HashDictionary(entries);
+const props = (entries) => new index_node.Models.PropertyRepository(entries.filter((e) => e[1] !== undefined && e[1] !== '').map(([k, v]) => new index_node.Models.Property(k, v)));
+/** UUID v5 (RFC 9562) of `name` in modelship's namespace: the same image always gets the same serial number. */
+const UUID_NAMESPACE = Buffer.from('5c1a3e0e6a6f4f0e9d2b0f8e7d3c2b1a', 'hex');
+function uuidV5(name) {
+    const h = external_crypto_.createHash('sha1').update(UUID_NAMESPACE).update(name).digest();
+    h[6] = (h[6] & 0x0f) | 0x50;
+    h[8] = (h[8] & 0x3f) | 0x80;
+    const x = h.subarray(0, 16).toString('hex');
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+/**
+ * An OCI image's package URL, pkg:oci/<name>@<digest>?repository_url=<registry/repository>[&tag=<tag>]; `digest`
+ * overrides one in `ref`. Also its repository URL and digest, for the callers that state them apart.
+ */
+function ociPurl(ref, digest) {
+    const r = (0,registry/* parseImageRef */.Q)(ref);
+    const pinned = digest ?? r.digest;
+    // Docker Hub's official images live under library/ (docker.io/debian is docker.io/library/debian)
+    const repository = r.registry === 'docker.io' && !r.repository.includes('/') ? `library/${r.repository}` : r.repository;
+    const repositoryUrl = `${r.registry}/${repository}`;
+    const name = repository.split('/').pop();
+    const purl = new packageurl_js.PackageURL('oci', undefined, name, pinned, { repository_url: repositoryUrl, ...(r.tag ? { tag: r.tag } : {}) }).toString();
+    return { purl, repositoryUrl, digest: pinned, tag: r.tag };
+}
+/** An OCI image as a container component: name = registry/repository, version = digest, purl pkg:oci by digest. */
+function imageComponent(ref, digest, bomRef, op = {}) {
+    const { purl, repositoryUrl, digest: pinned, tag } = ociPurl(ref, digest);
+    return new index_node.Models.Component(index_node.Enums.ComponentType.Container, repositoryUrl, {
+        bomRef,
+        version: pinned ?? tag,
+        purl,
+        hashes: pinned ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], digestHex(pinned, `the digest of ${ref}`)]]) : undefined,
+        ...op,
+    });
+}
+/** A file of the image as a component (type file) with its SHA-256. */
+function fileComponent(f, bomRef, what, op = {}) {
+    return new index_node.Models.Component(index_node.Enums.ComponentType.File, f.file, { bomRef, hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(f.sha256, what)]]), ...op });
+}
+const ELEM_TYPES = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
+/** `data: float32 [N, 1, 28, 28]`: a tensor's format for the model card */
+const tensorFormat = (t) => `${t.name}: ${t.elemType !== undefined ? `${ELEM_TYPES[t.elemType] ?? `type ${t.elemType}`} ` : ''}[${t.shape.join(', ')}]`;
+/** The model card: what the model does (when known), its architecture and tensors, and the parity measured at compile. */
+function modelCard(m) {
+    const l = m.lineage;
+    const meta = l?.onnxMetadata ?? {};
+    const c = l?.compile;
+    const task = m.task ?? (meta[detections/* DETECTION_OUTPUTS_KEY */.B] ? 'object detection' : undefined);
+    const inputs = l?.inputs ?? c?.inputs;
+    const outputs = l?.outputs ?? c?.outputs;
+    const card = {};
+    const params = {
+        ...(task ? { task } : {}),
+        ...(meta['modelship.net_name'] ? { modelArchitecture: meta['modelship.net_name'] } : {}),
+        ...(inputs?.length ? { inputs: inputs.map((t) => ({ format: tensorFormat(t) })) } : {}),
+        ...(outputs?.length ? { outputs: outputs.map((t) => ({ format: tensorFormat(t) })) } : {}),
+    };
+    if (Object.keys(params).length)
+        card.modelParameters = params;
+    const p = c?.parity;
+    if (p) {
+        const slice = p.batches?.length ? `the reference batches of ${p.batches.join(', ')}` : undefined;
+        card.quantitativeAnalysis = {
+            performanceMetrics: [
+                { type: 'parity against Caffe', value: p.status, ...(slice ? { slice } : {}) },
+                ...(p.maxAbsDiff !== undefined ? [{ type: 'max |Δ| against Caffe', value: String(p.maxAbsDiff), ...(slice ? { slice } : {}) }] : []),
+            ],
+        };
+    }
+    const limits = [];
+    const tradeoffs = [];
+    if (p)
+        limits.push(`parity with Caffe is measured on the reference batches only${p.batches?.length ? ` (${p.batches.join(', ')})` : ''}`);
+    if (c?.onnxruntime?.precision === 'float16')
+        tradeoffs.push('float16 weights and activations: about 3 significant digits, for GPU execution providers');
+    const trt = c?.tensorrt;
+    if (trt?.tensorrtVersion)
+        limits.push(`a TensorRT ${trt.tensorrtVersion} plan: runs only with that TensorRT${trt.computeCapability ? `, on GPUs of compute capability ${trt.computeCapability}` : ''}`);
+    if (trt?.precision?.int8)
+        tradeoffs.push('int8 precision (calibrated)');
+    else if (trt?.precision?.fp16)
+        tradeoffs.push('float16 precision');
+    if (limits.length || tradeoffs.length)
+        card.considerations = { ...(limits.length ? { technicalLimitations: limits } : {}), ...(tradeoffs.length ? { performanceTradeoffs: tradeoffs } : {}) };
+    return Object.keys(card).length ? card : undefined;
+}
+/** The Caffe files the converter read (their sha256 from the ONNX metadata), as ancestors. */
+function caffeAncestors(meta) {
+    const out = [];
+    const files = [
+        ['prototxt', 'modelship.prototxt_sha256', 'the Caffe net definition (prototxt) converted'],
+        ['caffemodel', 'modelship.caffemodel_sha256', 'the Caffe weights (caffemodel) converted'],
+    ];
+    for (const [role, key, description] of files) {
+        const v = meta[key];
+        if (v === undefined)
+            continue;
+        out.push(new index_node.Models.Component(index_node.Enums.ComponentType.File, role, {
+            bomRef: `model:source:${role}`,
+            description,
+            hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(v, `the model's ${key}`)]]),
+            properties: props([[PROPERTY.lineageRole, role]]),
+        }));
+    }
+    return out;
+}
+/** Converted from Caffe by modelship <v> (caffe-V2, net LeNet) */
+function conversionNote(meta) {
+    if (!meta['modelship.converter_version'] && !meta['modelship.caffemodel_sha256'])
+        return undefined;
+    const what = [meta['modelship.source_format'], meta['modelship.net_name'] && `net "${meta['modelship.net_name']}"`].filter(Boolean).join(', ');
+    return `converted from Caffe${what ? ` (${what})` : ''} to ONNX by modelship ${meta['modelship.converter_version'] ?? '(unknown version)'}`;
+}
+/** compiled: ONNX Runtime 1.30.0 graph optimization (extended, for cpu, float32), parity pass (max |Δ| 4.47e-7) */
+function compileNote(c) {
+    const o = c.onnxruntime;
+    const t = c.tensorrt;
+    const how = c.format === 'tensorrt'
+        ? `built into a TensorRT${t?.tensorrtVersion ? ` ${t.tensorrtVersion}` : ''} plan${t?.gpu ? ` on ${t.gpu}` : ''}${t?.tensorrtImage ? ` in ${t.tensorrtImage}` : ''}`
+        : `optimized by ONNX Runtime${o?.version ? ` ${o.version}` : ''} (${[o?.graphOptimizationLevel, o?.executionProvider && `for the ${o.executionProvider} execution provider`, o?.precision].filter(Boolean).join(', ')})`;
+    const parity = c.parity ? `; parity against Caffe ${c.parity.status}${c.parity.maxAbsDiff !== undefined ? ` (max |Δ| ${c.parity.maxAbsDiff})` : ''}` : '';
+    return `${how} by modelship ${c.modelship ?? '(unknown version)'}${parity}`;
+}
+/**
+ * The model: its hash, the parity verdict, how it was made (properties), its model card and its pedigree: the ONNX
+ * model it was compiled from (when compiled), and before it the Caffe prototxt and caffemodel it was converted from.
+ */
+function modelComponent(f, extras) {
+    const m = f.model;
+    const l = m.lineage;
+    const meta = l?.onnxMetadata ?? {};
+    const c = l?.compile;
+    const cp = (k, v) => [`${PROPERTY.compile}${k}`, v === undefined ? undefined : String(v)];
+    const trt = c?.tensorrt;
+    const model = new index_node.Models.Component(index_node.Enums.ComponentType.MachineLearningModel, m.name, {
+        bomRef: 'model',
+        description: [conversionNote(meta), c && compileNote(c)].filter(Boolean).join('; then ') || undefined,
+        hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(m.sha256, 'the model sha256')]]),
+        properties: props([
+            [PROPERTY.parity, m.parity || 'unknown'],
+            [PROPERTY.modelFile, m.encrypted?.file ?? m.file],
+            [PROPERTY.modelFormat, l?.format],
+            [PROPERTY.modelEncrypted, String(!!m.encrypted)],
+            [PROPERTY.modelEncryptedSha256, m.encrypted && hex64(m.encrypted.sha256, 'the encrypted model sha256')],
+            [PROPERTY.converterVersion, meta['modelship.converter_version']],
+            [PROPERTY.sourceFormat, meta['modelship.source_format']],
+            [PROPERTY.netName, meta['modelship.net_name']],
+            cp('format', c?.format),
+            cp('modelship-version', c?.modelship),
+            cp('onnxruntime-version', c?.onnxruntime?.version),
+            cp('execution-provider', c?.onnxruntime?.executionProvider),
+            cp('graph-optimization-level', c?.onnxruntime?.graphOptimizationLevel),
+            cp('precision', c?.onnxruntime?.precision ?? (trt?.precision ? (trt.precision.int8 ? 'int8' : trt.precision.fp16 ? 'float16' : 'float32') : undefined)),
+            cp('lrn', c?.lrn?.form),
+            cp('parity:status', c?.parity?.status),
+            cp('parity:max-abs-diff', c?.parity?.maxAbsDiff),
+            cp('parity:batches', c?.parity?.batches?.join(',')),
+            cp('tensorrt-version', trt?.tensorrtVersion),
+            cp('tensorrt-image', trt?.tensorrtImage),
+            cp('compute-capability', trt?.computeCapability),
+            cp('gpu', trt?.gpu),
+            cp('batch-profile', trt?.profile && `${trt.profile.min}/${trt.profile.opt}/${trt.profile.max}`),
+        ]),
+    });
+    // pedigree: compiled from an ONNX model (which was converted from the Caffe files), or converted from them itself
+    const caffe = caffeAncestors(meta);
+    let ancestors = caffe;
+    let notes = conversionNote(meta);
+    if (c?.source?.sha256) {
+        const onnx = new index_node.Models.Component(index_node.Enums.ComponentType.MachineLearningModel, m.name, {
+            bomRef: 'model:source:onnx',
+            description: 'the ONNX model compiled',
+            hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(c.source.sha256, 'the compile record source.sha256')]]),
+            properties: props([
+                [PROPERTY.lineageRole, 'onnx'],
+                ['modelship:onnx:opset', c.source.opset === undefined ? undefined : String(c.source.opset)],
+            ]),
+        });
+        // the metadata the artifact carries is its source's (ONNX Runtime keeps metadata_props; a plan has none)
+        if (caffe.length)
+            extras.set(onnx, { pedigree: { ancestors: caffe, notes: conversionNote(meta) } });
+        ancestors = [onnx];
+        notes = compileNote(c);
+    }
+    const card = modelCard(m);
+    if (ancestors.length || card)
+        extras.set(model, { ...(ancestors.length ? { pedigree: { ancestors, notes } } : {}), ...(card ? { modelCard: card } : {}) });
+    return model;
+}
+/** A license as the library models it: an SPDX id, an SPDX expression, or a named one; none for UNKNOWN or ''. */
+function licenses(factory, license) {
+    const l = license.trim();
+    if (l === '' || /^UNKNOWN$/i.test(l))
+        return new index_node.Models.LicenseRepository();
+    return new index_node.Models.LicenseRepository([factory.makeFromString(l)]);
+}
+const isDownload = (source) => /^https?:\/\//.test(source);
+/** Node.js's package URL: pkg:generic/node@<version>, with the release tarball it came from as download_url */
+function nodePurl(n) {
+    return new packageurl_js.PackageURL('generic', undefined, 'node', n.version || undefined, isDownload(n.source) ? { download_url: n.source } : undefined).toString();
+}
+/** spdx-expression-parse (no type declarations): throws on what is not an SPDX expression */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- an untyped CommonJS function; this is its one use
+const spdxParse = __nccwpck_require__(93326);
+/** The modelship runtime's parts: Node.js, the server bundle and its npm packages, ONNX Runtime, the CUDA provider. */
+function modelshipParts(f, image) {
+    const out = [];
+    const licenseFactory = new index_node.Contrib.License.Factories.LicenseFactory((e) => void spdxParse(e));
+    if (f.node) {
+        const n = f.node;
+        const official = isDownload(n.source);
+        const node = new index_node.Models.Component(index_node.Enums.ComponentType.Platform, 'node', {
+            bomRef: 'node',
+            version: n.version || undefined,
+            description: official ? 'Node.js, the official release' : 'Node.js, the binary given as input node-binary',
+            purl: nodePurl(n),
+            hashes: n.sha256 ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(n.sha256, 'the node binary sha256')]]) : undefined,
+            // an official release's license; a binary of one's own may be another build
+            licenses: official ? licenses(licenseFactory, 'MIT') : undefined,
+            externalReferences: official
+                ? new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(n.source, index_node.Enums.ExternalReferenceType.Distribution)])
+                : undefined,
+            properties: props([[PROPERTY.nodeSource, n.source]]),
+        });
+        out.push(node);
+        image.dependencies.add(node.bomRef);
+    }
+    const server = new index_node.Models.Component(index_node.Enums.ComponentType.Application, 'modelship', {
+        bomRef: 'modelship-server',
+        version: version/* VERSION */.x,
+        description: 'the modelship model server: its bundle (dist/), with the npm packages bundled into it',
+        hashes: f.bundleSha256 ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(f.bundleSha256, 'the bundle sha256')]]) : undefined,
+        licenses: licenses(licenseFactory, 'MIT'),
+        externalReferences: new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(MODELSHIP_REPOSITORY_URL, index_node.Enums.ExternalReferenceType.VCS)]),
+    });
+    out.push(server);
+    image.dependencies.add(server.bomRef);
+    // the npm packages: the library's builder (name → group/name, the license) and a pkg:npm purl
+    const builder = new index_node.Contrib.FromNodePackageJson.Builders.ComponentBuilder(new index_node.Contrib.FromNodePackageJson.Factories.ExternalReferenceFactory(), licenseFactory);
+    const npm = new Map();
+    for (const p of f.npmPackages ?? []) {
+        const c = builder.makeComponent({ name: p.name, version: p.version });
+        if (!c)
+            throw new errors/* ModelshipError */.W7('input', `ML-BOM: "${p.name}@${p.version}" is not an npm package name`);
+        const purl = new packageurl_js.PackageURL('npm', c.group, c.name, p.version).toString();
+        if (npm.has(purl))
+            continue;
+        const component = new index_node.Models.Component(index_node.Enums.ComponentType.Library, c.name, {
+            bomRef: purl,
+            group: c.group,
+            version: p.version,
+            purl,
+            licenses: licenses(licenseFactory, p.license),
+        });
+        npm.set(purl, component);
+        out.push(component);
+        server.dependencies.add(component.bomRef);
+    }
+    if (f.onnxruntime) {
+        const o = f.onnxruntime;
+        const ort = new index_node.Models.Component(index_node.Enums.ComponentType.Library, 'onnxruntime', {
+            bomRef: 'onnxruntime',
+            group: 'microsoft',
+            version: o.version,
+            description: "ONNX Runtime's native libraries, as onnxruntime-node ships them",
+            purl: new packageurl_js.PackageURL('github', 'microsoft', 'onnxruntime', `v${o.version}`).toString(),
+            licenses: licenses(licenseFactory, 'MIT'),
+            components: new index_node.Models.ComponentRepository(o.libraries.map((l) => fileComponent(l, `onnxruntime:${l.file}`, `the sha256 of ${l.file}`, { version: o.version }))),
+        });
+        out.push(ort);
+        // onnxruntime-node (the binding) loads them; without it listed, the server does
+        const binding = [...npm.values()].find((c) => c.name === 'onnxruntime-node' && !c.group);
+        (binding ?? server).dependencies.add(ort.bomRef);
+    }
+    if (f.providers) {
+        const p = f.providers;
+        const provider = new index_node.Models.Component(index_node.Enums.ComponentType.Library, p.package, {
+            bomRef: 'onnxruntime-cuda-provider',
+            version: p.version,
+            description: "ONNX Runtime's CUDA execution provider libraries, from the NuGet package",
+            purl: new packageurl_js.PackageURL('nuget', undefined, p.package, p.version).toString(),
+            hashes: hashes([
+                ...(p.sha256 ? [[index_node.Enums.HashAlgorithm['SHA-256'], hex64(p.sha256, 'the provider package sha256')]] : []),
+                ...(p.sha512 && /^[0-9a-f]{128}$/i.test(p.sha512) ? [[index_node.Enums.HashAlgorithm['SHA-512'], p.sha512.toLowerCase()]] : []),
+            ]),
+            licenses: licenses(licenseFactory, 'MIT'),
+            components: new index_node.Models.ComponentRepository(p.files.map((l) => fileComponent(l, `onnxruntime-cuda-provider:${l.file}`, `the sha256 of ${l.file}`, { version: p.version }))),
+            properties: props([[PROPERTY.providerSource, p.source]]),
+        });
+        out.push(provider);
+        image.dependencies.add(provider.bomRef);
+        if (f.onnxruntime)
+            out.find((c) => c.bomRef.value === 'onnxruntime').dependencies.add(provider.bomRef);
+    }
+    return out;
+}
+/** The Triton runtime's parts: the generated config.pbtxt (the Triton image is the base). */
+function tritonParts(f, image) {
+    const t = f.triton;
+    if (!t?.config)
+        return [];
+    const config = fileComponent(t.config, 'triton-config', 'the config.pbtxt sha256', {
+        description: "the model's Triton configuration, generated by modelship",
+        properties: props([[PROPERTY.tritonPlatform, t.platform]]),
+    });
+    image.dependencies.add(config.bomRef);
+    return [config];
+}
+/** The facts checked where a mistake would make an invalid or misleading BOM. */
+function checkFacts(f) {
+    if (!f.model.name)
+        throw new errors/* ModelshipError */.W7('input', 'ML-BOM: the model has no name (input model-name)', { field: 'model-name' });
+    if (f.image.digest !== undefined)
+        digestHex(f.image.digest, 'the image digest');
+    if (f.base.digest !== undefined)
+        digestHex(f.base.digest, 'the base image digest');
+    if (Number.isNaN(Date.parse(f.created)))
+        throw new errors/* ModelshipError */.W7('input', `ML-BOM: "created" is not a date: "${f.created}"`);
+    if (f.serialNumber !== undefined && !/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(f.serialNumber))
+        throw new errors/* ModelshipError */.W7('input', `ML-BOM: the serial number must be urn:uuid:<lower-case uuid>, got "${f.serialNumber}"`);
+}
+/**
+ * The image's ML-BOM (CycloneDX 1.6 JSON): metadata (timestamp, the tools, the image itself as the component, the
+ * runtime), the model, the base image and the runtime's parts, and the dependency graph image → its parts. Pure:
+ * lists are sorted and the serial number derives from the image, so equal facts give equal bytes.
+ */
+function buildMlBom(f) {
+    checkFacts(f);
+    const extras = new WeakMap();
+    const image = imageComponent(f.image.digest ? `${f.image.repository}@${f.image.digest}` : f.image.repository, undefined, 'image', {
+        description: `the serving image of ${f.model.name} (${f.runtime === 'triton' ? 'Triton Inference Server' : 'modelship'})`,
+        properties: props([
+            [PROPERTY.runtime, f.runtime],
+            [PROPERTY.gpu, f.gpu === undefined ? undefined : String(f.gpu)],
+            ...f.image.tags.map((t) => [PROPERTY.imageTag, t]),
+        ]),
+    });
+    // the image's name is the repository as given (the action's input), not Docker Hub's canonical form
+    image.name = f.image.repository;
+    const model = modelComponent(f, extras);
+    const base = imageComponent(f.base.name, f.base.digest, 'base-image', {
+        description: f.runtime === 'triton' ? 'Triton Inference Server, the image built FROM' : 'the serving base image, the image built FROM',
+        properties: props([[PROPERTY.tritonRelease, f.runtime === 'triton' ? f.triton?.release : undefined]]),
+    });
+    image.dependencies.add(model.bomRef);
+    image.dependencies.add(base.bomRef);
+    const parts = f.runtime === 'triton' ? tritonParts(f, image) : modelshipParts(f, image);
+    const tools = new index_node.Models.Tools({
+        components: new index_node.Models.ComponentRepository([
+            new index_node.Models.Component(index_node.Enums.ComponentType.Application, 'modelship', {
+                version: version/* VERSION */.x,
+                externalReferences: new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(MODELSHIP_REPOSITORY_URL, index_node.Enums.ExternalReferenceType.VCS)]),
+            }),
+            new index_node.Models.Component(index_node.Enums.ComponentType.Library, 'cyclonedx-library', {
+                group: '@cyclonedx',
+                version: cyclonedx_library_package_namespaceObject.rE,
+                purl: new packageurl_js.PackageURL('npm', '@cyclonedx', 'cyclonedx-library', cyclonedx_library_package_namespaceObject.rE).toString(),
+            }),
+        ]),
+    });
+    const bom = new index_node.Models.Bom({
+        serialNumber: f.serialNumber ?? `urn:uuid:${uuidV5(`${f.image.repository}@${f.image.digest ?? `model:${f.model.sha256}:${f.created}`}`)}`,
+        metadata: new index_node.Models.Metadata({
+            timestamp: new Date(f.created),
+            lifecycles: new index_node.Models.LifecycleRepository([index_node.Enums.LifecyclePhase.Build]),
+            tools,
+            component: image,
+            properties: props([[PROPERTY.runtime, f.runtime]]),
+        }),
+        components: new index_node.Models.ComponentRepository([model, base, ...parts]),
+    });
+    const json = new index_node.Serialize.JsonSerializer(new MlNormalizerFactory(extras)).serialize(bom, { sortLists: true, space: 2 }) + '\n';
+    return { json, document: JSON.parse(json) };
+}
+
+;// CONCATENATED MODULE: ./src/image/provenance.ts
+
+
+
+
+
+/**
+ * The image's provenance: an in-toto Statement v1 about the image (by digest) with an SLSA provenance v1 predicate —
+ * what shaped it (the stage's inputs), what went into it by digest (the source commit, the model and the Caffe files
+ * it came from, the base image, Node.js, the CUDA provider package) and who built it (the GitHub workflow run, or the
+ * CLI on a host). `provenanceStatement` is pure: the environment and the clock come in as arguments.
+ */
+const IN_TOTO_STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
+const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
+/** What a modelship image build is: its externalParameters are the image stage's inputs, by input name. */
+const BUILD_TYPE = `${MODELSHIP_REPOSITORY_URL}/image@v1`;
+/** The builder off GitHub: modelship's CLI (`${CLI_BUILDER}@<version>`). */
+const CLI_BUILDER = `${MODELSHIP_REPOSITORY_URL}/cli`;
+/** A URL with its credentials (user:password@) and query (a token, a signature) taken out: provenance is public. */
+function redactUrl(value) {
+    let u;
+    try {
+        u = new URL(value);
+    }
+    catch {
+        return value; // a path
+    }
+    if (u.username || u.password) {
+        u.username = 'redacted';
+        u.password = '';
+    }
+    if (u.search)
+        u.search = '?redacted';
+    return u.toString();
+}
+/** externalParameters.inputs: the inputs by their action names, those of this runtime (and of gpu) only */
+function externalInputs(p) {
+    const modelship = p.runtime !== 'triton';
+    const entries = [
+        ['image', p.image],
+        ['model', p.model],
+        ['model-name', p.modelName],
+        ['runtime', p.runtime],
+        ['gpu', p.gpu],
+        ['parity', p.parity],
+        ['encrypt-model', p.encryptModel],
+        ['cache', p.cache],
+        ['push', p.push],
+        ...(modelship
+            ? [
+                ['base-image', p.baseImage],
+                ...(p.nodeBinary
+                    ? [['node-binary', p.nodeBinary]]
+                    : [
+                        ['node-version', p.nodeVersion],
+                        ['node-mirror', p.nodeMirror && redactUrl(p.nodeMirror)],
+                    ]),
+                ...(p.gpu
+                    ? [
+                        ['provider-package', p.providerPackage && redactUrl(p.providerPackage)],
+                        ['nuget-source', p.nugetSource && redactUrl(p.nugetSource)],
+                    ]
+                    : []),
+                ['preprocess', p.preprocess],
+            ]
+            : [
+                ['triton-image', p.tritonImage],
+                ['max-batch-size', p.maxBatchSize],
+                ['max-queue-delay-us', p.maxQueueDelayUs],
+            ]),
+    ];
+    return Object.fromEntries(entries.filter(([, v]) => v !== undefined && v !== ''));
+}
+/** What went into the image, by digest. */
+function resolvedDependencies(f, params) {
+    const out = [];
+    const g = params.git;
+    // the commit, also when the repository's URL is unknown (a CLI run outside a clone with a remote): named then
+    if (g && /^[0-9a-f]{40}$/i.test(g.sha))
+        out.push({
+            ...(g.source ? { uri: `git+${redactUrl(g.source)}${g.ref ? `@${g.ref}` : ''}` } : { name: 'source', ...(g.ref ? { annotations: { ref: g.ref } } : {}) }),
+            digest: { gitCommit: g.sha.toLowerCase() },
+        });
+    out.push({ name: external_path_.basename(params.inputs.model || f.model.file), digest: { sha256: f.model.sha256.toLowerCase() }, annotations: { role: 'model' } });
+    const c = f.model.lineage?.compile;
+    if (c?.source?.sha256)
+        out.push({
+            name: external_path_.basename(c.source.path ?? 'model.onnx'),
+            digest: { sha256: c.source.sha256 },
+            annotations: { role: 'onnx (compiled into the model)' },
+        });
+    const meta = f.model.lineage?.onnxMetadata ?? {};
+    for (const role of ['prototxt', 'caffemodel']) {
+        const v = meta[`modelship.${role}_sha256`];
+        if (v)
+            out.push({ name: role, digest: { sha256: v }, annotations: { role: `caffe ${role} (converted into the model)` } });
+    }
+    const base = ociPurl(f.base.name, f.base.digest);
+    out.push({
+        name: f.base.name,
+        uri: base.purl,
+        ...(base.digest ? { digest: { sha256: base.digest.slice('sha256:'.length) } } : {}),
+        annotations: { role: 'base image' },
+    });
+    if (f.node)
+        out.push({
+            name: 'node',
+            uri: nodePurl(f.node),
+            ...(f.node.sha256 ? { digest: { sha256: f.node.sha256 } } : {}),
+            ...(/^https?:\/\//.test(f.node.source) ? { downloadLocation: f.node.source } : {}),
+            annotations: { role: 'Node.js (the digest is of bin/node)' },
+        });
+    const p = f.providers;
+    if (p)
+        out.push({
+            name: p.package,
+            uri: new packageurl_js.PackageURL('nuget', undefined, p.package, p.version).toString(),
+            ...(p.sha256 || p.sha512 ? { digest: { ...(p.sha256 ? { sha256: p.sha256 } : {}), ...(p.sha512 ? { sha512: p.sha512 } : {}) } } : {}),
+            ...(p.source && /^https?:\/\//.test(p.source) ? { downloadLocation: redactUrl(p.source) } : {}),
+            annotations: { role: 'CUDA provider package' },
+        });
+    return out;
+}
+/** GITHUB_WORKFLOW_REF (owner/repo/.github/workflows/x.yml@refs/heads/main): the workflow's path in its repository */
+function workflowPath(workflowRef, repository) {
+    const at = workflowRef.lastIndexOf('@');
+    const p = at < 0 ? workflowRef : workflowRef.slice(0, at);
+    return p.startsWith(`${repository}/`) ? p.slice(repository.length + 1) : undefined;
+}
+/**
+ * The image's provenance statement. On GitHub (GITHUB_ACTIONS=true with GITHUB_REPOSITORY and GITHUB_RUN_ID) the
+ * builder is the workflow (`${GITHUB_SERVER_URL}/${GITHUB_WORKFLOW_REF}`) and the invocation its run attempt;
+ * elsewhere the builder is modelship's CLI of this version, on `params.hostname`.
+ */
+function provenanceStatement(facts, params, env) {
+    const digest = facts.image.digest;
+    if (!digest || !/^sha256:[0-9a-f]{64}$/.test(digest))
+        throw new errors/* ModelshipError */.W7('input', `provenance: the image has no digest (sha256:<64 hex>) to name as its subject, got "${digest ?? ''}"`);
+    const onGitHub = env.GITHUB_ACTIONS === 'true' && !!env.GITHUB_REPOSITORY && !!env.GITHUB_RUN_ID;
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const externalParameters = { inputs: externalInputs(params.inputs) };
+    const internalParameters = { modelship: version/* VERSION */.x, ...(params.buildxDriver ? { buildxDriver: params.buildxDriver } : {}) };
+    let builder;
+    let invocationId;
+    if (onGitHub) {
+        const repository = env.GITHUB_REPOSITORY;
+        builder = { id: env.GITHUB_WORKFLOW_REF ? `${server}/${env.GITHUB_WORKFLOW_REF}` : `${server}/${repository}/actions`, version: { modelship: version/* VERSION */.x } };
+        invocationId = `${server}/${repository}/actions/runs/${env.GITHUB_RUN_ID}/attempts/${env.GITHUB_RUN_ATTEMPT || '1'}`;
+        const wf = env.GITHUB_WORKFLOW_REF ? workflowPath(env.GITHUB_WORKFLOW_REF, repository) : undefined;
+        externalParameters.workflow = { repository: `${server}/${repository}`, ...(env.GITHUB_REF ? { ref: env.GITHUB_REF } : {}), ...(wf ? { path: wf } : {}) };
+        // the run's context as GitHub's own build type records it (ids survive renames; the runner says who ran it)
+        const github = Object.fromEntries([
+            ['event_name', env.GITHUB_EVENT_NAME],
+            ['repository_id', env.GITHUB_REPOSITORY_ID],
+            ['repository_owner_id', env.GITHUB_REPOSITORY_OWNER_ID],
+            ['runner_environment', env.RUNNER_ENVIRONMENT],
+        ].filter(([, v]) => v));
+        if (Object.keys(github).length)
+            internalParameters.github = github;
+    }
+    else {
+        builder = { id: `${CLI_BUILDER}@${version/* VERSION */.x}`, version: { modelship: version/* VERSION */.x } };
+        if (params.hostname)
+            internalParameters.hostname = params.hostname;
+    }
+    const config = facts.triton?.config;
+    return {
+        _type: IN_TOTO_STATEMENT_V1,
+        subject: [{ name: facts.image.repository, digest: { sha256: digest.slice('sha256:'.length) } }],
+        predicateType: SLSA_PROVENANCE_V1,
+        predicate: {
+            buildDefinition: { buildType: BUILD_TYPE, externalParameters, internalParameters, resolvedDependencies: resolvedDependencies(facts, params) },
+            runDetails: {
+                builder,
+                metadata: { ...(invocationId ? { invocationId } : {}), startedOn: params.startedOn, finishedOn: params.finishedOn },
+                // what the build generated beside the image: Triton's config.pbtxt
+                ...(config ? { byproducts: [{ name: 'config.pbtxt', digest: { sha256: config.sha256 }, annotations: { path: config.file } }] } : {}),
+            },
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/image/supply-chain.ts
+
+
+
+
+
+
+
+/** onnxruntime-node's native libraries in the bundle (what IMAGE_ORT_DIR holds in the image). */
+const ORT_LIBS = external_path_.join('bin', 'napi-v6', 'linux', 'x64');
+const fileDigest = (file, name = external_path_.basename(file)) => ({ file: name, sha256: (0,fsx/* sha256 */.sc)(external_fs_.readFileSync(file)) });
+/** The facts the BOM and the provenance are made of, gathered from the stage's inputs and what its context holds. */
+function imageFacts(o) {
+    const c = o.context;
+    // the lineage is what the model's own metadata says: a file that is not an ONNX model or a TensorRT plan modelship
+    // can read has none, and the image (whose server will judge the model) is still described
+    let lineage;
+    try {
+        lineage = modelLineage(o.model.path, o.model.bytes);
+        for (const w of lineage.warnings)
+            o.warn(`ML-BOM: ${w}`);
+    }
+    catch (e) {
+        o.warn(`ML-BOM: no lineage for ${o.model.path}: ${e.message}`);
+    }
+    const facts = {
+        image: { repository: o.repository, digest: o.digest, tags: o.tags },
+        runtime: o.runtime,
+        gpu: o.gpu,
+        created: o.created,
+        model: {
+            name: o.model.name,
+            file: o.model.fileInImage,
+            sha256: (0,fsx/* sha256 */.sc)(o.model.bytes),
+            ...(o.model.encrypted ? { encrypted: o.model.encrypted } : {}),
+            ...(lineage ? { lineage } : {}),
+            parity: o.model.parity,
+        },
+        base: c.base,
+    };
+    if (c.node)
+        facts.node = { version: c.node.version, sha256: fileDigest(c.node.binary).sha256, source: c.node.source };
+    if (c.dist) {
+        // a bundle of one's own (MODELSHIP_DIST) may come without ncc's license list: then no packages are listed
+        const licenses = external_path_.join(c.dist, 'licenses.txt');
+        if (external_fs_.existsSync(licenses))
+            facts.npmPackages = bundledPackages(external_fs_.readFileSync(licenses, 'utf8'));
+        else
+            o.warn(`ML-BOM: the server bundle has no licenses.txt (${licenses}): its npm packages are not listed`);
+        facts.bundleSha256 = fileDigest(external_path_.join(c.dist, 'index.js')).sha256;
+        const ortDir = external_path_.join(c.dist, ORT_LIBS);
+        const ort = facts.npmPackages?.find((p) => p.name === 'onnxruntime-node');
+        if (ort && external_fs_.existsSync(ortDir))
+            facts.onnxruntime = {
+                version: ort.version,
+                libraries: external_fs_.readdirSync(ortDir)
+                    .sort()
+                    .map((f) => fileDigest(external_path_.join(ortDir, f))),
+            };
+    }
+    if (c.providers) {
+        const p = c.providers.provenance;
+        facts.providers = {
+            package: p.package,
+            version: p.version,
+            ...(p.sha256 ? { sha256: p.sha256 } : {}),
+            ...(p.sha512 ? { sha512: p.sha512 } : {}),
+            ...(p.source ? { source: p.source } : {}),
+            files: c.providers.files.map((f) => p[`${external_path_.basename(f)}.sha256`] ? { file: external_path_.basename(f), sha256: p[`${external_path_.basename(f)}.sha256`] } : fileDigest(f)),
+        };
+    }
+    if (c.triton)
+        facts.triton = {
+            release: c.triton.release,
+            config: { file: `${o.model.name}/config.pbtxt`, sha256: (0,fsx/* sha256 */.sc)(Buffer.from(c.triton.config)) },
+            platform: c.triton.platform,
+        };
+    return facts;
+}
+/**
+ * Write the ML-BOM and the provenance statement (atomically: a file is whole or not there), then, when signing, sign
+ * the pushed digest and attest both documents to it. cosign comes from its release through the tool cache.
+ */
+async function recordSupplyChain(o, log, env) {
+    const bom = buildMlBom(o.facts);
+    const statement = provenanceStatement(o.facts, { inputs: o.inputs, git: o.git, buildxDriver: o.buildxDriver, startedOn: o.startedOn, finishedOn: new Date().toISOString(), hostname: external_os_.hostname() }, env);
+    (0,fsx/* writeFileAtomic */.Zf)(o.files.mlBom, bom.json);
+    (0,fsx/* writeFileAtomic */.Zf)(o.files.provenance, JSON.stringify(statement, null, 2) + '\n');
+    log.info(`ML-BOM (CycloneDX 1.6): ${o.files.mlBom}; provenance (in-toto, SLSA v1): ${o.files.provenance}`);
+    if (o.signing.sign === 'off')
+        return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: false };
+    // the sequence the sign stage runs too (src/shared/attest.ts), on the documents as they were written
+    await (0,attest/* signAndAttest */.Oc)({ image: o.pinned, signing: o.signing, mlBom: bom.document, provenance: statement }, log, env);
+    return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: true };
+}
+
 ;// CONCATENATED MODULE: ./src/image/index.ts
 
 
@@ -55668,8 +56643,8 @@ async function runImage(cfg, log, env = process.env) {
             secretsEnv,
         }));
         // what went into the image and how it was built, as files; signed and attested to the digest with input sign
-        const supply = await (0,supply_chain/* recordSupplyChain */.YF)({
-            facts: (0,supply_chain/* imageFacts */.JC)({
+        const supply = await recordSupplyChain({
+            facts: imageFacts({
                 repository: cfg.image,
                 digest,
                 tags,
@@ -56133,902 +57108,6 @@ async function quietly(log, fn) {
 
 /***/ }),
 
-/***/ 62675:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-"use strict";
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  xL: () => (/* binding */ SIGN_MODES),
-  JC: () => (/* binding */ imageFacts),
-  YF: () => (/* binding */ recordSupplyChain)
-});
-
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(79896);
-// EXTERNAL MODULE: external "os"
-var external_os_ = __nccwpck_require__(70857);
-// EXTERNAL MODULE: external "path"
-var external_path_ = __nccwpck_require__(16928);
-// EXTERNAL MODULE: ./src/util/fsx.ts
-var fsx = __nccwpck_require__(32141);
-// EXTERNAL MODULE: ./src/shared/cosign.ts
-var shared_cosign = __nccwpck_require__(2382);
-// EXTERNAL MODULE: external "crypto"
-var external_crypto_ = __nccwpck_require__(76982);
-// EXTERNAL MODULE: ./node_modules/packageurl-js/index.js
-var packageurl_js = __nccwpck_require__(87091);
-// EXTERNAL MODULE: ./node_modules/@cyclonedx/cyclonedx-library/dist.node/index.node.js
-var index_node = __nccwpck_require__(54567);
-;// CONCATENATED MODULE: ./node_modules/@cyclonedx/cyclonedx-library/package.json
-const package_namespaceObject = {"rE":"10.3.0"};
-// EXTERNAL MODULE: ./src/formats/onnxinfo.ts
-var onnxinfo = __nccwpck_require__(4861);
-// EXTERNAL MODULE: ./src/protocol/detections.ts
-var detections = __nccwpck_require__(68806);
-// EXTERNAL MODULE: ./src/shared/registry.ts
-var registry = __nccwpck_require__(9222);
-// EXTERNAL MODULE: ./src/shared/tensorrt.ts
-var tensorrt = __nccwpck_require__(22590);
-// EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __nccwpck_require__(70017);
-// EXTERNAL MODULE: ./src/version.ts + 1 modules
-var version = __nccwpck_require__(71013);
-;// CONCATENATED MODULE: ./src/image/mlbom.ts
-
-
-
-
-
-
-
-
-
-
-
-
-/**
- * The image's ML-BOM: a CycloneDX 1.6 document of what is in a serving image — the model (with its lineage back to
- * the Caffe files and every step that made it), the base image by digest, and for runtime modelship the Node.js
- * release, every npm package bundled into the server, ONNX Runtime's native libraries and the CUDA provider; for
- * runtime triton the Triton image and the generated config.pbtxt. Built by `buildMlBom` from a typed ImageFacts (pure:
- * equal facts give the same bytes), with the CycloneDX library's models and serializer.
- *
- * The library (10.x) has no models for two 1.6 fields an ML-BOM is about: a component's `modelCard` and `pedigree`.
- * They are added, for the model component only, by a subclass of the library's JSON normalizer (MlNormalizerFactory),
- * in the schema's own shape, so the document stays the library's output and a schema validator checks them too.
- * What the schema has no place for is a property in the `modelship:` namespace (PROPERTY).
- */
-/** The modelship repository: the BOM's tool, the provenance's build type and CLI builder (provenance.ts). */
-const MODELSHIP_REPOSITORY_URL = 'https://github.com/org/modelship';
-/** The names of modelship's CycloneDX properties; the attestation policy reads some of them (src/shared/verify-image.ts). */
-const PROPERTY = {
-    runtime: 'modelship:runtime',
-    /** the parity verdict the image stage was given (input `parity`; also the image label dev.modelship.parity) */
-    parity: 'modelship:parity:status',
-    gpu: 'modelship:gpu',
-    imageTag: 'modelship:image:tag',
-    modelFile: 'modelship:model:file',
-    modelFormat: 'modelship:model:format',
-    modelEncrypted: 'modelship:model:encrypted',
-    modelEncryptedSha256: 'modelship:model:encrypted-sha256',
-    converterVersion: 'modelship:lineage:converter-version',
-    sourceFormat: 'modelship:lineage:source-format',
-    netName: 'modelship:lineage:net-name',
-    lineageRole: 'modelship:lineage:role',
-    compile: 'modelship:compile:', // + format, onnxruntime-version, execution-provider, ..., parity:status, parity:max-abs-diff
-    nodeSource: 'modelship:node:source',
-    providerSource: 'modelship:provider:source',
-    tritonRelease: 'modelship:triton:release',
-    tritonPlatform: 'modelship:triton:platform',
-};
-// ---------------------------------------------------------------------------------------------------------------
-// gathering facts from files
-/** A line between two packages of dist/licenses.txt (scripts/licenses.mjs SEPARATOR: it is in no license text). */
-const LICENSES_SEPARATOR = /^={80}$/m;
-/** A section's first line: `name@version (license)`; a scoped name starts with @ */
-const LICENSES_HEADER = /^((?:@[^@\s/]+\/)?[^@\s/]+)@(\S+) \((.*)\)$/;
-/**
- * The packages of a licenses.txt as scripts/licenses.mjs writes it (dist/licenses.txt: the packages ncc bundled):
- * sections separated by a line of 80 '=', each opening with `name@version (license)`. A section that does not open so
- * means the file is not such a list: a ModelshipError, not a silently shorter BOM.
- */
-function bundledPackages(text) {
-    const out = [];
-    const sections = text.replace(/\r\n?/g, '\n').split(LICENSES_SEPARATOR);
-    for (const [i, section] of sections.entries()) {
-        const first = section.trim().split('\n', 1)[0];
-        if (first === '' && sections.length === 1)
-            return [];
-        const m = LICENSES_HEADER.exec(first);
-        if (!m)
-            throw new errors/* ModelshipError */.W7('input', `licenses list, section ${i + 1}: expected "name@version (license)", got "${first.slice(0, 120)}"`, {
-                file: 'licenses.txt',
-            });
-        out.push({ name: m[1], version: m[2], license: m[3].trim() });
-    }
-    return out;
-}
-/**
- * What the model file says of its lineage: for an ONNX model its metadata_props (the converter's modelship.* keys:
- * the caffemodel's and prototxt's sha256, converter version, source format, net name) and its inputs and outputs;
- * and `<model>.json`, the compile stage's record, when it is there and records this very file (its sha256).
- */
-function modelLineage(modelPath, bytes) {
-    const warnings = [];
-    let compile = readCompileRecord(`${modelPath}.json`);
-    if (compile?.sha256 !== undefined && compile.sha256 !== (0,fsx/* sha256 */.sc)(bytes)) {
-        warnings.push(`${modelPath}.json is the compile record of another artifact (sha256 ${compile.sha256}, the model's is ${(0,fsx/* sha256 */.sc)(bytes)}): the ML-BOM leaves it out`);
-        compile = undefined;
-    }
-    if (compile?.format === 'tensorrt' || (0,tensorrt/* isTensorRTPlan */.dC)(modelPath))
-        return { format: 'tensorrt', compile, warnings };
-    const info = (0,onnxinfo/* onnxInfo */.e)(bytes, modelPath);
-    return { format: 'onnx', onnxMetadata: info.metadata, inputs: info.inputs, outputs: info.outputs, opset: info.opset, compile, warnings };
-}
-/** `<artifact>.json` parsed, the fields the BOM uses checked for their type (others are ignored); undefined when absent. */
-function readCompileRecord(file) {
-    if (!external_fs_.existsSync(file))
-        return undefined;
-    let j;
-    try {
-        j = JSON.parse(external_fs_.readFileSync(file, 'utf8'));
-    }
-    catch (e) {
-        throw new errors/* ModelshipError */.W7('input', `not JSON: ${e.message}`, { file });
-    }
-    const o = (x) => (x && typeof x === 'object' && !Array.isArray(x) ? x : undefined);
-    const s = (x) => (typeof x === 'string' ? x : undefined);
-    const r = o(j);
-    if (!r || typeof r.format !== 'string')
-        throw new errors/* ModelshipError */.W7('input', 'not a compile record (no "format")', { file });
-    const src = o(r.source);
-    const ort = o(r.onnxruntime);
-    const par = o(r.parity);
-    const lrn = o(r.lrn);
-    const sigs = (x) => (Array.isArray(x) ? x.filter((t) => typeof t?.name === 'string' && Array.isArray(t.shape)) : undefined);
-    return {
-        format: r.format,
-        modelship: s(r.modelship),
-        source: src && { path: s(src.path), sha256: s(src.sha256), opset: typeof src.opset === 'number' ? src.opset : undefined },
-        inputs: sigs(r.inputs),
-        outputs: sigs(r.outputs),
-        created: s(r.created),
-        sha256: s(r.sha256),
-        onnxruntime: ort && {
-            version: s(ort.version),
-            executionProvider: s(ort.executionProvider),
-            graphOptimizationLevel: s(ort.graphOptimizationLevel),
-            precision: s(ort.precision),
-        },
-        lrn: lrn && { form: s(lrn.form), reason: s(lrn.reason) },
-        parity: par && typeof par.status === 'string'
-            ? {
-                status: par.status,
-                maxAbsDiff: typeof par.maxAbsDiff === 'number' ? par.maxAbsDiff : undefined,
-                batches: Array.isArray(par.batches) ? par.batches.filter((b) => typeof b === 'number') : undefined,
-            }
-            : undefined,
-        tensorrt: o(r.tensorrt),
-    };
-}
-/** The library's component normalizer, plus `pedigree` and `modelCard` for the components that have them. */
-class MlComponentNormalizer extends index_node.Serialize.JSON.Normalize.ComponentNormalizer {
-    extras;
-    constructor(factory, extras) {
-        super(factory);
-        this.extras = extras;
-    }
-    normalize(data, options) {
-        const c = super.normalize(data, options);
-        const x = this.extras.get(data);
-        if (!c || !x)
-            return c;
-        const pedigree = x.pedigree && {
-            ancestors: this.normalizeIterable(new index_node.Models.ComponentRepository(x.pedigree.ancestors), options),
-            notes: x.pedigree.notes,
-        };
-        return { ...c, ...(pedigree ? { pedigree } : {}), ...(x.modelCard ? { modelCard: x.modelCard } : {}) };
-    }
-}
-class MlNormalizerFactory extends index_node.Serialize.JSON.Normalize.Factory {
-    extras;
-    constructor(extras) {
-        super(index_node.Spec.Spec1dot6);
-        this.extras = extras;
-    }
-    makeForComponent() {
-        return new MlComponentNormalizer(this, this.extras);
-    }
-}
-const HEX64 = /^[0-9a-f]{64}$/;
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-/** A sha256 the facts give, checked: a malformed one would make an invalid BOM, so it is the caller's bad input. */
-function hex64(value, what) {
-    const v = value.toLowerCase();
-    if (!HEX64.test(v))
-        throw new errors/* ModelshipError */.W7('input', `ML-BOM: ${what} is not a sha256 (64 hex digits): "${value}"`);
-    return v;
-}
-function digestHex(value, what) {
-    if (!DIGEST.test(value))
-        throw new errors/* ModelshipError */.W7('input', `ML-BOM: ${what} is not a digest sha256:<64 hex>: "${value}"`);
-    return value.slice('sha256:'.length);
-}
-const hashes = (entries) => new index_node.Models.HashDictionary(entries);
-const props = (entries) => new index_node.Models.PropertyRepository(entries.filter((e) => e[1] !== undefined && e[1] !== '').map(([k, v]) => new index_node.Models.Property(k, v)));
-/** UUID v5 (RFC 9562) of `name` in modelship's namespace: the same image always gets the same serial number. */
-const UUID_NAMESPACE = Buffer.from('5c1a3e0e6a6f4f0e9d2b0f8e7d3c2b1a', 'hex');
-function uuidV5(name) {
-    const h = external_crypto_.createHash('sha1').update(UUID_NAMESPACE).update(name).digest();
-    h[6] = (h[6] & 0x0f) | 0x50;
-    h[8] = (h[8] & 0x3f) | 0x80;
-    const x = h.subarray(0, 16).toString('hex');
-    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
-}
-/**
- * An OCI image's package URL, pkg:oci/<name>@<digest>?repository_url=<registry/repository>[&tag=<tag>]; `digest`
- * overrides one in `ref`. Also its repository URL and digest, for the callers that state them apart.
- */
-function ociPurl(ref, digest) {
-    const r = (0,registry/* parseImageRef */.Q)(ref);
-    const pinned = digest ?? r.digest;
-    // Docker Hub's official images live under library/ (docker.io/debian is docker.io/library/debian)
-    const repository = r.registry === 'docker.io' && !r.repository.includes('/') ? `library/${r.repository}` : r.repository;
-    const repositoryUrl = `${r.registry}/${repository}`;
-    const name = repository.split('/').pop();
-    const purl = new packageurl_js.PackageURL('oci', undefined, name, pinned, { repository_url: repositoryUrl, ...(r.tag ? { tag: r.tag } : {}) }).toString();
-    return { purl, repositoryUrl, digest: pinned, tag: r.tag };
-}
-/** An OCI image as a container component: name = registry/repository, version = digest, purl pkg:oci by digest. */
-function imageComponent(ref, digest, bomRef, op = {}) {
-    const { purl, repositoryUrl, digest: pinned, tag } = ociPurl(ref, digest);
-    return new index_node.Models.Component(index_node.Enums.ComponentType.Container, repositoryUrl, {
-        bomRef,
-        version: pinned ?? tag,
-        purl,
-        hashes: pinned ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], digestHex(pinned, `the digest of ${ref}`)]]) : undefined,
-        ...op,
-    });
-}
-/** A file of the image as a component (type file) with its SHA-256. */
-function fileComponent(f, bomRef, what, op = {}) {
-    return new index_node.Models.Component(index_node.Enums.ComponentType.File, f.file, { bomRef, hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(f.sha256, what)]]), ...op });
-}
-const ELEM_TYPES = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
-/** `data: float32 [N, 1, 28, 28]`: a tensor's format for the model card */
-const tensorFormat = (t) => `${t.name}: ${t.elemType !== undefined ? `${ELEM_TYPES[t.elemType] ?? `type ${t.elemType}`} ` : ''}[${t.shape.join(', ')}]`;
-/** The model card: what the model does (when known), its architecture and tensors, and the parity measured at compile. */
-function modelCard(m) {
-    const l = m.lineage;
-    const meta = l?.onnxMetadata ?? {};
-    const c = l?.compile;
-    const task = m.task ?? (meta[detections/* DETECTION_OUTPUTS_KEY */.B] ? 'object detection' : undefined);
-    const inputs = l?.inputs ?? c?.inputs;
-    const outputs = l?.outputs ?? c?.outputs;
-    const card = {};
-    const params = {
-        ...(task ? { task } : {}),
-        ...(meta['modelship.net_name'] ? { modelArchitecture: meta['modelship.net_name'] } : {}),
-        ...(inputs?.length ? { inputs: inputs.map((t) => ({ format: tensorFormat(t) })) } : {}),
-        ...(outputs?.length ? { outputs: outputs.map((t) => ({ format: tensorFormat(t) })) } : {}),
-    };
-    if (Object.keys(params).length)
-        card.modelParameters = params;
-    const p = c?.parity;
-    if (p) {
-        const slice = p.batches?.length ? `the reference batches of ${p.batches.join(', ')}` : undefined;
-        card.quantitativeAnalysis = {
-            performanceMetrics: [
-                { type: 'parity against Caffe', value: p.status, ...(slice ? { slice } : {}) },
-                ...(p.maxAbsDiff !== undefined ? [{ type: 'max |Δ| against Caffe', value: String(p.maxAbsDiff), ...(slice ? { slice } : {}) }] : []),
-            ],
-        };
-    }
-    const limits = [];
-    const tradeoffs = [];
-    if (p)
-        limits.push(`parity with Caffe is measured on the reference batches only${p.batches?.length ? ` (${p.batches.join(', ')})` : ''}`);
-    if (c?.onnxruntime?.precision === 'float16')
-        tradeoffs.push('float16 weights and activations: about 3 significant digits, for GPU execution providers');
-    const trt = c?.tensorrt;
-    if (trt?.tensorrtVersion)
-        limits.push(`a TensorRT ${trt.tensorrtVersion} plan: runs only with that TensorRT${trt.computeCapability ? `, on GPUs of compute capability ${trt.computeCapability}` : ''}`);
-    if (trt?.precision?.int8)
-        tradeoffs.push('int8 precision (calibrated)');
-    else if (trt?.precision?.fp16)
-        tradeoffs.push('float16 precision');
-    if (limits.length || tradeoffs.length)
-        card.considerations = { ...(limits.length ? { technicalLimitations: limits } : {}), ...(tradeoffs.length ? { performanceTradeoffs: tradeoffs } : {}) };
-    return Object.keys(card).length ? card : undefined;
-}
-/** The Caffe files the converter read (their sha256 from the ONNX metadata), as ancestors. */
-function caffeAncestors(meta) {
-    const out = [];
-    const files = [
-        ['prototxt', 'modelship.prototxt_sha256', 'the Caffe net definition (prototxt) converted'],
-        ['caffemodel', 'modelship.caffemodel_sha256', 'the Caffe weights (caffemodel) converted'],
-    ];
-    for (const [role, key, description] of files) {
-        const v = meta[key];
-        if (v === undefined)
-            continue;
-        out.push(new index_node.Models.Component(index_node.Enums.ComponentType.File, role, {
-            bomRef: `model:source:${role}`,
-            description,
-            hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(v, `the model's ${key}`)]]),
-            properties: props([[PROPERTY.lineageRole, role]]),
-        }));
-    }
-    return out;
-}
-/** Converted from Caffe by modelship <v> (caffe-V2, net LeNet) */
-function conversionNote(meta) {
-    if (!meta['modelship.converter_version'] && !meta['modelship.caffemodel_sha256'])
-        return undefined;
-    const what = [meta['modelship.source_format'], meta['modelship.net_name'] && `net "${meta['modelship.net_name']}"`].filter(Boolean).join(', ');
-    return `converted from Caffe${what ? ` (${what})` : ''} to ONNX by modelship ${meta['modelship.converter_version'] ?? '(unknown version)'}`;
-}
-/** compiled: ONNX Runtime 1.30.0 graph optimization (extended, for cpu, float32), parity pass (max |Δ| 4.47e-7) */
-function compileNote(c) {
-    const o = c.onnxruntime;
-    const t = c.tensorrt;
-    const how = c.format === 'tensorrt'
-        ? `built into a TensorRT${t?.tensorrtVersion ? ` ${t.tensorrtVersion}` : ''} plan${t?.gpu ? ` on ${t.gpu}` : ''}${t?.tensorrtImage ? ` in ${t.tensorrtImage}` : ''}`
-        : `optimized by ONNX Runtime${o?.version ? ` ${o.version}` : ''} (${[o?.graphOptimizationLevel, o?.executionProvider && `for the ${o.executionProvider} execution provider`, o?.precision].filter(Boolean).join(', ')})`;
-    const parity = c.parity ? `; parity against Caffe ${c.parity.status}${c.parity.maxAbsDiff !== undefined ? ` (max |Δ| ${c.parity.maxAbsDiff})` : ''}` : '';
-    return `${how} by modelship ${c.modelship ?? '(unknown version)'}${parity}`;
-}
-/**
- * The model: its hash, the parity verdict, how it was made (properties), its model card and its pedigree: the ONNX
- * model it was compiled from (when compiled), and before it the Caffe prototxt and caffemodel it was converted from.
- */
-function modelComponent(f, extras) {
-    const m = f.model;
-    const l = m.lineage;
-    const meta = l?.onnxMetadata ?? {};
-    const c = l?.compile;
-    const cp = (k, v) => [`${PROPERTY.compile}${k}`, v === undefined ? undefined : String(v)];
-    const trt = c?.tensorrt;
-    const model = new index_node.Models.Component(index_node.Enums.ComponentType.MachineLearningModel, m.name, {
-        bomRef: 'model',
-        description: [conversionNote(meta), c && compileNote(c)].filter(Boolean).join('; then ') || undefined,
-        hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(m.sha256, 'the model sha256')]]),
-        properties: props([
-            [PROPERTY.parity, m.parity || 'unknown'],
-            [PROPERTY.modelFile, m.encrypted?.file ?? m.file],
-            [PROPERTY.modelFormat, l?.format],
-            [PROPERTY.modelEncrypted, String(!!m.encrypted)],
-            [PROPERTY.modelEncryptedSha256, m.encrypted && hex64(m.encrypted.sha256, 'the encrypted model sha256')],
-            [PROPERTY.converterVersion, meta['modelship.converter_version']],
-            [PROPERTY.sourceFormat, meta['modelship.source_format']],
-            [PROPERTY.netName, meta['modelship.net_name']],
-            cp('format', c?.format),
-            cp('modelship-version', c?.modelship),
-            cp('onnxruntime-version', c?.onnxruntime?.version),
-            cp('execution-provider', c?.onnxruntime?.executionProvider),
-            cp('graph-optimization-level', c?.onnxruntime?.graphOptimizationLevel),
-            cp('precision', c?.onnxruntime?.precision ?? (trt?.precision ? (trt.precision.int8 ? 'int8' : trt.precision.fp16 ? 'float16' : 'float32') : undefined)),
-            cp('lrn', c?.lrn?.form),
-            cp('parity:status', c?.parity?.status),
-            cp('parity:max-abs-diff', c?.parity?.maxAbsDiff),
-            cp('parity:batches', c?.parity?.batches?.join(',')),
-            cp('tensorrt-version', trt?.tensorrtVersion),
-            cp('tensorrt-image', trt?.tensorrtImage),
-            cp('compute-capability', trt?.computeCapability),
-            cp('gpu', trt?.gpu),
-            cp('batch-profile', trt?.profile && `${trt.profile.min}/${trt.profile.opt}/${trt.profile.max}`),
-        ]),
-    });
-    // pedigree: compiled from an ONNX model (which was converted from the Caffe files), or converted from them itself
-    const caffe = caffeAncestors(meta);
-    let ancestors = caffe;
-    let notes = conversionNote(meta);
-    if (c?.source?.sha256) {
-        const onnx = new index_node.Models.Component(index_node.Enums.ComponentType.MachineLearningModel, m.name, {
-            bomRef: 'model:source:onnx',
-            description: 'the ONNX model compiled',
-            hashes: hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(c.source.sha256, 'the compile record source.sha256')]]),
-            properties: props([
-                [PROPERTY.lineageRole, 'onnx'],
-                ['modelship:onnx:opset', c.source.opset === undefined ? undefined : String(c.source.opset)],
-            ]),
-        });
-        // the metadata the artifact carries is its source's (ONNX Runtime keeps metadata_props; a plan has none)
-        if (caffe.length)
-            extras.set(onnx, { pedigree: { ancestors: caffe, notes: conversionNote(meta) } });
-        ancestors = [onnx];
-        notes = compileNote(c);
-    }
-    const card = modelCard(m);
-    if (ancestors.length || card)
-        extras.set(model, { ...(ancestors.length ? { pedigree: { ancestors, notes } } : {}), ...(card ? { modelCard: card } : {}) });
-    return model;
-}
-/** A license as the library models it: an SPDX id, an SPDX expression, or a named one; none for UNKNOWN or ''. */
-function licenses(factory, license) {
-    const l = license.trim();
-    if (l === '' || /^UNKNOWN$/i.test(l))
-        return new index_node.Models.LicenseRepository();
-    return new index_node.Models.LicenseRepository([factory.makeFromString(l)]);
-}
-const isDownload = (source) => /^https?:\/\//.test(source);
-/** Node.js's package URL: pkg:generic/node@<version>, with the release tarball it came from as download_url */
-function nodePurl(n) {
-    return new packageurl_js.PackageURL('generic', undefined, 'node', n.version || undefined, isDownload(n.source) ? { download_url: n.source } : undefined).toString();
-}
-/** spdx-expression-parse (no type declarations): throws on what is not an SPDX expression */
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- an untyped CommonJS function; this is its one use
-const spdxParse = __nccwpck_require__(93326);
-/** The modelship runtime's parts: Node.js, the server bundle and its npm packages, ONNX Runtime, the CUDA provider. */
-function modelshipParts(f, image) {
-    const out = [];
-    const licenseFactory = new index_node.Contrib.License.Factories.LicenseFactory((e) => void spdxParse(e));
-    if (f.node) {
-        const n = f.node;
-        const official = isDownload(n.source);
-        const node = new index_node.Models.Component(index_node.Enums.ComponentType.Platform, 'node', {
-            bomRef: 'node',
-            version: n.version || undefined,
-            description: official ? 'Node.js, the official release' : 'Node.js, the binary given as input node-binary',
-            purl: nodePurl(n),
-            hashes: n.sha256 ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(n.sha256, 'the node binary sha256')]]) : undefined,
-            // an official release's license; a binary of one's own may be another build
-            licenses: official ? licenses(licenseFactory, 'MIT') : undefined,
-            externalReferences: official
-                ? new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(n.source, index_node.Enums.ExternalReferenceType.Distribution)])
-                : undefined,
-            properties: props([[PROPERTY.nodeSource, n.source]]),
-        });
-        out.push(node);
-        image.dependencies.add(node.bomRef);
-    }
-    const server = new index_node.Models.Component(index_node.Enums.ComponentType.Application, 'modelship', {
-        bomRef: 'modelship-server',
-        version: version/* VERSION */.x,
-        description: 'the modelship model server: its bundle (dist/), with the npm packages bundled into it',
-        hashes: f.bundleSha256 ? hashes([[index_node.Enums.HashAlgorithm['SHA-256'], hex64(f.bundleSha256, 'the bundle sha256')]]) : undefined,
-        licenses: licenses(licenseFactory, 'MIT'),
-        externalReferences: new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(MODELSHIP_REPOSITORY_URL, index_node.Enums.ExternalReferenceType.VCS)]),
-    });
-    out.push(server);
-    image.dependencies.add(server.bomRef);
-    // the npm packages: the library's builder (name → group/name, the license) and a pkg:npm purl
-    const builder = new index_node.Contrib.FromNodePackageJson.Builders.ComponentBuilder(new index_node.Contrib.FromNodePackageJson.Factories.ExternalReferenceFactory(), licenseFactory);
-    const npm = new Map();
-    for (const p of f.npmPackages ?? []) {
-        const c = builder.makeComponent({ name: p.name, version: p.version });
-        if (!c)
-            throw new errors/* ModelshipError */.W7('input', `ML-BOM: "${p.name}@${p.version}" is not an npm package name`);
-        const purl = new packageurl_js.PackageURL('npm', c.group, c.name, p.version).toString();
-        if (npm.has(purl))
-            continue;
-        const component = new index_node.Models.Component(index_node.Enums.ComponentType.Library, c.name, {
-            bomRef: purl,
-            group: c.group,
-            version: p.version,
-            purl,
-            licenses: licenses(licenseFactory, p.license),
-        });
-        npm.set(purl, component);
-        out.push(component);
-        server.dependencies.add(component.bomRef);
-    }
-    if (f.onnxruntime) {
-        const o = f.onnxruntime;
-        const ort = new index_node.Models.Component(index_node.Enums.ComponentType.Library, 'onnxruntime', {
-            bomRef: 'onnxruntime',
-            group: 'microsoft',
-            version: o.version,
-            description: "ONNX Runtime's native libraries, as onnxruntime-node ships them",
-            purl: new packageurl_js.PackageURL('github', 'microsoft', 'onnxruntime', `v${o.version}`).toString(),
-            licenses: licenses(licenseFactory, 'MIT'),
-            components: new index_node.Models.ComponentRepository(o.libraries.map((l) => fileComponent(l, `onnxruntime:${l.file}`, `the sha256 of ${l.file}`, { version: o.version }))),
-        });
-        out.push(ort);
-        // onnxruntime-node (the binding) loads them; without it listed, the server does
-        const binding = [...npm.values()].find((c) => c.name === 'onnxruntime-node' && !c.group);
-        (binding ?? server).dependencies.add(ort.bomRef);
-    }
-    if (f.providers) {
-        const p = f.providers;
-        const provider = new index_node.Models.Component(index_node.Enums.ComponentType.Library, p.package, {
-            bomRef: 'onnxruntime-cuda-provider',
-            version: p.version,
-            description: "ONNX Runtime's CUDA execution provider libraries, from the NuGet package",
-            purl: new packageurl_js.PackageURL('nuget', undefined, p.package, p.version).toString(),
-            hashes: hashes([
-                ...(p.sha256 ? [[index_node.Enums.HashAlgorithm['SHA-256'], hex64(p.sha256, 'the provider package sha256')]] : []),
-                ...(p.sha512 && /^[0-9a-f]{128}$/i.test(p.sha512) ? [[index_node.Enums.HashAlgorithm['SHA-512'], p.sha512.toLowerCase()]] : []),
-            ]),
-            licenses: licenses(licenseFactory, 'MIT'),
-            components: new index_node.Models.ComponentRepository(p.files.map((l) => fileComponent(l, `onnxruntime-cuda-provider:${l.file}`, `the sha256 of ${l.file}`, { version: p.version }))),
-            properties: props([[PROPERTY.providerSource, p.source]]),
-        });
-        out.push(provider);
-        image.dependencies.add(provider.bomRef);
-        if (f.onnxruntime)
-            out.find((c) => c.bomRef.value === 'onnxruntime').dependencies.add(provider.bomRef);
-    }
-    return out;
-}
-/** The Triton runtime's parts: the generated config.pbtxt (the Triton image is the base). */
-function tritonParts(f, image) {
-    const t = f.triton;
-    if (!t?.config)
-        return [];
-    const config = fileComponent(t.config, 'triton-config', 'the config.pbtxt sha256', {
-        description: "the model's Triton configuration, generated by modelship",
-        properties: props([[PROPERTY.tritonPlatform, t.platform]]),
-    });
-    image.dependencies.add(config.bomRef);
-    return [config];
-}
-/** The facts checked where a mistake would make an invalid or misleading BOM. */
-function checkFacts(f) {
-    if (!f.model.name)
-        throw new errors/* ModelshipError */.W7('input', 'ML-BOM: the model has no name (input model-name)', { field: 'model-name' });
-    if (f.image.digest !== undefined)
-        digestHex(f.image.digest, 'the image digest');
-    if (f.base.digest !== undefined)
-        digestHex(f.base.digest, 'the base image digest');
-    if (Number.isNaN(Date.parse(f.created)))
-        throw new errors/* ModelshipError */.W7('input', `ML-BOM: "created" is not a date: "${f.created}"`);
-    if (f.serialNumber !== undefined && !/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(f.serialNumber))
-        throw new errors/* ModelshipError */.W7('input', `ML-BOM: the serial number must be urn:uuid:<lower-case uuid>, got "${f.serialNumber}"`);
-}
-/**
- * The image's ML-BOM (CycloneDX 1.6 JSON): metadata (timestamp, the tools, the image itself as the component, the
- * runtime), the model, the base image and the runtime's parts, and the dependency graph image → its parts. Pure:
- * lists are sorted and the serial number derives from the image, so equal facts give equal bytes.
- */
-function buildMlBom(f) {
-    checkFacts(f);
-    const extras = new WeakMap();
-    const image = imageComponent(f.image.digest ? `${f.image.repository}@${f.image.digest}` : f.image.repository, undefined, 'image', {
-        description: `the serving image of ${f.model.name} (${f.runtime === 'triton' ? 'Triton Inference Server' : 'modelship'})`,
-        properties: props([
-            [PROPERTY.runtime, f.runtime],
-            [PROPERTY.gpu, f.gpu === undefined ? undefined : String(f.gpu)],
-            ...f.image.tags.map((t) => [PROPERTY.imageTag, t]),
-        ]),
-    });
-    // the image's name is the repository as given (the action's input), not Docker Hub's canonical form
-    image.name = f.image.repository;
-    const model = modelComponent(f, extras);
-    const base = imageComponent(f.base.name, f.base.digest, 'base-image', {
-        description: f.runtime === 'triton' ? 'Triton Inference Server, the image built FROM' : 'the serving base image, the image built FROM',
-        properties: props([[PROPERTY.tritonRelease, f.runtime === 'triton' ? f.triton?.release : undefined]]),
-    });
-    image.dependencies.add(model.bomRef);
-    image.dependencies.add(base.bomRef);
-    const parts = f.runtime === 'triton' ? tritonParts(f, image) : modelshipParts(f, image);
-    const tools = new index_node.Models.Tools({
-        components: new index_node.Models.ComponentRepository([
-            new index_node.Models.Component(index_node.Enums.ComponentType.Application, 'modelship', {
-                version: version/* VERSION */.x,
-                externalReferences: new index_node.Models.ExternalReferenceRepository([new index_node.Models.ExternalReference(MODELSHIP_REPOSITORY_URL, index_node.Enums.ExternalReferenceType.VCS)]),
-            }),
-            new index_node.Models.Component(index_node.Enums.ComponentType.Library, 'cyclonedx-library', {
-                group: '@cyclonedx',
-                version: package_namespaceObject.rE,
-                purl: new packageurl_js.PackageURL('npm', '@cyclonedx', 'cyclonedx-library', package_namespaceObject.rE).toString(),
-            }),
-        ]),
-    });
-    const bom = new index_node.Models.Bom({
-        serialNumber: f.serialNumber ?? `urn:uuid:${uuidV5(`${f.image.repository}@${f.image.digest ?? `model:${f.model.sha256}:${f.created}`}`)}`,
-        metadata: new index_node.Models.Metadata({
-            timestamp: new Date(f.created),
-            lifecycles: new index_node.Models.LifecycleRepository([index_node.Enums.LifecyclePhase.Build]),
-            tools,
-            component: image,
-            properties: props([[PROPERTY.runtime, f.runtime]]),
-        }),
-        components: new index_node.Models.ComponentRepository([model, base, ...parts]),
-    });
-    const json = new index_node.Serialize.JsonSerializer(new MlNormalizerFactory(extras)).serialize(bom, { sortLists: true, space: 2 }) + '\n';
-    return { json, document: JSON.parse(json) };
-}
-
-;// CONCATENATED MODULE: ./src/image/provenance.ts
-
-
-
-
-
-/**
- * The image's provenance: an in-toto Statement v1 about the image (by digest) with an SLSA provenance v1 predicate —
- * what shaped it (the stage's inputs), what went into it by digest (the source commit, the model and the Caffe files
- * it came from, the base image, Node.js, the CUDA provider package) and who built it (the GitHub workflow run, or the
- * CLI on a host). `provenanceStatement` is pure: the environment and the clock come in as arguments.
- */
-const IN_TOTO_STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
-const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
-/** What a modelship image build is: its externalParameters are the image stage's inputs, by input name. */
-const BUILD_TYPE = `${MODELSHIP_REPOSITORY_URL}/image@v1`;
-/** The builder off GitHub: modelship's CLI (`${CLI_BUILDER}@<version>`). */
-const CLI_BUILDER = `${MODELSHIP_REPOSITORY_URL}/cli`;
-/** A URL with its credentials (user:password@) and query (a token, a signature) taken out: provenance is public. */
-function redactUrl(value) {
-    let u;
-    try {
-        u = new URL(value);
-    }
-    catch {
-        return value; // a path
-    }
-    if (u.username || u.password) {
-        u.username = 'redacted';
-        u.password = '';
-    }
-    if (u.search)
-        u.search = '?redacted';
-    return u.toString();
-}
-/** externalParameters.inputs: the inputs by their action names, those of this runtime (and of gpu) only */
-function externalInputs(p) {
-    const modelship = p.runtime !== 'triton';
-    const entries = [
-        ['image', p.image],
-        ['model', p.model],
-        ['model-name', p.modelName],
-        ['runtime', p.runtime],
-        ['gpu', p.gpu],
-        ['parity', p.parity],
-        ['encrypt-model', p.encryptModel],
-        ['cache', p.cache],
-        ['push', p.push],
-        ...(modelship
-            ? [
-                ['base-image', p.baseImage],
-                ...(p.nodeBinary
-                    ? [['node-binary', p.nodeBinary]]
-                    : [
-                        ['node-version', p.nodeVersion],
-                        ['node-mirror', p.nodeMirror && redactUrl(p.nodeMirror)],
-                    ]),
-                ...(p.gpu
-                    ? [
-                        ['provider-package', p.providerPackage && redactUrl(p.providerPackage)],
-                        ['nuget-source', p.nugetSource && redactUrl(p.nugetSource)],
-                    ]
-                    : []),
-                ['preprocess', p.preprocess],
-            ]
-            : [
-                ['triton-image', p.tritonImage],
-                ['max-batch-size', p.maxBatchSize],
-                ['max-queue-delay-us', p.maxQueueDelayUs],
-            ]),
-    ];
-    return Object.fromEntries(entries.filter(([, v]) => v !== undefined && v !== ''));
-}
-/** What went into the image, by digest. */
-function resolvedDependencies(f, params) {
-    const out = [];
-    const g = params.git;
-    // the commit, also when the repository's URL is unknown (a CLI run outside a clone with a remote): named then
-    if (g && /^[0-9a-f]{40}$/i.test(g.sha))
-        out.push({
-            ...(g.source ? { uri: `git+${redactUrl(g.source)}${g.ref ? `@${g.ref}` : ''}` } : { name: 'source', ...(g.ref ? { annotations: { ref: g.ref } } : {}) }),
-            digest: { gitCommit: g.sha.toLowerCase() },
-        });
-    out.push({ name: external_path_.basename(params.inputs.model || f.model.file), digest: { sha256: f.model.sha256.toLowerCase() }, annotations: { role: 'model' } });
-    const c = f.model.lineage?.compile;
-    if (c?.source?.sha256)
-        out.push({
-            name: external_path_.basename(c.source.path ?? 'model.onnx'),
-            digest: { sha256: c.source.sha256 },
-            annotations: { role: 'onnx (compiled into the model)' },
-        });
-    const meta = f.model.lineage?.onnxMetadata ?? {};
-    for (const role of ['prototxt', 'caffemodel']) {
-        const v = meta[`modelship.${role}_sha256`];
-        if (v)
-            out.push({ name: role, digest: { sha256: v }, annotations: { role: `caffe ${role} (converted into the model)` } });
-    }
-    const base = ociPurl(f.base.name, f.base.digest);
-    out.push({
-        name: f.base.name,
-        uri: base.purl,
-        ...(base.digest ? { digest: { sha256: base.digest.slice('sha256:'.length) } } : {}),
-        annotations: { role: 'base image' },
-    });
-    if (f.node)
-        out.push({
-            name: 'node',
-            uri: nodePurl(f.node),
-            ...(f.node.sha256 ? { digest: { sha256: f.node.sha256 } } : {}),
-            ...(/^https?:\/\//.test(f.node.source) ? { downloadLocation: f.node.source } : {}),
-            annotations: { role: 'Node.js (the digest is of bin/node)' },
-        });
-    const p = f.providers;
-    if (p)
-        out.push({
-            name: p.package,
-            uri: new packageurl_js.PackageURL('nuget', undefined, p.package, p.version).toString(),
-            ...(p.sha256 || p.sha512 ? { digest: { ...(p.sha256 ? { sha256: p.sha256 } : {}), ...(p.sha512 ? { sha512: p.sha512 } : {}) } } : {}),
-            ...(p.source && /^https?:\/\//.test(p.source) ? { downloadLocation: redactUrl(p.source) } : {}),
-            annotations: { role: 'CUDA provider package' },
-        });
-    return out;
-}
-/** GITHUB_WORKFLOW_REF (owner/repo/.github/workflows/x.yml@refs/heads/main): the workflow's path in its repository */
-function workflowPath(workflowRef, repository) {
-    const at = workflowRef.lastIndexOf('@');
-    const p = at < 0 ? workflowRef : workflowRef.slice(0, at);
-    return p.startsWith(`${repository}/`) ? p.slice(repository.length + 1) : undefined;
-}
-/**
- * The image's provenance statement. On GitHub (GITHUB_ACTIONS=true with GITHUB_REPOSITORY and GITHUB_RUN_ID) the
- * builder is the workflow (`${GITHUB_SERVER_URL}/${GITHUB_WORKFLOW_REF}`) and the invocation its run attempt;
- * elsewhere the builder is modelship's CLI of this version, on `params.hostname`.
- */
-function provenanceStatement(facts, params, env) {
-    const digest = facts.image.digest;
-    if (!digest || !/^sha256:[0-9a-f]{64}$/.test(digest))
-        throw new errors/* ModelshipError */.W7('input', `provenance: the image has no digest (sha256:<64 hex>) to name as its subject, got "${digest ?? ''}"`);
-    const onGitHub = env.GITHUB_ACTIONS === 'true' && !!env.GITHUB_REPOSITORY && !!env.GITHUB_RUN_ID;
-    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
-    const externalParameters = { inputs: externalInputs(params.inputs) };
-    const internalParameters = { modelship: version/* VERSION */.x, ...(params.buildxDriver ? { buildxDriver: params.buildxDriver } : {}) };
-    let builder;
-    let invocationId;
-    if (onGitHub) {
-        const repository = env.GITHUB_REPOSITORY;
-        builder = { id: env.GITHUB_WORKFLOW_REF ? `${server}/${env.GITHUB_WORKFLOW_REF}` : `${server}/${repository}/actions`, version: { modelship: version/* VERSION */.x } };
-        invocationId = `${server}/${repository}/actions/runs/${env.GITHUB_RUN_ID}/attempts/${env.GITHUB_RUN_ATTEMPT || '1'}`;
-        const wf = env.GITHUB_WORKFLOW_REF ? workflowPath(env.GITHUB_WORKFLOW_REF, repository) : undefined;
-        externalParameters.workflow = { repository: `${server}/${repository}`, ...(env.GITHUB_REF ? { ref: env.GITHUB_REF } : {}), ...(wf ? { path: wf } : {}) };
-        // the run's context as GitHub's own build type records it (ids survive renames; the runner says who ran it)
-        const github = Object.fromEntries([
-            ['event_name', env.GITHUB_EVENT_NAME],
-            ['repository_id', env.GITHUB_REPOSITORY_ID],
-            ['repository_owner_id', env.GITHUB_REPOSITORY_OWNER_ID],
-            ['runner_environment', env.RUNNER_ENVIRONMENT],
-        ].filter(([, v]) => v));
-        if (Object.keys(github).length)
-            internalParameters.github = github;
-    }
-    else {
-        builder = { id: `${CLI_BUILDER}@${version/* VERSION */.x}`, version: { modelship: version/* VERSION */.x } };
-        if (params.hostname)
-            internalParameters.hostname = params.hostname;
-    }
-    const config = facts.triton?.config;
-    return {
-        _type: IN_TOTO_STATEMENT_V1,
-        subject: [{ name: facts.image.repository, digest: { sha256: digest.slice('sha256:'.length) } }],
-        predicateType: SLSA_PROVENANCE_V1,
-        predicate: {
-            buildDefinition: { buildType: BUILD_TYPE, externalParameters, internalParameters, resolvedDependencies: resolvedDependencies(facts, params) },
-            runDetails: {
-                builder,
-                metadata: { ...(invocationId ? { invocationId } : {}), startedOn: params.startedOn, finishedOn: params.finishedOn },
-                // what the build generated beside the image: Triton's config.pbtxt
-                ...(config ? { byproducts: [{ name: 'config.pbtxt', digest: { sha256: config.sha256 }, annotations: { path: config.file } }] } : {}),
-            },
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./src/image/supply-chain.ts
-
-
-
-
-
-
-
-/**
- * The image's supply chain: what went into it (a CycloneDX ML-BOM), how it was built (an in-toto statement with an
- * SLSA provenance v1 predicate), both written as files for the workflow to keep, and — with input `sign` — the pushed
- * digest signed with cosign and both documents attached to it as signed attestations, which smoke and rollout verify
- * (src/shared/verify-image.ts) before they pull or deploy it.
- */
-/** input `sign`: no signature, a cosign key pair's private key (signing-key), or keyless (GitHub's OIDC token). */
-const SIGN_MODES = ['off', 'key', 'keyless'];
-/** onnxruntime-node's native libraries in the bundle (what IMAGE_ORT_DIR holds in the image). */
-const ORT_LIBS = external_path_.join('bin', 'napi-v6', 'linux', 'x64');
-const fileDigest = (file, name = external_path_.basename(file)) => ({ file: name, sha256: (0,fsx/* sha256 */.sc)(external_fs_.readFileSync(file)) });
-/** The facts the BOM and the provenance are made of, gathered from the stage's inputs and what its context holds. */
-function imageFacts(o) {
-    const c = o.context;
-    // the lineage is what the model's own metadata says: a file that is not an ONNX model or a TensorRT plan modelship
-    // can read has none, and the image (whose server will judge the model) is still described
-    let lineage;
-    try {
-        lineage = modelLineage(o.model.path, o.model.bytes);
-        for (const w of lineage.warnings)
-            o.warn(`ML-BOM: ${w}`);
-    }
-    catch (e) {
-        o.warn(`ML-BOM: no lineage for ${o.model.path}: ${e.message}`);
-    }
-    const facts = {
-        image: { repository: o.repository, digest: o.digest, tags: o.tags },
-        runtime: o.runtime,
-        gpu: o.gpu,
-        created: o.created,
-        model: {
-            name: o.model.name,
-            file: o.model.fileInImage,
-            sha256: (0,fsx/* sha256 */.sc)(o.model.bytes),
-            ...(o.model.encrypted ? { encrypted: o.model.encrypted } : {}),
-            ...(lineage ? { lineage } : {}),
-            parity: o.model.parity,
-        },
-        base: c.base,
-    };
-    if (c.node)
-        facts.node = { version: c.node.version, sha256: fileDigest(c.node.binary).sha256, source: c.node.source };
-    if (c.dist) {
-        // a bundle of one's own (MODELSHIP_DIST) may come without ncc's license list: then no packages are listed
-        const licenses = external_path_.join(c.dist, 'licenses.txt');
-        if (external_fs_.existsSync(licenses))
-            facts.npmPackages = bundledPackages(external_fs_.readFileSync(licenses, 'utf8'));
-        else
-            o.warn(`ML-BOM: the server bundle has no licenses.txt (${licenses}): its npm packages are not listed`);
-        facts.bundleSha256 = fileDigest(external_path_.join(c.dist, 'index.js')).sha256;
-        const ortDir = external_path_.join(c.dist, ORT_LIBS);
-        const ort = facts.npmPackages?.find((p) => p.name === 'onnxruntime-node');
-        if (ort && external_fs_.existsSync(ortDir))
-            facts.onnxruntime = {
-                version: ort.version,
-                libraries: external_fs_.readdirSync(ortDir)
-                    .sort()
-                    .map((f) => fileDigest(external_path_.join(ortDir, f))),
-            };
-    }
-    if (c.providers) {
-        const p = c.providers.provenance;
-        facts.providers = {
-            package: p.package,
-            version: p.version,
-            ...(p.sha256 ? { sha256: p.sha256 } : {}),
-            ...(p.sha512 ? { sha512: p.sha512 } : {}),
-            ...(p.source ? { source: p.source } : {}),
-            files: c.providers.files.map((f) => p[`${external_path_.basename(f)}.sha256`] ? { file: external_path_.basename(f), sha256: p[`${external_path_.basename(f)}.sha256`] } : fileDigest(f)),
-        };
-    }
-    if (c.triton)
-        facts.triton = {
-            release: c.triton.release,
-            config: { file: `${o.model.name}/config.pbtxt`, sha256: (0,fsx/* sha256 */.sc)(Buffer.from(c.triton.config)) },
-            platform: c.triton.platform,
-        };
-    return facts;
-}
-/**
- * Write the ML-BOM and the provenance statement (atomically: a file is whole or not there), then, when signing, sign
- * the pushed digest and attest both documents to it. cosign comes from its release through the tool cache.
- */
-async function recordSupplyChain(o, log, env) {
-    const bom = buildMlBom(o.facts);
-    const statement = provenanceStatement(o.facts, { inputs: o.inputs, git: o.git, buildxDriver: o.buildxDriver, startedOn: o.startedOn, finishedOn: new Date().toISOString(), hostname: external_os_.hostname() }, env);
-    (0,fsx/* writeFileAtomic */.Zf)(o.files.mlBom, bom.json);
-    (0,fsx/* writeFileAtomic */.Zf)(o.files.provenance, JSON.stringify(statement, null, 2) + '\n');
-    log.info(`ML-BOM (CycloneDX 1.6): ${o.files.mlBom}; provenance (in-toto, SLSA v1): ${o.files.provenance}`);
-    const s = o.signing;
-    if (s.sign === 'off')
-        return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: false };
-    const signer = s.sign === 'key' ? { kind: 'key', key: s.signingKey, password: s.signingKeyPassword, field: 'signing-key' } : { kind: 'keyless' };
-    await log.group(`sign ${o.pinned} and attest its ML-BOM and provenance (cosign ${s.cosign.version})`, async () => {
-        const cosign = await (0,shared_cosign/* installCosign */.F1)(s.cosign, log);
-        const base = { image: o.pinned, signer, transparencyLog: s.transparencyLog };
-        await (0,shared_cosign/* signImage */.jV)(cosign, base, log, env);
-        await (0,shared_cosign/* attestImage */.DT)(cosign, { ...base, type: 'cyclonedx', predicate: bom.document }, log, env);
-        // cosign makes the statement itself, with the signed digest as its subject: it is given the predicate
-        await (0,shared_cosign/* attestImage */.DT)(cosign, { ...base, type: 'slsaprovenance1', predicate: statement.predicate }, log, env);
-    });
-    return { mlBomFile: o.files.mlBom, provenanceFile: o.files.provenance, signed: true };
-}
-
-
-/***/ }),
-
 /***/ 79407:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -57090,7 +57169,7 @@ else {
  * (`src/<stage>/inputs.ts`), inputs that several stages read live in `src/shared/inputs.ts`, and `src/config.ts`
  * puts them together: action.yml, the CLI flags and the README tables are generated from that one list.
  */
-const STAGES = ['convert', 'compile', 'image', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'];
+const STAGES = ['convert', 'compile', 'image', 'sign', 'smoke', 'rollout', 'preview', 'cleanup', 'pipeline'];
 /** The stages whose inputs a stage also reads: the pipeline runs five, a preview is a rollout. */
 const STAGE_INCLUDES = { pipeline: ['convert', 'compile', 'image', 'smoke', 'rollout'], preview: ['rollout'] };
 /** Does `stage` read input `i` (directly, or through a stage it runs)? */
@@ -59639,7 +59718,7 @@ const AUTOSCALER_KINDS = [
 /* harmony export */   yy: () => (/* binding */ sleep),
 /* harmony export */   zD: () => (/* binding */ selectorString)
 /* harmony export */ });
-/* unused harmony exports fatalReason, describePod, podEvidence */
+/* unused harmony exports PULL_GRACE_MS, pullFailing, fatalReason, describePod, podEvidence */
 /* harmony import */ var _admission__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(26760);
 
 function podView(p) {
@@ -59671,9 +59750,25 @@ const FATAL_WAITING = new Set([
     'RunContainerError',
     'ErrImageNeverPull',
 ]);
-/** Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not crash. */
-function fatalReason(p) {
+/**
+ * A failed image pull the kubelet retries by itself (after a 10 s back-off): the first failure can be a moment's
+ * (the kubelet's cache of a pull Secret applied a second before the pod, a registry restarting), so it is fatal
+ * only once it has lasted past one retry.
+ */
+const RETRIED_PULL = new Set(['ErrImagePull', 'ImagePullBackOff']);
+/** How long a retried pull may keep failing before the pod is judged: the kubelet's first back-off (10 s) and a second pull. */
+const PULL_GRACE_MS = 25_000;
+/** Is this pod waiting on an image pull that failed (and that the kubelet will retry)? */
+const pullFailing = (p) => !!p.waiting && RETRIED_PULL.has(p.waiting.reason);
+/**
+ * Why this pod can no longer become healthy, or undefined. A restart is a failure: a good model server does not
+ * crash. `pullFailingMs`: how long the pod has been in a failed pull (pullFailing) — under PULL_GRACE_MS it is not
+ * judged yet; a caller that does not track it gets the verdict at once.
+ */
+function fatalReason(p, pullFailingMs = Infinity, pullGraceMs = PULL_GRACE_MS) {
     const exit = (t) => `${t.reason || 'exited'} (exit code ${t.exitCode})${t.message ? `: ${t.message.trim().slice(0, 300)}` : ''}`;
+    if (pullFailing(p) && pullFailingMs < pullGraceMs)
+        return undefined;
     if (p.waiting && FATAL_WAITING.has(p.waiting.reason))
         return `pod ${p.name}: ${p.waiting.reason}${p.waiting.message ? `: ${p.waiting.message.slice(0, 300)}` : ''}${p.lastTerminated ? `; last exit ${exit(p.lastTerminated)}` : ''}`;
     if (p.restarts > 0)
@@ -59735,13 +59830,14 @@ async function podEvidence(kube, namespace, pods) {
 }
 /**
  * Wait for a Deployment's rollout: every replica updated and available, none of the old ones left. Fails at
- * once when a new pod crash-loops, cannot pull its image, or fails its readiness probe after starting, or when Pod
+ * once when a new pod crash-loops, cannot pull its image (still failing after the kubelet's retry: PULL_GRACE_MS), or fails its readiness probe after starting, or when Pod
  * Security refuses the new ReplicaSet's pods (admission.ts: the backstop of the stage's dry run); fails at
  * the progress deadline or at timeoutMs, with the pods' states and warning events as evidence.
  */
 async function waitDeployment(kube, namespace, name, wait) {
     const deadline = Date.now() + wait.timeoutMs;
     const notReadySince = new Map();
+    const pullFailingSince = new Map();
     let last = '';
     for (;;) {
         const d = await kube.get('apps/v1', 'Deployment', namespace, name);
@@ -59767,7 +59863,14 @@ async function waitDeployment(kube, namespace, name, wait) {
                 .map(podView)
             : [];
         for (const p of pods) {
-            const why = fatalReason(p);
+            if (pullFailing(p)) {
+                if (!pullFailingSince.has(p.uid))
+                    pullFailingSince.set(p.uid, Date.now());
+            }
+            else
+                pullFailingSince.delete(p.uid);
+            const since = pullFailingSince.get(p.uid);
+            const why = fatalReason(p, since === undefined ? 0 : Date.now() - since, wait.pullGraceMs);
             if (why)
                 throw new GateFailure(why, await podEvidence(kube, namespace, [p]));
             if (p.started && !p.ready && p.phase === 'Running') {
@@ -60727,7 +60830,9 @@ async function runStage(cfg, log) {
         case 'compile':
             return (__nccwpck_require__(15379)/* .runCompile */ .Jz)(cfg.compile, log);
         case 'image':
-            return (__nccwpck_require__(12534)/* .runImage */ .DG)(cfg.image, log);
+            return (__nccwpck_require__(20094)/* .runImage */ .DG)(cfg.image, log);
+        case 'sign':
+            return (__nccwpck_require__(94605)/* .runSign */ .t)(cfg.sign, log);
         case 'smoke':
             return (__nccwpck_require__(38697)/* .runSmoke */ .Lw)(cfg.smoke, log);
         case 'rollout':
@@ -63822,6 +63927,78 @@ if (isServeWorker() && __nccwpck_require__.c[__nccwpck_require__.s] === module)
 
 /***/ }),
 
+/***/ 57796:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Kv: () => (/* binding */ signerOf),
+/* harmony export */   Oc: () => (/* binding */ signAndAttest),
+/* harmony export */   ac: () => (/* binding */ readSigning)
+/* harmony export */ });
+/* unused harmony export SIGN_MODES */
+/* harmony import */ var _inputs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(38422);
+/* harmony import */ var _cosign__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2382);
+/* harmony import */ var _verify_image__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(94476);
+
+
+
+/**
+ * Signing an image that is pushed, by digest, and attaching its supply-chain documents to it as signed attestations:
+ * the image stage does it right after its push (input sign), the sign stage in a job of its own (the one job of a
+ * workflow that holds `id-token: write` for keyless signing). One sequence for both, signAndAttest: cosign installed,
+ * the digest signed, then the CycloneDX ML-BOM and the SLSA provenance attested, each when there is one. Smoke and
+ * rollout verify them (verify-image.ts) before they pull or deploy.
+ */
+/** input `sign`: no signature, a cosign key pair's private key (signing-key), or keyless (GitHub's OIDC token). */
+const SIGN_MODES = ['off', 'key', 'keyless'];
+/** The inputs sign, signing-key, signing-key-password, transparency-log and cosign-* (image, sign), checked. */
+function readSigning(r) {
+    const c = {
+        sign: r.oneOf('sign', SIGN_MODES),
+        signingKey: r.raw('signing-key'),
+        signingKeyPassword: r.raw('signing-key-password'),
+        transparencyLog: r.bool('transparency-log'),
+        cosign: (0,_verify_image__WEBPACK_IMPORTED_MODULE_2__/* .readCosignSource */ .tF)(r),
+    };
+    if (c.sign === 'key' && !c.signingKey)
+        (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('signing-key', 'sign: key needs the cosign private key (PEM text from a secret, or a file path)');
+    if (c.sign !== 'key' && c.signingKey)
+        (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('signing-key', `is only used with sign: key (sign is ${c.sign})`);
+    return c;
+}
+/** Who signs, as cosign.ts takes it (sign must not be off). */
+function signerOf(s) {
+    if (s.sign === 'off')
+        throw new Error('internal: no signer with sign: off');
+    return s.sign === 'key' ? { kind: 'key', key: s.signingKey, password: s.signingKeyPassword, field: 'signing-key' } : { kind: 'keyless' };
+}
+/**
+ * Sign the image (by digest) and attest its ML-BOM and its provenance to it, in that order, with cosign from its
+ * release through the tool cache. Returns the attestation types attached. `env` carries the DOCKER_CONFIG that logs
+ * cosign in to the registry.
+ */
+async function signAndAttest(o, log, env = process.env) {
+    const signer = signerOf(o.signing);
+    const attestations = [];
+    if (o.mlBom)
+        attestations.push(['cyclonedx', o.mlBom]);
+    if (o.provenance)
+        attestations.push(['slsaprovenance1', o.provenance.predicate]);
+    const what = attestations.length ? ` and attest its ${[o.mlBom ? 'ML-BOM' : '', o.provenance ? 'provenance' : ''].filter(Boolean).join(' and ')}` : '';
+    return log.group(`sign ${o.image}${what} (cosign ${o.signing.cosign.version})`, async () => {
+        const cosign = await (0,_cosign__WEBPACK_IMPORTED_MODULE_1__/* .installCosign */ .F1)(o.signing.cosign, log);
+        const base = { image: o.image, signer, transparencyLog: o.signing.transparencyLog };
+        await (0,_cosign__WEBPACK_IMPORTED_MODULE_1__/* .signImage */ .jV)(cosign, base, log, env);
+        for (const [type, predicate] of attestations)
+            await (0,_cosign__WEBPACK_IMPORTED_MODULE_1__/* .attestImage */ .DT)(cosign, { ...base, type, predicate }, log, env);
+        return attestations.map(([type]) => type);
+    });
+}
+
+
+/***/ }),
+
 /***/ 96718:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -64348,7 +64525,7 @@ function materializeSigner(files, s, env) {
     if (s.kind === 'keyless') {
         // cosign's github-actions provider asks the runner for the job's OIDC token with these
         if (!env.ACTIONS_ID_TOKEN_REQUEST_URL || !env.ACTIONS_ID_TOKEN_REQUEST_TOKEN)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('input', "keyless signing uses the job's GitHub OIDC token, and there is none (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set): give the job `permissions: id-token: write`, or sign with a key");
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_4__/* .ModelshipError */ .W7('input', "keyless signing uses the job's GitHub OIDC token, and there is none (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set): give the job `permissions: id-token: write` (calling modelship's reusable workflows: the calling job grants it, for their sign job), or sign with a key");
         return { kind: 'keyless' };
     }
     const field = s.field ?? 'signing-key';
@@ -65661,6 +65838,62 @@ function isFile(f) {
     catch {
         return false;
     }
+}
+
+
+/***/ }),
+
+/***/ 94605:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+"use strict";
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   t: () => (/* binding */ runSign)
+/* harmony export */ });
+/* unused harmony export planSign */
+/* harmony import */ var _util_dockerconfig__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(94944);
+/* harmony import */ var _shared_attest__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(57796);
+/* harmony import */ var _shared_registry__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9222);
+
+
+
+function planSign(cfg) {
+    return {
+        image: cfg.image,
+        signer: cfg.signing.sign === 'off' ? undefined : (0,_shared_attest__WEBPACK_IMPORTED_MODULE_1__/* .signerOf */ .Kv)(cfg.signing).kind,
+        attestations: [
+            ...(cfg.mlBom ? [{ type: 'cyclonedx', file: cfg.mlBom.file }] : []),
+            ...(cfg.provenance ? [{ type: 'slsaprovenance1', file: cfg.provenance.file }] : []),
+        ],
+        transparencyLog: cfg.signing.transparencyLog,
+    };
+}
+function summaryOf(plan, signed) {
+    return [
+        '## modelship sign',
+        '',
+        '| | |',
+        '|---|---|',
+        `| image | \`${plan.image}\` |`,
+        `| signature | ${signed ? `cosign, ${plan.signer === 'key' ? 'key (signing-key)' : 'keyless (Sigstore certificate)'}${plan.transparencyLog ? ', in the transparency log' : ', no transparency log'}` : 'not signed (sign: off)'} |`,
+        `| attestations | ${signed && plan.attestations.length ? plan.attestations.map((a) => `${a.type} (\`${a.file}\`)`).join(', ') : 'none'} |`,
+        '',
+    ].join('\n');
+}
+async function runSign(cfg, log, env = process.env) {
+    const plan = planSign(cfg);
+    if (!plan.signer) {
+        log.info(`sign: off: ${cfg.image} is not signed`);
+        return { outputs: { image: cfg.image, signed: 'false' }, summary: summaryOf(plan, false), ok: true };
+    }
+    const login = (0,_util_dockerconfig__WEBPACK_IMPORTED_MODULE_0__/* .openAuthConfig */ .bd)((0,_shared_registry__WEBPACK_IMPORTED_MODULE_2__/* .parseImageRef */ .Q)(cfg.image).registry, cfg.registryUsername, cfg.registryPassword, env);
+    try {
+        await (0,_shared_attest__WEBPACK_IMPORTED_MODULE_1__/* .signAndAttest */ .Oc)({ image: cfg.image, signing: cfg.signing, mlBom: cfg.mlBom?.document, provenance: cfg.provenance?.document }, log, login.env);
+    }
+    finally {
+        login.close();
+    }
+    return { outputs: { image: cfg.image, signed: 'true' }, summary: summaryOf(plan, true), ok: true };
 }
 
 
