@@ -2300,9 +2300,14 @@ async function runRollout(cfg, log, env = process.env) {
         return dryRun(kube, cfg, plan, log);
     return deploy(kube, cfg, plan, admit, log);
 }
-/** The image by the digest its signature (and attestation-policy) verified; registry-username/password read a private registry. */
+/**
+ * The image by the digest its signature (and attestation-policy) verified; registry-username with registry-password
+ * read a private registry. A username alone is no login (the reusable workflows pass the actor's name by default and
+ * a password only when one is given): the signatures are then read as anyone may.
+ */
 async function verifiedImage(cfg, v, log, env) {
-    const login = (0,dockerconfig/* openAuthConfig */.bd)((0,shared_registry/* parseImageRef */.Q)(cfg.image).registry, cfg.registryLogin?.username ?? '', cfg.registryLogin?.password ?? '', env);
+    const { username = '', password = '' } = cfg.registryLogin ?? {};
+    const login = (0,dockerconfig/* openAuthConfig */.bd)((0,shared_registry/* parseImageRef */.Q)(cfg.image).registry, password ? username : '', password, env);
     try {
         return (await (0,verify_image/* verifyBeforeUse */.i$)(v, cfg.image, log, login.env)).image;
     }

@@ -77,9 +77,14 @@ export async function runRollout(cfg: RolloutConfig, log: Logger, env: NodeJS.Pr
   return deploy(kube, cfg, plan, admit, log);
 }
 
-/** The image by the digest its signature (and attestation-policy) verified; registry-username/password read a private registry. */
+/**
+ * The image by the digest its signature (and attestation-policy) verified; registry-username with registry-password
+ * read a private registry. A username alone is no login (the reusable workflows pass the actor's name by default and
+ * a password only when one is given): the signatures are then read as anyone may.
+ */
 async function verifiedImage(cfg: RolloutConfig, v: ImageVerification, log: Logger, env: NodeJS.ProcessEnv): Promise<string> {
-  const login = openAuthConfig(parseImageRef(cfg.image).registry, cfg.registryLogin?.username ?? '', cfg.registryLogin?.password ?? '', env);
+  const { username = '', password = '' } = cfg.registryLogin ?? {};
+  const login = openAuthConfig(parseImageRef(cfg.image).registry, password ? username : '', password, env);
   try {
     return (await verifyBeforeUse(v, cfg.image, log, login.env)).image;
   } finally {
