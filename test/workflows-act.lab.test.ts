@@ -153,8 +153,17 @@ describeLab('lab: the caller templates run by an Actions engine (act)', () => {
     const { deploy: called } = deploy.needs;
     expect(called.result).toBe('success');
     expect(called.outputs.signed).toBe('true');
-    // the sign job took cosign from its release (the mirror) and signed; smoke and the rollout verified before running
-    expect(cosign.requests.length).toBeGreaterThan(0);
+    // the sign job took cosign from its release (the mirror, or the runner's tool cache after an earlier run: checked
+    // against the pinned sha256 either way), signed and attested both documents; smoke and the rollout verified
+    // before running
+    const signJob = deploy.log
+      .split('\n')
+      .filter((l) => /^\[[^\]]*\/sign\s*\]/.test(l)) // act pads the job names to one width
+      .join('\n');
+    expect(signJob).toMatch(/cosign v[\d.]+(: sha256 [0-9a-f]{64} verified; cached| from the tool cache .*: sha256 [0-9a-f]{64} verified)/);
+    expect(signJob).toMatch(
+      /\| cosign sign [^\n]*sha256:[0-9a-f]{64}\n[^]*\| cosign attest [^\n]*--type cyclonedx[^]*\| cosign attest [^\n]*--type slsaprovenance1/,
+    );
     expect(deploy.log).not.toContain('act-signing-Pa55');
     expect(deploy.log).not.toContain('ENCRYPTED SIGSTORE PRIVATE KEY');
     expect(deploy.log.match(/attestation-policy: parity=pass, model-name=lenet: pass/g)?.length).toBeGreaterThanOrEqual(2);

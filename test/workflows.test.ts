@@ -312,6 +312,11 @@ describe('permissions: the callers grant what the called jobs declare', () => {
       }
       // smoke waits for the signature (or its absence), so it can verify it
       expect([f, wf.jobs.smoke.needs]).toEqual([f, ['build', 'sign']]);
+      // every job after sign says when it runs: under the implied success() a skipped sign (sign off) would skip
+      // them all, however their own needs ended (GitHub and act alike)
+      const needsOf = (j: string): string[] => [wf.jobs[j].needs ?? []].flat();
+      const after = (j: string): boolean => needsOf(j).some((n) => n === 'sign' || after(n));
+      for (const name of Object.keys(wf.jobs).filter(after)) expect([f, name, /!cancelled\(\)/.test(wf.jobs[name].if ?? '')]).toEqual([f, name, true]);
     }
   });
 
