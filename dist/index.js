@@ -48540,7 +48540,6 @@ var registry = __nccwpck_require__(9222);
 const SIGN_INPUTS = [];
 const SIGN_OUTPUTS = [];
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
 const isObject = (x) => typeof x === 'object' && x !== null && !Array.isArray(x);
 /** A file's JSON, or an input error naming the input and the file. */
 function readJson(input, file) {
@@ -48616,7 +48615,7 @@ function readSignConfig(r, s) {
         (0,inputs/* fail */.fJ)('image', `the sign stage signs a pushed image by digest (repository@sha256:<64 hex>, the image stage's image output), got "${s.image}": a tag can move between the push and the signature`);
     c.digest = ref.digest;
     // what is signed is the digest: a tag given beside it is dropped
-    c.image = s.image.replace(/:[^/@]+(?=@sha256:)/, '');
+    c.image = `${(0,cosign/* repositoryOf */._M)(s.image)}@${ref.digest}`;
     if (c.registryUsername && !c.registryPassword)
         (0,inputs/* fail */.fJ)('registry-password', 'is required with registry-username (cosign logs in with both)');
     const mlBomFile = r.raw('ml-bom-file');
@@ -48625,20 +48624,12 @@ function readSignConfig(r, s) {
         c.mlBom = { file: mlBomFile, document: readMlBom(mlBomFile, c.digest) };
     if (provenanceFile)
         c.provenance = { file: provenanceFile, document: readProvenance(provenanceFile, c.digest) };
-    if (c.signing.sign === 'key' && !PEM.test(c.signing.signingKey) && !isFile(c.signing.signingKey))
+    if (c.signing.sign === 'key' && !(0,cosign/* isPemOrFile */.s4)(c.signing.signingKey))
         (0,inputs/* fail */.fJ)('signing-key', 'expected the cosign private key as PEM text or the path of its file, and there is no such file');
     // a malformed or unpinned cosign input fails now, before anything is signed
     if (c.signing.sign !== 'off')
         (0,cosign/* planCosignDownload */.vb)(c.signing.cosign);
     return c;
-}
-function isFile(f) {
-    try {
-        return external_fs_.statSync(f).isFile();
-    }
-    catch {
-        return false;
-    }
 }
 
 // EXTERNAL MODULE: ./src/protocol/detections.ts
@@ -64088,9 +64079,11 @@ function compareOutput(name, batch, got, ref, tol) {
 /* harmony export */   F1: () => (/* binding */ installCosign),
 /* harmony export */   ZG: () => (/* binding */ verifyImage),
 /* harmony export */   ZP: () => (/* binding */ DEFAULT_COSIGN_VERSION),
+/* harmony export */   _M: () => (/* binding */ repositoryOf),
 /* harmony export */   jV: () => (/* binding */ signImage),
 /* harmony export */   r1: () => (/* binding */ COSIGN_CHECKSUMS),
 /* harmony export */   rm: () => (/* binding */ verifyAttestations),
+/* harmony export */   s4: () => (/* binding */ isPemOrFile),
 /* harmony export */   vb: () => (/* binding */ planCosignDownload)
 /* harmony export */ });
 /* unused harmony exports COSIGN_RELEASES, COSIGN_TOOL, cosignPlatform, downloadFailure, signArgs, attestArgs, verifyArgs, verifyAttestationArgs, cosignError, classifyCosignFailure, verifyReason, decodeEnvelopes, verifiedDigests, redact */
@@ -64339,6 +64332,17 @@ function verifyReason(message, v, type) {
     return `the ${what} did not verify`;
 }
 const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
+/** Key material as an input gives it: PEM text, or the path of a file that exists (what materializing it needs). */
+function isPemOrFile(value) {
+    if (PEM.test(value))
+        return true;
+    try {
+        return fs__WEBPACK_IMPORTED_MODULE_1__.statSync(value).isFile();
+    }
+    catch {
+        return false;
+    }
+}
 const DIGEST_REF = /@sha256:[0-9a-f]{64}$/;
 /** Sign the image (by digest). */
 async function signImage(cosign, o, log, env = process.env) {
@@ -64517,7 +64521,7 @@ function pemFile(files, value, name, field) {
     if (PEM.test(value))
         return files.write(name, value.trim() + '\n');
     const f = value.trim();
-    if (!fs__WEBPACK_IMPORTED_MODULE_1__.existsSync(f) || !fs__WEBPACK_IMPORTED_MODULE_1__.statSync(f).isFile())
+    if (!isPemOrFile(f))
         throw input(field, `expected PEM text or the path of a PEM file, got "${f.length > 80 ? `${f.slice(0, 80)}...` : f}" (no such file)`);
     return f;
 }
@@ -65596,12 +65600,9 @@ function checkPlanCompatibility(plan, target) {
 /* harmony export */   tF: () => (/* binding */ readCosignSource)
 /* harmony export */ });
 /* unused harmony exports VERIFY_MODES, modelComponents, parsePolicy, evaluatePolicy, planVerification, describePlan */
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
-/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _inputs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(38422);
-/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(70017);
-/* harmony import */ var _cosign__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2382);
-
+/* harmony import */ var _inputs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(38422);
+/* harmony import */ var _util_errors__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70017);
+/* harmony import */ var _cosign__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2382);
 
 
 
@@ -65712,16 +65713,16 @@ function parsePolicy(text) {
         .filter(Boolean)) {
         const eq = item.indexOf('=');
         if (eq <= 0)
-            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', `expected key=value pairs separated by commas, got "${item}"`);
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('attestation-policy', `expected key=value pairs separated by commas, got "${item}"`);
         const key = item.slice(0, eq).trim();
         const rule = RULES.get(key);
         if (!rule)
-            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', `unknown key "${key}"; the keys are ${POLICY_RULES.map((r) => r.key).join(', ')}`);
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('attestation-policy', `unknown key "${key}"; the keys are ${POLICY_RULES.map((r) => r.key).join(', ')}`);
         const v = rule.parse(item.slice(eq + 1).trim());
         if (typeof v !== 'string')
-            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', `${key}: ${v.error}`);
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('attestation-policy', `${key}: ${v.error}`);
         if (checks.some((c) => c.key === key))
-            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', `"${key}" is given twice`);
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('attestation-policy', `"${key}" is given twice`);
         checks.push({ key, expected: v });
     }
     return checks;
@@ -65763,34 +65764,34 @@ function readVerification(r) {
     const keylessOnly = ['certificate-identity', 'certificate-roots'];
     if (mode === 'off') {
         if (policyText)
-            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('attestation-policy', 'checks verified attestations: give verify (key or keyless) too');
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('attestation-policy', 'checks verified attestations: give verify (key or keyless) too');
         return undefined;
     }
     const policy = parsePolicy(policyText);
     const cosign = readCosignSource(r);
-    (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .planCosignDownload */ .vb)(cosign); // a malformed or unpinned cosign input fails now, not after the build
+    (0,_cosign__WEBPACK_IMPORTED_MODULE_2__/* .planCosignDownload */ .vb)(cosign); // a malformed or unpinned cosign input fails now, not after the build
     if (mode === 'key') {
         if (r.raw('verify-key') === '')
-            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('verify-key', 'is required with verify: key (the public key, PEM text or a file)');
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('verify-key', 'is required with verify: key (the public key, PEM text or a file)');
         for (const name of keylessOnly)
             if (r.raw(name) !== '')
-                (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)(name, 'is for verify: keyless (verify: key checks verify-key only)');
+                (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)(name, 'is for verify: keyless (verify: key checks verify-key only)');
         const key = r.raw('verify-key');
-        if (!/-----BEGIN [A-Z0-9 ]+-----/.test(key) && !isFile(key))
-            (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('verify-key', `expected the public key as PEM text or the path of a PEM file, got "${key.length > 80 ? `${key.slice(0, 80)}...` : key}" (no such file)`);
+        if (!(0,_cosign__WEBPACK_IMPORTED_MODULE_2__/* .isPemOrFile */ .s4)(key))
+            (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('verify-key', `expected the public key as PEM text or the path of a PEM file, got "${key.length > 80 ? `${key.slice(0, 80)}...` : key}" (no such file)`);
         return { verifier: { kind: 'key', key }, transparencyLog, policy, cosign };
     }
     if (r.raw('verify-key') !== '')
-        (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('verify-key', 'is for verify: key (verify: keyless checks the certificate identity)');
+        (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('verify-key', 'is for verify: key (verify: keyless checks the certificate identity)');
     const identity = r.raw('certificate-identity');
     if (!identity)
-        (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('certificate-identity', 'is required with verify: keyless (e.g. https://github.com/org/repo/.github/workflows/deploy.yml@refs/heads/main)');
+        (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('certificate-identity', 'is required with verify: keyless (e.g. https://github.com/org/repo/.github/workflows/deploy.yml@refs/heads/main)');
     const issuer = r.raw('certificate-oidc-issuer');
     if (!/^https?:\/\//.test(issuer))
-        (0,_inputs__WEBPACK_IMPORTED_MODULE_1__/* .fail */ .fJ)('certificate-oidc-issuer', `expected the OIDC issuer's URL (e.g. ${GITHUB_OIDC_ISSUER}), got "${issuer}"`);
+        (0,_inputs__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('certificate-oidc-issuer', `expected the OIDC issuer's URL (e.g. ${GITHUB_OIDC_ISSUER}), got "${issuer}"`);
     const roots = r.raw('certificate-roots');
     if (roots)
-        (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .trustedRootFor */ .$_)(roots, transparencyLog); // readable, certificates or a trusted root, and usable with the log switch
+        (0,_cosign__WEBPACK_IMPORTED_MODULE_2__/* .trustedRootFor */ .$_)(roots, transparencyLog); // readable, certificates or a trusted root, and usable with the log switch
     return { verifier: { kind: 'keyless', identity, issuer, roots: roots || undefined }, transparencyLog, policy, cosign };
 }
 function planVerification(v, image) {
@@ -65802,7 +65803,7 @@ function describePlan(p) {
     const who = p.verifier.kind === 'key'
         ? 'verify-key'
         : `certificate-identity ${p.verifier.identity} (issuer ${p.verifier.issuer}${p.verifier.roots ? ', certificate-roots' : ", Sigstore's roots"})`;
-    const atts = p.attestations.length ? `; attestations ${p.attestations.map((t) => `${t} (${_cosign__WEBPACK_IMPORTED_MODULE_3__/* .PREDICATE_TYPES */ .Cs[t]})`).join(', ')}` : '';
+    const atts = p.attestations.length ? `; attestations ${p.attestations.map((t) => `${t} (${_cosign__WEBPACK_IMPORTED_MODULE_2__/* .PREDICATE_TYPES */ .Cs[t]})`).join(', ')}` : '';
     return `verify ${p.image}: signature by ${who}${p.transparencyLog ? '' : ', transparency log off'}${atts}${p.checks.length ? `; policy ${p.checks.map((c) => `${c.key}=${c.expected}`).join(',')}` : ''}`;
 }
 /**
@@ -65815,29 +65816,21 @@ async function verifyBeforeUse(v, image, log, env = process.env) {
     const plan = planVerification(v, image);
     return log.group(`verify ${image}`, async () => {
         log.info(describePlan(plan));
-        const cosign = await (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .installCosign */ .F1)(v.cosign, log);
-        const verified = await (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .verifyImage */ .ZG)(cosign, { image, verifier: plan.verifier, transparencyLog: plan.transparencyLog }, log, env);
+        const cosign = await (0,_cosign__WEBPACK_IMPORTED_MODULE_2__/* .installCosign */ .F1)(v.cosign, log);
+        const verified = await (0,_cosign__WEBPACK_IMPORTED_MODULE_2__/* .verifyImage */ .ZG)(cosign, { image, verifier: plan.verifier, transparencyLog: plan.transparencyLog }, log, env);
         const attestations = {};
         for (const type of plan.attestations)
-            attestations[type] = await (0,_cosign__WEBPACK_IMPORTED_MODULE_3__/* .verifyAttestations */ .rm)(cosign, { image: verified.image, verifier: plan.verifier, transparencyLog: plan.transparencyLog, type }, log, env);
+            attestations[type] = await (0,_cosign__WEBPACK_IMPORTED_MODULE_2__/* .verifyAttestations */ .rm)(cosign, { image: verified.image, verifier: plan.verifier, transparencyLog: plan.transparencyLog, type }, log, env);
         const policy = evaluatePolicy(plan.checks, attestations);
         const failed = policy.filter((p) => !p.pass);
         if (failed.length)
-            throw new _util_errors__WEBPACK_IMPORTED_MODULE_2__/* .ModelshipError */ .W7('verify', `image ${verified.image}: attestation-policy failed: ${failed.map((f) => `${f.key}: ${f.why}`).join('; ')}`, {
+            throw new _util_errors__WEBPACK_IMPORTED_MODULE_1__/* .ModelshipError */ .W7('verify', `image ${verified.image}: attestation-policy failed: ${failed.map((f) => `${f.key}: ${f.why}`).join('; ')}`, {
                 field: 'attestation-policy',
             });
         if (policy.length)
             log.info(`attestation-policy: ${policy.map((p) => `${p.key}=${p.expected}`).join(', ')}: pass`);
         return { ...verified, attestations, policy };
     });
-}
-function isFile(f) {
-    try {
-        return fs__WEBPACK_IMPORTED_MODULE_0__.statSync(f).isFile();
-    }
-    catch {
-        return false;
-    }
 }
 
 

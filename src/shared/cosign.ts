@@ -385,6 +385,17 @@ export interface InTotoStatement {
 }
 
 const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
+
+/** Key material as an input gives it: PEM text, or the path of a file that exists (what materializing it needs). */
+export function isPemOrFile(value: string): boolean {
+  if (PEM.test(value)) return true;
+  try {
+    return fs.statSync(value).isFile();
+  } catch {
+    return false;
+  }
+}
+
 const DIGEST_REF = /@sha256:[0-9a-f]{64}$/;
 
 /** Sign the image (by digest). */
@@ -514,7 +525,7 @@ export function verifiedDigests(stdout: string): string[] {
 }
 
 /** registry/repository of a reference, without tag or digest. */
-function repositoryOf(image: string): string {
+export function repositoryOf(image: string): string {
   return image.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, '');
 }
 
@@ -587,8 +598,7 @@ async function withFiles<T>(env: NodeJS.ProcessEnv, fn: (files: Files) => Promis
 function pemFile(files: Files, value: string, name: string, field: string): string {
   if (PEM.test(value)) return files.write(name, value.trim() + '\n');
   const f = value.trim();
-  if (!fs.existsSync(f) || !fs.statSync(f).isFile())
-    throw input(field, `expected PEM text or the path of a PEM file, got "${f.length > 80 ? `${f.slice(0, 80)}...` : f}" (no such file)`);
+  if (!isPemOrFile(f)) throw input(field, `expected PEM text or the path of a PEM file, got "${f.length > 80 ? `${f.slice(0, 80)}...` : f}" (no such file)`);
   return f;
 }
 

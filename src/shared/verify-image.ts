@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import { fail, Reader } from '../inputs';
 import type { Logger } from '../stage';
 import { ModelshipError } from '../util/errors';
@@ -7,6 +6,7 @@ import {
   CosignSource,
   InTotoStatement,
   installCosign,
+  isPemOrFile,
   planCosignDownload,
   PREDICATE_TYPES,
   trustedRootFor,
@@ -238,7 +238,7 @@ export function readVerification(r: Reader): ImageVerification | undefined {
     if (r.raw('verify-key') === '') fail('verify-key', 'is required with verify: key (the public key, PEM text or a file)');
     for (const name of keylessOnly) if (r.raw(name) !== '') fail(name, 'is for verify: keyless (verify: key checks verify-key only)');
     const key = r.raw('verify-key');
-    if (!/-----BEGIN [A-Z0-9 ]+-----/.test(key) && !isFile(key))
+    if (!isPemOrFile(key))
       fail(
         'verify-key',
         `expected the public key as PEM text or the path of a PEM file, got "${key.length > 80 ? `${key.slice(0, 80)}...` : key}" (no such file)`,
@@ -321,12 +321,4 @@ export async function verifyBeforeUse(v: ImageVerification, image: string, log: 
     if (policy.length) log.info(`attestation-policy: ${policy.map((p) => `${p.key}=${p.expected}`).join(', ')}: pass`);
     return { ...verified, attestations, policy };
   });
-}
-
-function isFile(f: string): boolean {
-  try {
-    return fs.statSync(f).isFile();
-  } catch {
-    return false;
-  }
 }

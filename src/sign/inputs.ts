@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import { fail, InputSpec, OutputSpec, Reader } from '../inputs';
 import type { SharedConfig } from '../shared/inputs';
 import type { SigningConfig } from '../shared/attest';
-import { PREDICATE_TYPES, planCosignDownload } from '../shared/cosign';
+import { PREDICATE_TYPES, isPemOrFile, planCosignDownload, repositoryOf } from '../shared/cosign';
 import { parseImageRef } from '../shared/registry';
 
 /**
@@ -45,7 +45,6 @@ export interface SignConfig {
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** A file's JSON, or an input error naming the input and the file. */
@@ -127,23 +126,15 @@ export function readSignConfig(r: Reader, s: SharedConfig): SignConfig {
     );
   c.digest = ref.digest;
   // what is signed is the digest: a tag given beside it is dropped
-  c.image = s.image.replace(/:[^/@]+(?=@sha256:)/, '');
+  c.image = `${repositoryOf(s.image)}@${ref.digest}`;
   if (c.registryUsername && !c.registryPassword) fail('registry-password', 'is required with registry-username (cosign logs in with both)');
   const mlBomFile = r.raw('ml-bom-file');
   const provenanceFile = r.raw('provenance-file');
   if (mlBomFile) c.mlBom = { file: mlBomFile, document: readMlBom(mlBomFile, c.digest) };
   if (provenanceFile) c.provenance = { file: provenanceFile, document: readProvenance(provenanceFile, c.digest) };
-  if (c.signing.sign === 'key' && !PEM.test(c.signing.signingKey) && !isFile(c.signing.signingKey))
+  if (c.signing.sign === 'key' && !isPemOrFile(c.signing.signingKey))
     fail('signing-key', 'expected the cosign private key as PEM text or the path of its file, and there is no such file');
   // a malformed or unpinned cosign input fails now, before anything is signed
   if (c.signing.sign !== 'off') planCosignDownload(c.signing.cosign);
   return c;
-}
-
-function isFile(f: string): boolean {
-  try {
-    return fs.statSync(f).isFile();
-  } catch {
-    return false;
-  }
 }
